@@ -1,0 +1,140 @@
+"""Adam and AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), AMSGrad (Reddi et al. 2018)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+
+
+def init(p: Tensor, *, amsgrad: bool = False, **_) -> dict:
+    state = {
+        "step": scalar_step(),
+        "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+    }
+    if amsgrad:
+        state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return state
+
+
+def update(p, g, state, *, step, lr, betas, eps, weight_decay, amsgrad=False,
+           decoupled_weight_decay=False, **_) -> Tensor:
+    beta1, beta2 = betas
+    if nonzero(weight_decay):
+        if decoupled_weight_decay:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+    m = state["exp_avg"] = torch.lerp(state["exp_avg"], g, 1 - beta1)
+    v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    if amsgrad:
+        v = state["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], v)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    denom = v.sqrt() / bias_correction2**0.5 + eps
+    return p - (lr / bias_correction1) * m / denom
+
+
+_RULE = r"""
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \beta_1, \beta_2, \epsilon, \lambda
+            \text{ (weight decay)}, \theta_0, f(\theta)\\
+       &\textbf{init}: m_0 \leftarrow 0,\ v_0 \leftarrow 0,\ \hat v^{max}_0 \leftarrow 0\\
+       &\textbf{for}\ t = 1, 2, \ldots\\
+       &\quad g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1})
+            \quad (- \text{ if maximize})\\
+       &\quad \textbf{if}\ \text{decoupled}:\ \theta_{t-1} \leftarrow \theta_{t-1}(1 - \gamma\lambda)
+            \quad \textbf{else}:\ g_t \leftarrow g_t + \lambda\theta_{t-1}\\
+       &\quad m_t \leftarrow \beta_1 m_{t-1} + (1-\beta_1) g_t\\
+       &\quad v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
+       &\quad \textbf{if}\ \text{amsgrad}:\ v_t \leftarrow \max(\hat v^{max}_{t-1}, v_t)
+            =: \hat v^{max}_t\\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,
+            \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+       \end{aligned}
+"""
+
+
+class Adam(RuleOptimizer):
+    __doc__ = rf"""Adam: adaptive moment estimation, with optional AMSGrad and decoupled decay.
+
+    Drop-in for ``torch.optim.Adam`` (same arguments, defaults and numerics).
+{_RULE}
+    Args:
+        params (iterable): parameters or parameter groups to optimize.
+        lr (float or Tensor, optional): learning rate :math:`\gamma` (default: 1e-3).
+        betas (tuple[float, float], optional): decay rates of the first and second moment
+            estimates (default: (0.9, 0.999)).
+        eps (float, optional): added to the denominator *outside* the square root, as in
+            the paper and torch (optax's ``eps_root`` is the one inside) (default: 1e-8).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` added to the gradient, or
+            decoupled if ``decoupled_weight_decay`` (default: 0).
+        amsgrad (bool, optional): use the running maximum of :math:`v_t` (Reddi et al. 2018,
+            "On the Convergence of Adam and Beyond") (default: False).
+        decoupled_weight_decay (bool, optional): decay the weights directly by
+            :math:`\gamma\lambda`, which makes this AdamW (default: False).
+{COMMON_ARGS_DOC}
+
+    Reference: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+    https://arxiv.org/abs/1412.6980.
+
+    Example:
+        >>> import torch, optimlab
+        >>> w = torch.tensor([1.5, -2.0], requires_grad=True)
+        >>> opt = optimlab.Adam([w], lr=0.1)
+        >>> for _ in range(200):
+        ...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()
+        >>> bool(w.abs().max() < 0.05)
+        True
+    """
+
+    init = staticmethod(init)
+    update = staticmethod(update)
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
+                 skip_nonfinite=False):
+        check_range("lr", lr, 0.0)
+        check_betas(betas)
+        check_range("eps", eps, 0.0)
+        check_range("weight_decay", weight_decay, 0.0)
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, foreach=foreach,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+
+
+class AdamW(Adam):
+    __doc__ = rf"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter 2019).
+
+    Drop-in for ``torch.optim.AdamW``: it is :class:`Adam` with
+    ``decoupled_weight_decay=True`` and a default ``weight_decay`` of 1e-2.
+{_RULE}
+    .. warning::
+       As in torch, the decay is scaled by the learning rate
+       (:math:`\theta \leftarrow \theta(1-\gamma\lambda)`); the paper and some frameworks
+       scale it by a separate schedule multiplier only, so the same ``weight_decay`` means a
+       different strength there.
+
+    Args:
+        params (iterable): parameters or parameter groups to optimize.
+        lr (float or Tensor, optional): learning rate :math:`\gamma` (default: 1e-3).
+        betas (tuple[float, float], optional): moment decay rates (default: (0.9, 0.999)).
+        eps (float, optional): denominator term outside the root (default: 1e-8).
+        weight_decay (float, optional): decoupled decay coefficient :math:`\lambda`
+            (default: 1e-2).
+        amsgrad (bool, optional): use the running maximum of :math:`v_t` (default: False).
+{COMMON_ARGS_DOC}
+
+    Reference: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
+    https://arxiv.org/abs/1711.05101.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False, foreach=None, skip_nonfinite=False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                         decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite)

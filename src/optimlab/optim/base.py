@@ -1,0 +1,252 @@
+"""The step driver every optimlab optimizer shares.
+
+An algorithm is two pure functions, written once in its own module:
+
+* ``init(p, **hp) -> dict``: the state of one parameter before its first step;
+* ``update(p, g, state, *, step, **hp) -> Tensor``: one step of the rule. It receives the
+  parameter ``p`` and the (already sign-adjusted) gradient ``g``, rebinds the entries of
+  ``state`` to their new values and returns the new parameter. It never mutates ``p``,
+  ``g`` or a state tensor in place.
+
+Because the rule only uses elementwise arithmetic on whatever it is given, the same function
+runs unchanged when ``p`` carries a leading member axis and the hyperparameters are tensors
+broadcast along it (populations, landscape races) and can be compiled into a fused kernel.
+Two conventions keep that true:
+
+* numeric hyperparameters are only used arithmetically; a branch on a value goes through
+  :func:`nonzero`, which treats a tensor hyperparameter as "maybe nonzero";
+* Python ``bool`` options (``amsgrad``, ``nesterov``, ...) may branch freely: they are
+  structural and shared by every member of a population.
+
+:class:`RuleOptimizer` turns such a pair into a ``torch.optim.Optimizer``: it handles
+closures, ``maximize``, the step counter, lazy state, complex parameters, the opt-in guard
+against non-finite gradients and state_dict validation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "RuleOptimizer",
+    "nonzero",
+    "check_range",
+    "check_betas",
+    "scalar_step",
+    "COMMON_ARGS_DOC",
+]
+
+Hyper = float | Tensor
+
+
+def nonzero(x: Hyper) -> bool:
+    """Whether a hyperparameter may be nonzero (a tensor counts as "maybe")."""
+    return isinstance(x, Tensor) or x != 0
+
+
+def scalar_step() -> Tensor:
+    """A fresh step counter, stored like torch does (float32 unless float64 is default)."""
+    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    return torch.tensor(0.0, dtype=dtype)
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    return f"{left}{lo}, {hi}{right}"
+
+
+def check_range(
+    name: str,
+    value: Any,
+    low: float | None = 0.0,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = True,
+) -> None:
+    """Raise ``ValueError`` naming ``name`` and the allowed interval if ``value`` is outside.
+
+    ``value`` may be a Python number or a one-element tensor. The interval is closed at
+    ``low`` and open at ``high`` unless told otherwise.
+    """
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a number or a 1-element tensor, got shape {tuple(value.shape)}")
+        number = value.item()
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    else:
+        number = float(value)
+    below = low is not None and (number <= low if low_open else number < low)
+    above = high is not None and (number >= high if high_open else number > high)
+    if math.isnan(number) or below or above:
+        raise ValueError(f"{name} must be in {_interval(low, high, low_open, high_open)}, got {value!r}")
+
+
+def check_betas(betas: Any, name: str = "betas") -> None:
+    """Check a pair of decay rates, each in [0, 1)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        check_range(f"{name}[{i}]", beta, 0.0, 1.0)
+
+
+COMMON_ARGS_DOC = """\
+        maximize (bool, optional): maximize the objective instead of minimizing it
+            (default: False).
+        foreach (bool, optional): accepted for drop-in compatibility with ``torch.optim``;
+            the plain path ignores it (default: None).
+        skip_nonfinite (bool, optional): opt-in guard. When any gradient holds NaN or inf,
+            skip the whole step (parameters and state untouched) and count it in
+            ``skipped_steps``. The default (False) behaves like ``torch.optim``: non-finite
+            gradients flow into the parameters and state."""
+
+
+class RuleOptimizer(torch.optim.Optimizer):
+    """A ``torch.optim.Optimizer`` that applies a pure rule to each parameter.
+
+    Subclasses set ``init`` and ``update`` (see the module docstring) as static methods
+    and pass their checked hyperparameters as ``defaults``.
+    """
+
+    init: Callable[..., dict]
+    update: Callable[..., Tensor]
+    #: whether ``update`` accepts sparse gradients (see :class:`optimlab.Adagrad`).
+    supports_sparse: bool = False
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        defaults: dict[str, Any],
+        *,
+        skip_nonfinite: bool = False,
+    ) -> None:
+        check_range("lr", defaults["lr"], 0.0)
+        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skipped_steps = 0
+        super().__init__(params, defaults)
+
+    # -- the step driver -------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step.
+
+        Args:
+            closure (Callable, optional): re-evaluates the model and returns the loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self.skip_nonfinite and not self._grads_are_finite():
+            self.skipped_steps += 1
+            return loss
+        for group in self.param_groups:
+            hp = {key: group[key] for key in self.defaults}
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._step_param(p, p.grad, group, hp)
+        return loss
+
+    def _step_param(self, p: Tensor, grad: Tensor, group: dict, hp: dict) -> None:
+        if grad.is_sparse and not self.supports_sparse:
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+        if group.get("maximize", False):
+            grad = -grad
+        weight = p
+        if torch.is_complex(p):
+            # Treat a complex number as two real ones, as torch.optim does.
+            weight, grad = torch.view_as_real(p), torch.view_as_real(grad)
+        state = self.state[p]
+        if not state:
+            state.update(self.init(weight, **hp))
+        step = None
+        if "step" in state:
+            state["step"] += 1
+            step = state["step"].item()
+        new = self.update(weight, grad, state, step=step, **hp)
+        weight.copy_(new)
+
+    def _grads_are_finite(self) -> bool:
+        flags = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    g = p.grad._values() if p.grad.is_sparse else p.grad
+                    flags.append(torch.isfinite(g).all())
+        return bool(torch.stack(flags).all()) if flags else True
+
+    # -- state_dict ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Torch's state_dict plus an ``optimlab`` entry naming the optimizer class."""
+        sd = super().state_dict()
+        sd["optimlab"] = {"optimizer": type(self).__name__, "skipped_steps": self.skipped_steps}
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state_dict, refusing one from another optimizer or a mismatched model.
+
+        State saved by the matching ``torch.optim`` class loads too (same keys).
+        """
+        tag = state_dict.get("optimlab")
+        name = type(self).__name__
+        if tag is not None and tag.get("optimizer") != name:
+            raise ValueError(
+                f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
+                f"it cannot be loaded into optimlab.{name}"
+            )
+        self._check_saved_state(state_dict)
+        super().load_state_dict(state_dict)
+        if tag is not None:
+            self.skipped_steps = int(tag.get("skipped_steps", 0))
+
+    def _check_saved_state(self, state_dict: dict[str, Any]) -> None:
+        name = type(self).__name__
+        saved_groups = state_dict.get("param_groups")
+        if saved_groups is None or "state" not in state_dict:
+            raise ValueError("not an optimizer state_dict: missing 'state' or 'param_groups'")
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"state_dict has {len(saved_groups)} parameter groups, "
+                f"{name} has {len(self.param_groups)}: was it saved for another model?"
+            )
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"parameter group {index} has {len(group['params'])} parameters but the "
+                    f"state_dict has {len(saved['params'])}: was it saved for another model?"
+                )
+            hp = {key: saved.get(key, group[key]) for key in self.defaults}
+            for pid, p in zip(saved["params"], group["params"]):
+                state = state_dict["state"].get(pid)
+                if state:
+                    self._check_param_state(pid, p, state, hp)
+
+    def _check_param_state(self, pid: Any, p: Tensor, state: dict, hp: dict) -> None:
+        name = type(self).__name__
+        meta = torch.empty_like(p, device="meta")
+        if torch.is_complex(meta):
+            meta = torch.view_as_real(meta)
+        expected = self.init(meta, **hp)
+        if set(state) != set(expected):
+            raise ValueError(
+                f"state of parameter {pid} has keys {sorted(state)} but {name} keeps "
+                f"{sorted(expected)}: was this state_dict saved by a different optimizer?"
+            )
+        for key, want in expected.items():
+            have = state[key]
+            if isinstance(want, Tensor) and want.dim() > 0:
+                shape = tuple(have.shape) if isinstance(have, Tensor) else type(have).__name__
+                if shape != tuple(want.shape):
+                    raise ValueError(
+                        f"state '{key}' of parameter {pid} has shape {shape} but the parameter "
+                        f"needs {tuple(want.shape)}: was this state_dict saved for another model?"
+                    )

@@ -1,0 +1,92 @@
+"""Stochastic gradient descent with heavy-ball or Nesterov momentum."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero
+
+
+def init(p: Tensor, **_) -> dict:
+    # Like torch, the buffer is created from the first gradient (no zero start).
+    return {"momentum_buffer": None}
+
+
+def update(p, g, state, *, lr, momentum, dampening, weight_decay, nesterov, **_) -> Tensor:
+    if nonzero(weight_decay):
+        g = g + weight_decay * p
+    if nonzero(momentum):
+        buf = state["momentum_buffer"]
+        buf = g.clone() if buf is None else buf * momentum + (1 - dampening) * g
+        state["momentum_buffer"] = buf
+        g = g + momentum * buf if nesterov else buf
+    return p - lr * g
+
+
+_RULE = r"""
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \mu \text{ (momentum)}, \tau
+            \text{ (dampening)}, \lambda \text{ (weight decay)}, \theta_0, f(\theta)\\
+       &\textbf{for}\ t = 1, 2, \ldots\\
+       &\quad g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\theta_{t-1}\\
+       &\quad \textbf{if}\ \mu \neq 0:\ b_t \leftarrow
+            \begin{cases} g_t & t = 1\\ \mu b_{t-1} + (1-\tau) g_t & t > 1\end{cases}\\
+       &\quad\quad g_t \leftarrow \begin{cases} g_t + \mu b_t & \text{nesterov}\\
+            b_t & \text{otherwise}\end{cases}\\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \gamma g_t
+       \end{aligned}
+"""
+
+
+class SGD(RuleOptimizer):
+    __doc__ = rf"""Stochastic gradient descent, optionally with momentum (heavy ball or Nesterov).
+
+    Drop-in for ``torch.optim.SGD``. Registry aliases: ``gd``/``sgd`` (plain),
+    ``momentum`` (momentum 0.9), ``nag`` (Nesterov, momentum 0.9).
+
+{_RULE}
+    .. note::
+       This is the PyTorch form of momentum: the learning rate multiplies the buffer
+       (:math:`\theta \leftarrow \theta - \gamma b`). Sutskever et al. and some frameworks
+       put it inside (:math:`b \leftarrow \mu b + \gamma g`); the two agree for a constant
+       learning rate but differ when it is scheduled.
+
+    Args:
+        params (iterable): parameters or parameter groups to optimize.
+        lr (float or Tensor, optional): learning rate :math:`\gamma` (default: 1e-3).
+        momentum (float, optional): momentum factor :math:`\mu` (default: 0).
+        dampening (float, optional): dampening :math:`\tau` for momentum (default: 0).
+        weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
+        nesterov (bool, optional): Nesterov momentum; needs momentum > 0 and zero
+            dampening (default: False).
+{COMMON_ARGS_DOC}
+
+    References: Robbins & Monro 1951; Polyak 1964 (heavy ball); Sutskever et al., "On the
+    importance of initialization and momentum in deep learning", ICML 2013 (Nesterov form).
+
+    Example:
+        >>> import torch, optimlab
+        >>> w = torch.tensor([1.0, -1.0], requires_grad=True)
+        >>> opt = optimlab.SGD([w], lr=0.1, momentum=0.9)
+        >>> for _ in range(100):
+        ...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()
+        >>> bool(w.abs().max() < 1e-2)
+        True
+    """
+
+    init = staticmethod(init)
+    update = staticmethod(update)
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False, *, maximize=False, foreach=None, skip_nonfinite=False):
+        check_range("lr", lr, 0.0)
+        check_range("momentum", momentum, 0.0)
+        check_range("dampening", dampening, None)
+        check_range("weight_decay", weight_decay, 0.0)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                        foreach=foreach)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

@@ -1,0 +1,181 @@
+"""The capability table the optimizer tests run from (in the spirit of torch's OptimizerInfo).
+
+Each optimizer in the catalog gets a list of hyperparameter settings that together exercise
+every option it has. The parity, oracle, state_dict, scheduler, dtype and property tests all
+iterate over this table, so a new optimizer gets the whole test matrix by adding its line;
+``test_catalog.py`` fails if a catalog entry has no line here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optimlab
+from tests.problems import MATRIX_SHAPES, SHAPES
+
+
+@dataclass(frozen=True)
+class Case:
+    """One optimizer with one set of hyperparameters."""
+
+    cls_name: str
+    hp: dict = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.hp.items() if k != "inner"]
+        if "inner" in self.hp:
+            parts.insert(0, f"inner={self.hp['inner'][0]}")
+        return f"{self.cls_name}[{','.join(parts)}]"
+
+    @property
+    def maximize(self) -> bool:
+        return bool(self.hp.get("maximize", False))
+
+    @property
+    def shapes(self):
+        return MATRIX_SHAPES if self.cls_name == "Muon" else SHAPES
+
+    @property
+    def needs_closure(self) -> bool:
+        return self.cls_name == "SAM"
+
+    def build(self, params, **overrides):
+        """Construct the optimlab optimizer for ``params``."""
+        hp = {**self.hp, **overrides}
+        if self.cls_name == "Lookahead":
+            inner_name, inner_hp = hp.pop("inner")
+            inner = getattr(optimlab, inner_name)(params, **inner_hp)
+            return optimlab.Lookahead(inner, **hp)
+        if self.cls_name == "SAM" and isinstance(hp.get("base_optimizer"), str):
+            hp["base_optimizer"] = getattr(optimlab, hp["base_optimizer"])
+        return getattr(optimlab, self.cls_name)(params, **hp)
+
+    def reference_hp(self) -> dict:
+        """The hyperparameters for an oracle, which minimizes the un-negated loss."""
+        return {k: v for k, v in self.hp.items() if k != "maximize"}
+
+
+def _cases(cls_name, *hps):
+    return [Case(cls_name, hp) for hp in hps]
+
+
+CASES: dict[str, list[Case]] = {
+    "SGD": _cases(
+        "SGD",
+        dict(lr=0.05),
+        dict(lr=0.05, momentum=0.9),
+        dict(lr=0.02, momentum=0.9, nesterov=True, weight_decay=0.01),
+        dict(lr=0.05, momentum=0.5, dampening=0.3, maximize=True),
+    ),
+    "Adagrad": _cases(
+        "Adagrad",
+        dict(lr=0.1),
+        dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1),
+        dict(lr=0.1, eps=1e-6, maximize=True),
+    ),
+    "Adadelta": _cases(
+        "Adadelta",
+        dict(lr=1.0),
+        dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.01),
+        dict(maximize=True),
+    ),
+    "RMSprop": _cases(
+        "RMSprop",
+        dict(lr=0.01),
+        dict(lr=0.01, alpha=0.9, momentum=0.5),
+        dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.01),
+        dict(lr=0.005, centered=True, maximize=True),
+    ),
+    "Adam": _cases(
+        "Adam",
+        dict(lr=0.01),
+        dict(lr=0.01, amsgrad=True, weight_decay=0.01),
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, decoupled_weight_decay=True, weight_decay=0.1),
+        dict(lr=0.01, amsgrad=True, maximize=True),
+    ),
+    "AdamW": _cases(
+        "AdamW",
+        dict(lr=0.01),
+        dict(lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True),
+    ),
+    "Adamax": _cases(
+        "Adamax",
+        dict(lr=0.02),
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01),
+        dict(maximize=True),
+    ),
+    "NAdam": _cases(
+        "NAdam",
+        dict(lr=0.01),
+        dict(lr=0.01, momentum_decay=0.01, weight_decay=0.01),
+        dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.1, maximize=True),
+    ),
+    "RAdam": _cases(
+        "RAdam",
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01),
+        dict(lr=0.01, decoupled_weight_decay=True, weight_decay=0.1, maximize=True),
+    ),
+    "Adafactor": _cases(
+        "Adafactor",
+        dict(lr=0.01),
+        dict(lr=0.01, beta2_decay=-0.5, d=2.0, weight_decay=0.01),
+        dict(eps=(1e-30, 1e-3), maximize=True),
+    ),
+    "ASGD": _cases(
+        "ASGD",
+        dict(lr=0.01),
+        dict(lr=0.01, lambd=1e-3, alpha=0.5, t0=50, weight_decay=0.01),
+        dict(t0=100, maximize=True),
+    ),
+    "Rprop": _cases(
+        "Rprop",
+        dict(lr=0.01),
+        dict(lr=0.01, etas=(0.4, 1.1), step_sizes=(1e-5, 1.0)),
+        dict(maximize=True),
+    ),
+    "Muon": _cases(
+        "Muon",
+        dict(lr=0.02),
+        dict(lr=0.02, weight_decay=0.01, momentum=0.9, nesterov=False),
+        dict(lr=0.02, adjust_lr_fn="match_rms_adamw", maximize=True),
+    ),
+    "LAMB": _cases(
+        "LAMB",
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01),
+        dict(lr=0.01, maximize=True),
+    ),
+    "Lion": _cases(
+        "Lion",
+        dict(lr=1e-3),
+        dict(lr=3e-3, betas=(0.95, 0.98), weight_decay=0.1),
+        dict(lr=1e-3, maximize=True),
+    ),
+    "AdaBelief": _cases(
+        "AdaBelief",
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-12, weight_decay=0.01),
+        dict(lr=0.01, maximize=True),
+    ),
+    "SAM": _cases(
+        "SAM",
+        dict(base_optimizer="SGD", lr=0.05, rho=0.05),
+        dict(base_optimizer="SGD", lr=0.05, momentum=0.9, rho=0.1, adaptive=True),
+        dict(base_optimizer="Adam", lr=0.01, rho=0.05, maximize=True),
+    ),
+    "Lookahead": _cases(
+        "Lookahead",
+        dict(inner=("SGD", dict(lr=0.05, momentum=0.9)), k=5, alpha=0.5),
+        dict(inner=("Adam", dict(lr=0.01)), k=3, alpha=0.8),
+    ),
+    "ScheduleFreeAdamW": _cases(
+        "ScheduleFreeAdamW",
+        dict(lr=0.01),
+        dict(lr=0.01, warmup_steps=10, weight_decay=0.01, r=0.5, weight_lr_power=1.0),
+        dict(lr=0.01, betas=(0.8, 0.99), maximize=True),
+    ),
+}
+
+ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]

@@ -1,0 +1,33 @@
+"""Every optimizer torch also has must follow torch's path: float64 to 1e-10, float32 to 1e-5.
+
+The reference runs torch's class on the plain loss; a ``maximize=True`` case runs optimlab on
+the negated loss, which must give the identical path.
+"""
+
+import pytest
+import torch
+
+from optimlab.optim.catalog import TABLE
+from tests.optim.cases import CASES
+from tests.problems import assert_params_close, run_torch
+
+STEPS = 300
+TORCH_CASES = [
+    pytest.param(case, info.reference, id=case.id)
+    for info in TABLE
+    if info.reference.startswith("torch.optim.")
+    for case in CASES[info.cls.__name__]
+]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)],
+                         ids=["float64", "float32"])
+@pytest.mark.parametrize("case, reference", TORCH_CASES)
+def test_matches_torch(case, reference, dtype, rtol):
+    torch_cls = getattr(torch.optim, reference.removeprefix("torch.optim."))
+    ours = run_torch(case.build, STEPS, dtype, case.shapes, maximize=case.maximize)
+    theirs = run_torch(lambda ps: torch_cls(ps, **case.reference_hp()), STEPS, dtype,
+                       case.shapes)
+    start = run_torch(case.build, 0, dtype, case.shapes)
+    assert any((a - b).abs().max() > 1e-3 for a, b in zip(ours, start)), "did not move"
+    assert_params_close(ours, theirs, rtol)
