@@ -1,4 +1,8 @@
-"""optimlab: gradient-based optimizers for PyTorch you can use, see, trust and choose."""
+"""optimlab: gradient-based optimizers for PyTorch you can use, see, trust and choose.
+
+Every optimizer is a drop-in ``torch.optim.Optimizer``; ``create(name, params, **hp)`` and
+``available()`` expose the registry.
+"""
 from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _optim_all
 

@@ -83,8 +83,8 @@ CASES: dict[str, list[Case]] = {
     "RMSprop": _cases(
         "RMSprop",
         dict(lr=0.01),
-        dict(lr=0.01, alpha=0.9, momentum=0.5),
-        dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.01),
+        dict(lr=0.01, momentum=0.5),
+        dict(lr=0.01, alpha=0.9, centered=True, momentum=0.9, weight_decay=0.01),
         dict(lr=0.005, centered=True, maximize=True),
     ),
     "Adam": _cases(
@@ -143,9 +143,12 @@ CASES: dict[str, list[Case]] = {
     ),
     "LAMB": _cases(
         "LAMB",
-        dict(lr=0.01),
-        dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01),
-        dict(lr=0.01, maximize=True),
+        # LAMB's step is lr * ||w|| however close to the minimum, so it never settles: with
+        # lr=0.01 rounding differences grow to 1e-5 within 300 steps even between two runs of
+        # the NumPy oracle. These rates keep the path stable enough for float64 parity.
+        dict(lr=3e-3),
+        dict(lr=2e-3, betas=(0.8, 0.99), weight_decay=0.1),
+        dict(lr=3e-3, maximize=True),
     ),
     "Lion": _cases(
         "Lion",

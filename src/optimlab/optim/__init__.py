@@ -2,7 +2,27 @@
 
 Depends on torch only; nothing here imports plotting, web or database code.
 """
+from .adabelief import AdaBelief
+from .adadelta import Adadelta
+from .adafactor import Adafactor
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .asgd import ASGD
+from .lamb import LAMB
+from .lion import Lion
+from .muon import Muon
+from .nadam import NAdam
+from .radam import RAdam
+from .registry import available, create, info, resolve  # noqa: E402  (reads the catalog)
+from .rmsprop import RMSprop
+from .rprop import Rprop
+from .schedule_free import ScheduleFreeAdamW
 from .sgd import SGD
+from .wrappers import SAM, Lookahead
 
-__all__ = ["SGD", "Adam", "AdamW"]
+__all__ = [
+    "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+    "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
+    "ScheduleFreeAdamW", "available", "create", "info", "resolve",
+]

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+from .ops import add_scaled, addcdiv, addcmul
 
 
 def init(p: Tensor, *, amsgrad: bool = False, **_) -> dict:
@@ -26,15 +27,15 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, amsgrad=False,
         if decoupled_weight_decay:
             p = p * (1 - lr * weight_decay)
         else:
-            g = g + weight_decay * p
+            g = add_scaled(g, p, weight_decay)
     m = state["exp_avg"] = torch.lerp(state["exp_avg"], g, 1 - beta1)
-    v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    v = state["exp_avg_sq"] = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
     if amsgrad:
         v = state["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], v)
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     denom = v.sqrt() / bias_correction2**0.5 + eps
-    return p - (lr / bias_correction1) * m / denom
+    return addcdiv(p, m, denom, -lr / bias_correction1)
 
 
 _RULE = r"""

@@ -39,6 +39,7 @@ __all__ = [
     "check_betas",
     "scalar_step",
     "COMMON_ARGS_DOC",
+    "common_args_doc",
 ]
 
 Hyper = float | Tensor
@@ -99,15 +100,25 @@ def check_betas(betas: Any, name: str = "betas") -> None:
         check_range(f"{name}[{i}]", beta, 0.0, 1.0)
 
 
-COMMON_ARGS_DOC = """\
+_MAXIMIZE_DOC = """\
         maximize (bool, optional): maximize the objective instead of minimizing it
-            (default: False).
+            (default: False)."""
+_FOREACH_DOC = """
         foreach (bool, optional): accepted for drop-in compatibility with ``torch.optim``;
-            the plain path ignores it (default: None).
+            the plain path ignores it (default: None)."""
+_SKIP_NONFINITE_DOC = """
         skip_nonfinite (bool, optional): opt-in guard. When any gradient holds NaN or inf,
             skip the whole step (parameters and state untouched) and count it in
             ``skipped_steps``. The default (False) behaves like ``torch.optim``: non-finite
             gradients flow into the parameters and state."""
+
+
+def common_args_doc(foreach: bool = True) -> str:
+    """The documentation of the keyword arguments every optimizer shares, written once."""
+    return _MAXIMIZE_DOC + (_FOREACH_DOC if foreach else "") + _SKIP_NONFINITE_DOC
+
+
+COMMON_ARGS_DOC = common_args_doc()
 
 
 class RuleOptimizer(torch.optim.Optimizer):
@@ -150,7 +161,9 @@ class RuleOptimizer(torch.optim.Optimizer):
             self.skipped_steps += 1
             return loss
         for group in self.param_groups:
-            hp = {key: group[key] for key in self.defaults}
+            # torch's __setstate__ adds keys (e.g. ``differentiable``) to ``defaults`` that an
+            # older group may lack, so fall back to the default value.
+            hp = {key: group.get(key, value) for key, value in self.defaults.items()}
             for p in group["params"]:
                 if p.grad is not None:
                     self._step_param(p, p.grad, group, hp)
@@ -188,7 +201,12 @@ class RuleOptimizer(torch.optim.Optimizer):
     def state_dict(self) -> dict[str, Any]:
         """Torch's state_dict plus an ``optimlab`` entry naming the optimizer class."""
         sd = super().state_dict()
-        sd["optimlab"] = {"optimizer": type(self).__name__, "skipped_steps": self.skipped_steps}
+        sd["optimlab"] = {
+            "optimizer": type(self).__name__,
+            "skipped_steps": self.skipped_steps,
+            # lets a load tell a different model apart even when no state tensor shows it
+            "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
+        }
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -203,12 +221,12 @@ class RuleOptimizer(torch.optim.Optimizer):
                 f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
                 f"it cannot be loaded into optimlab.{name}"
             )
-        self._check_saved_state(state_dict)
+        self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
         super().load_state_dict(state_dict)
         if tag is not None:
             self.skipped_steps = int(tag.get("skipped_steps", 0))
 
-    def _check_saved_state(self, state_dict: dict[str, Any]) -> None:
+    def _check_saved_state(self, state_dict: dict[str, Any], shapes: list | None) -> None:
         name = type(self).__name__
         saved_groups = state_dict.get("param_groups")
         if saved_groups is None or "state" not in state_dict:
@@ -224,7 +242,16 @@ class RuleOptimizer(torch.optim.Optimizer):
                     f"parameter group {index} has {len(group['params'])} parameters but the "
                     f"state_dict has {len(saved['params'])}: was it saved for another model?"
                 )
-            hp = {key: saved.get(key, group[key]) for key in self.defaults}
+            if shapes is not None:
+                for position, (shape, p) in enumerate(zip(shapes[index], group["params"])):
+                    if tuple(shape) != tuple(p.shape):
+                        raise ValueError(
+                            f"parameter {position} of group {index} has shape {tuple(p.shape)} "
+                            f"but the state_dict was saved for shape {tuple(shape)}: was it "
+                            "saved for another model?"
+                        )
+            hp = {key: saved.get(key, group.get(key, value))
+                  for key, value in self.defaults.items()}
             for pid, p in zip(saved["params"], group["params"]):
                 state = state_dict["state"].get(pid)
                 if state:
@@ -243,6 +270,8 @@ class RuleOptimizer(torch.optim.Optimizer):
             )
         for key, want in expected.items():
             have = state[key]
+            if want is None and isinstance(have, Tensor):
+                want = meta  # a lazily created buffer (SGD's momentum) is parameter-shaped
             if isinstance(want, Tensor) and want.dim() > 0:
                 shape = tuple(have.shape) if isinstance(have, Tensor) else type(have).__name__
                 if shape != tuple(want.shape):

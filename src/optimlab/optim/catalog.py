@@ -12,8 +12,23 @@ import re
 import textwrap
 from dataclasses import dataclass, field
 
+from .adabelief import AdaBelief
+from .adadelta import Adadelta
+from .adafactor import Adafactor
+from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
+from .asgd import ASGD
+from .lamb import LAMB
+from .lion import Lion
+from .muon import Muon
+from .nadam import NAdam
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .rprop import Rprop
+from .schedule_free import ScheduleFreeAdamW
 from .sgd import SGD
+from .wrappers import SAM, Lookahead
 
 
 @dataclass(frozen=True)
@@ -82,77 +97,515 @@ class Alias:
 
 TABLE: list[Info] = [
     Info(
-        name="sgd",
-        cls=SGD,
-        family="sgd",
-        year=1951,
-        paper="Robbins & Monro, A Stochastic Approximation Method (1951); "
-        "Polyak (1964) heavy ball; Sutskever et al. (ICML 2013) Nesterov form",
-        url="https://doi.org/10.1214/aoms/1177729586",
-        memory=0,
-        memory_note="0; 1 buffer with momentum",
-        adaptive=False,
-        momentum=True,
-        bias_correction=False,
-        decoupled_weight_decay="no (L2 in the gradient)",
-        sparse="poor: rare features get the same small step",
-        rule_text="b = mu*b + (1-dampening)*g;  w -= lr * (g + mu*b if nesterov else b)",
-        tuning="lr is the one knob (try 0.1..0.01 on normalised inputs); momentum 0.9 "
-        "is the common choice; decay lr on a schedule",
-        strengths="simple, least memory, often generalises best when tuned and scheduled",
-        weaknesses="sensitive to lr and scaling; slow on ill-conditioned problems and "
-        "plateaus without momentum",
-        typical_use="image classification CNNs with momentum and a schedule; convex problems",
-        reference="torch.optim.SGD",
-    ),
+            name="sgd",
+            cls=SGD,
+            family="sgd",
+            year=1951,
+            paper="Robbins & Monro, A Stochastic Approximation Method (1951); "
+            "Polyak (1964) heavy ball; Sutskever et al. (ICML 2013) Nesterov form",
+            url="https://doi.org/10.1214/aoms/1177729586",
+            memory=0,
+            memory_note="0; 1 buffer with momentum",
+            adaptive=False,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 in the gradient)",
+            sparse="poor: rare features get the same small step",
+            rule_text="b = mu*b + (1-dampening)*g;  w -= lr * (g + mu*b if nesterov else b)",
+            tuning="lr is the one knob (try 0.1..0.01 on normalised inputs); momentum 0.9 "
+            "is the common choice; decay lr on a schedule",
+            strengths="simple, least memory, often generalises best when tuned and scheduled",
+            weaknesses="sensitive to lr and scaling; slow on ill-conditioned problems and "
+            "plateaus without momentum",
+            typical_use="image classification CNNs with momentum and a schedule; convex problems",
+            reference="torch.optim.SGD",
+        ),
     Info(
-        name="adam",
-        cls=Adam,
-        family="adam",
-        year=2015,
-        paper="Kingma & Ba, Adam: A Method for Stochastic Optimization (ICLR 2015)",
-        url="https://arxiv.org/abs/1412.6980",
-        memory=2,
-        memory_note="2 (m, v); 3 with amsgrad",
-        adaptive=True,
-        momentum=True,
-        bias_correction=True,
-        decoupled_weight_decay="optional (decoupled_weight_decay=True is AdamW)",
-        sparse="good: per-parameter scale",
-        rule_text="m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  "
-        "w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)",
-        tuning="defaults (lr 1e-3, betas 0.9/0.999, eps 1e-8) are a strong start; tune lr "
-        "on a log grid (1e-4..1e-2); lower beta2 (0.98-0.99) for stability in transformers",
-        strengths="robust default across tasks, little tuning, handles badly scaled "
-        "gradients and sparse features",
-        weaknesses="can generalise worse than tuned SGD; L2 weight decay interacts badly "
-        "with the adaptive scale (use AdamW); can fail to converge in contrived cases "
-        "(AMSGrad's motivation)",
-        typical_use="the default for deep nets: NLP, GANs, RL, quick baselines",
-        reference="torch.optim.Adam",
-    ),
+            name="asgd",
+            cls=ASGD,
+            family="sgd",
+            year=1992,
+            paper="Polyak & Juditsky, Acceleration of Stochastic Approximation by Averaging "
+            "(SIAM J. Control Optim. 1992)",
+            url="https://doi.org/10.1137/0330046",
+            memory=1,
+            memory_note="1 (ax, the averaged iterate)",
+            adaptive=False,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 in the gradient; lambd also shrinks w by "
+            "1 - lambd*eta each step)",
+            sparse="poor: rare features get the same small step",
+            rule_text="w = w*(1 - lambd*eta) - eta*g;  ax += mu*(w - ax);  "
+            "eta = lr/(1+lambd*lr*t)^alpha;  mu = 1/max(1, t - t0)",
+            tuning="t0 sets when averaging starts (default 1e6: never); lr as for SGD; "
+            "evaluate with state['ax'], which is not copied into the parameters",
+            strengths="iterate averaging reaches the optimal asymptotic rate for convex "
+            "stochastic problems without a hand-tuned decay schedule",
+            weaknesses="the average lives in the optimizer state and must be swapped in by the "
+            "user; averaging too early slows progress; little benefit on fast-changing "
+            "non-convex training",
+            typical_use="convex stochastic problems; the end of training of LSTM language "
+            "models (NT-ASGD in AWD-LSTM)",
+            reference="torch.optim.ASGD",
+        ),
     Info(
-        name="adamw",
-        cls=AdamW,
-        family="adam",
-        year=2019,
-        paper="Loshchilov & Hutter, Decoupled Weight Decay Regularization (ICLR 2019)",
-        url="https://arxiv.org/abs/1711.05101",
-        memory=2,
-        memory_note="2 (m, v); 3 with amsgrad",
-        adaptive=True,
-        momentum=True,
-        bias_correction=True,
-        decoupled_weight_decay="yes (scaled by lr, as in torch)",
-        sparse="good: per-parameter scale",
-        rule_text="w *= 1 - lr*wd;  then the Adam step",
-        tuning="lr 1e-4..3e-3 with warmup and cosine decay; weight_decay 0.01..0.1",
-        strengths="Adam whose weight decay regularises as intended; the standard for "
-        "transformers",
-        weaknesses="two coupled knobs (lr and wd); memory of Adam",
-        typical_use="transformers, large-scale pre-training and fine-tuning",
-        reference="torch.optim.AdamW",
-    ),
+            name="rprop",
+            cls=Rprop,
+            family="sign",
+            year=1993,
+            paper="Riedmiller & Braun, A Direct Adaptive Method for Faster Backpropagation "
+            "Learning: The RPROP Algorithm (IEEE ICNN 1993)",
+            url="https://doi.org/10.1109/ICNN.1993.298623",
+            memory=2,
+            memory_note="2 (previous gradient, per-coordinate step size)",
+            adaptive=True,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="no weight decay option",
+            sparse="poor: relies on the sign of every coordinate's full gradient",
+            rule_text="step *= eta+ if g*g_prev > 0, eta- if < 0 (then g = 0);  "
+            "clamp(step, min, max);  w -= step * sign(g)",
+            tuning="defaults from the paper (etas 0.5/1.2) rarely need changing; lr is only "
+            "the initial step size; use full batches",
+            strengths="ignores the gradient's magnitude, so it is robust to badly scaled "
+            "gradients; fast on deterministic, full-batch problems",
+            weaknesses="breaks down with mini-batch noise (the sign flips at random); "
+            "memory of two buffers",
+            typical_use="full-batch training of small networks; deterministic curve fitting",
+            reference="torch.optim.Rprop",
+        ),
+    Info(
+            name="adagrad",
+            cls=Adagrad,
+            family="adaptive",
+            year=2011,
+            paper="Duchi, Hazan & Singer, Adaptive Subgradient Methods for Online Learning and "
+            "Stochastic Optimization (JMLR 2011)",
+            url="https://www.jmlr.org/papers/v12/duchi11a.html",
+            memory=1,
+            memory_note="1 (sum of squared gradients)",
+            adaptive=True,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 in the gradient; not allowed with sparse gradients)",
+            sparse="best: made for sparse features (rare coordinates keep large steps); "
+            "accepts sparse gradients, e.g. nn.Embedding(sparse=True)",
+            rule_text="s += g^2;  w -= lr/(1+(t-1)*lr_decay) * g / (sqrt(s) + eps)",
+            tuning="lr 0.01..0.1 (default 1e-2); initial_accumulator_value 0.1 as in "
+            "TensorFlow damps the first steps; little else to tune",
+            strengths="per-coordinate steps with no schedule; strong regret guarantees for "
+            "convex online learning; ideal for sparse, rarely active features",
+            weaknesses="the sum only grows, so steps shrink towards zero and training stalls "
+            "on long non-convex runs (the motivation for RMSprop and Adadelta)",
+            typical_use="sparse linear models, click-through prediction, embeddings and "
+            "recommendation; convex online learning",
+            reference="torch.optim.Adagrad",
+        ),
+    Info(
+            name="adadelta",
+            cls=Adadelta,
+            family="adaptive",
+            year=2012,
+            paper="Zeiler, ADADELTA: An Adaptive Learning Rate Method (2012)",
+            url="https://arxiv.org/abs/1212.5701",
+            memory=2,
+            memory_note="2 (running averages of squared gradients and squared updates)",
+            adaptive=True,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 in the gradient)",
+            sparse="good: per-parameter scale",
+            rule_text="v = rho*v + (1-rho)*g^2;  d = sqrt(u+eps)/sqrt(v+eps) * g;  "
+            "u = rho*u + (1-rho)*d^2;  w -= lr*d",
+            tuning="lr 1.0 (the paper has none); rho 0.9..0.95; eps (1e-6) sets the size of "
+            "the first steps, raise it if training starts too slowly",
+            strengths="no learning rate to choose; steps do not decay to zero as in Adagrad; "
+            "update has the units of the parameter",
+            weaknesses="slow start governed by eps; usually beaten by Adam and tuned SGD; "
+            "rarely used in current practice",
+            typical_use="problems where no learning rate search is possible; older speech "
+            "and vision models",
+            reference="torch.optim.Adadelta",
+        ),
+    Info(
+            name="rmsprop",
+            cls=RMSprop,
+            family="adaptive",
+            year=2012,
+            paper="Hinton, Srivastava & Swersky, Neural Networks for Machine Learning, "
+            "lecture 6e (2012); centered form: Graves (2013)",
+            url="https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf",
+            memory=1,
+            memory_note="1 (v); +1 with momentum; +1 with centered",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 in the gradient)",
+            sparse="good: per-parameter scale",
+            rule_text="v = alpha*v + (1-alpha)*g^2;  (centered: v -= gbar^2);  "
+            "w -= lr * g / (sqrt(v) + eps)  (or through a momentum buffer)",
+            tuning="lr 1e-3..1e-4 (torch's default 1e-2 is large); alpha 0.9..0.99; eps is "
+            "outside the root here, inside in TF/Keras (defaults differ)",
+            strengths="simple adaptive step that does not decay like Adagrad's; copes with "
+            "non-stationary objectives",
+            weaknesses="no bias correction, so the first steps are large (v starts at 0); "
+            "sensitive to lr; eps placement and defaults differ across frameworks",
+            typical_use="reinforcement learning (DQN, A3C) and recurrent networks",
+            reference="torch.optim.RMSprop",
+        ),
+    Info(
+            name="adam",
+            cls=Adam,
+            family="adam",
+            year=2015,
+            paper="Kingma & Ba, Adam: A Method for Stochastic Optimization (ICLR 2015)",
+            url="https://arxiv.org/abs/1412.6980",
+            memory=2,
+            memory_note="2 (m, v); 3 with amsgrad",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="optional (decoupled_weight_decay=True is AdamW)",
+            sparse="good: per-parameter scale",
+            rule_text="m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  "
+            "w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)",
+            tuning="defaults (lr 1e-3, betas 0.9/0.999, eps 1e-8) are a strong start; tune lr "
+            "on a log grid (1e-4..1e-2); lower beta2 (0.98-0.99) for stability in transformers",
+            strengths="robust default across tasks, little tuning, handles badly scaled "
+            "gradients and sparse features",
+            weaknesses="can generalise worse than tuned SGD; L2 weight decay interacts badly "
+            "with the adaptive scale (use AdamW); can fail to converge in contrived cases "
+            "(AMSGrad's motivation)",
+            typical_use="the default for deep nets: NLP, GANs, RL, quick baselines",
+            reference="torch.optim.Adam",
+        ),
+    Info(
+            name="adamw",
+            cls=AdamW,
+            family="adam",
+            year=2019,
+            paper="Loshchilov & Hutter, Decoupled Weight Decay Regularization (ICLR 2019)",
+            url="https://arxiv.org/abs/1711.05101",
+            memory=2,
+            memory_note="2 (m, v); 3 with amsgrad",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (scaled by lr, as in torch)",
+            sparse="good: per-parameter scale",
+            rule_text="w *= 1 - lr*wd;  then the Adam step",
+            tuning="lr 1e-4..3e-3 with warmup and cosine decay; weight_decay 0.01..0.1",
+            strengths="Adam whose weight decay regularises as intended; the standard for "
+            "transformers",
+            weaknesses="two coupled knobs (lr and wd); memory of Adam",
+            typical_use="transformers, large-scale pre-training and fine-tuning",
+            reference="torch.optim.AdamW",
+        ),
+    Info(
+            name="adamax",
+            cls=Adamax,
+            family="adam",
+            year=2015,
+            paper="Kingma & Ba, Adam: A Method for Stochastic Optimization (ICLR 2015), "
+            "section 7.1",
+            url="https://arxiv.org/abs/1412.6980",
+            memory=2,
+            memory_note="2 (m, u: the exponentially weighted infinity norm)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="no (L2 in the gradient)",
+            sparse="good: per-parameter scale",
+            rule_text="m = b1*m + (1-b1)*g;  u = max(b2*u, |g| + eps);  w -= lr/(1-b1^t) * m / u",
+            tuning="lr 2e-3 default (about twice Adam's); betas 0.9/0.999; tune lr on a log grid",
+            strengths="step bounded by lr/(1-b1^t); the max-norm is less sensitive to rare large "
+            "gradients than Adam's mean square; no bias correction needed for u",
+            weaknesses="u decays slowly after a spike (only by b2 per step), which can stall a "
+            "coordinate; less tested than Adam in practice",
+            typical_use="embeddings and other sparse-gradient models; an Adam alternative when "
+            "gradients have heavy tails",
+            reference="torch.optim.Adamax",
+        ),
+    Info(
+            name="nadam",
+            cls=NAdam,
+            family="adam",
+            year=2016,
+            paper="Dozat, Incorporating Nesterov Momentum into Adam (ICLR 2016 workshop)",
+            url="https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ",
+            memory=2,
+            memory_note="2 (m, v) plus a scalar product of the momentum schedule",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="optional (decoupled_weight_decay=True is NAdamW)",
+            sparse="good: per-parameter scale",
+            rule_text="mu_t = b1*(1 - 0.5*0.96^(t*psi));  m, v as Adam;  "
+            "w -= lr * ((1-mu_t)/(1-prod mu) * g + mu_{t+1}/(1-prod mu * mu_{t+1}) * m) "
+            "/ (sqrt(v/(1-b2^t)) + eps)",
+            tuning="as Adam (lr 2e-3 default, betas 0.9/0.999); momentum_decay 4e-3 rarely tuned",
+            strengths="Nesterov look-ahead in Adam: often slightly faster early progress than "
+            "Adam at the same cost",
+            weaknesses="the momentum warm-up schedule makes its early steps differ from other "
+            "frameworks' NAdam; same generalisation caveats as Adam",
+            typical_use="drop-in Adam replacement for RNNs/language models and general deep nets",
+            reference="torch.optim.NAdam",
+        ),
+    Info(
+            name="radam",
+            cls=RAdam,
+            family="adam",
+            year=2020,
+            paper="Liu et al., On the Variance of the Adaptive Learning Rate and Beyond "
+            "(ICLR 2020)",
+            url="https://arxiv.org/abs/1908.03265",
+            memory=2,
+            memory_note="2 (m, v)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="optional (decoupled_weight_decay=True is RAdamW)",
+            sparse="good: per-parameter scale",
+            rule_text="rho_t = rho_inf - 2t*b2^t/(1-b2^t);  if rho_t > 5: "
+            "w -= lr * m_hat * r_t * sqrt(1-b2^t)/(sqrt(v)+eps)  else: w -= lr * m_hat",
+            tuning="as Adam (lr 1e-3, betas 0.9/0.999); meant to remove the need for a "
+            "learning-rate warmup",
+            strengths="rectifies the high variance of the adaptive step in the first steps: "
+            "a built-in warmup, more robust to the choice of lr",
+            weaknesses="the first steps (rho_t <= 5) are un-normalised SGD with momentum, which "
+            "can be large for badly scaled gradients; an explicit warmup with Adam works about "
+            "as well",
+            typical_use="transformers and other models that need warmup with Adam",
+            reference="torch.optim.RAdam",
+        ),
+    Info(
+            name="adabelief",
+            cls=AdaBelief,
+            family="adam",
+            year=2020,
+            paper="Zhuang et al., AdaBelief Optimizer: Adapting Stepsizes by the Belief in "
+            "Observed Gradients (NeurIPS 2020)",
+            url="https://arxiv.org/abs/2010.07468",
+            memory=2,
+            memory_note="2 (m, s)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (scaled by lr, AdamW style)",
+            sparse="good: per-parameter scale",
+            rule_text="m = b1*m + (1-b1)*g;  s = b2*s + (1-b2)*(g-m)^2 + eps;  "
+            "w -= lr/(1-b1^t) * m / (sqrt(s)/sqrt(1-b2^t) + eps)",
+            tuning="Adam's settings carry over (lr 1e-3, betas 0.9/0.999); eps enters s "
+            "every step, so the default 1e-16 corresponds to Adam's 1e-8",
+            strengths="large steps when gradients agree with their running mean, small ones "
+            "when they are surprising; the paper reports Adam-like speed with SGD-like "
+            "generalisation and stable GAN training",
+            weaknesses="eps means something different from Adam's, so values do not transfer; "
+            "when the belief s becomes tiny near a minimum, gradient noise is amplified; "
+            "the authors' package defaults changed between versions (rectification)",
+            typical_use="image classification CNNs, GANs, LSTM language models and "
+            "transformers (the paper's experiments)",
+            reference="oracle",
+        ),
+    Info(
+            name="lamb",
+            cls=LAMB,
+            family="adam",
+            year=2020,
+            paper="You et al., Large Batch Optimization for Deep Learning: Training BERT in "
+            "76 minutes (ICLR 2020)",
+            url="https://arxiv.org/abs/1904.00962",
+            memory=2,
+            memory_note="2 (m, v)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (added to the Adam direction before the trust ratio)",
+            sparse="fair: per-parameter scale, but the step size is set per tensor",
+            rule_text="u = m_hat/(sqrt(v_hat)+eps) + wd*w;  "
+            "w -= lr * (||w||/||u|| per tensor, 1 if either is 0) * u",
+            tuning="made for large batches: warm up lr and scale it with the batch size "
+            "(the paper uses square-root scaling); weight_decay 0.01 as in BERT; "
+            "betas 0.9/0.999",
+            strengths="each layer's step is lr times its weight norm, whatever the gradient "
+            "scale, which keeps very large batches stable (BERT at batch 64k, ResNet-50 at 32k)",
+            weaknesses="little gain over AdamW at ordinary batch sizes; a per-tensor norm "
+            "reduction each step; zero-initialised tensors get ratio 1; implementations differ "
+            "(gradient clipping, ratio clipping, excluded layers)",
+            typical_use="large-batch pre-training of BERT-style transformers; large-batch "
+            "ImageNet training",
+            reference="oracle",
+        ),
+    Info(
+            name="lion",
+            cls=Lion,
+            family="sign",
+            year=2023,
+            paper="Chen et al., Symbolic Discovery of Optimization Algorithms (NeurIPS 2023)",
+            url="https://arxiv.org/abs/2302.06675",
+            memory=1,
+            memory_note="1 (m)",
+            adaptive=False,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="yes (scaled by lr)",
+            sparse="poor: every coordinate moves by lr whatever its gradient frequency",
+            rule_text="w -= lr * (sign(b1*m + (1-b1)*g) + wd*w);  m = b2*m + (1-b2)*g",
+            tuning="lr 3-10x smaller than AdamW's and weight_decay 3-10x larger (keep "
+            "lr*wd); betas 0.9/0.99, or 0.95/0.98 for stability; gains grow with batch size",
+            strengths="half of Adam's optimizer memory; a simple sign update of uniform "
+            "size; reported to match or beat AdamW on vision transformers, diffusion and "
+            "language models",
+            weaknesses="sensitive to lr, which must be retuned when coming from AdamW; sign "
+            "steps never shrink, so it oscillates at scale lr near a minimum; the paper "
+            "reports smaller gains at small batch sizes",
+            typical_use="image classification (ViT), vision-language contrastive training, "
+            "diffusion models, language-model pre-training",
+            reference="oracle",
+        ),
+    Info(
+            name="adafactor",
+            cls=Adafactor,
+            family="adafactor",
+            year=2018,
+            paper="Shazeer & Stern, Adafactor: Adaptive Learning Rates with Sublinear Memory "
+            "Cost (ICML 2018)",
+            url="https://arxiv.org/abs/1804.04235",
+            memory=0,
+            memory_note="sublinear: a row and a column factor (n + m numbers) per >=2-D "
+            "parameter; 1 buffer for vectors; no first moment",
+            adaptive=True,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="yes (scaled by lr, as in torch)",
+            sparse="fair: per-row/column scale only for matrices",
+            rule_text="b2_t = 1 - t^decay;  R, C = EMA of row/col means of g^2;  "
+            "V = R C / mean(R);  U = g / sqrt(V);  U /= max(1, RMS(U)/d);  "
+            "w -= max(eps2, RMS(w)) * min(lr, 1/sqrt(t)) * U",
+            tuning="relative step size: lr caps it (default 1e-2); beta2_decay -0.8 and d 1.0 as "
+            "in the paper; usually no warmup needed",
+            strengths="near-zero optimizer memory for large matrices; steps scale with the "
+            "parameter size (relative), update clipping for stability",
+            weaknesses="no momentum by default; the factored estimate is coarse; torch's version "
+            "differs from the paper and from HF/optax in lr and eps handling",
+            typical_use="large transformers when optimizer memory matters (T5, large "
+            "embeddings)",
+            reference="torch.optim.Adafactor",
+        ),
+    Info(
+            name="muon",
+            cls=Muon,
+            family="muon",
+            year=2024,
+            paper="Jordan et al., Muon: An optimizer for hidden layers in neural networks "
+            "(2024); Liu et al., Muon is Scalable for LLM Training (2025, arXiv 2502.16982)",
+            url="https://kellerjordan.github.io/posts/muon/",
+            memory=1,
+            memory_note="1 (momentum buffer); 2-D parameters only",
+            adaptive=False,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="yes (scaled by lr, as in torch; default 0.1)",
+            sparse="poor: the update is a dense orthogonalized matrix",
+            rule_text="B = mu*B + (1-mu)*g;  O = NewtonSchulz5((1-mu)*g + mu*B if nesterov else B) "
+            "(bfloat16);  w = w*(1 - lr*wd) - lr*sqrt(max(1, A/B)) * O",
+            tuning="lr about 0.02 with 'original' scaling; with adjust_lr_fn='match_rms_adamw' "
+            "reuse AdamW's lr and weight decay; momentum 0.95, nesterov, 5 NS steps",
+            strengths="orthogonalized updates give every direction of a weight matrix an equal "
+            "step: fast training of hidden layers at SGD-momentum memory",
+            weaknesses="2-D weights only (embeddings, heads, biases and norms need another "
+            "optimizer); Newton-Schulz adds matmuls; update carries only bfloat16 precision",
+            typical_use="hidden weight matrices of transformers and CNNs (flattened), paired "
+            "with AdamW for the rest",
+            reference="torch.optim.Muon",
+        ),
+    Info(
+            name="sam",
+            cls=SAM,
+            family="wrapper",
+            year=2021,
+            paper="Foret et al., Sharpness-Aware Minimization for Efficiently Improving "
+            "Generalization (ICLR 2021); adaptive: Kwon et al., ASAM (ICML 2021)",
+            url="https://arxiv.org/abs/2010.01412",
+            memory=1,
+            memory_note="1 (the weights saved during a step) plus the base optimizer's",
+            adaptive=False,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="as the base optimizer",
+            sparse="as the base optimizer",
+            rule_text="e = rho * T^2 g / ||T g|| (T = |w| if adaptive else 1);  "
+            "base step at w with the gradient at w + e",
+            tuning="rho 0.05 with SGD (0.01-0.2; ASAM 0.5-2); keep the base optimizer's "
+            "usual lr and schedule; each step costs two forward/backward passes",
+            strengths="seeks flat minima: better generalisation and robustness to label noise "
+            "reported on image classification (CIFAR, ImageNet) and fine-tuning; wraps any "
+            "optimizer",
+            weaknesses="twice the compute per step; needs a closure (or first_step/second_step); "
+            "one more hyperparameter; the gain depends on batch size and on the per-device "
+            "(m-sharpness) batch used for the perturbation",
+            typical_use="image classification with SGD, vision transformers, fine-tuning where "
+            "generalisation matters more than compute",
+            reference="oracle",
+            needs_closure=True,
+            wrapper=True,
+        ),
+    Info(
+            name="lookahead",
+            cls=Lookahead,
+            family="wrapper",
+            year=2019,
+            paper="Zhang, Lucas, Hinton & Ba, Lookahead Optimizer: k steps forward, 1 step back "
+            "(NeurIPS 2019)",
+            url="https://arxiv.org/abs/1907.08610",
+            memory=1,
+            memory_note="1 (the slow weights) plus the inner optimizer's",
+            adaptive=False,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="as the inner optimizer",
+            sparse="as the inner optimizer",
+            rule_text="inner step every step;  every k steps: slow += alpha*(fast - slow); "
+            "fast = slow",
+            tuning="k 5-10, alpha 0.5 (the paper's defaults work across tasks); keep the inner "
+            "optimizer's hyperparameters",
+            strengths="reduces the variance of the inner optimizer and its sensitivity to lr "
+            "and other hyperparameters at almost no compute; wraps any optimizer",
+            weaknesses="one more buffer; can slow progress when the inner optimizer is already "
+            "well tuned; the slow weights must be saved with checkpoints",
+            typical_use="wrapping Adam or SGD on image classification, language modelling and "
+            "translation (RAdam + Lookahead is known as Ranger)",
+            reference="oracle",
+            wrapper=True,
+        ),
+    Info(
+            name="schedulefreeadamw",
+            cls=ScheduleFreeAdamW,
+            family="schedule-free",
+            year=2024,
+            paper="Defazio et al., The Road Less Scheduled (NeurIPS 2024)",
+            url="https://arxiv.org/abs/2405.15682",
+            memory=2,
+            memory_note="2 (z, v); x is recovered from y and z",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (taken at y, scaled by lr)",
+            sparse="good: per-parameter scale",
+            rule_text="d = g/(sqrt(v/(1-b2^t)) + eps) + wd*y;  z -= lr_t*d;  "
+            "x = (1-c)*x + c*z (c = w_t/sum w);  y = (1-b1)*z + b1*x",
+            tuning="no schedule and no stopping time needed; lr typically 1-10x AdamW's "
+            "(default 0.0025), warmup_steps as for AdamW; beta1 0.9 (0.95 for long runs); "
+            "call train()/eval()",
+            strengths="matches or beats tuned cosine schedules without knowing the training "
+            "length; won the AlgoPerf 2024 self-tuning track; no momentum buffer",
+            weaknesses="train()/eval() must be called (BatchNorm statistics need recomputing at "
+            "x); sensitive to the lr/warmup pair; extra care with checkpoints",
+            typical_use="training runs of unknown or changing length: language models, vision, "
+            "AlgoPerf-style workloads",
+            reference="schedulefree.AdamWScheduleFree",
+        ),
 ]
 
 ALIASES: list[Alias] = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero
+from .ops import add_scaled
 
 
 def init(p: Tensor, **_) -> dict:
@@ -14,13 +15,13 @@ def init(p: Tensor, **_) -> dict:
 
 def update(p, g, state, *, lr, momentum, dampening, weight_decay, nesterov, **_) -> Tensor:
     if nonzero(weight_decay):
-        g = g + weight_decay * p
+        g = add_scaled(g, p, weight_decay)
     if nonzero(momentum):
         buf = state["momentum_buffer"]
-        buf = g.clone() if buf is None else buf * momentum + (1 - dampening) * g
+        buf = g.clone() if buf is None else add_scaled(buf * momentum, g, 1 - dampening)
         state["momentum_buffer"] = buf
-        g = g + momentum * buf if nesterov else buf
-    return p - lr * g
+        g = add_scaled(g, buf, momentum) if nesterov else buf
+    return add_scaled(p, g, -lr)
 
 
 _RULE = r"""
@@ -62,8 +63,9 @@ class SGD(RuleOptimizer):
             dampening (default: False).
 {COMMON_ARGS_DOC}
 
-    References: Robbins & Monro 1951; Polyak 1964 (heavy ball); Sutskever et al., "On the
-    importance of initialization and momentum in deep learning", ICML 2013 (Nesterov form).
+    References: Robbins & Monro, "A Stochastic Approximation Method", 1951,
+    https://doi.org/10.1214/aoms/1177729586; Polyak 1964 (heavy ball); Sutskever et al., "On
+    the importance of initialization and momentum in deep learning", ICML 2013 (Nesterov form).
 
     Example:
         >>> import torch, optimlab

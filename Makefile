@@ -1,0 +1,29 @@
+# Two entry points, as in the README:
+#   make demo   set up .venv and run the quick-start example
+#   make test   set up .venv and run the test suite (what .ci/run calls)
+# torch is installed first from an exact CPU version so that the package's own range
+# (torch>=2.4) does not pull a multi-GB CUDA build; override TORCH to use your own build.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: setup demo test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) "$(TORCH)"
+	$(PIP) -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) examples/quickstart.py
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,155 @@
+"""The ``optimlab`` command.
+
+    optimlab list [--markdown]           the catalog, one line per optimizer
+    optimlab explain NAME                one entry: paper, update rule, defaults, advice
+    optimlab compare NAME NAME ... [--markdown]
+                                         the side-by-side table tutorials draw
+
+Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from .optim.registry import available, resolve
+
+
+class CLIError(Exception):
+    """A user error: reported as one line, exit code 2."""
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+                 widths: Sequence[int | None] | None = None, markdown: bool = False) -> str:
+    """A plain-text (wrapped columns) or Markdown table."""
+    if markdown:
+        def cell(text):
+            return str(text).replace("|", "\\|").replace("\n", " ")
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = list(widths or [None] * len(headers))
+    for i, header in enumerate(headers):
+        if widths[i] is None:
+            widths[i] = max([len(header)] + [len(str(row[i])) for row in rows])
+    out = []
+    for row in [list(headers)] + [list(map(str, r)) for r in rows]:
+        wrapped = [textwrap.wrap(text, width) or [""] for text, width in zip(row, widths)]
+        for k in range(max(len(w) for w in wrapped)):
+            parts = [(w[k] if k < len(w) else "").ljust(width) for w, width in zip(wrapped, widths)]
+            out.append("  ".join(parts).rstrip())
+        if row == list(headers):
+            out.append("  ".join("-" * width for width in widths))
+    return "\n".join(out)
+
+
+def catalog_table(markdown: bool = False) -> str:
+    """The catalog as a table (the README's algorithm list is this, in Markdown)."""
+    headers = ["name", "class", "family", "year", "extra memory", "paper"]
+    rows = []
+    for entry in available():
+        if entry.alias_of is not None:
+            continue
+        aliases = [e.name for e in available() if e.alias_of == entry.name]
+        name = entry.name + (f" ({', '.join(aliases)})" if aliases else "")
+        link = f"[{entry.paper}]({entry.info.url})" if markdown else entry.paper
+        rows.append([name, entry.cls.__name__, entry.family, str(entry.year),
+                     entry.info.memory_note, link])
+    return render_table(headers, rows, [22, 18, 12, 4, 24, 60], markdown)
+
+
+def compare_table(names: Sequence[str], markdown: bool = False) -> str:
+    """Year, adaptive rate, momentum, memory, bias correction, sparse data, typical use."""
+    headers = ["optimizer", "year", "adaptive lr", "momentum", "extra memory",
+               "bias correction", "sparse data", "typical use"]
+    rows = []
+    for name in names:
+        entry = resolve(name)
+        info = entry.info
+        rows.append([entry.name, str(info.year), _yes(info.adaptive), _yes(info.momentum),
+                     info.memory_note, _yes(info.bias_correction), info.sparse,
+                     info.typical_use])
+    return render_table(headers, rows, [12, 4, 8, 8, 14, 10, 22, 34], markdown)
+
+
+def explain(name: str) -> str:
+    """Everything the catalog knows about one optimizer, as text."""
+    entry = resolve(name)
+    info = entry.info
+    aliases = [e.name for e in available() if e.alias_of == info.name]
+    defaults = {**info.defaults, **entry.preset}
+    lines = [f"{entry.name}: optimlab.{entry.cls.__name__}"
+             + (f" with {entry.preset}" if entry.preset else "")]
+    if entry.summary:
+        lines.append(entry.summary)
+    fields = [
+        ("paper", f"{info.paper} ({info.year}) {info.url}"),
+        ("family", info.family),
+        ("aliases", ", ".join(aliases) or "-"),
+        ("update", info.rule_text),
+        ("defaults", ", ".join(f"{k}={v!r}" for k, v in defaults.items())),
+        ("extra memory", info.memory_note),
+        ("adaptive lr", _yes(info.adaptive)),
+        ("momentum", _yes(info.momentum)),
+        ("bias corr.", _yes(info.bias_correction)),
+        ("weight decay", info.decoupled_weight_decay),
+        ("sparse data", info.sparse),
+        ("tuning", info.tuning),
+        ("strengths", info.strengths),
+        ("weaknesses", info.weaknesses),
+        ("typical use", info.typical_use),
+        ("checked vs", info.reference),
+    ]
+    for label, text in fields:
+        wrapped = textwrap.wrap(text, 76) or ["-"]
+        lines.append(f"{label:>13}: {wrapped[0]}")
+        lines += [" " * 15 + more for more in wrapped[1:]]
+    if info.rule_latex:
+        lines += ["", "LaTeX:", textwrap.indent(info.rule_latex, "  ")]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="optimlab", description=(
+        "Gradient-based optimizers you can use, see, trust and choose."))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("list", help="list every optimizer in the catalog")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p = sub.add_parser("explain", help="explain one optimizer")
+    p.add_argument("name")
+    p = sub.add_parser("compare", help="compare optimizers side by side")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> str:
+    if args.command == "list":
+        return catalog_table(args.markdown)
+    if args.command == "explain":
+        return explain(args.name)
+    if args.command == "compare":
+        return compare_table(args.names, args.markdown)
+    raise CLIError(f"unknown command {args.command!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``optimlab`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        print(_run(args))
+    except (CLIError, ValueError) as err:
+        print(f"optimlab: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Optimizers by name: ``create("adam", params, lr=1e-3)`` and ``available()``.
+
+Every class in the catalog is registered under its lowercase class name; the seed
+vocabulary of the tutorials (``gd``, ``momentum``, ``nag``, ``amsgrad``, ...) are aliases
+with preset hyperparameters. Both come from :mod:`optimlab.optim.catalog`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .catalog import ALIASES, TABLE, Info
+
+__all__ = ["Entry", "available", "create", "info", "resolve"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registry name: the class it builds, preset hyperparameters, and its catalog row."""
+
+    name: str
+    cls: type
+    info: Info
+    preset: dict = field(default_factory=dict)
+    alias_of: str | None = None
+    summary: str = ""
+
+    @property
+    def family(self) -> str:
+        return self.info.family
+
+    @property
+    def paper(self) -> str:
+        return self.info.paper
+
+    @property
+    def year(self) -> int:
+        return self.info.year
+
+    @property
+    def memory(self) -> float:
+        return self.info.memory
+
+    def __repr__(self) -> str:
+        preset = f", preset={self.preset}" if self.preset else ""
+        return f"Entry({self.name!r} -> {self.cls.__name__}{preset}, {self.year}, {self.family})"
+
+
+def _build_entries() -> dict[str, Entry]:
+    entries: dict[str, Entry] = {}
+    for row in TABLE:
+        summary = (row.cls.__doc__ or "").strip().splitlines()[0]
+        entries[row.name] = Entry(row.name, row.cls, row, summary=summary)
+    for alias in ALIASES:
+        target = entries[alias.target]
+        entries[alias.name] = Entry(alias.name, target.cls, target.info, dict(alias.preset),
+                                    alias.target, alias.summary)
+    return entries
+
+
+_ENTRIES = _build_entries()
+
+
+def available() -> list[Entry]:
+    """Every registry name with its metadata (classes in catalog order, then aliases)."""
+    return list(_ENTRIES.values())
+
+
+def resolve(name: str) -> Entry:
+    """The registry entry for ``name`` (case-insensitive); ``ValueError`` if unknown."""
+    if not isinstance(name, str):
+        raise ValueError(f"optimizer name must be a string, got {name!r}")
+    key = name.strip().lower()
+    if key not in _ENTRIES:
+        close = difflib.get_close_matches(key, list(_ENTRIES), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown optimizer {name!r}{hint} (known: {', '.join(_ENTRIES)})")
+    return _ENTRIES[key]
+
+
+def info(name: str) -> Info:
+    """The catalog row for ``name`` (aliases resolve to their class's row)."""
+    return resolve(name).info
+
+
+def create(name: str, params: Iterable[torch.Tensor] | Iterable[dict], **hparams: Any):
+    """Build the optimizer registered as ``name`` over ``params``.
+
+    Alias presets are applied first and ``hparams`` override them, so
+    ``create("momentum", params, lr=0.1)`` is ``SGD(params, lr=0.1, momentum=0.9)``.
+
+    Wrappers take their inner optimizer by name too:
+    ``create("sam", params, base_optimizer="momentum", rho=0.05, lr=0.1)`` and
+    ``create("lookahead", params, inner="adam", k=5, alpha=0.5, lr=1e-3)`` (the
+    remaining keyword arguments go to the inner optimizer).
+    """
+    entry = resolve(name)
+    kwargs = {**entry.preset, **hparams}
+    if entry.info.name == "sam":
+        base = kwargs.pop("base_optimizer", "sgd")
+        if isinstance(base, str):
+            base_entry = resolve(base)
+            kwargs = {**base_entry.preset, **kwargs}
+            base = base_entry.cls
+        return entry.cls(params, base_optimizer=base, **kwargs)
+    if entry.info.name == "lookahead":
+        inner = kwargs.pop("inner", "adam")
+        wrapper_kwargs = {key: kwargs.pop(key) for key in ("k", "alpha") if key in kwargs}
+        return entry.cls(create(inner, params, **kwargs), **wrapper_kwargs)
+    return entry.cls(params, **kwargs)

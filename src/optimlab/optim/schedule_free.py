@@ -1,0 +1,222 @@
+"""Schedule-Free AdamW (Defazio et al. 2024)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero
+
+# The ``foreach`` flag mirrors schedulefree.AdamWScheduleFree (not torch.optim).
+_ARGS_DOC = COMMON_ARGS_DOC.replace(
+    "accepted for drop-in compatibility with ``torch.optim``",
+    "accepted for drop-in compatibility with ``schedulefree``",
+)
+
+
+def init(p: Tensor, **_) -> dict:
+    # z starts at the initial point; there is no per-parameter step counter: the step k and
+    # the averaging weights are per group, as in the reference implementation.
+    return {
+        "z": torch.clone(p, memory_format=torch.preserve_format),
+        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+    }
+
+
+def schedule(*, k, lr, warmup_steps, r, weight_lr_power, lr_max, weight_sum, **_):
+    """The group-level part of step ``k + 1``: warmup, and the weight of the new iterate.
+
+    Returns ``(scheduled_lr, lr_max, weight_sum, ckp1)`` where ``ckp1`` is the weight
+    :math:`c_{t+1}` with which the new ``z`` enters the average ``x``.
+    """
+    sched = (k + 1) / warmup_steps if k < warmup_steps else 1.0
+    lr_t = lr * sched
+    if isinstance(lr_t, Tensor) or isinstance(lr_max, Tensor):
+        lr_max = torch.maximum(torch.as_tensor(lr_t), torch.as_tensor(lr_max))
+    else:
+        lr_max = max(lr_t, lr_max)
+    weight = ((k + 1) ** r) * (lr_max**weight_lr_power)
+    weight_sum = weight_sum + weight
+    if isinstance(weight_sum, Tensor):
+        ckp1 = torch.where(weight_sum != 0, weight / weight_sum, torch.zeros_like(weight_sum))
+    else:
+        ckp1 = weight / weight_sum if weight_sum != 0 else 0.0
+    return lr_t, lr_max, weight_sum, ckp1
+
+
+def update(p, g, state, *, lr, betas, eps, weight_decay, k, ckp1, **_) -> Tensor:
+    # ``p`` is y (the point where the gradient is taken); ``lr`` is the warmed-up lr.
+    beta1, beta2 = betas
+    v = state["exp_avg_sq"] = state["exp_avg_sq"] * beta2 + (1 - beta2) * g * g
+    bias_correction2 = 1 - beta2 ** (k + 1)
+    direction = g / ((v / bias_correction2).sqrt() + eps)
+    if nonzero(weight_decay):
+        direction = direction + weight_decay * p  # decay taken at y
+    z = state["z"]
+    y = torch.lerp(p, z, ckp1) + direction * (lr * (beta1 * (1 - ckp1) - 1))
+    state["z"] = z - lr * direction
+    return y
+
+
+_RULE = r"""
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \gamma \text{ (lr)}, \beta_1, \beta_2, \epsilon, \lambda
+            \text{ (weight decay)}, T_w \text{ (warmup)}, r, p \text{ (weight\_lr\_power)},
+            x_1 = z_1 = y_1\\
+       &\textbf{init}: v_0 \leftarrow 0,\ \gamma_{max} \leftarrow 0,\ W_0 \leftarrow 0\\
+       &\textbf{for}\ t = 1, 2, \ldots\\
+       &\quad g_t \leftarrow \pm\nabla_\theta f_t(y_t)\quad (- \text{ if maximize})\\
+       &\quad \gamma_t \leftarrow \gamma\min(1, t/T_w),\quad
+            \gamma_{max} \leftarrow \max(\gamma_{max}, \gamma_t)\\
+       &\quad w_t \leftarrow t^r\gamma_{max}^p,\quad W_t \leftarrow W_{t-1} + w_t,\quad
+            c_{t+1} \leftarrow w_t / W_t\\
+       &\quad v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
+       &\quad d_t \leftarrow g_t \big/ \big(\sqrt{v_t/(1-\beta_2^t)} + \epsilon\big)
+            + \lambda y_t\\
+       &\quad z_{t+1} \leftarrow z_t - \gamma_t d_t\\
+       &\quad x_{t+1} \leftarrow (1-c_{t+1}) x_t + c_{t+1} z_{t+1}\\
+       &\quad y_{t+1} \leftarrow (1-\beta_1) z_{t+1} + \beta_1 x_{t+1}
+       \end{aligned}
+"""
+
+
+class ScheduleFreeAdamW(RuleOptimizer):
+    __doc__ = rf"""Schedule-Free AdamW: no learning-rate schedule, the averaging replaces it.
+
+    Keeps two sequences: :math:`z` takes AdamW-style steps, :math:`x` is a weighted running
+    average of the :math:`z` iterates, and the gradient is evaluated at their interpolation
+    :math:`y`. The parameters hold :math:`y` in train mode and :math:`x` in eval mode: call
+    :meth:`train` before training steps and :meth:`eval` before evaluating or saving a
+    checkpoint, as with the reference implementation. Only ``y`` and ``z`` are stored
+    (:math:`x` is recovered from them), plus :math:`v`: two buffers, no momentum buffer.
+{_RULE}
+    The implementation updates :math:`y` in place without forming :math:`x`
+    (:math:`y \leftarrow \mathrm{{lerp}}(y, z_t, c_{{t+1}}) + \gamma_t(\beta_1(1-c_{{t+1}})-1)d_t`),
+    exactly like ``schedulefree.AdamWScheduleFree`` 1.4.1, which it matches numerically.
+
+    .. note::
+       Unlike ``schedulefree.AdamWScheduleFree``, a new optimizer starts in train mode, so
+       it drops into an ordinary training loop; calling :meth:`train` first, as the
+       reference requires, changes nothing. :meth:`step` in eval mode raises
+       ``RuntimeError``, as the reference does. The warmup, step count and averaging
+       weights are per parameter group (``k``, ``lr_max``, ``weight_sum``,
+       ``scheduled_lr`` in ``param_groups``), as in the reference; a scheduler that
+       changes ``lr`` changes :math:`\gamma`, but none is needed. Weight decay is taken at
+       :math:`y` and scaled by the learning rate.
+
+    Args:
+        params (iterable): parameters or parameter groups to optimize.
+        lr (float or Tensor, optional): learning rate :math:`\gamma`; schedule-free runs
+            usually need a larger one than AdamW (default: 0.0025).
+        betas (tuple[float, float], optional): interpolation :math:`\beta_1` between the
+            average and the base sequence, and the decay rate :math:`\beta_2` of the second
+            moment (default: (0.9, 0.999)).
+        eps (float, optional): added to the denominator outside the root (default: 1e-8).
+        weight_decay (float, optional): weight decay :math:`\lambda`, evaluated at
+            :math:`y` (default: 0).
+        warmup_steps (int, optional): linear warmup over this many steps (default: 0).
+        r (float, optional): polynomial weighting power of the average (default: 0).
+        weight_lr_power (float, optional): the weight of an iterate in the average is the
+            (maximum so far) learning rate to this power, which discounts warmup
+            (default: 2.0).
+{_ARGS_DOC}
+
+    Reference: Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, "The Road Less
+    Scheduled", NeurIPS 2024, https://arxiv.org/abs/2405.15682; reference implementation
+    https://github.com/facebookresearch/schedule_free.
+
+    Example:
+        >>> import torch, optimlab
+        >>> w = torch.tensor([1.5, -2.0], requires_grad=True)
+        >>> opt = optimlab.ScheduleFreeAdamW([w], lr=0.1)
+        >>> opt.train()
+        >>> for _ in range(200):
+        ...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()
+        >>> opt.eval()  # the parameters now hold the average x
+        >>> bool(w.abs().max() < 0.05)
+        True
+    """
+
+    init = staticmethod(init)
+    update = staticmethod(update)
+    schedule = staticmethod(schedule)
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 warmup_steps=0, r=0.0, weight_lr_power=2.0, *, maximize=False, foreach=None,
+                 skip_nonfinite=False):
+        check_range("lr", lr, 0.0)
+        check_betas(betas)
+        check_range("eps", eps, 0.0)
+        check_range("weight_decay", weight_decay, 0.0)
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be an integer in [0, inf), got {warmup_steps!r}")
+        check_range("r", r, 0.0)
+        check_range("weight_lr_power", weight_lr_power, 0.0)
+        # Group-level bookkeeping lives in the defaults, under the reference's names, so a
+        # scheduler sees it and a checkpoint carries it.
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power,
+                        k=0, train_mode=True, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0,
+                        maximize=maximize, foreach=foreach)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+
+    # -- train / eval ----------------------------------------------------------------------
+    @torch.no_grad()
+    def eval(self) -> None:
+        """Switch the parameters to the average :math:`x` (for evaluation and checkpoints)."""
+        self._switch(train=False)
+
+    @torch.no_grad()
+    def train(self) -> None:
+        """Switch the parameters to the gradient point :math:`y` (for training steps)."""
+        self._switch(train=True)
+
+    def _switch(self, train: bool) -> None:
+        for group in self.param_groups:
+            if group["train_mode"] == train:
+                continue
+            beta1 = group["betas"][0]
+            # x -> y: y = lerp(x, z, 1 - beta1);  y -> x: x = lerp(y, z, 1 - 1/beta1)
+            weight = 1 - beta1 if train else 1 - 1 / beta1
+            for p in group["params"]:
+                state = self.state[p]
+                if "z" in state:
+                    w = torch.view_as_real(p) if torch.is_complex(p) else p
+                    w.lerp_(state["z"].to(w.device), weight)
+            group["train_mode"] = train
+
+    # -- the step --------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step (in train mode only).
+
+        Args:
+            closure (Callable, optional): re-evaluates the model and returns the loss.
+        """
+        if not all(group["train_mode"] for group in self.param_groups):
+            raise RuntimeError(
+                "ScheduleFreeAdamW.step() was called in eval mode: call optimizer.train() "
+                "before training steps and optimizer.eval() before evaluation"
+            )
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if self.skip_nonfinite and not self._grads_are_finite():
+            self.skipped_steps += 1
+            return loss
+        for group in self.param_groups:
+            # (.get: torch's load_state_dict adds keys such as "differentiable" to defaults)
+            hp = {key: group.get(key, value) for key, value in self.defaults.items()}
+            lr_t, lr_max, weight_sum, ckp1 = self.schedule(**hp)
+            group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
+            hp.update(lr=lr_t, ckp1=ckp1)
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._step_param(p, p.grad, group, hp)
+            group["k"] = hp["k"] + 1
+        return loss

@@ -1,0 +1,183 @@
+"""Lookahead (Zhang et al. 2019): k fast steps forward, one step back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..base import check_range
+
+_RULE = r"""
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: k \text{ (sync period)}, \alpha \text{ (slow step size)},
+            \text{an inner optimizer } \mathcal{A}, \theta_0, f(\theta)\\
+       &\textbf{init}: \phi \leftarrow \theta_0 \text{ (slow weights)}\\
+       &\textbf{for}\ t = 1, 2, \ldots\\
+       &\quad \theta_t \leftarrow \mathcal{A}\text{.step}(\theta_{t-1},
+            \nabla_\theta f_t(\theta_{t-1})) \quad \text{(fast weights)}\\
+       &\quad \textbf{if}\ t \bmod k = 0:\\
+       &\quad\quad \phi \leftarrow \phi + \alpha(\theta_t - \phi)\\
+       &\quad\quad \theta_t \leftarrow \phi
+       \end{aligned}
+"""
+
+
+class Lookahead(torch.optim.Optimizer):
+    __doc__ = rf"""Lookahead: wrap any optimizer; every ``k`` steps pull back towards slow weights.
+
+    The inner optimizer takes ``k`` ordinary ("fast") steps; then the slow weights move a
+    fraction :math:`\alpha` of the way to the fast weights, and the fast weights restart
+    from there. This damps the oscillation of the inner optimizer at the cost of one extra
+    parameter-sized buffer.
+{_RULE}
+    ``param_groups`` *is* the inner optimizer's list (so an lr scheduler attached to the
+    Lookahead drives the inner optimizer), ``defaults`` are (a copy of) the inner optimizer's, and
+    :meth:`step` passes its closure to the inner optimizer.
+
+    .. note::
+       The slow weights start at the initial parameters (:math:`\phi_0 = \theta_0`, as in
+       Algorithm 1 of the paper): they are taken at the first :meth:`step`, before the inner
+       optimizer moves. Some implementations copy them at the first synchronisation
+       instead, which skips the first pull-back. :meth:`state_dict` carries the inner
+       optimizer's state, the slow weights and the step counter, so a resumed run is
+       bit-identical to an uninterrupted one (several implementations save only the inner
+       state and silently restart the cycle).
+
+    Args:
+        optimizer (torch.optim.Optimizer): the inner optimizer instance.
+        k (int, optional): synchronisation period, an integer :math:`\ge 1` (default: 5).
+        alpha (float, optional): slow-weight step size in :math:`[0, 1]`; 1 gives the inner
+            optimizer, 0 freezes the parameters every ``k`` steps (default: 0.5).
+
+    Reference: Zhang, Lucas, Hinton & Ba, "Lookahead Optimizer: k steps forward, 1 step
+    back", NeurIPS 2019, https://arxiv.org/abs/1907.08610.
+
+    Example:
+        >>> import torch, optimlab
+        >>> w = torch.tensor([1.5, -2.0], requires_grad=True)
+        >>> opt = optimlab.Lookahead(optimlab.Adam([w], lr=0.1), k=5, alpha=0.5)
+        >>> for _ in range(300):
+        ...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()
+        >>> bool(w.abs().max() < 0.05)
+        True
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"Lookahead wraps an optimizer instance, got {type(optimizer).__name__}"
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an integer in [1, inf), got {k!r}")
+        check_range("alpha", alpha, 0.0, 1.0, high_open=False)
+        self.optimizer = optimizer
+        self.k = k
+        self.alpha = alpha
+        self.la_steps = 0
+        # torch's constructor sets up hooks and state; the groups it would add are the inner
+        # optimizer's, so adding is skipped and the inner list is then shared. The defaults
+        # are a copy: torch's load_state_dict adds keys to ``self.defaults``.
+        self._sharing = True
+        super().__init__(optimizer.param_groups, dict(optimizer.defaults))
+        self._sharing = False
+        self.param_groups = optimizer.param_groups
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a parameter group to the inner optimizer (and so to this one)."""
+        if getattr(self, "_sharing", False):
+            return
+        self.optimizer.add_param_group(param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One inner step, and a synchronisation every ``k`` steps.
+
+        Args:
+            closure (Callable, optional): passed to the inner optimizer's ``step``.
+        """
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                if "slow_param" not in state:
+                    state["slow_param"] = p.detach().clone(memory_format=torch.preserve_format)
+        loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        self.la_steps += 1
+        if self.la_steps % self.k == 0:
+            self._synchronize()
+        return loss
+
+    def _synchronize(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                slow: Tensor = self.state[p]["slow_param"]
+                # slow + alpha (fast - slow), exact at alpha = 0 and alpha = 1
+                slow.lerp_(p.detach(), self.alpha)
+                p.copy_(slow)
+
+    # -- state_dict ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The slow weights (``state``), the inner optimizer's state_dict (``inner``), and
+        ``k``, ``alpha`` and the step counter (``lookahead``)."""
+        own = super().state_dict()
+        return {
+            "state": own["state"],
+            "param_groups": own["param_groups"],
+            "inner": self.optimizer.state_dict(),
+            "lookahead": {"k": self.k, "alpha": self.alpha, "la_steps": self.la_steps},
+            "optimlab": {"optimizer": type(self).__name__,
+                         "inner_optimizer": type(self.optimizer).__name__},
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the inner optimizer, the slow weights and the step counter exactly."""
+        tag = state_dict.get("optimlab")
+        name = type(self).__name__
+        if tag is None or tag.get("optimizer") != name or "inner" not in state_dict:
+            saved_by = f"optimlab.{tag.get('optimizer')}" if tag else "another optimizer"
+            raise ValueError(
+                f"this state_dict was saved by {saved_by}, it cannot be loaded into "
+                f"optimlab.{name} (load an inner optimizer's state with "
+                f"lookahead.optimizer.load_state_dict)"
+            )
+        inner_name = type(self.optimizer).__name__
+        if tag.get("inner_optimizer") not in (None, inner_name):
+            raise ValueError(
+                f"this state_dict was saved by Lookahead over {tag.get('inner_optimizer')}, "
+                f"this Lookahead wraps {inner_name}"
+            )
+        self.optimizer.load_state_dict(state_dict["inner"])
+        self._check_slow(state_dict)
+        # torch's loader casts the slow weights to each parameter's dtype and device; it
+        # rebuilds param_groups, so share the inner list again afterwards.
+        super().load_state_dict({"state": state_dict["state"],
+                                 "param_groups": state_dict["param_groups"]})
+        self.param_groups = self.optimizer.param_groups
+        meta = state_dict["lookahead"]
+        self.k, self.alpha, self.la_steps = meta["k"], meta["alpha"], meta["la_steps"]
+
+    def _check_slow(self, state_dict: dict[str, Any]) -> None:
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups) or any(
+            len(s["params"]) != len(g["params"]) for s, g in zip(saved_groups, self.param_groups)
+        ):
+            raise ValueError("the slow weights were saved for another model: "
+                             "parameter groups or counts differ")
+        for saved, group in zip(saved_groups, self.param_groups):
+            for pid, p in zip(saved["params"], group["params"]):
+                slow = state_dict["state"].get(pid, {}).get("slow_param")
+                if slow is not None and tuple(slow.shape) != tuple(p.shape):
+                    raise ValueError(
+                        f"slow weights of parameter {pid} have shape {tuple(slow.shape)} but "
+                        f"the parameter has {tuple(p.shape)}: was this state_dict saved for "
+                        f"another model?"
+                    )
+
+    def __repr__(self) -> str:
+        return f"Lookahead(k={self.k}, alpha={self.alpha}, optimizer={self.optimizer!r})"

@@ -1,0 +1,225 @@
+"""Sharpness-Aware Minimization (Foret et al. 2021) and its adaptive form ASAM (Kwon et al. 2021)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..base import check_range
+from ..sgd import SGD
+
+_EPS = 1e-12
+
+
+def _real(t: Tensor) -> Tensor:
+    return torch.view_as_real(t) if torch.is_complex(t) else t
+
+
+_RULE = r"""
+    .. math::
+       \begin{aligned}
+       &\textbf{input}: \rho \text{ (rho)}, \text{a base optimizer } \mathcal{B},
+            \theta_0, f(\theta), \epsilon = 10^{-12}\\
+       &\textbf{for}\ t = 1, 2, \ldots\\
+       &\quad g_t \leftarrow \nabla_\theta f_t(\theta_{t-1})\\
+       &\quad T \leftarrow \begin{cases} \mathrm{diag}(|\theta_{t-1}|) & \text{adaptive}\\
+            I & \text{otherwise}\end{cases}\\
+       &\quad e_t \leftarrow \pm\rho\, \frac{T^2 g_t}{\lVert T g_t\rVert_2 + \epsilon}
+            \quad (- \text{ if maximize; the norm runs over all parameters})\\
+       &\quad \tilde g_t \leftarrow \nabla_\theta f_t(\theta_{t-1} + e_t)\\
+       &\quad \theta_t \leftarrow \mathcal{B}\text{.step}(\theta_{t-1}, \tilde g_t)
+       \end{aligned}
+"""
+
+
+class SAM(torch.optim.Optimizer):
+    __doc__ = rf"""Sharpness-Aware Minimization: step with the gradient at a nearby worst point.
+
+    SAM seeks parameters whose whole neighbourhood has low loss. Each step evaluates the
+    gradient at :math:`\theta`, moves to the (first-order) worst point
+    :math:`\theta + e` of the ball of radius :math:`\rho`, evaluates the gradient there,
+    moves back to :math:`\theta` and lets the base optimizer step with that second
+    gradient. It therefore costs two forward/backward passes per step, and
+    :meth:`step` needs a closure that zeroes the gradients, computes the loss, calls
+    ``backward()`` and returns the loss (as for ``torch.optim.LBFGS``); it returns the loss
+    at :math:`\theta`.
+{_RULE}
+    With ``adaptive=True`` this is ASAM: the neighbourhood is scaled by
+    :math:`T = \mathrm{{diag}}(|\theta|)`, which makes the sharpness measure invariant to
+    rescaling the weights; ASAM usually wants a larger ``rho`` (the paper uses 0.5-2 with
+    SGD).
+
+    The base optimizer is built on the *same* parameter groups (``self.param_groups`` is
+    ``self.base_optimizer.param_groups``), so an lr scheduler attached to SAM drives the
+    base optimizer, and ``rho`` can differ per group. The state lives in the base optimizer;
+    :meth:`state_dict` is the base optimizer's (tagged as SAM's) and loads back exactly.
+    For your own two passes (for example with gradient accumulation or AMP) call
+    :meth:`first_step` after the first ``backward()`` and :meth:`second_step` after the
+    second, instead of :meth:`step`.
+
+    .. note::
+       This follows the widely used implementation of D. Samuel (github.com/davda54/sam):
+       the norm is global over all parameters, :math:`\epsilon = 10^{{-12}}` guards it, and
+       ASAM's :math:`T` has no additive :math:`\eta` (Kwon et al. add a small
+       :math:`\eta` to :math:`|\theta|` for the bias terms). The original SAM paper computes
+       :math:`e` per data shard (``m``-sharpness); here it uses whatever batch the closure
+       evaluates.
+
+    Args:
+        params (iterable): parameters or parameter groups to optimize.
+        base_optimizer (type, optional): the optimizer class (optimlab or ``torch.optim``)
+            that takes the actual step (default: :class:`optimlab.SGD`).
+        rho (float, optional): radius :math:`\rho \ge 0` of the neighbourhood; 0 gives the
+            base optimizer at twice the cost (default: 0.05).
+        adaptive (bool, optional): ASAM's scale-invariant neighbourhood (default: False).
+        maximize (bool, optional): maximize the objective: the perturbation then descends
+            (the worst point for a maximizer) and the base optimizer is built with
+            ``maximize=True`` (default: False).
+        **base_kwargs: hyperparameters of the base optimizer (``lr``, ``momentum``, ...).
+
+    References: Foret, Kleiner, Mobahi & Neyshabur, "Sharpness-Aware Minimization for
+    Efficiently Improving Generalization", ICLR 2021, https://arxiv.org/abs/2010.01412;
+    Kwon, Kim, Park & Choi, "ASAM: Adaptive Sharpness-Aware Minimization for
+    Scale-Invariant Learning of Deep Neural Networks", ICML 2021,
+    https://arxiv.org/abs/2102.11600.
+
+    Example:
+        >>> import torch, optimlab
+        >>> w = torch.tensor([1.5, -2.0], requires_grad=True)
+        >>> opt = optimlab.SAM([w], base_optimizer=optimlab.SGD, rho=0.05, lr=0.1)
+        >>> def closure():
+        ...     opt.zero_grad(); loss = (w ** 2).sum(); loss.backward(); return loss
+        >>> for _ in range(100):
+        ...     loss = opt.step(closure)
+        >>> bool(w.abs().max() < 0.01)  # SAM hovers within about lr * rho of the minimum
+        True
+    """
+
+    def __init__(self, params, base_optimizer=SGD, rho=0.05, adaptive=False, *,
+                 maximize=False, **base_kwargs):
+        check_range("rho", rho, 0.0)
+        if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
+            raise TypeError(
+                "base_optimizer must be an optimizer class such as optimlab.SGD or "
+                "torch.optim.Adam (SAM builds it on its parameter groups), got an object of "
+                f"type {type(base_optimizer).__name__}"
+            )
+        defaults = dict(rho=rho, adaptive=bool(adaptive), maximize=bool(maximize), **base_kwargs)
+        super().__init__(params, defaults)
+        if maximize:
+            base_kwargs["maximize"] = True
+        # Built on the very same group dicts, so schedulers and per-group options reach it.
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        self.param_groups = self.base_optimizer.param_groups
+        self.defaults.update(self.base_optimizer.defaults)
+        self.defaults.update(rho=rho, adaptive=bool(adaptive), maximize=bool(maximize))
+
+    # -- the two passes --------------------------------------------------------------------
+    @torch.no_grad()
+    def _grad_norm(self) -> Tensor:
+        norms = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    g = _real(p.grad)
+                    if group["adaptive"]:
+                        g = _real(p).abs() * g
+                    norms.append(torch.linalg.vector_norm(g, 2))
+        if not norms:
+            return torch.zeros(())
+        device = norms[0].device
+        return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]), 2)
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Move every parameter with a gradient to the perturbed point :math:`\\theta + e`.
+
+        Call after the first ``backward()``; the original point is kept for
+        :meth:`second_step`.
+        """
+        grad_norm = self._grad_norm()
+        for group in self.param_groups:
+            scale = group["rho"] / (grad_norm + _EPS)
+            if group["maximize"]:
+                scale = -scale
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                self.state[p]["old_p"] = p.detach().clone()
+                w, g = _real(p), _real(p.grad)
+                e_w = (w * w if group["adaptive"] else 1.0) * g * scale.to(w)
+                w.add_(e_w)
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Restore the original point and let the base optimizer step with the current
+        gradient (the one taken at the perturbed point)."""
+        saved = [p for p, s in self.state.items() if "old_p" in s]
+        if not saved:
+            raise RuntimeError("SAM.second_step() called without first_step()")
+        for p in saved:
+            p.copy_(self.state.pop(p)["old_p"])
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one SAM step; returns the loss at the current point.
+
+        Args:
+            closure (Callable): zeroes the gradients, computes the loss, calls
+                ``backward()`` and returns the loss. It is evaluated twice.
+        """
+        if closure is None:
+            raise RuntimeError(
+                "SAM.step() needs a closure that zeroes the gradients, computes the loss, "
+                "calls backward() and returns the loss (SAM evaluates it twice per step); "
+                "or call first_step() and second_step() around your own two passes"
+            )
+        with torch.enable_grad():
+            loss = closure()
+        self.first_step()
+        with torch.enable_grad():
+            closure()
+        self.second_step()
+        return loss
+
+    # -- state_dict ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The base optimizer's state_dict, tagged as SAM's (SAM keeps no state of its own
+        between steps; the groups carry ``rho``/``adaptive``)."""
+        base = self.base_optimizer.state_dict()
+        tag = {"optimizer": type(self).__name__,
+               "base_optimizer": type(self.base_optimizer).__name__,
+               "base": base.get("optimlab")}
+        return {"state": base["state"], "param_groups": base["param_groups"], "optimlab": tag}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state_dict saved by :meth:`state_dict` (same base optimizer class)."""
+        tag = state_dict.get("optimlab")
+        name = type(self).__name__
+        base_name = type(self.base_optimizer).__name__
+        if tag is not None and tag.get("optimizer") != name:
+            raise ValueError(
+                f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
+                f"it cannot be loaded into optimlab.{name}"
+            )
+        if tag is not None and tag.get("base_optimizer") not in (None, base_name):
+            raise ValueError(
+                f"this state_dict was saved by SAM over {tag.get('base_optimizer')}, "
+                f"this SAM wraps {base_name}"
+            )
+        if "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("not an optimizer state_dict: missing 'state' or 'param_groups'")
+        base = {"state": state_dict["state"], "param_groups": state_dict["param_groups"]}
+        if tag is not None and tag.get("base") is not None:
+            base["optimlab"] = tag["base"]
+        self.base_optimizer.load_state_dict(base)
+        self.param_groups = self.base_optimizer.param_groups
+        self.state.clear()

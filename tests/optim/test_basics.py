@@ -1,0 +1,219 @@
+"""Param groups, skipped parameters, dtypes, argument checks and the non-finite guard."""
+
+import inspect
+
+import pytest
+import torch
+
+import optimlab
+from optimlab.optim.catalog import TABLE
+from tests.optim.cases import ALL_CASES, CASES
+from tests.problems import loss_fn, make_params
+
+ELEMENTWISE = [c for c in ALL_CASES if c.cls_name not in ("SAM",)]
+
+
+def _run(opt, params, steps, sign=1.0, use_closure=False):
+    def closure():
+        opt.zero_grad()
+        loss = sign * loss_fn(params)
+        loss.backward()
+        return loss
+
+    for _ in range(steps):
+        if use_closure:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+
+
+def _sign(case):
+    return -1.0 if case.maximize else 1.0
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_per_group_hyperparameters(case):
+    """Two groups with different lrs behave like the group's lr applied on its own."""
+    if case.cls_name == "SAM":
+        pytest.skip("SAM's perturbation uses the global norm, so groups interact by design")
+    sign = _sign(case)
+    params = make_params(torch.float64, case.shapes)
+    base_lr = case.hp.get("lr", case.hp.get("inner", (None, {}))[1].get("lr", 0.01))
+    if case.cls_name == "Lookahead":
+        inner_name, inner_hp = case.hp["inner"]
+        inner = getattr(optimlab, inner_name)(
+            [{"params": params[:1]}, {"params": params[1:], "lr": base_lr / 2}], **inner_hp)
+        opt = optimlab.Lookahead(inner, k=case.hp["k"], alpha=case.hp["alpha"])
+    else:
+        opt = case.build([{"params": params[:1]}, {"params": params[1:], "lr": base_lr / 2}])
+    assert opt.param_groups[1]["lr"] == base_lr / 2
+    _run(opt, params, 20, sign, case.needs_closure)
+
+    expected = make_params(torch.float64, case.shapes)
+    first = case.build(expected[:1])
+    if case.cls_name == "Lookahead":
+        inner_name, inner_hp = case.hp["inner"]
+        second = optimlab.Lookahead(
+            getattr(optimlab, inner_name)(expected[1:], **{**inner_hp, "lr": base_lr / 2}),
+            k=case.hp["k"], alpha=case.hp["alpha"])
+    else:
+        second = case.build(expected[1:], lr=base_lr / 2)
+    for _ in range(20):
+        for opt_k in (first, second):
+            opt_k.zero_grad()
+        (sign * loss_fn(expected)).backward()
+        first.step()
+        second.step()
+    for a, b in zip(params, expected):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ELEMENTWISE, ids=lambda c: c.id)
+def test_add_param_group_and_skip_missing_grads(case):
+    params = make_params(torch.float64, case.shapes)
+    frozen, late = params[0], params[-1]
+    opt = case.build(params[:-1])
+    opt.add_param_group({"params": [late]})
+    frozen_before = frozen.detach().clone()
+    late_before = late.detach().clone()
+    for _ in range(3):
+        opt.zero_grad()
+        (_sign(case) * loss_fn(params)).backward()
+        frozen.grad = None
+        opt.step()
+    assert torch.equal(frozen, frozen_before)
+    state = opt.state if case.cls_name != "Lookahead" else opt.optimizer.state
+    assert not state.get(frozen)
+    assert not torch.equal(late, late_before)
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_bfloat16_smoke(case):
+    params = make_params(torch.bfloat16, case.shapes)
+    start = loss_fn(params).item()
+    opt = case.build(params)
+    _run(opt, params, 20, _sign(case), case.needs_closure)
+    assert all(p.dtype == torch.bfloat16 and torch.isfinite(p).all() for p in params)
+    assert loss_fn(params).item() < start
+
+
+def _bad_values(info):
+    """Out-of-range hyperparameters for every argument the class has."""
+    defaults = info.defaults
+    bad = {"lr": -1.0, "eps": -1.0, "weight_decay": -0.5, "momentum": -0.1, "rho": -0.1,
+           "alpha": -0.5, "lambd": -1.0, "lr_decay": -1.0, "momentum_decay": -1.0,
+           "initial_accumulator_value": -1.0, "k": 0, "warmup_steps": -1, "ns_steps": 100}
+    cases = [(k, v) for k, v in bad.items() if k in defaults]
+    if "betas" in defaults:
+        cases += [("betas", (1.0, 0.999)), ("betas", (0.9, -0.1))]
+    if "etas" in defaults:
+        cases += [("etas", (1.5, 1.2))]
+    return cases
+
+
+def _construct(info, **kwargs):
+    name = info.cls.__name__
+    params = make_params(torch.float64, CASES[name][0].shapes)
+    if name == "Lookahead":
+        return optimlab.Lookahead(optimlab.SGD(params, lr=0.1), **kwargs)
+    return info.cls(params, **kwargs)
+
+
+BAD = [pytest.param(info, k, v, id=f"{info.cls.__name__}-{k}={v}")
+       for info in TABLE for k, v in _bad_values(info)]
+
+
+@pytest.mark.parametrize("info, arg, value", BAD)
+def test_bad_hyperparameters_name_the_argument(info, arg, value):
+    with pytest.raises(ValueError, match=arg):
+        _construct(info, **{arg: value})
+
+
+def test_every_class_rejects_a_negative_lr():
+    assert {p.values[0].cls.__name__ for p in BAD if p.values[1] == "lr"} >= {
+        info.cls.__name__ for info in TABLE if "lr" in info.defaults}
+
+
+GUARDED = [c for c in ALL_CASES
+           if "skip_nonfinite" in inspect.signature(getattr(optimlab, c.cls_name)).parameters]
+
+
+@pytest.mark.parametrize("case", GUARDED, ids=lambda c: c.id)
+def test_nonfinite_guard_skips_and_counts(case):
+    params = make_params(torch.float64, case.shapes)
+    opt = case.build(params, skip_nonfinite=True)
+    _run(opt, params, 2, _sign(case), case.needs_closure)
+    before = [p.detach().clone() for p in params]
+
+    def poisoned():
+        opt.zero_grad()
+        loss = loss_fn(params)
+        loss.backward()
+        params[0].grad[0] = float("nan")
+        return loss
+
+    if case.needs_closure:
+        opt.step(poisoned)
+    else:
+        poisoned()
+        opt.step()
+    assert opt.skipped_steps == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, params))
+    _run(opt, params, 2, _sign(case), case.needs_closure)
+    assert all(torch.isfinite(p).all() for p in params)
+    assert opt.state_dict()["optimlab"]["skipped_steps"] == 1
+
+
+def test_nonfinite_gradients_flow_through_by_default():
+    """torch-compatible default: a NaN gradient reaches the parameter, as in torch.optim."""
+    params = make_params()
+    for opt in (optimlab.Adam(params, lr=0.1), torch.optim.Adam(params, lr=0.1)):
+        opt.zero_grad()
+        loss_fn(params).backward()
+        params[0].grad[0] = float("nan")
+        opt.step()
+        assert torch.isnan(params[0][0]).all()
+        with torch.no_grad():
+            params[0].copy_(make_params()[0])
+
+
+def test_sparse_gradients_are_refused_where_unsupported():
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    opt = optimlab.Adam(emb.parameters())
+    emb(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(RuntimeError, match="sparse"):
+        opt.step()
+
+
+def test_sparse_adagrad_matches_torch():
+    torch.manual_seed(0)
+    ours, theirs = torch.nn.Embedding(20, 4, sparse=True), torch.nn.Embedding(20, 4, sparse=True)
+    theirs.load_state_dict(ours.state_dict())
+    opt_a = optimlab.Adagrad(ours.parameters(), lr=0.1, lr_decay=0.01, eps=1e-8)
+    opt_b = torch.optim.Adagrad(theirs.parameters(), lr=0.1, lr_decay=0.01, eps=1e-8)
+    for step in range(30):
+        idx = torch.tensor([step % 7, (3 * step) % 11, 5])
+        for emb, opt in ((ours, opt_a), (theirs, opt_b)):
+            opt.zero_grad()
+            (emb(idx) ** 2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(ours.weight, theirs.weight, rtol=1e-6, atol=1e-7)
+    untouched = [i for i in range(20) if i not in {5} | {s % 7 for s in range(30)}
+                 | {(3 * s) % 11 for s in range(30)}]
+    assert untouched and torch.equal(ours.weight[untouched], theirs.weight[untouched])
+
+
+def test_complex_parameters_match_torch():
+    torch.manual_seed(0)
+    w0 = torch.randn(3, 2, dtype=torch.complex128)
+    results = []
+    for cls in (optimlab.Adam, torch.optim.Adam):
+        w = w0.clone().requires_grad_()
+        opt = cls([w], lr=0.05)
+        for _ in range(50):
+            opt.zero_grad()
+            ((w - 1j).abs() ** 2).sum().backward()
+            opt.step()
+        results.append(w.detach())
+    torch.testing.assert_close(results[0], results[1], rtol=1e-10, atol=1e-12)

@@ -1,0 +1,88 @@
+"""The catalog table, the registry that reads it, and the README generated from it."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import optimlab
+from optimlab.cli import catalog_table
+from optimlab.optim.catalog import ALIASES, TABLE
+from tests.optim.cases import CASES
+
+TEXT_FIELDS = ["paper", "url", "memory_note", "decoupled_weight_decay", "sparse", "rule_text",
+               "tuning", "strengths", "weaknesses", "typical_use", "reference"]
+REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam",
+            "RAdam", "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM",
+            "Lookahead", "ScheduleFreeAdamW"}
+
+
+def test_every_required_algorithm_is_in_the_table_and_exported():
+    names = {info.cls.__name__ for info in TABLE}
+    assert names == REQUIRED
+    for name in REQUIRED:
+        assert getattr(optimlab, name).__name__ == name
+        assert issubclass(getattr(optimlab, name), torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("info", TABLE, ids=lambda i: i.name)
+def test_entry_is_complete(info):
+    assert info.name == info.cls.__name__.lower()
+    for field in TEXT_FIELDS:
+        assert getattr(info, field).strip(), field
+    assert 1950 <= info.year <= 2026
+    assert info.url.startswith("https://")
+    assert "\\" in info.rule_latex, "the class docstring needs a .. math:: block"
+    assert info.url in info.cls.__doc__ or info.url.split("/")[-1] in info.cls.__doc__
+    assert info.reference.startswith(("torch.optim.", "schedulefree.")) or info.reference == "oracle"
+    assert info.cls.__name__ in CASES, "every optimizer needs a line in tests/optim/cases.py"
+
+
+def test_available_lists_classes_and_aliases_with_metadata():
+    entries = {e.name: e for e in optimlab.available()}
+    assert {info.name for info in TABLE} <= set(entries)
+    assert {"gd", "sgd", "momentum", "nag", "amsgrad"} <= set(entries)
+    adam = entries["adam"]
+    assert (adam.year, adam.family, adam.memory) == (2015, "adam", 2)
+    assert "Kingma" in adam.paper
+
+
+def test_create_applies_alias_presets():
+    params = [torch.zeros(3, requires_grad=True)]
+    momentum = optimlab.create("momentum", params, lr=0.1)
+    assert isinstance(momentum, optimlab.SGD)
+    assert momentum.defaults["momentum"] == 0.9 and momentum.defaults["lr"] == 0.1
+    nag = optimlab.create("NAG", params, lr=0.1)
+    assert nag.defaults["nesterov"] is True
+    assert optimlab.create("amsgrad", params).defaults["amsgrad"] is True
+    assert optimlab.create("momentum", params, momentum=0.5).defaults["momentum"] == 0.5
+    classes = {info.name: info.cls for info in TABLE}
+    for alias in ALIASES:
+        assert type(optimlab.create(alias.name, params)) is classes[alias.target]
+
+
+def test_create_builds_every_name():
+    for entry in optimlab.available():
+        params = [torch.zeros(3, 2, requires_grad=True)]
+        assert isinstance(optimlab.create(entry.name, params), torch.optim.Optimizer)
+
+
+def test_create_builds_wrappers_by_name():
+    params = [torch.zeros(3, 2, requires_grad=True)]
+    sam = optimlab.create("sam", params, base_optimizer="momentum", rho=0.1, lr=0.2)
+    assert isinstance(sam.base_optimizer, optimlab.SGD)
+    assert sam.param_groups[0]["momentum"] == 0.9 and sam.param_groups[0]["lr"] == 0.2
+    look = optimlab.create("lookahead", params, inner="adamw", k=3, alpha=0.6, lr=0.01)
+    assert isinstance(look.optimizer, optimlab.AdamW)
+    assert (look.k, look.alpha, look.param_groups[0]["lr"]) == (3, 0.6, 0.01)
+
+
+def test_unknown_name_suggests_close_ones():
+    with pytest.raises(ValueError, match="did you mean adam"):
+        optimlab.create("adma", [torch.zeros(1, requires_grad=True)])
+
+
+def test_readme_algorithm_list_is_generated_from_the_table():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert catalog_table(markdown=True) in readme, (
+        "README's algorithm list is stale: paste the output of `optimlab list --markdown`")

@@ -1,0 +1,44 @@
+"""ScheduleFreeAdamW equals the reference implementation (the `schedulefree` package)."""
+
+import pytest
+import torch
+
+schedulefree = pytest.importorskip("schedulefree")
+
+from tests.optim.cases import CASES  # noqa: E402
+from tests.problems import assert_params_close, loss_fn, make_params  # noqa: E402
+
+
+def _run(opt, params, steps, sign):
+    opt.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        (sign * loss_fn(params)).backward()
+        opt.step()
+    train_point = [p.detach().clone() for p in params]
+    opt.eval()
+    return train_point, [p.detach().clone() for p in params]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)],
+                         ids=["float64", "float32"])
+@pytest.mark.parametrize("case", CASES["ScheduleFreeAdamW"], ids=lambda c: c.id)
+def test_matches_reference(case, dtype, rtol):
+    ours_params = make_params(dtype)
+    ours = _run(case.build(ours_params), ours_params, 300, -1.0 if case.maximize else 1.0)
+    ref_params = make_params(dtype)
+    ref = schedulefree.AdamWScheduleFree(ref_params, foreach=False, **case.reference_hp())
+    theirs = _run(ref, ref_params, 300, 1.0)
+    for mine, reference in zip(ours, theirs):
+        assert_params_close(mine, reference, rtol)
+
+
+def test_step_in_eval_mode_is_an_error():
+    import optimlab
+
+    params = make_params()
+    opt = optimlab.ScheduleFreeAdamW(params)
+    opt.eval()
+    loss_fn(params).backward()
+    with pytest.raises(Exception, match="eval|train"):
+        opt.step()
