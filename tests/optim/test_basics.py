@@ -186,6 +186,7 @@ def test_sparse_gradients_are_refused_where_unsupported():
         opt.step()
 
 
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks")
 def test_sparse_adagrad_matches_torch():
     torch.manual_seed(0)
     ours, theirs = torch.nn.Embedding(20, 4, sparse=True), torch.nn.Embedding(20, 4, sparse=True)

@@ -6,7 +6,7 @@ result whether the parameters sit in one group or are split across groups.
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.optim.cases import ALL_CASES
@@ -67,7 +67,6 @@ def _split(n):
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
-@settings(max_examples=8, deadline=None)
 @given(data=st.data(), dtype=dtypes, seed=st.integers(0, 2**16),
        lr_scale=st.sampled_from([0.1, 1.0, 3.0]))
 def test_finite_and_group_split_invariant(case, data, dtype, seed, lr_scale):
