@@ -16,6 +16,8 @@ DEFAULT_B = -4.7750
 DEFAULT_C = 2.0315
 DEFAULT_NS_STEPS = 5
 EPS = 1e-7
+# The dtype of the Newton-Schulz iteration; bfloat16 as in torch.optim.Muon.
+NS_DTYPE = torch.bfloat16
 ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
 
 
@@ -36,7 +38,7 @@ def zeropower_via_newtonschulz(g: Tensor, ns_coefficients=(DEFAULT_A, DEFAULT_B,
     if g.dim() != 2:
         raise ValueError(f"Newton-Schulz needs a 2-D matrix, got shape {tuple(g.shape)}")
     a, b, c = ns_coefficients
-    x = g.bfloat16()
+    x = g.to(NS_DTYPE)
     tall = g.size(0) > g.size(1)
     if tall:
         x = x.T
