@@ -56,16 +56,8 @@ def grad_np(params: list[np.ndarray]) -> list[np.ndarray]:
     return grads
 
 
-def run_torch(opt_factory, steps, dtype=torch.float64, shapes=SHAPES, maximize=False,
-              use_closure=False):
-    """Run ``steps`` steps of ``opt_factory(params)``; return the final parameters.
-
-    With ``maximize`` the objective is negated, so a correct ``maximize=True`` optimizer
-    follows exactly the same path as the minimizer.
-    """
-    params = make_params(dtype, shapes)
-    opt = opt_factory(params)
-    sign = -1.0 if maximize else 1.0
+def train_steps(opt, params, steps, sign=1.0, use_closure=False):
+    """Take ``steps`` optimizer steps on ``sign * loss_fn(params)``."""
 
     def closure():
         opt.zero_grad()
@@ -79,6 +71,17 @@ def run_torch(opt_factory, steps, dtype=torch.float64, shapes=SHAPES, maximize=F
         else:
             closure()
             opt.step()
+
+
+def run_torch(opt_factory, steps, dtype=torch.float64, shapes=SHAPES, maximize=False,
+              use_closure=False):
+    """Run ``steps`` steps of ``opt_factory(params)``; return the final parameters.
+
+    With ``maximize`` the objective is negated, so a correct ``maximize=True`` optimizer
+    follows exactly the same path as the minimizer.
+    """
+    params = make_params(dtype, shapes)
+    train_steps(opt_factory(params), params, steps, -1.0 if maximize else 1.0, use_closure)
     return [p.detach().clone() for p in params]
 
 

@@ -8,24 +8,10 @@ import torch
 import optimlab
 from optimlab.optim.catalog import TABLE
 from tests.optim.cases import ALL_CASES, CASES
-from tests.problems import loss_fn, make_params
+from tests.problems import loss_fn, make_params, train_steps
 
 ELEMENTWISE = [c for c in ALL_CASES if c.cls_name not in ("SAM",)]
 
-
-def _run(opt, params, steps, sign=1.0, use_closure=False):
-    def closure():
-        opt.zero_grad()
-        loss = sign * loss_fn(params)
-        loss.backward()
-        return loss
-
-    for _ in range(steps):
-        if use_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
 
 
 def _sign(case):
@@ -48,7 +34,7 @@ def test_per_group_hyperparameters(case):
     else:
         opt = case.build([{"params": params[:1]}, {"params": params[1:], "lr": base_lr / 2}])
     assert opt.param_groups[1]["lr"] == base_lr / 2
-    _run(opt, params, 20, sign, case.needs_closure)
+    train_steps(opt, params, 20, sign, case.needs_closure)
 
     expected = make_params(torch.float64, case.shapes)
     first = case.build(expected[:1])
@@ -93,7 +79,7 @@ def test_bfloat16_smoke(case):
     params = make_params(torch.bfloat16, case.shapes)
     start = loss_fn(params).item()
     opt = case.build(params)
-    _run(opt, params, 20, _sign(case), case.needs_closure)
+    train_steps(opt, params, 20, _sign(case), case.needs_closure)
     assert all(p.dtype == torch.bfloat16 and torch.isfinite(p).all() for p in params)
     assert loss_fn(params).item() < start
 
@@ -143,7 +129,7 @@ GUARDED = [c for c in ALL_CASES
 def test_nonfinite_guard_skips_and_counts(case):
     params = make_params(torch.float64, case.shapes)
     opt = case.build(params, skip_nonfinite=True)
-    _run(opt, params, 2, _sign(case), case.needs_closure)
+    train_steps(opt, params, 2, _sign(case), case.needs_closure)
     before = [p.detach().clone() for p in params]
 
     def poisoned():
@@ -160,7 +146,7 @@ def test_nonfinite_guard_skips_and_counts(case):
         opt.step()
     assert opt.skipped_steps == 1
     assert all(torch.equal(a, b) for a, b in zip(before, params))
-    _run(opt, params, 2, _sign(case), case.needs_closure)
+    train_steps(opt, params, 2, _sign(case), case.needs_closure)
     assert all(torch.isfinite(p).all() for p in params)
     assert opt.state_dict()["optimlab"]["skipped_steps"] == 1
 

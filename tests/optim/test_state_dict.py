@@ -8,22 +8,7 @@ import torch
 
 import optimlab
 from tests.optim.cases import ALL_CASES
-from tests.problems import loss_fn, make_params
-
-
-def _steps(opt, params, n, sign, use_closure):
-    def closure():
-        opt.zero_grad()
-        loss = sign * loss_fn(params)
-        loss.backward()
-        return loss
-
-    for _ in range(n):
-        if use_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
+from tests.problems import loss_fn, make_params, train_steps
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
@@ -31,11 +16,11 @@ def test_resume_is_bit_identical(case):
     sign = -1.0 if case.maximize else 1.0
     params = make_params(torch.float64, case.shapes)
     opt = case.build(params)
-    _steps(opt, params, 200, sign, case.needs_closure)
+    train_steps(opt, params, 200, sign, case.needs_closure)
 
     params_a = make_params(torch.float64, case.shapes)
     opt_a = case.build(params_a)
-    _steps(opt_a, params_a, 100, sign, case.needs_closure)
+    train_steps(opt_a, params_a, 100, sign, case.needs_closure)
     buffer = io.BytesIO()
     torch.save({"opt": opt_a.state_dict(), "params": [p.detach() for p in params_a]}, buffer)
     buffer.seek(0)
@@ -44,7 +29,7 @@ def test_resume_is_bit_identical(case):
     params_b = [p.clone().requires_grad_() for p in saved["params"]]
     opt_b = case.build(params_b)
     opt_b.load_state_dict(saved["opt"])
-    _steps(opt_b, params_b, 100, sign, case.needs_closure)
+    train_steps(opt_b, params_b, 100, sign, case.needs_closure)
 
     for uninterrupted, resumed in zip(params, params_b):
         assert torch.equal(uninterrupted, resumed)
@@ -54,7 +39,7 @@ def test_resume_is_bit_identical(case):
 def test_state_dict_from_other_model_is_refused(case):
     params = make_params(torch.float64, case.shapes)
     opt = case.build(params)
-    _steps(opt, params, 3, 1.0, case.needs_closure)
+    train_steps(opt, params, 3, 1.0, case.needs_closure)
     saved = copy.deepcopy(opt.state_dict())
 
     fewer = make_params(torch.float64, case.shapes[:1])
@@ -84,12 +69,12 @@ def test_torch_state_dict_loads_into_optimlab():
     """Drop-in: a checkpoint written by torch.optim.Adam resumes in optimlab.Adam."""
     ref_params = make_params()
     ref = torch.optim.Adam(ref_params, lr=0.01)
-    _steps(ref, ref_params, 20, 1.0, False)
+    train_steps(ref, ref_params, 20, 1.0, False)
     params = [p.detach().clone().requires_grad_() for p in ref_params]
     ours = optimlab.Adam(params, lr=0.01)
     # deepcopy: torch's state_dict holds its live state tensors, which it updates in place
     ours.load_state_dict(copy.deepcopy(ref.state_dict()))
-    _steps(ref, ref_params, 20, 1.0, False)
-    _steps(ours, params, 20, 1.0, False)
+    train_steps(ref, ref_params, 20, 1.0, False)
+    train_steps(ours, params, 20, 1.0, False)
     for a, b in zip(params, ref_params):
         assert torch.equal(a, b)

@@ -164,10 +164,14 @@ class RuleOptimizer(torch.optim.Optimizer):
             # torch's __setstate__ adds keys (e.g. ``differentiable``) to ``defaults`` that an
             # older group may lack, so fall back to the default value.
             hp = {key: group.get(key, value) for key, value in self.defaults.items()}
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_param(p, p.grad, group, hp)
+            self._step_group(group, hp)
         return loss
+
+    def _step_group(self, group: dict, hp: dict) -> None:
+        """Step every parameter of one group (a subclass may add group-level bookkeeping)."""
+        for p in group["params"]:
+            if p.grad is not None:
+                self._step_param(p, p.grad, group, hp)
 
     def _step_param(self, p: Tensor, grad: Tensor, group: dict, hp: dict) -> None:
         if grad.is_sparse and not self.supports_sparse:

@@ -202,21 +202,11 @@ class ScheduleFreeAdamW(RuleOptimizer):
                 "ScheduleFreeAdamW.step() was called in eval mode: call optimizer.train() "
                 "before training steps and optimizer.eval() before evaluation"
             )
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        if self.skip_nonfinite and not self._grads_are_finite():
-            self.skipped_steps += 1
-            return loss
-        for group in self.param_groups:
-            # (.get: torch's load_state_dict adds keys such as "differentiable" to defaults)
-            hp = {key: group.get(key, value) for key, value in self.defaults.items()}
-            lr_t, lr_max, weight_sum, ckp1 = self.schedule(**hp)
-            group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
-            hp.update(lr=lr_t, ckp1=ckp1)
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._step_param(p, p.grad, group, hp)
-            group["k"] = hp["k"] + 1
-        return loss
+        return super().step(closure)
+
+    def _step_group(self, group: dict, hp: dict) -> None:
+        # warmup and the averaging weight are per group, computed once per step
+        lr_t, lr_max, weight_sum, ckp1 = self.schedule(**hp)
+        group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
+        super()._step_group(group, {**hp, "lr": lr_t, "ckp1": ckp1})
+        group["k"] = hp["k"] + 1
