@@ -41,7 +41,8 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
             widths[i] = max([len(header)] + [len(str(row[i])) for row in rows])
     out = []
     for row in [list(headers)] + [list(map(str, r)) for r in rows]:
-        wrapped = [textwrap.wrap(text, width) or [""] for text, width in zip(row, widths)]
+        wrapped = [textwrap.wrap(text, width, break_long_words=False) or [""]
+                   for text, width in zip(row, widths)]
         for k in range(max(len(w) for w in wrapped)):
             parts = [(w[k] if k < len(w) else "").ljust(width) for w, width in zip(wrapped, widths)]
             out.append("  ".join(parts).rstrip())
@@ -90,7 +91,8 @@ def explain(name: str) -> str:
     if entry.summary:
         lines.append(entry.summary)
     fields = [
-        ("paper", f"{info.paper} ({info.year}) {info.url}"),
+        ("paper", f"{info.paper}, {info.url}"),
+        ("year", str(info.year)),
         ("family", info.family),
         ("aliases", ", ".join(aliases) or "-"),
         ("update", info.rule_text),
@@ -108,7 +110,7 @@ def explain(name: str) -> str:
         ("checked vs", info.reference),
     ]
     for label, text in fields:
-        wrapped = textwrap.wrap(text, 76) or ["-"]
+        wrapped = textwrap.wrap(text, 76, break_long_words=False) or ["-"]
         lines.append(f"{label:>13}: {wrapped[0]}")
         lines += [" " * 15 + more for more in wrapped[1:]]
     if info.rule_latex:
@@ -148,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError) as err:
         print(f"optimlab: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
     return 0
 
 
