@@ -21,6 +21,8 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(PY) examples/quickstart.py
+	$(VENV)/bin/optimlab race rosenbrock --optimizers sgd,momentum,nag,adam,rmsprop,lion \
+		--tune --steps 500 --out race.png
 
 test: setup
 	$(PY) -m pytest

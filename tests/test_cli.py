@@ -53,3 +53,62 @@ def test_console_entry_point_runs():
     done = subprocess.run([sys.executable, "-m", "optimlab", "explain", "nag"],
                           capture_output=True, text=True, check=True)
     assert "nesterov" in done.stdout
+
+
+def test_landscapes_lists_the_catalog(capsys):
+    assert main(["landscapes"]) == 0
+    out = capsys.readouterr().out
+    for name in ("rosenbrock", "two_wells", "quadratic_deep", "saddle"):
+        assert name in out
+
+
+def test_race_prints_the_table_and_writes_pictures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png, gif = tmp_path / "race.png", tmp_path / "race.gif"
+    argv = ["race", "rosenbrock", "--optimizers", "sgd,momentum,adam", "--lr", "adam=0.05",
+            "--lr", "sgd=1e-4,momentum=1e-4", "--steps", "60", "--start=-1.5,2",
+            "--noise", "0.1", "--out", str(png), "--gif", str(gif)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "rosenbrock from (-1.5, 2.0), 60 steps, noise 0.1" in out
+    rows = [line.split()[0] for line in out.splitlines() if line.split()[:1] and
+            line.split()[0] in ("sgd", "momentum", "adam")]
+    assert rows == ["sgd", "momentum", "adam"]
+    assert "lr=0.05" in out and png.stat().st_size > 0 and gif.stat().st_size > 0
+
+
+def test_race_tune_reports_the_chosen_rates(capsys):
+    assert main(["race", "quadratic", "--optimizers", "gd,adam", "--steps", "30",
+                 "--tune"]) == 0
+    out = capsys.readouterr().out
+    assert "tuned" in out and "lr=" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["race", "rosenbrok", "--optimizers", "adam"], "unknown landscape"),
+    (["race", "rosenbrock", "--optimizers", "adamm"], "unknown optimizer"),
+    (["race", "rosenbrock", "--optimizers", "adam", "--start", "1,x"], "--start"),
+    (["race", "rosenbrock", "--optimizers", "adam", "--start", "1,2,3"], "start must be 2"),
+    (["race", "rosenbrock", "--optimizers", "adam", "--steps", "-5"], "--steps"),
+    (["race", "rosenbrock", "--optimizers", "adam", "--lr", "adam"], "--lr takes"),
+    (["race", "rosenbrock", "--optimizers", "adam", "--lr", "sgd=0.1"], "not in --optimizers"),
+    (["race", "quadratic", "--optimizers", "adam", "--param", "kappa=-1"], "kappa"),
+    (["race", "rosenbrock", "--optimizers", "adam", "--steps", "5", "--out",
+      "/nonexistent-dir/x.png"], "cannot write"),
+    (["demo", "nope"], "unknown demo"),
+])
+def test_race_and_demo_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("optimlab: error:") and message in err[0], err
+
+
+def test_demo_lists_and_runs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["demo"]) == 0
+    assert "effective-lr" in capsys.readouterr().out
+    assert main(["demo", "effective-lr", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for value in ("0.0200", "0.0063", "0.0020", "0.0006", "0.0002"):
+        assert value in out
+    assert (tmp_path / "effective-lr.png").stat().st_size > 0

@@ -1,10 +1,13 @@
 """optimlab: gradient-based optimizers for PyTorch you can use, see, trust and choose.
 
 Every optimizer is a drop-in ``torch.optim.Optimizer``; ``create(name, params, **hp)`` and
-``available()`` expose the registry.
+``available()`` expose the registry; ``race(landscape, optimizers)`` races them on the test
+functions of :mod:`optimlab.landscapes`.
 """
+from . import landscapes
+from .landscapes import race
 from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _optim_all
 
 __version__ = "0.1.0"
-__all__ = list(_optim_all)
+__all__ = list(_optim_all) + ["landscapes", "race"]

@@ -4,6 +4,11 @@
     optimlab explain NAME                one entry: paper, update rule, defaults, advice
     optimlab compare NAME NAME ... [--markdown]
                                          the side-by-side table tutorials draw
+    optimlab landscapes                  the test functions
+    optimlab race LANDSCAPE --optimizers sgd,momentum,adam [--lr adam=0.05] [--steps 500]
+                  [--start -1.5,2] [--noise 0.1] [--seed 0] [--tune] [--param kappa=100]
+                  [--out race.png] [--gif race.gif] [--surface surface.png]
+    optimlab demo [NAME] [--out DIR]     the tutorials' exhibits
 
 Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2.
 """
@@ -118,6 +123,95 @@ def explain(name: str) -> str:
     return "\n".join(lines)
 
 
+def _parse_pairs(items: Sequence[str], what: str) -> dict[str, float]:
+    """``["adam=0.05", "sgd=1e-3,lion=1e-4"]`` -> ``{"adam": 0.05, ...}``."""
+    pairs = {}
+    for item in items:
+        for part in filter(None, item.split(",")):
+            key, sep, value = part.partition("=")
+            try:
+                if not sep or not key.strip():
+                    raise ValueError
+                pairs[key.strip()] = float(value)
+            except ValueError:
+                raise CLIError(f"{what} takes NAME=NUMBER, got {part!r}") from None
+    return pairs
+
+
+def _parse_point(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise CLIError(f"--start takes comma-separated numbers such as -1.5,2, got {text!r}") \
+            from None
+
+
+def landscapes_table() -> str:
+    """The landscape catalog as a table."""
+    from .landscapes import get, names
+
+    rows = []
+    for name in names():
+        land = get(name)
+        rows.append([name, str(land.dim), f"{land.min_value:.6g}", ", ".join(land.challenges),
+                     land.description])
+    return render_table(["name", "dim", "minimum", "challenges", "description"], rows,
+                        [16, 3, 9, 22, 70])
+
+
+def run_race(args: argparse.Namespace) -> str:
+    """``optimlab race``: the metrics table, and the pictures asked for."""
+    from .landscapes import get, race
+
+    if args.steps < 0:
+        raise CLIError(f"--steps must be >= 0, got {args.steps}")
+    landscape = get(args.landscape, **_parse_pairs(args.param, "--param"))
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    if not names:
+        raise CLIError("--optimizers needs at least one name, e.g. sgd,momentum,adam")
+    lrs = _parse_pairs(args.lr, "--lr")
+    unknown = set(lrs) - set(names)
+    if unknown:
+        raise CLIError(f"--lr names {sorted(unknown)}, which are not in --optimizers")
+    spec = {name: ({"lr": lrs[name]} if name in lrs else {}) for name in names}
+    start = _parse_point(args.start) if args.start else None
+    result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
+                  seed=args.seed, tune=args.tune)
+    lines = [f"{landscape.name} from {tuple(float(v) for v in result.start)}, "
+             f"{args.steps} steps" + (f", noise {args.noise:g}" if args.noise else "")
+             + (", learning rates tuned on a log grid" if args.tune else ""),
+             result.table()]
+    for path, write in ((args.out, lambda p: result.plot().savefig(p, dpi=110,
+                                                                    bbox_inches="tight")),
+                        (args.surface, lambda p: landscape.plot_surface(result).savefig(p, dpi=110)),
+                        (args.gif, lambda p: result.animate(p))):
+        if path:
+            try:
+                written = write(path)
+            except OSError as err:
+                raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
+            for item in written if isinstance(written, list) else [path]:
+                lines.append(f"wrote {item}")
+    return "\n".join(lines)
+
+
+def run_demo(args: argparse.Namespace) -> str:
+    """``optimlab demo [NAME]``: list the exhibits, or run one."""
+    from .landscapes.demos import DEMOS
+    from .landscapes.demos import run_demo as run
+
+    if not args.name:
+        return "demos: " + ", ".join(DEMOS) + "\nrun one with: optimlab demo NAME [--out DIR]"
+    try:
+        result = run(args.name, out_dir=args.out)
+    except OSError as err:
+        raise CLIError(f"cannot write to {args.out}: {err.strerror or err}") from None
+    text = result.table()
+    if args.out:
+        text += f"\nwrote {args.out}/{args.name}.png"
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimlab", description=(
         "Gradient-based optimizers you can use, see, trust and choose."))
@@ -129,6 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="compare optimizers side by side")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    sub.add_parser("landscapes", help="list the test functions")
+    p = sub.add_parser("race", help="race optimizers on a landscape")
+    p.add_argument("landscape")
+    p.add_argument("--optimizers", required=True, help="comma-separated registry names")
+    p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
+                   help="learning rate of one optimizer (repeat, or comma-separate)")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--start", help="start point, e.g. -1.5,2 (default: the landscape's)")
+    p.add_argument("--noise", type=float, default=0.0, help="gradient noise std")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    p.add_argument("--tune", action="store_true", help="tune each lr on a log grid first")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="landscape parameter, e.g. kappa=100 for quadratic")
+    p.add_argument("--out", help="write the race plot (PNG/SVG/PDF)")
+    p.add_argument("--gif", help="write an animation (GIF, and MP4 when ffmpeg exists)")
+    p.add_argument("--surface", help="write a 3-D surface plot with the paths")
+    p = sub.add_parser("demo", help="the tutorials' exhibits")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--out", help="folder for the demo's PNG")
     return parser
 
 
@@ -139,6 +252,12 @@ def _run(args: argparse.Namespace) -> str:
         return explain(args.name)
     if args.command == "compare":
         return compare_table(args.names, args.markdown)
+    if args.command == "landscapes":
+        return landscapes_table()
+    if args.command == "race":
+        return run_race(args)
+    if args.command == "demo":
+        return run_demo(args)
     raise CLIError(f"unknown command {args.command!r}")
 
 

@@ -13,6 +13,7 @@ from .lamb import LAMB
 from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
+from .population import Population  # noqa: E402
 from .radam import RAdam
 from .registry import available, create, info, resolve  # noqa: E402  (reads the catalog)
 from .rmsprop import RMSprop
@@ -24,5 +25,5 @@ from .wrappers import SAM, Lookahead
 __all__ = [
     "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
-    "ScheduleFreeAdamW", "available", "create", "info", "resolve",
+    "ScheduleFreeAdamW", "available", "create", "info", "resolve", "Population",
 ]

@@ -129,6 +129,7 @@ class Adafactor(RuleOptimizer):
         True
     """
 
+    population = "member"  # reads step sizes with .item(), as torch does
     init = staticmethod(init)
     update = staticmethod(update)
 

@@ -132,6 +132,12 @@ class RuleOptimizer(torch.optim.Optimizer):
     update: Callable[..., Tensor]
     #: whether ``update`` accepts sparse gradients (see :class:`optimlab.Adagrad`).
     supports_sparse: bool = False
+    #: how :class:`optimlab.optim.population.Population` runs the rule over a member axis:
+    #: ``"elementwise"`` (the rule broadcasts as is), ``"vmap"`` (it reduces over whole
+    #: tensors, so it is mapped over members) or ``"member"`` (one instance per member).
+    population: str = "elementwise"
+    #: whether every parameter must be a matrix (Muon).
+    needs_matrix: bool = False
 
     def __init__(
         self,

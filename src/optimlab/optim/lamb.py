@@ -106,6 +106,7 @@ class LAMB(RuleOptimizer):
         True
     """
 
+    population = "vmap"  # per-tensor trust ratio
     init = staticmethod(init)
     update = staticmethod(update)
 

@@ -157,6 +157,8 @@ class Muon(RuleOptimizer):
         True
     """
 
+    population = "vmap"  # Newton-Schulz orthogonalises each matrix
+    needs_matrix = True
     init = staticmethod(init)
     update = staticmethod(update)
 

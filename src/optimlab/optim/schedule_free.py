@@ -141,6 +141,7 @@ class ScheduleFreeAdamW(RuleOptimizer):
         True
     """
 
+    population = "member"  # its warmup and averaging weights are per group
     init = staticmethod(init)
     update = staticmethod(update)
     schedule = staticmethod(schedule)

@@ -1,0 +1,582 @@
+"""Pictures of landscapes and races: contours, paths, loss curves, animations, surfaces.
+
+matplotlib is an optional dependency: this module imports it only inside its functions,
+so ``optimlab`` (and this module) import without it. When no matplotlib backend has been
+chosen (no ``MPLBACKEND``, no ``backend`` in a matplotlibrc, no ``matplotlib.use``) the
+non-interactive ``Agg`` backend is selected, so nothing here opens a window; figures are
+returned, never shown.
+
+Every optimizer keeps one colour in every figure: :func:`label_colors` picks it from the
+``tab10`` palette by a stable hash of the label (distinct within one figure). Path lines
+carry ``gid="path:<label>"``, loss curves ``gid="loss:<label>"``, so they can be found.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["animate_race", "label_colors", "plot_landscape", "plot_race", "plot_surface",
+           "plt_close"]
+
+#: matplotlib's ``tab10`` colours, in order.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+#: Colour maps: the landscape alone, and the muted background behind coloured race paths.
+LANDSCAPE_CMAP = "viridis"
+RACE_CMAP = "optimlab_race"  # the lighter three quarters of "bone", built on first use
+
+_MAX_MARKERS = 60  # small markers along a path, at most this many
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _pyplot():
+    """``matplotlib.pyplot``, with the Agg backend selected if none has been chosen."""
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from exc
+    from matplotlib import rcsetup
+
+    sentinel = getattr(rcsetup, "_auto_backend_sentinel", None)
+    if sentinel is not None and dict.__getitem__(matplotlib.rcParams, "backend") is sentinel:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plt_close(fig) -> None:
+    """Close ``fig`` (release it from pyplot's figure manager)."""
+    _pyplot().close(fig)
+
+
+def label_colors(labels) -> dict[str, str]:
+    """A colour per label: ``tab10`` slot ``crc32(label) % 10``, the next free slot on a clash.
+
+    Deterministic (no state, any order): the same labels get the same colours in every
+    figure, and a label keeps its colour across races unless it clashes with another label
+    of the race (then labels claim slots in sorted order). Past ten labels colours repeat.
+    """
+    out: dict[str, str] = {}
+    used: set[int] = set()
+    for label in sorted(set(labels), key=str):  # clashes settle the same in any order
+        first = zlib.crc32(str(label).encode()) % len(PALETTE)
+        slot = next((s for s in ((first + d) % len(PALETTE) for d in range(len(PALETTE)))
+                     if s not in used), first)
+        used.add(slot)
+        out[label] = PALETTE[slot]
+    return {label: out[label] for label in labels}
+
+
+def _require_2d(landscape, what: str) -> None:
+    if landscape.dim != 2:
+        raise ValueError(f"{what} needs a 2-D landscape; {landscape.name!r} has dim={landscape.dim}")
+
+
+def _grid(landscape, resolution: int):
+    """Grid coordinates ``X, Y`` and values ``Z`` (float64, NaN where f is not finite)."""
+    resolution = int(resolution)
+    if resolution < 2:
+        raise ValueError(f"resolution must be >= 2, got {resolution}")
+    (x0, x1), (y0, y1) = landscape.domain
+    X, Y = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
+    points = torch.from_numpy(np.stack([X, Y], axis=-1))
+    with torch.no_grad():
+        Z = landscape.f(points)
+    Z = np.asarray(torch.as_tensor(Z).detach().to("cpu", torch.float64).numpy(), dtype=float)
+    Z = np.broadcast_to(Z, X.shape).copy()
+    Z[~np.isfinite(Z)] = np.nan
+    if not np.isfinite(Z).any():
+        raise ValueError(f"{landscape.name!r} is not finite anywhere on its domain")
+    return X, Y, Z
+
+
+@dataclass(frozen=True)
+class _Scale:
+    """How values are coloured: ``f`` itself, or ``f - zmin + offset`` on a log scale."""
+
+    log: bool
+    zmin: float
+    offset: float
+
+    def __call__(self, z):
+        z = np.asarray(z, dtype=float)
+        if not self.log:
+            return z
+        return np.maximum(z - self.zmin, 0.0) + self.offset
+
+
+def _scale_for(landscape, Z, log: bool | None = None) -> _Scale:
+    """Log colours for ``log_scale`` landscapes or values spanning more than three decades.
+
+    The span is measured from the grid minimum: (max - min) against the 5th percentile of
+    (f - min), so a lone minimum does not count as decades by itself. ``log`` forces it.
+    The offset (the bottom of the log scale) is the 0.2th percentile of f - min: the colours
+    are spent on what covers the picture, not on the few grid points nearest the minimum.
+    """
+    finite = Z[np.isfinite(Z)]
+    zmin = float(finite.min())
+    diff = finite - zmin
+    span = float(diff.max())
+    positive = diff[diff > 0]
+    if span <= 0 or not math.isfinite(span) or positive.size == 0:
+        return _Scale(False, zmin, 0.0)
+    if log is None:
+        typical = float(np.percentile(diff, 5))
+        decades = math.log10(span / typical) if typical > 0 else math.inf
+        log = landscape.log_scale or decades > 3
+    if not log:
+        return _Scale(False, zmin, 0.0)
+    # ties with the minimum (up to rounding: symmetric grids hit it several times) don't count
+    above = diff[diff > 1e-12 * max(abs(zmin), span)]
+    floor = float(np.percentile(above, 0.2)) if above.size else span * 1e-6
+    return _Scale(True, zmin, max(floor, span * 1e-9, 1e-300))
+
+
+def _cmap(name):
+    from matplotlib import colormaps, colors
+
+    if name != RACE_CMAP:
+        return name
+    bone = colormaps["bone"]
+    return colors.ListedColormap(bone(np.linspace(0.25, 1.0, 256)), name=RACE_CMAP)
+
+
+def _draw_contours(ax, landscape, resolution: int, levels: int, cmap: str, colorbar: bool = True):
+    """Filled contours (with faint contour lines) on ``ax``; returns the scale used."""
+    from matplotlib import colors, ticker
+
+    cmap = _cmap(cmap)
+
+    X, Y, Z = _grid(landscape, resolution)
+    scale = _scale_for(landscape, Z)
+    S = np.ma.masked_invalid(scale(Z))
+    lo, hi = float(S.min()), float(S.max())
+    if scale.log:
+        bounds = np.geomspace(lo, hi * (1 + 1e-9), int(levels) + 1)
+        norm = colors.LogNorm(vmin=bounds[0], vmax=bounds[-1])
+        label = "f - min + ε (log)"
+    else:
+        if hi <= lo:  # constant: one band
+            lo, hi = lo - 0.5, hi + 0.5
+        bounds = np.linspace(lo, hi, int(levels) + 1)
+        norm = colors.Normalize(vmin=lo, vmax=hi)
+        label = "f"
+    filled = ax.contourf(X, Y, S, levels=bounds, norm=norm, cmap=cmap, extend="neither")
+    ax.contour(X, Y, S, levels=bounds[::2], norm=norm, colors="k", linewidths=0.3, alpha=0.35)
+    if colorbar:
+        cbar = ax.figure.colorbar(filled, ax=ax, shrink=0.9, pad=0.02)
+        cbar.set_label(label)
+        if scale.log:
+            cbar.locator = ticker.LogLocator()
+            cbar.formatter = ticker.LogFormatterSciNotation()
+        else:
+            cbar.locator = ticker.MaxNLocator(7)
+            cbar.formatter = ticker.ScalarFormatter()
+        cbar.update_ticks()
+    (x0, x1), (y0, y1) = landscape.domain
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    return scale
+
+
+def _mark_minima_and_start(ax, landscape, start) -> None:
+    if landscape.minima:
+        m = np.asarray(landscape.minima, dtype=float).reshape(-1, landscape.dim)
+        ax.plot(m[:, 0], m[:, 1], linestyle="none", marker="*", markersize=16,
+                markerfacecolor="white", markeredgecolor="black", markeredgewidth=1.0,
+                label="minimum" if len(m) == 1 else "minima", gid="minima", zorder=5)
+    s = np.asarray(start, dtype=float).reshape(-1)
+    ax.plot([s[0]], [s[1]], linestyle="none", marker="o", markersize=9,
+            markerfacecolor="black", markeredgecolor="white", markeredgewidth=1.5,
+            label="start", gid="start", zorder=6)
+
+
+def plot_landscape(landscape, ax=None, resolution: int = 200, levels: int = 30,
+                   cmap: str = LANDSCAPE_CMAP):
+    """Filled contours of a 2-D landscape over its domain, minima (white stars) and start (black dot) marked.
+
+    Colours are on a log scale (``f - min + ε``) when ``landscape.log_scale`` is set or the
+    values span more than three decades. Draws into ``ax`` if given; returns the Figure.
+    """
+    _require_2d(landscape, "plot_landscape")
+    if ax is None:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(6.4, 5.2), layout="constrained")
+    _draw_contours(ax, landscape, resolution, levels, cmap)
+    _mark_minima_and_start(ax, landscape, landscape.start)
+    ax.set_title(landscape.name)
+    ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    return ax.figure
+
+
+# --------------------------------------------------------------------------- races
+
+def _finite_path(path) -> np.ndarray:
+    """The path's finite points (rows with a NaN or inf dropped), shape ``(n, dim)``."""
+    p = np.asarray(path, dtype=float)
+    p = p.reshape(len(p), -1) if p.size else np.zeros((0, 2))
+    return p[np.isfinite(p).all(axis=1)]
+
+
+def _is_diverged(race, label) -> bool:
+    metrics = getattr(race, "metrics", {}) or {}
+    return bool(label in metrics and metrics[label].diverged)
+
+
+def _legend_text(race, label) -> str:
+    text = race.legend_label(label)
+    return f"{text} (diverged)" if _is_diverged(race, label) else text
+
+
+def _loss_curve(race, label):
+    """``(y, gap)`` for the loss panel: f - f* + tiny when f* is finite, else f (NaN where not finite)."""
+    loss = np.asarray(race.losses[label], dtype=float).reshape(-1)
+    fstar = float(race.landscape.min_value)
+    if math.isfinite(fstar):
+        tiny = 1e-16 * max(1.0, abs(fstar))
+        gap = loss - fstar
+        # the catalog's f* is rounded: a hair below it still counts as reaching it
+        gap = np.where((gap < 0) & (gap > -1e-6 * max(1.0, abs(fstar))), 0.0, gap)
+        y, is_gap = gap + tiny, True
+    else:
+        y, is_gap = loss, False
+    return np.where(np.isfinite(y), y, np.nan), is_gap
+
+
+def _loss_limits(race, curves):
+    """y-limits and log flag: diverged runs may run off the top, the others stay in view."""
+    keep = [y for label, y in curves.items() if not _is_diverged(race, label)]
+    starts = [y[0] for y in curves.values() if y.size and np.isfinite(y[0])]
+    values = np.concatenate([y[np.isfinite(y)] for y in keep] + [np.asarray(starts)]) \
+        if keep or starts else np.zeros(0)
+    every = np.concatenate([y[np.isfinite(y)] for y in curves.values()]) if curves else np.zeros(0)
+    if values.size == 0:
+        values = every
+    if values.size == 0:
+        return None, False
+    lo = float(min(values.min(), every.min()))
+    hi = float(values.max())
+    log = lo > 0 and hi / lo > 100
+    if log:
+        return (lo / 2, hi * 2), True
+    pad = 0.05 * (hi - lo) if hi > lo else max(1.0, abs(hi)) * 0.05
+    return (lo - pad, hi + pad), False
+
+
+@dataclass
+class _RaceArtists:
+    path_lines: dict
+    end_markers: dict
+    loss_lines: dict
+    paths: dict
+    curves: dict
+    contour_ax: object
+    loss_ax: object
+
+
+def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) -> _RaceArtists:
+    landscape = race.landscape
+    two_d = landscape.dim == 2
+    show_loss = show_loss or not two_d
+    colors = label_colors(race.labels)
+    ncols = int(two_d) + int(show_loss)
+    widths = [1.25, 1.0][: ncols] if two_d else [1.0]
+    axes = fig.subplots(1, ncols, gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
+    cax = axes[0] if two_d else None
+    lax = axes[-1] if show_loss else None
+
+    path_lines, end_markers, loss_lines, paths, curves = {}, {}, {}, {}, {}
+    is_gap = math.isfinite(float(landscape.min_value))
+    for label in race.labels:
+        paths[label] = _finite_path(race.paths[label])
+        curves[label], is_gap = _loss_curve(race, label)
+
+    if cax is not None:
+        _draw_contours(cax, landscape, resolution, levels, RACE_CMAP)
+        for label in race.labels:
+            p = paths[label]
+            style = "--" if _is_diverged(race, label) else "-"
+            every = max(1, len(p) // _MAX_MARKERS)
+            (line,) = cax.plot(p[:, 0], p[:, 1], linestyle=style, linewidth=1.8, marker="o",
+                               markersize=2.5, markevery=every, color=colors[label],
+                               label=_legend_text(race, label), gid=f"path:{label}", zorder=3)
+            end = p[-1:] if len(p) else np.zeros((0, 2))
+            (marker,) = cax.plot(end[:, 0], end[:, 1], linestyle="none", marker="o",
+                                 markersize=7, color=colors[label], markeredgecolor="black",
+                                 markeredgewidth=1.0, label="_nolegend_", gid=f"end:{label}",
+                                 zorder=4)
+            path_lines[label], end_markers[label] = line, marker
+        _mark_minima_and_start(cax, landscape, race.start)
+        (x0, x1), (y0, y1) = landscape.domain  # paths leaving the domain are clipped
+        cax.set_xlim(x0, x1)
+        cax.set_ylim(y0, y1)
+
+    if lax is not None:
+        for label in race.labels:
+            y = curves[label]
+            style = "--" if _is_diverged(race, label) else "-"
+            (line,) = lax.plot(np.arange(len(y)), y, linestyle=style, linewidth=1.6,
+                               color=colors[label], gid=f"loss:{label}",
+                               label=_legend_text(race, label))
+            loss_lines[label] = line
+        limits, log = _loss_limits(race, curves)
+        if log:
+            lax.set_yscale("log")
+        if limits is not None:
+            lax.set_ylim(*limits)
+        lax.set_xlim(0, max(1, race.steps))
+        lax.set_xlabel("step")
+        lax.set_ylabel("f - f*" if is_gap else "f")
+        lax.grid(True, which="major", alpha=0.3)
+        lax.set_title("loss")
+
+    # one legend under the panels, so it never hides a path; it names the hyperparameters
+    handles = [*path_lines.values()] if cax is not None else [*loss_lines.values()]
+    if cax is not None:
+        handles += [a for a in cax.lines if a.get_gid() in ("minima", "start")]
+    if handles:
+        ncol = max(1, min(len(handles), 3 if ncols > 1 else 2))
+        fig.legend(handles=handles, labels=[h.get_label() for h in handles],
+                   loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
+
+    title = f"{landscape.name}: {race.steps} steps"
+    if race.noise:
+        title += f", gradient noise {race.noise:g}"
+    if not two_d:
+        title += f" (dim={landscape.dim}: loss only, no contours)"
+    fig.suptitle(title)
+    return _RaceArtists(path_lines, end_markers, loss_lines, paths, curves, cax, lax)
+
+
+def plot_race(race, resolution: int = 200, show_loss: bool = True):
+    """Contours with one path per optimizer, and a loss-vs-step panel; returns the Figure.
+
+    Paths are clipped to the landscape's domain, non-finite points dropped, diverged runs
+    dashed and marked "(diverged)" in the legend (which gives the hyperparameters used).
+    Landscapes that are not 2-D get only the loss panel.
+    """
+    plt = _pyplot()
+    two_d = race.landscape.dim == 2
+    panels = int(two_d) + int(show_loss or not two_d)
+    fig = plt.figure(figsize=(6.4 * panels + 0.8, 5.8), layout="constrained")
+    _draw_race(fig, race, resolution, show_loss)
+    return fig
+
+
+def _frame_steps(steps: int, frames: int) -> np.ndarray:
+    frames = max(2, int(frames))
+    return np.unique(np.linspace(0, steps, min(frames, steps + 1)).round().astype(int))
+
+
+def _check_writable(target: Path) -> None:
+    """Open ``target`` for writing now (not after rendering every frame); OSError names it."""
+    with open(target, "wb"):
+        pass
+
+
+def _even_inches(inches: float, dpi: float) -> float:
+    """A size near ``inches`` that is an even number of pixels, exactly in floating point.
+
+    Movie writers (h264) resize a figure whose pixel size is odd or rounds down; the frozen
+    background must keep the size it was drawn at.
+    """
+    base = 2 * max(1, round(inches * dpi / 2))
+    for px in sorted(range(max(2, base - 40), base + 42, 2), key=lambda p: abs(p - base)):
+        if int(px / dpi * dpi) == px:
+            return px / dpi
+    return base / dpi
+
+
+def _freeze_background(fig, dynamic, dpi) -> None:
+    """Render everything but ``dynamic`` once and show it as an image behind them.
+
+    Each frame then draws only the growing lines and the counter (a full draw per frame
+    spends most of its time laying out tick labels again).
+    """
+    fig.set_dpi(dpi)
+    fig.set_size_inches(*(_even_inches(x, dpi) for x in fig.get_size_inches()))
+    for artist in dynamic:
+        artist.set_visible(False)
+    fig.canvas.draw()
+    fig.set_layout_engine("none")  # keep that layout: the image fits it exactly
+    background = np.asarray(fig.canvas.buffer_rgba()).copy()
+    keep = {id(artist) for artist in dynamic}
+    for artist in dynamic:
+        artist.set_visible(True)
+    for ax in fig.axes:
+        ax.patch.set_visible(False)
+        for child in ax.get_children():
+            if id(child) not in keep:
+                child.set_visible(False)
+    for artist in [*fig.legends, *fig.texts, getattr(fig, "_suptitle", None)]:
+        if artist is not None:
+            artist.set_visible(False)
+    fig.add_artist(_Backdrop(background))
+
+
+def _backdrop_class():
+    from matplotlib.artist import Artist
+
+    class Backdrop(Artist):
+        """Pixels drawn as they are at the canvas origin (cheaper than a resampled figimage)."""
+
+        def __init__(self, rgba):
+            super().__init__()
+            self.rgba = np.ascontiguousarray(rgba[::-1])  # draw_image wants the bottom row first
+            self.set_zorder(-10)
+
+        def draw(self, renderer):
+            if not self.get_visible():
+                return
+            gc = renderer.new_gc()
+            renderer.draw_image(gc, 0, 0, self.rgba)
+            gc.restore()
+
+    return Backdrop
+
+
+def _Backdrop(rgba):
+    return _backdrop_class()(rgba)
+
+
+def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
+                 resolution: int = 120, show_loss: bool = True) -> list[Path]:
+    """Write a GIF in which the paths grow step by step; an MP4 beside it if ffmpeg exists.
+
+    ``path`` names the GIF (its suffix becomes ``.gif``); the steps are subsampled to at most
+    ``frames`` frames, with a step counter. Returns the written paths. An unwritable
+    location raises the OSError (which names the path) before any frame is drawn.
+    """
+    from matplotlib import animation
+
+    plt = _pyplot()
+    path = Path(path)
+    stem = path.with_suffix("") if path.suffix.lower() in (".gif", ".mp4") else path
+    gif = stem.with_name(stem.name + ".gif")
+    mp4 = stem.with_name(stem.name + ".mp4") if shutil.which("ffmpeg") else None
+    targets = [gif] + ([mp4] if mp4 is not None else [])
+    for target in targets:
+        _check_writable(target)
+
+    two_d = race.landscape.dim == 2
+    panels = int(two_d) + int(show_loss or not two_d)
+    fig = plt.figure(figsize=(5.6 * panels + 0.8, 5.2), layout="constrained")
+    written: list[Path] = []
+    try:
+        art = _draw_race(fig, race, resolution, show_loss)
+        counter_ax = art.contour_ax if art.contour_ax is not None else art.loss_ax
+        counter = counter_ax.text(0.02, 0.97, "", transform=counter_ax.transAxes, va="top",
+                                  ha="left", fontsize="medium", zorder=10,
+                                  bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
+        steps = _frame_steps(race.steps, frames)
+        raw = {label: np.asarray(race.paths[label], dtype=float).reshape(
+            len(race.paths[label]), -1) for label in race.labels}
+
+        def update(k):
+            for label in race.labels:
+                if label in art.path_lines:
+                    p = _finite_path(raw[label][: k + 1])
+                    art.path_lines[label].set_data(p[:, 0], p[:, 1])
+                    art.end_markers[label].set_data(p[-1:, 0], p[-1:, 1])
+                if label in art.loss_lines:
+                    y = art.curves[label][: k + 1]
+                    art.loss_lines[label].set_data(np.arange(len(y)), y)
+            counter.set_text(f"step {k}/{race.steps}")
+
+        update(steps[-1])  # lay the figure out once, with everything at full length
+        dynamic = [*art.path_lines.values(), *art.end_markers.values(),
+                   *art.loss_lines.values(), counter]
+        if art.contour_ax is not None:  # keep start and minima on top of the paths
+            dynamic += [a for a in art.contour_ax.lines if a.get_gid() in ("minima", "start")]
+        _freeze_background(fig, dynamic, dpi)
+        for target in targets:
+            writer = (animation.PillowWriter(fps=fps) if target == gif
+                      else animation.FFMpegWriter(fps=fps))
+            with writer.saving(fig, target, dpi):
+                for k in steps:
+                    update(k)
+                    writer.grab_frame()
+                for _ in range(max(1, fps // 2)):  # hold the last frame a moment
+                    writer.grab_frame()
+            written.append(target)
+        return written
+    except BaseException:
+        for target in targets:  # no empty or half-written files left behind
+            if target not in written:
+                target.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- surface
+
+def plot_surface(landscape, race=None, resolution: int = 80, log: bool | None = None):
+    """A 3-D surface of a 2-D landscape, with the race's paths on it (z = f along the path).
+
+    ``log`` (default: ``landscape.log_scale``) plots ``log10(f - min + ε)`` as height.
+    Path points outside the domain are left out. Returns the Figure.
+    """
+    _require_2d(landscape, "plot_surface")
+    plt = _pyplot()
+    from matplotlib import colors as mcolors
+
+    X, Y, Z = _grid(landscape, resolution)
+    scale = _scale_for(landscape, Z, log=landscape.log_scale if log is None else bool(log))
+    log, zmin = scale.log, scale.zmin
+
+    def height(z):
+        return np.log10(scale(z)) if log else np.asarray(z, dtype=float)
+
+    H = height(Z)
+    fig = plt.figure(figsize=(7.5, 6.2), layout="constrained")
+    ax = fig.add_subplot(projection="3d")
+    norm = mcolors.Normalize(vmin=float(np.nanmin(H)), vmax=float(np.nanmax(H)))
+    ax.plot_surface(X, Y, np.ma.masked_invalid(H), cmap=LANDSCAPE_CMAP, norm=norm, alpha=0.55,
+                    linewidth=0, antialiased=True, rcount=min(resolution, 60),
+                    ccount=min(resolution, 60))
+    (x0, x1), (y0, y1) = landscape.domain
+    lift = 0.01 * (float(np.nanmax(H)) - float(np.nanmin(H)) or 1.0)
+    if landscape.minima:
+        m = np.asarray(landscape.minima, dtype=float).reshape(-1, 2)
+        inside = (m[:, 0] >= x0) & (m[:, 0] <= x1) & (m[:, 1] >= y0) & (m[:, 1] <= y1)
+        if inside.any():
+            mz = height(np.full(inside.sum(), landscape.min_value)
+                        if math.isfinite(landscape.min_value) else np.full(inside.sum(), zmin))
+            ax.plot(m[inside, 0], m[inside, 1], mz + lift, linestyle="none", marker="*",
+                    markersize=14, markerfacecolor="white", markeredgecolor="black",
+                    label="minimum" if inside.sum() == 1 else "minima", gid="minima")
+    if race is not None:
+        palette = label_colors(race.labels)
+        for label in race.labels:
+            p = np.asarray(race.paths[label], dtype=float).reshape(len(race.paths[label]), -1)
+            z = np.asarray(race.losses[label], dtype=float).reshape(-1)[: len(p)]
+            p = p[: len(z)]
+            ok = (np.isfinite(p).all(axis=1) & np.isfinite(z) & (p[:, 0] >= x0) & (p[:, 0] <= x1)
+                  & (p[:, 1] >= y0) & (p[:, 1] <= y1))
+            xs = np.where(ok, p[:, 0], np.nan)
+            ys = np.where(ok, p[:, 1], np.nan)
+            zs = np.where(ok, height(np.where(ok, z, zmin)) + lift, np.nan)
+            style = "--" if _is_diverged(race, label) else "-"
+            ax.plot(xs, ys, zs, linestyle=style, linewidth=2.0, color=palette[label],
+                    label=_legend_text(race, label), gid=f"path:{label}", zorder=10)
+        ax.legend(loc="upper left", fontsize="small", framealpha=0.8)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("x₁")
+    ax.set_ylabel("x₂")
+    ax.set_zlabel("log10(f - min + ε)" if log else "f")
+    ax.set_title(landscape.name + (f": {race.steps} steps" if race is not None else ""))
+    return fig

@@ -1,0 +1,249 @@
+"""One optimizer over a population of members: parameters with a leading member axis.
+
+A population of K models (or K points on a landscape) is a list of tensors of shape
+``[K, ...]``. :class:`Population` steps all K members at once with the optimizer's own rule,
+each member with its own hyperparameters::
+
+    pop = Population("adam", [W, b], {"lr": [1e-3, 3e-3, 1e-2]})   # K = 3 learning rates
+    loss(W, b).sum().backward()                                     # per-member losses
+    pop.step()
+
+Member k follows exactly the path the plain optimizer takes with member k's hyperparameters
+(``tests/optim/test_population.py``). How the rule is run depends on the class's
+``population`` attribute:
+
+* ``"elementwise"``: the rule is called once on the batched tensors, numeric
+  hyperparameters becoming tensors of shape ``[K, 1, ...]`` (most optimizers);
+* ``"vmap"``: rules that reduce over a whole tensor (LAMB's trust ratio, Muon's
+  orthogonalisation) are mapped over the member axis with ``torch.func.vmap``;
+* ``"member"``: one ordinary optimizer instance per member, on copies of its slices (the
+  wrappers SAM and Lookahead, Adafactor, ScheduleFreeAdamW). Correct, but not batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .base import RuleOptimizer
+from .registry import create, resolve
+
+__all__ = ["Population"]
+
+
+def _is_per_member(value: Any) -> bool:
+    return isinstance(value, list) or (isinstance(value, Tensor) and value.dim() == 1)
+
+
+class Population:
+    """Step K members of one optimizer at once.
+
+    Args:
+        name: a registry name (``"adam"``, ``"momentum"``, ...).
+        params: tensors of shape ``[K, ...]`` (all with the same K); their ``.grad`` holds
+            each member's gradient when :meth:`step` is called.
+        hparams: hyperparameters. A ``list`` (or 1-D tensor) of length K gives one value per
+            member; anything else (a number, a tuple such as ``betas``, a bool) is shared.
+            Every member's values are validated by the optimizer's own constructor.
+    """
+
+    def __init__(self, name: str, params: Sequence[Tensor], hparams: dict | None = None):
+        self.entry = resolve(name)
+        self.cls = self.entry.cls
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("a population needs at least one parameter tensor")
+        self.members = self.params[0].shape[0] if self.params[0].dim() else 0
+        if self.members < 1 or any(p.dim() == 0 or p.shape[0] != self.members for p in self.params):
+            raise ValueError("every parameter needs the same leading member axis (size >= 1)")
+        hparams = dict(hparams or {})
+        for key, value in hparams.items():
+            if _is_per_member(value) and len(value) != self.members:
+                raise ValueError(f"{key} has {len(value)} values for {self.members} members")
+        self.member_hparams = [
+            {k: (v[i].item() if isinstance(v, Tensor) else v[i]) if _is_per_member(v) else v
+             for k, v in hparams.items()}
+            for i in range(self.members)
+        ]
+        probes = [self._probe(i) for i in range(self.members)]  # validates every member
+        self.mode = getattr(self.cls, "population", "member")
+        if not issubclass(self.cls, RuleOptimizer):
+            self.mode = "member"
+        if self.mode == "member":
+            self._leaves = [[p[i].detach().clone().requires_grad_() for p in self.params]
+                            for i in range(self.members)]
+            self._optimizers = [create(name, leaves, **hp)
+                                for leaves, hp in zip(self._leaves, self.member_hparams)]
+        else:
+            self.hparams = self._stack_hparams([probe.defaults for probe in probes])
+            self.state: list[dict] = [{} for _ in self.params]
+            self._shaped_cache: dict[int, dict] = {}
+            self._counts = [0] * len(self.params)
+
+    # -- construction ------------------------------------------------------------------------
+    def _probe(self, index: int) -> torch.optim.Optimizer:
+        meta = [torch.empty(p.shape[1:], dtype=p.dtype, device="meta").requires_grad_()
+                for p in self.params]
+        try:
+            return create(self.entry.name, meta, **self.member_hparams[index])
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"member {index}: {err}") from None
+
+    def _stack_hparams(self, defaults: list[dict]) -> dict:
+        stacked = {}
+        for key, first in defaults[0].items():
+            values = [d[key] for d in defaults]
+            if all(_same(v, first) for v in values):
+                stacked[key] = first
+            elif isinstance(first, bool) or isinstance(first, str) or first is None:
+                raise ValueError(f"{key} must be the same for every member of a population "
+                                 f"(it changes the algorithm), got {values}")
+            elif isinstance(first, tuple):
+                stacked[key] = tuple(self._column([v[j] for v in values])
+                                     for j in range(len(first)))
+            else:
+                stacked[key] = self._column(values)
+        return stacked
+
+    def _column(self, values: list) -> Tensor:
+        p = self.params[0]
+        dtype = p.dtype if p.dtype.is_floating_point else torch.float64
+        return torch.tensor([float(v) for v in values], dtype=dtype, device=p.device)
+
+    @staticmethod
+    def _shaped(hp: dict, dim: int) -> dict:
+        """Per-member tensors reshaped to broadcast over a parameter with ``dim`` axes."""
+        def reshape(v):
+            if isinstance(v, Tensor):
+                return v.reshape((-1,) + (1,) * (dim - 1))
+            if isinstance(v, tuple):
+                return tuple(reshape(x) for x in v)
+            return v
+        return {k: reshape(v) for k, v in hp.items()}
+
+    # -- stepping ----------------------------------------------------------------------------
+    def step(self, closure: Callable[[], Any] | None = None,
+             grads: Sequence[Tensor | None] | None = None) -> Any:
+        """Step every member.
+
+        Args:
+            closure: recomputes all members' gradients into ``.grad`` and returns the loss
+                (SAM needs one: it evaluates the gradient twice per step).
+            grads: the gradients, one per parameter, instead of reading ``.grad`` (saves
+                a race setting attributes on every step).
+        """
+        if torch.is_grad_enabled():  # cheaper than a decorator on the hot path of a race
+            with torch.no_grad():
+                return self._step(closure, grads)
+        return self._step(closure, grads)
+
+    def _step(self, closure, grads) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if grads is None:
+            grads = [p.grad for p in self.params]
+        if self.mode == "member":
+            self._step_members(closure, grads)
+            return loss
+        for index, (p, g) in enumerate(zip(self.params, grads)):
+            if g is not None:
+                self._step_param(index, p, g)
+        return loss
+
+    def _step_param(self, index: int, p: Tensor, grad: Tensor) -> None:
+        hp = self._shaped_cache.get(index)
+        if hp is None:
+            hp = self._shaped_cache[index] = self._shaped(self.hparams, p.dim())
+        if hp.get("maximize", False):
+            grad = -grad
+        state = self.state[index]
+        if not state:
+            state.update(self.cls.init(p, **hp))
+        # the step count is kept as a Python number: every member shares it, and the rules
+        # read it from their ``step`` argument, not from the state
+        self._counts[index] += 1
+        step = float(self._counts[index]) if "step" in state else None
+        if self.mode == "vmap":
+            new = self._vmapped_update(p, grad, state, step)
+        else:
+            new = self.cls.update(p, grad, state, step=step, **hp)
+        p.copy_(new)
+
+    def _vmapped_update(self, p: Tensor, grad: Tensor, state: dict, step) -> Tensor:
+        if self.members == 1:
+            # One member needs no vmap, and a plain call keeps Muon's bfloat16 matrix
+            # products bit-identical to the plain optimizer's (batched ones round otherwise).
+            squeezed = {k: v.squeeze(0) if isinstance(v, Tensor) and v.dim() else v
+                        for k, v in state.items()}
+            new = self.cls.update(p[0], grad[0], squeezed, step=step,
+                                  **_first_member(self.hparams))
+            state.update({k: v.unsqueeze(0) if isinstance(v, Tensor) and k != "step" else v
+                          for k, v in squeezed.items()})
+            return new.unsqueeze(0)
+        per_member = {k: v for k, v in self.hparams.items() if _has_tensor(v)}
+        shared = {k: v for k, v in self.hparams.items() if k not in per_member}
+        buffers = {k: v for k, v in state.items() if k != "step" and isinstance(v, Tensor)}
+        rest = {k: v for k, v in state.items() if k not in buffers}
+
+        def member(p_, g_, buffers_, hp_):
+            local = {**rest, **buffers_}
+            new_p = self.cls.update(p_, g_, local, step=step, **shared, **hp_)
+            return new_p, {k: local[k] for k in local if k != "step"}
+
+        new, new_state = torch.func.vmap(member)(p, grad, buffers, per_member)
+        state.update(new_state)
+        return new
+
+    def _step_members(self, closure, grads) -> None:
+        if self.entry.info.needs_closure:
+            if closure is None:
+                raise RuntimeError(f"{self.entry.name} needs a closure that recomputes every "
+                                   "member's gradient (it evaluates the loss twice per step)")
+            self._each_member(grads, lambda opt: opt.first_step())
+            with torch.enable_grad():
+                closure()
+            self._each_member([p.grad for p in self.params], lambda opt: opt.second_step())
+        else:
+            self._each_member(grads, lambda opt: opt.step())
+
+    def _each_member(self, grads, action: Callable[[torch.optim.Optimizer], Any]) -> None:
+        for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
+            for leaf, g in zip(leaves, grads):
+                leaf.grad = None if g is None else g[i].clone()
+            action(opt)
+            for leaf, p in zip(leaves, self.params):
+                p[i].copy_(leaf)
+
+    def member_optimizer(self, index: int) -> torch.optim.Optimizer | None:
+        """The per-member optimizer instance (``"member"`` mode only), else None."""
+        return self._optimizers[index] if self.mode == "member" else None
+
+    def __repr__(self) -> str:
+        return f"Population({self.entry.name!r}, members={self.members}, mode={self.mode!r})"
+
+
+def _first_member(hparams: dict) -> dict:
+    def first(v):
+        if isinstance(v, Tensor):
+            return v[0]
+        if isinstance(v, tuple):
+            return tuple(first(x) for x in v)
+        return v
+    return {k: first(v) for k, v in hparams.items()}
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return any(isinstance(v, Tensor) for v in value)
+    return isinstance(value, Tensor)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return isinstance(a, Tensor) and isinstance(b, Tensor) and torch.equal(a, b)
+    return a == b

@@ -1,0 +1,487 @@
+"""The landscape catalog: formulas, minima, lookup and parameters.
+
+The NumPy formulas below are written again from the textbook definitions (not imported
+from the torch code) and the torch functions are checked against them.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from optimlab.landscapes import functions as F
+from optimlab.landscapes.base import CHALLENGES, Landscape
+
+# --------------------------------------------------------------------------------------
+# Reference formulas in NumPy, points of shape [..., dim]
+# --------------------------------------------------------------------------------------
+
+
+def np_rosenbrock(p):
+    x, y = p[..., 0], p[..., 1]
+    return (1 - x) ** 2 + 100 * (y - x * x) ** 2
+
+
+def np_beale(p):
+    x, y = p[..., 0], p[..., 1]
+    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
+
+
+def np_himmelblau(p):
+    x, y = p[..., 0], p[..., 1]
+    return (x**2 + y - 11) ** 2 + (x + y**2 - 7) ** 2
+
+
+def np_rastrigin(p):
+    n = p.shape[-1]
+    total = 10.0 * n
+    for i in range(n):
+        xi = p[..., i]
+        total = total + xi**2 - 10 * np.cos(2 * np.pi * xi)
+    return total
+
+
+def np_ackley(p):
+    x, y = p[..., 0], p[..., 1]
+    a, b, c = 20.0, 0.2, 2 * np.pi
+    return (-a * np.exp(-b * np.sqrt(0.5 * (x**2 + y**2)))
+            - np.exp(0.5 * (np.cos(c * x) + np.cos(c * y))) + a + np.e)
+
+
+def np_booth(p):
+    x, y = p[..., 0], p[..., 1]
+    return (x + 2 * y - 7) ** 2 + (2 * x + y - 5) ** 2
+
+
+def np_goldstein_price(p):
+    x, y = p[..., 0], p[..., 1]
+    a = 1 + (x + y + 1) ** 2 * (19 - 14 * x + 3 * x**2 - 14 * y + 6 * x * y + 3 * y**2)
+    b = 30 + (2 * x - 3 * y) ** 2 * (18 - 32 * x + 12 * x**2 + 48 * y - 36 * x * y + 27 * y**2)
+    return a * b
+
+
+def np_six_hump_camel(p):
+    x, y = p[..., 0], p[..., 1]
+    return (4 - 2.1 * x**2 + x**4 / 3) * x**2 + x * y + (-4 + 4 * y**2) * y**2
+
+
+def np_styblinski_tang(p):
+    x, y = p[..., 0], p[..., 1]
+    return 0.5 * ((x**4 - 16 * x**2 + 5 * x) + (y**4 - 16 * y**2 + 5 * y))
+
+
+def np_saddle(p):
+    return p[..., 0] ** 2 - p[..., 1] ** 2
+
+
+def np_monkey_saddle(p):
+    x, y = p[..., 0], p[..., 1]
+    return x**3 - 3 * x * y**2
+
+
+def np_quadratic(p, kappa=10.0):
+    return 0.5 * (p[..., 0] ** 2 + kappa * p[..., 1] ** 2)
+
+
+def np_plateau(p):
+    return 1 - np.exp(-0.5 * (p[..., 0] ** 2 + p[..., 1] ** 2))
+
+
+def np_two_wells(p):
+    x, y = p[..., 0], p[..., 1]
+    deep = 2.0 * np.exp(-((x + 1.5) ** 2 + (y + 1.0) ** 2) / 2.0)
+    shallow = np.exp(-((x - 1.5) ** 2 + (y - 1.0) ** 2) / 0.98)
+    return 0.05 * (x**2 + y**2) - deep - shallow
+
+
+def np_rosenbrock_nd(p):
+    total = np.zeros(p.shape[:-1])
+    for i in range(p.shape[-1] - 1):
+        total = total + 100 * (p[..., i + 1] - p[..., i] ** 2) ** 2 + (1 - p[..., i]) ** 2
+    return total
+
+
+REFERENCE = {
+    "rosenbrock": np_rosenbrock,
+    "beale": np_beale,
+    "himmelblau": np_himmelblau,
+    "rastrigin": np_rastrigin,
+    "ackley": np_ackley,
+    "booth": np_booth,
+    "goldstein_price": np_goldstein_price,
+    "six_hump_camel": np_six_hump_camel,
+    "styblinski_tang": np_styblinski_tang,
+    "saddle": np_saddle,
+    "monkey_saddle": np_monkey_saddle,
+    "quadratic": np_quadratic,
+    "plateau": np_plateau,
+    "two_wells": np_two_wells,
+    "rosenbrock_nd": np_rosenbrock_nd,
+    "rastrigin_nd": np_rastrigin,
+}
+
+ALL = F.names()
+TWO_D = [name for name in ALL if F.get(name).dim == 2]
+
+# Default landscapes plus a few parameter variants.
+VARIANTS = [(name, {}) for name in ALL] + [
+    ("quadratic", {"kappa": 100.0}),
+    ("quadratic", {"kappa": 0.25}),
+    ("rosenbrock_nd", {"dim": 2}),
+    ("rosenbrock_nd", {"dim": 3}),
+    ("rastrigin_nd", {"dim": 1}),
+    ("quadratic_deep", {"seed": 7}),
+]
+
+
+def variant_id(variant):
+    name, params = variant
+    return name + "".join(f"-{k}={v}" for k, v in params.items())
+
+
+def random_points(landscape: Landscape, shape=(4, 25), seed=0) -> np.ndarray:
+    """Uniform points over the domain widened by 20% on each side."""
+    rng = np.random.default_rng(seed)
+    low = np.array([lo for lo, hi in landscape.domain])
+    high = np.array([hi for lo, hi in landscape.domain])
+    pad = 0.2 * (high - low)
+    return rng.uniform(low - pad, high + pad, size=(*shape, landscape.dim))
+
+
+def hessian(landscape: Landscape, point) -> torch.Tensor:
+    return torch.autograd.functional.hessian(landscape.f, torch.as_tensor(point, dtype=torch.float64))
+
+
+def quadratic_hessian(landscape: Landscape) -> torch.Tensor:
+    """The Hessian of a quadratic with minimum at 0: its gradient at e_i is column i."""
+    return landscape.grad(torch.eye(landscape.dim, dtype=torch.float64)).T
+
+
+def value(landscape: Landscape, point) -> float:
+    return float(landscape(torch.as_tensor(point, dtype=torch.float64)))
+
+
+# --------------------------------------------------------------------------------------
+# Formulas
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v[0] in REFERENCE], ids=variant_id)
+def test_formula_matches_numpy(variant):
+    name, params = variant
+    landscape = F.get(name, **params)
+    points = random_points(landscape)
+    got = landscape(torch.from_numpy(points)).numpy()
+    want = REFERENCE[name](points, **params) if name == "quadratic" else REFERENCE[name](points)
+    assert got.shape == want.shape == points.shape[:-1]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [42, 7])
+def test_quadratic_deep_is_half_x_h_x(seed):
+    landscape = F.get("quadratic_deep", seed=seed)
+    hessian = quadratic_hessian(landscape).numpy()
+    points = random_points(landscape, shape=(6,), seed=seed)
+    want = 0.5 * np.einsum("bi,ij,bj->b", points, hessian, points)
+    got = landscape(torch.from_numpy(points)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# Minima
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if F.get(v[0], **v[1]).minima],
+                         ids=variant_id)
+def test_minima_have_min_value_and_zero_gradient(variant):
+    name, params = variant
+    landscape = F.get(name, **params)
+    for minimum in landscape.minima:
+        assert len(minimum) == landscape.dim
+        x = torch.tensor(minimum, dtype=torch.float64)
+        assert abs(value(landscape, minimum) - landscape.min_value) < 1e-6
+        grad = landscape.grad(x)
+        assert torch.isfinite(grad).all()
+        assert float(torch.linalg.vector_norm(grad)) < 1e-5
+        for coordinate, (low, high) in zip(minimum, landscape.domain):
+            assert low <= coordinate <= high
+
+
+@pytest.mark.parametrize("name", TWO_D)
+def test_no_grid_point_below_min_value(name):
+    landscape = F.get(name)
+    (x_low, x_high), (y_low, y_high) = landscape.domain
+    xs = torch.linspace(x_low, x_high, 401, dtype=torch.float64)
+    ys = torch.linspace(y_low, y_high, 401, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="ij"), dim=-1)
+    lowest = float(landscape(grid).min())
+    assert lowest >= landscape.min_value - 1e-9
+    if not landscape.minima:  # min_value is the domain minimum, reached on the boundary
+        assert lowest == pytest.approx(landscape.min_value, abs=1e-9)
+
+
+def test_reference_minima():
+    assert F.get("rosenbrock").minima == ((1.0, 1.0),)
+    assert F.get("beale").minima == ((3.0, 0.5),)
+    assert F.get("booth").minima == ((1.0, 3.0),)
+    assert F.get("goldstein_price").minima == ((0.0, -1.0),)
+    assert F.get("goldstein_price").min_value == 3.0
+    himmelblau = np.array(F.get("himmelblau").minima)
+    expected = np.array([(3, 2), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126)])
+    np.testing.assert_allclose(himmelblau, expected, atol=1e-6)
+    camel = F.get("six_hump_camel")
+    np.testing.assert_allclose(np.array(camel.minima),
+                               [(0.0898420131, -0.7126564030), (-0.0898420131, 0.7126564030)],
+                               atol=1e-9)
+    assert camel.min_value == pytest.approx(-1.031628453, abs=1e-9)
+    st = F.get("styblinski_tang")
+    (t, u), = st.minima
+    assert t == u and 4 * t**3 - 32 * t + 5 == pytest.approx(0, abs=1e-12)
+    assert t == pytest.approx(-2.903534, abs=1e-6)
+    assert st.min_value == pytest.approx(t**4 - 16 * t**2 + 5 * t, abs=1e-12)
+    assert st.min_value == pytest.approx(-78.33233, abs=1e-5)
+    nd = F.get("rosenbrock_nd", dim=7)
+    assert nd.minima == ((1.0,) * 7,) and nd.min_value == 0.0
+
+
+@pytest.mark.parametrize("name", ["saddle", "monkey_saddle"])
+def test_saddles_have_no_minima(name):
+    landscape = F.get(name)
+    assert landscape.minima == ()
+    origin = torch.zeros(2, dtype=torch.float64)
+    assert float(torch.linalg.vector_norm(landscape.grad(origin))) == 0.0
+    # unbounded below: far outside the domain the value goes below min_value
+    direction = torch.tensor([0.0, 1.0] if name == "saddle" else [-1.0, 0.0], dtype=torch.float64)
+    assert float(landscape(10 * direction)) < landscape.min_value
+
+
+def test_two_wells_shallow_well_is_a_local_minimum():
+    landscape = F.get("two_wells")
+    x = torch.tensor([1.5, 1.0], dtype=torch.float64)
+    for _ in range(300):
+        x = x - 0.2 * landscape.grad(x)
+    assert float(torch.linalg.vector_norm(landscape.grad(x))) < 1e-9
+    assert torch.linalg.eigvalsh(hessian(landscape, x)).min() > 0
+    assert value(landscape, x) > landscape.min_value + 0.5  # a local, not the global, minimum
+    (deep,) = landscape.minima
+    assert deep[0] < 0 and deep[1] < 0 and x[0] > 0 and x[1] > 0
+
+
+def test_plateau_gradient_vanishes_far_from_the_basin():
+    landscape = F.get("plateau")
+    def grad_norm(point):
+        return float(torch.linalg.vector_norm(landscape.grad(torch.tensor(point, dtype=torch.float64))))
+    assert grad_norm(landscape.start) < 5e-3
+    assert grad_norm((4.0, 4.0)) < 1e-6
+    assert grad_norm((1.0, 0.0)) > 0.5
+    assert value(landscape, landscape.start) > 0.999
+
+
+def test_ackley_gradient_at_the_tip_is_finite_in_float32():
+    landscape = F.get("ackley")
+    grad = landscape.grad(torch.zeros(3, 2))
+    assert grad.dtype == torch.float32 and (grad == 0).all()
+    assert float(landscape(torch.zeros(2))) == pytest.approx(0.0, abs=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# The entries
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=variant_id)
+def test_entry_is_consistent(variant):
+    name, params = variant
+    landscape = F.get(name, **params)
+    assert isinstance(landscape, Landscape)
+    assert landscape.name == name
+    assert len(landscape.domain) == len(landscape.start) == landscape.dim
+    assert all(low < high for low, high in landscape.domain)
+    assert all(low <= s <= high for s, (low, high) in zip(landscape.start, landscape.domain))
+    assert set(landscape.challenges) <= set(CHALLENGES)
+    assert landscape.challenges or params  # only a well-conditioned quadratic has no tags
+    assert len(landscape.description) > 200 and "\n" not in landscape.description
+    assert math.isfinite(landscape.min_value)
+    assert landscape.noise == 0.0
+    assert value(landscape, landscape.start) > landscape.min_value + 1e-3  # not started at the end
+    for key, val in params.items():
+        assert landscape.params[key] == val
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_float32_works(name):
+    landscape = F.get(name)
+    x64 = torch.tensor(landscape.start, dtype=torch.float64)
+    x32 = x64.float()
+    out = landscape(x32)
+    assert out.dtype == torch.float32 and out.shape == ()
+    grad = landscape.grad(x32)
+    assert grad.dtype == torch.float32 and torch.isfinite(grad).all()
+    assert float(out) == pytest.approx(float(landscape(x64)), rel=1e-5, abs=1e-5)
+    np.testing.assert_allclose(grad.numpy(), landscape.grad(x64).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_batched_shapes(name):
+    landscape = F.get(name)
+    rng = np.random.default_rng(1)
+    for shape in [(), (3,), (2, 5), (2, 1, 4)]:
+        x = torch.from_numpy(random_points(landscape, shape=shape, seed=2))
+        out = landscape(x)
+        assert out.shape == shape
+        assert landscape.grad(x).shape == x.shape
+    # each point of a batch evaluates as it does alone
+    x = torch.from_numpy(rng.uniform(-1, 1, size=(3, landscape.dim)))
+    batched = landscape(x)
+    for i in range(3):
+        assert float(batched[i]) == pytest.approx(float(landscape(x[i])), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_entries_pickle(name):
+    landscape = F.get(name)
+    copy = pickle.loads(pickle.dumps(landscape))
+    x = torch.tensor(landscape.start, dtype=torch.float64)
+    assert float(copy(x)) == float(landscape(x))
+
+
+# --------------------------------------------------------------------------------------
+# Lookup and parameters
+# --------------------------------------------------------------------------------------
+
+
+def test_names_in_catalog_order():
+    assert F.names() == [
+        "rosenbrock", "beale", "himmelblau", "rastrigin", "ackley", "booth", "goldstein_price",
+        "six_hump_camel", "styblinski_tang", "saddle", "monkey_saddle", "quadratic", "plateau",
+        "two_wells", "rosenbrock_nd", "rastrigin_nd", "quadratic_deep",
+    ]
+    assert F.names() is not F.names()  # a fresh list: callers may mutate it
+
+
+def test_builders_are_public_and_match_get():
+    for name in F.names():
+        assert getattr(F, name)().name == name
+        assert name in F.__all__
+
+
+@pytest.mark.parametrize("spelling", ["Rosenbrock", "ROSENBROCK", " rosenbrock "])
+def test_get_is_case_insensitive(spelling):
+    assert F.get(spelling).name == "rosenbrock"
+
+
+def test_get_reads_dashes_and_spaces_as_underscores():
+    assert F.get("Six-Hump Camel").name == "six_hump_camel"
+    assert F.get("goldstein-price").name == "goldstein_price"
+
+
+def test_unknown_name_lists_known_and_suggests():
+    with pytest.raises(ValueError, match="did you mean rosenbrock") as info:
+        F.get("rosenbrok")
+    message = str(info.value)
+    assert "rosenbrok" in message and "known:" in message
+    assert all(name in message for name in F.names())
+    with pytest.raises(ValueError, match="unknown landscape 'zzzz' \\(known:"):
+        F.get("zzzz")
+    with pytest.raises(ValueError, match="string"):
+        F.get(3)
+
+
+def test_unknown_parameters_are_named():
+    with pytest.raises(ValueError, match="kappa") as info:
+        F.get("rosenbrock", kappa=3)
+    assert "no parameters" in str(info.value)
+    with pytest.raises(ValueError, match="kapa.*takes kappa"):
+        F.get("quadratic", kapa=3)
+    with pytest.raises(ValueError, match="alpha, beta"):
+        F.get("rosenbrock_nd", beta=1, alpha=2)
+
+
+@pytest.mark.parametrize("name, params", [
+    ("quadratic", {"kappa": 0}),
+    ("quadratic", {"kappa": -1.0}),
+    ("quadratic", {"kappa": float("nan")}),
+    ("quadratic", {"kappa": float("inf")}),
+    ("quadratic", {"kappa": "10"}),
+    ("quadratic", {"kappa": True}),
+    ("rosenbrock_nd", {"dim": 1}),
+    ("rosenbrock_nd", {"dim": 2.5}),
+    ("rosenbrock_nd", {"dim": "10"}),
+    ("rosenbrock_nd", {"dim": True}),
+    ("rastrigin_nd", {"dim": 0}),
+    ("quadratic_deep", {"seed": -1}),
+    ("quadratic_deep", {"seed": 1.5}),
+])
+def test_invalid_parameter_values(name, params):
+    (key,) = params
+    with pytest.raises(ValueError, match=key):
+        F.get(name, **params)
+
+
+def test_nd_dimensions():
+    assert F.get("rosenbrock_nd").dim == 10 and F.get("rastrigin_nd").dim == 10
+    landscape = F.get("rosenbrock_nd", dim=np.int64(5))
+    assert landscape.dim == 5 and landscape.params == {"dim": 5}
+    assert "local-minima" in landscape.challenges
+    assert "local-minima" not in F.get("rosenbrock_nd", dim=3).challenges
+    two = F.get("rastrigin_nd", dim=2)
+    x = torch.tensor([0.3, -1.7], dtype=torch.float64)
+    assert float(two(x)) == float(F.get("rastrigin")(x))
+
+
+# --------------------------------------------------------------------------------------
+# Quadratics
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kappa", [0.01, 1.0, 10.0, 100.0, 1e4])
+def test_quadratic_kappa_sets_the_hessian(kappa):
+    landscape = F.get("quadratic", kappa=kappa)
+    point = (0.7, -1.3)
+    eigenvalues = torch.linalg.eigvalsh(hessian(landscape, point))
+    np.testing.assert_allclose(eigenvalues.numpy(), sorted([1.0, kappa]), rtol=1e-12)
+    assert ("ill-conditioned" in landscape.challenges) == (max(kappa, 1 / kappa) >= 10)
+
+
+def test_quadratic_default_kappa_is_10():
+    landscape = F.get("quadratic")
+    assert landscape.params == {"kappa": 10.0}
+    assert F.get("quadratic", kappa=100).params == {"kappa": 100.0}
+
+
+def deep_hessian(seed):
+    return quadratic_hessian(F.get("quadratic_deep", seed=seed))
+
+
+def test_quadratic_deep_spectrum():
+    hessian = deep_hessian(42)
+    np.testing.assert_allclose(hessian.numpy(), hessian.T.numpy(), rtol=0, atol=1e-12)
+    eigenvalues = torch.linalg.eigvalsh(hessian)  # ascending
+    bulk, top = eigenvalues[:90], eigenvalues[90:]
+    assert (bulk > 0).all() and (bulk < 1).all()
+    assert (top > 30).all() and (top < 60).all()
+    # a random rotation: the Hessian is far from diagonal
+    off_diagonal = hessian - torch.diag(torch.diagonal(hessian))
+    assert float(off_diagonal.abs().max()) > 1.0
+    landscape = F.get("quadratic_deep")
+    assert landscape.dim == 100 and landscape.params == {"seed": 42}
+    assert landscape.start == (1.0,) * 100 and landscape.min_value == 0.0
+
+
+def test_quadratic_deep_seed_is_deterministic():
+    assert torch.equal(deep_hessian(42), deep_hessian(42))
+    other = deep_hessian(3)
+    assert not torch.allclose(other, deep_hessian(42))
+    eigenvalues = torch.linalg.eigvalsh(other)
+    assert (eigenvalues[:90] < 1).all() and (eigenvalues[90:] > 30).all()
+    # the default entry's value at the start is a fixed number (seeded, not global state)
+    torch.manual_seed(0)
+    first = value(F.get("quadratic_deep"), (1.0,) * 100)
+    torch.manual_seed(1)
+    np.random.seed(1)
+    assert value(F.get("quadratic_deep"), (1.0,) * 100) == first

@@ -1,0 +1,320 @@
+"""Pictures of races: contours with one path per optimizer, loss panel, GIF/MP4, 3-D surface.
+
+Built on hand-made landscapes and races (no optimizers run), so these test only the drawing.
+Every PNG/GIF made here is also saved under ``test-artifacts/landscapes/`` for a look.
+"""
+
+import importlib.util
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("matplotlib")
+from PIL import Image  # noqa: E402  (comes with matplotlib)
+
+from optimlab.landscapes.base import Landscape  # noqa: E402
+from optimlab.landscapes.result import Race, RaceMetrics  # noqa: E402
+
+plots = pytest.importorskip("optimlab.landscapes.plots")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "landscapes"
+RES = 40  # contour grid resolution: small keeps the tests fast
+
+
+# --------------------------------------------------------------------------- fakes
+
+def _bowl(dim=2, log_scale=False):
+    scales = torch.linspace(1.0, 5.0, dim, dtype=torch.float64)
+    return Landscape(
+        name=f"bowl{dim}d" if dim != 2 else "bowl", dim=dim,
+        f=lambda x: (scales.to(x) * x**2).sum(-1),
+        domain=((-3.0, 3.0),) * dim, minima=((0.0,) * dim,), min_value=0.0,
+        challenges=("ill-conditioned",), start=(-2.5, 2.0) + (1.0,) * (dim - 2),
+        description="a quadratic bowl", log_scale=log_scale)
+
+
+def _steep():
+    """exp(|x|^2): values span about eight decades on its domain, log_scale not set."""
+    return Landscape(name="steep", dim=2, f=lambda x: torch.exp((x**2).sum(-1)),
+                     domain=((-3.0, 3.0), (-3.0, 3.0)), minima=((0.0, 0.0),), min_value=1.0,
+                     challenges=("ravine",), start=(2.0, 2.0), description="steep walls")
+
+
+HPARAMS = {"gd": {"name": "sgd", "lr": 0.1},
+           "adam": {"name": "adam", "lr": 0.05, "betas": (0.9, 0.999)},
+           "gd-big": {"name": "sgd", "lr": 1.5}}
+
+
+def _race(landscape=None, steps=30, noise=0.0):
+    """Three hand-made paths: straight in, a spiral in, and one that diverges to inf/nan."""
+    landscape = landscape or _bowl()
+    dim = landscape.dim
+    start = np.asarray(landscape.start, dtype=float)
+    t = np.linspace(0.0, 1.0, steps + 1)[:, None]
+    straight = start * (1 - t) ** 2
+    angle = 6 * np.pi * t[:, 0]
+    spiral = start * (1 - t)
+    spiral[:, 0] += 0.8 * np.sin(angle) * (1 - t[:, 0])
+    spiral[:, 1] += 0.8 * np.cos(angle) * (1 - t[:, 0]) - 0.8 * (1 - t[:, 0])
+    spiral[0] = start
+    k = np.arange(steps + 1.0).clip(max=500)  # spirals out of the domain, then inf/nan
+    grow = np.linalg.norm(start[:2]) * 1.6**k[:, None] * np.stack(
+        [np.cos(2.5 + 0.7 * k), np.sin(2.5 + 0.7 * k)] + [np.ones_like(k)] * (dim - 2), axis=1)
+    grow[0] = start
+    grow[steps // 2:] = np.inf
+    grow[-1, 0] = np.nan
+    paths = {"gd": straight, "adam": spiral, "gd-big": grow}
+    losses = {}
+    for label, p in paths.items():
+        with np.errstate(all="ignore"):
+            losses[label] = landscape.f(torch.from_numpy(p)).numpy()
+    metrics = {label: RaceMetrics(label, HPARAMS[label]["name"], float(losses[label][-1]),
+                                  float(losses[label][-1]), 0.0, None, label == "gd-big")
+               for label in paths}
+    return Race(landscape, start, steps, paths, losses, dict(HPARAMS), metrics, 1e-6,
+                noise=noise)
+
+
+# --------------------------------------------------------------------------- helpers
+
+@pytest.fixture
+def save(tmp_path):
+    """Save a figure as PNG in tmp_path and in test-artifacts/landscapes/; returns the path."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def _save(fig, name):
+        out = tmp_path / f"{name}.png"
+        fig.savefig(out, dpi=60)
+        shutil.copy(out, ARTIFACTS / out.name)
+        plots.plt_close(fig)
+        return out
+
+    return _save
+
+
+def _check_image(path, frames=False):
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.size[0] > 0 and im.size[1] > 0
+        n = getattr(im, "n_frames", 1)
+        pixels = np.asarray(im.convert("RGB"), dtype=float)
+    assert pixels.std() > 0, f"{path} is blank"
+    return n
+
+
+def _lines(ax, prefix):
+    return {line.get_gid().split(":", 1)[1]: line for line in ax.lines
+            if (line.get_gid() or "").startswith(prefix)}
+
+
+def _panel(fig, prefix):
+    axes = [ax for ax in fig.axes if _lines(ax, prefix)]
+    assert len(axes) == 1, f"expected one axes with {prefix} lines, got {len(axes)}"
+    return axes[0]
+
+
+def _legend_texts(fig):
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    return [t.get_text() for leg in legends for t in leg.get_texts()]
+
+
+# --------------------------------------------------------------------------- plot_race
+
+def test_race_plot_has_one_path_per_optimizer_and_a_loss_panel(save):
+    race = _race()
+    fig = plots.plot_race(race, resolution=RES)
+    contour = _panel(fig, "path:")
+    paths = _lines(contour, "path:")
+    assert sorted(paths) == sorted(race.labels)
+    assert sum((line.get_gid() or "").startswith("path:") for line in contour.lines) == 3
+    # paths leaving the domain are clipped by the axes, which stay on the domain
+    assert contour.get_xlim() == (-3.0, 3.0) and contour.get_ylim() == (-3.0, 3.0)
+    for line in paths.values():
+        assert np.isfinite(np.asarray(line.get_xydata())).all()  # inf/nan points dropped
+    assert paths["gd-big"].get_linestyle() == "--" and paths["gd"].get_linestyle() == "-"
+    assert len(_lines(contour, "end:")) == 3
+    assert {line.get_gid() for line in contour.lines} >= {"minima", "start"}
+
+    texts = _legend_texts(fig)
+    assert "adam (lr=0.05, betas=(0.9, 0.999))" in texts
+    assert "gd (lr=0.1)" in texts
+    assert "gd-big (lr=1.5) (diverged)" in texts
+    assert {"start", "minimum"} <= set(texts)
+
+    loss = _panel(fig, "loss:")
+    assert loss is not contour
+    assert sorted(_lines(loss, "loss:")) == sorted(race.labels)
+    assert loss.get_ylabel() == "f - f*" and loss.get_yscale() == "log"
+    for label in race.labels:  # one colour per optimizer in both panels
+        assert paths[label].get_color() == _lines(loss, "loss:")[label].get_color()
+    assert "bowl" in fig._suptitle.get_text() and "30 steps" in fig._suptitle.get_text()
+    assert _check_image(save(fig, "race_bowl")) == 1
+
+
+def test_colours_stay_with_the_label_across_figures():
+    a = plots.plot_race(_race(), resolution=RES)
+    race = _race()
+    race.paths = {k: race.paths[k] for k in ("gd-big", "adam", "gd")}  # another order
+    b = plots.plot_race(race, resolution=RES)
+    ca = {k: v.get_color() for k, v in _lines(_panel(a, "path:"), "path:").items()}
+    cb = {k: v.get_color() for k, v in _lines(_panel(b, "path:"), "path:").items()}
+    assert ca == cb and len(set(ca.values())) == 3
+    plots.plt_close(a)
+    plots.plt_close(b)
+    ten = plots.label_colors([f"opt{i}" for i in range(10)])
+    assert len(set(ten.values())) == 10
+    assert set(ten.values()) <= set(plots.PALETTE)
+
+
+def test_race_plot_with_noise_and_log_landscape(save):
+    race = _race(_bowl(log_scale=True), noise=0.1)
+    fig = plots.plot_race(race, resolution=RES, show_loss=False)
+    assert "noise 0.1" in fig._suptitle.get_text()
+    assert not any(_lines(ax, "loss:") for ax in fig.axes)
+    assert _check_image(save(fig, "race_bowl_log_noise")) == 1
+
+
+def test_non_2d_race_draws_only_the_loss_panel(save):
+    race = _race(_bowl(dim=3))
+    fig = plots.plot_race(race, resolution=RES)
+    assert not any(_lines(ax, "path:") for ax in fig.axes)
+    loss = _panel(fig, "loss:")
+    assert sorted(_lines(loss, "loss:")) == sorted(race.labels)
+    assert "loss only" in fig._suptitle.get_text()
+    assert any("(diverged)" in t for t in _legend_texts(fig))
+    assert _check_image(save(fig, "race_bowl3d")) == 1
+
+
+def test_race_whose_every_point_is_non_finite_does_not_crash():
+    race = _race()
+    race.paths["gd-big"] = np.full_like(race.paths["gd-big"], np.nan)
+    race.losses["gd-big"] = np.full_like(race.losses["gd-big"], np.inf)
+    fig = plots.plot_race(race, resolution=16)
+    assert len(_lines(_panel(fig, "path:"), "path:")["gd-big"].get_xydata()) == 0
+    fig.canvas.draw()
+    plots.plt_close(fig)
+
+
+def test_repr_png_is_a_png():
+    data = _race()._repr_png_()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+
+
+# --------------------------------------------------------------------------- plot_landscape
+
+def test_landscape_plot_marks_minima_and_start(save):
+    from matplotlib.colors import LogNorm
+    from matplotlib.contour import ContourSet
+
+    for landscape, log in ((_bowl(), False), (_bowl(log_scale=True), True), (_steep(), True)):
+        fig = plots.plot_landscape(landscape, resolution=RES, levels=12)
+        ax = fig.axes[0]
+        gids = {line.get_gid(): line for line in ax.lines}
+        assert gids["minima"].get_marker() == "*" and "start" in gids
+        filled = [c for c in ax.collections if isinstance(c, ContourSet) and c.filled]
+        assert len(filled) == 1 and isinstance(filled[0].norm, LogNorm) is log, landscape.name
+        assert ax.get_xlim() == landscape.domain[0]
+        assert _check_image(save(fig, f"landscape_{landscape.name}_{'log' if log else 'lin'}")) == 1
+
+
+def test_landscape_plot_into_given_axes():
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2)
+    assert plots.plot_landscape(_bowl(), ax=right, resolution=RES) is fig
+    assert any(line.get_gid() == "minima" for line in right.lines) and not left.lines
+    plots.plt_close(fig)
+
+
+def test_only_2d_landscapes_have_contours_and_surfaces():
+    with pytest.raises(ValueError, match="2-D.*dim=3"):
+        plots.plot_landscape(_bowl(dim=3))
+    with pytest.raises(ValueError, match="2-D.*dim=3"):
+        plots.plot_surface(_bowl(dim=3))
+
+
+# --------------------------------------------------------------------------- surface
+
+def test_surface_with_race_paths(save):
+    race = _race(_bowl(log_scale=True))
+    fig = plots.plot_surface(race.landscape, race=race, resolution=24)
+    ax = fig.axes[0]
+    assert ax.name == "3d"
+    assert sorted(_lines(ax, "path:")) == sorted(race.labels)
+    assert "log10" in ax.get_zlabel()
+    assert _check_image(save(fig, "surface_bowl_log")) == 1
+    fig = race.landscape.plot_surface(resolution=16, log=False)
+    assert fig.axes[0].get_zlabel() == "f"
+    plots.plt_close(fig)
+
+
+# --------------------------------------------------------------------------- animation
+
+def test_animation_writes_a_growing_gif(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)  # no MP4 here
+    race = _race(steps=20)
+    written = race.animate(tmp_path / "race.gif", frames=6, fps=10, dpi=40, resolution=20)
+    assert written == [tmp_path / "race.gif"]
+    assert 1 < _check_image(written[0]) <= 6
+    with Image.open(written[0]) as im:  # the paths grow: first and last frames differ
+        first = np.asarray(im.convert("RGB"), dtype=float)
+        im.seek(im.n_frames - 1)
+        last = np.asarray(im.convert("RGB"), dtype=float)
+    assert np.abs(first - last).sum() > 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(written[0], ARTIFACTS / "race_bowl.gif")
+
+
+def test_animation_of_a_non_2d_race(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    written = plots.animate_race(_race(_bowl(dim=3), steps=10), tmp_path / "r3", frames=4, dpi=30)
+    assert written == [tmp_path / "r3.gif"] and _check_image(written[0]) > 1
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not on PATH")
+def test_animation_also_writes_mp4_with_ffmpeg(tmp_path):
+    written = plots.animate_race(_race(steps=10), tmp_path / "race.gif", frames=4, dpi=40,
+                                 resolution=20)
+    assert written == [tmp_path / "race.gif", tmp_path / "race.mp4"]
+    assert (tmp_path / "race.mp4").stat().st_size > 0
+
+
+def test_animation_to_an_unwritable_place_names_it(tmp_path):
+    target = tmp_path / "missing" / "race.gif"
+    with pytest.raises(OSError, match=re.escape(str(target))):
+        plots.animate_race(_race(steps=4), target, frames=2)
+    assert not target.parent.exists()
+
+
+# --------------------------------------------------------------------------- optional matplotlib
+
+def test_module_imports_without_matplotlib(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    spec = importlib.util.spec_from_file_location("plots_without_matplotlib", plots.__file__)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        module.plot_landscape(_bowl())
+
+
+def test_agg_only_when_no_backend_was_chosen():
+    import matplotlib
+    from matplotlib import rcsetup
+
+    before = matplotlib.get_backend()
+    try:
+        dict.__setitem__(matplotlib.rcParams, "backend", rcsetup._auto_backend_sentinel)
+        plots._pyplot()
+        assert matplotlib.get_backend().lower() == "agg"
+        matplotlib.use("pdf")  # a choice is kept
+        plots._pyplot()
+        assert matplotlib.get_backend().lower() == "pdf"
+    finally:
+        matplotlib.use(before)

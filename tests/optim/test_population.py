@@ -1,0 +1,110 @@
+"""A population runs K members of one optimizer at once; member k must follow the path of
+the plain optimizer run alone with member k's hyperparameters (float64, 1e-12).
+
+This is what the population trainer and the landscape races rely on, for every optimizer
+in the case table: batched rules, vmapped rules (LAMB, Muon) and per-member instances
+(SAM, Lookahead, Adafactor, ScheduleFreeAdamW).
+"""
+
+import pytest
+import torch
+
+import optimlab
+from optimlab import Population
+from tests.optim.cases import ALL_CASES
+from tests.problems import loss_fn, make_params, train_steps
+
+LR_SCALES = [0.5, 1.0, 2.0]
+STEPS = 30
+
+
+def _registry_hp(case):
+    """The case's hyperparameters in the registry's form (wrappers by name)."""
+    hp = dict(case.hp)
+    if case.cls_name == "Lookahead":
+        inner, inner_hp = hp.pop("inner")
+        hp = {"inner": inner, **hp, **inner_hp}
+    return hp
+
+
+def _lr(case, hp):
+    default = optimlab.resolve(case.cls_name).info.defaults.get("lr")
+    if case.cls_name == "Lookahead":
+        default = optimlab.resolve(hp["inner"]).info.defaults["lr"]
+    return hp.get("lr", default)
+
+
+def _single_run(case, lr):
+    params = make_params(torch.float64, case.shapes)
+    hp = {**_registry_hp(case), "lr": lr}
+    opt = optimlab.create(case.cls_name, params, **hp)
+    train_steps(opt, params, STEPS, -1.0 if case.maximize else 1.0, case.needs_closure)
+    return [p.detach() for p in params]
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_members_follow_their_own_runs(case, monkeypatch):
+    from optimlab.optim import muon
+
+    # bfloat16 batched and single matrix products round differently; in float64 Muon's
+    # members must match exactly like everyone else's.
+    monkeypatch.setattr(muon, "NS_DTYPE", torch.float64)
+    hp = _registry_hp(case)
+    lrs = [_lr(case, hp) * scale for scale in LR_SCALES]
+    members = [make_params(torch.float64, case.shapes) for _ in lrs]
+    params = [torch.stack([m[i] for m in members]).detach().requires_grad_()
+              for i in range(len(case.shapes))]
+    pop = Population(case.cls_name, params, {**hp, "lr": lrs})
+    sign = -1.0 if case.maximize else 1.0
+
+    def closure():
+        for p in params:
+            p.grad = None
+        loss = sign * sum(loss_fn([p[k] for p in params]) for k in range(len(lrs)))
+        loss.backward()
+        return loss
+
+    for _ in range(STEPS):
+        if case.needs_closure:
+            pop.step(closure)
+        else:
+            closure()
+            pop.step()
+    for k, lr in enumerate(lrs):
+        for batched, single in zip(params, _single_run(case, lr)):
+            torch.testing.assert_close(batched[k].detach(), single, rtol=1e-12, atol=1e-12)
+
+
+def test_modes():
+    p = [torch.zeros(2, 3, 3)]
+    assert Population("adam", p, {"lr": [0.1, 0.2]}).mode == "elementwise"
+    assert Population("lamb", p).mode == "vmap"
+    assert Population("muon", p).mode == "vmap"
+    assert Population("sam", p).mode == "member"
+
+
+@pytest.mark.parametrize("hp, match", [
+    ({"lr": [0.1, -1.0]}, "member 1: lr"),
+    ({"lr": [0.1, 0.2, 0.3]}, "3 values for 2 members"),
+    ({"amsgrad": [True, False]}, "amsgrad must be the same"),
+])
+def test_bad_population_hyperparameters(hp, match):
+    with pytest.raises(ValueError, match=match):
+        Population("adam", [torch.zeros(2, 3)], hp)
+
+
+def test_per_member_betas():
+    start = torch.randn(2, 4, dtype=torch.float64)
+    params = [start.clone().requires_grad_()]
+    pop = Population("adam", params, {"lr": 0.1, "betas": [(0.9, 0.999), (0.5, 0.9)]})
+    single = start[1].clone().requires_grad_()
+    opt = optimlab.Adam([single], lr=0.1, betas=(0.5, 0.9))
+    for _ in range(10):
+        params[0].grad = None
+        (params[0] ** 2).sum().backward()
+        pop.step()
+        opt.zero_grad()
+        (single**2).sum().backward()
+        opt.step()
+    assert isinstance(pop.hparams["betas"][0], torch.Tensor)
+    torch.testing.assert_close(params[0][1].detach(), single.detach(), rtol=1e-12, atol=0)
