@@ -67,7 +67,8 @@ def test_race_prints_the_table_and_writes_pictures(tmp_path, capsys):
     png, gif = tmp_path / "race.png", tmp_path / "race.gif"
     argv = ["race", "rosenbrock", "--optimizers", "sgd,momentum,adam", "--lr", "adam=0.05",
             "--lr", "sgd=1e-4,momentum=1e-4", "--steps", "60", "--start=-1.5,2",
-            "--noise", "0.1", "--out", str(png), "--gif", str(gif)]
+            "--noise", "0.1", "--out", str(png), "--gif", str(gif),
+            "--surface", str(tmp_path / "surface.png")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "rosenbrock from (-1.5, 2.0), 60 steps, noise 0.1" in out
@@ -75,6 +76,7 @@ def test_race_prints_the_table_and_writes_pictures(tmp_path, capsys):
             line.split()[0] in ("sgd", "momentum", "adam")]
     assert rows == ["sgd", "momentum", "adam"]
     assert "lr=0.05" in out and png.stat().st_size > 0 and gif.stat().st_size > 0
+    assert (tmp_path / "surface.png").stat().st_size > 0 and f"wrote {gif}" in out
 
 
 def test_race_tune_reports_the_chosen_rates(capsys):

@@ -181,17 +181,22 @@ def run_race(args: argparse.Namespace) -> str:
              f"{args.steps} steps" + (f", noise {args.noise:g}" if args.noise else "")
              + (", learning rates tuned on a log grid" if args.tune else ""),
              result.table()]
-    for path, write in ((args.out, lambda p: result.plot().savefig(p, dpi=110,
-                                                                    bbox_inches="tight")),
-                        (args.surface, lambda p: landscape.plot_surface(result).savefig(p, dpi=110)),
-                        (args.gif, lambda p: result.animate(p))):
+    def save(figure, path):
+        from .landscapes.plots import plt_close
+
+        figure.savefig(path, dpi=110, bbox_inches="tight")
+        plt_close(figure)
+        return [path]
+
+    outputs = [(args.out, lambda path: save(result.plot(), path)),
+               (args.surface, lambda path: save(landscape.plot_surface(result), path)),
+               (args.gif, result.animate)]
+    for path, write in outputs:
         if path:
             try:
-                written = write(path)
+                lines += [f"wrote {item}" for item in write(path)]
             except OSError as err:
                 raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
-            for item in written if isinstance(written, list) else [path]:
-                lines.append(f"wrote {item}")
     return "\n".join(lines)
 
 
