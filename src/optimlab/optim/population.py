@@ -219,6 +219,25 @@ class Population:
             for leaf, p in zip(leaves, self.params):
                 p[i].copy_(leaf)
 
+    def set_hparam(self, name: str, value: Any) -> None:
+        """Change a hyperparameter between steps (a schedule): one value, or one per member.
+
+        In ``"member"`` mode the new value is written into each member optimizer's groups.
+        """
+        values = list(value) if _is_per_member(value) else [value] * self.members
+        if len(values) != self.members:
+            raise ValueError(f"{name} has {len(values)} values for {self.members} members")
+        if self.mode == "member":
+            for opt, v in zip(self._optimizers, values):
+                for group in opt.param_groups:
+                    group[name] = v.item() if isinstance(v, Tensor) else v
+            return
+        if name not in self.hparams:
+            raise ValueError(f"{self.entry.name} has no hyperparameter {name!r}")
+        self.hparams[name] = self._column([float(v) for v in values]) \
+            if _is_per_member(value) else value
+        self._shaped_cache.clear()
+
     def member_optimizer(self, index: int) -> torch.optim.Optimizer | None:
         """The per-member optimizer instance (``"member"`` mode only), else None."""
         return self._optimizers[index] if self.mode == "member" else None

@@ -1,0 +1,302 @@
+"""Train many members of one task at once (population engine) or one by one (sequential).
+
+A *member* is one training run: an optimizer with its hyperparameters and a seed. Members
+that share an optimizer and a model train together as one batched model: their parameters
+are stacked along a leading member axis, the model runs under ``torch.func.vmap`` with
+``functional_call``, each member sees its own mini-batches, and
+:class:`optimlab.optim.population.Population` applies the optimizer's rule to all of them
+in one call. The sequential engine runs the same members with an ordinary model and
+optimizer; both engines draw the same initial weights and the same mini-batches from the
+member's seed, so they produce the same curves (``tests/bench/test_trainer.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ..optim.population import Population
+from ..optim.registry import create, resolve
+
+__all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices",
+           "train_population", "train_sequential", "SCHEDULES"]
+
+SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How every member of a sweep trains.
+
+    ``batch_size`` None is full-batch gradient descent, 1 is stochastic gradient descent,
+    anything between is mini-batch. ``schedule`` multiplies each member's learning rate by
+    :func:`schedule_factor`. ``clip_norm`` clips each member's global gradient norm (as
+    ``torch.nn.utils.clip_grad_norm_``), ``clip_value`` each gradient entry.
+    """
+
+    steps: int = 1000
+    batch_size: int | None = 100
+    eval_every: int = 100
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    model: str | None = None
+    #: a run whose train loss ends above this multiple of its initial loss, or becomes
+    #: non-finite, is recorded as diverged
+    divergence_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        if self.batch_size is not None and not (isinstance(self.batch_size, int)
+                                                and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be None (full batch) or >= 1, got "
+                             f"{self.batch_size!r}")
+        if not (isinstance(self.eval_every, int) and self.eval_every >= 1):
+            raise ValueError(f"eval_every must be an integer >= 1, got {self.eval_every!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("clip_norm", "clip_value"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One run of a sweep: a registry optimizer name, its hyperparameters and a seed."""
+
+    optimizer: str
+    hparams: dict
+    seed: int = 0
+
+    @property
+    def label(self) -> str:
+        hp = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in self.hparams.items())
+        return f"{self.optimizer}({hp}) seed {self.seed}"
+
+
+@dataclass
+class RunResult:
+    """What one member produced: the curves at each evaluation, and whether it diverged."""
+
+    member: Member
+    steps: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_metric: list[float] = field(default_factory=list)
+    wall_time: list[float] = field(default_factory=list)
+    diverged: bool = False
+
+
+def schedule_factor(config: TrainConfig, step: int) -> float:
+    """The learning-rate multiplier at ``step`` (0-based) for the configured schedule."""
+    total = config.steps
+    if config.schedule == "constant":
+        return 1.0
+    if config.schedule == "step":  # halve at 50% and 75% of the budget
+        return 0.1 ** (int(step >= total // 2) + int(step >= 3 * total // 4))
+    if config.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / total))
+    if config.schedule == "onecycle":  # linear up for 30%, cosine down to 1/10000 of peak
+        peak = max(1, int(0.3 * total))
+        if step < peak:
+            return 0.04 + 0.96 * step / peak
+        return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (step - peak)
+                                                        / max(1, total - peak)))
+    warmup = config.warmup_steps or max(1, total // 20)  # warmup-cosine
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def batch_indices(n: int, batch_size: int | None, seed: int, steps: int) -> Tensor:
+    """The training examples of each step, shape ``[steps, B]``: shuffled epochs per seed."""
+    if batch_size is None or batch_size >= n:
+        return torch.arange(n).expand(steps, n)
+    gen = torch.Generator().manual_seed(seed)
+    per_epoch = n // batch_size
+    epochs = -(-steps // per_epoch)
+    order = torch.cat([torch.randperm(n, generator=gen)[:per_epoch * batch_size]
+                       for _ in range(epochs)])
+    return order[:steps * batch_size].reshape(steps, batch_size)
+
+
+def _metric(task, output: Tensor, target: Tensor, loss: Tensor) -> Tensor:
+    if task.metric == "accuracy":
+        return (output.argmax(-1) == target).float().mean()
+    if task.metric == "bits_per_char":
+        return loss / math.log(2)
+    return loss
+
+
+def _init_model(task, model_name: str | None, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return task.make_model(model_name)
+
+
+def _clip(grads: list[Tensor], config: TrainConfig, batched: bool) -> list[Tensor]:
+    if config.clip_value is not None:
+        grads = [g.clamp(-config.clip_value, config.clip_value) for g in grads]
+    if config.clip_norm is not None:
+        dims = (lambda g: tuple(range(1, g.dim()))) if batched else (lambda g: None)
+        total = sum((g.double() ** 2).sum(dim=dims(g)) for g in grads).sqrt()
+        # as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1
+        coef = (config.clip_norm / (total + 1e-6)).clamp(max=1.0)
+        grads = [g * (coef.reshape((-1,) + (1,) * (g.dim() - 1)) if batched else coef).to(g)
+                 for g in grads]
+    return grads
+
+
+def train_population(task, config: TrainConfig, members: Sequence[Member],
+                     progress: Callable[[int], None] | None = None) -> list[RunResult]:
+    """Train ``members`` (one optimizer, one model) as one batched model.
+
+    Every member must use the same optimizer name; hyperparameter values may differ.
+    """
+    members = list(members)
+    if not members or len({m.optimizer for m in members}) != 1:
+        raise ValueError("a population trains members of one optimizer (at least one)")
+    models = [_init_model(task, config.model, m.seed) for m in members]
+    template = models[0]
+    if any(True for _ in template.buffers()):
+        raise ValueError("the population engine supports models without buffers")
+    names = [name for name, _ in template.named_parameters()]
+    params = [torch.stack([dict(m.named_parameters())[name].detach() for m in models])
+              .requires_grad_() for name in names]
+    keys = sorted(members[0].hparams)
+    if any(sorted(m.hparams) != keys for m in members):
+        raise ValueError("members of a population must set the same hyperparameters")
+    hparams = {k: [m.hparams[k] for m in members] for k in keys}
+    base_lr = hparams.get("lr")
+    pop = Population(members[0].optimizer, params, hparams)
+    needs_closure = pop.entry.info.needs_closure
+
+    def forward(p_list, x):
+        return functional_call(template, dict(zip(names, p_list)), (x,))
+
+    batched_forward = torch.vmap(forward, in_dims=(0, 0))
+    shared_forward = torch.vmap(forward, in_dims=(0, None))
+    loss_per_member = torch.vmap(task.loss_fn)
+    index = torch.stack([batch_indices(len(task.x_train), config.batch_size, m.seed,
+                                       config.steps) for m in members], dim=1)
+    results = [RunResult(m) for m in members]
+    diverged = torch.zeros(len(members), dtype=torch.bool)
+    start = time.perf_counter()
+
+    def evaluate(step: int) -> None:
+        with torch.no_grad():
+            scores = []
+            for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
+                out = shared_forward(params, x)
+                loss = torch.vmap(task.loss_fn, in_dims=(0, None))(out, y)
+                metric = torch.vmap(lambda o, l_: _metric(task, o, y, l_))(out, loss)
+                scores.append((loss, metric))
+        elapsed = time.perf_counter() - start
+        for k, result in enumerate(results):
+            result.steps.append(step)
+            result.train_loss.append(float(scores[0][0][k]))
+            result.test_loss.append(float(scores[1][0][k]))
+            result.test_metric.append(float(scores[1][1][k]))
+            result.wall_time.append(elapsed)
+
+    evaluate(0)
+    for step in range(config.steps):
+        if base_lr is not None and config.schedule != "constant":
+            factor = schedule_factor(config, step)
+            pop.set_hparam("lr", [lr * factor for lr in base_lr])
+        idx = index[step]
+        x, y = task.x_train[idx], task.y_train[idx]
+
+        def closure(x=x, y=y):
+            loss = loss_per_member(batched_forward(params, x), y)
+            grads = torch.autograd.grad(loss.sum(), params)
+            for p, g in zip(params, _clip(list(grads), config, batched=True)):
+                p.grad = g
+            return loss.detach()
+
+        if needs_closure:  # SAM evaluates the gradient twice per step
+            loss = pop.step(closure)
+        else:
+            loss = closure()
+            pop.step()
+        diverged |= ~torch.isfinite(loss)
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            evaluate(step + 1)
+        if progress:
+            progress(1)
+    for k, result in enumerate(results):
+        result.diverged = bool(diverged[k]) or _blew_up(result, config)
+    return results
+
+
+def _blew_up(result: RunResult, config: TrainConfig) -> bool:
+    first, last = result.train_loss[0], result.train_loss[-1]
+    return not (math.isfinite(last) and math.isfinite(result.test_loss[-1])
+                and last <= config.divergence_factor * abs(first))
+
+
+def train_sequential(task, config: TrainConfig, members: Sequence[Member],
+                     progress: Callable[[int], None] | None = None) -> list[RunResult]:
+    """Train ``members`` one at a time with an ordinary model and optimizer."""
+    results = []
+    for member in members:
+        model = _init_model(task, config.model, member.seed)
+        params = list(model.parameters())
+        opt = create(member.optimizer, params, **member.hparams)
+        needs_closure = resolve(member.optimizer).info.needs_closure
+        base_lrs = [group["lr"] for group in opt.param_groups] if "lr" in opt.param_groups[0] \
+            else None
+        index = batch_indices(len(task.x_train), config.batch_size, member.seed, config.steps)
+        result = RunResult(member)
+        start = time.perf_counter()
+
+        def evaluate(step: int) -> None:
+            with torch.no_grad():
+                scores = []
+                for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
+                    out = model(x)
+                    loss = task.loss_fn(out, y)
+                    scores.append((float(loss), float(_metric(task, out, y, loss))))
+            result.steps.append(step)
+            result.train_loss.append(scores[0][0])
+            result.test_loss.append(scores[1][0])
+            result.test_metric.append(scores[1][1])
+            result.wall_time.append(time.perf_counter() - start)
+
+        evaluate(0)
+        for step in range(config.steps):
+            if base_lrs is not None and config.schedule != "constant":
+                factor = schedule_factor(config, step)
+                for group, lr in zip(opt.param_groups, base_lrs):
+                    group["lr"] = lr * factor
+            idx = index[step]
+
+            def closure(idx=idx):
+                loss = task.loss_fn(model(task.x_train[idx]), task.y_train[idx])
+                grads = torch.autograd.grad(loss, params)
+                for p, g in zip(params, _clip(list(grads), config, batched=False)):
+                    p.grad = g
+                return loss.detach()
+
+            if needs_closure:
+                loss = opt.step(closure)
+            else:
+                loss = closure()
+                opt.step()
+            result.diverged |= not bool(torch.isfinite(loss))
+            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+                evaluate(step + 1)
+            if progress:
+                progress(1)
+        result.diverged |= _blew_up(result, config)
+        results.append(result)
+    return results
