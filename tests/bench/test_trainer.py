@@ -11,8 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from optimlab.bench.trainer import (Member, TrainConfig, batch_indices, schedule_factor,
-                                    train_population, train_sequential)
+from optimlab.bench.trainer import (
+    Member,
+    TrainConfig,
+    batch_indices,
+    schedule_factor,
+    train_population,
+    train_sequential,
+)
 
 
 @dataclass

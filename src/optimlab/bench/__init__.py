@@ -1,0 +1,1 @@
+"""The training lab: tasks, batched sweeps, the run store and reports."""

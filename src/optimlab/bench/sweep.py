@@ -1,0 +1,152 @@
+"""Sweeps: optimizers x learning rates x seeds on one task, stored run by run.
+
+``run_sweep(spec, store)`` opens (or finds again) the sweep in the :class:`RunStore`, adds
+one run per member, and trains the runs that are not finished yet, one optimizer at a
+time: all of an optimizer's pending members as one batched population (or one by one with
+``engine="sequential"``). Each run's curves, status and summary are committed when its
+group ends, so a sweep killed at any moment keeps every finished run, and running the same
+spec again (resume) trains only the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..optim.registry import resolve
+from .store import RunStore
+from .tasks import get as get_task
+from .trainer import Member, RunResult, TrainConfig, train_population, train_sequential
+
+__all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "ENGINES"]
+
+ENGINES = ("population", "sequential")
+
+
+def auto_lrs(optimizer: str, count: int = 7) -> list[float]:
+    """A log grid around the optimizer's default learning rate: default/30 .. default*10."""
+    default = resolve(optimizer).info.defaults.get("lr") or 1e-3
+    return [float(v) for v in default * np.logspace(-1.5, 1.0, count)]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: the task, the training configuration and the grid of members.
+
+    ``lrs`` None gives each optimizer :func:`auto_lrs`. ``hparams`` holds extra fixed
+    hyperparameters per optimizer (e.g. ``{"sgd": {"momentum": 0.9}}``). ``target`` is the
+    test metric to reach for time-to-target (accuracy to reach, or loss/bits to go below).
+    """
+
+    task: str
+    optimizers: tuple[str, ...]
+    config: TrainConfig = field(default_factory=TrainConfig)
+    lrs: tuple[float, ...] | None = None
+    seeds: int = 3
+    hparams: dict = field(default_factory=dict)
+    target: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.optimizers:
+            raise ValueError("a sweep needs at least one optimizer")
+        for name in self.optimizers:
+            resolve(name)
+        if self.lrs is not None and (not self.lrs or any(not lr > 0 for lr in self.lrs)):
+            raise ValueError(f"learning rates must be > 0 and the grid non-empty, got {self.lrs}")
+        if not (isinstance(self.seeds, int) and self.seeds >= 1):
+            raise ValueError(f"seeds must be an integer >= 1, got {self.seeds!r}")
+
+    def members(self) -> list[Member]:
+        """Every (optimizer, lr, seed) of the grid, in a fixed order."""
+        out = []
+        for name in self.optimizers:
+            for lr in self.lrs or auto_lrs(name):
+                for seed in range(self.seeds):
+                    out.append(Member(name, {**self.hparams.get(name, {}), "lr": float(lr)},
+                                      seed))
+        return out
+
+    def to_config(self) -> dict:
+        """The configuration that identifies the sweep in the store."""
+        return {"task": self.task, "model": self.config.model, "optimizers": list(self.optimizers),
+                "lrs": None if self.lrs is None else list(self.lrs), "seeds": self.seeds,
+                "hparams": self.hparams, "target": self.target, "train": asdict(self.config)}
+
+
+def _reached(result: RunResult, target: float | None, higher_is_better: bool):
+    if target is None:
+        return None, None
+    for step, value, wall in zip(result.steps, result.test_metric, result.wall_time):
+        if (value >= target) if higher_is_better else (value <= target):
+            return step, wall
+    return None, None
+
+
+def _summary(result: RunResult, target, higher_is_better) -> dict:
+    step, wall = _reached(result, target, higher_is_better)
+    return {"final_train_loss": result.train_loss[-1], "final_test_loss": result.test_loss[-1],
+            "final_metric": result.test_metric[-1], "steps_to_target": step,
+            "time_to_target": wall, "wall_time": result.wall_time[-1]}
+
+
+def _points(result: RunResult) -> list[tuple]:
+    return [(step, {"train_loss": tr, "test_loss": te, "test_metric": m}, wall)
+            for step, tr, te, m, wall in zip(result.steps, result.train_loss,
+                                              result.test_loss, result.test_metric,
+                                              result.wall_time)]
+
+
+def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
+              data_dir=None, name: str | None = None,
+              progress: Callable[[int], None] | None = None) -> int:
+    """Train every unfinished member of ``spec``; returns the sweep id in ``store``.
+
+    A member whose training raises is recorded as ``failed`` with the error; one whose
+    loss blows up is ``diverged``. Neither stops the sweep.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    task = get_task(spec.task, data_dir=data_dir)
+    higher_is_better = task.metric == "accuracy"
+    sweep_id = store.open_sweep(spec.to_config(), name=name)
+    store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
+                              for m in spec.members()])
+    pending = store.pending_runs(sweep_id)
+    train = train_population if engine == "population" else train_sequential
+    for optimizer in spec.optimizers:
+        group = [run for run in pending if run.optimizer == optimizer]
+        if not group:
+            continue
+        members = [Member(run.optimizer, run.hparams, run.seed) for run in group]
+        for run in group:
+            store.start_run(run.id)
+        try:
+            results = train(task, spec.config, members, progress=progress)
+        except Exception as err:  # a broken member must not stop the sweep
+            message = "".join(traceback.format_exception_only(type(err), err)).strip()
+            for run in group:
+                store.finish_run(run.id, "failed", error=message)
+            continue
+        for run, result in zip(group, results):
+            store.finish_run(run.id, "diverged" if result.diverged else "finished",
+                             summary=_summary(result, spec.target, higher_is_better),
+                             points=_points(result))
+    return sweep_id
+
+
+def run_records(store: RunStore, sweep_id: int) -> list[dict]:
+    """One plain record per ended run (for :func:`optimlab.bench.analysis.summarize`)."""
+    records = []
+    for run in store.list_runs(sweep_id):
+        summary = run.summary or {}
+        metric = summary.get("final_metric")
+        records.append({"optimizer": run.optimizer, "lr": run.hparams.get("lr"),
+                        "seed": run.seed, "status": run.status,
+                        "metric": math.nan if metric is None else metric,
+                        "diverged": run.status != "finished", **summary})
+    return records
+

@@ -1,0 +1,828 @@
+"""Training tasks: a data set, the models that learn it, a loss and a test metric.
+
+``get(name)`` builds a :class:`Task`; nothing is downloaded. The built-in tasks:
+
+================  ==========================================  ==============  ================
+name              data                                        models          metric
+================  ==========================================  ==============  ================
+digits            scikit-learn's 8x8 digits (bundled), 80/20  mlp*, logreg    accuracy
+mnist1d           MNIST-1D generated locally (4000/1000)      mlp*, logreg,   accuracy
+                                                              cnn, gru
+sparse-logreg     synthetic: 1000 binary features, some rare  logreg*         accuracy
+char-rnn          Python's own pydoc topics text              gru*            bits_per_char
+quadratic-deep    DeepOBS's noisy 100-D quadratic             theta*          loss
+mnist             your IDX files (``data_dir``)               mlp*, cnn       accuracy
+fashion-mnist     your IDX files (``data_dir``)               mlp*, cnn       accuracy
+================  ==========================================  ==============  ================
+
+(* the default model.) ``get("pkg.module:function")`` loads your own task; see
+:func:`get`. Models are built by factories, so the caller seeds the initialisation::
+
+    task = get("sparse-logreg")
+    torch.manual_seed(0)
+    model = task.make_model()
+    loss = task.loss_fn(model(task.x_train[:100]), task.y_train[:100])
+    task.evaluate(model)            # {"loss": ..., "accuracy": ...}
+
+Every model runs under ``torch.func.vmap`` over stacked parameters (population training),
+which is why the GRUs are written out in :class:`GRU` rather than taken from ``nn.GRU``.
+
+scikit-learn (``digits``) and ``mnist1d`` are imported only when their task is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import gzip
+import hashlib
+import importlib
+import inspect
+import json
+import math
+import os
+import struct
+import sys
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["Task", "GRU", "get", "names", "read_idx"]
+
+LOSSES = ("cross_entropy", "mse")
+METRICS = ("accuracy", "bits_per_char", "loss")
+
+
+# --------------------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Task:
+    """A supervised problem: train/test tensors, model factories, a loss and a metric.
+
+    Attributes:
+        name: the task's name (what :func:`get` was given).
+        x_train, y_train, x_test, y_test: inputs are float32 (int64 token ids for
+            ``char-rnn``); targets are int64 class labels for ``cross_entropy`` and float32
+            for ``mse``. The first axis indexes examples.
+        models: model name -> factory returning a fresh ``nn.Module``; seed with
+            ``torch.manual_seed`` before calling it to fix the initialisation.
+        default_model: the model :meth:`make_model` builds when given no name.
+        loss: ``"cross_entropy"`` (outputs are logits ``[..., C]``, targets ``[...]``) or
+            ``"mse"`` (outputs and targets of the same shape).
+        metric: ``"accuracy"``, ``"bits_per_char"`` (cross entropy in bits) or ``"loss"``.
+        description: where the data comes from and the choices made, with references.
+    """
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    models: dict[str, Callable[[], nn.Module]]
+    default_model: str
+    loss: str
+    metric: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"task {self.name!r}: loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"task {self.name!r}: metric must be one of {METRICS}, got {self.metric!r}")
+        if self.metric != "loss" and self.loss != "cross_entropy":
+            raise ValueError(f"task {self.name!r}: metric {self.metric!r} needs loss 'cross_entropy'")
+        if self.default_model not in self.models:
+            raise ValueError(f"task {self.name!r}: default_model {self.default_model!r} is not one "
+                             f"of its models {sorted(self.models)}")
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not (isinstance(x, Tensor) and isinstance(y, Tensor)):
+                raise ValueError(f"task {self.name!r}: x_{split} and y_{split} must be tensors")
+            if len(x) != len(y):
+                raise ValueError(f"task {self.name!r}: x_{split} has {len(x)} examples but "
+                                 f"y_{split} has {len(y)}")
+            if self.loss == "cross_entropy" and y.dtype != torch.int64:
+                raise ValueError(f"task {self.name!r}: cross_entropy needs int64 labels in "
+                                 f"y_{split}, got {y.dtype}")
+
+    def __repr__(self) -> str:
+        return (f"Task({self.name!r}, train {tuple(self.x_train.shape)}, test "
+                f"{tuple(self.x_test.shape)}, models {sorted(self.models)}, loss {self.loss!r}, "
+                f"metric {self.metric!r})")
+
+    def make_model(self, name: str | None = None) -> nn.Module:
+        """A freshly initialised model (``name`` defaults to :attr:`default_model`)."""
+        name = self.default_model if name is None else name
+        if name not in self.models:
+            raise ValueError(f"task {self.name!r} has no model {name!r}; its models: "
+                             f"{', '.join(sorted(self.models))}")
+        return self.models[name]()
+
+    def loss_fn(self, output: Tensor, target: Tensor) -> Tensor:
+        """The mean loss over every example (and every position, for sequences)."""
+        if self.loss == "cross_entropy":
+            return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+        return F.mse_loss(output, target)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, batch_size: int = 1000) -> dict[str, float]:
+        """Test-set ``{"loss": ..., metric: ...}`` (just ``{"loss": ...}`` if the metric is the loss).
+
+        Runs in eval mode without gradients, in batches, on the model's device; the model's
+        train/eval mode is restored afterwards.
+        """
+        device = next(model.parameters(), torch.empty(0)).device
+        was_training = model.training
+        model.eval()
+        try:
+            total_loss, correct, count = 0.0, 0, 0
+            for start in range(0, len(self.x_test), batch_size):
+                x = self.x_test[start:start + batch_size].to(device)
+                y = self.y_test[start:start + batch_size].to(device)
+                out = model(x)
+                total_loss += self.loss_fn(out, y).item() * len(x)
+                if self.metric == "accuracy":
+                    correct += (out.argmax(-1) == y).sum().item()
+                    count += y.numel()
+        finally:
+            model.train(was_training)
+        loss = total_loss / len(self.x_test)
+        result = {"loss": loss}
+        if self.metric == "accuracy":
+            result["accuracy"] = correct / count
+        elif self.metric == "bits_per_char":
+            result["bits_per_char"] = loss / math.log(2)
+        return result
+
+
+# --------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------
+
+class GRU(nn.Module):
+    """One ``batch_first`` GRU layer with ``nn.GRU``'s equations, parameter names and init.
+
+    ``nn.GRU`` has no ``torch.func.vmap`` batching rule, so population training could not
+    map it over stacked parameters; this loop over time steps can. With the same seed it
+    draws the same initial weights as ``nn.GRU`` and its state dict loads into one (the
+    tests check that both give the same outputs). Input ``[B, T, I]``, output
+    ``[B, T, H]`` (``[B, T, 2H]`` bidirectional: forward then reverse features).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.bidirectional = bidirectional
+        bound = 1 / math.sqrt(hidden_size)
+        shapes = {"weight_ih_l0": (3 * hidden_size, input_size),
+                  "weight_hh_l0": (3 * hidden_size, hidden_size),
+                  "bias_ih_l0": (3 * hidden_size,), "bias_hh_l0": (3 * hidden_size,)}
+        for suffix in ("", "_reverse") if bidirectional else ("",):
+            for name, shape in shapes.items():  # nn.GRU's order, so the same draws
+                self.register_parameter(name + suffix,
+                                        nn.Parameter(torch.empty(shape).uniform_(-bound, bound)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self._direction(x, "")
+        if self.bidirectional:
+            out = torch.cat([out, self._direction(x.flip(-2), "_reverse").flip(-2)], dim=-1)
+        return out
+
+    def _direction(self, x: Tensor, suffix: str) -> Tensor:
+        w_ih, w_hh, b_ih, b_hh = (getattr(self, name + suffix) for name in
+                                  ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
+        # r, z, n: reset gate, update gate, candidate, in nn.GRU's order
+        x_r, x_z, x_n = (x @ w_ih.T + b_ih).chunk(3, dim=-1)
+        h = x.new_zeros(x.shape[:-2] + (self.hidden_size,), dtype=w_hh.dtype)
+        outputs = []
+        for t in range(x.shape[-2]):
+            h_r, h_z, h_n = (h @ w_hh.T + b_hh).chunk(3, dim=-1)
+            r = torch.sigmoid(x_r[..., t, :] + h_r)
+            z = torch.sigmoid(x_z[..., t, :] + h_z)
+            n = torch.tanh(x_n[..., t, :] + r * h_n)
+            h = (1 - z) * n + z * h
+            outputs.append(h)
+        return torch.stack(outputs, dim=-2)
+
+
+def _mlp(*sizes: int) -> nn.Sequential:
+    """``Linear -> ReLU -> ... -> Linear`` through ``sizes`` (input first)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+# --------------------------------------------------------------------------------------
+# digits (scikit-learn)
+# --------------------------------------------------------------------------------------
+
+def _sklearn_init(model: nn.Module) -> nn.Module:
+    """scikit-learn's MLPClassifier init: weights and biases ~ U(+-sqrt(6 / (fan_in + fan_out)))."""
+    for layer in model.modules():
+        if isinstance(layer, nn.Linear):
+            bound = math.sqrt(6 / (layer.in_features + layer.out_features))
+            nn.init.uniform_(layer.weight, -bound, bound)
+            nn.init.uniform_(layer.bias, -bound, bound)
+    return model
+
+
+def _digits(*, test_size: float = 0.2) -> Task:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=test_size, stratify=y, random_state=0)
+    low, high = x_train.min(0), x_train.max(0)
+    scale = np.where(high > low, high - low, 1.0)
+    x_train, x_test = (x_train - low) / scale, np.clip((x_test - low) / scale, 0.0, 1.0)
+    return Task(
+        name="digits",
+        x_train=torch.tensor(x_train, dtype=torch.float32),
+        y_train=torch.tensor(y_train, dtype=torch.int64),
+        x_test=torch.tensor(x_test, dtype=torch.float32),
+        y_test=torch.tensor(y_test, dtype=torch.int64),
+        models={"mlp": lambda: _sklearn_init(_mlp(64, 100, 10)),
+                "logreg": lambda: _sklearn_init(_mlp(64, 10))},
+        default_model="mlp", loss="cross_entropy", metric="accuracy",
+        description=(
+            "scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes, 64 "
+            f"pixels 0..16), split {1 - test_size:.0%}/{test_size:.0%} by "
+            "train_test_split(stratify=y, random_state=0); min-max scaled per pixel to [0, 1] "
+            "with the training set's range (test values clipped to it), as in scikit-learn's "
+            "'Compare stochastic learning strategies for MLPClassifier'. mlp is 64-100-10 ReLU "
+            "(MLPClassifier's default hidden layer; 7,510 parameters) with MLPClassifier's "
+            "Glorot-uniform init; logreg is 64-10 (650). That example trains with batch 200 "
+            "and L2 alpha 1e-4."),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# MNIST-1D (Greydanus 2020)
+# --------------------------------------------------------------------------------------
+
+def _cache_root(data_dir) -> Path:
+    if data_dir is not None:
+        return Path(data_dir)
+    return Path(os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab")
+
+
+def _cached_arrays(path: Path, keys: tuple[str, ...],
+                   build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Load ``keys`` from the ``.npz`` at ``path``, or build them and write the file.
+
+    The file is written to a temporary name in the same folder and renamed into place, so
+    a killed process or a concurrent writer never leaves a half-written cache; an
+    unreadable file is rebuilt, and a folder we cannot write to only costs the cache.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if set(stored.files) == set(keys):
+                return {key: stored[key] for key in keys}
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        pass  # corrupt: rebuild below
+    arrays = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.chmod(tmp, 0o644)  # mkstemp's 0o600 would keep the cache from other users
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as err:
+        warnings.warn(f"could not write the cache file {path}: {err}", stacklevel=3)
+    return arrays
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(args_json: str, cache_dir: str | None) -> dict[str, np.ndarray]:
+    """Generate MNIST-1D with these arguments (once per process; on disk if ``cache_dir``)."""
+    import random
+    from importlib.metadata import version
+
+    from mnist1d.data import make_dataset
+    from mnist1d.utils import ObjectView
+
+    args = json.loads(args_json)
+
+    def build() -> dict[str, np.ndarray]:
+        # make_dataset seeds the global `random` and NumPy generators; leave them as found
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            data = make_dataset(ObjectView(dict(args)))
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        return {key: np.asarray(data[key]) for key in ("x", "y", "x_test", "y_test")}
+
+    if cache_dir is None:
+        return build()
+    key = hashlib.sha256(f"{args_json} mnist1d=={version('mnist1d')}".encode()).hexdigest()[:16]
+    return _cached_arrays(Path(cache_dir) / f"mnist1d-{key}.npz", ("x", "y", "x_test", "y_test"),
+                          build)
+
+
+class _MNIST1DResMLP(nn.Module):
+    """The paper's MLPBase: 40-100-100-10 ReLU with a skip around the middle layer."""
+
+    def __init__(self, n_in: int = 40, hidden: int = 100, n_out: int = 10):
+        super().__init__()
+        self.linear1 = nn.Linear(n_in, hidden)
+        self.linear2 = nn.Linear(hidden, hidden)
+        self.linear3 = nn.Linear(hidden, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.linear1(x).relu()
+        h = h + self.linear2(h).relu()
+        return self.linear3(h)
+
+
+class _MNIST1DCNN(nn.Module):
+    """The paper's ConvBase: three strided Conv1d (length 40 -> 19 -> 10 -> 5), then linear."""
+
+    def __init__(self, channels: int = 25, length: int = 40, n_out: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv1d(1, channels, 5, stride=2, padding=1)
+        self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        self.conv3 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
+        for kernel in (5, 3, 3):
+            length = (length + 2 - kernel) // 2 + 1
+        self.linear = nn.Linear(channels * length, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(x.unsqueeze(-2)).relu()
+        h = self.conv2(h).relu()
+        h = self.conv3(h).relu()
+        return self.linear(h.flatten(-2))
+
+
+class _MNIST1DGRU(nn.Module):
+    """The paper's GRUBase: a bidirectional GRU (hidden 6) over the 40 steps, all outputs -> linear."""
+
+    def __init__(self, hidden: int = 6, length: int = 40, n_out: int = 10):
+        super().__init__()
+        self.gru = GRU(1, hidden, bidirectional=True)
+        self.linear = nn.Linear(2 * hidden * length, n_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(self.gru(x.unsqueeze(-1)).flatten(-2))
+
+
+def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
+    from mnist1d.data import get_dataset_args
+
+    args = get_dataset_args(as_dict=True)
+    args.pop("url", None)  # we never download
+    unknown = set(dataset_args) - set(args)
+    if unknown:
+        raise ValueError(f"unknown mnist1d dataset arguments {sorted(unknown)}; known: "
+                         f"{', '.join(sorted(args))}")
+    args.update(dataset_args)
+    cache_dir = str(_cache_root(data_dir)) if disk_cache else None
+    arrays = _mnist1d_arrays(json.dumps(args, sort_keys=True), cache_dir)
+    length = int(args["final_seq_length"])
+    return Task(
+        name="mnist1d",
+        x_train=torch.tensor(arrays["x"], dtype=torch.float32),
+        y_train=torch.tensor(arrays["y"], dtype=torch.int64),
+        x_test=torch.tensor(arrays["x_test"], dtype=torch.float32),
+        y_test=torch.tensor(arrays["y_test"], dtype=torch.int64),
+        models={"logreg": lambda: nn.Linear(length, 10),
+                "mlp": lambda: _MNIST1DResMLP(length),
+                "cnn": lambda: _MNIST1DCNN(length=length),
+                "gru": lambda: _MNIST1DGRU(length=length)},
+        default_model="mlp", loss="cross_entropy", metric="accuracy",
+        description=(
+            "MNIST-1D (Greydanus 2020, 'Scaling down deep learning'): 1-D signals of length 40 "
+            "made from 10 digit templates by padding, shear, translation and noise, generated "
+            "locally with mnist1d.data.make_dataset(get_dataset_args()) and the given overrides "
+            f"({args['num_samples']} samples, train split {args['train_split']}, seed "
+            f"{args['seed']}). Models as in the paper's notebooks/models.py: logreg 40-10 (410 "
+            "parameters); mlp 40-100-100-10 ReLU with a skip connection around the middle "
+            "layer (15,210); cnn Conv1d(1,25,5,s2,p1)-Conv1d(25,25,3,s2,p1)-Conv1d(25,25,3,s2,p1)"
+            "-Linear(125,10), ReLUs between (5,210); gru a bidirectional GRU with hidden 6 "
+            "whose 40x12 outputs feed Linear(480,10) (5,134). Published test accuracy with "
+            "Adam lr 1e-2, batch 100, 6000 steps: 31.5/65.1/92.3/89.1% (logreg/mlp/cnn/gru)."),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# sparse-logreg (synthetic)
+# --------------------------------------------------------------------------------------
+
+def _sparse_logreg(*, n_features: int = 1000, n_frequent: int = 10, n_rare: int = 40,
+                   n_train: int = 4000, n_test: int = 1000, seed: int = 0) -> Task:
+    if not 0 < n_frequent + n_rare <= n_features:
+        raise ValueError(f"need 0 < n_frequent + n_rare <= n_features, got {n_frequent} + "
+                         f"{n_rare} and {n_features}")
+    rng = np.random.default_rng(seed)
+    n_noise = n_features - n_frequent - n_rare
+    frequency = np.concatenate([rng.uniform(0.3, 0.5, n_frequent),
+                                rng.uniform(0.01, 0.02, n_rare),
+                                np.exp(rng.uniform(np.log(0.005), np.log(0.2), n_noise))])
+    sign = rng.choice([-1.0, 1.0], n_frequent + n_rare)
+    weight = np.concatenate([sign[:n_frequent] * rng.uniform(0.5, 1.5, n_frequent),
+                             sign[n_frequent:] * rng.uniform(3.0, 5.0, n_rare),
+                             np.zeros(n_noise)])
+    bias = -frequency @ weight  # centre the logits so the classes are balanced
+    x = (rng.random((n_train + n_test, n_features)) < frequency).astype(np.float32)
+    p = 1 / (1 + np.exp(-(x @ weight + bias)))
+    y = (rng.random(len(x)) < p).astype(np.int64)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    return Task(
+        name="sparse-logreg",
+        x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:], y_test=y[n_train:],
+        models={"logreg": lambda: nn.Linear(n_features, 2)},
+        default_model="logreg", loss="cross_entropy", metric="accuracy",
+        description=(
+            f"Synthetic sparse binary classification (seed {seed}): {n_features} binary "
+            f"features, in this column order: {n_frequent} frequent informative ones (present "
+            f"in 30-50% of examples, weights +-0.5..1.5), {n_rare} rare informative ones "
+            f"(present in 1-2%, weights +-3..5) and {n_noise} noise features (frequency "
+            "log-uniform in 0.5-20%, weight 0). Labels are drawn from the logistic model "
+            "sigmoid(w.x + b), b centring the logits. The rare features carry much of the "
+            "signal but rarely get a gradient: the setting where per-coordinate step sizes "
+            "(AdaGrad, Duchi et al. 2011) help. Model: 2-class logistic regression "
+            f"(Linear({n_features}, 2), cross entropy); {n_train} train / {n_test} test."),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# char-rnn (pydoc_data)
+# --------------------------------------------------------------------------------------
+
+_TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+                             "\u2013": "-", "\u2014": "-", "\u2026": "...", "\t": "    "})
+
+
+def _pydoc_corpus(max_chars: int) -> str:
+    """The pydoc topics, sorted by key, joined, made ASCII (+ newline), cut to ``max_chars``."""
+    from pydoc_data.topics import topics
+
+    text = "\n".join(topics[key] for key in sorted(topics))[:max_chars]
+    text = text.translate(_TYPOGRAPHY)
+    return "".join(c if c == "\n" or " " <= c <= "~" else "?" for c in text)
+
+
+class _CharRNN(nn.Module):
+    """Embedding -> GRU -> linear to the vocabulary: ``[B, T]`` ids -> ``[B, T, V]`` logits."""
+
+    def __init__(self, vocab: int, embedding: int = 32, hidden: int = 128):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embedding)
+        self.gru = GRU(embedding, hidden)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.gru(self.embed(x)))
+
+
+def _windows(ids: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
+    """Non-overlapping windows: inputs ``ids[i:i+T]`` and next-character targets."""
+    n = (len(ids) - 1) // seq_len
+    x = ids[: n * seq_len].reshape(n, seq_len)
+    y = ids[1: n * seq_len + 1].reshape(n, seq_len)
+    return x, y
+
+
+def _char_rnn(*, seq_len: int = 64, max_chars: int = 2**18, test_fraction: float = 0.1) -> Task:
+    text = _pydoc_corpus(max_chars)
+    vocab = sorted(set(text))
+    index = {c: i for i, c in enumerate(vocab)}
+    ids = torch.tensor([index[c] for c in text], dtype=torch.int64)
+    split = int(len(ids) * (1 - test_fraction))
+    x_train, y_train = _windows(ids[:split], seq_len)
+    x_test, y_test = _windows(ids[split:], seq_len)
+    if len(x_test) == 0:
+        raise ValueError(f"char-rnn: the test part ({len(ids) - split} characters) is shorter "
+                         f"than one sequence of {seq_len}")
+    v = len(vocab)
+    return Task(
+        name="char-rnn",
+        x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+        models={"gru": lambda: _CharRNN(v)},
+        default_model="gru", loss="cross_entropy", metric="bits_per_char",
+        description=(
+            "Character-level language model on text that ships with Python: the pydoc topics "
+            "(pydoc_data.topics.topics) sorted by key, joined by newlines and cut to the first "
+            f"{max_chars} characters; typographic quotes and dashes become ASCII, any other "
+            f"non-ASCII character '?', giving {v} symbols (Python "
+            f"{sys.version_info.major}.{sys.version_info.minor}: the text changes between "
+            "Python versions, so compare numbers within one). Non-overlapping sequences of "
+            f"{seq_len} with next-character targets; the last {test_fraction:.0%} of the text "
+            f"is the test set. Model gru: embedding 32, GRU hidden 128, linear to the {v} "
+            "symbols; loss: cross entropy over all positions; metric: test bits per "
+            "character (untrained: about log2 V). DeepOBS's tolstoi_char_rnn is the larger "
+            "cousin of this task."),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# quadratic-deep (DeepOBS)
+# --------------------------------------------------------------------------------------
+
+class _NoisyQuadratic(nn.Module):
+    """A parameter vector ``theta``; maps noise samples ``x`` to ``sqrt(d/2) (theta - x) H^(1/2)``.
+
+    The mean square of that output is ``0.5 (theta - x)^T H (theta - x)`` per sample, so the
+    task's ``mse`` against zeros is DeepOBS's quadratic_deep loss.
+    """
+
+    def __init__(self, root: Tensor, start: Tensor):
+        super().__init__()
+        self.theta = nn.Parameter(start.clone())
+        self.register_buffer("root", root)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.theta - x) @ self.root
+
+
+def _quadratic_deep(*, seed: int = 42, noise: float = 0.6, n_samples: int = 1000) -> Task:
+    from optimlab import landscapes
+
+    landscape = landscapes.get("quadratic_deep", seed=seed)
+    dim = landscape.dim
+    hessian = torch.autograd.functional.hessian(
+        lambda v: landscape(v), torch.zeros(dim, dtype=torch.float64))
+    eigenvalues, q = torch.linalg.eigh(0.5 * (hessian + hessian.T))
+    root = (q * eigenvalues.clamp(min=0).sqrt()) @ q.T * math.sqrt(dim / 2)
+    root = root.to(torch.float32)
+    start = torch.tensor(landscape.start, dtype=torch.float32)
+    # DeepOBS draws its train and test "data" with RandomState(42) and RandomState(43)
+    x_train = np.random.RandomState(42).normal(0.0, noise, (n_samples, dim))
+    x_test = np.random.RandomState(43).normal(0.0, noise, (n_samples, dim))
+    return Task(
+        name="quadratic-deep",
+        x_train=torch.tensor(x_train, dtype=torch.float32),
+        y_train=torch.zeros(n_samples, dim),
+        x_test=torch.tensor(x_test, dtype=torch.float32),
+        y_test=torch.zeros(n_samples, dim),
+        models={"theta": lambda: _NoisyQuadratic(root, start)},
+        default_model="theta", loss="mse", metric="loss",
+        description=(
+            "DeepOBS's quadratic_deep (Schneider et al. 2019) as a training task: per sample "
+            "the loss 0.5 (theta - x)^T H (theta - x), with H the Hessian of "
+            f"optimlab.landscapes.get('quadratic_deep', seed={seed}) (90 eigenvalues in (0, 1), "
+            "10 in (30, 60), randomly rotated) and 'data' x ~ N(0, "
+            f"{noise}^2 I): {n_samples} train samples from RandomState(42) and {n_samples} test "
+            "samples from RandomState(43), as DeepOBS draws them. theta starts at all ones "
+            "(DeepOBS); a mini-batch (DeepOBS: 128) gives a noisy gradient H (theta - mean x). "
+            "The model outputs sqrt(d/2) (theta - x) H^(1/2), so mse against zero targets is "
+            "exactly that loss; the optimum of the expected loss is theta = 0. Metric: test loss."),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# MNIST / Fashion-MNIST from IDX files
+# --------------------------------------------------------------------------------------
+
+_IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
+              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+
+
+def read_idx(path, ndim: int) -> np.ndarray:
+    """Read an unsigned-byte IDX file (``.gz`` read through gzip) with ``ndim`` dimensions.
+
+    The IDX format (LeCun et al.'s MNIST files): magic ``0x0000 08 nd`` (``08``: unsigned
+    bytes, ``nd``: number of dimensions), ``nd`` big-endian uint32 sizes, then the data.
+    Raises ``ValueError`` naming the file for a wrong magic number, a truncated file or
+    trailing bytes.
+    """
+    path = Path(path)
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"cannot read IDX file {path}: {err}") from err
+    magic = 0x0800 | ndim
+    if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != magic:
+        found = f"0x{struct.unpack('>I', raw[:4])[0]:08x}" if len(raw) >= 4 else "no header"
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimension(s): "
+                         f"expected magic number 0x{magic:08x}, found {found}")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(f"{path} is truncated: its header needs {header} bytes, it has {len(raw)}")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    size = math.prod(shape)
+    if len(raw) - header != size:
+        problem = "truncated" if len(raw) - header < size else "longer than its header says"
+        raise ValueError(f"{path} is {problem}: shape {shape} needs {size} data bytes, "
+                         f"it has {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find_idx(data_dir: Path, stem: str) -> Path:
+    dotted = stem.replace("-idx", ".idx")  # some mirrors unpack to train-images.idx3-ubyte
+    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise ValueError(f"missing {data_dir / stem} (or {stem}.gz): expected the four IDX files "
+                     f"{', '.join(_IDX_FILES.values())} (optionally gzipped) in {data_dir}")
+
+
+def _lenet(height: int, width: int) -> nn.Sequential:
+    """LeNet-5 style: conv5(6, pad 2)-pool-conv5(16)-pool-120-84-10, ReLU (61,706 params at 28x28)."""
+    h, w = (height // 2 - 4) // 2, (width // 2 - 4) // 2
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(16 * h * w, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+def _idx_task(name: str, data_dir, source: str) -> Task:
+    if data_dir is None:
+        raise ValueError(f"task {name!r} reads your IDX files: pass data_dir, the folder holding "
+                         f"{', '.join(_IDX_FILES.values())} (optionally .gz); nothing is downloaded")
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ValueError(f"task {name!r}: data_dir {data_dir} is not a folder")
+    paths = {key: _find_idx(data_dir, stem) for key, stem in _IDX_FILES.items()}
+    arrays = {key: read_idx(path, 3 if key.endswith("images") else 1) for key, path in paths.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise ValueError(f"{paths[f'{split}_images']} holds {len(images)} images but "
+                             f"{paths[f'{split}_labels']} holds {len(labels)} labels")
+        if labels.size and labels.max() > 9:
+            raise ValueError(f"{paths[f'{split}_labels']} has label {labels.max()}; expected 0..9")
+    height, width = arrays["train_images"].shape[1:]
+    if arrays["test_images"].shape[1:] != (height, width) or min(height, width) < 12:
+        raise ValueError(f"{paths['test_images']}: images must be at least 12x12 and the same "
+                         f"size as the training images ({height}x{width})")
+
+    def images(key: str) -> Tensor:
+        return torch.tensor(arrays[key], dtype=torch.float32).div_(255).unsqueeze(1)
+
+    def labels(key: str) -> Tensor:
+        return torch.tensor(arrays[key], dtype=torch.int64)
+
+    return Task(
+        name=name,
+        x_train=images("train_images"), y_train=labels("train_labels"),
+        x_test=images("test_images"), y_test=labels("test_labels"),
+        models={"mlp": lambda: _mlp(height * width, 100, 10), "cnn": lambda: _lenet(height, width)},
+        default_model="mlp", loss="cross_entropy", metric="accuracy",
+        description=(
+            f"{source}, read from the IDX files in {data_dir} (images [N, 1, {height}, {width}] "
+            f"scaled to [0, 1]). mlp is {height * width}-100-10 ReLU; cnn is LeNet-5 style: "
+            "Conv2d(1,6,5,pad 2)-ReLU-MaxPool2-Conv2d(6,16,5)-ReLU-MaxPool2-120-84-10 with ReLUs "
+            "(61,706 parameters at 28x28)."),
+    )
+
+
+def _mnist(*, data_dir=None) -> Task:
+    return _idx_task("mnist", data_dir, "MNIST (LeCun et al. 1998), 60,000 train / 10,000 test")
+
+
+def _fashion_mnist(*, data_dir=None) -> Task:
+    return _idx_task("fashion-mnist", data_dir,
+                     "Fashion-MNIST (Xiao et al. 2017), 60,000 train / 10,000 test")
+
+
+# --------------------------------------------------------------------------------------
+# Bring your own: "module:function"
+# --------------------------------------------------------------------------------------
+
+_BYO_KEYS = ("model", "x_train", "y_train", "x_test", "y_test", "loss")
+
+
+def _as_tensor(value, what: str, loss: str) -> Tensor:
+    tensor = torch.as_tensor(value)
+    if what.startswith("x"):
+        return tensor.float() if tensor.is_floating_point() else tensor.long()
+    return tensor.long() if loss == "cross_entropy" else tensor.float()
+
+
+def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
+    module_name, _, function_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): {err}") from err
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ValueError(f"module {module_name!r} has no function {function_name!r} (from {spec!r})")
+    if data_dir is not None:
+        kwargs = {**kwargs, "data_dir": data_dir}
+    result = function(**kwargs)
+    if isinstance(result, Task):
+        return result
+    if isinstance(result, Mapping):
+        fields = dict(result)
+        unknown = set(fields) - set(_BYO_KEYS) - {"metric", "name", "description"}
+        missing = set(_BYO_KEYS) - {"loss"} - set(fields)
+        if unknown or missing:
+            raise ValueError(f"{spec} returned a dict with unknown keys {sorted(unknown)} and "
+                             f"missing keys {sorted(missing)}; expected {', '.join(_BYO_KEYS)} "
+                             "(loss optional), and optionally metric, name, description")
+    elif isinstance(result, (tuple, list)) and len(result) == len(_BYO_KEYS):
+        fields = dict(zip(_BYO_KEYS, result))
+    else:
+        raise ValueError(f"{spec} must return a Task, a dict or a tuple "
+                         f"({', '.join(_BYO_KEYS)}); got {type(result).__name__}")
+    loss = fields.get("loss", "cross_entropy")
+    model = fields["model"]
+    if isinstance(model, nn.Module):  # an instance: every model starts from these weights
+        factory = functools.partial(copy.deepcopy, model)
+    elif callable(model):
+        factory = model
+    else:
+        raise ValueError(f"{spec}: model must be an nn.Module or a callable returning one")
+    return Task(
+        name=fields.get("name", spec),
+        **{key: _as_tensor(fields[key], key, loss) for key in _BYO_KEYS[1:5]},
+        models={"model": factory}, default_model="model", loss=loss,
+        metric=fields.get("metric", "accuracy" if loss == "cross_entropy" else "loss"),
+        description=fields.get("description", f"user task from {spec}"),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The catalog
+# --------------------------------------------------------------------------------------
+
+_CATALOG: dict[str, Callable[..., Task]] = {
+    "digits": _digits,
+    "mnist1d": _mnist1d,
+    "sparse-logreg": _sparse_logreg,
+    "char-rnn": _char_rnn,
+    "quadratic-deep": _quadratic_deep,
+    "mnist": _mnist,
+    "fashion-mnist": _fashion_mnist,
+}
+
+
+def names() -> list[str]:
+    """The built-in task names."""
+    return list(_CATALOG)
+
+
+def get(name: str, data_dir=None, **kwargs) -> Task:
+    """Build the task ``name`` (case-insensitive; ``_`` and spaces read as ``-``).
+
+    ``data_dir`` is the folder of the IDX files for ``mnist`` and ``fashion-mnist`` (needed
+    there), the cache folder for ``mnist1d`` (default ``$OPTIMLAB_CACHE`` or
+    ``~/.cache/optimlab``), and ignored by the tasks that read no files. ``kwargs`` go to
+    the task's builder: e.g. ``get("sparse-logreg", seed=1)``, ``get("char-rnn",
+    seq_len=128)``, ``get("mnist1d", disk_cache=False, seed=0)`` (any of mnist1d's
+    dataset arguments).
+
+    A name with a colon, ``"package.module:function"``, imports ``function`` and calls it
+    with ``kwargs`` (and ``data_dir`` when given). It returns a :class:`Task`, or:
+
+    * a dict with keys ``model``, ``x_train``, ``y_train``, ``x_test``, ``y_test``, and
+      optionally ``loss`` (default ``"cross_entropy"``), ``metric`` (default ``"accuracy"``
+      for cross entropy, else ``"loss"``), ``name`` and ``description``; or
+    * a tuple ``(model, x_train, y_train, x_test, y_test, loss)``.
+
+    ``model`` is a factory returning a fresh ``nn.Module`` (a class or function; seeded by
+    the caller), or an ``nn.Module`` whose copies every run then starts from. Arrays may be
+    NumPy or tensors: float inputs become float32 (integer inputs int64, e.g. token ids),
+    targets int64 for cross entropy and float32 for mse.
+
+    Raises ``ValueError`` for an unknown name (with the known names and close matches), a
+    module that cannot be imported, or arguments the task does not take.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"task name must be a string, got {name!r}")
+    if ":" in name:
+        return _user_task(name, data_dir, kwargs)
+    key = name.strip().lower().replace("_", "-").replace(" ", "-")
+    if key not in _CATALOG:
+        close = difflib.get_close_matches(key, list(_CATALOG), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown task {name!r}{hint} (known: {', '.join(_CATALOG)}; or "
+                         "'package.module:function' for your own)")
+    builder = _CATALOG[key]
+    accepted = inspect.signature(builder).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    unknown = [k for k in kwargs if k not in accepted and not takes_any]
+    if unknown:
+        options = [p for p in accepted if p != "data_dir" and accepted[p].kind is not
+                   inspect.Parameter.VAR_KEYWORD]
+        raise ValueError(f"task {key!r} takes no argument {', '.join(map(repr, unknown))}; it "
+                         f"takes {', '.join(options) or 'none'}")
+    if "data_dir" in accepted:
+        kwargs["data_dir"] = data_dir
+    return builder(**kwargs)

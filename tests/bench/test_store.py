@@ -1,0 +1,622 @@
+"""The run store: schema, keys, idempotent sweeps and runs, metrics, readers, and a sweep
+killed with SIGKILL that resumes without retraining what it finished."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from optimlab.bench import store as store_module
+from optimlab.bench.store import (
+    SCHEMA_VERSION,
+    RunStore,
+    StoreError,
+    canonical_json,
+    canonical_key,
+)
+
+CONFIG = {"task": "two-moons", "model": "mlp", "train": {"steps": 100, "batch_size": 32}}
+MEMBERS = [
+    {"optimizer": "adam", "hparams": {"lr": 1e-3, "betas": (0.9, 0.999)}, "seed": 0},
+    {"optimizer": "adam", "hparams": {"lr": 1e-2, "betas": (0.9, 0.999)}, "seed": 0},
+    {"optimizer": "sgd", "hparams": {"lr": 0.1, "momentum": 0.9}, "seed": 1},
+]
+
+
+@pytest.fixture
+def store(tmp_path):
+    with RunStore(tmp_path / "runs.db") as s:
+        yield s
+
+
+def _rows(s: RunStore, run_id: int) -> list[tuple]:
+    return s.con.execute("SELECT step, name, value, wall_time FROM metrics WHERE run_id = ? "
+                         "ORDER BY step, name", (run_id,)).fetchall()
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def test_canonical_json_and_key_are_stable():
+    config = {"b": (0.9, 0.999), "a": 1e-3, "nested": {"z": 1, "y": [1.5, None, True]}}
+    text = '{"a":0.001,"b":[0.9,0.999],"nested":{"y":[1.5,null,true],"z":1}}'
+    assert canonical_json(config) == text
+    # pinned: changing the key derivation would orphan every stored sweep on resume
+    assert canonical_key(config) == hashlib.sha256(text.encode()).hexdigest()
+    assert canonical_key({"x": 1, "y": 2}) == canonical_key({"y": 2, "x": 1})
+    assert canonical_key({"b": (1, 2)}) == canonical_key({"b": [1, 2]})
+    assert canonical_key({"lr": np.float64(0.1), "s": np.int64(3)}) == canonical_key(
+        {"lr": 0.1, "s": 3})
+    # types are kept: 1, 1.0 and True are different configurations
+    assert len({canonical_key({"v": v}) for v in (1, 1.0, True)}) == 3
+    assert canonical_json({"v": 0.1 + 0.2}) == '{"v":0.30000000000000004}'
+    assert canonical_json({"v": float("inf"), "w": float("nan")}) == '{"v":Infinity,"w":NaN}'
+    with pytest.raises(TypeError, match="keys must be strings"):
+        canonical_key({1: "a"})
+    with pytest.raises(TypeError, match="cannot store"):
+        canonical_key({"f": object()})
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_schema_version_and_wal_on_a_file(tmp_path):
+    path = tmp_path / "runs.db"
+    with RunStore(path) as s:
+        assert s.schema_version == SCHEMA_VERSION == 1
+        assert s.journal_mode == "wal"
+        assert s.con.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert s.con.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        tables = {r[0] for r in s.con.execute("SELECT name FROM sqlite_master "
+                                              "WHERE type='table'")}
+        assert tables == {"schema_version", "sweeps", "runs", "metrics"}
+        s.open_sweep(CONFIG)
+    # reopening keeps the data and does not recreate anything
+    with RunStore(path) as s:
+        assert s.con.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
+        assert s.find_sweep(CONFIG) == 1
+    # the WAL mode is persistent: a plain connection sees it too
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_newer_schema_version_is_refused(tmp_path):
+    path = tmp_path / "runs.db"
+    RunStore(path).close()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE schema_version SET version = 2")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match=r"schema version 2, newer"):
+        RunStore(path)
+    with pytest.raises(StoreError, match="newer"):
+        RunStore(path, readonly=True)
+
+
+def test_bad_paths_and_foreign_files_are_named(tmp_path):
+    missing = tmp_path / "no" / "such" / "dir" / "runs.db"
+    with pytest.raises(StoreError, match=str(missing.parent)):
+        RunStore(missing)
+    with pytest.raises(StoreError, match="is a directory"):
+        RunStore(tmp_path)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database at all, not even close" * 100)
+    with pytest.raises(StoreError, match=str(garbage)):
+        RunStore(garbage)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE runs (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not an optimlab run store"):
+        RunStore(other)
+    with pytest.raises(StoreError, match="no such file"):
+        RunStore(tmp_path / "absent.db", readonly=True)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes anywhere")
+def test_unwritable_directory_is_named(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match=str(locked / "runs.db")):
+            RunStore(locked / "runs.db")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_default_path_is_in_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with RunStore() as s:
+        assert s.path == str(tmp_path / "optimlab-runs.db")
+    assert (tmp_path / "optimlab-runs.db").exists()
+
+
+def test_memory_store_and_readonly_store(tmp_path):
+    with RunStore(":memory:") as s:
+        sweep = s.open_sweep(CONFIG)
+        assert s.add_runs(sweep, MEMBERS) == [1, 2, 3]
+    path = tmp_path / "runs.db"
+    with RunStore(path) as s:
+        sweep = s.open_sweep(CONFIG)
+        s.add_runs(sweep, MEMBERS)
+    with RunStore(path, readonly=True) as ro:
+        assert [r.id for r in ro.pending_runs(sweep)] == [1, 2, 3]
+        with pytest.raises(StoreError, match="read-only"):
+            ro.start_run(1)
+        with pytest.raises(StoreError, match="read-only"):
+            ro.open_sweep({"other": 1})
+    s = RunStore(path)
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        s.sweep(sweep)
+
+
+# ----------------------------------------------------------------------------- sweeps, runs
+
+
+def test_open_sweep_is_idempotent(store):
+    a = store.open_sweep(CONFIG, name="first", environment={"machine": "test"})
+    reordered = {"train": {"batch_size": 32, "steps": 100}, "model": "mlp", "task": "two-moons"}
+    assert store.open_sweep(reordered, name="renamed") == a
+    b = store.open_sweep({**CONFIG, "model": "cnn"})
+    assert b != a
+    assert store.open_sweep({**CONFIG, "model": "cnn"}) == b
+    assert store.find_sweep(CONFIG) == a and store.find_sweep({"x": 1}) is None
+    info = store.sweep(a)
+    assert info["name"] == "first"  # recorded at creation, not changed by reopening
+    assert info["task"] == "two-moons" and info["model"] == "mlp"
+    assert info["config"] == CONFIG and info["environment"] == {"machine": "test"}
+    assert info["sweep_id"] == a and info["key"] == canonical_key(CONFIG)
+    assert info["counts"] == dict.fromkeys(store_module.STATUSES, 0)
+    env = store.sweep(b)["environment"]  # collected by default
+    assert env["python"] and env["machine"] and "torch" in env["versions"]
+    with pytest.raises(KeyError, match="no sweep with id 99"):
+        store.sweep(99)
+    with pytest.raises(KeyError, match="99"):
+        store.pending_runs(99)
+
+
+@dataclass(frozen=True)
+class _Member:
+    optimizer: str
+    hparams: dict
+    seed: int = 0
+
+
+def test_add_runs_is_idempotent(store):
+    sweep = store.open_sweep(CONFIG)
+    ids = store.add_runs(sweep, MEMBERS)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert store.add_runs(sweep, MEMBERS) == ids
+    assert store.add_runs(sweep, MEMBERS[::-1]) == ids[::-1]
+    # a grown grid adds only the new member; objects with the attributes work too
+    new = _Member("lion", {"lr": 1e-4}, seed=2)
+    more = store.add_runs(sweep, [*MEMBERS, new, MEMBERS[0]])
+    assert more[:3] == ids and more[4] == ids[0] and more[3] not in ids
+    assert store.con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 4
+    # the same member in another sweep is another run
+    other = store.open_sweep({"task": "other"})
+    assert set(store.add_runs(other, MEMBERS)).isdisjoint(ids)
+    run = store.get_run(ids[0])
+    assert run.member == {"optimizer": "adam", "hparams": {"lr": 1e-3, "betas": [0.9, 0.999]},
+                          "seed": 0}
+    assert run.status == "pending" and run.started_at is None
+    assert store.con.execute("SELECT lr FROM runs WHERE id = ?", (ids[2],)).fetchone()[0] == 0.1
+    assert store.add_runs(sweep, [{"optimizer": "sgd"}]) == store.add_runs(
+        sweep, [{"optimizer": "sgd", "hparams": {}, "seed": 0}])
+    with pytest.raises(ValueError, match="unknown member fields"):
+        store.add_runs(sweep, [{"optimizer": "sgd", "lr": 0.1}])
+    with pytest.raises(ValueError, match="seed"):
+        store.add_runs(sweep, [{"optimizer": "sgd", "seed": 1.5}])
+    with pytest.raises(KeyError, match="no sweep with id 42"):
+        store.add_runs(42, MEMBERS)
+
+
+def test_two_connections_share_one_sweep(tmp_path):
+    path = tmp_path / "runs.db"
+    with RunStore(path) as a, RunStore(path) as b:
+        assert a.open_sweep(CONFIG) == b.open_sweep(CONFIG)
+        assert a.add_runs(1, MEMBERS) == b.add_runs(1, MEMBERS)
+        a.start_run(1)
+        assert b.get_run(1).status == "running"
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+def test_status_transitions(store):
+    sweep = store.open_sweep(CONFIG)
+    r1, r2, r3 = store.add_runs(sweep, MEMBERS)
+    with pytest.raises(ValueError, match="pending, not running"):
+        store.log_metrics(r1, 0, {"train_loss": 1.0}, 0.0)
+    store.start_run(r1)
+    first_start = store.get_run(r1).started_at
+    store.log_metrics(r1, 0, {"train_loss": 1.0}, 0.0)
+    # a running run left by a killed process starts again from scratch
+    store.start_run(r1)
+    assert _rows(store, r1) == [] and store.get_run(r1).started_at > first_start
+    store.log_metrics(r1, 0, {"train_loss": 1.0}, 0.0)
+    store.finish_run(r1, "finished", summary={"final_train_loss": 1.0})
+    run = store.get_run(r1)
+    assert run.status == "finished" and run.finished_at >= run.started_at
+    assert run.summary == {"final_train_loss": 1.0} and run.error is None
+    for call in (lambda: store.start_run(r1), lambda: store.finish_run(r1, "failed"),
+                 lambda: store.log_metrics(r1, 1, {"train_loss": 0.5}, 1.0)):
+        with pytest.raises(ValueError, match="finished"):
+            call()
+    assert _rows(store, r1) == [(0, "train_loss", 1.0, 0.0)]
+    # a run may fail before it starts; diverged runs carry their reason
+    store.finish_run(r2, "failed", error="ValueError: bad lr")
+    store.start_run(r3)
+    store.finish_run(r3, "diverged", summary={"final_train_loss": math.inf},
+                     error="train loss became inf at step 3")
+    assert [(r.status, r.error) for r in store.list_runs(sweep)] == [
+        ("finished", None), ("failed", "ValueError: bad lr"),
+        ("diverged", "train loss became inf at step 3")]
+    assert store.pending_runs(sweep) == []
+    assert store.sweep(sweep)["counts"] == {"pending": 0, "running": 0, "finished": 1,
+                                            "diverged": 1, "failed": 1}
+    with pytest.raises(ValueError, match="finishes as one of"):
+        store.finish_run(r1, "done")
+    with pytest.raises(ValueError, match="unknown run status"):
+        store.list_runs(sweep, "done")
+    with pytest.raises(KeyError, match="no run with id 77"):
+        store.start_run(77)
+    with pytest.raises(KeyError, match="no run with id 77"):
+        store.log_metrics(77, 0, {"x": 1.0}, 0.0)
+    with pytest.raises(sqlite3.IntegrityError):  # the CHECK constraint guards raw SQL too
+        store.con.execute("UPDATE runs SET status = 'bogus' WHERE id = ?", (r1,))
+
+
+def test_pending_runs_lists_pending_and_running_in_order(store):
+    sweep = store.open_sweep(CONFIG)
+    r1, r2, r3 = store.add_runs(sweep, MEMBERS)
+    store.start_run(r2)
+    store.start_run(r3)
+    store.finish_run(r3, "finished")
+    assert [(r.id, r.status) for r in store.pending_runs(sweep)] == [(r1, "pending"),
+                                                                     (r2, "running")]
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_round_trip_non_finite_values(store):
+    sweep = store.open_sweep(CONFIG)
+    run, other = store.add_runs(sweep, MEMBERS[:2])
+    store.start_run(run)
+    store.start_run(other)
+    values = {"train_loss": math.inf, "test_loss": math.nan, "test_metric": -math.inf,
+              "tiny": 5e-324, "neg_zero": -0.0, "f32": np.float32(0.1), "skip": None}
+    store.log_metrics(run, 0, values, wall_time=0.25)
+    store.log_metrics(run, 1, {"train_loss": 2.0}, wall_time=0.5)
+    store.log_metrics(run, 1, {"train_loss": 1.5}, wall_time=0.75)  # same point: last wins
+    rows = {(step, name): (value, wall) for step, name, value, wall in _rows(store, run)}
+    assert rows[(0, "train_loss")] == (math.inf, 0.25)
+    assert rows[(0, "test_loss")] == (None, 0.25)  # SQLite keeps NaN as NULL
+    assert rows[(0, "test_metric")][0] == -math.inf
+    assert rows[(0, "tiny")][0] == 5e-324
+    assert rows[(0, "neg_zero")][0] == 0.0  # SQLite drops the sign of -0.0
+    assert rows[(0, "f32")][0] == float(np.float32(0.1))
+    assert rows[(1, "train_loss")] == (1.5, 0.75)
+    assert (0, "skip") not in rows and len(rows) == 7
+    # log_many writes all rows or none
+    not_started, = store.add_runs(sweep, MEMBERS[2:])
+    with pytest.raises(ValueError, match="not running"):
+        store.log_many([(other, 0, {"train_loss": 3.0}, 0.1),
+                        (not_started, 0, {"train_loss": 3.0}, 0.1)])
+    with pytest.raises(KeyError, match="no run with id 99"):
+        store.log_many([(other, 0, {"train_loss": 3.0}, 0.1), (99, 0, {"x": 1.0}, 0.1)])
+    assert _rows(store, other) == []
+    store.log_many([(other, s, {"train_loss": 3.0 - s, "test_loss": math.nan}, 0.1 * s)
+                    for s in range(3)])
+    assert len(_rows(store, other)) == 6
+    with pytest.raises(TypeError, match="not a number"):
+        store.log_metrics(run, 2, {"train_loss": "low"}, 1.0)
+    with pytest.raises(ValueError, match="step must be an integer"):
+        store.log_metrics(run, 2.5, {"train_loss": 1.0}, 1.0)
+    # the last points may travel with the finish, in its transaction
+    store.finish_run(run, "diverged", summary={"final": math.nan, "best": -math.inf},
+                     points=[(2, {"train_loss": math.nan}, 1.0)])
+    assert _rows(store, run)[-1] == (2, "train_loss", None, 1.0)
+    summary = store.get_run(run).summary
+    assert math.isnan(summary["final"]) and summary["best"] == -math.inf
+
+
+def test_metrics_dataframe_gives_nan_back(store):
+    pd = pytest.importorskip("pandas")
+    sweep = store.open_sweep(CONFIG)
+    run, = store.add_runs(sweep, MEMBERS[:1])
+    store.start_run(run)
+    store.log_metrics(run, 0, {"a": math.nan, "b": math.inf, "c": -math.inf, "d": 1.0}, 0.0)
+    df = store.metrics(sweep)
+    assert df["value"].dtype == np.float64
+    got = dict(zip(df["name"], df["value"]))
+    assert math.isnan(got["a"]) and got["b"] == math.inf and got["c"] == -math.inf
+    assert got["d"] == 1.0
+    assert isinstance(df, pd.DataFrame)
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def test_dataframe_readers(store):
+    pd = pytest.importorskip("pandas")
+    # empty store: empty frames with their columns
+    assert store.sweeps().empty and "sweep_id" in store.sweeps().columns
+    assert store.runs().empty and "run_id" in store.runs().columns
+    assert list(store.metrics().columns)[:3] == ["run_id", "sweep_id", "optimizer"]
+
+    sweep = store.open_sweep(CONFIG, name="demo")
+    ids = store.add_runs(sweep, MEMBERS)
+    other = store.open_sweep({"task": "other"})
+    other_run, = store.add_runs(other, MEMBERS[:1])
+    for i, run in enumerate(ids[:2]):
+        store.start_run(run)
+        store.log_many([(run, s, {"train_loss": 1.0 / (s + 1), "test_metric": 0.5 + i},
+                         0.1 * s) for s in range(3)])
+        store.finish_run(run, "finished", summary={"final_train_loss": 1 / 3,
+                                                   "steps_to_target": 2 if i else None})
+    store.start_run(other_run)
+    store.log_metrics(other_run, 0, {"train_loss": 9.0}, 0.0)
+
+    sweeps = store.sweeps()
+    assert list(sweeps.columns) == [
+        "sweep_id", "key", "name", "task", "model", "created_at", "n_runs", "n_pending",
+        "n_running", "n_finished", "n_diverged", "n_failed", "config", "environment"]
+    first = sweeps.set_index("sweep_id").loc[sweep]
+    assert first["name"] == "demo" and first["task"] == "two-moons"
+    assert (first["n_runs"], first["n_finished"], first["n_pending"]) == (3, 2, 1)
+    assert first["config"] == CONFIG
+    assert isinstance(first["created_at"], pd.Timestamp)
+
+    runs = store.runs(sweep)
+    assert list(runs["run_id"]) == ids
+    for col in ("sweep_id", "optimizer", "lr", "seed", "status", "error", "started_at",
+                "finished_at", "member_key", "hparams", "summary", "hp_lr", "hp_betas",
+                "hp_momentum", "summary_final_train_loss", "summary_steps_to_target"):
+        assert col in runs.columns, col
+    assert list(runs["lr"]) == [1e-3, 1e-2, 0.1] and list(runs["hp_lr"]) == [1e-3, 1e-2, 0.1]
+    assert runs["hp_betas"][0] == [0.9, 0.999] and math.isnan(runs["hp_momentum"][0])
+    assert list(runs["status"]) == ["finished", "finished", "pending"]
+    assert pd.isna(runs["started_at"][2]) and runs["summary"][2] is None
+    assert runs["summary_final_train_loss"][0] == pytest.approx(1 / 3)
+    assert len(store.runs()) == 4
+
+    m = store.metrics(sweep)
+    assert list(m.columns) == ["run_id", "sweep_id", "optimizer", "lr", "seed", "status",
+                               "step", "name", "value", "wall_time"]
+    assert len(m) == 2 * 3 * 2 and set(m["run_id"]) == set(ids[:2])
+    row = m[(m["run_id"] == ids[1]) & (m["step"] == 2) & (m["name"] == "train_loss")].iloc[0]
+    assert (row["optimizer"], row["lr"], row["seed"], row["status"]) == ("adam", 1e-2, 0,
+                                                                         "finished")
+    assert row["value"] == pytest.approx(1 / 3) and row["wall_time"] == pytest.approx(0.2)
+    assert len(store.metrics()) == 13
+    assert set(store.metrics(run_ids=[other_run])["status"]) == {"running"}
+    assert store.metrics(sweep, run_ids=[other_run]).empty
+    joined = m.merge(runs[["run_id", "hp_momentum"]], on="run_id")
+    assert len(joined) == len(m)
+    wide = m.pivot_table(index=["run_id", "step"], columns="name", values="value")
+    assert wide.shape == (6, 2)
+    with pytest.raises(KeyError, match="no sweep with id 5"):
+        store.runs(5)
+    with pytest.raises(KeyError, match="no sweep with id 5"):
+        store.metrics(5)
+
+
+# ----------------------------------------------------------------------------- SIGKILL
+
+N_MEMBERS, STEPS, NAMES = 20, 5, ("test_loss", "test_metric", "train_loss")
+
+# The fake sweep, run as its own process. It loads store.py by path so that it does not
+# pay for importing torch (through the optimlab package) on a loaded machine.
+SWEEP_SCRIPT = textwrap.dedent("""
+    import importlib.util, sys, time
+    spec = importlib.util.spec_from_file_location("_store_under_test", sys.argv[1])
+    store_module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = store_module
+    spec.loader.exec_module(store_module)
+
+    db, hang_after, pause = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    N_MEMBERS, STEPS = {n_members}, {steps}
+    CONFIG = {{"task": "fake", "model": "none", "steps": STEPS}}
+    MEMBERS = [{{"optimizer": ("adam", "sgd")[i % 2], "hparams": {{"lr": 10.0 ** -(i % 4)}},
+                "seed": i // 4}} for i in range(N_MEMBERS)]
+
+    def values(run_id, step):
+        return {{"train_loss": 1.0 / (run_id + step + 1), "test_loss": 2.0 / (run_id + step + 1),
+                "test_metric": run_id * 100.0 + step}}
+
+    with store_module.RunStore(db, timeout=60) as store:
+        sweep = store.open_sweep(CONFIG, name="kill-test", environment={{"fake": True}})
+        store.add_runs(sweep, MEMBERS)
+        trained = 0
+        for run in store.pending_runs(sweep):
+            store.start_run(run.id)
+            t0 = time.perf_counter()
+            for step in range(STEPS):
+                if trained == hang_after and step == 2:
+                    time.sleep(300)  # the parent kills us here, mid-run
+                store.log_metrics(run.id, step, values(run.id, step), time.perf_counter() - t0)
+                time.sleep(pause)
+            store.finish_run(run.id, "finished", summary={{"wall_time": time.perf_counter() - t0}})
+            trained += 1
+    print("TRAINED", trained, flush=True)
+""").format(n_members=N_MEMBERS, steps=STEPS)
+
+
+def _expected(run_id: int, step: int) -> dict:
+    return {"train_loss": 1.0 / (run_id + step + 1), "test_loss": 2.0 / (run_id + step + 1),
+            "test_metric": run_id * 100.0 + step}
+
+
+def _start_sweep(tmp_path, db, hang_after: int, pause: float, tag: str):
+    script = tmp_path / "fake_sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    out = open(tmp_path / f"{tag}.out", "w")
+    err = open(tmp_path / f"{tag}.err", "w")
+    proc = subprocess.Popen([sys.executable, str(script), store_module.__file__, str(db),
+                             str(hang_after), str(pause)], stdout=out, stderr=err)
+    out.close()
+    err.close()
+    return proc
+
+
+def _run_sweep(tmp_path, db, tag: str) -> int:
+    """Run the fake sweep to the end in a new process; return how many runs it trained."""
+    proc = _start_sweep(tmp_path, db, hang_after=-1, pause=0.0, tag=tag)
+    try:
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = (tmp_path / f"{tag}.out").read_text()
+    assert rc == 0, (tmp_path / f"{tag}.err").read_text()
+    return int(out.split()[-1])
+
+
+def _poll(db, proc, tmp_path, tag: str, done, deadline_s: float = 90.0,
+          may_end: bool = False):
+    """Poll the store read-only until ``done(counts, store)`` (or, with ``may_end``, until
+    the sweep process ended well); fail early if it dies or the deadline passes (generous:
+    only reached when something is wrong)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        if proc.poll() == 0 and may_end:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep process exited early ({proc.returncode}): "
+                        f"{(tmp_path / f'{tag}.err').read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail("the sweep process made no progress in time")
+        try:
+            with RunStore(db, readonly=True, timeout=10) as ro:
+                sweep = ro.find_sweep({"task": "fake", "model": "none", "steps": STEPS})
+                if sweep is not None and done(ro.sweep(sweep)["counts"], ro):
+                    return
+        except (StoreError, sqlite3.OperationalError):  # no file or schema yet, or busy
+            pass
+        time.sleep(0.02)
+
+
+def _kill(proc) -> int:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    return proc.wait(timeout=30)
+
+
+def _snapshot(db) -> dict:
+    """run id -> (status, started_at, finished_at, its metric rows)."""
+    with RunStore(db, readonly=True) as s:
+        return {r.id: (r.status, r.started_at, r.finished_at, _rows(s, r.id))
+                for r in s.list_runs(1)}
+
+
+def _assert_complete(rows: list[tuple], run_id: int) -> None:
+    """Exactly one full curve: every step once with every metric, the expected values."""
+    assert [(step, name) for step, name, _, _ in rows] == [
+        (s, n) for s in range(STEPS) for n in NAMES], f"run {run_id}"
+    for step, name, value, wall in rows:
+        assert value == _expected(run_id, step)[name] and wall >= 0
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_sigkilled_sweep_keeps_finished_runs_and_resumes(tmp_path):
+    db = tmp_path / "runs.db"
+    half = N_MEMBERS // 2
+    # the process finishes `half` runs, starts the next, logs two of its points, then hangs
+    proc = _start_sweep(tmp_path, db, hang_after=half, pause=0.002, tag="killed")
+    try:
+        def hung(counts, ro):
+            if counts["finished"] != half or counts["running"] != 1:
+                return False
+            running, = ro.list_runs(1, "running")
+            return len(_rows(ro, running.id)) == 2 * len(NAMES)
+
+        _poll(db, proc, tmp_path, "killed", hung)
+    finally:
+        rc = _kill(proc)
+    assert rc == -signal.SIGKILL
+
+    before = _snapshot(db)
+    assert len(before) == N_MEMBERS
+    statuses = [status for status, *_ in before.values()]
+    assert statuses == ["finished"] * half + ["running"] + ["pending"] * (N_MEMBERS - half - 1)
+    for run_id, (status, started, finished, rows) in before.items():
+        if status == "finished":
+            assert started and finished
+            _assert_complete(rows, run_id)
+        elif status == "running":
+            interrupted = run_id
+            assert started and finished is None
+            assert [(s, n) for s, n, _, _ in rows] == [(s, n) for s in (0, 1) for n in NAMES]
+        else:
+            assert started is None and rows == []
+
+    # resume: the same sweep in a new process trains only the pending and running runs
+    assert _run_sweep(tmp_path, db, "resumed") == N_MEMBERS - half
+    after = _snapshot(db)
+    assert set(after) == set(before)
+    for run_id, (status, started, finished, rows) in after.items():
+        assert status == "finished"
+        _assert_complete(rows, run_id)
+        if before[run_id][0] == "finished":
+            assert after[run_id] == before[run_id], f"finished run {run_id} was retrained"
+    assert after[interrupted][1] > before[interrupted][1]  # redone from scratch
+    with RunStore(db, readonly=True) as s:
+        assert s.con.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 1
+        assert s.con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == (
+            N_MEMBERS * STEPS * len(NAMES))
+    # a third pass finds nothing to do
+    assert _run_sweep(tmp_path, db, "again") == 0
+    assert _snapshot(db) == after
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_sigkill_at_any_moment_leaves_a_consistent_store(tmp_path):
+    """Killed at an arbitrary moment (maybe mid-commit): whatever ended is complete, at
+    most one run is partial, and the resume trains exactly the rest."""
+    db = tmp_path / "runs.db"
+    proc = _start_sweep(tmp_path, db, hang_after=-1, pause=0.008, tag="killed")
+    try:
+        # on a starved machine the sweep may even end first: the checks below still hold
+        _poll(db, proc, tmp_path, "killed", lambda counts, ro: counts["finished"] >= 3,
+              may_end=True)
+    finally:
+        rc = _kill(proc)
+    assert rc in (0, -signal.SIGKILL), (tmp_path / "killed.err").read_text()
+
+    before = _snapshot(db)
+    finished = {i for i, (status, *_) in before.items() if status == "finished"}
+    running = [i for i, (status, *_) in before.items() if status == "running"]
+    assert len(finished) >= 3 and len(running) <= 1
+    for run_id, (status, started, _, rows) in before.items():
+        if status == "finished":
+            _assert_complete(rows, run_id)
+        elif status == "pending":
+            assert started is None and rows == []
+    assert _run_sweep(tmp_path, db, "resumed") == N_MEMBERS - len(finished)
+    after = _snapshot(db)
+    for run_id, (status, _, _, rows) in after.items():
+        assert status == "finished"
+        _assert_complete(rows, run_id)
+        if run_id in finished:
+            assert after[run_id] == before[run_id]
+

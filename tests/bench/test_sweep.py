@@ -1,0 +1,130 @@
+"""Sweeps: every member stored, resume trains only what is missing, SIGKILL loses nothing."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from optimlab.bench.analysis import summarize
+from optimlab.bench.store import RunStore
+from optimlab.bench.sweep import SweepSpec, auto_lrs, run_records, run_sweep
+from optimlab.bench.trainer import TrainConfig
+
+CONFIG = TrainConfig(steps=30, batch_size=64, eval_every=10)
+
+
+def _spec(**kwargs):
+    base = dict(task="digits", optimizers=("sgd", "adam"), config=CONFIG, lrs=(0.01, 0.1),
+                seeds=2, hparams={"sgd": {"momentum": 0.9}}, target=0.5)
+    return SweepSpec(**{**base, **kwargs})
+
+
+def test_sweep_stores_every_member_and_resume_repeats_nothing(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    spec = _spec()
+    sweep = run_sweep(spec, store)
+    runs = store.list_runs(sweep)
+    assert len(runs) == 8 and {r.status for r in runs} == {"finished"}
+    assert {(r.optimizer, r.hparams["lr"], r.seed) for r in runs} == {
+        (o, lr, s) for o in ("sgd", "adam") for lr in (0.01, 0.1) for s in (0, 1)}
+    assert all(r.hparams.get("momentum") == 0.9 for r in runs if r.optimizer == "sgd")
+    metrics = store.metrics(sweep)
+    assert len(metrics) == 8 * 4 * 3  # runs x evaluations x (train, test loss, metric)
+    before = [(r.id, r.started_at, r.finished_at) for r in runs]
+    assert run_sweep(spec, store) == sweep
+    assert [(r.id, r.started_at, r.finished_at) for r in store.list_runs(sweep)] == before
+    best = {s.optimizer: s for s in summarize(run_records(store, sweep))}
+    assert set(best) == {"sgd", "adam"} and all(0 < s.mean <= 1 for s in best.values())
+    assert all(r.summary["final_metric"] == pytest.approx(r.summary["final_metric"])
+               for r in runs)
+
+
+def test_sequential_engine_gives_the_same_results(tmp_path):
+    spec = _spec(optimizers=("adam",), lrs=(0.01,), seeds=2)
+    a = run_records(RunStore(tmp_path / "a.db"), run_sweep(spec, RunStore(tmp_path / "a.db")))
+    b_store = RunStore(tmp_path / "b.db")
+    b = run_records(b_store, run_sweep(spec, b_store, engine="sequential"))
+    for x, y in zip(a, b):
+        assert x["final_test_loss"] == pytest.approx(y["final_test_loss"], rel=1e-4)
+
+
+def test_a_broken_group_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    spec = _spec(hparams={"sgd": {"momentum": -1.0}})
+    sweep = run_sweep(spec, store)
+    status = {(r.optimizer, r.status) for r in store.list_runs(sweep)}
+    assert status == {("sgd", "failed"), ("adam", "finished")}
+    assert "momentum" in next(r.error for r in store.list_runs(sweep) if r.status == "failed")
+
+
+def test_bad_specs():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        _spec(optimizers=("adamm",))
+    with pytest.raises(ValueError, match="learning rates"):
+        _spec(lrs=())
+    with pytest.raises(ValueError, match="seeds"):
+        _spec(seeds=0)
+    with pytest.raises(ValueError, match="engine"):
+        run_sweep(_spec(), RunStore(":memory:"), engine="fast")
+    assert len(auto_lrs("adam")) == 7 and min(auto_lrs("adam")) < 1e-3 < max(auto_lrs("adam"))
+
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.sweep import SweepSpec, run_sweep
+    from optimlab.bench.trainer import TrainConfig
+    spec = SweepSpec(task="digits", optimizers=("sgd", "adam", "rmsprop", "adagrad"),
+                     config=TrainConfig(steps=400, batch_size=64, eval_every=100),
+                     lrs=(0.01, 0.03), seeds=2)
+    run_sweep(spec, RunStore(sys.argv[1]))
+""")
+
+
+def test_sigkill_half_way_then_resume(tmp_path):
+    db = tmp_path / "runs.db"
+    script = tmp_path / "sweep.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, str(script), str(db)], env=env)
+    deadline = time.monotonic() + 120
+    finished = 0
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if db.exists():
+                with RunStore(db, readonly=True) as reader:
+                    sweeps = reader.sweeps()
+                    if len(sweeps):
+                        runs = reader.list_runs(int(sweeps["sweep_id"].iloc[0]))
+                        finished = sum(r.status == "finished" for r in runs)
+                        if 4 <= finished < len(runs):
+                            break
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    store = RunStore(db)
+    sweep = int(store.sweeps()["sweep_id"].iloc[0])
+    killed = {r.id: r for r in store.list_runs(sweep)}
+    done = {i: r for i, r in killed.items() if r.status == "finished"}
+    assert 4 <= len(done) < 16
+    points = store.metrics(sweep).groupby("run_id").size()
+    assert all(points[i] == 5 * 3 for i in done)  # complete curves for every finished run
+
+    namespace = {}
+    exec(SCRIPT.replace("run_sweep(spec, RunStore(sys.argv[1]))", ""), namespace)
+    run_sweep(namespace["spec"], store)
+    after = {r.id: r for r in store.list_runs(sweep)}
+    assert {r.status for r in after.values()} == {"finished"} and len(after) == 16
+    for i, r in done.items():  # finished runs were not trained again
+        assert (after[i].started_at, after[i].finished_at) == (r.started_at, r.finished_at)
+    points = store.metrics(sweep).groupby("run_id").size()
+    assert (points == 5 * 3).all() and len(points) == 16
+    assert store.sweep(sweep)["config"]["seeds"] == 2

@@ -1,0 +1,466 @@
+"""The training tasks: data splits, models, losses, metrics, file formats and user tasks."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import random
+import struct
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from optimlab import landscapes
+from optimlab.bench import tasks as T
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(scope="session")
+def mnist1d():
+    pytest.importorskip("mnist1d")
+    return T.get("mnist1d", disk_cache=False)  # ~2.5 s, once per session
+
+
+@pytest.fixture(scope="session")
+def digits():
+    pytest.importorskip("sklearn")
+    return T.get("digits")
+
+
+@pytest.fixture(scope="session")
+def cheap_tasks():
+    return {name: T.get(name) for name in ("sparse-logreg", "char-rnn", "quadratic-deep")}
+
+
+@pytest.fixture
+def all_tasks(request, cheap_tasks):
+    """Every task that needs no files (digits and mnist1d when their packages are installed)."""
+    tasks = dict(cheap_tasks)
+    for name in ("digits", "mnist1d"):
+        try:
+            tasks[name] = request.getfixturevalue(name)
+        except pytest.skip.Exception:
+            pass
+    return tasks
+
+
+# --------------------------------------------------------------------------------------
+# The catalog
+# --------------------------------------------------------------------------------------
+
+def test_names():
+    assert T.names() == ["digits", "mnist1d", "sparse-logreg", "char-rnn", "quadratic-deep",
+                         "mnist", "fashion-mnist"]
+
+
+def test_unknown_name_lists_known_and_close_matches():
+    with pytest.raises(ValueError, match="unknown task 'mnits'.*did you mean mnist.*known: digits"):
+        T.get("mnits")
+
+
+def test_name_spelling_is_forgiving(cheap_tasks):
+    assert T.get("Sparse_Logreg").name == "sparse-logreg"
+
+
+def test_unknown_argument_names_the_accepted_ones():
+    with pytest.raises(ValueError, match="takes no argument 'lr'.*seed"):
+        T.get("sparse-logreg", lr=0.1)
+
+
+def test_task_checks_its_fields():
+    x, y = torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64)
+    fields = dict(name="t", x_train=x, y_train=y, x_test=x, y_test=y,
+                  models={"m": lambda: nn.Linear(2, 2)}, default_model="m",
+                  loss="cross_entropy", metric="accuracy", description="")
+    T.Task(**fields)
+    for bad, match in [({"loss": "hinge"}, "loss must be"), ({"metric": "f1"}, "metric must be"),
+                       ({"default_model": "x"}, "default_model"),
+                       ({"y_test": y[:3]}, "x_test has 4 examples but y_test has 3"),
+                       ({"y_train": y.float()}, "int64 labels"),
+                       ({"loss": "mse", "y_train": y.float(), "y_test": y.float()}, "needs loss")]:
+        with pytest.raises(ValueError, match=match):
+            T.Task(**{**fields, **bad})
+    task = T.Task(**fields)
+    with pytest.raises(ValueError, match="no model 'big'; its models: m"):
+        task.make_model("big")
+
+
+# --------------------------------------------------------------------------------------
+# Every model: shapes, a finite evaluation, vmap over a population
+# --------------------------------------------------------------------------------------
+
+def test_models_forward_and_evaluate(all_tasks):
+    for name, task in all_tasks.items():
+        for model_name in task.models:
+            torch.manual_seed(0)
+            model = task.make_model(model_name)
+            out = model(task.x_train[:8])
+            if name == "char-rnn":
+                assert out.shape == (8, 64, len(set(T._pydoc_corpus(2**18))))
+            elif task.loss == "cross_entropy":
+                assert out.shape == (8, int(task.y_train.max()) + 1), (name, model_name)
+            else:
+                assert out.shape == task.y_train[:8].shape
+            result = task.evaluate(model)
+            assert set(result) == {"loss", task.metric}, (name, result)
+            assert all(math.isfinite(v) for v in result.values()), (name, model_name, result)
+            assert model.training  # evaluate restores the mode
+
+
+def test_same_seed_same_model(cheap_tasks):
+    task = cheap_tasks["char-rnn"]
+    torch.manual_seed(3)
+    first = task.make_model()
+    torch.manual_seed(3)
+    second = task.make_model()
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
+
+
+def test_every_model_runs_as_a_vmapped_population(all_tasks):
+    """Population training maps a model over stacked parameters; every model must allow it."""
+    for name, task in all_tasks.items():
+        for model_name in task.models:
+            members = [task.make_model(model_name) for _ in range(3)]
+            params, buffers = stack_module_state(members)
+            x = task.x_train[:4]
+            out = vmap(lambda p, b: functional_call(members[0], (p, b), (x,)))(params, buffers)
+            expected = torch.stack([m(x) for m in members])
+            torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5,
+                                       msg=f"{name}/{model_name}")
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_gru_matches_torch_gru(bidirectional):
+    torch.manual_seed(1)
+    ours = T.GRU(3, 5, bidirectional=bidirectional)
+    torch.manual_seed(1)
+    theirs = nn.GRU(3, 5, batch_first=True, bidirectional=bidirectional)
+    # same draws for the same seed, and interchangeable state dicts
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    x = torch.randn(4, 9, 3)
+    torch.testing.assert_close(ours(x), theirs(x)[0])
+
+
+# --------------------------------------------------------------------------------------
+# digits
+# --------------------------------------------------------------------------------------
+
+def test_digits_split_and_scaling(digits):
+    assert digits.x_train.shape == (1437, 64) and digits.x_test.shape == (360, 64)
+    assert digits.x_train.dtype == torch.float32 and digits.y_train.dtype == torch.int64
+    assert digits.x_train.min() == 0 and digits.x_train.max() == 1
+    assert digits.x_test.min() >= 0 and digits.x_test.max() <= 1
+    # stratified: each class's share of the test set matches its share of the train set
+    train_counts = torch.bincount(digits.y_train, minlength=10)
+    test_counts = torch.bincount(digits.y_test, minlength=10)
+    assert torch.all((train_counts * 360 / 1437 - test_counts).abs() <= 1)
+    assert torch.equal(T.get("digits").y_test, digits.y_test)  # a fixed split
+    assert n_params(digits.make_model("mlp")) == 64 * 100 + 100 + 100 * 10 + 10
+    assert n_params(digits.make_model("logreg")) == 650
+
+
+# --------------------------------------------------------------------------------------
+# MNIST-1D
+# --------------------------------------------------------------------------------------
+
+def test_mnist1d_data(mnist1d):
+    assert mnist1d.x_train.shape == (4000, 40) and mnist1d.x_test.shape == (1000, 40)
+    assert mnist1d.x_train.dtype == torch.float32 and mnist1d.y_train.dtype == torch.int64
+    assert set(mnist1d.y_train.tolist()) == set(range(10))
+
+
+def test_mnist1d_parameter_counts(mnist1d):
+    counts = {name: n_params(mnist1d.make_model(name)) for name in mnist1d.models}
+    # the paper's models (notebooks/models.py print these counts)
+    assert counts == {"logreg": 410, "mlp": 15_210, "cnn": 5_210, "gru": 5_134}
+
+
+def test_mnist1d_generation_leaves_global_rngs_alone(tmp_path):
+    pytest.importorskip("mnist1d")
+    random.seed(5)
+    np.random.seed(5)
+    expected = (random.random(), np.random.rand())
+    random.seed(5)
+    np.random.seed(5)
+    small = T.get("mnist1d", disk_cache=False, num_samples=100, seed=7)
+    assert (random.random(), np.random.rand()) == expected
+    assert small.x_train.shape == (80, 40) and small.x_test.shape == (20, 40)
+
+
+def test_mnist1d_disk_cache(tmp_path, monkeypatch):
+    mnist1d_data = pytest.importorskip("mnist1d.data")
+    first = T.get("mnist1d", data_dir=tmp_path, num_samples=100, seed=3)
+    (cached,) = tmp_path.glob("mnist1d-*.npz")
+    assert not list(tmp_path.glob("*.tmp"))
+    T._mnist1d_arrays.cache_clear()
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("should have loaded the cache file")
+
+    monkeypatch.setattr(mnist1d_data, "make_dataset", no_generation)
+    again = T.get("mnist1d", data_dir=tmp_path, num_samples=100, seed=3)
+    assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
+    with pytest.raises(ValueError, match="unknown mnist1d dataset arguments"):
+        T.get("mnist1d", data_dir=tmp_path, num_sample=100)
+
+
+def test_cached_arrays_rebuilds_a_corrupt_file(tmp_path):
+    path = tmp_path / "sub" / "thing.npz"
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"a": np.arange(3)}
+
+    assert T._cached_arrays(path, ("a",), build)["a"].tolist() == [0, 1, 2]
+    assert T._cached_arrays(path, ("a",), build)["a"].tolist() == [0, 1, 2]
+    assert len(calls) == 1
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    assert T._cached_arrays(path, ("a",), build)["a"].tolist() == [0, 1, 2]
+    assert len(calls) == 2
+    assert sorted(p.name for p in path.parent.iterdir()) == ["thing.npz"]
+
+
+# --------------------------------------------------------------------------------------
+# sparse-logreg
+# --------------------------------------------------------------------------------------
+
+def test_sparse_logreg_has_rare_and_frequent_features(cheap_tasks):
+    task = cheap_tasks["sparse-logreg"]
+    assert task.x_train.shape == (4000, 1000) and task.x_test.shape == (1000, 1000)
+    assert set(task.x_train.unique().tolist()) == {0.0, 1.0}
+    frequency = task.x_train.mean(0)
+    assert torch.all(frequency[:10] > 0.2)                              # frequent, informative
+    assert torch.all((frequency[10:50] > 0.003) & (frequency[10:50] < 0.03))  # rare, informative
+    assert (frequency[50:] < 0.02).sum() > 100                         # rare noise too
+    assert 0.4 < task.y_train.float().mean() < 0.6
+    assert torch.equal(T.get("sparse-logreg").x_test, task.x_test)
+    assert not torch.equal(T.get("sparse-logreg", seed=1).x_test, task.x_test)
+    assert n_params(task.make_model()) == 2002
+
+
+# --------------------------------------------------------------------------------------
+# char-rnn
+# --------------------------------------------------------------------------------------
+
+def test_char_rnn_corpus_and_windows(cheap_tasks):
+    from pydoc_data.topics import topics
+
+    task = cheap_tasks["char-rnn"]
+    text = T._pydoc_corpus(2**18)
+    vocab = sorted(set(text))
+    decode = "".join
+    assert decode(vocab[i] for i in task.x_train[0]) == text[:64]
+    first_topic = topics[sorted(topics)[0]]
+    assert text.startswith(first_topic[:200].translate(T._TYPOGRAPHY))
+    assert task.x_train.dtype == torch.int64 and task.x_train.shape[1] == 64
+    assert torch.equal(task.y_train[:, :-1], task.x_train[:, 1:])      # next-character targets
+    assert torch.equal(task.y_train[:-1, -1], task.x_train[1:, 0])
+    # the last 10% of the text is the test set
+    n = len(text)
+    assert decode(vocab[i] for i in task.x_test[0]) == text[int(n * 0.9):int(n * 0.9) + 64]
+    assert (len(task.x_train) + len(task.x_test)) * 64 <= n
+
+
+def test_char_rnn_untrained_model_is_near_uniform(cheap_tasks):
+    task = cheap_tasks["char-rnn"]
+    vocab_size = len(set(T._pydoc_corpus(2**18)))
+    torch.manual_seed(0)
+    model = task.make_model()
+    assert model(task.x_test[:2]).shape == (2, 64, vocab_size)
+    bits = task.evaluate(model)["bits_per_char"]
+    assert abs(bits - math.log2(vocab_size)) < 0.25
+
+
+# --------------------------------------------------------------------------------------
+# quadratic-deep
+# --------------------------------------------------------------------------------------
+
+def test_quadratic_deep_is_the_deepobs_loss(cheap_tasks):
+    task = cheap_tasks["quadratic-deep"]
+    landscape = landscapes.get("quadratic_deep")
+    model = task.make_model()
+    assert torch.equal(model.theta.detach(), torch.ones(100))           # DeepOBS's start
+    x = task.x_train[:128].double()
+    expected = landscape(model.theta.detach().double() - x).mean()
+    got = task.loss_fn(model(task.x_train[:128]), task.y_train[:128])
+    assert got.item() == pytest.approx(expected.item(), rel=1e-4)
+    at_start = task.evaluate(model)["loss"]
+    with torch.no_grad():
+        model.theta.zero_()
+    at_optimum = task.evaluate(model)["loss"]
+    assert at_optimum < at_start / 2
+    # at theta = 0 the loss is 0.5 E[x^T H x] = 0.5 * 0.6^2 * trace(H), up to sampling
+    trace = torch.autograd.functional.hessian(landscape, torch.zeros(100, dtype=torch.float64))
+    assert at_optimum == pytest.approx(0.18 * trace.trace().item(), rel=0.05)
+
+
+# --------------------------------------------------------------------------------------
+# MNIST / Fashion-MNIST IDX files
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, 20),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (10, 28, 28)),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, 10)}
+    for i, (name, array) in enumerate(arrays.items()):
+        gz = i % 2 == 1  # some gzipped, some not
+        with (gzip.open(tmp_path / f"{name}.gz", "wb") if gz else open(tmp_path / name, "wb")) as f:
+            f.write(struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+                    + array.astype(np.uint8).tobytes())
+    return tmp_path, arrays
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_idx_files_read_back_exactly(idx_dir, name):
+    folder, arrays = idx_dir
+    task = T.get(name, data_dir=folder)
+    assert task.x_train.shape == (20, 1, 28, 28) and task.x_test.shape == (10, 1, 28, 28)
+    assert torch.equal(task.x_train * 255, torch.tensor(arrays["train-images-idx3-ubyte"],
+                                                        dtype=torch.float32).unsqueeze(1))
+    assert task.y_train.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
+    assert task.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    assert task.x_train.min() >= 0 and task.x_train.max() <= 1
+    for model_name, count in [("mlp", 784 * 100 + 100 + 1010), ("cnn", 61_706)]:
+        model = task.make_model(model_name)
+        assert n_params(model) == count
+        assert model(task.x_train[:3]).shape == (3, 10)
+        members = [task.make_model(model_name) for _ in range(2)]
+        params, buffers = stack_module_state(members)
+        out = vmap(lambda p, b: functional_call(members[0], (p, b), (task.x_test[:2],)))(params, buffers)
+        assert out.shape == (2, 2, 10)
+
+
+def test_idx_needs_data_dir():
+    with pytest.raises(ValueError, match="pass data_dir.*train-images-idx3-ubyte"):
+        T.get("mnist")
+
+
+def test_idx_missing_file_is_named(idx_dir):
+    folder, _ = idx_dir
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(ValueError, match="missing .*t10k-labels-idx1-ubyte.*expected the four IDX"):
+        T.get("mnist", data_dir=folder)
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("magic", "expected magic number 0x00000803, found 0x00000801"),
+    ("truncated", "is truncated"),
+    ("trailing", "longer than its header says"),
+    ("empty", "found no header"),
+])
+def test_idx_corrupt_file_is_named(idx_dir, damage, match):
+    folder, arrays = idx_dir
+    path = folder / "train-images-idx3-ubyte"
+    raw = path.read_bytes()
+    raw = {"magic": raw[:3] + b"\x01" + raw[4:], "truncated": raw[:-5], "trailing": raw + b"\0",
+           "empty": b""}[damage]
+    path.write_bytes(raw)
+    with pytest.raises(ValueError, match=match) as err:
+        T.get("mnist", data_dir=folder)
+    assert "train-images-idx3-ubyte" in str(err.value)
+
+
+def test_idx_bad_gzip_is_named(idx_dir):
+    folder, _ = idx_dir
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz"):
+        T.get("mnist", data_dir=folder)
+
+
+def test_idx_count_mismatch_is_named(idx_dir):
+    folder, _ = idx_dir
+    labels = np.zeros(7, dtype=np.uint8)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(struct.pack(">II", 0x801, 7) + labels.tobytes())
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte holds 10 images but .*"
+                                         "t10k-labels-idx1-ubyte holds 7 labels"):
+        T.get("mnist", data_dir=folder)
+
+
+# --------------------------------------------------------------------------------------
+# Bring your own task
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_tasks.py").write_text(textwrap.dedent("""
+        import numpy as np
+        import torch
+        from torch import nn
+        from optimlab.bench.tasks import Task
+
+        def data(n):
+            rng = np.random.default_rng(0)
+            x = rng.normal(size=(n, 3))
+            return x, (x[:, 0] > 0).astype(np.int64)
+
+        def as_dict(n=20, data_dir=None):
+            x, y = data(n)
+            task = {"model": lambda: nn.Linear(3, 2), "x_train": x, "y_train": y,
+                    "x_test": x[:5], "y_test": y[:5], "name": f"toy from {data_dir}"}
+            if data_dir == "typo":
+                task["metrik"] = "accuracy"
+            return task
+
+        def as_tuple():
+            x, _ = data(10)
+            return nn.Linear(3, 1), x, x[:, :1], x[:4], x[:4, :1], "mse"
+
+        def as_task():
+            x, y = data(10)
+            t = torch.tensor(x, dtype=torch.float32)
+            return Task("mine", t, torch.tensor(y), t, torch.tensor(y), {"m": lambda: nn.Linear(3, 2)},
+                        "m", "cross_entropy", "accuracy", "a task")
+
+        def wrong():
+            return 42
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_tasks"
+    sys.modules.pop("my_tasks", None)
+
+
+def test_user_task_from_a_dict(user_module):
+    task = T.get(f"{user_module}:as_dict", n=30)
+    assert task.name == "toy from None" and task.loss == "cross_entropy" and task.metric == "accuracy"
+    assert task.x_train.shape == (30, 3) and task.x_train.dtype == torch.float32
+    assert task.y_train.dtype == torch.int64
+    assert set(task.evaluate(task.make_model())) == {"loss", "accuracy"}
+    assert T.get(f"{user_module}:as_dict", data_dir="here").name == "toy from here"
+    with pytest.raises(ValueError, match="unknown keys \\['metrik'\\]"):
+        T.get(f"{user_module}:as_dict", data_dir="typo")
+
+
+def test_user_task_from_a_tuple_copies_the_module(user_module):
+    task = T.get(f"{user_module}:as_tuple")
+    assert task.loss == "mse" and task.metric == "loss" and task.y_train.dtype == torch.float32
+    first, second = task.make_model(), task.make_model()
+    assert first is not second and torch.equal(first.weight, second.weight)
+    assert set(task.evaluate(first)) == {"loss"}
+
+
+def test_user_task_returning_a_task(user_module):
+    assert T.get(f"{user_module}:as_task").name == "mine"
+
+
+def test_user_task_errors(user_module):
+    with pytest.raises(ValueError, match="cannot import task module 'no_such_module_xyz'"):
+        T.get("no_such_module_xyz:make")
+    with pytest.raises(ValueError, match="has no function 'missing'"):
+        T.get(f"{user_module}:missing")
+    with pytest.raises(ValueError, match="must return a Task, a dict or a tuple"):
+        T.get(f"{user_module}:wrong")
