@@ -114,3 +114,72 @@ def test_demo_lists_and_runs(tmp_path, capsys):
     for value in ("0.0200", "0.0063", "0.0020", "0.0006", "0.0002"):
         assert value in out
     assert (tmp_path / "effective-lr.png").stat().st_size > 0
+
+
+BENCH = ["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--seeds", "2",
+         "--steps", "30", "--batch-size", "64", "--target", "0.5"]
+
+
+def test_bench_runs_a_sweep_stores_it_and_writes_the_report(tmp_path, capsys):
+    db, out = tmp_path / "runs.db", tmp_path / "report"
+    assert main(BENCH + ["--db", str(db), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("sweep 1 in") and "population engine, 30 steps" in text
+    assert "sgd" in text and "adam" in text
+    for name in ("report.html", "results.csv", "curves.png", "lr_sensitivity.png"):
+        assert (out / name).stat().st_size > 0
+    assert main(["runs", "--db", str(db)]) == 0
+    assert "digits" in capsys.readouterr().out
+    assert main(["report", "1", "--db", str(db), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again" / "report.html").exists()
+
+
+def test_bench_refuses_to_silently_resume(tmp_path, capsys):
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.sweep import SweepSpec
+    from optimlab.bench.trainer import TrainConfig
+
+    db = tmp_path / "runs.db"
+    spec = SweepSpec(task="digits", optimizers=("sgd", "adam"), lrs=(0.01, 0.1), seeds=2,
+                     config=TrainConfig(steps=30, batch_size=64, eval_every=2), target=0.5)
+    store = RunStore(db)  # a sweep that was killed before training anything
+    sweep = store.open_sweep(spec.to_config())
+    store.add_runs(sweep, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
+                           for m in spec.members()])
+    argv = BENCH + ["--db", str(db), "--eval-every", "2"]
+    assert main(argv) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(argv + ["--resume"]) == 0
+    assert {r.status for r in RunStore(db).list_runs(sweep)} == {"finished"}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--lrs", "0,0.1"], "learning rates"),
+    (["--lrs", ""], "learning rates"),
+    (["--optimizers", "adamm"], "unknown optimizer"),
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--batch-size", "x"], "--batch-size"),
+    (["--model", "resnet"], "no model 'resnet'"),
+    (["--out", "/proc/forbidden/report"], "cannot write the report"),
+])
+def test_bench_errors_are_one_line(extra, message, tmp_path, capsys):
+    argv = BENCH + ["--db", str(tmp_path / "runs.db")] + extra
+    if extra[0] == "--optimizers":
+        argv = [a for a in argv if a != "sgd,adam"]
+        argv.remove("--optimizers")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_unknown_task_and_missing_store(tmp_path, capsys):
+    assert main(["bench", "imagenet", "--optimizers", "adam", "--db",
+                 str(tmp_path / "r.db")]) == 2
+    assert "unknown task" in capsys.readouterr().err
+    assert main(["runs", "--db", str(tmp_path / "none.db")]) == 2
+    assert "no run store" in capsys.readouterr().err
+    from optimlab.bench.store import RunStore
+
+    RunStore(tmp_path / "r.db").close()  # the unknown task left no store behind; make one
+    assert main(["report", "7", "--db", str(tmp_path / "r.db"), "--out", str(tmp_path)]) == 2
+    assert "no sweep 7" in capsys.readouterr().err

@@ -9,6 +9,11 @@
                   [--start -1.5,2] [--noise 0.1] [--seed 0] [--tune] [--param kappa=100]
                   [--out race.png] [--gif race.gif] [--surface surface.png]
     optimlab demo [NAME] [--out DIR]     the tutorials' exhibits
+    optimlab bench TASK --optimizers sgd,adagrad,rmsprop,adam [--model NAME] [--lrs auto|1e-4:1e-1:8]
+                  [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
+                  [--clip 1.0] [--target T] [--sequential] [--db runs.db] [--out DIR] [--resume]
+    optimlab runs [--db runs.db]         the stored sweeps
+    optimlab report SWEEP_ID --out DIR [--db runs.db]
 
 Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2.
 """
@@ -217,6 +222,123 @@ def run_demo(args: argparse.Namespace) -> str:
     return text
 
 
+DEFAULT_DB = "optimlab-runs.db"
+
+
+def _open_store(path: str, must_exist: bool = False):
+    from pathlib import Path
+
+    from .bench.store import RunStore, StoreError
+
+    if must_exist and not Path(path).exists():
+        raise CLIError(f"no run store at {path} (run `optimlab bench` first, or pass --db)")
+    try:
+        return RunStore(path)
+    except (OSError, StoreError) as err:
+        raise CLIError(f"cannot open the run store {path}: {err}") from None
+
+
+def run_bench(args: argparse.Namespace) -> str:
+    """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
+    from .bench.analysis import parse_lrs
+    from .bench.report import summary_table, write_report
+    from .bench.sweep import SweepSpec, run_sweep
+    from .bench.tasks import get as get_task
+    from .bench.trainer import TrainConfig
+
+    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    if not names:
+        raise CLIError("--optimizers needs at least one name, e.g. sgd,adagrad,rmsprop,adam")
+    lrs = None if args.lrs == "auto" else tuple(parse_lrs(args.lrs))
+    if args.seeds < 1:
+        raise CLIError(f"--seeds must be >= 1, got {args.seeds}")
+    batch = None if args.batch_size == "full" else _positive_int(args.batch_size, "--batch-size")
+    task = get_task(args.task, data_dir=args.data_dir)
+    if args.model is not None and args.model not in task.models:
+        raise CLIError(f"task {task.name} has no model {args.model!r} "
+                       f"(models: {', '.join(task.models)})")
+    if args.epochs is not None:
+        per_epoch = 1 if batch is None else max(1, len(task.x_train) // batch)
+        steps = _positive_int(args.epochs, "--epochs") * per_epoch
+    else:
+        steps = _positive_int(args.steps, "--steps")
+    config = TrainConfig(steps=steps, batch_size=batch, schedule=args.schedule,
+                         clip_norm=args.clip, eval_every=args.eval_every or max(1, steps // 20),
+                         model=args.model)
+    spec = SweepSpec(task=args.task, optimizers=tuple(names), config=config, lrs=lrs,
+                     seeds=args.seeds, target=args.target)
+    store = _open_store(args.db)
+    existing = store.find_sweep(spec.to_config())
+    if existing is not None and store.pending_runs(existing) and not args.resume:
+        raise CLIError(f"sweep {existing} in {args.db} has the same configuration and "
+                       f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "
+                       "to finish it")
+    engine = "sequential" if args.sequential else "population"
+    total = len(spec.members()) * steps if args.sequential else len(names) * steps
+    with _progress(total, f"{task.name}: {len(spec.members())} runs") as tick:
+        sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir, progress=tick)
+    lines = [f"sweep {sweep_id} in {args.db}: {task.name}, {engine} engine, {steps} steps",
+             summary_table(store, sweep_id)]
+    if args.out:
+        try:
+            written = write_report(store, sweep_id, args.out)
+        except OSError as err:
+            raise CLIError(f"cannot write the report to {args.out}: {err.strerror or err}") \
+                from None
+        lines += [f"wrote {path}" for path in written.values()]
+    return "\n".join(lines)
+
+
+def _positive_int(value, flag: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise CLIError(f"{flag} takes a whole number, got {value!r}") from None
+    if number < 1:
+        raise CLIError(f"{flag} must be >= 1, got {number}")
+    return number
+
+
+class _progress:
+    """A tqdm progress bar on stderr (silent when stderr is not a terminal or in CI)."""
+
+    def __init__(self, total: int, desc: str):
+        import os
+
+        from tqdm import tqdm
+
+        quiet = not sys.stderr.isatty() or bool(os.environ.get("CI"))
+        self.bar = tqdm(total=total, desc=desc, unit="step", disable=quiet, file=sys.stderr)
+
+    def __enter__(self):
+        return self.bar.update
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def run_runs(args: argparse.Namespace) -> str:
+    from .bench.report import list_sweeps
+
+    return list_sweeps(_open_store(args.db, must_exist=True))
+
+
+def run_report(args: argparse.Namespace) -> str:
+    from .bench.report import summary_table, write_report
+
+    store = _open_store(args.db, must_exist=True)
+    try:
+        store.sweep(args.sweep_id)
+    except KeyError:
+        raise CLIError(f"no sweep {args.sweep_id} in {args.db} (see `optimlab runs`)") from None
+    try:
+        written = write_report(store, args.sweep_id, args.out)
+    except OSError as err:
+        raise CLIError(f"cannot write the report to {args.out}: {err.strerror or err}") from None
+    return "\n".join([summary_table(store, args.sweep_id)]
+                     + [f"wrote {path}" for path in written.values()])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimlab", description=(
         "Gradient-based optimizers you can use, see, trust and choose."))
@@ -247,6 +369,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the tutorials' exhibits")
     p.add_argument("name", nargs="?")
     p.add_argument("--out", help="folder for the demo's PNG")
+    p = sub.add_parser("bench", help="compare optimizers on a training task (a stored sweep)")
+    p.add_argument("task")
+    p.add_argument("--optimizers", required=True, help="comma-separated registry names")
+    p.add_argument("--model", help="the task's model (default: its default model)")
+    p.add_argument("--lrs", default="auto",
+                   help="auto, LOW:HIGH:COUNT (log grid) or a comma-separated list")
+    p.add_argument("--seeds", type=int, default=3)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", help="training budget in epochs")
+    budget.add_argument("--steps", default="1000", help="training budget in steps (default 1000)")
+    p.add_argument("--batch-size", default="100", help="mini-batch size, 1 (SGD) or 'full'")
+    p.add_argument("--schedule", default="constant",
+                   choices=["constant", "step", "cosine", "onecycle", "warmup-cosine"])
+    p.add_argument("--clip", type=float, help="clip each run's gradient norm to this value")
+    p.add_argument("--eval-every", type=int, help="evaluate every N steps (default: 20 points)")
+    p.add_argument("--target", type=float, help="test metric to reach, for time-to-target")
+    p.add_argument("--sequential", action="store_true", help="train runs one by one")
+    p.add_argument("--data-dir", help="folder of the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")
+    p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
+    p.add_argument("--resume", action="store_true", help="finish a killed sweep")
+    p = sub.add_parser("runs", help="list the stored sweeps")
+    p.add_argument("--db", default=DEFAULT_DB)
+    p = sub.add_parser("report", help="rebuild a sweep's report")
+    p.add_argument("sweep_id", type=int)
+    p.add_argument("--out", required=True)
+    p.add_argument("--db", default=DEFAULT_DB)
     return parser
 
 
@@ -263,6 +412,12 @@ def _run(args: argparse.Namespace) -> str:
         return run_race(args)
     if args.command == "demo":
         return run_demo(args)
+    if args.command == "bench":
+        return run_bench(args)
+    if args.command == "runs":
+        return run_runs(args)
+    if args.command == "report":
+        return run_report(args)
     raise CLIError(f"unknown command {args.command!r}")
 
 

@@ -120,3 +120,16 @@ def test_population_needs_one_optimizer():
     with pytest.raises(ValueError, match="one optimizer"):
         train_population(ToyTask(), TrainConfig(steps=1), [Member("sgd", {"lr": 0.1}),
                                                           Member("adam", {"lr": 0.1})])
+
+
+def test_shared_buffers_are_supported():
+    """quadratic-deep keeps its Hessian in a buffer, the same for every member."""
+    from optimlab.bench.tasks import get
+
+    task = get("quadratic-deep")
+    config = TrainConfig(steps=20, batch_size=128, eval_every=10)
+    members = [Member("sgd", {"lr": 0.01}, 0), Member("sgd", {"lr": 0.02}, 1)]
+    for a, b in zip(train_population(task, config, members),
+                    train_sequential(task, config, members)):
+        assert a.test_loss == pytest.approx(b.test_loss, rel=1e-5)
+        assert a.test_loss[-1] < a.test_loss[0]

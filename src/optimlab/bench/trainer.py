@@ -167,8 +167,13 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
         raise ValueError("a population trains members of one optimizer (at least one)")
     models = [_init_model(task, config.model, m.seed) for m in members]
     template = models[0]
-    if any(True for _ in template.buffers()):
-        raise ValueError("the population engine supports models without buffers")
+    # Buffers (a fixed Hessian, say) are shared by every member; ones that differ between
+    # members or change in training (BatchNorm statistics) have no batched form here.
+    buffers = dict(template.named_buffers())
+    for model in models[1:]:
+        if any(not torch.equal(b, buffers[n]) for n, b in model.named_buffers()):
+            raise ValueError("the population engine needs buffers that are the same for "
+                             "every member; use the sequential engine for this model")
     names = [name for name, _ in template.named_parameters()]
     params = [torch.stack([dict(m.named_parameters())[name].detach() for m in models])
               .requires_grad_() for name in names]
@@ -181,7 +186,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     needs_closure = pop.entry.info.needs_closure
 
     def forward(p_list, x):
-        return functional_call(template, dict(zip(names, p_list)), (x,))
+        return functional_call(template, {**buffers, **dict(zip(names, p_list))}, (x,))
 
     batched_forward = torch.vmap(forward, in_dims=(0, 0))
     shared_forward = torch.vmap(forward, in_dims=(0, None))

@@ -1,0 +1,676 @@
+"""Reports of stored sweeps: a CSV of every run, two figures, one self-contained HTML page.
+
+``write_report(store, sweep_id, out_dir)`` reads a sweep back from the :class:`RunStore`
+and writes into ``out_dir``:
+
+``results.csv``
+    one row per run: ``run_id, optimizer, lr, seed, status``, the final train loss, test
+    loss and test metric, steps and seconds to the target, wall time, then the other
+    hyperparameters (one column each), any other summary entries, and ``error``.
+``curves.png``
+    the test metric and the train loss against the step, for each optimizer at its best
+    learning rate: the mean over seeds as a line in a min-max band.
+``lr_sensitivity.png``
+    the final test metric against the learning rate (log axis), mean and standard
+    deviation over seeds; the best rate starred, diverged or failed runs as ``x`` on the
+    worst edge of the plot.
+``report.html``
+    one page with no external resource (the figures are embedded as PNG data URIs, no
+    JavaScript): the summary table, the figures, every run, the exact configuration, the
+    library versions and machine of the sweep, and the date.
+
+:func:`summary_table` gives the summary table as text, :func:`list_sweeps` the sweeps of a
+store (``optimlab runs``).
+
+The metric (its name and whether higher is better) is not stored with the sweep. By
+default it is looked up by the task's name (:data:`TASK_METRICS`); for other tasks it is
+inferred from the runs' summaries (the trainer records ``final_metric`` equal to the test
+loss for a ``loss`` metric, the loss over ln 2 for ``bits_per_char``, a fraction for
+``accuracy``); pass ``metric_name``/``higher_is_better`` to say it.
+
+matplotlib is imported only when a figure is drawn (the Agg backend when none is chosen).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analysis import OptimizerSummary, summarize
+from .store import TERMINAL, Run, RunStore
+from .sweep import run_records
+
+__all__ = ["write_report", "summary_table", "list_sweeps", "resolve_metric", "TASK_METRICS",
+           "RESULT_COLUMNS"]
+
+#: The metric of each built-in task: (name, higher is better).
+TASK_METRICS: dict[str, tuple[str, bool]] = {
+    "digits": ("accuracy", True),
+    "mnist1d": ("accuracy", True),
+    "sparse-logreg": ("accuracy", True),
+    "mnist": ("accuracy", True),
+    "fashion-mnist": ("accuracy", True),
+    "char-rnn": ("bits_per_char", False),
+    "quadratic-deep": ("loss", False),
+}
+
+_DIRECTION = {"accuracy": True, "loss": False, "bits_per_char": False}
+
+#: The first columns of ``results.csv``; hyperparameters other than lr follow.
+RESULT_COLUMNS = ("run_id", "optimizer", "lr", "seed", "status", "final_train_loss",
+                  "final_test_loss", "final_metric", "steps_to_target", "time_to_target",
+                  "wall_time")
+
+_FILES = {"results": "results.csv", "curves": "curves.png",
+          "lr_sensitivity": "lr_sensitivity.png", "report": "report.html"}
+_DPI = 110
+_DASH = "—"
+
+
+# ----------------------------------------------------------------------------- the data
+
+
+def _task_key(task: Any) -> str | None:
+    if isinstance(task, dict):
+        task = task.get("name")
+    if not isinstance(task, str):
+        return None
+    return task.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _infer_metric(runs: Sequence[Run]) -> tuple[str, bool]:
+    """The metric from finished runs' summaries (see the module docstring)."""
+    pairs = [(r.summary.get("final_metric"), r.summary.get("final_test_loss"))
+             for r in runs if r.status == "finished" and r.summary]
+    pairs = [(m, t) for m, t in pairs if _finite(m) and _finite(t)]
+    if not pairs:
+        return "metric", True
+    if all(m == t for m, t in pairs):
+        return "loss", False
+    if all(math.isclose(m, t / math.log(2), rel_tol=1e-4, abs_tol=1e-9) for m, t in pairs):
+        return "bits_per_char", False
+    if all(0.0 <= m <= 1.0 for m, _ in pairs):
+        return "accuracy", True
+    return "metric", True
+
+
+def resolve_metric(store: RunStore, sweep_id: int, metric_name: str | None = None,
+                   higher_is_better: bool | None = None) -> tuple[str, bool]:
+    """``(metric name, higher is better)`` of a sweep: as given, else from the task's name
+    (:data:`TASK_METRICS`), else inferred from the runs' summaries, else ``("metric",
+    True)``. A given name without a direction takes the direction of a known metric."""
+    if metric_name is None:
+        info = store.sweep(sweep_id)
+        task = _task_key(info["config"].get("task", info["task"]))
+        if task in TASK_METRICS:
+            metric_name, inferred = TASK_METRICS[task]
+        else:
+            metric_name, inferred = _infer_metric(store.list_runs(sweep_id))
+    else:
+        inferred = _DIRECTION.get(metric_name, True)
+    return metric_name, inferred if higher_is_better is None else bool(higher_is_better)
+
+
+class _Sweep:
+    """Everything the report needs of one sweep, read once."""
+
+    def __init__(self, store: RunStore, sweep_id: int, metric_name: str | None,
+                 higher_is_better: bool | None) -> None:
+        self.store, self.id = store, sweep_id
+        self.info = store.sweep(sweep_id)  # KeyError for an unknown id
+        self.config = self.info["config"] or {}
+        self.runs = store.list_runs(sweep_id)
+        self.metric, self.higher = resolve_metric(store, sweep_id, metric_name,
+                                                  higher_is_better)
+        target = self.config.get("target")
+        self.target = float(target) if _finite(target) else None
+        records = [r for r in run_records(store, sweep_id)  # runs still to train left out
+                   if r["status"] in TERMINAL and _finite(r["lr"])]
+        by_name = {s.optimizer: s for s in summarize(records, self.higher)}
+        names = [n for n in self.config.get("optimizers") or [] if isinstance(n, str)]
+        names += [r.optimizer for r in self.runs if r.optimizer not in names]
+        self.optimizers = list(dict.fromkeys(names))
+        self.summaries: dict[str, OptimizerSummary | None] = {
+            n: by_name.get(n) for n in self.optimizers}
+
+    def best_lr(self, name: str) -> float | None:
+        s = self.summaries.get(name)
+        return s.best_lr if s is not None and math.isfinite(s.mean) else None
+
+    def best_runs(self, name: str) -> list[Run]:
+        """The ended runs of ``name`` at its best learning rate."""
+        best = self.best_lr(name)
+        return [r for r in self.runs if r.optimizer == name and r.status in TERMINAL
+                and best is not None and r.hparams.get("lr") == best]
+
+    def to_target(self, name: str) -> tuple[int, int, float, float]:
+        """(runs that reached the target, runs, median steps, median seconds) at the best
+        learning rate; a run that never reached it counts as infinitely slow."""
+        runs = self.best_runs(name)
+        steps, times = [], []
+        for r in runs:
+            s = r.summary or {}
+            ok = r.status == "finished" and _finite(s.get("steps_to_target"))
+            steps.append(float(s["steps_to_target"]) if ok else math.inf)
+            times.append(float(s["time_to_target"]) if ok and _finite(s.get("time_to_target"))
+                         else math.inf)
+        if not runs:
+            return 0, 0, math.inf, math.inf
+        reached = sum(math.isfinite(v) for v in steps)
+        return reached, len(runs), float(np.median(steps)), float(np.median(times))
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if _finite(value) else _DASH
+
+
+def _metric_label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
+    headers = ["optimizer", "best lr", f"{sw.metric} (mean ± std)", "seeds", "diverged"]
+    if sw.target is not None:
+        headers += ["reached target", f"median steps to {sw.target:g}",
+                    f"median time to {sw.target:g}"]
+    rows = []
+    for name in sw.optimizers:
+        s = sw.summaries[name]
+        if s is None:
+            row = [name, _DASH, "no run ended yet", "0", "0"]
+            row += [_DASH] * (len(headers) - len(row))
+            rows.append(row)
+            continue
+        ok = math.isfinite(s.mean)
+        row = [name, f"{s.best_lr:g}" if ok else _DASH,
+               f"{s.mean:.4g} ± {s.std:.2g}" if ok else _DASH,
+               str(s.seeds if ok else 0), str(s.diverged)]
+        if sw.target is not None:
+            reached, total, steps, seconds = sw.to_target(name)
+            if not total:
+                row += [_DASH] * 3
+            else:
+                row += [f"{reached}/{total}",
+                        f"{steps:g}" if math.isfinite(steps) else "not reached",
+                        f"{seconds:.3g} s" if math.isfinite(seconds) else "not reached"]
+        rows.append(row)
+    return headers, rows
+
+
+def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None,
+                  higher_is_better: bool | None = None) -> str:
+    """The summary of a sweep as a text table, one row per optimizer: its best learning
+    rate, the mean ± std over seeds of the final test metric there, the seeds behind it,
+    its diverged (or failed) runs over all rates, and, when the sweep has a target, how
+    many seeds reached it and the median steps and time they took.
+
+    Raises:
+        KeyError: no sweep has this id.
+    """
+    sw = _Sweep(store, sweep_id, metric_name, higher_is_better)
+    return _text_table(*_summary_rows(sw))
+
+
+def _created(value: Any) -> str:
+    try:
+        ts = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def list_sweeps(store: RunStore) -> str:
+    """The sweeps of ``store`` as a text table: id, name, task, model, when created, runs
+    finished out of all (with the diverged, failed and unfinished ones noted), and the
+    optimizers."""
+    rows = []
+    for sweep_id, name, task, model, created, config in store.con.execute(
+            "SELECT id, name, task, model, created_at, config FROM sweeps ORDER BY id"):
+        counts = store.sweep(sweep_id)["counts"]
+        total = sum(counts.values())
+        notes = [f"{counts[k]} {k}" for k in ("diverged", "failed") if counts[k]]
+        open_ = counts["pending"] + counts["running"]
+        if open_:
+            notes.append(f"{open_} to run")
+        optimizers = (json.loads(config) or {}).get("optimizers") or []
+        rows.append([str(sweep_id), name or "", task or "", model or "default",
+                     _created(created), f"{counts['finished']}/{total}"
+                     + (f" ({', '.join(notes)})" if notes else ""),
+                     ",".join(str(o) for o in optimizers)])
+    if not rows:
+        return f"no sweeps in {store.path}"
+    return _text_table(["id", "name", "task", "model", "created", "runs finished",
+                        "optimizers"], rows)
+
+
+# ----------------------------------------------------------------------------- csv
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _result_rows(sw: _Sweep) -> tuple[list[str], list[list[Any]]]:
+    base = list(RESULT_COLUMNS)
+    hparams = list(dict.fromkeys(k for r in sw.runs for k in r.hparams if k != "lr"))
+    extra = list(dict.fromkeys(k for r in sw.runs for k in (r.summary or {})
+                               if k not in base))
+    hp_columns = [k if k not in base and k not in extra and k != "error" else f"hp_{k}"
+                  for k in hparams]
+    columns = base + hp_columns + extra + ["error"]
+    rows = []
+    for r in sw.runs:
+        s = r.summary or {}
+        row = [r.id, r.optimizer, r.hparams.get("lr"), r.seed, r.status]
+        row += [s.get(k) for k in base[5:]]
+        row += [r.hparams.get(k) for k in hparams] + [s.get(k) for k in extra] + [r.error]
+        rows.append([_cell(v) for v in row])
+    return columns, rows
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _pyplot():
+    from ..landscapes.plots import _pyplot as pyplot
+
+    return pyplot()
+
+
+def _colors(names: Sequence[str]) -> dict[str, str]:
+    from ..landscapes.plots import label_colors
+
+    return label_colors(list(names))
+
+
+def _log_worthy(values: np.ndarray) -> bool:
+    """Positive values spanning more than one and a half decades."""
+    v = values[np.isfinite(values)]
+    return v.size > 1 and bool((v > 0).all()) and v.max() / v.min() > 10 ** 1.5
+
+
+def _seed_stats(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min, max over columns (seeds) of the finite entries; NaN where none is."""
+    m = np.where(np.isfinite(matrix), matrix, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        return np.nanmean(m, axis=1), np.nanmin(m, axis=1), np.nanmax(m, axis=1)
+
+
+def _no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
+    for minor in (False, True):
+        ax.set_xticks([], minor=minor)
+        ax.set_yticks([], minor=minor)
+
+
+def _curves_figure(sw: _Sweep):
+    plt = _pyplot()
+    fig, (max_, lax) = plt.subplots(1, 2, figsize=(11.5, 4.6), layout="constrained")
+    colors = _colors(sw.optimizers)
+    ids = {n: [r.id for r in sw.best_runs(n)] for n in sw.optimizers}
+    wanted = [i for v in ids.values() for i in v]
+    df = sw.store.metrics(sw.id, run_ids=wanted) if wanted else None
+    drawn: dict[str, list[np.ndarray]] = {"test_metric": [], "train_loss": []}
+    missing = []
+    for name in sw.optimizers:
+        if not ids[name] or df is None:
+            missing.append(name)
+            continue
+        sub = df[df["run_id"].isin(ids[name])]
+        diverged = sum(r.status != "finished" for r in sw.best_runs(name))
+        label = f"{name} (lr {sw.best_lr(name):g}, {len(ids[name])} seeds"
+        label += f", {diverged} diverged)" if diverged else ")"
+        for ax, metric in ((max_, "test_metric"), (lax, "train_loss")):
+            wide = sub[sub["name"] == metric].pivot_table(
+                index="step", columns="run_id", values="value", dropna=False, aggfunc="first")
+            if wide.empty:
+                continue
+            steps = wide.index.to_numpy(dtype=float)
+            mean, low, high = _seed_stats(wide.to_numpy(dtype=float))
+            ax.fill_between(steps, low, high, color=colors[name], alpha=0.2, linewidth=0)
+            ax.plot(steps, mean, color=colors[name], linewidth=1.8, label=label,
+                    gid=f"{metric}:{name}")
+            drawn[metric] += [mean, low, high]
+    titles = {"test_metric": f"test {_metric_label(sw.metric)}", "train_loss": "train loss"}
+    for ax, metric in ((max_, "test_metric"), (lax, "train_loss")):
+        if not drawn[metric]:
+            _no_data(ax, "no run ended yet")
+            ax.set_title(titles[metric])
+            continue
+        if (metric == "train_loss" or not sw.higher) and _log_worthy(np.concatenate(
+                drawn[metric])):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_ylabel(titles[metric])
+        ax.set_title(titles[metric] + (" (higher is better)" if metric == "test_metric"
+                                       and sw.higher else " (lower is better)"))
+        ax.grid(True, alpha=0.3)
+    if sw.target is not None and drawn["test_metric"]:
+        max_.axhline(sw.target, color="0.3", linestyle="--", linewidth=1,
+                     label=f"target {sw.target:g}")
+    handles, labels = max_.get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    for name in missing:
+        handles.append(Line2D([], [], color=colors[name], linestyle=":"))
+        ended = any(r.optimizer == name and r.status in TERMINAL for r in sw.runs)
+        labels.append(f"{name}: " + ("no run finished" if ended else "no run ended yet"))
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
+                   frameon=False)
+    fig.suptitle("each optimizer at its best learning rate: mean over seeds, band min to max")
+    return fig
+
+
+def _y_window(values: np.ndarray, log: bool, accuracy: bool) -> tuple[float, float]:
+    """The y range (in log10 units when ``log``) around ``values``, at least a readable
+    span wide, with a small margin."""
+    v = np.log10(values[values > 0]) if log else values
+    lo, hi = float(v.min()), float(v.max())
+    min_span = 0.1 if accuracy else 0.3 if log else 0.2 * max(abs(lo), abs(hi)) or 1.0
+    if hi - lo < min_span:
+        center = (lo + hi) / 2
+        lo, hi = center - min_span / 2, center + min_span / 2
+        if accuracy and hi > 1.0:
+            lo, hi = lo - (hi - 1.0), 1.0
+    pad = 0.06 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _sensitivity_figure(sw: _Sweep):
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(8.5, 5.0), layout="constrained")
+    colors = _colors(sw.optimizers)
+    ax.set_xscale("log")
+    n = len(sw.optimizers)
+    bad: list[tuple[str, float]] = []
+    finite_values = []
+    handles: list = []
+    for i, name in enumerate(sw.optimizers):
+        dodge = 10 ** (0.03 * (i - (n - 1) / 2)) if n > 1 else 1.0  # side by side
+        by_lr: dict[float, list[float]] = {}
+        for r in sw.runs:
+            lr = r.hparams.get("lr")
+            if r.optimizer != name or r.status not in TERMINAL or not _finite(lr):
+                continue
+            value = (r.summary or {}).get("final_metric")
+            if r.status == "finished" and _finite(value):
+                by_lr.setdefault(float(lr), []).append(float(value))
+            else:
+                by_lr.setdefault(float(lr), [])
+                bad.append((name, float(lr) * dodge))
+        xs = sorted(lr for lr, v in by_lr.items() if v)
+        if not xs:
+            handles.append(Line2D([], [], color=colors[name], linestyle=":",
+                                  label=f"{name}: no run finished" if by_lr
+                                  else f"{name}: no run ended yet"))
+            continue
+        means = np.array([np.mean(by_lr[lr]) for lr in xs])
+        stds = np.array([np.std(by_lr[lr], ddof=1) if len(by_lr[lr]) > 1 else 0.0
+                         for lr in xs])
+        handles.append(ax.errorbar(np.array(xs) * dodge, means, yerr=stds, color=colors[name],
+                                   marker="o", markersize=5, capsize=3, linewidth=1.5,
+                                   label=name, gid=f"sensitivity:{name}"))
+        finite_values += [means - stds, means, means + stds]
+        best = sw.best_lr(name)
+        if best is not None and by_lr.get(best):
+            handles += ax.plot([best * dodge], [np.mean(by_lr[best])], linestyle="none",
+                               marker="*", markersize=16, color=colors[name],
+                               markeredgecolor="black", markeredgewidth=0.8, zorder=4,
+                               label=f"{name}: best lr {best:g}", gid=f"best:{name}")
+    if not finite_values and not bad:
+        _no_data(ax, "no run ended yet")
+    else:
+        values = np.concatenate(finite_values) if finite_values else np.array([])
+        values = values[np.isfinite(values)]
+        log = not sw.higher and _log_worthy(values)
+        if values.size and log:
+            ax.set_yscale("log")
+        if values.size:
+            lo, hi = _y_window(values, log, sw.metric == "accuracy")
+        else:
+            lo, hi = 0.0, 1.0
+        strip = 0.14 * (hi - lo) if bad else 0.0  # an empty strip on the worst side
+        lo, hi = (lo - strip, hi) if sw.higher else (lo, hi + strip)
+        ax.set_ylim(*((10 ** lo, 10 ** hi) if log else (lo, hi)))
+        if bad:  # in the strip, which is labelled as a y tick of its own
+            from matplotlib.patches import Rectangle
+
+            frac = strip / (hi - lo)
+            line = frac if sw.higher else 1 - frac
+            ax.add_patch(Rectangle((0, 0 if sw.higher else line), 1, frac,
+                                   transform=ax.transAxes, facecolor="0.93", edgecolor="none",
+                                   zorder=0))
+            for name, x in bad:
+                ax.plot([x], [frac / 2 if sw.higher else 1 - frac / 2],
+                        transform=ax.get_xaxis_transform(), linestyle="none", marker="x",
+                        markersize=9, markeredgewidth=2, color=colors[name], zorder=5,
+                        gid=f"diverged:{name}")
+            handles.append(Line2D([], [], color="0.3", linestyle="none", marker="x",
+                                  markersize=8, markeredgewidth=2,
+                                  label="diverged or failed run\n(colour of its optimizer)"))
+            to_y = (lambda u: 10 ** u) if log else (lambda u: u)
+            boundary = to_y(lo + strip if sw.higher else hi - strip)
+            middle = to_y(lo + strip / 2 if sw.higher else hi - strip / 2)
+            inside = (lambda t: t >= boundary) if sw.higher else (lambda t: t <= boundary)
+            ticks = [t for t in ax.get_yticks() if inside(t)] if values.size else []
+            labels = list(ax.yaxis.get_major_formatter().format_ticks(ticks)) if ticks else []
+            minor = [t for t in ax.get_yticks(minor=True) if inside(t)]
+            ax.set_yticks(ticks + [middle], labels=labels + ["diverged"])
+            ax.set_yticks(minor, minor=True)
+            ax.set_ylim(*((10 ** lo, 10 ** hi) if log else (lo, hi)))
+        ax.grid(True, which="major", alpha=0.3)
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"final test {_metric_label(sw.metric)}")
+    ax.set_title(f"final test {_metric_label(sw.metric)} against the learning rate\n"
+                 f"mean ± std over seeds; {'higher' if sw.higher else 'lower'} is better",
+                 fontsize=10)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    finally:
+        _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------- html
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 72em; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f2f2f2; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+.meta { color: #555; } .warn { color: #a33; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+                numeric: Sequence[bool] | None = None) -> str:
+    numeric = numeric or [False] * len(headers)
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="num">{_e(c)}</td>' if num else f"<td>{_e(c)}</td>"
+                         for c, num in zip(row, numeric)) + "</tr>\n"
+        for row in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def _environment_rows(env: Any) -> list[list[str]]:
+    if not isinstance(env, dict):
+        return [["environment", "not recorded"]]
+    rows = []
+    for key, value in env.items():
+        if key == "versions" and isinstance(value, dict):
+            rows += [[f"{lib} version", "not installed" if v is None else str(v)]
+                     for lib, v in value.items()]
+        elif isinstance(value, (dict, list)):
+            rows.append([key, json.dumps(value, sort_keys=True)])
+        else:
+            rows.append([key, "—" if value is None else str(value)])
+    return rows
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[list[Any]],
+          now: datetime) -> str:
+    info = sw.info
+    task = info["task"] or str(sw.config.get("task"))
+    model = info["model"] or "default model"
+    title = f"Sweep {sw.id}: {task} / {model}"
+    if info["name"]:
+        title += f" ({info['name']})"
+    counts = info["counts"]
+    count_text = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "no runs"
+    headers, summary = _summary_rows(sw)
+    direction = "higher" if sw.higher else "lower"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8">',
+        f"<title>{_e(title)}</title>",
+        f"<style>{_CSS}</style></head>",
+        "<body>",
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="meta">Optimizers {_e(", ".join(sw.optimizers) or "none")}; runs: '
+        f"{_e(count_text)}. Sweep created {_e(_created(info['created_at']))}; report "
+        f"written {_e(now.strftime('%Y-%m-%d %H:%M:%S UTC'))}.</p>",
+        "<h2>Summary</h2>",
+        f"<p>Final test {_e(_metric_label(sw.metric))} ({_e(direction)} is better) at each "
+        "optimizer's best learning rate, mean ± standard deviation over seeds; "
+        "<em>diverged</em> counts the diverged or failed runs over all learning rates."
+        + (f" The target is {_e(f'{sw.target:g}')}; a seed that never reached it counts as "
+           "infinitely slow in the medians." if sw.target is not None else "") + "</p>",
+        _html_table(headers, summary, [False, True, True, True, True, True, True, True]),
+    ]
+    failures: dict[tuple[str, str], int] = {}
+    for r in sw.runs:
+        if r.status == "failed":
+            key = (r.optimizer, r.error or "no error recorded")
+            failures[key] = failures.get(key, 0) + 1
+    if failures:
+        parts.append('<p class="warn">Failed runs:</p><ul>' + "".join(
+            f"<li>{_e(opt)}: {n} run{'s' if n > 1 else ''}: <code>{_e(err)}</code></li>"
+            for (opt, err), n in failures.items()) + "</ul>")
+    parts += [
+        "<h2>Learning curves</h2>",
+        f'<img src="{_data_uri(pngs["curves"])}" alt="test {_e(_metric_label(sw.metric))} '
+        'and train loss against the step, each optimizer at its best learning rate">',
+        "<h2>Learning-rate sensitivity</h2>",
+        f'<img src="{_data_uri(pngs["lr_sensitivity"])}" alt="final test '
+        f'{_e(_metric_label(sw.metric))} against the learning rate, per optimizer">',
+        f"<h2>All runs ({len(rows)})</h2>",
+        f"<details><summary>every run, as in {_FILES['results']}</summary>",
+        _html_table(columns, [[_num(c, 6) if isinstance(c, float) else c for c in row]
+                              for row in rows],
+                    [c not in ("optimizer", "status", "error") for c in columns]),
+        "</details>",
+        "<h2>Configuration</h2>",
+        "<pre>" + _e(json.dumps(sw.config, indent=2, sort_keys=True, allow_nan=True))
+        + "</pre>",
+        "<h2>Environment</h2>",
+        _html_table(["item", "value"], _environment_rows(info["environment"])),
+        f'<p class="meta">Store: {_e(sw.store.path)}, sweep key {_e(info["key"])}.</p>',
+        "</body>",
+        "</html>",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise OSError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+def write_report(store: RunStore, sweep_id: int, out_dir, metric_name: str | None = None,
+                 higher_is_better: bool | None = None) -> dict[str, Path]:
+    """Write ``results.csv``, ``curves.png``, ``lr_sensitivity.png`` and ``report.html``
+    for the sweep ``sweep_id`` into ``out_dir`` (created if missing; files there with
+    these names are replaced). Works on any sweep: runs still pending or running are
+    listed but not summarized; diverged and failed runs are marked.
+
+    Returns the paths by name: ``results``, ``curves``, ``lr_sensitivity``, ``report``.
+
+    Raises:
+        KeyError: no sweep has this id.
+        ValueError: ``out_dir`` exists and is not a folder.
+        OSError: ``out_dir`` cannot be created or written (the message names it).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"the report folder {out_dir} exists and is not a folder")
+    sw = _Sweep(store, sweep_id, metric_name, higher_is_better)  # before creating anything
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the report folder {out_dir}: "
+                      f"{err.strerror or err}") from err
+    columns, rows = _result_rows(sw)
+    paths = {key: out_dir / name for key, name in _FILES.items()}
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    pngs = {"curves": _png(_curves_figure(sw)),
+            "lr_sensitivity": _png(_sensitivity_figure(sw))}
+    page = _html(sw, pngs, columns, rows, datetime.now(timezone.utc))
+    _write(paths["results"], text.getvalue().encode("utf-8"))
+    for key, png in pngs.items():
+        _write(paths[key], png)
+    _write(paths["report"], page.encode("utf-8"))
+    return paths

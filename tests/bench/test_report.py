@@ -1,0 +1,228 @@
+"""Reports: results.csv, the two figures and the self-contained HTML page of a real sweep.
+
+The files written here are also saved under ``test-artifacts/bench/`` for a look.
+"""
+
+import base64
+import csv
+import io
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from optimlab.bench.analysis import summarize
+from optimlab.bench.report import (
+    RESULT_COLUMNS,
+    TASK_METRICS,
+    list_sweeps,
+    resolve_metric,
+    summary_table,
+    write_report,
+)
+from optimlab.bench.store import RunStore
+from optimlab.bench.sweep import SweepSpec, run_records, run_sweep
+from optimlab.bench.trainer import TrainConfig
+from optimlab.landscapes.plots import label_colors
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "bench"
+CONFIG = TrainConfig(steps=30, batch_size=64, eval_every=10)
+NAMES = ("results", "curves", "lr_sensitivity", "report")
+
+
+def _save_artifacts(paths, prefix=""):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for path in paths.values():
+        shutil.copy(path, ARTIFACTS / f"{prefix}{path.name}")
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _image(data):
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return np.asarray(image.convert("RGB"), dtype=float)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A real sweep (digits, sgd and adam, two rates, two seeds) and its report."""
+    root = tmp_path_factory.mktemp("report")
+    store = RunStore(root / "runs.db")
+    spec = SweepSpec(task="digits", optimizers=("sgd", "adam"), config=CONFIG,
+                     lrs=(0.01, 0.1), seeds=2, target=0.5)
+    sweep = run_sweep(spec, store)
+    paths = write_report(store, sweep, root / "out")
+    _save_artifacts(paths)
+    yield store, sweep, paths
+    store.close()
+
+
+def test_every_file_is_written_in_out_dir(swept):
+    _, _, paths = swept
+    assert sorted(paths) == sorted(NAMES)
+    assert {p.name for p in paths.values()} == {"results.csv", "curves.png",
+                                                "lr_sensitivity.png", "report.html"}
+    assert len({p.parent for p in paths.values()}) == 1
+    assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
+
+
+def test_results_csv_has_one_row_per_run(swept):
+    store, sweep, paths = swept
+    rows = _rows(paths["results"])
+    assert len(rows) == 8
+    assert tuple(rows[0])[:len(RESULT_COLUMNS)] == RESULT_COLUMNS
+    assert {(r["optimizer"], float(r["lr"]), int(r["seed"])) for r in rows} == {
+        (o, lr, s) for o in ("sgd", "adam") for lr in (0.01, 0.1) for s in (0, 1)}
+    assert {r["status"] for r in rows} == {"finished"}
+    runs = {run.id: run for run in store.list_runs(sweep)}
+    for r in rows:
+        summary = runs[int(r["run_id"])].summary
+        for column in ("final_train_loss", "final_test_loss", "final_metric", "wall_time"):
+            assert float(r[column]) == summary[column]  # full precision
+        assert 0 <= float(r["final_metric"]) <= 1
+        reached = summary["steps_to_target"]
+        assert r["steps_to_target"] == ("" if reached is None else str(reached))
+
+
+def test_figures_are_pngs_with_a_picture_in_each_optimizer_colour(swept):
+    _, _, paths = swept
+    colors = label_colors(["sgd", "adam"])
+    for name in ("curves", "lr_sensitivity"):
+        pixels = _image(paths[name].read_bytes())
+        assert pixels.shape[0] > 300 and pixels.shape[1] > 500
+        assert pixels.std() > 0
+        for color in colors.values():
+            rgb = np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+            close = (np.abs(pixels - rgb).max(axis=-1) < 12).sum()
+            assert close > 50, (name, color, close)
+
+
+def test_html_is_one_self_contained_page(swept):
+    store, sweep, paths = swept
+    page = paths["report"].read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    best = {s.optimizer: s for s in summarize(run_records(store, sweep))}
+    for name, s in best.items():
+        row = re.search(rf"<tr><td>{name}</td>(.*?)</tr>", page)
+        assert row, name
+        assert f">{s.best_lr:g}<" in row.group(1) and f"{s.mean:.4g} ± " in row.group(1)
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 2
+    assert [base64.b64decode(i) for i in images] == [paths["curves"].read_bytes(),
+                                                      paths["lr_sensitivity"].read_bytes()]
+    assert '"seeds": 2' in page and '"task": "digits"' in page
+    assert torch.__version__ in page
+    assert store.sweep(sweep)["environment"]["machine"] in page
+    assert "<h1>Sweep" in page and "digits" in page and "accuracy" in page
+    without_images = re.sub(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"', "", page)
+    assert not re.search(r"https?://|<script|<link|<iframe|url\(|src=|href=|data:",
+                         without_images)
+
+
+def test_summary_table_and_list_sweeps(swept):
+    store, sweep, _ = swept
+    table = summary_table(store, sweep)
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["optimizer", "best", "lr"]
+    assert "accuracy (mean ± std)" in lines[0] and "median steps to 0.5" in lines[0]
+    for s in summarize(run_records(store, sweep)):
+        row = next(line for line in lines if line.startswith(s.optimizer + " "))
+        assert row.split()[1] == f"{s.best_lr:g}"
+        assert f"{s.mean:.4g} ± {s.std:.2g}" in row and "2/2" in row
+    listing = list_sweeps(store).splitlines()
+    assert listing[0].split()[:4] == ["id", "name", "task", "model"]
+    row = next(line for line in listing if line.startswith(f"{sweep} "))
+    assert "digits" in row and "8/8" in row and "sgd,adam" in row and "default" in row
+
+
+def test_an_empty_store_lists_no_sweeps(tmp_path):
+    assert list_sweeps(RunStore(tmp_path / "none.db")).startswith("no sweeps")
+
+
+def test_an_unwritable_out_dir_is_a_clear_error(swept, tmp_path):
+    store, sweep, _ = swept
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match=re.escape(str(blocker))):
+        write_report(store, sweep, blocker)
+    with pytest.raises(OSError, match=re.escape(str(blocker / "report"))):
+        write_report(store, sweep, blocker / "report")
+    with pytest.raises(KeyError, match="no sweep"):
+        write_report(store, 999, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_diverged_and_failed_runs_still_render(tmp_path):
+    """sgd with momentum -1 fails outright; adam at lr 1e4 diverges."""
+    store = RunStore(tmp_path / "runs.db")
+    spec = SweepSpec(task="digits", optimizers=("sgd", "adam"), config=CONFIG,
+                     lrs=(0.01, 1e4), seeds=2, target=0.5, hparams={"sgd": {"momentum": -1.0}})
+    sweep = run_sweep(spec, store, name="<b>bad</b> & co")
+    paths = write_report(store, sweep, tmp_path / "out")
+    _save_artifacts(paths, prefix="diverged_")
+    rows = _rows(paths["results"])
+    status = {(r["optimizer"], float(r["lr"])): r["status"] for r in rows}
+    assert status == {("sgd", 0.01): "failed", ("sgd", 1e4): "failed",
+                      ("adam", 0.01): "finished", ("adam", 1e4): "diverged"}
+    assert {r["momentum"] for r in rows if r["optimizer"] == "sgd"} == {"-1.0"}
+    assert all("momentum" in r["error"] for r in rows if r["status"] == "failed")
+    for name in ("curves", "lr_sensitivity"):
+        assert _image(paths[name].read_bytes()).std() > 0
+    page = paths["report"].read_text(encoding="utf-8")
+    assert "&lt;b&gt;bad&lt;/b&gt; &amp; co" in page and "<b>bad" not in page
+    assert "Failed runs" in page and "momentum must be" in page
+    assert page.count("data:image/png;base64,") == 2
+    lines = summary_table(store, sweep).splitlines()
+    sgd = next(line for line in lines if line.startswith("sgd "))
+    adam = next(line for line in lines if line.startswith("adam "))
+    assert sgd.split()[1:5] == ["—", "—", "0", "4"]
+    assert adam.split()[1] == "0.01" and adam.split()[5] == "2"  # 2 diverged at 1e4
+    assert "2/8 (2 diverged, 4 failed)" in list_sweeps(store)
+
+
+def test_a_sweep_with_no_ended_run_renders(tmp_path):
+    store = RunStore(":memory:")
+    sweep = store.open_sweep({"task": "digits", "model": "mlp", "optimizers": ["sgd"]})
+    store.add_runs(sweep, [{"optimizer": "sgd", "hparams": {"lr": 0.1}, "seed": 0}])
+    paths = write_report(store, sweep, tmp_path / "out")
+    assert [r["status"] for r in _rows(paths["results"])] == ["pending"]
+    assert "no run ended yet" in summary_table(store, sweep)
+    assert "0/1 (1 to run)" in list_sweeps(store)
+    assert all(_image(paths[n].read_bytes()).std() > 0 for n in ("curves", "lr_sensitivity"))
+
+
+def _custom_sweep(store, task, pairs):
+    sweep = store.open_sweep({"task": task, "optimizers": ["adam"]})
+    ids = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.1}, "seed": s}
+                                 for s in range(len(pairs))])
+    for run, (metric, loss) in zip(ids, pairs):
+        store.finish_run(run, "finished", summary={"final_metric": metric,
+                                                   "final_test_loss": loss})
+    return sweep
+
+
+def test_the_metric_comes_from_the_task_or_the_stored_values():
+    store = RunStore(":memory:")
+    assert TASK_METRICS["char-rnn"] == ("bits_per_char", False)
+    known = _custom_sweep(store, "Char_RNN", [(2.0, 1.0)])
+    assert resolve_metric(store, known) == ("bits_per_char", False)
+    loss = _custom_sweep(store, "pkg.mod:loss", [(0.3, 0.3), (0.5, 0.5)])
+    assert resolve_metric(store, loss) == ("loss", False)
+    bits = _custom_sweep(store, "pkg.mod:bits", [(1.0 / math.log(2), 1.0)])
+    assert resolve_metric(store, bits) == ("bits_per_char", False)
+    accuracy = _custom_sweep(store, "pkg.mod:acc", [(0.9, 0.4), (0.8, 0.6)])
+    assert resolve_metric(store, accuracy) == ("accuracy", True)
+    other = _custom_sweep(store, "pkg.mod:other", [(42.0, 0.4)])
+    assert resolve_metric(store, other) == ("metric", True)
+    assert resolve_metric(store, other, "loss") == ("loss", False)
+    assert resolve_metric(store, other, "f1", higher_is_better=True) == ("f1", True)
+    assert "loss (mean ± std)" in summary_table(store, loss)
