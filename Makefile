@@ -1,5 +1,5 @@
 # Two entry points, as in the README:
-#   make demo   set up .venv and run the quick-start example
+#   make demo   set up .venv and run the tour (the main job: one HTML report, a few minutes)
 #   make test   set up .venv and run the test suite (what .ci/run calls)
 # torch is installed first from an exact CPU version so that the package's own range
 # (torch>=2.4) does not pull a multi-GB CUDA build; override TORCH to use your own build.
@@ -20,9 +20,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) examples/quickstart.py
-	$(VENV)/bin/optimlab race rosenbrock --optimizers sgd,momentum,nag,adam,rmsprop,lion \
-		--tune --steps 500 --out race.png
+	$(VENV)/bin/optimlab tour --out optimlab-tour
 
 test: setup
 	$(PY) -m pytest

@@ -14,6 +14,7 @@
                   [--clip 1.0] [--target T] [--sequential] [--db runs.db] [--out DIR] [--resume]
     optimlab runs [--db runs.db]         the stored sweeps
     optimlab report SWEEP_ID --out DIR [--db runs.db]
+    optimlab tour [--out DIR] [--quick]  the tutorials' story end to end, as one HTML page
 
 Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2.
 """
@@ -339,6 +340,16 @@ def run_report(args: argparse.Namespace) -> str:
                      + [f"wrote {path}" for path in written.values()])
 
 
+def run_tour(args: argparse.Namespace) -> str:
+    from .bench.tour import run_tour as tour
+
+    try:
+        page = tour(args.out, quick=args.quick, say=lambda text: print(text, file=sys.stderr))
+    except OSError as err:
+        raise CLIError(f"cannot write the tour to {args.out}: {err.strerror or err}") from None
+    return f"wrote {page}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimlab", description=(
         "Gradient-based optimizers you can use, see, trust and choose."))
@@ -392,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="finish a killed sweep")
     p = sub.add_parser("runs", help="list the stored sweeps")
     p.add_argument("--db", default=DEFAULT_DB)
+    p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
+    p.add_argument("--out", default="optimlab-tour", help="folder (default optimlab-tour)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for a check)")
     p = sub.add_parser("report", help="rebuild a sweep's report")
     p.add_argument("sweep_id", type=int)
     p.add_argument("--out", required=True)
@@ -418,6 +432,8 @@ def _run(args: argparse.Namespace) -> str:
         return run_runs(args)
     if args.command == "report":
         return run_report(args)
+    if args.command == "tour":
+        return run_tour(args)
     raise CLIError(f"unknown command {args.command!r}")
 
 
