@@ -122,7 +122,7 @@ BENCH = ["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--
 
 def test_bench_runs_a_sweep_stores_it_and_writes_the_report(tmp_path, capsys):
     db, out = tmp_path / "runs.db", tmp_path / "report"
-    assert main(BENCH + ["--db", str(db), "--out", str(out)]) == 0
+    assert main(BENCH + ["--db", str(db), "--out", str(out), "--average", "ema"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("sweep 1 in") and "population engine, 30 steps" in text
     assert "sgd" in text and "adam" in text

@@ -11,7 +11,8 @@
     optimlab demo [NAME] [--out DIR]     the tutorials' exhibits
     optimlab bench TASK --optimizers sgd,adagrad,rmsprop,adam [--model NAME] [--lrs auto|1e-4:1e-1:8]
                   [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
-                  [--clip 1.0] [--target T] [--sequential] [--db runs.db] [--out DIR] [--resume]
+                  [--clip 1.0] [--average ema|swa] [--target T] [--sequential] [--db runs.db]
+                  [--out DIR] [--resume]
     optimlab runs [--db runs.db]         the stored sweeps
     optimlab report SWEEP_ID --out DIR [--db runs.db]
     optimlab tour [--out DIR] [--quick]  the tutorials' story end to end, as one HTML page
@@ -265,7 +266,7 @@ def run_bench(args: argparse.Namespace) -> str:
         steps = _positive_int(args.steps, "--steps")
     config = TrainConfig(steps=steps, batch_size=batch, schedule=args.schedule,
                          clip_norm=args.clip, eval_every=args.eval_every or max(1, steps // 20),
-                         model=args.model)
+                         model=args.model, averaging=args.average)
     spec = SweepSpec(task=args.task, optimizers=tuple(names), config=config, lrs=lrs,
                      seeds=args.seeds, target=args.target)
     store = _open_store(args.db)
@@ -394,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", default="constant",
                    choices=["constant", "step", "cosine", "onecycle", "warmup-cosine"])
     p.add_argument("--clip", type=float, help="clip each run's gradient norm to this value")
+    p.add_argument("--average", choices=["ema", "swa"],
+                   help="evaluate an EMA (decay 0.99) or SWA (last 25%%) of the weights")
     p.add_argument("--eval-every", type=int, help="evaluate every N steps (default: 20 points)")
     p.add_argument("--target", type=float, help="test metric to reach, for time-to-target")
     p.add_argument("--sequential", action="store_true", help="train runs one by one")

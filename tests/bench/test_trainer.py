@@ -51,6 +51,8 @@ CASES = [
     ("lamb", [{"lr": 1e-2}, {"lr": 3e-2}], {"schedule": "warmup-cosine"}),
     ("sam", [{"lr": 0.1, "rho": 0.05}, {"lr": 0.2, "rho": 0.1}], {"clip_value": 0.5}),
     ("lookahead", [{"inner": "adam", "lr": 1e-2}, {"inner": "adam", "lr": 3e-2}], {}),
+    ("nag", [{"lr": 0.05}, {"lr": 0.1}], {"averaging": "ema", "ema_decay": 0.9}),
+    ("rmsprop", [{"lr": 1e-2}, {"lr": 3e-3}], {"averaging": "swa", "swa_start": 0.5}),
 ]
 
 
@@ -133,3 +135,25 @@ def test_shared_buffers_are_supported():
                     train_sequential(task, config, members)):
         assert a.test_loss == pytest.approx(b.test_loss, rel=1e-5)
         assert a.test_loss[-1] < a.test_loss[0]
+
+
+@pytest.mark.parametrize("averaging", ["ema", "swa"])
+def test_averaging_changes_what_is_evaluated(averaging):
+    task = ToyTask()
+    plain = TrainConfig(steps=40, batch_size=16, eval_every=10)
+    averaged = TrainConfig(steps=40, batch_size=16, eval_every=10, averaging=averaging,
+                           ema_decay=0.9, swa_start=0.5)
+    member = [Member("sgd", {"lr": 0.3}, 0)]
+    a = train_population(task, plain, member)[0]
+    b = train_population(task, averaged, member)[0]
+    assert a.train_loss[0] == b.train_loss[0]  # both start from the same weights
+    if averaging == "swa":  # SWA starts at step 20: evaluations before are the iterates
+        assert a.train_loss[:3] == b.train_loss[:3]
+    assert a.train_loss[-1] != b.train_loss[-1]
+
+
+@pytest.mark.parametrize("kwargs", [{"averaging": "polyak"}, {"ema_decay": 1.0},
+                                    {"swa_start": 1.0}])
+def test_bad_averaging(kwargs):
+    with pytest.raises(ValueError, match="averaging|ema_decay|swa_start"):
+        TrainConfig(**kwargs)

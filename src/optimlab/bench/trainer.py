@@ -51,6 +51,11 @@ class TrainConfig:
     #: a run whose train loss ends above this multiple of its initial loss, or becomes
     #: non-finite, is recorded as diverged
     divergence_factor: float = 10.0
+    #: weight averaging for evaluation: None, "ema" (exponential, ``ema_decay``) or "swa"
+    #: (the plain mean of the iterates from ``swa_start`` x steps on)
+    averaging: str | None = None
+    ema_decay: float = 0.99
+    swa_start: float = 0.75
 
     def __post_init__(self) -> None:
         if not (isinstance(self.steps, int) and self.steps >= 1):
@@ -63,6 +68,12 @@ class TrainConfig:
             raise ValueError(f"eval_every must be an integer >= 1, got {self.eval_every!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.averaging not in (None, "ema", "swa"):
+            raise ValueError(f"averaging must be None, 'ema' or 'swa', got {self.averaging!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if not 0 <= self.swa_start < 1:
+            raise ValueError(f"swa_start must be in [0, 1), got {self.swa_start!r}")
         for name in ("clip_norm", "clip_value"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -156,6 +167,37 @@ def _clip(grads: list[Tensor], config: TrainConfig, batched: bool) -> list[Tenso
     return grads
 
 
+class _Average:
+    """EMA or SWA of the iterates, as evaluation weights (the same arithmetic in both engines).
+
+    EMA: ``a <- a + (1 - decay) (w - a)`` after every step, from the initial weights.
+    SWA: the running mean ``a <- a + (w - a) / n`` of the iterates from step
+    ``swa_start * steps`` on; before that the evaluation uses the current weights.
+    """
+
+    def __init__(self, config: TrainConfig, params: Sequence[Tensor]):
+        self.config = config
+        self.count = 0
+        self.values = [p.detach().clone() for p in params] if config.averaging else None
+
+    @torch.no_grad()
+    def update(self, step: int, params: Sequence[Tensor]) -> None:
+        if self.values is None:
+            return
+        if self.config.averaging == "ema":
+            for a, p in zip(self.values, params):
+                a.lerp_(p, 1 - self.config.ema_decay)
+        elif step >= int(self.config.swa_start * self.config.steps):
+            self.count += 1
+            for a, p in zip(self.values, params):
+                a.add_((p - a) / self.count)
+
+    def weights(self, params: Sequence[Tensor]) -> Sequence[Tensor]:
+        if self.values is None or (self.config.averaging == "swa" and self.count == 0):
+            return params
+        return self.values
+
+
 def train_population(task, config: TrainConfig, members: Sequence[Member],
                      progress: Callable[[int], None] | None = None) -> list[RunResult]:
     """Train ``members`` (one optimizer, one model) as one batched model.
@@ -201,7 +243,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
         with torch.no_grad():
             scores = []
             for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
-                out = shared_forward(params, x)
+                out = shared_forward(average.weights(params), x)
                 loss = torch.vmap(task.loss_fn, in_dims=(0, None))(out, y)
                 metric = torch.vmap(lambda o, l_: _metric(task, o, y, l_))(out, loss)
                 scores.append((loss, metric))
@@ -213,6 +255,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
             result.test_metric.append(float(scores[1][1][k]))
             result.wall_time.append(elapsed)
 
+    average = _Average(config, params)
     evaluate(0)
     for step in range(config.steps):
         if base_lr is not None and config.schedule != "constant":
@@ -234,6 +277,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
             loss = closure()
             pop.step()
         diverged |= ~torch.isfinite(loss)
+        average.update(step, params)
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             evaluate(step + 1)
         if progress:
@@ -268,7 +312,8 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
             with torch.no_grad():
                 scores = []
                 for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
-                    out = model(x)
+                    out = functional_call(model, dict(zip(names, average.weights(params))),
+                                          (x,))
                     loss = task.loss_fn(out, y)
                     scores.append((float(loss), float(_metric(task, out, y, loss))))
             result.steps.append(step)
@@ -277,6 +322,8 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
             result.test_metric.append(scores[1][1])
             result.wall_time.append(time.perf_counter() - start)
 
+        names = [name for name, _ in model.named_parameters()]
+        average = _Average(config, params)
         evaluate(0)
         for step in range(config.steps):
             if base_lrs is not None and config.schedule != "constant":
@@ -298,6 +345,7 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
                 loss = closure()
                 opt.step()
             result.diverged |= not bool(torch.isfinite(loss))
+            average.update(step, params)
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
                 evaluate(step + 1)
             if progress:
