@@ -183,3 +183,25 @@ def test_unknown_task_and_missing_store(tmp_path, capsys):
     RunStore(tmp_path / "r.db").close()  # the unknown task left no store behind; make one
     assert main(["report", "7", "--db", str(tmp_path / "r.db"), "--out", str(tmp_path)]) == 2
     assert "no sweep 7" in capsys.readouterr().err
+
+
+def test_profile_across_sweeps(tmp_path, capsys):
+    db = str(tmp_path / "runs.db")
+    common = ["--optimizers", "sgd,adam", "--lrs", "0.03,0.3", "--seeds", "2", "--steps", "40",
+              "--batch-size", "64", "--db", db]
+    assert main(["bench", "digits", "--target", "0.6"] + common) == 0
+    assert main(["bench", "sparse-logreg", "--target", "0.55"] + common) == 0
+    capsys.readouterr()
+    png = tmp_path / "profile.png"
+    assert main(["profile", "1", "2", "--db", db, "--out", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "1: digits" in out and "2: sparse-logreg" in out and "score (AlgoPerf)" in out
+    scores = [float(v) for v in out.split("score (AlgoPerf)")[1].split()[:2]]
+    assert all(0 <= v <= 1 for v in scores) and max(scores) > 0
+    assert png.stat().st_size > 0
+    assert main(["profile", "9", "--db", db]) == 2
+    assert "no sweep 9" in capsys.readouterr().err
+    assert main(["bench", "digits"] + common[:-4] + ["--steps", "20", "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["profile", "1", "3", "--db", db]) == 2
+    assert "sweep 3 has no target" in capsys.readouterr().err

@@ -16,6 +16,8 @@
     optimlab runs [--db runs.db]         the stored sweeps
     optimlab report SWEEP_ID --out DIR [--db runs.db]
     optimlab tour [--out DIR] [--quick]  the tutorials' story end to end, as one HTML page
+    optimlab profile SWEEP_ID [SWEEP_ID ...] [--out profile.png] [--db runs.db]
+                                         AlgoPerf performance profile across sweeps
 
 Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2.
 """
@@ -341,6 +343,31 @@ def run_report(args: argparse.Namespace) -> str:
                      + [f"wrote {path}" for path in written.values()])
 
 
+def run_profile(args: argparse.Namespace) -> str:
+    from .bench.profile import build_profile
+
+    store = _open_store(args.db, must_exist=True)
+    for sweep_id in args.sweep_ids:
+        try:
+            store.sweep(sweep_id)
+        except KeyError:
+            raise CLIError(f"no sweep {sweep_id} in {args.db} (see `optimlab runs`)") from None
+    profile = build_profile(store, args.sweep_ids)
+    text = profile.table()
+    if args.out:
+        from .landscapes.plots import plt_close
+
+        fig = profile.plot()
+        try:
+            fig.savefig(args.out, dpi=110, bbox_inches="tight")
+        except OSError as err:
+            raise CLIError(f"cannot write {args.out}: {err.strerror or err}") from None
+        finally:
+            plt_close(fig)
+        text += f"\nwrote {args.out}"
+    return text
+
+
 def run_tour(args: argparse.Namespace) -> str:
     from .bench.tour import run_tour as tour
 
@@ -409,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
     p.add_argument("--out", default="optimlab-tour", help="folder (default optimlab-tour)")
     p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for a check)")
+    p = sub.add_parser("profile", help="AlgoPerf performance profile across sweeps")
+    p.add_argument("sweep_ids", nargs="+", type=int, metavar="SWEEP_ID")
+    p.add_argument("--out", help="write the profile plot (PNG)")
+    p.add_argument("--db", default=DEFAULT_DB)
     p = sub.add_parser("report", help="rebuild a sweep's report")
     p.add_argument("sweep_id", type=int)
     p.add_argument("--out", required=True)
@@ -437,6 +468,8 @@ def _run(args: argparse.Namespace) -> str:
         return run_report(args)
     if args.command == "tour":
         return run_tour(args)
+    if args.command == "profile":
+        return run_profile(args)
     raise CLIError(f"unknown command {args.command!r}")
 
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from optimlab.bench.analysis import parse_lrs, performance_profile, profile_score, summarize
+from optimlab.bench.analysis import parse_lrs, performance_profile, profile_score, summarize, time_to_target
 
 
 def test_parse_lrs():
@@ -49,3 +49,16 @@ def test_performance_profile_and_score():
     taus, rho = performance_profile(times)
     assert profile_score(taus, rho["adam"]) == pytest.approx(1 - (1 / 3) * (1 / 3), abs=0.01)
     assert profile_score(taus, np.ones_like(taus)) == pytest.approx(1.0)
+
+
+def test_time_to_target_uses_the_best_lr_and_the_median_over_seeds():
+    records = [
+        {"optimizer": "adam", "lr": 0.01, "seed": 0, "metric": 0.9, "time_to_target": 2.0},
+        {"optimizer": "adam", "lr": 0.01, "seed": 1, "metric": 0.9, "time_to_target": 4.0},
+        {"optimizer": "adam", "lr": 0.01, "seed": 2, "metric": 0.9, "time_to_target": 3.0},
+        {"optimizer": "adam", "lr": 0.1, "seed": 0, "metric": 0.5, "time_to_target": 1.0},
+        {"optimizer": "sgd", "lr": 0.1, "seed": 0, "metric": 0.8, "time_to_target": None},
+        {"optimizer": "sgd", "lr": 0.1, "seed": 1, "metric": 0.8, "time_to_target": None},
+        {"optimizer": "sgd", "lr": 0.1, "seed": 2, "metric": 0.8, "time_to_target": 5.0},
+    ]
+    assert time_to_target(records) == {"adam": 3.0, "sgd": math.inf}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["OptimizerSummary", "summarize", "performance_profile", "profile_score",
-           "parse_lrs"]
+           "parse_lrs", "time_to_target"]
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -106,3 +106,20 @@ def profile_score(taus: np.ndarray, rho: np.ndarray) -> float:
     mask = (taus >= 1) & (taus <= 4)
     x, y = taus[mask], rho[mask]
     return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2 / 3)
+
+
+def time_to_target(records: Iterable[Mapping], higher_is_better: bool = True,
+                   key: str = "time_to_target") -> dict[str, float]:
+    """Per optimizer: the median over seeds of ``key`` at its best learning rate.
+
+    A seed that never reached the target counts as infinitely slow, so the median is
+    ``inf`` unless most seeds got there (AlgoPerf's rule for a workload not reached).
+    """
+    records = list(records)
+    best = {s.optimizer: s.best_lr for s in summarize(records, higher_is_better)}
+    out = {}
+    for name, lr in best.items():
+        times = [math.inf if r.get(key) is None or r.get("diverged") else float(r[key])
+                 for r in records if r["optimizer"] == name and float(r["lr"]) == lr]
+        out[name] = float(np.median(times)) if times else math.inf
+    return out
