@@ -29,6 +29,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
+from ._table import text_table
 from .optim.registry import available, resolve
 
 
@@ -49,20 +50,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
         lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
         lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
         return "\n".join(lines)
-    widths = list(widths or [None] * len(headers))
-    for i, header in enumerate(headers):
-        if widths[i] is None:
-            widths[i] = max([len(header)] + [len(str(row[i])) for row in rows])
-    out = []
-    for row in [list(headers)] + [list(map(str, r)) for r in rows]:
-        wrapped = [textwrap.wrap(text, width, break_long_words=False) or [""]
-                   for text, width in zip(row, widths)]
-        for k in range(max(len(w) for w in wrapped)):
-            parts = [(w[k] if k < len(w) else "").ljust(width) for w, width in zip(wrapped, widths)]
-            out.append("  ".join(parts).rstrip())
-        if row == list(headers):
-            out.append("  ".join("-" * width for width in widths))
-    return "\n".join(out)
+    return text_table(headers, rows, widths)
 
 
 def catalog_table(markdown: bool = False) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._table import text_table
 from .analysis import performance_profile, profile_score, time_to_target
 from .report import resolve_metric
 from .store import RunStore
@@ -41,11 +42,7 @@ class Profile:
                 "not reached" if not math.isfinite(per.get(o, math.inf)) else
                 f"{per[o]:.3g} s ({per[o] / best:.2f}x)" for o in optimizers])
         rows.append(["score (AlgoPerf)"] + [f"{self.scores[o]:.3f}" for o in optimizers])
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
-                 "  ".join("-" * w for w in widths)]
-        return "\n".join(lines + ["  ".join(c.ljust(w) for c, w in zip(r, widths))
-                                  for r in rows])
+        return text_table(headers, rows)
 
     def plot(self):
         """rho(tau) for every optimizer (matplotlib figure)."""

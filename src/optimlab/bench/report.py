@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from .._table import text_table
 from .analysis import OptimizerSummary, summarize
 from .store import TERMINAL, Run, RunStore
 from .sweep import run_records
@@ -215,14 +216,6 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None,
                   higher_is_better: bool | None = None) -> str:
     """The summary of a sweep as a text table, one row per optimizer: its best learning
@@ -234,7 +227,7 @@ def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None
         KeyError: no sweep has this id.
     """
     sw = _Sweep(store, sweep_id, metric_name, higher_is_better)
-    return _text_table(*_summary_rows(sw))
+    return text_table(*_summary_rows(sw))
 
 
 def _created(value: Any) -> str:
@@ -265,7 +258,7 @@ def list_sweeps(store: RunStore) -> str:
                      ",".join(str(o) for o in optimizers)])
     if not rows:
         return f"no sweeps in {store.path}"
-    return _text_table(["id", "name", "task", "model", "created", "runs finished",
+    return text_table(["id", "name", "task", "model", "created", "runs finished",
                         "optimizers"], rows)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._table import text_table
 from .base import Landscape
 from .race import race as run_race
 
@@ -62,15 +63,6 @@ def _pyplot():
     from .plots import _pyplot
 
     return _pyplot()
-
-
-def _format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
 
 
 def _steps_text(value: int | None) -> str:
@@ -168,7 +160,7 @@ class EffectiveLRDemo(_Demo):
     def table(self) -> str:
         rows = [[str(t), f"{self.value('adagrad', t):.4f}", f"{self.value('rmsprop', t):.4f}"]
                 for t in self.at]
-        return _format_table(["step", "Adagrad lr/sqrt(G)",
+        return text_table(["step", "Adagrad lr/sqrt(G)",
                               f"RMSprop (alpha {self.alpha:g}) lr/sqrt(v)"], rows)
 
     def plot(self):
@@ -252,7 +244,7 @@ class EMADemo(_Demo):
             for b in self.betas:
                 row += [f"{self.raw[b][i]:.3f}", f"{self.corrected[b][i]:.3f}"]
             rows.append(row)
-        return _format_table(headers, rows)
+        return text_table(headers, rows)
 
     def plot(self):
         plt = _pyplot()
@@ -374,7 +366,7 @@ class IllConditionedDemo(_Demo):
             rows.append([label, self.race.hparams[label]["name"], f"{lr:g}",
                          _steps_text(m.steps_to_tol), f"{m.final_loss:.3g}",
                          str(self.flips[label]), "-" if lag is None else f"{lag:.3f}"])
-        return _format_table(["optimizer", "rule", "lr", f"steps to f<{self.race.tol:g}",
+        return text_table(["optimizer", "rule", "lr", f"steps to f<{self.race.tol:g}",
                               "final f", f"theta2 sign flips (first {self.window})",
                               f"|theta1| when |theta2|<{self.lag_at:g}"], rows)
 
@@ -472,7 +464,7 @@ class SaddleDemo(_Demo):
             rows.append([label, race.hparams[label]["name"], hp,
                          f"{race.noise:g}", _steps_text(self.escape[label]),
                          f"{race.metrics[label].final_loss:.3g}"])
-        return _format_table(["optimizer", "rule", "hyperparameters", "gradient noise",
+        return text_table(["optimizer", "rule", "hyperparameters", "gradient noise",
                               f"first step |y|>{self.threshold:g}", "final f"], rows)
 
     def plot(self):
@@ -583,7 +575,7 @@ class SparseDemo(_Demo):
                          f"{self.weights['adagrad'][-1, j]:.3f}",
                          f"{self.eff_lr['sgd'][-1, j]:.4f}",
                          f"{self.eff_lr['adagrad'][-1, j]:.4f}"])
-        return _format_table(["feature", "present in", "samples seen", "true w", "SGD w",
+        return text_table(["feature", "present in", "samples seen", "true w", "SGD w",
                               "Adagrad w", "SGD eff. lr", "Adagrad eff. lr"], rows)
 
     def plot(self):
@@ -727,7 +719,7 @@ class GDVariantsDemo(_Demo):
                          str(int(run.samples[-1])), f"{run.loss[-1]:.5f}",
                          _steps_text(self.updates_to_target(label)),
                          "never" if ev is None else str(ev)])
-        return _format_table(["variant", "batch", "lr", "updates", "gradient evals",
+        return text_table(["variant", "batch", "lr", "updates", "gradient evals",
                               "final loss", f"updates to <{self.target:.4g}",
                               f"evals to <{self.target:.4g}"], rows)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._table import text_table
 from .base import Landscape
 
 __all__ = ["Race", "RaceMetrics"]
@@ -80,11 +81,7 @@ class Race:
             rows.append([label, hp, f"{m.final_loss:.4g}", f"{m.gap:.3g}", f"{m.distance:.3g}",
                          "-" if m.steps_to_tol is None else str(m.steps_to_tol),
                          "yes" if m.diverged else "no"])
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
-                 "  ".join("-" * w for w in widths)]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
+        return text_table(headers, rows)
 
     def plot(self, **kwargs):
         """Contours with one path per optimizer and a loss-vs-step panel (matplotlib)."""

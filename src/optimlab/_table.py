@@ -1,0 +1,30 @@
+"""Plain-text tables for the terminal, shared by the CLI, races, exhibits and reports."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+__all__ = ["text_table"]
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+               widths: Sequence[int | None] | None = None) -> str:
+    """Columns padded to their widest cell, a dashed rule under the headers.
+
+    A column given a width in ``widths`` wraps its cells onto more lines instead.
+    """
+    widths = list(widths or [None] * len(headers))
+    for i, header in enumerate(headers):
+        if widths[i] is None:
+            widths[i] = max([len(header)] + [len(str(row[i])) for row in rows])
+    lines = []
+    for index, row in enumerate([list(headers)] + [list(map(str, r)) for r in rows]):
+        wrapped = [textwrap.wrap(text, width, break_long_words=False) or [""]
+                   for text, width in zip(row, widths)]
+        for k in range(max(len(w) for w in wrapped)):
+            parts = [(w[k] if k < len(w) else "").ljust(width) for w, width in zip(wrapped, widths)]
+            lines.append("  ".join(parts).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
