@@ -68,27 +68,28 @@ class Population:
              for k, v in hparams.items()}
             for i in range(self.members)
         ]
-        probes = [self._probe(i) for i in range(self.members)]  # validates every member
         self.mode = getattr(self.cls, "population", "member")
         if not issubclass(self.cls, RuleOptimizer):
             self.mode = "member"
         if self.mode == "member":
+            # each member's own optimizer, which validates its hyperparameters
             self._leaves = [[p[i].detach().clone().requires_grad_() for p in self.params]
                             for i in range(self.members)]
-            self._optimizers = [create(name, leaves, **hp)
-                                for leaves, hp in zip(self._leaves, self.member_hparams)]
+            self._optimizers = [self._build(i, leaves) for i, leaves in enumerate(self._leaves)]
         else:
+            # an optimizer on data-less meta copies validates each member's values
+            meta = [torch.empty(p.shape[1:], dtype=p.dtype, device="meta").requires_grad_()
+                    for p in self.params]
+            probes = [self._build(i, meta) for i in range(self.members)]
             self.hparams = self._stack_hparams([probe.defaults for probe in probes])
             self.state: list[dict] = [{} for _ in self.params]
             self._shaped_cache: dict[int, dict] = {}
             self._counts = [0] * len(self.params)
 
     # -- construction ------------------------------------------------------------------------
-    def _probe(self, index: int) -> torch.optim.Optimizer:
-        meta = [torch.empty(p.shape[1:], dtype=p.dtype, device="meta").requires_grad_()
-                for p in self.params]
+    def _build(self, index: int, params: list[Tensor]) -> torch.optim.Optimizer:
         try:
-            return create(self.entry.name, meta, **self.member_hparams[index])
+            return create(self.entry.name, params, **self.member_hparams[index])
         except (ValueError, TypeError) as err:
             raise type(err)(f"member {index}: {err}") from None
 
