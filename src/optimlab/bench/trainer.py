@@ -28,6 +28,10 @@ __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indic
            "train_population", "train_sequential", "SCHEDULES"]
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
+#: the population engine evaluates at most this many (member, sample) rows at once: the
+#: activations of all K members on a whole data set do not fit in cache (64 MNIST-1D MLPs on
+#: 4000 samples make 100 MB per layer), and chunking made evaluation 2.4x faster
+EVAL_ROWS = 32768
 
 
 @dataclass(frozen=True)
@@ -242,8 +246,11 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     def evaluate(step: int) -> None:
         with torch.no_grad():
             scores = []
+            weights = average.weights(params)
+            chunk = max(1, EVAL_ROWS // len(members))
             for x, y in ((task.x_train, task.y_train), (task.x_test, task.y_test)):
-                out = shared_forward(average.weights(params), x)
+                out = torch.cat([shared_forward(weights, x[i:i + chunk])
+                                 for i in range(0, len(x), chunk)], dim=1)
                 loss = torch.vmap(task.loss_fn, in_dims=(0, None))(out, y)
                 metric = torch.vmap(lambda o, l_: _metric(task, o, y, l_))(out, loss)
                 scores.append((loss, metric))
