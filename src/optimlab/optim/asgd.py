@@ -15,7 +15,8 @@ def _scalar(value, like: Tensor) -> Tensor:
     torch makes a tensor of the default dtype first (a Python float rounds to float32
     there), then copies it into the state tensor, whatever that one's dtype.
     """
-    return torch.as_tensor(value).to(dtype=like.dtype, device=like.device)
+    made = torch.as_tensor(value, dtype=torch.get_default_dtype())  # explicit, so a trace sees it
+    return made.to(dtype=like.dtype, device=like.device)
 
 
 
@@ -110,14 +111,15 @@ class ASGD(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
-                 foreach=None, maximize=False, *, skip_nonfinite=False):
+                 foreach=None, maximize=False, *, fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         # torch leaves lambd and alpha unchecked; negative values make the step grow.
         check_range("lambd", lambd, 0.0)
         check_range("alpha", alpha, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
-                        foreach=foreach, maximize=maximize)
+                        foreach=foreach, maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

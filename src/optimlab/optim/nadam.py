@@ -39,7 +39,10 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, momentum_decay,
     mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
     # The product is stored in the step's (usually float32) dtype, as torch stores it; the
     # coefficients below are then formed in float64, as torch forms them from ``.item()``.
-    state["mu_product"] = state["mu_product"] * mu
+    # ``mu`` is rounded to that dtype first, as torch rounds a Python float operand; spelled
+    # out so that a traced rule (the fused kernel) rounds the same way
+    product = state["mu_product"]
+    state["mu_product"] = product * torch.as_tensor(mu, dtype=product.dtype)
     mu_product = state["mu_product"].to(torch.float64)
     mu_product_next = mu_product * mu_next
     # Tensor numerators keep these true divisions (``float / tensor`` would multiply by a
@@ -121,10 +124,11 @@ class NAdam(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
-                 maximize=False, skip_nonfinite=False):
+                 maximize=False, fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
@@ -133,5 +137,5 @@ class NAdam(RuleOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
-                        foreach=foreach)
+                        foreach=foreach, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

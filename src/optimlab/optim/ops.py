@@ -29,12 +29,13 @@ def add_scaled(x: Tensor, y: Tensor, alpha) -> Tensor:
 def addcmul(x: Tensor, t1: Tensor, t2: Tensor, value) -> Tensor:
     """``x + value * t1 * t2``, rounded like ``x.addcmul(t1, t2, value=value)``."""
     if isinstance(value, Tensor):
-        return x + value * t1 * t2
+        # torch computes fma(value * t1, t2, x); this rounds the same way
+        return torch.addcmul(x, value * t1, t2)
     return torch.addcmul(x, t1, t2, value=value)
 
 
 def addcdiv(x: Tensor, t1: Tensor, t2: Tensor, value) -> Tensor:
     """``x + value * t1 / t2``, rounded like ``x.addcdiv(t1, t2, value=value)``."""
     if isinstance(value, Tensor):
-        return x + value * t1 / t2
+        return x + (value * t1) / t2  # torch's order: x + (value * t1) / t2
     return torch.addcdiv(x, t1, t2, value=value)
