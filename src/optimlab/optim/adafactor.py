@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
+from .base import RuleOptimizer, check_range, common_args_doc, nonzero, scalar_step
 from .ops import add_scaled
 
 
@@ -114,7 +114,7 @@ class Adafactor(RuleOptimizer):
         d (float, optional): clipping threshold on the update RMS, at least 1 (default: 1.0).
         weight_decay (float, optional): decoupled decay coefficient :math:`\lambda`
             (default: 0.0).
-{COMMON_ARGS_DOC}
+{common_args_doc(fused=False)}
 
     Reference: Shazeer & Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory
     Cost", ICML 2018, https://arxiv.org/abs/1804.04235.

@@ -94,17 +94,18 @@ class Adam(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
-                 skip_nonfinite=False):
+                 fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach,
-                        decoupled_weight_decay=decoupled_weight_decay)
+                        decoupled_weight_decay=decoupled_weight_decay, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
 
@@ -135,7 +136,8 @@ class AdamW(Adam):
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, foreach=None, skip_nonfinite=False):
+                 amsgrad=False, *, maximize=False, foreach=None, fused=None,
+                 skip_nonfinite=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                         amsgrad=amsgrad, foreach=foreach, maximize=maximize, fused=fused,
                          decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite)

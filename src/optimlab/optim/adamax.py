@@ -80,13 +80,14 @@ class Adamax(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 foreach=None, *, maximize=False, skip_nonfinite=False):
+                 foreach=None, *, maximize=False, fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        foreach=foreach, maximize=maximize)
+                        foreach=foreach, maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

@@ -45,8 +45,15 @@ __all__ = [
 Hyper = float | Tensor
 
 
+#: set by :mod:`optimlab.optim.kernels` while it probes which hyperparameters a rule
+#: branches on (those are structural for a fused kernel when exactly zero)
+_NONZERO_PROBE: Callable[[Hyper], None] | None = None
+
+
 def nonzero(x: Hyper) -> bool:
     """Whether a hyperparameter may be nonzero (a tensor counts as "maybe")."""
+    if _NONZERO_PROBE is not None:
+        _NONZERO_PROBE(x)
     return isinstance(x, Tensor) or x != 0
 
 
@@ -113,9 +120,17 @@ _SKIP_NONFINITE_DOC = """
             gradients flow into the parameters and state."""
 
 
-def common_args_doc(foreach: bool = True) -> str:
+_FUSED_DOC = """
+        fused (bool, optional): run the step as one generated C loop over all parameters
+            (:mod:`optimlab.optim.kernels`). None (default) fuses what can be: CPU tensors of
+            float32/float64, where a C compiler is available, the rest taking the plain path;
+            True requires it and raises otherwise; False always takes the plain path."""
+
+
+def common_args_doc(foreach: bool = True, fused: bool = True) -> str:
     """The documentation of the keyword arguments every optimizer shares, written once."""
-    return _MAXIMIZE_DOC + (_FOREACH_DOC if foreach else "") + _SKIP_NONFINITE_DOC
+    return (_MAXIMIZE_DOC + (_FOREACH_DOC if foreach else "") + (_FUSED_DOC if fused else "")
+            + _SKIP_NONFINITE_DOC)
 
 
 COMMON_ARGS_DOC = common_args_doc()
@@ -138,6 +153,9 @@ class RuleOptimizer(torch.optim.Optimizer):
     population: str = "elementwise"
     #: whether every parameter must be a matrix (Muon).
     needs_matrix: bool = False
+    #: whether the rule can run as a fused kernel (:mod:`optimlab.optim.kernels`); such a
+    #: class takes ``fused=None`` (auto), ``True`` or ``False`` like ``torch.optim.Adam``.
+    supports_fused: bool = False
 
     def __init__(
         self,
@@ -149,7 +167,29 @@ class RuleOptimizer(torch.optim.Optimizer):
         check_range("lr", defaults["lr"], 0.0)
         self.skip_nonfinite = bool(skip_nonfinite)
         self.skipped_steps = 0
+        #: structures the fused path could not take (a missing compiler, an unsupported op),
+        #: so ``fused=None`` does not retry them every step
+        self._fused_refused: dict = {}
         super().__init__(params, defaults)
+
+    def _check_fused(self, group: dict) -> None:
+        fused = group.get("fused")
+        if fused not in (None, True, False):
+            raise ValueError(f"fused must be None, True or False, got {fused!r}")
+        if not fused:
+            return
+        name = type(self).__name__
+        if not self.supports_fused:
+            raise ValueError(f"{name} has no fused implementation; use fused=None or False")
+        if group.get("foreach"):
+            raise ValueError("`fused` and `foreach` cannot be `True` together.")
+        for p in group["params"]:
+            weight = torch.view_as_real(p) if torch.is_complex(p) else p
+            if p.device.type != "cpu" or weight.dtype not in (torch.float32, torch.float64):
+                raise ValueError(
+                    f"{name}(fused=True) supports CPU tensors of float32 and float64 (complex "
+                    f"as their real view), got a {p.dtype} tensor on {p.device}; use "
+                    "fused=None to fuse what can be and run the rest on the plain path")
 
     # -- the step driver -------------------------------------------------------------------
     @torch.no_grad()
@@ -173,11 +213,104 @@ class RuleOptimizer(torch.optim.Optimizer):
             self._step_group(group, hp)
         return loss
 
+    def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
+        super().add_param_group(param_group)
+        self._check_fused(self.param_groups[-1])
+
     def _step_group(self, group: dict, hp: dict) -> None:
         """Step every parameter of one group (a subclass may add group-level bookkeeping)."""
-        for p in group["params"]:
-            if p.grad is not None:
-                self._step_param(p, p.grad, group, hp)
+        params = [p for p in group["params"] if p.grad is not None]
+        if self.supports_fused and group.get("fused") is not False:
+            params = self._step_fused(params, group, hp)
+        for p in params:
+            self._step_param(p, p.grad, group, hp)
+
+    def _step_fused(self, params: list[Tensor], group: dict, hp: dict) -> list[Tensor]:
+        """Step what the fused kernel can take; return the parameters left for the plain path.
+
+        A parameter qualifies when it and its gradient are dense, contiguous CPU tensors of
+        float32 or float64 (complex through its real view) and its state is complete (SGD's
+        momentum buffer exists only after the first step, which the plain path takes).
+        """
+        from . import kernels  # the fast path is loaded only by those who step with it
+
+        required = group.get("fused") is True
+        rest: list[Tensor] = []
+        waiting: list[Tensor] = []
+        batches: dict = {}
+        for p in params:
+            grad = p.grad
+            weight = torch.view_as_real(p) if torch.is_complex(p) else p
+            if (grad.is_sparse or p.device.type != "cpu" or weight.dtype not in kernels.DTYPES
+                    or not (p.is_contiguous() and grad.is_contiguous())):
+                rest.append(p)
+                continue
+            state = self.state[p]
+            if not state:
+                state.update(self.init(weight, **hp))
+            layout = kernels.Layout.of(state, weight)
+            if layout is None:
+                rest.append(p)
+                continue
+            batches.setdefault((weight.dtype, layout), []).append(p)
+        maximize = bool(group.get("maximize", False))
+        for (dtype, layout), batch in batches.items():
+            try:
+                kernel = self._fused_kernel(dtype, layout, hp, maximize, required)
+            except kernels.StateNotReady:
+                waiting += batch  # the plain step creates the buffer; later steps fuse
+                continue
+            except (kernels.Unsupported, kernels.CompilerUnavailable):
+                rest += batch
+                continue
+            self._run_kernel(kernel, batch, layout, hp)
+        if required and rest:
+            raise RuntimeError(
+                f"{type(self).__name__}(fused=True) cannot fuse {len(rest)} parameter(s): they "
+                "need dense, contiguous CPU gradients and parameters of float32 or float64")
+        return rest + waiting
+
+    def _fused_kernel(self, dtype, layout, hp: dict, maximize: bool, required: bool):
+        from . import kernels
+
+        key = (dtype, layout, maximize)
+        refused = self.__dict__.setdefault("_fused_refused", {})  # absent after unpickling
+        if key in refused and not required:
+            raise kernels.Unsupported(refused[key])
+        try:
+            return kernels.kernel(self.update, dtype, layout, hp, maximize)
+        except kernels.StateNotReady:
+            raise
+        except (kernels.Unsupported, kernels.CompilerUnavailable) as error:
+            if required:
+                raise RuntimeError(f"{type(self).__name__}(fused=True): {error}") from error
+            refused[key] = str(error)
+            raise
+
+    def _run_kernel(self, kernel, batch: list[Tensor], layout, hp: dict) -> None:
+        from .kernels import slot_values
+
+        states = [self.state[p] for p in batch]
+        columns = []
+        if layout.step:
+            steps = [state["step"] for state in states]
+            torch._foreach_add_(steps, 1)
+            columns.append(torch.stack(steps).to(torch.float64))
+        for key in layout.scalar:
+            columns.append(torch.stack([state[key] for state in states]).to(torch.float64))
+        numbers = slot_values(hp, kernel.slots)
+        scalars = torch.tensor(numbers, dtype=torch.float64).expand(len(batch), len(numbers))
+        scalars = torch.cat([torch.stack(columns, 1), scalars], 1) if columns else scalars
+        tensors = []
+        for p, state in zip(batch, states):
+            weight, grad = p, p.grad
+            if torch.is_complex(p):
+                weight, grad = torch.view_as_real(p), torch.view_as_real(grad)
+            tensors.append([weight, grad, *[state[k] for k in layout.vector]])
+        out = kernel(tensors, scalars)
+        for j, key in enumerate(layout.scalar):
+            for row, state in enumerate(states):
+                state[key].fill_(out[row, j])
 
     def _step_param(self, p: Tensor, grad: Tensor, group: dict, hp: dict) -> None:
         if grad.is_sparse and not self.supports_sparse:

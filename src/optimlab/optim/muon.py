@@ -141,7 +141,7 @@ class Muon(RuleOptimizer):
             (default: {DEFAULT_NS_STEPS}).
         adjust_lr_fn (str or None, optional): ``"original"`` (the default, also None) or
             ``"match_rms_adamw"``, see :func:`adjust_lr` (default: None).
-{common_args_doc(foreach=False)}
+{common_args_doc(foreach=False, fused=False)}
 
     References: Jordan et al., "Muon: An optimizer for hidden layers in neural networks"
     (2024), https://kellerjordan.github.io/posts/muon/; Liu et al., "Muon is Scalable for

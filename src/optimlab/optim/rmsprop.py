@@ -100,14 +100,15 @@ class RMSprop(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False, foreach=None, skip_nonfinite=False):
+                 centered=False, *, maximize=False, foreach=None, fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         check_range("alpha", alpha, 0.0, None)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         check_range("momentum", momentum, 0.0)
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, maximize=maximize, foreach=foreach)
+                        weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

@@ -91,9 +91,10 @@ class Rprop(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
-                 maximize=False, foreach=None, skip_nonfinite=False):
+                 maximize=False, foreach=None, fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         for name, pair in (("etas", etas), ("step_sizes", step_sizes)):
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
@@ -101,5 +102,5 @@ class Rprop(RuleOptimizer):
         check_range("etas[0]", etas[0], 0.0, 1.0, low_open=True)
         check_range("etas[1]", etas[1], 1.0, None, low_open=True)
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach,
-                        maximize=maximize)
+                        maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

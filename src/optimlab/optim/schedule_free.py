@@ -144,11 +144,12 @@ class ScheduleFreeAdamW(RuleOptimizer):
     population = "member"  # its warmup and averaging weights are per group
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
     schedule = staticmethod(schedule)
 
     def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  warmup_steps=0, r=0.0, weight_lr_power=2.0, *, maximize=False, foreach=None,
-                 skip_nonfinite=False):
+                 fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
@@ -162,7 +163,7 @@ class ScheduleFreeAdamW(RuleOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power,
                         k=0, train_mode=True, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0,
-                        maximize=maximize, foreach=foreach)
+                        maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
     # -- train / eval ----------------------------------------------------------------------

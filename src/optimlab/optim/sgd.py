@@ -79,9 +79,10 @@ class SGD(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
+    supports_fused = True
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                 nesterov=False, *, maximize=False, foreach=None, skip_nonfinite=False):
+                 nesterov=False, *, maximize=False, foreach=None, fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0)
         check_range("dampening", dampening, None)
@@ -90,5 +91,5 @@ class SGD(RuleOptimizer):
             raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
-                        foreach=foreach)
+                        foreach=foreach, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

@@ -1,0 +1,265 @@
+"""The fused fast path: one C loop per optimizer step, generated from the rule itself.
+
+An optimizer step is memory-bound: Adam reads parameter, gradient and two moments and writes
+three of them back (28 bytes per float32 parameter). The plain path runs the rule as a chain
+of tensor operations, each a pass over memory; the fused path runs it as a single pass.
+
+How: :func:`kernel` traces the optimizer's own ``update`` function (see
+:mod:`optimlab.optim.kernels.codegen`) with its structural options fixed (``amsgrad``,
+``nesterov``, which hyperparameters are exactly zero, the dtype) and its numbers as inputs,
+writes the traced graph as a C loop, and compiles it once per machine
+(:mod:`optimlab.optim.kernels.build`). The same kernel steps a list of tensors, each with its
+own scalars (step, scalar state, hyperparameters), so it serves both a ``torch.optim`` param
+group and a population whose members have different learning rates.
+
+Supported: CPU tensors of float32 or float64 (complex ones as their real view), contiguous,
+dense gradients, rules whose update is elementwise plus whole-tensor norms (LAMB). Anything
+else runs the plain path; ``fused=True`` turns the fallback into an error.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .. import base
+from .build import CompilerUnavailable, cache_dir, compiler, load
+from .codegen import Unsupported, to_c, trace_rule
+
+__all__ = ["Layout", "Kernel", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
+           "cache_dir",
+           "compiler", "DTYPES", "DRIVER_KEYS"]
+
+#: the element types the generated C handles
+DTYPES = (torch.float32, torch.float64)
+#: options of the driver, not of the rule: they never reach the kernel
+DRIVER_KEYS = frozenset({"foreach", "fused", "maximize", "differentiable", "capturable"})
+
+
+class StateNotReady(Unsupported):
+    """The rule creates a state buffer on this step (SGD's momentum buffer on the first)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which state entries are parameter-shaped, 0-d (besides the step) or None."""
+
+    vector: tuple[str, ...]
+    scalar: tuple[str, ...]
+    step: bool
+    #: entries that are None: unused (SGD without momentum) or not created yet
+    none: tuple[str, ...] = ()
+    #: the dtypes of the ``scalar`` entries (NAdam keeps a float32 product)
+    scalar_dtypes: tuple[torch.dtype, ...] = ()
+
+    @staticmethod
+    def of(state: dict, like: Tensor) -> Layout | None:
+        """The layout of one parameter's state, or None if the kernel cannot take it."""
+        vector, scalar, none = [], [], []
+        for key, value in state.items():
+            if key == "step":
+                if not (isinstance(value, Tensor) and value.dim() == 0):
+                    return None
+            elif value is None:
+                none.append(key)
+            elif not isinstance(value, Tensor):
+                return None
+            elif value.dim() == 0:
+                scalar.append(key)
+            elif (value.shape != like.shape or value.dtype != like.dtype
+                  or value.device != like.device or not value.is_contiguous()):
+                return None
+            else:
+                vector.append(key)
+        return Layout(tuple(vector), tuple(scalar), "step" in state, tuple(none),
+                      tuple(state[k].dtype for k in scalar))
+
+
+def _number(value) -> bool:
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and value.dtype.is_floating_point
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _split(hp: dict) -> tuple[list[str], dict]:
+    """Numeric hyperparameter slots (``name`` or ``name[i]``) and the structural rest."""
+    slots, structure = [], {}
+    for key in sorted(hp):
+        value = hp[key]
+        if key in DRIVER_KEYS:
+            continue
+        if _number(value):
+            slots.append(key)
+        elif isinstance(value, (tuple, list)) and value and all(_number(v) for v in value):
+            slots += [f"{key}[{i}]" for i in range(len(value))]
+        else:
+            try:
+                hash(value)
+            except TypeError as error:
+                raise Unsupported(f"hyperparameter {key}={value!r} is not a number or a "
+                                  "hashable option") from error
+            structure[key] = value
+    return slots, structure
+
+
+def slot_values(hp: dict, slots: Sequence[str]) -> list[float]:
+    """The numbers of ``hp`` in slot order (see :func:`_split`)."""
+    out = []
+    for slot in slots:
+        if slot.endswith("]"):
+            key, index = slot[:-1].split("[")
+            out.append(float(hp[key][int(index)]))
+        else:
+            out.append(float(hp[slot]))
+    return out
+
+
+def _rebuild(hp: dict, slots: Sequence[str], values: dict[str, object]) -> dict:
+    """``hp`` with each numeric slot replaced by ``values[slot]``."""
+    out = {k: v for k, v in hp.items() if k not in DRIVER_KEYS}
+    for slot in slots:
+        if slot.endswith("]"):
+            key, index = slot[:-1].split("[")
+            items = list(out[key])
+            items[int(index)] = values[slot]
+            out[key] = tuple(items)
+        else:
+            out[slot] = values[slot]
+    return out
+
+
+_PROBE_LOCK = threading.Lock()
+
+
+class _Probe(float):
+    """A hyperparameter value that remembers its slot (arithmetic gives plain floats)."""
+
+    slot: str
+
+
+def _probe_value(value: float, slot: str) -> _Probe:
+    probe = _Probe(value)
+    probe.slot = slot
+    return probe
+
+
+def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]) -> frozenset:
+    """The slots the rule branches on with :func:`~optimlab.optim.base.nonzero`.
+
+    Those slots are structural when exactly zero (SGD without momentum keeps no buffer), so
+    a kernel is specialised for which of them are zero; every other number is an input.
+    The probe runs the plain rule once on a tiny example with the actual values.
+    """
+    values = {slot: _probe_value(v, slot) for slot, v in zip(slots, slot_values(hp, slots))}
+    seen: list = []
+    p = torch.rand(4, dtype=torch.float64)
+    state = {k: torch.rand(4, dtype=torch.float64) for k in layout.vector}
+    state.update({k: torch.tensor(0.5, dtype=d) for k, d in zip(layout.scalar, layout.scalar_dtypes)})
+    state.update({k: None for k in layout.none})
+    step = 3.0 if layout.step else None
+    if layout.step:
+        state["step"] = torch.tensor(step, dtype=torch.float64)
+    with _PROBE_LOCK:
+        base._NONZERO_PROBE = seen.append
+        try:
+            update(p, torch.rand(4, dtype=torch.float64), state, step=step,
+                   **_rebuild(hp, slots, values))
+        except Exception as error:
+            raise Unsupported(f"the rule did not run on a probe: {error}") from error
+        finally:
+            base._NONZERO_PROBE = None
+    return frozenset(x.slot for x in seen if isinstance(x, _Probe))
+
+
+class Kernel:
+    """A compiled fused step for one rule structure.
+
+    Call it with, per tensor, ``[param, grad, *vector_state]`` (contiguous, same dtype) and a
+    float64 matrix of per-tensor scalars (``step``, the scalar state, then the numeric
+    hyperparameters in :attr:`slots` order). It updates the tensors in place and returns the
+    new scalar state, one row per tensor.
+    """
+
+    def __init__(self, update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
+                 maximize: bool, zero: frozenset, slots: list[str]):
+        self.layout, self.dtype = layout, dtype
+        self.slots = [s for s in slots if s not in zero]
+        constants = {s: 0.0 for s in zero}
+        n_vector = 2 + len(layout.vector)
+        head = (["step"] if layout.step else []) + list(layout.scalar)
+        self.n_scalar_in = len(head) + len(self.slots)
+
+        def rule(*args):
+            p, g, *vectors = args[:n_vector]
+            scalars = dict(zip(head + self.slots, args[n_vector:]))
+            if maximize:
+                g = -g
+            state = dict(zip(layout.vector, vectors))
+            state.update({k: scalars[k] for k in layout.scalar})
+            state.update({k: None for k in layout.none})
+            step = scalars.get("step")
+            if step is not None:
+                state["step"] = step
+            numbers = {**constants, **{s: scalars[s] for s in self.slots}}
+            new = update(p, g, state, step=step, **_rebuild(hp, slots, numbers))
+            if any(state[k] is not None for k in layout.none):
+                raise StateNotReady("the rule creates a state buffer on this step")
+            return (new, *[state[k] for k in layout.vector], *[state[k] for k in layout.scalar])
+
+        scalar_dtypes = ([torch.float64] if layout.step else []) + list(layout.scalar_dtypes) \
+            + [torch.float64] * len(self.slots)
+        program = trace_rule(rule, n_vector, scalar_dtypes, dtype)
+        self.source = to_c(program)
+        self.n_scalar_out = max(program.n_scalar_out, 1)
+        self._fn = load(self.source)
+
+    def __call__(self, tensors: Sequence[Sequence[Tensor]], scalars: Tensor) -> Tensor:
+        """Step every tensor list in place; returns the new scalar state (one row each)."""
+        if scalars.dtype != torch.float64 or not scalars.is_contiguous():
+            scalars = scalars.to(torch.float64).contiguous()
+        if scalars.shape != (len(tensors), self.n_scalar_in):
+            raise ValueError(f"expected scalars of shape {(len(tensors), self.n_scalar_in)}, "
+                             f"got {tuple(scalars.shape)}")
+        ptrs = torch.tensor([t.data_ptr() for ts in tensors for t in ts], dtype=torch.int64)
+        numel = torch.tensor([ts[0].numel() for ts in tensors], dtype=torch.int64)
+        out = torch.zeros(len(tensors), self.n_scalar_out, dtype=torch.float64)
+        code = self._fn(len(tensors), numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
+                        out.data_ptr(), torch.get_num_threads())
+        if code != 0:
+            raise MemoryError("the fused optimizer step could not allocate its work lists")
+        return out
+
+
+_KERNELS: dict = {}
+_PROBES: dict = {}
+_LOCK = threading.Lock()
+
+
+def kernel(update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
+           maximize: bool = False) -> Kernel:
+    """The fused kernel of ``update`` for this dtype, state layout and hyperparameters.
+
+    Built (traced, generated, compiled or loaded from the disk cache) on first use and kept
+    for the process. Raises :class:`Unsupported` or :class:`CompilerUnavailable` when the
+    rule or the machine cannot have one.
+    """
+    if dtype not in DTYPES:
+        raise Unsupported(f"the fused path handles float32 and float64, not {dtype}")
+    slots, structure = _split(hp)
+    numbers = slot_values(hp, slots)
+    # which branches the rule takes depends on the structure and on which numbers are zero
+    probe_key = (update, layout, tuple(sorted(structure.items())), tuple(slots),
+                 frozenset(s for s, v in zip(slots, numbers) if v == 0))
+    if probe_key not in _PROBES:
+        _PROBES[probe_key] = _branched_slots(update, layout, hp, slots)
+    branched = _PROBES[probe_key]
+    zero = frozenset(s for s, v in zip(slots, numbers) if s in branched and v == 0)
+    key = probe_key[:4] + (dtype, bool(maximize), zero)
+    with _LOCK:
+        if key not in _KERNELS:
+            _KERNELS[key] = Kernel(update, dtype, layout, hp, maximize, zero, slots)
+        return _KERNELS[key]

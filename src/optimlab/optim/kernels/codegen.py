@@ -1,0 +1,517 @@
+"""Turn an optimizer rule into one fused C loop.
+
+The rule's ``update`` is traced once with :func:`torch.fx.experimental.proxy_tensor.make_fx`
+on a small example (parameter, gradient and state as 1-D tensors; step, scalar state and
+numeric hyperparameters as 0-d float64 tensors). The traced graph holds only elementwise
+aten ops, scalar arithmetic and, for LAMB, whole-tensor norms. Each node is put in a stage:
+
+``scalar``   0-d, from the scalar inputs only: computed once per tensor, before the loop;
+``vector``   elementwise: computed inside the loop, one element at a time, in registers;
+``reduce``   a norm of a vector node: accumulated in the loop (double), per tensor;
+``post``     0-d, depends on a reduction: computed per tensor between the two passes;
+``vector2``  elementwise, depends on a ``post`` scalar: computed in a second pass.
+
+The C function reads every input element once, keeps intermediates in registers and writes
+the new parameter and state in place: the memory traffic of the ideal hand-written kernel.
+A rule with a norm (LAMB) needs a second pass; it re-reads what it needs, preferring the
+state it has just written to recomputing from overwritten inputs.
+
+Nothing here restates an algorithm: every operation comes from the traced rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.fx import Graph, Node
+from torch.fx.experimental.proxy_tensor import make_fx
+
+__all__ = ["Unsupported", "Program", "trace_rule", "to_c"]
+
+aten = torch.ops.aten
+
+#: elements per work item of the parallel loop (a few hundred KiB of traffic per item)
+CHUNK = 32768
+
+
+class Unsupported(Exception):
+    """The rule uses an operation the code generator does not know (the plain path runs)."""
+
+
+@dataclass
+class Program:
+    """A traced rule, ready for :func:`to_c`.
+
+    ``graph`` has placeholders in this order: the ``n_vector`` vector inputs (parameter,
+    gradient, then the vector state), then the ``n_scalar_in`` per-tensor scalar inputs.
+    Its outputs are the new parameter, the new vector state (in input order), then the
+    ``n_scalar_out`` new scalar state values.
+    """
+
+    graph: Graph
+    n_vector: int
+    n_scalar_in: int
+    n_scalar_out: int
+    dtype: torch.dtype
+
+
+def trace_rule(fn: Callable, n_vector: int, scalar_dtypes: Sequence[torch.dtype],
+               dtype: torch.dtype) -> Program:
+    """Trace ``fn(*vectors, *scalars) -> (new_p, *new_vector_state, *new_scalar_state)``.
+
+    The scalars are traced as 0-d tensors of ``scalar_dtypes`` (float64 for hyperparameters
+    and the step, which the plain path passes as Python floats; the stored dtype for scalar
+    state such as NAdam's float32 ``mu_product``), so the C code rounds where torch does.
+    """
+    n_scalar_in = len(scalar_dtypes)
+    vectors = [torch.rand(8, dtype=dtype) + 0.5 for _ in range(n_vector)]
+    scalars = [torch.tensor(0.5 + 0.1 * i, dtype=d) for i, d in enumerate(scalar_dtypes)]
+    try:
+        gm = make_fx(fn)(*vectors, *scalars)
+    except Unsupported:
+        raise
+    except Exception as error:  # data-dependent Python control flow, .item(), ...
+        raise Unsupported(f"the rule cannot be traced: {type(error).__name__}: {error}") from error
+    outputs = _outputs(gm.graph)
+    n_scalar_out = len(outputs) - n_vector + 1
+    return Program(gm.graph, n_vector, n_scalar_in, n_scalar_out, dtype)
+
+
+def _outputs(graph: Graph) -> list:
+    (out,) = [n for n in graph.nodes if n.op == "output"]
+    values = out.args[0]
+    return list(values) if isinstance(values, (tuple, list)) else [values]
+
+
+def _val(node) -> Tensor | None:
+    return node.meta.get("val") if isinstance(node, Node) else None
+
+
+def _is_vector(node) -> bool:
+    val = _val(node)
+    return val is not None and val.dim() > 0
+
+
+_CTYPE = {torch.float32: "float", torch.float64: "double", torch.bool: "bool"}
+
+
+def _literal(value) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    value = float(value)
+    if math.isnan(value):
+        return "NAN"
+    if math.isinf(value):
+        return "INFINITY" if value > 0 else "(-INFINITY)"
+    return repr(value)
+
+
+# -- the operations: each takes C expressions (already in the node's type) ----------------------
+def _fn(ctype: str, name: str) -> str:
+    return name + "f" if ctype == "float" else name
+
+
+def _lerp(t, a, b, w):
+    # torch's CPU kernel: one fused multiply-add from the nearer end
+    return f"((fabs((double)({w})) < 0.5) ? {_fn(t, 'fma')}({w}, ({b}) - ({a}), {a}) " \
+           f": {_fn(t, 'fma')}(-(({b}) - ({a})), ({t})1 - ({w}), {b}))"
+
+
+def _pow(t, a, e):
+    return f"{_fn(t, 'pow')}({a}, {e})"
+
+
+_BINARY = {
+    aten.mul.Tensor: "({0}) * ({1})", aten.mul.Scalar: "({0}) * ({1})",
+    aten.div.Tensor: "({0}) / ({1})", aten.div.Scalar: "({0}) / ({1})",
+    aten.gt.Tensor: "({0}) > ({1})", aten.gt.Scalar: "({0}) > ({1})",
+    aten.lt.Tensor: "({0}) < ({1})", aten.lt.Scalar: "({0}) < ({1})",
+    aten.ge.Tensor: "({0}) >= ({1})", aten.ge.Scalar: "({0}) >= ({1})",
+    aten.le.Tensor: "({0}) <= ({1})", aten.le.Scalar: "({0}) <= ({1})",
+    aten.eq.Tensor: "({0}) == ({1})", aten.eq.Scalar: "({0}) == ({1})",
+    aten.ne.Tensor: "({0}) != ({1})", aten.ne.Scalar: "({0}) != ({1})",
+    aten.bitwise_and.Tensor: "({0}) && ({1})", aten.logical_and.default: "({0}) && ({1})",
+    aten.bitwise_or.Tensor: "({0}) || ({1})", aten.logical_or.default: "({0}) || ({1})",
+    # NaN-propagating, like torch.maximum / minimum
+    aten.maximum.default: "((({0}) > ({1}) || ({0}) != ({0})) ? ({0}) : ({1}))",
+    aten.minimum.default: "((({0}) < ({1}) || ({0}) != ({0})) ? ({0}) : ({1}))",
+}
+_UNARY = {
+    aten.neg.default: "-({0})",
+    aten.reciprocal.default: "(({t})1 / ({0}))",
+    aten.isnan.default: "(({0}) != ({0}))",
+    aten.logical_not.default: "!({0})",
+    aten.bitwise_not.default: "!({0})",
+    # torch.sign: 1, -1 or 0 (NaN gives 0 on the CPU); selects, so the loop vectorizes
+    aten.sign.default: "(({0}) > 0 ? ({t})1 : (({0}) < 0 ? ({t})-1 : ({t})0))",
+    aten.clone.default: "({0})", aten.alias.default: "({0})", aten.detach.default: "({0})",
+    aten.lift_fresh_copy.default: "({0})", aten._to_copy.default: "({0})",
+}
+_MATH = {aten.sqrt.default: "sqrt", aten.abs.default: "fabs", aten.exp.default: "exp",
+         aten.log.default: "log"}
+
+
+def _expr(node: Node, t: str, arg: Callable[[object], str]) -> str:
+    """The C expression of ``node`` computed in type ``t``; ``arg`` renders an operand."""
+    op, args, kw = node.target, node.args, node.kwargs
+    if op in _BINARY:
+        return _BINARY[op].format(arg(args[0]), arg(args[1]))
+    if op in _UNARY:
+        return _UNARY[op].format(arg(args[0]), t=t)
+    if op in _MATH:
+        return f"{_fn(t, _MATH[op])}({arg(args[0])})"
+    if op is aten.rsqrt.default:
+        return f"(({t})1 / {_fn(t, 'sqrt')}({arg(args[0])}))"
+    if op in (aten.add.Tensor, aten.add.Scalar, aten.sub.Tensor, aten.sub.Scalar):
+        alpha = kw.get("alpha", args[2] if len(args) > 2 else 1)
+        sign = "+" if op in (aten.add.Tensor, aten.add.Scalar) else "-"
+        if alpha == 1:
+            return f"({arg(args[0])}) {sign} ({arg(args[1])})"
+        # torch rounds x.add(y, alpha=a) once: a fused multiply-add
+        return f"{_fn(t, 'fma')}({sign}({arg(alpha)}), {arg(args[1])}, {arg(args[0])})"
+    if op is aten.rsub.Scalar:
+        alpha = kw.get("alpha", args[2] if len(args) > 2 else 1)
+        right = arg(args[0]) if alpha == 1 else f"({arg(alpha)}) * ({arg(args[0])})"
+        return f"({arg(args[1])}) - {right}"
+    if op in (aten.addcmul.default, aten.addcdiv.default):
+        value = kw.get("value", args[3] if len(args) > 3 else 1)
+        scaled = arg(args[1]) if value == 1 else f"({arg(value)}) * ({arg(args[1])})"
+        if op is aten.addcmul.default:  # torch: fma(value * t1, t2, x)
+            return f"{_fn(t, 'fma')}({scaled}, {arg(args[2])}, {arg(args[0])})"
+        return f"({arg(args[0])}) + ({scaled}) / ({arg(args[2])})"  # torch: x + (value * t1) / t2
+    if op in (aten.lerp.Tensor, aten.lerp.Scalar):
+        return _lerp(t, arg(args[0]), arg(args[1]), arg(args[2]))
+    if op in (aten.pow.Tensor_Scalar, aten.pow.Tensor_Tensor, aten.pow.Scalar):
+        exponent = args[1]
+        if op is aten.pow.Tensor_Scalar and exponent == 2:
+            return f"({arg(args[0])}) * ({arg(args[0])})"
+        if op is aten.pow.Tensor_Scalar and exponent == 0.5:
+            return f"{_fn(t, 'sqrt')}({arg(args[0])})"
+        if op is aten.pow.Tensor_Scalar and exponent == 1:
+            return arg(args[0])
+        return _pow(t, arg(args[0]), arg(exponent))
+    if op is aten.where.self:
+        return f"(({arg(args[0])}) ? ({arg(args[1])}) : ({arg(args[2])}))"
+    if op in (aten.clamp.default, aten.clamp.Tensor, aten.clamp_min.default,
+              aten.clamp_min.Tensor, aten.clamp_max.default, aten.clamp_max.Tensor):
+        both = op in (aten.clamp.default, aten.clamp.Tensor)
+        low = kw.get("min", args[1] if len(args) > 1 else None) if both else (
+            args[1] if op in (aten.clamp_min.default, aten.clamp_min.Tensor) else None)
+        high = kw.get("max", args[2] if len(args) > 2 else None) if both else (
+            args[1] if op in (aten.clamp_max.default, aten.clamp_max.Tensor) else None)
+        out = arg(args[0])
+        if low is not None:
+            out = f"(({out}) < ({arg(low)}) ? ({arg(low)}) : ({out}))"
+        if high is not None:
+            out = f"(({out}) > ({arg(high)}) ? ({arg(high)}) : ({out}))"
+        return out
+    if op in (aten.scalar_tensor.default, aten.full.default):
+        return f"({t})({_literal(args[-1] if op is aten.full.default else args[0])})"
+    if op in (aten.ones_like.default, aten.zeros_like.default, aten.full_like.default):
+        value = {aten.ones_like.default: 1, aten.zeros_like.default: 0}.get(op)
+        return f"({t})({_literal(args[1] if value is None else value)})"
+    raise Unsupported(f"no C form for {op}")
+
+
+_REDUCTIONS = {aten.linalg_vector_norm.default, aten.sum.default}
+
+
+def _stages(program: Program) -> dict[Node, str]:
+    """Assign every node its stage (see the module docstring)."""
+    stage: dict[Node, str] = {}
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
+    for i, node in enumerate(placeholders):
+        stage[node] = "vector" if i < program.n_vector else "scalar"
+    for node in program.graph.nodes:
+        if node.op != "call_function":
+            continue
+        deps = {stage[a] for a in node.all_input_nodes}
+        if node.target in _REDUCTIONS:
+            if _is_vector(node) or deps - {"vector"}:
+                raise Unsupported("only whole-tensor norms of first-pass values are supported")
+            if node.target is aten.linalg_vector_norm.default and (
+                    node.args[1:] not in ((), (2,), (2.0,)) or node.kwargs):
+                raise Unsupported("only the 2-norm over the whole tensor is supported")
+            if node.target is aten.sum.default and (node.args[1:] or node.kwargs):
+                raise Unsupported("only the sum over the whole tensor is supported")
+            stage[node] = "reduce"
+        elif _is_vector(node):
+            stage[node] = "vector2" if deps & {"post", "vector2"} else "vector"
+        else:
+            if "vector" in deps or "vector2" in deps:
+                raise Unsupported(f"{node.target} reduces a tensor in a way not supported")
+            stage[node] = "post" if deps & {"reduce", "post"} else "scalar"
+    return stage
+
+
+def _needed(roots: Sequence, stop: Callable[[Node], bool]) -> list[Node]:
+    """Nodes the roots depend on, in graph order, not looking past ``stop`` nodes."""
+    seen: set[Node] = set()
+    order: list[Node] = []
+
+    def visit(node):
+        if not isinstance(node, Node) or node in seen:
+            return
+        seen.add(node)
+        if not stop(node):
+            for dep in node.all_input_nodes:
+                visit(dep)
+        order.append(node)
+
+    for root in roots:
+        visit(root)
+    index = {n: i for i, n in enumerate(roots[0].graph.nodes)} if roots else {}
+    return sorted(order, key=lambda n: index[n])
+
+
+def to_c(program: Program, name: str = "optimlab_step") -> str:
+    """C source of ``void name(nt, numel, ptrs, scalars_in, scalars_out, nthreads)``.
+
+    ``ptrs`` holds ``nt * n_vector`` data pointers (tensor-major: parameter, gradient, state),
+    ``scalars_in`` ``nt * n_scalar_in`` doubles and ``scalars_out`` ``nt * n_scalar_out``.
+    """
+    stage = _stages(program)
+    elem = _CTYPE[program.dtype]
+    nodes = list(program.graph.nodes)
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    vec_in = placeholders[:program.n_vector]
+    sc_in = placeholders[program.n_vector:]
+    outputs = _outputs(program.graph)
+    vec_out = outputs[:program.n_vector - 1]  # new parameter, new vector state
+    sc_out = outputs[program.n_vector - 1:]
+    # the vector buffer each vector output goes to: p -> 0, state k -> 2 + k (1 is the grad)
+    out_buffer = {0: 0, **{k: k + 1 for k in range(1, len(vec_out))}}
+    reductions = [n for n in nodes if stage.get(n) == "reduce"]
+
+    names: dict[Node, str] = {}
+    for i, node in enumerate(nodes):
+        names[node] = f"{'v' if stage.get(node, '').startswith('vector') else 's'}{i}"
+
+    def ctype(node: Node) -> str:
+        val = _val(node)
+        if stage[node] in ("scalar", "post", "reduce"):
+            if val is not None and val.dtype == torch.bool:
+                return "bool"
+            return "float" if strong.get(node) == torch.float32 else "double"
+        if val is None or val.dtype not in _CTYPE:
+            raise Unsupported(f"{node.target} makes a {getattr(val, 'dtype', None)} tensor")
+        return _CTYPE[val.dtype]
+
+    def operand(value, want: str, local: dict[Node, str]) -> str:
+        if isinstance(value, Node):
+            ref = local.get(value, names[value])
+            return ref if ctype(value) == want or want == "bool" else f"({want})({ref})"
+        if isinstance(value, (bool, int, float)):
+            return f"({want})({_literal(value)})"
+        raise Unsupported(f"operand {value!r}")
+
+    def compute(node: Node, local: dict[Node, str]) -> str:
+        t = ctype(node)
+        if node.target in (aten.where.self,):
+            # the condition stays bool; the branches take the result type
+            cond = operand(node.args[0], "bool", local)
+            return f"(({cond}) ? ({operand(node.args[1], t, local)}) : " \
+                   f"({operand(node.args[2], t, local)}))"
+        if t == "bool":
+            # comparisons: compare in the operands' common float type
+            kinds = {ctype(a) for a in node.all_input_nodes}
+            inner = "double" if "double" in kinds else ("float" if "float" in kinds else "bool")
+            return _expr(node, inner, lambda v: operand(v, inner, local))
+        return _expr(node, t, lambda v: operand(v, t, local))
+
+    # The plain path passes hyperparameters and the step as Python floats, which are "weak"
+    # in torch's type promotion: ``mu_product * mu`` stays float32 when ``mu_product`` is.
+    # They were traced as float64 0-d tensors, so the dtype torch would give each scalar is
+    # inferred here: weak unless it depends on scalar state, a norm or an explicit cast. A
+    # float32 scalar is computed in float, its weak operands rounded to float first, as torch
+    # rounds a Python float operand to the tensor's dtype.
+    strong: dict[Node, torch.dtype | None] = {}
+    for i, node in enumerate(sc_in):
+        strong[node] = _val(node).dtype if _val(node).dtype != torch.float64 else None
+    for node in nodes:
+        if node.op != "call_function" or stage.get(node) not in ("scalar", "post", "reduce"):
+            continue
+        if stage[node] == "reduce":
+            strong[node] = _val(node).dtype
+        elif node.target is aten._to_copy.default and "dtype" in node.kwargs:
+            strong[node] = node.kwargs["dtype"]
+        else:
+            dtypes = {strong.get(a) for a in node.all_input_nodes} - {None}
+            strong[node] = (torch.float64 if torch.float64 in dtypes else
+                            torch.float32 if torch.float32 in dtypes else None)
+
+    lines = [
+        "/* generated by optimlab.optim.kernels from the traced rule; do not edit */",
+        "#include <math.h>", "#include <stdbool.h>", "#include <stdint.h>", "#include <stdlib.h>",
+        "",
+        f"int {name}(int64_t nt, const int64_t *numel, void *const *ptrs,",
+        "            const double *scalars_in, double *scalars_out, int nthreads)",
+        "{",
+        f"    enum {{ NV = {program.n_vector}, NSI = {program.n_scalar_in}, "
+        f"NSO = {max(program.n_scalar_out, 1)}, CH = {CHUNK} }};",
+    ]
+    scalar_nodes = [n for n in nodes if stage.get(n) == "scalar" and n.op == "call_function"]
+    post_nodes = [n for n in nodes if stage.get(n) == "post"]
+    n_pre = len(sc_in) + len(scalar_nodes)
+    lines += [
+        f"    double *pre = malloc(sizeof(double) * (size_t)(nt * {max(n_pre, 1)}));",
+        "    int64_t nchunks = 0;",
+        "    for (int64_t t = 0; t < nt; ++t) nchunks += (numel[t] + CH - 1) / CH;",
+        "    int64_t *chunk_tensor = malloc(sizeof(int64_t) * (size_t)(nchunks + 1));",
+        "    int64_t *chunk_start = malloc(sizeof(int64_t) * (size_t)(nchunks + 1));",
+        "    double *partial = malloc(sizeof(double) * (size_t)((nchunks + 1) * "
+        f"{max(len(reductions), 1)}));",
+        "    if (!pre || !chunk_tensor || !chunk_start || !partial) {",
+        "        free(pre); free(chunk_tensor); free(chunk_start); free(partial); return 1;",
+        "    }",
+        "    for (int64_t t = 0, c = 0; t < nt; ++t)",
+        "        for (int64_t s = 0; s < numel[t]; s += CH) {",
+        "            chunk_tensor[c] = t; chunk_start[c] = s; ++c;",
+        "        }",
+        "",
+        "    /* per-tensor scalars: step, scalar state, hyperparameters and what the rule derives */",
+        "    for (int64_t t = 0; t < nt; ++t) {",
+        "        const double *in = scalars_in + t * NSI;",
+        "        double *out = scalars_out + t * NSO;",
+        f"        double *keep = pre + t * {max(n_pre, 1)};",
+        "        (void)in; (void)out; (void)keep;",
+    ]
+    slot: dict[Node, int] = {}
+    for i, node in enumerate(sc_in):
+        lines.append(f"        const double {names[node]} = in[{i}];")
+        slot[node] = len(slot)
+    for node in scalar_nodes:
+        lines.append(f"        const {ctype(node)} {names[node]} = {compute(node, {})};")
+        slot[node] = len(slot)
+    for node in slot:
+        lines.append(f"        keep[{slot[node]}] = (double){names[node]};")
+    post_outputs = []
+    for j, node in enumerate(sc_out):
+        if stage.get(node) == "post":
+            post_outputs.append((j, node))
+        elif isinstance(node, Node):
+            lines.append(f"        out[{j}] = (double){names[node]};")
+        else:
+            lines.append(f"        out[{j}] = {_literal(node)};")
+    lines.append("    }")
+
+    def vector_pass(roots: list, reduce: list[Node], written: dict[Node, int],
+                    second: bool) -> list[str]:
+        """One parallel loop computing ``roots`` (output node -> buffer) and ``reduce``."""
+        targets = list(roots) + [r.args[0] for r in reduce]
+
+        def stop(node):  # what is read from memory (or from the per-tensor scalars)
+            if stage.get(node) in ("scalar", "post") or node.op == "placeholder":
+                return True
+            return second and node in written
+
+        needed = _needed(targets, stop) if targets else []
+        body = ["    #pragma omp parallel for schedule(static) num_threads(nthreads)",
+                "    for (int64_t c = 0; c < nchunks; ++c) {",
+                "        const int64_t t = chunk_tensor[c], lo = chunk_start[c];",
+                "        const int64_t hi = lo + CH < numel[t] ? lo + CH : numel[t];",
+                f"        const double *keep = pre + t * {max(n_pre, 1)};",
+                "        (void)keep;"]
+        buffers = set()
+        local: dict[Node, str] = {}
+        for node in needed:
+            if node in written and second:
+                buffers.add(written[node])
+            elif node.op == "placeholder" and stage[node] == "vector":
+                buffers.add(vec_in.index(node))
+        for b in sorted(buffers | set(roots.values())):
+            body.append(f"        {elem} *restrict b{b} = ({elem} *)ptrs[t * NV + {b}];")
+        for node in needed:
+            if stage.get(node) in ("scalar",) and node in slot:
+                body.append(f"        const {ctype(node)} {names[node]} = "
+                            f"({ctype(node)})keep[{slot[node]}];")
+            elif stage.get(node) == "post":
+                body.append(f"        const {ctype(node)} {names[node]} = ({ctype(node)})post[t * "
+                            f"{len(post_nodes)} + {post_nodes.index(node)}];")
+        accs = [f"r{k}" for k in range(len(reduce))]
+        for acc in accs:
+            body.append(f"        double {acc} = 0;")
+        clause = f" reduction(+:{', '.join(accs)})" if accs else ""
+        body += [f"        #pragma omp simd{clause}",
+                 "        for (int64_t i = lo; i < hi; ++i) {"]
+        for node in needed:
+            if stage.get(node) in ("scalar", "post"):
+                continue
+            if second and node in written:
+                body.append(f"            const {ctype(node)} {names[node]} = b{written[node]}[i];")
+            elif node.op == "placeholder":
+                body.append(f"            const {elem} {names[node]} = b{vec_in.index(node)}[i];")
+            else:
+                body.append(f"            const {ctype(node)} {names[node]} = {compute(node, local)};")
+        for node, buffer in roots.items():
+            body.append(f"            b{buffer}[i] = ({elem}){names[node]};")
+        for acc, red in zip(accs, reduce):
+            x = names[red.args[0]]
+            body.append(f"            {acc} += (double){x} * (double){x};" if
+                        red.target is aten.linalg_vector_norm.default else
+                        f"            {acc} += (double){x};")
+        body.append("        }")
+        for k, acc in enumerate(accs):
+            body.append(f"        partial[c * {len(reduce)} + {k}] = {acc};")
+        body.append("    }")
+        return body
+
+    # an output that is its own input (state the rule leaves alone) needs no write
+    first_roots = {n: out_buffer[k] for k, n in enumerate(vec_out)
+                   if isinstance(n, Node) and stage[n] == "vector" and n is not vec_in[out_buffer[k]]}
+    second_roots = {n: out_buffer[k] for k, n in enumerate(vec_out)
+                    if isinstance(n, Node) and stage[n] == "vector2"}
+    for k, node in enumerate(vec_out):
+        if not isinstance(node, Node) or stage[node] not in ("vector", "vector2"):
+            raise Unsupported(f"output {k} of the rule is not an elementwise result")
+    lines.append("")
+    lines += vector_pass(first_roots, reductions, {}, second=False)
+    if reductions or post_nodes or second_roots:
+        lines += [
+            "",
+            "    /* the norms, summed in chunk order (deterministic), then the scalars using them */",
+            f"    double *post = malloc(sizeof(double) * (size_t)(nt * {max(len(post_nodes), 1)}));",
+            "    if (!post) { free(pre); free(chunk_tensor); free(chunk_start); free(partial); return 1; }",
+            "    for (int64_t t = 0, c = 0; t < nt; ++t) {",
+            f"        const double *keep = pre + t * {max(n_pre, 1)};",
+            "        double *out = scalars_out + t * NSO;",
+            "        (void)keep; (void)out;",
+        ]
+        for k, red in enumerate(reductions):
+            lines.append(f"        double {names[red]}_sum = 0;")
+        lines.append("        for (; c < nchunks && chunk_tensor[c] == t; ++c) {")
+        for k, red in enumerate(reductions):
+            lines.append(f"            {names[red]}_sum += partial[c * {len(reductions)} + {k}];")
+        lines.append("        }")
+        for red in reductions:
+            value = f"sqrt({names[red]}_sum)" if red.target is aten.linalg_vector_norm.default \
+                else f"{names[red]}_sum"
+            lines.append(f"        const {ctype(red)} {names[red]} = ({ctype(red)}){value};")
+        post_deps = _needed(post_nodes, lambda n: stage.get(n) != "post") if post_nodes else []
+        for node in post_deps:
+            if stage.get(node) == "scalar" and node in slot:
+                lines.append(f"        const {ctype(node)} {names[node]} = "
+                             f"({ctype(node)})keep[{slot[node]}];")
+        for i, node in enumerate(post_nodes):
+            lines.append(f"        const {ctype(node)} {names[node]} = {compute(node, {})};")
+            lines.append(f"        post[t * {len(post_nodes)} + {i}] = (double){names[node]};")
+        for j, node in post_outputs:
+            lines.append(f"        out[{j}] = (double){names[node]};")
+        lines.append("    }")
+        # what the second pass may read back instead of recomputing: the first pass's outputs
+        written = {n: b for n, b in first_roots.items()}
+        overwritten = {vec_in[b] for b in first_roots.values()}
+        needed2 = _needed(list(second_roots), lambda n: n in written or n.op == "placeholder"
+                          or stage.get(n) in ("scalar", "post"))
+        if overwritten & set(needed2):
+            raise Unsupported("the second pass needs an input the first pass overwrote")
+        lines.append("")
+        lines += vector_pass(second_roots, [], written, second=True)
+        lines.append("    free(post);")
+    lines += ["    free(pre); free(chunk_tensor); free(chunk_start); free(partial);",
+              "    return 0;", "}", ""]
+    return "\n".join(lines)
