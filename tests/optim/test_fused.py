@@ -241,3 +241,28 @@ def test_training_with_the_fused_path_still_descends():
     start = loss_fn(params).item()
     train_steps(optimlab.Lion(params, lr=0.01), params, 50)
     assert loss_fn(params).item() < start
+
+
+@pytest.mark.parametrize("name, hparams", [
+    ("adam", {"lr": [0.01, 0.02, 0.05], "weight_decay": [0.0, 0.1, 0.0]}),
+    ("momentum", {"lr": [0.01, 0.02, 0.05], "momentum": [0.0, 0.5, 0.9]}),
+    ("lamb", {"lr": [0.01, 0.02, 0.05], "weight_decay": 0.01}),
+])
+def test_population_fused_matches_plain(name, hparams):
+    """A population steps each member's slice as one kernel tensor with its own numbers."""
+    torch.manual_seed(0)
+    start = [torch.randn(3, 7, 5), torch.randn(3, 11)]
+    runs, kinds = [], []
+    for refuse in (False, True):
+        ps = [t.clone() for t in start]
+        pop = optimlab.Population(name, ps, hparams)
+        pop._fused_refused = refuse
+        for _ in range(20):
+            for p in ps:
+                p.grad = torch.sin(3 * p)
+            pop.step()
+        runs.append(ps)
+        kinds.append(pop._fused_refused)
+    assert kinds == [False, True]
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -84,6 +84,8 @@ class Population:
             self.hparams = self._stack_hparams([probe.defaults for probe in probes])
             self.state: list[dict] = [{} for _ in self.params]
             self._shaped_cache: dict[int, dict] = {}
+            self._rows_cache: dict[tuple, Tensor] = {}
+            self._fused_refused = False
             self._counts = [0] * len(self.params)
 
     # -- construction ------------------------------------------------------------------------
@@ -151,15 +153,90 @@ class Population:
         if self.mode == "member":
             self._step_members(closure, grads)
             return loss
+        if self.cls.supports_fused and self._step_fused(grads):
+            return loss
         for index, (p, g) in enumerate(zip(self.params, grads)):
             if g is not None:
                 self._step_param(index, p, g)
         return loss
 
-    def _step_param(self, index: int, p: Tensor, grad: Tensor) -> None:
+    def _hp(self, index: int, p: Tensor) -> dict:
         hp = self._shaped_cache.get(index)
         if hp is None:
             hp = self._shaped_cache[index] = self._shaped(self.hparams, p.dim())
+        return hp
+
+    def _step_fused(self, grads) -> bool:
+        """Step every member with the fused kernel; False if it cannot (the plain path runs).
+
+        Each member's slice of each stacked parameter is one tensor of the kernel, with its
+        own row of hyperparameters, so a norm (LAMB) is per member and per tensor, as with
+        vmap. It needs dense, contiguous CPU float32/float64 tensors, and state without
+        0-d entries other than the step (NAdam's product is per member here).
+        """
+        from . import kernels
+
+        entries = [(i, p, g) for i, (p, g) in enumerate(zip(self.params, grads)) if g is not None]
+        if not entries or self._fused_refused:
+            return False
+        dtype = entries[0][1].dtype
+        layout = None
+        for index, p, g in entries:
+            if (p.device.type != "cpu" or p.dtype != dtype or g.dtype != dtype or g.is_sparse
+                    or dtype not in kernels.DTYPES or not (p.is_contiguous() and g.is_contiguous())):
+                return False
+            state = self.state[index]
+            if not state:
+                state.update(self.cls.init(p, **self._hp(index, p)))
+            this = kernels.Layout.of(state, p)
+            if this is None or this.scalar or (layout is not None and this != layout):
+                return False
+            layout = this
+        try:
+            kernel = kernels.kernel(self.cls.update, dtype, layout, _widest(self.hparams),
+                                    bool(self.hparams.get("maximize", False)))
+        except kernels.StateNotReady:
+            return False
+        except (kernels.Unsupported, kernels.CompilerUnavailable):
+            self._fused_refused = True
+            return False
+        k = self.members
+        base = torch.tensor([[t.data_ptr() for t in (p, g, *[self.state[i][n] for n in layout.vector])]
+                             for i, p, g in entries], dtype=torch.int64)
+        size = torch.tensor([p[0].numel() for _, p, _ in entries], dtype=torch.int64)
+        offset = torch.arange(k, dtype=torch.int64)[None, :, None] * \
+            (size * p.element_size())[:, None, None]
+        ptrs = (base[:, None, :] + offset).reshape(-1)
+        rows = self._slot_rows(kernel)
+        scalars = rows.repeat(len(entries), 1)
+        if layout.step:
+            for index, _, _ in entries:
+                self._counts[index] += 1
+            steps = torch.tensor([float(self._counts[i]) for i, _, _ in entries],
+                                 dtype=torch.float64).repeat_interleave(k)
+            scalars = torch.cat([steps[:, None], scalars], 1)
+        kernel.run(ptrs, size.repeat_interleave(k), scalars)
+        return True
+
+    def _slot_rows(self, kernel) -> Tensor:
+        """Each member's values of the kernel's numeric hyperparameters, one row each."""
+        key = tuple(kernel.slots)
+        if key not in self._rows_cache:
+            columns = []
+            for slot in kernel.slots:
+                name, _, index = slot.partition("[")
+                value = self.hparams[name]
+                if index:
+                    value = value[int(index[:-1])]
+                columns.append(value.to(torch.float64).reshape(-1).expand(self.members)
+                               if isinstance(value, Tensor) else
+                               torch.full((self.members,), float(value), dtype=torch.float64))
+            self._rows_cache[key] = torch.stack(columns, 1) if columns else \
+                torch.zeros(self.members, 0, dtype=torch.float64)
+        return self._rows_cache[key]
+
+    def _step_param(self, index: int, p: Tensor, grad: Tensor) -> None:
+        hp = self._hp(index, p)
         if hp.get("maximize", False):
             grad = -grad
         state = self.state[index]
@@ -238,6 +315,7 @@ class Population:
         self.hparams[name] = self._column([float(v) for v in values]) \
             if _is_per_member(value) else value
         self._shaped_cache.clear()
+        self._rows_cache.clear()
 
     def member_optimizer(self, index: int) -> torch.optim.Optimizer | None:
         """The per-member optimizer instance (``"member"`` mode only), else None."""
@@ -245,6 +323,18 @@ class Population:
 
     def __repr__(self) -> str:
         return f"Population({self.entry.name!r}, members={self.members}, mode={self.mode!r})"
+
+
+def _widest(hparams: dict) -> dict:
+    """One value per hyperparameter that is nonzero if any member's is (for a kernel's
+    structure: a branch any member needs is kept; the members' own values are inputs)."""
+    def widest(v):
+        if isinstance(v, Tensor):
+            return float(v.abs().max()) if v.numel() else 0.0
+        if isinstance(v, tuple):
+            return tuple(widest(x) for x in v)
+        return v
+    return {k: widest(v) for k, v in hparams.items()}
 
 
 def _first_member(hparams: dict) -> dict:

@@ -219,15 +219,27 @@ class Kernel:
 
     def __call__(self, tensors: Sequence[Sequence[Tensor]], scalars: Tensor) -> Tensor:
         """Step every tensor list in place; returns the new scalar state (one row each)."""
-        if scalars.dtype != torch.float64 or not scalars.is_contiguous():
-            scalars = scalars.to(torch.float64).contiguous()
-        if scalars.shape != (len(tensors), self.n_scalar_in):
-            raise ValueError(f"expected scalars of shape {(len(tensors), self.n_scalar_in)}, "
-                             f"got {tuple(scalars.shape)}")
         ptrs = torch.tensor([t.data_ptr() for ts in tensors for t in ts], dtype=torch.int64)
         numel = torch.tensor([ts[0].numel() for ts in tensors], dtype=torch.int64)
-        out = torch.zeros(len(tensors), self.n_scalar_out, dtype=torch.float64)
-        code = self._fn(len(tensors), numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
+        return self.run(ptrs, numel, scalars)
+
+    def run(self, ptrs: Tensor, numel: Tensor, scalars: Tensor) -> Tensor:
+        """The raw call: int64 data pointers (tensor-major), element counts, scalars.
+
+        For callers that compute pointers arithmetically (a population steps each member's
+        slice of a stacked tensor as its own tensor, with its own hyperparameters).
+        """
+        nt = numel.numel()
+        if scalars.dtype != torch.float64 or not scalars.is_contiguous():
+            scalars = scalars.to(torch.float64).contiguous()
+        if scalars.shape != (nt, self.n_scalar_in):
+            raise ValueError(f"expected scalars of shape {(nt, self.n_scalar_in)}, "
+                             f"got {tuple(scalars.shape)}")
+        if ptrs.numel() != nt * (2 + len(self.layout.vector)):
+            raise ValueError(f"expected {nt * (2 + len(self.layout.vector))} pointers, got "
+                             f"{ptrs.numel()}")
+        out = torch.zeros(nt, self.n_scalar_out, dtype=torch.float64)
+        code = self._fn(nt, numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
                         out.data_ptr(), torch.get_num_threads())
         if code != 0:
             raise MemoryError("the fused optimizer step could not allocate its work lists")
