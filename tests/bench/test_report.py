@@ -226,3 +226,14 @@ def test_the_metric_comes_from_the_task_or_the_stored_values():
     assert resolve_metric(store, other, "loss") == ("loss", False)
     assert resolve_metric(store, other, "f1", higher_is_better=True) == ("f1", True)
     assert "loss (mean ± std)" in summary_table(store, loss)
+
+
+def test_run_sweep_records_the_metric_and_reports_use_it(swept):
+    store, sweep, _ = swept
+    assert store.sweep(sweep)["config"]["metric"] == {"name": "accuracy", "higher_is_better": True}
+    # the record wins over the task-name table and the inference from summaries
+    config = {**store.sweep(sweep)["config"], "task": "pkg.mod:made_up",
+              "metric": {"name": "f1", "higher_is_better": False}}
+    other = store.open_sweep(config)
+    assert resolve_metric(store, other) == ("f1", False)
+    assert resolve_metric(store, other, higher_is_better=True) == ("f1", True)

@@ -22,11 +22,12 @@ and writes into ``out_dir``:
 :func:`summary_table` gives the summary table as text, :func:`list_sweeps` the sweeps of a
 store (``optimlab runs``).
 
-The metric (its name and whether higher is better) is not stored with the sweep. By
-default it is looked up by the task's name (:data:`TASK_METRICS`); for other tasks it is
-inferred from the runs' summaries (the trainer records ``final_metric`` equal to the test
-loss for a ``loss`` metric, the loss over ln 2 for ``bits_per_char``, a fraction for
-``accuracy``); pass ``metric_name``/``higher_is_better`` to say it.
+The metric (its name and whether higher is better) is recorded in the sweep's
+configuration by :func:`~optimlab.bench.sweep.run_sweep`. For sweeps stored before that, it
+is looked up by the task's name (:data:`TASK_METRICS`) or inferred from the runs' summaries
+(the trainer records ``final_metric`` equal to the test loss for a ``loss`` metric, the loss
+over ln 2 for ``bits_per_char``, a fraction for ``accuracy``); ``metric_name`` and
+``higher_is_better`` override it.
 
 matplotlib is imported only when a figure is drawn (the Agg backend when none is chosen).
 """
@@ -112,13 +113,17 @@ def _infer_metric(runs: Sequence[Run]) -> tuple[str, bool]:
 
 def resolve_metric(store: RunStore, sweep_id: int, metric_name: str | None = None,
                    higher_is_better: bool | None = None) -> tuple[str, bool]:
-    """``(metric name, higher is better)`` of a sweep: as given, else from the task's name
-    (:data:`TASK_METRICS`), else inferred from the runs' summaries, else ``("metric",
-    True)``. A given name without a direction takes the direction of a known metric."""
+    """``(metric name, higher is better)`` of a sweep: as given, else as recorded with the
+    sweep, else from the task's name (:data:`TASK_METRICS`), else inferred from the runs'
+    summaries, else ``("metric", True)``. A given name without a direction takes the
+    direction of a known metric."""
     if metric_name is None:
         info = store.sweep(sweep_id)
+        stored = (info["config"] or {}).get("metric")
         task = _task_key(info["config"].get("task", info["task"]))
-        if task in TASK_METRICS:
+        if isinstance(stored, dict) and "name" in stored:  # recorded by run_sweep
+            metric_name, inferred = stored["name"], bool(stored.get("higher_is_better", True))
+        elif task in TASK_METRICS:  # sweeps stored before the metric was recorded
             metric_name, inferred = TASK_METRICS[task]
         else:
             metric_name, inferred = _infer_metric(store.list_runs(sweep_id))

@@ -112,7 +112,11 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     task = get_task(spec.task, data_dir=data_dir)
     higher_is_better = task.metric == "accuracy"
-    sweep_id = store.open_sweep(spec.to_config(), name=name)
+    # the metric is stored with the sweep, so reports never have to guess it (a bring-your-
+    # own task's name tells nothing)
+    config = {**spec.to_config(), "metric": {"name": task.metric,
+                                             "higher_is_better": higher_is_better}}
+    sweep_id = store.open_sweep(config, name=name)
     store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                               for m in spec.members()])
     pending = store.pending_runs(sweep_id)
