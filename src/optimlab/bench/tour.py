@@ -5,7 +5,9 @@
    ill-conditioned bowl, noisy gradients).
 2. A real task: the four optimizers on MNIST-1D (MLP) over a learning-rate grid and three
    seeds, trained as batched populations and stored in the run store.
-3. Batch, mini-batch and stochastic gradient descent on least squares.
+3. Across tasks: the same four on digits and sparse logistic regression too, and the
+   AlgoPerf-style performance profile of time to a target over the three tasks.
+4. Batch, mini-batch and stochastic gradient descent on least squares.
 
 Everything is computed when it runs (a few minutes on two cores); ``quick=True`` shrinks
 every budget so the tests can run the whole tour in seconds.
@@ -24,6 +26,7 @@ from pathlib import Path
 from ..landscapes import get as get_landscape
 from ..landscapes import race
 from ..landscapes.demos import gd_variants
+from .profile import build_profile
 from .report import summary_table, write_report
 from .store import RunStore
 from .sweep import SweepSpec, run_sweep
@@ -32,6 +35,8 @@ from .trainer import TrainConfig
 __all__ = ["RACES", "run_tour"]
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+#: the tutorials' comparison on real tasks
+TASK_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 
 #: (title, landscape name, landscape parameters, noise): one race per difficulty
 RACES = (
@@ -70,23 +75,57 @@ def _races(quick: bool, say: Callable[[str], None]) -> list[_Section]:
     return sections
 
 
-def _mnist1d(out_dir: Path, quick: bool, say: Callable[[str], None]) -> _Section:
+def _mnist1d(store: RunStore, out_dir: Path, quick: bool,
+             say: Callable[[str], None]) -> tuple[_Section, int]:
     steps = 40 if quick else 1000
-    spec = SweepSpec(task="mnist1d", optimizers=("sgd", "adagrad", "rmsprop", "adam"),
+    spec = SweepSpec(task="mnist1d", optimizers=TASK_OPTIMIZERS,
                      config=TrainConfig(steps=steps, batch_size=100,
                                         eval_every=max(1, steps // 15), model="mlp"),
                      lrs=(1e-3, 1e-2, 1e-1) if quick else (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
                      seeds=1 if quick else 3, target=0.5)
     say(f"mnist1d: {len(spec.members())} runs of {steps} steps, as batched populations")
-    store = RunStore(out_dir / "tour-runs.db")
     sweep_id = run_sweep(spec, store)
     files = write_report(store, sweep_id, out_dir / "mnist1d")
     text = (f"MLP 40-100-100-10 on MNIST-1D, batch 100, {steps} steps, learning rates "
             f"{', '.join(f'{lr:g}' for lr in spec.lrs)}, {spec.seeds} seed(s) each; the full "
             f"report is mnist1d/report.html.\n\n{summary_table(store, sweep_id)}")
-    store.close()
     return _Section("SGD, Adagrad, RMSprop and Adam on MNIST-1D", text,
-                    [files["curves"].read_bytes(), files["lr_sensitivity"].read_bytes()])
+                    [files["curves"].read_bytes(), files["lr_sensitivity"].read_bytes()]), sweep_id
+
+
+#: the other tasks of the cross-task profile: (task, what it shows, target accuracy)
+PROFILE_TASKS = (
+    ("digits", "scikit-learn's 8x8 digits, MLP with 100 hidden units", 0.9),
+    ("sparse-logreg", "sparse logistic regression with rare informative features, the case "
+                      "Adagrad was made for", 0.7),
+)
+
+
+def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
+             say: Callable[[str], None]) -> _Section:
+    steps = 30 if quick else 300
+    sweeps, texts = [mnist1d_sweep], []
+    for task, what, target in PROFILE_TASKS:
+        spec = SweepSpec(task=task, optimizers=TASK_OPTIMIZERS,
+                         config=TrainConfig(steps=steps, batch_size=32,
+                                            eval_every=max(1, steps // 15)),
+                         lrs=(1e-2, 1e-1) if quick else (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+                         seeds=1 if quick else 3, target=target)
+        say(f"{task}: {len(spec.members())} runs of {steps} steps")
+        sweep_id = run_sweep(spec, store)
+        write_report(store, sweep_id, out_dir / task)
+        sweeps.append(sweep_id)
+        texts.append(f"{task}: {what}; batch 32, {steps} steps, target accuracy {target:g} "
+                     f"(report: {task}/report.html)\n{summary_table(store, sweep_id)}")
+    profile = build_profile(store, sweeps)
+    text = ("Each optimizer at its best learning rate on each task; the profile rho(tau) is "
+            "the share of tasks on which it reaches the target within tau times the fastest "
+            "optimizer's time (AlgoPerf's performance profile; higher and further left is "
+            "better, and the score is the area under it).\n\n" + "\n\n".join(texts)
+            + "\n\nPerformance profile over MNIST-1D, digits and sparse-logreg:\n"
+            + profile.table())
+    return _Section("Across tasks: which optimizer is fastest to a target", text,
+                    [_png(profile.plot())])
 
 
 def _variants(say: Callable[[str], None]) -> _Section:
@@ -121,7 +160,13 @@ def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -
     except OSError as err:
         raise OSError(err.errno, f"cannot create {out}: {err.strerror}") from None
     start = time.perf_counter()
-    sections = _races(quick, say) + [_mnist1d(out, quick, say), _variants(say)]
+    store = RunStore(out / "tour-runs.db")
+    try:
+        sections = _races(quick, say)
+        mnist1d, sweep_id = _mnist1d(store, out, quick, say)
+        sections += [mnist1d, _profile(store, sweep_id, out, quick, say), _variants(say)]
+    finally:
+        store.close()
     page = out / "tour.html"
     page.write_text(_page(sections, time.perf_counter() - start), encoding="utf-8")
     return page
