@@ -115,16 +115,29 @@ def test_fused_true_refuses_what_it_cannot_fuse():
     opt = optimlab.Adam([torch.zeros(3, requires_grad=True)], fused=True)
     with pytest.raises(ValueError, match="fused=True"):
         opt.add_param_group({"params": [bf16]})
-    # a non-contiguous gradient is only found at step time
-    w = torch.zeros(4, 3, requires_grad=True)
+    # a non-contiguous parameter is only found at step time
+    w = torch.zeros(3, 4).t().requires_grad_()
     opt = optimlab.Adam([w], fused=True)
-    w.grad = torch.ones(3, 4).t()
+    w.grad = torch.ones(4, 3)
     with pytest.raises(RuntimeError, match="cannot fuse 1 parameter"):
         opt.step()
     # fused=None takes the plain path for the same tensor
     opt = optimlab.Adam([w], lr=0.1)
     opt.step()
     assert torch.allclose(w, torch.full((4, 3), -0.1))
+
+
+def test_a_transposed_gradient_is_fused_from_a_contiguous_copy():
+    runs = []
+    for fused in (True, False):
+        w = torch.arange(12.0).reshape(4, 3).requires_grad_()
+        opt = optimlab.Adam([w], lr=0.1, fused=fused)
+        for _ in range(3):
+            w.grad = torch.sin(w.detach()).t().contiguous().t()  # same shape, other strides
+            assert not w.grad.is_contiguous()
+            opt.step()
+        runs.append(w.detach())
+    assert torch.equal(runs[0], runs[1])
 
 
 class _Tanh(RuleOptimizer):

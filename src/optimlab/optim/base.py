@@ -228,9 +228,10 @@ class RuleOptimizer(torch.optim.Optimizer):
     def _step_fused(self, params: list[Tensor], group: dict, hp: dict) -> list[Tensor]:
         """Step what the fused kernel can take; return the parameters left for the plain path.
 
-        A parameter qualifies when it and its gradient are dense, contiguous CPU tensors of
-        float32 or float64 (complex through its real view) and its state is complete (SGD's
-        momentum buffer exists only after the first step, which the plain path takes).
+        A parameter qualifies when it is a contiguous CPU tensor of float32 or float64
+        (complex through its real view) with a dense gradient (read from a contiguous copy if
+        it is laid out differently) and its state is complete (SGD's momentum buffer exists
+        only after the first step, which the plain path takes).
         """
         from . import kernels  # the fast path is loaded only by those who step with it
 
@@ -242,7 +243,7 @@ class RuleOptimizer(torch.optim.Optimizer):
             grad = p.grad
             weight = torch.view_as_real(p) if torch.is_complex(p) else p
             if (grad.is_sparse or p.device.type != "cpu" or weight.dtype not in kernels.DTYPES
-                    or not (p.is_contiguous() and grad.is_contiguous())):
+                    or not p.is_contiguous()):
                 rest.append(p)
                 continue
             state = self.state[p]
@@ -306,7 +307,9 @@ class RuleOptimizer(torch.optim.Optimizer):
             weight, grad = p, p.grad
             if torch.is_complex(p):
                 weight, grad = torch.view_as_real(p), torch.view_as_real(grad)
-            tensors.append([weight, grad, *[state[k] for k in layout.vector]])
+            # a gradient laid out differently (autograd may transpose one) is read from a
+            # contiguous copy; the parameter and state are written in place, so they must be
+            tensors.append([weight, grad.contiguous(), *[state[k] for k in layout.vector]])
         out = kernel(tensors, scalars)
         for j, key in enumerate(layout.scalar):
             for row, state in enumerate(states):

@@ -171,19 +171,22 @@ class Population:
 
         Each member's slice of each stacked parameter is one tensor of the kernel, with its
         own row of hyperparameters, so a norm (LAMB) is per member and per tensor, as with
-        vmap. It needs dense, contiguous CPU float32/float64 tensors, and state without
+        vmap. It needs dense CPU float32/float64 tensors (contiguous parameters), and state without
         0-d entries other than the step (NAdam's product is per member here).
         """
         from . import kernels
 
-        entries = [(i, p, g) for i, (p, g) in enumerate(zip(self.params, grads)) if g is not None]
+        # a gradient laid out differently (vmapped autograd transposes some) is read from a
+        # contiguous copy; parameters and state are written in place, so they must be
+        entries = [(i, p, g.contiguous()) for i, (p, g) in enumerate(zip(self.params, grads))
+                   if g is not None]
         if not entries or self._fused_refused:
             return False
         dtype = entries[0][1].dtype
         layout = None
         for index, p, g in entries:
             if (p.device.type != "cpu" or p.dtype != dtype or g.dtype != dtype or g.is_sparse
-                    or dtype not in kernels.DTYPES or not (p.is_contiguous() and g.is_contiguous())):
+                    or dtype not in kernels.DTYPES or not p.is_contiguous()):
                 return False
             state = self.state[index]
             if not state:
