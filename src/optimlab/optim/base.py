@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 
 __all__ = [
     "RuleOptimizer",
@@ -236,6 +237,7 @@ class RuleOptimizer(torch.optim.Optimizer):
         from . import kernels  # the fast path is loaded only by those who step with it
 
         required = group.get("fused") is True
+        layouts = self.__dict__.setdefault("_fused_layouts", WeakIdKeyDictionary())
         rest: list[Tensor] = []
         waiting: list[Tensor] = []
         batches: dict = {}
@@ -249,7 +251,15 @@ class RuleOptimizer(torch.optim.Optimizer):
             state = self.state[p]
             if not state:
                 state.update(self.init(weight, **hp))
-            layout = kernels.Layout.of(state, weight)
+            # the layout only changes when a state entry is replaced (load_state_dict, SGD's
+            # first step), so it is kept against the entries' identities
+            ids = tuple(map(id, state.values()))
+            cached = layouts.get(p)
+            if cached is not None and cached[0] == ids and cached[2] is weight.dtype:
+                layout = cached[1]
+            else:
+                layout = kernels.Layout.of(state, weight)
+                layouts[p] = (ids, layout, weight.dtype)
             if layout is None:
                 rest.append(p)
                 continue
