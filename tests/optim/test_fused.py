@@ -1,8 +1,9 @@
 """The fused fast path (optimlab.optim.kernels): parity with the plain path, the switch, fallbacks.
 
-Every other optimizer test runs with the default ``fused=None``, i.e. through the fused kernel
-where it applies; the parity test here ties it to the plain path (``fused=False``) for every
-case of the capability table, so both stay checked against torch and the oracles.
+Every other optimizer test runs with the default ``fused=None``, which leaves their small test
+problems to the plain path; the parity test here ties the kernel (``fused=True``) to the plain
+path (``fused=False``) for every case of the capability table, so both stay checked against
+torch and the oracles.
 """
 
 import pytest
@@ -14,6 +15,13 @@ from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.kernels import build
 from tests.optim.cases import ALL_CASES
 from tests.problems import assert_params_close, loss_fn, make_params, run_torch, train_steps
+
+
+@pytest.fixture(autouse=True)
+def fuse_even_tiny_tensors(monkeypatch):
+    """The test problems are small; fused=None would leave them to the plain path."""
+    monkeypatch.setattr(kernels, "MIN_NUMEL", 0)
+
 
 FUSED_CASES = [c for c in ALL_CASES if getattr(getattr(optimlab, c.cls_name), "supports_fused", False)]
 FUSED_CLASSES = sorted({c.cls_name for c in FUSED_CASES})
@@ -247,6 +255,21 @@ def test_generated_source_reads_each_input_once():
     stores = [line for line in loop.splitlines() if line.strip().startswith("b") and "[i] =" in line]
     assert len(loads) == 4 and len(stores) == 3
     assert source.count("#pragma omp parallel for") == 1  # one pass
+
+
+def test_fused_none_leaves_small_groups_to_the_plain_path(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_NUMEL", 1000)
+    calls = []
+    original = kernels.Kernel.__call__
+    monkeypatch.setattr(kernels.Kernel, "__call__",
+                        lambda self, t, s: calls.append(len(t)) or original(self, t, s))
+    small = [torch.zeros(10, 10, requires_grad=True)]
+    big = [torch.zeros(40, 40, requires_grad=True)]
+    for params, fused, expected in ((small, None, []), (small, True, [1]), (big, None, [1])):
+        calls.clear()
+        params[0].grad = torch.ones_like(params[0])
+        optimlab.Adam(params, fused=fused).step()
+        assert calls == expected
 
 
 def test_training_with_the_fused_path_still_descends():

@@ -266,6 +266,9 @@ class RuleOptimizer(torch.optim.Optimizer):
             batches.setdefault((weight.dtype, layout), []).append(p)
         maximize = bool(group.get("maximize", False))
         for (dtype, layout), batch in batches.items():
+            if not required and sum(p.numel() for p in batch) < kernels.MIN_NUMEL:
+                rest += batch  # too small for the call to pay for itself
+                continue
             try:
                 kernel = self._fused_kernel(dtype, layout, hp, maximize, required)
             except kernels.StateNotReady:

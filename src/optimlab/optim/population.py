@@ -180,8 +180,9 @@ class Population:
         # contiguous copy; parameters and state are written in place, so they must be
         entries = [(i, p, g.contiguous()) for i, (p, g) in enumerate(zip(self.params, grads))
                    if g is not None]
-        if not entries or self._fused_refused:
-            return False
+        if (not entries or self._fused_refused
+                or sum(p.numel() for _, p, _ in entries) < kernels.MIN_NUMEL):
+            return False  # a race's tiny members step faster on the plain path
         dtype = entries[0][1].dtype
         layout = None
         for index, p, g in entries:
