@@ -18,6 +18,8 @@
     optimlab tour [--out DIR] [--quick]  the tutorials' story end to end, as one HTML page
     optimlab profile SWEEP_ID [SWEEP_ID ...] [--out profile.png] [--db runs.db]
                                          AlgoPerf performance profile across sweeps
+    optimlab serve [--host 127.0.0.1] [--port 8000] [--db runs.db]
+                                         the playground: a local web page (needs the web extra)
 
 Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2.
 """
@@ -366,6 +368,40 @@ def run_tour(args: argparse.Namespace) -> str:
     return f"wrote {page}"
 
 
+def run_serve(args: argparse.Namespace) -> str:
+    """``optimlab serve``: the playground on uvicorn, until interrupted."""
+    import socket
+    from pathlib import Path
+
+    if not 0 <= args.port <= 65535:
+        raise CLIError(f"--port must be from 0 to 65535, got {args.port}")
+    db = Path(args.db)
+    if db.exists():  # a store that cannot be read is an error now, not on the Runs tab
+        from .bench.store import RunStore, StoreError
+
+        try:
+            RunStore(db, readonly=True).close()
+        except (OSError, StoreError) as err:
+            raise CLIError(f"cannot read the run store {args.db}: {err}") from None
+    elif not db.absolute().parent.is_dir():
+        raise CLIError(f"cannot use the run store {args.db}: its directory does not exist")
+    try:
+        from .web.server import serve
+    except ImportError as err:
+        raise CLIError(f"optimlab serve needs the web extra: pip install 'optimlab[web]' "
+                       f"({err})") from None
+    try:  # say so in one line rather than in uvicorn's traceback
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as err:
+        raise CLIError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") \
+            from None
+    print(f"optimlab playground: http://{args.host}:{args.port}/ (run store {db.absolute()}; "
+          "Ctrl-C stops it)", file=sys.stderr)
+    serve(host=args.host, port=args.port, db_path=db)
+    return "playground stopped"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="optimlab", description=(
         "Gradient-based optimizers you can use, see, trust and choose."))
@@ -428,6 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_ids", nargs="+", type=int, metavar="SWEEP_ID")
     p.add_argument("--out", help="write the profile plot (PNG)")
     p.add_argument("--db", default=DEFAULT_DB)
+    p = sub.add_parser("serve", help="the playground: race optimizers in a local web page")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--db", default=DEFAULT_DB,
+                   help=f"run store shown on the Runs tab (default {DEFAULT_DB})")
     p = sub.add_parser("report", help="rebuild a sweep's report")
     p.add_argument("sweep_id", type=int)
     p.add_argument("--out", required=True)
@@ -458,6 +500,8 @@ def _run(args: argparse.Namespace) -> str:
         return run_tour(args)
     if args.command == "profile":
         return run_profile(args)
+    if args.command == "serve":
+        return run_serve(args)
     raise CLIError(f"unknown command {args.command!r}")
 
 

@@ -132,3 +132,22 @@ def test_bad_input(kwargs, match):
 def test_unknown_landscape():
     with pytest.raises(ValueError, match="rosenbrock"):
         race("rosenbrok", {"adam": {}})
+
+
+def test_the_race_gradient_is_torch_autograd_grad():
+    """The step loop calls the autograd engine directly (cheaper for tiny tensors); on this
+    torch it must give exactly what torch.autograd.grad gives, else the public call is used."""
+    import sys
+
+    engine = sys.modules["optimlab.landscapes.race"]
+    vjp = engine._pick_vjp()
+    for name in ("rosenbrock", "ackley", "goldstein_price", "two_wells"):
+        land = get(name)
+        x = torch.linspace(-1.5, 1.5, 14, dtype=torch.float64).reshape(7, 2)
+        with torch.enable_grad():
+            p = x.clone().requires_grad_()
+            expected = torch.autograd.grad(land.f(p).sum(), p)[0]
+            p = x.clone().requires_grad_()
+            values = land.f(p)
+            got = vjp(values, p, torch.ones_like(values))
+        assert torch.equal(got, expected), name

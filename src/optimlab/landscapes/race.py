@@ -79,6 +79,40 @@ def _start(landscape: Landscape, start) -> Tensor:
     return x
 
 
+def _engine_vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
+    # torch.autograd.grad's own call into the C++ engine, without the Python checks and
+    # bookkeeping around it (they cost about a third of a tiny gradient evaluation)
+    return _RUN_BACKWARD((values,), (weights,), False, False, (points,), False,
+                         accumulate_grad=False)[0]
+
+
+def _public_vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
+    return torch.autograd.grad(values, points, weights)[0]
+
+
+def _pick_vjp():
+    """The engine call when this torch has it and it agrees with ``torch.autograd.grad`` on
+    a probe, else ``torch.autograd.grad`` itself."""
+    if _RUN_BACKWARD is None:
+        return _public_vjp
+    try:
+        with torch.enable_grad():
+            p = torch.tensor([[0.5, -2.0], [1.5, 3.0]], dtype=torch.float64, requires_grad=True)
+            weights = torch.tensor([1.0, 2.0], dtype=torch.float64)
+            expected = _public_vjp((p**3).sum(-1), p, weights)
+            if torch.equal(_engine_vjp((p**3).sum(-1), p, weights), expected):
+                return _engine_vjp
+    except (TypeError, RuntimeError, AttributeError):  # pragma: no cover - another torch
+        pass
+    return _public_vjp  # pragma: no cover
+
+
+_RUN_BACKWARD = getattr(getattr(getattr(torch.autograd, "Variable", None), "_execution_engine",
+                                None), "run_backward", None)
+#: ``vjp(values, points, weights)``: the gradient of ``(weights * values).sum()`` at points.
+_vjp = _pick_vjp()
+
+
 def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[dict]]],
                 start: Tensor, steps: int) -> list[tuple[Tensor, Tensor]]:
     """Run optimizers from ``start``: the batched engine behind :func:`race`.
@@ -89,7 +123,7 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[d
     (f without noise), in float64.
     """
     dim = landscape.dim
-    noise = landscape.noise_sequence(steps)
+    noise = landscape.noise_sequence(steps) if landscape.noise else None
     sizes = [max([len(v) for v in hp.values() if isinstance(v, list)], default=1)
              for _, hp in entries]
     # All members of all optimizers live in one tensor; each population steps a view of
@@ -98,30 +132,47 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[d
     groups = []
     for (name, hp), rows in zip(entries, x.split(sizes)):
         # a matrix-only optimizer (Muon) sees each point as a 1 x dim matrix
-        view = rows.unsqueeze(1) if getattr(resolve(name).cls, "needs_matrix", False) else rows
-        groups.append((view, Population(name, [view], hp)))
+        matrix = getattr(resolve(name).cls, "needs_matrix", False)
+        view = rows.unsqueeze(1) if matrix else rows
+        pop = Population(name, [view], hp)
+        # (population, its view, the view's shape if the gradient rows need reshaping,
+        #  whether it needs a closure): looked up once, not on every step
+        groups.append((pop, view, view.shape if matrix else None, pop.entry.info.needs_closure))
     paths = torch.empty(steps + 1, x.shape[0], dim, dtype=torch.float64)
     losses = torch.empty(steps + 1, x.shape[0], dtype=torch.float64)
+    ones = torch.ones(x.shape[0], dtype=torch.float64)
 
+    # The step loop is the cost of a race, and its tensors are tiny, so it is written to
+    # call as few torch operations per step as it can: the gradient of f's values is taken
+    # against a vector of ones (the gradient of their sum, without the sum) straight from
+    # the autograd engine (_vjp), noise is added only when there is some, gradient rows are
+    # split once and reshaped only for matrix-only rules. Each member's path is exactly
+    # that of its optimizer run alone.
     def gradient(points: Tensor, t: int) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             points = points.detach().requires_grad_()
             values = landscape.f(points)
-            (g,) = torch.autograd.grad(values.sum(), points)
-        return values.detach(), g + noise[t]
+            same = values.shape == ones.shape and values.dtype == ones.dtype
+            weights = ones if same else torch.ones_like(values)
+            g = _vjp(values, points, weights)
+        return values.detach(), g if noise is None else g + noise[t]
 
+    single = len(groups) == 1
     with torch.no_grad():
         for t in range(steps):
             values, grads = gradient(x, t)
             paths[t], losses[t] = x, values
-            for (view, pop), g in zip(groups, grads.split(sizes)):
-                if pop.entry.info.needs_closure:
+            parts = (grads,) if single else grads.split_with_sizes(sizes)
+            for (pop, view, shape, needs_closure), g in zip(groups, parts):
+                if shape is not None:
+                    g = g.view(shape)
+                if needs_closure:
                     def closure(view=view):
                         view.grad = gradient(view.reshape(-1, dim), t)[1].view(view.shape)
-                    view.grad = g.view(view.shape)
+                    view.grad = g
                     pop.step(closure)
                 else:
-                    pop.step(grads=[g.view(view.shape)])
+                    pop.step(grads=[g])
         paths[steps], losses[steps] = x, landscape.f(x)
     return list(zip(paths.split(sizes, dim=1), losses.split(sizes, dim=1)))
 

@@ -1,0 +1,419 @@
+"""What the playground's endpoints answer, as plain functions (no web framework here).
+
+The payloads are built from the library itself: landscapes from
+:mod:`optimlab.landscapes` (their grids and colour scales as the matplotlib pictures
+compute them), optimizers from the registry's catalog, races from
+:func:`optimlab.landscapes.race`, sweeps from the :class:`~optimlab.bench.store.RunStore`
+through :mod:`optimlab.bench.report` and :mod:`optimlab.bench.analysis`.
+
+Numbers that are not finite (a diverged path, a NaN loss) become ``None``, since JSON has
+no NaN or infinity. A request that breaks a rule raises :class:`RequestError`, which says
+which field and why (the server turns it into HTTP 422).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..landscapes import TUNE_GRID, Landscape, race
+from ..landscapes import get as get_landscape_by_name
+from ..landscapes import names as landscape_names
+from ..landscapes.plots import _grid, _scale_for
+from ..optim.population import Population
+from ..optim.registry import available, resolve
+from . import hparams as hp
+from .models import GRID_MAX, GRID_MIN, MAX_POINTS, MAX_WORK, RaceRequest
+
+__all__ = ["RequestError", "COLORS", "COLOR_FIRST", "colors", "landscapes", "landscape", "grid", "grid_json",
+           "optimizers", "run_race", "sweeps", "sweep_detail", "dumps", "finite_list"]
+
+#: The page's colours: tab10 first, then darker and other distinct shades.
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#a50f15",
+          "#6a51a3", "#843c39", "#7b4173", "#637939", "#3182bd", "#000000", "#f781bf",
+          "#b8860b", "#008080", "#9c9ede")
+#: Who gets the first (most distinct) colours: the optimizers most often raced together;
+#: the rest follow in registry order. Every registry name keeps one colour, no two share.
+COLOR_FIRST = ("gd", "momentum", "adam", "rmsprop", "adagrad", "nag", "sgd", "adamw", "lion",
+               "adadelta")
+
+
+def colors() -> dict[str, str]:
+    """The colour of every registry name on the page."""
+    names = [e.name for e in available()]
+    order = [n for n in COLOR_FIRST if n in names] + [n for n in names if n not in COLOR_FIRST]
+    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(order)}
+
+
+class RequestError(ValueError):
+    """A request the playground refuses: ``loc`` is the field (a tuple of keys/indices)."""
+
+    def __init__(self, loc: Sequence, message: str, status: int = 422):
+        super().__init__(message)
+        self.loc = tuple(loc)
+        self.status = status
+
+
+# ----------------------------------------------------------------------------- json
+
+
+def finite_list(values) -> list:
+    """A flat list of floats with every non-finite value replaced by ``None``."""
+    a = np.asarray(values, dtype=float).ravel()
+    if np.isfinite(a).all():
+        return a.tolist()
+    return [v if math.isfinite(v) else None for v in a.tolist()]
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _finite(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return _finite(value.item())
+    if isinstance(value, type):  # SAM's base optimizer class: its registry name
+        return next((e.name for e in available() if e.cls is value and not e.preset),
+                    value.__name__)
+    return str(value)
+
+
+def dumps(payload: Any) -> bytes:
+    """Compact JSON; refuses NaN and infinity (they must have become ``None`` already)."""
+    return json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
+
+
+# ----------------------------------------------------------------------------- landscapes
+
+
+def _landscape_info(land: Landscape) -> dict:
+    return {"name": land.name, "description": land.description,
+            "domain": [list(map(float, d)) for d in land.domain],
+            "minima": [list(map(float, m)) for m in land.minima],
+            "min_value": float(land.min_value), "start": list(map(float, land.start)),
+            "log_scale": bool(land.log_scale), "challenges": list(land.challenges),
+            "params": _jsonable(land.params)}
+
+
+@functools.lru_cache(maxsize=1)
+def _landscapes() -> tuple[dict, ...]:
+    out = []
+    for name in landscape_names():
+        land = get_landscape_by_name(name)
+        if land.dim == 2:
+            out.append(_landscape_info(land))
+    return tuple(out)
+
+
+def landscapes() -> list[dict]:
+    """Every 2-D landscape of the catalog: name, description, domain, minima, start, ..."""
+    return [dict(d) for d in _landscapes()]
+
+
+def landscape(name: str, params: dict | None = None, loc: Sequence = ("landscape",)) -> Landscape:
+    """The 2-D landscape ``name`` built with ``params``; :class:`RequestError` otherwise."""
+    try:
+        get_landscape_by_name(name)
+    except ValueError as err:
+        raise RequestError(loc, str(err)) from None
+    try:
+        land = get_landscape_by_name(name, **(params or {}))
+    except (ValueError, TypeError) as err:
+        raise RequestError(("params",), str(err)) from None
+    if land.dim != 2:
+        raise RequestError(loc, f"the playground races 2-D landscapes only; {land.name!r} "
+                                f"has dim={land.dim}")
+    return land
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_payload(name: str, params: tuple, n: int) -> bytes:
+    land = landscape(name, dict(params))
+    X, Y, Z = _grid(land, n)
+    scale = _scale_for(land, Z)
+    color = np.log10(scale(Z)) if scale.log else Z
+    rows = lambda a: [finite_list(row) for row in a]  # noqa: E731
+    payload = {"name": land.name, "params": _jsonable(land.params), "n": n,
+               "description": land.description,
+               "x": X[0].tolist(), "y": Y[:, 0].tolist(), "z": rows(Z), "color": rows(color),
+               "log": bool(scale.log), "zmin": float(scale.zmin), "offset": float(scale.offset),
+               "color_title": "log10(f - f_min + ε)" if scale.log else "f"}
+    return dumps(payload)
+
+
+def grid_json(name: str, params: dict | None = None, n: int = 100) -> bytes:
+    """The JSON of :func:`grid` (cached per landscape, parameters and size)."""
+    if not (isinstance(n, int) and GRID_MIN <= n <= GRID_MAX):
+        raise RequestError(("query", "n"), f"n must be a whole number from {GRID_MIN} to "
+                                           f"{GRID_MAX}, got {n!r}")
+    try:
+        return _grid_payload(name, tuple(sorted((params or {}).items())), n)
+    except RequestError:
+        raise
+    except ValueError as err:  # e.g. not finite anywhere on its domain with these parameters
+        raise RequestError(("params",), str(err)) from None
+
+
+def grid(name: str, params: dict | None = None, n: int = 100) -> dict:
+    """Values of a 2-D landscape on an ``n x n`` grid over its domain, for contours.
+
+    ``z[i][j]`` is f at ``(x[j], y[i])``; ``color`` is what to colour: ``log10(f - zmin +
+    offset)`` when ``log`` (the landscape asks for a log scale, or its values span many
+    decades: the same rule as the matplotlib pictures), else f itself.
+    """
+    return json.loads(grid_json(name, params, n))
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+@functools.lru_cache(maxsize=1)
+def _optimizers() -> bytes:
+    out, palette = [], colors()
+    for entry in available():
+        info = entry.info
+        out.append({
+            "name": entry.name, "cls": entry.cls.__name__, "alias_of": entry.alias_of,
+            "preset": _jsonable(entry.preset), "summary": entry.summary,
+            "family": info.family, "year": info.year, "paper": info.paper,
+            "rule_latex": info.rule_latex, "rule_text": info.rule_text,
+            "tuning": info.tuning, "strengths": info.strengths, "weaknesses": info.weaknesses,
+            "typical_use": info.typical_use, "adaptive": info.adaptive,
+            "momentum": info.momentum, "memory_note": info.memory_note,
+            "wrapper": info.wrapper, "needs_closure": info.needs_closure,
+            "color": palette[entry.name],
+            "hyperparameters": hp.exposed(entry.name),
+            "defaults": _jsonable(hp.defaults(entry.name)),
+        })
+    return dumps(out)
+
+
+def optimizers() -> list[dict]:
+    """Every registry name with its catalog row, update rule, colour and hyperparameters."""
+    return json.loads(_optimizers())
+
+
+def optimizers_json() -> bytes:
+    """The JSON of :func:`optimizers` (built once)."""
+    return _optimizers()
+
+
+# ----------------------------------------------------------------------------- races
+
+
+def _start(land: Landscape, start) -> list[float] | None:
+    if start is None:
+        return None
+    if len(start) != 2:
+        raise RequestError(("start",), f"start must be two numbers [x, y], got {len(start)}")
+    point = [float(v) for v in start]
+    if not all(math.isfinite(v) for v in point):
+        raise RequestError(("start",), "start must be finite numbers")
+    for axis, (v, (low, high)) in enumerate(zip(point, land.domain)):
+        if not low <= v <= high:
+            raise RequestError(("start",), f"start {'xy'[axis]}={v:g} is outside {land.name}'s "
+                                           f"domain [{low:g}, {high:g}]")
+    return point
+
+
+def _members(name: str, hparams: dict, tune: bool) -> int:
+    """Optimizer-steps per race step: 1, or the grid size for one stepped member by member."""
+    if not tune:
+        return 1
+    entry = resolve(name)
+    shape = (1, 1, 2) if getattr(entry.cls, "needs_matrix", False) else (1, 2)
+    mode = Population(name, [torch.zeros(shape, dtype=torch.float64)], hparams).mode
+    return len(TUNE_GRID) if mode == "member" else 1
+
+
+def _entries(request: RaceRequest) -> list[tuple[str, str, dict]]:
+    entries, labels = [], set()
+    for i, spec in enumerate(request.optimizers):
+        try:
+            entry = resolve(spec.name)
+        except ValueError as err:
+            raise RequestError(("optimizers", i, "name"), str(err)) from None
+        try:
+            checked = hp.check(entry.name, dict(spec.hparams))
+        except hp.HyperparameterError as err:
+            loc = ("optimizers", i, "hparams") + ((err.key,) if err.key else ())
+            raise RequestError(loc, f"{entry.name}: {err}" if not str(err).startswith(
+                entry.name) else str(err)) from None
+        if not {"inner", "base_optimizer"} & set(checked):
+            # every shown hyperparameter explicit, so the answer says each value used
+            checked = {**{h["name"]: hp.defaults(entry.name)[h["name"]]
+                          for h in hp.exposed(entry.name)}, **checked}
+        label = spec.label or spec.name
+        base, k = label, 2
+        while label in labels:
+            label, k = f"{base} #{k}", k + 1
+        labels.add(label)
+        entries.append((label, entry.name, checked))
+    return entries
+
+
+def run_race(request: RaceRequest) -> dict:
+    """Run a race request; the answer of ``POST /api/race`` (see :class:`RaceResponse`).
+
+    Raises :class:`RequestError` for a request outside the limits. A diverging optimizer
+    is an answer, not an error: its metrics say ``diverged`` and its non-finite numbers are
+    ``None``.
+    """
+    began = time.perf_counter()
+    land = landscape(request.landscape, request.params)
+    start = _start(land, request.start)
+    entries = _entries(request)
+    work = request.steps * sum(_members(name, h, request.tune) for _, name, h in entries)
+    if work > MAX_WORK:
+        raise RequestError(("steps",), f"the race is too big: {request.steps} steps x "
+                                       f"{len(entries)} optimizers comes to {work} "
+                                       f"optimizer-steps (tuning an optimizer that steps "
+                                       f"member by member counts {len(TUNE_GRID)} each); "
+                                       f"the limit is {MAX_WORK}")
+    try:
+        result = race(land, {label: {"name": name, **h} for label, name, h in entries},
+                      start=start, steps=request.steps, noise=float(request.noise),
+                      seed=request.seed, tune=request.tune, tol=float(request.tol))
+    except ValueError as err:
+        raise RequestError(("optimizers",), str(err)) from None
+    stride = max(1, math.ceil(request.steps / (MAX_POINTS - 1)))
+    index = np.arange(0, request.steps + 1, stride)
+    if index[-1] != request.steps:
+        index = np.append(index, request.steps)
+    results = []
+    for label, name, _ in entries:
+        path, loss, m = result.paths[label][index], result.losses[label][index], \
+            result.metrics[label]
+        used = {k: v for k, v in result.hparams[label].items() if k != "name"}
+        tuning = result.tuning.get(label)
+        results.append({
+            "label": label, "name": name, "hparams": _jsonable(used),
+            "x": finite_list(path[:, 0]), "y": finite_list(path[:, 1]),
+            "loss": finite_list(loss),
+            "metrics": {"final_loss": _finite(m.final_loss), "gap": _finite(m.gap),
+                        "distance": _finite(m.distance), "steps_to_tol": m.steps_to_tol,
+                        "diverged": bool(m.diverged)},
+            "tuning": None if tuning is None else [
+                {"lr": float(lr), "final_loss": _finite(v)} for lr, v in tuning.items()],
+        })
+    return {"landscape": land.name, "params": _jsonable(land.params),
+            "start": [float(v) for v in result.start], "steps": request.steps,
+            "noise": float(request.noise), "seed": request.seed, "tune": request.tune,
+            "tol": float(request.tol), "stride": stride, "step": index.tolist(),
+            "results": results, "elapsed_ms": round((time.perf_counter() - began) * 1e3, 2)}
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def _open(db_path):
+    from ..bench.store import RunStore
+
+    try:
+        import pandas  # noqa: F401  (the store's DataFrame readers need it)
+    except ImportError:
+        raise RequestError(("path",), "the Runs tab reads the run store with pandas: "
+                                      "pip install 'optimlab[bench]'", status=501) from None
+    if db_path is None or not Path(db_path).exists():
+        return None
+    return RunStore(db_path, readonly=True)
+
+
+def sweeps(db_path) -> list[dict]:
+    """The sweeps stored in ``db_path`` (none when the file does not exist yet), with their
+    runs counted by status."""
+    from ..bench.store import STATUSES
+
+    store = _open(db_path)
+    if store is None:
+        return []
+    with store:
+        frame = store.sweeps()
+    out = []
+    for row in frame.to_dict("records"):
+        config = row["config"] or {}
+        out.append({"id": int(row["sweep_id"]), "name": row["name"], "task": row["task"],
+                    "model": row["model"], "created_at": row["created_at"].isoformat(),
+                    "counts": {status: int(row[f"n_{status}"]) for status in STATUSES},
+                    "optimizers": [str(o) for o in config.get("optimizers") or []]})
+    return out
+
+
+def _curves(store, sweep_id: int, best: dict[str, float]) -> dict:
+    from ..bench.store import TERMINAL
+
+    frame = store.metrics(sweep_id)
+    curves = {}
+    for name, lr in best.items():
+        rows = frame[(frame["optimizer"] == name) & (frame["lr"] == lr)
+                     & frame["status"].isin(TERMINAL)]
+        if rows.empty:
+            continue
+        wide = rows.pivot_table(index="step", columns="name", values="value", aggfunc="mean",
+                                dropna=False)
+        curve = {"lr": lr, "seeds": int(rows["run_id"].nunique()),
+                 "step": [int(s) for s in wide.index]}
+        for metric in wide.columns:
+            curve[str(metric)] = finite_list(wide[metric].to_numpy())
+        curves[name] = curve
+    return curves
+
+
+def sweep_detail(db_path, sweep_id: int) -> dict:
+    """One sweep: its summary per optimizer, mean curves at each best lr, the text table.
+
+    Raises :class:`RequestError` with status 404 when the store has no such sweep.
+    """
+    from ..bench.analysis import summarize
+    from ..bench.report import resolve_metric, summary_table
+    from ..bench.store import TERMINAL
+    from ..bench.sweep import run_records
+
+    store = _open(db_path)
+    if store is None:
+        raise RequestError(("path", "sweep_id"), f"no run store at {db_path}", status=404)
+    with store:
+        try:
+            info = store.sweep(sweep_id)
+        except KeyError:
+            raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id} in {store.path}",
+                               status=404) from None
+        metric, higher = resolve_metric(store, sweep_id)
+        records = [r for r in run_records(store, sweep_id)
+                   if r["status"] in TERMINAL and _finite(r["lr"]) is not None]
+        summaries = summarize(records, higher)
+        best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
+        summary = [{"optimizer": s.optimizer, "best_lr": s.best_lr if s.optimizer in best
+                    else None, "mean": _finite(s.mean), "std": _finite(s.std),
+                    "seeds": s.seeds, "diverged": s.diverged,
+                    "sensitivity": [{"lr": lr, "mean": _finite(v)}
+                                    for lr, v in s.sensitivity.items()]}
+                   for s in summaries]
+        curves = _curves(store, sweep_id, best)
+        text = summary_table(store, sweep_id)
+        listed = next(s for s in sweeps(db_path) if s["id"] == sweep_id)
+    return {"sweep": listed, "config": _jsonable(info["config"] or {}), "metric": metric,
+            "higher_is_better": bool(higher), "summary": summary, "curves": curves,
+            "summary_text": text}

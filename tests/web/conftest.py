@@ -1,0 +1,36 @@
+"""Fixtures of the playground tests: an app, its test client, and a small run store."""
+
+from pathlib import Path
+
+import pytest
+
+from optimlab.bench.store import RunStore
+from optimlab.bench.sweep import SweepSpec, run_sweep
+from optimlab.bench.trainer import TrainConfig
+
+#: Screenshots and other files a person may want to look at after a run.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+
+
+@pytest.fixture(scope="session")
+def sweep_db(tmp_path_factory):
+    """A run store with one real sweep: digits, sgd and adam at two learning rates (one of
+    them too large for sgd), two seeds, a handful of steps (a few seconds)."""
+    path = tmp_path_factory.mktemp("store") / "runs.db"
+    spec = SweepSpec(task="digits", optimizers=("sgd", "adam"),
+                     config=TrainConfig(steps=20, batch_size=64, eval_every=5),
+                     lrs=(0.05, 50.0), seeds=2, target=0.3)
+    with RunStore(path) as store:
+        sweep_id = run_sweep(spec, store, name="web-test")
+    return path, sweep_id
+
+
+@pytest.fixture(scope="session")
+def client(sweep_db):
+    """The app over that store, in process (its startup warm-up run once)."""
+    from fastapi.testclient import TestClient
+
+    from optimlab.web.server import create_app
+
+    with TestClient(create_app(sweep_db[0])) as test_client:
+        yield test_client

@@ -1,0 +1,87 @@
+"""`optimlab serve`: loopback by default, one-line errors (exit 2), a real server answering."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from optimlab.cli import main
+
+
+def test_serve_binds_loopback_by_default(monkeypatch, tmp_path, capsys):
+    calls = []
+    monkeypatch.setattr("optimlab.web.server.serve", lambda **kw: calls.append(kw))
+    assert main(["serve", "--port", "0", "--db", str(tmp_path / "runs.db")]) == 0
+    (call,) = calls
+    assert call["host"] == "127.0.0.1" and call["port"] == 0
+    assert str(call["db_path"]).endswith("runs.db")
+    assert "http://127.0.0.1:0/" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "runs.db").write_bytes(b"this is not a database" * 100), "cannot read the run store"),
+    (lambda d: (d / "runs.db").mkdir(), "cannot read the run store"),
+    (lambda d: None, "directory does not exist"),
+])
+def test_an_unreadable_store_is_one_error_line(tmp_path, capsys, make, message):
+    make(tmp_path)
+    db = tmp_path / "runs.db" if (tmp_path / "runs.db").exists() else tmp_path / "no" / "runs.db"
+    assert main(["serve", "--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("optimlab: error:") and message in err[0]
+
+
+def test_a_busy_port_is_one_error_line(tmp_path, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--db", str(tmp_path / "r.db")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot listen on 127.0.0.1:{port}" in err[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_optimlab_serve_answers_until_stopped(tmp_path, sweep_db):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "optimlab", "serve", "--port", str(port),
+                             "--db", str(sweep_db[0])],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/sweeps", timeout=5) as answer:
+                    sweeps = json.load(answer)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.time() < deadline, "the server did not come up"
+                time.sleep(0.25)
+        assert [s["id"] for s in sweeps] == [sweep_db[1]]
+        with urllib.request.urlopen(f"{base}/", timeout=5) as answer:
+            assert b"optimlab playground" in answer.read()
+        request = urllib.request.Request(f"{base}/api/race", method="POST",
+                                         data=json.dumps({"landscape": "rosenbrock", "steps": 10**6,
+                                                          "optimizers": [{"name": "adam"}]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 422 and "steps" in json.load(refused.value)["message"]
+        with urllib.request.urlopen(f"{base}/api/landscapes", timeout=5) as answer:
+            assert answer.status == 200  # still answering
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "http://127.0.0.1:" in out

@@ -1,0 +1,242 @@
+"""The playground in a real browser: headless Chromium (Debian's ``chromium``) driven by
+Playwright's Python package, against a uvicorn server on a free port in a thread.
+
+Skipped, with the reason, when Chromium or Playwright is missing, unless the environment
+sets ``OPTIMLAB_REQUIRE_BROWSER=1`` (as ``.ci/run`` does): then it fails. Screenshots are
+saved under ``test-artifacts/web/``.
+"""
+
+import os
+import shutil
+import socket
+import threading
+import time
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from .conftest import ARTIFACTS
+
+CHROMIUM = os.environ.get("OPTIMLAB_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 60_000
+
+
+def _missing() -> str | None:
+    if not (os.path.isfile(CHROMIUM) or shutil.which(CHROMIUM)):
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright's Python package is not installed (pip install playwright)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for the whole module."""
+    reason = _missing()
+    if reason:
+        if os.environ.get("OPTIMLAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"OPTIMLAB_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(sweep_db):
+    """The playground on a free loopback port, in a background thread."""
+    import uvicorn
+
+    from optimlab.web.server import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(create_app(sweep_db[0]), host="127.0.0.1", port=port,
+                            log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 120
+    while not uv.started:
+        assert thread.is_alive() and time.time() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page; the test fails if the page logs an error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors = []
+    page.on("pageerror", lambda err: errors.append(f"page error: {err}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+            if msg.type == "error" and "status of 422" not in msg.text else None)
+    page.on("requestfailed", lambda req: errors.append(f"request failed: {req.url}"))
+    page.base = server
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _until(page, expression, timeout=TIMEOUT_MS / 1000):
+    """Wait until a JavaScript expression is true. (Playwright's wait_for_function compiles
+    its argument in the page, which the page's Content-Security-Policy forbids: no eval.)"""
+    deadline = time.time() + timeout
+    while not page.evaluate(f"() => Boolean({expression})"):
+        assert time.time() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
+
+
+def _open(page, query=""):
+    page.goto(f"{page.base}/{query}")
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def _race(page, watch=True):
+    """Race; ``watch`` waits for the animation to end, else it is stopped at the last step."""
+    page.click("#race")
+    page.wait_for_selector("body[data-raced='1']")
+    if watch:
+        _until(page, "document.body.dataset.playing === '0'")
+    else:
+        _scrub(page, -1)
+
+
+def _scrub(page, step):
+    """Move the scrubber (which pauses the animation) to a point; -1 for the last."""
+    if step < 0:
+        step = int(page.get_attribute("#scrub", "max"))
+    page.fill("#scrub", str(step))
+    page.dispatch_event("#scrub", "input")
+    _until(page, f"document.body.dataset.frame === '{step}'")
+
+
+def _paths(page):
+    return page.evaluate("""() => document.getElementById('map').data
+        .filter((t) => t.meta === 'path').map((t) => ({name: t.name, points: t.x.length}))""")
+
+
+def _shot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def _choose(page, names):
+    for box in page.locator("#optimizers .opt-head input[type=checkbox]").all():
+        want = box.get_attribute("value") in names
+        if box.is_checked() != want:
+            box.click()
+
+
+def test_race_on_rosenbrock_from_a_clicked_start(page):
+    _open(page)
+    page.select_option("#landscape", "himmelblau")
+    _until(page, "document.getElementById('map').layout.xaxis.range[1] === 5")
+    page.select_option("#landscape", "rosenbrock")
+    _until(page, "document.getElementById('map').layout.xaxis.range[1] === 2")
+    chosen = ["gd", "momentum", "adam", "rmsprop"]
+    _choose(page, chosen)
+    page.fill(".opt[data-name='adam'] .hp input[aria-label='adam lr value']", "0.05")
+    page.press(".opt[data-name='adam'] .hp input[aria-label='adam lr value']", "Enter")
+    # click at 15% across and 25% down the plot area: (-1.4, 2.0) on rosenbrock's domain
+    area = page.locator("#map .nsewdrag").first.bounding_box()
+    page.mouse.click(area["x"] + 0.15 * area["width"], area["y"] + 0.25 * area["height"])
+    _until(page, "!document.getElementById('start-label').textContent.includes('default')")
+    x, y = (float(v) for v in parse_qs(urlparse(page.url).query)["s"][0].split(","))
+    assert abs(x + 1.4) < 0.05 and abs(y - 2.0) < 0.05, (x, y)
+    _race(page)
+    paths = _paths(page)
+    assert len(paths) == len(chosen)
+    assert all(p["points"] == 501 for p in paths), paths
+    assert any("adam (lr=0.05)" in p["name"] for p in paths)
+    rows = page.locator("#results tbody tr")
+    assert rows.count() == len(chosen)
+    for i in range(rows.count()):
+        cells = rows.nth(i).locator("td").all_text_contents()
+        assert cells[0].strip() in chosen and cells[2] not in ("", "–") and cells[5] in ("yes", "no")
+    # the chart beside: one loss curve per optimizer, on a log axis
+    assert page.evaluate("document.getElementById('loss').data.length") == len(chosen)
+    assert page.evaluate("document.getElementById('loss').layout.yaxis.type") == "log"
+    # the race's start is the clicked one, and the table says the values used
+    assert page.text_content("#start-label").startswith(f"({x:.4g}, {y:.4g})")
+    assert "lr=0.05" in page.text_content("#results tbody")
+    # one panel per optimizer, its update rule rendered by KaTeX
+    assert page.locator("#info .card").count() == len(chosen)
+    assert page.locator("#info .card .katex").count() == len(chosen)
+    assert page.locator(".katex-error").count() == 0
+    # scrubbing moves every path back
+    _scrub(page, 100)
+    assert {p["points"] for p in _paths(page)} == {101}
+    assert page.text_content("#step-label") == "step 100 / 500"
+    _scrub(page, 500)
+    page.locator("#stage").scroll_into_view_if_needed()
+    _shot(page, "race_rosenbrock.png")
+
+
+def test_tuning_3d_and_the_url_state(page):
+    _open(page, "?l=rosenbrock&s=-1.5,2.5&n=200&o=gd&o=adam:lr=0.01")
+    assert page.text_content("#start-label").startswith("(-1.5, 2.5)")
+    assert page.input_value(".opt[data-name='adam'] input[aria-label='adam lr value']") == "0.01"
+    page.check("#tune")
+    _race(page, watch=False)
+    used = page.text_content(".opt[data-name='adam'] .used")
+    assert "(tuned)" in used and "lr=0.01 " not in used
+    assert "(tuned)" in page.text_content("#results tbody")
+    page.check("#surface")
+    _until(page, "document.getElementById('map').data[0].type === 'surface'")
+    assert len(_paths(page)) == 2
+    _shot(page, "race_3d.png")
+    assert parse_qs(urlparse(page.url).query)["v"] == ["3d"]
+    page.uncheck("#surface")  # (reloading in 3-D is slow without a GPU)
+    _until(page, "document.getElementById('map').data[0].type === 'contour'")
+    # the link reproduces the configuration, and races it
+    query = urlparse(page.url).query
+    assert {k: v for k, v in parse_qs(query).items() if k in ("tune", "race", "s", "o")} == {
+        "tune": ["1"], "race": ["1"], "s": ["-1.5,2.5"], "o": ["gd", "adam:lr=0.01"]}
+    _open(page, "?" + query)
+    page.wait_for_selector("body[data-raced='1']")
+    _scrub(page, -1)
+    assert page.is_checked("#tune") and not page.is_checked("#surface")
+    assert page.text_content("#start-label").startswith("(-1.5, 2.5)")
+    assert page.locator("#results tbody tr").count() == 2
+    assert "(tuned)" in page.text_content("#results tbody")
+
+
+def test_a_refused_race_says_why_and_the_page_goes_on(page):
+    _open(page)
+    page.fill("#steps", "20000")
+    page.dispatch_event("#steps", "change")
+    page.click("#race")
+    _until(page, "document.getElementById('message').textContent.length > 0")
+    assert "steps" in page.text_content("#message") and "10000" in page.text_content("#message")
+    page.fill("#steps", "50")
+    page.dispatch_event("#steps", "change")
+    _race(page, watch=False)
+    assert page.text_content("#message") == ""
+    assert page.locator("#results tbody tr").count() == 3
+
+
+def test_the_runs_tab_shows_the_store(page, sweep_db):
+    _open(page)
+    page.click("#tab-runs")
+    page.wait_for_selector("#sweeps tbody tr")
+    assert page.locator("#sweeps tbody tr").count() == 1
+    assert "digits" in page.text_content("#sweeps tbody")
+    page.click("#sweeps tbody tr")
+    page.wait_for_selector(f"body[data-sweep='{sweep_db[1]}']")
+    assert page.locator("#sweep-summary tbody tr").count() == 2
+    assert page.evaluate("document.getElementById('sweep-curves').data.length") == 4
+    assert "tab=runs" in page.url
+    _shot(page, "runs.png")
