@@ -137,13 +137,14 @@ def test_bench_runs_a_sweep_stores_it_and_writes_the_report(tmp_path, capsys):
 def test_bench_refuses_to_silently_resume(tmp_path, capsys):
     from optimlab.bench.store import RunStore
     from optimlab.bench.sweep import SweepSpec
+    from optimlab.bench.tasks import get
     from optimlab.bench.trainer import TrainConfig
 
     db = tmp_path / "runs.db"
     spec = SweepSpec(task="digits", optimizers=("sgd", "adam"), lrs=(0.01, 0.1), seeds=2,
                      config=TrainConfig(steps=30, batch_size=64, eval_every=2), target=0.5)
     store = RunStore(db)  # a sweep that was killed before training anything
-    sweep = store.open_sweep(spec.to_config())
+    sweep = store.open_sweep(spec.stored_config(get("digits")))
     store.add_runs(sweep, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                            for m in spec.members()])
     argv = BENCH + ["--db", str(db), "--eval-every", "2"]

@@ -262,7 +262,7 @@ def run_bench(args: argparse.Namespace) -> str:
     spec = SweepSpec(task=args.task, optimizers=tuple(names), config=config, lrs=lrs,
                      seeds=args.seeds, target=args.target)
     store = _open_store(args.db)
-    existing = store.find_sweep(spec.to_config())
+    existing = store.find_sweep(spec.stored_config(task))
     if existing is not None and store.pending_runs(existing) and not args.resume:
         raise CLIError(f"sweep {existing} in {args.db} has the same configuration and "
                        f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "

@@ -70,8 +70,15 @@ class SweepSpec:
                                       seed))
         return out
 
+    def stored_config(self, task) -> dict:
+        """What is stored with the sweep (and identifies it): :meth:`to_config` plus the
+        task's metric and its direction, so reports never have to guess them (a bring-your-
+        own task's name tells nothing)."""
+        return {**self.to_config(), "metric": {"name": task.metric,
+                                               "higher_is_better": task.metric == "accuracy"}}
+
     def to_config(self) -> dict:
-        """The configuration that identifies the sweep in the store."""
+        """The spec's own configuration (see :meth:`stored_config`)."""
         return {"task": self.task, "model": self.config.model, "optimizers": list(self.optimizers),
                 "lrs": None if self.lrs is None else list(self.lrs), "seeds": self.seeds,
                 "hparams": self.hparams, "target": self.target, "train": asdict(self.config)}
@@ -111,11 +118,8 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     task = get_task(spec.task, data_dir=data_dir)
-    higher_is_better = task.metric == "accuracy"
-    # the metric is stored with the sweep, so reports never have to guess it (a bring-your-
-    # own task's name tells nothing)
-    config = {**spec.to_config(), "metric": {"name": task.metric,
-                                             "higher_is_better": higher_is_better}}
+    config = spec.stored_config(task)
+    higher_is_better = config["metric"]["higher_is_better"]
     sweep_id = store.open_sweep(config, name=name)
     store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                               for m in spec.members()])
