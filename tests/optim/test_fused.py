@@ -302,3 +302,23 @@ def test_population_fused_matches_plain(name, hparams):
     assert kinds == [False, True]
     for a, b in zip(*runs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_population_plan_follows_schedules_and_state_changes():
+    """The prepared fused step is rebuilt when hyperparameters or state tensors change."""
+    torch.manual_seed(0)
+    start = torch.randn(4, 2)
+    runs = []
+    for refuse in (False, True):
+        p = start.clone()
+        pop = optimlab.Population("adam", [p], {"lr": [0.1, 0.2, 0.3, 0.4]})
+        pop._fused_refused = refuse
+        for step in range(30):
+            if step == 10:
+                pop.set_hparam("lr", [0.01, 0.02, 0.03, 0.04])
+            if step == 20:  # state replaced from outside (a reload): the plan must follow
+                pop.state[0]["exp_avg"] = pop.state[0]["exp_avg"].clone() * 0.5
+            pop.step(grads=[torch.cos(3 * p)])
+        assert (pop._plan is None) == refuse  # the fused run planned, the plain one did not
+        runs.append(p)
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-6, atol=1e-7)

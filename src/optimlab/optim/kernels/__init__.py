@@ -226,22 +226,38 @@ class Kernel:
         numel = torch.tensor([ts[0].numel() for ts in tensors], dtype=torch.int64)
         return self.run(ptrs, numel, scalars)
 
-    def run(self, ptrs: Tensor, numel: Tensor, scalars: Tensor) -> Tensor:
+    def run(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor | None = None) -> Tensor:
         """The raw call: int64 data pointers (tensor-major), element counts, scalars.
 
         For callers that compute pointers arithmetically (a population steps each member's
-        slice of a stacked tensor as its own tensor, with its own hyperparameters).
+        slice of a stacked tensor as its own tensor, with its own hyperparameters). ``out``
+        (float64, one row per tensor) may be passed to reuse a buffer.
         """
-        nt = numel.numel()
         if scalars.dtype != torch.float64 or not scalars.is_contiguous():
             scalars = scalars.to(torch.float64).contiguous()
-        if scalars.shape != (nt, self.n_scalar_in):
+        if out is None:
+            out = torch.zeros(numel.numel(), self.n_scalar_out, dtype=torch.float64)
+        self.check(ptrs, numel, scalars, out)
+        return self.call(ptrs, numel, scalars, out)
+
+    def check(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> None:
+        """Raise ``ValueError`` unless the buffers fit this kernel (see :meth:`call`)."""
+        nt = numel.numel()
+        if scalars.dtype != torch.float64 or not scalars.is_contiguous() \
+                or scalars.shape != (nt, self.n_scalar_in):
             raise ValueError(f"expected scalars of shape {(nt, self.n_scalar_in)}, "
                              f"got {tuple(scalars.shape)}")
-        if ptrs.numel() != nt * (2 + len(self.layout.vector)):
-            raise ValueError(f"expected {nt * (2 + len(self.layout.vector))} pointers, got "
-                             f"{ptrs.numel()}")
-        out = torch.zeros(nt, self.n_scalar_out, dtype=torch.float64)
+        if ptrs.numel() != nt * (2 + len(self.layout.vector)) or ptrs.dtype != torch.int64 \
+                or not ptrs.is_contiguous() or numel.dtype != torch.int64:
+            raise ValueError(f"expected {nt * (2 + len(self.layout.vector))} contiguous int64 "
+                             f"pointers and int64 sizes, got {ptrs.numel()} {ptrs.dtype}")
+        if out.shape != (nt, self.n_scalar_out) or out.dtype != torch.float64 \
+                or not out.is_contiguous():
+            raise ValueError(f"out must be contiguous float64 of shape {(nt, self.n_scalar_out)}")
+
+    def call(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> Tensor:
+        """:meth:`run` without the checks, for buffers that passed :meth:`check` once."""
+        nt = numel.numel()
         code = self._fn(nt, numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
                         out.data_ptr(), torch.get_num_threads())
         if code != 0:

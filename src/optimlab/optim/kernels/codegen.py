@@ -410,7 +410,9 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
             return second and node in written
 
         needed = _needed(targets, stop) if targets else []
-        body = ["    #pragma omp parallel for schedule(static) num_threads(nthreads)",
+        # one work item (a small step) is not worth waking a second thread for
+        body = ["    #pragma omp parallel for schedule(static) num_threads(nthreads) "
+                "if(nchunks > 1)",
                 "    for (int64_t c = 0; c < nchunks; ++c) {",
                 "        const int64_t t = chunk_tensor[c], lo = chunk_start[c];",
                 "        const int64_t hi = lo + CH < numel[t] ? lo + CH : numel[t];",
