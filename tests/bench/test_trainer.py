@@ -157,3 +157,36 @@ def test_averaging_changes_what_is_evaluated(averaging):
 def test_bad_averaging(kwargs):
     with pytest.raises(ValueError, match="averaging|ema_decay|swa_start"):
         TrainConfig(**kwargs)
+
+
+def test_stacked_forward_is_used_only_where_it_equals_vmap():
+    """Linear layers as batched products where the model broadcasts over members, else vmap."""
+    from torch.func import functional_call
+
+    from optimlab.bench.trainer import _stacked_forward
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 16), nn.Linear(16, 16)
+
+        def forward(self, x):
+            h = self.a(x).relu()
+            return h + self.b(h).tanh()
+
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    models = {
+        "residual": (Residual, True),
+        "flatten first": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(8, 4)), False),
+        "conv": (lambda: nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 2, 3)), False),
+    }
+    for label, (make, expected) in models.items():
+        members = [make().double() for _ in range(3)]
+        names = [n for n, _ in members[0].named_parameters()]
+        params = [torch.stack([dict(m.named_parameters())[n].detach() for m in members])
+                  for n in names]
+        reference = torch.vmap(lambda p, x_: functional_call(members[0], dict(zip(names, p)), (x_,)))
+        forward = _stacked_forward(members[0], names, params, x, reference)
+        assert (forward is not None) == expected, label
+        if forward is not None:
+            torch.testing.assert_close(forward(params, x), reference(params, x), rtol=1e-12, atol=1e-12)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 from ..optim.population import Population
 from ..optim.registry import create, resolve
@@ -158,6 +161,54 @@ def _init_model(task, model_name: str | None, seed: int) -> nn.Module:
     return task.make_model(model_name)
 
 
+class _StackedLinear(TorchFunctionMode):
+    """Inside this mode ``F.linear`` with a stacked ``[K, out, in]`` weight and a ``[K, batch,
+    in]`` input is one ``baddbmm`` (the bias added in the same pass), computed transposed."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.linear:
+            x, weight = args[0], args[1]
+            bias = args[2] if len(args) > 2 else kwargs.get("bias")
+            if weight.dim() == 3 and x.dim() == 3:
+                # (W x^T)^T rather than x W^T: the weight's gradient comes out contiguous
+                # (the fused step needs no copy), and the activations stay in the
+                # transposed layout the next layer's product reads fastest
+                x_t = x.transpose(1, 2)
+                out = torch.bmm(weight, x_t) if bias is None else \
+                    torch.baddbmm(bias.unsqueeze(2), weight, x_t)
+                return out.transpose(1, 2)
+        return func(*args, **kwargs)
+
+
+def _stacked_forward(template: nn.Module, names: list[str], params: Sequence[Tensor],
+                     x: Tensor, reference: Callable) -> Callable | None:
+    """A forward of K stacked members without vmap, where it gives vmap's answer.
+
+    The model runs once on inputs ``[K, batch, ...]`` with its parameters stacked, every
+    ``Linear`` as one ``baddbmm`` (:class:`_StackedLinear`). That holds for models whose
+    other operations broadcast over a leading axis (MLPs, residual MLPs); it is checked on
+    ``x`` against ``reference`` (the vmapped forward) and None is returned where it fails or
+    differs, so the caller keeps vmap. For the MNIST-1D MLP it made a training step about
+    1.4x faster than vmap, whose linear adds the bias in a second pass and whose backward
+    transposes more.
+    """
+    def forward(p_list: Sequence[Tensor], inputs: Tensor) -> Tensor:
+        with _StackedLinear():
+            return functional_call(template, dict(zip(names, p_list)), (inputs,))
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a model not meant for it may warn on the probe
+            got, want = forward(params, x), reference(params, x)
+    except Exception:  # an operation that does not broadcast over the member axis
+        return None
+    tol = 1e-10 if want.dtype == torch.float64 else 1e-4
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=tol, atol=tol):
+        return None
+    return forward
+
+
 def _clip(grads: list[Tensor], config: TrainConfig, batched: bool) -> list[Tensor]:
     if config.clip_value is not None:
         grads = [g.clamp(-config.clip_value, config.clip_value) for g in grads]
@@ -236,6 +287,14 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
 
     batched_forward = torch.vmap(forward, in_dims=(0, 0))
     shared_forward = torch.vmap(forward, in_dims=(0, None))
+    probe = task.x_train[:8].expand(len(members), *task.x_train[:8].shape)
+    stacked = None if buffers else _stacked_forward(template, names, params, probe,
+                                                    batched_forward)
+    if stacked is not None:  # one batched matrix product per linear layer
+        batched_forward = stacked
+
+        def shared_forward(p_list, x):
+            return stacked(p_list, x.expand(len(members), *x.shape))
     loss_per_member = torch.vmap(task.loss_fn)
     index = torch.stack([batch_indices(len(task.x_train), config.batch_size, m.seed,
                                        config.steps) for m in members], dim=1)
