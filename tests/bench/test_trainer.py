@@ -190,3 +190,16 @@ def test_stacked_forward_is_used_only_where_it_equals_vmap():
         assert (forward is not None) == expected, label
         if forward is not None:
             torch.testing.assert_close(forward(params, x), reference(params, x), rtol=1e-12, atol=1e-12)
+
+
+def test_per_member_cross_entropy_equals_the_vmapped_task_loss():
+    from optimlab.bench.tasks import get
+    from optimlab.bench.trainer import _cross_entropy_per_member
+
+    loss_fn = get("digits").loss_fn  # mean cross entropy over every position
+    gen = torch.Generator().manual_seed(0)
+    for shape in ((4, 7, 10), (4, 3, 5, 6)):  # members x batch [x time] x classes
+        output = torch.randn(*shape, generator=gen, dtype=torch.float64)
+        target = torch.randint(0, shape[-1], shape[:-1], generator=gen)
+        torch.testing.assert_close(_cross_entropy_per_member(output, target),
+                                   torch.vmap(loss_fn)(output, target), rtol=1e-12, atol=1e-12)
