@@ -51,13 +51,13 @@ def test_fused_matches_plain(case, dtype, rtol):
 
 def test_fused_path_is_the_default_and_really_runs(monkeypatch):
     calls = []
-    original = kernels.Kernel.__call__
+    original = kernels.Kernel.call
 
-    def spy(self, tensors, scalars):
-        calls.append(len(tensors))
-        return original(self, tensors, scalars)
+    def spy(self, ptrs, numel, scalars, out):
+        calls.append(numel.numel())
+        return original(self, ptrs, numel, scalars, out)
 
-    monkeypatch.setattr(kernels.Kernel, "__call__", spy)
+    monkeypatch.setattr(kernels.Kernel, "call", spy)
     params = make_params(torch.float32)
     opt = optimlab.Adam(params, lr=0.01)
     assert opt.param_groups[0]["fused"] is None
@@ -260,9 +260,9 @@ def test_generated_source_reads_each_input_once():
 def test_fused_none_leaves_small_groups_to_the_plain_path(monkeypatch):
     monkeypatch.setattr(kernels, "MIN_NUMEL", 1000)
     calls = []
-    original = kernels.Kernel.__call__
-    monkeypatch.setattr(kernels.Kernel, "__call__",
-                        lambda self, t, s: calls.append(len(t)) or original(self, t, s))
+    original = kernels.Kernel.call
+    monkeypatch.setattr(kernels.Kernel, "call",
+                        lambda self, p, n, s, o: calls.append(n.numel()) or original(self, p, n, s, o))
     small = [torch.zeros(10, 10, requires_grad=True)]
     big = [torch.zeros(40, 40, requires_grad=True)]
     for params, fused, expected in ((small, None, []), (small, True, [1]), (big, None, [1])):
@@ -322,3 +322,29 @@ def test_population_plan_follows_schedules_and_state_changes():
         assert (pop._plan is None) == refuse  # the fused run planned, the plain one did not
         runs.append(p)
     torch.testing.assert_close(runs[0], runs[1], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["adam", "nadam", "lamb", "asgd"])
+def test_fused_plan_survives_state_dict_and_storage_changes(name):
+    """The prepared plan turns 0-d state into views of one buffer; saving, loading and moving
+    a parameter's storage must all behave as on the plain path."""
+    import copy
+
+    def run(fused, interrupt):
+        params = make_params(torch.float32)
+        opt = optimlab.create(name, params, lr=0.01, fused=fused)
+        train_steps(opt, params, 10)
+        if interrupt:
+            saved = copy.deepcopy(opt.state_dict())
+            opt = optimlab.create(name, params, lr=0.01, fused=fused)
+            opt.load_state_dict(saved)
+            params[0].data = params[0].data.clone()  # new storage, same parameter object
+        train_steps(opt, params, 10)
+        return params, opt
+
+    plain, _ = run(False, False)
+    resumed, opt = run(True, True)
+    assert opt._fused_plans  # the fused path ran
+    step = opt.state[resumed[0]].get("step")
+    assert step is None or float(step) == 20
+    assert_params_close(resumed, plain, 1e-6)

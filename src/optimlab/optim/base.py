@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.weak import WeakIdKeyDictionary
 
 __all__ = [
     "RuleOptimizer",
@@ -137,6 +136,115 @@ def common_args_doc(foreach: bool = True, fused: bool = True) -> str:
 COMMON_ARGS_DOC = common_args_doc()
 
 
+class _FusedBatch:
+    """One kernel call's worth of a group: the tensors of one dtype and state layout.
+
+    Everything but the gradients' addresses, the step and the hyperparameters' values is set
+    up once. The 0-d state entries (the step, NAdam's product) become views into one buffer
+    per entry, so a step advances every counter with one operation and the kernel reads
+    them as one column.
+    """
+
+    def __init__(self, kernel, params: list[Tensor], states: list[dict]):
+        layout = kernel.layout
+        self.kernel, self.params = kernel, params
+        self.weights = [torch.view_as_real(p) if torch.is_complex(p) else p for p in params]
+        self.complex = [torch.is_complex(p) for p in params]
+        self.buffers: dict[str, Tensor] = {}
+        for key in (("step",) if layout.step else ()) + layout.scalar:
+            values = [state[key] for state in states]
+            buffer = torch.stack(values).to(values[0].dtype)
+            for i, state in enumerate(states):
+                state[key] = buffer[i]
+            self.buffers[key] = buffer
+        head = len(self.buffers)
+        self.slot_column = head
+        n = len(params)
+        self.ptrs = torch.tensor([[w.data_ptr(), 0, *[st[k].data_ptr() for k in layout.vector]]
+                                  for w, st in zip(self.weights, states)], dtype=torch.int64)
+        self.ptrs_np = self.ptrs.numpy()
+        self.flat_ptrs = self.ptrs.view(-1)
+        self.numel = torch.tensor([w.numel() for w in self.weights], dtype=torch.int64)
+        self.scalars = torch.zeros(n, kernel.n_scalar_in, dtype=torch.float64)
+        self.scalars_np = self.scalars.numpy()
+        self.out = torch.zeros(n, kernel.n_scalar_out, dtype=torch.float64)
+        kernel.check(self.flat_ptrs, self.numel, self.scalars, self.out)
+
+    def run(self, hp: dict) -> bool:
+        from .kernels import slot_values
+
+        grads = []
+        for p, weight, is_complex in zip(self.params, self.weights, self.complex):
+            g = p.grad
+            if g is None or g.layout is not torch.strided or g.shape != p.shape \
+                    or g.dtype != p.dtype or g.device != p.device:
+                return False
+            if is_complex:
+                g = torch.view_as_real(g)
+            # a gradient laid out differently (autograd may transpose one) is read from a
+            # contiguous copy; the parameter and state are written in place, so they must be
+            grads.append(g if g.is_contiguous() else g.contiguous())
+        self.ptrs_np[:, 1] = [g.data_ptr() for g in grads]
+        step = self.buffers.get("step")
+        if step is not None:
+            step.add_(1)
+        for column, buffer in enumerate(self.buffers.values()):
+            self.scalars_np[:, column] = buffer.numpy()
+        self.scalars_np[:, self.slot_column:] = slot_values(hp, self.kernel.slots)
+        self.kernel.call(self.flat_ptrs, self.numel, self.scalars, self.out)
+        for j, key in enumerate(self.kernel.layout.scalar):
+            self.buffers[key].copy_(self.out[:, j])
+        return True
+
+
+class _FusedPlan:
+    """A group's fused step, valid while what it was built from stays the same."""
+
+    def __init__(self, opt: RuleOptimizer, params: list[Tensor], hp: dict,
+                 batches: list[_FusedBatch], rest: list[Tensor]):
+        self.batches, self.rest = batches, rest
+        self.key = self._key(opt, params)
+        self.structure = self._structure(hp)
+
+    @staticmethod
+    def _key(opt: RuleOptimizer, params: list[Tensor]) -> tuple:
+        state = opt.state
+        return (tuple(map(id, params)), tuple(p.data_ptr() for p in params),
+                tuple(id(v) for p in params if p in state for v in state[p].values()))
+
+    @staticmethod
+    def _structure(hp: dict) -> tuple:
+        """What selects the kernel: the options, and which numbers are zero."""
+        out = []
+        for key, value in hp.items():
+            if isinstance(value, (tuple, list)):
+                out.append((key, tuple(v == 0 if isinstance(v, (int, float)) else v
+                                       for v in value)))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                out.append((key, value == 0))
+            elif isinstance(value, Tensor):
+                out.append((key, value.numel() == 1 and bool(value == 0)))
+            else:
+                out.append((key, value))
+        return tuple(out)
+
+    def run(self, opt: RuleOptimizer, params: list[Tensor], hp: dict, first: bool = False) -> bool:
+        """Step the planned batches; False (nothing stepped) if the plan no longer fits."""
+        if not first and (self._key(opt, params) != self.key
+                          or self._structure(hp) != self.structure):
+            return False
+        done = []
+        for batch in self.batches:
+            if not batch.run(hp):
+                if done or first:  # cannot happen for a fresh plan: the analysis checked
+                    raise RuntimeError("a fused batch changed between its checks and its step")
+                return False
+            done.append(batch)
+        if first:
+            self.key = self._key(opt, params)  # the 0-d state entries became views
+        return True
+
+
 class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` that applies a pure rule to each parameter.
 
@@ -233,11 +341,22 @@ class RuleOptimizer(torch.optim.Optimizer):
         (complex through its real view) with a dense gradient (read from a contiguous copy if
         it is laid out differently) and its state is complete (SGD's momentum buffer exists
         only after the first step, which the plain path takes).
+
+        The analysis is kept as a plan (:class:`_FusedPlan`) while the group's parameters,
+        their storage, their state tensors and the hyperparameters' structure stay the same,
+        so a step costs the kernel plus a few microseconds per tensor.
         """
+        plans = self.__dict__.setdefault("_fused_plans", {})  # absent after unpickling
+        plan = plans.get(id(group))
+        if plan is None or not plan.run(self, params, hp):
+            plan = plans[id(group)] = self._plan_fused(params, group, hp)
+            plan.run(self, params, hp, first=True)
+        return plan.rest
+
+    def _plan_fused(self, params: list[Tensor], group: dict, hp: dict) -> _FusedPlan:
         from . import kernels  # the fast path is loaded only by those who step with it
 
         required = group.get("fused") is True
-        layouts = self.__dict__.setdefault("_fused_layouts", WeakIdKeyDictionary())
         rest: list[Tensor] = []
         waiting: list[Tensor] = []
         batches: dict = {}
@@ -251,20 +370,13 @@ class RuleOptimizer(torch.optim.Optimizer):
             state = self.state[p]
             if not state:
                 state.update(self.init(weight, **hp))
-            # the layout only changes when a state entry is replaced (load_state_dict, SGD's
-            # first step), so it is kept against the entries' identities
-            ids = tuple(map(id, state.values()))
-            cached = layouts.get(p)
-            if cached is not None and cached[0] == ids and cached[2] is weight.dtype:
-                layout = cached[1]
-            else:
-                layout = kernels.Layout.of(state, weight)
-                layouts[p] = (ids, layout, weight.dtype)
+            layout = kernels.Layout.of(state, weight)
             if layout is None:
                 rest.append(p)
                 continue
             batches.setdefault((weight.dtype, layout), []).append(p)
         maximize = bool(group.get("maximize", False))
+        runs = []
         for (dtype, layout), batch in batches.items():
             if not required and sum(p.numel() for p in batch) < kernels.MIN_NUMEL:
                 rest += batch  # too small for the call to pay for itself
@@ -277,12 +389,12 @@ class RuleOptimizer(torch.optim.Optimizer):
             except (kernels.Unsupported, kernels.CompilerUnavailable):
                 rest += batch
                 continue
-            self._run_kernel(kernel, batch, layout, hp)
+            runs.append(_FusedBatch(kernel, batch, [self.state[p] for p in batch]))
         if required and rest:
             raise RuntimeError(
                 f"{type(self).__name__}(fused=True) cannot fuse {len(rest)} parameter(s): they "
                 "need dense, contiguous CPU gradients and parameters of float32 or float64")
-        return rest + waiting
+        return _FusedPlan(self, params, hp, runs, rest + waiting)
 
     def _fused_kernel(self, dtype, layout, hp: dict, maximize: bool, required: bool):
         from . import kernels
@@ -300,33 +412,6 @@ class RuleOptimizer(torch.optim.Optimizer):
                 raise RuntimeError(f"{type(self).__name__}(fused=True): {error}") from error
             refused[key] = str(error)
             raise
-
-    def _run_kernel(self, kernel, batch: list[Tensor], layout, hp: dict) -> None:
-        from .kernels import slot_values
-
-        states = [self.state[p] for p in batch]
-        columns = []
-        if layout.step:
-            steps = [state["step"] for state in states]
-            torch._foreach_add_(steps, 1)
-            columns.append(torch.stack(steps).to(torch.float64))
-        for key in layout.scalar:
-            columns.append(torch.stack([state[key] for state in states]).to(torch.float64))
-        numbers = slot_values(hp, kernel.slots)
-        scalars = torch.tensor(numbers, dtype=torch.float64).expand(len(batch), len(numbers))
-        scalars = torch.cat([torch.stack(columns, 1), scalars], 1) if columns else scalars
-        tensors = []
-        for p, state in zip(batch, states):
-            weight, grad = p, p.grad
-            if torch.is_complex(p):
-                weight, grad = torch.view_as_real(p), torch.view_as_real(grad)
-            # a gradient laid out differently (autograd may transpose one) is read from a
-            # contiguous copy; the parameter and state are written in place, so they must be
-            tensors.append([weight, grad.contiguous(), *[state[k] for k in layout.vector]])
-        out = kernel(tensors, scalars)
-        for j, key in enumerate(layout.scalar):
-            for row, state in enumerate(states):
-                state[key].fill_(out[row, j])
 
     def _step_param(self, p: Tensor, grad: Tensor, group: dict, hp: dict) -> None:
         if grad.is_sparse and not self.supports_sparse:
