@@ -348,3 +348,18 @@ def test_fused_plan_survives_state_dict_and_storage_changes(name):
     step = opt.state[resumed[0]].get("step")
     assert step is None or float(step) == 20
     assert_params_close(resumed, plain, 1e-6)
+
+
+def test_a_gradient_turning_sparse_moves_its_parameter_to_the_plain_path():
+    runs = []
+    for fused in (None, False):
+        params = [torch.ones(6, 4, requires_grad=True), torch.ones(5, requires_grad=True)]
+        opt = optimlab.Adagrad(params, lr=0.1, fused=fused)
+        for step in range(8):
+            dense = torch.full((6, 4), 0.5 + step)
+            params[0].grad = dense.to_sparse() if step >= 4 else dense
+            params[1].grad = torch.full((5,), -1.0 - step)
+            opt.step()
+        runs.append([p.detach().clone() for p in params])
+    for a, b in zip(*runs):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)

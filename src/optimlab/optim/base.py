@@ -153,7 +153,7 @@ class _FusedBatch:
         self.buffers: dict[str, Tensor] = {}
         for key in (("step",) if layout.step else ()) + layout.scalar:
             values = [state[key] for state in states]
-            buffer = torch.stack(values).to(values[0].dtype)
+            buffer = torch.stack([v.to(values[0].dtype) for v in values])
             for i, state in enumerate(states):
                 state[key] = buffer[i]
             self.buffers[key] = buffer
@@ -170,9 +170,8 @@ class _FusedBatch:
         self.out = torch.zeros(n, kernel.n_scalar_out, dtype=torch.float64)
         kernel.check(self.flat_ptrs, self.numel, self.scalars, self.out)
 
-    def run(self, hp: dict) -> bool:
-        from .kernels import slot_values
-
+    def gradients(self) -> list[Tensor] | None:
+        """This step's gradients as the kernel reads them, or None if one no longer fits."""
         grads = []
         for p, weight, is_complex in zip(self.params, self.weights, self.complex):
             g = p.grad
@@ -184,6 +183,12 @@ class _FusedBatch:
             # a gradient laid out differently (autograd may transpose one) is read from a
             # contiguous copy; the parameter and state are written in place, so they must be
             grads.append(g if g.is_contiguous() else g.contiguous())
+        return grads
+
+    def run(self, grads: list[Tensor], hp: dict) -> None:
+        """One step with ``grads`` (from :meth:`gradients`, kept alive by the caller)."""
+        from .kernels import slot_values
+
         self.ptrs_np[:, 1] = [g.data_ptr() for g in grads]
         step = self.buffers.get("step")
         if step is not None:
@@ -194,7 +199,6 @@ class _FusedBatch:
         self.kernel.call(self.flat_ptrs, self.numel, self.scalars, self.out)
         for j, key in enumerate(self.kernel.layout.scalar):
             self.buffers[key].copy_(self.out[:, j])
-        return True
 
 
 class _FusedPlan:
@@ -233,13 +237,13 @@ class _FusedPlan:
         if not first and (self._key(opt, params) != self.key
                           or self._structure(hp) != self.structure):
             return False
-        done = []
-        for batch in self.batches:
-            if not batch.run(hp):
-                if done or first:  # cannot happen for a fresh plan: the analysis checked
-                    raise RuntimeError("a fused batch changed between its checks and its step")
-                return False
-            done.append(batch)
+        grads = [batch.gradients() for batch in self.batches]
+        if any(g is None for g in grads):  # checked for every batch before any steps
+            if first:  # cannot happen: the analysis that built the plan checked them
+                raise RuntimeError("a gradient changed between the fused plan and its step")
+            return False
+        for batch, batch_grads in zip(self.batches, grads):
+            batch.run(batch_grads, hp)
         if first:
             self.key = self._key(opt, params)  # the 0-d state entries became views
         return True
