@@ -177,7 +177,7 @@ class _FusedBatch:
             g = p.grad
             if g is None or g.layout is not torch.strided or g.shape != p.shape \
                     or g.dtype != p.dtype or g.device != p.device:
-                return False
+                return None
             if is_complex:
                 g = torch.view_as_real(g)
             # a gradient laid out differently (autograd may transpose one) is read from a
