@@ -157,18 +157,13 @@ class _FusedBatch:
             for i, state in enumerate(states):
                 state[key] = buffer[i]
             self.buffers[key] = buffer
-        head = len(self.buffers)
-        self.slot_column = head
-        n = len(params)
-        self.ptrs = torch.tensor([[w.data_ptr(), 0, *[st[k].data_ptr() for k in layout.vector]]
-                                  for w, st in zip(self.weights, states)], dtype=torch.int64)
-        self.ptrs_np = self.ptrs.numpy()
-        self.flat_ptrs = self.ptrs.view(-1)
-        self.numel = torch.tensor([w.numel() for w in self.weights], dtype=torch.int64)
-        self.scalars = torch.zeros(n, kernel.n_scalar_in, dtype=torch.float64)
-        self.scalars_np = self.scalars.numpy()
-        self.out = torch.zeros(n, kernel.n_scalar_out, dtype=torch.float64)
-        kernel.check(self.flat_ptrs, self.numel, self.scalars, self.out)
+        from .kernels import Launch
+
+        self.slot_column = len(self.buffers)
+        ptrs = torch.tensor([[w.data_ptr(), 0, *[st[k].data_ptr() for k in layout.vector]]
+                             for w, st in zip(self.weights, states)], dtype=torch.int64)
+        self.launch = Launch(kernel, ptrs,
+                             torch.tensor([w.numel() for w in self.weights], dtype=torch.int64))
 
     def gradients(self) -> list[Tensor] | None:
         """This step's gradients as the kernel reads them, or None if one no longer fits."""
@@ -189,16 +184,17 @@ class _FusedBatch:
         """One step with ``grads`` (from :meth:`gradients`, kept alive by the caller)."""
         from .kernels import slot_values
 
-        self.ptrs_np[:, 1] = [g.data_ptr() for g in grads]
+        launch = self.launch
+        launch.ptrs_np[:, 1] = [g.data_ptr() for g in grads]
         step = self.buffers.get("step")
         if step is not None:
             step.add_(1)
         for column, buffer in enumerate(self.buffers.values()):
-            self.scalars_np[:, column] = buffer.numpy()
-        self.scalars_np[:, self.slot_column:] = slot_values(hp, self.kernel.slots)
-        self.kernel.call(self.flat_ptrs, self.numel, self.scalars, self.out)
+            launch.scalars_np[:, column] = buffer.numpy()
+        launch.scalars_np[:, self.slot_column:] = slot_values(hp, self.kernel.slots)
+        out = launch()
         for j, key in enumerate(self.kernel.layout.scalar):
-            self.buffers[key].copy_(self.out[:, j])
+            self.buffers[key].copy_(out[:, j])
 
 
 class _FusedPlan:

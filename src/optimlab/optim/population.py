@@ -198,15 +198,16 @@ class Population:
         for p, g in zip(self.params, grads):
             if g.dtype != p.dtype or g.shape != p.shape or g.device != p.device or g.is_sparse:
                 return False
-        # NumPy views of the plan's tensors: setting a few numbers costs ~1 us there, ~10 in torch
-        plan.ptrs_np[:, :, 1] = np.array([g.data_ptr() for g in grads], dtype=np.int64)[:, None] \
+        launch = plan.launch
+        ptrs = launch.ptrs_np.reshape(len(self.params), self.members, -1)  # a view
+        ptrs[:, :, 1] = np.array([g.data_ptr() for g in grads], dtype=np.int64)[:, None] \
             + plan.offsets_np
         if plan.layout.step:
             for index in range(len(self.params)):
                 self._counts[index] += 1
-            plan.scalars_np[:, 0] = np.repeat(np.asarray(self._counts, dtype=np.float64),
-                                              self.members)
-        plan.kernel.call(plan.flat_ptrs, plan.numel, plan.scalars, plan.out)
+            launch.scalars_np[:, 0] = np.repeat(np.asarray(self._counts, dtype=np.float64),
+                                                self.members)
+        launch()
         return True
 
     def _plan_key(self) -> tuple:
@@ -242,17 +243,13 @@ class Population:
                              for i, p in enumerate(self.params)], dtype=torch.int64)
         size = torch.tensor([p[0].numel() for p in self.params], dtype=torch.int64)
         offsets = torch.arange(k, dtype=torch.int64)[None, :] * (size * p.element_size())[:, None]
-        ptrs = (base[:, None, :] + offsets[:, :, None]).contiguous()  # (params, members, buffers)
-        rows = self._slot_rows(kernel).repeat(len(self.params), 1)
-        if layout.step:
-            rows = torch.cat([torch.zeros(len(rows), 1, dtype=torch.float64), rows], 1)
-        rows = rows.contiguous()
-        flat = ptrs.view(-1)
-        numel = size.repeat_interleave(k)
-        out = torch.zeros(len(rows), kernel.n_scalar_out, dtype=torch.float64)
-        kernel.check(flat, numel, rows, out)  # once: every later call reuses these buffers
-        return _Plan(self._plan_key(), kernel, layout, ptrs.numpy(), flat, offsets.numpy(),
-                     numel, rows, rows.numpy(), out)
+        # one row per member slice, parameter-major: (params, members, buffers) flattened
+        ptrs = (base[:, None, :] + offsets[:, :, None]).reshape(-1, base.shape[1])
+        launch = kernels.Launch(kernel, ptrs, size.repeat_interleave(k))
+        # the hyperparameters after the step column (set on every step)
+        launch.scalars_np[:, int(layout.step):] = self._slot_rows(kernel).repeat(
+            len(self.params), 1).numpy()
+        return _Plan(self._plan_key(), layout, launch, offsets.numpy())
 
     def _slot_rows(self, kernel) -> Tensor:
         """Each member's values of the kernel's numeric hyperparameters, one row each."""
@@ -364,18 +361,12 @@ class Population:
 
 @dataclass
 class _Plan:
-    """A prepared fused step: the kernel, every address but the gradients', the scalars."""
+    """A prepared fused step: the kernel's buffers, every address but the gradients'."""
 
     key: tuple
-    kernel: Any
     layout: Any
-    ptrs_np: np.ndarray  # (params, members, buffers) addresses; column 1 (gradient) per step
-    flat_ptrs: Tensor  # the same memory as one int64 tensor
+    launch: Any  # kernels.Launch: one row per member slice, parameter-major
     offsets_np: np.ndarray  # (params, members): each member's byte offset in its parameter
-    numel: Tensor
-    scalars: Tensor  # one row per member slice: [step,] hyperparameters
-    scalars_np: np.ndarray  # the same memory
-    out: Tensor
 
 
 def _widest(hparams: dict) -> dict:

@@ -30,7 +30,7 @@ from .. import base
 from .build import CompilerUnavailable, cache_dir, compiler, load
 from .codegen import Unsupported, to_c, trace_rule
 
-__all__ = ["Layout", "Kernel", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
+__all__ = ["Layout", "Kernel", "Launch", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
            "cache_dir", "MIN_NUMEL",
            "compiler", "DTYPES", "DRIVER_KEYS"]
 
@@ -181,10 +181,11 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
 class Kernel:
     """A compiled fused step for one rule structure.
 
-    Call it with, per tensor, ``[param, grad, *vector_state]`` (contiguous, same dtype) and a
-    float64 matrix of per-tensor scalars (``step``, the scalar state, then the numeric
-    hyperparameters in :attr:`slots` order). It updates the tensors in place and returns the
-    new scalar state, one row per tensor.
+    :meth:`call` takes, per tensor, the addresses of ``[param, grad, *vector_state]``
+    (contiguous, same dtype), its number of elements and a row of float64 scalars (``step``,
+    the scalar state, then the numeric hyperparameters in :attr:`slots` order). It updates
+    the tensors in place and writes the new scalar state, one row per tensor. Callers hold
+    those buffers in a :class:`Launch`.
     """
 
     def __init__(self, update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
@@ -220,26 +221,6 @@ class Kernel:
         self.n_scalar_out = max(program.n_scalar_out, 1)
         self._fn = load(self.source)
 
-    def __call__(self, tensors: Sequence[Sequence[Tensor]], scalars: Tensor) -> Tensor:
-        """Step every tensor list in place; returns the new scalar state (one row each)."""
-        ptrs = torch.tensor([t.data_ptr() for ts in tensors for t in ts], dtype=torch.int64)
-        numel = torch.tensor([ts[0].numel() for ts in tensors], dtype=torch.int64)
-        return self.run(ptrs, numel, scalars)
-
-    def run(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor | None = None) -> Tensor:
-        """The raw call: int64 data pointers (tensor-major), element counts, scalars.
-
-        For callers that compute pointers arithmetically (a population steps each member's
-        slice of a stacked tensor as its own tensor, with its own hyperparameters). ``out``
-        (float64, one row per tensor) may be passed to reuse a buffer.
-        """
-        if scalars.dtype != torch.float64 or not scalars.is_contiguous():
-            scalars = scalars.to(torch.float64).contiguous()
-        if out is None:
-            out = torch.zeros(numel.numel(), self.n_scalar_out, dtype=torch.float64)
-        self.check(ptrs, numel, scalars, out)
-        return self.call(ptrs, numel, scalars, out)
-
     def check(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> None:
         """Raise ``ValueError`` unless the buffers fit this kernel (see :meth:`call`)."""
         nt = numel.numel()
@@ -256,13 +237,37 @@ class Kernel:
             raise ValueError(f"out must be contiguous float64 of shape {(nt, self.n_scalar_out)}")
 
     def call(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> Tensor:
-        """:meth:`run` without the checks, for buffers that passed :meth:`check` once."""
+        """Step in place, unchecked: for buffers that passed :meth:`check` (see :class:`Launch`)."""
         nt = numel.numel()
         code = self._fn(nt, numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
                         out.data_ptr(), torch.get_num_threads())
         if code != 0:
             raise MemoryError("the fused optimizer step could not allocate its work lists")
         return out
+
+
+class Launch:
+    """The buffers of repeated calls of one kernel over the same tensors, checked once.
+
+    ``ptrs`` has one row of addresses per tensor (parameter, gradient, vector state) and
+    ``numel`` its sizes. Between calls a caller sets what changes (the gradients' column of
+    :attr:`ptrs_np`, the step and hyperparameters in :attr:`scalars_np`) through NumPy
+    views, which cost about a microsecond where a torch indexing op costs ten.
+    """
+
+    def __init__(self, kernel: Kernel, ptrs: Tensor, numel: Tensor):
+        self.kernel = kernel
+        self.ptrs = ptrs.contiguous()
+        self.ptrs_np = self.ptrs.numpy()
+        self.numel = numel
+        self.scalars = torch.zeros(numel.numel(), kernel.n_scalar_in, dtype=torch.float64)
+        self.scalars_np = self.scalars.numpy()
+        self.out = torch.zeros(numel.numel(), kernel.n_scalar_out, dtype=torch.float64)
+        kernel.check(self.ptrs, self.numel, self.scalars, self.out)
+
+    def __call__(self) -> Tensor:
+        """One step; returns the new scalar state (one row per tensor)."""
+        return self.kernel.call(self.ptrs, self.numel, self.scalars, self.out)
 
 
 _KERNELS: dict = {}

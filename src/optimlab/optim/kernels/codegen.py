@@ -301,27 +301,26 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
             raise Unsupported(f"{node.target} makes a {getattr(val, 'dtype', None)} tensor")
         return _CTYPE[val.dtype]
 
-    def operand(value, want: str, local: dict[Node, str]) -> str:
+    def operand(value, want: str) -> str:
         if isinstance(value, Node):
-            ref = local.get(value, names[value])
+            ref = names[value]
             return ref if ctype(value) == want or want == "bool" else f"({want})({ref})"
         if isinstance(value, (bool, int, float)):
             return f"({want})({_literal(value)})"
         raise Unsupported(f"operand {value!r}")
 
-    def compute(node: Node, local: dict[Node, str]) -> str:
+    def compute(node: Node) -> str:
         t = ctype(node)
         if node.target in (aten.where.self,):
             # the condition stays bool; the branches take the result type
-            cond = operand(node.args[0], "bool", local)
-            return f"(({cond}) ? ({operand(node.args[1], t, local)}) : " \
-                   f"({operand(node.args[2], t, local)}))"
+            cond = operand(node.args[0], "bool")
+            return f"(({cond}) ? ({operand(node.args[1], t)}) : ({operand(node.args[2], t)}))"
         if t == "bool":
             # comparisons: compare in the operands' common float type
             kinds = {ctype(a) for a in node.all_input_nodes}
             inner = "double" if "double" in kinds else ("float" if "float" in kinds else "bool")
-            return _expr(node, inner, lambda v: operand(v, inner, local))
-        return _expr(node, t, lambda v: operand(v, t, local))
+            return _expr(node, inner, lambda v: operand(v, inner))
+        return _expr(node, t, lambda v: operand(v, t))
 
     # The plain path passes hyperparameters and the step as Python floats, which are "weak"
     # in torch's type promotion: ``mu_product * mu`` stays float32 when ``mu_product`` is.
@@ -385,7 +384,7 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
         lines.append(f"        const double {names[node]} = in[{i}];")
         slot[node] = len(slot)
     for node in scalar_nodes:
-        lines.append(f"        const {ctype(node)} {names[node]} = {compute(node, {})};")
+        lines.append(f"        const {ctype(node)} {names[node]} = {compute(node)};")
         slot[node] = len(slot)
     for node in slot:
         lines.append(f"        keep[{slot[node]}] = (double){names[node]};")
@@ -419,7 +418,6 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
                 f"        const double *keep = pre + t * {max(n_pre, 1)};",
                 "        (void)keep;"]
         buffers = set()
-        local: dict[Node, str] = {}
         for node in needed:
             if node in written and second:
                 buffers.add(written[node])
@@ -448,7 +446,7 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
             elif node.op == "placeholder":
                 body.append(f"            const {elem} {names[node]} = b{vec_in.index(node)}[i];")
             else:
-                body.append(f"            const {ctype(node)} {names[node]} = {compute(node, local)};")
+                body.append(f"            const {ctype(node)} {names[node]} = {compute(node)};")
         for node, buffer in roots.items():
             body.append(f"            b{buffer}[i] = ({elem}){names[node]};")
         for acc, red in zip(accs, reduce):
@@ -499,7 +497,7 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
                 lines.append(f"        const {ctype(node)} {names[node]} = "
                              f"({ctype(node)})keep[{slot[node]}];")
         for i, node in enumerate(post_nodes):
-            lines.append(f"        const {ctype(node)} {names[node]} = {compute(node, {})};")
+            lines.append(f"        const {ctype(node)} {names[node]} = {compute(node)};")
             lines.append(f"        post[t * {len(post_nodes)} + {i}] = (double){names[node]};")
         for j, node in post_outputs:
             lines.append(f"        out[{j}] = (double){names[node]};")
