@@ -257,10 +257,7 @@ class Population:
         if key not in self._rows_cache:
             columns = []
             for slot in kernel.slots:
-                name, _, index = slot.partition("[")
-                value = self.hparams[name]
-                if index:
-                    value = value[int(index[:-1])]
+                value = kernels.slot_value(self.hparams, slot)
                 columns.append(value.to(torch.float64).reshape(-1).expand(self.members)
                                if isinstance(value, Tensor) else
                                torch.full((self.members,), float(value), dtype=torch.float64))

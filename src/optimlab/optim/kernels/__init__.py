@@ -109,29 +109,36 @@ def _split(hp: dict) -> tuple[list[str], dict]:
     return slots, structure
 
 
+def _parse(slot: str) -> tuple[str, int | None]:
+    """``"betas[1]"`` -> ``("betas", 1)``; ``"lr"`` -> ``("lr", None)``."""
+    if slot.endswith("]"):
+        key, index = slot[:-1].split("[")
+        return key, int(index)
+    return slot, None
+
+
+def slot_value(hp: dict, slot: str):
+    """The value of one numeric slot of ``hp`` as stored (a number or a tensor column)."""
+    key, index = _parse(slot)
+    return hp[key] if index is None else hp[key][index]
+
+
 def slot_values(hp: dict, slots: Sequence[str]) -> list[float]:
     """The numbers of ``hp`` in slot order (see :func:`_split`)."""
-    out = []
-    for slot in slots:
-        if slot.endswith("]"):
-            key, index = slot[:-1].split("[")
-            out.append(float(hp[key][int(index)]))
-        else:
-            out.append(float(hp[slot]))
-    return out
+    return [float(slot_value(hp, slot)) for slot in slots]
 
 
 def _rebuild(hp: dict, slots: Sequence[str], values: dict[str, object]) -> dict:
     """``hp`` with each numeric slot replaced by ``values[slot]``."""
     out = {k: v for k, v in hp.items() if k not in DRIVER_KEYS}
     for slot in slots:
-        if slot.endswith("]"):
-            key, index = slot[:-1].split("[")
-            items = list(out[key])
-            items[int(index)] = values[slot]
-            out[key] = tuple(items)
+        key, index = _parse(slot)
+        if index is None:
+            out[key] = values[slot]
         else:
-            out[slot] = values[slot]
+            items = list(out[key])
+            items[index] = values[slot]
+            out[key] = tuple(items)
     return out
 
 
