@@ -148,7 +148,7 @@ class _FusedBatch:
     def __init__(self, kernel, params: list[Tensor], states: list[dict]):
         layout = kernel.layout
         self.kernel, self.params = kernel, params
-        self.weights = [torch.view_as_real(p) if torch.is_complex(p) else p for p in params]
+        weights = [torch.view_as_real(p) if torch.is_complex(p) else p for p in params]
         self.complex = [torch.is_complex(p) for p in params]
         self.buffers: dict[str, Tensor] = {}
         for key in (("step",) if layout.step else ()) + layout.scalar:
@@ -161,14 +161,14 @@ class _FusedBatch:
 
         self.slot_column = len(self.buffers)
         ptrs = torch.tensor([[w.data_ptr(), 0, *[st[k].data_ptr() for k in layout.vector]]
-                             for w, st in zip(self.weights, states)], dtype=torch.int64)
+                             for w, st in zip(weights, states)], dtype=torch.int64)
         self.launch = Launch(kernel, ptrs,
-                             torch.tensor([w.numel() for w in self.weights], dtype=torch.int64))
+                             torch.tensor([w.numel() for w in weights], dtype=torch.int64))
 
     def gradients(self) -> list[Tensor] | None:
         """This step's gradients as the kernel reads them, or None if one no longer fits."""
         grads = []
-        for p, weight, is_complex in zip(self.params, self.weights, self.complex):
+        for p, is_complex in zip(self.params, self.complex):
             g = p.grad
             if g is None or g.layout is not torch.strided or g.shape != p.shape \
                     or g.dtype != p.dtype or g.device != p.device:
