@@ -1,24 +1,11 @@
-"""The run store: every sweep, run, configuration and metric point, in one SQLite file.
+"""The store class, :class:`RunStore`: opening the SQLite file, its write transactions, the
+lookups and the writes (sweeps, runs, metric points), and the checks of what is written.
 
 ``RunStore(path)`` opens (or creates) the store; the default ``optimlab-runs.db`` lies in
 the current working directory and ``":memory:"`` gives a throw-away store. A file store
 runs in WAL mode (``journal_mode=WAL``, ``synchronous=NORMAL``): readers never block the
 writer, so a live sweep can be watched from another process (``RunStore(path,
 readonly=True)``), and a commit survives the process being killed at any moment.
-
->>> store = RunStore(":memory:")
->>> sweep = store.open_sweep({"task": "two-moons", "model": "mlp", "steps": 3})
->>> store.open_sweep({"steps": 3, "model": "mlp", "task": "two-moons"}) == sweep
-True
->>> run, = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.01}, "seed": 0}])
->>> [r.id for r in store.pending_runs(sweep)] == [run]
-True
->>> store.start_run(run)
->>> store.log_metrics(run, 0, {"train_loss": 0.7, "test_loss": float("nan")}, wall_time=0.0)
->>> store.finish_run(run, "finished", summary={"final_train_loss": 0.7})
->>> store.pending_runs(sweep)
-[]
->>> store.close()
 
 Resuming a sweep
 ----------------
@@ -45,269 +32,39 @@ points of a ``running`` run are partial (progress of a live run, or debris of a 
 one). Terminal runs are never written again: logging to them, starting or finishing them
 raises :class:`ValueError`.
 
-Schema (version 1)
-------------------
-All timestamps are ISO 8601 UTC text (``2025-01-31T12:00:00.123456+00:00``); JSON columns
-hold canonical JSON (sorted keys; tuples become lists; numpy scalars become Python
-numbers); non-finite floats inside JSON are written as Python's ``NaN``, ``Infinity`` and
-``-Infinity`` tokens (also JSON5), which Python reads back exactly.
-
-``schema_version``
-    ``version INTEGER``: one row, the schema version of the file (1). A store written by a
-    newer optimlab with an unknown version is refused with :class:`StoreError`.
-
-``sweeps``: one row per sweep configuration.
-    ``id INTEGER PRIMARY KEY``; ``key TEXT UNIQUE``: :func:`canonical_key` of the
-    configuration, how a resumed sweep finds its row; ``name TEXT``: a free label given at
-    creation (NULL if none; not part of the key); ``task TEXT``, ``model TEXT``: copied from
-    the configuration's ``"task"`` and ``"model"`` entries when they are strings (or dicts
-    with a ``"name"``), for filtering; ``config TEXT``: the configuration as canonical JSON;
-    ``created_at TEXT``; ``environment TEXT``: JSON of where the sweep was created
-    (:func:`collect_environment` by default: python, platform, machine, host, library
-    versions).
-
-``runs``: one row per member of a sweep (an optimizer, its hyperparameters, a seed).
-    ``id INTEGER PRIMARY KEY`` (in the order members were added);
-    ``sweep_id INTEGER`` references ``sweeps(id)``; ``member_key TEXT``:
-    :func:`canonical_key` of ``{"optimizer", "hparams", "seed"}``, unique within its sweep;
-    ``optimizer TEXT``: registry name; ``hparams TEXT``: JSON object of hyperparameters;
-    ``lr REAL``: ``hparams["lr"]`` when it is a number, else NULL (a convenience copy for
-    SQL); ``seed INTEGER``; ``status TEXT``: one of ``pending`` (added, not started),
-    ``running`` (started, not finished: live, or its process was killed), ``finished``,
-    ``diverged``, ``failed`` (the last three are terminal); ``error TEXT``: why a run failed
-    (or diverged), NULL otherwise; ``summary TEXT``: JSON object of final results (final
-    metrics, steps to target, wall time...: whatever the trainer records), NULL until the
-    run ends; ``started_at TEXT``, ``finished_at TEXT``: NULL until then.
-
-``metrics``: one row per (run, step, metric name), long format.
-    ``run_id INTEGER`` references ``runs(id)``; ``step INTEGER``; ``name TEXT`` (e.g.
-    ``train_loss``, ``test_loss``, ``test_metric``); ``value REAL``; ``wall_time REAL``:
-    seconds since the run started when the point was taken. Primary key ``(run_id, step,
-    name)``: logging the same point twice keeps the last value. SQLite stores a NaN as
-    NULL, so ``value`` NULL means NaN (a metric not measured at a step has no row at all;
-    ``None`` values passed to :meth:`~RunStore.log_metrics` are skipped); infinities are
-    stored as they are (a ``-0.0`` comes back as ``0.0``). The readers give NaN back.
-
-The DataFrame readers (:meth:`~RunStore.sweeps`, :meth:`~RunStore.runs`,
-:meth:`~RunStore.metrics`) name ids ``sweep_id`` and ``run_id`` in every frame (so frames
-merge on them), and give JSON columns back decoded.
-
-The SQL is plain (no SQLite-only column types or ``WITHOUT ROWID``; upserts use
-``ON CONFLICT``) so the same schema can later live in a server database. This module
-needs only the standard library; the DataFrame readers import pandas when called.
+The tables are described in :mod:`.schema`; the DataFrame readers live in :mod:`.views`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import numbers
 import os
-import platform
-import socket
 import sqlite3
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, is_dataclass
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunStore", "Run", "StoreError", "canonical_json", "canonical_key",
-           "collect_environment", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]
+from .environment import collect_environment
+from .jsonio import _dumps, _loads, _plain, canonical_json, canonical_key
+from .schema import (
+    _OPEN,
+    _RUN_COLUMNS,
+    _SCHEMA,
+    DEFAULT_PATH,
+    SCHEMA_VERSION,
+    STATUSES,
+    TERMINAL,
+    Run,
+    StoreError,
+    _chunks,
+    _now,
+    _run_from_row,
+)
+from .views import DataFrameReaders
 
-SCHEMA_VERSION = 1
-DEFAULT_PATH = "optimlab-runs.db"
-STATUSES = ("pending", "running", "finished", "diverged", "failed")
-TERMINAL = ("finished", "diverged", "failed")
-_OPEN = ("pending", "running")
-_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
-
-_SCHEMA = [
-    """CREATE TABLE schema_version (
-        version INTEGER NOT NULL
-    )""",
-    """CREATE TABLE sweeps (
-        id INTEGER PRIMARY KEY,
-        key TEXT NOT NULL UNIQUE,
-        name TEXT,
-        task TEXT,
-        model TEXT,
-        config TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        environment TEXT
-    )""",
-    """CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
-        member_key TEXT NOT NULL,
-        optimizer TEXT NOT NULL,
-        hparams TEXT NOT NULL,
-        lr REAL,
-        seed INTEGER NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending'
-            CHECK (status IN ('pending', 'running', 'finished', 'diverged', 'failed')),
-        error TEXT,
-        summary TEXT,
-        started_at TEXT,
-        finished_at TEXT,
-        UNIQUE (sweep_id, member_key)
-    )""",
-    "CREATE INDEX runs_status ON runs (sweep_id, status)",
-    """CREATE TABLE metrics (
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        step INTEGER NOT NULL,
-        name TEXT NOT NULL,
-        value REAL,
-        wall_time REAL,
-        PRIMARY KEY (run_id, step, name)
-    )""",
-]
-
-
-class StoreError(RuntimeError):
-    """The store file cannot be opened or used (path, permissions, schema version)."""
-
-
-# ----------------------------------------------------------------------------- keys
-
-
-def _plain(obj: Any) -> Any:
-    """``obj`` as plain JSON data: dicts with str keys, lists, str, int, float, bool, None."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, numbers.Integral):
-        return int(obj)
-    if isinstance(obj, numbers.Real):
-        return float(obj)
-    if isinstance(obj, Mapping):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, str):
-                raise TypeError(f"JSON keys must be strings, got {k!r} ({type(k).__name__})")
-            out[k] = _plain(v)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return _plain(asdict(obj))
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars (np.bool_), torch tensors
-        return _plain(obj.tolist())
-    raise TypeError(f"cannot store {type(obj).__name__} {obj!r} as JSON")
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=True)
-
-
-def canonical_json(obj: Any) -> str:
-    """The canonical JSON text of ``obj``: sorted keys, no spaces, floats as ``repr``.
-
-    Tuples become lists, numpy scalars and arrays Python numbers and lists, dataclasses
-    dicts. Floats keep their exact shortest ``repr`` (``0.1``, ``1e-08``), so ``1`` and
-    ``1.0`` differ (as do ``True`` and ``1``); non-finite floats are ``NaN``, ``Infinity``,
-    ``-Infinity``.
-
-    >>> canonical_json({"b": (0.9, 0.999), "a": 1e-3})
-    '{"a":0.001,"b":[0.9,0.999]}'
-    """
-    return _dumps(obj)
-
-
-def canonical_key(obj: Any) -> str:
-    """A stable key for ``obj``: the sha256 hex digest of :func:`canonical_json`.
-
-    Equal configurations give equal keys whatever the order of their dict entries, across
-    processes and machines; it keys sweeps (their configuration) and runs (their member).
-
-    >>> canonical_key({"lr": 0.1, "seed": 0}) == canonical_key({"seed": 0, "lr": 0.1})
-    True
-    >>> len(canonical_key({}))
-    64
-    """
-    return hashlib.sha256(_dumps(obj).encode()).hexdigest()
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def collect_environment() -> dict:
-    """Where this process runs: python, platform, machine, host and library versions.
-
-    Versions come from the installed distributions (nothing is imported); the CUDA build
-    and devices are added only when torch is already imported and CUDA initialized, so
-    calling this never starts a GPU context. Extend the dict (e.g. with the device used)
-    and pass it to :meth:`RunStore.open_sweep`.
-    """
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "host": socket.gethostname(),
-        "sqlite": sqlite3.sqlite_version,
-    }
-    versions = {}
-    for dist in ("optimlab", "torch", "numpy", "pandas"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    env["versions"] = versions
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        try:
-            env["torch_cuda"] = torch.version.cuda
-            if torch.cuda.is_initialized():
-                env["cuda_devices"] = [torch.cuda.get_device_name(i)
-                                       for i in range(torch.cuda.device_count())]
-        except Exception:  # pragma: no cover - a broken torch must not stop a sweep
-            pass
-    return env
-
-
-# ----------------------------------------------------------------------------- runs
-
-
-@dataclass(frozen=True)
-class Run:
-    """One row of ``runs``: a member of a sweep and where it stands."""
-
-    id: int
-    sweep_id: int
-    optimizer: str
-    hparams: dict
-    seed: int
-    status: str
-    member_key: str
-    error: str | None = None
-    summary: dict | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-    @property
-    def member(self) -> dict:
-        """``{"optimizer", "hparams", "seed"}``, as given to :meth:`RunStore.add_runs`."""
-        return {"optimizer": self.optimizer, "hparams": self.hparams, "seed": self.seed}
-
-
-_RUN_COLUMNS = ("id, sweep_id, optimizer, hparams, seed, status, member_key, error, summary, "
-                "started_at, finished_at")
-
-
-def _run_from_row(row: tuple) -> Run:
-    (id_, sweep_id, optimizer, hparams, seed, status, member_key, error, summary,
-     started_at, finished_at) = row
-    return Run(id_, sweep_id, optimizer, _loads(hparams), seed, status, member_key, error,
-               _loads(summary), started_at, finished_at)
+__all__ = ["RunStore"]
 
 
 def _member(m: Any) -> tuple[str, dict, int]:
@@ -364,16 +121,8 @@ def _task_name(value: Any) -> str | None:
     return None
 
 
-def _chunks(ids: list, n: int = _CHUNK) -> Iterator[list]:
-    for i in range(0, len(ids), n):
-        yield ids[i:i + n]
-
-
-# ----------------------------------------------------------------------------- store
-
-
-class RunStore:
-    """Sweeps, runs and metric points in a SQLite file (see the module doc for the schema).
+class RunStore(DataFrameReaders):
+    """Sweeps, runs and metric points in a SQLite file (see :mod:`.schema` for the tables).
 
     Args:
         path: the database file (created if missing, its directory must exist), or
@@ -389,6 +138,9 @@ class RunStore:
     One store object belongs to one thread (as its sqlite3 connection); other processes
     may open the same file at the same time. Use it as a context manager or call
     :meth:`close`.
+
+    The DataFrame readers :meth:`sweeps`, :meth:`runs` and :meth:`metrics` come from
+    :class:`~.views.DataFrameReaders`.
     """
 
     def __init__(self, path: str | os.PathLike = DEFAULT_PATH, *, readonly: bool = False,
@@ -743,109 +495,3 @@ class RunStore:
                         "WHERE id = ?",
                         (status, summary_json, None if error is None else str(error), _now(),
                          run_id))
-
-    # -------------------------------------------------------------- DataFrame readers
-
-    def sweeps(self):
-        """All sweeps as a DataFrame, one row each: ``sweep_id, key, name, task, model,
-        created_at`` (UTC datetimes), the run counts ``n_runs, n_pending, n_running,
-        n_finished, n_diverged, n_failed``, and ``config``, ``environment`` as dicts."""
-        pd = _pandas()
-        rows = self.con.execute(
-            "SELECT s.id, s.key, s.name, s.task, s.model, s.created_at, COUNT(r.id), "
-            + ", ".join(f"SUM(CASE WHEN r.status = '{s}' THEN 1 ELSE 0 END)" for s in STATUSES)
-            + ", s.config, s.environment FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.id "
-            "GROUP BY s.id, s.key, s.name, s.task, s.model, s.created_at, s.config, "
-            "s.environment ORDER BY s.id").fetchall()
-        columns = (["sweep_id", "key", "name", "task", "model", "created_at", "n_runs"]
-                   + [f"n_{s}" for s in STATUSES] + ["config", "environment"])
-        # decode JSON before pandas sees the text (it would turn missing text into NaN)
-        df = pd.DataFrame([list(r[:-2]) + [_loads(r[-2]), _loads(r[-1])] for r in rows],
-                          columns=columns)
-        for c in ["n_runs"] + [f"n_{s}" for s in STATUSES]:
-            df[c] = df[c].fillna(0).astype("int64")
-        df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
-        return df
-
-    def runs(self, sweep_id: int | None = None):
-        """Runs as a DataFrame (of one sweep, or all), one row each, in the order added.
-
-        Columns: ``run_id, sweep_id, optimizer, lr, seed, status, error, started_at,
-        finished_at`` (UTC datetimes, NaT while unset), ``member_key``, ``hparams`` and
-        ``summary`` (dicts; summary None until the run ends), then every hyperparameter as a
-        column ``hp_<name>`` and every summary entry as ``summary_<name>`` (missing entries
-        are NaN/None).
-        """
-        pd = _pandas()
-        sql = ("SELECT id, sweep_id, optimizer, lr, seed, status, error, started_at, "
-               "finished_at, member_key, hparams, summary FROM runs")
-        params: tuple = ()
-        if sweep_id is not None:
-            self._require_sweep(sweep_id)
-            sql, params = sql + " WHERE sweep_id = ?", (sweep_id,)
-        rows = self.con.execute(sql + " ORDER BY id", params).fetchall()
-        columns = ["run_id", "sweep_id", "optimizer", "lr", "seed", "status", "error",
-                   "started_at", "finished_at", "member_key", "hparams", "summary"]
-        df = pd.DataFrame([list(r[:-2]) + [_loads(r[-2]), _loads(r[-1])] for r in rows],
-                          columns=columns)
-        df["lr"] = df["lr"].astype("float64")
-        for col in ("started_at", "finished_at"):
-            df[col] = pd.to_datetime(df[col], utc=True, format="ISO8601")
-        for prefix, source in (("hp_", "hparams"), ("summary_", "summary")):
-            names: dict[str, None] = {}
-            for d in df[source]:
-                names.update(dict.fromkeys(d or {}))
-            for n in names:
-                df[prefix + n] = [(d or {}).get(n) for d in df[source]]
-                if all(isinstance(v, (int, float)) and not isinstance(v, bool) or v is None
-                       for v in df[prefix + n]):
-                    df[prefix + n] = pd.to_numeric(df[prefix + n])
-        return df
-
-    def metrics(self, sweep_id: int | None = None, run_ids: Iterable[int] | None = None):
-        """Metric points as a long DataFrame, one row per (run, step, name), ordered by
-        run, step and name: ``run_id, sweep_id, optimizer, lr, seed, status, step, name,
-        value, wall_time``. NaN values come back as NaN. Filter by sweep, by runs, or both.
-
-        For a wide table: ``df.pivot_table(index=["run_id", "step"], columns="name",
-        values="value", dropna=False)``; add the hyperparameters with
-        ``df.merge(store.runs(sweep_id), on="run_id")``.
-        """
-        pd = _pandas()
-        base = ("SELECT m.run_id, r.sweep_id, r.optimizer, r.lr, r.seed, r.status, m.step, "
-                "m.name, m.value, m.wall_time FROM metrics m JOIN runs r ON r.id = m.run_id")
-        where, params = [], []
-        if sweep_id is not None:
-            self._require_sweep(sweep_id)
-            where.append("r.sweep_id = ?")
-            params.append(sweep_id)
-        if run_ids is not None:
-            run_ids = [int(i) for i in run_ids]
-        rows: list = []
-        if run_ids is None:
-            sql = base + (" WHERE " + " AND ".join(where) if where else "")
-            rows = self.con.execute(sql + " ORDER BY m.run_id, m.step, m.name", params).fetchall()
-        else:
-            for chunk in _chunks(sorted(set(run_ids))):
-                w = where + [f"m.run_id IN ({', '.join('?' * len(chunk))})"]
-                rows += self.con.execute(base + " WHERE " + " AND ".join(w)
-                                         + " ORDER BY m.run_id, m.step, m.name",
-                                         params + chunk).fetchall()
-        columns = ["run_id", "sweep_id", "optimizer", "lr", "seed", "status", "step", "name",
-                   "value", "wall_time"]
-        df = pd.DataFrame([list(r) for r in rows], columns=columns)
-        for c in ("lr", "value", "wall_time"):
-            df[c] = df[c].astype("float64")  # NULL value -> NaN
-        for c in ("run_id", "sweep_id", "seed", "step"):
-            df[c] = df[c].astype("int64")
-        return df
-
-
-def _pandas():
-    try:
-        import pandas
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("the run store's DataFrame readers need pandas: "
-                          "pip install pandas") from None
-    return pandas
-

@@ -1,0 +1,60 @@
+"""The run store: every sweep, run, configuration and metric point, in one SQLite file.
+
+``RunStore(path)`` opens (or creates) the store; the default ``optimlab-runs.db`` lies in
+the current working directory and ``":memory:"`` gives a throw-away store. A file store
+runs in WAL mode (``journal_mode=WAL``, ``synchronous=NORMAL``): readers never block the
+writer, so a live sweep can be watched from another process (``RunStore(path,
+readonly=True)``), and a commit survives the process being killed at any moment.
+
+>>> store = RunStore(":memory:")
+>>> sweep = store.open_sweep({"task": "two-moons", "model": "mlp", "steps": 3})
+>>> store.open_sweep({"steps": 3, "model": "mlp", "task": "two-moons"}) == sweep
+True
+>>> run, = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.01}, "seed": 0}])
+>>> [r.id for r in store.pending_runs(sweep)] == [run]
+True
+>>> store.start_run(run)
+>>> store.log_metrics(run, 0, {"train_loss": 0.7, "test_loss": float("nan")}, wall_time=0.0)
+>>> store.finish_run(run, "finished", summary={"final_train_loss": 0.7})
+>>> store.pending_runs(sweep)
+[]
+>>> store.close()
+
+Where things are
+----------------
+``runstore``
+    :class:`RunStore`, the store class: opening the file, write transactions, lookups and
+    writes; how a killed sweep is resumed and what a commit guarantees.
+``schema``
+    The tables (version 1, column by column), the run statuses (:data:`STATUSES`,
+    :data:`TERMINAL`), :class:`Run` (one row of ``runs``) and :class:`StoreError`.
+``views``
+    The DataFrame readers :meth:`RunStore.sweeps`, :meth:`~RunStore.runs` and
+    :meth:`~RunStore.metrics` (pandas, imported when one is called).
+``jsonio``
+    Canonical JSON of configurations, hyperparameters and summaries:
+    :func:`canonical_json`, :func:`canonical_key`, and the JSON columns' encoding.
+``environment``
+    :func:`collect_environment`: python, platform, machine, host, library versions.
+
+Dependencies point one way, down this list (a module imports only those below it)::
+
+    runstore     -> views, schema, jsonio, environment
+    views        -> schema, jsonio          (pandas when a reader is called)
+    schema       -> jsonio
+    jsonio, environment -> the standard library only
+
+The package needs only the standard library and imports nothing else from optimlab (its
+modules import each other relatively), so it can be loaded by path without importing
+torch, as the store's kill-and-resume test does.
+"""
+
+from __future__ import annotations
+
+from .environment import collect_environment
+from .jsonio import canonical_json, canonical_key
+from .runstore import RunStore
+from .schema import DEFAULT_PATH, SCHEMA_VERSION, STATUSES, TERMINAL, Run, StoreError
+
+__all__ = ["RunStore", "Run", "StoreError", "canonical_json", "canonical_key",
+           "collect_environment", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]

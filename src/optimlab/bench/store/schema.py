@@ -1,0 +1,154 @@
+"""The run store's tables: their SQL (:data:`_SCHEMA`, version :data:`SCHEMA_VERSION`),
+the run statuses, :class:`Run` (one row of ``runs``), :class:`StoreError`, and the small
+helpers every query shares (timestamps, ``IN (...)`` chunks).
+
+Schema (version 1)
+------------------
+All timestamps are ISO 8601 UTC text (``2025-01-31T12:00:00.123456+00:00``); JSON columns
+hold canonical JSON (sorted keys; tuples become lists; numpy scalars become Python
+numbers); non-finite floats inside JSON are written as Python's ``NaN``, ``Infinity`` and
+``-Infinity`` tokens (also JSON5), which Python reads back exactly.
+
+``schema_version``
+    ``version INTEGER``: one row, the schema version of the file (1). A store written by a
+    newer optimlab with an unknown version is refused with :class:`StoreError`.
+
+``sweeps``: one row per sweep configuration.
+    ``id INTEGER PRIMARY KEY``; ``key TEXT UNIQUE``: :func:`canonical_key` of the
+    configuration, how a resumed sweep finds its row; ``name TEXT``: a free label given at
+    creation (NULL if none; not part of the key); ``task TEXT``, ``model TEXT``: copied from
+    the configuration's ``"task"`` and ``"model"`` entries when they are strings (or dicts
+    with a ``"name"``), for filtering; ``config TEXT``: the configuration as canonical JSON;
+    ``created_at TEXT``; ``environment TEXT``: JSON of where the sweep was created
+    (:func:`collect_environment` by default: python, platform, machine, host, library
+    versions).
+
+``runs``: one row per member of a sweep (an optimizer, its hyperparameters, a seed).
+    ``id INTEGER PRIMARY KEY`` (in the order members were added);
+    ``sweep_id INTEGER`` references ``sweeps(id)``; ``member_key TEXT``:
+    :func:`canonical_key` of ``{"optimizer", "hparams", "seed"}``, unique within its sweep;
+    ``optimizer TEXT``: registry name; ``hparams TEXT``: JSON object of hyperparameters;
+    ``lr REAL``: ``hparams["lr"]`` when it is a number, else NULL (a convenience copy for
+    SQL); ``seed INTEGER``; ``status TEXT``: one of ``pending`` (added, not started),
+    ``running`` (started, not finished: live, or its process was killed), ``finished``,
+    ``diverged``, ``failed`` (the last three are terminal); ``error TEXT``: why a run failed
+    (or diverged), NULL otherwise; ``summary TEXT``: JSON object of final results (final
+    metrics, steps to target, wall time...: whatever the trainer records), NULL until the
+    run ends; ``started_at TEXT``, ``finished_at TEXT``: NULL until then.
+
+``metrics``: one row per (run, step, metric name), long format.
+    ``run_id INTEGER`` references ``runs(id)``; ``step INTEGER``; ``name TEXT`` (e.g.
+    ``train_loss``, ``test_loss``, ``test_metric``); ``value REAL``; ``wall_time REAL``:
+    seconds since the run started when the point was taken. Primary key ``(run_id, step,
+    name)``: logging the same point twice keeps the last value. SQLite stores a NaN as
+    NULL, so ``value`` NULL means NaN (a metric not measured at a step has no row at all;
+    ``None`` values passed to :meth:`~RunStore.log_metrics` are skipped); infinities are
+    stored as they are (a ``-0.0`` comes back as ``0.0``). The readers give NaN back.
+
+The SQL is plain (no SQLite-only column types or ``WITHOUT ROWID``; upserts use
+``ON CONFLICT``) so the same schema can later live in a server database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .jsonio import _loads
+
+__all__ = ["Run", "StoreError", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = "optimlab-runs.db"
+STATUSES = ("pending", "running", "finished", "diverged", "failed")
+TERMINAL = ("finished", "diverged", "failed")
+_OPEN = ("pending", "running")
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+
+_SCHEMA = [
+    """CREATE TABLE schema_version (
+        version INTEGER NOT NULL
+    )""",
+    """CREATE TABLE sweeps (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        name TEXT,
+        task TEXT,
+        model TEXT,
+        config TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        environment TEXT
+    )""",
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+        member_key TEXT NOT NULL,
+        optimizer TEXT NOT NULL,
+        hparams TEXT NOT NULL,
+        lr REAL,
+        seed INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending'
+            CHECK (status IN ('pending', 'running', 'finished', 'diverged', 'failed')),
+        error TEXT,
+        summary TEXT,
+        started_at TEXT,
+        finished_at TEXT,
+        UNIQUE (sweep_id, member_key)
+    )""",
+    "CREATE INDEX runs_status ON runs (sweep_id, status)",
+    """CREATE TABLE metrics (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        value REAL,
+        wall_time REAL,
+        PRIMARY KEY (run_id, step, name)
+    )""",
+]
+
+
+class StoreError(RuntimeError):
+    """The store file cannot be opened or used (path, permissions, schema version)."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of ``runs``: a member of a sweep and where it stands."""
+
+    id: int
+    sweep_id: int
+    optimizer: str
+    hparams: dict
+    seed: int
+    status: str
+    member_key: str
+    error: str | None = None
+    summary: dict | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+    @property
+    def member(self) -> dict:
+        """``{"optimizer", "hparams", "seed"}``, as given to :meth:`RunStore.add_runs`."""
+        return {"optimizer": self.optimizer, "hparams": self.hparams, "seed": self.seed}
+
+
+_RUN_COLUMNS = ("id, sweep_id, optimizer, hparams, seed, status, member_key, error, summary, "
+                "started_at, finished_at")
+
+
+def _run_from_row(row: tuple) -> Run:
+    (id_, sweep_id, optimizer, hparams, seed, status, member_key, error, summary,
+     started_at, finished_at) = row
+    return Run(id_, sweep_id, optimizer, _loads(hparams), seed, status, member_key, error,
+               _loads(summary), started_at, finished_at)
+
+
+def _chunks(ids: list, n: int = _CHUNK) -> Iterator[list]:
+    for i in range(0, len(ids), n):
+        yield ids[i:i + n]
