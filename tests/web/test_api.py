@@ -287,11 +287,31 @@ def test_the_page_and_its_files_are_served(client):
     assert "javascript" in plotly.headers["content-type"] and b"plotly" in plotly.content[:2000]
 
 
+#: The page's script modules besides app.js (its entry point), as paths under static/.
+_MODULES = sorted(f"js/{p.name}" for p in (STATIC_DIR / "js").glob("*.js"))
+
+
+def test_the_scripts_are_modules_served_as_javascript(client):
+    html = (STATIC_DIR / "index.html").read_text()
+    assert '<script type="module" src="/static/app.js">' in html
+    assert _MODULES, "no modules under static/js"
+    for name in ("app.js", *_MODULES):
+        # a browser runs a module only when it comes with a JavaScript MIME type
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200, name
+        assert "javascript" in answer.headers["content-type"], (name, answer.headers)
+        # each import is relative and names a file that exists (no bare names: no bundler)
+        text = (STATIC_DIR / name).read_text()
+        for target in re.findall(r"""^import .* from ["']([^"']+)["'];$""", text, re.M):
+            assert target.startswith("./"), (name, target)
+            assert ((STATIC_DIR / name).parent / target).is_file(), (name, target)
+
+
 def test_the_page_loads_nothing_from_elsewhere():
     html = (STATIC_DIR / "index.html").read_text()
     sources = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", html)
     assert sources and not [s for s in sources if re.match(r"(https?:)?//", s)], sources
-    for name in ("index.html", "app.js", "style.css"):
+    for name in ("index.html", "app.js", "style.css", *_MODULES):
         text = (STATIC_DIR / name).read_text()
         assert not re.search(r"https?://", text), name
     assert "http" not in (STATIC_DIR / "vendor/katex/katex.min.css").read_text()

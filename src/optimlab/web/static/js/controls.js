@@ -1,0 +1,174 @@
+/* The left-hand panel of the Race tab: the landscape, its parameters, the start, steps,
+ * noise, seed, tuning and 3-D switches, and the list of optimizers with one control per
+ * hyperparameter (a log or linear slider with a text box, a checkbox, or a number box).
+ * Every change goes into `state` and the URL.
+ */
+
+import { $, el, showMessage } from "./dom.js";
+import { fmt, short } from "./format.js";
+import { state, catalog, currentLandscape, defaultValues } from "./state.js";
+import { writeUrl } from "./url.js";
+import { renderInfo, showInfo } from "./info.js";
+import { clearRace, runRace } from "./race.js";
+import { drawMap, loadGrid } from "./map.js";
+
+// ------------------------------------------------------------------------------ optimizers
+
+const logPos = (h, v) => Math.round(1000 * (Math.log10(v) - Math.log10(h.ui_low))
+  / (Math.log10(h.ui_high) - Math.log10(h.ui_low)));
+const logValue = (h, p) => Number((10 ** (Math.log10(h.ui_low) + p / 1000
+  * (Math.log10(h.ui_high) - Math.log10(h.ui_low)))).toPrecision(3));
+
+function numberControl(name, h, label, get, set) {
+  // a slider (log or linear) with a text box for exact values, both showing the value used
+  const slider = el("input", { type: "range", min: 0, max: 1000, step: 1, "aria-label": `${name} ${label}` });
+  const text = el("input", { type: "text", "aria-label": `${name} ${label} value` });
+  const linearStep = (h.ui_high - h.ui_low) / 1000;
+  const toPos = (v) => (h.kind === "log" ? logPos(h, v) : Math.round((v - h.ui_low) / linearStep));
+  const toValue = (p) => (h.kind === "log" ? logValue(h, p)
+    : Number((h.ui_low + p * linearStep).toPrecision(4)));
+  const show = () => { const v = get(); slider.value = toPos(v); text.value = short(v); text.classList.remove("invalid"); };
+  slider.addEventListener("input", () => { set(toValue(Number(slider.value))); text.value = short(get()); });
+  slider.addEventListener("change", writeUrl);
+  text.addEventListener("change", () => {
+    const v = Number(text.value);
+    if (text.value.trim() === "" || !Number.isFinite(v)) { text.classList.add("invalid"); return; }
+    set(v); show(); writeUrl();
+  });
+  show();
+  return el("div", { class: "hp", title: h.help }, el("span", { text: label }), slider, text);
+}
+
+function hpControls(name) {
+  const hp = state.selected.get(name);
+  const rows = [];
+  for (const h of catalog.optimizers.get(name).hyperparameters) {
+    if (h.kind === "bool") {
+      const box = el("input", { type: "checkbox", "aria-label": `${name} ${h.name}` });
+      box.checked = Boolean(hp[h.name]);
+      box.addEventListener("change", () => { hp[h.name] = box.checked; writeUrl(); });
+      rows.push(el("label", { class: "hp bool", title: h.help }, box, el("span", { text: h.name })));
+    } else if (h.kind === "int") {
+      const box = el("input", { type: "number", min: h.ui_low, max: h.ui_high, step: 1, value: hp[h.name] });
+      box.addEventListener("change", () => { hp[h.name] = parseInt(box.value, 10); writeUrl(); });
+      rows.push(el("div", { class: "hp", title: h.help }, el("span", { text: h.name }), box, el("span")));
+    } else if (h.kind === "pair") {
+      for (const i of [0, 1]) {
+        const pair = { ...h, kind: "linear", ui_high: i === 0 ? 0.999 : h.ui_high };
+        rows.push(numberControl(name, pair, `${h.name.replace(/s$/, "")}${i + 1}`,
+          () => hp[h.name][i], (v) => { hp[h.name] = hp[h.name].slice(); hp[h.name][i] = v; }));
+      }
+    } else {
+      rows.push(numberControl(name, h, h.name, () => hp[h.name], (v) => { hp[h.name] = v; }));
+    }
+  }
+  return rows;
+}
+
+export function buildOptimizers() {
+  const box = $("#optimizers");
+  box.textContent = "";
+  for (const [name, o] of catalog.optimizers) {
+    const on = state.selected.has(name);
+    const check = el("input", { type: "checkbox", value: name, "aria-label": name });
+    check.checked = on;
+    const row = el("div", { class: on ? "opt on" : "opt", "data-name": name });
+    const hps = el("div", { class: "hps" });
+    const fill = () => {
+      hps.textContent = "";
+      if (state.selected.has(name)) hps.append(...hpControls(name), el("div", { class: "used" }));
+    };
+    check.addEventListener("change", () => {
+      if (check.checked) {
+        if (state.selected.size >= catalog.limits.max_optimizers) {
+          check.checked = false;
+          showMessage(`at most ${catalog.limits.max_optimizers} optimizers per race`);
+          return;
+        }
+        state.selected.set(name, defaultValues(name));
+      } else {
+        state.selected.delete(name);
+      }
+      row.classList.toggle("on", check.checked);
+      fill();
+      renderInfo();
+      writeUrl();
+    });
+    const title = o.alias_of ? `${o.summary}` : `${o.cls}: ${o.summary}`;
+    row.append(el("div", { class: "opt-head" },
+      el("label", { title }, check, " ", el("span", { class: "swatch", style: `background:${o.color}` }), name),
+      el("button", { class: "info-btn", type: "button", title: `about ${name}`, "aria-label": `about ${name}`, onclick: () => showInfo(name) }, "?")),
+    hps);
+    box.append(row);
+    fill();
+  }
+}
+
+// ------------------------------------------------------------------------------ landscape and run settings
+
+function noiseFromPos(p) { return p === 0 ? 0 : Number((10 ** (-3 + 6 * (p - 1) / 99)).toPrecision(2)); }
+function noisePos(v) { return v <= 0 ? 0 : Math.max(1, Math.min(100, Math.round(1 + 99 * (Math.log10(v) + 3) / 6))); }
+
+export function buildLandscapeControls() {
+  const select = $("#landscape");
+  select.textContent = "";
+  for (const name of catalog.landscapes.keys()) select.append(el("option", { value: name, text: name }));
+  select.value = state.landscape;
+  select.addEventListener("change", () => {
+    state.landscape = select.value;
+    state.params = { ...currentLandscape().params };
+    state.start = null;
+    landscapeChanged();
+  });
+  $("#start-reset").addEventListener("click", () => { state.start = null; clearRace(); drawMap(); showStart(); writeUrl(); });
+  const steps = $("#steps");
+  steps.max = catalog.limits.max_steps;
+  steps.value = state.steps;
+  steps.addEventListener("change", () => { state.steps = parseInt(steps.value, 10); writeUrl(); });
+  const noise = $("#noise");
+  noise.value = noisePos(state.noise);
+  $("#noise-label").textContent = fmt(state.noise);
+  noise.addEventListener("input", () => { state.noise = noiseFromPos(Number(noise.value)); $("#noise-label").textContent = fmt(state.noise); });
+  noise.addEventListener("change", writeUrl);
+  const seed = $("#seed");
+  seed.value = state.seed;
+  seed.addEventListener("change", () => { state.seed = parseInt(seed.value, 10) || 0; writeUrl(); });
+  const tune = $("#tune");
+  tune.checked = state.tune;
+  tune.addEventListener("change", () => { state.tune = tune.checked; writeUrl(); });
+  const surface = $("#surface");
+  surface.checked = state.view === "3d";
+  surface.addEventListener("change", () => { state.view = surface.checked ? "3d" : "2d"; drawMap(); writeUrl(); });
+  $("#race").addEventListener("click", runRace);
+}
+
+export function buildLandscapeParams() {
+  const box = $("#landscape-params");
+  box.textContent = "";
+  for (const [key, value] of Object.entries(currentLandscape().params)) {
+    if (!(key in state.params)) state.params[key] = value;
+    const input = el("input", { type: "number", value: state.params[key], step: "any", "aria-label": key });
+    input.addEventListener("change", () => {
+      const v = Number(input.value);
+      if (!Number.isFinite(v)) return;
+      state.params[key] = v;
+      landscapeChanged();
+    });
+    box.append(el("label", { class: "row" }, key, input));
+  }
+  $("#landscape-desc").textContent = currentLandscape().description;
+}
+
+export function showStart() {
+  const point = state.start || currentLandscape().start;
+  $("#start-label").textContent = `(${fmt(point[0], 4)}, ${fmt(point[1], 4)})` + (state.start ? "" : " default");
+}
+
+
+async function landscapeChanged() {
+  clearRace();
+  buildLandscapeParams();
+  showStart();
+  writeUrl();
+  await loadGrid();
+}

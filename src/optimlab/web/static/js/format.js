@@ -1,0 +1,28 @@
+/* How numbers and hyperparameters are written on the page: fmt (metrics, 3 significant
+ * digits or exponent form), short (a hyperparameter as typed) and hpText ("lr=0.01, ...").
+ */
+
+export function fmt(v, digits = 3) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "boolean") return v ? "true" : "false";
+  if (Array.isArray(v)) return "(" + v.map((x) => fmt(x, digits)).join(", ") + ")";
+  if (typeof v !== "number") return String(v);
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  if (a >= 1e5 || a < 1e-3) return v.toExponential(digits - 1).replace("e+", "e");
+  return String(Number(v.toPrecision(digits)));
+}
+
+export function short(v) {
+  // a hyperparameter as typed: up to 4 significant digits, no trailing zeros (1e-8, 0.999)
+  if (Array.isArray(v)) return "(" + v.map(short).join(", ") + ")";
+  if (typeof v !== "number") return fmt(v);
+  return String(Number(v.toPrecision(4)));
+}
+
+export function hpText(hparams, tuned) {
+  return Object.entries(hparams)
+    .map(([k, v]) => `${k}=${short(v)}${tuned && k === "lr" ? " (tuned)" : ""}`).join(", ");
+}
+
+export function lrOnly(hparams) { return "lr" in hparams ? { lr: hparams.lr } : {}; }

@@ -1,0 +1,170 @@
+/* The map of the Race tab, drawn with Plotly: the landscape's contours (or its 3-D surface),
+ * its minima, the start point and each optimizer's path up to the animation's current point.
+ * loadGrid fetches the landscape on a grid; clicking the 2-D map moves the start.
+ * drawable/height/pathSlice say what of a path is drawn, and are shared with the loss chart
+ * and the animation.
+ */
+
+import { COLORSCALE, GRID_N, PLOT_CONFIG } from "./config.js";
+import { $, showMessage } from "./dom.js";
+import { hpText, lrOnly } from "./format.js";
+import { api } from "./api.js";
+import { state, live, colorOf, currentLandscape } from "./state.js";
+import { writeUrl } from "./url.js";
+import { showStart } from "./controls.js";
+import { clearRace } from "./race.js";
+import { drawLoss } from "./loss.js";
+
+let grid = null;        // the current landscape's grid (GET .../grid)
+
+export async function loadGrid() {
+  const land = currentLandscape();
+  const q = new URLSearchParams({ n: GRID_N, ...state.params });
+  try {
+    grid = await api(`/api/landscapes/${encodeURIComponent(land.name)}/grid?${q}`);
+    if (!performance.getEntriesByName("grid-loaded").length) performance.mark("grid-loaded");
+    $("#landscape-desc").textContent = grid.description;  // as built with these parameters
+    showMessage("");
+  } catch (err) {
+    showMessage(err.message);
+    return;
+  }
+  await drawMap();
+  drawLoss();
+}
+
+function colorbar() {
+  if (!grid.log) return { title: { text: "f", side: "right" }, thickness: 12 };
+  const lo = Math.ceil(Math.min(...grid.color.map((r) => Math.min(...r.filter((v) => v !== null)))));
+  const hi = Math.floor(Math.max(...grid.color.map((r) => Math.max(...r.filter((v) => v !== null)))));
+  const tickvals = [];
+  for (let k = lo; k <= hi; k++) tickvals.push(k);
+  return { title: { text: "f − f_min (log)", side: "right" }, thickness: 12, tickvals,
+    ticktext: tickvals.map((k) => `1e${k}`) };
+}
+
+export function height(loss) {
+  // a loss's height on the 3-D surface: the same transform as the surface's colours
+  if (loss === null) return null;
+  return grid.log ? Math.log10(Math.max(loss - grid.zmin, 0) + grid.offset) : loss;
+}
+
+export function pathSlice(values, k) { return values.slice(0, k + 1); }
+
+// What is drawn of a path: points far outside the domain (more than ten widths, where the
+// race calls a run diverged) are left out, so a run-away path cannot blow up the picture.
+export function drawable(r) {
+  if (r.shown) return r.shown;
+  const [[x0, x1], [y0, y1]] = currentLandscape().domain;
+  const keep = (v, lo, hi) => (v !== null && v >= lo - 10 * (hi - lo) && v <= hi + 10 * (hi - lo));
+  const ok = r.x.map((x, i) => keep(x, x0, x1) && keep(r.y[i], y0, y1));
+  r.shown = { x: r.x.map((v, i) => (ok[i] ? v : null)), y: r.y.map((v, i) => (ok[i] ? v : null)),
+    loss: r.loss.map((v, i) => (ok[i] && Math.abs(v) < 1e15 ? v : null)) };
+  return r.shown;
+}
+
+function mapTraces() {
+  const land = currentLandscape();
+  const start = state.start || land.start;
+  const three = state.view === "3d";
+  const traces = [];
+  const k = live.frame;
+  if (three) {
+    traces.push({ type: "surface", x: grid.x, y: grid.y, z: grid.color, colorscale: COLORSCALE,
+      showscale: false, opacity: 0.92, hoverinfo: "skip", name: "landscape" });
+    const minZ = land.minima.map((m) => height(land.min_value));
+    traces.push({ type: "scatter3d", mode: "markers", name: "minimum", x: land.minima.map((m) => m[0]),
+      y: land.minima.map((m) => m[1]), z: minZ, marker: { symbol: "diamond", size: 5, color: "#ffffff", line: { color: "#000", width: 1 } } });
+    traces.push({ type: "scatter3d", mode: "markers", name: "start", x: [start[0]], y: [start[1]],
+      z: [null], marker: { size: 4, color: "#000" }, showlegend: false });
+  } else {
+    traces.push({ type: "contour", x: grid.x, y: grid.y, z: grid.color, colorscale: COLORSCALE,
+      ncontours: 28, contours: { coloring: "fill", showlines: true }, line: { width: 0.4, color: "rgba(0,0,0,0.25)" },
+      colorbar: colorbar(), name: "landscape",
+      hovertemplate: `x=%{x:.3f}<br>y=%{y:.3f}<br>${grid.log ? "log10(f − f_min + ε)" : "f"}=%{z:.3g}<extra></extra>` });
+    traces.push({ type: "scatter", mode: "markers", name: "minimum", x: land.minima.map((m) => m[0]),
+      y: land.minima.map((m) => m[1]), marker: { symbol: "star", size: 14, color: "#ffffff", line: { color: "#000", width: 1 } },
+      hovertemplate: "minimum (%{x:.4g}, %{y:.4g})<extra></extra>" });
+    traces.push({ type: "scatter", mode: "markers", name: "start", x: [start[0]], y: [start[1]],
+      marker: { symbol: "circle", size: 11, color: "#000", line: { color: "#fff", width: 2 } },
+      hovertemplate: "start (%{x:.4g}, %{y:.4g})<extra></extra>" });
+  }
+  for (const result of live.race ? live.race.results : []) {
+    const r = { ...result, ...drawable(result) };
+    const color = colorOf(r.name);
+    const legend = `${r.label} (${hpText(lrOnly(r.hparams), live.race.tune)})`;
+    if (three) {
+      traces.push({ type: "scatter3d", mode: "lines", name: legend, meta: "path", x: pathSlice(r.x, k), y: pathSlice(r.y, k),
+        z: pathSlice(r.loss, k).map(height), line: { color, width: 5 } });
+      traces.push({ type: "scatter3d", mode: "markers", meta: "head", showlegend: false, x: [r.x[k]], y: [r.y[k]],
+        z: [height(r.loss[k])], marker: { color, size: 4 }, hoverinfo: "skip" });
+    } else {
+      traces.push({ type: "scatter", mode: "lines", name: legend, meta: "path", x: pathSlice(r.x, k), y: pathSlice(r.y, k),
+        line: { color, width: 2.2 }, hovertemplate: `${r.label}<br>(%{x:.4g}, %{y:.4g})<extra></extra>` });
+      traces.push({ type: "scatter", mode: "markers", meta: "head", showlegend: false, x: [r.x[k]], y: [r.y[k]],
+        marker: { color, size: 9, line: { color: "#fff", width: 1 } }, hoverinfo: "skip" });
+    }
+  }
+  return traces;
+}
+
+function mapLayout() {
+  const land = currentLandscape();
+  const [[x0, x1], [y0, y1]] = land.domain;
+  const base = { margin: { l: 50, r: 10, t: 10, b: 40 }, showlegend: true,
+    legend: { orientation: "h", x: 0, y: 1.01, yanchor: "bottom", font: { size: 11 } },
+    uirevision: `${land.name}-${state.view}` };
+  if (state.view === "3d") {
+    return { ...base, scene: { xaxis: { title: { text: "x" }, range: [x0, x1] }, yaxis: { title: { text: "y" }, range: [y0, y1] },
+      zaxis: { title: { text: grid.log ? "log10(f − f_min + ε)" : "f" } }, camera: { eye: { x: 1.5, y: -1.5, z: 1.1 } } } };
+  }
+  return { ...base, xaxis: { range: [x0, x1], title: { text: "x" }, zeroline: false },
+    yaxis: { range: [y0, y1], title: { text: "y" }, zeroline: false }, hovermode: "closest", dragmode: "pan" };
+}
+
+export async function drawMap() {
+  if (!grid) return;
+  const map = $("#map");
+  const start = state.start || currentLandscape().start;
+  const traces = mapTraces();
+  if (state.view === "3d") {
+    // the start's height needs the landscape's value there: the path's first loss, if raced
+    const first = live.race && live.race.results.length ? live.race.results[0].loss[0] : null;
+    traces[2].z = [first === null ? null : height(first)];
+    if (first === null) traces[2].visible = false;
+  }
+  await Plotly.react(map, traces, mapLayout(), PLOT_CONFIG);
+  map.dataset.view = state.view;
+  map.dataset.start = start.join(",");
+  if (!map.dataset.clickBound) {
+    map.dataset.clickBound = "1";
+    map.on("plotly_click", onMapClick);
+  }
+  if (!performance.getEntriesByName("contour-drawn").length) performance.mark("contour-drawn");
+  document.body.dataset.contour = "1";
+}
+
+function onMapClick(event) {
+  if (state.view !== "2d") return;
+  const map = $("#map");
+  const layout = map._fullLayout;
+  let x = null, y = null;
+  const e = event.event;
+  if (layout && layout.xaxis && e && Number.isFinite(e.clientX)) {
+    // the exact point under the mouse, not the nearest grid node
+    const box = map.getBoundingClientRect();
+    x = layout.xaxis.p2l(e.clientX - box.left - layout._size.l);
+    y = layout.yaxis.p2l(e.clientY - box.top - layout._size.t);
+  }
+  if (!Number.isFinite(x) || !Number.isFinite(y)) {
+    if (!event.points || !event.points.length) return;
+    x = event.points[0].x; y = event.points[0].y;
+  }
+  const [[x0, x1], [y0, y1]] = currentLandscape().domain;
+  x = Math.min(x1, Math.max(x0, x)); y = Math.min(y1, Math.max(y0, y));
+  state.start = [Number(x.toFixed(4)), Number(y.toFixed(4))];
+  clearRace();
+  showStart();
+  drawMap();
+  writeUrl();
+}

@@ -1,0 +1,98 @@
+/* The Runs tab: the tab switch (showTab), the list of sweeps in the run store
+ * (GET /api/sweeps) and one sweep's mean curves, learning-rate sensitivity and summary
+ * table (GET /api/sweeps/{id}).
+ */
+
+import { PLOT_CONFIG } from "./config.js";
+import { $, el } from "./dom.js";
+import { fmt } from "./format.js";
+import { api } from "./api.js";
+import { state, colorOf } from "./state.js";
+import { writeUrl } from "./url.js";
+
+export function showTab(tab) {
+  state.tab = tab;
+  $("#race-view").hidden = tab !== "race";
+  $("#runs-view").hidden = tab !== "runs";
+  $("#tab-race").classList.toggle("active", tab === "race");
+  $("#tab-runs").classList.toggle("active", tab === "runs");
+  writeUrl();
+  if (tab === "runs") loadSweeps();
+  else for (const id of ["#map", "#loss"]) if ($(id).data) Plotly.Plots.resize($(id));
+}
+
+async function loadSweeps() {
+  const body = $("#sweeps tbody");
+  let sweeps;
+  try {
+    sweeps = await api("/api/sweeps");
+  } catch (err) {
+    $("#runs-message").textContent = err.message;
+    return;
+  }
+  body.textContent = "";
+  for (const s of sweeps) {
+    const counts = s.counts;
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const row = el("tr", { "data-sweep": s.id, onclick: () => selectSweep(s.id) },
+      el("td", { text: String(s.id) }), el("td", { text: s.name || "" }), el("td", { text: s.task || "" }),
+      el("td", { text: s.model || "default" }), el("td", { text: s.created_at.slice(0, 16).replace("T", " ") }),
+      el("td", { text: `${counts.finished}/${total}` + (counts.diverged ? ` (${counts.diverged} diverged)` : "") }),
+      el("td", { text: s.optimizers.join(", ") }));
+    body.append(row);
+  }
+  $("#runs-message").textContent = sweeps.length ? "Click a sweep to see its curves and summary."
+    : "No sweeps in this run store yet: run `optimlab bench TASK --optimizers sgd,adam` and reload.";
+  document.body.dataset.sweeps = String(sweeps.length);
+  if (state.sweep !== null && sweeps.some((s) => s.id === state.sweep)) selectSweep(state.sweep);
+}
+
+async function selectSweep(id) {
+  let d;
+  try {
+    d = await api(`/api/sweeps/${id}`);
+  } catch (err) {
+    $("#runs-message").textContent = err.message;
+    return;
+  }
+  state.sweep = id;
+  writeUrl();
+  for (const row of document.querySelectorAll("#sweeps tbody tr")) row.classList.toggle("active", Number(row.dataset.sweep) === id);
+  $("#sweep-detail").hidden = false;
+  const s = d.sweep;
+  $("#sweep-title").textContent = `Sweep ${s.id}${s.name ? ` (${s.name})` : ""}: ${s.task || "?"}, ${s.model || "default model"}`;
+  const traces = [];
+  for (const [name, c] of Object.entries(d.curves)) {
+    const color = colorOf(name);
+    const label = `${name} (lr=${fmt(c.lr)})`;
+    if (c.test_metric) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, x: c.step, y: c.test_metric, line: { color } });
+    if (c.train_loss) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, showlegend: false, x: c.step, y: c.train_loss, xaxis: "x2", yaxis: "y2", line: { color, dash: "dot" } });
+  }
+  await Plotly.react($("#sweep-curves"), traces, {
+    margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: `mean over seeds at each best lr`, font: { size: 14 } },
+    grid: { rows: 1, columns: 2, pattern: "independent" },
+    xaxis: { title: { text: "step" } }, yaxis: { title: { text: `test ${d.metric}` } },
+    xaxis2: { title: { text: "step" } }, yaxis2: { title: { text: "train loss" }, type: "log" },
+    legend: { orientation: "h", y: -0.2 },
+  }, PLOT_CONFIG);
+  const sens = d.summary.map((row) => ({ type: "scatter", mode: "lines+markers", name: row.optimizer,
+    x: row.sensitivity.map((p) => p.lr), y: row.sensitivity.map((p) => p.mean), line: { color: colorOf(row.optimizer) } }));
+  await Plotly.react($("#sweep-sensitivity"), sens, {
+    margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: "final test metric vs learning rate", font: { size: 14 } },
+    xaxis: { title: { text: "lr" }, type: "log", exponentformat: "e" }, yaxis: { title: { text: d.metric } }, showlegend: false,
+  }, PLOT_CONFIG);
+  const head = $("#sweep-summary thead");
+  head.textContent = "";
+  head.append(el("tr", {}, ["optimizer", "best lr", `${d.metric} (mean ± std)`, "seeds", "diverged"].map((t) => el("th", { text: t }))));
+  const body = $("#sweep-summary tbody");
+  body.textContent = "";
+  for (const row of d.summary) {
+    body.append(el("tr", {},
+      el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.optimizer),
+      el("td", { class: "num", text: fmt(row.best_lr) }),
+      el("td", { class: "num", text: row.mean === null ? "–" : `${fmt(row.mean, 4)} ± ${fmt(row.std, 2)}` }),
+      el("td", { class: "num", text: String(row.seeds) }),
+      el("td", { class: "num", text: String(row.diverged) })));
+  }
+  document.body.dataset.sweep = String(id);
+}

@@ -1,0 +1,37 @@
+/* What the page knows:
+ *   state   - the configuration the user chose; url.js writes it to and reads it from the
+ *             query string, so a link reproduces it;
+ *   catalog - what the server offers (limits, landscapes, optimizers), loaded once at start;
+ *   live    - the last race's answer and the animation's current point.
+ * and small questions about them (the current landscape, an optimizer's defaults, colour).
+ */
+
+export const state = {
+  tab: "race", landscape: "rosenbrock", params: {}, start: null, steps: 500, noise: 0,
+  seed: 0, tune: false, view: "2d", selected: new Map(), sweep: null,
+};
+export const catalog = { limits: {}, landscapes: new Map(), optimizers: new Map() };
+export const live = {
+  race: null,           // the last race's answer (POST /api/race)
+  frame: 0,             // the animation's current point index
+};
+
+export function currentLandscape() { return catalog.landscapes.get(state.landscape); }
+export function hasMinima() { const l = currentLandscape(); return l && l.minima.length > 0; }
+
+export function defaultValues(name) {
+  const values = {};
+  for (const h of catalog.optimizers.get(name).hyperparameters) values[h.name] = h.default;
+  return values;
+}
+
+export function normaliseSelection() {
+  for (const [name, hp] of [...state.selected]) {
+    if (!catalog.optimizers.has(name)) { state.selected.delete(name); continue; }
+    const values = defaultValues(name);
+    for (const [k, v] of Object.entries(hp)) if (k in values) values[k] = v;
+    state.selected.set(name, values);
+  }
+}
+
+export function colorOf(name) { const o = catalog.optimizers.get(name); return o ? o.color : "#333"; }

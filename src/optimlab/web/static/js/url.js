@@ -1,0 +1,76 @@
+/* The configuration in the URL's query string, so a link reproduces it: readUrl fills
+ * `state` from it at start, writeUrl writes `state` back after every change.
+ *   l=landscape  p=k=v;k=v (landscape parameters)  s=x,y (start)  n=steps  noise  seed
+ *   tune=1  v=3d  o=name[:k=v;k=v] (one per optimizer, only values off the defaults)
+ *   tab=runs  sweep=id  race=1 (the configuration was raced: opening the link races it)
+ */
+
+import { state, live, defaultValues } from "./state.js";
+
+function parseValue(text) {
+  if (text === "true" || text === "false") return text === "true";
+  if (text.includes("/")) return text.split("/").map(Number);
+  return Number(text);
+}
+
+function valueText(v) {
+  return Array.isArray(v) ? v.join("/") : String(v);
+}
+
+// Returns whether the link asks for a race on opening.
+export function readUrl() {
+  const q = new URLSearchParams(location.search);
+  if (q.has("l")) state.landscape = q.get("l");
+  if (q.has("p")) {
+    for (const kv of q.get("p").split(";").filter(Boolean)) {
+      const [k, v] = kv.split("=");
+      if (Number.isFinite(Number(v))) state.params[k] = Number(v);
+    }
+  }
+  if (q.has("s")) {
+    const point = q.get("s").split(",").map(Number);
+    if (point.length === 2 && point.every(Number.isFinite)) state.start = point;
+  }
+  if (q.has("n")) state.steps = parseInt(q.get("n"), 10) || state.steps;
+  if (q.has("noise")) state.noise = Math.max(0, Number(q.get("noise")) || 0);
+  if (q.has("seed")) state.seed = parseInt(q.get("seed"), 10) || 0;
+  state.tune = q.get("tune") === "1";
+  state.view = q.get("v") === "3d" ? "3d" : "2d";
+  state.tab = q.get("tab") === "runs" ? "runs" : "race";
+  if (q.has("sweep")) state.sweep = parseInt(q.get("sweep"), 10);
+  const opts = q.getAll("o");
+  for (const item of opts) {
+    const [name, rest] = item.split(":");
+    const hp = {};
+    for (const kv of (rest || "").split(";").filter(Boolean)) {
+      const [k, v] = kv.split("=");
+      hp[k] = parseValue(v);
+    }
+    state.selected.set(name, hp);
+  }
+  return opts.length > 0 && q.get("race") === "1";
+}
+
+export function writeUrl() {
+  const q = new URLSearchParams();
+  q.set("l", state.landscape);
+  const params = Object.entries(state.params);
+  if (params.length) q.set("p", params.map(([k, v]) => `${k}=${v}`).join(";"));
+  if (state.start) q.set("s", state.start.join(","));
+  q.set("n", state.steps);
+  if (state.noise) q.set("noise", state.noise);
+  if (state.seed) q.set("seed", state.seed);
+  if (state.tune) q.set("tune", "1");
+  if (state.view === "3d") q.set("v", "3d");
+  for (const [name, hp] of state.selected) {
+    const defaults = defaultValues(name);
+    const changed = Object.entries(hp)
+      .filter(([k, v]) => valueText(v) !== valueText(defaults[k]))
+      .map(([k, v]) => `${k}=${valueText(v)}`);
+    q.append("o", changed.length ? `${name}:${changed.join(";")}` : name);
+  }
+  if (state.tab === "runs") q.set("tab", "runs");
+  if (state.sweep !== null && !Number.isNaN(state.sweep)) q.set("sweep", state.sweep);
+  if (live.race) q.set("race", "1");  // a link to a raced configuration races it on opening
+  history.replaceState(null, "", `${location.pathname}?${q}`);
+}
