@@ -2,7 +2,10 @@
 
 A kernel is compiled with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``)
 into ``$OPTIMLAB_CACHE/kernels`` (default ``~/.cache/optimlab/kernels``) under a name that
-hashes the source, the compiler's version and the flags, so a warm start only loads the file.
+hashes the source, the compiler's version, the flags and the CPU the build targets
+(:func:`cpu_identity`: ``-march=native`` makes a library specific to one instruction set, and
+a cache folder in a network home is shared by machines that differ), so a warm start only
+loads the file.
 Builds write to a temporary name and rename it into place: a killed process or two processes
 building the same kernel never leave a half-written library. Where the cache folder cannot be
 written, a per-process temporary folder is used instead.
@@ -15,12 +18,13 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["CompilerUnavailable", "compiler", "cache_dir", "load"]
+__all__ = ["CompilerUnavailable", "compiler", "cpu_identity", "cache_key", "cache_dir", "load"]
 
 #: ``-fno-math-errno`` lets sqrt vectorize; no ``-ffast-math``: NaN and inf keep their meaning
 #: ``-ffp-contract=off``: fused multiply-adds only where the generated code asks for one, as
@@ -52,6 +56,74 @@ def compiler() -> tuple[str, str]:
         f"(tried {', '.join(candidates)}); install one, set CC, or pass fused=False")
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_identity() -> str:
+    """What ``-march=native`` builds for on this machine, as a short hash (once per process).
+
+    Preferably the compiler's own expansion of ``-march=native`` (``cc -### -E``: gcc's
+    ``-march=``, ``-mtune=`` and one ``-m``/``-mno-`` flag per instruction-set extension,
+    clang's ``-target-cpu`` and ``-target-feature`` list), so machines whose compiler targets
+    the same instruction set share a build and any difference in it makes a new one. Where the
+    compiler does not say (or says only ``native``), the first CPU's ``/proc/cpuinfo`` model and
+    feature lines, and failing that :func:`platform.processor`, stand in. Costs one compiler
+    start (about 20 ms) per process, on the first kernel load.
+    """
+    cc, _ = compiler()
+    parts = _native_target(cc) or _cpuinfo() or [platform.processor(), platform.machine()]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _native_target(cc: str) -> list[str]:
+    """The options the compiler turns ``-march=native`` into ([] if it does not tell)."""
+    try:
+        out = subprocess.run([cc, "-march=native", "-###", "-E", "-x", "c", os.devnull],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    target = []
+    for line in (out.stderr + out.stdout).splitlines():
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            continue
+        for before, word in zip(["", *words], words):
+            if before in ("-target-cpu", "-target-feature", "-tune-cpu"):  # clang's cc1
+                target.append(f"{before} {word}")
+            elif word.startswith("-m") and word != "-march=native":  # gcc's cc1
+                target.append(word)
+    return target if any(w.startswith(("-march=", "-target-cpu")) for w in target) else []
+
+
+def _cpuinfo() -> list[str]:
+    """The first CPU's model and feature lines of ``/proc/cpuinfo`` ([] where there is none)."""
+    keys = {"model name", "flags", "cpu model", "isa", "features", "cpu implementer",
+            "cpu architecture", "cpu variant", "cpu part", "vendor_id", "cpu family", "model"}
+    lines = []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if not line.strip():
+                    if lines:
+                        break  # the first processor's block is enough
+                    continue
+                key, _, value = line.partition(":")
+                if key.strip().lower() in keys:
+                    lines.append(f"{key.strip()}: {' '.join(value.split())}")
+    except OSError:
+        return []
+    return lines
+
+
+def cache_key(source: str) -> str:
+    """The name a build of ``source`` is cached under: the source, the compiler and its
+    version, :data:`FLAGS` and the CPU they target (:func:`cpu_identity`)."""
+    cc, version = compiler()
+    return hashlib.sha256("\n".join([source, cc, version, " ".join(FLAGS), platform.machine(),
+                                     cpu_identity()]).encode()).hexdigest()[:24]
+
+
 def cache_dir() -> Path:
     """Where compiled kernels live (created on demand)."""
     root = os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab"
@@ -79,9 +151,8 @@ _LOADED: dict[str, ctypes.CDLL] = {}
 
 def load(source: str, symbol: str = "optimlab_step"):
     """Compile ``source`` (or reuse the cached build) and return its C function ``symbol``."""
-    cc, version = compiler()
-    key = hashlib.sha256("\n".join([source, cc, version, " ".join(FLAGS), platform.machine(),
-                                    platform.node()]).encode()).hexdigest()[:24]
+    cc, _ = compiler()
+    key = cache_key(source)
     if key not in _LOADED:
         folder = _writable(cache_dir())
         target = folder / f"step-{key}.so"

@@ -268,68 +268,97 @@ def _needed(roots: Sequence, stop: Callable[[Node], bool]) -> list[Node]:
     return sorted(order, key=lambda n: index[n])
 
 
-def to_c(program: Program, name: str = "optimlab_step") -> str:
-    """C source of ``void name(nt, numel, ptrs, scalars_in, scalars_out, nthreads)``.
+@dataclass
+class _CFunction:
+    """What the parts of the C function share: the traced nodes sorted into their stages,
+    the C name and type of each, and where the inputs and outputs live."""
 
-    ``ptrs`` holds ``nt * n_vector`` data pointers (tensor-major: parameter, gradient, state),
-    ``scalars_in`` ``nt * n_scalar_in`` doubles and ``scalars_out`` ``nt * n_scalar_out``.
-    """
-    stage = _stages(program)
-    elem = _CTYPE[program.dtype]
-    nodes = list(program.graph.nodes)
-    placeholders = [n for n in nodes if n.op == "placeholder"]
-    vec_in = placeholders[:program.n_vector]
-    sc_in = placeholders[program.n_vector:]
-    outputs = _outputs(program.graph)
-    vec_out = outputs[:program.n_vector - 1]  # new parameter, new vector state
-    sc_out = outputs[program.n_vector - 1:]
-    # the vector buffer each vector output goes to: p -> 0, state k -> 2 + k (1 is the grad)
-    out_buffer = {0: 0, **{k: k + 1 for k in range(1, len(vec_out))}}
-    reductions = [n for n in nodes if stage.get(n) == "reduce"]
+    program: Program
+    stage: dict[Node, str]
+    #: every node of the graph, in order
+    nodes: list[Node]
+    #: the C element type of the vectors (``float`` or ``double``)
+    elem: str
+    #: vector inputs (parameter, gradient, vector state) and per-tensor scalar inputs
+    vec_in: list[Node]
+    sc_in: list[Node]
+    #: outputs: the new parameter and vector state, then the new scalar state
+    vec_out: list
+    sc_out: list
+    #: the vector buffer each vector output goes to: p -> 0, state k -> 2 + k (1 is the grad)
+    out_buffer: dict[int, int]
+    reductions: list[Node]
+    #: 0-d nodes computed once per tensor before the loop, and after the reductions
+    scalar_nodes: list[Node]
+    post_nodes: list[Node]
+    #: the C variable of each node: ``v<i>`` in the loops, ``s<i>`` outside them
+    names: dict[Node, str]
+    #: the dtype torch gives each scalar node, None where it is a weak Python float
+    strong: dict[Node, torch.dtype | None]
+    #: where each scalar input and per-tensor scalar is kept (``keep[slot]``) for the loops
+    slot: dict[Node, int]
+    #: scalar outputs known only after the reductions: (output index, node)
+    post_outputs: list[tuple[int, Node]]
 
-    names: dict[Node, str] = {}
-    for i, node in enumerate(nodes):
-        names[node] = f"{'v' if stage.get(node, '').startswith('vector') else 's'}{i}"
+    @property
+    def n_pre(self) -> int:
+        """Doubles kept per tensor for the loops (the scalar inputs and derived scalars)."""
+        return len(self.sc_in) + len(self.scalar_nodes)
 
-    def ctype(node: Node) -> str:
+    def ctype(self, node: Node) -> str:
+        """The C type ``node`` is computed in."""
         val = _val(node)
-        if stage[node] in ("scalar", "post", "reduce"):
+        if self.stage[node] in ("scalar", "post", "reduce"):
             if val is not None and val.dtype == torch.bool:
                 return "bool"
-            return "float" if strong.get(node) == torch.float32 else "double"
+            return "float" if self.strong.get(node) == torch.float32 else "double"
         if val is None or val.dtype not in _CTYPE:
             raise Unsupported(f"{node.target} makes a {getattr(val, 'dtype', None)} tensor")
         return _CTYPE[val.dtype]
 
-    def operand(value, want: str) -> str:
+    def operand(self, value, want: str) -> str:
+        """``value`` (a node or a Python number) as a C expression of type ``want``."""
         if isinstance(value, Node):
-            ref = names[value]
-            return ref if ctype(value) == want or want == "bool" else f"({want})({ref})"
+            ref = self.names[value]
+            return ref if self.ctype(value) == want or want == "bool" else f"({want})({ref})"
         if isinstance(value, (bool, int, float)):
             return f"({want})({_literal(value)})"
         raise Unsupported(f"operand {value!r}")
 
-    def compute(node: Node) -> str:
-        t = ctype(node)
+    def compute(self, node: Node) -> str:
+        """The C expression computing ``node`` from its operands' variables."""
+        t = self.ctype(node)
         if node.target in (aten.where.self,):
             # the condition stays bool; the branches take the result type
-            cond = operand(node.args[0], "bool")
-            return f"(({cond}) ? ({operand(node.args[1], t)}) : ({operand(node.args[2], t)}))"
+            cond = self.operand(node.args[0], "bool")
+            return (f"(({cond}) ? ({self.operand(node.args[1], t)}) : "
+                    f"({self.operand(node.args[2], t)}))")
         if t == "bool":
             # comparisons: compare in the operands' common float type
-            kinds = {ctype(a) for a in node.all_input_nodes}
+            kinds = {self.ctype(a) for a in node.all_input_nodes}
             inner = "double" if "double" in kinds else ("float" if "float" in kinds else "bool")
-            return _expr(node, inner, lambda v: operand(v, inner))
-        return _expr(node, t, lambda v: operand(v, t))
+            return _expr(node, inner, lambda v: self.operand(v, inner))
+        return _expr(node, t, lambda v: self.operand(v, t))
 
-    # The plain path passes hyperparameters and the step as Python floats, which are "weak"
-    # in torch's type promotion: ``mu_product * mu`` stays float32 when ``mu_product`` is.
-    # They were traced as float64 0-d tensors, so the dtype torch would give each scalar is
-    # inferred here: weak unless it depends on scalar state, a norm or an explicit cast. A
-    # float32 scalar is computed in float, its weak operands rounded to float first, as torch
-    # rounds a Python float operand to the tensor's dtype.
+    def load_kept(self, node: Node, indent: str) -> str:
+        """The line reading a per-tensor scalar back from ``keep`` (computed before the loop)."""
+        t = self.ctype(node)
+        return f"{indent}const {t} {self.names[node]} = ({t})keep[{self.slot[node]}];"
+
+
+def _scalar_dtypes(nodes: list[Node], sc_in: list[Node],
+                   stage: dict[Node, str]) -> dict[Node, torch.dtype | None]:
+    """The dtype torch would give each scalar node on the plain path (None: weak).
+
+    The plain path passes hyperparameters and the step as Python floats, which are "weak"
+    in torch's type promotion: ``mu_product * mu`` stays float32 when ``mu_product`` is.
+    They were traced as float64 0-d tensors, so the dtype torch would give each scalar is
+    inferred here: weak unless it depends on scalar state, a norm or an explicit cast. A
+    float32 scalar is computed in float, its weak operands rounded to float first, as torch
+    rounds a Python float operand to the tensor's dtype.
+    """
     strong: dict[Node, torch.dtype | None] = {}
-    for i, node in enumerate(sc_in):
+    for node in sc_in:
         strong[node] = _val(node).dtype if _val(node).dtype != torch.float64 else None
     for node in nodes:
         if node.op != "call_function" or stage.get(node) not in ("scalar", "post", "reduce"):
@@ -342,8 +371,37 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
             dtypes = {strong.get(a) for a in node.all_input_nodes} - {None}
             strong[node] = (torch.float64 if torch.float64 in dtypes else
                             torch.float32 if torch.float32 in dtypes else None)
+    return strong
 
-    lines = [
+
+def _analyse(program: Program) -> _CFunction:
+    """Sort the program's nodes into stages, name them and find where each value lives."""
+    stage = _stages(program)
+    nodes = list(program.graph.nodes)
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    sc_in = placeholders[program.n_vector:]
+    outputs = _outputs(program.graph)
+    vec_out = outputs[:program.n_vector - 1]  # new parameter, new vector state
+    sc_out = outputs[program.n_vector - 1:]
+    scalar_nodes = [n for n in nodes if stage.get(n) == "scalar" and n.op == "call_function"]
+    names = {node: f"{'v' if stage.get(node, '').startswith('vector') else 's'}{i}"
+             for i, node in enumerate(nodes)}
+    return _CFunction(
+        program=program, stage=stage, nodes=nodes, elem=_CTYPE[program.dtype],
+        vec_in=placeholders[:program.n_vector], sc_in=sc_in, vec_out=vec_out, sc_out=sc_out,
+        out_buffer={0: 0, **{k: k + 1 for k in range(1, len(vec_out))}},
+        reductions=[n for n in nodes if stage.get(n) == "reduce"],
+        scalar_nodes=scalar_nodes, post_nodes=[n for n in nodes if stage.get(n) == "post"],
+        names=names, strong=_scalar_dtypes(nodes, sc_in, stage),
+        slot={node: i for i, node in enumerate(sc_in + scalar_nodes)},
+        post_outputs=[(j, n) for j, n in enumerate(sc_out) if stage.get(n) == "post"])
+
+
+def _emit_signature(k: _CFunction, name: str) -> list[str]:
+    """The includes, the function's signature and its constants (buffers per tensor, scalars
+    in and out per tensor, elements per work item)."""
+    program = k.program
+    return [
         "/* generated by optimlab.optim.kernels from the traced rule; do not edit */",
         "#include <math.h>", "#include <stdbool.h>", "#include <stdint.h>", "#include <stdlib.h>",
         "",
@@ -353,17 +411,20 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
         f"    enum {{ NV = {program.n_vector}, NSI = {program.n_scalar_in}, "
         f"NSO = {max(program.n_scalar_out, 1)}, CH = {CHUNK} }};",
     ]
-    scalar_nodes = [n for n in nodes if stage.get(n) == "scalar" and n.op == "call_function"]
-    post_nodes = [n for n in nodes if stage.get(n) == "post"]
-    n_pre = len(sc_in) + len(scalar_nodes)
-    lines += [
-        f"    double *pre = malloc(sizeof(double) * (size_t)(nt * {max(n_pre, 1)}));",
+
+
+def _emit_chunking(k: _CFunction) -> list[str]:
+    """The work lists: every tensor cut into chunks of ``CH`` elements (one work item of the
+    parallel loops each), the per-tensor scalar store and the per-chunk partial norms.
+    Returns 1 if an allocation fails."""
+    return [
+        f"    double *pre = malloc(sizeof(double) * (size_t)(nt * {max(k.n_pre, 1)}));",
         "    int64_t nchunks = 0;",
         "    for (int64_t t = 0; t < nt; ++t) nchunks += (numel[t] + CH - 1) / CH;",
         "    int64_t *chunk_tensor = malloc(sizeof(int64_t) * (size_t)(nchunks + 1));",
         "    int64_t *chunk_start = malloc(sizeof(int64_t) * (size_t)(nchunks + 1));",
         "    double *partial = malloc(sizeof(double) * (size_t)((nchunks + 1) * "
-        f"{max(len(reductions), 1)}));",
+        f"{max(len(k.reductions), 1)}));",
         "    if (!pre || !chunk_tensor || !chunk_start || !partial) {",
         "        free(pre); free(chunk_tensor); free(chunk_start); free(partial); return 1;",
         "    }",
@@ -372,146 +433,216 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
         "            chunk_tensor[c] = t; chunk_start[c] = s; ++c;",
         "        }",
         "",
+    ]
+
+
+def _emit_scalars(k: _CFunction) -> list[str]:
+    """The per-tensor scalar prologue: read the scalar inputs, compute the scalars the rule
+    derives from them, keep both for the loops and write the scalar outputs known already
+    (those that depend on a norm are written after the reductions)."""
+    lines = [
         "    /* per-tensor scalars: step, scalar state, hyperparameters and what the rule derives */",
         "    for (int64_t t = 0; t < nt; ++t) {",
         "        const double *in = scalars_in + t * NSI;",
         "        double *out = scalars_out + t * NSO;",
-        f"        double *keep = pre + t * {max(n_pre, 1)};",
+        f"        double *keep = pre + t * {max(k.n_pre, 1)};",
         "        (void)in; (void)out; (void)keep;",
     ]
-    slot: dict[Node, int] = {}
-    for i, node in enumerate(sc_in):
-        lines.append(f"        const double {names[node]} = in[{i}];")
-        slot[node] = len(slot)
-    for node in scalar_nodes:
-        lines.append(f"        const {ctype(node)} {names[node]} = {compute(node)};")
-        slot[node] = len(slot)
-    for node in slot:
-        lines.append(f"        keep[{slot[node]}] = (double){names[node]};")
-    post_outputs = []
-    for j, node in enumerate(sc_out):
-        if stage.get(node) == "post":
-            post_outputs.append((j, node))
-        elif isinstance(node, Node):
-            lines.append(f"        out[{j}] = (double){names[node]};")
+    for i, node in enumerate(k.sc_in):
+        lines.append(f"        const double {k.names[node]} = in[{i}];")
+    for node in k.scalar_nodes:
+        lines.append(f"        const {k.ctype(node)} {k.names[node]} = {k.compute(node)};")
+    for node in k.slot:
+        lines.append(f"        keep[{k.slot[node]}] = (double){k.names[node]};")
+    for j, node in enumerate(k.sc_out):
+        if k.stage.get(node) == "post":
+            continue
+        if isinstance(node, Node):
+            lines.append(f"        out[{j}] = (double){k.names[node]};")
         else:
             lines.append(f"        out[{j}] = {_literal(node)};")
     lines.append("    }")
+    return lines
 
-    def vector_pass(roots: list, reduce: list[Node], written: dict[Node, int],
-                    second: bool) -> list[str]:
-        """One parallel loop computing ``roots`` (output node -> buffer) and ``reduce``."""
-        targets = list(roots) + [r.args[0] for r in reduce]
 
-        def stop(node):  # what is read from memory (or from the per-tensor scalars)
-            if stage.get(node) in ("scalar", "post") or node.op == "placeholder":
-                return True
-            return second and node in written
+def _vector_roots(k: _CFunction) -> tuple[dict[Node, int], dict[Node, int]]:
+    """The vector outputs each pass writes (node -> buffer): the first pass those that need
+    no norm, the second those that do. An output that is its own input (state the rule leaves
+    alone) needs no write."""
+    first = {n: k.out_buffer[i] for i, n in enumerate(k.vec_out)
+             if isinstance(n, Node) and k.stage[n] == "vector"
+             and n is not k.vec_in[k.out_buffer[i]]}
+    second = {n: k.out_buffer[i] for i, n in enumerate(k.vec_out)
+              if isinstance(n, Node) and k.stage[n] == "vector2"}
+    for i, node in enumerate(k.vec_out):
+        if not isinstance(node, Node) or k.stage[node] not in ("vector", "vector2"):
+            raise Unsupported(f"output {i} of the rule is not an elementwise result")
+    return first, second
 
-        needed = _needed(targets, stop) if targets else []
-        # one work item (a small step) is not worth waking a second thread for
-        body = ["    #pragma omp parallel for schedule(static) num_threads(nthreads) "
-                "if(nchunks > 1)",
-                "    for (int64_t c = 0; c < nchunks; ++c) {",
-                "        const int64_t t = chunk_tensor[c], lo = chunk_start[c];",
-                "        const int64_t hi = lo + CH < numel[t] ? lo + CH : numel[t];",
-                f"        const double *keep = pre + t * {max(n_pre, 1)};",
-                "        (void)keep;"]
-        buffers = set()
-        for node in needed:
-            if node in written and second:
-                buffers.add(written[node])
-            elif node.op == "placeholder" and stage[node] == "vector":
-                buffers.add(vec_in.index(node))
-        for b in sorted(buffers | set(roots.values())):
-            body.append(f"        {elem} *restrict b{b} = ({elem} *)ptrs[t * NV + {b}];")
-        for node in needed:
-            if stage.get(node) in ("scalar",) and node in slot:
-                body.append(f"        const {ctype(node)} {names[node]} = "
-                            f"({ctype(node)})keep[{slot[node]}];")
-            elif stage.get(node) == "post":
-                body.append(f"        const {ctype(node)} {names[node]} = ({ctype(node)})post[t * "
-                            f"{len(post_nodes)} + {post_nodes.index(node)}];")
-        accs = [f"r{k}" for k in range(len(reduce))]
-        for acc in accs:
-            body.append(f"        double {acc} = 0;")
-        clause = f" reduction(+:{', '.join(accs)})" if accs else ""
-        body += [f"        #pragma omp simd{clause}",
-                 "        for (int64_t i = lo; i < hi; ++i) {"]
-        for node in needed:
-            if stage.get(node) in ("scalar", "post"):
-                continue
-            if second and node in written:
-                body.append(f"            const {ctype(node)} {names[node]} = b{written[node]}[i];")
-            elif node.op == "placeholder":
-                body.append(f"            const {elem} {names[node]} = b{vec_in.index(node)}[i];")
-            else:
-                body.append(f"            const {ctype(node)} {names[node]} = {compute(node)};")
-        for node, buffer in roots.items():
-            body.append(f"            b{buffer}[i] = ({elem}){names[node]};")
-        for acc, red in zip(accs, reduce):
-            x = names[red.args[0]]
-            body.append(f"            {acc} += (double){x} * (double){x};" if
-                        red.target is aten.linalg_vector_norm.default else
-                        f"            {acc} += (double){x};")
-        body.append("        }")
-        for k, acc in enumerate(accs):
-            body.append(f"        partial[c * {len(reduce)} + {k}] = {acc};")
-        body.append("    }")
-        return body
 
-    # an output that is its own input (state the rule leaves alone) needs no write
-    first_roots = {n: out_buffer[k] for k, n in enumerate(vec_out)
-                   if isinstance(n, Node) and stage[n] == "vector" and n is not vec_in[out_buffer[k]]}
-    second_roots = {n: out_buffer[k] for k, n in enumerate(vec_out)
-                    if isinstance(n, Node) and stage[n] == "vector2"}
-    for k, node in enumerate(vec_out):
-        if not isinstance(node, Node) or stage[node] not in ("vector", "vector2"):
-            raise Unsupported(f"output {k} of the rule is not an elementwise result")
+def _emit_chunk_loop(k: _CFunction) -> list[str]:
+    """The head of a parallel pass: one OpenMP work item per chunk, its tensor and element
+    range, and that tensor's kept scalars."""
+    # one work item (a small step) is not worth waking a second thread for
+    return ["    #pragma omp parallel for schedule(static) num_threads(nthreads) "
+            "if(nchunks > 1)",
+            "    for (int64_t c = 0; c < nchunks; ++c) {",
+            "        const int64_t t = chunk_tensor[c], lo = chunk_start[c];",
+            "        const int64_t hi = lo + CH < numel[t] ? lo + CH : numel[t];",
+            f"        const double *keep = pre + t * {max(k.n_pre, 1)};",
+            "        (void)keep;"]
+
+
+def _emit_chunk_setup(k: _CFunction, needed: list[Node], roots: dict[Node, int],
+                      written: dict[Node, int], second: bool) -> list[str]:
+    """Per chunk, before the element loop: the buffers it reads or writes and the per-tensor
+    scalars (kept or computed after the reductions) it uses."""
+    lines = []
+    buffers = set()
+    for node in needed:
+        if node in written and second:
+            buffers.add(written[node])
+        elif node.op == "placeholder" and k.stage[node] == "vector":
+            buffers.add(k.vec_in.index(node))
+    for b in sorted(buffers | set(roots.values())):
+        lines.append(f"        {k.elem} *restrict b{b} = ({k.elem} *)ptrs[t * NV + {b}];")
+    for node in needed:
+        if k.stage.get(node) in ("scalar",) and node in k.slot:
+            lines.append(k.load_kept(node, "        "))
+        elif k.stage.get(node) == "post":
+            lines.append(f"        const {k.ctype(node)} {k.names[node]} = "
+                         f"({k.ctype(node)})post[t * {len(k.post_nodes)} + "
+                         f"{k.post_nodes.index(node)}];")
+    return lines
+
+
+def _emit_element_loop(k: _CFunction, needed: list[Node], roots: dict[Node, int],
+                       reduce: list[Node], written: dict[Node, int], second: bool) -> list[str]:
+    """The vectorized loop over one chunk's elements: load each input once, compute the
+    rule in registers, store the outputs, accumulate the norms (in double), then leave the
+    chunk's partial norms in ``partial``."""
+    accs = [f"r{i}" for i in range(len(reduce))]
+    lines = [f"        double {acc} = 0;" for acc in accs]
+    clause = f" reduction(+:{', '.join(accs)})" if accs else ""
+    lines += [f"        #pragma omp simd{clause}",
+              "        for (int64_t i = lo; i < hi; ++i) {"]
+    for node in needed:
+        if k.stage.get(node) in ("scalar", "post"):
+            continue
+        if second and node in written:
+            lines.append(f"            const {k.ctype(node)} {k.names[node]} = "
+                         f"b{written[node]}[i];")
+        elif node.op == "placeholder":
+            lines.append(f"            const {k.elem} {k.names[node]} = "
+                         f"b{k.vec_in.index(node)}[i];")
+        else:
+            lines.append(f"            const {k.ctype(node)} {k.names[node]} = "
+                         f"{k.compute(node)};")
+    for node, buffer in roots.items():
+        lines.append(f"            b{buffer}[i] = ({k.elem}){k.names[node]};")
+    for acc, red in zip(accs, reduce):
+        x = k.names[red.args[0]]
+        lines.append(f"            {acc} += (double){x} * (double){x};" if
+                     red.target is aten.linalg_vector_norm.default else
+                     f"            {acc} += (double){x};")
+    lines.append("        }")
+    for i, acc in enumerate(accs):
+        lines.append(f"        partial[c * {len(reduce)} + {i}] = {acc};")
+    return lines
+
+
+def _emit_pass(k: _CFunction, roots: dict[Node, int], reduce: list[Node],
+               written: dict[Node, int], second: bool) -> list[str]:
+    """One parallel loop computing ``roots`` (output node -> buffer) and the ``reduce`` norms.
+
+    The second pass reads what the first has ``written`` (node -> buffer) back instead of
+    recomputing it.
+    """
+    targets = list(roots) + [r.args[0] for r in reduce]
+
+    def stop(node):  # what is read from memory (or from the per-tensor scalars)
+        if k.stage.get(node) in ("scalar", "post") or node.op == "placeholder":
+            return True
+        return second and node in written
+
+    needed = _needed(targets, stop) if targets else []
+    return (_emit_chunk_loop(k) + _emit_chunk_setup(k, needed, roots, written, second)
+            + _emit_element_loop(k, needed, roots, reduce, written, second) + ["    }"])
+
+
+def _emit_reductions(k: _CFunction) -> list[str]:
+    """Between the passes, per tensor: sum the chunks' partial norms in chunk order (so the
+    result does not depend on the thread count), take the square roots, compute the scalars
+    that use them and write those that are outputs."""
+    names, reductions, post_nodes = k.names, k.reductions, k.post_nodes
+    lines = [
+        "",
+        "    /* the norms, summed in chunk order (deterministic), then the scalars using them */",
+        f"    double *post = malloc(sizeof(double) * (size_t)(nt * {max(len(post_nodes), 1)}));",
+        "    if (!post) { free(pre); free(chunk_tensor); free(chunk_start); free(partial); return 1; }",
+        "    for (int64_t t = 0, c = 0; t < nt; ++t) {",
+        f"        const double *keep = pre + t * {max(k.n_pre, 1)};",
+        "        double *out = scalars_out + t * NSO;",
+        "        (void)keep; (void)out;",
+    ]
+    for red in reductions:
+        lines.append(f"        double {names[red]}_sum = 0;")
+    lines.append("        for (; c < nchunks && chunk_tensor[c] == t; ++c) {")
+    for i, red in enumerate(reductions):
+        lines.append(f"            {names[red]}_sum += partial[c * {len(reductions)} + {i}];")
+    lines.append("        }")
+    for red in reductions:
+        value = f"sqrt({names[red]}_sum)" if red.target is aten.linalg_vector_norm.default \
+            else f"{names[red]}_sum"
+        lines.append(f"        const {k.ctype(red)} {names[red]} = ({k.ctype(red)}){value};")
+    post_deps = _needed(post_nodes, lambda n: k.stage.get(n) != "post") if post_nodes else []
+    for node in post_deps:
+        if k.stage.get(node) == "scalar" and node in k.slot:
+            lines.append(k.load_kept(node, "        "))
+    for i, node in enumerate(post_nodes):
+        lines.append(f"        const {k.ctype(node)} {names[node]} = {k.compute(node)};")
+        lines.append(f"        post[t * {len(post_nodes)} + {i}] = (double){names[node]};")
+    for j, node in k.post_outputs:
+        lines.append(f"        out[{j}] = (double){names[node]};")
+    lines.append("    }")
+    return lines
+
+
+def _second_pass_reads(k: _CFunction, first: dict[Node, int],
+                       second: dict[Node, int]) -> dict[Node, int]:
+    """What the second pass may read back instead of recomputing: the first pass's outputs
+    (node -> buffer). Raises :class:`Unsupported` if it needs an input the first overwrote."""
+    written = dict(first)
+    overwritten = {k.vec_in[b] for b in first.values()}
+    needed = _needed(list(second), lambda n: n in written or n.op == "placeholder"
+                     or k.stage.get(n) in ("scalar", "post"))
+    if overwritten & set(needed):
+        raise Unsupported("the second pass needs an input the first pass overwrote")
+    return written
+
+
+def _emit_epilogue() -> list[str]:
+    """Free the work lists and report success."""
+    return ["    free(pre); free(chunk_tensor); free(chunk_start); free(partial);",
+            "    return 0;", "}", ""]
+
+
+def to_c(program: Program, name: str = "optimlab_step") -> str:
+    """C source of ``void name(nt, numel, ptrs, scalars_in, scalars_out, nthreads)``.
+
+    ``ptrs`` holds ``nt * n_vector`` data pointers (tensor-major: parameter, gradient, state),
+    ``scalars_in`` ``nt * n_scalar_in`` doubles and ``scalars_out`` ``nt * n_scalar_out``.
+    """
+    k = _analyse(program)
+    lines = _emit_signature(k, name) + _emit_chunking(k) + _emit_scalars(k)
+    first, second = _vector_roots(k)
     lines.append("")
-    lines += vector_pass(first_roots, reductions, {}, second=False)
-    if reductions or post_nodes or second_roots:
-        lines += [
-            "",
-            "    /* the norms, summed in chunk order (deterministic), then the scalars using them */",
-            f"    double *post = malloc(sizeof(double) * (size_t)(nt * {max(len(post_nodes), 1)}));",
-            "    if (!post) { free(pre); free(chunk_tensor); free(chunk_start); free(partial); return 1; }",
-            "    for (int64_t t = 0, c = 0; t < nt; ++t) {",
-            f"        const double *keep = pre + t * {max(n_pre, 1)};",
-            "        double *out = scalars_out + t * NSO;",
-            "        (void)keep; (void)out;",
-        ]
-        for k, red in enumerate(reductions):
-            lines.append(f"        double {names[red]}_sum = 0;")
-        lines.append("        for (; c < nchunks && chunk_tensor[c] == t; ++c) {")
-        for k, red in enumerate(reductions):
-            lines.append(f"            {names[red]}_sum += partial[c * {len(reductions)} + {k}];")
-        lines.append("        }")
-        for red in reductions:
-            value = f"sqrt({names[red]}_sum)" if red.target is aten.linalg_vector_norm.default \
-                else f"{names[red]}_sum"
-            lines.append(f"        const {ctype(red)} {names[red]} = ({ctype(red)}){value};")
-        post_deps = _needed(post_nodes, lambda n: stage.get(n) != "post") if post_nodes else []
-        for node in post_deps:
-            if stage.get(node) == "scalar" and node in slot:
-                lines.append(f"        const {ctype(node)} {names[node]} = "
-                             f"({ctype(node)})keep[{slot[node]}];")
-        for i, node in enumerate(post_nodes):
-            lines.append(f"        const {ctype(node)} {names[node]} = {compute(node)};")
-            lines.append(f"        post[t * {len(post_nodes)} + {i}] = (double){names[node]};")
-        for j, node in post_outputs:
-            lines.append(f"        out[{j}] = (double){names[node]};")
-        lines.append("    }")
-        # what the second pass may read back instead of recomputing: the first pass's outputs
-        written = {n: b for n, b in first_roots.items()}
-        overwritten = {vec_in[b] for b in first_roots.values()}
-        needed2 = _needed(list(second_roots), lambda n: n in written or n.op == "placeholder"
-                          or stage.get(n) in ("scalar", "post"))
-        if overwritten & set(needed2):
-            raise Unsupported("the second pass needs an input the first pass overwrote")
+    lines += _emit_pass(k, first, k.reductions, {}, second=False)
+    if k.reductions or k.post_nodes or second:
+        lines += _emit_reductions(k)
+        written = _second_pass_reads(k, first, second)
         lines.append("")
-        lines += vector_pass(second_roots, [], written, second=True)
+        lines += _emit_pass(k, second, [], written, second=True)
         lines.append("    free(post);")
-    lines += ["    free(pre); free(chunk_tensor); free(chunk_start); free(partial);",
-              "    return 0;", "}", ""]
+    lines += _emit_epilogue()
     return "\n".join(lines)
