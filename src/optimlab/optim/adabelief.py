@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
+from .capabilities import Capabilities
 
 # AdaBelief is not in torch.optim, so it takes no ``foreach`` argument.
 _ARGS_DOC = common_args_doc(foreach=False)
@@ -93,7 +94,7 @@ class AdaBelief(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
+    capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, *,
                  maximize=False, fused=None, skip_nonfinite=False):

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
+from .capabilities import Capabilities
 from .ops import add_scaled
 
 
@@ -79,7 +80,7 @@ class Adadelta(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
+    capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  maximize=False, fused=None, skip_nonfinite=False):

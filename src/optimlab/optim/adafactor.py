@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import RuleOptimizer, check_range, common_args_doc, nonzero, scalar_step
+from .capabilities import Capabilities
 from .ops import add_scaled
 
 
@@ -129,7 +130,8 @@ class Adafactor(RuleOptimizer):
         True
     """
 
-    population = "member"  # reads step sizes with .item(), as torch does
+    # reads step sizes with .item(), as torch does: one tensor at a time, one instance per member
+    capabilities = Capabilities(batching="member", multi_tensor=False, complex=False)
     init = staticmethod(init)
     update = staticmethod(update)
 

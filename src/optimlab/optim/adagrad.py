@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
+from .capabilities import Capabilities
 from .ops import add_scaled
 
 
@@ -100,8 +101,7 @@ class Adagrad(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
-    supports_sparse = True
+    capabilities = Capabilities(fusable=True, sparse=True)
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,

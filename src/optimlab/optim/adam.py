@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+from .capabilities import Capabilities
 from .ops import add_scaled, addcdiv, addcmul
 
 
@@ -94,13 +95,13 @@ class Adam(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
+    capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
                  fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
-        check_betas(betas)
+        check_betas(betas, same_kind=True)  # as torch.optim.Adam and AdamW
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,

@@ -19,6 +19,7 @@ from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
 from .asgd import ASGD
+from .capabilities import Capabilities, hyperparameters
 from .lamb import LAMB
 from .lion import Lion
 from .muon import Muon
@@ -60,8 +61,21 @@ class Info:
     weaknesses: str
     typical_use: str
     reference: str
-    needs_closure: bool = False
-    wrapper: bool = False
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the optimizer can do: the record beside its class, read by every consumer."""
+        return self.cls.capabilities
+
+    @property
+    def needs_closure(self) -> bool:
+        """Whether :meth:`step` needs a closure (shorthand for the capability)."""
+        return self.capabilities.needs_closure
+
+    @property
+    def wrapper(self) -> bool:
+        """Whether the optimizer wraps another one (shorthand for the capability)."""
+        return self.capabilities.wrapper
 
     @property
     def rule_latex(self) -> str:
@@ -72,17 +86,9 @@ class Info:
 
     @property
     def defaults(self) -> dict:
-        """The constructor's default hyperparameters."""
-        import inspect
-
-        sig = inspect.signature(self.cls.__init__)
-        skip = {"self", "params", "optimizer", "foreach", "skip_nonfinite"}
-        return {
-            k: v.default
-            for k, v in sig.parameters.items()
-            if k not in skip and v.default is not inspect.Parameter.empty
-            and v.kind is not inspect.Parameter.VAR_KEYWORD
-        }
+        """The rule's own hyperparameters with their constructor defaults (no driver flag,
+        see :func:`optimlab.optim.capabilities.hyperparameters`)."""
+        return hyperparameters(self.cls)
 
 
 @dataclass(frozen=True)
@@ -548,8 +554,6 @@ TABLE: list[Info] = [
             typical_use="image classification with SGD, vision transformers, fine-tuning where "
             "generalisation matters more than compute",
             reference="oracle",
-            needs_closure=True,
-            wrapper=True,
         ),
     Info(
             name="lookahead",
@@ -577,7 +581,6 @@ TABLE: list[Info] = [
             typical_use="wrapping Adam or SGD on image classification, language modelling and "
             "translation (RAdam + Lookahead is known as Ranger)",
             reference="oracle",
-            wrapper=True,
         ),
     Info(
             name="schedulefreeadamw",

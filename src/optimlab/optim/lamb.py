@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
+from .capabilities import Capabilities
 
 # LAMB is not in torch.optim, so it takes no ``foreach`` argument.
 _ARGS_DOC = common_args_doc(foreach=False)
@@ -106,10 +107,9 @@ class LAMB(RuleOptimizer):
         True
     """
 
-    population = "vmap"  # per-tensor trust ratio
+    capabilities = Capabilities(batching="vmap", fusable=True)  # per-tensor trust ratio
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, *,
                  maximize=False, fused=None, skip_nonfinite=False):

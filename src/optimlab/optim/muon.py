@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from .base import RuleOptimizer, check_range, common_args_doc
+from .capabilities import Capabilities
 from .ops import add_scaled
 
 # Keller Jordan's quintic coefficients and defaults, as in torch.optim.Muon.
@@ -157,8 +158,8 @@ class Muon(RuleOptimizer):
         True
     """
 
-    population = "vmap"  # Newton-Schulz orthogonalises each matrix
-    needs_matrix = True
+    # Newton-Schulz orthogonalises each matrix: one at a time, mapped over members
+    capabilities = Capabilities(batching="vmap", multi_tensor=False, needs_matrix=True)
     init = staticmethod(init)
     update = staticmethod(update)
 

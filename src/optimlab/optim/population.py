@@ -9,8 +9,9 @@ each member with its own hyperparameters::
     pop.step()
 
 Member k follows exactly the path the plain optimizer takes with member k's hyperparameters
-(``tests/optim/test_population.py``). How the rule is run depends on the class's
-``population`` attribute:
+(``tests/optim/test_population.py``). The rule runs through the one
+:class:`~optimlab.optim.engine.Engine`, batched as the class's
+:class:`~optimlab.optim.capabilities.Capabilities` record says (``batching``):
 
 * ``"elementwise"``: the rule is called once on the batched tensors, numeric
   hyperparameters becoming tensors of shape ``[K, 1, ...]`` (most optimizers);
@@ -23,15 +24,15 @@ Member k follows exactly the path the plain optimizer takes with member k's hype
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from . import kernels
 from .base import RuleOptimizer
+from .capabilities import DRIVER_FLAGS, Capabilities
+from .engine import Engine
 from .registry import create, resolve
 
 __all__ = ["Population"]
@@ -71,7 +72,8 @@ class Population:
              for k, v in hparams.items()}
             for i in range(self.members)
         ]
-        self.mode = getattr(self.cls, "population", "member")
+        self.capabilities: Capabilities = self.entry.capabilities
+        self.mode = self.capabilities.batching
         if not issubclass(self.cls, RuleOptimizer):
             self.mode = "member"
         if self.mode == "member":
@@ -86,12 +88,16 @@ class Population:
             probes = [self._build(i, meta) for i in range(self.members)]
             self.hparams = self._stack_hparams([probe.defaults for probe in probes])
             self.state: list[dict] = [{} for _ in self.params]
+            self.engine = Engine(self.cls.init, self.cls.update, self.capabilities,
+                                 self.cls.__name__)
+            self.maximize = bool(self.hparams.pop("maximize", False))
+            for flag in DRIVER_FLAGS:
+                self.hparams.pop(flag, None)
             self._shaped_cache: dict[int, dict] = {}
             self._rows_cache: dict[tuple, Tensor] = {}
             self._fused_refused = False
-            self._plan: _Plan | None = None
+            self._plan = None
             self._hp_version = 0
-            self._counts = [0] * len(self.params)
 
     # -- construction ------------------------------------------------------------------------
     def _build(self, index: int, params: list[Tensor]) -> torch.optim.Optimizer:
@@ -158,11 +164,12 @@ class Population:
         if self.mode == "member":
             self._step_members(closure, grads)
             return loss
-        if self.cls.supports_fused and self._step_fused(grads):
+        if self.capabilities.fusable and self._step_fused(grads):
             return loss
-        for index, (p, g) in enumerate(zip(self.params, grads)):
-            if g is not None:
-                self._step_param(index, p, g)
+        vmapped = self.mode == "vmap"
+        hps = [self._vmap_hp() if vmapped else self._hp(i, p) for i, p in enumerate(self.params)]
+        self.engine.step_members(self.params, grads, self.state, hps, maximize=self.maximize,
+                                 vmapped=vmapped)
         return loss
 
     def _hp(self, index: int, p: Tensor) -> dict:
@@ -171,19 +178,20 @@ class Population:
             hp = self._shaped_cache[index] = self._shaped(self.hparams, p.dim())
         return hp
 
+    def _vmap_hp(self) -> dict:
+        return self.hparams  # per-member values as [K] columns, mapped by vmap
+
     def _step_fused(self, grads) -> bool:
         """Step every member with the fused kernel; False if it cannot (the plain path runs).
 
         Each member's slice of each stacked parameter is one tensor of the kernel, with its
-        own row of hyperparameters, so a norm (LAMB) is per member and per tensor, as with
-        vmap. It needs dense CPU float32/float64 tensors (contiguous parameters, a gradient
-        for each), and state without 0-d entries other than the step (NAdam's product is
-        per member here).
+        own row of hyperparameters (see :meth:`Engine.plan_members`). It needs dense CPU
+        float32/float64 tensors (contiguous parameters, a gradient for each), and state
+        without 0-d entries other than the step (NAdam's product is per member here).
 
-        Everything but the gradients' addresses and the step is prepared once (a plan) and
-        reused while the parameters and state tensors stay the same, so a step costs a few
-        microseconds of Python whatever the rule: a race's one-member populations step
-        faster than on the plain path.
+        The plan is reused while the parameters, the state tensors and the hyperparameters
+        stay the same, so a step costs a few microseconds of Python whatever the rule: a
+        race's one-member populations step faster than on the plain path.
         """
         if self._fused_refused or any(g is None for g in grads):
             return False
@@ -191,65 +199,25 @@ class Population:
         # contiguous copy; parameters and state are written in place, so they must be
         grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
         plan = self._plan
-        if plan is None or plan.key != self._plan_key():
-            plan = self._plan = self._make_plan(grads)
+        if plan is None or plan.key != self.engine_key():
+            for index, p in enumerate(self.params):
+                if not self.state[index]:
+                    self.state[index].update(self.cls.init(p, **self._hp(index, p)))
+            plan = self.engine.plan_members(self.params, grads, self.state,
+                                            _widest(self.hparams), self._slot_rows,
+                                            self.maximize)
             if plan is None:
+                self._fused_refused = self.engine.refused != {} or self._fused_refused
                 return False
-        for p, g in zip(self.params, grads):
-            if g.dtype != p.dtype or g.shape != p.shape or g.device != p.device or g.is_sparse:
-                return False
-        launch = plan.launch
-        ptrs = launch.ptrs_np.reshape(len(self.params), self.members, -1)  # a view
-        ptrs[:, :, 1] = np.array([g.data_ptr() for g in grads], dtype=np.int64)[:, None] \
-            + plan.offsets_np
-        if plan.layout.step:
-            for index in range(len(self.params)):
-                self._counts[index] += 1
-            launch.scalars_np[:, 0] = np.repeat(np.asarray(self._counts, dtype=np.float64),
-                                                self.members)
-        launch()
-        return True
+            plan.key = self.engine_key()
+            self._plan = plan
+        return plan.run(self.params, grads, self.state)
 
-    def _plan_key(self) -> tuple:
-        """What a plan's addresses depend on: the parameters' storage, the state tensors, the
+    def engine_key(self) -> tuple:
+        """What a fused plan depends on: the parameters' storage, the state tensors, the
         hyperparameters (changed by :meth:`set_hparam`)."""
         return (tuple(p.data_ptr() for p in self.params),
                 tuple(id(v) for state in self.state for v in state.values()), self._hp_version)
-
-    def _make_plan(self, grads) -> _Plan | None:
-        dtype = self.params[0].dtype
-        layout = None
-        for index, (p, g) in enumerate(zip(self.params, grads)):
-            if (p.device.type != "cpu" or p.dtype != dtype or g.dtype != dtype or g.is_sparse
-                    or dtype not in kernels.DTYPES or not p.is_contiguous()):
-                return None
-            state = self.state[index]
-            if not state:
-                state.update(self.cls.init(p, **self._hp(index, p)))
-            this = kernels.Layout.of(state, p)
-            if this is None or this.scalar or (layout is not None and this != layout):
-                return None
-            layout = this
-        try:
-            kernel = kernels.kernel(self.cls.update, dtype, layout, _widest(self.hparams),
-                                    bool(self.hparams.get("maximize", False)))
-        except kernels.StateNotReady:
-            return None
-        except (kernels.Unsupported, kernels.CompilerUnavailable):
-            self._fused_refused = True
-            return None
-        k = self.members
-        base = torch.tensor([[t.data_ptr() for t in (p, p, *[self.state[i][n] for n in layout.vector])]
-                             for i, p in enumerate(self.params)], dtype=torch.int64)
-        size = torch.tensor([p[0].numel() for p in self.params], dtype=torch.int64)
-        offsets = torch.arange(k, dtype=torch.int64)[None, :] * (size * p.element_size())[:, None]
-        # one row per member slice, parameter-major: (params, members, buffers) flattened
-        ptrs = (base[:, None, :] + offsets[:, :, None]).reshape(-1, base.shape[1])
-        launch = kernels.Launch(kernel, ptrs, size.repeat_interleave(k))
-        # the hyperparameters after the step column (set on every step)
-        launch.scalars_np[:, int(layout.step):] = self._slot_rows(kernel).repeat(
-            len(self.params), 1).numpy()
-        return _Plan(self._plan_key(), layout, launch, offsets.numpy())
 
     def _slot_rows(self, kernel) -> Tensor:
         """Each member's values of the kernel's numeric hyperparameters, one row each."""
@@ -264,48 +232,6 @@ class Population:
             self._rows_cache[key] = torch.stack(columns, 1) if columns else \
                 torch.zeros(self.members, 0, dtype=torch.float64)
         return self._rows_cache[key]
-
-    def _step_param(self, index: int, p: Tensor, grad: Tensor) -> None:
-        hp = self._hp(index, p)
-        if hp.get("maximize", False):
-            grad = -grad
-        state = self.state[index]
-        if not state:
-            state.update(self.cls.init(p, **hp))
-        # the step count is kept as a Python number: every member shares it, and the rules
-        # read it from their ``step`` argument, not from the state
-        self._counts[index] += 1
-        step = float(self._counts[index]) if "step" in state else None
-        if self.mode == "vmap":
-            new = self._vmapped_update(p, grad, state, step)
-        else:
-            new = self.cls.update(p, grad, state, step=step, **hp)
-        p.copy_(new)
-
-    def _vmapped_update(self, p: Tensor, grad: Tensor, state: dict, step) -> Tensor:
-        if self.members == 1:
-            # One member needs no vmap, and a plain call keeps Muon's bfloat16 matrix
-            # products bit-identical to the plain optimizer's (batched ones round otherwise).
-            squeezed = {k: v.squeeze(0) if isinstance(v, Tensor) and v.dim() else v
-                        for k, v in state.items()}
-            new = self.cls.update(p[0], grad[0], squeezed, step=step,
-                                  **_first_member(self.hparams))
-            state.update({k: v.unsqueeze(0) if isinstance(v, Tensor) and k != "step" else v
-                          for k, v in squeezed.items()})
-            return new.unsqueeze(0)
-        per_member = {k: v for k, v in self.hparams.items() if _has_tensor(v)}
-        shared = {k: v for k, v in self.hparams.items() if k not in per_member}
-        buffers = {k: v for k, v in state.items() if k != "step" and isinstance(v, Tensor)}
-        rest = {k: v for k, v in state.items() if k not in buffers}
-
-        def member(p_, g_, buffers_, hp_):
-            local = {**rest, **buffers_}
-            new_p = self.cls.update(p_, g_, local, step=step, **shared, **hp_)
-            return new_p, {k: local[k] for k in local if k != "step"}
-
-        new, new_state = torch.func.vmap(member)(p, grad, buffers, per_member)
-        state.update(new_state)
-        return new
 
     def _step_members(self, closure, grads) -> None:
         if self.entry.info.needs_closure:
@@ -356,16 +282,6 @@ class Population:
         return f"Population({self.entry.name!r}, members={self.members}, mode={self.mode!r})"
 
 
-@dataclass
-class _Plan:
-    """A prepared fused step: the kernel's buffers, every address but the gradients'."""
-
-    key: tuple
-    layout: Any
-    launch: Any  # kernels.Launch: one row per member slice, parameter-major
-    offsets_np: np.ndarray  # (params, members): each member's byte offset in its parameter
-
-
 def _widest(hparams: dict) -> dict:
     """One value per hyperparameter that is nonzero if any member's is (for a kernel's
     structure: a branch any member needs is kept; the members' own values are inputs)."""
@@ -376,22 +292,6 @@ def _widest(hparams: dict) -> dict:
             return tuple(widest(x) for x in v)
         return v
     return {k: widest(v) for k, v in hparams.items()}
-
-
-def _first_member(hparams: dict) -> dict:
-    def first(v):
-        if isinstance(v, Tensor):
-            return v[0]
-        if isinstance(v, tuple):
-            return tuple(first(x) for x in v)
-        return v
-    return {k: first(v) for k, v in hparams.items()}
-
-
-def _has_tensor(value: Any) -> bool:
-    if isinstance(value, tuple):
-        return any(isinstance(v, Tensor) for v in value)
-    return isinstance(value, Tensor)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
 
 
@@ -117,7 +118,7 @@ class RAdam(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
+    capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False,

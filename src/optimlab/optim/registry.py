@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
 __all__ = ["Entry", "available", "create", "info", "resolve"]
@@ -29,6 +30,11 @@ class Entry:
     preset: dict = field(default_factory=dict)
     alias_of: str | None = None
     summary: str = ""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the optimizer can do (its class's record)."""
+        return self.info.capabilities
 
     @property
     def family(self) -> str:
@@ -101,15 +107,7 @@ def create(name: str, params: Iterable[torch.Tensor] | Iterable[dict], **hparams
     """
     entry = resolve(name)
     kwargs = {**entry.preset, **hparams}
-    if entry.info.name == "sam":
-        base = kwargs.pop("base_optimizer", "sgd")
-        if isinstance(base, str):
-            base_entry = resolve(base)
-            kwargs = {**base_entry.preset, **kwargs}
-            base = base_entry.cls
-        return entry.cls(params, base_optimizer=base, **kwargs)
-    if entry.info.name == "lookahead":
-        inner = kwargs.pop("inner", "adam")
-        wrapper_kwargs = {key: kwargs.pop(key) for key in ("k", "alpha") if key in kwargs}
-        return entry.cls(create(inner, params, **kwargs), **wrapper_kwargs)
+    if entry.capabilities.wraps:
+        # a wrapper builds what it wraps from a registry name itself
+        return entry.cls.from_registry(params, resolve, create, **kwargs)
     return entry.cls(params, **kwargs)

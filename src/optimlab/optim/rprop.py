@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, scalar_step
+from .capabilities import Capabilities
 
 
 def init(p: Tensor, *, lr, **_) -> dict:
@@ -91,7 +92,7 @@ class Rprop(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
+    capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
                  maximize=False, foreach=None, fused=None, skip_nonfinite=False):

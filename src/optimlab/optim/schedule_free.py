@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero
+from .capabilities import Capabilities
 
 # The ``foreach`` flag mirrors schedulefree.AdamWScheduleFree (not torch.optim).
 _ARGS_DOC = COMMON_ARGS_DOC.replace(
@@ -141,10 +142,11 @@ class ScheduleFreeAdamW(RuleOptimizer):
         True
     """
 
-    population = "member"  # its warmup and averaging weights are per group
+    # its warmup and averaging weights are per group, so a population runs one per member
+    capabilities = Capabilities(batching="member", fusable=True,
+                                running=("k", "train_mode", "weight_sum", "lr_max", "scheduled_lr"))
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
     schedule = staticmethod(schedule)
 
     def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero
+from .capabilities import Capabilities
 from .ops import add_scaled
 
 
@@ -79,7 +80,7 @@ class SGD(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    supports_fused = True
+    capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, fused=None, skip_nonfinite=False):

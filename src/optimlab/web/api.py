@@ -28,7 +28,6 @@ from ..landscapes import TUNE_GRID, Landscape, race
 from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
 from ..landscapes.plots import _grid, _scale_for
-from ..optim.population import Population
 from ..optim.registry import available, resolve
 from . import hparams as hp
 from .models import GRID_MAX, GRID_MIN, MAX_POINTS, MAX_WORK, RaceRequest
@@ -242,10 +241,7 @@ def _members(name: str, hparams: dict, tune: bool) -> int:
     """Optimizer-steps per race step: 1, or the grid size for one stepped member by member."""
     if not tune:
         return 1
-    entry = resolve(name)
-    shape = (1, 1, 2) if getattr(entry.cls, "needs_matrix", False) else (1, 2)
-    mode = Population(name, [torch.zeros(shape, dtype=torch.float64)], hparams).mode
-    return len(TUNE_GRID) if mode == "member" else 1
+    return len(TUNE_GRID) if resolve(name).capabilities.batching == "member" else 1
 
 
 def _entries(request: RaceRequest) -> list[tuple[str, str, dict]]:

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
 from ..optim.registry import Entry, available, create, resolve
 
 __all__ = ["Range", "RANGES", "OVERRIDES", "HyperparameterError", "exposed", "check",
@@ -121,9 +122,10 @@ OVERRIDES: dict[tuple[str, str], Range] = {
     ("asgd", "alpha"): Range("linear", 0.0, 1.0, help="power of the step-size decay"),
 }
 
-# Hyperparameters never shown nor accepted: they are no choice of algorithm (foreach and
-# fused pick an implementation; maximize would turn the race into a climb).
-_HIDDEN = {"params", "optimizer", "foreach", "fused", "maximize", "skip_nonfinite"}
+# Never shown nor accepted: no hyperparameter at all, or a driver flag (foreach and fused
+# pick an implementation; maximize would turn the race into a climb). One definition, in
+# optimlab.optim.capabilities.
+_HIDDEN = NOT_HYPERPARAMETERS | DRIVER_FLAGS
 
 
 def range_for(name: str, key: str) -> Range | None:
@@ -134,7 +136,7 @@ def range_for(name: str, key: str) -> Range | None:
 
 def _dummy(entry: Entry) -> torch.Tensor:
     # one point of a 2-D landscape, as races hold it (a 1 x 2 matrix for matrix-only rules)
-    shape = (1, 2) if getattr(entry.cls, "needs_matrix", False) else (2,)
+    shape = (1, 2) if entry.capabilities.needs_matrix else (2,)
     return torch.zeros(shape, dtype=torch.float64, requires_grad=True)
 
 

@@ -10,8 +10,8 @@ limit                  value
 steps                  1 .. :data:`MAX_STEPS` (10000)
 optimizers per race    1 .. :data:`MAX_OPTIMIZERS` (20)
 work per race          steps x optimizers <= :data:`MAX_WORK` (200000); when tuning, an
-                       optimizer stepped member by member (SAM, Lookahead, Adafactor,
-                       ScheduleFreeAdamW) counts once per learning rate of the grid
+                       optimizer whose capability record batches members one by one
+                       (``batching="member"``) counts once per learning rate of the grid
 noise                  0 .. :data:`MAX_NOISE` (std of the Gaussian gradient noise)
 seed                   0 .. 2**31 - 1
 start                  two finite numbers inside the landscape's domain

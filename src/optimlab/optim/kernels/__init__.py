@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .. import base
+from .. import rule as rules
+from ..capabilities import DRIVER_FLAGS
 from .build import CompilerUnavailable, cache_dir, compiler, load
 from .codegen import Unsupported, to_c, trace_rule
 
@@ -39,8 +40,9 @@ DTYPES = (torch.float32, torch.float64)
 #: ``fused=None`` fuses a batch of tensors only from this many numbers on: below it the
 #: call's fixed cost (about 0.1 ms of Python and thread start-up) exceeds what one pass saves
 MIN_NUMEL = 16384
-#: options of the driver, not of the rule: they never reach the kernel
-DRIVER_KEYS = frozenset({"foreach", "fused", "maximize", "differentiable", "capturable"})
+#: options of the driver, not of the rule: they never reach the kernel (one definition, in
+#: :mod:`optimlab.optim.capabilities`)
+DRIVER_KEYS = DRIVER_FLAGS
 
 
 class StateNotReady(Unsupported):
@@ -142,9 +144,6 @@ def _rebuild(hp: dict, slots: Sequence[str], values: dict[str, object]) -> dict:
     return out
 
 
-_PROBE_LOCK = threading.Lock()
-
-
 class _Probe(float):
     """A hyperparameter value that remembers its slot (arithmetic gives plain floats)."""
 
@@ -158,7 +157,7 @@ def _probe_value(value: float, slot: str) -> _Probe:
 
 
 def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]) -> frozenset:
-    """The slots the rule branches on with :func:`~optimlab.optim.base.nonzero`.
+    """The slots the rule branches on with :func:`~optimlab.optim.rule.nonzero`.
 
     Those slots are structural when exactly zero (SGD without momentum keeps no buffer), so
     a kernel is specialised for which of them are zero; every other number is an input.
@@ -173,15 +172,12 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
     step = 3.0 if layout.step else None
     if layout.step:
         state["step"] = torch.tensor(step, dtype=torch.float64)
-    with _PROBE_LOCK:
-        base._NONZERO_PROBE = seen.append
+    with rules.recording_branches(seen.append):
         try:
             update(p, torch.rand(4, dtype=torch.float64), state, step=step,
                    **_rebuild(hp, slots, values))
         except Exception as error:
             raise Unsupported(f"the rule did not run on a probe: {error}") from error
-        finally:
-            base._NONZERO_PROBE = None
     return frozenset(x.slot for x in seen if isinstance(x, _Probe))
 
 
@@ -207,8 +203,6 @@ class Kernel:
         def rule(*args):
             p, g, *vectors = args[:n_vector]
             scalars = dict(zip(head + self.slots, args[n_vector:]))
-            if maximize:
-                g = -g
             state = dict(zip(layout.vector, vectors))
             state.update({k: scalars[k] for k in layout.scalar})
             state.update({k: None for k in layout.none})
@@ -216,7 +210,7 @@ class Kernel:
             if step is not None:
                 state["step"] = step
             numbers = {**constants, **{s: scalars[s] for s in self.slots}}
-            new = update(p, g, state, step=step, **_rebuild(hp, slots, numbers))
+            new = rules.call(update, p, g, state, step, _rebuild(hp, slots, numbers), maximize)
             if any(state[k] is not None for k in layout.none):
                 raise StateNotReady("the rule creates a state buffer on this step")
             return (new, *[state[k] for k in layout.vector], *[state[k] for k in layout.scalar])

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..base import check_range
+from ..capabilities import Capabilities
 
 _RULE = r"""
     .. math::
@@ -65,6 +66,17 @@ class Lookahead(torch.optim.Optimizer):
         >>> bool(w.abs().max() < 0.05)
         True
     """
+
+    #: one instance per member in a population
+    capabilities = Capabilities(batching="member", wraps="inner")
+
+    @classmethod
+    def from_registry(cls, params, resolve: Callable, create: Callable, **kwargs) -> Lookahead:
+        """Build from registry names: the ``inner`` optimizer (a name, default ``"adam"``) gets
+        every keyword argument but ``k`` and ``alpha``."""
+        inner = kwargs.pop("inner", "adam")
+        own = {key: kwargs.pop(key) for key in ("k", "alpha") if key in kwargs}
+        return cls(create(inner, params, **kwargs), **own)
 
     def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):

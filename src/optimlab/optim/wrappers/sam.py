@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..base import check_range
+from ..capabilities import Capabilities
 from ..sgd import SGD
 
 _EPS = 1e-12
@@ -97,6 +98,20 @@ class SAM(torch.optim.Optimizer):
         >>> bool(w.abs().max() < 0.01)  # SAM hovers within about lr * rho of the minimum
         True
     """
+
+    #: one instance per member in a population; a closure evaluates the loss twice
+    capabilities = Capabilities(batching="member", needs_closure=True, wraps="base_optimizer")
+
+    @classmethod
+    def from_registry(cls, params, resolve: Callable, create: Callable, **kwargs) -> SAM:
+        """Build from registry names: ``base_optimizer`` may be a name (``"momentum"``), whose
+        preset hyperparameters apply under the ones given."""
+        base = kwargs.pop("base_optimizer", "sgd")
+        if isinstance(base, str):
+            entry = resolve(base)
+            kwargs = {**entry.preset, **kwargs}
+            base = entry.cls
+        return cls(params, base_optimizer=base, **kwargs)
 
     def __init__(self, params, base_optimizer=SGD, rho=0.05, adaptive=False, *,
                  maximize=False, **base_kwargs):
@@ -191,17 +206,43 @@ class SAM(torch.optim.Optimizer):
         return loss
 
     # -- state_dict ------------------------------------------------------------------------
+    # The dicts are the base optimizer's, so torch.optim.Optimizer.state_dict and
+    # load_state_dict are not called; these run the hooks registered on SAM
+    # (register_state_dict_pre_hook and the three others) the way torch's do.
     def state_dict(self) -> dict[str, Any]:
         """The base optimizer's state_dict, tagged as SAM's (SAM keeps no state of its own
-        between steps; the groups carry ``rho``/``adaptive``)."""
+        between steps; the groups carry ``rho``/``adaptive``).
+
+        The state_dict hooks registered on this SAM run as in ``torch.optim``: the pre
+        hooks before anything is read, the post hooks on the finished dict (a post hook
+        may return a replacement, which is what this returns).
+        """
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
         base = self.base_optimizer.state_dict()
         tag = {"optimizer": type(self).__name__,
                "base_optimizer": type(self.base_optimizer).__name__,
                "base": base.get("optimlab")}
-        return {"state": base["state"], "param_groups": base["param_groups"], "optimlab": tag}
+        state_dict = {"state": base["state"], "param_groups": base["param_groups"],
+                      "optimlab": tag}
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state_dict saved by :meth:`state_dict` (same base optimizer class)."""
+        """Load a state_dict saved by :meth:`state_dict` (same base optimizer class).
+
+        As in ``torch.optim``, the load_state_dict pre hooks registered on this SAM get a
+        shallow copy of ``state_dict`` first (one may change it or return a replacement,
+        which is then loaded), and the post hooks run once it is loaded.
+        """
+        state_dict = state_dict.copy()  # shallow, as torch's: the pre hooks may edit it
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         tag = state_dict.get("optimlab")
         name = type(self).__name__
         base_name = type(self.base_optimizer).__name__
@@ -223,3 +264,5 @@ class SAM(torch.optim.Optimizer):
         self.base_optimizer.load_state_dict(base)
         self.param_groups = self.base_optimizer.param_groups
         self.state.clear()
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)

@@ -1,0 +1,86 @@
+"""What each optimizer can do, in one record per class, and what counts as a hyperparameter.
+
+Every optimizer class carries a :class:`Capabilities` record beside its code
+(``capabilities = Capabilities(fusable=True)``); the catalog exposes it
+(:attr:`optimlab.optim.catalog.Info.capabilities`), and the engine, the registry, the
+population engine, the web API, the command line and the tests read it. Nothing outside
+this record checks an optimizer's name to decide what it can do.
+
+Hyperparameters come in three kinds, as torch's ``OptimizerInfo`` sorts them:
+
+* the rule's own (``lr``, ``betas``, ``amsgrad``): they change what a step computes;
+* the driver's flags (:data:`DRIVER_FLAGS`: ``maximize``, ``foreach``, ``fused``, ...): they
+  change how a step runs, never its result beyond the sign of the gradient;
+* per-group running state (:attr:`Capabilities.running`, e.g. schedule-free's ``k``): kept in
+  the param group so a checkpoint carries it, but written by the optimizer, not set by users.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+__all__ = ["Capabilities", "DRIVER_FLAGS", "NOT_HYPERPARAMETERS", "BATCHING", "hyperparameters"]
+
+#: how a population batches members: the rule broadcasts as is, is mapped with
+#: ``torch.func.vmap`` (it reduces over whole tensors), or runs one instance per member
+BATCHING = ("elementwise", "vmap", "member")
+
+#: the driver's flags: how a step runs, not what it computes
+DRIVER_FLAGS = frozenset({"maximize", "foreach", "fused", "differentiable", "capturable",
+                          "skip_nonfinite"})
+
+#: constructor arguments that are no hyperparameter at all
+NOT_HYPERPARAMETERS = frozenset({"self", "params", "optimizer"})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one optimizer class can do.
+
+    Attributes:
+        batching: how :class:`~optimlab.optim.population.Population` runs it over a member
+            axis, one of :data:`BATCHING`.
+        multi_tensor: the rule runs over a whole group at once as a
+            :class:`~optimlab.optim.multi_tensor.TensorList` (False: tensor by tensor, for
+            rules that read values with ``.item()`` or need matrix shapes).
+        fusable: the rule can run as a generated fused kernel (``fused=`` is accepted).
+        sparse: ``update`` accepts sparse gradients.
+        needs_matrix: every parameter must be a matrix (Muon).
+        needs_closure: :meth:`step` needs a closure (it evaluates the loss twice).
+        wraps: the constructor keyword naming the optimizer it wraps, or None.
+        complex: complex parameters are stepped as their real view.
+        running: names of per-group running state kept in the param group.
+    """
+
+    batching: str = "elementwise"
+    multi_tensor: bool = True
+    fusable: bool = False
+    sparse: bool = False
+    needs_matrix: bool = False
+    needs_closure: bool = False
+    wraps: str | None = None
+    complex: bool = True
+    running: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.batching not in BATCHING:
+            raise ValueError(f"batching must be one of {BATCHING}, got {self.batching!r}")
+
+    @property
+    def wrapper(self) -> bool:
+        """Whether the optimizer wraps another one."""
+        return self.wraps is not None
+
+
+def hyperparameters(cls: type) -> dict:
+    """The rule's own hyperparameters of ``cls`` with their defaults (from its constructor):
+    no driver flag, no per-group running state, not the parameters."""
+    caps: Capabilities = getattr(cls, "capabilities", Capabilities())
+    skip = NOT_HYPERPARAMETERS | DRIVER_FLAGS | set(caps.running)
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name not in skip and parameter.default is not inspect.Parameter.empty
+        and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    }

@@ -1,0 +1,547 @@
+"""The one engine that runs an update rule, for every consumer.
+
+A rule (:mod:`optimlab.optim.rule`) says what one step computes; this module is the only
+code that *applies* it to tensors. It owns state initialisation, the step counter
+(:func:`~optimlab.optim.rule.advance`), ``maximize`` (:func:`~optimlab.optim.rule.call`),
+complex parameters (stepped as their real view) and the write-back, and it chooses how to
+run:
+
+* **multi-tensor** (the plain path, on any device): every tensor of a group whose state has
+  the same layout and step runs through the rule at once as a
+  :class:`~optimlab.optim.multi_tensor.TensorList`, so the operations dispatched per step
+  do not grow with the number of tensors and nothing is read back per tensor;
+* **per tensor**: sparse gradients, ``foreach=False``, and rules that are not multi-tensor
+  (Adafactor reads values with ``.item()``, Muon needs matrices);
+* **fused**: CPU tensors through a C loop generated from the traced rule
+  (:mod:`optimlab.optim.kernels`), prepared once per group as a plan;
+* **batched** over a leading member axis (:class:`~optimlab.optim.population.Population`,
+  landscape races, sweeps): the rule broadcasts with per-member hyperparameters, is mapped
+  with ``torch.func.vmap``, or runs fused with one kernel row per member slice.
+
+The ``torch.optim`` front end (:class:`~optimlab.optim.base.RuleOptimizer`) and
+:class:`~optimlab.optim.population.Population` are thin adapters over :class:`Engine`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import kernels
+from .capabilities import Capabilities
+from .multi_tensor import Layout, TensorList
+from .rule import advance, call
+
+__all__ = ["Engine"]
+
+
+def real(t: Tensor) -> Tensor:
+    """A complex tensor as its real view (two real numbers per element); others as they are."""
+    return torch.view_as_real(t) if torch.is_complex(t) else t
+
+
+class Engine:
+    """Applies one optimizer's rule (``init``, ``update``) to tensors and their state.
+
+    Args:
+        init, update: the rule (see :mod:`optimlab.optim.rule`).
+        capabilities: the optimizer's :class:`~optimlab.optim.capabilities.Capabilities`.
+        name: the optimizer's name, for error messages.
+    """
+
+    def __init__(self, init: Callable[..., dict], update: Callable[..., Any],
+                 capabilities: Capabilities, name: str):
+        self.init, self.update = init, update
+        self.capabilities, self.name = capabilities, name
+        #: fused plans by the caller's key (a param group, a population)
+        self.plans: dict = {}
+        #: kernel structures the fused path could not take (a missing compiler, an
+        #: unsupported op), so ``fused=None`` does not retry them every step
+        self.refused: dict = {}
+        #: the multi-tensor path's flat state buffers, by the caller's key and batch
+        self._flats: dict = {}
+
+    # -- the torch front end: one param group --------------------------------------------------
+    def step_group(self, key: Any, params: list[Tensor], states: Any, hp: dict, *,
+                   maximize: bool = False, fused: bool | None = None,
+                   foreach: bool | None = None) -> None:
+        """Step the parameters of one group (those given have a gradient).
+
+        ``states`` maps each parameter to its state dict (``optimizer.state``); ``key``
+        identifies the group across steps for its fused plan.
+        """
+        if self.capabilities.fusable and fused is not False:
+            params = self._step_fused(key, params, states, hp, maximize, fused is True)
+        batched, single = [], []
+        for p in params:
+            grad = p.grad
+            if grad.is_sparse:
+                if not self.capabilities.sparse:
+                    raise RuntimeError(f"{self.name} does not support sparse gradients")
+                single.append(p)
+            elif foreach is False or not self.capabilities.multi_tensor or p.dim() == 0:
+                # a 0-d parameter's state would look like scalar state: it steps alone
+                single.append(p)
+            else:
+                batched.append(p)
+        if len(batched) == 1:
+            single += batched
+        elif batched:
+            self._step_multi(key, batched, states, hp, maximize)
+        for p in single:
+            self._step_one(p, states[p], hp, maximize)
+
+    def _step_one(self, p: Tensor, state: dict, hp: dict, maximize: bool) -> None:
+        weight, grad = real(p), p.grad
+        if torch.is_complex(grad):
+            grad = torch.view_as_real(grad)
+        if not state:
+            state.update(self.init(weight, **hp))
+        step = advance(state)
+        weight.copy_(call(self.update, weight, grad, state, step, hp, maximize))
+
+    def _step_multi(self, key: Any, params: list[Tensor], states: Any, hp: dict,
+                    maximize: bool) -> None:
+        """The multi-tensor path: one rule call per batch of tensors with the same dtype,
+        device, state layout and scalar state (the step, NAdam's product, ...)."""
+        by_layout: dict[tuple, list] = {}
+        for p in params:
+            weight = real(p)
+            state = states[p]
+            if not state:
+                state.update(self.init(weight, **hp))
+            by_layout.setdefault(_layout(weight, state), []).append((p, weight, state))
+        flats = self._flats.get(key, {})
+        kept: dict = {}
+        for layout, members in by_layout.items():
+            scalar_keys = [k for k, kind in layout[2] if kind in ("scalar", "step")]
+            if scalar_keys and len(members) > 1:
+                # tensors whose scalar state differs (a group extended later) step apart
+                values = zip(*[torch.stack([m[2][k] for m in members]).tolist()
+                               for k in scalar_keys])
+                batches: dict = {}
+                for member, value in zip(members, values):
+                    batches.setdefault(value, []).append(member)
+                parts = list(batches.values())
+            else:
+                parts = [members]
+            for part in parts:
+                batch_key = (layout, tuple(id(m[0]) for m in part))
+                kept[batch_key] = self._run_batch(part, layout, hp, maximize,
+                                                  flats.get(batch_key, {}))
+        self._flats[key] = kept  # batches that no longer exist let their buffers go
+
+    def _run_batch(self, members: list, layout: tuple, hp: dict, maximize: bool,
+                   flats: dict) -> dict:
+        """One rule call over a batch; returns the batch's flat state buffers.
+
+        Each parameter-shaped state entry lives in one flat buffer per batch, the tensors in
+        the state dicts being views of it: the rule reads it as one tensor, and its new value
+        is copied back in one operation. ``flats`` maps a state key to ``(ids, buffer)``,
+        valid while the state dicts still hold the views it made (ids).
+        """
+        _, _, kinds = layout
+        weights = [w for _, w, _ in members]
+        states = [s for _, _, s in members]
+        grads = [real(p.grad) for p, _, _ in members]
+        shape = Layout.of(weights)
+        first = states[0]
+        step = None
+        if "step" in first:
+            counters = [s["step"] for s in states]
+            torch._foreach_add_(counters, 1)
+            step = counters[0].item()
+        state: dict[str, Any] = {}
+        for name, kind in kinds:
+            if kind.startswith("tensor"):
+                items = [s[name] for s in states]
+                ids, buffer = flats.get(name, (None, None))
+                if ids is not None and ids == tuple(map(id, items)):
+                    state[name] = TensorList(items, flat=buffer, layout=shape)
+                else:
+                    state[name] = TensorList(items, layout=shape)
+            else:  # a scalar shared by the batch (grouped on its value), None, or the step
+                state[name] = first[name]
+        before = dict(state)
+        new = call(self.update, TensorList(weights, layout=shape),
+                   TensorList(grads, layout=shape), state, step, hp, maximize)
+        out = {}
+        for name, value in state.items():
+            old = before.get(name, _MISSING)
+            if name == "step":
+                continue
+            if isinstance(value, TensorList) and not value.scalars:
+                out[name] = self._keep(name, value, old, flats.get(name), states)
+            elif value is old:
+                continue
+            elif isinstance(value, TensorList):  # one number per tensor
+                for s, item in zip(states, value.flat().clone().unbind()):
+                    s[name] = item
+            elif isinstance(value, Tensor):
+                # one new scalar for the batch: each tensor gets its own copy
+                for s, item in zip(states, value.expand(len(states)).clone().unbind()):
+                    s[name] = item
+            else:
+                for s in states:
+                    s[name] = value
+        torch._foreach_copy_(weights, new.items if isinstance(new, TensorList) else new)
+        return out
+
+    @staticmethod
+    def _keep(name: str, value: TensorList, old: Any, cached: tuple | None,
+              states: list[dict]) -> tuple:
+        """Store a new parameter-shaped state entry: copied into the batch's buffer when the
+        state dicts still hold its views, else the buffer becomes the new value's."""
+        flat = value.flat()
+        if cached is not None and isinstance(old, TensorList) and old._flat is cached[1]:
+            if flat is not cached[1]:
+                cached[1].copy_(flat)
+            return cached
+        if isinstance(old, TensorList) and flat is old._flat:
+            flat = flat.clone()  # never adopt a buffer the caller's tensors may share
+        views = value.layout.split(flat)
+        for s, view in zip(states, views):
+            s[name] = view
+        return (tuple(map(id, views)), flat)
+
+    # -- the fused path ----------------------------------------------------------------------
+    def _step_fused(self, key: Any, params: list[Tensor], states: Any, hp: dict,
+                    maximize: bool, required: bool) -> list[Tensor]:
+        """Step what the fused kernel can take; return the parameters left for the plain path.
+
+        A parameter qualifies when it is a contiguous CPU tensor of float32 or float64
+        (complex through its real view) with a dense gradient (read from a contiguous copy if
+        it is laid out differently) and its state is complete (SGD's momentum buffer exists
+        only after the first step, which the plain path takes).
+
+        The analysis is kept as a plan (:class:`_FusedPlan`) while the group's parameters,
+        their storage, their state tensors and the hyperparameters' structure stay the same,
+        so a step costs the kernel plus a few microseconds per tensor.
+        """
+        plan = self.plans.get(key)
+        if plan is None or not plan.run(states, params, hp):
+            plan = self.plans[key] = self._plan_fused(params, states, hp, maximize, required)
+            plan.run(states, params, hp, first=True)
+        return plan.rest
+
+    def _plan_fused(self, params: list[Tensor], states: Any, hp: dict, maximize: bool,
+                    required: bool) -> _FusedPlan:
+        rest: list[Tensor] = []
+        waiting: list[Tensor] = []
+        batches: dict = {}
+        for p in params:
+            grad = p.grad
+            weight = real(p)
+            if (grad.is_sparse or p.device.type != "cpu" or weight.dtype not in kernels.DTYPES
+                    or not p.is_contiguous()):
+                rest.append(p)
+                continue
+            state = states[p]
+            if not state:
+                state.update(self.init(weight, **hp))
+            layout = kernels.Layout.of(state, weight)
+            if layout is None:
+                rest.append(p)
+                continue
+            batches.setdefault((weight.dtype, layout), []).append(p)
+        runs = []
+        for (dtype, layout), batch in batches.items():
+            if not required and sum(p.numel() for p in batch) < kernels.MIN_NUMEL:
+                rest += batch  # too small for the call to pay for itself
+                continue
+            try:
+                kernel = self.kernel(dtype, layout, hp, maximize, required)
+            except kernels.StateNotReady:
+                waiting += batch  # the plain step creates the buffer; later steps fuse
+                continue
+            except (kernels.Unsupported, kernels.CompilerUnavailable):
+                rest += batch
+                continue
+            runs.append(_FusedBatch(kernel, batch, [states[p] for p in batch]))
+        if required and rest:
+            raise RuntimeError(
+                f"{self.name}(fused=True) cannot fuse {len(rest)} parameter(s): they need "
+                "dense, contiguous CPU gradients and parameters of float32 or float64")
+        return _FusedPlan(states, params, hp, runs, rest + waiting)
+
+    def kernel(self, dtype: torch.dtype, layout: kernels.Layout, hp: dict, maximize: bool,
+               required: bool = False) -> kernels.Kernel:
+        """The fused kernel for this structure (remembering one the machine refused)."""
+        key = (dtype, layout, maximize)
+        if key in self.refused and not required:
+            raise kernels.Unsupported(self.refused[key])
+        try:
+            return kernels.kernel(self.update, dtype, layout, hp, maximize)
+        except kernels.StateNotReady:
+            raise
+        except (kernels.Unsupported, kernels.CompilerUnavailable) as error:
+            if required:
+                raise RuntimeError(f"{self.name}(fused=True): {error}") from error
+            self.refused[key] = str(error)
+            raise
+
+    # -- batched over a member axis ----------------------------------------------------------
+    def step_members(self, params: Sequence[Tensor], grads: Sequence[Tensor | None],
+                     states: list[dict], hps: Sequence[dict], *, maximize: bool = False,
+                     vmapped: bool = False) -> None:
+        """Step parameters with a leading member axis, each member with its own values.
+
+        ``hps[i]`` holds parameter ``i``'s hyperparameters, per-member ones as tensors shaped
+        to broadcast over it (``[K, 1, ...]``) or, with ``vmapped``, as ``[K]`` columns for
+        ``torch.func.vmap``.
+        """
+        for p, g, state, hp in zip(params, grads, states, hps):
+            if g is None:
+                continue
+            if not state:
+                state.update(self.init(p, **hp))
+            step = advance(state)
+            if vmapped:
+                new = self._vmapped(p, g, state, step, hp, maximize)
+            else:
+                new = call(self.update, p, g, state, step, hp, maximize)
+            p.copy_(new)
+
+    def _vmapped(self, p: Tensor, g: Tensor, state: dict, step, hp: dict,
+                 maximize: bool) -> Tensor:
+        if p.shape[0] == 1:
+            # One member needs no vmap, and a plain call keeps Muon's bfloat16 matrix
+            # products bit-identical to the plain optimizer's (batched ones round otherwise).
+            squeezed = {k: v.squeeze(0) if isinstance(v, Tensor) and v.dim() and k != "step"
+                        else v for k, v in state.items()}
+            new = call(self.update, p[0], g[0], squeezed, step, _first_member(hp), maximize)
+            state.update({k: v.unsqueeze(0) if isinstance(v, Tensor) and k != "step" else v
+                          for k, v in squeezed.items()})
+            return new.unsqueeze(0)
+        per_member = {k: v for k, v in hp.items() if _has_tensor(v)}
+        shared = {k: v for k, v in hp.items() if k not in per_member}
+        buffers = {k: v for k, v in state.items() if k != "step" and isinstance(v, Tensor)}
+        rest = {k: v for k, v in state.items() if k not in buffers}
+
+        def member(p_, g_, buffers_, hp_):
+            local = {**rest, **buffers_}
+            new_p = call(self.update, p_, g_, local, step, {**shared, **hp_}, maximize)
+            return new_p, {k: local[k] for k in local if k != "step"}
+
+        new, new_state = torch.func.vmap(member)(p, g, buffers, per_member)
+        state.update(new_state)
+        return new
+
+    def plan_members(self, params: Sequence[Tensor], grads: Sequence[Tensor],
+                     states: list[dict], hp: dict, rows: Callable[[kernels.Kernel], Tensor],
+                     maximize: bool = False) -> _MemberPlan | None:
+        """A fused step over member slices (each member's slice of each parameter is one
+        kernel tensor with its own row of hyperparameters, so a norm is per member and per
+        tensor, as with vmap), or None where the kernel cannot take them.
+
+        ``hp`` gives, for the kernel's structure, a value per hyperparameter that is nonzero
+        where any member's is; ``rows(kernel)`` gives each member's values, one row each.
+        """
+        dtype = params[0].dtype
+        layout = None
+        for p, g, state in zip(params, grads, states):
+            if (p.device.type != "cpu" or p.dtype != dtype or g.dtype != dtype or g.is_sparse
+                    or dtype not in kernels.DTYPES or not p.is_contiguous()):
+                return None
+            this = kernels.Layout.of(state, p)
+            if this is None or this.scalar or (layout is not None and this != layout):
+                return None
+            layout = this
+        try:
+            kernel = self.kernel(dtype, layout, hp, maximize)
+        except kernels.StateNotReady:
+            return None
+        except (kernels.Unsupported, kernels.CompilerUnavailable):
+            return None
+        return _MemberPlan(kernel, params, states, rows(kernel))
+
+
+_MISSING = object()
+
+
+def _layout(weight: Tensor, state: dict) -> tuple:
+    """What a multi-tensor batch shares: device, dtype, and each state entry's kind."""
+    kinds = []
+    for key, value in state.items():
+        if value is None:
+            kinds.append((key, "none"))
+        elif isinstance(value, Tensor) and value.dim() == 0:
+            kinds.append((key, "scalar" if key != "step" else "step"))
+        elif isinstance(value, Tensor):
+            # a state tensor elsewhere than its parameter (or of another dtype) steps apart
+            same = value.device == weight.device and value.dtype == weight.dtype
+            kinds.append((key, "tensor" if same else f"tensor:{value.device}:{value.dtype}"))
+        else:
+            kinds.append((key, f"value:{value!r}"))
+    return (weight.device, weight.dtype, tuple(kinds))
+
+
+class _FusedBatch:
+    """One kernel call's worth of a group: the tensors of one dtype and state layout.
+
+    Everything but the gradients' addresses, the step and the hyperparameters' values is set
+    up once. The 0-d state entries (the step, NAdam's product) become views into one buffer
+    per entry, so a step advances every counter with one operation and the kernel reads
+    them as one column.
+    """
+
+    def __init__(self, kernel: kernels.Kernel, params: list[Tensor], states: list[dict]):
+        layout = kernel.layout
+        self.kernel, self.params = kernel, params
+        weights = [real(p) for p in params]
+        self.complex = [torch.is_complex(p) for p in params]
+        self.buffers: dict[str, Tensor] = {}
+        for key in (("step",) if layout.step else ()) + layout.scalar:
+            values = [state[key] for state in states]
+            buffer = torch.stack([v.to(values[0].dtype) for v in values])
+            for i, state in enumerate(states):
+                state[key] = buffer[i]
+            self.buffers[key] = buffer
+        self.slot_column = len(self.buffers)
+        ptrs = torch.tensor([[w.data_ptr(), 0, *[st[k].data_ptr() for k in layout.vector]]
+                             for w, st in zip(weights, states)], dtype=torch.int64)
+        self.launch = kernels.Launch(kernel, ptrs,
+                                     torch.tensor([w.numel() for w in weights], dtype=torch.int64))
+
+    def gradients(self) -> list[Tensor] | None:
+        """This step's gradients as the kernel reads them, or None if one no longer fits."""
+        grads = []
+        for p, is_complex in zip(self.params, self.complex):
+            g = p.grad
+            if g is None or g.layout is not torch.strided or g.shape != p.shape \
+                    or g.dtype != p.dtype or g.device != p.device:
+                return None
+            if is_complex:
+                g = torch.view_as_real(g)
+            # a gradient laid out differently (autograd may transpose one) is read from a
+            # contiguous copy; the parameter and state are written in place, so they must be
+            grads.append(g if g.is_contiguous() else g.contiguous())
+        return grads
+
+    def run(self, grads: list[Tensor], hp: dict) -> None:
+        """One step with ``grads`` (from :meth:`gradients`, kept alive by the caller)."""
+        launch = self.launch
+        launch.ptrs_np[:, 1] = [g.data_ptr() for g in grads]
+        step = self.buffers.get("step")
+        if step is not None:
+            step.add_(1)
+        for column, buffer in enumerate(self.buffers.values()):
+            launch.scalars_np[:, column] = buffer.numpy()
+        launch.scalars_np[:, self.slot_column:] = kernels.slot_values(hp, self.kernel.slots)
+        out = launch()
+        for j, key in enumerate(self.kernel.layout.scalar):
+            self.buffers[key].copy_(out[:, j])
+
+
+class _FusedPlan:
+    """A group's fused step, valid while what it was built from stays the same."""
+
+    def __init__(self, states: Any, params: list[Tensor], hp: dict,
+                 batches: list[_FusedBatch], rest: list[Tensor]):
+        self.batches, self.rest = batches, rest
+        self.key = self._key(states, params)
+        self.structure = self._structure(hp)
+
+    @staticmethod
+    def _key(states: Any, params: list[Tensor]) -> tuple:
+        return (tuple(map(id, params)), tuple(p.data_ptr() for p in params),
+                tuple(id(v) for p in params if p in states for v in states[p].values()))
+
+    @staticmethod
+    def _structure(hp: dict) -> tuple:
+        """What selects the kernel: the options, and which numbers are zero."""
+        out = []
+        for key, value in hp.items():
+            if isinstance(value, (tuple, list)):
+                out.append((key, tuple(v == 0 if isinstance(v, (int, float)) else v
+                                       for v in value)))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                out.append((key, value == 0))
+            elif isinstance(value, Tensor):
+                out.append((key, value.numel() == 1 and bool(value == 0)))
+            else:
+                out.append((key, value))
+        return tuple(out)
+
+    def run(self, states: Any, params: list[Tensor], hp: dict, first: bool = False) -> bool:
+        """Step the planned batches; False (nothing stepped) if the plan no longer fits."""
+        if not first and (self._key(states, params) != self.key
+                          or self._structure(hp) != self.structure):
+            return False
+        grads = [batch.gradients() for batch in self.batches]
+        if any(g is None for g in grads):  # checked for every batch before any steps
+            if first:  # cannot happen: the analysis that built the plan checked them
+                raise RuntimeError("a gradient changed between the fused plan and its step")
+            return False
+        for batch, batch_grads in zip(self.batches, grads):
+            batch.run(batch_grads, hp)
+        if first:
+            self.key = self._key(states, params)  # the 0-d state entries became views
+        return True
+
+
+class _MemberPlan:
+    """A prepared fused step over member slices: the kernel's buffers and every address but
+    the gradients'. Valid while the parameters' storage and the state tensors stay."""
+
+    def __init__(self, kernel: kernels.Kernel, params: Sequence[Tensor], states: list[dict],
+                 rows: Tensor):
+        layout = kernel.layout
+        self.layout = layout
+        k = params[0].shape[0]
+        base = torch.tensor([[t.data_ptr() for t in (p, p, *[states[i][n] for n in layout.vector])]
+                             for i, p in enumerate(params)], dtype=torch.int64)
+        size = torch.tensor([p[0].numel() for p in params], dtype=torch.int64)
+        offsets = torch.arange(k, dtype=torch.int64)[None, :] \
+            * (size * params[0].element_size())[:, None]
+        # one row per member slice, parameter-major: (params, members, buffers) flattened
+        ptrs = (base[:, None, :] + offsets[:, :, None]).reshape(-1, base.shape[1])
+        self.launch = kernels.Launch(kernel, ptrs, size.repeat_interleave(k))
+        # the hyperparameters after the step column (set on every step)
+        self.launch.scalars_np[:, int(layout.step):] = rows.repeat(len(params), 1).numpy()
+        self.offsets_np = offsets.numpy()
+        self.members, self.n_params = k, len(params)
+        self.key = self.key_of(params, states)
+
+    @staticmethod
+    def key_of(params: Sequence[Tensor], states: list[dict]) -> tuple:
+        """What the addresses depend on: the parameters' storage and the state tensors."""
+        return (tuple(p.data_ptr() for p in params),
+                tuple(id(v) for state in states for v in state.values()))
+
+    def run(self, params: Sequence[Tensor], grads: Sequence[Tensor], states: list[dict]) -> bool:
+        """One fused step of every member; False (nothing stepped) if a gradient no longer
+        fits. The step counters advance by the one convention, in the state."""
+        for p, g in zip(params, grads):
+            if g.dtype != p.dtype or g.shape != p.shape or g.device != p.device or g.is_sparse:
+                return False
+        launch = self.launch
+        ptrs = launch.ptrs_np.reshape(self.n_params, self.members, -1)  # a view
+        ptrs[:, :, 1] = np.array([g.data_ptr() for g in grads], dtype=np.int64)[:, None] \
+            + self.offsets_np
+        if self.layout.step:
+            counts = [advance(state) for state in states]
+            launch.scalars_np[:, 0] = np.repeat(np.asarray(counts, dtype=np.float64),
+                                                self.members)
+        launch()
+        return True
+
+
+def _first_member(hparams: dict) -> dict:
+    def first(v):
+        if isinstance(v, Tensor):
+            return v[0]
+        if isinstance(v, tuple):
+            return tuple(first(x) for x in v)
+        return v
+    return {k: first(v) for k, v in hparams.items()}
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return any(isinstance(v, Tensor) for v in value)
+    return isinstance(value, Tensor)

@@ -1,0 +1,90 @@
+"""The contract between an update rule and everything that runs it.
+
+An algorithm is two pure functions, written once in its own module:
+
+* ``init(p, **hp) -> dict``: the state of one parameter before its first step;
+* ``update(p, g, state, *, step, **hp) -> Tensor``: one step of the rule. It receives the
+  parameter ``p`` and the (already sign-adjusted) gradient ``g``, rebinds the entries of
+  ``state`` to their new values and returns the new parameter. It never mutates ``p``,
+  ``g`` or a state tensor in place.
+
+Because the rule only uses elementwise arithmetic (and whole-tensor norms) on whatever it
+is given, the same function runs unchanged when ``p`` is a
+:class:`~optimlab.optim.multi_tensor.TensorList` (every tensor of a group at once), when
+``p`` carries a leading member axis and the hyperparameters are tensors broadcast along it
+(populations, landscape races), and when it is traced into a fused kernel. Two conventions
+keep that true:
+
+* numeric hyperparameters are only used arithmetically; a branch on a value goes through
+  :func:`nonzero`, which treats a tensor hyperparameter as "maybe nonzero";
+* Python ``bool`` options (``amsgrad``, ``nesterov``, ...) may branch freely: they are
+  structural and shared by every tensor and member.
+
+The step counter has one convention, :func:`advance`: a 0-d tensor ``state["step"]``
+(stored as torch stores it) counted up *before* the update, whose value reaches the rule as
+the Python number ``step``. :func:`call` is the one way a rule is applied: the gradient is
+negated for ``maximize``, then ``update`` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["nonzero", "scalar_step", "advance", "call", "recording_branches"]
+
+Hyper = float | Tensor
+
+_LOCAL = threading.local()
+
+
+def nonzero(x: Hyper) -> bool:
+    """Whether a hyperparameter may be nonzero (a tensor counts as "maybe").
+
+    Inside :func:`recording_branches` every value asked about is reported, which is how the
+    fused path learns the hyperparameters a rule branches on.
+    """
+    recorder = getattr(_LOCAL, "recorder", None)
+    if recorder is not None:
+        recorder(x)
+    return isinstance(x, Tensor) or x != 0
+
+
+@contextlib.contextmanager
+def recording_branches(callback: Callable[[Hyper], None]) -> Iterator[None]:
+    """Report every value :func:`nonzero` is asked about in this thread to ``callback``."""
+    previous = getattr(_LOCAL, "recorder", None)
+    _LOCAL.recorder = callback
+    try:
+        yield
+    finally:
+        _LOCAL.recorder = previous
+
+
+def scalar_step() -> Tensor:
+    """A fresh step counter, stored like torch does (float32 unless float64 is default)."""
+    dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+    return torch.tensor(0.0, dtype=dtype)
+
+
+def advance(state: dict) -> float | None:
+    """Count one step in ``state`` (if the rule keeps a counter); the new count, or None."""
+    counter = state.get("step")
+    if counter is None:
+        return None
+    counter += 1
+    return counter.item()
+
+
+def call(update: Callable[..., Any], p: Any, g: Any, state: dict, step: Any, hp: dict,
+         maximize: bool = False) -> Any:
+    """Apply ``update`` once: negate the gradient to maximize, then step. Returns the new
+    parameter; ``state`` holds the new state."""
+    if maximize:
+        g = -g
+    return update(p, g, state, step=step, **hp)
