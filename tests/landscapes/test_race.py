@@ -20,7 +20,7 @@ EXTRA = {"lookahead": {"inner": "adam"}, "sam": {"rho": 0.05}}
 
 def _hand_run(landscape, name, hp, start, steps, noise):
     """The race path, computed the slow way: one optimizer, one point, by hand."""
-    matrix = getattr(optimlab.resolve(name).cls, "needs_matrix", False)
+    matrix = optimlab.resolve(name).capabilities.needs_matrix
     shape = (1, landscape.dim) if matrix else (landscape.dim,)
     p = torch.tensor(start, dtype=torch.float64).reshape(shape).requires_grad_()
     opt = optimlab.create(name, [p], **hp)
@@ -135,19 +135,24 @@ def test_unknown_landscape():
 
 
 def test_the_race_gradient_is_torch_autograd_grad():
-    """The step loop calls the autograd engine directly (cheaper for tiny tensors); on this
-    torch it must give exactly what torch.autograd.grad gives, else the public call is used."""
+    """The step loop's gradient (a vector-Jacobian product against the members' weights)
+    is exactly what torch.autograd.grad gives for the weighted sum of f."""
     import sys
 
     engine = sys.modules["optimlab.landscapes.race"]
-    vjp = engine._pick_vjp()
     for name in ("rosenbrock", "ackley", "goldstein_price", "two_wells"):
         land = get(name)
         x = torch.linspace(-1.5, 1.5, 14, dtype=torch.float64).reshape(7, 2)
-        with torch.enable_grad():
-            p = x.clone().requires_grad_()
-            expected = torch.autograd.grad(land.f(p).sum(), p)[0]
-            p = x.clone().requires_grad_()
-            values = land.f(p)
-            got = vjp(values, p, torch.ones_like(values))
-        assert torch.equal(got, expected), name
+        weights = torch.linspace(0.5, 2.0, 7, dtype=torch.float64)
+        for w in (torch.ones(7, dtype=torch.float64), weights):
+            with torch.enable_grad():
+                p = x.clone().requires_grad_()
+                expected = torch.autograd.grad((w * land.f(p)).sum(), p)[0]
+                p = x.clone().requires_grad_()
+                values = land.f(p)
+                got = engine._vjp(values, p, w)
+            assert not got.requires_grad and values.grad_fn is not None
+            if torch.equal(w, torch.ones_like(w)):
+                assert torch.equal(got, expected), name
+            else:
+                torch.testing.assert_close(got, expected, rtol=1e-14, atol=0)

@@ -204,3 +204,84 @@ def test_complex_parameters_match_torch():
             opt.step()
         results.append(w.detach())
     torch.testing.assert_close(results[0], results[1], rtol=1e-10, atol=1e-12)
+
+
+# -- tensor betas, as torch.optim takes them ----------------------------------------------
+# torch.optim.Adam and AdamW (2.13) check the range of each beta, then require the two to
+# be of one kind: "betas must be either both floats or both Tensors" (ValueError), under
+# every foreach/fused/capturable setting; with foreach=True (not capturable) they also
+# refuse tensor betas. NAdam, RAdam and Adamax take a mixed pair. The cases below are
+# decided by torch itself, so optimlab takes exactly what torch takes. Not compared:
+# foreach=True (optimlab's plain path ignores it and takes tensor lr and betas there) and
+# capturable (optimlab has none).
+_T = torch.tensor
+BETAS = {
+    "floats": (0.9, 0.99),
+    "float list": [0.9, 0.99],
+    "0-d tensors": (_T(0.9), _T(0.99)),
+    "1-element tensors": (_T([0.9]), _T([0.99])),
+    "float64 tensors": (_T(0.9, dtype=torch.float64), _T(0.99, dtype=torch.float64)),
+    "float, tensor": (0.9, _T(0.99)),
+    "tensor, float": (_T(0.9), 0.99),
+    "float, 1-element tensor": (0.9, _T([0.99])),
+    "tensor list, mixed": [0.9, _T(0.99)],
+    "tensor beta1 = 1": (_T(1.0), _T(0.99)),
+    "tensor beta2 > 1": (_T(0.9), _T(1.5)),
+    "mixed, out of range": (0.9, _T(1.5)),
+    "negative tensor": (_T(-0.1), _T(0.99)),
+}
+_SETTINGS = [pytest.param(name, kwargs,
+                          id="-".join([name, *(f"{k}={v}" for k, v in kwargs.items())]))
+             for name in ("Adam", "AdamW", "NAdam", "RAdam", "Adamax")
+             for kwargs in ({}, {"foreach": False}, {"fused": False})
+             if name in ("Adam", "AdamW") or "fused" not in kwargs]  # torch: no fused NAdam...
+
+
+def _torch_verdict(torch_cls, betas, **kwargs):
+    try:
+        torch_cls([torch.zeros(2, requires_grad=True)], betas=betas, **kwargs)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.parametrize("label", list(BETAS))
+@pytest.mark.parametrize("name, kwargs", _SETTINGS)
+def test_tensor_betas_are_taken_as_torch_takes_them(name, kwargs, label):
+    betas = BETAS[label]
+    refused = _torch_verdict(getattr(torch.optim, name), betas, **kwargs)
+    params = [torch.zeros(2, requires_grad=True)]
+    if refused is None:
+        getattr(optimlab, name)(params, betas=betas, **kwargs)
+    else:
+        match = "both floats or both Tensors" if "both floats" in refused else "betas"
+        with pytest.raises(ValueError, match=match):
+            getattr(optimlab, name)(params, betas=betas, **kwargs)
+
+
+def test_torch_refuses_a_mixed_pair_for_adam():
+    """What the test above leans on (torch 2.13): pin it, so a change in torch shows."""
+    for cls in (torch.optim.Adam, torch.optim.AdamW):
+        for betas in ((0.9, _T(0.99)), (_T(0.9), 0.99)):
+            assert _torch_verdict(cls, betas) == "betas must be either both floats or both Tensors"
+        assert _torch_verdict(cls, (_T(0.9), _T(0.99))) is None
+    assert _torch_verdict(torch.optim.NAdam, (0.9, _T(0.99))) is None
+
+
+@pytest.mark.parametrize("cls", [optimlab.Adam, optimlab.AdamW])
+def test_bad_betas_are_a_value_error(cls):
+    """Where torch fails another way (a 2-element tensor: RuntimeError, one beta:
+    IndexError), optimlab says what is wrong with a ValueError."""
+    params = [torch.zeros(2, requires_grad=True)]
+    for betas in ((_T([0.9, 0.8]), _T(0.99)), (0.9,), (0.9, 0.99, 0.999), 0.9):
+        with pytest.raises(ValueError, match="betas"):
+            cls(params, betas=betas)
+
+
+@pytest.mark.parametrize("cls", [optimlab.Adam, optimlab.AdamW])
+def test_whole_number_betas_are_accepted(cls):
+    """A deliberate difference: torch.optim.Adam refuses ints (0 is not a float), optimlab
+    takes any real number; the playground's JSON sends beta1 = 0 as the int 0."""
+    assert _torch_verdict(torch.optim.Adam, (0, 0.99)) is not None
+    opt = cls([torch.zeros(2, requires_grad=True)], betas=(0, 0.99))
+    assert opt.param_groups[0]["betas"] == (0, 0.99)

@@ -78,3 +78,166 @@ def test_torch_state_dict_loads_into_optimlab():
     train_steps(ours, params, 20, 1.0, False)
     for a, b in zip(params, ref_params):
         assert torch.equal(a, b)
+
+
+# -- torch's state_dict hooks on the wrappers ---------------------------------------------
+# SAM and Lookahead build their own dicts (the base/inner optimizer's state plus their
+# own), so the four hooks torch.optim.Optimizer offers must still reach them.
+
+WRAPPERS = ["SAM", "Lookahead"]
+
+
+def _wrapper(kind):
+    params = make_params()
+    if kind == "SAM":
+        opt = optimlab.SAM(params, base_optimizer=optimlab.SGD, lr=0.05, momentum=0.9, rho=0.05)
+    else:
+        opt = optimlab.Lookahead(optimlab.Adam(params, lr=0.01), k=3, alpha=0.5)
+    train_steps(opt, params, 4, 1.0, kind == "SAM")
+    return opt
+
+
+@pytest.mark.parametrize("kind", WRAPPERS)
+def test_wrapper_state_dict_hooks_fire(kind):
+    opt = _wrapper(kind)
+    calls = []
+    opt.register_state_dict_pre_hook(lambda o: calls.append(("pre", o, None)))
+    opt.register_state_dict_post_hook(lambda o, sd: calls.append(("post", o, sd)))
+    opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append(("load_pre", o, sd)))
+    opt.register_load_state_dict_post_hook(lambda o: calls.append(("load_post", o, None)))
+
+    saved = copy.deepcopy(opt.state_dict())
+    assert [c[0] for c in calls] == ["pre", "post"]
+    opt.load_state_dict(saved)
+    assert [c[0] for c in calls] == ["pre", "post", "load_pre", "load_post"]
+    assert all(o is opt for _, o, _ in calls)
+    post_dict, load_pre_dict = calls[1][2], calls[2][2]
+    for d in (post_dict, load_pre_dict):
+        assert isinstance(d, dict) and {"state", "param_groups"} <= set(d)
+
+
+@pytest.mark.parametrize("kind", WRAPPERS)
+def test_wrapper_state_dict_hooks_removable_and_ordered(kind):
+    opt = _wrapper(kind)
+    calls = []
+    first = opt.register_state_dict_pre_hook(lambda o: calls.append("first"))
+    opt.register_state_dict_pre_hook(lambda o: calls.append("prepended"), prepend=True)
+    opt.state_dict()
+    assert calls == ["prepended", "first"]
+    first.remove()
+    calls.clear()
+    opt.state_dict()
+    assert calls == ["prepended"]
+
+
+@pytest.mark.parametrize("kind", WRAPPERS)
+def test_wrapper_state_dict_post_hook_result_is_used(kind):
+    opt = _wrapper(kind)
+
+    def halve_lr(o, sd):
+        # a replacement, not an edit: the returned dict is what torch's state_dict returns
+        return {**sd, "param_groups": [{**g, "lr": g["lr"] / 2} for g in sd["param_groups"]]}
+
+    lr = opt.param_groups[0]["lr"]
+    opt.register_state_dict_post_hook(halve_lr)
+    sd = opt.state_dict()
+    assert sd["param_groups"][0]["lr"] == lr / 2
+    assert opt.param_groups[0]["lr"] == lr  # the optimizer itself is untouched
+
+
+def test_sam_state_dict_hooks_follow_torch():
+    """SAM's four hooks do what torch.optim.Optimizer's do, step by step."""
+    opt = _wrapper("SAM")
+    lr = opt.param_groups[0]["lr"]
+
+    # a pre hook runs before anything is read: what it changes is in the dict
+    handle = opt.register_state_dict_pre_hook(
+        lambda o: o.param_groups[0].update(lr=0.25))
+    assert opt.state_dict()["param_groups"][0]["lr"] == 0.25
+    handle.remove()
+    opt.param_groups[0]["lr"] = lr
+
+    # a post hook sees the finished dict (the optimlab tag included) and may add to it
+    # in place or return a replacement, which is returned as is
+    seen = []
+    opt.register_state_dict_post_hook(lambda o, sd: seen.append(sd) or sd.update(note=1))
+    marker = {"replaced": True}
+    opt.register_state_dict_post_hook(lambda o, sd: {**sd, **marker})
+    sd = opt.state_dict()
+    assert seen[0]["optimlab"]["optimizer"] == "SAM" and seen[0]["note"] == 1
+    assert sd["replaced"] and sd["note"] == 1 and sd["optimlab"]["base_optimizer"] == "SGD"
+    saved = copy.deepcopy(sd)
+
+    # a load pre hook gets a shallow copy to edit; a returned dict replaces it
+    order = []
+
+    def edit(o, state_dict):
+        order.append("edit")
+        state_dict["param_groups"] = [{**g, "lr": 0.125} for g in state_dict["param_groups"]]
+
+    def replace(o, state_dict):
+        order.append("replace")
+        assert state_dict["param_groups"][0]["lr"] == 0.125  # the edit came first
+        return {**state_dict,
+                "param_groups": [{**g, "rho": 0.5} for g in state_dict["param_groups"]]}
+
+    opt.register_load_state_dict_pre_hook(edit)
+    opt.register_load_state_dict_pre_hook(replace)
+    # a load post hook runs once everything is loaded
+    opt.register_load_state_dict_post_hook(
+        lambda o: order.append(("post", o.param_groups[0]["lr"], o.param_groups[0]["rho"],
+                                o.base_optimizer.param_groups[0]["lr"])))
+    opt.load_state_dict(saved)
+    assert order == ["edit", "replace", ("post", 0.125, 0.5, 0.125)]
+    assert saved["param_groups"][0]["lr"] == lr  # the caller's dict is not edited
+    assert opt.param_groups is opt.base_optimizer.param_groups
+
+    # a pre hook can fix up a dict that would not load as it is
+    broken = copy.deepcopy(saved)
+    broken["optimlab"] = {**broken["optimlab"], "optimizer": "Adam"}
+    fresh = _wrapper("SAM")
+    with pytest.raises(ValueError, match="optimlab.Adam"):
+        fresh.load_state_dict(broken)
+    fresh.register_load_state_dict_pre_hook(
+        lambda o, d: {**d, "optimlab": {**d["optimlab"], "optimizer": "SAM"}})
+    fresh.load_state_dict(broken)
+    assert fresh.param_groups[0]["rho"] == saved["param_groups"][0]["rho"]
+
+
+def test_sam_hooks_on_the_base_optimizer_still_fire_once():
+    opt = _wrapper("SAM")
+    calls = []
+    opt.base_optimizer.register_state_dict_pre_hook(lambda o: calls.append(("base", o)))
+    opt.register_state_dict_pre_hook(lambda o: calls.append(("sam", o)))
+    opt.state_dict()
+    assert calls == [("sam", opt), ("base", opt.base_optimizer)]
+
+
+# Lookahead's hooks fire (torch's own state_dict and load_state_dict run them on its slow
+# weights), but on the slow-weight part alone, and the load hooks run after the inner
+# optimizer is loaded and before k/alpha/la_steps are: these pin what torch's semantics
+# would give. Fixing them means changing lookahead.py as sam.py was.
+_LOOKAHEAD_GAP = "Lookahead runs torch's hooks around its slow-weight dict only"
+
+
+@pytest.mark.xfail(strict=True, reason=_LOOKAHEAD_GAP)
+def test_lookahead_state_dict_post_hook_sees_and_returns_the_whole_dict():
+    opt = _wrapper("Lookahead")
+    seen = []
+    opt.register_state_dict_post_hook(lambda o, sd: seen.append(set(sd)) or {**sd, "note": 1})
+    sd = opt.state_dict()
+    assert seen == [{"state", "param_groups", "inner", "lookahead", "optimlab"}]
+    assert sd["note"] == 1
+
+
+@pytest.mark.xfail(strict=True, reason=_LOOKAHEAD_GAP)
+def test_lookahead_load_hooks_see_the_whole_dict_and_the_loaded_optimizer():
+    opt = _wrapper("Lookahead")
+    saved = copy.deepcopy(opt.state_dict())
+    seen = []
+    opt.register_load_state_dict_pre_hook(lambda o, sd: seen.append(set(sd)))
+    opt.register_load_state_dict_post_hook(lambda o: seen.append(o.la_steps))
+    opt.la_steps = 99
+    opt.load_state_dict(saved)
+    assert seen == [{"state", "param_groups", "inner", "lookahead", "optimlab"},
+                    saved["lookahead"]["la_steps"]]

@@ -79,38 +79,11 @@ def _start(landscape: Landscape, start) -> Tensor:
     return x
 
 
-def _engine_vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
-    # torch.autograd.grad's own call into the C++ engine, without the Python checks and
-    # bookkeeping around it (they cost about a third of a tiny gradient evaluation)
-    return _RUN_BACKWARD((values,), (weights,), False, False, (points,), False,
-                         accumulate_grad=False)[0]
-
-
-def _public_vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
+def _vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
+    """The gradient of ``(weights * values).sum()`` at ``points``: one reverse pass from
+    ``values`` with ``weights`` as their gradient (a vector-Jacobian product), which
+    frees the graph and builds none for the result."""
     return torch.autograd.grad(values, points, weights)[0]
-
-
-def _pick_vjp():
-    """The engine call when this torch has it and it agrees with ``torch.autograd.grad`` on
-    a probe, else ``torch.autograd.grad`` itself."""
-    if _RUN_BACKWARD is None:
-        return _public_vjp
-    try:
-        with torch.enable_grad():
-            p = torch.tensor([[0.5, -2.0], [1.5, 3.0]], dtype=torch.float64, requires_grad=True)
-            weights = torch.tensor([1.0, 2.0], dtype=torch.float64)
-            expected = _public_vjp((p**3).sum(-1), p, weights)
-            if torch.equal(_engine_vjp((p**3).sum(-1), p, weights), expected):
-                return _engine_vjp
-    except (TypeError, RuntimeError, AttributeError):  # pragma: no cover - another torch
-        pass
-    return _public_vjp  # pragma: no cover
-
-
-_RUN_BACKWARD = getattr(getattr(getattr(torch.autograd, "Variable", None), "_execution_engine",
-                                None), "run_backward", None)
-#: ``vjp(values, points, weights)``: the gradient of ``(weights * values).sum()`` at points.
-_vjp = _pick_vjp()
 
 
 def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[dict]]],
@@ -132,7 +105,7 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[d
     groups = []
     for (name, hp), rows in zip(entries, x.split(sizes)):
         # a matrix-only optimizer (Muon) sees each point as a 1 x dim matrix
-        matrix = getattr(resolve(name).cls, "needs_matrix", False)
+        matrix = resolve(name).capabilities.needs_matrix
         view = rows.unsqueeze(1) if matrix else rows
         pop = Population(name, [view], hp)
         # (population, its view, the view's shape if the gradient rows need reshaping,
@@ -144,8 +117,8 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[d
 
     # The step loop is the cost of a race, and its tensors are tiny, so it is written to
     # call as few torch operations per step as it can: the gradient of f's values is taken
-    # against a vector of ones (the gradient of their sum, without the sum) straight from
-    # the autograd engine (_vjp), noise is added only when there is some, gradient rows are
+    # against a vector of ones (the gradient of their sum, without the sum) by one
+    # torch.autograd.grad (_vjp), noise is added only when there is some, gradient rows are
     # split once and reshaped only for matrix-only rules. Each member's path is exactly
     # that of its optimizer run alone.
     def gradient(points: Tensor, t: int) -> tuple[Tensor, Tensor]:

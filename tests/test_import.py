@@ -1,0 +1,74 @@
+"""Importing optimlab is cheap and inert: no autograd runs, no private torch engine API."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+# Run in a fresh interpreter: this one has imported optimlab long ago. Autograd at import
+# would show as a tensor saved for a backward pass (any recorded graph that a backward could
+# run on saves some) or as a call of one of the public entry points into the engine.
+_WATCH_IMPORT = textwrap.dedent("""
+    import importlib.util, json, sys
+    import torch
+    import torch.autograd.graph
+
+    events = []
+
+    def watch(owner, name):
+        original = getattr(owner, name)
+        def watched(*args, **kwargs):
+            events.append(name)
+            return original(*args, **kwargs)
+        setattr(owner, name, watched)
+
+    watch(torch.autograd, "grad")
+    watch(torch.autograd, "backward")
+    watch(torch.Tensor, "backward")
+
+    def pack(tensor):
+        events.append("saved for backward")
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        import optimlab
+        import optimlab.landscapes
+        import optimlab.landscapes.race
+        if importlib.util.find_spec("fastapi") is not None:  # the playground's races
+            import optimlab.web.server
+    assert "optimlab.landscapes.race" in sys.modules
+    print(json.dumps(events))
+""")
+
+
+def _run(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_watch_sees_autograd():
+    """The check below is live: a gradient taken at import time is seen."""
+    line = "    import optimlab\n"
+    assert _WATCH_IMPORT.count(line) == 1
+    code = _WATCH_IMPORT.replace(line, line + "    p = torch.ones(2, requires_grad=True)\n"
+                                              "    torch.autograd.grad((p ** 3).sum(), p)\n")
+    events = json.loads(_run(code).splitlines()[-1])
+    assert "grad" in events and "saved for backward" in events
+
+
+def test_import_runs_no_autograd():
+    events = json.loads(_run(_WATCH_IMPORT).splitlines()[-1])
+    assert events == [], f"importing optimlab ran autograd: {events}"
+
+
+def test_no_private_autograd_engine_in_src():
+    """The race's gradient goes through torch.autograd.grad, not the engine behind it."""
+    hits = [str(path.relative_to(SRC)) for path in SRC.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+            and b"_execution_engine" in path.read_bytes()]
+    assert hits == []
