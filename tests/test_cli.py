@@ -114,6 +114,10 @@ def test_demo_lists_and_runs(tmp_path, capsys):
     for value in ("0.0200", "0.0063", "0.0020", "0.0006", "0.0002"):
         assert value in out
     assert (tmp_path / "effective-lr.png").stat().st_size > 0
+    # names are normalized ("EMA" is "ema"), and the reported file is the one written
+    assert main(["demo", "EMA", "--out", str(tmp_path)]) == 0
+    assert f"wrote {tmp_path}/ema.png" in capsys.readouterr().out
+    assert (tmp_path / "ema.png").stat().st_size > 0
 
 
 BENCH = ["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--seeds", "2",

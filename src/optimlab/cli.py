@@ -201,18 +201,18 @@ def run_race(args: argparse.Namespace) -> str:
 
 def run_demo(args: argparse.Namespace) -> str:
     """``optimlab demo [NAME]``: list the exhibits, or run one."""
-    from .landscapes.demos import DEMOS
-    from .landscapes.demos import run_demo as run
+    from .exhibits import DEMO_NAMES
+    from .exhibits import run_demo as run
 
     if not args.name:
-        return "demos: " + ", ".join(DEMOS) + "\nrun one with: optimlab demo NAME [--out DIR]"
+        return "demos: " + ", ".join(DEMO_NAMES) + "\nrun one with: optimlab demo NAME [--out DIR]"
     try:
         result = run(args.name, out_dir=args.out)
     except OSError as err:
         raise CLIError(f"cannot write to {args.out}: {err.strerror or err}") from None
     text = result.table()
     if args.out:
-        text += f"\nwrote {args.out}/{args.name}.png"
+        text += f"\nwrote {args.out}/{result.name}.png"  # the exhibit's name: EMA -> ema
     return text
 
 

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..exhibits import gd_variants
 from ..landscapes import get as get_landscape
 from ..landscapes import race
-from ..landscapes.demos import gd_variants
 from .profile import build_profile
 from .report import summary_table, write_report
 from .store import RunStore

@@ -1,6 +1,7 @@
-"""The landscape lab: test functions, optimizer races, plots and the tutorials' exhibits.
+"""The landscape lab: test functions, optimizer races, plots and animations.
 
 Depends on :mod:`optimlab.optim` (the rules it races) and, for pictures only, matplotlib.
+The tutorials' exhibits build on it in :mod:`optimlab.exhibits`; nothing here imports them.
 """
 
 from .base import CHALLENGES, Landscape

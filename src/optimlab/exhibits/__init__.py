@@ -1,0 +1,104 @@
+"""The tutorials' exhibits: small, seeded experiments that each print a table and draw a figure.
+
+Every exhibit is a function returning a result object (a :class:`~.base.Demo`) with the
+computed numbers, ``.table()`` (plain text for the terminal) and ``.plot()`` (a matplotlib
+``Figure``; matplotlib is imported only there). :data:`DEMOS` maps the names
+(:data:`DEMO_NAMES`) to those functions and :func:`run_demo` runs one by name, optionally
+writing ``<name>.png``; ``optimlab demo NAME`` is the same from the command line.
+
+===================  =======================  ==================================================
+name                 module                   what it shows
+===================  =======================  ==================================================
+``effective-lr``     :mod:`.schedules`        Adagrad's effective learning rate
+                                              :math:`\\gamma/\\sqrt{G_t}` decays as
+                                              :math:`1/\\sqrt t` under a constant gradient;
+                                              RMSprop's settles.
+``ema``              :mod:`.schedules`        exponential moving averages of a noisy series,
+                                              with and without the bias correction
+                                              :math:`1/(1-\\beta^t)`.
+``ill-conditioned``  :mod:`.landscape`        SGD, momentum and Adam on
+                                              :math:`\\theta_1^2 + 10\\theta_2^2`.
+``saddle``           :mod:`.landscape`        gradient descent stalls at a saddle; momentum,
+                                              Adam and gradient noise escape it.
+``sparse``           :mod:`.sparse_features`  Adagrad gives a rarely active feature a larger
+                                              step than a frequent one.
+``gd-variants``      :mod:`.batch_sizes`      batch, mini-batch and stochastic gradient descent
+                                              on least squares.
+===================  =======================  ==================================================
+
+Nothing is typed in: every number comes from running the optimizers of :mod:`optimlab`
+(the two landscape exhibits through :func:`optimlab.landscapes.race`, the others through
+the optimizers or a one-member :class:`~optimlab.optim.population.Population`), and every
+exhibit is seeded and runs in a second or two on a laptop CPU.
+
+Dependencies point one way: :mod:`optimlab.optim` <- :mod:`optimlab.landscapes` <- this
+package <- the command line, the tour and the playground; nothing in ``landscapes`` imports
+the exhibits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .base import Demo, pyplot
+from .batch_sizes import GDRun, GDVariantsDemo, gd_variants
+from .landscape import IllConditionedDemo, SaddleDemo, ill_conditioned, saddle
+from .schedules import EffectiveLRDemo, EMADemo, effective_lr, ema
+from .sparse_features import SparseDemo, sparse
+
+__all__ = [
+    "DEMOS",
+    "DEMO_NAMES",
+    "run_demo",
+    "effective_lr",
+    "ema",
+    "ill_conditioned",
+    "saddle",
+    "sparse",
+    "gd_variants",
+    "Demo",
+    "EffectiveLRDemo",
+    "EMADemo",
+    "IllConditionedDemo",
+    "SaddleDemo",
+    "SparseDemo",
+    "GDVariantsDemo",
+    "GDRun",
+]
+
+#: name -> the function that runs the exhibit (with its defaults: the tutorials' numbers).
+DEMOS: dict[str, Callable[..., Demo]] = {
+    "effective-lr": effective_lr,
+    "ema": ema,
+    "ill-conditioned": ill_conditioned,
+    "saddle": saddle,
+    "sparse": sparse,
+    "gd-variants": gd_variants,
+}
+
+#: the exhibits' names, in the tutorials' order.
+DEMO_NAMES: tuple[str, ...] = tuple(DEMOS)
+
+
+def run_demo(name: str, out_dir: str | Path | None = None, **kwargs) -> Demo:
+    """Run the exhibit ``name`` (see :data:`DEMOS`); write ``<out_dir>/<name>.png`` if given.
+
+    Names are case-insensitive and ``_`` stands for ``-``.
+
+    Raises:
+        ValueError: for an unknown name, listing the exhibits.
+    """
+    key = str(name).strip().lower().replace("_", "-")
+    if key not in DEMOS:
+        raise ValueError(f"unknown demo {name!r}; available demos: {', '.join(DEMOS)}")
+    result = DEMOS[key](**kwargs)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fig = result.plot()
+        try:
+            fig.savefig(out / f"{key}.png", dpi=100)
+        finally:
+            pyplot().close(fig)
+    return result

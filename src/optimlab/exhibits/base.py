@@ -1,0 +1,43 @@
+"""What every exhibit shares: the result base class, pyplot on demand, table text."""
+
+from __future__ import annotations
+
+__all__ = ["Demo", "pyplot", "steps_text"]
+
+
+def pyplot():
+    """``matplotlib.pyplot``, on the Agg backend when no backend has been chosen.
+
+    Imported only when a figure is drawn, so the exhibits run without matplotlib.
+    """
+    from ..landscapes.plots import _pyplot
+
+    return _pyplot()
+
+
+def steps_text(value: int | None) -> str:
+    """A step count for a table: the number, or ``"never"`` for None."""
+    return "never" if value is None else str(value)
+
+
+class Demo:
+    """What every exhibit's result shares: a name, a title and a printable table.
+
+    Subclasses (dataclasses holding the computed numbers) implement :meth:`table` (plain
+    text for the terminal) and :meth:`plot` (a matplotlib ``Figure``).
+    """
+
+    name: str = ""
+    title: str = ""
+
+    def table(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def plot(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return f"{self.title}\n{self.table()}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>\n{self}"

@@ -1,0 +1,157 @@
+"""The ``gd-variants`` exhibit: batch, mini-batch and stochastic gradient descent on one
+least-squares problem, per update and per gradient evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._table import text_table
+from ..optim.population import Population
+from .base import Demo, pyplot, steps_text
+
+__all__ = ["GD_VARIANTS", "GDRun", "GDVariantsDemo", "gd_variants"]
+
+
+@dataclass
+class GDRun:
+    """One variant: batch size, learning rate and the full-data loss after each update."""
+
+    label: str
+    batch: int
+    lr: float
+    loss: np.ndarray  # (updates + 1,), full-data loss, start included
+    samples: np.ndarray  # (updates + 1,), per-sample gradients evaluated so far
+
+    @property
+    def updates(self) -> int:
+        return len(self.loss) - 1
+
+    def first_below(self, target: float) -> int | None:
+        """Index (number of updates) of the first loss below ``target``."""
+        hit = np.flatnonzero(self.loss < target)
+        return int(hit[0]) if hit.size else None
+
+
+@dataclass(repr=False)
+class GDVariantsDemo(Demo):
+    """Batch, mini-batch and stochastic gradient descent on one least-squares problem.
+
+    Attributes:
+        runs: label -> :class:`GDRun`.
+        n, d, epochs: samples, features and passes over the data.
+        optimum: the least-squares minimum of the loss (``lstsq``).
+        target: the loss the "to reach" columns refer to.
+    """
+
+    runs: dict[str, GDRun]
+    n: int
+    d: int
+    epochs: int
+    optimum: float
+    initial: float
+    target: float
+    name: str = "gd-variants"
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        self.title = (f"Least squares, {self.n} samples x {self.d} features, {self.epochs} "
+                      f"epochs; loss = 0.5 mean squared error, minimum {self.optimum:.4g}")
+
+    def evals_to_target(self, label: str) -> int | None:
+        run = self.runs[label]
+        k = run.first_below(self.target)
+        return None if k is None else int(run.samples[k])
+
+    def updates_to_target(self, label: str) -> int | None:
+        return self.runs[label].first_below(self.target)
+
+    def table(self) -> str:
+        rows = []
+        for label, run in self.runs.items():
+            ev = self.evals_to_target(label)
+            rows.append([label, str(run.batch), f"{run.lr:g}", str(run.updates),
+                         str(int(run.samples[-1])), f"{run.loss[-1]:.5f}",
+                         steps_text(self.updates_to_target(label)),
+                         "never" if ev is None else str(ev)])
+        return text_table(["variant", "batch", "lr", "updates", "gradient evals",
+                              "final loss", f"updates to <{self.target:.4g}",
+                              f"evals to <{self.target:.4g}"], rows)
+
+    def plot(self):
+        plt = pyplot()
+        fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained",
+                                     sharey=True)
+        for i, (label, run) in enumerate(self.runs.items()):
+            text = f"{label} (B={run.batch}, lr={run.lr:g})"
+            ax.loglog(np.arange(1, run.updates + 1), run.loss[1:], color=f"C{i}", lw=1.5,
+                      label=text)
+            bx.semilogy(run.samples / self.n, run.loss, color=f"C{i}", lw=1.5, label=text)
+        for a in (ax, bx):
+            a.axhline(self.optimum, color="k", ls=":", lw=1, label="least-squares minimum")
+            a.axhline(self.target, color="gray", ls="--", lw=0.8, label="target")
+            a.grid(True, which="both", alpha=0.3)
+        ax.set_xlabel("parameter updates (log)")
+        ax.set_ylabel("full-data loss")
+        ax.set_title("Per update: the full batch makes the most progress")
+        bx.set_xlabel(f"epochs = gradient evaluations / {self.n}")
+        bx.set_title("Per gradient evaluation: small batches make the most progress")
+        secondary = bx.secondary_xaxis("top", functions=(lambda e: e * self.n,
+                                                         lambda s: s / self.n))
+        secondary.set_xlabel("per-sample gradient evaluations")
+        bx.legend(fontsize=8)
+        return fig
+
+
+#: the variants: label -> (batch size or None for the full batch, constant learning rate).
+GD_VARIANTS = {"batch": (None, 0.5), "mini-batch": (32, 0.1), "stochastic": (1, 0.01)}
+
+
+def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1, seed: int = 0,
+                variants: dict | None = None) -> GDVariantsDemo:
+    """Batch (B = n), mini-batch (B = 32) and stochastic (B = 1) gradient descent.
+
+    Each variant runs optimlab's SGD at a constant learning rate chosen stable for its
+    batch size (the full-data curvature is at most about 1.3 here, a single sample's
+    about 10): 0.5, 0.1 and 0.01. All see the samples in the same seeded order.
+    """
+    variants = GD_VARIANTS if variants is None else variants
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    w_true = torch.randn(d, generator=gen, dtype=torch.float64)
+    y = X @ w_true + noise * torch.randn(n, generator=gen, dtype=torch.float64)
+    orders = [torch.randperm(n, generator=gen) for _ in range(epochs)]
+
+    def full_loss(w):
+        return float(0.5 * ((X @ w - y) ** 2).mean())
+
+    w_star = torch.linalg.lstsq(X, y.unsqueeze(1)).solution.squeeze(1)
+    optimum = full_loss(w_star)
+    initial = full_loss(torch.zeros(d, dtype=torch.float64))
+    runs = {}
+    for label, (batch, lr) in variants.items():
+        batch = n if batch is None else int(batch)
+        # optimlab's SGD as a one-member population (10,240 steps for B = 1)
+        weights = torch.zeros(1, d, dtype=torch.float64)
+        population = Population("sgd", [weights], {"lr": lr})
+        w = weights[0]  # a view: the population updates it in place
+        path, samples, seen = [w.clone()], [0], 0
+        with torch.no_grad():
+            for order in orders:
+                for s in range(0, n, batch):
+                    idx = order[s:s + batch]
+                    xb, yb = X[idx], y[idx]
+                    grad = xb.T @ (xb @ w - yb) / len(idx)  # of 0.5 * mean squared error
+                    population.step(grads=[grad.unsqueeze(0)])
+                    seen += len(idx)
+                    samples.append(seen)
+                    path.append(w.clone())
+        losses = 0.5 * ((torch.stack(path) @ X.T - y) ** 2).mean(1)  # full-data loss, batched
+        runs[label] = GDRun(label, batch, lr, losses.numpy(), np.array(samples))
+    target = optimum + 0.01 * (initial - optimum)
+    return GDVariantsDemo(runs=runs, n=n, d=d, epochs=epochs, optimum=optimum,
+                          initial=initial, target=target)
+
+

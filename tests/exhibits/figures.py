@@ -1,0 +1,40 @@
+"""What every exhibit's figure and table must be (shared by the tests of this folder)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: Every exhibit's figure is also saved here for a look.
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "exhibits"
+
+
+def check_png(path):
+    """A real picture: big enough, not blank, with lines, text and colours."""
+    Image = pytest.importorskip("PIL.Image")
+    with Image.open(path) as img:
+        img.load()
+        assert img.width > 300 and img.height > 200
+        pixels = np.asarray(img.convert("RGB"), dtype=float)
+    assert pixels.std() > 10  # not blank
+    rgb = pixels.astype(np.int64) @ np.array([65536, 256, 1])
+    assert len(np.unique(rgb)) > 50  # lines, text, colours
+
+
+def check_figure(demo):
+    """``demo.plot()`` is a Figure (saved as ``<name>.png``); its table and title print."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    fig = demo.plot()
+    try:
+        assert isinstance(fig, Figure)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        target = ARTIFACTS / f"{demo.name}.png"
+        fig.savefig(target, dpi=100)
+    finally:
+        plt.close(fig)
+    check_png(target)
+    assert isinstance(demo.table(), str) and demo.table().count("\n") >= 2
+    assert demo.title in str(demo)

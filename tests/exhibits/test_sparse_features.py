@@ -1,0 +1,40 @@
+"""The ``sparse`` exhibit: Adagrad's per-weight rates favour a rare feature."""
+
+import functools
+
+import pytest
+
+from optimlab.exhibits import sparse_features
+from tests.exhibits.figures import check_figure
+
+
+@functools.cache
+def result():
+    """The exhibit runs once per session; the tests below only read its numbers."""
+    return sparse_features.sparse()
+
+
+def test_sparse_adagrad_favours_the_rare_feature():
+    demo = result()
+    assert demo.features == ("frequent", "rare")
+    assert demo.presence[1] < 0.05 < 0.5 < demo.presence[0]
+    ada = {f: demo.final_eff_lr("adagrad", f) for f in demo.features}
+    sgd = {f: demo.final_eff_lr("sgd", f) for f in demo.features}
+    assert ada["rare"] > ada["frequent"]
+    assert sgd["rare"] == sgd["frequent"] == demo.lr
+    # the effective rate is Adagrad's own accumulator at work: lr / (sqrt(G) + eps)
+    assert ada["rare"] > demo.lr > ada["frequent"]
+    # and the rare weight ends closer to the truth than with SGD
+    err = {opt: abs(demo.final_weight(opt, "rare") - demo.true_w[1]) for opt in ("sgd", "adagrad")}
+    assert err["adagrad"] < err["sgd"]
+    table = demo.table()
+    assert "rare" in table and "frequent" in table
+
+
+def test_sparse_needs_one_presence_per_weight():
+    with pytest.raises(ValueError, match="one entry per feature"):
+        sparse_features.sparse(presence=(0.9, 0.02), true_w=(1.0,))
+
+
+def test_sparse_figure():
+    check_figure(result())
