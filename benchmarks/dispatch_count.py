@@ -63,10 +63,13 @@ class OpCounter(TorchDispatchMode):
         return out
 
 
+DEVICE = "cpu"
+
+
 def _model(n_tensors: int, numel: int, matrix: bool) -> list[torch.Tensor]:
     torch.manual_seed(0)
     shape = (16, numel // 16) if matrix else (numel,)
-    return [torch.randn(shape, requires_grad=True) for _ in range(n_tensors)]
+    return [torch.randn(shape, device=DEVICE, requires_grad=True) for _ in range(n_tensors)]
 
 
 def _count(build, n_tensors: int, numel: int, matrix: bool, closure: bool) -> int | None:
@@ -77,7 +80,7 @@ def _count(build, n_tensors: int, numel: int, matrix: bool, closure: bool) -> in
         return None
 
     def loss():
-        opt.zero_grad(set_to_none=False) if hasattr(opt, "zero_grad") else None
+        opt.zero_grad(set_to_none=False)
         value = sum((p * p).sum() for p in params)
         value.backward()
         return value
@@ -87,8 +90,6 @@ def _count(build, n_tensors: int, numel: int, matrix: bool, closure: bool) -> in
     if not closure:
         loss()
     counter = OpCounter(numel)
-    with torch.no_grad():
-        pass
     with counter:
         if closure:
             # the closure's own forward and backward are the model's cost, not the step's
@@ -122,9 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=1000, help="tensors in the large model")
     parser.add_argument("--numel", type=int, default=256,
                         help="numbers per tensor (a multiple of 16; Muon's are 16 x numel/16)")
+    parser.add_argument("--device", default="cpu", help="where the tensors live (cpu, cuda)")
     parser.add_argument("--optimizers", default="",
                         help="comma-separated registry names (default: every class)")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     if args.numel % 16 or args.small < 1 or args.large <= args.small:
         parser.error("--numel must be a multiple of 16 and --large > --small >= 1")
     wanted = [n.strip() for n in args.optimizers.split(",") if n.strip()]

@@ -128,7 +128,7 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
             loss.backward()
             opt.step()
             path.append(w.detach().clone())
-            if key == "adagrad":
+            if cls is Adagrad:  # the exhibit is about Adagrad's own per-coordinate rate
                 g = opt.param_groups[0]
                 rates.append(g["lr"] / (opt.state[w]["sum"].sqrt() + g["eps"]))
             else:

@@ -1,0 +1,277 @@
+"""The one engine: the multi-tensor plain path, the capability records, the module graph.
+
+The multi-tensor path must (1) dispatch a number of operations that does not depend on how
+many tensors a group has, (2) give the very bits the rule gives tensor by tensor, and (3) keep
+the state a user or a checkpoint sees as ordinary per-parameter tensors.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import pathlib
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+import optimlab
+from optimlab.optim import multi_tensor
+from optimlab.optim.capabilities import BATCHING, DRIVER_FLAGS, Capabilities, hyperparameters
+from optimlab.optim.multi_tensor import Layout, TensorList
+from optimlab.optim.rule import nonzero, recording_branches
+from tests.optim.cases import ALL_CASES
+
+OPTIM = pathlib.Path(optimlab.__file__).parent / "optim"
+
+#: cases whose rule runs over a whole group at once
+MULTI_CASES = [c for c in ALL_CASES
+               if getattr(optimlab, c.cls_name).capabilities.multi_tensor
+               and not getattr(optimlab, c.cls_name).capabilities.wraps]
+
+
+def _plain(case, params, **extra):
+    caps = getattr(optimlab, case.cls_name).capabilities
+    return case.build(params, **({"fused": False} if caps.fusable else {}), **extra)
+
+
+def _train(case, shapes, dtype, foreach, steps=30, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).requires_grad_()
+              for s in shapes]
+    opt = _plain(case, params, foreach=foreach) if "foreach" in _signature(case) \
+        else _plain(case, params)
+    sign = -1.0 if case.maximize else 1.0
+    for _ in range(steps):
+        opt.zero_grad()
+        (sign * sum(((p - 0.3) ** 2).sum() + 0.1 * (p**4).sum() for p in params)).backward()
+        opt.step()
+    return params, opt
+
+
+def _signature(case):
+    import inspect
+
+    return inspect.signature(getattr(optimlab, case.cls_name).__init__).parameters
+
+
+class _Count(TorchDispatchMode):
+    """aten operations touching a tensor of ``numel`` elements, views left out."""
+
+    def __init__(self, numel):
+        super().__init__()
+        self.numel, self.ops = numel, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view and not func.__name__.startswith(("split", "unbind", "detach")):
+            leaves = tree_flatten((args, kwargs, out))[0]
+            if any(isinstance(t, torch.Tensor) and t.numel() == self.numel for t in leaves):
+                self.ops += 1
+        return out
+
+
+def _ops_per_step(case, n_tensors, numel=48):
+    params = [torch.randn(numel, requires_grad=True) for _ in range(n_tensors)]
+    opt = _plain(case, params)
+    sign = -1.0 if case.maximize else 1.0
+    for _ in range(3):
+        opt.zero_grad()
+        (sign * sum((p * p).sum() for p in params)).backward()
+        if _ == 2:
+            counter = _Count(numel)
+            with counter:
+                opt.step()
+            return counter.ops
+        opt.step()
+
+
+@pytest.mark.parametrize("case", MULTI_CASES, ids=lambda c: c.id)
+def test_the_ops_dispatched_per_step_do_not_grow_with_the_tensors(case):
+    few, many = _ops_per_step(case, 3), _ops_per_step(case, 40)
+    assert few > 0
+    assert many <= 1.5 * few, f"{few} ops for 3 tensors, {many} for 40"
+
+
+@pytest.mark.parametrize("case", MULTI_CASES, ids=lambda c: c.id)
+def test_no_operation_falls_back_to_a_loop(case):
+    multi_tensor.FALLBACKS.clear()
+    _train(case, [(3, 4), (5,), (2, 2, 2)], torch.float64, None, steps=3)
+    assert not multi_tensor.FALLBACKS, dict(multi_tensor.FALLBACKS)
+
+
+SHAPES = [(3, 4), (5,), (), (1,), (7, 1, 2), (33,)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", MULTI_CASES, ids=lambda c: c.id)
+def test_the_group_at_once_gives_the_bits_of_tensor_by_tensor(case, dtype):
+    together, _ = _train(case, SHAPES, dtype, None)
+    apart, _ = _train(case, SHAPES, dtype, False)
+    for a, b in zip(together, apart):
+        assert torch.equal(a, b), (a - b).abs().max()
+
+
+def test_a_tensor_added_later_steps_with_its_own_count():
+    """Parameters whose step counters differ are batched apart, each with its own count."""
+    a = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    ref_a, ref_b = a.detach().clone().requires_grad_(), b.detach().clone().requires_grad_()
+    opt = optimlab.Adam([a], lr=0.1, fused=False)
+    ref = torch.optim.Adam([ref_a], lr=0.1, foreach=False)
+    for step in range(6):
+        if step == 3:
+            opt.param_groups[0]["params"].append(b)
+            ref.param_groups[0]["params"].append(ref_b)
+        for o, ps in ((opt, (a, b)), (ref, (ref_a, ref_b))):
+            o.zero_grad()
+            sum((p**2).sum() for p in ps).backward()
+            o.step()
+    assert torch.equal(a, ref_a) and torch.equal(b, ref_b)
+    assert opt.state[a]["step"].item() == 6 and opt.state[b]["step"].item() == 3
+
+
+def test_state_stays_per_parameter_and_edits_to_it_are_seen():
+    params = [torch.randn(3, 2, requires_grad=True), torch.randn(5, requires_grad=True)]
+    opt = optimlab.Adam(params, lr=0.1, fused=False)
+    for _ in range(2):
+        opt.zero_grad()
+        sum((p**2).sum() for p in params).backward()
+        opt.step()
+    m = opt.state[params[1]]["exp_avg"]
+    assert m.shape == (5,)
+    # an edit in place and a replaced tensor are both what the next step reads
+    m.zero_()
+    opt.state[params[0]]["exp_avg"] = torch.full((3, 2), 7.0)
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    ref = torch.optim.Adam(twin, lr=0.1)
+    ref.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for o, ps in ((opt, params), (ref, twin)):
+        o.zero_grad()
+        sum((p**2).sum() for p in ps).backward()
+        o.step()
+    for p, q in zip(params, twin):
+        assert torch.equal(p, q)
+
+
+def test_lists_behave_like_the_tensor_they_stand_for():
+    xs = [torch.randn(3, 2, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    ys = [torch.rand(3, 2, dtype=torch.float64) + 0.5, torch.rand(4, dtype=torch.float64) + 0.5]
+    x, y = TensorList(xs), TensorList(ys, layout=Layout.of(xs))
+    c = torch.tensor(0.7, dtype=torch.float64)
+    checks = {
+        "arith": (lambda a, b: 2.0 - a * b / 3.0 + (-a) ** 2),
+        "lerp": (lambda a, b: torch.lerp(a, b, 0.3)),
+        "addcmul": (lambda a, b: torch.addcmul(a, a, b, value=0.5)),
+        "addcdiv": (lambda a, b: torch.addcdiv(a, a, b, value=-0.1)),
+        "max/where": (lambda a, b: torch.where(a > 0, torch.maximum(a, b), b.sqrt())),
+        "0-d tensor": (lambda a, b: c * a - c + 1.0 / b),
+        "clamp/sign": (lambda a, b: torch.clamp(a, -0.5, 0.5) + a.sign() * b.abs()),
+    }
+    for name, fn in checks.items():
+        got = fn(x, y).items
+        for i in range(2):
+            assert torch.equal(got[i], fn(xs[i], ys[i])), name
+    norms = torch.linalg.vector_norm(x)
+    assert norms.scalars and len(norms) == 2
+    scaled = (norms * x).items
+    for i in range(2):
+        assert torch.equal(scaled[i], torch.linalg.vector_norm(xs[i]) * xs[i])
+
+
+def test_a_list_refuses_a_list_of_another_layout():
+    x = TensorList([torch.ones(3), torch.ones(2)])
+    y = TensorList([torch.ones(2), torch.ones(3)])
+    with pytest.raises(ValueError, match="different layouts"):
+        x + y
+
+
+# -- capability records and hyperparameter kinds ----------------------------------------------
+def test_every_optimizer_has_one_capability_record():
+    for entry in optimlab.available():
+        caps = entry.capabilities
+        assert isinstance(caps, Capabilities)
+        assert caps is entry.cls.capabilities is entry.info.capabilities
+        assert caps.batching in BATCHING
+        if caps.wraps:
+            assert hasattr(entry.cls, "from_registry")
+            assert entry.info.wrapper
+        assert entry.info.needs_closure == caps.needs_closure
+
+
+def test_capabilities_reject_an_unknown_batching():
+    with pytest.raises(ValueError, match="batching"):
+        Capabilities(batching="sometimes")
+
+
+def test_hyperparameters_leave_out_driver_flags_and_running_state():
+    for entry in optimlab.available():
+        names = set(hyperparameters(entry.cls))
+        assert not names & DRIVER_FLAGS
+        assert not names & set(entry.capabilities.running)
+    assert "k" not in hyperparameters(optimlab.ScheduleFreeAdamW)
+
+
+def test_nothing_outside_the_records_checks_an_optimizers_name():
+    """A decision on what an optimizer can do reads its record, never its name."""
+    src = OPTIM.parent
+    names = {e.name for e in optimlab.available()}
+    offenders = []
+    for path in src.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In))
+                                                     for op in node.ops):
+                for side in [node.left, *node.comparators]:
+                    if isinstance(side, ast.Constant) and side.value in names:
+                        offenders.append(f"{path.relative_to(src)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_recording_branches_reports_and_restores():
+    seen = []
+    with recording_branches(seen.append):
+        nonzero(0.5)
+        with recording_branches(lambda x: None):
+            nonzero(1.0)
+        nonzero(0.0)
+    nonzero(2.0)
+    assert seen == [0.5, 0.0]
+
+
+def test_no_import_cycle_inside_optim():
+    """Module-level imports inside optimlab.optim form no cycle."""
+    graph = {}
+    for path in OPTIM.rglob("*.py"):
+        module = ".".join(path.relative_to(OPTIM.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        deps = set()
+        for node in ast.parse(path.read_text()).body:  # top level only: lazy imports are fine
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+                deps.add(target)
+                for alias in node.names:
+                    deps.add(f"{target}.{alias.name}")
+        graph[module] = deps
+    modules = set(graph)
+    graph = {m: {d for d in deps if d in modules and d != m} for m, deps in graph.items()}
+    # a package's __init__ may import its own submodules (that is how it exports them)
+    graph = {m: {d for d in deps if not d.startswith(m + ".")} for m, deps in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(m, trail):
+        if state.get(m) == 1:
+            raise AssertionError("import cycle: " + " -> ".join(trail + [m]))
+        if state.get(m) == 2:
+            return
+        state[m] = 1
+        for d in graph[m]:
+            visit(d, trail + [m])
+        state[m] = 2
+
+    for m in graph:
+        visit(m, [])
