@@ -275,3 +275,23 @@ def test_no_import_cycle_inside_optim():
 
     for m in graph:
         visit(m, [])
+
+
+def test_non_contiguous_and_complex_parameters_step_with_the_group():
+    def build(seed):
+        gen = torch.Generator().manual_seed(seed)
+        return [torch.randn(3, 4, generator=gen).t().detach().requires_grad_(),  # transposed
+                torch.randn(5, generator=gen, dtype=torch.complex64).requires_grad_(),
+                torch.randn(6, generator=gen).requires_grad_()]
+
+    results = []
+    for foreach in (None, False):
+        params = build(0)
+        opt = optimlab.Adam(params, lr=0.05, fused=False, foreach=foreach)
+        for _ in range(5):
+            opt.zero_grad()
+            sum((p.abs() ** 2).sum() for p in params).backward()
+            opt.step()
+        results.append(params)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)

@@ -24,6 +24,7 @@ The ``torch.optim`` front end (:class:`~optimlab.optim.base.RuleOptimizer`) and
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,7 +34,7 @@ from torch import Tensor
 
 from . import kernels
 from .capabilities import Capabilities
-from .multi_tensor import Layout, TensorList
+from .multi_tensor import Arena, Layout, TensorList
 from .rule import advance, call
 
 __all__ = ["Engine"]
@@ -62,8 +63,8 @@ class Engine:
         #: kernel structures the fused path could not take (a missing compiler, an
         #: unsupported op), so ``fused=None`` does not retry them every step
         self.refused: dict = {}
-        #: the multi-tensor path's flat state buffers, by the caller's key and batch
-        self._flats: dict = {}
+        #: the multi-tensor path's plans, by the caller's key (a param group)
+        self._multi: dict = {}
 
     # -- the torch front end: one param group --------------------------------------------------
     def step_group(self, key: Any, params: list[Tensor], states: Any, hp: dict, *,
@@ -107,106 +108,15 @@ class Engine:
     def _step_multi(self, key: Any, params: list[Tensor], states: Any, hp: dict,
                     maximize: bool) -> None:
         """The multi-tensor path: one rule call per batch of tensors with the same dtype,
-        device, state layout and scalar state (the step, NAdam's product, ...)."""
-        by_layout: dict[tuple, list] = {}
-        for p in params:
-            weight = real(p)
-            state = states[p]
-            if not state:
-                state.update(self.init(weight, **hp))
-            by_layout.setdefault(_layout(weight, state), []).append((p, weight, state))
-        flats = self._flats.get(key, {})
-        kept: dict = {}
-        for layout, members in by_layout.items():
-            scalar_keys = [k for k, kind in layout[2] if kind in ("scalar", "step")]
-            if scalar_keys and len(members) > 1:
-                # tensors whose scalar state differs (a group extended later) step apart
-                values = zip(*[torch.stack([m[2][k] for m in members]).tolist()
-                               for k in scalar_keys])
-                batches: dict = {}
-                for member, value in zip(members, values):
-                    batches.setdefault(value, []).append(member)
-                parts = list(batches.values())
-            else:
-                parts = [members]
-            for part in parts:
-                batch_key = (layout, tuple(id(m[0]) for m in part))
-                kept[batch_key] = self._run_batch(part, layout, hp, maximize,
-                                                  flats.get(batch_key, {}))
-        self._flats[key] = kept  # batches that no longer exist let their buffers go
+        device, state layout and scalar state (the step, NAdam's product, ...).
 
-    def _run_batch(self, members: list, layout: tuple, hp: dict, maximize: bool,
-                   flats: dict) -> dict:
-        """One rule call over a batch; returns the batch's flat state buffers.
-
-        Each parameter-shaped state entry lives in one flat buffer per batch, the tensors in
-        the state dicts being views of it: the rule reads it as one tensor, and its new value
-        is copied back in one operation. ``flats`` maps a state key to ``(ids, buffer)``,
-        valid while the state dicts still hold the views it made (ids).
+        The analysis is kept as a plan (:class:`_MultiPlan`) while the parameters, their
+        storage and their state tensors stay the same.
         """
-        _, _, kinds = layout
-        weights = [w for _, w, _ in members]
-        states = [s for _, _, s in members]
-        grads = [real(p.grad) for p, _, _ in members]
-        shape = Layout.of(weights)
-        first = states[0]
-        step = None
-        if "step" in first:
-            counters = [s["step"] for s in states]
-            torch._foreach_add_(counters, 1)
-            step = counters[0].item()
-        state: dict[str, Any] = {}
-        for name, kind in kinds:
-            if kind.startswith("tensor"):
-                items = [s[name] for s in states]
-                ids, buffer = flats.get(name, (None, None))
-                if ids is not None and ids == tuple(map(id, items)):
-                    state[name] = TensorList(items, flat=buffer, layout=shape)
-                else:
-                    state[name] = TensorList(items, layout=shape)
-            else:  # a scalar shared by the batch (grouped on its value), None, or the step
-                state[name] = first[name]
-        before = dict(state)
-        new = call(self.update, TensorList(weights, layout=shape),
-                   TensorList(grads, layout=shape), state, step, hp, maximize)
-        out = {}
-        for name, value in state.items():
-            old = before.get(name, _MISSING)
-            if name == "step":
-                continue
-            if isinstance(value, TensorList) and not value.scalars:
-                out[name] = self._keep(name, value, old, flats.get(name), states)
-            elif value is old:
-                continue
-            elif isinstance(value, TensorList):  # one number per tensor
-                for s, item in zip(states, value.flat().clone().unbind()):
-                    s[name] = item
-            elif isinstance(value, Tensor):
-                # one new scalar for the batch: each tensor gets its own copy
-                for s, item in zip(states, value.expand(len(states)).clone().unbind()):
-                    s[name] = item
-            else:
-                for s in states:
-                    s[name] = value
-        torch._foreach_copy_(weights, new.items if isinstance(new, TensorList) else new)
-        return out
-
-    @staticmethod
-    def _keep(name: str, value: TensorList, old: Any, cached: tuple | None,
-              states: list[dict]) -> tuple:
-        """Store a new parameter-shaped state entry: copied into the batch's buffer when the
-        state dicts still hold its views, else the buffer becomes the new value's."""
-        flat = value.flat()
-        if cached is not None and isinstance(old, TensorList) and old._flat is cached[1]:
-            if flat is not cached[1]:
-                cached[1].copy_(flat)
-            return cached
-        if isinstance(old, TensorList) and flat is old._flat:
-            flat = flat.clone()  # never adopt a buffer the caller's tensors may share
-        views = value.layout.split(flat)
-        for s, view in zip(states, views):
-            s[name] = view
-        return (tuple(map(id, views)), flat)
+        plan = self._multi.get(key)
+        if plan is None or not plan.fits(params, states):
+            plan = self._multi[key] = _MultiPlan(self, params, states, hp)
+        plan.run(self.update, hp, maximize)
 
     # -- the fused path ----------------------------------------------------------------------
     def _step_fused(self, key: Any, params: list[Tensor], states: Any, hp: dict,
@@ -378,6 +288,154 @@ def _layout(weight: Tensor, state: dict) -> tuple:
         else:
             kinds.append((key, f"value:{value!r}"))
     return (weight.device, weight.dtype, tuple(kinds))
+
+
+class _MultiBatch:
+    """Tensors of a group that one rule call steps at once (multi-tensor path).
+
+    The rule runs on flat buffers: the gradients and parameters are gathered into buffers
+    kept by the batch (one multi-tensor copy each), the parameter-shaped state entries each
+    live in one flat buffer whose views are the tensors in the state dicts, the 0-d entries
+    (the step, NAdam's product) in one vector each, and the rule's intermediate results go
+    to buffers kept from step to step (:class:`~optimlab.optim.multi_tensor.Arena`). A new
+    state value computed into such a buffer trades places with the old one, so state is
+    never copied back.
+    """
+
+    def __init__(self, members: list, kinds: tuple):
+        self.params = [p for p, _, _ in members]
+        self.states = [s for _, _, s in members]
+        self.weights = [w for _, w, _ in members]
+        self.complex = any(torch.is_complex(p) for p in self.params)
+        self.layout = layout = Layout.of(self.weights)
+        self._views: dict[int, tuple[Tensor, list[Tensor]]] = {}
+        w = self.weights[0]
+        # 1-D views of the parameters to gather from (None: not contiguous, reshaped each step)
+        self.flat_weights = [w.view(-1) for w in self.weights] \
+            if all(w.is_contiguous() for w in self.weights) else None
+        self.flat_w = torch.empty(layout.numel, dtype=w.dtype, device=w.device)
+        self.flat_g = torch.empty_like(self.flat_w)
+        self.kinds = kinds
+        self.tensors: dict[str, Tensor] = {}
+        self.scalars: dict[str, Tensor] = {}
+        for name, kind in kinds:
+            if kind.startswith("tensor"):
+                self._adopt(name, torch.cat([s[name].reshape(-1) for s in self.states]))
+            elif kind in ("scalar", "step"):
+                buffer = torch.stack([s[name] for s in self.states])
+                for s, item in zip(self.states, buffer.unbind()):
+                    s[name] = item
+                self.scalars[name] = buffer
+        self.arena = Arena()
+
+    def views(self, flat: Tensor) -> list[Tensor]:
+        """Views of ``flat`` shaped like the batch's tensors (made once per buffer)."""
+        kept = self._views.get(id(flat))
+        if kept is None or kept[0] is not flat:
+            kept = self._views[id(flat)] = (flat, self.layout.split(flat))
+            if len(self._views) > 64:  # buffers come and go with a rule's branches
+                self._views = {id(flat): kept}
+        return kept[1]
+
+    def _adopt(self, name: str, flat: Tensor) -> None:
+        """Make ``flat`` the buffer of state entry ``name``; the state dicts get views."""
+        self.tensors[name] = flat
+        for s, view in zip(self.states, self.views(flat)):
+            s[name] = view
+
+    def run(self, update: Callable, hp: dict, maximize: bool) -> None:
+        """One step of every tensor of the batch."""
+        layout = self.layout
+        grads = [p.grad for p in self.params]
+        if self.complex:
+            grads = [real(g) for g in grads]
+        # gathered with one concatenation each (a multi-tensor copy costs more per tensor)
+        torch.cat([g.reshape(-1) for g in grads], out=self.flat_g)
+        torch.cat(self.flat_weights or [w.reshape(-1) for w in self.weights], out=self.flat_w)
+        counter = self.scalars.get("step")
+        step = None
+        if counter is not None:
+            counter.add_(1)
+            step = counter[0].item()
+        state: dict[str, Any] = {}
+        for name, _ in self.kinds:
+            if name in self.tensors:
+                state[name] = TensorList(flat=self.tensors[name], layout=layout)
+            else:  # the step or a scalar the batch shares, or None
+                state[name] = self.states[0][name]
+        before = dict(state)
+        with self.arena.active():
+            new = call(update, TensorList(flat=self.flat_w, layout=layout),
+                       TensorList(flat=self.flat_g, layout=layout), state, step, hp, maximize)
+        for name, value in state.items():
+            if name == "step" or value is before.get(name, _MISSING):
+                continue
+            if isinstance(value, TensorList) and not value.scalars:
+                flat = value.flat()
+                old = self.tensors.get(name)
+                if old is not None and not self.arena.swap(flat, old):
+                    old.copy_(flat)  # not a kept buffer: copy the value in
+                    continue
+                if old is None:
+                    self.arena.release(flat)  # a buffer created on this step
+                self._adopt(name, flat)
+            elif name in self.scalars:
+                buffer = self.scalars[name]
+                buffer.copy_(value.flat() if isinstance(value, TensorList)
+                             else value.expand(buffer.shape))
+            else:
+                for s in self.states:
+                    s[name] = value
+        if not isinstance(new, TensorList):
+            raise TypeError(f"the rule returned {type(new).__name__}, not the new parameters")
+        torch._foreach_copy_(self.weights, self.views(new.flat()))
+
+
+class _MultiPlan:
+    """A group's multi-tensor batches, valid while what they were built from stays the same."""
+
+    def __init__(self, engine: Engine, params: list[Tensor], states: Any, hp: dict):
+        by_layout: dict[tuple, list] = {}
+        for p in params:
+            weight = real(p)
+            state = states[p]
+            if not state:
+                state.update(engine.init(weight, **hp))
+            by_layout.setdefault(_layout(weight, state), []).append((p, weight, state))
+        self.batches = []
+        for layout, members in by_layout.items():
+            scalar_keys = [k for k, kind in layout[2] if kind in ("scalar", "step")]
+            parts = [members]
+            if scalar_keys and len(members) > 1:
+                # tensors whose scalar state differs (a group extended later) step apart
+                values = zip(*[torch.stack([m[2][k] for m in members]).tolist()
+                               for k in scalar_keys])
+                split: dict = {}
+                for member, value in zip(members, values):
+                    split.setdefault(value, []).append(member)
+                parts = list(split.values())
+            self.batches += [_MultiBatch(part, layout[2]) for part in parts]
+        self.mapping, self.params = states, params
+        self.state_dicts = [states[p] for p in params]
+        self.ptrs = [p.data_ptr() for p in params]
+        self.ids = self._state_ids()
+
+    def _state_ids(self) -> list[int]:
+        return [id(v) for s in self.state_dicts for v in s.values()]
+
+    def fits(self, params: list[Tensor], states: Any) -> bool:
+        """Whether the plan still describes these parameters: the same parameters, storage,
+        state mapping and state tensors (a checkpoint load or an edit makes a new plan)."""
+        return (states is self.mapping and len(params) == len(self.params)
+                and all(map(operator.is_, params, self.params))
+                and [p.data_ptr() for p in params] == self.ptrs
+                and self._state_ids() == self.ids)
+
+    def run(self, update: Callable, hp: dict, maximize: bool) -> None:
+        """One step of every batch."""
+        for batch in self.batches:
+            batch.run(update, hp, maximize)
+        self.ids = self._state_ids()  # the state tensors trade buffers step by step
 
 
 class _FusedBatch:

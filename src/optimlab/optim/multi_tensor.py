@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["TensorList", "Layout", "FALLBACKS"]
+__all__ = ["TensorList", "Layout", "Arena", "FALLBACKS"]
 
 #: how often each operation ran as a per-tensor loop (no multi-tensor form): name -> count
 FALLBACKS: Counter = Counter()
@@ -241,13 +241,132 @@ class TensorList:
 
 
 # -- helpers --------------------------------------------------------------------------------
+class Arena:
+    """Reusable output buffers for the operations of one batch's step.
+
+    A rule runs the same operations step after step, so the flat result of its ``i``-th
+    operation is written into the buffer the ``i``-th operation filled last step (``out=``)
+    instead of a fresh allocation: a large fresh buffer costs the operating system's page
+    faults, often more than the arithmetic. While an arena is :meth:`active` (the engine
+    holds it around the rule) :func:`_elementwise` takes its outputs from it. A buffer that
+    outlives the step (it became state) is given up with :meth:`release`.
+    """
+
+    def __init__(self):
+        self.slots: list[Tensor | None] = []
+        self.cursor = 0
+
+    def active(self) -> Arena:
+        """Use as ``with arena.active():`` around one step."""
+        self.cursor = 0
+        return self
+
+    def __enter__(self) -> Arena:
+        self._previous = getattr(_ARENA, "current", None)
+        _ARENA.current = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _ARENA.current = self._previous
+
+    def take(self, like_numel: int, dtype: torch.dtype, device: torch.device) -> Tensor | None:
+        """The buffer of the next operation if one of this size and type is kept, else None
+        (the operation then allocates, and :meth:`keep` files its result)."""
+        index = self.cursor
+        self.cursor += 1
+        if index < len(self.slots):
+            buf = self.slots[index]
+            if buf is not None and buf.numel() == like_numel and buf.dtype == dtype \
+                    and buf.device == device:
+                return buf
+        return None
+
+    def keep(self, result: Tensor) -> None:
+        """File the result of the operation just taken (see :meth:`take`)."""
+        index = self.cursor - 1
+        self.slots.extend([None] * (index + 1 - len(self.slots)))
+        self.slots[index] = result
+
+    def swap(self, buf: Tensor, other: Tensor) -> bool:
+        """Put ``other`` where the kept buffer ``buf`` was (``buf`` now holds state and
+        ``other`` is free); False if ``buf`` is not kept here."""
+        for index, slot in enumerate(self.slots):
+            if slot is buf:
+                self.slots[index] = other if other.shape == buf.shape and \
+                    other.dtype == buf.dtype and other.is_contiguous() else None
+                return True
+        return False
+
+    def release(self, buf: Tensor) -> None:
+        """Never hand ``buf`` out again (it now holds state)."""
+        self.slots = [None if s is buf else s for s in self.slots]
+
+
+import threading  # noqa: E402
+
+_ARENA = threading.local()
+
+#: the operators and torch functions whose result can be written into a kept buffer, as the
+#: torch function (with ``out=``) that computes exactly what the operator does
+_OUT = {
+    operator.add: torch.add, operator.sub: torch.sub, operator.mul: torch.mul,
+    operator.truediv: torch.div, operator.pow: torch.pow, operator.neg: torch.neg,
+    torch.lerp: torch.lerp, torch.addcmul: torch.addcmul, torch.addcdiv: torch.addcdiv,
+    torch.add: torch.add, torch.sub: torch.sub, torch.mul: torch.mul, torch.div: torch.div,
+    torch.maximum: torch.maximum, torch.minimum: torch.minimum, torch.clamp: torch.clamp,
+    torch.sqrt: torch.sqrt, torch.rsqrt: torch.rsqrt,
+    torch.abs: torch.abs, torch.sign: torch.sign, torch.neg: torch.neg,
+    torch.reciprocal: torch.reciprocal, torch.square: torch.square, torch.exp: torch.exp,
+    torch.log: torch.log, torch.pow: torch.pow,
+}
+#: commutative operators: a number or 0-d tensor first is the same operation swapped
+_SWAP = {operator.add, operator.mul}
+
+
 def _elementwise(fn: Callable, *args: Any, **kwargs: Any) -> TensorList:
     """``fn`` once on the flat buffers of the lists among ``args`` (numbers and tensors pass
     as they are); the result is laid out as the widest list."""
     lists = [a for a in args if isinstance(a, TensorList)]
     like = next((a for a in lists if not a.scalars), lists[0])
     flat_args = [a._spread(like) if isinstance(a, TensorList) else a for a in args]
-    return like._new(fn(*flat_args, **kwargs))
+    arena = getattr(_ARENA, "current", None)
+    out_fn = _OUT.get(fn)
+    if arena is None or out_fn is None:
+        return like._new(fn(*flat_args, **kwargs))
+    if fn in _SWAP and not isinstance(flat_args[0], Tensor):
+        flat_args.reverse()
+    elif not isinstance(flat_args[0], Tensor):
+        return like._new(fn(*flat_args, **kwargs))  # ``s - x``, ``s / x``: as torch spells them
+    dtype = _result_dtype(fn, flat_args)
+    if dtype is None:
+        return like._new(fn(*flat_args, **kwargs))
+    first = flat_args[0]
+    buf = arena.take(like.layout.numel if not like.scalars else len(like), dtype, first.device)
+    if buf is not None:
+        return like._new(out_fn(*flat_args, **kwargs, out=buf))
+    result = out_fn(*flat_args, **kwargs)
+    if result.dtype != dtype or result.dim() != 1:  # not what was foreseen: never reuse it
+        return like._new(result)
+    arena.keep(result)
+    return like._new(result)
+
+
+def _result_dtype(fn: Callable, args: list) -> torch.dtype | None:
+    """The dtype of ``fn(*args)`` where it is plain to see: every tensor with dimensions
+    (the flat buffers) of one floating dtype, 0-d tensors floating (they do not promote a
+    dimensioned tensor of their category), numbers anything. None where unsure."""
+    dtype = None
+    for a in args:
+        if isinstance(a, Tensor):
+            if not a.dtype.is_floating_point:
+                return None
+            if a.dim():
+                if dtype is not None and a.dtype != dtype:
+                    return None
+                dtype = a.dtype
+        elif not (_is_number(a) or a is None):
+            return None
+    return dtype
 
 
 def _loop(func: Callable, args: tuple, kwargs: dict) -> Any:
