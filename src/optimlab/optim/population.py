@@ -167,7 +167,8 @@ class Population:
         if self.capabilities.fusable and self._step_fused(grads):
             return loss
         vmapped = self.mode == "vmap"
-        hps = [self._vmap_hp() if vmapped else self._hp(i, p) for i, p in enumerate(self.params)]
+        # vmap maps per-member values as [K] columns; broadcasting wants them [K, 1, ...]
+        hps = [self.hparams if vmapped else self._hp(i, p) for i, p in enumerate(self.params)]
         self.engine.step_members(self.params, grads, self.state, hps, maximize=self.maximize,
                                  vmapped=vmapped)
         return loss
@@ -177,9 +178,6 @@ class Population:
         if hp is None:
             hp = self._shaped_cache[index] = self._shaped(self.hparams, p.dim())
         return hp
-
-    def _vmap_hp(self) -> dict:
-        return self.hparams  # per-member values as [K] columns, mapped by vmap
 
     def _step_fused(self, grads) -> bool:
         """Step every member with the fused kernel; False if it cannot (the plain path runs).
