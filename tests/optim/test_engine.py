@@ -295,3 +295,17 @@ def test_non_contiguous_and_complex_parameters_step_with_the_group():
         results.append(params)
     for a, b in zip(*results):
         assert torch.equal(a, b)
+
+
+def test_a_state_tensor_taken_from_the_optimizer_follows_the_state():
+    """As with torch.optim, state is updated in place: a reference keeps up."""
+    params = [torch.randn(4, requires_grad=True), torch.randn(3, requires_grad=True)]
+    opt = optimlab.Adam(params, lr=0.1, fused=False)
+    for step in range(4):
+        opt.zero_grad()
+        sum((p**2).sum() for p in params).backward()
+        opt.step()
+        if step == 1:
+            taken = opt.state[params[0]]["exp_avg"]
+    assert taken is opt.state[params[0]]["exp_avg"]
+    assert opt.state[params[0]]["step"].item() == 4

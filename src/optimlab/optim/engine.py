@@ -25,6 +25,7 @@ The ``torch.optim`` front end (:class:`~optimlab.optim.base.RuleOptimizer`) and
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -305,9 +306,9 @@ class _MultiBatch:
     kept by the batch (one multi-tensor copy each), the parameter-shaped state entries each
     live in one flat buffer whose views are the tensors in the state dicts, the 0-d entries
     (the step, NAdam's product) in one vector each, and the rule's intermediate results go
-    to buffers kept from step to step (:class:`~optimlab.optim.multi_tensor.Arena`). A new
-    state value computed into such a buffer trades places with the old one, so state is
-    never copied back.
+    to buffers kept from step to step on a CPU (:class:`~optimlab.optim.multi_tensor.Arena`).
+    New state is copied into the state buffers, so a tensor taken from ``opt.state`` follows
+    the state as it does with ``torch.optim``.
     """
 
     def __init__(self, members: list, kinds: tuple):
@@ -334,7 +335,9 @@ class _MultiBatch:
                 for s, item in zip(self.states, buffer.unbind()):
                     s[name] = item
                 self.scalars[name] = buffer
-        self.arena = Arena()
+        # kept result buffers save the CPU's page faults; a GPU's caching allocator already
+        # reuses freed blocks, and keeping every intermediate there would cost memory
+        self.arena = Arena() if w.device.type == "cpu" else None
 
     def views(self, flat: Tensor) -> list[Tensor]:
         """Views of ``flat`` shaped like the batch's tensors (made once per buffer)."""
@@ -372,7 +375,7 @@ class _MultiBatch:
             else:  # the step or a scalar the batch shares, or None
                 state[name] = self.states[0][name]
         before = dict(state)
-        with self.arena.active():
+        with self.arena.active() if self.arena is not None else contextlib.nullcontext():
             new = call(update, TensorList(flat=self.flat_w, layout=layout),
                        TensorList(flat=self.flat_g, layout=layout), state, step, hp, maximize)
         for name, value in state.items():
@@ -381,10 +384,12 @@ class _MultiBatch:
             if isinstance(value, TensorList) and not value.scalars:
                 flat = value.flat()
                 old = self.tensors.get(name)
-                if old is not None and not self.arena.swap(flat, old):
-                    old.copy_(flat)  # not a kept buffer: copy the value in
+                if old is not None:
+                    # written in place, as torch.optim does: a tensor taken from opt.state
+                    # keeps following the state
+                    old.copy_(flat)
                     continue
-                if old is None:
+                if self.arena is not None:
                     self.arena.release(flat)  # a buffer created on this step
                 self._adopt(name, flat)
             elif name in self.scalars:
@@ -443,7 +448,7 @@ class _MultiPlan:
         """One step of every batch."""
         for batch in self.batches:
             batch.run(update, hp, maximize)
-        self.ids = self._state_ids()  # the state tensors trade buffers step by step
+        self.ids = self._state_ids()  # a buffer created on this step (SGD's first)
 
 
 class _FusedBatch:

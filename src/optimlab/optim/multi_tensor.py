@@ -287,16 +287,6 @@ class Arena:
         self.slots.extend([None] * (index + 1 - len(self.slots)))
         self.slots[index] = result
 
-    def swap(self, buf: Tensor, other: Tensor) -> bool:
-        """Put ``other`` where the kept buffer ``buf`` was (``buf`` now holds state and
-        ``other`` is free); False if ``buf`` is not kept here."""
-        for index, slot in enumerate(self.slots):
-            if slot is buf:
-                self.slots[index] = other if other.shape == buf.shape and \
-                    other.dtype == buf.dtype and other.is_contiguous() else None
-                return True
-        return False
-
     def release(self, buf: Tensor) -> None:
         """Never hand ``buf`` out again (it now holds state)."""
         self.slots = [None if s is buf else s for s in self.slots]
