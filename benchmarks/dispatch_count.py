@@ -14,7 +14,8 @@ a model of 10 and of 1000 tensors, on four paths:
 How it counts: a ``TorchDispatchMode`` sees every aten operation the step dispatches (a
 ``torch._foreach_*`` operation counts once, whatever the length of its lists; the fused C
 kernel is one call outside aten and counts zero). An operation counts when one of its tensor
-arguments or results has a parameter's size (``--numel``) or is a list holding one; views
+arguments or results has at least a parameter's size (``--numel``: a parameter, or a flat
+buffer of the whole group) or is a list holding one; views
 (``view``, ``split``, ``unbind``, ...: they move no data and launch no kernel) are left out
 and counted apart. The step measured is the third (the state exists by then).
 
@@ -22,7 +23,7 @@ It prints one row per optimizer: the counts at 10 and 1000 tensors and the growt
 plain path, and checks issue 11's acceptance: from 10 to 1000 tensors the plain path's count
 grows by at most 1.5x for every elementwise optimizer and LAMB.
 
-    python benchmarks/dispatch_count.py [--small 10] [--large 1000] [--numel 256]
+    python benchmarks/dispatch_count.py [--small 10] [--large 1000] [--numel 2048]
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ TORCH_TWINS = ("SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax
 
 
 class OpCounter(TorchDispatchMode):
-    """Counts aten operations that touch a tensor of ``numel`` elements (views apart)."""
+    """Counts aten operations that touch a tensor of ``numel`` elements or more (views apart)."""
 
     def __init__(self, numel: int):
         super().__init__()
@@ -53,7 +54,7 @@ class OpCounter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         tensors = [t for t in tree_flatten((args, kwargs, out))[0] if isinstance(t, torch.Tensor)]
-        if any(t.numel() == self.numel for t in tensors):
+        if any(t.numel() >= self.numel for t in tensors):
             if func.is_view or func.__name__.startswith(("split", "unbind", "alias", "detach")):
                 self.views += 1
             else:
@@ -121,16 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=10, help="tensors in the small model")
     parser.add_argument("--large", type=int, default=1000, help="tensors in the large model")
-    parser.add_argument("--numel", type=int, default=256,
-                        help="numbers per tensor (a multiple of 16; Muon's are 16 x numel/16)")
+    parser.add_argument("--numel", type=int, default=2048,
+                        help="numbers per tensor (a multiple of 16; Muon's are 16 x numel/16); "
+                             "more than --large, so that a vector of one scalar per tensor "
+                             "(steps, LAMB's norms) is never taken for a parameter")
     parser.add_argument("--device", default="cpu", help="where the tensors live (cpu, cuda)")
     parser.add_argument("--optimizers", default="",
                         help="comma-separated registry names (default: every class)")
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = args.device
-    if args.numel % 16 or args.small < 1 or args.large <= args.small:
-        parser.error("--numel must be a multiple of 16 and --large > --small >= 1")
+    if args.numel % 16 or args.small < 1 or args.large <= args.small or args.numel <= args.large:
+        parser.error("--numel must be a multiple of 16 above --large, and --large > --small >= 1")
     wanted = [n.strip() for n in args.optimizers.split(",") if n.strip()]
     entries = [e for e in optimlab.available() if e.alias_of is None
                and (not wanted or e.name in wanted)]
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             counts[label] = [_count(build, n, args.numel, matrix, closure)
                              for n in (args.small, args.large)]
         small, large = counts["optimlab plain"]
-        growth = large / small if small else float("inf")
+        growth = large / small if small else (1.0 if not large else float("inf"))
         elementwise = caps.multi_tensor and caps.batching in ("elementwise", "vmap") \
             and not caps.wraps
         if elementwise and growth > 1.5:

@@ -67,7 +67,7 @@ class _Count(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         if not func.is_view and not func.__name__.startswith(("split", "unbind", "detach")):
             leaves = tree_flatten((args, kwargs, out))[0]
-            if any(isinstance(t, torch.Tensor) and t.numel() == self.numel for t in leaves):
+            if any(isinstance(t, torch.Tensor) and t.numel() >= self.numel for t in leaves):
                 self.ops += 1
         return out
 
