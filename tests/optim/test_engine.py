@@ -309,3 +309,16 @@ def test_a_state_tensor_taken_from_the_optimizer_follows_the_state():
             taken = opt.state[params[0]]["exp_avg"]
     assert taken is opt.state[params[0]]["exp_avg"]
     assert opt.state[params[0]]["step"].item() == 4
+
+
+def test_plans_of_replaced_groups_are_dropped():
+    """A checkpoint load replaces the param groups; their plans (and buffers) must go."""
+    params = [torch.randn(4, requires_grad=True), torch.randn(3, requires_grad=True)]
+    opt = optimlab.Adam(params, lr=0.1, fused=False)
+    for _ in range(5):
+        opt.zero_grad()
+        sum((p**2).sum() for p in params).backward()
+        opt.step()
+        opt.load_state_dict(opt.state_dict())
+    engine = opt.engine
+    assert len(engine.plans) + len(engine._multi) <= 2 * len(opt.param_groups)

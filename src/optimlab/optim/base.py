@@ -188,6 +188,9 @@ class RuleOptimizer(torch.optim.Optimizer):
             hp = {key: group.get(key, value) for key, value in self.defaults.items()
                   if key not in DRIVER_FLAGS}
             self._step_group(group, hp)
+        engine = self.engine
+        if len(engine.plans) + len(engine._multi) > 2 * len(self.param_groups):
+            engine.keep_only({id(group) for group in self.param_groups})
         return loss
 
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)

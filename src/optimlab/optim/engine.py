@@ -74,6 +74,13 @@ class Engine:
         #: the multi-tensor path's plans, by the caller's key (a param group)
         self._multi: dict = {}
 
+    def keep_only(self, keys: set) -> None:
+        """Drop the plans of callers' keys not in ``keys`` (param groups that were replaced,
+        by a checkpoint load for one), with the buffers they hold."""
+        for plans in (self.plans, self._multi):
+            for key in [k for k in plans if k not in keys]:
+                del plans[key]
+
     # -- the torch front end: one param group --------------------------------------------------
     def step_group(self, key: Any, params: list[Tensor], states: Any, hp: dict, *,
                    maximize: bool = False, fused: bool | None = None,
