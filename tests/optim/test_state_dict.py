@@ -217,10 +217,6 @@ def test_sam_hooks_on_the_base_optimizer_still_fire_once():
 # weights), but on the slow-weight part alone, and the load hooks run after the inner
 # optimizer is loaded and before k/alpha/la_steps are: these pin what torch's semantics
 # would give. Fixing them means changing lookahead.py as sam.py was.
-_LOOKAHEAD_GAP = "Lookahead runs torch's hooks around its slow-weight dict only"
-
-
-@pytest.mark.xfail(strict=True, reason=_LOOKAHEAD_GAP)
 def test_lookahead_state_dict_post_hook_sees_and_returns_the_whole_dict():
     opt = _wrapper("Lookahead")
     seen = []
@@ -230,7 +226,6 @@ def test_lookahead_state_dict_post_hook_sees_and_returns_the_whole_dict():
     assert sd["note"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=_LOOKAHEAD_GAP)
 def test_lookahead_load_hooks_see_the_whole_dict_and_the_loaded_optimizer():
     opt = _wrapper("Lookahead")
     saved = copy.deepcopy(opt.state_dict())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -134,11 +135,33 @@ class Lookahead(torch.optim.Optimizer):
                 p.copy_(slow)
 
     # -- state_dict ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _own_hooks_held(self):
+        """torch's own (de)serialisation without this optimizer's hooks: they run around the
+        whole dict instead (see :meth:`state_dict`)."""
+        names = ("_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
+                 "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks")
+        held = {name: getattr(self, name) for name in names}
+        for name, hooks in held.items():
+            setattr(self, name, type(hooks)())
+        try:
+            yield held
+        finally:
+            for name, hooks in held.items():
+                setattr(self, name, hooks)
+
     def state_dict(self) -> dict[str, Any]:
         """The slow weights (``state``), the inner optimizer's state_dict (``inner``), and
-        ``k``, ``alpha`` and the step counter (``lookahead``)."""
-        own = super().state_dict()
-        return {
+        ``k``, ``alpha`` and the step counter (``lookahead``).
+
+        The state_dict hooks registered on this Lookahead run as in ``torch.optim``, around
+        the whole dict: a post hook sees every entry and may return a replacement.
+        """
+        with self._own_hooks_held() as hooks:
+            for pre_hook in hooks["_optimizer_state_dict_pre_hooks"].values():
+                pre_hook(self)
+            own = super().state_dict()
+        state_dict = {
             "state": own["state"],
             "param_groups": own["param_groups"],
             "inner": self.optimizer.state_dict(),
@@ -146,9 +169,23 @@ class Lookahead(torch.optim.Optimizer):
             "optimlab": {"optimizer": type(self).__name__,
                          "inner_optimizer": type(self.optimizer).__name__},
         }
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the inner optimizer, the slow weights and the step counter exactly."""
+        """Restore the inner optimizer, the slow weights and the step counter exactly.
+
+        As in ``torch.optim``, the load pre hooks get a shallow copy of the whole dict first
+        (one may edit it or return a replacement) and the post hooks run once all is loaded.
+        """
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         tag = state_dict.get("optimlab")
         name = type(self).__name__
         if tag is None or tag.get("optimizer") != name or "inner" not in state_dict:
@@ -168,11 +205,14 @@ class Lookahead(torch.optim.Optimizer):
         self._check_slow(state_dict)
         # torch's loader casts the slow weights to each parameter's dtype and device; it
         # rebuilds param_groups, so share the inner list again afterwards.
-        super().load_state_dict({"state": state_dict["state"],
-                                 "param_groups": state_dict["param_groups"]})
+        with self._own_hooks_held():
+            super().load_state_dict({"state": state_dict["state"],
+                                     "param_groups": state_dict["param_groups"]})
         self.param_groups = self.optimizer.param_groups
         meta = state_dict["lookahead"]
         self.k, self.alpha, self.la_steps = meta["k"], meta["alpha"], meta["la_steps"]
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
 
     def _check_slow(self, state_dict: dict[str, Any]) -> None:
         saved_groups = state_dict["param_groups"]
