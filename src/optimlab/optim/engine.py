@@ -310,7 +310,7 @@ class _MultiBatch:
     """Tensors of a group that one rule call steps at once (multi-tensor path).
 
     The rule runs on flat buffers: the gradients and parameters are gathered into buffers
-    kept by the batch (one multi-tensor copy each), the parameter-shaped state entries each
+    kept by the batch (one concatenation each), the parameter-shaped state entries each
     live in one flat buffer whose views are the tensors in the state dicts, the 0-d entries
     (the step, NAdam's product) in one vector each, and the rule's intermediate results go
     to buffers kept from step to step on a CPU (:class:`~optimlab.optim.multi_tensor.Arena`).
@@ -361,8 +361,9 @@ class _MultiBatch:
         for s, view in zip(self.states, self.views(flat)):
             s[name] = view
 
-    def run(self, update: Callable, hp: dict, maximize: bool) -> None:
-        """One step of every tensor of the batch."""
+    def run(self, update: Callable, hp: dict, maximize: bool) -> bool:
+        """One step of every tensor of the batch; True if it put new tensors in the state
+        dicts (a buffer created on this step, a rebound entry)."""
         layout = self.layout
         grads = [p.grad for p in self.params]
         if self.complex:
@@ -382,6 +383,7 @@ class _MultiBatch:
             else:  # the step or a scalar the batch shares, or None
                 state[name] = self.states[0][name]
         before = dict(state)
+        rebound = False
         with self.arena.active() if self.arena is not None else contextlib.nullcontext():
             new = call(update, TensorList(flat=self.flat_w, layout=layout),
                        TensorList(flat=self.flat_g, layout=layout), state, step, hp, maximize)
@@ -399,6 +401,7 @@ class _MultiBatch:
                 if self.arena is not None:
                     self.arena.release(flat)  # a buffer created on this step
                 self._adopt(name, flat)
+                rebound = True
             elif name in self.scalars:
                 buffer = self.scalars[name]
                 buffer.copy_(value.flat() if isinstance(value, TensorList)
@@ -406,9 +409,11 @@ class _MultiBatch:
             else:
                 for s in self.states:
                     s[name] = value
+                rebound = True
         if not isinstance(new, TensorList):
             raise TypeError(f"the rule returned {type(new).__name__}, not the new parameters")
         torch._foreach_copy_(self.weights, self.views(new.flat()))
+        return rebound
 
 
 class _MultiPlan:
@@ -453,9 +458,9 @@ class _MultiPlan:
 
     def run(self, update: Callable, hp: dict, maximize: bool) -> None:
         """One step of every batch."""
-        for batch in self.batches:
-            batch.run(update, hp, maximize)
-        self.ids = self._state_ids()  # a buffer created on this step (SGD's first)
+        rebound = [batch.run(update, hp, maximize) for batch in self.batches]
+        if any(rebound):  # SGD's momentum buffer, created on the first step
+            self.ids = self._state_ids()
 
 
 class _FusedBatch:
