@@ -23,6 +23,7 @@ a test can hold the elementwise optimizers to the constant-op path.
 from __future__ import annotations
 
 import operator
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -138,11 +139,11 @@ class TensorList:
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.flat().dtype
+        return (self._flat if self._flat is not None else self._items[0]).dtype
 
     @property
     def device(self) -> torch.device:
-        return self.flat().device
+        return (self._flat if self._flat is not None else self._items[0]).device
 
     # -- arithmetic: torch's own operators on the flat buffers ----------------------------------
     def __add__(self, other):
@@ -292,22 +293,19 @@ class Arena:
         self.slots = [None if s is buf else s for s in self.slots]
 
 
-import threading  # noqa: E402
-
 _ARENA = threading.local()
 
 #: the operators and torch functions whose result can be written into a kept buffer, as the
 #: torch function (with ``out=``) that computes exactly what the operator does
 _OUT = {
+    # the operators, spelled as the torch function that computes exactly what each does
     operator.add: torch.add, operator.sub: torch.sub, operator.mul: torch.mul,
     operator.truediv: torch.div, operator.pow: torch.pow, operator.neg: torch.neg,
-    torch.lerp: torch.lerp, torch.addcmul: torch.addcmul, torch.addcdiv: torch.addcdiv,
-    torch.add: torch.add, torch.sub: torch.sub, torch.mul: torch.mul, torch.div: torch.div,
-    torch.maximum: torch.maximum, torch.minimum: torch.minimum, torch.clamp: torch.clamp,
-    torch.sqrt: torch.sqrt, torch.rsqrt: torch.rsqrt,
-    torch.abs: torch.abs, torch.sign: torch.sign, torch.neg: torch.neg,
-    torch.reciprocal: torch.reciprocal, torch.square: torch.square, torch.exp: torch.exp,
-    torch.log: torch.log, torch.pow: torch.pow,
+    # torch functions that take ``out=`` themselves
+    **{fn: fn for fn in (torch.lerp, torch.addcmul, torch.addcdiv, torch.add, torch.sub,
+                         torch.mul, torch.div, torch.maximum, torch.minimum, torch.clamp,
+                         torch.sqrt, torch.rsqrt, torch.abs, torch.sign, torch.neg,
+                         torch.reciprocal, torch.square, torch.exp, torch.log, torch.pow)},
 }
 #: commutative operators: a number or 0-d tensor first is the same operation swapped
 _SWAP = {operator.add, operator.mul}
