@@ -36,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 import optimlab
+from optimlab.cli import render_table
 from optimlab.optim.capabilities import Capabilities
 
 #: ``optimlab`` names whose ``torch.optim`` class has the same name, arguments and defaults
@@ -162,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(" | ".join(row), flush=True)
     print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(render_table(header, rows, markdown=True))
     print()
     print(f"aten operations on parameter-sized tensors in one steady-state step "
           f"(views apart), {args.small} and {args.large} tensors of {args.numel} numbers")

@@ -28,6 +28,7 @@ import time
 import torch
 
 import optimlab
+from optimlab.cli import render_table
 
 #: (registry name, torch class, hyperparameters, whether optimlab has a fused path)
 CASES = [
@@ -117,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print("  " + " | ".join(row), flush=True)
     print()
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(render_table(header, rows, markdown=True))
     print()
     if failures:
         print("FAIL: optimlab's plain path is slower than torch foreach for " + ", ".join(failures))
