@@ -36,6 +36,14 @@ def _plain(case, params, **extra):
     return case.build(params, **({"fused": False} if caps.fusable else {}), **extra)
 
 
+def _descend(opt, params, steps=1):
+    """``steps`` steps of ``opt`` on the sum of squares of ``params``."""
+    for _ in range(steps):
+        opt.zero_grad()
+        sum((p.abs() ** 2).sum() for p in params).backward()
+        opt.step()
+
+
 def _train(case, shapes, dtype, foreach, steps=30, seed=0):
     gen = torch.Generator().manual_seed(seed)
     params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype).requires_grad_()
@@ -135,10 +143,7 @@ def test_a_tensor_added_later_steps_with_its_own_count():
 def test_state_stays_per_parameter_and_edits_to_it_are_seen():
     params = [torch.randn(3, 2, requires_grad=True), torch.randn(5, requires_grad=True)]
     opt = optimlab.Adam(params, lr=0.1, fused=False)
-    for _ in range(2):
-        opt.zero_grad()
-        sum((p**2).sum() for p in params).backward()
-        opt.step()
+    _descend(opt, params, 2)
     m = opt.state[params[1]]["exp_avg"]
     assert m.shape == (5,)
     # an edit in place and a replaced tensor are both what the next step reads
@@ -148,9 +153,7 @@ def test_state_stays_per_parameter_and_edits_to_it_are_seen():
     ref = torch.optim.Adam(twin, lr=0.1)
     ref.load_state_dict(copy.deepcopy(opt.state_dict()))
     for o, ps in ((opt, params), (ref, twin)):
-        o.zero_grad()
-        sum((p**2).sum() for p in ps).backward()
-        o.step()
+        _descend(o, ps)
     for p, q in zip(params, twin):
         assert torch.equal(p, q)
 
@@ -288,10 +291,7 @@ def test_non_contiguous_and_complex_parameters_step_with_the_group():
     for foreach in (None, False):
         params = build(0)
         opt = optimlab.Adam(params, lr=0.05, fused=False, foreach=foreach)
-        for _ in range(5):
-            opt.zero_grad()
-            sum((p.abs() ** 2).sum() for p in params).backward()
-            opt.step()
+        _descend(opt, params, 5)
         results.append(params)
     for a, b in zip(*results):
         assert torch.equal(a, b)
@@ -301,12 +301,9 @@ def test_a_state_tensor_taken_from_the_optimizer_follows_the_state():
     """As with torch.optim, state is updated in place: a reference keeps up."""
     params = [torch.randn(4, requires_grad=True), torch.randn(3, requires_grad=True)]
     opt = optimlab.Adam(params, lr=0.1, fused=False)
-    for step in range(4):
-        opt.zero_grad()
-        sum((p**2).sum() for p in params).backward()
-        opt.step()
-        if step == 1:
-            taken = opt.state[params[0]]["exp_avg"]
+    _descend(opt, params, 2)
+    taken = opt.state[params[0]]["exp_avg"]
+    _descend(opt, params, 2)
     assert taken is opt.state[params[0]]["exp_avg"]
     assert opt.state[params[0]]["step"].item() == 4
 
@@ -316,9 +313,7 @@ def test_plans_of_replaced_groups_are_dropped():
     params = [torch.randn(4, requires_grad=True), torch.randn(3, requires_grad=True)]
     opt = optimlab.Adam(params, lr=0.1, fused=False)
     for _ in range(5):
-        opt.zero_grad()
-        sum((p**2).sum() for p in params).backward()
-        opt.step()
+        _descend(opt, params)
         opt.load_state_dict(opt.state_dict())
     engine = opt.engine
     assert len(engine.plans) + len(engine._multi) <= 2 * len(opt.param_groups)
