@@ -279,9 +279,7 @@ class Engine:
             layout = this
         try:
             kernel = self.kernel(dtype, layout, hp, maximize)
-        except kernels.StateNotReady:
-            return None
-        except (kernels.Unsupported, kernels.CompilerUnavailable):
+        except (kernels.Unsupported, kernels.CompilerUnavailable):  # StateNotReady included
             return None
         return _MemberPlan(kernel, params, states, rows(kernel))
 
