@@ -36,6 +36,7 @@ from torch import Tensor
 
 from . import kernels
 from .capabilities import Capabilities
+from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
 from .rule import advance, call
 
@@ -307,13 +308,16 @@ def _layout(weight: Tensor, state: dict) -> tuple:
 class _MultiBatch:
     """Tensors of a group that one rule call steps at once (multi-tensor path).
 
-    The rule runs on flat buffers: the gradients and parameters are gathered into buffers
-    kept by the batch (one concatenation each), the parameter-shaped state entries each
-    live in one flat buffer whose views are the tensors in the state dicts, the 0-d entries
-    (the step, NAdam's product) in one vector each, and the rule's intermediate results go
-    to buffers kept from step to step on a CPU (:class:`~optimlab.optim.multi_tensor.Arena`).
-    New state is copied into the state buffers, so a tensor taken from ``opt.state`` follows
-    the state as it does with ``torch.optim``.
+    The parameter-shaped state entries each live in one flat buffer whose views are the
+    tensors in the state dicts, the 0-d entries (the step, NAdam's product) in one vector
+    each. The rule runs on :class:`~optimlab.optim.multi_tensor.TensorList` arguments while a
+    :class:`~optimlab.optim.deferred.Graph` records it; the graph then computes each result
+    where it belongs (a state buffer, the parameters, in place where the old value is no
+    longer read), reading the gradients and parameters where they are. Scratch buffers are
+    kept from step to step (:attr:`pool`), and on a CPU the buffers of what runs eagerly too
+    (:class:`~optimlab.optim.multi_tensor.Arena`). New state is written into the state
+    buffers, so a tensor taken from ``opt.state`` follows the state as it does with
+    ``torch.optim``.
     """
 
     def __init__(self, members: list, kinds: tuple):
@@ -321,14 +325,9 @@ class _MultiBatch:
         self.states = [s for _, _, s in members]
         self.weights = [w for _, w, _ in members]
         self.complex = any(torch.is_complex(p) for p in self.params)
-        self.layout = layout = Layout.of(self.weights)
+        self.layout = Layout.of(self.weights)
         self._views: dict[int, tuple[Tensor, list[Tensor]]] = {}
-        w = self.weights[0]
-        # 1-D views of the parameters to gather from (None: not contiguous, reshaped each step)
-        self.flat_weights = [w.view(-1) for w in self.weights] \
-            if all(w.is_contiguous() for w in self.weights) else None
-        self.flat_w = torch.empty(layout.numel, dtype=w.dtype, device=w.device)
-        self.flat_g = torch.empty_like(self.flat_w)
+        self.pool: list[Tensor] = []
         self.kinds = kinds
         self.tensors: dict[str, Tensor] = {}
         self.scalars: dict[str, Tensor] = {}
@@ -342,6 +341,8 @@ class _MultiBatch:
                 self.scalars[name] = buffer
         # kept result buffers save the CPU's page faults; a GPU's caching allocator already
         # reuses freed blocks, and keeping every intermediate there would cost memory
+        w = self.weights[0]
+        self.device = w.device
         self.arena = Arena() if w.device.type == "cpu" else None
 
     def views(self, flat: Tensor) -> list[Tensor]:
@@ -366,9 +367,6 @@ class _MultiBatch:
         grads = [p.grad for p in self.params]
         if self.complex:
             grads = [real(g) for g in grads]
-        # gathered with one concatenation each (a multi-tensor copy costs more per tensor)
-        torch.cat([g.reshape(-1) for g in grads], out=self.flat_g)
-        torch.cat(self.flat_weights or [w.reshape(-1) for w in self.weights], out=self.flat_w)
         counter = self.scalars.get("step")
         step = None
         if counter is not None:
@@ -381,36 +379,40 @@ class _MultiBatch:
             else:  # the step or a scalar the batch shares, or None
                 state[name] = self.states[0][name]
         before = dict(state)
-        rebound = False
-        with self.arena.active() if self.arena is not None else contextlib.nullcontext():
-            new = call(update, TensorList(flat=self.flat_w, layout=layout),
-                       TensorList(flat=self.flat_g, layout=layout), state, step, hp, maximize)
-        for name, value in state.items():
-            if name == "step" or value is before.get(name, _MISSING):
-                continue
-            if isinstance(value, TensorList) and not value.scalars:
-                flat = value.flat()
-                old = self.tensors.get(name)
-                if old is not None:
-                    # written in place, as torch.optim does: a tensor taken from opt.state
-                    # keeps following the state
-                    old.copy_(flat)
+        graph = Graph(layout.numel, self.device, self.views, self.pool)
+        weights = TensorList(self.weights, layout=layout)
+        graph.param = graph.list_ref(weights, self.weights, "param")
+        gradients = TensorList(grads, layout=layout)
+        graph.list_ref(gradients, grads, "grad")
+        with self.arena.active() if self.arena is not None else contextlib.nullcontext(), \
+                graph.recording():
+            new = call(update, weights, gradients, state, step, hp, maximize)
+            if not isinstance(new, TensorList):
+                raise TypeError(f"the rule returned {type(new).__name__}, not the new "
+                                "parameters")
+            outputs: dict[str, Any] = {}
+            scalars: dict[str, Any] = {}
+            rebound = False
+            for name, value in state.items():
+                if name == "step" or value is before.get(name, _MISSING):
                     continue
-                if self.arena is not None:
-                    self.arena.release(flat)  # a buffer created on this step
-                self._adopt(name, flat)
-                rebound = True
-            elif name in self.scalars:
-                buffer = self.scalars[name]
-                buffer.copy_(value.flat() if isinstance(value, TensorList)
-                             else value.expand(buffer.shape))
-            else:
-                for s in self.states:
-                    s[name] = value
-                rebound = True
-        if not isinstance(new, TensorList):
-            raise TypeError(f"the rule returned {type(new).__name__}, not the new parameters")
-        torch._foreach_copy_(self.weights, self.views(new.flat()))
+                if isinstance(value, TensorList) and not value.scalars:
+                    outputs[name] = value.operand(graph)
+                elif name in self.scalars:
+                    scalars[name] = value.flat() if isinstance(value, TensorList) else value
+                else:
+                    for s in self.states:
+                        s[name] = value
+                    rebound = True
+            param = new.operand(graph)
+            homes = {name: self.tensors[name] for name in outputs if name in self.tensors}
+            created = graph.run(param, outputs, homes, self.weights)
+        for name, flat in created.items():
+            self._adopt(name, flat)
+            rebound = True
+        for name, value in scalars.items():  # after the graph ran: its nodes may read them
+            buffer = self.scalars[name]
+            buffer.copy_(value.expand(buffer.shape))
         return rebound
 
 

@@ -13,6 +13,12 @@ bits the rule gives tensor by tensor; the parity tests against ``torch.optim`` (
 float64 and float32) hold it to that. Python operators keep torch's spelling because they are
 torch's own operators applied to the flat tensors.
 
+Where the operations write: inside the engine's step a
+:class:`~optimlab.optim.deferred.Graph` records them instead of running them, and runs them
+once the rule has returned, each in place where the value it replaces is no longer read (the
+state buffers, the parameters themselves), reading the gradients and parameters where they
+are. Outside a graph (and for what a graph does not take) they run at once on flat buffers.
+
 Whole-tensor reductions (LAMB's norms) run as one ``torch._foreach_norm`` over the tensors'
 views and give a :class:`TensorList` of per-tensor scalars (one number per tensor), which
 broadcasts back over each tensor's elements when combined with a full list. Anything else a
@@ -30,6 +36,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from . import deferred
 
 __all__ = ["TensorList", "Layout", "Arena", "FALLBACKS"]
 
@@ -82,14 +90,21 @@ class TensorList:
     norm gives) is held as a vector with one entry per tensor.
     """
 
-    __slots__ = ("layout", "scalars", "_items", "_flat")
+    __slots__ = ("layout", "scalars", "_items", "_flat", "_node")
 
     def __init__(self, items: Sequence[Tensor] | None = None, *, flat: Tensor | None = None,
-                 layout: Layout | None = None, scalars: bool = False):
-        if items is None and (flat is None or layout is None):
+                 layout: Layout | None = None, scalars: bool = False,
+                 node: deferred.Node | None = None):
+        if items is None and node is None and (flat is None or layout is None):
             raise ValueError("a TensorList needs its tensors, or a flat buffer and a layout")
-        self._items = list(items) if items is not None else None
+        if node is not None and layout is None:
+            raise ValueError("a deferred TensorList needs its layout")
+        # a list given as a list is kept as that object (the engine recognises its own)
+        self._items = items if isinstance(items, list) else \
+            (list(items) if items is not None else None)
         self._flat = flat
+        #: a value the recording graph (:mod:`optimlab.optim.deferred`) has not computed yet
+        self._node = node
         self.scalars = scalars
         self.layout = layout if layout is not None else Layout.of(self._items)
 
@@ -98,12 +113,18 @@ class TensorList:
     def items(self) -> list[Tensor]:
         """The tensors, one per tensor of the group (views of the flat buffer if made from it)."""
         if self._items is None:
-            self._items = list(self._flat.unbind()) if self.scalars \
-                else self.layout.split(self._flat)
+            flat = self.flat()
+            self._items = list(flat.unbind()) if self.scalars else self.layout.split(flat)
         return self._items
 
     def flat(self) -> Tensor:
-        """All elements as one 1-D tensor (kept, so later operations reuse it)."""
+        """All elements as one 1-D tensor (kept, so later operations reuse it). A deferred
+        value is computed now."""
+        if self._flat is None and self._node is not None:
+            graph = deferred.recording()
+            if graph is None:
+                raise RuntimeError("a deferred TensorList was used after its step")
+            self._flat = graph.force(self._node)
         if self._flat is None:
             if self.scalars:
                 self._flat = torch.stack(self._items)
@@ -139,11 +160,24 @@ class TensorList:
 
     @property
     def dtype(self) -> torch.dtype:
+        if self._flat is None and self._node is not None:
+            return self._node.dtype
         return (self._flat if self._flat is not None else self._items[0]).dtype
 
     @property
     def device(self) -> torch.device:
+        if self._flat is None and self._node is not None:
+            return deferred.recording().device
         return (self._flat if self._flat is not None else self._items[0]).device
+
+    def operand(self, graph: deferred.Graph) -> Any:
+        """This list as ``graph`` sees it: its deferred node, its flat buffer, or (held as
+        separate tensors) a reference to them."""
+        if self._flat is None and self._node is not None:
+            return self._node
+        if self._flat is not None:
+            return self._flat
+        return graph.list_ref(self, self._items)
 
     # -- arithmetic: torch's own operators on the flat buffers ----------------------------------
     def __add__(self, other):
@@ -313,9 +347,15 @@ _SWAP = {operator.add, operator.mul}
 
 def _elementwise(fn: Callable, *args: Any, **kwargs: Any) -> TensorList:
     """``fn`` once on the flat buffers of the lists among ``args`` (numbers and tensors pass
-    as they are); the result is laid out as the widest list."""
+    as they are); the result is laid out as the widest list. While a graph is recording
+    (:mod:`optimlab.optim.deferred`) the operation is recorded instead where it can be."""
     lists = [a for a in args if isinstance(a, TensorList)]
     like = next((a for a in lists if not a.scalars), lists[0])
+    graph = deferred.recording()
+    if graph is not None:
+        node = _record(graph, fn, args, kwargs, like)
+        if node is not None:
+            return TensorList(node=node, layout=like.layout)
     flat_args = [a._spread(like) if isinstance(a, TensorList) else a for a in args]
     arena = getattr(_ARENA, "current", None)
     out_fn = _OUT.get(fn)
@@ -337,6 +377,30 @@ def _elementwise(fn: Callable, *args: Any, **kwargs: Any) -> TensorList:
         return like._new(result)
     arena.keep(result)
     return like._new(result)
+
+
+def _record(graph: deferred.Graph, fn: Callable, args: tuple, kwargs: dict,
+            like: TensorList) -> deferred.Node | None:
+    """``fn(*args, **kwargs)`` as a node of ``graph``, or None where it runs eagerly."""
+    out_fn = _OUT.get(fn)
+    if out_fn is None or like.scalars or like.layout.numel != graph.numel:
+        return None
+    operands = []
+    for a in args:
+        if isinstance(a, TensorList):
+            if a.scalars:
+                operands.append(a._spread(like))  # per-tensor numbers: spread now
+                continue
+            if a.layout is not like.layout and a.layout.sizes != like.layout.sizes:
+                return None
+            operands.append(a.operand(graph))
+        else:
+            operands.append(a)
+    first = operands[0]
+    if fn in _SWAP and len(operands) == 2 and (
+            _is_number(first) or (isinstance(first, Tensor) and first.dim() == 0)):
+        operands.reverse()  # ``s * x`` is ``x * s``, bit for bit
+    return graph.record(out_fn, operands, kwargs)
 
 
 def _result_dtype(fn: Callable, args: list) -> torch.dtype | None:
@@ -361,6 +425,9 @@ def _loop(func: Callable, args: tuple, kwargs: dict) -> Any:
     """The last resort: ``func`` tensor by tensor (counted in :data:`FALLBACKS`)."""
     lists = [a for a in list(args) + list(kwargs.values()) if isinstance(a, TensorList)]
     FALLBACKS[getattr(func, "__name__", str(func))] += 1
+    graph = deferred.recording()
+    if graph is not None:
+        graph.unsafe = True  # its result may alias a parameter or a state tensor
 
     def pick(x, i):
         if isinstance(x, TensorList):
