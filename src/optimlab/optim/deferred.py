@@ -137,11 +137,14 @@ class Graph:
         views: ``views(flat)`` gives a flat buffer's views shaped like the batch's tensors.
         pool: the batch's scratch buffers (a list the graph appends to; kept across steps, so
             a step writes the buffers the last one did and pays no fresh allocation).
+        arena: where what runs at once (:meth:`force`) takes its buffers, step after step
+            (an :class:`~optimlab.optim.multi_tensor.Arena`), or None to allocate them.
     """
 
     def __init__(self, numel: int, device: torch.device, views: Callable[[Tensor], list],
-                 pool: list[Tensor]):
+                 pool: list[Tensor], arena: Any = None):
         self.numel, self.device, self.views, self.pool = numel, device, views, pool
+        self.arena = arena
         self.nodes: list[Node] = []
         self.lists: dict[int, ListRef] = {}
         self.param: ListRef | None = None
@@ -204,15 +207,27 @@ class Graph:
         needs its value. Later operations read it like any other concrete buffer."""
         if node.value is None:
             args = [self._eager(a) for a in node.args]
-            node.value = node.fn(*args, **node.kwargs)
+            buf = self._fresh(node.dtype)
+            node.value = node.fn(*args, **node.kwargs, out=buf)
         return node.value
+
+    def _fresh(self, dtype: torch.dtype) -> Tensor:
+        """A buffer for a value computed at once: the arena's for this point of the step."""
+        if self.arena is None:
+            return torch.empty(self.numel, dtype=dtype, device=self.device)
+        buf = self.arena.take(self.numel, dtype, self.device)
+        if buf is None:
+            buf = torch.empty(self.numel, dtype=dtype, device=self.device)
+            self.arena.keep(buf)
+        return buf
 
     def _eager(self, a: Any) -> Any:
         if isinstance(a, Node):
             return self.force(a)
         if isinstance(a, ListRef):
             if a.flat is None:
-                a.flat = torch.cat([t.reshape(-1) for t in a.items])
+                a.flat = self._fresh(a.dtype)
+                torch._foreach_copy_(self.views(a.flat), a.items)
             return a.flat
         return a
 

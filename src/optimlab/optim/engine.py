@@ -10,9 +10,8 @@ run:
   the same layout and step runs through the rule at once as a
   :class:`~optimlab.optim.multi_tensor.TensorList`, so the operations dispatched per step
   do not grow with the number of tensors and nothing is read back per tensor;
-* **per tensor**: sparse gradients, ``foreach=False``, rules that are not multi-tensor
-  (Adafactor reads values with ``.item()``, Muon needs matrices), and on a CPU tensors of
-  :data:`CPU_ALONE_NUMEL` numbers or more;
+* **per tensor**: sparse gradients, ``foreach=False``, and rules that are not multi-tensor
+  (Adafactor reads values with ``.item()``, Muon needs matrices);
 * **fused**: CPU tensors through a C loop generated from the traced rule
   (:mod:`optimlab.optim.kernels`), prepared once per group as a plan;
 * **batched** over a leading member axis (:class:`~optimlab.optim.population.Population`,
@@ -40,13 +39,7 @@ from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
 from .rule import advance, call
 
-__all__ = ["Engine", "CPU_ALONE_NUMEL"]
-
-#: on a CPU, a tensor of this many numbers or more steps on its own: its arithmetic costs far
-#: more than the per-tensor dispatch (a few microseconds) that the flat buffers save, and
-#: gathering it into them would cost a pass over memory (on a GPU every tensor is gathered:
-#: there the launches are what a per-tensor loop loses)
-CPU_ALONE_NUMEL = 32768
+__all__ = ["Engine"]
 
 
 def real(t: Tensor) -> Tensor:
@@ -100,8 +93,7 @@ class Engine:
                 if not self.capabilities.sparse:
                     raise RuntimeError(f"{self.name} does not support sparse gradients")
                 single.append(p)
-            elif (foreach is False or not self.capabilities.multi_tensor or p.dim() == 0
-                  or (p.device.type == "cpu" and p.numel() >= CPU_ALONE_NUMEL)):
+            elif foreach is False or not self.capabilities.multi_tensor or p.dim() == 0:
                 # a 0-d parameter's state would look like scalar state: it steps alone
                 single.append(p)
             else:
@@ -379,7 +371,7 @@ class _MultiBatch:
             else:  # the step or a scalar the batch shares, or None
                 state[name] = self.states[0][name]
         before = dict(state)
-        graph = Graph(layout.numel, self.device, self.views, self.pool)
+        graph = Graph(layout.numel, self.device, self.views, self.pool, self.arena)
         weights = TensorList(self.weights, layout=layout)
         graph.param = graph.list_ref(weights, self.weights, "param")
         gradients = TensorList(grads, layout=layout)
