@@ -1,11 +1,13 @@
 """Param groups, skipped parameters, dtypes, argument checks and the non-finite guard."""
 
 import inspect
+import math
 
 import pytest
 import torch
 
 import optimlab
+from optimlab.optim.capabilities import hyperparameters
 from optimlab.optim.catalog import TABLE
 from tests.optim.cases import ALL_CASES, CASES
 from tests.problems import loss_fn, make_params, train_steps
@@ -285,3 +287,44 @@ def test_whole_number_betas_are_accepted(cls):
     assert _torch_verdict(torch.optim.Adam, (0, 0.99)) is not None
     opt = cls([torch.zeros(2, requires_grad=True)], betas=(0, 0.99))
     assert opt.param_groups[0]["betas"] == (0, 0.99)
+
+
+#: numbers no hyperparameter can mean: not finite, beyond float32, beyond a float
+_MEANINGLESS = [math.inf, -math.inf, math.nan, 1e39, -1e39, 10**400]
+
+
+def _numeric_hyperparameters(info):
+    """(name, default) of every hyperparameter whose default is a number or a pair of them."""
+    out = []
+    for name, default in hyperparameters(info.cls).items():
+        if isinstance(default, bool):
+            continue
+        if isinstance(default, (int, float)) or (
+                isinstance(default, tuple) and all(isinstance(v, (int, float)) for v in default)):
+            out.append((name, default))
+    return out
+
+
+MEANINGLESS = [
+    pytest.param(info, name, value, id=f"{info.cls.__name__}-{name}={value!s:.12}")
+    for info in TABLE for name, default in _numeric_hyperparameters(info)
+    for value in (
+        _MEANINGLESS if not isinstance(default, tuple) else
+        [tuple(v if j != i else bad for j, v in enumerate(default))
+         for i in range(len(default)) for bad in [*_MEANINGLESS, None]])
+]
+
+
+@pytest.mark.parametrize("info, arg, value", MEANINGLESS)
+def test_meaningless_numbers_are_a_value_error_naming_the_argument(info, arg, value):
+    """inf, nan, numbers beyond float32 or beyond a float, and None inside a pair: refused
+    up front with ValueError, never accepted (they would only produce NaN weights) and never
+    an OverflowError or TypeError from deep inside."""
+    with pytest.raises(ValueError, match=arg) as raised:
+        _construct(info, **{arg: value})
+    assert "\n" not in str(raised.value)
+
+
+def test_every_class_has_its_numbers_checked():
+    checked = {p.values[0].cls.__name__ for p in MEANINGLESS}
+    assert checked == {info.cls.__name__ for info in TABLE if _numeric_hyperparameters(info)}

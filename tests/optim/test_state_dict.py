@@ -236,3 +236,44 @@ def test_lookahead_load_hooks_see_the_whole_dict_and_the_loaded_optimizer():
     opt.load_state_dict(saved)
     assert seen == [{"state", "param_groups", "inner", "lookahead", "optimlab"},
                     saved["lookahead"]["la_steps"]]
+
+
+_NOT_STATE_DICTS = {
+    "None": None, "a list": [1, 2], "a string": "state",
+    "no param_groups": {"state": {}},
+    "param_groups not a list": {"state": {}, "param_groups": 3},
+    "a group not a dict": {"state": {}, "param_groups": [None]},
+    "params not a list": {"state": {}, "param_groups": [{"params": 5}]},
+    "state not a dict": {"state": [], "param_groups": [{"params": [0]}]},
+}
+
+
+@pytest.mark.parametrize("what", sorted(_NOT_STATE_DICTS))
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if c.hp == {} or c.cls_name in (
+    "SAM", "Lookahead")][:40], ids=lambda c: c.id)
+def test_what_is_not_a_state_dict_is_a_value_error(case, what):
+    params = make_params(torch.float64, case.shapes)
+    opt = case.build(params)
+    with pytest.raises(ValueError, match="state_dict") as raised:
+        opt.load_state_dict(_NOT_STATE_DICTS[what])
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["sam", "lookahead"])
+def test_a_wrapper_counts_the_steps_its_inner_optimizer_skipped(kind):
+    p = torch.zeros(3, requires_grad=True)
+    if kind == "sam":
+        opt = optimlab.SAM([p], optimlab.SGD, lr=0.1, skip_nonfinite=True)
+    else:
+        opt = optimlab.Lookahead(optimlab.SGD([p], lr=0.1, skip_nonfinite=True))
+    assert opt.skipped_steps == 0
+
+    def closure():
+        opt.zero_grad()
+        loss = (p * torch.tensor([1.0, float("nan"), 0.0])).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert opt.skipped_steps == 1
+    assert torch.equal(p, torch.zeros(3))

@@ -120,6 +120,7 @@ class ASGD(RuleOptimizer):
         # torch leaves lambd and alpha unchecked; negative values make the step grow.
         check_range("lambd", lambd, 0.0)
         check_range("alpha", alpha, 0.0)
+        check_range("t0", t0, None)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
                         foreach=foreach, maximize=maximize, fused=fused)

@@ -11,7 +11,7 @@ fused) and owns the state, the step counter, ``maximize`` and complex parameters
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -26,6 +26,10 @@ __all__ = [
     "nonzero",
     "check_range",
     "check_betas",
+    "check_pair",
+    "check_int",
+    "check_state_dict",
+    "optimizer_getstate",
     "scalar_step",
     "COMMON_ARGS_DOC",
     "common_args_doc",
@@ -52,20 +56,60 @@ def check_range(
     """Raise ``ValueError`` naming ``name`` and the allowed interval if ``value`` is outside.
 
     ``value`` may be a Python number or a one-element tensor. The interval is closed at
-    ``low`` and open at ``high`` unless told otherwise.
+    ``low`` and open at ``high`` unless told otherwise. Whatever the interval, a value must
+    be finite and within float32's range (:data:`LARGEST`): a hyperparameter of inf, NaN or
+    1e39 can only turn the weights into NaN, so it is refused up front.
     """
     if isinstance(value, Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name} must be a number or a 1-element tensor, got shape {tuple(value.shape)}")
+            raise ValueError(f"{name} must be a number or a 1-element tensor, got shape "
+                             f"{tuple(value.shape)}")
+        if value.is_complex():
+            raise ValueError(f"{name} must be a real number, got {_short(value)}")
         number = value.item()
     elif isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ValueError(f"{name} must be a number, got {_short(value)}")
     else:
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond any float
+            number = math.inf
+    if not math.isfinite(number) or abs(number) > LARGEST:
+        raise ValueError(f"{name} must be a finite number of magnitude at most {LARGEST:.4g} "
+                         f"(float32's largest), got {_short(value)}")
     below = low is not None and (number <= low if low_open else number < low)
     above = high is not None and (number >= high if high_open else number > high)
-    if math.isnan(number) or below or above:
-        raise ValueError(f"{name} must be in {_interval(low, high, low_open, high_open)}, got {value!r}")
+    if below or above:
+        raise ValueError(f"{name} must be in {_interval(low, high, low_open, high_open)}, "
+                         f"got {_short(value)}")
+
+
+#: the largest magnitude a hyperparameter may have: float32's largest finite number
+LARGEST = float(torch.finfo(torch.float32).max)
+
+
+def _short(value: Any) -> str:
+    """``repr(value)`` on one line and at most 60 characters (an int of 400 digits, a tensor)."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> None:
+    """Raise ``ValueError`` unless ``value`` is an ``int`` (not a bool) in ``[low, high]``
+    (by default at most 2**63 - 1, what a store or a float index can hold)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        bound = "inf" if high == 2**63 - 1 else str(high)
+        raise ValueError(f"{name} must be an integer in [{low}, {bound}], got {_short(value)}")
+
+
+def check_pair(name: str, pair: Any, low: float | None = 0.0, high: float | None = None,
+               **bounds: Any) -> None:
+    """Check a pair of numbers (``(low, high)`` style arguments: Rprop's ``etas``, ...), each
+    with :func:`check_range` and the same interval."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise ValueError(f"{name} must be a pair of numbers, got {_short(pair)}")
+    for i, value in enumerate(pair):
+        check_range(f"{name}[{i}]", value, low, high, **bounds)
 
 
 def check_betas(betas: Any, name: str = "betas", *, same_kind: bool = False) -> None:
@@ -111,6 +155,48 @@ def common_args_doc(foreach: bool = True, fused: bool = True) -> str:
 COMMON_ARGS_DOC = common_args_doc()
 
 
+#: what a copy of an optimizer (``copy.deepcopy``, ``pickle``, ``torch.save`` of the object)
+#: leaves out: torch's hook registries (torch's own copies drop them too, since a hook may be
+#: a lambda; ``__setstate__`` makes them empty again) and the engine, a cache of plans and
+#: compiled kernels made again on first use
+NOT_COPIED = frozenset({
+    "_optimizer_step_pre_hooks", "_optimizer_step_post_hooks",
+    "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
+    "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks",
+    "_engine",
+})
+
+
+def optimizer_getstate(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """``__getstate__`` for optimlab's optimizers: every attribute but :data:`NOT_COPIED`.
+
+    ``torch.optim.Optimizer.__getstate__`` keeps only ``defaults``, ``state`` and
+    ``param_groups``, which is all a torch optimizer has; optimlab's also carry the non-finite
+    guard and its counter, and a wrapper its wrapped optimizer, without which a copy's first
+    ``step()`` fails.
+    """
+    return {k: v for k, v in optimizer.__dict__.items() if k not in NOT_COPIED}
+
+
+def check_state_dict(state_dict: Any) -> None:
+    """Raise ``ValueError`` unless ``state_dict`` looks like an optimizer's state_dict: a
+    mapping with a ``state`` mapping and a ``param_groups`` list of mappings, each with a
+    ``params`` list (``load_state_dict(None)`` would otherwise fail deep inside torch)."""
+    if not isinstance(state_dict, Mapping):
+        raise ValueError(f"a state_dict must be a dict, got {type(state_dict).__name__}")
+    if "state" not in state_dict or "param_groups" not in state_dict:
+        raise ValueError("not an optimizer state_dict: missing 'state' or 'param_groups'")
+    if not isinstance(state_dict["state"], Mapping):
+        raise ValueError("not an optimizer state_dict: its 'state' must be a dict, got "
+                         f"{type(state_dict['state']).__name__}")
+    groups = state_dict["param_groups"]
+    if not isinstance(groups, (list, tuple)) or not all(
+            isinstance(g, Mapping) and isinstance(g.get("params"), (list, tuple))
+            for g in groups):
+        raise ValueError("not an optimizer state_dict: its 'param_groups' must be a list of "
+                         "dicts, each with a 'params' list")
+
+
 class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` that applies a pure rule to each param group.
 
@@ -136,6 +222,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         self.skip_nonfinite = bool(skip_nonfinite)
         self.skipped_steps = 0
         super().__init__(params, defaults)
+
+    __getstate__ = optimizer_getstate
 
     @property
     def engine(self) -> Engine:
@@ -230,6 +318,7 @@ class RuleOptimizer(torch.optim.Optimizer):
 
         State saved by the matching ``torch.optim`` class loads too (same keys).
         """
+        check_state_dict(state_dict)
         tag = state_dict.get("optimlab")
         name = type(self).__name__
         if tag is not None and tag.get("optimizer") != name:

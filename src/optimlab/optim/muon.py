@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_range, common_args_doc
+from .base import RuleOptimizer, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -174,8 +174,9 @@ class Muon(RuleOptimizer):
         if not isinstance(ns_coefficients, (tuple, list)) or len(ns_coefficients) != 3:
             raise ValueError(f"ns_coefficients must be three numbers (a, b, c), got "
                              f"{ns_coefficients!r}")
-        if isinstance(ns_steps, bool) or not isinstance(ns_steps, int) or not 0 <= ns_steps < 100:
-            raise ValueError(f"ns_steps must be an integer in [0, 100), got {ns_steps!r}")
+        for i, coefficient in enumerate(ns_coefficients):
+            check_range(f"ns_coefficients[{i}]", coefficient, None)
+        check_int("ns_steps", ns_steps, 0, 99)
         if adjust_lr_fn not in ADJUST_LR_FNS:
             raise ValueError(f"adjust_lr_fn must be one of {ADJUST_LR_FNS}, got {adjust_lr_fn!r}")
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,

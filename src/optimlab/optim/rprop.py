@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, scalar_step
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_pair, check_range, scalar_step
 from .capabilities import Capabilities
 
 
@@ -97,11 +97,13 @@ class Rprop(RuleOptimizer):
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
                  maximize=False, foreach=None, fused=None, skip_nonfinite=False):
         check_range("lr", lr, 0.0)
-        for name, pair in (("etas", etas), ("step_sizes", step_sizes)):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise ValueError(f"{name} must be a pair, got {pair!r}")
+        check_pair("etas", etas, None)
         check_range("etas[0]", etas[0], 0.0, 1.0, low_open=True)
         check_range("etas[1]", etas[1], 1.0, None, low_open=True)
+        # torch leaves the step bounds unchecked; a negative or inverted pair flips the steps
+        check_pair("step_sizes", step_sizes, 0.0)
+        if step_sizes[0] > step_sizes[1]:
+            raise ValueError(f"step_sizes must be (min, max) with min <= max, got {step_sizes!r}")
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach,
                         maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_int, check_range, nonzero
 from .capabilities import Capabilities
 
 # The ``foreach`` flag mirrors schedulefree.AdamWScheduleFree (not torch.optim).
@@ -156,8 +156,7 @@ class ScheduleFreeAdamW(RuleOptimizer):
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
-        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer in [0, inf), got {warmup_steps!r}")
+        check_int("warmup_steps", warmup_steps, 0)
         check_range("r", r, 0.0)
         check_range("weight_lr_power", weight_lr_power, 0.0)
         # Group-level bookkeeping lives in the defaults, under the reference's names, so a

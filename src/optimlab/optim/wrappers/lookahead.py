@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import check_range
+from ..base import check_int, check_range, check_state_dict, optimizer_getstate
 from ..capabilities import Capabilities
 
 _RULE = r"""
@@ -70,6 +70,13 @@ class Lookahead(torch.optim.Optimizer):
 
     #: one instance per member in a population
     capabilities = Capabilities(batching="member", wraps="inner")
+    __getstate__ = optimizer_getstate
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped by the wrapped optimizer's non-finite guard (``skip_nonfinite=True``
+        on it), as ``opt.skipped_steps`` counts them for any optimlab optimizer."""
+        return getattr(self.optimizer, "skipped_steps", 0)
 
     @classmethod
     def from_registry(cls, params, resolve: Callable, create: Callable, **kwargs) -> Lookahead:
@@ -84,8 +91,7 @@ class Lookahead(torch.optim.Optimizer):
             raise TypeError(
                 f"Lookahead wraps an optimizer instance, got {type(optimizer).__name__}"
             )
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be an integer in [1, inf), got {k!r}")
+        check_int("k", k, 1)
         check_range("alpha", alpha, 0.0, 1.0, high_open=False)
         self.optimizer = optimizer
         self.k = k
@@ -181,6 +187,7 @@ class Lookahead(torch.optim.Optimizer):
         As in ``torch.optim``, the load pre hooks get a shallow copy of the whole dict first
         (one may edit it or return a replacement) and the post hooks run once all is loaded.
         """
+        check_state_dict(state_dict)
         state_dict = state_dict.copy()
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
             result = pre_hook(self, state_dict)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import check_range
+from ..base import check_range, check_state_dict, optimizer_getstate
 from ..capabilities import Capabilities
 from ..sgd import SGD
 
@@ -101,6 +101,13 @@ class SAM(torch.optim.Optimizer):
 
     #: one instance per member in a population; a closure evaluates the loss twice
     capabilities = Capabilities(batching="member", needs_closure=True, wraps="base_optimizer")
+    __getstate__ = optimizer_getstate
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped by the wrapped optimizer's non-finite guard (``skip_nonfinite=True``
+        on it), as ``opt.skipped_steps`` counts them for any optimlab optimizer."""
+        return getattr(self.base_optimizer, "skipped_steps", 0)
 
     @classmethod
     def from_registry(cls, params, resolve: Callable, create: Callable, **kwargs) -> SAM:
@@ -238,6 +245,7 @@ class SAM(torch.optim.Optimizer):
         shallow copy of ``state_dict`` first (one may change it or return a replacement,
         which is then loaded), and the post hooks run once it is loaded.
         """
+        check_state_dict(state_dict)
         state_dict = state_dict.copy()  # shallow, as torch's: the pre hooks may edit it
         for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
             result = pre_hook(self, state_dict)
