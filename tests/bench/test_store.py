@@ -6,13 +6,20 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import pickle
+import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+import traceback
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,6 +172,399 @@ def test_memory_store_and_readonly_store(tmp_path):
     s.close()  # idempotent
     with pytest.raises(StoreError, match="closed"):
         s.sweep(sweep)
+
+
+# ----------------------------------------------------------------------------- damaged files
+
+
+def _filled_store(path) -> bytes:
+    """A real store (a sweep, 20 runs, 4000 metric points), closed; its bytes."""
+    with RunStore(path) as s:
+        sweep = s.open_sweep({**CONFIG, "name": "a-marker-to-damage"})
+        ids = s.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.1 * i}, "seed": i}
+                                 for i in range(20)])
+        for i in ids:
+            s.start_run(i)
+        s.log_many([(i, step, {"train_loss": 0.1, "test_loss": 0.2}, 1.0)
+                    for i in ids for step in range(100)])
+    assert not os.path.exists(f"{path}-wal")  # the last close checkpointed everything
+    return path.read_bytes()
+
+
+def _one_line_naming(err, path) -> str:
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message, message
+    return message
+
+
+@pytest.mark.parametrize("damage", ["overwritten", "truncated", "garbage"])
+def test_a_damaged_store_is_refused_and_never_written(tmp_path, damage):
+    path = tmp_path / "runs.db"
+    raw = _filled_store(path)
+    page = len(raw) // 4096 // 2 * 4096
+    raw = {"overwritten": raw[:page] + b"\xa5" * 4096 + raw[page + 4096:],  # a page in the middle
+           "truncated": raw[:len(raw) // 2 + 123],
+           "garbage": b"this is not a database, whatever its name says " * 200}[damage]
+    path.write_bytes(raw)
+    reason = "file is not a database" if damage == "garbage" else "database disk image is malformed"
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="is damaged") as err:
+            RunStore(path, readonly=readonly)
+        message = _one_line_naming(err, path)
+        assert f"({reason})" in message and "restore it from a copy" in message
+    assert path.read_bytes() == raw  # nothing was written to the damaged file
+    assert not os.path.exists(f"{path}-wal") or os.path.getsize(f"{path}-wal") == 0
+
+
+def test_damage_found_by_a_later_read_stops_every_write(tmp_path):
+    """Damage quick_check cannot see (text that is not UTF-8) shows when it is read: a
+    one-line StoreError, from the store's readers and from ad-hoc SQL alike, and from then
+    on the store refuses to write."""
+    path = tmp_path / "runs.db"
+    raw = _filled_store(path)
+    marker = b"a-marker-to-damage"
+    assert raw.count(marker) == 1
+    raw = raw.replace(marker, b"\xff" * len(marker))
+    path.write_bytes(raw)
+    with RunStore(path) as s:  # quick_check passes: the b-trees are sound
+        assert s.damaged is None
+        assert len(s.list_runs(1)) == 20  # what is sound still reads
+        for read in (lambda: s.sweep(1), lambda: s.sweeps(),
+                     lambda: s.con.execute("SELECT config FROM sweeps").fetchall(),
+                     lambda: list(s.con.execute("SELECT config FROM sweeps"))):
+            with pytest.raises(StoreError, match=r"is damaged \(Could not decode to UTF-8"):
+                read()
+        assert "UTF-8" in s.damaged
+        writes = [lambda: s.open_sweep({"other": 1}), lambda: s.add_runs(1, MEMBERS),
+                  lambda: s.start_run(1), lambda: s.log_metrics(1, 0, {"a": 1.0}),
+                  lambda: s.finish_run(1, "finished")]
+        for write in writes:
+            with pytest.raises(StoreError, match="is damaged") as err:
+                write()
+            _one_line_naming(err, path)
+    assert path.read_bytes() == raw
+
+
+def test_sqlite_errors_after_opening_are_one_line_store_errors(tmp_path):
+    path = tmp_path / "runs.db"
+    with RunStore(path) as s, RunStore(path, timeout=0.05) as other:
+        sweep = s.open_sweep(CONFIG)
+        with pytest.raises(StoreError, match="no such table: nowhere") as err:
+            s.con.execute("SELECT * FROM nowhere")
+        _one_line_naming(err, path)
+        s.con.execute("BEGIN IMMEDIATE")  # hold the write lock
+        try:
+            with pytest.raises(StoreError, match="database is locked") as err:
+                other.add_runs(sweep, MEMBERS)
+            _one_line_naming(err, path)
+        finally:
+            s.con.execute("ROLLBACK")
+        assert other.damaged is None and other.add_runs(sweep, MEMBERS) == [1, 2, 3]
+
+
+def test_quick_check_is_remembered_while_the_file_is_unchanged(tmp_path, monkeypatch):
+    """The damage check runs once per file version: a file with the same inode, size and
+    modification time is not read again (what makes reopening cheap), a changed one is."""
+    from optimlab.bench.store import guard
+
+    monkeypatch.setattr(guard, "_VERIFIED", {})
+    path = tmp_path / "runs.db"
+    raw = _filled_store(path)
+    RunStore(path, readonly=True).close()
+    assert guard._identity(str(path)) in guard._VERIFIED
+    stat = path.stat()
+    page = len(raw) // 4096 // 2 * 4096
+    with open(path, "r+b") as f:  # damage in place: same inode and size
+        f.seek(page)
+        f.write(b"\xa5" * 4096)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same mtime
+    RunStore(path, readonly=True).close()  # the remembered verdict: not read again
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with pytest.raises(StoreError, match="is damaged"):
+        RunStore(path, readonly=True)  # a changed file is checked again
+
+
+# ----------------------------------------------------------------------------- empty files
+
+
+def test_an_empty_file_is_a_new_store_only_for_a_writer(tmp_path):
+    """Decision: a 0-byte file becomes a new store when a writer opens it and may write it;
+    a reader is refused (an empty file is often a failed copy: there is nothing to read),
+    and the file stays as it was."""
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(StoreError, match=r"is an empty file \(0 bytes\), not a run store") as err:
+        RunStore(empty, readonly=True)
+    _one_line_naming(err, empty)
+    assert empty.read_bytes() == b""
+    with RunStore(empty) as s:
+        assert s.schema_version == SCHEMA_VERSION and s.open_sweep(CONFIG) == 1
+    with RunStore(empty, readonly=True) as ro:
+        assert ro.find_sweep(CONFIG) == 1
+    # a file whose commits are all still in its -wal is not empty (a writer killed early)
+    assert store_module.guard.is_empty(str(empty)) is False
+
+
+# ----------------------------------------------------------------------------- read-only files
+
+
+def _as_another_user(fn):
+    """Run ``fn()`` where file permissions apply: in this process when it is not root; as
+    root (which writes anywhere), in a forked child that became ``nobody`` (uid 65534).
+    Returns fn's result; re-raises its failure as an AssertionError with the child's
+    traceback."""
+    if os.geteuid() != 0:
+        return fn()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest machinery, only the store and the OS
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out = ("ok", fn(), [str(w.message) for w in caught])
+        except BaseException:
+            out = ("error", traceback.format_exc(), [])
+        try:
+            os.write(write, pickle.dumps(out))
+        finally:
+            os._exit(0)
+    os.close(write)
+    data = b""
+    while chunk := os.read(read, 1 << 16):
+        data += chunk
+    os.close(read)
+    os.waitpid(pid, 0)
+    if not data:
+        pytest.fail("the child running as nobody died without an answer")
+    kind, value, caught = pickle.loads(data)
+    if kind == "error":
+        raise AssertionError(f"as uid 65534:\n{value}")
+    for message in caught:
+        warnings.warn(message)
+    return value
+
+
+@pytest.fixture
+def shared_dir(tmp_path):
+    """A folder another user can reach (pytest's own tmp folders are 0o700 under root);
+    made writable again and removed at the end."""
+    if os.geteuid() != 0:
+        yield tmp_path
+        return
+    folder = tempfile.mkdtemp(prefix="optimlab-ro-")
+    os.chmod(folder, 0o755)
+    try:
+        yield Path(folder)
+    finally:
+        for root, dirs, _ in os.walk(folder):
+            os.chmod(root, 0o755)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _make_readonly(folder) -> None:
+    for f in folder.iterdir():
+        f.chmod(0o444)
+    folder.chmod(0o555)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(os, "geteuid"), reason="POSIX only")
+def test_a_store_in_a_readonly_directory_is_read_and_not_written(shared_dir):
+    """File 0o444 in a directory 0o555 (as on a read-only file system): readonly=True reads
+    it, a writer is refused in one line, and nothing is created or changed beside it.
+    Under root the checks run in a child that became ``nobody``, where chmod applies."""
+    folder = shared_dir / "ro"
+    folder.mkdir()
+    path = folder / "runs.db"
+    with RunStore(path) as s:
+        sweep = s.open_sweep(CONFIG)
+        s.add_runs(sweep, MEMBERS)
+        s.start_run(1)
+        s.log_metrics(1, 0, {"train_loss": 0.5})
+    (folder / "empty.db").write_bytes(b"")
+    _make_readonly(folder)
+    before = {f.name: f.read_bytes() for f in folder.iterdir()}
+
+    def check():
+        with RunStore(path, readonly=True) as ro:
+            # a clean WAL store with no -shm, which cannot be created here: immutable=1
+            assert ro.immutable
+            assert [r.status for r in ro.list_runs(sweep)] == ["running", "pending", "pending"]
+            assert ro.sweep(sweep)["counts"]["pending"] == 2
+            assert ro.con.execute("SELECT COUNT(*) FROM metrics").fetchone() == (1,)
+            with pytest.raises(StoreError, match="read-only"):
+                ro.start_run(2)
+        messages = []
+        for target, match in [(path, "the file is read-only"),
+                              (folder / "empty.db", r"empty read-only file \(0 bytes\)"),
+                              (folder / "new.db", "its directory .* is not writable")]:
+            with pytest.raises(StoreError, match=match) as err:
+                RunStore(target)
+            messages.append(_one_line_naming(err, target))
+        return messages
+
+    messages = _as_another_user(check)
+    assert len(messages) == 3
+    assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(os, "geteuid"), reason="POSIX only")
+def test_a_readonly_directory_with_a_wal_is_read_through_it(shared_dir):
+    """A store left with -wal and -shm (its writer killed) in a read-only directory: mode=ro
+    reads the commits that are still only in the -wal."""
+    folder, copy = shared_dir / "ro", shared_dir / "copy"
+    folder.mkdir()
+    copy.mkdir()
+    path = folder / "runs.db"
+    with RunStore(path) as s:
+        s.open_sweep(CONFIG)
+        with RunStore(path) as live:
+            live.open_sweep({"second": True})  # only in the -wal while both are open
+            for f in folder.iterdir():  # the files as a SIGKILL would leave them
+                shutil.copyfile(f, copy / f.name)
+    assert {f.name for f in copy.iterdir()} == {"runs.db", "runs.db-wal", "runs.db-shm"}
+    _make_readonly(copy)
+
+    def check():
+        with RunStore(copy / "runs.db", readonly=True) as ro:
+            return ro.immutable, ro.find_sweep({"second": True})
+
+    assert _as_another_user(check) == (False, 2)
+
+
+# ----------------------------------------------------------------------------- sweep locks
+
+
+def test_a_sweep_is_trained_under_one_lock_at_a_time(tmp_path):
+    path = tmp_path / "runs.db"
+    with RunStore(path) as a, RunStore(path) as b:
+        sweep = a.open_sweep(CONFIG)
+        other = a.open_sweep({"other": 1})
+        lock_file = tmp_path / f"runs.db-sweep{sweep}.lock"
+        with a.lock_sweep(sweep):
+            assert lock_file.read_text().split()[:2] == [str(os.getpid()), socket.gethostname()]
+            with pytest.raises(StoreError, match=rf"sweep {sweep} of .* is being run or resumed "
+                                                 rf"by process {os.getpid()} on this machine"
+                               ) as err:
+                with b.lock_sweep(sweep):
+                    pass
+            _one_line_naming(err, path)
+            with a.lock_sweep(sweep):  # nested on the same store object: shared
+                pass
+            with pytest.raises(StoreError, match="is being run or resumed"):
+                with b.lock_sweep(sweep):  # still held by the outer block
+                    pass
+            with b.lock_sweep(other):  # another sweep of the same store is free
+                pass
+        assert not lock_file.exists()  # released and removed
+        with b.lock_sweep(sweep):
+            with pytest.raises(StoreError, match="is being run or resumed"):
+                with a.lock_sweep(sweep):
+                    pass
+        with pytest.raises(KeyError, match="no sweep with id 99"):
+            with a.lock_sweep(99):
+                pass
+        with pytest.raises(KeyError, match="no sweep with id"):
+            with a.lock_sweep(2**70):
+                pass
+    with RunStore(path, readonly=True) as ro:
+        with pytest.raises(StoreError, match="read-only"):
+            with ro.lock_sweep(sweep):
+                pass
+    with RunStore(":memory:") as m:  # nothing to lock: no other process sees it
+        with m.lock_sweep(m.open_sweep(CONFIG)), m.lock_sweep(1):
+            pass
+    b = RunStore(path)
+    b.lock_sweep(sweep).__enter__()
+    b.close()  # closing the store releases its locks
+    with RunStore(path) as a, a.lock_sweep(sweep):
+        pass
+
+
+LOCK_SCRIPT = textwrap.dedent("""
+    import importlib.util, sys, time
+    spec = importlib.util.spec_from_file_location("_store_under_test", sys.argv[1])
+    store_module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = store_module
+    spec.loader.exec_module(store_module)
+    store = store_module.RunStore(sys.argv[2])
+    with store.lock_sweep(1):
+        print("LOCKED", flush=True)
+        time.sleep(300)  # the parent kills us here
+""")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_a_sweep_lock_held_by_another_process_refuses_and_dies_with_it(tmp_path):
+    path = tmp_path / "runs.db"
+    with RunStore(path) as s:
+        s.open_sweep(CONFIG)
+    script = tmp_path / "lock.py"
+    script.write_text(LOCK_SCRIPT)
+    proc = subprocess.Popen([sys.executable, str(script), store_module.__file__, str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "LOCKED", proc.stderr.read()
+        with RunStore(path) as s:
+            with pytest.raises(StoreError, match=rf"sweep 1 of .* is being run or resumed by "
+                                                 rf"process {proc.pid} on this machine") as err:
+                with s.lock_sweep(1):
+                    pass
+            _one_line_naming(err, path)
+            os.kill(proc.pid, signal.SIGKILL)
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+            # its lock file is left behind, holding the dead pid, and blocks nothing
+            assert (tmp_path / "runs.db-sweep1.lock").read_text().split()[0] == str(proc.pid)
+            with s.lock_sweep(1):
+                assert (tmp_path / "runs.db-sweep1.lock").read_text().split()[0] == str(
+                    os.getpid())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+# ----------------------------------------------------------------------------- ids
+
+
+@pytest.mark.parametrize("bad", [2**63, 2**70, -2**63 - 1])
+def test_ids_beyond_sqlite_integers_are_unknown_ids_not_overflow(store, bad):
+    """Every public method that takes a sweep or run id: KeyError in one line (as for an
+    unknown id), never OverflowError from binding the number."""
+    sweep = store.open_sweep(CONFIG)
+    run, = store.add_runs(sweep, MEMBERS[:1])
+    store.start_run(run)
+    calls = {
+        "sweep": lambda: store.sweep(bad), "get_run": lambda: store.get_run(bad),
+        "list_runs": lambda: store.list_runs(bad), "pending_runs": lambda: store.pending_runs(bad),
+        "runs": lambda: store.runs(bad), "metrics": lambda: store.metrics(bad),
+        "metrics(run_ids)": lambda: store.metrics(run_ids=[run, bad]),
+        "add_runs": lambda: store.add_runs(bad, MEMBERS), "start_run": lambda: store.start_run(bad),
+        "log_metrics": lambda: store.log_metrics(bad, 0, {"a": 1.0}),
+        "log_many": lambda: store.log_many([(run, 0, {"a": 1.0}, 0.0), (bad, 0, {"a": 1.0}, 0.0)]),
+        "finish_run": lambda: store.finish_run(bad, "finished"),
+        "lock_sweep": lambda: store.lock_sweep(bad).__enter__(),
+    }
+    for name, call in calls.items():
+        with pytest.raises(KeyError, match=f"no (sweep|run) with id {bad} in ") as err:
+            call()
+        assert "\n" not in str(err.value), name
+    # other integers the store keeps: steps and seeds
+    with pytest.raises(ValueError, match=f"step {bad} is out of range"):
+        store.log_metrics(run, bad, {"a": 1.0})
+    with pytest.raises(ValueError, match=f"member seed {bad} is out of range"):
+        store.add_runs(sweep, [{"optimizer": "adam", "seed": bad}])
+    assert store.metrics(sweep).empty  # nothing of the refused calls was written
+    # numpy integers are ids too; other things are not
+    assert store.sweep(np.int64(sweep))["sweep_id"] == sweep
+    assert store.get_run(np.int32(run)).id == run
+    with pytest.raises(TypeError, match="a sweep id is an integer"):
+        store.sweep("1")
 
 
 # ----------------------------------------------------------------------------- sweeps, runs

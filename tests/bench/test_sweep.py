@@ -10,7 +10,7 @@ import time
 import pytest
 
 from optimlab.bench.analysis import summarize
-from optimlab.bench.store import RunStore
+from optimlab.bench.store import RunStore, StoreError
 from optimlab.bench.sweep import SweepSpec, auto_lrs, run_records, run_sweep
 from optimlab.bench.trainer import TrainConfig
 
@@ -73,9 +73,33 @@ def test_bad_specs():
     assert len(auto_lrs("adam")) == 7 and min(auto_lrs("adam")) < 1e-3 < max(auto_lrs("adam"))
 
 
+def test_a_sweep_being_run_elsewhere_is_refused_up_front(tmp_path):
+    """Two runs (or --resume runs) of one sweep at once: the second raises a one-line
+    StoreError before it adds, starts or trains any run, and works once the first ends."""
+    from optimlab.bench.tasks import get as get_task
+
+    spec = _spec(optimizers=("sgd",), lrs=(0.1,), seeds=1,
+                 config=TrainConfig(steps=5, batch_size=64, eval_every=5))
+    db = tmp_path / "runs.db"
+    first, second = RunStore(db), RunStore(db)
+    sweep = first.open_sweep(spec.stored_config(get_task(spec.task)))
+    with first.lock_sweep(sweep):  # as run_sweep holds it while it trains
+        with pytest.raises(StoreError, match=rf"sweep {sweep} of .*runs.db is being run or "
+                                             rf"resumed by process {os.getpid()} on this "
+                                             rf"machine") as err:
+            run_sweep(spec, second)
+        assert "\n" not in str(err.value)
+        assert second.list_runs(sweep) == []  # refused before adding a run
+    assert run_sweep(spec, second) == sweep
+    assert [r.status for r in second.list_runs(sweep)] == ["finished"]
+    assert not (tmp_path / f"runs.db-sweep{sweep}.lock").exists()  # released at the end
+    first.close()
+    second.close()
+
+
 SCRIPT = textwrap.dedent("""
     import sys
-    from optimlab.bench.store import RunStore
+    from optimlab.bench.store import RunStore, StoreError
     from optimlab.bench.sweep import SweepSpec, run_sweep
     from optimlab.bench.trainer import TrainConfig
     spec = SweepSpec(task="digits", optimizers=("sgd", "adam", "rmsprop", "adagrad"),

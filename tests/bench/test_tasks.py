@@ -391,6 +391,55 @@ def test_idx_count_mismatch_is_named(idx_dir):
         T.get("mnist", data_dir=folder)
 
 
+def _idx_bytes(array: np.ndarray) -> bytes:
+    return (struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+            + array.astype(np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("deflate", "invalid block type"),                         # zlib.error
+    ("crc", "CRC check failed"),                               # gzip.BadGzipFile
+    ("truncated", "ended before the end-of-stream marker"),    # EOFError
+])
+def test_idx_corrupt_gzip_stream_is_one_line_naming_the_file(idx_dir, damage, match):
+    """A .gz whose gzip header is fine but whose compressed data is damaged: a ValueError
+    naming the file in one line, not zlib's or gzip's traceback."""
+    folder, arrays = idx_dir
+    (folder / "train-images-idx3-ubyte").unlink()
+    gz = gzip.compress(_idx_bytes(arrays["train-images-idx3-ubyte"]), mtime=0)
+    gz = {"deflate": gz[:10] + b"\xff" * 16 + gz[26:],  # block type 3 does not exist
+          "crc": gz[:-8] + bytes(b ^ 0xFF for b in gz[-8:-4]) + gz[-4:],
+          "truncated": gz[:len(gz) // 2]}[damage]
+    path = folder / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gz)
+    with pytest.raises(ValueError, match=match) as err:
+        T.get("mnist", data_dir=folder)
+    message = str(err.value)
+    assert str(path) in message and "cannot read IDX file" in message and "\n" not in message
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz"):
+        T.read_idx(path, 3)
+
+
+@pytest.mark.parametrize("stem, shape, gz", [
+    ("train-images-idx3-ubyte", (0, 28, 28), False),
+    ("t10k-labels-idx1-ubyte", (0,), True),
+    ("t10k-images-idx3-ubyte", (10, 0, 28), False),
+])
+def test_idx_with_zero_items_is_refused_up_front(idx_dir, stem, shape, gz):
+    folder, _ = idx_dir
+    for old in folder.glob(stem + "*"):
+        old.unlink()
+    path = folder / (stem + (".gz" if gz else ""))
+    raw = _idx_bytes(np.zeros(shape, dtype=np.uint8))
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(ValueError, match="holds no items") as err:
+        T.get("mnist", data_dir=folder)
+    message = str(err.value)
+    assert str(path) in message and str(shape) in message and "\n" not in message
+    with pytest.raises(ValueError, match="holds no items"):
+        T.read_idx(path, len(shape))
+
+
 # --------------------------------------------------------------------------------------
 # Bring your own task
 # --------------------------------------------------------------------------------------
@@ -428,6 +477,20 @@ def user_module(tmp_path, monkeypatch):
 
         def wrong():
             return 42
+
+        not_callable = 42
+
+        def needs_args(x):
+            return as_dict()
+
+        def raises_type_error():
+            return len(5)
+
+        def returns_none():
+            return None
+
+        def returns_strings():
+            return nn.Linear(3, 2), "x", "y", "x", "y", "cross_entropy"
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_tasks"
@@ -464,3 +527,45 @@ def test_user_task_errors(user_module):
         T.get(f"{user_module}:missing")
     with pytest.raises(ValueError, match="must return a Task, a dict or a tuple"):
         T.get(f"{user_module}:wrong")
+
+
+EXPECTED = "expected a function returning a Task, a dict or a tuple"
+
+
+@pytest.mark.parametrize("function, match", [
+    ("not_callable", r"my_tasks:not_callable is not a function \(it is the int 42\); " + EXPECTED),
+    ("needs_args", r"my_tasks:needs_args cannot be called with no arguments \(.*'x'.*\); "
+                   + EXPECTED),
+    ("raises_type_error", r"my_tasks:raises_type_error raised TypeError: .*len.*; " + EXPECTED),
+    ("returns_none", r"my_tasks:returns_none must return a Task, a dict or a tuple .*; "
+                     r"got NoneType"),
+    ("returns_strings", r"my_tasks:returns_strings: x_train is not an array of numbers .*"
+                        r"expected NumPy arrays or tensors"),
+    ("missing", r"module 'my_tasks' has no function 'missing' .*; " + EXPECTED),
+])
+def test_a_function_that_is_no_task_is_one_line(user_module, function, match):
+    """Whatever the named function is (not callable, wrong signature, a TypeError inside,
+    something that is no task back), get() raises one ValueError line naming it and saying
+    what was expected, never the TypeError or torch's error itself."""
+    with pytest.raises(ValueError, match=match) as err:
+        T.get(f"{user_module}:{function}")
+    assert "\n" not in str(err.value)
+
+
+def test_task_modules_that_fail_to_import_and_bad_specs_are_one_line(user_module, tmp_path):
+    (tmp_path / "broken_tasks.py").write_text("def make(:\n    pass\n")
+    (tmp_path / "raising_tasks.py").write_text("raise RuntimeError('first line\\nsecond line')\n")
+    try:
+        cases = [("broken_tasks:make", r"cannot import task module 'broken_tasks' .*SyntaxError"),
+                 ("raising_tasks:make", r"cannot import task module 'raising_tasks' .*"
+                                        r"RuntimeError: first line second line"),
+                 (":make", r"task ':make' is not 'package.module:function'"),
+                 (f"{user_module}:", r"is not 'package.module:function'"),
+                 (f"{user_module}:as_dict:x", r"is not 'package.module:function'")]
+        for spec, match in cases:
+            with pytest.raises(ValueError, match=match) as err:
+                T.get(spec)
+            assert "\n" not in str(err.value), spec
+    finally:
+        for name in ("broken_tasks", "raising_tasks"):
+            sys.modules.pop(name, None)

@@ -5,7 +5,8 @@ one run per member, and trains the runs that are not finished yet, one optimizer
 time: all of an optimizer's pending members as one batched population (or one by one with
 ``engine="sequential"``). Each run's curves, status and summary are committed when its
 group ends, so a sweep killed at any moment keeps every finished run, and running the same
-spec again (resume) trains only the rest.
+spec again (resume) trains only the rest. One process at a time trains a sweep: a second
+``run_sweep`` of the same sweep meanwhile raises ``StoreError`` up front.
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
 
     A member whose training raises is recorded as ``failed`` with the error; one whose
     loss blows up is ``diverged``. Neither stops the sweep.
+
+    The sweep is trained under :meth:`RunStore.lock_sweep`: while another process (or
+    another store object) runs or resumes the same sweep, this one raises
+    :class:`~optimlab.bench.store.StoreError` ("sweep 3 of ... is being run or resumed by
+    process 12345 on this machine") before it adds or starts any run. A killed process
+    holds no lock, so its sweep can always be resumed.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -121,6 +128,13 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     config = spec.stored_config(task)
     higher_is_better = config["metric"]["higher_is_better"]
     sweep_id = store.open_sweep(config, name=name)
+    with store.lock_sweep(sweep_id):  # a second process resuming it is refused here
+        _train_pending(spec, store, sweep_id, task, engine, higher_is_better, progress)
+    return sweep_id
+
+
+def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
+                   higher_is_better: bool, progress) -> None:
     store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                               for m in spec.members()])
     pending = store.pending_runs(sweep_id)
@@ -143,7 +157,6 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
             store.finish_run(run.id, "diverged" if result.diverged else "finished",
                              summary=_summary(result, spec.target, higher_is_better),
                              points=_points(result))
-    return sweep_id
 
 
 def run_records(store: RunStore, sweep_id: int) -> list[dict]:

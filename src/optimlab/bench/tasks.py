@@ -47,6 +47,7 @@ import sys
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -605,15 +606,18 @@ def read_idx(path, ndim: int) -> np.ndarray:
 
     The IDX format (LeCun et al.'s MNIST files): magic ``0x0000 08 nd`` (``08``: unsigned
     bytes, ``nd``: number of dimensions), ``nd`` big-endian uint32 sizes, then the data.
-    Raises ``ValueError`` naming the file for a wrong magic number, a truncated file or
-    trailing bytes.
+    Raises ``ValueError`` with one line naming the file for a file that cannot be read or
+    decompressed (a damaged or truncated ``.gz``), a wrong magic number, a truncated file,
+    trailing bytes, or a file that holds no items (a size of 0 in its header).
     """
     path = Path(path)
     try:
         with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"cannot read IDX file {path}: {err}") from err
+    except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        damaged = isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile))
+        hint = " (damaged or truncated gzip data: fetch the file again)" if damaged else ""
+        raise ValueError(f"cannot read IDX file {path}: {_one_line(err)}{hint}") from err
     magic = 0x0800 | ndim
     if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != magic:
         found = f"0x{struct.unpack('>I', raw[:4])[0]:08x}" if len(raw) >= 4 else "no header"
@@ -623,6 +627,9 @@ def read_idx(path, ndim: int) -> np.ndarray:
     if len(raw) < header:
         raise ValueError(f"{path} is truncated: its header needs {header} bytes, it has {len(raw)}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
+    if 0 in shape:
+        raise ValueError(f"{path} holds no items: its header gives the shape {shape}; an IDX "
+                         f"file of the training lab needs at least one item of nonzero size")
     size = math.prod(shape)
     if len(raw) - header != size:
         problem = "truncated" if len(raw) - header < size else "longer than its header says"
@@ -714,28 +721,65 @@ def _as_tensor(value, what: str, loss: str) -> Tensor:
     return tensor.long() if loss == "cross_entropy" else tensor.float()
 
 
+def _one_line(text: object, limit: int = 300) -> str:
+    """``text`` as one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+_EXPECTED = ("a function returning a Task, a dict or a tuple "
+             f"({', '.join(_BYO_KEYS)})")
+
+
 def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
     module_name, _, function_name = spec.partition(":")
+    module_name, function_name = module_name.strip(), function_name.strip()
+    if not module_name or not function_name or ":" in function_name:
+        raise ValueError(f"task {spec!r} is not 'package.module:function': expected "
+                         f"{_EXPECTED}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): {err}") from err
-    function = getattr(module, function_name, None)
+        raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
+                         f"{_one_line(err)}") from err
+    except Exception as err:  # the module itself fails: say so in one line
+        raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
+                         f"{type(err).__name__}: {_one_line(err)}") from err
+    missing = object()
+    function = getattr(module, function_name, missing)
+    if function is missing:
+        raise ValueError(f"module {module_name!r} has no function {function_name!r} (from "
+                         f"{spec!r}); expected {_EXPECTED}")
     if not callable(function):
-        raise ValueError(f"module {module_name!r} has no function {function_name!r} (from {spec!r})")
+        raise ValueError(f"{spec} is not a function (it is the {type(function).__name__} "
+                         f"{_one_line(repr(function), 60)}); expected {_EXPECTED}")
     if data_dir is not None:
         kwargs = {**kwargs, "data_dir": data_dir}
-    result = function(**kwargs)
+    try:
+        inspect.signature(function).bind(**kwargs)
+    except TypeError as err:
+        given = ", ".join(kwargs) or "no arguments"
+        raise ValueError(f"{spec} cannot be called with {given} ({_one_line(err)}); expected "
+                         f"{_EXPECTED}, taking the task's keyword arguments (and data_dir "
+                         f"when given)") from err
+    except ValueError:  # no signature to inspect (some builtins): let the call tell
+        pass
+    try:
+        result = function(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"{spec} raised TypeError: {_one_line(err)}; expected "
+                         f"{_EXPECTED}") from err
     if isinstance(result, Task):
         return result
     if isinstance(result, Mapping):
         fields = dict(result)
         unknown = set(fields) - set(_BYO_KEYS) - {"metric", "name", "description"}
-        missing = set(_BYO_KEYS) - {"loss"} - set(fields)
-        if unknown or missing:
+        missing_keys = set(_BYO_KEYS) - {"loss"} - set(fields)
+        if unknown or missing_keys:
             raise ValueError(f"{spec} returned a dict with unknown keys {sorted(unknown)} and "
-                             f"missing keys {sorted(missing)}; expected {', '.join(_BYO_KEYS)} "
-                             "(loss optional), and optionally metric, name, description")
+                             f"missing keys {sorted(missing_keys)}; expected "
+                             f"{', '.join(_BYO_KEYS)} (loss optional), and optionally metric, "
+                             "name, description")
     elif isinstance(result, (tuple, list)) and len(result) == len(_BYO_KEYS):
         fields = dict(zip(_BYO_KEYS, result))
     else:
@@ -749,9 +793,20 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
         factory = model
     else:
         raise ValueError(f"{spec}: model must be an nn.Module or a callable returning one")
+    if not isinstance(loss, str):
+        raise ValueError(f"{spec}: loss must be a name such as 'cross_entropy' or 'mse', got "
+                         f"{type(loss).__name__}")
+    arrays = {}
+    for key in _BYO_KEYS[1:5]:
+        try:
+            arrays[key] = _as_tensor(fields[key], key, loss)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{spec}: {key} is not an array of numbers "
+                             f"({type(fields[key]).__name__}: {_one_line(err, 120)}); "
+                             f"expected NumPy arrays or tensors") from err
     return Task(
         name=fields.get("name", spec),
-        **{key: _as_tensor(fields[key], key, loss) for key in _BYO_KEYS[1:5]},
+        **arrays,
         models={"model": factory}, default_model="model", loss=loss,
         metric=fields.get("metric", "accuracy" if loss == "cross_entropy" else "loss"),
         description=fields.get("description", f"user task from {spec}"),
@@ -801,8 +856,11 @@ def get(name: str, data_dir=None, **kwargs) -> Task:
     NumPy or tensors: float inputs become float32 (integer inputs int64, e.g. token ids),
     targets int64 for cross entropy and float32 for mse.
 
-    Raises ``ValueError`` for an unknown name (with the known names and close matches), a
-    module that cannot be imported, or arguments the task does not take.
+    Raises ``ValueError``, with one line, for an unknown name (with the known names and
+    close matches), arguments the task does not take, IDX files that cannot be read (see
+    :func:`read_idx`), and a ``module:function`` that is no task: a module that cannot be
+    imported (or fails while importing), a missing or non-callable attribute, a function
+    that cannot take the arguments or raises ``TypeError``, or a result that is not a task.
     """
     if not isinstance(name, str):
         raise ValueError(f"task name must be a string, got {name!r}")

@@ -20,6 +20,23 @@ True
 []
 >>> store.close()
 
+What a file is taken for
+------------------------
+* A **damaged** file (SQLite's ``PRAGMA quick_check`` fails when it is opened, or a read
+  meets a damaged page later) raises :class:`StoreError` with one line naming the file and
+  the reason, and is never written: "runs.db is damaged (database disk image is
+  malformed): restore it from a copy or point --db at another file".
+* An **empty** file (0 bytes, no ``-wal`` beside it) is a new store only when a writer
+  opens it and may write it; read-only (``readonly=True``), or not writable, it is refused
+  with :class:`StoreError` (an empty file is often a failed copy: nothing to read).
+* A **read-only** file or directory (or file system) is read with ``readonly=True``
+  (SQLite's ``mode=ro``, or ``immutable=1`` where a WAL reader cannot create its ``-shm``
+  file); a writer is refused with :class:`StoreError` when it opens it.
+* Every SQLite error met later by a read or a write is a one-line :class:`StoreError`; ids
+  beyond SQLite's 64-bit integers are unknown ids (``KeyError``), never ``OverflowError``.
+* One process at a time trains a sweep: :meth:`RunStore.lock_sweep` (an OS lock on
+  ``<store>-sweep<id>.lock``, released when its process ends, even by SIGKILL).
+
 Where things are
 ----------------
 ``runstore``
@@ -28,6 +45,9 @@ Where things are
 ``schema``
     The tables (version 1, column by column), the run statuses (:data:`STATUSES`,
     :data:`TERMINAL`), :class:`Run` (one row of ``runs``) and :class:`StoreError`.
+``guard``
+    The file itself: SQLite errors as one-line :class:`StoreError`, the damage check on
+    open (``quick_check``, its cost), read-only opening, the per-sweep lock files.
 ``views``
     The DataFrame readers :meth:`RunStore.sweeps`, :meth:`~RunStore.runs` and
     :meth:`~RunStore.metrics` (pandas, imported when one is called).
@@ -39,8 +59,9 @@ Where things are
 
 Dependencies point one way, down this list (a module imports only those below it)::
 
-    runstore     -> views, schema, jsonio, environment
+    runstore     -> views, guard, schema, jsonio, environment
     views        -> schema, jsonio          (pandas when a reader is called)
+    guard        -> schema
     schema       -> jsonio
     jsonio, environment -> the standard library only
 

@@ -38,15 +38,25 @@ The tables are described in :mod:`.schema`; the DataFrame readers live in :mod:`
 from __future__ import annotations
 
 import hashlib
-import numbers
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from .environment import collect_environment
+from .guard import (
+    GuardedConnection,
+    SweepLock,
+    as_store_error,
+    connect_readonly,
+    damage_reason,
+    damaged_message,
+    error_message,
+    is_empty,
+    verify,
+    wal_size,
+)
 from .jsonio import _dumps, _loads, _plain, canonical_json, canonical_key
 from .schema import (
     _OPEN,
@@ -58,8 +68,11 @@ from .schema import (
     TERMINAL,
     Run,
     StoreError,
+    _check_id,
+    _check_int,
     _chunks,
     _now,
+    _one_line,
     _run_from_row,
 )
 from .views import DataFrameReaders
@@ -86,15 +99,14 @@ def _member(m: Any) -> tuple[str, dict, int]:
     hparams = _plain(hparams if hparams is not None else {})
     if not isinstance(hparams, dict):
         raise ValueError(f"member hparams must be a dict, got {hparams!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"member seed must be an integer, got {seed!r}")
-    return optimizer, hparams, int(seed)
+    return optimizer, hparams, _check_int(seed, "member seed")
 
 
-def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any) -> list[tuple]:
+def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any,
+            path: str) -> list[tuple]:
     """Rows ``(run_id, step, name, value, wall_time)`` of one logged step; None skipped."""
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise ValueError(f"step must be an integer, got {step!r}")
+    run_id = _check_id(run_id, "run", path)
+    step = _check_int(step, "step")
     if not isinstance(values, Mapping):
         raise TypeError(f"values must be a dict of metric name -> number, got {values!r}")
     wall = None if wall_time is None else float(wall_time)
@@ -109,7 +121,10 @@ def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any) -
         except (TypeError, ValueError):
             raise TypeError(f"metric {name!r} at step {step} of run {run_id} is not a "
                             f"number: {value!r}") from None
-        rows.append((int(run_id), int(step), name, value, wall))
+        except OverflowError:
+            raise ValueError(f"metric {name!r} at step {step} of run {run_id} is too large "
+                             f"for a float: {value!r}") from None
+        rows.append((run_id, step, name, value, wall))
     return rows
 
 
@@ -127,17 +142,40 @@ class RunStore(DataFrameReaders):
     Args:
         path: the database file (created if missing, its directory must exist), or
             ``":memory:"``. Default ``optimlab-runs.db`` in the current directory.
-        readonly: open an existing store for reading only (e.g. to watch a live sweep);
-            writing methods then raise :class:`StoreError`.
+        readonly: open an existing store for reading only (e.g. to watch a live sweep, or
+            a store on a read-only file system or in a read-only file); writing methods
+            then raise :class:`StoreError`.
         timeout: seconds to wait for another process's write lock before giving up.
 
     Raises:
-        StoreError: the path cannot be opened or written, is not an optimlab store, or was
-            written by a newer optimlab (unknown schema version).
+        StoreError: the path cannot be opened or written, is not an optimlab store, is
+            damaged, or was written by a newer optimlab (unknown schema version). The
+            message is one line naming the file.
+
+    What a file is taken for:
+
+    * **A damaged file is refused.** Opening runs SQLite's ``PRAGMA quick_check`` (every
+      page read once: a few ms for a sweep's store, about 0.5 s for 74 MB, and remembered
+      while the file is unchanged; see :func:`.guard.verify`), and nothing is written to
+      a file that fails it. Damage met later, by a read or a write, raises
+      :class:`StoreError` too, and the store then refuses every write.
+    * **An empty file (0 bytes) is a new store only for a writer that may write it:**
+      ``RunStore(path)`` on an empty, writable file creates the tables in it, as in a
+      missing file. ``readonly=True`` on an empty file, or a writer on an empty read-only
+      file, raises :class:`StoreError`: an empty file is no store to read (often a failed
+      copy), and one that cannot be written can never become one.
+    * **A read-only file or directory is read, never written:** ``readonly=True`` reads it
+      (``mode=ro``; in a directory this process cannot write, where SQLite cannot create
+      the ``-shm`` file a WAL reader needs, ``immutable=1``: the main file alone, see
+      :func:`.guard.connect_readonly`), while a writer is refused at once with
+      :class:`StoreError`.
+
+    Every other SQLite error (a busy lock past ``timeout``...) is a one-line
+    :class:`StoreError` too, from any method.
 
     One store object belongs to one thread (as its sqlite3 connection); other processes
     may open the same file at the same time. Use it as a context manager or call
-    :meth:`close`.
+    :meth:`close`. A sweep is trained by one process at a time: :meth:`lock_sweep`.
 
     The DataFrame readers :meth:`sweeps`, :meth:`runs` and :meth:`metrics` come from
     :class:`~.views.DataFrameReaders`.
@@ -148,38 +186,83 @@ class RunStore(DataFrameReaders):
         self.readonly = readonly
         self.memory = str(path) == ":memory:"
         self.path = ":memory:" if self.memory else os.path.abspath(os.fspath(path))
+        self.immutable = False  # read through immutable=1 (see connect_readonly)
         self._con: sqlite3.Connection | None = None
+        self._guarded: GuardedConnection | None = None
+        self._damage: str | None = None  # why the file is damaged, once seen
+        self._locks: dict[int, list] = {}  # sweep id -> [SweepLock, depth]
         if not self.memory:
-            parent = os.path.dirname(self.path)
-            if not os.path.isdir(parent):
-                raise StoreError(f"cannot open run store {self.path}: directory {parent} "
-                                 f"does not exist")
-            if os.path.isdir(self.path):
-                raise StoreError(f"cannot open run store {self.path}: it is a directory")
-            if readonly and not os.path.exists(self.path):
-                raise StoreError(f"cannot open run store {self.path} read-only: no such file")
+            self._check_file()
         try:
-            if readonly and not self.memory:
-                uri = Path(self.path).as_uri() + "?mode=ro"
-                con = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+            if self.memory:
+                con = sqlite3.connect(":memory:", timeout=timeout, isolation_level=None)
+            elif readonly:
+                con, self.immutable = connect_readonly(self.path, timeout)
             else:
                 con = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         except sqlite3.Error as e:
-            raise StoreError(f"cannot open run store {self.path}: {e}") from e
+            raise self._fail(e) from e
         self._con = con
+        self._guarded = GuardedConnection(con, self._fail)
         try:
             con.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             con.execute("PRAGMA foreign_keys = ON")
+            if not self.memory:
+                # before anything is written: a damaged file is never touched
+                damage = verify(con, self.path)
+                if damage is not None:
+                    self._damage = damage
+                    raise StoreError(damaged_message(self.path, damage))
             if not readonly:
                 con.execute("PRAGMA journal_mode = WAL")
                 con.execute("PRAGMA synchronous = NORMAL")
             self._check_schema()
         except sqlite3.Error as e:
+            err = self._fail(e)
             self.close()
-            raise StoreError(f"cannot use run store {self.path}: {e}") from e
+            raise err from e
         except BaseException:
             self.close()
             raise
+
+    def _check_file(self) -> None:
+        """Refuse, before SQLite sees it, a path that cannot be the store asked for."""
+        path = self.path
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise StoreError(f"cannot open run store {path}: directory {parent} does not exist")
+        if os.path.isdir(path):
+            raise StoreError(f"cannot open run store {path}: it is a directory")
+        exists = os.path.exists(path)
+        if self.readonly and not exists:
+            raise StoreError(f"cannot open run store {path} read-only: no such file")
+        if exists and is_empty(path):
+            if self.readonly:
+                raise StoreError(f"{path} is an empty file (0 bytes), not a run store: "
+                                 f"nothing to read (a sweep written to it makes it a store)")
+            if not os.access(path, os.W_OK):
+                raise StoreError(f"{path} is an empty read-only file (0 bytes): it is not a "
+                                 f"run store and cannot become one; point --db at another file")
+        if self.readonly:
+            return
+        if exists and not os.access(path, os.W_OK):
+            raise StoreError(f"cannot write to run store {path}: the file is read-only (open "
+                             f"it with readonly=True to read it, or copy it somewhere "
+                             f"writable)")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            name = os.path.basename(path)
+            raise StoreError(f"cannot write to run store {path}: its directory {parent} is "
+                             f"not writable (SQLite keeps {name}-wal and {name}-shm beside "
+                             f"the file); open it with readonly=True to read it")
+
+    def _fail(self, err: sqlite3.Error) -> StoreError:
+        """The one-line StoreError for a sqlite3 error; damage is remembered."""
+        damage = damage_reason(err)
+        if damage is not None:
+            if self._damage is None:
+                self._damage = damage
+            return as_store_error(err, damaged_message(self.path, damage))
+        return as_store_error(err, error_message(self.path, err))
 
     def __repr__(self) -> str:
         mode = ", readonly=True" if self.readonly else ""
@@ -188,10 +271,17 @@ class RunStore(DataFrameReaders):
     # -------------------------------------------------------------- lifecycle
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection and release the sweep locks it holds (idempotent)."""
+        for lock, _ in self._locks.values():
+            lock.release()
+        self._locks.clear()
         if self._con is not None:
-            self._con.close()
+            try:
+                self._con.close()
+            except sqlite3.Error:  # pragma: no cover - nothing left to save
+                pass
             self._con = None
+            self._guarded = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -200,11 +290,21 @@ class RunStore(DataFrameReaders):
         self.close()
 
     @property
-    def con(self) -> sqlite3.Connection:
-        """The underlying sqlite3 connection, for ad-hoc SQL (read it, don't write it)."""
+    def con(self) -> GuardedConnection:
+        """The store's sqlite3 connection, for ad-hoc SQL (read it, don't write it).
+
+        Its ``execute`` and ``executemany`` (and their cursors) raise :class:`StoreError`
+        with one line instead of ``sqlite3.Error``; other attributes are the connection's.
+        """
         if self._con is None:
             raise StoreError(f"run store {self.path} is closed")
-        return self._con
+        return self._guarded
+
+    @property
+    def damaged(self) -> str | None:
+        """Why the file is damaged (one line) once a check or a read has found it; else
+        None. A damaged store refuses every write."""
+        return self._damage
 
     @property
     def journal_mode(self) -> str:
@@ -216,30 +316,86 @@ class RunStore(DataFrameReaders):
         return self.con.execute("SELECT version FROM schema_version").fetchone()[0]
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self) -> Iterator[GuardedConnection]:
         """One write transaction: BEGIN IMMEDIATE (take the write lock now), COMMIT or
-        ROLLBACK."""
+        ROLLBACK. Refused on a read-only or damaged store."""
         if self.readonly:
             raise StoreError(f"run store {self.path} is open read-only")
+        if self._damage is not None:
+            raise StoreError(damaged_message(self.path, self._damage))
         con = self.con
+        raw = self._con
         try:
-            con.execute("BEGIN IMMEDIATE")
+            raw.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:
-            raise StoreError(f"cannot write to run store {self.path}: {e} (another process "
-                             f"holds its write lock, or the file is not writable)") from e
+            if damage_reason(e) is not None:
+                raise self._fail(e) from e
+            raise as_store_error(e, f"cannot write to run store {self.path}: {_one_line(e)} "
+                                    f"(another process holds its write lock, or the file is "
+                                    f"not writable)") from e
         try:
             yield con
         except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
+            self._rollback()
             raise
-        else:
-            con.execute("COMMIT")
+        try:
+            raw.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback()
+            raise self._fail(e) from e
+
+    def _rollback(self) -> None:
+        raw = self._con
+        if raw is not None and raw.in_transaction:
+            try:
+                raw.execute("ROLLBACK")
+            except sqlite3.Error:  # the error that brought us here says more
+                pass
+
+    @contextmanager
+    def lock_sweep(self, sweep_id: int) -> Iterator[None]:
+        """A context manager that holds the sweep's lock for the ``with`` block: only one
+        process (or store object) at a time trains a sweep; :func:`run_sweep` takes it.
+
+        The lock is an OS lock (``flock``) on ``<store>-sweep<id>.lock`` beside the store,
+        holding the pid and host of its process; the kernel releases it when the process
+        ends in any way, so a killed sweep never blocks its resume. Nested ``with`` blocks
+        on one store object share the lock. A ``:memory:`` store has nothing to lock.
+
+        Raises:
+            StoreError: another process or store object holds it ("sweep 3 of ... is being
+                run or resumed by process 12345 on this machine"), or the store is
+                read-only.
+            KeyError: no sweep has this id.
+        """
+        sweep_id = self._require_sweep(sweep_id)
+        if self.memory:  # no other process can see it
+            yield
+            return
+        if self.readonly:
+            raise StoreError(f"run store {self.path} is open read-only: a sweep cannot be "
+                             f"trained in it")
+        held = self._locks.get(sweep_id)
+        if held is None:
+            held = self._locks[sweep_id] = [SweepLock(self.path, sweep_id), 0]
+        held[1] += 1
+        try:
+            yield
+        finally:
+            held[1] -= 1
+            if held[1] == 0 and self._locks.get(sweep_id) is held:
+                del self._locks[sweep_id]
+                held[0].release()
 
     def _check_schema(self) -> None:
         con = self.con
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "schema_version" not in tables:
+            if self.immutable and wal_size(self.path):  # its tables are in the -wal
+                raise StoreError(f"cannot read run store {self.path}: its last commits are in "
+                                 f"{self.path}-wal, which SQLite cannot read without a -shm "
+                                 f"file in a directory this process cannot write; copy the "
+                                 f"store with its -wal file somewhere writable")
             if self.readonly:
                 raise StoreError(f"{self.path} is not an optimlab run store "
                                  f"(no schema_version table)")
@@ -267,11 +423,15 @@ class RunStore(DataFrameReaders):
 
     # -------------------------------------------------------------- lookups
 
-    def _require_sweep(self, sweep_id: int) -> None:
+    def _require_sweep(self, sweep_id: int) -> int:
+        """The sweep id as an int; KeyError (one line) when no sweep has it."""
+        sweep_id = _check_id(sweep_id, "sweep", self.path)
         if self.con.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is None:
             raise KeyError(f"no sweep with id {sweep_id!r} in {self.path}")
+        return sweep_id
 
     def _status(self, run_id: int) -> str:
+        run_id = _check_id(run_id, "run", self.path)
         row = self.con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(f"no run with id {run_id!r} in {self.path}")
@@ -288,8 +448,9 @@ class RunStore(DataFrameReaders):
         ``counts``, the number of runs in each status.
 
         Raises:
-            KeyError: no sweep has this id.
+            KeyError: no sweep has this id (also one beyond SQLite's integers).
         """
+        sweep_id = _check_id(sweep_id, "sweep", self.path)
         row = self.con.execute(
             "SELECT id, key, name, task, model, config, created_at, environment FROM sweeps "
             "WHERE id = ?", (sweep_id,)).fetchone()
@@ -305,6 +466,7 @@ class RunStore(DataFrameReaders):
 
     def get_run(self, run_id: int) -> Run:
         """One run. Raises KeyError if no run has this id."""
+        run_id = _check_id(run_id, "run", self.path)
         row = self.con.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
                                (run_id,)).fetchone()
         if row is None:
@@ -314,7 +476,7 @@ class RunStore(DataFrameReaders):
     def list_runs(self, sweep_id: int, status: str | Iterable[str] | None = None) -> list[Run]:
         """The runs of a sweep in the order they were added, optionally only those in the
         given status(es). Raises KeyError for an unknown sweep."""
-        self._require_sweep(sweep_id)
+        sweep_id = self._require_sweep(sweep_id)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE sweep_id = ?"
         params: list = [sweep_id]
         if status is not None:
@@ -330,8 +492,8 @@ class RunStore(DataFrameReaders):
         """The runs still to train: ``pending`` ones and ``running`` ones (a killed
         process's: :meth:`start_run` redoes them from scratch), in the order added.
 
-        This only reads: with several processes training one sweep (not supported yet), a
-        live run would be listed too.
+        This only reads: a ``running`` run of a live process would be listed too, which is
+        why a sweep is trained under :meth:`lock_sweep` (as :func:`run_sweep` does).
         """
         return self.list_runs(sweep_id, _OPEN)
 
@@ -381,6 +543,7 @@ class RunStore(DataFrameReaders):
             lr = hparams.get("lr")
             lr = float(lr) if isinstance(lr, (int, float)) and not isinstance(lr, bool) else None
             rows.append((key, optimizer, _dumps(hparams), lr, seed))
+        sweep_id = _check_id(sweep_id, "sweep", self.path)
         ids = []
         with self._write() as con:
             if con.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is None:
@@ -403,6 +566,7 @@ class RunStore(DataFrameReaders):
             KeyError: no such run.
             ValueError: the run already ended (finished, diverged or failed).
         """
+        run_id = _check_id(run_id, "run", self.path)
         with self._write() as con:
             status = self._status(run_id)
             if status in TERMINAL:
@@ -437,7 +601,7 @@ class RunStore(DataFrameReaders):
         and infinities are kept, ``None`` values are skipped. ``wall_time`` is the seconds
         since the run started.
         """
-        rows = _points(run_id, step, values, wall_time)
+        rows = _points(run_id, step, values, wall_time, self.path)
         with self._write() as con:
             self._insert_points(con, rows)
 
@@ -452,7 +616,7 @@ class RunStore(DataFrameReaders):
             except (TypeError, ValueError):
                 raise ValueError(f"log_many rows are (run_id, step, values, wall_time), got "
                                  f"{row!r}") from None
-            points += _points(run_id, step, values, wall_time)
+            points += _points(run_id, step, values, wall_time, self.path)
         if points:
             with self._write() as con:
                 self._insert_points(con, points)
@@ -476,13 +640,14 @@ class RunStore(DataFrameReaders):
         if summary is not None and not isinstance(summary, Mapping):
             raise TypeError(f"summary must be a dict, got {summary!r}")
         summary_json = None if summary is None else _dumps(summary)
+        run_id = _check_id(run_id, "run", self.path)
         rows = []
         for row in points or ():
             try:
                 step, values, wall_time = row
             except (TypeError, ValueError):
                 raise ValueError(f"points are (step, values, wall_time), got {row!r}") from None
-            rows += _points(run_id, step, values, wall_time)
+            rows += _points(run_id, step, values, wall_time, self.path)
         with self._write() as con:
             current = self._status(run_id)
             if current in TERMINAL:

@@ -51,6 +51,7 @@ The SQL is plain (no SQLite-only column types or ``WITHOUT ROWID``; upserts use
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -109,7 +110,48 @@ _SCHEMA = [
 
 
 class StoreError(RuntimeError):
-    """The store file cannot be opened or used (path, permissions, schema version)."""
+    """The store file cannot be opened or used: its path, permissions (a read-only file or
+    directory), schema version, damage (a corrupt file is refused, never written), a lock
+    held by another process, or any SQLite error met while reading or writing it.
+
+    The message is always one line naming the file and what to do. One raised for a
+    ``sqlite3.Error`` is also an instance of that error's class (``sqlite3.IntegrityError``
+    for a constraint broken by ad-hoc SQL, ``sqlite3.OperationalError`` for a busy lock...),
+    so code that catches sqlite3's exceptions keeps working.
+    """
+
+
+# SQLite's INTEGER is a signed 64-bit number: larger Python ints cannot even be bound
+_ID_MIN, _ID_MAX = -2**63, 2**63 - 1
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    """``text`` as one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _check_int(value: object, what: str) -> int:
+    """``value`` as an int SQLite can store (numpy integers accepted), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{what} must be an integer, got {_one_line(repr(value), 80)}")
+    value = int(value)
+    if not _ID_MIN <= value <= _ID_MAX:
+        raise ValueError(f"{what} {value} is out of range: SQLite integers go from -2**63 "
+                         f"to 2**63-1")
+    return value
+
+
+def _check_id(value: object, kind: str, path: str) -> int:
+    """A sweep or run id as an int: KeyError (one line) when it cannot be the id of any row
+    (out of SQLite's integer range), TypeError when it is not an integer at all."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"a {kind} id is an integer, got {_one_line(repr(value), 80)}")
+    value = int(value)
+    if not _ID_MIN <= value <= _ID_MAX:
+        raise KeyError(f"no {kind} with id {value} in {path}: ids are SQLite integers, "
+                       f"from -2**63 to 2**63-1")
+    return value
 
 
 def _now() -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .jsonio import _loads
-from .schema import STATUSES, _chunks
+from .schema import STATUSES, _check_id, _chunks
 
 __all__ = ["DataFrameReaders"]
 
@@ -22,8 +22,10 @@ __all__ = ["DataFrameReaders"]
 class DataFrameReaders:
     """The DataFrame readers of :class:`~optimlab.bench.store.RunStore`, which mixes them in.
 
-    They read through ``self.con`` (the sqlite3 connection) and check sweep ids with
-    ``self._require_sweep``, both defined by the store class.
+    They read through ``self.con`` (the store's connection, which raises
+    :class:`~.schema.StoreError` for any SQLite error) and check sweep ids with
+    ``self._require_sweep``, both defined by the store class. Ids beyond SQLite's integers
+    raise KeyError, as unknown sweeps do.
     """
 
     def sweeps(self):
@@ -61,7 +63,7 @@ class DataFrameReaders:
                "finished_at, member_key, hparams, summary FROM runs")
         params: tuple = ()
         if sweep_id is not None:
-            self._require_sweep(sweep_id)
+            sweep_id = self._require_sweep(sweep_id)
             sql, params = sql + " WHERE sweep_id = ?", (sweep_id,)
         rows = self.con.execute(sql + " ORDER BY id", params).fetchall()
         columns = ["run_id", "sweep_id", "optimizer", "lr", "seed", "status", "error",
@@ -96,11 +98,11 @@ class DataFrameReaders:
                 "m.name, m.value, m.wall_time FROM metrics m JOIN runs r ON r.id = m.run_id")
         where, params = [], []
         if sweep_id is not None:
-            self._require_sweep(sweep_id)
+            sweep_id = self._require_sweep(sweep_id)
             where.append("r.sweep_id = ?")
             params.append(sweep_id)
         if run_ids is not None:
-            run_ids = [int(i) for i in run_ids]
+            run_ids = [_check_id(i, "run", self.path) for i in run_ids]
         rows: list = []
         if run_ids is None:
             sql = base + (" WHERE " + " AND ".join(where) if where else "")
