@@ -102,7 +102,8 @@ def test_race_tune_reports_the_chosen_rates(capsys):
 def test_race_and_demo_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("optimlab: error:") and message in err[0], err
+    assert len(err) == 1 and err[0].startswith(("optimlab: error:", "optimlab race: error:")) \
+        and message in err[0], err
 
 
 def test_demo_lists_and_runs(tmp_path, capsys):
@@ -162,7 +163,7 @@ def test_bench_refuses_to_silently_resume(tmp_path, capsys):
     (["--lrs", "0,0.1"], "learning rates"),
     (["--lrs", ""], "learning rates"),
     (["--optimizers", "adamm"], "unknown optimizer"),
-    (["--steps", "0"], "--steps must be >= 1"),
+    (["--steps", "0"], "--steps: takes a whole number >= 1"),
     (["--batch-size", "x"], "--batch-size"),
     (["--model", "resnet"], "no model 'resnet'"),
     (["--out", "/proc/forbidden/report"], "cannot write the report"),

@@ -21,15 +21,30 @@
     optimlab serve [--host 127.0.0.1] [--port 8000] [--db runs.db]
                                          the playground: a local web page (needs the web extra)
 
-Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2.
+Bad input (an unknown optimizer, say) prints one ``optimlab: error: ...`` line and exits 2;
+malformed flags get argparse's usage line and one ``error:`` line, also with exit 2. No
+Python traceback reaches the terminal: an unexpected failure is one ``internal error`` line
+and exit 1 (``OPTIMLAB_DEBUG=1`` shows its traceback).
+
+Sizes are bounded (see :data:`LIMITS`): ``race`` and ``bench`` refuse work beyond them
+with a line naming the bound, and ``--no-limits`` lifts them on purpose.
+
+Output paths: a path that is an existing folder, or ends with ``/``, gets a named file
+inside it (``race-rosenbrock.png``, ``profile.png``...); the folder a file or report goes
+to must exist (a report folder itself is created); the path printed after ``wrote`` is the
+one written.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import sqlite3
 import sys
 import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 
 from ._table import text_table
 from .optim.registry import available, resolve
@@ -122,8 +137,132 @@ def explain(name: str) -> str:
     return "\n".join(lines)
 
 
-def _parse_pairs(items: Sequence[str], what: str) -> dict[str, float]:
-    """``["adam=0.05", "sgd=1e-3,lion=1e-4"]`` -> ``{"adam": 0.05, ...}``."""
+# --------------------------------------------------------------------------------------
+# Bounds: what one command may ask for unless --no-limits lifts them
+# --------------------------------------------------------------------------------------
+
+INT64_MAX = 2**63 - 1  # SQLite's largest integer: sweep ids and every stored count
+SEED_MAX = 2**32 - 1
+
+RACE_MAX_STEPS = 100_000
+"""``race --steps``: a few minutes for a dozen optimizers on two cores."""
+RACE_MAX_DIM = 10_000
+"""``race --param dim=N`` (rosenbrock_nd, rastrigin_nd)."""
+RACE_MAX_VALUES = 50_000_000
+"""``race``: path values kept, (steps + 1) x runs x dim (400 MB of float64); a run is one
+optimizer, or one of the 17 grid points per optimizer with ``--tune``."""
+BENCH_MAX_STEPS = 100_000
+"""``bench --steps`` (or ``--epochs`` times the steps of an epoch)."""
+BENCH_MAX_LRS = 1_000
+"""``bench --lrs``: points of the learning-rate grid."""
+BENCH_MAX_SEEDS = 1_000
+"""``bench --seeds``."""
+BENCH_MAX_MEMBERS = 10_000
+"""``bench``: runs of a sweep, optimizers x learning rates x seeds."""
+BENCH_MAX_POINTS = 10_000_000
+"""``bench``: metric points stored, runs x evaluations (``--eval-every``)."""
+BENCH_MAX_INDICES = 250_000_000
+"""``bench``: training-example indices drawn before training (2 GB of int64): runs per
+optimizer (1 with ``--sequential``) x steps x batch size."""
+
+LIMITS: dict[str, int] = {
+    "race --steps": RACE_MAX_STEPS,
+    "race --param dim": RACE_MAX_DIM,
+    "race path values ((steps+1) x runs x dim)": RACE_MAX_VALUES,
+    "bench --steps (or --epochs x steps per epoch)": BENCH_MAX_STEPS,
+    "bench --lrs points": BENCH_MAX_LRS,
+    "bench --seeds": BENCH_MAX_SEEDS,
+    "bench runs (optimizers x lrs x seeds)": BENCH_MAX_MEMBERS,
+    "bench metric points (runs x evaluations)": BENCH_MAX_POINTS,
+    "bench batch indices (runs per optimizer x steps x batch)": BENCH_MAX_INDICES,
+}
+"""Every bound, by what it bounds; ``--no-limits`` on ``race`` and ``bench`` lifts them."""
+
+_NO_LIMITS_HELP = "lift the bounds on sizes (listed below) on purpose"
+
+
+def _within(value: int, bound: int, what: str, args: argparse.Namespace, fix: str) -> None:
+    """Refuse ``value`` above ``bound`` unless ``--no-limits`` was given."""
+    if value > bound and not args.no_limits:
+        raise CLIError(f"{what} is {value:,}, over the bound of {bound:,}: {fix}, or pass "
+                       "--no-limits to lift the bounds on purpose")
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``repr(text)``, cut short: messages echo what was typed, not 10,000 digits of it."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+
+
+# --------------------------------------------------------------------------------------
+# Argument types: argparse reports a bad value in one line (see _Parser.error)
+# --------------------------------------------------------------------------------------
+
+def _whole(low: int, high: int = INT64_MAX):
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is not None and low <= value <= high:
+            return value
+        if value is None:
+            need = "a whole number"
+        elif high != INT64_MAX:
+            need = f"a whole number from {low} to {high}"
+        elif value < low:
+            need = f"a whole number >= {low}"
+        else:
+            need = f"a whole number up to {INT64_MAX:,} (SQLite's largest integer)"
+        raise argparse.ArgumentTypeError(f"takes {need}, got {_shown(text)}")
+    return whole
+
+
+def _finite(low: float | None = None, strictly: bool = False):
+    """An argparse type: a finite number, ``>= low`` (``> low`` when ``strictly``)."""
+    def finite(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"takes a number, got {_shown(text)}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"takes a finite number, got {_shown(text)}")
+        if low is not None and (value < low or (strictly and value == low)):
+            raise argparse.ArgumentTypeError(
+                f"takes a number {'>' if strictly else '>='} {low:g}, got {_shown(text)}")
+        return value
+    return finite
+
+
+def _text(what: str):
+    """An argparse type: non-empty text without NUL characters (``what`` names it)."""
+    def text(value: str) -> str:
+        if not value.strip() or "\0" in value:
+            raise argparse.ArgumentTypeError(f"takes {what}, got {_shown(value)}")
+        return value
+    return text
+
+
+def _number(text: str) -> int | float:
+    """``"50"`` -> 50, ``"0.5"`` -> 0.5; ValueError unless finite (an integer beyond int64
+    is read as a float)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is not None and abs(value) <= INT64_MAX:
+        return value
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _parse_pairs(items: Sequence[str], what: str, positive: bool = False) \
+        -> dict[str, int | float]:
+    """``["adam=0.05", "sgd=1e-3,lion=1e-4"]`` -> ``{"adam": 0.05, ...}``; every value
+    finite; ``positive`` values (learning rates) are floats > 0, others keep whole numbers
+    as ``int`` (``dim=50``)."""
     pairs = {}
     for item in items:
         for part in filter(None, item.split(",")):
@@ -131,18 +270,109 @@ def _parse_pairs(items: Sequence[str], what: str) -> dict[str, float]:
             try:
                 if not sep or not key.strip():
                     raise ValueError
-                pairs[key.strip()] = float(value)
+                number = _number(value)
             except ValueError:
-                raise CLIError(f"{what} takes NAME=NUMBER, got {part!r}") from None
+                raise CLIError(f"{what} takes NAME=NUMBER with a finite number, got "
+                               f"{_shown(part)}") from None
+            if positive and not number > 0:
+                raise CLIError(f"{what} takes NAME=NUMBER with a number > 0, got "
+                               f"{_shown(part)}")
+            pairs[key.strip()] = float(number) if positive else number
     return pairs
 
 
 def _parse_point(text: str) -> tuple[float, ...]:
+    """``"-1.5,2"`` -> ``(-1.5, 2.0)``, every coordinate finite."""
     try:
-        return tuple(float(v) for v in text.split(","))
+        point = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise CLIError(f"--start takes comma-separated numbers such as -1.5,2, got {text!r}") \
-            from None
+        point = ()
+    if not point or not all(math.isfinite(v) for v in point):
+        raise CLIError(f"--start takes comma-separated finite numbers such as -1.5,2, got "
+                       f"{_shown(text)}")
+    return point
+
+
+def _names(text: str, example: str) -> list[str]:
+    """The registry names of ``--optimizers``: at least one, each once, each known."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise CLIError(f"--optimizers needs at least one name, e.g. {example}")
+    seen = set()
+    for name in names:
+        if name.lower() in seen:
+            raise CLIError(f"--optimizers names {name!r} twice: name each optimizer once")
+        seen.add(name.lower())
+        resolve(name)  # an unknown name fails here, with suggestions
+    return names
+
+
+# --------------------------------------------------------------------------------------
+# Output paths
+# --------------------------------------------------------------------------------------
+
+_SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
+
+
+def _no_nul(text: str | None, flag: str) -> str:
+    if text is None or not text.strip() or "\0" in text:
+        raise CLIError(f"{flag} needs a path, got {_shown(text or '')}")
+    return text
+
+
+def _figure_suffixes() -> tuple[str, ...]:
+    """The file suffixes matplotlib can save, ``.png`` first."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise CLIError("pictures need matplotlib: pip install 'optimlab[lab]'") from None
+    kinds = sorted(FigureCanvasBase.get_supported_filetypes())
+    return (".png",) + tuple(f".{kind}" for kind in kinds if kind != "png")
+
+
+def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
+    """The file a flag such as ``--out`` writes.
+
+    ``text`` that is an existing folder, or ends with a path separator, gets
+    ``<text>/<stem><suffixes[0]>`` inside it; otherwise ``text`` is the file, with
+    ``suffixes[0]`` added when it has no suffix. Raises :class:`CLIError` for a folder that
+    does not exist, a suffix not in ``suffixes``, or a name that is only a suffix
+    (``.png``).
+    """
+    path = Path(_no_nul(text, flag))
+    if text.endswith(_SEPARATORS) or path.is_dir():
+        if not path.is_dir():
+            raise CLIError(f"cannot write {flag} {text}: no such folder (create it first, or "
+                           "name a file)")
+        return path / f"{stem}{suffixes[0]}"
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {text}: its folder {folder} does not exist (create it "
+                       f"first, or pass another {flag})")
+    if path.name.startswith(".") and f".{path.name[1:].lower()}" in suffixes:
+        raise CLIError(f"{flag} {text} names a suffix, not a file: pass a file such as "
+                       f"{stem}{suffixes[0]}, or a folder")
+    if not path.suffix:
+        return path.with_name(path.name + suffixes[0])
+    if path.suffix.lower() not in suffixes:
+        raise CLIError(f"{flag} {text}: cannot write {path.suffix} files; use one of "
+                       f"{', '.join(suffixes)}")
+    return path
+
+
+def out_folder(text: str, flag: str, what: str) -> Path:
+    """The folder a flag such as ``report --out`` writes several files into: an existing
+    folder, or a new one (created by the writer) in an existing folder. Raises
+    :class:`CLIError` for a file, or a folder whose parent does not exist."""
+    path = Path(_no_nul(text, flag))
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"cannot write {what} to {text}: it is a file, not a folder (pass a "
+                       f"folder to {flag})")
+    parent = path.absolute().parent
+    if not path.exists() and not parent.is_dir():
+        raise CLIError(f"cannot write {what} to {text}: the folder {parent} does not exist "
+                       "(create it first)")
+    return path
 
 
 def landscapes_table() -> str:
@@ -160,38 +390,60 @@ def landscapes_table() -> str:
 
 def run_race(args: argparse.Namespace) -> str:
     """``optimlab race``: the metrics table, and the pictures asked for."""
-    from .landscapes import get, race
+    from .landscapes import TUNE_GRID, get, race
 
-    if args.steps < 0:
-        raise CLIError(f"--steps must be >= 0, got {args.steps}")
-    landscape = get(args.landscape, **_parse_pairs(args.param, "--param"))
-    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
-    if not names:
-        raise CLIError("--optimizers needs at least one name, e.g. sgd,momentum,adam")
-    lrs = _parse_pairs(args.lr, "--lr")
+    _within(args.steps, RACE_MAX_STEPS, "--steps", args, "lower --steps")
+    params = _parse_pairs(args.param, "--param")
+    if isinstance(params.get("dim"), int):
+        _within(params["dim"], RACE_MAX_DIM, "--param dim", args, "lower dim")
+    landscape = get(args.landscape, **params)
+    names = _names(args.optimizers, "sgd,momentum,adam")
+    lrs = _parse_pairs(args.lr, "--lr", positive=True)
     unknown = set(lrs) - set(names)
     if unknown:
         raise CLIError(f"--lr names {sorted(unknown)}, which are not in --optimizers")
+    if lrs and args.tune:
+        raise CLIError("--lr and --tune do not go together: --tune picks each learning rate "
+                       "from a grid; drop one of them")
+    runs = len(names) * (len(TUNE_GRID) if args.tune else 1)
+    _within((args.steps + 1) * runs * landscape.dim, RACE_MAX_VALUES,
+            "the race's path values, (--steps + 1) x runs x dim,", args,
+            "lower --steps, race fewer optimizers or drop --tune")
+    if args.surface and landscape.dim != 2:
+        raise CLIError(f"--surface needs a 2-D landscape; {landscape.name} has "
+                       f"dim={landscape.dim}")
+    start = None if args.start is None else _parse_point(args.start)
+    pictures = {}  # every path is checked before the race runs
+    for flag, value, stem in (("--out", args.out, "race"), ("--surface", args.surface,
+                                                             "surface")):
+        if value is not None:
+            pictures[flag] = out_file(value, flag, f"{stem}-{landscape.name}",
+                                      _figure_suffixes())
+    gif = None if args.gif is None else out_file(args.gif, "--gif", f"race-{landscape.name}",
+                                                 (".gif", ".mp4"))
     spec = {name: ({"lr": lrs[name]} if name in lrs else {}) for name in names}
-    start = _parse_point(args.start) if args.start else None
     result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
                   seed=args.seed, tune=args.tune)
     lines = [f"{landscape.name} from {tuple(float(v) for v in result.start)}, "
              f"{args.steps} steps" + (f", noise {args.noise:g}" if args.noise else "")
              + (", learning rates tuned on a log grid" if args.tune else ""),
              result.table()]
+
     def save(figure, path):
         from .landscapes.plots import plt_close
 
-        figure.savefig(path, dpi=110, bbox_inches="tight")
-        plt_close(figure)
+        try:
+            figure.savefig(path, dpi=110, bbox_inches="tight")
+        finally:
+            plt_close(figure)
         return [path]
 
-    outputs = [(args.out, lambda path: save(result.plot(), path)),
-               (args.surface, lambda path: save(landscape.plot_surface(result), path)),
-               (args.gif, result.animate)]
+    outputs = [(pictures.get("--out"), lambda path: save(result.plot(), path)),
+               (pictures.get("--surface"), lambda path: save(landscape.plot_surface(result),
+                                                             path)),
+               (gif, result.animate)]
     for path, write in outputs:
-        if path:
+        if path is not None:
             try:
                 lines += [f"wrote {item}" for item in write(path)]
             except OSError as err:
@@ -206,99 +458,195 @@ def run_demo(args: argparse.Namespace) -> str:
 
     if not args.name:
         return "demos: " + ", ".join(DEMO_NAMES) + "\nrun one with: optimlab demo NAME [--out DIR]"
+    folder = None if args.out is None else out_folder(args.out, "--out", "the demo's picture")
     try:
-        result = run(args.name, out_dir=args.out)
+        result = run(args.name, out_dir=folder)
     except OSError as err:
         raise CLIError(f"cannot write to {args.out}: {err.strerror or err}") from None
     text = result.table()
-    if args.out:
-        text += f"\nwrote {args.out}/{result.name}.png"  # the exhibit's name: EMA -> ema
+    if folder is not None:
+        text += f"\nwrote {folder / (result.name + '.png')}"  # the exhibit's name: EMA -> ema
     return text
 
 
 DEFAULT_DB = "optimlab-runs.db"
 
 
-def _open_store(path: str, must_exist: bool = False):
-    from pathlib import Path
+def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
+    """The run store file of ``--db``, checked: not a folder, in a folder that exists (and
+    existing itself when ``must_exist``); ``:memory:`` is a throw-away store."""
+    if text == ":memory:":
+        return text
+    path = Path(_no_nul(text, "--db"))
+    if text.endswith(_SEPARATORS) or path.is_dir():
+        raise CLIError(f"cannot {verb} the run store {text}: it is a folder, not a store file "
+                       f"(pass e.g. --db {path / DEFAULT_DB})")
+    if must_exist and not path.exists():
+        raise CLIError(f"no run store at {path} (run `optimlab bench` first, or pass --db)")
+    if not path.absolute().parent.is_dir():
+        raise CLIError(f"cannot {verb} the run store {text}: its directory does not exist "
+                       f"({path.absolute().parent}); create it first")
+    return str(path)
 
+
+def _open_store(path: str, must_exist: bool = False):
     from .bench.store import RunStore, StoreError
 
-    if must_exist and not Path(path).exists():
-        raise CLIError(f"no run store at {path} (run `optimlab bench` first, or pass --db)")
+    path = db_path(path, must_exist)
     try:
-        return RunStore(path)
-    except (OSError, StoreError) as err:
+        # a store that must exist is only read (runs, report, profile): opened read-only, so
+        # a store on a read-only disk or of another user is still readable
+        return RunStore(path, readonly=must_exist)
+    except (OSError, StoreError, sqlite3.Error) as err:
         raise CLIError(f"cannot open the run store {path}: {err}") from None
+
+
+def _lrs(text: str, args: argparse.Namespace) -> tuple[float, ...] | None:
+    """``--lrs``: None for auto, else the grid, its size bounded before it is built."""
+    from .bench.analysis import parse_lrs
+
+    text = text.strip()
+    if text.lower() == "auto":
+        return None
+    parts = text.split(":")
+    if len(parts) == 3:
+        try:
+            count = int(parts[2])
+        except ValueError:
+            count = None  # parse_lrs says what is wrong
+        if count is not None:
+            _within(count, BENCH_MAX_LRS, "the --lrs grid's COUNT", args, "lower COUNT")
+    else:
+        _within(len(parts[0].split(",")), BENCH_MAX_LRS, "the --lrs list's length", args,
+                "list fewer rates")
+    return tuple(parse_lrs(text))
+
+
+def _get_task(name: str, data_dir: str | None):
+    """``bench.tasks.get``, with ``package.module:function`` checked to be a task first and
+    whatever that function raises reported in one line."""
+    from .bench.tasks import get as get_task
+
+    if ":" not in name:
+        return get_task(name, data_dir=data_dir)
+    _check_user_task(name, data_dir)
+    try:
+        return get_task(name, data_dir=data_dir)
+    except ValueError:
+        raise
+    except (Exception, SystemExit) as err:  # the user's code: anything at all
+        raise CLIError(f"the task function {name} failed: {type(err).__name__}: {err}") \
+            from None
+
+
+def _check_user_task(spec: str, data_dir: str | None) -> None:
+    """Refuse a ``module:function`` that cannot be a task, before calling it."""
+    import importlib
+    import inspect
+
+    module_name, _, function_name = spec.partition(":")
+    shape = "package.module:function (a function of yours that returns a Task)"
+    if not module_name.strip() or not function_name.isidentifier():
+        raise CLIError(f"a task of your own is {shape}, got {_shown(spec)}")
+    if module_name.split(".")[0] in sys.stdlib_module_names:
+        raise CLIError(f"{spec} is in Python's standard library, not a task: pass {shape}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # ImportError, and whatever the module raises on import
+        raise CLIError(f"cannot import the task module {module_name!r}: "
+                       f"{type(err).__name__}: {err}") from None
+    function = getattr(module, function_name, None)
+    if function is None or not callable(function) or inspect.isclass(function):
+        raise CLIError(f"{module_name}.{function_name} is not a function: pass {shape}")
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        raise CLIError(f"cannot tell which arguments {spec} takes: pass {shape}") from None
+    required = [p.name for p in signature.parameters.values() if p.default is p.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                and not (p.name == "data_dir" and data_dir is not None)]
+    if required:
+        hint = " (pass --data-dir)" if required == ["data_dir"] else ""
+        raise CLIError(f"{spec} needs the arguments {', '.join(required)}{hint}; a task "
+                       "function takes none but data_dir")
 
 
 def run_bench(args: argparse.Namespace) -> str:
     """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
-    from .bench.analysis import parse_lrs
     from .bench.report import summary_table, write_report
-    from .bench.sweep import SweepSpec, run_sweep
-    from .bench.tasks import get as get_task
+    from .bench.sweep import SweepSpec, auto_lrs, run_sweep
     from .bench.trainer import TrainConfig
 
-    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
-    if not names:
-        raise CLIError("--optimizers needs at least one name, e.g. sgd,adagrad,rmsprop,adam")
-    lrs = None if args.lrs == "auto" else tuple(parse_lrs(args.lrs))
-    if args.seeds < 1:
-        raise CLIError(f"--seeds must be >= 1, got {args.seeds}")
-    batch = None if args.batch_size == "full" else _positive_int(args.batch_size, "--batch-size")
-    task = get_task(args.task, data_dir=args.data_dir)
+    names = _names(args.optimizers, "sgd,adagrad,rmsprop,adam")
+    lrs = _lrs(args.lrs, args)
+    _within(args.seeds, BENCH_MAX_SEEDS, "--seeds", args, "lower --seeds")
+    grid = {name: len(lrs) if lrs else len(auto_lrs(name)) for name in names}
+    members = sum(grid.values()) * args.seeds
+    _within(members, BENCH_MAX_MEMBERS, "the sweep's runs, optimizers x learning rates x "
+            "seeds,", args, "use fewer --optimizers, --lrs or --seeds")
+    if args.epochs is None:
+        _within(args.steps, BENCH_MAX_STEPS, "--steps", args, "lower --steps")
+    if args.batch_size.strip().lower() == "full":
+        batch = None
+    else:
+        try:
+            batch = _whole(1)(args.batch_size)
+        except argparse.ArgumentTypeError as err:
+            raise CLIError(f"--batch-size takes 'full' or a whole number from 1, got "
+                           f"{_shown(args.batch_size)}") from err
+    out = None if args.out is None else out_folder(args.out, "--out", "the report")
+    db = db_path(args.db)
+    task = _get_task(args.task, args.data_dir)
     if args.model is not None and args.model not in task.models:
         raise CLIError(f"task {task.name} has no model {args.model!r} "
                        f"(models: {', '.join(task.models)})")
+    examples = len(task.x_train)
     if args.epochs is not None:
-        per_epoch = 1 if batch is None else max(1, len(task.x_train) // batch)
-        steps = _positive_int(args.epochs, "--epochs") * per_epoch
+        per_epoch = 1 if batch is None else max(1, examples // batch)
+        steps = args.epochs * per_epoch
+        _within(steps, BENCH_MAX_STEPS, f"--epochs {args.epochs} x {per_epoch} steps per "
+                "epoch", args, "lower --epochs")
     else:
-        steps = _positive_int(args.steps, "--steps")
+        steps = args.steps
+    eval_every = args.eval_every or max(1, steps // 20)
+    _within(members * (steps // eval_every + 1), BENCH_MAX_POINTS, "the metric points to "
+            "store, runs x evaluations,", args, "raise --eval-every or lower --steps")
+    together = 1 if args.sequential else max(grid.values()) * args.seeds
+    per_step = examples if batch is None else min(batch, examples)
+    _within(together * steps * per_step, BENCH_MAX_INDICES, "the training-example indices "
+            "drawn up front, runs per optimizer x steps x batch,", args,
+            "lower --steps, --batch-size, --seeds or the --lrs count, or pass --sequential")
     config = TrainConfig(steps=steps, batch_size=batch, schedule=args.schedule,
-                         clip_norm=args.clip, eval_every=args.eval_every or max(1, steps // 20),
+                         clip_norm=args.clip, eval_every=eval_every,
                          model=args.model, averaging=args.average)
     spec = SweepSpec(task=args.task, optimizers=tuple(names), config=config, lrs=lrs,
                      seeds=args.seeds, target=args.target)
-    store = _open_store(args.db)
+    store = _open_store(db)
     existing = store.find_sweep(spec.stored_config(task))
     if existing is not None and store.pending_runs(existing) and not args.resume:
-        raise CLIError(f"sweep {existing} in {args.db} has the same configuration and "
+        raise CLIError(f"sweep {existing} in {db} has the same configuration and "
                        f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "
                        "to finish it")
     engine = "sequential" if args.sequential else "population"
-    total = len(spec.members()) * steps if args.sequential else len(names) * steps
-    with _progress(total, f"{task.name}: {len(spec.members())} runs") as tick:
+    total = members * steps if args.sequential else len(names) * steps
+    with _progress(total, f"{task.name}: {members} runs") as tick:
         sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir, progress=tick)
-    lines = [f"sweep {sweep_id} in {args.db}: {task.name}, {engine} engine, {steps} steps",
+    lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine, {steps} steps",
              summary_table(store, sweep_id)]
-    if args.out:
+    if out is not None:
         try:
-            written = write_report(store, sweep_id, args.out)
+            written = write_report(store, sweep_id, out)
         except OSError as err:
-            raise CLIError(f"cannot write the report to {args.out}: {err.strerror or err}") \
+            raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") \
                 from None
         lines += [f"wrote {path}" for path in written.values()]
     return "\n".join(lines)
-
-
-def _positive_int(value, flag: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise CLIError(f"{flag} takes a whole number, got {value!r}") from None
-    if number < 1:
-        raise CLIError(f"{flag} must be >= 1, got {number}")
-    return number
 
 
 class _progress:
     """A tqdm progress bar on stderr (silent when stderr is not a terminal or in CI)."""
 
     def __init__(self, total: int, desc: str):
-        import os
-
         from tqdm import tqdm
 
         quiet = not sys.stderr.isatty() or bool(os.environ.get("CI"))
@@ -312,79 +660,83 @@ class _progress:
 
 
 def run_runs(args: argparse.Namespace) -> str:
+    """``optimlab runs``: the stored sweeps as a table."""
     from .bench.report import list_sweeps
 
     return list_sweeps(_open_store(args.db, must_exist=True))
 
 
+def _sweep(store, sweep_id: int, db: str) -> None:
+    try:
+        store.sweep(sweep_id)
+    except KeyError:
+        raise CLIError(f"no sweep {sweep_id} in {db} (see `optimlab runs`)") from None
+
+
 def run_report(args: argparse.Namespace) -> str:
+    """``optimlab report``: rebuild a stored sweep's report in a folder."""
     from .bench.report import summary_table, write_report
 
+    out = out_folder(args.out, "--out", "the report")
     store = _open_store(args.db, must_exist=True)
+    _sweep(store, args.sweep_id, args.db)
     try:
-        store.sweep(args.sweep_id)
-    except KeyError:
-        raise CLIError(f"no sweep {args.sweep_id} in {args.db} (see `optimlab runs`)") from None
-    try:
-        written = write_report(store, args.sweep_id, args.out)
+        written = write_report(store, args.sweep_id, out)
     except OSError as err:
-        raise CLIError(f"cannot write the report to {args.out}: {err.strerror or err}") from None
+        raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
     return "\n".join([summary_table(store, args.sweep_id)]
                      + [f"wrote {path}" for path in written.values()])
 
 
 def run_profile(args: argparse.Namespace) -> str:
+    """``optimlab profile``: the AlgoPerf performance profile of stored sweeps."""
     from .bench.profile import build_profile
 
+    out = None if args.out is None else out_file(args.out, "--out", "profile",
+                                                 _figure_suffixes())
     store = _open_store(args.db, must_exist=True)
     for sweep_id in args.sweep_ids:
-        try:
-            store.sweep(sweep_id)
-        except KeyError:
-            raise CLIError(f"no sweep {sweep_id} in {args.db} (see `optimlab runs`)") from None
+        _sweep(store, sweep_id, args.db)
     profile = build_profile(store, args.sweep_ids)
     text = profile.table()
-    if args.out:
+    if out is not None:
         from .landscapes.plots import plt_close
 
         fig = profile.plot()
         try:
-            fig.savefig(args.out, dpi=110, bbox_inches="tight")
+            fig.savefig(out, dpi=110, bbox_inches="tight")
         except OSError as err:
-            raise CLIError(f"cannot write {args.out}: {err.strerror or err}") from None
+            raise CLIError(f"cannot write {out}: {err.strerror or err}") from None
         finally:
             plt_close(fig)
-        text += f"\nwrote {args.out}"
+        text += f"\nwrote {out}"
     return text
 
 
 def run_tour(args: argparse.Namespace) -> str:
+    """``optimlab tour``: the tutorials' story as one HTML page in a folder."""
     from .bench.tour import run_tour as tour
 
+    out = out_folder(args.out, "--out", "the tour")
     try:
-        page = tour(args.out, quick=args.quick, say=lambda text: print(text, file=sys.stderr))
+        page = tour(out, quick=args.quick, say=lambda text: print(text, file=sys.stderr))
     except OSError as err:
-        raise CLIError(f"cannot write the tour to {args.out}: {err.strerror or err}") from None
+        raise CLIError(f"cannot write the tour to {out}: {err.strerror or err}") from None
     return f"wrote {page}"
 
 
 def run_serve(args: argparse.Namespace) -> str:
     """``optimlab serve``: the playground on uvicorn, until interrupted."""
     import socket
-    from pathlib import Path
 
-    if not 0 <= args.port <= 65535:
-        raise CLIError(f"--port must be from 0 to 65535, got {args.port}")
-    db = Path(args.db)
+    db = Path(db_path(args.db, verb="read"))
     if db.exists():  # a store that cannot be read is an error now, not on the Runs tab
         from .bench.store import RunStore, StoreError
 
         try:
             RunStore(db, readonly=True).close()
-        except (OSError, StoreError) as err:
-            raise CLIError(f"cannot read the run store {args.db}: {err}") from None
-    elif not db.absolute().parent.is_dir():
-        raise CLIError(f"cannot use the run store {args.db}: its directory does not exist")
+        except (OSError, StoreError, sqlite3.Error) as err:
+            raise CLIError(f"cannot read the run store {db}: {err}") from None
     try:
         from .web.server import serve
     except ImportError as err:
@@ -393,17 +745,44 @@ def run_serve(args: argparse.Namespace) -> str:
     try:  # say so in one line rather than in uvicorn's traceback
         with socket.create_server((args.host, args.port)):
             pass
-    except OSError as err:
-        raise CLIError(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}") \
-            from None
+    except (OSError, OverflowError, UnicodeError, TypeError) as err:  # TypeError: an odd host name
+        raise CLIError(f"cannot listen on {args.host}:{args.port}: "
+                       f"{getattr(err, 'strerror', None) or err}") from None
     print(f"optimlab playground: http://{args.host}:{args.port}/ (run store {db.absolute()}; "
           "Ctrl-C stops it)", file=sys.stderr)
     serve(host=args.host, port=args.port, db_path=db)
     return "playground stopped"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, reporting a malformed command line in one line (exit 2), with a pointer to
+    ``--help`` in place of the usage block."""
+
+    def error(self, message: str):
+        """Print ``<prog>: error: <message>`` as one line and exit with status 2."""
+        message = _printable(" ".join(message.split()))
+        if len(message) > 600:
+            message = message[:597] + "..."
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+_RACE_BOUNDS = (f"Bounds: --steps <= {RACE_MAX_STEPS:,}; --param dim <= {RACE_MAX_DIM:,}; "
+                f"(steps + 1) x runs x dim <= {RACE_MAX_VALUES:,} path values (a run is an "
+                "optimizer, or each of its 17 grid points with --tune). --no-limits lifts "
+                "them. --out, --surface and --gif take a file, or a folder (an existing one, "
+                "or a path ending with /) to write race-LANDSCAPE.png (.gif) or "
+                "surface-LANDSCAPE.png in.")
+_BENCH_BOUNDS = (f"Bounds: --steps (or --epochs x steps per epoch) <= {BENCH_MAX_STEPS:,}; "
+                 f"--lrs <= {BENCH_MAX_LRS:,} points; --seeds <= {BENCH_MAX_SEEDS:,}; "
+                 f"optimizers x lrs x seeds <= {BENCH_MAX_MEMBERS:,} runs; runs x "
+                 f"evaluations <= {BENCH_MAX_POINTS:,} metric points; runs per optimizer "
+                 f"(1 with --sequential) x steps x batch <= {BENCH_MAX_INDICES:,} example "
+                 "indices. --no-limits lifts them.")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="optimlab", description=(
+    """The ``optimlab`` argument parser, one subparser per command."""
+    parser = _Parser(prog="optimlab", description=(
         "Gradient-based optimizers you can use, see, trust and choose."))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("list", help="list every optimizer in the catalog")
@@ -414,65 +793,77 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+", metavar="NAME")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     sub.add_parser("landscapes", help="list the test functions")
-    p = sub.add_parser("race", help="race optimizers on a landscape")
+    p = sub.add_parser("race", help="race optimizers on a landscape", epilog=_RACE_BOUNDS)
     p.add_argument("landscape")
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
-                   help="learning rate of one optimizer (repeat, or comma-separate)")
-    p.add_argument("--steps", type=int, default=500)
+                   help="learning rate (> 0) of one optimizer (repeat, or comma-separate)")
+    p.add_argument("--steps", type=_whole(1), default=500,
+                   help=f"steps (default 500, at most {RACE_MAX_STEPS:,})")
     p.add_argument("--start", help="start point, e.g. -1.5,2 (default: the landscape's)")
-    p.add_argument("--noise", type=float, default=0.0, help="gradient noise std")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    p.add_argument("--noise", type=_finite(0.0), default=0.0, help="gradient noise std (>= 0)")
+    p.add_argument("--seed", type=_whole(0, SEED_MAX), default=0,
+                   help=f"seed of the noise (0 to {SEED_MAX})")
     p.add_argument("--tune", action="store_true", help="tune each lr on a log grid first")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="landscape parameter, e.g. kappa=100 for quadratic")
-    p.add_argument("--out", help="write the race plot (PNG/SVG/PDF)")
+    p.add_argument("--out", help="write the race plot (PNG/SVG/PDF; a folder: race-NAME.png)")
     p.add_argument("--gif", help="write an animation (GIF, and MP4 when ffmpeg exists)")
     p.add_argument("--surface", help="write a 3-D surface plot with the paths")
+    p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("demo", help="the tutorials' exhibits")
     p.add_argument("name", nargs="?")
     p.add_argument("--out", help="folder for the demo's PNG")
-    p = sub.add_parser("bench", help="compare optimizers on a training task (a stored sweep)")
-    p.add_argument("task")
+    p = sub.add_parser("bench", help="compare optimizers on a training task (a stored sweep)",
+                       epilog=_BENCH_BOUNDS)
+    p.add_argument("task", type=_text("a task name, or package.module:function"))
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--model", help="the task's model (default: its default model)")
     p.add_argument("--lrs", default="auto",
-                   help="auto, LOW:HIGH:COUNT (log grid) or a comma-separated list")
-    p.add_argument("--seeds", type=int, default=3)
+                   help=f"auto, LOW:HIGH:COUNT (log grid) or a comma-separated list (at most "
+                        f"{BENCH_MAX_LRS:,} rates)")
+    p.add_argument("--seeds", type=_whole(1), default=3,
+                   help=f"seeds per learning rate (default 3, at most {BENCH_MAX_SEEDS:,})")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", help="training budget in epochs")
-    budget.add_argument("--steps", default="1000", help="training budget in steps (default 1000)")
+    budget.add_argument("--epochs", type=_whole(1), help="training budget in epochs")
+    budget.add_argument("--steps", type=_whole(1), default=1000,
+                        help=f"training budget in steps (default 1000, at most "
+                             f"{BENCH_MAX_STEPS:,})")
     p.add_argument("--batch-size", default="100", help="mini-batch size, 1 (SGD) or 'full'")
     p.add_argument("--schedule", default="constant",
                    choices=["constant", "step", "cosine", "onecycle", "warmup-cosine"])
-    p.add_argument("--clip", type=float, help="clip each run's gradient norm to this value")
+    p.add_argument("--clip", type=_finite(0.0, strictly=True),
+                   help="clip each run's gradient norm to this value (> 0)")
     p.add_argument("--average", choices=["ema", "swa"],
                    help="evaluate an EMA (decay 0.99) or SWA (last 25%%) of the weights")
-    p.add_argument("--eval-every", type=int, help="evaluate every N steps (default: 20 points)")
-    p.add_argument("--target", type=float, help="test metric to reach, for time-to-target")
+    p.add_argument("--eval-every", type=_whole(1),
+                   help="evaluate every N steps (default: 20 points)")
+    p.add_argument("--target", type=_finite(), help="test metric to reach, for time-to-target")
     p.add_argument("--sequential", action="store_true", help="train runs one by one")
-    p.add_argument("--data-dir", help="folder of the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--data-dir", type=_text("a folder"),
+                   help="folder of the IDX files (mnist, fashion-mnist)")
     p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")
     p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
     p.add_argument("--resume", action="store_true", help="finish a killed sweep")
+    p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("runs", help="list the stored sweeps")
     p.add_argument("--db", default=DEFAULT_DB)
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
     p.add_argument("--out", default="optimlab-tour", help="folder (default optimlab-tour)")
     p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for a check)")
     p = sub.add_parser("profile", help="AlgoPerf performance profile across sweeps")
-    p.add_argument("sweep_ids", nargs="+", type=int, metavar="SWEEP_ID")
-    p.add_argument("--out", help="write the profile plot (PNG)")
+    p.add_argument("sweep_ids", nargs="+", type=_whole(1), metavar="SWEEP_ID")
+    p.add_argument("--out", help="write the profile plot (PNG; a folder: profile.png)")
     p.add_argument("--db", default=DEFAULT_DB)
     p = sub.add_parser("serve", help="the playground: race optimizers in a local web page")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", default="127.0.0.1", type=_text("an address"),
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=_whole(0, 65535), default=8000, help="port (default 8000)")
     p.add_argument("--db", default=DEFAULT_DB,
                    help=f"run store shown on the Runs tab (default {DEFAULT_DB})")
     p = sub.add_parser("report", help="rebuild a sweep's report")
-    p.add_argument("sweep_id", type=int)
-    p.add_argument("--out", required=True)
+    p.add_argument("sweep_id", type=_whole(1))
+    p.add_argument("--out", required=True, help="folder for the report")
     p.add_argument("--db", default=DEFAULT_DB)
     return parser
 
@@ -505,16 +896,63 @@ def _run(args: argparse.Namespace) -> str:
     raise CLIError(f"unknown command {args.command!r}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``optimlab`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def _printable(text: str) -> str:
+    """``text`` with what no terminal can encode (the surrogates of undecodable bytes in a
+    path or argument) written as escapes, so printing it cannot fail."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _one_line(err: BaseException, limit: int = 600) -> str:
+    """An exception's message as one printable line of at most ``limit`` characters."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in text:
+        text += f": {err.filename}"
+    text = _printable(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a bad command line or a bad file can raise: one line, exit 2."""
+    errors: list[type[BaseException]] = [CLIError, ValueError, OverflowError, sqlite3.Error,
+                                         OSError, ImportError]
     try:
-        print(_run(args))
-    except (CLIError, ValueError) as err:
-        print(f"optimlab: error: {err}", file=sys.stderr)
-        return 2
+        from .bench.store import StoreError
+    except ImportError:  # pragma: no cover - the store needs only the standard library
+        pass
+    else:
+        errors.append(StoreError)
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``optimlab`` command; returns the exit code.
+
+    Malformed arguments return 2 (argparse's checks, one line), as do errors in what they
+    ask for (an unknown optimizer, a bound passed, an unwritable path, a
+    damaged run store): each prints one ``optimlab: error: ...`` line on stderr. Anything
+    else is an internal error: one line and exit 1 (``OPTIMLAB_DEBUG=1`` re-raises it,
+    traceback and all). Ctrl-C exits 130.
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help (0), or a malformed command line (2), already printed
+        return done.code if isinstance(done.code, int) else int(done.code is not None)
+    try:
+        print(_printable(_run(args)))
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
+    except KeyboardInterrupt:
+        print("optimlab: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if isinstance(err, _user_errors()):
+            print(f"optimlab: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        if os.environ.get("OPTIMLAB_DEBUG"):
+            raise
+        print(f"optimlab: internal error: {type(err).__name__}: {_one_line(err)} (please "
+              "report it; OPTIMLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 
