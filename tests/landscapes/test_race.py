@@ -156,3 +156,12 @@ def test_the_race_gradient_is_torch_autograd_grad():
                 assert torch.equal(got, expected), name
             else:
                 torch.testing.assert_close(got, expected, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"noise": float("inf")}, {"noise": float("nan")}, {"noise": -1.0}, {"noise": 1e7},
+    {"noise": True}, {"seed": -1}, {"seed": 2**70}, {"seed": 1.5},
+])
+def test_a_race_refuses_meaningless_noise_and_seeds(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        race("rosenbrock", {"adam": {"lr": 0.01}}, steps=3, **kwargs)

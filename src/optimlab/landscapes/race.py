@@ -176,6 +176,11 @@ def _score(loss: float) -> float:
     return loss if math.isfinite(loss) else math.inf
 
 
+#: the largest gradient noise a race takes (beyond it every path is noise; inf or NaN would
+#: only give NaN paths)
+MAX_NOISE = 1e6
+
+
 def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=None,
          steps: int = 500, noise: float = 0.0, seed: int = 0, tune=False,
          tol: float = 1e-3) -> Race:
@@ -201,8 +206,11 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
     land = _landscape(landscape)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    if not (isinstance(noise, (int, float)) and noise >= 0):
-        raise ValueError(f"noise must be a number >= 0, got {noise!r}")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) \
+            or not 0 <= noise <= MAX_NOISE:
+        raise ValueError(f"noise must be a number in [0, {MAX_NOISE:g}], got {noise!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     if noise:
         land = land.with_noise(noise, seed)
     entries = _entries(optimizers, tune)
