@@ -60,7 +60,8 @@ def bench_race(repeats: int, warmup: int = 3) -> float:
 
     body = {"landscape": "rosenbrock", "steps": 500,
             "optimizers": [{"name": n, "hparams": {"lr": lr}} for n, lr in OPTIMIZERS]}
-    with TestClient(create_app()) as client:
+    # the server answers only Host headers of its bound address (DNS rebinding)
+    with TestClient(create_app(), base_url="http://127.0.0.1") as client:
         for _ in range(warmup):
             assert client.post("/api/race", json=body).status_code == 200
         total, engine = [], []

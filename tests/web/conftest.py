@@ -8,6 +8,9 @@ from optimlab.bench.store import RunStore
 from optimlab.bench.sweep import SweepSpec, run_sweep
 from optimlab.bench.trainer import TrainConfig
 
+#: Where the in-process client says it connects: the server answers loopback names only.
+LOCAL = "http://127.0.0.1:8000"
+
 #: Screenshots and other files a person may want to look at after a run.
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
@@ -32,5 +35,5 @@ def client(sweep_db):
 
     from optimlab.web.server import create_app
 
-    with TestClient(create_app(sweep_db[0])) as test_client:
+    with TestClient(create_app(sweep_db[0]), base_url=LOCAL) as test_client:
         yield test_client

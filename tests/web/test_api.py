@@ -10,9 +10,12 @@ import pytest
 
 import optimlab
 from optimlab.landscapes import TUNE_GRID, race
-from optimlab.web import api
-from optimlab.web.models import MAX_OPTIMIZERS, MAX_POINTS, MAX_STEPS, MAX_WORK
+from optimlab.web import api, models
+from optimlab.web import hparams as hp
+from optimlab.web.models import MAX_OPTIMIZERS, MAX_POINTS, MAX_STEPS, MAX_WORK, TUNE_RACERS
 from optimlab.web.server import STATIC_DIR
+
+from .conftest import LOCAL
 
 
 def strict_json(response):
@@ -68,9 +71,15 @@ def test_grid_is_the_landscape_on_its_domain(client):
     ("/api/landscapes/rosenbrock/grid?n=5", "n"),
     ("/api/landscapes/rosenbrock/grid?n=4000", "n"),
     ("/api/landscapes/rosenbrok/grid", "landscape"),
-    ("/api/landscapes/quadratic/grid?kappa=-1", "params"),
+    ("/api/landscapes/quadratic/grid?kappa=-1", "kappa"),
     ("/api/landscapes/quadratic/grid?kappa=abc", "kappa"),
-    ("/api/landscapes/rosenbrock/grid?kappa=3", "params"),
+    ("/api/landscapes/rosenbrock/grid?kappa=3", "kappa"),
+    (f"/api/landscapes/quadratic/grid?kappa={10**400}", "kappa"),
+    ("/api/landscapes/quadratic/grid?kappa=1e7", "kappa"),
+    ("/api/landscapes/quadratic/grid?kappa=nan", "kappa"),
+    ("/api/landscapes/quadratic/grid?kappa=inf", "kappa"),
+    (f"/api/landscapes/rosenbrock/grid?n={2**64}", "n"),
+    ("/api/landscapes/rosenbrock/grid?speed=3", "speed"),
     ("/api/landscapes/rosenbrock_nd/grid", "landscape"),
 ])
 def test_bad_grid_requests_are_refused_with_a_reason(client, url, field):
@@ -208,16 +217,16 @@ def _refused(client, body, field, reason=None, raw=None):
     ({"steps": 2.5}, "steps", "integer"),
     ({"optimizers": [{"name": "adam"}] * (MAX_OPTIMIZERS + 1)}, "optimizers", "at most 20"),
     ({"optimizers": []}, "optimizers", "at least 1"),
-    ({"optimizers": [{"name": "adam", "hparams": {"lr": 0.0}}]}, "lr", "lr must be > 0"),
-    ({"optimizers": [{"name": "adam", "hparams": {"lr": -1e-3}}]}, "lr", "lr must be > 0"),
-    ({"optimizers": [{"name": "adam", "hparams": {"lr": 50.0}}]}, "lr", "<= 10"),
+    ({"optimizers": [{"name": "adam", "hparams": {"lr": 0.0}}]}, "lr", "greater than 0"),
+    ({"optimizers": [{"name": "adam", "hparams": {"lr": -1e-3}}]}, "lr", "greater than 0"),
+    ({"optimizers": [{"name": "adam", "hparams": {"lr": 50.0}}]}, "lr", "less than or equal to 10"),
     ({"optimizers": [{"name": "adamx"}]}, "name", "unknown optimizer 'adamx'; did you mean"),
-    ({"optimizers": [{"name": "adam", "hparams": {"betas": [0.9, 1.5]}}]}, "betas", "< 1"),
-    ({"optimizers": [{"name": "adam", "hparams": {"betas": [0.9]}}]}, "betas", "two numbers"),
-    ({"optimizers": [{"name": "adam", "hparams": {"eps": -1.0}}]}, "eps", "eps must be > 0"),
+    ({"optimizers": [{"name": "adam", "hparams": {"betas": [0.9, 1.5]}}]}, "betas", "less than 1"),
+    ({"optimizers": [{"name": "adam", "hparams": {"betas": [0.9]}}]}, "betas", "at least 2 items"),
+    ({"optimizers": [{"name": "adam", "hparams": {"eps": -1.0}}]}, "eps", "greater than 0"),
     ({"optimizers": [{"name": "adam", "hparams": {"momentum": 0.9}}]}, "momentum",
      "adam has no hyperparameter 'momentum'"),
-    ({"optimizers": [{"name": "adam", "hparams": {"amsgrad": 1}}]}, "amsgrad", "true or false"),
+    ({"optimizers": [{"name": "adam", "hparams": {"amsgrad": 1}}]}, "amsgrad", "valid boolean"),
     ({"optimizers": [{"name": "adagrad", "hparams": {"lr_decay": -1.0}}]}, "lr_decay",
      "lr_decay"),  # out of range for the optimizer itself: its own message
     ({"optimizers": [{"name": "sam", "hparams": {"base_optimizer": "lookahead"}}]},
@@ -228,13 +237,18 @@ def _refused(client, body, field, reason=None, raw=None):
     ({"landscape": "rosenbrock_nd"}, "landscape", "2-D landscapes only"),
     ({"landscape": "quadratic", "params": {"kappa": -1}}, "params", "kappa"),
     ({"start": [5.0, 0.0]}, "start", r"outside rosenbrock's domain \[-2, 2\]"),
-    ({"start": [0.0, 1.0, 2.0]}, "start", "two numbers"),
+    ({"start": [0.0, 1.0, 2.0]}, "start", "at most 2 items"),
     ({"noise": -1}, "noise", "greater than or equal to 0"),
     ({"seed": -1}, "seed", "greater than or equal to 0"),
     ({"tune": "yes"}, "tune", "boolean"),
     ({"speed": "fast"}, "speed", "Extra inputs"),
     ({"steps": 10_000, "tune": True, "optimizers": [{"name": "sam"}] * 2}, "steps",
      f"too big.*limit is {MAX_WORK}"),
+    # every tuning run is a racer, whatever the optimizer: 2 x 17 x 10000 > 200000
+    ({"steps": 10_000, "tune": True, "optimizers": [{"name": "adam"}] * 2}, "steps",
+     f"340000 optimizer-steps; the limit is {MAX_WORK}"),
+    ({"steps": 589, "tune": True, "optimizers": [{"name": "gd"}] * 20}, "steps",
+     f"x {TUNE_RACERS} learning rates tuned comes to 200260"),
 ])
 def test_requests_outside_the_limits_get_422_saying_why(client, change, field, reason):
     _refused(client, race_body(**change), field, reason)
@@ -256,11 +270,253 @@ def test_non_finite_numbers_and_broken_json_get_422(client, raw, field):
     assert field in json.dumps(payload["detail"]) and payload["message"]
 
 
+#: Integers beyond what a float (or SQLite, or float32) holds, and floats beyond float32.
+HUGE, BIG, F32 = 10**400, 2**64, 1e39
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"start": [HUGE, 0.0]}, "start"),
+    ({"start": [BIG, 0.0]}, "start"),
+    ({"start": [0.0, -HUGE]}, "start"),
+    ({"steps": BIG}, "steps"),
+    ({"steps": HUGE}, "steps"),
+    ({"seed": BIG}, "seed"),
+    ({"seed": HUGE}, "seed"),
+    ({"noise": HUGE}, "noise"),
+    ({"tol": HUGE}, "tol"),
+    ({"landscape": "quadratic", "params": {"kappa": HUGE}}, "kappa"),
+    ({"landscape": "quadratic", "params": {"kappa": 1e300}}, "kappa"),
+    ({"optimizers": [{"name": "adam", "hparams": {"lr": HUGE}}]}, "lr"),
+    ({"optimizers": [{"name": "adam", "hparams": {"lr": BIG}}]}, "lr"),
+    ({"optimizers": [{"name": "adam", "hparams": {"betas": [HUGE, 0.9]}}]}, "betas"),
+    ({"optimizers": [{"name": "adam", "hparams": {"betas": [None, 0.9]}}]}, "betas"),
+    ({"optimizers": [{"name": "adam", "hparams": {"betas": None}}]}, "betas"),
+    ({"optimizers": [{"name": "adam", "hparams": {"lr": None}}]}, "lr"),
+    ({"optimizers": [{"name": "lookahead", "hparams": {"k": BIG}}]}, "k"),
+    ({"optimizers": [{"name": "adagrad", "hparams": {"lr_decay": HUGE}}]}, "lr_decay"),
+    ({"optimizers": [{"name": "adagrad", "hparams": {"initial_accumulator_value": F32}}]},
+     "initial_accumulator_value"),
+    ({"optimizers": [{"name": "asgd", "hparams": {"lambd": F32}}]}, "lambd"),
+    ({"optimizers": [{"name": "asgd", "hparams": {"t0": HUGE}}]}, "t0"),
+    ({"optimizers": [{"name": "muon", "hparams": {"ns_coefficients": [F32, 1.0, 1.0]}}]},
+     "ns_coefficients"),
+    ({"optimizers": [{"name": "muon", "hparams": {"ns_steps": BIG}}]}, "ns_steps"),
+    ({"optimizers": [{"name": "schedulefreeadamw", "hparams": {"warmup_steps": HUGE}}]},
+     "warmup_steps"),
+    ({"optimizers": [{"name": "rprop", "hparams": {"etas": [None, 1.2]}}]}, "etas"),
+    ({"optimizers": [{"name": "rprop", "hparams": {"step_sizes": [HUGE, 1.0]}}]}, "step_sizes"),
+    ({"optimizers": [{"name": "sam", "hparams": {"rho": HUGE}}]}, "rho"),
+    ({"optimizers": [{"name": "sam", "hparams": {"base_optimizer": "adam", "betas": [0.9, BIG]}}]},
+     "betas"),
+])
+def test_numbers_beyond_a_types_range_get_422_naming_the_field(client, change, field):
+    _refused(client, race_body(**change), field)
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"landscape": "rosenbrock", "optimizers": [{"name": "adam", "hparams": {"lr": Infinity}}]}',
+     "lr"),
+    (b'{"landscape": "rosenbrock", "optimizers": [{"name": "adam", "hparams": {"lr": 1e400}}]}',
+     "lr"),
+    (b'{"landscape": "rosenbrock", "optimizers": [{"name": "adam", "hparams": {"lr": -Infinity}}]}',
+     "lr"),
+    (b'{"landscape": "rosenbrock", "noise": NaN, "optimizers": [{"name": "adam"}]}', "noise"),
+    (b'{"landscape": "rosenbrock", "tol": 1e999, "optimizers": [{"name": "adam"}]}', "tol"),
+    (b'{"landscape": "rosenbrock", "steps": 1e999, "optimizers": [{"name": "adam"}]}', "steps"),
+])
+def test_infinite_and_nan_hyperparameters_get_422(client, raw, field):
+    _refused(client, None, field, raw=raw)
+
+
+@pytest.mark.parametrize("path, status", [
+    (f"/api/sweeps/{2**63}", 422), (f"/api/sweeps/{2**64}", 422), (f"/api/sweeps/{HUGE}", 422),
+    (f"/api/sweeps/-{HUGE}", 422), ("/api/sweeps/0", 422), ("/api/sweeps/-1", 422),
+    (f"/api/sweeps/{2**63 - 1}", 404), ("/api/sweeps/1e3", 422),
+])
+def test_ids_beyond_sqlite_are_refused_not_a_500(client, path, status):
+    answer = client.get(path)
+    assert answer.status_code == status, answer.text
+    assert "sweep_id" in answer.json()["message"]
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError, OverflowError, ZeroDivisionError])
+def test_an_optimizer_refusing_its_hyperparameters_is_a_422(client, monkeypatch, error):
+    # whatever the library raises while the request's optimizer is built (as it will for
+    # lr=inf, nan or values beyond float32): 422 naming the hyperparameter, never a 500
+    def refuse(name, params, **hparams):
+        raise error(f"weight_decay {error.__name__} (as the library may say)")
+
+    monkeypatch.setattr(hp, "create", refuse)
+    body = race_body(optimizers=[{"name": "adam", "hparams": {"weight_decay": 0.5}}])
+    payload = _refused(client, body, "weight_decay", "as the library may say")
+    assert payload["detail"][0]["loc"] == ["body", "optimizers", 0, "hparams", "weight_decay"]
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError, OverflowError])
+def test_an_optimizer_failing_inside_the_race_is_a_422_naming_it(client, monkeypatch, error):
+    real = api.race
+
+    def fail(land, optimizers, **kwargs):  # momentum fails however it is raced
+        if any(h["name"] == "momentum" for h in optimizers.values()):
+            raise error("lr overflows float32 (as the library may say)")
+        return real(land, optimizers, **kwargs)
+
+    monkeypatch.setattr(api, "race", fail)
+    payload = _refused(client, race_body(), "optimizers", "lr overflows float32")
+    assert payload["detail"][0]["loc"] == ["body", "optimizers", 1, "hparams"]
+    assert payload["message"].startswith("optimizers.1.hparams: momentum failed while racing")
+
+
+def test_an_overflow_while_racing_is_a_422_naming_the_optimizer(client):
+    # ScheduleFreeAdamW takes r=1e30 (within float32) but its step computes (k+1)**r: an
+    # OverflowError at step time, answered as the optimizer's, not a 500
+    body = race_body(steps=10, optimizers=[{"name": "adam"},
+                                          {"name": "schedulefreeadamw", "hparams": {"r": 1e30}}])
+    payload = _refused(client, body, "hparams")
+    assert payload["detail"][0]["loc"][:4] == ["body", "optimizers", 1, "hparams"]
+    assert "schedulefreeadamw" in payload["message"]
+
+
 def test_the_server_keeps_answering_after_refusals(client):
     for bad in ({"steps": 10**9}, {"landscape": None}, {"optimizers": "adam"}):
         assert client.post("/api/race", json=race_body(**bad)).status_code == 422
     answer = client.post("/api/race", json=race_body(steps=20))
     assert answer.status_code == 200 and len(answer.json()["results"]) == 3
+
+
+# ----------------------------------------------------------------------------- the schema
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+    return node
+
+
+def _walk(schema: dict, node, seen=None):
+    """Every sub-schema of a request schema, following references once."""
+    seen = set() if seen is None else seen
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref:
+            if ref in seen:
+                return
+            seen.add(ref)
+            node = _resolve(schema, node)
+        yield node
+        for value in node.values():
+            yield from _walk(schema, value, seen)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(schema, value, seen)
+
+
+def _request_schemas(schema: dict):
+    for path in schema["paths"].values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                yield parameter["schema"]
+            body = operation.get("requestBody")
+            if body:
+                yield body["content"]["application/json"]["schema"]
+
+
+def test_the_schema_bounds_every_number_a_request_may_hold(client):
+    schema = client.get("/api/openapi.json").json()
+    text = json.dumps(schema)
+    # pydantic writes a constraint it cannot express as a bare "ge"/"le": none may be left
+    assert not re.search(r'"(ge|le|gt|lt)":', text), re.findall(r'"(?:ge|le|gt|lt)": [^,}]+', text)
+    numbers = 0
+    for root in _request_schemas(schema):
+        for node in _walk(schema, root):
+            if node.get("type") in ("number", "integer"):
+                numbers += 1
+                assert ("minimum" in node or "exclusiveMinimum" in node) and \
+                    ("maximum" in node or "exclusiveMaximum" in node), node
+            if node.get("type") == "array":
+                assert "maxItems" in node, node
+            if node.get("type") == "string":
+                assert "maxLength" in node or "enum" in node or "const" in node, node
+    assert numbers > 100  # every hyperparameter of every optimizer
+
+
+def test_the_schema_states_the_limits_the_server_enforces(client):
+    schema = client.get("/api/openapi.json").json()
+    race_request = _resolve(schema, schema["paths"]["/api/race"]["post"]["requestBody"]
+                            ["content"]["application/json"]["schema"])
+    props = race_request["properties"]
+    assert (props["steps"]["minimum"], props["steps"]["maximum"]) == (1, MAX_STEPS)
+    assert (props["optimizers"]["minItems"], props["optimizers"]["maxItems"]) == (1, MAX_OPTIMIZERS)
+    assert (props["noise"]["minimum"], props["noise"]["maximum"]) == (0, models.MAX_NOISE)
+    assert (props["seed"]["minimum"], props["seed"]["maximum"]) == (0, 2**31 - 1)
+    assert props["tol"]["exclusiveMinimum"] == 0
+    start = props["start"]["anyOf"][0]
+    assert start["minItems"] == start["maxItems"] == 2
+    assert props["landscape"]["enum"] == list(models.LANDSCAPES)
+    # the rule JSON Schema cannot state is in the description, with its numbers
+    assert str(MAX_WORK) in race_request["description"] and str(TUNE_RACERS) in \
+        race_request["description"] and str(MAX_WORK) in props["steps"]["description"]
+    racers = props["optimizers"]["items"]
+    assert racers["discriminator"]["propertyName"] == "name"
+    assert set(racers["discriminator"]["mapping"]) == {e.name for e in optimlab.available()}
+    adam = _resolve(schema, _resolve(schema, {"$ref": racers["discriminator"]["mapping"]["adam"]})
+                    ["properties"]["hparams"])["properties"]
+    assert (adam["lr"]["exclusiveMinimum"], adam["lr"]["maximum"]) == (0, 10)
+    assert (adam["betas"]["items"]["minimum"], adam["betas"]["items"]["exclusiveMaximum"]) == (0, 1)
+    assert adam["betas"]["minItems"] == adam["betas"]["maxItems"] == 2
+    assert (adam["eps"]["exclusiveMinimum"], adam["eps"]["maximum"]) == (0, 1)
+    grid = {p["name"]: p["schema"] for p in
+            schema["paths"]["/api/landscapes/{name}/grid"]["get"]["parameters"]}
+    assert (grid["n"]["minimum"], grid["n"]["maximum"]) == (models.GRID_MIN, models.GRID_MAX)
+    assert grid["name"]["enum"] == list(models.LANDSCAPES)
+    kappa = grid["kappa"]["anyOf"][0]
+    assert (kappa["exclusiveMinimum"], kappa["maximum"]) == (0, models.MAX_KAPPA)
+    (sweep_id,) = schema["paths"]["/api/sweeps/{sweep_id}"]["get"]["parameters"]
+    assert (sweep_id["schema"]["minimum"], sweep_id["schema"]["maximum"]) == (1, 2**63 - 1)
+    limits = client.get("/api/limits").json()
+    assert limits["tune_racers"] == TUNE_RACERS == len(TUNE_GRID) and limits["max_work"] == MAX_WORK
+
+
+#: Values to try against every hyperparameter: bounds, just past them, other types.
+PROBES = (0, 1, -1, 0.5, 1.0, 10, 10.5, 0.999, 0.9999, 1e-300, 99, 100, 101, 2**31, HUGE, BIG,
+          F32, -F32, 3.4e38, True, None, "adam", "original", "x" * 41, [0.9, 0.999],
+          [0.9, 1.0], [None, 1e-3], [1.0, 2.0, 3.0], [0.5], 5.0)
+
+
+@pytest.mark.parametrize("name", [entry.name for entry in optimlab.available()])
+def test_the_schema_and_the_check_accept_the_same_hyperparameters(name):
+    """What a request's hyperparameter model (the schema) accepts, the playground's own
+    check accepts too, and the other way round: the code enforces no bound the schema
+    does not state (the optimizer's own checks, run after, are documented as such)."""
+    from pydantic import ValidationError
+
+    model = models.HYPERPARAMETER_MODELS[name]
+    assert set(model.model_fields) == set(hp.accepted(name))
+    for key, ranges in hp.accepted(name).items():
+        for value in PROBES:
+            try:
+                model.model_validate({key: value})
+                schema_ok = True
+            except ValidationError:
+                schema_ok = False
+            check_ok = False
+            for rng in ranges:
+                try:
+                    hp._check_one(key, rng, value)
+                    check_ok = True
+                except hp.HyperparameterError:
+                    pass
+            assert schema_ok == check_ok, (name, key, value, schema_ok, check_ok)
+
+
+def test_the_work_budget_counts_every_tuning_run(client, monkeypatch):
+    assert models.work(588, 20, True) == 588 * 20 * TUNE_RACERS <= MAX_WORK
+    assert models.work(589, 20, True) > MAX_WORK
+    # the largest tuned race allowed gets past the budget (to the race, stubbed here: it
+    # would take a minute)
+    monkeypatch.setattr(api, "race", lambda *a, **k: (_ for _ in ()).throw(ValueError("raced")))
+    body = race_body(steps=588, tune=True, optimizers=[{"name": "gd"}] * 20)
+    _refused(client, body, "optimizers", "raced")
 
 
 def test_hyperparameter_check_is_the_optimizers_own():
@@ -362,9 +618,11 @@ def test_a_missing_store_has_no_sweeps(tmp_path):
 
     from optimlab.web.server import create_app
 
-    with TestClient(create_app(tmp_path / "none.db", warm=False)) as fresh:
+    with TestClient(create_app(tmp_path / "none.db", warm=False), base_url=LOCAL) as fresh:
         assert fresh.get("/api/sweeps").json() == []
-        assert fresh.get("/api/sweeps/1").status_code == 404
+        missing = fresh.get("/api/sweeps/1")
+        assert missing.status_code == 404 and "no sweep 1" in missing.json()["message"]
+        assert str(tmp_path) not in missing.text  # no path of this machine to a client
     assert not (tmp_path / "none.db").exists()
 
 

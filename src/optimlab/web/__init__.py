@@ -13,11 +13,11 @@ nothing else in optimlab imports this package.
 __all__ = ["create_app", "serve"]
 
 
-def create_app(db_path=None, warm: bool = True):
+def create_app(db_path=None, warm: bool = True, hosts=("127.0.0.1", "localhost", "[::1]")):
     """The playground's FastAPI app (see :func:`optimlab.web.server.create_app`)."""
     from .server import create_app as _create_app
 
-    return _create_app(db_path, warm)
+    return _create_app(db_path, warm, hosts)
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, db_path=None) -> None:

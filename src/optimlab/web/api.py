@@ -8,32 +8,39 @@ through :mod:`optimlab.bench.report` and :mod:`optimlab.bench.analysis`.
 
 Numbers that are not finite (a diverged path, a NaN loss) become ``None``, since JSON has
 no NaN or infinity. A request that breaks a rule raises :class:`RequestError`, which says
-which field and why (the server turns it into HTTP 422).
+which field and why (the server turns it into HTTP 422). A race can be stopped from another
+thread through its :class:`RaceControl` (the server does so when the client goes away).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ..landscapes import TUNE_GRID, Landscape, race
+from ..landscapes import Landscape, race
 from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
 from ..landscapes.plots import _grid, _scale_for
 from ..optim.registry import available, resolve
 from . import hparams as hp
-from .models import GRID_MAX, GRID_MIN, MAX_POINTS, MAX_WORK, RaceRequest
+from .models import GRID_MAX, GRID_MIN, MAX_ID, MAX_POINTS, MAX_WORK, TUNE_RACERS, work
 
-__all__ = ["RequestError", "COLORS", "COLOR_FIRST", "colors", "landscapes", "landscape", "grid", "grid_json",
-           "optimizers", "run_race", "sweeps", "sweep_detail", "dumps", "finite_list"]
+if TYPE_CHECKING:
+    from .models import RaceRequest
+
+__all__ = ["RequestError", "Cancelled", "RaceControl", "COLORS", "COLOR_FIRST", "colors",
+           "landscapes", "landscape", "grid", "grid_json", "optimizers", "run_race", "sweeps",
+           "sweep_detail", "dumps", "finite_list"]
 
 #: The page's colours: tab10 first, then darker and other distinct shades.
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -60,6 +67,49 @@ class RequestError(ValueError):
         super().__init__(message)
         self.loc = tuple(loc)
         self.status = status
+
+
+class Cancelled(Exception):
+    """A race stopped by :meth:`RaceControl.cancel` before it finished."""
+
+
+class RaceControl:
+    """Stops a running race from another thread, and counts the work it did.
+
+    :func:`run_race` calls :meth:`check` on each evaluation of the landscape (once per step
+    for every optimizer together, twice for SAM's closure), so a race stops within one step
+    of :meth:`cancel`, raising :class:`Cancelled`. ``evaluations`` counts the evaluations
+    made (how far the race got).
+    """
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self.evaluations = 0
+
+    def cancel(self) -> None:
+        """Ask the race to stop at its next evaluation (safe from any thread)."""
+        self._stop.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._stop.is_set()
+
+    def check(self) -> None:
+        """Count one evaluation; raise :class:`Cancelled` once the race is cancelled."""
+        if self._stop.is_set():
+            raise Cancelled(f"the race was stopped after {self.evaluations} evaluations")
+        self.evaluations += 1
+
+    def watch(self, land: Landscape) -> Landscape:
+        """``land`` whose function calls :meth:`check` first on every evaluation."""
+        f = land.f
+
+        def checked(x):
+            self.check()
+            return f(x)
+
+        return dataclasses.replace(land, f=checked)
 
 
 # ----------------------------------------------------------------------------- json
@@ -131,16 +181,18 @@ def landscapes() -> list[dict]:
     return [dict(d) for d in _landscapes()]
 
 
-def landscape(name: str, params: dict | None = None, loc: Sequence = ("landscape",)) -> Landscape:
-    """The 2-D landscape ``name`` built with ``params``; :class:`RequestError` otherwise."""
+def landscape(name: str, params: dict | None = None, loc: Sequence = ("landscape",),
+              params_loc: Sequence = ("params",)) -> Landscape:
+    """The 2-D landscape ``name`` built with ``params``; :class:`RequestError` otherwise
+    (``loc`` names the field of the name, ``params_loc`` that of the parameters)."""
     try:
         get_landscape_by_name(name)
     except ValueError as err:
         raise RequestError(loc, str(err)) from None
     try:
         land = get_landscape_by_name(name, **(params or {}))
-    except (ValueError, TypeError) as err:
-        raise RequestError(("params",), str(err)) from None
+    except (ValueError, TypeError, ArithmeticError) as err:
+        raise RequestError(params_loc, str(err)) from None
     if land.dim != 2:
         raise RequestError(loc, f"the playground races 2-D landscapes only; {land.name!r} "
                                 f"has dim={land.dim}")
@@ -149,7 +201,9 @@ def landscape(name: str, params: dict | None = None, loc: Sequence = ("landscape
 
 @functools.lru_cache(maxsize=64)
 def _grid_payload(name: str, params: tuple, n: int) -> bytes:
-    land = landscape(name, dict(params))
+    keys = [k for k, _ in params]
+    land = landscape(name, dict(params), ("path", "name"),
+                     ("query",) + (tuple(keys) if len(keys) == 1 else ()))
     X, Y, Z = _grid(land, n)
     scale = _scale_for(land, Z)
     color = np.log10(scale(Z)) if scale.log else Z
@@ -171,8 +225,8 @@ def grid_json(name: str, params: dict | None = None, n: int = 100) -> bytes:
         return _grid_payload(name, tuple(sorted((params or {}).items())), n)
     except RequestError:
         raise
-    except ValueError as err:  # e.g. not finite anywhere on its domain with these parameters
-        raise RequestError(("params",), str(err)) from None
+    except (ValueError, ArithmeticError) as err:  # e.g. not finite anywhere on its domain
+        raise RequestError(("query",), str(err)) from None
 
 
 def grid(name: str, params: dict | None = None, n: int = 100) -> dict:
@@ -227,7 +281,10 @@ def _start(land: Landscape, start) -> list[float] | None:
         return None
     if len(start) != 2:
         raise RequestError(("start",), f"start must be two numbers [x, y], got {len(start)}")
-    point = [float(v) for v in start]
+    try:
+        point = [float(v) for v in start]
+    except (TypeError, ValueError, OverflowError):
+        raise RequestError(("start",), "start must be two finite numbers") from None
     if not all(math.isfinite(v) for v in point):
         raise RequestError(("start",), "start must be finite numbers")
     for axis, (v, (low, high)) in enumerate(zip(point, land.domain)):
@@ -237,13 +294,6 @@ def _start(land: Landscape, start) -> list[float] | None:
     return point
 
 
-def _members(name: str, hparams: dict, tune: bool) -> int:
-    """Optimizer-steps per race step: 1, or the grid size for one stepped member by member."""
-    if not tune:
-        return 1
-    return len(TUNE_GRID) if resolve(name).capabilities.batching == "member" else 1
-
-
 def _entries(request: RaceRequest) -> list[tuple[str, str, dict]]:
     entries, labels = [], set()
     for i, spec in enumerate(request.optimizers):
@@ -251,8 +301,10 @@ def _entries(request: RaceRequest) -> list[tuple[str, str, dict]]:
             entry = resolve(spec.name)
         except ValueError as err:
             raise RequestError(("optimizers", i, "name"), str(err)) from None
+        given = spec.hparams if isinstance(spec.hparams, dict) else \
+            spec.hparams.model_dump(exclude_unset=True)
         try:
-            checked = hp.check(entry.name, dict(spec.hparams))
+            checked = hp.check(entry.name, given)
         except hp.HyperparameterError as err:
             loc = ("optimizers", i, "hparams") + ((err.key,) if err.key else ())
             raise RequestError(loc, f"{entry.name}: {err}" if not str(err).startswith(
@@ -270,30 +322,58 @@ def _entries(request: RaceRequest) -> list[tuple[str, str, dict]]:
     return entries
 
 
-def run_race(request: RaceRequest) -> dict:
+#: What an optimizer may raise when its hyperparameters do not suit it (a race answers 422).
+_RUN_ERRORS = (ValueError, TypeError, ArithmeticError)
+
+
+def _blame(run, entries: list, err: Exception) -> RequestError:
+    """The refusal of a race that raised ``err``: each optimizer is raced alone until one
+    raises again, so the answer names it (the others' races are not wasted: this runs only
+    on the way to an error)."""
+    for i, entry in enumerate(entries):
+        try:
+            run([entry])
+        except _RUN_ERRORS as solo:
+            return RequestError(("optimizers", i, "hparams"),
+                                f"{entry[1]} failed while racing with these hyperparameters "
+                                f"({type(solo).__name__}: {solo}); one of them is beyond what "
+                                f"it can run with")
+    return RequestError(("optimizers",), f"the race failed ({type(err).__name__}: {err})")
+
+
+def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
     """Run a race request; the answer of ``POST /api/race`` (see :class:`RaceResponse`).
 
-    Raises :class:`RequestError` for a request outside the limits. A diverging optimizer
-    is an answer, not an error: its metrics say ``diverged`` and its non-finite numbers are
-    ``None``.
+    Raises :class:`RequestError` for a request outside the limits (also when an optimizer
+    refuses its hyperparameters while the race builds it: ``ValueError``, ``TypeError``
+    or ``OverflowError``), and :class:`Cancelled` when ``control`` is cancelled while it
+    runs. A diverging optimizer is an answer, not an error: its metrics say ``diverged``
+    and its non-finite numbers are ``None``.
     """
     began = time.perf_counter()
-    land = landscape(request.landscape, request.params)
+    params = request.params if isinstance(request.params, dict) else \
+        request.params.model_dump(exclude_unset=True)
+    land = landscape(request.landscape, params)
     start = _start(land, request.start)
     entries = _entries(request)
-    work = request.steps * sum(_members(name, h, request.tune) for _, name, h in entries)
-    if work > MAX_WORK:
+    cost = work(request.steps, len(entries), request.tune)
+    if cost > MAX_WORK:
+        tuned = f" x {TUNE_RACERS} learning rates tuned" if request.tune else ""
         raise RequestError(("steps",), f"the race is too big: {request.steps} steps x "
-                                       f"{len(entries)} optimizers comes to {work} "
-                                       f"optimizer-steps (tuning an optimizer that steps "
-                                       f"member by member counts {len(TUNE_GRID)} each); "
-                                       f"the limit is {MAX_WORK}")
+                                       f"{len(entries)} optimizers{tuned} comes to {cost} "
+                                       f"optimizer-steps; the limit is {MAX_WORK} (fewer "
+                                       f"steps or optimizers)")
+    raced = land if control is None else control.watch(land)
+
+    def run(chosen):
+        return race(raced, {label: {"name": name, **h} for label, name, h in chosen},
+                    start=start, steps=request.steps, noise=float(request.noise),
+                    seed=request.seed, tune=request.tune, tol=float(request.tol))
+
     try:
-        result = race(land, {label: {"name": name, **h} for label, name, h in entries},
-                      start=start, steps=request.steps, noise=float(request.noise),
-                      seed=request.seed, tune=request.tune, tol=float(request.tol))
-    except ValueError as err:
-        raise RequestError(("optimizers",), str(err)) from None
+        result = run(entries)
+    except _RUN_ERRORS as err:
+        raise _blame(run, entries, err) from None
     stride = max(1, math.ceil(request.steps / (MAX_POINTS - 1)))
     index = np.arange(0, request.steps + 1, stride)
     if index[-1] != request.steps:
@@ -388,13 +468,19 @@ def sweep_detail(db_path, sweep_id: int) -> dict:
     from ..bench.sweep import run_records
 
     store = _open(db_path)
-    if store is None:
-        raise RequestError(("path", "sweep_id"), f"no run store at {db_path}", status=404)
+    if store is None:  # (the messages never say where the store is: no paths to a client)
+        raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id}: the run store holds "
+                                                 f"no sweeps yet", status=404)
+    if isinstance(sweep_id, bool) or not isinstance(sweep_id, int) \
+            or not 1 <= sweep_id <= MAX_ID:
+        store.close()
+        raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id}: sweep ids are whole "
+                                                 f"numbers from 1 to {MAX_ID}", status=404)
     with store:
         try:
             info = store.sweep(sweep_id)
         except KeyError:
-            raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id} in {store.path}",
+            raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id} in the run store",
                                status=404) from None
         metric, higher = resolve_metric(store, sweep_id)
         records = [r for r in run_records(store, sweep_id)

@@ -6,7 +6,9 @@ and Lookahead the optimizer they build by default), and a requested set is check
 actually building the optimizer on a dummy tensor, so its own ``ValueError`` says what is
 wrong. This module adds only what a page needs on top: the range of a slider, whether it
 moves on a log scale, one line of help, and the playground's own bounds (:data:`RANGES`),
-which are enforced on requests too.
+which are enforced on requests too. :func:`accepted` says, for every hyperparameter an
+optimizer takes, what a request may give (the API's schema is built from it, and
+:func:`check` enforces the same), so no number outside a type's range reaches an optimizer.
 
 >>> [h["name"] for h in exposed("adam")]
 ['lr', 'betas', 'eps', 'weight_decay', 'amsgrad']
@@ -34,8 +36,9 @@ import torch
 from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
 from ..optim.registry import Entry, available, create, resolve
 
-__all__ = ["Range", "RANGES", "OVERRIDES", "HyperparameterError", "exposed", "check",
-           "defaults", "range_for"]
+__all__ = ["Range", "RANGES", "OVERRIDES", "ACCEPTED", "NUMBER", "TEXT", "FLOAT32_MAX",
+           "MAX_TEXT", "HIDDEN", "HyperparameterError", "exposed", "accepted", "check",
+           "check_inner", "defaults", "range_for", "inner_names"]
 
 
 class HyperparameterError(ValueError):
@@ -55,6 +58,10 @@ class Range:
 
     ``kind`` is ``"log"`` or ``"linear"`` (a number on a slider of that scale), ``"int"``,
     ``"bool"`` (a switch) or ``"pair"`` (two numbers, e.g. ``betas``, each in the range).
+    Hyperparameters a page does not show may also be a ``"tuple"`` (``length`` numbers,
+    each in the range, ``None`` allowed where ``nullable``), a ``"text"`` (a short string,
+    or ``None`` where ``nullable``) or a ``"choice"`` (one of ``choices``, e.g. the name of
+    the optimizer a wrapper wraps).
     ``low``/``high`` bound the values (``low_open``/``high_open`` exclude the bound);
     ``ui_low``/``ui_high`` are the slider's ends where they differ from the bounds.
     """
@@ -67,16 +74,31 @@ class Range:
     help: str = ""
     ui_low: float | None = None
     ui_high: float | None = None
+    length: int = 2
+    nullable: bool = False
+    choices: tuple[str, ...] = ()
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the values (or the items of a pair or tuple) are bounded numbers."""
+        return self.kind in ("log", "linear", "int", "pair", "tuple")
 
     def describe(self) -> str:
-        """``> 0 and <= 10``: the bounds in words."""
+        """``> 0 and <= 10``: the bounds in words (for a number, or a pair's items)."""
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "text":
+            return f"a text of at most {MAX_TEXT} characters" + (" or null" if self.nullable
+                                                                  else "")
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
         lo = f"{'>' if self.low_open else '>='} {self.low:g}"
         hi = f"{'<' if self.high_open else '<='} {self.high:g}"
         return f"{lo} and {hi}"
 
     def contains(self, value: float) -> bool:
-        """Whether ``value`` lies within the bounds."""
-        if not math.isfinite(value):
+        """Whether ``value`` lies within the bounds (an int of any size may be asked)."""
+        if isinstance(value, float) and not math.isfinite(value):
             return False
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
@@ -122,16 +144,73 @@ OVERRIDES: dict[tuple[str, str], Range] = {
     ("asgd", "alpha"): Range("linear", 0.0, 1.0, help="power of the step-size decay"),
 }
 
+#: Largest magnitude of any number a request may give an optimizer (float32's largest finite
+#: number, what the optimizers themselves accept).
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+#: Longest text a hyperparameter may hold (e.g. Muon's ``adjust_lr_fn``).
+MAX_TEXT = 40
+#: Any number a page does not show: finite and within float32's range.
+NUMBER = Range("linear", -FLOAT32_MAX, FLOAT32_MAX,
+               help="a finite number within float32's range; the optimizer checks the rest")
+#: A hyperparameter whose default is None or a string: a short text, or null.
+TEXT = Range("text", nullable=True, help="a short text (a mode's name) or null")
+
+#: Hyperparameters accepted though not shown, whose bounds their default does not tell (they
+#: are whole numbers; a large one would make each step, or the start, arbitrarily long).
+ACCEPTED: dict[str, Range] = {
+    "ns_steps": Range("int", 0, 99, help="Newton-Schulz iterations per step"),
+    "warmup_steps": Range("int", 0, 2**31 - 1, help="steps of learning-rate warm-up"),
+}
+
 # Never shown nor accepted: no hyperparameter at all, or a driver flag (foreach and fused
 # pick an implementation; maximize would turn the race into a climb). One definition, in
 # optimlab.optim.capabilities.
 _HIDDEN = NOT_HYPERPARAMETERS | DRIVER_FLAGS
+#: The keys a request may never set (see above).
+HIDDEN = _HIDDEN
 
 
 def range_for(name: str, key: str) -> Range | None:
     """The range of hyperparameter ``key`` of optimizer ``name`` (None: not in the table)."""
     row = resolve(name).info.name
     return OVERRIDES.get((row, key), RANGES.get(key))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fits(rng: Range, value: Any) -> bool:
+    """Whether a table range applies to a hyperparameter whose default is ``value`` (Adam's
+    ``eps`` is a number, Adafactor's a pair: the table's ``eps`` is only Adam's)."""
+    if rng.kind == "bool":
+        return isinstance(value, bool)
+    if rng.kind == "pair":
+        return (isinstance(value, tuple) and len(value) == 2
+                and all(_is_number(v) for v in value))
+    return _is_number(value)
+
+
+def _derived(key: str, value: Any) -> Range | None:
+    """What a hyperparameter outside the table accepts, from its default (None: nothing a
+    JSON request could give, e.g. a function)."""
+    if isinstance(value, bool):
+        return Range("bool")
+    if _is_number(value):
+        return ACCEPTED.get(key, NUMBER)
+    if isinstance(value, tuple) and value and all(v is None or _is_number(v) for v in value):
+        return Range("tuple", -FLOAT32_MAX, FLOAT32_MAX, length=len(value),
+                     nullable=None in value, help=f"{len(value)} numbers within float32's range"
+                     + (" (or null where the default is)" if None in value else ""))
+    if value is None or isinstance(value, str):
+        return TEXT
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def inner_names() -> tuple[str, ...]:
+    """The registry names a wrapper may wrap: every optimizer that is not a wrapper."""
+    return tuple(e.name for e in available() if not e.info.wrapper)
 
 
 def _dummy(entry: Entry) -> torch.Tensor:
@@ -172,43 +251,111 @@ def exposed(name: str) -> list[dict]:
     out = []
     for key in RANGES:
         rng = range_for(name, key)
-        value = values.get(key)
-        if key not in values or rng is None:
+        if key not in values or rng is None or not _fits(rng, values[key]):
             continue
-        if rng.kind == "bool" and not isinstance(value, bool):
-            continue
-        if rng.kind == "pair" and not (isinstance(value, tuple) and len(value) == 2
-                                       and all(isinstance(v, (int, float)) for v in value)):
-            continue
-        if rng.kind in ("log", "linear", "int") and (isinstance(value, bool)
-                                                     or not isinstance(value, (int, float))):
-            continue
-        out.append({"name": key, "default": _jsonable(value), **rng.to_json()})
+        out.append({"name": key, "default": _jsonable(values[key]), **rng.to_json()})
     return out
 
 
-def _check_range(name: str, key: str, value: Any) -> None:
+def _own(name: str, key: str, value: Any) -> Range | None:
     rng = range_for(name, key)
-    if rng is None:
-        return
+    return rng if rng is not None and _fits(rng, value) else _derived(key, value)
+
+
+@functools.lru_cache(maxsize=None)
+def _accepted(name: str) -> tuple[tuple[str, tuple[Range, ...]], ...]:
+    entry = resolve(name)
+    wraps = entry.capabilities.wraps
+    out: dict[str, tuple[Range, ...]] = {}
+    for key, value in defaults(entry.name).items():
+        rng = _own(entry.name, key, value) if key != wraps else None
+        if rng is not None:
+            out[key] = (rng,)
+    if wraps:
+        out[wraps] = (Range("choice", choices=inner_names(),
+                            help=f"the optimizer {entry.name} wraps (a registry name)"),)
+        # the rest goes to the wrapped optimizer: whatever one of them takes, within the
+        # wrapper's table range where it has one (SAM's rho, Lookahead's alpha are its own)
+        seen: dict[str, list[Range]] = {}
+        for inner in inner_names():
+            for key, ranges in accepted(inner).items():
+                if key in out:
+                    continue
+                table = range_for(entry.name, key)
+                if table is not None and _fits(table, defaults(inner).get(key)):
+                    ranges = (table,)
+                bucket = seen.setdefault(key, [])
+                bucket.extend(r for r in ranges if r not in bucket)
+        for key, ranges in seen.items():
+            table = range_for(entry.name, key)
+            out[key] = (table,) if table in ranges else tuple(ranges)
+    return tuple(out.items())
+
+
+def accepted(name: str) -> dict[str, tuple[Range, ...]]:
+    """Every hyperparameter a request may give ``name``, with what it may be.
+
+    Each key maps to the ranges it may lie in (usually one; a wrapper's key that its wrapped
+    optimizers take in different forms has several): the table's (:data:`RANGES`,
+    :data:`OVERRIDES`) where it applies, else one read off the default: a switch, a finite
+    number within float32's range (:data:`NUMBER`, whole numbers in :data:`ACCEPTED`), a
+    tuple of such numbers, or a short text. A wrapper takes the name of the optimizer it
+    wraps (one of :func:`inner_names`) and every hyperparameter those take.
+
+    >>> [r.describe() for r in accepted("adam")["lr"]]
+    ['> 0 and <= 10']
+    >>> accepted("muon")["ns_steps"][0].high
+    99
+    """
+    return dict(_accepted(resolve(name).name))
+
+
+def _check_one(key: str, rng: Range, value: Any) -> Any:
+    """``value`` checked against one range, as the library takes it; raises
+    :class:`HyperparameterError` saying what is wrong."""
     if rng.kind == "bool":
         if not isinstance(value, bool):
             raise HyperparameterError(f"{key} must be true or false, got {value!r}", key)
-        return
-    numbers = value if rng.kind == "pair" else (value,)
-    if rng.kind == "pair" and (not isinstance(value, (list, tuple)) or len(value) != 2):
-        raise HyperparameterError(f"{key} must be two numbers, got {value!r}", key)
-    for v in numbers:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise HyperparameterError(f"{key} must be a number, got {v!r}", key)
-        if rng.kind == "int" and not float(v).is_integer():
+        return value
+    if rng.kind == "choice":
+        check_inner(key, value)
+        return value
+    if rng.kind == "text":
+        if value is None and rng.nullable:
+            return None
+        if not isinstance(value, str) or len(value) > MAX_TEXT:
+            raise HyperparameterError(f"{key} must be {rng.describe()}, got {_short(value)}", key)
+        return value
+    many = rng.kind in ("pair", "tuple")
+    if many and (not isinstance(value, (list, tuple)) or len(value) != rng.length):
+        count = "two" if rng.length == 2 else str(rng.length)
+        raise HyperparameterError(f"{key} must be {count} numbers, got {_short(value)}", key)
+    out = []
+    for v in value if many else (value,):
+        if v is None and many and rng.nullable:
+            out.append(None)
+            continue
+        if not _is_number(v):
+            raise HyperparameterError(f"{key} must be {'numbers' if many else 'a number'}, "
+                                      f"got {_short(value)}", key)
+        if rng.kind == "int" and isinstance(v, float) and not v.is_integer():
             raise HyperparameterError(f"{key} must be a whole number, got {v!r}", key)
-        if not rng.contains(float(v)):
-            what = f"{key} values" if rng.kind == "pair" else key
-            raise HyperparameterError(f"{what} must be {rng.describe()}, got {v!r}", key)
+        if not rng.contains(v):
+            what = f"{key} values" if many else key
+            raise HyperparameterError(f"{what} must be {rng.describe()}, got {_short(v)}", key)
+        out.append(int(v) if rng.kind == "int" else v)
+    return tuple(out) if many else out[0]
 
 
-def _check_inner(key: str, value: Any) -> None:
+def _short(value: Any) -> str:
+    """``repr(value)``, at most 60 characters (an int of 400 digits, a long text)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_inner(key: str, value: Any) -> None:
+    """Raise :class:`HyperparameterError` unless ``value`` names a plain optimizer (what a
+    wrapper's ``key``, e.g. ``inner`` or ``base_optimizer``, may be)."""
     if not isinstance(value, str):
         raise HyperparameterError(f"{key} must be an optimizer name, got {value!r}", key)
     try:
@@ -224,32 +371,36 @@ def check(name: str, hparams: dict) -> dict:
     """Check a requested hyperparameter set of ``name``; returns it ready for the library.
 
     Lists become tuples (``betas``), whole numbers given for an ``int`` range become
-    ``int``. The playground's ranges (:data:`RANGES`) are checked first, then the optimizer
-    is built on a dummy tensor, so its own checks apply. Raises
-    :class:`HyperparameterError` (a ``ValueError``) naming the hyperparameter.
+    ``int``. What :func:`accepted` says is checked first (the playground's ranges,
+    :data:`RANGES`, and no number beyond float32's range), then the optimizer is built on a
+    dummy tensor, so its own checks apply. Raises :class:`HyperparameterError` (a
+    ``ValueError``) naming the hyperparameter, also when the optimizer raises
+    ``ValueError``, ``TypeError`` or ``OverflowError``.
     """
     entry = resolve(name)
-    known = defaults(entry.name)
+    takes = accepted(entry.name)
     out = {}
     for key, value in hparams.items():
         if key in _HIDDEN or key == "name":
             raise HyperparameterError(f"{key} cannot be set in the playground", key)
-        if not entry.info.wrapper and key not in known:
-            takes = ", ".join(known)
+        if key not in takes:
             raise HyperparameterError(f"{entry.name} has no hyperparameter {key!r} "
-                                      f"(it takes {takes})", key)
-        if key in ("base_optimizer", "inner"):
-            _check_inner(key, value)
-        _check_range(entry.name, key, value)
-        if isinstance(value, list):
-            value = tuple(value)
-        rng = range_for(entry.name, key)
-        if rng is not None and rng.kind == "int":
-            value = int(value)
-        out[key] = value
+                                      f"(it takes {', '.join(takes)})", key)
+        ranges = takes[key]
+        for i, rng in enumerate(ranges):
+            try:
+                out[key] = _check_one(key, rng, value)
+                break
+            except HyperparameterError:
+                if i == len(ranges) - 1:
+                    if len(ranges) == 1:
+                        raise
+                    kinds = " or ".join(f"{r.kind} ({r.describe()})" for r in ranges)
+                    raise HyperparameterError(f"{key} must be a {kinds}, got "
+                                              f"{_short(value)}", key) from None
     try:
         create(entry.name, [_dummy(entry)], **out)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, ArithmeticError) as err:
         message = str(err)
         named = [k for k in out if re.search(rf"\b{re.escape(k)}\b", message)]
         key = max(named, key=len, default=None)

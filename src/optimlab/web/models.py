@@ -1,23 +1,43 @@
 """The playground API's limits and its request and response models (pydantic).
 
-Every limit is a module constant, enforced on each request and listed by
-``GET /api/limits``; a request outside them gets HTTP 422 with a message naming the field
-and the reason (:func:`optimlab.web.server.create_app`).
+The OpenAPI schema (``GET /api/openapi.json``) is built from these models and is the one
+statement of what a request may hold: every bound below is a constraint of a field
+(``minimum``/``maximum``, ``exclusiveMinimum``, ``minItems``/``maxItems``, an ``enum`` of
+names), each optimizer's hyperparameters are a model of their own (from
+:func:`optimlab.web.hparams.accepted`, picked by ``name``), and the server enforces nothing
+the schema does not say, except the rules that tie two fields together, which JSON Schema
+cannot state; those are in the descriptions, and break with HTTP 422 too:
+
+- the work budget: ``steps x racers <= MAX_WORK``, where each optimizer is one racer, or
+  one per learning rate of the tuning grid (:data:`TUNE_RACERS`) when ``tune`` is on;
+- ``start`` inside the chosen landscape's domain (``GET /api/landscapes``), ``params``
+  only the landscape's own (``quadratic``: ``kappa``);
+- whatever an optimizer itself refuses when it is built (e.g. Rprop's ``step_sizes`` with
+  min > max), reported with the hyperparameter's name.
+
+Every limit is a module constant, listed by ``GET /api/limits``; a request outside them
+gets HTTP 422 with a message naming the field and the reason
+(:func:`optimlab.web.server.create_app`).
 
 =====================  ==============================================================
 limit                  value
 =====================  ==============================================================
 steps                  1 .. :data:`MAX_STEPS` (10000)
 optimizers per race    1 .. :data:`MAX_OPTIMIZERS` (20)
-work per race          steps x optimizers <= :data:`MAX_WORK` (200000); when tuning, an
-                       optimizer whose capability record batches members one by one
-                       (``batching="member"``) counts once per learning rate of the grid
+work per race          steps x racers <= :data:`MAX_WORK` (200000); an optimizer is one
+                       racer, or :data:`TUNE_RACERS` (one per grid learning rate) when
+                       tuning
 noise                  0 .. :data:`MAX_NOISE` (std of the Gaussian gradient noise)
 seed                   0 .. 2**31 - 1
-start                  two finite numbers inside the landscape's domain
-hyperparameters        accepted by the optimizer itself, and inside
-                       :data:`optimlab.web.hparams.RANGES` (e.g. 0 < lr <= 10)
+start                  two numbers in [-:data:`MAX_COORD`, :data:`MAX_COORD`], inside the
+                       landscape's domain
+landscape parameters   ``kappa`` in (0, :data:`MAX_KAPPA`]
+hyperparameters        :func:`optimlab.web.hparams.accepted`: the ranges of
+                       :data:`optimlab.web.hparams.RANGES` (e.g. 0 < lr <= 10), any other
+                       number finite and within float32's range, and what the optimizer
+                       itself accepts
 contour grid           :data:`GRID_MIN` .. :data:`GRID_MAX` points per axis
+ids in paths           1 .. 2**63 - 1 (SQLite's largest integer)
 =====================  ==============================================================
 
 Paths and losses come back with at most :data:`MAX_POINTS` points per optimizer (every
@@ -26,22 +46,44 @@ Paths and losses come back with at most :data:`MAX_POINTS` points per optimizer 
 
 from __future__ import annotations
 
-from typing import Union
+import functools
+import re
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictStr,
+    create_model,
+)
 
+from ..landscapes import TUNE_GRID
+from ..landscapes import get as _get_landscape
+from ..landscapes import names as _landscape_names
+from ..optim.registry import available
+from . import hparams as hp
+
+# (also, built on first use: OPTIMIZERS, LANDSCAPES, HYPERPARAMETER_MODELS, OptimizerSpec,
+# LandscapeParams, GridQuery, RaceRequest; see _built)
 __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "MAX_POINTS",
-           "GRID_MIN", "GRID_MAX", "GRID_DEFAULT", "MAX_LABEL", "limits",
-           "OptimizerSpec", "RaceRequest", "RaceMetricsModel", "RaceResultModel",
-           "RaceResponse", "HyperparameterModel", "OptimizerModel", "LandscapeModel",
-           "GridResponse", "SweepModel", "SweepDetail", "ErrorResponse"]
+           "GRID_MIN", "GRID_MAX", "GRID_DEFAULT", "MAX_LABEL", "MAX_COORD", "MAX_KAPPA",
+           "MAX_ID", "TUNE_RACERS", "LANDSCAPE_PARAMS", "limits", "work", "whole",
+           "RaceMetricsModel", "RaceResultModel", "RaceResponse", "HyperparameterModel",
+           "OptimizerModel", "LandscapeModel", "GridResponse", "SweepModel", "SweepDetail",
+           "ErrorResponse", "LimitsModel"]
 
 #: Most steps a race may take.
 MAX_STEPS = 10_000
 #: Most optimizers in one race.
 MAX_OPTIMIZERS = 20
-#: Most optimizer-steps in one race (see the module docstring).
+#: Most optimizer-steps in one race: steps x racers (see the module docstring).
 MAX_WORK = 200_000
+#: Racers one optimizer counts for when tuning: one per learning rate of the grid.
+TUNE_RACERS = len(TUNE_GRID)
 #: Largest gradient-noise standard deviation.
 MAX_NOISE = 1000.0
 #: Largest noise seed.
@@ -52,54 +94,219 @@ MAX_POINTS = 2001
 GRID_MIN, GRID_MAX, GRID_DEFAULT = 10, 400, 100
 #: Longest optimizer label.
 MAX_LABEL = 40
+#: Largest magnitude of a start coordinate (it must lie in the landscape's domain, too).
+MAX_COORD = 1e6
+#: Largest condition number ``kappa`` of the quadratic landscape.
+MAX_KAPPA = 1e6
+#: Largest id in a path (a sweep's): SQLite's largest integer.
+MAX_ID = 2**63 - 1
 
 
 def limits() -> dict:
     """Every limit, by name (``GET /api/limits``)."""
     return {"max_steps": MAX_STEPS, "max_optimizers": MAX_OPTIMIZERS, "max_work": MAX_WORK,
-            "max_noise": MAX_NOISE, "max_seed": MAX_SEED, "max_points": MAX_POINTS,
-            "grid_min": GRID_MIN, "grid_max": GRID_MAX, "grid_default": GRID_DEFAULT,
-            "max_label": MAX_LABEL}
+            "tune_racers": TUNE_RACERS, "max_noise": MAX_NOISE, "max_seed": MAX_SEED,
+            "max_points": MAX_POINTS, "grid_min": GRID_MIN, "grid_max": GRID_MAX,
+            "grid_default": GRID_DEFAULT, "max_label": MAX_LABEL, "max_coord": MAX_COORD,
+            "max_kappa": MAX_KAPPA}
+
+
+def work(steps: int, optimizers: int, tune: bool) -> int:
+    """Optimizer-steps of a race: ``steps x racers``, each optimizer one racer, or one per
+    learning rate of the tuning grid when ``tune`` (what :data:`MAX_WORK` bounds).
+
+    >>> work(500, 3, False), work(500, 3, True)
+    (1500, 25500)
+    """
+    return steps * optimizers * (TUNE_RACERS if tune else 1)
 
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-HyperparameterValue = Union[StrictBool, StrictInt, StrictFloat, StrictStr,
-                            list[Union[StrictInt, StrictFloat, None]], None]
+
+def _bounds(rng: hp.Range) -> dict:
+    return {("gt" if rng.low_open else "ge"): rng.low, ("lt" if rng.high_open else "le"): rng.high}
 
 
-class OptimizerSpec(BaseModel):
-    """One racer: a registry name, its hyperparameters, and an optional label."""
-
-    model_config = _STRICT
-
-    name: str = Field(max_length=40, description="registry name, e.g. adam or momentum")
-    label: str | None = Field(None, min_length=1, max_length=MAX_LABEL,
-                              description="legend label (default: the name)")
-    hparams: dict[str, HyperparameterValue] = Field(
-        default_factory=dict, max_length=16,
-        description="hyperparameters, e.g. {\"lr\": 0.05, \"betas\": [0.9, 0.999]}; the "
-                    "rest take the optimizer's defaults")
+def _whole(value: Any) -> Any:
+    # JSON Schema's integer is any number without a fraction: 5.0 is one too
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-class RaceRequest(BaseModel):
-    """``POST /api/race``: optimizers from one start on one 2-D landscape."""
+def whole(**bounds) -> Any:
+    """A whole number (JSON Schema's ``integer``: 5 or 5.0, not "5" nor true) in ``bounds``."""
+    # (the bounds before the validator, so the schema says minimum/maximum)
+    return Annotated[int, Strict(), Field(**bounds), BeforeValidator(_whole)]
 
-    model_config = _STRICT
 
-    landscape: str = Field(max_length=40, description="a 2-D landscape (GET /api/landscapes)")
-    params: dict[str, StrictInt | StrictFloat] = Field(
-        default_factory=dict, max_length=4, description="landscape parameters, e.g. kappa")
-    start: list[StrictInt | StrictFloat] | None = Field(
-        None, description="start point [x, y] inside the domain (default: the landscape's)")
-    optimizers: list[OptimizerSpec] = Field(min_length=1, max_length=MAX_OPTIMIZERS)
-    steps: StrictInt = Field(500, ge=1, le=MAX_STEPS)
-    noise: StrictInt | StrictFloat = Field(0.0, ge=0, le=MAX_NOISE,
-                                           description="std of Gaussian gradient noise")
-    seed: StrictInt = Field(0, ge=0, le=MAX_SEED, description="seed of the noise")
-    tune: StrictBool = Field(False, description="pick each lr from a log grid first")
-    tol: StrictInt | StrictFloat = Field(1e-3, gt=0, le=1e6,
-                                         description="tolerance of steps to tolerance")
+def _number(rng: hp.Range, strict: bool = True) -> Any:
+    """A finite number within ``rng`` (an int where ``rng.kind`` is ``int``)."""
+    if rng.kind == "int":
+        return whole(**_bounds(rng)) if strict else Annotated[int, Field(**_bounds(rng))]
+    return Annotated[float, Strict(strict), Field(allow_inf_nan=False, **_bounds(rng))]
+
+
+def _field_type(rng: hp.Range) -> Any:
+    """The pydantic type of a value in ``rng`` (see :class:`optimlab.web.hparams.Range`)."""
+    if rng.kind == "bool":
+        return StrictBool
+    if rng.kind == "text":
+        text = Annotated[StrictStr, Field(max_length=hp.MAX_TEXT)]
+        return Optional[text] if rng.nullable else text
+    if rng.kind == "choice":
+        return Literal[rng.choices]
+    if rng.kind in ("pair", "tuple"):
+        item = _number(rng)
+        item = Optional[item] if rng.nullable else item
+        return Annotated[list[item], Field(min_length=rng.length, max_length=rng.length)]
+    return _number(rng)
+
+
+def _title(name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^0-9a-zA-Z]+", name) if part)
+
+
+def _hyperparameters(name: str) -> type[BaseModel]:
+    """The model of ``name``'s hyperparameters: one optional field each, as accepted."""
+    defaults = hp.defaults(name)
+    fields = {}
+    for key, ranges in hp.accepted(name).items():
+        types = [_field_type(r) for r in ranges]
+        kind = types[0] if len(types) == 1 else Union[tuple(types)]
+        words = " or ".join(r.describe() if r.kind not in ("pair", "tuple") else
+                            f"{r.length} numbers, each {r.describe()}"
+                            + (" or null" if r.nullable else "") for r in ranges)
+        helps = "; ".join(dict.fromkeys(r.help for r in ranges if r.help))
+        extra: dict = {}
+        if key in defaults:
+            extra["default"] = hp._jsonable(defaults[key])
+        fields[key] = (kind, Field(None, description=f"{helps} ({words})" if helps else words,
+                                   json_schema_extra=_schema_default(extra)))
+    return create_model(f"{_title(name)}Hyperparameters", __config__=_STRICT,
+                        __doc__=f"The hyperparameters of {name}; each one left out takes the "
+                                f"optimizer's default.", **fields)
+
+
+def _schema_default(extra: dict):
+    def edit(schema: dict) -> None:
+        schema.pop("default", None)  # the field's None only means "not given"
+        schema.update(extra)
+    return edit
+
+
+#: The parameters of the 2-D landscapes, with their ranges (others: any finite number).
+LANDSCAPE_PARAMS: dict[str, hp.Range] = {
+    "kappa": hp.Range("log", 0.0, MAX_KAPPA, low_open=True,
+                      help="condition number of the quadratic bowl (quadratic only)"),
+}
+
+Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD, le=MAX_COORD)]
+
+#: The models built from the catalogs (on first use, not on import: building the landscapes
+#: and optimizers they list takes seconds and runs autograd).
+_LAZY = ("OPTIMIZERS", "HYPERPARAMETER_MODELS", "OptimizerSpec", "LANDSCAPES",
+         "LandscapeParams", "GridQuery", "RaceRequest")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return _built()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _racer(name: str, model: type[BaseModel]) -> type[BaseModel]:
+    return create_model(
+        f"{_title(name)}Racer", __config__=_STRICT,
+        __doc__=f"One racer running {name}: its hyperparameters and an optional label.",
+        name=(Literal[name], Field(description="registry name (GET /api/optimizers)")),
+        label=(Optional[Annotated[StrictStr, Field(min_length=1, max_length=MAX_LABEL)]],
+               Field(None, description="legend label (default: the name)")),
+        hparams=(model, Field(default_factory=model,
+                              description="hyperparameters; the rest take the optimizer's "
+                                          "defaults; the optimizer itself may refuse a "
+                                          "combination (422, naming the hyperparameter)")),
+    )
+
+
+def _param_fields(landscapes: tuple[str, ...], strict: bool) -> dict:
+    keys = dict.fromkeys(k for n in landscapes for k in _get_landscape(n).params)
+    fields = {}
+    for key in keys:
+        rng = LANDSCAPE_PARAMS.get(key, hp.NUMBER)
+        fields[key] = (Optional[_number(rng, strict)],
+                       Field(None, description=f"{rng.help} ({rng.describe()}); only for a "
+                                               f"landscape that has it",
+                             json_schema_extra=_schema_default({})))
+    return fields
+
+
+@functools.lru_cache(maxsize=1)
+def _built() -> dict:
+    """The request models, from the registry and the landscape catalog.
+
+    ``OPTIMIZERS``: registry names a race may use (GET /api/optimizers), in registry order;
+    ``HYPERPARAMETER_MODELS``: each name's hyperparameter model; ``OptimizerSpec``: one
+    racer, its model picked by ``name``; ``LANDSCAPES``: the 2-D landscapes a race may run
+    on (GET /api/landscapes); ``LandscapeParams``, ``GridQuery``, ``RaceRequest``.
+    """
+    optimizers = tuple(e.name for e in available())
+    hyperparameters = {n: _hyperparameters(n) for n in optimizers}
+    racer = Annotated[Union[tuple(_racer(n, hyperparameters[n]) for n in optimizers)],
+                      Field(discriminator="name")]
+    landscapes = tuple(n for n in _landscape_names() if _get_landscape(n).dim == 2)
+
+    landscape_params = create_model(
+        "LandscapeParams", __config__=_STRICT,
+        __doc__="Landscape parameters (e.g. kappa); each landscape takes only its own "
+                "(GET /api/landscapes: params), the rest keep their defaults.",
+        **_param_fields(landscapes, strict=True))
+    grid_query = create_model(
+        "GridQuery", __config__=_STRICT,
+        __doc__="``GET /api/landscapes/{name}/grid``'s query: the grid size and the "
+                "landscape's parameters.",
+        n=(int, Field(GRID_DEFAULT, ge=GRID_MIN, le=GRID_MAX, description="points per axis")),
+        **_param_fields(landscapes, strict=False))
+
+    class RaceRequest(BaseModel):
+        """``POST /api/race``: optimizers from one start on one 2-D landscape.
+
+        Beyond each field's bounds, a race must fit the work budget: ``steps x racers <=
+        200000``, where each optimizer is one racer, or 17 (one per learning rate of the
+        tuning grid) when ``tune`` is on; ``start`` must lie inside the landscape's domain,
+        ``params`` hold only the landscape's own. Each breaks with 422 naming the field.
+        """
+
+        model_config = _STRICT
+
+        landscape: Literal[landscapes] = Field(description="a 2-D landscape "
+                                                          "(GET /api/landscapes)")
+        params: landscape_params = Field(default_factory=landscape_params,
+                                         description="landscape parameters, e.g. kappa")
+        start: Optional[list[Coordinate]] = Field(
+            None, min_length=2, max_length=2,
+            description="start point [x, y] inside the landscape's domain "
+                        "(GET /api/landscapes; default: the landscape's start)")
+        optimizers: list[racer] = Field(
+            min_length=1, max_length=MAX_OPTIMIZERS,
+            description=f"the racers; steps x racers <= {MAX_WORK}, each optimizer counting "
+                        f"{TUNE_RACERS} racers when tune is on")
+        steps: whole(ge=1, le=MAX_STEPS) = Field(
+            500, description=f"steps per optimizer; steps x racers <= {MAX_WORK}")
+        noise: Annotated[float, Strict()] = Field(0.0, ge=0, le=MAX_NOISE,
+                                                  description="std of Gaussian gradient noise")
+        seed: whole(ge=0, le=MAX_SEED) = Field(0, description="seed of the noise")
+        tune: StrictBool = Field(False, description=f"pick each lr from a log grid of "
+                                                    f"{TUNE_RACERS} first (each counts as a "
+                                                    f"racer)")
+        tol: Annotated[float, Strict()] = Field(1e-3, gt=0, le=1e6,
+                                                description="tolerance of steps to tolerance")
+
+    RaceRequest.__module__ = __name__
+    RaceRequest.__qualname__ = "RaceRequest"
+    return {"OPTIMIZERS": optimizers, "HYPERPARAMETER_MODELS": hyperparameters,
+            "OptimizerSpec": racer, "LANDSCAPES": landscapes,
+            "LandscapeParams": landscape_params,
+            "GridQuery": grid_query, "RaceRequest": RaceRequest}
 
 
 class RaceMetricsModel(BaseModel):
@@ -244,3 +451,21 @@ class ErrorResponse(BaseModel):
 
     message: str
     detail: list[dict] | str
+
+
+class LimitsModel(BaseModel):
+    """``GET /api/limits``: every limit of the API, by name."""
+
+    max_steps: int
+    max_optimizers: int
+    max_work: int
+    tune_racers: int
+    max_noise: float
+    max_seed: int
+    max_points: int
+    grid_min: int
+    grid_max: int
+    grid_default: int
+    max_label: int
+    max_coord: float
+    max_kappa: float

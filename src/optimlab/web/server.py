@@ -21,40 +21,62 @@ Endpoints (all JSON; limits in :mod:`optimlab.web.models`):
 
 A request outside the limits gets 422 with ``{"message": "...", "detail": [...]}``:
 ``message`` says which field and why in one line, ``detail`` lists ``loc``/``msg``/``type``
-per problem (as FastAPI does). An unknown sweep or file is 404.
+per problem (as FastAPI does). An unknown sweep or file is 404. The OpenAPI schema
+(``/api/openapi.json``) states every limit (:mod:`optimlab.web.models`); there is no docs
+page, since Swagger UI would load from a CDN.
 
 The page (``/``) and its files come from this package's ``static`` folder only;
 ``/static/plotly.min.js`` is the installed ``plotly`` package's own bundle.
+
+Exposure: the server answers only requests whose ``Host`` header names the address it was
+started on (loopback by default: ``127.0.0.1``, ``localhost``, ``[::1]``), so a web page
+elsewhere cannot reach it through DNS rebinding; every response carries the strict
+Content-Security-Policy and ``X-Content-Type-Options: nosniff``. A race whose client goes
+away stops within a step (:class:`optimlab.web.api.RaceControl`).
 """
 
-from __future__ import annotations
-
-import math
+# (no ``from __future__ import annotations``: the endpoints' annotations name models that
+# create_app builds, and FastAPI reads them as objects)
+import asyncio
+import ipaddress
+import json
 import os
+import sys
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 
-from . import api
+from ..landscapes import get as get_landscape_by_name
+from ..optim.registry import resolve
+from . import api, models
+from . import hparams as hp
 from .models import (
-    GRID_DEFAULT,
+    MAX_ID,
     ErrorResponse,
     GridResponse,
     LandscapeModel,
+    LimitsModel,
     OptimizerModel,
-    RaceRequest,
     RaceResponse,
     SweepDetail,
     SweepModel,
     limits,
 )
 
-__all__ = ["create_app", "serve", "warm_up", "STATIC_DIR", "plotly_js", "CSP"]
+__all__ = ["create_app", "serve", "warm_up", "STATIC_DIR", "plotly_js", "CSP", "HEADERS",
+           "LOOPBACK_HOSTS", "allowed_hosts", "is_loopback", "host_allowed", "exposure_warning",
+           "DISCONNECT_POLL_S"]
 
 #: The page's own files (index.html, app.js, style.css, vendor/katex).
 STATIC_DIR = Path(str(resources.files("optimlab.web") / "static"))
@@ -66,8 +88,21 @@ CSP = ("default-src 'self'; script-src 'self'; "
        "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'")
 
+#: Headers every response carries (the page, its files, the API, errors).
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "no-referrer"}
+
+#: The names of this machine's loopback address a browser may put in ``Host``.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+#: How often (seconds) a running race asks whether its client is still there.
+DISCONNECT_POLL_S = 0.1
+
 _JSON = "application/json"
-_ERRORS = {422: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
+_ERRORS = {422: {"model": ErrorResponse, "description": "a field outside its limits"},
+           404: {"model": ErrorResponse, "description": "no such sweep"}}
+_STORE_ERRORS = {501: {"model": ErrorResponse,
+                       "description": "the run store needs pandas (optimlab[bench])"}}
 
 
 def plotly_js() -> Path:
@@ -84,35 +119,188 @@ def _json(body: bytes | dict | list, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=_JSON)
 
 
-def _error(status: int, detail: list[dict]) -> Response:
-    message = "; ".join(
+def _message(detail: list[dict]) -> str:
+    return "; ".join(
         (".".join(str(p) for p in d["loc"] if p != "body") or "request") + ": " + d["msg"]
         for d in detail)
-    return _json({"message": message, "detail": detail}, status)
 
 
-def _clean(error: dict) -> dict:
-    # keep what says where and why; drop the offending input and context, which may hold
-    # NaN or objects that JSON cannot carry
-    return {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
-            "type": str(error.get("type", "value_error"))}
+def _error(status: int, detail: list[dict]) -> Response:
+    return _json({"message": _message(detail), "detail": detail}, status)
 
 
-def _landscape_params(request: Request) -> dict:
-    params = {}
-    for key, value in request.query_params.items():
-        if key == "n":
-            continue
+# ----------------------------------------------------------------------------- messages
+
+
+def _unknown_optimizer(tag) -> str:
+    if not isinstance(tag, str) or not tag:
+        return "each optimizer needs a name: a registry name (GET /api/optimizers)"
+    try:
+        entry = resolve(tag)
+    except ValueError as err:
+        return str(err)
+    return f"{tag!r} is not a registry name as the API takes it; use {entry.name!r}"
+
+
+def _unknown_landscape(name) -> str:
+    if not isinstance(name, str):
+        return f"landscape must be one of {', '.join(models.LANDSCAPES)}"
+    try:
+        land = get_landscape_by_name(name)
+    except ValueError as err:
+        return str(err)
+    if land.dim != 2:
+        return f"the playground races 2-D landscapes only; {land.name!r} has dim={land.dim}"
+    return f"{name!r} is not a landscape name as the API takes it; use {land.name!r}"
+
+
+def _explain(error: dict) -> dict:
+    """One validation error as the API reports it: where, why in words, and its type; the
+    optimizer's model name pydantic puts after its index is dropped, and unknown names get
+    the library's own "did you mean" message."""
+    loc, kind = list(error.get("loc", ())), str(error.get("type", "value_error"))
+    msg, ctx = str(error.get("msg", "")), error.get("ctx") or {}
+    optimizers = models.OPTIMIZERS
+    if kind in ("union_tag_invalid", "union_tag_not_found") and loc[-2:-1] == ["optimizers"]:
+        loc.append("name")
+        msg = _unknown_optimizer(ctx.get("tag") if kind == "union_tag_invalid" else None)
+    elif kind in ("literal_error", "enum") and loc in (["body", "landscape"], ["path", "name"]):
+        msg = _unknown_landscape(error.get("input"))
+    elif kind == "extra_forbidden" and "hparams" in loc[:-1] and loc.index("hparams") >= 1:
+        key, name = loc[-1], loc[loc.index("hparams") - 1]
+        if key in hp.HIDDEN or key == "name":
+            msg = f"{key} cannot be set in the playground"
+        elif name in optimizers:
+            takes = ", ".join(hp.accepted(name))
+            msg = f"{name} has no hyperparameter {key!r} (it takes {takes})"
+    elif kind == "literal_error" and len(loc) >= 2 and loc[-2] == "hparams" \
+            and loc[-1] in ("inner", "base_optimizer"):
         try:
-            number = float(value)
-        except ValueError:
-            raise api.RequestError(("query", key), f"{key} must be a number, got {value!r}") \
-                from None
-        if not math.isfinite(number):
-            raise api.RequestError(("query", key), f"{key} must be finite, got {value!r}")
-        params[key] = int(number) if number.is_integer() and "." not in value \
-            and "e" not in value.lower() else number
-    return params
+            hp.check_inner(str(loc[-1]), error.get("input"))
+        except hp.HyperparameterError as err:
+            msg = str(err)
+    elif kind == "float_type" and isinstance(error.get("input"), int) \
+            and not isinstance(error.get("input"), bool):
+        msg = "Input should be a finite number; this integer is too large for a float"
+    bound = ctx.get("le", ctx.get("ge"))
+    if isinstance(bound, float) and abs(bound) == hp.FLOAT32_MAX:
+        msg = f"Input should be a finite number of magnitude at most {hp.FLOAT32_MAX:.4g} " \
+              f"(float32's largest)"
+    if len(loc) > 3 and loc[:2] == ["body", "optimizers"] and loc[3] in optimizers:
+        del loc[3]
+    return {"loc": loc, "msg": msg, "type": kind}
+
+
+# ----------------------------------------------------------------------------- exposure
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this
+    machine's loopback."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def allowed_hosts(host: str, port: int | None = None) -> tuple[str, ...] | None:
+    """The ``Host`` header values a server bound to ``host:port`` answers.
+
+    Loopback: the loopback names (:data:`LOOPBACK_HOSTS`) with that port (any port when it
+    is 0 or None); another address or name: that one only; every address (``0.0.0.0``,
+    ``::``): None, any host (the server was opened to the network on purpose).
+
+    >>> allowed_hosts("127.0.0.1", 8000)
+    ('127.0.0.1:8000', 'localhost:8000', '[::1]:8000')
+    >>> allowed_hosts("0.0.0.0", 8000) is None
+    True
+    """
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        return None
+    names = LOOPBACK_HOSTS if is_loopback(host) else (_bracketed(host.lower()),)
+    if not port:
+        return names
+    return tuple(f"{n}:{port}" for n in names) + (names if port == 80 else ())
+
+
+def _split_host(value: str) -> tuple[str, str | None]:
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return value, None
+        rest = value[end + 1:]
+        return value[:end + 1], rest[1:] if rest.startswith(":") else None
+    name, colon, port = value.partition(":")
+    return name, port if colon else None
+
+
+def host_allowed(header: str | None, allowed: Sequence[str] | None) -> bool:
+    """Whether a ``Host`` header matches one of ``allowed`` (``name`` for any port,
+    ``name:port`` for that one; None allows everything)."""
+    if allowed is None:
+        return True
+    if not header:
+        return False
+    name, port = _split_host(header.strip().lower())
+    for entry in allowed:
+        want_name, want_port = _split_host(entry.lower())
+        if name == want_name and (want_port is None or want_port == port):
+            return True
+    return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning ``serve`` prints when ``host`` is not a loopback address (None if it is)."""
+    if is_loopback(host):
+        return None
+    check = "any Host header is accepted" if allowed_hosts(host, port) is None else \
+        f"only Host {_bracketed(host)}:{port} is accepted"
+    return (f"optimlab: warning: the playground listens on {_bracketed(host)}:{port}, not on "
+            f"loopback: anyone who can reach this machine can use it and make it compute "
+            f"races (it has no login; {check}); use --host 127.0.0.1 to keep it local")
+
+
+class _Guard:
+    """ASGI middleware: refuses a ``Host`` the server was not started on (400), and adds
+    :data:`HEADERS` to every response."""
+
+    def __init__(self, app, hosts: Sequence[str] | None) -> None:
+        self.app = app
+        self.hosts = None if hosts is None else tuple(hosts)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in HEADERS.items():
+                    headers[key] = value
+            await send(message)
+
+        host = Headers(scope=scope).get("host")
+        if not host_allowed(host, self.hosts):
+            shown = "no Host header" if not host else f"Host {host[:80]!r}"
+            msg = (f"{shown} is not this server's: it answers "
+                   f"{', '.join(self.hosts or ())} (a page elsewhere may not reach it by "
+                   f"another name)")
+            detail = [{"loc": ["header", "host"], "msg": msg, "type": "value_error"}]
+            body = json.dumps({"message": f"header.host: {msg}", "detail": detail}).encode()
+            response = Response(body, status_code=400, media_type=_JSON)
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+
+# ----------------------------------------------------------------------------- the app
 
 
 def warm_up() -> None:
@@ -121,15 +309,39 @@ def warm_up() -> None:
     machine)."""
     api.optimizers_json()
     api.landscapes()
-    api.run_race(RaceRequest(landscape="rosenbrock", steps=1,
-                             optimizers=[{"name": "adam"}, {"name": "sam"}]))
+    api.run_race(models.RaceRequest(landscape="rosenbrock", steps=1,
+                                    optimizers=[{"name": "adam"}, {"name": "sam"}]))
 
 
-def create_app(db_path: str | os.PathLike | None = None, warm: bool = True) -> FastAPI:
+async def _race(body: "models.RaceRequest", request: Request) -> Response:
+    """Run a race in a worker thread; stop it when the client goes away."""
+    control = api.RaceControl()
+    task = asyncio.ensure_future(run_in_threadpool(api.run_race, body, control))
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if not task.done() and await request.is_disconnected():
+                control.cancel()
+                break
+        answer = await task
+    except api.Cancelled:
+        return Response(status_code=499)  # nobody is left to read it
+    except asyncio.CancelledError:  # the server is stopping
+        control.cancel()
+        raise
+    return _json(answer)
+
+
+def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
+               hosts: Sequence[str] | None = LOOPBACK_HOSTS) -> FastAPI:
     """The playground app. ``db_path`` is the run store the Runs tab reads (read-only; a
     missing file shows no sweeps). ``warm`` runs :func:`warm_up` when the server starts
-    (before it accepts requests)."""
+    (before it accepts requests). ``hosts`` are the ``Host`` header values it answers
+    (``name`` for any port, ``name:port``; None: any, see :func:`allowed_hosts`); others get
+    400."""
     db = None if db_path is None else os.path.abspath(os.fspath(db_path))
+    # the request models, built from the registry and the landscape catalog on first use
+    RaceRequest, GridQuery, LANDSCAPES = models.RaceRequest, models.GridQuery, models.LANDSCAPES
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -138,13 +350,29 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True) -> F
         yield
 
     app = FastAPI(title="optimlab playground", version="1", lifespan=lifespan,
-                  description="Race optimizers on landscapes; browse stored sweeps.",
-                  docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
+                  description="Race optimizers on landscapes; browse stored sweeps. Every "
+                              "limit is stated in this schema; rules that tie fields "
+                              "together are in the descriptions (RaceRequest).",
+                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  responses={400: {"model": ErrorResponse,
+                                   "description": "a Host header this server does not "
+                                                  "answer, or a body that cannot be read"}})
     app.state.db_path = db
+    app.add_middleware(_Guard, hosts=hosts)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        return _error(422, [_clean(e) for e in exc.errors()])
+        return _error(422, [_explain(e) for e in exc.errors()])
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        # FastAPI's and Starlette's own refusals (an unreadable body, an unknown path, a
+        # method not allowed) in the API's error format
+        where = "body" if exc.status_code == 400 else "path"
+        detail = [{"loc": [where], "msg": str(exc.detail), "type": "http_error"}]
+        response = _error(exc.status_code, detail)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(api.RequestError)
     async def _refused(_: Request, exc: api.RequestError) -> Response:
@@ -152,16 +380,15 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True) -> F
             + list(exc.loc)
         return _error(exc.status, [{"loc": loc, "msg": str(exc), "type": "value_error"}])
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> Response:
         response = FileResponse(STATIC_DIR / "index.html", media_type="text/html")
         response.headers["Cache-Control"] = "no-cache"
-        response.headers["Content-Security-Policy"] = CSP
         return response
 
-    @app.get("/api/limits", summary="The API's limits")
-    def get_limits() -> dict:
-        return limits()
+    @app.get("/api/limits", response_model=LimitsModel, summary="The API's limits")
+    def get_limits() -> Response:
+        return _json(limits())
 
     @app.get("/api/landscapes", response_model=list[LandscapeModel], summary="2-D landscapes")
     def get_landscapes() -> Response:
@@ -169,28 +396,35 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True) -> F
 
     @app.get("/api/landscapes/{name}/grid", response_model=GridResponse, responses=_ERRORS,
              summary="A landscape on a grid, for contours")
-    def get_grid(name: str, request: Request, n: int = GRID_DEFAULT) -> Response:
-        return _json(api.grid_json(name, _landscape_params(request), n))
+    def get_grid(name: Annotated[Literal[LANDSCAPES], PathParam(description="a 2-D landscape")],
+                 query: Annotated[GridQuery, Query()]) -> Response:
+        params = query.model_dump(exclude_unset=True, exclude={"n"})
+        return _json(api.grid_json(name, params, query.n))
 
     @app.get("/api/optimizers", response_model=list[OptimizerModel], summary="The catalog")
     def get_optimizers() -> Response:
         return _json(api.optimizers_json())
 
     @app.post("/api/race", response_model=RaceResponse, responses=_ERRORS,
-              summary="Race optimizers on a landscape")
-    def post_race(body: RaceRequest) -> Response:
-        return _json(api.run_race(body))
+              summary="Race optimizers on a landscape",
+              description="The race runs in a worker thread and stops within a step when "
+                          "the client goes away. Limits: RaceRequest's fields and its "
+                          "description (the work budget).")
+    async def post_race(body: RaceRequest, request: Request) -> Response:
+        return await _race(body, request)
 
-    @app.get("/api/sweeps", response_model=list[SweepModel], summary="Stored sweeps")
+    @app.get("/api/sweeps", response_model=list[SweepModel], responses=_STORE_ERRORS,
+             summary="Stored sweeps")
     def get_sweeps() -> Response:
         return _json(api.sweeps(app.state.db_path))
 
-    @app.get("/api/sweeps/{sweep_id}", response_model=SweepDetail, responses=_ERRORS,
-             summary="One stored sweep")
-    def get_sweep(sweep_id: int) -> Response:
+    @app.get("/api/sweeps/{sweep_id}", response_model=SweepDetail,
+             responses={**_ERRORS, **_STORE_ERRORS}, summary="One stored sweep")
+    def get_sweep(sweep_id: Annotated[int, PathParam(ge=1, le=MAX_ID,
+                                                     description="a sweep's id")]) -> Response:
         return _json(api.sweep_detail(app.state.db_path, sweep_id))
 
-    @app.get("/static/plotly.min.js", include_in_schema=False)
+    @app.api_route("/static/plotly.min.js", methods=["GET", "HEAD"], include_in_schema=False)
     def get_plotly() -> Response:
         response = FileResponse(plotly_js(), media_type="text/javascript")
         response.headers["Cache-Control"] = "public, max-age=86400"
@@ -204,7 +438,15 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True) -> F
 
 def serve(host: str = "127.0.0.1", port: int = 8000,
           db_path: str | os.PathLike | None = None, log_level: str = "info") -> None:
-    """Serve the playground with uvicorn until interrupted (loopback unless told)."""
+    """Serve the playground with uvicorn until interrupted (loopback unless told).
+
+    On another address it prints a warning to stderr first (:func:`exposure_warning`), and
+    answers only the ``Host`` names of the address it listens on (:func:`allowed_hosts`).
+    """
     import uvicorn
 
-    uvicorn.run(create_app(db_path), host=host, port=port, log_level=log_level)
+    warning = exposure_warning(host, port)
+    if warning:
+        print(warning, file=sys.stderr)
+    uvicorn.run(create_app(db_path, hosts=allowed_hosts(host, port)), host=host, port=port,
+                log_level=log_level)

@@ -1,0 +1,140 @@
+"""The API fuzzed from its own OpenAPI schema (schemathesis, in process): for every
+operation, requests that the schema allows and that it forbids, each checked for no 500, a
+documented status code and content type, a body that matches the documented model, and a
+refusal (4xx) of every request the schema forbids; a request the schema allows may be
+refused only by a rule the schema cannot state (the budget, the domain, an optimizer's own
+check), never by the server's validation.
+
+Deterministic and bounded: :data:`EXAMPLES` generated requests per operation
+(``derandomize``), plus schemathesis's coverage phase, which sends each bound and the value
+just past it, each wrong type and each undocumented method once (a fixed set, from the
+schema): 3161 requests in all today, about 30 s on 2 cores. A race's steps are cut to at
+most :data:`FUZZ_STEPS` so that a request costs milliseconds (the limits themselves, work
+budget included, are tested in ``test_api.py``). The counts go to
+``test-artifacts/web/fuzz.json`` and are printed (``pytest -s``) at the end of the module.
+"""
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from optimlab.web.models import LANDSCAPE_PARAMS, MAX_STEPS  # noqa: E402
+from optimlab.web.server import create_app  # noqa: E402
+
+from .conftest import ARTIFACTS, LOCAL  # noqa: E402
+
+#: Requests per operation (schemathesis's generated ones; valid and invalid ones mixed).
+EXAMPLES = 120
+#: Most steps a fuzzed race takes (a valid ``steps`` is cut to 1..FUZZ_STEPS).
+FUZZ_STEPS = 12
+#: What each response is checked for.
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance, negative_data_rejection]
+
+#: Requests sent and statuses seen, per operation (written out at the end).
+SENT: Counter = Counter()
+#: The slowest request per operation, in seconds.
+SLOWEST: Counter = Counter()
+STATUSES: dict[str, Counter] = {}
+#: Valid requests (by the schema) that were refused, by the rule that refused them.
+REFUSED_VALID: Counter = Counter()
+
+#: The rules the schema cannot state (two fields together, or the optimizer's own checks),
+#: named in ``RaceRequest``'s description: a request the schema allows may still break one.
+CROSS_FIELD = ("start", "params", "steps", "hparams", *LANDSCAPE_PARAMS)
+
+
+#: The app under test; its run store is set by :func:`_store` (schemathesis reads the schema
+#: when the module is collected, before any fixture runs).
+APP = create_app(None, warm=False)
+schema = schemathesis.openapi.from_asgi("/api/openapi.json", APP,
+                                        headers={"Host": "127.0.0.1:8000"})
+schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+# values come from the schema only, not from constants found in the modules loaded so far
+# (which depend on what else the test run imported: the cases would not be the same)
+schema.config.analysis.constants.enabled = False
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _store(sweep_db):
+    """The app reads the tests' run store (one real sweep)."""
+    APP.state.db_path = str(sweep_db[0])
+
+
+def _cheap(case) -> None:
+    """Cut a valid race's steps (and give a default) so one request costs milliseconds."""
+    body = case.body
+    if not (isinstance(body, dict) and case.path == "/api/race"):
+        return
+    steps = body.get("steps", 500)
+    if isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= MAX_STEPS:
+        body["steps"] = 1 + (steps - 1) % FUZZ_STEPS
+
+
+def _positive(case) -> bool:
+    """Whether schemathesis generated every part of ``case`` to fit the schema (False when
+    its metadata is not there to say so)."""
+    meta = getattr(case, "_meta", None)
+    try:
+        return not meta.generation.mode.is_negative and not any(
+            c.mode.is_negative for c in meta.components.values())
+    except AttributeError:
+        return False
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck), print_blob=False)
+def test_the_api_answers_what_its_schema_says(case):
+    _cheap(case)
+    began = time.perf_counter()
+    response = case.call(base_url=LOCAL, timeout=120)  # (a loaded CI machine is slow)
+    key = f"{case.method} {case.path}"
+    SLOWEST[key] = max(SLOWEST[key], time.perf_counter() - began)
+    SENT[key] += 1
+    STATUSES.setdefault(key, Counter())[response.status_code] += 1
+    case.validate_response(response, checks=CHECKS)
+    if response.status_code == 422 and _positive(case):
+        # a request the schema allows is refused only by a rule the schema cannot state,
+        # by the server's own check (type value_error), never by pydantic's validation
+        detail = response.json()["detail"]
+        for d in detail:
+            rule = next((p for p in d["loc"] if p in CROSS_FIELD), None)
+            assert d["type"] == "value_error" and rule is not None, (case.body, detail)
+            REFUSED_VALID[rule] += 1
+
+
+def test_the_fuzzing_counts_are_recorded():
+    """(Runs after the fuzzing above, in file order.) Writes and prints the counts."""
+    if not SENT:
+        pytest.skip("the fuzzing did not run")
+    documented = {f"{method.upper()} {path}" for path, methods in schema.raw_schema["paths"].items()
+                  for method in methods}
+    summary = {"operations": len(documented), "requests": sum(SENT.values()),
+               "slowest_s": {k: round(v, 3) for k, v in SLOWEST.most_common(3)},
+               "requests_to_documented_operations": sum(SENT[k] for k in documented),
+               "server_errors": sum(c[500] for c in STATUSES.values()),
+               "per_operation": {k: {"requests": n, "statuses": dict(sorted(STATUSES[k].items()))}
+                                 for k, n in sorted(SENT.items())},
+               "valid_but_refused_by": dict(REFUSED_VALID)}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "fuzz.json").write_text(json.dumps(summary, indent=1))
+    print(f"\nfuzzed {summary['requests']} requests ({summary['requests_to_documented_operations']} "
+          f"to the {summary['operations']} operations, the rest other methods), "
+          f"{summary['server_errors']} server errors")
+    assert summary["server_errors"] == 0
+    assert documented <= set(SENT), documented - set(SENT)

@@ -1,0 +1,81 @@
+"""A race whose client goes away stops: the server runs it in a worker thread, asks the
+connection whether the client is still there every few hundredths of a second, and cancels
+the race's :class:`~optimlab.web.api.RaceControl`, which the race checks on every step."""
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from optimlab.web import api
+from optimlab.web.models import MAX_STEPS, RaceRequest
+from optimlab.web.server import create_app
+
+#: A race that takes many seconds: 20 optimizers x 10000 steps (the work budget's limit).
+BIG = {"landscape": "rosenbrock", "steps": MAX_STEPS,
+       "optimizers": [{"name": "adam", "hparams": {"lr": 0.01}}] * 20}
+
+
+def test_a_cancelled_control_stops_the_race_at_its_next_step():
+    control = api.RaceControl()
+    control.cancel()
+    with pytest.raises(api.Cancelled):
+        api.run_race(RaceRequest(**BIG), control)
+    assert control.evaluations == 0 and control.cancelled
+
+
+def test_a_race_counts_one_evaluation_per_step():
+    control = api.RaceControl()
+    answer = api.run_race(RaceRequest(landscape="rosenbrock", steps=30,
+                                      optimizers=[{"name": "adam"}, {"name": "gd"}]), control)
+    assert control.evaluations == 31 and not control.cancelled  # 30 steps, the last point
+    assert answer["results"][0]["metrics"]["final_loss"] is not None
+
+
+async def _call(app, body: bytes, leave_after: float):
+    """POST /api/race as a client that hangs up ``leave_after`` seconds in."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/api/race", "raw_path": b"/api/race",
+             "root_path": "", "query_string": b"", "client": ("127.0.0.1", 50000),
+             "server": ("127.0.0.1", 8000),
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+    began = time.perf_counter()
+    sent, asked = [], [0]
+
+    async def receive():
+        asked[0] += 1
+        if asked[0] == 1:
+            return {"type": "http.request", "body": body, "more_body": False}
+        if time.perf_counter() - began >= leave_after:
+            return {"type": "http.disconnect"}  # (as uvicorn: at once, once it is gone)
+        await asyncio.Event().wait()  # nothing yet: the server's check moves on
+
+    async def send(message):
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return time.perf_counter() - began, sent
+
+
+def test_a_race_stops_when_its_client_goes_away(monkeypatch):
+    controls = []
+
+    class Recorded(api.RaceControl):
+        def __init__(self):
+            super().__init__()
+            controls.append(self)
+
+    monkeypatch.setattr(api, "RaceControl", Recorded)
+    app = create_app(None, warm=False)
+    elapsed, sent = asyncio.run(_call(app, json.dumps(BIG).encode(), leave_after=0.5))
+    (control,) = controls
+    assert control.cancelled
+    # it stopped soon after the client left, far from the race's 10001 evaluations
+    assert elapsed < 5.0, elapsed
+    assert 0 < control.evaluations < MAX_STEPS // 4, control.evaluations
+    done = control.evaluations
+    time.sleep(0.3)
+    assert control.evaluations == done  # and its thread does nothing more
+    assert sent[0]["status"] == 499
