@@ -135,3 +135,17 @@ def test_serving_on_loopback_is_quiet_and_checks_the_host(monkeypatch, capsys, h
         assert client.get("/api/limits").status_code == 200
         assert client.get("/api/limits", headers={"Host": "127.0.0.1:8001"}).status_code == 400
         assert client.get("/api/limits", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_a_damaged_store_is_a_503_with_its_reason_not_its_place(tmp_path):
+    db = tmp_path / "secret-place" / "runs.db"
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a database " * 200)
+    with TestClient(create_app(db, warm=False), base_url="http://127.0.0.1:8000") as client:
+        for url in ("/api/sweeps", "/api/sweeps/1"):
+            response = client.get(url)
+            assert response.status_code == 503, (url, response.text)
+            body = response.json()
+            assert "run store" in body["message"] and "runs.db" in body["message"]
+            assert "secret-place" not in response.text
+            assert response.headers["X-Content-Type-Options"] == "nosniff"

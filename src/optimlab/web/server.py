@@ -57,6 +57,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 
+from ..bench.store import StoreError
 from ..landscapes import get as get_landscape_by_name
 from ..optim.registry import resolve
 from . import api, models
@@ -102,7 +103,9 @@ _JSON = "application/json"
 _ERRORS = {422: {"model": ErrorResponse, "description": "a field outside its limits"},
            404: {"model": ErrorResponse, "description": "no such sweep"}}
 _STORE_ERRORS = {501: {"model": ErrorResponse,
-                       "description": "the run store needs pandas (optimlab[bench])"}}
+                       "description": "the run store needs pandas (optimlab[bench])"},
+                 503: {"model": ErrorResponse,
+                       "description": "the run store cannot be read (damaged, locked, ...)"}}
 
 
 def plotly_js() -> Path:
@@ -373,6 +376,17 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
         response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})
         return response
+
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> Response:
+        # a damaged or unreadable store: say why, without where it lies on this machine
+        reason = str(exc)
+        if db is not None:
+            reason = reason.replace(str(Path(db).resolve()), Path(db).name) \
+                .replace(str(db), Path(db).name)
+        detail = [{"loc": ["path"], "msg": f"the run store cannot be read: {reason}",
+                   "type": "store_error"}]
+        return _error(503, detail)
 
     @app.exception_handler(api.RequestError)
     async def _refused(_: Request, exc: api.RequestError) -> Response:
