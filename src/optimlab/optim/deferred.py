@@ -51,12 +51,44 @@ def recording() -> Graph | None:
     return getattr(_LOCAL, "graph", None)
 
 
-def _is_number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
+    """A Python int or float (not a bool)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _is_scalar(x: Any) -> bool:
-    return x is None or _is_number(x) or (isinstance(x, Tensor) and x.dim() == 0)
+def is_scalar(x: Any) -> bool:
+    """None, a number or a 0-d tensor: what an operation takes as a scalar."""
+    return x is None or is_number(x) or (isinstance(x, Tensor) and x.dim() == 0)
+
+
+def result_dtype(operands: Any, numel: int | None = None,
+                 device: torch.device | None = None) -> torch.dtype | None:
+    """The dtype of an elementwise operation on ``operands`` where it is plain to see: every
+    operand with dimensions (a flat buffer, a :class:`Node`, a :class:`ListRef`) of one
+    floating dtype, 0-d tensors floating (they do not promote a dimensioned tensor of their
+    category), numbers anything. None where unsure, or where a flat buffer is not ``numel``
+    long on ``device`` (when given)."""
+    dtype = None
+    for a in operands:
+        if isinstance(a, (Node, ListRef)):
+            this = a.dtype
+        elif isinstance(a, Tensor):
+            if not a.dtype.is_floating_point:
+                return None
+            if a.dim() == 0:
+                continue
+            if (numel is not None and a.numel() != numel) or \
+                    (device is not None and a.device != device):
+                return None
+            this = a.dtype
+        elif is_number(a) or a is None:
+            continue
+        else:
+            return None
+        if not this.is_floating_point or (dtype is not None and this != dtype):
+            return None
+        dtype = this
+    return dtype
 
 
 class ListRef:
@@ -123,7 +155,7 @@ def _foreachable(node: Node) -> bool:
     rest = node.args[1:]
     if any(isinstance(a, Tensor) and a.dim() == 0 for a in rest) or any(a is None for a in rest):
         return False
-    if node.kwargs and any(_is_number(a) for a in rest):
+    if node.kwargs and any(is_number(a) for a in rest):
         return False  # ``add(x, 2.0, alpha=...)`` has no list form
     return True
 
@@ -173,29 +205,11 @@ class Graph:
         """A node for ``fn(*operands, **kwargs)`` (``fn`` takes ``out=``; operands are nodes,
         list references, flat buffers, numbers and 0-d tensors), or None where it must run
         eagerly (a result of unsure dtype, a number first)."""
-        if not all(_is_number(v) or v is None for v in kwargs.values()):
+        if not all(is_number(v) or v is None for v in kwargs.values()):
             return None
-        if not operands or _is_scalar(operands[0]):
+        if not operands or is_scalar(operands[0]):
             return None
-        dtype = None
-        for a in operands:
-            if isinstance(a, (Node, ListRef)):
-                this = a.dtype
-            elif isinstance(a, Tensor):
-                if not a.dtype.is_floating_point:
-                    return None
-                if a.dim() == 0:
-                    continue  # a 0-d floating tensor does not promote a dimensioned one
-                if a.numel() != self.numel or a.device != self.device:
-                    return None
-                this = a.dtype
-            elif _is_number(a) or a is None:
-                continue
-            else:
-                return None
-            if not this.is_floating_point or (dtype is not None and this != dtype):
-                return None
-            dtype = this
+        dtype = result_dtype(operands, self.numel, self.device)
         if dtype is None:
             return None
         node = Node(fn, tuple(operands), dict(kwargs), dtype)
@@ -313,7 +327,7 @@ class Graph:
                 adopted[name] = self.pool[slot]  # the scratch buffer becomes state
                 self.pool[slot] = torch.empty(0, dtype=value.dtype, device=self.device)
             else:
-                flat = torch.empty(self.numel, dtype=_dtype(value), device=self.device)
+                flat = torch.empty(self.numel, dtype=value.dtype, device=self.device)
                 self._copy_into(flat, source)
                 adopted[name] = flat
         if param is not self.param and where.get(id(param)) is not weights:
@@ -434,8 +448,3 @@ class Graph:
         FOREACH[node.fn](dest_list, *[self.views(a) if isinstance(a, Tensor) and a.dim()
                                       else a for a in rest], **node.kwargs)
 
-
-def _dtype(value: Any) -> torch.dtype:
-    if isinstance(value, (Node, ListRef)):
-        return value.dtype
-    return value.dtype

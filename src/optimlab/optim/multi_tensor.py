@@ -45,10 +45,6 @@ __all__ = ["TensorList", "Layout", "Arena", "FALLBACKS"]
 FALLBACKS: Counter = Counter()
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 class Layout:
     """How the tensors of one batch lie end to end in a flat buffer: their shapes and sizes."""
 
@@ -365,7 +361,7 @@ def _elementwise(fn: Callable, *args: Any, **kwargs: Any) -> TensorList:
         flat_args.reverse()
     elif not isinstance(flat_args[0], Tensor):
         return like._new(fn(*flat_args, **kwargs))  # ``s - x``, ``s / x``: as torch spells them
-    dtype = _result_dtype(fn, flat_args)
+    dtype = deferred.result_dtype(flat_args)
     if dtype is None:
         return like._new(fn(*flat_args, **kwargs))
     first = flat_args[0]
@@ -397,28 +393,9 @@ def _record(graph: deferred.Graph, fn: Callable, args: tuple, kwargs: dict,
         else:
             operands.append(a)
     first = operands[0]
-    if fn in _SWAP and len(operands) == 2 and (
-            _is_number(first) or (isinstance(first, Tensor) and first.dim() == 0)):
+    if fn in _SWAP and len(operands) == 2 and first is not None and deferred.is_scalar(first):
         operands.reverse()  # ``s * x`` is ``x * s``, bit for bit
     return graph.record(out_fn, operands, kwargs)
-
-
-def _result_dtype(fn: Callable, args: list) -> torch.dtype | None:
-    """The dtype of ``fn(*args)`` where it is plain to see: every tensor with dimensions
-    (the flat buffers) of one floating dtype, 0-d tensors floating (they do not promote a
-    dimensioned tensor of their category), numbers anything. None where unsure."""
-    dtype = None
-    for a in args:
-        if isinstance(a, Tensor):
-            if not a.dtype.is_floating_point:
-                return None
-            if a.dim():
-                if dtype is not None and a.dtype != dtype:
-                    return None
-                dtype = a.dtype
-        elif not (_is_number(a) or a is None):
-            return None
-    return dtype
 
 
 def _loop(func: Callable, args: tuple, kwargs: dict) -> Any:

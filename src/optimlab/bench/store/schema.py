@@ -131,27 +131,36 @@ def _one_line(text: object, limit: int = 300) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
+def _sqlite_int(value: object) -> tuple[int | None, bool]:
+    """``value`` as an int (numpy integers accepted) and whether SQLite can store it; ``(None,
+    False)`` when it is not an integer at all."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None, False
+    value = int(value)
+    return value, _ID_MIN <= value <= _ID_MAX
+
+
 def _check_int(value: object, what: str) -> int:
     """``value`` as an int SQLite can store (numpy integers accepted), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    number, fits = _sqlite_int(value)
+    if number is None:
         raise ValueError(f"{what} must be an integer, got {_one_line(repr(value), 80)}")
-    value = int(value)
-    if not _ID_MIN <= value <= _ID_MAX:
-        raise ValueError(f"{what} {value} is out of range: SQLite integers go from -2**63 "
+    if not fits:
+        raise ValueError(f"{what} {number} is out of range: SQLite integers go from -2**63 "
                          f"to 2**63-1")
-    return value
+    return number
 
 
 def _check_id(value: object, kind: str, path: str) -> int:
     """A sweep or run id as an int: KeyError (one line) when it cannot be the id of any row
     (out of SQLite's integer range), TypeError when it is not an integer at all."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    number, fits = _sqlite_int(value)
+    if number is None:
         raise TypeError(f"a {kind} id is an integer, got {_one_line(repr(value), 80)}")
-    value = int(value)
-    if not _ID_MIN <= value <= _ID_MAX:
-        raise KeyError(f"no {kind} with id {value} in {path}: ids are SQLite integers, "
+    if not fits:
+        raise KeyError(f"no {kind} with id {number} in {path}: ids are SQLite integers, "
                        f"from -2**63 to 2**63-1")
-    return value
+    return number
 
 
 def _now() -> str:
