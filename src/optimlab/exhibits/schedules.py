@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .._table import text_table
+from ..optim.palette import color as optimizer_color
 from ..optim.population import Population
 from .base import Demo, pyplot
 
@@ -85,18 +86,19 @@ class EffectiveLRDemo(Demo):
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
         steps = np.arange(1, len(self.adagrad) + 1)
-        ax.loglog(steps, self.adagrad, color="C0", lw=2, label="Adagrad")
-        ax.loglog(steps, self.rmsprop, color="C1", lw=2, label=f"RMSprop (alpha={self.alpha:g})")
+        c_ada, c_rms = optimizer_color("adagrad"), optimizer_color("rmsprop")  # as everywhere
+        ax.loglog(steps, self.adagrad, color=c_ada, lw=2, label="Adagrad")
+        ax.loglog(steps, self.rmsprop, color=c_rms, lw=2, label=f"RMSprop (alpha={self.alpha:g})")
         at = np.array(self.at)
-        ax.scatter(at, self.adagrad[at - 1], color="C0", zorder=3)
-        ax.scatter(at, self.rmsprop[at - 1], color="C1", zorder=3)
+        ax.scatter(at, self.adagrad[at - 1], color=c_ada, zorder=3)
+        ax.scatter(at, self.rmsprop[at - 1], color=c_rms, zorder=3)
         for t in at:
             ax.annotate(f"{self.adagrad[t - 1]:.4f}", (t, self.adagrad[t - 1]),
                         textcoords="offset points", xytext=(-6, -6), ha="right", va="top",
-                        fontsize=8, color="C0")
+                        fontsize=8, color=c_ada)
             ax.annotate(f"{self.rmsprop[t - 1]:.4f}", (t, self.rmsprop[t - 1]),
                         textcoords="offset points", xytext=(0, 7), ha="center",
-                        fontsize=8, color="C1")
+                        fontsize=8, color=c_rms)
         ax.margins(x=0.08, y=0.12)
         ax.axhline(self.lr / abs(self.grad), color="gray", ls=":", lw=1,
                    label=f"lr/|g| = {self.lr / abs(self.grad):.4f}")

@@ -6,28 +6,30 @@ chosen (no ``MPLBACKEND``, no ``backend`` in a matplotlibrc, no ``matplotlib.use
 non-interactive ``Agg`` backend is selected, so nothing here opens a window; figures are
 returned, never shown.
 
-Every optimizer keeps one colour in every figure: :func:`label_colors` picks it from the
-``tab10`` palette by a stable hash of the label (distinct within one figure). Path lines
-carry ``gid="path:<label>"``, loss curves ``gid="loss:<label>"``, so they can be found.
+Every optimizer keeps one colour in every figure, the catalog's
+(:mod:`optimlab.optim.palette`): :func:`label_colors` gives a race's label its optimizer's
+colour (``race.hparams[label]["name"]``), distinct within one figure. Path lines carry
+``gid="path:<label>"``, loss curves ``gid="loss:<label>"``, so they can be found.
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["animate_race", "label_colors", "plot_landscape", "plot_race", "plot_surface",
-           "plt_close"]
+# absolute: this module also loads on its own, outside the package
+from optimlab.optim import palette as _palette
 
-#: matplotlib's ``tab10`` colours, in order.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+__all__ = ["animate_race", "label_colors", "plot_landscape", "plot_race", "plot_surface",
+           "plt_close", "race_colors"]
+
+#: the catalog's palette (:data:`optimlab.optim.palette.COLORS`)
+PALETTE = _palette.COLORS
 
 #: Colour maps: the landscape alone, and the muted background behind coloured race paths.
 LANDSCAPE_CMAP = "viridis"
@@ -59,22 +61,19 @@ def plt_close(fig) -> None:
     _pyplot().close(fig)
 
 
-def label_colors(labels) -> dict[str, str]:
-    """A colour per label: ``tab10`` slot ``crc32(label) % 10``, the next free slot on a clash.
+def label_colors(labels, names=None) -> dict[str, str]:
+    """A colour per label, no two the same: the catalog's
+    :func:`optimlab.optim.palette.label_colors` (a label that is, or whose ``names[label]``
+    is, a registry name gets that optimizer's colour in every figure)."""
+    return _palette.label_colors(labels, names)
 
-    Deterministic (no state, any order): the same labels get the same colours in every
-    figure, and a label keeps its colour across races unless it clashes with another label
-    of the race (then labels claim slots in sorted order). Past ten labels colours repeat.
-    """
-    out: dict[str, str] = {}
-    used: set[int] = set()
-    for label in sorted(set(labels), key=str):  # clashes settle the same in any order
-        first = zlib.crc32(str(label).encode()) % len(PALETTE)
-        slot = next((s for s in ((first + d) % len(PALETTE) for d in range(len(PALETTE)))
-                     if s not in used), first)
-        used.add(slot)
-        out[label] = PALETTE[slot]
-    return {label: out[label] for label in labels}
+
+def race_colors(race) -> dict[str, str]:
+    """The colours of a race's labels, each its registry name's (``race.hparams``)."""
+    hparams = getattr(race, "hparams", None) or {}
+    names = {label: hp["name"] for label, hp in hparams.items()
+             if isinstance(hp, dict) and isinstance(hp.get("name"), str)}
+    return label_colors(race.labels, names)
 
 
 def _require_2d(landscape, what: str) -> None:
@@ -290,7 +289,7 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
     landscape = race.landscape
     two_d = landscape.dim == 2
     show_loss = show_loss or not two_d
-    colors = label_colors(race.labels)
+    colors = race_colors(race)
     ncols = int(two_d) + int(show_loss)
     widths = [1.25, 1.0][: ncols] if two_d else [1.0]
     axes = fig.subplots(1, ncols, gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
@@ -559,7 +558,7 @@ def plot_surface(landscape, race=None, resolution: int = 80, log: bool | None = 
                     markersize=14, markerfacecolor="white", markeredgecolor="black",
                     label="minimum" if inside.sum() == 1 else "minima", gid="minima")
     if race is not None:
-        palette = label_colors(race.labels)
+        palette = race_colors(race)
         for label in race.labels:
             p = np.asarray(race.paths[label], dtype=float).reshape(len(race.paths[label]), -1)
             z = np.asarray(race.losses[label], dtype=float).reshape(-1)[: len(p)]

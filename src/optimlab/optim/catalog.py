@@ -3,7 +3,9 @@
 The registry (`create`, `available`), the command line (`optimlab list/explain/compare`),
 the README's algorithm list and the tests all read this table; nothing else repeats it.
 The math itself lives beside each class: :attr:`Info.rule_latex` is read from the
-``.. math::`` block of the class docstring, so it is written exactly once.
+``.. math::`` block of the class docstring, so it is written exactly once. So does each
+optimizer's colour: :mod:`optimlab.optim.palette` (re-exported here: :func:`color`,
+:func:`colors`, :func:`label_colors`), read by every figure and the playground.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .lamb import LAMB
 from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
+from .palette import COLOR_FIRST, COLORS, color, colors, label_colors  # noqa: F401  (re-export)
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
@@ -76,6 +79,12 @@ class Info:
     def wrapper(self) -> bool:
         """Whether the optimizer wraps another one (shorthand for the capability)."""
         return self.capabilities.wrapper
+
+    @property
+    def color(self) -> str:
+        """The class's colour in every figure (its registry name's, see
+        :mod:`optimlab.optim.palette`)."""
+        return color(self.name)
 
     @property
     def rule_latex(self) -> str:

@@ -31,6 +31,7 @@ from ..landscapes import Landscape, race
 from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
 from ..landscapes.plots import _grid, _scale_for
+from ..optim import palette as _palette
 from ..optim.registry import available, resolve
 from . import hparams as hp
 from .models import GRID_MAX, GRID_MIN, MAX_ID, MAX_POINTS, MAX_WORK, TUNE_RACERS, work
@@ -42,22 +43,17 @@ __all__ = ["RequestError", "Cancelled", "RaceControl", "COLORS", "COLOR_FIRST", 
            "landscapes", "landscape", "grid", "grid_json", "optimizers", "run_race", "sweeps",
            "sweep_detail", "dumps", "finite_list"]
 
-#: The page's colours: tab10 first, then darker and other distinct shades.
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#a50f15",
-          "#6a51a3", "#843c39", "#7b4173", "#637939", "#3182bd", "#000000", "#f781bf",
-          "#b8860b", "#008080", "#9c9ede")
-#: Who gets the first (most distinct) colours: the optimizers most often raced together;
-#: the rest follow in registry order. Every registry name keeps one colour, no two share.
-COLOR_FIRST = ("gd", "momentum", "adam", "rmsprop", "adagrad", "nag", "sgd", "adamw", "lion",
-               "adadelta")
+#: The page's colours: the catalog's palette (:mod:`optimlab.optim.palette`), so an
+#: optimizer has the colour here that it has in every figure; every registry name keeps one
+#: colour, no two share.
+COLORS = _palette.COLORS
+#: Who gets the first (most distinct) colours (the catalog's order).
+COLOR_FIRST = _palette.COLOR_FIRST
 
 
 def colors() -> dict[str, str]:
-    """The colour of every registry name on the page."""
-    names = [e.name for e in available()]
-    order = [n for n in COLOR_FIRST if n in names] + [n for n in names if n not in COLOR_FIRST]
-    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(order)}
+    """The colour of every registry name on the page (the catalog's palette)."""
+    return _palette.colors()
 
 
 class RequestError(ValueError):
@@ -244,7 +240,7 @@ def grid(name: str, params: dict | None = None, n: int = 100) -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _optimizers() -> bytes:
-    out, palette = [], colors()
+    out = []
     for entry in available():
         info = entry.info
         out.append({
@@ -256,7 +252,7 @@ def _optimizers() -> bytes:
             "typical_use": info.typical_use, "adaptive": info.adaptive,
             "momentum": info.momentum, "memory_note": info.memory_note,
             "wrapper": info.wrapper, "needs_closure": info.needs_closure,
-            "color": palette[entry.name],
+            "color": entry.color,
             "hyperparameters": hp.exposed(entry.name),
             "defaults": _jsonable(hp.defaults(entry.name)),
         })

@@ -1,0 +1,136 @@
+"""One colour per optimizer, everywhere: races, animations, training plots, profiles and the
+playground all read it from here.
+
+Every registry name (classes and aliases: ``gd``, ``momentum`` and ``sgd`` are three
+optimizers on a race plot, so three colours) owns one colour of :data:`COLORS`, no two the
+same. The optimizers raced together most often (:data:`COLOR_FIRST`) take the first, most
+distinct colours; the rest follow in registry order. Spellings go through the registry's
+:func:`~optimlab.optim.registry.resolve` (``"Adam"`` and ``" adam "`` are ``adam``), and
+:attr:`Entry.color <optimlab.optim.registry.Entry.color>` /
+:attr:`Info.color <optimlab.optim.catalog.Info.color>` carry the colour in the catalog's
+records.
+
+:func:`label_colors` colours the lines of one figure: a label that is a registry name (or is
+mapped to one by ``names``) gets its optimizer's colour; labels that would repeat a colour
+(``"adam"`` and ``"fast adam"``, both Adam) and labels that are no optimizer take free
+colours, so one figure never shows two lines in one colour.
+
+Stdlib only; the registry is imported inside the functions (it imports this module).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+
+__all__ = ["COLORS", "COLOR_FIRST", "PALETTE", "color", "colors", "label_colors"]
+
+#: The palette: matplotlib's ``tab10`` first, then darker and other distinct shades.
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#a50f15",
+          "#6a51a3", "#843c39", "#7b4173", "#637939", "#3182bd", "#000000", "#f781bf",
+          "#b8860b", "#008080", "#9c9ede")
+
+#: the same tuple under the name the plotting module has always used
+PALETTE = COLORS
+
+#: Who gets the first (most distinct) colours: the optimizers most often raced together;
+#: the rest follow in registry order.
+COLOR_FIRST = ("gd", "momentum", "adam", "rmsprop", "adagrad", "nag", "sgd", "adamw", "lion",
+               "adadelta")
+
+
+def _extra() -> Iterator[str]:
+    """Colours past the palette (a registry or a figure larger than it): golden-angle hues
+    at three lightnesses, deterministic and never one of :data:`COLORS`."""
+    seen = set(COLORS)
+    i = 0
+    while True:
+        hue = (i * 0.618033988749895) % 1.0
+        value, saturation = ((0.85, 0.75), (0.6, 0.85), (0.95, 0.45))[(i // 7) % 3]
+        r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
+        hexa = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+        i += 1
+        if hexa not in seen:
+            seen.add(hexa)
+            yield hexa
+
+
+@functools.cache
+def _table() -> MappingProxyType:
+    """Registry name -> colour for every registry name, in colour order (built once)."""
+    from .registry import available
+
+    names = [entry.name for entry in available()]
+    order = [n for n in COLOR_FIRST if n in names] + [n for n in names if n not in COLOR_FIRST]
+    extra = _extra()
+    return MappingProxyType({name: COLORS[i] if i < len(COLORS) else next(extra)
+                             for i, name in enumerate(order)})
+
+
+def _spare() -> list[str]:
+    """The palette's colours no registry name owns."""
+    owned = set(_table().values())
+    return [c for c in COLORS if c not in owned]
+
+
+def colors() -> dict[str, str]:
+    """The colour of every registry name (classes and aliases), no two the same."""
+    return dict(_table())
+
+
+def _lookup(name) -> str | None:
+    """The colour of registry name ``name`` in any spelling, or None if it is none."""
+    from .registry import resolve
+
+    if not isinstance(name, str):
+        return None
+    try:
+        entry = resolve(name)
+    except ValueError:
+        return None
+    return _table()[entry.name]
+
+
+def color(name: str) -> str:
+    """The colour (``"#rrggbb"``) of registry name ``name``, in any spelling the registry
+    accepts; ``ValueError`` (the registry's, with suggestions) if it is no optimizer."""
+    from .registry import resolve
+
+    return _table()[resolve(name).name]
+
+
+def label_colors(labels: Iterable, names: Mapping | None = None) -> dict:
+    """A colour per label of one figure, no two the same.
+
+    A label that is a registry name, or whose ``names[label]`` is one (a race's
+    ``{"fast adam": "adam"}``), gets that optimizer's :func:`color`. When labels would share
+    a colour, a label that is itself the name keeps it, else the first in sorted order. The
+    others, and labels that are no optimizer, take in sorted order colours no label of the
+    figure uses: the palette's spare colours, then those of the least raced optimizers (the
+    end of the palette), then generated ones, so any number of labels get distinct colours.
+    Deterministic: the same labels get the same colours in any order.
+    """
+    labels = list(labels)
+    names = names or {}
+    unique = sorted(set(labels), key=str)
+    own = {label: _lookup(names.get(label, label)) for label in unique}
+    itself = {label: own[label] is not None and _lookup(label) == own[label] for label in unique}
+    out: dict = {}
+    used: set[str] = set()
+    # the optimizers' own colours: the label that is the name first, then sorted order
+    for label in sorted(unique, key=lambda lab: (not itself[lab], str(lab))):
+        if own[label] is not None and own[label] not in used:
+            out[label] = own[label]
+            used.add(own[label])
+    # the rest, in sorted order: free colours, those of the least raced optimizers first
+    free = (c for c in itertools.chain(_spare(), reversed(_table().values()), _extra())
+            if c not in used)
+    for label in unique:
+        if label not in out:
+            out[label] = next(free)
+            used.add(out[label])
+    return {label: out[label] for label in labels}

@@ -1,0 +1,200 @@
+"""One colour per optimizer everywhere: the catalog's palette and every figure that reads it
+(races, training reports, profiles, exhibits, the playground's API)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from optimlab.optim import catalog, palette
+from optimlab.optim.registry import available, info, resolve
+
+HEX = re.compile(r"^#[0-9a-f]{6}$")
+NAMES = [entry.name for entry in available()]
+
+
+# ----------------------------------------------------------------------------- the palette
+
+def test_every_registry_name_has_its_own_colour():
+    table = palette.colors()
+    assert list(table) != [] and set(table) == set(NAMES)
+    assert all(HEX.match(c) for c in table.values())
+    assert len(set(table.values())) == len(table)  # no two names share a colour
+    for name in NAMES:
+        assert palette.color(name) == table[name] == resolve(name).color
+    # the optimizers raced together most often take the first (most distinct) colours
+    first = [n for n in palette.COLOR_FIRST if n in NAMES]
+    assert [table[n] for n in first] == list(palette.COLORS[:len(first)])
+
+
+def test_spellings_and_aliases_go_through_the_registry():
+    assert palette.color("Adam") == palette.color(" ADAM ") == palette.color("adam")
+    for entry in available():
+        # an alias's entry carries its own colour; a class's catalog row its class's
+        assert palette.color(entry.name.upper()) == entry.color
+        assert info(entry.name).color == palette.color(entry.info.name)
+        if entry.alias_of is not None:
+            assert resolve(entry.name).alias_of == entry.alias_of
+            assert entry.color != palette.color(entry.alias_of)  # momentum is not sgd
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        palette.color("adamm")
+
+
+def test_the_catalog_reexports_the_palette():
+    assert catalog.color is palette.color and catalog.label_colors is palette.label_colors
+    assert catalog.COLORS is palette.COLORS
+    assert catalog.TABLE[0].color == palette.color(catalog.TABLE[0].name)
+
+
+def test_colors_is_a_copy():
+    table = palette.colors()
+    table["adam"] = "#ffffff"
+    assert palette.color("adam") != "#ffffff" and palette.colors()["adam"] != "#ffffff"
+
+
+# ----------------------------------------------------------------------------- label_colors
+
+def test_labels_that_are_optimizers_get_their_colour():
+    out = palette.label_colors(["adam", "sgd", "Momentum"])
+    assert out == {"adam": palette.color("adam"), "sgd": palette.color("sgd"),
+                   "Momentum": palette.color("momentum")}
+    # a label mapped to a registry name gets that optimizer's colour
+    out = palette.label_colors(["sgd, safe", "fast adam"],
+                               {"sgd, safe": "sgd", "fast adam": "adam"})
+    assert out == {"sgd, safe": palette.color("sgd"), "fast adam": palette.color("adam")}
+
+
+def test_two_variants_of_one_optimizer_get_two_colours():
+    names = {"adam": "adam", "fast adam": "adam", "adam, slow": "adam"}
+    out = palette.label_colors(["fast adam", "adam", "adam, slow"], names)
+    assert out["adam"] == palette.color("adam")  # the label that is the name keeps it
+    assert len(set(out.values())) == 3
+    # without the plain label, the first in sorted order keeps the colour
+    out = palette.label_colors(["fast adam", "adam, slow"], names)
+    assert out["adam, slow"] == palette.color("adam") and out["fast adam"] != out["adam, slow"]
+    # a free colour is never one an optimizer of the figure owns
+    out = palette.label_colors(["gd", "momentum", "gd + noise"], {"gd + noise": "gd"})
+    assert out["gd"] == palette.color("gd") and out["momentum"] == palette.color("momentum")
+    assert out["gd + noise"] not in {palette.color("gd"), palette.color("momentum")}
+
+
+@pytest.mark.parametrize("n", [1, 2, 10, len(palette.COLORS), len(palette.COLORS) + 15])
+def test_one_figure_never_repeats_a_colour(n):
+    labels = [f"run {i}" for i in range(n)]
+    out = palette.label_colors(labels)
+    assert list(out) == labels and len(set(out.values())) == n
+    assert all(HEX.match(c) for c in out.values())
+    if n <= len(palette.COLORS):
+        assert set(out.values()) <= set(palette.COLORS)
+    # mixed: every registry name plus variants and strangers
+    mixed = NAMES + [f"{name} v2" for name in NAMES[:n]] + labels
+    out = palette.label_colors(mixed, {f"{name} v2": name for name in NAMES})
+    assert len(set(out.values())) == len(set(mixed))
+    assert all(out[name] == palette.color(name) for name in NAMES)
+
+
+def test_label_colors_is_deterministic_in_any_order():
+    labels = ["adam", "fast adam", "gd", "my run", "sgd, safe", "zeta"]
+    names = {"fast adam": "adam", "sgd, safe": "sgd"}
+    first = palette.label_colors(labels, names)
+    for shuffled in (labels[::-1], labels[2:] + labels[:2], sorted(labels, key=len)):
+        out = palette.label_colors(shuffled, names)
+        assert list(out) == shuffled and out == first
+    assert palette.label_colors(labels + ["adam"], names) == first  # duplicates: one colour
+
+
+def test_plots_label_colors_is_the_catalogs():
+    from optimlab.landscapes import plots
+
+    labels = ["adam", "fast adam", "other"]
+    names = {"fast adam": "adam"}
+    assert plots.label_colors(labels, names) == palette.label_colors(labels, names)
+    assert plots.label_colors(labels) == palette.label_colors(labels)
+    assert plots.PALETTE == palette.COLORS
+
+
+# ----------------------------------------------------------------------------- consumers
+
+def _gid_colors(fig, prefix: str) -> dict[str, str]:
+    from matplotlib.colors import to_hex
+
+    out = {}
+    for ax in fig.axes:
+        for line in ax.lines:
+            gid = line.get_gid() or ""
+            if gid.startswith(prefix):
+                out[gid[len(prefix):]] = to_hex(line.get_color())
+    return out
+
+
+def test_the_same_optimizer_has_the_same_colour_everywhere():
+    pytest.importorskip("matplotlib")
+    import numpy as np
+    from matplotlib.colors import to_hex
+
+    from optimlab.bench.profile import Profile
+    from optimlab.bench.report import _colors, _sensitivity_figure, _Sweep
+    from optimlab.bench.store import RunStore
+    from optimlab.landscapes import race
+    from optimlab.landscapes.plots import plot_race, plt_close, race_colors
+    from optimlab.web import api
+
+    want = {name: palette.color(name) for name in ("momentum", "adam", "lion", "sgd")}
+
+    # the playground's optimizer list
+    rows = {row["name"]: row["color"] for row in api.optimizers()}
+    assert rows == palette.colors()
+    assert api.colors() == palette.colors() and api.COLORS == palette.COLORS
+
+    # a race plot: labels that are registry names, and one whose name is in race.hparams
+    r = race("rosenbrock", {"adam": {"lr": 0.05}, "momentum": {"lr": 1e-3},
+                            "sgd, safe": {"name": "sgd", "lr": 1e-4}}, steps=4)
+    fig = plot_race(r, resolution=20)
+    paths, losses = _gid_colors(fig, "path:"), _gid_colors(fig, "loss:")
+    plt_close(fig)
+    assert paths == losses == race_colors(r)
+    assert paths == {"adam": want["adam"], "momentum": want["momentum"],
+                     "sgd, safe": want["sgd"]}
+
+    # a training report's learning-rate sensitivity figure
+    store = RunStore(":memory:")
+    sweep = store.open_sweep({"task": "pkg.mod:loss", "optimizers": ["momentum", "adam",
+                                                                     "lion"]})
+    members = [{"optimizer": o, "hparams": {"lr": lr}, "seed": 0}
+               for o in ("momentum", "adam", "lion") for lr in (0.01, 0.1)]
+    for run, member in zip(store.add_runs(sweep, members), members):
+        value = 0.5 + member["hparams"]["lr"]
+        store.finish_run(run, "finished", summary={"final_metric": value,
+                                                   "final_test_loss": value})
+    fig = _sensitivity_figure(_Sweep(store, sweep, None, None))
+    best = _gid_colors(fig, "best:")
+    plt_close(fig)
+    store.close()
+    assert best == {n: want[n] for n in ("momentum", "adam", "lion")}
+    assert _colors(["lion", "momentum"]) == {"lion": want["lion"], "momentum": want["momentum"]}
+
+    # a performance profile
+    taus = np.linspace(1, 4, 5)
+    profile = Profile({"w": {"adam": 1.0, "lion": 2.0}}, taus,
+                      {"adam": np.ones(5), "lion": np.linspace(0, 1, 5)},
+                      {"adam": 1.0, "lion": 0.5})
+    fig = profile.plot()
+    drawn = {line.get_label().split(" ")[0]: to_hex(line.get_color())
+             for line in fig.axes[0].lines}
+    plt_close(fig)
+    assert drawn == {"adam": want["adam"], "lion": want["lion"]}
+
+
+def test_the_effective_lr_exhibit_uses_the_catalog_colours():
+    pytest.importorskip("matplotlib")
+    from matplotlib.colors import to_hex
+
+    from optimlab.exhibits.schedules import effective_lr
+    from optimlab.landscapes.plots import plt_close
+
+    fig = effective_lr(steps=100, at=(1, 10, 100)).plot()
+    drawn = {line.get_label().split(" ")[0]: to_hex(line.get_color())
+             for line in fig.axes[0].lines if line.get_label()[:1].isupper()}
+    plt_close(fig)
+    assert drawn == {"Adagrad": palette.color("adagrad"), "RMSprop": palette.color("rmsprop")}
