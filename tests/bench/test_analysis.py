@@ -62,3 +62,64 @@ def test_time_to_target_uses_the_best_lr_and_the_median_over_seeds():
         {"optimizer": "sgd", "lr": 0.1, "seed": 2, "metric": 0.8, "time_to_target": 5.0},
     ]
     assert time_to_target(records) == {"adam": 3.0, "sgd": math.inf}
+
+
+def _run(name, lr, seed, metric, score=None, diverged=False):
+    return {"optimizer": name, "lr": lr, "seed": seed, "metric": metric, "score": score,
+            "diverged": diverged}
+
+
+def test_a_late_spike_cannot_win_the_tuning():
+    from optimlab.bench.analysis import CRITERION, tail_score
+
+    steady = [0.5, 0.8, 0.85, 0.86, 0.86, 0.87, 0.87, 0.87]
+    spiky = [0.5, 0.8, 0.9, 0.92, 0.93, 0.94, 0.10, 0.95]  # collapsed at 7/8, came back
+    assert tail_score(steady) == 0.87 and tail_score(spiky) == pytest.approx(0.10)
+    assert tail_score([3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 9.0, 0.5], higher_is_better=False) == 9.0
+    assert np.isnan(tail_score([0.5, float("nan")]))
+    records = [_run("rmsprop", 0.1, s, spiky[-1], tail_score(spiky)) for s in (0, 1)] + \
+              [_run("rmsprop", 0.01, s, steady[-1], tail_score(steady)) for s in (0, 1)]
+    (s,) = summarize(records)
+    assert s.best_lr == 0.01  # the final value alone would pick 0.1
+    assert s.sensitivity == {0.01: 0.87, 0.1: 0.95}  # the final metrics, for the plot
+    assert "last 25%" in CRITERION
+
+
+def test_the_best_rate_on_the_grid_edge_is_flagged():
+    records = [_run("sgd", lr, 0, m) for lr, m in ((0.001, 0.5), (0.01, 0.7), (0.1, 0.9))]
+    (top,) = summarize(records)
+    assert top.edge == "high" and top.lr_text == "0.1 (top of grid)"
+    (bottom,) = summarize(records, higher_is_better=False)
+    assert bottom.edge == "low" and bottom.lr_text == "0.001 (bottom of grid)"
+    middle = records[:2] + [_run("sgd", 0.1, 0, 0.6)]
+    assert summarize(middle)[0].edge is None
+    assert summarize(records[:1])[0].edge is None  # one rate: no grid to speak of
+
+
+def test_confidence_intervals_and_paired_comparisons():
+    from optimlab.bench.analysis import mean_ci, paired_difference, rank
+
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302653 * 1.0 / 3**0.5, rel=1e-6)
+    assert mean_ci([1.0])[1] == float("inf")
+    # a consistent small gain on every seed is a real difference, even inside the spreads
+    a = [_run("adam", 0.01, s, m) for s, m in enumerate((0.80, 0.70, 0.90, 0.75))]
+    b = [_run("rmsprop", 0.01, s, m - 0.01) for s, m in enumerate((0.80, 0.70, 0.90, 0.75))]
+    # and a noisy one is not
+    c = [_run("sgd", 0.01, s, m) for s, m in enumerate((0.99, 0.60, 0.95, 0.70))]
+    summaries = {s.optimizer: s for s in summarize(a + b + c)}
+    assert paired_difference(summaries["adam"], summaries["rmsprop"]).distinct
+    noisy = paired_difference(summaries["adam"], summaries["sgd"])
+    assert not noisy.distinct and noisy.low < 0 < noisy.high
+    ranks = [(label, s.optimizer) for label, s in rank(list(summaries.values()))]
+    # sgd's mean is highest but it cannot be told from adam; rmsprop is clearly below adam
+    assert ranks[0] == ("=1", "sgd") and ranks[1] == ("=1", "adam")
+    assert ranks[2] == ("3", "rmsprop")
+    one_seed = summarize([_run("x", 0.1, 0, 0.9), _run("y", 0.1, 0, 0.8)])
+    assert [label for label, _ in rank(one_seed)] == ["=1", "=1"]  # one seed proves nothing
+
+
+def test_a_target_met_at_the_start_scores_one_not_zero():
+    taus, rho = performance_profile({"t": {"adam": 0.0, "sgd": 0.0, "rmsprop": 5.0}})
+    assert profile_score(taus, rho["adam"]) == pytest.approx(1.0)
+    assert profile_score(taus, rho["rmsprop"]) == 0.0

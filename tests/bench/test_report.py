@@ -22,6 +22,7 @@ from optimlab.bench.report import (
     TASK_METRICS,
     list_sweeps,
     resolve_metric,
+    summary_rows,
     summary_table,
     write_report,
 )
@@ -112,9 +113,10 @@ def test_html_is_one_self_contained_page(swept):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     best = {s.optimizer: s for s in summarize(run_records(store, sweep))}
     for name, s in best.items():
-        row = re.search(rf"<tr><td>{name}</td>(.*?)</tr>", page)
+        row = re.search(rf"<tr><td>=?[0-9]+</td><td>{name}</td>(.*?)</tr>", page)
         assert row, name
-        assert f">{s.best_lr:g}<" in row.group(1) and f"{s.mean:.4g} ± " in row.group(1)
+        assert f">{s.lr_text}<" in row.group(1) and f"{s.mean:.4g} ± " in row.group(1)
+    assert "Best lr: the worst test metric over the last 25%" in page  # the criterion
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 2
     assert [base64.b64decode(i) for i in images] == [paths["curves"].read_bytes(),
@@ -132,12 +134,14 @@ def test_summary_table_and_list_sweeps(swept):
     store, sweep, _ = swept
     table = summary_table(store, sweep)
     lines = table.splitlines()
-    assert lines[0].split()[:3] == ["optimizer", "best", "lr"]
-    assert "accuracy (mean ± std)" in lines[0] and "median steps to 0.5" in lines[0]
+    assert lines[0].split()[:4] == ["rank", "optimizer", "best", "lr"]
+    assert "accuracy (mean ± 95% CI)" in lines[0] and "steps to 0.5" in lines[0]
+    assert "gradient evals" in lines[0] and "cost (calibrated)" in lines[0]
     for s in summarize(run_records(store, sweep)):
-        row = next(line for line in lines if line.startswith(s.optimizer + " "))
-        assert row.split()[1] == f"{s.best_lr:g}"
-        assert f"{s.mean:.4g} ± {s.std:.2g}" in row and "2/2" in row
+        row = next(line for line in lines if line.split()[1:2] == [s.optimizer])
+        assert row.split()[2] == f"{s.best_lr:g}"
+        assert f"{s.mean:.4g} ± {s.ci:.2g}" in row and "2/2" in row
+    assert any("* Best lr: the worst test metric" in line for line in lines)
     listing = list_sweeps(store).splitlines()
     assert listing[0].split()[:4] == ["id", "name", "task", "model"]
     row = next(line for line in listing if line.startswith(f"{sweep} "))
@@ -181,11 +185,11 @@ def test_diverged_and_failed_runs_still_render(tmp_path):
     assert "&lt;b&gt;bad&lt;/b&gt; &amp; co" in page and "<b>bad" not in page
     assert "Failed runs" in page and "momentum must be" in page
     assert page.count("data:image/png;base64,") == 2
-    lines = summary_table(store, sweep).splitlines()
-    sgd = next(line for line in lines if line.startswith("sgd "))
-    adam = next(line for line in lines if line.startswith("adam "))
-    assert sgd.split()[1:5] == ["—", "—", "0", "4"]
-    assert adam.split()[1] == "0.01" and adam.split()[5] == "2"  # 2 diverged at 1e4
+    headers, rows = summary_rows(store, sweep)
+    sgd = next(row for row in rows if row[1] == "sgd")
+    adam = next(row for row in rows if row[1] == "adam")
+    assert sgd[2:6] == ["—", "—", "0", "4"]
+    assert adam[2].split()[0] == "0.01" and adam[5] == "2"  # 2 diverged at 1e4
     assert "2/8 (2 diverged, 4 failed)" in list_sweeps(store)
 
 
@@ -225,7 +229,7 @@ def test_the_metric_comes_from_the_task_or_the_stored_values():
     assert resolve_metric(store, other) == ("metric", True)
     assert resolve_metric(store, other, "loss") == ("loss", False)
     assert resolve_metric(store, other, "f1", higher_is_better=True) == ("f1", True)
-    assert "loss (mean ± std)" in summary_table(store, loss)
+    assert "loss (mean ± 95% CI)" in summary_table(store, loss)
 
 
 def test_run_sweep_records_the_metric_and_reports_use_it(swept):

@@ -3,6 +3,20 @@
 The functions take plain records (one dict per run: optimizer, lr, seed, final metric,
 steps to target, wall time, diverged) so they work the same on fresh results and on runs
 read back from the store.
+
+Three rules keep the answers honest:
+
+- **A late spike cannot win the tuning.** Each learning rate is scored by the mean over
+  seeds of each run's ``score``: the *worst* test metric over the last quarter of its
+  evaluations (:data:`CRITERION`), not the last value, so a rate that blew up at 95% of
+  the budget and came back loses to one that stayed put. Runs stored before the score
+  existed fall back to their final metric.
+- **Edges are named.** :attr:`OptimizerSummary.edge` says when the best rate is the lowest or
+  the highest of the rates tried: the optimum may lie outside the grid.
+- **Ties are said.** :func:`rank` orders optimizers by their mean at their best rates, but
+  an optimizer that paired comparisons over seeds (:func:`paired_difference`: the same seed
+  means the same initial weights and mini-batches) cannot tell apart from any optimizer of
+  the group ranked above it shares that group's rank (``=1``).
 """
 
 from __future__ import annotations
@@ -14,8 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["OptimizerSummary", "summarize", "performance_profile", "profile_score",
-           "parse_lrs", "time_to_target"]
+__all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "profile_score",
+           "parse_lrs", "time_to_target", "mean_ci", "paired_difference", "rank", "CRITERION",
+           "CONFIDENCE", "tail_score"]
+
+#: how a learning rate is chosen (shown under every table that picks one)
+CRITERION = "the worst test metric over the last 25% of evaluations, mean over seeds"
+#: the share of a run's evaluations (the last ones) that :func:`tail_score` looks at
+TAIL = 0.25
+#: the level of every confidence interval and paired comparison
+CONFIDENCE = 0.95
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -45,7 +67,11 @@ class OptimizerSummary:
 
     ``sensitivity`` maps each learning rate to the mean (over seeds) of the final metric;
     diverged seeds count as the worst possible value. ``best_lr`` is the rate with the
-    best mean; ``mean``/``std`` are over the seeds at that rate.
+    best mean :func:`tail_score` (:data:`CRITERION`); ``mean``/``std`` are the final metric
+    over the seeds at that rate, ``ci`` the half-width of its :data:`CONFIDENCE` interval
+    (Student's t; ``inf`` with one seed), ``per_seed`` those values by seed. ``edge`` is
+    ``"low"`` or ``"high"`` when ``best_lr`` is the lowest or highest rate tried (the grid
+    may not hold the optimum), else None.
     """
 
     optimizer: str
@@ -55,29 +81,145 @@ class OptimizerSummary:
     seeds: int
     diverged: int
     sensitivity: dict[float, float]
+    ci: float = math.inf
+    edge: str | None = None
+    per_seed: dict[int, float] | None = None
+
+    @property
+    def lr_text(self) -> str:
+        """The best rate, with the edge it sits on: ``"0.1 (top of grid)"``."""
+        mark = {"low": " (bottom of grid)", "high": " (top of grid)"}.get(self.edge or "", "")
+        return f"{self.best_lr:g}{mark}"
+
+
+def mean_ci(values: Sequence[float], level: float = CONFIDENCE) -> tuple[float, float]:
+    """The mean of ``values`` and the half-width of its ``level`` confidence interval
+    (Student's t with n - 1 degrees of freedom; ``inf`` for fewer than two values)."""
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        return math.nan, math.inf
+    mean = float(a.mean())
+    if a.size < 2 or not np.isfinite(a).all():
+        return mean, math.inf
+    from scipy.stats import t
+
+    return mean, float(t.ppf(0.5 + level / 2, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
+
+
+def tail_score(values: Sequence[float], higher_is_better: bool = True) -> float:
+    """A run's score for tuning: the worst of the last :data:`TAIL` share of its evaluated
+    metric values (at least the last one); NaN when any of them is not finite."""
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        return math.nan
+    tail = a[-max(1, math.ceil(TAIL * a.size)):]
+    if not np.isfinite(tail).all():
+        return math.nan
+    return float(tail.min() if higher_is_better else tail.max())
+
+
+def _score_of(r: Mapping) -> float | None:
+    score = r.get("score")
+    return r["metric"] if score is None else score
 
 
 def summarize(records: Iterable[Mapping], higher_is_better: bool = True) -> list[OptimizerSummary]:
-    """Per optimizer: the best learning rate by mean final metric over seeds."""
+    """Per optimizer: the best learning rate by :data:`CRITERION`, and the final metric
+    there (mean, std, confidence interval over seeds)."""
     worst = -math.inf if higher_is_better else math.inf
     grouped: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    scored: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seeds: dict[str, dict[float, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     diverged: dict[str, int] = defaultdict(int)
     for r in records:
-        value = r["metric"]
+        value, score = r["metric"], _score_of(r)
+        lr = float(r["lr"])
         if r.get("diverged") or value is None or not math.isfinite(value):
             diverged[r["optimizer"]] += 1
-            value = worst
-        grouped[r["optimizer"]][float(r["lr"])].append(value)
+            value = score = worst
+        elif score is None or not math.isfinite(score):
+            score = worst
+        grouped[r["optimizer"]][lr].append(value)
+        scored[r["optimizer"]][lr].append(score)
+        if r.get("seed") is not None:
+            seeds[r["optimizer"]][lr][int(r["seed"])] = value
     summaries = []
+    pick = max if higher_is_better else min
     for name, by_lr in grouped.items():
         means = {lr: float(np.mean(v)) for lr, v in sorted(by_lr.items())}
-        pick = max if higher_is_better else min
-        best = pick(means, key=lambda lr: means[lr])
+        scores = {lr: float(np.mean(v)) for lr, v in sorted(scored[name].items())}
+        best = pick(scores, key=lambda lr: scores[lr])
         values = np.array(by_lr[best])
-        std = float(values.std(ddof=1)) if len(values) > 1 and np.isfinite(values).all() else 0.0
+        finite = np.isfinite(values).all()
+        std = float(values.std(ddof=1)) if len(values) > 1 and finite else 0.0
+        _, ci = mean_ci(values)
+        edge = None
+        unique = sum(v == scores[best] for v in scores.values()) == 1  # a tie is no edge
+        if len(means) > 1 and math.isfinite(scores[best]) and unique:
+            edge = "low" if best == min(means) else "high" if best == max(means) else None
         summaries.append(OptimizerSummary(name, best, means[best], std, len(values),
-                                          diverged[name], means))
+                                          diverged[name], means, ci, edge,
+                                          dict(seeds[name][best]) or None))
     return summaries
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired comparison of two optimizers over the seeds both have: ``diff`` is the mean
+    of (a - b) per seed, ``low``/``high`` its :data:`CONFIDENCE` interval; ``distinct`` is
+    True when the interval excludes 0 (the difference is real at this number of seeds)."""
+
+    a: str
+    b: str
+    diff: float
+    low: float
+    high: float
+    seeds: int
+
+    @property
+    def distinct(self) -> bool:
+        return self.seeds >= 2 and (self.low > 0 or self.high < 0)
+
+
+def paired_difference(a: OptimizerSummary, b: OptimizerSummary) -> Paired:
+    """Compare ``a`` and ``b`` at their best rates seed by seed (a paired t interval: the
+    same seed gives both the same initial weights and the same mini-batches)."""
+    common = sorted(set(a.per_seed or {}) & set(b.per_seed or {}))
+    diffs = [a.per_seed[s] - b.per_seed[s] for s in common]
+    if not diffs or not np.isfinite(diffs).all():
+        # a diverged seed on one side only is a real difference; on both, none is known
+        return Paired(a.optimizer, b.optimizer, math.nan, -math.inf, math.inf, len(common))
+    mean, half = mean_ci(diffs)
+    if half == 0.0 and mean == 0.0:
+        return Paired(a.optimizer, b.optimizer, 0.0, 0.0, 0.0, len(common))
+    return Paired(a.optimizer, b.optimizer, mean, mean - half, mean + half, len(common))
+
+
+def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
+        -> list[tuple[str, OptimizerSummary]]:
+    """The summaries best first, each with its rank: ``"1"``, ``"2"``..., and ``"=1"`` for
+    every member of a group that paired comparisons cannot tell apart: an optimizer joins
+    the group above it unless it is clearly different from one of its members (then it
+    starts the next rank); a group keeps its first one's rank."""
+    def key(s: OptimizerSummary) -> float:
+        value = s.mean if math.isfinite(s.mean) else (-math.inf if higher_is_better
+                                                     else math.inf)
+        return -value if higher_is_better else value
+
+    ordered = sorted(summaries, key=key)
+    groups: list[list[OptimizerSummary]] = []
+    for s in ordered:
+        if groups and math.isfinite(s.mean) and \
+                not any(paired_difference(g, s).distinct for g in groups[-1]):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    out: list[tuple[str, OptimizerSummary]] = []
+    for group in groups:
+        position = len(out) + 1
+        label = f"={position}" if len(group) > 1 else str(position)
+        out += [(label, s) for s in group]
+    return out
 
 
 def performance_profile(times: Mapping[str, Mapping[str, float]],
@@ -95,7 +237,10 @@ def performance_profile(times: Mapping[str, Mapping[str, float]],
         best = min(per_task.values())
         for o in optimizers:
             t = per_task.get(o, math.inf)
-            ratios[o].append(t / best if math.isfinite(best) and best > 0 else math.inf)
+            if not math.isfinite(t) or not math.isfinite(best):
+                ratios[o].append(math.inf)
+            else:  # a target met at the start (time 0) by several optimizers ties them at 1
+                ratios[o].append(1.0 if t == best else t / best if best > 0 else math.inf)
     rho = {o: np.array([np.mean([r <= tau for r in ratios[o]]) for tau in taus])
            for o in optimizers}
     return taus, rho

@@ -3,6 +3,10 @@
 For every sweep, each optimizer's time to the sweep's target is the median over seeds at its
 best learning rate (:func:`~optimlab.bench.analysis.time_to_target`); the ratio to the best
 optimizer of that sweep gives the profile rho(tau) and the score (Dahl et al. 2023).
+
+The time is the robust one: steps to the target times the optimizer's calibrated step cost
+(:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one. Wall
+time is used only for sweeps stored before costs were recorded, and the table says so.
 """
 
 from __future__ import annotations
@@ -30,23 +34,32 @@ class Profile:
     taus: np.ndarray
     rho: dict[str, np.ndarray]
     scores: dict[str, float]
+    #: per workload: "cost" (steps x calibrated step cost) or "wall" (an old sweep)
+    basis: dict[str, str] | None = None
 
-    def table(self) -> str:
-        """Seconds to target per workload (ratio to the best), then the scores."""
+    def rows(self) -> tuple[list[str], list[list[str]]]:
+        """The table's headers and rows (see :meth:`table`)."""
         optimizers = sorted(self.rho)
         headers = ["workload"] + optimizers
         rows = []
         for workload, per in self.times.items():
             best = min(per.values())
-            rows.append([workload] + [
+            wall = (self.basis or {}).get(workload) == "wall"
+            rows.append([workload + (" (wall time)" if wall else "")] + [
                 "not reached" if not math.isfinite(per.get(o, math.inf)) else
                 f"{per[o]:.3g} s ({per[o] / best:.2f}x)" for o in optimizers])
         rows.append(["score (AlgoPerf)"] + [f"{self.scores[o]:.3f}" for o in optimizers])
-        return text_table(headers, rows)
+        return headers, rows
+
+    def table(self) -> str:
+        """Seconds to target per workload (steps x calibrated step cost; the ratio to the
+        best), then the scores."""
+        return text_table(*self.rows())
 
     def plot(self):
         """rho(tau) for every optimizer (matplotlib figure)."""
-        from ..landscapes.plots import _pyplot, label_colors
+        from ..landscapes.plots import _pyplot
+        from ..optim.palette import label_colors  # the catalog's colour of each optimizer
 
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -66,13 +79,18 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     """The profile of the sweeps ``sweep_ids`` (each needs a target in its configuration)."""
     if not sweep_ids:
         raise ValueError("a profile needs at least one sweep")
-    times = {}
+    times, basis = {}, {}
     for sweep_id in sweep_ids:
         info = store.sweep(sweep_id)
         if info["config"].get("target") is None:
             raise ValueError(f"sweep {sweep_id} has no target: run it with --target")
         _, higher = resolve_metric(store, sweep_id)
         label = f"{sweep_id}: {info['task']}" + (f"/{info['model']}" if info["model"] else "")
-        times[label] = time_to_target(run_records(store, sweep_id), higher)
+        records = run_records(store, sweep_id)
+        costed = any(r.get("seconds_per_step") is not None for r in records)
+        basis[label] = "cost" if costed else "wall"
+        times[label] = time_to_target(records, higher,
+                                      key="cost_to_target" if costed else "time_to_target")
     taus, rho = performance_profile(times)
-    return Profile(times, taus, rho, {o: profile_score(taus, r) for o, r in rho.items()})
+    return Profile(times, taus, rho, {o: profile_score(taus, r) for o, r in rho.items()},
+                   basis)

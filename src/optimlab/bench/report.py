@@ -49,12 +49,12 @@ from typing import Any
 import numpy as np
 
 from .._table import text_table
-from .analysis import OptimizerSummary, summarize
+from .analysis import CONFIDENCE, CRITERION, OptimizerSummary, rank, summarize
 from .store import TERMINAL, Run, RunStore
 from .sweep import run_records
 
-__all__ = ["write_report", "summary_table", "list_sweeps", "resolve_metric", "TASK_METRICS",
-           "RESULT_COLUMNS"]
+__all__ = ["write_report", "summary_table", "summary_rows", "summary_notes", "list_sweeps",
+           "resolve_metric", "TASK_METRICS", "RESULT_COLUMNS"]
 
 #: The metric of each built-in task: (name, higher is better).
 TASK_METRICS: dict[str, tuple[str, bool]] = {
@@ -71,8 +71,8 @@ _DIRECTION = {"accuracy": True, "loss": False, "bits_per_char": False}
 
 #: The first columns of ``results.csv``; hyperparameters other than lr follow.
 RESULT_COLUMNS = ("run_id", "optimizer", "lr", "seed", "status", "final_train_loss",
-                  "final_test_loss", "final_metric", "steps_to_target", "time_to_target",
-                  "wall_time")
+                  "final_test_loss", "final_metric", "score", "steps_to_target",
+                  "gradients_to_target", "cost_to_target", "time_to_target", "wall_time")
 
 _FILES = {"results": "results.csv", "curves": "curves.png",
           "lr_sensitivity": "lr_sensitivity.png", "report": "report.html"}
@@ -164,21 +164,27 @@ class _Sweep:
         return [r for r in self.runs if r.optimizer == name and r.status in TERMINAL
                 and best is not None and r.hparams.get("lr") == best]
 
-    def to_target(self, name: str) -> tuple[int, int, float, float]:
-        """(runs that reached the target, runs, median steps, median seconds) at the best
-        learning rate; a run that never reached it counts as infinitely slow."""
+    def to_target(self, name: str) -> tuple[int, int, float, float, float, float]:
+        """(runs that reached the target, runs, median steps, median gradient evaluations,
+        median calibrated seconds, median wall seconds) at the best learning rate; a run
+        that never reached it counts as infinitely slow."""
         runs = self.best_runs(name)
-        steps, times = [], []
+        columns: list[list[float]] = [[], [], [], []]
         for r in runs:
             s = r.summary or {}
             ok = r.status == "finished" and _finite(s.get("steps_to_target"))
-            steps.append(float(s["steps_to_target"]) if ok else math.inf)
-            times.append(float(s["time_to_target"]) if ok and _finite(s.get("time_to_target"))
-                         else math.inf)
+            for values, key in zip(columns, ("steps_to_target", "gradients_to_target",
+                                             "cost_to_target", "time_to_target")):
+                values.append(float(s[key]) if ok and _finite(s.get(key)) else math.inf)
         if not runs:
-            return 0, 0, math.inf, math.inf
-        reached = sum(math.isfinite(v) for v in steps)
-        return reached, len(runs), float(np.median(steps)), float(np.median(times))
+            return 0, 0, math.inf, math.inf, math.inf, math.inf
+        reached = sum(math.isfinite(v) for v in columns[0])
+        return (reached, len(runs), *(float(np.median(v)) for v in columns))
+
+    def ranked(self) -> list[tuple[str, OptimizerSummary]]:
+        """The optimizers with a result, best first, with ranks (``=1`` for ties)."""
+        done = [s for s in self.summaries.values() if s is not None]
+        return rank(done, self.higher)
 
 
 # ----------------------------------------------------------------------------- text
@@ -193,46 +199,103 @@ def _metric_label(metric: str) -> str:
 
 
 def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
-    headers = ["optimizer", "best lr", f"{sw.metric} (mean ± std)", "seeds", "diverged"]
+    level = f"{CONFIDENCE:.0%}"
+    headers = ["rank", "optimizer", "best lr", f"{sw.metric} (mean ± {level} CI)", "seeds",
+               "diverged"]
     if sw.target is not None:
-        headers += ["reached target", f"median steps to {sw.target:g}",
-                    f"median time to {sw.target:g}"]
+        headers += ["reached target", f"steps to {sw.target:g}", "gradient evals",
+                    "cost (calibrated)", "wall time"]
     rows = []
-    for name in sw.optimizers:
+    done = dict((s.optimizer, label) for label, s in sw.ranked())
+    order = [s.optimizer for _, s in sw.ranked()] + [n for n in sw.optimizers if n not in done]
+    for name in order:
         s = sw.summaries[name]
         if s is None:
-            row = [name, _DASH, "no run ended yet", "0", "0"]
+            row = [_DASH, name, _DASH, "no run ended yet", "0", "0"]
             row += [_DASH] * (len(headers) - len(row))
             rows.append(row)
             continue
         ok = math.isfinite(s.mean)
-        row = [name, f"{s.best_lr:g}" if ok else _DASH,
-               f"{s.mean:.4g} ± {s.std:.2g}" if ok else _DASH,
-               str(s.seeds if ok else 0), str(s.diverged)]
+        ci = f"{s.ci:.2g}" if math.isfinite(s.ci) else "?"
+        row = [done[name] if ok else _DASH, name, s.lr_text if ok else _DASH,
+               f"{s.mean:.4g} ± {ci}" if ok else _DASH, str(s.seeds if ok else 0),
+               str(s.diverged)]
         if sw.target is not None:
-            reached, total, steps, seconds = sw.to_target(name)
+            reached, total, steps, grads, cost, wall = sw.to_target(name)
             if not total:
-                row += [_DASH] * 3
+                row += [_DASH] * 5
             else:
-                row += [f"{reached}/{total}",
-                        f"{steps:g}" if math.isfinite(steps) else "not reached",
-                        f"{seconds:.3g} s" if math.isfinite(seconds) else "not reached"]
+                def shown(v, fmt):
+                    return fmt(v) if math.isfinite(v) else "not reached"
+                row += [f"{reached}/{total}", shown(steps, lambda v: f"{v:g}"),
+                        shown(grads, lambda v: f"{v:g}"),
+                        shown(cost, lambda v: f"{v:.3g} s") if reached and math.isfinite(cost)
+                        else ("not reached" if not reached else "not measured"),
+                        shown(wall, lambda v: f"{v:.3g} s")]
         rows.append(row)
     return headers, rows
 
 
+def summary_notes(sw_or_store, sweep_id: int | None = None) -> list[str]:
+    """What a reader needs under the summary table: how the rate was chosen, which
+    optimizers cannot be told apart, which best rates sit on the grid's edge, and what the
+    time columns mean."""
+    sw = sw_or_store if isinstance(sw_or_store, _Sweep) else \
+        _Sweep(sw_or_store, sweep_id, None, None)
+    notes = [f"Best lr: {CRITERION} (a rate that spikes late cannot win); the metric shown "
+             f"is the final one there, with its {CONFIDENCE:.0%} confidence interval over "
+             "seeds (Student's t)."]
+    ranked = sw.ranked()
+    groups: dict[str, list[str]] = {}
+    for label, s in ranked:
+        if label.startswith("="):
+            groups.setdefault(label, []).append(s.optimizer)
+    seeds = max((s.seeds for _, s in ranked), default=0)
+    for label, names in groups.items():
+        notes.append(f"{' and '.join(names)} cannot be told apart at {seeds} seed(s) "
+                     f"(paired comparison over the same seeds, {CONFIDENCE:.0%}): they "
+                     f"share rank {label[1:]}.")
+    if seeds < 2 and ranked:
+        notes.append("One seed: no confidence interval, so the ranking is not evidence of a "
+                     "difference.")
+    for _, s in ranked:
+        if s.edge and math.isfinite(s.mean):
+            where = "lowest" if s.edge == "low" else "highest"
+            notes.append(f"{s.optimizer}: the best lr {s.best_lr:g} is the {where} rate "
+                         "tried; the optimum may lie outside the grid (widen --lrs, or use "
+                         "--lrs auto, which extends the grid itself).")
+    if sw.target is not None:
+        notes.append("To the target: steps and gradient evaluations are exact for a seed; "
+                     "cost is steps x the optimizer's calibrated step cost (CPU time of one "
+                     "training step, measured once per machine and model), the figure the "
+                     "profiles rank by; wall time depends on the machine's load and is shown "
+                     "for information only.")
+    return notes
+
+
+def summary_rows(store: RunStore, sweep_id: int, metric_name: str | None = None,
+                 higher_is_better: bool | None = None) -> tuple[list[str], list[list[str]]]:
+    """The summary of a sweep as headers and rows (for HTML pages): see
+    :func:`summary_table`."""
+    return _summary_rows(_Sweep(store, sweep_id, metric_name, higher_is_better))
+
+
 def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None,
                   higher_is_better: bool | None = None) -> str:
-    """The summary of a sweep as a text table, one row per optimizer: its best learning
-    rate, the mean ± std over seeds of the final test metric there, the seeds behind it,
-    its diverged (or failed) runs over all rates, and, when the sweep has a target, how
-    many seeds reached it and the median steps and time they took.
+    """The summary of a sweep as a text table, best first, one row per optimizer: its rank
+    (``=2`` where a paired comparison over seeds cannot tell it from its neighbour), its
+    best learning rate (flagged on a grid edge), the final test metric there (mean and
+    95% confidence interval over seeds), the seeds behind it, its diverged (or failed)
+    runs over all rates, and, when the sweep has a target, how many seeds reached it and
+    the median steps, gradient evaluations, calibrated cost and wall time they took; then
+    the notes of :func:`summary_notes`.
 
     Raises:
         KeyError: no sweep has this id.
     """
     sw = _Sweep(store, sweep_id, metric_name, higher_is_better)
-    return text_table(*_summary_rows(sw))
+    return text_table(*_summary_rows(sw)) + "\n" + "\n".join(
+        f"  * {note}" for note in summary_notes(sw))
 
 
 def _created(value: Any) -> str:
@@ -306,7 +369,8 @@ def _pyplot():
 
 
 def _colors(names: Sequence[str]) -> dict[str, str]:
-    from ..landscapes.plots import label_colors
+    # each optimizer's colour in every figure and on the playground: the catalog's palette
+    from ..optim.palette import label_colors
 
     return label_colors(list(names))
 
@@ -584,11 +648,13 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         f"written {_e(now.strftime('%Y-%m-%d %H:%M:%S UTC'))}.</p>",
         "<h2>Summary</h2>",
         f"<p>Final test {_e(_metric_label(sw.metric))} ({_e(direction)} is better) at each "
-        "optimizer's best learning rate, mean ± standard deviation over seeds; "
+        "optimizer's best learning rate, mean with its 95% confidence interval over seeds; "
         "<em>diverged</em> counts the diverged or failed runs over all learning rates."
         + (f" The target is {_e(f'{sw.target:g}')}; a seed that never reached it counts as "
            "infinitely slow in the medians." if sw.target is not None else "") + "</p>",
-        _html_table(headers, summary, [False, True, True, True, True, True, True, True]),
+        _html_table(headers, summary, [False, False] + [True] * (len(headers) - 2)),
+        "<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>" for n in summary_notes(sw))
+        + "</ul>",
     ]
     failures: dict[tuple[str, str], int] = {}
     for r in sw.runs:

@@ -7,6 +7,15 @@ time: all of an optimizer's pending members as one batched population (or one by
 group ends, so a sweep killed at any moment keeps every finished run, and running the same
 spec again (resume) trains only the rest. One process at a time trains a sweep: a second
 ``run_sweep`` of the same sweep meanwhile raises ``StoreError`` up front.
+
+Each run's summary holds the way to the target in steps, gradient evaluations and seconds
+of the optimizer's calibrated step cost (:mod:`optimlab.bench.cost`: the figure profiles
+and rankings use), beside the wall time (information: it depends on the machine's load),
+and its tuning score (:func:`~optimlab.bench.analysis.tail_score`).
+
+With the automatic grid (``lrs=None``) a best rate on the grid's edge extends the grid:
+up to :data:`MAX_EXTENSIONS` times, two more rates beyond that edge at the grid's own
+spacing, trained and stored like the rest, until the best rate is inside the grid.
 """
 
 from __future__ import annotations
@@ -19,13 +28,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..optim.registry import resolve
+from .analysis import summarize, tail_score
+from .cost import step_costs
 from .store import RunStore
 from .tasks import get as get_task
 from .trainer import Member, RunResult, TrainConfig, train_population, train_sequential
 
-__all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "ENGINES"]
+__all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "ENGINES", "MAX_EXTENSIONS"]
 
 ENGINES = ("population", "sequential")
+#: how many times an automatic grid is extended past an edge (two rates each time)
+MAX_EXTENSIONS = 3
+#: automatic grids stay within these rates
+LR_BOUNDS = (1e-7, 100.0)
 
 
 def auto_lrs(optimizer: str, count: int = 7) -> list[float]:
@@ -94,11 +109,21 @@ def _reached(result: RunResult, target: float | None, higher_is_better: bool):
     return None, None
 
 
-def _summary(result: RunResult, target, higher_is_better) -> dict:
+def _summary(result: RunResult, target, higher_is_better, cost=None) -> dict:
+    """A run's summary: final metrics, its tuning score, and (with a target) the way there
+    in steps, gradient evaluations, calibrated seconds (``cost_to_target``) and wall time."""
     step, wall = _reached(result, target, higher_is_better)
-    return {"final_train_loss": result.train_loss[-1], "final_test_loss": result.test_loss[-1],
-            "final_metric": result.test_metric[-1], "steps_to_target": step,
-            "time_to_target": wall, "wall_time": result.wall_time[-1]}
+    out = {"final_train_loss": result.train_loss[-1], "final_test_loss": result.test_loss[-1],
+           "final_metric": result.test_metric[-1],
+           "score": tail_score(result.test_metric, higher_is_better),
+           "steps_to_target": step, "time_to_target": wall, "wall_time": result.wall_time[-1]}
+    if cost is not None:
+        out.update(seconds_per_step=cost.seconds, gradients_per_step=cost.gradients,
+                   cost_spread=cost.spread)
+        if step is not None:
+            out.update(gradients_to_target=step * cost.gradients,
+                       cost_to_target=step * cost.seconds)
+    return out
 
 
 def _points(result: RunResult) -> list[tuple]:
@@ -110,7 +135,8 @@ def _points(result: RunResult) -> list[tuple]:
 
 def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
               data_dir=None, name: str | None = None,
-              progress: Callable[[int], None] | None = None) -> int:
+              progress: Callable[[int], None] | None = None,
+              recalibrate: bool = False) -> int:
     """Train every unfinished member of ``spec``; returns the sweep id in ``store``.
 
     A member whose training raises is recorded as ``failed`` with the error; one whose
@@ -129,20 +155,42 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     higher_is_better = config["metric"]["higher_is_better"]
     sweep_id = store.open_sweep(config, name=name)
     with store.lock_sweep(sweep_id):  # a second process resuming it is refused here
-        _train_pending(spec, store, sweep_id, task, engine, higher_is_better, progress)
+        _train_pending(spec, store, sweep_id, task, engine, higher_is_better, progress,
+                       recalibrate)
+        if spec.lrs is None:
+            _extend_edges(spec, store, sweep_id, task, engine, higher_is_better, progress)
     return sweep_id
 
 
+def _costs(spec: SweepSpec, task, optimizers, recalibrate: bool = False) -> dict:
+    """The calibrated step cost of each optimizer (None where it cannot be measured: the
+    sweep goes on, its profile falls back to wall time)."""
+    wanted = {}
+    for name in optimizers:
+        lrs = spec.lrs or auto_lrs(name)
+        wanted[name] = {**spec.hparams.get(name, {}), "lr": float(min(lrs))}
+    try:
+        return step_costs(task, spec.config.model, spec.config.batch_size, wanted,
+                          recalibrate=recalibrate)
+    except Exception:  # a model the micro-benchmark cannot step: no cost, not no sweep
+        return {}
+
+
 def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
-                   higher_is_better: bool, progress) -> None:
+                   higher_is_better: bool, progress, recalibrate: bool = False) -> None:
     store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                               for m in spec.members()])
-    pending = store.pending_runs(sweep_id)
+    _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
+                progress, recalibrate)
+
+
+def _train_runs(spec: SweepSpec, store: RunStore, pending, task, engine: str,
+                higher_is_better: bool, progress, recalibrate: bool = False) -> None:
     train = train_population if engine == "population" else train_sequential
-    for optimizer in spec.optimizers:
+    names = [o for o in spec.optimizers if any(run.optimizer == o for run in pending)]
+    costs = _costs(spec, task, names, recalibrate) if spec.target is not None else {}
+    for optimizer in names:
         group = [run for run in pending if run.optimizer == optimizer]
-        if not group:
-            continue
         members = [Member(run.optimizer, run.hparams, run.seed) for run in group]
         for run in group:
             store.start_run(run.id)
@@ -155,8 +203,34 @@ def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine
             continue
         for run, result in zip(group, results):
             store.finish_run(run.id, "diverged" if result.diverged else "finished",
-                             summary=_summary(result, spec.target, higher_is_better),
+                             summary=_summary(result, spec.target, higher_is_better,
+                                              costs.get(optimizer)),
                              points=_points(result))
+
+
+def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
+                  higher_is_better: bool, progress) -> None:
+    """Extend each optimizer's automatic grid past the edge its best rate sits on."""
+    for _ in range(MAX_EXTENSIONS):
+        records = [r for r in run_records(store, sweep_id) if r["status"] != "pending"]
+        new = []
+        for s in summarize(records, higher_is_better):
+            if s.edge is None:
+                continue
+            lrs = sorted(s.sensitivity)
+            ratio = lrs[1] / lrs[0]
+            edge = lrs[0] if s.edge == "low" else lrs[-1]
+            step = 1 / ratio if s.edge == "low" else ratio
+            beyond = [edge * step ** k for k in (1, 2)]
+            beyond = [lr for lr in beyond if LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]]
+            hp = spec.hparams.get(s.optimizer, {})
+            new += [{"optimizer": s.optimizer, "hparams": {**hp, "lr": float(lr)}, "seed": seed}
+                    for lr in beyond for seed in range(spec.seeds)]
+        if not new:
+            return
+        store.add_runs(sweep_id, new)
+        _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
+                    progress)
 
 
 def run_records(store: RunStore, sweep_id: int) -> list[dict]:
@@ -165,9 +239,9 @@ def run_records(store: RunStore, sweep_id: int) -> list[dict]:
     for run in store.list_runs(sweep_id):
         summary = run.summary or {}
         metric = summary.get("final_metric")
-        records.append({"optimizer": run.optimizer, "lr": run.hparams.get("lr"),
+        records.append({**summary, "optimizer": run.optimizer, "lr": run.hparams.get("lr"),
                         "seed": run.seed, "status": run.status,
                         "metric": math.nan if metric is None else metric,
-                        "diverged": run.status != "finished", **summary})
+                        "diverged": run.status != "finished"})
     return records
 

@@ -48,6 +48,8 @@ class Capabilities:
         sparse: ``update`` accepts sparse gradients.
         needs_matrix: every parameter must be a matrix (Muon).
         needs_closure: :meth:`step` needs a closure (it evaluates the loss twice).
+        gradients_per_step: gradient evaluations one step costs (SAM: 2), what the training
+            lab counts to a target.
         wraps: the constructor keyword naming the optimizer it wraps, or None.
         complex: complex parameters are stepped as their real view.
         running: names of per-group running state kept in the param group.
@@ -59,6 +61,7 @@ class Capabilities:
     sparse: bool = False
     needs_matrix: bool = False
     needs_closure: bool = False
+    gradients_per_step: int = 1
     wraps: str | None = None
     complex: bool = True
     running: tuple[str, ...] = ()
@@ -66,6 +69,9 @@ class Capabilities:
     def __post_init__(self) -> None:
         if self.batching not in BATCHING:
             raise ValueError(f"batching must be one of {BATCHING}, got {self.batching!r}")
+        if not (isinstance(self.gradients_per_step, int) and self.gradients_per_step >= 1):
+            raise ValueError(f"gradients_per_step must be an integer >= 1, got "
+                             f"{self.gradients_per_step!r}")
 
     @property
     def wrapper(self) -> bool:

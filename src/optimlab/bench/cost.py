@@ -1,0 +1,199 @@
+"""What a training step costs, measured so that the machine's load does not change it.
+
+Wall time to a target is the wrong figure to rank optimizers by on a shared machine: two
+identical sweeps once ranked Adam and then RMSprop first, and three optimizers that reached
+a target in the same 132 steps were timed at 4.7 s, 24.1 s and 27.8 s. The training lab
+therefore counts the way to a target in **steps** and **gradient evaluations** (deterministic
+for a seed; SAM counts two per step, see ``Capabilities.gradients_per_step``) and turns
+steps into seconds with each optimizer's **step cost**, measured here:
+
+- one training step of the task's model on one batch (forward, backward, optimizer step;
+  the closure twice for SAM), timed in the CPU time of the measuring thread with torch on
+  one thread, so other processes competing for the cores do not count;
+- every optimizer of the sweep in turn, round after round (interleaved: a slow moment of
+  the machine slows every optimizer's round, not one optimizer's), each timing long enough
+  for the clock (a block of steps), the median over rounds.
+
+A step cost is a property of the machine and the model, not of one sweep, so it is
+measured once and kept in a small cache (``$OPTIMLAB_CACHE/step-costs``, default
+``~/.cache/optimlab/step-costs``, beside the fused kernels' cache; key: the machine, torch and
+optimlab versions, the task, model, batch size and the optimizer with its hyperparameters
+other than the learning rate): every later sweep on this machine reuses it, and the same
+sweep gets the same costs, ranking and profile however busy the machine is when it runs.
+``recalibrate=True`` (``optimlab bench --recalibrate``) measures again. The cost each run
+used is stored in its summary (``seconds_per_step``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..optim.registry import create, resolve
+
+__all__ = ["StepCost", "step_costs", "cache_dir", "ROUNDS"]
+
+#: rounds of the interleaved measurement (each optimizer is timed once per round)
+ROUNDS = 15
+#: the CPU time one timing aims at: a block of steps at least this long
+BLOCK_SECONDS = 0.004
+_VERSION = 1  # of the cache entries' layout
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One optimizer's training step on one model: ``seconds`` per step (median over
+    rounds of single-thread CPU time), ``spread`` (the interquartile range of the rounds,
+    as a share of the median), ``gradients`` evaluated per step, the ``rounds`` measured,
+    and whether it came from the cache."""
+
+    optimizer: str
+    seconds: float
+    spread: float
+    gradients: int
+    rounds: int
+    cached: bool = False
+
+
+def cache_dir() -> Path:
+    """Where measured step costs are kept (see the module's docstring)."""
+    root = os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab"
+    return Path(root) / "step-costs"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _key(task, model: str | None, batch_size: int | None, optimizer: str,
+         hparams: Mapping) -> str:
+    from .. import __version__
+
+    fixed = {k: v for k, v in sorted(hparams.items()) if k != "lr"}
+    text = json.dumps({"v": _VERSION, "machine": platform.machine(), "cpu": _cpu_model(),
+                       "cores": os.cpu_count(), "torch": torch.__version__, "optimlab": __version__,
+                       "task": task.name, "model": model, "batch": batch_size,
+                       "optimizer": resolve(optimizer).name, "hparams": fixed},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _load(key: str) -> StepCost | None:
+    try:
+        data = json.loads((cache_dir() / f"step-cost-{key}.json").read_text(encoding="utf-8"))
+        cost = StepCost(**{**data, "cached": True})
+    except (OSError, ValueError, TypeError):
+        return None  # absent, unreadable or damaged: measure again
+    ok = isinstance(cost.seconds, float) and cost.seconds > 0 and isinstance(cost.gradients, int)
+    return cost if ok else None
+
+
+def _save(key: str, cost: StepCost) -> None:
+    try:
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".step-cost-{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({**asdict(cost), "cached": False}), encoding="utf-8")
+        os.replace(tmp, folder / f"step-cost-{key}.json")
+    except OSError:
+        pass  # an unwritable cache only means measuring again next time
+
+
+class _Stepper:
+    """One optimizer training one copy of the model on one fixed batch."""
+
+    def __init__(self, task, model: str | None, batch_size: int | None, optimizer: str,
+                 hparams: Mapping):
+        from .trainer import _init_model
+
+        self.model = _init_model(task, model, 0)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        n = len(task.x_train) if batch_size is None else min(batch_size, len(task.x_train))
+        self.x, self.y = task.x_train[:n], task.y_train[:n]
+        self.loss_fn = task.loss_fn
+        self.opt = create(optimizer, self.params, **hparams)
+        self.closure_needed = resolve(optimizer).info.needs_closure
+        self.gradients = resolve(optimizer).capabilities.gradients_per_step
+
+    def closure(self):
+        with torch.enable_grad():
+            loss = self.loss_fn(self.model(self.x), self.y)
+            grads = torch.autograd.grad(loss, self.params)
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        return loss
+
+    def step(self) -> None:
+        if self.closure_needed:
+            self.opt.step(self.closure)
+        else:
+            self.closure()
+            self.opt.step()
+
+    def timed(self, block: int) -> float:
+        start = time.thread_time()
+        for _ in range(block):
+            self.step()
+        return (time.thread_time() - start) / block
+
+
+def _measure(task, model, batch_size, entries: Sequence[tuple[str, Mapping]],
+             rounds: int) -> dict[str, StepCost]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # all the work on this thread: its CPU time is the cost
+    try:
+        steppers = {name: _Stepper(task, model, batch_size, name, hp) for name, hp in entries}
+        blocks = {}
+        for name, stepper in steppers.items():  # warm up (state, kernels), size the blocks
+            stepper.timed(2)
+            blocks[name] = max(1, min(1000, round(BLOCK_SECONDS / max(stepper.timed(1), 1e-7))))
+        times: dict[str, list[float]] = {name: [] for name in steppers}
+        for _ in range(rounds):
+            for name, stepper in steppers.items():
+                times[name].append(stepper.timed(blocks[name]))
+    finally:
+        torch.set_num_threads(threads)
+    out = {}
+    for name, values in times.items():
+        median = statistics.median(values)
+        q = statistics.quantiles(values, n=4) if len(values) >= 2 else [median] * 3
+        out[name] = StepCost(name, float(median), float((q[2] - q[0]) / median),
+                             steppers[name].gradients, rounds)
+    return out
+
+
+def step_costs(task, model: str | None, batch_size: int | None,
+               optimizers: Mapping[str, Mapping], recalibrate: bool = False,
+               rounds: int = ROUNDS) -> dict[str, StepCost]:
+    """The step cost of each optimizer (name -> hyperparameters) on ``task``'s ``model`` at
+    ``batch_size``: from the cache, or measured (all missing ones together, interleaved)
+    and cached. ``recalibrate`` measures every one again."""
+    if not optimizers:
+        return {}
+    if not (isinstance(rounds, int) and rounds >= 1):
+        raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
+    keys = {name: _key(task, model, batch_size, name, hp) for name, hp in optimizers.items()}
+    out = {} if recalibrate else {n: c for n, k in keys.items() if (c := _load(k)) is not None}
+    missing = [(n, optimizers[n]) for n in optimizers if n not in out]
+    if missing:
+        measured = _measure(task, model, batch_size, missing, rounds)
+        for name, cost in measured.items():
+            _save(keys[name], cost)
+        out.update(measured)
+    return {name: out[name] for name in optimizers}

@@ -1,0 +1,124 @@
+"""Step costs and the robust way to a target: calibrated once, cached, load-independent.
+
+The acceptance test of the training lab's honesty: the same small sweep, run twice (the
+second time with a thread competing for the CPU), gives the same ranking and the same
+performance-profile scores, because rankings use steps and calibrated step costs, not wall
+time.
+"""
+
+import json
+import threading
+
+import pytest
+
+from optimlab.bench import cost as cost_module
+from optimlab.bench.cost import step_costs
+from optimlab.bench.profile import build_profile
+from optimlab.bench.report import summary_rows
+from optimlab.bench.store import RunStore
+from optimlab.bench.sweep import SweepSpec, run_sweep
+from optimlab.bench.tasks import get
+from optimlab.bench.trainer import TrainConfig
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "step-costs"
+    monkeypatch.setattr(cost_module, "cache_dir", lambda: folder)
+    return folder
+
+
+def test_step_costs_are_measured_once_then_read_from_the_cache(cache):
+    task = get("digits")
+    first = step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}, "sam": {"lr": 0.1}}, rounds=3)
+    assert set(first) == {"sgd", "sam"}
+    assert all(c.seconds > 0 and not c.cached and c.rounds == 3 for c in first.values())
+    assert first["sgd"].gradients == 1 and first["sam"].gradients == 2  # SAM: two per step
+    assert len(list(cache.glob("step-cost-*.json"))) == 2
+    again = step_costs(task, "logreg", 32, {"sgd": {"lr": 0.5}, "sam": {"lr": 0.1}}, rounds=3)
+    assert all(c.cached for c in again.values())  # the learning rate is not in the key
+    assert again["sgd"].seconds == first["sgd"].seconds
+    other = step_costs(task, "logreg", 64, {"sgd": {"lr": 0.1}}, rounds=3)
+    assert not other["sgd"].cached  # another batch size is another cost
+    fresh = step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, recalibrate=True, rounds=3)
+    assert not fresh["sgd"].cached
+
+
+def test_a_damaged_or_unwritable_cache_only_means_measuring_again(cache, tmp_path,
+                                                                 monkeypatch):
+    task = get("digits")
+    step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=2)
+    (path,) = cache.glob("step-cost-*.json")
+    for text in ("{not json", json.dumps({"seconds": "fast"}), json.dumps({"x": 1})):
+        path.write_text(text)
+        assert not step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=2)["sgd"].cached
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(cost_module, "cache_dir", lambda: blocker / "sub")
+    assert step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=2)["sgd"].seconds > 0
+    with pytest.raises(ValueError, match="rounds"):
+        step_costs(task, "logreg", 32, {"sgd": {}}, rounds=0)
+
+
+SPEC = SweepSpec(task="digits", optimizers=("sgd", "momentum", "adam"),
+                 config=TrainConfig(steps=40, batch_size=32, eval_every=4, model="logreg"),
+                 lrs=(0.01, 0.1), seeds=2, target=0.8)
+
+
+def _outcome(store, sweep):
+    headers, rows = summary_rows(store, sweep)
+    profile = build_profile(store, [sweep])
+    return [(row[0], row[1]) for row in rows], profile.scores, profile.times
+
+
+def test_a_busy_machine_gives_the_same_ranking_and_profile(cache, tmp_path):
+    quiet_store = RunStore(tmp_path / "quiet.db")
+    quiet = _outcome(quiet_store, run_sweep(SPEC, quiet_store))
+
+    stop = threading.Event()
+
+    def spin():  # competes for the CPU (and the GIL) the whole time
+        x = 0
+        while not stop.is_set():
+            x += 1
+
+    busy_store = RunStore(tmp_path / "busy.db")
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        busy_sweep = run_sweep(SPEC, busy_store)
+    finally:
+        stop.set()
+        thread.join(5)
+    busy = _outcome(busy_store, busy_sweep)
+    assert busy == quiet
+    ranks, scores, times = quiet
+    assert {name for _, name in ranks} == set(SPEC.optimizers)
+    assert any(0 < s for s in scores.values())  # someone reached the target
+    # the figure behind the profile is steps x calibrated cost, stored with every run
+    for run in busy_store.list_runs(busy_sweep):
+        s = run.summary
+        assert s["seconds_per_step"] > 0 and s["gradients_per_step"] == 1
+        if s["steps_to_target"] is not None:
+            assert s["cost_to_target"] == pytest.approx(s["steps_to_target"]
+                                                        * s["seconds_per_step"])
+            assert s["gradients_to_target"] == s["steps_to_target"]
+    # while the wall times of the two runs are what the machine made of them
+    walls = [[r.summary["wall_time"] for r in st.list_runs(1)] for st in (quiet_store,
+                                                                         busy_store)]
+    assert walls[0] != walls[1]
+
+
+def test_profiles_of_old_sweeps_fall_back_to_wall_time_and_say_so(tmp_path):
+    store = RunStore(tmp_path / "old.db")
+    sweep = store.open_sweep({"task": "digits", "optimizers": ["sgd", "adam"], "target": 0.5,
+                              "metric": {"name": "accuracy", "higher_is_better": True}})
+    ids = store.add_runs(sweep, [{"optimizer": o, "hparams": {"lr": 0.1}, "seed": 0}
+                                 for o in ("sgd", "adam")])
+    for run, t in zip(ids, (2.0, 1.0)):
+        store.finish_run(run, "finished", summary={"final_metric": 0.9, "steps_to_target": 10,
+                                                   "time_to_target": t})
+    profile = build_profile(store, [sweep])
+    assert profile.basis == {"1: digits": "wall"}
+    assert "(wall time)" in profile.table()
+    assert profile.times["1: digits"] == {"sgd": 2.0, "adam": 1.0}
