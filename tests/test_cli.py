@@ -1,11 +1,23 @@
 """The `optimlab` command: list, explain, compare, and one-line errors with exit code 2."""
 
+import argparse
+import io
+import os
 import subprocess
 import sys
 
 import pytest
 
-from optimlab.cli import main
+from optimlab import cli
+from optimlab.cli import build_parser, main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def catalog_cache(tmp_path_factory):
+    """The catalog commands' cache in a folder of this module's, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path_factory.mktemp("catalog-cache")))
+        yield
 
 
 def test_list_prints_every_class(capsys):
@@ -108,8 +120,12 @@ def test_race_and_demo_errors_are_one_line(argv, message, capsys):
 
 def test_demo_lists_and_runs(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    assert main(["demo"]) == 0
-    assert "effective-lr" in capsys.readouterr().out
+    from optimlab.exhibits import DEMO_NAMES
+
+    assert main(["demo", "--list"]) == 0
+    assert capsys.readouterr().out.split() == list(DEMO_NAMES)
+    assert main(["demo", "--list", "ema"]) == 2
+    assert "takes no NAME" in capsys.readouterr().err
     assert main(["demo", "effective-lr", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for value in ("0.0200", "0.0063", "0.0020", "0.0006", "0.0002"):
@@ -119,6 +135,81 @@ def test_demo_lists_and_runs(tmp_path, capsys):
     assert main(["demo", "EMA", "--out", str(tmp_path)]) == 0
     assert f"wrote {tmp_path}/ema.png" in capsys.readouterr().out
     assert (tmp_path / "ema.png").stat().st_size > 0
+
+
+class _Quick:
+    """A stand-in exhibit (the real ones take seconds each)."""
+
+    def __init__(self, name):
+        self.name, self.title = name, f"the {name} exhibit"
+
+    def table(self):
+        return f"{self.name} table"
+
+    def plot(self):
+        from optimlab.exhibits.base import pyplot
+
+        fig = pyplot().figure(figsize=(1, 1))
+        fig.gca().plot([0, 1])
+        return fig
+
+
+@pytest.fixture
+def quick_exhibits(monkeypatch):
+    """The registry with three quick exhibits, one of them new: `demo` reads the registry."""
+    import optimlab.exhibits as exhibits
+
+    names = ("ema", "saddle", "brand-new")
+    monkeypatch.setattr(exhibits, "DEMOS", {n: (lambda n=n: _Quick(n)) for n in names})
+    monkeypatch.setattr(exhibits, "DEMO_NAMES", names)
+    return names
+
+
+def test_demo_without_a_name_runs_every_exhibit(tmp_path, capsys, monkeypatch,
+                                                quick_exhibits):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for number, name in enumerate(quick_exhibits, 1):
+        assert f"[{number}/3] {name}: the {name} exhibit\n{name} table\n" in out
+        assert f"wrote {os.path.join(cli.DEMO_DIR, name)}.png" in out
+        assert (tmp_path / cli.DEMO_DIR / f"{name}.png").stat().st_size > 0
+    assert out.rstrip().endswith(f"ran 3 exhibits; their pictures are in {cli.DEMO_DIR}")
+    assert main(["demo", "--out", str(tmp_path / "mine")]) == 0
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == sorted(
+        f"{name}.png" for name in quick_exhibits)
+    assert main(["demo", "--out", str(tmp_path / "no" / "such")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_demo_without_a_name_runs_the_real_exhibits(tmp_path, capsys):
+    """Once, for real: every exhibit of the registry, its table printed and its PNG."""
+    pytest.importorskip("matplotlib")
+    from optimlab.exhibits import DEMO_NAMES
+
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for name in DEMO_NAMES:
+        assert f"wrote {tmp_path / name}.png" in out
+        assert (tmp_path / f"{name}.png").stat().st_size > 0
+    assert "0.0063" in out  # effective-lr's table
+
+
+def test_every_option_has_help():
+    """Every subcommand's every option and positional argument says what it is."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, sub in [("optimlab", parser)] + sorted(commands.choices.items()):
+        assert name == "optimlab" or any(c.dest == name and c.help for c in
+                                         commands._choices_actions), f"{name} has no help"
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if not (action.help or "").strip() or action.help == argparse.SUPPRESS:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, f"no help text: {missing}"
 
 
 BENCH = ["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--seeds", "2",
@@ -189,6 +280,104 @@ def test_unknown_task_and_missing_store(tmp_path, capsys):
     RunStore(tmp_path / "r.db").close()  # the unknown task left no store behind; make one
     assert main(["report", "7", "--db", str(tmp_path / "r.db"), "--out", str(tmp_path)]) == 2
     assert "no sweep 7" in capsys.readouterr().err
+
+
+def _tour_store(folder):
+    """A tour's store with one sweep of a tiny bench, as `optimlab tour` leaves it."""
+    (folder / "optimlab-tour").mkdir()
+    assert main(["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.1", "--seeds", "1",
+                 "--steps", "6", "--batch-size", "64", "--target", "0.2", "--db",
+                 cli.TOUR_DB]) == 0
+
+
+def test_the_tours_sweeps_are_found(tmp_path, capsys, monkeypatch):
+    """After `make demo`, `optimlab runs/report/profile` without --db read the tour's store
+    (with a note), and a sweep missing from the default store names the --db to add."""
+    monkeypatch.chdir(tmp_path)
+    _tour_store(tmp_path)
+    capsys.readouterr()
+    note = (f"optimlab: note: no optimlab-runs.db here; reading the tour's sweeps in "
+            f"{cli.TOUR_DB} (pass --db to choose a store)\n")
+    assert main(["runs"]) == 0
+    captured = capsys.readouterr()
+    assert "digits" in captured.out and captured.err == note
+    assert main(["profile", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "1: digits" in captured.out and captured.err == note
+    assert main(["report", "1", "--out", "report"]) == 0
+    assert capsys.readouterr().err == note and (tmp_path / "report" / "report.html").exists()
+    assert main(["profile", "2"]) == 2  # in neither store
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"optimlab: error: no sweep 2 in {cli.TOUR_DB} (see `optimlab runs`)")
+    # an explicit --db is read as given
+    assert main(["runs", "--db", cli.DEFAULT_DB]) == 2
+    assert "no run store at optimlab-runs.db" in capsys.readouterr().err
+    # with a default store that lacks the sweep: one error line naming the tour's store
+    from optimlab.bench.store import RunStore
+
+    RunStore(cli.DEFAULT_DB).close()
+    for argv in (["profile", "1"], ["report", "1", "--out", "again"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"optimlab: error: no sweep 1 in optimlab-runs.db; the tour's sweeps are "
+                       f"in {cli.TOUR_DB}: add --db {cli.TOUR_DB}"]
+    assert main(["profile", "1", "--db", cli.TOUR_DB]) == 0
+    assert main(["runs"]) == 0  # the default store, empty, read without a note
+    assert capsys.readouterr().err == ""
+
+
+class _Terminal(io.StringIO):
+    """stderr as a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def test_progress_counts_steps_and_runs(monkeypatch):
+    pytest.importorskip("tqdm")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("CI", raising=False)
+    # two populations of 3 steps, of 2 runs and 4 runs
+    with cli._progress("digits, population engine", [(3, 2), (3, 4)]) as tick:
+        progress = tick.__self__
+        assert progress.bar.total == 6 and progress.runs == 6
+        done = []
+        for _ in range(6):
+            tick(1)
+            done.append(progress.done)
+    assert done == [0, 0, 2, 2, 2, 6]
+    text = terminal.getvalue()
+    assert "digits, population engine" in text and "6/6" in text
+    assert "runs done 6/6" in text and "step/s" in text
+    # sequential: a run ends every `steps` ticks
+    with cli._progress("x", [(2, 1)] * 3) as tick:
+        progress = tick.__self__
+        for _ in range(5):
+            tick(1)
+        assert progress.done == 2
+    monkeypatch.setenv("CI", "1")  # silent in CI, and when stderr is no terminal
+    terminal.truncate(0)
+    terminal.seek(0)
+    with cli._progress("x", [(2, 1)]) as tick:
+        tick(1)
+    assert terminal.getvalue() == ""
+
+
+def test_bench_says_what_it_does_on_a_terminal(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    argv = ["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--seeds", "1",
+            "--steps", "4", "--batch-size", "64"]
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("CI", raising=False)
+    assert main(argv + ["--db", str(tmp_path / "a.db")]) == 0
+    text = terminal.getvalue()
+    assert text.startswith("optimlab: loading task digits...\n")
+    assert "digits, population engine" in text and "runs done 4/4" in text and "8/8" in text
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: nothing
+    assert main(argv + ["--db", str(tmp_path / "b.db"), "--sequential"]) == 0
+    assert sys.stderr.getvalue() == ""
 
 
 def test_profile_across_sweeps(tmp_path, capsys):

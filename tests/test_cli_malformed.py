@@ -139,6 +139,9 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
     ],
     "demo": [
         ("demo nope", "unknown demo"),
+        ("demo ema --list", "takes no NAME"),
+        ("demo --list=1", "ignored explicit argument"),
+        ("demo --out {tmp}/afile", "not a folder"),
         ("demo ema extra", "unrecognized arguments"),
         ("demo ema --out {tmp}/afile", "not a folder"),
         ("demo ema --out /nonexistent-dir/figures", "does not exist"),
@@ -303,6 +306,14 @@ def all_cases() -> list[tuple[str, str | list[str], str | None]]:
 
 
 ALL = all_cases()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def catalog_cache(tmp_path_factory):
+    """The catalog commands' cache in a folder of this module's, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path_factory.mktemp("catalog-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,44 @@ Every optimizer is a drop-in ``torch.optim.Optimizer``; ``create(name, params, *
 ``available()`` expose the registry; ``race(landscape, optimizers)`` races them on the test
 functions of :mod:`optimlab.landscapes`; :mod:`optimlab.exhibits` holds the tutorials'
 exhibits (``optimlab.exhibits.run_demo(name)``, ``optimlab demo NAME``).
+
+Importing ``optimlab`` is cheap: it does not import torch. The names below are loaded on
+first access (PEP 562), so ``optimlab.Adam``, ``optimlab.create``, ``optimlab.race``,
+``optimlab.exhibits`` and ``from optimlab import *`` work as they always did, and the
+command line can answer ``optimlab list`` without waiting for torch.
 """
-from . import exhibits, landscapes
-from .landscapes import race
-from .optim import *  # noqa: F401,F403
-from .optim import __all__ as _optim_all
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = list(_optim_all) + ["exhibits", "landscapes", "race"]
+
+# ``optimlab.optim.__all__``, written out so that naming them needs no import (a test keeps
+# the two lists equal).
+_OPTIM_ALL = (
+    "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+    "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
+    "ScheduleFreeAdamW", "available", "create", "info", "resolve", "Population",
+)
+# the subpackages ``import optimlab`` used to import eagerly, loaded on first access
+_SUBMODULES = ("optim", "landscapes", "exhibits")
+
+__all__ = list(_OPTIM_ALL) + ["exhibits", "landscapes", "race"]
+
+
+def __getattr__(name: str):
+    """Load an optimizer, ``race`` or a subpackage the first time it is asked for."""
+    if name in _OPTIM_ALL:
+        value = getattr(importlib.import_module(".optim", __name__), name)
+    elif name == "race":
+        value = importlib.import_module(".landscapes", __name__).race
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

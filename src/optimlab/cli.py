@@ -8,7 +8,9 @@
     optimlab race LANDSCAPE --optimizers sgd,momentum,adam [--lr adam=0.05] [--steps 500]
                   [--start -1.5,2] [--noise 0.1] [--seed 0] [--tune] [--param kappa=100]
                   [--out race.png] [--gif race.gif] [--surface surface.png]
-    optimlab demo [NAME] [--out DIR]     the tutorials' exhibits
+    optimlab demo [NAME] [--out DIR] [--list]
+                                         the tutorials' exhibits: every one (pictures in
+                                         optimlab-demos/), or one; --list names them
     optimlab bench TASK --optimizers sgd,adagrad,rmsprop,adam [--model NAME] [--lrs auto|1e-4:1e-1:8]
                   [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
                   [--clip 1.0] [--average ema|swa] [--target T] [--sequential] [--db runs.db]
@@ -29,6 +31,17 @@ and exit 1 (``OPTIMLAB_DEBUG=1`` shows its traceback).
 Sizes are bounded (see :data:`LIMITS`): ``race`` and ``bench`` refuse work beyond them
 with a line naming the bound, and ``--no-limits`` lifts them on purpose.
 
+Start-up: this module imports no torch. ``list``, ``explain``, ``compare`` and
+``landscapes`` answer from a cache of the catalog (:mod:`optimlab._catalog_cache`, written
+by the first of them, which imports torch) in a tenth of a second; the other commands import
+what they need when they run.
+
+Run stores: ``runs``, ``report`` and ``profile`` read ``--db``, by default
+``optimlab-runs.db``; without ``--db``, when that store does not exist but the tour's
+(``optimlab-tour/tour-runs.db``, left by ``optimlab tour`` and ``make demo``) does, they read
+the tour's and say so on stderr; a sweep missing from the default store but in the tour's
+is an error naming the ``--db`` to add.
+
 Output paths: a path that is an existing folder, or ends with ``/``, gets a named file
 inside it (``race-rosenbrock.png``, ``profile.png``...); the folder a file or report goes
 to must exist (a report folder itself is created); the path printed after ``wrote`` is the
@@ -40,14 +53,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sqlite3
 import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from ._table import text_table
-from .optim.registry import available, resolve
+
+# Nothing at module level imports torch: `optimlab list`, `explain`, `compare` and
+# `landscapes` answer from a cache (see _catalog_cache) without it, and the other commands
+# import what they need inside their functions.
 
 
 class CLIError(Exception):
@@ -72,6 +87,8 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 def catalog_table(markdown: bool = False) -> str:
     """The catalog as a table (the README's algorithm list is this, in Markdown)."""
+    from .optim.registry import available
+
     headers = ["name", "class", "family", "year", "extra memory", "paper"]
     rows = []
     for entry in available():
@@ -85,22 +102,29 @@ def catalog_table(markdown: bool = False) -> str:
     return render_table(headers, rows, [22, 18, 12, 4, 24, 60], markdown)
 
 
+_COMPARE_HEADERS = ["optimizer", "year", "adaptive lr", "momentum", "extra memory",
+                    "bias correction", "sparse data", "typical use"]
+_COMPARE_WIDTHS = [12, 4, 8, 8, 14, 10, 22, 34]
+
+
+def _compare_row(entry) -> list[str]:
+    info = entry.info
+    return [entry.name, str(info.year), _yes(info.adaptive), _yes(info.momentum),
+            info.memory_note, _yes(info.bias_correction), info.sparse, info.typical_use]
+
+
 def compare_table(names: Sequence[str], markdown: bool = False) -> str:
     """Year, adaptive rate, momentum, memory, bias correction, sparse data, typical use."""
-    headers = ["optimizer", "year", "adaptive lr", "momentum", "extra memory",
-               "bias correction", "sparse data", "typical use"]
-    rows = []
-    for name in names:
-        entry = resolve(name)
-        info = entry.info
-        rows.append([entry.name, str(info.year), _yes(info.adaptive), _yes(info.momentum),
-                     info.memory_note, _yes(info.bias_correction), info.sparse,
-                     info.typical_use])
-    return render_table(headers, rows, [12, 4, 8, 8, 14, 10, 22, 34], markdown)
+    from .optim.registry import resolve
+
+    rows = [_compare_row(resolve(name)) for name in names]
+    return render_table(_COMPARE_HEADERS, rows, _COMPARE_WIDTHS, markdown)
 
 
 def explain(name: str) -> str:
     """Everything the catalog knows about one optimizer, as text."""
+    from .optim.registry import available, resolve
+
     entry = resolve(name)
     info = entry.info
     aliases = [e.name for e in available() if e.alias_of == info.name]
@@ -135,6 +159,86 @@ def explain(name: str) -> str:
     if info.rule_latex:
         lines += ["", "LaTeX:", textwrap.indent(info.rule_latex, "  ")]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# The catalog commands from the cache: list, explain, compare, landscapes without torch
+# --------------------------------------------------------------------------------------
+
+def _catalog_data() -> dict:
+    """Every answer the catalog commands can give (what :mod:`._catalog_cache` stores)."""
+    from .optim.registry import available
+
+    entries = available()
+    return {"names": [entry.name for entry in entries],
+            "list": catalog_table(markdown=False),
+            "list_markdown": catalog_table(markdown=True),
+            "explain": {entry.name: explain(entry.name) for entry in entries},
+            "compare": {entry.name: _compare_row(entry) for entry in entries},
+            "landscapes": landscapes_table()}
+
+
+def _cached_catalog() -> dict | None:
+    """The catalog commands' answers: from the cache when it is fresh, else computed (this
+    imports torch) and cached; None when they cannot be computed together (the command
+    then computes its own answer, and reports what fails)."""
+    from . import _catalog_cache as cache
+
+    try:
+        key = cache.fingerprint()
+    except Exception:  # pragma: no cover - fingerprint reads files and never raises
+        return None
+    data = cache.load(key)
+    if data is None:
+        try:
+            data = _catalog_data()
+        except Exception:
+            return None
+        cache.save(key, data)
+    return data
+
+
+def _cached_entry(data: dict, table: str, name: str):
+    """``data[table]`` for the registry name ``name``, found as
+    :func:`optimlab.optim.registry.resolve` finds it, and failing with its error."""
+    key = name.strip().lower()
+    if key in data[table]:
+        return data[table][key]
+    import difflib
+
+    names = data["names"]
+    close = difflib.get_close_matches(key, list(names), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"unknown optimizer {name!r}{hint} (known: {', '.join(names)})")
+
+
+def run_list(args: argparse.Namespace) -> str:
+    """``optimlab list``."""
+    data = _cached_catalog()
+    if data is None:
+        return catalog_table(args.markdown)
+    return data["list_markdown" if args.markdown else "list"]
+
+
+def run_explain(args: argparse.Namespace) -> str:
+    """``optimlab explain NAME``."""
+    data = _cached_catalog()
+    return explain(args.name) if data is None else _cached_entry(data, "explain", args.name)
+
+
+def run_compare(args: argparse.Namespace) -> str:
+    """``optimlab compare NAME ...``."""
+    data = _cached_catalog()
+    if data is None:
+        return compare_table(args.names, args.markdown)
+    rows = [_cached_entry(data, "compare", name) for name in args.names]
+    return render_table(_COMPARE_HEADERS, rows, _COMPARE_WIDTHS, args.markdown)
+
+
+def run_landscapes(args: argparse.Namespace) -> str:
+    """``optimlab landscapes``."""
+    data = _cached_catalog()
+    return landscapes_table() if data is None else data["landscapes"]
 
 
 # --------------------------------------------------------------------------------------
@@ -295,6 +399,8 @@ def _parse_point(text: str) -> tuple[float, ...]:
 
 def _names(text: str, example: str) -> list[str]:
     """The registry names of ``--optimizers``: at least one, each once, each known."""
+    from .optim.registry import resolve
+
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise CLIError(f"--optimizers needs at least one name, e.g. {example}")
@@ -451,13 +557,21 @@ def run_race(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+DEMO_DIR = "optimlab-demos"
+"""Where ``optimlab demo`` (every exhibit) writes the pictures unless ``--out`` says."""
+
+
 def run_demo(args: argparse.Namespace) -> str:
-    """``optimlab demo [NAME]``: list the exhibits, or run one."""
+    """``optimlab demo [NAME]``: run every exhibit (or one), or ``--list`` their names."""
     from .exhibits import DEMO_NAMES
     from .exhibits import run_demo as run
 
+    if args.list:
+        if args.name:
+            raise CLIError("demo --list takes no NAME: it lists every exhibit")
+        return "\n".join(DEMO_NAMES)
     if not args.name:
-        return "demos: " + ", ".join(DEMO_NAMES) + "\nrun one with: optimlab demo NAME [--out DIR]"
+        return _run_every_demo(args, DEMO_NAMES, run)
     folder = None if args.out is None else out_folder(args.out, "--out", "the demo's picture")
     try:
         result = run(args.name, out_dir=folder)
@@ -467,6 +581,23 @@ def run_demo(args: argparse.Namespace) -> str:
     if folder is not None:
         text += f"\nwrote {folder / (result.name + '.png')}"  # the exhibit's name: EMA -> ema
     return text
+
+
+def _run_every_demo(args: argparse.Namespace, names: Sequence[str], run) -> str:
+    """Every exhibit of the registry in turn, each printed as it ends, its picture in
+    ``--out`` (default :data:`DEMO_DIR`)."""
+    _figure_suffixes()  # pictures need matplotlib: say so before running anything
+    text = DEMO_DIR if args.out is None else args.out
+    folder = out_folder(text, "--out", "the demos' pictures")
+    for number, name in enumerate(names, 1):
+        try:
+            result = run(name, out_dir=folder)
+        except OSError as err:
+            raise CLIError(f"cannot write to {folder}: {err.strerror or err}") from None
+        title = f" {result.title}" if result.title else ""
+        print(_printable(f"[{number}/{len(names)}] {result.name}:{title}\n{result.table()}\n"
+                         f"wrote {folder / (result.name + '.png')}\n"), flush=True)
+    return f"ran {len(names)} exhibits; their pictures are in {folder}"
 
 
 DEFAULT_DB = "optimlab-runs.db"
@@ -490,6 +621,8 @@ def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
 
 
 def _open_store(path: str, must_exist: bool = False):
+    import sqlite3
+
     from .bench.store import RunStore, StoreError
 
     path = db_path(path, must_exist)
@@ -596,6 +729,7 @@ def run_bench(args: argparse.Namespace) -> str:
                            f"{_shown(args.batch_size)}") from err
     out = None if args.out is None else out_folder(args.out, "--out", "the report")
     db = db_path(args.db)
+    _say(f"optimlab: loading task {args.task}...")
     task = _get_task(args.task, args.data_dir)
     if args.model is not None and args.model not in task.models:
         raise CLIError(f"task {task.name} has no model {args.model!r} "
@@ -628,8 +762,16 @@ def run_bench(args: argparse.Namespace) -> str:
                        f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "
                        "to finish it")
     engine = "sequential" if args.sequential else "population"
-    total = members * steps if args.sequential else len(names) * steps
-    with _progress(total, f"{task.name}: {members} runs") as tick:
+    if existing is not None:  # resumed (or ended): only its unfinished runs train
+        pending = [run.optimizer for run in store.pending_runs(existing)]
+        counts = {name: pending.count(name) for name in names}
+    else:
+        counts = {name: grid[name] * args.seeds for name in names}
+    # the progress callback ticks once per training step: of a whole population (one per
+    # optimizer, its runs ending together) or of one run (sequential)
+    groups = ([(steps, 1)] * sum(counts.values()) if args.sequential
+              else [(steps, counts[name]) for name in names if counts[name]])
+    with _progress(f"{task.name}, {engine} engine", groups) as tick:
         sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir, progress=tick)
     lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine, {steps} steps",
              summary_table(store, sweep_id)]
@@ -643,33 +785,121 @@ def run_bench(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-class _progress:
-    """A tqdm progress bar on stderr (silent when stderr is not a terminal or in CI)."""
+def _live() -> bool:
+    """Whether progress is shown: stderr is a terminal and ``CI`` is not set."""
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced, or closed
+        tty = False
+    return tty and not os.environ.get("CI")
 
-    def __init__(self, total: int, desc: str):
+
+def _say(text: str) -> None:
+    """A progress note on stderr, only when progress is shown (see :func:`_live`)."""
+    if _live():
+        print(text, file=sys.stderr, flush=True)
+
+
+class _progress:
+    """A tqdm progress bar on stderr: training steps done, steps/s, time left, and runs done
+    (silent when stderr is not a terminal or ``CI`` is set).
+
+    ``groups`` lists, in training order, each training call's steps and the runs that end
+    with it: ``(steps, runs of the optimizer)`` for a population, ``(steps, 1)`` per run
+    for the sequential engine. The callback it gives ticks one step at a time.
+    """
+
+    def __init__(self, desc: str, groups: Sequence[tuple[int, int]]):
         from tqdm import tqdm
 
-        quiet = not sys.stderr.isatty() or bool(os.environ.get("CI"))
-        self.bar = tqdm(total=total, desc=desc, unit="step", disable=quiet, file=sys.stderr)
+        self.groups = [(int(ticks), int(runs)) for ticks, runs in groups]
+        self.runs = sum(runs for _, runs in self.groups)
+        self.steps = 0
+        self.done = 0  # runs ended
+        self.index = 0  # the group training now
+        self.edge = self.groups[0][0] if self.groups else 0  # steps at which it ends
+        self.bar = tqdm(total=sum(ticks for ticks, _ in self.groups), desc=desc, unit="step",
+                        disable=not _live(), file=sys.stderr, dynamic_ncols=True,
+                        postfix=self.postfix())
+
+    def postfix(self) -> str:
+        return f"runs done {self.done}/{self.runs}"
+
+    def tick(self, n: int = 1) -> None:
+        self.steps += n
+        ended = False
+        while self.index < len(self.groups) and self.steps >= self.edge:
+            self.done += self.groups[self.index][1]
+            self.index += 1
+            if self.index < len(self.groups):
+                self.edge += self.groups[self.index][0]
+            ended = True
+        if ended:
+            self.bar.set_postfix_str(self.postfix(), refresh=False)
+        self.bar.update(n)
 
     def __enter__(self):
-        return self.bar.update
+        return self.tick
 
     def __exit__(self, *exc):
         self.bar.close()
+
+
+TOUR_DB = os.path.join("optimlab-tour", "tour-runs.db")
+"""Where ``optimlab tour`` (and so ``make demo``) keeps its sweeps, from the folder it ran in."""
+
+_READ_DB_HELP = (f"run store (default {DEFAULT_DB}; when there is none here but there is "
+                 f"{TOUR_DB}, left by `optimlab tour` or `make demo`, that one, with a note; "
+                 "a sweep that only the tour's store holds is an error naming the --db to "
+                 "add)")
+
+
+def _read_store(args: argparse.Namespace):
+    """The store ``runs``, ``report`` and ``profile`` read, and its path: ``--db``, or
+    :data:`DEFAULT_DB`; without ``--db``, when :data:`DEFAULT_DB` does not exist but the
+    tour's store :data:`TOUR_DB` does, the tour's (a note on stderr says so)."""
+    db = args.db
+    if db is None:
+        db = DEFAULT_DB
+        if not os.path.exists(DEFAULT_DB) and os.path.isfile(TOUR_DB):
+            print(f"optimlab: note: no {DEFAULT_DB} here; reading the tour's sweeps in "
+                  f"{TOUR_DB} (pass --db to choose a store)", file=sys.stderr)
+            db = TOUR_DB
+    return _open_store(db, must_exist=True), db
+
+
+def _tour_has(sweep_id: int) -> bool:
+    """Whether the tour's store exists here and holds ``sweep_id`` (False when unreadable)."""
+    if not os.path.isfile(TOUR_DB):
+        return False
+    try:
+        from .bench.store import RunStore
+
+        store = RunStore(TOUR_DB, readonly=True)
+        try:
+            store.sweep(sweep_id)
+        finally:
+            store.close()
+    except Exception:
+        return False
+    return True
 
 
 def run_runs(args: argparse.Namespace) -> str:
     """``optimlab runs``: the stored sweeps as a table."""
     from .bench.report import list_sweeps
 
-    return list_sweeps(_open_store(args.db, must_exist=True))
+    store, _ = _read_store(args)
+    return list_sweeps(store)
 
 
-def _sweep(store, sweep_id: int, db: str) -> None:
+def _sweep(store, sweep_id: int, db: str, args: argparse.Namespace) -> None:
     try:
         store.sweep(sweep_id)
     except KeyError:
+        if args.db is None and db != TOUR_DB and _tour_has(sweep_id):
+            raise CLIError(f"no sweep {sweep_id} in {db}; the tour's sweeps are in {TOUR_DB}: "
+                           f"add --db {TOUR_DB}") from None
         raise CLIError(f"no sweep {sweep_id} in {db} (see `optimlab runs`)") from None
 
 
@@ -678,8 +908,8 @@ def run_report(args: argparse.Namespace) -> str:
     from .bench.report import summary_table, write_report
 
     out = out_folder(args.out, "--out", "the report")
-    store = _open_store(args.db, must_exist=True)
-    _sweep(store, args.sweep_id, args.db)
+    store, db = _read_store(args)
+    _sweep(store, args.sweep_id, db, args)
     try:
         written = write_report(store, args.sweep_id, out)
     except OSError as err:
@@ -694,9 +924,9 @@ def run_profile(args: argparse.Namespace) -> str:
 
     out = None if args.out is None else out_file(args.out, "--out", "profile",
                                                  _figure_suffixes())
-    store = _open_store(args.db, must_exist=True)
+    store, db = _read_store(args)
     for sweep_id in args.sweep_ids:
-        _sweep(store, sweep_id, args.db)
+        _sweep(store, sweep_id, db, args)
     profile = build_profile(store, args.sweep_ids)
     text = profile.table()
     if out is not None:
@@ -731,6 +961,8 @@ def run_serve(args: argparse.Namespace) -> str:
 
     db = Path(db_path(args.db, verb="read"))
     if db.exists():  # a store that cannot be read is an error now, not on the Runs tab
+        import sqlite3
+
         from .bench.store import RunStore, StoreError
 
         try:
@@ -784,17 +1016,21 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``optimlab`` argument parser, one subparser per command."""
     parser = _Parser(prog="optimlab", description=(
         "Gradient-based optimizers you can use, see, trust and choose."))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (`optimlab COMMAND --help` for its options)")
     p = sub.add_parser("list", help="list every optimizer in the catalog")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p = sub.add_parser("explain", help="explain one optimizer")
-    p.add_argument("name")
+    p.add_argument("name", metavar="NAME",
+                   help="a registry name, e.g. adam or momentum (see `optimlab list`)")
     p = sub.add_parser("compare", help="compare optimizers side by side")
-    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="registry names, e.g. sgd adagrad rmsprop adam")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     sub.add_parser("landscapes", help="list the test functions")
     p = sub.add_parser("race", help="race optimizers on a landscape", epilog=_RACE_BOUNDS)
-    p.add_argument("landscape")
+    p.add_argument("landscape", metavar="LANDSCAPE", help="a test function, e.g. rosenbrock (see `optimlab "
+                                     "landscapes`)")
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
                    help="learning rate (> 0) of one optimizer (repeat, or comma-separate)")
@@ -811,12 +1047,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", help="write an animation (GIF, and MP4 when ffmpeg exists)")
     p.add_argument("--surface", help="write a 3-D surface plot with the paths")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
-    p = sub.add_parser("demo", help="the tutorials' exhibits")
-    p.add_argument("name", nargs="?")
-    p.add_argument("--out", help="folder for the demo's PNG")
+    p = sub.add_parser("demo", help="run the tutorials' exhibits (all of them, or one)",
+                       description="Run every exhibit of the tutorials, printing each one's "
+                       f"table and writing its picture into --out (default {DEMO_DIR}/), or "
+                       "run the one NAME (its picture only with --out). --list names them.")
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="the exhibit to run, e.g. effective-lr (default: every exhibit)")
+    p.add_argument("--out", help=f"folder for the PNGs (created; default {DEMO_DIR}/ when "
+                                 "running every exhibit, none for one)")
+    p.add_argument("--list", action="store_true", help="list the exhibits' names and exit")
     p = sub.add_parser("bench", help="compare optimizers on a training task (a stored sweep)",
                        epilog=_BENCH_BOUNDS)
-    p.add_argument("task", type=_text("a task name, or package.module:function"))
+    p.add_argument("task", type=_text("a task name, or package.module:function"),
+                   metavar="TASK",
+                   help="digits, mnist1d, sparse-logreg... or package.module:function "
+                        "returning a Task of your own")
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--model", help="the task's model (default: its default model)")
     p.add_argument("--lrs", default="auto",
@@ -831,7 +1076,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{BENCH_MAX_STEPS:,})")
     p.add_argument("--batch-size", default="100", help="mini-batch size, 1 (SGD) or 'full'")
     p.add_argument("--schedule", default="constant",
-                   choices=["constant", "step", "cosine", "onecycle", "warmup-cosine"])
+                   choices=["constant", "step", "cosine", "onecycle", "warmup-cosine"],
+                   help="learning-rate schedule (default constant)")
     p.add_argument("--clip", type=_finite(0.0, strictly=True),
                    help="clip each run's gradient norm to this value (> 0)")
     p.add_argument("--average", choices=["ema", "swa"],
@@ -847,14 +1093,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="finish a killed sweep")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("runs", help="list the stored sweeps")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", help=_READ_DB_HELP)
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
     p.add_argument("--out", default="optimlab-tour", help="folder (default optimlab-tour)")
     p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for a check)")
     p = sub.add_parser("profile", help="AlgoPerf performance profile across sweeps")
-    p.add_argument("sweep_ids", nargs="+", type=_whole(1), metavar="SWEEP_ID")
+    p.add_argument("sweep_ids", nargs="+", type=_whole(1), metavar="SWEEP_ID",
+                   help="sweeps of one store with a --target each (see `optimlab runs`)")
     p.add_argument("--out", help="write the profile plot (PNG; a folder: profile.png)")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", help=_READ_DB_HELP)
     p = sub.add_parser("serve", help="the playground: race optimizers in a local web page")
     p.add_argument("--host", default="127.0.0.1", type=_text("an address"),
                    help="address to listen on (default 127.0.0.1: this machine only)")
@@ -862,21 +1109,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=DEFAULT_DB,
                    help=f"run store shown on the Runs tab (default {DEFAULT_DB})")
     p = sub.add_parser("report", help="rebuild a sweep's report")
-    p.add_argument("sweep_id", type=_whole(1))
+    p.add_argument("sweep_id", type=_whole(1), help="the sweep (see `optimlab runs`)")
     p.add_argument("--out", required=True, help="folder for the report")
-    p.add_argument("--db", default=DEFAULT_DB)
+    p.add_argument("--db", help=_READ_DB_HELP)
     return parser
 
 
 def _run(args: argparse.Namespace) -> str:
     if args.command == "list":
-        return catalog_table(args.markdown)
+        return run_list(args)
     if args.command == "explain":
-        return explain(args.name)
+        return run_explain(args)
     if args.command == "compare":
-        return compare_table(args.names, args.markdown)
+        return run_compare(args)
     if args.command == "landscapes":
-        return landscapes_table()
+        return run_landscapes(args)
     if args.command == "race":
         return run_race(args)
     if args.command == "demo":
@@ -913,14 +1160,16 @@ def _one_line(err: BaseException, limit: int = 600) -> str:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """What a bad command line or a bad file can raise: one line, exit 2."""
-    errors: list[type[BaseException]] = [CLIError, ValueError, OverflowError, sqlite3.Error,
-                                         OSError, ImportError]
-    try:
-        from .bench.store import StoreError
-    except ImportError:  # pragma: no cover - the store needs only the standard library
-        pass
-    else:
-        errors.append(StoreError)
+    errors: list[type[BaseException]] = [CLIError, ValueError, OverflowError, OSError,
+                                         ImportError]
+    # an error of a module that was never imported cannot have been raised: asking only
+    # the loaded ones keeps `optimlab explain adamm` from importing sqlite3 and the store
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None:
+        errors.append(sqlite3.Error)
+    store = sys.modules.get("optimlab.bench.store")
+    if store is not None:
+        errors.append(store.StoreError)
     return tuple(errors)
 
 
