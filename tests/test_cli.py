@@ -400,3 +400,20 @@ def test_profile_across_sweeps(tmp_path, capsys):
     capsys.readouterr()
     assert main(["profile", "1", "3", "--db", db]) == 2
     assert "sweep 3 has no target" in capsys.readouterr().err
+
+
+def test_bench_recalibrate_measures_the_step_costs_again(tmp_path, capsys, monkeypatch):
+    from optimlab.bench import cost
+
+    folder = tmp_path / "costs"
+    monkeypatch.setattr(cost, "cache_dir", lambda: folder)
+    measured = []
+    real = cost._measure
+    monkeypatch.setattr(cost, "_measure", lambda *a, **k: measured.append(a[3]) or real(*a, **k))
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "sgd", "--lrs", "0.1",
+            "--seeds", "1", "--steps", "10", "--target", "0.5"]
+    assert main(argv + ["--db", str(tmp_path / "a.db")]) == 0
+    assert main(argv + ["--db", str(tmp_path / "b.db")]) == 0  # cached: not measured
+    assert main(argv + ["--db", str(tmp_path / "c.db"), "--recalibrate"]) == 0
+    assert [[name for name, _ in entries] for entries in measured] == [["sgd"], ["sgd"]]
+    capsys.readouterr()

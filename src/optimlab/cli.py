@@ -14,7 +14,7 @@
     optimlab bench TASK --optimizers sgd,adagrad,rmsprop,adam [--model NAME] [--lrs auto|1e-4:1e-1:8]
                   [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
                   [--clip 1.0] [--average ema|swa] [--target T] [--sequential] [--db runs.db]
-                  [--out DIR] [--resume]
+                  [--out DIR] [--resume] [--recalibrate]
     optimlab runs [--db runs.db]         the stored sweeps
     optimlab report SWEEP_ID --out DIR [--db runs.db]
     optimlab tour [--out DIR] [--quick]  the tutorials' story end to end, as one HTML page
@@ -772,7 +772,8 @@ def run_bench(args: argparse.Namespace) -> str:
     groups = ([(steps, 1)] * sum(counts.values()) if args.sequential
               else [(steps, counts[name]) for name in names if counts[name]])
     with _progress(f"{task.name}, {engine} engine", groups) as tick:
-        sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir, progress=tick)
+        sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir, progress=tick,
+                             recalibrate=args.recalibrate)
     lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine, {steps} steps",
              summary_table(store, sweep_id)]
     if out is not None:
@@ -1091,6 +1092,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")
     p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
     p.add_argument("--resume", action="store_true", help="finish a killed sweep")
+    p.add_argument("--recalibrate", action="store_true",
+                   help="measure the optimizers' step costs again (they are measured once "
+                   "per machine and model, cached, and turn steps to --target into seconds)")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("runs", help="list the stored sweeps")
     p.add_argument("--db", help=_READ_DB_HELP)
