@@ -29,11 +29,14 @@ from torch import Tensor
 from .. import rule as rules
 from ..capabilities import DRIVER_FLAGS
 from .build import CompilerUnavailable, cache_dir, compiler, load
-from .codegen import Unsupported, to_c, trace_rule
+from .codegen import CHUNK, Unsupported, to_c, trace_rule
 
 __all__ = ["Layout", "Kernel", "Launch", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
            "cache_dir", "MIN_NUMEL",
            "compiler", "DTYPES", "DRIVER_KEYS"]
+
+#: a fused step over fewer numbers than this runs on one thread (one chunk of work)
+SMALL_STEP = CHUNK
 
 #: the element types the generated C handles
 DTYPES = (torch.float32, torch.float64)
@@ -237,11 +240,13 @@ class Kernel:
                 or not out.is_contiguous():
             raise ValueError(f"out must be contiguous float64 of shape {(nt, self.n_scalar_out)}")
 
-    def call(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> Tensor:
-        """Step in place, unchecked: for buffers that passed :meth:`check` (see :class:`Launch`)."""
+    def call(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor,
+             threads: int | None = None) -> Tensor:
+        """Step in place, unchecked: for buffers that passed :meth:`check` (see :class:`Launch`).
+        ``threads`` defaults to torch's intra-op thread count."""
         nt = numel.numel()
         code = self._fn(nt, numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
-                        out.data_ptr(), torch.get_num_threads())
+                        out.data_ptr(), torch.get_num_threads() if threads is None else threads)
         if code != 0:
             raise MemoryError("the fused optimizer step could not allocate its work lists")
         return out
@@ -265,10 +270,15 @@ class Launch:
         self.scalars_np = self.scalars.numpy()
         self.out = torch.zeros(numel.numel(), kernel.n_scalar_out, dtype=torch.float64)
         kernel.check(self.ptrs, self.numel, self.scalars, self.out)
+        # A step smaller than one chunk of work runs on this thread alone: waking OpenMP
+        # workers for a race's few numbers cost more than the step (16x slower exhibits on
+        # 2 busy cores), and the result does not depend on the thread count.
+        self.alone = int(numel.sum()) < SMALL_STEP
 
     def __call__(self) -> Tensor:
         """One step; returns the new scalar state (one row per tensor)."""
-        return self.kernel.call(self.ptrs, self.numel, self.scalars, self.out)
+        return self.kernel.call(self.ptrs, self.numel, self.scalars, self.out,
+                                1 if self.alone else None)
 
 
 _KERNELS: dict = {}
