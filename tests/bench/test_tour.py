@@ -12,7 +12,7 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     assert f"wrote {tmp_path / 'tour.html'}" in captured.out
     assert "mnist1d: 12 runs" in captured.err  # progress lines go to stderr
     page = (tmp_path / "tour.html").read_text()
-    assert len(re.findall(r"<section>", page)) == len(RACES) + 3
+    assert len(re.findall(r"<section>", page)) == len(RACES) + 4
     # one plot per race, MNIST-1D's curves and lr sensitivity, the profile, the GD variants
     assert page.count("data:image/png;base64,") == len(RACES) + 2 + 1 + 1
     for title, *_ in RACES:
@@ -22,10 +22,29 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     assert "http://" not in page and "https://" not in page
     for task in ("mnist1d", "digits", "sparse-logreg"):
         assert (tmp_path / task / "report.html").exists()
-    # the cross-task profile names every optimizer with a score
+    # the cross-task profile names every optimizer with a score, in an HTML table
     profile = page[page.index("Performance profile over"):]
+    header = re.search(r"<thead><tr>(.*?)</tr></thead>", profile).group(1)
     for name in ("sgd", "adagrad", "rmsprop", "adam"):
-        assert re.search(rf"{name}\s+\S", profile)
+        assert f"<th>{name}</th>" in header
+    assert re.search(r"<td>score \(AlgoPerf\)</td>(<td class=\"num\">[01]\.\d{3}</td>){4}",
+                     profile)
+    # every section explains itself before its numbers, and no table is preformatted text
+    for section in re.findall(r"<section>(.*?)</section>", page, re.S):
+        assert re.match(r"<h2>[^<]+</h2><p>", section), section[:120]
+    training = page[page.index("on MNIST-1D</h2>"):]
+    assert "<pre>" not in training and "<table>" in training
+    assert "cannot be told apart" in page or "One seed: no confidence interval" in page
+    assert "Best lr: the worst test metric over the last 25%" in page
+    # the closing section sets each line of the folklore beside this run's evidence
+    closing = page[page.index("When to use which"):]
+    for aspect in ("learning-rate stability", "memory", "sparse data", "RNNs",
+                   "generalisation", "default recommendation"):
+        assert f"<td>{aspect}" in closing
+    verdicts = re.findall(r"<td>(agrees|does not agree|partly|not tested|not seen here|differs)",
+                          closing)
+    assert len(verdicts) == 6, verdicts
+    assert "memory" in closing and "adam: 2" in closing and "adagrad: 1" in closing
 
 
 def test_tour_to_an_unwritable_place(capsys):

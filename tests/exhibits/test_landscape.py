@@ -1,6 +1,8 @@
-"""The ``ill-conditioned`` and ``saddle`` exhibits: races on their own small landscapes."""
+"""The ``ill-conditioned`` and ``saddle`` exhibits: races on their own small landscapes,
+and the tour's axis-aligned against rotated comparison (:func:`ravine_alignment`)."""
 
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from tests.exhibits.figures import check_figure
 @functools.cache
 def result(name):
     """Each exhibit runs once per session; the tests below only read its numbers."""
-    return {"ill-conditioned": landscape.ill_conditioned, "saddle": landscape.saddle}[name]()
+    return {"ill-conditioned": landscape.ill_conditioned, "saddle": landscape.saddle,
+            "alignment": landscape.ravine_alignment}[name]()
 
 
 # -- ill-conditioned ------------------------------------------------------------------------
@@ -43,8 +46,66 @@ def test_ill_conditioned_ordering():
     assert "steps to f<0.001" in demo.table()
 
 
+def test_the_rotated_ravine_is_the_ravine_turned_45_degrees():
+    turn = torch.tensor([[1.0, -1.0], [1.0, 1.0]], dtype=torch.float64) * math.sqrt(0.5)
+    x = torch.tensor([[5.0, 5.0], [1.0, -2.0], [0.3, 0.7]], dtype=torch.float64)
+    torch.testing.assert_close(landscape.RAVINE_ROTATED(x @ turn.T), landscape.RAVINE(x),
+                               rtol=1e-14, atol=1e-12)
+    np.testing.assert_allclose(landscape.RAVINE_ROTATED.start, turn @ torch.tensor([5.0, 5.0],
+                                                                                 dtype=torch.float64),
+                               atol=1e-14)
+
+
+def test_diagonal_adaptivity_helps_only_on_the_axis_aligned_ravine():
+    demo = result("ill-conditioned")
+    aligned, rotated = demo.race.metrics, demo.rotated.metrics
+    assert set(aligned) == set(rotated) == {"sgd, near limit", "sgd, safe", "momentum",
+                                            "rmsprop", "adam"}
+    # SGD and momentum do not see the axes: the same losses on both ravines
+    for label in ("sgd, near limit", "sgd, safe", "momentum"):
+        np.testing.assert_allclose(demo.rotated.losses[label], demo.race.losses[label],
+                                   rtol=1e-9, atol=1e-300)
+    gd = aligned["sgd, near limit"].steps_to_tol
+    assert gd == rotated["sgd, near limit"].steps_to_tol
+    # RMSprop: several times faster than GD near its limit on the aligned ravine, slower
+    # on the rotated one
+    assert aligned["rmsprop"].steps_to_tol * 3 < gd < rotated["rmsprop"].steps_to_tol
+    # Adam at lr 0.1 reaches f < 1e-3 on the aligned ravine, not on the rotated one
+    assert aligned["adam"].steps_to_tol is not None and rotated["adam"].steps_to_tol is None
+    assert rotated["adam"].final_loss > 1e5 * aligned["adam"].final_loss
+    table = demo.table()
+    assert "rotated: steps to f<0.001" in table
+    assert "f<0.001, axis-aligned vs rotated: rmsprop in 8 steps" in table
+
+
 def test_ill_conditioned_figure():
     check_figure(result("ill-conditioned"))
+
+
+def test_ravine_alignment_with_tuned_rates():
+    """The tour's comparison: tuned rates on the catalog's quadratic (condition number 50)
+    and on the same bowl turned by 45 degrees, 300 steps."""
+    demo = result("alignment")
+    aligned, rotated = demo.aligned, demo.rotated
+    assert rotated.landscape.params == {"kappa": 50.0, "angle": 45.0}
+    # tuned SGD: the same rate and, up to rounding, the same run on both bowls
+    assert aligned.hparams["sgd"]["lr"] == rotated.hparams["sgd"]["lr"]
+    np.testing.assert_allclose(rotated.losses["sgd"], aligned.losses["sgd"], rtol=1e-8)
+    sgd_a, sgd_r = aligned.metrics["sgd"], rotated.metrics["sgd"]
+    rms_a, rms_r = aligned.metrics["rmsprop"], rotated.metrics["rmsprop"]
+    # RMSprop's advantage over tuned SGD is enormous on the aligned bowl and gone on the
+    # rotated one: in final loss and in steps to f < 1e-3
+    assert rms_a.final_loss < 1e-100 * sgd_a.final_loss
+    assert rms_r.final_loss > sgd_r.final_loss
+    assert rms_a.steps_to_tol * 5 < sgd_a.steps_to_tol
+    assert rms_r.steps_to_tol is None or rms_r.steps_to_tol > 0.8 * sgd_r.steps_to_tol
+    text = str(demo)
+    assert "lr tuned by: worst loss over the last 25% of steps" in text
+    assert "RMSprop and Adam rescale each coordinate" in text
+
+
+def test_ravine_alignment_figure():
+    check_figure(result("alignment"))
 
 
 # -- saddle ---------------------------------------------------------------------------------

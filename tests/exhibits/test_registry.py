@@ -12,8 +12,8 @@ from tests.exhibits.figures import check_png
 
 
 def test_registry_names():
-    assert list(DEMOS) == ["effective-lr", "ema", "ill-conditioned", "saddle", "sparse",
-                           "gd-variants"]
+    assert list(DEMOS) == ["effective-lr", "ema", "ill-conditioned", "saddle", "basins",
+                           "sparse", "gd-variants"]
     assert DEMO_NAMES == tuple(DEMOS)
     assert optimlab.exhibits is exhibits
     # each name is the function of that name in its topic's module

@@ -87,6 +87,13 @@ def np_quadratic(p, kappa=10.0):
     return 0.5 * (p[..., 0] ** 2 + kappa * p[..., 1] ** 2)
 
 
+def np_rotated_quadratic(p, kappa=10.0, angle=45.0):
+    a = np.radians(angle)
+    u = np.cos(a) * p[..., 0] + np.sin(a) * p[..., 1]
+    v = -np.sin(a) * p[..., 0] + np.cos(a) * p[..., 1]
+    return 0.5 * (u**2 + kappa * v**2)
+
+
 def np_plateau(p):
     return 1 - np.exp(-0.5 * (p[..., 0] ** 2 + p[..., 1] ** 2))
 
@@ -118,6 +125,7 @@ REFERENCE = {
     "saddle": np_saddle,
     "monkey_saddle": np_monkey_saddle,
     "quadratic": np_quadratic,
+    "rotated_quadratic": np_rotated_quadratic,
     "plateau": np_plateau,
     "two_wells": np_two_wells,
     "rosenbrock_nd": np_rosenbrock_nd,
@@ -131,6 +139,8 @@ TWO_D = [name for name in ALL if F.get(name).dim == 2]
 VARIANTS = [(name, {}) for name in ALL] + [
     ("quadratic", {"kappa": 100.0}),
     ("quadratic", {"kappa": 0.25}),
+    ("rotated_quadratic", {"kappa": 100.0, "angle": 30.0}),
+    ("rotated_quadratic", {"kappa": 50.0, "angle": -90.0}),
     ("rosenbrock_nd", {"dim": 2}),
     ("rosenbrock_nd", {"dim": 3}),
     ("rastrigin_nd", {"dim": 1}),
@@ -176,7 +186,9 @@ def test_formula_matches_numpy(variant):
     landscape = F.get(name, **params)
     points = random_points(landscape)
     got = landscape(torch.from_numpy(points)).numpy()
-    want = REFERENCE[name](points, **params) if name == "quadratic" else REFERENCE[name](points)
+    # the quadratics' parameters shape the formula; the N-D ones' dim is the points' shape
+    shaped = name in ("quadratic", "rotated_quadratic")
+    want = REFERENCE[name](points, **params) if shaped else REFERENCE[name](points)
     assert got.shape == want.shape == points.shape[:-1]
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
@@ -358,8 +370,9 @@ def test_entries_pickle(name):
 def test_names_in_catalog_order():
     assert F.names() == [
         "rosenbrock", "beale", "himmelblau", "rastrigin", "ackley", "booth", "goldstein_price",
-        "six_hump_camel", "styblinski_tang", "saddle", "monkey_saddle", "quadratic", "plateau",
-        "two_wells", "rosenbrock_nd", "rastrigin_nd", "quadratic_deep",
+        "six_hump_camel", "styblinski_tang", "saddle", "monkey_saddle", "quadratic",
+        "rotated_quadratic", "plateau", "two_wells", "rosenbrock_nd", "rastrigin_nd",
+        "quadratic_deep",
     ]
     assert F.names() is not F.names()  # a fresh list: callers may mutate it
 
@@ -409,6 +422,11 @@ def test_unknown_parameters_are_named():
     ("quadratic", {"kappa": float("inf")}),
     ("quadratic", {"kappa": "10"}),
     ("quadratic", {"kappa": True}),
+    ("rotated_quadratic", {"kappa": -1.0}),
+    ("rotated_quadratic", {"angle": 270.0}),
+    ("rotated_quadratic", {"angle": float("nan")}),
+    ("rotated_quadratic", {"angle": "45"}),
+    ("rotated_quadratic", {"angle": True}),
     ("rosenbrock_nd", {"dim": 1}),
     ("rosenbrock_nd", {"dim": 2.5}),
     ("rosenbrock_nd", {"dim": "10"}),
@@ -452,6 +470,55 @@ def test_quadratic_default_kappa_is_10():
     landscape = F.get("quadratic")
     assert landscape.params == {"kappa": 10.0}
     assert F.get("quadratic", kappa=100).params == {"kappa": 100.0}
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 45.0, -60.0, 90.0])
+def test_rotated_quadratic_is_the_quadratic_turned(angle):
+    kappa = 50.0
+    rotated = F.get("rotated_quadratic", kappa=kappa, angle=angle)
+    plain = F.get("quadratic", kappa=kappa)
+    a = math.radians(angle)
+    turn = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]],
+                        dtype=torch.float64)
+    points = torch.from_numpy(random_points(plain, shape=(30,)))
+    # f(R p) = quadratic(p): the same bowl, its axes turned by the angle
+    torch.testing.assert_close(rotated(points @ turn.T), plain(points), rtol=1e-12, atol=1e-12)
+    # the same spectrum; the eigenvector of kappa is the turned y axis
+    h = quadratic_hessian(rotated)
+    eigenvalues, vectors = torch.linalg.eigh(h)
+    np.testing.assert_allclose(eigenvalues.numpy(), [1.0, kappa], rtol=1e-12)
+    assert abs(float(vectors[:, 1] @ turn[:, 1])) == pytest.approx(1.0, abs=1e-12)
+    # the minimum: value 0, gradient 0 at the origin; the start is the quadratic's turned
+    assert rotated.minima == ((0.0, 0.0),) and rotated.min_value == 0.0
+    assert float(torch.linalg.vector_norm(rotated.grad(torch.zeros(2, dtype=torch.float64)))) == 0
+    np.testing.assert_allclose(rotated.start, (turn @ torch.tensor(plain.start,
+                                                                   dtype=torch.float64)).numpy(),
+                               atol=1e-12)
+    assert value(rotated, rotated.start) == pytest.approx(value(plain, plain.start), rel=1e-12)
+    # the gradient is the turned gradient
+    x = torch.tensor([0.7, -1.3], dtype=torch.float64)
+    torch.testing.assert_close(rotated.grad(turn @ x), turn @ plain.grad(x), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_rotated_quadratic_at_45_degrees_couples_the_coordinates():
+    landscape = F.get("rotated_quadratic")
+    assert landscape.params == {"kappa": 10.0, "angle": 45.0}
+    h = quadratic_hessian(landscape)
+    # 0.5 (u^2 + 10 v^2) with u, v the diagonals: H = [[5.5, -4.5], [-4.5, 5.5]]
+    np.testing.assert_allclose(h.numpy(), [[5.5, -4.5], [-4.5, 5.5]], atol=1e-12)
+    assert "ill-conditioned" in landscape.challenges and "ravine" in landscape.challenges
+    assert "ill-conditioned" not in F.get("rotated_quadratic", kappa=2.0).challenges
+
+
+def test_two_wells_minima_are_the_deep_and_the_shallow_well():
+    deep, shallow = F.two_wells_minima()
+    landscape = F.get("two_wells")
+    assert landscape.minima == (deep,)
+    for point in (deep, shallow):
+        grad = landscape.grad(torch.tensor(point, dtype=torch.float64))
+        assert float(torch.linalg.vector_norm(grad)) < 1e-9
+    assert value(landscape, shallow) > value(landscape, deep) + 0.5
 
 
 def deep_hessian(seed):

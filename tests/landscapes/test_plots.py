@@ -318,3 +318,16 @@ def test_agg_only_when_no_backend_was_chosen():
         assert matplotlib.get_backend().lower() == "pdf"
     finally:
         matplotlib.use(before)
+
+
+def test_a_saddle_loss_axis_says_f_not_f_minus_fstar():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import optimlab
+
+    fig = optimlab.race("saddle", {"adam": {"lr": 0.05}}, steps=20).plot()
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert "f" in labels and "f - f*" not in labels
+    fig = optimlab.race("rosenbrock", {"adam": {"lr": 0.05}}, steps=20).plot()
+    assert "f - f*" in [ax.get_ylabel() for ax in fig.axes]

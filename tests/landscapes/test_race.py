@@ -8,6 +8,7 @@ import torch
 
 import optimlab
 from optimlab.landscapes import Landscape, get, race
+from optimlab.landscapes.race import LR_LIMITS, TUNE_CRITERION, run_starts
 from optimlab.optim.catalog import TABLE
 
 # A learning rate per class that makes a telling but finite run on Rosenbrock from its start.
@@ -89,19 +90,165 @@ def test_divergence_is_reported_not_raised():
         result.metrics["sgd"].final_loss > 1e6
 
 
-def test_tuning_picks_the_best_learning_rate_of_the_grid():
+def _late_worst(loss):
+    """The tuning criterion by hand: the worst of the last quarter of the losses."""
+    loss = np.asarray(loss, dtype=float)
+    return float(loss[-max(1, math.ceil(0.25 * len(loss))):].max())
+
+
+def test_tuning_picks_the_best_learning_rate_by_the_late_worst_loss():
     grid = [1e-4, 1e-3, 1e-2, 1e-1]
-    tuned = race("rosenbrock", {"adam": {}, "sgd": {}}, steps=200, tune=grid)
+    tuned = race("rosenbrock", {"adam": {}, "sgd": {}}, steps=100, tune=grid)
+    assert tuned.tuned_by == TUNE_CRITERION
+    assert "lr tuned by: worst loss over the last 25% of steps" in tuned.table()
     for label in ("adam", "sgd"):
-        scores = tuned.tuning[label]
-        assert list(scores) == grid
-        finite = {lr: v for lr, v in scores.items() if math.isfinite(v)}
-        best = min(finite, key=finite.get)
-        assert tuned.hparams[label]["lr"] == best
-        rerun = race("rosenbrock", {label: {"lr": best}}, steps=200)
+        finals, scores = tuned.tuning[label], tuned.tuning_scores[label]
+        assert list(finals) == list(scores) == sorted(finals)  # every rate tried, in order
+        assert set(grid) <= set(finals)
+        best = min(scores, key=scores.get)
+        assert tuned.hparams[label]["lr"] == best and math.isfinite(scores[best])
+        rerun = race("rosenbrock", {label: {"lr": best}}, steps=100)
         np.testing.assert_allclose(tuned.paths[label], rerun.paths[label], rtol=1e-12)
-    default = race("quadratic", {"adam": {}}, steps=20, tune=True)
-    assert len(default.tuning["adam"]) == len(optimlab.landscapes.TUNE_GRID)
+        assert scores[best] == _late_worst(rerun.losses[label])
+        assert finals[best] == rerun.metrics[label].final_loss
+    default = race("quadratic", {"adam": {}}, steps=20, tune=True, extend=False)
+    assert list(default.tuning["adam"]) == list(optimlab.landscapes.TUNE_GRID)
+
+
+def test_a_race_without_tuning_says_nothing_of_it():
+    plain = race("quadratic", {"adam": {"lr": 0.1}}, steps=5)
+    assert plain.tuned_by == "" and plain.tuning == plain.tuning_scores == {}
+    assert plain.tuning_edge == plain.tuning_extended == {}
+    assert "tuned" not in plain.table()
+
+
+def test_a_late_spike_does_not_win_tuning():
+    """RMSprop on Rosenbrock: lr 0.178 has the lowest final loss of the grid, but its loss
+    spikes to about 2e2 at step 292. By final loss it would win; it must not."""
+    tuned = race("rosenbrock", {"rmsprop": {}}, steps=300, tune=True)
+    finals = tuned.tuning["rmsprop"]
+    by_final = min(finals, key=finals.get)
+    spiky = race("rosenbrock", {"rmsprop": {"lr": by_final}}, steps=300).losses["rmsprop"]
+    assert spiky[225:].max() > 100 * spiky[-1]  # the case: a late spike, a low last loss
+    chosen = tuned.hparams["rmsprop"]["lr"]
+    assert chosen != by_final
+    assert tuned.tuning_scores["rmsprop"][chosen] < spiky[225:].max() / 100
+    assert tuned.losses["rmsprop"][225:].max() == tuned.tuning_scores["rmsprop"][chosen]
+
+
+def test_a_diverged_run_never_wins_tuning():
+    # sgd at 1e-2 on Rosenbrock diverges to a finite but far-away point within 8 steps
+    tuned = race("rosenbrock", {"sgd": {}}, steps=8, tune=[1e-4, 1e-2], extend=False)
+    assert tuned.tuning_scores["sgd"][1e-2] == math.inf
+    assert tuned.hparams["sgd"]["lr"] == 1e-4
+
+
+def test_a_best_rate_on_the_top_edge_extends_the_grid():
+    """Gradient descent on 0.5 (x^2 + 10 y^2) for 50 steps: bigger is better up to about
+    0.1 (stable below 0.2), so the grid [1e-4, 1e-3] has its best rate on the top edge."""
+    grid = [1e-4, 1e-3]
+    flagged = race("quadratic", {"gd": {}}, steps=50, tune=grid, extend=False)
+    assert flagged.hparams["gd"]["lr"] == 1e-3
+    assert flagged.tuning_edge == {"gd": "high"}
+    table = flagged.table()
+    assert "lr=0.001 (top of grid)" in table
+    assert "gd: the tuned lr is the largest rate tried (tried 0.0001 to 0.001)" in table
+
+    extended = race("quadratic", {"gd": {}}, steps=50, tune=grid)
+    tried = list(extended.tuning["gd"])
+    # one round of four points with the grid's spacing (a decade) beyond the top
+    assert tried == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0], rel=1e-12)
+    assert extended.hparams["gd"]["lr"] == pytest.approx(0.1)
+    assert extended.tuning_edge == {} and "(top of grid)" not in extended.table()
+    assert extended.tuning_extended == {"gd": pytest.approx((1e-2, 1e-1, 1.0, 10.0))}
+    assert ("gd: the grid's best rate was on its edge, so 0.01, 0.1, 1, 10 were tried too; "
+            "the tuned lr 0.1 is now inside the rates tried") in extended.table()
+    assert flagged.tuning_extended == {}
+    assert extended.metrics["gd"].final_loss < flagged.metrics["gd"].final_loss
+    # the extension's members run exactly as a race at that rate alone
+    alone = race("quadratic", {"gd": {"lr": extended.hparams["gd"]["lr"]}}, steps=50)
+    np.testing.assert_array_equal(extended.paths["gd"], alone.paths["gd"])
+
+
+def test_extension_stops_at_the_limits_and_then_flags():
+    """On a very flat bowl gradient descent wants a rate of 5e5: beyond every limit."""
+    flat = Landscape("flat", 2, lambda x: 1e-6 * (x**2).sum(-1), ((-1, 1),) * 2, ((0, 0),),
+                     0.0, ("plateau",), (1.0, 1.0), "a very flat bowl")
+    tuned = race(flat, {"gd": {}}, steps=20, tune=[1e-8, 1e-7])
+    tried = sorted(tuned.tuning["gd"])
+    assert tried[-1] == pytest.approx(LR_LIMITS[1])
+    assert len(tried) == 2 + 4 + 4 + 1  # two rounds of four, then only 1e2 fits
+    assert tuned.hparams["gd"]["lr"] == tried[-1] and tuned.tuning_edge == {"gd": "high"}
+    assert "lr=100 (top of grid)" in tuned.table()
+    assert "the tuned lr 100 is still on its edge" in tuned.table()
+
+
+def test_a_grid_where_every_rate_diverges_extends_downwards():
+    tuned = race("rosenbrock", {"sgd": {}}, steps=50, tune=[10.0, 100.0])
+    lr = tuned.hparams["sgd"]["lr"]
+    assert lr < 10 and not tuned.metrics["sgd"].diverged
+    assert min(tuned.tuning["sgd"]) < lr  # a bad rate below it was tried too: interior
+    assert tuned.tuning_edge == {}
+
+
+def test_ties_go_to_the_smaller_rate_and_are_no_edge():
+    # no steps: every rate scores f(start); nothing to extend, nothing to flag
+    tuned = race("quadratic", {"adam": {}}, steps=0, tune=[1e-3, 1e-2, 1e-1])
+    assert tuned.hparams["adam"]["lr"] == 1e-3
+    assert tuned.tuning_edge == {} and len(tuned.tuning["adam"]) == 3
+
+
+def test_saddle_metrics_say_escaped_not_gap():
+    """x^2 - y^2 has no minimum: the table reports whether and when each run escaped
+    (fell below -4, the lowest value on the plotted square) instead of gap and distance."""
+    result = race("saddle", {"gd": {"lr": 0.1}, "slow gd": {"name": "gd", "lr": 1e-4}},
+                  steps=50)
+    fast, slow = result.metrics["gd"], result.metrics["slow gd"]
+    losses = result.losses["gd"]
+    first = int(np.argmax(losses < -4.0))
+    assert losses[first] < -4.0 <= losses[first - 1]
+    assert fast.escaped is True and fast.steps_to_escape == first
+    assert slow.escaped is False and slow.steps_to_escape is None
+    assert math.isnan(fast.gap) and math.isnan(fast.distance) and fast.steps_to_tol is None
+    table = result.table()
+    header = table.splitlines()[0]
+    assert "escaped" in header and "steps to escape" in header
+    assert "gap" not in header and "dist" not in header and "nan" not in table
+    assert "no minimum: saddle has none to converge to; escaped = loss below -4," in table
+    row = next(line for line in table.splitlines() if line.startswith("gd "))
+    assert row.split()[-3:] == ["yes", str(first), "no"]
+
+
+def test_metrics_with_a_minimum_have_no_escape():
+    m = race("quadratic", {"gd": {"lr": 0.1}}, steps=10).metrics["gd"]
+    assert m.escaped is None and m.steps_to_escape is None
+
+
+def test_run_starts_runs_each_start_as_its_own_race():
+    land = get("two_wells")
+    starts = np.array([[3.5, 3.0], [-2.0, 0.5], [0.3, -3.0]])
+    spec = [("momentum", {"lr": 0.1}), ("adam", {"lr": 0.05})]
+    runs = run_starts(land, spec, starts, 40)
+    for (name, hp), (paths, losses) in zip(spec, runs):
+        assert paths.shape == (41, 3, 2) and losses.shape == (41, 3)
+        for i, start in enumerate(starts):
+            alone = race(land, {name: hp}, start=start, steps=40)
+            np.testing.assert_array_equal(paths[:, i].numpy(), alone.paths[name])
+            np.testing.assert_array_equal(losses[:, i].numpy(), alone.losses[name])
+
+
+@pytest.mark.parametrize("starts, steps, entries, match", [
+    ([1.0, 2.0], 5, [("gd", {"lr": 0.1})], "starts must be"),
+    ([[1.0, 2.0, 3.0]], 5, [("gd", {"lr": 0.1})], "starts must be"),
+    ([[1.0, float("nan")]], 5, [("gd", {"lr": 0.1})], "finite"),
+    ([["a", "b"]], 5, [("gd", {"lr": 0.1})], "starts must be"),
+    ([[1.0, 2.0]], -1, [("gd", {"lr": 0.1})], "steps"),
+    ([[1.0, 2.0]], 5, [("gd", {"lr": [0.1, 0.2]})], "one value per hyperparameter"),
+    ([[1.0, 2.0]], 5, [("gdd", {"lr": 0.1})], "unknown optimizer"),
+])
+def test_run_starts_bad_input(starts, steps, entries, match):
+    with pytest.raises(ValueError, match=match):
+        run_starts(get("two_wells"), entries, starts, steps)
 
 
 def test_custom_landscape_and_nd():

@@ -16,10 +16,16 @@ name                 module                   what it shows
 ``ema``              :mod:`.schedules`        exponential moving averages of a noisy series,
                                               with and without the bias correction
                                               :math:`1/(1-\\beta^t)`.
-``ill-conditioned``  :mod:`.landscape`        SGD, momentum and Adam on
-                                              :math:`\\theta_1^2 + 10\\theta_2^2`.
+``ill-conditioned``  :mod:`.landscape`        SGD, momentum, RMSprop and Adam on
+                                              :math:`\\theta_1^2 + 10\\theta_2^2` and on
+                                              the same ravine turned by 45 degrees:
+                                              per-coordinate steps help only on the
+                                              axis-aligned one.
 ``saddle``           :mod:`.landscape`        gradient descent stalls at a saddle; momentum,
                                               Adam and gradient noise escape it.
+``basins``           :mod:`.basins`           local minima as basins of attraction: the
+                                              minimum each optimizer reaches from a grid of
+                                              starts on two wells.
 ``sparse``           :mod:`.sparse_features`  Adagrad gives a rarely active feature a larger
                                               step than a frequent one.
 ``gd-variants``      :mod:`.batch_sizes`      batch, mini-batch and stochastic gradient descent
@@ -27,7 +33,8 @@ name                 module                   what it shows
 ===================  =======================  ==================================================
 
 Nothing is typed in: every number comes from running the optimizers of :mod:`optimlab`
-(the two landscape exhibits through :func:`optimlab.landscapes.race`, the others through
+(the landscape exhibits through :func:`optimlab.landscapes.race` and
+:func:`~optimlab.landscapes.race.run_starts`, the others through
 the optimizers or a one-member :class:`~optimlab.optim.population.Population`), and every
 exhibit is seeded and runs in a second or two on a laptop CPU.
 
@@ -42,8 +49,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .base import Demo, pyplot
+from .basins import BasinsDemo, basins
 from .batch_sizes import GDRun, GDVariantsDemo, gd_variants
-from .landscape import IllConditionedDemo, SaddleDemo, ill_conditioned, saddle
+from .landscape import (
+    AlignmentDemo,
+    IllConditionedDemo,
+    SaddleDemo,
+    ill_conditioned,
+    ravine_alignment,
+    saddle,
+)
 from .schedules import EffectiveLRDemo, EMADemo, effective_lr, ema
 from .sparse_features import SparseDemo, sparse
 
@@ -55,6 +70,8 @@ __all__ = [
     "ema",
     "ill_conditioned",
     "saddle",
+    "basins",
+    "ravine_alignment",
     "sparse",
     "gd_variants",
     "Demo",
@@ -62,6 +79,8 @@ __all__ = [
     "EMADemo",
     "IllConditionedDemo",
     "SaddleDemo",
+    "BasinsDemo",
+    "AlignmentDemo",
     "SparseDemo",
     "GDVariantsDemo",
     "GDRun",
@@ -73,6 +92,7 @@ DEMOS: dict[str, Callable[..., Demo]] = {
     "ema": ema,
     "ill-conditioned": ill_conditioned,
     "saddle": saddle,
+    "basins": basins,
     "sparse": sparse,
     "gd-variants": gd_variants,
 }

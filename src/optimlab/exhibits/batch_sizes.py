@@ -68,7 +68,9 @@ class GDVariantsDemo(Demo):
     def updates_to_target(self, label: str) -> int | None:
         return self.runs[label].first_below(self.target)
 
-    def table(self) -> str:
+    def rows(self) -> tuple[list[str], list[list[str]]]:
+        """The table's headers and rows: per variant its batch, rate, updates, gradient
+        evaluations, final loss, and the updates and evaluations to the target."""
         rows = []
         for label, run in self.runs.items():
             ev = self.evals_to_target(label)
@@ -76,9 +78,11 @@ class GDVariantsDemo(Demo):
                          str(int(run.samples[-1])), f"{run.loss[-1]:.5f}",
                          steps_text(self.updates_to_target(label)),
                          "never" if ev is None else str(ev)])
-        return text_table(["variant", "batch", "lr", "updates", "gradient evals",
-                              "final loss", f"updates to <{self.target:.4g}",
-                              f"evals to <{self.target:.4g}"], rows)
+        return ["variant", "batch", "lr", "updates", "gradient evals", "final loss",
+                f"updates to <{self.target:.4g}", f"evals to <{self.target:.4g}"], rows
+
+    def table(self) -> str:
+        return text_table(*self.rows())
 
     def plot(self):
         plt = pyplot()

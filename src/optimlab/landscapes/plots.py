@@ -240,10 +240,12 @@ def _legend_text(race, label) -> str:
 
 
 def _loss_curve(race, label):
-    """``(y, gap)`` for the loss panel: f - f* + tiny when f* is finite, else f (NaN where not finite)."""
+    """``(y, gap)`` for the loss panel: f - f* + tiny where the landscape has a minimum (a
+    saddle's ``min_value`` is only the lowest point of its domain, not an f*), else f (NaN
+    where not finite)."""
     loss = np.asarray(race.losses[label], dtype=float).reshape(-1)
     fstar = float(race.landscape.min_value)
-    if math.isfinite(fstar):
+    if race.landscape.minima and math.isfinite(fstar):
         tiny = 1e-16 * max(1.0, abs(fstar))
         gap = loss - fstar
         # the catalog's f* is rounded: a hair below it still counts as reaching it
@@ -297,7 +299,7 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
     lax = axes[-1] if show_loss else None
 
     path_lines, end_markers, loss_lines, paths, curves = {}, {}, {}, {}, {}
-    is_gap = math.isfinite(float(landscape.min_value))
+    is_gap = bool(landscape.minima) and math.isfinite(float(landscape.min_value))
     for label in race.labels:
         paths[label] = _finite_path(race.paths[label])
         curves[label], is_gap = _loss_curve(race, label)

@@ -24,10 +24,22 @@ from .base import Landscape
 from .functions import get
 from .result import Race, RaceMetrics
 
-__all__ = ["race", "TUNE_GRID", "run_members"]
+__all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "run_members", "run_starts"]
 
 #: The default learning-rate grid of ``tune=True``: 1e-4 to 1, four points per decade.
 TUNE_GRID: tuple[float, ...] = tuple(float(10.0**e) for e in np.arange(-4.0, 0.01, 0.25))
+#: The share of the last steps whose worst loss scores a learning rate when tuning.
+TUNE_WINDOW = 0.25
+#: How ``tune`` ranks learning rates (said under every tuned race's table). The worst loss
+#: of the window, not the final one: a rate whose run spikes late, or oscillates and only
+#: happens to end low, cannot win; a run that diverges never wins.
+TUNE_CRITERION = f"worst loss over the last {TUNE_WINDOW:.0%} of steps"
+#: Points added beyond a grid edge per extension round (same log spacing as the grid there).
+EXTEND_POINTS = 4
+#: At most this many extension rounds per optimizer.
+MAX_EXTENSIONS = 3
+#: Extensions never go below or above these learning rates.
+LR_LIMITS = (1e-8, 1e2)
 #: How far outside its domain (in domain widths) a path may go before it counts as diverged.
 DIVERGENCE_WIDTHS = 10.0
 
@@ -95,13 +107,54 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[d
     entry, the paths ``[steps + 1, members, dim]`` and losses ``[steps + 1, members]``
     (f without noise), in float64.
     """
-    dim = landscape.dim
-    noise = landscape.noise_sequence(steps) if landscape.noise else None
     sizes = [max([len(v) for v in hp.values() if isinstance(v, list)], default=1)
              for _, hp in entries]
+    x = start.to(torch.float64).expand(sum(sizes), landscape.dim).clone()
+    return _run(landscape, entries, sizes, x, steps)
+
+
+def run_starts(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts,
+               steps: int) -> list[tuple[Tensor, Tensor]]:
+    """Run each optimizer from every point of ``starts`` at once (basins of attraction).
+
+    ``entries`` holds ``(registry name, hyperparameters)`` pairs with one value per
+    hyperparameter (no per-member lists); ``starts`` is an array ``[n, dim]``. Every
+    optimizer becomes a population of ``n`` members, member ``i`` starting at
+    ``starts[i]``, and all of them share one gradient evaluation per step, as in
+    :func:`run_members`; each member's path is that of its optimizer run alone from its
+    start. Returns, per entry, the paths ``[steps + 1, n, dim]`` and losses
+    ``[steps + 1, n]`` (f without noise), in float64.
+    """
+    try:
+        points = torch.as_tensor(np.asarray(starts, dtype=np.float64))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"starts must be an array [n, {landscape.dim}] of numbers") from err
+    if points.dim() != 2 or points.shape[0] < 1 or points.shape[1] != landscape.dim \
+            or not torch.isfinite(points).all():
+        raise ValueError(f"starts must be a finite array [n, {landscape.dim}] with n >= 1, "
+                         f"got shape {tuple(points.shape)}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    for name, hp in entries:
+        resolve(name)  # unknown names fail here, with suggestions
+        listed = sorted(k for k, v in (hp or {}).items() if isinstance(v, list))
+        if listed:
+            raise ValueError(f"{name}: run_starts takes one value per hyperparameter; "
+                             f"{', '.join(listed)} given as lists")
+    n = points.shape[0]
+    x = points.repeat(len(entries), 1)
+    return _run(landscape, [(name, dict(hp or {})) for name, hp in entries],
+                [n] * len(entries), x, steps)
+
+
+def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[int],
+         x: Tensor, steps: int) -> list[tuple[Tensor, Tensor]]:
+    """The step loop: entry ``i`` owns the next ``sizes[i]`` rows of ``x`` (its members'
+    start points, stepped in place)."""
+    dim = landscape.dim
+    noise = landscape.noise_sequence(steps) if landscape.noise else None
     # All members of all optimizers live in one tensor; each population steps a view of
     # its rows, so one gradient evaluation per step serves every optimizer.
-    x = start.to(torch.float64).expand(sum(sizes), dim).clone()
     groups = []
     for (name, hp), rows in zip(entries, x.split(sizes)):
         # a matrix-only optimizer (Muon) sees each point as a 1 x dim matrix
@@ -163,17 +216,65 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
              tol: float) -> RaceMetrics:
     final = float(loss[-1])
     distance = float(landscape.distance_to_minimum(path[-1]))
-    gap, steps_to_tol = math.nan, None
+    gap, steps_to_tol, escaped, steps_to_escape = math.nan, None, None, None
     if landscape.minima:  # a saddle's min_value is only the lowest point of its domain
         gap = final - landscape.min_value
         within = torch.nonzero(loss - landscape.min_value <= tol)
         steps_to_tol = int(within[0, 0]) if len(within) else None
+    elif math.isfinite(landscape.min_value):
+        # no minimum: escaped once below the lowest value of the plotting domain
+        below = torch.nonzero(loss < landscape.min_value)
+        escaped = bool(len(below))
+        steps_to_escape = int(below[0, 0]) if escaped else None
     return RaceMetrics(label, name, final, gap, distance, steps_to_tol,
-                       _diverged(landscape, path))
+                       _diverged(landscape, path), escaped, steps_to_escape)
 
 
-def _score(loss: float) -> float:
-    return loss if math.isfinite(loss) else math.inf
+def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
+    """Each member's tuning score (lower is better): the worst loss over the last
+    :data:`TUNE_WINDOW` of its losses (at least the final one), as the sweeps'
+    ``tail_score`` does; inf for a member that diverged or whose loss there is not finite."""
+    window = loss[-max(1, math.ceil(TUNE_WINDOW * loss.shape[0])):]
+    worst = window.max(dim=0).values  # NaN propagates, and scores inf below
+    return [math.inf if _diverged(landscape, path[:, k]) or not math.isfinite(float(w))
+            else float(w) for k, w in enumerate(worst)]
+
+
+def _edges(lrs: list[float], scores: list[float]) -> list[str]:
+    """The grid edges the best learning rate sits on: ``"low"``, ``"high"`` (both for a
+    one-point grid), or none. A best rate tied with its inner neighbour is not on an edge
+    (nothing beyond it can be told better). When every rate failed, the low edge."""
+    best = int(np.argmin(scores))
+    if not math.isfinite(scores[best]):
+        return ["low"]  # every rate failed: smaller ones may not
+    if len(lrs) == 1:
+        return ["low", "high"]
+    edges = []
+    if best == 0 and scores[1] > scores[0]:
+        edges.append("low")
+    if best == len(lrs) - 1 and scores[-2] > scores[-1]:
+        edges.append("high")
+    return edges
+
+
+def _beyond(lrs: list[float], edge: str) -> list[float]:
+    """Up to :data:`EXTEND_POINTS` learning rates beyond ``edge`` of the sorted grid
+    ``lrs``, with the grid's log spacing there, inside :data:`LR_LIMITS`."""
+    if len(lrs) >= 2:
+        pair = lrs[:2] if edge == "low" else lrs[-2:]
+        step = math.log10(pair[1] / pair[0])
+    else:
+        step = 0.25  # TUNE_GRID's spacing, for a one-point grid
+    step = round(step, 9)  # 10**0.25 / 1 read back as 0.25, not 0.24999999999999997
+    low, high = (math.log10(v) for v in LR_LIMITS)
+    origin = math.log10(lrs[0] if edge == "low" else lrs[-1])
+    sign = -1 if edge == "low" else 1
+    out = []
+    for i in range(1, EXTEND_POINTS + 1):
+        e = round(origin + sign * i * step, 9)
+        if low - 1e-9 <= e <= high + 1e-9:
+            out.append(float(10.0**e))
+    return out
 
 
 #: the largest gradient noise a race takes (beyond it every path is noise; inf or NaN would
@@ -183,7 +284,7 @@ MAX_NOISE = 1e6
 
 def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=None,
          steps: int = 500, noise: float = 0.0, seed: int = 0, tune=False,
-         tol: float = 1e-3) -> Race:
+         tol: float = 1e-3, extend: bool = True) -> Race:
     """Race optimizers on a landscape from one start point.
 
     Args:
@@ -196,10 +297,19 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
         noise: std of Gaussian gradient noise (DeepOBS style; 0: the landscape's own).
         seed: seed of the noise sequence, shared by every optimizer.
         tune: ``True`` picks each optimizer's learning rate from :data:`TUNE_GRID` (a
-            sequence gives another grid) by the final loss of a batched run, so pictures
-            compare tuned optimizers; the chosen values are in ``race.hparams`` and the
-            search in ``race.tuning``.
+            sequence gives another grid) by :data:`TUNE_CRITERION`, the worst loss over
+            the last quarter of a batched run's steps, so a late spike or a lucky last
+            step cannot win and a run that diverges never does; ties go to the smaller
+            rate. The chosen values are in ``race.hparams``, the final loss of every rate
+            tried in ``race.tuning`` and its score in ``race.tuning_scores``.
         tol: tolerance for ``steps_to_tol`` (loss within ``tol`` of the minimum).
+        extend: when tuning picks the smallest or largest rate of the grid, run
+            :data:`EXTEND_POINTS` more rates beyond that edge, with the grid's log
+            spacing there, up to :data:`MAX_EXTENSIONS` times and within
+            :data:`LR_LIMITS`, so the pick is an interior point of the rates tried (the
+            rates added are in ``race.tuning_extended``, and said under the table). A
+            pick still on an edge is recorded in ``race.tuning_edge`` and flagged in
+            ``race.table()``. ``extend=False`` only flags.
 
     A run that diverges is reported in the metrics (``diverged``), never raised.
     """
@@ -217,24 +327,69 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
     x0 = _start(land, start)
     runs = run_members(land, [(e.name, {**e.hparams, "lr": e.lrs} if e.lrs else e.hparams)
                               for e in entries], x0, steps)
-    paths, losses, hparams, metrics, tuning = {}, {}, {}, {}, {}
+    # per tuned label: lr -> (path, loss, score) of every rate tried
+    tried = {e.label: _tried(land, e.lrs, path, loss)
+             for e, (path, loss) in zip(entries, runs) if e.lrs}
+    if extend:
+        _extend(land, [e for e in entries if e.lrs], tried, x0, steps)
+    paths, losses, hparams, metrics, tuning, scores, edges, extended = ({} for _ in range(8))
     for entry, (path, loss) in zip(entries, runs):
-        best = 0
-        if entry.lrs:
-            finals = [_score(float(loss[-1, k])) for k in range(len(entry.lrs))]
-            diverged = [_diverged(land, path[:, k]) for k in range(len(entry.lrs))]
-            scores = [math.inf if d else f for f, d in zip(finals, diverged)]
-            best = int(np.argmin(scores))
-            tuning[entry.label] = dict(zip(entry.lrs, finals))
+        path, loss = path[:, 0], loss[:, 0]
         used = {"name": entry.name, **resolve(entry.name).preset, **entry.hparams}
         if entry.lrs:
-            used["lr"] = entry.lrs[best]
+            lrs = sorted(tried[entry.label])
+            score = [tried[entry.label][lr][2] for lr in lrs]
+            best = lrs[int(np.argmin(score))]
+            path, loss = tried[entry.label][best][:2]
+            tuning[entry.label] = {lr: _final(tried[entry.label][lr][1]) for lr in lrs}
+            scores[entry.label] = dict(zip(lrs, score))
+            edge = _edges(lrs, score)
+            if edge:
+                edges[entry.label] = " and ".join(edge)
+            beyond = tuple(lr for lr in lrs if lr not in entry.lrs)
+            if beyond:
+                extended[entry.label] = beyond
+            used["lr"] = best
         elif "lr" not in used and "lr" in resolve(entry.name).info.defaults:
             used["lr"] = resolve(entry.name).info.defaults["lr"]  # show what was used
-        paths[entry.label] = path[:, best].numpy()
-        losses[entry.label] = loss[:, best].numpy()
+        paths[entry.label] = path.numpy()
+        losses[entry.label] = loss.numpy()
         hparams[entry.label] = used
-        metrics[entry.label] = _metrics(land, entry.label, entry.name, path[:, best],
-                                        loss[:, best], tol)
+        metrics[entry.label] = _metrics(land, entry.label, entry.name, path, loss, tol)
     return Race(land, x0.numpy(), steps, paths, losses, hparams, metrics, tol,
-                land.noise, land.noise_seed, tuning)
+                land.noise, land.noise_seed, tuning,
+                tuned_by=TUNE_CRITERION if tuning else "", tuning_scores=scores,
+                tuning_edge=edges, tuning_extended=extended)
+
+
+def _final(loss: Tensor) -> float:
+    value = float(loss[-1])
+    return value if math.isfinite(value) else math.inf
+
+
+def _tried(land: Landscape, lrs: Sequence[float], path: Tensor,
+           loss: Tensor) -> dict[float, tuple[Tensor, Tensor, float]]:
+    """lr -> (path, loss, score) for the members of one population run."""
+    scores = _scores(land, path, loss)
+    return {lr: (path[:, k], loss[:, k], scores[k]) for k, lr in enumerate(lrs)}
+
+
+def _extend(land: Landscape, entries: list[_Entry], tried: dict, x0: Tensor,
+            steps: int) -> None:
+    """Extend the grids whose best rate is on an edge, in rounds that batch every
+    optimizer that needs one (see :func:`race`'s ``extend``)."""
+    for _ in range(MAX_EXTENSIONS):
+        more = []
+        for entry in entries:
+            lrs = sorted(tried[entry.label])
+            score = [tried[entry.label][lr][2] for lr in lrs]
+            new = [lr for edge in _edges(lrs, score) for lr in _beyond(lrs, edge)
+                   if lr not in tried[entry.label]]
+            if new:
+                more.append((entry, new))
+        if not more:
+            return
+        runs = run_members(land, [(e.name, {**e.hparams, "lr": new}) for e, new in more],
+                           x0, steps)
+        for (entry, new), (path, loss) in zip(more, runs):
+            tried[entry.label].update(_tried(land, new, path, loss))

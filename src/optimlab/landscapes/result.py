@@ -19,6 +19,16 @@ class RaceMetrics:
     ``steps_to_tol`` is the first step whose loss is within ``tol`` of the landscape's
     minimum (None if never); ``diverged`` is set when the path became non-finite or left
     the plotting domain far behind (by more than ten domain widths).
+
+    On a landscape without a minimum (a saddle that is unbounded below: ``minima`` is
+    empty) ``gap`` and ``distance`` are NaN and ``steps_to_tol`` None, and two fields say
+    what happened instead: ``escaped`` is True once the path's loss fell below the
+    landscape's ``min_value``, the lowest value on its plotting domain (so the path has
+    gone further downhill than any point of the picture: it has left the saddle for good),
+    and ``steps_to_escape`` is the first such step (None if never). On landscapes with a
+    minimum (or without a finite ``min_value``) both are None. ``diverged`` keeps its
+    meaning there: a run that escaped and ran downhill more than ten domain widths is
+    diverged too.
     """
 
     label: str
@@ -28,6 +38,8 @@ class RaceMetrics:
     distance: float
     steps_to_tol: int | None
     diverged: bool
+    escaped: bool | None = None
+    steps_to_escape: int | None = None
 
 
 @dataclass
@@ -45,7 +57,19 @@ class Race:
         metrics: label -> :class:`RaceMetrics`.
         tol: the tolerance behind ``steps_to_tol``.
         noise, seed: gradient noise scale and seed.
-        tuning: label -> ``{lr: final loss}`` of the learning-rate search, if ``tune``.
+        tuning: label -> ``{lr: final loss}`` of the learning-rate search, if ``tune``:
+            every rate tried, the grid's and any beyond its edges, in increasing order
+            (``inf`` where the loss is not finite).
+        tuned_by: how the learning rates were ranked
+            (:data:`~optimlab.landscapes.race.TUNE_CRITERION`), "" without tuning.
+        tuning_scores: label -> ``{lr: score}``, the criterion's value for each rate
+            tried (lower is better; ``inf`` for a run that diverged).
+        tuning_edge: label -> ``"low"``, ``"high"`` or ``"low and high"`` for each
+            optimizer whose tuned rate is still the smallest or largest rate tried after
+            any grid extension (the best rate may lie beyond it); absent otherwise.
+        tuning_extended: label -> the rates tried beyond the grid's edges because the
+            best rate of the grid was on one (``race(..., extend=True)``); absent when
+            the grid was not extended.
     """
 
     landscape: Landscape
@@ -59,6 +83,10 @@ class Race:
     noise: float = 0.0
     seed: int = 0
     tuning: dict[str, dict[float, float]] = field(default_factory=dict)
+    tuned_by: str = ""
+    tuning_scores: dict[str, dict[float, float]] = field(default_factory=dict)
+    tuning_edge: dict[str, str] = field(default_factory=dict)
+    tuning_extended: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -71,17 +99,72 @@ class Race:
         return f"{label} ({text})" if text else label
 
     def table(self) -> str:
-        """The metrics as a plain-text table."""
-        headers = ["optimizer", "hyperparameters", "final loss", "gap to min", "dist to min",
-                   f"steps to {self.tol:g}", "diverged"]
+        """The metrics as a plain-text table (:meth:`rows`), with :meth:`notes` under it."""
+        return "\n".join([text_table(*self.rows()), *self.notes()])
+
+    def rows(self) -> tuple[list[str], list[list[str]]]:
+        """The metrics table's headers and rows (text cells), for any renderer.
+
+        Landscapes with a minimum get the gap and distance to it and the steps to within
+        ``tol``; landscapes without one (saddles, unbounded below) get whether and when
+        each run escaped instead. A tuned rate at the edge of the rates tried is marked
+        ``(top of grid)`` or ``(bottom of grid)``.
+        """
+        minimum = bool(self.landscape.minima)
+        if minimum:
+            headers = ["optimizer", "hyperparameters", "final loss", "gap to min",
+                       "dist to min", f"steps to {self.tol:g}", "diverged"]
+        else:
+            headers = ["optimizer", "hyperparameters", "final loss", "escaped",
+                       "steps to escape", "diverged"]
         rows = []
         for label, m in self.metrics.items():
-            hp = ", ".join(f"{k}={_fmt(v)}" for k, v in self.hparams[label].items()
-                           if k != "name")
-            rows.append([label, hp, f"{m.final_loss:.4g}", f"{m.gap:.3g}", f"{m.distance:.3g}",
-                         "-" if m.steps_to_tol is None else str(m.steps_to_tol),
-                         "yes" if m.diverged else "no"])
-        return text_table(headers, rows)
+            row = [label, self._hparams_text(label), f"{m.final_loss:.4g}"]
+            if minimum:
+                row += [f"{m.gap:.3g}", f"{m.distance:.3g}",
+                        "-" if m.steps_to_tol is None else str(m.steps_to_tol)]
+            else:
+                row += ["-" if m.escaped is None else "yes" if m.escaped else "no",
+                        "-" if m.steps_to_escape is None else str(m.steps_to_escape)]
+            rows.append(row + ["yes" if m.diverged else "no"])
+        return headers, rows
+
+    def notes(self) -> list[str]:
+        """The lines under :meth:`table`: what "escaped" means where there is no minimum,
+        how the learning rates were tuned, which grids were extended beyond an edge, and
+        which tuned rates still sit on the edge of the rates tried."""
+        lines = []
+        if not self.landscape.minima:
+            lines.append(f"no minimum: {self.landscape.name} has none to converge to; "
+                         f"escaped = loss below {self.landscape.min_value:g}, the lowest value "
+                         "on the plotted domain, after which a run on a function unbounded "
+                         "below keeps falling (its final loss says how far it ran, not how "
+                         "well it converged)")
+        if self.tuned_by:
+            lines.append(f"lr tuned by: {self.tuned_by} (a diverged run never wins)")
+        for label, extra in self.tuning_extended.items():
+            where = "still on its edge" if label in self.tuning_edge else \
+                "now inside the rates tried"
+            lines.append(f"{label}: the grid's best rate was on its edge, so "
+                         f"{', '.join(f'{v:.3g}' for v in extra)} were tried too; the tuned "
+                         f"lr {_fmt(self.hparams[label].get('lr'))} is {where}")
+        for label, edge in self.tuning_edge.items():
+            tried = sorted(self.tuning.get(label, ()))
+            span = f" (tried {tried[0]:.3g} to {tried[-1]:.3g})" if tried else ""
+            lines.append(f"{label}: the tuned lr is the {_EDGE_WORDS.get(edge, edge)} rate "
+                         f"tried{span}; the best rate may lie beyond it")
+        return lines
+
+    def _hparams_text(self, label: str) -> str:
+        parts = []
+        for k, v in self.hparams[label].items():
+            if k == "name":
+                continue
+            text = f"{k}={_fmt(v)}"
+            if k == "lr" and label in self.tuning_edge:
+                text += f" ({_EDGE_MARKS.get(self.tuning_edge[label], 'grid edge')})"
+            parts.append(text)
+        return ", ".join(parts)
 
     def plot(self, **kwargs):
         """Contours with one path per optimizer and a loss-vs-step panel (matplotlib)."""
@@ -109,6 +192,10 @@ class Race:
     def __repr__(self) -> str:
         return (f"Race on {self.landscape.name} from {tuple(np.round(self.start, 4))}, "
                 f"{self.steps} steps\n{self.table()}")
+
+
+_EDGE_MARKS = {"low": "bottom of grid", "high": "top of grid", "low and high": "only rate"}
+_EDGE_WORDS = {"low": "smallest", "high": "largest", "low and high": "only"}
 
 
 def _fmt(value) -> str:

@@ -1,0 +1,114 @@
+"""The ``basins`` exhibit: which minimum each optimizer reaches from a grid of starts."""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from optimlab.exhibits import basins
+from optimlab.exhibits.basins import DIVERGED, NOT_SETTLED, known_minima
+from optimlab.landscapes import Landscape, get, race
+from optimlab.landscapes.functions import two_wells_minima
+from tests.exhibits.figures import check_figure
+
+
+@functools.cache
+def two_wells():
+    """The exhibit with its defaults runs once per session."""
+    return basins()
+
+
+def _double_well() -> Landscape:
+    """(x^2 - 1)^2 + y^2: minima at (-1, 0) and (1, 0), the basins split by x = 0."""
+    return Landscape("double well", 2, lambda x: (x[..., 0] ** 2 - 1) ** 2 + x[..., 1] ** 2,
+                     ((-2.0, 2.0), (-2.0, 2.0)), ((-1.0, 0.0), (1.0, 0.0)), 0.0,
+                     ("local-minima",), (0.5, 0.5), "two equal wells")
+
+
+def test_a_known_answer_the_sign_of_x_decides():
+    demo = basins(_double_well(), {"gd": {"lr": 0.05}}, grid=4, steps=200,
+                  minima=[("left", (-1.0, 0.0)), ("right", (1.0, 0.0))])
+    # cell centres -1.5, -0.5, 0.5, 1.5 on each axis, row by row with y outer
+    np.testing.assert_array_equal(demo.xs, [-1.5, -0.5, 0.5, 1.5])
+    assert demo.starts.shape == (16, 2)
+    want = np.where(demo.starts[:, 0] < 0, 0, 1)
+    np.testing.assert_array_equal(demo.basin["gd"], want)
+    assert demo.fractions()["gd"] == {"left": 0.5, "right": 0.5, "not settled": 0.0,
+                                      "diverged": 0.0}
+    np.testing.assert_allclose(np.abs(demo.ends["gd"]), [[1.0, 0.0]] * 16, atol=1e-6)
+    assert "-> left" in demo.table() and "50%" in demo.table()
+
+
+def test_too_few_steps_are_not_settled_and_too_big_a_rate_diverges():
+    land = _double_well()
+    slow = basins(land, {"gd": {"lr": 1e-4}}, grid=3, steps=5)
+    assert (slow.basin["gd"] == NOT_SETTLED).all()
+    wild = basins(land, {"gd": {"lr": 10.0}}, grid=4, steps=30)
+    assert (wild.basin["gd"] == DIVERGED).all()
+    assert wild.fractions()["gd"]["diverged"] == 1.0
+
+
+def test_each_start_runs_as_its_own_race():
+    demo = two_wells()
+    land = get("two_wells")
+    for i in (0, 112, 224):
+        alone = race(land, {"adam": {"lr": 0.05}}, start=demo.starts[i], steps=demo.steps)
+        np.testing.assert_array_equal(demo.ends["adam"][i], alone.paths["adam"][-1])
+
+
+def test_two_wells_basins():
+    demo = two_wells()
+    assert [name for name, _ in demo.minima] == ["deep well", "shallow well"]
+    assert demo.starts.shape == (225, 2) and set(demo.basin) == {"gd", "momentum", "rmsprop",
+                                                               "adam"}
+    shares = demo.fractions()
+    for label, share in shares.items():
+        assert sum(share.values()) == pytest.approx(1.0)
+        assert share["diverged"] == 0.0 and share["not settled"] == 0.0
+        assert 0.5 < share["deep well"] < 0.8  # the deep well's basin is the larger one
+    # starts next to a well end in it, for every optimizer
+    deep, shallow = two_wells_minima()
+    for point, index in ((deep, 0), (shallow, 1)):
+        near = np.linalg.norm(demo.starts - np.asarray(point), axis=1).argmin()
+        assert all(basin[near] == index for basin in demo.basin.values())
+    # heavy-ball momentum rolls into the deep well from more starts than GD; RMSprop and
+    # Adam end in the shallow one from more
+    assert shares["momentum"]["deep well"] > shares["gd"]["deep well"] + 0.03
+    assert shares["rmsprop"]["shallow well"] > shares["gd"]["shallow well"]
+    assert shares["adam"]["shallow well"] > shares["gd"]["shallow well"]
+    # every basin is classified by the nearest minimum: the end points are at it
+    ends = demo.ends["gd"]
+    targets = np.asarray([p for _, p in demo.minima])[demo.basin["gd"]]
+    assert np.linalg.norm(ends - targets, axis=1).max() < 1e-3
+
+
+def test_himmelblau_has_four_named_minima():
+    land = get("himmelblau")
+    names = [name for name, _ in known_minima(land)]
+    assert names[0] == "(3, 2)" and len(names) == 4
+    demo = basins("himmelblau", grid=6, steps=150)
+    for share in demo.fractions().values():
+        assert share["not settled"] + share["diverged"] == 0.0
+        assert all(share[name] > 0 for name in names)
+    x = torch.tensor([3.0, 2.0], dtype=torch.float64)
+    assert float(land(x)) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"landscape": "rosenbrock_nd"}, "2-D landscape"),
+    ({"landscape": "rosenbrock"}, "no default optimizers"),
+    ({"grid": 1}, "grid"),
+    ({"grid": 2.5}, "grid"),
+    ({"steps": 0}, "steps"),
+    ({"radius": -1.0}, "radius"),
+    ({"optimizers": {}}, "non-empty"),
+    ({"minima": []}, "minima"),
+])
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        basins(**kwargs)
+
+
+def test_basins_figure():
+    check_figure(two_wells())
