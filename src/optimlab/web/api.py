@@ -198,8 +198,8 @@ def landscape(name: str, params: dict | None = None, loc: Sequence = ("landscape
 @functools.lru_cache(maxsize=64)
 def _grid_payload(name: str, params: tuple, n: int) -> bytes:
     keys = [k for k, _ in params]
-    land = landscape(name, dict(params), ("path", "name"),
-                     ("query",) + (tuple(keys) if len(keys) == 1 else ()))
+    # a refusal names the first parameter (several unknown ones are listed in the message)
+    land = landscape(name, dict(params), ("path", "name"), ("query",) + tuple(keys[:1]))
     X, Y, Z = _grid(land, n)
     scale = _scale_for(land, Z)
     color = np.log10(scale(Z)) if scale.log else Z

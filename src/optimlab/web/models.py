@@ -31,7 +31,7 @@ noise                  0 .. :data:`MAX_NOISE` (std of the Gaussian gradient nois
 seed                   0 .. 2**31 - 1
 start                  two numbers in [-:data:`MAX_COORD`, :data:`MAX_COORD`], inside the
                        landscape's domain
-landscape parameters   ``kappa`` in (0, :data:`MAX_KAPPA`]
+landscape parameters   ``kappa`` in (0, :data:`MAX_KAPPA`], ``angle`` in [-360, 360]
 hyperparameters        :func:`optimlab.web.hparams.accepted`: the ranges of
                        :data:`optimlab.web.hparams.RANGES` (e.g. 0 < lr <= 10), any other
                        number finite and within float32's range, and what the optimizer
@@ -197,7 +197,10 @@ def _schema_default(extra: dict):
 #: The parameters of the 2-D landscapes, with their ranges (others: any finite number).
 LANDSCAPE_PARAMS: dict[str, hp.Range] = {
     "kappa": hp.Range("log", 0.0, MAX_KAPPA, low_open=True,
-                      help="condition number of the quadratic bowl (quadratic only)"),
+                      help="condition number of the quadratic bowl (quadratic and "
+                      "rotated_quadratic)"),
+    "angle": hp.Range("linear", -360.0, 360.0,
+                      help="rotation of the bowl's axes in degrees (rotated_quadratic only)"),
 }
 
 Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD, le=MAX_COORD)]
