@@ -112,6 +112,7 @@ def test_schedules(schedule):
 @pytest.mark.parametrize("kwargs, match", [
     ({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"), ({"eval_every": 0}, "eval"),
     ({"schedule": "linear"}, "schedule"), ({"clip_norm": -1.0}, "clip_norm"),
+    ({"eval_subset": 0}, "eval_subset"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,0 +1,159 @@
+"""End to end: ``optimlab bench`` with the population engine against ``--sequential``, in one run.
+
+Runs the issue's command through the real command line,
+
+    python -m optimlab bench mnist1d --model mlp --optimizers adam --lrs 1e-4:1e-1:16 \\
+        --seeds 4 --steps 300 --batch-size 100 --db FRESH.db [--sequential]
+
+each engine in its own subprocess with a fresh temporary ``--db``, the two engines
+alternating for ``--repeats`` rounds, and times each process from start to exit (imports,
+task load, training, evaluations, store writes and the summary table: what a user waits
+for). In the same rounds it times the training alone in this process: ``train_population``
+against ``train_sequential`` on the same members with the CLI's configuration
+(``eval_every = steps // 20``, evaluations included), so that the two ratios, end to end and
+training-only, come from one run on one machine state. Prints each run's wall time, the
+medians with their spread, the load average, and the median ratios sequential/population.
+Target (issue): end to end at least 5x.
+
+    python benchmarks/end_to_end.py [--repeats 3] [--steps 300] [--seeds 4]
+                                    [--lrs 1e-4:1e-1:16] [--no-training] [--check]
+                                    [--baseline-src DIR]
+
+``--check`` exits 1 when the median end-to-end ratio is below 5 (``--target``). A quick
+look: ``--steps 60 --seeds 2 --repeats 1``. ``--baseline-src DIR`` also times both
+commands with ``PYTHONPATH=DIR`` (another copy of ``src``, say the last commit's:
+``git archive HEAD src | tar -x -C /tmp/before``), in the same rounds, for a before/after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from optimlab.bench.analysis import parse_lrs
+from optimlab.bench.sweep import SweepSpec
+from optimlab.bench.tasks import get
+from optimlab.bench.trainer import TrainConfig, train_population, train_sequential
+
+TASK, MODEL, OPTIMIZER, BATCH = "mnist1d", "mlp", "adam", 100
+
+
+def _load() -> str:
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def _spread(values: list[float]) -> str:
+    return (f"median {statistics.median(values):7.2f} s  "
+            f"(min {min(values):.2f}, max {max(values):.2f}, n={len(values)})")
+
+
+def _cli(args: argparse.Namespace, db: Path, sequential: bool, src: str | None = None) -> float:
+    """One ``optimlab bench`` process, start to exit, in seconds."""
+    command = [sys.executable, "-m", "optimlab", "bench", TASK, "--model", MODEL,
+               "--optimizers", OPTIMIZER, "--lrs", args.lrs, "--seeds", str(args.seeds),
+               "--steps", str(args.steps), "--batch-size", str(BATCH), "--db", str(db)]
+    if sequential:
+        command.append("--sequential")
+    env = None if src is None else {**os.environ, "PYTHONPATH": src}
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="rounds, engines alternating")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--lrs", default="1e-4:1e-1:16", help="LOW:HIGH:COUNT as the CLI's")
+    parser.add_argument("--no-training", action="store_true",
+                        help="skip the in-process training-only timings")
+    parser.add_argument("--baseline-src", metavar="DIR",
+                        help="also time both commands with PYTHONPATH=DIR (a before/after)")
+    parser.add_argument("--target", type=float, default=5.0)
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when the median end-to-end ratio is below --target")
+    args = parser.parse_args()
+
+    # the CLI's sweep: the same members, in the same order, and the same TrainConfig
+    config = TrainConfig(steps=args.steps, batch_size=BATCH, eval_every=max(1, args.steps // 20),
+                         model=MODEL)
+    spec = SweepSpec(task=TASK, optimizers=(OPTIMIZER,), config=config,
+                     lrs=tuple(parse_lrs(args.lrs)), seeds=args.seeds)
+    members = spec.members()
+    task = get(TASK)  # also fills the data cache the subprocesses read
+    train_population(task, TrainConfig(steps=3, batch_size=BATCH, model=MODEL), members[:2])
+    print(f"{TASK} {MODEL}, {len(members)} runs ({OPTIMIZER}, lrs {args.lrs} x {args.seeds} "
+          f"seeds), {args.steps} steps, batch {BATCH}, eval every {config.eval_every} steps "
+          f"(subset {config.eval_subset}); {os.cpu_count()} cpus, torch threads "
+          f"{torch.get_num_threads()}; {_load()}")
+
+    times: dict[str, list[float]] = {"cli population": [], "cli sequential": [],
+                                     "train_population": [], "train_sequential": []}
+    sources = [(None, "")] + ([(args.baseline_src, " (baseline)")] if args.baseline_src else [])
+    for _, tag in sources[1:]:
+        times.update({f"cli population{tag}": [], f"cli sequential{tag}": []})
+    with tempfile.TemporaryDirectory(prefix="optimlab-e2e-") as tmp:
+        for r in range(args.repeats):
+            for k, (src, tag) in enumerate(sources):
+                for engine in ("population", "sequential"):
+                    db = Path(tmp) / f"{engine}-{r}-{k}.db"  # fresh: no sweep to find or resume
+                    elapsed = _cli(args, db, engine == "sequential", src)
+                    times[f"cli {engine}{tag}"].append(elapsed)
+                    label = "optimlab bench" + (" --sequential" if engine == "sequential"
+                                                else "") + tag
+                    print(f"round {r + 1}: {label:40s}{elapsed:7.2f} s  ({_load()})",
+                          flush=True)
+            if args.no_training:
+                continue
+            for label, train in (("train_population", train_population),
+                                 ("train_sequential", train_sequential)):
+                start = time.perf_counter()
+                train(task, config, members)
+                times[label].append(time.perf_counter() - start)
+                print(f"round {r + 1}: {label + ' in process':40s}{times[label][-1]:7.2f} s  "
+                      f"({_load()})", flush=True)
+
+    print()
+    for label, values in times.items():
+        if values:
+            print(f"{label:28s} {_spread(values)}")
+    end_to_end = statistics.median(times["cli sequential"]) / \
+        statistics.median(times["cli population"])
+    per_round = [s / p for s, p in zip(times["cli sequential"], times["cli population"])]
+    print(f"end-to-end ratio sequential/population: {end_to_end:.2f}x (median of each; per "
+          f"round {', '.join(f'{v:.2f}' for v in per_round)}; target >= {args.target:g}x)")
+    for _, tag in sources[1:]:
+        base_pop = statistics.median(times[f"cli population{tag}"])
+        base_seq = statistics.median(times[f"cli sequential{tag}"])
+        print(f"baseline end-to-end ratio: {base_seq / base_pop:.2f}x; this tree against the "
+              f"baseline: population {base_pop / statistics.median(times['cli population']):.2f}x"
+              f", sequential {base_seq / statistics.median(times['cli sequential']):.2f}x "
+              f"faster")
+    if times["train_population"]:
+        training = statistics.median(times["train_sequential"]) / \
+            statistics.median(times["train_population"])
+        outside = statistics.median(times["cli population"]) - \
+            statistics.median(times["train_population"])
+        print(f"training-only ratio (in process, evaluations included): {training:.2f}x; "
+              f"the population command spends {outside:.2f} s outside training (imports, task "
+              f"load, store, summary)")
+    print(_load())
+    if args.check and end_to_end < args.target:
+        print(f"FAIL: end-to-end ratio {end_to_end:.2f}x < {args.target:g}x")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

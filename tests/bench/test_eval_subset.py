@@ -1,0 +1,185 @@
+"""Evaluations before the last read a fixed subset; the last reads every example.
+
+``TrainConfig.eval_subset`` examples of the train set and as many of the test set, the same
+ones (:func:`eval_indices`) for every member, engine and evaluation; the last evaluation reads
+both whole sets, so final metrics are exact; ``eval_subset=None`` reads everything every time.
+At the end: the cached MNIST-1D is read without importing ``mnist1d.data``.
+"""
+
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from torch import nn
+
+from optimlab.bench import trainer
+from optimlab.bench.trainer import (
+    Member,
+    TrainConfig,
+    eval_indices,
+    train_population,
+    train_sequential,
+)
+
+CURVES = ("train_loss", "test_loss", "test_metric")
+
+
+@dataclass
+class Task:
+    """A seeded 3-class task large enough for a subset (300 train, 200 test examples).
+
+    ``loss="cross_entropy"`` takes the population engine's per-chunk cross-entropy path (as
+    the built-in tasks do); None its ``vmap(task.loss_fn)`` path.
+    """
+
+    loss: str | None = "cross_entropy"
+    metric: str = "accuracy"
+    x_train: torch.Tensor = field(default=None)
+    y_train: torch.Tensor = field(default=None)
+    x_test: torch.Tensor = field(default=None)
+    y_test: torch.Tensor = field(default=None)
+
+    def __post_init__(self):
+        gen = torch.Generator().manual_seed(1)
+        w = torch.randn(8, 3, generator=gen, dtype=torch.float64)
+        x = torch.randn(500, 8, generator=gen, dtype=torch.float64)
+        y = (x @ w + 0.5 * torch.randn(500, 3, generator=gen, dtype=torch.float64)).argmax(-1)
+        self.x_train, self.y_train, self.x_test, self.y_test = x[:300], y[:300], x[300:], y[300:]
+
+    def make_model(self, name=None):
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).double()
+
+    def loss_fn(self, output, target):
+        return nn.functional.cross_entropy(output, target)
+
+
+def _manual(task, model, x, y):
+    with torch.no_grad():
+        out = model(x)
+        loss = task.loss_fn(out, y)
+        return float(loss), float((out.argmax(-1) == y).float().mean())
+
+
+def test_eval_indices_are_a_fixed_sorted_sample():
+    idx = eval_indices(300, 50)
+    assert idx.shape == (50,) and torch.equal(idx, eval_indices(300, 50))
+    assert torch.equal(idx, idx.sort().values) and len(set(idx.tolist())) == 50
+    assert 0 <= int(idx.min()) and int(idx.max()) < 300
+    assert not torch.equal(idx, torch.arange(50))  # drawn, not the first 50
+    assert eval_indices(300, 300) is None and eval_indices(300, 1000) is None
+    assert eval_indices(300, None) is None
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "100"])
+def test_bad_eval_subset(value):
+    with pytest.raises(ValueError, match="eval_subset"):
+        TrainConfig(eval_subset=value)
+
+
+@pytest.mark.parametrize("engine", [train_population, train_sequential])
+def test_intermediate_points_read_the_subset_and_the_last_every_example(engine):
+    """With lr 0 the weights never move: every point evaluates the initial model, on the
+    subset before the last point and on the whole sets at the last."""
+    task = Task()
+    config = TrainConfig(steps=6, batch_size=16, eval_every=2, eval_subset=50)
+    members = [Member("sgd", {"lr": 0.0}, seed) for seed in (0, 1)]
+    for member, run in zip(members, engine(task, config, members)):
+        assert run.steps == [0, 2, 4, 6] and run.full_eval == [False, False, False, True]
+        torch.manual_seed(member.seed)
+        model = task.make_model()
+        tr, te = eval_indices(300, 50), eval_indices(200, 50)
+        sub_train, _ = _manual(task, model, task.x_train[tr], task.y_train[tr])
+        sub_test, sub_acc = _manual(task, model, task.x_test[te], task.y_test[te])
+        full_train, _ = _manual(task, model, task.x_train, task.y_train)
+        full_test, full_acc = _manual(task, model, task.x_test, task.y_test)
+        for i in range(3):
+            assert run.train_loss[i] == pytest.approx(sub_train, rel=1e-12)
+            assert run.test_loss[i] == pytest.approx(sub_test, rel=1e-12)
+            assert run.test_metric[i] == pytest.approx(sub_acc, rel=1e-12)
+        assert run.train_loss[-1] == pytest.approx(full_train, rel=1e-12)
+        assert run.test_loss[-1] == pytest.approx(full_test, rel=1e-12)
+        assert run.test_metric[-1] == pytest.approx(full_acc, rel=1e-12)
+        assert sub_train != pytest.approx(full_train, rel=1e-6)  # the subset is not the set
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", None], ids=["per-chunk CE", "vmap loss"])
+@pytest.mark.parametrize("rows", [None, 44], ids=["one chunk", "chunks of 11 examples"])
+def test_both_engines_read_the_same_subset(loss, rows, monkeypatch):
+    if rows is not None:  # 4 members: chunks of 11 examples, the last one shorter
+        monkeypatch.setattr(trainer, "EVAL_ROWS", rows)
+    task = Task(loss=loss)
+    config = TrainConfig(steps=20, batch_size=16, eval_every=5, eval_subset=64,
+                         schedule="cosine")
+    members = [Member("adam", {"lr": lr}, seed) for lr in (1e-2, 3e-2) for seed in (0, 1)]
+    for a, b in zip(train_population(task, config, members),
+                    train_sequential(task, config, members)):
+        assert a.steps == b.steps == [0, 5, 10, 15, 20]
+        assert a.full_eval == b.full_eval == [False] * 4 + [True]
+        for curve in CURVES:
+            assert getattr(a, curve) == pytest.approx(getattr(b, curve), rel=1e-9, abs=1e-12)
+
+
+def test_the_subset_changes_only_the_points_before_the_last():
+    """Evaluating does not touch training: the final point is the same with or without a
+    subset, and eval_subset=None reads every example at every point."""
+    task = Task()
+    members = [Member("adam", {"lr": 3e-2}, 0), Member("adam", {"lr": 1e-2}, 1)]
+    runs = {size: train_population(task, TrainConfig(steps=20, batch_size=16, eval_every=5,
+                                                     eval_subset=size), members)
+            for size in (None, 64, 300)}
+    for k in range(len(members)):
+        full, sub, whole = runs[None][k], runs[64][k], runs[300][k]
+        assert full.full_eval == [True] * 5 and whole.full_eval == [True] * 5
+        for curve in CURVES:
+            # a subset as large as the train set reads every example: the same as None
+            assert getattr(whole, curve) == getattr(full, curve)
+            assert getattr(sub, curve)[-1] == pytest.approx(getattr(full, curve)[-1],
+                                                            rel=1e-12)
+        assert all(a != pytest.approx(b, rel=1e-9)
+                   for a, b in zip(sub.train_loss[:-1], full.train_loss[:-1]))
+
+
+def test_mnist1d_engines_agree_on_the_subset():
+    """The built-in path (stacked linear layers, transposed logits) in float32."""
+    from optimlab.bench.tasks import get
+
+    task = get("mnist1d")
+    config = TrainConfig(steps=6, batch_size=100, eval_every=3, model="mlp", eval_subset=300)
+    members = [Member("adam", {"lr": lr}, seed) for lr in (1e-3, 1e-2) for seed in (0, 1)]
+    for a, b in zip(train_population(task, config, members),
+                    train_sequential(task, config, members)):
+        assert a.full_eval == b.full_eval == [False, False, True]
+        for curve in ("train_loss", "test_loss"):
+            assert getattr(a, curve) == pytest.approx(getattr(b, curve), rel=1e-4)
+        # an argmax may flip at a float32 near-tie: at most one example of 300 (or 1000)
+        assert a.test_metric == pytest.approx(b.test_metric, abs=1.5 / 300)
+
+
+# --------------------------------------------------------------------------------------
+# The rest of the end-to-end path of ``optimlab bench mnist1d``: reading the cached data
+# set does not import mnist1d.data (SciPy and Matplotlib, 1.5 s)
+# --------------------------------------------------------------------------------------
+
+def test_mnist1d_default_args_are_the_installed_releases():
+    data = pytest.importorskip("mnist1d.data")
+    from optimlab.bench import tasks
+
+    assert tasks._mnist1d_default_args() == data.get_dataset_args(as_dict=True)
+
+
+def test_a_cached_mnist1d_is_read_without_importing_mnist1d_data(tmp_path, monkeypatch):
+    pytest.importorskip("mnist1d.data")
+    from importlib.metadata import version
+
+    from optimlab.bench import tasks
+
+    if version("mnist1d") not in tasks._MNIST1D_DEFAULT_ARGS:
+        pytest.skip(f"mnist1d {version('mnist1d')}: add its defaults to _MNIST1D_DEFAULT_ARGS")
+    first = tasks.get("mnist1d", data_dir=tmp_path, num_samples=100, seed=3)  # generated
+    tasks._mnist1d_arrays.cache_clear()
+    for name in ("mnist1d.data", "mnist1d.utils", "mnist1d.transform"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it now raises ImportError
+    again = tasks.get("mnist1d", data_dir=tmp_path, num_samples=100, seed=3)
+    assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
+    tasks._mnist1d_arrays.cache_clear()
