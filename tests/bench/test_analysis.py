@@ -123,3 +123,13 @@ def test_a_target_met_at_the_start_scores_one_not_zero():
     taus, rho = performance_profile({"t": {"adam": 0.0, "sgd": 0.0, "rmsprop": 5.0}})
     assert profile_score(taus, rho["adam"]) == pytest.approx(1.0)
     assert profile_score(taus, rho["rmsprop"]) == 0.0
+
+
+def test_the_t_quantile_table_agrees_with_scipy():
+    from scipy.stats import t
+
+    from optimlab.bench.analysis import _t_quantile
+
+    for df in (1, 2, 5, 17, 30, 31, 45, 100, 1000):
+        assert _t_quantile(0.975, df) == pytest.approx(t.ppf(0.975, df), rel=1e-5), df
+    assert _t_quantile(0.95, 4) == pytest.approx(t.ppf(0.95, 4), rel=1e-12)
