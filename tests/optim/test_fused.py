@@ -144,9 +144,9 @@ def test_fused_path_is_the_default_and_really_runs(monkeypatch):
     calls = []
     original = kernels.Kernel.call
 
-    def spy(self, ptrs, numel, scalars, out):
+    def spy(self, ptrs, numel, scalars, out, *rest):
         calls.append(numel.numel())
-        return original(self, ptrs, numel, scalars, out)
+        return original(self, ptrs, numel, scalars, out, *rest)
 
     monkeypatch.setattr(kernels.Kernel, "call", spy)
     params = make_params(torch.float32)
@@ -380,7 +380,8 @@ def test_fused_none_leaves_small_groups_to_the_plain_path(monkeypatch):
     calls = []
     original = kernels.Kernel.call
     monkeypatch.setattr(kernels.Kernel, "call",
-                        lambda self, p, n, s, o: calls.append(n.numel()) or original(self, p, n, s, o))
+                        lambda self, p, n, s, o, *rest: calls.append(n.numel())
+                        or original(self, p, n, s, o, *rest))
     small = [torch.zeros(10, 10, requires_grad=True)]
     big = [torch.zeros(40, 40, requires_grad=True)]
     for params, fused, expected in ((small, None, []), (small, True, [1]), (big, None, [1])):
@@ -482,3 +483,22 @@ def test_a_gradient_turning_sparse_moves_its_parameter_to_the_plain_path():
             opt.step()
         runs.append([p.detach().clone() for p in params])
     assert_as_accurate_as_plain(*runs)
+
+
+def test_a_step_smaller_than_one_chunk_runs_on_the_calling_thread(monkeypatch):
+    """Waking OpenMP workers for a few numbers cost more than the step; the thread count
+    never changes the result, so small launches ask for one thread, big ones for torch's."""
+    seen = []
+    original = kernels.Kernel.call
+
+    def spy(self, ptrs, numel, scalars, out, threads=None):
+        seen.append((int(numel.sum()), threads))
+        return original(self, ptrs, numel, scalars, out, threads)
+
+    monkeypatch.setattr(kernels.Kernel, "call", spy)
+    for n in (10, kernels.SMALL_STEP):
+        p = torch.zeros(n, requires_grad=True)
+        opt = optimlab.Adam([p], lr=0.1, fused=True)
+        p.grad = torch.ones_like(p)
+        opt.step()
+    assert seen == [(10, 1), (kernels.SMALL_STEP, None)]

@@ -301,6 +301,8 @@ FOLKLORE = {
         "sgd": "", "adagrad": "", "rmsprop": "", "adam": "Adam",
     },
 }
+#: whom the folklore's claims are about (its subjects, not a check of what one can do)
+PLAIN, SPARSE, DEFAULT = TASK_OPTIMIZERS[0], TASK_OPTIMIZERS[1], TASK_OPTIMIZERS[3]
 #: how close to its best (in the metric's units) a rate must be to count as "as good"
 STABLE_WITHIN = 0.02
 
@@ -356,7 +358,7 @@ def _evidence(store: RunStore, sweeps: list[int], profile) -> _Section:
             counts.append((sum(v >= best - STABLE_WITHIN for v in values), len(s.sensitivity)))
         width[name] = sum(c for c, _ in counts) / max(1, sum(n for _, n in counts))
         shown[name] = ", ".join(f"{c}/{n}" for c, n in counts)
-    verdict = "agrees" if width["adam"] >= width["sgd"] else "does not agree"
+    verdict = "agrees" if width[DEFAULT] >= width[PLAIN] else "does not agree"
     rows.append(["learning-rate stability"] + [FOLKLORE["learning-rate stability"][n] for n in names]
                 + ["; ".join(f"{n}: {shown[n]}" for n in names)
                    + f" rates within {STABLE_WITHIN:g} of its best ({', '.join(tasks)})",
@@ -367,12 +369,12 @@ def _evidence(store: RunStore, sweeps: list[int], profile) -> _Section:
                  + [FOLKLORE["memory (extra buffers per parameter)"][n] for n in names]
                  + ["; ".join(f"{n}: {memory[n]:g}" for n in names)
                     + " (counted in each optimizer's state after a step, SGD without momentum)",
-                    "agrees" if memory["adam"] == 2 and memory["adagrad"] == 1 else "differs"])
+                    "agrees" if memory[DEFAULT] == 2 and memory[SPARSE] == 1 else "differs"])
     if "sparse-logreg" in tasks:
         k = tasks.index("sparse-logreg")
         in_top = [n for n in names if top(k, n)]
-        agrees = "adagrad" in in_top and "sgd" not in in_top
-        partly = "adagrad" in in_top
+        agrees = SPARSE in in_top and PLAIN not in in_top
+        partly = SPARSE in in_top
         rows.append(["sparse data"] + [FOLKLORE["sparse data"][n] for n in names]
                     + ["top rank on sparse-logreg: " + (", ".join(in_top) or "none"),
                        "agrees" if agrees else "partly: Adagrad is among the best, but so is "
@@ -380,8 +382,8 @@ def _evidence(store: RunStore, sweeps: list[int], profile) -> _Section:
     rows.append(["RNNs"] + [FOLKLORE["RNNs"][n] for n in names]
                 + ["no recurrent task in the tour", "not tested: `optimlab bench char-rnn "
                    "--optimizers sgd,adagrad,rmsprop,adam` (a GRU on text) would"])
-    sgd_top = sum(top(k, "sgd") for k in range(len(tasks)))
-    adam_top = sum(top(k, "adam") for k in range(len(tasks)))
+    sgd_top = sum(top(k, PLAIN) for k in range(len(tasks)))
+    adam_top = sum(top(k, DEFAULT) for k in range(len(tasks)))
     rows.append(["generalisation"] + [FOLKLORE["generalisation"][n] for n in names]
                 + [f"top rank in final test metric: SGD on {sgd_top} of {len(tasks)} tasks, "
                    f"Adam on {adam_top}",
@@ -392,9 +394,9 @@ def _evidence(store: RunStore, sweeps: list[int], profile) -> _Section:
     rows.append(["default recommendation"] + [FOLKLORE["default recommendation"][n]
                                               for n in names]
                 + ["profile scores: " + ", ".join(f"{n} {scores[n]:.2f}" for n in scores),
-                   "agrees: Adam has the highest profile score" if leader == "adam" else
+                   "agrees: Adam has the highest profile score" if leader == DEFAULT else
                    f"partly: {leader} scores highest and Adam is within 0.1 of it (about one "
-                   "task changing places)" if "adam" in close else
+                   "task changing places)" if DEFAULT in close else
                    f"does not agree: {leader} scores highest, Adam more than 0.1 lower"])
     headers = ["aspect"] + [f"folklore: {n}" for n in names] + ["this run", "verdict"]
     lead = [
