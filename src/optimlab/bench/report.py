@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import html
 import io
 import json
@@ -53,7 +54,8 @@ from .analysis import CONFIDENCE, CRITERION, OptimizerSummary, rank, summarize
 from .store import TERMINAL, Run, RunStore
 from .sweep import run_records
 
-__all__ = ["write_report", "summary_table", "summary_rows", "summary_notes", "list_sweeps",
+__all__ = ["write_report", "summary_table", "summary_rows", "summary_notes", "summary_parts",
+           "list_sweeps",
            "resolve_metric", "TASK_METRICS", "RESULT_COLUMNS"]
 
 #: The metric of each built-in task: (name, higher is better).
@@ -181,8 +183,10 @@ class _Sweep:
         reached = sum(math.isfinite(v) for v in columns[0])
         return (reached, len(runs), *(float(np.median(v)) for v in columns))
 
+    @functools.cached_property
     def ranked(self) -> list[tuple[str, OptimizerSummary]]:
-        """The optimizers with a result, best first, with ranks (``=1`` for ties)."""
+        """The optimizers with a result, best first, with ranks (``=1`` for ties); worked out
+        once, for the table and its notes."""
         done = [s for s in self.summaries.values() if s is not None]
         return rank(done, self.higher)
 
@@ -206,8 +210,8 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
         headers += ["reached target", f"steps to {sw.target:g}", "gradient evals",
                     "cost (calibrated)", "wall time"]
     rows = []
-    done = dict((s.optimizer, label) for label, s in sw.ranked())
-    order = [s.optimizer for _, s in sw.ranked()] + [n for n in sw.optimizers if n not in done]
+    done = {s.optimizer: label for label, s in sw.ranked}
+    order = list(done) + [n for n in sw.optimizers if n not in done]
     for name in order:
         s = sw.summaries[name]
         if s is None:
@@ -245,7 +249,7 @@ def summary_notes(sw_or_store, sweep_id: int | None = None) -> list[str]:
     notes = [f"Best lr: {CRITERION} (a rate that spikes late cannot win); the metric shown "
              f"is the final one there, with its {CONFIDENCE:.0%} confidence interval over "
              "seeds (Student's t)."]
-    ranked = sw.ranked()
+    ranked = sw.ranked
     groups: dict[str, list[str]] = {}
     for label, s in ranked:
         if label.startswith("="):
@@ -271,6 +275,14 @@ def summary_notes(sw_or_store, sweep_id: int | None = None) -> list[str]:
                      "profiles rank by; wall time depends on the machine's load and is shown "
                      "for information only.")
     return notes
+
+
+def summary_parts(store: RunStore, sweep_id: int) -> tuple[list[str], list[list[str]],
+                                                            list[str]]:
+    """The summary's headers, rows and notes (:func:`summary_rows`, :func:`summary_notes`)
+    from one read of the sweep, for pages that lay them out themselves."""
+    sw = _Sweep(store, sweep_id, None, None)
+    return (*_summary_rows(sw), summary_notes(sw))
 
 
 def summary_rows(store: RunStore, sweep_id: int, metric_name: str | None = None,

@@ -34,7 +34,7 @@ from ..landscapes import get as get_landscape
 from ..landscapes import race
 from .analysis import rank, summarize
 from .profile import build_profile
-from .report import _html_table, summary_notes, summary_rows, write_report
+from .report import _html_table, summary_parts, write_report
 from .store import RunStore
 from .sweep import SweepSpec, run_sweep
 from .trainer import TrainConfig
@@ -195,9 +195,9 @@ def _mnist1d(store: RunStore, out_dir: Path, quick: bool,
 
 def _sweep_section(title: str, store: RunStore, sweep_id: int, lead: list[str],
                    images: list[bytes]) -> _Section:
-    headers, rows = summary_rows(store, sweep_id)
+    headers, rows, notes = summary_parts(store, sweep_id)
     table = _html_table(headers, rows, [False, False] + [True] * (len(headers) - 2))
-    return _Section(title, "", images, lead, [table], summary_notes(store, sweep_id))
+    return _Section(title, "", images, lead, [table], notes)
 
 
 #: the other tasks of the cross-task profile: (task, what it shows, target accuracy)
@@ -222,12 +222,12 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
         sweep_id = run_sweep(spec, store)
         write_report(store, sweep_id, out_dir / task)
         sweeps.append(sweep_id)
-        headers, rows = summary_rows(store, sweep_id)
+        headers, rows, sweep_notes = summary_parts(store, sweep_id)
         tables.append(f"<h3>{html.escape(task)}: {html.escape(what)}</h3><p>Batch 32, "
                       f"{steps} steps, target accuracy {target:g} (report: "
                       f"{html.escape(task)}/report.html).</p>"
                       + _html_table(headers, rows, [False, False] + [True] * (len(headers) - 2)))
-        notes += [f"{task}: {n}" for n in summary_notes(store, sweep_id)[1:]
+        notes += [f"{task}: {n}" for n in sweep_notes[1:]
                   if "calibrated step cost" not in n]
     profile = build_profile(store, sweeps)
     headers, rows = profile.rows()
