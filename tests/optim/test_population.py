@@ -93,6 +93,41 @@ def test_bad_population_hyperparameters(hp, match):
         Population("adam", [torch.zeros(2, 3)], hp)
 
 
+def test_population_checks_without_building_optimizers():
+    """Members are checked by the constructor's own code, with presets, building nothing:
+    the first torch optimizer of a process imports torch._dynamo (about 2 s), which a
+    population must not pay (``benchmarks/end_to_end.py``)."""
+    code = (
+        "import sys, torch\n"
+        "from optimlab import Population\n"
+        "pop = Population('momentum', [torch.zeros(3, 4)], {'lr': [0.1, 0.2, 0.3]})\n"
+        "print(pop.hparams['momentum'], 'torch._dynamo' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["0.9", "False"]  # the alias's preset, and no optimizer built
+
+
+def test_population_checks_each_members_shape():
+    with pytest.raises(ValueError, match=r"Muon only optimizes real 2-D .* shape \(4,\)"):
+        Population("muon", [torch.zeros(2, 4)])
+    with pytest.raises(ValueError, match="member 0: fused must be None, True or False"):
+        Population("adam", [torch.zeros(2, 4)], {"fused": "yes"})
+
+
+def test_checked_defaults_match_the_constructor():
+    """What ``checked_defaults`` returns is the ``defaults`` a built optimizer holds."""
+    for name in ("adam", "adamw", "momentum", "nag", "lion", "muon", "lamb", "rmsprop"):
+        entry = optimlab.resolve(name)
+        if not hasattr(entry.cls, "checked_defaults"):
+            continue
+        shape = (3, 3) if entry.capabilities.needs_matrix else (3,)
+        built = optimlab.create(name, [torch.zeros(shape, requires_grad=True)], lr=0.01)
+        assert optimlab.optim.registry.checked_defaults(name, lr=0.01) == built.defaults
+
+
 def test_per_member_betas():
     start = torch.randn(2, 4, dtype=torch.float64)
     params = [start.clone().requires_grad_()]

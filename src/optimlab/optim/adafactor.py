@@ -150,8 +150,8 @@ class Adafactor(RuleOptimizer):
                         weight_decay=weight_decay, foreach=foreach, maximize=maximize)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
-    def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        if any(torch.is_complex(p) for p in self.param_groups[-1]["params"]):
-            self.param_groups.pop()
-            raise ValueError("Adafactor does not support complex parameters (as in torch)")
+    @classmethod
+    def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
+        if torch.is_complex(p):
+            return "Adafactor does not support complex parameters (as in torch)"
+        return None

@@ -197,6 +197,24 @@ def check_state_dict(state_dict: Any) -> None:
                          "dicts, each with a 'params' list")
 
 
+#: what :meth:`RuleOptimizer.checked_defaults` passes for ``params``: check, build nothing
+_CHECK_ONLY = object()
+
+
+def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
+    """Check a group's ``fused`` and ``foreach`` flags against ``cls``; True if fused."""
+    fused = group.get("fused")
+    if fused not in (None, True, False):
+        raise ValueError(f"fused must be None, True or False, got {fused!r}")
+    if not fused:
+        return False
+    if not cls.capabilities.fusable:
+        raise ValueError(f"{cls.__name__} has no fused implementation; use fused=None or False")
+    if group.get("foreach"):
+        raise ValueError("`fused` and `foreach` cannot be `True` together.")
+    return True
+
+
 class RuleOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` that applies a pure rule to each param group.
 
@@ -221,7 +239,36 @@ class RuleOptimizer(torch.optim.Optimizer):
         check_range("lr", defaults["lr"], 0.0)
         self.skip_nonfinite = bool(skip_nonfinite)
         self.skipped_steps = 0
+        if params is _CHECK_ONLY:  # checked_defaults: the constructor's checks, nothing more
+            self.defaults = defaults
+            return
         super().__init__(params, defaults)
+
+    @classmethod
+    def checked_defaults(cls, **hparams: Any) -> dict[str, Any]:
+        """The ``defaults`` the constructor builds from ``hparams``, checked as it checks them.
+
+        No optimizer is built: torch's ``Optimizer.__init__`` does not run, so this costs
+        microseconds (the first torch optimizer of a process imports ``torch._dynamo``, about
+        2 s). :class:`~optimlab.optim.population.Population` checks every member this way;
+        checks of the parameters themselves are :meth:`param_problem`'s.
+
+        Raises:
+            ValueError, TypeError: as the constructor would.
+        """
+        probe = cls.__new__(cls)
+        cls.__init__(probe, _CHECK_ONLY, **hparams)
+        defaults = dict(probe.defaults)
+        _check_fused_flag(cls, defaults)
+        return defaults
+
+    @classmethod
+    def param_problem(cls, p: Tensor) -> str | None:
+        """Why this optimizer cannot step ``p`` (a sentence), or None if it can.
+
+        Read by :meth:`add_param_group` and by the population engine (on one member's shape).
+        """
+        return None
 
     __getstate__ = optimizer_getstate
 
@@ -236,16 +283,9 @@ class RuleOptimizer(torch.optim.Optimizer):
         return engine
 
     def _check_fused(self, group: dict) -> None:
-        fused = group.get("fused")
-        if fused not in (None, True, False):
-            raise ValueError(f"fused must be None, True or False, got {fused!r}")
-        if not fused:
+        if not _check_fused_flag(type(self), group):
             return
         name = type(self).__name__
-        if not self.capabilities.fusable:
-            raise ValueError(f"{name} has no fused implementation; use fused=None or False")
-        if group.get("foreach"):
-            raise ValueError("`fused` and `foreach` cannot be `True` together.")
         for p in group["params"]:
             weight = torch.view_as_real(p) if torch.is_complex(p) else p
             if p.device.type != "cpu" or weight.dtype not in (torch.float32, torch.float64):
@@ -283,6 +323,11 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
         super().add_param_group(param_group)
+        for p in self.param_groups[-1]["params"]:
+            problem = self.param_problem(p)
+            if problem:
+                self.param_groups.pop()
+                raise ValueError(problem)
         self._check_fused(self.param_groups[-1])
 
     def _step_group(self, group: dict, hp: dict) -> None:

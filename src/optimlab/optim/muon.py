@@ -184,17 +184,14 @@ class Muon(RuleOptimizer):
                         adjust_lr_fn=adjust_lr_fn, maximize=maximize)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
-    def add_param_group(self, param_group: dict) -> None:
-        super().add_param_group(param_group)
-        for p in self.param_groups[-1]["params"]:
-            problem = None
-            if p.dim() != 2:
-                problem = f"a parameter of shape {tuple(p.shape)} ({p.dim()}-D)"
-            elif torch.is_complex(p):
-                problem = f"a complex parameter of shape {tuple(p.shape)}"
-            if problem:
-                self.param_groups.pop()
-                raise ValueError(
-                    f"Muon only optimizes real 2-D parameters (weight matrices), got {problem}; "
-                    "optimize biases, norms and embeddings with another optimizer such as AdamW"
-                )
+    @classmethod
+    def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
+        problem = None
+        if p.dim() != 2:
+            problem = f"a parameter of shape {tuple(p.shape)} ({p.dim()}-D)"
+        elif torch.is_complex(p):
+            problem = f"a complex parameter of shape {tuple(p.shape)}"
+        if problem is None:
+            return None
+        return (f"Muon only optimizes real 2-D parameters (weight matrices), got {problem}; "
+                "optimize biases, norms and embeddings with another optimizer such as AdamW")

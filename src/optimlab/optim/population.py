@@ -33,7 +33,7 @@ from . import kernels
 from .base import RuleOptimizer
 from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine
-from .registry import create, resolve
+from .registry import checked_defaults, create, resolve
 
 __all__ = ["Population"]
 
@@ -82,11 +82,15 @@ class Population:
                             for i in range(self.members)]
             self._optimizers = [self._build(i, leaves) for i, leaves in enumerate(self._leaves)]
         else:
-            # an optimizer on data-less meta copies validates each member's values
-            meta = [torch.empty(p.shape[1:], dtype=p.dtype, device="meta").requires_grad_()
-                    for p in self.params]
-            probes = [self._build(i, meta) for i in range(self.members)]
-            self.hparams = self._stack_hparams([probe.defaults for probe in probes])
+            # the constructor's own checks on each member's values, and the class's checks
+            # on one member's shapes, without building any optimizer
+            for p in self.params:
+                problem = self.cls.param_problem(
+                    torch.empty(p.shape[1:], dtype=p.dtype, device="meta"))
+                if problem:
+                    raise ValueError(problem)
+            self.hparams = self._stack_hparams(
+                [self._checked(i) for i in range(self.members)])
             self.state: list[dict] = [{} for _ in self.params]
             self.engine = Engine(self.cls.init, self.cls.update, self.capabilities,
                                  self.cls.__name__)
@@ -103,6 +107,13 @@ class Population:
     def _build(self, index: int, params: list[Tensor]) -> torch.optim.Optimizer:
         try:
             return create(self.entry.name, params, **self.member_hparams[index])
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"member {index}: {err}") from None
+
+    def _checked(self, index: int) -> dict:
+        """Member ``index``'s full hyperparameters, checked by the class's constructor."""
+        try:
+            return checked_defaults(self.entry.name, **self.member_hparams[index])
         except (ValueError, TypeError) as err:
             raise type(err)(f"member {index}: {err}") from None
 

@@ -18,7 +18,7 @@ from . import palette
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "available", "create", "info", "resolve"]
+__all__ = ["Entry", "available", "checked_defaults", "create", "info", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,16 @@ def create(name: str, params: Iterable[torch.Tensor] | Iterable[dict], **hparams
         # a wrapper builds what it wraps from a registry name itself
         return entry.cls.from_registry(params, resolve, create, **kwargs)
     return entry.cls(params, **kwargs)
+
+
+def checked_defaults(name: str, **hparams: Any) -> dict[str, Any]:
+    """The full hyperparameters :func:`create` would give ``name``, checked, building nothing.
+
+    Presets apply as in :func:`create`; the class's constructor checks the values
+    (:meth:`~optimlab.optim.base.RuleOptimizer.checked_defaults`). Only for optimizers that
+    run a rule (not the wrappers).
+    """
+    entry = resolve(name)
+    if not hasattr(entry.cls, "checked_defaults"):
+        raise TypeError(f"{entry.name} is not a rule optimizer; build it with create()")
+    return entry.cls.checked_defaults(**{**entry.preset, **hparams})
