@@ -308,6 +308,56 @@ def test_kernels_are_cached_on_disk_and_reused(monkeypatch, tmp_path):
     assert not list((tmp_path / "kernels").glob("*.c"))  # no build leftovers
 
 
+def test_generated_sources_are_kept_so_a_warm_process_does_not_trace(monkeypatch, tmp_path):
+    """The C source generated from a rule is kept beside the builds: a new process (here: the
+    in-memory kernels forgotten) finds it and does not trace the rule again (tracing imports
+    torch._inductor and torch._dynamo, 1.5 s); a damaged file is traced again."""
+    monkeypatch.setenv("OPTIMLAB_CACHE", str(tmp_path))
+    calls = []
+    real_trace = kernels.trace_rule
+    monkeypatch.setattr(kernels, "trace_rule", lambda *a: calls.append(1) or real_trace(*a))
+    params = make_params(torch.float64)
+    expected = run_torch(lambda ps: torch.optim.Adamax(ps, lr=0.01), 2, torch.float64)
+
+    def run() -> int:
+        """Two fused Adamax steps in a fresh 'process'; how many rules were traced."""
+        monkeypatch.setattr(kernels, "_KERNELS", {})
+        monkeypatch.setattr(build, "_LOADED", {})
+        calls.clear()
+        ps = [p.detach().clone().requires_grad_() for p in params]
+        train_steps(optimlab.Adamax(ps, lr=0.01, fused=True), ps, 2)
+        assert_params_close(ps, expected, 1e-12)  # the kept source steps as the traced one
+        return len(calls)
+
+    assert run() == 1  # a cold cache: traced, kept
+    kept = list((tmp_path / "kernel-sources").glob("*.json"))
+    assert len(kept) == 1 and "optimlab_step" in kept[0].read_text()
+    assert run() == 0  # warm: read back
+    kept[0].write_text("{not json")
+    assert run() == 1  # damaged: traced again and rewritten
+    assert run() == 0
+
+
+def test_only_the_librarys_own_rules_are_kept(monkeypatch):
+    layout = kernels.Layout(vector=(), scalar=(), step=False)
+
+    def local_rule(p, g, state, step, lr):
+        return p - lr * g
+
+    assert kernels._identity(local_rule, torch.float32, layout, {"lr": 0.1}, ["lr"],
+                             frozenset(), False) is None
+    adam = optimlab.Adam.update
+    one = kernels._identity(adam, torch.float32, layout, {"lr": 0.1, "amsgrad": False},
+                            ["lr"], frozenset(), False)
+    assert one and one == kernels._identity(adam, torch.float32, layout,
+                                            {"lr": 0.5, "amsgrad": False}, ["lr"],
+                                            frozenset(), False)  # numbers are inputs
+    assert one != kernels._identity(adam, torch.float32, layout, {"lr": 0.1, "amsgrad": True},
+                                    ["lr"], frozenset(), False)
+    assert one != kernels._identity(adam, torch.float64, layout, {"lr": 0.1, "amsgrad": False},
+                                    ["lr"], frozenset(), False)
+
+
 def test_the_cache_key_names_the_cpu(monkeypatch, tmp_path):
     """-march=native builds for one instruction set: a cache folder shared by machines (a
     network home) keeps one library per CPU and never loads another machine's."""

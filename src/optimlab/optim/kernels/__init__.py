@@ -8,9 +8,12 @@ How: :func:`kernel` traces the optimizer's own ``update`` function (see
 :mod:`optimlab.optim.kernels.codegen`) with its structural options fixed (``amsgrad``,
 ``nesterov``, which hyperparameters are exactly zero, the dtype) and its numbers as inputs,
 writes the traced graph as a C loop, and compiles it once per machine
-(:mod:`optimlab.optim.kernels.build`). The same kernel steps a list of tensors, each with its
-own scalars (step, scalar state, hyperparameters), so it serves both a ``torch.optim`` param
-group and a population whose members have different learning rates.
+(:mod:`optimlab.optim.kernels.build`). The generated C source is kept on disk too
+(:func:`_cached_source`), so a warm process neither traces nor compiles: tracing imports
+``torch._inductor`` and ``torch._dynamo``, 1.5 s of a short command's start-up. The same
+kernel steps a list of tensors, each with its own scalars (step, scalar state,
+hyperparameters), so it serves both a ``torch.optim`` param group and a population whose
+members have different learning rates.
 
 Supported: CPU tensors of float32 or float64 (complex ones as their real view), contiguous,
 dense gradients, rules whose update is elementwise plus whole-tensor norms (LAMB). Anything
@@ -19,9 +22,14 @@ else runs the plain path; ``fused=True`` turns the fallback into an error.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -184,6 +192,65 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
     return frozenset(x.slot for x in seen if isinstance(x, _Probe))
 
 
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """A digest of every source file of :mod:`optimlab.optim` and of torch's version: what a
+    generated kernel of one of its rules can depend on (the rules, their helpers, this
+    generator)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _identity(update: Callable, dtype, layout: Layout, hp: dict, slots: list[str],
+              zero: frozenset, maximize: bool) -> str | None:
+    """The name a kernel's generated source is kept under, or None where it cannot be named
+    safely: only the library's own module-level rules, whose code :func:`_code_digest`
+    covers, with structural options whose ``repr`` is a value (not an object's address)."""
+    module, name = getattr(update, "__module__", ""), getattr(update, "__qualname__", "<")
+    if not module.startswith("optimlab.optim.") or "<" in name:
+        return None
+    structure = repr(sorted((k, v) for k, v in hp.items()
+                            if k not in DRIVER_KEYS and not any(
+                                s == k or s.startswith(k + "[") for s in slots)))
+    if " at 0x" in structure:
+        return None
+    text = "\n".join([_code_digest(), module, name, str(dtype), repr(layout), structure,
+                      repr(list(slots)), repr(sorted(zero)), repr(bool(maximize))])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _sources_dir() -> Path:
+    return cache_dir().parent / "kernel-sources"
+
+
+def _cached_source(identity: str | None) -> tuple[str, int] | None:
+    """The kept ``(C source, scalar outputs)`` of a kernel, or None (then it is traced)."""
+    if identity is None:
+        return None
+    try:
+        kept = json.loads((_sources_dir() / f"{identity}.json").read_text())
+        return str(kept["source"]), int(kept["n_scalar_out"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _keep_source(identity: str | None, source: str, n_scalar_out: int) -> None:
+    """Keep a generated source for the next process (atomically; best effort)."""
+    if identity is None:
+        return
+    folder = _sources_dir()
+    tmp = folder / f"{identity}.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"source": source, "n_scalar_out": n_scalar_out}))
+        os.replace(tmp, folder / f"{identity}.json")
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 class Kernel:
     """A compiled fused step for one rule structure.
 
@@ -220,9 +287,13 @@ class Kernel:
 
         scalar_dtypes = ([torch.float64] if layout.step else []) + list(layout.scalar_dtypes) \
             + [torch.float64] * len(self.slots)
-        program = trace_rule(rule, n_vector, scalar_dtypes, dtype)
-        self.source = to_c(program)
-        self.n_scalar_out = max(program.n_scalar_out, 1)
+        identity = _identity(update, dtype, layout, hp, slots, zero, maximize)
+        cached = _cached_source(identity)
+        if cached is None:
+            program = trace_rule(rule, n_vector, scalar_dtypes, dtype)
+            cached = to_c(program), max(program.n_scalar_out, 1)
+            _keep_source(identity, *cached)
+        self.source, self.n_scalar_out = cached
         self._fn = load(self.source)
 
     def check(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> None:
