@@ -103,11 +103,14 @@ def test_the_lazy_names_are_the_eager_ones():
         import optimlab.optim as optim
         from optimlab import *
         from optimlab import landscapes as lands
-        assert optimlab.__all__ == list(optim.__all__) + ["exhibits", "landscapes", "race"]
+        assert optimlab.__all__ == list(optim.__all__) + ["exhibits", "landscapes", "race",
+                                                          "advise"]
         for name in optim.__all__:
             assert getattr(optimlab, name) is getattr(optim, name) is globals()[name], name
         assert race is optimlab.race is lands.race and landscapes is lands
         assert exhibits is optimlab.exhibits and callable(optimlab.exhibits.run_demo)
+        from optimlab.bench.advisor import advise as the_advisor
+        assert advise is optimlab.advise is the_advisor
         import torch
         assert type(optimlab.create("adam", [torch.zeros(2, requires_grad=True)])) is Adam
         try:

@@ -3,7 +3,9 @@
 Every optimizer is a drop-in ``torch.optim.Optimizer``; ``create(name, params, **hp)`` and
 ``available()`` expose the registry; ``race(landscape, optimizers)`` races them on the test
 functions of :mod:`optimlab.landscapes`; :mod:`optimlab.exhibits` holds the tutorials'
-exhibits (``optimlab.exhibits.run_demo(name)``, ``optimlab demo NAME``).
+exhibits (``optimlab.exhibits.run_demo(name)``, ``optimlab demo NAME``);
+``advise(model, loss_fn, train_data)`` says which optimizer and learning rate to use for a
+model, with the evidence (:mod:`optimlab.bench.advisor`).
 
 Importing ``optimlab`` is cheap: it does not import torch. The names below are loaded on
 first access (PEP 562), so ``optimlab.Adam``, ``optimlab.create``, ``optimlab.race``,
@@ -26,7 +28,7 @@ _OPTIM_ALL = (
 # the subpackages ``import optimlab`` used to import eagerly, loaded on first access
 _SUBMODULES = ("optim", "landscapes", "exhibits")
 
-__all__ = list(_OPTIM_ALL) + ["exhibits", "landscapes", "race"]
+__all__ = list(_OPTIM_ALL) + ["exhibits", "landscapes", "race", "advise"]
 
 
 def __getattr__(name: str):
@@ -35,6 +37,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(".optim", __name__), name)
     elif name == "race":
         value = importlib.import_module(".landscapes", __name__).race
+    elif name == "advise":
+        value = importlib.import_module(".bench.advisor", __name__).advise
     elif name in _SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)
     else:

@@ -15,6 +15,9 @@
                   [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
                   [--clip 1.0] [--average ema|swa] [--target T] [--sequential] [--db runs.db]
                   [--out DIR] [--resume] [--recalibrate]
+    optimlab advise TASK [--optimizers a,b] [--model NAME] [--steps 300] [--batch-size 100]
+                  [--budget STEPS|SECONDSs] [--seeds 3] [--json FILE] [--out DIR] [--db runs.db]
+                                         which optimizer and learning rate, with evidence
     optimlab runs [--db runs.db]         the stored sweeps
     optimlab report SWEEP_ID --out DIR [--db runs.db]
     optimlab tour [--out DIR] [--quick]  the tutorials' story end to end, as one HTML page
@@ -28,7 +31,7 @@ malformed flags get argparse's usage line and one ``error:`` line, also with exi
 Python traceback reaches the terminal: an unexpected failure is one ``internal error`` line
 and exit 1 (``OPTIMLAB_DEBUG=1`` shows its traceback).
 
-Sizes are bounded (see :data:`LIMITS`): ``race`` and ``bench`` refuse work beyond them
+Sizes are bounded (see :data:`LIMITS`): ``race``, ``bench`` and ``advise`` refuse work beyond them
 with a line naming the bound, and ``--no-limits`` lifts them on purpose.
 
 Start-up: this module imports no torch. ``list``, ``explain``, ``compare`` and
@@ -268,6 +271,8 @@ BENCH_MAX_POINTS = 10_000_000
 BENCH_MAX_INDICES = 250_000_000
 """``bench``: training-example indices drawn before training (2 GB of int64): runs per
 optimizer (1 with ``--sequential``) x steps x batch size."""
+ADVISE_MAX_STEPS = BENCH_MAX_STEPS
+"""``advise --steps``: the horizon the recommendation is for."""
 
 LIMITS: dict[str, int] = {
     "race --steps": RACE_MAX_STEPS,
@@ -279,8 +284,10 @@ LIMITS: dict[str, int] = {
     "bench runs (optimizers x lrs x seeds)": BENCH_MAX_MEMBERS,
     "bench metric points (runs x evaluations)": BENCH_MAX_POINTS,
     "bench batch indices (runs per optimizer x steps x batch)": BENCH_MAX_INDICES,
+    "advise --steps": ADVISE_MAX_STEPS,
 }
-"""Every bound, by what it bounds; ``--no-limits`` on ``race`` and ``bench`` lifts them."""
+"""Every bound, by what it bounds; ``--no-limits`` on ``race``, ``bench`` and ``advise`` lifts
+them."""
 
 _NO_LIMITS_HELP = "lift the bounds on sizes (listed below) on purpose"
 
@@ -719,14 +726,7 @@ def run_bench(args: argparse.Namespace) -> str:
             "seeds,", args, "use fewer --optimizers, --lrs or --seeds")
     if args.epochs is None:
         _within(args.steps, BENCH_MAX_STEPS, "--steps", args, "lower --steps")
-    if args.batch_size.strip().lower() == "full":
-        batch = None
-    else:
-        try:
-            batch = _whole(1)(args.batch_size)
-        except argparse.ArgumentTypeError as err:
-            raise CLIError(f"--batch-size takes 'full' or a whole number from 1, got "
-                           f"{_shown(args.batch_size)}") from err
+    batch = _batch(args.batch_size)
     out = None if args.out is None else out_folder(args.out, "--out", "the report")
     db = db_path(args.db)
     _say(f"optimlab: loading task {args.task}...")
@@ -784,6 +784,129 @@ def run_bench(args: argparse.Namespace) -> str:
                 from None
         lines += [f"wrote {path}" for path in written.values()]
     return "\n".join(lines)
+
+
+ADVICE_DIR = "optimlab-advice"
+
+
+def _budget(text: str | None) -> tuple[int | None, float | None]:
+    """``--budget``: member-steps (``20000``) or seconds (``90s``); None: the full plan."""
+    if text is None:
+        return None, None
+    raw = text.strip().lower().replace("_", "").replace(",", "")
+    try:
+        if raw.endswith("s"):
+            seconds = float(raw[:-1])
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise ValueError
+            return None, seconds
+        steps = int(raw)
+        if steps < 1:
+            raise ValueError
+        return steps, None
+    except ValueError:
+        raise CLIError(f"--budget takes member-steps (a whole number from 1, e.g. 20000) or "
+                       f"seconds (e.g. 90s), got {_shown(text)}") from None
+
+
+def run_advise(args: argparse.Namespace) -> str:
+    """``optimlab advise``: which optimizer and learning rate for a task, with evidence."""
+    import json
+
+    from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
+
+    names = candidates(_names(args.optimizers, "adam,lion") if args.optimizers
+                       else DEFAULT_CANDIDATES)
+    _within(args.steps, ADVISE_MAX_STEPS, "--steps", args, "lower --steps")
+    batch = _batch(args.batch_size)
+    budget, seconds = _budget(args.budget)
+    out = out_folder(args.out, "--out", "the report")
+    json_path = None if args.json is None else Path(_no_nul(args.json, "--json"))
+    if json_path is not None and not json_path.absolute().parent.is_dir():
+        raise CLIError(f"cannot write the answer to {args.json}: its folder does not exist")
+    db = db_path(args.db)
+    _say(f"optimlab: loading task {args.task}...")
+    task = _get_task(args.task, args.data_dir)
+    if args.model is not None and args.model not in task.models:
+        raise CLIError(f"task {task.name} has no model {args.model!r} "
+                       f"(models: {', '.join(task.models)})")
+    store = _open_store(db)
+    bars: list = []
+
+    def on_stage(label: str, horizon: int, members) -> None:
+        if bars:
+            bars.pop().bar.close()
+        groups = len({m.optimizer for m in members})
+        bars.append(_progress(f"advise: {label}", [(horizon, len(members) // groups)] * groups))
+
+    def tick(n: int = 1) -> None:
+        if bars:
+            bars[-1].tick(n)
+
+    try:
+        advice = advise_task(task, model=args.model, optimizers=names, steps=args.steps,
+                             batch_size=batch, budget=budget, budget_seconds=seconds,
+                             seeds=args.seeds, store=store, progress=tick, on_stage=on_stage)
+    finally:
+        while bars:
+            bars.pop().bar.close()
+    from .bench.advice_report import write_advice_report
+
+    try:
+        written = write_advice_report(advice, store, out)
+        if json_path is not None:
+            json_path.write_text(json.dumps(advice.to_json(), indent=2))
+    except OSError as err:
+        raise CLIError(f"cannot write the advice: {err.strerror or err}") from None
+    grid = len(names) * 13 * 3 * args.steps
+
+    def lr(value) -> str:
+        return "-" if value is None else f"{value:.3g}"
+
+    rows = []
+    for c in advice.candidates:
+        metric = "-" if c["metric"] is None else f"{c['metric']:.4g}" + (
+            f" ± {c['ci']:.2g}" if c["ci"] is not None and math.isfinite(c["ci"]) else "")
+        rows.append([c["optimizer"], lr(c["suggested_lr"]), lr(c["fastai_lr"]),
+                     lr(c["steep_lr"]), lr(c["best_lr"]), metric, c["rank"] or "-",
+                     c["status"]])
+    m = advice.metric
+    ci = f" ± {m['ci']:.2g}" if math.isfinite(m["ci"]) else ""
+    lines = [
+        f"{task.name}: {len(names)} candidates, {args.steps} steps, batch "
+        f"{'full' if batch is None else batch}",
+        f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: {m['name']} "
+        f"{m['value']:.4g}{ci} (mean of {m['seeds']} seeds, 95% interval)",
+        advice.statement,
+        f"compute: {advice.steps_spent:,} member-steps ({advice.steps_spent / grid:.0%} of a "
+        f"grid of {len(names)} optimizers x 13 rates x 3 seeds x {args.steps} steps, "
+        f"{grid:,})",
+        "",
+        text_table(["optimizer", "range test", "fastai", "steepest", "tournament lr",
+                    m["name"], "rank", "status"], rows),
+        "range test: our rule, fastai's valley and the steepest slope on the same curve "
+        "(see optimlab.bench.advisor)",
+        "",
+        advice.code,
+        "",
+        f"stored in {db} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
+        f"{advice.answer_sweep_id})",
+        *[f"wrote {path}" for path in written.values()],
+    ]
+    if json_path is not None:
+        lines.append(f"wrote {json_path}")
+    return "\n".join(lines)
+
+
+def _batch(text: str) -> int | None:
+    """``--batch-size``: ``full`` (None) or a whole number from 1."""
+    if text.strip().lower() == "full":
+        return None
+    try:
+        return _whole(1)(text)
+    except argparse.ArgumentTypeError as err:
+        raise CLIError(f"--batch-size takes 'full' or a whole number from 1, got "
+                       f"{_shown(text)}") from err
 
 
 def _live() -> bool:
@@ -1096,6 +1219,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure the optimizers' step costs again (they are measured once "
                    "per machine and model, cached, and turn steps to --target into seconds)")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
+    p = sub.add_parser("advise", help="which optimizer and learning rate for a task, with "
+                                      "evidence (range tests, a tournament, a report)",
+                       epilog=f"--steps <= {ADVISE_MAX_STEPS:,}; --no-limits lifts it.")
+    p.add_argument("task", type=_text("a task name, or package.module:function"),
+                   metavar="TASK",
+                   help="digits, mnist1d, sparse-logreg... or package.module:function "
+                        "returning a Task of your own")
+    p.add_argument("--optimizers",
+                   help="comma-separated candidates (default momentum,adam,adamw,lion,"
+                        "rmsprop,adagrad; adam, the reference, is always added)")
+    p.add_argument("--model", help="the task's model (default: its default model)")
+    p.add_argument("--steps", type=_whole(1), default=300,
+                   help="the training you plan, in steps: the advice is for this horizon "
+                        "(default 300)")
+    p.add_argument("--batch-size", default="100",
+                   help="the mini-batch you plan: a whole number or 'full' (default 100)")
+    p.add_argument("--budget",
+                   help="what the advisor may spend: member-steps summed over every run "
+                        "(e.g. 20000) or seconds (e.g. 90s); default: its full plan")
+    p.add_argument("--seeds", type=_whole(1), default=3,
+                   help="seeds of the final rung (default 3)")
+    p.add_argument("--json", help="write the answer as JSON to this file")
+    p.add_argument("--out", default=ADVICE_DIR,
+                   help=f"folder for the HTML report and its pictures (default {ADVICE_DIR})")
+    p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")
+    p.add_argument("--data-dir", type=_text("a folder"),
+                   help="folder of the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("runs", help="list the stored sweeps")
     p.add_argument("--db", help=_READ_DB_HELP)
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
@@ -1134,6 +1285,8 @@ def _run(args: argparse.Namespace) -> str:
         return run_demo(args)
     if args.command == "bench":
         return run_bench(args)
+    if args.command == "advise":
+        return run_advise(args)
     if args.command == "runs":
         return run_runs(args)
     if args.command == "report":

@@ -34,9 +34,12 @@ from .store import RunStore
 from .tasks import get as get_task
 from .trainer import Member, RunResult, TrainConfig, train_population, train_sequential
 
-__all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "ENGINES", "MAX_EXTENSIONS"]
+__all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
+           "MAX_EXTENSIONS"]
 
-ENGINES = ("population", "sequential")
+#: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
+#: ``vmap`` rejects) the sequential engine
+ENGINES = ("population", "sequential", "auto")
 #: how many times an automatic grid is extended past an edge (two rates each time)
 MAX_EXTENSIONS = 3
 #: automatic grids stay within these rates
@@ -113,7 +116,8 @@ def _summary(result: RunResult, target, higher_is_better, cost=None) -> dict:
     """A run's summary: final metrics, its tuning score, and (with a target) the way there
     in steps, gradient evaluations, calibrated seconds (``cost_to_target``) and wall time."""
     step, wall = _reached(result, target, higher_is_better)
-    out = {"final_train_loss": result.train_loss[-1], "final_test_loss": result.test_loss[-1],
+    out = {"initial_train_loss": result.train_loss[0],
+           "final_train_loss": result.train_loss[-1], "final_test_loss": result.test_loss[-1],
            "final_metric": result.test_metric[-1],
            "score": tail_score(result.test_metric, higher_is_better),
            "steps_to_target": step, "time_to_target": wall, "wall_time": result.wall_time[-1]}
@@ -184,9 +188,47 @@ def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine
                 progress, recalibrate)
 
 
+def _auto(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
+    """The population engine, or the sequential one where it cannot batch the model."""
+    try:
+        return train_population(task, config, members, progress=progress)
+    except Exception:  # buffers that differ, in-place ops, a module vmap cannot batch
+        return train_sequential(task, config, members, progress=progress)
+
+
+_TRAIN = {"population": train_population, "sequential": train_sequential, "auto": _auto}
+
+
+def train_members(store: RunStore, task, config: TrainConfig, members, *,
+                  engine: str = "auto", name: str | None = None, extra: dict | None = None,
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Train any list of members (each optimizer's as one group) as one stored sweep.
+
+    For grids that :class:`SweepSpec` cannot describe (the advisor's rungs: each optimizer
+    at its own rates). The sweep is identified by the task, ``config``, the members and
+    ``extra``, so calling again with the same arguments trains only the runs not finished
+    yet (resume), under the same lock as :func:`run_sweep`. Returns the sweep id.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    members = list(members)
+    optimizers = tuple(dict.fromkeys(m.optimizer for m in members))
+    spec = SweepSpec(task=task.name, optimizers=optimizers, config=config, seeds=1)
+    stored = {**spec.stored_config(task), "lrs": None, "seeds": None, **(extra or {}),
+              "members": [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
+                          for m in members]}
+    higher_is_better = stored["metric"]["higher_is_better"]
+    sweep_id = store.open_sweep(stored, name=name)
+    with store.lock_sweep(sweep_id):
+        store.add_runs(sweep_id, stored["members"])
+        _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
+                    progress)
+    return sweep_id
+
+
 def _train_runs(spec: SweepSpec, store: RunStore, pending, task, engine: str,
                 higher_is_better: bool, progress, recalibrate: bool = False) -> None:
-    train = train_population if engine == "population" else train_sequential
+    train = _TRAIN[engine]
     names = [o for o in spec.optimizers if any(run.optimizer == o for run in pending)]
     costs = _costs(spec, task, names, recalibrate) if spec.target is not None else {}
     for optimizer in names:

@@ -81,8 +81,10 @@ class Task:
         models: model name -> factory returning a fresh ``nn.Module``; seed with
             ``torch.manual_seed`` before calling it to fix the initialisation.
         default_model: the model :meth:`make_model` builds when given no name.
-        loss: ``"cross_entropy"`` (outputs are logits ``[..., C]``, targets ``[...]``) or
-            ``"mse"`` (outputs and targets of the same shape).
+        loss: ``"cross_entropy"`` (outputs are logits ``[..., C]``, targets ``[...]``),
+            ``"mse"`` (outputs and targets of the same shape), or any function
+            ``(output, target) -> mean loss`` (the population engine maps it with
+            ``torch.vmap``; see :func:`optimlab.bench.advisor.advise`).
         metric: ``"accuracy"``, ``"bits_per_char"`` (cross entropy in bits) or ``"loss"``.
         description: where the data comes from and the choices made, with references.
     """
@@ -99,12 +101,16 @@ class Task:
     description: str
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"task {self.name!r}: loss must be one of {LOSSES}, got {self.loss!r}")
+        if not (self.loss in LOSSES or callable(self.loss)):
+            raise ValueError(f"task {self.name!r}: loss must be one of {LOSSES} or a function "
+                             f"(output, target) -> mean loss, got {self.loss!r}")
         if self.metric not in METRICS:
             raise ValueError(f"task {self.name!r}: metric must be one of {METRICS}, got {self.metric!r}")
-        if self.metric != "loss" and self.loss != "cross_entropy":
-            raise ValueError(f"task {self.name!r}: metric {self.metric!r} needs loss 'cross_entropy'")
+        if self.metric == "bits_per_char" and self.loss != "cross_entropy" or \
+                self.metric == "accuracy" and self.loss == "mse":
+            raise ValueError(f"task {self.name!r}: metric {self.metric!r} needs loss 'cross_entropy'"
+                             + (" (or a loss function of class labels)"
+                                if self.metric == "accuracy" else ""))
         if self.default_model not in self.models:
             raise ValueError(f"task {self.name!r}: default_model {self.default_model!r} is not one "
                              f"of its models {sorted(self.models)}")
@@ -134,6 +140,8 @@ class Task:
 
     def loss_fn(self, output: Tensor, target: Tensor) -> Tensor:
         """The mean loss over every example (and every position, for sequences)."""
+        if callable(self.loss):
+            return self.loss(output, target)
         if self.loss == "cross_entropy":
             return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
         return F.mse_loss(output, target)

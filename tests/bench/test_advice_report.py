@@ -1,0 +1,93 @@
+"""The advisor's HTML report: every file written, the page self-contained and telling the
+story (answer, range tests, rungs, candidates), the JSON exactly the advice's."""
+
+import base64
+import json
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from optimlab.bench.advice_report import write_advice_report
+from optimlab.bench.advisor import advise_task
+from optimlab.bench.store import RunStore
+from optimlab.bench.tasks import Task
+
+
+def _linear_task() -> Task:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g) + 0.01 * torch.randn(256, 1, generator=g)
+    return Task(name="linear", x_train=x[:192], y_train=y[:192], x_test=x[192:],
+                y_test=y[192:], models={"linear": lambda: nn.Linear(8, 1)},
+                default_model="linear", loss="mse", metric="loss", description="test")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("advice")
+    store = RunStore(root / "runs.db")
+    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                         batch_size=32, seeds=2, store=store)
+    paths = write_advice_report(advice, store, root / "report" / "nested")
+    return advice, paths
+
+
+def test_every_file_is_written(report):
+    advice, paths = report
+    assert set(paths) == {"report", "range_tests", "tournament", "json"}
+    assert {p.name for p in paths.values()} == {"advice.html", "range-tests.png",
+                                                "tournament.png", "advice.json"}
+    for key in ("range_tests", "tournament"):
+        assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_page_is_self_contained(report):
+    _, paths = report
+    page = paths["report"].read_text("utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert not re.search(r"<script|<link|@import", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 2
+    assert {paths["range_tests"].read_bytes(), paths["tournament"].read_bytes()} == {
+        base64.b64decode(i) for i in images}
+
+
+def test_the_page_tells_the_story(report):
+    advice, paths = report
+    page = paths["report"].read_text("utf-8")
+    text = re.sub(r"<[^>]+>", "", page)
+    assert f"{advice.optimizer} at lr = {advice.hparams['lr']:.3g}" in text
+    assert advice.statement.replace("&", "&amp;") in page
+    assert "optimlab.create(" in page  # the code to paste, escaped in a <pre>
+    sections = ["The answer", "Stage 1: range tests", "Stage 2: the tournament",
+                "Stage 3: every candidate"]
+    where = [page.index(f"<h2>{s}</h2>") for s in sections]
+    assert where == sorted(where)
+    for c in advice.candidates:
+        assert f"<td>{c['optimizer']}</td>" in page
+    assert len(advice.rungs) >= 2
+    for i, rung in enumerate(advice.rungs, 1):
+        assert f"<h3>Rung {i}" in page
+        head = page.index(f"<h3>Rung {i}")
+        table = page[head:page.index("</table>", head)]
+        assert table.count("<tr><td") == len(rung["arms"])
+    assert "recommended" in page and "Adam at its default lr" in page
+    assert f"{advice.steps_spent:,} member-steps" in text
+
+
+def test_the_json_is_the_advice(report):
+    advice, paths = report
+    written = json.loads(paths["json"].read_text("utf-8"))
+    assert json.dumps(written, sort_keys=True) == json.dumps(advice.to_json(), sort_keys=True)
+    assert written["optimizer"] == advice.optimizer
+
+
+def test_a_file_in_the_way_is_refused(report, tmp_path):
+    advice, _ = report
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        write_advice_report(advice, RunStore(tmp_path / "other.db"), blocker)

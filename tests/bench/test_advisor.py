@@ -1,0 +1,191 @@
+"""The advisor: its range-test rule against fastai's and the steepest slope on the same
+curves, its plan under a budget, and whole advice on small problems (batched and not, a
+plain ``nn.Module`` with a ``DataLoader``, models that cannot train)."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from optimlab.bench.advisor import (
+    AdvisorError,
+    RangeTest,
+    advise,
+    advise_task,
+    fastai_valley,
+    make_task,
+    plan,
+    steepest,
+    suggest_lr,
+)
+from optimlab.bench.store import RunStore
+from optimlab.bench.tasks import Task
+
+LRS = [10.0 ** e for e in range(-6, 2)]  # 1e-6 .. 10, one a decade: 8 rates
+
+
+# -- the range test's rules ---------------------------------------------------------------
+
+def test_the_rule_picks_the_lowest_loss_that_trained():
+    losses = [2.30, 2.29, 2.2, 1.6, 0.9, 0.5, 3.0, math.inf]
+    assert suggest_lr(LRS, losses, initial=2.30) == 1e-1
+    # the steepest fall is at 1e-3..1e-2 (a decade before the best loss), as fastai's
+    # steepest-slope pick is known to be: it suggests a rate still on the way down
+    assert steepest(LRS, losses) < 1e-1
+
+
+def test_an_early_noisy_point_fools_the_steepest_slope_not_the_rule():
+    """A lucky low loss at one tiny rate (a noisy evaluation) makes the steepest fall at the
+    start of the curve; the running median removes it."""
+    losses = [2.30, 0.6, 2.28, 2.2, 1.6, 0.9, 0.4, math.inf]
+    assert steepest(LRS, losses) == 1e-6  # fooled: the drop 2.30 -> 0.6 is the steepest
+    assert suggest_lr(LRS, losses, initial=2.31) == 1.0
+
+
+def test_one_run_that_blew_up_does_not_end_the_curve():
+    """fastai's stop rule ends the raw curve at the first spike; the smoothed one goes on."""
+    losses = [2.3, 2.2, 1.9, math.inf, 1.0, 0.6, 0.5, math.inf]
+    assert suggest_lr(LRS, losses, initial=2.31) == 1.0
+    assert fastai_valley(LRS, losses) <= 1e-4  # its curve ends at the spike (1e-3)
+
+
+def test_nothing_below_the_initial_loss_means_no_suggestion():
+    assert suggest_lr(LRS, [2.4, 2.5, 2.6, math.inf, math.inf, math.inf, math.inf, math.inf],
+                      initial=2.3) is None
+    assert suggest_lr(LRS, [math.inf] * 8, initial=2.3) is None
+
+
+def test_fastai_valley_by_hand():
+    """fastai's valley: the longest decreasing run 2.3 > 2.0 > 1.5 > 1.0 > 0.8 > 0.7 spans
+    indices 0..5 (length 6: max_end 5, max_start 5 - 6 = -1); sections = 6/3 = 2; index
+    -1 + 2 + 1 = 2."""
+    losses = [2.3, 2.0, 1.5, 1.0, 0.8, 0.7, 5.0, 9.0]
+    assert fastai_valley(LRS, losses) == LRS[2]
+
+
+def test_range_test_from_records():
+    records = [{"optimizer": "adam", "lr": lr, "seed": 0, "diverged": lr >= 1.0,
+                "final_train_loss": loss, "initial_train_loss": 2.3}
+               for lr, loss in zip(LRS, [2.3, 2.2, 2.0, 1.2, 0.5, 0.6, 9.0, math.nan])]
+    test = RangeTest.of("adam", records)
+    assert test.losses[-2:] == [math.inf, math.inf]  # diverged runs count as infinite
+    assert test.suggested_lr == 1e-2 and test.max_stable == 1e-1
+    assert test.initial_loss == 2.3
+
+
+# -- the plan ----------------------------------------------------------------------------
+
+def test_the_plan_shrinks_to_the_budget_and_says_the_least_it_needs():
+    full = plan(300, 6)
+    assert full.horizons == (33, 100, 300) and len(full.range_lrs) == 15
+    for budget in (full.cost(6), 9000, 6000):
+        assert plan(300, 6, budget).cost(6) <= budget
+    with pytest.raises(AdvisorError, match=r"too small .* least this advisor spends is \d+"):
+        plan(300, 6, 1000)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        plan(0, 6)
+    with pytest.raises(ValueError, match="budget must be"):
+        plan(300, 6, -5)
+    assert plan(5, 2).horizons == (5,)
+
+
+# -- whole advice ----------------------------------------------------------------------------
+
+def _regression(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    y = x @ torch.randn(8, 1, generator=g) + 0.01 * torch.randn(n, 1, generator=g)
+    return x, y
+
+
+def _linear_task() -> Task:
+    x, y = _regression()
+    return Task(name="linear", x_train=x[:192], y_train=y[:192], x_test=x[192:],
+                y_test=y[192:], models={"linear": lambda: nn.Linear(8, 1)},
+                default_model="linear", loss="mse", metric="loss", description="test")
+
+
+def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    ticks = []
+    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                         batch_size=32, seeds=2, store=store, progress=ticks.append)
+    assert advice.optimizer in ("momentum", "adam")
+    assert advice.metric["name"] == "loss" and advice.metric["higher_is_better"] is False
+    # Adam's default rate barely moves in 27 steps (the loss starts near 9.7): a tuned
+    # optimizer ends far below it
+    assert advice.metric["value"] < advice.versus["adam_default"]["value"] / 5
+    assert 0 < advice.steps_spent <= advice.plan.cost(2)
+    assert sum(ticks) > 0
+    answer = json.loads(json.dumps(advice.to_json()))  # machine-readable as it says
+    assert {"optimizer", "hparams", "metric", "steps_spent", "candidates"} <= set(answer)
+    assert answer["hparams"]["lr"] > 0
+    assert {c["optimizer"] for c in answer["candidates"]} == {"momentum", "adam"}
+    assert all(c["suggested_lr"] for c in answer["candidates"])
+    assert advice.versus["adam_default"]["lr"] == 1e-3
+    assert f"optimlab.create({advice.optimizer!r}" in advice.code
+    # every stage is a stored sweep; the range test holds diverged runs (lr up to 10)
+    assert len(advice.sweep_ids) >= 2
+    range_runs = store.list_runs(advice.sweep_ids[0])
+    assert {r.status for r in range_runs} >= {"finished", "diverged"}
+    # the same request again trains nothing: every run is read back
+    ticks.clear()
+    again = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                        batch_size=32, seeds=2, store=store, progress=ticks.append)
+    assert ticks == [] and again.to_json()["optimizer"] == advice.optimizer
+
+
+class _Normed(nn.Module):
+    """BatchNorm keeps running statistics: the population engine cannot batch it."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                  nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_a_module_and_dataloader_the_population_engine_cannot_batch(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(240, 8, generator=g)
+    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=40)
+    model = _Normed()
+    before = [p.detach().clone() for p in model.parameters()]
+    store = RunStore(tmp_path / "runs.db")
+    advice = advise(model, nn.CrossEntropyLoss(), loader, optimizers=["adam"], steps=12,
+                    store=store)
+    assert advice.metric["name"] == "accuracy" and 0 <= advice.metric["value"] <= 1
+    assert advice.batch_size == 40  # the loader's
+    runs = [r for s in advice.sweep_ids for r in store.list_runs(s)]
+    assert runs and not [r for r in runs if r.status == "failed"]  # trained one at a time
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # untouched
+
+
+def test_a_custom_loss_function_and_held_out_validation():
+    x, y = _regression(100)
+    task = make_task(nn.Linear(8, 1), lambda out, t: ((out - t) ** 2).mean(), (x, y))
+    assert task.metric == "loss" and len(task.x_test) == 20 and len(task.x_train) == 80
+    torch.manual_seed(0)
+    model = task.make_model()
+    assert task.loss_fn(model(task.x_train), task.y_train).dim() == 0
+
+
+def test_models_that_cannot_train_get_a_clear_error(tmp_path):
+    x, y = _regression(64)
+    store = RunStore(tmp_path / "runs.db")
+    with pytest.raises(AdvisorError, match="no trainable parameters"):
+        advise(nn.Identity(), nn.MSELoss(), (x, y), store=store)
+    with pytest.raises(AdvisorError, match=r"rejects its data: RuntimeError"):
+        advise(nn.Linear(3, 1), nn.MSELoss(), (x, y), store=store)
+    with pytest.raises(AdvisorError, match="no candidate trains"):
+        advise(nn.Linear(8, 1), lambda out, t: (out * math.nan).mean(), (x, y),
+               optimizers=["adam"], steps=10, store=store)
+    with pytest.raises(AdvisorError, match="must be an nn.Module"):
+        advise("model", nn.MSELoss(), (x, y))
+    with pytest.raises(AdvisorError, match="accuracy' needs integer class labels"):
+        make_task(nn.Linear(8, 1), nn.MSELoss(), (x, y), metric="accuracy")

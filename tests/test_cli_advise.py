@@ -1,0 +1,58 @@
+"""`optimlab advise`: the answer in words, a table, code, JSON and a report; one-line errors."""
+
+import json
+
+import pytest
+
+from optimlab.bench.store import RunStore
+from optimlab.cli import _budget, main
+
+ADVISE = ["advise", "digits", "--optimizers", "momentum,adam", "--steps", "27",
+          "--batch-size", "64", "--seeds", "2"]
+
+
+def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
+    db, out, answer = tmp_path / "runs.db", tmp_path / "advice", tmp_path / "answer.json"
+    assert main(ADVISE + ["--db", str(db), "--out", str(out), "--json", str(answer)]) == 0
+    text = capsys.readouterr().out
+    data = json.loads(answer.read_text())
+    assert {"optimizer", "hparams", "metric", "steps_spent", "candidates"} <= set(data)
+    assert data["optimizer"] in ("momentum", "adam") and data["metric"]["name"] == "accuracy"
+    assert f"recommendation: {data['optimizer']}, lr={data['hparams']['lr']:.3g}" in text
+    assert data["statement"] in text
+    assert f"compute: {data['steps_spent']:,} member-steps" in text
+    assert "range test" in text and "fastai" in text and "steepest" in text
+    assert f"optimlab.create({data['optimizer']!r}" in text
+    assert (out / "advice.html").stat().st_size > 0 and f"wrote {answer}" in text
+    # every stage and the answer are in the store, and `optimlab runs` lists them
+    store = RunStore(db, readonly=True)
+    answer_runs = store.list_runs(data["answer_sweep_id"])
+    assert [(r.optimizer, r.summary["hparams"]) for r in answer_runs] == [
+        (data["optimizer"], data["hparams"])]
+    assert main(["runs", "--db", str(db)]) == 0
+    assert "advise digits: answer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--budget", "lots"], "--budget takes member-steps"),
+    (["--budget", "0s"], "--budget takes member-steps"),
+    (["--budget", "100"], "too small"),
+    (["--optimizers", "sam"], "sam wraps another optimizer"),
+    (["--optimizers", "adamm"], "unknown optimizer"),
+    (["--batch-size", "x"], "--batch-size"),
+    (["--model", "resnet"], "no model 'resnet'"),
+    (["--json", "/no/such/folder/a.json"], "its folder does not exist"),
+])
+def test_advise_errors_are_one_line(extra, message, tmp_path, capsys):
+    argv = ADVISE + ["--db", str(tmp_path / "runs.db"), "--out", str(tmp_path / "a")]
+    if extra[0] == "--optimizers":
+        del argv[2:4]
+    assert main(argv + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_budget_reads_steps_or_seconds():
+    assert _budget(None) == (None, None)
+    assert _budget("20,000") == (20000, None)
+    assert _budget("90s") == (None, 90.0)
