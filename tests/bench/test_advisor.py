@@ -163,6 +163,12 @@ def test_a_module_and_dataloader_the_population_engine_cannot_batch(tmp_path):
     assert advice.batch_size == 40  # the loader's
     runs = [r for s in advice.sweep_ids for r in store.list_runs(s)]
     assert runs and not [r for r in runs if r.status == "failed"]  # trained one at a time
+    # ... because the population engine refuses this model (running statistics in place)
+    from optimlab.bench.trainer import Member, TrainConfig, train_population
+    task = make_task(_Normed(), nn.CrossEntropyLoss(), loader)
+    with pytest.raises(RuntimeError, match="running_mean"):
+        train_population(task, TrainConfig(steps=2, batch_size=40, eval_every=1),
+                         [Member("adam", {"lr": 1e-3}, 0), Member("adam", {"lr": 1e-2}, 1)])
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # untouched
 
 
@@ -189,3 +195,24 @@ def test_models_that_cannot_train_get_a_clear_error(tmp_path):
         advise("model", nn.MSELoss(), (x, y))
     with pytest.raises(AdvisorError, match="accuracy' needs integer class labels"):
         make_task(nn.Linear(8, 1), nn.MSELoss(), (x, y), metric="accuracy")
+
+
+def test_a_budget_in_seconds_is_converted_with_the_calibrated_step_cost(monkeypatch):
+    from optimlab.bench import cost
+    from optimlab.bench.advisor import steps_for_seconds
+
+    seen = {}
+
+    def fake_costs(task, model, batch_size, optimizers, **kwargs):
+        seen.update(optimizers)
+        return {n: cost.StepCost(n, 0.002 if n == "adam" else 0.004, 0.0, 1, 5)
+                for n in optimizers}
+
+    monkeypatch.setattr(cost, "step_costs", fake_costs)
+    # mean cost 3 ms a member-step: 30 s buy 10,000 member-steps
+    assert steps_for_seconds(_linear_task(), None, 32, ["adam", "lion"], 30.0) == 10000
+    assert set(seen) == {"adam", "lion"} and seen["adam"] == {"lr": 1e-3}
+    with pytest.raises(ValueError, match="in seconds must be > 0"):
+        steps_for_seconds(_linear_task(), None, 32, ["adam"], 0)
+    with pytest.raises(ValueError, match="not both"):
+        advise_task(_linear_task(), budget=100, budget_seconds=1.0)

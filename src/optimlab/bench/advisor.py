@@ -335,13 +335,16 @@ class Advice:
     @property
     def code(self) -> str:
         """Python that builds the recommended optimizer for a model."""
-        cls = resolve(self.optimizer).cls.__name__
-        preset = resolve(self.optimizer).preset
-        args = ", ".join(f"{k}={v!r}" for k, v in {**preset, **self.hparams}.items())
+        def text(hparams: Mapping) -> str:  # rates to 3 digits: 0.0316, not 0.0316227766
+            return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v!r}"
+                             for k, v in hparams.items())
+
+        entry = resolve(self.optimizer)
         return (f"import optimlab\n"
                 f"optimizer = optimlab.create({self.optimizer!r}, model.parameters(), "
-                f"{', '.join(f'{k}={v!r}' for k, v in self.hparams.items())})\n"
-                f"# the same: optimlab.{cls}(model.parameters(), {args})")
+                f"{text(self.hparams)})\n"
+                f"# the same: optimlab.{entry.cls.__name__}(model.parameters(), "
+                f"{text({**entry.preset, **self.hparams})})")
 
     def to_json(self) -> dict:
         """The answer in machine-readable form (what ``optimlab advise --json`` writes)."""
