@@ -29,7 +29,8 @@ from optimlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the README sections whose commands are run
-SECTIONS = ("Quick start", "From the command line", "The landscape lab", "The training lab")
+SECTIONS = ("Quick start", "From the command line", "The landscape lab", "The training lab",
+            "The advisor: `optimlab advise`")
 MAX_STEPS = 30
 
 
@@ -69,7 +70,7 @@ def test_the_readme_lists_the_commands_it_promises():
     assert "make demo" in commands and "make test" in commands
     for prefix in ("optimlab list", "optimlab explain", "optimlab race", "optimlab demo",
                    "optimlab bench", "optimlab runs", "optimlab report", "optimlab profile",
-                   "optimlab tour"):
+                   "optimlab tour", "optimlab advise"):
         assert any(c.startswith(prefix) for c in commands), prefix
 
 

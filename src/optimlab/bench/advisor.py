@@ -89,6 +89,10 @@ ETA = 3
 EARLY_SEEDS = 2
 #: a loss above this multiple of the lowest one before it ends the range test's curve
 STOP_FACTOR = 4.0
+#: evaluations of each tournament run after step 0: the tuning score reads the last 25% of
+#: them (:func:`~optimlab.bench.analysis.tail_score`); evaluating took half the advisor's
+#: time at 12
+EVALUATIONS = 8
 
 
 class AdvisorError(ValueError):
@@ -386,11 +390,14 @@ class _Run:
     spent: int = 0
     sweep_ids: list[int] = field(default_factory=list)
 
-    def train(self, label: str, horizon: int, members: Sequence[Member]) -> list[dict]:
-        """Train ``members`` for ``horizon`` steps as one stored sweep; their run records."""
+    def train(self, label: str, horizon: int, members: Sequence[Member],
+              evaluations: int = EVALUATIONS) -> list[dict]:
+        """Train ``members`` for ``horizon`` steps as one stored sweep; their run records.
+        ``evaluations``: how many times each run is evaluated after step 0 (about)."""
         if self.on_stage is not None:
             self.on_stage(label, horizon, members)
-        config = replace(self.base, steps=horizon, eval_every=max(1, horizon // 12))
+        config = replace(self.base, steps=horizon,
+                         eval_every=max(1, horizon // max(1, evaluations)))
         stage = {"stage": label, "request": self.request}
         sweep_id = train_members(self.store, self.task, config, members, engine=self.engine,
                                  name=f"advise {self.task.name}: {label}", extra={"advisor": stage},
@@ -544,7 +551,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
     # Stage 1: the range tests, one population per candidate
     records = run.train("range test", the_plan.range_steps,
                         [Member(n, {"lr": lr}, s) for n in names for lr in the_plan.range_lrs
-                         for s in range(the_plan.range_seeds)])
+                         for s in range(the_plan.range_seeds)],
+                        evaluations=1)  # its curve reads the losses at the start and end
     tests = {n: RangeTest.of(n, [r for r in records if r["optimizer"] == n]) for n in names}
     trainable = [n for n in names if tests[n].suggested_lr is not None]
     if not trainable:
