@@ -32,10 +32,13 @@ torch-lr-finder's and Lightning's rule) are computed on the same curve for compa
 suggestion (:data:`OFFSETS` decades, never above the largest rate that trained) x seeds:
 every arm trains ``steps / 9`` steps, the best third (by the training lab's
 :data:`~optimlab.bench.analysis.CRITERION`) ``steps / 3``, and the best third of those the
-full ``steps`` with ``seeds`` seeds. When, after a rung, every other arm diverged or is
-clearly worse than the leader on every seed, the tournament skips to the final rung with
-the leader alone. The best Adam arm always reaches the final rung (tuned Adam, the
-reference), and so does Adam at its default rate.
+full ``steps`` with ``seeds`` seeds. Into the final rung each arm also brings the rate half
+a decade below its own: the best rate of a longer run is lower (the short-horizon bias of
+successive halving; on MNIST-1D the 100-step winner, Adam at 0.0316, lost to Adam at 0.01
+over 300 steps). When, after a rung, the leader beats every other arm on every seed (or
+the others diverged), its optimizer is clear: the tournament skips to the final rung with
+that optimizer's best arms alone. The best Adam arm always reaches the final rung (tuned
+Adam, the reference), and so does Adam at its default rate.
 
 **Stage 3, the answer.** The finalists are ranked as the training lab ranks a sweep
 (:func:`~optimlab.bench.analysis.rank`: paired comparisons over seeds, ties said); the
@@ -224,6 +227,8 @@ class Plan:
     offsets: tuple[float, ...]
     early_seeds: int
     seeds: int
+    #: each finalist also runs half a decade lower in the final rung
+    lower_rates: bool = True
 
     def cost(self, candidates: int) -> int:
         """An upper bound of the member-steps this plan trains for ``candidates``."""
@@ -231,9 +236,11 @@ class Plan:
         arms = candidates * len(self.offsets)
         for i, horizon in enumerate(self.horizons):
             last = i == len(self.horizons) - 1
+            if last and i > 0 and self.lower_rates:  # finalists also run half a decade lower
+                arms = 2 * arms
             refs = 2 if last else 1  # tuned Adam carried along; Adam's default in the final
             total += (arms + refs) * (self.seeds if last else self.early_seeds) * horizon
-            arms = max(2, math.ceil(arms / ETA))
+            arms = max(2, math.ceil(arms / ETA)) + 1  # + tuned Adam
         return total
 
 
@@ -254,8 +261,9 @@ def plan(steps: int, candidates: int, budget: int | None = None, seeds: int = 3)
     """The plan for ``candidates`` optimizers and a horizon of ``steps``, shrunk to fit
     ``budget`` member-steps (None: the full plan).
 
-    Shrinking goes, until the plan fits: one seed in the early rungs; three rates per
-    candidate, then two; one range-test rate a decade; two final seeds. A budget below
+    Shrinking goes, until the plan fits: one seed in the early rungs; no lower rates in the
+    final rung; three rates per candidate, then two; one range-test rate a decade; two
+    final seeds. A budget below
     that raises :class:`AdvisorError` with the least it needs.
     """
     if not (isinstance(steps, int) and steps >= 1):
@@ -270,6 +278,7 @@ def plan(steps: int, candidates: int, budget: int | None = None, seeds: int = 3)
         return full
     shrink = [
         lambda p: replace(p, early_seeds=1),
+        lambda p: replace(p, lower_rates=False),
         lambda p: replace(p, offsets=(-1.0, -0.5, 0.0)),
         lambda p: replace(p, offsets=(-0.5, 0.0)),
         lambda p: replace(p, range_lrs=_log_grid(*RANGE, 1)),
@@ -562,10 +571,19 @@ def advise_task(task: str | Task, *, model: str | None = None,
 
     # Stage 2: successive halving
     arms = []
+
+    def arm(name: str, offset: float) -> tuple[str, float]:
+        """The arm ``offset`` decades from ``name``'s suggestion (one formula, so the same
+        rate reached twice is the same float)."""
+        return name, float(tests[name].suggested_lr * 10 ** offset)
+
+    offset_of = {}
     for n in trainable:
-        t = tests[n]
-        rates = sorted({t.suggested_lr * 10 ** o for o in the_plan.offsets})
-        arms += [(n, float(lr)) for lr in rates if lr <= t.max_stable * (1 + 1e-9)]
+        for o in sorted(the_plan.offsets):
+            a = arm(n, o)
+            if a[1] <= tests[n].max_stable * (1 + 1e-9):
+                arms.append(a)
+                offset_of[a] = o
     reference_default = (REFERENCE, _default_lr(REFERENCE))
     status = {n: "cannot train" for n in names if n not in trainable}
     rungs = []
@@ -589,15 +607,25 @@ def advise_task(task: str | Task, *, model: str | None = None,
             break
         keep = max(2, math.ceil(len(arms) / ETA))
         clear = _clear_leader(rung_records, ordered, higher)
-        if clear:
-            keep = 1
+        if clear:  # the optimizer is clear; its rate still needs the full horizon
             horizons = horizons[:i + 1] + horizons[-1:]
-        kept = [a for a in ordered if a in arms][:keep]
+        leader = ordered[0][0]
+        kept = [a for a in ordered if a in arms and (not clear or a[0] == leader)][:keep]
         why = {a: "went on" for a in kept}
         adam_arms = [a for a in ordered if a[0] == REFERENCE and a in arms]
         if adam_arms and adam_arms[0] not in kept:
             kept.append(adam_arms[0])  # tuned Adam: the reference reaches the final
             why[adam_arms[0]] = "went on as tuned Adam (the reference)"
+        if i + 1 == len(horizons) - 1 and the_plan.lower_rates:
+            # Into the final rung, each arm brings the rate half a decade below it: the best
+            # rate of a longer run is lower (short-horizon bias), and the early rungs were
+            # shorter than the horizon asked for.
+            for a in list(kept):
+                lower = arm(a[0], offset_of[a] - 0.5)
+                if lower not in kept:
+                    kept.append(lower)
+                    offset_of[lower] = offset_of[a] - 0.5
+                    why.setdefault(lower, "went on at a lower rate, for the longer horizon")
         rungs[-1]["clear_leader"] = clear
         for entry in rungs[-1]["arms"]:
             entry["then"] = why.get((entry["optimizer"], entry["lr"]), "out")
