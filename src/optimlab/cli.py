@@ -711,6 +711,16 @@ def _check_user_task(spec: str, data_dir: str | None) -> None:
                        "function takes none but data_dir")
 
 
+def _task_with_model(args: argparse.Namespace):
+    """The task of ``TASK`` (with a note on a terminal), its ``--model`` checked."""
+    _say(f"optimlab: loading task {args.task}...")
+    task = _get_task(args.task, args.data_dir)
+    if args.model is not None and args.model not in task.models:
+        raise CLIError(f"task {task.name} has no model {args.model!r} "
+                       f"(models: {', '.join(task.models)})")
+    return task
+
+
 def run_bench(args: argparse.Namespace) -> str:
     """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
     from .bench.report import summary_table, write_report
@@ -729,11 +739,7 @@ def run_bench(args: argparse.Namespace) -> str:
     batch = _batch(args.batch_size)
     out = None if args.out is None else out_folder(args.out, "--out", "the report")
     db = db_path(args.db)
-    _say(f"optimlab: loading task {args.task}...")
-    task = _get_task(args.task, args.data_dir)
-    if args.model is not None and args.model not in task.models:
-        raise CLIError(f"task {task.name} has no model {args.model!r} "
-                       f"(models: {', '.join(task.models)})")
+    task = _task_with_model(args)
     examples = len(task.x_train)
     if args.epochs is not None:
         per_epoch = 1 if batch is None else max(1, examples // batch)
@@ -825,11 +831,7 @@ def run_advise(args: argparse.Namespace) -> str:
     if json_path is not None and not json_path.absolute().parent.is_dir():
         raise CLIError(f"cannot write the answer to {args.json}: its folder does not exist")
     db = db_path(args.db)
-    _say(f"optimlab: loading task {args.task}...")
-    task = _get_task(args.task, args.data_dir)
-    if args.model is not None and args.model not in task.models:
-        raise CLIError(f"task {task.name} has no model {args.model!r} "
-                       f"(models: {', '.join(task.models)})")
+    task = _task_with_model(args)
     store = _open_store(db)
     bars: list = []
 

@@ -38,7 +38,6 @@ import numpy as np
 from .advisor import ETA, REFERENCE, STOP_FACTOR, Advice, RangeTest, _running_median, _truncated
 from .analysis import CONFIDENCE, CRITERION
 from .report import (
-    _CSS,
     _DASH,
     _data_uri,
     _e,
@@ -49,6 +48,7 @@ from .report import (
     _pyplot,
     _seed_stats,
     _write,
+    page_head,
 )
 from .store import RunStore
 
@@ -438,21 +438,12 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
     ci = m.get("ci")
     ci_text = (f" ± {ci:.3g} ({level} interval over {m.get('seeds')} seeds)" if _finite(ci)
                else f" ({m.get('seeds')} seed{'s' if m.get('seeds') != 1 else ''}: no interval)")
-    try:
-        planned = f"; the plan allowed at most {plan.cost(len(names)):,}"
-    except Exception:  # a plan read back from elsewhere
-        planned = ""
+    planned = f"; the plan allowed at most {plan.cost(len(names)):,}"
     batch = f"batch size {advice.batch_size}" if advice.batch_size else "the task's batch size"
-    skipped = len(advice.rungs) < len(plan.horizons)
+    skipped = _skipped_after(advice) is not None
     final_arms = len(advice.rungs[-1]["arms"]) if advice.rungs else 0
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{_CSS}</style></head>",
-        "<body>",
-        f"<h1>{_e(title)}</h1>",
+        *page_head(title),
         f'<p class="meta">Task {_e(advice.task)}, {_e(model)}; candidates '
         f"{_e(', '.join(names) or 'none')}. Report written "
         f"{_e(now.strftime('%Y-%m-%d %H:%M:%S UTC'))}.</p>",
@@ -503,8 +494,12 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         f"the full {advice.steps} steps. Arms are ranked by their score, {_e(CRITERION)} "
         f"({direction} is better), so a late spike cannot win. Tuned Adam always reaches the "
         "final, and so does Adam at its default rate, as references."
-        + (" When a rung's leader beats every other arm on every seed, the tournament "
-           "skips straight to the final rung, as it did here." if skipped else "") + "</p>",
+        + (" Into the final rung every arm also brings the rate half a decade below its own: "
+           "the best rate for a longer run is lower, and the early rungs were shorter."
+           if plan.lower_rates and len(advice.rungs) > 1 else "")
+        + (" When a rung's leader beats every other arm on every seed, its optimizer is "
+           "clear: the tournament skips straight to the final rung with that optimizer's "
+           "best arms, as it did here." if skipped else "") + "</p>",
     ]
     for i, rung in enumerate(advice.rungs):
         last = i == len(advice.rungs) - 1
@@ -516,8 +511,9 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         if _skipped_after(advice) == i:
             parts.append(f"<p>{_e(rung['arms'][0]['optimizer'])} at lr "
                          f"{_e(_lr(rung['arms'][0]['lr']))} beat every other arm on every seed "
-                         "here (or the others diverged), so only it went on, with the "
-                         "references, straight to the final rung.</p>")
+                         "here (or the others diverged): its optimizer is clear, so only "
+                         "that optimizer's best arms went on, with the references, straight "
+                         "to the final rung.</p>")
     parts += [
         f"<p>In the figure, left: every arm's score at each rung it ran, so you can see which "
         f"were cut and whether the order held as the horizon grew. Right: the "

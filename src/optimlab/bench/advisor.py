@@ -708,9 +708,11 @@ def _statement(advice: Advice, best) -> str:
     """The confidence statement, from the final rung's seeds."""
     name = advice.metric["name"]
     if advice.ties:
-        others = ", ".join(advice.ties)
-        text = (f"{best.optimizer} and {others} cannot be told apart here ({name}, paired "
-                f"95% intervals over {best.seeds} seeds): pick either.")
+        tied = [best.optimizer, *advice.ties]
+        who = ", ".join(tied[:-1]) + f" and {tied[-1]}"
+        either = "either" if len(tied) == 2 else "any of them"
+        text = (f"{who} cannot be told apart here ({name}, paired 95% intervals over "
+                f"{best.seeds} seeds): pick {either}; {best.optimizer} has the best mean.")
     elif len([c for c in advice.candidates if c["status"] == "final"]) > 1:
         text = (f"{best.optimizer} is better than every other finalist on {name} (paired "
                 f"95% intervals over {best.seeds} seeds).")

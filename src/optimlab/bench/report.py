@@ -635,6 +635,14 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def page_head(title: str) -> list[str]:
+    """The first lines of a report page: doctype, head with the shared style, and the title
+    as its heading (the sweep report's and the advisor's)."""
+    return ["<!DOCTYPE html>", '<html lang="en">', '<head><meta charset="utf-8">',
+            f"<title>{_e(title)}</title>", f"<style>{_CSS}</style></head>", "<body>",
+            f"<h1>{_e(title)}</h1>"]
+
+
 def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[list[Any]],
           now: datetime) -> str:
     info = sw.info
@@ -648,13 +656,7 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
     headers, summary = _summary_rows(sw)
     direction = "higher" if sw.higher else "lower"
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{_CSS}</style></head>",
-        "<body>",
-        f"<h1>{_e(title)}</h1>",
+        *page_head(title),
         f'<p class="meta">Optimizers {_e(", ".join(sw.optimizers) or "none")}; runs: '
         f"{_e(count_text)}. Sweep created {_e(_created(info['created_at']))}; report "
         f"written {_e(now.strftime('%Y-%m-%d %H:%M:%S UTC'))}.</p>",
