@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .advisor import ETA, REFERENCE, STOP_FACTOR, Advice, RangeTest, _running_median, _truncated
+from .advisor import ETA, LOWER, REFERENCE, STOP_FACTOR, Advice, RangeTest, _running_median, _truncated
 from .analysis import CONFIDENCE, CRITERION
 from .report import (
     _DASH,
@@ -494,8 +494,9 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         f"the full {advice.steps} steps. Arms are ranked by their score, {_e(CRITERION)} "
         f"({direction} is better), so a late spike cannot win. Tuned Adam always reaches the "
         "final, and so does Adam at its default rate, as references."
-        + (" Into the final rung every arm also brings the rate half a decade below its own: "
-           "the best rate for a longer run is lower, and the early rungs were shorter."
+        + (f" Into the final rung every arm also brings the rate {LOWER:g} decades below its "
+           "own: the best rate for a longer run is lower, the early rungs were shorter, and "
+           "it falls between the tournament's half-decade steps."
            if plan.lower_rates and len(advice.rungs) > 1 else "")
         + (" When a rung's leader beats every other arm on every seed, its optimizer is "
            "clear: the tournament skips straight to the final rung with that optimizer's "
