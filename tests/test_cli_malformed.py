@@ -37,6 +37,8 @@ def subcommands() -> list[str]:
 RACE = "race rosenbrock --optimizers adam --steps 3"
 BENCH = ("bench digits --optimizers adam --lrs 0.01 --seeds 1 --steps 3 --batch-size 64 "
          "--db {tmp}/runs.db")
+ADVISE = ("advise digits --optimizers adam --steps 3 --batch-size 64 --db {tmp}/runs.db "
+          "--out {tmp}/advice")
 
 # subcommand -> (command line, a fragment its error line holds, or None). Placeholders:
 # {tmp} a folder holding afile (a file), adir/ (a folder), garbage.db (not a store) and
@@ -145,6 +147,32 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
         ("demo ema extra", "unrecognized arguments"),
         ("demo ema --out {tmp}/afile", "not a folder"),
         ("demo ema --out /nonexistent-dir/figures", "does not exist"),
+    ],
+    "advise": [
+        ("advise", "required"),
+        ("advise imagenet --db {tmp}/runs.db", "unknown task"),
+        (["advise", "digits\0"], "task"),
+        ("advise os:getcwd --db {tmp}/runs.db", "standard library"),
+        (f"{ADVISE} --optimizers adamm", "unknown optimizer"),
+        (f"{ADVISE} --optimizers adam,adam", "twice"),
+        (f"{ADVISE} --optimizers ,", "at least one name"),
+        (f"{ADVISE} --optimizers lookahead", "wraps another optimizer"),
+        (f"{ADVISE} --steps 0", "--steps"),
+        (f"{ADVISE} --steps {{huge}}", "--steps"),
+        (f"{ADVISE} --steps 200000", "--no-limits"),
+        (f"{ADVISE} --seeds -1", "--seeds"),
+        (f"{ADVISE} --batch-size 0", "--batch-size"),
+        (f"{ADVISE} --budget ''", "--budget"),
+        (f"{ADVISE} --budget -5", "--budget"),
+        (f"{ADVISE} --budget nans", "--budget"),
+        (f"{ADVISE} --budget infs", "--budget"),
+        (f"{ADVISE} --budget 1e400s", "--budget"),
+        (f"{ADVISE} --budget 10", "too small"),
+        (f"{ADVISE} --db {{tmp}}/adir/", "folder"),
+        (f"{ADVISE} --db {{tmp}}/garbage.db", "run store"),
+        (f"{ADVISE} --out {{tmp}}/afile", "a file, not a folder"),
+        (f"{ADVISE} --json {{tmp}}/nowhere/a.json", "folder does not exist"),
+        (f"{ADVISE} --model resnet", "no model 'resnet'"),
     ],
     "bench": [
         ("bench digits", "--optimizers"),
