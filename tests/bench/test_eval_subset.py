@@ -7,7 +7,6 @@ At the end: the cached MNIST-1D is read without importing ``mnist1d.data``.
 """
 
 import sys
-from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -21,37 +20,15 @@ from optimlab.bench.trainer import (
     train_population,
     train_sequential,
 )
+from tests.bench.toy import ToyTask
 
 CURVES = ("train_loss", "test_loss", "test_metric")
 
 
-@dataclass
-class Task:
-    """A seeded 3-class task large enough for a subset (300 train, 200 test examples).
-
-    ``loss="cross_entropy"`` takes the population engine's per-chunk cross-entropy path (as
-    the built-in tasks do); None its ``vmap(task.loss_fn)`` path.
-    """
-
-    loss: str | None = "cross_entropy"
-    metric: str = "accuracy"
-    x_train: torch.Tensor = field(default=None)
-    y_train: torch.Tensor = field(default=None)
-    x_test: torch.Tensor = field(default=None)
-    y_test: torch.Tensor = field(default=None)
-
-    def __post_init__(self):
-        gen = torch.Generator().manual_seed(1)
-        w = torch.randn(8, 3, generator=gen, dtype=torch.float64)
-        x = torch.randn(500, 8, generator=gen, dtype=torch.float64)
-        y = (x @ w + 0.5 * torch.randn(500, 3, generator=gen, dtype=torch.float64)).argmax(-1)
-        self.x_train, self.y_train, self.x_test, self.y_test = x[:300], y[:300], x[300:], y[300:]
-
-    def make_model(self, name=None):
-        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).double()
-
-    def loss_fn(self, output, target):
-        return nn.functional.cross_entropy(output, target)
+def Task(loss: str | None = "cross_entropy") -> ToyTask:  # noqa: N802 (reads as a class)
+    """A seeded 3-class task large enough for a subset (300 train, 200 test examples), on
+    the population engine's cross-entropy path by default (``loss=None``: its vmap path)."""
+    return ToyTask(seed=1, examples=500, train=300, activation=nn.ReLU, loss=loss)
 
 
 def _manual(task, model, x, y):

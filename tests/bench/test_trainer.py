@@ -5,7 +5,6 @@ Run in float64 so that "the same" can mean 1e-9: the engines differ only in batc
 """
 
 import math
-from dataclasses import dataclass, field
 
 import pytest
 import torch
@@ -19,31 +18,7 @@ from optimlab.bench.trainer import (
     train_population,
     train_sequential,
 )
-
-
-@dataclass
-class ToyTask:
-    """A small seeded classification task (3 classes, 8 features)."""
-
-    metric: str = "accuracy"
-    x_train: torch.Tensor = field(default=None)
-    y_train: torch.Tensor = field(default=None)
-    x_test: torch.Tensor = field(default=None)
-    y_test: torch.Tensor = field(default=None)
-
-    def __post_init__(self):
-        gen = torch.Generator().manual_seed(0)
-        w = torch.randn(8, 3, generator=gen, dtype=torch.float64)
-        x = torch.randn(160, 8, generator=gen, dtype=torch.float64)
-        y = (x @ w + 0.5 * torch.randn(160, 3, generator=gen, dtype=torch.float64)).argmax(-1)
-        self.x_train, self.y_train, self.x_test, self.y_test = x[:120], y[:120], x[120:], y[120:]
-
-    def make_model(self, name=None):
-        return nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3)).double()
-
-    def loss_fn(self, output, target):
-        return nn.functional.cross_entropy(output, target)
-
+from tests.bench.toy import ToyTask
 
 CASES = [
     ("sgd", [{"lr": 0.1, "momentum": 0.9}, {"lr": 0.3, "momentum": 0.5}], {}),
