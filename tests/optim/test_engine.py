@@ -20,7 +20,7 @@ import optimlab
 from optimlab.optim import multi_tensor
 from optimlab.optim.capabilities import BATCHING, DRIVER_FLAGS, Capabilities, hyperparameters
 from optimlab.optim.multi_tensor import Layout, TensorList
-from optimlab.optim.rule import nonzero, recording_branches
+from optimlab.optim.rule import Counters, advance, nonzero, recording_branches, scalar_step
 from tests.optim.cases import ALL_CASES
 
 OPTIM = pathlib.Path(optimlab.__file__).parent / "optim"
@@ -317,3 +317,26 @@ def test_plans_of_replaced_groups_are_dropped():
         opt.load_state_dict(opt.state_dict())
     engine = opt.engine
     assert len(engine.plans) + len(engine._multi) <= 2 * len(opt.param_groups)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_counters_count_as_advance_does(dtype):
+    """The fused member plan's counters (NumPy views) keep advance's convention: the
+    state's own 0-d tensor, counted in its dtype, read back as the new count."""
+    big = 2.0 ** 24  # float32 stops counting exactly here, as torch's float32 counter does
+    ours = [{"step": torch.tensor(v, dtype=dtype)} for v in (0.0, 5.0, big)]
+    theirs = copy.deepcopy(ours)
+    tensors = [s["step"] for s in ours]
+    counters = Counters(ours)
+    for _ in range(3):
+        assert counters.advance() == [advance(s) for s in theirs]
+    assert [s["step"] for s in ours] == tensors  # the same tensors, counted in place
+    assert all(torch.equal(a["step"], b["step"]) and a["step"].dtype == dtype
+               for a, b in zip(ours, theirs))
+
+
+def test_counters_refuse_states_without_a_cpu_counter():
+    with pytest.raises(ValueError, match="0-d CPU step"):
+        Counters([{"step": scalar_step()}, {"exp_avg": torch.zeros(2)}])
+    with pytest.raises(ValueError, match="0-d CPU step"):
+        Counters([{"step": torch.zeros(3)}])

@@ -23,6 +23,7 @@ from optimlab.optim import kernels
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities
 from optimlab.optim.kernels import build
+from optimlab.optim.population import Population
 from tests.optim.cases import ALL_CASES
 from tests.problems import assert_params_close, loss_fn, make_params, run_torch, train_steps
 
@@ -142,13 +143,13 @@ def test_fused_matches_plain(case, dtype):
 
 def test_fused_path_is_the_default_and_really_runs(monkeypatch):
     calls = []
-    original = kernels.Kernel.call
+    original = kernels.Kernel.call_addresses
 
-    def spy(self, ptrs, numel, scalars, out, *rest):
-        calls.append(numel.numel())
-        return original(self, ptrs, numel, scalars, out, *rest)
+    def spy(self, addresses, *rest):
+        calls.append(addresses[0])  # the number of tensors
+        return original(self, addresses, *rest)
 
-    monkeypatch.setattr(kernels.Kernel, "call", spy)
+    monkeypatch.setattr(kernels.Kernel, "call_addresses", spy)
     params = make_params(torch.float32)
     opt = optimlab.Adam(params, lr=0.01)
     assert opt.param_groups[0]["fused"] is None
@@ -428,10 +429,10 @@ def test_generated_source_reads_each_input_once():
 def test_fused_none_leaves_small_groups_to_the_plain_path(monkeypatch):
     monkeypatch.setattr(kernels, "MIN_NUMEL", 1000)
     calls = []
-    original = kernels.Kernel.call
-    monkeypatch.setattr(kernels.Kernel, "call",
-                        lambda self, p, n, s, o, *rest: calls.append(n.numel())
-                        or original(self, p, n, s, o, *rest))
+    original = kernels.Kernel.call_addresses
+    monkeypatch.setattr(kernels.Kernel, "call_addresses",
+                        lambda self, addresses, *rest: calls.append(addresses[0])
+                        or original(self, addresses, *rest))
     small = [torch.zeros(10, 10, requires_grad=True)]
     big = [torch.zeros(40, 40, requires_grad=True)]
     for params, fused, expected in ((small, None, []), (small, True, [1]), (big, None, [1])):
@@ -539,16 +540,41 @@ def test_a_step_smaller_than_one_chunk_runs_on_the_calling_thread(monkeypatch):
     """Waking OpenMP workers for a few numbers cost more than the step; the thread count
     never changes the result, so small launches ask for one thread, big ones for torch's."""
     seen = []
-    original = kernels.Kernel.call
+    original = kernels.Kernel.call_addresses
 
-    def spy(self, ptrs, numel, scalars, out, threads=None):
-        seen.append((int(numel.sum()), threads))
-        return original(self, ptrs, numel, scalars, out, threads)
+    def spy(self, addresses, threads=None):
+        seen.append((addresses[0], threads))
+        return original(self, addresses, threads)
 
-    monkeypatch.setattr(kernels.Kernel, "call", spy)
-    for n in (10, kernels.SMALL_STEP):
+    monkeypatch.setattr(kernels.Kernel, "call_addresses", spy)
+    for n in (10, kernels.SMALL_STEP):  # one tensor of n numbers each
         p = torch.zeros(n, requires_grad=True)
         opt = optimlab.Adam([p], lr=0.1, fused=True)
         p.grad = torch.ones_like(p)
         opt.step()
-    assert seen == [(10, 1), (kernels.SMALL_STEP, None)]
+    assert seen == [(1, 1), (1, None)]
+
+
+def test_a_refused_structure_is_traced_once(monkeypatch):
+    """SGD with momentum creates its buffer on the first step, so that step's structure has
+    no kernel; the refusal is remembered like a kernel (a race met it on every request)."""
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    traced = []
+    original = kernels.trace_rule
+    monkeypatch.setattr(kernels, "trace_rule", lambda *a, **k: traced.append(1) or original(*a, **k))
+    monkeypatch.setattr(kernels, "_cached_source", lambda identity: None)  # trace every kernel
+    monkeypatch.setattr(kernels, "_keep_source", lambda *a: None)
+    for _ in range(3):
+        pop = Population("sgd", [torch.zeros(2, 3)], {"lr": [0.1, 0.2], "momentum": 0.9})
+        for _ in range(2):
+            pop.step(grads=[torch.ones(2, 3)])
+    refused = [v for v in kernels._KERNELS.values() if isinstance(v, kernels.Unsupported)]
+    assert len(refused) == 1 and isinstance(refused[0], kernels.StateNotReady)
+    assert len(traced) == 2  # the refused first step, and the kernel of the steps after it
+    with pytest.raises(kernels.StateNotReady):  # asked again: the same refusal, not a trace
+        pop.engine.kernel(torch.float32, kernels.Layout(vector=(), scalar=(), step=False,
+                                                        none=("momentum_buffer",),
+                                                        scalar_dtypes=()),
+                          {"lr": 0.1, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
+                           "nesterov": False}, False)
+    assert len(traced) == 2

@@ -37,7 +37,7 @@ from . import kernels
 from .capabilities import Capabilities
 from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
-from .rule import advance, call
+from .rule import Counters, advance, call
 
 __all__ = ["Engine"]
 
@@ -580,13 +580,12 @@ class _MemberPlan:
         self.launch.scalars_np[:, int(layout.step):] = rows.repeat(len(params), 1).numpy()
         self.offsets_np = offsets.numpy()
         self.members, self.n_params = k, len(params)
-        self.key = self.key_of(params, states)
-
-    @staticmethod
-    def key_of(params: Sequence[Tensor], states: list[dict]) -> tuple:
-        """What the addresses depend on: the parameters' storage and the state tensors."""
-        return (tuple(p.data_ptr() for p in params),
-                tuple(id(v) for state in states for v in state.values()))
+        # views set on every step: the gradients' addresses and the step column
+        self._grad_ptrs = self.launch.ptrs_np.reshape(self.n_params, k, -1)[:, :, 1]
+        self._steps = self.launch.scalars_np[:, 0].reshape(self.n_params, k)
+        self._counters = Counters(states) if layout.step else None
+        assert np.shares_memory(self._grad_ptrs, self.launch.ptrs_np) \
+            and np.shares_memory(self._steps, self.launch.scalars_np)
 
     def run(self, params: Sequence[Tensor], grads: Sequence[Tensor], states: list[dict]) -> bool:
         """One fused step of every member; False (nothing stepped) if a gradient no longer
@@ -594,15 +593,11 @@ class _MemberPlan:
         for p, g in zip(params, grads):
             if g.dtype != p.dtype or g.shape != p.shape or g.device != p.device or g.is_sparse:
                 return False
-        launch = self.launch
-        ptrs = launch.ptrs_np.reshape(self.n_params, self.members, -1)  # a view
-        ptrs[:, :, 1] = np.array([g.data_ptr() for g in grads], dtype=np.int64)[:, None] \
-            + self.offsets_np
-        if self.layout.step:
-            counts = [advance(state) for state in states]
-            launch.scalars_np[:, 0] = np.repeat(np.asarray(counts, dtype=np.float64),
-                                                self.members)
-        launch()
+        np.add(self.offsets_np, np.array([[g.data_ptr()] for g in grads], dtype=np.int64),
+               out=self._grad_ptrs)
+        if self._counters is not None:
+            self._steps[...] = np.array(self._counters.advance())[:, None]
+        self.launch()
         return True
 
 

@@ -100,7 +100,7 @@ class Population:
             self._shaped_cache: dict[int, dict] = {}
             self._rows_cache: dict[tuple, Tensor] = {}
             self._fused_refused = False
-            self._plan = None
+            self._plan, self._plan_key = None, None
             self._hp_version = 0
 
     # -- construction ------------------------------------------------------------------------
@@ -208,7 +208,7 @@ class Population:
         # contiguous copy; parameters and state are written in place, so they must be
         grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
         plan = self._plan
-        if plan is None or plan.key != self.engine_key():
+        if plan is None or self._plan_key != self.engine_key():
             for index, p in enumerate(self.params):
                 if not self.state[index]:
                     self.state[index].update(self.cls.init(p, **self._hp(index, p)))
@@ -218,14 +218,13 @@ class Population:
             if plan is None:
                 self._fused_refused = self.engine.refused != {} or self._fused_refused
                 return False
-            plan.key = self.engine_key()
-            self._plan = plan
+            self._plan, self._plan_key = plan, self.engine_key()
         return plan.run(self.params, grads, self.state)
 
     def engine_key(self) -> tuple:
         """What a fused plan depends on: the parameters' storage, the state tensors, the
         hyperparameters (changed by :meth:`set_hparam`)."""
-        return (tuple(p.data_ptr() for p in self.params),
+        return (tuple(map(Tensor.data_ptr, self.params)),
                 tuple(id(v) for state in self.state for v in state.values()), self._hp_version)
 
     def _slot_rows(self, kernel) -> Tensor:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["nonzero", "scalar_step", "advance", "call", "recording_branches"]
+__all__ = ["nonzero", "scalar_step", "advance", "Counters", "call", "recording_branches"]
 
 Hyper = float | Tensor
 
@@ -79,6 +79,33 @@ def advance(state: dict) -> float | None:
         return None
     counter += 1
     return counter.item()
+
+
+class Counters:
+    """The step counters of several CPU states, advanced together by :func:`advance`'s
+    convention through NumPy views of the counter tensors.
+
+    For a fused step that runs thousands of times on tiny tensors (a race): adding one
+    through a view costs about a microsecond, where the tensor op and ``.item()`` of
+    :func:`advance` cost several. The counters stay the state's tensors (the views share
+    their memory), so ``state["step"]`` reads the same either way. Raises ``ValueError``
+    unless every state has a 0-d CPU counter.
+    """
+
+    def __init__(self, states: list[dict]):
+        counters = [state.get("step") for state in states]
+        if any(not isinstance(c, Tensor) or c.dim() != 0 or c.device.type != "cpu"
+               or c.requires_grad for c in counters):
+            raise ValueError("Counters needs a 0-d CPU step tensor in every state")
+        self._views = [c.numpy() for c in counters]
+
+    def advance(self) -> list[float]:
+        """Count one step in every state; the new counts."""
+        counts = []
+        for view in self._views:
+            view += 1  # in place: the state's tensor, in its own dtype (float32 as torch)
+            counts.append(float(view))
+        return counts
 
 
 def call(update: Callable[..., Any], p: Any, g: Any, state: dict, step: Any, hp: dict,

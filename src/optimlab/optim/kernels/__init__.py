@@ -315,12 +315,21 @@ class Kernel:
              threads: int | None = None) -> Tensor:
         """Step in place, unchecked: for buffers that passed :meth:`check` (see :class:`Launch`).
         ``threads`` defaults to torch's intra-op thread count."""
-        nt = numel.numel()
-        code = self._fn(nt, numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
-                        out.data_ptr(), torch.get_num_threads() if threads is None else threads)
+        self.call_addresses(_addresses(ptrs, numel, scalars, out), threads)
+        return out
+
+    def call_addresses(self, addresses: tuple, threads: int | None = None) -> None:
+        """:meth:`call` on buffers given by :func:`_addresses` (a :class:`Launch` keeps them)."""
+        code = self._fn(*addresses, torch.get_num_threads() if threads is None else threads)
         if code != 0:
             raise MemoryError("the fused optimizer step could not allocate its work lists")
-        return out
+
+
+def _addresses(ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> tuple:
+    """The kernel's arguments before the thread count: the number of tensors, then the
+    addresses of the sizes, the pointer rows, the scalar rows and the output rows."""
+    return (numel.numel(), numel.data_ptr(), ptrs.data_ptr(), scalars.data_ptr(),
+            out.data_ptr())
 
 
 class Launch:
@@ -345,11 +354,12 @@ class Launch:
         # workers for a race's few numbers cost more than the step (16x slower exhibits on
         # 2 busy cores), and the result does not depend on the thread count.
         self.alone = int(numel.sum()) < SMALL_STEP
+        self._addresses = _addresses(self.ptrs, self.numel, self.scalars, self.out)
 
     def __call__(self) -> Tensor:
         """One step; returns the new scalar state (one row per tensor)."""
-        return self.kernel.call(self.ptrs, self.numel, self.scalars, self.out,
-                                1 if self.alone else None)
+        self.kernel.call_addresses(self._addresses, 1 if self.alone else None)
+        return self.out
 
 
 _KERNELS: dict = {}
@@ -379,5 +389,13 @@ def kernel(update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
     key = probe_key[:4] + (dtype, bool(maximize), zero)
     with _LOCK:
         if key not in _KERNELS:
-            _KERNELS[key] = Kernel(update, dtype, layout, hp, maximize, zero, slots)
-        return _KERNELS[key]
+            try:
+                _KERNELS[key] = Kernel(update, dtype, layout, hp, maximize, zero, slots)
+            except Unsupported as refusal:
+                # A refusal is a property of the key too (SGD's first step with momentum
+                # creates its buffer, on every race): remembered, not traced again.
+                _KERNELS[key] = refusal
+        found = _KERNELS[key]
+    if isinstance(found, Unsupported):
+        raise type(found)(*found.args)
+    return found
