@@ -6,7 +6,7 @@ optimizer family is known by construction) it runs
 
 (a) the full grid: every candidate (the advisor's, default momentum, adam, adamw, lion,
     rmsprop, adagrad) x 13 learning rates log-spaced over 1e-4..1 x ``--seeds`` seeds, each
-    run ``--steps`` long (``run_sweep``, evaluations every ``steps // 20``). Each
+    run ``--steps`` long (``run_sweep``, evaluations every ``steps // --evals``, default 20). Each
     optimizer's best rate is picked by ``summarize``'s criterion (the worst test metric
     over the last 25% of evaluations, mean over seeds); the grid's best optimizer is the
     first of ``rank`` (by the mean final metric over seeds at that rate). Its compute is
@@ -24,7 +24,8 @@ metric). Progress goes to stderr; ``--json OUT`` writes every number (non-finite
 null), the advisor's whole answer (``Advice.to_json``) included.
 
     python benchmarks/advisor_vs_grid.py [--tasks digits,mnist1d/cnn,scaled_features,...]
-        [--steps 300] [--batch-size 100] [--seeds 3] [--db FILE] [--json OUT] [--quick]
+        [--steps 300] [--batch-size 100] [--seeds 3] [--evals 20] [--db FILE] [--json OUT]
+        [--quick]
 
 Run it from the repository root. A task is a training-lab name, ``name/model`` for one of
 its models (``mnist1d/cnn``), a name of ``benchmarks/advisor_tasks.py`` (``scaled_features``,
@@ -110,10 +111,11 @@ def _num(value) -> str:
 
 
 def run_grid(store: RunStore, label: str, name: str, model: str | None, optimizers: list[str],
-             steps: int, batch_size: int | None, seeds: int) -> dict:
+             steps: int, batch_size: int | None, seeds: int, evals: int = 20) -> dict:
     """Train the full grid of ``optimizers`` x :data:`GRID_LRS` x ``seeds`` on one task;
-    each optimizer's best rate and metric by ``summarize``, the best optimizer by ``rank``."""
-    config = TrainConfig(steps=steps, batch_size=batch_size, eval_every=max(1, steps // 20),
+    each optimizer's best rate and metric by ``summarize``, the best optimizer by ``rank``.
+    Each run is evaluated ``evals`` times (every ``steps // evals`` steps)."""
+    config = TrainConfig(steps=steps, batch_size=batch_size, eval_every=max(1, steps // evals),
                          model=model)
     spec = SweepSpec(task=name, optimizers=tuple(optimizers), config=config, lrs=GRID_LRS,
                      seeds=seeds)
@@ -252,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the grid and of the "
                         "advisor's final rung")
+    parser.add_argument("--evals", type=int, default=20,
+                        help="evaluations of every grid run (default 20; fewer for a task whose "
+                             "evaluation is slow, char-rnn)")
     parser.add_argument("--optimizers", help="comma-separated candidates (default: the advisor's)")
     parser.add_argument("--db", help="run store file (default: a temporary one)")
     parser.add_argument("--json", metavar="OUT", help="write every number to this JSON file")
@@ -262,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps if args.steps is not None else QUICK_STEPS if args.quick else 300
     labels = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else \
         list(QUICK_TASKS if args.quick else DEFAULT_TASKS)
-    if steps < 1 or args.seeds < 1 or args.batch_size < 1:
-        parser.error("--steps, --seeds and --batch-size must be >= 1")
+    if min(steps, args.seeds, args.batch_size, args.evals) < 1:
+        parser.error("--steps, --seeds, --batch-size and --evals must be >= 1")
     if not labels:
         parser.error("--tasks names no task")
     try:
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         for label, name, model in specs:
             grid = run_grid(store, label, name, model, optimizers, steps, args.batch_size,
-                            args.seeds)
+                            args.seeds, evals=args.evals)
             result = {"label": label, "task": name, "model": model, "grid": grid}
             try:
                 result["advisor"] = run_advisor(store, label, name, model, optimizers, steps,
