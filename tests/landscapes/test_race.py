@@ -15,7 +15,8 @@ from optimlab.optim.catalog import TABLE
 LR = {"sgd": 1e-4, "asgd": 1e-4, "rprop": 1e-3, "adagrad": 0.1, "adadelta": 1.0,
       "rmsprop": 1e-3, "adam": 0.02, "adamw": 0.02, "adamax": 0.02, "nadam": 0.02,
       "radam": 0.02, "adabelief": 0.02, "lamb": 0.01, "lion": 1e-3, "adafactor": 0.01,
-      "muon": 0.01, "sam": 1e-4, "lookahead": 0.02, "schedulefreeadamw": 0.01}
+      "muon": 0.01, "sam": 1e-4, "lookahead": 0.02, "schedulefreeadamw": 0.01,
+      "signum": 1e-3}
 EXTRA = {"lookahead": {"inner": "adam"}, "sam": {"rho": 0.05}}
 
 

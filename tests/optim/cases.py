@@ -161,6 +161,13 @@ CASES: dict[str, list[Case]] = {
         dict(lr=3e-3, betas=(0.95, 0.98), weight_decay=0.1),
         dict(lr=1e-3, maximize=True),
     ),
+    "Signum": _cases(
+        "Signum",
+        dict(lr=1e-3),
+        dict(lr=3e-3, momentum=0.5, weight_decay=0.1),
+        dict(lr=1e-3, momentum=0.0),  # signSGD
+        dict(lr=1e-3, maximize=True),
+    ),
     "AdaBelief": _cases(
         "AdaBelief",
         dict(lr=0.01),

@@ -14,7 +14,9 @@ TEXT_FIELDS = ["paper", "url", "memory_note", "decoupled_weight_decay", "sparse"
                "tuning", "strengths", "weaknesses", "typical_use", "reference"]
 REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam",
             "RAdam", "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM",
-            "Lookahead", "ScheduleFreeAdamW"}
+            "Lookahead", "ScheduleFreeAdamW",
+            # issue 15: the optimizers practitioners reach for now
+            "Signum"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():
@@ -34,7 +36,8 @@ def test_entry_is_complete(info):
     assert info.url.startswith("https://")
     assert "\\" in info.rule_latex, "the class docstring needs a .. math:: block"
     assert info.url in info.cls.__doc__ or info.url.split("/")[-1] in info.cls.__doc__
-    assert info.reference.startswith(("torch.optim.", "schedulefree.")) or info.reference == "oracle"
+    assert info.reference.startswith(("torch.optim.", "schedulefree.", "optax.")) \
+        or info.reference == "oracle"
     assert info.cls.__name__ in CASES, "every optimizer needs a line in tests/optim/cases.py"
 
 

@@ -632,3 +632,19 @@ def test_every_default_lies_inside_the_playgrounds_ranges(name):
     assert "lr" in shown, name  # every optimizer, wrappers included, has a step size to set
     assert api.hp.check(name, shown) == {k: tuple(v) if isinstance(v, list) else v
                                          for k, v in shown.items()}
+
+
+@pytest.mark.parametrize("name", [entry.name for entry in optimlab.available()])
+def test_every_optimizer_races_in_the_playground(client, name):
+    """A playground race with each registry name at the defaults the page shows: an answer,
+    a path that moves, and the values it used (diverging is an answer too: ASGD at its
+    default rate leaves Rosenbrock within ten steps)."""
+    shown = {h["name"]: h["default"] for h in api.hp.exposed(name)}
+    body = race_body(steps=30, optimizers=[{"name": name, "hparams": shown}])
+    answer = client.post("/api/race", json=body)
+    assert answer.status_code == 200, answer.text
+    answer = strict_json(answer)
+    (result,) = answer["results"]
+    assert result["name"] == name and result["hparams"]["lr"] == shown["lr"]
+    assert len(result["x"]) == len(answer["step"])
+    assert result["x"][1] != result["x"][0], "the race did not move"

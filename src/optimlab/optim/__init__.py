@@ -20,10 +20,11 @@ from .rmsprop import RMSprop
 from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
 from .sgd import SGD
+from .signum import Signum
 from .wrappers import SAM, Lookahead
 
 __all__ = [
     "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
-    "ScheduleFreeAdamW", "available", "create", "info", "resolve", "Population",
+    "ScheduleFreeAdamW", "Signum", "available", "create", "info", "resolve", "Population",
 ]

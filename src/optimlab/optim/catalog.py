@@ -32,6 +32,7 @@ from .rmsprop import RMSprop
 from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
 from .sgd import SGD
+from .signum import Signum
 from .wrappers import SAM, Lookahead
 
 
@@ -42,7 +43,8 @@ class Info:
     ``memory`` counts the extra parameter-sized buffers the optimizer keeps at its
     defaults (Adam: 2, for m and v); ``memory_note`` says how options change it.
     ``reference`` is what the tests check it against: a ``torch.optim`` class, a NumPy
-    oracle in ``tests/oracles``, or the ``schedulefree`` package.
+    oracle in ``tests/oracles``, the ``schedulefree`` package, or an optax function (run on
+    JAX's CPU build; its trajectories are stored, see ``tests/oracles/optax_reference.py``).
     """
 
     name: str
@@ -478,6 +480,33 @@ TABLE: list[Info] = [
             typical_use="image classification (ViT), vision-language contrastive training, "
             "diffusion models, language-model pre-training",
             reference="oracle",
+        ),
+    Info(
+            name="signum",
+            cls=Signum,
+            family="sign",
+            year=2018,
+            paper="Bernstein et al., signSGD: Compressed Optimisation for Non-Convex Problems "
+            "(ICML 2018)",
+            url="https://arxiv.org/abs/1802.04434",
+            memory=1,
+            memory_note="1 (m); 0 with momentum=0 (signSGD)",
+            adaptive=False,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="yes (scaled by lr)",
+            sparse="poor: every coordinate moves by lr whatever its gradient frequency",
+            rule_text="m = b*m + (1-b)*g;  w -= lr * (sign(m) + wd*w)",
+            tuning="lr about Lion's (3-10x smaller than Adam's), decayed on a schedule; "
+            "momentum 0.9; weight_decay as for Lion (keep lr*wd)",
+            strengths="one bit per coordinate to communicate (majority vote across workers); "
+            "the memory of SGD with momentum; robust to gradient scale",
+            weaknesses="steps never shrink, so it oscillates at scale lr without a decaying "
+            "schedule; biased when the gradient noise is skewed; usually behind Adam at small "
+            "batch sizes",
+            typical_use="communication-bound distributed training; a simple baseline for "
+            "sign-based methods (Lion)",
+            reference="optax.signum",
         ),
     Info(
             name="adafactor",
