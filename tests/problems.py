@@ -56,8 +56,21 @@ def grad_np(params: list[np.ndarray]) -> list[np.ndarray]:
     return grads
 
 
-def train_steps(opt, params, steps, sign=1.0, use_closure=False):
-    """Take ``steps`` optimizer steps on ``sign * loss_fn(params)``."""
+def sparsify(params) -> None:
+    """Replace each gradient by its sparse form (every entry stored): the test problem's
+    gradients as an optimizer that takes sparse gradients only (SparseAdam) is fed them."""
+    for p in params:
+        if p.grad is not None:
+            p.grad = p.grad.to_sparse()
+
+
+def train_steps(opt, params, steps, sign=1.0, use_closure=False, sparse=None):
+    """Take ``steps`` optimizer steps on ``sign * loss_fn(params)``.
+
+    ``sparse``: hand the gradients over in sparse form (None: where the optimizer takes
+    sparse gradients only, ``capabilities.sparse_only``; a torch class has no record, so
+    its comparison passes the case's).
+    """
 
     def closure():
         opt.zero_grad()
@@ -65,23 +78,28 @@ def train_steps(opt, params, steps, sign=1.0, use_closure=False):
         loss.backward()
         return loss
 
+    if sparse is None:
+        sparse = getattr(getattr(opt, "capabilities", None), "sparse_only", False)
     for _ in range(steps):
         if use_closure:
             opt.step(closure)
         else:
             closure()
+            if sparse:
+                sparsify(params)
             opt.step()
 
 
 def run_torch(opt_factory, steps, dtype=torch.float64, shapes=SHAPES, maximize=False,
-              use_closure=False):
+              use_closure=False, sparse=None):
     """Run ``steps`` steps of ``opt_factory(params)``; return the final parameters.
 
     With ``maximize`` the objective is negated, so a correct ``maximize=True`` optimizer
-    follows exactly the same path as the minimizer.
+    follows exactly the same path as the minimizer. ``sparse`` as in :func:`train_steps`.
     """
     params = make_params(dtype, shapes)
-    train_steps(opt_factory(params), params, steps, -1.0 if maximize else 1.0, use_closure)
+    train_steps(opt_factory(params), params, steps, -1.0 if maximize else 1.0, use_closure,
+                sparse)
     return [p.detach().clone() for p in params]
 
 

@@ -44,6 +44,16 @@ def test_step_costs_are_measured_once_then_read_from_the_cache(cache):
     assert not fresh["sgd"].cached
 
 
+def test_gradient_evaluations_per_step_are_counted_not_assumed(cache):
+    """LBFGS evaluates its closure once per inner iteration (and more in its line search):
+    the count is measured while the step cost is, so a sweep does not charge it one."""
+    task = get("digits")
+    costs = step_costs(task, "logreg", 32, {"lbfgs": {"lr": 0.1, "max_iter": 3},
+                                            "adam": {"lr": 0.01}}, rounds=2)
+    assert costs["adam"].gradients == 1
+    assert costs["lbfgs"].gradients == 3  # no tolerance is reached in three iterations
+
+
 def test_a_damaged_or_unwritable_cache_only_means_measuring_again(cache, tmp_path,
                                                                  monkeypatch):
     task = get("digits")

@@ -18,6 +18,7 @@ from optimlab.bench.trainer import (
     train_population,
     train_sequential,
 )
+from optimlab.optim.catalog import TABLE
 from tests.bench.toy import ToyTask
 
 CASES = [
@@ -43,6 +44,23 @@ def test_population_matches_sequential(name, hps, options):
         for curve in ("train_loss", "test_loss", "test_metric"):
             assert getattr(a, curve) == pytest.approx(getattr(b, curve), rel=1e-9, abs=1e-12)
         assert a.train_loss[-1] < a.train_loss[0] and not a.diverged
+
+
+@pytest.mark.parametrize("name", [i.name for i in TABLE if not (
+    i.capabilities.sparse_only or i.capabilities.needs_matrix)])
+def test_every_optimizer_trains_in_a_population_sweep(name):
+    """Each registry class trains two members of a population, equal to its sequential runs:
+    the population sweep covers every optimizer (but SparseAdam, which takes sparse
+    gradients only, and Muon, which takes a model of matrices only: its populations are
+    checked in tests/optim/test_population.py)."""
+    task = ToyTask()
+    config = TrainConfig(steps=6, batch_size=16, eval_every=3)
+    members = [Member(name, {"lr": lr}, 0) for lr in (1e-3, 1e-2)]
+    together = train_population(task, config, members)
+    one_by_one = train_sequential(task, config, members)
+    for a, b in zip(together, one_by_one):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-9, abs=1e-12)
+        assert all(math.isfinite(v) for v in a.train_loss + a.test_loss)
 
 
 def test_members_differ_by_seed_and_lr():

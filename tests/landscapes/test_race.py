@@ -16,7 +16,8 @@ LR = {"sgd": 1e-4, "asgd": 1e-4, "rprop": 1e-3, "adagrad": 0.1, "adadelta": 1.0,
       "rmsprop": 1e-3, "adam": 0.02, "adamw": 0.02, "adamax": 0.02, "nadam": 0.02,
       "radam": 0.02, "adabelief": 0.02, "lamb": 0.01, "lion": 1e-3, "adafactor": 0.01,
       "muon": 0.01, "sam": 1e-4, "lookahead": 0.02, "schedulefreeadamw": 0.01,
-      "signum": 1e-3}
+      "signum": 1e-3, "yogi": 0.02, "ademamix": 0.02, "adopt": 0.02,
+      "lbfgs": 0.05}
 EXTRA = {"lookahead": {"inner": "adam"}, "sam": {"rho": 0.05}}
 
 
@@ -46,7 +47,8 @@ def _hand_run(landscape, name, hp, start, steps, noise):
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.5], ids=["exact", "noisy"])
-@pytest.mark.parametrize("name", [info.name for info in TABLE])
+@pytest.mark.parametrize("name", [info.name for info in TABLE
+                                  if not info.capabilities.sparse_only])
 def test_race_path_equals_hand_run(name, noise):
     landscape = get("rosenbrock")
     hp = {"lr": LR[name], **EXTRA.get(name, {})}
@@ -313,3 +315,11 @@ def test_the_race_gradient_is_torch_autograd_grad():
 def test_a_race_refuses_meaningless_noise_and_seeds(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         race("rosenbrock", {"adam": {"lr": 0.01}}, steps=3, **kwargs)
+
+
+def test_an_optimizer_for_sparse_gradients_only_cannot_race():
+    """A landscape's gradients are dense; SparseAdam is refused before any step, saying so."""
+    names = [info.name for info in TABLE if info.capabilities.sparse_only]
+    assert names  # SparseAdam
+    with pytest.raises(ValueError, match="sparse gradients only"):
+        race("rosenbrock", {names[0]: {"lr": 0.01}}, steps=5)

@@ -161,6 +161,45 @@ CASES: dict[str, list[Case]] = {
         dict(lr=3e-3, betas=(0.95, 0.98), weight_decay=0.1),
         dict(lr=1e-3, maximize=True),
     ),
+    "LBFGS": _cases(
+        "LBFGS",
+        dict(lr=0.1, max_iter=3, history_size=5),
+        dict(lr=1.0, max_iter=4, line_search_fn="strong_wolfe"),
+        dict(lr=0.5, max_iter=2, history_size=3, tolerance_grad=1e-3, tolerance_change=1e-6),
+        dict(lr=0.1, max_iter=3, maximize=True),
+    ),
+    "SparseAdam": _cases(
+        "SparseAdam",
+        dict(lr=0.01),
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6),
+        dict(lr=0.01, maximize=True),
+    ),
+    "Yogi": _cases(
+        "Yogi",
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, initial_accumulator_value=0.1,
+             weight_decay=0.01),
+        dict(lr=0.02, betas=(0.5, 0.9), initial_accumulator_value=0.0),
+        dict(lr=0.01, maximize=True),
+    ),
+    "AdEMAMix": _cases(
+        "AdEMAMix",
+        dict(lr=0.01),
+        dict(lr=0.01, t_alpha_beta3=50, weight_decay=0.1),
+        dict(lr=0.02, betas=(0.8, 0.99, 0.995), alpha=2.0, t_alpha_beta3=30, eps=1e-6,
+             weight_decay=0.01),
+        dict(lr=0.01, alpha=8.0, t_alpha_beta3=20, maximize=True),
+    ),
+    "ADOPT": _cases(
+        "ADOPT",
+        dict(lr=0.01),
+        # decoupled decay; eps large enough that the floor max(sqrt(v), eps) acts
+        dict(lr=0.01, betas=(0.8, 0.99), eps=0.3, weight_decay=0.1, decoupled=True,
+             clip=False),
+        # L2 decay; the clip t^(1/4) acts on most steps (and pins t = step - 1)
+        dict(lr=0.05, betas=(0.5, 0.999), weight_decay=0.05),
+        dict(lr=0.01, maximize=True),
+    ),
     "Signum": _cases(
         "Signum",
         dict(lr=1e-3),
@@ -194,3 +233,6 @@ CASES: dict[str, list[Case]] = {
 }
 
 ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]
+#: the cases whose optimizer takes dense gradients (all but SparseAdam's): what tests built on
+#: dense gradients (populations, clipping, loss scaling, SWA, hypothesis) run
+DENSE_CASES: list[Case] = [case for case in ALL_CASES if not case.capabilities.sparse_only]

@@ -10,7 +10,7 @@ import optimlab
 from optimlab.optim.capabilities import hyperparameters
 from optimlab.optim.catalog import TABLE
 from tests.optim.cases import ALL_CASES, CASES
-from tests.problems import loss_fn, make_params, train_steps
+from tests.problems import loss_fn, make_params, sparsify, train_steps
 
 ELEMENTWISE = [c for c in ALL_CASES if c.cls_name not in ("SAM",)]
 
@@ -27,6 +27,10 @@ def test_per_group_hyperparameters(case):
         pytest.skip("SAM's perturbation uses the global norm, so groups interact by design")
     sign = _sign(case)
     params = make_params(torch.float64, case.shapes)
+    if case.capabilities.single_group:  # LBFGS: one curvature model, as torch's
+        with pytest.raises(ValueError, match="single parameter group"):
+            case.build([{"params": params[:1]}, {"params": params[1:], "lr": 0.01}])
+        return
     base_lr = case.hp.get("lr", case.hp.get("inner", (None, {}))[1].get("lr", 0.01))
     if case.cls_name == "Lookahead":
         inner_name, inner_hp = case.hp["inner"]
@@ -51,6 +55,8 @@ def test_per_group_hyperparameters(case):
         for opt_k in (first, second):
             opt_k.zero_grad()
         (sign * loss_fn(expected)).backward()
+        if case.capabilities.sparse_only:
+            sparsify(expected)
         first.step()
         second.step()
     for a, b in zip(params, expected):
@@ -62,6 +68,10 @@ def test_add_param_group_and_skip_missing_grads(case):
     params = make_params(torch.float64, case.shapes)
     frozen, late = params[0], params[-1]
     opt = case.build(params[:-1])
+    if case.capabilities.single_group:  # LBFGS, as torch's
+        with pytest.raises(ValueError, match="single parameter group"):
+            opt.add_param_group({"params": [late]})
+        return
     opt.add_param_group({"params": [late]})
     frozen_before = frozen.detach().clone()
     late_before = late.detach().clone()
@@ -69,6 +79,8 @@ def test_add_param_group_and_skip_missing_grads(case):
         opt.zero_grad()
         (_sign(case) * loss_fn(params)).backward()
         frozen.grad = None
+        if case.capabilities.sparse_only:
+            sparsify(params)
         opt.step()
     assert torch.equal(frozen, frozen_before)
     state = opt.state if case.cls_name != "Lookahead" else opt.optimizer.state

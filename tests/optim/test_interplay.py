@@ -5,7 +5,7 @@ import torch
 from torch.optim import lr_scheduler, swa_utils
 
 from optimlab.optim.catalog import TABLE
-from tests.optim.cases import ALL_CASES, CASES
+from tests.optim.cases import ALL_CASES, CASES, DENSE_CASES
 from tests.problems import assert_params_close, loss_fn, make_params
 
 TORCH_REF = {info.cls.__name__: info.reference.removeprefix("torch.optim.")
@@ -53,7 +53,7 @@ def _first_case(name):
 
 
 @pytest.mark.parametrize("sched", sorted(SCHEDULERS))
-@pytest.mark.parametrize("case", [c for c in ALL_CASES if c.cls_name in TORCH_REF and
+@pytest.mark.parametrize("case", [c for c in DENSE_CASES if c.cls_name in TORCH_REF and
                                   not c.hp.get("maximize")], ids=lambda c: c.id)
 def test_scheduler_and_clipping_match_torch(case, sched):
     """A scheduler (OneCycle cycles momentum/betas too) and clipping give torch's path."""
@@ -62,7 +62,8 @@ def test_scheduler_and_clipping_match_torch(case, sched):
     for factory in (case.build, lambda ps: torch_cls(ps, **case.reference_hp())):
         params = make_params(torch.float64, case.shapes)
         opt = factory(params)
-        lrs = _train(opt, params, 40, scheduler=SCHEDULERS[sched](opt), clip=1.0)
+        lrs = _train(opt, params, 40, scheduler=SCHEDULERS[sched](opt), clip=1.0,
+                     use_closure=case.needs_closure)
         runs.append((params, lrs, [dict(g) for g in opt.param_groups]))
     (ours, our_lrs, our_groups), (theirs, their_lrs, _) = runs
     assert our_lrs == their_lrs and len(set(our_lrs)) > 1
@@ -82,7 +83,7 @@ def test_schedulers_drive_other_optimizers(case):
         assert loss_fn(params).item() < start
 
 
-@pytest.mark.parametrize("case", [c for c in ALL_CASES if not c.needs_closure],
+@pytest.mark.parametrize("case", [c for c in DENSE_CASES if not c.needs_closure],
                          ids=lambda c: c.id)
 def test_grad_scaler_is_transparent(case):
     """Power-of-two loss scaling must not change the path; an inf step is skipped."""
@@ -104,7 +105,7 @@ def test_grad_scaler_is_transparent(case):
     assert scaler.get_scale() < 2.0**10
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted({c.cls_name for c in DENSE_CASES}))
 def test_swa_averaging(name):
     """AveragedModel + SWALR average the iterates the optimizer produced."""
     case = _first_case(name)

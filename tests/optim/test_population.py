@@ -11,7 +11,7 @@ import torch
 
 import optimlab
 from optimlab import Population
-from tests.optim.cases import ALL_CASES
+from tests.optim.cases import ALL_CASES, DENSE_CASES
 from tests.problems import loss_fn, make_params, train_steps
 
 LR_SCALES = [0.5, 1.0, 2.0]
@@ -42,7 +42,7 @@ def _single_run(case, lr):
     return [p.detach() for p in params]
 
 
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", DENSE_CASES, ids=lambda c: c.id)
 def test_members_follow_their_own_runs(case, monkeypatch):
     from optimlab.optim import muon
 
@@ -57,12 +57,12 @@ def test_members_follow_their_own_runs(case, monkeypatch):
     pop = Population(case.cls_name, params, {**hp, "lr": lrs})
     sign = -1.0 if case.maximize else 1.0
 
-    def closure():
+    def closure():  # every member's loss, shape [K], as a population's closure returns
         for p in params:
             p.grad = None
-        loss = sign * sum(loss_fn([p[k] for p in params]) for k in range(len(lrs)))
-        loss.backward()
-        return loss
+        losses = sign * torch.stack([loss_fn([p[k] for p in params]) for k in range(len(lrs))])
+        losses.sum().backward()
+        return losses.detach()
 
     for _ in range(STEPS):
         if case.needs_closure:
@@ -143,3 +143,11 @@ def test_per_member_betas():
         opt.step()
     assert isinstance(pop.hparams["betas"][0], torch.Tensor)
     torch.testing.assert_close(params[0][1].detach(), single.detach(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if c.capabilities.sparse_only][:1],
+                         ids=lambda c: c.id)
+def test_an_optimizer_for_sparse_gradients_only_is_refused(case):
+    """A population's gradients are dense: SparseAdam says so instead of failing a step."""
+    with pytest.raises(ValueError, match="sparse gradients only"):
+        Population(case.cls_name.lower(), [torch.zeros(2, 3)], {"lr": [0.1, 0.2]})

@@ -10,6 +10,11 @@ problem, in an environment with JAX's CPU build and optax::
 
     pip install "jax[cpu]" optax
     python -m tests.oracles.optax_reference          # rewrites tests/oracles/data/optax.json
+    python -m tests.oracles.optax_reference --table  # optimlab against the stored file
+
+``--table`` needs only torch: it prints, per case, the worst relative difference (largest
+absolute difference over the largest absolute optax value, per parameter) of optimlab's
+float64 and float32 runs against optax's stored float64 trajectory.
 
 :data:`MAPPINGS` is where a definition that differs from optax's is pinned: each entry turns
 one optimlab case's hyperparameters into the optax transformation that computes the same
@@ -63,9 +68,80 @@ def _signum(lr, momentum=0.9, weight_decay=0.0):
                        optax.scale_by_learning_rate(lr))
 
 
+def _yogi(lr=1e-2, betas=(0.9, 0.999), eps=1e-3, initial_accumulator_value=1e-6,
+          weight_decay=0.0):
+    import optax
+
+    # optax.yogi has no weight decay: optimlab's is L2 added to the gradient before the rule
+    b1, b2 = betas
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.scale_by_yogi(b1=b1, b2=b2, eps=eps,
+                                           initial_accumulator_value=initial_accumulator_value),
+                       optax.scale_by_learning_rate(lr))
+
+
+def _yogi_fix_state(state, params):
+    import jax
+    import jax.numpy as jnp
+
+    # optax starts the first moment at initial_accumulator_value too; optimlab (the paper,
+    # Adam, TF-Addons) starts it at 0
+    decay, yogi, scale = state
+    return (decay, yogi._replace(mu=jax.tree.map(jnp.zeros_like, yogi.mu)), scale)
+
+
+def _ademamix(lr, betas=(0.9, 0.999, 0.9999), alpha=5.0, t_alpha_beta3=None, eps=1e-8,
+              weight_decay=0.0):
+    import jax.numpy as jnp
+    import optax
+
+    b1, b2, b3 = betas
+    if t_alpha_beta3 is not None:
+        # the paper's warm-up (Algorithm 1) at t = count + 1: optax calls a schedule with its
+        # count before the step (0 on the first), optimlab and the paper with t = 1
+        # (count + 1) / T of optax's int32 count is float32 in JAX: count in float64 first
+        def alpha_at(count, alpha=alpha):
+            t = jnp.asarray(count, jnp.float64) + 1
+            return jnp.minimum(t * alpha / t_alpha_beta3, alpha)
+
+        def b3_at(count, b3=b3):
+            s = (jnp.asarray(count, jnp.float64) + 1) / t_alpha_beta3
+            ln1, ln3 = jnp.log(b1), jnp.log(b3)
+            return jnp.minimum(jnp.exp(ln1 * ln3 / ((1 - s) * ln3 + s * ln1)), b3)
+
+        alpha, b3 = alpha_at, b3_at
+    # eps_root=0: eps outside the root, as the paper; the decay is added to the update before
+    # the learning rate scales it, which is optimlab's decoupled p * (1 - lr * wd)
+    return optax.contrib.ademamix(lr, b1=b1, b2=b2, b3=b3, alpha=alpha, eps=eps, eps_root=0.0,
+                                  weight_decay=weight_decay)
+
+
+def _adopt(lr, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0, decoupled=False, clip=True):
+    import jax.numpy as jnp
+    import optax
+
+    b1, b2 = betas
+    # optax's count is the paper's t (0 on the step that only records v_0 = g_0^2), so its
+    # default clip_value_fn count ** 0.25 is optimlab's (step - 1) ** 0.25
+    adopt = optax.contrib.scale_by_adopt(b1=b1, b2=b2, eps=eps, use_clipping=clip)
+    if not decoupled:
+        # L2: the decay joins the gradient before ADOPT sees it (v_0 included)
+        return optax.chain(optax.add_decayed_weights(weight_decay), adopt,
+                           optax.scale_by_learning_rate(lr))
+    # decoupled: p <- p * (1 - lr * wd) - lr * m, except on the recording step (count 0),
+    # where optimlab (as the authors' package) leaves the weights alone
+    return optax.chain(adopt,
+                       optax.add_decayed_weights(lambda count: jnp.where(count > 0,
+                                                                         weight_decay, 0.0)),
+                       optax.scale_by_learning_rate(lr))
+
+
 #: optimlab class name -> its optax mapping.
 MAPPINGS: dict[str, Mapping] = {
     "Signum": Mapping("optax.signum", _signum),
+    "Yogi": Mapping("optax.yogi", _yogi, _yogi_fix_state),
+    "AdEMAMix": Mapping("optax.contrib.ademamix", _ademamix),
+    "ADOPT": Mapping("optax.contrib.adopt", _adopt),
 }
 
 
@@ -115,7 +191,30 @@ def stored() -> dict:
     return json.loads(DATA.read_text())
 
 
+def table() -> str:
+    """Markdown: optimlab (float64 and float32) against the stored optax trajectories."""
+    import torch
+
+    from tests.problems import run_torch
+
+    data = stored()
+    rows = ["| case | reference | steps | float64 | float32 |", "|---|---|---|---|---|"]
+    for case in cases():
+        theirs = [np.asarray(a) for a in data["cases"][case.id]["params"]]
+        worst = {}
+        for dtype in (torch.float64, torch.float32):
+            ours = run_torch(case.build, STEPS, dtype, case.shapes, maximize=case.maximize)
+            worst[dtype] = max(float(np.abs(a.double().numpy() - b).max() / np.abs(b).max())
+                               for a, b in zip(ours, theirs))
+        rows.append(f"| {case.id} | {data['cases'][case.id]['reference']} | {data['steps']} | "
+                    f"{worst[torch.float64]:.1e} | {worst[torch.float32]:.1e} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--table"]:
+        print(table())
+        return 0
     data = generate()
     DATA.parent.mkdir(exist_ok=True)
     DATA.write_text(json.dumps(data, indent=1) + "\n")

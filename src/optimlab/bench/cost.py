@@ -4,8 +4,9 @@ Wall time to a target is the wrong figure to rank optimizers by on a shared mach
 identical sweeps once ranked Adam and then RMSprop first, and three optimizers that reached
 a target in the same 132 steps were timed at 4.7 s, 24.1 s and 27.8 s. The training lab
 therefore counts the way to a target in **steps** and **gradient evaluations** (deterministic
-for a seed; SAM counts two per step, see ``Capabilities.gradients_per_step``) and turns
-steps into seconds with each optimizer's **step cost**, measured here:
+for a seed; SAM counts two per step, LBFGS as many as its inner iterations and line search
+take: the mean number of closure calls per step while the step cost is measured, rounded)
+and turns steps into seconds with each optimizer's **step cost**, measured here:
 
 - one training step of the task's model on one batch (forward, backward, optimizer step;
   the closure twice for SAM), timed in the CPU time of the measuring thread with torch on
@@ -129,9 +130,16 @@ class _Stepper:
         self.loss_fn = task.loss_fn
         self.opt = create(optimizer, self.params, **hparams)
         self.closure_needed = resolve(optimizer).info.needs_closure
-        self.gradients = resolve(optimizer).capabilities.gradients_per_step
+        self.steps = self.calls = 0  # closure calls per step: the gradient evaluations
+
+    @property
+    def gradients(self) -> int:
+        """Gradient evaluations per step: the mean over the steps taken, rounded (SAM 2,
+        LBFGS as many as its inner iterations and line search took; 1 before any step)."""
+        return max(1, round(self.calls / self.steps)) if self.steps else 1
 
     def closure(self):
+        self.calls += 1
         with torch.enable_grad():
             loss = self.loss_fn(self.model(self.x), self.y)
             grads = torch.autograd.grad(loss, self.params)
@@ -140,6 +148,7 @@ class _Stepper:
         return loss
 
     def step(self) -> None:
+        self.steps += 1
         if self.closure_needed:
             self.opt.step(self.closure)
         else:

@@ -194,7 +194,11 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
                     g = g.view(shape)
                 if needs_closure:
                     def closure(view=view):
-                        view.grad = gradient(view.reshape(-1, dim), t)[1].view(view.shape)
+                        points = view.reshape(-1, dim)
+                        values, g = gradient(points, t)
+                        view.grad = g.view(view.shape)
+                        # each member's loss whose gradient that is (the noise adds u . x)
+                        return values if noise is None else values + points @ noise[t]
                     view.grad = g
                     pop.step(closure)
                 else:

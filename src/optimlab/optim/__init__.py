@@ -8,8 +8,11 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .ademamix import AdEMAMix
+from .adopt import ADOPT
 from .asgd import ASGD
 from .lamb import LAMB
+from .lbfgs import LBFGS
 from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
@@ -21,10 +24,13 @@ from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
 from .sgd import SGD
 from .signum import Signum
+from .sparse_adam import SparseAdam
 from .wrappers import SAM, Lookahead
+from .yogi import Yogi
 
 __all__ = [
     "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
-    "ScheduleFreeAdamW", "Signum", "available", "create", "info", "resolve", "Population",
+    "ScheduleFreeAdamW", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT", "LBFGS",
+    "available", "create", "info", "resolve", "Population",
 ]

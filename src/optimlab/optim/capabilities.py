@@ -46,8 +46,16 @@ class Capabilities:
             rules that read values with ``.item()`` or need matrix shapes).
         fusable: the rule can run as a generated fused kernel (``fused=`` is accepted).
         sparse: ``update`` accepts sparse gradients.
+        single_group: it takes one parameter group only (LBFGS: one curvature model of
+            all its parameters).
+        sparse_only: it takes sparse gradients only (SparseAdam); the consumers whose
+            gradients are dense (races, the playground, populations) refuse it by name.
         needs_matrix: every parameter must be a matrix (Muon).
-        needs_closure: :meth:`step` needs a closure (it evaluates the loss twice).
+        needs_closure: :meth:`step` needs a closure (SAM evaluates the loss twice, LBFGS as
+            often as its line search needs).
+        two_phase: the closure runs between ``first_step()`` and ``second_step()`` (SAM), so
+            a population evaluates every member's gradient with one closure call; a closure
+            optimizer without it gets a closure of its own per member.
         gradients_per_step: gradient evaluations one step costs (SAM: 2), what the training
             lab counts to a target.
         wraps: the constructor keyword naming the optimizer it wraps, or None.
@@ -59,14 +67,19 @@ class Capabilities:
     multi_tensor: bool = True
     fusable: bool = False
     sparse: bool = False
+    sparse_only: bool = False
+    single_group: bool = False
     needs_matrix: bool = False
     needs_closure: bool = False
+    two_phase: bool = False
     gradients_per_step: int = 1
     wraps: str | None = None
     complex: bool = True
     running: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.sparse_only and not self.sparse:
+            raise ValueError("sparse_only needs sparse=True")
         if self.batching not in BATCHING:
             raise ValueError(f"batching must be one of {BATCHING}, got {self.batching!r}")
         if not (isinstance(self.gradients_per_step, int) and self.gradients_per_step >= 1):

@@ -20,9 +20,12 @@ from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .ademamix import AdEMAMix
+from .adopt import ADOPT
 from .asgd import ASGD
 from .capabilities import Capabilities, hyperparameters
 from .lamb import LAMB
+from .lbfgs import LBFGS
 from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
@@ -33,7 +36,9 @@ from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
 from .sgd import SGD
 from .signum import Signum
+from .sparse_adam import SparseAdam
 from .wrappers import SAM, Lookahead
+from .yogi import Yogi
 
 
 @dataclass(frozen=True)
@@ -482,6 +487,65 @@ TABLE: list[Info] = [
             reference="oracle",
         ),
     Info(
+            name="lbfgs",
+            cls=LBFGS,
+            family="quasi-newton",
+            year=1989,
+            paper="Liu & Nocedal, On the limited memory BFGS method for large scale "
+            "optimization (Math. Programming 1989)",
+            url="https://doi.org/10.1007/BF01589116",
+            memory=2 * 100,
+            memory_note="2 x history_size (100) vectors of all parameters (the curvature "
+            "pairs), plus the direction and the previous gradient",
+            adaptive=True,
+            momentum=False,
+            bias_correction=False,
+            decoupled_weight_decay="no (add it to the loss)",
+            sparse="poor: one curvature model of all parameters; dense gradients only",
+            rule_text="d = -H g by the two-loop recursion over the last m pairs "
+            "(s = w_k+1 - w_k, y = g_k+1 - g_k);  w += t*d, t = lr (first step "
+            "min(1, 1/|g|_1)*lr) or a strong-Wolfe line search;  up to max_iter per step()",
+            tuning="full-batch problems: lr 1 with line_search_fn='strong_wolfe'; history "
+            "size 10-100; max_iter sets the inner iterations per step() call",
+            strengths="superlinear convergence on smooth deterministic problems; no "
+            "learning rate to tune with the line search; the classic choice for small "
+            "models, physics-informed networks, style transfer and fitting",
+            weaknesses="made for deterministic (full-batch) gradients: mini-batch noise "
+            "corrupts the curvature pairs; many closure evaluations per step(); memory of "
+            "2 x history_size copies of the parameters; one parameter group only",
+            typical_use="full-batch training of small models, physics-informed neural "
+            "networks, neural style transfer, curve fitting and logistic regression",
+            reference="torch.optim.LBFGS",
+        ),
+    Info(
+            name="sparseadam",
+            cls=SparseAdam,
+            family="adam",
+            year=2017,
+            paper="Kingma & Ba, Adam (ICLR 2015), in the lazy form of torch.optim.SparseAdam "
+            "(PyTorch 0.3, 2017)",
+            url="https://arxiv.org/abs/1412.6980",
+            memory=2,
+            memory_note="2 (m, v), dense, though only touched entries change",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="no (no weight decay at all)",
+            sparse="made for it: sparse gradients only; untouched rows keep their moments",
+            rule_text="for the entries g touches: m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;"
+            "  w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)",
+            tuning="as Adam (lr 1e-3, betas 0.9/0.999) for the embedding tables; a dense "
+            "optimizer (Adam) for the rest of the model, in a second optimizer",
+            strengths="the cost of a step grows with the rows a batch touches, not the table "
+            "size (in torch's in-place form); the usual choice for large embedding tables",
+            weaknesses="lazy moments: a rarely seen row's averages do not decay between its "
+            "visits, so its steps differ from Adam's; dense gradients are refused; no weight "
+            "decay",
+            typical_use="recommendation and language models with large nn.Embedding("
+            "sparse=True) tables",
+            reference="torch.optim.SparseAdam",
+        ),
+    Info(
             name="signum",
             cls=Signum,
             family="sign",
@@ -507,6 +571,97 @@ TABLE: list[Info] = [
             typical_use="communication-bound distributed training; a simple baseline for "
             "sign-based methods (Lion)",
             reference="optax.signum",
+        ),
+    Info(
+            name="yogi",
+            cls=Yogi,
+            family="adam",
+            year=2018,
+            paper="Zaheer, Reddi, Sachan, Kale & Kumar, Adaptive Methods for Nonconvex "
+            "Optimization (NeurIPS 2018)",
+            url="https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization",
+            memory=2,
+            memory_note="2 (m, v)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="no (L2 in the gradient)",
+            sparse="good: per-parameter scale",
+            rule_text="m = b1*m + (1-b1)*g;  v = v - (1-b2)*sign(v - g^2)*g^2;  "
+            "w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)",
+            tuning="lr 1e-2 default (larger than Adam's); eps 1e-3 (much larger than Adam's "
+            "1e-8, the paper's choice); betas 0.9/0.999; initial_accumulator_value 1e-6",
+            strengths="v moves by at most (1-b2)*g^2 a step, so a burst of small gradients "
+            "cannot collapse the denominator and blow up the step as in Adam; the paper "
+            "reports gains over Adam with little tuning",
+            weaknesses="the large eps damps the adaptivity for small gradients; v_0 and eps "
+            "defaults differ across frameworks (optax also starts m at v_0); same "
+            "generalisation caveats and memory as Adam",
+            typical_use="drop-in Adam replacement: the paper's experiments cover image "
+            "classification (ResNet, DenseNet), transformers for translation, named entity "
+            "recognition, autoencoders and deep sets",
+            reference="optax.yogi",
+        ),
+    Info(
+            name="ademamix",
+            cls=AdEMAMix,
+            family="adam",
+            year=2025,
+            paper="Pagliardini, Ablin & Grangier, The AdEMAMix Optimizer: Better, Faster, "
+            "Older (ICLR 2025)",
+            url="https://arxiv.org/abs/2409.03137",
+            memory=3,
+            memory_note="3 (fast m1, slow m2, v)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (scaled by lr, AdamW style)",
+            sparse="good: per-parameter scale",
+            rule_text="m1 = b1*m1 + (1-b1)*g;  m2 = b3_t*m2 + (1-b3_t)*g;  "
+            "v = b2*v + (1-b2)*g^2;  w -= lr * ((m1/(1-b1^t) + alpha_t*m2) / "
+            "(sqrt(v)/sqrt(1-b2^t) + eps) + wd*w);  alpha_t, b3_t warm up over T steps",
+            tuning="start from a tuned AdamW (same lr, b1, b2, wd); b3 0.999-0.9999 (smaller "
+            "for short runs), alpha 5-10; set t_alpha_beta3 to about the run length, since "
+            "a large alpha with a slow b3 from step 1 destabilises early training",
+            strengths="uses gradients tens of thousands of steps old: the paper reports "
+            "AdamW's loss in about half the tokens on LLM pre-training, lower minima and "
+            "slower forgetting of earlier data",
+            weaknesses="one more buffer than Adam; two more hyperparameters and a warm-up "
+            "tied to the run length; little gain (or harm) in short runs or when the data "
+            "distribution shifts, where old gradients mislead",
+            typical_use="long language-model pre-training runs; image classification "
+            "(ViT on ImageNet) in the paper",
+            reference="optax.contrib.ademamix",
+        ),
+    Info(
+            name="adopt",
+            cls=ADOPT,
+            family="adam",
+            year=2024,
+            paper="Taniguchi et al., ADOPT: Modified Adam Can Converge with Any beta2 with the "
+            "Optimal Rate (NeurIPS 2024)",
+            url="https://arxiv.org/abs/2411.02853",
+            memory=2,
+            memory_note="2 (m, v)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="optional (decoupled=True, scaled by lr, AdamW style)",
+            sparse="good: per-parameter scale",
+            rule_text="first step: v = g^2 only;  then m = b1*m + (1-b1)*clip(g / max(sqrt(v), "
+            "eps), t^0.25);  w -= lr * m;  v = b2*v + (1-b2)*g^2",
+            tuning="Adam's lr (1e-3) and b1 (0.9) carry over; b2 may stay at 0.9999 (any b2 "
+            "converges); eps 1e-6 is a floor on sqrt(v), not a sum; keep clip=True",
+            strengths="converges at the optimal rate for any b2, without Adam's problem-"
+            "dependent b2 or a bounded-noise assumption; no bias correction needed; the paper "
+            "reports Adam-or-better results on image classification, generative models, "
+            "language-model pre-training and fine-tuning, and reinforcement learning",
+            weaknesses="the first step does not move the weights; without the clip a "
+            "coordinate whose first gradient is near zero takes a huge step; the authors' "
+            "package changed its first steps between versions (clip, m_0)",
+            typical_use="a drop-in for Adam/AdamW where b2 is hard to tune or training is "
+            "unstable: image classification, GPT-2 pre-training, LLM fine-tuning, deep RL",
+            reference="optax.contrib.adopt",
         ),
     Info(
             name="adafactor",

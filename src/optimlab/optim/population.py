@@ -73,6 +73,10 @@ class Population:
             for i in range(self.members)
         ]
         self.capabilities: Capabilities = self.entry.capabilities
+        if self.capabilities.sparse_only:
+            raise ValueError(f"{self.entry.name} takes sparse gradients only (nn.Embedding("
+                             f"sparse=True)); races, the playground and populations give "
+                             f"dense ones")
         self.mode = self.capabilities.batching
         if not issubclass(self.cls, RuleOptimizer):
             self.mode = "member"
@@ -242,16 +246,43 @@ class Population:
         return self._rows_cache[key]
 
     def _step_members(self, closure, grads) -> None:
-        if self.entry.info.needs_closure:
-            if closure is None:
-                raise RuntimeError(f"{self.entry.name} needs a closure that recomputes every "
-                                   "member's gradient (it evaluates the loss twice per step)")
+        if not self.capabilities.needs_closure:
+            self._each_member(grads, lambda opt: opt.step())
+            return
+        if closure is None:
+            raise RuntimeError(f"{self.entry.name} needs a closure that recomputes every "
+                               "member's gradient (it evaluates the loss more than once per "
+                               "step)")
+        if self.capabilities.two_phase:  # SAM: one closure call serves every member
             self._each_member(grads, lambda opt: opt.first_step())
             with torch.enable_grad():
                 closure()
             self._each_member([p.grad for p in self.params], lambda opt: opt.second_step())
-        else:
-            self._each_member(grads, lambda opt: opt.step())
+            return
+        for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
+            opt.step(self._member_closure(i, leaves, closure))
+            for leaf, p in zip(leaves, self.params):
+                p[i].copy_(leaf)
+
+    def _member_closure(self, index: int, leaves: list[Tensor], closure: Callable) -> Callable:
+        """Member ``index``'s closure for its own optimizer (LBFGS): the population's closure
+        evaluated with the member's current point in its rows, the member's gradient and
+        loss taken from what it returns (every member's loss, shape ``[K]``). Each call
+        evaluates every member, which is correct but not batched."""
+        def member() -> Tensor:
+            with torch.no_grad():  # the optimizer calls this with gradients enabled
+                for leaf, p in zip(leaves, self.params):
+                    p[index].copy_(leaf)
+            with torch.enable_grad():
+                losses = closure()
+            if not isinstance(losses, Tensor) or losses.shape != (self.members,):
+                raise RuntimeError(f"{self.entry.name} in a population needs a closure that "
+                                   f"returns every member's loss as a tensor of shape "
+                                   f"[{self.members}], got {losses!r:.80}")
+            for leaf, p in zip(leaves, self.params):
+                leaf.grad = None if p.grad is None else p.grad[index].clone()
+            return losses[index].detach()
+        return member
 
     def _each_member(self, grads, action: Callable[[torch.optim.Optimizer], Any]) -> None:
         for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):

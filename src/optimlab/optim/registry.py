@@ -79,9 +79,14 @@ def _build_entries() -> dict[str, Entry]:
 _ENTRIES = _build_entries()
 
 
-def available() -> list[Entry]:
-    """Every registry name with its metadata (classes in catalog order, then aliases)."""
-    return list(_ENTRIES.values())
+def available(dense: bool = False) -> list[Entry]:
+    """Every registry name with its metadata (classes in catalog order, then aliases).
+
+    ``dense=True`` leaves out the optimizers that take sparse gradients only (SparseAdam,
+    ``Capabilities.sparse_only``): the ones a race, the playground or a population, whose
+    gradients are dense, can run.
+    """
+    return [e for e in _ENTRIES.values() if not (dense and e.capabilities.sparse_only)]
 
 
 def resolve(name: str) -> Entry:

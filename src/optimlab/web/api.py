@@ -241,7 +241,7 @@ def grid(name: str, params: dict | None = None, n: int = 100) -> dict:
 @functools.lru_cache(maxsize=1)
 def _optimizers() -> bytes:
     out = []
-    for entry in available():
+    for entry in available(dense=True):
         info = entry.info
         out.append({
             "name": entry.name, "cls": entry.cls.__name__, "alias_of": entry.alias_of,

@@ -142,6 +142,8 @@ OVERRIDES: dict[tuple[str, str], Range] = {
     ("lookahead", "alpha"): Range("linear", 0.0, 1.0, low_open=True,
                                   help="step of the slow weights towards the fast ones"),
     ("asgd", "alpha"): Range("linear", 0.0, 1.0, help="power of the step-size decay"),
+    ("ademamix", "alpha"): Range("linear", 0.0, 20.0,
+                                 help="weight of the slow momentum in the step"),
 }
 
 #: Largest magnitude of any number a request may give an optimizer (float32's largest finite
@@ -160,6 +162,9 @@ TEXT = Range("text", nullable=True, help="a short text (a mode's name) or null")
 ACCEPTED: dict[str, Range] = {
     "ns_steps": Range("int", 0, 99, help="Newton-Schulz iterations per step"),
     "warmup_steps": Range("int", 0, 2**31 - 1, help="steps of learning-rate warm-up"),
+    # LBFGS: each inner iteration evaluates the closure at least once
+    "max_iter": Range("int", 1, 100, help="inner iterations per step"),
+    "history_size": Range("int", 1, 1000, help="curvature pairs kept"),
 }
 
 # Never shown nor accepted: no hyperparameter at all, or a driver flag (foreach and fused
@@ -210,7 +215,7 @@ def _derived(key: str, value: Any) -> Range | None:
 @functools.lru_cache(maxsize=1)
 def inner_names() -> tuple[str, ...]:
     """The registry names a wrapper may wrap: every optimizer that is not a wrapper."""
-    return tuple(e.name for e in available() if not e.info.wrapper)
+    return tuple(e.name for e in available(dense=True) if not e.info.wrapper)
 
 
 def _dummy(entry: Entry) -> torch.Tensor:

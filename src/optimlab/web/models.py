@@ -252,7 +252,7 @@ def _built() -> dict:
     racer, its model picked by ``name``; ``LANDSCAPES``: the 2-D landscapes a race may run
     on (GET /api/landscapes); ``LandscapeParams``, ``GridQuery``, ``RaceRequest``.
     """
-    optimizers = tuple(e.name for e in available())
+    optimizers = tuple(e.name for e in available(dense=True))
     hyperparameters = {n: _hyperparameters(n) for n in optimizers}
     racer = Annotated[Union[tuple(_racer(n, hyperparameters[n]) for n in optimizers)],
                       Field(discriminator="name")]
