@@ -23,7 +23,8 @@ __version__ = "0.1.0"
 _OPTIM_ALL = (
     "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
-    "ScheduleFreeAdamW", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT", "LBFGS",
+    "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
+    "LARS", "LBFGS",
     "available", "create", "info", "resolve", "Population",
 )
 # the subpackages ``import optimlab`` used to import eagerly, loaded on first access

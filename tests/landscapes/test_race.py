@@ -16,7 +16,8 @@ LR = {"sgd": 1e-4, "asgd": 1e-4, "rprop": 1e-3, "adagrad": 0.1, "adadelta": 1.0,
       "rmsprop": 1e-3, "adam": 0.02, "adamw": 0.02, "adamax": 0.02, "nadam": 0.02,
       "radam": 0.02, "adabelief": 0.02, "lamb": 0.01, "lion": 1e-3, "adafactor": 0.01,
       "muon": 0.01, "sam": 1e-4, "lookahead": 0.02, "schedulefreeadamw": 0.01,
-      "signum": 1e-3, "yogi": 0.02, "ademamix": 0.02, "adopt": 0.02,
+      "signum": 1e-3, "yogi": 0.02, "ademamix": 0.02, "adopt": 0.02, "lars": 0.5,
+      "schedulefreesgd": 1e-3,
       "lbfgs": 0.05}
 EXTRA = {"lookahead": {"inner": "adam"}, "sam": {"rho": 0.05}}
 

@@ -200,6 +200,13 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.05, betas=(0.5, 0.999), weight_decay=0.05),
         dict(lr=0.01, maximize=True),
     ),
+    "LARS": _cases(
+        "LARS",
+        dict(lr=1.0),
+        dict(lr=2.0, momentum=0.5, weight_decay=0.1, trust_coefficient=0.002, eps=1e-3),
+        dict(lr=1.0, weight_decay=0.01, nesterov=True),
+        dict(lr=1.0, maximize=True),
+    ),
     "Signum": _cases(
         "Signum",
         dict(lr=1e-3),
@@ -229,6 +236,14 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.01),
         dict(lr=0.01, warmup_steps=10, weight_decay=0.01, r=0.5, weight_lr_power=1.0),
         dict(lr=0.01, betas=(0.8, 0.99), maximize=True),
+    ),
+    "ScheduleFreeSGD": _cases(
+        "ScheduleFreeSGD",
+        dict(lr=0.05),
+        dict(lr=0.05, momentum=0.8, warmup_steps=10, weight_decay=0.01, r=0.5,
+             weight_lr_power=1.0),
+        dict(lr=0.02, momentum=0.95, maximize=True),
+        dict(lr=0.03, warmup_steps=20, weight_lr_power=0.0, r=1.0),
     ),
 }
 

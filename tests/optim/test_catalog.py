@@ -16,7 +16,8 @@ REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", 
             "RAdam", "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM",
             "Lookahead", "ScheduleFreeAdamW",
             # issue 15: the optimizers practitioners reach for now
-            "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT", "LBFGS"}
+            "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT", "LARS", "LBFGS",
+            "ScheduleFreeSGD"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():

@@ -101,7 +101,9 @@ def assert_as_accurate_as_plain(fused, plain, exact, nudged=()):
 
 def test_every_elementwise_optimizer_has_a_fused_path():
     expected = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam",
-                "RAdam", "Lion", "AdaBelief", "ScheduleFreeAdamW", "LAMB", "ASGD", "Rprop"}
+                "RAdam", "Lion", "AdaBelief", "ScheduleFreeAdamW", "LAMB", "ASGD", "Rprop",
+                # issue 15
+                "Signum", "Yogi", "ADOPT", "AdEMAMix", "LARS", "ScheduleFreeSGD"}
     assert expected <= set(FUSED_CLASSES)
     # the rules that reduce over whole matrices or read step sizes on the host do not
     assert not optimlab.Adafactor.capabilities.fusable

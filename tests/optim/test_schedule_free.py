@@ -1,4 +1,5 @@
-"""ScheduleFreeAdamW equals the reference implementation (the `schedulefree` package)."""
+"""ScheduleFreeAdamW and ScheduleFreeSGD equal the reference implementation (the
+`schedulefree` package)."""
 
 import pytest
 import torch
@@ -7,6 +8,9 @@ schedulefree = pytest.importorskip("schedulefree")
 
 from tests.optim.cases import CASES  # noqa: E402
 from tests.problems import assert_params_close, loss_fn, make_params  # noqa: E402
+
+REFERENCES = {"ScheduleFreeAdamW": schedulefree.AdamWScheduleFree,
+              "ScheduleFreeSGD": schedulefree.SGDScheduleFree}
 
 
 def _run(opt, params, steps, sign):
@@ -22,23 +26,35 @@ def _run(opt, params, steps, sign):
 
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)],
                          ids=["float64", "float32"])
-@pytest.mark.parametrize("case", CASES["ScheduleFreeAdamW"], ids=lambda c: c.id)
+@pytest.mark.parametrize("case", CASES["ScheduleFreeAdamW"] + CASES["ScheduleFreeSGD"],
+                         ids=lambda c: c.id)
 def test_matches_reference(case, dtype, rtol):
     ours_params = make_params(dtype)
     ours = _run(case.build(ours_params), ours_params, 300, -1.0 if case.maximize else 1.0)
     ref_params = make_params(dtype)
-    ref = schedulefree.AdamWScheduleFree(ref_params, foreach=False, **case.reference_hp())
+    reference = REFERENCES[case.cls_name]
+    ref = reference(ref_params, foreach=False, **case.reference_hp())
     theirs = _run(ref, ref_params, 300, 1.0)
     for mine, reference in zip(ours, theirs):
         assert_params_close(mine, reference, rtol)
 
 
-def test_step_in_eval_mode_is_an_error():
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_step_in_eval_mode_is_an_error(name):
     import optimlab
 
     params = make_params()
-    opt = optimlab.ScheduleFreeAdamW(params)
+    opt = getattr(optimlab, name)(params)
     opt.eval()
     loss_fn(params).backward()
     with pytest.raises(Exception, match="eval|train"):
         opt.step()
+
+
+def test_sgd_momentum_must_be_in_the_open_interval():
+    import optimlab
+
+    # x = lerp(y, z, 1 - 1/momentum) needs momentum > 0; the reference refuses 0 and 1 too
+    for momentum in (0.0, 1.0):
+        with pytest.raises(ValueError, match="momentum"):
+            optimlab.ScheduleFreeSGD(make_params(), momentum=momentum)

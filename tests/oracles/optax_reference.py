@@ -136,12 +136,42 @@ def _adopt(lr, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0, decoupled=False,
                        optax.scale_by_learning_rate(lr))
 
 
+def _lars(lr=1.0, momentum=0.9, weight_decay=0.0, trust_coefficient=0.001, eps=0.0,
+          nesterov=False):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    if weight_decay == 0:
+        # without decay the two definitions coincide: optax.lars itself
+        return optax.lars(lr, weight_decay=0.0, trust_coefficient=trust_coefficient, eps=eps,
+                          momentum=momentum, nesterov=nesterov)
+
+    # With decay, optimlab's ratio has the paper's denominator (eq. 6), ||g|| + wd*||w|| + eps,
+    # where optax's scale_by_trust_ratio takes ||g + wd*w|| + eps. The rest of optax.lars's
+    # chain (decay added to the gradient, ratio, learning rate, trace) is kept as it is.
+    def update_fn(updates, state, params):
+        def scale(g, w):
+            w_norm = jnp.linalg.norm(w.ravel())
+            denom = jnp.linalg.norm(g.ravel()) + weight_decay * w_norm + eps
+            ok = jnp.logical_and(w_norm > 0, denom > 0)
+            ratio = jnp.where(ok, trust_coefficient * w_norm / jnp.where(ok, denom, 1.0), 1.0)
+            return ratio * (g + weight_decay * w)
+
+        return jax.tree.map(scale, updates, params), state
+
+    paper_ratio = optax.GradientTransformation(optax.init_empty_state, update_fn)
+    return optax.chain(paper_ratio, optax.scale_by_learning_rate(lr),
+                       optax.trace(decay=momentum, nesterov=nesterov))
+
+
 #: optimlab class name -> its optax mapping.
 MAPPINGS: dict[str, Mapping] = {
     "Signum": Mapping("optax.signum", _signum),
     "Yogi": Mapping("optax.yogi", _yogi, _yogi_fix_state),
     "AdEMAMix": Mapping("optax.contrib.ademamix", _ademamix),
     "ADOPT": Mapping("optax.contrib.adopt", _adopt),
+    "LARS": Mapping("optax.lars", _lars),
 }
 
 

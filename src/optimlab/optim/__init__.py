@@ -12,6 +12,7 @@ from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .asgd import ASGD
 from .lamb import LAMB
+from .lars import LARS
 from .lbfgs import LBFGS
 from .lion import Lion
 from .muon import Muon
@@ -22,6 +23,7 @@ from .registry import available, create, info, resolve  # noqa: E402  (reads the
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
+from .schedule_free_sgd import ScheduleFreeSGD
 from .sgd import SGD
 from .signum import Signum
 from .sparse_adam import SparseAdam
@@ -31,6 +33,7 @@ from .yogi import Yogi
 __all__ = [
     "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
-    "ScheduleFreeAdamW", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT", "LBFGS",
+    "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
+    "LARS", "LBFGS",
     "available", "create", "info", "resolve", "Population",
 ]

@@ -25,6 +25,7 @@ from .adopt import ADOPT
 from .asgd import ASGD
 from .capabilities import Capabilities, hyperparameters
 from .lamb import LAMB
+from .lars import LARS
 from .lbfgs import LBFGS
 from .lion import Lion
 from .muon import Muon
@@ -34,6 +35,7 @@ from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
+from .schedule_free_sgd import ScheduleFreeSGD
 from .sgd import SGD
 from .signum import Signum
 from .sparse_adam import SparseAdam
@@ -664,6 +666,37 @@ TABLE: list[Info] = [
             reference="optax.contrib.adopt",
         ),
     Info(
+            name="lars",
+            cls=LARS,
+            family="sgd",
+            year=2017,
+            paper="You, Gitman & Ginsburg, Large Batch Training of Convolutional Networks "
+            "(arXiv 2017)",
+            url="https://arxiv.org/abs/1708.03888",
+            memory=1,
+            memory_note="1 (momentum buffer)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 added to the gradient before the trust ratio, and "
+            "part of the ratio's denominator)",
+            sparse="fair: plain SGD per coordinate, but the step size is set per tensor",
+            rule_text="r = eta*||w||/(||g|| + wd*||w|| + eps) per tensor (1 if ||w|| or the "
+            "denominator is 0);  b = mu*b + r*(g + wd*w);  w -= lr * b",
+            tuning="made for large batches: warm up lr and scale it with the batch size, "
+            "decay it polynomially (the paper: (1 - t/T)^2); trust_coefficient 0.001; "
+            "momentum 0.9; weight_decay 5e-4 as for SGD on CNNs",
+            strengths="each layer's step is about lr*eta times its weight norm, whatever the "
+            "gradient scale, which keeps very large batches stable (AlexNet and ResNet-50 at "
+            "batch 8k-32k); the memory of SGD with momentum",
+            weaknesses="little gain over SGD at ordinary batch sizes; a per-tensor norm "
+            "reduction each step; zero-initialised tensors get ratio 1; implementations "
+            "differ (order of ratio and momentum, ratio's denominator, excluded layers)",
+            typical_use="large-batch ImageNet training of CNNs; self-supervised pre-training "
+            "(SimCLR, BYOL, VICReg)",
+            reference="optax.lars",
+        ),
+    Info(
             name="adafactor",
             cls=Adafactor,
             family="adafactor",
@@ -801,6 +834,33 @@ TABLE: list[Info] = [
             typical_use="training runs of unknown or changing length: language models, vision, "
             "AlgoPerf-style workloads",
             reference="schedulefree.AdamWScheduleFree",
+        ),
+    Info(
+            name="schedulefreesgd",
+            cls=ScheduleFreeSGD,
+            family="schedule-free",
+            year=2024,
+            paper="Defazio et al., The Road Less Scheduled (NeurIPS 2024)",
+            url="https://arxiv.org/abs/2405.15682",
+            memory=1,
+            memory_note="1 (z); x is recovered from y and z",
+            adaptive=False,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 term added to the gradient, taken at y)",
+            sparse="poor: dense z and y steps; untouched coordinates still move toward z",
+            rule_text="d = g + wd*y;  z -= lr_t*d;  "
+            "x = (1-c)*x + c*z (c = w_t/sum w);  y = (1-b)*z + b*x",
+            tuning="no schedule and no stopping time needed; lr typically 10-50x a scheduled "
+            "SGD's (reference default 1.0), warmup_steps as for SGD; momentum 0.9; "
+            "call train()/eval()",
+            strengths="matches tuned step/cosine schedules for SGD without knowing the training "
+            "length; one buffer (as SGD with momentum), no second moment",
+            weaknesses="train()/eval() must be called (BatchNorm statistics need recomputing at "
+            "x); sensitive to the lr/warmup pair; not adaptive, so per-layer scales matter",
+            typical_use="convex and vision workloads where SGD with momentum is the baseline, "
+            "of unknown or changing length",
+            reference="schedulefree.SGDScheduleFree",
         ),
 ]
 

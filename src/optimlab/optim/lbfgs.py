@@ -400,6 +400,10 @@ class LBFGS(torch.optim.Optimizer):
         check_range("tolerance_grad", tolerance_grad, None)
         check_range("tolerance_change", tolerance_change, None)
         check_int("history_size", history_size, 1)
+        if line_search_fn not in (None, "strong_wolfe"):
+            # torch raises this at the first step; here it is a bad argument, said at once
+            raise ValueError(f"line_search_fn must be None or 'strong_wolfe', got "
+                             f"{line_search_fn!r}")
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn,
@@ -432,7 +436,7 @@ class LBFGS(torch.optim.Optimizer):
             raise TypeError("LBFGS.step() needs a closure that zeroes the gradients, computes "
                             "the loss, calls backward() and returns the loss")
         group = self.param_groups[0]
-        if group["line_search_fn"] not in (None, "strong_wolfe"):
+        if group["line_search_fn"] not in (None, "strong_wolfe"):  # changed in the group
             raise RuntimeError(f"line_search_fn must be None or 'strong_wolfe', got "
                                f"{group['line_search_fn']!r}")
         params = group["params"]

@@ -18,7 +18,8 @@ Member k follows exactly the path the plain optimizer takes with member k's hype
 * ``"vmap"``: rules that reduce over a whole tensor (LAMB's trust ratio, Muon's
   orthogonalisation) are mapped over the member axis with ``torch.func.vmap``;
 * ``"member"``: one ordinary optimizer instance per member, on copies of its slices (the
-  wrappers SAM and Lookahead, Adafactor, ScheduleFreeAdamW). Correct, but not batched.
+  wrappers SAM and Lookahead, Adafactor, the schedule-free ones, LBFGS). Correct, but not
+  batched.
 """
 
 from __future__ import annotations

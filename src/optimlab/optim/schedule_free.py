@@ -85,7 +85,83 @@ _RULE = r"""
 """
 
 
-class ScheduleFreeAdamW(RuleOptimizer):
+#: The arguments every schedule-free optimizer shares, and its reference, for docstrings.
+SCHEDULE_ARGS_DOC = """\
+        warmup_steps (int, optional): linear warmup over this many steps (default: 0).
+        r (float, optional): polynomial weighting power of the average (default: 0).
+        weight_lr_power (float, optional): the weight of an iterate in the average is the
+            (maximum so far) learning rate to this power, which discounts warmup
+            (default: 2.0)."""
+SCHEDULE_REFERENCE = """\
+    Reference: Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, "The Road Less
+    Scheduled", NeurIPS 2024, https://arxiv.org/abs/2405.15682; reference implementation
+    https://github.com/facebookresearch/schedule_free."""
+
+
+class ScheduleFree(RuleOptimizer):
+    r"""What the schedule-free optimizers share: train/eval switching between the gradient
+    point :math:`y` and the average :math:`x`, the per-group schedule, and a step refused in
+    eval mode. A subclass sets ``init``, ``update``, ``schedule`` and says, in
+    :meth:`_interpolation`, the weight :math:`\beta` of :math:`y = (1-\beta) z + \beta x`
+    (AdamW's :math:`\beta_1`, SGD's momentum)."""
+
+    # its warmup and averaging weights are per group, so a population runs one per member
+    capabilities = Capabilities(batching="member", fusable=True,
+                                running=("k", "train_mode", "weight_sum", "lr_max", "scheduled_lr"))
+    schedule = staticmethod(schedule)
+
+    def _interpolation(self, group: dict) -> float:
+        raise NotImplementedError
+
+    # -- train / eval ----------------------------------------------------------------------
+    @torch.no_grad()
+    def eval(self) -> None:
+        """Switch the parameters to the average :math:`x` (for evaluation and checkpoints)."""
+        self._switch(train=False)
+
+    @torch.no_grad()
+    def train(self) -> None:
+        """Switch the parameters to the gradient point :math:`y` (for training steps)."""
+        self._switch(train=True)
+
+    def _switch(self, train: bool) -> None:
+        for group in self.param_groups:
+            if group["train_mode"] == train:
+                continue
+            beta = self._interpolation(group)
+            # x -> y: y = lerp(x, z, 1 - beta);  y -> x: x = lerp(y, z, 1 - 1/beta)
+            weight = 1 - beta if train else 1 - 1 / beta
+            for p in group["params"]:
+                state = self.state[p]
+                if "z" in state:
+                    w = torch.view_as_real(p) if torch.is_complex(p) else p
+                    w.lerp_(state["z"].to(w.device), weight)
+            group["train_mode"] = train
+
+    # -- the step --------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Perform one optimization step (in train mode only).
+
+        Args:
+            closure (Callable, optional): re-evaluates the model and returns the loss.
+        """
+        if not all(group["train_mode"] for group in self.param_groups):
+            raise RuntimeError(
+                f"{type(self).__name__}.step() was called in eval mode: call "
+                "optimizer.train() before training steps and optimizer.eval() before "
+                "evaluation")
+        return super().step(closure)
+
+    def _step_group(self, group: dict, hp: dict) -> None:
+        # warmup and the averaging weight are per group, computed once per step
+        lr_t, lr_max, weight_sum, ckp1 = self.schedule(**hp)
+        group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
+        super()._step_group(group, {**hp, "lr": lr_t, "ckp1": ckp1})
+        group["k"] = hp["k"] + 1
+
+
+class ScheduleFreeAdamW(ScheduleFree):
     __doc__ = rf"""Schedule-Free AdamW: no learning-rate schedule, the averaging replaces it.
 
     Keeps two sequences: :math:`z` takes AdamW-style steps, :math:`x` is a weighted running
@@ -119,16 +195,10 @@ class ScheduleFreeAdamW(RuleOptimizer):
         eps (float, optional): added to the denominator outside the root (default: 1e-8).
         weight_decay (float, optional): weight decay :math:`\lambda`, evaluated at
             :math:`y` (default: 0).
-        warmup_steps (int, optional): linear warmup over this many steps (default: 0).
-        r (float, optional): polynomial weighting power of the average (default: 0).
-        weight_lr_power (float, optional): the weight of an iterate in the average is the
-            (maximum so far) learning rate to this power, which discounts warmup
-            (default: 2.0).
+{SCHEDULE_ARGS_DOC}
 {_ARGS_DOC}
 
-    Reference: Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, "The Road Less
-    Scheduled", NeurIPS 2024, https://arxiv.org/abs/2405.15682; reference implementation
-    https://github.com/facebookresearch/schedule_free.
+{SCHEDULE_REFERENCE}
 
     Example:
         >>> import torch, optimlab
@@ -142,12 +212,8 @@ class ScheduleFreeAdamW(RuleOptimizer):
         True
     """
 
-    # its warmup and averaging weights are per group, so a population runs one per member
-    capabilities = Capabilities(batching="member", fusable=True,
-                                running=("k", "train_mode", "weight_sum", "lr_max", "scheduled_lr"))
     init = staticmethod(init)
     update = staticmethod(update)
-    schedule = staticmethod(schedule)
 
     def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  warmup_steps=0, r=0.0, weight_lr_power=2.0, *, maximize=False, foreach=None,
@@ -167,49 +233,6 @@ class ScheduleFreeAdamW(RuleOptimizer):
                         maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
-    # -- train / eval ----------------------------------------------------------------------
-    @torch.no_grad()
-    def eval(self) -> None:
-        """Switch the parameters to the average :math:`x` (for evaluation and checkpoints)."""
-        self._switch(train=False)
+    def _interpolation(self, group: dict) -> float:
+        return group["betas"][0]
 
-    @torch.no_grad()
-    def train(self) -> None:
-        """Switch the parameters to the gradient point :math:`y` (for training steps)."""
-        self._switch(train=True)
-
-    def _switch(self, train: bool) -> None:
-        for group in self.param_groups:
-            if group["train_mode"] == train:
-                continue
-            beta1 = group["betas"][0]
-            # x -> y: y = lerp(x, z, 1 - beta1);  y -> x: x = lerp(y, z, 1 - 1/beta1)
-            weight = 1 - beta1 if train else 1 - 1 / beta1
-            for p in group["params"]:
-                state = self.state[p]
-                if "z" in state:
-                    w = torch.view_as_real(p) if torch.is_complex(p) else p
-                    w.lerp_(state["z"].to(w.device), weight)
-            group["train_mode"] = train
-
-    # -- the step --------------------------------------------------------------------------
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Perform one optimization step (in train mode only).
-
-        Args:
-            closure (Callable, optional): re-evaluates the model and returns the loss.
-        """
-        if not all(group["train_mode"] for group in self.param_groups):
-            raise RuntimeError(
-                "ScheduleFreeAdamW.step() was called in eval mode: call optimizer.train() "
-                "before training steps and optimizer.eval() before evaluation"
-            )
-        return super().step(closure)
-
-    def _step_group(self, group: dict, hp: dict) -> None:
-        # warmup and the averaging weight are per group, computed once per step
-        lr_t, lr_max, weight_sum, ckp1 = self.schedule(**hp)
-        group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
-        super()._step_group(group, {**hp, "lr": lr_t, "ckp1": ckp1})
-        group["k"] = hp["k"] + 1

@@ -144,6 +144,8 @@ OVERRIDES: dict[tuple[str, str], Range] = {
     ("asgd", "alpha"): Range("linear", 0.0, 1.0, help="power of the step-size decay"),
     ("ademamix", "alpha"): Range("linear", 0.0, 20.0,
                                  help="weight of the slow momentum in the step"),
+    ("lars", "eps"): Range("linear", 0.0, 1.0,
+                           help="added to the trust ratio's denominator (0 by default)"),
 }
 
 #: Largest magnitude of any number a request may give an optimizer (float32's largest finite

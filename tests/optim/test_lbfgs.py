@@ -1,0 +1,74 @@
+"""LBFGS beyond the shared matrix: argument checks, the closure contract, torch's state_dict,
+and Rosenbrock with the strong-Wolfe line search, each against torch.optim.LBFGS."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import optimlab
+
+
+def _rosenbrock(x):
+    return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+def _run(cls, steps, state=None, **hp):
+    x = torch.linspace(-1.2, 1.0, 10, dtype=torch.float64).requires_grad_()
+    opt = cls([x], **hp)
+    if state is not None:
+        opt.load_state_dict(state)
+
+    def closure():
+        opt.zero_grad()
+        loss = _rosenbrock(x)
+        loss.backward()
+        return loss
+
+    losses = [float(opt.step(closure).detach()) for _ in range(steps)]
+    return x.detach(), losses, opt
+
+
+@pytest.mark.parametrize("hp", [{}, {"line_search_fn": "strong_wolfe"},
+                                {"lr": 0.5, "history_size": 3, "max_iter": 5},
+                                {"max_iter": 10, "max_eval": 4}], ids=str)
+def test_rosenbrock_steps_and_losses_are_torchs(hp):
+    ours, our_losses, _ = _run(optimlab.LBFGS, 15, **hp)
+    theirs, their_losses, _ = _run(torch.optim.LBFGS, 15, **hp)
+    assert torch.equal(ours, theirs) and our_losses == their_losses
+
+
+def test_resumes_from_torchs_state_dict_and_torch_from_ours():
+    _, _, torch_opt = _run(torch.optim.LBFGS, 5, line_search_fn="strong_wolfe")
+    _, _, our_opt = _run(optimlab.LBFGS, 5, line_search_fn="strong_wolfe")
+    # 5 steps, then 5 more from the saved state (the parameters restarted too: both sides
+    # restart the same way, so the curvature memory is what is compared)
+    from_torch, _, _ = _run(optimlab.LBFGS, 5, torch_opt.state_dict(),
+                            line_search_fn="strong_wolfe")
+    from_ours, _, _ = _run(torch.optim.LBFGS, 5, our_opt.state_dict(),
+                           line_search_fn="strong_wolfe")
+    reference, _, _ = _run(torch.optim.LBFGS, 5, torch_opt.state_dict(),
+                           line_search_fn="strong_wolfe")
+    assert torch.equal(from_torch, reference) and torch.equal(from_ours, reference)
+
+
+@pytest.mark.parametrize("hp, match", [
+    ({"lr": -1.0}, "lr"),
+    ({"max_iter": 0}, "max_iter"),
+    ({"max_eval": 0}, "max_eval"),
+    ({"history_size": 0}, "history_size"),
+    ({"line_search_fn": "backtracking"}, "line_search_fn"),
+    ({"line_search_fn": ""}, "line_search_fn"),
+])
+def test_bad_arguments_are_refused_at_construction(hp, match):
+    with pytest.raises(ValueError, match=match):
+        optimlab.LBFGS([torch.zeros(2, requires_grad=True)], **hp)
+
+
+def test_the_closure_is_required_and_one_group_only():
+    p = torch.zeros(2, requires_grad=True)
+    opt = optimlab.LBFGS([p])
+    with pytest.raises(TypeError, match="closure"):
+        opt.step()
+    with pytest.raises(ValueError, match="single parameter group"):
+        optimlab.LBFGS([{"params": [p]}, {"params": [torch.zeros(1, requires_grad=True)]}])

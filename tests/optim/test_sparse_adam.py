@@ -1,0 +1,53 @@
+"""SparseAdam beyond the shared matrix: an embedding trained on random index batches (repeated
+indices, so uncoalesced gradients), an empty gradient, and the refusals, each against
+torch.optim.SparseAdam."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import optimlab
+
+
+def _train(cls, dtype, steps=30, **hp):
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(20, 4, sparse=True).to(dtype)
+    opt = cls(emb.parameters(), **hp)
+    gen = torch.Generator().manual_seed(1)
+    for t in range(steps):
+        opt.zero_grad()
+        if t == 7:  # a batch that touches nothing: an empty sparse gradient
+            emb.weight.grad = torch.sparse_coo_tensor(torch.zeros(1, 0, dtype=torch.long),
+                                                      torch.zeros(0, 4, dtype=dtype), (20, 4))
+        else:
+            idx = torch.randint(0, 20, (12,), generator=gen)  # repeats: uncoalesced
+            (emb(idx) ** 2).sum().backward()
+        opt.step()
+    return emb.weight.detach(), opt
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("hp", [{}, {"lr": 0.05, "betas": (0.5, 0.9), "eps": 1e-3}], ids=str)
+def test_embedding_training_is_torchs(dtype, hp):
+    ours, our_opt = _train(optimlab.SparseAdam, dtype, **hp)
+    theirs, their_opt = _train(torch.optim.SparseAdam, dtype, **hp)
+    assert torch.equal(ours, theirs)
+    (state,) = our_opt.state.values()
+    (their_state,) = their_opt.state.values()
+    assert int(state["step"]) == their_state["step"] == 30  # the empty step counts, as in torch
+    assert torch.equal(state["exp_avg_sq"], their_state["exp_avg_sq"])
+
+
+def test_dense_gradients_and_bad_parameters_are_refused():
+    p = torch.zeros(3, requires_grad=True)
+    opt = optimlab.SparseAdam([p])
+    p.grad = torch.ones(3)
+    with pytest.raises(RuntimeError, match="dense gradients"):
+        opt.step()
+    assert torch.equal(p, torch.zeros(3)) and not opt.state[p]  # nothing changed
+    with pytest.raises(ValueError, match="complex"):
+        optimlab.SparseAdam([torch.zeros(2, dtype=torch.complex64, requires_grad=True)])
+    for hp in ({"lr": 0.0}, {"eps": 0.0}, {"betas": (1.0, 0.9)}):
+        with pytest.raises(ValueError):
+            optimlab.SparseAdam([p], **hp)
