@@ -56,8 +56,6 @@ class Capabilities:
         two_phase: the closure runs between ``first_step()`` and ``second_step()`` (SAM), so
             a population evaluates every member's gradient with one closure call; a closure
             optimizer without it gets a closure of its own per member.
-        gradients_per_step: gradient evaluations one step costs (SAM: 2), what the training
-            lab counts to a target.
         wraps: the constructor keyword naming the optimizer it wraps, or None.
         complex: complex parameters are stepped as their real view.
         running: names of per-group running state kept in the param group.
@@ -72,7 +70,6 @@ class Capabilities:
     needs_matrix: bool = False
     needs_closure: bool = False
     two_phase: bool = False
-    gradients_per_step: int = 1
     wraps: str | None = None
     complex: bool = True
     running: tuple[str, ...] = ()
@@ -82,9 +79,6 @@ class Capabilities:
             raise ValueError("sparse_only needs sparse=True")
         if self.batching not in BATCHING:
             raise ValueError(f"batching must be one of {BATCHING}, got {self.batching!r}")
-        if not (isinstance(self.gradients_per_step, int) and self.gradients_per_step >= 1):
-            raise ValueError(f"gradients_per_step must be an integer >= 1, got "
-                             f"{self.gradients_per_step!r}")
 
     @property
     def wrapper(self) -> bool:

@@ -74,11 +74,11 @@ class Yogi(RuleOptimizer):
        ``init``. optax has no weight decay: the L2 term here is
        ``optax.chain(optax.add_decayed_weights(weight_decay), optax.scale_by_yogi(b1, b2,
        eps, initial_accumulator_value=...), optax.scale_by_learning_rate(lr))``.
-       The paper's Algorithm 2 is written without bias correction; like optax and
-       TF-Addons, both moments are bias corrected here as in Adam; the correction divides
-       :math:`v_0` too, so on the first step it weighs :math:`v_0/(1-\beta_2)` (1e-3 at
-       the defaults), exactly as in optax. :math:`\epsilon` is outside the square root, as
-       in the paper (optax's ``eps_root``, inside, is 0).
+       Like optax and TF-Addons, both moments are bias corrected here as in Adam; the
+       correction divides :math:`v_0` too, so on the first step it weighs
+       :math:`v_0/(1-\beta_2)` (1e-3 at the defaults), exactly as in optax.
+       :math:`\epsilon` is outside the square root, as in the paper (optax's ``eps_root``,
+       inside, is 0).
 
     .. note::
        The sign of an exact zero is 0 (:math:`v` is unchanged when it equals :math:`g^2`).

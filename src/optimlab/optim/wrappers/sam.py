@@ -101,7 +101,7 @@ class SAM(torch.optim.Optimizer):
 
     #: one instance per member in a population; a closure evaluates the loss twice
     capabilities = Capabilities(batching="member", needs_closure=True, two_phase=True,
-                                gradients_per_step=2, wraps="base_optimizer")
+                                wraps="base_optimizer")
     __getstate__ = optimizer_getstate
 
     @property
