@@ -13,29 +13,22 @@ from __future__ import annotations
 import torch
 
 from optimlab.optim.catalog import TABLE
-from tests.optim.cases import CASES
-from tests.optim.test_parity_torch import STEPS
-from tests.problems import run_torch
+from tests.optim.test_parity_torch import STEPS, TORCH_CASES, runs
 
 
 def main() -> int:
     total, same, differ = 0, 0, []
     classes = [info for info in TABLE if info.reference.startswith("torch.optim.")]
-    for info in classes:
-        reference = getattr(torch.optim, info.reference.removeprefix("torch.optim."))
-        for case in CASES[info.cls.__name__]:
-            for dtype in (torch.float64, torch.float32):
-                ours = run_torch(case.build, STEPS, dtype, case.shapes, maximize=case.maximize,
-                                 use_closure=case.needs_closure)
-                theirs = run_torch(lambda ps: reference(ps, **case.reference_hp()), STEPS,
-                                   dtype, case.shapes, use_closure=case.needs_closure,
-                                   sparse=case.capabilities.sparse_only)
-                total += 1
-                if all(torch.equal(a, b) for a, b in zip(ours, theirs)):
-                    same += 1
-                else:
-                    differ.append((case.id, str(dtype), max(
-                        float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours, theirs))))
+    for param in TORCH_CASES:
+        case, reference = param.values
+        for dtype in (torch.float64, torch.float32):
+            ours, theirs = runs(case, reference, dtype)
+            total += 1
+            if all(torch.equal(a, b) for a, b in zip(ours, theirs)):
+                same += 1
+            else:
+                differ.append((case.id, str(dtype), max(
+                    float((a - b).abs().max() / b.abs().max()) for a, b in zip(ours, theirs))))
     print(f"{same}/{total} parity runs bit-identical to torch.optim, {len(classes)} classes, "
           f"{STEPS} steps, torch {torch.__version__}")
     for case_id, dtype, worst in differ:

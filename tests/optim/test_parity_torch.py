@@ -20,16 +20,22 @@ TORCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)],
-                         ids=["float64", "float32"])
-@pytest.mark.parametrize("case, reference", TORCH_CASES)
-def test_matches_torch(case, reference, dtype, rtol):
+def runs(case, reference: str, dtype):
+    """Our run of ``case`` and torch's class ``reference`` (``torch.optim.X``), STEPS steps."""
     torch_cls = getattr(torch.optim, reference.removeprefix("torch.optim."))
     ours = run_torch(case.build, STEPS, dtype, case.shapes, maximize=case.maximize,
                      use_closure=case.needs_closure)
     theirs = run_torch(lambda ps: torch_cls(ps, **case.reference_hp()), STEPS, dtype,
                        case.shapes, use_closure=case.needs_closure,
                        sparse=case.capabilities.sparse_only)
+    return ours, theirs
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-5)],
+                         ids=["float64", "float32"])
+@pytest.mark.parametrize("case, reference", TORCH_CASES)
+def test_matches_torch(case, reference, dtype, rtol):
+    ours, theirs = runs(case, reference, dtype)
     start = run_torch(case.build, 0, dtype, case.shapes)
     assert any((a - b).abs().max() > 1e-3 for a, b in zip(ours, start)), "did not move"
     assert_params_close(ours, theirs, rtol)

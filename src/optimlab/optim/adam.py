@@ -33,6 +33,13 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, amsgrad=False,
     v = state["exp_avg_sq"] = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
     if amsgrad:
         v = state["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], v)
+    return bias_corrected_step(p, m, v, step=step, lr=lr, betas=betas, eps=eps)
+
+
+def bias_corrected_step(p, m, v, *, step, lr, betas, eps) -> Tensor:
+    """Adam's step from its two moments: ``p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)``,
+    rounded as torch's Adam rounds it (Yogi shares it: only its ``v`` differs)."""
+    beta1, beta2 = betas
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     denom = v.sqrt() / bias_correction2**0.5 + eps

@@ -158,10 +158,9 @@ class AdEMAMix(RuleOptimizer):
     Older", ICLR 2025, https://arxiv.org/abs/2409.03137 (Algorithm 1).
 
     Example:
-        >>> import torch
-        >>> from optimlab.optim.ademamix import AdEMAMix
+        >>> import torch, optimlab
         >>> w = torch.tensor([1.5, -2.0], requires_grad=True)
-        >>> opt = AdEMAMix([w], lr=0.05, betas=(0.9, 0.999, 0.99), alpha=2.0)
+        >>> opt = optimlab.AdEMAMix([w], lr=0.05, betas=(0.9, 0.999, 0.99), alpha=2.0)
         >>> for _ in range(300):
         ...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()
         >>> bool(w.abs().max() < 0.05)

@@ -118,10 +118,9 @@ class ADOPT(RuleOptimizer):
     :math:`\beta_2` with the Optimal Rate", NeurIPS 2024, https://arxiv.org/abs/2411.02853.
 
     Example:
-        >>> import torch
-        >>> from optimlab.optim.adopt import ADOPT
+        >>> import torch, optimlab
         >>> w = torch.tensor([1.5, -2.0], requires_grad=True)
-        >>> opt = ADOPT([w], lr=0.05)
+        >>> opt = optimlab.ADOPT([w], lr=0.05)
         >>> for _ in range(200):
         ...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()
         >>> bool(w.abs().max() < 0.05)

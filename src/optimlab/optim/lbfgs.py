@@ -360,10 +360,9 @@ class LBFGS(torch.optim.Optimizer):
     optimization", Mathematical Programming 45, 1989, https://doi.org/10.1007/BF01589116.
 
     Example:
-        >>> import torch
-        >>> from optimlab.optim.lbfgs import LBFGS
+        >>> import torch, optimlab
         >>> w = torch.tensor([-1.5, 2.0], dtype=torch.float64, requires_grad=True)
-        >>> opt = LBFGS([w], line_search_fn="strong_wolfe")
+        >>> opt = optimlab.LBFGS([w], line_search_fn="strong_wolfe")
         >>> def closure():  # Rosenbrock, minimum at (1, 1)
         ...     opt.zero_grad()
         ...     loss = (1 - w[0]) ** 2 + 100 * (w[1] - w[0] ** 2) ** 2

@@ -114,10 +114,9 @@ class SparseAdam(RuleOptimizer):
 
     Example:
         >>> import torch, optimlab
-        >>> from optimlab.optim.sparse_adam import SparseAdam
         >>> emb = torch.nn.Embedding(10, 3, sparse=True)
         >>> before = emb.weight.detach().clone()
-        >>> opt = SparseAdam(emb.parameters(), lr=0.1)
+        >>> opt = optimlab.SparseAdam(emb.parameters(), lr=0.1)
         >>> for _ in range(5):
         ...     opt.zero_grad(); (emb(torch.tensor([1, 4, 4])) ** 2).sum().backward(); opt.step()
         >>> changed = (emb.weight != before).any(dim=1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .adam import bias_corrected_step
 from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
-from .ops import add_scaled, addcdiv, addcmul
+from .ops import add_scaled, addcmul
 
 # Yogi is not in torch.optim, so it takes no ``foreach`` argument.
 _ARGS_DOC = common_args_doc(foreach=False)
@@ -34,10 +35,7 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, **_) -> Tensor:
     g2 = g * g
     # v - (1 - beta2) * sign(v - g^2) * g^2: moves v toward g^2 by at most (1 - beta2) g^2
     v = state["exp_avg_sq"] = addcmul(v, torch.sign(v - g2), g2, -(1 - beta2))
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    denom = v.sqrt() / bias_correction2**0.5 + eps
-    return addcdiv(p, m, denom, -lr / bias_correction1)
+    return bias_corrected_step(p, m, v, step=step, lr=lr, betas=betas, eps=eps)
 
 
 _RULE = r"""
@@ -103,10 +101,9 @@ class Yogi(RuleOptimizer):
     (Algorithm 2; no arXiv version).
 
     Example:
-        >>> import torch
-        >>> from optimlab.optim.yogi import Yogi
+        >>> import torch, optimlab
         >>> w = torch.tensor([1.5, -2.0], requires_grad=True)
-        >>> opt = Yogi([w], lr=0.1)
+        >>> opt = optimlab.Yogi([w], lr=0.1)
         >>> for _ in range(200):
         ...     opt.zero_grad(); (w ** 2).sum().backward(); opt.step()
         >>> bool(w.abs().max() < 0.05)
