@@ -9,6 +9,7 @@ import optimlab
 from optimlab.cli import catalog_table
 from optimlab.optim.catalog import ALIASES, TABLE
 from tests.optim.cases import CASES
+from tests.oracles import package_reference
 
 TEXT_FIELDS = ["paper", "url", "memory_note", "decoupled_weight_decay", "sparse", "rule_text",
                "tuning", "strengths", "weaknesses", "typical_use", "reference"]
@@ -38,7 +39,8 @@ def test_entry_is_complete(info):
     assert "\\" in info.rule_latex, "the class docstring needs a .. math:: block"
     assert info.url in info.cls.__doc__ or info.url.split("/")[-1] in info.cls.__doc__
     assert info.reference.startswith(("torch.optim.", "schedulefree.", "optax.")) \
-        or info.reference == "oracle"
+        or info.reference == "oracle" \
+        or info.reference in {m.name for m in package_reference.MAPPINGS.values()}
     assert info.cls.__name__ in CASES, "every optimizer needs a line in tests/optim/cases.py"
 
 
