@@ -94,14 +94,16 @@ class AdaBelief(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_var", "max_exp_avg_var"),
+                                fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -80,14 +80,15 @@ class Adadelta(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(second_moments=("square_avg", "acc_delta"), fusable=True)
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
-                 maximize=False, fused=None, skip_nonfinite=False):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("rho", rho, 0.0, 1.0, high_open=False)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                         maximize=maximize, foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

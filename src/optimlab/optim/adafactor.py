@@ -115,7 +115,7 @@ class Adafactor(RuleOptimizer):
         d (float, optional): clipping threshold on the update RMS, at least 1 (default: 1.0).
         weight_decay (float, optional): decoupled decay coefficient :math:`\lambda`
             (default: 0.0).
-{common_args_doc(fused=False)}
+{common_args_doc(fused=False, state_precision=False)}
 
     Reference: Shazeer & Stern, "Adafactor: Adaptive Learning Rates with Sublinear Memory
     Cost", ICML 2018, https://arxiv.org/abs/1804.04235.

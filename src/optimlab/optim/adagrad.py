@@ -101,11 +101,11 @@ class Adagrad(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True, sparse=True)
+    capabilities = Capabilities(second_moments=("sum",), fusable=True, sparse=True)
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,
-                 fused=None, skip_nonfinite=False):
+                 fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("lr_decay", lr_decay, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
@@ -114,4 +114,5 @@ class Adagrad(RuleOptimizer):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value,
                         foreach=foreach, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -102,11 +102,12 @@ class Adam(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_sq", "max_exp_avg_sq"),
+                                fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
-                 fused=None, skip_nonfinite=False):
+                 fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas, same_kind=True)  # as torch.optim.Adam and AdamW
         check_range("eps", eps, 0.0)
@@ -114,7 +115,8 @@ class Adam(RuleOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach,
                         decoupled_weight_decay=decoupled_weight_decay, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)
 
 
 class AdamW(Adam):
@@ -145,7 +147,8 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, fused=None,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False, state_precision=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, foreach=foreach, maximize=maximize, fused=fused,
-                         decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite)
+                         decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -81,14 +81,15 @@ class Adamax(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_inf",), fusable=True)
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 foreach=None, *, maximize=False, fused=None, skip_nonfinite=False):
+                 foreach=None, *, maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         foreach=foreach, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

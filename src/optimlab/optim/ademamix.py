@@ -169,11 +169,12 @@ class AdEMAMix(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("exp_avg", "exp_avg_slow"), second_moments=("exp_avg_sq",),
+                                fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=5.0,
                  t_alpha_beta3=None, eps=1e-8, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         if not isinstance(betas, (tuple, list)) or len(betas) != 3:
             raise ValueError(f"betas must be a triple (beta1, beta2, beta3), got {_short(betas)}")
@@ -186,4 +187,5 @@ class AdEMAMix(RuleOptimizer):
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, alpha=alpha, t_alpha_beta3=t_alpha_beta3,
                         eps=eps, weight_decay=weight_decay, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

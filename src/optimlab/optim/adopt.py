@@ -129,11 +129,11 @@ class ADOPT(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_sq",), fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0,
                  decoupled=False, clip=True, *, maximize=False, fused=None,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # eps floors a divisor: 0 would give 0/0 for a coordinate whose gradients are all 0
@@ -144,4 +144,5 @@ class ADOPT(RuleOptimizer):
                 raise ValueError(f"{name} must be a bool, got {value!r}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         decoupled=decoupled, clip=clip, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
+from .base import RuleOptimizer, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -94,7 +94,7 @@ class ASGD(RuleOptimizer):
             (default: 0.75).
         t0 (float, optional): step at which averaging starts (default: 1e6).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
-{COMMON_ARGS_DOC}
+{common_args_doc(state_precision=False)}
 
     References: Polyak & Juditsky, "Acceleration of Stochastic Approximation by Averaging",
     SIAM J. Control Optim. 30(4), 1992, https://doi.org/10.1137/0330046; Bottou,

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import compact
 from .capabilities import DRIVER_FLAGS, Capabilities
-from .engine import Engine
+from .engine import Engine, real
 from .rule import nonzero, scalar_step
 
 __all__ = [
@@ -146,10 +147,20 @@ _FUSED_DOC = """
             True requires it and raises otherwise; False always takes the plain path."""
 
 
-def common_args_doc(foreach: bool = True, fused: bool = True) -> str:
-    """The documentation of the keyword arguments every optimizer shares, written once."""
+_STATE_PRECISION_DOC = """
+        state_precision (str or None, optional): keep the moment buffers in less memory
+            between steps: ``"bfloat16"`` (2 bytes per element, stochastic rounding) or
+            ``"int8"`` (blockwise 8-bit, about 1 byte), decoded for the step and encoded
+            after it (:mod:`optimlab.optim.compact`); None (default) keeps them in the
+            parameter's dtype. Not with ``fused=True``."""
+
+
+def common_args_doc(foreach: bool = True, fused: bool = True,
+                    state_precision: bool = True) -> str:
+    """The documentation of the keyword arguments every optimizer shares, written once
+    (``state_precision``: the class keeps moments, :attr:`Capabilities.moments`)."""
     return (_MAXIMIZE_DOC + (_FOREACH_DOC if foreach else "") + (_FUSED_DOC if fused else "")
-            + _SKIP_NONFINITE_DOC)
+            + _SKIP_NONFINITE_DOC + (_STATE_PRECISION_DOC if state_precision else ""))
 
 
 COMMON_ARGS_DOC = common_args_doc()
@@ -202,7 +213,12 @@ _CHECK_ONLY = object()
 
 
 def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
-    """Check a group's ``fused`` and ``foreach`` flags against ``cls``; True if fused."""
+    """Check a group's ``fused``, ``foreach`` and ``state_precision`` flags against ``cls``;
+    True if fused."""
+    compact.check_precision(group.get("state_precision"))
+    if group.get("state_precision") is not None and not cls.capabilities.compact_moments:
+        raise ValueError(f"{cls.__name__} keeps no moment buffers for state_precision to "
+                         "compact")
     fused = group.get("fused")
     if fused not in (None, True, False):
         raise ValueError(f"fused must be None, True or False, got {fused!r}")
@@ -212,6 +228,9 @@ def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
         raise ValueError(f"{cls.__name__} has no fused implementation; use fused=None or False")
     if group.get("foreach"):
         raise ValueError("`fused` and `foreach` cannot be `True` together.")
+    if group.get("state_precision") is not None:
+        raise ValueError("fused=True keeps the state in the parameters' dtype; use fused=None "
+                         "with state_precision")
     return True
 
 
@@ -235,8 +254,12 @@ class RuleOptimizer(torch.optim.Optimizer):
         defaults: dict[str, Any],
         *,
         skip_nonfinite: bool = False,
+        state_precision: str | None = None,
     ) -> None:
         check_range("lr", defaults["lr"], 0.0)
+        if self.capabilities.compact_moments:
+            # a driver flag in every group, like ``fused``, so a group may set its own
+            defaults["state_precision"] = state_precision
         self.skip_nonfinite = bool(skip_nonfinite)
         self.skipped_steps = 0
         if params is _CHECK_ONLY:  # checked_defaults: the constructor's checks, nothing more
@@ -335,7 +358,8 @@ class RuleOptimizer(torch.optim.Optimizer):
         params = [p for p in group["params"] if p.grad is not None]
         self.engine.step_group(id(group), params, self.state, hp,
                                maximize=bool(group.get("maximize", False)),
-                               fused=group.get("fused"), foreach=group.get("foreach"))
+                               fused=group.get("fused"), foreach=group.get("foreach"),
+                               state_precision=group.get("state_precision"))
 
     def _grads_are_finite(self) -> bool:
         flags = []
@@ -372,9 +396,32 @@ class RuleOptimizer(torch.optim.Optimizer):
                 f"it cannot be loaded into optimlab.{name}"
             )
         self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
+        # how the moments are stored is this optimizer's choice, not the checkpoint's
+        precisions = [group.get("state_precision") for group in self.param_groups]
         super().load_state_dict(state_dict)
         if tag is not None:
             self.skipped_steps = int(tag.get("skipped_steps", 0))
+        if self.capabilities.compact_moments:
+            self._compact_loaded_state(precisions)
+
+    def _compact_loaded_state(self, precisions: list) -> None:
+        """Bring loaded moments to each group's ``state_precision``: torch's load casts every
+        state tensor to its parameter's dtype, and a float checkpoint may be loaded into a
+        compact optimizer (or the other way round). Decoding and encoding again is exact."""
+        moments = self.capabilities.compact_moments
+        for group, precision in zip(self.param_groups, precisions):
+            group["state_precision"] = precision
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state:
+                    continue
+                dtype = real(p).dtype
+                full = compact.unpack(state, moments, dtype)
+                state.clear()
+                if precision is None:
+                    state.update(full)
+                else:
+                    compact.pack(state, full, moments, precision)
 
     def _check_saved_state(self, state_dict: dict[str, Any], shapes: list | None) -> None:
         name = type(self).__name__
@@ -413,7 +460,9 @@ class RuleOptimizer(torch.optim.Optimizer):
         if torch.is_complex(meta):
             meta = torch.view_as_real(meta)
         expected = self.init(meta, **hp)
-        if set(state) != set(expected):
+        # an 8-bit moment's block scales sit beside it (optimlab.optim.compact)
+        scales = {key + compact.SCALE for key in self.capabilities.compact_moments}
+        if set(state) - scales != set(expected):
             raise ValueError(
                 f"state of parameter {pid} has keys {sorted(state)} but {name} keeps "
                 f"{sorted(expected)}: was this state_dict saved by a different optimizer?"

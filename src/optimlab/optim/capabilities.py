@@ -28,7 +28,7 @@ BATCHING = ("elementwise", "vmap", "member")
 
 #: the driver's flags: how a step runs, not what it computes
 DRIVER_FLAGS = frozenset({"maximize", "foreach", "fused", "differentiable", "capturable",
-                          "skip_nonfinite"})
+                          "skip_nonfinite", "state_precision"})
 
 #: constructor arguments that are no hyperparameter at all
 NOT_HYPERPARAMETERS = frozenset({"self", "params", "optimizer"})
@@ -59,6 +59,10 @@ class Capabilities:
         wraps: the constructor keyword naming the optimizer it wraps, or None.
         complex: complex parameters are stepped as their real view.
         running: names of per-group running state kept in the param group.
+        moments: the state entries that are signed running averages (a momentum, a first
+            moment): ``state_precision`` may keep them compact (:mod:`optimlab.optim.compact`).
+        second_moments: the same for entries that are never negative (a second moment, an
+            accumulated square), which the 8-bit form encodes with an unsigned code.
     """
 
     batching: str = "elementwise"
@@ -73,12 +77,20 @@ class Capabilities:
     wraps: str | None = None
     complex: bool = True
     running: tuple[str, ...] = ()
+    moments: tuple[str, ...] = ()
+    second_moments: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sparse_only and not self.sparse:
             raise ValueError("sparse_only needs sparse=True")
         if self.batching not in BATCHING:
             raise ValueError(f"batching must be one of {BATCHING}, got {self.batching!r}")
+
+    @property
+    def compact_moments(self) -> dict[str, bool]:
+        """The buffers ``state_precision`` compacts, each with whether it is signed."""
+        return {**{name: True for name in self.moments},
+                **{name: False for name in self.second_moments}}
 
     @property
     def wrapper(self) -> bool:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import kernels
+from . import compact, kernels
 from .capabilities import Capabilities
 from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
@@ -78,12 +78,18 @@ class Engine:
     # -- the torch front end: one param group --------------------------------------------------
     def step_group(self, key: Any, params: list[Tensor], states: Any, hp: dict, *,
                    maximize: bool = False, fused: bool | None = None,
-                   foreach: bool | None = None) -> None:
+                   foreach: bool | None = None, state_precision: str | None = None) -> None:
         """Step the parameters of one group (those given have a gradient).
 
         ``states`` maps each parameter to its state dict (``optimizer.state``); ``key``
-        identifies the group across steps for its fused plan.
+        identifies the group across steps for its fused plan. With ``state_precision`` the
+        moments stay compact between steps (:mod:`~optimlab.optim.compact`): each tensor
+        steps alone, its moments decoded for the rule and encoded after it.
         """
+        if state_precision is not None:
+            for p in params:
+                self._step_one(p, states[p], hp, maximize, state_precision)
+            return
         if self.capabilities.fusable and fused is not False:
             params = self._step_fused(key, params, states, hp, maximize, fused is True)
         batched, single = [], []
@@ -105,14 +111,23 @@ class Engine:
         for p in single:
             self._step_one(p, states[p], hp, maximize)
 
-    def _step_one(self, p: Tensor, state: dict, hp: dict, maximize: bool) -> None:
+    def _step_one(self, p: Tensor, state: dict, hp: dict, maximize: bool,
+                  state_precision: str | None = None) -> None:
         weight, grad = real(p), p.grad
         if torch.is_complex(grad):
             grad = torch.view_as_real(grad)
         if not state:
             state.update(self.init(weight, **hp))
-        step = advance(state)
-        weight.copy_(call(self.update, weight, grad, state, step, hp, maximize))
+        if state_precision is None:
+            step = advance(state)
+            weight.copy_(call(self.update, weight, grad, state, step, hp, maximize))
+            return
+        moments = self.capabilities.compact_moments
+        full = compact.unpack(state, moments, weight.dtype)
+        step = advance(full)  # the counter is the state's own tensor
+        new = call(self.update, weight, grad, full, step, hp, maximize)
+        compact.pack(state, full, moments, state_precision)
+        weight.copy_(new)
 
     def _step_multi(self, key: Any, params: list[Tensor], states: Any, hp: dict,
                     maximize: bool) -> None:
@@ -206,23 +221,30 @@ class Engine:
     # -- batched over a member axis ----------------------------------------------------------
     def step_members(self, params: Sequence[Tensor], grads: Sequence[Tensor | None],
                      states: list[dict], hps: Sequence[dict], *, maximize: bool = False,
-                     vmapped: bool = False) -> None:
+                     vmapped: bool = False, state_precision: str | None = None) -> None:
         """Step parameters with a leading member axis, each member with its own values.
 
         ``hps[i]`` holds parameter ``i``'s hyperparameters, per-member ones as tensors shaped
         to broadcast over it (``[K, 1, ...]``) or, with ``vmapped``, as ``[K]`` columns for
-        ``torch.func.vmap``.
+        ``torch.func.vmap``. ``state_precision`` as in :meth:`step_group`, each member's
+        moments encoded apart (blocks do not cross the member axis).
         """
+        moments = self.capabilities.compact_moments
         for p, g, state, hp in zip(params, grads, states, hps):
             if g is None:
                 continue
             if not state:
                 state.update(self.init(p, **hp))
+            kept = state
+            if state_precision is not None:
+                state = compact.unpack(kept, moments, p.dtype, rows=p.shape[0])
             step = advance(state)
             if vmapped:
                 new = self._vmapped(p, g, state, step, hp, maximize)
             else:
                 new = call(self.update, p, g, state, step, hp, maximize)
+            if state_precision is not None:
+                compact.pack(kept, state, moments, state_precision, rows=p.shape[0])
             p.copy_(new)
 
     def _vmapped(self, p: Tensor, g: Tensor, state: dict, step, hp: dict,

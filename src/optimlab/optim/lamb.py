@@ -107,16 +107,18 @@ class LAMB(RuleOptimizer):
         True
     """
 
-    capabilities = Capabilities(batching="vmap", fusable=True)  # per-tensor trust ratio
+    capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_sq",), batching="vmap",
+                                fusable=True)  # per-tensor trust ratio
     init = staticmethod(init)
     update = staticmethod(update)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -128,12 +128,14 @@ class LARS(RuleOptimizer):
         True
     """
 
-    capabilities = Capabilities(batching="vmap", fusable=True)  # per-tensor trust ratio
+    # per-tensor trust ratio: vmapped over a population's members
+    capabilities = Capabilities(moments=("momentum_buffer",), batching="vmap", fusable=True)
     init = staticmethod(init)
     update = staticmethod(update)
 
     def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0.0, trust_coefficient=0.001,
-                 eps=0.0, nesterov=False, *, maximize=False, fused=None, skip_nonfinite=False):
+                 eps=0.0, nesterov=False, *, maximize=False, fused=None,
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)
@@ -146,4 +148,5 @@ class LARS(RuleOptimizer):
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                         trust_coefficient=trust_coefficient, eps=eps, nesterov=nesterov,
                         maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

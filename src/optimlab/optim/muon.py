@@ -159,14 +159,15 @@ class Muon(RuleOptimizer):
     """
 
     # Newton-Schulz orthogonalises each matrix: one at a time, mapped over members
-    capabilities = Capabilities(batching="vmap", multi_tensor=False, needs_matrix=True)
+    capabilities = Capabilities(moments=("momentum_buffer",), batching="vmap", multi_tensor=False,
+                                needs_matrix=True)
     init = staticmethod(init)
     update = staticmethod(update)
 
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=(DEFAULT_A, DEFAULT_B, DEFAULT_C), eps=EPS,
                  ns_steps=DEFAULT_NS_STEPS, adjust_lr_fn=None, *, maximize=False,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         check_range("momentum", momentum, 0.0)
@@ -182,7 +183,8 @@ class Muon(RuleOptimizer):
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                         ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps,
                         adjust_lr_fn=adjust_lr_fn, maximize=maximize)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)
 
     @classmethod
     def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)

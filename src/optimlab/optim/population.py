@@ -100,6 +100,8 @@ class Population:
             self.engine = Engine(self.cls.init, self.cls.update, self.capabilities,
                                  self.cls.__name__)
             self.maximize = bool(self.hparams.pop("maximize", False))
+            #: the moments' compact form between steps (optimlab.optim.compact), or None
+            self.state_precision = self.hparams.get("state_precision")
             for flag in DRIVER_FLAGS:
                 self.hparams.pop(flag, None)
             self._shaped_cache: dict[int, dict] = {}
@@ -180,13 +182,14 @@ class Population:
         if self.mode == "member":
             self._step_members(closure, grads)
             return loss
-        if self.capabilities.fusable and self._step_fused(grads):
+        if self.capabilities.fusable and self.state_precision is None \
+                and self._step_fused(grads):
             return loss
         vmapped = self.mode == "vmap"
         # vmap maps per-member values as [K] columns; broadcasting wants them [K, 1, ...]
         hps = [self.hparams if vmapped else self._hp(i, p) for i, p in enumerate(self.params)]
         self.engine.step_members(self.params, grads, self.state, hps, maximize=self.maximize,
-                                 vmapped=vmapped)
+                                 vmapped=vmapped, state_precision=self.state_precision)
         return loss
 
     def _hp(self, index: int, p: Tensor) -> dict:

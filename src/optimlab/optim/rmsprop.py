@@ -101,10 +101,12 @@ class RMSprop(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("momentum_buffer", "grad_avg"), second_moments=("square_avg",),
+                                fusable=True)
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False, foreach=None, fused=None, skip_nonfinite=False):
+                 centered=False, *, maximize=False, foreach=None, fused=None,
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("alpha", alpha, 0.0, None)
         check_range("eps", eps, 0.0)
@@ -112,4 +114,5 @@ class RMSprop(RuleOptimizer):
         check_range("momentum", momentum, 0.0)
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_pair, check_range, scalar_step
+from .base import RuleOptimizer, check_pair, check_range, common_args_doc, scalar_step
 from .capabilities import Capabilities
 
 
@@ -75,7 +75,7 @@ class Rprop(RuleOptimizer):
             (default: (0.5, 1.2)).
         step_sizes (tuple[float, float], optional): minimal and maximal step size
             (default: (1e-6, 50)).
-{COMMON_ARGS_DOC}
+{common_args_doc(state_precision=False)}
 
     Reference: Riedmiller & Braun, "A Direct Adaptive Method for Faster Backpropagation
     Learning: The RPROP Algorithm", IEEE ICNN 1993, https://doi.org/10.1109/ICNN.1993.298623.

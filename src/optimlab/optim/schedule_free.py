@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_int, check_range, nonzero
+from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
 
 # The ``foreach`` flag mirrors schedulefree.AdamWScheduleFree (not torch.optim).
-_ARGS_DOC = COMMON_ARGS_DOC.replace(
+_ARGS_DOC = common_args_doc(state_precision=False).replace(
     "accepted for drop-in compatibility with ``torch.optim``",
     "accepted for drop-in compatibility with ``schedulefree``",
 )

@@ -10,7 +10,7 @@ from .schedule_free import SCHEDULE_ARGS_DOC, SCHEDULE_REFERENCE, ScheduleFree
 
 # Like ScheduleFreeAdamW, it follows the ``schedulefree`` package, not torch.optim; it takes
 # no ``foreach`` argument (the engine picks the multi-tensor path itself).
-_ARGS_DOC = common_args_doc(foreach=False)
+_ARGS_DOC = common_args_doc(foreach=False, state_precision=False)
 
 
 def init(p: Tensor, **_) -> dict:

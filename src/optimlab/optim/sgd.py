@@ -80,10 +80,11 @@ class SGD(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("momentum_buffer",), fusable=True)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                 nesterov=False, *, maximize=False, foreach=None, fused=None, skip_nonfinite=False):
+                 nesterov=False, *, maximize=False, foreach=None, fused=None,
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0)
         check_range("dampening", dampening, None)
@@ -93,4 +94,5 @@ class SGD(RuleOptimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                         foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -80,13 +80,14 @@ class Signum(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("momentum_buffer",), fusable=True)
 
     def __init__(self, params, lr=1e-4, momentum=0.9, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                         maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -13,7 +13,7 @@ from .base import RuleOptimizer, check_betas, check_range, common_args_doc, scal
 from .capabilities import Capabilities
 
 # torch.optim.SparseAdam has neither a foreach nor a fused implementation.
-_ARGS_DOC = common_args_doc(foreach=False, fused=False)
+_ARGS_DOC = common_args_doc(foreach=False, fused=False, state_precision=False)
 
 _DENSE_GRADIENT = ("SparseAdam does not support dense gradients, please consider Adam instead "
                    "(SparseAdam takes sparse gradients only, e.g. from nn.Embedding(sparse=True))")

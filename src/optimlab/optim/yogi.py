@@ -112,11 +112,11 @@ class Yogi(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_sq",), fusable=True)
 
     def __init__(self, params, lr=1e-2, betas=(0.9, 0.999), eps=1e-3,
                  initial_accumulator_value=1e-6, weight_decay=0, *, maximize=False, fused=None,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
@@ -125,4 +125,5 @@ class Yogi(RuleOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps,
                         initial_accumulator_value=initial_accumulator_value,
                         weight_decay=weight_decay, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)
