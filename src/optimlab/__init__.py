@@ -25,6 +25,8 @@ _OPTIM_ALL = (
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "Prodigy",
+    "PSGDKron",
     "available", "create", "info", "resolve", "Population",
 )
 # the subpackages ``import optimlab`` used to import eagerly, loaded on first access

@@ -18,7 +18,9 @@ LR = {"sgd": 1e-4, "asgd": 1e-4, "rprop": 1e-3, "adagrad": 0.1, "adadelta": 1.0,
       "muon": 0.01, "sam": 1e-4, "lookahead": 0.02, "schedulefreeadamw": 0.01,
       "signum": 1e-3, "yogi": 0.02, "ademamix": 0.02, "adopt": 0.02, "lars": 0.5,
       "schedulefreesgd": 1e-3,
-      "lbfgs": 0.05}
+      "lbfgs": 0.05,
+      "psgdkron": 0.01,
+      "prodigy": 1.0}
 EXTRA = {"lookahead": {"inner": "adam"}, "sam": {"rho": 0.05}}
 
 

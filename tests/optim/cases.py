@@ -245,6 +245,36 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.02, momentum=0.95, maximize=True),
         dict(lr=0.03, warmup_steps=20, weight_lr_power=0.0, r=1.0),
     ),
+    "PSGDKron": _cases(
+        "PSGDKron",
+        # the defaults: triangular factors for the matrix and the 3-D tensor, a diagonal one
+        # for the vector, a refit every step (the schedule is flat for 500 steps)
+        dict(lr=0.01),
+        # L2 decay in the gradient; a refit every 4th step (1/0.3); the largest dimension
+        # diagonal; fitted to the raw gradient; another seed
+        dict(lr=0.01, momentum=0.5, weight_decay=0.01, weight_decouple=False,
+             pre_conditioner_update_probability=0.3, memory_save_mode="one_diag",
+             momentum_into_precondition_update=False, precondition_lr=0.2, seed=1),
+        # decoupled decay; the vector gets a triangular factor (min_ndim_triangular=1), the
+        # matrix's 4-row dimension a diagonal one (max_size_triangular=3, and
+        # smart_one_diag would too), a smaller start
+        dict(lr=0.01, weight_decay=0.1, min_ndim_triangular=1, max_size_triangular=3,
+             memory_save_mode="smart_one_diag", precondition_init_scale=0.5),
+        dict(lr=0.01, memory_save_mode="all_diag", pre_conditioner_update_probability=0.5,
+             maximize=True),
+    ),
+    "Prodigy": _cases(
+        "Prodigy",
+        dict(lr=1.0, d0=1e-3),
+        # coupled (L2) decay, bias correction, beta3, and d estimated from every 2nd entry
+        dict(lr=1.0, d0=1e-2, weight_decay=0.01, decouple=False, use_bias_correction=True,
+             beta3=0.99, slice_p=2),
+        # no first moment (the beta1 = 0 step), decoupled decay, safeguard warmup, a
+        # limited growth rate and d_coef
+        dict(lr=0.5, betas=(0.0, 0.99), d0=1e-2, weight_decay=0.1, safeguard_warmup=True,
+             d_coef=0.5, growth_rate=1.05),
+        dict(lr=1.0, d0=1e-3, maximize=True),
+    ),
 }
 
 ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]

@@ -18,7 +18,9 @@ REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", 
             "Lookahead", "ScheduleFreeAdamW",
             # issue 15: the optimizers practitioners reach for now
             "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT", "LARS", "LBFGS",
-            "ScheduleFreeSGD"}
+            "ScheduleFreeSGD",
+            "PSGDKron",
+            "Prodigy"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():

@@ -71,10 +71,11 @@ def _split(n):
 @given(data=st.data(), dtype=dtypes, seed=st.integers(0, 2**16),
        lr_scale=st.sampled_from([0.1, 1.0, 3.0]))
 def test_finite_and_group_split_invariant(case, data, dtype, seed, lr_scale):
-    shape = matrix_shape if case.cls_name == "Muon" else any_shape
+    shape = matrix_shape if case.capabilities.needs_matrix else any_shape
     shapes = data.draw(st.lists(shape, min_size=1, max_size=3))
     together = _run(case, _one_group, shapes, dtype, seed, lr_scale)
     apart = _run(case, _split, shapes, dtype, seed, lr_scale)
     for a, b in zip(together, apart):
-        assert torch.isfinite(a).all()
-        assert torch.equal(a, b)
+        assert torch.isfinite(a).all() and torch.isfinite(b).all()
+        if not case.capabilities.group_coupled:  # a group-wide d changes when split
+            assert torch.equal(a, b)

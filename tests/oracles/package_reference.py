@@ -23,6 +23,7 @@ import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from unittest import mock
 
 import torch
 
@@ -61,8 +62,90 @@ class Mapping:
         return getattr(importlib.import_module(module), cls)
 
 
+def _kron_solve_float64(x, a):
+    """pytorch_optimizer's ``solve_triangular_right`` (``x @ inv(a)``, ``a`` upper
+    triangular) without its rounding to float32."""
+    out = torch.linalg.solve_triangular(a, x.reshape(-1, x.size(-1)), upper=True, left=False)
+    return out.reshape_as(x)
+
+
+class _KronPerTensor:
+    """``pytorch_optimizer.Kron``, one instance per tensor, each drawing its noise from its
+    own stream of torch's global generator.
+
+    optimlab's PSGDKron gives every tensor its own generator seeded with ``seed``; the
+    package draws every tensor's noise from torch's global generator in turn. Here tensor
+    ``i``'s optimizer steps with the global generator's state set to tensor ``i``'s stream
+    (started as ``torch.manual_seed(seed)`` would), saved after its step; the caller's global
+    state is restored. Each tensor's preconditioner is independent in Kron, so one instance
+    per tensor computes what one instance over all of them would, given the same noise.
+    Float64 tensors solve their triangular systems in float64 (the package rounds them to
+    float32 whatever the dtype).
+    """
+
+    def __init__(self, optimizers, seed):
+        self.optimizers = optimizers
+        self.param_groups = [g for opt in optimizers for g in opt.param_groups]
+        start = torch.Generator().manual_seed(seed).get_state()
+        self.streams = [start.clone() for _ in optimizers]
+
+    def zero_grad(self, set_to_none=True):
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        psgd = importlib.import_module("pytorch_optimizer.optimizer.psgd")
+        package_solve = psgd.solve_triangular_right
+
+        def solve(x, a):  # float64 in float64; anything else as the package solves it
+            return (_kron_solve_float64 if x.dtype == torch.float64 else package_solve)(x, a)
+
+        outer = torch.get_rng_state()
+        try:
+            with mock.patch.object(psgd, "solve_triangular_right", solve):
+                for i, opt in enumerate(self.optimizers):
+                    torch.set_rng_state(self.streams[i])
+                    opt.step()
+                    self.streams[i] = torch.get_rng_state()
+        finally:
+            torch.set_rng_state(outer)
+        return loss
+
+
+def _kron(params, *, seed=0, precondition_lr=0.1, precondition_init_scale=1.0, **hp):
+    """Kron (pytorch_optimizer 4.1.0) for optimlab's PSGDKron: balancing on every refit
+    (``balance_prob=1.0``: optimlab balances deterministically, a rescaling that leaves the
+    preconditioner unchanged), the preconditioner in the parameters' dtype
+    (``precondition_dtype=None``; the package's default is float32), its two param-group-only
+    settings set in the group, and one instance per tensor with its own noise stream."""
+    from pytorch_optimizer import Kron
+
+    optimizers = []
+    for p in params:
+        opt = Kron([p], balance_prob=1.0, precondition_dtype=None, **hp)
+        opt.param_groups[0].update(precondition_lr=precondition_lr,
+                                   precondition_init_scale=precondition_init_scale)
+        optimizers.append(opt)
+    return _KronPerTensor(optimizers, seed)
+
+
+def _prodigy(params, **hp):
+    import prodigyopt
+
+    if hp.get("growth_rate") is None:
+        hp["growth_rate"] = float("inf")
+    return prodigyopt.Prodigy(params, **hp)
+
+
 #: optimlab class name -> how its package reference is built.
-MAPPINGS: dict[str, Mapping] = {}
+MAPPINGS: dict[str, Mapping] = {
+    "Prodigy": Mapping("prodigyopt.Prodigy", build=_prodigy),
+    "PSGDKron": Mapping("pytorch_optimizer.Kron", build=_kron),
+}
 
 
 def cases() -> list:

@@ -18,6 +18,8 @@ from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
 from .population import Population  # noqa: E402
+from .prodigy import Prodigy
+from .psgd_kron import PSGDKron
 from .radam import RAdam
 from .registry import available, create, info, resolve  # noqa: E402  (reads the catalog)
 from .rmsprop import RMSprop
@@ -35,5 +37,7 @@ __all__ = [
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "Prodigy",
+    "PSGDKron",
     "available", "create", "info", "resolve", "Population",
 ]

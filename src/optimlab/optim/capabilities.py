@@ -61,6 +61,8 @@ class Capabilities:
         running: names of per-group running state kept in the param group.
         moments: the state entries that are signed running averages (a momentum, a first
             moment): ``state_precision`` may keep them compact (:mod:`optimlab.optim.compact`).
+        group_coupled: the step reads statistics of the whole param group (Prodigy's and
+            D-Adaptation's step size ``d``), so splitting a group changes the path.
         second_moments: the same for entries that are never negative (a second moment, an
             accumulated square), which the 8-bit form encodes with an unsigned code.
     """
@@ -77,6 +79,7 @@ class Capabilities:
     wraps: str | None = None
     complex: bool = True
     running: tuple[str, ...] = ()
+    group_coupled: bool = False
     moments: tuple[str, ...] = ()
     second_moments: tuple[str, ...] = ()
 

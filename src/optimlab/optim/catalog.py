@@ -31,6 +31,8 @@ from .lion import Lion
 from .muon import Muon
 from .nadam import NAdam
 from .palette import COLOR_FIRST, COLORS, color, colors, label_colors  # noqa: F401  (re-export)
+from .prodigy import Prodigy
+from .psgd_kron import PSGDKron
 from .radam import RAdam
 from .rmsprop import RMSprop
 from .rprop import Rprop
@@ -695,6 +697,87 @@ TABLE: list[Info] = [
             typical_use="large-batch ImageNet training of CNNs; self-supervised pre-training "
             "(SimCLR, BYOL, VICReg)",
             reference="optax.lars",
+        ),
+    Info(
+            name="psgdkron",
+            cls=PSGDKron,
+            family="psgd",
+            year=2015,
+            paper="Li, Preconditioned Stochastic Gradient Descent (IEEE TNNLS 2018, arXiv "
+            "2015); Li, Preconditioner on Matrix Lie Group for SGD (ICLR 2019); Walters, "
+            "kron_torch (2024)",
+            url="https://arxiv.org/abs/1512.04202",
+            memory=3,
+            memory_note="1 (momentum) plus a triangular n_i x n_i factor per dimension "
+            "(a square matrix: 2 more, so 3 in all) or a diagonal one (n_i numbers) for "
+            "vectors, dimensions above max_size_triangular and memory_save_mode's choice; "
+            "'one_diag' keeps a tall matrix's state near 1 buffer",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (scaled by lr, default); tensors with 2+ "
+            "dimensions only",
+            sparse="fair: the preconditioner mixes coordinates within each dimension",
+            rule_text="m = mu*m + (1-mu)*g;  m_hat = m/(1-mu^t);  every ceil(1/p) steps: "
+            "A = Q m_hat, B = Q^-T v (v ~ N(0, I)), Q_i -= eta/||.|| * triu(A_i A_i^T - "
+            "B_i B_i^T) Q_i;  u = Q^T Q m_hat (Q = Q_1 x ... x Q_k), clipped to RMS 1.1;  "
+            "w -= lr * (u + wd*w)",
+            tuning="lr about 3-10x smaller than Adam's (1e-3 default, 3e-4 in kron_torch); "
+            "momentum 0.9; precondition_lr 0.1; keep the default update-probability "
+            "schedule (every step for 500 steps, then down to 3%); memory_save_mode="
+            "'one_diag' for very tall or wide matrices",
+            strengths="a full-matrix (Kronecker) preconditioner per tensor like Shampoo, fitted "
+            "by a few small triangular solves instead of matrix roots, so it is stable in "
+            "float32/bfloat16 and cheap to refit; the RMS clip makes the step scale "
+            "predictable; reported faster than AdamW on language models and RL",
+            weaknesses="random: the fit uses Gaussian probes (seeded per tensor); O(n^3) "
+            "work per refit and n^2 memory per dimension, so large dimensions need "
+            "max_size_triangular or memory_save_mode; fitting needs a few hundred steps "
+            "before the preconditioner is good; implementations differ (clip, schedule, "
+            "balancing, float32 solves)",
+            typical_use="transformers, RNNs and RL policies where Shampoo/SOAP-style "
+            "preconditioning pays off; small and medium models where whole-tensor "
+            "preconditioning is affordable",
+            reference="pytorch_optimizer.Kron",
+        ),
+    Info(
+            name="prodigy",
+            cls=Prodigy,
+            family="parameter-free",
+            year=2023,
+            paper="Mishchenko & Defazio, Prodigy: An Expeditiously Adaptive Parameter-Free "
+            "Learner (ICML 2024)",
+            url="https://arxiv.org/abs/2306.06101",
+            memory=4,
+            memory_note="4 (m, v, s, the start x0); 3 with betas[0]=0 (no m); s and x0 take "
+            "1/slice_p of a parameter with slice_p > 1",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="yes by default (decouple=True, scaled by the step size "
+            "d*lr); decouple=False adds the L2 term to the gradient",
+            sparse="good: per-parameter scale, as Adam (dense gradients only)",
+            rule_text="r = b3*r + d^2*lr*<g, x0 - x>;  s = b3*s + d^2*lr*g;  "
+            "d = max(d, d_coef*r/|s|_1);  m = b1*m + (1-b1)*d*g;  v = b2*v + (1-b2)*d^2*g^2;  "
+            "w -= d*lr * m / (sqrt(v) + d*eps)   (d per param group)",
+            tuning="leave lr at 1.0 (it multiplies the estimated step) and decay it with a "
+            "schedule (cosine) if needed; tune d_coef (0.5-2) instead of lr; "
+            "safeguard_warmup=True with an lr warmup; growth_rate ~1.02 for a gentler start; "
+            "betas (0.9, 0.999), beta3 = sqrt(beta2); weight_decay as for AdamW",
+            strengths="no learning rate to tune: the step size d grows from d0 to about the "
+            "distance to the solution within tens to hundreds of steps, and reaches close to "
+            "hand-tuned Adam on vision, language and recommendation benchmarks in the paper; "
+            "grows d faster than D-Adaptation",
+            weaknesses="two more buffers than Adam; d never decreases, so a too large "
+            "estimate (an early burst, a warmup without safeguard_warmup, d_coef > 1) is not "
+            "undone; one d per parameter group, so splitting a model into groups changes the "
+            "estimate; with bfloat16 weights the first steps (d0 scale) round away and d "
+            "never grows (keep float32 master weights or raise d0); reads two numbers back "
+            "per group and step (a device sync)",
+            typical_use="training without a learning-rate search: fine-tuning diffusion models "
+            "and LoRA adapters (its most common use), transformers, CNNs; as an AdamW "
+            "replacement with lr=1 and a cosine schedule",
+            reference="prodigyopt.Prodigy",
         ),
     Info(
             name="adafactor",
