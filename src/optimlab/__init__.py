@@ -25,6 +25,8 @@ _OPTIM_ALL = (
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "LaProp", "NovoGrad",
+    "MARS",
     "Prodigy",
     "PSGDKron",
     "available", "create", "info", "resolve", "Population",

@@ -275,6 +275,32 @@ CASES: dict[str, list[Case]] = {
              d_coef=0.5, growth_rate=1.05),
         dict(lr=1.0, d0=1e-3, maximize=True),
     ),
+    "MARS": _cases(
+        "MARS",
+        dict(lr=0.01),
+        # amsgrad, decoupled decay, a stronger correction, eps large enough to matter
+        dict(lr=0.01, betas=(0.9, 0.99), gamma=0.1, eps=1e-3, weight_decay=0.1, amsgrad=True),
+        # MARS-Lion: the sign of the corrected momentum
+        dict(lr=3e-3, betas=(0.9, 0.99), gamma=0.05, mars_type="lion", weight_decay=0.1),
+        dict(lr=0.01, betas=(0.9, 0.99), gamma=0.0, maximize=True),  # AdamW on the clipped g
+    ),
+    "LaProp": _cases(
+        "LaProp",
+        dict(lr=0.01),
+        # decoupled decay (after the step); eps large enough to matter
+        dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
+        # L2 decay through the gradient, with the running maximum of v
+        dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=False, amsgrad=True),
+        dict(lr=0.02, betas=(0.5, 0.99), eps=1e-8, maximize=True),
+    ),
+    "NovoGrad": _cases(
+        "NovoGrad",
+        dict(lr=0.01),
+        # eps large enough to matter inside the root; a fast-forgetting second moment
+        dict(lr=0.01, betas=(0.9, 0.5), eps=1e-3, weight_decay=0.1),
+        dict(lr=0.05, grad_averaging=True, weight_decay=0.01),
+        dict(lr=0.005, betas=(0.8, 0.9), maximize=True),
+    ),
 }
 
 ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]

@@ -20,7 +20,9 @@ REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", 
             "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT", "LARS", "LBFGS",
             "ScheduleFreeSGD",
             "PSGDKron",
-            "Prodigy"}
+            "Prodigy",
+            "MARS",
+            "LaProp", "NovoGrad"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():

@@ -165,6 +165,19 @@ def _lars(lr=1.0, momentum=0.9, weight_decay=0.0, trust_coefficient=0.001, eps=0
                        optax.trace(decay=momentum, nesterov=nesterov))
 
 
+def _novograd(lr=1e-3, betas=(0.95, 0.98), eps=1e-8, weight_decay=0.0, grad_averaging=False):
+    import optax
+
+    b1, b2 = betas
+    # optimlab's eps is inside the root, as the authors' code: optax's eps_root, with optax's
+    # eps (outside the root) 0
+    novograd = optax.scale_by_novograd(b1=b1, b2=b2, eps=0.0, eps_root=eps,
+                                       weight_decay=weight_decay)
+    # grad_averaging (m = b1*m + (1-b1)*u) is optax's heavy-ball m scaled by 1 - b1
+    average = optax.scale(1 - b1) if grad_averaging else optax.identity()
+    return optax.chain(novograd, average, optax.scale_by_learning_rate(lr))
+
+
 #: optimlab class name -> its optax mapping.
 MAPPINGS: dict[str, Mapping] = {
     "Signum": Mapping("optax.signum", _signum),
@@ -172,6 +185,7 @@ MAPPINGS: dict[str, Mapping] = {
     "AdEMAMix": Mapping("optax.contrib.ademamix", _ademamix),
     "ADOPT": Mapping("optax.contrib.adopt", _adopt),
     "LARS": Mapping("optax.lars", _lars),
+    "NovoGrad": Mapping("optax.novograd", _novograd),
 }
 
 

@@ -141,8 +141,70 @@ def _prodigy(params, **hp):
     return prodigyopt.Prodigy(params, **hp)
 
 
+def _mars(params, *, lr=3e-3, betas=(0.95, 0.99), gamma=0.025, mars_type="adamw", eps=1e-8,
+          weight_decay=0.0, amsgrad=False):
+    """pytorch_optimizer.MARS computing optimlab.MARS's update.
+
+    Two pins (both in MARS's ``.. warning::``): ``optimize_1d=True``, so 1-D tensors take the
+    MARS step too (its default steps them with AdamW and their own lr_1d, betas_1d and
+    weight_decay_1d); and its denominator ``(sqrt(v + 1e-15) + eps) / sqrt(1 - b2^t)``
+    divides eps by the bias correction, so a pre-step hook sets its ``eps`` to
+    ``eps * sqrt(1 - b2^t)`` for the step about to run, which puts eps outside the corrected
+    root as in the paper and the authors' code. Its ``ams_bound`` is ``amsgrad`` here. What
+    remains is the 1e-15 it adds to v inside the root (not configurable): up to 5e-11 on
+    the cases (1e-16 with it set to 0), more where a coordinate's v falls near 1e-9.
+    """
+    import pytorch_optimizer
+
+    opt = pytorch_optimizer.MARS(params, lr=lr, betas=betas, gamma=gamma, mars_type=mars_type,
+                                 optimize_1d=True, eps=eps, weight_decay=weight_decay,
+                                 ams_bound=amsgrad)
+
+    def paper_eps(optimizer, args, kwargs):
+        for group in optimizer.param_groups:
+            step = group.get("step", 0) + 1  # the package counts the step per group
+            group["eps"] = eps * (1 - betas[1] ** step) ** 0.5
+
+    opt.register_step_pre_hook(paper_eps)
+    return opt
+
+
+def _laprop(params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
+            decoupled_weight_decay=True, amsgrad=False):
+    import math
+
+    from pytorch_optimizer import LaProp
+
+    beta2 = betas[1]
+    l2 = 0.0 if decoupled_weight_decay else weight_decay
+    # foreach=False: the package's multi-tensor path rounds the step size 1/(1 - b1^t) to
+    # float32, which float64 parity would see
+    opt = LaProp(params, lr=lr, betas=betas, eps=eps,
+                 weight_decay=weight_decay if decoupled_weight_decay else 0.0,
+                 weight_decouple=True, ams_bound=amsgrad, foreach=False)
+
+    def before_step(optimizer, args, kwargs):
+        for group in optimizer.param_groups:
+            # the package adds eps before its bias correction, (sqrt(v) + eps)/sqrt(1 - b2^t);
+            # optimlab (the authors' code) after it: the package's eps * sqrt(1 - b2^t) is
+            # optimlab's eps (t is the count after this step)
+            t = group.get("step", 0) + 1
+            group["eps"] = eps * math.sqrt(1 - beta2**t)
+            if l2:
+                # the package's L2 mode adds wd * p to p.grad after the step has used it (no
+                # effect on the update): hand it g + wd * p instead
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.grad.add_(p, alpha=l2)
+
+    opt.register_step_pre_hook(before_step)
+    return opt
+
+
 #: optimlab class name -> how its package reference is built.
 MAPPINGS: dict[str, Mapping] = {
+    "LaProp": Mapping("pytorch_optimizer.LaProp", _laprop),
+    "MARS": Mapping("pytorch_optimizer.MARS", build=_mars),
     "Prodigy": Mapping("prodigyopt.Prodigy", build=_prodigy),
     "PSGDKron": Mapping("pytorch_optimizer.Kron", build=_kron),
 }

@@ -12,11 +12,14 @@ from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .asgd import ASGD
 from .lamb import LAMB
+from .laprop import LaProp
 from .lars import LARS
 from .lbfgs import LBFGS
 from .lion import Lion
+from .mars import MARS
 from .muon import Muon
 from .nadam import NAdam
+from .novograd import NovoGrad
 from .population import Population  # noqa: E402
 from .prodigy import Prodigy
 from .psgd_kron import PSGDKron
@@ -37,6 +40,8 @@ __all__ = [
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "LaProp", "NovoGrad",
+    "MARS",
     "Prodigy",
     "PSGDKron",
     "available", "create", "info", "resolve", "Population",

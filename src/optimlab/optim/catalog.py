@@ -25,11 +25,14 @@ from .adopt import ADOPT
 from .asgd import ASGD
 from .capabilities import Capabilities, hyperparameters
 from .lamb import LAMB
+from .laprop import LaProp
 from .lars import LARS
 from .lbfgs import LBFGS
 from .lion import Lion
+from .mars import MARS
 from .muon import Muon
 from .nadam import NAdam
+from .novograd import NovoGrad
 from .palette import COLOR_FIRST, COLORS, color, colors, label_colors  # noqa: F401  (re-export)
 from .prodigy import Prodigy
 from .psgd_kron import PSGDKron
@@ -778,6 +781,106 @@ TABLE: list[Info] = [
             "and LoRA adapters (its most common use), transformers, CNNs; as an AdamW "
             "replacement with lr=1 and a cosine schedule",
             reference="prodigyopt.Prodigy",
+        ),
+    Info(
+            name="mars",
+            cls=MARS,
+            family="adam",
+            year=2024,
+            paper="Yuan, Liu, Wu, Zhou & Gu, MARS: Unleashing the Power of Variance Reduction "
+            "for Training Large Models (ICML 2025)",
+            url="https://arxiv.org/abs/2411.10438",
+            memory=3,
+            memory_note="3 (m, v, previous gradient); 4 with amsgrad; 2 with "
+            "mars_type='lion' (m, previous gradient)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (scaled by lr, AdamW style)",
+            sparse="fair: per-parameter scale, but the clip rescales a whole tensor's "
+            "corrected gradient",
+            rule_text="c = g + gamma*b1/(1-b1)*(g - g_prev);  c /= max(1, ||c||) per tensor;  "
+            "m = b1*m + (1-b1)*c;  v = b2*v + (1-b2)*c^2;  "
+            "w -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd*w)",
+            tuning="start from a tuned AdamW: betas 0.95/0.99, gamma 0.025 and lr 3e-3 are "
+            "the authors' defaults; gamma scales the correction (0: AdamW "
+            "on the norm-clipped gradient), keep it small with noisy small batches",
+            strengths="a variance-reduced (STORM-style) gradient at AdamW's cost of one "
+            "gradient per step: the paper reports lower GPT-2 validation loss than AdamW "
+            "for the same tokens; the per-tensor clip bounds what enters the moments",
+            weaknesses="one more buffer than AdamW; the correction uses the previous batch's "
+            "gradient, so with noisy batches it adds noise unless gamma is small; the clip "
+            "to norm 1 makes the moments' scale depend on tensor size and loss scale (a "
+            "large tensor's gradient is nearly always normalised); implementations differ "
+            "(the authors' code steps 1-D parameters with AdamW, pytorch_optimizer divides "
+            "eps by sqrt(1-b2^t), timm starts with c_1 = g_1)",
+            typical_use="language-model pre-training (GPT-2 in the paper); a drop-in "
+            "replacement for AdamW where its extra buffer is affordable",
+            reference="pytorch_optimizer.MARS",
+        ),
+    Info(
+            name="laprop",
+            cls=LaProp,
+            family="adam",
+            year=2020,
+            paper="Ziyin, Wang & Ueda, LaProp: Separating Momentum and Adaptivity in Adam "
+            "(arXiv 2020)",
+            url="https://arxiv.org/abs/2002.04839",
+            memory=2,
+            memory_note="2 (m, v); 3 with amsgrad",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes by default (applied after the step, scaled by lr); L2 "
+            "in the gradient with decoupled_weight_decay=False",
+            sparse="good: per-parameter scale",
+            rule_text="v = b2*v + (1-b2)*g^2;  m = b1*m + (1-b1) * g/(sqrt(v/(1-b2^t)) + eps);  "
+            "w -= lr/(1-b1^t) * m;  w *= 1 - lr*wd",
+            tuning="Adam's settings carry over (authors' lr 4e-4, betas 0.9/0.999, eps 1e-15); "
+            "b1 and b2 can be set independently: b1 up to 0.999 stays stable, a small b2 moves "
+            "it towards signed-gradient descent with momentum",
+            strengths="normalising before averaging bounds every step by about lr/(1-b1^t) "
+            "whatever the betas, so mismatched betas cannot make it diverge (Adam needs "
+            "b1 < sqrt(b2)); reported faster and more stable than Adam on noisy problems, "
+            "style transfer, very deep MLPs, transformers and deep Q-learning",
+            weaknesses="Adam's memory and its per-coordinate generalisation caveats; with the "
+            "tiny default eps a coordinate with tiny gradients still takes a full normalised "
+            "step; implementations differ under lr schedules (the reference keeps lr inside "
+            "the momentum) and in where eps goes",
+            typical_use="drop-in Adam replacement where Adam is unstable: noisy gradients, "
+            "reinforcement learning, transformers trained with little warm-up",
+            reference="pytorch_optimizer.LaProp",
+        ),
+    Info(
+            name="novograd",
+            cls=NovoGrad,
+            family="adam",
+            year=2019,
+            paper="Ginsburg et al., Stochastic Gradient Methods with Layer-wise Adaptive "
+            "Moments for Training of Deep Networks (arXiv 2019)",
+            url="https://arxiv.org/abs/1905.11286",
+            memory=1,
+            memory_note="1 (m) plus one number per parameter tensor (v)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="yes (wd*w added to the normalised gradient, inside the "
+            "momentum)",
+            sparse="poor: one scale per tensor, so rare features get no larger step",
+            rule_text="v = ||g||^2 on step 1, then b2*v + (1-b2)*||g||^2 (per tensor);  "
+            "m = b1*m + (g/sqrt(v + eps) + wd*w);  w -= lr * m",
+            tuning="betas 0.95/0.98 and weight_decay about 1e-3 as in the paper; the heavy "
+            "ball multiplies lr by up to 1/(1-b1) (20x at 0.95), so lr is about Adam's or "
+            "smaller with grad_averaging=False; no warm-up needed; cosine or polynomial decay",
+            strengths="half of Adam's memory; the step is invariant to each layer's gradient "
+            "scale, robust to lr and initialisation without warm-up; strong at large batches "
+            "(ResNet-50 up to 32k) and in speech recognition (Jasper, QuartzNet)",
+            weaknesses="one scale per tensor: coordinates within a layer are not adapted; a "
+            "per-tensor norm each step; implementations differ (eps inside or outside the "
+            "root, grad averaging, first-step init, optax's b2 default 0.25)",
+            typical_use="speech recognition (NVIDIA NeMo's Jasper and QuartzNet), large-batch "
+            "image classification, language models",
+            reference="optax.novograd",
         ),
     Info(
             name="adafactor",

@@ -29,12 +29,14 @@ from types import MappingProxyType
 __all__ = ["COLORS", "COLOR_FIRST", "PALETTE", "color", "colors", "label_colors"]
 
 #: The palette: matplotlib's ``tab10`` first, then darker and other distinct shades (from
-#: ``tab20b`` last), one for every registry name and a few to spare.
+#: ``tab20b`` and ``tab20c``), one for every registry name and a few to spare.
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#a50f15",
           "#6a51a3", "#843c39", "#7b4173", "#637939", "#3182bd", "#000000", "#f781bf",
           "#b8860b", "#008080", "#9c9ede", "#bd9e39", "#ad494a", "#5254a3", "#8ca252",
-          "#d6616b", "#ce6dbd", "#6b6ecf", "#e7969c")
+          "#d6616b", "#ce6dbd", "#6b6ecf", "#e7969c", "#756bb1", "#fd8d3c", "#74c476",
+          "#6baed6", "#8c6d31", "#a55194", "#b5cf6b", "#e7ba52", "#636363", "#9e9ac8",
+          "#fdae6b", "#a1d99b", "#9ecae1", "#de9ed6", "#969696", "#cedb9c")
 
 #: the same tuple under the name the plotting module has always used
 PALETTE = COLORS
