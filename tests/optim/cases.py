@@ -301,6 +301,22 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.05, grad_averaging=True, weight_decay=0.01),
         dict(lr=0.005, betas=(0.8, 0.9), maximize=True),
     ),
+
+    "DAdaptAdam": _cases(
+        "DAdaptAdam",
+        dict(lr=0.25, d0=1e-2),
+        dict(lr=0.5, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.01, d0=1e-3, log_every=25),
+        dict(decouple=True, weight_decay=0.1, use_bias_correction=True, growth_rate=1.5,
+             d0=1e-2),
+        dict(lr=0.5, d0=1e-3, growth_rate=2.0, maximize=True),
+    ),
+    "DAdaptSGD": _cases(
+        "DAdaptSGD",
+        dict(lr=0.5, d0=1e-2),
+        dict(momentum=0.9, d0=1e-2),
+        dict(lr=0.5, momentum=0.5, weight_decay=0.01, growth_rate=1.5, d0=1e-2, log_every=25),
+        dict(momentum=0.9, d0=1e-2, maximize=True),
+    ),
 }
 
 ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]

@@ -22,7 +22,8 @@ REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", 
             "PSGDKron",
             "Prodigy",
             "MARS",
-            "LaProp", "NovoGrad"}
+            "LaProp", "NovoGrad",
+            "DAdaptAdam", "DAdaptSGD"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():

@@ -201,8 +201,27 @@ def _laprop(params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
     return opt
 
 
+
+def _dadapt_adam(params, growth_rate=None, **hp):
+    import dadaptation
+
+    # optimlab's growth_rate=None is the package's float("inf"): no limit
+    return dadaptation.DAdaptAdam(
+        params, growth_rate=float("inf") if growth_rate is None else growth_rate, **hp)
+
+
+def _dadapt_sgd(params, growth_rate=None, **hp):
+    import dadaptation
+
+    return dadaptation.DAdaptSGD(
+        params, growth_rate=float("inf") if growth_rate is None else growth_rate, **hp)
+
+
 #: optimlab class name -> how its package reference is built.
 MAPPINGS: dict[str, Mapping] = {
+
+    "DAdaptAdam": Mapping("dadaptation.DAdaptAdam", build=_dadapt_adam),
+    "DAdaptSGD": Mapping("dadaptation.DAdaptSGD", build=_dadapt_sgd),
     "LaProp": Mapping("pytorch_optimizer.LaProp", _laprop),
     "MARS": Mapping("pytorch_optimizer.MARS", build=_mars),
     "Prodigy": Mapping("prodigyopt.Prodigy", build=_prodigy),

@@ -11,6 +11,7 @@ from .adamax import Adamax
 from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .asgd import ASGD
+from .dadaptation import DAdaptAdam, DAdaptSGD
 from .lamb import LAMB
 from .laprop import LaProp
 from .lars import LARS
@@ -40,6 +41,7 @@ __all__ = [
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "DAdaptAdam", "DAdaptSGD",
     "LaProp", "NovoGrad",
     "MARS",
     "Prodigy",

@@ -24,6 +24,7 @@ from .ademamix import AdEMAMix
 from .adopt import ADOPT
 from .asgd import ASGD
 from .capabilities import Capabilities, hyperparameters
+from .dadaptation import DAdaptAdam, DAdaptSGD
 from .lamb import LAMB
 from .laprop import LaProp
 from .lars import LARS
@@ -881,6 +882,76 @@ TABLE: list[Info] = [
             typical_use="speech recognition (NVIDIA NeMo's Jasper and QuartzNet), large-batch "
             "image classification, language models",
             reference="optax.novograd",
+        ),
+
+    Info(
+            name="dadaptadam",
+            cls=DAdaptAdam,
+            family="parameter-free",
+            year=2023,
+            paper="Defazio & Mishchenko, Learning-Rate-Free Learning by D-Adaptation "
+            "(ICML 2023)",
+            url="https://arxiv.org/abs/2301.07733",
+            memory=3,
+            memory_note="3 (m, v, s: the weighted gradient sum d is estimated from); "
+            "d is per param group",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="optional (decouple=True: scaled by the step size d*lr; "
+            "default: L2 in the gradient)",
+            sparse="good: per-parameter scale (Adam's), one global step size d per group",
+            rule_text="dlr = d*lr;  r = sqrt(b2)*r + (1-sqrt(b2))*dlr*sum(g*s/(sqrt(v)+eps));  "
+            "m = b1*m + (1-b1)*dlr*g;  v = b2*v + (1-b2)*g^2;  "
+            "s = sqrt(b2)*s + (1-sqrt(b2))*dlr*g;  "
+            "d = max(d, r/((1-sqrt(b2))*|s|_1));  w -= m/(sqrt(v)+eps)",
+            tuning="no learning rate to tune: leave lr at 1 (a multiplier of the estimate; "
+            "lower it if unstable) and keep the usual schedule (cosine or linear decay, "
+            "warmup) on it; d0 1e-6 rarely matters; growth_rate ~1.02 acts as a warmup; "
+            "decouple=True for AdamW-style decay",
+            strengths="matches hand-tuned Adam on vision and language tasks with no lr search "
+            "(the paper's experiments); the estimate only grows, from a safe underestimate, "
+            "so it does not diverge early",
+            weaknesses="the estimate never shrinks: an overshoot early in training (or a "
+            "noisy gradient correlation) keeps a too-large step, so a decaying schedule is "
+            "still needed; one d per param group couples the layers of a group; a read-back "
+            "per step; the first steps are tiny until d grows (with d0 = 1e-6)",
+            typical_use="replacing a tuned Adam/AdamW when no learning-rate sweep is affordable: "
+            "transformers, LSTMs, CNNs, fine-tuning (the paper's tasks include GPT, RoBERTa, "
+            "ViT, DLRM, fastMRI)",
+            reference="dadaptation.DAdaptAdam",
+        ),
+    Info(
+            name="dadaptsgd",
+            cls=DAdaptSGD,
+            family="parameter-free",
+            year=2023,
+            paper="Defazio & Mishchenko, Learning-Rate-Free Learning by D-Adaptation "
+            "(ICML 2023)",
+            url="https://arxiv.org/abs/2301.07733",
+            memory=2,
+            memory_note="2 (s, the weighted gradient sum, and x0, the start; z = x0 - s is not "
+            "stored); d is per param group",
+            adaptive=False,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="no (L2 in the gradient)",
+            sparse="poor: one step size for every coordinate of a group",
+            rule_text="dlr = d*lr/|g0|;  r += dlr*sum(g*s);  s += dlr*g;  "
+            "d = max(d, 2*r/|s|_2);  z = x0 - s;  w = mom*w + (1-mom)*z",
+            tuning="no learning rate to tune: leave lr at 1 (a multiplier of the estimate) and "
+            "keep the usual step or cosine schedule on it; momentum 0.9 as for SGD; d0 1e-6 "
+            "rarely matters; growth_rate ~1.02 acts as a warmup",
+            strengths="matches hand-tuned SGD with momentum on convex problems and CNNs "
+            "without an lr search; provably reaches the optimal rate of a tuned step size for "
+            "convex Lipschitz problems (dual averaging form)",
+            weaknesses="the estimate never shrinks and the step is scaled by the first "
+            "gradient's norm, so an unrepresentative first batch mis-scales the run; one d "
+            "per param group; needs a decaying schedule; the first steps are tiny until d "
+            "grows",
+            typical_use="image classification CNNs (the paper's CIFAR/ImageNet ResNets) and "
+            "convex problems where SGD is the baseline and tuning its lr is costly",
+            reference="dadaptation.DAdaptSGD",
         ),
     Info(
             name="adafactor",
