@@ -140,11 +140,12 @@ class LaProp(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(fusable=True)
+    capabilities = Capabilities(moments=("exp_avg",),
+                                second_moments=("exp_avg_sq", "max_exp_avg_sq"), fusable=True)
 
     def __init__(self, params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
                  decoupled_weight_decay=True, amsgrad=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # eps is the only floor of the divisor: 0 would give 0/0 where every gradient so far
@@ -158,4 +159,5 @@ class LaProp(RuleOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad,
                         maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)

@@ -121,10 +121,12 @@ class NovoGrad(RuleOptimizer):
     update = staticmethod(update)
     # per-tensor norms and a per-tensor (0-d) second moment: tensor by tensor, and one
     # optimizer per member in a population
-    capabilities = Capabilities(batching="member", multi_tensor=False, fusable=True)
+    capabilities = Capabilities(batching="member", multi_tensor=False, fusable=True,
+                                moments=("exp_avg",))
 
     def __init__(self, params, lr=1e-3, betas=(0.95, 0.98), eps=1e-8, weight_decay=0.0,
-                 grad_averaging=False, *, maximize=False, fused=None, skip_nonfinite=False):
+                 grad_averaging=False, *, maximize=False, fused=None, skip_nonfinite=False,
+                 state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # the root's only floor: 0 would give 0/0 for a tensor whose gradient is all zero
@@ -134,4 +136,5 @@ class NovoGrad(RuleOptimizer):
             raise ValueError(f"grad_averaging must be a bool, got {grad_averaging!r}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         grad_averaging=grad_averaging, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)
