@@ -317,6 +317,16 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.5, momentum=0.5, weight_decay=0.01, growth_rate=1.5, d0=1e-2, log_every=25),
         dict(momentum=0.9, d0=1e-2, maximize=True),
     ),
+    "AdamMini": _cases(
+        "AdamMini",
+        # the default partition: rows of the matrix, slices along the first axis of the
+        # 3-D tensor, the whole vector
+        dict(lr=0.01),
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, partition="tensor"),
+        dict(lr=0.01, weight_decay=0.01, partition="element"),  # AdamW
+        # blocks of n elements (n must divide every tensor: 12, 3 and 8 elements here)
+        dict(lr=0.01, partition=1, maximize=True),
+    ),
 }
 
 ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]

@@ -23,7 +23,8 @@ REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", 
             "Prodigy",
             "MARS",
             "LaProp", "NovoGrad",
-            "DAdaptAdam", "DAdaptSGD"}
+            "DAdaptAdam", "DAdaptSGD",
+            "AdamMini"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():

@@ -217,8 +217,44 @@ def _dadapt_sgd(params, growth_rate=None, **hp):
         params, growth_rate=float("inf") if growth_rate is None else growth_rate, **hp)
 
 
+def _adam_mini_named(params, partition):
+    """Names under which ``adam_mini.Adam_mini`` (1.1.1) gives each tensor optimlab's blocks,
+    and the (dim, n_heads) it needs: the package picks a tensor's blocks from its name.
+
+    A name it does not recognise is one block per tensor; ``mlp`` one per row (matrices
+    only); ``q_proj`` blocks of ``dim * dim // n_heads`` consecutive elements, one size for
+    all such tensors (here dim = n_heads = that size). No name holds "bias", "norm" or "ln",
+    for which the package would turn weight decay off (or use plain Adam).
+    """
+    named, head = [], None
+    for i, p in enumerate(params):
+        if partition == "tensor" or (partition == "row" and p.dim() <= 1):
+            named.append((f"p{i}", p))
+        elif partition == "row" and p.dim() == 2:
+            named.append((f"mlp{i}", p))
+        else:  # "element", "row" of a tensor of 3+ dimensions, n elements per block
+            size = {"element": 1, "row": p[0].numel()}.get(partition, partition)
+            if head not in (None, size):
+                raise ValueError("adam_mini.Adam_mini has one head size for all q_proj "
+                                 f"tensors, this case needs {head} and {size}")
+            head = size
+            named.append((f"q_proj{i}", p))
+    head = head or 1
+    return named, head, head
+
+
+def _adam_mini(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+               partition="row"):
+    from adam_mini import Adam_mini
+
+    named, dim, n_heads = _adam_mini_named(params, partition)
+    return Adam_mini(named, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, dim=dim,
+                     n_heads=n_heads, verbose=False)
+
+
 #: optimlab class name -> how its package reference is built.
 MAPPINGS: dict[str, Mapping] = {
+    "AdamMini": Mapping("adam_mini.Adam_mini", _adam_mini),
 
     "DAdaptAdam": Mapping("dadaptation.DAdaptAdam", build=_dadapt_adam),
     "DAdaptSGD": Mapping("dadaptation.DAdaptSGD", build=_dadapt_sgd),

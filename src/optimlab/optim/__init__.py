@@ -7,6 +7,7 @@ from .adadelta import Adadelta
 from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adam_mini import AdamMini
 from .adamax import Adamax
 from .ademamix import AdEMAMix
 from .adopt import ADOPT
@@ -41,6 +42,7 @@ __all__ = [
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "AdamMini",
     "DAdaptAdam", "DAdaptSGD",
     "LaProp", "NovoGrad",
     "MARS",

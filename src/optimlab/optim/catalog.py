@@ -19,6 +19,7 @@ from .adadelta import Adadelta
 from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adam_mini import AdamMini
 from .adamax import Adamax
 from .ademamix import AdEMAMix
 from .adopt import ADOPT
@@ -952,6 +953,42 @@ TABLE: list[Info] = [
             typical_use="image classification CNNs (the paper's CIFAR/ImageNet ResNets) and "
             "convex problems where SGD is the baseline and tuning its lr is costly",
             reference="dadaptation.DAdaptSGD",
+        ),
+    Info(
+            name="adammini",
+            cls=AdamMini,
+            family="adam",
+            year=2024,
+            paper="Zhang, Chen, Li, Ding, Wu, Kingma, Ye, Luo & Sun, Adam-mini: Use Fewer "
+            "Learning Rates To Gain More (ICLR 2025)",
+            url="https://arxiv.org/abs/2406.16793",
+            memory=1,
+            memory_note="1 (m) plus one number per block (v): a row's worth per matrix row "
+            "by default; 2 (AdamW's) with partition='element'",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (scaled by lr, AdamW style)",
+            sparse="fair: one scale per block, so a rare coordinate shares its block's step "
+            "size",
+            rule_text="m = b1*m + (1-b1)*g;  v_b = b2*v_b + (1-b2)*mean_{i in b}(g_i^2) per "
+            "block b (rows by default);  w = w*(1 - lr*wd) - lr/(1-b1^t) * m / "
+            "(sqrt(v_b)/sqrt(1-b2^t) + eps)",
+            tuning="AdamW's lr, betas, eps and weight decay carry over (the paper reuses "
+            "them); for Transformers set the partition per group: one block per head for "
+            "queries and keys (partition=head_dim*dim), rows elsewhere, and weight_decay=0 "
+            "for biases and norms",
+            strengths="about half of AdamW's optimizer memory (v shrinks to one number per "
+            "block) with AdamW's loss in the paper's LLM pre-training, SFT and RLHF runs; "
+            "fewer memory transfers, so higher throughput when memory-bound",
+            weaknesses="the partition matters: a block that mixes coordinates of very "
+            "different curvature (a whole query matrix, say) shares one step size and can "
+            "train unstably; rare coordinates are drowned by their block's frequent ones; "
+            "the authors' package picks blocks from parameter names, which a renamed model "
+            "silently changes",
+            typical_use="memory-bound pre-training and fine-tuning of Transformers (Llama, "
+            "GPT-2) where AdamW would be used; other networks with rows as blocks",
+            reference="adam_mini.Adam_mini",
         ),
     Info(
             name="adafactor",
