@@ -327,6 +327,17 @@ CASES: dict[str, list[Case]] = {
         # blocks of n elements (n must divide every tensor: 12, 3 and 8 elements here)
         dict(lr=0.01, partition=1, maximize=True),
     ),
+    "Sophia": _cases(
+        "Sophia",
+        dict(lr=3e-3),
+        # Rademacher probes, an estimate every 3 steps, a fast Hessian average, decay, and an
+        # eps large enough that the floor max(gamma*h, eps) acts on the early steps
+        dict(lr=0.01, betas=(0.9, 0.9), gamma=0.1, eps=1e-2, weight_decay=0.1,
+             update_interval=3, distribution="rademacher"),
+        # an estimate on every step, another seed
+        dict(lr=0.01, gamma=0.05, update_interval=1, seed=7),
+        dict(lr=3e-3, maximize=True),
+    ),
 }
 
 ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]

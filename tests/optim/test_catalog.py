@@ -24,7 +24,8 @@ REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", 
             "MARS",
             "LaProp", "NovoGrad",
             "DAdaptAdam", "DAdaptSGD",
-            "AdamMini"}
+            "AdamMini",
+            "Sophia"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():

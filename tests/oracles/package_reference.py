@@ -252,8 +252,56 @@ def _adam_mini(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                      n_heads=n_heads, verbose=False)
 
 
+def _sophia(params, *, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12, weight_decay=0.0,
+            update_interval=10, distribution="gaussian", seed=0):
+    """pytorch_optimizer.SophiaH computing optimlab.Sophia's update.
+
+    Two pins (both in Sophia's ``.. warning::``). SophiaH writes the paper's first version,
+    ``lr' * clip(m / max(h, eps'), p)``: here ``lr' = lr / gamma``, ``p = gamma``,
+    ``eps' = eps / gamma`` and ``weight_decay' = weight_decay * gamma`` (its decoupled decay is
+    scaled by ``lr'``). And the Hessian estimate: SophiaH differentiates twice (it needs
+    ``backward(create_graph=True)``), optimlab differences two gradients; so on each Hessian
+    step this wrapper hands SophiaH optimlab's estimate through its own
+    ``step(hessian=...)``: the same probes and difference step, evaluated with the closure.
+    """
+    import pytorch_optimizer
+
+    from optimlab.optim.sophia import difference_step, probe
+
+    class SophiaH(pytorch_optimizer.SophiaH):
+        @torch.no_grad()
+        def step(self, closure=None):
+            with torch.enable_grad():
+                loss = closure()
+            t = self.param_groups[0].get("step", 0) + 1  # the step about to run
+            if (t - 1) % update_interval:
+                super().step()
+                return loss
+            ps = [p for group in self.param_groups for p in group["params"]]
+            grads = [p.grad for p in ps]
+            origins = [p.detach().clone() for p in ps]
+            us = [probe(p, seed=seed, index=i, step=t, distribution=distribution)
+                  for i, p in enumerate(ps)]
+            deltas = [difference_step(p) for p in ps]
+            for p, u, delta in zip(ps, us, deltas):
+                p.add_(u * delta)
+                p.grad = None
+            with torch.enable_grad():
+                closure()
+            hessian = [u * (p.grad - g) / delta for p, g, u, delta in zip(ps, grads, us, deltas)]
+            for p, origin, g in zip(ps, origins, grads):
+                p.copy_(origin)
+                p.grad = g
+            super().step(hessian=hessian)
+            return loss
+
+    return SophiaH(params, lr=lr / gamma, betas=betas, weight_decay=weight_decay * gamma,
+                   p=gamma, eps=eps / gamma, update_period=update_interval)
+
+
 #: optimlab class name -> how its package reference is built.
 MAPPINGS: dict[str, Mapping] = {
+    "Sophia": Mapping("pytorch_optimizer.SophiaH", build=_sophia, use_closure=True),
     "AdamMini": Mapping("adam_mini.Adam_mini", _adam_mini),
 
     "DAdaptAdam": Mapping("dadaptation.DAdaptAdam", build=_dadapt_adam),

@@ -33,6 +33,7 @@ from .schedule_free import ScheduleFreeAdamW
 from .schedule_free_sgd import ScheduleFreeSGD
 from .sgd import SGD
 from .signum import Signum
+from .sophia import Sophia
 from .sparse_adam import SparseAdam
 from .wrappers import SAM, Lookahead
 from .yogi import Yogi
@@ -42,6 +43,7 @@ __all__ = [
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "Sophia",
     "AdamMini",
     "DAdaptAdam", "DAdaptSGD",
     "LaProp", "NovoGrad",

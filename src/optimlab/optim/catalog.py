@@ -45,6 +45,7 @@ from .schedule_free import ScheduleFreeAdamW
 from .schedule_free_sgd import ScheduleFreeSGD
 from .sgd import SGD
 from .signum import Signum
+from .sophia import Sophia
 from .sparse_adam import SparseAdam
 from .wrappers import SAM, Lookahead
 from .yogi import Yogi
@@ -989,6 +990,47 @@ TABLE: list[Info] = [
             typical_use="memory-bound pre-training and fine-tuning of Transformers (Llama, "
             "GPT-2) where AdamW would be used; other networks with rows as blocks",
             reference="adam_mini.Adam_mini",
+        ),
+    Info(
+            name="sophia",
+            cls=Sophia,
+            family="second-order",
+            year=2023,
+            paper="Liu, Li, Hall, Liang & Ma, Sophia: A Scalable Stochastic Second-order "
+            "Optimizer for Language Model Pre-training (ICLR 2024)",
+            url="https://arxiv.org/abs/2305.14342",
+            memory=2,
+            memory_note="2 (m, h); on a Hessian step (every update_interval steps) also, "
+            "for the step only, a copy of the parameters and the gradient at the probe point",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="yes (scaled by lr, AdamW style)",
+            sparse="fair: a per-coordinate curvature scale, but every coordinate's step is "
+            "capped at lr; dense gradients only",
+            rule_text="m = b1*m + (1-b1)*g;  every k steps: u ~ N(0, I), "
+            "h = b2*h + (1-b2) * u*(grad(w + d*u) - g)/d  (Hutchinson, u*Hu);  "
+            "w -= lr * (clip(m / max(gamma*h, eps), -1, 1) + wd*w)",
+            tuning="lr about AdamW's (6e-4 default; the clip caps every coordinate's step at "
+            "lr); gamma 0.01 (the paper's for Sophia-H): raise it when almost every "
+            "coordinate is clipped (the authors aim for 10-50% unclipped), lower it when "
+            "none is; betas 0.96/0.99, update_interval 10; weight decay as for AdamW (the "
+            "authors' code uses 0.1)",
+            strengths="a per-coordinate Newton-like step, m / (gamma*h), at little more than "
+            "the cost of a first-order method (one extra gradient every update_interval "
+            "steps); the clip bounds every step by lr, so negative or noisy curvature "
+            "estimates fall back to sign momentum; the paper reports AdamW's GPT-2 "
+            "perplexity in half the steps",
+            weaknesses="step() needs a closure that reproduces its batch (evaluated twice on "
+            "a Hessian step; torch's RNG is replayed for dropout); the Hessian-vector product "
+            "is a forward difference of gradients (sqrt(eps) relative error, and clipping "
+            "inside the closure enters it); the probes make a run depend on its seed; with "
+            "no bias correction the first steps are sign steps of size lr; later "
+            "independent comparisons report smaller gains over a well-tuned AdamW than the "
+            "paper's",
+            typical_use="language-model pre-training (GPT-2 125M-770M and GPT-NeoX in the "
+            "paper); problems whose curvature differs widely across coordinates",
+            reference="pytorch_optimizer.SophiaH",
         ),
     Info(
             name="adafactor",
