@@ -22,8 +22,9 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/optimlab tour --out optimlab-tour
 
+# one worker per core (at most 4: each holds its own torch); the suite is independent tests
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 4
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
