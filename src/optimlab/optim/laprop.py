@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
+from .adam import init as adam_init
+from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
 
@@ -13,15 +14,8 @@ from .ops import add_scaled, addcmul
 _ARGS_DOC = common_args_doc(foreach=False)
 
 
-def init(p: Tensor, *, amsgrad: bool = False, **_) -> dict:
-    state = {
-        "step": scalar_step(),
-        "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-        "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
-    }
-    if amsgrad:
-        state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    return state
+# the state is Adam's: m, v, and v's running maximum with amsgrad
+init = adam_init
 
 
 def update(p, g, state, *, step, lr, betas, eps, weight_decay, decoupled_weight_decay=True,
