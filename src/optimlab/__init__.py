@@ -25,6 +25,7 @@ _OPTIM_ALL = (
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "SOAP", "Shampoo",
     "Sophia",
     "AdamMini",
     "DAdaptAdam", "DAdaptSGD",

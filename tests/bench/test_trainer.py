@@ -46,6 +46,13 @@ def test_population_matches_sequential(name, hps, options):
         assert a.train_loss[-1] < a.train_loss[0] and not a.diverged
 
 
+#: registry names whose path is not continuous in the gradients' rounding, so a population
+#: (batched matrix products) and the sequential runs part after the first step: SOAP's first
+#: eigenbasis of a rank-deficient factor (the 16 x 8 layer's 16 x 16 G G^T has an
+#: 8-dimensional null space) is set by rounding noise, as in its reference implementation
+ROUNDING_SENSITIVE = {"soap"}
+
+
 @pytest.mark.parametrize("name", [i.name for i in TABLE if not (
     i.capabilities.sparse_only or i.capabilities.needs_matrix)])
 def test_every_optimizer_trains_in_a_population_sweep(name):
@@ -59,7 +66,9 @@ def test_every_optimizer_trains_in_a_population_sweep(name):
     together = train_population(task, config, members)
     one_by_one = train_sequential(task, config, members)
     for a, b in zip(together, one_by_one):
-        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-9, abs=1e-12)
+        rel = 1e-2 if name in ROUNDING_SENSITIVE else 1e-9
+        assert a.train_loss[0] == pytest.approx(b.train_loss[0], rel=1e-9, abs=1e-12)
+        assert a.train_loss == pytest.approx(b.train_loss, rel=rel, abs=1e-12)
         assert all(math.isfinite(v) for v in a.train_loss + a.test_loss)
 
 

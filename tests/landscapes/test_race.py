@@ -25,7 +25,8 @@ LR = {"sgd": 1e-4, "asgd": 1e-4, "rprop": 1e-3, "adagrad": 0.1, "adadelta": 1.0,
       "laprop": 0.02, "novograd": 0.001,
       "dadaptadam": 1.0, "dadaptsgd": 1.0,
       "adammini": 0.02,
-      "sophia": 0.01}
+      "sophia": 0.01,
+      "soap": 0.02, "shampoo": 0.1}
 EXTRA = {"lookahead": {"inner": "adam"}, "sam": {"rho": 0.05}}
 
 

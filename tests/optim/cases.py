@@ -338,6 +338,27 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.01, gamma=0.05, update_interval=1, seed=7),
         dict(lr=3e-3, maximize=True),
     ),
+    "SOAP": _cases(
+        "SOAP",
+        dict(lr=0.01),
+        dict(lr=0.01, betas=(0.9, 0.99), shampoo_beta=0.8, eps=1e-6, weight_decay=0.0,
+             precondition_frequency=3, correct_bias=False),
+        # vectors rotated too; the (4, 3) matrix's rows (4 > 3) stay unrotated
+        dict(lr=0.02, precondition_1d=True, max_precondition_dim=3, weight_decay=0.1),
+        dict(lr=0.01, maximize=True),
+    ),
+    "Shampoo": _cases(
+        "Shampoo",
+        dict(lr=0.05),
+        dict(lr=0.05, graft="sgd", betas=(0.5, 0.9), weight_decay=0.01,
+             start_preconditioning_step=1),
+        dict(lr=0.005, graft="rmsprop", eps=1e-4, graft_eps=1e-8, weight_decay=0.1,
+             decoupled_weight_decay=True, nesterov=False, precondition_frequency=3),
+        # the 2018 algorithm (sums, no graft, no momentum); the (4, 3) matrix (4 > 3) takes
+        # the graft's (here the plain gradient's) step
+        dict(lr=0.01, graft="none", betas=(0.0, 1.0), start_preconditioning_step=1,
+             max_precondition_dim=3, maximize=True),
+    ),
 }
 
 ALL_CASES: list[Case] = [case for cases in CASES.values() for case in cases]

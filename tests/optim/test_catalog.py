@@ -25,7 +25,8 @@ REQUIRED = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", 
             "LaProp", "NovoGrad",
             "DAdaptAdam", "DAdaptSGD",
             "AdamMini",
-            "Sophia"}
+            "Sophia",
+            "SOAP", "Shampoo"}
 
 
 def test_every_required_algorithm_is_in_the_table_and_exported():

@@ -299,8 +299,66 @@ def _sophia(params, *, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12, weigh
                    p=gamma, eps=eps / gamma, update_period=update_interval)
 
 
+def _soap(params, **hp):
+    """pytorch_optimizer.SOAP with its QR in the factors' dtype instead of float32 (its
+    ``get_orthogonal_matrix_qr`` casts ``power_iter.to(torch.float32)``, which limits a
+    float64 run to ~1e-5 agreement); the method is otherwise the package's, line for line
+    (``merge_dims`` and ``data_format`` are not used: optimlab.SOAP has neither)."""
+    from pytorch_optimizer import SOAP
+
+    class SOAPNativeQR(SOAP):
+        def get_orthogonal_matrix_qr(self, state, max_precondition_dim=10000,
+                                     merge_dims=False):
+            exp_avg_sq = state["exp_avg_sq"]
+            matrices = []
+            for ind, (m, o) in enumerate(zip(state["GG"], state["Q"])):
+                if len(m) == 0:
+                    matrices.append([])
+                    continue
+                matrix_product = m @ o
+                est_eig = (o * matrix_product).sum(dim=0)
+                sort_idx = torch.argsort(est_eig, descending=True)
+                exp_avg_sq = exp_avg_sq.index_select(ind, sort_idx)
+                q, _ = torch.linalg.qr(matrix_product.index_select(1, sort_idx))
+                matrices.append(q)
+            state["exp_avg_sq"] = exp_avg_sq
+            return matrices
+
+    return SOAPNativeQR(params, **hp)
+
+
+def _shampoo(params, lr=1e-2, betas=(0.9, 0.999), eps=1e-6, graft="adagrad", graft_eps=1e-10,
+             weight_decay=0.0, decoupled_weight_decay=False, nesterov=True,
+             start_preconditioning_step=5, precondition_frequency=1, max_precondition_dim=4096):
+    """pytorch_optimizer.ScalableShampoo as optimlab.Shampoo: roots by SVD (its default,
+    a coupled Newton iteration, starts a power iteration from a random vector), no merging
+    of small dimensions and no blocks (its defaults merge (4, 3) into one vector, which
+    turns its preconditioning off), momentum as a sum (not a moving average), decoupled
+    learning rate (its default). Its constructor refuses beta2 = 1 though its code sums the
+    statistics then (weight 1), so beta2 is set in the param groups after construction."""
+    from pytorch_optimizer import ScalableShampoo
+    from pytorch_optimizer.optimizer.utils.graft import LayerWiseGrafting
+
+    grafts = {"adagrad": LayerWiseGrafting.ADAGRAD, "rmsprop": LayerWiseGrafting.RMSPROP,
+              "sgd": LayerWiseGrafting.SGD, "none": LayerWiseGrafting.NONE}
+    opt = ScalableShampoo(
+        params, lr=lr, betas=(betas[0], min(betas[1], 0.5)), weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, decoupled_learning_rate=True,
+        moving_average_for_momentum=False, nesterov=nesterov,
+        start_preconditioning_step=start_preconditioning_step,
+        preconditioning_compute_steps=precondition_frequency, statistics_compute_steps=1,
+        block_size=2**31 - 1, no_preconditioning_for_layers_with_dim_gt=max_precondition_dim,
+        skip_preconditioning_rank_lt=1, shape_interpretation=False, inverse_exponent_override=0,
+        graft_type=grafts[graft], diagonal_eps=graft_eps, matrix_eps=eps, use_svd=True)
+    for group in opt.param_groups:  # read on the first step (statistics and RMSProp graft)
+        group["betas"] = tuple(betas)
+    return opt
+
+
 #: optimlab class name -> how its package reference is built.
 MAPPINGS: dict[str, Mapping] = {
+    "SOAP": Mapping("pytorch_optimizer.SOAP", build=_soap),
+    "Shampoo": Mapping("pytorch_optimizer.ScalableShampoo", build=_shampoo),
     "Sophia": Mapping("pytorch_optimizer.SophiaH", build=_sophia, use_closure=True),
     "AdamMini": Mapping("adam_mini.Adam_mini", _adam_mini),
 

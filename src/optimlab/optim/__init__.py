@@ -32,7 +32,9 @@ from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
 from .schedule_free_sgd import ScheduleFreeSGD
 from .sgd import SGD
+from .shampoo import Shampoo
 from .signum import Signum
+from .soap import SOAP
 from .sophia import Sophia
 from .sparse_adam import SparseAdam
 from .wrappers import SAM, Lookahead
@@ -43,6 +45,7 @@ __all__ = [
     "Adafactor", "ASGD", "Rprop", "Muon", "LAMB", "Lion", "AdaBelief", "SAM", "Lookahead",
     "ScheduleFreeAdamW", "ScheduleFreeSGD", "Signum", "SparseAdam", "Yogi", "AdEMAMix", "ADOPT",
     "LARS", "LBFGS",
+    "SOAP", "Shampoo",
     "Sophia",
     "AdamMini",
     "DAdaptAdam", "DAdaptSGD",

@@ -44,7 +44,9 @@ from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
 from .schedule_free_sgd import ScheduleFreeSGD
 from .sgd import SGD
+from .shampoo import Shampoo
 from .signum import Signum
+from .soap import SOAP
 from .sophia import Sophia
 from .sparse_adam import SparseAdam
 from .wrappers import SAM, Lookahead
@@ -1031,6 +1033,95 @@ TABLE: list[Info] = [
             typical_use="language-model pre-training (GPT-2 125M-770M and GPT-NeoX in the "
             "paper); problems whose curvature differs widely across coordinates",
             reference="pytorch_optimizer.SophiaH",
+        ),
+    Info(
+            name="soap",
+            cls=SOAP,
+            family="shampoo",
+            year=2024,
+            paper="Vyas et al., SOAP: Improving and Stabilizing Shampoo using Adam "
+            "(ICLR 2025)",
+            url="https://arxiv.org/abs/2409.11321",
+            memory=2,
+            memory_note="2 (m, v) + a d x d factor and its d x d eigenbasis per rotated "
+            "dimension d (matrices' rows and columns; vectors with precondition_1d)",
+            adaptive=True,
+            momentum=True,
+            bias_correction=True,
+            decoupled_weight_decay="yes (scaled by lr, applied after the step, as the "
+            "authors' code)",
+            sparse="poor: the rotation mixes every coordinate of a layer, so a sparse gradient "
+            "becomes a dense step",
+            rule_text="first step: L = (1-bs)*G G^T, R = (1-bs)*G^T G, QL, QR = their "
+            "eigenvectors, no move;  then G' = QL^T G QR;  m = b1*m + (1-b1)*G;  "
+            "v = b2*v + (1-b2)*G'^2;  w -= lr*sqrt(1-b2^t)/(1-b1^t) * "
+            "QL [(QL^T m QR) / (sqrt(v) + eps)] QR^T;  w *= 1 - lr*wd;  "
+            "L = bs*L + (1-bs)*G G^T, R likewise;  every f steps QL = QR(L QL) "
+            "(columns sorted by estimated eigenvalue, v permuted alike), QR likewise",
+            tuning="the paper's defaults: betas (0.95, 0.95), shampoo_beta = beta2, "
+            "eps 1e-8, weight_decay 0.01, lr 3e-3 with warmup and decay (start from a "
+            "tuned AdamW's lr); precondition_frequency 10 (the paper finds SOAP degrades "
+            "slowly as it grows, unlike Shampoo); lower max_precondition_dim to bound "
+            "memory and the O(d^3) refreshes",
+            strengths="Shampoo's curvature with Adam's per-coordinate adaptivity in the "
+            "rotated basis, which keeps adapting between refreshes: the paper reports over "
+            "40% fewer iterations and over 35% less wall-clock time than AdamW on 360M and "
+            "660M language models, about 20% better than Shampoo on both; only one "
+            "hyperparameter (the frequency) beyond AdamW's",
+            weaknesses="two d x d matrices per dimension on top of Adam's buffers and an "
+            "O(d^3) QR every f steps; the first step does not move the weights; no "
+            "multi-tensor, fused or batched path (one tensor at a time, one instance per "
+            "population member); the path depends on the gradients' rounding wherever a "
+            "factor is rank-deficient (the null space's eigenvectors are set by noise), so "
+            "batched and unbatched runs, or two devices, part ways; on HeavyBall's "
+            "LightBench it passes 72.5% of tasks, level with AdamW (72.3%)",
+            typical_use="language-model pre-training (the paper's 360M and 660M "
+            "transformers) and other transformer or CNN training where AdamW is the "
+            "baseline and the per-dimension matrices fit in memory",
+            reference="pytorch_optimizer.SOAP",
+        ),
+    Info(
+            name="shampoo",
+            cls=Shampoo,
+            family="shampoo",
+            year=2018,
+            paper="Gupta, Koren & Singer, Shampoo: Preconditioned Stochastic Tensor "
+            "Optimization (ICML 2018); grafting from Anil et al. (2020)",
+            url="https://arxiv.org/abs/1802.09568",
+            memory=3,
+            memory_note="3 (two momenta, the graft's sum of squares; 2 with graft sgd or "
+            "none) + a d x d statistic and its d x d inverse root per dimension d of a "
+            "matrix or higher tensor",
+            adaptive=True,
+            momentum=True,
+            bias_correction=False,
+            decoupled_weight_decay="optional (decoupled_weight_decay=True, scaled by lr); "
+            "else L2 added to both directions after grafting",
+            sparse="poor: the Kronecker factors mix every coordinate of a layer",
+            rule_text="L = b2*L + (1-b2)*G G^T, R = b2*R + (1-b2)*G^T G (L0 = R0 = eps*I; "
+            "sums when b2 = 1);  every f steps PL = L^(-1/4), PR = R^(-1/4) "
+            "(-1/2k per dimension for order k);  D = PL G PR * ||Dg|| / ||PL G PR|| with "
+            "the graft's step Dg (AdaGrad: G / (sqrt(sum G^2) + eps_g));  m = b1*m + D;  "
+            "w -= lr * (b1*m + D) (nesterov);  the graft's own momentum step before step T",
+            tuning="tune lr as for the graft (AdaGrad's by default) and keep it when "
+            "switching; start_preconditioning_step a few steps (5); precondition_frequency 1 "
+            "for small layers, tens to hundreds of steps for large ones; eps 1e-6 in "
+            "float32 (the authors: down to 1e-12 in float64); betas (0.9, 0.999)",
+            strengths="Kronecker-factored full-matrix AdaGrad: captures the correlations "
+            "within each layer's rows and columns for two small matrices per layer; "
+            "grafting makes a tuned first-order learning rate carry over; a Distributed "
+            "Shampoo scored highest in AlgoPerf v0.5's external-tuning track (0.78 against "
+            "NadamW's 0.57)",
+            weaknesses="inverse 4th roots by SVD cost O(d^3) per dimension and recomputation "
+            "(no blocking here: large layers take the graft's step); stale or ill-conditioned "
+            "roots need the graft, the start step and eps; the eps*I start decays with b2, "
+            "so long runs on rank-deficient statistics give large, noisy roots (the authors' "
+            "code adds a ridge eps*lambda_max instead); several extra hyperparameters; "
+            "no multi-tensor, fused or batched path",
+            typical_use="transformers (translation, BERT), ResNet-50 and click-through-rate "
+            "models in Anil et al.; layers of moderate width where a first-order baseline "
+            "with a tuned learning rate exists to graft from",
+            reference="pytorch_optimizer.ScalableShampoo",
         ),
     Info(
             name="adafactor",
