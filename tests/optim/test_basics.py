@@ -214,6 +214,16 @@ def test_sparse_adagrad_matches_torch():
     assert untouched and torch.equal(ours.weight[untouched], theirs.weight[untouched])
 
 
+@pytest.mark.parametrize("info", [i for i in TABLE if not i.capabilities.complex],
+                         ids=lambda i: i.name)
+def test_classes_without_complex_support_refuse_complex_parameters(info):
+    """The capability record decides (``complex=False``), in the base class, for every
+    class alike: a ValueError at construction that names the class."""
+    w = torch.zeros(3, 2, dtype=torch.complex64, requires_grad=True)
+    with pytest.raises(ValueError, match=f"{info.cls.__name__} does not support complex"):
+        info.cls([w])
+
+
 def test_complex_parameters_match_torch():
     torch.manual_seed(0)
     w0 = torch.randn(3, 2, dtype=torch.complex128)

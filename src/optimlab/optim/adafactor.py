@@ -150,8 +150,3 @@ class Adafactor(RuleOptimizer):
                         weight_decay=weight_decay, foreach=foreach, maximize=maximize)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
-    @classmethod
-    def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
-        if torch.is_complex(p):
-            return "Adafactor does not support complex parameters (as in torch)"
-        return None

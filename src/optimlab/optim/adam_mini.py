@@ -204,13 +204,6 @@ class AdamMini(RuleOptimizer):
                         partition=partition, maximize=maximize)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
-    @classmethod
-    def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
-        if torch.is_complex(p):
-            return ("AdamMini does not support complex parameters (its blocks follow the "
-                    "real shape)")
-        return None
-
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
         super().add_param_group(param_group)
         group = self.param_groups[-1]

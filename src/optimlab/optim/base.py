@@ -290,7 +290,12 @@ class RuleOptimizer(torch.optim.Optimizer):
         """Why this optimizer cannot step ``p`` (a sentence), or None if it can.
 
         Read by :meth:`add_param_group` and by the population engine (on one member's shape).
+        The base refuses complex parameters where the capability record says so
+        (``complex=False``); a subclass adds its own checks and calls this one.
         """
+        if torch.is_complex(p) and not cls.capabilities.complex:
+            return (f"{cls.__name__} does not support complex parameters; optimize the real "
+                    "view instead (torch.view_as_real)")
         return None
 
     __getstate__ = optimizer_getstate

@@ -301,13 +301,6 @@ class Shampoo(RuleOptimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
-    @classmethod
-    def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
-        if torch.is_complex(p):
-            return ("Shampoo does not support complex parameters (as "
-                    "pytorch_optimizer.ScalableShampoo)")
-        return None
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 (base's)
         super().load_state_dict(state_dict)
         # torch's load casts every state tensor to its parameter's dtype: a bfloat16 or

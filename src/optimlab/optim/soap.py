@@ -296,12 +296,6 @@ class SOAP(RuleOptimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
-    @classmethod
-    def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
-        if torch.is_complex(p):
-            return "SOAP does not support complex parameters (as pytorch_optimizer.SOAP)"
-        return None
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 (base's)
         super().load_state_dict(state_dict)
         # torch's load casts every state tensor to its parameter's dtype, but a bfloat16 or

@@ -262,12 +262,6 @@ class Sophia(RuleOptimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
-    @classmethod
-    def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
-        if torch.is_complex(p):
-            return (f"Sophia optimizes real parameters only, got a complex parameter of shape "
-                    f"{tuple(p.shape)}")
-        return None
 
     # -- the two phases ----------------------------------------------------------------------
     def _hp(self, group: dict) -> dict:

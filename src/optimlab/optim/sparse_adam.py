@@ -144,9 +144,7 @@ class SparseAdam(RuleOptimizer):
     def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
         if p.is_sparse:
             return "SparseAdam requires dense parameter tensors, got a sparse one (as in torch)"
-        if torch.is_complex(p):
-            return "SparseAdam does not support complex parameters (as in torch)"
-        return None
+        return super().param_problem(p)
 
     def _step_group(self, group: dict, hp: dict) -> None:
         # Refuse a dense gradient before anything of the group changes.
