@@ -64,19 +64,21 @@ def sparsify(params) -> None:
             p.grad = p.grad.to_sparse()
 
 
-def train_steps(opt, params, steps, sign=1.0, use_closure=False, sparse=None):
-    """Take ``steps`` optimizer steps on ``sign * loss_fn(params)``.
+def train_steps(opt, params, steps, sign=1.0, use_closure=False, sparse=None, loss=None):
+    """Take ``steps`` optimizer steps on ``sign * loss(params)`` (``loss``: :func:`loss_fn`).
 
     ``sparse``: hand the gradients over in sparse form (None: where the optimizer takes
     sparse gradients only, ``capabilities.sparse_only``; a torch class has no record, so
     its comparison passes the case's).
     """
 
+    objective = loss or loss_fn
+
     def closure():
         opt.zero_grad()
-        loss = sign * loss_fn(params)
-        loss.backward()
-        return loss
+        value = sign * objective(params)
+        value.backward()
+        return value
 
     if sparse is None:
         sparse = getattr(getattr(opt, "capabilities", None), "sparse_only", False)

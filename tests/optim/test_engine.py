@@ -22,6 +22,7 @@ from optimlab.optim.capabilities import BATCHING, DRIVER_FLAGS, Capabilities, hy
 from optimlab.optim.multi_tensor import Layout, TensorList
 from optimlab.optim.rule import Counters, advance, nonzero, recording_branches, scalar_step
 from tests.optim.cases import ALL_CASES
+from tests.problems import train_steps
 
 OPTIM = pathlib.Path(optimlab.__file__).parent / "optim"
 
@@ -50,20 +51,8 @@ def _train(case, shapes, dtype, foreach, steps=30, seed=0):
               for s in shapes]
     opt = _plain(case, params, foreach=foreach) if "foreach" in _signature(case) \
         else _plain(case, params)
-    sign = -1.0 if case.maximize else 1.0
-
-    def closure():
-        opt.zero_grad()
-        loss = sign * sum(((p - 0.3) ** 2).sum() + 0.1 * (p**4).sum() for p in params)
-        loss.backward()
-        return loss
-
-    for _ in range(steps):
-        if case.needs_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
+    train_steps(opt, params, steps, -1.0 if case.maximize else 1.0, case.needs_closure,
+                loss=lambda ps: sum(((p - 0.3) ** 2).sum() + 0.1 * (p**4).sum() for p in ps))
     return params, opt
 
 

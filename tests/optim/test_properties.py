@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.optim.cases import DENSE_CASES
+from tests.problems import train_steps
 
 dims = st.integers(1, 4)
 any_shape = st.lists(dims, min_size=0, max_size=3).map(tuple)
@@ -41,20 +42,8 @@ def _run(case, groups_of, shapes, dtype, seed, lr_scale, steps=5):
                                  alpha=hp["alpha"])
     else:
         opt = case.build(groups)
-    sign = -1.0 if case.maximize else 1.0
-
-    def closure():
-        opt.zero_grad()
-        loss = sign * _loss(params, targets)
-        loss.backward()
-        return loss
-
-    for _ in range(steps):
-        if case.needs_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
+    train_steps(opt, params, steps, -1.0 if case.maximize else 1.0, case.needs_closure,
+                loss=lambda ps: _loss(ps, targets))
     return [p.detach() for p in params]
 
 
