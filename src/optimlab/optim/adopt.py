@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
+from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
 
@@ -139,9 +139,8 @@ class ADOPT(RuleOptimizer):
         # eps floors a divisor: 0 would give 0/0 for a coordinate whose gradients are all 0
         check_range("eps", eps, 0.0, low_open=True)
         check_range("weight_decay", weight_decay, 0.0)
-        for name, value in (("decoupled", decoupled), ("clip", clip)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be a bool, got {value!r}")
+        check_bool("decoupled", decoupled)
+        check_bool("clip", clip)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         decoupled=decoupled, clip=clip, maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,

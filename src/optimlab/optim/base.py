@@ -103,6 +103,13 @@ def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> Non
         raise ValueError(f"{name} must be an integer in [{low}, {bound}], got {_short(value)}")
 
 
+def check_bool(name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (a switch of the rule:
+    ``1`` or ``"yes"`` would be taken for true without a word)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {_short(value)}")
+
+
 def check_pair(name: str, pair: Any, low: float | None = 0.0, high: float | None = None,
                **bounds: Any) -> None:
     """Check a pair of numbers (``(low, high)`` style arguments: Rprop's ``etas``, ...), each

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_range, common_args_doc, nonzero
+from .base import RuleOptimizer, check_bool, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -141,8 +141,7 @@ class LARS(RuleOptimizer):
         check_range("weight_decay", weight_decay, 0.0)
         check_range("trust_coefficient", trust_coefficient, 0.0, low_open=True)
         check_range("eps", eps, 0.0)
-        if not isinstance(nesterov, bool):
-            raise ValueError(f"nesterov must be a bool, got {nesterov!r}")
+        check_bool("nesterov", nesterov)
         if nesterov and not (isinstance(momentum, Tensor) or momentum > 0):
             raise ValueError("nesterov=True needs momentum > 0")
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
+from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -132,8 +132,7 @@ class NovoGrad(RuleOptimizer):
         # the root's only floor: 0 would give 0/0 for a tensor whose gradient is all zero
         check_range("eps", eps, 0.0, low_open=True)
         check_range("weight_decay", weight_decay, 0.0)
-        if not isinstance(grad_averaging, bool):
-            raise ValueError(f"grad_averaging must be a bool, got {grad_averaging!r}")
+        check_bool("grad_averaging", grad_averaging)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         grad_averaging=grad_averaging, maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,

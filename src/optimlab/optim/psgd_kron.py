@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .base import (
     RuleOptimizer,
+    check_bool,
     check_int,
     check_range,
     common_args_doc,
@@ -382,7 +383,7 @@ class PSGDKron(RuleOptimizer):
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)
-        _check_bool("weight_decouple", weight_decouple)
+        check_bool("weight_decouple", weight_decouple)
         if pre_conditioner_update_probability is not None:
             check_range("pre_conditioner_update_probability",
                         pre_conditioner_update_probability, 0.0, 1.0, high_open=False)
@@ -391,7 +392,7 @@ class PSGDKron(RuleOptimizer):
         if memory_save_mode not in MEMORY_SAVE_MODES:
             raise ValueError(f"memory_save_mode must be one of {MEMORY_SAVE_MODES}, got "
                              f"{memory_save_mode!r:.60}")
-        _check_bool("momentum_into_precondition_update", momentum_into_precondition_update)
+        check_bool("momentum_into_precondition_update", momentum_into_precondition_update)
         check_range("precondition_lr", precondition_lr, 0.0, 1.0)
         check_range("precondition_init_scale", precondition_init_scale, 0.0, low_open=True)
         check_int("seed", seed, 0)
@@ -428,6 +429,3 @@ class PSGDKron(RuleOptimizer):
                     state[key] = torch.as_tensor(value).to("cpu", torch.int64, copy=True)
 
 
-def _check_bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r:.60}")

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_int, check_range, common_args_doc, nonzero, scalar_step
+from .base import RuleOptimizer, check_bool, check_int, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
 
@@ -288,8 +288,8 @@ class Shampoo(RuleOptimizer):
             raise ValueError(f"graft must be one of {', '.join(GRAFTS)}, got {graft!r}")
         check_range("graft_eps", graft_eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
-        _check_bool("decoupled_weight_decay", decoupled_weight_decay)
-        _check_bool("nesterov", nesterov)
+        check_bool("decoupled_weight_decay", decoupled_weight_decay)
+        check_bool("nesterov", nesterov)
         check_int("start_preconditioning_step", start_preconditioning_step, 1)
         check_int("precondition_frequency", precondition_frequency, 1)
         check_int("max_precondition_dim", max_precondition_dim, 1)
@@ -316,6 +316,3 @@ class Shampoo(RuleOptimizer):
                     state[key] = value.to(p.device, matrix_dtype(p), copy=True)
 
 
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r:.60}")

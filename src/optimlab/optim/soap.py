@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc
+from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
 from .compact import SCALE
 from .ops import add_scaled
@@ -286,8 +286,8 @@ class SOAP(RuleOptimizer):
         check_range("weight_decay", weight_decay, 0.0)
         check_int("precondition_frequency", precondition_frequency, 1)
         check_int("max_precondition_dim", max_precondition_dim, 1)
-        _check_bool("precondition_1d", precondition_1d)
-        _check_bool("correct_bias", correct_bias)
+        check_bool("precondition_1d", precondition_1d)
+        check_bool("correct_bias", correct_bias)
         defaults = dict(lr=lr, betas=betas, shampoo_beta=shampoo_beta, eps=eps,
                         weight_decay=weight_decay, precondition_frequency=precondition_frequency,
                         max_precondition_dim=max_precondition_dim,
@@ -320,6 +320,3 @@ class SOAP(RuleOptimizer):
                     state[m + SCALE] = kept[m + SCALE].to(p.device, torch.float32, copy=True)
 
 
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r:.60}")
