@@ -20,6 +20,9 @@ class Case:
 
     cls_name: str
     hp: dict = field(default_factory=dict)
+    #: what this case is checked against where it is not the class's catalog reference: a
+    #: setting ``torch.optim`` lacks (``cautious=True``) is checked against the NumPy oracle
+    reference: str | None = None
 
     @property
     def id(self) -> str:
@@ -27,6 +30,15 @@ class Case:
         if "inner" in self.hp:
             parts.insert(0, f"inner={self.hp['inner'][0]}")
         return f"{self.cls_name}[{','.join(parts)}]"
+
+    @property
+    def checked_against(self) -> str:
+        """The reference this case is compared with (``torch.optim.Adam``, ``oracle``, ...)."""
+        if self.reference is not None:
+            return self.reference
+        from optimlab.optim.catalog import TABLE
+
+        return next(info.reference for info in TABLE if info.cls.__name__ == self.cls_name)
 
     @property
     def maximize(self) -> bool:
@@ -65,6 +77,11 @@ def _cases(cls_name, *hps):
     return [Case(cls_name, hp) for hp in hps]
 
 
+def _oracle_cases(cls_name, *hps):
+    """Settings of a ``torch.optim`` class that torch lacks: checked against the NumPy oracle."""
+    return [Case(cls_name, hp, reference="oracle") for hp in hps]
+
+
 CASES: dict[str, list[Case]] = {
     "SGD": _cases(
         "SGD",
@@ -98,12 +115,16 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.01, amsgrad=True, weight_decay=0.01),
         dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, decoupled_weight_decay=True, weight_decay=0.1),
         dict(lr=0.01, amsgrad=True, maximize=True),
+    ) + _oracle_cases(
+        "Adam",
+        dict(lr=0.01, cautious=True),
+        dict(lr=0.02, amsgrad=True, weight_decay=0.01, cautious=True, maximize=True),
     ),
     "AdamW": _cases(
         "AdamW",
         dict(lr=0.01),
         dict(lr=0.01, amsgrad=True, weight_decay=0.1, maximize=True),
-    ),
+    ) + _oracle_cases("AdamW", dict(lr=0.01, weight_decay=0.1, cautious=True)),
     "Adamax": _cases(
         "Adamax",
         dict(lr=0.02),
@@ -160,6 +181,8 @@ CASES: dict[str, list[Case]] = {
         dict(lr=1e-3),
         dict(lr=3e-3, betas=(0.95, 0.98), weight_decay=0.1),
         dict(lr=1e-3, maximize=True),
+        dict(lr=1e-3, cautious=True),
+        dict(lr=3e-3, weight_decay=0.1, cautious=True, maximize=True),
     ),
     "LBFGS": _cases(
         "LBFGS",
@@ -292,6 +315,7 @@ CASES: dict[str, list[Case]] = {
         # L2 decay through the gradient, with the running maximum of v
         dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=False, amsgrad=True),
         dict(lr=0.02, betas=(0.5, 0.99), eps=1e-8, maximize=True),
+        dict(lr=0.01, amsgrad=True, cautious=True),
     ),
     "NovoGrad": _cases(
         "NovoGrad",

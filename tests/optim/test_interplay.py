@@ -4,12 +4,13 @@ import pytest
 import torch
 from torch.optim import lr_scheduler, swa_utils
 
-from optimlab.optim.catalog import TABLE
 from tests.optim.cases import ALL_CASES, CASES, DENSE_CASES
 from tests.problems import assert_params_close, loss_fn, make_params
 
-TORCH_REF = {info.cls.__name__: info.reference.removeprefix("torch.optim.")
-             for info in TABLE if info.reference.startswith("torch.optim.")}
+
+def _torch_checked(case) -> bool:
+    return case.checked_against.startswith("torch.optim.")
+
 SCHEDULERS = {
     "step": lambda opt: lr_scheduler.StepLR(opt, step_size=10, gamma=0.5),
     "cosine": lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=40),
@@ -53,11 +54,11 @@ def _first_case(name):
 
 
 @pytest.mark.parametrize("sched", sorted(SCHEDULERS))
-@pytest.mark.parametrize("case", [c for c in DENSE_CASES if c.cls_name in TORCH_REF and
+@pytest.mark.parametrize("case", [c for c in DENSE_CASES if _torch_checked(c) and
                                   not c.hp.get("maximize")], ids=lambda c: c.id)
 def test_scheduler_and_clipping_match_torch(case, sched):
     """A scheduler (OneCycle cycles momentum/betas too) and clipping give torch's path."""
-    torch_cls = getattr(torch.optim, TORCH_REF[case.cls_name])
+    torch_cls = getattr(torch.optim, case.checked_against.removeprefix("torch.optim."))
     runs = []
     for factory in (case.build, lambda ps: torch_cls(ps, **case.reference_hp())):
         params = make_params(torch.float64, case.shapes)
@@ -70,7 +71,7 @@ def test_scheduler_and_clipping_match_torch(case, sched):
     assert_params_close(ours, theirs, 1e-10)
 
 
-@pytest.mark.parametrize("case", [c for c in ALL_CASES if c.cls_name not in TORCH_REF],
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if not _torch_checked(c)],
                          ids=lambda c: c.id)
 def test_schedulers_drive_other_optimizers(case):
     for sched in SCHEDULERS.values():

@@ -20,6 +20,7 @@ ORACLES = {
     "Adagrad": classic.adagrad,
     "RMSprop": classic.rmsprop,
     "Adam": classic.adam,
+    "AdamW": classic.adamw,
     "LAMB": lamb.optimize,
     "Lion": lion.optimize,
     "AdaBelief": adabelief.optimize,

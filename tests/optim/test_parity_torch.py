@@ -13,10 +13,10 @@ from tests.problems import assert_params_close, run_torch
 
 STEPS = 300
 TORCH_CASES = [
-    pytest.param(case, info.reference, id=case.id)
+    pytest.param(case, case.checked_against, id=case.id)
     for info in TABLE
-    if info.reference.startswith("torch.optim.")
     for case in CASES[info.cls.__name__]
+    if case.checked_against.startswith("torch.optim.")
 ]
 
 

@@ -29,6 +29,12 @@ hyperparameter names match the optimlab classes). Independent of torch.
       m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2;   amsgrad: v <- max(v_max, v)
       w <- w - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
+  cautious (C-AdamW, Algorithm 1 of Liang et al., "Cautious Optimizers", 2024,
+  https://arxiv.org/abs/2411.16085, with the scale d / (nnz + 1) of the authors' code):
+
+      u = m / (1 - b1^t) / (sqrt(v) / sqrt(1 - b2^t) + eps);   phi = 1[u * g > 0]
+      w <- w - lr * u * phi * d / (sum(phi) + 1)        (d: the array's size)
+
 Each rule is a small class with ``init(w) -> state`` and ``step(w, g, state, t) -> new w``
 (``state`` is updated in place, ``w`` is not), so the wrapper oracles (``sam.py``,
 ``lookahead.py``) reuse the single step. The module-level functions ``sgd``, ``gd``,
@@ -101,9 +107,9 @@ class RMSpropRule:
 
 class AdamRule:
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 decoupled_weight_decay=False):
+                 decoupled_weight_decay=False, cautious=False):
         self.lr, (self.b1, self.b2), self.eps, self.wd = lr, betas, eps, weight_decay
-        self.amsgrad, self.decoupled = amsgrad, decoupled_weight_decay
+        self.amsgrad, self.decoupled, self.cautious = amsgrad, decoupled_weight_decay, cautious
 
     def init(self, w):
         return {"m": np.zeros_like(w), "v": np.zeros_like(w), "v_max": np.zeros_like(w)}
@@ -120,7 +126,11 @@ class AdamRule:
         if self.amsgrad:
             v = state["v_max"] = np.maximum(state["v_max"], v)
         denom = np.sqrt(v) / np.sqrt(1.0 - b2**t) + self.eps
-        return w - self.lr / (1.0 - b1**t) * state["m"] / denom
+        u = state["m"] / (1.0 - b1**t) / denom
+        if self.cautious:
+            phi = (u * g > 0).astype(u.dtype)
+            u = u * phi * (u.size / (phi.sum() + 1.0))
+        return w - self.lr * u
 
 
 class AdamWRule(AdamRule):
@@ -197,16 +207,16 @@ def rmsprop(params, grad_fn, steps, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=
 
 
 def adam(params, grad_fn, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-         amsgrad=False, decoupled_weight_decay=False):
+         amsgrad=False, decoupled_weight_decay=False, cautious=False):
     return run("Adam", params, grad_fn, steps, lr=lr, betas=betas, eps=eps,
                weight_decay=weight_decay, amsgrad=amsgrad,
-               decoupled_weight_decay=decoupled_weight_decay)
+               decoupled_weight_decay=decoupled_weight_decay, cautious=cautious)
 
 
 def adamw(params, grad_fn, steps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-          amsgrad=False):
+          amsgrad=False, cautious=False):
     return adam(params, grad_fn, steps, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                amsgrad=amsgrad, decoupled_weight_decay=True)
+                amsgrad=amsgrad, decoupled_weight_decay=True, cautious=cautious)
 
 
 #: optimlab class name -> oracle function.

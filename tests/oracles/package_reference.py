@@ -170,7 +170,7 @@ def _mars(params, *, lr=3e-3, betas=(0.95, 0.99), gamma=0.025, mars_type="adamw"
 
 
 def _laprop(params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
-            decoupled_weight_decay=True, amsgrad=False):
+            decoupled_weight_decay=True, amsgrad=False, cautious=False):
     import math
 
     from pytorch_optimizer import LaProp
@@ -179,9 +179,18 @@ def _laprop(params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
     l2 = 0.0 if decoupled_weight_decay else weight_decay
     # foreach=False: the package's multi-tensor path rounds the step size 1/(1 - b1^t) to
     # float32, which float64 parity would see
-    opt = LaProp(params, lr=lr, betas=betas, eps=eps,
-                 weight_decay=weight_decay if decoupled_weight_decay else 0.0,
-                 weight_decouple=True, ams_bound=amsgrad, foreach=False)
+    class LaPropWithoutFloor(LaProp):
+        # the package adds a constant 1e-15 to v inside the root, which optimlab (and the
+        # authors' code) do not: a relative 1e-15/2v that cautious masking, discontinuous
+        # where m * g crosses 0, can turn into a different mask; here it is 0
+        @staticmethod
+        def apply_ams_bound(ams_bound, exp_avg_sq, max_exp_avg_sq, eps, exp_avg_sq_eps=0.0):
+            return LaProp.apply_ams_bound(ams_bound, exp_avg_sq, max_exp_avg_sq, eps, 0.0)
+
+    opt = LaPropWithoutFloor(params, lr=lr, betas=betas, eps=eps,
+                             weight_decay=weight_decay if decoupled_weight_decay else 0.0,
+                             weight_decouple=True, ams_bound=amsgrad, cautious=cautious,
+                             foreach=False)
 
     def before_step(optimizer, args, kwargs):
         for group in optimizer.param_groups:

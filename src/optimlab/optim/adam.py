@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_bool, check_range, nonzero, scalar_step
 from .capabilities import Capabilities
+from .cautious import cautious as cautious_mask
 from .ops import add_scaled, addcdiv, addcmul
 
 
@@ -22,7 +23,7 @@ def init(p: Tensor, *, amsgrad: bool = False, **_) -> dict:
 
 
 def update(p, g, state, *, step, lr, betas, eps, weight_decay, amsgrad=False,
-           decoupled_weight_decay=False, **_) -> Tensor:
+           decoupled_weight_decay=False, cautious=False, **_) -> Tensor:
     beta1, beta2 = betas
     if nonzero(weight_decay):
         if decoupled_weight_decay:
@@ -33,6 +34,9 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, amsgrad=False,
     v = state["exp_avg_sq"] = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
     if amsgrad:
         v = state["max_exp_avg_sq"] = torch.maximum(state["max_exp_avg_sq"], v)
+    if cautious:
+        # the step's sign is m's (its denominator is positive): mask m where it disagrees
+        m = cautious_mask(m, g)
     return bias_corrected_step(p, m, v, step=step, lr=lr, betas=betas, eps=eps)
 
 
@@ -61,9 +65,16 @@ _RULE = r"""
        &\quad v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
        &\quad \textbf{if}\ \text{amsgrad}:\ v_t \leftarrow \max(\hat v^{max}_{t-1}, v_t)
             =: \hat v^{max}_t\\
+       &\quad \textbf{if}\ \text{cautious}:\ \phi_t \leftarrow \mathbb{1}[m_t \odot g_t > 0],\
+            m_t \leftarrow m_t \odot \phi_t\, d / (\textstyle\sum_i \phi_{t,i} + 1)
+            \quad \text{(for the step only)}\\
        &\quad \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,
             \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
        \end{aligned}
+
+    With ``cautious`` (:mod:`optimlab.optim.cautious`; :math:`d` is the tensor's size) the
+    step is taken only where it agrees in sign with the gradient; the stored :math:`m_t` is
+    not masked.
 """
 
 
@@ -85,6 +96,8 @@ class Adam(RuleOptimizer):
             "On the Convergence of Adam and Beyond") (default: False).
         decoupled_weight_decay (bool, optional): decay the weights directly by
             :math:`\gamma\lambda`, which makes this AdamW (default: False).
+        cautious (bool, optional): step only where the update agrees in sign with the
+            gradient (Liang et al. 2024, C-AdamW); not in ``torch.optim`` (default: False).
 {COMMON_ARGS_DOC}
 
     Reference: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
@@ -103,18 +116,20 @@ class Adam(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
     capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_sq", "max_exp_avg_sq"),
-                                fusable=True)
+                                fusable=True, reduces_when=("cautious",))
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
-                 fused=None, skip_nonfinite=False, state_precision=None):
+                 fused=None, skip_nonfinite=False, state_precision=None, cautious=False):
         check_range("lr", lr, 0.0)
         check_betas(betas, same_kind=True)  # as torch.optim.Adam and AdamW
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
+        check_bool("cautious", cautious)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach,
-                        decoupled_weight_decay=decoupled_weight_decay, fused=fused)
+                        decoupled_weight_decay=decoupled_weight_decay, fused=fused,
+                        cautious=cautious)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
@@ -139,6 +154,8 @@ class AdamW(Adam):
         weight_decay (float, optional): decoupled decay coefficient :math:`\lambda`
             (default: 1e-2).
         amsgrad (bool, optional): use the running maximum of :math:`v_t` (default: False).
+        cautious (bool, optional): step only where the update agrees in sign with the
+            gradient (C-AdamW, Liang et al. 2024); not in ``torch.optim`` (default: False).
 {COMMON_ARGS_DOC}
 
     Reference: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
@@ -147,8 +164,8 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None, cautious=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, foreach=foreach, maximize=maximize, fused=fused,
                          decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite,
-                         state_precision=state_precision)
+                         state_precision=state_precision, cautious=cautious)

@@ -65,6 +65,9 @@ class Capabilities:
             D-Adaptation's step size ``d``), so splitting a group changes the path.
         second_moments: the same for entries that are never negative (a second moment, an
             accumulated square), which the 8-bit form encodes with an unsigned code.
+        reduces_when: switches of the rule that, when on, make an elementwise rule reduce
+            over each whole tensor (``cautious`` counts the coordinates it keeps): a
+            population then maps its members with vmap (:meth:`batching_for`).
     """
 
     batching: str = "elementwise"
@@ -82,6 +85,7 @@ class Capabilities:
     group_coupled: bool = False
     moments: tuple[str, ...] = ()
     second_moments: tuple[str, ...] = ()
+    reduces_when: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.sparse_only and not self.sparse:
@@ -94,6 +98,13 @@ class Capabilities:
         """The buffers ``state_precision`` compacts, each with whether it is signed."""
         return {**{name: True for name in self.moments},
                 **{name: False for name in self.second_moments}}
+
+    def batching_for(self, hparams: dict) -> str:
+        """How a population batches members with these hyperparameters: :attr:`batching`,
+        or ``"vmap"`` where a switch in :attr:`reduces_when` is on."""
+        if self.batching == "elementwise" and any(hparams.get(k) for k in self.reduces_when):
+            return "vmap"
+        return self.batching
 
     @property
     def wrapper(self) -> bool:

@@ -6,8 +6,9 @@ import torch
 from torch import Tensor
 
 from .adam import init as adam_init
-from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero
+from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
+from .cautious import cautious as cautious_mask
 from .ops import add_scaled, addcmul
 
 # LaProp is not in torch.optim, so it takes no ``foreach`` argument.
@@ -19,7 +20,7 @@ init = adam_init
 
 
 def update(p, g, state, *, step, lr, betas, eps, weight_decay, decoupled_weight_decay=True,
-           amsgrad=False, **_) -> Tensor:
+           amsgrad=False, cautious=False, **_) -> Tensor:
     beta1, beta2 = betas
     decay = nonzero(weight_decay)
     if decay and not decoupled_weight_decay:
@@ -33,6 +34,8 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, decoupled_weight_
     # and the momentum averages the normalised gradients: Adam's two steps swapped
     denom = v.sqrt() / bias_correction2**0.5 + eps
     m = state["exp_avg"] = torch.lerp(state["exp_avg"], g / denom, 1 - beta1)
+    if cautious:
+        m = cautious_mask(m, g)  # for the step only: the stored momentum is not masked
     p = add_scaled(p, m, -lr / bias_correction1)
     if decay and decoupled_weight_decay:
         # after the step, as the authors' code and pytorch_optimizer decay the weights
@@ -56,7 +59,10 @@ _RULE = r"""
             =: v^{max}_t\\
        &\quad m_t \leftarrow \beta_1 m_{t-1} + (1-\beta_1)\,
             \frac{g_t}{\sqrt{\hat v_t/(1-\beta_2^t)} + \epsilon}\\
-       &\quad \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\, m_t\\
+       &\quad u_t \leftarrow m_t;\quad \textbf{if}\ \text{cautious}:\
+            \phi_t \leftarrow \mathbb{1}[m_t \odot g_t > 0],\
+            u_t \leftarrow m_t \odot \phi_t\, d / (\textstyle\sum_i \phi_{t,i} + 1)\\
+       &\quad \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\, u_t\\
        &\quad \textbf{if}\ \text{decoupled}:\ \theta_t \leftarrow \theta_t(1 - \gamma\lambda)
        \end{aligned}
 """
@@ -117,6 +123,8 @@ class LaProp(RuleOptimizer):
             rather than through the gradient (default: True).
         amsgrad (bool, optional): normalise by the running maximum of :math:`v_t`
             (default: False).
+        cautious (bool, optional): step only where the momentum agrees in sign with the
+            gradient (Liang et al. 2024, :mod:`optimlab.optim.cautious`) (default: False).
 {_ARGS_DOC}
 
     Reference: Ziyin, Wang & Ueda, "LaProp: Separating Momentum and Adaptivity in Adam",
@@ -135,23 +143,23 @@ class LaProp(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
     capabilities = Capabilities(moments=("exp_avg",),
-                                second_moments=("exp_avg_sq", "max_exp_avg_sq"), fusable=True)
+                                second_moments=("exp_avg_sq", "max_exp_avg_sq"), fusable=True,
+                                reduces_when=("cautious",))
 
     def __init__(self, params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
                  decoupled_weight_decay=True, amsgrad=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None, cautious=False):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # eps is the only floor of the divisor: 0 would give 0/0 where every gradient so far
         # has been 0 (the reference has a 1e-15 inside its root for that)
         check_range("eps", eps, 0.0, low_open=True)
         check_range("weight_decay", weight_decay, 0.0)
-        for name, value in (("decoupled_weight_decay", decoupled_weight_decay),
-                            ("amsgrad", amsgrad)):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be a bool, got {value!r}")
+        check_bool("decoupled_weight_decay", decoupled_weight_decay)
+        check_bool("amsgrad", amsgrad)
+        check_bool("cautious", cautious)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad,
-                        maximize=maximize, fused=fused)
+                        maximize=maximize, fused=fused, cautious=cautious)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero
+from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
+from .cautious import cautious as cautious_mask
 
 # Lion is not in torch.optim, so it takes no ``foreach`` argument.
 _ARGS_DOC = common_args_doc(foreach=False)
@@ -23,11 +24,13 @@ def _sign(x: Tensor) -> Tensor:
     return torch.where(torch.isnan(x), x, torch.sign(x))
 
 
-def update(p, g, state, *, lr, betas, weight_decay, **_) -> Tensor:
+def update(p, g, state, *, lr, betas, weight_decay, cautious=False, **_) -> Tensor:
     beta1, beta2 = betas
     m = state["exp_avg"]
     direction = _sign(beta1 * m + (1 - beta1) * g)
     state["exp_avg"] = beta2 * m + (1 - beta2) * g
+    if cautious:
+        direction = cautious_mask(direction, g)
     if nonzero(weight_decay):
         p = p * (1 - lr * weight_decay)
     return p - lr * direction
@@ -43,9 +46,15 @@ _RULE = r"""
        &\quad g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1})
             \quad (- \text{ if maximize})\\
        &\quad c_t \leftarrow \beta_1 m_{t-1} + (1-\beta_1) g_t\\
-       &\quad \theta_t \leftarrow \theta_{t-1}(1 - \gamma\lambda) - \gamma\,\mathrm{sign}(c_t)\\
+       &\quad u_t \leftarrow \mathrm{sign}(c_t)\\
+       &\quad \textbf{if}\ \text{cautious}:\ \phi_t \leftarrow \mathbb{1}[u_t \odot g_t > 0],\
+            u_t \leftarrow u_t \odot \phi_t\, d / (\textstyle\sum_i \phi_{t,i} + 1)\\
+       &\quad \theta_t \leftarrow \theta_{t-1}(1 - \gamma\lambda) - \gamma\,u_t\\
        &\quad m_t \leftarrow \beta_2 m_{t-1} + (1-\beta_2) g_t
        \end{aligned}
+
+    With ``cautious`` (C-Lion, :mod:`optimlab.optim.cautious`; :math:`d` is the tensor's
+    size) a coordinate moves only where the sign step agrees with the gradient.
 """
 
 
@@ -73,6 +82,8 @@ class Lion(RuleOptimizer):
             (default: (0.9, 0.99)).
         weight_decay (float, optional): decoupled decay :math:`\lambda`, scaled by the
             learning rate (default: 0).
+        cautious (bool, optional): step only where the sign step agrees with the gradient
+            (C-Lion, Liang et al. 2024) (default: False).
 {_ARGS_DOC}
 
     Reference: Chen et al., "Symbolic Discovery of Optimization Algorithms", NeurIPS 2023,
@@ -90,13 +101,16 @@ class Lion(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(moments=("exp_avg",), fusable=True)
+    capabilities = Capabilities(moments=("exp_avg",), fusable=True, reduces_when=("cautious",))
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None,
+                 cautious=False):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("weight_decay", weight_decay, 0.0)
-        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, fused=fused)
+        check_bool("cautious", cautious)
+        defaults = dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize, fused=fused,
+                        cautious=cautious)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)

@@ -257,6 +257,10 @@ class TensorList:
     def clone(self):
         return _elementwise(torch.clone, self)
 
+    def to(self, dtype: torch.dtype):
+        """Each element converted to ``dtype`` (a 0/1 mask from a comparison, for one)."""
+        return _elementwise(Tensor.to, self, dtype)
+
     # -- torch functions ----------------------------------------------------------------------
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):

@@ -78,7 +78,8 @@ class Population:
             raise ValueError(f"{self.entry.name} takes sparse gradients only (nn.Embedding("
                              f"sparse=True)); races, the playground and populations give "
                              f"dense ones")
-        self.mode = self.capabilities.batching
+        # a switch is the same for every member (checked when the values are stacked)
+        self.mode = self.capabilities.batching_for(self.member_hparams[0])
         if not issubclass(self.cls, RuleOptimizer):
             self.mode = "member"
         if self.mode == "member":

@@ -220,6 +220,13 @@ def _expr(node: Node, t: str, arg: Callable[[object], str]) -> str:
 _REDUCTIONS = {aten.linalg_vector_norm.default, aten.sum.default}
 
 
+def _norm_order(node: Node) -> int | None:
+    """1 or 2 for a whole-tensor norm node, None for a sum."""
+    if node.target is not aten.linalg_vector_norm.default:
+        return None
+    return int(node.args[1]) if len(node.args) > 1 else 2
+
+
 def _stages(program: Program) -> dict[Node, str]:
     """Assign every node its stage (see the module docstring)."""
     stage: dict[Node, str] = {}
@@ -234,8 +241,8 @@ def _stages(program: Program) -> dict[Node, str]:
             if _is_vector(node) or deps - {"vector"}:
                 raise Unsupported("only whole-tensor norms of first-pass values are supported")
             if node.target is aten.linalg_vector_norm.default and (
-                    node.args[1:] not in ((), (2,), (2.0,)) or node.kwargs):
-                raise Unsupported("only the 2-norm over the whole tensor is supported")
+                    node.args[1:] not in ((), (2,), (2.0,), (1,), (1.0,)) or node.kwargs):
+                raise Unsupported("only the 1- and 2-norms over the whole tensor are supported")
             if node.target is aten.sum.default and (node.args[1:] or node.kwargs):
                 raise Unsupported("only the sum over the whole tensor is supported")
             stage[node] = "reduce"
@@ -542,9 +549,9 @@ def _emit_element_loop(k: _CFunction, needed: list[Node], roots: dict[Node, int]
         lines.append(f"            b{buffer}[i] = ({k.elem}){k.names[node]};")
     for acc, red in zip(accs, reduce):
         x = k.names[red.args[0]]
-        lines.append(f"            {acc} += (double){x} * (double){x};" if
-                     red.target is aten.linalg_vector_norm.default else
-                     f"            {acc} += (double){x};")
+        term = {2: f"(double){x} * (double){x}", 1: f"fabs((double){x})"}.get(
+            _norm_order(red), f"(double){x}")
+        lines.append(f"            {acc} += {term};")
     lines.append("        }")
     for i, acc in enumerate(accs):
         lines.append(f"        partial[c * {len(reduce)} + {i}] = {acc};")
@@ -592,8 +599,7 @@ def _emit_reductions(k: _CFunction) -> list[str]:
         lines.append(f"            {names[red]}_sum += partial[c * {len(reductions)} + {i}];")
     lines.append("        }")
     for red in reductions:
-        value = f"sqrt({names[red]}_sum)" if red.target is aten.linalg_vector_norm.default \
-            else f"{names[red]}_sum"
+        value = f"sqrt({names[red]}_sum)" if _norm_order(red) == 2 else f"{names[red]}_sum"
         lines.append(f"        const {k.ctype(red)} {names[red]} = ({k.ctype(red)}){value};")
     post_deps = _needed(post_nodes, lambda n: k.stage.get(n) != "post") if post_nodes else []
     for node in post_deps:
@@ -606,6 +612,23 @@ def _emit_reductions(k: _CFunction) -> list[str]:
         lines.append(f"        out[{j}] = (double){names[node]};")
     lines.append("    }")
     return lines
+
+
+def _defer_clobbering_writes(k: _CFunction, first: dict[Node, int],
+                             second: dict[Node, int]) -> None:
+    """Move to the second pass the first pass's writes into an input the second pass still
+    reads (Lion's momentum, whose old value the cautious step needs after its counts;
+    MARS's previous gradient). The second pass reads each element before it writes it, so
+    the old value is still there when it is needed."""
+    while True:
+        needed = _needed(list(second), lambda n: n in first or n.op == "placeholder"
+                         or k.stage.get(n) in ("scalar", "post"))
+        clobbered = {k.vec_in[b]: n for n, b in first.items()}
+        moving = [clobbered[n] for n in needed if n in clobbered]
+        if not moving:
+            return
+        for node in moving:
+            second[node] = first.pop(node)
 
 
 def _second_pass_reads(k: _CFunction, first: dict[Node, int],
@@ -636,6 +659,7 @@ def to_c(program: Program, name: str = "optimlab_step") -> str:
     k = _analyse(program)
     lines = _emit_signature(k, name) + _emit_chunking(k) + _emit_scalars(k)
     first, second = _vector_roots(k)
+    _defer_clobbering_writes(k, first, second)
     lines.append("")
     lines += _emit_pass(k, first, k.reductions, {}, second=False)
     if k.reductions or k.post_nodes or second:
