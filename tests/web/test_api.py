@@ -100,7 +100,7 @@ def test_optimizers_come_from_the_library_catalog(client):
     assert adam["rule_latex"] == info.rule_latex and "\\frac" in adam["rule_latex"]
     assert adam["strengths"] == info.strengths and adam["typical_use"] == info.typical_use
     shown = {h["name"]: h for h in adam["hyperparameters"]}
-    assert list(shown) == ["lr", "betas", "eps", "weight_decay", "amsgrad"]
+    assert list(shown) == ["lr", "betas", "eps", "weight_decay", "amsgrad", "cautious"]
     assert shown["lr"]["default"] == info.defaults["lr"] and shown["lr"]["kind"] == "log"
     assert shown["betas"]["default"] == list(info.defaults["betas"])
     assert shown["lr"]["low"] == 0 and shown["lr"]["low_open"] and shown["lr"]["high"] == 10
@@ -147,7 +147,7 @@ def test_a_race_is_the_library_race(client):
     # every value used is said: alias presets, the chosen ones and the shown defaults
     assert used["momentum"]["momentum"] == 0.9 and used["momentum"]["lr"] == 1e-3
     assert used["adam"] == {"lr": 0.05, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0,
-                            "amsgrad": False}
+                            "amsgrad": False, "cautious": False}
 
 
 def test_a_tuned_race_says_which_learning_rates_it_chose(client):
@@ -659,3 +659,24 @@ def test_an_optimizer_for_sparse_gradients_only_is_not_offered(client):
     answer = client.post("/api/race", json=race_body(
         optimizers=[{"name": sparse_only[0], "hparams": {"lr": 0.01}}]))
     assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize("name, key, value", [
+    ("prodigy", "growth_rate", 1.05), ("prodigy", "beta3", 0.95),
+    ("dadaptadam", "growth_rate", 2.0), ("psgdkron", "pre_conditioner_update_probability", 0.5),
+])
+def test_numbers_the_optimizer_may_choose_take_a_number_or_null(client, name, key, value):
+    """A hyperparameter whose default None lets the optimizer choose is shown as a number
+    with an "auto" switch: the page gets its range, and a race takes a number or null."""
+    (shown,) = [h for h in api.hp.exposed(name) if h["name"] == key]
+    assert shown["nullable"] and shown["default"] is None and shown["kind"] in ("log", "linear")
+    assert shown["ui_low"] <= shown["example"] <= shown["ui_high"]
+    for given in (value, None):
+        body = race_body(steps=20, optimizers=[{"name": name, "hparams": {key: given}}])
+        answer = client.post("/api/race", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["results"][0]["hparams"][key] == given
+    for bad in ("auto", shown["low"] - 1.0):
+        body = race_body(optimizers=[{"name": name, "hparams": {key: bad}}])
+        answer = client.post("/api/race", json=body)
+        assert answer.status_code == 422 and key in answer.text, answer.text

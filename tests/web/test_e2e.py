@@ -240,3 +240,31 @@ def test_the_runs_tab_shows_the_store(page, sweep_db):
     assert page.evaluate("document.getElementById('sweep-curves').data.length") == 4
     assert "tab=runs" in page.url
     _shot(page, "runs.png")
+
+
+def test_auto_numbers_and_cautious_switch_go_into_the_url_and_the_race(page):
+    """A number the optimizer may choose itself (Prodigy's growth_rate) has an "auto" switch:
+    typing a value turns it off, turning it back on gives null; both reach the URL and the
+    race. Adam's cautious masking is a checkbox like amsgrad."""
+    _open(page, "?n=50&o=prodigy&o=adam")
+    auto = ".opt[data-name='prodigy'] input[aria-label='prodigy growth_rate auto']"
+    value = ".opt[data-name='prodigy'] input[aria-label='prodigy growth_rate value']"
+    assert page.is_checked(auto)
+    page.fill(value, "1.05")
+    page.dispatch_event(value, "change")
+    assert not page.is_checked(auto)
+    page.check(".opt[data-name='adam'] input[aria-label='adam cautious']")
+    options = parse_qs(urlparse(page.url).query)["o"]
+    assert "prodigy:growth_rate=1.05" in options and "adam:cautious=true" in options
+    _race(page, watch=False)
+    used = page.text_content(".opt[data-name='prodigy'] .used")
+    assert "growth_rate=1.05" in used, used
+    page.check(auto)
+    assert "prodigy" in parse_qs(urlparse(page.url).query)["o"]
+    _race(page, watch=False)
+    assert "growth_rate=–" in page.text_content(".opt[data-name='prodigy'] .used")
+    # a link with null (auto) restores the switch
+    _open(page, "?n=50&o=prodigy:beta3=null;growth_rate=2")
+    assert page.is_checked(".opt[data-name='prodigy'] input[aria-label='prodigy beta3 auto']")
+    assert not page.is_checked(auto)
+    assert page.input_value(value) == "2"

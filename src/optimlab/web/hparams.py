@@ -64,6 +64,9 @@ class Range:
     the optimizer a wrapper wraps).
     ``low``/``high`` bound the values (``low_open``/``high_open`` exclude the bound);
     ``ui_low``/``ui_high`` are the slider's ends where they differ from the bounds.
+    A ``"log"`` or ``"linear"`` number that is ``nullable`` may also be ``None`` (the
+    optimizer then chooses, e.g. Prodigy's ``beta3``); the page shows it as a switch
+    ("auto") beside the slider, which starts at ``example`` when the switch is turned off.
     """
 
     kind: str
@@ -77,6 +80,7 @@ class Range:
     length: int = 2
     nullable: bool = False
     choices: tuple[str, ...] = ()
+    example: float | None = None
 
     @property
     def numeric(self) -> bool:
@@ -94,7 +98,8 @@ class Range:
             return "one of " + ", ".join(self.choices)
         lo = f"{'>' if self.low_open else '>='} {self.low:g}"
         hi = f"{'<' if self.high_open else '<='} {self.high:g}"
-        return f"{lo} and {hi}"
+        auto = " (or null)" if self.nullable and self.kind in ("log", "linear") else ""
+        return f"{lo} and {hi}{auto}"
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` lies within the bounds (an int of any size may be asked)."""
@@ -112,8 +117,14 @@ class Range:
                        high_open=self.high_open,
                        ui_low=self.low if self.ui_low is None else self.ui_low,
                        ui_high=self.high if self.ui_high is None else self.ui_high)
+        if self.nullable:
+            out.update(nullable=True, example=self.example)
         return out
 
+
+#: Largest magnitude of any number a request may give an optimizer (float32's largest finite
+#: number, what the optimizers themselves accept).
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 #: The hyperparameters a page shows (in this order), wherever an optimizer takes them.
 RANGES: dict[str, Range] = {
@@ -133,6 +144,19 @@ RANGES: dict[str, Range] = {
     "amsgrad": Range("bool", help="divide by the running maximum of the second moment"),
     "centered": Range("bool", help="normalise by the variance instead of the raw second moment"),
     "adaptive": Range("bool", help="ASAM: scale the neighbourhood by the weights' size"),
+    "cautious": Range("bool", help="step only where the update agrees in sign with the "
+                                   "gradient (Liang et al. 2024)"),
+    # numbers whose default, None, lets the optimizer choose ("auto" on the page)
+    "beta3": Range("linear", 0.0, 1.0, nullable=True, example=0.99, ui_high=0.999,
+                   help="decay rate of Prodigy's step-size estimate (auto: the square root "
+                        "of beta2)"),
+    "growth_rate": Range("log", 1.0, FLOAT32_MAX, nullable=True, example=1.02, ui_low=1.001,
+                         ui_high=10.0, help="largest factor the step-size estimate may grow "
+                                            "by in one step (auto: no limit)"),
+    "pre_conditioner_update_probability": Range(
+        "linear", 0.0, 1.0, nullable=True, example=0.1,
+        help="chance of refitting the preconditioner each step (auto: 1 for 500 steps, then "
+             "falling to 0.03, the authors' schedule)"),
 }
 
 #: Ranges of a hyperparameter that means something else for one optimizer (by class row).
@@ -148,9 +172,6 @@ OVERRIDES: dict[tuple[str, str], Range] = {
                            help="added to the trust ratio's denominator (0 by default)"),
 }
 
-#: Largest magnitude of any number a request may give an optimizer (float32's largest finite
-#: number, what the optimizers themselves accept).
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 #: Longest text a hyperparameter may hold (e.g. Muon's ``adjust_lr_fn``).
 MAX_TEXT = 40
 #: Any number a page does not show: finite and within float32's range.
@@ -195,7 +216,7 @@ def _fits(rng: Range, value: Any) -> bool:
     if rng.kind == "pair":
         return (isinstance(value, tuple) and len(value) == 2
                 and all(_is_number(v) for v in value))
-    return _is_number(value)
+    return _is_number(value) or (value is None and rng.nullable)
 
 
 def _derived(key: str, value: Any) -> Range | None:
@@ -334,6 +355,8 @@ def _check_one(key: str, rng: Range, value: Any) -> Any:
             raise HyperparameterError(f"{key} must be {rng.describe()}, got {_short(value)}", key)
         return value
     many = rng.kind in ("pair", "tuple")
+    if value is None and rng.nullable and not many:
+        return None  # the optimizer chooses (Prodigy's beta3, ...)
     if many and (not isinstance(value, (list, tuple)) or len(value) != rng.length):
         count = "two" if rng.length == 2 else str(rng.length)
         raise HyperparameterError(f"{key} must be {count} numbers, got {_short(value)}", key)

@@ -159,7 +159,7 @@ def _field_type(rng: hp.Range) -> Any:
         item = _number(rng)
         item = Optional[item] if rng.nullable else item
         return Annotated[list[item], Field(min_length=rng.length, max_length=rng.length)]
-    return _number(rng)
+    return Optional[_number(rng)] if rng.nullable else _number(rng)
 
 
 def _title(name: str) -> str:

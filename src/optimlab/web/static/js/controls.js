@@ -1,6 +1,7 @@
 /* The left-hand panel of the Race tab: the landscape, its parameters, the start, steps,
  * noise, seed, tuning and 3-D switches, and the list of optimizers with one control per
- * hyperparameter (a log or linear slider with a text box, a checkbox, or a number box).
+ * hyperparameter (a log or linear slider with a text box, a checkbox, a number box, or an
+ * "auto" switch beside the slider where the optimizer may choose the value itself).
  * Every change goes into `state` and the URL.
  */
 
@@ -39,6 +40,25 @@ function numberControl(name, h, label, get, set) {
   return el("div", { class: "hp", title: h.help }, el("span", { text: label }), slider, text);
 }
 
+function nullableControls(name, h, hp) {
+  // a number the optimizer may choose itself (null, "auto"): a switch, and the slider the
+  // value comes from when the switch is off (moving the slider turns it off)
+  let last = hp[h.name] ?? h.example;
+  const auto = el("input", { type: "checkbox", "aria-label": `${name} ${h.name} auto` });
+  const number = numberControl(name, h, h.name, () => hp[h.name] ?? last, (v) => {
+    last = v; hp[h.name] = v; auto.checked = false; number.classList.remove("off");
+  });
+  auto.checked = hp[h.name] === null;
+  number.classList.toggle("off", auto.checked);
+  auto.addEventListener("change", () => {
+    hp[h.name] = auto.checked ? null : last;
+    number.classList.toggle("off", auto.checked);
+    writeUrl();
+  });
+  const label = el("label", { class: "hp bool", title: h.help }, auto, el("span", { text: `${h.name}: auto` }));
+  return [label, number];
+}
+
 function hpControls(name) {
   const hp = state.selected.get(name);
   const rows = [];
@@ -58,6 +78,8 @@ function hpControls(name) {
         rows.push(numberControl(name, pair, `${h.name.replace(/s$/, "")}${i + 1}`,
           () => hp[h.name][i], (v) => { hp[h.name] = hp[h.name].slice(); hp[h.name][i] = v; }));
       }
+    } else if (h.nullable) {
+      rows.push(...nullableControls(name, h, hp));
     } else {
       rows.push(numberControl(name, h, h.name, () => hp[h.name], (v) => { hp[h.name] = v; }));
     }

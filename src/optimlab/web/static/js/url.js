@@ -1,7 +1,8 @@
 /* The configuration in the URL's query string, so a link reproduces it: readUrl fills
  * `state` from it at start, writeUrl writes `state` back after every change.
  *   l=landscape  p=k=v;k=v (landscape parameters)  s=x,y (start)  n=steps  noise  seed
- *   tune=1  v=3d  o=name[:k=v;k=v] (one per optimizer, only values off the defaults)
+ *   tune=1  v=3d  o=name[:k=v;k=v] (one per optimizer, only values off the defaults; null
+ *   is "auto", the optimizer's own choice)
  *   tab=runs  sweep=id  race=1 (the configuration was raced: opening the link races it)
  */
 
@@ -9,6 +10,7 @@ import { state, live, defaultValues } from "./state.js";
 
 function parseValue(text) {
   if (text === "true" || text === "false") return text === "true";
+  if (text === "null") return null;  // "auto": the optimizer chooses
   if (text.includes("/")) return text.split("/").map(Number);
   return Number(text);
 }
