@@ -103,7 +103,8 @@ def test_every_elementwise_optimizer_has_a_fused_path():
     expected = {"SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam",
                 "RAdam", "Lion", "AdaBelief", "ScheduleFreeAdamW", "LAMB", "ASGD", "Rprop",
                 # issue 15
-                "Signum", "Yogi", "ADOPT", "AdEMAMix", "LARS", "ScheduleFreeSGD"}
+                "Signum", "Yogi", "ADOPT", "AdEMAMix", "LARS", "ScheduleFreeSGD", "LaProp",
+                "NovoGrad", "MARS", "Sophia"}
     assert expected <= set(FUSED_CLASSES)
     # the rules that reduce over whole matrices or read step sizes on the host do not
     assert not optimlab.Adafactor.capabilities.fusable
@@ -123,7 +124,8 @@ def _parity_run(case_id: str, fused: bool, dtype: torch.dtype, nudge: int = 0) -
         with torch.no_grad():
             for p in params:
                 p.copy_(torch.nextafter(p, torch.full_like(p, math.copysign(math.inf, nudge))))
-    train_steps(case.build(params, fused=fused), params, 100, -1.0 if case.maximize else 1.0)
+    train_steps(case.build(params, fused=fused), params, 100, -1.0 if case.maximize else 1.0,
+                use_closure=case.needs_closure)
     return tuple(p.detach().clone() for p in params)
 
 

@@ -6,15 +6,13 @@ import torch
 from torch import Tensor
 
 from .adam import bias_corrected_step
-from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
+from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .lion import _sign
 from .ops import add_scaled, addcmul
 
-# MARS is not in torch.optim, so it takes no ``foreach`` argument; no ``fused`` either: the
-# kernel generator cannot yet order the writes of a rule whose second pass (after the norm)
-# reads a state buffer that the first pass rewrites (``last_grad``).
-_ARGS_DOC = common_args_doc(foreach=False, fused=False)
+# MARS is not in torch.optim, so it takes no ``foreach`` argument.
+_ARGS_DOC = common_args_doc(foreach=False)
 
 #: the preconditioners: the paper's MARS-AdamW and MARS-Lion (MARS-Shampoo is not here)
 #: (option values, not optimizer names: the step's preconditioner)
@@ -158,10 +156,10 @@ class MARS(RuleOptimizer):
     update = staticmethod(update)
     # the clip takes the norm of a whole tensor: populations map the rule with vmap
     capabilities = Capabilities(batching="vmap", moments=("exp_avg",),
-                                second_moments=("exp_avg_sq", "max_exp_avg_sq"))
+                                second_moments=("exp_avg_sq", "max_exp_avg_sq"), fusable=True)
 
     def __init__(self, params, lr=3e-3, betas=(0.95, 0.99), gamma=0.025, mars_type="adamw",
-                 eps=1e-8, weight_decay=0.0, amsgrad=False, *, maximize=False,
+                 eps=1e-8, weight_decay=0.0, amsgrad=False, *, maximize=False, fused=None,
                  skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
@@ -171,9 +169,8 @@ class MARS(RuleOptimizer):
                              f"got {mars_type!r}")
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
-        if not isinstance(amsgrad, bool):
-            raise ValueError(f"amsgrad must be True or False, got {amsgrad!r}")
+        check_bool("amsgrad", amsgrad)
         defaults = dict(lr=lr, betas=betas, gamma=gamma, mars_type=mars_type, eps=eps,
-                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)

@@ -18,8 +18,8 @@ from .rule import nonzero, scalar_step
 
 __all__ = ["Sophia", "probe", "difference_step"]
 
-# Sophia is not in torch.optim and has no fused path: no ``foreach``, no ``fused``.
-_ARGS_DOC = common_args_doc(foreach=False, fused=False)
+# Sophia is not in torch.optim, so it takes no ``foreach`` argument.
+_ARGS_DOC = common_args_doc(foreach=False)
 
 #: the probe distributions of the Hutchinson estimator
 DISTRIBUTIONS = ("gaussian", "rademacher")
@@ -241,11 +241,11 @@ class Sophia(RuleOptimizer):
     #: a Hessian step evaluates the closure twice (two phases, as SAM's), so a population runs
     #: one optimizer per member and evaluates every member's second gradient at once
     capabilities = Capabilities(batching="member", needs_closure=True, two_phase=True,
-                                complex=False, moments=("exp_avg",))
+                                complex=False, moments=("exp_avg",), fusable=True)
 
     def __init__(self, params, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12,
                  weight_decay=0.0, update_interval=10, distribution="gaussian", seed=0, *,
-                 maximize=False, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("gamma", gamma, 0.0)
@@ -258,7 +258,7 @@ class Sophia(RuleOptimizer):
         check_int("seed", seed, 0)
         defaults = dict(lr=lr, betas=betas, gamma=gamma, eps=eps, weight_decay=weight_decay,
                         update_interval=update_interval, distribution=distribution, seed=seed,
-                        maximize=maximize)
+                        maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
