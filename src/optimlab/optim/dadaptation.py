@@ -15,9 +15,11 @@ from .engine import real
 from .ops import add_scaled, addcdiv, addcmul
 from .rule import call
 
-# Like the ``dadaptation`` package: no ``foreach``; no fused kernel and no compact moments
-# (the estimate d reads every tensor of the group, with a read-back, on every step).
-_ARGS_DOC = common_args_doc(foreach=False, fused=False, state_precision=False)
+# Like the ``dadaptation`` package: no ``foreach``; no fused kernel (the estimate d reads
+# every tensor of the group, with a read-back, on every step). DAdaptAdam's moments may be
+# compact; DAdaptSGD keeps none (its sum s and start x0 are not running averages).
+_ARGS_DOC = common_args_doc(foreach=False, fused=False)
+_SGD_ARGS_DOC = common_args_doc(foreach=False, fused=False, state_precision=False)
 
 _LOG = logging.getLogger(__name__)
 
@@ -333,13 +335,15 @@ class DAdaptAdam(_DAdapt):
     # and kept in the param group: one optimizer instance per population member, one tensor
     # at a time (each tensor reports its share of the sums).
     capabilities = Capabilities(batching="member", multi_tensor=False, group_coupled=True,
-                                running=("d", "k", "numerator_weighted"))
+                                running=("d", "k", "numerator_weighted"), moments=("exp_avg",),
+                                second_moments=("exp_avg_sq",))
     init = staticmethod(adam_init)
     update = staticmethod(adam_update)
 
     def __init__(self, params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  log_every=0, decouple=False, use_bias_correction=False, d0=1e-6,
-                 growth_rate=None, fsdp_in_use=False, *, maximize=False, skip_nonfinite=False):
+                 growth_rate=None, fsdp_in_use=False, *, maximize=False, skip_nonfinite=False,
+                 state_precision=None):
         check_betas(betas)
         check_range("eps", eps, 0.0, low_open=True)
         _check_common(lr, weight_decay, log_every, d0, growth_rate, fsdp_in_use,
@@ -351,7 +355,8 @@ class DAdaptAdam(_DAdapt):
                         use_bias_correction=use_bias_correction, d0=d0,
                         growth_rate=growth_rate, fsdp_in_use=fsdp_in_use,
                         d=_number(d0), k=0, numerator_weighted=0.0, maximize=maximize)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)
 
     def _step_size(self, group, hp, params, lr):
         beta1, beta2 = hp["betas"]
@@ -459,7 +464,7 @@ class DAdaptSGD(_DAdapt):
         weight_decay (float, optional): L2 penalty :math:`\lambda` added to the gradient
             (default: 0).
 {_SHARED_ARGS_DOC}
-{_ARGS_DOC}
+{_SGD_ARGS_DOC}
 
     Reference: Defazio & Mishchenko, "Learning-Rate-Free Learning by D-Adaptation", ICML
     2023, https://arxiv.org/abs/2301.07733 (the SGD variant); reference implementation

@@ -14,8 +14,9 @@ from .engine import real
 from .ops import add_scaled, addcdiv, addcmul
 
 # Like prodigyopt.Prodigy: no ``foreach``; no fused kernel (the step size d is estimated from
-# every tensor of the group between the moment updates and the step) and no compact moments.
-_ARGS_DOC = common_args_doc(foreach=False, fused=False, state_precision=False)
+# every tensor of the group between the moment updates and the step). The moments may be
+# compact; the estimate's sum ``s`` and the start ``p0`` are not moments and stay as they are.
+_ARGS_DOC = common_args_doc(foreach=False, fused=False)
 
 
 def _number(x: Any) -> float:
@@ -195,14 +196,16 @@ class Prodigy(RuleOptimizer):
     # param group: one optimizer instance per population member, one tensor at a time (s and
     # p0 are flattened, sliced copies, not parameter-shaped).
     capabilities = Capabilities(batching="member", multi_tensor=False, group_coupled=True,
-                                running=("d", "d_max", "d_numerator", "k", "d_hat", "d_denom"))
+                                running=("d", "d_max", "d_numerator", "k", "d_hat", "d_denom"),
+                                moments=("exp_avg",), second_moments=("exp_avg_sq",))
     init = staticmethod(init)
     update = staticmethod(update)
 
     def __init__(self, params, lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8,
                  weight_decay=0.0, decouple=True, use_bias_correction=False,
                  safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=None,
-                 fsdp_in_use=False, slice_p=1, *, maximize=False, skip_nonfinite=False):
+                 fsdp_in_use=False, slice_p=1, *, maximize=False, skip_nonfinite=False,
+                 state_precision=None):
         # prodigyopt refuses lr = 0, eps = 0 and d0 = 0 too
         check_range("lr", lr, 0.0, low_open=True)
         check_betas(betas)
@@ -232,7 +235,8 @@ class Prodigy(RuleOptimizer):
                         growth_rate=growth_rate, fsdp_in_use=fsdp_in_use, slice_p=slice_p,
                         d=_number(d0), d_max=_number(d0), d_numerator=0.0, k=0,
                         maximize=maximize)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+                         state_precision=state_precision)
 
     @classmethod
     def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)
