@@ -35,6 +35,38 @@ def test_resume_is_bit_identical(case):
         assert torch.equal(uninterrupted, resumed)
 
 
+def _entries(opt):
+    return [(key, value.dtype, value.device) for state in opt.state.values()
+            for key, value in sorted(state.items()) if isinstance(value, torch.Tensor)]
+
+
+@pytest.mark.parametrize("precision", [None, "int8"])
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_bfloat16_parameters_resume_with_their_state_as_it_was_kept(case, precision):
+    """torch's load casts floating state to the parameter's dtype; what an optimizer keeps
+    in float32 beside bfloat16 parameters (SOAP's and Shampoo's factors, PSGD-Kron's, ASGD's
+    scalars, the 8-bit moments' block scales) comes back as it was, so the resumed run is
+    the uninterrupted one, bit for bit."""
+    if precision and not case.capabilities.compact_moments:
+        pytest.skip("no moments to keep compact")
+    extra = {"state_precision": precision} if precision else {}
+    sign = -1.0 if case.maximize else 1.0
+    params = make_params(torch.bfloat16, case.shapes)
+    opt = case.build(params, **extra)
+    train_steps(opt, params, 6, sign, case.needs_closure)
+    params_a = make_params(torch.bfloat16, case.shapes)
+    opt_a = case.build(params_a, **extra)
+    train_steps(opt_a, params_a, 3, sign, case.needs_closure)
+    saved = copy.deepcopy(opt_a.state_dict())
+    params_b = [p.detach().clone().requires_grad_() for p in params_a]
+    opt_b = case.build(params_b, **extra)
+    opt_b.load_state_dict(saved)
+    assert _entries(opt_b) == _entries(opt_a)
+    train_steps(opt_b, params_b, 3, sign, case.needs_closure)
+    for uninterrupted, resumed in zip(params, params_b):
+        assert torch.equal(uninterrupted, resumed)
+
+
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
 def test_state_dict_from_other_model_is_refused(case):
     params = make_params(torch.float64, case.shapes)

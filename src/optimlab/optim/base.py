@@ -413,8 +413,48 @@ class RuleOptimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         if tag is not None:
             self.skipped_steps = int(tag.get("skipped_steps", 0))
+        self._restore_saved_dtypes(state_dict)
         if self.capabilities.compact_moments:
             self._compact_loaded_state(precisions)
+
+    def _fresh_state(self, p: Tensor, group: dict) -> dict:
+        """What ``init`` makes for ``p`` in ``group``, on the meta device where it follows the
+        parameter (nothing is allocated): the dtype and device each entry is kept in."""
+        hp = {key: value for key, value in group.items() if key != "params"}
+        return self.init(torch.empty_like(real(p), device="meta"), **hp)
+
+    def _restore_saved_dtypes(self, state_dict: dict[str, Any]) -> None:
+        """Undo torch's cast where this optimizer keeps state in another dtype or place than
+        its parameter's.
+
+        torch's load casts every floating state tensor but ``step`` to its parameter's dtype
+        and moves every one to the parameter's device. An entry that ``init`` makes in
+        another dtype or on the CPU (a bfloat16 parameter's float32 factors in SOAP, Shampoo
+        and PSGD-Kron, ASGD's float32 scalars, a generator's bytes, an integer counter), and
+        the float32 block scales of 8-bit moments, is taken again from the checkpoint as it
+        was saved. 8-bit codes (not floating, never cast) are left to
+        :meth:`_compact_loaded_state`.
+        """
+        saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
+        mine = [(p, group) for group in self.param_groups for p in group["params"]]
+        for pid, (p, group) in zip(saved_ids, mine):
+            state, kept = self.state.get(p), state_dict["state"].get(pid, {})
+            if not state:
+                continue
+            fresh = self._fresh_state(p, group)
+            for key, value in kept.items():
+                if not isinstance(value, Tensor) or not isinstance(state.get(key), Tensor):
+                    continue
+                if key.endswith(compact.SCALE):
+                    dtype, device = value.dtype, p.device
+                elif isinstance(fresh.get(key), Tensor) and value.is_floating_point() \
+                        == fresh[key].is_floating_point():
+                    like = fresh[key]
+                    dtype, device = like.dtype, p.device if like.is_meta else like.device
+                else:
+                    continue
+                if state[key].dtype != dtype or state[key].device != device:
+                    state[key] = value.to(device, dtype, copy=True)
 
     def _compact_loaded_state(self, precisions: list) -> None:
         """Bring loaded moments to each group's ``state_precision``: torch's load casts every
@@ -427,7 +467,9 @@ class RuleOptimizer(torch.optim.Optimizer):
                 state = self.state.get(p)
                 if not state:
                     continue
-                dtype = real(p).dtype
+                fresh = self._fresh_state(p, group)
+                dtype = next((fresh[k].dtype for k in moments if isinstance(fresh.get(k), Tensor)),
+                             real(p).dtype)
                 full = compact.unpack(state, moments, dtype)
                 state.clear()
                 if precision is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -409,23 +408,5 @@ class PSGDKron(RuleOptimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 (base's)
-        super().load_state_dict(state_dict)
-        # torch's load casts every state tensor to its parameter's dtype; the factors keep
-        # their precision (float32 for a bfloat16 parameter), the generator state its bytes
-        # and the counter its integers, as they were saved
-        saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
-        params = [p for group in self.param_groups for p in group["params"]]
-        for pid, p in zip(saved_ids, params):
-            state = self.state.get(p)
-            if not state:
-                continue
-            for key, value in state_dict["state"].get(pid, {}).items():
-                if key.startswith("Q") and isinstance(value, Tensor):
-                    state[key] = value.to(p.device, _precondition_dtype(p.dtype), copy=True)
-                elif key == "rng_state":
-                    state[key] = value.to("cpu", torch.uint8, copy=True)
-                elif key == "update_counter":
-                    state[key] = torch.as_tensor(value).to("cpu", torch.int64, copy=True)
 
 

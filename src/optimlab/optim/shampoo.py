@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -301,18 +299,5 @@ class Shampoo(RuleOptimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 (base's)
-        super().load_state_dict(state_dict)
-        # torch's load casts every state tensor to its parameter's dtype: a bfloat16 or
-        # float16 parameter's statistics and roots are float32, as they were saved
-        saved = [pid for group in state_dict["param_groups"] for pid in group["params"]]
-        mine = [p for group in self.param_groups for p in group["params"]]
-        for pid, p in zip(saved, mine):
-            state = self.state.get(p)
-            if not state:
-                continue
-            for key, value in state_dict["state"].get(pid, {}).items():
-                if key.startswith(("statistic_", "inverse_root_")) and isinstance(value, Tensor):
-                    state[key] = value.to(p.device, matrix_dtype(p), copy=True)
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
-from .compact import SCALE
 from .ops import add_scaled
 from .rule import nonzero, scalar_step
 
@@ -296,27 +294,5 @@ class SOAP(RuleOptimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 (base's)
-        super().load_state_dict(state_dict)
-        # torch's load casts every state tensor to its parameter's dtype, but a bfloat16 or
-        # float16 parameter's state is float32: its factors and bases, its moments, and the
-        # block scales of 8-bit moments (which bfloat16 cannot hold) come back as saved
-        saved = [pid for group in state_dict["param_groups"] for pid in group["params"]]
-        mine = [(p, group) for group in self.param_groups for p in group["params"]]
-        moments = ("exp_avg", "exp_avg_sq")
-        for pid, (p, group) in zip(saved, mine):
-            state = self.state.get(p)
-            kept = state_dict["state"].get(pid, {})
-            if not state or p.dtype == matrix_dtype(p):
-                continue
-            precision = group.get("state_precision")
-            for key, value in kept.items():
-                if key.startswith(("GG_", "Q_")) or (precision is None and key in moments):
-                    state[key] = value.to(p.device, matrix_dtype(p), copy=True)
-            if precision == "int8" and all(kept.get(m) is not None and m + SCALE in kept
-                                           and kept[m].dtype == torch.uint8 for m in moments):
-                for m in moments:
-                    state[m] = kept[m].to(p.device, copy=True)
-                    state[m + SCALE] = kept[m + SCALE].to(p.device, torch.float32, copy=True)
 
 
