@@ -51,3 +51,30 @@ def test_dense_gradients_and_bad_parameters_are_refused():
     for hp in ({"lr": 0.0}, {"eps": 0.0}, {"betas": (1.0, 0.9)}):
         with pytest.raises(ValueError):
             optimlab.SparseAdam([p], **hp)
+
+
+@pytest.mark.parametrize("name", ["SparseAdam", "Adagrad"])
+def test_a_sparse_step_changes_only_the_stored_rows_in_place(name):
+    """The parameter and the state are the same tensors after a step, and the rows the
+    gradient does not store keep their bits: a step adds into the touched rows (as torch's
+    add_ does) instead of writing a dense copy of the table."""
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(50, 3, sparse=True).double()
+    opt = getattr(optimlab, name)(emb.parameters(), lr=0.1)
+    (emb(torch.tensor([1, 2])) ** 2).sum().backward()
+    opt.step()
+    state = opt.state[emb.weight]
+    buffers = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and v.dim()}
+    before = {k: (v.data_ptr(), v.clone()) for k, v in buffers.items()}
+    weight_ptr, weight = emb.weight.data_ptr(), emb.weight.detach().clone()
+    opt.zero_grad()
+    (emb(torch.tensor([3, 3, 7])) ** 2).sum().backward()
+    opt.step()
+    touched = torch.zeros(50, dtype=torch.bool)
+    touched[[3, 7]] = True
+    assert emb.weight.data_ptr() == weight_ptr
+    assert torch.equal(emb.weight.detach()[~touched], weight[~touched])
+    assert not torch.equal(emb.weight.detach()[touched], weight[touched])
+    for key, (ptr, old) in before.items():
+        assert state[key].data_ptr() == ptr, key
+        assert torch.equal(state[key][~touched], old[~touched]), key

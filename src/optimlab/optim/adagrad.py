@@ -8,6 +8,7 @@ from torch import Tensor
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
 from .capabilities import Capabilities
 from .ops import add_scaled
+from .rule import sparse_add
 
 
 def init(p: Tensor, *, initial_accumulator_value=0, **_) -> dict:
@@ -35,12 +36,14 @@ def update(p, g, state, *, step, lr, lr_decay, eps, weight_decay, **_) -> Tensor
         # The update is non-linear, so indices must be unique; only touched rows change.
         g = g.coalesce()
         indices, values = g._indices(), g._values()
-        total = state["sum"] = state["sum"] + _make_sparse(g, indices, values.pow(2))
-        std_values = total.sparse_mask(g)._values().sqrt() + eps
+        squares = values.pow(2)
+        # the sum at the touched entries, as torch reads it after its in-place add
+        std_values = (state["sum"].sparse_mask(g)._values() + squares).sqrt() + eps
+        state["sum"] = sparse_add(state["sum"], _make_sparse(g, indices, squares))
         step_values = values / std_values
         if isinstance(clr, Tensor):
-            return p + _make_sparse(g, indices, -clr * step_values)
-        return p.add(_make_sparse(g, indices, step_values), alpha=-clr)
+            return sparse_add(p, _make_sparse(g, indices, -clr * step_values))
+        return sparse_add(p, _make_sparse(g, indices, step_values), alpha=-clr)
     total = state["sum"] = torch.addcmul(state["sum"], g, g)
     return p - clr * g / (total.sqrt() + eps)
 

@@ -37,7 +37,7 @@ from . import compact, kernels
 from .capabilities import Capabilities
 from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
-from .rule import Counters, advance, call
+from .rule import Counters, SparseAdd, advance, call, settle
 
 __all__ = ["Engine"]
 
@@ -120,14 +120,27 @@ class Engine:
             state.update(self.init(weight, **hp))
         if state_precision is None:
             step = advance(state)
-            weight.copy_(call(self.update, weight, grad, state, step, hp, maximize))
+            _write(weight, self._run_one(weight, grad, state, step, hp, maximize))
             return
         moments = self.capabilities.compact_moments
         full = compact.unpack(state, moments, weight.dtype)
         step = advance(full)  # the counter is the state's own tensor
-        new = call(self.update, weight, grad, full, step, hp, maximize)
+        new = self._run_one(weight, grad, full, step, hp, maximize)
         compact.pack(state, full, moments, state_precision)
-        weight.copy_(new)
+        _write(weight, new)
+
+    def _run_one(self, weight: Tensor, grad: Tensor, state: dict, step: Any, hp: dict,
+                 maximize: bool) -> Any:
+        """The rule on one tensor; a sparse gradient's changes to the state are added in
+        place (:func:`~optimlab.optim.rule.sparse_add`)."""
+        if not grad.is_sparse:
+            return call(self.update, weight, grad, state, step, hp, maximize)
+        before = dict(state)
+        new = call(self.update, weight, grad, state, step, hp, maximize)
+        for key, value in state.items():
+            if isinstance(value, SparseAdd):
+                state[key] = settle(value, before.get(key))
+        return new
 
     def _step_multi(self, key: Any, params: list[Tensor], states: Any, hp: dict,
                     maximize: bool) -> None:
@@ -300,6 +313,14 @@ class Engine:
 
 
 _MISSING = object()
+
+
+def _write(weight: Tensor, new: Any) -> None:
+    """Put a rule's new parameter into ``weight`` (a sparse change is added in place)."""
+    if isinstance(new, SparseAdd) and new.base is weight:
+        settle(new, weight)
+    else:
+        weight.copy_(settle(new, None))
 
 
 def _layout(weight: Tensor, state: dict) -> tuple:

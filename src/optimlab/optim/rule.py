@@ -20,6 +20,12 @@ keep that true:
 * Python ``bool`` options (``amsgrad``, ``nesterov``, ...) may branch freely: they are
   structural and shared by every tensor and member.
 
+A rule for sparse gradients (``capabilities.sparse``: SparseAdam, Adagrad) changes only the
+entries a gradient stores. Where a dense sum would copy the whole tensor on every step, it
+gives the new value as :func:`sparse_add` (``x`` plus a sparse change, not computed); the
+engine adds the change into ``x`` in place, as ``torch.optim``'s ``add_`` does, so a step
+costs what the gradient stores, not the tensor's size.
+
 The step counter has one convention, :func:`advance`: a 0-d tensor ``state["step"]``
 (stored as torch stores it) counted up *before* the update, whose value reaches the rule as
 the Python number ``step``. :func:`call` is the one way a rule is applied: the gradient is
@@ -36,7 +42,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["nonzero", "scalar_step", "advance", "Counters", "call", "recording_branches"]
+__all__ = ["nonzero", "scalar_step", "advance", "Counters", "call", "recording_branches",
+           "SparseAdd", "sparse_add", "settle"]
 
 Hyper = float | Tensor
 
@@ -106,6 +113,38 @@ class Counters:
             view += 1  # in place: the state's tensor, in its own dtype (float32 as torch)
             counts.append(float(view))
         return counts
+
+
+class SparseAdd:
+    """``base + alpha * delta`` for a sparse ``delta``, not computed yet (:func:`sparse_add`)."""
+
+    __slots__ = ("base", "delta", "alpha")
+
+    def __init__(self, base: Tensor, delta: Tensor, alpha: float = 1):
+        self.base, self.delta, self.alpha = base, delta, alpha
+
+    def dense(self) -> Tensor:
+        """The sum as a new dense tensor (``base`` unchanged)."""
+        return self.base.add(self.delta, alpha=self.alpha)
+
+
+def sparse_add(base: Tensor, delta: Tensor, alpha: float = 1) -> SparseAdd:
+    """``base + alpha * delta`` (``delta`` sparse) as a rule for sparse gradients gives a new
+    parameter or state entry: :func:`settle` adds ``delta`` into ``base`` in place where
+    ``base`` is the tensor being replaced, touching only the entries ``delta`` stores. The
+    bits are those of ``base.add(delta, alpha=alpha)``."""
+    return SparseAdd(base, delta, alpha)
+
+
+def settle(value: Any, old: Tensor | None) -> Any:
+    """The tensor a rule's result stands for, given the tensor ``old`` it replaces: a
+    :class:`SparseAdd` onto ``old`` is added into ``old`` in place (and ``old`` returned);
+    onto anything else it is computed as a new tensor; any other value is itself."""
+    if not isinstance(value, SparseAdd):
+        return value
+    if value.base is old:
+        return old.add_(value.delta, alpha=value.alpha)
+    return value.dense()
 
 
 def call(update: Callable[..., Any], p: Any, g: Any, state: dict, step: Any, hp: dict,

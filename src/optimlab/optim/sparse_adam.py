@@ -11,6 +11,7 @@ from torch import Tensor
 from .adagrad import _make_sparse
 from .base import RuleOptimizer, check_betas, check_range, common_args_doc, scalar_step
 from .capabilities import Capabilities
+from .rule import sparse_add
 
 # torch.optim.SparseAdam has neither a foreach nor a fused implementation.
 _ARGS_DOC = common_args_doc(foreach=False, fused=False, state_precision=False)
@@ -46,13 +47,14 @@ def update(p, g, state, *, step, lr, betas, eps, **_) -> Tensor:
     v_old = state["exp_avg_sq"].sparse_mask(g)._values()
     m_change = (values - m_old) * (1 - beta1)
     v_change = (values.pow(2) - v_old) * (1 - beta2)
-    state["exp_avg"] = state["exp_avg"] + _make_sparse(g, indices, m_change)
-    state["exp_avg_sq"] = state["exp_avg_sq"] + _make_sparse(g, indices, v_change)
+    # only the touched entries change (added in place by the engine, as torch's add_)
+    state["exp_avg"] = sparse_add(state["exp_avg"], _make_sparse(g, indices, m_change))
+    state["exp_avg_sq"] = sparse_add(state["exp_avg_sq"], _make_sparse(g, indices, v_change))
     m_new = m_change + m_old
     denom = (v_change + v_old).sqrt() + eps
     # Both bias corrections fold into the step size; eps stays outside them.
     step_size = lr * math.sqrt(1 - beta2**step) / (1 - beta1**step)
-    return p + _make_sparse(g, indices, -step_size * (m_new / denom))
+    return sparse_add(p, _make_sparse(g, indices, -step_size * (m_new / denom)))
 
 
 _RULE = r"""
