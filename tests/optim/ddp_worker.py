@@ -1,0 +1,97 @@
+"""One rank of the two-process DDP check (``tests/optim/test_ddp.py`` starts it with torchrun).
+
+Every case of the capability table trains a small model under
+``torch.nn.parallel.DistributedDataParallel`` (gloo, CPU, float64), each rank on its half of
+the global batch, and the rank writes its final parameters to ``OUT/rank{r}.pt``
+(``{case id: [tensors]}``, plus ``"errors": {case id: message}`` for a case that raised).
+
+The model holds the case's parameter shapes; sample ``b`` of the batch shifts every
+parameter by ``s_b`` before the shared test loss, so each rank's gradient differs and only
+the all-reduced mean is the full batch's. A closure returns the *global* loss (all-reduced),
+which LBFGS's line search compares across ranks' identical paths.
+
+    torchrun --nproc-per-node 2 -m tests.optim.ddp_worker OUT [STEPS]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import torch
+import torch.distributed as dist
+
+from tests.optim.cases import ALL_CASES
+from tests.problems import loss_fn, make_params, sparsify
+
+#: the global batch: one shift per sample, split evenly over the ranks
+BATCH = torch.linspace(-0.5, 0.5, 8, dtype=torch.float64)
+
+
+class ShiftedLoss(torch.nn.Module):
+    """The test problem as a module: the mean over the batch of ``loss(params - s_b)``."""
+
+    def __init__(self, params: list[torch.Tensor]):
+        super().__init__()
+        self.params = torch.nn.ParameterList([torch.nn.Parameter(p.detach().clone())
+                                              for p in params])
+
+    def forward(self, shifts: torch.Tensor) -> torch.Tensor:
+        return torch.stack([loss_fn([p - s for p in self.params]) for s in shifts]).mean()
+
+
+def train(case, model: torch.nn.Module, shifts: torch.Tensor, steps: int,
+          reduce_loss=None) -> list[torch.Tensor]:
+    """``steps`` steps of ``case`` on ``model`` (a ShiftedLoss, maybe inside DDP)."""
+    params = list(model.parameters())
+    opt = case.build(params)
+    sign = -1.0 if case.maximize else 1.0
+    sparse = case.capabilities.sparse_only
+
+    def closure():
+        opt.zero_grad()
+        loss = sign * model(shifts)
+        loss.backward()
+        if sparse:
+            sparsify(params)
+        if reduce_loss is None:
+            return loss
+        return reduce_loss(loss.detach())
+
+    for _ in range(steps):
+        if case.needs_closure:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+    return [p.detach().clone() for p in params]
+
+
+def _global_mean(loss: torch.Tensor) -> torch.Tensor:
+    total = loss.clone()
+    dist.all_reduce(total)
+    return total / dist.get_world_size()
+
+
+def main(argv: list[str]) -> int:
+    out, steps = argv[0], int(argv[1]) if len(argv) > 1 else 10
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local = BATCH.chunk(world)[rank]
+    results: dict = {"errors": {}}
+    for case in ALL_CASES:
+        try:
+            model = ShiftedLoss(make_params(torch.float64, case.shapes))
+            ddp = torch.nn.parallel.DistributedDataParallel(model)
+            results[case.id] = train(case, ddp, local, steps, _global_mean)
+        except Exception:  # noqa: BLE001 (reported per case to the test)
+            results["errors"][case.id] = traceback.format_exc(limit=4)
+        dist.barrier()
+    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

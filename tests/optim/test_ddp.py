@@ -1,0 +1,77 @@
+"""Every optimizer under DDP with two processes: both ranks hold the same weights, and the
+weights of one process that trains on the whole batch.
+
+``torchrun --nproc-per-node 2`` starts :mod:`tests.optim.ddp_worker` once for the module (gloo
+on CPU, its store and sockets on 127.0.0.1 only); each rank trains every case of the
+capability table for ``STEPS`` steps in float64 on its half of the global batch and saves its
+parameters. The tests compare them.
+
+Tolerance against the single process: DDP's gradient is the mean of two half-batch means,
+the single process's the mean of the whole batch, so the two differ by rounding (a few ulps).
+How far a path carries such a difference depends on the optimizer (Sophia's finite-difference
+curvature divides it by a small step; SOAP's eigenvectors of a rank-deficient factor are set
+by it), so the bound is measured here for each case: the same single-process run with the
+batch summed in reverse order is a perturbation of the same kind, and DDP must agree within
+100 times that distance, and never looser than needed below 1e-10.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from tests.optim.cases import ALL_CASES
+from tests.optim.ddp_worker import BATCH, ShiftedLoss, train
+from tests.problems import make_params
+
+pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing"),
+              pytest.mark.xdist_group("ddp")]
+
+STEPS = 10
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory):
+    """The two ranks' results: ``[rank0, rank1]``, each ``{case id: [tensors]}``."""
+    out = tmp_path_factory.mktemp("ddp")
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+               "-m", "tests.optim.ddp_worker", str(out), str(STEPS)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+def _relative(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max() / y.abs().max()) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_both_ranks_follow_the_single_process_run(ranks, case):
+    first, second = ranks
+    assert case.id not in first["errors"], first["errors"].get(case.id)
+    assert all(torch.equal(a, b) for a, b in zip(first[case.id], second[case.id]))
+    single = train(case, ShiftedLoss(make_params(torch.float64, case.shapes)), BATCH, STEPS)
+    reordered = train(case, ShiftedLoss(make_params(torch.float64, case.shapes)),
+                      BATCH.flip(0), STEPS)
+    start = make_params(torch.float64, case.shapes)
+    assert _relative(single, start) > 1e-3, "did not move"
+    bound = max(1e-10, 100 * _relative(reordered, single))
+    assert _relative(first[case.id], single) <= bound
