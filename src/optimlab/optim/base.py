@@ -219,6 +219,12 @@ def check_state_dict(state_dict: Any) -> None:
 _CHECK_ONLY = object()
 
 
+def _is_sharded(p: Tensor) -> bool:
+    """Whether ``p`` is a DTensor split over processes (a ``Shard`` placement: FSDP2)."""
+    placements = getattr(p, "placements", None)
+    return placements is not None and any(pl.is_shard() for pl in placements)
+
+
 def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
     """Check a group's ``fused``, ``foreach`` and ``state_precision`` flags against ``cls``;
     True if fused."""
@@ -358,20 +364,88 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
         super().add_param_group(param_group)
-        for p in self.param_groups[-1]["params"]:
+        group = self.param_groups[-1]
+        for p in group["params"]:
             problem = self.param_problem(p)
             if problem:
                 self.param_groups.pop()
                 raise ValueError(problem)
-        self._check_fused(self.param_groups[-1])
+        problem = self._shard_problem(group)
+        if problem:
+            self.param_groups.pop()
+            raise ValueError(problem)
+        self._check_fused(group)
+
+    def _shard_problem(self, group: dict) -> str | None:
+        """Why this optimizer cannot step a sharded parameter of ``group`` (a DTensor with a
+        ``Shard`` placement, as FSDP2's ``fully_shard`` makes them), or None.
+
+        An elementwise rule steps each process's local shard as a whole tensor: every
+        element's new value needs that element only. A rule that reads a parameter as a whole
+        (a norm, a matrix, a sum over the group: LAMB, LARS, Muon, Adafactor, SOAP, cautious
+        masking, Prodigy, ...) would compute it on the shard alone, so it is refused, naming
+        the parameter, instead of stepping wrongly.
+        """
+        if self.capabilities.shards_for(group):
+            return None
+        names = group.get("param_names")
+        for i, p in enumerate(group["params"]):
+            if _is_sharded(p):
+                label = repr(names[i]) if names else \
+                    f"{i} of param group {len(self.param_groups) - 1}"
+                return (f"{type(self).__name__} cannot step the sharded parameter {label} "
+                        f"(shape {tuple(p.shape)}, {p.placements}): its step reads more "
+                        "of a parameter than one element (a norm, a matrix, a sum, a "
+                        "curvature probe), and under FSDP2 a process holds only a shard of "
+                        "it. Use an elementwise optimizer "
+                        "(SGD, Adam, AdamW, Lion, RMSprop, ...) for sharded parameters, or "
+                        "leave this one unsharded")
+        return None
 
     def _step_group(self, group: dict, hp: dict) -> None:
         """Step every parameter of one group (a subclass may add group-level bookkeeping)."""
         params = [p for p in group["params"] if p.grad is not None]
+        if any(_is_sharded(p) for p in params):
+            self._step_shards(group, params, hp)
+            return
         self.engine.step_group(id(group), params, self.state, hp,
                                maximize=bool(group.get("maximize", False)),
                                fused=group.get("fused"), foreach=group.get("foreach"),
                                state_precision=group.get("state_precision"))
+
+    def _step_shards(self, group: dict, params: list[Tensor], hp: dict) -> None:
+        """Step sharded parameters (an elementwise rule, :meth:`_shard_problem`): the engine
+        runs on each process's local shards, fused or multi-tensor as any tensors, and the
+        state stays DTensors laid out as their parameters (what distributed checkpointing
+        expects), each wrapping the local tensor the engine keeps."""
+        from torch.distributed.tensor import DTensor
+
+        local_params, local_states = [], {}
+        for p in params:
+            local = p.to_local()
+            local.grad = p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad
+            local_params.append(local)
+            local_states[local] = {key: value.to_local() if isinstance(value, DTensor)
+                                   else value for key, value in self.state[p].items()}
+        try:
+            self.engine.step_group(id(group), local_params, local_states, hp,
+                                   maximize=bool(group.get("maximize", False)),
+                                   fused=group.get("fused"), foreach=group.get("foreach"),
+                                   state_precision=group.get("state_precision"))
+        finally:
+            for local in local_params:
+                local.grad = None
+        for p, local in zip(params, local_params):
+            state = self.state[p]
+            for key, value in local_states[local].items():
+                kept = state.get(key)
+                if isinstance(kept, DTensor) and kept.to_local() is value:
+                    continue
+                if isinstance(value, Tensor) and value.shape == local.shape:
+                    value = DTensor.from_local(value, p.device_mesh, p.placements,
+                                               run_check=False, shape=p.shape,
+                                               stride=p.stride())
+                state[key] = value
 
     def _grads_are_finite(self) -> bool:
         flags = []

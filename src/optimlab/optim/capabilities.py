@@ -68,6 +68,10 @@ class Capabilities:
         reduces_when: switches of the rule that, when on, make an elementwise rule reduce
             over each whole tensor (``cautious`` counts the coordinates it keeps): a
             population then maps its members with vmap (:meth:`batching_for`).
+        shards: each element's step needs that element alone, so the rule steps each
+            process's shard of an FSDP2-sharded parameter (:meth:`shards_for`). None: where
+            it batches elementwise; True for a rule that batches per member for another
+            reason (schedule-free's per-group averaging weights).
     """
 
     batching: str = "elementwise"
@@ -86,6 +90,7 @@ class Capabilities:
     moments: tuple[str, ...] = ()
     second_moments: tuple[str, ...] = ()
     reduces_when: tuple[str, ...] = ()
+    shards: bool | None = None
 
     def __post_init__(self) -> None:
         if self.sparse_only and not self.sparse:
@@ -105,6 +110,14 @@ class Capabilities:
         if self.batching == "elementwise" and any(hparams.get(k) for k in self.reduces_when):
             return "vmap"
         return self.batching
+
+    def shards_for(self, hparams: dict) -> bool:
+        """Whether the rule, with these hyperparameters, steps a parameter's local shard as
+        it would step the whole parameter (a switch in :attr:`reduces_when` that is on says
+        no)."""
+        if any(hparams.get(k) for k in self.reduces_when):
+            return False
+        return self.batching == "elementwise" if self.shards is None else self.shards
 
     @property
     def wrapper(self) -> bool:

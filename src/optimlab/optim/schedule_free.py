@@ -106,7 +106,7 @@ class ScheduleFree(RuleOptimizer):
     (AdamW's :math:`\beta_1`, SGD's momentum)."""
 
     # its warmup and averaging weights are per group, so a population runs one per member
-    capabilities = Capabilities(batching="member", fusable=True,
+    capabilities = Capabilities(batching="member", fusable=True, shards=True,
                                 running=("k", "train_mode", "weight_sum", "lr_max", "scheduled_lr"))
     schedule = staticmethod(schedule)
 
