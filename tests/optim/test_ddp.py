@@ -1,10 +1,10 @@
 """Every optimizer under DDP with two processes: both ranks hold the same weights, and the
 weights of one process that trains on the whole batch.
 
-``torchrun --nproc-per-node 2`` starts :mod:`tests.optim.ddp_worker` once for the module (gloo
-on CPU, its store and sockets on 127.0.0.1 only); each rank trains every case of the
-capability table for ``STEPS`` steps in float64 on its half of the global batch and saves its
-parameters. The tests compare them.
+``torchrun --nproc-per-node 2`` starts :mod:`tests.optim.ddp_worker` once for the module
+(gloo on CPU, its store and sockets on 127.0.0.1 only); each rank trains each optimizer of
+the capability table (its first setting, and the ``cautious`` ones) for ``STEPS`` steps in
+float64 on its half of the global batch and saves its parameters. The tests compare them.
 
 Tolerance against the single process: DDP's gradient is the mean of two half-batch means,
 the single process's the mean of the whole batch, so the two differ by rounding (a few ulps).
@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 
 from tests.optim.cases import ALL_CASES
-from tests.optim.ddp_worker import BATCH, ShiftedLoss, train
+from tests.optim.ddp_worker import BATCH, ShiftedLoss, distributed_cases, train
 from tests.problems import make_params
 
 pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing"),
@@ -82,7 +82,7 @@ def single_process_bound(case, steps: int) -> tuple[list[torch.Tensor], float]:
     return single, max(1e-10, 100 * relative(reordered, single))
 
 
-@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", distributed_cases(ALL_CASES), ids=lambda c: c.id)
 def test_both_ranks_follow_the_single_process_run(ranks, case):
     first, second = ranks
     assert case.id not in first["errors"], first["errors"].get(case.id)

@@ -21,6 +21,7 @@ import torch.distributed as dist
 import optimlab
 from optimlab.optim.base import RuleOptimizer
 from tests.optim.cases import DENSE_CASES
+from tests.optim.ddp_worker import distributed_cases
 from tests.optim.test_ddp import relative, run_ranks, single_process_bound
 
 pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing"),
@@ -40,7 +41,7 @@ def _refuses(case) -> bool:
         and not case.capabilities.shards_for(case.hp)
 
 
-@pytest.mark.parametrize("case", DENSE_CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", distributed_cases(DENSE_CASES), ids=lambda c: c.id)
 def test_sharded_steps_match_one_process_or_refuse_naming_the_parameter(ranks, case):
     first, second = ranks
     if _refuses(case):
@@ -56,5 +57,5 @@ def test_sharded_steps_match_one_process_or_refuse_naming_the_parameter(ranks, c
 
 def test_both_kinds_occur():
     """The table holds optimizers of both kinds (so neither branch above is vacuous)."""
-    kinds = {_refuses(case) for case in DENSE_CASES}
+    kinds = {_refuses(case) for case in distributed_cases(DENSE_CASES)}
     assert kinds == {True, False}

@@ -11,7 +11,7 @@ optimizer takes, what a request may give (the API's schema is built from it, and
 :func:`check` enforces the same), so no number outside a type's range reaches an optimizer.
 
 >>> [h["name"] for h in exposed("adam")]
-['lr', 'betas', 'eps', 'weight_decay', 'amsgrad']
+['lr', 'betas', 'eps', 'weight_decay', 'amsgrad', 'cautious']
 >>> next(h for h in exposed("momentum") if h["name"] == "momentum")["default"]
 0.9
 >>> check("adam", {"lr": 0.05, "betas": [0.9, 0.99]})
