@@ -24,7 +24,7 @@ demo: setup
 
 # one worker per core (at most 4: each holds its own torch); the suite is independent tests
 test: setup
-	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadgroup
+	$(PY) -m pytest -n auto --maxprocesses 4
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -32,8 +32,7 @@ from tests.optim.cases import ALL_CASES
 from tests.optim.ddp_worker import BATCH, ShiftedLoss, distributed_cases, train
 from tests.problems import make_params
 
-pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing"),
-              pytest.mark.xdist_group("distributed")]
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing")
 
 STEPS = 10
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,9 +44,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ranks(worker: str, out: Path, steps: int) -> list[dict]:
-    """``torchrun --nproc-per-node 2 -m worker out steps`` on this machine only (its store on
-    127.0.0.1, gloo's sockets on the loopback interface); the two ranks' saved results."""
+def run_ranks(worker: str, factory: pytest.TempPathFactory, steps: int) -> list[dict]:
+    """``torchrun --nproc-per-node 2 -m worker OUT steps`` on this machine only (its store on
+    127.0.0.1, gloo's sockets on the loopback interface); the two ranks' saved results.
+
+    Once per test session: under pytest-xdist the first worker to get here runs it, under a
+    file lock in the session's shared temporary folder, and the others read its results.
+    """
+    from filelock import FileLock
+
+    shared = factory.getbasetemp().parent  # the same folder for every xdist worker
+    out = shared / f"{worker.rsplit('.', 1)[-1]}-{steps}"
+    with FileLock(str(out) + ".lock"):
+        if not (out / "rank1.pt").exists():
+            out.mkdir(exist_ok=True)
+            _launch(worker, out, steps)
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+def _launch(worker: str, out: Path, steps: int) -> None:
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
@@ -56,13 +71,12 @@ def run_ranks(worker: str, out: Path, steps: int) -> list[dict]:
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     """The two ranks' results: ``[rank0, rank1]``, each ``{case id: [tensors]}``."""
-    return run_ranks("tests.optim.ddp_worker", tmp_path_factory.mktemp("ddp"), STEPS)
+    return run_ranks("tests.optim.ddp_worker", tmp_path_factory, STEPS)
 
 
 def relative(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:

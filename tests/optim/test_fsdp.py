@@ -24,8 +24,7 @@ from tests.optim.cases import DENSE_CASES
 from tests.optim.ddp_worker import distributed_cases
 from tests.optim.test_ddp import relative, run_ranks, single_process_bound
 
-pytestmark = [pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing"),
-              pytest.mark.xdist_group("distributed")]
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing")
 
 STEPS = 10
 
@@ -33,7 +32,7 @@ STEPS = 10
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     pytest.importorskip("torch.distributed.fsdp", reason="FSDP2 (fully_shard) missing")
-    return run_ranks("tests.optim.fsdp_worker", tmp_path_factory.mktemp("fsdp"), STEPS)
+    return run_ranks("tests.optim.fsdp_worker", tmp_path_factory, STEPS)
 
 
 def _refuses(case) -> bool:

@@ -37,9 +37,6 @@ from optimlab.web.server import create_app  # noqa: E402
 
 from .conftest import ARTIFACTS, LOCAL  # noqa: E402
 
-# the last test reads the counts the fuzzing tests left: all run on one xdist worker, in order
-pytestmark = pytest.mark.xdist_group("fuzz")
-
 #: Requests per operation (schemathesis's generated ones; valid and invalid ones mixed).
 EXAMPLES = 120
 #: Most steps a fuzzed race takes (a valid ``steps`` is cut to 1..FUZZ_STEPS).
