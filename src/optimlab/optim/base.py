@@ -408,7 +408,12 @@ class RuleOptimizer(torch.optim.Optimizer):
         if any(_is_sharded(p) for p in params):
             self._step_shards(group, params, hp)
             return
-        self.engine.step_group(id(group), params, self.state, hp,
+        self._run_engine(group, params, self.state, hp)
+
+    def _run_engine(self, group: dict, params: list[Tensor], states: Any, hp: dict) -> None:
+        """The engine's step of ``params`` (their states in ``states``) with the group's
+        driver flags."""
+        self.engine.step_group(id(group), params, states, hp,
                                maximize=bool(group.get("maximize", False)),
                                fused=group.get("fused"), foreach=group.get("foreach"),
                                state_precision=group.get("state_precision"))
@@ -428,10 +433,7 @@ class RuleOptimizer(torch.optim.Optimizer):
             local_states[local] = {key: value.to_local() if isinstance(value, DTensor)
                                    else value for key, value in self.state[p].items()}
         try:
-            self.engine.step_group(id(group), local_params, local_states, hp,
-                                   maximize=bool(group.get("maximize", False)),
-                                   fused=group.get("fused"), foreach=group.get("foreach"),
-                                   state_precision=group.get("state_precision"))
+            self._run_engine(group, local_params, local_states, hp)
         finally:
             for local in local_params:
                 local.grad = None
