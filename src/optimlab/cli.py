@@ -612,8 +612,10 @@ DEFAULT_DB = "optimlab-runs.db"
 
 def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
     """The run store file of ``--db``, checked: not a folder, in a folder that exists (and
-    existing itself when ``must_exist``); ``:memory:`` is a throw-away store."""
-    if text == ":memory:":
+    existing itself when ``must_exist``); ``:memory:`` is a throw-away store, and a URL
+    (``postgresql://user@host/db``, ``sqlite:///file.db``) is passed on as it is: the store
+    reads and checks it."""
+    if text == ":memory:" or "://" in text:
         return text
     path = Path(_no_nul(text, "--db"))
     if text.endswith(_SEPARATORS) or path.is_dir():
@@ -1214,7 +1216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sequential", action="store_true", help="train runs one by one")
     p.add_argument("--data-dir", type=_text("a folder"),
                    help="folder of the IDX files (mnist, fashion-mnist)")
-    p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")
+    p.add_argument("--db", default=DEFAULT_DB,
+                   help=f"run store: a SQLite file (default {DEFAULT_DB}) or a SQLAlchemy URL, "
+                        "e.g. postgresql://user@host/optimlab for a store several machines share")
     p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
     p.add_argument("--resume", action="store_true", help="finish a killed sweep")
     p.add_argument("--recalibrate", action="store_true",

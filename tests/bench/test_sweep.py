@@ -23,8 +23,8 @@ def _spec(**kwargs):
     return SweepSpec(**{**base, **kwargs})
 
 
-def test_sweep_stores_every_member_and_resume_repeats_nothing(tmp_path):
-    store = RunStore(tmp_path / "runs.db")
+def test_sweep_stores_every_member_and_resume_repeats_nothing(store_url):
+    store = RunStore(store_url)
     spec = _spec()
     sweep = run_sweep(spec, store)
     runs = store.list_runs(sweep)
@@ -73,18 +73,18 @@ def test_bad_specs():
     assert len(auto_lrs("adam")) == 7 and min(auto_lrs("adam")) < 1e-3 < max(auto_lrs("adam"))
 
 
-def test_a_sweep_being_run_elsewhere_is_refused_up_front(tmp_path):
+def test_a_sweep_being_run_elsewhere_is_refused_up_front(tmp_path, store_url):
     """Two runs (or --resume runs) of one sweep at once: the second raises a one-line
     StoreError before it adds, starts or trains any run, and works once the first ends."""
     from optimlab.bench.tasks import get as get_task
 
     spec = _spec(optimizers=("sgd",), lrs=(0.1,), seeds=1,
                  config=TrainConfig(steps=5, batch_size=64, eval_every=5))
-    db = tmp_path / "runs.db"
+    db = store_url
     first, second = RunStore(db), RunStore(db)
     sweep = first.open_sweep(spec.stored_config(get_task(spec.task)))
     with first.lock_sweep(sweep):  # as run_sweep holds it while it trains
-        with pytest.raises(StoreError, match=rf"sweep {sweep} of .*runs.db is being run or "
+        with pytest.raises(StoreError, match=rf"sweep {sweep} of .* is being run or "
                                              rf"resumed by process {os.getpid()} on this "
                                              rf"machine") as err:
             run_sweep(spec, second)
@@ -109,8 +109,8 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_sigkill_half_way_then_resume(tmp_path):
-    db = tmp_path / "runs.db"
+def test_sigkill_half_way_then_resume(tmp_path, store_url):
+    db = store_url
     script = tmp_path / "sweep.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -120,18 +120,17 @@ def test_sigkill_half_way_then_resume(tmp_path):
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
-            if db.exists():
-                try:
-                    reader = RunStore(db, readonly=True)
-                except StoreError:  # created but still empty: the writer is setting it up
-                    continue
-                with reader:
-                    sweeps = reader.sweeps()
-                    if len(sweeps):
-                        runs = reader.list_runs(int(sweeps["sweep_id"].iloc[0]))
-                        finished = sum(r.status == "finished" for r in runs)
-                        if 4 <= finished < len(runs):
-                            break
+            try:
+                reader = RunStore(db, readonly=True)
+            except StoreError:  # created but still empty: the writer is setting it up
+                continue
+            with reader:
+                sweeps = reader.sweeps()
+                if len(sweeps):
+                    runs = reader.list_runs(int(sweeps["sweep_id"].iloc[0]))
+                    finished = sum(r.status == "finished" for r in runs)
+                    if 4 <= finished < len(runs):
+                        break
         assert proc.poll() is None, "the sweep ended before it could be killed"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)

@@ -1,10 +1,16 @@
-"""The run store: every sweep, run, configuration and metric point, in one SQLite file.
+"""The run store: every sweep, run, configuration and metric point, in one SQLite file
+or, for a cluster of machines, in a PostgreSQL database.
 
 ``RunStore(path)`` opens (or creates) the store; the default ``optimlab-runs.db`` lies in
 the current working directory and ``":memory:"`` gives a throw-away store. A file store
 runs in WAL mode (``journal_mode=WAL``, ``synchronous=NORMAL``): readers never block the
 writer, so a live sweep can be watched from another process (``RunStore(path,
 readonly=True)``), and a commit survives the process being killed at any moment.
+
+``RunStore("postgresql://user@host:5432/optimlab")`` (any SQLAlchemy URL of a PostgreSQL
+database; ``sqlite:///runs.db`` is the file) opens the same store on a server, which
+several drivers on several machines share: the same tables, queries, readers and resume
+semantics (:mod:`.server`).
 
 >>> store = RunStore(":memory:")
 >>> sweep = store.open_sweep({"task": "two-moons", "model": "mlp", "steps": 3})
@@ -54,18 +60,24 @@ Where things are
 ``jsonio``
     Canonical JSON of configurations, hyperparameters and summaries:
     :func:`canonical_json`, :func:`canonical_key`, and the JSON columns' encoding.
+``server``
+    :class:`ServerRunStore`, the store on a PostgreSQL server (SQLAlchemy and psycopg,
+    imported when a URL is opened): the server's types, advisory locks for the writers
+    and for each sweep.
 ``environment``
     :func:`collect_environment`: python, platform, machine, host, library versions.
 
 Dependencies point one way, down this list (a module imports only those below it)::
 
+    server       -> runstore, schema        (SQLAlchemy and psycopg when a URL is opened)
     runstore     -> views, guard, schema, jsonio, environment
     views        -> schema, jsonio          (pandas when a reader is called)
     guard        -> schema
     schema       -> jsonio
     jsonio, environment -> the standard library only
 
-The package needs only the standard library and imports nothing else from optimlab (its
+The package needs only the standard library (and, for a server, SQLAlchemy and psycopg) and
+imports nothing else from optimlab (its
 modules import each other relatively), so it can be loaded by path without importing
 torch, as the store's kill-and-resume test does.
 """
@@ -76,6 +88,7 @@ from .environment import collect_environment
 from .jsonio import canonical_json, canonical_key
 from .runstore import RunStore
 from .schema import DEFAULT_PATH, SCHEMA_VERSION, STATUSES, TERMINAL, Run, StoreError
+from .server import ServerRunStore
 
-__all__ = ["RunStore", "Run", "StoreError", "canonical_json", "canonical_key",
+__all__ = ["RunStore", "ServerRunStore", "Run", "StoreError", "canonical_json", "canonical_key",
            "collect_environment", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]

@@ -38,6 +38,7 @@ The tables are described in :mod:`.schema`; the DataFrame readers live in :mod:`
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -124,7 +125,9 @@ def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any,
         except OverflowError:
             raise ValueError(f"metric {name!r} at step {step} of run {run_id} is too large "
                              f"for a float: {value!r}") from None
-        rows.append((run_id, step, name, value, wall))
+        # NaN as NULL and -0.0 as 0.0, as SQLite keeps them, so that every database holds
+        # the same rows
+        rows.append((run_id, step, name, None if math.isnan(value) else value + 0.0, wall))
     return rows
 
 
@@ -134,6 +137,32 @@ def _task_name(value: Any) -> str | None:
     if isinstance(value, Mapping) and isinstance(value.get("name"), str):
         return value["name"]
     return None
+
+
+def _is_server_url(path: object) -> bool:
+    """Whether ``path`` is a URL of a database server (not a file, not ``sqlite://``)."""
+    return isinstance(path, str) and "://" in path and not path.startswith("sqlite")
+
+
+def sqlite_path(path: str | os.PathLike) -> str | os.PathLike:
+    """The file of a SQLAlchemy SQLite URL (``sqlite:///runs.db`` is ``runs.db`` in the
+    working directory, ``sqlite:////abs/runs.db`` is ``/abs/runs.db``, ``sqlite://`` and
+    ``sqlite:///:memory:`` are ``:memory:``); anything else is returned as it is."""
+    if not isinstance(path, str) or not path.startswith("sqlite"):
+        return path
+    scheme, sep, rest = path.partition("://")
+    if not sep:
+        return path
+    if scheme not in ("sqlite", "sqlite+pysqlite"):
+        raise StoreError(f"unsupported run store URL {path}: a SQLite store is sqlite:///FILE "
+                         f"(the sqlite3 module is its driver)")
+    if rest in ("", "/", "/:memory:"):
+        return ":memory:"
+    if not rest.startswith("/") or "?" in rest:
+        raise StoreError(f"cannot read the run store URL {path}: a SQLite URL is "
+                         f"sqlite:///relative/file.db or sqlite:////absolute/file.db, with no "
+                         f"host and no query")
+    return rest[1:]
 
 
 class RunStore(DataFrameReaders):
@@ -181,8 +210,21 @@ class RunStore(DataFrameReaders):
     :class:`~.views.DataFrameReaders`.
     """
 
+    #: the class a server URL opens: :class:`.server.ServerRunStore`, which sets it when its
+    #: module is loaded (the package loads it), so that this module does not import it
+    server_class: type | None = None
+
+    def __new__(cls, path: str | os.PathLike = DEFAULT_PATH, *args, **kwargs):
+        # a PostgreSQL URL opens the server store, a subclass of this one
+        if cls is RunStore and _is_server_url(path):
+            if RunStore.server_class is None:  # pragma: no cover - the package loads it
+                raise StoreError(f"no server store is loaded to open {path.split('@')[-1]}")
+            return super().__new__(RunStore.server_class)
+        return super().__new__(cls)
+
     def __init__(self, path: str | os.PathLike = DEFAULT_PATH, *, readonly: bool = False,
                  timeout: float = 30.0) -> None:
+        path = sqlite_path(path)
         self.readonly = readonly
         self.memory = str(path) == ":memory:"
         self.path = ":memory:" if self.memory else os.path.abspath(os.fspath(path))
@@ -324,24 +366,33 @@ class RunStore(DataFrameReaders):
         if self._damage is not None:
             raise StoreError(damaged_message(self.path, self._damage))
         con = self.con
-        raw = self._con
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            if damage_reason(e) is not None:
-                raise self._fail(e) from e
-            raise as_store_error(e, f"cannot write to run store {self.path}: {_one_line(e)} "
-                                    f"(another process holds its write lock, or the file is "
-                                    f"not writable)") from e
+        self._begin()
         try:
             yield con
         except BaseException:
             self._rollback()
             raise
         try:
-            raw.execute("COMMIT")
-        except sqlite3.Error as e:
+            self._commit()
+        except BaseException:
             self._rollback()
+            raise
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE: take the file's write lock now (waits up to ``timeout``)."""
+        try:
+            self._con.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if damage_reason(e) is not None:
+                raise self._fail(e) from e
+            raise as_store_error(e, f"cannot write to run store {self.path}: {_one_line(e)} "
+                                    f"(another process holds its write lock, or the file is "
+                                    f"not writable)") from e
+
+    def _commit(self) -> None:
+        try:
+            self._con.execute("COMMIT")
+        except sqlite3.Error as e:
             raise self._fail(e) from e
 
     def _rollback(self) -> None:
@@ -377,7 +428,7 @@ class RunStore(DataFrameReaders):
                              f"trained in it")
         held = self._locks.get(sweep_id)
         if held is None:
-            held = self._locks[sweep_id] = [SweepLock(self.path, sweep_id), 0]
+            held = self._locks[sweep_id] = [self._sweep_lock(sweep_id), 0]
         held[1] += 1
         try:
             yield
@@ -387,9 +438,21 @@ class RunStore(DataFrameReaders):
                 del self._locks[sweep_id]
                 held[0].release()
 
+    def _sweep_lock(self, sweep_id: int) -> SweepLock:
+        """Take the lock of one sweep (an object with ``release()``), or raise StoreError."""
+        return SweepLock(self.path, sweep_id)
+
+    def _tables(self) -> set[str]:
+        """The names of the tables in the store."""
+        return {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _schema(self) -> list[str]:
+        """The statements that create the tables (SQLite's types; see :mod:`.schema`)."""
+        return _SCHEMA
+
     def _check_schema(self) -> None:
         con = self.con
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = self._tables()
         if "schema_version" not in tables:
             if self.immutable and wal_size(self.path):  # its tables are in the -wal
                 raise StoreError(f"cannot read run store {self.path}: its last commits are in "
@@ -404,9 +467,8 @@ class RunStore(DataFrameReaders):
                                  f"tables ({', '.join(sorted(tables))})")
             with self._write() as con:
                 # another process may have created it between our look and the lock
-                if con.execute("SELECT name FROM sqlite_master WHERE type='table' AND "
-                               "name='schema_version'").fetchone() is None:
-                    for statement in _SCHEMA:
+                if "schema_version" not in self._tables():
+                    for statement in self._schema():
                         con.execute(statement)
                     con.execute("INSERT INTO schema_version (version) VALUES (?)",
                                 (SCHEMA_VERSION,))
@@ -521,12 +583,13 @@ class RunStore(DataFrameReaders):
             row = con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
             if row is not None:  # created by another process meanwhile
                 return row[0]
-            cur = con.execute(
+            con.execute(
                 "INSERT INTO sweeps (key, name, task, model, config, created_at, environment) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, name, _task_name(config.get("task")), _task_name(config.get("model")),
                  config_json, _now(), env))
-            return cur.lastrowid
+            # read back rather than lastrowid: the same SQL on every database
+            return con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()[0]
 
     def add_runs(self, sweep_id: int, members: Iterable[Any]) -> list[int]:
         """Add members (dicts ``{"optimizer", "hparams", "seed"}``, or objects with those
