@@ -14,7 +14,7 @@
     optimlab bench TASK --optimizers sgd,adagrad,rmsprop,adam [--model NAME] [--lrs auto|1e-4:1e-1:8]
                   [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
                   [--clip 1.0] [--average ema|swa] [--target T] [--sequential] [--db runs.db]
-                  [--out DIR] [--resume] [--recalibrate]
+                  [--out DIR] [--resume] [--recalibrate] [--executor local|ray [--address HOST:PORT]]
     optimlab advise TASK [--optimizers a,b] [--model NAME] [--steps 300] [--batch-size 100]
                   [--budget STEPS|SECONDSs] [--seeds 3] [--json FILE] [--out DIR] [--db runs.db]
                                          which optimizer and learning rate, with evidence
@@ -723,11 +723,33 @@ def _task_with_model(args: argparse.Namespace):
     return task
 
 
+def _executor(args: argparse.Namespace):
+    """The executor of ``--executor`` and ``--address``, connected (a one-line CLIError if
+    Ray is missing or its cluster cannot be reached)."""
+    from .bench.executors import make_executor
+
+    try:
+        return make_executor(args.executor, args.address)
+    except (RuntimeError, ValueError) as err:
+        raise CLIError(str(err)) from None
+
+
 def run_bench(args: argparse.Namespace) -> str:
     """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
+    from .bench.executors import GroupsLost
     from .bench.report import summary_table, write_report
     from .bench.sweep import SweepSpec, auto_lrs, run_sweep
     from .bench.trainer import TrainConfig
+
+    if args.address is not None and args.executor != "ray":
+        raise CLIError("--address is the Ray cluster's: it needs --executor ray")
+    if args.executor == "ray":  # before anything is stored: is Ray there at all?
+        from .bench.executors import require_ray
+
+        try:
+            require_ray()
+        except RuntimeError as err:
+            raise CLIError(str(err)) from None
 
     names = _names(args.optimizers, "sgd,adagrad,rmsprop,adam")
     lrs = _lrs(args.lrs, args)
@@ -779,10 +801,18 @@ def run_bench(args: argparse.Namespace) -> str:
     # optimizer, its runs ending together) or of one run (sequential)
     groups = ([(steps, 1)] * sum(counts.values()) if args.sequential
               else [(steps, counts[name]) for name in names if counts[name]])
-    with _progress(f"{task.name}, {engine} engine", groups) as tick:
-        sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir, progress=tick,
-                             recalibrate=args.recalibrate)
-    lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine, {steps} steps",
+    executor = _executor(args)
+    where = "" if executor.name == "local" else f" on Ray ({args.address or 'this machine'})"
+    try:
+        with _progress(f"{task.name}, {engine} engine{where}", groups) as tick:
+            sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir,
+                                 progress=tick, recalibrate=args.recalibrate,
+                                 executor=executor)
+    except GroupsLost as err:
+        raise CLIError(f"{err}; run the same command with --resume") from None
+    finally:
+        executor.close()
+    lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine{where}, {steps} steps",
              summary_table(store, sweep_id)]
     if out is not None:
         try:
@@ -1221,6 +1251,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. postgresql://user@host/optimlab for a store several machines share")
     p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
     p.add_argument("--resume", action="store_true", help="finish a killed sweep")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the groups train: here (default), or as tasks on a Ray "
+                        "cluster, each optimizer's runs one task (pip install 'optimlab[ray]')")
+    p.add_argument("--address", type=_text("a Ray address"),
+                   help="the Ray cluster's head, HOST:PORT (default: a Ray instance started on "
+                        "this machine for the sweep)")
     p.add_argument("--recalibrate", action="store_true",
                    help="measure the optimizers' step costs again (they are measured once "
                    "per machine and model, cached, and turn steps to --target into seconds)")

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from optimlab.bench.analysis import summarize
+from optimlab.bench.executors import GroupsLost, LocalExecutor, Outcome
 from optimlab.bench.store import RunStore, StoreError
 from optimlab.bench.sweep import SweepSpec, auto_lrs, run_records, run_sweep
 from optimlab.bench.trainer import TrainConfig
@@ -185,3 +186,25 @@ def test_an_automatic_grid_is_extended_past_the_edge_its_best_rate_sits_on(tmp_p
     from optimlab.bench.report import summary_table
     assert "(top of grid)" in summary_table(store, fixed)
     assert "the optimum may lie outside the grid" in summary_table(store, fixed)
+
+
+class _LosesAGroup(LocalExecutor):
+    """Trains every group here but reports the first one's workers as dead."""
+
+    def map(self, calls, started, progress=None):
+        for index, outcome in super().map(calls, started, progress):
+            yield index, Outcome("lost", message="WorkerCrashedError: killed") if index == 0 \
+                else outcome
+
+
+def test_a_group_lost_by_its_workers_stays_unfinished_for_resume(tmp_path):
+    spec = _spec(lrs=(0.1,), seeds=1, config=TrainConfig(steps=5, batch_size=64, eval_every=5))
+    store = RunStore(tmp_path / "runs.db")
+    with pytest.raises(GroupsLost, match=r"1 groups lost .* sgd \(1 runs\): WorkerCrashedError"):
+        run_sweep(spec, store, executor=_LosesAGroup())
+    statuses = {r.optimizer: r.status for r in store.list_runs(1)}
+    assert statuses == {"sgd": "running", "adam": "finished"}  # the other group is stored
+    finished = store.list_runs(1, "finished")
+    run_sweep(spec, store)  # resume: only the lost group trains
+    assert {r.status for r in store.list_runs(1)} == {"finished"}
+    assert [r for r in store.list_runs(1) if r.optimizer == "adam"] == finished  # not redone

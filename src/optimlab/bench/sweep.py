@@ -21,7 +21,6 @@ spacing, trained and stored like the rest, until the best rate is inside the gri
 from __future__ import annotations
 
 import math
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -30,6 +29,7 @@ import numpy as np
 from ..optim.registry import resolve
 from .analysis import summarize, tail_score
 from .cost import step_costs
+from .executors import Call, GroupsLost, LocalExecutor
 from .store import RunStore
 from .tasks import get as get_task
 from .trainer import Member, RunResult, TrainConfig, train_population, train_sequential
@@ -140,8 +140,13 @@ def _points(result: RunResult) -> list[tuple]:
 def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
               data_dir=None, name: str | None = None,
               progress: Callable[[int], None] | None = None,
-              recalibrate: bool = False) -> int:
+              recalibrate: bool = False, executor=None) -> int:
     """Train every unfinished member of ``spec``; returns the sweep id in ``store``.
+
+    ``executor`` trains the groups (:mod:`.executors`): here one after another (the
+    default), or on a Ray cluster (:class:`~.executors.RayExecutor`), each group stored as
+    it comes back. Groups whose workers kept dying raise
+    :class:`~.executors.GroupsLost` after the rest are stored; resume trains them.
 
     A member whose training raises is recorded as ``failed`` with the error; one whose
     loss blows up is ``diverged``. Neither stops the sweep.
@@ -160,9 +165,10 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     sweep_id = store.open_sweep(config, name=name)
     with store.lock_sweep(sweep_id):  # a second process resuming it is refused here
         _train_pending(spec, store, sweep_id, task, engine, higher_is_better, progress,
-                       recalibrate)
+                       recalibrate, executor)
         if spec.lrs is None:
-            _extend_edges(spec, store, sweep_id, task, engine, higher_is_better, progress)
+            _extend_edges(spec, store, sweep_id, task, engine, higher_is_better, progress,
+                          executor)
     return sweep_id
 
 
@@ -181,11 +187,12 @@ def _costs(spec: SweepSpec, task, optimizers, recalibrate: bool = False) -> dict
 
 
 def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
-                   higher_is_better: bool, progress, recalibrate: bool = False) -> None:
+                   higher_is_better: bool, progress, recalibrate: bool = False,
+                   executor=None) -> None:
     store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                               for m in spec.members()])
     _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
-                progress, recalibrate)
+                progress, recalibrate, executor)
 
 
 def _auto(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
@@ -201,13 +208,14 @@ _TRAIN = {"population": train_population, "sequential": train_sequential, "auto"
 
 def train_members(store: RunStore, task, config: TrainConfig, members, *,
                   engine: str = "auto", name: str | None = None, extra: dict | None = None,
-                  progress: Callable[[int], None] | None = None) -> int:
+                  progress: Callable[[int], None] | None = None, executor=None) -> int:
     """Train any list of members (each optimizer's as one group) as one stored sweep.
 
     For grids that :class:`SweepSpec` cannot describe (the advisor's rungs: each optimizer
     at its own rates). The sweep is identified by the task, ``config``, the members and
     ``extra``, so calling again with the same arguments trains only the runs not finished
-    yet (resume), under the same lock as :func:`run_sweep`. Returns the sweep id.
+    yet (resume), under the same lock as :func:`run_sweep`, on ``executor`` as there.
+    Returns the sweep id.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -222,36 +230,50 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
     with store.lock_sweep(sweep_id):
         store.add_runs(sweep_id, stored["members"])
         _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
-                    progress)
+                    progress, executor=executor)
     return sweep_id
 
 
 def _train_runs(spec: SweepSpec, store: RunStore, pending, task, engine: str,
-                higher_is_better: bool, progress, recalibrate: bool = False) -> None:
+                higher_is_better: bool, progress, recalibrate: bool = False,
+                executor=None) -> None:
+    """Train the pending runs, one group per optimizer, on ``executor`` (default: here),
+    storing each group as it comes back (see :mod:`.executors`)."""
     train = _TRAIN[engine]
+    executor = executor or LocalExecutor()
     names = [o for o in spec.optimizers if any(run.optimizer == o for run in pending)]
     costs = _costs(spec, task, names, recalibrate) if spec.target is not None else {}
-    for optimizer in names:
-        group = [run for run in pending if run.optimizer == optimizer]
-        members = [Member(run.optimizer, run.hparams, run.seed) for run in group]
-        for run in group:
+    groups = [[run for run in pending if run.optimizer == optimizer] for optimizer in names]
+    calls = [Call(train, (task, spec.config, [Member(r.optimizer, r.hparams, r.seed)
+                                              for r in group]), spec.config.steps)
+             for group in groups]
+
+    def started(index: int) -> None:
+        for run in groups[index]:
             store.start_run(run.id)
-        try:
-            results = train(task, spec.config, members, progress=progress)
-        except Exception as err:  # a broken member must not stop the sweep
-            message = "".join(traceback.format_exception_only(type(err), err)).strip()
+
+    lost = []
+    for index, outcome in executor.map(calls, started, progress):
+        group = groups[index]
+        if outcome.kind == "lost":  # left running: --resume trains it again
+            lost.append(f"{names[index]} ({len(group)} runs): {outcome.message}")
+        elif outcome.kind == "error":  # a broken member must not stop the sweep
             for run in group:
-                store.finish_run(run.id, "failed", error=message)
-            continue
-        for run, result in zip(group, results):
-            store.finish_run(run.id, "diverged" if result.diverged else "finished",
-                             summary=_summary(result, spec.target, higher_is_better,
-                                              costs.get(optimizer)),
-                             points=_points(result))
+                store.finish_run(run.id, "failed", error=outcome.message)
+        else:
+            for run, result in zip(group, outcome.value):
+                store.finish_run(run.id, "diverged" if result.diverged else "finished",
+                                 summary=_summary(result, spec.target, higher_is_better,
+                                                  costs.get(names[index])),
+                                 points=_points(result))
+    if lost:
+        raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
+                         f"allow and are left unfinished (resume the sweep to train them): "
+                         + "; ".join(lost))
 
 
 def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
-                  higher_is_better: bool, progress) -> None:
+                  higher_is_better: bool, progress, executor=None) -> None:
     """Extend each optimizer's automatic grid past the edge its best rate sits on."""
     for _ in range(MAX_EXTENSIONS):
         records = [r for r in run_records(store, sweep_id) if r["status"] != "pending"]
@@ -272,7 +294,7 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
             return
         store.add_runs(sweep_id, new)
         _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
-                    progress)
+                    progress, executor=executor)
 
 
 def run_records(store: RunStore, sweep_id: int) -> list[dict]:

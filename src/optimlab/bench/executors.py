@@ -1,0 +1,178 @@
+"""Where a sweep's groups train: in this process, one after another (:class:`LocalExecutor`,
+the default), or as tasks on a Ray cluster (:class:`RayExecutor`).
+
+A group is one optimizer's unfinished runs, trained as one batched population (or one by
+one). The sweep (:func:`~optimlab.bench.sweep.run_sweep`) hands its groups to an executor
+and stores each group's results as it gets them back; the executor only trains. So the
+store is written by the sweep's process alone (the driver), whatever the executor, and its
+resume and locking rules hold unchanged:
+
+* each group's runs are marked ``running`` when the group is handed over, and end in the
+  store when its results come back, in the order groups finish;
+* a group whose Ray worker dies (killed, out of memory, its node lost) is run again from
+  the start on another worker, up to ``max_retries`` times; the results of an attempt
+  that died never reach the driver, so no run is stored twice;
+* a group that still cannot finish leaves its runs ``running`` and the sweep raises
+  :class:`GroupsLost` at the end, after storing every group that did finish:
+  ``--resume`` trains the rest;
+* a training error (a broken member) is not the worker's fault: the group's runs are
+  stored as ``failed`` with the error, as in a local sweep.
+
+Ray is an optional dependency (``pip install 'optimlab[ray]'``); nothing imports it until a
+:class:`RayExecutor` starts.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["EXECUTORS", "Call", "Outcome", "LocalExecutor", "RayExecutor", "GroupsLost",
+           "make_executor", "require_ray"]
+
+#: the executors ``optimlab bench --executor`` takes
+EXECUTORS = ("local", "ray")
+
+
+class GroupsLost(RuntimeError):
+    """Some groups could not be trained (their workers kept dying); their runs are left
+    ``running`` in the store, for ``--resume``."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One group's training: ``fn(*args, progress=...)``; ``ticks`` is the training steps
+    it takes (how far a progress bar moves when a remote group ends)."""
+
+    fn: Callable
+    args: tuple
+    ticks: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back from a group: ``"done"`` with ``value`` (the training's return
+    value), ``"error"`` with ``message`` (the training raised: a broken member), or
+    ``"lost"`` with ``message`` (its workers died more often than the retries allow)."""
+
+    kind: str
+    value: Any = None
+    message: str | None = None
+
+
+def run_call(fn: Callable, args: tuple, progress=None) -> Outcome:
+    """``fn(*args, progress=progress)`` as an :class:`Outcome`: an exception becomes an
+    ``"error"`` with its one-line description, so that a broken member is stored as failed
+    rather than retried."""
+    try:
+        return Outcome("done", fn(*args, progress=progress))
+    except Exception as err:
+        return Outcome("error", message="".join(
+            traceback.format_exception_only(type(err), err)).strip())
+
+
+class LocalExecutor:
+    """Train the groups here, one after another, in the order given (the default)."""
+
+    name = "local"
+
+    def map(self, calls: Sequence[Call], started: Callable[[int], None],
+            progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, Outcome]]:
+        """Yield ``(index, outcome)`` per call, calling ``started(index)`` just before it
+        trains; ``progress`` ticks once per training step."""
+        for index, call in enumerate(calls):
+            started(index)
+            yield index, run_call(call.fn, call.args, progress)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class RayExecutor:
+    """Train the groups as Ray tasks, all submitted at once, each on one CPU of the cluster.
+
+    Args:
+        address: the cluster's address (``host:port`` of its head, or ``"auto"``); None
+            starts a Ray instance on this machine for the sweep and stops it at the end.
+        max_retries: how many times a group whose worker died is run again.
+        num_cpus: CPUs each group's task asks for (and so its torch threads).
+
+    Raises:
+        RuntimeError: Ray is not installed (one line: what to install), or the cluster at
+            ``address`` cannot be reached.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, max_retries: int = 3,
+                 num_cpus: float = 1) -> None:
+        if not (isinstance(max_retries, int) and max_retries >= 0):
+            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if not num_cpus > 0:
+            raise ValueError(f"num_cpus must be > 0, got {num_cpus!r}")
+        self.ray = require_ray()
+        self.address, self.max_retries, self.num_cpus = address, max_retries, num_cpus
+        self._started = False
+        ray = self.ray
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False,
+                         **({} if address else {"include_dashboard": False}))
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                raise RuntimeError(f"cannot connect to {where}: {' '.join(str(err).split())}"
+                                   ) from None
+            self._started = True
+        self._remote = ray.remote(run_call).options(
+            num_cpus=num_cpus, max_retries=max_retries, retry_exceptions=False,
+            name="optimlab-group")
+
+    def map(self, calls: Sequence[Call], started: Callable[[int], None],
+            progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, Outcome]]:
+        """Submit every call, mark each started, then yield ``(index, outcome)`` as groups
+        finish; ``progress`` moves by a group's ``ticks`` when it ends."""
+        ray = self.ray
+        refs = {}
+        for index, call in enumerate(calls):
+            started(index)
+            refs[self._remote.remote(call.fn, call.args)] = (index, call)
+        waiting = list(refs)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            index, call = refs[done[0]]
+            try:
+                outcome = ray.get(done[0])
+            except ray.exceptions.RayError as err:  # its workers died max_retries + 1 times
+                outcome = Outcome("lost", message=f"{type(err).__name__}: "
+                                                  f"{' '.join(str(err).split())[:300]}")
+            if progress is not None and call.ticks:
+                progress(call.ticks)
+            yield index, outcome
+
+    def close(self) -> None:
+        """Disconnect from the cluster (and stop the Ray instance this executor started)."""
+        if self._started and self.ray.is_initialized():
+            self.ray.shutdown()
+            self._started = False
+
+
+def require_ray():
+    """The ``ray`` module; RuntimeError (one line: what to install) when it is missing."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--executor ray needs Ray: pip install 'optimlab[ray]'") from None
+    return ray
+
+
+def make_executor(name: str = "local", address: str | None = None):
+    """The executor called ``name`` (:data:`EXECUTORS`); ``address`` is Ray's only."""
+    if name not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {name!r}")
+    if name == "local":
+        if address is not None:
+            raise ValueError("--address is the Ray cluster's: it needs --executor ray")
+        return LocalExecutor()
+    return RayExecutor(address)

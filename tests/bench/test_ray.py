@@ -1,0 +1,222 @@
+"""Sweeps on a Ray cluster: ``optimlab bench --executor ray`` stores what ``--executor local``
+stores, and a worker killed in the middle of a group costs a retry, not a run.
+
+One local cluster (a head with no CPUs and two one-CPU worker nodes, each a raylet with its
+worker process) serves the whole module, on loopback only: every node is started with
+``node_ip_address=127.0.0.1``, and ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps Ray's
+drivers from swapping 127.0.0.1 for the machine's network address (Ray's own switch for
+single-machine clusters; without it ``ray.init(address="127.0.0.1:...")`` dials the
+machine's address, where nothing listens).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from optimlab import cli
+from optimlab.bench.store import RunStore, StoreError
+
+SWEEP = ["digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--seeds", "2",
+         "--steps", "60", "--eval-every", "20", "--batch-size", "64"]
+# longer groups, so that one can be killed while it trains
+SLOW = ["digits", "--optimizers", "sgd,adam,rmsprop", "--lrs", "0.01,0.1", "--seeds", "2",
+        "--steps", "1500", "--eval-every", "500", "--batch-size", "64"]
+GROUP_TITLE = "ray::optimlab-group"  # the process title of a worker training a group
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray_utils = pytest.importorskip("ray.cluster_utils")
+    saved = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by every node
+    loopback = {"node_ip_address": "127.0.0.1"}
+    c = ray_utils.Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "include_dashboard": False, **loopback})
+    try:
+        for _ in range(2):
+            c.add_node(num_cpus=1, **loopback)
+        yield c
+    finally:
+        c.shutdown()
+        if saved is None:
+            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        else:
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved
+
+
+def _bench(args, db, cwd, **kw) -> subprocess.Popen:
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "CI": "1"}
+    return subprocess.Popen([sys.executable, "-m", "optimlab", "bench", *args, "--db", str(db)],
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the sweep did not end in {timeout} s: {err[-2000:]}")
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def _stored(db) -> tuple[list, list]:
+    """The sweep's runs (member, status, summary without wall times) and metric points."""
+    with RunStore(db, readonly=True) as store:
+        sweep, = store.sweeps()["sweep_id"]
+        runs = sorted(((r.optimizer, r.hparams["lr"], r.seed), r.status,
+                       {k: v for k, v in (r.summary or {}).items()
+                        if k not in ("wall_time", "time_to_target")})
+                      for r in store.list_runs(int(sweep)))
+        metrics = store.metrics(int(sweep))
+        points = sorted(((o, lr, s), step, name, value) for o, lr, s, step, name, value in zip(
+            metrics.optimizer, metrics.lr, metrics.seed, metrics.step, metrics.name,
+            metrics.value))
+    return runs, points
+
+
+def _group_workers() -> list[int]:
+    """Pids of Ray workers training a group now (their process title names the task)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    title = f.read().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith(GROUP_TITLE):
+                pids.append(int(entry))
+    return pids
+
+
+def test_a_sweep_on_ray_stores_what_a_local_sweep_stores(cluster, tmp_path):
+    assert cluster.address.startswith("127.0.0.1:")
+    local = _finish(_bench(SWEEP, tmp_path / "local.db", tmp_path))
+    remote = _finish(_bench([*SWEEP, "--executor", "ray", "--address", cluster.address],
+                            tmp_path / "ray.db", tmp_path))
+    assert "on Ray (127.0.0.1:" in remote and "on Ray" not in local
+    runs, points = _stored(tmp_path / "ray.db")
+    assert len(runs) == 8 and {status for _, status, _ in runs} == {"finished"}
+    assert len(points) == 8 * 4 * 3  # runs x evaluations (0, 20, 40, 60) x metrics
+    local_runs, local_points = _stored(tmp_path / "local.db")
+    assert [r[:2] for r in runs] == [r[:2] for r in local_runs]
+    # the same seeds and the same arithmetic in another process: equal up to the float
+    # rounding a different thread count may bring into a matrix product (here they agree)
+    for (key, step, name, value), (key2, step2, name2, value2) in zip(points, local_points):
+        assert (key, step, name) == (key2, step2, name2)
+        assert value == pytest.approx(value2, rel=1e-5, abs=1e-6)
+    for (_, _, summary), (_, _, summary2) in zip(runs, local_runs):
+        assert summary.keys() == summary2.keys()
+        for k in summary:
+            if isinstance(summary[k], float):
+                assert summary[k] == pytest.approx(summary2[k], rel=1e-5, abs=1e-6), k
+
+
+def test_a_killed_worker_costs_a_retry_not_a_run(cluster, tmp_path, pg_server):
+    """SIGKILL the worker of a group mid-training: Ray runs the group again on another
+    worker; every run is stored once, finished, with the results of an undisturbed sweep.
+    The store is the PostgreSQL one a cluster would share."""
+    url = pg_server.create_database()
+    proc = _bench([*SLOW, "--executor", "ray", "--address", cluster.address], url, tmp_path)
+    killed = None
+    try:
+        deadline = time.monotonic() + 120
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            workers = _group_workers()
+            if workers:
+                time.sleep(0.5)  # let it train a little first
+                if workers[0] in _group_workers():
+                    os.kill(workers[0], signal.SIGKILL)
+                    killed = workers[0]
+            time.sleep(0.05)
+        out = _finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert killed is not None, "no Ray worker was seen training a group"
+    runs, points = _stored(url)
+    assert len(runs) == 12 and {status for _, status, _ in runs} == {"finished"}, out
+    with RunStore(url, readonly=True) as store:
+        # one row per member and one point per (run, step, metric): nothing stored twice
+        assert store.con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 12
+        assert store.con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 12 * 4 * 3
+    # the retried group trained from the start: the same numbers as a sweep left alone
+    _finish(_bench(SLOW, tmp_path / "local.db", tmp_path))
+    local_runs, local_points = _stored(tmp_path / "local.db")
+    assert [r[:2] for r in runs] == [r[:2] for r in local_runs]
+    for (key, step, name, value), (key2, step2, name2, value2) in zip(points, local_points):
+        assert (key, step, name) == (key2, step2, name2)
+        assert value == pytest.approx(value2, rel=1e-5, abs=1e-6)
+
+
+def test_without_ray_the_ray_executor_is_one_line_saying_what_to_install(monkeypatch,
+                                                                         tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    code = cli.main(["bench", *SWEEP, "--db", str(tmp_path / "runs.db"), "--executor", "ray"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err
+    assert "--executor ray needs Ray: pip install 'optimlab[ray]'" in err
+    code = cli.main(["bench", *SWEEP, "--db", str(tmp_path / "runs.db"), "--address",
+                     "127.0.0.1:6379"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "--address is the Ray cluster's: it needs --executor ray" in err
+    assert not (tmp_path / "runs.db").exists()  # refused before anything was stored
+
+
+def test_a_killed_driver_resumes_and_a_second_driver_is_refused(cluster, tmp_path, pg_server):
+    """The driver of a Ray sweep is stopped (SIGSTOP) after its first group is stored: a
+    second driver meanwhile is refused (the sweep is locked on the server), and ``--resume`` from
+    a new driver, after the first is SIGKILLed, trains the rest without training a finished
+    run again."""
+    url = pg_server.create_database()
+    args = [*SLOW, "--executor", "ray", "--address", cluster.address]
+    first = _bench(args, url, tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        finished = []
+        while time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.1)
+            try:
+                with RunStore(url, readonly=True) as store:
+                    runs = store.list_runs(1)
+            except (KeyError, StoreError):  # no tables or no sweep yet
+                continue
+            finished = [r for r in runs if r.status == "finished"]
+            if finished and len(finished) < len(runs):
+                break
+        assert first.poll() is None and finished, "the sweep ended before it could be killed"
+        # stopped, it holds its lock (its connection lives) and stores nothing more: the
+        # second driver surely meets a live sweep, however slowly it starts
+        os.kill(first.pid, signal.SIGSTOP)
+        second = _bench([*args, "--resume"], url, tmp_path)
+        _, err = second.communicate(timeout=120)
+        assert second.returncode != 0
+        assert f"is being run or resumed by process {first.pid} on this machine" in err, err
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    with RunStore(url, readonly=True) as store:
+        before = {r.id: r for r in store.list_runs(1)}
+    assert {r.status for r in before.values()} <= {"finished", "running"}
+    done = {i: r for i, r in before.items() if r.status == "finished"}
+    assert 0 < len(done) < 12
+    out = _finish(_bench([*args, "--resume"], url, tmp_path))
+    with RunStore(url, readonly=True) as store:
+        after = {r.id: r for r in store.list_runs(1)}
+        assert store.con.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 12 * 4 * 3
+    assert set(after) == set(before) and {r.status for r in after.values()} == {"finished"}, out
+    for i, r in done.items():  # not trained again
+        assert (after[i].started_at, after[i].finished_at) == (r.started_at, r.finished_at)
