@@ -723,15 +723,38 @@ def _task_with_model(args: argparse.Namespace):
     return task
 
 
+def _check_executor(args: argparse.Namespace) -> None:
+    """``--executor`` and ``--address`` checked before anything is trained or stored:
+    ``--address`` only with Ray, and Ray installed (one line saying what to install)."""
+    if args.address is not None and args.executor != "ray":
+        raise CLIError("--address is the Ray cluster's: it needs --executor ray")
+    if args.executor == "ray":
+        from .bench.executors import require_ray
+
+        try:
+            require_ray()
+        except RuntimeError as err:
+            raise CLIError(str(err)) from None
+
+
 def _executor(args: argparse.Namespace):
     """The executor of ``--executor`` and ``--address``, connected (a one-line CLIError if
-    Ray is missing or its cluster cannot be reached)."""
+    its cluster cannot be reached)."""
     from .bench.executors import make_executor
 
     try:
         return make_executor(args.executor, args.address)
     except (RuntimeError, ValueError) as err:
         raise CLIError(str(err)) from None
+
+
+def _add_executor_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the groups train: here (default), or as tasks on a Ray "
+                        "cluster, each optimizer's runs one task (pip install 'optimlab[ray]')")
+    p.add_argument("--address", type=_text("a Ray address"),
+                   help="the Ray cluster's head, HOST:PORT (default: a Ray instance started on "
+                        "this machine for the run)")
 
 
 def run_bench(args: argparse.Namespace) -> str:
@@ -741,15 +764,7 @@ def run_bench(args: argparse.Namespace) -> str:
     from .bench.sweep import SweepSpec, auto_lrs, run_sweep
     from .bench.trainer import TrainConfig
 
-    if args.address is not None and args.executor != "ray":
-        raise CLIError("--address is the Ray cluster's: it needs --executor ray")
-    if args.executor == "ray":  # before anything is stored: is Ray there at all?
-        from .bench.executors import require_ray
-
-        try:
-            require_ray()
-        except RuntimeError as err:
-            raise CLIError(str(err)) from None
+    _check_executor(args)
 
     names = _names(args.optimizers, "sgd,adagrad,rmsprop,adam")
     lrs = _lrs(args.lrs, args)
@@ -852,7 +867,9 @@ def run_advise(args: argparse.Namespace) -> str:
     import json
 
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
+    from .bench.executors import GroupsLost
 
+    _check_executor(args)
     names = candidates(_names(args.optimizers, "adam,lion") if args.optimizers
                        else DEFAULT_CANDIDATES)
     _within(args.steps, ADVISE_MAX_STEPS, "--steps", args, "lower --steps")
@@ -877,11 +894,16 @@ def run_advise(args: argparse.Namespace) -> str:
         if bars:
             bars[-1].tick(n)
 
+    executor = _executor(args)
     try:
         advice = advise_task(task, model=args.model, optimizers=names, steps=args.steps,
                              batch_size=batch, budget=budget, budget_seconds=seconds,
-                             seeds=args.seeds, store=store, progress=tick, on_stage=on_stage)
+                             seeds=args.seeds, store=store, progress=tick, on_stage=on_stage,
+                             executor=executor)
+    except GroupsLost as err:
+        raise CLIError(f"{err}; run the same command again to finish") from None
     finally:
+        executor.close()
         while bars:
             bars.pop().bar.close()
     from .bench.advice_report import write_advice_report
@@ -1251,12 +1273,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. postgresql://user@host/optimlab for a store several machines share")
     p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
     p.add_argument("--resume", action="store_true", help="finish a killed sweep")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="where the groups train: here (default), or as tasks on a Ray "
-                        "cluster, each optimizer's runs one task (pip install 'optimlab[ray]')")
-    p.add_argument("--address", type=_text("a Ray address"),
-                   help="the Ray cluster's head, HOST:PORT (default: a Ray instance started on "
-                        "this machine for the sweep)")
+    _add_executor_arguments(p)
     p.add_argument("--recalibrate", action="store_true",
                    help="measure the optimizers' step costs again (they are measured once "
                    "per machine and model, cached, and turn steps to --target into seconds)")
@@ -1283,6 +1300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_whole(1), default=3,
                    help="seeds of the final rung (default 3)")
     p.add_argument("--json", help="write the answer as JSON to this file")
+    _add_executor_arguments(p)
     p.add_argument("--out", default=ADVICE_DIR,
                    help=f"folder for the HTML report and its pictures (default {ADVICE_DIR})")
     p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")

@@ -11,6 +11,7 @@ machine's address, where nothing listens).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -220,3 +221,25 @@ def test_a_killed_driver_resumes_and_a_second_driver_is_refused(cluster, tmp_pat
     assert set(after) == set(before) and {r.status for r in after.values()} == {"finished"}, out
     for i, r in done.items():  # not trained again
         assert (after[i].started_at, after[i].finished_at) == (r.started_at, r.finished_at)
+
+
+def test_the_advisor_on_ray_gives_the_local_answer(cluster, tmp_path):
+    """``optimlab advise --executor ray``: every stage's groups train on the cluster, and
+    the answer is the one a local advisor gives."""
+    advise = ["advise", "digits", "--optimizers", "sgd", "--steps", "40", "--budget", "6000",
+              "--seeds", "2"]
+    answers = []
+    for tag, extra in (("local", []), ("ray", ["--executor", "ray", "--address",
+                                               cluster.address])):
+        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "CI": "1"}
+        proc = subprocess.run([sys.executable, "-m", "optimlab", *advise, "--db",
+                               str(tmp_path / f"{tag}.db"), "--out", str(tmp_path / tag),
+                               "--json", str(tmp_path / f"{tag}.json"), *extra],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        answers.append(json.loads((tmp_path / f"{tag}.json").read_text()))
+    local, remote = answers
+    assert (remote["optimizer"], remote["hparams"]) == (local["optimizer"], local["hparams"])
+    assert remote["metric"]["value"] == pytest.approx(local["metric"]["value"], abs=1e-6)
+    assert remote["steps_spent"] == local["steps_spent"]

@@ -60,6 +60,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -402,6 +403,7 @@ class _Run:
     engine: str
     progress: Callable[[int], None] | None
     on_stage: Callable[[str, int, Sequence[Member]], None] | None = None
+    executor: Any = None  # where the groups train (:mod:`.executors`); None: here
     spent: int = 0
     sweep_ids: list[int] = field(default_factory=list)
 
@@ -416,7 +418,7 @@ class _Run:
         stage = {"stage": label, "request": self.request}
         sweep_id = train_members(self.store, self.task, config, members, engine=self.engine,
                                  name=f"advise {self.task.name}: {label}", extra={"advisor": stage},
-                                 progress=self.progress)
+                                 progress=self.progress, executor=self.executor)
         self.sweep_ids.append(sweep_id)
         self.spent += horizon * len(members)
         wanted = {(m.optimizer, float(m.hparams["lr"]), m.seed) for m in members}
@@ -521,7 +523,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
                 batch_size: int | None = 100, budget: int | None = None, seeds: int = 3,
                 store: RunStore | None = None, progress: Callable[[int], None] | None = None,
                 engine: str = "auto", data_dir=None, budget_seconds: float | None = None,
-                on_stage: Callable[[str, int, Sequence[Member]], None] | None = None) -> Advice:
+                on_stage: Callable[[str, int, Sequence[Member]], None] | None = None,
+                executor=None) -> Advice:
     """Advise on a training-lab task (a name, ``"module:function"`` or a :class:`Task`).
 
     Args:
@@ -541,6 +544,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
         on_stage: called before each stage with its label, horizon and members.
         engine: ``"auto"`` (the population engine, one at a time where it cannot batch the
             model), ``"population"`` or ``"sequential"``.
+        executor: where each stage's groups train (:mod:`.executors`: None trains them
+            here; a :class:`~.executors.RayExecutor` sends each to a Ray task).
 
     Raises:
         AdvisorError: no parameters, data the model rejects, no candidate trains at any
@@ -561,7 +566,7 @@ def advise_task(task: str | Task, *, model: str | None = None,
     base = TrainConfig(steps=steps, batch_size=batch_size, model=model)
     request = {"task": task.name, "model": model, "optimizers": names, "steps": steps,
                "batch_size": batch_size, "plan": asdict(the_plan)}
-    run = _Run(store, task, base, request, engine, progress, on_stage)
+    run = _Run(store, task, base, request, engine, progress, on_stage, executor)
 
     # Stage 1: the range tests, one population per candidate
     records = run.train("range test", the_plan.range_steps,
