@@ -15,6 +15,8 @@
                   [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
                   [--clip 1.0] [--average ema|swa] [--target T] [--sequential] [--db runs.db]
                   [--out DIR] [--resume] [--recalibrate] [--executor local|ray [--address HOST:PORT]]
+    optimlab slice TASK [--optimizers sgd,momentum,adam,sam] [--lr adam=0.003] [--steps 1000]
+                  [--grid 41] [--plane endpoints|random] [--on train|test] [--out DIR]
     optimlab advise TASK [--optimizers a,b] [--model NAME] [--steps 300] [--batch-size 100]
                   [--budget STEPS|SECONDSs] [--seeds 3] [--json FILE] [--out DIR] [--db runs.db]
                                          which optimizer and learning rate, with evidence
@@ -839,6 +841,65 @@ def run_bench(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+SLICE_DIR = "optimlab-slice"
+SLICE_MAX_GRID = 201
+SLICE_MAX_STEPS = 100_000
+
+
+def run_slice(args: argparse.Namespace) -> str:
+    """``optimlab slice``: several optimizers' paths on one plane of a real network's loss
+    landscape, the interpolation between their solutions, and their sharpness."""
+    import json
+
+    from .bench.slices import DEFAULT_OPTIMIZERS, plot_interpolation, plot_slice, slice_landscape
+
+    names = (_names(args.optimizers, "sgd,momentum,adam,sam") if args.optimizers
+             else list(DEFAULT_OPTIMIZERS))
+    if args.plane == "endpoints" and len(names) < 2:
+        raise CLIError("the endpoints plane needs at least two --optimizers (or pass "
+                       "--plane random)")
+    _within(args.steps, SLICE_MAX_STEPS, "--steps", args, "lower --steps")
+    _within(args.grid, SLICE_MAX_GRID, "--grid", args, "lower --grid")
+    if args.grid < 2:
+        raise CLIError(f"--grid needs at least 2 points per axis, got {args.grid}")
+    lrs = _parse_pairs(args.lr, "--lr", positive=True)
+    unknown = sorted(set(lrs) - set(names))
+    if unknown:
+        raise CLIError(f"--lr names {', '.join(unknown)}, not among the optimizers "
+                       f"({', '.join(names)})")
+    optimizers = {}
+    for name in names:
+        hp = dict(DEFAULT_OPTIMIZERS.get(name, {}))
+        if name in lrs:
+            hp["lr"] = lrs[name]
+        optimizers[name] = hp
+    out = out_folder(args.out, "--out", "the slice")
+    task = _task_with_model(args)
+    batch = _batch(args.batch_size)
+    with _progress(f"slice {task.name}: training", [(args.steps, 1)] * len(names)) as tick:
+        result = slice_landscape(task, args.model, optimizers, steps=args.steps,
+                                 batch_size=batch, seed=args.seed, grid=args.grid,
+                                 plane=args.plane, on=args.on, progress=tick)
+    try:
+        out.mkdir(exist_ok=True)
+        plot_slice(result, out / "slice.png")
+        plot_interpolation(result, out / "interpolation.png")
+        (out / "slice.json").write_text(json.dumps(result.to_json()))
+    except OSError as err:
+        raise CLIError(f"cannot write the slice to {out}: {err.strerror or err}") from None
+    s = result.seconds
+    return "\n".join([
+        f"{result.task} {result.model}, {result.steps} steps from one initialisation; plane: "
+        + (f"through the {' and '.join(result.through)} endpoints" if result.plane ==
+           "endpoints" else "filter-normalised random directions"),
+        result.table(),
+        f"grid {args.grid} x {args.grid} over {result.on} examples: {s['grid']:.1f} s "
+        f"(training {s['train']:.1f} s, interpolation {s['interpolation']:.1f} s, "
+        f"sharpness {s['sharpness']:.1f} s)",
+        f"wrote {out / 'slice.png'}", f"wrote {out / 'interpolation.png'}",
+        f"wrote {out / 'slice.json'}"])
+
+
 ADVICE_DIR = "optimlab-advice"
 
 
@@ -1278,6 +1339,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure the optimizers' step costs again (they are measured once "
                    "per machine and model, cached, and turn steps to --target into seconds)")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
+    p = sub.add_parser("slice", help="several optimizers' paths on one plane of a real "
+                                     "network's loss landscape, with sharpness",
+                       epilog=f"--steps <= {SLICE_MAX_STEPS:,}, --grid <= {SLICE_MAX_GRID}; "
+                              "--no-limits lifts them.")
+    p.add_argument("task", type=_text("a task name, or package.module:function"),
+                   metavar="TASK", help="mnist1d, digits... or package.module:function")
+    p.add_argument("--model", help="the task's model (default: its default model)")
+    p.add_argument("--optimizers",
+                   help="comma-separated registry names (default sgd,momentum,adam,sam)")
+    p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
+                   help="an optimizer's learning rate, e.g. adam=0.001 (repeatable)")
+    p.add_argument("--steps", type=_whole(1), default=1000,
+                   help="training steps of every optimizer (default 1000)")
+    p.add_argument("--batch-size", default="100", help="mini-batch size or 'full' (default 100)")
+    p.add_argument("--seed", type=_whole(0), default=0,
+                   help="the shared initialisation and batches (default 0)")
+    p.add_argument("--grid", type=_whole(1), default=41,
+                   help="grid points per axis (default 41)")
+    p.add_argument("--plane", choices=["endpoints", "random"], default="endpoints",
+                   help="through the initialisation and two endpoints (default), or "
+                        "filter-normalised random directions (Li et al. 2018)")
+    p.add_argument("--on", choices=["train", "test"], default="train",
+                   help="the grid's loss over training (default) or test examples")
+    p.add_argument("--data-dir", type=_text("a folder"),
+                   help="folder of the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--out", default=SLICE_DIR,
+                   help=f"folder for slice.png, interpolation.png, slice.json "
+                        f"(default {SLICE_DIR}/)")
+    p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("advise", help="which optimizer and learning rate for a task, with "
                                       "evidence (range tests, a tournament, a report)",
                        epilog=f"--steps <= {ADVISE_MAX_STEPS:,}; --no-limits lifts it.")
@@ -1347,6 +1437,8 @@ def _run(args: argparse.Namespace) -> str:
         return run_bench(args)
     if args.command == "advise":
         return run_advise(args)
+    if args.command == "slice":
+        return run_slice(args)
     if args.command == "runs":
         return run_runs(args)
     if args.command == "report":

@@ -274,6 +274,47 @@ def _stacked_forward(template: nn.Module, names: list[str], params: Sequence[Ten
     return forward
 
 
+def _population_forwards(task, template: nn.Module,
+                         params: Sequence[Tensor]) -> tuple[Callable, Callable]:
+    """The forwards of K stacked members (``params``: the template's parameters, each with
+    a leading member axis): ``batched(p_list, x)`` with inputs ``[K, batch, ...]`` and
+    ``shared(p_list, x)`` with one input batch for every member. Each ``Linear`` is one
+    batched product where the model allows it (:func:`_stacked_forward`), else vmap."""
+    names = [name for name, _ in template.named_parameters()]
+    buffers = dict(template.named_buffers())
+    k = params[0].shape[0]
+
+    def forward(p_list, x):
+        return functional_call(template, {**buffers, **dict(zip(names, p_list))}, (x,))
+
+    batched_forward = torch.vmap(forward, in_dims=(0, 0))
+    shared_forward = torch.vmap(forward, in_dims=(0, None))
+    probe = task.x_train[:8].expand(k, *task.x_train[:8].shape)
+    stacked = None if buffers else _stacked_forward(template, names, params, probe,
+                                                    batched_forward)
+    if stacked is not None:  # one batched matrix product per linear layer
+        batched_forward = stacked
+
+        def shared_forward(p_list, x):
+            return stacked(p_list, x.expand(p_list[0].shape[0], *x.shape))
+    return batched_forward, shared_forward
+
+
+def population_scores(task, template: nn.Module, weights: Sequence[Tensor], x: Tensor,
+                      y: Tensor) -> tuple[Tensor, Tensor]:
+    """The mean loss and metric on ``(x, y)`` of K weight sets at once, shape ``[K]`` each:
+    ``weights`` are ``template``'s parameters in order, each with a leading axis of K.
+
+    What the population engine evaluates its members with (batched products, chunks of at
+    most :data:`EVAL_ROWS` rows), for any stack of weights: the points of a loss
+    landscape's grid, say."""
+    if not weights or any(w.shape[0] != weights[0].shape[0] for w in weights):
+        raise ValueError("weights need one leading axis of the same length K")
+    _, shared = _population_forwards(task, template, weights)
+    with torch.no_grad():
+        return _population_scores(task, shared, weights, x, y, weights[0].shape[0])
+
+
 def _cross_entropy_per_member(output: Tensor, target: Tensor) -> Tensor:
     """A built-in task's loss (mean cross entropy over every position) for each member.
 
@@ -359,19 +400,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     pop = Population(members[0].optimizer, params, hparams)
     needs_closure = pop.entry.info.needs_closure
 
-    def forward(p_list, x):
-        return functional_call(template, {**buffers, **dict(zip(names, p_list))}, (x,))
-
-    batched_forward = torch.vmap(forward, in_dims=(0, 0))
-    shared_forward = torch.vmap(forward, in_dims=(0, None))
-    probe = task.x_train[:8].expand(len(members), *task.x_train[:8].shape)
-    stacked = None if buffers else _stacked_forward(template, names, params, probe,
-                                                    batched_forward)
-    if stacked is not None:  # one batched matrix product per linear layer
-        batched_forward = stacked
-
-        def shared_forward(p_list, x):
-            return stacked(p_list, x.expand(len(members), *x.shape))
+    batched_forward, shared_forward = _population_forwards(task, template, params)
     loss_per_member = _cross_entropy_per_member if getattr(task, "loss", None) == \
         "cross_entropy" else torch.vmap(task.loss_fn)
     index = torch.stack([batch_indices(len(task.x_train), config.batch_size, m.seed,
@@ -470,8 +499,14 @@ def _blew_up(result: RunResult, config: TrainConfig) -> bool:
 
 
 def train_sequential(task, config: TrainConfig, members: Sequence[Member],
-                     progress: Callable[[int], None] | None = None) -> list[RunResult]:
-    """Train ``members`` one at a time with an ordinary model and optimizer."""
+                     progress: Callable[[int], None] | None = None,
+                     observe: Callable[[int, int, list[Tensor]], None] | None = None
+                     ) -> list[RunResult]:
+    """Train ``members`` one at a time with an ordinary model and optimizer.
+
+    ``observe(member_index, step, params)``, if given, sees each member's parameters at
+    step 0 and after every step (to record a path through weight space, say; it must not
+    change them)."""
     results = []
     eval_sets = _EvalSets(task, config)
     for member in members:
@@ -504,6 +539,8 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
         names = [name for name, _ in model.named_parameters()]
         average = _Average(config, params)
         evaluate(0)
+        if observe is not None:
+            observe(len(results), 0, params)
         for step in range(config.steps):
             if base_lrs is not None and config.schedule != "constant":
                 factor = schedule_factor(config, step)
@@ -524,6 +561,8 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
                 loss = closure()
                 opt.step()
             result.diverged |= not bool(torch.isfinite(loss))
+            if observe is not None:
+                observe(len(results), step + 1, params)
             average.update(step, params)
             if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
                 evaluate(step + 1)

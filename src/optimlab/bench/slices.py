@@ -1,0 +1,502 @@
+r"""Loss landscapes of real networks: several optimizers' training paths on one shared plane
+of a training-lab model's weight space, the 1-D interpolation between their solutions, and
+the sharpness of each solution beside its test metric.
+
+Every optimizer trains the same model from the same initial weights :math:`\theta_0` on the
+same mini-batches (:func:`~optimlab.bench.trainer.train_sequential` with one seed), and its
+weights are recorded along the way. A plane through :math:`\theta_0` spanned by two
+directions :math:`B = [d_1, d_2]` is then chosen for all of them:
+
+* ``plane="endpoints"`` (the default): through :math:`\theta_0` and the endpoints of two of
+  the optimizers, :math:`d_1, d_2` orthonormal (Gram-Schmidt of the two displacements). Of
+  all pairs, the one whose plane leaves the least of every path off it (the sum of squared
+  residuals) is taken, so both endpoints lie exactly on the picture and the others as close
+  as any such plane allows.
+* ``plane="random"``: two random directions, filter-normalised as in Li et al. (2018):
+  each filter (row of a weight matrix, output channel of a convolution) of each direction
+  scaled to the norm of the same filter of the weights at the centre, biases and other 1-D
+  parameters not moved. The paths of a real network lie almost entirely off such a plane,
+  which the residuals below show.
+
+A point :math:`\theta` on a path is drawn at its least-squares coordinates
+:math:`c = (B^\top B)^{-1} B^\top (\theta - \theta_0)`; what the plane cannot show is its
+*residual* :math:`\lVert \theta - \theta_0 - B c \rVert`, reported per path (at the end and
+the largest on the way, also relative to the path's largest distance from
+:math:`\theta_0`), so the picture does not lie by omission.
+
+The loss on the grid is evaluated as one batched population (every grid point a member,
+:func:`~optimlab.bench.trainer.population_scores`): a 41 x 41 slice of the MNIST-1D MLP
+over 1000 examples is 1681 members (``python benchmarks/slice_speed.py``).
+
+The 1-D interpolation (Goodfellow et al., 2015) is the loss along
+:math:`(1-\alpha)\,\theta_a + \alpha\,\theta_b`, from :math:`\theta_0` to each solution and
+between solutions, for :math:`\alpha` from -0.25 to 1.25.
+
+Sharpness is the largest eigenvalue of the Hessian of the training loss at each solution,
+by power iteration on Hessian-vector products (forward-over-reverse, ``torch.func.jvp`` of
+``torch.func.grad``), on a fixed subset of the training set.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ..optim.registry import resolve
+from .tasks import Task
+from .tasks import get as get_task
+from .trainer import (
+    Member,
+    RunResult,
+    TrainConfig,
+    _init_model,
+    eval_indices,
+    population_scores,
+    train_sequential,
+)
+
+__all__ = ["DEFAULT_OPTIMIZERS", "PLANES", "Path", "Slice", "slice_landscape",
+           "top_hessian_eigenvalue", "plot_slice", "plot_interpolation"]
+
+#: the optimizers and settings of the default slice (the MNIST-1D MLP at batch 100)
+DEFAULT_OPTIMIZERS: dict[str, dict] = {
+    "sgd": {"lr": 0.1},
+    "momentum": {"lr": 0.02, "momentum": 0.9},
+    "adam": {"lr": 0.003},
+    "sam": {"lr": 0.1, "rho": 0.05},
+}
+PLANES = ("endpoints", "random")
+#: examples the grid, the interpolation and the sharpness are measured on (a fixed subset)
+EVAL_SIZE = 1000
+ALPHAS = np.linspace(-0.25, 1.25, 31)
+
+
+@dataclass
+class Path:
+    """One optimizer's run on the slice: its settings, its path's coordinates on the plane
+    and its residuals (distance off the plane) at each recorded step, and its solution's
+    scores."""
+
+    optimizer: str
+    hparams: dict
+    steps: list[int]
+    coords: np.ndarray  # [T, 2]
+    residual: np.ndarray  # [T]
+    reach: float  # the path's largest distance from the initial weights
+    train_loss: float
+    test_loss: float
+    test_metric: float
+    sharpness: float | None = None
+    diverged: bool = False
+
+    @property
+    def end_residual(self) -> float:
+        return float(self.residual[-1])
+
+    @property
+    def max_residual(self) -> float:
+        return float(self.residual.max())
+
+    def relative(self, value: float) -> float:
+        """``value`` as a fraction of the path's reach (0 where it never moved)."""
+        return value / self.reach if self.reach > 0 else 0.0
+
+
+@dataclass
+class Slice:
+    """A slice of a real network's loss landscape: the grid, the paths, the interpolation
+    curves and the sharpness table (see the module's text)."""
+
+    task: str
+    model: str
+    metric: str
+    steps: int
+    plane: str
+    through: tuple[str, ...]  # the two optimizers whose endpoints span the plane (endpoints)
+    xs: np.ndarray
+    ys: np.ndarray
+    loss: np.ndarray  # [len(ys), len(xs)]: the loss on the grid
+    on: str  # which examples the grid's loss is over: "train" or "test"
+    paths: list[Path]
+    interpolation: dict[str, dict] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """The sharpness and residual table, as text."""
+        rows = [("optimizer", "lr", "train loss", f"test {self.metric}", "top Hessian eig",
+                 "off plane: end", "max (of reach)")]
+        for p in self.paths:
+            rows.append((p.optimizer, f"{p.hparams.get('lr', '')}", f"{p.train_loss:.4f}",
+                         f"{p.test_metric:.4f}",
+                         "-" if p.sharpness is None else f"{p.sharpness:.2f}",
+                         f"{p.end_residual:.3f} ({p.relative(p.end_residual):.0%})",
+                         f"{p.max_residual:.3f} ({p.relative(p.max_residual):.0%})"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        """Everything, as plain JSON types."""
+        return {"task": self.task, "model": self.model, "metric": self.metric,
+                "steps": self.steps, "plane": self.plane, "through": list(self.through),
+                "on": self.on, "xs": self.xs.tolist(), "ys": self.ys.tolist(),
+                "loss": self.loss.tolist(), "seconds": self.seconds,
+                "interpolation": {k: {kk: list(map(float, vv)) for kk, vv in v.items()}
+                                  for k, v in self.interpolation.items()},
+                "paths": [{"optimizer": p.optimizer, "hparams": p.hparams, "steps": p.steps,
+                           "coords": p.coords.tolist(), "residual": p.residual.tolist(),
+                           "reach": p.reach, "train_loss": p.train_loss,
+                           "test_loss": p.test_loss, "test_metric": p.test_metric,
+                           "sharpness": p.sharpness, "diverged": p.diverged}
+                          for p in self.paths]}
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def _flat(params: Sequence[Tensor]) -> Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+def _stack_weights(template: nn.Module, flat: Tensor) -> list[Tensor]:
+    """``[K, P]`` flat weight vectors as the template's parameters, each ``[K, *shape]``."""
+    out, i = [], 0
+    for p in template.parameters():
+        n = p.numel()
+        out.append(flat[:, i:i + n].reshape(flat.shape[0], *p.shape))
+        i += n
+    return out
+
+
+def _project(points: Tensor, origin: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+    """Least-squares coordinates ``[T, 2]`` of ``points`` ``[T, P]`` on the plane through
+    ``origin`` spanned by ``basis`` ``[P, 2]``, and each point's distance off it ``[T]``."""
+    rel = (points - origin).double()
+    b = basis.double()
+    coords = torch.linalg.solve(b.T @ b, b.T @ rel.T).T
+    residual = (rel - coords @ b.T).norm(dim=1)
+    return coords, residual
+
+
+def _endpoint_plane(origin: Tensor, paths: dict[str, Tensor]) -> tuple[Tensor, tuple[str, str]]:
+    """The orthonormal basis of the plane through ``origin`` and two endpoints that leaves
+    the least of all paths off it, and the two optimizers."""
+    best = None
+    every = torch.cat(list(paths.values()))
+    for a, b in itertools.combinations(paths, 2):
+        u = paths[a][-1] - origin
+        v = paths[b][-1] - origin
+        if u.norm() == 0:
+            continue
+        u = u / u.norm()
+        v = v - (v @ u) * u
+        if v.norm() <= 1e-9 * max(1.0, float(u.norm())):
+            continue  # the two endpoints are on one line through the origin
+        basis = torch.stack([u, v / v.norm()], dim=1)
+        _, residual = _project(every, origin, basis)
+        score = float((residual ** 2).sum())
+        if best is None or score < best[0]:
+            best = (score, basis, (a, b))
+    if best is None:
+        raise ValueError("no two optimizers' endpoints span a plane with the initial weights "
+                         "(did they move?); use plane='random'")
+    return best[1], best[2]
+
+
+def _random_plane(template: nn.Module, center: Tensor, seed: int) -> Tensor:
+    """Two filter-normalised random directions (Li et al., 2018) at ``center``, ``[P, 2]``."""
+    gen = torch.Generator().manual_seed(seed)
+    weights = _stack_weights(template, center[None])
+    columns = []
+    for _ in range(2):
+        parts = []
+        for w in weights:
+            w = w[0]
+            if w.dim() <= 1:  # biases and other vectors stay put
+                parts.append(torch.zeros_like(w).reshape(-1))
+                continue
+            d = torch.randn(w.shape, generator=gen, dtype=w.dtype)
+            filters_w = w.reshape(w.shape[0], -1).norm(dim=1)
+            filters_d = d.reshape(d.shape[0], -1).norm(dim=1).clamp_min(1e-12)
+            d = d * (filters_w / filters_d).reshape(-1, *([1] * (w.dim() - 1)))
+            parts.append(d.reshape(-1))
+        columns.append(torch.cat(parts))
+    return torch.stack(columns, dim=1)
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def _scores(task, template: nn.Module, flat: Tensor, x: Tensor, y: Tensor,
+            chunk: int) -> tuple[Tensor, Tensor]:
+    """Loss and metric of each row of ``flat`` ``[K, P]`` on ``(x, y)``, as a batched
+    population of ``chunk`` members at a time."""
+    losses, metrics = [], []
+    for i in range(0, flat.shape[0], chunk):
+        loss, metric = population_scores(task, template, _stack_weights(template,
+                                                                          flat[i:i + chunk]),
+                                          x, y)
+        losses.append(loss)
+        metrics.append(metric)
+    return torch.cat(losses), torch.cat(metrics)
+
+
+def top_hessian_eigenvalue(task, template: nn.Module, flat: Tensor, x: Tensor, y: Tensor,
+                           iters: int = 50, tol: float = 1e-4, seed: int = 0) -> float:
+    r"""The largest eigenvalue of the Hessian of ``task``'s loss on ``(x, y)`` at the flat
+    weights ``flat``: power iteration on Hessian-vector products (``jvp`` of ``grad``),
+    stopped when the Rayleigh quotient changes by less than ``tol`` (relative) or after
+    ``iters`` products. Power iteration finds the eigenvalue of largest magnitude, which at
+    a trained network's solution is the top of the (positive) spectrum."""
+    shapes = [(name, p.shape, p.numel()) for name, p in template.named_parameters()]
+    buffers = dict(template.named_buffers())
+
+    def loss(w: Tensor) -> Tensor:
+        params, i = {}, 0
+        for name, shape, n in shapes:
+            params[name] = w[i:i + n].reshape(shape)
+            i += n
+        return task.loss_fn(functional_call(template, {**buffers, **params}, (x,)), y)
+
+    grad = torch.func.grad(loss)
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(flat.shape, generator=gen, dtype=flat.dtype)
+    v = v / v.norm()
+    w = flat.detach()
+    value = None
+    for _ in range(iters):
+        hv = torch.func.jvp(grad, (w,), (v,))[1]
+        new = float(v @ hv)
+        norm = hv.norm()
+        if norm == 0 or not math.isfinite(new):
+            return new
+        v = hv / norm
+        if value is not None and abs(new - value) <= tol * abs(new):
+            return new
+        value = new
+    return value
+
+
+# ----------------------------------------------------------------------------- the slice
+
+
+def _train(task: Task, model: str, optimizers: Mapping[str, Mapping], steps: int,
+           batch_size: int | None, seed: int, every: int,
+           progress: Callable[[int], None] | None) -> tuple[dict, dict, list[RunResult]]:
+    """Each optimizer from the same initial weights on the same batches; its recorded path
+    ``[T, P]`` and steps."""
+    config = TrainConfig(steps=steps, batch_size=batch_size, eval_every=steps, model=model,
+                         eval_subset=None)
+    members = [Member(name, dict(hp), seed) for name, hp in optimizers.items()]
+    paths: dict[int, list[Tensor]] = {i: [] for i in range(len(members))}
+    recorded: dict[int, list[int]] = {i: [] for i in range(len(members))}
+
+    def observe(index: int, step: int, params: list[Tensor]) -> None:
+        if step % every == 0 or step == steps:
+            paths[index].append(_flat(params).clone())
+            recorded[index].append(step)
+
+    results = train_sequential(task, config, members, progress=progress, observe=observe)
+    return ({m.optimizer: torch.stack(paths[i]) for i, m in enumerate(members)},
+            {m.optimizer: recorded[i] for i, m in enumerate(members)}, results)
+
+
+def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
+                    optimizers: Mapping[str, Mapping] | None = None, steps: int = 1000,
+                    batch_size: int | None = 100, seed: int = 0, grid: int = 41,
+                    margin: float = 0.25, plane: str = "endpoints", on: str = "train",
+                    eval_size: int | None = EVAL_SIZE, points: int = 50,
+                    sharpness: bool = True, chunk: int = 256, data_dir=None,
+                    progress: Callable[[int], None] | None = None) -> Slice:
+    """Train ``optimizers`` (registry name -> hyperparameters; default
+    :data:`DEFAULT_OPTIMIZERS`) on ``task``'s ``model`` from one initialisation, and slice
+    the loss landscape through their paths (see the module's text).
+
+    Args:
+        steps, batch_size, seed: the training every optimizer gets (the same batches).
+        grid: points per axis of the grid (``grid x grid`` evaluations).
+        margin: how far the grid reaches beyond the paths' extent, as a fraction of it.
+        plane: ``"endpoints"`` or ``"random"`` (:data:`PLANES`).
+        on: the grid's loss over the ``"train"`` or the ``"test"`` examples.
+        eval_size: how many of them (a fixed subset; None: all); the sharpness uses as
+            many training examples.
+        points: about how many points of each path are recorded.
+        sharpness: measure each solution's top Hessian eigenvalue.
+        chunk: grid points evaluated together (the population's size).
+
+    Raises:
+        ValueError: an unknown optimizer, plane or set, a grid under 2 points, a model the
+            task lacks, or no plane through the endpoints (nothing moved).
+    """
+    if plane not in PLANES:
+        raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
+    if on not in ("train", "test"):
+        raise ValueError(f"on must be 'train' or 'test', got {on!r}")
+    if not (isinstance(grid, int) and 2 <= grid <= 401):
+        raise ValueError(f"grid must be an integer from 2 to 401, got {grid!r}")
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not (margin >= 0 and math.isfinite(margin)):
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    optimizers = dict(DEFAULT_OPTIMIZERS if optimizers is None else optimizers)
+    if len(optimizers) < (2 if plane == "endpoints" else 1):
+        raise ValueError("the endpoints plane needs at least two optimizers")
+    for name in optimizers:
+        resolve(name)
+    task = get_task(task, data_dir=data_dir) if isinstance(task, str) else task
+    model = model or task.default_model
+    if model not in task.models:
+        raise ValueError(f"task {task.name} has no model {model!r} "
+                         f"(models: {', '.join(task.models)})")
+
+    t0 = time.perf_counter()
+    paths, recorded, results = _train(task, model, optimizers, steps, batch_size, seed,
+                                      max(1, steps // max(1, points)), progress)
+    seconds = {"train": time.perf_counter() - t0}
+    template = _init_model(task, model, seed)
+    origin = next(iter(paths.values()))[0]
+    if plane == "endpoints":
+        basis, through = _endpoint_plane(origin, paths)
+    else:
+        basis, through = _random_plane(template, origin, seed), ()
+
+    projected = {name: _project(path, origin, basis) for name, path in paths.items()}
+    coords = torch.cat([c for c, _ in projected.values()])
+    lo, hi = coords.min(0).values, coords.max(0).values
+    pad = (hi - lo).clamp_min(1e-3) * margin
+    xs = torch.linspace(float(lo[0] - pad[0]), float(hi[0] + pad[0]), grid, dtype=torch.float64)
+    ys = torch.linspace(float(lo[1] - pad[1]), float(hi[1] + pad[1]), grid, dtype=torch.float64)
+
+    x_set, y_set = (task.x_train, task.y_train) if on == "train" else (task.x_test, task.y_test)
+    index = eval_indices(len(x_set), eval_size)
+    if index is not None:
+        x_set, y_set = x_set[index], y_set[index]
+    gx, gy = torch.meshgrid(xs, ys, indexing="xy")  # [len(ys), len(xs)]
+    offsets = (torch.stack([gx.reshape(-1), gy.reshape(-1)], 1) @ basis.double().T)
+    t0 = time.perf_counter()
+    loss, _ = _scores(task, template, (origin.double() + offsets).to(origin.dtype), x_set,
+                      y_set, chunk)
+    seconds["grid"] = time.perf_counter() - t0
+    loss_grid = loss.reshape(grid, grid).double().numpy()
+
+    # the 1-D interpolation: from the initial weights to each solution, and between them
+    t0 = time.perf_counter()
+    ends = {name: path[-1] for name, path in paths.items()}
+    pairs = [("init", name) for name in ends] + list(itertools.combinations(ends, 2))
+    alphas = torch.as_tensor(ALPHAS, dtype=torch.float64)
+    train_sub = eval_indices(len(task.x_train), eval_size)
+    xtr, ytr = ((task.x_train, task.y_train) if train_sub is None
+                else (task.x_train[train_sub], task.y_train[train_sub]))
+    interpolation = {}
+    for a, b in pairs:
+        start = origin if a == "init" else ends[a]
+        line = ((1 - alphas)[:, None] * start.double() + alphas[:, None] * ends[b].double()
+                ).to(origin.dtype)
+        tr, _ = _scores(task, template, line, xtr, ytr, chunk)
+        te, metric = _scores(task, template, line, task.x_test, task.y_test, chunk)
+        interpolation[f"{a} -> {b}"] = {"alpha": ALPHAS, "train_loss": tr.tolist(),
+                                        "test_loss": te.tolist(), "test_metric": metric.tolist()}
+    seconds["interpolation"] = time.perf_counter() - t0
+
+    out = []
+    t0 = time.perf_counter()
+    for (name, path), result in zip(paths.items(), results):
+        c, r = projected[name]
+        reach = float((path - origin).double().norm(dim=1).max())
+        sharp = None
+        if sharpness and not result.diverged:
+            sharp = top_hessian_eigenvalue(task, template, path[-1], xtr, ytr, seed=seed)
+        out.append(Path(name, dict(optimizers[name]), recorded[name], c.numpy(), r.numpy(),
+                        reach, result.train_loss[-1], result.test_loss[-1],
+                        result.test_metric[-1], sharp, result.diverged))
+    seconds["sharpness"] = time.perf_counter() - t0
+    return Slice(task.name, model, task.metric, steps, plane, tuple(through), xs.numpy(),
+                 ys.numpy(), loss_grid, on, out, interpolation, seconds)
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def plot_slice(result: Slice, path, title: str | None = None):
+    """The contours of the slice with every optimizer's path (its colour from the palette),
+    the residuals in the legend; saved to ``path`` (PNG). Returns the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..optim.palette import color
+
+    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    loss = np.log10(np.clip(result.loss, 1e-12, None))
+    finite = np.isfinite(loss)
+    levels = np.linspace(np.nanmin(loss[finite]), np.nanpercentile(loss[finite], 98), 30)
+    filled = ax.contourf(result.xs, result.ys, np.where(finite, loss, levels[-1]), levels=levels,
+                         cmap="viridis", extend="max")
+    ax.contour(result.xs, result.ys, np.where(finite, loss, levels[-1]), levels=levels[::3],
+               colors="white", linewidths=0.4, alpha=0.5)
+    fig.colorbar(filled, ax=ax, label=f"log10 {result.on} loss")
+    for p in result.paths:
+        label = (f"{p.optimizer}: off plane {p.relative(p.max_residual):.0%} max, "
+                 f"{p.relative(p.end_residual):.0%} at end")
+        ax.plot(p.coords[:, 0], p.coords[:, 1], "-", color=color(p.optimizer), lw=2,
+                label=label)
+        ax.plot(p.coords[-1, 0], p.coords[-1, 1], "o", color=color(p.optimizer), ms=7,
+                mec="black")
+    ax.plot(0, 0, "k*", ms=12, label="shared initialisation")
+    plane = (f"plane through the initialisation and the {' and '.join(result.through)} "
+             f"endpoints" if result.plane == "endpoints" else
+             "filter-normalised random plane (Li et al. 2018)")
+    ax.set_title(title or f"{result.task} {result.model}: {plane}", fontsize=10)
+    ax.set_xlabel("direction 1")
+    ax.set_ylabel("direction 2")
+    ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig
+
+
+def plot_interpolation(result: Slice, path):
+    """The loss along the straight lines from the initialisation to each solution and
+    between solutions (train solid, test dashed); saved to ``path``. Returns the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..optim.palette import color
+
+    from_init = {k: v for k, v in result.interpolation.items() if k.startswith("init")}
+    between = {k: v for k, v in result.interpolation.items() if not k.startswith("init")}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, curves, title in ((axes[0], from_init, "from the initialisation (alpha 0) to each "
+                               "solution (alpha 1)"),
+                              (axes[1], between, "between two solutions")):
+        for i, (name, c) in enumerate(curves.items()):
+            end = name.split(" -> ")[1]
+            col = color(end) if name.startswith("init") else f"C{i}"
+            ax.plot(c["alpha"], c["train_loss"], "-", color=col, label=f"{name} (train)")
+            ax.plot(c["alpha"], c["test_loss"], "--", color=col, alpha=0.7)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.axvline(1, color="grey", lw=0.5)
+        ax.set_yscale("log")
+        ax.set_xlabel("alpha")
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("loss (solid: train, dashed: test)")
+    fig.suptitle(f"{result.task} {result.model}: linear interpolation (Goodfellow et al. 2015)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig

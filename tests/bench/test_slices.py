@@ -1,0 +1,217 @@
+"""Real-network loss landscapes (optimlab.bench.slices): the plane, the projections and
+their residuals against NumPy's least squares, the batched grid against the model run
+point by point, the Hessian's top eigenvalue against the full Hessian's spectrum, the
+pictures and the command.
+
+Float32 tolerances: a logit of the digits MLP is a sum of at most 100 products per layer,
+whose rounding error is at most about n * 2**-24 = 6e-6 of the sum of magnitudes per layer
+(Higham's gamma_n); over two layers and the softmax the loss can move by a few 1e-5
+relative, so 1e-4 (rtol) holds whatever order a CPU's kernels sum in."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+from optimlab import cli
+from optimlab.bench import slices
+from optimlab.bench.slices import (
+    _endpoint_plane,
+    _project,
+    _random_plane,
+    _stack_weights,
+    slice_landscape,
+    top_hessian_eigenvalue,
+)
+from optimlab.bench.tasks import get as get_task
+from optimlab.bench.trainer import _init_model
+
+F32 = 1e-4  # see the module's text
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return get_task("digits")
+
+
+@pytest.fixture(scope="module")
+def small(digits):
+    return slice_landscape(digits, "mlp", {"sgd": {"lr": 0.1}, "adam": {"lr": 0.003},
+                                           "momentum": {"lr": 0.02, "momentum": 0.9}},
+                           steps=40, grid=7, points=10, eval_size=300)
+
+
+def test_projection_gives_numpys_least_squares_coordinates_and_residuals():
+    gen = np.random.default_rng(0)
+    origin, basis, points = gen.normal(size=50), gen.normal(size=(50, 2)), gen.normal(size=(9, 50))
+    coords, residual = _project(torch.tensor(points), torch.tensor(origin), torch.tensor(basis))
+    want, *_ = np.linalg.lstsq(basis, (points - origin).T, rcond=None)
+    np.testing.assert_allclose(coords.numpy(), want.T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(residual.numpy(),
+                               np.linalg.norm(points - origin - want.T @ basis.T, axis=1),
+                               rtol=1e-10)
+    on_plane = origin + np.array([[0.5, -2.0]]) @ basis.T
+    coords, residual = _project(torch.tensor(on_plane), torch.tensor(origin), torch.tensor(basis))
+    np.testing.assert_allclose(coords.numpy(), [[0.5, -2.0]], atol=1e-12)
+    assert float(residual[0]) < 1e-12
+
+
+def test_the_endpoint_plane_is_the_pair_that_leaves_least_off_it():
+    gen = torch.Generator().manual_seed(1)
+    origin = torch.randn(30, generator=gen, dtype=torch.float64)
+    paths = {name: origin + torch.randn(6, 30, generator=gen, dtype=torch.float64).cumsum(0)
+             for name in "abcd"}
+    paths = {name: torch.cat([origin[None], p]) for name, p in paths.items()}
+    basis, pair = _endpoint_plane(origin, paths)
+    np.testing.assert_allclose((basis.T @ basis).numpy(), np.eye(2), atol=1e-12)
+    every = torch.cat(list(paths.values())).numpy() - origin.numpy()
+    totals = {}
+    for a in paths:  # brute force with NumPy: every pair's plane, its squared residuals
+        for b in paths:
+            if a < b:
+                span = np.stack([paths[a][-1] - origin, paths[b][-1] - origin], 1)
+                c, *_ = np.linalg.lstsq(span, every.T, rcond=None)
+                totals[(a, b)] = float(((every - (span @ c).T) ** 2).sum())
+    assert pair == min(totals, key=totals.get)
+    for name in pair:  # both endpoints lie on it
+        _, residual = _project(paths[name][-1:], origin, basis)
+        assert float(residual[0]) < 1e-9 * float((paths[name][-1] - origin).norm())
+    with pytest.raises(ValueError, match="span a plane"):
+        _endpoint_plane(origin, {"a": torch.stack([origin, origin + 1]),
+                                 "b": torch.stack([origin, origin + 2])})
+
+
+def test_random_directions_are_filter_normalised(digits):
+    model = _init_model(digits, "mlp", 0)
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    basis = _random_plane(model, flat, seed=3)
+    assert basis.shape == (flat.numel(), 2)
+    for column in basis.T:
+        for w, d in zip(model.parameters(), _stack_weights(model, column[None])):
+            d = d[0]
+            if w.dim() == 1:
+                assert torch.count_nonzero(d) == 0  # biases stay put
+            else:
+                torch.testing.assert_close(d.reshape(d.shape[0], -1).norm(dim=1),
+                                           w.detach().reshape(w.shape[0], -1).norm(dim=1),
+                                           rtol=1e-5, atol=1e-7)
+
+
+def test_the_batched_grid_is_the_model_run_point_by_point(small, digits):
+    model = _init_model(digits, "mlp", 0)
+    origin = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    # rebuild the plane from the recorded paths' coordinates: the endpoints of the pair
+    # that spans it sit at their coordinates, so two of them give the basis back
+    paths = {p.optimizer: p for p in small.paths}
+    assert small.through and all(paths[n].end_residual < 1e-6 for n in small.through)
+    index = slices.eval_indices(len(digits.x_train), 300)
+    x, y = digits.x_train[index], digits.y_train[index]
+    # the grid point nearest the origin and a corner, recomputed as one ordinary model
+    names = [n for n, _ in model.named_parameters()]
+    for i, j in [(0, 0), (len(small.ys) - 1, len(small.xs) - 1), (3, 2)]:
+        coords = torch.tensor([small.xs[j], small.ys[i]], dtype=torch.float64)
+        basis = _basis_from(small, origin)
+        weights = (origin.double() + basis @ coords).float()
+        params = dict(zip(names, [w[0] for w in _stack_weights(model, weights[None])]))
+        with torch.no_grad():
+            loss = float(digits.loss_fn(functional_call(model, params, (x,)), y))
+        assert small.loss[i, j] == pytest.approx(loss, rel=F32)
+
+
+def _basis_from(result, origin):
+    """The plane's orthonormal basis, recomputed from the training the slice did."""
+    paths, _, _ = slices._train(get_task("digits"), "mlp",
+                                {p.optimizer: p.hparams for p in result.paths}, result.steps,
+                                100, 0, 4, None)
+    basis, pair = _endpoint_plane(origin, paths)
+    assert pair == result.through
+    return basis.double()
+
+
+def test_paths_start_at_the_shared_initialisation_and_are_reported(small):
+    assert [p.optimizer for p in small.paths] == ["sgd", "adam", "momentum"]
+    for p in small.paths:
+        assert p.steps[0] == 0 and p.steps[-1] == 40 and len(p.coords) == len(p.steps)
+        np.testing.assert_allclose(p.coords[0], [0, 0], atol=1e-9)
+        assert p.residual[0] == pytest.approx(0, abs=1e-9) and p.reach > 0
+        assert 0 <= p.relative(p.max_residual) <= 1 + 1e-9
+        assert p.sharpness is not None and p.sharpness > 0
+        assert 0 < p.test_metric <= 1
+    assert small.loss.shape == (7, 7) and np.isfinite(small.loss).all()
+    for name, curve in small.interpolation.items():
+        alpha = np.asarray(curve["alpha"])
+        assert len(curve["train_loss"]) == len(alpha) and alpha[0] == -0.25
+    # from the initialisation (alpha 0) to the solution (alpha 1): training lowered the loss
+    first = small.interpolation["init -> sgd"]
+    alpha, loss = np.asarray(first["alpha"]), np.asarray(first["train_loss"])
+    assert loss[np.argmin(abs(alpha - 1))] < loss[np.argmin(abs(alpha))]
+    table = small.table()
+    assert "top Hessian eig" in table and table.count("\n") == 4
+    json.dumps(small.to_json())  # plain JSON
+
+
+def test_top_eigenvalue_matches_the_full_hessians_spectrum(digits):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 3), torch.nn.Tanh(), torch.nn.Linear(3, 10))
+    model.double()
+    x, y = digits.x_train[:200].double(), digits.y_train[:200]
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    names = [(n, p.shape, p.numel()) for n, p in model.named_parameters()]
+
+    def loss(w):
+        params, i = {}, 0
+        for n, shape, k in names:
+            params[n] = w[i:i + k].reshape(shape)
+            i += k
+        return digits.loss_fn(functional_call(model, params, (x,)), y)
+
+    hessian = torch.autograd.functional.hessian(loss, flat)
+    eigs = np.linalg.eigvalsh(hessian.numpy())
+    top = eigs[np.argmax(np.abs(eigs))]
+    got = top_hessian_eigenvalue(digits, model, flat, x, y, iters=2000, tol=1e-12)
+    assert got == pytest.approx(top, rel=1e-6)
+
+
+def test_bad_arguments_are_refused(digits):
+    for kwargs, match in [({"plane": "pca"}, "plane must be"), ({"on": "valid"}, "on must"),
+                          ({"grid": 1}, "grid must"), ({"steps": 0}, "steps must"),
+                          ({"margin": -1.0}, "margin must"),
+                          ({"optimizers": {"sgd": {"lr": 0.1}}}, "at least two"),
+                          ({"model": "resnet"}, "no model 'resnet'")]:
+        with pytest.raises(ValueError, match=match):
+            slice_landscape(digits, **{"steps": 2, **kwargs})
+    with pytest.raises(ValueError, match="adamm"):
+        slice_landscape(digits, optimizers={"adamm": {}, "sgd": {}}, steps=2)
+
+
+def test_a_random_plane_shows_how_much_of_the_paths_it_misses(digits):
+    result = slice_landscape(digits, "mlp", {"adam": {"lr": 0.003}}, steps=30, grid=5,
+                             plane="random", sharpness=False, eval_size=200, points=5)
+    path, = result.paths
+    assert result.through == () and path.sharpness is None
+    assert path.relative(path.end_residual) > 0.9  # a real path lies almost all off it
+    assert np.isfinite(result.loss).all()
+
+
+def test_the_command_writes_the_pictures_and_the_table(tmp_path, capsys):
+    code = cli.main(["slice", "digits", "--optimizers", "sgd,sam", "--steps", "20", "--grid",
+                     "5", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "top Hessian eig" in out and "grid 5 x 5 over train examples" in out
+    for name in ("slice.png", "interpolation.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads((tmp_path / "out" / "slice.json").read_text())
+    assert [p["optimizer"] for p in data["paths"]] == ["sgd", "sam"]
+    assert len(data["loss"]) == 5 and len(data["loss"][0]) == 5
+    for argv, match in [(["--optimizers", "sgd"], "at least two"),
+                        (["--lr", "lion=0.1"], "--lr names lion"),
+                        (["--grid", "1"], "at least 2 points"),
+                        (["--grid", "1000"], "--grid")]:
+        assert cli.main(["slice", "digits", "--steps", "2", "--out", str(tmp_path / "x"),
+                         *argv]) == 2
+        assert match in capsys.readouterr().err
