@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 
+# every node and driver on loopback, and no usage report to Ray's servers
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+
 
 def sweep_args(steps: int) -> list[str]:
     return ["digits", "--optimizers", "sgd,adam,rmsprop,adagrad", "--lrs", "0.003,0.01,0.03",
@@ -30,7 +33,7 @@ def sweep_args(steps: int) -> list[str]:
 
 def timed(args: list[str], repeats: int) -> list[float]:
     """Seconds of each of ``repeats`` runs of ``optimlab bench ARGS`` into a fresh store."""
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "CI": "1"}
+    env = {**os.environ, **RAY_ENV, "CI": "1"}
     times = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -47,7 +50,7 @@ def timed(args: list[str], repeats: int) -> list[float]:
 def on_cluster(workers: int, args: list[str], repeats: int) -> list[float]:
     from ray.cluster_utils import Cluster
 
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.update(RAY_ENV)
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "include_dashboard": False, "node_ip_address": "127.0.0.1"})
     try:

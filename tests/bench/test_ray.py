@@ -6,7 +6,8 @@ worker process) serves the whole module, on loopback only: every node is started
 ``node_ip_address=127.0.0.1``, and ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps Ray's
 drivers from swapping 127.0.0.1 for the machine's network address (Ray's own switch for
 single-machine clusters; without it ``ray.init(address="127.0.0.1:...")`` dials the
-machine's address, where nothing listens).
+machine's address, where nothing listens). ``RAY_USAGE_STATS_ENABLED=0`` keeps Ray from
+reporting usage to its servers.
 """
 
 from __future__ import annotations
@@ -29,13 +30,15 @@ SWEEP = ["digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--seeds", "
 SLOW = ["digits", "--optimizers", "sgd,adam,rmsprop", "--lrs", "0.01,0.1", "--seeds", "2",
         "--steps", "1500", "--eval-every", "500", "--batch-size", "64"]
 GROUP_TITLE = "ray::optimlab-group"  # the process title of a worker training a group
+# loopback only (see the module's text), and no usage report to Ray's servers
+RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 @pytest.fixture(scope="module")
 def cluster():
     ray_utils = pytest.importorskip("ray.cluster_utils")
-    saved = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # inherited by every node
+    saved = {name: os.environ.get(name) for name in RAY_ENV}
+    os.environ.update(RAY_ENV)  # inherited by every node
     loopback = {"node_ip_address": "127.0.0.1"}
     c = ray_utils.Cluster(initialize_head=True, head_node_args={
         "num_cpus": 0, "include_dashboard": False, **loopback})
@@ -45,14 +48,15 @@ def cluster():
         yield c
     finally:
         c.shutdown()
-        if saved is None:
-            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
-        else:
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _bench(args, db, cwd, **kw) -> subprocess.Popen:
-    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "CI": "1"}
+    env = {**os.environ, **RAY_ENV, "CI": "1"}
     return subprocess.Popen([sys.executable, "-m", "optimlab", "bench", *args, "--db", str(db)],
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, **kw)
@@ -231,7 +235,7 @@ def test_the_advisor_on_ray_gives_the_local_answer(cluster, tmp_path):
     answers = []
     for tag, extra in (("local", []), ("ray", ["--executor", "ray", "--address",
                                                cluster.address])):
-        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "CI": "1"}
+        env = {**os.environ, **RAY_ENV, "CI": "1"}
         proc = subprocess.run([sys.executable, "-m", "optimlab", *advise, "--db",
                                str(tmp_path / f"{tag}.db"), "--out", str(tmp_path / tag),
                                "--json", str(tmp_path / f"{tag}.json"), *extra],
