@@ -12,9 +12,16 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     assert f"wrote {tmp_path / 'tour.html'}" in captured.out
     assert "mnist1d: 12 runs" in captured.err  # progress lines go to stderr
     page = (tmp_path / "tour.html").read_text()
-    assert len(re.findall(r"<section>", page)) == len(RACES) + 4
-    # one plot per race, MNIST-1D's curves and lr sensitivity, the profile, the GD variants
-    assert page.count("data:image/png;base64,") == len(RACES) + 2 + 1 + 1
+    assert len(re.findall(r"<section>", page)) == len(RACES) + 5
+    # one plot per race, MNIST-1D's curves and lr sensitivity, the profile, the slice and
+    # its interpolation, the GD variants
+    assert page.count("data:image/png;base64,") == len(RACES) + 2 + 1 + 2 + 1
+    # the real network's slice: every optimizer's row with its sharpness and residuals
+    sliced = page[page.index("loss landscape: four optimizers on one plane</h2>"):]
+    sliced = sliced[:sliced.index("</section>")]
+    for name in ("sgd", "momentum", "adam", "sam"):
+        assert re.search(rf"<td>{name}</td>(<td class=\"num\">[^<]+</td>){{6}}", sliced), name
+    assert "top Hessian eig" in sliced and "Largest share off the plane" in sliced
     for title, *_ in RACES:
         assert title in page.replace("&#x27;", "'")
     for name in ("sgd", "adagrad", "rmsprop", "adam", "mini-batch"):

@@ -129,16 +129,23 @@ class Slice:
     interpolation: dict[str, dict] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
-    def table(self) -> str:
-        """The sharpness and residual table, as text."""
-        rows = [("optimizer", "lr", "train loss", f"test {self.metric}", "top Hessian eig",
-                 "off plane: end", "max (of reach)")]
+    def rows(self) -> tuple[list[str], list[list[str]]]:
+        """The sharpness and residual table: headers and one row of text per optimizer."""
+        headers = ["optimizer", "lr", "train loss", f"test {self.metric}", "top Hessian eig",
+                   "off plane: end", "max (of reach)"]
+        rows = []
         for p in self.paths:
-            rows.append((p.optimizer, f"{p.hparams.get('lr', '')}", f"{p.train_loss:.4f}",
+            rows.append([p.optimizer, f"{p.hparams.get('lr', '')}", f"{p.train_loss:.4f}",
                          f"{p.test_metric:.4f}",
                          "-" if p.sharpness is None else f"{p.sharpness:.2f}",
                          f"{p.end_residual:.3f} ({p.relative(p.end_residual):.0%})",
-                         f"{p.max_residual:.3f} ({p.relative(p.max_residual):.0%})"))
+                         f"{p.max_residual:.3f} ({p.relative(p.max_residual):.0%})"])
+        return headers, rows
+
+    def table(self) -> str:
+        """The sharpness and residual table, as text."""
+        headers, body = self.rows()
+        rows = [headers] + body
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -426,9 +433,10 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
 # ----------------------------------------------------------------------------- pictures
 
 
-def plot_slice(result: Slice, path, title: str | None = None):
+def plot_slice(result: Slice, path=None, title: str | None = None):
     """The contours of the slice with every optimizer's path (its colour from the palette),
-    the residuals in the legend; saved to ``path`` (PNG). Returns the figure."""
+    the residuals in the legend; saved to ``path`` (PNG) and closed when a path is given.
+    Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -461,14 +469,16 @@ def plot_slice(result: Slice, path, title: str | None = None):
     ax.set_ylabel("direction 2")
     ax.legend(fontsize=7, loc="best", framealpha=0.85)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
     return fig
 
 
-def plot_interpolation(result: Slice, path):
+def plot_interpolation(result: Slice, path=None):
     """The loss along the straight lines from the initialisation to each solution and
-    between solutions (train solid, test dashed); saved to ``path``. Returns the figure."""
+    between solutions (train solid, test dashed); saved to ``path`` and closed when a path
+    is given. Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -497,6 +507,7 @@ def plot_interpolation(result: Slice, path):
     fig.suptitle(f"{result.task} {result.model}: linear interpolation (Goodfellow et al. 2015)",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
     return fig
