@@ -8,7 +8,7 @@ import torch
 
 import optimlab
 from optimlab.landscapes import Landscape, get, race
-from optimlab.landscapes.race import LR_LIMITS, TUNE_CRITERION, run_starts
+from optimlab.landscapes.race import LR_LIMITS, TUNE_CRITERION, run_fan, run_starts
 from optimlab.optim.catalog import TABLE
 
 # A learning rate per class that makes a telling but finite run on Rosenbrock from its start.
@@ -332,3 +332,31 @@ def test_an_optimizer_for_sparse_gradients_only_cannot_race():
     assert names  # SparseAdam
     with pytest.raises(ValueError, match="sparse gradients only"):
         race("rosenbrock", {names[0]: {"lr": 0.01}}, steps=5)
+
+
+def test_run_fan_runs_each_start_and_rate_as_its_own_race():
+    land = get("rosenbrock")
+    starts = [[-1.2, 1.0], [0.5, -0.5]]
+    factors = [1.0, 0.5, 3.0]
+    spec = [("momentum", {"lr": 1e-3, "momentum": 0.9}), ("adam", {"lr": 0.02})]
+    runs = run_fan(land, spec, starts, factors, 30)
+    for (name, hp), (paths, losses) in zip(spec, runs):
+        assert paths.shape == (31, 6, 2) and losses.shape == (31, 6)
+        for i, start in enumerate(starts):
+            for j, factor in enumerate(factors):
+                alone = race(land, {name: {**hp, "lr": factor * hp["lr"]}}, start=start, steps=30)
+                k = i * len(factors) + j  # start-major
+                np.testing.assert_array_equal(paths[:, k].numpy(), alone.paths[name])
+                np.testing.assert_array_equal(losses[:, k].numpy(), alone.losses[name])
+
+
+@pytest.mark.parametrize("starts, factors, entries, match", [
+    ([[1.0, 2.0, 3.0]], [1.0], [("gd", {"lr": 0.1})], "starts must be"),
+    ([[1.0, 2.0]], [], [("gd", {"lr": 0.1})], "factors must be"),
+    ([[1.0, 2.0]], [-1.0], [("gd", {"lr": 0.1})], "factors must be"),
+    ([[1.0, 2.0]], [1.0], [("gd", {})], "numeric lr"),
+    ([[1.0, 2.0]], [1.0], [("gdd", {"lr": 0.1})], "unknown optimizer"),
+])
+def test_run_fan_bad_input(starts, factors, entries, match):
+    with pytest.raises(ValueError, match=match):
+        run_fan(get("rosenbrock"), entries, starts, factors, 5)

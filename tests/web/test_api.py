@@ -680,3 +680,58 @@ def test_numbers_the_optimizer_may_choose_take_a_number_or_null(client, name, ke
         body = race_body(optimizers=[{"name": name, "hparams": {key: bad}}])
         answer = client.post("/api/race", json=body)
         assert answer.status_code == 422 and key in answer.text, answer.text
+
+
+# ----------------------------------------------------------------------------- starts, fan, inspect
+
+
+def test_more_starts_and_a_fan_come_back_as_each_racers_extra_paths(client):
+    body = race_body(steps=60, starts=[[0.5, -0.5]], fan=[0.5, 2.0])
+    answer = client.post("/api/race", json=body)
+    assert answer.status_code == 200, answer.text
+    for result in strict_json(answer)["results"]:
+        extra = result["extra"]
+        # 2 starts x 3 rates (its own and the fan's two), its race path left out
+        assert [(e["start"], e["factor"]) for e in extra] == [
+            ([-1.5, 2.0], 0.5), ([-1.5, 2.0], 2.0), ([0.5, -0.5], 1.0), ([0.5, -0.5], 0.5),
+            ([0.5, -0.5], 2.0)]
+        lr = result["hparams"]["lr"]
+        for e in extra:
+            assert e["lr"] == pytest.approx(lr * e["factor"]) and len(e["x"]) == 61
+            alone = race("rosenbrock", {result["name"]: {"lr": e["lr"]}}, start=e["start"],
+                         steps=60)
+            np.testing.assert_allclose(e["x"], alone.paths[result["name"]][:, 0], rtol=1e-12)
+    plain = strict_json(client.post("/api/race", json=race_body(steps=60)))
+    assert all(r["extra"] == [] for r in plain["results"])
+
+
+@pytest.mark.parametrize("overrides, loc, match", [
+    ({"starts": [[5.0, 0.0]]}, ["body", "starts", 0], "outside rosenbrock's domain"),
+    ({"steps": 10000, "fan": [0.5, 2, 4, 8, 0.25, 0.125]}, ["body", "steps"],
+     "with 0 more starts and 6 rates in the fan comes to 210000"),
+])
+def test_starts_and_fan_outside_the_rules_are_refused(client, overrides, loc, match):
+    answer = client.post("/api/race", json=race_body(**overrides))
+    assert answer.status_code == 422
+    detail, = answer.json()["detail"]
+    assert detail["loc"] == loc and match in detail["msg"]
+
+
+def test_inspect_gives_the_gradient_the_state_and_the_step(client):
+    answer = client.post("/api/inspect", json={"landscape": "rosenbrock", "steps": 30,
+                                               "optimizer": {"name": "adam",
+                                                             "hparams": {"lr": 0.05}}})
+    assert answer.status_code == 200, answer.text
+    rec = strict_json(answer)
+    assert rec["steps"] == 30 and len(rec["x"]) == 31 and len(rec["grad"]) == 30
+    assert {(s["name"], s["kind"]) for s in rec["state"]} == {
+        ("exp_avg", "direction"), ("exp_avg_sq", "scale"), ("step", "scalar")}
+    for t in (0, 29):
+        assert rec["x"][t + 1] - rec["x"][t] == pytest.approx(rec["update"][t][0], abs=1e-15)
+    assert rec["hparams"]["lr"] == 0.05 and rec["start"] == [-1.2, 1.0]
+    refused = client.post("/api/inspect", json={"landscape": "rosenbrock", "start": [9, 9],
+                                                "optimizer": {"name": "adam"}})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "start"]
+    bad = client.post("/api/inspect", json={"landscape": "rosenbrock",
+                                            "optimizer": {"name": "adam", "hparams": {"lr": -1}}})
+    assert bad.status_code == 422 and "lr" in json.dumps(bad.json()["detail"])

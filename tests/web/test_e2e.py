@@ -268,3 +268,71 @@ def test_auto_numbers_and_cautious_switch_go_into_the_url_and_the_race(page):
     assert page.is_checked(".opt[data-name='prodigy'] input[aria-label='prodigy beta3 auto']")
     assert not page.is_checked(auto)
     assert page.input_value(value) == "2"
+
+
+def _extras(page):
+    return page.evaluate("""() => document.getElementById('map').data
+        .filter((t) => t.meta === 'extra').map((t) => ({points: t.x.length, dash: t.line.dash}))""")
+
+
+def test_step_by_step_shows_the_gradient_the_state_and_the_step(page):
+    _open(page, "?l=rosenbrock&n=200&o=gd&o=adam:lr=0.05")
+    page.select_option("#inspect", "adam")
+    assert parse_qs(urlparse(page.url).query)["insp"] == ["adam"]
+    _race(page, watch=False)
+    page.wait_for_selector("#inspect-panel:not([hidden])")
+    assert "adam" in page.text_content("#inspect-title")
+    _scrub(page, 40)
+    _until(page, "document.getElementById('inspect-panel').dataset.step === '40'")
+    rows = {r.locator("td").first.text_content(): r.locator("td").all_text_contents()[1:]
+            for r in page.locator("#inspect-table tbody tr").all()}
+    for name in ("point", "loss", "gradient", "−lr × gradient", "step taken",
+                 "exp_avg (direction)", "exp_avg_sq (scale)", "√exp_avg_sq"):
+        assert name in rows, rows.keys()
+    # Adam's first step moves every coordinate by about lr; at step 40 the numbers are live
+    grad = [float(v) for v in rows["gradient"]]
+    step = [float(v) for v in rows["step taken"]]
+    assert all(abs(s) <= 0.05 * 1.01 for s in step) and any(g != 0 for g in grad)
+    # the arrows at the point: the step, -lr x gradient, -lr x the first moment
+    colors = page.evaluate("document.getElementById('map').layout.annotations"
+                           ".map((a) => a.arrowcolor)")
+    assert sorted(colors) == sorted(["#000", "#d62728", "#1f77b4"]), colors
+    _shot(page, "step_by_step.png")
+
+
+def test_several_starts_and_a_fan_of_rates_race_as_one_batch(page):
+    _open(page, "?l=himmelblau&n=150&o=adam:lr=0.05")
+    # shift-click two more starts
+    area = page.locator("#map .nsewdrag").first.bounding_box()
+    for fx, fy in ((0.2, 0.2), (0.8, 0.75)):
+        page.keyboard.down("Shift")
+        page.mouse.click(area["x"] + fx * area["width"], area["y"] + fy * area["height"])
+        page.keyboard.up("Shift")
+    _until(page, "document.getElementById('starts-label').textContent.split('(').length === 3")
+    page.check("#fan")
+    _race(page, watch=False)
+    extras = _extras(page)
+    # 3 starts x 5 rates (x1 and the fan's 4), the race's own path left out
+    assert len(extras) == 3 * 5 - 1, extras
+    assert sum(e["dash"] == "solid" for e in extras) == 2  # x1 from the two extra starts
+    assert all(e["points"] == 151 for e in extras)
+    query = parse_qs(urlparse(page.url).query)
+    assert query["fan"] == ["1"] and len(query["st"][0].split(";")) == 2
+    _shot(page, "starts_and_fan.png")
+    page.click("#starts-clear")
+    _until(page, "document.getElementById('starts-label').textContent === 'none'")
+    assert "st" not in parse_qs(urlparse(page.url).query)
+
+
+def test_a_link_restores_starts_fan_and_step_by_step_and_races_them(page):
+    _open(page, "?l=rosenbrock&s=-1,1.5&n=120&st=0.5,-0.5;1.5,2&fan=1&insp=momentum"
+                "&o=momentum:lr=0.001&o=adam:lr=0.02&race=1")
+    page.wait_for_selector("body[data-raced='1']")
+    page.wait_for_selector("#inspect-panel:not([hidden])")
+    assert page.is_checked("#fan") and page.input_value("#inspect") == "momentum"
+    assert page.text_content("#starts-label").count("(") == 2
+    assert page.text_content("#start-label").startswith("(-1, 1.5)")
+    assert len(_extras(page)) == 2 * (3 * 5 - 1)  # two optimizers
+    assert "momentum_buffer (direction)" in page.text_content("#inspect-table")
+    _scrub(page, -1)
+    _shot(page, "restored_from_url.png")

@@ -15,8 +15,11 @@ budget included, are tested in ``test_api.py``). The counts go to
 """
 
 import json
+import os
+import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +58,7 @@ REFUSED_VALID: Counter = Counter()
 
 #: The rules the schema cannot state (two fields together, or the optimizer's own checks),
 #: named in ``RaceRequest``'s description: a request the schema allows may still break one.
-CROSS_FIELD = ("start", "params", "steps", "hparams", *LANDSCAPE_PARAMS)
+CROSS_FIELD = ("start", "starts", "fan", "params", "steps", "hparams", *LANDSCAPE_PARAMS)
 
 
 #: The app under test; its run store is set by :func:`_store` (schemathesis reads the schema
@@ -78,7 +81,7 @@ def _store(sweep_db):
 def _cheap(case) -> None:
     """Cut a valid race's steps (and give a default) so one request costs milliseconds."""
     body = case.body
-    if not (isinstance(body, dict) and case.path == "/api/race"):
+    if not (isinstance(body, dict) and case.path in ("/api/race", "/api/inspect")):
         return
     steps = body.get("steps", 500)
     if isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= MAX_STEPS:
@@ -100,6 +103,11 @@ def _positive(case) -> bool:
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck), print_blob=False)
 def test_the_api_answers_what_its_schema_says(case):
+    _fuzz(case)
+
+
+def _fuzz(case) -> None:
+    """Send one generated case, count it, and check the answer against the schema."""
     _cheap(case)
     began = time.perf_counter()
     response = case.call(base_url=LOCAL, timeout=120)  # (a loaded CI machine is slow)
@@ -107,6 +115,7 @@ def test_the_api_answers_what_its_schema_says(case):
     SLOWEST[key] = max(SLOWEST[key], time.perf_counter() - began)
     SENT[key] += 1
     STATUSES.setdefault(key, Counter())[response.status_code] += 1
+    _save_counts()
     case.validate_response(response, checks=CHECKS)
     if response.status_code == 422 and _positive(case):
         # a request the schema allows is refused only by a rule the schema cannot state,
@@ -118,18 +127,62 @@ def test_the_api_answers_what_its_schema_says(case):
             REFUSED_VALID[rule] += 1
 
 
+def _shared_dir() -> Path | None:
+    """A folder every xdist worker of this run sees (named by the run's id); None when
+    the tests run in one process."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        return None
+    folder = Path(tempfile.gettempdir()) / f"optimlab-fuzz-{run}"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _save_counts() -> None:
+    """This worker's counts so far, for the summary another worker may write."""
+    folder = _shared_dir()
+    if folder is not None:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        tmp = folder / f"{worker}.tmp"
+        tmp.write_text(json.dumps({"sent": SENT, "statuses": STATUSES}))
+        tmp.replace(folder / f"{worker}.json")
+
+
+def _all_counts() -> tuple[Counter, dict]:
+    """This process's counts, plus, under pytest-xdist, what the other workers have
+    written so far (without waiting for them: a worker blocked here could hold the very
+    items it waits for in its queue)."""
+    folder = _shared_dir()
+    if folder is None:
+        return SENT, STATUSES
+    _save_counts()
+    sent, statuses = Counter(), {}
+    for path in folder.glob("*.json"):
+        data = json.loads(path.read_text())
+        sent.update(data["sent"])
+        for key, counts in data["statuses"].items():
+            statuses.setdefault(key, Counter()).update({int(k): v for k, v in counts.items()})
+    return sent, statuses
+
+
 def test_the_fuzzing_counts_are_recorded():
     """(Runs after the fuzzing above, in file order.) Writes and prints the counts."""
     if not SENT:
         pytest.skip("the fuzzing did not run")
     documented = {f"{method.upper()} {path}" for path, methods in schema.raw_schema["paths"].items()
                   for method in methods}
-    summary = {"operations": len(documented), "requests": sum(SENT.values()),
+    # every documented operation has its fuzzing item (schemathesis makes one per
+    # operation); pytest-xdist may run them in several workers, so the counts below are
+    # this worker's and what the others have written so far, complete in one process
+    fuzzed = {f"{r.ok().method.upper()} {r.ok().path}" for r in schema.get_all_operations()}
+    assert fuzzed == documented, documented ^ fuzzed
+    sent, statuses = _all_counts()
+    summary = {"operations": len(documented), "requests": sum(sent.values()),
                "slowest_s": {k: round(v, 3) for k, v in SLOWEST.most_common(3)},
-               "requests_to_documented_operations": sum(SENT[k] for k in documented),
-               "server_errors": sum(c[500] for c in STATUSES.values()),
-               "per_operation": {k: {"requests": n, "statuses": dict(sorted(STATUSES[k].items()))}
-                                 for k, n in sorted(SENT.items())},
+               "requests_to_documented_operations": sum(sent[k] for k in documented),
+               "server_errors": sum(c[500] for c in statuses.values()),
+               "per_operation": {k: {"requests": n, "statuses": dict(sorted(statuses[k].items()))}
+                                 for k, n in sorted(sent.items())},
                "valid_but_refused_by": dict(REFUSED_VALID)}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "fuzz.json").write_text(json.dumps(summary, indent=1))
@@ -137,4 +190,5 @@ def test_the_fuzzing_counts_are_recorded():
           f"to the {summary['operations']} operations, the rest other methods), "
           f"{summary['server_errors']} server errors")
     assert summary["server_errors"] == 0
-    assert documented <= set(SENT), documented - set(SENT)
+    if _shared_dir() is None:  # one process: it sent every operation's requests
+        assert documented <= set(sent), documented - set(sent)

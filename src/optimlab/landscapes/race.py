@@ -24,7 +24,7 @@ from .base import Landscape
 from .functions import get
 from .result import Race, RaceMetrics
 
-__all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "run_members", "run_starts"]
+__all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "run_members", "run_starts", "run_fan"]
 
 #: The default learning-rate grid of ``tune=True``: 1e-4 to 1, four points per decade.
 TUNE_GRID: tuple[float, ...] = tuple(float(10.0**e) for e in np.arange(-4.0, 0.01, 0.25))
@@ -145,6 +145,34 @@ def run_starts(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts
     x = points.repeat(len(entries), 1)
     return _run(landscape, [(name, dict(hp or {})) for name, hp in entries],
                 [n] * len(entries), x, steps)
+
+
+def run_fan(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts,
+            factors: Sequence[float], steps: int) -> list[tuple[Tensor, Tensor]]:
+    """Run each optimizer from every point of ``starts`` at every learning rate
+    ``factor * lr`` of ``factors`` at once: one population per optimizer, of
+    ``len(starts) * len(factors)`` members (start-major: member ``i * len(factors) + j``
+    starts at ``starts[i]`` with ``factors[j] * lr``), all sharing one gradient evaluation
+    per step as in :func:`run_members`; each member's path is that of its optimizer run
+    alone. ``entries`` hold one value per hyperparameter, ``lr`` among them. Returns, per
+    entry, the paths ``[steps + 1, members, dim]`` and losses ``[steps + 1, members]``."""
+    points = torch.as_tensor(np.asarray(starts, dtype=np.float64))
+    if points.dim() != 2 or points.shape[0] < 1 or points.shape[1] != landscape.dim \
+            or not torch.isfinite(points).all():
+        raise ValueError(f"starts must be a finite array [n, {landscape.dim}] with n >= 1")
+    factors = [float(f) for f in factors]
+    if not factors or not all(math.isfinite(f) and f > 0 for f in factors):
+        raise ValueError(f"factors must be finite numbers > 0, got {factors}")
+    members = []
+    for name, hp in entries:
+        resolve(name)
+        if not isinstance((hp or {}).get("lr"), (int, float)):
+            raise ValueError(f"{name}: a fan of learning rates needs a numeric lr")
+        members.append((name, {**hp, "lr": [f * float(hp["lr"]) for _ in range(len(points))
+                                            for f in factors]}))
+    x = points.repeat_interleave(len(factors), dim=0).repeat(len(entries), 1)
+    size = len(points) * len(factors)
+    return _run(landscape, members, [size] * len(entries), x, steps)
 
 
 def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[int],

@@ -30,7 +30,9 @@ import torch
 from ..landscapes import Landscape, race
 from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
+from ..landscapes.inspect import inspect_steps
 from ..landscapes.plots import _grid, _scale_for
+from ..landscapes.race import run_fan
 from ..optim import palette as _palette
 from ..optim.registry import available, resolve
 from . import hparams as hp
@@ -272,37 +274,39 @@ def optimizers_json() -> bytes:
 # ----------------------------------------------------------------------------- races
 
 
-def _start(land: Landscape, start) -> list[float] | None:
+def _start(land: Landscape, start, loc: Sequence = ("start",)) -> list[float] | None:
     if start is None:
         return None
     if len(start) != 2:
-        raise RequestError(("start",), f"start must be two numbers [x, y], got {len(start)}")
+        raise RequestError(loc, f"a start must be two numbers [x, y], got {len(start)}")
     try:
         point = [float(v) for v in start]
     except (TypeError, ValueError, OverflowError):
-        raise RequestError(("start",), "start must be two finite numbers") from None
+        raise RequestError(loc, "a start must be two finite numbers") from None
     if not all(math.isfinite(v) for v in point):
-        raise RequestError(("start",), "start must be finite numbers")
+        raise RequestError(loc, "a start must be finite numbers")
     for axis, (v, (low, high)) in enumerate(zip(point, land.domain)):
         if not low <= v <= high:
-            raise RequestError(("start",), f"start {'xy'[axis]}={v:g} is outside {land.name}'s "
-                                           f"domain [{low:g}, {high:g}]")
+            raise RequestError(loc, f"start {'xy'[axis]}={v:g} is outside {land.name}'s "
+                                    f"domain [{low:g}, {high:g}]")
     return point
 
 
-def _entries(request: RaceRequest) -> list[tuple[str, str, dict]]:
+def _entries(specs, where=lambda i: ("optimizers", i)) -> list[tuple[str, str, dict]]:
+    """``(label, registry name, checked hyperparameters)`` of each racer spec; ``where(i)``
+    is the location of spec ``i`` in the request, for the 422's ``loc``."""
     entries, labels = [], set()
-    for i, spec in enumerate(request.optimizers):
+    for i, spec in enumerate(specs):
         try:
             entry = resolve(spec.name)
         except ValueError as err:
-            raise RequestError(("optimizers", i, "name"), str(err)) from None
+            raise RequestError((*where(i), "name"), str(err)) from None
         given = spec.hparams if isinstance(spec.hparams, dict) else \
             spec.hparams.model_dump(exclude_unset=True)
         try:
             checked = hp.check(entry.name, given)
         except hp.HyperparameterError as err:
-            loc = ("optimizers", i, "hparams") + ((err.key,) if err.key else ())
+            loc = (*where(i), "hparams") + ((err.key,) if err.key else ())
             raise RequestError(loc, f"{entry.name}: {err}" if not str(err).startswith(
                 entry.name) else str(err)) from None
         if not {"inner", "base_optimizer"} & set(checked):
@@ -351,14 +355,19 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
         request.params.model_dump(exclude_unset=True)
     land = landscape(request.landscape, params)
     start = _start(land, request.start)
-    entries = _entries(request)
-    cost = work(request.steps, len(entries), request.tune)
+    entries = _entries(request.optimizers)
+    starts = [_start(land, point, ("starts", i)) for i, point in enumerate(request.starts)]
+    fan = [float(f) for f in request.fan]
+    cost = work(request.steps, len(entries), request.tune, len(starts),
+                len({f for f in fan if f != 1.0}))
     if cost > MAX_WORK:
         tuned = f" x {TUNE_RACERS} learning rates tuned" if request.tune else ""
+        more = (f" with {len(starts)} more starts and {len(set(fan) - {1.0})} rates in the fan"
+                if starts or fan else "")
         raise RequestError(("steps",), f"the race is too big: {request.steps} steps x "
-                                       f"{len(entries)} optimizers{tuned} comes to {cost} "
-                                       f"optimizer-steps; the limit is {MAX_WORK} (fewer "
-                                       f"steps or optimizers)")
+                                       f"{len(entries)} optimizers{tuned}{more} comes to "
+                                       f"{cost} optimizer-steps; the limit is {MAX_WORK} "
+                                       f"(fewer steps, optimizers, starts or rates)")
     raced = land if control is None else control.watch(land)
 
     def run(chosen):
@@ -374,6 +383,12 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
     index = np.arange(0, request.steps + 1, stride)
     if index[-1] != request.steps:
         index = np.append(index, request.steps)
+    noisy = raced.with_noise(float(request.noise), request.seed) if request.noise else raced
+    try:
+        extra = _extra_paths(noisy, entries, result, starts, fan, request.steps, index)
+    except _RUN_ERRORS as err:  # a factor took a rate beyond what an optimizer accepts
+        raise RequestError(("fan",), f"the fan's rates failed ({type(err).__name__}: {err}); "
+                                     f"use smaller factors") from None
     results = []
     for label, name, _ in entries:
         path, loss, m = result.paths[label][index], result.losses[label][index], \
@@ -389,12 +404,73 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
                         "diverged": bool(m.diverged)},
             "tuning": None if tuning is None else [
                 {"lr": float(lr), "final_loss": _finite(v)} for lr, v in tuning.items()],
+            "extra": extra.get(label, []),
         })
     return {"landscape": land.name, "params": _jsonable(land.params),
             "start": [float(v) for v in result.start], "steps": request.steps,
             "noise": float(request.noise), "seed": request.seed, "tune": request.tune,
             "tol": float(request.tol), "stride": stride, "step": index.tolist(),
             "results": results, "elapsed_ms": round((time.perf_counter() - began) * 1e3, 2)}
+
+
+def _extra_paths(land: Landscape, entries: list, result, starts: list, fan: list[float],
+                 steps: int, index) -> dict[str, list[dict]]:
+    """Each racer's paths from every start (the race's own and ``starts``) at its own lr and
+    at every factor of ``fan`` times it, but its race path: one batched run
+    (:func:`~optimlab.landscapes.race.run_fan`)."""
+    if not starts and not fan:
+        return {}
+    points = [list(map(float, result.start))] + starts
+    factors = [1.0] + list(dict.fromkeys(f for f in fan if f != 1.0))  # its own rate first
+    chosen = [(label, name, {k: v for k, v in result.hparams[label].items() if k != "name"})
+              for label, name, _ in entries]
+    runs = run_fan(land, [(name, hp_) for _, name, hp_ in chosen], points, factors, steps)
+    out = {}
+    for (label, _, used), (paths, losses) in zip(chosen, runs):
+        lr = float(used.get("lr", 0.0))
+        rows = []
+        for i, point in enumerate(points):
+            for j, factor in enumerate(factors):
+                if i == 0 and factor == 1.0:
+                    continue  # the race's own path
+                k = i * len(factors) + j
+                path, loss = paths[:, k], losses[:, k]
+                rows.append({"start": point, "lr": lr * factor, "factor": factor,
+                             "x": finite_list(path[index, 0]), "y": finite_list(path[index, 1]),
+                             "loss": finite_list(loss[index]),
+                             "diverged": not bool(torch.isfinite(loss).all())})
+        out[label] = rows
+    return out
+
+
+def run_inspect(request) -> dict:
+    """``POST /api/inspect``: one optimizer step by step (see :class:`InspectResponse`).
+
+    Raises :class:`RequestError` for a start outside the domain or hyperparameters the
+    optimizer refuses (naming the field)."""
+    params = request.params if isinstance(request.params, dict) else \
+        request.params.model_dump(exclude_unset=True)
+    land = landscape(request.landscape, params)
+    start = _start(land, request.start)
+    (_, name, used), = _entries([request.optimizer], lambda i: ("optimizer",))
+    if request.noise:
+        land = land.with_noise(float(request.noise), request.seed)
+    try:
+        run = inspect_steps(land, name, used, start, request.steps)
+    except _RUN_ERRORS as err:
+        raise RequestError(("optimizer", "hparams"), f"{name} failed with these "
+                                                     f"hyperparameters ({type(err).__name__}: "
+                                                     f"{err})") from None
+    state = [{"name": key, "kind": entry["kind"],
+              "values": [finite_list(v) for v in entry["values"]] if entry["values"].ndim == 2
+              else finite_list(entry["values"])} for key, entry in run["state"].items()]
+    return {"landscape": land.name, "params": _jsonable(land.params), "name": name,
+            "hparams": _jsonable(used), "start": finite_list(run["points"][0]),
+            "steps": len(run["update"]), "x": finite_list(run["points"][:, 0]),
+            "y": finite_list(run["points"][:, 1]), "loss": finite_list(run["loss"]),
+            "grad": [finite_list(g) for g in run["grad"]],
+            "update": [finite_list(u) for u in run["update"]], "state": state,
+            "diverged": run["diverged"]}
 
 
 # ----------------------------------------------------------------------------- sweeps

@@ -72,7 +72,9 @@ from . import hparams as hp
 __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "MAX_POINTS",
            "GRID_MIN", "GRID_MAX", "GRID_DEFAULT", "MAX_LABEL", "MAX_COORD", "MAX_KAPPA",
            "MAX_ID", "TUNE_RACERS", "LANDSCAPE_PARAMS", "limits", "work", "whole",
-           "RaceMetricsModel", "RaceResultModel", "RaceResponse", "HyperparameterModel",
+           "RaceMetricsModel", "RaceResultModel", "RaceResponse", "ExtraPathModel",
+           "StateEntryModel", "InspectResponse", "MAX_STARTS", "MAX_FAN", "MAX_FAN_FACTOR",
+           "MAX_INSPECT_STEPS", "HyperparameterModel",
            "OptimizerModel", "LandscapeModel", "GridResponse", "SweepModel", "SweepDetail",
            "ErrorResponse", "LimitsModel"]
 
@@ -100,6 +102,10 @@ MAX_COORD = 1e6
 MAX_KAPPA = 1e6
 #: Largest id in a path (a sweep's): SQLite's largest integer.
 MAX_ID = 2**63 - 1
+#: Most extra start points of a race, learning-rate factors of its fan, and the largest factor.
+MAX_STARTS, MAX_FAN, MAX_FAN_FACTOR = 16, 9, 100.0
+#: Most steps ``POST /api/inspect`` records.
+MAX_INSPECT_STEPS = 1000
 
 
 def limits() -> dict:
@@ -108,17 +114,23 @@ def limits() -> dict:
             "tune_racers": TUNE_RACERS, "max_noise": MAX_NOISE, "max_seed": MAX_SEED,
             "max_points": MAX_POINTS, "grid_min": GRID_MIN, "grid_max": GRID_MAX,
             "grid_default": GRID_DEFAULT, "max_label": MAX_LABEL, "max_coord": MAX_COORD,
-            "max_kappa": MAX_KAPPA}
+            "max_kappa": MAX_KAPPA, "max_starts": MAX_STARTS, "max_fan": MAX_FAN,
+            "max_fan_factor": MAX_FAN_FACTOR, "max_inspect_steps": MAX_INSPECT_STEPS}
 
 
-def work(steps: int, optimizers: int, tune: bool) -> int:
+def work(steps: int, optimizers: int, tune: bool, starts: int = 0, fan: int = 0) -> int:
     """Optimizer-steps of a race: ``steps x racers``, each optimizer one racer, or one per
-    learning rate of the tuning grid when ``tune`` (what :data:`MAX_WORK` bounds).
+    learning rate of the tuning grid when ``tune``, plus one per extra path of its fan and
+    extra starts (what :data:`MAX_WORK` bounds).
 
-    >>> work(500, 3, False), work(500, 3, True)
-    (1500, 25500)
+    ``fan`` counts the factors other than 1 (each racer also runs at its own rate from
+    every extra start).
+
+    >>> work(500, 3, False), work(500, 3, True), work(500, 3, False, starts=2, fan=3)
+    (1500, 25500, 18000)
     """
-    return steps * optimizers * (TUNE_RACERS if tune else 1)
+    extra = (1 + starts) * (1 + fan) - 1  # every (start, rate) path but the race's own
+    return steps * optimizers * ((TUNE_RACERS if tune else 1) + extra)
 
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -208,7 +220,7 @@ Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD
 #: The models built from the catalogs (on first use, not on import: building the landscapes
 #: and optimizers they list takes seconds and runs autograd).
 _LAZY = ("OPTIMIZERS", "HYPERPARAMETER_MODELS", "OptimizerSpec", "LANDSCAPES",
-         "LandscapeParams", "GridQuery", "RaceRequest")
+         "LandscapeParams", "GridQuery", "RaceRequest", "InspectRequest")
 
 
 def __getattr__(name: str) -> Any:
@@ -303,13 +315,48 @@ def _built() -> dict:
                                                     f"racer)")
         tol: Annotated[float, Strict()] = Field(1e-3, gt=0, le=1e6,
                                                 description="tolerance of steps to tolerance")
+        starts: list[Annotated[list[Coordinate], Field(min_length=2, max_length=2)]] = Field(
+            default_factory=list, max_length=MAX_STARTS,
+            description=f"more start points [x, y] (at most {MAX_STARTS}, each inside the "
+                        f"domain): every racer runs from each of them too, in one batch; "
+                        f"each such path counts as racers for the work budget")
+        fan: list[Annotated[float, Strict(), Field(gt=0, le=MAX_FAN_FACTOR)]] = Field(
+            default_factory=list, max_length=MAX_FAN,
+            description=f"learning-rate factors (at most {MAX_FAN}, each in (0, "
+                        f"{MAX_FAN_FACTOR:g}]): every racer also runs at factor x its lr (the "
+                        f"tuned lr when tune is on), from the start and every point of "
+                        f"starts; each counts as a racer for the work budget")
 
     RaceRequest.__module__ = __name__
     RaceRequest.__qualname__ = "RaceRequest"
+
+    class InspectRequest(BaseModel):
+        """``POST /api/inspect``: one optimizer, step by step, on one 2-D landscape: the
+        gradient, its state and the step taken at every step. ``start`` must lie inside the
+        landscape's domain (422 otherwise)."""
+
+        model_config = _STRICT
+
+        landscape: Literal[landscapes] = Field(description="a 2-D landscape")
+        params: landscape_params = Field(default_factory=landscape_params,
+                                         description="landscape parameters, e.g. kappa")
+        start: Optional[list[Coordinate]] = Field(
+            None, min_length=2, max_length=2,
+            description="start point [x, y] (default: the landscape's start)")
+        optimizer: racer = Field(description="the optimizer and its hyperparameters")
+        steps: whole(ge=1, le=MAX_INSPECT_STEPS) = Field(
+            100, description=f"steps to record (at most {MAX_INSPECT_STEPS})")
+        noise: Annotated[float, Strict()] = Field(0.0, ge=0, le=MAX_NOISE,
+                                                  description="std of Gaussian gradient noise")
+        seed: whole(ge=0, le=MAX_SEED) = Field(0, description="seed of the noise")
+
+    InspectRequest.__module__ = __name__
+    InspectRequest.__qualname__ = "InspectRequest"
     return {"OPTIMIZERS": optimizers, "HYPERPARAMETER_MODELS": hyperparameters,
             "OptimizerSpec": racer, "LANDSCAPES": landscapes,
             "LandscapeParams": landscape_params,
-            "GridQuery": grid_query, "RaceRequest": RaceRequest}
+            "GridQuery": grid_query, "RaceRequest": RaceRequest,
+            "InspectRequest": InspectRequest}
 
 
 class RaceMetricsModel(BaseModel):
@@ -322,8 +369,21 @@ class RaceMetricsModel(BaseModel):
     diverged: bool
 
 
+class ExtraPathModel(BaseModel):
+    """One more path of a racer: from another start, or at another learning rate."""
+
+    start: list[float]
+    lr: float
+    factor: float
+    x: list[float | None]
+    y: list[float | None]
+    loss: list[float | None]
+    diverged: bool
+
+
 class RaceResultModel(BaseModel):
-    """One racer: what it used, its path and losses, its metrics."""
+    """One racer: what it used, its path and losses, its metrics, and its extra paths
+    (``starts`` x ``fan``, the race's own path left out)."""
 
     label: str
     name: str
@@ -333,6 +393,36 @@ class RaceResultModel(BaseModel):
     loss: list[float | None]
     metrics: RaceMetricsModel
     tuning: list[dict] | None = None
+    extra: list[ExtraPathModel] = []
+
+
+class StateEntryModel(BaseModel):
+    """One entry of the optimizer's state after each step: a ``direction`` (a vector that
+    takes both signs: momentum, first moment), a ``scale`` (a vector never negative: second
+    moment, accumulator) or a ``scalar``."""
+
+    name: str
+    kind: Literal["direction", "scale", "scalar"]
+    values: list[list[float | None]] | list[float | None]
+
+
+class InspectResponse(BaseModel):
+    """``POST /api/inspect``'s answer: ``x``, ``y``, ``loss`` at steps 0..n; ``grad`` and
+    ``update`` (the step taken) at steps 0..n-1, and each state entry after each step."""
+
+    landscape: str
+    params: dict
+    name: str
+    hparams: dict
+    start: list[float]
+    steps: int
+    x: list[float | None]
+    y: list[float | None]
+    loss: list[float | None]
+    grad: list[list[float | None]]
+    update: list[list[float | None]]
+    state: list[StateEntryModel]
+    diverged: bool
 
 
 class RaceResponse(BaseModel):
@@ -472,3 +562,7 @@ class LimitsModel(BaseModel):
     max_label: int
     max_coord: float
     max_kappa: float
+    max_starts: int
+    max_fan: int
+    max_fan_factor: float
+    max_inspect_steps: int

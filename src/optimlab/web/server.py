@@ -66,6 +66,7 @@ from .models import (
     MAX_ID,
     ErrorResponse,
     GridResponse,
+    InspectResponse,
     LandscapeModel,
     LimitsModel,
     OptimizerModel,
@@ -345,6 +346,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     db = None if db_path is None else os.path.abspath(os.fspath(db_path))
     # the request models, built from the registry and the landscape catalog on first use
     RaceRequest, GridQuery, LANDSCAPES = models.RaceRequest, models.GridQuery, models.LANDSCAPES
+    InspectRequest = models.InspectRequest
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -426,6 +428,12 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
                           "description (the work budget).")
     async def post_race(body: RaceRequest, request: Request) -> Response:
         return await _race(body, request)
+
+    @app.post("/api/inspect", response_model=InspectResponse, responses=_ERRORS,
+              summary="One optimizer step by step: gradient, state, step taken",
+              description="Limits: InspectRequest's fields; start inside the domain.")
+    async def post_inspect(body: InspectRequest) -> Response:
+        return _json(await run_in_threadpool(api.run_inspect, body))
 
     @app.get("/api/sweeps", response_model=list[SweepModel], responses=_STORE_ERRORS,
              summary="Stored sweeps")

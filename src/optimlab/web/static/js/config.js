@@ -10,3 +10,7 @@ export const COLORSCALE = [[0, "#3b4658"], [0.35, "#7d8ba1"], [0.7, "#c9d1dc"], 
 
 export const PLOT_CONFIG = { displaylogo: false, responsive: true, scrollZoom: false,
   modeBarButtonsToRemove: ["select2d", "lasso2d", "toImage"] };
+// the fan of learning rates: each optimizer also runs at these multiples of its rate
+export const FAN_FACTORS = [0.25, 0.5, 2, 4];
+// steps recorded by the step-by-step mode (at most the race's)
+export const INSPECT_STEPS = 300;

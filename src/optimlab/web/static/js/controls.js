@@ -114,6 +114,7 @@ export function buildOptimizers() {
       row.classList.toggle("on", check.checked);
       fill();
       renderInfo();
+      fillInspect();
       writeUrl();
     });
     const title = o.alias_of ? `${o.summary}` : `${o.cls}: ${o.summary}`;
@@ -161,7 +162,23 @@ export function buildLandscapeControls() {
   const surface = $("#surface");
   surface.checked = state.view === "3d";
   surface.addEventListener("change", () => { state.view = surface.checked ? "3d" : "2d"; drawMap(); writeUrl(); });
+  const fan = $("#fan");
+  fan.checked = state.fan;
+  fan.addEventListener("change", () => { state.fan = fan.checked; clearRace(); drawMap(); writeUrl(); });
+  $("#starts-clear").addEventListener("click", () => { state.starts = []; clearRace(); showStart(); drawMap(); writeUrl(); });
+  $("#inspect").addEventListener("change", () => { state.inspect = $("#inspect").value; clearRace(); drawMap(); writeUrl(); });
+  fillInspect();
   $("#race").addEventListener("click", runRace);
+}
+
+// the step-by-step select: "off" and the optimizers of the race
+export function fillInspect() {
+  const select = $("#inspect");
+  if (state.inspect && !state.selected.has(state.inspect)) state.inspect = "";
+  select.textContent = "";
+  select.append(el("option", { value: "", text: "off" }));
+  for (const name of state.selected.keys()) select.append(el("option", { value: name, text: name }));
+  select.value = state.inspect;
 }
 
 export function buildLandscapeParams() {
@@ -184,10 +201,13 @@ export function buildLandscapeParams() {
 export function showStart() {
   const point = state.start || currentLandscape().start;
   $("#start-label").textContent = `(${fmt(point[0], 4)}, ${fmt(point[1], 4)})` + (state.start ? "" : " default");
+  $("#starts-label").textContent = state.starts.length
+    ? state.starts.map((p) => `(${fmt(p[0], 3)}, ${fmt(p[1], 3)})`).join(" ") : "none";
 }
 
 
 async function landscapeChanged() {
+  state.starts = [];  // another domain: the extra starts may lie outside it
   clearRace();
   buildLandscapeParams();
   showStart();

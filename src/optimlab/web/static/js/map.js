@@ -7,9 +7,9 @@
 
 import { COLORSCALE, GRID_N, PLOT_CONFIG } from "./config.js";
 import { $, showMessage } from "./dom.js";
-import { hpText, lrOnly } from "./format.js";
+import { fmt, hpText, lrOnly } from "./format.js";
 import { api } from "./api.js";
-import { state, live, colorOf, currentLandscape } from "./state.js";
+import { state, live, catalog, colorOf, currentLandscape } from "./state.js";
 import { writeUrl } from "./url.js";
 import { showStart } from "./controls.js";
 import { clearRace } from "./race.js";
@@ -105,6 +105,24 @@ function mapTraces() {
         marker: { color, size: 9, line: { color: "#fff", width: 1 } }, hoverinfo: "skip" });
     }
   }
+  if (!three) {
+    // the fan and the extra starts: thin whole paths in the racer's colour, after the
+    // animated ones (whose trace indices race.js counts on)
+    for (const result of live.race ? live.race.results : []) {
+      for (const extra of result.extra || []) {
+        const r = drawable(extra);
+        traces.push({ type: "scatter", mode: "lines", meta: "extra", showlegend: false, x: r.x, y: r.y,
+          line: { color: colorOf(result.name), width: 1.2, dash: extra.factor === 1 ? "solid" : "dot" }, opacity: 0.75,
+          hovertemplate: `${result.label} ×${extra.factor} lr=${fmt(extra.lr, 3)}<br>(%{x:.4g}, %{y:.4g})<extra></extra>` });
+      }
+    }
+    if (state.starts.length) {
+      traces.push({ type: "scatter", mode: "markers", name: "more starts", meta: "starts",
+        x: state.starts.map((p) => p[0]), y: state.starts.map((p) => p[1]),
+        marker: { symbol: "circle-open", size: 11, color: "#000", line: { width: 2 } },
+        hovertemplate: "start (%{x:.4g}, %{y:.4g})<extra></extra>" });
+    }
+  }
   return traces;
 }
 
@@ -162,7 +180,16 @@ function onMapClick(event) {
   }
   const [[x0, x1], [y0, y1]] = currentLandscape().domain;
   x = Math.min(x1, Math.max(x0, x)); y = Math.min(y1, Math.max(y0, y));
-  state.start = [Number(x.toFixed(4)), Number(y.toFixed(4))];
+  const point = [Number(x.toFixed(4)), Number(y.toFixed(4))];
+  if (e && e.shiftKey) {  // another start: every optimizer runs from it too
+    if (state.starts.length >= catalog.limits.max_starts) {
+      showMessage(`at most ${catalog.limits.max_starts} more starts`);
+      return;
+    }
+    state.starts.push(point);
+  } else {
+    state.start = point;
+  }
   clearRace();
   showStart();
   drawMap();

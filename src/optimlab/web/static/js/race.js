@@ -5,7 +5,7 @@
  * clearRace forgets the last race when the configuration changes.
  */
 
-import { ANIMATION_MS } from "./config.js";
+import { ANIMATION_MS, FAN_FACTORS, INSPECT_STEPS } from "./config.js";
 import { $, el, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText } from "./format.js";
 import { api } from "./api.js";
@@ -28,6 +28,8 @@ export function clearRace() {
   $("#scrub").disabled = true;
   $("#step-label").textContent = "no race yet";
   for (const used of document.querySelectorAll(".used")) used.textContent = "";
+  live.inspect = null;
+  $("#inspect-panel").hidden = true;
   document.body.dataset.raced = "0";
   drawLoss();
 }
@@ -37,7 +39,25 @@ function raceRequest() {
     landscape: state.landscape, params: state.params, start: state.start, steps: state.steps,
     noise: state.noise, seed: state.seed, tune: state.tune,
     optimizers: [...state.selected].map(([name, hparams]) => ({ name, hparams })),
+    starts: state.starts, fan: state.fan ? FAN_FACTORS : [],
   };
+}
+
+// the step-by-step record of the chosen optimizer, with the values it raced with (the
+// tuned rate when tuning)
+async function inspectRun() {
+  live.inspect = null;
+  const result = live.race.results.find((r) => r.name === state.inspect);
+  if (!result) return;
+  const hparams = {};
+  const chosen = state.selected.get(state.inspect) || {};
+  for (const k of Object.keys(chosen)) if (k in result.hparams) hparams[k] = result.hparams[k];
+  live.inspect = await api("/api/inspect", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ landscape: state.landscape, params: state.params, start: live.race.start,
+      steps: Math.min(state.steps, INSPECT_STEPS), noise: state.noise, seed: state.seed,
+      optimizer: { name: state.inspect, hparams } }) });
+  $("#inspect-title").textContent = `Step by step: ${result.label}`;
+  $("#inspect-panel").hidden = false;
 }
 
 export async function runRace() {
@@ -65,6 +85,11 @@ export async function runRace() {
   writeUrl();
   fillResults();
   showUsed();
+  try {
+    await inspectRun();
+  } catch (err) {
+    showMessage(`step by step: ${err.message}`);
+  }
   const scrub = $("#scrub");
   scrub.max = live.race.step.length - 1;
   scrub.disabled = false;
@@ -123,6 +148,44 @@ function setFrame(k) {
   $("#scrub").value = live.frame;
   $("#step-label").textContent = `step ${live.race.step[live.frame]} / ${live.race.steps}`;
   document.body.dataset.frame = String(live.frame);
+  showInspect(live.race.step[live.frame]);
+}
+
+// The step-by-step panel and the arrows at the inspected optimizer's point, at race step t
+// (the last recorded step past the record's end).
+function showInspect(t) {
+  const rec = live.inspect;
+  if (!rec || state.view !== "2d") { if (state.view === "2d") Plotly.relayout($("#map"), { annotations: [] }); return; }
+  const k = Math.min(t, rec.steps - 1);
+  const lr = Number(rec.hparams.lr) || 0;
+  const x = rec.x[k], y = rec.y[k];
+  const rows = [["point", [x, y]], ["loss", [rec.loss[k], null]], ["gradient", rec.grad[k]],
+    ["−lr × gradient", rec.grad[k].map((g) => (g === null ? null : -lr * g))], ["step taken", rec.update[k]]];
+  const arrows = [arrow(x, y, rec.update[k], "#000", "step"),
+    arrow(x, y, rec.grad[k].map((g) => (g === null ? null : -lr * g)), "#d62728", "−lr·g")];
+  for (const entry of rec.state) {
+    const v = entry.values[k];
+    if (entry.kind === "scalar") { rows.push([entry.name, [v, null]]); continue; }
+    rows.push([`${entry.name} (${entry.kind})`, v]);
+    if (entry.kind === "scale") rows.push([`√${entry.name}`, v.map((a) => (a === null ? null : Math.sqrt(a)))]);
+    else arrows.push(arrow(x, y, v.map((a) => (a === null ? null : -lr * a)), "#1f77b4", `−lr·${entry.name}`));
+  }
+  const body = $("#inspect-table tbody");
+  body.textContent = "";
+  for (const [name, [a, b]] of rows) {
+    body.append(el("tr", {}, el("td", { text: name }), el("td", { class: "num", text: fmt(a, 4) }),
+      el("td", { class: "num", text: b === null || b === undefined ? "" : fmt(b, 4) })));
+  }
+  $("#inspect-panel").dataset.step = String(k);
+  Plotly.relayout($("#map"), { annotations: arrows.filter(Boolean) });
+}
+
+function arrow(x, y, v, color, text) {
+  if (!v || v[0] === null || v[1] === null || x === null || y === null) return null;
+  if (v[0] === 0 && v[1] === 0) return null;
+  return { x: x + v[0], y: y + v[1], ax: x, ay: y, xref: "x", yref: "y", axref: "x", ayref: "y",
+    showarrow: true, arrowhead: 2, arrowsize: 1, arrowwidth: 2, arrowcolor: color, text: "",
+    hovertext: text };
 }
 
 function play() {

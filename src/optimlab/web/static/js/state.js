@@ -9,11 +9,15 @@
 export const state = {
   tab: "race", landscape: "rosenbrock", params: {}, start: null, steps: 500, noise: 0,
   seed: 0, tune: false, view: "2d", selected: new Map(), sweep: null,
+  starts: [],           // more start points: every optimizer also runs from each
+  fan: false,           // every optimizer also runs at FAN_FACTORS x its learning rate
+  inspect: "",          // the optimizer shown step by step ("" : none)
 };
 export const catalog = { limits: {}, landscapes: new Map(), optimizers: new Map() };
 export const live = {
   race: null,           // the last race's answer (POST /api/race)
   frame: 0,             // the animation's current point index
+  inspect: null,        // the step-by-step record of state.inspect (POST /api/inspect)
 };
 
 export function currentLandscape() { return catalog.landscapes.get(state.landscape); }

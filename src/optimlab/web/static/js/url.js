@@ -3,6 +3,7 @@
  *   l=landscape  p=k=v;k=v (landscape parameters)  s=x,y (start)  n=steps  noise  seed
  *   tune=1  v=3d  o=name[:k=v;k=v] (one per optimizer, only values off the defaults; null
  *   is "auto", the optimizer's own choice)
+ *   st=x,y;x,y (more starts)  fan=1 (a fan of learning rates)  insp=name (step by step)
  *   tab=runs  sweep=id  race=1 (the configuration was raced: opening the link races it)
  */
 
@@ -37,6 +38,12 @@ export function readUrl() {
   if (q.has("noise")) state.noise = Math.max(0, Number(q.get("noise")) || 0);
   if (q.has("seed")) state.seed = parseInt(q.get("seed"), 10) || 0;
   state.tune = q.get("tune") === "1";
+  if (q.has("st")) {
+    state.starts = q.get("st").split(";").map((p) => p.split(",").map(Number))
+      .filter((p) => p.length === 2 && p.every(Number.isFinite)).slice(0, 16);
+  }
+  state.fan = q.get("fan") === "1";
+  state.inspect = q.get("insp") || "";
   state.view = q.get("v") === "3d" ? "3d" : "2d";
   state.tab = q.get("tab") === "runs" ? "runs" : "race";
   if (q.has("sweep")) state.sweep = parseInt(q.get("sweep"), 10);
@@ -63,6 +70,9 @@ export function writeUrl() {
   if (state.noise) q.set("noise", state.noise);
   if (state.seed) q.set("seed", state.seed);
   if (state.tune) q.set("tune", "1");
+  if (state.starts.length) q.set("st", state.starts.map((p) => p.join(",")).join(";"));
+  if (state.fan) q.set("fan", "1");
+  if (state.inspect) q.set("insp", state.inspect);
   if (state.view === "3d") q.set("v", "3d");
   for (const [name, hp] of state.selected) {
     const defaults = defaultValues(name);
