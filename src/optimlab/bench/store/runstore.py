@@ -320,7 +320,7 @@ class RunStore(DataFrameReaders):
         if self._con is not None:
             try:
                 self._con.close()
-            except sqlite3.Error:  # pragma: no cover - nothing left to save
+            except Exception:  # pragma: no cover - the driver's error; nothing left to save
                 pass
             self._con = None
             self._guarded = None

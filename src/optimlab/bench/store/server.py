@@ -214,23 +214,6 @@ class ServerRunStore(RunStore):
     def _fail(self, err: BaseException) -> StoreError:
         return StoreError(f"run store {self.path}: {_one_line(err)}")
 
-    def __repr__(self) -> str:
-        mode = ", readonly=True" if self.readonly else ""
-        return f"RunStore({self.path!r}{mode})"
-
-    def close(self) -> None:
-        """Close the connection; the server releases the sweep locks it held (idempotent)."""
-        for lock, _ in self._locks.values():
-            lock.release()
-        self._locks.clear()
-        if self._con is not None:
-            try:
-                self._con.close()
-            except Exception:  # pragma: no cover - nothing left to save
-                pass
-            self._con = None
-            self._guarded = None
-
     @property
     def journal_mode(self) -> str:
         """``server``: the server keeps its own write-ahead log."""
