@@ -25,6 +25,7 @@ Ray is an optional dependency (``pip install 'optimlab[ray]'``); nothing imports
 from __future__ import annotations
 
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -125,7 +126,7 @@ class RayExecutor:
                 raise RuntimeError(f"cannot connect to {where}: {' '.join(str(err).split())}"
                                    ) from None
             self._started = True
-        self._remote = ray.remote(run_call).options(
+        self._remote = ray.remote(_remote_call).options(
             num_cpus=num_cpus, max_retries=max_retries, retry_exceptions=False,
             name="optimlab-group")
 
@@ -134,10 +135,22 @@ class RayExecutor:
         """Submit every call, mark each started, then yield ``(index, outcome)`` as groups
         finish; ``progress`` moves by a group's ``ticks`` when it ends."""
         ray = self.ray
+        # an argument every group shares (the task and its data, the training settings)
+        # goes to the cluster's object store once, not once per group
+        uses = Counter(id(a) for call in calls for a in call.args)
+        stored: dict[int, Any] = {}
+
+        def shared(arg):
+            if uses[id(arg)] < 2:
+                return arg
+            if id(arg) not in stored:
+                stored[id(arg)] = ray.put(arg)
+            return stored[id(arg)]
+
         refs = {}
         for index, call in enumerate(calls):
             started(index)
-            refs[self._remote.remote(call.fn, call.args)] = (index, call)
+            refs[self._remote.remote(call.fn, *map(shared, call.args))] = (index, call)
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
@@ -156,6 +169,12 @@ class RayExecutor:
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
             self._started = False
+
+
+def _remote_call(fn: Callable, *args) -> Outcome:
+    """:func:`run_call` as a Ray task: the arguments come one by one, so that Ray hands the
+    task the objects behind the references of shared ones."""
+    return run_call(fn, args)
 
 
 def require_ray():
