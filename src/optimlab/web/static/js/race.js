@@ -64,6 +64,7 @@ export async function runRace() {
   if (!state.selected.size) { showMessage("choose at least one optimizer"); return; }
   const button = $("#race");
   button.disabled = true;
+  document.body.dataset.raced = "0";  // until this race's answer is shown
   setStatus("racing…");
   showMessage("");
   writeUrl();
