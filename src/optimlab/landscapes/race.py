@@ -113,6 +113,19 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[d
     return _run(landscape, entries, sizes, x, steps)
 
 
+def _start_points(landscape: Landscape, starts) -> Tensor:
+    """``starts`` as a float64 tensor ``[n, dim]``; ValueError unless finite with n >= 1."""
+    try:
+        points = torch.as_tensor(np.asarray(starts, dtype=np.float64))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"starts must be an array [n, {landscape.dim}] of numbers") from err
+    if points.dim() != 2 or points.shape[0] < 1 or points.shape[1] != landscape.dim \
+            or not torch.isfinite(points).all():
+        raise ValueError(f"starts must be a finite array [n, {landscape.dim}] with n >= 1, "
+                         f"got shape {tuple(points.shape)}")
+    return points
+
+
 def run_starts(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts,
                steps: int) -> list[tuple[Tensor, Tensor]]:
     """Run each optimizer from every point of ``starts`` at once (basins of attraction).
@@ -125,14 +138,7 @@ def run_starts(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts
     start. Returns, per entry, the paths ``[steps + 1, n, dim]`` and losses
     ``[steps + 1, n]`` (f without noise), in float64.
     """
-    try:
-        points = torch.as_tensor(np.asarray(starts, dtype=np.float64))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"starts must be an array [n, {landscape.dim}] of numbers") from err
-    if points.dim() != 2 or points.shape[0] < 1 or points.shape[1] != landscape.dim \
-            or not torch.isfinite(points).all():
-        raise ValueError(f"starts must be a finite array [n, {landscape.dim}] with n >= 1, "
-                         f"got shape {tuple(points.shape)}")
+    points = _start_points(landscape, starts)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
     for name, hp in entries:
@@ -156,10 +162,7 @@ def run_fan(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts,
     per step as in :func:`run_members`; each member's path is that of its optimizer run
     alone. ``entries`` hold one value per hyperparameter, ``lr`` among them. Returns, per
     entry, the paths ``[steps + 1, members, dim]`` and losses ``[steps + 1, members]``."""
-    points = torch.as_tensor(np.asarray(starts, dtype=np.float64))
-    if points.dim() != 2 or points.shape[0] < 1 or points.shape[1] != landscape.dim \
-            or not torch.isfinite(points).all():
-        raise ValueError(f"starts must be a finite array [n, {landscape.dim}] with n >= 1")
+    points = _start_points(landscape, starts)
     factors = [float(f) for f in factors]
     if not factors or not all(math.isfinite(f) and f > 0 for f in factors):
         raise ValueError(f"factors must be finite numbers > 0, got {factors}")

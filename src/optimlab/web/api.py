@@ -292,6 +292,13 @@ def _start(land: Landscape, start, loc: Sequence = ("start",)) -> list[float] | 
     return point
 
 
+def _request_landscape(request) -> Landscape:
+    """The landscape a race or inspect request names, with its parameters."""
+    params = request.params if isinstance(request.params, dict) else \
+        request.params.model_dump(exclude_unset=True)
+    return landscape(request.landscape, params)
+
+
 def _entries(specs, where=lambda i: ("optimizers", i)) -> list[tuple[str, str, dict]]:
     """``(label, registry name, checked hyperparameters)`` of each racer spec; ``where(i)``
     is the location of spec ``i`` in the request, for the 422's ``loc``."""
@@ -351,9 +358,7 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
     and its non-finite numbers are ``None``.
     """
     began = time.perf_counter()
-    params = request.params if isinstance(request.params, dict) else \
-        request.params.model_dump(exclude_unset=True)
-    land = landscape(request.landscape, params)
+    land = _request_landscape(request)
     start = _start(land, request.start)
     entries = _entries(request.optimizers)
     starts = [_start(land, point, ("starts", i)) for i, point in enumerate(request.starts)]
@@ -448,9 +453,7 @@ def run_inspect(request) -> dict:
 
     Raises :class:`RequestError` for a start outside the domain or hyperparameters the
     optimizer refuses (naming the field)."""
-    params = request.params if isinstance(request.params, dict) else \
-        request.params.model_dump(exclude_unset=True)
-    land = landscape(request.landscape, params)
+    land = _request_landscape(request)
     start = _start(land, request.start)
     (_, name, used), = _entries([request.optimizer], lambda i: ("optimizer",))
     if request.noise:

@@ -106,9 +106,6 @@ class ServerConnection:
 
         return self._raw.info.transaction_status != TransactionStatus.IDLE
 
-    def close(self) -> None:
-        self._raw.close()
-
 
 class _AdvisoryLock:
     """A session-level advisory lock on one sweep, released by :meth:`release` or when the
