@@ -215,3 +215,32 @@ def test_the_command_writes_the_pictures_and_the_table(tmp_path, capsys):
         assert cli.main(["slice", "digits", "--steps", "2", "--out", str(tmp_path / "x"),
                          *argv]) == 2
         assert match in capsys.readouterr().err
+
+
+def test_a_cnn_on_mnist1d_slices_too_and_its_grid_is_the_model_run_point_by_point():
+    """The MNIST-1D CNN (convolutions, so the batched grid goes through vmap over conv
+    weights): the grid at two points against the model run alone. Tolerance: the CNN's
+    longest dot product is its linear head's (a few hundred to about 1.3e3 terms), so the
+    float32 bound n * 2**-24 (Higham's gamma_n) is about 1e-4 of the magnitudes per layer;
+    over three layers and the softmax, 1e-3 relative holds whatever order a CPU sums in."""
+    task = get_task("mnist1d")
+    chosen = {"sgd": {"lr": 0.05}, "adam": {"lr": 0.003}}
+    result = slice_landscape(task, "cnn", chosen, steps=12, grid=5, points=4, eval_size=200)
+    assert result.loss.shape == (5, 5) and np.isfinite(result.loss).all()
+    assert [p.optimizer for p in result.paths] == ["sgd", "adam"]
+    assert all(p.sharpness is not None and p.sharpness > 0 for p in result.paths)
+    model = _init_model(task, "cnn", 0)
+    origin = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    paths, _, _ = slices._train(task, "cnn", chosen, 12, 100, 0, 3, None)
+    basis, pair = _endpoint_plane(origin, paths)
+    assert pair == result.through
+    index = slices.eval_indices(len(task.x_train), 200)
+    x, y = task.x_train[index], task.y_train[index]
+    names = [n for n, _ in model.named_parameters()]
+    for i, j in [(0, 0), (4, 4)]:
+        coords = torch.tensor([result.xs[j], result.ys[i]], dtype=torch.float64)
+        weights = (origin.double() + basis.double() @ coords).float()
+        params = dict(zip(names, [w[0] for w in _stack_weights(model, weights[None])]))
+        with torch.no_grad():
+            loss = float(task.loss_fn(functional_call(model, params, (x,)), y))
+        assert result.loss[i, j] == pytest.approx(loss, rel=1e-3)
