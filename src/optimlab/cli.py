@@ -1086,7 +1086,8 @@ class _progress:
         self.bar.close()
 
 
-TOUR_DB = os.path.join("optimlab-tour", "tour-runs.db")
+TOUR_DIR = "optimlab-tour"
+TOUR_DB = os.path.join(TOUR_DIR, "tour-runs.db")
 """Where ``optimlab tour`` (and so ``make demo``) keeps its sweeps, from the folder it ran in."""
 
 _READ_DB_HELP = (f"run store (default {DEFAULT_DB}; when there is none here but there is "
@@ -1221,9 +1222,10 @@ def run_serve(args: argparse.Namespace) -> str:
     except (OSError, OverflowError, UnicodeError, TypeError) as err:  # TypeError: an odd host name
         raise CLIError(f"cannot listen on {args.host}:{args.port}: "
                        f"{getattr(err, 'strerror', None) or err}") from None
+    folders = args.slices or [SLICE_DIR, TOUR_DIR]
     print(f"optimlab playground: http://{args.host}:{args.port}/ (run store {db.absolute()}; "
-          "Ctrl-C stops it)", file=sys.stderr)
-    serve(host=args.host, port=args.port, db_path=db)
+          f"slices from {', '.join(folders)}; Ctrl-C stops it)", file=sys.stderr)
+    serve(host=args.host, port=args.port, db_path=db, slices=folders)
     return "playground stopped"
 
 
@@ -1400,7 +1402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list the stored sweeps")
     p.add_argument("--db", help=_READ_DB_HELP)
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
-    p.add_argument("--out", default="optimlab-tour", help="folder (default optimlab-tour)")
+    p.add_argument("--out", default=TOUR_DIR, help=f"folder (default {TOUR_DIR})")
     p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for a check)")
     p = sub.add_parser("profile", help="AlgoPerf performance profile across sweeps")
     p.add_argument("sweep_ids", nargs="+", type=_whole(1), metavar="SWEEP_ID",
@@ -1413,6 +1415,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_whole(0, 65535), default=8000, help="port (default 8000)")
     p.add_argument("--db", default=DEFAULT_DB,
                    help=f"run store shown on the Runs tab (default {DEFAULT_DB})")
+    p.add_argument("--slices", action="append", type=_text("a folder"), metavar="FOLDER",
+                   help=f"folder whose slice.json files (optimlab slice --out) the Slices "
+                        f"tab shows; repeatable (default {SLICE_DIR} and the tour's "
+                        f"{TOUR_DIR})")
     p = sub.add_parser("report", help="rebuild a sweep's report")
     p.add_argument("sweep_id", type=_whole(1), help="the sweep (see `optimlab runs`)")
     p.add_argument("--out", required=True, help="folder for the report")

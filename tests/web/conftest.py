@@ -29,11 +29,32 @@ def sweep_db(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def client(sweep_db):
-    """The app over that store, in process (its startup warm-up run once)."""
+def slice_dir(tmp_path_factory):
+    """A slices folder as ``optimlab slice --out`` leaves it: one real slice of the digits
+    MLP (three optimizers, a 6 x 6 grid, a few seconds) two folders down, and a file that is
+    not a slice."""
+    import json
+
+    from optimlab.bench.slices import slice_landscape
+
+    root = tmp_path_factory.mktemp("slices")
+    result = slice_landscape("digits", "mlp", {"sgd": {"lr": 0.1}, "momentum": {"lr": 0.02},
+                                               "adam": {"lr": 0.003}},
+                             steps=30, grid=6, points=6, eval_size=200)
+    (root / "runs" / "digits").mkdir(parents=True)
+    (root / "runs" / "digits" / "slice.json").write_text(json.dumps(result.to_json()))
+    (root / "broken").mkdir()
+    (root / "broken" / "slice.json").write_text("{\"task\": 1}")
+    return root, result
+
+
+@pytest.fixture(scope="session")
+def client(sweep_db, slice_dir):
+    """The app over that store and those slices, in process (its startup warm-up run
+    once)."""
     from fastapi.testclient import TestClient
 
     from optimlab.web.server import create_app
 
-    with TestClient(create_app(sweep_db[0]), base_url=LOCAL) as test_client:
+    with TestClient(create_app(sweep_db[0], slices=[slice_dir[0]]), base_url=LOCAL) as test_client:
         yield test_client

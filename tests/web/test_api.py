@@ -735,3 +735,104 @@ def test_inspect_gives_the_gradient_the_state_and_the_step(client):
     bad = client.post("/api/inspect", json={"landscape": "rosenbrock",
                                             "optimizer": {"name": "adam", "hparams": {"lr": -1}}})
     assert bad.status_code == 422 and "lr" in json.dumps(bad.json()["detail"])
+
+
+# ----------------------------------------------------------------------------- basins
+
+
+def basins_body(**overrides):
+    body = {"landscape": "two_wells", "steps": 150, "grid": 6,
+            "optimizers": [{"name": "gd", "hparams": {"lr": 0.1}},
+                           {"name": "adam", "hparams": {"lr": 0.05}}]}
+    return {**body, **overrides}
+
+
+def test_basins_class_each_start_by_the_minimum_its_own_race_ends_in(client):
+    from optimlab.exhibits.basins import known_minima
+    from optimlab.landscapes import get
+
+    answer = client.post("/api/basins", json=basins_body())
+    assert answer.status_code == 200, answer.text
+    out = strict_json(answer)
+    land = get("two_wells")
+    minima = known_minima(land)
+    assert [m["name"] for m in out["minima"]] == [n for n, _ in minima]
+    assert len(out["xs"]) == len(out["ys"]) == 6 and out["steps"] == 150
+    (x0, x1), (y0, y1) = land.domain
+    assert out["radius"] == pytest.approx(0.05 * min(x1 - x0, y1 - y0))
+    for result in out["results"]:
+        assert len(result["basin"]) == 36 and set(result["basin"]) <= {-2, -1, 0, 1}
+        assert sum(result["shares"].values()) == pytest.approx(1.0)
+        # the oracle: a plain race of that optimizer from that start, its end classed by
+        # distance (every fifth start, row by row with y outer)
+        for k in range(0, 36, 5):
+            start = [out["xs"][k % 6], out["ys"][k // 6]]
+            alone = race(land, {result["name"]: {"lr": result["hparams"]["lr"]}}, start=start,
+                         steps=150)
+            end = np.asarray(alone.paths[result["name"]][-1])
+            near = [i for i, (_, p) in enumerate(minima)
+                    if np.linalg.norm(end - np.asarray(p)) <= out["radius"]]
+            assert result["basin"][k] == (near[0] if near else -1), (result["name"], start)
+    # each rule has its own map: Adam's sign-like steps end elsewhere from some starts
+    gd, adam = out["results"]
+    assert gd["basin"] != adam["basin"]
+
+
+@pytest.mark.parametrize("overrides, loc, match", [
+    ({"grid": 30, "steps": 2000}, ["body", "steps"], "member-steps; the limit is 500000"),
+    ({"landscape": "saddle"}, ["body", "landscape"], "no minimum"),
+    ({"grid": 31}, ["body", "grid"], "30"),
+    ({"radius": 0}, ["body", "radius"], "greater than 0"),
+    ({"steps": 0}, ["body", "steps"], "1"),
+])
+def test_basins_outside_the_rules_are_refused(client, overrides, loc, match):
+    answer = client.post("/api/basins", json=basins_body(**overrides))
+    assert answer.status_code == 422, answer.text
+    detail, = answer.json()["detail"]
+    assert detail["loc"] == loc and match in detail["msg"], detail
+
+
+# ----------------------------------------------------------------------------- learning rates
+
+
+def test_every_landscape_offers_a_rate_for_every_optimizer_with_one(client):
+    from optimlab.web.lrs import lr_names
+
+    names = set(lr_names())
+    for land in strict_json(client.get("/api/landscapes")):
+        missing = names - set(land["lrs"])
+        assert not missing, (f"{land['name']} has no playground rate for {sorted(missing)}: "
+                             f"run python -m optimlab.web.lrs")
+        assert all(v > 0 and math.isfinite(v) for v in land["lrs"].values())
+
+
+
+# ----------------------------------------------------------------------------- slices
+
+
+def test_slices_list_the_files_below_the_folders_and_give_each_whole(client, slice_dir):
+    listed = strict_json(client.get("/api/slices"))
+    assert [(s["id"], s["name"]) for s in listed] == [(1, "broken"), (2, "digits")]
+    assert "not a slice file" in listed[0]["error"]
+    result = slice_dir[1]
+    assert listed[1]["error"] is None and listed[1]["task"] == "digits"
+    assert listed[1]["optimizers"] == [p.optimizer for p in result.paths]
+    detail = strict_json(client.get("/api/slices/2"))
+    assert detail["through"] == list(result.through) and detail["steps"] == 30
+    np.testing.assert_allclose(np.asarray(detail["loss"], dtype=float), result.loss, rtol=1e-12)
+    for got, path in zip(detail["paths"], result.paths):
+        np.testing.assert_allclose(got["coords"], path.coords, rtol=1e-12)
+        assert got["sharpness"] == pytest.approx(path.sharpness)
+    assert client.get("/api/slices/3").status_code == 404
+    assert client.get("/api/slices/1").status_code == 503  # listed, but not a slice
+
+
+def test_no_slices_folder_means_no_slices(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from optimlab.web.server import create_app
+
+    app = create_app(None, warm=False, slices=[tmp_path / "missing"])
+    with TestClient(app, base_url=LOCAL) as fresh:
+        assert fresh.get("/api/slices").json() == []
+        assert fresh.get("/api/slices/1").status_code == 404

@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from optimlab.web.lrs import rates_for
+
 from .conftest import ARTIFACTS
 
 CHROMIUM = os.environ.get("OPTIMLAB_CHROMIUM", "/usr/bin/chromium")
@@ -50,7 +52,7 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(sweep_db):
+def server(sweep_db, slice_dir):
     """The playground on a free loopback port, in a background thread."""
     import uvicorn
 
@@ -59,7 +61,8 @@ def server(sweep_db):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(sweep_db[0]), host="127.0.0.1", port=port,
+    config = uvicorn.Config(create_app(sweep_db[0], slices=[slice_dir[0]]), host="127.0.0.1",
+                            port=port,
                             log_level="warning")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -97,6 +100,16 @@ def _until(page, expression, timeout=TIMEOUT_MS / 1000):
     while not page.evaluate(f"() => Boolean({expression})"):
         assert time.time() < deadline, f"timed out waiting for {expression}"
         time.sleep(0.05)
+
+
+def _num(value: float) -> str:
+    """A number as JavaScript's String() writes it (1, not 1.0)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _options(page) -> dict[str, str]:
+    """The URL's optimizers: name -> its "k=v;k=v" (its lr always among them)."""
+    return dict((o.split(":") + [""])[:2] for o in parse_qs(urlparse(page.url).query)["o"])
 
 
 def _open(page, query=""):
@@ -203,8 +216,9 @@ def test_tuning_3d_and_the_url_state(page):
     _until(page, "document.getElementById('map').data[0].type === 'contour'")
     # the link reproduces the configuration, and races it
     query = urlparse(page.url).query
+    gd_lr = rates_for("rosenbrock")["gd"]  # the landscape's rate, written out: links keep it
     assert {k: v for k, v in parse_qs(query).items() if k in ("tune", "race", "s", "o")} == {
-        "tune": ["1"], "race": ["1"], "s": ["-1.5,2.5"], "o": ["gd", "adam:lr=0.01"]}
+        "tune": ["1"], "race": ["1"], "s": ["-1.5,2.5"], "o": [f"gd:lr={_num(gd_lr)}", "adam:lr=0.01"]}
     _open(page, "?" + query)
     page.wait_for_selector("body[data-raced='1']")
     _scrub(page, -1)
@@ -254,13 +268,14 @@ def test_auto_numbers_and_cautious_switch_go_into_the_url_and_the_race(page):
     page.dispatch_event(value, "change")
     assert not page.is_checked(auto)
     page.check(".opt[data-name='adam'] input[aria-label='adam cautious']")
-    options = parse_qs(urlparse(page.url).query)["o"]
-    assert "prodigy:growth_rate=1.05" in options and "adam:cautious=true" in options
+    options = _options(page)
+    assert "growth_rate=1.05" in options["prodigy"].split(";")
+    assert "cautious=true" in options["adam"].split(";")
     _race(page, watch=False)
     used = page.text_content(".opt[data-name='prodigy'] .used")
     assert "growth_rate=1.05" in used, used
     page.check(auto)
-    assert "prodigy" in parse_qs(urlparse(page.url).query)["o"]
+    assert _options(page)["prodigy"] == f"lr={_num(rates_for('rosenbrock')['prodigy'])}"
     _race(page, watch=False)
     assert "growth_rate=–" in page.text_content(".opt[data-name='prodigy'] .used")
     # a link with null (auto) restores the switch
@@ -336,3 +351,127 @@ def test_a_link_restores_starts_fan_and_step_by_step_and_races_them(page):
     assert "momentum_buffer (direction)" in page.text_content("#inspect-table")
     _scrub(page, -1)
     _shot(page, "restored_from_url.png")
+
+
+def test_the_info_button_shows_the_card_without_choosing_the_optimizer(page):
+    _open(page, "?l=rosenbrock&o=adam")
+    before = page.url
+    page.click(".opt[data-name='lion'] .info-btn")
+    page.wait_for_selector("#about[open]")
+    assert page.text_content("#about h3").startswith("lion")
+    assert page.locator("#about .katex").count() == 1 and page.locator(".katex-error").count() == 0
+    assert not page.is_checked(".opt[data-name='lion'] input[type=checkbox]")
+    assert page.url == before and page.locator("#info .card").count() == 1
+    _shot(page, "about_dialog.png")
+    page.click("#about-close")
+    _until(page, "!document.getElementById('about').open")
+    # a chosen optimizer's button goes to its card in the page, no dialog
+    page.click(".opt[data-name='adam'] .info-btn")
+    _until(page, "document.getElementById('info-adam').classList.contains('flash')")
+    assert not page.evaluate("document.getElementById('about').open")
+
+
+def test_before_the_first_race_the_axes_and_every_label_read_whole(page):
+    _open(page, "?l=rosenbrock&n=300&o=psgdkron&o=adamw")
+    layout = page.evaluate("document.getElementById('loss').layout")
+    assert layout["xaxis"]["range"] == [0, 300]
+    low, high = layout["yaxis"]["range"]  # decades of f - f_min over the map
+    assert layout["yaxis"]["type"] == "log" and low < 0 < 3 < high
+    page.fill("#steps", "80")
+    page.dispatch_event("#steps", "change")
+    _until(page, "document.getElementById('loss').layout.xaxis.range[1] === 80")
+    # no hyperparameter name is cut, and none breaks inside a word
+    labels = page.evaluate("""() => [...document.querySelectorAll('.opt.on .hp > span')]
+        .filter((s) => s.textContent).map((s) => ({text: s.textContent,
+        cut: s.scrollWidth > s.clientWidth, lines: Math.round(s.getBoundingClientRect().height
+          / parseFloat(getComputedStyle(s).lineHeight))}))""")
+    names = {label["text"].replace("\u200b", "") for label in labels}
+    assert {"pre_conditioner_update_probability", "weight_decay"} <= names, names
+    assert not [label for label in labels if label["cut"]], labels
+    for label in labels:  # a name spans as many lines as it has underscore-joined parts
+        assert label["lines"] <= label["text"].count("_") + 1, label
+    desc = page.evaluate("(() => { const d = document.getElementById('landscape-desc'); "
+                         "return [d.scrollHeight, d.clientHeight]; })()")
+    assert desc[0] <= desc[1] + 1, desc  # the description is shown whole
+    _shot(page, "before_the_first_race.png")
+
+
+def test_learning_rates_start_at_the_landscapes_rate_and_follow_it(page):
+    _open(page)  # a first visit: gd, momentum and adam on rosenbrock
+    lr = ".opt[data-name='adam'] input[aria-label='adam lr value']"
+    rosenbrock, two_wells = rates_for("rosenbrock"), rates_for("two_wells")
+    assert float(page.input_value(lr)) == rosenbrock["adam"] != 0.001
+    page.select_option("#landscape", "two_wells")
+    _until(page, f"document.querySelector(\"{lr}\").value === '{_num(two_wells['adam'])}'")
+    assert float(page.input_value(".opt[data-name='gd'] input[aria-label='gd lr value']")) == \
+        two_wells["gd"]
+    # a rate the user typed stays when the landscape changes
+    page.fill(lr, "0.0123")
+    page.press(lr, "Enter")
+    page.select_option("#landscape", "himmelblau")
+    _until(page, "document.getElementById('map').layout.xaxis.range[1] === 5")
+    assert page.input_value(lr) == "0.0123"
+    assert float(page.input_value(".opt[data-name='gd'] input[aria-label='gd lr value']")) == \
+        rates_for("himmelblau")["gd"]
+
+
+def test_the_basins_view_maps_every_start_and_a_link_restores_it(page):
+    _open(page, "?l=two_wells&n=150&o=gd:lr=0.1&o=momentum:lr=0.1&o=adam:lr=0.05")
+    page.check("#basins")
+    assert page.is_hidden("#race-plots") and page.is_visible("#basins-view")
+    assert page.text_content("#race") == "Map basins"
+    page.fill("#basins-grid", "8")
+    page.dispatch_event("#basins-grid", "change")
+    page.click("#race")
+    page.wait_for_selector("body[data-basins='1']")
+    assert page.locator(".basin-plot").count() == 3
+    z = page.evaluate("document.querySelector('.basin-plot').data[0].z")
+    assert len(z) == 8 and all(len(row) == 8 for row in z)
+    rows = page.locator("#basins-table tbody tr")
+    assert rows.count() == 3
+    for i in range(3):
+        shares = [int(c.rstrip("%")) for c in rows.nth(i).locator("td.num").all_text_contents()]
+        assert abs(sum(shares) - 100) <= len(shares)  # whole percents, rounded
+    query = parse_qs(urlparse(page.url).query)
+    assert query["b"] == ["1"] and query["bg"] == ["8"] and query["race"] == ["1"]
+    _shot(page, "basins.png")
+    # the link maps the same basins on opening
+    codes = page.evaluate("[...document.querySelectorAll('.basin-plot')].map((d) => d.data[0].z)")
+    _open(page, "?" + urlparse(page.url).query)
+    page.wait_for_selector("body[data-basins='1']")
+    assert page.is_checked("#basins") and page.input_value("#basins-grid") == "8"
+    assert page.evaluate("[...document.querySelectorAll('.basin-plot')].map((d) => d.data[0].z)") == codes
+    # back to racing: the race view returns
+    page.uncheck("#basins")
+    assert page.is_visible("#race-plots") and page.text_content("#race") == "Race"
+
+
+def test_the_slices_tab_shows_a_real_networks_slice_and_a_link_restores_it(page, slice_dir):
+    _open(page)
+    page.click("#tab-slices")
+    page.wait_for_selector("#slice-list tbody tr")
+    assert page.locator("#slice-list tbody tr").count() == 2  # the slice and the broken file
+    broken = page.locator("#slice-list tbody tr.broken")
+    assert broken.count() == 1 and "not a slice file" in broken.text_content()
+    page.click("#slice-list tbody tr:not(.broken)")
+    page.wait_for_selector("body[data-slice='2']")  # ids in path order: broken/, runs/
+    result = slice_dir[1]
+    paths = page.evaluate("document.getElementById('slice-map').data.filter((t) => t.meta === 'path')"
+                          ".map((t) => [t.name, t.x.length])")
+    assert [(n.split(" ")[0], k) for n, k in paths] == [(p.optimizer, len(p.coords))
+                                                       for p in result.paths]
+    z = page.evaluate("document.getElementById('slice-map').data[0].z")
+    assert len(z) == len(result.ys) and len(z[0]) == len(result.xs)
+    assert page.evaluate("document.getElementById('slice-interp').data.length") == \
+        len(result.interpolation)
+    rows = page.locator("#slice-table tbody tr")
+    assert rows.count() == len(result.paths)
+    cells = rows.first.locator("td").all_text_contents()
+    assert cells[0] == result.paths[0].optimizer and "%" in cells[5]
+    assert float(cells[4]) == pytest.approx(result.paths[0].sharpness, rel=1e-3)  # 4 digits
+    query = parse_qs(urlparse(page.url).query)
+    assert query["tab"] == ["slices"] and query["slice"] == ["2"]
+    _shot(page, "slice.png")
+    _open(page, "?" + urlparse(page.url).query)
+    page.wait_for_selector("body[data-slice='2']")
+    assert page.is_visible("#slices-view") and not page.is_visible("#race-view")

@@ -8,8 +8,8 @@ check), never by the server's validation.
 Deterministic and bounded: :data:`EXAMPLES` generated requests per operation
 (``derandomize``), plus schemathesis's coverage phase, which sends each bound and the value
 just past it, each wrong type and each undocumented method once (a fixed set, from the
-schema): 3161 requests in all today, about 30 s on 2 cores. A race's steps are cut to at
-most :data:`FUZZ_STEPS` so that a request costs milliseconds (the limits themselves, work
+schema). A race's steps are cut to at most :data:`FUZZ_STEPS`, and a basins map's grid to
+:data:`FUZZ_GRID` starts per side, so that a request costs milliseconds (the limits themselves, work
 budget included, are tested in ``test_api.py``). The counts go to
 ``test-artifacts/web/fuzz.json`` and are printed (``pytest -s``) at the end of the module.
 """
@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from optimlab.web.models import LANDSCAPE_PARAMS, MAX_STEPS  # noqa: E402
+from optimlab.web.models import LANDSCAPE_PARAMS, MAX_BASIN_GRID, MAX_STEPS  # noqa: E402
 from optimlab.web.server import create_app  # noqa: E402
 
 from .conftest import ARTIFACTS, LOCAL  # noqa: E402
@@ -57,8 +57,12 @@ STATUSES: dict[str, Counter] = {}
 REFUSED_VALID: Counter = Counter()
 
 #: The rules the schema cannot state (two fields together, or the optimizer's own checks),
-#: named in ``RaceRequest``'s description: a request the schema allows may still break one.
-CROSS_FIELD = ("start", "starts", "fan", "params", "steps", "hparams", *LANDSCAPE_PARAMS)
+#: named in ``RaceRequest``'s and ``BasinsRequest``'s descriptions (a basins map needs a
+#: landscape with a minimum): a request the schema allows may still break one.
+CROSS_FIELD = ("start", "starts", "fan", "params", "steps", "hparams", "landscape",
+               *LANDSCAPE_PARAMS)
+#: Most starts per side of a fuzzed basins map (a valid ``grid`` is cut to 2..FUZZ_GRID).
+FUZZ_GRID = 4
 
 
 #: The app under test; its run store is set by :func:`_store` (schemathesis reads the schema
@@ -79,13 +83,19 @@ def _store(sweep_db):
 
 
 def _cheap(case) -> None:
-    """Cut a valid race's steps (and give a default) so one request costs milliseconds."""
+    """Cut a valid race's steps (and give a default), and a basins map's grid, so one
+    request costs milliseconds."""
     body = case.body
-    if not (isinstance(body, dict) and case.path in ("/api/race", "/api/inspect")):
+    if not (isinstance(body, dict) and case.path in ("/api/race", "/api/inspect",
+                                                      "/api/basins")):
         return
     steps = body.get("steps", 500)
     if isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= MAX_STEPS:
         body["steps"] = 1 + (steps - 1) % FUZZ_STEPS
+    grid = body.get("grid", 15)
+    if case.path == "/api/basins" and isinstance(grid, int) and not isinstance(grid, bool) \
+            and 2 <= grid <= MAX_BASIN_GRID:
+        body["grid"] = 2 + (grid - 2) % (FUZZ_GRID - 1)
 
 
 def _positive(case) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 import time
 from collections.abc import Callable
@@ -255,12 +256,15 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
     return section, sweeps, profile
 
 
-def _slice(quick: bool, say: Callable[[str], None]) -> _Section:
+def _slice(out: Path, quick: bool, say: Callable[[str], None]) -> _Section:
     """Four optimizers' paths on one plane of the MNIST-1D MLP's loss landscape, the
-    interpolation between their solutions and their sharpness."""
+    interpolation between their solutions and their sharpness; the slice is also written
+    to ``out/slice/slice.json``, where the playground's Slices tab finds it."""
     say("a slice of the MNIST-1D MLP's loss landscape")
     result = slice_landscape("mnist1d", "mlp", DEFAULT_OPTIMIZERS, steps=60 if quick else 2000,
                              grid=9 if quick else 41, points=10 if quick else 50)
+    (out / "slice").mkdir(exist_ok=True)
+    (out / "slice" / "slice.json").write_text(json.dumps(result.to_json()))
     paths = {p.optimizer: p for p in result.paths}
     lead = [
         "Every optimizer here trains the same MLP from the same initial weights on the same "
@@ -522,7 +526,7 @@ def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -
             section.lead = section.lead or RACE_LEADS.get((what, bool(noise)), [])
         mnist1d, sweep_id = _mnist1d(store, out, quick, say)
         across, sweeps, profile = _profile(store, sweep_id, out, quick, say)
-        sections += [mnist1d, across, _slice(quick, say), _variants(say),
+        sections += [mnist1d, across, _slice(out, quick, say), _variants(say),
                      _evidence(store, sweeps, profile)]
     finally:
         store.close()

@@ -26,7 +26,7 @@ from ..optim.registry import resolve
 from .base import Demo, pyplot
 
 __all__ = ["BASIN_OPTIMIZERS", "BasinsDemo", "basins", "known_minima", "NOT_SETTLED",
-           "DIVERGED"]
+           "DIVERGED", "BASIN_COLORS", "NOT_SETTLED_COLOR", "DIVERGED_COLOR", "basin_color"]
 
 #: per landscape: label -> registry name and hyperparameters (rates stable on it, fixed:
 #: a rate tuned from one start says nothing about the others)
@@ -48,7 +48,20 @@ BASIN_OPTIMIZERS: dict[str, dict[str, dict]] = {
 #: basin codes for runs that end near no known minimum, and runs that diverged
 NOT_SETTLED, DIVERGED = -1, -2
 
-_BASIN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+#: the colour of each known minimum's basin (in order, repeating), of starts that settled
+#: near none, and of starts that diverged: the same in the pictures and the playground
+BASIN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+NOT_SETTLED_COLOR, DIVERGED_COLOR = "#bbbbbb", "#000000"
+
+
+def basin_color(code: int) -> str:
+    """The colour of a basin code: a minimum's index, :data:`NOT_SETTLED` or
+    :data:`DIVERGED`."""
+    if code == DIVERGED:
+        return DIVERGED_COLOR
+    if code == NOT_SETTLED:
+        return NOT_SETTLED_COLOR
+    return BASIN_COLORS[code % len(BASIN_COLORS)]
 
 
 def known_minima(landscape: Landscape) -> tuple[tuple[str, tuple[float, ...]], ...]:
@@ -175,8 +188,8 @@ class BasinsDemo(Demo):
         labels = list(self.basin)
         fig, axes = plt.subplots(1, len(labels), figsize=(4.2 * len(labels), 5.4),
                                  layout="constrained", squeeze=False)
-        colors = [_BASIN_COLORS[i % len(_BASIN_COLORS)] for i in range(len(self.minima))]
-        palette = np.array(["#000000", "#bbbbbb"] + colors)  # diverged, not settled, minima
+        colors = [basin_color(i) for i in range(len(self.minima))]
+        palette = np.array([basin_color(DIVERGED), basin_color(NOT_SETTLED)] + colors)
         (x0, x1), (y0, y1) = self.landscape.domain
         gx, gy = np.meshgrid(np.linspace(x0, x1, 150), np.linspace(y0, y1, 150))
         gz = self.landscape.f(torch.from_numpy(np.stack([gx, gy], -1))).numpy()

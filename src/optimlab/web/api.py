@@ -36,13 +36,15 @@ from ..landscapes.race import run_fan
 from ..optim import palette as _palette
 from ..optim.registry import available, resolve
 from . import hparams as hp
-from .models import GRID_MAX, GRID_MIN, MAX_ID, MAX_POINTS, MAX_WORK, TUNE_RACERS, work
+from .lrs import rates_for
+from .models import GRID_MAX, GRID_MIN, MAX_BASIN_WORK, MAX_ID, MAX_POINTS, MAX_WORK, TUNE_RACERS, work
 
 if TYPE_CHECKING:
     from .models import RaceRequest
 
 __all__ = ["RequestError", "Cancelled", "RaceControl", "COLORS", "COLOR_FIRST", "colors",
-           "landscapes", "landscape", "grid", "grid_json", "optimizers", "run_race", "sweeps",
+           "landscapes", "landscape", "grid", "grid_json", "optimizers", "run_race", "run_inspect",
+           "run_basins", "slices", "slice_detail", "slice_files", "sweeps",
            "sweep_detail", "dumps", "finite_list"]
 
 #: The page's colours: the catalog's palette (:mod:`optimlab.optim.palette`), so an
@@ -161,7 +163,7 @@ def _landscape_info(land: Landscape) -> dict:
             "minima": [list(map(float, m)) for m in land.minima],
             "min_value": float(land.min_value), "start": list(map(float, land.start)),
             "log_scale": bool(land.log_scale), "challenges": list(land.challenges),
-            "params": _jsonable(land.params)}
+            "params": _jsonable(land.params), "lrs": rates_for(land.name)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -474,6 +476,127 @@ def run_inspect(request) -> dict:
             "grad": [finite_list(g) for g in run["grad"]],
             "update": [finite_list(u) for u in run["update"]], "state": state,
             "diverged": run["diverged"]}
+
+
+def run_basins(request, control: RaceControl | None = None) -> dict:
+    """``POST /api/basins``: which minimum each optimizer reaches from each start of a grid
+    (:func:`optimlab.exhibits.basins`, one batch; see :class:`BasinsResponse`).
+
+    Raises :class:`RequestError` past the work budget (:data:`MAX_BASIN_WORK` member-steps),
+    for a landscape without a known minimum, or when an
+    optimizer refuses its hyperparameters, and :class:`Cancelled` when ``control`` is
+    cancelled while it runs."""
+    from ..exhibits.basins import DIVERGED, NOT_SETTLED, basin_color, basins, known_minima
+
+    began = time.perf_counter()
+    land = _request_landscape(request)
+    if not known_minima(land):
+        raise RequestError(("landscape",), f"{land.name} has no minimum for a run to end in "
+                                           f"(it is unbounded below): a basins map needs one")
+    entries = _entries(request.optimizers)
+    cost = request.grid ** 2 * request.steps * len(entries)
+    if cost > MAX_BASIN_WORK:
+        raise RequestError(("steps",), f"the basins map is too big: {request.grid}x"
+                                       f"{request.grid} starts x {request.steps} steps x "
+                                       f"{len(entries)} optimizers comes to {cost} "
+                                       f"member-steps; the limit is {MAX_BASIN_WORK} (fewer "
+                                       f"starts, steps or optimizers)")
+    (x0, x1), (y0, y1) = land.domain
+    radius = float(request.radius) if request.radius is not None else \
+        0.05 * min(x1 - x0, y1 - y0)
+    raced = land if control is None else control.watch(land)
+
+    def run(chosen):
+        return basins(raced, {label: {"name": name, **h} for label, name, h in chosen},
+                      grid=request.grid, steps=request.steps, radius=radius)
+
+    try:
+        demo = run(entries)
+    except _RUN_ERRORS as err:
+        raise _blame(run, entries, err) from None
+    shares = demo.fractions()
+    results = [{"label": label, "name": name,
+                "hparams": _jsonable({k: v for k, v in demo.hparams[label].items()
+                                      if k != "name"}),
+                "basin": [int(b) for b in demo.basin[label]], "shares": shares[label]}
+               for label, name, _ in entries]
+    return {"landscape": land.name, "params": _jsonable(land.params), "grid": demo.grid,
+            "steps": demo.steps, "radius": radius, "xs": finite_list(demo.xs),
+            "ys": finite_list(demo.ys),
+            "minima": [{"name": n, "point": list(map(float, p)), "color": basin_color(i)}
+                       for i, (n, p) in enumerate(demo.minima)],
+            "colors": {"not settled": basin_color(NOT_SETTLED),
+                       "diverged": basin_color(DIVERGED)},
+            "results": results, "elapsed_ms": round((time.perf_counter() - began) * 1e3, 2)}
+
+
+# ----------------------------------------------------------------------------- slices
+
+#: The file ``optimlab slice`` writes, and how deep below a slices folder it is looked for.
+SLICE_FILE, SLICE_DEPTH = "slice.json", 3
+#: The keys a slice file must have to be shown (:meth:`optimlab.bench.slices.Slice.to_json`).
+_SLICE_KEYS = ("task", "model", "metric", "steps", "plane", "through", "on", "xs", "ys", "loss",
+               "paths", "interpolation")
+
+
+def slice_files(folders: Sequence) -> list[Path]:
+    """Every ``slice.json`` at most :data:`SLICE_DEPTH` folders below each of ``folders``
+    (a folder that does not exist holds none), sorted by path; a file is its own list."""
+    found = set()
+    for folder in folders or ():
+        folder = Path(folder)
+        if folder.is_file():
+            found.add(folder.resolve())
+            continue
+        for depth in range(SLICE_DEPTH + 1):
+            found.update(p.resolve() for p in folder.glob("/".join(["*"] * depth + [SLICE_FILE]))
+                         if p.is_file())
+    return sorted(found)
+
+
+def _read_slice(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RequestError(("path", "slice_id"), f"the slice file cannot be read "
+                                                 f"({type(err).__name__})", status=503) from None
+    missing = [k for k in _SLICE_KEYS if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise RequestError(("path", "slice_id"), f"not a slice file: it lacks "
+                                                 f"{', '.join(missing)}", status=503)
+    return data
+
+
+def slices(folders: Sequence) -> list[dict]:
+    """The slices found in ``folders`` (``optimlab slice --out``): id (1, 2, ... in path
+    order), the folder's name, task, model, optimizers, grid size and when it was written.
+    A file that cannot be read is listed with its ``error``."""
+    out = []
+    for i, path in enumerate(slice_files(folders), start=1):
+        row = {"id": i, "name": path.parent.name, "modified": time.strftime(
+            "%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))}
+        try:
+            data = _read_slice(path)
+        except RequestError as err:
+            out.append({**row, "error": str(err)})
+            continue
+        out.append({**row, "task": data["task"], "model": data["model"],
+                    "optimizers": [p.get("optimizer") for p in data["paths"]],
+                    "grid": [len(data["xs"]), len(data["ys"])], "error": None})
+    return out
+
+
+def slice_detail(folders: Sequence, slice_id: int) -> dict:
+    """One slice file's content (:meth:`~optimlab.bench.slices.Slice.to_json`), its
+    non-finite numbers made ``None``; 404 for an id no file has."""
+    files = slice_files(folders)
+    if isinstance(slice_id, bool) or not isinstance(slice_id, int) \
+            or not 1 <= slice_id <= len(files):
+        raise RequestError(("path", "slice_id"), f"no slice {slice_id}: "
+                                                 f"{len(files)} slice files are shown",
+                           status=404)
+    path = files[slice_id - 1]
+    return {"id": slice_id, "name": path.parent.name, **_jsonable(_read_slice(path))}
 
 
 # ----------------------------------------------------------------------------- sweeps

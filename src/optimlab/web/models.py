@@ -74,8 +74,10 @@ __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "
            "MAX_ID", "TUNE_RACERS", "LANDSCAPE_PARAMS", "limits", "work", "whole",
            "RaceMetricsModel", "RaceResultModel", "RaceResponse", "ExtraPathModel",
            "StateEntryModel", "InspectResponse", "MAX_STARTS", "MAX_FAN", "MAX_FAN_FACTOR",
-           "MAX_INSPECT_STEPS", "HyperparameterModel",
+           "MAX_INSPECT_STEPS", "MAX_BASIN_GRID", "MAX_BASIN_STEPS", "MAX_BASIN_WORK", "BasinResultModel",
+           "BasinsResponse", "HyperparameterModel",
            "OptimizerModel", "LandscapeModel", "GridResponse", "SweepModel", "SweepDetail",
+           "SliceModel", "SliceDetail",
            "ErrorResponse", "LimitsModel"]
 
 #: Most steps a race may take.
@@ -106,6 +108,11 @@ MAX_ID = 2**63 - 1
 MAX_STARTS, MAX_FAN, MAX_FAN_FACTOR = 16, 9, 100.0
 #: Most steps ``POST /api/inspect`` records.
 MAX_INSPECT_STEPS = 1000
+#: ``POST /api/basins``: most starts per side of its grid, most steps per run, and most
+#: member-steps (``grid**2 x steps x optimizers``: every start of every optimizer is one
+#: member of one batch). Measured on a 2-core CPU: 1 us per member-step for Adam or SGD,
+#: 40-60 for SOAP, Shampoo, SAM and Prodigy, 360 for L-BFGS.
+MAX_BASIN_GRID, MAX_BASIN_STEPS, MAX_BASIN_WORK = 30, 2000, 500_000
 
 
 def limits() -> dict:
@@ -115,7 +122,9 @@ def limits() -> dict:
             "max_points": MAX_POINTS, "grid_min": GRID_MIN, "grid_max": GRID_MAX,
             "grid_default": GRID_DEFAULT, "max_label": MAX_LABEL, "max_coord": MAX_COORD,
             "max_kappa": MAX_KAPPA, "max_starts": MAX_STARTS, "max_fan": MAX_FAN,
-            "max_fan_factor": MAX_FAN_FACTOR, "max_inspect_steps": MAX_INSPECT_STEPS}
+            "max_fan_factor": MAX_FAN_FACTOR, "max_inspect_steps": MAX_INSPECT_STEPS,
+            "max_basin_grid": MAX_BASIN_GRID, "max_basin_steps": MAX_BASIN_STEPS,
+            "max_basin_work": MAX_BASIN_WORK}
 
 
 def work(steps: int, optimizers: int, tune: bool, starts: int = 0, fan: int = 0) -> int:
@@ -220,7 +229,7 @@ Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD
 #: The models built from the catalogs (on first use, not on import: building the landscapes
 #: and optimizers they list takes seconds and runs autograd).
 _LAZY = ("OPTIMIZERS", "HYPERPARAMETER_MODELS", "OptimizerSpec", "LANDSCAPES",
-         "LandscapeParams", "GridQuery", "RaceRequest", "InspectRequest")
+         "LandscapeParams", "GridQuery", "RaceRequest", "InspectRequest", "BasinsRequest")
 
 
 def __getattr__(name: str) -> Any:
@@ -352,11 +361,35 @@ def _built() -> dict:
 
     InspectRequest.__module__ = __name__
     InspectRequest.__qualname__ = "InspectRequest"
+
+    class BasinsRequest(BaseModel):
+        """``POST /api/basins``: every optimizer from every start of a ``grid`` x ``grid``
+        tiling of the landscape's domain, all of them one batch; each start is classed by
+        the known minimum its run ends within ``radius`` of. ``grid**2 x steps x
+        optimizers <= 500000`` member-steps (422 naming ``steps`` otherwise)."""
+
+        model_config = _STRICT
+
+        landscape: Literal[landscapes] = Field(description="a 2-D landscape")
+        params: landscape_params = Field(default_factory=landscape_params,
+                                         description="landscape parameters, e.g. kappa")
+        optimizers: list[racer] = Field(min_length=1, max_length=MAX_OPTIMIZERS,
+                                        description="the optimizers, at fixed rates")
+        steps: whole(ge=1, le=MAX_BASIN_STEPS) = Field(
+            300, description=f"steps per run; grid**2 x steps x optimizers <= "
+                             f"{MAX_BASIN_WORK}")
+        grid: whole(ge=2, le=MAX_BASIN_GRID) = Field(15, description="starts per side")
+        radius: Optional[Annotated[float, Strict(), Field(gt=0, le=MAX_COORD)]] = Field(
+            None, description="a run counts for a minimum when it ends within this distance "
+                              "of it (default: 5% of the domain's narrower side)")
+
+    BasinsRequest.__module__ = __name__
+    BasinsRequest.__qualname__ = "BasinsRequest"
     return {"OPTIMIZERS": optimizers, "HYPERPARAMETER_MODELS": hyperparameters,
             "OptimizerSpec": racer, "LANDSCAPES": landscapes,
             "LandscapeParams": landscape_params,
             "GridQuery": grid_query, "RaceRequest": RaceRequest,
-            "InspectRequest": InspectRequest}
+            "InspectRequest": InspectRequest, "BasinsRequest": BasinsRequest}
 
 
 class RaceMetricsModel(BaseModel):
@@ -423,6 +456,37 @@ class InspectResponse(BaseModel):
     update: list[list[float | None]]
     state: list[StateEntryModel]
     diverged: bool
+
+
+class BasinResultModel(BaseModel):
+    """One optimizer's basins: per start (row by row, y outer) the index into ``minima`` of
+    the minimum its run ended in, -1 (ended near none: not settled) or -2 (diverged), and
+    the share of starts of each class."""
+
+    label: str
+    name: str
+    hparams: dict
+    basin: list[int]
+    shares: dict[str, float]
+
+
+class BasinsResponse(BaseModel):
+    """``POST /api/basins``'s answer: the start grid's centres ``xs`` and ``ys``, the minima
+    classed by (with the colour of each class), and each optimizer's basins."""
+
+    landscape: str
+    params: dict
+    grid: int
+    steps: int
+    radius: float
+    xs: list[float]
+    ys: list[float]
+    #: ``{"name", "point", "color"}`` per minimum (basin code = its index)
+    minima: list[dict]
+    #: the colours of "not settled" (code -1) and "diverged" (code -2)
+    colors: dict[str, str]
+    results: list[BasinResultModel]
+    elapsed_ms: float
 
 
 class RaceResponse(BaseModel):
@@ -496,6 +560,9 @@ class LandscapeModel(BaseModel):
     log_scale: bool
     challenges: list[str]
     params: dict
+    #: the learning rate the page starts each optimizer at on this landscape
+    #: (:mod:`optimlab.web.lrs`, the rule of :mod:`optimlab.landscapes.suggest`)
+    lrs: dict[str, float]
 
 
 class GridResponse(BaseModel):
@@ -539,6 +606,42 @@ class SweepDetail(BaseModel):
     summary_text: str
 
 
+class SliceModel(BaseModel):
+    """``GET /api/slices``: one slice file (``error`` says why one cannot be shown)."""
+
+    id: int
+    name: str
+    modified: str
+    task: str | None = None
+    model: str | None = None
+    optimizers: list[str] | None = None
+    grid: list[int] | None = None
+    error: str | None = None
+
+
+class SliceDetail(BaseModel):
+    """``GET /api/slices/{id}``: a slice (:meth:`optimlab.bench.slices.Slice.to_json`): the
+    loss on a grid over a plane through the shared initialisation, each optimizer's path
+    projected on it with its distance off the plane, the interpolation curves, and each
+    solution's sharpness and test metric."""
+
+    id: int
+    name: str
+    task: str
+    model: str
+    metric: str
+    steps: int
+    plane: str
+    through: list[str]
+    on: str
+    xs: list[float]
+    ys: list[float]
+    loss: list[list[float | None]]
+    paths: list[dict]
+    interpolation: dict
+    seconds: dict = {}
+
+
 class ErrorResponse(BaseModel):
     """A 4xx answer: ``message`` in words, ``detail`` field by field."""
 
@@ -566,3 +669,6 @@ class LimitsModel(BaseModel):
     max_fan: int
     max_fan_factor: float
     max_inspect_steps: int
+    max_basin_grid: int
+    max_basin_steps: int
+    max_basin_work: int

@@ -16,6 +16,13 @@ Endpoints (all JSON; limits in :mod:`optimlab.web.models`):
 ``POST /api/race``
     a race (:class:`~optimlab.web.models.RaceRequest`): paths, losses, the values used and
     the metrics (final loss, distance to minimum, steps to tolerance, diverged).
+``POST /api/inspect``
+    one optimizer step by step: the gradient, its state and the step taken at each step.
+``POST /api/basins``
+    basins of attraction: the minimum each optimizer reaches from each start of a grid.
+``GET /api/slices``, ``GET /api/slices/{id}``
+    the slices of real networks' loss landscapes found in the slices folders
+    (``optimlab slice``); one slice's grid, paths, interpolation and sharpness.
 ``GET /api/sweeps``, ``GET /api/sweeps/{id}``
     the sweeps of the run store; one sweep's summary, mean curves and text table.
 
@@ -64,6 +71,7 @@ from . import api, models
 from . import hparams as hp
 from .models import (
     MAX_ID,
+    BasinsResponse,
     ErrorResponse,
     GridResponse,
     InspectResponse,
@@ -71,6 +79,8 @@ from .models import (
     LimitsModel,
     OptimizerModel,
     RaceResponse,
+    SliceDetail,
+    SliceModel,
     SweepDetail,
     SweepModel,
     limits,
@@ -317,10 +327,12 @@ def warm_up() -> None:
                                     optimizers=[{"name": "adam"}, {"name": "sam"}]))
 
 
-async def _race(body: "models.RaceRequest", request: Request) -> Response:
-    """Run a race in a worker thread; stop it when the client goes away."""
+async def _race(body, request: Request, run=None) -> Response:
+    """Run a race (``run``: :func:`api.run_race`, or another function of a request and a
+    :class:`~optimlab.web.api.RaceControl`) in a worker thread; stop it when the client
+    goes away."""
     control = api.RaceControl()
-    task = asyncio.ensure_future(run_in_threadpool(api.run_race, body, control))
+    task = asyncio.ensure_future(run_in_threadpool(run or api.run_race, body, control))
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
@@ -337,16 +349,18 @@ async def _race(body: "models.RaceRequest", request: Request) -> Response:
 
 
 def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
-               hosts: Sequence[str] | None = LOOPBACK_HOSTS) -> FastAPI:
+               hosts: Sequence[str] | None = LOOPBACK_HOSTS,
+               slices: Sequence[str | os.PathLike] = ()) -> FastAPI:
     """The playground app. ``db_path`` is the run store the Runs tab reads (read-only; a
-    missing file shows no sweeps). ``warm`` runs :func:`warm_up` when the server starts
+    missing file shows no sweeps). ``slices`` are folders (or files) whose ``slice.json``
+    files (``optimlab slice``) the Slices tab shows. ``warm`` runs :func:`warm_up` when the server starts
     (before it accepts requests). ``hosts`` are the ``Host`` header values it answers
     (``name`` for any port, ``name:port``; None: any, see :func:`allowed_hosts`); others get
     400."""
     db = None if db_path is None else os.path.abspath(os.fspath(db_path))
     # the request models, built from the registry and the landscape catalog on first use
     RaceRequest, GridQuery, LANDSCAPES = models.RaceRequest, models.GridQuery, models.LANDSCAPES
-    InspectRequest = models.InspectRequest
+    InspectRequest, BasinsRequest = models.InspectRequest, models.BasinsRequest
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -363,6 +377,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
                                    "description": "a Host header this server does not "
                                                   "answer, or a body that cannot be read"}})
     app.state.db_path = db
+    app.state.slices = [os.path.abspath(os.fspath(p)) for p in slices]
     app.add_middleware(_Guard, hosts=hosts)
 
     @app.exception_handler(RequestValidationError)
@@ -435,6 +450,14 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     async def post_inspect(body: InspectRequest) -> Response:
         return _json(await run_in_threadpool(api.run_inspect, body))
 
+    @app.post("/api/basins", response_model=BasinsResponse, responses=_ERRORS,
+              summary="Basins of attraction: the minimum each start of a grid ends in",
+              description="Every optimizer from every start of a grid over the domain, one "
+                          "batch; stops within a step when the client goes away. Limits: "
+                          "BasinsRequest's fields and steps x optimizers.")
+    async def post_basins(body: BasinsRequest, request: Request) -> Response:
+        return await _race(body, request, api.run_basins)
+
     @app.get("/api/sweeps", response_model=list[SweepModel], responses=_STORE_ERRORS,
              summary="Stored sweeps")
     def get_sweeps() -> Response:
@@ -445,6 +468,16 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     def get_sweep(sweep_id: Annotated[int, PathParam(ge=1, le=MAX_ID,
                                                      description="a sweep's id")]) -> Response:
         return _json(api.sweep_detail(app.state.db_path, sweep_id))
+
+    @app.get("/api/slices", response_model=list[SliceModel], summary="Stored slices")
+    def get_slices() -> Response:
+        return _json(api.slices(app.state.slices))
+
+    @app.get("/api/slices/{slice_id}", response_model=SliceDetail, responses=_ERRORS,
+             summary="One real network's loss-landscape slice")
+    def get_slice(slice_id: Annotated[int, PathParam(ge=1, le=MAX_ID,
+                                                     description="a slice's id")]) -> Response:
+        return _json(api.slice_detail(app.state.slices, slice_id))
 
     @app.api_route("/static/plotly.min.js", methods=["GET", "HEAD"], include_in_schema=False)
     def get_plotly() -> Response:
@@ -459,7 +492,8 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000,
-          db_path: str | os.PathLike | None = None, log_level: str = "info") -> None:
+          db_path: str | os.PathLike | None = None, log_level: str = "info",
+          slices: Sequence[str | os.PathLike] = ()) -> None:
     """Serve the playground with uvicorn until interrupted (loopback unless told).
 
     On another address it prints a warning to stderr first (:func:`exposure_warning`), and
@@ -470,5 +504,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     warning = exposure_warning(host, port)
     if warning:
         print(warning, file=sys.stderr)
-    uvicorn.run(create_app(db_path, hosts=allowed_hosts(host, port)), host=host, port=port,
-                log_level=log_level)
+    uvicorn.run(create_app(db_path, hosts=allowed_hosts(host, port), slices=slices), host=host,
+                port=port, log_level=log_level)

@@ -17,8 +17,10 @@
  *   map.js       the Plotly map: contours or 3-D surface, minima, start, paths; map clicks
  *   loss.js      the loss-vs-step chart
  *   race.js      running a race, the results table, the animation and the scrubber
- *   info.js      the optimizer cards (KaTeX update rules)
+ *   basins.js    the basins view: every optimizer from every start of a grid
+ *   info.js      the optimizer cards (KaTeX update rules), and the "?" dialog
  *   runs.js      the Runs tab: tab switching, stored sweeps and their charts
+ *   slices.js    the Slices tab: real networks' loss-landscape slices (optimlab slice)
  */
 
 import { DEFAULT_OPTIMIZERS } from "./js/config.js";
@@ -29,7 +31,7 @@ import { readUrl, writeUrl } from "./js/url.js";
 import { buildLandscapeControls, buildLandscapeParams, buildOptimizers, showStart } from "./js/controls.js";
 import { loadGrid } from "./js/map.js";
 import { bindPlayer, runRace } from "./js/race.js";
-import { renderInfo } from "./js/info.js";
+import { bindAbout, renderInfo } from "./js/info.js";
 import { showTab } from "./js/runs.js";
 
 // The catalog is fetched at once (this script runs before Plotly is parsed); drawing waits
@@ -60,13 +62,15 @@ async function init() {
   renderInfo();
   showStart();
   bindPlayer();
+  bindAbout();
   $("#tab-race").addEventListener("click", () => showTab("race"));
   $("#tab-runs").addEventListener("click", () => showTab("runs"));
+  $("#tab-slices").addEventListener("click", () => showTab("slices"));
   writeUrl();
   await loadGrid();
   setStatus("ready: pick optimizers, click a start, race");
   document.body.dataset.ready = "1";
-  if (state.tab === "runs") showTab("runs");
+  if (state.tab !== "race") showTab(state.tab);
   if (autoRace) runRace();
 }
 

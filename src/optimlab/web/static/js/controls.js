@@ -7,11 +7,13 @@
 
 import { $, el, showMessage } from "./dom.js";
 import { fmt, short } from "./format.js";
-import { state, catalog, currentLandscape, defaultValues } from "./state.js";
+import { state, live, catalog, currentLandscape, defaultValues } from "./state.js";
 import { writeUrl } from "./url.js";
 import { renderInfo, showInfo } from "./info.js";
 import { clearRace, runRace } from "./race.js";
 import { drawMap, loadGrid } from "./map.js";
+import { drawLoss } from "./loss.js";
+import { showMode } from "./basins.js";
 
 // ------------------------------------------------------------------------------ optimizers
 
@@ -19,6 +21,13 @@ const logPos = (h, v) => Math.round(1000 * (Math.log10(v) - Math.log10(h.ui_low)
   / (Math.log10(h.ui_high) - Math.log10(h.ui_low)));
 const logValue = (h, p) => Number((10 ** (Math.log10(h.ui_low) + p / 1000
   * (Math.log10(h.ui_high) - Math.log10(h.ui_low)))).toPrecision(3));
+
+// a hyperparameter's name in its row: a long one gets the row's full width (style.css), and
+// may wrap after an underscore, never inside a word
+const LONG_NAME = 9;
+function nameLabel(text) {
+  return el("span", { class: text.length > LONG_NAME ? "long" : undefined, text: text.replaceAll("_", "_\u200b") });
+}
 
 function numberControl(name, h, label, get, set) {
   // a slider (log or linear) with a text box for exact values, both showing the value used
@@ -37,7 +46,7 @@ function numberControl(name, h, label, get, set) {
     set(v); show(); writeUrl();
   });
   show();
-  return el("div", { class: "hp", title: h.help }, el("span", { text: label }), slider, text);
+  return el("div", { class: "hp", title: h.help }, nameLabel(label), slider, text);
 }
 
 function nullableControls(name, h, hp) {
@@ -71,7 +80,7 @@ function hpControls(name) {
     } else if (h.kind === "int") {
       const box = el("input", { type: "number", min: h.ui_low, max: h.ui_high, step: 1, value: hp[h.name] });
       box.addEventListener("change", () => { hp[h.name] = parseInt(box.value, 10); writeUrl(); });
-      rows.push(el("div", { class: "hp", title: h.help }, el("span", { text: h.name }), box, el("span")));
+      rows.push(el("div", { class: "hp", title: h.help }, nameLabel(h.name), box, el("span")));
     } else if (h.kind === "pair") {
       for (const i of [0, 1]) {
         const pair = { ...h, kind: "linear", ui_high: i === 0 ? 0.999 : h.ui_high };
@@ -138,7 +147,13 @@ export function buildLandscapeControls() {
   for (const name of catalog.landscapes.keys()) select.append(el("option", { value: name, text: name }));
   select.value = state.landscape;
   select.addEventListener("change", () => {
+    // a learning rate still at the old landscape's suggestion takes the new one's
+    const before = new Map([...state.selected.keys()].map((name) => [name, defaultValues(name).lr]));
     state.landscape = select.value;
+    for (const [name, hp] of state.selected) {
+      if ("lr" in hp && hp.lr === before.get(name)) hp.lr = defaultValues(name).lr;
+    }
+    buildOptimizers();
     state.params = { ...currentLandscape().params };
     state.start = null;
     landscapeChanged();
@@ -147,7 +162,11 @@ export function buildLandscapeControls() {
   const steps = $("#steps");
   steps.max = catalog.limits.max_steps;
   steps.value = state.steps;
-  steps.addEventListener("change", () => { state.steps = parseInt(steps.value, 10); writeUrl(); });
+  steps.addEventListener("change", () => {
+    state.steps = parseInt(steps.value, 10);
+    if (!live.race) drawLoss();  // the empty chart's step axis
+    writeUrl();
+  });
   const noise = $("#noise");
   noise.value = noisePos(state.noise);
   $("#noise-label").textContent = fmt(state.noise);
@@ -162,6 +181,19 @@ export function buildLandscapeControls() {
   const surface = $("#surface");
   surface.checked = state.view === "3d";
   surface.addEventListener("change", () => { state.view = surface.checked ? "3d" : "2d"; drawMap(); writeUrl(); });
+  const basins = $("#basins");
+  basins.checked = state.basins;
+  basins.addEventListener("change", () => { state.basins = basins.checked; clearRace(); showMode(); writeUrl(); });
+  const basinGrid = $("#basins-grid");
+  basinGrid.max = catalog.limits.max_basin_grid;
+  basinGrid.value = state.basinGrid;
+  basinGrid.addEventListener("change", () => {
+    const v = parseInt(basinGrid.value, 10);
+    if (Number.isFinite(v)) state.basinGrid = v;
+    clearRace();
+    writeUrl();
+  });
+  showMode();
   const fan = $("#fan");
   fan.checked = state.fan;
   fan.addEventListener("change", () => { state.fan = fan.checked; clearRace(); drawMap(); writeUrl(); });

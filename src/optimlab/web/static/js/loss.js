@@ -5,8 +5,8 @@
 
 import { PLOT_CONFIG } from "./config.js";
 import { $ } from "./dom.js";
-import { live, colorOf, currentLandscape, hasMinima } from "./state.js";
-import { drawable } from "./map.js";
+import { state, live, colorOf, currentLandscape, hasMinima } from "./state.js";
+import { drawable, valueRange } from "./map.js";
 
 function lossValues(values) {
   if (!hasMinima()) return values;
@@ -22,8 +22,11 @@ export function drawLoss() {
     yaxis: { title: { text: log ? "f − f_min (log)" : "f" }, type: log ? "log" : "linear", exponentformat: "e" },
     shapes: [], annotations: [] };
   const traces = [];
-  if (live.race && log) {
-    const values = live.race.results.flatMap((r) => lossValues(drawable(r).loss)).filter((v) => v !== null && v > 0);
+  if (log) {
+    // a tick per decade (no 2 and 5 between them) once the values span two decades
+    const values = live.race
+      ? live.race.results.flatMap((r) => lossValues(drawable(r).loss)).filter((v) => v !== null && v > 0)
+      : valueRange(true) || [];
     const decades = Math.log10(Math.max(...values)) - Math.log10(Math.min(...values));
     if (decades >= 2) layout.yaxis.dtick = 1;
   }
@@ -35,6 +38,15 @@ export function drawLoss() {
     const s = live.race.step[live.frame];
     layout.shapes.push({ type: "line", x0: s, x1: s, yref: "paper", y0: 0, y1: 1, line: { color: "#888", width: 1, dash: "dot" } });
   } else {
+    // before the first race: the steps to come and the values f takes on the map, so the
+    // axes say what the chart will show
+    layout.xaxis.range = [0, state.steps];
+    const range = valueRange(log);
+    if (range) {
+      const [lo, hi] = range;
+      layout.yaxis.range = log ? [Math.floor(Math.log10(lo)), Math.ceil(Math.log10(hi))]
+        : [lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)];
+    }
     layout.annotations.push({ text: "race to see the losses", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 });
   }
   return Plotly.react(chart, traces, layout, PLOT_CONFIG);

@@ -43,6 +43,23 @@ function colorbar() {
     ticktext: tickvals.map((k) => `1e${k}`) };
 }
 
+// The range of f over the grid (f − f_min on a log axis, when the landscape's minimum is
+// known): the loss chart's axis before the first race.
+export function valueRange(log) {
+  if (!grid) return null;
+  const values = grid.z.flat().filter((v) => v !== null)
+    .map((v) => (log ? v - currentLandscape().min_value : v)).filter((v) => !log || v > 0);
+  if (!values.length) return null;
+  return [Math.min(...values), Math.max(...values)];
+}
+
+// the landscape's contour lines alone (no fill), to draw under other pictures (basins)
+export function contourLines() {
+  if (!grid) return null;
+  return { type: "contour", x: grid.x, y: grid.y, z: grid.color, ncontours: 18, showscale: false,
+    contours: { coloring: "none" }, line: { width: 0.6, color: "rgba(0,0,0,0.45)" }, hoverinfo: "skip" };
+}
+
 export function height(loss) {
   // a loss's height on the 3-D surface: the same transform as the surface's colours
   if (loss === null) return null;

@@ -14,6 +14,7 @@ import { writeUrl } from "./url.js";
 import { showStart } from "./controls.js";
 import { drawMap, drawable, height, pathSlice } from "./map.js";
 import { drawLoss } from "./loss.js";
+import { drawBasins, runBasins } from "./basins.js";
 
 let playing = false, animStart = 0, animFrom = 0;
 
@@ -31,6 +32,9 @@ export function clearRace() {
   live.inspect = null;
   $("#inspect-panel").hidden = true;
   document.body.dataset.raced = "0";
+  live.basins = null;
+  document.body.dataset.basins = "0";
+  drawBasins();
   drawLoss();
 }
 
@@ -62,6 +66,7 @@ async function inspectRun() {
 
 export async function runRace() {
   if (!state.selected.size) { showMessage("choose at least one optimizer"); return; }
+  if (state.basins) return runBasins();
   const button = $("#race");
   button.disabled = true;
   document.body.dataset.raced = "0";  // until this race's answer is shown

@@ -1,4 +1,4 @@
-/* The Runs tab: the tab switch (showTab), the list of sweeps in the run store
+/* The Runs tab: the tab switch (showTab, for the Slices tab too), the list of sweeps in the run store
  * (GET /api/sweeps) and one sweep's mean curves, learning-rate sensitivity and summary
  * table (GET /api/sweeps/{id}).
  */
@@ -9,15 +9,17 @@ import { fmt } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
+import { loadSlices } from "./slices.js";
 
 export function showTab(tab) {
   state.tab = tab;
-  $("#race-view").hidden = tab !== "race";
-  $("#runs-view").hidden = tab !== "runs";
-  $("#tab-race").classList.toggle("active", tab === "race");
-  $("#tab-runs").classList.toggle("active", tab === "runs");
+  for (const name of ["race", "runs", "slices"]) {
+    $(`#${name}-view`).hidden = tab !== name;
+    $(`#tab-${name}`).classList.toggle("active", tab === name);
+  }
   writeUrl();
   if (tab === "runs") loadSweeps();
+  else if (tab === "slices") loadSlices();
   else for (const id of ["#map", "#loss"]) if ($(id).data) Plotly.Plots.resize($(id));
 }
 

@@ -8,24 +8,32 @@
 
 export const state = {
   tab: "race", landscape: "rosenbrock", params: {}, start: null, steps: 500, noise: 0,
-  seed: 0, tune: false, view: "2d", selected: new Map(), sweep: null,
+  seed: 0, tune: false, view: "2d", selected: new Map(), sweep: null, slice: null,
   starts: [],           // more start points: every optimizer also runs from each
   fan: false,           // every optimizer also runs at FAN_FACTORS x its learning rate
   inspect: "",          // the optimizer shown step by step ("" : none)
+  basins: false,        // the basins view: every optimizer from every start of a grid
+  basinGrid: 15,        // its starts per side
 };
 export const catalog = { limits: {}, landscapes: new Map(), optimizers: new Map() };
 export const live = {
   race: null,           // the last race's answer (POST /api/race)
   frame: 0,             // the animation's current point index
   inspect: null,        // the step-by-step record of state.inspect (POST /api/inspect)
+  basins: null,         // the last basins map (POST /api/basins)
 };
 
 export function currentLandscape() { return catalog.landscapes.get(state.landscape); }
 export function hasMinima() { const l = currentLandscape(); return l && l.minima.length > 0; }
 
+// An optimizer's starting values on the current landscape: the library's defaults, but the
+// learning rate suggested for this landscape (GET /api/landscapes: "lrs"; the rule is
+// optimlab.landscapes.suggest), since a network's default rate hardly moves on a 2-D map.
 export function defaultValues(name) {
   const values = {};
   for (const h of catalog.optimizers.get(name).hyperparameters) values[h.name] = h.default;
+  const land = currentLandscape();
+  if ("lr" in values && land && land.lrs && name in land.lrs) values.lr = land.lrs[name];
   return values;
 }
 

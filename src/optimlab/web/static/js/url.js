@@ -1,10 +1,12 @@
 /* The configuration in the URL's query string, so a link reproduces it: readUrl fills
  * `state` from it at start, writeUrl writes `state` back after every change.
  *   l=landscape  p=k=v;k=v (landscape parameters)  s=x,y (start)  n=steps  noise  seed
- *   tune=1  v=3d  o=name[:k=v;k=v] (one per optimizer, only values off the defaults; null
- *   is "auto", the optimizer's own choice)
+ *   tune=1  v=3d  o=name[:k=v;k=v] (one per optimizer: its lr, which starts at the rate
+ *   suggested for the landscape, and the values off the library's defaults; null is
+ *   "auto", the optimizer's own choice)
  *   st=x,y;x,y (more starts)  fan=1 (a fan of learning rates)  insp=name (step by step)
- *   tab=runs  sweep=id  race=1 (the configuration was raced: opening the link races it)
+ *   b=1 (the basins view)  bg=15 (its starts per side)
+ *   tab=runs|slices  sweep=id  slice=id  race=1 (the configuration was raced: opening the link races it)
  */
 
 import { state, live, defaultValues } from "./state.js";
@@ -44,9 +46,12 @@ export function readUrl() {
   }
   state.fan = q.get("fan") === "1";
   state.inspect = q.get("insp") || "";
+  state.basins = q.get("b") === "1";
+  if (q.has("bg")) state.basinGrid = Math.max(2, Math.min(30, parseInt(q.get("bg"), 10) || 15));
   state.view = q.get("v") === "3d" ? "3d" : "2d";
-  state.tab = q.get("tab") === "runs" ? "runs" : "race";
+  state.tab = ["runs", "slices"].includes(q.get("tab")) ? q.get("tab") : "race";
   if (q.has("sweep")) state.sweep = parseInt(q.get("sweep"), 10);
+  if (q.has("slice")) state.slice = parseInt(q.get("slice"), 10);
   const opts = q.getAll("o");
   for (const item of opts) {
     const [name, rest] = item.split(":");
@@ -73,16 +78,20 @@ export function writeUrl() {
   if (state.starts.length) q.set("st", state.starts.map((p) => p.join(",")).join(";"));
   if (state.fan) q.set("fan", "1");
   if (state.inspect) q.set("insp", state.inspect);
+  if (state.basins) q.set("b", "1");
+  if (state.basins && state.basinGrid !== 15) q.set("bg", state.basinGrid);
   if (state.view === "3d") q.set("v", "3d");
   for (const [name, hp] of state.selected) {
     const defaults = defaultValues(name);
     const changed = Object.entries(hp)
-      .filter(([k, v]) => valueText(v) !== valueText(defaults[k]))
+      // lr always: its default comes from a table that a later version may recompute
+      .filter(([k, v]) => k === "lr" || valueText(v) !== valueText(defaults[k]))
       .map(([k, v]) => `${k}=${valueText(v)}`);
     q.append("o", changed.length ? `${name}:${changed.join(";")}` : name);
   }
-  if (state.tab === "runs") q.set("tab", "runs");
+  if (state.tab !== "race") q.set("tab", state.tab);
   if (state.sweep !== null && !Number.isNaN(state.sweep)) q.set("sweep", state.sweep);
-  if (live.race) q.set("race", "1");  // a link to a raced configuration races it on opening
+  if (state.slice !== null && !Number.isNaN(state.slice)) q.set("slice", state.slice);
+  if (state.basins ? live.basins : live.race) q.set("race", "1");  // a link to a raced configuration races it on opening
   history.replaceState(null, "", `${location.pathname}?${q}`);
 }

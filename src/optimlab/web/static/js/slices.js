@@ -1,0 +1,117 @@
+/* The Slices tab: real networks' loss landscapes written by `optimlab slice` (and the
+ * tour), found in the server's slices folders (GET /api/slices). One slice shows the
+ * training loss on a plane through the shared initialisation with every optimizer's path
+ * projected on it, the loss along straight lines between the initialisation and the
+ * solutions, and a table of each solution's sharpness, test metric and distance off the
+ * plane (so the picture does not lie by omission).
+ */
+
+import { PLOT_CONFIG, COLORSCALE } from "./config.js";
+import { $, el } from "./dom.js";
+import { fmt, hpText } from "./format.js";
+import { api } from "./api.js";
+import { state, colorOf } from "./state.js";
+import { writeUrl } from "./url.js";
+
+export async function loadSlices() {
+  const body = $("#slice-list tbody");
+  let list;
+  try {
+    list = await api("/api/slices");
+  } catch (err) {
+    $("#slices-message").textContent = err.message;
+    return;
+  }
+  body.textContent = "";
+  for (const s of list) {
+    body.append(el("tr", { "data-slice": s.id, onclick: s.error ? null : () => selectSlice(s.id), class: s.error ? "broken" : null },
+      el("td", { text: String(s.id) }), el("td", { text: s.name }), el("td", { text: s.task || "" }),
+      el("td", { text: s.model || "" }), el("td", { text: s.error ? s.error : (s.optimizers || []).join(", ") }),
+      el("td", { text: s.grid ? `${s.grid[0]} × ${s.grid[1]}` : "" }), el("td", { text: s.modified })));
+  }
+  $("#slices-message").textContent = list.length ? "Click a slice to see it."
+    : "No slices found: run `optimlab slice mnist1d` (or the tour) and reload; `optimlab serve --slices FOLDER` looks elsewhere.";
+  document.body.dataset.slices = String(list.length);
+  if (state.slice !== null && list.some((s) => s.id === state.slice && !s.error)) selectSlice(state.slice);
+}
+
+function sliceMap(d) {
+  const finite = d.loss.flat().filter((v) => v !== null && v > 0);
+  const log = finite.length && Math.max(...finite) / Math.min(...finite) > 100;
+  const z = d.loss.map((row) => row.map((v) => (v === null ? null : log ? Math.log10(Math.max(v, 1e-12)) : v)));
+  const traces = [{ type: "contour", x: d.xs, y: d.ys, z, colorscale: COLORSCALE, ncontours: 24,
+    contours: { coloring: "fill", showlines: true }, line: { width: 0.4, color: "rgba(0,0,0,0.25)" },
+    colorbar: { title: { text: log ? `log10 ${d.on} loss` : `${d.on} loss`, side: "right" }, thickness: 12 },
+    hovertemplate: `(%{x:.3g}, %{y:.3g})<br>${log ? "log10 loss" : "loss"} %{z:.3g}<extra></extra>` }];
+  for (const p of d.paths) {
+    const end = p.residual[p.residual.length - 1];
+    traces.push({ type: "scatter", mode: "lines+markers", name: `${p.optimizer} (${hpText({ lr: p.hparams.lr })})`,
+      meta: "path", x: p.coords.map((c) => c[0]), y: p.coords.map((c) => c[1]),
+      line: { color: colorOf(p.optimizer), width: 2.2 }, marker: { size: 4 },
+      customdata: p.residual, hovertemplate: `${p.optimizer} step %{text}<br>off the plane %{customdata:.3g}<extra></extra>`,
+      text: p.steps });
+    traces.push({ type: "scatter", mode: "markers", showlegend: false, x: [p.coords[p.coords.length - 1][0]],
+      y: [p.coords[p.coords.length - 1][1]], marker: { color: colorOf(p.optimizer), size: 11, symbol: "star", line: { color: "#fff", width: 1 } },
+      hovertemplate: `${p.optimizer}'s solution, ${fmt(end, 3)} off the plane<extra></extra>` });
+  }
+  traces.push({ type: "scatter", mode: "markers", name: "initialisation", x: [0], y: [0],
+    marker: { color: "#000", size: 10, line: { color: "#fff", width: 2 } }, hovertemplate: "the shared initialisation<extra></extra>" });
+  const plane = d.plane === "endpoints" ? `through the initialisation and the ${d.through.join(" and ")} solutions`
+    : "through the initialisation along two random filter-normalised directions";
+  return Plotly.react($("#slice-map"), traces, {
+    margin: { l: 50, r: 10, t: 60, b: 40 }, title: { text: `${d.task} ${d.model}: the ${d.on} loss on a plane<br><sub>${plane}</sub>`, font: { size: 14 } },
+    xaxis: { title: { text: "direction 1" }, zeroline: false }, yaxis: { title: { text: "direction 2" }, zeroline: false },
+    legend: { orientation: "h", y: -0.15 } }, PLOT_CONFIG);
+}
+
+function sliceInterpolation(d) {
+  const traces = [];
+  for (const [name, c] of Object.entries(d.interpolation)) {
+    const [a, b] = name.split(" -> ");
+    const color = colorOf(a === "init" ? b : a);
+    const dash = a === "init" ? "solid" : "dash";
+    traces.push({ type: "scatter", mode: "lines", name, x: c.alpha, y: c.train_loss, line: { color, dash, width: 2 },
+      hovertemplate: `${name}: α=%{x:.2f}, train loss %{y:.4g}<extra></extra>` });
+  }
+  return Plotly.react($("#slice-interp"), traces, {
+    margin: { l: 55, r: 10, t: 60, b: 40 }, title: { text: "along straight lines (Goodfellow et al. 2015)<br><sub>α = 0 at the first end, 1 at the second; a bump between two solutions is a barrier</sub>", font: { size: 14 } },
+    xaxis: { title: { text: "α" } }, yaxis: { title: { text: "train loss" }, type: "log" }, legend: { orientation: "h", y: -0.15 } }, PLOT_CONFIG);
+}
+
+function sliceTable(d) {
+  const head = $("#slice-table thead");
+  head.replaceChildren(el("tr", {}, ["optimizer", "hyperparameters", "train loss", `test ${d.metric}`, "top Hessian eigenvalue",
+    "off the plane at the end (of its reach)", "most off the plane"].map((t) => el("th", { text: t }))));
+  const body = $("#slice-table tbody");
+  body.textContent = "";
+  const share = (v, reach) => `${fmt(v, 3)} (${reach > 0 ? Math.round((100 * v) / reach) : 0}%)`;
+  for (const p of d.paths) {
+    const end = p.residual[p.residual.length - 1];
+    body.append(el("tr", { class: p.diverged ? "diverged" : null },
+      el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(p.optimizer)}` }), p.optimizer),
+      el("td", { text: hpText(p.hparams) }), el("td", { class: "num", text: fmt(p.train_loss, 4) }),
+      el("td", { class: "num", text: fmt(p.test_metric, 4) }),
+      el("td", { class: "num", text: p.sharpness === null ? "–" : fmt(p.sharpness, 4) }),
+      el("td", { class: "num", text: share(end, p.reach) }),
+      el("td", { class: "num", text: share(Math.max(...p.residual), p.reach) })));
+  }
+}
+
+async function selectSlice(id) {
+  let d;
+  try {
+    d = await api(`/api/slices/${id}`);
+  } catch (err) {
+    $("#slices-message").textContent = err.message;
+    return;
+  }
+  state.slice = id;
+  writeUrl();
+  for (const row of document.querySelectorAll("#slice-list tbody tr")) row.classList.toggle("active", Number(row.dataset.slice) === id);
+  $("#slice-detail").hidden = false;
+  $("#slice-title").textContent = `Slice ${id} (${d.name}): ${d.task}, ${d.model}, ${d.steps} steps`;
+  await sliceMap(d);
+  await sliceInterpolation(d);
+  sliceTable(d);
+  document.body.dataset.slice = String(id);
+}
