@@ -22,6 +22,11 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     for name in ("sgd", "momentum", "adam", "sam"):
         assert re.search(rf"<td>{name}</td>(<td class=\"num\">[^<]+</td>){{6}}", sliced), name
     assert "top Hessian eig" in sliced and "Largest share off the plane" in sliced
+    # ... and the slice itself, where the playground's Slices tab finds it
+    from optimlab.web.api import slices
+
+    found, = slices([tmp_path])
+    assert found["error"] is None and found["optimizers"] == ["sgd", "momentum", "adam", "sam"]
     for title, *_ in RACES:
         assert title in page.replace("&#x27;", "'")
     for name in ("sgd", "adagrad", "rmsprop", "adam", "mini-batch"):

@@ -63,7 +63,6 @@ def build(landscapes: list[str] | None = None, say=print) -> dict:
     """Compute the table for ``landscapes`` (default: every 2-D landscape of the catalog)."""
     from ..landscapes import get, names
     from ..landscapes.suggest import SUGGEST_GRID, SUGGEST_STEPS, suggest_lrs
-
     from . import hparams as hp
 
     chosen = landscapes or [n for n in names() if get(n).dim == 2]
