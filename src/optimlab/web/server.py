@@ -454,7 +454,8 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
               summary="Basins of attraction: the minimum each start of a grid ends in",
               description="Every optimizer from every start of a grid over the domain, one "
                           "batch; stops within a step when the client goes away. Limits: "
-                          "BasinsRequest's fields and steps x optimizers.")
+                          "BasinsRequest's fields and its description (the budget in "
+                          "member-steps: starts x steps x optimizers).")
     async def post_basins(body: BasinsRequest, request: Request) -> Response:
         return await _race(body, request, api.run_basins)
 
