@@ -573,11 +573,12 @@ def slices(folders: Sequence) -> list[dict]:
     A file that cannot be read is listed with its ``error``."""
     out = []
     for i, path in enumerate(slice_files(folders), start=1):
-        row = {"id": i, "name": path.parent.name, "modified": time.strftime(
-            "%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))}
+        row = {"id": i, "name": path.parent.name, "modified": ""}
         try:
+            row["modified"] = time.strftime("%Y-%m-%d %H:%M",
+                                            time.localtime(path.stat().st_mtime))
             data = _read_slice(path)
-        except RequestError as err:
+        except (OSError, RequestError) as err:  # (OSError: removed since it was found)
             out.append({**row, "error": str(err)})
             continue
         out.append({**row, "task": data["task"], "model": data["model"],

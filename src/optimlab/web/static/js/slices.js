@@ -7,7 +7,7 @@
  */
 
 import { PLOT_CONFIG, COLORSCALE } from "./config.js";
-import { $, el } from "./dom.js";
+import { $, el, setStatus } from "./dom.js";
 import { fmt, hpText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
@@ -32,6 +32,7 @@ export async function loadSlices() {
   $("#slices-message").textContent = list.length ? "Click a slice to see it."
     : "No slices found: run `optimlab slice mnist1d` (or the tour) and reload; `optimlab serve --slices FOLDER` looks elsewhere.";
   document.body.dataset.slices = String(list.length);
+  setStatus(`${list.length} slice file${list.length === 1 ? "" : "s"} found`);
   if (state.slice !== null && list.some((s) => s.id === state.slice && !s.error)) selectSlice(state.slice);
 }
 
