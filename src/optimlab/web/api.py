@@ -295,7 +295,7 @@ def _start(land: Landscape, start, loc: Sequence = ("start",)) -> list[float] | 
 
 
 def _request_landscape(request) -> Landscape:
-    """The landscape a race or inspect request names, with its parameters."""
+    """The landscape a race, inspect or basins request names, with its parameters."""
     params = request.params if isinstance(request.params, dict) else \
         request.params.model_dump(exclude_unset=True)
     return landscape(request.landscape, params)

@@ -40,8 +40,8 @@ def lr_names() -> list[str]:
     from . import hparams as hp
 
     return [e.name for e in available(dense=True)
-            if isinstance(hp.defaults(e.name).get("lr"), (int, float))
-            and not isinstance(hp.defaults(e.name).get("lr"), bool)]
+            if isinstance(lr := hp.defaults(e.name).get("lr"), (int, float))
+            and not isinstance(lr, bool)]
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,8 +66,9 @@ def build(landscapes: list[str] | None = None, say=print) -> dict:
     from . import hparams as hp
 
     chosen = landscapes or [n for n in names() if get(n).dim == 2]
-    optimizers = [n for n in lr_names() if not _member_closure(n)]
-    kept = {n: float(hp.defaults(n)["lr"]) for n in lr_names() if _member_closure(n)}
+    every = lr_names()
+    optimizers = [n for n in every if not _member_closure(n)]
+    kept = {n: float(hp.defaults(n)["lr"]) for n in every if _member_closure(n)}
     lrs = {}
     for name in chosen:
         began = time.perf_counter()
