@@ -6,10 +6,13 @@ both whole sets, so final metrics are exact; ``eval_subset=None`` reads everythi
 At the end: the cached MNIST-1D is read without importing ``mnist1d.data``.
 """
 
+import math
 import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from optimlab.bench import trainer
@@ -160,3 +163,27 @@ def test_a_cached_mnist1d_is_read_without_importing_mnist1d_data(tmp_path, monke
     again = tasks.get("mnist1d", data_dir=tmp_path, num_samples=100, seed=3)
     assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
     tasks._mnist1d_arrays.cache_clear()
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", None], ids=["per-chunk CE", "vmap loss"])
+def test_chunks_count_positions_of_sequence_examples(loss, monkeypatch):
+    """A sequence example of T targets is T rows: 2 members x 6 examples x 5 positions fit
+    in 64 rows, 7 do not (counting examples, 32 of them would go at once)."""
+    monkeypatch.setattr(trainer, "EVAL_ROWS", 64)
+    k, n, length, classes = 2, 20, 5, 3
+    seen = []
+
+    def shared(weights, x):
+        seen.append(len(x))
+        return torch.zeros(k, len(x), length, classes)
+
+    task = SimpleNamespace(loss=loss, metric="accuracy",
+                           loss_fn=lambda out, y: F.cross_entropy(out.reshape(-1, classes),
+                                                                  y.reshape(-1)))
+    y = torch.zeros(n, length, dtype=torch.long)
+    loss_value, accuracy = trainer._population_scores(task, shared, [], torch.zeros(n, length),
+                                                      y, k)
+    assert seen == [6, 6, 6, 2]
+    assert loss_value.shape == accuracy.shape == (k,)
+    assert torch.allclose(loss_value, torch.full((k,), math.log(classes)))
+    assert torch.equal(accuracy, torch.ones(k))

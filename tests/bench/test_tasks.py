@@ -151,6 +151,35 @@ def test_gru_matches_torch_gru(bidirectional):
     torch.testing.assert_close(ours(x), theirs(x)[0])
 
 
+def _graph_nodes(grad_fn) -> set[str]:
+    seen, names, stack = set(), set(), [grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return names
+
+
+def test_gru_gradients_match_torch_gru_and_backward_is_linear_in_length():
+    """Gradients equal nn.GRU's (float64), and the time steps are one ``unbind``: indexing
+    ``x[..., t, :]`` made each step's backward fill a zero tensor of the whole sequence."""
+    torch.manual_seed(2)
+    ours = T.GRU(3, 5).double()
+    torch.manual_seed(2)
+    theirs = nn.GRU(3, 5, batch_first=True).double()
+    x = torch.randn(4, 9, 3, dtype=torch.float64)
+    out = ours(x)
+    out.square().sum().backward()
+    theirs(x)[0].square().sum().backward()
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12, msg=name)
+    nodes = _graph_nodes(out.grad_fn)
+    assert "UnbindBackward0" in nodes and "SelectBackward0" not in nodes, nodes
+
+
 # --------------------------------------------------------------------------------------
 # digits
 # --------------------------------------------------------------------------------------

@@ -213,15 +213,18 @@ class GRU(nn.Module):
     def _direction(self, x: Tensor, suffix: str) -> Tensor:
         w_ih, w_hh, b_ih, b_hh = (getattr(self, name + suffix) for name in
                                   ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"))
-        # r, z, n: reset gate, update gate, candidate, in nn.GRU's order
-        x_r, x_z, x_n = (x @ w_ih.T + b_ih).chunk(3, dim=-1)
         h = x.new_zeros(x.shape[:-2] + (self.hidden_size,), dtype=w_hh.dtype)
         outputs = []
-        for t in range(x.shape[-2]):
+        # one tensor per time step: unbind's backward stacks the T gradients once, where
+        # indexing x[..., t, :] made every step's backward fill a zero tensor of the whole
+        # sequence (quadratic in T: 13 s of a 14 s step for 39 members x 100 sequences of 64)
+        for x_t in (x @ w_ih.T + b_ih).unbind(-2):
+            # r, z, n: reset gate, update gate, candidate, in nn.GRU's order
+            x_r, x_z, x_n = x_t.chunk(3, dim=-1)
             h_r, h_z, h_n = (h @ w_hh.T + b_hh).chunk(3, dim=-1)
-            r = torch.sigmoid(x_r[..., t, :] + h_r)
-            z = torch.sigmoid(x_z[..., t, :] + h_z)
-            n = torch.tanh(x_n[..., t, :] + r * h_n)
+            r = torch.sigmoid(x_r + h_r)
+            z = torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + r * h_n)
             h = (1 - z) * n + z * h
             outputs.append(h)
         return torch.stack(outputs, dim=-2)

@@ -41,9 +41,12 @@ __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indic
            "eval_indices", "train_population", "train_sequential", "SCHEDULES"]
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
-#: the population engine evaluates at most this many (member, sample) rows at once: the
-#: activations of all K members on a whole data set do not fit in cache (64 MNIST-1D MLPs on
-#: 4000 samples make 100 MB per layer), and chunking made evaluation 2.4x faster
+#: the population engine evaluates at most this many (member, position) rows at once (a
+#: position: one target; a sequence example of length T has T): the activations of all K
+#: members on a whole data set do not fit in cache (64 MNIST-1D MLPs on 4000 samples make
+#: 100 MB per layer), and chunking made evaluation 2.4x faster. Counting examples instead
+#: of positions made one evaluation of 39 char-rnn GRUs (1000 sequences of 64) hold
+#: gigabytes of activations: minutes per evaluation, mostly page faults
 EVAL_ROWS = 32768
 #: the seed of the evaluation subset (:func:`eval_indices`): fixed, so that every member,
 #: engine, evaluation and sweep reads the same examples
@@ -462,14 +465,15 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
                        y: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """Every member's mean loss and metric on ``(x, y)``, shape ``[K]`` each.
 
-    The forward runs in chunks of at most :data:`EVAL_ROWS` (member, example) rows. For a
+    The forward runs in chunks of at most :data:`EVAL_ROWS` (member, position) rows. For a
     cross-entropy task each chunk is reduced at once (per-member sums of the loss and of the
     correct predictions), with the classes on the axis ``F.cross_entropy`` reads fastest and
     the argmax on contiguous rows (on the stacked model's transposed output it was 5x
     slower); the result is what ``task.loss_fn`` and the metric give member by member.
     Other losses go through ``vmap(task.loss_fn)`` on the whole output.
     """
-    chunk = max(1, EVAL_ROWS // k)
+    positions = max(1, y[:1].numel())  # targets per example: T for a sequence
+    chunk = max(1, EVAL_ROWS // (k * positions))
     if getattr(task, "loss", None) != "cross_entropy":
         out = torch.cat([shared_forward(weights, x[i:i + chunk])
                          for i in range(0, len(x), chunk)], dim=1)
