@@ -81,7 +81,7 @@ def ranks(tmp_path_factory):
 
 def relative(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     """The largest difference over the largest reference value, worst tensor."""
-    return max(float((x - y).abs().max() / y.abs().max()) for x, y in zip(a, b, strict=True))
+    return max(float(((x - y).abs().max() / y.abs().max()).detach()) for x, y in zip(a, b, strict=True))
 
 
 def single_process_bound(case, steps: int) -> tuple[list[torch.Tensor], float]:
