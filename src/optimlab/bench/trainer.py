@@ -472,8 +472,8 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
     slower); the result is what ``task.loss_fn`` and the metric give member by member.
     Other losses go through ``vmap(task.loss_fn)`` on the whole output.
     """
-    positions = max(1, y[:1].numel())  # targets per example: T for a sequence
-    chunk = max(1, EVAL_ROWS // (k * positions))
+    per_example = max(1, y[:1].numel())  # targets per example: T for a sequence
+    chunk = max(1, EVAL_ROWS // (k * per_example))
     if getattr(task, "loss", None) != "cross_entropy":
         out = torch.cat([shared_forward(weights, x[i:i + chunk])
                          for i in range(0, len(x), chunk)], dim=1)
