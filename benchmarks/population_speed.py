@@ -7,6 +7,12 @@ population engine at least 8x faster per member.
 
     python benchmarks/population_speed.py [--steps 300] [--members 64] [--compare-stacked]
 
+It also prints the population step's ceiling on this machine: the floating-point work of its
+matrix products (forward and backward, counted by ``torch.utils.flop_counter``) divided by
+the rate this CPU reaches on the model's largest batched product, measured in the same run.
+No float32 population step can take less than that, so the sequential time divided by it
+bounds the per-member speed-up any population engine could reach here.
+
 ``--compare-stacked`` also times the population engine with and without its stacked linear
 layers (a ``TorchFunctionMode`` that runs ``F.linear`` on stacked members as one batched
 product instead of through vmap), alternating in one run: the mode is kept only while it
@@ -23,6 +29,35 @@ import torch
 
 from optimlab.bench.tasks import get
 from optimlab.bench.trainer import Member, TrainConfig, train_population, train_sequential
+
+
+def step_flops(task, members: list[Member]) -> float:
+    """Floating-point operations of one population training step (the matrix products of
+    its forward and backward: what ``FlopCounterMode`` counts): a 2-step run less a 1-step
+    run, whose evaluations are the same."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counts = []
+    for steps in (1, 2):
+        with FlopCounterMode(display=False) as counter:
+            train_population(task, TrainConfig(steps=steps, batch_size=100, eval_every=steps,
+                                               model="mlp"), members)
+        counts.append(counter.get_total_flops())
+    return float(counts[1] - counts[0])
+
+
+def product_rate(members: int, size: int = 100, repeats: int = 200) -> float:
+    """FLOP/s of this CPU on ``[members, size, size] @ [members, size, size]`` (the MLP's
+    largest product, batch 100), median of ``repeats`` after a warm-up."""
+    a, b = torch.randn(members, size, size), torch.randn(members, size, size)
+    for _ in range(20):
+        torch.bmm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.bmm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * members * size ** 3 / float(np.median(times))
 
 
 def main() -> None:
@@ -54,6 +89,15 @@ def main() -> None:
     print(f"population engine: {t_population:7.2f} s  ({t_population / n * 1e3:7.1f} ms per member)")
     print(f"speed-up per member: {t_sequential / t_population:.1f}x (target >= 8x); "
           f"largest relative difference in final test loss {worst:.1e} (float32)")
+    flops, rate = step_flops(task, members), product_rate(n)
+    floor = flops / rate
+    print(f"ceiling: one population step is {flops / 1e6:.0f} MFLOP of matrix products "
+          f"(forward and backward); at this CPU's {rate / 1e9:.0f} GFLOP/s on a "
+          f"[{n},100,100] batched product (measured now) they alone take {floor * 1e3:.2f} ms")
+    print(f"  measured: {t_population / args.steps * 1e3:.2f} ms per step, evaluations included "
+          f"({flops * args.steps / t_population / 1e9:.0f} GFLOP/s); no float32 population "
+          f"step is faster than its products, so the speed-up per member here is at most "
+          f"{t_sequential / (floor * args.steps):.1f}x")
     if args.compare_stacked:
         from optimlab.bench import trainer
 
