@@ -177,13 +177,18 @@ def test_stacked_forward_is_used_only_where_it_equals_vmap():
             h = self.a(x).relu()
             return h + self.b(h).tanh()
 
+    from optimlab.bench.tasks import GRU
+
     x = torch.randn(3, 5, 8, dtype=torch.float64)
     models = {
-        "residual": (Residual, True),
-        "flatten first": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(8, 4)), False),
-        "conv": (lambda: nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 2, 3)), False),
+        "residual": (Residual, True, x),
+        "flatten first": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(8, 4)), False, x),
+        "conv": (lambda: nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 2, 3)), False, x),
+        # members x batch x time x features: the input's middle axes go into the product
+        "gru": (lambda: GRU(2, 3, bidirectional=True), True,
+                torch.randn(3, 5, 4, 2, dtype=torch.float64)),
     }
-    for label, (make, expected) in models.items():
+    for label, (make, expected, x) in models.items():
         members = [make().double() for _ in range(3)]
         names = [n for n, _ in members[0].named_parameters()]
         params = [torch.stack([dict(m.named_parameters())[n].detach() for m in members])

@@ -218,10 +218,12 @@ class GRU(nn.Module):
         # one tensor per time step: unbind's backward stacks the T gradients once, where
         # indexing x[..., t, :] made every step's backward fill a zero tensor of the whole
         # sequence (quadratic in T: for 39 members x 100 sequences of 64, 14 s a step, now 3 s)
-        for x_t in (x @ w_ih.T + b_ih).unbind(-2):
+        # F.linear, not x @ w.T: on stacked members the population engine runs it as one
+        # batched product (trainer._StackedLinear) instead of mapping the loop with vmap
+        for x_t in F.linear(x, w_ih, b_ih).unbind(-2):
             # r, z, n: reset gate, update gate, candidate, in nn.GRU's order
             x_r, x_z, x_n = x_t.chunk(3, dim=-1)
-            h_r, h_z, h_n = (h @ w_hh.T + b_hh).chunk(3, dim=-1)
+            h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
             r = torch.sigmoid(x_r + h_r)
             z = torch.sigmoid(x_z + h_z)
             n = torch.tanh(x_n + r * h_n)

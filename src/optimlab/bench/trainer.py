@@ -230,22 +230,27 @@ def _init_model(task, model_name: str | None, seed: int) -> nn.Module:
 
 
 class _StackedLinear(TorchFunctionMode):
-    """Inside this mode ``F.linear`` with a stacked ``[K, out, in]`` weight and a ``[K, batch,
-    in]`` input is one ``baddbmm`` (the bias added in the same pass), computed transposed."""
+    """Inside this mode ``F.linear`` with a stacked ``[K, out, in]`` weight and a ``[K, ...,
+    in]`` input is one ``baddbmm`` (the bias added in the same pass), computed transposed;
+    axes between the first and the last (a sequence's time steps, say) are flattened into
+    the batch of the product."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func is F.linear:
             x, weight = args[0], args[1]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if weight.dim() == 3 and x.dim() == 3:
+            if weight.dim() == 3 and x.dim() >= 3:
+                rows = x.shape[1:-1]
                 # (W x^T)^T rather than x W^T: the weight's gradient comes out contiguous
                 # (the fused step needs no copy), and the activations stay in the
                 # transposed layout the next layer's product reads fastest
-                x_t = x.transpose(1, 2)
+                x_t = (x if x.dim() == 3 else x.reshape(x.shape[0], -1, x.shape[-1])) \
+                    .transpose(1, 2)
                 out = torch.bmm(weight, x_t) if bias is None else \
                     torch.baddbmm(bias.unsqueeze(2), weight, x_t)
-                return out.transpose(1, 2)
+                out = out.transpose(1, 2)
+                return out if x.dim() == 3 else out.reshape(x.shape[0], *rows, out.shape[-1])
         return func(*args, **kwargs)
 
 
