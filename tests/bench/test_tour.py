@@ -11,11 +11,12 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     captured = capsys.readouterr()
     assert f"wrote {tmp_path / 'tour.html'}" in captured.out
     assert "mnist1d: 12 runs" in captured.err  # progress lines go to stderr
+    assert "mnist1d gru: 8 runs" in captured.err
     page = (tmp_path / "tour.html").read_text()
-    assert len(re.findall(r"<section>", page)) == len(RACES) + 5
-    # one plot per race, MNIST-1D's curves and lr sensitivity, the profile, the slice and
-    # its interpolation, the GD variants
-    assert page.count("data:image/png;base64,") == len(RACES) + 2 + 1 + 2 + 1
+    assert len(re.findall(r"<section>", page)) == len(RACES) + 6
+    # one plot per race, MNIST-1D's curves and lr sensitivity, the profile, the GRU's
+    # curves, the slice and its interpolation, the GD variants
+    assert page.count("data:image/png;base64,") == len(RACES) + 2 + 1 + 1 + 2 + 1
     # the real network's slice: every optimizer's row with its sharpness and residuals
     sliced = page[page.index("loss landscape: four optimizers on one plane</h2>"):]
     sliced = sliced[:sliced.index("</section>")]
@@ -32,7 +33,7 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     for name in ("sgd", "adagrad", "rmsprop", "adam", "mini-batch"):
         assert name in page
     assert "http://" not in page and "https://" not in page
-    for task in ("mnist1d", "digits", "sparse-logreg"):
+    for task in ("mnist1d", "digits", "sparse-logreg", "mnist1d-gru"):
         assert (tmp_path / task / "report.html").exists()
     # the cross-task profile names every optimizer with a score, in an HTML table
     profile = page[page.index("Performance profile over"):]
@@ -56,7 +57,23 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     verdicts = re.findall(r"<td>(agrees|does not agree|partly|not tested|not seen here|differs)",
                           closing)
     assert len(verdicts) == 6, verdicts
+    # the RNN line reads the GRU sweep of this run
+    rnn = closing[closing.index("<td>RNNs"):]
+    rnn = rnn[:rnn.index("</tr>")]
+    assert "top rank on the MNIST-1D GRU: " in rnn and "not tested" not in rnn
+    assert re.search(r"<td>(agrees|partly|does not agree|not seen here)", rnn)
     assert "memory" in closing and "adam: 2" in closing and "adagrad: 1" in closing
+
+
+def test_rnn_verdict():
+    from optimlab.bench.tour import rnn_verdict
+
+    assert rnn_verdict(["rmsprop", "adam"]) == "agrees"
+    assert rnn_verdict(["adam"]) == "agrees"
+    assert rnn_verdict(["adagrad", "adam"]).startswith("partly")
+    assert rnn_verdict(["sgd", "adagrad", "rmsprop", "adam"]).startswith("not seen here")
+    assert rnn_verdict(["sgd"]).startswith("does not agree")
+    assert rnn_verdict(["adagrad"]).startswith("does not agree")
 
 
 def test_tour_to_an_unwritable_place(capsys):
