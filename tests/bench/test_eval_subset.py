@@ -88,6 +88,7 @@ def test_intermediate_points_read_the_subset_and_the_last_every_example(engine):
 def test_both_engines_read_the_same_subset(loss, rows, monkeypatch):
     if rows is not None:  # 4 members: chunks of 11 examples, the last one shorter
         monkeypatch.setattr(trainer, "EVAL_ROWS", rows)
+        monkeypatch.setattr(trainer, "EVAL_MIN_EXAMPLES", 1)
     task = Task(loss=loss)
     config = TrainConfig(steps=20, batch_size=16, eval_every=5, eval_subset=64,
                          schedule="cosine")
@@ -166,10 +167,14 @@ def test_a_cached_mnist1d_is_read_without_importing_mnist1d_data(tmp_path, monke
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", None], ids=["per-chunk CE", "vmap loss"])
-def test_chunks_count_positions_of_sequence_examples(loss, monkeypatch):
+@pytest.mark.parametrize("minimum, expected", [(1, [6, 6, 6, 2]), (8, [8, 8, 4])],
+                         ids=["rows bound", "examples floor"])
+def test_chunks_count_positions_of_sequence_examples(loss, minimum, expected, monkeypatch):
     """A sequence example of T targets is T rows: 2 members x 6 examples x 5 positions fit
-    in 64 rows, 7 do not (counting examples, 32 of them would go at once)."""
+    in 64 rows, 7 do not (counting examples, 32 of them would go at once); a chunk holds at
+    least EVAL_MIN_EXAMPLES examples however many rows that makes."""
     monkeypatch.setattr(trainer, "EVAL_ROWS", 64)
+    monkeypatch.setattr(trainer, "EVAL_MIN_EXAMPLES", minimum)
     k, n, length, classes = 2, 20, 5, 3
     seen = []
 
@@ -183,7 +188,7 @@ def test_chunks_count_positions_of_sequence_examples(loss, monkeypatch):
     y = torch.zeros(n, length, dtype=torch.long)
     loss_value, accuracy = trainer._population_scores(task, shared, [], torch.zeros(n, length),
                                                       y, k)
-    assert seen == [6, 6, 6, 2]
+    assert seen == expected
     assert loss_value.shape == accuracy.shape == (k,)
     assert torch.allclose(loss_value, torch.full((k,), math.log(classes)))
     assert torch.equal(accuracy, torch.ones(k))
