@@ -11,7 +11,7 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     captured = capsys.readouterr()
     assert f"wrote {tmp_path / 'tour.html'}" in captured.out
     assert "mnist1d: 12 runs" in captured.err  # progress lines go to stderr
-    assert "mnist1d gru: 8 runs" in captured.err
+    assert "mnist1d-gru: 8 runs" in captured.err
     page = (tmp_path / "tour.html").read_text()
     assert len(re.findall(r"<section>", page)) == len(RACES) + 6
     # one plot per race, MNIST-1D's curves and lr sensitivity, the profile, the GRU's
