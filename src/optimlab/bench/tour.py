@@ -217,7 +217,7 @@ def _recurrent(store: RunStore, out_dir: Path, quick: bool,
     lead = [
         f"A recurrent network: MNIST-1D read one value at a time by a bidirectional GRU "
         f"(hidden 6 each way, 40 steps, then a linear layer), batch 100, {steps} steps, "
-        f"rates {', '.join(f'{lr:g}' for lr in spec.lrs)}, {spec.seeds} seeds, no gradient "
+        f"rates {', '.join(f'{lr:g}' for lr in spec.lrs)}, {spec.seeds} seed(s), no gradient "
         "clipping. The folklore says RNNs are where SGD struggles and RMSprop and Adam "
         "are the usual choices; this is the table the closing section reads for that line.",
         "The budget is short (recurrent steps are the tour's most expensive), so read the "
