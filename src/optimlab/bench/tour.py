@@ -429,12 +429,10 @@ def _memory(names) -> dict[str, float]:
     return out
 
 
-def _evidence(store: RunStore, sweeps: list[int], profile,
-              recurrent: int | None = None) -> _Section:
+def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _Section:
     """The closing table: each line of the folklore beside what this run measured.
 
-    ``sweeps`` are the profile's tasks; ``recurrent`` the GRU sweep the RNN line reads
-    (without it that line says "not tested")."""
+    ``sweeps`` are the profile's tasks; ``recurrent`` the GRU sweep the RNN line reads."""
     from .sweep import run_records
 
     names = list(TASK_OPTIMIZERS)
@@ -449,9 +447,11 @@ def _evidence(store: RunStore, sweeps: list[int], profile,
 
     tasks, summaries, ranks = (list(column) for column in zip(*map(ranked, sweeps)))
 
+    def first(ranked_as: dict, name: str) -> bool:  # rank 1, alone or shared ("=1")
+        return ranked_as.get(name, "").lstrip("=") == "1"
+
     def top(k: int, name: str) -> bool:
-        label = ranks[k].get(name, "")
-        return label.lstrip("=") == "1"
+        return first(ranks[k], name)
 
     rows = []
     # learning-rate stability: how many rates of the grid come within STABLE_WITHIN
@@ -488,16 +488,12 @@ def _evidence(store: RunStore, sweeps: list[int], profile,
                     + ["top rank on sparse-logreg: " + (", ".join(in_top) or "none"),
                        "agrees" if agrees else "partly: Adagrad is among the best, but so is "
                        "SGD" if partly else "does not agree: Adagrad is not among the best"])
-    if recurrent is None:
-        rows.append(["RNNs"] + [FOLKLORE["RNNs"][n] for n in names]
-                    + ["no recurrent task in this run", "not tested"])
-    else:
-        _, _, rnn_ranks = ranked(recurrent)
-        rnn_top = [n for n in names if rnn_ranks.get(n, "").lstrip("=") == "1"]
-        rows.append(["RNNs"] + [FOLKLORE["RNNs"][n] for n in names]
-                    + ["top rank on the MNIST-1D GRU: " + (", ".join(rnn_top) or "none")
-                       + "; ranks " + ", ".join(f"{n} {rnn_ranks.get(n, '-')}" for n in names),
-                       rnn_verdict(rnn_top)])
+    _, _, rnn_ranks = ranked(recurrent)
+    rnn_top = [n for n in names if first(rnn_ranks, n)]
+    rows.append(["RNNs"] + [FOLKLORE["RNNs"][n] for n in names]
+                + ["top rank on the MNIST-1D GRU: " + (", ".join(rnn_top) or "none")
+                   + "; ranks " + ", ".join(f"{n} {rnn_ranks.get(n, '-')}" for n in names),
+                   rnn_verdict(rnn_top)])
     sgd_top = sum(top(k, PLAIN) for k in range(len(tasks)))
     adam_top = sum(top(k, DEFAULT) for k in range(len(tasks)))
     rows.append(["generalisation"] + [FOLKLORE["generalisation"][n] for n in names]

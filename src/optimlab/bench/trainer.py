@@ -248,16 +248,15 @@ class _StackedLinear(TorchFunctionMode):
             x, weight = args[0], args[1]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
             if weight.dim() == 3 and x.dim() >= 3:
-                rows = x.shape[1:-1]
+                flat = x.dim() > 3  # [K, B, T, in] -> [K, B * T, in]
                 # (W x^T)^T rather than x W^T: the weight's gradient comes out contiguous
                 # (the fused step needs no copy), and the activations stay in the
                 # transposed layout the next layer's product reads fastest
-                x_t = (x if x.dim() == 3 else x.reshape(x.shape[0], -1, x.shape[-1])) \
-                    .transpose(1, 2)
+                x_t = (x.flatten(1, -2) if flat else x).transpose(1, 2)
                 out = torch.bmm(weight, x_t) if bias is None else \
                     torch.baddbmm(bias.unsqueeze(2), weight, x_t)
                 out = out.transpose(1, 2)
-                return out if x.dim() == 3 else out.reshape(x.shape[0], *rows, out.shape[-1])
+                return out.unflatten(1, x.shape[1:-1]) if flat else out
         return func(*args, **kwargs)
 
 
