@@ -13,6 +13,10 @@ the rate this CPU reaches on the model's largest batched product, measured in th
 No float32 population step can take less than that, so the sequential time divided by it
 bounds the per-member speed-up any population engine could reach here.
 
+It says whether freed memory is kept between steps (:mod:`optimlab.bench.allocator`; run
+with ``OPTIMLAB_KEEP_FREED_MEMORY=0`` for glibc's defaults) and counts the population
+engine's minor page faults per step.
+
 ``--compare-stacked`` also times the population engine with and without its stacked linear
 layers (a ``TorchFunctionMode`` that runs ``F.linear`` on stacked members as one batched
 product instead of through vmap), alternating in one run: the mode is kept only while it
@@ -22,11 +26,13 @@ pays for itself.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
 import torch
 
+from optimlab.bench.allocator import keep_freed_memory
 from optimlab.bench.tasks import get
 from optimlab.bench.trainer import Member, TrainConfig, train_population, train_sequential
 
@@ -74,9 +80,11 @@ def main() -> None:
     config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.steps, model="mlp")
     train_population(task, TrainConfig(steps=5, batch_size=100, model="mlp"), members[:2])
 
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     batched = train_population(task, config, members)
     t_population = time.perf_counter() - start
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     start = time.perf_counter()
     sequential = train_sequential(task, config, members)
     t_sequential = time.perf_counter() - start
@@ -85,6 +93,9 @@ def main() -> None:
     n = len(members)
     print(f"mnist1d mlp, {n} members (adam, 8 lrs x {n // 8} seeds), {args.steps} steps, "
           f"batch 100, torch threads {torch.get_num_threads()}")
+    print(f"freed memory kept between steps (optimlab.bench.allocator): "
+          f"{'yes' if keep_freed_memory() else 'no'}; population engine: "
+          f"{faults / args.steps:.0f} minor page faults per step")
     print(f"sequential engine: {t_sequential:7.2f} s  ({t_sequential / n * 1e3:7.1f} ms per member)")
     print(f"population engine: {t_population:7.2f} s  ({t_population / n * 1e3:7.1f} ms per member)")
     print(f"speed-up per member: {t_sequential / t_population:.1f}x (target >= 8x); "

@@ -36,6 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..optim.population import Population
 from ..optim.registry import create, resolve
+from .allocator import keep_freed_memory
 
 __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices",
            "eval_indices", "train_population", "train_sequential", "SCHEDULES"]
@@ -390,7 +391,9 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     """Train ``members`` (one optimizer, one model) as one batched model.
 
     Every member must use the same optimizer name; hyperparameter values may differ.
+    The process's freed memory is kept for the next step (:mod:`optimlab.bench.allocator`).
     """
+    keep_freed_memory()
     members = list(members)
     if not members or len({m.optimizer for m in members}) != 1:
         raise ValueError("a population trains members of one optimizer (at least one)")
@@ -522,7 +525,9 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
 
     ``observe(member_index, step, params)``, if given, sees each member's parameters at
     step 0 and after every step (to record a path through weight space, say; it must not
-    change them)."""
+    change them). Freed memory is kept as in :func:`train_population`, so the two engines
+    run under the same allocator."""
+    keep_freed_memory()
     results = []
     eval_sets = _EvalSets(task, config)
     for member in members:
