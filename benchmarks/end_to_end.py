@@ -19,6 +19,12 @@ Target (issue): end to end at least 5x.
                                     [--lrs 1e-4:1e-1:16] [--no-training] [--check]
                                     [--baseline-src DIR]
 
+It ends with the ratio's ceiling: no population command can take less than importing torch
+(timed in fresh processes) plus its matrix products (training and evaluations, counted by
+``torch.utils.flop_counter`` and divided by the rate this CPU reaches on a ``[64,100,100]``
+batched product, measured now), so the sequential command's median over that is the most
+any population engine could reach end to end here.
+
 ``--check`` exits 1 when the median end-to-end ratio is below 5 (``--target``). A quick
 look: ``--steps 60 --seeds 2 --repeats 1``. ``--baseline-src DIR`` also times both
 commands with ``PYTHONPATH=DIR`` (another copy of ``src``, say the last commit's:
@@ -37,6 +43,7 @@ import time
 from pathlib import Path
 
 import torch
+from _ceiling import product_flops, product_rate
 
 from optimlab.bench.analysis import parse_lrs
 from optimlab.bench.sweep import SweepSpec
@@ -69,6 +76,16 @@ def _cli(args: argparse.Namespace, db: Path, sequential: bool, src: str | None =
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
     return elapsed
+
+
+def _import_torch(repeats: int = 3) -> float:
+    """Median seconds of a fresh ``python -c "import torch"``."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -149,6 +166,17 @@ def main() -> None:
         print(f"training-only ratio (in process, evaluations included): {training:.2f}x; "
               f"the population command spends {outside:.2f} s outside training (imports, task "
               f"load, store, summary)")
+    importing = _import_torch()
+    flops = product_flops(lambda: train_population(task, config, members))
+    rate = product_rate(len(members))
+    floor = importing + flops / rate
+    sequential = statistics.median(times["cli sequential"])
+    print(f"ceiling: importing torch takes {importing:.2f} s (fresh process, median of 3) and "
+          f"the population command's matrix products ({flops / 1e9:.0f} GFLOP, training and "
+          f"evaluations) {flops / rate:.2f} s at the {rate / 1e9:.0f} GFLOP/s this CPU reaches "
+          f"on a [{len(members)},100,100] batched product; no population command here takes "
+          f"less than {floor:.2f} s, so the end-to-end ratio is at most "
+          f"{sequential / floor:.2f}x (the target needs {sequential / args.target:.2f} s)")
     print(_load())
     if args.check and end_to_end < args.target:
         print(f"FAIL: end-to-end ratio {end_to_end:.2f}x < {args.target:g}x")

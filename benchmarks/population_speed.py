@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from _ceiling import product_flops, product_rate
 
 from optimlab.bench.allocator import keep_freed_memory
 from optimlab.bench.tasks import get
@@ -38,32 +40,12 @@ from optimlab.bench.trainer import Member, TrainConfig, train_population, train_
 
 
 def step_flops(task, members: list[Member]) -> float:
-    """Floating-point operations of one population training step (the matrix products of
-    its forward and backward: what ``FlopCounterMode`` counts): a 2-step run less a 1-step
-    run, whose evaluations are the same."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counts = []
-    for steps in (1, 2):
-        with FlopCounterMode(display=False) as counter:
-            train_population(task, TrainConfig(steps=steps, batch_size=100, eval_every=steps,
-                                               model="mlp"), members)
-        counts.append(counter.get_total_flops())
-    return float(counts[1] - counts[0])
-
-
-def product_rate(members: int, size: int = 100, repeats: int = 200) -> float:
-    """FLOP/s of this CPU on ``[members, size, size] @ [members, size, size]`` (the MLP's
-    largest product, batch 100), median of ``repeats`` after a warm-up."""
-    a, b = torch.randn(members, size, size), torch.randn(members, size, size)
-    for _ in range(20):
-        torch.bmm(a, b)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.bmm(a, b)
-        times.append(time.perf_counter() - start)
-    return 2 * members * size ** 3 / float(np.median(times))
+    """Floating-point operations of one population training step's matrix products (forward
+    and backward): a 2-step run less a 1-step run, whose evaluations are the same."""
+    def run(steps: int) -> Callable[[], object]:
+        return lambda: train_population(task, TrainConfig(steps=steps, batch_size=100,
+                                                          eval_every=steps, model="mlp"), members)
+    return product_flops(run(2)) - product_flops(run(1))
 
 
 def main() -> None:

@@ -1,0 +1,39 @@
+"""What the matrix products alone would cost: shared by the population and end-to-end scripts.
+
+The population engine's work is mostly batched matrix products. :func:`product_flops` counts
+the floating-point operations of a call's products (``torch.utils.flop_counter``) and
+:func:`product_rate` measures the rate this CPU reaches on the MNIST-1D MLP's largest batched
+product; their quotient is a time no float32 implementation of that call can beat here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+def product_flops(run: Callable[[], object]) -> float:
+    """Floating-point operations of the matrix products ``run()`` dispatches (forward and
+    backward), as ``torch.utils.flop_counter.FlopCounterMode`` counts them."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+def product_rate(members: int, size: int = 100, repeats: int = 200) -> float:
+    """FLOP/s of this CPU on ``[members, size, size] @ [members, size, size]`` (the MNIST-1D
+    MLP's largest product at batch 100), median of ``repeats`` after a warm-up."""
+    a, b = torch.randn(members, size, size), torch.randn(members, size, size)
+    for _ in range(20):
+        torch.bmm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.bmm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * members * size ** 3 / float(np.median(times))
