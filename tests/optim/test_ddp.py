@@ -53,7 +53,11 @@ def run_ranks(worker: str, factory: pytest.TempPathFactory, steps: int) -> list[
     """
     from filelock import FileLock
 
-    shared = factory.getbasetemp().parent  # the same folder for every xdist worker
+    # the session's folder: under xdist each worker's base folder lies in it; without xdist
+    # the base folder is it (its parent is shared by every session, whose results it would
+    # hand to this one)
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     out = shared / f"{worker.rsplit('.', 1)[-1]}-{steps}"
     with FileLock(str(out) + ".lock"):
         if not (out / "rank1.pt").exists():
