@@ -245,16 +245,15 @@ def test_sam_hooks_on_the_base_optimizer_still_fire_once():
     assert calls == [("sam", opt), ("base", opt.base_optimizer)]
 
 
-# Lookahead's hooks fire (torch's own state_dict and load_state_dict run them on its slow
-# weights), but on the slow-weight part alone, and the load hooks run after the inner
-# optimizer is loaded and before k/alpha/la_steps are: these pin what torch's semantics
-# would give. Fixing them means changing lookahead.py as sam.py was.
+# Lookahead builds one dict from the inner optimizer's and its own entries; its hooks run
+# around the whole of it, and the load hooks run once everything (k, alpha, the step counter
+# included) is loaded.
 def test_lookahead_state_dict_post_hook_sees_and_returns_the_whole_dict():
     opt = _wrapper("Lookahead")
     seen = []
     opt.register_state_dict_post_hook(lambda o, sd: seen.append(set(sd)) or {**sd, "note": 1})
     sd = opt.state_dict()
-    assert seen == [{"state", "param_groups", "inner", "lookahead", "optimlab"}]
+    assert seen == [{"state", "param_groups", "optimlab"}]
     assert sd["note"] == 1
 
 
@@ -266,8 +265,79 @@ def test_lookahead_load_hooks_see_the_whole_dict_and_the_loaded_optimizer():
     opt.register_load_state_dict_post_hook(lambda o: seen.append(o.la_steps))
     opt.la_steps = 99
     opt.load_state_dict(saved)
-    assert seen == [{"state", "param_groups", "inner", "lookahead", "optimlab"},
-                    saved["lookahead"]["la_steps"]]
+    assert seen == [{"state", "param_groups", "optimlab"}, 4]
+
+
+# -- Lookahead's dict is flat, as torch.distributed.checkpoint keeps one ------------------
+def _lookahead(k=3, inner_k=None, steps=0):
+    params = make_params()
+    inner = optimlab.Adam(params, lr=0.01)
+    if inner_k is not None:
+        inner = optimlab.Lookahead(inner, k=inner_k, alpha=0.3)
+    opt = optimlab.Lookahead(inner, k=k, alpha=0.5)
+    train_steps(opt, params, steps, 1.0, False)
+    return opt, params
+
+
+def _resumes(saved_of, k=3, inner_k=None):
+    """7 steps, ``saved_of(opt)`` loaded into a fresh Lookahead, 5 more steps: the same
+    weights as 12 steps in one go."""
+    reference, ref_params = _lookahead(k, inner_k, 12)
+    first, params = _lookahead(k, inner_k, 7)
+    saved = saved_of(first)
+    fresh, fresh_params = _lookahead(k, inner_k)
+    with torch.no_grad():
+        for p, q in zip(fresh_params, params):
+            p.copy_(q)
+    fresh.load_state_dict(saved)
+    assert (fresh.k, fresh.alpha, fresh.la_steps) == (k, 0.5, 7)
+    train_steps(fresh, fresh_params, 5, 1.0, False)
+    return all(torch.equal(a, b) for a, b in zip(fresh_params, ref_params))
+
+
+def test_lookahead_state_is_one_entry_per_parameter_and_group():
+    opt, _ = _lookahead(steps=4)
+    sd = opt.state_dict()
+    assert set(sd["state"][0]) == {"step", "exp_avg", "exp_avg_sq", "lookahead_slow_param"}
+    assert {key: sd["param_groups"][0][key] for key in
+            ("lookahead_k", "lookahead_alpha", "lookahead_steps")} == \
+        {"lookahead_k": 3, "lookahead_alpha": 0.5, "lookahead_steps": 4}
+    assert sd["optimlab"]["inner"]["optimizer"] == "Adam"
+
+
+def test_lookahead_resumes_from_its_dict_with_or_without_the_optimlab_entry():
+    assert _resumes(lambda opt: copy.deepcopy(opt.state_dict()))
+    # what torch.distributed.checkpoint gives back: state and param_groups alone
+    assert _resumes(lambda opt: {key: value for key, value in
+                                 copy.deepcopy(opt.state_dict()).items() if key != "optimlab"})
+
+
+def test_lookahead_resumes_from_the_nested_dict_of_earlier_versions():
+    def nested(opt):
+        inner = copy.deepcopy(opt.optimizer.state_dict())
+        slow = {pid: {"slow_param": entries["lookahead_slow_param"]} for pid, entries in
+                copy.deepcopy(opt.state_dict())["state"].items()}
+        groups = copy.deepcopy(inner["param_groups"])
+        return {"state": slow, "param_groups": groups, "inner": inner,
+                "lookahead": {"k": opt.k, "alpha": opt.alpha, "la_steps": opt.la_steps},
+                "optimlab": {"optimizer": "Lookahead", "inner_optimizer": "Adam"}}
+    assert _resumes(nested)
+
+
+def test_a_lookahead_over_a_lookahead_prefixes_its_own_keys():
+    opt, _ = _lookahead(k=4, inner_k=2, steps=3)
+    group = opt.state_dict()["param_groups"][0]
+    assert (group["lookahead_k"], group["outer_lookahead_k"]) == (2, 4)
+    assert _resumes(lambda o: copy.deepcopy(o.state_dict()), k=4, inner_k=2)
+
+
+def test_an_inner_optimizers_dict_is_refused_by_a_lookahead():
+    opt, _ = _lookahead(steps=2)
+    untagged = {key: value for key, value in opt.optimizer.state_dict().items()
+                if key != "optimlab"}
+    for saved in (opt.optimizer.state_dict(), untagged):
+        with pytest.raises(ValueError, match="cannot be loaded into optimlab.Lookahead"):
+            opt.load_state_dict(copy.deepcopy(saved))
 
 
 _NOT_STATE_DICTS = {

@@ -157,8 +157,15 @@ class Lookahead(torch.optim.Optimizer):
                 setattr(self, name, hooks)
 
     def state_dict(self) -> dict[str, Any]:
-        """The slow weights (``state``), the inner optimizer's state_dict (``inner``), and
-        ``k``, ``alpha`` and the step counter (``lookahead``).
+        """The inner optimizer's state_dict with this Lookahead's own entries beside its own.
+
+        One flat dict, as ``torch.optim`` writes and ``torch.distributed.checkpoint`` keeps
+        (it keeps ``state`` and ``param_groups`` alone, keyed by parameter name): each
+        parameter's entry holds the inner optimizer's state and the slow weights
+        (``lookahead_slow_param``), and each group the inner group's values and ``k``,
+        ``alpha`` and the step counter (``lookahead_k``, ``lookahead_alpha``,
+        ``lookahead_steps``). Over another Lookahead, this one's keys take an ``outer_``
+        prefix. ``optimlab`` names the two optimizers and holds the inner one's own entry.
 
         The state_dict hooks registered on this Lookahead run as in ``torch.optim``, around
         the whole dict: a post hook sees every entry and may return a replacement.
@@ -166,15 +173,19 @@ class Lookahead(torch.optim.Optimizer):
         with self._own_hooks_held() as hooks:
             for pre_hook in hooks["_optimizer_state_dict_pre_hooks"].values():
                 pre_hook(self)
-            own = super().state_dict()
-        state_dict = {
-            "state": own["state"],
-            "param_groups": own["param_groups"],
-            "inner": self.optimizer.state_dict(),
-            "lookahead": {"k": self.k, "alpha": self.alpha, "la_steps": self.la_steps},
-            "optimlab": {"optimizer": type(self).__name__,
-                         "inner_optimizer": type(self.optimizer).__name__},
-        }
+            own = super().state_dict()  # the slow weights, keyed as the inner state is
+        inner = self.optimizer.state_dict()
+        slow, keys = _own_keys(inner)
+        state = {pid: dict(entries) for pid, entries in inner["state"].items()}
+        for pid, entries in own["state"].items():
+            state.setdefault(pid, {})[slow] = entries["slow_param"]
+        values = {"k": self.k, "alpha": self.alpha, "steps": self.la_steps}
+        groups = [{**group, **{keys[name]: value for name, value in values.items()}}
+                  for group in inner["param_groups"]]
+        state_dict = {"state": state, "param_groups": groups,
+                      "optimlab": {"optimizer": type(self).__name__,
+                                   "inner_optimizer": type(self.optimizer).__name__,
+                                   "inner": inner.get("optimlab")}}
         for post_hook in self._optimizer_state_dict_post_hooks.values():
             result = post_hook(self, state_dict)
             if result is not None:
@@ -184,8 +195,11 @@ class Lookahead(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the inner optimizer, the slow weights and the step counter exactly.
 
-        As in ``torch.optim``, the load pre hooks get a shallow copy of the whole dict first
-        (one may edit it or return a replacement) and the post hooks run once all is loaded.
+        Takes what :meth:`state_dict` writes, with or without its ``optimlab`` entry (as
+        ``torch.distributed.checkpoint`` gives it back), and the nested form that earlier
+        optimlab versions wrote (``inner`` and ``lookahead`` entries). As in ``torch.optim``,
+        the load pre hooks get a shallow copy of the whole dict first (one may edit it or
+        return a replacement) and the post hooks run once all is loaded.
         """
         check_state_dict(state_dict)
         state_dict = state_dict.copy()
@@ -194,35 +208,55 @@ class Lookahead(torch.optim.Optimizer):
             if result is not None:
                 state_dict = result
         tag = state_dict.get("optimlab")
-        name = type(self).__name__
-        if tag is None or tag.get("optimizer") != name or "inner" not in state_dict:
+        name, inner_name = type(self).__name__, type(self.optimizer).__name__
+        nested = all(key in state_dict for key in _NESTED_KEYS)
+        slow, keys = _saved_keys(state_dict["param_groups"])
+        if (tag is not None and tag.get("optimizer") != name) or \
+                (nested and tag is None) or (not nested and slow is None):
             saved_by = f"optimlab.{tag.get('optimizer')}" if tag else "another optimizer"
             raise ValueError(
                 f"this state_dict was saved by {saved_by}, it cannot be loaded into "
                 f"optimlab.{name} (load an inner optimizer's state with "
                 f"lookahead.optimizer.load_state_dict)"
             )
-        inner_name = type(self.optimizer).__name__
-        if tag.get("inner_optimizer") not in (None, inner_name):
+        if tag is not None and tag.get("inner_optimizer") not in (None, inner_name):
             raise ValueError(
                 f"this state_dict was saved by Lookahead over {tag.get('inner_optimizer')}, "
                 f"this Lookahead wraps {inner_name}"
             )
-        self.optimizer.load_state_dict(state_dict["inner"])
-        self._check_slow(state_dict)
+        if nested:
+            inner, groups = state_dict["inner"], state_dict["param_groups"]
+            slow_state = state_dict["state"]
+            meta = state_dict["lookahead"]
+            values = (meta["k"], meta["alpha"], meta["la_steps"])
+        else:
+            groups = [{key: value for key, value in group.items() if key not in keys.values()}
+                      for group in state_dict["param_groups"]]
+            inner_state, slow_state = {}, {}
+            for pid, entries in state_dict["state"].items():
+                rest = {key: value for key, value in entries.items() if key != slow}
+                if rest:
+                    inner_state[pid] = rest
+                if slow in entries:
+                    slow_state[pid] = {"slow_param": entries[slow]}
+            inner = {"state": inner_state, "param_groups": groups}
+            if tag is not None and tag.get("inner") is not None:
+                inner["optimlab"] = tag["inner"]
+            first = state_dict["param_groups"][0] if state_dict["param_groups"] else {}
+            values = tuple(first.get(keys[k], default) for k, default in
+                           (("k", self.k), ("alpha", self.alpha), ("steps", 0)))
+        self._check_slow(groups, slow_state)
+        self.optimizer.load_state_dict(inner)
         # torch's loader casts the slow weights to each parameter's dtype and device; it
         # rebuilds param_groups, so share the inner list again afterwards.
         with self._own_hooks_held():
-            super().load_state_dict({"state": state_dict["state"],
-                                     "param_groups": state_dict["param_groups"]})
+            super().load_state_dict({"state": slow_state, "param_groups": groups})
         self.param_groups = self.optimizer.param_groups
-        meta = state_dict["lookahead"]
-        self.k, self.alpha, self.la_steps = meta["k"], meta["alpha"], meta["la_steps"]
+        self.k, self.alpha, self.la_steps = values
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
 
-    def _check_slow(self, state_dict: dict[str, Any]) -> None:
-        saved_groups = state_dict["param_groups"]
+    def _check_slow(self, saved_groups: list, slow_state: dict) -> None:
         if len(saved_groups) != len(self.param_groups) or any(
             len(s["params"]) != len(g["params"]) for s, g in zip(saved_groups, self.param_groups)
         ):
@@ -230,7 +264,7 @@ class Lookahead(torch.optim.Optimizer):
                              "parameter groups or counts differ")
         for saved, group in zip(saved_groups, self.param_groups):
             for pid, p in zip(saved["params"], group["params"]):
-                slow = state_dict["state"].get(pid, {}).get("slow_param")
+                slow = slow_state.get(pid, {}).get("slow_param")
                 if slow is not None and tuple(slow.shape) != tuple(p.shape):
                     raise ValueError(
                         f"slow weights of parameter {pid} have shape {tuple(slow.shape)} but "
@@ -240,3 +274,34 @@ class Lookahead(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return f"Lookahead(k={self.k}, alpha={self.alpha}, optimizer={self.optimizer!r})"
+
+
+_SLOW, _GROUP_KEYS = "lookahead_slow_param", ("k", "alpha", "steps")
+#: the top-level entries of the nested state_dict that earlier optimlab versions wrote
+_NESTED_KEYS = ("inner", "lookahead")
+
+
+def _with_prefix(prefix: str) -> tuple[str, dict[str, str]]:
+    return prefix + _SLOW, {name: f"{prefix}lookahead_{name}" for name in _GROUP_KEYS}
+
+
+def _own_keys(inner: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The keys a Lookahead over an optimizer with state_dict ``inner`` writes its entries
+    under: ``lookahead_...``, with one more ``outer_`` prefix than any the inner dict uses
+    (a Lookahead inside)."""
+    taken = {key for group in inner["param_groups"] for key in group}
+    prefix = ""
+    while _with_prefix(prefix)[1]["steps"] in taken:
+        prefix = "outer_" + prefix
+    return _with_prefix(prefix)
+
+
+def _saved_keys(groups: list) -> tuple[str | None, dict[str, str]]:
+    """The outermost Lookahead's keys in saved ``groups`` (the longest ``outer_`` prefix), or
+    None and the plain keys where no group has them."""
+    steps = [key for group in groups[:1] for key in group
+             if key.endswith("lookahead_steps") and set(key[:-len("lookahead_steps")]
+                                                        .split("outer_")) <= {""}]
+    if not steps:
+        return None, _with_prefix("")[1]
+    return _with_prefix(max(steps, key=len)[:-len("lookahead_steps")])
