@@ -59,6 +59,14 @@ def train(case, model: torch.nn.Module, shifts: torch.Tensor, steps: int,
     """``steps`` steps of ``case`` on ``model`` (a ShiftedLoss, maybe inside DDP)."""
     params = list(model.parameters())
     opt = case.build(params)
+    run_steps(case, model, opt, shifts, steps, reduce_loss)
+    return [p.detach().clone() for p in params]
+
+
+def run_steps(case, model: torch.nn.Module, opt: torch.optim.Optimizer, shifts: torch.Tensor,
+              steps: int, reduce_loss=None) -> None:
+    """``steps`` steps of ``opt`` (built by ``case`` on ``model``'s parameters)."""
+    params = list(model.parameters())
     sign = -1.0 if case.maximize else 1.0
     sparse = case.capabilities.sparse_only
 
@@ -78,10 +86,9 @@ def train(case, model: torch.nn.Module, shifts: torch.Tensor, steps: int,
         else:
             closure()
             opt.step()
-    return [p.detach().clone() for p in params]
 
 
-def _global_mean(loss: torch.Tensor) -> torch.Tensor:
+def global_mean(loss: torch.Tensor) -> torch.Tensor:
     total = loss.clone()
     dist.all_reduce(total)
     return total / dist.get_world_size()
@@ -103,7 +110,7 @@ def run_all(argv: list[str], cases, distribute, saved) -> int:
     for case in cases:
         try:
             model = ShiftedLoss(make_params(torch.float64, case.shapes))
-            params = train(case, distribute(model), local, steps, _global_mean)
+            params = train(case, distribute(model), local, steps, global_mean)
             results[case.id] = saved(model, params)
         except Exception as error:  # noqa: BLE001 (reported per case to the test)
             results["errors"][case.id] = (f"{type(error).__name__}: {error}\n"

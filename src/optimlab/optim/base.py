@@ -225,6 +225,14 @@ def _is_sharded(p: Tensor) -> bool:
     return placements is not None and any(pl.is_shard() for pl in placements)
 
 
+def _own_storage(value: Tensor) -> Tensor:
+    """A copy of the DTensor ``value`` whose local tensor has a storage of its own."""
+    from torch.distributed.tensor import DTensor
+
+    return DTensor.from_local(value.to_local().clone(), value.device_mesh, value.placements,
+                              run_check=False, shape=value.shape, stride=value.stride())
+
+
 def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
     """Check a group's ``fused``, ``foreach`` and ``state_precision`` flags against ``cls``;
     True if fused."""
@@ -460,8 +468,20 @@ class RuleOptimizer(torch.optim.Optimizer):
 
     # -- state_dict ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Torch's state_dict plus an ``optimlab`` entry naming the optimizer class."""
+        """Torch's state_dict plus an ``optimlab`` entry naming the optimizer class.
+
+        The state entries of sharded parameters (FSDP2's DTensors) are copies, each with a
+        storage of its own: the engine keeps a group's state in one flat buffer, and since
+        DTensors take their local tensor's storage offset (PyTorch PR 167597), torch 2.13's
+        ``Tensor.__deepcopy__`` fails on a DTensor over any view but the first
+        (``copy.deepcopy(opt.state_dict())``, as many training loops keep their best
+        checkpoint). Other entries are the live state, as in ``torch.optim``.
+        """
         sd = super().state_dict()
+        for state in sd["state"].values():
+            for key, value in state.items():
+                if _is_sharded(value):
+                    state[key] = _own_storage(value)
         sd["optimlab"] = {
             "optimizer": type(self).__name__,
             "skipped_steps": self.skipped_steps,
