@@ -2,7 +2,7 @@
 
 For each optimizer of the capability table that steps sharded parameters (the others refuse
 at construction, as ``test_fsdp.py`` checks), the model of :mod:`tests.optim.ddp_worker` is
-sharded by ``fully_shard`` and trained three ways, each rank on its half of the batch:
+sharded by ``fully_shard`` and trained four ways, each rank on its half of the batch:
 
 * ``uninterrupted``: ``STEPS`` steps;
 * ``state_dict``: ``STEPS // 2`` steps, then the optimizer's and the model's ``state_dict()``
@@ -10,13 +10,18 @@ sharded by ``fully_shard`` and trained three ways, each rank on its half of the 
   with ``load_state_dict``, which take the remaining steps;
 * ``dcp``: the same through ``torch.distributed.checkpoint`` (``get_state_dict``,
   ``dcp.save`` to disk, ``dcp.load`` and ``set_state_dict`` into a fresh pair), the way
-  FSDP2 checkpoints are written. ``get_state_dict`` first fills a fresh optimizer's state by
-  stepping it once with zero gradients and ``lr`` 0; an optimizer that needs a closure
-  cannot take that step (torch's own LBFGS neither), so those run the ``state_dict`` way
-  only.
+  FSDP2 checkpoints are written;
+* ``full``: the same with ``StateDictOptions(full_state_dict=True)``: whole (gathered)
+  tensors on every rank, as for a single-file checkpoint, set into a fresh sharded pair
+  (not for an optimizer without state tensors, which torch's loader refuses).
+
+``get_state_dict`` first fills a fresh optimizer's state by stepping it once with zero
+gradients and ``lr`` 0; an optimizer that needs a closure cannot take that step (torch's
+own LBFGS neither), so those run the ``state_dict`` way only.
 
 The rank writes ``OUT/rank{r}.pt``: ``{case id: {way: [full tensors]}}``, with ``"half"``
-the weights after ``STEPS // 2`` steps, and ``"errors": {case id: "Type: message"}``.
+the weights after ``STEPS // 2`` steps and ``"stateless"`` whether the optimizer kept no
+state tensor, and ``"errors": {case id: "Type: message"}``.
 
     torchrun --nproc-per-node 2 -m tests.optim.fsdp_checkpoint_worker OUT [STEPS]
 """
@@ -31,7 +36,11 @@ import traceback
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_state_dict,
+    set_state_dict,
+)
 from torch.distributed.fsdp import fully_shard
 
 from tests.optim.cases import DENSE_CASES
@@ -66,6 +75,11 @@ def _resumed(case, local: torch.Tensor, steps: int, way: str, folder: str) -> di
     if way == "state_dict":
         fresh_model.load_state_dict(copy.deepcopy(model.state_dict()))
         fresh_opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+    elif way == "full":
+        full = StateDictOptions(full_state_dict=True)
+        model_state, optim_state = copy.deepcopy(get_state_dict(model, opt, options=full))
+        set_state_dict(fresh_model, fresh_opt, model_state_dict=model_state,
+                       optim_state_dict=optim_state, options=full)
     else:
         model_state, optim_state = get_state_dict(model, opt)
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=folder)
@@ -94,12 +108,17 @@ def main(argv: list[str]) -> int:
         try:
             run_steps(case, model, opt, local, steps, global_mean)
             runs = {"uninterrupted": _full(model)}
-            ways = ["state_dict"] + ([] if case.needs_closure else ["dcp"])
+            # torch's loader of a full optimizer state dict asserts on one that holds no
+            # tensor (torch.optim.SGD without momentum too): "Expected device to be set"
+            stateless = not any(torch.is_tensor(value) for entries in opt.state.values()
+                                for value in entries.values())
+            ways = ["state_dict"] + ([] if case.needs_closure else
+                                     ["dcp"] + ([] if stateless else ["full"]))
             for way in ways:
                 resumed = _resumed(case, local, steps, way,
                                    os.path.join(out, f"{case.id}-{way}"))
                 runs["half"], runs[way] = resumed["half"], resumed["end"]
-            results[case.id] = runs
+            results[case.id] = {**runs, "stateless": stateless}
         except Exception as error:  # noqa: BLE001 (reported per case to the test)
             results["errors"][case.id] = (f"{type(error).__name__}: {error}\n"
                                           + traceback.format_exc(limit=6))

@@ -7,7 +7,8 @@ optimizer built from other weights must end bit-identical to the uninterrupted r
 ranks: through ``state_dict`` / ``load_state_dict`` (DTensor state), and, where the
 optimizer steps without a closure, through ``torch.distributed.checkpoint`` (``get_state_dict``,
 ``dcp.save``, ``dcp.load``, ``set_state_dict``), which keeps only ``state`` and
-``param_groups`` and first steps a fresh optimizer once with ``lr`` 0.
+``param_groups`` and first steps a fresh optimizer once with ``lr`` 0, and through DCP's
+full (gathered) state dicts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def test_a_resumed_sharded_run_is_bit_identical(ranks, case):
     first, second = ranks
     assert case.id not in first["errors"], first["errors"][case.id]
     runs = first[case.id]
-    ways = {"state_dict"} | (set() if case.needs_closure else {"dcp"})
+    # DCP's full-state loader refuses an optimizer without state tensors (torch's SGD too)
+    ways = {"state_dict"} | (set() if case.needs_closure else
+                             {"dcp"} | (set() if runs["stateless"] else {"full"}))
     assert ways <= set(runs)
     # the second half moved the weights, so equal ends say the state was restored
     assert any(not torch.equal(a, b) for a, b in zip(runs["half"], runs["uninterrupted"]))
@@ -48,8 +51,10 @@ def test_a_resumed_sharded_run_is_bit_identical(ranks, case):
         assert all(torch.equal(a, b) for a, b in zip(runs[way], second[case.id][way])), way
 
 
-def test_the_dcp_way_covers_a_wrapper_and_running_group_state():
+def test_the_dcp_ways_cover_a_wrapper_and_running_group_state(ranks):
     """Lookahead (its own entries beside the inner optimizer's) and schedule-free (running
-    values in its groups) are among the DCP cases, so those forms are exercised."""
-    names = {case.cls_name for case in CASES if not case.needs_closure}
-    assert {"Lookahead", "ScheduleFreeAdamW", "Adam"} <= names
+    values in its groups) go through both DCP ways, so those forms are exercised."""
+    first, _ = ranks
+    for case in CASES:
+        if case.cls_name in ("Lookahead", "ScheduleFreeAdamW", "Adam"):
+            assert {"dcp", "full"} <= set(first[case.id]), case.id
