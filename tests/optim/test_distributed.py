@@ -56,3 +56,33 @@ def test_ddp_model_trains(process_group):
         opt.step()
         first = first if first is not None else loss.item()
     assert loss.item() < first
+
+
+def test_a_sharded_state_dict_is_a_deep_copyable_copy_and_leaves_the_state_alone(process_group):
+    """Under ``fully_shard`` (one process: every parameter a DTensor shard) the state is
+    views into the engine's flat buffer; ``state_dict()`` hands out copies that
+    ``copy.deepcopy`` takes (a DTensor over a view at an offset it cannot) and leaves the
+    optimizer's own entries as they were."""
+    import copy
+
+    fsdp = pytest.importorskip("torch.distributed.fsdp")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)).double()
+    fsdp.fully_shard(model)
+    opt = optimlab.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(5, 4, dtype=torch.float64)).sum().backward()
+    opt.step()
+    live = {id(p): dict(state) for p, state in opt.state.items()}
+    offsets = [value.to_local().storage_offset() for state in opt.state.values()
+               for key, value in state.items() if key != "step"]
+    assert any(offsets), "the state should be views into one buffer"
+
+    saved = opt.state_dict()
+    assert all(state[key] is value for p, state in opt.state.items()
+               for key, value in live[id(p)].items())
+    copied = copy.deepcopy(saved)
+    for pid, p in enumerate(model.parameters()):
+        for key in ("exp_avg", "exp_avg_sq"):
+            entry = copied["state"][pid][key]
+            assert entry.to_local().storage_offset() == 0
+            assert torch.equal(entry.full_tensor(), opt.state[p][key].full_tensor())

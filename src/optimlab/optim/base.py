@@ -478,10 +478,11 @@ class RuleOptimizer(torch.optim.Optimizer):
         checkpoint). Other entries are the live state, as in ``torch.optim``.
         """
         sd = super().state_dict()
-        for state in sd["state"].values():
-            for key, value in state.items():
-                if _is_sharded(value):
-                    state[key] = _own_storage(value)
+        # torch's dict holds this optimizer's own per-parameter dicts: replace, never edit
+        sd["state"] = {pid: {key: _own_storage(value) if _is_sharded(value) else value
+                             for key, value in entries.items()}
+                       if any(_is_sharded(value) for value in entries.values()) else entries
+                       for pid, entries in sd["state"].items()}
         sd["optimlab"] = {
             "optimizer": type(self).__name__,
             "skipped_steps": self.skipped_steps,
