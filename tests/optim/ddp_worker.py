@@ -94,12 +94,12 @@ def global_mean(loss: torch.Tensor) -> torch.Tensor:
     return total / dist.get_world_size()
 
 
-def run_all(argv: list[str], cases, distribute, saved) -> int:
-    """Train every case on this rank and save the results (the body of both workers).
+def run_all(argv: list[str], cases, run_case) -> int:
+    """Run every case on this rank and save the results (the body of the workers).
 
-    ``argv`` is ``OUT [STEPS]``; ``distribute(model)`` gives the module to train (DDP's
-    wrapper, or the model after ``fully_shard``); ``saved(model, params)`` what is written
-    for a case that trained. A case that raises is written as ``"Type: message"`` and its
+    ``argv`` is ``OUT [STEPS]``; ``run_case(case, local, steps, out)`` trains one case on
+    this rank's half of the batch (``local``) and returns what is written for it, or None
+    for a case it leaves out. A case that raises is written as ``"Type: message"`` and its
     traceback under ``"errors"``.
     """
     out, steps = argv[0], int(argv[1]) if len(argv) > 1 else 10
@@ -109,21 +109,26 @@ def run_all(argv: list[str], cases, distribute, saved) -> int:
     results: dict = {"errors": {}}
     for case in cases:
         try:
-            model = ShiftedLoss(make_params(torch.float64, case.shapes))
-            params = train(case, distribute(model), local, steps, global_mean)
-            results[case.id] = saved(model, params)
+            result = run_case(case, local, steps, out)
+            if result is not None:
+                results[case.id] = result
         except Exception as error:  # noqa: BLE001 (reported per case to the test)
             results["errors"][case.id] = (f"{type(error).__name__}: {error}\n"
-                                          + traceback.format_exc(limit=4))
+                                          + traceback.format_exc(limit=6))
         dist.barrier()
     torch.save(results, os.path.join(out, f"rank{rank}.pt"))
     dist.destroy_process_group()
     return 0
 
 
+def _ddp_case(case, local: torch.Tensor, steps: int, out: str) -> list[torch.Tensor]:
+    model = torch.nn.parallel.DistributedDataParallel(
+        ShiftedLoss(make_params(torch.float64, case.shapes)))
+    return train(case, model, local, steps, global_mean)
+
+
 def main(argv: list[str]) -> int:
-    return run_all(argv, distributed_cases(ALL_CASES), torch.nn.parallel.DistributedDataParallel,
-                   lambda model, params: params)
+    return run_all(argv, distributed_cases(ALL_CASES), _ddp_case)
 
 
 if __name__ == "__main__":

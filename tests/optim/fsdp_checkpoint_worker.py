@@ -31,10 +31,8 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import traceback
 
 import torch
-import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -45,10 +43,10 @@ from torch.distributed.fsdp import fully_shard
 
 from tests.optim.cases import DENSE_CASES
 from tests.optim.ddp_worker import (
-    BATCH,
     ShiftedLoss,
     distributed_cases,
     global_mean,
+    run_all,
     run_steps,
 )
 from tests.problems import make_params
@@ -93,39 +91,27 @@ def _resumed(case, local: torch.Tensor, steps: int, way: str, folder: str) -> di
     return out
 
 
+def _checkpoint_case(case, local: torch.Tensor, steps: int, out: str) -> dict | None:
+    try:
+        model, opt = _sharded(case)
+    except ValueError:  # refuses sharded parameters (test_fsdp.py holds the message)
+        return None
+    run_steps(case, model, opt, local, steps, global_mean)
+    runs = {"uninterrupted": _full(model)}
+    # torch's loader of a full optimizer state dict asserts on one that holds no tensor
+    # (torch.optim.SGD without momentum too): "Expected device to be set"
+    stateless = not any(torch.is_tensor(value) for entries in opt.state.values()
+                        for value in entries.values())
+    ways = ["state_dict"] + ([] if case.needs_closure else
+                             ["dcp"] + ([] if stateless else ["full"]))
+    for way in ways:
+        resumed = _resumed(case, local, steps, way, os.path.join(out, f"{case.id}-{way}"))
+        runs["half"], runs[way] = resumed["half"], resumed["end"]
+    return {**runs, "stateless": stateless}
+
+
 def main(argv: list[str]) -> int:
-    out, steps = argv[0], int(argv[1]) if len(argv) > 1 else 10
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    local = BATCH.chunk(world)[rank]
-    results: dict = {"errors": {}}
-    for case in distributed_cases(DENSE_CASES):
-        try:
-            model, opt = _sharded(case)
-        except ValueError:  # refuses sharded parameters (test_fsdp.py holds the message)
-            dist.barrier()
-            continue
-        try:
-            run_steps(case, model, opt, local, steps, global_mean)
-            runs = {"uninterrupted": _full(model)}
-            # torch's loader of a full optimizer state dict asserts on one that holds no
-            # tensor (torch.optim.SGD without momentum too): "Expected device to be set"
-            stateless = not any(torch.is_tensor(value) for entries in opt.state.values()
-                                for value in entries.values())
-            ways = ["state_dict"] + ([] if case.needs_closure else
-                                     ["dcp"] + ([] if stateless else ["full"]))
-            for way in ways:
-                resumed = _resumed(case, local, steps, way,
-                                   os.path.join(out, f"{case.id}-{way}"))
-                runs["half"], runs[way] = resumed["half"], resumed["end"]
-            results[case.id] = {**runs, "stateless": stateless}
-        except Exception as error:  # noqa: BLE001 (reported per case to the test)
-            results["errors"][case.id] = (f"{type(error).__name__}: {error}\n"
-                                          + traceback.format_exc(limit=6))
-        dist.barrier()
-    torch.save(results, os.path.join(out, f"rank{rank}.pt"))
-    dist.destroy_process_group()
-    return 0
+    return run_all(argv, distributed_cases(DENSE_CASES), _checkpoint_case)
 
 
 if __name__ == "__main__":

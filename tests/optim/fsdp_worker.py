@@ -18,17 +18,19 @@ import torch
 from torch.distributed.fsdp import fully_shard
 
 from tests.optim.cases import DENSE_CASES
-from tests.optim.ddp_worker import distributed_cases, run_all
+from tests.optim.ddp_worker import ShiftedLoss, distributed_cases, global_mean, run_all, train
+from tests.problems import make_params
 
 
-def _shard(model: torch.nn.Module) -> torch.nn.Module:
+def _fsdp_case(case, local: torch.Tensor, steps: int, out: str) -> list[torch.Tensor]:
+    model = ShiftedLoss(make_params(torch.float64, case.shapes))
     fully_shard(model)
-    return model
+    train(case, model, local, steps, global_mean)
+    return [p.full_tensor() for p in model.parameters()]
 
 
 def main(argv: list[str]) -> int:
-    return run_all(argv, distributed_cases(DENSE_CASES), _shard,
-                   lambda model, params: [p.full_tensor() for p in model.parameters()])
+    return run_all(argv, distributed_cases(DENSE_CASES), _fsdp_case)
 
 
 if __name__ == "__main__":
