@@ -23,7 +23,7 @@ environment already sets either threshold, or where ``OPTIMLAB_KEEP_FREED_MEMORY
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import platform
 
@@ -35,9 +35,9 @@ TRIM_THRESHOLD = 256 << 20
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # from glibc's <malloc.h>
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-_state: dict[str, bool] = {}
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set glibc's mmap and trim thresholds once per process (see the module's docstring).
 
@@ -45,20 +45,13 @@ def keep_freed_memory() -> bool:
     not glibc, the environment sets them itself or opts out with
     ``OPTIMLAB_KEEP_FREED_MEMORY=0``.
     """
-    if "done" not in _state:
-        _state["done"] = _apply()
-    return _state["done"]
-
-
-def _apply() -> bool:
     if os.environ.get("OPTIMLAB_KEEP_FREED_MEMORY", "1") == "0" or \
             any(name in os.environ for name in _ENV):
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+    try:  # the process's own symbols: glibc's mallopt, without a search for the library
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
