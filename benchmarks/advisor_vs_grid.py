@@ -57,6 +57,7 @@ import numpy as np  # noqa: E402
 
 from optimlab.bench.analysis import CRITERION, rank, summarize  # noqa: E402
 from optimlab.bench.store import RunStore  # noqa: E402
+from optimlab.bench.store.environment import cpu_description  # noqa: E402
 from optimlab.bench.sweep import SweepSpec, run_records, run_sweep  # noqa: E402
 from optimlab.bench.tasks import get  # noqa: E402
 from optimlab.bench.trainer import TrainConfig  # noqa: E402
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_STEPS} steps, "
                         f"tasks {','.join(QUICK_TASKS)} (unless --steps/--tasks say otherwise)")
     args = parser.parse_args(argv)
+    print(f"cpu: {cpu_description()}", flush=True)
 
     steps = args.steps if args.steps is not None else QUICK_STEPS if args.quick else 300
     labels = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else \

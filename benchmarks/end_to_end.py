@@ -46,6 +46,7 @@ import torch
 from _ceiling import product_flops, product_rate
 
 from optimlab.bench.analysis import parse_lrs
+from optimlab.bench.store.environment import cpu_description
 from optimlab.bench.sweep import SweepSpec
 from optimlab.bench.tasks import get
 from optimlab.bench.trainer import TrainConfig, train_population, train_sequential
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when the median end-to-end ratio is below --target")
     args = parser.parse_args()
+    print(f"cpu: {cpu_description()}", flush=True)
 
     # the CLI's sweep: the same members, in the same order, and the same TrainConfig
     config = TrainConfig(steps=args.steps, batch_size=BATCH, eval_every=max(1, args.steps // 20),

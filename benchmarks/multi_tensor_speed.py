@@ -28,6 +28,7 @@ import time
 import torch
 
 import optimlab
+from optimlab.bench.store.environment import cpu_description
 from optimlab.cli import render_table
 
 #: (registry name, torch class, hyperparameters, whether optimlab has a fused path)
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = parser.parse_args(argv)
+    print(f"cpu: {cpu_description()}", flush=True)
     if args.tensors < 1 or args.numel < 1 or args.repeats < 1 or args.steps < 1:
         parser.error("--tensors, --numel, --repeats and --steps must be positive")
     if args.threads:

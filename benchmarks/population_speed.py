@@ -35,6 +35,7 @@ import torch
 from _ceiling import product_flops, product_rate
 
 from optimlab.bench.allocator import keep_freed_memory
+from optimlab.bench.store.environment import cpu_description
 from optimlab.bench.tasks import get
 from optimlab.bench.trainer import Member, TrainConfig, train_population, train_sequential
 
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--compare-stacked", action="store_true",
                         help="also time the population engine without its stacked linear layers")
     args = parser.parse_args()
+    print(f"cpu: {cpu_description()}", flush=True)
     task = get("mnist1d")
     lrs = np.logspace(-3.5, -1.5, 8)
     members = [Member("adam", {"lr": float(lrs[i % 8])}, seed=i // 8)

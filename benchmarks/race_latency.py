@@ -28,6 +28,8 @@ import time
 import numpy as np
 import torch
 
+from optimlab.bench.store.environment import cpu_description
+
 RACE_TARGET_MS = 300.0
 PAINT_TARGET_MS = 1000.0
 CHROMIUM = os.environ.get("OPTIMLAB_CHROMIUM", "/usr/bin/chromium")
@@ -162,6 +164,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-page", action="store_true", help="only the race endpoint")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    print(f"cpu: {cpu_description()}", flush=True)
     print(_load())
     race_ms = bench_race(args.repeats)
     paint_ms = None if args.no_page else bench_page(args.loads)

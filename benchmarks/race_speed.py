@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import optimlab
+from optimlab.bench.store.environment import cpu_description
 from optimlab.landscapes import TUNE_GRID, get, race
 
 OPTIMIZERS = {
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--tune-steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    print(f"cpu: {cpu_description()}", flush=True)
     landscape = get("rosenbrock")
     t_naive, slow = best_time(lambda: naive(landscape, args.steps), args.repeats)
     t_race, fast = best_time(lambda: race(landscape, OPTIMIZERS, steps=args.steps),

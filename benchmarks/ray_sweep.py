@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from optimlab.bench.store.environment import cpu_description
+
 # every node and driver on loopback, and no usage report to Ray's servers
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6000)
     opts = parser.parse_args()
+    print(f"cpu: {cpu_description()}", flush=True)
     args = sweep_args(opts.steps)
     results = {"local": timed(args, opts.repeats)}
     for workers in (1, 2):

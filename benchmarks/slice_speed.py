@@ -19,6 +19,7 @@ import torch
 from torch.func import functional_call
 
 from optimlab.bench.slices import _random_plane, _scores, _stack_weights
+from optimlab.bench.store.environment import cpu_description
 from optimlab.bench.tasks import get as get_task
 from optimlab.bench.trainer import _init_model
 
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--chunk", type=int, default=256)
     opts = parser.parse_args()
+    print(f"cpu: {cpu_description()}", flush=True)
     task = get_task("mnist1d")
     model = _init_model(task, "mlp", 0)
     origin = torch.cat([p.detach().reshape(-1) for p in model.parameters()])

@@ -24,6 +24,7 @@ import warnings
 import torch
 
 import optimlab
+from optimlab.bench.store.environment import cpu_description
 from optimlab.cli import render_table
 
 CASES = [("SparseAdam", {"lr": 1e-3}), ("Adagrad", {"lr": 1e-2})]
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--touched", type=int, default=256, help="rows a batch looks up")
     parser.add_argument("--repeats", type=int, default=30, help="timed steps per optimizer")
     args = parser.parse_args(argv)
+    print(f"cpu: {cpu_description()}", flush=True)
     # torch.optim.Adagrad's sparse path warns that it skips its own invariant checks
     warnings.filterwarnings("ignore", message="Sparse invariant checks")
     try:

@@ -71,6 +71,7 @@ import torch
 
 import optimlab
 from optimlab._table import text_table
+from optimlab.bench.store.environment import cpu_description
 
 try:
     import pytorch_optimizer
@@ -467,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV,
                         help="where to write the figures (default: benchmarks/results/step_throughput.csv)")
     args = parser.parse_args(argv)
+    print(f"cpu: {cpu_description()}", flush=True)
 
     specs = SPECS
     if args.optimizers:

@@ -1,5 +1,9 @@
-"""Where a sweep was created: :func:`collect_environment` (python, platform, machine, host,
-library versions, and CUDA devices when torch already initialized them).
+"""Where a sweep was created: :func:`collect_environment` (python, platform, machine, the CPU's
+model and vector extensions, host, library versions, and CUDA devices when torch already
+initialized them).
+
+Timings (a sweep's wall times, the calibrated step costs, the benchmarks' ratios) depend on
+the CPU, so the store and the benchmark scripts name it: :func:`cpu_description`.
 
 The run store records it in the ``environment`` column of ``sweeps``
 (:meth:`~optimlab.bench.store.RunStore.open_sweep`). Standard library only: versions are
@@ -16,11 +20,68 @@ import sys
 from importlib import metadata
 from typing import Any
 
-__all__ = ["collect_environment"]
+__all__ = ["collect_environment", "cpu_model", "cpu_vector_extensions", "cpu_description"]
+
+#: the vector extensions :func:`cpu_vector_extensions` reports, as ``/proc/cpuinfo`` spells
+#: them (x86-64 ``flags``, arm64 ``Features``), widest last within each family
+VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile",
+                     "asimd", "sve", "sve2")
+
+
+def _cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first processor's ``key: value`` lines of ``path`` (empty where there is none)."""
+    fields: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    if fields:
+                        break  # the first processor's block has ended
+                    continue
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's marketing name (``model name`` in ``cpuinfo`` on Linux, with the x86 family
+    and model numbers: ``AMD EPYC (family 25, model 17)``), else :func:`platform.processor`,
+    else :func:`platform.machine`; never empty."""
+    fields = _cpuinfo(cpuinfo)
+    for key in ("model name", "Model", "Hardware", "cpu model"):
+        if fields.get(key):
+            name = " ".join(fields[key].split())
+            if fields.get("cpu family") and fields.get("model"):
+                # a virtual machine may show only "AMD EPYC": the x86 family and model
+                # still tell the generations apart (family 25 model 17 is Zen 4)
+                name += f" (family {fields['cpu family']}, model {fields['model']})"
+            return name
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_vector_extensions(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
+    """Which of :data:`VECTOR_EXTENSIONS` the CPU has, in that order (empty where
+    ``cpuinfo`` does not say: not Linux, say)."""
+    fields = _cpuinfo(cpuinfo)
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return [name for name in VECTOR_EXTENSIONS if name in flags]
+
+
+def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """One line naming the CPU for a benchmark's header: model, logical CPUs and vector
+    extensions, e.g. ``AMD EPYC (family 25, model 17), 2 logical CPUs, avx2 fma
+    avx512f``."""
+    extensions = cpu_vector_extensions(cpuinfo)
+    return (f"{cpu_model(cpuinfo)}, {os.cpu_count()} logical CPUs"
+            + (f", {' '.join(extensions)}" if extensions else ""))
 
 
 def collect_environment() -> dict:
-    """Where this process runs: python, platform, machine, host and library versions.
+    """Where this process runs: python, platform, machine, CPU model and vector extensions,
+    host and library versions.
 
     Versions come from the installed distributions (nothing is imported); the CUDA build
     and devices are added only when torch is already imported and CUDA initialized, so
@@ -33,6 +94,8 @@ def collect_environment() -> dict:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "cpu_extensions": cpu_vector_extensions(),
         "host": socket.gethostname(),
         "sqlite": sqlite3.sqlite_version,
     }
