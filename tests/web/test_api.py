@@ -111,6 +111,11 @@ def test_optimizers_come_from_the_library_catalog(client):
     assert rows["sam"]["defaults"]["base_optimizer"] == "sgd"
     colors = [row["color"] for row in rows.values()]
     assert len(set(colors)) == len(colors)
+    # what a step counts in the work limits, from the capability records
+    assert {rows[n]["step_cost"] for n in ("adam", "sgd", "lamb")} == {1}
+    assert rows["soap"]["step_cost"] == 10 and rows["lbfgs"]["step_cost"] == 100
+    assert all(row["step_cost"] == optimlab.optim.registry.step_cost(name)
+               for name, row in rows.items())
 
 
 def test_limits_and_openapi(client):
@@ -249,6 +254,12 @@ def _refused(client, body, field, reason=None, raw=None):
      f"340000 optimizer-steps; the limit is {MAX_WORK}"),
     ({"steps": 589, "tune": True, "optimizers": [{"name": "gd"}] * 20}, "steps",
      f"x {TUNE_RACERS} learning rates tuned comes to 200260"),
+    # 3 x 1000 L-BFGS steps, each counting 100 (a line search per member: about a
+    # millisecond a step on 2 cores, so 20 x 10000 of them would have run for minutes)
+    ({"steps": 1000, "optimizers": [{"name": "lbfgs"}] * 3}, "steps",
+     "comes to 300000 optimizer-steps .*counts more than one: lbfgs 100, lbfgs #2 100"),
+    ({"steps": 10_000, "optimizers": [{"name": "adam"}, {"name": "soap"}] * 2}, "steps",
+     "comes to 220000 optimizer-steps .*: soap 10, soap #2 10\\)"),
 ])
 def test_requests_outside_the_limits_get_422_saying_why(client, change, field, reason):
     _refused(client, race_body(**change), field, reason)
@@ -780,6 +791,10 @@ def test_basins_class_each_start_by_the_minimum_its_own_race_ends_in(client):
 
 @pytest.mark.parametrize("overrides, loc, match", [
     ({"grid": 30, "steps": 2000}, ["body", "steps"], "member-steps; the limit is 500000"),
+    # within the limit by count (67,500 member-steps) but not by cost: L-BFGS counts 100
+    ({"grid": 15, "steps": 300, "optimizers": [{"name": "lbfgs"}]}, ["body", "steps"],
+     "comes to 6750000 member-steps (a step of a rule that runs member by member counts "
+     "more than one: lbfgs 100)"),
     ({"landscape": "saddle"}, ["body", "landscape"], "no minimum"),
     ({"grid": 31}, ["body", "grid"], "30"),
     ({"radius": 0}, ["body", "radius"], "greater than 0"),

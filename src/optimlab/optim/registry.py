@@ -18,7 +18,7 @@ from . import palette
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "available", "checked_defaults", "create", "info", "resolve"]
+__all__ = ["Entry", "available", "checked_defaults", "create", "info", "resolve", "step_cost"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,21 @@ def resolve(name: str) -> Entry:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown optimizer {name!r}{hint} (known: {', '.join(_ENTRIES)})")
     return _ENTRIES[key]
+
+
+def step_cost(name: str, hparams: dict | None = None) -> float:
+    """The rough cost of one member-step of optimizer ``name`` with ``hparams`` in a batched
+    run, in units of an elementwise rule's (:meth:`Capabilities.step_cost`); a wrapper's is
+    its own times its inner optimizer's, when ``hparams`` names the inner one (else its
+    own). What the playground's work limits count."""
+    hparams = dict(hparams or {})
+    entry = resolve(name)
+    caps = entry.capabilities
+    cost = caps.step_cost({**entry.preset, **hparams})
+    inner = hparams.get(caps.wraps) if caps.wraps else None
+    if isinstance(inner, str):
+        cost *= step_cost(inner)
+    return cost
 
 
 def info(name: str) -> Info:

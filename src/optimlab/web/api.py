@@ -34,10 +34,20 @@ from ..landscapes.inspect import inspect_steps
 from ..landscapes.plots import _grid, _scale_for
 from ..landscapes.race import run_fan
 from ..optim import palette as _palette
-from ..optim.registry import available, resolve
+from ..optim.registry import available, resolve, step_cost
 from . import hparams as hp
 from .lrs import rates_for
-from .models import GRID_MAX, GRID_MIN, MAX_BASIN_WORK, MAX_ID, MAX_POINTS, MAX_WORK, TUNE_RACERS, work
+from .models import (
+    GRID_MAX,
+    GRID_MIN,
+    MAX_BASIN_WORK,
+    MAX_ID,
+    MAX_POINTS,
+    MAX_WORK,
+    TUNE_RACERS,
+    basin_work,
+    work,
+)
 
 if TYPE_CHECKING:
     from .models import RaceRequest
@@ -256,7 +266,7 @@ def _optimizers() -> bytes:
             "typical_use": info.typical_use, "adaptive": info.adaptive,
             "momentum": info.momentum, "memory_note": info.memory_note,
             "wrapper": info.wrapper, "needs_closure": info.needs_closure,
-            "color": entry.color,
+            "step_cost": step_cost(entry.name), "color": entry.color,
             "hyperparameters": hp.exposed(entry.name),
             "defaults": _jsonable(hp.defaults(entry.name)),
         })
@@ -365,7 +375,8 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
     entries = _entries(request.optimizers)
     starts = [_start(land, point, ("starts", i)) for i, point in enumerate(request.starts)]
     fan = [float(f) for f in request.fan]
-    cost = work(request.steps, len(entries), request.tune, len(starts),
+    costs = _step_costs(entries)
+    cost = work(request.steps, costs, request.tune, len(starts),
                 len({f for f in fan if f != 1.0}))
     if cost > MAX_WORK:
         tuned = f" x {TUNE_RACERS} learning rates tuned" if request.tune else ""
@@ -373,8 +384,9 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
                 if starts or fan else "")
         raise RequestError(("steps",), f"the race is too big: {request.steps} steps x "
                                        f"{len(entries)} optimizers{tuned}{more} comes to "
-                                       f"{cost} optimizer-steps; the limit is {MAX_WORK} "
-                                       f"(fewer steps, optimizers, starts or rates)")
+                                       f"{cost} optimizer-steps{_heavy(entries, costs)}; the "
+                                       f"limit is {MAX_WORK} (fewer steps, optimizers, starts "
+                                       f"or rates)")
     raced = land if control is None else control.watch(land)
 
     def run(chosen):
@@ -478,6 +490,19 @@ def run_inspect(request) -> dict:
             "diverged": run["diverged"]}
 
 
+def _step_costs(entries) -> list[float]:
+    """Each entry's step cost (:func:`optimlab.optim.registry.step_cost`): what one of its
+    member-steps counts in the work limits."""
+    return [step_cost(name, hparams) for _, name, hparams in entries]
+
+
+def _heavy(entries, costs) -> str:
+    """The part of a too-big message that names the optimizers counting more than 1."""
+    heavy = [f"{label} {cost:g}" for (label, _, _), cost in zip(entries, costs) if cost != 1]
+    return (f" (a step of a rule that runs member by member counts more than one: "
+            f"{', '.join(heavy)})") if heavy else ""
+
+
 def run_basins(request, control: RaceControl | None = None) -> dict:
     """``POST /api/basins``: which minimum each optimizer reaches from each start of a grid
     (:func:`optimlab.exhibits.basins`, one batch; see :class:`BasinsResponse`).
@@ -494,13 +519,14 @@ def run_basins(request, control: RaceControl | None = None) -> dict:
         raise RequestError(("landscape",), f"{land.name} has no minimum for a run to end in "
                                            f"(it is unbounded below): a basins map needs one")
     entries = _entries(request.optimizers)
-    cost = request.grid ** 2 * request.steps * len(entries)
+    costs = _step_costs(entries)
+    cost = basin_work(request.grid, request.steps, costs)
     if cost > MAX_BASIN_WORK:
         raise RequestError(("steps",), f"the basins map is too big: {request.grid}x"
                                        f"{request.grid} starts x {request.steps} steps x "
                                        f"{len(entries)} optimizers comes to {cost} "
-                                       f"member-steps; the limit is {MAX_BASIN_WORK} (fewer "
-                                       f"starts, steps or optimizers)")
+                                       f"member-steps{_heavy(entries, costs)}; the limit is "
+                                       f"{MAX_BASIN_WORK} (fewer starts, steps or optimizers)")
     (x0, x1), (y0, y1) = land.domain
     radius = float(request.radius) if request.radius is not None else \
         0.05 * min(x1 - x0, y1 - y0)

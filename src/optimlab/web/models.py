@@ -9,7 +9,10 @@ the schema does not say, except the rules that tie two fields together, which JS
 cannot state; those are in the descriptions, and break with HTTP 422 too:
 
 - the work budget: ``steps x racers <= MAX_WORK``, where each optimizer is one racer, or
-  one per learning rate of the tuning grid (:data:`TUNE_RACERS`) when ``tune`` is on;
+  one per learning rate of the tuning grid (:data:`TUNE_RACERS`) when ``tune`` is on, and
+  a racer counts its optimizer's step cost (1 for a rule that batches over members, 10 for
+  one that runs member by member such as SOAP, 100 for L-BFGS:
+  :func:`optimlab.optim.registry.step_cost`), so no valid request runs for minutes;
 - ``start`` inside the chosen landscape's domain (``GET /api/landscapes``), ``params``
   only the landscape's own (``quadratic``: ``kappa``);
 - whatever an optimizer itself refuses when it is built (e.g. Rprop's ``step_sizes`` with
@@ -26,7 +29,9 @@ steps                  1 .. :data:`MAX_STEPS` (10000)
 optimizers per race    1 .. :data:`MAX_OPTIMIZERS` (20)
 work per race          steps x racers <= :data:`MAX_WORK` (200000); an optimizer is one
                        racer, or :data:`TUNE_RACERS` (one per grid learning rate) when
-                       tuning
+                       tuning, times its step cost (1, 10 member by member, 100 L-BFGS)
+work per basins map    grid**2 x steps x step cost, summed over the optimizers, <=
+                       :data:`MAX_BASIN_WORK` (500000)
 noise                  0 .. :data:`MAX_NOISE` (std of the Gaussian gradient noise)
 seed                   0 .. 2**31 - 1
 start                  two numbers in [-:data:`MAX_COORD`, :data:`MAX_COORD`], inside the
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
@@ -84,7 +90,8 @@ __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "
 MAX_STEPS = 10_000
 #: Most optimizers in one race.
 MAX_OPTIMIZERS = 20
-#: Most optimizer-steps in one race: steps x racers (see the module docstring).
+#: Most optimizer-steps in one race: steps x racers, each weighted by its step cost (see the
+#: module docstring and :func:`work`).
 MAX_WORK = 200_000
 #: Racers one optimizer counts for when tuning: one per learning rate of the grid.
 TUNE_RACERS = len(TUNE_GRID)
@@ -109,9 +116,12 @@ MAX_STARTS, MAX_FAN, MAX_FAN_FACTOR = 16, 9, 100.0
 #: Most steps ``POST /api/inspect`` records.
 MAX_INSPECT_STEPS = 1000
 #: ``POST /api/basins``: most starts per side of its grid, most steps per run, and most
-#: member-steps (``grid**2 x steps x optimizers``: every start of every optimizer is one
-#: member of one batch). Measured on a 2-core CPU: 1 us per member-step for Adam or SGD,
-#: 40-60 for SOAP, Shampoo, SAM and Prodigy, 360 for L-BFGS.
+#: member-steps (``grid**2 x steps`` per optimizer: every start of every optimizer is one
+#: member of one batch), each optimizer's weighted by its step cost
+#: (:func:`optimlab.optim.registry.step_cost`, as the race's :data:`MAX_WORK`). Measured on
+#: a 2-core CPU: 1-3 us per member-step for Adam or SGD (cost 1), 86-272 for the rules that
+#: run member by member (cost 10: Adafactor, Shampoo, SOAP, Prodigy, PSGD-Kron; SAM 20),
+#: 1125 for L-BFGS (cost 100); so a map at the limit takes at most about 15 s there.
 MAX_BASIN_GRID, MAX_BASIN_STEPS, MAX_BASIN_WORK = 30, 2000, 500_000
 
 
@@ -127,19 +137,36 @@ def limits() -> dict:
             "max_basin_work": MAX_BASIN_WORK}
 
 
-def work(steps: int, optimizers: int, tune: bool, starts: int = 0, fan: int = 0) -> int:
+def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int = 0,
+         fan: int = 0) -> int:
     """Optimizer-steps of a race: ``steps x racers``, each optimizer one racer, or one per
     learning rate of the tuning grid when ``tune``, plus one per extra path of its fan and
     extra starts (what :data:`MAX_WORK` bounds).
 
-    ``fan`` counts the factors other than 1 (each racer also runs at its own rate from
-    every extra start).
+    ``optimizers`` is how many there are, each costing 1, or each one's step cost
+    (:func:`optimlab.optim.registry.step_cost`: 1 for a rule that batches over members,
+    10 for one that runs member by member, 100 for L-BFGS). ``fan`` counts the factors
+    other than 1 (each racer also runs at its own rate from every extra start).
 
     >>> work(500, 3, False), work(500, 3, True), work(500, 3, False, starts=2, fan=3)
     (1500, 25500, 18000)
+    >>> work(500, [1.0, 10.0], False)
+    5500
     """
+    weight = optimizers if isinstance(optimizers, int) else sum(optimizers)
     extra = (1 + starts) * (1 + fan) - 1  # every (start, rate) path but the race's own
-    return steps * optimizers * ((TUNE_RACERS if tune else 1) + extra)
+    return round(steps * weight * ((TUNE_RACERS if tune else 1) + extra))
+
+
+def basin_work(grid: int, steps: int, optimizers: int | Sequence[float]) -> int:
+    """Member-steps of a basins map: ``grid**2 x steps`` for each optimizer, weighted by its
+    step cost as in :func:`work` (what :data:`MAX_BASIN_WORK` bounds).
+
+    >>> basin_work(30, 300, 1), basin_work(15, 200, [1.0, 10.0])
+    (270000, 495000)
+    """
+    weight = optimizers if isinstance(optimizers, int) else sum(optimizers)
+    return round(grid ** 2 * steps * weight)
 
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -313,7 +340,8 @@ def _built() -> dict:
         optimizers: list[racer] = Field(
             min_length=1, max_length=MAX_OPTIMIZERS,
             description=f"the racers; steps x racers <= {MAX_WORK}, each optimizer counting "
-                        f"{TUNE_RACERS} racers when tune is on")
+                        f"{TUNE_RACERS} racers when tune is on, times its step_cost "
+                        f"(GET /api/optimizers)")
         steps: whole(ge=1, le=MAX_STEPS) = Field(
             500, description=f"steps per optimizer; steps x racers <= {MAX_WORK}")
         noise: Annotated[float, Strict()] = Field(0.0, ge=0, le=MAX_NOISE,
@@ -366,7 +394,8 @@ def _built() -> dict:
         """``POST /api/basins``: every optimizer from every start of a ``grid`` x ``grid``
         tiling of the landscape's domain, all of them one batch; each start is classed by
         the known minimum its run ends within ``radius`` of. ``grid**2 x steps x
-        optimizers <= 500000`` member-steps (422 naming ``steps`` otherwise)."""
+        step cost``, summed over the optimizers, ``<= 500000`` member-steps (422 naming
+        ``steps`` otherwise; :func:`basin_work`)."""
 
         model_config = _STRICT
 
@@ -376,8 +405,8 @@ def _built() -> dict:
         optimizers: list[racer] = Field(min_length=1, max_length=MAX_OPTIMIZERS,
                                         description="the optimizers, at fixed rates")
         steps: whole(ge=1, le=MAX_BASIN_STEPS) = Field(
-            300, description=f"steps per run; grid**2 x steps x optimizers <= "
-                             f"{MAX_BASIN_WORK}")
+            300, description=f"steps per run; grid**2 x steps x each optimizer's step_cost "
+                             f"(GET /api/optimizers), summed, <= {MAX_BASIN_WORK}")
         grid: whole(ge=2, le=MAX_BASIN_GRID) = Field(15, description="starts per side")
         radius: Optional[Annotated[float, Strict(), Field(gt=0, le=MAX_COORD)]] = Field(
             None, description="a run counts for a minimum when it ends within this distance "
@@ -543,6 +572,9 @@ class OptimizerModel(BaseModel):
     memory_note: str
     wrapper: bool
     needs_closure: bool
+    step_cost: float = Field(description="what one of its steps counts in the work limits "
+                                         "(1: batched over members; 10: member by member; "
+                                         "100: L-BFGS; a wrapper's times its inner's)")
     color: str
     hyperparameters: list[HyperparameterModel]
     defaults: dict
