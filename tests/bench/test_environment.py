@@ -59,3 +59,14 @@ def test_no_cpuinfo_still_names_something(tmp_path, monkeypatch):
 def test_the_store_records_the_cpu():
     env = environment.collect_environment()
     assert env["cpu_model"] and isinstance(env["cpu_extensions"], list)
+
+
+def test_the_first_processors_block_alone_with_whitespace_collapsed(tmp_path):
+    from optimlab._cpuinfo import first_processor
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("\n" + X86)
+    fields = first_processor(str(info))
+    assert fields["model name"] == "AMD EPYC" and fields["cpu family"] == "25"
+    assert fields["flags"].split()[-1] == "avx512dq"  # not the second processor's "fpu"
+    assert first_processor(str(tmp_path / "absent")) == {}

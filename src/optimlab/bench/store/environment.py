@@ -20,6 +20,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from ..._cpuinfo import first_processor
+
 __all__ = ["collect_environment", "cpu_model", "cpu_vector_extensions", "cpu_description"]
 
 #: the vector extensions :func:`cpu_vector_extensions` reports, as ``/proc/cpuinfo`` spells
@@ -28,29 +30,11 @@ VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "
                      "asimd", "sve", "sve2")
 
 
-def _cpuinfo(path: str = "/proc/cpuinfo") -> dict[str, str]:
-    """The first processor's ``key: value`` lines of ``path`` (empty where there is none)."""
-    fields: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if not line.strip():
-                    if fields:
-                        break  # the first processor's block has ended
-                    continue
-                key, sep, value = line.partition(":")
-                if sep:
-                    fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    return fields
-
-
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's marketing name (``model name`` in ``cpuinfo`` on Linux, with the x86 family
     and model numbers: ``AMD EPYC (family 25, model 17)``), else :func:`platform.processor`,
     else :func:`platform.machine`; never empty."""
-    fields = _cpuinfo(cpuinfo)
+    fields = first_processor(cpuinfo)
     for key in ("model name", "Model", "Hardware", "cpu model"):
         if fields.get(key):
             name = " ".join(fields[key].split())
@@ -65,7 +49,7 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
 def cpu_vector_extensions(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """Which of :data:`VECTOR_EXTENSIONS` the CPU has, in that order (empty where
     ``cpuinfo`` does not say: not Linux, say)."""
-    fields = _cpuinfo(cpuinfo)
+    fields = first_processor(cpuinfo)
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
     return [name for name in VECTOR_EXTENSIONS if name in flags]
 

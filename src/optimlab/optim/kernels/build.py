@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..._cpuinfo import first_processor
+
 __all__ = ["CompilerUnavailable", "compiler", "cpu_identity", "cache_key", "cache_dir", "load"]
 
 #: ``-fno-math-errno`` lets sqrt vectorize; no ``-ffast-math``: NaN and inf keep their meaning
@@ -100,20 +102,8 @@ def _cpuinfo() -> list[str]:
     """The first CPU's model and feature lines of ``/proc/cpuinfo`` ([] where there is none)."""
     keys = {"model name", "flags", "cpu model", "isa", "features", "cpu implementer",
             "cpu architecture", "cpu variant", "cpu part", "vendor_id", "cpu family", "model"}
-    lines = []
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if not line.strip():
-                    if lines:
-                        break  # the first processor's block is enough
-                    continue
-                key, _, value = line.partition(":")
-                if key.strip().lower() in keys:
-                    lines.append(f"{key.strip()}: {' '.join(value.split())}")
-    except OSError:
-        return []
-    return lines
+    return [f"{key}: {value}" for key, value in first_processor().items()
+            if key.lower() in keys]
 
 
 def cache_key(source: str) -> str:
