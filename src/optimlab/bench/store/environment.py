@@ -20,7 +20,9 @@ import sys
 from importlib import metadata
 from typing import Any
 
-from ..._cpuinfo import first_processor
+# absolute: the store also loads by its path alone (the tests' SIGKILLed sweeps do, to skip
+# importing torch); ``optimlab`` itself imports nothing heavy
+from optimlab._cpuinfo import first_processor
 
 __all__ = ["collect_environment", "cpu_model", "cpu_vector_extensions", "cpu_description"]
 
