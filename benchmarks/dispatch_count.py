@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.numel % 16 or args.small < 1 or args.large <= args.small or args.numel <= args.large:
         parser.error("--numel must be a multiple of 16 above --large, and --large > --small >= 1")
     wanted = [n.strip() for n in args.optimizers.split(",") if n.strip()]
-    entries = [e for e in optimlab.available() if e.alias_of is None
+    # dense gradients only: SparseAdam (sparse_only) refuses them, as torch's does
+    entries = [e for e in optimlab.available(dense=True) if e.alias_of is None
                and (not wanted or e.name in wanted)]
     columns = ["optimlab plain", "optimlab fused", "torch foreach", "torch fused"]
     header = ["optimizer"] + [f"{c} {n}" for c in columns for n in (args.small, args.large)] \
