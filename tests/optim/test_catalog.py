@@ -103,24 +103,24 @@ def test_readme_algorithm_list_is_generated_from_the_table():
 
 
 def test_step_cost_follows_the_capability_record_and_the_wrapped_optimizer():
-    from optimlab.optim.capabilities import CLOSURE_COST, MEMBER_COST
-    from optimlab.optim.registry import resolve, step_cost
+    from optimlab.optim.capabilities import CLOSURE_WEIGHT, MEMBER_WEIGHT
+    from optimlab.optim.registry import resolve, work_weight
 
     for info in TABLE:
         caps = info.capabilities
         expected = 1.0 if caps.batching != "member" else \
-            MEMBER_COST * (2 if caps.two_phase else 1) * \
-            (CLOSURE_COST if caps.needs_closure and not caps.two_phase else 1)
-        assert step_cost(info.name) == expected, info.name
-    assert step_cost("adam") == 1 and step_cost("soap") == MEMBER_COST
-    assert step_cost("lbfgs") == MEMBER_COST * CLOSURE_COST  # a line search per member
+            MEMBER_WEIGHT * (2 if caps.two_phase else 1) * \
+            (CLOSURE_WEIGHT if caps.needs_closure and not caps.two_phase else 1)
+        assert work_weight(info.name) == expected, info.name
+    assert work_weight("adam") == 1 and work_weight("soap") == MEMBER_WEIGHT
+    assert work_weight("lbfgs") == MEMBER_WEIGHT * CLOSURE_WEIGHT  # a line search per member
     # a wrapper costs its own times its inner optimizer's
-    assert step_cost("sam", {"base_optimizer": "adam"}) == step_cost("sam")
-    assert step_cost("lookahead", {"inner": "lbfgs"}) == step_cost("lookahead") * \
-        step_cost("lbfgs")
+    assert work_weight("sam", {"base_optimizer": "adam"}) == work_weight("sam")
+    assert work_weight("lookahead", {"inner": "lbfgs"}) == work_weight("lookahead") * \
+        work_weight("lbfgs")
     # a switch that makes an elementwise rule reduce maps it with vmap: still batched
     switched = [(e.name, k) for e in (resolve(i.name) for i in TABLE)
                 for k in e.capabilities.reduces_when]
     assert switched
     for name, key in switched:
-        assert step_cost(name, {key: True}) == 1.0, name
+        assert work_weight(name, {key: True}) == 1.0, name

@@ -112,9 +112,9 @@ def test_optimizers_come_from_the_library_catalog(client):
     colors = [row["color"] for row in rows.values()]
     assert len(set(colors)) == len(colors)
     # what a step counts in the work limits, from the capability records
-    assert {rows[n]["step_cost"] for n in ("adam", "sgd", "lamb")} == {1}
-    assert rows["soap"]["step_cost"] == 10 and rows["lbfgs"]["step_cost"] == 100
-    assert all(row["step_cost"] == optimlab.optim.registry.step_cost(name)
+    assert {rows[n]["work_weight"] for n in ("adam", "sgd", "lamb")} == {1}
+    assert rows["soap"]["work_weight"] == 10 and rows["lbfgs"]["work_weight"] == 100
+    assert all(row["work_weight"] == optimlab.optim.registry.work_weight(name)
                for name, row in rows.items())
 
 

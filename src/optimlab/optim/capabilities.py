@@ -21,22 +21,22 @@ import inspect
 from dataclasses import dataclass
 
 __all__ = ["Capabilities", "DRIVER_FLAGS", "NOT_HYPERPARAMETERS", "BATCHING", "hyperparameters",
-           "MEMBER_COST", "CLOSURE_COST"]
+           "MEMBER_WEIGHT", "CLOSURE_WEIGHT"]
 
 #: how a population batches members: the rule broadcasts as is, is mapped with
 #: ``torch.func.vmap`` (it reduces over whole tensors), or runs one instance per member
 BATCHING = ("elementwise", "vmap", "member")
 
-#: :meth:`Capabilities.step_cost` of a rule that a population runs member by member, against
+#: :meth:`Capabilities.work_weight` of a rule that a population runs member by member, against
 #: 1 for one it batches (elementwise or with vmap). Measured on a 2-core AMD EPYC, in
 #: microseconds per member-step: a race of 20 racers, Adam 19.5, SOAP 96, PSGD-Kron 355;
 #: a basins map of 400 starts, Adam 2.8, Adafactor 86, Shampoo 92, SOAP 114, Prodigy 124,
 #: PSGD-Kron 272. Ten keeps every such rule within about 10x of Adam's time per unit.
-MEMBER_COST = 10.0
+MEMBER_WEIGHT = 10.0
 #: the further factor for a rule whose every member runs a closure of its own each step
 #: (L-BFGS's line search: up to ``max_iter`` evaluations a step): 1340 us per member-step
 #: in that race, 1125 in that basins map, about ten times the other member-by-member rules
-CLOSURE_COST = 10.0
+CLOSURE_WEIGHT = 10.0
 
 #: the driver's flags: how a step runs, not what it computes
 DRIVER_FLAGS = frozenset({"maximize", "foreach", "fused", "differentiable", "capturable",
@@ -123,19 +123,19 @@ class Capabilities:
             return "vmap"
         return self.batching
 
-    def step_cost(self, hparams: dict | None = None) -> float:
+    def work_weight(self, hparams: dict | None = None) -> float:
         """The rough cost of one member-step of a batched run (a population, a race, a basins
         map) in units of an elementwise rule's: 1 where members batch (elementwise or
-        vmap), :data:`MEMBER_COST` where they run one by one, twice that for a
-        :attr:`two_phase` rule (two gradients a step), and :data:`CLOSURE_COST` times more
+        vmap), :data:`MEMBER_WEIGHT` where they run one by one, twice that for a
+        :attr:`two_phase` rule (two gradients a step), and :data:`CLOSURE_WEIGHT` times more
         for a rule whose members each run their own closure (L-BFGS). What the
-        playground's work limits count (:func:`optimlab.optim.registry.step_cost` adds the
+        playground's work limits count (:func:`optimlab.optim.registry.work_weight` adds the
         wrapped optimizer's); an order of magnitude, not a timing."""
         if self.batching_for(hparams or {}) != "member":
             return 1.0
-        cost = MEMBER_COST * (2.0 if self.two_phase else 1.0)
+        cost = MEMBER_WEIGHT * (2.0 if self.two_phase else 1.0)
         if self.needs_closure and not self.two_phase:
-            cost *= CLOSURE_COST
+            cost *= CLOSURE_WEIGHT
         return cost
 
     def shards_for(self, hparams: dict) -> bool:

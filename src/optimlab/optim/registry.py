@@ -18,7 +18,7 @@ from . import palette
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "available", "checked_defaults", "create", "info", "resolve", "step_cost"]
+__all__ = ["Entry", "available", "checked_defaults", "create", "info", "resolve", "work_weight"]
 
 
 @dataclass(frozen=True)
@@ -101,18 +101,18 @@ def resolve(name: str) -> Entry:
     return _ENTRIES[key]
 
 
-def step_cost(name: str, hparams: dict | None = None) -> float:
+def work_weight(name: str, hparams: dict | None = None) -> float:
     """The rough cost of one member-step of optimizer ``name`` with ``hparams`` in a batched
-    run, in units of an elementwise rule's (:meth:`Capabilities.step_cost`); a wrapper's is
+    run, in units of an elementwise rule's (:meth:`Capabilities.work_weight`); a wrapper's is
     its own times its inner optimizer's, when ``hparams`` names the inner one (else its
     own). What the playground's work limits count."""
     hparams = dict(hparams or {})
     entry = resolve(name)
     caps = entry.capabilities
-    cost = caps.step_cost({**entry.preset, **hparams})
+    cost = caps.work_weight({**entry.preset, **hparams})
     inner = hparams.get(caps.wraps) if caps.wraps else None
     if isinstance(inner, str):
-        cost *= step_cost(inner)
+        cost *= work_weight(inner)
     return cost
 
 

@@ -34,7 +34,7 @@ from ..landscapes.inspect import inspect_steps
 from ..landscapes.plots import _grid, _scale_for
 from ..landscapes.race import run_fan
 from ..optim import palette as _palette
-from ..optim.registry import available, resolve, step_cost
+from ..optim.registry import available, resolve, work_weight
 from . import hparams as hp
 from .lrs import rates_for
 from .models import (
@@ -266,7 +266,7 @@ def _optimizers() -> bytes:
             "typical_use": info.typical_use, "adaptive": info.adaptive,
             "momentum": info.momentum, "memory_note": info.memory_note,
             "wrapper": info.wrapper, "needs_closure": info.needs_closure,
-            "step_cost": step_cost(entry.name), "color": entry.color,
+            "work_weight": work_weight(entry.name), "color": entry.color,
             "hyperparameters": hp.exposed(entry.name),
             "defaults": _jsonable(hp.defaults(entry.name)),
         })
@@ -375,7 +375,7 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
     entries = _entries(request.optimizers)
     starts = [_start(land, point, ("starts", i)) for i, point in enumerate(request.starts)]
     fan = [float(f) for f in request.fan]
-    costs = _step_costs(entries)
+    costs = _work_weights(entries)
     cost = work(request.steps, costs, request.tune, len(starts),
                 len({f for f in fan if f != 1.0}))
     if cost > MAX_WORK:
@@ -490,10 +490,10 @@ def run_inspect(request) -> dict:
             "diverged": run["diverged"]}
 
 
-def _step_costs(entries) -> list[float]:
-    """Each entry's step cost (:func:`optimlab.optim.registry.step_cost`): what one of its
+def _work_weights(entries) -> list[float]:
+    """Each entry's work weight (:func:`optimlab.optim.registry.work_weight`): what one of its
     member-steps counts in the work limits."""
-    return [step_cost(name, hparams) for _, name, hparams in entries]
+    return [work_weight(name, hparams) for _, name, hparams in entries]
 
 
 def _heavy(entries, costs) -> str:
@@ -519,7 +519,7 @@ def run_basins(request, control: RaceControl | None = None) -> dict:
         raise RequestError(("landscape",), f"{land.name} has no minimum for a run to end in "
                                            f"(it is unbounded below): a basins map needs one")
     entries = _entries(request.optimizers)
-    costs = _step_costs(entries)
+    costs = _work_weights(entries)
     cost = basin_work(request.grid, request.steps, costs)
     if cost > MAX_BASIN_WORK:
         raise RequestError(("steps",), f"the basins map is too big: {request.grid}x"

@@ -10,9 +10,9 @@ cannot state; those are in the descriptions, and break with HTTP 422 too:
 
 - the work budget: ``steps x racers <= MAX_WORK``, where each optimizer is one racer, or
   one per learning rate of the tuning grid (:data:`TUNE_RACERS`) when ``tune`` is on, and
-  a racer counts its optimizer's step cost (1 for a rule that batches over members, 10 for
+  a racer counts its optimizer's work weight (1 for a rule that batches over members, 10 for
   one that runs member by member such as SOAP, 100 for L-BFGS:
-  :func:`optimlab.optim.registry.step_cost`), so no valid request runs for minutes;
+  :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes;
 - ``start`` inside the chosen landscape's domain (``GET /api/landscapes``), ``params``
   only the landscape's own (``quadratic``: ``kappa``);
 - whatever an optimizer itself refuses when it is built (e.g. Rprop's ``step_sizes`` with
@@ -29,8 +29,8 @@ steps                  1 .. :data:`MAX_STEPS` (10000)
 optimizers per race    1 .. :data:`MAX_OPTIMIZERS` (20)
 work per race          steps x racers <= :data:`MAX_WORK` (200000); an optimizer is one
                        racer, or :data:`TUNE_RACERS` (one per grid learning rate) when
-                       tuning, times its step cost (1, 10 member by member, 100 L-BFGS)
-work per basins map    grid**2 x steps x step cost, summed over the optimizers, <=
+                       tuning, times its work weight (1, 10 member by member, 100 L-BFGS)
+work per basins map    grid**2 x steps x work weight, summed over the optimizers, <=
                        :data:`MAX_BASIN_WORK` (500000)
 noise                  0 .. :data:`MAX_NOISE` (std of the Gaussian gradient noise)
 seed                   0 .. 2**31 - 1
@@ -90,7 +90,7 @@ __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "
 MAX_STEPS = 10_000
 #: Most optimizers in one race.
 MAX_OPTIMIZERS = 20
-#: Most optimizer-steps in one race: steps x racers, each weighted by its step cost (see the
+#: Most optimizer-steps in one race: steps x racers, each weighted by its work weight (see the
 #: module docstring and :func:`work`).
 MAX_WORK = 200_000
 #: Racers one optimizer counts for when tuning: one per learning rate of the grid.
@@ -117,8 +117,8 @@ MAX_STARTS, MAX_FAN, MAX_FAN_FACTOR = 16, 9, 100.0
 MAX_INSPECT_STEPS = 1000
 #: ``POST /api/basins``: most starts per side of its grid, most steps per run, and most
 #: member-steps (``grid**2 x steps`` per optimizer: every start of every optimizer is one
-#: member of one batch), each optimizer's weighted by its step cost
-#: (:func:`optimlab.optim.registry.step_cost`, as the race's :data:`MAX_WORK`). Measured on
+#: member of one batch), each optimizer's weighted by its work weight
+#: (:func:`optimlab.optim.registry.work_weight`, as the race's :data:`MAX_WORK`). Measured on
 #: a 2-core CPU: 1-3 us per member-step for Adam or SGD (cost 1), 86-272 for the rules that
 #: run member by member (cost 10: Adafactor, Shampoo, SOAP, Prodigy, PSGD-Kron; SAM 20),
 #: 1125 for L-BFGS (cost 100); so a map at the limit takes at most about 15 s there.
@@ -143,8 +143,8 @@ def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int 
     learning rate of the tuning grid when ``tune``, plus one per extra path of its fan and
     extra starts (what :data:`MAX_WORK` bounds).
 
-    ``optimizers`` is how many there are, each costing 1, or each one's step cost
-    (:func:`optimlab.optim.registry.step_cost`: 1 for a rule that batches over members,
+    ``optimizers`` is how many there are, each costing 1, or each one's work weight
+    (:func:`optimlab.optim.registry.work_weight`: 1 for a rule that batches over members,
     10 for one that runs member by member, 100 for L-BFGS). ``fan`` counts the factors
     other than 1 (each racer also runs at its own rate from every extra start).
 
@@ -160,7 +160,7 @@ def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int 
 
 def basin_work(grid: int, steps: int, optimizers: int | Sequence[float]) -> int:
     """Member-steps of a basins map: ``grid**2 x steps`` for each optimizer, weighted by its
-    step cost as in :func:`work` (what :data:`MAX_BASIN_WORK` bounds).
+    work weight as in :func:`work` (what :data:`MAX_BASIN_WORK` bounds).
 
     >>> basin_work(30, 300, 1), basin_work(15, 200, [1.0, 10.0])
     (270000, 495000)
@@ -340,7 +340,7 @@ def _built() -> dict:
         optimizers: list[racer] = Field(
             min_length=1, max_length=MAX_OPTIMIZERS,
             description=f"the racers; steps x racers <= {MAX_WORK}, each optimizer counting "
-                        f"{TUNE_RACERS} racers when tune is on, times its step_cost "
+                        f"{TUNE_RACERS} racers when tune is on, times its work_weight "
                         f"(GET /api/optimizers)")
         steps: whole(ge=1, le=MAX_STEPS) = Field(
             500, description=f"steps per optimizer; steps x racers <= {MAX_WORK}")
@@ -394,7 +394,7 @@ def _built() -> dict:
         """``POST /api/basins``: every optimizer from every start of a ``grid`` x ``grid``
         tiling of the landscape's domain, all of them one batch; each start is classed by
         the known minimum its run ends within ``radius`` of. ``grid**2 x steps x
-        step cost``, summed over the optimizers, ``<= 500000`` member-steps (422 naming
+        work weight``, summed over the optimizers, ``<= 500000`` member-steps (422 naming
         ``steps`` otherwise; :func:`basin_work`)."""
 
         model_config = _STRICT
@@ -405,7 +405,7 @@ def _built() -> dict:
         optimizers: list[racer] = Field(min_length=1, max_length=MAX_OPTIMIZERS,
                                         description="the optimizers, at fixed rates")
         steps: whole(ge=1, le=MAX_BASIN_STEPS) = Field(
-            300, description=f"steps per run; grid**2 x steps x each optimizer's step_cost "
+            300, description=f"steps per run; grid**2 x steps x each optimizer's work_weight "
                              f"(GET /api/optimizers), summed, <= {MAX_BASIN_WORK}")
         grid: whole(ge=2, le=MAX_BASIN_GRID) = Field(15, description="starts per side")
         radius: Optional[Annotated[float, Strict(), Field(gt=0, le=MAX_COORD)]] = Field(
@@ -572,7 +572,7 @@ class OptimizerModel(BaseModel):
     memory_note: str
     wrapper: bool
     needs_closure: bool
-    step_cost: float = Field(description="what one of its steps counts in the work limits "
+    work_weight: float = Field(description="what one of its steps counts in the work limits "
                                          "(1: batched over members; 10: member by member; "
                                          "100: L-BFGS; a wrapper's times its inner's)")
     color: str
