@@ -6,8 +6,9 @@ Timings (a sweep's wall times, the calibrated step costs, the benchmarks' ratios
 the CPU, so the store and the benchmark scripts name it: :func:`cpu_description`.
 
 The run store records it in the ``environment`` column of ``sweeps``
-(:meth:`~optimlab.bench.store.RunStore.open_sweep`). Standard library only: versions are
-read from the installed distributions, nothing is imported to find them.
+(:meth:`~optimlab.bench.store.RunStore.open_sweep`). Standard library only (with
+:mod:`optimlab._cpuinfo`, which is too): versions are read from the installed
+distributions, nothing is imported to find them.
 """
 
 from __future__ import annotations
