@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from optimlab.bench.store.environment import cpu_description
 from optimlab.bench.tasks import get
 from optimlab.bench.trainer import Member, TrainConfig, _init_model, train_sequential
 from optimlab.optim import compact
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=1000)
     args = parser.parse_args(argv)
+    print(f"cpu: {cpu_description()}", flush=True)
     torch.set_num_threads(1)
     has_torchao = importlib.util.find_spec("torchao") is not None
     print("| task | optimizer | state | bytes/param | test accuracy, median [min, max] "

@@ -25,3 +25,14 @@ def test_dispatch_count_covers_every_dense_class_and_passes():
     dense = {e.name for e in optimlab.available(dense=True) if e.alias_of is None}
     assert rows == dense
     assert "PASS" in run.stdout
+
+
+def test_every_timing_script_names_the_cpu():
+    # the README quotes their figures, which move with the CPU (1.5-2x between the two
+    # machine kinds CI runs on): each one that times something prints the CPU line first
+    timing = [path for path in sorted((ROOT / "benchmarks").glob("*.py"))
+              if "perf_counter" in path.read_text() and not path.name.startswith("_")]
+    assert len(timing) >= 10
+    silent = [path.name for path in timing
+              if 'print(f"cpu: {cpu_description()}"' not in path.read_text()]
+    assert not silent, silent
