@@ -106,7 +106,7 @@ def work_weight(name: str, hparams: dict | None = None) -> float:
     run, in units of an elementwise rule's (:meth:`Capabilities.work_weight`); a wrapper's is
     its own times its inner optimizer's, when ``hparams`` names the inner one (else its
     own). What the playground's work limits count."""
-    hparams = dict(hparams or {})
+    hparams = hparams or {}
     entry = resolve(name)
     caps = entry.capabilities
     cost = caps.work_weight({**entry.preset, **hparams})

@@ -154,9 +154,8 @@ def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int 
     >>> work(500, [1.0, 10.0], False)
     5500
     """
-    weight = optimizers if isinstance(optimizers, int) else sum(optimizers)
     extra = (1 + starts) * (1 + fan) - 1  # every (start, rate) path but the race's own
-    return round(steps * weight * ((TUNE_RACERS if tune else 1) + extra))
+    return round(steps * _weight(optimizers) * ((TUNE_RACERS if tune else 1) + extra))
 
 
 def basin_work(grid: int, steps: int, optimizers: int | Sequence[float]) -> int:
@@ -166,8 +165,12 @@ def basin_work(grid: int, steps: int, optimizers: int | Sequence[float]) -> int:
     >>> basin_work(30, 300, 1), basin_work(15, 200, [1.0, 10.0])
     (270000, 495000)
     """
-    weight = optimizers if isinstance(optimizers, int) else sum(optimizers)
-    return round(grid ** 2 * steps * weight)
+    return round(grid ** 2 * steps * _weight(optimizers))
+
+
+def _weight(optimizers: int | Sequence[float]) -> float:
+    """What ``optimizers`` weigh together: their count, or the sum of their work weights."""
+    return optimizers if isinstance(optimizers, int) else sum(optimizers)
 
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)

@@ -40,7 +40,7 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     fields = first_processor(cpuinfo)
     for key in ("model name", "Model", "Hardware", "cpu model"):
         if fields.get(key):
-            name = " ".join(fields[key].split())
+            name = fields[key]  # whitespace already collapsed by first_processor
             if fields.get("cpu family") and fields.get("model"):
                 # a virtual machine may show only "AMD EPYC": the x86 family and model
                 # still tell the generations apart (family 25 model 17 is Zen 4)

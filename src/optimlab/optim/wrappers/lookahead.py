@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -300,8 +301,7 @@ def _saved_keys(groups: list) -> tuple[str | None, dict[str, str]]:
     """The outermost Lookahead's keys in saved ``groups`` (the longest ``outer_`` prefix), or
     None and the plain keys where no group has them."""
     steps = [key for group in groups[:1] for key in group
-             if key.endswith("lookahead_steps") and set(key[:-len("lookahead_steps")]
-                                                        .split("outer_")) <= {""}]
+             if re.fullmatch(r"(outer_)*lookahead_steps", key)]
     if not steps:
         return None, _with_prefix("")[1]
     return _with_prefix(max(steps, key=len)[:-len("lookahead_steps")])
