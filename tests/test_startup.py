@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -259,3 +260,23 @@ def test_the_cache_folder(monkeypatch, tmp_path):
     assert _catalog_cache.cache_dir() == tmp_path / "lab" / "cli"
     monkeypatch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path / "mine"))
     assert _catalog_cache.cache_dir() == tmp_path / "mine"
+
+
+def test_command_freezes_the_heap_before_exit():
+    """``python -m optimlab`` and the console script end through ``cli.entry``: main's exit
+    code, with the heap frozen so that shutting down skips a full collection (atexit
+    handlers still run: the one registered here reports the freeze)."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import atexit, gc
+        from optimlab import cli
+        cli.main = lambda argv=None: 3
+        atexit.register(lambda: print("frozen objects:", gc.get_freeze_count()))
+        cli.entry()
+        """)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 3, out.stderr
+    assert int(out.stdout.split("frozen objects:")[1]) > 1000
+    module = subprocess.run([sys.executable, "-m", "optimlab", "explain", "nope"],
+                            capture_output=True, text=True, timeout=300)
+    assert module.returncode == 2 and "optimlab: error:" in module.stderr
+    scripts = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert 'optimlab = "optimlab.cli:entry"' in scripts  # no tomllib before Python 3.11

@@ -39,7 +39,9 @@ with a line naming the bound, and ``--no-limits`` lifts them on purpose.
 Start-up: this module imports no torch. ``list``, ``explain``, ``compare`` and
 ``landscapes`` answer from a cache of the catalog (:mod:`optimlab._catalog_cache`, written
 by the first of them, which imports torch) in a tenth of a second; the other commands import
-what they need when they run.
+what they need when they run. Shut-down: the ``optimlab`` command (:func:`entry`) freezes the
+garbage collector's heap before the interpreter exits, so that ending a process that imported
+torch takes a tenth of a second rather than half of one.
 
 Run stores: ``runs``, ``report`` and ``profile`` read ``--db``, by default
 ``optimlab-runs.db``; without ``--db``, when that store does not exist but the tour's
@@ -56,6 +58,7 @@ one written.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import sys
@@ -1518,6 +1521,23 @@ def main(argv: Sequence[str] | None = None) -> int:
               "report it; OPTIMLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
     return 0
+
+
+def entry() -> None:
+    """The ``optimlab`` console command and ``python -m optimlab``: :func:`main`, then exit.
+
+    Before the interpreter shuts down, every object still alive is moved out of the garbage
+    collector's reach (``gc.freeze``). Shutting down otherwise runs a full collection over
+    them, and once torch is imported they are a few hundred thousand: 0.48-0.65 s of every
+    command's wall time on a 2-core AMD EPYC, against 0.10 s frozen (``import torch`` then
+    exit, 3 runs each). Reference counting still frees them as the modules are torn down;
+    only reference cycles among them are left to the operating system, whose finalizers
+    Python does not promise to run at exit anyway (``atexit`` handlers still run).
+    :func:`main` itself does not freeze: tests and programs call it in a process that goes on.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 if __name__ == "__main__":
