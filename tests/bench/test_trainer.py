@@ -211,3 +211,17 @@ def test_per_member_cross_entropy_equals_the_vmapped_task_loss():
         target = torch.randint(0, shape[-1], shape[:-1], generator=gen)
         torch.testing.assert_close(_cross_entropy_per_member(output, target),
                                    torch.vmap(loss_fn)(output, target), rtol=1e-12, atol=1e-12)
+
+
+def test_rows_gathers_what_indexing_gathers():
+    """The population engine's one-``index_select`` gather is ``data[idx]`` exactly, for the
+    index shapes it uses (``[K, B]``, and ``[B]``) and data of any rank or dtype."""
+    from optimlab.bench.trainer import _rows
+
+    gen = torch.Generator().manual_seed(0)
+    for data in (torch.randn(50, 7, generator=gen), torch.randint(0, 9, (50,), generator=gen),
+                 torch.randn(50, 2, 3, 4, generator=gen).transpose(1, 3)):
+        for shape in ((4, 6), (6,)):
+            idx = torch.randint(0, 50, shape, generator=gen)
+            got = _rows(data, idx)
+            assert got.shape == data[idx].shape and torch.equal(got, data[idx])
