@@ -280,3 +280,29 @@ def test_command_freezes_the_heap_before_exit():
     assert module.returncode == 2 and "optimlab: error:" in module.stderr
     scripts = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert 'optimlab = "optimlab.cli:entry"' in scripts  # no tomllib before Python 3.11
+
+
+def test_long_command_freezes_its_imports_only_in_the_command_process():
+    """A long command (here a 5-step race) freezes the heap once torch and the lab are
+    imported, before its work, in the ``optimlab`` process; through :func:`main` in a process
+    that goes on (this one), nothing is frozen."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import gc, sys
+        from optimlab import cli
+        seen = []
+        done = cli._imports_done
+        cli._imports_done = lambda: (done(), seen.append(
+            (gc.get_freeze_count(), "torch" in sys.modules)))
+        cli.main(["race", "rosenbrock", "--optimizers", "sgd", "--steps", "5"])
+        print("through main:", seen)
+        sys.argv = ["optimlab", "race", "rosenbrock", "--optimizers", "sgd", "--steps", "5"]
+        seen.clear()
+        import atexit
+        atexit.register(lambda: print("through entry:", seen))
+        cli.entry()
+        """)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    through_main = out.stdout.split("through main:")[1].splitlines()[0]
+    assert through_main.strip() == "[(0, True)]"
+    count, torch_loaded = eval(out.stdout.split("through entry:")[1].strip())[0]
+    assert torch_loaded and count > 50_000
