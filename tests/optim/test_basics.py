@@ -2,6 +2,7 @@
 
 import inspect
 import math
+import textwrap
 
 import pytest
 import torch
@@ -359,3 +360,39 @@ def test_meaningless_numbers_are_a_value_error_naming_the_argument(info, arg, va
 def test_every_class_has_its_numbers_checked():
     checked = {p.values[0].cls.__name__ for p in MEANINGLESS}
     assert checked == {info.cls.__name__ for info in TABLE if _numeric_hyperparameters(info)}
+
+
+def test_optimizers_do_not_import_dynamo_until_something_has():
+    """Building, stepping, zeroing and checkpointing optimlab's optimizers (rule-based, L-BFGS
+    and both wrappers) runs torch's own bookkeeping methods without their
+    ``torch._disable_dynamo`` wrapper, whose first call imports ``torch._dynamo`` (1.1-1.5 s
+    of start-up); once something has imported dynamo the wrapped methods are used."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import sys, torch
+        import optimlab
+        from optimlab.optim import base
+        from optimlab.optim.registry import create
+        p = [torch.zeros(3, requires_grad=True)]
+        built = [optimlab.Adam(p, fused=False), optimlab.LBFGS(p),
+                 optimlab.SAM(p, optimlab.SGD, lr=0.1),
+                 optimlab.Lookahead(optimlab.SGD(p, lr=0.1))]
+        for opt in built:
+            p[0].grad = torch.ones(3)
+            opt.step(lambda: (p[0] ** 2).sum())
+            opt.zero_grad()
+            opt.load_state_dict(opt.state_dict())
+        unwrapped = base._torch_method("zero_grad") is torch.optim.Optimizer.zero_grad.__wrapped__
+        print("torch._dynamo" in sys.modules, unwrapped)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
+    import torch._dynamo  # noqa: F401  (this process: from here on torch's wrapped methods)
+
+    from optimlab.optim import base
+    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        assert base._torch_method(name) is getattr(torch.optim.Optimizer, name)

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import check_int, check_range, check_state_dict
+from .base import TorchOptimizer, check_int, check_range, check_state_dict
 from .capabilities import Capabilities
 
 __all__ = ["LBFGS"]
@@ -301,7 +301,7 @@ def _as_scalar(value: float | Tensor) -> float | Tensor:
     return value
 
 
-class LBFGS(torch.optim.Optimizer):
+class LBFGS(TorchOptimizer):
     __doc__ = rf"""Limited-memory BFGS, with an optional strong-Wolfe line search.
 
     Drop-in for ``torch.optim.LBFGS``: same arguments and defaults, the same state keys

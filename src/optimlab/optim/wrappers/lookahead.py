@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import check_int, check_range, check_state_dict, optimizer_getstate
+from ..base import TorchOptimizer, check_int, check_range, check_state_dict, optimizer_getstate
 from ..capabilities import Capabilities
 
 _RULE = r"""
@@ -29,7 +29,7 @@ _RULE = r"""
 """
 
 
-class Lookahead(torch.optim.Optimizer):
+class Lookahead(TorchOptimizer):
     __doc__ = rf"""Lookahead: wrap any optimizer; every ``k`` steps pull back towards slow weights.
 
     The inner optimizer takes ``k`` ordinary ("fast") steps; then the slow weights move a

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import check_range, check_state_dict, optimizer_getstate
+from ..base import TorchOptimizer, check_range, check_state_dict, optimizer_getstate
 from ..capabilities import Capabilities
 from ..sgd import SGD
 
@@ -36,7 +36,7 @@ _RULE = r"""
 """
 
 
-class SAM(torch.optim.Optimizer):
+class SAM(TorchOptimizer):
     __doc__ = rf"""Sharpness-Aware Minimization: step with the gradient at a nearby worst point.
 
     SAM seeks parameters whose whole neighbourhood has low loss. Each step evaluates the
