@@ -114,7 +114,11 @@ def main() -> None:
                      lrs=tuple(parse_lrs(args.lrs)), seeds=args.seeds)
     members = spec.members()
     task = get(TASK)  # also fills the data cache the subprocesses read
-    train_population(task, TrainConfig(steps=3, batch_size=BATCH, model=MODEL), members[:2])
+    # warm both engines up in this process (kernels loaded, first-call costs paid): an
+    # unwarmed first train_sequential was about 1 s slower
+    warm = TrainConfig(steps=3, batch_size=BATCH, model=MODEL)
+    train_population(task, warm, members[:2])
+    train_sequential(task, warm, members[:2])
     print(f"{TASK} {MODEL}, {len(members)} runs ({OPTIMIZER}, lrs {args.lrs} x {args.seeds} "
           f"seeds), {args.steps} steps, batch {BATCH}, eval every {config.eval_every} steps "
           f"(subset {config.eval_subset}); {os.cpu_count()} cpus, torch threads "

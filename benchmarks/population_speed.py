@@ -5,7 +5,13 @@ for the same number of steps; the population engine stacks them on a member axis
 one vmapped forward/backward and one Population step per step. Target (issue 4): the
 population engine at least 8x faster per member.
 
-    python benchmarks/population_speed.py [--steps 300] [--members 64] [--compare-stacked]
+    python benchmarks/population_speed.py [--steps 300] [--members 64] [--repeats 1]
+                                          [--compare-stacked]
+
+``--repeats R`` runs R rounds, the engines' order alternating between rounds so that a
+machine that speeds up or slows down hurts both alike, and prints each round, the median
+times and the median of the rounds' ratios with their spread: on a noisy machine one round
+moves by a quarter.
 
 It also prints the population step's ceiling on this machine: the floating-point work of its
 matrix products (forward and backward, counted by ``torch.utils.flop_counter``) divided by
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 from collections.abc import Callable
 
@@ -53,36 +60,59 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--members", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds, the engines' order alternating (default 1)")
     parser.add_argument("--compare-stacked", action="store_true",
                         help="also time the population engine without its stacked linear layers")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     print(f"cpu: {cpu_description()}", flush=True)
     task = get("mnist1d")
     lrs = np.logspace(-3.5, -1.5, 8)
     members = [Member("adam", {"lr": float(lrs[i % 8])}, seed=i // 8)
                for i in range(args.members)]
     config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.steps, model="mlp")
-    train_population(task, TrainConfig(steps=5, batch_size=100, model="mlp"), members[:2])
+    # warm both engines up (kernels loaded, first-call costs paid) before timing either
+    warm = TrainConfig(steps=5, batch_size=100, model="mlp")
+    train_population(task, warm, members[:2])
+    train_sequential(task, warm, members[:2])
 
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    start = time.perf_counter()
-    batched = train_population(task, config, members)
-    t_population = time.perf_counter() - start
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-    start = time.perf_counter()
-    sequential = train_sequential(task, config, members)
-    t_sequential = time.perf_counter() - start
-    worst = max(abs(a.test_loss[-1] - b.test_loss[-1]) / abs(b.test_loss[-1])
-                for a, b in zip(batched, sequential))
     n = len(members)
     print(f"mnist1d mlp, {n} members (adam, 8 lrs x {n // 8} seeds), {args.steps} steps, "
-          f"batch 100, torch threads {torch.get_num_threads()}")
+          f"batch 100, torch threads {torch.get_num_threads()}", flush=True)
+    times: dict[str, list[float]] = {"population": [], "sequential": []}
+    faults = None
+    for r in range(args.repeats):
+        for engine in ("population", "sequential")[::1 if r % 2 == 0 else -1]:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            start = time.perf_counter()
+            if engine == "population":
+                batched = train_population(task, config, members)
+            else:
+                sequential = train_sequential(task, config, members)
+            times[engine].append(time.perf_counter() - start)
+            if engine == "population" and faults is None:
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        if args.repeats > 1:
+            print(f"round {r + 1}: sequential {times['sequential'][-1]:.2f} s, population "
+                  f"{times['population'][-1]:.2f} s, "
+                  f"{times['sequential'][-1] / times['population'][-1]:.1f}x", flush=True)
+    ratios = [s_ / p_ for s_, p_ in zip(times["sequential"], times["population"])]
+    t_sequential, t_population = (statistics.median(times[k]) for k in ("sequential", "population"))
+    worst = max(abs(a.test_loss[-1] - b.test_loss[-1]) / abs(b.test_loss[-1])
+                for a, b in zip(batched, sequential))
     print(f"freed memory kept between steps (optimlab.bench.allocator): "
           f"{'yes' if keep_freed_memory() else 'no'}; population engine: "
           f"{faults / args.steps:.0f} minor page faults per step")
-    print(f"sequential engine: {t_sequential:7.2f} s  ({t_sequential / n * 1e3:7.1f} ms per member)")
-    print(f"population engine: {t_population:7.2f} s  ({t_population / n * 1e3:7.1f} ms per member)")
-    print(f"speed-up per member: {t_sequential / t_population:.1f}x (target >= 8x); "
+    spread = lambda v: "" if len(v) == 1 else f", {min(v):.2f}..{max(v):.2f} s"  # noqa: E731
+    print(f"sequential engine: {t_sequential:7.2f} s  ({t_sequential / n * 1e3:7.1f} ms per member"
+          f"{spread(times['sequential'])})")
+    print(f"population engine: {t_population:7.2f} s  ({t_population / n * 1e3:7.1f} ms per member"
+          f"{spread(times['population'])})")
+    rounds = "" if len(ratios) == 1 else \
+        f" (median of {len(ratios)} rounds, {min(ratios):.1f}..{max(ratios):.1f}x)"
+    print(f"speed-up per member: {statistics.median(ratios):.1f}x{rounds} (target >= 8x); "
           f"largest relative difference in final test loss {worst:.1e} (float32)")
     flops, rate = step_flops(task, members), product_rate(n)
     floor = flops / rate
