@@ -114,8 +114,9 @@ def main() -> None:
                      lrs=tuple(parse_lrs(args.lrs)), seeds=args.seeds)
     members = spec.members()
     task = get(TASK)  # also fills the data cache the subprocesses read
-    # warm both engines up in this process (kernels loaded, first-call costs paid): an
-    # unwarmed first train_sequential was about 1 s slower
+    # warm both engines up in this process (kernels loaded, first-call costs paid): the
+    # first train_sequential of a process once paid about 1 s (the first optimizer imported
+    # torch._dynamo), charged to the sequential engine
     warm = TrainConfig(steps=3, batch_size=BATCH, model=MODEL)
     train_population(task, warm, members[:2])
     train_sequential(task, warm, members[:2])

@@ -73,7 +73,9 @@ def main() -> None:
     members = [Member("adam", {"lr": float(lrs[i % 8])}, seed=i // 8)
                for i in range(args.members)]
     config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.steps, model="mlp")
-    # warm both engines up (kernels loaded, first-call costs paid) before timing either
+    # warm both engines up (kernels loaded, first-call costs paid) before timing either: the
+    # first train_sequential of a process once paid about 1 s (the first optimizer imported
+    # torch._dynamo), charged to the sequential engine
     warm = TrainConfig(steps=5, batch_size=100, model="mlp")
     train_population(task, warm, members[:2])
     train_sequential(task, warm, members[:2])
