@@ -333,7 +333,8 @@ class RuleOptimizer(TorchOptimizer):
         """The ``defaults`` the constructor builds from ``hparams``, checked as it checks them.
 
         No optimizer is built: torch's ``Optimizer.__init__`` does not run, so this costs
-        microseconds (the first torch optimizer of a process imports ``torch._dynamo``, about
+        microseconds (building one costs a parameter-group walk per call; before
+        :class:`TorchOptimizer`, the first of a process also imported ``torch._dynamo``, about
         2 s). :class:`~optimlab.optim.population.Population` checks every member this way;
         checks of the parameters themselves are :meth:`param_problem`'s.
 
