@@ -332,10 +332,9 @@ class RuleOptimizer(TorchOptimizer):
     def checked_defaults(cls, **hparams: Any) -> dict[str, Any]:
         """The ``defaults`` the constructor builds from ``hparams``, checked as it checks them.
 
-        No optimizer is built: torch's ``Optimizer.__init__`` does not run, so this costs
-        microseconds (building one costs a parameter-group walk per call; before
-        :class:`TorchOptimizer`, the first of a process also imported ``torch._dynamo``, about
-        2 s). :class:`~optimlab.optim.population.Population` checks every member this way;
+        No optimizer is built: torch's ``Optimizer.__init__`` does not run and no parameter
+        is read, so this costs microseconds whatever the model.
+        :class:`~optimlab.optim.population.Population` checks every member this way;
         checks of the parameters themselves are :meth:`param_problem`'s.
 
         Raises:
