@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) "$(TORCH)"
 	$(PIP) -e ".[test]"
+	# an editable install leaves the sources uncompiled, and where PYTHONDONTWRITEBYTECODE is
+	# set (many containers) every process would compile them again: 0.13 s of each command
+	$(PY) -m compileall -q src
 	touch $@
 
 setup: $(VENV)/.installed

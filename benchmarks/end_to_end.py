@@ -34,6 +34,7 @@ commands with ``PYTHONPATH=DIR`` (another copy of ``src``, say the last commit's
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -45,6 +46,7 @@ from pathlib import Path
 import torch
 from _ceiling import product_flops, product_rate
 
+import optimlab.cli
 from optimlab.bench.analysis import parse_lrs
 from optimlab.bench.store.environment import cpu_description
 from optimlab.bench.sweep import SweepSpec
@@ -77,6 +79,12 @@ def _cli(args: argparse.Namespace, db: Path, sequential: bool, src: str | None =
     if done.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
     return elapsed
+
+
+def _compiled(source: str) -> bool:
+    """Whether ``source`` has an up-to-date compiled copy in its ``__pycache__``."""
+    cached = Path(importlib.util.cache_from_source(source))
+    return cached.exists() and cached.stat().st_mtime >= Path(source).stat().st_mtime
 
 
 def _import_torch(repeats: int = 3) -> float:
@@ -186,10 +194,11 @@ def main() -> None:
           f"on a [{len(members)},100,100] batched product; no population command here takes "
           f"less than {floor:.2f} s, so the end-to-end ratio is at most "
           f"{sequential / floor:.2f}x (the target needs {sequential / args.target:.2f} s)")
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        print("PYTHONDONTWRITEBYTECODE is set: every process above compiled optimlab's modules "
-              "from source (about 0.13 s a command on a 2-core AMD EPYC; an installed package "
-              "reads them compiled)")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") and not _compiled(optimlab.cli.__file__):
+        print("PYTHONDONTWRITEBYTECODE is set and optimlab's modules have no compiled copy: "
+              "every process above compiled them from source (about 0.13 s a command on a "
+              "2-core AMD EPYC; `make setup` compiles them, as pip does for an installed "
+              "package)")
     print(_load())
     if args.check and end_to_end < args.target:
         print(f"FAIL: end-to-end ratio {end_to_end:.2f}x < {args.target:g}x")
