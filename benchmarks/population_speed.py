@@ -107,7 +107,10 @@ def main() -> None:
     print(f"freed memory kept between steps (optimlab.bench.allocator): "
           f"{'yes' if keep_freed_memory() else 'no'}; population engine: "
           f"{faults / args.steps:.0f} minor page faults per step")
-    spread = lambda v: "" if len(v) == 1 else f", {min(v):.2f}..{max(v):.2f} s"  # noqa: E731
+
+    def spread(v: list[float]) -> str:
+        return "" if len(v) == 1 else f", {min(v):.2f}..{max(v):.2f} s"
+
     print(f"sequential engine: {t_sequential:7.2f} s  ({t_sequential / n * 1e3:7.1f} ms per member"
           f"{spread(times['sequential'])})")
     print(f"population engine: {t_population:7.2f} s  ({t_population / n * 1e3:7.1f} ms per member"
