@@ -284,8 +284,8 @@ def test_command_freezes_the_heap_before_exit():
 
 def test_long_command_freezes_its_imports_only_in_the_command_process():
     """A long command (here a 5-step race) freezes the heap once torch and the lab are
-    imported, before its work, in the ``optimlab`` process; through :func:`main` in a process
-    that goes on (this one), nothing is frozen."""
+    imported, before its work, when it runs as the ``optimlab`` command (``cli.entry``); run
+    through ``cli.main``, as a process that goes on would, it freezes nothing."""
     out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
         import gc, sys
         from optimlab import cli
