@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from ..optim.registry import create, resolve
+from .store.environment import cpu_model
 
 __all__ = ["StepCost", "step_costs", "cache_dir", "ROUNDS"]
 
@@ -71,23 +72,12 @@ def cache_dir() -> Path:
     return Path(root) / "step-costs"
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _key(task, model: str | None, batch_size: int | None, optimizer: str,
          hparams: Mapping) -> str:
     from .. import __version__
 
     fixed = {k: v for k, v in sorted(hparams.items()) if k != "lr"}
-    text = json.dumps({"v": _VERSION, "machine": platform.machine(), "cpu": _cpu_model(),
+    text = json.dumps({"v": _VERSION, "machine": platform.machine(), "cpu": cpu_model(),
                        "cores": os.cpu_count(), "torch": torch.__version__, "optimlab": __version__,
                        "task": task.name, "model": model, "batch": batch_size,
                        "optimizer": resolve(optimizer).name, "hparams": fixed},

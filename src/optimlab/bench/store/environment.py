@@ -37,7 +37,10 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's marketing name (``model name`` in ``cpuinfo`` on Linux, with the x86 family
     and model numbers: ``AMD EPYC (family 25, model 17)``), else :func:`platform.processor`,
     else :func:`platform.machine`; never empty."""
-    fields = first_processor(cpuinfo)
+    return _model(first_processor(cpuinfo))
+
+
+def _model(fields: dict[str, str]) -> str:
     for key in ("model name", "Model", "Hardware", "cpu model"):
         if fields.get(key):
             name = fields[key]  # whitespace already collapsed by first_processor
@@ -52,7 +55,10 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
 def cpu_vector_extensions(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
     """Which of :data:`VECTOR_EXTENSIONS` the CPU has, in that order (empty where
     ``cpuinfo`` does not say: not Linux, say)."""
-    fields = first_processor(cpuinfo)
+    return _extensions(first_processor(cpuinfo))
+
+
+def _extensions(fields: dict[str, str]) -> list[str]:
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
     return [name for name in VECTOR_EXTENSIONS if name in flags]
 
@@ -61,8 +67,9 @@ def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
     """One line naming the CPU for a benchmark's header: model, logical CPUs and vector
     extensions, e.g. ``AMD EPYC (family 25, model 17), 2 logical CPUs, avx2 fma
     avx512f``."""
-    extensions = cpu_vector_extensions(cpuinfo)
-    return (f"{cpu_model(cpuinfo)}, {os.cpu_count()} logical CPUs"
+    fields = first_processor(cpuinfo)  # read once for both
+    extensions = _extensions(fields)
+    return (f"{_model(fields)}, {os.cpu_count()} logical CPUs"
             + (f", {' '.join(extensions)}" if extensions else ""))
 
 
@@ -75,14 +82,15 @@ def collect_environment() -> dict:
     calling this never starts a GPU context. Extend the dict (e.g. with the device used)
     and pass it to :meth:`RunStore.open_sweep`.
     """
+    cpu = first_processor()
     env: dict[str, Any] = {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model(),
-        "cpu_extensions": cpu_vector_extensions(),
+        "cpu_model": _model(cpu),
+        "cpu_extensions": _extensions(cpu),
         "host": socket.gethostname(),
         "sqlite": sqlite3.sqlite_version,
     }
