@@ -90,7 +90,7 @@ def _compiled(source: str) -> bool:
 def _import_torch(repeats: int = 3) -> float:
     """Median seconds of a fresh process that imports torch and exits as the ``optimlab``
     command does (heap frozen first, :func:`optimlab.cli.entry`: a plain exit adds a garbage
-    collection over torch's objects, 0.4-0.5 s)."""
+    collection over torch's objects, 0.2-0.55 s)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -41,7 +41,7 @@ Start-up: this module imports no torch. ``list``, ``explain``, ``compare`` and
 by the first of them, which imports torch) in a tenth of a second; the other commands import
 what they need when they run. Shut-down: the ``optimlab`` command (:func:`entry`) freezes the
 garbage collector's heap before the interpreter exits, so that ending a process that imported
-torch takes a tenth of a second rather than half of one.
+torch takes a tenth of a second rather than a third to two thirds of one.
 
 Run stores: ``runs``, ``report`` and ``profile`` read ``--db``, by default
 ``optimlab-runs.db``; without ``--db``, when that store does not exist but the tour's
@@ -1551,11 +1551,12 @@ def entry() -> None:
 
     Before the interpreter shuts down, every object still alive is moved out of the garbage
     collector's reach (``gc.freeze``). Shutting down otherwise runs a full collection over
-    them, and once torch is imported they are about 170,000: 0.48-0.65 s of every
-    command's wall time on a 2-core AMD EPYC, against 0.10 s frozen (``import torch`` then
-    exit, 3 runs each). Reference counting still frees them as the modules are torn down;
-    only reference cycles among them are left to the operating system, whose finalizers
-    Python does not promise to run at exit anyway (``atexit`` handlers still run).
+    them, and once torch is imported they are about 170,000: on a 2-core AMD EPYC, exiting
+    after ``import torch`` took 0.28-0.65 s over two sets of runs, against 0.09-0.11 s frozen
+    (timed from the script's last line to the process's end). Reference counting still
+    frees them as the modules are torn down; only reference cycles among them are left to
+    the operating system, whose finalizers Python does not promise to run at exit anyway
+    (``atexit`` handlers still run).
     The long commands also freeze the heap once their imports are loaded
     (:func:`_imports_done`). :func:`main` itself does not freeze: tests and programs call it
     in a process that goes on.

@@ -365,7 +365,7 @@ def test_every_class_has_its_numbers_checked():
 def test_optimizers_do_not_import_dynamo_until_something_has():
     """Building, stepping, zeroing and checkpointing optimlab's optimizers (rule-based, L-BFGS
     and both wrappers) runs torch's own bookkeeping methods without their
-    ``torch._disable_dynamo`` wrapper, whose first call imports ``torch._dynamo`` (1.1-1.5 s
+    ``torch._disable_dynamo`` wrapper, whose first call imports ``torch._dynamo`` (about 1 s
     of start-up); once something has imported dynamo the wrapped methods are used. In a child
     process, so that this one's modules do not decide the answer."""
     import subprocess
