@@ -477,6 +477,29 @@ def test_population_fused_matches_plain(name, hparams):
     assert_as_accurate_as_plain(*runs)
 
 
+@pytest.mark.parametrize("name", ["adam", "lamb"])
+def test_population_plan_steps_the_last_parameter_first_with_the_same_numbers(name, monkeypatch):
+    """The member plan's kernel rows start with the last parameter (the first layer's weights
+    are then the freshest in cache for the next forward); the order changes no number."""
+    from optimlab.optim import engine
+
+    torch.manual_seed(0)
+    start = [torch.randn(3, 7, 5), torch.randn(3, 11), torch.randn(3, 4)]
+    runs = []
+    for reversed_ in (True, False):
+        monkeypatch.setattr(engine._MemberPlan, "REVERSED", reversed_)
+        ps = [t.clone() for t in start]
+        pop = Population(name, ps, {"lr": [0.01, 0.02, 0.05]})
+        for _ in range(5):
+            pop.step(grads=[torch.sin(3 * p) for p in ps])
+        rows = pop._plan.launch.ptrs_np[:, 0]  # each row's parameter address
+        order = ps[::-1] if reversed_ else ps
+        assert list(rows[::3]) == [p.data_ptr() for p in order]  # 3 member rows each
+        runs.append(ps)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
 def test_population_plan_follows_schedules_and_state_changes():
     """The prepared fused step is rebuilt when hyperparameters or state tensors change."""
     torch.manual_seed(0)
