@@ -27,6 +27,21 @@ def test_dispatch_count_covers_every_dense_class_and_passes():
     assert "PASS" in run.stdout
 
 
+def test_population_breakdown_accounts_for_the_step():
+    run = _script("population_breakdown.py", "--steps", "3", "--rounds", "1")
+    assert run.returncode == 0, run.stderr[-2000:]
+    figures = {}
+    for line in run.stdout.splitlines():
+        words = line.split()
+        if words[:2] in (["matrix", "products"], ["optimizer", "step"], ["other", "operations"]):
+            figures[" ".join(words[:2])] = float(words[2])
+    # every part was seen and timed: products and the fused step in every training step
+    assert set(figures) == {"matrix products", "optimizer step", "other operations"}
+    assert all(v > 0 for v in figures.values()), figures
+    assert "aten.threshold_backward.default" in run.stdout  # the backward was timed too
+    assert "per evaluation (2 of 64 members" in run.stdout
+
+
 def test_every_timing_script_names_the_cpu():
     # the README quotes their figures, which move with the CPU (1.5-2x between the two
     # machine kinds CI runs on): each one that times something prints the CPU line first

@@ -1,0 +1,184 @@
+"""Where a population training step's time goes, op by op, in the real ``train_population``.
+
+Trains the population of ``benchmarks/population_speed.py`` (64 MNIST-1D MLP members, Adam
+over 8 learning rates x 8 seeds, batch 100) once untimed, once plainly timed, and once with
+every aten operation timed where it runs (a ``TorchDispatchMode`` that reads the clock
+around each call, forward and backward alike) and the fused optimizer step timed around its
+kernel call. It prints, per training step and per evaluation:
+
+* the matrix products (``bmm``, ``baddbmm``, ``mm``, ``addmm``), their FLOP rate, and what
+  the same products would take at the rate this CPU reaches on one warm ``[64,100,100]``
+  batched product (measured now): the gap is what cache misses cost them in place;
+* the optimizer step, its bytes (parameter, gradient and state read, parameter and state
+  written) and the bandwidth they imply;
+* the other operations (elementwise, reductions, the mini-batch gather), the largest first;
+* what is left of the plainly timed run: Python, autograd, the allocator and the set-up.
+
+The timing mode adds Python work around every operation, so the run under it is slower
+than the plain one; the operations' own times are read inside it and are not. Each figure
+is a median over ``--rounds`` rounds, each a plain run then an instrumented one.
+
+    python benchmarks/population_breakdown.py [--steps 300] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import statistics
+import time
+
+import numpy as np
+import torch
+from _ceiling import product_rate
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from optimlab.bench import trainer
+from optimlab.bench.store.environment import cpu_description
+from optimlab.bench.tasks import get
+from optimlab.bench.trainer import Member, TrainConfig, train_population
+from optimlab.optim import engine
+
+PRODUCTS = {"aten.bmm.default", "aten.baddbmm.default", "aten.mm.default",
+            "aten.addmm.default"}
+#: operations that only make views or metadata (no data moves): left out of the tables
+VIEWS = {"aten.view.default", "aten.transpose.int", "aten.unsqueeze.default",
+         "aten.expand.default", "aten.detach.default", "aten.select.int",
+         "aten._unsafe_view.default", "aten.as_strided.default", "aten.t.default",
+         "aten.reshape.default", "aten.squeeze.dim", "aten.slice.Tensor"}
+
+
+class OpTimer(TorchDispatchMode):
+    """Add each aten operation's time to ``seconds[(phase, name)]`` and its matrix-product
+    FLOPs to ``flops[phase]``; ``phase`` is ``"train"`` or ``"eval"``."""
+
+    def __init__(self):
+        super().__init__()
+        self.phase = "train"
+        self.seconds: dict[tuple[str, str], float] = collections.defaultdict(float)
+        self.flops: dict[str, float] = collections.defaultdict(float)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        elapsed = time.perf_counter() - start
+        name = str(func)
+        if name not in VIEWS:
+            self.seconds[(self.phase, name)] += elapsed
+            if name in PRODUCTS:
+                self.flops[self.phase] += _product_flops(name, args, out)
+        return out
+
+
+def _product_flops(name: str, args: tuple, out: torch.Tensor) -> float:
+    """2 x (output elements) x (inner dimension) of a matrix product."""
+    first = args[1] if name in ("aten.baddbmm.default", "aten.addmm.default") else args[0]
+    return 2.0 * out.numel() * first.shape[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="instrumented runs, medians printed (default 3)")
+    args = parser.parse_args()
+    if args.steps < 1 or args.rounds < 1:
+        parser.error("--steps and --rounds must be at least 1")
+    print(f"cpu: {cpu_description()}", flush=True)
+    task = get("mnist1d")
+    lrs = np.logspace(-3.5, -1.5, 8)
+    members = [Member("adam", {"lr": float(lrs[i % 8])}, seed=i // 8) for i in range(64)]
+    config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.steps, model="mlp")
+    train_population(task, TrainConfig(steps=5, batch_size=100, model="mlp"), members[:2])
+
+    # the fused optimizer step is one C call, not an aten operation: time it around its call
+    step_seconds: list[float] = []
+    numbers = [0]
+    run = engine._MemberPlan.run
+
+    def timed_run(self, params, grads, states):
+        start = time.perf_counter()
+        done = run(self, params, grads, states)
+        step_seconds.append(time.perf_counter() - start)
+        numbers[0] = sum(p.numel() for p in params)
+        return done
+
+    scores = trainer._population_scores
+    evaluations = [0]
+
+    def timed_scores(*a, **k):
+        timer.phase = "eval"
+        try:
+            return scores(*a, **k)
+        finally:
+            timer.phase = "train"
+            evaluations[0] += 0.5  # two sets (train, test) per evaluation
+
+    rounds, plain = [], []
+    for _ in range(args.rounds):  # a plain run, then an instrumented one, in each round
+        start = time.perf_counter()
+        train_population(task, config, members)
+        plain.append(time.perf_counter() - start)
+        engine._MemberPlan.run, trainer._population_scores = timed_run, timed_scores
+        try:
+            timer = OpTimer()
+            step_seconds.clear()
+            evaluations[0] = 0
+            with timer:
+                train_population(task, config, members)
+            rounds.append((timer, sum(step_seconds), evaluations[0]))
+        finally:
+            engine._MemberPlan.run, trainer._population_scores = run, scores
+
+    def median(f) -> float:
+        return statistics.median(f(*r) for r in rounds)
+
+    steps, evals = args.steps, rounds[0][2]
+    rate = product_rate(64)
+    flops = {ph: rounds[0][0].flops[ph] for ph in ("train", "eval")}
+    per_op = collections.defaultdict(list)
+    for timer, _, _ in rounds:
+        for key, seconds in timer.seconds.items():
+            per_op[key].append(seconds)
+    op_median = {k: statistics.median(v + [0.0] * (len(rounds) - len(v))) for k, v in per_op.items()}
+
+    def total(phase: str, products: bool) -> float:
+        return sum(v for (ph, name), v in op_median.items()
+                   if ph == phase and (name in PRODUCTS) == products)
+
+    t_plain = statistics.median(plain)
+    t_step = median(lambda t, s, e: s)
+    bytes_per_step = numbers[0] * 4 * 7  # Adam float32: p, g, m, v read; p, m, v written
+    print(f"64 members (adam, 8 lrs x 8 seeds), {steps} steps, batch 100, {evals:.0f} "
+          f"evaluations; torch threads {torch.get_num_threads()}")
+    print(f"train_population, plainly timed: {t_plain:.2f} s (median of {len(plain)}: "
+          f"{min(plain):.2f}..{max(plain):.2f} s), {t_plain / steps * 1e3:.2f} ms per step "
+          f"with the evaluations")
+    prod = total("train", True)
+    print(f"\nper training step (ms), medians of {len(rounds)} instrumented runs")
+    print(f"  matrix products      {prod / steps * 1e3:6.2f}  ({flops['train'] / steps / 1e6:.0f} "
+          f"MFLOP, {flops['train'] / prod / 1e9:.0f} GFLOP/s in place; "
+          f"{flops['train'] / rate / steps * 1e3:.2f} ms at the {rate / 1e9:.0f} GFLOP/s of a "
+          f"warm [64,100,100] product)")
+    print(f"  optimizer step       {t_step / steps * 1e3:6.2f}  (fused Adam over "
+          f"{numbers[0] / 1e6:.2f}M numbers, {bytes_per_step / 1e6:.0f} MB: "
+          f"{bytes_per_step * steps / t_step / 1e9:.0f} GB/s)")
+    other = total("train", False)
+    print(f"  other operations     {other / steps * 1e3:6.2f}  (largest below)")
+    for (ph, name), v in sorted(op_median.items(), key=lambda kv: -kv[1])[:40]:
+        if ph == "train" and name not in PRODUCTS and v / steps > 20e-6:
+            print(f"      {v / steps * 1e3:6.3f}  {name}")
+    ev_prod, ev_other = total("eval", True), total("eval", False)
+    left = t_plain - prod - t_step - other - ev_prod - ev_other
+    print(f"  everything else      {left / steps * 1e3:6.2f}  (the plainly timed run less every "
+          f"figure here: Python, autograd, allocation, the run's set-up)")
+    if evals:
+        print(f"\nper evaluation ({evals:.0f} of 64 members on a train and a test set; the "
+              f"last on the whole sets, the others on {config.eval_subset}-example subsets), "
+              f"ms: matrix products {ev_prod / evals * 1e3:.1f} "
+              f"({flops['eval'] / ev_prod / 1e9:.0f} GFLOP/s), other operations "
+              f"{ev_other / evals * 1e3:.1f}")
+
+
+if __name__ == "__main__":
+    main()
