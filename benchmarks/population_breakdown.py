@@ -160,9 +160,12 @@ def main() -> None:
           f"MFLOP, {flops['train'] / prod / 1e9:.0f} GFLOP/s in place; "
           f"{flops['train'] / rate / steps * 1e3:.2f} ms at the {rate / 1e9:.0f} GFLOP/s of a "
           f"warm [64,100,100] product)")
-    print(f"  optimizer step       {t_step / steps * 1e3:6.2f}  (fused Adam over "
-          f"{numbers[0] / 1e6:.2f}M numbers, {bytes_per_step / 1e6:.0f} MB: "
-          f"{bytes_per_step * steps / t_step / 1e9:.0f} GB/s)")
+    if t_step > 0:
+        print(f"  optimizer step       {t_step / steps * 1e3:6.2f}  (fused Adam over "
+              f"{numbers[0] / 1e6:.2f}M numbers, {bytes_per_step / 1e6:.0f} MB: "
+              f"{bytes_per_step * steps / t_step / 1e9:.0f} GB/s)")
+    else:  # no C compiler: the plain path's operations are among the others
+        print("  optimizer step         (not fused here: its operations are among the others)")
     other = total("train", False)
     print(f"  other operations     {other / steps * 1e3:6.2f}  (largest below)")
     for (ph, name), v in sorted(op_median.items(), key=lambda kv: -kv[1])[:40]:
