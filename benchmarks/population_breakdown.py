@@ -1,10 +1,11 @@
 """Where a population training step's time goes, op by op, in the real ``train_population``.
 
 Trains the population of ``benchmarks/population_speed.py`` (64 MNIST-1D MLP members, Adam
-over 8 learning rates x 8 seeds, batch 100) once untimed, once plainly timed, and once with
-every aten operation timed where it runs (a ``TorchDispatchMode`` that reads the clock
-around each call, forward and backward alike) and the fused optimizer step timed around its
-kernel call. It prints, per training step and per evaluation:
+over 8 learning rates x 8 seeds, batch 100) in ``--rounds`` rounds, after a short warm-up.
+Each round runs it twice: once plainly timed, and once with every aten operation timed
+where it runs (a ``TorchDispatchMode`` that reads the clock around each call, forward and
+backward alike) and the fused optimizer step timed around its kernel call. It prints, per
+training step and per evaluation:
 
 * the matrix products (``bmm``, ``baddbmm``, ``mm``, ``addmm``), their FLOP rate, and what
   the same products would take at the rate this CPU reaches on one warm ``[64,100,100]``
@@ -16,7 +17,7 @@ kernel call. It prints, per training step and per evaluation:
 
 The timing mode adds Python work around every operation, so the run under it is slower
 than the plain one; the operations' own times are read inside it and are not. Each figure
-is a median over ``--rounds`` rounds, each a plain run then an instrumented one.
+is a median over the rounds.
 
     python benchmarks/population_breakdown.py [--steps 300] [--rounds 3]
 """
@@ -80,7 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="instrumented runs, medians printed (default 3)")
+                        help="rounds of a plain and an instrumented run; medians printed "
+                             "(default 3)")
     args = parser.parse_args()
     if args.steps < 1 or args.rounds < 1:
         parser.error("--steps and --rounds must be at least 1")

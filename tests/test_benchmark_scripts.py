@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import optimlab
+from optimlab.optim import kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,13 +31,18 @@ def test_dispatch_count_covers_every_dense_class_and_passes():
 def test_population_breakdown_accounts_for_the_step():
     run = _script("population_breakdown.py", "--steps", "3", "--rounds", "1")
     assert run.returncode == 0, run.stderr[-2000:]
+    try:
+        kernels.compiler()
+        parts = {"matrix products", "optimizer step", "other operations"}
+    except kernels.CompilerUnavailable:  # no fused step: its operations are among the others
+        parts = {"matrix products", "other operations"}
     figures = {}
     for line in run.stdout.splitlines():
         words = line.split()
-        if words[:2] in (["matrix", "products"], ["optimizer", "step"], ["other", "operations"]):
+        if " ".join(words[:2]) in parts:
             figures[" ".join(words[:2])] = float(words[2])
-    # every part was seen and timed: products and the fused step in every training step
-    assert set(figures) == {"matrix products", "optimizer step", "other operations"}
+    # every part was seen and timed in the training steps
+    assert set(figures) == parts
     assert all(v > 0 for v in figures.values()), figures
     assert "aten.threshold_backward.default" in run.stdout  # the backward was timed too
     assert "per evaluation (2 of 64 members" in run.stdout
