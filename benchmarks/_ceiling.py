@@ -1,4 +1,5 @@
-"""What the matrix products alone would cost: shared by the population and end-to-end scripts.
+"""What the population and end-to-end scripts share: the population they time
+(:func:`adam_population`) and what its matrix products alone would cost.
 
 The population engine's work is mostly batched matrix products. :func:`product_flops` counts
 the floating-point operations of a call's products (``torch.utils.flop_counter``) and
@@ -13,6 +14,16 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+
+def adam_population(n: int = 64) -> list:
+    """The population ``population_speed.py`` and ``population_breakdown.py`` time: ``n`` Adam
+    members of the MNIST-1D MLP, 8 learning rates from 10^-3.5 to 10^-1.5 for each seed
+    ``0 .. n // 8``."""
+    from optimlab.bench.trainer import Member
+
+    lrs = np.logspace(-3.5, -1.5, 8)
+    return [Member("adam", {"lr": float(lrs[i % 8])}, seed=i // 8) for i in range(n)]
 
 
 def product_flops(run: Callable[[], object]) -> float:

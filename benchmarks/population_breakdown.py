@@ -29,15 +29,14 @@ import collections
 import statistics
 import time
 
-import numpy as np
 import torch
-from _ceiling import product_rate
+from _ceiling import adam_population, product_rate
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from optimlab.bench import trainer
 from optimlab.bench.store.environment import cpu_description
 from optimlab.bench.tasks import get
-from optimlab.bench.trainer import Member, TrainConfig, train_population
+from optimlab.bench.trainer import TrainConfig, train_population
 from optimlab.optim import engine
 
 PRODUCTS = {"aten.bmm.default", "aten.baddbmm.default", "aten.mm.default",
@@ -88,8 +87,7 @@ def main() -> None:
         parser.error("--steps and --rounds must be at least 1")
     print(f"cpu: {cpu_description()}", flush=True)
     task = get("mnist1d")
-    lrs = np.logspace(-3.5, -1.5, 8)
-    members = [Member("adam", {"lr": float(lrs[i % 8])}, seed=i // 8) for i in range(64)]
+    members = adam_population(64)
     config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.steps, model="mlp")
     train_population(task, TrainConfig(steps=5, batch_size=100, model="mlp"), members[:2])
 
@@ -132,9 +130,6 @@ def main() -> None:
         finally:
             engine._MemberPlan.run, trainer._population_scores = run, scores
 
-    def median(f) -> float:
-        return statistics.median(f(*r) for r in rounds)
-
     steps, evals = args.steps, rounds[0][2]
     rate = product_rate(64)
     flops = {ph: rounds[0][0].flops[ph] for ph in ("train", "eval")}
@@ -149,7 +144,7 @@ def main() -> None:
                    if ph == phase and (name in PRODUCTS) == products)
 
     t_plain = statistics.median(plain)
-    t_step = median(lambda t, s, e: s)
+    t_step = statistics.median(seconds for _, seconds, _ in rounds)
     bytes_per_step = numbers[0] * 4 * 7  # Adam float32: p, g, m, v read; p, m, v written
     print(f"64 members (adam, 8 lrs x 8 seeds), {steps} steps, batch 100, {evals:.0f} "
           f"evaluations; torch threads {torch.get_num_threads()}")

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from _ceiling import product_flops, product_rate
+from _ceiling import adam_population, product_flops, product_rate
 
 from optimlab.bench.allocator import keep_freed_memory
 from optimlab.bench.store.environment import cpu_description
@@ -69,9 +69,7 @@ def main() -> None:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     print(f"cpu: {cpu_description()}", flush=True)
     task = get("mnist1d")
-    lrs = np.logspace(-3.5, -1.5, 8)
-    members = [Member("adam", {"lr": float(lrs[i % 8])}, seed=i // 8)
-               for i in range(args.members)]
+    members = adam_population(args.members)
     config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.steps, model="mlp")
     # warm both engines up (kernels loaded, first-call costs paid) before timing either: the
     # first train_sequential of a process once paid about 1 s (the first optimizer imported
