@@ -641,8 +641,9 @@ class _MemberPlan:
 
         The kernel steps the parameters in reverse order, the first last: a network's
         first layer is what the next forward reads first, and its weights and state are
-        then the ones still in cache (the population benchmark's step was about 4% faster
-        for it). Every member slice is stepped alike in any order."""
+        then the ones still in cache (``train_population`` on the population benchmark's
+        members ran about 4% faster for it: 2.48 s against 2.59 s, medians of 8 alternating
+        pairs). Every member slice is stepped alike in any order."""
         params, grads = self._ordered(params), self._ordered(grads)
         for p, g in zip(params, grads):
             if g.dtype != p.dtype or g.shape != p.shape or g.device != p.device or g.is_sparse:
