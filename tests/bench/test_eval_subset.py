@@ -192,3 +192,32 @@ def test_chunks_count_positions_of_sequence_examples(loss, minimum, expected, mo
     assert loss_value.shape == accuracy.shape == (k,)
     assert torch.allclose(loss_value, torch.full((k,), math.log(classes)))
     assert torch.equal(accuracy, torch.ones(k))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", None], ids=["per-chunk CE", "vmap loss"])
+def test_population_accuracy_is_argmax_member_by_member_ties_included(loss):
+    """The predicted class is the first of equal maxima, as ``argmax`` (logits drawn from
+    {0, 1, 2}, so most rows tie, NaNs and infinities among them); ``metric=False`` gives the
+    same loss and no metric (the train curve's evaluation)."""
+    k, n, classes = 3, 200, 5
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 3, (k, n, classes), generator=gen).float()
+    logits[torch.rand(logits.shape, generator=gen) < 0.03] = float("inf")
+    logits[torch.rand(logits.shape, generator=gen) < 0.03] = float("nan")
+    # the stacked model's layout: classes x examples contiguous, viewed as examples x classes
+    stacked = logits.transpose(1, 2).contiguous().transpose(1, 2)
+    y = torch.randint(0, classes, (n,), generator=gen)
+
+    def shared(weights, x):
+        return stacked[:, x.long()]
+
+    task = SimpleNamespace(loss=loss, metric="accuracy",
+                           loss_fn=lambda out, y: F.cross_entropy(out, y))
+    x = torch.arange(n).float()
+    loss_value, accuracy = trainer._population_scores(task, shared, [], x, y, k)
+    want = torch.stack([(logits[m].argmax(-1) == y).float().mean() for m in range(k)])
+    assert torch.equal(accuracy, want)
+    assert 0 < want.min() and want.max() < 1  # the ties are not all won or all lost
+    loss_only, none = trainer._population_scores(task, shared, [], x, y, k, metric=False)
+    assert none is None
+    torch.testing.assert_close(loss_only, loss_value, rtol=0, atol=0, equal_nan=True)
