@@ -427,7 +427,62 @@ def test_generated_source_reads_each_input_once():
     loads = [line for line in loop.splitlines() if "= b" in line and "[i];" in line]
     stores = [line for line in loop.splitlines() if line.strip().startswith("b") and "[i] =" in line]
     assert len(loads) == 4 and len(stores) == 3
-    assert source.count("#pragma omp parallel for") == 1  # one pass
+    assert source.count("#pragma omp parallel") == 1  # one pass
+
+
+def _thread_shares(source: str, sizes: list[int], threads: int, tmp_path) -> list[int]:
+    """The elements each of ``threads`` threads steps in a call over tensors of ``sizes``:
+    the generated ``first_chunk`` compiled into a harness that prints each thread's range of
+    chunks, checked here to be contiguous and to cover every chunk once."""
+    import subprocess
+
+    chunk = kernels.CHUNK
+    lengths = [min(chunk, n - s) for n in sizes for s in range(0, n, chunk)]
+    before = [0]
+    for n in lengths:
+        before.append(before[-1] + n)
+    helper = source[source.index("static int64_t first_chunk"):source.index("int optimlab_step")]
+    harness = tmp_path / "shares.c"
+    harness.write_text("#include <stdint.h>\n#include <stdio.h>\n" + helper + f"""
+int main(void) {{
+    static const int64_t before[] = {{{", ".join(map(str, before))}}};
+    const int64_t n = {len(lengths)}, nth = {threads};
+    for (int64_t id = 0; id < nth; ++id)
+        printf("%lld %lld\\n", (long long)first_chunk(before, n, nth, id),
+               (long long)first_chunk(before, n, nth, id + 1));
+    return 0;
+}}""")
+    cc, _ = build.compiler()
+    subprocess.run([cc, "-O1", str(harness), "-o", str(tmp_path / "shares")], check=True)
+    out = subprocess.run([str(tmp_path / "shares")], capture_output=True, text=True, check=True)
+    ranges = [tuple(map(int, line.split())) for line in out.stdout.splitlines()]
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))  # contiguous, each chunk once
+    return [before[hi] - before[lo] for lo, hi in ranges]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_threads_share_the_elements_not_the_chunk_count(threads, tmp_path):
+    """A population's member slices are one chunk each: 64 slices of the MNIST-1D MLP's
+    parameters, last layer first, as the member plan orders them. Split by chunk count one of
+    2 threads got 93% of the elements; split by elements each gets its fair share within
+    one chunk. A tensor larger than a chunk is cut into chunks that threads share alike."""
+    p = torch.zeros(4)
+    layout = kernels.Layout.of(optimlab.optim.adam.init(p), p)
+    hp = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+              decoupled_weight_decay=False)
+    try:
+        source = kernels.kernel(optimlab.optim.adam.update, torch.float32, layout, hp).source
+    except kernels.CompilerUnavailable:
+        pytest.skip("no C compiler")
+    for sizes in ([n for n in (10, 1000, 100, 10000, 100, 4000) for _ in range(64)],
+                  [3_000_000, 7, 500_000]):
+        shares = _thread_shares(source, sizes, threads, tmp_path)
+        assert sum(shares) == sum(sizes)
+        # each thread starts at the first chunk at or past its 1/nth mark: its share is
+        # within one chunk of the fair one
+        assert all(abs(share - sum(sizes) / threads) <= kernels.CHUNK for share in shares), \
+            shares
 
 
 def test_fused_none_leaves_small_groups_to_the_plain_path(monkeypatch):
