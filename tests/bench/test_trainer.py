@@ -200,6 +200,46 @@ def test_stacked_forward_is_used_only_where_it_equals_vmap():
             torch.testing.assert_close(forward(params, x), reference(params, x), rtol=1e-12, atol=1e-12)
 
 
+def test_linear_layers_are_swapped_for_stacked_ones_only_where_they_hold_every_parameter():
+    """The fast stacked forward binds each call's weights to stacked copies of the model's
+    ``nn.Linear`` layers; a parameter elsewhere (the GRU's own, a LayerNorm's) or one Linear
+    weight shared by two layers leaves it to ``functional_call``."""
+    from torch.func import functional_call
+
+    from optimlab.bench.tasks import GRU
+    from optimlab.bench.trainer import _swapped_linears
+
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 8)
+            self.b.weight = self.a.weight
+
+        def forward(self, x):
+            return self.b(self.a(x).relu())
+
+    mlp = lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))  # noqa: E731
+    cases = {"mlp": (mlp, True), "tied": (Tied, False), "gru": (lambda: GRU(2, 3), False),
+             "layer norm": (lambda: nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8)), False)}
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    for label, (make, expected) in cases.items():
+        members = [make().double() for _ in range(3)]
+        names = [n for n, _ in members[0].named_parameters()]
+        forward = _swapped_linears(members[0], names)
+        assert (forward is not None) == expected, label
+        if forward is None:
+            continue
+        reference = torch.vmap(lambda p, x_: functional_call(members[0], dict(zip(names, p)), (x_,)))
+        params = [torch.stack([dict(m.named_parameters())[n].detach() for m in members])
+                  for n in names]
+        for weights in (params, [2 * p for p in params]):  # each call binds its own weights
+            torch.testing.assert_close(forward(weights, x), reference(weights, x),
+                                       rtol=1e-12, atol=1e-12)
+        # the swap is made on a copy: the template keeps its layers and parameters
+        assert sum(type(m) is nn.Linear for m in members[0].modules()) == 2
+        assert [n for n, _ in members[0].named_parameters()] == names
+
+
 def test_per_member_cross_entropy_equals_the_vmapped_task_loss():
     from optimlab.bench.tasks import get
     from optimlab.bench.trainer import _cross_entropy_per_member
