@@ -24,9 +24,10 @@ with ``OPTIMLAB_KEEP_FREED_MEMORY=0`` for glibc's defaults) and counts the popul
 engine's minor page faults per step.
 
 ``--compare-stacked`` also times the population engine with and without its stacked linear
-layers (a ``TorchFunctionMode`` that runs ``F.linear`` on stacked members as one batched
-product instead of through vmap), alternating in one run: the mode is kept only while it
-pays for itself.
+layers (each linear layer of the 64 members as one batched product: for this MLP, its
+``nn.Linear`` modules swapped for stacked ones; for models that call ``F.linear`` on their
+own parameters, a ``TorchFunctionMode``), alternating in one run, against vmap alone: the
+stacked layers are kept only while they pay for themselves.
 """
 
 from __future__ import annotations
