@@ -218,7 +218,9 @@ def test_linear_layers_are_swapped_for_stacked_ones_only_where_they_hold_every_p
         def forward(self, x):
             return self.b(self.a(x).relu())
 
-    mlp = lambda: nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))  # noqa: E731
+    def mlp():
+        return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4, bias=False))
+
     cases = {"mlp": (mlp, True), "tied": (Tied, False), "gru": (lambda: GRU(2, 3), False),
              "layer norm": (lambda: nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8)), False)}
     x = torch.randn(3, 5, 8, dtype=torch.float64)
