@@ -72,3 +72,11 @@ def test_gpu_parity_holds_optimlab_to_the_path_the_cpu_suite_does():
     assert all(row[4] == "ok" and float(row[1]) <= 1e-10 for row in rows.values()), run.stdout
     assert "PASS" in run.stdout
 
+
+def test_population_step_times_every_path():
+    run = _script("population_step.py", "--members", "2", "--steps", "3", "--repeats", "2")
+    assert run.returncode == 0, run.stderr[-2000:]
+    for label in ("fused member plan (default)", "plain path (fused=False)",
+                  "torch.optim.Adam(fused=True)", "torch.optim.Adam(foreach=True)"):
+        assert label in run.stdout, run.stdout
+    assert "MLP population: fused" in run.stdout and "race population: fused" in run.stdout

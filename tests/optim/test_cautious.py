@@ -60,14 +60,13 @@ def test_populations_map_cautious_members_with_vmap(name):
 
 @pytest.mark.parametrize("name", ["adam", "lion"])
 def test_the_plain_vmapped_population_follows_each_members_own_run(name):
-    """The fused member plan is refused, so the members step through vmap, each counting its
+    """With fused=False the members step through vmap, each counting its
     own coordinates (a broadcast rule would count all members together)."""
     lrs = [0.01, 0.03]
     members = [make_params(torch.float64) for _ in lrs]
     params = [torch.stack([m[i] for m in members]).detach().requires_grad_()
               for i in range(len(members[0]))]
-    pop = Population(name, params, {"lr": lrs, "cautious": True})
-    pop._fused_refused = True
+    pop = Population(name, params, {"lr": lrs, "cautious": True, "fused": False})
     for _ in range(20):
         for p in params:
             p.grad = None

@@ -518,18 +518,45 @@ def test_population_fused_matches_plain(name, hparams):
     torch.manual_seed(0)
     start = [torch.randn(3, 7, 5), torch.randn(3, 11)]
     runs, kinds = [], []
-    for refuse, dtype in ((False, torch.float32), (True, torch.float32), (True, torch.float64)):
+    for fused, dtype in ((None, torch.float32), (False, torch.float32), (False, torch.float64)):
         ps = [t.to(dtype, copy=True) for t in start]
-        pop = optimlab.Population(name, ps, hparams)
-        pop._fused_refused = refuse
+        pop = optimlab.Population(name, ps, {**hparams, "fused": fused})
         for _ in range(20):
             for p in ps:
                 p.grad = torch.sin(3 * p)
             pop.step()
         runs.append(ps)
-        kinds.append(pop._fused_refused)
-    assert kinds == [False, True, True]
+        kinds.append(pop._plan is not None)
+    assert kinds == [True, False, False]
     assert_as_accurate_as_plain(*runs)
+
+
+def test_population_fused_flag_is_the_optimizers():
+    """``fused`` in a population's hyperparameters means what it means to the optimizer:
+    False never calls the kernel, True calls it or raises where it cannot."""
+    calls = []
+    original = kernels.Kernel.call_addresses
+
+    def counted(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    def run(fused, params):
+        calls.clear()
+        pop = Population("adam", params, {"lr": [0.1, 0.2], "fused": fused})
+        for _ in range(3):
+            pop.step(grads=[torch.ones_like(p) for p in params])
+        return len(calls)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels.Kernel, "call_addresses", counted)
+        assert run(None, [torch.zeros(2, 5, 3)]) == 3
+        assert run(True, [torch.zeros(2, 5, 3)]) == 3
+        assert run(False, [torch.zeros(2, 5, 3)]) == 0
+        with pytest.raises(RuntimeError, match=r"Adam\(fused=True\) cannot step this "
+                                               r"population fused"):
+            run(True, [torch.zeros(2, 5, 3).transpose(1, 2)])  # not contiguous
+        assert run(None, [torch.zeros(2, 5, 3).transpose(1, 2)]) == 0  # the plain path
 
 
 @pytest.mark.parametrize("name", ["adam", "lamb"])
@@ -562,8 +589,8 @@ def test_population_plan_follows_schedules_and_state_changes():
     runs = []
     for refuse, dtype in ((False, torch.float32), (True, torch.float32), (True, torch.float64)):
         p = start.to(dtype, copy=True)
-        pop = optimlab.Population("adam", [p], {"lr": [0.1, 0.2, 0.3, 0.4]})
-        pop._fused_refused = refuse
+        pop = optimlab.Population("adam", [p], {"lr": [0.1, 0.2, 0.3, 0.4],
+                                                "fused": False if refuse else None})
         for step in range(30):
             if step == 10:
                 pop.set_hparam("lr", [0.01, 0.02, 0.03, 0.04])

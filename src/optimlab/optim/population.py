@@ -53,6 +53,10 @@ class Population:
         hparams: hyperparameters. A ``list`` (or 1-D tensor) of length K gives one value per
             member; anything else (a number, a tuple such as ``betas``, a bool) is shared.
             Every member's values are validated by the optimizer's own constructor.
+            ``fused`` chooses the path as the optimizer's own flag does: None (default)
+            steps every member's slice of every tensor in one generated C call where the
+            kernel can take them, False always takes the plain (broadcast or vmapped)
+            path, True requires the C call and makes :meth:`step` raise where it cannot.
     """
 
     def __init__(self, name: str, params: Sequence[Tensor], hparams: dict | None = None):
@@ -101,6 +105,9 @@ class Population:
             self.engine = Engine(self.cls.init, self.cls.update, self.capabilities,
                                  self.cls.__name__)
             self.maximize = bool(self.hparams.pop("maximize", False))
+            #: ``fused`` as the optimizer takes it: None fuses what can be, False never,
+            #: True requires it (the step raises where the kernel cannot take the members)
+            self.fused = self.hparams.get("fused")
             #: the moments' compact form between steps (optimlab.optim.compact), or None
             self.state_precision = self.hparams.get("state_precision")
             for flag in DRIVER_FLAGS:
@@ -183,9 +190,14 @@ class Population:
         if self.mode == "member":
             self._step_members(closure, grads)
             return loss
-        if self.capabilities.fusable and self.state_precision is None \
-                and self._step_fused(grads):
+        if self.fused is not False and self.capabilities.fusable \
+                and self.state_precision is None and self._step_fused(grads):
             return loss
+        if self.fused:
+            raise RuntimeError(
+                f"{self.cls.__name__}(fused=True) cannot step this population fused: it needs "
+                "dense, contiguous CPU parameters of float32 or float64 with a gradient for "
+                "each, and a C compiler; use fused=None to fall back to the plain path")
         vmapped = self.mode == "vmap"
         # vmap maps per-member values as [K] columns; broadcasting wants them [K, 1, ...]
         hps = [self.hparams if vmapped else self._hp(i, p) for i, p in enumerate(self.params)]
