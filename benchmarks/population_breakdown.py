@@ -19,7 +19,11 @@ The timing mode adds Python work around every operation, so the run under it is 
 than the plain one; the operations' own times are read inside it and are not. Each figure
 is a median over the rounds.
 
-    python benchmarks/population_breakdown.py [--steps 300] [--rounds 3]
+    python benchmarks/population_breakdown.py [--steps 300] [--rounds 3] [--eval-every N]
+
+``--eval-every`` evaluates every N steps (default: ``--steps``, so at step 0 and at the
+end); ``--eval-every 15`` with 300 steps evaluates 21 times, as ``optimlab bench`` does. The
+plainly timed run also times each evaluation around its call and prints their median.
 """
 
 from __future__ import annotations
@@ -82,13 +86,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of a plain and an instrumented run; medians printed "
                              "(default 3)")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="evaluate every N steps (default: --steps, two evaluations)")
     args = parser.parse_args()
-    if args.steps < 1 or args.rounds < 1:
-        parser.error("--steps and --rounds must be at least 1")
+    if args.steps < 1 or args.rounds < 1 or (args.eval_every is not None and args.eval_every < 1):
+        parser.error("--steps, --rounds and --eval-every must be at least 1")
     print(f"cpu: {cpu_description()}", flush=True)
     task = get("mnist1d")
     members = adam_population(64)
-    config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.steps, model="mlp")
+    config = TrainConfig(steps=args.steps, batch_size=100, eval_every=args.eval_every or args.steps,
+                         model="mlp")
     train_population(task, TrainConfig(steps=5, batch_size=100, model="mlp"), members[:2])
 
     # the fused optimizer step is one C call, not an aten operation: time it around its call
@@ -114,11 +121,27 @@ def main() -> None:
             timer.phase = "train"
             evaluations[0] += 0.5  # two sets (train, test) per evaluation
 
-    rounds, plain = [], []
-    for _ in range(args.rounds):  # a plain run, then an instrumented one, in each round
+    # the plain runs time each evaluation (its two sets) around its calls, nothing inside
+    eval_calls: list[float] = []
+
+    def clocked_scores(*a, **k):
         start = time.perf_counter()
-        train_population(task, config, members)
-        plain.append(time.perf_counter() - start)
+        try:
+            return scores(*a, **k)
+        finally:
+            eval_calls.append(time.perf_counter() - start)
+
+    rounds, plain, eval_times = [], [], []
+    for _ in range(args.rounds):  # a plain run, then an instrumented one, in each round
+        eval_calls.clear()
+        trainer._population_scores = clocked_scores
+        try:
+            start = time.perf_counter()
+            train_population(task, config, members)
+            plain.append(time.perf_counter() - start)
+        finally:
+            trainer._population_scores = scores
+        eval_times += [a + b for a, b in zip(eval_calls[::2], eval_calls[1::2])]
         engine._MemberPlan.run, trainer._population_scores = timed_run, timed_scores
         try:
             timer = OpTimer()
@@ -178,6 +201,11 @@ def main() -> None:
               f"ms: matrix products {ev_prod / evals * 1e3:.1f} "
               f"({flops['eval'] / ev_prod / 1e9:.0f} GFLOP/s), other operations "
               f"{ev_other / evals * 1e3:.1f}")
+        between = sorted(eval_times)
+        print(f"evaluations in the plainly timed runs: {sum(eval_times) / len(plain):.2f} s a run; "
+              f"each {statistics.median(between) * 1e3:.1f} ms (median of {len(between)}; "
+              f"{between[0] * 1e3:.1f}..{between[-1] * 1e3:.1f} ms; the last of each run reads the "
+              f"whole sets)")
 
 
 if __name__ == "__main__":

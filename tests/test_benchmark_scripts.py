@@ -46,6 +46,7 @@ def test_population_breakdown_accounts_for_the_step():
     assert all(v > 0 for v in figures.values()), figures
     assert "aten.threshold_backward.default" in run.stdout  # the backward was timed too
     assert "per evaluation (2 of 64 members" in run.stdout
+    assert "evaluations in the plainly timed runs:" in run.stdout  # each timed around its call
 
 
 def test_every_timing_script_names_the_cpu():
