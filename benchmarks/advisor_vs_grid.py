@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"task's name or module:function; default {','.join(DEFAULT_TASKS)})")
     parser.add_argument("--steps", type=int, help="steps of every run and of the advice "
                         f"(default 300; {QUICK_STEPS} with --quick)")
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="mini-batch size of every run (default 100)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the grid and of the "
                         "advisor's final rung")
     parser.add_argument("--evals", type=int, default=20,

@@ -84,10 +84,13 @@ def torchao_run(task, config: TrainConfig, seed: int) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="digits,mnist1d")
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--tasks", default="digits,mnist1d",
+                        help="comma-separated training-lab tasks (default digits,mnist1d)")
+    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS),
+                        help=f"comma-separated optimizers (default {','.join(OPTIMIZERS)})")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="runs per optimizer and state precision (default 3)")
+    parser.add_argument("--steps", type=int, default=1000, help="steps of every run (default 1000)")
     args = parser.parse_args(argv)
     print(f"cpu: {cpu_description()}", flush=True)
     torch.set_num_threads(1)

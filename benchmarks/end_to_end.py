@@ -102,14 +102,15 @@ def _import_torch(repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="rounds, engines alternating")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=300, help="steps of every run (default 300)")
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per learning rate (default 4)")
     parser.add_argument("--lrs", default="1e-4:1e-1:16", help="LOW:HIGH:COUNT as the CLI's")
     parser.add_argument("--no-training", action="store_true",
                         help="skip the in-process training-only timings")
     parser.add_argument("--baseline-src", metavar="DIR",
                         help="also time both commands with PYTHONPATH=DIR (a before/after)")
-    parser.add_argument("--target", type=float, default=5.0)
+    parser.add_argument("--target", type=float, default=5.0,
+                        help="the end-to-end ratio --check requires (default 5)")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when the median end-to-end ratio is below --target")
     args = parser.parse_args()

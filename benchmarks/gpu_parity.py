@@ -58,8 +58,9 @@ def rel(a, b):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--device", default="cuda",
+                        help="device to check on (default cuda; cpu runs the same checks)")
+    parser.add_argument("--steps", type=int, default=100, help="steps per optimizer (default 100)")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: nothing checked")

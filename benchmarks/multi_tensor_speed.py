@@ -57,11 +57,15 @@ def _sync(device: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tensors", type=int, default=200)
-    parser.add_argument("--numel", type=int, default=5000)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--tensors", type=int, default=200,
+                        help="parameter tensors in the model (default 200)")
+    parser.add_argument("--numel", type=int, default=5000,
+                        help="numbers in each tensor (default 5000)")
+    parser.add_argument("--device", default="cpu", help="device of the model (default cpu)")
+    parser.add_argument("--repeats", type=int, default=15,
+                        help="timed samples per candidate, round-robin (default 15)")
+    parser.add_argument("--steps", type=int, default=10,
+                        help="consecutive steps in each sample (default 10)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     args = parser.parse_args(argv)
     print(f"cpu: {cpu_description()}", flush=True)

@@ -59,8 +59,9 @@ def step_flops(task, members: list[Member]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--members", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=300, help="steps of every member (default 300)")
+    parser.add_argument("--members", type=int, default=64,
+                        help="members, 8 learning rates x members/8 seeds (default 64)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="rounds, the engines' order alternating (default 1)")
     parser.add_argument("--compare-stacked", action="store_true",

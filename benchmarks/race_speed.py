@@ -64,9 +64,12 @@ def best_time(fn, repeats):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--tune-steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=1000,
+                        help="steps of the 12-optimizer race (default 1000)")
+    parser.add_argument("--tune-steps", type=int, default=200,
+                        help="steps of each run of the tuned race's grid (default 200)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timings of each, the best kept (default 3)")
     args = parser.parse_args()
     print(f"cpu: {cpu_description()}", flush=True)
     landscape = get("rosenbrock")

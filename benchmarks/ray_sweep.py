@@ -65,8 +65,10 @@ def on_cluster(workers: int, args: list[str], repeats: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="sweeps timed on each executor (default 3)")
+    parser.add_argument("--steps", type=int, default=6000,
+                        help="steps of every run of the sweep (default 6000)")
     opts = parser.parse_args()
     print(f"cpu: {cpu_description()}", flush=True)
     args = sweep_args(opts.steps)

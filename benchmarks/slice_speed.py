@@ -26,9 +26,12 @@ from optimlab.bench.trainer import _init_model
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", type=int, default=41)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--grid", type=int, default=41,
+                        help="points along each axis of the plane (default 41)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timings of each way (default 5)")
+    parser.add_argument("--chunk", type=int, default=256,
+                        help="grid points evaluated as one population (default 256)")
     opts = parser.parse_args()
     print(f"cpu: {cpu_description()}", flush=True)
     task = get_task("mnist1d")

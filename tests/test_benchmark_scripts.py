@@ -81,3 +81,35 @@ def test_population_step_times_every_path():
                   "torch.optim.Adam(fused=True)", "torch.optim.Adam(foreach=True)"):
         assert label in run.stdout, run.stdout
     assert "MLP population: fused" in run.stdout and "race population: fused" in run.stdout
+
+
+def test_every_benchmark_option_has_help(monkeypatch):
+    # the README names these commands beside its figures; `--help` should say what each
+    # option changes. Each script runs as __main__ until it parses its arguments, and the
+    # parser is read there instead of parsing.
+    import argparse
+    import runpy
+
+    class Parsed(Exception):
+        pass
+
+    def grab(parser, *args, **kwargs):
+        raise Parsed(parser)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", grab)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    missing, parsers = [], 0
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        if "ArgumentParser(" not in path.read_text():
+            continue  # a helper module the scripts import
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except Parsed as parsed:
+            parsers += 1
+            for action in parsed.args[0]._actions:
+                if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip():
+                    missing.append(f"{path.name} {'/'.join(action.option_strings) or action.dest}")
+        else:
+            missing.append(f"{path.name}: never parsed its arguments")
+    assert parsers >= 10
+    assert not missing, f"no help text: {missing}"
