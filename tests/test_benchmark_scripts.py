@@ -113,3 +113,20 @@ def test_every_benchmark_option_has_help(monkeypatch):
             missing.append(f"{path.name}: never parsed its arguments")
     assert parsers >= 10
     assert not missing, f"no help text: {missing}"
+
+
+def test_small_step_times_every_path_on_every_model():
+    run = _script("small_step.py", "--repeats", "1", "--steps", "3", "--optimizers", "adam,lion")
+    try:
+        kernels.compiler()
+    except kernels.CompilerUnavailable:  # nothing to compare: the script says so
+        assert run.returncode == 1 and "no fused path here" in run.stdout
+        return
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith(("adam ", "lion "))]
+    assert len(rows) == 8  # 2 optimizers x 4 models
+    adam = [row for row in rows if row.startswith("adam ")]
+    assert all(row.count("n/a") == 0 for row in adam)  # torch has all three of Adam's paths
+    assert all(row.rstrip().endswith("x") for row in rows)
+    bad = _script("small_step.py", "--optimizers", "adamx")
+    assert bad.returncode == 2 and "unknown optimizer(s) adamx" in bad.stderr

@@ -40,7 +40,7 @@ from .build import CompilerUnavailable, cache_dir, compiler, load
 from .codegen import CHUNK, Unsupported, to_c, trace_rule
 
 __all__ = ["Layout", "Kernel", "Launch", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
-           "cache_dir", "MIN_NUMEL",
+           "cache_dir",
            "compiler", "DTYPES", "DRIVER_KEYS"]
 
 #: a fused step over fewer numbers than this runs on one thread (one chunk of work)
@@ -48,9 +48,6 @@ SMALL_STEP = CHUNK
 
 #: the element types the generated C handles
 DTYPES = (torch.float32, torch.float64)
-#: ``fused=None`` fuses a batch of tensors only from this many numbers on: below it the
-#: call's fixed cost (about 0.1 ms of Python and thread start-up) exceeds what one pass saves
-MIN_NUMEL = 16384
 #: options of the driver, not of the rule: they never reach the kernel (one definition, in
 #: :mod:`optimlab.optim.capabilities`)
 DRIVER_KEYS = DRIVER_FLAGS
