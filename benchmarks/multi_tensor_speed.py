@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 
 import torch
+from _timing import cell, interleaved
 
 import optimlab
 from optimlab.bench.store.environment import cpu_description
@@ -96,31 +96,18 @@ def main(argv: list[str] | None = None) -> int:
                 opts[label] = build(_params(args.tensors, args.numel, device))
             except (RuntimeError, ValueError, TypeError) as error:
                 print(f"  {name} {label}: n/a ({str(error).splitlines()[0][:80]})")
-        for opt in opts.values():  # warm-up: state, kernels
-            for _ in range(3):
-                opt.step()
-        _sync(device)
-        samples: dict[str, list[float]] = {label: [] for label in opts}
-        for _ in range(args.repeats):
-            for label, opt in opts.items():
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    opt.step()
-                _sync(device)
-                samples[label].append((time.perf_counter() - start) / args.steps * 1e3)
+        samples = interleaved({label: opt.step for label, opt in opts.items()}, args.repeats,
+                              args.steps, warmup=3, sync=lambda: _sync(device))
 
-        def cell(label):
-            if label not in samples:
-                return "n/a"
-            s = samples[label]
-            return f"{statistics.median(s):.2f} ({min(s):.2f}..{max(s):.2f})"
+        def ms(label):
+            return cell(samples, label, 1e3, 2)
 
         ratio = statistics.median(samples["optimlab plain"]) / statistics.median(
             samples["torch foreach"])
         if ratio > 1.0:
             failures.append(f"{name} {ratio:.2f}x")
-        row = [name, cell("optimlab plain"), cell("torch foreach"), f"{ratio:.2f}",
-               cell("optimlab fused"), cell("torch fused")]
+        row = [name, ms("optimlab plain"), ms("torch foreach"), f"{ratio:.2f}",
+               ms("optimlab fused"), ms("torch fused")]
         rows.append(row)
         print("  " + " | ".join(row), flush=True)
     print()

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from _timing import cell, interleaved
 
 import optimlab
 from optimlab.bench.store.environment import cpu_description
@@ -56,13 +56,6 @@ def _params(shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
         p.grad = torch.randn(shape, generator=gen) * 1e-3
         params.append(p)
     return params
-
-
-def _cell(samples: dict[str, list[float]], label: str) -> str:
-    if label not in samples:
-        return "n/a"
-    s = samples[label]
-    return f"{statistics.median(s):.1f} ({min(s):.1f}..{max(s):.1f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,23 +103,15 @@ def main(argv: list[str] | None = None) -> int:
                     opts[label] = build(_params(shapes))
                 except (RuntimeError, ValueError, TypeError):
                     continue  # torch has no fused path for this optimizer
-            for opt in opts.values():  # warm-up: state, kernels
-                for _ in range(5):
-                    opt.step()
-            samples: dict[str, list[float]] = {label: [] for label in opts}
-            for _ in range(args.repeats):
-                for label, opt in opts.items():
-                    start = time.perf_counter()
-                    for _ in range(args.steps):
-                        opt.step()
-                    samples[label].append((time.perf_counter() - start) / args.steps * 1e6)
+            samples = interleaved({label: opt.step for label, opt in opts.items()},
+                                  args.repeats, args.steps, warmup=5)
             ratio = statistics.median(samples["optimlab plain"]) / statistics.median(
                 samples["optimlab fused"])
             if ratio < 0.95:  # a tie (1.0x on a single tiny tensor) is no reason to skip it
                 slower.append(f"{name} on {model} ({ratio:.2f}x)")
             numel = sum(torch.Size(s).numel() for s in shapes)
             rows.append([name, f"{model} ({len(shapes)} tensors, {numel} numbers)",
-                         *(_cell(samples, label) for label in labels), f"{ratio:.1f}x"])
+                         *(cell(samples, label, 1e6, 1) for label in labels), f"{ratio:.1f}x"])
     print(render_table(["optimizer", "model", *labels, "plain/fused"], rows))
     if slower:
         print("the plain path was more than 5% faster than the fused one for: "
