@@ -8,8 +8,8 @@ import re
 import pytest
 
 import optimlab
-from optimlab.optim import catalog, palette
-from optimlab.optim.registry import available, info, resolve
+from optimlab.optim import palette
+from optimlab.optim.registry import available, resolve
 
 HEX = re.compile(r"^#[0-9a-f]{6}$")
 NAMES = [entry.name for entry in available()]
@@ -23,7 +23,7 @@ def test_every_registry_name_has_its_own_colour():
     assert all(HEX.match(c) for c in table.values())
     assert len(set(table.values())) == len(table)  # no two names share a colour
     for name in NAMES:
-        assert palette.color(name) == table[name] == resolve(name).color
+        assert palette.color(name) == table[name]
     # the optimizers raced together most often take the first (most distinct) colours
     first = [n for n in palette.COLOR_FIRST if n in NAMES]
     assert [table[n] for n in first] == list(palette.COLORS[:len(first)])
@@ -32,20 +32,14 @@ def test_every_registry_name_has_its_own_colour():
 def test_spellings_and_aliases_go_through_the_registry():
     assert palette.color("Adam") == palette.color(" ADAM ") == palette.color("adam")
     for entry in available():
-        # an alias's entry carries its own colour; a class's catalog row its class's
-        assert palette.color(entry.name.upper()) == entry.color
-        assert info(entry.name).color == palette.color(entry.info.name)
+        # an alias has its own colour; a class's every spelling its class's
+        assert palette.color(entry.name.upper()) == palette.color(entry.name)
+        assert entry.info.name in NAMES
         if entry.alias_of is not None:
             assert resolve(entry.name).alias_of == entry.alias_of
-            assert entry.color != palette.color(entry.alias_of)  # momentum is not sgd
+            assert palette.color(entry.name) != palette.color(entry.alias_of)  # momentum is not sgd
     with pytest.raises(ValueError, match="unknown optimizer"):
         palette.color("adamm")
-
-
-def test_the_catalog_reexports_the_palette():
-    assert catalog.color is palette.color and catalog.label_colors is palette.label_colors
-    assert catalog.COLORS is palette.COLORS
-    assert catalog.TABLE[0].color == palette.color(catalog.TABLE[0].name)
 
 
 def test_colors_is_a_copy():

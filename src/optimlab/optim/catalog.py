@@ -3,9 +3,9 @@
 The registry (`create`, `available`), the command line (`optimlab list/explain/compare`),
 the README's algorithm list and the tests all read this table; nothing else repeats it.
 The math itself lives beside each class: :attr:`Info.rule_latex` is read from the
-``.. math::`` block of the class docstring, so it is written exactly once. So does each
-optimizer's colour: :mod:`optimlab.optim.palette` (re-exported here: :func:`color`,
-:func:`colors`, :func:`label_colors`), read by every figure and the playground.
+``.. math::`` block of the class docstring, so it is written exactly once. Each
+optimizer's colour is given by its registry name in :mod:`optimlab.optim.palette`, which
+reads the names from the registry (so this module does not import it).
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from .mars import MARS
 from .muon import Muon
 from .nadam import NAdam
 from .novograd import NovoGrad
-from .palette import COLOR_FIRST, COLORS, color, colors, label_colors  # noqa: F401  (re-export)
 from .prodigy import Prodigy
 from .psgd_kron import PSGDKron
 from .radam import RAdam
@@ -98,12 +97,6 @@ class Info:
     def wrapper(self) -> bool:
         """Whether the optimizer wraps another one (shorthand for the capability)."""
         return self.capabilities.wrapper
-
-    @property
-    def color(self) -> str:
-        """The class's colour in every figure (its registry name's, see
-        :mod:`optimlab.optim.palette`)."""
-        return color(self.name)
 
     @property
     def rule_latex(self) -> str:

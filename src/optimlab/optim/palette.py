@@ -4,20 +4,18 @@ playground all read it from here.
 Every registry name (classes and aliases: ``gd``, ``momentum`` and ``sgd`` are three
 optimizers on a race plot, so three colours) owns one colour of :data:`COLORS`, no two the
 same. The optimizers raced together most often (:data:`COLOR_FIRST`) take the first, most
-distinct colours; the rest follow in registry order. Spellings go through the registry's
-:func:`~optimlab.optim.registry.resolve` (``"Adam"`` and ``" adam "`` are ``adam``), and
-:attr:`Entry.color <optimlab.optim.registry.Entry.color>` /
-:attr:`Info.color <optimlab.optim.catalog.Info.color>` carry the colour in the catalog's
-records.
+distinct colours; the rest follow in registry (catalog) order. Spellings go through the
+registry's :func:`~optimlab.optim.registry.resolve` (``"Adam"`` and ``" adam "`` are
+``adam``), so :func:`color` of an alias is the alias's own, distinct from its class's.
 
 :func:`label_colors` colours the lines of one figure: a label that is a registry name (or is
 mapped to one by ``names``) gets its optimizer's colour; labels that would repeat a colour
 (``"adam"`` and ``"fast adam"``, both Adam) and labels that are no optimizer take free
 colours, so one figure never shows two lines in one colour.
 
-Stdlib only; the registry is imported inside the functions (it imports this module).
+This module stands above the registry: it reads the registry's names, and neither the
+registry nor the catalog imports it.
 """
-
 from __future__ import annotations
 
 import colorsys
@@ -25,6 +23,8 @@ import functools
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
+
+from .registry import available, resolve
 
 __all__ = ["COLORS", "COLOR_FIRST", "PALETTE", "color", "colors", "label_colors"]
 
@@ -66,8 +66,6 @@ def _extra() -> Iterator[str]:
 @functools.cache
 def _table() -> MappingProxyType:
     """Registry name -> colour for every registry name, in colour order (built once)."""
-    from .registry import available
-
     names = [entry.name for entry in available()]
     order = [n for n in COLOR_FIRST if n in names] + [n for n in names if n not in COLOR_FIRST]
     extra = _extra()
@@ -88,8 +86,6 @@ def colors() -> dict[str, str]:
 
 def _lookup(name) -> str | None:
     """The colour of registry name ``name`` in any spelling, or None if it is none."""
-    from .registry import resolve
-
     if not isinstance(name, str):
         return None
     try:
@@ -102,8 +98,6 @@ def _lookup(name) -> str | None:
 def color(name: str) -> str:
     """The colour (``"#rrggbb"``) of registry name ``name``, in any spelling the registry
     accepts; ``ValueError`` (the registry's, with suggestions) if it is no optimizer."""
-    from .registry import resolve
-
     return _table()[resolve(name).name]
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from . import palette
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
@@ -52,12 +51,6 @@ class Entry:
     @property
     def memory(self) -> float:
         return self.info.memory
-
-    @property
-    def color(self) -> str:
-        """This name's colour in every figure and on the playground (see
-        :mod:`optimlab.optim.palette`; an alias has its own, distinct from its class's)."""
-        return palette.color(self.name)
 
     def __repr__(self) -> str:
         preset = f", preset={self.preset}" if self.preset else ""

@@ -266,7 +266,7 @@ def _optimizers() -> bytes:
             "typical_use": info.typical_use, "adaptive": info.adaptive,
             "momentum": info.momentum, "memory_note": info.memory_note,
             "wrapper": info.wrapper, "needs_closure": info.needs_closure,
-            "work_weight": work_weight(entry.name), "color": entry.color,
+            "work_weight": work_weight(entry.name), "color": _palette.color(entry.name),
             "hyperparameters": hp.exposed(entry.name),
             "defaults": _jsonable(hp.defaults(entry.name)),
         })
