@@ -574,6 +574,36 @@ def test_the_scripts_are_modules_served_as_javascript(client):
             assert ((STATIC_DIR / name).parent / target).is_file(), (name, target)
 
 
+def _module_imports(name: str) -> list[str]:
+    """The modules (paths under static/) that module ``name`` imports."""
+    text = (STATIC_DIR / name).read_text()
+    folder = (STATIC_DIR / name).parent
+    return [str(((folder / target).resolve()).relative_to(STATIC_DIR.resolve()))
+            for target in re.findall(r"""^import .* from ["']([^"']+)["'];$""", text, re.M)]
+
+
+def test_the_page_modules_import_each_other_without_a_cycle():
+    """The modules stand in layers (grid.js under the map, the loss chart and the basins;
+    the map under the race; the controls over them all): a module that must reach one
+    above it does so through a DOM event (the map's "start-moved"), not an import."""
+    graph = {name: _module_imports(name) for name in ("app.js", *_MODULES)}
+    assert graph["js/loss.js"] and graph["js/map.js"]  # the parser reads the imports
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 1:
+            raise AssertionError("import cycle: " + " -> ".join(trail + [name]))
+        if state.get(name) == 2:
+            return
+        state[name] = 1
+        for target in graph[name]:
+            visit(target, trail + [name])
+        state[name] = 2
+
+    for name in graph:
+        visit(name, [])
+
+
 def test_the_page_loads_nothing_from_elsewhere():
     html = (STATIC_DIR / "index.html").read_text()
     sources = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)["']""", html)

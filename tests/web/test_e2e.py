@@ -196,6 +196,13 @@ def test_race_on_rosenbrock_from_a_clicked_start(page):
     _scrub(page, 500)
     page.locator("#stage").scroll_into_view_if_needed()
     _shot(page, "race_rosenbrock.png")
+    # a new start voids the race run from the old one (the map's "start-moved" event):
+    # no paths, no rows, and the start label shows the new point
+    area = page.locator("#map .nsewdrag").first.bounding_box()
+    page.mouse.click(area["x"] + 0.6 * area["width"], area["y"] + 0.6 * area["height"])
+    _until(page, "document.body.dataset.raced === '0'")
+    assert _paths(page) == [] and page.locator("#results tbody tr").count() == 0
+    assert not page.text_content("#start-label").startswith(f"({x:.4g}, {y:.4g})")
 
 
 def test_tuning_3d_and_the_url_state(page):

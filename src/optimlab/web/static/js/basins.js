@@ -10,7 +10,7 @@ import { fmt, hpText, lrOnly } from "./format.js";
 import { api } from "./api.js";
 import { state, live, colorOf, currentLandscape } from "./state.js";
 import { writeUrl } from "./url.js";
-import { contourLines } from "./map.js";
+import { contourLines } from "./grid.js";
 
 // the classes of a basins answer in code order from -2: diverged, not settled, the minima
 function classes(answer) {

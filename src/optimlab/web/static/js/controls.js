@@ -11,7 +11,7 @@ import { state, live, catalog, currentLandscape, defaultValues } from "./state.j
 import { writeUrl } from "./url.js";
 import { renderInfo, showInfo } from "./info.js";
 import { clearRace, runRace } from "./race.js";
-import { drawMap, loadGrid } from "./map.js";
+import { drawMap, loadGrid, showStart } from "./map.js";
 import { drawLoss } from "./loss.js";
 import { showMode } from "./basins.js";
 
@@ -228,13 +228,6 @@ export function buildLandscapeParams() {
     box.append(el("label", { class: "row" }, key, input));
   }
   $("#landscape-desc").textContent = currentLandscape().description;
-}
-
-export function showStart() {
-  const point = state.start || currentLandscape().start;
-  $("#start-label").textContent = `(${fmt(point[0], 4)}, ${fmt(point[1], 4)})` + (state.start ? "" : " default");
-  $("#starts-label").textContent = state.starts.length
-    ? state.starts.map((p) => `(${fmt(p[0], 3)}, ${fmt(p[1], 3)})`).join(" ") : "none";
 }
 
 

@@ -6,7 +6,7 @@
 import { PLOT_CONFIG } from "./config.js";
 import { $ } from "./dom.js";
 import { state, live, colorOf, currentLandscape, hasMinima } from "./state.js";
-import { drawable, valueRange } from "./map.js";
+import { drawable, valueRange } from "./grid.js";
 
 function lossValues(values) {
   if (!hasMinima()) return values;

@@ -1,29 +1,22 @@
 /* The map of the Race tab, drawn with Plotly: the landscape's contours (or its 3-D surface),
  * its minima, the start point and each optimizer's path up to the animation's current point.
- * loadGrid fetches the landscape on a grid; clicking the 2-D map moves the start.
- * drawable/height/pathSlice say what of a path is drawn, and are shared with the loss chart
- * and the animation.
+ * loadGrid fetches the landscape on a grid (grid.js) and draws it; showStart writes the
+ * start under the map. Clicking the 2-D map moves the start (shift-click adds one) and
+ * dispatches "start-moved" on #map before redrawing: whoever keeps a race of the old start
+ * (race.js) listens for it, so this module imports nothing above it.
  */
 
-import { COLORSCALE, GRID_N, PLOT_CONFIG } from "./config.js";
+import { COLORSCALE, PLOT_CONFIG } from "./config.js";
 import { $, showMessage } from "./dom.js";
 import { fmt, hpText, lrOnly } from "./format.js";
-import { api } from "./api.js";
 import { state, live, catalog, colorOf, currentLandscape } from "./state.js";
 import { writeUrl } from "./url.js";
-import { showStart } from "./controls.js";
-import { clearRace } from "./race.js";
+import { grid, fetchGrid, drawable, height, pathSlice } from "./grid.js";
 import { drawLoss } from "./loss.js";
 
-let grid = null;        // the current landscape's grid (GET .../grid)
-
 export async function loadGrid() {
-  const land = currentLandscape();
-  const q = new URLSearchParams({ n: GRID_N, ...state.params });
   try {
-    grid = await api(`/api/landscapes/${encodeURIComponent(land.name)}/grid?${q}`);
-    if (!performance.getEntriesByName("grid-loaded").length) performance.mark("grid-loaded");
-    $("#landscape-desc").textContent = grid.description;  // as built with these parameters
+    await fetchGrid();
     showMessage("");
   } catch (err) {
     showMessage(err.message);
@@ -41,43 +34,6 @@ function colorbar() {
   for (let k = lo; k <= hi; k++) tickvals.push(k);
   return { title: { text: "f − f_min (log)", side: "right" }, thickness: 12, tickvals,
     ticktext: tickvals.map((k) => `1e${k}`) };
-}
-
-// The range of f over the grid (f − f_min on a log axis, when the landscape's minimum is
-// known): the loss chart's axis before the first race.
-export function valueRange(log) {
-  if (!grid) return null;
-  const values = grid.z.flat().filter((v) => v !== null)
-    .map((v) => (log ? v - currentLandscape().min_value : v)).filter((v) => !log || v > 0);
-  if (!values.length) return null;
-  return [Math.min(...values), Math.max(...values)];
-}
-
-// the landscape's contour lines alone (no fill), to draw under other pictures (basins)
-export function contourLines() {
-  if (!grid) return null;
-  return { type: "contour", x: grid.x, y: grid.y, z: grid.color, ncontours: 18, showscale: false,
-    contours: { coloring: "none" }, line: { width: 0.6, color: "rgba(0,0,0,0.45)" }, hoverinfo: "skip" };
-}
-
-export function height(loss) {
-  // a loss's height on the 3-D surface: the same transform as the surface's colours
-  if (loss === null) return null;
-  return grid.log ? Math.log10(Math.max(loss - grid.zmin, 0) + grid.offset) : loss;
-}
-
-export function pathSlice(values, k) { return values.slice(0, k + 1); }
-
-// What is drawn of a path: points far outside the domain (more than ten widths, where the
-// race calls a run diverged) are left out, so a run-away path cannot blow up the picture.
-export function drawable(r) {
-  if (r.shown) return r.shown;
-  const [[x0, x1], [y0, y1]] = currentLandscape().domain;
-  const keep = (v, lo, hi) => (v !== null && v >= lo - 10 * (hi - lo) && v <= hi + 10 * (hi - lo));
-  const ok = r.x.map((x, i) => keep(x, x0, x1) && keep(r.y[i], y0, y1));
-  r.shown = { x: r.x.map((v, i) => (ok[i] ? v : null)), y: r.y.map((v, i) => (ok[i] ? v : null)),
-    loss: r.loss.map((v, i) => (ok[i] && Math.abs(v) < 1e15 ? v : null)) };
-  return r.shown;
 }
 
 function mapTraces() {
@@ -207,8 +163,15 @@ function onMapClick(event) {
   } else {
     state.start = point;
   }
-  clearRace();
+  map.dispatchEvent(new CustomEvent("start-moved"));  // the race of the old start is void
   showStart();
   drawMap();
   writeUrl();
+}
+
+export function showStart() {
+  const point = state.start || currentLandscape().start;
+  $("#start-label").textContent = `(${fmt(point[0], 4)}, ${fmt(point[1], 4)})` + (state.start ? "" : " default");
+  $("#starts-label").textContent = state.starts.length
+    ? state.starts.map((p) => `(${fmt(p[0], 3)}, ${fmt(p[1], 3)})`).join(" ") : "none";
 }

@@ -11,8 +11,8 @@ import { fmt, hpText } from "./format.js";
 import { api } from "./api.js";
 import { state, live, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
-import { showStart } from "./controls.js";
-import { drawMap, drawable, height, pathSlice } from "./map.js";
+import { drawMap, showStart } from "./map.js";
+import { drawable, height, pathSlice } from "./grid.js";
 import { drawLoss } from "./loss.js";
 import { drawBasins, runBasins } from "./basins.js";
 
@@ -220,8 +220,10 @@ function tick(now) {
   requestAnimationFrame(tick);
 }
 
-// the Play/Pause button and the scrubber under the map
+// the Play/Pause button and the scrubber under the map; a start moved on the map voids the
+// race run from the old one (map.js dispatches "start-moved" before it redraws)
 export function bindPlayer() {
+  $("#map").addEventListener("start-moved", clearRace);
   $("#play").addEventListener("click", () => (playing ? pause() : play()));
   $("#scrub").addEventListener("input", () => { pause(); setFrame(Number($("#scrub").value)); });
 }
