@@ -132,3 +132,32 @@ def test_profiles_of_old_sweeps_fall_back_to_wall_time_and_say_so(tmp_path):
     assert profile.basis == {"1: digits": "wall"}
     assert "(wall time)" in profile.table()
     assert profile.times["1: digits"] == {"sgd": 2.0, "adam": 1.0}
+
+
+def test_the_cache_key_follows_the_code_a_step_runs(tmp_path, monkeypatch):
+    """The step-cost cache is keyed by a digest of the optimizer library and the lab's
+    step code, not the package version (which does not move): an edit to any of them
+    measures again, and an unchanged tree keeps its key."""
+    package = tmp_path / "optimlab"
+    (package / "optim" / "kernels").mkdir(parents=True)
+    (package / "bench").mkdir()
+    (package / "optim" / "engine.py").write_text("ENGINE = 1\n")
+    (package / "optim" / "kernels" / "codegen.py").write_text("C = 1\n")
+    for name in ("tasks.py", "trainer.py", "cost.py"):
+        (package / "bench" / name).write_text(f"# {name}\n")
+    (package / "bench" / "report.py").write_text("# not run by a step\n")
+    fingerprint = cost_module.code_fingerprint.__wrapped__  # uncached
+    first = fingerprint(package)
+    assert fingerprint(package) == first
+    (package / "bench" / "report.py").write_text("# edited, but no step runs it\n")
+    assert fingerprint(package) == first
+    (package / "optim" / "kernels" / "codegen.py").write_text("C = 2\n")
+    second = fingerprint(package)
+    assert second != first
+    (package / "bench" / "trainer.py").write_text("# trainer, edited\n")
+    assert fingerprint(package) != second
+    # the real tree's digest is what keys the cache
+    task = get("digits")
+    key = cost_module._key(task, None, 8, "adam", {"lr": 0.1})
+    monkeypatch.setattr(cost_module, "code_fingerprint", lambda: "another")
+    assert cost_module._key(task, None, 8, "adam", {"lr": 0.1}) != key

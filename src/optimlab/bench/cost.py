@@ -17,9 +17,10 @@ and turns steps into seconds with each optimizer's **step cost**, measured here:
 
 A step cost is a property of the machine and the model, not of one sweep, so it is
 measured once and kept in a small cache (``$OPTIMLAB_CACHE/step-costs``, default
-``~/.cache/optimlab/step-costs``, beside the fused kernels' cache; key: the machine, torch and
-optimlab versions, the task, model, batch size and the optimizer with its hyperparameters
-other than the learning rate): every later sweep on this machine reuses it, and the same
+``~/.cache/optimlab/step-costs``, beside the fused kernels' cache; key: the machine, the torch
+version, a digest of the code a measured step runs (:func:`code_fingerprint`), the task,
+model, batch size and the optimizer with its hyperparameters other than the learning rate):
+every later sweep on this machine reuses it, and the same
 sweep gets the same costs, ranking and profile however busy the machine is when it runs.
 ``recalibrate=True`` (``optimlab bench --recalibrate``) measures again. The cost each run
 used is stored in its summary (``seconds_per_step``).
@@ -27,6 +28,7 @@ used is stored in its summary (``seconds_per_step``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -42,15 +44,19 @@ import torch
 from ..optim.registry import create, resolve
 from .store.environment import cpu_model
 
-__all__ = ["StepCost", "step_costs", "cache_dir", "ROUNDS"]
+__all__ = ["StepCost", "step_costs", "cache_dir", "code_fingerprint", "ROUNDS"]
 
 #: rounds of the interleaved measurement (each optimizer is timed once per round)
 ROUNDS = 15
 #: the CPU time one timing aims at: a block of steps at least this long
 BLOCK_SECONDS = 0.004
-#: of the cache entries, raised when what they measured changes: 2 since ``fused=None``
-#: fuses small models (their steps had been timed on the plain path, 3-6x slower)
-_VERSION = 2
+#: of the cache entries' format; a change to the code they time changes their key by itself
+#: (:func:`code_fingerprint`)
+_VERSION = 3
+#: ``src/optimlab``: the package whose code :func:`code_fingerprint` reads
+_PACKAGE = Path(__file__).resolve().parents[1]
+#: the training lab's files a measured step runs, besides the whole optimizer library
+_LAB_FILES = ("bench/tasks.py", "bench/trainer.py", "bench/cost.py")
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,37 @@ def cache_dir() -> Path:
     return Path(root) / "step-costs"
 
 
+@functools.cache
+def code_fingerprint(package: Path = _PACKAGE) -> str:
+    """A digest of the code a measured step runs: every file of the optimizer library
+    (``optim/``: the rules, the engine, the kernels' generator) and the training lab's task
+    models, trainer and this module, by path and content.
+
+    It keys the step-cost cache in place of the package's version, which does not move
+    when the code does: a change to the engine or an optimizer measures again by itself
+    (``fused=None`` fusing small models once made every cached cost of a small model 3-6x
+    too high, and only a hand-raised cache version noticed). A task from the user's own
+    module is keyed by its name alone.
+    """
+    files = sorted(p for p in (package / "optim").rglob("*") if p.is_file()
+                   and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    files += [package / name for name in _LAB_FILES if (package / name).is_file()]
+    digest = hashlib.sha256()
+    try:
+        for path in files:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    except OSError:  # an unreadable install: one key for all its code (measure with --recalibrate)
+        return "unreadable"
+    return digest.hexdigest()[:20]
+
+
 def _key(task, model: str | None, batch_size: int | None, optimizer: str,
          hparams: Mapping) -> str:
-    from .. import __version__
-
     fixed = {k: v for k, v in sorted(hparams.items()) if k != "lr"}
     text = json.dumps({"v": _VERSION, "machine": platform.machine(), "cpu": cpu_model(),
-                       "cores": os.cpu_count(), "torch": torch.__version__, "optimlab": __version__,
+                       "cores": os.cpu_count(), "torch": torch.__version__,
+                       "code": code_fingerprint(),
                        "task": task.name, "model": model, "batch": batch_size,
                        "optimizer": resolve(optimizer).name, "hparams": fixed},
                       sort_keys=True, default=str)
