@@ -21,6 +21,7 @@ from optimlab.optim import multi_tensor
 from optimlab.optim.capabilities import BATCHING, DRIVER_FLAGS, Capabilities, hyperparameters
 from optimlab.optim.multi_tensor import Layout, TensorList
 from optimlab.optim.rule import Counters, advance, nonzero, recording_branches, scalar_step
+from tests.graphs import find_cycle
 from tests.optim.cases import ALL_CASES
 from tests.problems import train_steps
 
@@ -266,20 +267,8 @@ def test_no_import_cycle_inside_optim():
     graph = {m: {d for d in deps if d in modules and d != m} for m, deps in graph.items()}
     # a package's __init__ may import its own submodules (that is how it exports them)
     graph = {m: {d for d in deps if not d.startswith(m + ".")} for m, deps in graph.items()}
-    state: dict[str, int] = {}
-
-    def visit(m, trail):
-        if state.get(m) == 1:
-            raise AssertionError("import cycle: " + " -> ".join(trail + [m]))
-        if state.get(m) == 2:
-            return
-        state[m] = 1
-        for d in graph[m]:
-            visit(d, trail + [m])
-        state[m] = 2
-
-    for m in graph:
-        visit(m, [])
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_non_contiguous_and_complex_parameters_step_with_the_group():

@@ -14,6 +14,7 @@ from optimlab.web import api, models
 from optimlab.web import hparams as hp
 from optimlab.web.models import MAX_OPTIMIZERS, MAX_POINTS, MAX_STEPS, MAX_WORK, TUNE_RACERS
 from optimlab.web.server import STATIC_DIR
+from tests.graphs import find_cycle
 
 from .conftest import LOCAL
 
@@ -588,20 +589,8 @@ def test_the_page_modules_import_each_other_without_a_cycle():
     above it does so through a DOM event (the map's "start-moved"), not an import."""
     graph = {name: _module_imports(name) for name in ("app.js", *_MODULES)}
     assert graph["js/loss.js"] and graph["js/map.js"]  # the parser reads the imports
-    state: dict[str, int] = {}
-
-    def visit(name: str, trail: list[str]) -> None:
-        if state.get(name) == 1:
-            raise AssertionError("import cycle: " + " -> ".join(trail + [name]))
-        if state.get(name) == 2:
-            return
-        state[name] = 1
-        for target in graph[name]:
-            visit(target, trail + [name])
-        state[name] = 2
-
-    for name in graph:
-        visit(name, [])
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_the_page_loads_nothing_from_elsewhere():
