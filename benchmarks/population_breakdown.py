@@ -11,7 +11,8 @@ training step and per evaluation:
   the same products would take at the rate this CPU reaches on one warm ``[64,100,100]``
   batched product (measured now): the gap is what cache misses cost them in place;
 * the optimizer step, its bytes (parameter, gradient and state read, parameter and state
-  written) and the bandwidth they imply;
+  written), the bandwidth they imply, and the bandwidth of a plain copy of as many bytes
+  (measured now: what moving them costs here at the least);
 * the other operations (elementwise, reductions, the mini-batch gather), the largest first;
 * what is left of the plainly timed run: Python, autograd, the allocator and the set-up.
 
@@ -50,6 +51,21 @@ VIEWS = {"aten.view.default", "aten.transpose.int", "aten.unsqueeze.default",
          "aten.expand.default", "aten.detach.default", "aten.select.int",
          "aten._unsafe_view.default", "aten.as_strided.default", "aten.t.default",
          "aten.reshape.default", "aten.squeeze.dim", "aten.slice.Tensor"}
+
+
+def copy_rate(nbytes: int, repeats: int = 200) -> float:
+    """Bytes per second (read plus written) of ``torch.Tensor.copy_`` between two float32
+    buffers that together hold ``nbytes``, median of ``repeats`` after a warm-up."""
+    source = torch.randn(max(nbytes // 8, 1))
+    dest = torch.empty_like(source)
+    for _ in range(20):
+        dest.copy_(source)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dest.copy_(source)
+        times.append(time.perf_counter() - start)
+    return 2 * source.numel() * 4 / statistics.median(times)
 
 
 class OpTimer(TorchDispatchMode):
@@ -181,9 +197,11 @@ def main() -> None:
           f"{flops['train'] / rate / steps * 1e3:.2f} ms at the {rate / 1e9:.0f} GFLOP/s of a "
           f"warm [64,100,100] product)")
     if t_step > 0:
+        copy = copy_rate(bytes_per_step)
         print(f"  optimizer step       {t_step / steps * 1e3:6.2f}  (fused Adam over "
               f"{numbers[0] / 1e6:.2f}M numbers, {bytes_per_step / 1e6:.0f} MB: "
-              f"{bytes_per_step * steps / t_step / 1e9:.0f} GB/s)")
+              f"{bytes_per_step * steps / t_step / 1e9:.0f} GB/s; a copy of as many bytes "
+              f"runs at {copy / 1e9:.0f} GB/s here: {bytes_per_step / copy * 1e3:.2f} ms)")
     else:  # no C compiler: the plain path's operations are among the others
         print("  optimizer step         (not fused here: its operations are among the others)")
     other = total("train", False)

@@ -6,7 +6,7 @@ one vmapped forward/backward and one Population step per step. Target (issue 4):
 population engine at least 8x faster per member.
 
     python benchmarks/population_speed.py [--steps 300] [--members 64] [--repeats 1]
-                                          [--compare-stacked]
+                                          [--sequential-threads N] [--compare-stacked]
 
 ``--repeats R`` runs R rounds, the engines' order alternating between rounds so that a
 machine that speeds up or slows down hurts both alike, and prints each round, the median
@@ -22,6 +22,10 @@ bounds the per-member speed-up any population engine could reach here.
 It says whether freed memory is kept between steps (:mod:`optimlab.bench.allocator`; run
 with ``OPTIMLAB_KEEP_FREED_MEMORY=0`` for glibc's defaults) and counts the population
 engine's minor page faults per step.
+
+``--sequential-threads N`` runs the sequential engine on N torch threads (the population
+keeps torch's default): on a small model its many small operations can run faster on one
+thread than on two, so this is the baseline a user who tunes the thread count would get.
 
 ``--compare-stacked`` also times the population engine with and without its stacked linear
 layers (each linear layer of the 64 members as one batched product: for this MLP, its
@@ -64,11 +68,16 @@ def main() -> None:
                         help="members, 8 learning rates x members/8 seeds (default 64)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="rounds, the engines' order alternating (default 1)")
+    parser.add_argument("--sequential-threads", type=int, default=None, metavar="N",
+                        help="torch threads for the sequential engine (default: torch's, as the "
+                             "population engine)")
     parser.add_argument("--compare-stacked", action="store_true",
                         help="also time the population engine without its stacked linear layers")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.sequential_threads is not None and args.sequential_threads < 1:
+        parser.error(f"--sequential-threads must be at least 1, got {args.sequential_threads}")
     print(f"cpu: {cpu_description()}", flush=True)
     task = get("mnist1d")
     members = adam_population(args.members)
@@ -83,8 +92,11 @@ def main() -> None:
     train_sequential(task, warm, members[:2])
 
     n = len(members)
+    threads = torch.get_num_threads()
+    sequential_threads = args.sequential_threads or threads
     print(f"mnist1d mlp, {n} members (adam, 8 lrs x {n // 8} seeds), {args.steps} steps, "
-          f"batch 100, torch threads {torch.get_num_threads()}", flush=True)
+          f"batch 100, torch threads {threads} (sequential engine: {sequential_threads})",
+          flush=True)
     times: dict[str, list[float]] = {"population": [], "sequential": []}
     faults = None
     for r in range(args.repeats):
@@ -94,7 +106,11 @@ def main() -> None:
             if engine == "population":
                 batched = train_population(task, config, members)
             else:
-                sequential = train_sequential(task, config, members)
+                torch.set_num_threads(sequential_threads)
+                try:
+                    sequential = train_sequential(task, config, members)
+                finally:
+                    torch.set_num_threads(threads)
             times[engine].append(time.perf_counter() - start)
             if engine == "population" and faults is None:
                 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
