@@ -98,6 +98,25 @@ def test_add_param_group_and_skip_missing_grads(case):
     assert not torch.equal(late, late_before)
 
 
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if not c.capabilities.sparse_only],
+                         ids=lambda c: c.id)
+def test_an_empty_parameter_steps_and_changes_nothing_else(case):
+    """A parameter with no elements (a zero-width layer) is stepped without error, and the
+    others step exactly as they do without it. torch's Adafactor divides by its size and
+    fails; Adafactor here leaves it be. The empty parameter comes last: Sophia seeds each
+    parameter's probes by its index."""
+    params = make_params(torch.float64, case.shapes)
+    alone = [p.detach().clone().requires_grad_() for p in params]
+    empty = torch.zeros((0, 3) if case.capabilities.needs_matrix else (0,),
+                        dtype=torch.float64, requires_grad=True)
+    train_steps(case.build(params + [empty]), params + [empty], 5, sign=_sign(case),
+                use_closure=case.needs_closure)
+    train_steps(case.build(alone), alone, 5, sign=_sign(case), use_closure=case.needs_closure)
+    assert empty.shape[0] == 0
+    for a, b in zip(params, alone):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
 def test_bfloat16_smoke(case):
     params = make_params(torch.bfloat16, case.shapes)

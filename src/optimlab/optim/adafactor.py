@@ -31,6 +31,8 @@ def _min(a, b):
 
 
 def update(p, g, state, *, step, lr, beta2_decay, eps, d, weight_decay, **_) -> Tensor:
+    if p.numel() == 0:  # nothing to step (torch's Adafactor divides by the size here)
+        return p
     eps1, eps2 = eps
     if eps1 is None:
         eps1 = torch.finfo(p.dtype).eps
