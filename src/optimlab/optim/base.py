@@ -10,6 +10,7 @@ fused) and owns the state, the step counter, ``maximize`` and complex parameters
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -275,13 +276,47 @@ def _torch_method(name: str) -> Callable:
     return getattr(method, "__wrapped__", method)
 
 
+#: each step method as ``torch._dynamo.disable`` wraps it, made on its first compiled call
+_EAGER_STEPS: dict[Callable, Callable] = {}
+
+
+def _eager_under_compile(step: Callable) -> Callable:
+    """``step`` that ``torch.compile`` runs as it is instead of tracing into it.
+
+    An optimlab step is Python around a generated C kernel or a recorded multi-tensor graph:
+    traced, it made dynamo recompile at every operation until its limit (warnings, seconds
+    of compiling, then the same eager step). Under compilation the wrapper calls the step
+    through ``torch._dynamo.disable`` (a graph break: it runs eagerly, as fast as outside a
+    compiled region); elsewhere it costs one lookup in ``sys.modules`` and never imports
+    ``torch._dynamo`` itself.
+    """
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        if "torch._dynamo" in sys.modules and torch.compiler.is_compiling():
+            eager = _EAGER_STEPS.get(step)
+            if eager is None:
+                eager = _EAGER_STEPS[step] = sys.modules["torch._dynamo"].disable(step)
+            return eager(self, *args, **kwargs)
+        return step(self, *args, **kwargs)
+
+    wrapper.eager_under_compile = True
+    return wrapper
+
+
 class TorchOptimizer(torch.optim.Optimizer):
     """``torch.optim.Optimizer`` whose bookkeeping does not import ``torch._dynamo``.
 
     The base of every optimlab optimizer: ``add_param_group``, ``zero_grad``, ``state_dict``
     and ``load_state_dict`` are torch's own, run through :func:`_torch_method`, so building
     and checkpointing an optimizer costs no second of start-up before anything is compiled.
+    A subclass's ``step`` runs eagerly inside ``torch.compile`` (:func:`_eager_under_compile`).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "eager_under_compile", False):
+            cls.step = _eager_under_compile(step)
 
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
         _torch_method("add_param_group")(self, param_group)
