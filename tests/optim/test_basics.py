@@ -4,6 +4,7 @@ import inspect
 import math
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -379,6 +380,47 @@ def test_meaningless_numbers_are_a_value_error_naming_the_argument(info, arg, va
 def test_every_class_has_its_numbers_checked():
     checked = {p.values[0].cls.__name__ for p in MEANINGLESS}
     assert checked == {info.cls.__name__ for info in TABLE if _numeric_hyperparameters(info)}
+
+
+def _numpy_scalars(value):
+    """``value`` with its numbers as NumPy scalars: float32 where that is exact, else
+    float64; ints as int64 (bools and strings as they are)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, tuple)):
+        return value
+    if isinstance(value, tuple):
+        return tuple(_numpy_scalars(v) for v in value)
+    if isinstance(value, int):
+        return np.int64(value)
+    return np.float32(value) if float(np.float32(value)) == value else np.float64(value)
+
+
+@pytest.mark.parametrize("case", [c for c in ALL_CASES if "inner" not in c.hp
+                                  and not isinstance(c.hp.get("base_optimizer"), str)],
+                         ids=lambda c: c.id)
+def test_numpy_scalar_hyperparameters_are_taken_as_python_numbers(case):
+    """``lr=np.float32(1e-3)`` and friends (what a sweep built with NumPy hands over) are
+    accepted, as ``torch.optim`` accepts them, and stored as the Python numbers they equal:
+    the run is the one with those numbers, bit for bit, and the groups and the checkpoint
+    hold no NumPy types (before, ``np.float32`` was refused and a ``np.int64`` seed
+    overflowed Sophia's probe hash)."""
+    hp = {k: _numpy_scalars(v) for k, v in case.hp.items()}
+    hp.setdefault("lr", np.float32(0.5) if case.cls_name == "LBFGS" else np.float32(1e-3))
+    plain = {k: (v.item() if isinstance(v, np.generic) else
+                 tuple(x.item() if isinstance(x, np.generic) else x for x in v)
+                 if isinstance(v, tuple) else v) for k, v in hp.items()}
+    runs = []
+    for values in (hp, plain):
+        params = make_params(torch.float64, case.shapes)
+        opt = getattr(optimlab, case.cls_name)(params, **values)
+        train_steps(opt, params, 4, sign=_sign(case), use_closure=case.needs_closure)
+        runs.append((params, opt))
+    (numpy_params, opt), (plain_params, _) = runs
+    for a, b in zip(numpy_params, plain_params):
+        assert torch.equal(a, b)
+    groups = opt.state_dict()["param_groups"]
+    leaves = [x for g in groups for v in g.values()
+              for x in (v if isinstance(v, (tuple, list)) else [v])]
+    assert not any(isinstance(x, np.generic) for x in leaves), groups
 
 
 def test_a_compiled_step_runs_eagerly_as_the_step_does():

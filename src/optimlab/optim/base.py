@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -59,7 +61,8 @@ def check_range(
 ) -> None:
     """Raise ``ValueError`` naming ``name`` and the allowed interval if ``value`` is outside.
 
-    ``value`` may be a Python number or a one-element tensor. The interval is closed at
+    ``value`` may be a real number (Python's, or NumPy's ``float32``/``int64``/...: what
+    ``torch.optim`` takes too; not a bool) or a one-element tensor. The interval is closed at
     ``low`` and open at ``high`` unless told otherwise. Whatever the interval, a value must
     be finite and within float32's range (:data:`LARGEST`): a hyperparameter of inf, NaN or
     1e39 can only turn the weights into NaN, so it is refused up front.
@@ -71,7 +74,7 @@ def check_range(
         if value.is_complex():
             raise ValueError(f"{name} must be a real number, got {_short(value)}")
         number = value.item()
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {_short(value)}")
     else:
         try:
@@ -99,9 +102,11 @@ def _short(value: Any) -> str:
 
 
 def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> None:
-    """Raise ``ValueError`` unless ``value`` is an ``int`` (not a bool) in ``[low, high]``
-    (by default at most 2**63 - 1, what a store or a float index can hold)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+    """Raise ``ValueError`` unless ``value`` is an integer (Python's or NumPy's, not a bool)
+    in ``[low, high]`` (by default at most 2**63 - 1, what a store or a float index can
+    hold)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not low <= value <= high:
         bound = "inf" if high == 2**63 - 1 else str(high)
         raise ValueError(f"{name} must be an integer in [{low}, {bound}], got {_short(value)}")
 
@@ -303,6 +308,21 @@ def _eager_under_compile(step: Callable) -> Callable:
     return wrapper
 
 
+def _plain(value: Any) -> Any:
+    """A hyperparameter with NumPy's scalars made Python numbers (``np.float32(0.9)`` ->
+    ``0.8999999761581421``, ``np.int64(7)`` -> ``7``; in tuples and lists too).
+
+    ``torch.optim`` takes them as they come, and so do the checks here, but a rule's Python
+    arithmetic on one would run in its precision (``1 - beta2 ** step`` in float32), a seed
+    of ``np.int64`` overflows the probes' hash, and a checkpoint would pickle NumPy types.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)) and any(isinstance(v, np.generic) for v in value):
+        return type(value)(v.item() if isinstance(v, np.generic) else v for v in value)
+    return value
+
+
 class TorchOptimizer(torch.optim.Optimizer):
     """``torch.optim.Optimizer`` whose bookkeeping does not import ``torch._dynamo``.
 
@@ -320,6 +340,12 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
         _torch_method("add_param_group")(self, param_group)
+        group = self.param_groups[-1]
+        for key, value in group.items():
+            if key != "params":
+                group[key] = _plain(value)
+        for key, value in self.defaults.items():
+            self.defaults[key] = _plain(value)
 
     def zero_grad(self, set_to_none: bool = True) -> None:  # noqa: D102 (torch's docstring)
         _torch_method("zero_grad")(self, set_to_none)
