@@ -505,3 +505,32 @@ def test_optimizers_do_not_import_dynamo_until_something_has():
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "True", "True"]
+
+
+#: the optimizers torch.optim also has (catalog rows whose reference is torch's class)
+TWINS = sorted({info.cls.__name__ for info in TABLE
+                if info.reference == f"torch.optim.{info.cls.__name__}"})
+
+
+@pytest.mark.parametrize("name", TWINS)
+def test_a_twin_takes_every_argument_torchs_class_takes(name):
+    """Code written for ``torch.optim.X`` runs with ``optimlab.X``: every argument name of
+    torch's constructor is one of ours (``capturable`` and ``differentiable`` included,
+    taken at False), and the flags torch keeps in its groups are kept in ours."""
+    ours = inspect.signature(getattr(optimlab, name).__init__).parameters
+    theirs = inspect.signature(getattr(torch.optim, name).__init__).parameters
+    assert set(theirs) - set(ours) == set(), sorted(set(theirs) - set(ours))
+    for flag in ("capturable", "differentiable"):
+        if flag not in theirs:
+            continue
+        # (keyword-only here, where torch's RMSprop and ASGD also take them by position)
+        assert ours[flag].default is False
+        p = [torch.zeros(3, requires_grad=True)]
+        opt = getattr(optimlab, name)(p, **{flag: False})
+        assert opt.param_groups[0][flag] is False
+        assert getattr(torch.optim, name)(p, **{flag: False}).param_groups[0][flag] is False
+        with pytest.raises(ValueError, match=rf"{name}\({flag}=True\) is not supported.*"
+                                             rf"torch\.optim\.{name}"):
+            getattr(optimlab, name)(p, **{flag: True})
+        with pytest.raises(ValueError, match=f"{flag} must be a bool"):
+            getattr(optimlab, name)(p, **{flag: 1})

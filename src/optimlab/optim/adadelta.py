@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -63,7 +63,7 @@ class Adadelta(RuleOptimizer):
         eps (float, optional): term :math:`\epsilon` inside the square roots
             (default: 1e-6).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc()}
 
     Reference: Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012,
     https://arxiv.org/abs/1212.5701.
@@ -83,12 +83,14 @@ class Adadelta(RuleOptimizer):
     capabilities = Capabilities(second_moments=("square_avg", "acc_delta"), fusable=True)
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
+                 state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("rho", rho, 0.0, 1.0, high_open=False)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                         maximize=maximize, foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, capturable=capturable,
+                         differentiable=differentiable,
                          state_precision=state_precision)

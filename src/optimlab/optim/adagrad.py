@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 from .rule import sparse_add
@@ -86,7 +86,7 @@ class Adagrad(RuleOptimizer):
             sum of squared gradients (default: 0).
         eps (float, optional): added to the denominator outside the square root
             (default: 1e-10).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc(capturable=False)}
 
     Reference: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
     Stochastic Optimization", JMLR 12 (2011),
@@ -108,7 +108,7 @@ class Adagrad(RuleOptimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,
-                 fused=None, skip_nonfinite=False, state_precision=None):
+                 fused=None, differentiable=False, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("lr_decay", lr_decay, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
@@ -117,5 +117,5 @@ class Adagrad(RuleOptimizer):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value,
                         foreach=foreach, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, differentiable=differentiable,
                          state_precision=state_precision)

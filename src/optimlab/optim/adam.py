@@ -5,7 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_bool, check_range, nonzero, scalar_step
+from .base import (
+    COMMON_ARGS_DOC,
+    RuleOptimizer,
+    check_betas,
+    check_bool,
+    check_range,
+    nonzero,
+    scalar_step,
+    torch_flags_doc,
+)
 from .capabilities import Capabilities
 from .cautious import cautious as cautious_mask
 from .ops import add_scaled, addcdiv, addcmul
@@ -98,7 +107,7 @@ class Adam(RuleOptimizer):
             :math:`\gamma\lambda`, which makes this AdamW (default: False).
         cautious (bool, optional): step only where the update agrees in sign with the
             gradient (Liang et al. 2024, C-AdamW); not in ``torch.optim`` (default: False).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc()}
 
     Reference: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
     https://arxiv.org/abs/1412.6980.
@@ -120,7 +129,8 @@ class Adam(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
-                 fused=None, skip_nonfinite=False, state_precision=None, cautious=False):
+                 fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
+                 state_precision=None, cautious=False):
         check_range("lr", lr, 0.0)
         check_betas(betas, same_kind=True)  # as torch.optim.Adam and AdamW
         check_range("eps", eps, 0.0)
@@ -131,7 +141,8 @@ class Adam(RuleOptimizer):
                         decoupled_weight_decay=decoupled_weight_decay, fused=fused,
                         cautious=cautious)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
-                         state_precision=state_precision)
+                         state_precision=state_precision, capturable=capturable,
+                         differentiable=differentiable)
 
 
 class AdamW(Adam):
@@ -156,16 +167,18 @@ class AdamW(Adam):
         amsgrad (bool, optional): use the running maximum of :math:`v_t` (default: False).
         cautious (bool, optional): step only where the update agrees in sign with the
             gradient (C-AdamW, Liang et al. 2024); not in ``torch.optim`` (default: False).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc()}
 
     Reference: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
     https://arxiv.org/abs/1711.05101.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, foreach=None, fused=None,
-                 skip_nonfinite=False, state_precision=None, cautious=False):
+                 amsgrad=False, *, maximize=False, foreach=None, fused=None, capturable=False,
+                 differentiable=False, skip_nonfinite=False, state_precision=None,
+                 cautious=False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, foreach=foreach, maximize=maximize, fused=fused,
                          decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite,
-                         state_precision=state_precision, cautious=cautious)
+                         state_precision=state_precision, cautious=cautious,
+                         capturable=capturable, differentiable=differentiable)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+from .base import (
+    COMMON_ARGS_DOC,
+    RuleOptimizer,
+    check_betas,
+    check_range,
+    nonzero,
+    scalar_step,
+    torch_flags_doc,
+)
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -64,7 +72,7 @@ class Adamax(RuleOptimizer):
         eps (float, optional): added to :math:`|g_t|` inside the maximum (default: 1e-8).
         weight_decay (float, optional): L2 penalty :math:`\lambda` added to the gradient
             (default: 0).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc()}
 
     Reference: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
     section 7.1, https://arxiv.org/abs/1412.6980.
@@ -84,12 +92,14 @@ class Adamax(RuleOptimizer):
     capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_inf",), fusable=True)
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 foreach=None, *, maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 foreach=None, *, maximize=False, fused=None, capturable=False, differentiable=False,
+                 skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         foreach=foreach, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, capturable=capturable,
+                         differentiable=differentiable,
                          state_precision=state_precision)

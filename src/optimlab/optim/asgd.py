@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_range, common_args_doc, nonzero, scalar_step
+from .base import RuleOptimizer, check_range, common_args_doc, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -94,7 +94,7 @@ class ASGD(RuleOptimizer):
             (default: 0.75).
         t0 (float, optional): step at which averaging starts (default: 1e6).
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
-{common_args_doc(state_precision=False)}
+{common_args_doc(state_precision=False)}{torch_flags_doc()}
 
     References: Polyak & Juditsky, "Acceleration of Stochastic Approximation by Averaging",
     SIAM J. Control Optim. 30(4), 1992, https://doi.org/10.1137/0330046; Bottou,
@@ -115,7 +115,8 @@ class ASGD(RuleOptimizer):
     capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
-                 foreach=None, maximize=False, *, fused=None, skip_nonfinite=False):
+                 foreach=None, maximize=False, *, fused=None, capturable=False, differentiable=False,
+                 skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         # torch leaves lambd and alpha unchecked; negative values make the step grow.
         check_range("lambd", lambd, 0.0)
@@ -124,4 +125,5 @@ class ASGD(RuleOptimizer):
         check_range("weight_decay", weight_decay, 0.0)
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay,
                         foreach=foreach, maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, capturable=capturable,
+                         differentiable=differentiable)

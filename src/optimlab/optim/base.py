@@ -38,6 +38,8 @@ __all__ = [
     "optimizer_getstate",
     "scalar_step",
     "COMMON_ARGS_DOC",
+    "check_torch_flag",
+    "torch_flags_doc",
     "common_args_doc",
 ]
 
@@ -128,6 +130,24 @@ def check_pair(name: str, pair: Any, low: float | None = 0.0, high: float | None
         check_range(f"{name}[{i}]", value, low, high, **bounds)
 
 
+_TORCH_FLAG_USE = {
+    "capturable": "a step captured in a CUDA graph",
+    "differentiable": "gradients through the step itself (meta-learning)",
+}
+
+
+def check_torch_flag(cls_name: str, flag: str, value: Any) -> None:
+    """``capturable`` or ``differentiable``, which ``torch.optim``'s classes take: accepted at
+    their default (False), so code written for ``torch.optim`` runs unchanged; True raises
+    ``ValueError`` saying what to use instead (optimlab's step runs under ``no_grad``, with
+    host-side step counters and kernels)."""
+    check_bool(flag, value)
+    if value:
+        raise ValueError(f"{cls_name}({flag}=True) is not supported: optimlab's step does not "
+                         f"offer {_TORCH_FLAG_USE[flag]}; use torch.optim.{cls_name}"
+                         f"({flag}=True) for that")
+
+
 def check_betas(betas: Any, name: str = "betas", *, same_kind: bool = False) -> None:
     """Check a pair of decay rates, each in [0, 1): a number or a 1-element tensor.
 
@@ -168,6 +188,18 @@ _STATE_PRECISION_DOC = """
             ``"int8"`` (blockwise 8-bit, about 1 byte), decoded for the step and encoded
             after it (:mod:`optimlab.optim.compact`); None (default) keeps them in the
             parameter's dtype. Not with ``fused=True``."""
+
+
+def torch_flags_doc(capturable: bool = True) -> str:
+    """The documentation of ``torch.optim``'s ``capturable`` and ``differentiable`` flags,
+    which the classes sharing torch's signature accept at False (``capturable``: where
+    torch's class has it)."""
+    names = "capturable, differentiable (bool, optional)" if capturable else \
+        "differentiable (bool, optional)"
+    return f"""
+        {names}: accepted for drop-in compatibility with
+            ``torch.optim``, at False (the default); True raises ``ValueError`` (no CUDA
+            graph capture, no gradient through the step: use ``torch.optim`` for those)."""
 
 
 def common_args_doc(foreach: bool = True, fused: bool = True,
@@ -378,8 +410,16 @@ class RuleOptimizer(TorchOptimizer):
         *,
         skip_nonfinite: bool = False,
         state_precision: str | None = None,
+        capturable: bool | None = None,
+        differentiable: bool | None = None,
     ) -> None:
         check_range("lr", defaults["lr"], 0.0)
+        # torch.optim's flags, on the classes that share torch's signature: kept in the
+        # groups as torch keeps them, refused where they ask for what optimlab does not do
+        for flag, value in (("capturable", capturable), ("differentiable", differentiable)):
+            if value is not None:
+                check_torch_flag(type(self).__name__, flag, value)
+                defaults[flag] = value
         if self.capabilities.compact_moments:
             # a driver flag in every group, like ``fused``, so a group may set its own
             defaults["state_precision"] = state_precision

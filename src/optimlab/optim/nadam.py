@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+from .base import (
+    COMMON_ARGS_DOC,
+    RuleOptimizer,
+    check_betas,
+    check_range,
+    nonzero,
+    scalar_step,
+    torch_flags_doc,
+)
 from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
 
@@ -108,7 +116,7 @@ class NAdam(RuleOptimizer):
             (default: 4e-3).
         decoupled_weight_decay (bool, optional): decay the weights directly by
             :math:`\gamma\lambda` (NAdamW) (default: False).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc()}
 
     Reference: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop,
     https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ.
@@ -129,7 +137,8 @@ class NAdam(RuleOptimizer):
 
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
+                 state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
@@ -139,5 +148,6 @@ class NAdam(RuleOptimizer):
                         momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
                         foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, capturable=capturable,
+                         differentiable=differentiable,
                          state_precision=state_precision)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_betas, check_range, nonzero, scalar_step
+from .base import (
+    COMMON_ARGS_DOC,
+    RuleOptimizer,
+    check_betas,
+    check_range,
+    nonzero,
+    scalar_step,
+    torch_flags_doc,
+)
 from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
 
@@ -101,7 +109,7 @@ class RAdam(RuleOptimizer):
             decoupled if ``decoupled_weight_decay`` (default: 0).
         decoupled_weight_decay (bool, optional): decay the weights directly by
             :math:`\gamma\lambda` (RAdamW) (default: False).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc()}
 
     Reference: Liu et al., "On the Variance of the Adaptive Learning Rate and Beyond",
     ICLR 2020, https://arxiv.org/abs/1908.03265.
@@ -122,7 +130,8 @@ class RAdam(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False,
-                 fused=None, skip_nonfinite=False, state_precision=None):
+                 fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
+                 state_precision=None):
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)
@@ -130,5 +139,6 @@ class RAdam(RuleOptimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
                         foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, capturable=capturable,
+                         differentiable=differentiable,
                          state_precision=state_precision)

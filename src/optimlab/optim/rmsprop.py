@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -82,7 +82,7 @@ class RMSprop(RuleOptimizer):
         momentum (float, optional): momentum factor :math:`\mu` (default: 0).
         centered (bool, optional): divide by an estimate of the gradient's variance
             instead of its second moment (Graves 2013) (default: False).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc()}
 
     References: Hinton, Srivastava & Swersky, "Neural Networks for Machine Learning",
     lecture 6e (2012), https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf;
@@ -106,7 +106,7 @@ class RMSprop(RuleOptimizer):
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, *, maximize=False, foreach=None, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 capturable=False, differentiable=False, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("alpha", alpha, 0.0, None)
         check_range("eps", eps, 0.0)
@@ -114,5 +114,6 @@ class RMSprop(RuleOptimizer):
         check_range("momentum", momentum, 0.0)
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, capturable=capturable,
+                         differentiable=differentiable,
                          state_precision=state_precision)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_pair, check_range, common_args_doc, scalar_step
+from .base import RuleOptimizer, check_pair, check_range, common_args_doc, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
 
 
@@ -75,7 +75,7 @@ class Rprop(RuleOptimizer):
             (default: (0.5, 1.2)).
         step_sizes (tuple[float, float], optional): minimal and maximal step size
             (default: (1e-6, 50)).
-{common_args_doc(state_precision=False)}
+{common_args_doc(state_precision=False)}{torch_flags_doc()}
 
     Reference: Riedmiller & Braun, "A Direct Adaptive Method for Faster Backpropagation
     Learning: The RPROP Algorithm", IEEE ICNN 1993, https://doi.org/10.1109/ICNN.1993.298623.
@@ -95,7 +95,8 @@ class Rprop(RuleOptimizer):
     capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
-                 maximize=False, foreach=None, fused=None, skip_nonfinite=False):
+                 maximize=False, foreach=None, fused=None, capturable=False, differentiable=False,
+                 skip_nonfinite=False):
         check_range("lr", lr, 0.0)
         check_pair("etas", etas, None)
         check_range("etas[0]", etas[0], 0.0, 1.0, low_open=True)
@@ -106,4 +107,5 @@ class Rprop(RuleOptimizer):
             raise ValueError(f"step_sizes must be (min, max) with min <= max, got {step_sizes!r}")
         defaults = dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach,
                         maximize=maximize, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, capturable=capturable,
+                         differentiable=differentiable)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, torch_flags_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -62,7 +62,7 @@ class SGD(RuleOptimizer):
         weight_decay (float, optional): L2 penalty :math:`\lambda` (default: 0).
         nesterov (bool, optional): Nesterov momentum; needs momentum > 0 and zero
             dampening (default: False).
-{COMMON_ARGS_DOC}
+{COMMON_ARGS_DOC}{torch_flags_doc(capturable=False)}
 
     References: Robbins & Monro, "A Stochastic Approximation Method", 1951,
     https://doi.org/10.1214/aoms/1177729586; Polyak 1964 (heavy ball); Sutskever et al., "On
@@ -84,7 +84,7 @@ class SGD(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 differentiable=False, skip_nonfinite=False, state_precision=None):
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0)
         check_range("dampening", dampening, None)
@@ -94,5 +94,5 @@ class SGD(RuleOptimizer):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
                         foreach=foreach, fused=fused)
-        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
+        super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, differentiable=differentiable,
                          state_precision=state_precision)
