@@ -6,6 +6,7 @@ in the case table: batched rules, vmapped rules (LAMB, Muon) and per-member inst
 (SAM, Lookahead, Adafactor, ScheduleFreeAdamW).
 """
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,6 +144,29 @@ def test_per_member_betas():
         opt.step()
     assert isinstance(pop.hparams["betas"][0], torch.Tensor)
     torch.testing.assert_close(params[0][1].detach(), single.detach(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_numpy_rates_and_numbers_are_taken_as_python_ones(fused):
+    """Per-member values as a NumPy array (``np.logspace``) and shared ones as NumPy scalars
+    give the population of the same Python numbers, bit for bit (before, an array was
+    refused: "lr must be a number, got array(...)")."""
+    start = torch.randn(4, 6, dtype=torch.float64)
+    lrs = np.logspace(-3, -1, 4, dtype=np.float32)
+    runs = []
+    for hp in ({"lr": lrs, "betas": (np.float32(0.9), np.float64(0.99)), "eps": np.float32(1e-6)},
+               {"lr": [float(v) for v in lrs], "betas": (float(np.float32(0.9)), 0.99),
+                "eps": float(np.float32(1e-6))}):
+        params = [start.clone().requires_grad_()]
+        pop = Population("adam", params, {**hp, "fused": fused})
+        for _ in range(5):
+            params[0].grad = None
+            (params[0] ** 2).sum().backward()
+            pop.step()
+        runs.append(params[0].detach())
+    assert torch.equal(*runs)
+    with pytest.raises(ValueError, match="lr has 3 values for 4 members"):
+        Population("adam", [start.clone().requires_grad_()], {"lr": np.ones(3)})
 
 
 @pytest.mark.parametrize("case", [c for c in ALL_CASES if c.capabilities.sparse_only][:1],

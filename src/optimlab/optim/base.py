@@ -40,6 +40,7 @@ __all__ = [
     "COMMON_ARGS_DOC",
     "check_torch_flag",
     "torch_flags_doc",
+    "python_numbers",
     "common_args_doc",
 ]
 
@@ -340,16 +341,17 @@ def _eager_under_compile(step: Callable) -> Callable:
     return wrapper
 
 
-def _plain(value: Any) -> Any:
+def python_numbers(value: Any) -> Any:
     """A hyperparameter with NumPy's scalars made Python numbers (``np.float32(0.9)`` ->
-    ``0.8999999761581421``, ``np.int64(7)`` -> ``7``; in tuples and lists too).
+    ``0.8999999761581421``, ``np.int64(7)`` -> ``7``; in tuples and lists too) and a NumPy
+    array made a list of them (a population's per-member values).
 
     ``torch.optim`` takes them as they come, and so do the checks here, but a rule's Python
     arithmetic on one would run in its precision (``1 - beta2 ** step`` in float32), a seed
     of ``np.int64`` overflows the probes' hash, and a checkpoint would pickle NumPy types.
     """
-    if isinstance(value, np.generic):
-        return value.item()
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
     if isinstance(value, (tuple, list)) and any(isinstance(v, np.generic) for v in value):
         return type(value)(v.item() if isinstance(v, np.generic) else v for v in value)
     return value
@@ -375,9 +377,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         for key, value in group.items():
             if key != "params":
-                group[key] = _plain(value)
+                group[key] = python_numbers(value)
         for key, value in self.defaults.items():
-            self.defaults[key] = _plain(value)
+            self.defaults[key] = python_numbers(value)
 
     def zero_grad(self, set_to_none: bool = True) -> None:  # noqa: D102 (torch's docstring)
         _torch_method("zero_grad")(self, set_to_none)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from . import kernels
-from .base import RuleOptimizer
+from .base import RuleOptimizer, python_numbers
 from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine
 from .registry import checked_defaults, create, resolve
@@ -50,8 +50,8 @@ class Population:
         name: a registry name (``"adam"``, ``"momentum"``, ...).
         params: tensors of shape ``[K, ...]`` (all with the same K); their ``.grad`` holds
             each member's gradient when :meth:`step` is called.
-        hparams: hyperparameters. A ``list`` (or 1-D tensor) of length K gives one value per
-            member; anything else (a number, a tuple such as ``betas``, a bool) is shared.
+        hparams: hyperparameters. A ``list`` (or 1-D tensor or NumPy array) of length K gives
+            one value per member; anything else (a number, a tuple such as ``betas``, a bool) is shared.
             Every member's values are validated by the optimizer's own constructor.
             ``fused`` chooses the path as the optimizer's own flag does: None (default)
             steps every member's slice of every tensor in one generated C call where the
@@ -68,7 +68,8 @@ class Population:
         self.members = self.params[0].shape[0] if self.params[0].dim() else 0
         if self.members < 1 or any(p.dim() == 0 or p.shape[0] != self.members for p in self.params):
             raise ValueError("every parameter needs the same leading member axis (size >= 1)")
-        hparams = dict(hparams or {})
+        # NumPy's scalars and arrays (``np.logspace(-4, -1, K)``) as Python numbers and lists
+        hparams = {key: python_numbers(value) for key, value in (hparams or {}).items()}
         for key, value in hparams.items():
             if _is_per_member(value) and len(value) != self.members:
                 raise ValueError(f"{key} has {len(value)} values for {self.members} members")
