@@ -32,3 +32,20 @@ def test_matches_package(case):
     start = initial_arrays(case.shapes)
     assert any(abs(b.numpy() - a).max() > 1e-3 for a, b in zip(start, theirs)), "did not move"
     assert_params_close(ours, theirs, package_reference.MAPPINGS[case.cls_name].rtol)
+
+
+def test_prodigy_in_float16_fails_as_prodigyopt_does_and_not_in_bfloat16():
+    """What Prodigy's docstring warns of: in float16 the second moment (d0^2 (1 - beta2)
+    g^2 at the start) and d * eps underflow to zero, so the step divides by zero, in
+    optimlab and in prodigyopt alike; bfloat16 (float32's exponent range) steps finitely."""
+    prodigyopt = pytest.importorskip("prodigyopt")
+    import optimlab
+    from tests.problems import SHAPES, make_params, train_steps
+
+    for cls in (optimlab.Prodigy, prodigyopt.Prodigy):
+        finite = {}
+        for dtype in (torch.float16, torch.bfloat16):
+            params = make_params(dtype, SHAPES)
+            train_steps(cls(params, lr=1.0, d0=1e-3), params, 3)
+            finite[dtype] = all(bool(torch.isfinite(p).all()) for p in params)
+        assert finite == {torch.float16: False, torch.bfloat16: True}, (cls, finite)

@@ -144,6 +144,12 @@ class Prodigy(RuleOptimizer):
        ``use_bias_correction``, the weight decay and ``slice_p`` are the package's
        additions; at their defaults they leave the paper's method.
 
+       Parameters in float16 turn to NaN in the first steps, here as in prodigyopt: the
+       second moment starts at :math:`d_0^2 (1-\beta_2) g^2` (1e-9 for the defaults and a
+       unit gradient), below float16's smallest number, and so does
+       :math:`d_{{k+1}} \epsilon`, so the step divides by zero. Keep float32 or bfloat16
+       parameters (mixed precision keeps float32 masters).
+
     Args:
         params (iterable): parameters or parameter groups to optimize; every group keeps
             its own estimate :math:`d`.
