@@ -88,9 +88,10 @@ def code_fingerprint(package: Path = _PACKAGE) -> str:
 
     It keys the step-cost cache in place of the package's version, which does not move
     when the code does: a change to the engine or an optimizer measures again by itself
-    (``fused=None`` fusing small models once made every cached cost of a small model 3-6x
-    too high, and only a hand-raised cache version noticed). A task from the user's own
-    module is keyed by its name alone.
+    (when ``fused=None`` began fusing small models, every cached cost of a small model was
+    stale, its optimizer step timed on the plain path, 3-6x slower than the kernel, and only
+    a hand-raised cache version noticed). A task from the user's own module is keyed by its
+    name alone.
     """
     files = sorted(p for p in (package / "optim").rglob("*") if p.is_file()
                    and "__pycache__" not in p.parts and p.suffix != ".pyc")
