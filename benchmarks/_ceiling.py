@@ -1,5 +1,6 @@
 """What the population and end-to-end scripts share: the population they time
-(:func:`adam_population`) and what its matrix products alone would cost.
+(:func:`adam_population`), what its matrix products alone would cost, and what moving the
+optimizer step's bytes costs (:func:`copy_rate`).
 
 The population engine's work is mostly batched matrix products. :func:`product_flops` counts
 the floating-point operations of a call's products (``torch.utils.flop_counter``) and
@@ -36,15 +37,29 @@ def product_flops(run: Callable[[], object]) -> float:
     return float(counter.get_total_flops())
 
 
+def _median_seconds(run: Callable[[], object], repeats: int, warmup: int = 20) -> float:
+    """Median wall time of ``run()`` over ``repeats`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def product_rate(members: int, size: int = 100, repeats: int = 200) -> float:
     """FLOP/s of this CPU on ``[members, size, size] @ [members, size, size]`` (the MNIST-1D
     MLP's largest product at batch 100), median of ``repeats`` after a warm-up."""
     a, b = torch.randn(members, size, size), torch.randn(members, size, size)
-    for _ in range(20):
-        torch.bmm(a, b)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.bmm(a, b)
-        times.append(time.perf_counter() - start)
-    return 2 * members * size ** 3 / float(np.median(times))
+    return 2 * members * size ** 3 / _median_seconds(lambda: torch.bmm(a, b), repeats)
+
+
+def copy_rate(nbytes: int, repeats: int = 200) -> float:
+    """Bytes per second (read plus written) of ``torch.Tensor.copy_`` between two float32
+    buffers that together hold ``nbytes``, median of ``repeats`` after a warm-up: what
+    moving an optimizer step's bytes costs here at the least, warm in cache."""
+    source = torch.randn(max(nbytes // 8, 1))
+    dest = torch.empty_like(source)
+    return 2 * source.numel() * 4 / _median_seconds(lambda: dest.copy_(source), repeats)

@@ -35,7 +35,7 @@ import statistics
 import time
 
 import torch
-from _ceiling import adam_population, product_rate
+from _ceiling import adam_population, copy_rate, product_rate
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from optimlab.bench import trainer
@@ -51,21 +51,6 @@ VIEWS = {"aten.view.default", "aten.transpose.int", "aten.unsqueeze.default",
          "aten.expand.default", "aten.detach.default", "aten.select.int",
          "aten._unsafe_view.default", "aten.as_strided.default", "aten.t.default",
          "aten.reshape.default", "aten.squeeze.dim", "aten.slice.Tensor"}
-
-
-def copy_rate(nbytes: int, repeats: int = 200) -> float:
-    """Bytes per second (read plus written) of ``torch.Tensor.copy_`` between two float32
-    buffers that together hold ``nbytes``, median of ``repeats`` after a warm-up."""
-    source = torch.randn(max(nbytes // 8, 1))
-    dest = torch.empty_like(source)
-    for _ in range(20):
-        dest.copy_(source)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        dest.copy_(source)
-        times.append(time.perf_counter() - start)
-    return 2 * source.numel() * 4 / statistics.median(times)
 
 
 class OpTimer(TorchDispatchMode):
