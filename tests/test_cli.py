@@ -250,6 +250,23 @@ def test_bench_refuses_to_silently_resume(tmp_path, capsys):
     assert {r.status for r in RunStore(db).list_runs(sweep)} == {"finished"}
 
 
+def test_bench_extend_takes_a_given_grid_past_its_edge(tmp_path, capsys):
+    # Adam on the digits' logistic regression in 30 steps: 1e-2 beats 1e-3 by far, so the
+    # top edge wins (tests/bench/test_sweep.py measured it); --extend tries 0.1 and 1 too
+    from optimlab.bench.store import RunStore
+
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs",
+            "0.001,0.01", "--seeds", "1", "--steps", "30", "--batch-size", "64",
+            "--eval-every", "10"]
+    assert main(argv + ["--db", str(tmp_path / "a.db"), "--extend"]) == 0
+    assert "were tried too" in capsys.readouterr().out
+    run_lrs = sorted({r.hparams["lr"] for r in RunStore(tmp_path / "a.db").list_runs(1)})
+    assert run_lrs[:4] == pytest.approx([1e-3, 1e-2, 0.1, 1.0])
+    assert main(argv + ["--db", str(tmp_path / "b.db")]) == 0  # without it: flagged
+    assert "(top of grid)" in capsys.readouterr().out
+    assert len(RunStore(tmp_path / "b.db").list_runs(1)) == 2
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--lrs", "0,0.1"], "learning rates"),
     (["--lrs", ""], "learning rates"),
@@ -356,6 +373,13 @@ def test_progress_counts_steps_and_runs(monkeypatch):
         for _ in range(5):
             tick(1)
         assert progress.done == 2
+    # a grid extended past its edge trains steps nobody planned: the total grows with them
+    with cli._progress("x", [(2, 1)]) as tick:
+        progress = tick.__self__
+        for _ in range(5):
+            tick(1)
+        assert progress.bar.total == 5 and progress.bar.n == 5 and progress.done == 1
+    assert "extending the grid past an edge" in terminal.getvalue()
     monkeypatch.setenv("CI", "1")  # silent in CI, and when stderr is no terminal
     terminal.truncate(0)
     terminal.seek(0)

@@ -12,7 +12,7 @@
                                          the tutorials' exhibits: every one (pictures in
                                          optimlab-demos/), or one; --list names them
     optimlab bench TASK --optimizers sgd,adagrad,rmsprop,adam [--model NAME] [--lrs auto|1e-4:1e-1:8]
-                  [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
+                  [--extend] [--seeds 3] [--epochs N | --steps N] [--batch-size B|full] [--schedule cosine]
                   [--clip 1.0] [--average ema|swa] [--target T] [--sequential] [--db runs.db]
                   [--out DIR] [--resume] [--recalibrate] [--executor local|ray [--address HOST:PORT]]
     optimlab slice TASK [--optimizers sgd,momentum,adam,sam] [--lr adam=0.003] [--steps 1000]
@@ -807,7 +807,7 @@ def run_bench(args: argparse.Namespace) -> str:
                          clip_norm=args.clip, eval_every=eval_every,
                          model=args.model, averaging=args.average)
     spec = SweepSpec(task=args.task, optimizers=tuple(names), config=config, lrs=lrs,
-                     seeds=args.seeds, target=args.target)
+                     seeds=args.seeds, target=args.target, extend=True if args.extend else None)
     store = _open_store(db)
     existing = store.find_sweep(spec.stored_config(task))
     if existing is not None and store.pending_runs(existing) and not args.resume:
@@ -1055,7 +1055,8 @@ class _progress:
 
     ``groups`` lists, in training order, each training call's steps and the runs that end
     with it: ``(steps, runs of the optimizer)`` for a population, ``(steps, 1)`` per run
-    for the sequential engine. The callback it gives ticks one step at a time.
+    for the sequential engine. The callback it gives ticks one step at a time. Steps past
+    the planned ones (a grid extended past its edge) grow the total and say so.
     """
 
     def __init__(self, desc: str, groups: Sequence[tuple[int, int]]):
@@ -1076,6 +1077,10 @@ class _progress:
 
     def tick(self, n: int = 1) -> None:
         self.steps += n
+        if self.steps > self.bar.total:  # unplanned steps: the grid was extended
+            self.bar.total = self.steps
+            self.bar.set_postfix_str(f"{self.postfix()}; extending the grid past an edge",
+                                     refresh=False)
         ended = False
         while self.index < len(self.groups) and self.steps >= self.edge:
             self.done += self.groups[self.index][1]
@@ -1319,6 +1324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrs", default="auto",
                    help=f"auto, LOW:HIGH:COUNT (log grid) or a comma-separated list (at most "
                         f"{BENCH_MAX_LRS:,} rates)")
+    p.add_argument("--extend", action="store_true",
+                   help="with a given --lrs grid, train two more rates past the edge an "
+                        "optimizer's best rate sits on, up to 3 times, as --lrs auto does "
+                        "(without it the edge is flagged in the tables)")
     p.add_argument("--seeds", type=_whole(1), default=3,
                    help=f"seeds per learning rate (default 3, at most {BENCH_MAX_SEEDS:,})")
     budget = p.add_mutually_exclusive_group()

@@ -186,6 +186,34 @@ def test_an_automatic_grid_is_extended_past_the_edge_its_best_rate_sits_on(tmp_p
     from optimlab.bench.report import summary_table
     assert "(top of grid)" in summary_table(store, fixed)
     assert "the optimum may lie outside the grid" in summary_table(store, fixed)
+    # ... unless asked: extend=True extends a given grid at its own spacing there (x10)
+    extended = run_sweep(SweepSpec(**{**spec.__dict__, "lrs": (1e-3, 1e-2), "extend": True}),
+                         store)
+    assert extended != fixed
+    tried = sorted({r.hparams["lr"] for r in store.list_runs(extended)})
+    assert tried[:4] == pytest.approx([1e-3, 1e-2, 1e-1, 1.0])
+    (s,) = summarize(run_records(store, extended))
+    assert s.best_lr > 1e-2  # measured above: 0.18 beats 1e-2 by far
+    assert s.edge is None or len(tried) == 2 + 2 * sweep_module.MAX_EXTENSIONS
+    # the tables say which rates the edge added; the automatic grid's too
+    extra = ", ".join(f"{lr:.3g}" for lr in tried[2:])
+    assert f"so {extra} were tried too" in summary_table(store, extended)
+    assert "were tried too" in summary_table(store, sweep)
+    assert "were tried too" not in summary_table(store, fixed)
+
+
+def test_extend_is_stored_only_where_it_departs_from_the_default():
+    config = TrainConfig(steps=3)
+    base = dict(task="digits", optimizers=("adam",), config=config)
+    auto, fixed = SweepSpec(**base), SweepSpec(**base, lrs=(1e-3, 1e-2))
+    assert auto.extends and not fixed.extends
+    # sweeps stored before ``extend`` existed keep their identity
+    assert "extend" not in auto.to_config() and "extend" not in fixed.to_config()
+    assert SweepSpec(**base, extend=True).to_config() == auto.to_config()
+    assert SweepSpec(**base, lrs=(1e-3,), extend=True).to_config()["extend"] is True
+    assert SweepSpec(**base, extend=False).to_config()["extend"] is False
+    with pytest.raises(ValueError, match="extend must be True, False or None"):
+        SweepSpec(**base, extend="yes")
 
 
 class _LosesAGroup(LocalExecutor):

@@ -89,7 +89,7 @@ class OptimizerSummary:
     def lr_text(self) -> str:
         """The best rate, with the edge it sits on: ``"0.1 (top of grid)"``."""
         mark = {"low": " (bottom of grid)", "high": " (top of grid)"}.get(self.edge or "", "")
-        return f"{self.best_lr:g}{mark}"
+        return f"{self.best_lr:.3g}{mark}"
 
 
 def mean_ci(values: Sequence[float], level: float = CONFIDENCE) -> tuple[float, float]:

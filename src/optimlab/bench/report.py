@@ -52,7 +52,7 @@ import numpy as np
 from .._table import text_table
 from .analysis import CONFIDENCE, CRITERION, OptimizerSummary, rank, summarize
 from .store import TERMINAL, Run, RunStore
-from .sweep import run_records
+from .sweep import auto_lrs, run_records
 
 __all__ = ["write_report", "summary_table", "summary_rows", "summary_notes", "summary_parts",
            "list_sweeps",
@@ -160,6 +160,19 @@ class _Sweep:
         s = self.summaries.get(name)
         return s.best_lr if s is not None and math.isfinite(s.mean) else None
 
+    def extension(self, name: str) -> list[float]:
+        """The rates of ``name`` trained beyond the sweep's grid (the given one, or the
+        automatic one): those an edge made the sweep add (:mod:`.sweep`), low to high."""
+        grid = self.config.get("lrs")
+        if grid is None:
+            try:
+                grid = auto_lrs(name)
+            except (KeyError, ValueError):  # an optimizer the registry no longer has
+                return []
+        tried = {r.hparams.get("lr") for r in self.runs if r.optimizer == name}
+        return sorted(lr for lr in tried if _finite(lr)
+                      and not any(math.isclose(lr, g, rel_tol=1e-9) for g in grid))
+
     def best_runs(self, name: str) -> list[Run]:
         """The ended runs of ``name`` at its best learning rate."""
         best = self.best_lr(name)
@@ -263,11 +276,15 @@ def summary_notes(sw_or_store, sweep_id: int | None = None) -> list[str]:
         notes.append("One seed: no confidence interval, so the ranking is not evidence of a "
                      "difference.")
     for _, s in ranked:
+        extra = sw.extension(s.optimizer)
+        if extra:
+            notes.append(f"{s.optimizer}: a best rate on the grid's edge extended the grid, "
+                         f"so {', '.join(f'{lr:.3g}' for lr in extra)} were tried too.")
         if s.edge and math.isfinite(s.mean):
             where = "lowest" if s.edge == "low" else "highest"
-            notes.append(f"{s.optimizer}: the best lr {s.best_lr:g} is the {where} rate "
-                         "tried; the optimum may lie outside the grid (widen --lrs, or use "
-                         "--lrs auto, which extends the grid itself).")
+            notes.append(f"{s.optimizer}: the best lr {s.best_lr:.3g} is the {where} rate "
+                         "tried; the optimum may lie outside the grid (widen --lrs, pass "
+                         "--extend, or use --lrs auto: both extend the grid past an edge).")
     if sw.target is not None:
         notes.append("To the target: steps and gradient evaluations are exact for a seed; "
                      "cost is steps x the optimizer's calibrated step cost (CPU time of one "
@@ -423,7 +440,7 @@ def _curves_figure(sw: _Sweep):
             continue
         sub = df[df["run_id"].isin(ids[name])]
         diverged = sum(r.status != "finished" for r in sw.best_runs(name))
-        label = f"{name} (lr {sw.best_lr(name):g}, {len(ids[name])} seeds"
+        label = f"{name} (lr {sw.best_lr(name):.3g}, {len(ids[name])} seeds"
         label += f", {diverged} diverged)" if diverged else ")"
         for ax, metric in ((max_, "test_metric"), (lax, "train_loss")):
             wide = sub[sub["name"] == metric].pivot_table(
@@ -524,7 +541,7 @@ def _sensitivity_figure(sw: _Sweep):
             handles += ax.plot([best * dodge], [np.mean(by_lr[best])], linestyle="none",
                                marker="*", markersize=16, color=colors[name],
                                markeredgecolor="black", markeredgewidth=0.8, zorder=4,
-                               label=f"{name}: best lr {best:g}", gid=f"best:{name}")
+                               label=f"{name}: best lr {best:.3g}", gid=f"best:{name}")
     if not finite_values and not bad:
         _no_data(ax, "no run ended yet")
     else:

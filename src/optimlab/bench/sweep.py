@@ -13,9 +13,10 @@ of the optimizer's calibrated step cost (:mod:`optimlab.bench.cost`: the figure 
 and rankings use), beside the wall time (information: it depends on the machine's load),
 and its tuning score (:func:`~optimlab.bench.analysis.tail_score`).
 
-With the automatic grid (``lrs=None``) a best rate on the grid's edge extends the grid:
-up to :data:`MAX_EXTENSIONS` times, two more rates beyond that edge at the grid's own
-spacing, trained and stored like the rest, until the best rate is inside the grid.
+With the automatic grid (``lrs=None``), or a given one with ``extend=True``, a best rate on
+the grid's edge extends the grid: up to :data:`MAX_EXTENSIONS` times, two more rates beyond
+that edge at the grid's own spacing there, trained and stored like the rest, until the best
+rate is inside the grid.
 """
 
 from __future__ import annotations
@@ -56,9 +57,12 @@ def auto_lrs(optimizer: str, count: int = 7) -> list[float]:
 class SweepSpec:
     """A sweep: the task, the training configuration and the grid of members.
 
-    ``lrs`` None gives each optimizer :func:`auto_lrs`. ``hparams`` holds extra fixed
-    hyperparameters per optimizer (e.g. ``{"sgd": {"momentum": 0.9}}``). ``target`` is the
-    test metric to reach for time-to-target (accuracy to reach, or loss/bits to go below).
+    ``lrs`` None gives each optimizer :func:`auto_lrs`. ``extend`` says whether a best rate
+    on the grid's edge extends the grid past it (see the module's docstring); None (the
+    default) extends an automatic grid and only flags the edge of a given one. ``hparams``
+    holds extra fixed hyperparameters per optimizer (e.g. ``{"sgd": {"momentum": 0.9}}``).
+    ``target`` is the test metric to reach for time-to-target (accuracy to reach, or
+    loss/bits to go below).
     """
 
     task: str
@@ -68,8 +72,11 @@ class SweepSpec:
     seeds: int = 3
     hparams: dict = field(default_factory=dict)
     target: float | None = None
+    extend: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.extend is not None and not isinstance(self.extend, bool):
+            raise ValueError(f"extend must be True, False or None, got {self.extend!r}")
         if not self.optimizers:
             raise ValueError("a sweep needs at least one optimizer")
         for name in self.optimizers:
@@ -78,6 +85,12 @@ class SweepSpec:
             raise ValueError(f"learning rates must be > 0 and the grid non-empty, got {self.lrs}")
         if not (isinstance(self.seeds, int) and self.seeds >= 1):
             raise ValueError(f"seeds must be an integer >= 1, got {self.seeds!r}")
+
+    @property
+    def extends(self) -> bool:
+        """Whether a best rate on the grid's edge extends the grid (``extend``, or by
+        default whether the grid is the automatic one)."""
+        return self.lrs is None if self.extend is None else self.extend
 
     def members(self) -> list[Member]:
         """Every (optimizer, lr, seed) of the grid, in a fixed order."""
@@ -97,10 +110,16 @@ class SweepSpec:
                                                "higher_is_better": task.metric == "accuracy"}}
 
     def to_config(self) -> dict:
-        """The spec's own configuration (see :meth:`stored_config`)."""
-        return {"task": self.task, "model": self.config.model, "optimizers": list(self.optimizers),
-                "lrs": None if self.lrs is None else list(self.lrs), "seeds": self.seeds,
-                "hparams": self.hparams, "target": self.target, "train": asdict(self.config)}
+        """The spec's own configuration (see :meth:`stored_config`). ``extend`` is stored
+        only where it departs from the default, so a sweep stored before it existed is found
+        again by the same spec."""
+        config = {"task": self.task, "model": self.config.model,
+                  "optimizers": list(self.optimizers),
+                  "lrs": None if self.lrs is None else list(self.lrs), "seeds": self.seeds,
+                  "hparams": self.hparams, "target": self.target, "train": asdict(self.config)}
+        if self.extends != (self.lrs is None):
+            config["extend"] = self.extends
+        return config
 
 
 def _reached(result: RunResult, target: float | None, higher_is_better: bool):
@@ -166,7 +185,7 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     with store.lock_sweep(sweep_id):  # a second process resuming it is refused here
         _train_pending(spec, store, sweep_id, task, engine, higher_is_better, progress,
                        recalibrate, executor)
-        if spec.lrs is None:
+        if spec.extends:
             _extend_edges(spec, store, sweep_id, task, engine, higher_is_better, progress,
                           executor)
     return sweep_id
@@ -274,7 +293,7 @@ def _train_runs(spec: SweepSpec, store: RunStore, pending, task, engine: str,
 
 def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
                   higher_is_better: bool, progress, executor=None) -> None:
-    """Extend each optimizer's automatic grid past the edge its best rate sits on."""
+    """Extend each optimizer's grid past the edge its best rate sits on (``spec.extends``)."""
     for _ in range(MAX_EXTENSIONS):
         records = [r for r in run_records(store, sweep_id) if r["status"] != "pending"]
         new = []
@@ -282,9 +301,9 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
             if s.edge is None:
                 continue
             lrs = sorted(s.sensitivity)
-            ratio = lrs[1] / lrs[0]
-            edge = lrs[0] if s.edge == "low" else lrs[-1]
-            step = 1 / ratio if s.edge == "low" else ratio
+            # the grid's own spacing at that edge (a given grid need not be even)
+            edge, step = (lrs[0], lrs[0] / lrs[1]) if s.edge == "low" else \
+                (lrs[-1], lrs[-1] / lrs[-2])
             beyond = [edge * step ** k for k in (1, 2)]
             beyond = [lr for lr in beyond if LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]]
             hp = spec.hparams.get(s.optimizer, {})
