@@ -116,6 +116,10 @@ def test_html_is_one_self_contained_page(swept):
         row = re.search(rf"<tr><td>=?[0-9]+</td><td>{name}</td>(.*?)</tr>", page)
         assert row, name
         assert f">{s.lr_text}<" in row.group(1) and f"{s.mean:.4g} ± " in row.group(1)
+        # the diverged column counts the optimizer's runs at every rate, and says so
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
+        assert cells[3] == str(s.diverged)
+    assert "<th>diverged (any lr)</th>" in page
     assert "Best lr: the worst test metric over the last 25%" in page  # the criterion
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 2

@@ -218,7 +218,7 @@ def _metric_label(metric: str) -> str:
 def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
     level = f"{CONFIDENCE:.0%}"
     headers = ["rank", "optimizer", "best lr", f"{sw.metric} (mean ± {level} CI)", "seeds",
-               "diverged"]
+               "diverged (any lr)"]
     if sw.target is not None:
         headers += ["reached target", f"steps to {sw.target:g}", "gradient evals",
                     "cost (calibrated)", "wall time"]

@@ -85,7 +85,7 @@ async function selectSweep(id) {
   }, PLOT_CONFIG);
   const head = $("#sweep-summary thead");
   head.textContent = "";
-  head.append(el("tr", {}, ["optimizer", "best lr", `${d.metric} (mean ± std)`, "seeds", "diverged"].map((t) => el("th", { text: t }))));
+  head.append(el("tr", {}, ["optimizer", "best lr", `${d.metric} (mean ± std)`, "seeds", "diverged (any lr)"].map((t) => el("th", { text: t }))));
   const body = $("#sweep-summary tbody");
   body.textContent = "";
   for (const row of d.summary) {
