@@ -643,6 +643,33 @@ def test_one_sweep_has_curves_and_its_summary(client, sweep_db):
     assert client.get("/api/sweeps/abc").status_code == 422
 
 
+def test_sweeps_without_a_model_or_name_list_as_null(tmp_path):
+    # the tour's store: the MNIST-1D sweeps name their model, digits' uses its default and
+    # no sweep has a name; pandas 3 reads those missing texts as NaN, which once made
+    # /api/sweeps answer 500 ("Out of range float values are not JSON compliant")
+    from fastapi.testclient import TestClient
+
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.sweep import SweepSpec
+    from optimlab.bench.tasks import get
+    from optimlab.bench.trainer import TrainConfig
+    from optimlab.web.server import create_app
+
+    path = tmp_path / "tour-runs.db"
+    with RunStore(path) as store:
+        for task, model in (("mnist1d", "mlp"), ("digits", None)):
+            spec = SweepSpec(task=task, optimizers=("sgd",), lrs=(0.1,), seeds=1,
+                             config=TrainConfig(steps=2, model=model))
+            store.open_sweep(spec.stored_config(get(task)))
+    with TestClient(create_app(path, warm=False), base_url=LOCAL) as fresh:
+        listed = strict_json(fresh.get("/api/sweeps"))
+        assert [(s["task"], s["model"], s["name"]) for s in listed] == [
+            ("mnist1d", "mlp", None), ("digits", None, None)]
+        for sweep in listed:
+            detail = strict_json(fresh.get(f"/api/sweeps/{sweep['id']}"))
+            assert detail["sweep"] == sweep
+
+
 def test_a_missing_store_has_no_sweeps(tmp_path):
     from fastapi.testclient import TestClient
 
