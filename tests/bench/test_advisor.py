@@ -63,6 +63,10 @@ def test_fastai_valley_by_hand():
     -1 + 2 + 1 = 2."""
     losses = [2.3, 2.0, 1.5, 1.0, 0.8, 0.7, 5.0, 9.0]
     assert fastai_valley(LRS, losses) == LRS[2]
+    # a run of two from the first point: fastai's index is -1, which must not wrap round to
+    # the highest rate (the worst loss here) but stay at the run's first rate
+    assert fastai_valley(LRS, [2.3, 2.2, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9]) == LRS[0]
+    assert fastai_valley(LRS[:3], [2.3, 2.2, 2.4]) == LRS[0]
 
 
 def test_range_test_from_records():

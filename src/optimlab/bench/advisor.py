@@ -168,7 +168,10 @@ def fastai_valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None
                 end = i
                 start = end - longest[end]
     sections = (end - start) / 3
-    return float(lrs[start + int(sections) + int(sections / 2)])
+    # fastai's start is one before the run's first point, so a short run from the curve's
+    # first point gives index -1, which Python reads as the last (highest) rate: that is
+    # the first rate here, as the run it names begins there
+    return float(lrs[max(0, start + int(sections) + int(sections / 2))])
 
 
 def steepest(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
