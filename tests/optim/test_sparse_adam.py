@@ -19,7 +19,8 @@ def _train(cls, dtype, steps=30, **hp):
         opt.zero_grad()
         if t == 7:  # a batch that touches nothing: an empty sparse gradient
             emb.weight.grad = torch.sparse_coo_tensor(torch.zeros(1, 0, dtype=torch.long),
-                                                      torch.zeros(0, 4, dtype=dtype), (20, 4))
+                                                      torch.zeros(0, 4, dtype=dtype), (20, 4),
+                                                      check_invariants=True)
         else:
             idx = torch.randint(0, 20, (12,), generator=gen)  # repeats: uncoalesced
             (emb(idx) ** 2).sum().backward()
