@@ -91,6 +91,11 @@ RACE_LEADS = {
         "The table gives the final loss, its gap to the minimum, the distance to the "
         "minimizer and the first step within the tolerance of the minimum. Caveat: on a "
         "two-dimensional function one tuned rate decides much of the outcome.",
+        "RMSprop has no bias correction: its running average of squared gradients starts at "
+        "zero, so its first step is 1/sqrt(1 - alpha) = 10 times its rate (alpha = 0.99). "
+        "On these steep walls that can throw the path far up the valley, where the large "
+        "squared gradients it met keep its later steps short for a long time; Adam's bias "
+        "correction starts it at the rate itself.",
     ],
     ("exhibits.basins", False): [
         "Which minimum an optimizer ends in depends on where it starts, and on the "
