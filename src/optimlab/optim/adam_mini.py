@@ -21,7 +21,7 @@ from .capabilities import Capabilities
 from .ops import add_scaled
 
 # Adam-mini is not in torch.optim (no ``foreach``) and has no fused kernel (no ``fused``).
-_ARGS_DOC = common_args_doc(foreach=False, fused=False)
+_ARGS_DOC = common_args_doc(foreach=False, fused=False, state_precision=False)
 
 #: the partitions named by a word; a positive int ``n`` means blocks of ``n`` elements
 PARTITIONS = ("row", "tensor", "element")

@@ -106,10 +106,52 @@ class Info:
         return textwrap.dedent(match.group(1)).strip() if match else ""
 
     @property
+    def arguments(self) -> dict[str, tuple[str, str]]:
+        """The constructor's arguments as the class docstring's ``Args:`` section documents
+        them: name -> (type, description), in order (see :func:`documented_arguments`)."""
+        return documented_arguments(self.cls.__doc__ or "")
+
+    @property
     def defaults(self) -> dict:
         """The rule's own hyperparameters with their constructor defaults (no driver flag,
         see :func:`optimlab.optim.capabilities.hyperparameters`)."""
         return hyperparameters(self.cls)
+
+
+_ARG_LINE = re.compile(r"(\*{0,2}[A-Za-z_][\w, *]*?)\s*(?:\(([^)]*)\))?\s*:(?:\s+(.*)|$)")
+
+
+def documented_arguments(doc: str) -> dict[str, tuple[str, str]]:
+    """The entries of a Google-style docstring's ``Args:`` section: name -> (type,
+    description), in order. An entry may name several arguments (``capturable,
+    differentiable (bool, optional): ...``), each of which gets it; ``**base_kwargs`` is
+    ``base_kwargs``. Empty where the docstring has no such section."""
+    lines = doc.expandtabs().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Args:"), None)
+    if start is None:
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    names: list[str] = []
+    indent = None
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        depth = len(line) - len(line.lstrip())
+        indent = depth if indent is None else indent
+        if depth < indent:
+            break  # the next section (Reference:, Example:)
+        match = _ARG_LINE.fullmatch(line.strip()) if depth == indent else None
+        if match:
+            names = [n.strip().lstrip("*") for n in match.group(1).split(",")]
+            for name in names:
+                out[name] = (match.group(2) or "", match.group(3) or "")
+        elif depth > indent and names:
+            for name in names:
+                kind, text = out[name]
+                out[name] = (kind, f"{text} {line.strip()}".strip())
+        else:
+            break
+    return out
 
 
 @dataclass(frozen=True)
