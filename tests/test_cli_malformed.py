@@ -310,6 +310,12 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
         ("tour --quick=1", "ignored explicit argument"),
         ("tour extra", "unrecognized arguments"),
     ],
+    "docs": [
+        ("docs --out {tmp}/afile", "not a folder"),
+        ("docs --out /nonexistent-dir/docs", "cannot write the reference"),
+        ("docs --out ''", "--out needs a path"),
+        ("docs extra", "unrecognized arguments"),
+    ],
     "serve": [
         ("serve --port {huge}", "--port"),
         ("serve --port -1", "--port"),

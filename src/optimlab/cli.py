@@ -23,6 +23,7 @@
     optimlab runs [--db runs.db]         the stored sweeps
     optimlab report SWEEP_ID --out DIR [--db runs.db]
     optimlab tour [--out DIR] [--quick]  the tutorials' story end to end, as one HTML page
+    optimlab docs [--out DIR]            the optimizer reference: a static HTML page each
     optimlab profile SWEEP_ID [SWEEP_ID ...] [--out profile.png] [--db runs.db]
                                          AlgoPerf performance profile across sweeps
     optimlab serve [--host 127.0.0.1] [--port 8000] [--db runs.db]
@@ -1211,6 +1212,22 @@ def run_tour(args: argparse.Namespace) -> str:
     return f"wrote {page}"
 
 
+DOCS_DIR = "optimlab-docs"
+
+
+def run_docs(args: argparse.Namespace) -> str:
+    """``optimlab docs``: the optimizer reference, one static HTML page per algorithm."""
+    from .optim.catalog import TABLE
+    from .web.docs import write_docs
+
+    out = out_folder(args.out, "--out", "the reference")
+    try:
+        index = write_docs(out)
+    except OSError as err:
+        raise CLIError(f"cannot write the reference to {out}: {err.strerror or err}") from None
+    return f"wrote {index} and a page for each of the {len(TABLE)} optimizers"
+
+
 def run_serve(args: argparse.Namespace) -> str:
     """``optimlab serve``: the playground on uvicorn, until interrupted."""
     import socket
@@ -1422,6 +1439,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
     p.add_argument("--out", default=TOUR_DIR, help=f"folder (default {TOUR_DIR})")
     p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for a check)")
+    p = sub.add_parser("docs", help="the optimizer reference: a static HTML page per optimizer "
+                                    "(update rule, arguments, what it can do), offline")
+    p.add_argument("--out", default=DOCS_DIR, help=f"folder (default {DOCS_DIR})")
     p = sub.add_parser("profile", help="AlgoPerf performance profile across sweeps")
     p.add_argument("sweep_ids", nargs="+", type=_whole(1), metavar="SWEEP_ID",
                    help="sweeps of one store with a --target each (see `optimlab runs`)")
@@ -1469,6 +1489,8 @@ def _run(args: argparse.Namespace) -> str:
         return run_report(args)
     if args.command == "tour":
         return run_tour(args)
+    if args.command == "docs":
+        return run_docs(args)
     if args.command == "profile":
         return run_profile(args)
     if args.command == "serve":

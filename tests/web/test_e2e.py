@@ -482,3 +482,43 @@ def test_the_slices_tab_shows_a_real_networks_slice_and_a_link_restores_it(page,
     _open(page, "?" + urlparse(page.url).query)
     page.wait_for_selector("body[data-slice='2']")
     assert page.is_visible("#slices-view") and not page.is_visible("#race-view")
+
+
+def test_the_reference_pages_render_their_math_offline(browser, tmp_path):
+    # `optimlab docs`: opened from disk, with every request that is not a local file
+    # refused, each page renders its update rule (and the arguments' inline math) with the
+    # vendored KaTeX, and none falls back to raw LaTeX
+    from optimlab.optim.catalog import TABLE
+    from optimlab.web.docs import page_name, write_docs
+
+    index = write_docs(tmp_path / "docs")
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    remote = []
+
+    def only_files(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            remote.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_files)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors = []
+    page.on("pageerror", lambda err: errors.append(f"page error: {err}"))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    try:
+        for info in TABLE:
+            page.goto((index.parent / page_name(info)).as_uri())
+            formulas = page.locator("[data-latex]").count()
+            assert page.locator(".math .katex-display").count() == 1, info.name
+            assert page.locator("[data-latex] .katex").count() == formulas, info.name
+            assert page.locator(".math-error").count() == 0, info.name
+            if info.name == "adam":
+                _shot(page, "docs-adam.png")
+        page.goto(index.as_uri())
+        assert page.locator("tbody tr a").count() >= len(TABLE)
+    finally:
+        context.close()
+    assert not errors and not remote, (errors, remote)

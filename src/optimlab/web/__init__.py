@@ -7,7 +7,9 @@ ranges in :mod:`optimlab.web.hparams`. Everything the page loads (its own files,
 the installed ``plotly`` package, the vendored KaTeX) comes from this machine: no CDN.
 
 Needs the ``web`` extra (``pip install "optimlab[web]"``: FastAPI, uvicorn, plotly);
-nothing else in optimlab imports this package.
+nothing else in optimlab imports this package but the command line. The optimizer
+reference (:mod:`optimlab.web.docs`, ``optimlab docs``) needs no extra: it reads the
+catalog and the vendored KaTeX.
 """
 
 __all__ = ["create_app", "serve"]

@@ -1,0 +1,289 @@
+"""The optimizer reference: one static HTML page per algorithm, and an index.
+
+``optimlab docs [--out optimlab-docs]`` calls :func:`write_docs`, which writes
+
+* ``index.html``: every algorithm of the catalog in one table (family, year, what it keeps
+  in memory, what the tests check it against), and the registry's aliases;
+* ``<name>.html`` per algorithm: its update rule, rendered from the class docstring's
+  ``.. math::`` block, its arguments with their defaults (the docstring's ``Args:`` section,
+  :attr:`~optimlab.optim.catalog.Info.arguments`), what it can do (its capability record),
+  when to use it and what it costs, its example, and the names that build it;
+* ``katex/``: the KaTeX this package vendors, which renders the math when a page opens.
+
+Everything comes from the catalog and the classes, so a page cannot drift from the code;
+nothing is fetched from the network (the pages open from disk, offline). The only
+dependencies are the library's own (torch): no web extra is needed.
+"""
+
+from __future__ import annotations
+
+import html
+import inspect
+import re
+import shutil
+from pathlib import Path
+
+from ..optim import palette
+from ..optim.catalog import TABLE, Info
+from ..optim.registry import Entry, available
+
+__all__ = ["write_docs", "page_name"]
+
+KATEX_DIR = Path(__file__).parent / "static" / "vendor" / "katex"
+
+_CSS = """\
+body { margin: 0 auto; max-width: 60rem; padding: 1rem 1.5rem 3rem;
+       font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330; }
+a { color: #2f6fdf; }
+h1 { margin-bottom: .2rem; }
+h1 small { font-weight: 400; color: #5f6b7a; font-size: .6em; }
+h2 { margin-top: 2rem; border-bottom: 1px solid #d9dee6; padding-bottom: .2rem; }
+.summary { font-size: 1.1rem; }
+.meta { color: #5f6b7a; }
+.swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px;
+          vertical-align: -.1em; margin-right: .35em; }
+table { border-collapse: collapse; margin: .5rem 0; width: 100%; }
+th, td { border: 1px solid #d9dee6; padding: .3rem .5rem; text-align: left;
+         vertical-align: top; }
+th { background: #f0f2f5; }
+td.num { text-align: right; white-space: nowrap; }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .9em; }
+pre { background: #f6f7f9; border: 1px solid #d9dee6; padding: .6rem .8rem;
+      overflow-x: auto; }
+.math { overflow-x: auto; padding: .3rem 0; }
+dt { font-weight: 600; margin-top: .6rem; }
+dd { margin-left: 1.2rem; }
+"""
+
+#: the script at the end of every page: render each .math block and inline formula
+_RENDER = """\
+<script>
+document.querySelectorAll("[data-latex]").forEach((el) => {
+  const display = el.classList.contains("math");
+  try {
+    katex.render(el.dataset.latex, el, { displayMode: display, throwOnError: true });
+  } catch (err) {
+    el.textContent = el.dataset.latex;
+    el.classList.add("math-error");
+  }
+});
+</script>"""
+
+
+def page_name(info: Info) -> str:
+    """The file name of an algorithm's page: ``adam.html``."""
+    return f"{info.name}.html"
+
+
+def write_docs(out: str | Path) -> Path:
+    """Write the reference into the folder ``out`` (created if needed, files replaced);
+    returns the index page's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    katex = out / "katex"
+    if katex.exists():
+        shutil.rmtree(katex)
+    shutil.copytree(KATEX_DIR, katex)
+    (out / "style.css").write_text(_CSS, encoding="utf-8")
+    entries = available()
+    for info in TABLE:
+        aliases = [e for e in entries if e.alias_of == info.name]
+        (out / page_name(info)).write_text(_page(info, aliases), encoding="utf-8")
+    index = out / "index.html"
+    index.write_text(_index(entries), encoding="utf-8")
+    return index
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_INLINE = re.compile(r"``(.+?)``|:math:`(.+?)`|:(?:class|func|meth|attr|mod|data):`~?(.+?)`"
+                     r"|(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])")
+
+
+def rst_inline(text: str) -> str:
+    """A docstring's inline markup as HTML: ``code``, :math:`x` (rendered by KaTeX on the
+    page), cross-references such as :class:`~optimlab.optim.SGD` (their last name, as
+    code) and *emphasis*; everything else escaped."""
+    out, end = [], 0
+    for match in _INLINE.finditer(text):
+        out.append(_e(text[end:match.start()]))
+        code, math, ref, emphasis = match.groups()
+        if code is not None:
+            out.append(f"<code>{_e(code)}</code>")
+        elif math is not None:
+            out.append(f'<span data-latex="{_e(math)}">{_e(math)}</span>')
+        elif ref is not None:
+            out.append(f"<code>{_e(ref.split('.')[-1])}</code>")
+        else:
+            out.append(f"<em>{_e(emphasis)}</em>")
+        end = match.end()
+    out.append(_e(text[end:]))
+    return "".join(out)
+
+
+def _page_head(title: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{_e(title)}</title>"
+            f'<link rel="stylesheet" href="katex/katex.min.css">'
+            f'<link rel="stylesheet" href="style.css">'
+            f'<script src="katex/katex.min.js"></script></head><body>')
+
+
+def _table(headers: list[str] | None, rows: list[list[str]],
+           numeric: frozenset[int] = frozenset()) -> str:
+    """An HTML table (no header row where ``headers`` is None); cells are HTML already
+    (escape them before)."""
+    head = "" if headers is None else \
+        "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr></thead>"
+    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric
+                                    else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
+                   for row in rows)
+    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def _example(doc: str) -> str | None:
+    """The docstring's ``Example:`` block, dedented, or None."""
+    lines = inspect.cleandoc(doc).splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == "Example:"), None)
+    if start is None:
+        return None
+    block = []
+    for line in lines[start + 1:]:
+        if line.strip() and not line.startswith(" "):
+            break
+        block.append(line)
+    text = inspect.cleandoc("\n".join(block))
+    return text or None
+
+
+# ----------------------------------------------------------------------------- pages
+
+
+def _capabilities(info: Info) -> list[list[str]]:
+    """What the optimizer can do, in words, from its capability record."""
+    caps = info.capabilities
+    batching = {"elementwise": "every member at once, the rule broadcast over a member axis",
+                "vmap": "every member at once, the rule mapped with torch.func.vmap",
+                "member": "one instance per member"}[caps.batching]
+    sparse = "only sparse ones" if caps.sparse_only else "yes" if caps.sparse else "no"
+    rows = [
+        ("a step over a parameter group", "all its tensors at once (multi-tensor)"
+         if caps.multi_tensor else "tensor by tensor"),
+        ("fused kernel (fused=)", "yes: generated C on a CPU" if caps.fusable else "no"),
+        ("in a population (races, sweeps)", batching),
+        ("sparse gradients", sparse),
+        ("needs a closure in step()", "yes" if caps.needs_closure else "no"),
+        ("parameters", "matrices only" if caps.needs_matrix else "any shape"),
+        ("parameter groups", "one only" if caps.single_group else "any number"),
+        ("complex parameters", "yes, as their real view" if caps.complex else "no"),
+        ("compact state (state_precision=)", "yes" if caps.moments else "no"),
+        ("wraps another optimizer", f"yes (<code>{_e(caps.wraps)}=</code>)" if caps.wraps
+         else "no"),
+    ]
+    return [[_e(what), value if "<code>" in value else _e(value)] for what, value in rows]
+
+
+def _arguments(info: Info) -> str:
+    documented = info.arguments
+    signature = inspect.signature(info.cls.__init__).parameters
+    rows = []
+    for name, (kind, text) in documented.items():
+        param = signature.get(name)
+        if param is None or param.default is inspect.Parameter.empty:
+            default = "required" if param is not None and param.kind not in (
+                param.VAR_KEYWORD, param.VAR_POSITIONAL) else ""
+        else:
+            default = f"<code>{_e(_default_text(param.default))}</code>"
+        label = f"**{name}" if param is not None and param.kind is param.VAR_KEYWORD else name
+        rows.append([f"<code>{_e(label)}</code>", _e(kind), default, rst_inline(text)])
+    return _table(["argument", "type", "default", "what it does"], rows)
+
+
+def _checked(reference: str) -> str:
+    """What the tests check an optimizer against, as HTML (``oracle``: the NumPy
+    transcription of its paper in the tests)."""
+    if reference == "oracle":
+        return "a NumPy transcription of the paper (<code>tests/oracles</code>)"
+    return f"<code>{_e(reference)}</code>"
+
+
+def _default_text(value: object) -> str:
+    if isinstance(value, type):
+        return value.__name__
+    return repr(value)
+
+
+def _page(info: Info, aliases: list[Entry]) -> str:
+    doc = info.cls.__doc__ or ""
+    summary = inspect.cleandoc(doc).splitlines()[0] if doc.strip() else ""
+    cls = info.cls.__name__
+    parts = [_page_head(f"{cls}: optimlab"),
+             '<p><a href="index.html">All optimizers</a></p>',
+             f'<h1><span class="swatch" style="background:{_e(palette.color(info.name))}">'
+             f"</span>{_e(cls)} <small>optimlab.{_e(cls)}, "
+             f'optimlab.create("{_e(info.name)}", ...)</small></h1>',
+             f'<p class="summary">{rst_inline(summary)}</p>',
+             f'<p class="meta">{_e(info.family)} family · {info.year} · '
+             f'<a href="{_e(info.url)}">{_e(info.paper)}</a> · checked against '
+             f"{_checked(info.reference)}</p>"]
+    parts.append("<h2>Update rule</h2>")
+    if info.rule_latex:
+        parts.append(f'<div class="math" data-latex="{_e(info.rule_latex)}">'
+                     f"<pre>{_e(info.rule_latex)}</pre></div>")
+    parts.append(f"<p>In one line: <code>{_e(info.rule_text)}</code></p>")
+    parts.append("<h2>Arguments</h2>" + _arguments(info))
+    example = _example(doc)
+    if example:
+        parts.append(f"<h2>Example</h2><pre><code>{_e(example)}</code></pre>")
+    parts.append("<h2>When to use it</h2><dl>")
+    for label, text in (("typical use", info.typical_use), ("strengths", info.strengths),
+                        ("weaknesses", info.weaknesses), ("tuning", info.tuning),
+                        ("extra memory", info.memory_note), ("sparse data", info.sparse),
+                        ("weight decay", info.decoupled_weight_decay)):
+        parts.append(f"<dt>{_e(label)}</dt><dd>{rst_inline(text)}</dd>")
+    parts.append("</dl>")
+    parts.append("<h2>What it can do</h2>" + _table(None, _capabilities(info)))
+    if aliases:
+        rows = [[f"<code>{_e(a.name)}</code>",
+                 _e(", ".join(f"{k}={v!r}" for k, v in a.preset.items()) or "(none)"),
+                 rst_inline(a.summary)] for a in aliases]
+        parts.append("<h2>Other names</h2><p>Registry names that build this class with "
+                     "preset arguments (<code>optimlab.create(name, params)</code>):</p>"
+                     + _table(["name", "preset", "what it is"], rows))
+    parts.append(_RENDER + "</body></html>\n")
+    return "\n".join(parts)
+
+
+def _index(entries: list[Entry]) -> str:
+    rows = []
+    for info in TABLE:
+        rows.append([f'<span class="swatch" style="background:{_e(palette.color(info.name))}">'
+                     f'</span><a href="{_e(page_name(info))}">{_e(info.cls.__name__)}</a>',
+                     _e(info.family), str(info.year),
+                     "yes" if info.adaptive else "no", "yes" if info.momentum else "no",
+                     _e(info.memory_note), _checked(info.reference)])
+    aliases = [[f"<code>{_e(e.name)}</code>",
+                f'<a href="{_e(e.alias_of)}.html">{_e(e.cls.__name__)}</a>',
+                _e(", ".join(f"{k}={v!r}" for k, v in e.preset.items()) or "(none)")]
+               for e in entries if e.alias_of]
+    return "\n".join([
+        _page_head("optimlab: the optimizers"),
+        "<h1>optimlab <small>the optimizers</small></h1>",
+        f"<p>Each of the {len(TABLE)} algorithms below is a drop-in "
+        "<code>torch.optim.Optimizer</code>: <code>optimlab.Adam(model.parameters(), "
+        'lr=1e-3)</code>, or by name <code>optimlab.create("adam", model.parameters())</code>. '
+        "Its page has the update rule, every argument with its default, what it can do "
+        "and when to use it, all read from the code. The tests check each one against an "
+        "implementation optimlab did not write (last column).</p>",
+        _table(["optimizer", "family", "year", "adaptive lr", "momentum", "extra memory",
+                "checked against"], rows, numeric=frozenset({2})),
+        "<h2>Other names</h2><p>Registry names for a class with preset arguments:</p>",
+        _table(["name", "class", "preset"], aliases),
+        _RENDER + "</body></html>\n",
+    ])
