@@ -202,6 +202,22 @@ def test_an_automatic_grid_is_extended_past_the_edge_its_best_rate_sits_on(tmp_p
     assert "were tried too" not in summary_table(store, fixed)
 
 
+def test_a_sweep_of_listed_members_names_no_extension(tmp_path):
+    # the advisor's sweeps list their members (each optimizer at rates of its own) and store
+    # lrs None: their rates off the automatic grid were chosen, not added by an edge
+    from optimlab.bench.report import summary_table
+    from optimlab.bench.sweep import train_members
+    from optimlab.bench.tasks import get
+    from optimlab.bench.trainer import Member
+
+    store = RunStore(tmp_path / "runs.db")
+    config = TrainConfig(steps=2, batch_size=64, eval_every=1, model="logreg")
+    members = [Member("adam", {"lr": lr}, 0) for lr in (0.0123, 0.0456)]
+    sweep = train_members(store, get("digits"), config, members)
+    assert len(store.list_runs(sweep)) == 2
+    assert "were tried too" not in summary_table(store, sweep)
+
+
 def test_extend_is_stored_only_where_it_departs_from_the_default():
     config = TrainConfig(steps=3)
     base = dict(task="digits", optimizers=("adam",), config=config)

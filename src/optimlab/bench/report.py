@@ -162,8 +162,11 @@ class _Sweep:
 
     def extension(self, name: str) -> list[float]:
         """The rates of ``name`` trained beyond the sweep's grid (the given one, or the
-        automatic one): those an edge made the sweep add (:mod:`.sweep`), low to high."""
+        automatic one): those an edge made the sweep add (:mod:`.sweep`), low to high; none
+        for a sweep of listed members (the advisor's) or a given grid not extended."""
         grid = self.config.get("lrs")
+        if "members" in self.config or (grid is not None and not self.config.get("extend")):
+            return []
         if grid is None:
             try:
                 grid = auto_lrs(name)
