@@ -85,6 +85,12 @@ def test_a_page_holds_the_rule_every_argument_and_its_default(docs, info):
         if param.default is not param.empty and not isinstance(param.default, type):
             assert f"<code>{_escaped(repr(param.default))}</code>" in row.group(1), name
     assert info.cls.__name__ in text and _escaped(info.paper) in text
+    # what it can do says what the constructor takes (Adagrad keeps no moment, yet its sum
+    # of squares can be compact)
+    for row, flag in (("compact state (state_precision=)", "state_precision"),
+                      ("fused kernel (fused=)", "fused")):
+        cell = re.search(rf"<td>{re.escape(row)}</td><td>(.*?)</td>", text).group(1)
+        assert cell.startswith("yes") == (flag in signature), (row, cell)
 
 
 def _escaped(text):

@@ -182,7 +182,8 @@ def _capabilities(info: Info) -> list[list[str]]:
         ("parameters", "matrices only" if caps.needs_matrix else "any shape"),
         ("parameter groups", "one only" if caps.single_group else "any number"),
         ("complex parameters", "yes, as their real view" if caps.complex else "no"),
-        ("compact state (state_precision=)", "yes" if caps.moments else "no"),
+        ("compact state (state_precision=)", "yes" if "state_precision" in
+         inspect.signature(info.cls.__init__).parameters else "no"),
         ("wraps another optimizer", f"yes (<code>{_e(caps.wraps)}=</code>)" if caps.wraps
          else "no"),
     ]
