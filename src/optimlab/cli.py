@@ -1060,7 +1060,7 @@ class _progress:
     the planned ones (a grid extended past its edge) grow the total and say so.
     """
 
-    def __init__(self, desc: str, groups: Sequence[tuple[int, int]]):
+    def __init__(self, desc: str, groups: Sequence[tuple[int, int]]) -> None:
         from tqdm import tqdm
 
         self.groups = [(int(ticks), int(runs)) for ticks, runs in groups]

@@ -143,7 +143,7 @@ class _Stepper:
     """One optimizer training one copy of the model on one fixed batch."""
 
     def __init__(self, task, model: str | None, batch_size: int | None, optimizer: str,
-                 hparams: Mapping):
+                 hparams: Mapping) -> None:
         from .trainer import _init_model
 
         self.model = _init_model(task, model, 0)

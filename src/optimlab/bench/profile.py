@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from .analysis import performance_profile, profile_score, time_to_target
 from .report import resolve_metric
 from .store import RunStore
 from .sweep import run_records
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Profile", "build_profile"]
 
@@ -56,7 +60,7 @@ class Profile:
         best), then the scores."""
         return text_table(*self.rows())
 
-    def plot(self):
+    def plot(self) -> Figure:
         """rho(tau) for every optimizer (matplotlib figure)."""
         from ..landscapes.plots import _pyplot
         from ..optim.palette import label_colors  # the catalog's colour of each optimizer

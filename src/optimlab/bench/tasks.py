@@ -191,7 +191,7 @@ class GRU(nn.Module):
     ``[B, T, H]`` (``[B, T, 2H]`` bidirectional: forward then reverse features).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False):
+    def __init__(self, input_size: int, hidden_size: int, bidirectional: bool = False) -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.bidirectional = bidirectional
@@ -361,7 +361,7 @@ def _mnist1d_arrays(args_json: str, cache_dir: str | None) -> dict[str, np.ndarr
 class _MNIST1DResMLP(nn.Module):
     """The paper's MLPBase: 40-100-100-10 ReLU with a skip around the middle layer."""
 
-    def __init__(self, n_in: int = 40, hidden: int = 100, n_out: int = 10):
+    def __init__(self, n_in: int = 40, hidden: int = 100, n_out: int = 10) -> None:
         super().__init__()
         self.linear1 = nn.Linear(n_in, hidden)
         self.linear2 = nn.Linear(hidden, hidden)
@@ -376,7 +376,7 @@ class _MNIST1DResMLP(nn.Module):
 class _MNIST1DCNN(nn.Module):
     """The paper's ConvBase: three strided Conv1d (length 40 -> 19 -> 10 -> 5), then linear."""
 
-    def __init__(self, channels: int = 25, length: int = 40, n_out: int = 10):
+    def __init__(self, channels: int = 25, length: int = 40, n_out: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv1d(1, channels, 5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
@@ -395,7 +395,7 @@ class _MNIST1DCNN(nn.Module):
 class _MNIST1DGRU(nn.Module):
     """The paper's GRUBase: a bidirectional GRU (hidden 6) over the 40 steps, all outputs -> linear."""
 
-    def __init__(self, hidden: int = 6, length: int = 40, n_out: int = 10):
+    def __init__(self, hidden: int = 6, length: int = 40, n_out: int = 10) -> None:
         super().__init__()
         self.gru = GRU(1, hidden, bidirectional=True)
         self.linear = nn.Linear(2 * hidden * length, n_out)
@@ -531,7 +531,7 @@ def _pydoc_corpus(max_chars: int) -> str:
 class _CharRNN(nn.Module):
     """Embedding -> GRU -> linear to the vocabulary: ``[B, T]`` ids -> ``[B, T, V]`` logits."""
 
-    def __init__(self, vocab: int, embedding: int = 32, hidden: int = 128):
+    def __init__(self, vocab: int, embedding: int = 32, hidden: int = 128) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, embedding)
         self.gru = GRU(embedding, hidden)
@@ -592,7 +592,7 @@ class _NoisyQuadratic(nn.Module):
     task's ``mse`` against zeros is DeepOBS's quadratic_deep loss.
     """
 
-    def __init__(self, root: Tensor, start: Tensor):
+    def __init__(self, root: Tensor, start: Tensor) -> None:
         super().__init__()
         self.theta = nn.Parameter(start.clone())
         self.register_buffer("root", root)

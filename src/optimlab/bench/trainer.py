@@ -215,7 +215,7 @@ class _EvalSets:
     """The ``(x, y)`` train and test pairs the last evaluation reads (``full``) and those the
     others read (``subset``), with whether the subset is in fact every example."""
 
-    def __init__(self, task, config: TrainConfig):
+    def __init__(self, task, config: TrainConfig) -> None:
         self.full = ((task.x_train, task.y_train), (task.x_test, task.y_test))
         subset = []
         for x, y in self.full:
@@ -279,7 +279,7 @@ class _BoundStackedLinear(nn.Module):
     """An ``nn.Linear`` of K stacked members, its ``weight`` ``[K, out, in]`` and ``bias``
     ``[K, out]`` (plain tensors) bound before each call."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.weight = self.bias = None
 
@@ -426,7 +426,7 @@ class _Average:
     ``swa_start * steps`` on; before that the evaluation uses the current weights.
     """
 
-    def __init__(self, config: TrainConfig, params: Sequence[Tensor]):
+    def __init__(self, config: TrainConfig, params: Sequence[Tensor]) -> None:
         self.config = config
         self.count = 0
         self.values = [p.detach().clone() for p in params] if config.averaging else None

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = ["Demo", "pyplot", "steps_text"]
 
 
@@ -33,7 +38,7 @@ class Demo:
     def table(self) -> str:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def plot(self):  # pragma: no cover - overridden
+    def plot(self) -> Figure:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def __str__(self) -> str:

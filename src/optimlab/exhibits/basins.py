@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from ..landscapes.functions import get as get_landscape
 from ..landscapes.race import DIVERGENCE_WIDTHS, run_starts
 from ..optim.registry import resolve
 from .base import Demo, pyplot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["BASIN_OPTIMIZERS", "BasinsDemo", "basins", "known_minima", "NOT_SETTLED",
            "DIVERGED", "BASIN_COLORS", "NOT_SETTLED_COLOR", "DIVERGED_COLOR", "basin_color"]
@@ -180,7 +184,7 @@ class BasinsDemo(Demo):
                 f"it ends within {self.radius:g} of it ({where}); fixed learning rates, the "
                 "same from every start"]
 
-    def plot(self):
+    def plot(self) -> Figure:
         from matplotlib.colors import ListedColormap
         from matplotlib.patches import Patch
 

@@ -4,6 +4,7 @@ least-squares problem, per update and per gradient evaluation."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +12,9 @@ import torch
 from .._table import text_table
 from ..optim.population import Population
 from .base import Demo, pyplot, steps_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["GD_VARIANTS", "GDRun", "GDVariantsDemo", "gd_variants"]
 
@@ -84,7 +88,7 @@ class GDVariantsDemo(Demo):
     def table(self) -> str:
         return text_table(*self.rows())
 
-    def plot(self):
+    def plot(self) -> Figure:
         plt = pyplot()
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained",
                                      sharey=True)

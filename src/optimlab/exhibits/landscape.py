@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from ..landscapes.functions import get as get_landscape
 from ..landscapes.race import race as run_race
 from ..landscapes.result import Race
 from .base import Demo, pyplot, steps_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["ILL_CONDITIONED_OPTIMIZERS", "RAVINE", "RAVINE_ROTATED", "SADDLE",
            "SADDLE_OPTIMIZERS", "AlignmentDemo", "IllConditionedDemo", "SaddleDemo",
@@ -244,7 +248,7 @@ class IllConditionedDemo(Demo):
         each ravine, beside SGD near its stability limit."""
         return _findings(self.race, self.rotated, "sgd, near limit")
 
-    def plot(self):
+    def plot(self) -> Figure:
         return _plot_pair(self.race, self.rotated, "The same ravine, axis-aligned and "
                           "turned by 45 degrees (same learning rates)")
 
@@ -322,7 +326,7 @@ class AlignmentDemo(Demo):
         SGD."""
         return _findings(self.aligned, self.rotated, "sgd")
 
-    def plot(self):
+    def plot(self) -> Figure:
         return _plot_pair(self.aligned, self.rotated, self.title)
 
 
@@ -419,7 +423,7 @@ class SaddleDemo(Demo):
         return text_table(["optimizer", "rule", "hyperparameters", "gradient noise",
                               f"first step |y|>{self.threshold:g}", "final f"], rows)
 
-    def plot(self):
+    def plot(self) -> Figure:
         plt = pyplot()
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
         (x0, x1), (y0, y1) = SADDLE.domain

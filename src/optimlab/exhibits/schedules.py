@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from .._table import text_table
 from ..optim.palette import color as optimizer_color
 from ..optim.population import Population
 from .base import Demo, pyplot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["EMADemo", "EffectiveLRDemo", "effective_lr", "ema"]
 
@@ -82,7 +86,7 @@ class EffectiveLRDemo(Demo):
         return text_table(["step", "Adagrad lr/sqrt(G)",
                               f"RMSprop (alpha {self.alpha:g}) lr/sqrt(v)"], rows)
 
-    def plot(self):
+    def plot(self) -> Figure:
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
         steps = np.arange(1, len(self.adagrad) + 1)
@@ -165,7 +169,7 @@ class EMADemo(Demo):
             rows.append(row)
         return text_table(headers, rows)
 
-    def plot(self):
+    def plot(self) -> Figure:
         plt = pyplot()
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained",
                                      gridspec_kw={"width_ratios": [2, 1]})

@@ -4,6 +4,7 @@ frequent one, where SGD gives both the same."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,6 +12,9 @@ import torch
 from .._table import text_table
 from ..optim import SGD, Adagrad
 from .base import Demo, pyplot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["SparseDemo", "sparse"]
 
@@ -64,7 +68,7 @@ class SparseDemo(Demo):
         return text_table(["feature", "present in", "samples seen", "true w", "SGD w",
                               "Adagrad w", "SGD eff. lr", "Adagrad eff. lr"], rows)
 
-    def plot(self):
+    def plot(self) -> Figure:
         plt = pyplot()
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
         styles = {"sgd": ("--", "SGD"), "adagrad": ("-", "Adagrad")}

@@ -5,9 +5,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .result import Race
 
 __all__ = ["Landscape", "CHALLENGES"]
 
@@ -101,13 +107,13 @@ class Landscape:
         diff = x.unsqueeze(-2) - self.minima_tensor.to(x)
         return torch.linalg.vector_norm(diff, dim=-1).min(dim=-1).values
 
-    def plot_surface(self, race=None, **kwargs):
+    def plot_surface(self, race: Race | None = None, **kwargs: Any) -> Figure:
         """A 3-D surface of a 2-D landscape, with the paths of ``race`` if given."""
         from .plots import plot_surface
 
         return plot_surface(self, race=race, **kwargs)
 
-    def plot(self, **kwargs):
+    def plot(self, **kwargs: Any) -> Figure:
         """Filled contours of a 2-D landscape with its minima and start marked."""
         from .plots import plot_landscape
 

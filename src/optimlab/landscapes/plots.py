@@ -433,7 +433,7 @@ def _backdrop_class():
     class Backdrop(Artist):
         """Pixels drawn as they are at the canvas origin (cheaper than a resampled figimage)."""
 
-        def __init__(self, rgba):
+        def __init__(self, rgba) -> None:
             super().__init__()
             self.rgba = np.ascontiguousarray(rgba[::-1])  # draw_image wants the bottom row first
             self.set_zorder(-10)

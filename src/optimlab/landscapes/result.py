@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._table import text_table
 from .base import Landscape
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["Race", "RaceMetrics"]
 
@@ -166,13 +171,13 @@ class Race:
             parts.append(text)
         return ", ".join(parts)
 
-    def plot(self, **kwargs):
+    def plot(self, **kwargs: Any) -> Figure:
         """Contours with one path per optimizer and a loss-vs-step panel (matplotlib)."""
         from .plots import plot_race
 
         return plot_race(self, **kwargs)
 
-    def animate(self, path, **kwargs):
+    def animate(self, path: str | Path, **kwargs: Any) -> list[Path]:
         """Write an animation of the race: a GIF, and an MP4 beside it when ffmpeg exists."""
         from .plots import animate_race
 

@@ -98,7 +98,7 @@ class AdaBelief(RuleOptimizer):
                                 fusable=True)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-16, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)

@@ -84,7 +84,7 @@ class Adadelta(RuleOptimizer):
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  maximize=False, fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
-                 state_precision=None):
+                 state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("rho", rho, 0.0, 1.0, high_open=False)
         check_range("eps", eps, 0.0)

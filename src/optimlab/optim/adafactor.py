@@ -138,7 +138,7 @@ class Adafactor(RuleOptimizer):
     update = staticmethod(update)
 
     def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
-                 weight_decay=0.0, *, foreach=None, maximize=False, skip_nonfinite=False):
+                 weight_decay=0.0, *, foreach=None, maximize=False, skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         check_range("beta2_decay", beta2_decay, None, 0.0, high_open=False)
         if not isinstance(eps, (tuple, list)) or len(eps) != 2:

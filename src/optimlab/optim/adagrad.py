@@ -108,7 +108,7 @@ class Adagrad(RuleOptimizer):
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
                  initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,
-                 fused=None, differentiable=False, skip_nonfinite=False, state_precision=None):
+                 fused=None, differentiable=False, skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("lr_decay", lr_decay, 0.0)
         check_range("weight_decay", weight_decay, 0.0)

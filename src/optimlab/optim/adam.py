@@ -130,7 +130,7 @@ class Adam(RuleOptimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
                  fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
-                 state_precision=None, cautious=False):
+                 state_precision=None, cautious=False) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas, same_kind=True)  # as torch.optim.Adam and AdamW
         check_range("eps", eps, 0.0)
@@ -176,7 +176,7 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False, *, maximize=False, foreach=None, fused=None, capturable=False,
                  differentiable=False, skip_nonfinite=False, state_precision=None,
-                 cautious=False):
+                 cautious=False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, foreach=foreach, maximize=maximize, fused=fused,
                          decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite,

@@ -194,7 +194,7 @@ class AdamMini(RuleOptimizer):
     update = staticmethod(update)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, *,
-                 partition="row", maximize=False, skip_nonfinite=False):
+                 partition="row", maximize=False, skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)

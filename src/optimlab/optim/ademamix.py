@@ -174,7 +174,7 @@ class AdEMAMix(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=5.0,
                  t_alpha_beta3=None, eps=1e-8, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         if not isinstance(betas, (tuple, list)) or len(betas) != 3:
             raise ValueError(f"betas must be a triple (beta1, beta2, beta3), got {_short(betas)}")

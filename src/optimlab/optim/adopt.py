@@ -133,7 +133,7 @@ class ADOPT(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0,
                  decoupled=False, clip=True, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # eps floors a divisor: 0 would give 0/0 for a coordinate whose gradients are all 0

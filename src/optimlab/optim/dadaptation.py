@@ -343,7 +343,7 @@ class DAdaptAdam(_DAdapt):
     def __init__(self, params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  log_every=0, decouple=False, use_bias_correction=False, d0=1e-6,
                  growth_rate=None, fsdp_in_use=False, *, maximize=False, skip_nonfinite=False,
-                 state_precision=None):
+                 state_precision=None) -> None:
         check_betas(betas)
         check_range("eps", eps, 0.0, low_open=True)
         _check_common(lr, weight_decay, log_every, d0, growth_rate, fsdp_in_use,
@@ -487,7 +487,7 @@ class DAdaptSGD(_DAdapt):
     update = staticmethod(sgd_update)
 
     def __init__(self, params, lr=1.0, momentum=0.0, weight_decay=0.0, log_every=0, d0=1e-6,
-                 growth_rate=None, fsdp_in_use=False, *, maximize=False, skip_nonfinite=False):
+                 growth_rate=None, fsdp_in_use=False, *, maximize=False, skip_nonfinite=False) -> None:
         # momentum 1 would leave the parameters where they start
         check_range("momentum", momentum, 0.0, 1.0)
         _check_common(lr, weight_decay, log_every, d0, growth_rate, fsdp_in_use)

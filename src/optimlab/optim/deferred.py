@@ -97,7 +97,7 @@ class ListRef:
 
     __slots__ = ("items", "name", "flat")
 
-    def __init__(self, items: list[Tensor], name: str):
+    def __init__(self, items: list[Tensor], name: str) -> None:
         self.items, self.name = items, name
         #: the tensors gathered into one flat buffer, once the graph decided to
         self.flat: Tensor | None = None
@@ -113,7 +113,7 @@ class Node:
 
     __slots__ = ("fn", "args", "kwargs", "dtype", "value")
 
-    def __init__(self, fn: Callable, args: tuple, kwargs: dict, dtype: torch.dtype):
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict, dtype: torch.dtype) -> None:
         self.fn, self.args, self.kwargs, self.dtype = fn, args, kwargs, dtype
         self.value: Tensor | None = None
 
@@ -174,7 +174,7 @@ class Graph:
     """
 
     def __init__(self, numel: int, device: torch.device, views: Callable[[Tensor], list],
-                 pool: list[Tensor], arena: Any = None):
+                 pool: list[Tensor], arena: Any = None) -> None:
         self.numel, self.device, self.views, self.pool = numel, device, views, pool
         self.arena = arena
         self.nodes: list[Node] = []

@@ -57,7 +57,7 @@ class Engine:
     """
 
     def __init__(self, init: Callable[..., dict], update: Callable[..., Any],
-                 capabilities: Capabilities, name: str):
+                 capabilities: Capabilities, name: str) -> None:
         self.init, self.update = init, update
         self.capabilities, self.name = capabilities, name
         #: fused plans by the caller's key (a param group, a population)
@@ -354,7 +354,7 @@ class _MultiBatch:
     ``torch.optim``.
     """
 
-    def __init__(self, members: list, kinds: tuple):
+    def __init__(self, members: list, kinds: tuple) -> None:
         self.params = [p for p, _, _ in members]
         self.states = [s for _, _, s in members]
         self.weights = [w for _, w, _ in members]
@@ -453,7 +453,7 @@ class _MultiBatch:
 class _MultiPlan:
     """A group's multi-tensor batches, valid while what they were built from stays the same."""
 
-    def __init__(self, engine: Engine, params: list[Tensor], states: Any, hp: dict):
+    def __init__(self, engine: Engine, params: list[Tensor], states: Any, hp: dict) -> None:
         by_layout: dict[tuple, list] = {}
         for p in params:
             weight = real(p)
@@ -506,7 +506,7 @@ class _FusedBatch:
     them as one column.
     """
 
-    def __init__(self, kernel: kernels.Kernel, params: list[Tensor], states: list[dict]):
+    def __init__(self, kernel: kernels.Kernel, params: list[Tensor], states: list[dict]) -> None:
         layout = kernel.layout
         self.kernel, self.params = kernel, params
         weights = [real(p) for p in params]
@@ -558,7 +558,7 @@ class _FusedPlan:
     """A group's fused step, valid while what it was built from stays the same."""
 
     def __init__(self, states: Any, params: list[Tensor], hp: dict,
-                 batches: list[_FusedBatch], rest: list[Tensor]):
+                 batches: list[_FusedBatch], rest: list[Tensor]) -> None:
         self.batches, self.rest = batches, rest
         self.key = self._key(states, params)
         self.structure = self._structure(hp)
@@ -609,7 +609,7 @@ class _MemberPlan:
     REVERSED = True
 
     def __init__(self, kernel: kernels.Kernel, params: Sequence[Tensor], states: list[dict],
-                 rows: Tensor):
+                 rows: Tensor) -> None:
         layout = kernel.layout
         self.layout = layout
         self.reversed = self.REVERSED

@@ -148,7 +148,7 @@ class LaProp(RuleOptimizer):
 
     def __init__(self, params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
                  decoupled_weight_decay=True, amsgrad=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None, cautious=False):
+                 skip_nonfinite=False, state_precision=None, cautious=False) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # eps is the only floor of the divisor: 0 would give 0/0 where every gradient so far

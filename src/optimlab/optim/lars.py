@@ -135,7 +135,7 @@ class LARS(RuleOptimizer):
 
     def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0.0, trust_coefficient=0.001,
                  eps=0.0, nesterov=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)

@@ -70,7 +70,7 @@ def _is_stationary(grad: Tensor, tolerance_grad: float) -> Tensor:
 class _Objective:
     """The closure seen as f(theta) and its flat gradient, negated for ``maximize``."""
 
-    def __init__(self, closure: Callable[[], Any], params: list[Tensor], maximize: bool):
+    def __init__(self, closure: Callable[[], Any], params: list[Tensor], maximize: bool) -> None:
         self.closure = closure
         self.params = params
         self.maximize = maximize

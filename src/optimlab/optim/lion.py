@@ -105,7 +105,7 @@ class Lion(RuleOptimizer):
 
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *,
                  maximize=False, fused=None, skip_nonfinite=False, state_precision=None,
-                 cautious=False):
+                 cautious=False) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("weight_decay", weight_decay, 0.0)

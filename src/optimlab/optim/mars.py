@@ -160,7 +160,7 @@ class MARS(RuleOptimizer):
 
     def __init__(self, params, lr=3e-3, betas=(0.95, 0.99), gamma=0.025, mars_type="adamw",
                  eps=1e-8, weight_decay=0.0, amsgrad=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("gamma", gamma, 0.0)

@@ -50,7 +50,7 @@ class Layout:
 
     __slots__ = ("shapes", "sizes", "numel", "_sizes_tensor")
 
-    def __init__(self, shapes: Sequence[torch.Size]):
+    def __init__(self, shapes: Sequence[torch.Size]) -> None:
         self.shapes = list(shapes)
         self.sizes = [int(torch.Size(s).numel()) for s in self.shapes]
         self.numel = sum(self.sizes)
@@ -90,7 +90,7 @@ class TensorList:
 
     def __init__(self, items: Sequence[Tensor] | None = None, *, flat: Tensor | None = None,
                  layout: Layout | None = None, scalars: bool = False,
-                 node: deferred.Node | None = None):
+                 node: deferred.Node | None = None) -> None:
         if items is None and node is None and (flat is None or layout is None):
             raise ValueError("a TensorList needs its tensors, or a flat buffer and a layout")
         if node is not None and layout is None:
@@ -287,7 +287,7 @@ class Arena:
     outlives the step (it became state) is given up with :meth:`release`.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.slots: list[Tensor | None] = []
         self.cursor = 0
 

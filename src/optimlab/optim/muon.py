@@ -167,7 +167,7 @@ class Muon(RuleOptimizer):
     def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
                  ns_coefficients=(DEFAULT_A, DEFAULT_B, DEFAULT_C), eps=EPS,
                  ns_steps=DEFAULT_NS_STEPS, adjust_lr_fn=None, *, maximize=False,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         check_range("momentum", momentum, 0.0)

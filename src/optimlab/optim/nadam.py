@@ -138,7 +138,7 @@ class NAdam(RuleOptimizer):
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
-                 state_precision=None):
+                 state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)

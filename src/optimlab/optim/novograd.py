@@ -126,7 +126,7 @@ class NovoGrad(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.95, 0.98), eps=1e-8, weight_decay=0.0,
                  grad_averaging=False, *, maximize=False, fused=None, skip_nonfinite=False,
-                 state_precision=None):
+                 state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # the root's only floor: 0 would give 0/0 for a tensor whose gradient is all zero

@@ -59,7 +59,7 @@ class Population:
             path, True requires the C call and makes :meth:`step` raise where it cannot.
     """
 
-    def __init__(self, name: str, params: Sequence[Tensor], hparams: dict | None = None):
+    def __init__(self, name: str, params: Sequence[Tensor], hparams: dict | None = None) -> None:
         self.entry = resolve(name)
         self.cls = self.entry.cls
         self.params = list(params)

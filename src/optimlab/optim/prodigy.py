@@ -211,7 +211,7 @@ class Prodigy(RuleOptimizer):
                  weight_decay=0.0, decouple=True, use_bias_correction=False,
                  safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=None,
                  fsdp_in_use=False, slice_p=1, *, maximize=False, skip_nonfinite=False,
-                 state_precision=None):
+                 state_precision=None) -> None:
         # prodigyopt refuses lr = 0, eps = 0 and d0 = 0 too
         check_range("lr", lr, 0.0, low_open=True)
         check_betas(betas)

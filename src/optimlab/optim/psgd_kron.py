@@ -378,7 +378,7 @@ class PSGDKron(RuleOptimizer):
                  min_ndim_triangular=2, memory_save_mode=None,
                  momentum_into_precondition_update=True, precondition_lr=0.1,
                  precondition_init_scale=1.0, seed=0, *, maximize=False,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)

@@ -96,7 +96,7 @@ class Rprop(RuleOptimizer):
 
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
                  maximize=False, foreach=None, fused=None, capturable=False, differentiable=False,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         check_pair("etas", etas, None)
         check_range("etas[0]", etas[0], 0.0, 1.0, low_open=True)

@@ -99,7 +99,7 @@ class Counters:
     unless every state has a 0-d CPU counter.
     """
 
-    def __init__(self, states: list[dict]):
+    def __init__(self, states: list[dict]) -> None:
         counters = [state.get("step") for state in states]
         if any(not isinstance(c, Tensor) or c.dim() != 0 or c.device.type != "cpu"
                or c.requires_grad for c in counters):
@@ -120,7 +120,7 @@ class SparseAdd:
 
     __slots__ = ("base", "delta", "alpha")
 
-    def __init__(self, base: Tensor, delta: Tensor, alpha: float = 1):
+    def __init__(self, base: Tensor, delta: Tensor, alpha: float = 1) -> None:
         self.base, self.delta, self.alpha = base, delta, alpha
 
     def dense(self) -> Tensor:

@@ -217,7 +217,7 @@ class ScheduleFreeAdamW(ScheduleFree):
 
     def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  warmup_steps=0, r=0.0, weight_lr_power=2.0, *, maximize=False, foreach=None,
-                 fused=None, skip_nonfinite=False):
+                 fused=None, skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)

@@ -105,7 +105,7 @@ class ScheduleFreeSGD(ScheduleFree):
     update = staticmethod(update)
 
     def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0,
-                 weight_lr_power=2.0, *, maximize=False, fused=None, skip_nonfinite=False):
+                 weight_lr_power=2.0, *, maximize=False, fused=None, skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         # 0 would make x unrecoverable from y and z (eval divides by it), as in the reference
         check_range("momentum", momentum, 0.0, 1.0, low_open=True)

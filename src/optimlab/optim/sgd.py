@@ -84,7 +84,7 @@ class SGD(RuleOptimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, fused=None,
-                 differentiable=False, skip_nonfinite=False, state_precision=None):
+                 differentiable=False, skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0)
         check_range("dampening", dampening, None)

@@ -275,7 +275,7 @@ class Shampoo(RuleOptimizer):
                  graft_eps=1e-10, weight_decay=0.0, decoupled_weight_decay=False,
                  nesterov=True, start_preconditioning_step=5, precondition_frequency=1,
                  max_precondition_dim=4096, *, maximize=False, skip_nonfinite=False,
-                 state_precision=None):
+                 state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")

@@ -83,7 +83,7 @@ class Signum(RuleOptimizer):
     capabilities = Capabilities(moments=("momentum_buffer",), fusable=True)
 
     def __init__(self, params, lr=1e-4, momentum=0.9, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)

@@ -275,7 +275,7 @@ class SOAP(RuleOptimizer):
     def __init__(self, params, lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, eps=1e-8,
                  weight_decay=1e-2, precondition_frequency=10, max_precondition_dim=10000,
                  precondition_1d=False, correct_bias=True, *, maximize=False,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         if shampoo_beta is not None:

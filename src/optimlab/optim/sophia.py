@@ -245,7 +245,7 @@ class Sophia(RuleOptimizer):
 
     def __init__(self, params, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12,
                  weight_decay=0.0, update_interval=10, distribution="gaussian", seed=0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None):
+                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("gamma", gamma, 0.0)

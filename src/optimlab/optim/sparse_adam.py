@@ -135,7 +135,7 @@ class SparseAdam(RuleOptimizer):
                                 fusable=False, complex=False)
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False, *,
-                 skip_nonfinite=False):
+                 skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0, low_open=True)
         check_range("eps", eps, 0.0, low_open=True)
         check_betas(betas)

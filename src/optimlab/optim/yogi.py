@@ -116,7 +116,7 @@ class Yogi(RuleOptimizer):
 
     def __init__(self, params, lr=1e-2, betas=(0.9, 0.999), eps=1e-3,
                  initial_accumulator_value=1e-6, weight_decay=0, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None):
+                 skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("eps", eps, 0.0)

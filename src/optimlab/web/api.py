@@ -73,7 +73,7 @@ def colors() -> dict[str, str]:
 class RequestError(ValueError):
     """A request the playground refuses: ``loc`` is the field (a tuple of keys/indices)."""
 
-    def __init__(self, loc: Sequence, message: str, status: int = 422):
+    def __init__(self, loc: Sequence, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.loc = tuple(loc)
         self.status = status

@@ -47,7 +47,7 @@ class HyperparameterError(ValueError):
     ``key`` names the hyperparameter (None when the error is about the whole set).
     """
 
-    def __init__(self, message: str, key: str | None = None):
+    def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
 

@@ -259,7 +259,7 @@ class Kernel:
     """
 
     def __init__(self, update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
-                 maximize: bool, zero: frozenset, slots: list[str]):
+                 maximize: bool, zero: frozenset, slots: list[str]) -> None:
         self.layout, self.dtype = layout, dtype
         self.slots = [s for s in slots if s not in zero]
         constants = {s: 0.0 for s in zero}
@@ -338,7 +338,7 @@ class Launch:
     views, which cost about a microsecond where a torch indexing op costs ten.
     """
 
-    def __init__(self, kernel: Kernel, ptrs: Tensor, numel: Tensor):
+    def __init__(self, kernel: Kernel, ptrs: Tensor, numel: Tensor) -> None:
         self.kernel = kernel
         self.ptrs = ptrs.contiguous()
         self.ptrs_np = self.ptrs.numpy()

@@ -122,7 +122,7 @@ class SAM(TorchOptimizer):
         return cls(params, base_optimizer=base, **kwargs)
 
     def __init__(self, params, base_optimizer=SGD, rho=0.05, adaptive=False, *,
-                 maximize=False, **base_kwargs):
+                 maximize=False, **base_kwargs) -> None:
         check_range("rho", rho, 0.0)
         if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
             raise TypeError(
