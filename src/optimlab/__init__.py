@@ -15,8 +15,18 @@ command line can answer ``optimlab list`` without waiting for torch.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers see (PEP 561: this package ships py.typed); at run
+    # time the same names come from __getattr__ below, on first access
+    from . import exhibits as exhibits
+    from . import landscapes as landscapes
+    from . import optim as optim
+    from .bench.advisor import advise as advise
+    from .landscapes import race as race
+    from .optim import *  # noqa: F403
 
 # ``optimlab.optim.__all__``, written out so that naming them needs no import (a test keeps
 # the two lists equal).
