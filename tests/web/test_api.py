@@ -670,6 +670,37 @@ def test_sweeps_without_a_model_or_name_list_as_null(tmp_path):
             assert detail["sweep"] == sweep
 
 
+def test_the_reference_is_served_under_the_pages_headers(client):
+    index = client.get("/docs/")
+    assert index.status_code == 200 and "the optimizers" in index.text
+    assert "script-src 'self'" in index.headers["content-security-policy"]
+    # every card's link (an alias: its class's page) answers
+    for o in client.get("/api/optimizers").json():
+        page = client.get(f"/docs/{o['alias_of'] or o['name']}.html")
+        assert page.status_code == 200 and o["cls"] in page.text, o["name"]
+        assert "<script>" not in page.text  # no inline script: the policy would block it
+    assert client.get("/docs/render.js").status_code == 200
+    assert client.get("/docs/katex/katex.min.js").status_code == 200
+    assert client.get("/docs/nosuch.html").status_code == 404
+    assert client.get("/docs/../server.py").status_code == 404
+
+
+def test_the_playground_starts_without_the_reference_where_it_cannot_write_it(monkeypatch,
+                                                                                 capsys):
+    from fastapi.testclient import TestClient
+
+    from optimlab.web import server
+
+    def refuse(**_):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(server.tempfile, "TemporaryDirectory", refuse)
+    with TestClient(server.create_app(warm=False), base_url=LOCAL) as fresh:
+        assert fresh.get("/").status_code == 200
+        assert fresh.get("/docs/adam.html").status_code == 404
+    assert "the optimizer reference is not served" in capsys.readouterr().err
+
+
 def test_a_missing_store_has_no_sweeps(tmp_path):
     from fastapi.testclient import TestClient
 

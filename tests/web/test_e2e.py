@@ -376,6 +376,14 @@ def test_the_info_button_shows_the_card_without_choosing_the_optimizer(page):
     page.click(".opt[data-name='adam'] .info-btn")
     _until(page, "document.getElementById('info-adam').classList.contains('flash')")
     assert not page.evaluate("document.getElementById('about').open")
+    # the card links to the class's reference page, which the server keeps at /docs/ and
+    # which renders its math under the page's Content-Security-Policy (no inline script)
+    link = page.get_attribute("#info-adam a.reference", "href")
+    assert link == "/docs/adam.html"
+    page.goto(page.base + link)
+    page.wait_for_selector(".math .katex-display")
+    assert page.locator(".math-error").count() == 0
+    assert page.locator("[data-latex] .katex").count() == page.locator("[data-latex]").count()
 
 
 def test_before_the_first_race_the_axes_and_every_label_read_whole(page):

@@ -77,9 +77,14 @@ def test_errors_keep_the_api_format(client):
     assert client.delete("/api/limits").headers["allow"] == "GET"
 
 
-def test_no_docs_page_and_nothing_from_a_cdn(client):
-    for path in ("/api/docs", "/api/redoc", "/docs", "/redoc", "/docs/oauth2-redirect"):
+def test_no_api_docs_page_and_nothing_from_a_cdn(client):
+    # no Swagger UI or ReDoc (they load from a CDN); /docs/ is the optimizer reference
+    for path in ("/api/docs", "/api/redoc", "/redoc", "/docs/oauth2-redirect"):
         assert client.get(path).status_code == 404, path
+    for path in ("/docs", "/docs/"):
+        reference = client.get(path)
+        assert reference.status_code == 200 and "the optimizers" in reference.text, path
+        assert "swagger" not in reference.text.lower() and "cdn" not in reference.text.lower()
     schema = client.get("/api/openapi.json")
     assert schema.status_code == 200 and schema.json()["paths"]
     assert "cdn" not in schema.text.lower()

@@ -8,7 +8,10 @@
   ``.. math::`` block, its arguments with their defaults (the docstring's ``Args:`` section,
   :attr:`~optimlab.optim.catalog.Info.arguments`), what it can do (its capability record),
   when to use it and what it costs, its example, and the names that build it;
-* ``katex/``: the KaTeX this package vendors, which renders the math when a page opens.
+* ``katex/``: the KaTeX this package vendors, and ``render.js``, which renders the math
+  when a page opens (a file rather than an inline script, so the playground can serve the
+  pages under its Content-Security-Policy: ``optimlab serve`` keeps them at ``/docs/`` and
+  links each optimizer's card to its page).
 
 Everything comes from the catalog and the classes, so a page cannot drift from the code;
 nothing is fetched from the network (the pages open from disk, offline). The only
@@ -55,9 +58,10 @@ dt { font-weight: 600; margin-top: .6rem; }
 dd { margin-left: 1.2rem; }
 """
 
-#: the script at the end of every page: render each .math block and inline formula
-_RENDER = """\
-<script>
+#: ``render.js``, which every page runs once it is parsed: each .math block and inline
+#: formula through KaTeX (a file, not an inline script, so the playground can serve the
+#: pages under its Content-Security-Policy, which allows no inline script)
+_RENDER_JS = """\
 document.querySelectorAll("[data-latex]").forEach((el) => {
   const display = el.classList.contains("math");
   try {
@@ -67,7 +71,7 @@ document.querySelectorAll("[data-latex]").forEach((el) => {
     el.classList.add("math-error");
   }
 });
-</script>"""
+"""
 
 
 def page_name(info: Info) -> str:
@@ -85,6 +89,7 @@ def write_docs(out: str | Path) -> Path:
         shutil.rmtree(katex)
     shutil.copytree(KATEX_DIR, katex)
     (out / "style.css").write_text(_CSS, encoding="utf-8")
+    (out / "render.js").write_text(_RENDER_JS, encoding="utf-8")
     entries = available()
     for info in TABLE:
         aliases = [e for e in entries if e.alias_of == info.name]
@@ -130,9 +135,11 @@ def _page_head(title: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{_e(title)}</title>"
+            f'<link rel="icon" href="data:,">'  # no request for a favicon
             f'<link rel="stylesheet" href="katex/katex.min.css">'
             f'<link rel="stylesheet" href="style.css">'
-            f'<script src="katex/katex.min.js"></script></head><body>')
+            f'<script defer src="katex/katex.min.js"></script>'
+            f'<script defer src="render.js"></script></head><body>')
 
 
 def _table(headers: list[str] | None, rows: list[list[str]],
@@ -257,7 +264,7 @@ def _page(info: Info, aliases: list[Entry]) -> str:
         parts.append("<h2>Other names</h2><p>Registry names that build this class with "
                      "preset arguments (<code>optimlab.create(name, params)</code>):</p>"
                      + _table(["name", "preset", "what it is"], rows))
-    parts.append(_RENDER + "</body></html>\n")
+    parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
@@ -286,5 +293,5 @@ def _index(entries: list[Entry]) -> str:
                 "checked against"], rows, numeric=frozenset({2})),
         "<h2>Other names</h2><p>Registry names for a class with preset arguments:</p>",
         _table(["name", "class", "preset"], aliases),
-        _RENDER + "</body></html>\n",
+        "</body></html>\n",
     ])

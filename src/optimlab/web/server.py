@@ -29,11 +29,13 @@ Endpoints (all JSON; limits in :mod:`optimlab.web.models`):
 A request outside the limits gets 422 with ``{"message": "...", "detail": [...]}``:
 ``message`` says which field and why in one line, ``detail`` lists ``loc``/``msg``/``type``
 per problem (as FastAPI does). An unknown sweep or file is 404. The OpenAPI schema
-(``/api/openapi.json``) states every limit (:mod:`optimlab.web.models`); there is no docs
-page, since Swagger UI would load from a CDN.
+(``/api/openapi.json``) states every limit (:mod:`optimlab.web.models`); there is no API
+docs page, since Swagger UI would load from a CDN.
 
 The page (``/``) and its files come from this package's ``static`` folder only;
 ``/static/plotly.min.js`` is the installed ``plotly`` package's own bundle.
+``/docs/`` serves the optimizer reference (:mod:`optimlab.web.docs`, what ``optimlab docs``
+writes): ``/docs/adam.html`` and the others, linked from each optimizer's card.
 
 Exposure: the server answers only requests whose ``Host`` header names the address it was
 started on (loopback by default: ``127.0.0.1``, ``localhost``, ``[::1]``), so a web page
@@ -49,6 +51,7 @@ import ipaddress
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -69,6 +72,7 @@ from ..landscapes import get as get_landscape_by_name
 from ..optim.registry import resolve
 from . import api, models
 from . import hparams as hp
+from .docs import write_docs
 from .models import (
     MAX_ID,
     BasinsResponse,
@@ -486,6 +490,16 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
         response.headers["Cache-Control"] = "public, max-age=86400"
         return response
 
+    # the optimizer reference (optimlab docs), written once per app into a folder of its
+    # own (27 ms; removed with the app), under the same headers as the page; where no
+    # temporary folder can be written the playground goes on without it
+    try:
+        app.state.docs = tempfile.TemporaryDirectory(prefix="optimlab-docs-")
+        write_docs(app.state.docs.name)
+    except OSError as err:
+        print(f"optimlab serve: the optimizer reference is not served ({err})", file=sys.stderr)
+    else:
+        app.mount("/docs", StaticFiles(directory=app.state.docs.name, html=True), name="docs")
     # everything else under /static comes from the package folder (StaticFiles refuses any
     # path that resolves outside it, and follows no symlinks)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,7 +1,8 @@
 /* "The optimizers in this race": one card per chosen optimizer, from the catalog (summary,
- * paper, update rule rendered by KaTeX, when to use it, pros, cons, tuning, memory), and
- * showInfo, which the "?" buttons use: the card of a chosen optimizer is scrolled to, that
- * of any other is shown in a dialog, without choosing it.
+ * paper, update rule rendered by KaTeX, when to use it, pros, cons, tuning, memory, and a
+ * link to its class's page of the reference under /docs/), and showInfo, which the "?"
+ * buttons use: the card of a chosen optimizer is scrolled to, that of any other is shown
+ * in a dialog, without choosing it.
  */
 
 import { $, el } from "./dom.js";
@@ -29,7 +30,10 @@ function card(name, id) {
       el("dt", { text: "pros" }), el("dd", { text: o.strengths }),
       el("dt", { text: "cons" }), el("dd", { text: o.weaknesses }),
       el("dt", { text: "tuning" }), el("dd", { text: o.tuning }),
-      el("dt", { text: "memory" }), el("dd", { text: o.memory_note })));
+      el("dt", { text: "memory" }), el("dd", { text: o.memory_note })),
+    // the class's page of the reference the server keeps at /docs/ (an alias: its class's)
+    el("p", { class: "meta" }, el("a", { class: "reference", href: `/docs/${o.alias_of || name}.html`,
+      target: "_blank", rel: "noopener", text: `${o.cls}: arguments, defaults and the full reference` })));
 }
 
 export function renderInfo() {
