@@ -140,12 +140,6 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _text(value: Any) -> str | None:
-    """A text cell of a store's DataFrame: None where it is missing (pandas 3 reads a
-    missing string as NaN, which JSON cannot hold)."""
-    return value if isinstance(value, str) else None
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
@@ -661,8 +655,9 @@ def sweeps(db_path) -> list[dict]:
     out = []
     for row in frame.to_dict("records"):
         config = row["config"] or {}
-        out.append({"id": int(row["sweep_id"]), "name": _text(row["name"]),
-                    "task": _text(row["task"]), "model": _text(row["model"]),
+        # pandas 3 reads a missing text cell as NaN, which _jsonable makes null
+        out.append({"id": int(row["sweep_id"]), "name": _jsonable(row["name"]),
+                    "task": _jsonable(row["task"]), "model": _jsonable(row["model"]),
                     "created_at": row["created_at"].isoformat(),
                     "counts": {status: int(row[f"n_{status}"]) for status in STATUSES},
                     "optimizers": [str(o) for o in config.get("optimizers") or []]})
