@@ -76,7 +76,7 @@ def test_an_opt_out_or_the_users_own_thresholds_win(env):
     assert got["after"] > got["default"] / 2, got  # glibc's own behaviour, unchanged
 
 
-def test_both_engines_ask_for_it(monkeypatch):
+def test_both_engines_and_the_batched_evaluation_ask_for_it(monkeypatch):
     from optimlab.bench import trainer
     from optimlab.bench.trainer import Member, TrainConfig
     from tests.bench.toy import ToyTask
@@ -87,3 +87,10 @@ def test_both_engines_ask_for_it(monkeypatch):
     trainer.train_population(ToyTask(), config, [Member("sgd", {"lr": 0.1}, seed=0)])
     trainer.train_sequential(ToyTask(), config, [Member("sgd", {"lr": 0.1}, seed=0)])
     assert calls == [1, 1]
+    # a loss landscape's grid is evaluated by population_scores alone, with no training
+    # before it in the process (benchmarks/slice_speed.py)
+    task = ToyTask()
+    template = task.make_model(None)
+    weights = [p.detach().unsqueeze(0).repeat(3, *[1] * p.dim()) for p in template.parameters()]
+    loss, _ = trainer.population_scores(task, template, weights, task.x_test, task.y_test)
+    assert loss.shape == (3,) and calls == [1, 1, 1]
