@@ -17,8 +17,9 @@ glibc's defaults; the population engine was 1.14x faster for it.
 up: blocks up to :data:`MMAP_THRESHOLD` come from the heap, and up to :data:`TRIM_THRESHOLD`
 of free heap is kept for reuse. Both training engines call it, so a comparison between them
 runs under the same allocator, and so does the batched evaluation of any stack of weights
-(``trainer.population_scores``, a loss landscape's grid). It does nothing where the C library is not glibc, where the
-environment already sets either threshold, or where ``OPTIMLAB_KEEP_FREED_MEMORY=0``.
+(``trainer.population_scores``, a loss landscape's grid). It does nothing where the C
+library is not glibc, where the environment already sets either threshold, or where
+``OPTIMLAB_KEEP_FREED_MEMORY=0``.
 """
 
 from __future__ import annotations
