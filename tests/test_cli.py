@@ -404,6 +404,24 @@ def test_bench_says_what_it_does_on_a_terminal(tmp_path, capsys, monkeypatch):
     assert sys.stderr.getvalue() == ""
 
 
+def test_a_long_race_shows_its_progress_on_a_terminal(capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr(cli, "RACE_PROGRESS_DELAY", 0.0)  # a race of the suite is quick
+    assert main(["race", "rosenbrock", "--optimizers", "adagrad", "--steps", "40",
+                 "--tune"]) == 0
+    text = terminal.getvalue()
+    # 17 tuned rates; Adagrad's best is on the grid's top edge, so a round of rates is added
+    assert "race on rosenbrock" in text and "runs done 17/17" in text
+    assert "extending the grid past an edge" in text and "80/80" in text
+    assert "so 1.78, 3.16, 5.62, 10 were tried too" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: nothing
+    assert main(["race", "quadratic", "--optimizers", "gd", "--steps", "40"]) == 0
+    assert sys.stderr.getvalue() == ""
+
+
 def test_profile_across_sweeps(tmp_path, capsys):
     db = str(tmp_path / "runs.db")
     common = ["--optimizers", "sgd,adam", "--lrs", "0.03,0.3", "--seeds", "2", "--steps", "40",

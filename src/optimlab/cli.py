@@ -507,6 +507,23 @@ def landscapes_table() -> str:
                         [16, 3, 9, 22, 70])
 
 
+#: a race's progress bar shows only once it has run this long (most races end sooner)
+RACE_PROGRESS_DELAY = 1.0
+
+
+def _race_progress(landscape: str, steps: int, runs: int):
+    """A race's progress bar on a terminal (steps of the batched run, rounds a tuned
+    grid's edge adds growing its total), after :data:`RACE_PROGRESS_DELAY` seconds:
+    L-BFGS's line search makes a tuned race of it take minutes. A context whose callback
+    does nothing where tqdm (the bench extra) is not installed."""
+    import contextlib
+    import importlib.util
+
+    if importlib.util.find_spec("tqdm") is None:
+        return contextlib.nullcontext(None)
+    return _progress(f"race on {landscape}", [(steps, runs)], delay=RACE_PROGRESS_DELAY)
+
+
 def run_race(args: argparse.Namespace) -> str:
     """``optimlab race``: the metrics table, and the pictures asked for."""
     from .landscapes import TUNE_GRID, get, race
@@ -542,8 +559,9 @@ def run_race(args: argparse.Namespace) -> str:
     gif = None if args.gif is None else out_file(args.gif, "--gif", f"race-{landscape.name}",
                                                  (".gif", ".mp4"))
     spec = {name: ({"lr": lrs[name]} if name in lrs else {}) for name in names}
-    result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
-                  seed=args.seed, tune=args.tune)
+    with _race_progress(landscape.name, args.steps, runs) as tick:
+        result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
+                      seed=args.seed, tune=args.tune, progress=tick)
     lines = [f"{landscape.name} from {tuple(float(v) for v in result.start)}, "
              f"{args.steps} steps" + (f", noise {args.noise:g}" if args.noise else "")
              + (", learning rates tuned on a log grid" if args.tune else ""),
@@ -1057,10 +1075,11 @@ class _progress:
     ``groups`` lists, in training order, each training call's steps and the runs that end
     with it: ``(steps, runs of the optimizer)`` for a population, ``(steps, 1)`` per run
     for the sequential engine. The callback it gives ticks one step at a time. Steps past
-    the planned ones (a grid extended past its edge) grow the total and say so.
+    the planned ones (a grid extended past its edge) grow the total and say so. ``delay``
+    (seconds) keeps the bar hidden for work that ends sooner.
     """
 
-    def __init__(self, desc: str, groups: Sequence[tuple[int, int]]) -> None:
+    def __init__(self, desc: str, groups: Sequence[tuple[int, int]], delay: float = 0.0) -> None:
         from tqdm import tqdm
 
         self.groups = [(int(ticks), int(runs)) for ticks, runs in groups]
@@ -1071,7 +1090,7 @@ class _progress:
         self.edge = self.groups[0][0] if self.groups else 0  # steps at which it ends
         self.bar = tqdm(total=sum(ticks for ticks, _ in self.groups), desc=desc, unit="step",
                         disable=not _live(), file=sys.stderr, dynamic_ncols=True,
-                        postfix=self.postfix())
+                        postfix=self.postfix(), delay=delay)
 
     def postfix(self) -> str:
         return f"runs done {self.done}/{self.runs}"

@@ -182,6 +182,20 @@ def test_a_best_rate_on_the_top_edge_extends_the_grid():
     np.testing.assert_array_equal(extended.paths["gd"], alone.paths["gd"])
 
 
+def test_progress_ticks_once_per_step_and_again_for_each_extension_round():
+    ticks = []
+    plain = race("quadratic", {"gd": {"lr": 0.05}, "adam": {}}, steps=30,
+                 progress=ticks.append)
+    assert ticks == [1] * 30  # every optimizer steps together: one tick per step
+    quiet = race("quadratic", {"gd": {"lr": 0.05}, "adam": {}}, steps=30)
+    for label in ("gd", "adam"):  # watching changes nothing
+        np.testing.assert_array_equal(plain.paths[label], quiet.paths[label])
+    ticks.clear()
+    # the grid of the test above: one round of rates past its top edge, then none
+    extended = race("quadratic", {"gd": {}}, steps=50, tune=[1e-4, 1e-3], progress=ticks.append)
+    assert len(extended.tuning_extended["gd"]) == 4 and sum(ticks) == 2 * 50
+
+
 def test_extension_stops_at_the_limits_and_then_flags():
     """On a very flat bowl gradient descent wants a rate of 5e5: beyond every limit."""
     flat = Landscape("flat", 2, lambda x: 1e-6 * (x**2).sum(-1), ((-1, 1),) * 2, ((0, 0),),

@@ -11,7 +11,7 @@ path of ``optimlab.create(name, [p], **hp)`` stepped by hand (``tests/landscapes
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,18 +99,20 @@ def _vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
 
 
 def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[dict]]],
-                start: Tensor, steps: int) -> list[tuple[Tensor, Tensor]]:
+                start: Tensor, steps: int,
+                progress: Callable[[int], None] | None = None) -> list[tuple[Tensor, Tensor]]:
     """Run optimizers from ``start``: the batched engine behind :func:`race`.
 
     ``entries`` holds ``(registry name, hyperparameters)`` pairs, where the
     hyperparameters may give per-member lists (see :class:`Population`). Returns, per
     entry, the paths ``[steps + 1, members, dim]`` and losses ``[steps + 1, members]``
-    (f without noise), in float64.
+    (f without noise), in float64. ``progress``, if given, is called with 1 after each
+    step (every optimizer's).
     """
     sizes = [max([len(v) for v in hp.values() if isinstance(v, list)], default=1)
              for _, hp in entries]
     x = start.to(torch.float64).expand(sum(sizes), landscape.dim).clone()
-    return _run(landscape, entries, sizes, x, steps)
+    return _run(landscape, entries, sizes, x, steps, progress)
 
 
 def _start_points(landscape: Landscape, starts) -> Tensor:
@@ -179,9 +181,10 @@ def run_fan(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts,
 
 
 def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[int],
-         x: Tensor, steps: int) -> list[tuple[Tensor, Tensor]]:
+         x: Tensor, steps: int,
+         progress: Callable[[int], None] | None = None) -> list[tuple[Tensor, Tensor]]:
     """The step loop: entry ``i`` owns the next ``sizes[i]`` rows of ``x`` (its members'
-    start points, stepped in place)."""
+    start points, stepped in place); ``progress(1)`` after each step, if given."""
     dim = landscape.dim
     noise = landscape.noise_sequence(steps) if landscape.noise else None
     # All members of all optimizers live in one tensor; each population steps a view of
@@ -234,6 +237,8 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
                     pop.step(closure)
                 else:
                     pop.step(grads=[g])
+            if progress is not None:
+                progress(1)
         paths[steps], losses[steps] = x, landscape.f(x)
     return list(zip(paths.split(sizes, dim=1), losses.split(sizes, dim=1)))
 
@@ -319,7 +324,8 @@ MAX_NOISE = 1e6
 
 def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=None,
          steps: int = 500, noise: float = 0.0, seed: int = 0, tune=False,
-         tol: float = 1e-3, extend: bool = True) -> Race:
+         tol: float = 1e-3, extend: bool = True,
+         progress: Callable[[int], None] | None = None) -> Race:
     """Race optimizers on a landscape from one start point.
 
     Args:
@@ -345,6 +351,9 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             rates added are in ``race.tuning_extended``, and said under the table). A
             pick still on an edge is recorded in ``race.tuning_edge`` and flagged in
             ``race.table()``. ``extend=False`` only flags.
+        progress: called with 1 after each step of the batched run, every optimizer's at
+            once: ``steps`` calls, and ``steps`` more for each round of rates a tuned
+            grid's edge adds (what ``optimlab race`` draws its progress bar with).
 
     A run that diverges is reported in the metrics (``diverged``), never raised.
     """
@@ -361,12 +370,12 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
     entries = _entries(optimizers, tune)
     x0 = _start(land, start)
     runs = run_members(land, [(e.name, {**e.hparams, "lr": e.lrs} if e.lrs else e.hparams)
-                              for e in entries], x0, steps)
+                              for e in entries], x0, steps, progress)
     # per tuned label: lr -> (path, loss, score) of every rate tried
     tried = {e.label: _tried(land, e.lrs, path, loss)
              for e, (path, loss) in zip(entries, runs) if e.lrs}
     if extend:
-        _extend(land, [e for e in entries if e.lrs], tried, x0, steps)
+        _extend(land, [e for e in entries if e.lrs], tried, x0, steps, progress)
     paths, losses, hparams, metrics, tuning, scores, edges, extended = ({} for _ in range(8))
     for entry, (path, loss) in zip(entries, runs):
         path, loss = path[:, 0], loss[:, 0]
@@ -410,7 +419,7 @@ def _tried(land: Landscape, lrs: Sequence[float], path: Tensor,
 
 
 def _extend(land: Landscape, entries: list[_Entry], tried: dict, x0: Tensor,
-            steps: int) -> None:
+            steps: int, progress: Callable[[int], None] | None = None) -> None:
     """Extend the grids whose best rate is on an edge, in rounds that batch every
     optimizer that needs one (see :func:`race`'s ``extend``)."""
     for _ in range(MAX_EXTENSIONS):
@@ -425,6 +434,6 @@ def _extend(land: Landscape, entries: list[_Entry], tried: dict, x0: Tensor,
         if not more:
             return
         runs = run_members(land, [(e.name, {**e.hparams, "lr": new}) for e, new in more],
-                           x0, steps)
+                           x0, steps, progress)
         for (entry, new), (path, loss) in zip(more, runs):
             tried[entry.label].update(_tried(land, new, path, loss))
