@@ -514,7 +514,7 @@ RACE_PROGRESS_DELAY = 1.0
 def _race_progress(landscape: str, steps: int, runs: int):
     """A race's progress bar on a terminal (steps of the batched run, rounds a tuned
     grid's edge adds growing its total), after :data:`RACE_PROGRESS_DELAY` seconds:
-    L-BFGS's line search makes a tuned race of it take minutes. A context whose callback
+    L-BFGS's inner iterations make a tuned race of it take minutes. A context whose callback
     does nothing where tqdm (the bench extra) is not installed."""
     import contextlib
     import importlib.util
