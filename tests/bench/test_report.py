@@ -195,6 +195,19 @@ def test_diverged_and_failed_runs_still_render(tmp_path):
     assert sgd[2:6] == ["—", "—", "0", "4"]
     assert adam[2].split()[0] == "0.01" and adam[5] == "2"  # 2 diverged at 1e4
     assert "2/8 (2 diverged, 4 failed)" in list_sweeps(store)
+    # the text summary says why the 4 sgd runs count under diverged: they failed, with
+    # this error (the report's page lists the failures once, below its notes)
+    table = summary_table(store, sweep)
+    failed = [line for line in table.splitlines() if "failed (counted under diverged)" in line]
+    assert len(failed) == 1 and failed[0].startswith("  * sgd: 4 runs failed")
+    assert "momentum must be" in failed[0]
+    assert "failed (counted under diverged)" not in page
+    # a long error (a traceback's last line can be) is cut in the note, kept whole in the store
+    store.con.execute("UPDATE runs SET error = ? WHERE status = 'failed'",
+                      ("ValueError: " + "x" * 1000,))
+    store.con.commit()
+    note = next(line for line in summary_table(store, sweep).splitlines() if "failed (" in line)
+    assert note.endswith("x...") and len(note) < 400
 
 
 def test_a_sweep_with_no_ended_run_renders(tmp_path):

@@ -256,15 +256,36 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def summary_notes(sw_or_store, sweep_id: int | None = None) -> list[str]:
+def _failures(sw: _Sweep) -> dict[tuple[str, str], int]:
+    """The failed runs of a sweep, counted by optimizer and error."""
+    failures: dict[tuple[str, str], int] = {}
+    for r in sw.runs:
+        if r.status == "failed":
+            key = (r.optimizer, r.error or "no error recorded")
+            failures[key] = failures.get(key, 0) + 1
+    return failures
+
+
+#: the longest error a summary note quotes (the report and the store keep all of it)
+NOTE_ERROR_CHARS = 300
+
+
+def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = True) -> list[str]:
     """What a reader needs under the summary table: how the rate was chosen, which
-    optimizers cannot be told apart, which best rates sit on the grid's edge, and what the
-    time columns mean."""
+    optimizers cannot be told apart, which best rates sit on the grid's edge, what the
+    time columns mean, and (with ``failures``) which runs failed and with what error, since
+    the ``diverged`` column counts them too."""
     sw = sw_or_store if isinstance(sw_or_store, _Sweep) else \
         _Sweep(sw_or_store, sweep_id, None, None)
     notes = [f"Best lr: {CRITERION} (a rate that spikes late cannot win); the metric shown "
              f"is the final one there, with its {CONFIDENCE:.0%} confidence interval over "
              "seeds (Student's t)."]
+    if failures:
+        for (optimizer, error), n in _failures(sw).items():
+            if len(error) > NOTE_ERROR_CHARS:
+                error = error[:NOTE_ERROR_CHARS - 3] + "..."
+            notes.append(f"{optimizer}: {n} run{'s' if n > 1 else ''} failed (counted under "
+                         f"diverged): {error}")
     ranked = sw.ranked
     groups: dict[str, list[str]] = {}
     for label, s in ranked:
@@ -687,14 +708,11 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         + (f" The target is {_e(f'{sw.target:g}')}; a seed that never reached it counts as "
            "infinitely slow in the medians." if sw.target is not None else "") + "</p>",
         _html_table(headers, summary, [False, False] + [True] * (len(headers) - 2)),
-        "<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>" for n in summary_notes(sw))
+        "<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>"
+                                         for n in summary_notes(sw, failures=False))
         + "</ul>",
     ]
-    failures: dict[tuple[str, str], int] = {}
-    for r in sw.runs:
-        if r.status == "failed":
-            key = (r.optimizer, r.error or "no error recorded")
-            failures[key] = failures.get(key, 0) + 1
+    failures = _failures(sw)  # in full, below the notes
     if failures:
         parts.append('<p class="warn">Failed runs:</p><ul>' + "".join(
             f"<li>{_e(opt)}: {n} run{'s' if n > 1 else ''}: <code>{_e(err)}</code></li>"
