@@ -56,3 +56,17 @@ def test_budget_reads_steps_or_seconds():
     assert _budget(None) == (None, None)
     assert _budget("20,000") == (20000, None)
     assert _budget("90s") == (None, 90.0)
+
+
+def test_a_candidate_that_cannot_run_is_named_with_its_error(tmp_path, capsys):
+    argv = ["advise", "digits", "--optimizers", "muon,adam", "--steps", "18", "--batch-size",
+            "64", "--seeds", "2", "--db", str(tmp_path / "runs.db"), "--out",
+            str(tmp_path / "advice")]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("muon "))
+    assert row.split()[-2:] == ["cannot", "run"]
+    assert ("muon: cannot run here, every run raised: ValueError: Muon only optimizes real "
+            "2-D parameters") in text
+    page = (tmp_path / "advice" / "advice.html").read_text(encoding="utf-8")
+    assert "cannot run: ValueError: Muon only optimizes" in page

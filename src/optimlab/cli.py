@@ -955,6 +955,7 @@ def run_advise(args: argparse.Namespace) -> str:
 
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
     from .bench.executors import GroupsLost
+    from .bench.report import quoted_error
 
     _imports_done()
     _check_executor(args)
@@ -1030,6 +1031,8 @@ def run_advise(args: argparse.Namespace) -> str:
                     m["name"], "rank", "status"], rows),
         "range test: our rule, fastai's valley and the steepest slope on the same curve "
         "(see optimlab.bench.advisor)",
+        *[f"{c['optimizer']}: cannot run here, every run raised: {quoted_error(c['error'])}"
+          for c in advice.candidates if c.get("error")],
         "",
         advice.code,
         "",

@@ -141,6 +141,29 @@ def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     assert ticks == [] and again.to_json()["optimizer"] == advice.optimizer
 
 
+def test_a_candidate_that_cannot_run_says_why(tmp_path):
+    """Muon steps 2-D parameters only: on a model with a bias every run of it raises, which
+    the answer reports as such (with the error), not as a loss that never fell."""
+    store = RunStore(tmp_path / "runs.db")
+    advice = advise_task(_linear_task(), optimizers=["muon", "adam"], steps=27,
+                         batch_size=32, seeds=2, store=store)
+    by_name = {c["optimizer"]: c for c in advice.candidates}
+    assert by_name["muon"]["status"] == "cannot run"
+    assert "Muon only optimizes real 2-D parameters" in by_name["muon"]["error"]
+    assert by_name["adam"]["error"] is None and advice.optimizer == "adam"
+    # when no candidate can run at all, the error says why for each
+    x, y = _regression(64)
+
+    def picky(out, t):  # fine on the advisor's two-example probe, raises in training
+        if len(t) > 2:
+            raise ValueError("a loss that refuses batches of more than two")
+        return ((out - t) ** 2).mean()
+
+    with pytest.raises(AdvisorError, match="no candidate can run on task .*adam: "
+                                           "ValueError: a loss that refuses"):
+        advise(nn.Linear(8, 1), picky, (x, y), optimizers=["adam"], steps=9, store=store)
+
+
 class _Normed(nn.Module):
     """BatchNorm keeps running statistics: the population engine cannot batch it."""
 

@@ -124,6 +124,7 @@ def _range_figure(advice: Advice):
         axes.flat[0].set_visible(True)
         _no_data(axes.flat[0], "no range test")
     any_diverged = False
+    raised = {c["optimizer"] for c in advice.candidates if c.get("error")}
     for ax, name in zip(axes.flat, names):
         t: RangeTest = advice.range_tests[name]
         col = _color(name)
@@ -132,7 +133,8 @@ def _range_figure(advice: Advice):
         ok = np.isfinite(losses)
         finite = losses[ok]
         if not finite.size:
-            _no_data(ax, "every rate diverged")
+            _no_data(ax, "every run raised an error\n(the table says which)" if name in raised
+                     else "every rate diverged")
             ax.set_title(name, color=col, fontweight="bold")
             continue
         values = np.concatenate([finite, [t.initial_loss] if _finite(t.initial_loss) else []])
@@ -393,7 +395,8 @@ def _candidate_rows(advice: Advice) -> list[list[str]]:
 
     rows = []
     for c in sorted(advice.candidates, key=order):
-        rows.append([c.get("rank") or _DASH, c["optimizer"], str(c.get("status")),
+        status = str(c.get("status")) + (f": {c['error']}" if c.get("error") else "")
+        rows.append([c.get("rank") or _DASH, c["optimizer"], status,
                      _lr(c.get("suggested_lr")), _lr(c.get("fastai_lr")),
                      _lr(c.get("steep_lr")), _lr(c.get("best_lr")),
                      _mean_ci(c.get("metric"), c.get("ci"))])

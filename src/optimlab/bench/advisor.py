@@ -321,7 +321,9 @@ class Advice:
         steps_spent: member-steps trained, summed over every run of every stage.
         candidates: one dict per candidate: its range test's three picks, the tournament's
             best rate and metric (None if it did not reach the final rung), its rank, and
-            ``status`` (``"final"``, ``"out at rung k"``, ``"cannot train"``).
+            ``status`` (``"final"``, ``"out at rung k"``, ``"cannot train"`` where no
+            rate's loss fell, ``"cannot run"`` where every run raised, its ``error`` then
+            the first one).
         ties: the finalists that paired comparisons cannot tell apart from the pick.
         versus: ``{"adam_default": ..., "adam_tuned": ...}``: each with the reference's
             ``lr``, ``value`` and the pick's paired difference (``diff``, ``low``,
@@ -578,7 +580,11 @@ def advise_task(task: str | Task, *, model: str | None = None,
                         evaluations=1)  # its curve reads the losses at the start and end
     tests = {n: RangeTest.of(n, [r for r in records if r["optimizer"] == n]) for n in names}
     trainable = [n for n in names if tests[n].suggested_lr is not None]
+    errors = _errors(records, names)
     if not trainable:
+        if len(errors) == len(names):
+            raise AdvisorError(f"no candidate can run on task {task.name!r}: " + "; ".join(
+                f"{n}: {e}" for n, e in errors.items()))
         raise AdvisorError(f"no candidate trains on task {task.name!r}: at every rate from "
                            f"{RANGE[0]:g} to {RANGE[1]:g} the loss ends above its initial "
                            "value or is not finite (check the loss and the data)")
@@ -599,7 +605,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
                 arms.append(a)
                 offset_of[a] = o
     reference_default = (REFERENCE, _default_lr(REFERENCE))
-    status = {n: "cannot train" for n in names if n not in trainable}
+    status = {n: "cannot run" if n in errors else "cannot train"
+              for n in names if n not in trainable}
     rungs = []
     final_records: list[dict] = []
     horizons = list(the_plan.horizons)
@@ -673,7 +680,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
             "optimizer": n, "suggested_lr": t.suggested_lr, "fastai_lr": t.fastai_lr,
             "steep_lr": t.steep_lr, "max_stable_lr": t.max_stable,
             "best_lr": s.best_lr if s else None, "metric": s.mean if s else None,
-            "ci": s.ci if s else None, "rank": ranks.get(n), "status": status.get(n, "final")})
+            "ci": s.ci if s else None, "rank": ranks.get(n), "status": status.get(n, "final"),
+            "error": errors.get(n)})
     metric = {"name": task.metric, "value": best.mean, "higher_is_better": higher,
               "ci": best.ci, "seeds": best.seeds}
     advice = Advice(task.name, model, best.optimizer, {"lr": best.best_lr}, metric, run.spent,
@@ -682,6 +690,18 @@ def advise_task(task: str | Task, *, model: str | None = None,
     advice.statement = _statement(advice, best)
     advice.answer_sweep_id = _store_answer(store, task, base, request, advice)
     return advice
+
+
+def _errors(records: Sequence[Mapping], names: Sequence[str]) -> dict[str, str]:
+    """The candidates whose every range-test run failed (raised), with the first error:
+    they cannot run on this task at all (Muon on a model with biases, say), which is not
+    the same as a loss that never falls."""
+    errors = {}
+    for n in names:
+        mine = [r for r in records if r["optimizer"] == n]
+        if mine and all(r["status"] == "failed" for r in mine):
+            errors[n] = mine[0].get("error") or "no error recorded"
+    return errors
 
 
 def _store_answer(store: RunStore, task: Task, base: TrainConfig, request: dict,

@@ -55,7 +55,7 @@ from .store import TERMINAL, Run, RunStore
 from .sweep import auto_lrs, run_records
 
 __all__ = ["write_report", "summary_table", "summary_rows", "summary_notes", "summary_parts",
-           "list_sweeps",
+           "quoted_error", "list_sweeps",
            "resolve_metric", "TASK_METRICS", "RESULT_COLUMNS"]
 
 #: The metric of each built-in task: (name, higher is better).
@@ -270,6 +270,13 @@ def _failures(sw: _Sweep) -> dict[tuple[str, str], int]:
 NOTE_ERROR_CHARS = 300
 
 
+def quoted_error(error: str) -> str:
+    """``error`` as a note quotes it: cut to :data:`NOTE_ERROR_CHARS` characters."""
+    if len(error) <= NOTE_ERROR_CHARS:
+        return error
+    return error[:NOTE_ERROR_CHARS - 3] + "..."
+
+
 def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = True) -> list[str]:
     """What a reader needs under the summary table: how the rate was chosen, which
     optimizers cannot be told apart, which best rates sit on the grid's edge, what the
@@ -282,10 +289,8 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
              "seeds (Student's t)."]
     if failures:
         for (optimizer, error), n in _failures(sw).items():
-            if len(error) > NOTE_ERROR_CHARS:
-                error = error[:NOTE_ERROR_CHARS - 3] + "..."
             notes.append(f"{optimizer}: {n} run{'s' if n > 1 else ''} failed (counted under "
-                         f"diverged): {error}")
+                         f"diverged): {quoted_error(error)}")
     ranked = sw.ranked
     groups: dict[str, list[str]] = {}
     for label, s in ranked:

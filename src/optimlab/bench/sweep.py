@@ -323,7 +323,7 @@ def run_records(store: RunStore, sweep_id: int) -> list[dict]:
         summary = run.summary or {}
         metric = summary.get("final_metric")
         records.append({**summary, "optimizer": run.optimizer, "lr": run.hparams.get("lr"),
-                        "seed": run.seed, "status": run.status,
+                        "seed": run.seed, "status": run.status, "error": run.error,
                         "metric": math.nan if metric is None else metric,
                         "diverged": run.status != "finished"})
     return records
