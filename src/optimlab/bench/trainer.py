@@ -387,8 +387,9 @@ def population_scores(task, template: nn.Module, weights: Sequence[Tensor], x: T
     most :data:`EVAL_ROWS` rows), for any stack of weights: the points of a loss
     landscape's grid, say. As in training, the process's freed memory is kept for the next
     chunk (:mod:`optimlab.bench.allocator`): a 41 x 41 slice of the MNIST-1D MLP over 1000
-    examples took 1.08-1.29 s without it and 0.57-0.72 s with it (medians of 9, four
-    alternating processes), its megabyte activations otherwise faulted back in page by page."""
+    examples, 256 points at a time, took 1.21-1.29 s without it and 0.57-0.72 s with it
+    (medians of 9, two processes each way), its megabyte activations otherwise faulted back
+    in page by page."""
     if not weights or any(w.shape[0] != weights[0].shape[0] for w in weights):
         raise ValueError("weights need one leading axis of the same length K")
     keep_freed_memory()
