@@ -267,7 +267,41 @@ def test_bench_extend_takes_a_given_grid_past_its_edge(tmp_path, capsys):
     assert len(RunStore(tmp_path / "b.db").list_runs(1)) == 2
 
 
+def test_bench_hp_fixes_hyperparameters_per_optimizer(tmp_path, capsys):
+    from optimlab.bench.store import RunStore
+
+    db = tmp_path / "runs.db"
+    argv = BENCH + ["--db", str(db), "--hp", "sgd:momentum=0.9,nesterov=true",
+                    "--hp", "adam:betas=(0.8,0.99),amsgrad=TRUE,eps=1e-6"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("; sgd with momentum=0.9, nesterov=True; adam with "
+                          "betas=(0.8, 0.99), amsgrad=True, eps=1e-06")
+    runs = RunStore(db).list_runs(1)
+    assert {(r.optimizer, r.hparams["lr"]) for r in runs} == {
+        (o, lr) for o in ("sgd", "adam") for lr in (0.01, 0.1)}
+    for r in runs:
+        fixed = {k: v for k, v in r.hparams.items() if k != "lr"}
+        assert fixed == ({"momentum": 0.9, "nesterov": True} if r.optimizer == "sgd" else
+                         {"betas": [0.8, 0.99], "amsgrad": True, "eps": 1e-6})
+    # the same command finds the same sweep; other fixed values make another one
+    assert main(argv) == 0 and capsys.readouterr().out.startswith("sweep 1 ")
+    assert main(BENCH + ["--db", str(db), "--hp", "sgd:momentum=0.5"]) == 0
+    assert capsys.readouterr().out.startswith("sweep 2 ")
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--hp", "sgd"], "--hp takes NAME:KEY=VALUE"),
+    (["--hp", "lion:weight_decay=0.1"], "--hp names 'lion', which is not in --optimizers"),
+    (["--hp", "sgd:lr=0.1"], "lr is what --lrs sweeps"),
+    (["--hp", "sgd:momentm=0.9"], "'momentm' is not a hyperparameter of SGD (it takes momentum"),
+    (["--hp", "sgd:momentum"], "takes KEY=VALUE"),
+    (["--hp", "sgd:momentum=inf"], "momentum takes a finite number, got 'inf'"),
+    (["--hp", "sgd:momentum=true"], "momentum takes a finite number"),
+    (["--hp", "adam:amsgrad=yes"], "amsgrad takes true or false"),
+    (["--hp", "adam:betas=0.9"], "betas takes a tuple of 2 numbers such as (0.9,0.999)"),
+    (["--hp", "adam:betas=(0.9,2)"], "--hp adam: betas[1] must be in [0, 1)"),  # adam's own
+    (["--hp", "sgd:momentum=-1"], "--hp sgd: momentum must be"),
     (["--lrs", "0,0.1"], "learning rates"),
     (["--lrs", ""], "learning rates"),
     (["--optimizers", "adamm"], "unknown optimizer"),

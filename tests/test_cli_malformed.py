@@ -189,6 +189,9 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
     ],
     "bench": [
         ("bench digits", "--optimizers"),
+        (f"{BENCH} --hp adam:betas=(0.9", "betas takes a tuple"),
+        (f"{BENCH} --hp 'adam:eps=1e-8,,,weight_decay=x'", "weight_decay takes a finite number"),
+        (f"{BENCH} --hp :eps=1", "--hp takes NAME:KEY=VALUE"),
         ("bench imagenet --optimizers adam --db {tmp}/runs.db", "unknown task"),
         ("bench '' --optimizers adam", "task"),
         (["bench", "digits\0", "--optimizers", "adam"], "task"),

@@ -398,6 +398,126 @@ def _parse_pairs(items: Sequence[str], what: str, positive: bool = False) \
     return pairs
 
 
+def _split_top(text: str) -> list[str]:
+    """``text`` split at the commas outside parentheses and brackets (``"betas=(0.9,0.99),
+    eps=1e-6"`` is two parts)."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _hp_value(text: str):
+    """One ``--hp`` value: a number, ``true``/``false``/``none`` (any case), a tuple of
+    numbers such as ``(0.9,0.99)``, or a word (``match_rms_adamw``). ValueError otherwise,
+    and for a number that is not finite."""
+    import ast
+
+    text = text.strip()
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if text.replace("_", "").replace("-", "").isalnum() and not text[0].isdigit():
+            return text  # a word: an option's name
+        raise ValueError(text) from None
+    if isinstance(value, list):
+        value = tuple(value)
+    items = value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        if not isinstance(item, (int, float)) or not math.isfinite(item):
+            raise ValueError(text)
+    return value
+
+
+_UNREADABLE = object()
+
+
+def _hp_kind(default) -> str:
+    """What a hyperparameter whose default is ``default`` takes, in words."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, (int, float)):
+        return "a finite number"
+    if isinstance(default, tuple):
+        return (f"a tuple of {len(default)} numbers such as "
+                f"({','.join(f'{v:g}' for v in default)})")
+    return "a finite number, true/false, a tuple such as (0.9,0.99), a word or none"
+
+
+def _hp_fits(value, kind: str) -> bool:
+    """Whether a parsed ``--hp`` value is of the ``kind`` :func:`_hp_kind` gave."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if kind == "true or false":
+        return isinstance(value, bool)
+    if kind == "a finite number":
+        return number(value)
+    if kind.startswith("a tuple"):
+        return isinstance(value, tuple) and all(number(v) for v in value)
+    return value is None or isinstance(value, (bool, str, tuple)) or number(value)
+
+
+def _parse_hparams(items: Sequence[str], names: Sequence[str]) -> dict[str, dict]:
+    """``--hp NAME:KEY=VALUE[,KEY=VALUE...]`` (repeatable): fixed hyperparameters per
+    optimizer of ``--optimizers``, each a hyperparameter of its class (not ``lr``, which
+    ``--lrs`` sweeps), checked up front by building the optimizer once with them."""
+    from .optim.capabilities import hyperparameters
+    from .optim.registry import create, resolve
+
+    out: dict[str, dict] = {}
+    for item in items:
+        name, sep, rest = item.partition(":")
+        name = name.strip()
+        if not sep or not name or not rest.strip():
+            raise CLIError(f"--hp takes NAME:KEY=VALUE[,KEY=VALUE...], e.g. "
+                           f"adamw:weight_decay=0.1, got {_shown(item)}")
+        if name not in names:
+            raise CLIError(f"--hp names {name!r}, which is not in --optimizers "
+                           f"({','.join(names)})")
+        entry = resolve(name)
+        allowed = hyperparameters(entry.cls)
+        for part in _split_top(rest):
+            key, eq, value = part.partition("=")
+            key = key.strip()
+            if not eq or not key:
+                raise CLIError(f"--hp {name}: takes KEY=VALUE, got {_shown(part)}")
+            if key == "lr":
+                raise CLIError(f"--hp {name}: lr is what --lrs sweeps; give the rates there")
+            if key not in allowed:
+                raise CLIError(f"--hp {name}: {key!r} is not a hyperparameter of "
+                               f"{entry.cls.__name__} (it takes "
+                               f"{', '.join(k for k in allowed if k != 'lr')})")
+            kind = _hp_kind(allowed[key])
+            try:
+                parsed = _hp_value(value)
+            except ValueError:
+                parsed = _UNREADABLE
+            if parsed is _UNREADABLE or not _hp_fits(parsed, kind):
+                raise CLIError(f"--hp {name}: {key} takes {kind}, got {_shown(value)}")
+            out.setdefault(name, {})[key] = parsed
+    import torch
+
+    for name, hp in out.items():
+        try:  # the optimizer's own checks, before anything trains
+            create(name, [torch.zeros(2, 2, requires_grad=True)], **hp)
+        except (ValueError, TypeError) as err:
+            raise CLIError(f"--hp {name}: {' '.join(str(err).split())}") from None
+    return out
+
+
 def _parse_point(text: str) -> tuple[float, ...]:
     """``"-1.5,2"`` -> ``(-1.5, 2.0)``, every coordinate finite."""
     try:
@@ -794,6 +914,7 @@ def run_bench(args: argparse.Namespace) -> str:
     _check_executor(args)
 
     names = _names(args.optimizers, "sgd,adagrad,rmsprop,adam")
+    hparams = _parse_hparams(args.hp, names)
     lrs = _lrs(args.lrs, args)
     _within(args.seeds, BENCH_MAX_SEEDS, "--seeds", args, "lower --seeds")
     grid = {name: len(lrs) if lrs else len(auto_lrs(name)) for name in names}
@@ -826,7 +947,8 @@ def run_bench(args: argparse.Namespace) -> str:
                          clip_norm=args.clip, eval_every=eval_every,
                          model=args.model, averaging=args.average)
     spec = SweepSpec(task=args.task, optimizers=tuple(names), config=config, lrs=lrs,
-                     seeds=args.seeds, target=args.target, extend=True if args.extend else None)
+                     seeds=args.seeds, hparams=hparams, target=args.target,
+                     extend=True if args.extend else None)
     store = _open_store(db)
     existing = store.find_sweep(spec.stored_config(task))
     if existing is not None and store.pending_runs(existing) and not args.resume:
@@ -854,8 +976,10 @@ def run_bench(args: argparse.Namespace) -> str:
         raise CLIError(f"{err}; run the same command with --resume") from None
     finally:
         executor.close()
-    lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine{where}, {steps} steps",
-             summary_table(store, sweep_id)]
+    fixed = "; ".join(f"{name} with " + ", ".join(f"{k}={v}" for k, v in hp.items())
+                      for name, hp in hparams.items())
+    lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine{where}, {steps} steps"
+             + (f"; {fixed}" if fixed else ""), summary_table(store, sweep_id)]
     if out is not None:
         try:
             written = write_report(store, sweep_id, out)
@@ -1363,6 +1487,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrs", default="auto",
                    help=f"auto, LOW:HIGH:COUNT (log grid) or a comma-separated list (at most "
                         f"{BENCH_MAX_LRS:,} rates)")
+    p.add_argument("--hp", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                   help="fixed hyperparameters of one of --optimizers, e.g. "
+                        "adamw:weight_decay=0.1 or \"adam:betas=(0.9,0.99),eps=1e-6\" "
+                        "(repeatable; not lr, which --lrs sweeps)")
     p.add_argument("--extend", action="store_true",
                    help="with a given --lrs grid, train two more rates past the edge an "
                         "optimizer's best rate sits on, up to 3 times, as --lrs auto does "
