@@ -91,6 +91,23 @@ def test_race_prints_the_table_and_writes_pictures(tmp_path, capsys):
     assert (tmp_path / "surface.png").stat().st_size > 0 and f"wrote {gif}" in out
 
 
+def test_race_hp_fixes_hyperparameters_beside_the_rate(capsys):
+    argv = ["race", "rosenbrock", "--optimizers", "adam,momentum", "--steps", "50",
+            "--hp", "adam:betas=(0.5,0.9)", "--hp", "momentum:nesterov=true"]
+    assert main(argv + ["--lr", "adam=0.1,momentum=0.001"]) == 0
+    table = capsys.readouterr().out
+    assert "betas=(0.5, 0.9), lr=0.1" in table and "nesterov=True, lr=0.001" in table
+    # the same race by hand
+    from optimlab.landscapes import race
+
+    by_hand = race("rosenbrock", {"adam": {"lr": 0.1, "betas": (0.5, 0.9)},
+                                  "momentum": {"lr": 0.001, "nesterov": True}}, steps=50)
+    assert f"{by_hand.metrics['adam'].final_loss:.4g}" in table
+    assert main(argv + ["--tune"]) == 0 and "lr tuned by" in capsys.readouterr().out
+    assert main(["race", "rosenbrock", "--optimizers", "adam", "--hp", "adam:lr=0.1"]) == 2
+    assert "--hp adam: not lr: --lr sets it, or --tune" in capsys.readouterr().err
+
+
 def test_race_tune_reports_the_chosen_rates(capsys):
     assert main(["race", "quadratic", "--optimizers", "gd,adam", "--steps", "30",
                  "--tune"]) == 0
@@ -293,7 +310,7 @@ def test_bench_hp_fixes_hyperparameters_per_optimizer(tmp_path, capsys):
 @pytest.mark.parametrize("extra, message", [
     (["--hp", "sgd"], "--hp takes NAME:KEY=VALUE"),
     (["--hp", "lion:weight_decay=0.1"], "--hp names 'lion', which is not in --optimizers"),
-    (["--hp", "sgd:lr=0.1"], "lr is what --lrs sweeps"),
+    (["--hp", "sgd:lr=0.1"], "--hp sgd: not lr: --lrs sweeps it"),
     (["--hp", "sgd:momentm=0.9"], "'momentm' is not a hyperparameter of SGD (it takes momentum"),
     (["--hp", "sgd:momentum"], "takes KEY=VALUE"),
     (["--hp", "sgd:momentum=inf"], "momentum takes a finite number, got 'inf'"),

@@ -67,6 +67,8 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
     ],
     "race": [
         ("race", "required"),
+        (f"{RACE} --hp adam:eps=x", "eps takes a finite number"),
+        (f"{RACE} --hp sgd:momentum=0.9", "--hp names 'sgd', which is not in --optimizers"),
         ("race rosenbrock", "--optimizers"),
         ("race rosenbrok --optimizers adam", "unknown landscape"),
         ("race rosenbrock --optimizers adamm", "unknown optimizer"),

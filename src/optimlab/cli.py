@@ -442,6 +442,8 @@ def _hp_value(text: str):
 
 
 _UNREADABLE = object()
+_HP_HELP = ("fixed hyperparameters of one of --optimizers, e.g. adamw:weight_decay=0.1 or "
+            "\"adam:betas=(0.9,0.99),eps=1e-6\"")
 
 
 def _hp_kind(default) -> str:
@@ -470,10 +472,11 @@ def _hp_fits(value, kind: str) -> bool:
     return value is None or isinstance(value, (bool, str, tuple)) or number(value)
 
 
-def _parse_hparams(items: Sequence[str], names: Sequence[str]) -> dict[str, dict]:
+def _parse_hparams(items: Sequence[str], names: Sequence[str],
+                   rate: str = "--lrs sweeps it") -> dict[str, dict]:
     """``--hp NAME:KEY=VALUE[,KEY=VALUE...]`` (repeatable): fixed hyperparameters per
-    optimizer of ``--optimizers``, each a hyperparameter of its class (not ``lr``, which
-    ``--lrs`` sweeps), checked up front by building the optimizer once with them."""
+    optimizer of ``--optimizers``, each a hyperparameter of its class (not ``lr``: ``rate``
+    says which option sets it), checked up front by building the optimizer once with them."""
     from .optim.capabilities import hyperparameters
     from .optim.registry import create, resolve
 
@@ -495,7 +498,7 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str]) -> dict[str, dict
             if not eq or not key:
                 raise CLIError(f"--hp {name}: takes KEY=VALUE, got {_shown(part)}")
             if key == "lr":
-                raise CLIError(f"--hp {name}: lr is what --lrs sweeps; give the rates there")
+                raise CLIError(f"--hp {name}: not lr: {rate}")
             if key not in allowed:
                 raise CLIError(f"--hp {name}: {key!r} is not a hyperparameter of "
                                f"{entry.cls.__name__} (it takes "
@@ -655,6 +658,7 @@ def run_race(args: argparse.Namespace) -> str:
         _within(params["dim"], RACE_MAX_DIM, "--param dim", args, "lower dim")
     landscape = get(args.landscape, **params)
     names = _names(args.optimizers, "sgd,momentum,adam")
+    hparams = _parse_hparams(args.hp, names, "--lr sets it, or --tune")
     lrs = _parse_pairs(args.lr, "--lr", positive=True)
     unknown = set(lrs) - set(names)
     if unknown:
@@ -678,7 +682,8 @@ def run_race(args: argparse.Namespace) -> str:
                                       _figure_suffixes())
     gif = None if args.gif is None else out_file(args.gif, "--gif", f"race-{landscape.name}",
                                                  (".gif", ".mp4"))
-    spec = {name: ({"lr": lrs[name]} if name in lrs else {}) for name in names}
+    spec = {name: {**hparams.get(name, {}), **({"lr": lrs[name]} if name in lrs else {})}
+            for name in names}
     with _race_progress(landscape.name, args.steps, runs) as tick:
         result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
                       seed=args.seed, tune=args.tune, progress=tick)
@@ -1461,6 +1466,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_whole(0, SEED_MAX), default=0,
                    help=f"seed of the noise (0 to {SEED_MAX})")
     p.add_argument("--tune", action="store_true", help="tune each lr on a log grid first")
+    p.add_argument("--hp", action="append", default=[], metavar="NAME:KEY=VALUE,...",
+                   help=_HP_HELP + " (repeatable; the rate is --lr's or --tune's)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="landscape parameter, e.g. kappa=100 for quadratic")
     p.add_argument("--out", help="write the race plot (PNG/SVG/PDF; a folder: race-NAME.png)")
@@ -1488,9 +1495,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"auto, LOW:HIGH:COUNT (log grid) or a comma-separated list (at most "
                         f"{BENCH_MAX_LRS:,} rates)")
     p.add_argument("--hp", action="append", default=[], metavar="NAME:KEY=VALUE,...",
-                   help="fixed hyperparameters of one of --optimizers, e.g. "
-                        "adamw:weight_decay=0.1 or \"adam:betas=(0.9,0.99),eps=1e-6\" "
-                        "(repeatable; not lr, which --lrs sweeps)")
+                   help=_HP_HELP + " (repeatable; not lr, which --lrs sweeps)")
     p.add_argument("--extend", action="store_true",
                    help="with a given --lrs grid, train two more rates past the edge an "
                         "optimizer's best rate sits on, up to 3 times, as --lrs auto does "
