@@ -307,6 +307,32 @@ def test_bench_hp_fixes_hyperparameters_per_optimizer(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("sweep 2 ")
 
 
+def test_every_hyperparameter_default_reads_back_through_hp():
+    """Each optimizer's every hyperparameter default, written as --hp takes it, parses to
+    the default again and is of the kind --hp asks for that key (a class, SAM's base
+    optimizer, is given by name instead)."""
+    from optimlab.cli import _hp_fits, _hp_kind, _hp_value
+    from optimlab.optim.capabilities import hyperparameters
+    from optimlab.optim.catalog import TABLE
+    from optimlab.optim.registry import resolve
+
+    def written(v):
+        if isinstance(v, tuple):
+            return "(" + ",".join(written(x) for x in v) + ")"
+        return "none" if v is None else str(v).lower() if isinstance(v, bool) else \
+            v if isinstance(v, str) else repr(v)
+
+    checked = 0
+    for info in TABLE:
+        for key, default in hyperparameters(resolve(info.name).cls).items():
+            if isinstance(default, type):
+                continue
+            value = _hp_value(written(default))
+            assert value == default and _hp_fits(value, _hp_kind(default)), (info.name, key)
+            checked += 1
+    assert checked > 150
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--hp", "sgd"], "--hp takes NAME:KEY=VALUE"),
     (["--hp", "lion:weight_decay=0.1"], "--hp names 'lion', which is not in --optimizers"),
@@ -316,7 +342,7 @@ def test_bench_hp_fixes_hyperparameters_per_optimizer(tmp_path, capsys):
     (["--hp", "sgd:momentum=inf"], "momentum takes a finite number, got 'inf'"),
     (["--hp", "sgd:momentum=true"], "momentum takes a finite number"),
     (["--hp", "adam:amsgrad=yes"], "amsgrad takes true or false"),
-    (["--hp", "adam:betas=0.9"], "betas takes a tuple of 2 numbers such as (0.9,0.999)"),
+    (["--hp", "adam:betas=0.9"], "betas takes a tuple of 2 such as (0.9,0.999)"),
     (["--hp", "adam:betas=(0.9,2)"], "--hp adam: betas[1] must be in [0, 1)"),  # adam's own
     (["--hp", "sgd:momentum=-1"], "--hp sgd: momentum must be"),
     (["--lrs", "0,0.1"], "learning rates"),

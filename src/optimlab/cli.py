@@ -419,13 +419,16 @@ def _hp_value(text: str):
     numbers such as ``(0.9,0.99)``, or a word (``match_rms_adamw``). ValueError otherwise,
     and for a number that is not finite."""
     import ast
+    import re
 
     text = text.strip()
     words = {"true": True, "false": False, "none": None}
     if text.lower() in words:
         return words[text.lower()]
-    try:
-        value = ast.literal_eval(text)
+    try:  # true/false/none in any case inside a tuple too: (none,1e-3)
+        value = ast.literal_eval(re.sub(r"\b(true|false|none)\b",
+                                        lambda m: m.group(1).capitalize(), text,
+                                        flags=re.IGNORECASE))
     except (ValueError, SyntaxError):
         if text.replace("_", "").replace("-", "").isalnum() and not text[0].isdigit():
             return text  # a word: an option's name
@@ -453,8 +456,9 @@ def _hp_kind(default) -> str:
     if isinstance(default, (int, float)):
         return "a finite number"
     if isinstance(default, tuple):
-        return (f"a tuple of {len(default)} numbers such as "
-                f"({','.join(f'{v:g}' for v in default)})")
+        shown = ",".join("none" if v is None else f"{v:g}" if isinstance(v, (int, float))
+                         else str(v) for v in default)
+        return f"a tuple of {len(default)} such as ({shown})"
     return "a finite number, true/false, a tuple such as (0.9,0.99), a word or none"
 
 
@@ -467,8 +471,8 @@ def _hp_fits(value, kind: str) -> bool:
         return isinstance(value, bool)
     if kind == "a finite number":
         return number(value)
-    if kind.startswith("a tuple"):
-        return isinstance(value, tuple) and all(number(v) for v in value)
+    if kind.startswith("a tuple"):  # of numbers (Adafactor's eps may hold None)
+        return isinstance(value, tuple) and all(v is None or number(v) for v in value)
     return value is None or isinstance(value, (bool, str, tuple)) or number(value)
 
 
