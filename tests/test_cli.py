@@ -328,7 +328,8 @@ def test_every_hyperparameter_default_reads_back_through_hp():
             if isinstance(default, type):
                 continue
             value = _hp_value(written(default))
-            assert value == default and _hp_fits(value, _hp_kind(default)), (info.name, key)
+            assert value == default and _hp_fits(value, default), (info.name, key)
+            assert _hp_kind(default)  # and its kind can be said
             checked += 1
     assert checked > 150
 

@@ -444,7 +444,6 @@ def _hp_value(text: str):
     return value
 
 
-_UNREADABLE = object()
 _HP_HELP = ("fixed hyperparameters of one of --optimizers, e.g. adamw:weight_decay=0.1 or "
             "\"adam:betas=(0.9,0.99),eps=1e-6\"")
 
@@ -462,16 +461,16 @@ def _hp_kind(default) -> str:
     return "a finite number, true/false, a tuple such as (0.9,0.99), a word or none"
 
 
-def _hp_fits(value, kind: str) -> bool:
-    """Whether a parsed ``--hp`` value is of the ``kind`` :func:`_hp_kind` gave."""
+def _hp_fits(value, default) -> bool:
+    """Whether a parsed ``--hp`` value is of the kind (:func:`_hp_kind`) of ``default``."""
     def number(v):
         return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-    if kind == "true or false":
+    if isinstance(default, bool):
         return isinstance(value, bool)
-    if kind == "a finite number":
+    if isinstance(default, (int, float)):
         return number(value)
-    if kind.startswith("a tuple"):  # of numbers (Adafactor's eps may hold None)
+    if isinstance(default, tuple):  # of numbers (Adafactor's eps may hold None)
         return isinstance(value, tuple) and all(v is None or number(v) for v in value)
     return value is None or isinstance(value, (bool, str, tuple)) or number(value)
 
@@ -507,13 +506,14 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str],
                 raise CLIError(f"--hp {name}: {key!r} is not a hyperparameter of "
                                f"{entry.cls.__name__} (it takes "
                                f"{', '.join(k for k in allowed if k != 'lr')})")
-            kind = _hp_kind(allowed[key])
             try:
                 parsed = _hp_value(value)
+                fits = _hp_fits(parsed, allowed[key])
             except ValueError:
-                parsed = _UNREADABLE
-            if parsed is _UNREADABLE or not _hp_fits(parsed, kind):
-                raise CLIError(f"--hp {name}: {key} takes {kind}, got {_shown(value)}")
+                fits = False
+            if not fits:
+                raise CLIError(f"--hp {name}: {key} takes {_hp_kind(allowed[key])}, got "
+                               f"{_shown(value)}")
             out.setdefault(name, {})[key] = parsed
     import torch
 

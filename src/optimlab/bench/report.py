@@ -165,7 +165,9 @@ class _Sweep:
         automatic one): those an edge made the sweep add (:mod:`.sweep`), low to high; none
         for a sweep of listed members (the advisor's) or a given grid not extended."""
         grid = self.config.get("lrs")
-        if "members" in self.config or (grid is not None and not self.config.get("extend")):
+        # SweepSpec.extends, as stored: "extend" is kept only where it departs from the
+        # default (an automatic grid extends, a given one does not)
+        if "members" in self.config or not self.config.get("extend", grid is None):
             return []
         if grid is None:
             try:
