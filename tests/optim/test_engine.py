@@ -331,3 +331,89 @@ def test_counters_refuse_states_without_a_cpu_counter():
         Counters([{"step": scalar_step()}, {"exp_avg": torch.zeros(2)}])
     with pytest.raises(ValueError, match="0-d CPU step"):
         Counters([{"step": torch.zeros(3)}])
+
+
+# -- edits between steps that a plan must see (fused and multi-tensor alike) -----------------
+_EDITED = [("SGD", {"lr": 0.1, "momentum": 0.9}), ("Adam", {"lr": 0.1}),
+           ("RMSprop", {"lr": 0.01, "momentum": 0.5})]
+
+
+def _edited_run(cls, hp, edit, steps=6, at=3):
+    """``steps`` steps of ``cls`` on two tensors with fixed gradients, ``edit(opt, params)``
+    applied before step ``at``; the parameters and the state_dict's state after."""
+    params = [torch.zeros(1000, dtype=torch.float64, requires_grad=True),
+              torch.zeros(3, 2, dtype=torch.float64, requires_grad=True)]
+    opt = cls(params, **hp)
+    for t in range(steps):
+        if t == at:
+            edit(opt, params)
+        for i, p in enumerate(params):
+            p.grad = torch.full_like(p, t + 1.0 + i)
+        opt.step()
+    return [p.detach() for p in params], opt.state_dict()["state"]
+
+
+def _rebind_storage(opt, params):
+    # code that moves an optimizer between devices does this: same tensor, new storage
+    for state in opt.state.values():
+        for value in state.values():
+            if torch.is_tensor(value):
+                value.data = value.data.clone()
+
+
+def _clear(opt, params):
+    opt.state.clear()
+
+
+def _maximize(opt, params):
+    opt.param_groups[0]["maximize"] = True
+
+
+@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("edit", [_rebind_storage, _clear, _maximize], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("name, hp", _EDITED, ids=[n for n, _ in _EDITED])
+def test_an_edit_between_steps_is_followed_as_torch_follows_it(name, hp, edit, fused):
+    """A kept plan holds the state's views and raw addresses and the kernel chosen for
+    ``maximize``: a cleared state, a state tensor given new storage (``v.data = ...``), or
+    ``maximize`` switched must each make a new plan, and nothing may be written to freed
+    memory. The very bits of torch.optim's own step, and its checkpoint."""
+    ours, our_state = _edited_run(getattr(optimlab, name), {**hp, "fused": fused}, edit)
+    theirs, their_state = _edited_run(getattr(torch.optim, name), hp, edit)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    assert our_state.keys() == their_state.keys()
+    for pid, entries in their_state.items():
+        assert our_state[pid].keys() == entries.keys()
+        for key, value in entries.items():
+            assert torch.equal(our_state[pid][key], value), (pid, key)
+
+
+def test_a_numpy_learning_rate_from_a_scheduler_does_not_compile_a_kernel_a_step():
+    """``LambdaLR`` returning ``np.float32`` writes NumPy scalars into the group; the fused
+    kernel reads a Python number as a value, so the step must see one (a NumPy scalar would
+    be taken for structure and compiled anew on every step), and the numbers are those of
+    the same rates given as Python floats."""
+    import numpy as np
+
+    from optimlab.optim import kernels
+
+    def run(rates=None):
+        w = torch.zeros(50, dtype=torch.float64, requires_grad=True)
+        opt = optimlab.Adam([w], lr=0.01)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: np.float32(0.9) ** e)
+        seen = []
+        for t in range(6):
+            if rates is not None:
+                opt.param_groups[0]["lr"] = rates[t]
+            seen.append(opt.param_groups[0]["lr"])
+            w.grad = torch.full_like(w, 1.0 + t)
+            opt.step()
+            sched.step()
+        return w.detach(), seen
+
+    compiled = len(kernels._KERNELS)
+    ours, seen = run()
+    assert len(kernels._KERNELS) <= compiled + 1  # Adam's kernel, if no test compiled it yet
+    assert all(isinstance(rate, np.float32) for rate in seen[1:])
+    reference, _ = run([float(rate) for rate in seen])
+    assert torch.equal(ours, reference)

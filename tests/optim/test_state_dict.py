@@ -112,6 +112,39 @@ def test_torch_state_dict_loads_into_optimlab():
         assert torch.equal(a, b)
 
 
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad",
+                                  "ASGD", "Rprop", "Adadelta", "RMSprop"])
+def test_a_checkpoint_with_numbers_for_its_step_resumes_as_with_tensors(name):
+    """torch before 1.12 saved ``step`` (and ASGD's ``eta`` and ``mu``) as Python numbers;
+    torch's classes still load such a checkpoint, and here it resumes exactly as the same
+    checkpoint with tensors does, its state tensors again."""
+    ref_params = make_params()
+    ref = getattr(torch.optim, name)(ref_params)
+    train_steps(ref, ref_params, 3, 1.0, False)
+    saved = copy.deepcopy(ref.state_dict())
+    old = copy.deepcopy(saved)
+    for entries in old["state"].values():
+        for key in ("step", "eta", "mu"):
+            if key in entries:
+                value = entries[key].item()
+                entries[key] = int(value) if key == "step" else value
+    results = []
+    for checkpoint in (old, saved):
+        params = [p.detach().clone().requires_grad_() for p in ref_params]
+        opt = getattr(optimlab, name)(params)
+        opt.load_state_dict(checkpoint)
+        train_steps(opt, params, 3, 1.0, False)
+        results.append((params, opt.state_dict()["state"]))
+    (ours, our_state), (theirs, their_state) = results
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    for pid, entries in their_state.items():
+        for key, value in entries.items():
+            mine = our_state[pid][key]
+            assert torch.is_tensor(mine) and mine.dtype == value.dtype, key
+            assert torch.equal(mine, value), key
+
 # -- torch's state_dict hooks on the wrappers ---------------------------------------------
 # SAM and Lookahead build their own dicts (the base/inner optimizer's state plus their
 # own), so the four hooks torch.optim.Optimizer offers must still reach them.

@@ -341,6 +341,10 @@ def _eager_under_compile(step: Callable) -> Callable:
     return wrapper
 
 
+#: types :func:`python_numbers` returns as they are
+_PLAIN = frozenset({float, int, bool, str, type(None)})
+
+
 def python_numbers(value: Any) -> Any:
     """A hyperparameter with NumPy's scalars made Python numbers (``np.float32(0.9)`` ->
     ``0.8999999761581421``, ``np.int64(7)`` -> ``7``; in tuples and lists too) and a NumPy
@@ -350,6 +354,8 @@ def python_numbers(value: Any) -> Any:
     arithmetic on one would run in its precision (``1 - beta2 ** step`` in float32), a seed
     of ``np.int64`` overflows the probes' hash, and a checkpoint would pickle NumPy types.
     """
+    if type(value) in _PLAIN:  # the usual case, checked first: every step reads every value
+        return value
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
     if isinstance(value, (tuple, list)) and any(isinstance(v, np.generic) for v in value):
@@ -503,16 +509,24 @@ class RuleOptimizer(TorchOptimizer):
             self.skipped_steps += 1
             return loss
         for group in self.param_groups:
-            # torch's __setstate__ adds keys (e.g. ``differentiable``) to ``defaults`` that an
-            # older group may lack, so fall back to the default value; the driver's flags are
-            # read apart and never reach the rule.
-            hp = {key: group.get(key, value) for key, value in self.defaults.items()
-                  if key not in DRIVER_FLAGS}
-            self._step_group(group, hp)
+            self._step_group(group, self._hp(group))
         engine = self.engine
         if len(engine.plans) + len(engine._multi) > 2 * len(self.param_groups):
             engine.keep_only({id(group) for group in self.param_groups})
         return loss
+
+    def _hp(self, group: dict) -> dict:
+        """The rule's hyperparameters for ``group`` as a step reads them.
+
+        torch's ``__setstate__`` adds keys (e.g. ``differentiable``) to ``defaults`` that an
+        older group may lack, so each falls back to its default value; the driver's flags
+        are read apart and never reach the rule. NumPy scalars a scheduler wrote
+        (``LambdaLR`` returning ``np.float32``) become Python numbers, as at construction:
+        the fused kernel reads a number as a value, and takes anything else as part of its
+        structure, compiled anew.
+        """
+        return {key: python_numbers(group.get(key, value))
+                for key, value in self.defaults.items() if key not in DRIVER_FLAGS}
 
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
         super().add_param_group(param_group)
@@ -669,7 +683,8 @@ class RuleOptimizer(TorchOptimizer):
         its parameter's.
 
         torch's load casts every floating state tensor but ``step`` to its parameter's dtype
-        and moves every one to the parameter's device. An entry that ``init`` makes in
+        and moves every one to the parameter's device, and keeps a number as it is (a step
+        that torch before 1.12 saved as one becomes a tensor here). An entry that ``init`` makes in
         another dtype or on the CPU (a bfloat16 parameter's float32 factors in SOAP, Shampoo
         and PSGD-Kron, ASGD's float32 scalars, a generator's bytes, an integer counter), and
         the float32 block scales of 8-bit moments, is taken again from the checkpoint as it
@@ -684,6 +699,13 @@ class RuleOptimizer(TorchOptimizer):
                 continue
             fresh = self._fresh_state(p, group)
             for key, value in kept.items():
+                like = fresh.get(key)
+                if isinstance(like, Tensor) and like.dim() == 0 and type(value) in (int, float):
+                    # torch before 1.12 saved the step (ASGD's eta and mu) as a number; its
+                    # classes' __setstate__ make it a tensor, as this does
+                    state[key] = torch.tensor(value, dtype=like.dtype,
+                                              device=p.device if like.is_meta else like.device)
+                    continue
                 if not isinstance(value, Tensor) or not isinstance(state.get(key), Tensor):
                     continue
                 if key.endswith(compact.SCALE):

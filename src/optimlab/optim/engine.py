@@ -170,9 +170,9 @@ class Engine:
         so a step costs the kernel plus a few microseconds per tensor.
         """
         plan = self.plans.get(key)
-        if plan is None or not plan.run(states, params, hp):
+        if plan is None or not plan.run(states, params, hp, maximize):
             plan = self.plans[key] = self._plan_fused(params, states, hp, maximize, required)
-            plan.run(states, params, hp, first=True)
+            plan.run(states, params, hp, maximize, first=True)
         return plan.rest
 
     def _plan_fused(self, params: list[Tensor], states: Any, hp: dict, maximize: bool,
@@ -212,7 +212,7 @@ class Engine:
             raise RuntimeError(
                 f"{self.name}(fused=True) cannot fuse {len(rest)} parameter(s): they need "
                 "dense, contiguous CPU gradients and parameters of float32 or float64")
-        return _FusedPlan(states, params, hp, runs, rest + waiting)
+        return _FusedPlan(states, params, hp, maximize, runs, rest + waiting)
 
     def kernel(self, dtype: torch.dtype, layout: kernels.Layout, hp: dict, maximize: bool,
                required: bool = False) -> kernels.Kernel:
@@ -475,26 +475,23 @@ class _MultiPlan:
                 parts = list(split.values())
             self.batches += [_MultiBatch(part, layout[2]) for part in parts]
         self.mapping, self.params = states, params
-        self.state_dicts = [states[p] for p in params]
         self.ptrs = [p.data_ptr() for p in params]
-        self.ids = self._state_ids()
-
-    def _state_ids(self) -> list[int]:
-        return [id(v) for s in self.state_dicts for v in s.values()]
+        self.state_key = _state_key(states, params)
 
     def fits(self, params: list[Tensor], states: Any) -> bool:
         """Whether the plan still describes these parameters: the same parameters, storage,
-        state mapping and state tensors (a checkpoint load or an edit makes a new plan)."""
+        state mapping, state dicts and state tensors with their storage (a checkpoint load,
+        ``opt.state.clear()``, a replaced entry or ``v.data = ...`` makes a new plan)."""
         return (states is self.mapping and len(params) == len(self.params)
                 and all(map(operator.is_, params, self.params))
                 and [p.data_ptr() for p in params] == self.ptrs
-                and self._state_ids() == self.ids)
+                and _state_key(states, params) == self.state_key)
 
     def run(self, update: Callable, hp: dict, maximize: bool) -> None:
         """One step of every batch."""
         rebound = [batch.run(update, hp, maximize) for batch in self.batches]
         if any(rebound):  # SGD's momentum buffer, created on the first step
-            self.ids = self._state_ids()
+            self.state_key = _state_key(self.mapping, self.params)
 
 
 class _FusedBatch:
@@ -557,16 +554,18 @@ class _FusedBatch:
 class _FusedPlan:
     """A group's fused step, valid while what it was built from stays the same."""
 
-    def __init__(self, states: Any, params: list[Tensor], hp: dict,
+    def __init__(self, states: Any, params: list[Tensor], hp: dict, maximize: bool,
                  batches: list[_FusedBatch], rest: list[Tensor]) -> None:
-        self.batches, self.rest = batches, rest
+        self.batches, self.rest, self.maximize = batches, rest, maximize
         self.key = self._key(states, params)
         self.structure = self._structure(hp)
 
     @staticmethod
     def _key(states: Any, params: list[Tensor]) -> tuple:
+        """The parameters, their storage and their state (:func:`_state_key`): the kernel
+        holds raw addresses, so a state tensor moved to new storage must make a new plan."""
         return (tuple(map(id, params)), tuple(p.data_ptr() for p in params),
-                tuple(id(v) for p in params if p in states for v in states[p].values()))
+                _state_key(states, params))
 
     @staticmethod
     def _structure(hp: dict) -> tuple:
@@ -584,9 +583,11 @@ class _FusedPlan:
                 out.append((key, value))
         return tuple(out)
 
-    def run(self, states: Any, params: list[Tensor], hp: dict, first: bool = False) -> bool:
-        """Step the planned batches; False (nothing stepped) if the plan no longer fits."""
-        if not first and (self._key(states, params) != self.key
+    def run(self, states: Any, params: list[Tensor], hp: dict, maximize: bool,
+            first: bool = False) -> bool:
+        """Step the planned batches; False (nothing stepped) if the plan no longer fits (the
+        kernels were chosen for this ``maximize`` and these hyperparameters' structure)."""
+        if not first and (maximize != self.maximize or self._key(states, params) != self.key
                           or self._structure(hp) != self.structure):
             return False
         grads = [batch.gradients() for batch in self.batches]
@@ -656,6 +657,24 @@ class _MemberPlan:
 
     def _ordered(self, items: Sequence) -> list:
         return list(items)[::-1] if self.reversed else list(items)
+
+
+def _state_key(states: Any, params: list[Tensor]) -> tuple:
+    """What a plan read of the parameters' state: each parameter's state dict, its entries
+    and the storage of each tensor entry. A plan keeps views and raw addresses of the state,
+    so ``opt.state.clear()``, a replaced entry and an entry given new storage in place
+    (``v.data = v.data.to(...)``, as code that moves an optimizer between devices does) must
+    each make a new plan."""
+    key: list = []
+    for p in params:
+        state = states.get(p)
+        key.append(id(state))
+        if state:
+            for value in state.values():
+                key.append(id(value))
+                if isinstance(value, Tensor) and value.layout is torch.strided:
+                    key.append(value.data_ptr())
+    return tuple(key)
 
 
 def _first_member(hparams: dict) -> dict:

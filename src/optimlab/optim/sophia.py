@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc
-from .capabilities import DRIVER_FLAGS, Capabilities
+from .capabilities import Capabilities
 from .ops import add_scaled
 from .rule import nonzero, scalar_step
 
@@ -264,10 +264,6 @@ class Sophia(RuleOptimizer):
 
 
     # -- the two phases ----------------------------------------------------------------------
-    def _hp(self, group: dict) -> dict:
-        return {key: group.get(key, value) for key, value in self.defaults.items()
-                if key not in DRIVER_FLAGS}
-
     def _next_step(self, p: Tensor) -> int:
         state = self.state.get(p)
         return int(state["step"]) + 1 if state and "step" in state else 1
