@@ -72,3 +72,30 @@ def test_the_closure_is_required_and_one_group_only():
         opt.step()
     with pytest.raises(ValueError, match="single parameter group"):
         optimlab.LBFGS([{"params": [p]}, {"params": [torch.zeros(1, requires_grad=True)]}])
+
+
+@pytest.mark.parametrize("line_search_fn", [None, "strong_wolfe"])
+def test_complex_parameters_step_as_torchs(line_search_fn):
+    """torch.optim.LBFGS steps a complex parameter as its real and imaginary parts; a
+    parameter without a gradient (``v`` is unused by the loss) counts as zeros."""
+    target = torch.tensor([1 + 2j, -1j, 0.5], dtype=torch.complex128)
+    results = []
+    for cls in (optimlab.LBFGS, torch.optim.LBFGS):
+        gen = torch.Generator().manual_seed(0)
+        w = torch.randn(3, dtype=torch.complex128, generator=gen).requires_grad_()
+        x = torch.randn(2, dtype=torch.float64, generator=gen).requires_grad_()
+        unused = torch.zeros(2, dtype=torch.complex128, requires_grad=True)
+        opt = cls([w, x, unused], lr=0.5, history_size=4, max_iter=7,
+                  line_search_fn=line_search_fn)
+
+        def closure():
+            opt.zero_grad()
+            loss = ((w - target).abs() ** 4).sum() + ((x - 1) ** 2).sum()
+            loss.backward()
+            return loss
+
+        losses = [float(opt.step(closure).detach()) for _ in range(3)]
+        results.append((w.detach(), x.detach(), unused.detach(), losses))
+    ours, theirs = results
+    assert all(torch.equal(a, b) for a, b in zip(ours[:3], theirs[:3]))
+    assert ours[3] == theirs[3] and ours[3][-1] < 0.1

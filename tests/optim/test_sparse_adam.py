@@ -1,6 +1,6 @@
-"""SparseAdam beyond the shared matrix: an embedding trained on random index batches (repeated
-indices, so uncoalesced gradients), an empty gradient, and the refusals, each against
-torch.optim.SparseAdam."""
+"""Sparse gradients beyond the shared matrix: an embedding trained on random index batches
+(repeated indices, so uncoalesced gradients), an empty gradient, and the refusals, each
+against torch: SparseAdam, and last SGD, which torch.optim.SGD lets take sparse gradients."""
 
 from __future__ import annotations
 
@@ -79,3 +79,29 @@ def test_a_sparse_step_changes_only_the_stored_rows_in_place(name):
     for key, (ptr, old) in before.items():
         assert state[key].data_ptr() == ptr, key
         assert torch.equal(state[key][~touched], old[~touched]), key
+
+
+@pytest.mark.parametrize("hp", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True},
+                                {"momentum": 0.9, "dampening": 0.1, "maximize": True}], ids=str)
+def test_sgd_takes_sparse_gradients_as_torch_does(hp):
+    """torch.optim.SGD steps an embedding's sparse gradient (its momentum buffer then sparse
+    too); the same batches give the same bits here."""
+    ours, our_opt = _train(optimlab.SGD, torch.float64, lr=0.1, **hp)
+    theirs, their_opt = _train(torch.optim.SGD, torch.float64, lr=0.1, **hp)
+    assert torch.equal(ours, theirs)
+    if hp.get("momentum"):
+        (state,) = our_opt.state.values()
+        (their_state,) = their_opt.state.values()
+        assert state["momentum_buffer"].is_sparse
+        assert torch.equal(state["momentum_buffer"].to_dense(),
+                           their_state["momentum_buffer"].to_dense())
+
+
+def test_sgd_refuses_weight_decay_on_a_sparse_gradient_and_changes_nothing():
+    emb = torch.nn.Embedding(5, 2, sparse=True)
+    before = emb.weight.detach().clone()
+    opt = optimlab.SGD(emb.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    emb(torch.tensor([1, 3])).sum().backward()
+    with pytest.raises(RuntimeError, match="weight_decay is not compatible with sparse"):
+        opt.step()
+    assert torch.equal(emb.weight, before)

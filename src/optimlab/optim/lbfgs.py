@@ -39,16 +39,17 @@ _STATE_KEYS = ("func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro", "
 
 # -- the flat vector ---------------------------------------------------------------------------
 def _flat_grad(params: list[Tensor], negate: bool) -> Tensor:
-    """All gradients as one new vector (zeros for a parameter without one)."""
+    """All gradients as one new real vector (zeros for a parameter without one; a complex
+    gradient as its real and imaginary parts, as torch lays them out)."""
     pieces = []
     for p in params:
         g = p.grad
         if g is None:
-            pieces.append(p.new_zeros(p.numel()))
+            g = p.new_zeros(p.numel())
         elif g.is_sparse:
-            pieces.append(g.to_dense().reshape(-1))
-        else:
-            pieces.append(g.reshape(-1))
+            g = g.to_dense()
+        pieces.append(torch.view_as_real(g).reshape(-1) if torch.is_complex(g)
+                      else g.reshape(-1))
     flat = torch.cat(pieces, 0)
     return flat.neg() if negate else flat
 
@@ -57,6 +58,8 @@ def _move(params: list[Tensor], step: float | Tensor, direction: Tensor) -> None
     """theta <- theta + step * direction, slice by slice of the flat direction."""
     start = 0
     for p in params:
+        if torch.is_complex(p):
+            p = torch.view_as_real(p)
         size = p.numel()
         p.add_(direction[start:start + size].view_as(p), alpha=step)
         start += size
@@ -376,7 +379,7 @@ class LBFGS(TorchOptimizer):
 
     #: one torch-style optimizer per population member; a step calls the closure many times
     capabilities = Capabilities(needs_closure=True, multi_tensor=False, batching="member",
-                                complex=False, single_group=True)
+                                single_group=True)
 
     def __init__(
         self,
@@ -415,10 +418,6 @@ class LBFGS(TorchOptimizer):
             raise ValueError("LBFGS takes a single parameter group (it has no per-parameter "
                              "options), as torch.optim.LBFGS")
         super().add_param_group(param_group)
-        if any(torch.is_complex(p) for p in self.param_groups[-1]["params"]):
-            self.param_groups.pop()
-            raise ValueError("LBFGS does not support complex parameters (torch.optim.LBFGS "
-                             "requires real ones); optimize torch.view_as_real(p) instead")
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any]) -> Any:  # type: ignore[override]

@@ -16,6 +16,8 @@ def init(p: Tensor, **_) -> dict:
 
 def update(p, g, state, *, lr, momentum, dampening, weight_decay, nesterov, **_) -> Tensor:
     if nonzero(weight_decay):
+        if g.is_sparse:  # torch.optim.SGD fails here too, on add(sparse, dense)
+            raise RuntimeError("SGD's weight_decay is not compatible with sparse gradients")
         g = add_scaled(g, p, weight_decay)
     if nonzero(momentum):
         buf = state["momentum_buffer"]
@@ -45,7 +47,9 @@ class SGD(RuleOptimizer):
     __doc__ = rf"""Stochastic gradient descent, optionally with momentum (heavy ball or Nesterov).
 
     Drop-in for ``torch.optim.SGD``. Registry aliases: ``gd``/``sgd`` (plain),
-    ``momentum`` (momentum 0.9), ``nag`` (Nesterov, momentum 0.9).
+    ``momentum`` (momentum 0.9), ``nag`` (Nesterov, momentum 0.9). Sparse gradients
+    (``nn.Embedding(sparse=True)``) step as in torch: the momentum buffer is then a sparse
+    tensor too, and weight decay is refused.
 
 {_RULE}
     .. note::
@@ -80,7 +84,7 @@ class SGD(RuleOptimizer):
 
     init = staticmethod(init)
     update = staticmethod(update)
-    capabilities = Capabilities(moments=("momentum_buffer",), fusable=True)
+    capabilities = Capabilities(moments=("momentum_buffer",), fusable=True, sparse=True)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False, foreach=None, fused=None,
