@@ -665,16 +665,11 @@ def _state_key(states: Any, params: list[Tensor]) -> tuple:
     so ``opt.state.clear()``, a replaced entry and an entry given new storage in place
     (``v.data = v.data.to(...)``, as code that moves an optimizer between devices does) must
     each make a new plan."""
-    key: list = []
-    for p in params:
-        state = states.get(p)
-        key.append(id(state))
-        if state:
-            for value in state.values():
-                key.append(id(value))
-                if isinstance(value, Tensor) and value.layout is torch.strided:
-                    key.append(value.data_ptr())
-    return tuple(key)
+    dicts = list(map(states.get, params))
+    values = [value for state in dicts if state for value in state.values()]
+    return (tuple(map(id, dicts)), tuple(map(id, values)),
+            tuple([value.data_ptr() for value in values
+                   if isinstance(value, Tensor) and value.layout is torch.strided]))
 
 
 def _first_member(hparams: dict) -> dict:
