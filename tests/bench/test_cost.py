@@ -161,3 +161,25 @@ def test_the_cache_key_follows_the_code_a_step_runs(tmp_path, monkeypatch):
     key = cost_module._key(task, None, 8, "adam", {"lr": 0.1})
     monkeypatch.setattr(cost_module, "code_fingerprint", lambda: "another")
     assert cost_module._key(task, None, 8, "adam", {"lr": 0.1}) != key
+
+
+def test_an_optimizer_that_cannot_step_the_model_leaves_the_others_their_costs(cache, tmp_path):
+    """Muon refuses the model's bias: it gets no cost, Adam and SGD keep theirs, and the
+    summary says `not measured` only where a run reached the target without a cost."""
+    task = get("digits")
+    costs = step_costs(task, "logreg", 32, {"muon": {"lr": 0.02}, "adam": {"lr": 0.01},
+                                             "sgd": {"lr": 0.1}}, rounds=2)
+    assert set(costs) == {"adam", "sgd"} and all(c.seconds > 0 for c in costs.values())
+    store = RunStore(tmp_path / "runs.db")
+    spec = SweepSpec(task="digits", optimizers=["muon", "adam"], lrs=[0.1], seeds=1,
+                     config=TrainConfig(steps=20, batch_size=32, eval_every=5, model="logreg"),
+                     target=0.3)
+    sweep_id = run_sweep(spec, store)
+    headers, rows = summary_rows(store, sweep_id)
+    by_name = {row[headers.index("optimizer")]: row for row in rows}
+    adam, muon = by_name["adam"], by_name["muon"]
+    assert adam[headers.index("reached target")] == "1/1"
+    assert adam[headers.index("gradient evals")] not in ("not reached", "not measured")
+    assert adam[headers.index("cost (calibrated)")].endswith(" s")
+    assert muon[headers.index("diverged (any lr)")] == "1"
+    store.close()

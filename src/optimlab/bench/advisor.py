@@ -519,6 +519,9 @@ def steps_for_seconds(task: Task, model: str | None, batch_size: int | None,
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"a budget in seconds must be > 0, got {seconds!r}")
     costs = step_costs(task, model, batch_size, {n: {"lr": _default_lr(n)} for n in optimizers})
+    if not costs:
+        raise ValueError(f"no candidate can step this model ({', '.join(optimizers)}), so a "
+                         "budget in seconds cannot be turned into steps")
     per_step = float(np.mean([c.seconds for c in costs.values()]))
     return max(1, int(seconds / per_step))
 

@@ -190,10 +190,14 @@ def _measure(task, model, batch_size, entries: Sequence[tuple[str, Mapping]],
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # all the work on this thread: its CPU time is the cost
     try:
-        steppers = {name: _Stepper(task, model, batch_size, name, hp) for name, hp in entries}
-        blocks = {}
-        for name, stepper in steppers.items():  # warm up (state, kernels), size the blocks
-            stepper.timed(2)
+        steppers, blocks = {}, {}
+        for name, hp in entries:  # warm up (state, kernels), size the blocks
+            try:
+                stepper = _Stepper(task, model, batch_size, name, hp)
+                stepper.timed(2)
+            except Exception:  # noqa: BLE001 (Muon on a bias, SparseAdam on dense gradients)
+                continue  # this optimizer cannot step the model: no cost, the others keep theirs
+            steppers[name] = stepper
             blocks[name] = max(1, min(1000, round(BLOCK_SECONDS / max(stepper.timed(1), 1e-7))))
         times: dict[str, list[float]] = {name: [] for name in steppers}
         for _ in range(rounds):
@@ -215,7 +219,9 @@ def step_costs(task, model: str | None, batch_size: int | None,
                rounds: int = ROUNDS) -> dict[str, StepCost]:
     """The step cost of each optimizer (name -> hyperparameters) on ``task``'s ``model`` at
     ``batch_size``: from the cache, or measured (all missing ones together, interleaved)
-    and cached. ``recalibrate`` measures every one again."""
+    and cached. ``recalibrate`` measures every one again. An optimizer that cannot step
+    the model (Muon on a bias, SparseAdam on dense gradients) is left out of the result;
+    the others keep their costs."""
     if not optimizers:
         return {}
     if not (isinstance(rounds, int) and rounds >= 1):
@@ -228,4 +234,4 @@ def step_costs(task, model: str | None, batch_size: int | None,
         for name, cost in measured.items():
             _save(keys[name], cost)
         out.update(measured)
-    return {name: out[name] for name in optimizers}
+    return {name: out[name] for name in optimizers if name in out}

@@ -249,10 +249,12 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
             else:
                 def shown(v, fmt):
                     return fmt(v) if math.isfinite(v) else "not reached"
+
+                def derived(v, fmt):  # from the calibrated step cost, which may be missing
+                    return fmt(v) if reached and math.isfinite(v) else \
+                        ("not reached" if not reached else "not measured")
                 row += [f"{reached}/{total}", shown(steps, lambda v: f"{v:g}"),
-                        shown(grads, lambda v: f"{v:g}"),
-                        shown(cost, lambda v: f"{v:.3g} s") if reached and math.isfinite(cost)
-                        else ("not reached" if not reached else "not measured"),
+                        derived(grads, lambda v: f"{v:g}"), derived(cost, lambda v: f"{v:.3g} s"),
                         shown(wall, lambda v: f"{v:.3g} s")]
         rows.append(row)
     return headers, rows
