@@ -241,10 +241,33 @@ def test_bench_runs_a_sweep_stores_it_and_writes_the_report(tmp_path, capsys):
     assert "sgd" in text and "adam" in text
     for name in ("report.html", "results.csv", "curves.png", "lr_sensitivity.png"):
         assert (out / name).stat().st_size > 0
+    # the command closed its store, which folds SQLite's -wal file in: the .db file alone,
+    # copied as users back a store up, holds the sweep
+    wal = tmp_path / "runs.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    (tmp_path / "copy.db").write_bytes(db.read_bytes())
+    assert main(["runs", "--db", str(tmp_path / "copy.db")]) == 0
+    assert "digits" in capsys.readouterr().out
     assert main(["runs", "--db", str(db)]) == 0
     assert "digits" in capsys.readouterr().out
     assert main(["report", "1", "--db", str(db), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "report.html").exists()
+
+
+def test_bench_prints_its_results_when_the_report_cannot_be_written(tmp_path, capsys,
+                                                                   monkeypatch):
+    from optimlab.bench import report
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(report, "write_report", refuse)
+    db = tmp_path / "runs.db"
+    assert main(BENCH + ["--db", str(db), "--out", str(tmp_path / "report")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("sweep 1 in") and "adam" in captured.out
+    (err,) = captured.err.strip().splitlines()
+    assert "cannot write the report" in err and f"optimlab report 1 --db {db}" in err
 
 
 def test_bench_refuses_to_silently_resume(tmp_path, capsys):
@@ -348,6 +371,8 @@ def test_every_hyperparameter_default_reads_back_through_hp():
     (["--hp", "sgd:momentum=-1"], "--hp sgd: momentum must be"),
     (["--lrs", "0,0.1"], "learning rates"),
     (["--lrs", ""], "learning rates"),
+    (["--lrs", "1e-3:1e-1:1"], "needs a COUNT of at least 2"),
+    (["--resume"], "--resume: no sweep in"),
     (["--optimizers", "adamm"], "unknown optimizer"),
     (["--steps", "0"], "--steps: takes a whole number >= 1"),
     (["--batch-size", "x"], "--batch-size"),

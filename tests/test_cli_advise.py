@@ -21,6 +21,7 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     assert f"recommendation: {data['optimizer']}, lr={data['hparams']['lr']:.3g}" in text
     assert data["statement"] in text
     assert f"compute: {data['steps_spent']:,} member-steps" in text
+    assert "(mean of 2 seeds" in text and "x 13 rates x 2 seeds x 27 steps" in text
     assert "range test" in text and "fastai" in text and "steepest" in text
     assert f"optimlab.create({data['optimizer']!r}" in text
     assert (out / "advice.html").stat().st_size > 0 and f"wrote {answer}" in text
@@ -42,6 +43,7 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     (["--batch-size", "x"], "--batch-size"),
     (["--model", "resnet"], "no model 'resnet'"),
     (["--json", "/no/such/folder/a.json"], "its folder does not exist"),
+    (["--json", "/"], "it is a folder"),
 ])
 def test_advise_errors_are_one_line(extra, message, tmp_path, capsys):
     argv = ADVISE + ["--db", str(tmp_path / "runs.db"), "--out", str(tmp_path / "a")]

@@ -784,6 +784,12 @@ def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
     return str(path)
 
 
+#: the run stores this command opened (:func:`_open_store`), closed when it ends
+#: (:func:`main`): closing the last connection folds SQLite's ``-wal`` file into the store,
+#: so the ``.db`` file alone, copied or moved, holds every run
+_OPEN_STORES: list = []
+
+
 def _open_store(path: str, must_exist: bool = False):
     import sqlite3
 
@@ -793,9 +799,17 @@ def _open_store(path: str, must_exist: bool = False):
     try:
         # a store that must exist is only read (runs, report, profile): opened read-only, so
         # a store on a read-only disk or of another user is still readable
-        return RunStore(path, readonly=must_exist)
+        store = RunStore(path, readonly=must_exist)
     except (OSError, StoreError, sqlite3.Error) as err:
         raise CLIError(f"cannot open the run store {path}: {err}") from None
+    _OPEN_STORES.append(store)
+    return store
+
+
+def _close_stores() -> None:
+    """Close the run stores the command opened (each close is idempotent)."""
+    while _OPEN_STORES:
+        _OPEN_STORES.pop().close()
 
 
 def _lrs(text: str, args: argparse.Namespace) -> tuple[float, ...] | None:
@@ -964,6 +978,11 @@ def run_bench(args: argparse.Namespace) -> str:
         raise CLIError(f"sweep {existing} in {db} has the same configuration and "
                        f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "
                        "to finish it")
+    if existing is None and args.resume:
+        raise CLIError(f"--resume: no sweep in {db} has this configuration (task, model, "
+                       "optimizers, rates, seeds, steps and training options must be the ones "
+                       "of the killed run; `optimlab runs` lists the sweeps); leave out "
+                       "--resume to start a new one")
     engine = "sequential" if args.sequential else "population"
     if existing is not None:  # resumed (or ended): only its unfinished runs train
         pending = [run.optimizer for run in store.pending_runs(existing)]
@@ -993,8 +1012,10 @@ def run_bench(args: argparse.Namespace) -> str:
         try:
             written = write_report(store, sweep_id, out)
         except OSError as err:
-            raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") \
-                from None
+            print(_printable("\n".join(lines)))  # the results, which are stored all the same
+            raise CLIError(f"cannot write the report to {out}: {err.strerror or err} (the "
+                           f"sweep is stored: `optimlab report {sweep_id} --db {db} --out "
+                           "FOLDER` writes it)") from None
         lines += [f"wrote {path}" for path in written.values()]
     return "\n".join(lines)
 
@@ -1101,6 +1122,9 @@ def run_advise(args: argparse.Namespace) -> str:
     json_path = None if args.json is None else Path(_no_nul(args.json, "--json"))
     if json_path is not None and not json_path.absolute().parent.is_dir():
         raise CLIError(f"cannot write the answer to {args.json}: its folder does not exist")
+    if json_path is not None and json_path.is_dir():
+        raise CLIError(f"cannot write the answer to {args.json}: it is a folder; give a file "
+                       "name such as advice.json")
     db = db_path(args.db)
     task = _task_with_model(args)
     store = _open_store(db)
@@ -1128,15 +1152,7 @@ def run_advise(args: argparse.Namespace) -> str:
         executor.close()
         while bars:
             bars.pop().bar.close()
-    from .bench.advice_report import write_advice_report
-
-    try:
-        written = write_advice_report(advice, store, out)
-        if json_path is not None:
-            json_path.write_text(json.dumps(advice.to_json(), indent=2))
-    except OSError as err:
-        raise CLIError(f"cannot write the advice: {err.strerror or err}") from None
-    grid = len(names) * 13 * 3 * args.steps
+    grid = len(names) * 13 * args.seeds * args.steps
 
     def lr(value) -> str:
         return "-" if value is None else f"{value:.3g}"
@@ -1150,15 +1166,17 @@ def run_advise(args: argparse.Namespace) -> str:
                      c["status"]])
     m = advice.metric
     ci = f" ± {m['ci']:.2g}" if math.isfinite(m["ci"]) else ""
+    seeds = "one seed, no interval" if m["seeds"] == 1 else \
+        f"mean of {m['seeds']} seeds" + (", 95% interval" if ci else "")
     lines = [
         f"{task.name}: {len(names)} candidates, {args.steps} steps, batch "
         f"{'full' if batch is None else batch}",
         f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: {m['name']} "
-        f"{m['value']:.4g}{ci} (mean of {m['seeds']} seeds, 95% interval)",
+        f"{m['value']:.4g}{ci} ({seeds})",
         advice.statement,
         f"compute: {advice.steps_spent:,} member-steps ({advice.steps_spent / grid:.0%} of a "
-        f"grid of {len(names)} optimizers x 13 rates x 3 seeds x {args.steps} steps, "
-        f"{grid:,})",
+        f"grid of {len(names)} optimizers x 13 rates x {args.seeds} "
+        f"seed{'s' if args.seeds != 1 else ''} x {args.steps} steps, {grid:,})",
         "",
         text_table(["optimizer", "range test", "fastai", "steepest", "tournament lr",
                     m["name"], "rank", "status"], rows),
@@ -1171,8 +1189,18 @@ def run_advise(args: argparse.Namespace) -> str:
         "",
         f"stored in {db} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
         f"{advice.answer_sweep_id})",
-        *[f"wrote {path}" for path in written.values()],
     ]
+    from .bench.advice_report import write_advice_report
+
+    try:
+        written = write_advice_report(advice, store, out)
+        if json_path is not None:
+            json_path.write_text(json.dumps(advice.to_json(), indent=2))
+    except OSError as err:
+        print(_printable("\n".join(lines)))  # the answer, which is not lost with the files
+        raise CLIError(f"cannot write the advice: {_one_line(err)} (the same command again "
+                       "reads the answer back from the store)") from None
+    lines += [f"wrote {path}" for path in written.values()]
     if json_path is not None:
         lines.append(f"wrote {json_path}")
     return "\n".join(lines)
@@ -1529,7 +1557,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"run store: a SQLite file (default {DEFAULT_DB}) or a SQLAlchemy URL, "
                         "e.g. postgresql://user@host/optimlab for a store several machines share")
     p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
-    p.add_argument("--resume", action="store_true", help="finish a killed sweep")
+    p.add_argument("--resume", action="store_true",
+                   help="finish a killed sweep of this same configuration (refused if none)")
     _add_executor_arguments(p)
     p.add_argument("--recalibrate", action="store_true",
                    help="measure the optimizers' step costs again (they are measured once "
@@ -1716,6 +1745,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"optimlab: internal error: {type(err).__name__}: {_one_line(err)} (please "
               "report it; OPTIMLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
+    finally:
+        _close_stores()
     return 0
 
 
