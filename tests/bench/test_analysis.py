@@ -22,6 +22,13 @@ def test_parse_lrs_rejects(text):
         parse_lrs(text)
 
 
+def test_a_range_of_one_rate_is_refused_rather_than_cut_to_its_low_end():
+    with pytest.raises(ValueError, match="COUNT of at least 2"):
+        parse_lrs("1e-3:1e-1:1")
+    with pytest.raises(ValueError, match="0 < LOW <= HIGH"):
+        parse_lrs("1e-1:1e-4:5")
+
+
 def test_summarize_picks_best_mean_and_counts_divergence():
     records = [
         {"optimizer": "adam", "lr": 1e-3, "seed": 0, "metric": 0.80},

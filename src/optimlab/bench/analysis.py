@@ -42,7 +42,8 @@ CONFIDENCE = 0.95
 
 def parse_lrs(text: str) -> list[float]:
     """``"1e-4:1e-1:8"`` -> 8 learning rates log-spaced from 1e-4 to 1e-1 (inclusive);
-    ``"0.01,0.1"`` -> those values. Every value must be > 0."""
+    ``"0.01,0.1"`` -> those values. Every value must be > 0; a range needs LOW <= HIGH and
+    COUNT >= 2 (both ends are in the grid), or COUNT 1 with LOW equal to HIGH."""
     text = text.strip()
     try:
         if ":" in text:
@@ -50,12 +51,19 @@ def parse_lrs(text: str) -> list[float]:
             low, high, n = float(low), float(high), int(count)
             if n < 1 or not (0 < low <= high):
                 raise ValueError
+            if n == 1 and low != high:
+                raise ValueError(f"learning rates {text!r}: a range from {low:g} to {high:g} "
+                                 "needs a COUNT of at least 2 (both ends are tried); for one "
+                                 "rate give it alone, e.g. --lrs 0.01")
             values = [low] if n == 1 else list(np.logspace(math.log10(low), math.log10(high), n))
         else:
             values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"learning rates must be LOW:HIGH:COUNT (e.g. 1e-4:1e-1:8) or a "
-                         f"comma-separated list of numbers > 0, got {text!r}") from None
+    except ValueError as err:
+        if str(err).startswith("learning rates "):
+            raise
+        raise ValueError(f"learning rates must be LOW:HIGH:COUNT with 0 < LOW <= HIGH (e.g. "
+                         f"1e-4:1e-1:8) or a comma-separated list of numbers > 0, got "
+                         f"{text!r}") from None
     if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
         raise ValueError(f"learning rates must be > 0, got {text!r}")
     return [float(v) for v in values]
