@@ -267,3 +267,28 @@ def test_rows_gathers_what_indexing_gathers():
             idx = torch.randint(0, 50, shape, generator=gen)
             got = _rows(data, idx)
             assert got.shape == data[idx].shape and torch.equal(got, data[idx])
+
+
+@pytest.mark.parametrize("engine", [train_population, train_sequential])
+def test_wall_time_counts_training_not_evaluations(engine, monkeypatch):
+    """Evaluations are the lab's cost, not the optimizer's: six that each sleep 0.2 s add
+    nothing to the wall time, which still grows with the steps. (10 steps of the toy model
+    take milliseconds; 0.6 s is half of what the evaluations slept.)"""
+    import time
+
+    from optimlab.bench import trainer
+
+    at = trainer._EvalSets.at
+
+    def slow(self, step):
+        time.sleep(0.2)
+        return at(self, step)
+
+    config = TrainConfig(steps=10, batch_size=16, eval_every=2)
+    members = [Member("adam", {"lr": 1e-2}, 0)]
+    engine(ToyTask(), config, members)  # Adam's fused kernel built or loaded, once per machine
+    monkeypatch.setattr(trainer._EvalSets, "at", slow)
+    (run,) = engine(ToyTask(), config, members)
+    assert len(run.wall_time) == 6 and run.wall_time[0] < 0.1, run.wall_time
+    assert run.wall_time == sorted(run.wall_time) and run.wall_time[-1] > run.wall_time[0]
+    assert run.wall_time[-1] < 0.6, run.wall_time
