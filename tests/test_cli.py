@@ -369,6 +369,7 @@ def test_every_hyperparameter_default_reads_back_through_hp():
     (["--hp", "adam:betas=0.9"], "betas takes a tuple of 2 such as (0.9,0.999)"),
     (["--hp", "adam:betas=(0.9,2)"], "--hp adam: betas[1] must be in [0, 1)"),  # adam's own
     (["--hp", "sgd:momentum=-1"], "--hp sgd: momentum must be"),
+    (["--hp", "adam:eps=1e-6", "--hp", "adam:eps=1e-7"], "--hp adam: eps is given twice"),
     (["--lrs", "0,0.1"], "learning rates"),
     (["--lrs", ""], "learning rates"),
     (["--lrs", "1e-3:1e-1:1"], "needs a COUNT of at least 2"),
@@ -562,3 +563,13 @@ def test_bench_recalibrate_measures_the_step_costs_again(tmp_path, capsys, monke
     assert main(argv + ["--db", str(tmp_path / "c.db"), "--recalibrate"]) == 0
     assert [[name for name, _ in entries] for entries in measured] == [["sgd"], ["sgd"]]
     capsys.readouterr()
+
+
+def test_serve_on_port_0_names_the_port_the_system_picked(tmp_path, capsys, monkeypatch):
+    import optimlab.web.server
+
+    seen = {}
+    monkeypatch.setattr(optimlab.web.server, "serve", lambda **kwargs: seen.update(kwargs))
+    assert main(["serve", "--port", "0", "--db", str(tmp_path / "r.db")]) == 0
+    port = seen["port"]
+    assert port > 0 and f"http://127.0.0.1:{port}/" in capsys.readouterr().err

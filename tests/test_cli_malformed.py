@@ -149,6 +149,7 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
         ("demo ema extra", "unrecognized arguments"),
         ("demo ema --out {tmp}/afile", "not a folder"),
         ("demo ema --out /nonexistent-dir/figures", "does not exist"),
+        ("demo ema --out {tmp}/garbage.db/figures", "garbage.db is a file, not a folder"),
     ],
     "slice": [
         ("slice", "required"),
@@ -332,6 +333,8 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
         ("serve --db /nonexistent-dir/r.db", "directory does not exist"),
         (["serve", "--port", "0", "--host", "bad\udcffhost", "--db", "{tmp}/r.db"],
          "cannot listen"),
+        ("serve --db {tmp}/r.db --slices {tmp}/nowhere", "nowhere: no such folder"),
+        ("serve --db {tmp}/r.db --slices {tmp}/garbage.db", "not a folder"),
     ],
 }
 

@@ -514,6 +514,9 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str],
             if not fits:
                 raise CLIError(f"--hp {name}: {key} takes {_hp_kind(allowed[key])}, got "
                                f"{_shown(value)}")
+            if key in out.get(name, {}) and out[name][key] != parsed:
+                raise CLIError(f"--hp {name}: {key} is given twice ({out[name][key]!r} and "
+                               f"{parsed!r}); give it once")
             out.setdefault(name, {})[key] = parsed
     import torch
 
@@ -615,6 +618,8 @@ def out_folder(text: str, flag: str, what: str) -> Path:
         raise CLIError(f"cannot write {what} to {text}: it is a file, not a folder (pass a "
                        f"folder to {flag})")
     parent = path.absolute().parent
+    if not path.exists() and parent.exists() and not parent.is_dir():
+        raise CLIError(f"cannot write {what} to {text}: {parent} is a file, not a folder")
     if not path.exists() and not parent.is_dir():
         raise CLIError(f"cannot write {what} to {text}: the folder {parent} does not exist "
                        "(create it first)")
@@ -666,7 +671,7 @@ def run_race(args: argparse.Namespace) -> str:
     lrs = _parse_pairs(args.lr, "--lr", positive=True)
     unknown = set(lrs) - set(names)
     if unknown:
-        raise CLIError(f"--lr names {sorted(unknown)}, which are not in --optimizers")
+        raise CLIError(f"--lr names {', '.join(sorted(unknown))}, not in --optimizers")
     if lrs and args.tune:
         raise CLIError("--lr and --tune do not go together: --tune picks each learning rate "
                        "from a grid; drop one of them")
@@ -1430,16 +1435,20 @@ def run_serve(args: argparse.Namespace) -> str:
     except ImportError as err:
         raise CLIError(f"optimlab serve needs the web extra: pip install 'optimlab[web]' "
                        f"({err})") from None
+    for folder in args.slices or []:  # the defaults may not exist yet; a folder given must
+        if not Path(folder).is_dir():
+            raise CLIError(f"--slices {folder}: " + ("not a folder" if Path(folder).exists()
+                                                     else "no such folder"))
     try:  # say so in one line rather than in uvicorn's traceback
-        with socket.create_server((args.host, args.port)):
-            pass
+        with socket.create_server((args.host, args.port)) as probe:
+            port = probe.getsockname()[1]  # --port 0: the free port the system picked
     except (OSError, OverflowError, UnicodeError, TypeError) as err:  # TypeError: an odd host name
         raise CLIError(f"cannot listen on {args.host}:{args.port}: "
                        f"{getattr(err, 'strerror', None) or err}") from None
     folders = args.slices or [SLICE_DIR, TOUR_DIR]
-    print(f"optimlab playground: http://{args.host}:{args.port}/ (run store {db.absolute()}; "
+    print(f"optimlab playground: http://{args.host}:{port}/ (run store {db.absolute()}; "
           f"slices from {', '.join(folders)}; Ctrl-C stops it)", file=sys.stderr)
-    serve(host=args.host, port=args.port, db_path=db, slices=folders)
+    serve(host=args.host, port=port, db_path=db, slices=folders)
     return "playground stopped"
 
 
@@ -1539,7 +1548,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=_whole(1), default=1000,
                         help=f"training budget in steps (default 1000, at most "
                              f"{BENCH_MAX_STEPS:,})")
-    p.add_argument("--batch-size", default="100", help="mini-batch size, 1 (SGD) or 'full'")
+    p.add_argument("--batch-size", default="100",
+                   help="mini-batch size, 1 (SGD) or 'full' (default 100)")
     p.add_argument("--schedule", default="constant",
                    choices=["constant", "step", "cosine", "onecycle", "warmup-cosine"],
                    help="learning-rate schedule (default constant)")
@@ -1581,7 +1591,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_whole(0), default=0,
                    help="the shared initialisation and batches (default 0)")
     p.add_argument("--grid", type=_whole(1), default=41,
-                   help="grid points per axis (default 41)")
+                   help="grid points per axis, at least 2 (default 41)")
     p.add_argument("--plane", choices=["endpoints", "random"], default="endpoints",
                    help="through the initialisation and two endpoints (default), or "
                         "filter-normalised random directions (Li et al. 2018)")
