@@ -374,3 +374,14 @@ def test_run_fan_runs_each_start_and_rate_as_its_own_race():
 def test_run_fan_bad_input(starts, factors, entries, match):
     with pytest.raises(ValueError, match=match):
         run_fan(get("rosenbrock"), entries, starts, factors, 5)
+
+
+def test_the_table_shows_the_rate_a_default_run_used_wrappers_included():
+    result = race("rosenbrock", {"adam": {}, "sam": {}, "lookahead": {}}, steps=3)
+    assert result.hparams["adam"]["lr"] == 1e-3
+    # a wrapper's rate is its inner optimizer's (SGD's for SAM, Adam's for Lookahead)
+    assert result.hparams["sam"]["lr"] == 1e-3 and result.hparams["sam"]["rho"] == 0.05
+    assert result.hparams["lookahead"]["lr"] == 1e-3 and result.hparams["lookahead"]["k"] == 5
+    headers, rows = result.rows()
+    cells = {row[0]: row[headers.index("hyperparameters")] for row in rows}
+    assert all(cell.startswith("lr=0.001") for cell in cells.values()), cells

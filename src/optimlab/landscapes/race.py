@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..optim.population import Population
-from ..optim.registry import resolve
+from ..optim.registry import create, resolve
 from .base import Landscape
 from .functions import get
 from .result import Race, RaceMetrics
@@ -58,6 +58,21 @@ def _landscape(landscape: Landscape | str) -> Landscape:
     if isinstance(landscape, str):
         return get(landscape)
     raise ValueError(f"landscape must be a name or a Landscape, got {type(landscape).__name__}")
+
+
+def _defaults_used(name: str, hparams: Mapping) -> dict:
+    """The rate (and a wrapper's own settings) an optimizer given ``hparams`` without a
+    rate runs with, for the table: its default, or for a wrapper (SAM, Lookahead) its
+    inner optimizer's, read from one built on a throwaway parameter."""
+    info = resolve(name).info
+    if "lr" in info.defaults:
+        return {"lr": info.defaults["lr"]}
+    if not resolve(name).capabilities.wraps:
+        return {}
+    group = create(name, [torch.zeros(2, 2, requires_grad=True)], **hparams).param_groups[0]
+    own = {k: v for k, v in info.defaults.items()
+           if k not in hparams and isinstance(v, (bool, int, float))}
+    return {**({"lr": group["lr"]} if "lr" in group else {}), **own}
 
 
 def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
@@ -394,8 +409,8 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             if beyond:
                 extended[entry.label] = beyond
             used["lr"] = best
-        elif "lr" not in used and "lr" in resolve(entry.name).info.defaults:
-            used["lr"] = resolve(entry.name).info.defaults["lr"]  # show what was used
+        elif "lr" not in used:  # show what was used
+            used.update(_defaults_used(entry.name, entry.hparams))
         paths[entry.label] = path.numpy()
         losses[entry.label] = loss.numpy()
         hparams[entry.label] = used
