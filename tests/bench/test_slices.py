@@ -244,3 +244,97 @@ def test_a_cnn_on_mnist1d_slices_too_and_its_grid_is_the_model_run_point_by_poin
         with torch.no_grad():
             loss = float(task.loss_fn(functional_call(model, params, (x,)), y))
         assert result.loss[i, j] == pytest.approx(loss, rel=1e-3)
+
+
+def test_an_optimizer_for_sparse_gradients_only_is_refused_up_front(digits, tmp_path, capsys):
+    """SparseAdam refuses dense gradients: the slice says so by name before it trains, as
+    ``race`` and populations do, and the command prints it as one error line."""
+    with pytest.raises(ValueError, match="'sparseadam' takes sparse gradients only"):
+        slice_landscape(digits, optimizers={"sparseadam": {}, "adam": {}}, steps=2)
+    code = cli.main(["slice", "digits", "--optimizers", "sparseadam,adam", "--steps", "2",
+                     "--grid", "3", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("optimlab: error: optimizer 'sparseadam' takes sparse gradients")
+    assert not (tmp_path / "out").exists()
+
+
+def _quadratic_top(task) -> float:
+    """quadratic-deep's loss is 0.5 (theta - x)^T H (theta - x) per sample: its Hessian is
+    H = 2/d root root^T whatever the data, its top eigenvalue from the full matrix."""
+    root = _init_model(task, "theta", 0).root.double()
+    return float(torch.linalg.eigvalsh(root @ root.T * 2 / root.shape[0])[-1])
+
+
+def test_the_sharpness_of_an_mse_model_is_read_from_its_hessian():
+    """quadratic-deep's mse loss made forward-over-reverse products raise ("ZeroTensors are
+    immutable"). Its Hessian is known, so the products are checked exactly: one product
+    gives the Rayleigh quotient of the seeded start v, two give that of H v (float64)."""
+    task = get_task("quadratic-deep")
+    model = _init_model(task, "theta", 0).double()
+    root = model.root
+    hessian = root @ root.T * 2 / root.shape[0]
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    v = torch.randn(flat.shape, generator=torch.Generator().manual_seed(3), dtype=flat.dtype)
+    hv = hessian @ v
+    for iters, want in [(1, v @ hv / (v @ v)), (2, hv @ hessian @ hv / (hv @ hv))]:
+        got = top_hessian_eigenvalue(task, model, flat, task.x_train[:10].double(),
+                                     task.y_train[:10].double(), iters=iters, seed=3)
+        assert got == pytest.approx(float(want), rel=1e-10)
+
+
+def test_a_loss_linear_in_the_weights_has_zero_sharpness(digits):
+    class Summed:  # a task whose loss is the sum of a linear model's outputs
+        loss_fn = staticmethod(lambda output, target: output.sum())
+
+    model = torch.nn.Linear(64, 3)
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    assert top_hessian_eigenvalue(Summed, model, flat, digits.x_train[:20],
+                                  digits.y_train[:20]) == 0.0
+
+
+def test_quadratic_deep_slices_with_its_sharpness():
+    task = get_task("quadratic-deep")
+    result = slice_landscape(task, None, {"sgd": {"lr": 0.01}, "adam": {"lr": 0.003}},
+                             steps=10, grid=3, points=2, eval_size=100)
+    top = _quadratic_top(task)
+    for p in result.paths:  # 10 of H's 100 eigenvalues lie in (30, 60), the rest below 1
+        assert not p.diverged and 30 < p.sharpness <= top * (1 + 1e-4)
+
+
+def test_the_table_shows_the_rate_used_and_marks_and_warns_of_divergence(digits, tmp_path,
+                                                                         capsys):
+    """A rate left out is the optimizer's default, shown as such; a diverged optimizer is
+    marked, and a plane through its endpoint is warned of (the command prints it)."""
+    code = cli.main(["slice", "digits", "--model", "logreg", "--optimizers", "sgd,lion",
+                     "--lr", "sgd=10000", "--steps", "5", "--grid", "3",
+                     "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = {line.split()[0]: line for line in out.splitlines()
+            if line.startswith(("sgd", "lion"))}
+    assert rows["sgd"].split()[:3] == ["sgd", "(diverged)", "1e+04"]
+    assert rows["lion"].split()[1:3] == ["0.0001", "(default)"]  # lion's own default
+    assert ("warning: the plane passes through the endpoint of sgd, which diverged, so the "
+            "picture is scaled to weights that blew up") in out
+    data = json.loads((tmp_path / "out" / "slice.json").read_text())
+    assert [(p["optimizer"], p["lr"], p["diverged"]) for p in data["paths"]] == [
+        ("sgd", 10000.0, True), ("lion", 1e-4, False)]
+
+
+def test_a_diverged_path_off_the_plane_is_warned_of_too():
+    def path(name, diverged, hparams):
+        return slices.Path(name, hparams, [0, 1], np.zeros((2, 2)), np.zeros(2), 1.0, 0.5,
+                           0.5, 0.9, None, diverged, slices._lr_used(name, hparams))
+
+    result = slices.Slice("t", "m", "accuracy", 1, "endpoints", ("adam", "sgd"),
+                          np.zeros(2), np.zeros(2), np.zeros((2, 2)), "train",
+                          [path("adam", False, {}), path("sgd", False, {"lr": 0.1}),
+                           path("lion", True, {}), path("sam", True, {"rho": 0.05})])
+    headers, rows = result.rows()
+    assert [r[:2] for r in rows] == [["adam", "0.001 (default)"], ["sgd", "0.1"],
+                                     ["lion (diverged)", "0.0001 (default)"],
+                                     ["sam (diverged)", "0.001 (default)"]]
+    assert result.notes() == ["warning: lion and sam diverged, so their rows describe "
+                              "weights that blew up"]
+    assert result.table().endswith(result.notes()[0])

@@ -33,8 +33,9 @@ The 1-D interpolation (Goodfellow et al., 2015) is the loss along
 between solutions, for :math:`\alpha` from -0.25 to 1.25.
 
 Sharpness is the largest eigenvalue of the Hessian of the training loss at each solution,
-by power iteration on Hessian-vector products (forward-over-reverse, ``torch.func.jvp`` of
-``torch.func.grad``), on a fixed subset of the training set.
+by power iteration on Hessian-vector products (reverse-over-reverse: the gradient's graph is
+built once and differentiated again against each vector), on a fixed subset of the training
+set.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..optim.registry import resolve
+from ..optim.registry import create, resolve
 from .tasks import Task
 from .tasks import get as get_task
 from .trainer import (
@@ -96,6 +97,14 @@ class Path:
     test_metric: float
     sharpness: float | None = None
     diverged: bool = False
+    lr: float | None = None  # the learning rate it trained with (its default if none given)
+
+    @property
+    def lr_text(self) -> str:
+        """The learning rate as the table shows it: ``"0.1"``, ``"1 (default)"``."""
+        if self.lr is None:
+            return "-"
+        return f"{self.lr:.3g}" + ("" if "lr" in self.hparams else " (default)")
 
     @property
     def end_residual(self) -> float:
@@ -130,26 +139,46 @@ class Slice:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
-        """The sharpness and residual table: headers and one row of text per optimizer."""
+        """The sharpness and residual table: headers and one row of text per optimizer (a
+        diverged one marked so)."""
         headers = ["optimizer", "lr", "train loss", f"test {self.metric}", "top Hessian eig",
                    "off plane: end", "max (of reach)"]
         rows = []
         for p in self.paths:
-            rows.append([p.optimizer, f"{p.hparams.get('lr', '')}", f"{p.train_loss:.4f}",
-                         f"{p.test_metric:.4f}",
+            rows.append([p.optimizer + (" (diverged)" if p.diverged else ""), p.lr_text,
+                         _score_text(p.train_loss), _score_text(p.test_metric),
                          "-" if p.sharpness is None else f"{p.sharpness:.2f}",
                          f"{p.end_residual:.3f} ({p.relative(p.end_residual):.0%})",
                          f"{p.max_residual:.3f} ({p.relative(p.max_residual):.0%})"])
         return headers, rows
 
+    def notes(self) -> list[str]:
+        """Warnings about what the picture shows: a diverged optimizer, above all one whose
+        endpoint spans the plane (the plane and the grid's extent are then set by weights
+        that blew up)."""
+        diverged = [p.optimizer for p in self.paths if p.diverged]
+        spans = [name for name in self.through if name in diverged]
+        notes = []
+        if spans:
+            notes.append(f"warning: the plane passes through the endpoint of {_and(spans)}, "
+                         f"which diverged, so the picture is scaled to weights that blew up "
+                         f"(give {'it' if len(spans) == 1 else 'them'} a lower learning rate "
+                         f"or leave {'it' if len(spans) == 1 else 'them'} out)")
+        rest = [name for name in diverged if name not in spans]
+        if rest:
+            notes.append(f"warning: {_and(rest)} diverged, so "
+                         f"{'its row describes' if len(rest) == 1 else 'their rows describe'} "
+                         f"weights that blew up")
+        return notes
+
     def table(self) -> str:
-        """The sharpness and residual table, as text."""
+        """The sharpness and residual table, as text, with :meth:`notes` under it."""
         headers, body = self.rows()
         rows = [headers] + body
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        return "\n".join(lines + self.notes())
 
     def to_json(self) -> dict:
         """Everything, as plain JSON types."""
@@ -163,8 +192,31 @@ class Slice:
                            "coords": p.coords.tolist(), "residual": p.residual.tolist(),
                            "reach": p.reach, "train_loss": p.train_loss,
                            "test_loss": p.test_loss, "test_metric": p.test_metric,
-                           "sharpness": p.sharpness, "diverged": p.diverged}
+                           "sharpness": p.sharpness, "diverged": p.diverged, "lr": p.lr}
                           for p in self.paths]}
+
+
+def _score_text(value: float) -> str:
+    """A loss or metric for the table: four decimals, four digits once it has blown up."""
+    return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
+
+
+def _and(names: Sequence[str]) -> str:
+    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+
+
+def _lr_used(name: str, hparams: Mapping) -> float | None:
+    """The learning rate ``name`` trains with given ``hparams``: the given one, else the one
+    :func:`~optimlab.optim.registry.create` gives it (its class's default, or a wrapper's
+    inner optimizer's); None where it has none."""
+    if "lr" in hparams:
+        return float(hparams["lr"])
+    try:
+        lr = create(name, [torch.zeros(2, 2, requires_grad=True)], **hparams).param_groups[0].get("lr")
+    except (TypeError, ValueError, RuntimeError):  # training would say why
+        lr = resolve(name).info.defaults.get("lr")
+    return float(lr) if isinstance(lr, (int, float)) else None
 
 
 # ----------------------------------------------------------------------------- weights
@@ -260,10 +312,16 @@ def _scores(task, template: nn.Module, flat: Tensor, x: Tensor, y: Tensor,
 def top_hessian_eigenvalue(task, template: nn.Module, flat: Tensor, x: Tensor, y: Tensor,
                            iters: int = 50, tol: float = 1e-4, seed: int = 0) -> float:
     r"""The largest eigenvalue of the Hessian of ``task``'s loss on ``(x, y)`` at the flat
-    weights ``flat``: power iteration on Hessian-vector products (``jvp`` of ``grad``),
-    stopped when the Rayleigh quotient changes by less than ``tol`` (relative) or after
-    ``iters`` products. Power iteration finds the eigenvalue of largest magnitude, which at
-    a trained network's solution is the top of the (positive) spectrum."""
+    weights ``flat``: power iteration on Hessian-vector products, stopped when the Rayleigh
+    quotient changes by less than ``tol`` (relative) or after ``iters`` products. Power
+    iteration finds the eigenvalue of largest magnitude, which at a trained network's
+    solution is the top of the (positive) spectrum.
+
+    Each product differentiates the gradient's graph (built once) again against the vector
+    (reverse-over-reverse): forward-mode AD through the backward pass (``jvp`` of ``grad``)
+    fails on losses whose backward writes into a zero tangent (``F.mse_loss`` against
+    targets that have none: "ZeroTensors are immutable"), and a part of the gradient that
+    does not depend on the weights (a loss linear in them) counts as a zero curvature."""
     shapes = [(name, p.shape, p.numel()) for name, p in template.named_parameters()]
     buffers = dict(template.named_buffers())
 
@@ -274,14 +332,23 @@ def top_hessian_eigenvalue(task, template: nn.Module, flat: Tensor, x: Tensor, y
             i += n
         return task.loss_fn(functional_call(template, {**buffers, **params}, (x,)), y)
 
-    grad = torch.func.grad(loss)
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(flat.shape, generator=gen, dtype=flat.dtype)
     v = v / v.norm()
-    w = flat.detach()
+    w = flat.detach().clone().requires_grad_()
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(loss(w), w, create_graph=True)
+    if grad.grad_fn is None:  # the gradient is constant: the Hessian is zero
+        return 0.0
+
+    def hessian_times(u: Tensor) -> Tensor:  # H u = (d grad / d w)^T u, H being symmetric
+        (hu,) = torch.autograd.grad(grad, w, u, retain_graph=True, allow_unused=True,
+                                    materialize_grads=True)
+        return hu.detach()
+
     value = None
     for _ in range(iters):
-        hv = torch.func.jvp(grad, (w,), (v,))[1]
+        hv = hessian_times(v)
         new = float(v @ hv)
         norm = hv.norm()
         if norm == 0 or not math.isfinite(new):
@@ -341,8 +408,9 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
         chunk: grid points evaluated together (the population's size).
 
     Raises:
-        ValueError: an unknown optimizer, plane or set, a grid under 2 points, a model the
-            task lacks, or no plane through the endpoints (nothing moved).
+        ValueError: an unknown optimizer, plane or set, an optimizer for sparse gradients
+            only (SparseAdam), a grid under 2 points, a model the task lacks, or no plane
+            through the endpoints (nothing moved).
     """
     if plane not in PLANES:
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
@@ -358,7 +426,9 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
     if len(optimizers) < (2 if plane == "endpoints" else 1):
         raise ValueError("the endpoints plane needs at least two optimizers")
     for name in optimizers:
-        resolve(name)
+        if resolve(name).capabilities.sparse_only:
+            raise ValueError(f"optimizer {name!r} takes sparse gradients only "
+                             f"(nn.Embedding(sparse=True)) and a slice trains with dense ones")
     task = get_task(task, data_dir=data_dir) if isinstance(task, str) else task
     model = model or task.default_model
     if model not in task.models:
@@ -424,7 +494,8 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
             sharp = top_hessian_eigenvalue(task, template, path[-1], xtr, ytr, seed=seed)
         out.append(Path(name, dict(optimizers[name]), recorded[name], c.numpy(), r.numpy(),
                         reach, result.train_loss[-1], result.test_loss[-1],
-                        result.test_metric[-1], sharp, result.diverged))
+                        result.test_metric[-1], sharp, result.diverged,
+                        _lr_used(name, optimizers[name])))
     seconds["sharpness"] = time.perf_counter() - t0
     return Slice(task.name, model, task.metric, steps, plane, tuple(through), xs.numpy(),
                  ys.numpy(), loss_grid, on, out, interpolation, seconds)
