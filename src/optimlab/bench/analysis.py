@@ -258,9 +258,18 @@ def performance_profile(times: Mapping[str, Mapping[str, float]],
     ``times[task][optimizer]`` is the time (or steps) to reach the task's target, ``inf``
     when never reached. For each task r = time / best time over optimizers; the profile of
     an optimizer is rho(tau) = fraction of tasks with r <= tau. Returns ``(taus, rho)``.
+
+    Every task must time the same optimizers: one that was not run on a task has no ratio
+    there (``inf`` would score it as a failure), so a ragged table is a ``ValueError``;
+    :func:`optimlab.bench.profile.build_profile` keeps the optimizers run everywhere.
     """
     taus = np.linspace(1.0, 4.0, 301) if taus is None else np.asarray(taus, dtype=float)
     optimizers = sorted({o for per_task in times.values() for o in per_task})
+    for task, per_task in times.items():
+        missing = [o for o in optimizers if o not in per_task]
+        if missing:
+            raise ValueError(f"task {task!r} has no time for {', '.join(missing)}: a "
+                             f"performance profile needs the same optimizers on every task")
     ratios = {o: [] for o in optimizers}
     for per_task in times.values():
         best = min(per_task.values())

@@ -4,6 +4,10 @@ For every sweep, each optimizer's time to the sweep's target is the median over 
 best learning rate (:func:`~optimlab.bench.analysis.time_to_target`); the ratio to the best
 optimizer of that sweep gives the profile rho(tau) and the score (Dahl et al. 2023).
 
+A profile compares the same optimizers on every workload (Dolan & Moré 2002): an optimizer
+that was not run in one of the sweeps is left out, and :meth:`Profile.notes` says which and
+why (counting it as never reaching that sweep's target would score it as a failure there).
+
 The time is the robust one: steps to the target times the optimizer's calibrated step cost
 (:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one. Wall
 time is used only for sweeps stored before costs were recorded, and the table says so.
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +44,8 @@ class Profile:
     scores: dict[str, float]
     #: per workload: "cost" (steps x calibrated step cost) or "wall" (an old sweep)
     basis: dict[str, str] | None = None
+    #: optimizers left out of the profile -> the workloads that did not run them
+    left_out: dict[str, list[str]] = field(default_factory=dict)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """The table's headers and rows (see :meth:`table`)."""
@@ -50,15 +56,22 @@ class Profile:
             best = min(per.values())
             wall = (self.basis or {}).get(workload) == "wall"
             rows.append([workload + (" (wall time)" if wall else "")] + [
-                "not reached" if not math.isfinite(per.get(o, math.inf)) else
+                "not run" if o not in per else
+                "not reached" if not math.isfinite(per[o]) else
                 f"{per[o]:.3g} s ({per[o] / best:.2f}x)" for o in optimizers])
         rows.append(["score (AlgoPerf)"] + [f"{self.scores[o]:.3f}" for o in optimizers])
         return headers, rows
 
+    def notes(self) -> list[str]:
+        """One line per optimizer left out of the profile, with the workloads that did not
+        run it."""
+        return [f"{name}: left out, not run in {', '.join(where)} (a profile compares the "
+                f"optimizers run on every workload)" for name, where in self.left_out.items()]
+
     def table(self) -> str:
         """Seconds to target per workload (steps x calibrated step cost; the ratio to the
-        best), then the scores."""
-        return text_table(*self.rows())
+        best), then the scores, then :meth:`notes`."""
+        return "\n".join([text_table(*self.rows()), *self.notes()])
 
     def plot(self) -> Figure:
         """rho(tau) for every optimizer (matplotlib figure)."""
@@ -80,10 +93,17 @@ class Profile:
 
 
 def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
-    """The profile of the sweeps ``sweep_ids`` (each needs a target in its configuration)."""
+    """The profile of the sweeps ``sweep_ids`` (each needs a target in its configuration)
+    over the optimizers run in every one of them; the others are named in
+    :attr:`Profile.left_out`.
+
+    Raises:
+        ValueError: no sweep, a sweep without a target, or fewer than two optimizers run
+            in every sweep.
+    """
     if not sweep_ids:
         raise ValueError("a profile needs at least one sweep")
-    times, basis = {}, {}
+    times, basis, ran = {}, {}, {}
     for sweep_id in sweep_ids:
         info = store.sweep(sweep_id)
         if info["config"].get("target") is None:
@@ -95,6 +115,22 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         basis[label] = "cost" if costed else "wall"
         times[label] = time_to_target(records, higher,
                                       key="cost_to_target" if costed else "time_to_target")
+        ran[f"sweep {sweep_id}"] = {r["optimizer"] for r in records}
+    every = set.intersection(*ran.values())
+    left_out = {name: [s for s, names in ran.items() if name not in names]
+                for name in sorted(set.union(*ran.values()) - every)}
+    if len(every) < 2:
+        if len(ran) == 1:
+            what = f"sweep {sweep_ids[0]} ran {'only ' + next(iter(every)) if every else 'no optimizer'}"
+        else:
+            missing = "; ".join(f"{name} is not in {', '.join(where)}"
+                                for name, where in left_out.items())
+            what = (f"sweeps {', '.join(str(i) for i in sweep_ids)} have "
+                    f"{'only ' + next(iter(every)) if every else 'no optimizer'} in common "
+                    f"({missing})")
+        raise ValueError(f"{what}, and a performance profile compares the same two or more "
+                         f"optimizers on every sweep")
+    times = {label: {o: t for o, t in per.items() if o in every} for label, per in times.items()}
     taus, rho = performance_profile(times)
     return Profile(times, taus, rho, {o: profile_score(taus, r) for o, r in rho.items()},
-                   basis)
+                   basis, left_out)

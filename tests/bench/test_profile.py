@@ -1,0 +1,81 @@
+"""Performance profiles across sweeps (optimlab.bench.profile): a profile compares the same
+optimizers on every sweep, so one that a sweep did not run is left out and named, never
+scored as a failure there."""
+
+import math
+
+import numpy as np
+import pytest
+
+from optimlab.bench.analysis import performance_profile
+from optimlab.bench.profile import Profile, build_profile
+from optimlab.bench.store import RunStore
+
+
+def _sweep(store, cost: dict[str, float | None]) -> int:
+    """A stored sweep with one finished run per optimizer, reaching the target at ``cost``
+    seconds (None: never)."""
+    sweep = store.open_sweep({"task": "digits", "optimizers": list(cost), "target": 0.5,
+                              "metric": {"name": "accuracy", "higher_is_better": True},
+                              "times": list(cost.values())})  # (a config opens one sweep)
+    ids = store.add_runs(sweep, [{"optimizer": o, "hparams": {"lr": 0.1}, "seed": 0}
+                                 for o in cost])
+    for run, seconds in zip(ids, cost.values()):
+        store.finish_run(run, "finished", summary={
+            "final_metric": 0.9, "seconds_per_step": 0.01, "cost_to_target": seconds,
+            "steps_to_target": None if seconds is None else round(seconds * 100)})
+    return sweep
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    yield store
+    store.close()
+
+
+def test_an_optimizer_missing_from_a_sweep_is_left_out_and_named(store):
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0, "rmsprop": 0.5})
+    second = _sweep(store, {"adam": 2.0, "sgd": 1.0})
+    profile = build_profile(store, [first, second])
+    assert set(profile.rho) == set(profile.scores) == {"adam", "sgd"}
+    assert profile.times == {"1: digits": {"adam": 1.0, "sgd": 2.0},
+                             "2: digits": {"adam": 2.0, "sgd": 1.0}}
+    # each fastest once, twice as slow on the other: the same score
+    assert profile.scores["adam"] == pytest.approx(profile.scores["sgd"])
+    assert profile.left_out == {"rmsprop": ["sweep 2"]}
+    table = profile.table()
+    assert "rmsprop" not in table.splitlines()[0] and "not reached" not in table
+    assert table.splitlines()[-1] == ("rmsprop: left out, not run in sweep 2 (a profile "
+                                      "compares the optimizers run on every workload)")
+    # a sweep that ran an optimizer and never reached the target still scores it 0 there
+    third = _sweep(store, {"adam": 1.0, "sgd": None})
+    profile = build_profile(store, [first, third])
+    assert profile.left_out == {"rmsprop": ["sweep 3"]}
+    assert profile.rows()[1][1][2] == "not reached"
+    assert profile.scores["sgd"] < profile.scores["adam"]
+
+
+def test_fewer_than_two_optimizers_in_common_is_refused(store):
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    second = _sweep(store, {"adam": 2.0, "rmsprop": 1.0})
+    alone = _sweep(store, {"rmsprop": 1.0})
+    with pytest.raises(ValueError, match=r"^sweeps 1, 2 have only adam in common \(rmsprop is "
+                                         r"not in sweep 1; sgd is not in sweep 2\), and a "
+                                         r"performance profile compares"):
+        build_profile(store, [first, second])
+    with pytest.raises(ValueError, match="sweeps 1, 3 have no optimizer in common"):
+        build_profile(store, [first, alone])
+    with pytest.raises(ValueError, match="^sweep 3 ran only rmsprop, and"):
+        build_profile(store, [alone])
+
+
+def test_a_ragged_table_of_times_is_refused_and_shown_as_not_run():
+    with pytest.raises(ValueError, match="task 'b' has no time for sgd"):
+        performance_profile({"a": {"adam": 1.0, "sgd": 2.0}, "b": {"adam": 1.0}})
+    taus = np.linspace(1, 4, 4)
+    profile = Profile({"a": {"adam": 1.0, "sgd": math.inf}, "b": {"adam": 1.0}}, taus,
+                      {"adam": np.ones(4), "sgd": np.zeros(4)}, {"adam": 1.0, "sgd": 0.0})
+    _, rows = profile.rows()
+    assert rows[0][1:] == ["1 s (1.00x)", "not reached"] and rows[1][1:] == ["1 s (1.00x)",
+                                                                             "not run"]
