@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from optimlab.bench.advice_report import write_advice_report
-from optimlab.bench.advisor import advise_task
+from optimlab.bench.advisor import advise_task, difference_words
 from optimlab.bench.store import RunStore
 from optimlab.bench.tasks import Task
 
@@ -75,6 +75,10 @@ def test_the_page_tells_the_story(report):
         table = page[head:page.index("</table>", head)]
         assert table.count("<tr><td") == len(rung["arms"])
     assert "recommended" in page and "Adam at its default lr" in page
+    # the gain over Adam at its default rate, signed as better-by and said by direction
+    better = advice.versus["adam_default"]["better_by"]
+    assert better > 0 and difference_words(better, "loss", False).endswith(" lower loss")
+    assert f'<td class="num">{better:+.3g} ({difference_words(better, "loss", False)})</td>' in page
     assert f"{advice.steps_spent:,} member-steps" in text
 
 

@@ -14,6 +14,7 @@ from optimlab.bench.advisor import (
     RangeTest,
     advise,
     advise_task,
+    difference_words,
     fastai_valley,
     make_task,
     plan,
@@ -121,6 +122,8 @@ def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     # Adam's default rate barely moves in 27 steps (the loss starts near 9.7): a tuned
     # optimizer ends far below it
     assert advice.metric["value"] < advice.versus["adam_default"]["value"] / 5
+    better = advice.versus["adam_default"]["better_by"]  # a loss: the pick's is lower
+    assert f"{better:.3g} lower loss than Adam at its default lr (lr=0.001" in advice.statement
     assert 0 < advice.steps_spent <= advice.plan.cost(2)
     assert sum(ticks) > 0
     answer = json.loads(json.dumps(advice.to_json()))  # machine-readable as it says
@@ -141,6 +144,29 @@ def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     assert ticks == [] and again.to_json()["optimizer"] == advice.optimizer
 
 
+def test_a_difference_is_said_by_its_direction():
+    """``better_by`` is positive when the pick is better; the words say which way the metric
+    moved, so a lower loss never reads as "+289 loss"."""
+    assert difference_words(289.4, "loss", higher_is_better=False) == "289 lower loss"
+    assert difference_words(-0.02, "loss", higher_is_better=False) == "0.02 higher loss"
+    assert difference_words(0.05, "accuracy", higher_is_better=True) == "0.05 higher accuracy"
+    assert difference_words(-0.004, "accuracy", True) == "0.004 lower accuracy"
+    assert difference_words(0.0, "loss", False) == "the same loss"
+
+
+def test_a_single_candidate_is_called_the_only_one(tmp_path):
+    advice = advise_task(_linear_task(), optimizers=["adam"], steps=27, batch_size=32,
+                         seeds=2, store=RunStore(tmp_path / "runs.db"))
+    assert advice.optimizer == "adam" and len(advice.candidates) == 1
+    assert advice.statement.startswith("adam was the only candidate. ")
+    assert "clear leader" not in advice.statement and "+" not in advice.statement
+    default = advice.versus["adam_default"]
+    assert default["better_by"] > 0  # tuned Adam beats Adam at 1e-3 in 27 steps
+    assert (f"only candidate. {default['better_by']:.3g} lower loss than Adam at its default "
+            f"lr (lr=0.001") in advice.statement
+    assert advice.to_json()["statement"] == advice.statement
+
+
 def test_a_candidate_that_cannot_run_says_why(tmp_path):
     """Muon steps 2-D parameters only: on a model with a bias every run of it raises, which
     the answer reports as such (with the error), not as a loss that never fell."""
@@ -151,6 +177,7 @@ def test_a_candidate_that_cannot_run_says_why(tmp_path):
     assert by_name["muon"]["status"] == "cannot run"
     assert "Muon only optimizes real 2-D parameters" in by_name["muon"]["error"]
     assert by_name["adam"]["error"] is None and advice.optimizer == "adam"
+    assert advice.statement.startswith("adam was the only candidate that could train here.")
     # when no candidate can run at all, the error says why for each
     x, y = _regression(64)
 

@@ -35,7 +35,17 @@ from typing import Any
 
 import numpy as np
 
-from .advisor import ETA, LOWER, REFERENCE, STOP_FACTOR, Advice, RangeTest, _running_median, _truncated
+from .advisor import (
+    ETA,
+    LOWER,
+    REFERENCE,
+    STOP_FACTOR,
+    Advice,
+    RangeTest,
+    _running_median,
+    _truncated,
+    difference_words,
+)
 from .analysis import CONFIDENCE, CRITERION
 from .report import (
     _DASH,
@@ -422,8 +432,10 @@ def _versus_rows(advice: Advice) -> list[list[str]]:
             low, high = -high, -low
         interval = f"[{low:+.3g}, {high:+.3g}]" if _finite(low) and _finite(high) else _DASH
         clear = _DASH if better is None else ("yes" if v.get("distinct") else "no")
-        rows.append([what, _lr(v.get("lr")), _mean_ci(v.get("value"), None),
-                     f"{better:+.3g}" if _finite(better) else _DASH, interval, clear])
+        gain = (f"{better:+.3g} ({difference_words(better, advice.metric['name'], higher)})"
+                if _finite(better) else _DASH)
+        rows.append([what, _lr(v.get("lr")), _mean_ci(v.get("value"), None), gain, interval,
+                     clear])
     return rows
 
 

@@ -77,7 +77,7 @@ from .trainer import Member, TrainConfig
 
 __all__ = ["Advice", "AdvisorError", "Plan", "RangeTest", "advise", "advise_task",
            "candidates", "make_task", "steps_for_seconds", "DEFAULT_CANDIDATES",
-           "fastai_valley", "plan", "steepest", "suggest_lr"]
+           "difference_words", "fastai_valley", "plan", "steepest", "suggest_lr"]
 
 #: what the advisor compares when not told (SGD with momentum 0.9 is the registry's "momentum")
 DEFAULT_CANDIDATES = ("momentum", "adam", "adamw", "lion", "rmsprop", "adagrad")
@@ -326,8 +326,10 @@ class Advice:
             the first one).
         ties: the finalists that paired comparisons cannot tell apart from the pick.
         versus: ``{"adam_default": ..., "adam_tuned": ...}``: each with the reference's
-            ``lr``, ``value`` and the pick's paired difference (``diff``, ``low``,
-            ``high``), None where unknown.
+            ``lr``, ``value`` and the pick's paired difference: ``better_by`` (positive when
+            the pick is better, whichever way the metric goes; :func:`difference_words`
+            says it by direction), ``low``, ``high`` (the interval of pick - reference),
+            ``distinct``; None where unknown.
         statement: the confidence statement, in words.
         steps, batch_size: the training the recommendation is for.
         range_tests: the stage-1 curves; ``rungs``: per rung, its horizon and every arm's
@@ -742,9 +744,21 @@ def _versus(best, records, higher: bool, reference=None) -> dict | None:
             "seeds": paired.seeds}
 
 
+def difference_words(better_by: float, metric: str, higher_is_better: bool) -> str:
+    """The pick's difference from a reference in words, by its direction rather than by
+    which way is better: ``"289 lower loss"``, ``"0.05 higher accuracy"``, ``"the same
+    loss"``. ``better_by`` is :func:`_versus`'s (positive: the pick is better)."""
+    diff = better_by if higher_is_better else -better_by  # pick - reference
+    if diff == 0:
+        return f"the same {metric}"
+    return f"{abs(diff):.3g} {'higher' if diff > 0 else 'lower'} {metric}"
+
+
 def _statement(advice: Advice, best) -> str:
     """The confidence statement, from the final rung's seeds."""
     name = advice.metric["name"]
+    higher = bool(advice.metric.get("higher_is_better", True))
+    trained = [c for c in advice.candidates if c["status"] not in ("cannot train", "cannot run")]
     if advice.ties:
         tied = [best.optimizer, *advice.ties]
         who = ", ".join(tied[:-1]) + f" and {tied[-1]}"
@@ -754,8 +768,14 @@ def _statement(advice: Advice, best) -> str:
     elif len([c for c in advice.candidates if c["status"] == "final"]) > 1:
         text = (f"{best.optimizer} is better than every other finalist on {name} (paired "
                 f"95% intervals over {best.seeds} seeds).")
-    else:
+    elif len(advice.candidates) == 1:
+        text = f"{best.optimizer} was the only candidate."
+    elif len(trained) == 1:
+        text = f"{best.optimizer} was the only candidate that could train here."
+    elif any(r.get("clear_leader") for r in advice.rungs):
         text = f"{best.optimizer} was the clear leader of the tournament."
+    else:
+        text = f"{best.optimizer} was the only optimizer left in the final rung."
     parts = []
     for key, what in (("adam_default", "Adam at its default lr"), ("adam_tuned", "tuned Adam")):
         v = advice.versus.get(key)
@@ -764,7 +784,8 @@ def _statement(advice: Advice, best) -> str:
         if v is None or v.get("better_by") is None:
             continue
         verdict = "" if v["distinct"] else ", not a clear difference"
-        parts.append(f"{v['better_by']:+.3g} {name} against {what} (lr={v['lr']:.3g}{verdict})")
+        parts.append(f"{difference_words(v['better_by'], name, higher)} than {what} "
+                     f"(lr={v['lr']:.3g}{verdict})")
     return text + (" " + "; ".join(parts) + "." if parts else "")
 
 
