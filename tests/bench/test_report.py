@@ -258,3 +258,32 @@ def test_run_sweep_records_the_metric_and_reports_use_it(swept):
     other = store.open_sweep(config)
     assert resolve_metric(store, other) == ("f1", False)
     assert resolve_metric(store, other, higher_is_better=True) == ("f1", True)
+
+
+@pytest.mark.parametrize("status", ["finished", "failed"])
+def test_a_one_rate_sweep_draws_a_decade_around_it_without_warnings(tmp_path, status):
+    """One rate (or a sweep whose every run failed) gave matplotlib identical x limits,
+    which it warned of on stderr ("Attempting to set identical low and high xlims"); the
+    axis is now a decade around the rate."""
+    import warnings
+
+    from optimlab.bench.report import _sensitivity_figure, _Sweep
+    from optimlab.landscapes.plots import plt_close
+
+    store = RunStore(tmp_path / "runs.db")
+    sweep = store.open_sweep({"task": "digits", "optimizers": ["adam"], "target": 0.5})
+    (run,) = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.1}, "seed": 0}])
+    if status == "finished":
+        store.finish_run(run, "finished", summary={"final_metric": 0.72,
+                                                   "final_test_loss": 1.0})
+    else:
+        store.finish_run(run, "failed", error="ValueError: no")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = write_report(store, sweep, tmp_path / "out")
+        fig = _sensitivity_figure(_Sweep(store, sweep, None, None))
+    low, high = fig.axes[0].get_xlim()
+    plt_close(fig)
+    assert low == pytest.approx(0.1 / math.sqrt(10)) and high == pytest.approx(0.1 * math.sqrt(10))
+    assert _image(paths["lr_sensitivity"].read_bytes()).std() > 0
+    store.close()

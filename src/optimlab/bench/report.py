@@ -542,6 +542,7 @@ def _sensitivity_figure(sw: _Sweep):
     n = len(sw.optimizers)
     bad: list[tuple[str, float]] = []
     finite_values = []
+    placed: list[float] = []  # every marker's x
     handles: list = []
     for i, name in enumerate(sw.optimizers):
         dodge = 10 ** (0.03 * (i - (n - 1) / 2)) if n > 1 else 1.0  # side by side
@@ -562,6 +563,7 @@ def _sensitivity_figure(sw: _Sweep):
                                   label=f"{name}: no run finished" if by_lr
                                   else f"{name}: no run ended yet"))
             continue
+        placed += [lr * dodge for lr in xs]
         means = np.array([np.mean(by_lr[lr]) for lr in xs])
         stds = np.array([np.std(by_lr[lr], ddof=1) if len(by_lr[lr]) > 1 else 0.0
                          for lr in xs])
@@ -575,6 +577,13 @@ def _sensitivity_figure(sw: _Sweep):
                                marker="*", markersize=16, color=colors[name],
                                markeredgecolor="black", markeredgewidth=0.8, zorder=4,
                                label=f"{name}: best lr {best:.3g}", gid=f"best:{name}")
+    placed += [x for _, x in bad]
+    if placed and max(placed) < 10 * min(placed):
+        # one rate (or a few close ones): a decade around them, where matplotlib would
+        # warn of identical limits and widen the axis by a factor of its own
+        center = math.sqrt(min(placed) * max(placed))
+        ax.set_autoscalex_on(False)  # before the limits: autoscaling first is what warns
+        ax.set_xlim(center / math.sqrt(10), center * math.sqrt(10))
     if not finite_values and not bad:
         _no_data(ax, "no run ended yet")
     else:
