@@ -1174,14 +1174,14 @@ def run_advise(args: argparse.Namespace) -> str:
     seeds = "one seed, no interval" if m["seeds"] == 1 else \
         f"mean of {m['seeds']} seeds" + (", 95% interval" if ci else "")
     lines = [
-        f"{task.name}: {len(names)} candidates, {args.steps} steps, batch "
+        f"{task.name}: {_count(len(names), 'candidate')}, {args.steps} steps, batch "
         f"{'full' if batch is None else batch}",
         f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: {m['name']} "
         f"{m['value']:.4g}{ci} ({seeds})",
         advice.statement,
         f"compute: {advice.steps_spent:,} member-steps ({advice.steps_spent / grid:.0%} of a "
-        f"grid of {len(names)} optimizers x 13 rates x {args.seeds} "
-        f"seed{'s' if args.seeds != 1 else ''} x {args.steps} steps, {grid:,})",
+        f"grid of {_count(len(names), 'optimizer')} x 13 rates x "
+        f"{_count(args.seeds, 'seed')} x {args.steps} steps, {grid:,})",
         "",
         text_table(["optimizer", "range test", "fastai", "steepest", "tournament lr",
                     m["name"], "rank", "status"], rows),
@@ -1209,6 +1209,11 @@ def run_advise(args: argparse.Namespace) -> str:
     if json_path is not None:
         lines.append(f"wrote {json_path}")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _batch(text: str) -> int | None:
