@@ -160,6 +160,22 @@ def test_bad_hyperparameters_name_the_argument(info, arg, value):
         _construct(info, **{arg: value})
 
 
+GROUP_BAD = [p for p in BAD
+             if issubclass(p.values[0].cls, optimlab.optim.base.RuleOptimizer)]
+
+
+@pytest.mark.parametrize("info, arg, value", GROUP_BAD)
+def test_a_param_group_with_a_bad_hyperparameter_is_refused_as_the_argument_is(info, arg, value):
+    """A group dict carries hyperparameters too: the same value the constructor refuses is
+    refused by add_param_group, naming the group and the argument, and the group is not
+    added (it would fail, or step wrongly, later)."""
+    opt = _construct(info)
+    extra = make_params(torch.float64, CASES[info.cls.__name__][0].shapes)[:1]
+    with pytest.raises(ValueError, match=f"param group 1: .*{arg}"):
+        opt.add_param_group({"params": extra, arg: value})
+    assert len(opt.param_groups) == 1
+
+
 def test_every_class_rejects_a_negative_lr():
     assert {p.values[0].cls.__name__ for p in BAD if p.values[1] == "lr"} >= {
         info.cls.__name__ for info in TABLE if "lr" in info.defaults}
@@ -534,3 +550,10 @@ def test_a_twin_takes_every_argument_torchs_class_takes(name):
             getattr(optimlab, name)(p, **{flag: True})
         with pytest.raises(ValueError, match=f"{flag} must be a bool"):
             getattr(optimlab, name)(p, **{flag: 1})
+
+
+def test_schedule_free_adamw_refuses_a_zero_interpolation():
+    """eval() recovers x from y and z by dividing by beta1, so 0 is refused up front (it
+    raised ZeroDivisionError at eval() after training)."""
+    with pytest.raises(ValueError, match=r"betas\[0\] must be in \(0, 1\)"):
+        optimlab.ScheduleFreeAdamW([torch.zeros(2, requires_grad=True)], betas=(0.0, 0.999))

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import compact
-from .capabilities import DRIVER_FLAGS, Capabilities
+from .capabilities import DRIVER_FLAGS, Capabilities, hyperparameters
 from .engine import Engine, real
 from .rule import nonzero, scalar_step
 
@@ -341,6 +341,9 @@ def _eager_under_compile(step: Callable) -> Callable:
     return wrapper
 
 
+#: each class's hyperparameter names (:func:`~optimlab.optim.capabilities.hyperparameters`)
+_HPARAM_NAMES: dict[type, tuple[str, ...]] = {}
+
 #: types :func:`python_numbers` returns as they are
 _PLAIN = frozenset({float, int, bool, str, type(None)})
 
@@ -528,9 +531,18 @@ class RuleOptimizer(TorchOptimizer):
         return {key: python_numbers(group.get(key, value))
                 for key, value in self.defaults.items() if key not in DRIVER_FLAGS}
 
-    def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a param group (torch's ``add_param_group``), checking its parameters and the
+        hyperparameters it sets as the constructor checks its keyword arguments: a group
+        ``{"params": [...], "betas": (1.5, 0.9)}`` raises the same ``ValueError``, naming
+        the group, instead of failing (or stepping wrongly) later."""
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        try:
+            self._check_group_hparams(group)
+        except (ValueError, TypeError) as err:
+            self.param_groups.pop()
+            raise type(err)(f"param group {len(self.param_groups)}: {err}") from None
         for p in group["params"]:
             problem = self.param_problem(p)
             if problem:
@@ -541,6 +553,17 @@ class RuleOptimizer(TorchOptimizer):
             self.param_groups.pop()
             raise ValueError(problem)
         self._check_fused(group)
+
+    def _check_group_hparams(self, group: dict) -> None:
+        """Run the constructor's checks on the hyperparameters ``group`` sets itself (a
+        group that takes every value from ``defaults`` was checked with them)."""
+        cls = type(self)
+        names = _HPARAM_NAMES.get(cls)
+        if names is None:
+            names = _HPARAM_NAMES[cls] = tuple(hyperparameters(cls))
+        if all(group.get(k) is self.defaults.get(k) for k in names):
+            return
+        cls.checked_defaults(**{k: group[k] for k in names if k in group})
 
     def _shard_problem(self, group: dict) -> str | None:
         """Why this optimizer cannot step a sharded parameter of ``group`` (a DTensor with a
