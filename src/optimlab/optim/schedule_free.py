@@ -220,6 +220,8 @@ class ScheduleFreeAdamW(ScheduleFree):
                  fused=None, skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
+        # x is recovered from y and z by dividing by beta1 (eval()): 0 cannot be undone
+        check_range("betas[0]", betas[0], 0.0, 1.0, low_open=True)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         check_int("warmup_steps", warmup_steps, 0)

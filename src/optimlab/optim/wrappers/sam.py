@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import TorchOptimizer, check_range, check_state_dict, optimizer_getstate
+from ..base import TorchOptimizer, check_bool, check_range, check_state_dict, optimizer_getstate
 from ..capabilities import Capabilities
 from ..sgd import SGD
 
@@ -124,12 +124,18 @@ class SAM(TorchOptimizer):
     def __init__(self, params, base_optimizer=SGD, rho=0.05, adaptive=False, *,
                  maximize=False, **base_kwargs) -> None:
         check_range("rho", rho, 0.0)
+        check_bool("adaptive", adaptive)
         if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
             raise TypeError(
                 "base_optimizer must be an optimizer class such as optimlab.SGD or "
                 "torch.optim.Adam (SAM builds it on its parameter groups), got an object of "
                 f"type {type(base_optimizer).__name__}"
             )
+        caps = getattr(base_optimizer, "capabilities", None)
+        if issubclass(base_optimizer, torch.optim.LBFGS) or (caps is not None and caps.needs_closure):
+            raise ValueError(
+                f"SAM cannot wrap {base_optimizer.__name__}: its step needs a closure, and SAM "
+                "steps its base optimizer without one (SAM evaluates the closure itself)")
         defaults = dict(rho=rho, adaptive=bool(adaptive), maximize=bool(maximize), **base_kwargs)
         super().__init__(params, defaults)
         if maximize:
@@ -139,6 +145,20 @@ class SAM(TorchOptimizer):
         self.param_groups = self.base_optimizer.param_groups
         self.defaults.update(self.base_optimizer.defaults)
         self.defaults.update(rho=rho, adaptive=bool(adaptive), maximize=bool(maximize))
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a parameter group: to the base optimizer, which checks it as its own (SAM's
+        ``rho`` and ``adaptive`` default to SAM's), and so to this SAM, whose groups are
+        the base optimizer's."""
+        base = self.__dict__.get("base_optimizer")
+        if base is None:  # SAM's constructor: the groups the base optimizer is built on
+            super().add_param_group(param_group)
+            return
+        for key in ("rho", "adaptive", "maximize"):
+            param_group.setdefault(key, self.defaults[key])
+        check_range("rho", param_group["rho"], 0.0)
+        check_bool("adaptive", param_group["adaptive"])
+        base.add_param_group(param_group)
 
     # -- the two passes --------------------------------------------------------------------
     @torch.no_grad()
@@ -207,6 +227,10 @@ class SAM(TorchOptimizer):
             )
         with torch.enable_grad():
             loss = closure()
+        if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
+            raise RuntimeError(
+                "SAM.step(): the closure left no gradient on any parameter: it must call "
+                "backward() on the loss it returns (and the parameters must require grad)")
         self.first_step()
         with torch.enable_grad():
             closure()
