@@ -412,3 +412,17 @@ def test_a_wrapper_counts_the_steps_its_inner_optimizer_skipped(kind):
     opt.step(closure)
     assert opt.skipped_steps == 1
     assert torch.equal(p, torch.zeros(3))
+
+
+def test_an_untagged_dict_whose_number_is_a_vector_is_refused():
+    """torch.distributed.checkpoint hands back dicts without the ``optimlab`` tag: Adam-mini's
+    per-block second moments (a vector) must not load where NovoGrad keeps one number."""
+    params = [torch.randn(4, requires_grad=True), torch.randn(3, 3, requires_grad=True)]
+    mini = optimlab.AdamMini(params)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    mini.step()
+    saved = mini.state_dict()
+    saved.pop("optimlab")
+    with pytest.raises(ValueError, match="keeps a single number there"):
+        optimlab.NovoGrad(params).load_state_dict(saved)

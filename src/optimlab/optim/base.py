@@ -811,6 +811,12 @@ class RuleOptimizer(TorchOptimizer):
             have = state[key]
             if want is None and isinstance(have, Tensor):
                 want = meta  # a lazily created buffer (SGD's momentum) is parameter-shaped
+            if isinstance(want, Tensor) and want.dim() == 0 and isinstance(have, Tensor) \
+                    and have.numel() != 1:
+                raise ValueError(
+                    f"state '{key}' of parameter {pid} has shape {tuple(have.shape)} but "
+                    f"{name} keeps a single number there: was this state_dict saved by a "
+                    "different optimizer?")
             if isinstance(want, Tensor) and want.dim() > 0:
                 shape = tuple(have.shape) if isinstance(have, Tensor) else type(have).__name__
                 if shape != tuple(want.shape):
