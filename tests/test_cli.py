@@ -564,12 +564,3 @@ def test_bench_recalibrate_measures_the_step_costs_again(tmp_path, capsys, monke
     assert [[name for name, _ in entries] for entries in measured] == [["sgd"], ["sgd"]]
     capsys.readouterr()
 
-
-def test_serve_on_port_0_names_the_port_the_system_picked(tmp_path, capsys, monkeypatch):
-    import optimlab.web.server
-
-    seen = {}
-    monkeypatch.setattr(optimlab.web.server, "serve", lambda **kwargs: seen.update(kwargs))
-    assert main(["serve", "--port", "0", "--db", str(tmp_path / "r.db")]) == 0
-    port = seen["port"]
-    assert port > 0 and f"http://127.0.0.1:{port}/" in capsys.readouterr().err

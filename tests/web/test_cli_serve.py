@@ -18,9 +18,10 @@ def test_serve_binds_loopback_by_default(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("optimlab.web.server.serve", lambda **kw: calls.append(kw))
     assert main(["serve", "--port", "0", "--db", str(tmp_path / "runs.db")]) == 0
     (call,) = calls
-    assert call["host"] == "127.0.0.1" and call["port"] == 0
+    # --port 0: the free port the system picked is the one served and named
+    assert call["host"] == "127.0.0.1" and call["port"] > 0
     assert str(call["db_path"]).endswith("runs.db")
-    assert "http://127.0.0.1:0/" in capsys.readouterr().err
+    assert f"http://127.0.0.1:{call['port']}/" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("make, message", [
