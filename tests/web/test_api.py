@@ -258,12 +258,83 @@ def _refused(client, body, field, reason=None, raw=None):
     # 3 x 1000 L-BFGS steps, each counting 100 (a line search per member: about a
     # millisecond a step on 2 cores, so 20 x 10000 of them would have run for minutes)
     ({"steps": 1000, "optimizers": [{"name": "lbfgs"}] * 3}, "steps",
-     "comes to 300000 optimizer-steps .*counts more than one: lbfgs 100, lbfgs #2 100"),
+     "comes to 300000 optimizer-steps .*counts more than one: lbfgs 100 for up to 20 "
+     "evaluations a step, lbfgs #2 100"),
     ({"steps": 10_000, "optimizers": [{"name": "adam"}, {"name": "soap"}] * 2}, "steps",
      "comes to 220000 optimizer-steps .*: soap 10, soap #2 10\\)"),
 ])
 def test_requests_outside_the_limits_get_422_saying_why(client, change, field, reason):
     _refused(client, race_body(**change), field, reason)
+
+
+@pytest.mark.parametrize("optimizers, where", [
+    ([{"name": "gd"}, {"name": "adam"}, {"name": "adam", "hparams": {"lr": -1.0}}],
+     "optimizers[adam #2].hparams.lr: Input should be greater than 0"),
+    ([{"name": "gd"}, {"name": "adam", "label": "fast adam", "hparams": {"lr": 50.0}}],
+     "optimizers[fast adam].hparams.lr: Input should be less than or equal to 10"),
+    # refused by the optimizer itself (not the schema): named the same way
+    ([{"name": "adam"}, {"name": "rprop", "hparams": {"step_sizes": [1.0, 0.1]}}],
+     "optimizers[rprop].hparams.step_sizes: rprop: step_sizes must be"),
+])
+def test_a_refusal_names_the_optimizer_not_its_position(client, optimizers, where):
+    """The message names the racer as the results table would (its label, repeated names
+    numbered), not "optimizers.2"; the detail keeps the position for a program."""
+    payload = _refused(client, race_body(optimizers=optimizers), "hparams")
+    assert payload["message"].startswith(where), payload["message"]
+    assert payload["detail"][0]["loc"][:3] == ["body", "optimizers", len(optimizers) - 1]
+
+
+@pytest.mark.parametrize("optimizer, message", [
+    ({"name": "nope"}, "optimizer.name: unknown optimizer 'nope' (the API takes sgd, "),
+    ({"name": "adamx"}, "optimizer.name: unknown optimizer 'adamx'; did you mean adamax, adam"),
+    ({}, "optimizer.name: each optimizer needs a name"),
+    ({"name": "adam", "hparams": {"lr": -1.0}},
+     "optimizer[adam].hparams.lr: Input should be greater than 0"),
+])
+def test_inspect_refuses_an_unknown_optimizer_as_a_race_does(client, optimizer, message):
+    answer = client.post("/api/inspect", json={"landscape": "rosenbrock", "optimizer": optimizer})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["message"].startswith(message), answer.json()["message"]
+    assert "discriminator" not in answer.text and "Input tag" not in answer.text
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b'{"landscape": "rosenbrock", "optimizers": [',
+     "the request body is not valid JSON (at character 43: expecting value)"),
+    (b'{"landscape": "rosenbrock",}', "the request body is not valid JSON (at character 27: "
+                                     "expecting property name enclosed in double quotes)"),
+    (b"", "the request has no body: it must be a JSON object"),
+])
+def test_a_body_that_is_not_json_is_said_so(client, raw, message):
+    answer = client.post("/api/race", content=raw, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["message"] == message
+    assert answer.json()["detail"][0]["loc"] == ["body"]
+
+
+def test_unknown_names_list_only_what_the_api_takes(client):
+    for answer in (client.post("/api/race", json=race_body(landscape="nope")),
+                   client.get("/api/landscapes/nope/grid")):
+        message = answer.json()["message"]
+        assert answer.status_code == 422 and "unknown landscape 'nope'" in message
+        listed = message.split("(the API takes ")[1].rstrip(")").split(", ")
+        assert listed == list(models.LANDSCAPES) and "rosenbrock_nd" not in listed
+    message = client.post("/api/race", json=race_body(optimizers=[{"name": "nope"}])).json()[
+        "message"]
+    listed = message.split("(the API takes ")[1].rstrip(")").split(", ")
+    assert listed == list(models.OPTIMIZERS) and "sparseadam" not in listed
+
+
+@pytest.mark.parametrize("optimizers", [
+    [{"name": "x" * 100_000}],
+    [{"name": "adam", "hparams": {"x" * 100_000: 1.0}}],
+    [{"name": "sam", "hparams": {"base_optimizer": "x" * 100_000}}],
+])
+def test_a_huge_name_is_not_echoed_back(client, optimizers):
+    answer = client.post("/api/race", json=race_body(optimizers=optimizers))
+    assert answer.status_code == 422
+    assert len(answer.text) < 3000 and "x" * 61 not in answer.text, len(answer.text)
+    assert "x" * 50 + "..." in answer.json()["message"]
 
 
 @pytest.mark.parametrize("raw, field", [
@@ -376,7 +447,8 @@ def test_an_optimizer_failing_inside_the_race_is_a_422_naming_it(client, monkeyp
     monkeypatch.setattr(api, "race", fail)
     payload = _refused(client, race_body(), "optimizers", "lr overflows float32")
     assert payload["detail"][0]["loc"] == ["body", "optimizers", 1, "hparams"]
-    assert payload["message"].startswith("optimizers.1.hparams: momentum failed while racing")
+    assert payload["message"].startswith("optimizers[momentum].hparams: momentum failed while "
+                                          "racing")
 
 
 def test_an_overflow_while_racing_is_a_422_naming_the_optimizer(client):
@@ -639,8 +711,33 @@ def test_one_sweep_has_curves_and_its_summary(client, sweep_db):
         assert curve["lr"] == row["best_lr"] and curve["step"][0] == 0
         assert len(curve["test_metric"]) == len(curve["step"]) == len(curve["train_loss"])
     assert "sgd" in detail["summary_text"] and "best lr" in detail["summary_text"]
+    # how the best lr is chosen, for the page to say under its table (not the final metric
+    # its chart of final metric vs lr shows)
+    from optimlab.bench.analysis import CRITERION
+    assert detail["criterion"] == CRITERION and "last 25%" in CRITERION
+    assert all(isinstance(row["std"], float) for row in rows.values())  # two seeds
     assert client.get("/api/sweeps/999").status_code == 404
     assert client.get("/api/sweeps/abc").status_code == 422
+
+
+def test_one_seed_has_no_spread_to_tell(tmp_path):
+    """A sweep of one seed: its std is null (the page says "± ?", as the command line), not
+    0.0, which would claim a spread measured as none."""
+    from fastapi.testclient import TestClient
+
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.sweep import SweepSpec, run_sweep
+    from optimlab.bench.trainer import TrainConfig
+    from optimlab.web.server import create_app
+
+    path = tmp_path / "one-seed.db"
+    spec = SweepSpec(task="digits", optimizers=("sgd",), lrs=(0.05,), seeds=1,
+                     config=TrainConfig(steps=10, batch_size=64, eval_every=5))
+    with RunStore(path) as store:
+        sweep_id = run_sweep(spec, store)
+    with TestClient(create_app(path, warm=False), base_url=LOCAL) as fresh:
+        (row,) = strict_json(fresh.get(f"/api/sweeps/{sweep_id}"))["summary"]
+    assert row["seeds"] == 1 and row["mean"] is not None and row["std"] is None
 
 
 def test_sweeps_without_a_model_or_name_list_as_null(tmp_path):
@@ -747,6 +844,10 @@ def test_an_optimizer_for_sparse_gradients_only_is_not_offered(client):
     answer = client.post("/api/race", json=race_body(
         optimizers=[{"name": sparse_only[0], "hparams": {"lr": 0.01}}]))
     assert answer.status_code == 422, answer.text
+    # why, not "'sparseadam' is not a registry name as the API takes it; use 'sparseadam'"
+    assert answer.json()["message"] == (
+        f"optimizers[0].name: {sparse_only[0]} needs sparse gradients (an embedding's), which "
+        f"the playground's landscapes never give, so the playground does not offer it")
 
 
 @pytest.mark.parametrize("name, key, value", [
@@ -768,6 +869,90 @@ def test_numbers_the_optimizer_may_choose_take_a_number_or_null(client, name, ke
         body = race_body(optimizers=[{"name": name, "hparams": {key: bad}}])
         answer = client.post("/api/race", json=body)
         assert answer.status_code == 422 and key in answer.text, answer.text
+
+
+@pytest.mark.parametrize("name, hparams, key", [
+    ("lbfgs", {"max_eval": 50}, "max_eval"),                         # int or None
+    ("ademamix", {"t_alpha_beta3": 50.0}, "t_alpha_beta3"),          # float or None
+    ("soap", {"shampoo_beta": 0.9}, "shampoo_beta"),
+    ("sam", {"base_optimizer": "soap", "shampoo_beta": 0.9}, "shampoo_beta"),
+    ("lookahead", {"inner": "ademamix", "t_alpha_beta3": 50.0}, "t_alpha_beta3"),
+    ("soap", {"precondition_frequency": 5}, "precondition_frequency"),  # int, default 10
+])
+def test_numbers_whose_default_is_none_or_whole_take_what_the_optimizer_takes(client, name,
+                                                                             hparams, key):
+    """A hyperparameter the page does not show takes the numbers its optimizer's own checks
+    take (L-BFGS's max_eval whole numbers, ADEMAMix's t_alpha_beta3 any), or null where its
+    default is None; not a text, nor a float where the optimizer wants an int."""
+    body = race_body(steps=20, optimizers=[{"name": name, "hparams": hparams}])
+    answer = client.post("/api/race", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"][0]["hparams"][key] == hparams[key]
+    if optimlab.resolve(name).info.defaults.get(key, None) is None and not \
+            optimlab.resolve(name).info.wrapper:
+        answer = client.post("/api/race", json=race_body(
+            steps=20, optimizers=[{"name": name, "hparams": {**hparams, key: None}}]))
+        assert answer.status_code == 200, answer.text
+    refused = client.post("/api/race", json=race_body(
+        optimizers=[{"name": name, "hparams": {**hparams, key: str(hparams[key])}}]))
+    assert refused.status_code == 422 and key in refused.json()["message"], refused.text
+
+
+@pytest.mark.parametrize("name", [entry.name for entry in optimlab.available(dense=True)])
+def test_no_hyperparameter_the_optimizer_takes_a_number_for_is_a_text(name):
+    """Where the schema says text (a mode's name) for a hyperparameter whose default is None,
+    the optimizer's own check refuses a number; where it says a whole number, the optimizer
+    refuses a fraction."""
+    entry = optimlab.resolve(name)
+    if entry.info.wrapper:
+        return  # its keys are its inner optimizers'
+    defaults = hp.defaults(name)
+    for key, ranges in hp.accepted(name).items():
+        for rng in ranges:
+            if key in hp.ACCEPTED or rng.kind not in ("text", "int") \
+                    or rng.kind == "text" and defaults[key] is not None:
+                continue
+            probes = (0.5, 1, 2) if rng.kind == "text" else (0.5, 1.5)
+            for value in probes:
+                with pytest.raises((ValueError, TypeError)):
+                    optimlab.create(name, [hp._dummy(entry)], **{key: value})
+
+
+@pytest.mark.parametrize("optimizer, steps, tune, weight", [
+    # L-BFGS at lr 10 with 100 inner iterations: 126 ms a step here, so 2000 steps would run
+    # for four minutes; it counts 5 x its default weight (100 evaluations a step, not 20)
+    ({"name": "lbfgs", "hparams": {"lr": 10.0, "max_iter": 100}}, 2000, False, 500),
+    ({"name": "lbfgs", "hparams": {"max_iter": 100}}, 30, True, 500),
+    ({"name": "lbfgs", "hparams": {"max_eval": 125, "line_search_fn": "strong_wolfe"}}, 400,
+     False, 625),
+    # a wrapper's inner optimizer counts with the hyperparameters it is given
+    ({"name": "lookahead", "hparams": {"inner": "lbfgs", "max_iter": 100}}, 100, False, 5000),
+])
+def test_the_work_budget_counts_lbfgs_inner_iterations(client, optimizer, steps, tune, weight):
+    answer = client.post("/api/race", json=race_body(steps=steps, tune=tune,
+                                                     optimizers=[optimizer]))
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["message"]
+    assert message.startswith("steps: the race is too big")
+    assert re.search(rf"counts more than one: {optimizer['name']} {weight}\b", message), message
+    cost = models.work(steps, [weight], tune)
+    assert cost > MAX_WORK and f"comes to {cost} optimizer-steps" in message
+
+
+def test_lbfgs_with_fewer_inner_iterations_counts_less(client, monkeypatch):
+    assert api._work_weight("lbfgs", {}) == 100
+    assert api._work_weight("lbfgs", {"max_iter": 100}) == 500
+    assert api._work_weight("lbfgs", {"max_iter": 100, "max_eval": 40}) == 200
+    assert api._work_weight("lbfgs", {"max_iter": 2}) == 10  # never below a member-step's
+    # 400 steps of 100 evaluations fit (the race itself stubbed: it takes most of a minute)
+    monkeypatch.setattr(api, "race", lambda *a, **k: (_ for _ in ()).throw(ValueError("raced")))
+    body = race_body(steps=400, optimizers=[{"name": "lbfgs", "hparams": {"max_iter": 100}}])
+    _refused(client, body, "optimizers", "raced")
+    answer = client.post("/api/basins", json={
+        "landscape": "himmelblau", "grid": 5, "steps": 100,
+        "optimizers": [{"name": "lbfgs", "hparams": {"max_iter": 100}}]})
+    assert answer.status_code == 422 and "lbfgs 500 for up to 100 evaluations a step" \
+        in answer.json()["message"], answer.text
 
 
 # ----------------------------------------------------------------------------- starts, fan, inspect
@@ -866,12 +1051,37 @@ def test_basins_class_each_start_by_the_minimum_its_own_race_ends_in(client):
     assert gd["basin"] != adam["basin"]
 
 
+def _luminance(color: str) -> float:
+    """WCAG's relative luminance of ``#rrggbb`` (0 black, 1 white)."""
+    rgb = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    rgb = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+
+
+def test_a_basin_cannot_be_mistaken_for_an_optimizer(client):
+    """The basins' fills are lighter than every colour of the optimizer palette (whose first
+    colours, tab10's, the basins once shared: Himmelblau's first basin was gd's blue)."""
+    from optimlab.exhibits.basins import BASIN_COLORS
+    from optimlab.optim.palette import COLORS
+
+    answer = client.post("/api/basins", json=basins_body(landscape="himmelblau", grid=2,
+                                                         steps=1))
+    assert answer.status_code == 200, answer.text
+    minima = [m["color"] for m in answer.json()["minima"]]
+    assert len(minima) == 4 and minima == list(BASIN_COLORS[:4])
+    darkest_basin = min(_luminance(c) for c in BASIN_COLORS)
+    assert darkest_basin > max(_luminance(c) for c in COLORS) + 0.03, darkest_basin
+    assert not set(BASIN_COLORS) & set(COLORS)
+    # the grey of "not settled" and the black of "diverged" are no minimum's
+    assert set(answer.json()["colors"].values()).isdisjoint(minima)
+
+
 @pytest.mark.parametrize("overrides, loc, match", [
     ({"grid": 30, "steps": 2000}, ["body", "steps"], "member-steps; the limit is 500000"),
     # within the limit by count (67,500 member-steps) but not by cost: L-BFGS counts 100
     ({"grid": 15, "steps": 300, "optimizers": [{"name": "lbfgs"}]}, ["body", "steps"],
      "comes to 6750000 member-steps (a step of a rule that runs member by member counts "
-     "more than one: lbfgs 100)"),
+     "more than one: lbfgs 100 for up to 20 evaluations a step)"),
     ({"landscape": "saddle"}, ["body", "landscape"], "no minimum"),
     ({"grid": 31}, ["body", "grid"], "30"),
     ({"radius": 0}, ["body", "radius"], "greater than 0"),

@@ -249,6 +249,54 @@ def test_a_refused_race_says_why_and_the_page_goes_on(page):
     assert page.locator("#results tbody tr").count() == 3
 
 
+def test_a_refused_landscape_parameter_leaves_nothing_of_the_last_landscape(page):
+    """A landscape parameter the server refuses (quadratic's kappa 0) empties the map (no
+    contours, paths or legend of the last race), the description and the status say the
+    parameters were refused (not the catalog's "kappa = 10" nor "raced ..."); a valid value
+    brings the landscape back."""
+    _open(page, "?l=quadratic&p=kappa=1000&n=50&o=gd&o=adam")
+    assert "kappa = 1000" in page.text_content("#landscape-desc")
+    _race(page, watch=False)
+    assert len(_paths(page)) == 2 and page.text_content("#status").startswith("raced 2")
+    page.fill("#landscape-params input[aria-label='kappa']", "0")
+    page.dispatch_event("#landscape-params input[aria-label='kappa']", "change")
+    _until(page, "document.getElementById('message').textContent.includes('kappa')")
+    _until(page, "document.body.dataset.contour === '0'")
+    assert page.evaluate("document.getElementById('map').data.length") == 0
+    assert page.locator("#results tbody tr").count() == 0
+    desc, status = page.text_content("#landscape-desc"), page.text_content("#status")
+    assert "kappa = 0" in desc and "refused" in desc and "kappa = 10" not in desc, desc
+    assert "refused" in status and "raced" not in status, status
+    assert page.evaluate("document.getElementById('loss').data.length") == 0
+    assert page.evaluate("document.getElementById('loss')._fullLayout.yaxis.showticklabels") is False
+    _shot(page, "landscape_refused.png")
+    page.fill("#landscape-params input[aria-label='kappa']", "5")
+    page.dispatch_event("#landscape-params input[aria-label='kappa']", "change")
+    _until(page, "document.body.dataset.contour === '1'")
+    assert "kappa = 5" in page.text_content("#landscape-desc")
+    assert page.text_content("#message") == "" and page.text_content("#status").startswith("ready")
+    assert page.evaluate("document.getElementById('map').data[0].type") == "contour"
+
+
+def test_the_loss_chart_shows_tiny_losses_as_they_are(page):
+    """Gradient descent at lr 0.9 on the round bowl shrinks the loss 100-fold a step, to
+    1e-300 in 150 steps: the chart draws it there, not flat at a floor of 1e-16 that reads
+    as a stall. A loss of exactly the minimum (momentum 0 at lr 1: one step to the centre)
+    is drawn at the smallest positive float64 and its hover says 0."""
+    _open(page, "?l=quadratic&p=kappa=1&n=150&o=gd:lr=0.9&o=momentum:lr=1;momentum=0")
+    _race(page, watch=False)
+    curves = page.evaluate("""() => document.getElementById('loss').data
+        .map((t) => ({name: t.name, low: Math.min(...t.y), zero: t.customdata.includes(0)}))""")
+    low = {c["name"]: c["low"] for c in curves}
+    assert 0 < low["gd"] < 1e-250, low
+    assert low["momentum"] == 5e-324 and next(c["zero"] for c in curves if c["name"] == "momentum")
+    bottom = page.evaluate("document.getElementById('loss')._fullLayout.yaxis.range[0]")
+    assert bottom < -300, bottom  # the axis reaches down to them (log10 units)
+    notes = page.evaluate("document.getElementById('loss').layout.annotations.map((a) => a.text)")
+    assert "f − f_min = 0 (drawn at 5e-324)" in notes
+    _shot(page, "loss_tiny.png")
+
+
 def test_the_runs_tab_shows_the_store(page, sweep_db):
     _open(page)
     page.click("#tab-runs")
@@ -259,6 +307,9 @@ def test_the_runs_tab_shows_the_store(page, sweep_db):
     page.wait_for_selector(f"body[data-sweep='{sweep_db[1]}']")
     assert page.locator("#sweep-summary tbody tr").count() == 2
     assert page.evaluate("document.getElementById('sweep-curves').data.length") == 4
+    # the note under the table says how its best lr is chosen, unlike the chart beside
+    note = page.text_content("#sweep-note")
+    assert "worst test metric over the last 25% of evaluations" in note and "final accuracy" in note
     assert "tab=runs" in page.url
     _shot(page, "runs.png")
 
@@ -284,7 +335,9 @@ def test_auto_numbers_and_cautious_switch_go_into_the_url_and_the_race(page):
     page.check(auto)
     assert _options(page)["prodigy"] == f"lr={_num(rates_for('rosenbrock')['prodigy'])}"
     _race(page, watch=False)
-    assert "growth_rate=–" in page.text_content(".opt[data-name='prodigy'] .used")
+    # null is the optimizer's own choice: "auto", as the switch says (not "–", "no value")
+    assert "growth_rate=auto" in page.text_content(".opt[data-name='prodigy'] .used")
+    assert "growth_rate=auto" in page.text_content("#results tbody")
     # a link with null (auto) restores the switch
     _open(page, "?n=50&o=prodigy:beta3=null;growth_rate=2")
     assert page.is_checked(".opt[data-name='prodigy'] input[aria-label='prodigy beta3 auto']")

@@ -53,8 +53,12 @@ BASIN_OPTIMIZERS: dict[str, dict[str, dict]] = {
 NOT_SETTLED, DIVERGED = -1, -2
 
 #: the colour of each known minimum's basin (in order, repeating), of starts that settled
-#: near none, and of starts that diverged: the same in the pictures and the playground
-BASIN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+#: near none, and of starts that diverged: the same in the pictures and the playground.
+#: The basins are light pastel fills (blue, red, green, orange, lilac, yellow), each lighter
+#: than every colour of the optimizer palette (:data:`optimlab.optim.palette.COLORS`, at
+#: most 0.66 relative luminance; these at least 0.70), so a basin never reads as the
+#: optimizer that owns a colour (tab10's blue, red, green, ... are the first optimizers').
+BASIN_COLORS = ("#c9def5", "#fbd0d0", "#cfeac6", "#fcdcb8", "#e4d8f6", "#f6edaa")
 NOT_SETTLED_COLOR, DIVERGED_COLOR = "#bbbbbb", "#000000"
 
 
@@ -203,10 +207,10 @@ class BasinsDemo(Demo):
         for ax, label in zip(axes[0], labels):
             codes = self.basin[label].reshape(self.grid, self.grid) + 2
             ax.pcolormesh(edges_x, edges_y, codes, cmap=ListedColormap(palette),
-                          vmin=-0.5, vmax=len(palette) - 0.5, alpha=0.75)
+                          vmin=-0.5, vmax=len(palette) - 0.5)
             ax.contour(gx, gy, gz, levels=15, colors="k", linewidths=0.4, alpha=0.5)
-            for (name, point), color in zip(self.minima, colors):
-                ax.plot(point[0], point[1], "*", color="white", mec=color, ms=16, mew=1.5,
+            for name, point in self.minima:  # (a pastel edge would vanish on its basin)
+                ax.plot(point[0], point[1], "*", color="white", mec="black", ms=16, mew=1.2,
                         zorder=5)
             best = max(shares[label].items(), key=lambda kv: kv[1])
             ax.set_title(f"{label} (lr={self.hparams[label].get('lr', 0):g}): "

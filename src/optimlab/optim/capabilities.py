@@ -21,7 +21,7 @@ import inspect
 from dataclasses import dataclass
 
 __all__ = ["Capabilities", "DRIVER_FLAGS", "NOT_HYPERPARAMETERS", "BATCHING", "hyperparameters",
-           "MEMBER_WEIGHT", "CLOSURE_WEIGHT"]
+           "MEMBER_WEIGHT", "CLOSURE_WEIGHT", "CLOSURE_EVALUATIONS", "closure_evaluations"]
 
 #: how a population batches members: the rule broadcasts as is, is mapped with
 #: ``torch.func.vmap`` (it reduces over whole tensors), or runs one instance per member
@@ -34,9 +34,14 @@ BATCHING = ("elementwise", "vmap", "member")
 #: PSGD-Kron 272. Ten keeps every such rule within about 10x of Adam's time per unit.
 MEMBER_WEIGHT = 10.0
 #: the further factor for a rule whose every member runs a closure of its own each step
-#: (L-BFGS's line search: up to ``max_iter`` evaluations a step): 1340 us per member-step
-#: in that race, 1125 in that basins map, about ten times the other member-by-member rules
+#: (L-BFGS: up to ``max_iter`` evaluations a step), at :data:`CLOSURE_EVALUATIONS` a step:
+#: 1340 us per member-step in that race, 1125 in that basins map, about ten times the other
+#: member-by-member rules (runs whose steps mostly stop early; one that never stops early,
+#: L-BFGS at lr 1e-3 on Rosenbrock, takes 26 ms a step there: 1.3 ms an evaluation)
 CLOSURE_WEIGHT = 10.0
+#: closure evaluations a step at which :data:`CLOSURE_WEIGHT` holds (L-BFGS's default
+#: ``max_iter``); a step allowed more (or fewer) evaluations weighs in proportion
+CLOSURE_EVALUATIONS = 20
 
 #: the driver's flags: how a step runs, not what it computes
 DRIVER_FLAGS = frozenset({"maximize", "foreach", "fused", "differentiable", "capturable",
@@ -128,14 +133,22 @@ class Capabilities:
         map) in units of an elementwise rule's: 1 where members batch (elementwise or
         vmap), :data:`MEMBER_WEIGHT` where they run one by one, twice that for a
         :attr:`two_phase` rule (two gradients a step), and :data:`CLOSURE_WEIGHT` times more
-        for a rule whose members each run their own closure (L-BFGS). What the
+        for a rule whose members each run their own closure (L-BFGS), scaled by the
+        evaluations its step may make against :data:`CLOSURE_EVALUATIONS`
+        (:func:`closure_evaluations`), never below :data:`MEMBER_WEIGHT`. What the
         playground's work limits count (:func:`optimlab.optim.registry.work_weight` adds the
-        wrapped optimizer's); an order of magnitude, not a timing."""
-        if self.batching_for(hparams or {}) != "member":
+        wrapped optimizer's); an order of magnitude, not a timing.
+
+        >>> lbfgs = Capabilities(batching="member", needs_closure=True)
+        >>> lbfgs.work_weight(), lbfgs.work_weight({"max_iter": 100}), lbfgs.work_weight({"max_iter": 1})
+        (100.0, 500.0, 10.0)
+        """
+        hparams = hparams or {}
+        if self.batching_for(hparams) != "member":
             return 1.0
         cost = MEMBER_WEIGHT * (2.0 if self.two_phase else 1.0)
         if self.needs_closure and not self.two_phase:
-            cost *= CLOSURE_WEIGHT
+            cost *= max(1.0, CLOSURE_WEIGHT * closure_evaluations(hparams) / CLOSURE_EVALUATIONS)
         return cost
 
     def shards_for(self, hparams: dict) -> bool:
@@ -150,6 +163,23 @@ class Capabilities:
     def wrapper(self) -> bool:
         """Whether the optimizer wraps another one."""
         return self.wraps is not None
+
+
+def closure_evaluations(hparams: dict) -> int:
+    """The most closure evaluations one step of a closure rule may make with ``hparams``: its
+    ``max_eval`` with a line search (each trial evaluates), else at most one per inner
+    iteration, ``max_iter``, and no more than ``max_eval``; where ``hparams`` leave them out,
+    :data:`CLOSURE_EVALUATIONS` iterations and ``max_eval`` 1.25 times them (L-BFGS's
+    defaults).
+
+    >>> closure_evaluations({}), closure_evaluations({"max_iter": 100, "max_eval": 30})
+    (20, 30)
+    >>> closure_evaluations({"line_search_fn": "strong_wolfe"})
+    25
+    """
+    iterations = hparams.get("max_iter") or CLOSURE_EVALUATIONS
+    most = hparams.get("max_eval") or iterations * 5 // 4
+    return most if hparams.get("line_search_fn") else min(iterations, most)
 
 
 def hyperparameters(cls: type) -> dict:

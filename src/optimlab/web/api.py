@@ -34,6 +34,7 @@ from ..landscapes.inspect import inspect_steps
 from ..landscapes.plots import _grid, _scale_for
 from ..landscapes.race import run_fan
 from ..optim import palette as _palette
+from ..optim.capabilities import closure_evaluations
 from ..optim.registry import available, resolve, work_weight
 from . import hparams as hp
 from .lrs import rates_for
@@ -490,15 +491,35 @@ def run_inspect(request) -> dict:
             "diverged": run["diverged"]}
 
 
+def _work_weight(name: str, hparams: dict) -> float:
+    """What one member-step of ``name`` with ``hparams`` counts in the work limits
+    (:func:`optimlab.optim.registry.work_weight`); a wrapper's inner optimizer is weighed
+    with the hyperparameters passed on to it (Lookahead over L-BFGS with ``max_iter``)."""
+    wraps = resolve(name).capabilities.wraps
+    inner = hparams.get(wraps) if wraps else None
+    if not isinstance(inner, str):
+        return work_weight(name, hparams)
+    rest = {k: v for k, v in hparams.items() if k != wraps}
+    return work_weight(name, rest) * work_weight(inner, rest)
+
+
 def _work_weights(entries) -> list[float]:
-    """Each entry's work weight (:func:`optimlab.optim.registry.work_weight`): what one of its
-    member-steps counts in the work limits."""
-    return [work_weight(name, hparams) for _, name, hparams in entries]
+    """Each entry's work weight (:func:`_work_weight`): what one of its member-steps counts
+    in the work limits; an L-BFGS step counts the closure evaluations its ``max_iter`` and
+    ``max_eval`` allow (:func:`optimlab.optim.capabilities.closure_evaluations`)."""
+    return [_work_weight(name, hparams) for _, name, hparams in entries]
 
 
 def _heavy(entries, costs) -> str:
-    """The part of a too-big message that names the optimizers counting more than 1."""
-    heavy = [f"{label} {cost:g}" for (label, _, _), cost in zip(entries, costs) if cost != 1]
+    """The part of a too-big message that names the optimizers counting more than 1 (with
+    the closure evaluations a step of a closure rule such as L-BFGS may make)."""
+    heavy = []
+    for (label, name, hparams), cost in zip(entries, costs):
+        if cost != 1:
+            caps = resolve(name).capabilities
+            evals = f" for up to {closure_evaluations(hparams)} evaluations a step" \
+                if caps.needs_closure and not caps.two_phase else ""
+            heavy.append(f"{label} {cost:g}{evals}")
     return (f" (a step of a rule that runs member by member counts more than one: "
             f"{', '.join(heavy)})") if heavy else ""
 
@@ -685,11 +706,13 @@ def _curves(store, sweep_id: int, best: dict[str, float]) -> dict:
 
 
 def sweep_detail(db_path, sweep_id: int) -> dict:
-    """One sweep: its summary per optimizer, mean curves at each best lr, the text table.
+    """One sweep: its summary per optimizer, mean curves at each best lr, the text table, and
+    how the best lr is chosen (``criterion``: not the final metric the sensitivity shows).
+    A summary's ``std`` is null with one seed (no spread to tell).
 
     Raises :class:`RequestError` with status 404 when the store has no such sweep.
     """
-    from ..bench.analysis import summarize
+    from ..bench.analysis import CRITERION, summarize
     from ..bench.report import resolve_metric, summary_table
     from ..bench.store import TERMINAL
     from ..bench.sweep import run_records
@@ -714,8 +737,10 @@ def sweep_detail(db_path, sweep_id: int) -> dict:
                    if r["status"] in TERMINAL and _finite(r["lr"]) is not None]
         summaries = summarize(records, higher)
         best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
+        # one seed has no spread to tell (null, "± ?" as the command line says), not 0
         summary = [{"optimizer": s.optimizer, "best_lr": s.best_lr if s.optimizer in best
-                    else None, "mean": _finite(s.mean), "std": _finite(s.std),
+                    else None, "mean": _finite(s.mean),
+                    "std": _finite(s.std) if s.seeds > 1 and s.optimizer in best else None,
                     "seeds": s.seeds, "diverged": s.diverged,
                     "sensitivity": [{"lr": lr, "mean": _finite(v)}
                                     for lr, v in s.sensitivity.items()]}
@@ -724,5 +749,5 @@ def sweep_detail(db_path, sweep_id: int) -> dict:
         text = summary_table(store, sweep_id)
         listed = next(s for s in sweeps(db_path) if s["id"] == sweep_id)
     return {"sweep": listed, "config": _jsonable(info["config"] or {}), "metric": metric,
-            "higher_is_better": bool(higher), "summary": summary, "curves": curves,
-            "summary_text": text}
+            "higher_is_better": bool(higher), "criterion": CRITERION, "summary": summary,
+            "curves": curves, "summary_text": text}

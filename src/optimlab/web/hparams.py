@@ -24,6 +24,8 @@ optimlab.web.hparams.HyperparameterError: lr must be > 0 and <= 10, got -1.0
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import functools
 import inspect
 import math
@@ -36,8 +38,8 @@ import torch
 from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
 from ..optim.registry import Entry, available, create, resolve
 
-__all__ = ["Range", "RANGES", "OVERRIDES", "ACCEPTED", "NUMBER", "TEXT", "FLOAT32_MAX",
-           "MAX_TEXT", "HIDDEN", "HyperparameterError", "exposed", "accepted", "check",
+__all__ = ["Range", "RANGES", "OVERRIDES", "ACCEPTED", "NUMBER", "WHOLE", "TEXT",
+           "FLOAT32_MAX", "MAX_TEXT", "HIDDEN", "HyperparameterError", "exposed", "accepted", "check",
            "check_inner", "defaults", "range_for", "inner_names"]
 
 
@@ -64,9 +66,10 @@ class Range:
     the optimizer a wrapper wraps).
     ``low``/``high`` bound the values (``low_open``/``high_open`` exclude the bound);
     ``ui_low``/``ui_high`` are the slider's ends where they differ from the bounds.
-    A ``"log"`` or ``"linear"`` number that is ``nullable`` may also be ``None`` (the
-    optimizer then chooses, e.g. Prodigy's ``beta3``); the page shows it as a switch
-    ("auto") beside the slider, which starts at ``example`` when the switch is turned off.
+    A ``"log"``, ``"linear"`` or ``"int"`` number that is ``nullable`` may also be ``None``
+    (the optimizer then chooses, e.g. Prodigy's ``beta3``, L-BFGS's ``max_eval``); the page
+    shows a shown one as a switch ("auto") beside the slider, which starts at ``example``
+    when the switch is turned off.
     """
 
     kind: str
@@ -98,7 +101,7 @@ class Range:
             return "one of " + ", ".join(self.choices)
         lo = f"{'>' if self.low_open else '>='} {self.low:g}"
         hi = f"{'<' if self.high_open else '<='} {self.high:g}"
-        auto = " (or null)" if self.nullable and self.kind in ("log", "linear") else ""
+        auto = " (or null)" if self.nullable and self.kind in ("log", "linear", "int") else ""
         return f"{lo} and {hi}{auto}"
 
     def contains(self, value: float) -> bool:
@@ -177,7 +180,11 @@ MAX_TEXT = 40
 #: Any number a page does not show: finite and within float32's range.
 NUMBER = Range("linear", -FLOAT32_MAX, FLOAT32_MAX,
                help="a finite number within float32's range; the optimizer checks the rest")
-#: A hyperparameter whose default is None or a string: a short text, or null.
+#: Any whole number a page does not show, where the optimizer takes whole numbers only.
+WHOLE = Range("int", -(2**31), 2**31 - 1,
+              help="a whole number; the optimizer checks the rest")
+#: A hyperparameter whose default is a string, or None where the optimizer takes no number
+#: for it: a short text, or null.
 TEXT = Range("text", nullable=True, help="a short text (a mode's name) or null")
 
 #: Hyperparameters accepted though not shown, whose bounds their default does not tell (they
@@ -185,8 +192,11 @@ TEXT = Range("text", nullable=True, help="a short text (a mode's name) or null")
 ACCEPTED: dict[str, Range] = {
     "ns_steps": Range("int", 0, 99, help="Newton-Schulz iterations per step"),
     "warmup_steps": Range("int", 0, 2**31 - 1, help="steps of learning-rate warm-up"),
-    # LBFGS: each inner iteration evaluates the closure at least once
+    # LBFGS: each inner iteration evaluates the closure at least once (both count in the
+    # work weight, optimlab.optim.capabilities)
     "max_iter": Range("int", 1, 100, help="inner iterations per step"),
+    "max_eval": Range("int", 1, 125, nullable=True,
+                      help="closure evaluations per step at most (null: 1.25 x max_iter)"),
     "history_size": Range("int", 1, 1000, help="curvature pairs kept"),
 }
 
@@ -219,13 +229,46 @@ def _fits(rng: Range, value: Any) -> bool:
     return _is_number(value) or (value is None and rng.nullable)
 
 
-def _derived(key: str, value: Any) -> Range | None:
-    """What a hyperparameter outside the table accepts, from its default (None: nothing a
-    JSON request could give, e.g. a function)."""
+#: Values that tell what numbers an optimizer's own argument check takes (:func:`_takes`).
+_FRACTIONS, _WHOLES = (0.5, 1.5, 1000.5), (1, 2, 1000)
+
+
+def _takes(name: str, key: str) -> str | None:
+    """What numbers optimizer ``name`` takes for ``key``, asked of its own argument checks
+    (the one statement of what it accepts): ``"number"`` where it takes a fraction,
+    ``"int"`` where it takes whole numbers only, None where it takes no number (a mode's
+    name, e.g. ``line_search_fn``)."""
+    entry = resolve(name)
+
+    def accepts(value: float) -> bool:
+        try:
+            create(entry.name, [_dummy(entry)], **{key: value})
+        except (ValueError, TypeError, ArithmeticError):
+            return False
+        return True
+
+    if any(accepts(v) for v in _FRACTIONS):
+        return "number"
+    return "int" if any(accepts(v) for v in _WHOLES) else None
+
+
+def _derived(name: str, key: str, value: Any) -> Range | None:
+    """What a hyperparameter of ``name`` outside the table accepts, from its default and the
+    optimizer's own checks (None: nothing a JSON request could give, e.g. a function).
+
+    A number, or None (the optimizer then chooses: ADEMAMix's ``t_alpha_beta3``, L-BFGS's
+    ``max_eval``), takes what the optimizer takes (:func:`_takes`: any number, or whole
+    numbers only; null too where the default is None); a default of None for which it takes
+    no number is a text (a mode's name) or null."""
     if isinstance(value, bool):
         return Range("bool")
-    if _is_number(value):
-        return ACCEPTED.get(key, NUMBER)
+    if _is_number(value) or value is None:
+        takes = "int" if key in ACCEPTED else _takes(name, key)
+        if takes is not None:
+            rng = ACCEPTED.get(key) or (WHOLE if takes == "int" else NUMBER)
+            return dataclasses.replace(rng, nullable=True) if value is None else rng
+        if value is not None:
+            return NUMBER  # whatever it refuses, it says so when the request is checked
     if isinstance(value, tuple) and value and all(v is None or _is_number(v) for v in value):
         return Range("tuple", -FLOAT32_MAX, FLOAT32_MAX, length=len(value),
                      nullable=None in value, help=f"{len(value)} numbers within float32's range"
@@ -287,7 +330,7 @@ def exposed(name: str) -> list[dict]:
 
 def _own(name: str, key: str, value: Any) -> Range | None:
     rng = range_for(name, key)
-    return rng if rng is not None and _fits(rng, value) else _derived(key, value)
+    return rng if rng is not None and _fits(rng, value) else _derived(name, key, value)
 
 
 @functools.lru_cache(maxsize=None)
@@ -325,15 +368,19 @@ def accepted(name: str) -> dict[str, tuple[Range, ...]]:
 
     Each key maps to the ranges it may lie in (usually one; a wrapper's key that its wrapped
     optimizers take in different forms has several): the table's (:data:`RANGES`,
-    :data:`OVERRIDES`) where it applies, else one read off the default: a switch, a finite
-    number within float32's range (:data:`NUMBER`, whole numbers in :data:`ACCEPTED`), a
-    tuple of such numbers, or a short text. A wrapper takes the name of the optimizer it
-    wraps (one of :func:`inner_names`) and every hyperparameter those take.
+    :data:`OVERRIDES`) where it applies, else one read off the default and the optimizer's
+    own checks: a switch, a finite number within float32's range (:data:`NUMBER`), a whole
+    number (:data:`WHOLE`, bounded in :data:`ACCEPTED`) where it takes no fraction, either
+    or null where the default is None, a tuple of such numbers, or a short text. A wrapper
+    takes the name of the optimizer it wraps (one of :func:`inner_names`) and every
+    hyperparameter those take.
 
     >>> [r.describe() for r in accepted("adam")["lr"]]
     ['> 0 and <= 10']
     >>> accepted("muon")["ns_steps"][0].high
     99
+    >>> [r.describe() for r in accepted("lbfgs")["max_eval"]]
+    ['>= 1 and <= 125 (or null)']
     """
     return dict(_accepted(resolve(name).name))
 
@@ -387,11 +434,15 @@ def check_inner(key: str, value: Any) -> None:
     """Raise :class:`HyperparameterError` unless ``value`` names a plain optimizer (what a
     wrapper's ``key``, e.g. ``inner`` or ``base_optimizer``, may be)."""
     if not isinstance(value, str):
-        raise HyperparameterError(f"{key} must be an optimizer name, got {value!r}", key)
+        raise HyperparameterError(f"{key} must be an optimizer name, got {_short(value)}", key)
     try:
         inner = resolve(value)
-    except ValueError as err:
-        raise HyperparameterError(f"{key}: {err}", key) from None
+    except ValueError:
+        # (not the registry's message: it echoes the name whole and lists names refused here)
+        close = difflib.get_close_matches(value.strip().lower(), inner_names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise HyperparameterError(f"{key}: unknown optimizer {_short(value)}{hint} (it may be "
+                                  f"{', '.join(inner_names())})", key) from None
     if inner.info.wrapper:
         raise HyperparameterError(f"{key} must be a plain optimizer, not the wrapper "
                                   f"{inner.name!r}", key)

@@ -11,8 +11,9 @@ cannot state; those are in the descriptions, and break with HTTP 422 too:
 - the work budget: ``steps x racers <= MAX_WORK``, where each optimizer is one racer, or
   one per learning rate of the tuning grid (:data:`TUNE_RACERS`) when ``tune`` is on, and
   a racer counts its optimizer's work weight (1 for a rule that batches over members, 10 for
-  one that runs member by member such as SOAP, 100 for L-BFGS:
-  :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes;
+  one that runs member by member such as SOAP, 100 for L-BFGS at its default 20 inner
+  iterations and in proportion to the closure evaluations its ``max_iter`` and ``max_eval``
+  allow: :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes;
 - ``start`` inside the chosen landscape's domain (``GET /api/landscapes``), ``params``
   only the landscape's own (``quadratic``: ``kappa``);
 - whatever an optimizer itself refuses when it is built (e.g. Rprop's ``step_sizes`` with
@@ -29,7 +30,8 @@ steps                  1 .. :data:`MAX_STEPS` (10000)
 optimizers per race    1 .. :data:`MAX_OPTIMIZERS` (20)
 work per race          steps x racers <= :data:`MAX_WORK` (200000); an optimizer is one
                        racer, or :data:`TUNE_RACERS` (one per grid learning rate) when
-                       tuning, times its work weight (1, 10 member by member, 100 L-BFGS)
+                       tuning, times its work weight (1, 10 member by member, 100 L-BFGS
+                       at 20 inner iterations, 500 at ``max_iter`` 100)
 work per basins map    grid**2 x steps x work weight, summed over the optimizers, <=
                        :data:`MAX_BASIN_WORK` (500000)
 noise                  0 .. :data:`MAX_NOISE` (std of the Gaussian gradient noise)
@@ -578,7 +580,9 @@ class OptimizerModel(BaseModel):
     needs_closure: bool
     work_weight: float = Field(description="what one of its steps counts in the work limits "
                                          "(1: batched over members; 10: member by member; "
-                                         "100: L-BFGS; a wrapper's times its inner's)")
+                                         "100: L-BFGS at its default max_iter, more with "
+                                         "more inner iterations; a wrapper's times its "
+                                         "inner's)")
     color: str
     hyperparameters: list[HyperparameterModel]
     defaults: dict
@@ -631,12 +635,15 @@ class SweepModel(BaseModel):
 
 
 class SweepDetail(BaseModel):
-    """``GET /api/sweeps/{id}``: summary rows, curves and the text table."""
+    """``GET /api/sweeps/{id}``: summary rows, curves and the text table; ``criterion`` says
+    how each best lr is chosen (:data:`optimlab.bench.analysis.CRITERION`); a row's ``std``
+    is null with one seed."""
 
     sweep: SweepModel
     config: dict
     metric: str
     higher_is_better: bool
+    criterion: str
     summary: list[dict]
     curves: dict
     summary_text: str

@@ -47,6 +47,7 @@ away stops within a step (:class:`optimlab.web.api.RaceControl`).
 # (no ``from __future__ import annotations``: the endpoints' annotations name models that
 # create_app builds, and FastAPI reads them as objects)
 import asyncio
+import difflib
 import ipaddress
 import json
 import os
@@ -137,51 +138,132 @@ def _json(body: bytes | dict | list, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type=_JSON)
 
 
-def _message(detail: list[dict]) -> str:
-    return "; ".join(
-        (".".join(str(p) for p in d["loc"] if p != "body") or "request") + ": " + d["msg"]
-        for d in detail)
+def _racers(body) -> list[str | None]:
+    """The name a race's table gives each racer of a request ``body`` (its label, else its
+    name; a repeated one numbered ``#2``, ``#3`` as :func:`optimlab.web.api.run_race` does),
+    None for an item with no optimizer name the API takes; the one of ``optimizer``
+    (``POST /api/inspect``) as a list of one."""
+    if not isinstance(body, dict):
+        return []
+    specs = body.get("optimizers")
+    specs = specs if isinstance(specs, list) else [body.get("optimizer")]
+    names, seen = [], set()
+    for spec in specs:
+        spec = spec if isinstance(spec, dict) else {}
+        label = spec.get("label") if isinstance(spec.get("label"), str) and spec["label"] \
+            else spec.get("name")
+        if spec.get("name") not in models.OPTIMIZERS or not isinstance(label, str):
+            names.append(None)
+            continue
+        base, k = label, 2
+        while label in seen:
+            label, k = f"{base} #{k}", k + 1
+        seen.add(label)
+        names.append(label)
+    return names
 
 
-def _error(status: int, detail: list[dict]) -> Response:
-    return _json({"message": _message(detail), "detail": detail}, status)
+def _where(loc: Sequence, racers: list[str | None]) -> str:
+    """Where a problem is, in words: ``optimizers[adam].hparams.lr`` (the racer by the name
+    its row of the table has, not its position in the list; its position where the item has
+    no optimizer name), ``params.kappa``; empty for the whole body."""
+    parts = [p for p in loc if p != "body"]
+    if len(parts) >= 2 and parts[0] == "optimizers" and isinstance(parts[1], int):
+        i = parts[1]
+        name = racers[i] if 0 <= i < len(racers) else None
+        parts[:2] = [f"optimizers[{_short(name) if name else i}]"]
+    elif parts[:1] == ["optimizer"] and racers and racers[0]:
+        parts[0] = f"optimizer[{_short(racers[0])}]"
+    return ".".join(_short(p) if isinstance(p, str) else str(p) for p in parts)
+
+
+def _message(detail: list[dict], body=None) -> str:
+    """The 422's one line: each problem as ``where: why`` (why alone for the whole body)."""
+    racers = _racers(body)
+    return "; ".join(": ".join(filter(None, (_where(d["loc"], racers), d["msg"])))
+                     for d in detail)
+
+
+def _error(status: int, detail: list[dict], body=None) -> Response:
+    return _json({"message": _message(detail, body), "detail": detail}, status)
+
+
+def _short(text: str, most: int = 60) -> str:
+    """``text`` cut to ``most`` characters (with "..."): a name echoed in a message."""
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+async def _body(request: Request):
+    """The request's JSON body (already read: Starlette keeps it), or None."""
+    try:
+        return await request.json()
+    except Exception:  # no body, not JSON, not readable: no racer names to tell
+        return None
 
 
 # ----------------------------------------------------------------------------- messages
 
 
+def _unknown(kind: str, given: str, names: Sequence[str]) -> str:
+    """``unknown optimizer 'adamx'; did you mean adamax, adam?`` and the names the API takes
+    (only those: not the library's names it refuses), the name cut to 60 characters."""
+    close = difflib.get_close_matches(given.strip().lower(), names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {kind} {_short(repr(given))}{hint} (the API takes {', '.join(names)})"
+
+
 def _unknown_optimizer(tag) -> str:
+    names = models.OPTIMIZERS
     if not isinstance(tag, str) or not tag:
         return "each optimizer needs a name: a registry name (GET /api/optimizers)"
     try:
         entry = resolve(tag)
-    except ValueError as err:
-        return str(err)
-    return f"{tag!r} is not a registry name as the API takes it; use {entry.name!r}"
+    except ValueError:
+        return _unknown("optimizer", tag, names)
+    if entry.capabilities.sparse_only:
+        return (f"{entry.name} needs sparse gradients (an embedding's), which the playground's "
+                f"landscapes never give, so the playground does not offer it")
+    if entry.name not in names:
+        return _unknown("optimizer", tag, names)
+    return f"{_short(repr(tag))} is not a registry name as the API takes it; use {entry.name!r}"
 
 
 def _unknown_landscape(name) -> str:
+    names = models.LANDSCAPES
     if not isinstance(name, str):
-        return f"landscape must be one of {', '.join(models.LANDSCAPES)}"
+        return f"landscape must be one of {', '.join(names)}"
     try:
         land = get_landscape_by_name(name)
-    except ValueError as err:
-        return str(err)
+    except ValueError:
+        return _unknown("landscape", name, names)
     if land.dim != 2:
         return f"the playground races 2-D landscapes only; {land.name!r} has dim={land.dim}"
-    return f"{name!r} is not a landscape name as the API takes it; use {land.name!r}"
+    return f"{_short(repr(name))} is not a landscape name as the API takes it; use {land.name!r}"
 
 
 def _explain(error: dict) -> dict:
     """One validation error as the API reports it: where, why in words, and its type; the
-    optimizer's model name pydantic puts after its index is dropped, and unknown names get
-    the library's own "did you mean" message."""
+    optimizer's model name pydantic puts after its index is dropped, unknown names get a
+    "did you mean" among the names the API takes (an inspect's one optimizer as a race's),
+    a body that is not JSON says so (pydantic puts the offset where a field goes), and no
+    text typed comes back longer than 60 characters."""
     loc, kind = list(error.get("loc", ())), str(error.get("type", "value_error"))
     msg, ctx = str(error.get("msg", "")), error.get("ctx") or {}
     optimizers = models.OPTIMIZERS
-    if kind in ("union_tag_invalid", "union_tag_not_found") and loc[-2:-1] == ["optimizers"]:
-        loc.append("name")
+    if kind in ("union_tag_invalid", "union_tag_not_found") and (
+            loc[-2:-1] == ["optimizers"] or loc == ["body", "optimizer"]):
+        loc.append("name")  # (a race's racer, or /api/inspect's one optimizer)
         msg = _unknown_optimizer(ctx.get("tag") if kind == "union_tag_invalid" else None)
+    elif kind == "json_invalid" and loc[:1] == ["body"]:
+        # pydantic puts the offset where a field's name goes ("43: JSON decode error")
+        where = [f"at character {loc[1]}"] if len(loc) > 1 and isinstance(loc[1], int) else []
+        where += [str(ctx["error"])[:60].lower()] if ctx.get("error") else []
+        loc, msg = ["body"], "the request body is not valid JSON" + (
+            f" ({': '.join(where)})" if where else "")
+    elif kind == "missing" and loc == ["body"]:
+        msg = "the request has no body: it must be a JSON object"
+    elif kind == "model_attributes_type" and loc == ["body"]:
+        msg = "the request body must be a JSON object"
     elif kind in ("literal_error", "enum") and loc in (["body", "landscape"], ["path", "name"]):
         msg = _unknown_landscape(error.get("input"))
     elif kind == "extra_forbidden" and "hparams" in loc[:-1] and loc.index("hparams") >= 1:
@@ -190,7 +272,7 @@ def _explain(error: dict) -> dict:
             msg = f"{key} cannot be set in the playground"
         elif name in optimizers:
             takes = ", ".join(hp.accepted(name))
-            msg = f"{name} has no hyperparameter {key!r} (it takes {takes})"
+            msg = f"{name} has no hyperparameter {_short(repr(key))} (it takes {takes})"
     elif kind == "literal_error" and len(loc) >= 2 and loc[-2] == "hparams" \
             and loc[-1] in ("inner", "base_optimizer"):
         try:
@@ -206,6 +288,10 @@ def _explain(error: dict) -> dict:
               f"(float32's largest)"
     if len(loc) > 3 and loc[:2] == ["body", "optimizers"] and loc[3] in optimizers:
         del loc[3]
+    elif len(loc) > 2 and loc[:2] == ["body", "optimizer"] and loc[2] in optimizers:
+        del loc[2]  # (/api/inspect's one optimizer)
+    # a key of any length may come back in the location: cut it as the message does
+    loc = [_short(p) if isinstance(p, str) else p for p in loc]
     return {"loc": loc, "msg": msg, "type": kind}
 
 
@@ -386,7 +472,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
-        return _error(422, [_explain(e) for e in exc.errors()])
+        return _error(422, [_explain(e) for e in exc.errors()], exc.body)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
@@ -410,10 +496,11 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
         return _error(503, detail)
 
     @app.exception_handler(api.RequestError)
-    async def _refused(_: Request, exc: api.RequestError) -> Response:
+    async def _refused(request: Request, exc: api.RequestError) -> Response:
         loc = (["body"] if exc.loc and exc.loc[0] not in ("query", "path") else []) \
             + list(exc.loc)
-        return _error(exc.status, [{"loc": loc, "msg": str(exc), "type": "value_error"}])
+        body = await _body(request) if loc[:1] == ["body"] else None
+        return _error(exc.status, [{"loc": loc, "msg": str(exc), "type": "value_error"}], body)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def index() -> Response:

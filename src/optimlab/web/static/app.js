@@ -24,7 +24,7 @@
  */
 
 import { DEFAULT_OPTIMIZERS } from "./js/config.js";
-import { $, setStatus, showMessage } from "./js/dom.js";
+import { $, READY, setStatus, showMessage } from "./js/dom.js";
 import { api } from "./js/api.js";
 import { state, catalog, currentLandscape, normaliseSelection } from "./js/state.js";
 import { readUrl, writeUrl } from "./js/url.js";
@@ -67,8 +67,7 @@ async function init() {
   $("#tab-runs").addEventListener("click", () => showTab("runs"));
   $("#tab-slices").addEventListener("click", () => showTab("slices"));
   writeUrl();
-  await loadGrid();
-  setStatus("ready: pick optimizers, click a start, race");
+  if (await loadGrid()) setStatus(READY);
   document.body.dataset.ready = "1";
   if (state.tab !== "race") showTab(state.tab);
   if (autoRace) runRace();

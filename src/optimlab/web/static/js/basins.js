@@ -32,7 +32,7 @@ function basinMap(div, answer, result) {
   for (let i = 0; i < g; i++) z.push(result.basin.slice(i * g, (i + 1) * g).map((b) => b + 2));
   const names = cls.map((c) => c.name);
   const traces = [{ type: "heatmap", x: answer.xs, y: answer.ys, z, zmin: -0.5, zmax: cls.length - 0.5,
-    colorscale: steps(cls.map((c) => c.color)), showscale: false, opacity: 0.8,
+    colorscale: steps(cls.map((c) => c.color)), showscale: false,
     customdata: z.map((row) => row.map((k) => names[k])),
     hovertemplate: "start (%{x:.3g}, %{y:.3g}) → %{customdata}<extra></extra>" }];
   const lines = contourLines();
@@ -40,7 +40,8 @@ function basinMap(div, answer, result) {
   traces.push({ type: "scatter", mode: "markers", x: answer.minima.map((m) => m.point[0]),
     y: answer.minima.map((m) => m.point[1]), hovertemplate: "%{text}<extra></extra>",
     text: answer.minima.map((m) => m.name),
-    marker: { symbol: "star", size: 13, color: "#fff", line: { color: answer.minima.map((m) => m.color), width: 2 } } });
+    // (a black edge: the basins' pastel would vanish on the basin around the star)
+    marker: { symbol: "star", size: 13, color: "#fff", line: { color: "#000", width: 1.2 } } });
   const [[x0, x1], [y0, y1]] = currentLandscape().domain;
   const best = Object.entries(result.shares).sort((a, b) => b[1] - a[1])[0];
   const layout = { margin: { l: 40, r: 8, t: 44, b: 34 }, showlegend: false,

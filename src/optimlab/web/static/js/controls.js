@@ -227,7 +227,11 @@ export function buildLandscapeParams() {
     });
     box.append(el("label", { class: "row" }, key, input));
   }
-  $("#landscape-desc").textContent = currentLandscape().description;
+  // the catalog's description is of the landscape with its own parameters; with others it
+  // comes with their grid (grid.js), or says they were refused
+  const land = currentLandscape();
+  const own = Object.entries(land.params).every(([k, v]) => state.params[k] === v);
+  $("#landscape-desc").textContent = own ? land.description : "";
 }
 
 

@@ -20,5 +20,7 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// the status line when nothing has been raced with the configuration shown
+export const READY = "ready: pick optimizers, click a start, race";
 export function setStatus(text) { $("#status").textContent = text; }
 export function showMessage(text) { $("#message").textContent = text || ""; }

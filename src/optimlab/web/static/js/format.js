@@ -1,5 +1,6 @@
 /* How numbers and hyperparameters are written on the page: fmt (metrics, 3 significant
- * digits or exponent form), short (a hyperparameter as typed) and hpText ("lr=0.01, ...").
+ * digits or exponent form), short (a hyperparameter as typed) and hpText ("lr=0.01, ...",
+ * "beta3=auto" for a value the optimizer chooses).
  */
 
 export function fmt(v, digits = 3) {
@@ -20,9 +21,10 @@ export function short(v) {
   return String(Number(v.toPrecision(4)));
 }
 
+// null is a number the optimizer chooses itself (Prodigy's beta3, ...): the page's "auto"
 export function hpText(hparams, tuned) {
   return Object.entries(hparams)
-    .map(([k, v]) => `${k}=${short(v)}${tuned && k === "lr" ? " (tuned)" : ""}`).join(", ");
+    .map(([k, v]) => `${k}=${v === null ? "auto" : short(v)}${tuned && k === "lr" ? " (tuned)" : ""}`).join(", ");
 }
 
 export function lrOnly(hparams) { return "lr" in hparams ? { lr: hparams.lr } : {}; }

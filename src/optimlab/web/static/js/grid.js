@@ -12,11 +12,20 @@ import { state, currentLandscape } from "./state.js";
 export let grid = null;  // the current landscape's grid, once fetched
 
 // Fetch the current landscape's grid with its parameters; an error propagates (the caller
-// shows it) and leaves the last grid in place.
+// shows it) and leaves no grid: nothing of the last landscape may be drawn as if it were
+// this one (the description says which parameters were refused).
 export async function fetchGrid() {
   const land = currentLandscape();
   const q = new URLSearchParams({ n: GRID_N, ...state.params });
-  grid = await api(`/api/landscapes/${encodeURIComponent(land.name)}/grid?${q}`);
+  try {
+    grid = await api(`/api/landscapes/${encodeURIComponent(land.name)}/grid?${q}`);
+  } catch (err) {
+    grid = null;
+    const given = Object.entries(state.params).map(([k, v]) => `${k} = ${v}`).join(", ");
+    $("#landscape-desc").textContent = `No ${land.name} landscape with ${given}: `
+      + "the server refused these parameters (the message under the map says why).";
+    throw err;
+  }
   if (!performance.getEntriesByName("grid-loaded").length) performance.mark("grid-loaded");
   $("#landscape-desc").textContent = grid.description;  // as built with these parameters
   return grid;

@@ -7,23 +7,39 @@
  */
 
 import { COLORSCALE, PLOT_CONFIG } from "./config.js";
-import { $, showMessage } from "./dom.js";
+import { $, READY, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText, lrOnly } from "./format.js";
 import { state, live, catalog, colorOf, currentLandscape } from "./state.js";
 import { writeUrl } from "./url.js";
 import { grid, fetchGrid, drawable, height, pathSlice } from "./grid.js";
 import { drawLoss } from "./loss.js";
 
+// Fetch the landscape's grid and draw the map and the loss chart; whether the grid came.
+// When the server refuses the landscape's parameters, the map is emptied (no contours,
+// paths or legend of the last landscape stay) and the status and the message say so.
+let refused = false;
 export async function loadGrid() {
   try {
     await fetchGrid();
     showMessage("");
+    if (refused) setStatus(READY);
+    refused = false;
   } catch (err) {
     showMessage(err.message);
-    return;
+    setStatus("the landscape's parameters were refused: nothing to race on");
+    refused = true;
   }
   await drawMap();
   drawLoss();
+  return !refused;
+}
+
+// the map when there is no grid: an empty frame saying why
+function emptyMap() {
+  return Plotly.react($("#map"), [], { margin: { l: 50, r: 10, t: 10, b: 40 },
+    xaxis: { visible: false }, yaxis: { visible: false },
+    annotations: [{ text: "no landscape with these parameters", showarrow: false, xref: "paper",
+      yref: "paper", x: 0.5, y: 0.5, font: { size: 14, color: "#666" } }] }, PLOT_CONFIG);
 }
 
 function colorbar() {
@@ -114,8 +130,12 @@ function mapLayout() {
 }
 
 export async function drawMap() {
-  if (!grid) return;
   const map = $("#map");
+  if (!grid) {
+    if (map.dataset.view) await emptyMap();  // a map was drawn: it goes (none yet: leave it)
+    document.body.dataset.contour = "0";
+    return;
+  }
   const start = state.start || currentLandscape().start;
   const traces = mapTraces();
   if (state.view === "3d") {

@@ -6,7 +6,7 @@
  */
 
 import { ANIMATION_MS, FAN_FACTORS, INSPECT_STEPS } from "./config.js";
-import { $, el, setStatus, showMessage } from "./dom.js";
+import { $, el, READY, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText } from "./format.js";
 import { api } from "./api.js";
 import { state, live, colorOf } from "./state.js";
@@ -21,6 +21,8 @@ let playing = false, animStart = 0, animFrom = 0;
 // ------------------------------------------------------------------------------ racing
 
 export function clearRace() {
+  // the status line spoke of the race (or basins map) that goes
+  if (live.race || live.basins) setStatus(READY);
   live.race = null;
   live.frame = 0;
   playing = false;

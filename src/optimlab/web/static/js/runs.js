@@ -92,9 +92,28 @@ async function selectSweep(id) {
     body.append(el("tr", {},
       el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.optimizer),
       el("td", { class: "num", text: fmt(row.best_lr) }),
-      el("td", { class: "num", text: row.mean === null ? "–" : `${fmt(row.mean, 4)} ± ${fmt(row.std, 2)}` }),
+      el("td", { class: "num", text: row.mean === null ? "–"
+        : `${fmt(row.mean, 4)} ± ${row.std === null ? "? (one seed)" : fmt(row.std, 2)}` }),
       el("td", { class: "num", text: String(row.seeds) }),
       el("td", { class: "num", text: String(row.diverged) })));
   }
+  $("#sweep-note").textContent = selectionNote(d);
   document.body.dataset.sweep = String(id);
+}
+
+// Under the summary: how its best lr is chosen, and where the chart of the final metric
+// beside it would pick another rate (a late spike or dip decides the final value, not the
+// rule).
+function selectionNote(d) {
+  const better = d.higher_is_better ? (a, b) => a > b : (a, b) => a < b;
+  const differ = [];
+  for (const row of d.summary) {
+    const points = row.sensitivity.filter((p) => p.mean !== null);
+    if (row.best_lr === null || !points.length) continue;
+    const top = points.reduce((a, b) => (better(b.mean, a.mean) ? b : a));
+    if (top.lr !== row.best_lr) differ.push(`${row.optimizer} (best lr ${fmt(row.best_lr)}; final ${d.metric} best at lr ${fmt(top.lr)})`);
+  }
+  return `best lr: the rate ranked best by ${d.criterion}, so a rate that spiked or dipped late cannot win; `
+    + `the chart beside plots the final ${d.metric} at each rate, which may favour another`
+    + (differ.length ? `: here ${differ.join(", ")}.` : ".");
 }
