@@ -38,3 +38,26 @@ def check_figure(demo):
     check_png(target)
     assert isinstance(demo.table(), str) and demo.table().count("\n") >= 2
     assert demo.title in str(demo)
+
+
+def drawn_styles(fig, prefix: str) -> dict:
+    """``gid suffix -> (colour, line style)`` of the lines of ``fig`` whose gid starts with
+    ``prefix``."""
+    from matplotlib.colors import to_hex
+
+    return {line.get_gid()[len(prefix):]: (to_hex(line.get_color()), line.get_linestyle())
+            for ax in fig.axes for line in ax.lines
+            if (line.get_gid() or "").startswith(prefix)}
+
+
+def hue(color: str) -> float:
+    """The HLS hue of ``#rrggbb`` (0..1)."""
+    import colorsys
+
+    return colorsys.rgb_to_hls(*(int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)))[0]
+
+
+def same_hue(a: str, b: str) -> bool:
+    """Whether two colours are shades of one hue (up to 8-bit rounding)."""
+    d = abs(hue(a) - hue(b))
+    return min(d, 1 - d) < 0.01

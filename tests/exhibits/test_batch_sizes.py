@@ -3,10 +3,12 @@
 import functools
 
 import numpy as np
+import pytest
 import torch
 
 from optimlab.exhibits import batch_sizes
-from tests.exhibits.figures import check_figure
+from optimlab.optim.palette import color
+from tests.exhibits.figures import check_figure, drawn_styles, same_hue
 
 
 @functools.cache
@@ -53,3 +55,18 @@ def test_full_batch_is_plain_gradient_descent():
 
 def test_gd_variants_figure():
     check_figure(result())
+
+
+def test_gd_variants_figure_draws_gd_and_sgd_in_their_colours():
+    """Full batch in GD's catalog colour; mini-batch and stochastic in shades of SGD's
+    (they were C0, C1, C2: GD's, momentum's and Adam's)."""
+    pytest.importorskip("matplotlib")
+    from optimlab.landscapes.plots import plt_close
+
+    fig = result().plot()
+    drawn = drawn_styles(fig, "updates:")
+    assert drawn == drawn_styles(fig, "evals:")
+    plt_close(fig)
+    assert drawn["batch"] == (color("gd"), "-")
+    assert drawn["mini-batch"] == (color("sgd"), "-")
+    assert same_hue(drawn["stochastic"][0], color("sgd")) and drawn["stochastic"][1] == "--"

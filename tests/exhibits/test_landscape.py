@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from optimlab.exhibits import landscape
-from tests.exhibits.figures import check_figure
+from optimlab.optim.palette import color
+from tests.exhibits.figures import check_figure, drawn_styles, same_hue
 
 
 @functools.cache
@@ -82,6 +83,26 @@ def test_ill_conditioned_figure():
     check_figure(result("ill-conditioned"))
 
 
+def test_every_run_of_the_ill_conditioned_figure_has_its_optimizers_colour():
+    """The two SGD runs were drawn light orange and light green (momentum's and Adam's
+    hues); now both are SGD's, told apart by shade and line style."""
+    pytest.importorskip("matplotlib")
+    from optimlab.landscapes.plots import plt_close
+
+    fig = result("ill-conditioned").plot()
+    paths = drawn_styles(fig, "path:")
+    losses = drawn_styles(fig, "loss:")
+    plt_close(fig)
+    assert len(paths) == 5 and len(losses) == 10
+    for label in ("momentum", "rmsprop", "adam"):
+        assert paths[label] == (color(label), "-")
+    near, safe = paths["sgd, near limit"], paths["sgd, safe"]
+    assert near == (color("sgd"), "-")
+    assert same_hue(safe[0], color("sgd")) and safe[0] != near[0] and safe[1] == "--"
+    for name, (c, _) in losses.items():
+        assert c == paths[name.rsplit(", ", 1)[0]][0]
+
+
 def test_ravine_alignment_with_tuned_rates():
     """The tour's comparison: tuned rates on the catalog's quadratic (condition number 50)
     and on the same bowl turned by 45 degrees, 300 steps."""
@@ -129,3 +150,23 @@ def test_saddle_gd_stalls_longest():
 
 def test_saddle_figure():
     check_figure(result("saddle"))
+
+
+def test_gd_with_noise_is_drawn_in_a_shade_of_gds_colour():
+    pytest.importorskip("matplotlib")
+    from optimlab.landscapes.plots import plt_close
+
+    fig = result("saddle").plot()
+    paths, losses = drawn_styles(fig, "path:"), drawn_styles(fig, "loss:")
+    plt_close(fig)
+    assert paths == losses
+    for label in ("gd", "momentum", "adam"):
+        assert paths[label] == (color(label), "-")
+    noisy = paths["gd + noise"]
+    assert same_hue(noisy[0], color("gd")) and noisy[0] != color("gd") and noisy[1] == "--"
+
+
+@pytest.mark.parametrize("start", [(1, 2, 3), (1.0,), (1.0, math.nan), "ab", 5])
+def test_saddle_refuses_a_start_that_is_not_a_point(start):
+    with pytest.raises(ValueError, match=r"start must be 2 finite numbers \(x, y\), got"):
+        landscape.saddle(start=start)

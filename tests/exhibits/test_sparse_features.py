@@ -5,7 +5,8 @@ import functools
 import pytest
 
 from optimlab.exhibits import sparse_features
-from tests.exhibits.figures import check_figure
+from optimlab.optim.palette import color
+from tests.exhibits.figures import check_figure, drawn_styles, same_hue
 
 
 @functools.cache
@@ -38,3 +39,22 @@ def test_sparse_needs_one_presence_per_weight():
 
 def test_sparse_figure():
     check_figure(result())
+
+
+def test_sparse_figure_draws_each_optimizer_in_its_colour():
+    """SGD and Adagrad in their catalog colours (the features were C0 and C1, GD's and
+    momentum's); a feature is a line style."""
+    pytest.importorskip("matplotlib")
+    from optimlab.landscapes.plots import plt_close
+
+    fig = result().plot()
+    weights, rates = drawn_styles(fig, "weight:"), drawn_styles(fig, "rate:")
+    plt_close(fig)
+    assert len(weights) == 4 and len(rates) == 3
+    for key, (c, ls) in {**weights, **rates}.items():
+        opt = key.split(":")[0]
+        assert same_hue(c, color(opt)), key
+        if key.endswith("frequent"):
+            assert (c, ls) == (color(opt), "-")
+        elif key.endswith("rare"):
+            assert c != color(opt) and ls == "--"

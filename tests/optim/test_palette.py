@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 
 import pytest
@@ -27,6 +29,36 @@ def test_every_registry_name_has_its_own_colour():
     # the optimizers raced together most often take the first (most distinct) colours
     first = [n for n in palette.COLOR_FIRST if n in NAMES]
     assert [table[n] for n in first] == list(palette.COLORS[:len(first)])
+
+
+def _lab(color: str) -> tuple[float, float, float]:
+    """CIELAB (D65) of ``#rrggbb``, from the sRGB and CIE definitions."""
+    rgb = [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    xyz = ((0.4124564 * r + 0.3575761 * g + 0.1804375 * b) / 0.95047,
+           0.2126729 * r + 0.7151522 * g + 0.0721750 * b,
+           (0.0193339 * r + 0.1191920 * g + 0.9503041 * b) / 1.08883)
+    fx, fy, fz = (t ** (1 / 3) if t > (6 / 29) ** 3 else t / (3 * (6 / 29) ** 2) + 4 / 29
+                  for t in xyz)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def test_no_two_colours_can_be_taken_for_each_other():
+    """Every pair of the palette (so every pair of optimizers) is at least MIN_DELTA_E apart in
+    CIELAB: SGD and Yogi were 9.7 apart, GD and SparseAdam 4.6."""
+    assert palette.MIN_DELTA_E >= 20
+    assert math.dist(_lab("#ffffff"), _lab("#000000")) == pytest.approx(100, abs=1e-3)
+    table = palette.colors()
+    for (x, a), (y, b) in itertools.combinations([*table.items(),
+                                                  *(("spare", c) for c in palette._spare())], 2):
+        assert math.dist(_lab(a), _lab(b)) >= palette.MIN_DELTA_E, (x, a, y, b)
+
+
+def test_the_most_raced_optimizers_keep_the_colours_the_docs_describe():
+    assert {n: palette.color(n) for n in palette.COLOR_FIRST} == {
+        "gd": "#1f77b4", "momentum": "#ff7f0e", "adam": "#2ca02c", "rmsprop": "#d62728",
+        "adagrad": "#9467bd", "nag": "#8c564b", "sgd": "#e377c2", "adamw": "#7f7f7f",
+        "lion": "#bcbd22", "adadelta": "#17becf"}
 
 
 def test_spellings_and_aliases_go_through_the_registry():
@@ -195,3 +227,25 @@ def test_the_effective_lr_exhibit_uses_the_catalog_colours():
              for line in fig.axes[0].lines if line.get_label()[:1].isupper()}
     plt_close(fig)
     assert drawn == {"Adagrad": palette.color("adagrad"), "RMSprop": palette.color("rmsprop")}
+
+
+def test_variants_of_one_optimizer_keep_its_hue():
+    """Exhibits draw every run in its optimizer's colour: variants in shades of it, never in
+    another optimizer's colour (as label_colors would give them)."""
+    import colorsys
+
+    names = {"sgd, near limit": "sgd", "sgd, safe": "sgd", "momentum": "momentum",
+             "sgd": "sgd"}
+    out = palette.variant_styles(["sgd, near limit", "sgd, safe", "momentum", "sgd"], names)
+    assert list(out) == ["sgd, near limit", "sgd, safe", "momentum", "sgd"]
+    assert out["sgd"] == (palette.color("sgd"), "-")  # the label that is the name first
+    assert out["momentum"] == (palette.color("momentum"), "-")
+    shades = [out[k][0] for k in ("sgd", "sgd, near limit", "sgd, safe")]
+    assert len(set(shades)) == 3 and [out[k][1] for k in ("sgd, near limit", "sgd, safe")] \
+        == ["--", ":"]
+    hues = [colorsys.rgb_to_hls(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)))[0]
+            for c in shades]
+    assert max(hues) - min(hues) < 0.01  # one hue, up to 8-bit rounding
+    assert not set(shades[1:]) & set(palette.COLORS)
+    assert palette.shade("#1f77b4", 0) == "#1f77b4"
+    assert palette.shade("#808080", 1) < "#808080" < palette.shade("#808080", 2)

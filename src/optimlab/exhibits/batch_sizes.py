@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .._table import text_table
+from ..optim.palette import variant_styles
 from ..optim.population import Population
 from .base import Demo, pyplot, steps_text
 
@@ -92,11 +93,16 @@ class GDVariantsDemo(Demo):
         plt = pyplot()
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained",
                                      sharey=True)
-        for i, (label, run) in enumerate(self.runs.items()):
+        # full batch in GD's catalog colour; the mini-batch runs in SGD's, as its variants
+        styles = variant_styles(self.runs, {label: "gd" if run.batch >= self.n else "sgd"
+                                            for label, run in self.runs.items()})
+        for label, run in self.runs.items():
             text = f"{label} (B={run.batch}, lr={run.lr:g})"
-            ax.loglog(np.arange(1, run.updates + 1), run.loss[1:], color=f"C{i}", lw=1.5,
-                      label=text)
-            bx.semilogy(run.samples / self.n, run.loss, color=f"C{i}", lw=1.5, label=text)
+            c, ls = styles[label]
+            ax.loglog(np.arange(1, run.updates + 1), run.loss[1:], color=c, ls=ls, lw=1.5,
+                      label=text, gid=f"updates:{label}")
+            bx.semilogy(run.samples / self.n, run.loss, color=c, ls=ls, lw=1.5, label=text,
+                        gid=f"evals:{label}")
         for a in (ax, bx):
             a.axhline(self.optimum, color="k", ls=":", lw=1, label="least-squares minimum")
             a.axhline(self.target, color="gray", ls="--", lw=0.8, label="target")

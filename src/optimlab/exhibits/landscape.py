@@ -26,6 +26,7 @@ from ..landscapes.base import Landscape
 from ..landscapes.functions import get as get_landscape
 from ..landscapes.race import race as run_race
 from ..landscapes.result import Race
+from ..optim.palette import variant_styles
 from .base import Demo, pyplot, steps_text
 
 if TYPE_CHECKING:
@@ -163,20 +164,27 @@ def _findings(aligned: Race, rotated: Race, reference: str) -> list[str]:
     return lines
 
 
-def _plot_pair(aligned: Race, rotated: Race, title: str):
-    from ..landscapes.plots import label_colors
+def _styles(race: Race) -> dict[str, tuple[str, str]]:
+    """``(colour, line style)`` of each run of ``race``: its optimizer's catalog colour, the
+    variants of one optimizer in shades of it (:func:`~optimlab.optim.palette.variant_styles`)."""
+    return variant_styles(race.labels, {label: race.hparams[label]["name"]
+                                        for label in race.labels})
 
+
+def _plot_pair(aligned: Race, rotated: Race, title: str):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), layout="constrained",
                              gridspec_kw={"width_ratios": [1, 1, 1.1]})
-    colors = label_colors(aligned.labels)
+    styles = _styles(aligned)
+    colors = {label: c for label, (c, _) in styles.items()}
     for ax, race, name in ((axes[0], aligned, "axis-aligned"), (axes[1], rotated, "rotated")):
         _contours(ax, race.landscape)
         for label in race.labels:
             path = np.asarray(race.paths[label])
             path = path[np.isfinite(path).all(axis=1)]
-            ax.plot(path[:, 0], path[:, 1], "-o", color=colors[label], ms=2, lw=1.4,
-                    label=race.legend_label(label))
+            ax.plot(path[:, 0], path[:, 1], marker="o", ls=styles[label][1],
+                    color=colors[label], ms=2, lw=1.4, label=race.legend_label(label),
+                    gid=f"path:{label}")
         ax.plot(*race.start, "o", color="k", mec="white", ms=8, zorder=6)
         ax.set_title(f"{name}: {race.landscape.name}")
         ax.set_xlabel("x")
@@ -189,7 +197,7 @@ def _plot_pair(aligned: Race, rotated: Race, title: str):
             y = np.where(np.isfinite(y), np.maximum(y - race.landscape.min_value, 1e-300),
                          np.nan)
             bx.semilogy(np.arange(len(y)), y, style, color=colors[label], lw=1.5,
-                        label=f"{label}, {name}")
+                        label=f"{label}, {name}", gid=f"loss:{label}, {name}")
     bx.axhline(aligned.tol, color="gray", ls=":", lw=1)
     top = max(float(np.nanmax(race.losses[label][:1])) for race in (aligned, rotated)
               for label in race.labels)
@@ -406,11 +414,12 @@ class SaddleDemo(Demo):
             for label in race.paths:
                 yield label, race
 
-    def _colors(self) -> dict[str, str]:
-        # the colours the race figures give these labels
-        from ..landscapes.plots import label_colors
-
-        return label_colors([label for label, _ in self._runs()])
+    def _styles(self) -> dict[str, tuple[str, str]]:
+        """``(colour, line style)`` per run: its optimizer's catalog colour; GD with noise
+        a shade of GD's (:func:`~optimlab.optim.palette.variant_styles`)."""
+        runs = list(self._runs())
+        return variant_styles([label for label, _ in runs],
+                              {label: race.hparams[label]["name"] for label, race in runs})
 
     def table(self) -> str:
         rows = []
@@ -433,12 +442,14 @@ class SaddleDemo(Demo):
         ax.contour(xs, ys, zs, levels=[0.0], colors="white", linewidths=0.8)
         ax.plot(*zip(*SADDLE.minima), "*", color="gold", ms=14, mec="k", label="minima")
         ax.plot(0, 0, "x", color="red", ms=9, mew=2, label="saddle")
-        colors = self._colors()
+        styles = self._styles()
+        colors = {label: c for label, (c, _) in styles.items()}
         for i, (label, race) in enumerate(self._runs()):
             path = np.asarray(race.paths[label])
             # a dot per step (piling up where a run stalls); the first run (gd) on top
-            ax.plot(path[:, 0], path[:, 1], "-o", color=colors[label], ms=3, lw=1.5,
-                    zorder=10 - i, label=label)
+            ax.plot(path[:, 0], path[:, 1], marker="o", ls=styles[label][1],
+                    color=colors[label], ms=3, lw=1.5, zorder=10 - i, label=label,
+                    gid=f"path:{label}")
         ax.plot(*self.start, "s", color="k", ms=6, label="start")
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
@@ -451,7 +462,7 @@ class SaddleDemo(Demo):
             esc = self.escape[label]
             text = f"{label} (|y|>{self.threshold:g} at step {steps_text(esc)})"
             bx.semilogy(np.arange(len(y)), np.maximum(y, 1e-12), color=colors[label], lw=2,
-                        label=text)
+                        ls=styles[label][1], label=text, gid=f"loss:{label}")
         bx.axhline(self.threshold, color="gray", ls=":", lw=1)
         bx.set_xlabel("step")
         bx.set_ylabel("|y| (distance from the saddle along the escape direction)")
@@ -469,7 +480,13 @@ def saddle(steps: int = 150, start: tuple[float, float] = (1.0, 1e-6), noise: fl
     offset by 1.2 per step; momentum compounds that growth, Adam normalizes the tiny
     gradient to a full-size step, and gradient noise kicks y away from 0 at once.
     """
-    start = (float(start[0]), float(start[1]))
+    try:
+        point = tuple(float(v) for v in start)
+    except (TypeError, ValueError):
+        point = ()
+    if len(point) != 2 or not all(math.isfinite(v) for v in point):
+        raise ValueError(f"start must be 2 finite numbers (x, y), got {start!r}")
+    start = point
     clean = run_race(SADDLE, SADDLE_OPTIMIZERS, start=start, steps=steps, seed=seed)
     noisy = run_race(SADDLE, {"gd + noise": {"name": "gd", "lr": 0.1}}, start=start,
                      steps=steps, noise=noise, seed=seed)

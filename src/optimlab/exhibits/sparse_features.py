@@ -11,6 +11,7 @@ import torch
 
 from .._table import text_table
 from ..optim import SGD, Adagrad
+from ..optim.palette import LINE_STYLES, color, shade
 from .base import Demo, pyplot
 
 if TYPE_CHECKING:
@@ -71,15 +72,18 @@ class SparseDemo(Demo):
     def plot(self) -> Figure:
         plt = pyplot()
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
-        styles = {"sgd": ("--", "SGD"), "adagrad": ("-", "Adagrad")}
+        # each optimizer in its catalog colour; each feature a line style (and a shade)
+        names = {"sgd": "SGD", "adagrad": "Adagrad"}
         steps = np.arange(len(self.weights["sgd"]))
         for j, feat in enumerate(self.features):
-            ax.axhline(self.true_w[j], color=f"C{j}", lw=0.8, ls=":")
-            for opt, (ls, text) in styles.items():
-                ax.plot(steps, self.weights[opt][:, j], ls=ls, color=f"C{j}", lw=2,
-                        label=f"{text}, {feat} ({100 * self.presence[j]:.0f}%)")
+            ls = LINE_STYLES[j % len(LINE_STYLES)]
+            ax.axhline(self.true_w[j], color="0.25", lw=0.8, ls=":")
+            for opt, text in names.items():
+                ax.plot(steps, self.weights[opt][:, j], ls=ls, color=shade(color(opt), j),
+                        lw=2, label=f"{text}, {feat} ({100 * self.presence[j]:.0f}%)",
+                        gid=f"weight:{opt}:{feat}")
         ax.set_xlabel("step")
-        ax.set_ylabel("weight (dotted: true value)")
+        ax.set_ylabel("weight (dotted: true values)")
         ax.set_title("Learned weights")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
@@ -87,9 +91,11 @@ class SparseDemo(Demo):
         seen = np.cumsum(self.active, axis=0) > 0  # Adagrad's rate is lr/eps until then
         for j, feat in enumerate(self.features):
             rate = np.where(seen[:, j], self.eff_lr["adagrad"][:, j], np.nan)
-            bx.semilogy(steps, rate, color=f"C{j}", lw=2, label=f"Adagrad, {feat}")
-        bx.semilogy(steps, self.eff_lr["sgd"].max(1), ls="--", color="0.4", lw=2,
-                    label="SGD, every weight (= lr)")
+            bx.semilogy(steps, rate, color=shade(color("adagrad"), j), lw=2,
+                        ls=LINE_STYLES[j % len(LINE_STYLES)], label=f"Adagrad, {feat}",
+                        gid=f"rate:adagrad:{feat}")
+        bx.semilogy(steps, self.eff_lr["sgd"].max(1), ls="-.", color=color("sgd"), lw=2,
+                    label="SGD, every weight (= lr)", gid="rate:sgd")
         bx.set_xlabel("step")
         bx.set_ylabel("effective learning rate")
         bx.set_title("Adagrad: lr / sqrt(sum of squared gradients) per weight\n"

@@ -26,17 +26,26 @@ from types import MappingProxyType
 
 from .registry import available, resolve
 
-__all__ = ["COLORS", "COLOR_FIRST", "PALETTE", "color", "colors", "label_colors"]
+__all__ = ["COLORS", "COLOR_FIRST", "LINE_STYLES", "MIN_DELTA_E", "PALETTE", "color", "colors",
+           "label_colors", "shade", "variant_styles"]
 
-#: The palette: matplotlib's ``tab10`` first, then darker and other distinct shades (from
-#: ``tab20b`` and ``tab20c``), one for every registry name and a few to spare.
+#: The palette: matplotlib's ``tab10`` first, then darker and other distinct shades, one for
+#: every registry name and a few to spare. Any two differ by at least :data:`MIN_DELTA_E`
+#: (CIE76, the distance in CIELAB), so no two optimizers' lines can be taken for each other;
+#: none has a relative luminance above 0.62 (lines stay visible on the light
+#: contours, and the basins' pastel fills stay lighter than every optimizer).
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#a50f15",
-          "#6a51a3", "#843c39", "#7b4173", "#637939", "#3182bd", "#000000", "#f781bf",
-          "#b8860b", "#008080", "#9c9ede", "#bd9e39", "#ad494a", "#5254a3", "#8ca252",
-          "#d6616b", "#ce6dbd", "#6b6ecf", "#e7969c", "#756bb1", "#fd8d3c", "#74c476",
-          "#6baed6", "#8c6d31", "#a55194", "#b5cf6b", "#e7ba52", "#636363", "#9e9ac8",
-          "#fdae6b", "#a1d99b", "#9ecae1", "#de9ed6", "#969696", "#cedb9c")
+          "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#0077ff", "#990099", "#dd0077",
+          "#883300", "#dd77ff", "#7b4173", "#637939", "#4433aa", "#000000", "#005533",
+          "#b8860b", "#008080", "#9c9ede", "#00bb99", "#ccaa88", "#882244", "#668800",
+          "#d6616b", "#88aa88", "#006611", "#e7969c", "#3399ff", "#ff3366", "#74c476",
+          "#6baed6", "#8c6d31", "#ee44bb", "#b5cf6b", "#554455", "#ff7755", "#990022",
+          "#fdae6b", "#990066", "#225566", "#cc7755", "#997799", "#8866ee")
+
+#: The least CIE76 distance (Euclidean in CIELAB, D65) between two colours of :data:`COLORS`:
+#: about 2.3 is the least an eye tells apart side by side; at 20 two thin lines on a plot are
+#: told apart at a glance (``tests/optim/test_palette.py`` checks every pair).
+MIN_DELTA_E = 20.0
 
 #: the same tuple under the name the plotting module has always used
 PALETTE = COLORS
@@ -131,4 +140,42 @@ def label_colors(labels: Iterable, names: Mapping | None = None) -> dict:
         if label not in out:
             out[label] = next(free)
             used.add(out[label])
+    return {label: out[label] for label in labels}
+
+
+#: Line styles of the variants of one optimizer in one figure (:func:`variant_styles`).
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def shade(hexa: str, k: int) -> str:
+    """Shade ``k`` of colour ``hexa``: the colour itself for 0, then, for 1, 2, 3, ...,
+    the same hue alternately darker and lighter (HLS lightness moved by 0.15, 0.30, ...
+    towards black or white, saturation kept)."""
+    if k == 0:
+        return hexa
+    r, g, b = (int(hexa[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    hue, light, sat = colorsys.rgb_to_hls(r, g, b)
+    step = 0.15 * ((k + 1) // 2)
+    light = max(0.0, light - step) if k % 2 else min(1.0, light + step)
+    r, g, b = colorsys.hls_to_rgb(hue, light, sat)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def variant_styles(labels: Iterable, names: Mapping) -> dict:
+    """``(colour, line style)`` per label of a figure whose labels are runs of optimizers,
+    ``names[label]`` each one's registry name: every run in its optimizer's :func:`color`.
+    Variants of one optimizer (``"sgd, near limit"`` and ``"sgd, safe"``) keep that hue, and
+    are told apart by :func:`shade` and :data:`LINE_STYLES`: the first (the label that is the
+    name itself, else the first given) the colour itself with a solid line, the next a darker
+    shade, dashed, and so on. Unlike :func:`label_colors`, a variant never takes the colour of
+    another optimizer."""
+    labels = list(dict.fromkeys(labels))
+    seen: dict[str, int] = {}
+    out = {}
+    ordered = sorted(labels, key=lambda lab: _lookup(lab) is None
+                     or _lookup(lab) != _lookup(names[lab]))
+    for label in ordered:
+        base = color(names[label])
+        k = seen[base] = seen.get(base, -1) + 1
+        out[label] = (shade(base, k), LINE_STYLES[k % len(LINE_STYLES)])
     return {label: out[label] for label in labels}
