@@ -552,3 +552,62 @@ def test_quadratic_deep_seed_is_deterministic():
     torch.manual_seed(1)
     np.random.seed(1)
     assert value(F.get("quadratic_deep"), (1.0,) * 100) == first
+
+
+def _mine(**changes):
+    spec = dict(name="mine", dim=2, f=lambda x: (x**2).sum(-1), domain=((-2, 2), (-2, 2)),
+                minima=((0.0, 0.0),), min_value=0.0, challenges=(), start=(1.0, 1.0),
+                description="")
+    return Landscape(**{**spec, **changes})
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"minima": ((0.0, 0.0, 0.0),)}, r"mine: each minimum must be 2 finite numbers"),
+    ({"minima": ((0.0, math.nan),)}, r"each minimum must be 2 finite numbers"),
+    ({"domain": ((2, -2), (-2, 2))}, r"each domain axis must be finite \(low, high\) with "
+                                     r"low < high, got \(2, -2\)"),
+    ({"domain": ((0, math.inf), (-2, 2))}, r"each domain axis"),
+    ({"domain": ((-2, 2),)}, r"domain must be 2 \(low, high\) pairs"),
+    ({"min_value": math.nan}, r"min_value must be a number \(not NaN\), got nan"),
+    ({"min_value": "0"}, r"min_value must be a number"),
+    ({"start": (1.0, "a")}, r"start must be 2 finite numbers"),
+    ({"dim": 0}, r"dim must be an integer >= 1"),
+    ({"noise": -1.0}, r"noise scale"),
+    ({"noise_seed": -1}, r"noise seed"),
+])
+def test_a_landscape_refuses_meaningless_fields(changes, match):
+    with pytest.raises(ValueError, match=match):
+        _mine(**changes)
+
+
+@pytest.mark.parametrize("scale, seed, match", [
+    (math.inf, 0, r"noise scale must be a finite number >= 0, got inf"),
+    (math.nan, 0, r"noise scale .* got nan"),
+    (-1.0, 0, r"noise scale .* got -1.0"),
+    ("1", 0, r"noise scale .* got '1'"),
+    (True, 0, r"noise scale .* got True"),
+    (1.0, -1, r"noise seed must be an integer in \[0, 2\*\*63\), got -1"),
+    (1.0, 1.5, r"noise seed .* got 1.5"),
+    (1.0, "a", r"noise seed .* got 'a'"),
+])
+def test_with_noise_refuses_meaningless_noise(scale, seed, match):
+    with pytest.raises(ValueError, match=match):
+        F.get("booth").with_noise(scale, seed)
+
+
+def test_with_noise_zero_removes_the_noisy_tag():
+    noisy = F.get("booth").with_noise(np.float32(1.0), np.int64(2))
+    assert "noisy" in noisy.challenges and noisy.noise == 1.0 and noisy.noise_seed == 2
+    assert noisy.with_noise(2.0).challenges.count("noisy") == 1
+    quiet = noisy.with_noise(0)
+    assert "noisy" not in quiet.challenges and quiet.noise == 0
+    assert quiet.challenges == F.get("booth").challenges
+
+
+def test_values_checks_one_value_per_point():
+    points = torch.zeros(4, 3, 2, dtype=torch.float64)
+    assert _mine().values(points).shape == (4, 3)
+    with pytest.raises(ValueError, match=r"f must map .* shape \[4, 3, 2\] it returned shape \[\]"):
+        _mine(f=lambda x: (x**2).sum()).values(points)
+    with pytest.raises(ValueError, match=r"returned a ndarray"):
+        _mine(f=lambda x: x.numpy().sum(-1)).values(points)

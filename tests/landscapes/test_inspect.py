@@ -60,3 +60,24 @@ def test_bad_input(kwargs, match):
         inspect_steps(get("rosenbrock"), "adam", {"lr": 0.1}, **{"steps": 5, **kwargs})
     with pytest.raises(ValueError, match="unknown optimizer"):
         inspect_steps(get("rosenbrock"), "adamm", {}, steps=5)
+
+
+def test_a_catalog_name_is_a_landscape_here_too():
+    by_name = inspect_steps("rosenbrock", "adam", {"lr": 0.05}, steps=5)
+    by_object = inspect_steps(get("rosenbrock"), "adam", {"lr": 0.05}, steps=5)
+    np.testing.assert_array_equal(by_name["points"], by_object["points"])
+    with pytest.raises(ValueError, match="unknown landscape 'rosenbrok'"):
+        inspect_steps("rosenbrok", "adam", steps=5)
+    rec = inspect_steps("rosenbrock", "adam", steps=np.int64(3))
+    assert rec["points"].shape == (4, 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"start": "ab"}, r"start must be 2 numbers, got 'ab'"),
+    ({"start": [[1.0, 2.0]]}, r"start must be 2 finite numbers"),
+    ({"hparams": {"lr": 0.1, "bettas": (0.9, 0.9)}},
+     r"inspect_steps 'adam': 'bettas' is not a hyperparameter of Adam .*did you mean 'betas'"),
+])
+def test_bad_input_is_a_value_error_naming_it(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        inspect_steps(get("rosenbrock"), "adam", **{"steps": 5, **kwargs})

@@ -331,3 +331,33 @@ def test_a_saddle_loss_axis_says_f_not_f_minus_fstar():
     assert "f" in labels and "f - f*" not in labels
     fig = optimlab.race("rosenbrock", {"adam": {"lr": 0.05}}, steps=20).plot()
     assert "f - f*" in [ax.get_ylabel() for ax in fig.axes]
+
+
+def test_a_landscape_plot_refuses_an_f_of_the_wrong_shape():
+    scalar = Landscape(name="mine", dim=2, f=lambda x: (x**2).sum(),
+                       domain=((-2.0, 2.0), (-2.0, 2.0)), minima=((0.0, 0.0),), min_value=0.0,
+                       challenges=(), start=(1.0, 1.0), description="")
+    with pytest.raises(ValueError, match=r"mine: f must map \[\.\.\., dim\] to \[\.\.\.\].* "
+                                         r"returned shape \[\]"):
+        plots.plot_landscape(scalar, resolution=RES)
+
+
+def test_the_landscape_legend_covers_neither_start_nor_minima():
+    """Styblinski-Tang starts in the upper right, where the legend used to be."""
+    from optimlab.landscapes import names
+    from optimlab.landscapes.functions import get
+
+    for name in names():
+        land = get(name)
+        if land.dim != 2:
+            continue
+        fig = plots.plot_landscape(land, resolution=RES)
+        try:
+            fig.canvas.draw()
+            ax = fig.axes[0]
+            box = ax.get_legend().get_window_extent()
+            points = [land.start, *land.minima]
+            for point in ax.transData.transform(np.asarray(points, dtype=float)):
+                assert not box.contains(*point), (name, point)
+        finally:
+            plots.plt_close(fig)

@@ -385,3 +385,82 @@ def test_the_table_shows_the_rate_a_default_run_used_wrappers_included():
     headers, rows = result.rows()
     cells = {row[0]: row[headers.index("hyperparameters")] for row in rows}
     assert all(cell.startswith("lr=0.001") for cell in cells.values()), cells
+
+
+def _mine(f):
+    return Landscape(name="mine", dim=2, f=f, domain=((-2, 2), (-2, 2)), minima=((0.0, 0.0),),
+                     min_value=0.0, challenges=(), start=(1.0, 1.0), description="")
+
+
+@pytest.mark.parametrize("f, returned", [
+    (lambda x: (x**2).sum(), r"shape \[\]"),  # one value for the whole batch
+    (lambda x: x**2, r"shape \[17, 2\]"),  # the coordinate axis kept
+])
+def test_an_f_of_the_wrong_shape_is_refused_not_raced(f, returned):
+    """A batch-summing f used to give every tuned rate (and every optimizer) the same loss."""
+    with pytest.raises(ValueError, match=r"mine: f must map \[\.\.\., dim\] to \[\.\.\.\].*"
+                                         r"points of shape \[17, 2\] it returned " + returned):
+        race(_mine(f), {"gd": {}}, steps=30, tune=True)
+    with pytest.raises(ValueError, match=r"f must map"):
+        race(_mine(f), {"gd": {"lr": 0.1}, "adam": {"lr": 0.1}}, steps=3)
+    with pytest.raises(ValueError, match=r"f must map"):
+        race(_mine(f), {"gd": {"lr": 0.1}}, steps=0)
+
+
+@pytest.mark.parametrize("optimizers, match", [
+    ({"sgd": {"lr": 0.1, "momentun": 0.9}},
+     r"race label 'sgd': 'momentun' is not a hyperparameter of SGD \(it takes lr, momentum, "
+     r".*; did you mean 'momentum'\?\)"),
+    ({"fast": {"name": "adam", "betas2": 0.9}}, r"race label 'fast': 'betas2' .* of Adam .*'betas'"),
+    ({"momentum": {"xyz": 1}}, r"'xyz' is not a hyperparameter of SGD \(it takes [^;]*\)$"),
+    # a wrapper takes its own keys, its wraps key and its inner optimizer's
+    ({"sam": {"base_optimizer": "momentum", "rhoo": 0.1}}, r"'rhoo' .* of SAM with SGD .*'rho'"),
+    ({"sam": {"lr": 0.1, "momentun": 0.9}}, r"of SAM with SGD .*'momentum'"),
+    ({"lookahead": {"inner": "adam", "alpha": 0.5, "bettas": (0.9, 0.9)}},
+     r"of Lookahead with Adam .*'betas'"),
+])
+def test_an_unknown_hyperparameter_is_named_before_anything_runs(optimizers, match):
+    with pytest.raises(ValueError, match=match):
+        race("rosenbrock", optimizers, steps=5)
+
+
+def test_a_wrapper_races_with_its_own_and_its_inner_hyperparameters():
+    result = race("rosenbrock", {"sam": {"base_optimizer": "momentum", "rho": 0.1, "lr": 1e-3,
+                                         "nesterov": True},
+                                 "lookahead": {"inner": "adam", "k": 3, "betas": (0.9, 0.99)}},
+                  steps=5)
+    assert set(result.paths) == {"sam", "lookahead"}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"tune": []}, r"tune grid must hold positive finite learning rates, got \[\]"),
+    ({"tune": [1e-3, float("inf")]}, "tune grid"),
+    ({"tune": ["0.1"]}, "tune grid"),
+    ({"tune": 5}, r"tune must be True, False or a sequence of learning rates, got 5"),
+    ({"tune": "yes"}, r"tune must be .*, got 'yes'"),
+    ({"tune": {"adam": 0.1}}, r"tune must be"),
+    ({"tol": -1}, r"tol must be a finite number >= 0, got -1"),
+    ({"tol": float("nan")}, r"tol must be a finite number >= 0, got nan"),
+    ({"tol": "0.1"}, r"tol must be"),
+    ({"optimizers": {"adam": 0.1}},
+     r"race label 'adam': hyperparameters must be a dict \(or None\), got float 0.1"),
+    ({"optimizers": {"adam": ["lr", 0.1]}}, r"hyperparameters must be a dict"),
+])
+def test_race_arguments_are_checked(kwargs, match):
+    args = {"optimizers": {"adam": {}}, "steps": 5, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        race("rosenbrock", **args)
+
+
+def test_race_takes_numpy_scalars():
+    result = race("rosenbrock", {"adam": {"lr": 0.01}}, steps=np.int64(5),
+                  noise=np.float32(0.5), seed=np.int64(3), tol=np.float64(0.1))
+    assert result.steps == 5 and type(result.steps) is int and result.paths["adam"].shape == (6, 2)
+    assert result.noise == 0.5 and result.seed == 3 and result.tol == 0.1
+    grid = race("quadratic", {"gd": {}}, steps=5, tune=np.array([1e-2, 1e-1]), extend=False)
+    assert sorted(grid.tuning["gd"]) == [1e-2, 1e-1]
+
+
+def test_the_repr_says_the_start_as_plain_numbers():
+    text = repr(race("rosenbrock", {"adam": {"lr": 0.1}}, steps=2, start=np.array([-2.5, 1.5])))
+    assert text.startswith("Race on rosenbrock from (-2.5, 1.5), 2 steps\n"), text

@@ -91,3 +91,17 @@ def test_the_first_visits_optimizers_move_visibly_at_the_tables_rates(landscape)
 def test_the_library_default_hardly_moves_where_the_tables_rate_does():
     assert _travel("rosenbrock", "adam", 0.001)[0] < 0.05
     assert _travel("rosenbrock", "adam", rates_for("rosenbrock")["adam"])[0] > 0.4
+
+
+def test_the_check_starts_of_an_nd_landscape_have_every_coordinate():
+    land = get("rosenbrock_nd", dim=4)
+    starts = check_starts(land)
+    assert len(starts) == 5 and all(len(s) == 4 for s in starts)
+    assert all(s[2:] == list(land.start[2:]) for s in starts)
+    rates = suggest_lrs(land, ["adam"], steps=10)
+    assert set(rates) == {"adam"} and rates["adam"] in SUGGEST_GRID
+
+
+def test_one_name_is_a_list_of_one():
+    assert suggest_lrs("booth", "adam", steps=10) == suggest_lrs("booth", ["adam"], steps=10)
+    assert list(lr_scores("booth", "gd", steps=5)) == ["gd"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,31 @@ __all__ = ["Landscape", "CHALLENGES"]
 CHALLENGES = ("local-minima", "saddle", "plateau", "ravine", "ill-conditioned", "noisy")
 
 
+def _real(value, finite: bool = True) -> bool:
+    """Whether ``value`` is a real number (NumPy scalars included, bool not), not NaN, and
+    finite when ``finite``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    value = float(value)
+    return math.isfinite(value) if finite else not math.isnan(value)
+
+
+def _reals(values) -> tuple:
+    """``values`` if it is a sequence of finite real numbers, else ``()``."""
+    try:
+        values = tuple(values)
+    except TypeError:
+        return ()
+    return values if all(_real(v) for v in values) else ()
+
+
+def _check_noise(scale, seed) -> None:
+    if not _real(scale) or scale < 0:
+        raise ValueError(f"noise scale must be a finite number >= 0, got {scale!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise ValueError(f"noise seed must be an integer in [0, 2**63), got {seed!r}")
+
+
 @dataclass(frozen=True)
 class Landscape:
     """A differentiable test function on :math:`\\mathbb{R}^{dim}`.
@@ -29,7 +56,8 @@ class Landscape:
         name: catalog name (``optimlab.landscapes.get(name)``).
         dim: number of coordinates.
         f: evaluates a tensor of shape ``[..., dim]`` to shape ``[...]``; differentiable
-            by autograd, any float dtype.
+            by autograd, any float dtype (races and plots check the shape:
+            :meth:`values`).
         domain: per-axis ``(low, high)`` bounds for plotting (and for calling a run that
             leaves them far behind "diverged").
         minima: the known global minimizers (possibly several).
@@ -63,8 +91,45 @@ class Landscape:
         unknown = set(self.challenges) - set(CHALLENGES)
         if unknown:
             raise ValueError(f"unknown challenge tags {sorted(unknown)}; use {CHALLENGES}")
-        if len(self.domain) != self.dim or len(self.start) != self.dim:
-            raise ValueError(f"{self.name}: domain and start need {self.dim} coordinates")
+        if isinstance(self.dim, bool) or not isinstance(self.dim, numbers.Integral) \
+                or self.dim < 1:
+            raise ValueError(f"{self.name}: dim must be an integer >= 1, got {self.dim!r}")
+        if len(_reals(self.start)) != self.dim:
+            raise ValueError(f"{self.name}: start must be {self.dim} finite numbers, "
+                             f"got {self.start!r}")
+        axes = tuple(self.domain) if isinstance(self.domain, (tuple, list)) else ()
+        if len(axes) != self.dim:
+            raise ValueError(f"{self.name}: domain must be {self.dim} (low, high) pairs, "
+                             f"got {self.domain!r}")
+        for axis in axes:
+            if len(_reals(axis)) != 2 or not axis[0] < axis[1]:
+                raise ValueError(f"{self.name}: each domain axis must be finite (low, high) "
+                                 f"with low < high, got {axis!r}")
+        for point in self.minima:
+            if len(_reals(point)) != self.dim:
+                raise ValueError(f"{self.name}: each minimum must be {self.dim} finite numbers, "
+                                 f"got {point!r}")
+        if not _real(self.min_value, finite=False):
+            raise ValueError(f"{self.name}: min_value must be a number (not NaN), "
+                             f"got {self.min_value!r}")
+        _check_noise(self.noise, self.noise_seed)
+
+    def values(self, x: Tensor) -> Tensor:
+        """``f(x)`` at points ``[..., dim]``, checked to be one value per point (shape
+        ``[...]``): an ``f`` that sums over the batch would give every optimizer, and every
+        rate a tuning tries, the same loss, and one that keeps the coordinate axis would
+        fail deep inside torch. Races, plots and :func:`inspect_steps` evaluate through it.
+
+        Raises:
+            ValueError: ``f`` returned something else.
+        """
+        values = self.f(x)
+        if not torch.is_tensor(values) or values.shape != x.shape[:-1]:
+            got = f"shape {list(values.shape)}" if torch.is_tensor(values) \
+                else f"a {type(values).__name__}"
+            raise ValueError(f"{self.name}: f must map [..., dim] to [...] (one value per point), "
+                             f"but on points of shape {list(x.shape)} it returned {got}")
+        return values
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.f(x)
@@ -77,11 +142,12 @@ class Landscape:
         return g
 
     def with_noise(self, scale: float, seed: int = 0) -> Landscape:
-        """The same landscape with seeded Gaussian gradient noise of std ``scale``."""
-        if not scale >= 0:
-            raise ValueError(f"noise scale must be >= 0, got {scale!r}")
-        tags = self.challenges
-        if scale > 0 and "noisy" not in tags:
+        """The same landscape with seeded Gaussian gradient noise of std ``scale`` (a finite
+        number >= 0; 0 removes the noise and the ``noisy`` tag) and ``seed`` (an integer in
+        [0, 2**63))."""
+        _check_noise(scale, seed)
+        tags = tuple(t for t in self.challenges if t != "noisy")
+        if scale > 0:
             tags = tags + ("noisy",)
         return dataclasses.replace(self, noise=float(scale), noise_seed=int(seed), challenges=tags)
 

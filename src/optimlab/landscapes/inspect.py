@@ -15,6 +15,7 @@ square root is the per-coordinate scale a step is divided by), any other vector 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,12 +24,13 @@ import torch
 
 from ..optim.registry import create, resolve
 from .base import Landscape
+from .race import _check_hparams, _landscape, _start
 
 __all__ = ["inspect_steps"]
 
 
-def inspect_steps(landscape: Landscape, name: str, hparams: Mapping[str, Any] | None = None,
-                  start=None, steps: int = 100) -> dict:
+def inspect_steps(landscape: Landscape | str, name: str,
+                  hparams: Mapping[str, Any] | None = None, start=None, steps: int = 100) -> dict:
     """Run ``name`` with ``hparams`` from ``start`` (default: the landscape's) for ``steps``
     steps and record what it sees and does (see the module's text).
 
@@ -39,17 +41,21 @@ def inspect_steps(landscape: Landscape, name: str, hparams: Mapping[str, Any] | 
     "scale" | "scalar", "values": [steps, 2] or [steps]}`` (after each step), and
     ``diverged`` (a non-finite point or loss; recording stops there).
 
+    ``landscape`` is a :class:`Landscape` or a catalog name (``"rosenbrock"``), as in
+    :func:`~optimlab.landscapes.race.race`.
+
     Raises:
-        ValueError: an unknown optimizer, hyperparameters it refuses, ``steps`` < 1, or a
-            start that is not ``landscape.dim`` finite numbers.
+        ValueError: an unknown landscape or optimizer, hyperparameters it refuses,
+            ``steps`` < 1, or a start that is not ``landscape.dim`` finite numbers.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    landscape = _landscape(landscape)
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = int(steps)
     entry = resolve(name)
     dim = landscape.dim
-    x0 = torch.as_tensor(landscape.start if start is None else start, dtype=torch.float64)
-    if x0.shape != (dim,) or not torch.isfinite(x0).all():
-        raise ValueError(f"start must be {dim} finite numbers, got {start!r}")
+    x0 = _start(landscape, start)
+    _check_hparams(name, entry.name, dict(hparams or {}), where="inspect_steps")
     shape = (1, dim) if entry.capabilities.needs_matrix else (dim,)
     p = x0.clone().reshape(shape).requires_grad_()
     opt = create(entry.name, [p], **dict(hparams or {}))
@@ -62,7 +68,7 @@ def inspect_steps(landscape: Landscape, name: str, hparams: Mapping[str, Any] | 
     for t in range(steps):
         def closure(t=t):
             opt.zero_grad()
-            value = landscape.f(p.reshape(dim)) + p.reshape(dim) @ noise[t]
+            value = landscape.values(p.reshape(dim)) + p.reshape(dim) @ noise[t]
             value.backward()
             return value
 

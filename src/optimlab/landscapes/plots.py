@@ -90,9 +90,8 @@ def _grid(landscape, resolution: int):
     X, Y = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     points = torch.from_numpy(np.stack([X, Y], axis=-1))
     with torch.no_grad():
-        Z = landscape.f(points)
-    Z = np.asarray(torch.as_tensor(Z).detach().to("cpu", torch.float64).numpy(), dtype=float)
-    Z = np.broadcast_to(Z, X.shape).copy()
+        Z = landscape.values(points)
+    Z = Z.detach().to("cpu", torch.float64).numpy().copy()
     Z[~np.isfinite(Z)] = np.nan
     if not np.isfinite(Z).any():
         raise ValueError(f"{landscape.name!r} is not finite anywhere on its domain")
@@ -216,7 +215,9 @@ def plot_landscape(landscape, ax=None, resolution: int = 200, levels: int = 30,
     _draw_contours(ax, landscape, resolution, levels, cmap)
     _mark_minima_and_start(ax, landscape, landscape.start)
     ax.set_title(landscape.name)
-    ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+    # "best": the corner that covers neither the minima nor the start (styblinski_tang
+    # starts in the upper right)
+    ax.legend(loc="best", fontsize="small", framealpha=0.8)
     return ax.figure
 
 

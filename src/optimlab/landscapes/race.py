@@ -10,7 +10,10 @@ path of ``optimlab.create(name, [p], **hp)`` stepped by hand (``tests/landscapes
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population
 from ..optim.registry import create, resolve
 from .base import Landscape
@@ -75,24 +79,99 @@ def _defaults_used(name: str, hparams: Mapping) -> dict:
     return {**({"lr": group["lr"]} if "lr" in group else {}), **own}
 
 
+def _keywords(cls: type) -> tuple[set[str], bool]:
+    """The keyword arguments ``cls``'s constructor names (not its parameters or wrapped
+    optimizer), and whether it takes any other (``**kwargs``)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return named - NOT_HYPERPARAMETERS, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _inner_class(name: str, hp: Mapping) -> type | None:
+    """The class a wrapper ``name`` given ``hp`` wraps: the one its ``wraps`` key names, or
+    its default, read from one built on a throwaway parameter; None if neither tells."""
+    entry = resolve(name)
+    inner = hp.get(entry.capabilities.wraps)
+    if isinstance(inner, str):
+        return resolve(inner).cls
+    if isinstance(inner, type):
+        return inner
+    if inner is None:
+        built = create(entry.name, [torch.zeros(2, requires_grad=True)])
+        for value in vars(built).values():
+            if isinstance(value, torch.optim.Optimizer):
+                return type(value)
+    return None
+
+
+def _check_hparams(label: str, name: str, hp: Mapping, where: str = "race label") -> None:
+    """ValueError for a key of ``hp`` that optimizer ``name``'s constructor does not take
+    (a wrapper's: its own, its ``wraps`` key and its inner optimizer's), with the closest
+    match; a rule that takes ``**kwargs`` is left to its constructor. The message begins
+    ``f"{where} {label!r}: "``."""
+    entry = resolve(name)
+    wraps = entry.capabilities.wraps
+    rule = _inner_class(name, hp) if wraps else entry.cls
+    if rule is None:
+        return
+    named, open_ended = _keywords(rule)
+    if open_ended:
+        return
+    accepted, takes, what = named, list(hyperparameters(rule)), rule.__name__
+    if wraps:
+        accepted = accepted | {wraps} | _keywords(entry.cls)[0]
+        takes = list(dict.fromkeys([wraps, *hyperparameters(entry.cls), *takes]))
+        what = f"{entry.cls.__name__} with {rule.__name__}"
+    unknown = [key for key in hp if key not in accepted]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), sorted(accepted), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{where} {label!r}: {unknown[0]!r} is not a hyperparameter of "
+                         f"{what} (it takes {', '.join(takes)}{hint})")
+
+
+def _tune_grid(tune) -> list[float] | None:
+    """The learning rates ``tune`` asks for: None (no tuning), :data:`TUNE_GRID` or the
+    given sequence, each a positive finite number."""
+    if tune is None or isinstance(tune, (bool, np.bool_)):
+        return list(TUNE_GRID) if tune else None
+    if isinstance(tune, (str, bytes, Mapping)) or not isinstance(tune, (Sequence, np.ndarray)):
+        raise ValueError(f"tune must be True, False or a sequence of learning rates, "
+                         f"got {tune!r}")
+    grid = list(np.asarray(tune, dtype=object).ravel()) if isinstance(tune, np.ndarray) \
+        else list(tune)
+    if not grid or not all(_real(v) and v > 0 for v in grid):
+        raise ValueError(f"tune grid must hold positive finite learning rates, got {tune!r}")
+    return [float(v) for v in grid]
+
+
 def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
     if not isinstance(optimizers, Mapping) or not optimizers:
         raise ValueError("optimizers must be a non-empty dict: label -> hyperparameters, "
                          "e.g. {'sgd': {'lr': 1e-3}, 'adam': {'lr': 0.05}}")
-    grid = None
-    if tune is True:
-        grid = list(TUNE_GRID)
-    elif tune:
-        grid = [float(v) for v in tune]
-        if not grid or any(not (v > 0 and math.isfinite(v)) for v in grid):
-            raise ValueError(f"tune grid must hold positive learning rates, got {tune!r}")
+    grid = _tune_grid(tune)
     entries = []
     for label, hp in optimizers.items():
+        if hp is not None and not isinstance(hp, Mapping):
+            raise ValueError(f"race label {label!r}: hyperparameters must be a dict (or None), "
+                             f"got {type(hp).__name__} {hp!r}")
         hp = dict(hp or {})
         name = hp.pop("name", label)
         resolve(name)  # unknown names fail here, with suggestions
+        _check_hparams(str(label), name, hp)
         entries.append(_Entry(str(label), name, hp, grid))
     return entries
+
+
+def _real(value) -> bool:
+    """Whether ``value`` is a finite real number (Python or NumPy; not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
+        and math.isfinite(float(value))
+
+
+def _integer(value) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy; not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _start(landscape: Landscape, start) -> Tensor:
@@ -226,7 +305,7 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
     def gradient(points: Tensor, t: int) -> tuple[Tensor, Tensor]:
         with torch.enable_grad():
             points = points.detach().requires_grad_()
-            values = landscape.f(points)
+            values = landscape.values(points)
             same = values.shape == ones.shape and values.dtype == ones.dtype
             weights = ones if same else torch.ones_like(values)
             g = _vjp(values, points, weights)
@@ -254,7 +333,7 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
                     pop.step(grads=[g])
             if progress is not None:
                 progress(1)
-        paths[steps], losses[steps] = x, landscape.f(x)
+        paths[steps], losses[steps] = x, landscape.values(x)
     return list(zip(paths.split(sizes, dim=1), losses.split(sizes, dim=1)))
 
 
@@ -345,20 +424,26 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
 
     Args:
         landscape: a :class:`Landscape` or a catalog name (``"rosenbrock"``).
-        optimizers: label -> hyperparameters, e.g. ``{"sgd": {"lr": 1e-3},
-            "adam": {"lr": 0.05}}``. A label that is not a registry name needs a ``name``
-            key: ``{"fast adam": {"name": "adam", "lr": 0.3}}``.
+        optimizers: label -> hyperparameters (a dict, or None for the defaults), e.g.
+            ``{"sgd": {"lr": 1e-3}, "adam": {"lr": 0.05}}``; each key must be one the
+            optimizer takes (checked before anything runs, with the closest match). A
+            label that is not a registry name needs a ``name`` key:
+            ``{"fast adam": {"name": "adam", "lr": 0.3}}``.
         start: the start point (default: the landscape's ``start``).
-        steps: number of steps (>= 0).
-        noise: std of Gaussian gradient noise (DeepOBS style; 0: the landscape's own).
+        steps: number of steps (an integer >= 0, NumPy's included).
+        noise: std of Gaussian gradient noise (DeepOBS style; 0: the landscape's own), a
+            number in [0, :data:`MAX_NOISE`].
         seed: seed of the noise sequence, shared by every optimizer.
-        tune: ``True`` picks each optimizer's learning rate from :data:`TUNE_GRID` (a
-            sequence gives another grid) by :data:`TUNE_CRITERION`, the worst loss over
-            the last quarter of a batched run's steps, so a late spike or a lucky last
-            step cannot win and a run that diverges never does; ties go to the smaller
+        tune: ``True`` picks each optimizer's learning rate from :data:`TUNE_GRID`, a
+            non-empty sequence of positive learning rates gives another grid, ``False``
+            (or None) runs each optimizer at its given or default rate. A tuned label's
+            own ``lr``, if given, is replaced by the pick, made by :data:`TUNE_CRITERION`,
+            the worst loss over the last quarter of a batched run's steps, so a late spike
+            or a lucky last step cannot win and a run that diverges never does; ties go to the smaller
             rate. The chosen values are in ``race.hparams``, the final loss of every rate
             tried in ``race.tuning`` and its score in ``race.tuning_scores``.
-        tol: tolerance for ``steps_to_tol`` (loss within ``tol`` of the minimum).
+        tol: tolerance for ``steps_to_tol`` (loss within ``tol`` of the minimum), a
+            finite number >= 0.
         extend: when tuning picks the smallest or largest rate of the grid, run
             :data:`EXTEND_POINTS` more rates beyond that edge, with the grid's log
             spacing there, up to :data:`MAX_EXTENSIONS` times and within
@@ -373,13 +458,15 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
     A run that diverges is reported in the metrics (``diverged``), never raised.
     """
     land = _landscape(landscape)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+    if not _integer(steps) or steps < 0:
         raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) \
-            or not 0 <= noise <= MAX_NOISE:
+    if not _real(noise) or not 0 <= noise <= MAX_NOISE:
         raise ValueError(f"noise must be a number in [0, {MAX_NOISE:g}], got {noise!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+    if not _integer(seed) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    if not _real(tol) or tol < 0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    steps, noise, seed, tol = int(steps), float(noise), int(seed), float(tol)
     if noise:
         land = land.with_noise(noise, seed)
     entries = _entries(optimizers, tune)

@@ -195,7 +195,8 @@ class Race:
         return buffer.getvalue()
 
     def __repr__(self) -> str:
-        return (f"Race on {self.landscape.name} from {tuple(np.round(self.start, 4))}, "
+        start = ", ".join(f"{v:.4g}" for v in np.asarray(self.start, dtype=float).reshape(-1))
+        return (f"Race on {self.landscape.name} from ({start}), "
                 f"{self.steps} steps\n{self.table()}")
 
 

@@ -57,20 +57,27 @@ def _inside(landscape: Landscape, path: torch.Tensor) -> torch.Tensor:
 
 def check_starts(landscape: Landscape) -> list[list[float]]:
     """The starts a suggested rate must keep on the map: the landscape's default start,
-    then the points at a quarter and three quarters of the domain along each axis."""
-    (x0, x1), (y0, y1) = landscape.domain
-    quarters = [[x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)]
-                for fy in (0.25, 0.75) for fx in (0.25, 0.75)]
-    return [list(map(float, landscape.start))] + quarters
+    then the points at a quarter and three quarters of the domain along the first two axes
+    (every other coordinate at its start's value, on an N-D landscape)."""
+    start = [float(v) for v in landscape.start]
+    (x0, x1), (y0, y1) = landscape.domain[:2] if landscape.dim >= 2 \
+        else (landscape.domain[0], (0.0, 0.0))
+    quarters = []
+    for fy in (0.25, 0.75):
+        for fx in (0.25, 0.75):
+            point = [x0 + fx * (x1 - x0), y0 + fy * (y1 - y0)] + start[2:]
+            quarters.append(point[:landscape.dim])
+    return [start] + quarters
 
 
-def lr_scores(landscape: Landscape | str, names: Sequence[str], steps: int = SUGGEST_STEPS,
+def lr_scores(landscape: Landscape | str, names: Sequence[str] | str, steps: int = SUGGEST_STEPS,
               grid: Sequence[float] = SUGGEST_GRID
               ) -> dict[str, list[tuple[float, float, bool, bool]]]:
     """Per registry name, ``(lr, score, inside, inside_all)`` for every rate of ``grid``:
     the tuning score from the default start (lower is better, inf when it diverged),
     whether that path stayed inside the domain, and whether the paths from every start of
     :func:`check_starts` did. One batched run of every name at every rate from every start.
+    ``names`` may be one name (``"adam"``).
     """
     land = get_landscape(landscape) if isinstance(landscape, str) else landscape
     if not isinstance(land, Landscape):
@@ -80,7 +87,7 @@ def lr_scores(landscape: Landscape | str, names: Sequence[str], steps: int = SUG
     rates = [float(v) for v in grid]
     if not rates or not all(math.isfinite(v) and v > 0 for v in rates):
         raise ValueError(f"grid must hold positive finite learning rates, got {list(grid)!r}")
-    names = list(names)
+    names = [names] if isinstance(names, str) else list(names)
     if not names:
         raise ValueError("names must hold at least one registry name")
     starts = check_starts(land)
@@ -107,8 +114,10 @@ def _pick(rows: list[tuple[float, float, bool, bool]]) -> float:
     return max(r[0] for r in pool if r[1] == best)
 
 
-def suggest_lrs(landscape: Landscape | str, names: Sequence[str], steps: int = SUGGEST_STEPS,
-                grid: Sequence[float] = SUGGEST_GRID) -> dict[str, float]:
+def suggest_lrs(landscape: Landscape | str, names: Sequence[str] | str,
+                steps: int = SUGGEST_STEPS, grid: Sequence[float] = SUGGEST_GRID
+                ) -> dict[str, float]:
     """Per registry name, the learning rate that moves visibly on ``landscape`` (the rule
-    of this module's docstring). Every name must take an ``lr``."""
+    of this module's docstring). Every name must take an ``lr``; ``names`` may be one name
+    (``suggest_lrs("booth", "adam")``)."""
     return {name: _pick(rows) for name, rows in lr_scores(landscape, names, steps, grid).items()}
