@@ -667,9 +667,12 @@ def _state_key(states: Any, params: list[Tensor]) -> tuple:
     each make a new plan."""
     dicts = list(map(states.get, params))
     values = [value for state in dicts if state for value in state.values()]
-    return (tuple(map(id, dicts)), tuple(map(id, values)),
-            tuple([value.data_ptr() for value in values
-                   if isinstance(value, Tensor) and value.layout is torch.strided]))
+    try:  # read every step: no per-entry layout test on the usual, all-strided state
+        ptrs = [value.data_ptr() for value in values if isinstance(value, Tensor)]
+    except RuntimeError:  # a sparse entry (SGD's buffer for a sparse gradient) has no pointer
+        ptrs = [value.data_ptr() for value in values
+                if isinstance(value, Tensor) and value.layout is torch.strided]
+    return tuple(map(id, dicts)), tuple(map(id, values)), tuple(ptrs)
 
 
 def _first_member(hparams: dict) -> dict:
