@@ -83,7 +83,7 @@ def test_race_prints_the_table_and_writes_pictures(tmp_path, capsys):
             "--surface", str(tmp_path / "surface.png")]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "rosenbrock from (-1.5, 2.0), 60 steps, noise 0.1" in out
+    assert "rosenbrock from (-1.5, 2), 60 steps, noise 0.1" in out
     rows = [line.split()[0] for line in out.splitlines() if line.split()[:1] and
             line.split()[0] in ("sgd", "momentum", "adam")]
     assert rows == ["sgd", "momentum", "adam"]
@@ -563,4 +563,12 @@ def test_bench_recalibrate_measures_the_step_costs_again(tmp_path, capsys, monke
     assert main(argv + ["--db", str(tmp_path / "c.db"), "--recalibrate"]) == 0
     assert [[name for name, _ in entries] for entries in measured] == [["sgd"], ["sgd"]]
     capsys.readouterr()
+
+
+def test_race_names_a_long_start_point_without_every_coordinate(capsys):
+    assert main(["race", "rosenbrock_nd", "--optimizers", "adam", "--steps", "2", "--param",
+                 "dim=50"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("rosenbrock_nd from (") and "... 50 coordinates)" in header
+    assert len(header) < 120
 

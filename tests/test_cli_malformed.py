@@ -118,6 +118,8 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
         ("race quadratic --optimizers adam --steps 3 --param kappa=1e400", "--param"),
         ("race quadratic --optimizers adam --steps 3 --param kappa=-1", "kappa"),
         ("race quadratic --optimizers adam --steps 3 --param kappa=abc", "--param"),
+        ("race quadratic --optimizers adam --steps 3 --param kappa=2 --param kappa=3",
+         "--param sets kappa twice (2 and 3)"),
         ("race quadratic --optimizers adam --steps 3 --param 'betas=(0.9,None)'", "--param"),
         (f"{RACE} --param kappa=10", "unknown parameter"),
         ("race rosenbrock_nd --optimizers adam --steps 3 --param dim=2.5", "dim"),

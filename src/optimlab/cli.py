@@ -375,6 +375,16 @@ def _number(text: str) -> int | float:
     return value
 
 
+def _point_text(point, most: int = 6) -> str:
+    """``(-1.2, 1)`` as the command shows a point: each coordinate in at most 6
+    significant digits, and the first ``most`` of a longer one (``(1, 2, 3, ... 100
+    coordinates)``)."""
+    values = [f"{float(v):.6g}" for v in point]
+    if len(values) > most:
+        return f"({', '.join(values[:most - 1])}, ... {len(values)} coordinates)"
+    return f"({', '.join(values)})"
+
+
 def _parse_pairs(items: Sequence[str], what: str, positive: bool = False) \
         -> dict[str, int | float]:
     """``["adam=0.05", "sgd=1e-3,lion=1e-4"]`` -> ``{"adam": 0.05, ...}``; every value
@@ -394,7 +404,11 @@ def _parse_pairs(items: Sequence[str], what: str, positive: bool = False) \
             if positive and not number > 0:
                 raise CLIError(f"{what} takes NAME=NUMBER with a number > 0, got "
                                f"{_shown(part)}")
-            pairs[key.strip()] = float(number) if positive else number
+            number = float(number) if positive else number
+            if pairs.get(key.strip(), number) != number:
+                raise CLIError(f"{what} sets {key.strip()} twice ({pairs[key.strip()]:g} and "
+                               f"{number:g}); give it once")
+            pairs[key.strip()] = number
     return pairs
 
 
@@ -696,7 +710,7 @@ def run_race(args: argparse.Namespace) -> str:
     with _race_progress(landscape.name, args.steps, runs) as tick:
         result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
                       seed=args.seed, tune=args.tune, progress=tick)
-    lines = [f"{landscape.name} from {tuple(float(v) for v in result.start)}, "
+    lines = [f"{landscape.name} from {_point_text(result.start)}, "
              f"{args.steps} steps" + (f", noise {args.noise:g}" if args.noise else "")
              + (", learning rates tuned on a log grid" if args.tune else ""),
              result.table()]
