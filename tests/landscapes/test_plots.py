@@ -271,6 +271,24 @@ def test_animation_writes_a_growing_gif(tmp_path, monkeypatch):
     shutil.copy(written[0], ARTIFACTS / "race_bowl.gif")
 
 
+def test_every_frame_of_the_gif_has_the_legends_colours(tmp_path, monkeypatch):
+    """One palette for every frame, from the last: the first frame, where the paths are
+    still points, drew the legend's swatches grey when Pillow chose its colours alone."""
+    from optimlab.landscapes import race as run_race
+    from optimlab.optim.palette import color
+
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    result = run_race("rosenbrock", {name: {} for name in ("sgd", "momentum", "adam", "lion")},
+                      steps=30)
+    (gif,) = result.animate(tmp_path / "race.gif", frames=4, fps=10, dpi=80, resolution=30)
+    with Image.open(gif) as im:
+        im.seek(0)
+        first = np.asarray(im.convert("RGB"), dtype=int)
+    for name in ("sgd", "momentum", "adam", "lion"):
+        rgb = np.array([int(color(name)[i:i + 2], 16) for i in (1, 3, 5)])
+        assert (np.abs(first - rgb).sum(-1) <= 12).sum() >= 5, name  # its legend swatch
+
+
 def test_animation_of_a_non_2d_race(tmp_path, monkeypatch):
     monkeypatch.setattr(plots.shutil, "which", lambda name: None)
     written = plots.animate_race(_race(_bowl(dim=3), steps=10), tmp_path / "r3", frames=4, dpi=30)

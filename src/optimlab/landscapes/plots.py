@@ -401,6 +401,26 @@ def _even_inches(inches: float, dpi: float) -> float:
     return base / dpi
 
 
+def _gif_writer():
+    """matplotlib's Pillow GIF writer with one palette for every frame, taken from the last
+    (which holds every colour: each path at full length). Pillow otherwise picks each frame's
+    256 colours alone, and the first frame, where the paths are points, had no entry left
+    for the legend's swatches, which came out grey."""
+    from matplotlib import animation
+    from PIL import Image
+
+    class SharedPaletteWriter(animation.PillowWriter):
+        def finish(self) -> None:
+            frames = [frame.convert("RGB") for frame in self._frames]
+            palette = frames[-1].quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+            frames = [frame.quantize(palette=palette, dither=Image.Dither.NONE)
+                      for frame in frames]
+            frames[0].save(self.outfile, save_all=True, append_images=frames[1:],
+                           duration=int(1000 / self.fps), loop=0)
+
+    return SharedPaletteWriter
+
+
 def _freeze_background(fig, dynamic, dpi) -> None:
     """Render everything but ``dynamic`` once and show it as an image behind them.
 
@@ -504,7 +524,7 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
             dynamic += [a for a in art.contour_ax.lines if a.get_gid() in ("minima", "start")]
         _freeze_background(fig, dynamic, dpi)
         for target in targets:
-            writer = (animation.PillowWriter(fps=fps) if target == gif
+            writer = (_gif_writer()(fps=fps) if target == gif
                       else animation.FFMpegWriter(fps=fps))
             with writer.saving(fig, target, dpi):
                 for k in steps:
