@@ -205,6 +205,22 @@ def test_race_on_rosenbrock_from_a_clicked_start(page):
     assert not page.text_content("#start-label").startswith(f"({x:.4g}, {y:.4g})")
 
 
+def test_steps_are_a_whole_number_in_the_box_and_in_a_link(page):
+    _open(page, "?l=rosenbrock&n=-5&o=adam")
+    default = page.input_value("#steps")
+    assert int(default) >= 1  # a link's n=-5 is not taken
+    for typed in ("", "2.5", "-3"):
+        page.fill("#steps", typed)
+        page.dispatch_event("#steps", "change")
+        assert page.input_value("#steps") == default, typed
+    assert "n=NaN" not in page.url
+    page.fill("#steps", "99999999")
+    page.dispatch_event("#steps", "change")
+    limit = page.evaluate("() => document.getElementById('steps').max")
+    assert page.input_value("#steps") == limit
+    assert parse_qs(urlparse(page.url).query)["n"] == [limit]
+
+
 def test_tuning_3d_and_the_url_state(page):
     _open(page, "?l=rosenbrock&s=-1.5,2.5&n=200&o=gd&o=adam:lr=0.01")
     assert page.text_content("#start-label").startswith("(-1.5, 2.5)")

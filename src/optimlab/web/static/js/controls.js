@@ -163,7 +163,14 @@ export function buildLandscapeControls() {
   steps.max = catalog.limits.max_steps;
   steps.value = state.steps;
   steps.addEventListener("change", () => {
-    state.steps = parseInt(steps.value, 10);
+    // a whole number from 1 to the limit; an empty box, 2.5 or -5 goes back to the last one
+    const n = Number(steps.value);
+    if (steps.value.trim() === "" || !Number.isInteger(n) || n < 1) {
+      steps.value = state.steps;
+      return;
+    }
+    state.steps = Math.min(n, catalog.limits.max_steps);
+    steps.value = state.steps;
     if (!live.race) drawLoss();  // the empty chart's step axis
     writeUrl();
   });

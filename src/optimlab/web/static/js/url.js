@@ -36,7 +36,10 @@ export function readUrl() {
     const point = q.get("s").split(",").map(Number);
     if (point.length === 2 && point.every(Number.isFinite)) state.start = point;
   }
-  if (q.has("n")) state.steps = parseInt(q.get("n"), 10) || state.steps;
+  if (q.has("n")) {  // a whole number of steps >= 1; anything else keeps the default
+    const n = Number(q.get("n"));
+    if (Number.isInteger(n) && n >= 1) state.steps = n;
+  }
   if (q.has("noise")) state.noise = Math.max(0, Number(q.get("noise")) || 0);
   if (q.has("seed")) state.seed = parseInt(q.get("seed"), 10) || 0;
   state.tune = q.get("tune") === "1";
