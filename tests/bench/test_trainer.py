@@ -292,3 +292,18 @@ def test_wall_time_counts_training_not_evaluations(engine, monkeypatch):
     assert len(run.wall_time) == 6 and run.wall_time[0] < 0.1, run.wall_time
     assert run.wall_time == sorted(run.wall_time) and run.wall_time[-1] > run.wall_time[0]
     assert run.wall_time[-1] < 0.6, run.wall_time
+
+
+def test_the_sequential_engine_evaluates_in_eval_mode():
+    """Dropout off and BatchNorm on its running statistics while evaluating, as
+    Task.evaluate does: with lr 0 nothing trains, so every point must be the same (in train
+    mode dropout made the test metric wander), and training still sees dropout."""
+
+    class DropoutToy(ToyTask):
+        def make_model(self, name=None):
+            return nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.Linear(16, 3)).double()
+
+    config = TrainConfig(steps=6, batch_size=16, eval_every=2)
+    (run,) = train_sequential(DropoutToy(), config, [Member("sgd", {"lr": 0.0}, 0)])
+    assert len(set(run.test_metric)) == 1 and len(set(run.test_loss)) == 1, run.test_loss
+    assert len(set(run.train_loss)) == 1

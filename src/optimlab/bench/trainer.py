@@ -652,13 +652,17 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
         def evaluate(step: int) -> None:
             elapsed = clock.pause()
             sets, full = eval_sets.at(step)
-            with torch.no_grad():
-                weights = dict(zip(names, average.weights(params)))
-                (x, y), (x_test, y_test) = sets
-                train_loss = float(task.loss_fn(functional_call(model, weights, (x,)), y))
-                out = functional_call(model, weights, (x_test,))
-                loss = task.loss_fn(out, y_test)
-                test_loss, test_metric = float(loss), float(_metric(task, out, y_test, loss))
+            model.eval()  # dropout off, BatchNorm on its running statistics (Task.evaluate's)
+            try:
+                with torch.no_grad():
+                    weights = dict(zip(names, average.weights(params)))
+                    (x, y), (x_test, y_test) = sets
+                    train_loss = float(task.loss_fn(functional_call(model, weights, (x,)), y))
+                    out = functional_call(model, weights, (x_test,))
+                    loss = task.loss_fn(out, y_test)
+                    test_loss, test_metric = float(loss), float(_metric(task, out, y_test, loss))
+            finally:
+                model.train()
             result.steps.append(step)
             result.train_loss.append(train_loss)
             result.test_loss.append(test_loss)
