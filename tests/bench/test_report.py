@@ -170,37 +170,37 @@ def test_an_unwritable_out_dir_is_a_clear_error(swept, tmp_path):
 
 
 def test_diverged_and_failed_runs_still_render(tmp_path):
-    """sgd with momentum -1 fails outright; adam at lr 1e4 diverges."""
+    """Muon fails outright (the MLP has biases, Muon steps matrices only); adam at lr 1e4
+    diverges."""
     store = RunStore(tmp_path / "runs.db")
-    spec = SweepSpec(task="digits", optimizers=("sgd", "adam"), config=CONFIG,
-                     lrs=(0.01, 1e4), seeds=2, target=0.5, hparams={"sgd": {"momentum": -1.0}})
+    spec = SweepSpec(task="digits", optimizers=("muon", "adam"), config=CONFIG,
+                     lrs=(0.01, 1e4), seeds=2, target=0.5)
     sweep = run_sweep(spec, store, name="<b>bad</b> & co")
     paths = write_report(store, sweep, tmp_path / "out")
     _save_artifacts(paths, prefix="diverged_")
     rows = _rows(paths["results"])
     status = {(r["optimizer"], float(r["lr"])): r["status"] for r in rows}
-    assert status == {("sgd", 0.01): "failed", ("sgd", 1e4): "failed",
+    assert status == {("muon", 0.01): "failed", ("muon", 1e4): "failed",
                       ("adam", 0.01): "finished", ("adam", 1e4): "diverged"}
-    assert {r["momentum"] for r in rows if r["optimizer"] == "sgd"} == {"-1.0"}
-    assert all("momentum" in r["error"] for r in rows if r["status"] == "failed")
+    assert all("2-D" in r["error"] for r in rows if r["status"] == "failed")
     for name in ("curves", "lr_sensitivity"):
         assert _image(paths[name].read_bytes()).std() > 0
     page = paths["report"].read_text(encoding="utf-8")
     assert "&lt;b&gt;bad&lt;/b&gt; &amp; co" in page and "<b>bad" not in page
-    assert "Failed runs" in page and "momentum must be" in page
+    assert "Failed runs" in page and "Muon only optimizes" in page
     assert page.count("data:image/png;base64,") == 2
     headers, rows = summary_rows(store, sweep)
-    sgd = next(row for row in rows if row[1] == "sgd")
+    muon = next(row for row in rows if row[1] == "muon")
     adam = next(row for row in rows if row[1] == "adam")
-    assert sgd[2:6] == ["—", "—", "0", "4"]
+    assert muon[2:6] == ["—", "—", "0", "4"]
     assert adam[2].split()[0] == "0.01" and adam[5] == "2"  # 2 diverged at 1e4
     assert "2/8 (2 diverged, 4 failed)" in list_sweeps(store)
-    # the text summary says why the 4 sgd runs count under diverged: they failed, with
+    # the text summary says why the 4 muon runs count under diverged: they failed, with
     # this error (the report's page lists the failures once, below its notes)
     table = summary_table(store, sweep)
     failed = [line for line in table.splitlines() if "failed (counted under diverged)" in line]
-    assert len(failed) == 1 and failed[0].startswith("  * sgd: 4 runs failed")
-    assert "momentum must be" in failed[0]
+    assert len(failed) == 1 and failed[0].startswith("  * muon: 4 runs failed")
+    assert "Muon only optimizes" in failed[0]
     assert "failed (counted under diverged)" not in page
     # a long error (a traceback's last line can be) is cut in the note, kept whole in the store
     store.con.execute("UPDATE runs SET error = ? WHERE status = 'failed'",

@@ -75,16 +75,55 @@ class SweepSpec:
     extend: bool | None = None
 
     def __post_init__(self) -> None:
+        """Check the spec as the command line checks its options, before anything trains."""
         if self.extend is not None and not isinstance(self.extend, bool):
             raise ValueError(f"extend must be True, False or None, got {self.extend!r}")
+        if isinstance(self.optimizers, str) or not all(
+                isinstance(name, str) for name in self.optimizers):
+            raise ValueError(f"optimizers must be a sequence of registry names such as "
+                             f"('adam', 'sgd'), got {self.optimizers!r}")
         if not self.optimizers:
             raise ValueError("a sweep needs at least one optimizer")
+        twice = sorted({name for name in self.optimizers if self.optimizers.count(name) > 1})
+        if twice:
+            raise ValueError(f"optimizers names {', '.join(twice)} more than once")
         for name in self.optimizers:
             resolve(name)
-        if self.lrs is not None and (not self.lrs or any(not lr > 0 for lr in self.lrs)):
-            raise ValueError(f"learning rates must be > 0 and the grid non-empty, got {self.lrs}")
-        if not (isinstance(self.seeds, int) and self.seeds >= 1):
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        if self.lrs is not None and (isinstance(self.lrs, str) or not self.lrs or not all(
+                _finite_number(lr) and lr > 0 for lr in self.lrs)):
+            raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
+                             f"non-empty, got {self.lrs!r}")
+        if not (isinstance(self.seeds, int) and not isinstance(self.seeds, bool)
+                and self.seeds >= 1):
             raise ValueError(f"seeds must be an integer >= 1, got {self.seeds!r}")
+        if self.target is not None and not _finite_number(self.target):
+            raise ValueError(f"target must be a finite number or None, got {self.target!r}")
+        self._check_hparams()
+
+    def _check_hparams(self) -> None:
+        """Each optimizer's fixed hyperparameters: for an optimizer of the sweep, and taken by
+        it (built once on a throwaway parameter, as ``optimlab bench --hp`` checks them)."""
+        import torch
+
+        from ..optim.registry import create
+
+        if not isinstance(self.hparams, dict):
+            raise ValueError(f"hparams must be a dict (optimizer -> {{name: value}}), got "
+                             f"{self.hparams!r}")
+        for name, hp in self.hparams.items():
+            if name not in self.optimizers:
+                raise ValueError(f"hparams names {name!r}, which is not among the optimizers "
+                                 f"({', '.join(self.optimizers)})")
+            if not isinstance(hp, dict):
+                raise ValueError(f"hparams[{name!r}] must be a dict, got {hp!r}")
+            if "lr" in hp:
+                raise ValueError(f"hparams[{name!r}] sets lr, which the sweep's lrs set")
+            try:
+                create(name, [torch.zeros(2, 2, requires_grad=True)], **hp)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"hparams[{name!r}]: {' '.join(str(err).split())}") from None
 
     @property
     def extends(self) -> bool:
@@ -120,6 +159,12 @@ class SweepSpec:
         if self.extends != (self.lrs is None):
             config["extend"] = self.extends
         return config
+
+
+def _finite_number(value) -> bool:
+    """A real number (Python's or NumPy's, not a bool or a string) that is finite."""
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
 def _reached(result: RunResult, target: float | None, higher_is_better: bool):
