@@ -598,3 +598,135 @@ def test_task_modules_that_fail_to_import_and_bad_specs_are_one_line(user_module
     finally:
         for name in ("broken_tasks", "raising_tasks"):
             sys.modules.pop(name, None)
+
+
+# --------------------------------------------------------------------------------------
+# The data are checked once, where the Task is built
+# --------------------------------------------------------------------------------------
+
+def _fields(**changes):
+    """A small valid cross-entropy task's fields (3 features, 3 classes), with ``changes``."""
+    x = torch.randn(6, 3)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    fields = dict(name="t", x_train=x, y_train=y, x_test=x[:4].clone(), y_test=y[:4].clone(),
+                  models={"m": lambda: nn.Linear(3, 3)}, default_model="m",
+                  loss="cross_entropy", metric="accuracy", description="")
+    return {**fields, **changes}
+
+
+def _user_task(monkeypatch, **changes):
+    """``get("byo_data:make")`` for a module whose ``make`` returns ``_fields`` as NumPy arrays
+    in the user dict (``changes`` override its entries)."""
+    import types
+
+    fields = _fields()
+    task = {"model": fields["models"]["m"],
+            **{key: fields[key].numpy() for key in ("x_train", "y_train", "x_test", "y_test")},
+            **changes}
+    module = types.ModuleType("byo_data")
+    module.make = lambda: task
+    monkeypatch.setitem(sys.modules, "byo_data", module)
+    return T.get("byo_data:make")
+
+
+def _refused(match, build, *args, **kwargs):
+    with pytest.raises(ValueError, match=match) as err:
+        build(*args, **kwargs)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+def test_float_labels_must_be_whole_numbers(monkeypatch):
+    """``.long()`` used to truncate 0.7 to 0 silently; whole-valued floats still convert."""
+    y = np.array([0.7, 1.7, 2.7, 0.7, 1.7, 2.7], dtype=np.float32)
+    _refused(r"^task 'byo_data:make': y_train holds 0.7 at row 0: class labels must be whole "
+             r"numbers$", _user_task, monkeypatch, y_train=y)
+    _refused("y_test holds 1.5 at row 2", _user_task, monkeypatch,
+             y_test=np.array([0.0, 1.0, 1.5, 2.0]))
+    _refused("y_train holds NaN at row 1", _user_task, monkeypatch,
+             y_train=np.array([0.0, np.nan, 1, 2, 0, 1]))
+    task = _user_task(monkeypatch, y_train=np.array([0.0, 1, 2, 0, 1, 2]))
+    assert task.y_train.dtype == torch.int64 and task.y_train.tolist() == [0, 1, 2, 0, 1, 2]
+
+
+def test_class_labels_must_be_one_per_example(monkeypatch):
+    """Labels [N, 1] broadcast against [N] predictions (an accuracy of 13.6 was reported)."""
+    y = _fields()["y_train"]
+    _refused(r"^task 't': y_train has shape \[6, 1\]: class labels must be \[N\], one per "
+             r"example .*y.ravel\(\)$", T.Task, **_fields(y_train=y[:, None]))
+    _refused(r"y_test has shape \[4, 1\]", T.Task,
+             **_fields(y_test=y[:4, None], loss=lambda out, target: out.sum()))  # accuracy
+    _refused(r"y_train has shape \[6, 3\].*look one-hot: pass y.argmax\(1\)", _user_task,
+             monkeypatch, y_train=np.eye(3, dtype=np.float32)[y.numpy()])
+    # one label per position, as char-rnn has: [N, T] labels for [N, T] token ids
+    tokens = torch.randint(0, 5, (6, 7))
+    T.Task(**_fields(x_train=tokens, y_train=tokens, x_test=tokens, y_test=tokens))
+    features = torch.randn(6, 7, 3)  # [N, T, F] inputs, [N, T] labels
+    T.Task(**_fields(x_train=features, y_train=tokens, x_test=features, y_test=tokens))
+    # but float features [N, F] take no [N, F] labels, even when F is the number of classes
+    _refused(r"y_train has shape \[6, 3\]", T.Task, **_fields(y_train=torch.eye(3).long()[y]))
+
+
+def test_negative_class_labels_are_refused(monkeypatch):
+    y = np.array([0, 1, 2, -1, 1, 2])
+    _refused(r"^task 'byo_data:make': y_train holds -1 at row 3: class labels must be 0 or "
+             r"more$", _user_task, monkeypatch, y_train=y)
+    _refused("y_test holds -100 at row 0", T.Task,
+             **_fields(y_test=torch.tensor([-100, 0, 1, 2])))
+
+
+@pytest.mark.parametrize("key, value, word", [
+    ("x_train", float("nan"), "NaN"), ("x_test", float("inf"), "Inf"),
+    ("y_train", float("-inf"), "-Inf"), ("y_test", float("nan"), "NaN")])
+def test_nan_or_inf_data_is_refused_naming_the_array_and_row(key, value, word):
+    x, y = torch.randn(6, 3), torch.randn(6, 2)
+    arrays = {"x_train": x, "y_train": y, "x_test": x[:4].clone(), "y_test": y[:4].clone()}
+    arrays[key][2, 1] = value
+    _refused(rf"^task 't': {key} holds {word} at row 2: the data must be finite$", T.Task,
+             **_fields(**arrays, loss="mse", metric="loss"))
+
+
+def test_large_finite_data_whose_sum_overflows_is_accepted():
+    x = torch.full((6, 3), 3e38)  # finite, though its sum is inf (the check's fast path)
+    T.Task(**_fields(x_train=x, y_train=x, x_test=x, y_test=x, loss="mse", metric="loss"))
+
+
+def test_nan_inputs_of_a_user_task_are_refused(monkeypatch):
+    x = np.random.default_rng(0).normal(size=(6, 3))
+    x[5, 2] = np.nan
+    _refused("x_train holds NaN at row 5", _user_task, monkeypatch, x_train=x)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_an_empty_set_is_refused(monkeypatch, split):
+    fields = _fields()
+    empty = {f"x_{split}": fields[f"x_{split}"][:0], f"y_{split}": fields[f"y_{split}"][:0]}
+    _refused(rf"^task 't': x_{split} and y_{split} are empty", T.Task, **_fields(**empty))
+    _refused(rf"x_{split} and y_{split} are empty", _user_task, monkeypatch,
+             **{key: value.numpy() for key, value in empty.items()})
+
+
+def test_inputs_no_model_takes_are_refused_and_token_ids_kept(monkeypatch):
+    """uint8 images (or bool features) reach no model: nn.Linear needs floats, nn.Embedding
+    int64; int64 (and int16/int32) inputs stay token ids, as char-rnn's."""
+    images = np.random.default_rng(0).integers(0, 256, (6, 3)).astype(np.uint8)
+    _refused(r"^task 'byo_data:make': x_train is integer \(uint8\), which no model takes; "
+             r"pass floats", _user_task, monkeypatch, x_train=images)
+    _refused(r"x_test is bool", T.Task, **_fields(x_test=torch.ones(4, 3, dtype=torch.bool)))
+    task = _user_task(monkeypatch, x_train=images.astype(np.int32))
+    assert task.x_train.dtype == torch.int64
+
+
+def test_the_data_checks_cost_little(cheap_tasks):
+    import time
+
+    task = cheap_tasks["sparse-logreg"]  # 5000 x 1000 inputs
+    fields = {key: getattr(task, key) for key in ("name", "x_train", "y_train", "x_test",
+                                                  "y_test", "models", "default_model", "loss",
+                                                  "metric", "description")}
+    seconds = []
+    for _ in range(3):  # the best of three, against a busy machine
+        start = time.perf_counter()
+        T.Task(**fields)
+        seconds.append(time.perf_counter() - start)
+    assert min(seconds) < 0.1  # 0.5 ms on one thread

@@ -87,6 +87,13 @@ class Task:
             ``torch.vmap``; see :func:`optimlab.bench.advisor.advise`).
         metric: ``"accuracy"``, ``"bits_per_char"`` (cross entropy in bits) or ``"loss"``.
         description: where the data comes from and the choices made, with references.
+
+    The data are checked once, here, and refused with one ``ValueError`` line naming the
+    array: an empty train or test set, NaN or Inf (with the first bad row), uint8, int8 or
+    bool inputs (no model takes them), and class labels (``cross_entropy`` or ``accuracy``)
+    that are negative or not of shape ``[N]`` (or ``[N, T]``, one label per position of a
+    sequence). Labels beyond the model's classes and regression targets of the
+    wrong shape are not checked here: that needs the model's output.
     """
 
     name: str
@@ -118,12 +125,29 @@ class Task:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if not (isinstance(x, Tensor) and isinstance(y, Tensor)):
                 raise ValueError(f"task {self.name!r}: x_{split} and y_{split} must be tensors")
+            if x.ndim == 0 or y.ndim == 0:
+                raise ValueError(f"task {self.name!r}: x_{split} and y_{split} need a first axis "
+                                 f"of examples, got shapes {list(x.shape)} and {list(y.shape)}")
             if len(x) != len(y):
                 raise ValueError(f"task {self.name!r}: x_{split} has {len(x)} examples but "
                                  f"y_{split} has {len(y)}")
             if self.loss == "cross_entropy" and y.dtype != torch.int64:
                 raise ValueError(f"task {self.name!r}: cross_entropy needs int64 labels in "
                                  f"y_{split}, got {y.dtype}")
+            if len(x) == 0:
+                raise ValueError(f"task {self.name!r}: x_{split} and y_{split} are empty; a task "
+                                 f"needs at least one {split} example")
+        prefix = f"task {self.name!r}: "
+        for key in ("x_train", "y_train", "x_test", "y_test"):
+            _check_finite(prefix, key, getattr(self, key))
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.dtype in (torch.uint8, torch.int8, torch.bool):
+                kind = "bool" if x.dtype == torch.bool else f"integer ({str(x.dtype)[6:]})"
+                raise ValueError(f"{prefix}x_{split} is {kind}, which no model takes; pass floats "
+                                 "(e.g. pixels / 255), or int64 token ids")
+            if self.loss == "cross_entropy" or self.metric == "accuracy":
+                _check_labels(prefix, f"y_{split}", y, x)
 
     def __repr__(self) -> str:
         return (f"Task({self.name!r}, train {tuple(self.x_train.shape)}, test "
@@ -175,6 +199,59 @@ class Task:
         elif self.metric == "bits_per_char":
             result["bits_per_char"] = loss / math.log(2)
         return result
+
+
+def _first_row(mask: Tensor) -> int:
+    """The first index on ``mask``'s first axis where it is true anywhere."""
+    return int(mask.reshape(len(mask), -1).any(1).nonzero()[0, 0])
+
+
+def _check_finite(prefix: str, key: str, t: Tensor) -> None:
+    """Refuse NaN or infinite values in ``t``, naming ``key`` and the first bad row."""
+    # one pass: the sum of finite numbers is finite unless it overflows (then look closer)
+    if not t.is_floating_point() or torch.isfinite(t.sum()) or torch.isfinite(t).all():
+        return
+    bad = ~torch.isfinite(t)
+    row = _first_row(bad)
+    value = t[row][bad[row]][0].item()
+    word = "NaN" if math.isnan(value) else "Inf" if value > 0 else "-Inf"
+    raise ValueError(f"{prefix}{key} holds {word} at row {row}: the data must be finite")
+
+
+def _check_whole(prefix: str, key: str, y: Tensor) -> None:
+    """Refuse float class labels that are not whole numbers (``.long()`` would truncate them)."""
+    if not y.is_floating_point():
+        return
+    _check_finite(prefix, key, y)
+    fractional = y != y.round()
+    if fractional.any():
+        row = _first_row(fractional)
+        value = y[row][fractional[row]][0].item()
+        raise ValueError(f"{prefix}{key} holds {value:g} at row {row}: class labels must be "
+                         "whole numbers")
+
+
+def _check_labels(prefix: str, key: str, y: Tensor, x: Tensor) -> None:
+    """Class labels: whole numbers, 0 or more, of shape ``[N]``, or one label per position of
+    a sequence: ``x``'s shape for token ids (char-rnn's ``[N, T]``), its leading axes for
+    float inputs (``[N, T]`` for ``[N, T, F]``). A last axis of 1 is refused either way."""
+    _check_whole(prefix, key, y)
+    per_position = y.shape == x.shape[:y.ndim] and (y.ndim < x.ndim or not x.is_floating_point())
+    if y.ndim > 1 and (y.shape[-1] == 1 or not per_position):
+        hint = ""
+        if y.ndim == 2 and y.shape[-1] == 1:
+            hint = "; flatten a column of labels with y.ravel()"
+        elif y.ndim == 2 and bool(((y == 0) | (y == 1)).all() and (y.sum(1) == 1).all()):
+            hint = "; these look one-hot: pass y.argmax(1)"
+        raise ValueError(f"{prefix}{key} has shape {list(y.shape)}: class labels must be [N], one "
+                         "per example (or [N, T] for one label per position of sequences [N, T] "
+                         f"of token ids or [N, T, F] of features){hint}")
+    if y.numel() and y.min() < 0:
+        negative = y < 0
+        row = _first_row(negative)
+        value = y[row][negative[row]][0].item()
+        raise ValueError(f"{prefix}{key} holds {value:g} at row {row}: class labels must be 0 "
+                         "or more")
 
 
 # --------------------------------------------------------------------------------------
@@ -757,11 +834,17 @@ def _fashion_mnist(*, data_dir=None) -> Task:
 _BYO_KEYS = ("model", "x_train", "y_train", "x_test", "y_test", "loss")
 
 
-def _as_tensor(value, what: str, loss: str) -> Tensor:
-    tensor = torch.as_tensor(value)
+def _as_tensor(tensor: Tensor, what: str, loss: str, prefix: str) -> Tensor:
+    """``x``: float32, or int64 for int16..int64 token ids (uint8 and bool stay, for
+    :class:`Task` to refuse); ``y``: int64 whole-number labels for cross entropy, else float32."""
     if what.startswith("x"):
-        return tensor.float() if tensor.is_floating_point() else tensor.long()
-    return tensor.long() if loss == "cross_entropy" else tensor.float()
+        if tensor.is_floating_point():
+            return tensor.float()
+        return tensor.long() if tensor.dtype in (torch.int16, torch.int32, torch.int64) else tensor
+    if loss == "cross_entropy":
+        _check_whole(prefix, what, tensor)  # before .long() truncates 0.7 to 0
+        return tensor.long()
+    return tensor.float()
 
 
 def _one_line(text: object, limit: int = 300) -> str:
@@ -842,11 +925,12 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
     arrays = {}
     for key in _BYO_KEYS[1:5]:
         try:
-            arrays[key] = _as_tensor(fields[key], key, loss)
+            tensor = torch.as_tensor(fields[key])
         except (TypeError, ValueError, RuntimeError) as err:
             raise ValueError(f"{spec}: {key} is not an array of numbers "
                              f"({type(fields[key]).__name__}: {_one_line(err, 120)}); "
                              f"expected NumPy arrays or tensors") from err
+        arrays[key] = _as_tensor(tensor, key, loss, f"task {fields.get('name', spec)!r}: ")
     return Task(
         name=fields.get("name", spec),
         **arrays,
@@ -896,14 +980,17 @@ def get(name: str, data_dir=None, **kwargs) -> Task:
 
     ``model`` is a factory returning a fresh ``nn.Module`` (a class or function; seeded by
     the caller), or an ``nn.Module`` whose copies every run then starts from. Arrays may be
-    NumPy or tensors: float inputs become float32 (integer inputs int64, e.g. token ids),
-    targets int64 for cross entropy and float32 for mse.
+    NumPy or tensors: float inputs become float32 (int16 to int64 inputs int64, e.g. token
+    ids; uint8 and bool inputs are refused: pass floats), targets int64 for cross entropy
+    (float labels must be whole numbers) and float32 for mse. The data are then checked as
+    :class:`Task` says (no NaN or Inf, no empty set, labels ``[N]`` and 0 or more).
 
     Raises ``ValueError``, with one line, for an unknown name (with the known names and
     close matches), arguments the task does not take, IDX files that cannot be read (see
     :func:`read_idx`), and a ``module:function`` that is no task: a module that cannot be
     imported (or fails while importing), a missing or non-callable attribute, a function
-    that cannot take the arguments or raises ``TypeError``, or a result that is not a task.
+    that cannot take the arguments or raises ``TypeError``, a result that is not a task, or
+    data that :class:`Task` refuses.
     """
     if not isinstance(name, str):
         raise ValueError(f"task name must be a string, got {name!r}")
