@@ -10,6 +10,7 @@ import json
 import threading
 
 import pytest
+import torch
 
 from optimlab.bench import cost as cost_module
 from optimlab.bench.cost import step_costs
@@ -183,3 +184,18 @@ def test_an_optimizer_that_cannot_step_the_model_leaves_the_others_their_costs(c
     assert adam[headers.index("cost (calibrated)")].endswith(" s")
     assert muon[headers.index("diverged (any lr)")] == "1"
     store.close()
+
+
+def test_the_cost_key_follows_the_models_shapes(cache):
+    """An edited task module keeps its name: its model's shapes still tell the step apart."""
+    task = get("digits")
+    key = cost_module._key(task, "logreg", 8, "adam", {"lr": 0.1})
+    assert cost_module._key(task, "mlp", 8, "adam", {"lr": 0.1}) != key
+
+    class Wider:
+        name, x_train = task.name, task.x_train
+
+        def make_model(self, model):
+            return torch.nn.Linear(task.x_train.shape[1], 100)
+
+    assert cost_module._key(Wider(), "logreg", 8, "adam", {"lr": 0.1}) != key

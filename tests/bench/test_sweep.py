@@ -272,3 +272,25 @@ def test_a_group_lost_by_its_workers_stays_unfinished_for_resume(tmp_path):
     run_sweep(spec, store)  # resume: only the lost group trains
     assert {r.status for r in store.list_runs(1)} == {"finished"}
     assert [r for r in store.list_runs(1) if r.optimizer == "adam"] == finished  # not redone
+
+
+def test_a_sweep_of_other_data_is_a_sweep_of_its_own(tmp_path):
+    """The same spec on other data (another --data-dir, an edited task module) must not find
+    the first data's stored results: the data's digest is part of the sweep's identity."""
+    import dataclasses
+
+    from optimlab.bench.sweep import data_digest
+    from optimlab.bench.tasks import get as get_task
+
+    task = get_task("digits")
+    changed = task.x_train.clone()
+    changed[0, 0] += 1.0
+    other = dataclasses.replace(task, x_train=changed)
+    assert data_digest(task) == data_digest(get_task("digits"))
+    assert data_digest(other) != data_digest(task)
+    spec = _spec(optimizers=("adam",), lrs=(0.01,), seeds=1)
+    assert spec.stored_config(task) != spec.stored_config(other)
+    store = RunStore(tmp_path / "runs.db")
+    sweep = run_sweep(spec, store)
+    assert store.find_sweep(spec.stored_config(task)) == sweep
+    assert store.find_sweep(spec.stored_config(other)) is None

@@ -106,13 +106,23 @@ def code_fingerprint(package: Path = _PACKAGE) -> str:
     return digest.hexdigest()[:20]
 
 
+def _shapes(task, model: str | None) -> list:
+    """What a step's cost depends on besides the names: the model's parameter shapes and
+    dtypes and one example's (an edited task module keeps its name and changes these)."""
+    with torch.random.fork_rng(devices=[]):  # the caller's random state left as it was
+        built = task.make_model(model)
+    return [[list(p.shape), str(p.dtype)] for p in built.parameters()] + [
+        [list(task.x_train.shape[1:]), str(task.x_train.dtype)]]
+
+
 def _key(task, model: str | None, batch_size: int | None, optimizer: str,
-         hparams: Mapping) -> str:
+         hparams: Mapping, shapes: list | None = None) -> str:
     fixed = {k: v for k, v in sorted(hparams.items()) if k != "lr"}
     text = json.dumps({"v": _VERSION, "machine": platform.machine(), "cpu": cpu_model(),
                        "cores": os.cpu_count(), "torch": torch.__version__,
                        "code": code_fingerprint(),
                        "task": task.name, "model": model, "batch": batch_size,
+                       "shapes": shapes if shapes is not None else _shapes(task, model),
                        "optimizer": resolve(optimizer).name, "hparams": fixed},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -226,7 +236,9 @@ def step_costs(task, model: str | None, batch_size: int | None,
         return {}
     if not (isinstance(rounds, int) and rounds >= 1):
         raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
-    keys = {name: _key(task, model, batch_size, name, hp) for name, hp in optimizers.items()}
+    shapes = _shapes(task, model)
+    keys = {name: _key(task, model, batch_size, name, hp, shapes)
+            for name, hp in optimizers.items()}
     out = {} if recalibrate else {n: c for n, k in keys.items() if (c := _load(k)) is not None}
     missing = [(n, optimizers[n]) for n in optimizers if n not in out]
     if missing:
