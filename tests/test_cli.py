@@ -572,3 +572,15 @@ def test_race_names_a_long_start_point_without_every_coordinate(capsys):
     assert header.startswith("rosenbrock_nd from (") and "... 50 coordinates)" in header
     assert len(header) < 120
 
+
+def test_bench_exits_nonzero_when_every_run_failed(tmp_path, capsys):
+    """Muon cannot step the MLP's biases: every run fails, the table and its notes are
+    printed, and the exit status says so (2), with a hint for unbatchable models."""
+    argv = ["bench", "digits", "--optimizers", "muon", "--lrs", "0.01", "--seeds", "1",
+            "--steps", "5", "--batch-size", "64", "--db", str(tmp_path / "runs.db")]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("sweep 1 in") and "Muon only optimizes" in captured.out
+    (err,) = captured.err.strip().splitlines()
+    assert "every run of sweep 1 failed" in err and "--sequential" in err
+

@@ -1036,6 +1036,14 @@ def run_bench(args: argparse.Namespace) -> str:
                            f"sweep is stored: `optimlab report {sweep_id} --db {db} --out "
                            "FOLDER` writes it)") from None
         lines += [f"wrote {path}" for path in written.values()]
+    counts = store.sweep(sweep_id)["counts"]
+    if counts["failed"] and counts["failed"] == sum(counts.values()):
+        # every run raised: say so in the exit status too, so a script can tell
+        print(_printable("\n".join(lines)))
+        hint = ("; a model the population engine cannot batch (BatchNorm, dropout) trains "
+                "with --sequential") if engine == "population" else ""
+        raise CLIError(f"every run of sweep {sweep_id} failed (the notes above quote the "
+                       f"errors){hint}")
     return "\n".join(lines)
 
 
