@@ -730,3 +730,26 @@ def test_the_data_checks_cost_little(cheap_tasks):
         T.Task(**fields)
         seconds.append(time.perf_counter() - start)
     assert min(seconds) < 0.1  # 0.5 ms on one thread
+
+
+def test_a_task_module_in_the_current_folder_is_found_without_it_on_the_path(
+        tmp_path, monkeypatch):
+    """The `optimlab` console script's sys.path starts with its own folder, not the current
+    one (as `python -m` has it): a task module beside the user is found all the same, and
+    the path is left as it was."""
+    (tmp_path / "here_tasks.py").write_text(textwrap.dedent("""
+        import numpy as np
+        from torch import nn
+
+        def task():
+            x = np.random.default_rng(0).normal(size=(12, 3))
+            y = (x[:, 0] > 0).astype(np.int64)
+            return {"model": lambda: nn.Linear(3, 2), "x_train": x, "y_train": y,
+                    "x_test": x[:4], "y_test": y[:4]}
+    """))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "here_tasks", raising=False)
+    before = list(sys.path)
+    assert len(T.get("here_tasks:task").x_train) == 12
+    assert sys.path == before

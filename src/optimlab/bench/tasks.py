@@ -857,6 +857,21 @@ _EXPECTED = ("a function returning a Task, a dict or a tuple "
              f"({', '.join(_BYO_KEYS)})")
 
 
+def _import_from_here(module_name: str):
+    """Import ``module_name`` as ``python -m`` would: the current folder first. The
+    ``optimlab`` console script's ``sys.path`` starts with its own folder (the environment's
+    ``bin``), so ``optimlab bench mymod:task`` in the folder of ``mymod.py`` found nothing
+    where ``python -m optimlab`` did."""
+    here = os.getcwd()
+    if here in sys.path or "" in sys.path:
+        return importlib.import_module(module_name)
+    sys.path.insert(0, here)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(here)
+
+
 def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
     module_name, _, function_name = spec.partition(":")
     module_name, function_name = module_name.strip(), function_name.strip()
@@ -864,10 +879,11 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
         raise ValueError(f"task {spec!r} is not 'package.module:function': expected "
                          f"{_EXPECTED}")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_here(module_name)
     except ImportError as err:
         raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
-                         f"{_one_line(err)}") from err
+                         f"{_one_line(err)} (looked in the current folder and on "
+                         "PYTHONPATH)") from err
     except Exception as err:  # the module itself fails: say so in one line
         raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
                          f"{type(err).__name__}: {_one_line(err)}") from err
