@@ -101,6 +101,12 @@ def test_the_best_rate_on_the_grid_edge_is_flagged():
     middle = records[:2] + [_run("sgd", 0.1, 0, 0.6)]
     assert summarize(middle)[0].edge is None
     assert summarize(records[:1])[0].edge is None  # one rate: no grid to speak of
+    # a tie for the best that takes in one end flags that end (the first of the tied rates
+    # is the pick, and the optimum may lie beyond the other); a flat grid flags neither
+    tied = records[:1] + [_run("sgd", lr, 0, 0.94) for lr in (0.01, 0.1)]
+    assert summarize(tied)[0].edge == "high" and summarize(tied)[0].best_lr == 0.01
+    flat = [_run("sgd", lr, 0, 0.34) for lr in (1e-4, 1e-3)]
+    assert summarize(flat)[0].edge is None
 
 
 def test_confidence_intervals_and_paired_comparisons():

@@ -183,9 +183,12 @@ def summarize(records: Iterable[Mapping], higher_is_better: bool = True) -> list
         std = float(values.std(ddof=1)) if len(values) > 1 and finite else 0.0
         _, ci = mean_ci(values)
         edge = None
-        unique = sum(v == scores[best] for v in scores.values()) == 1  # a tie is no edge
-        if len(means) > 1 and math.isfinite(scores[best]) and unique:
-            edge = "low" if best == min(means) else "high" if best == max(means) else None
+        if len(means) > 1 and math.isfinite(scores[best]):
+            # the rates that tie for the best: one end among them (not both: a grid that
+            # scores flat says nothing of a side) may have the optimum beyond it
+            tied = {lr for lr, v in scores.items() if v == scores[best]}
+            low, high = min(means) in tied, max(means) in tied
+            edge = "low" if low and not high else "high" if high and not low else None
         summaries.append(OptimizerSummary(name, best, means[best], std, len(values),
                                           diverged[name], means, ci, edge,
                                           dict(seeds[name][best]) or None))
