@@ -495,7 +495,7 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str],
     optimizer of ``--optimizers``, each a hyperparameter of its class (not ``lr``: ``rate``
     says which option sets it), checked up front by building the optimizer once with them."""
     from .optim.capabilities import hyperparameters
-    from .optim.registry import create, resolve
+    from .optim.registry import probe, resolve
 
     out: dict[str, dict] = {}
     for item in items:
@@ -532,11 +532,9 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str],
                 raise CLIError(f"--hp {name}: {key} is given twice ({out[name][key]!r} and "
                                f"{parsed!r}); give it once")
             out.setdefault(name, {})[key] = parsed
-    import torch
-
     for name, hp in out.items():
         try:  # the optimizer's own checks, before anything trains
-            create(name, [torch.zeros(2, 2, requires_grad=True)], **hp)
+            probe(name, **hp)
         except (ValueError, TypeError) as err:
             raise CLIError(f"--hp {name}: {' '.join(str(err).split())}") from None
     return out

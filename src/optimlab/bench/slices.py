@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..optim.registry import create, resolve
+from ..optim.registry import probe, resolve
 from .tasks import Task
 from .tasks import get as get_task
 from .trainer import (
@@ -208,12 +208,12 @@ def _and(names: Sequence[str]) -> str:
 
 def _lr_used(name: str, hparams: Mapping) -> float | None:
     """The learning rate ``name`` trains with given ``hparams``: the given one, else the one
-    :func:`~optimlab.optim.registry.create` gives it (its class's default, or a wrapper's
+    :func:`~optimlab.optim.registry.probe` finds it given (its class's default, or a wrapper's
     inner optimizer's); None where it has none."""
     if "lr" in hparams:
         return float(hparams["lr"])
     try:
-        lr = create(name, [torch.zeros(2, 2, requires_grad=True)], **hparams).param_groups[0].get("lr")
+        lr = probe(name, **hparams).param_groups[0].get("lr")
     except (TypeError, ValueError, RuntimeError):  # training would say why
         lr = resolve(name).info.defaults.get("lr")
     return float(lr) if isinstance(lr, (int, float)) else None

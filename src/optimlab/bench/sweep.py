@@ -105,9 +105,7 @@ class SweepSpec:
     def _check_hparams(self) -> None:
         """Each optimizer's fixed hyperparameters: for an optimizer of the sweep, and taken by
         it (built once on a throwaway parameter, as ``optimlab bench --hp`` checks them)."""
-        import torch
-
-        from ..optim.registry import create
+        from ..optim.registry import probe
 
         if not isinstance(self.hparams, dict):
             raise ValueError(f"hparams must be a dict (optimizer -> {{name: value}}), got "
@@ -121,7 +119,7 @@ class SweepSpec:
             if "lr" in hp:
                 raise ValueError(f"hparams[{name!r}] sets lr, which the sweep's lrs set")
             try:
-                create(name, [torch.zeros(2, 2, requires_grad=True)], **hp)
+                probe(name, **hp)
             except (TypeError, ValueError) as err:
                 raise ValueError(f"hparams[{name!r}]: {' '.join(str(err).split())}") from None
 

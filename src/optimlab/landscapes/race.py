@@ -23,8 +23,8 @@ from torch import Tensor
 
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population
-from ..optim.registry import create, resolve
-from .base import Landscape
+from ..optim.registry import probe, resolve
+from .base import Landscape, _real
 from .functions import get
 from .result import Race, RaceMetrics
 
@@ -73,7 +73,7 @@ def _defaults_used(name: str, hparams: Mapping) -> dict:
         return {"lr": info.defaults["lr"]}
     if not resolve(name).capabilities.wraps:
         return {}
-    group = create(name, [torch.zeros(2, 2, requires_grad=True)], **hparams).param_groups[0]
+    group = probe(name, **hparams).param_groups[0]
     own = {k: v for k, v in info.defaults.items()
            if k not in hparams and isinstance(v, (bool, int, float))}
     return {**({"lr": group["lr"]} if "lr" in group else {}), **own}
@@ -97,7 +97,7 @@ def _inner_class(name: str, hp: Mapping) -> type | None:
     if isinstance(inner, type):
         return inner
     if inner is None:
-        built = create(entry.name, [torch.zeros(2, requires_grad=True)])
+        built = probe(entry.name)
         for value in vars(built).values():
             if isinstance(value, torch.optim.Optimizer):
                 return type(value)
@@ -161,12 +161,6 @@ def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
         _check_hparams(str(label), name, hp)
         entries.append(_Entry(str(label), name, hp, grid))
     return entries
-
-
-def _real(value) -> bool:
-    """Whether ``value`` is a finite real number (Python or NumPy; not a bool)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
-        and math.isfinite(float(value))
 
 
 def _integer(value) -> bool:

@@ -17,7 +17,8 @@ import torch
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "available", "checked_defaults", "create", "info", "resolve", "work_weight"]
+__all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "resolve",
+           "work_weight"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,15 @@ def create(name: str, params: Iterable[torch.Tensor] | Iterable[dict], **hparams
         # a wrapper builds what it wraps from a registry name itself
         return entry.cls.from_registry(params, resolve, create, **kwargs)
     return entry.cls(params, **kwargs)
+
+
+def probe(name: str, **hparams: Any):
+    """``name`` built with ``hparams`` (:func:`create`) on one throwaway 2 x 2 parameter, no
+    model needed: its constructor's checks run (``ValueError``/``TypeError`` as
+    :func:`create` raises them), and what it fills in can be read, such as the rate a
+    wrapper's inner optimizer gets. Works for every optimizer, wrappers and matrix-only
+    rules included (the parameter is a matrix)."""
+    return create(name, [torch.zeros(2, 2, requires_grad=True)], **hparams)
 
 
 def checked_defaults(name: str, **hparams: Any) -> dict[str, Any]:
