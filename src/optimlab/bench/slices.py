@@ -51,7 +51,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..optim.registry import probe, resolve
+from ..optim.registry import rate_used, resolve
 from .tasks import Task
 from .tasks import get as get_task
 from .trainer import (
@@ -207,13 +207,12 @@ def _and(names: Sequence[str]) -> str:
 
 
 def _lr_used(name: str, hparams: Mapping) -> float | None:
-    """The learning rate ``name`` trains with given ``hparams``: the given one, else the one
-    :func:`~optimlab.optim.registry.probe` finds it given (its class's default, or a wrapper's
-    inner optimizer's); None where it has none."""
+    """The learning rate ``name`` trains with given ``hparams`` as a float
+    (:func:`~optimlab.optim.registry.rate_used`); None where it has none."""
     if "lr" in hparams:
         return float(hparams["lr"])
     try:
-        lr = probe(name, **hparams).param_groups[0].get("lr")
+        lr = rate_used(name, **hparams)
     except (TypeError, ValueError, RuntimeError):  # training would say why
         lr = resolve(name).info.defaults.get("lr")
     return float(lr) if isinstance(lr, (int, float)) else None

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population
-from ..optim.registry import probe, resolve
+from ..optim.registry import probe, rate_used, resolve
 from .base import Landscape, _real
 from .functions import get
 from .result import Race, RaceMetrics
@@ -68,15 +68,12 @@ def _defaults_used(name: str, hparams: Mapping) -> dict:
     """The rate (and a wrapper's own settings) an optimizer given ``hparams`` without a
     rate runs with, for the table: its default, or for a wrapper (SAM, Lookahead) its
     inner optimizer's, read from one built on a throwaway parameter."""
-    info = resolve(name).info
-    if "lr" in info.defaults:
-        return {"lr": info.defaults["lr"]}
-    if not resolve(name).capabilities.wraps:
-        return {}
-    group = probe(name, **hparams).param_groups[0]
-    own = {k: v for k, v in info.defaults.items()
-           if k not in hparams and isinstance(v, (bool, int, float))}
-    return {**({"lr": group["lr"]} if "lr" in group else {}), **own}
+    lr = rate_used(name, **hparams)
+    used = {} if lr is None else {"lr": lr}
+    if resolve(name).capabilities.wraps:
+        used.update({k: v for k, v in resolve(name).info.defaults.items()
+                     if k not in hparams and isinstance(v, (bool, int, float))})
+    return used
 
 
 def _keywords(cls: type) -> tuple[set[str], bool]:

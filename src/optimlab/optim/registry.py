@@ -17,8 +17,8 @@ import torch
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "resolve",
-           "work_weight"]
+__all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "rate_used",
+           "resolve", "work_weight"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,18 @@ def probe(name: str, **hparams: Any):
     wrapper's inner optimizer gets. Works for every optimizer, wrappers and matrix-only
     rules included (the parameter is a matrix)."""
     return create(name, [torch.zeros(2, 2, requires_grad=True)], **hparams)
+
+
+def rate_used(name: str, **hparams: Any) -> Any:
+    """The learning rate :func:`create` gives ``name`` with ``hparams``: the one given, else
+    its class's default, else (a wrapper: SAM, Lookahead) its inner optimizer's, read from
+    a :func:`probe`; None where it has none."""
+    if "lr" in hparams:
+        return hparams["lr"]
+    defaults = resolve(name).info.defaults
+    if "lr" in defaults:
+        return defaults["lr"]
+    return probe(name, **hparams).param_groups[0].get("lr")
 
 
 def checked_defaults(name: str, **hparams: Any) -> dict[str, Any]:
