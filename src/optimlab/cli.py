@@ -1577,7 +1577,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mini-batch size, 1 (SGD) or 'full' (default 100)")
     p.add_argument("--schedule", default="constant",
                    choices=["constant", "step", "cosine", "onecycle", "warmup-cosine"],
-                   help="learning-rate schedule (default constant)")
+                   help="learning-rate schedule (default constant): step divides the rate by 10 at 50%% and "
+                        "75%% of the steps; cosine decays to 0; onecycle warms up over 30%% then "
+                        "decays; warmup-cosine warms up over a twentieth, then decays")
     p.add_argument("--clip", type=_finite(0.0, strictly=True),
                    help="clip each run's gradient norm to this value (> 0)")
     p.add_argument("--average", choices=["ema", "swa"],

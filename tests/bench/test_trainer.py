@@ -111,6 +111,18 @@ def test_schedules(schedule):
         assert factors[-1] < 0.2
 
 
+def test_schedules_take_the_values_their_docstring_gives():
+    def at(schedule, *steps, **kw):
+        config = TrainConfig(steps=100, schedule=schedule, **kw)
+        return [schedule_factor(config, t) for t in steps]
+    assert at("step", 0, 49, 50, 74, 75, 99) == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    assert at("cosine", 0, 50) == pytest.approx([1, 0.5])
+    assert at("onecycle", 0, 30) == pytest.approx([0.04, 1])
+    assert at("onecycle", 99)[0] < 1e-3
+    assert at("warmup-cosine", 0, 4, 5) == pytest.approx([0.2, 1, 1])
+    assert at("warmup-cosine", 9, warmup_steps=10) == pytest.approx([1])
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"), ({"eval_every": 0}, "eval"),
     ({"schedule": "linear"}, "schedule"), ({"clip_norm": -1.0}, "clip_norm"),

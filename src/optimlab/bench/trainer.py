@@ -165,11 +165,18 @@ class RunResult:
 
 
 def schedule_factor(config: TrainConfig, step: int) -> float:
-    """The learning-rate multiplier at ``step`` (0-based) for the configured schedule."""
+    """The learning-rate multiplier at ``step`` (0-based) for the configured schedule.
+
+    ``constant``: 1. ``step``: divided by 10 at 50% and again at 75% of the budget (the
+    step decay of ResNet training). ``cosine``: half a cosine from 1 to 0. ``onecycle``:
+    linear from 0.04 up to 1 over the first 30%, then a cosine down to 1e-4.
+    ``warmup-cosine``: linear warm-up over ``warmup_steps`` (default a twentieth of the
+    budget), then a cosine to 0.
+    """
     total = config.steps
     if config.schedule == "constant":
         return 1.0
-    if config.schedule == "step":  # halve at 50% and 75% of the budget
+    if config.schedule == "step":  # a tenth at 50%, a hundredth at 75% of the budget
         return 0.1 ** (int(step >= total // 2) + int(step >= 3 * total // 4))
     if config.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * step / total))
