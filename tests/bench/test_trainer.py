@@ -319,3 +319,43 @@ def test_the_sequential_engine_evaluates_in_eval_mode():
     (run,) = train_sequential(DropoutToy(), config, [Member("sgd", {"lr": 0.0}, 0)])
     assert len(set(run.test_metric)) == 1 and len(set(run.test_loss)) == 1, run.test_loss
     assert len(set(run.train_loss)) == 1
+
+
+def _linear_task(loss, y, outputs):
+    from optimlab.bench.tasks import Task
+    x = torch.randn(len(y), 5, generator=torch.Generator().manual_seed(0))
+    return Task("linear", x, y, x, y, {"linear": lambda: nn.Linear(5, outputs)}, "linear",
+                loss, "accuracy" if loss == "cross_entropy" else "loss", "")
+
+
+@pytest.mark.parametrize("train", [train_population, train_sequential])
+@pytest.mark.parametrize("loss, y, outputs, match", [
+    ("cross_entropy", torch.arange(12) % 11, 10, "y_train holds the label 10 but the model has 10 "
+     r"outputs \(labels 0..9\)"),
+    ("mse", torch.randn(12), 1, r"output of two examples has shape \[2, 1\] but their targets "
+     r"\[2\].*unsqueeze"),
+    ("mse", torch.randn(12, 3), 2, r"shape \[2, 2\] but their targets \[2, 3\]"),
+])
+def test_a_model_whose_output_does_not_fit_the_targets_is_refused_before_training(
+        train, loss, y, outputs, match):
+    # without the check: "Target 10 is out of bounds" mid-run, or an mse loss broadcast
+    # [N, 1] against [N] into [N, N] with only a warning
+    with pytest.raises(ValueError, match=match):
+        train(_linear_task(loss, y, outputs), TrainConfig(steps=2, batch_size=4),
+              [Member("adam", {"lr": 1e-3})])
+
+
+def test_a_model_whose_output_fits_trains():
+    results = train_sequential(_linear_task("mse", torch.randn(12, 2), 2),
+                               TrainConfig(steps=2, batch_size=4), [Member("adam", {"lr": 1e-3})])
+    assert len(results[0].steps) == 2 and not results[0].diverged
+
+
+@pytest.mark.parametrize("args, match", [
+    (("adam", 1e-3), "hparams must be a dict"), ((3, {}), "registry name"),
+    (("adam", {"lr": 1e-3}, 1.5), "seed must be a whole number"),
+    (("adam", {1: 1e-3}), "hparams must be a dict"),
+])
+def test_a_member_with_arguments_of_the_wrong_kind_is_refused(args, match):
+    with pytest.raises(TypeError, match=match):
+        Member(*args)

@@ -93,7 +93,8 @@ class Task:
     bool inputs (no model takes them), and class labels (``cross_entropy`` or ``accuracy``)
     that are negative or not of shape ``[N]`` (or ``[N, T]``, one label per position of a
     sequence). Labels beyond the model's classes and regression targets of the
-    wrong shape are not checked here: that needs the model's output.
+    wrong shape need the model's output: the trainer checks them before it trains
+    (:func:`optimlab.bench.trainer.check_output`).
     """
 
     name: str

@@ -26,7 +26,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -39,7 +39,7 @@ from ..optim.population import Population
 from ..optim.registry import create, resolve
 from .allocator import keep_freed_memory
 
-__all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices",
+__all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "check_output",
            "eval_indices", "train_population", "train_sequential", "SCHEDULES"]
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
@@ -133,6 +133,17 @@ class Member:
     optimizer: str
     hparams: dict
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.optimizer, str):
+            raise TypeError(f"Member: optimizer must be a registry name (str), got "
+                            f"{self.optimizer!r}")
+        if not isinstance(self.hparams, Mapping) or \
+                not all(isinstance(key, str) for key in self.hparams):
+            raise TypeError(f"Member: hparams must be a dict of hyperparameter name -> value, "
+                            f"e.g. {{'lr': 1e-3}}, got {self.hparams!r}")
+        if isinstance(self.seed, bool) or not hasattr(type(self.seed), "__index__"):
+            raise TypeError(f"Member: seed must be a whole number, got {self.seed!r}")
 
     @property
     def label(self) -> str:
@@ -254,6 +265,50 @@ def _metric(task, output: Tensor, target: Tensor, loss: Tensor) -> Tensor:
 def _init_model(task, model_name: str | None, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return task.make_model(model_name)
+
+
+@torch.no_grad()
+def check_output(task, model: nn.Module, model_name: str | None = None) -> None:
+    """Refuse a model whose output does not fit the task's targets, before any training.
+
+    The task checks its data alone (:class:`~optimlab.bench.tasks.Task`); what needs the
+    model is checked here, on two training examples in eval mode: for ``cross_entropy``,
+    logits ``[..., C]`` over the labels' shape and every label below ``C`` (torch would stop
+    mid-run with "Target 12 is out of bounds"); for ``mse``, an output of the targets' exact
+    shape (``F.mse_loss`` would broadcast ``[N, 1]`` against ``[N]`` into an ``[N, N]``
+    loss, with only a warning). A loss function of the task's own is not checked.
+    """
+    loss = getattr(task, "loss", None)
+    if loss not in ("cross_entropy", "mse"):
+        return
+    name = model_name or getattr(task, "default_model", None)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(task.x_train[:2])
+    finally:
+        model.train(was_training)
+    y = task.y_train[:2]
+    where = f"task {getattr(task, 'name', type(task).__name__)!r}, model {name!r}: "
+    if loss == "mse":
+        if out.shape != y.shape:
+            hint = ""
+            if out.shape == (*y.shape, 1):
+                hint = "; give the targets a last axis of 1 (y.unsqueeze(-1)) or squeeze the output"
+            raise ValueError(f"{where}the output of two examples has shape {list(out.shape)} "
+                             f"but their targets {list(y.shape)}; mse needs the same shape{hint}")
+        return
+    if out.ndim != y.ndim + 1 or out.shape[:-1] != y.shape:
+        raise ValueError(f"{where}cross_entropy needs logits [..., classes] over the labels' "
+                         f"shape; two examples gave logits {list(out.shape)} for labels "
+                         f"{list(y.shape)}")
+    classes = out.shape[-1]
+    for split in ("train", "test"):
+        labels = getattr(task, f"y_{split}")
+        top = int(labels.max())
+        if top >= classes:
+            raise ValueError(f"{where}y_{split} holds the label {top} but the model has "
+                             f"{classes} outputs (labels 0..{classes - 1})")
 
 
 def _stacked_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -494,6 +549,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
         raise ValueError("a population trains members of one optimizer (at least one)")
     models = [_init_model(task, config.model, m.seed) for m in members]
     template = models[0]
+    check_output(task, template, config.model)
     # Buffers (a fixed Hessian, say) are shared by every member; ones that differ between
     # members or change in training (BatchNorm statistics) have no batched form here.
     buffers = dict(template.named_buffers())
@@ -645,8 +701,10 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
     keep_freed_memory()
     results = []
     eval_sets = _EvalSets(task, config)
-    for member in members:
+    for k, member in enumerate(members):
         model = _init_model(task, config.model, member.seed)
+        if k == 0:
+            check_output(task, model, config.model)
         params = list(model.parameters())
         opt = create(member.optimizer, params, **member.hparams)
         needs_closure = resolve(member.optimizer).info.needs_closure
