@@ -167,6 +167,34 @@ def test_a_tuned_race_says_which_learning_rates_it_chose(client):
     assert result["start"] == [-1.2, 1.0]  # the landscape's own start
 
 
+def test_a_tuned_pick_on_the_grids_edge_is_extended_or_flagged(client):
+    # gradient descent on 0.5 |x|^2: lr 1, the grid's top, lands on the minimum in one step
+    body = race_body(landscape="quadratic", params={"kappa": 1}, start=None, tune=True,
+                     steps=50, optimizers=[{"name": "gd"}])
+    result = strict_json(client.post("/api/race", json=body))
+    assert result["extend"] and result["tuned_by"] == "worst loss over the last 25% of steps"
+    (gd,) = result["results"]
+    assert gd["hparams"]["lr"] == 1.0 and gd["tuning_edge"] is None
+    assert gd["tuning_extended"] == pytest.approx([10 ** 0.25, 10 ** 0.5, 10 ** 0.75, 10.0])
+    assert len(gd["tuning"]) == len(TUNE_GRID) + 4
+    # 20 racers x 400 steps fit the work limit at 17 rates each but not with the 12 an
+    # extension may add (TUNE_EXTENSION_RACERS): the edge is flagged instead
+    assert models.work(400, 20, True) <= MAX_WORK < models.work(400, 20, True, extension=True)
+    body.update(steps=400, optimizers=[{"name": "gd", "label": f"gd {i}"} for i in range(20)])
+    result = strict_json(client.post("/api/race", json=body))
+    assert not result["extend"]
+    for gd in result["results"]:
+        assert gd["hparams"]["lr"] == 1.0 and gd["tuning_edge"] == "high"
+        assert gd["tuning_extended"] == [] and len(gd["tuning"]) == len(TUNE_GRID)
+
+
+def test_an_untuned_race_says_nothing_of_tuning(client):
+    result = strict_json(client.post("/api/race", json=race_body(steps=20)))
+    assert result["tuned_by"] == "" and not result["extend"]
+    assert all(r["tuning"] is None and r["tuning_edge"] is None and r["tuning_extended"] == []
+               for r in result["results"])
+
+
 def test_long_races_come_back_sampled(client):
     body = race_body(steps=5000, optimizers=[{"name": "adam", "hparams": {"lr": 0.01}}])
     result = strict_json(client.post("/api/race", json=body))

@@ -389,11 +389,15 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
                                        f"limit is {MAX_WORK} (fewer steps, optimizers, starts "
                                        f"or rates)")
     raced = land if control is None else control.watch(land)
+    # a pick on the grid's edge adds rates beyond it only where that work fits too
+    extend = request.tune and work(request.steps, costs, True, len(starts),
+                                   len({f for f in fan if f != 1.0}), extension=True) <= MAX_WORK
 
     def run(chosen):
         return race(raced, {label: {"name": name, **h} for label, name, h in chosen},
                     start=start, steps=request.steps, noise=float(request.noise),
-                    seed=request.seed, tune=request.tune, tol=float(request.tol))
+                    seed=request.seed, tune=request.tune, tol=float(request.tol),
+                    extend=extend)
 
     try:
         result = run(entries)
@@ -424,11 +428,14 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
                         "diverged": bool(m.diverged)},
             "tuning": None if tuning is None else [
                 {"lr": float(lr), "final_loss": _finite(v)} for lr, v in tuning.items()],
+            "tuning_edge": result.tuning_edge.get(label),
+            "tuning_extended": [float(lr) for lr in result.tuning_extended.get(label, ())],
             "extra": extra.get(label, []),
         })
     return {"landscape": land.name, "params": _jsonable(land.params),
             "start": [float(v) for v in result.start], "steps": request.steps,
             "noise": float(request.noise), "seed": request.seed, "tune": request.tune,
+            "tuned_by": result.tuned_by, "extend": bool(extend),
             "tol": float(request.tol), "stride": stride, "step": index.tolist(),
             "results": results, "elapsed_ms": round((time.perf_counter() - began) * 1e3, 2)}
 

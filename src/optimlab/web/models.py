@@ -13,7 +13,10 @@ cannot state; those are in the descriptions, and break with HTTP 422 too:
   a racer counts its optimizer's work weight (1 for a rule that batches over members, 10 for
   one that runs member by member such as SOAP, 100 for L-BFGS at its default 20 inner
   iterations and in proportion to the closure evaluations its ``max_iter`` and ``max_eval``
-  allow: :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes;
+  allow: :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes.
+  A tuned pick on the grid's edge makes the race try rates beyond it
+  (:data:`TUNE_EXTENSION_RACERS` more at most) only where the work with those counted too is
+  within the limit; otherwise the answer flags the edge (``tuning_edge``);
 - ``start`` inside the chosen landscape's domain (``GET /api/landscapes``), ``params``
   only the landscape's own (``quadratic``: ``kappa``);
 - whatever an optimizer itself refuses when it is built (e.g. Rprop's ``step_sizes`` with
@@ -72,6 +75,7 @@ from pydantic import (
 from ..landscapes import TUNE_GRID
 from ..landscapes import get as _get_landscape
 from ..landscapes import names as _landscape_names
+from ..landscapes.race import EXTEND_POINTS, MAX_EXTENSIONS
 from ..optim.registry import available
 from . import hparams as hp
 
@@ -79,7 +83,7 @@ from . import hparams as hp
 # LandscapeParams, GridQuery, RaceRequest; see _built)
 __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "MAX_POINTS",
            "GRID_MIN", "GRID_MAX", "GRID_DEFAULT", "MAX_LABEL", "MAX_COORD", "MAX_KAPPA",
-           "MAX_ID", "TUNE_RACERS", "LANDSCAPE_PARAMS", "limits", "work", "whole",
+           "MAX_ID", "TUNE_RACERS", "TUNE_EXTENSION_RACERS", "LANDSCAPE_PARAMS", "limits", "work", "whole",
            "RaceMetricsModel", "RaceResultModel", "RaceResponse", "ExtraPathModel",
            "StateEntryModel", "InspectResponse", "MAX_STARTS", "MAX_FAN", "MAX_FAN_FACTOR",
            "MAX_INSPECT_STEPS", "MAX_BASIN_GRID", "MAX_BASIN_STEPS", "MAX_BASIN_WORK", "BasinResultModel",
@@ -97,6 +101,10 @@ MAX_OPTIMIZERS = 20
 MAX_WORK = 200_000
 #: Racers one optimizer counts for when tuning: one per learning rate of the grid.
 TUNE_RACERS = len(TUNE_GRID)
+#: Racers a tuned optimizer may add when its pick sits on the grid's edge: the race extends
+#: the grid (:func:`optimlab.landscapes.race`'s ``extend``) only when the request's work
+#: with these counted too stays within :data:`MAX_WORK`; otherwise the edge is flagged.
+TUNE_EXTENSION_RACERS = MAX_EXTENSIONS * EXTEND_POINTS
 #: Largest gradient-noise standard deviation.
 MAX_NOISE = 1000.0
 #: Largest noise seed.
@@ -141,7 +149,7 @@ def limits() -> dict:
 
 
 def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int = 0,
-         fan: int = 0) -> int:
+         fan: int = 0, extension: bool = False) -> int:
     """Optimizer-steps of a race: ``steps x racers``, each optimizer one racer, or one per
     learning rate of the tuning grid when ``tune``, plus one per extra path of its fan and
     extra starts (what :data:`MAX_WORK` bounds).
@@ -150,6 +158,8 @@ def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int 
     (:func:`optimlab.optim.registry.work_weight`: 1 for a rule that batches over members,
     10 for one that runs member by member, 100 for L-BFGS). ``fan`` counts the factors
     other than 1 (each racer also runs at its own rate from every extra start).
+    ``extension`` also counts the rates a tuned grid may add beyond its edge
+    (:data:`TUNE_EXTENSION_RACERS`): the race extends the grid only when that fits too.
 
     >>> work(500, 3, False), work(500, 3, True), work(500, 3, False, starts=2, fan=3)
     (1500, 25500, 18000)
@@ -157,7 +167,8 @@ def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int 
     5500
     """
     extra = (1 + starts) * (1 + fan) - 1  # every (start, rate) path but the race's own
-    return round(steps * _weight(optimizers) * ((TUNE_RACERS if tune else 1) + extra))
+    racers = TUNE_RACERS + (TUNE_EXTENSION_RACERS if extension else 0) if tune else 1
+    return round(steps * _weight(optimizers) * (racers + extra))
 
 
 def basin_work(grid: int, steps: int, optimizers: int | Sequence[float]) -> int:
@@ -461,6 +472,10 @@ class RaceResultModel(BaseModel):
     loss: list[float | None]
     metrics: RaceMetricsModel
     tuning: list[dict] | None = None
+    #: the grid edge ("low", "high") the tuned rate still sits on, if any
+    tuning_edge: str | None = None
+    #: the rates the race added beyond the grid's edge (``race``'s ``extend``)
+    tuning_extended: list[float] = []
     extra: list[ExtraPathModel] = []
 
 
@@ -534,6 +549,10 @@ class RaceResponse(BaseModel):
     noise: float
     seed: int
     tune: bool
+    #: how tuning ranked the rates (empty when not tuning)
+    tuned_by: str = ""
+    #: whether a grid edge could be extended within the work limit (see :func:`work`)
+    extend: bool = False
     tol: float
     stride: int
     step: list[int]

@@ -27,6 +27,7 @@ export function clearRace() {
   live.frame = 0;
   playing = false;
   $("#results tbody").textContent = "";
+  $("#tuning-note").textContent = "";
   $("#play").disabled = true;
   $("#scrub").disabled = true;
   $("#step-label").textContent = "no race yet";
@@ -123,6 +124,24 @@ function fillResults() {
       el("td", { class: "num", text: m.steps_to_tol === null ? "never" : String(m.steps_to_tol) }),
       el("td", { text: m.diverged ? "yes" : "no" })));
   }
+  $("#tuning-note").textContent = tuningNote(live.race);
+}
+
+// What tuning did, under the table: the criterion, the rates added beyond a grid edge, and
+// every pick still on an edge (a better rate may lie beyond it)
+export function tuningNote(race) {
+  if (!race.tune) return "";
+  const lines = [`lr tuned by: ${race.tuned_by} (a diverged run never wins).`];
+  for (const r of race.results) {
+    if (r.tuning_extended && r.tuning_extended.length) {
+      lines.push(`${r.label}: the grid was extended to ${r.tuning_extended.map(fmt).join(", ")}.`);
+    }
+    if (r.tuning_edge) {
+      const why = race.extend ? "" : " (not extended: the race's work would pass the limit)";
+      lines.push(`${r.label}: the tuned lr is on the grid's ${r.tuning_edge} edge${why}; a better rate may lie beyond it.`);
+    }
+  }
+  return lines.join(" ");
 }
 
 function showUsed() {
