@@ -330,6 +330,39 @@ def test_bench_hp_fixes_hyperparameters_per_optimizer(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("sweep 2 ")
 
 
+def test_bench_hp_chooses_what_a_wrapper_wraps_and_sets_its_hyperparameters(tmp_path, capsys):
+    from optimlab.bench.store import RunStore
+
+    db = tmp_path / "runs.db"
+    argv = ["bench", "digits", "--optimizers", "lookahead,sam", "--lrs", "0.01,0.1", "--seeds",
+            "1", "--steps", "5", "--db", str(db),
+            "--hp", "lookahead:inner=sgd,momentum=0.9,k=6",
+            "--hp", "sam:base_optimizer=adam,betas=(0.8,0.99),rho=0.1"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.splitlines()[0].endswith(
+        "lookahead with inner=sgd, momentum=0.9, k=6; sam with base_optimizer=adam, "
+        "betas=(0.8, 0.99), rho=0.1")
+    fixed = {r.optimizer: {k: v for k, v in r.hparams.items() if k != "lr"}
+             for r in RunStore(db).list_runs(1)}
+    assert fixed == {"lookahead": {"inner": "sgd", "momentum": 0.9, "k": 6},
+                     "sam": {"base_optimizer": "adam", "betas": [0.8, 0.99], "rho": 0.1}}
+
+
+@pytest.mark.parametrize("hp, message", [
+    # the wrapped optimizer's keys are the ones of the class it names, or of its default
+    ("lookahead:inner=sgd,betas=(0.9,0.9)",
+     "'betas' is not a hyperparameter of Lookahead with SGD (it takes inner, k, alpha, momentum"),
+    ("lookahead:momentum=0.9", "'momentum' is not a hyperparameter of Lookahead with Adam"),
+    ("lookahead:inner=adamm", "--hp lookahead: inner: unknown optimizer 'adamm'; did you mean adam"),
+])
+def test_bench_hp_of_a_wrapper_is_checked_against_what_it_wraps(hp, message, tmp_path, capsys):
+    argv = ["bench", "digits", "--optimizers", "lookahead", "--lrs", "0.01,0.1", "--steps", "5",
+            "--db", str(tmp_path / "runs.db"), "--hp", hp]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
 def test_every_hyperparameter_default_reads_back_through_hp():
     """Each optimizer's every hyperparameter default, written as --hp takes it, parses to
     the default again and is of the kind --hp asks for that key (a class, SAM's base

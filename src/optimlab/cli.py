@@ -495,7 +495,7 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str],
     optimizer of ``--optimizers``, each a hyperparameter of its class (not ``lr``: ``rate``
     says which option sets it), checked up front by building the optimizer once with them."""
     from .optim.capabilities import hyperparameters
-    from .optim.registry import probe, resolve
+    from .optim.registry import probe, resolve, wrapped_class
 
     out: dict[str, dict] = {}
     for item in items:
@@ -508,17 +508,31 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str],
             raise CLIError(f"--hp names {name!r}, which is not in --optimizers "
                            f"({','.join(names)})")
         entry = resolve(name)
-        allowed = hyperparameters(entry.cls)
+        parts = []
         for part in _split_top(rest):
             key, eq, value = part.partition("=")
             key = key.strip()
             if not eq or not key:
                 raise CLIError(f"--hp {name}: takes KEY=VALUE, got {_shown(part)}")
+            parts.append((key, value))
+        allowed = hyperparameters(entry.cls)
+        wraps = entry.capabilities.wraps
+        if wraps:  # a wrapper: the optimizer it wraps (a registry name) and that one's own
+            inner = {key: value.strip() for key, value in parts if key == wraps}
+            if inner:
+                try:
+                    resolve(inner[wraps])
+                except ValueError as err:
+                    raise CLIError(f"--hp {name}: {wraps}: {err}") from None
+            cls = wrapped_class(entry.name, inner)
+            allowed = {wraps: "", **allowed, **(hyperparameters(cls) if cls else {})}
+        for key, value in parts:
             if key == "lr":
                 raise CLIError(f"--hp {name}: not lr: {rate}")
             if key not in allowed:
+                what = entry.cls.__name__ + (f" with {cls.__name__}" if wraps and cls else "")
                 raise CLIError(f"--hp {name}: {key!r} is not a hyperparameter of "
-                               f"{entry.cls.__name__} (it takes "
+                               f"{what} (it takes "
                                f"{', '.join(k for k in allowed if k != 'lr')})")
             try:
                 parsed = _hp_value(value)

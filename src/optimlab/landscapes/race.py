@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population
-from ..optim.registry import probe, rate_used, resolve
+from ..optim.registry import rate_used, resolve, wrapped_class
 from .base import Landscape, _real
 from .functions import get
 from .result import Race, RaceMetrics
@@ -84,23 +84,6 @@ def _keywords(cls: type) -> tuple[set[str], bool]:
     return named - NOT_HYPERPARAMETERS, any(p.kind is p.VAR_KEYWORD for p in params)
 
 
-def _inner_class(name: str, hp: Mapping) -> type | None:
-    """The class a wrapper ``name`` given ``hp`` wraps: the one its ``wraps`` key names, or
-    its default, read from one built on a throwaway parameter; None if neither tells."""
-    entry = resolve(name)
-    inner = hp.get(entry.capabilities.wraps)
-    if isinstance(inner, str):
-        return resolve(inner).cls
-    if isinstance(inner, type):
-        return inner
-    if inner is None:
-        built = probe(entry.name)
-        for value in vars(built).values():
-            if isinstance(value, torch.optim.Optimizer):
-                return type(value)
-    return None
-
-
 def _check_hparams(label: str, name: str, hp: Mapping, where: str = "race label") -> None:
     """ValueError for a key of ``hp`` that optimizer ``name``'s constructor does not take
     (a wrapper's: its own, its ``wraps`` key and its inner optimizer's), with the closest
@@ -108,7 +91,7 @@ def _check_hparams(label: str, name: str, hp: Mapping, where: str = "race label"
     ``f"{where} {label!r}: "``."""
     entry = resolve(name)
     wraps = entry.capabilities.wraps
-    rule = _inner_class(name, hp) if wraps else entry.cls
+    rule = wrapped_class(name, hp) if wraps else entry.cls
     if rule is None:
         return
     named, open_ended = _keywords(rule)

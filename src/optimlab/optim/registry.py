@@ -18,7 +18,7 @@ from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
 __all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "rate_used",
-           "resolve", "work_weight"]
+           "resolve", "work_weight", "wrapped_class"]
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,31 @@ def rate_used(name: str, **hparams: Any) -> Any:
     if "lr" in defaults:
         return defaults["lr"]
     return probe(name, **hparams).param_groups[0].get("lr")
+
+
+def wrapped_class(name: str, hparams: dict | None = None) -> type | None:
+    """The class wrapper ``name`` wraps given ``hparams``: the one its ``wraps`` key names
+    (a registry name or a class), or its default, read from a :func:`probe`; None for an
+    optimizer that wraps nothing, or when neither tells.
+
+    >>> wrapped_class("lookahead", {"inner": "sgd"}).__name__, wrapped_class("sam").__name__
+    ('SGD', 'SGD')
+    """
+    entry = resolve(name)
+    wraps = entry.capabilities.wraps
+    if wraps is None:
+        return None
+    inner = (hparams or {}).get(wraps)
+    if isinstance(inner, str):
+        return resolve(inner).cls
+    if isinstance(inner, type):
+        return inner
+    if inner is None:
+        built = probe(entry.name)
+        for value in vars(built).values():
+            if isinstance(value, torch.optim.Optimizer):
+                return type(value)
+    return None
 
 
 def checked_defaults(name: str, **hparams: Any) -> dict[str, Any]:
