@@ -617,3 +617,52 @@ def test_bench_exits_nonzero_when_every_run_failed(tmp_path, capsys):
     (err,) = captured.err.strip().splitlines()
     assert "every run of sweep 1 failed" in err and "--sequential" in err
 
+
+
+_BATCHNORM_TASK = '''
+import numpy as np
+from torch import nn
+
+def task(layer="batchnorm"):
+    x = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    middle = {"batchnorm": lambda: nn.BatchNorm1d(8), "dropout": lambda: nn.Dropout(0.2),
+              "none": nn.Identity}[layer]
+    return {"model": lambda: nn.Sequential(nn.Linear(3, 8), middle(), nn.ReLU(),
+                                           nn.Linear(8, 2)),
+            "x_train": x[:40], "y_train": y[:40], "x_test": x[40:], "y_test": y[40:]}
+
+def batchnorm():
+    return task("batchnorm")
+
+def dropout():
+    return task("dropout")
+
+def none():
+    return task("none")
+'''
+
+
+@pytest.mark.parametrize("layer, engine", [("batchnorm", "sequential"), ("dropout", "sequential"),
+                                           ("none", "population")])
+def test_bench_trains_a_model_the_population_cannot_batch_one_run_at_a_time(
+        layer, engine, tmp_path, monkeypatch, capsys):
+    """A task module in the current folder, found as the console script finds it (its
+    sys.path has neither '' nor the folder); a model with BatchNorm or dropout trains with
+    the sequential engine, said on stderr, instead of every run failing."""
+    from optimlab.bench.store import RunStore
+
+    module = f"folder_tasks_{layer}"
+    (tmp_path / f"{module}.py").write_text(_BATCHNORM_TASK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    db = tmp_path / "runs.db"
+    argv = ["bench", f"{module}:{layer}", "--optimizers", "adam",
+            "--lrs", "0.01,0.1", "--seeds", "2", "--steps", "10", "--db", str(db)]
+    assert main(argv) == 0, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f", {engine} engine, 10 steps" in out.splitlines()[0]
+    assert ("the population engine cannot batch this model" in err) == (engine == "sequential")
+    runs = RunStore(db).list_runs(1)
+    assert len(runs) == 4 and {r.status for r in runs} == {"finished"}

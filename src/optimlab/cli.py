@@ -883,7 +883,6 @@ def _get_task(name: str, data_dir: str | None):
 
 def _check_user_task(spec: str, data_dir: str | None) -> None:
     """Refuse a ``module:function`` that cannot be a task, before calling it."""
-    import importlib
     import inspect
 
     module_name, _, function_name = spec.partition(":")
@@ -892,8 +891,10 @@ def _check_user_task(spec: str, data_dir: str | None) -> None:
         raise CLIError(f"a task of your own is {shape}, got {_shown(spec)}")
     if module_name.split(".")[0] in sys.stdlib_module_names:
         raise CLIError(f"{spec} is in Python's standard library, not a task: pass {shape}")
+    from .bench.tasks import import_from_here
+
     try:
-        module = importlib.import_module(module_name)
+        module = import_from_here(module_name)  # the current folder first, as python -m
     except Exception as err:  # ImportError, and whatever the module raises on import
         raise CLIError(f"cannot import the task module {module_name!r}: "
                        f"{type(err).__name__}: {err}") from None
@@ -1015,6 +1016,18 @@ def run_bench(args: argparse.Namespace) -> str:
                        "of the killed run; `optimlab runs` lists the sweeps); leave out "
                        "--resume to start a new one")
     engine = "sequential" if args.sequential else "population"
+    if engine == "population":
+        from .bench.trainer import population_refusal
+
+        try:
+            refusal = population_refusal(task, args.model)
+        except ValueError as err:  # the model's output does not fit the data
+            raise CLIError(" ".join(str(err).split())) from None
+        if refusal is not None:  # BatchNorm, dropout, a module vmap cannot batch
+            engine = "sequential"
+            why = refusal if len(refusal) <= 160 else refusal[:160] + "..."
+            print(f"optimlab: the population engine cannot batch this model ({why}); its runs "
+                  "train one by one (the sequential engine)", file=sys.stderr)
     if existing is not None:  # resumed (or ended): only its unfinished runs train
         pending = [run.optimizer for run in store.pending_runs(existing)]
         counts = {name: pending.count(name) for name in names}
@@ -1022,7 +1035,7 @@ def run_bench(args: argparse.Namespace) -> str:
         counts = {name: grid[name] * args.seeds for name in names}
     # the progress callback ticks once per training step: of a whole population (one per
     # optimizer, its runs ending together) or of one run (sequential)
-    groups = ([(steps, 1)] * sum(counts.values()) if args.sequential
+    groups = ([(steps, 1)] * sum(counts.values()) if engine == "sequential"
               else [(steps, counts[name]) for name in names if counts[name]])
     executor = _executor(args)
     where = "" if executor.name == "local" else f" on Ray ({args.address or 'this machine'})"

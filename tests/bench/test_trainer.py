@@ -321,10 +321,10 @@ def test_the_sequential_engine_evaluates_in_eval_mode():
     assert len(set(run.train_loss)) == 1
 
 
-def _linear_task(loss, y, outputs):
+def _linear_task(loss, y, outputs, model=None):
     from optimlab.bench.tasks import Task
     x = torch.randn(len(y), 5, generator=torch.Generator().manual_seed(0))
-    return Task("linear", x, y, x, y, {"linear": lambda: nn.Linear(5, outputs)}, "linear",
+    return Task("linear", x, y, x, y, {"linear": model or (lambda: nn.Linear(5, outputs))}, "linear",
                 loss, "accuracy" if loss == "cross_entropy" else "loss", "")
 
 
@@ -359,3 +359,23 @@ def test_a_model_whose_output_fits_trains():
 def test_a_member_with_arguments_of_the_wrong_kind_is_refused(args, match):
     with pytest.raises(TypeError, match=match):
         Member(*args)
+
+
+@pytest.mark.parametrize("middle, refused", [
+    (lambda: nn.BatchNorm1d(8), "running_mean"), (lambda: nn.Dropout(0.3), "random"),
+    (nn.Tanh, None)])
+def test_population_refusal_says_why_a_model_cannot_be_batched(middle, refused):
+    from optimlab.bench.sweep import _auto
+    from optimlab.bench.trainer import population_refusal
+
+    task = _linear_task("cross_entropy", torch.arange(40) % 3, 3,
+                        model=lambda: nn.Sequential(nn.Linear(5, 8), middle(), nn.Linear(8, 3)))
+    reason = population_refusal(task)
+    assert reason is None if refused is None else refused in reason
+    # the automatic engine trains it either way: batched, or one member at a time
+    results = _auto(task, TrainConfig(steps=3, batch_size=8), [Member("adam", {"lr": 1e-2}, s)
+                                                               for s in (0, 1)])
+    assert [len(r.steps) for r in results] == [2, 2]
+    # a model whose output does not fit is an error whatever the engine, not a refusal
+    with pytest.raises(ValueError, match="label 2 but the model has 2 outputs"):
+        population_refusal(_linear_task("cross_entropy", torch.arange(40) % 3, 2))

@@ -33,7 +33,14 @@ from .cost import step_costs
 from .executors import Call, GroupsLost, LocalExecutor
 from .store import RunStore
 from .tasks import get as get_task
-from .trainer import Member, RunResult, TrainConfig, train_population, train_sequential
+from .trainer import (
+    Member,
+    RunResult,
+    TrainConfig,
+    population_refusal,
+    train_population,
+    train_sequential,
+)
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
            "MAX_EXTENSIONS"]
@@ -278,11 +285,12 @@ def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine
 
 
 def _auto(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
-    """The population engine, or the sequential one where it cannot batch the model."""
-    try:
+    """The population engine, or the sequential one where it cannot batch the model (asked
+    up front, :func:`~optimlab.bench.trainer.population_refusal`, so an error in training
+    itself is reported, not retried one member at a time)."""
+    if population_refusal(task, config.model) is None:
         return train_population(task, config, members, progress=progress)
-    except Exception:  # buffers that differ, in-place ops, a module vmap cannot batch
-        return train_sequential(task, config, members, progress=progress)
+    return train_sequential(task, config, members, progress=progress)
 
 
 _TRAIN = {"population": train_population, "sequential": train_sequential, "auto": _auto}

@@ -858,7 +858,7 @@ _EXPECTED = ("a function returning a Task, a dict or a tuple "
              f"({', '.join(_BYO_KEYS)})")
 
 
-def _import_from_here(module_name: str):
+def import_from_here(module_name: str):
     """Import ``module_name`` as ``python -m`` would: the current folder first. The
     ``optimlab`` console script's ``sys.path`` starts with its own folder (the environment's
     ``bin``), so ``optimlab bench mymod:task`` in the folder of ``mymod.py`` found nothing
@@ -880,7 +880,7 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
         raise ValueError(f"task {spec!r} is not 'package.module:function': expected "
                          f"{_EXPECTED}")
     try:
-        module = _import_from_here(module_name)
+        module = import_from_here(module_name)
     except ImportError as err:
         raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
                          f"{_one_line(err)} (looked in the current folder and on "

@@ -40,7 +40,8 @@ from ..optim.registry import create, resolve
 from .allocator import keep_freed_memory
 
 __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "check_output",
-           "eval_indices", "train_population", "train_sequential", "SCHEDULES"]
+           "eval_indices", "population_refusal", "train_population", "train_sequential",
+           "SCHEDULES"]
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
 #: the population engine evaluates at most this many (member, position) rows at once (a
@@ -680,6 +681,27 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
         # float32, as ``_metric``'s ``.float().mean()`` in the sequential engine
         return loss, (correct.float() / positions).to(loss.dtype)
     return loss, _metric(task, None, None, loss)
+
+
+def population_refusal(task, model_name: str | None = None) -> str | None:
+    """Why the population engine cannot train ``task``'s model, or None where it can.
+
+    Two members (seeds 0 and 1) take one population step on two examples: what BatchNorm's
+    running statistics, dropout's random masks, buffers that differ between seeds or a
+    module ``torch.vmap`` has no rule for break, they break here, in a fraction of a second
+    rather than after a group's worth of work. The answer is the error's first line. A
+    model whose output does not fit the targets raises that error (:func:`check_output`)
+    instead: no engine can train it.
+    """
+    check_output(task, _init_model(task, model_name, 0), model_name)
+    members = [Member("sgd", {"lr": 1e-3}, seed) for seed in (0, 1)]
+    config = TrainConfig(steps=1, batch_size=min(2, len(task.x_train)), eval_every=1,
+                         model=model_name)
+    try:
+        train_population(task, config, members)
+    except Exception as err:  # whatever breaks batching: train the members one by one
+        return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return None
 
 
 def _blew_up(result: RunResult, config: TrainConfig) -> bool:
