@@ -666,3 +666,21 @@ def test_bench_trains_a_model_the_population_cannot_batch_one_run_at_a_time(
     assert ("the population engine cannot batch this model" in err) == (engine == "sequential")
     runs = RunStore(db).list_runs(1)
     assert len(runs) == 4 and {r.status for r in runs} == {"finished"}
+
+
+def test_bench_loads_its_task_once(tmp_path, monkeypatch, capsys):
+    """The command line hands the task it loaded to the sweep (MNIST's files took a second
+    to read and digest, twice)."""
+    from optimlab.bench import sweep, tasks
+
+    calls = []
+    real = tasks.get
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "get", counted)
+    monkeypatch.setattr(sweep, "get_task", counted)
+    assert main(BENCH + ["--db", str(tmp_path / "runs.db")]) == 0, capsys.readouterr().err
+    assert calls == ["digits"]

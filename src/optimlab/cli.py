@@ -1043,7 +1043,7 @@ def run_bench(args: argparse.Namespace) -> str:
         with _progress(f"{task.name}, {engine} engine{where}", groups) as tick:
             sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir,
                                  progress=tick, recalibrate=args.recalibrate,
-                                 executor=executor)
+                                 executor=executor, task=task)
     except GroupsLost as err:
         raise CLIError(f"{err}; run the same command with --resume") from None
     finally:
