@@ -58,3 +58,25 @@ def test_sgd_momentum_must_be_in_the_open_interval():
     for momentum in (0.0, 1.0):
         with pytest.raises(ValueError, match="momentum"):
             optimlab.ScheduleFreeSGD(make_params(), momentum=momentum)
+
+
+@pytest.mark.parametrize("name", ["schedulefreeadamw", "schedulefreesgd"])
+@pytest.mark.parametrize("fused", [None, False])
+def test_a_weight_beyond_float64_says_which_hyperparameter(name, fused):
+    """t^r overflows float64 at t = 35 for r = 200: the step says so in words (it was
+    float's bare "Numerical result out of range"), on every path and in a population."""
+    from optimlab.optim.population import Population
+    from optimlab.optim.registry import create
+
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = create(name, [p], lr=1e-3, r=200.0, fused=fused)
+    with pytest.raises(OverflowError, match=r"t = 35, r = 200\) is beyond float64.*smaller r"):
+        for _ in range(40):
+            p.grad = torch.ones(3)
+            opt.step()
+    x = torch.ones(2, 3, requires_grad=True)
+    pop = Population(name, [x], {"lr": [1e-3, 1e-2], "r": 200.0})
+    with pytest.raises(OverflowError, match="smaller r"):
+        for _ in range(40):
+            x.grad = torch.ones(2, 3)
+            pop.step()

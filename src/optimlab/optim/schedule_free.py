@@ -39,7 +39,13 @@ def schedule(*, k, lr, warmup_steps, r, weight_lr_power, lr_max, weight_sum, **_
         lr_max = torch.maximum(torch.as_tensor(lr_t), torch.as_tensor(lr_max))
     else:
         lr_max = max(lr_t, lr_max)
-    weight = ((k + 1) ** r) * (lr_max**weight_lr_power)
+    try:
+        weight = ((k + 1) ** r) * (lr_max**weight_lr_power)
+    except OverflowError:  # float's "Numerical result out of range", said in words
+        raise OverflowError(
+            f"schedule-free: the average's weight (t^r, t = {k + 1}, r = {float(r):g}) is "
+            f"beyond float64 at this step (r * log10(t) must stay below 308); use a smaller "
+            f"r (the paper's default is 0)") from None
     weight_sum = weight_sum + weight
     if isinstance(weight_sum, Tensor):
         ckp1 = torch.where(weight_sum != 0, weight / weight_sum, torch.zeros_like(weight_sum))
@@ -88,7 +94,9 @@ _RULE = r"""
 #: The arguments every schedule-free optimizer shares, and its reference, for docstrings.
 SCHEDULE_ARGS_DOC = """\
         warmup_steps (int, optional): linear warmup over this many steps (default: 0).
-        r (float, optional): polynomial weighting power of the average (default: 0).
+        r (float, optional): polynomial weighting power of the average (default: 0); the
+            weight t^r must stay within float64 (r * log10(t) < 308: 1,000 steps allow r up
+            to about 100), else the step raises ``OverflowError``.
         weight_lr_power (float, optional): the weight of an iterate in the average is the
             (maximum so far) learning rate to this power, which discounts warmup
             (default: 2.0)."""
