@@ -287,3 +287,31 @@ def test_a_one_rate_sweep_draws_a_decade_around_it_without_warnings(tmp_path, st
     assert low == pytest.approx(0.1 / math.sqrt(10)) and high == pytest.approx(0.1 * math.sqrt(10))
     assert _image(paths["lr_sensitivity"].read_bytes()).std() > 0
     store.close()
+
+
+def test_a_rate_some_of_whose_seeds_diverged_is_drawn_hollow_with_its_count(tmp_path):
+    """The point of a rate is the mean of its finished seeds; where others diverged that
+    mean alone would flatter it (one lucky seed of four): it is drawn hollow, labelled k/n."""
+    from optimlab.bench.report import _sensitivity_figure, _Sweep
+    from optimlab.landscapes.plots import plt_close
+
+    store = RunStore(tmp_path / "runs.db")
+    sweep = store.open_sweep({"task": "digits", "optimizers": ["adam"], "target": 0.5})
+    runs = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": lr}, "seed": s}
+                                  for lr in (0.01, 0.1) for s in range(4)])
+    for k, run in enumerate(runs):
+        if k >= 5:  # lr 0.1: seed 0 finishes, seeds 1-3 diverge
+            store.finish_run(run, "diverged", summary={"final_metric": 0.1})
+        else:
+            store.finish_run(run, "finished", summary={"final_metric": 0.8 + 0.01 * k,
+                                                       "final_test_loss": 1.0})
+    fig = _sensitivity_figure(_Sweep(store, sweep, None, None))
+    ax = fig.axes[0]
+    hollow = [line for line in ax.lines if line.get_gid() == "partial:adam"]
+    counts = [t.get_text() for t in ax.texts if t.get_gid() == "partial-count:adam"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    plt_close(fig)
+    assert len(hollow) == 1 and hollow[0].get_xdata()[0] == pytest.approx(0.1, rel=0.1)
+    assert counts == ["1/4"]
+    assert any(text.startswith("mean of the seeds that finished") for text in legend)
+    store.close()

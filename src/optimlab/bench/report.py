@@ -544,9 +544,11 @@ def _sensitivity_figure(sw: _Sweep):
     finite_values = []
     placed: list[float] = []  # every marker's x
     handles: list = []
+    partial = False  # a rate some of whose seeds diverged or failed
     for i, name in enumerate(sw.optimizers):
         dodge = 10 ** (0.03 * (i - (n - 1) / 2)) if n > 1 else 1.0  # side by side
         by_lr: dict[float, list[float]] = {}
+        failed: dict[float, int] = {}  # lr -> its runs that diverged or failed
         for r in sw.runs:
             lr = r.hparams.get("lr")
             if r.optimizer != name or r.status not in TERMINAL or not _finite(lr):
@@ -556,6 +558,7 @@ def _sensitivity_figure(sw: _Sweep):
                 by_lr.setdefault(float(lr), []).append(float(value))
             else:
                 by_lr.setdefault(float(lr), [])
+                failed[float(lr)] = failed.get(float(lr), 0) + 1
                 bad.append((name, float(lr) * dodge))
         xs = sorted(lr for lr, v in by_lr.items() if v)
         if not xs:
@@ -570,6 +573,18 @@ def _sensitivity_figure(sw: _Sweep):
         handles.append(ax.errorbar(np.array(xs) * dodge, means, yerr=stds, color=colors[name],
                                    marker="o", markersize=5, capsize=3, linewidth=1.5,
                                    label=name, gid=f"sensitivity:{name}"))
+        # a rate where some seeds diverged or failed: its point is the mean of the others,
+        # which alone would flatter it; drawn hollow, with how many of its seeds it holds
+        for lr, mean in zip(xs, means):
+            if failed.get(lr):
+                total = len(by_lr[lr]) + failed[lr]
+                ax.plot([lr * dodge], [mean], linestyle="none", marker="o", markersize=8,
+                        markerfacecolor="white", markeredgecolor=colors[name],
+                        markeredgewidth=1.5, zorder=3, gid=f"partial:{name}")
+                ax.annotate(f"{len(by_lr[lr])}/{total}", (lr * dodge, mean),
+                            textcoords="offset points", xytext=(5, 5), fontsize=8,
+                            color=colors[name], gid=f"partial-count:{name}")
+                partial = True
         finite_values += [means - stds, means, means + stds]
         best = sw.best_lr(name)
         if best is not None and by_lr.get(best):
@@ -577,6 +592,10 @@ def _sensitivity_figure(sw: _Sweep):
                                marker="*", markersize=16, color=colors[name],
                                markeredgecolor="black", markeredgewidth=0.8, zorder=4,
                                label=f"{name}: best lr {best:.3g}", gid=f"best:{name}")
+    if partial:
+        handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", markersize=8,
+                              markerfacecolor="white", markeredgewidth=1.5,
+                              label="mean of the seeds that finished\n(k/n: k of its n seeds)"))
     placed += [x for _, x in bad]
     if placed and max(placed) < 10 * min(placed):
         # one rate (or a few close ones): a decade around them, where matplotlib would
