@@ -379,3 +379,19 @@ def test_the_landscape_legend_covers_neither_start_nor_minima():
                 assert not box.contains(*point), (name, point)
         finally:
             plots.plt_close(fig)
+
+
+def test_titles_say_the_parameters_a_landscape_was_built_with():
+    from optimlab.landscapes import get, race
+    from optimlab.landscapes.plots import plt_close
+
+    land = get("quadratic", kappa=100)
+    assert land.title == "quadratic (kappa=100)" and get("rosenbrock").title == "rosenbrock"
+    result = race(land, {"adam": {"lr": 0.1}}, steps=5)
+    fig = plots.plot_race(result, resolution=RES)
+    assert fig._suptitle.get_text().startswith("quadratic (kappa=100): 5 steps")
+    plt_close(fig)
+    fig = plots.plot_landscape(land, resolution=RES)
+    assert fig.axes[0].get_title() == "quadratic (kappa=100)"
+    plt_close(fig)
+    assert repr(result).startswith("Race on quadratic (kappa=100) from")

@@ -135,7 +135,11 @@ class Landscape:
         return self.f(x)
 
     def grad(self, x: Tensor) -> Tensor:
-        """The exact gradient at a batch of points ``[..., dim]`` (autograd)."""
+        """The exact gradient at a batch of points ``[..., dim]`` (autograd).
+
+        A convenience for reading gradients: races, plots and the playground differentiate
+        :attr:`f` with autograd themselves (one reverse pass for every member), so a
+        subclass that overrides this method changes what it returns, not how they run."""
         with torch.enable_grad():
             x = x.detach().requires_grad_()
             (g,) = torch.autograd.grad(self.f(x).sum(), x)
@@ -184,6 +188,16 @@ class Landscape:
         from .plots import plot_landscape
 
         return plot_landscape(self, **kwargs)
+
+    @property
+    def title(self) -> str:
+        """The name with the parameters it was built with, as plots title it:
+        ``"quadratic (kappa=100)"``; just the name where it has none."""
+        if not self.params:
+            return self.name
+        shown = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                          else f"{k}={v}" for k, v in self.params.items())
+        return f"{self.name} ({shown})"
 
     def __repr__(self) -> str:
         extra = f", noise={self.noise}" if self.noise else ""

@@ -214,7 +214,7 @@ def plot_landscape(landscape, ax=None, resolution: int = 200, levels: int = 30,
         fig, ax = plt.subplots(figsize=(6.4, 5.2), layout="constrained")
     _draw_contours(ax, landscape, resolution, levels, cmap)
     _mark_minima_and_start(ax, landscape, landscape.start)
-    ax.set_title(landscape.name)
+    ax.set_title(landscape.title)
     # "best": the corner that covers neither the minima nor the start (styblinski_tang
     # starts in the upper right)
     ax.legend(loc="best", fontsize="small", framealpha=0.8)
@@ -353,7 +353,7 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
         fig.legend(handles=handles, labels=[h.get_label() for h in handles],
                    loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
 
-    title = f"{landscape.name}: {race.steps} steps"
+    title = f"{landscape.title}: {race.steps} steps"
     if race.noise:
         title += f", gradient noise {race.noise:g}"
     if not two_d:
@@ -600,5 +600,5 @@ def plot_surface(landscape, race=None, resolution: int = 80, log: bool | None = 
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
     ax.set_zlabel("log10(f - min + ε)" if log else "f")
-    ax.set_title(landscape.name + (f": {race.steps} steps" if race is not None else ""))
+    ax.set_title(landscape.title + (f": {race.steps} steps" if race is not None else ""))
     return fig

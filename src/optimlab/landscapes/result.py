@@ -196,7 +196,7 @@ class Race:
 
     def __repr__(self) -> str:
         start = ", ".join(f"{v:.4g}" for v in np.asarray(self.start, dtype=float).reshape(-1))
-        return (f"Race on {self.landscape.name} from ({start}), "
+        return (f"Race on {self.landscape.title} from ({start}), "
                 f"{self.steps} steps\n{self.table()}")
 
 
