@@ -395,3 +395,25 @@ def test_titles_say_the_parameters_a_landscape_was_built_with():
     assert fig.axes[0].get_title() == "quadratic (kappa=100)"
     plt_close(fig)
     assert repr(result).startswith("Race on quadratic (kappa=100) from")
+
+
+def test_the_loss_panel_shows_a_race_whose_every_run_diverged_and_one_of_zero_steps():
+    """Both were an empty panel: the climb of runs that all diverged was cut to the start
+    value's range, and a 0-step race's one point sat on the axis with no marker."""
+    from optimlab.landscapes import race
+    from optimlab.landscapes.plots import plt_close
+
+    diverged = race("rosenbrock", {"sgd": {"lr": 1.0}}, steps=30)
+    assert diverged.metrics["sgd"].diverged
+    fig = plots.plot_race(diverged, resolution=RES)
+    (loss_ax,) = [ax for ax in fig.axes if ax.get_title() == "loss"]
+    low, high = loss_ax.get_ylim()
+    assert loss_ax.get_yscale() == "log" and high > 1e100 and low < 24.2
+    plt_close(fig)
+    still = race("rosenbrock", {"adam": {"lr": 0.1}}, steps=0)
+    fig = plots.plot_race(still, resolution=RES)
+    (loss_ax,) = [ax for ax in fig.axes if ax.get_title() == "loss"]
+    line = _lines(loss_ax, "loss:")["adam"]
+    low, high = loss_ax.get_xlim()
+    assert line.get_marker() == "o" and low < 0 < high
+    plt_close(fig)

@@ -258,11 +258,13 @@ def _loss_curve(race, label):
 
 
 def _loss_limits(race, curves):
-    """y-limits and log flag: diverged runs may run off the top, the others stay in view."""
+    """y-limits and log flag: diverged runs may run off the top, the others stay in view;
+    where every run diverged, their climb is the picture (it was a panel with one point at
+    step 0, on the axis)."""
     keep = [y for label, y in curves.items() if not _is_diverged(race, label)]
     starts = [y[0] for y in curves.values() if y.size and np.isfinite(y[0])]
     values = np.concatenate([y[np.isfinite(y)] for y in keep] + [np.asarray(starts)]) \
-        if keep or starts else np.zeros(0)
+        if keep else np.zeros(0)
     every = np.concatenate([y[np.isfinite(y)] for y in curves.values()]) if curves else np.zeros(0)
     if values.size == 0:
         values = every
@@ -329,7 +331,9 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
         for label in race.labels:
             y = curves[label]
             style = "--" if _is_diverged(race, label) else "-"
+            # a race of 0 steps has one point a curve: a marker, or nothing would show
             (line,) = lax.plot(np.arange(len(y)), y, linestyle=style, linewidth=1.6,
+                               marker="o" if race.steps == 0 else None, markersize=6,
                                color=colors[label], gid=f"loss:{label}",
                                label=_legend_text(race, label))
             loss_lines[label] = line
@@ -338,7 +342,9 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
             lax.set_yscale("log")
         if limits is not None:
             lax.set_ylim(*limits)
-        lax.set_xlim(0, max(1, race.steps))
+        lax.set_xlim(*((-0.5, 0.5) if race.steps == 0 else (0, race.steps)))
+        if race.steps == 0:
+            lax.set_xticks([0])
         lax.set_xlabel("step")
         lax.set_ylabel("f - f*" if is_gap else "f")
         lax.grid(True, which="major", alpha=0.3)
