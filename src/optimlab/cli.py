@@ -1401,7 +1401,7 @@ def _sweep(store, sweep_id: int, db: str, args: argparse.Namespace) -> None:
 
 def run_report(args: argparse.Namespace) -> str:
     """``optimlab report``: rebuild a stored sweep's report in a folder."""
-    from .bench.report import summary_table, write_report
+    from .bench.report import summary_table, sweep_heading, write_report
 
     out = out_folder(args.out, "--out", "the report")
     store, db = _read_store(args)
@@ -1410,7 +1410,8 @@ def run_report(args: argparse.Namespace) -> str:
         written = write_report(store, args.sweep_id, out)
     except OSError as err:
         raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
-    return "\n".join([summary_table(store, args.sweep_id)]
+    heading = f"sweep {args.sweep_id} in {db}: " + sweep_heading(store, args.sweep_id)
+    return "\n".join([heading, summary_table(store, args.sweep_id)]
                      + [f"wrote {path}" for path in written.values()])
 
 

@@ -79,3 +79,68 @@ def test_a_ragged_table_of_times_is_refused_and_shown_as_not_run():
     _, rows = profile.rows()
     assert rows[0][1:] == ["1 s (1.00x)", "not reached"] and rows[1][1:] == ["1 s (1.00x)",
                                                                              "not run"]
+
+
+def test_runs_that_never_ended_are_not_scored_as_not_reaching(store):
+    """A killed sweep keeps runs pending or running: an optimizer none of whose runs ended
+    is "not run" there and left out (it was scored "not reached", so a rival that trained
+    first won), and the sweep is said to be unfinished."""
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0, "rmsprop": 3.0})
+    killed = _sweep(store, {"sgd": 1.0})
+    store.add_runs(killed, [{"optimizer": "adam", "hparams": {"lr": 0.1}, "seed": 0},
+                            {"optimizer": "rmsprop", "hparams": {"lr": 0.1}, "seed": 0}])
+    store.start_run(store.pending_runs(killed)[0].id)  # adam: running when killed
+    with pytest.raises(ValueError, match="only sgd in common"):
+        build_profile(store, [first, killed])
+    store.add_runs(killed, [{"optimizer": "adam", "hparams": {"lr": 0.2}, "seed": 0}])
+    (run,) = [r for r in store.pending_runs(killed) if r.hparams["lr"] == 0.2]
+    store.finish_run(run.id, "finished", summary={"final_metric": 0.9, "seconds_per_step": 0.01,
+                                                  "cost_to_target": 0.5, "steps_to_target": 50})
+    profile = build_profile(store, [first, killed])
+    assert set(profile.rho) == {"adam", "sgd"} and profile.left_out == {"rmsprop": ["sweep 2"]}
+    assert profile.times["2: digits"] == {"adam": 0.5, "sgd": 1.0}
+    assert "2: digits: unfinished (2 runs not ended)" in profile.table()
+    nothing = store.open_sweep({"task": "digits", "optimizers": ["adam"], "target": 0.5})
+    store.add_runs(nothing, [{"optimizer": "adam", "hparams": {"lr": 0.1}, "seed": 0}])
+    with pytest.raises(ValueError, match="sweep 3 has no run that ended yet"):
+        build_profile(store, [first, nothing])
+
+
+def test_a_target_met_before_training_ties_and_is_said(store):
+    # it divided by the best time, 0: ZeroDivisionError
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    at_start = _sweep(store, {"adam": 0.0, "sgd": 0.0})
+    profile = build_profile(store, [first, at_start])
+    assert profile.rows()[1][1] == ["2: digits", "0 s (1.00x)", "0 s (1.00x)"]
+    assert "2: digits: the target was met before the first step" in profile.table()
+
+
+def test_a_sweep_given_twice_is_refused(store):
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    with pytest.raises(ValueError, match="sweep 1 is given more than once"):
+        build_profile(store, [first, first])
+
+
+def test_the_same_optimizer_with_other_fixed_hyperparameters_is_another_one(store):
+    plain = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    tuned = store.open_sweep({"task": "digits", "optimizers": ["adam", "sgd"], "target": 0.5,
+                              "hparams": {"sgd": {"momentum": 0.9}}})
+    for run in store.add_runs(tuned, [{"optimizer": o, "hparams": {"lr": 0.1}, "seed": 0}
+                                      for o in ("adam", "sgd")]):
+        store.finish_run(run, "finished", summary={"final_metric": 0.9, "cost_to_target": 1.0,
+                                                   "seconds_per_step": 0.01})
+    with pytest.raises(ValueError, match=r"only adam in common \(sgd is not in sweep 2; "
+                                         r"sgd \(momentum=0.9\) is not in sweep 1\)"):
+        build_profile(store, [plain, tuned])
+
+
+def test_a_target_read_every_few_steps_is_said_to_be_exact_to_that_many(store):
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    coarse = store.open_sweep({"task": "digits", "optimizers": ["adam", "sgd"], "target": 0.5,
+                               "train": {"steps": 100, "eval_every": 50}})
+    for run in store.add_runs(coarse, [{"optimizer": o, "hparams": {"lr": 0.1}, "seed": 0}
+                                       for o in ("adam", "sgd")]):
+        store.finish_run(run, "finished", summary={"final_metric": 0.9, "cost_to_target": 1.0,
+                                                   "seconds_per_step": 0.01})
+    assert ("2: digits: the target is checked at evaluations, every 50 steps, so a time to "
+            "target is exact to 50 steps") in build_profile(store, [first, coarse]).table()

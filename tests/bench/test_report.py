@@ -22,6 +22,7 @@ from optimlab.bench.report import (
     TASK_METRICS,
     list_sweeps,
     resolve_metric,
+    summary_notes,
     summary_rows,
     summary_table,
     write_report,
@@ -314,4 +315,80 @@ def test_a_rate_some_of_whose_seeds_diverged_is_drawn_hollow_with_its_count(tmp_
     assert len(hollow) == 1 and hollow[0].get_xdata()[0] == pytest.approx(0.1, rel=0.1)
     assert counts == ["1/4"]
     assert any(text.startswith("mean of the seeds that finished") for text in legend)
+    store.close()
+
+
+def _stored(tmp_path, config, runs):
+    """A store with one sweep of ``config`` and ``runs``: (optimizer, lr, seed, status,
+    summary)."""
+    store = RunStore(tmp_path / "runs.db")
+    sweep = store.open_sweep({"task": "digits", "target": 0.5,
+                              "metric": {"name": "accuracy", "higher_is_better": True},
+                              **config})
+    ids = store.add_runs(sweep, [{"optimizer": o, "hparams": {"lr": lr}, "seed": s}
+                                 for o, lr, s, _, _ in runs])
+    for run, (_, _, _, status, summary) in zip(ids, runs):
+        store.finish_run(run, status, summary=summary)
+    return store, sweep
+
+
+def test_an_advisors_answer_sweep_claims_no_extended_grid(tmp_path):
+    # its config has lrs None (the automatic grid), which read as "the grid was extended
+    # to every rate not in auto_lrs"
+    done = {"final_metric": 0.9, "final_test_loss": 0.3}
+    store, sweep = _stored(tmp_path, {"optimizers": ["adam"], "lrs": None,
+                                      "advisor": {"stage": "answer"}},
+                           [("adam", 0.0178, 0, "finished", done)])
+    assert not any("extended the grid" in note for note in summary_notes(store, sweep))
+    store.close()
+
+
+def test_a_median_seed_that_missed_the_target_reads_not_reached_in_every_column(tmp_path):
+    # the cost was measured; "not measured" said otherwise
+    reached = {"final_metric": 0.8, "final_test_loss": 0.5, "steps_to_target": 10,
+               "seconds_per_step": 0.01, "cost_to_target": 0.1, "gradients_to_target": 10,
+               "time_to_target": 0.2}
+    missed = {"final_metric": 0.4, "final_test_loss": 1.5, "seconds_per_step": 0.01}
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd"]},
+                           [("sgd", 0.1, 0, "finished", reached),
+                            ("sgd", 0.1, 1, "finished", missed),
+                            ("sgd", 0.1, 2, "finished", missed)])
+    headers, rows = summary_rows(store, sweep)
+    row = dict(zip(headers, rows[0]))
+    assert row["reached target"] == "1/3"
+    assert [row[h] for h in ("steps to 0.5", "gradient evals", "cost (calibrated)",
+                             "wall time")] == ["not reached"] * 4
+    store.close()
+
+
+def test_an_optimizer_with_no_rate_where_every_seed_finished_is_said_so(tmp_path):
+    from optimlab.bench.report import _curves_figure, _Sweep
+    from optimlab.landscapes.plots import plt_close
+
+    ok = {"final_metric": 0.9, "final_test_loss": 0.3}
+    runs = [("adam", lr, s, "finished" if s == 0 else "diverged", ok if s == 0 else {})
+            for lr in (28.0, 32.0) for s in range(3)]
+    runs += [("sgd", lr, s, "finished", ok) for lr in (28.0, 32.0) for s in range(3)]
+    store, sweep = _stored(tmp_path, {"optimizers": ["adam", "sgd"]}, runs)
+    fig = _curves_figure(_Sweep(store, sweep, None, None))
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    plt_close(fig)
+    assert "adam: no rate where every seed finished" in legend
+    assert any(note.startswith("adam: no rate where every seed finished")
+               for note in summary_notes(store, sweep))
+    store.close()
+
+
+def test_runs_and_report_say_the_fixed_hyperparameters(tmp_path):
+    from optimlab.bench.report import sweep_heading
+
+    done = {"final_metric": 0.9, "final_test_loss": 0.3}
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd", "adam"],
+                                      "hparams": {"sgd": {"momentum": 0.9}},
+                                      "train": {"steps": 40}},
+                           [("sgd", 0.1, 0, "finished", done), ("adam", 0.1, 0, "finished", done)])
+    assert list_sweeps(store).splitlines()[-1].endswith("sgd (momentum=0.9),adam")
+    assert sweep_heading(store, sweep) == "digits, 40 steps; sgd with momentum=0.9"
+    html = write_report(store, sweep, tmp_path / "out")["report"].read_text()
+    assert "Optimizers sgd (momentum=0.9), adam;" in html
     store.close()

@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "profile_score",
            "parse_lrs", "time_to_target", "mean_ci", "paired_difference", "rank", "CRITERION",
-           "CONFIDENCE", "tail_score"]
+           "CONFIDENCE", "tail_score", "fixed_text", "variant_label"]
 
 #: how a learning rate is chosen (shown under every table that picks one)
 CRITERION = "the worst test metric over the last 25% of evaluations, mean over seeds"
@@ -133,6 +133,22 @@ def _t_quantile(q: float, df: int) -> float:
     from scipy.stats import t
 
     return float(t.ppf(q, df))
+
+
+def fixed_text(fixed: Mapping | None) -> str:
+    """A sweep's fixed hyperparameters of one optimizer, as its first line says them:
+    ``"momentum=0.9, betas=(0.8, 0.99)"`` (a stored list shown as the tuple it was); ``""``
+    for none."""
+    def shown(value):
+        return str(tuple(value)) if isinstance(value, list) else str(value)
+    return ", ".join(f"{k}={shown(v)}" for k, v in (fixed or {}).items())
+
+
+def variant_label(name: str, fixed: Mapping | None) -> str:
+    """An optimizer with the hyperparameters its sweep fixed: ``"sgd (momentum=0.9)"``, or
+    just ``"sgd"``; what tells apart the same optimizer run two ways in two sweeps."""
+    text = fixed_text(fixed)
+    return f"{name} ({text})" if text else name
 
 
 def tail_score(values: Sequence[float], higher_is_better: bool = True) -> float:

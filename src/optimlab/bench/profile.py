@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._table import text_table
-from .analysis import performance_profile, profile_score, time_to_target
+from .analysis import performance_profile, profile_score, time_to_target, variant_label
 from .report import resolve_metric
 from .store import RunStore
 from .sweep import run_records
@@ -47,6 +47,9 @@ class Profile:
     #: optimizers left out of the profile -> the workloads that did not run them
     left_out: dict[str, list[str]] = field(default_factory=dict)
 
+    #: notes on single workloads (unfinished, read every few steps, met at the start)
+    workload_notes: list[str] = field(default_factory=list)
+
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """The table's headers and rows (see :meth:`table`)."""
         optimizers = sorted(self.rho)
@@ -58,15 +61,16 @@ class Profile:
             rows.append([workload + (" (wall time)" if wall else "")] + [
                 "not run" if o not in per else
                 "not reached" if not math.isfinite(per[o]) else
-                f"{per[o]:.3g} s ({per[o] / best:.2f}x)" for o in optimizers])
+                f"{per[o]:.3g} s ({_ratio(per[o], best)})" for o in optimizers])
         rows.append(["score (AlgoPerf)"] + [f"{self.scores[o]:.3f}" for o in optimizers])
         return headers, rows
 
     def notes(self) -> list[str]:
         """One line per optimizer left out of the profile, with the workloads that did not
-        run it."""
+        run it, then the notes on single workloads."""
         return [f"{name}: left out, not run in {', '.join(where)} (a profile compares the "
-                f"optimizers run on every workload)" for name, where in self.left_out.items()]
+                f"optimizers run on every workload)" for name, where in self.left_out.items()
+                ] + self.workload_notes
 
     def table(self) -> str:
         """Seconds to target per workload (steps x calibrated step cost; the ratio to the
@@ -92,6 +96,14 @@ class Profile:
         return fig
 
 
+def _ratio(time: float, best: float) -> str:
+    """``time`` over the workload's best, as the table shows it (1.00x for the best, even
+    when the target was met at the start, in 0 s)."""
+    if time == best:
+        return "1.00x"
+    return f"{time / best:.2f}x" if best > 0 else "inf x"
+
+
 def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     """The profile of the sweeps ``sweep_ids`` (each needs a target in its configuration)
     over the optimizers run in every one of them; the others are named in
@@ -103,19 +115,45 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     """
     if not sweep_ids:
         raise ValueError("a profile needs at least one sweep")
-    times, basis, ran = {}, {}, {}
+    twice = sorted({i for i in sweep_ids if list(sweep_ids).count(i) > 1})
+    if twice:
+        raise ValueError(f"sweep {', '.join(map(str, twice))} is given more than once: a "
+                         f"workload counts once in a profile")
+    times, basis, ran, notes = {}, {}, {}, []
     for sweep_id in sweep_ids:
         info = store.sweep(sweep_id)
-        if info["config"].get("target") is None:
+        config = info["config"] or {}
+        if config.get("target") is None:
             raise ValueError(f"sweep {sweep_id} has no target: run it with --target")
         _, higher = resolve_metric(store, sweep_id)
         label = f"{sweep_id}: {info['task']}" + (f"/{info['model']}" if info["model"] else "")
+        # runs still pending or running have no result: an optimizer with none ended is
+        # "not run" here, not "not reached"
         records = run_records(store, sweep_id)
+        if not records:
+            raise ValueError(f"sweep {sweep_id} has no run that ended yet (resume it with "
+                             f"--resume, or leave it out)")
+        # the same optimizer with other fixed hyperparameters is another optimizer here
+        fixed = config.get("hparams") or {}
+        for record in records:
+            record["optimizer"] = variant_label(record["optimizer"],
+                                                fixed.get(record["optimizer"]))
         costed = any(r.get("seconds_per_step") is not None for r in records)
         basis[label] = "cost" if costed else "wall"
         times[label] = time_to_target(records, higher,
                                       key="cost_to_target" if costed else "time_to_target")
         ran[f"sweep {sweep_id}"] = {r["optimizer"] for r in records}
+        open_runs = sum(info["counts"][k] for k in ("pending", "running"))
+        if open_runs:
+            notes.append(f"{label}: unfinished ({open_runs} runs not ended); its times are "
+                         f"those of the runs that ended")
+        every = (config.get("train") or {}).get("eval_every")
+        if isinstance(every, int) and every > 1:
+            notes.append(f"{label}: the target is checked at evaluations, every {every} "
+                         f"steps, so a time to target is exact to {every} steps")
+        if all(t == 0 for t in times[label].values()):
+            notes.append(f"{label}: the target was met before the first step, so it tells "
+                         f"the optimizers apart in nothing (a harder target would)")
     every = set.intersection(*ran.values())
     left_out = {name: [s for s, names in ran.items() if name not in names]
                 for name in sorted(set.union(*ran.values()) - every)}
@@ -133,4 +171,4 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     times = {label: {o: t for o, t in per.items() if o in every} for label, per in times.items()}
     taus, rho = performance_profile(times)
     return Profile(times, taus, rho, {o: profile_score(taus, r) for o, r in rho.items()},
-                   basis, left_out)
+                   basis, left_out, notes)

@@ -50,13 +50,21 @@ from typing import Any
 import numpy as np
 
 from .._table import text_table
-from .analysis import CONFIDENCE, CRITERION, OptimizerSummary, rank, summarize
+from .analysis import (
+    CONFIDENCE,
+    CRITERION,
+    OptimizerSummary,
+    fixed_text,
+    rank,
+    summarize,
+    variant_label,
+)
 from .store import TERMINAL, Run, RunStore
 from .sweep import auto_lrs, run_records
 
-__all__ = ["write_report", "summary_table", "summary_rows", "summary_notes", "summary_parts",
-           "quoted_error", "list_sweeps",
-           "resolve_metric", "TASK_METRICS", "RESULT_COLUMNS"]
+__all__ = ["write_report", "sweep_heading", "summary_table", "summary_rows", "summary_notes",
+           "summary_parts", "quoted_error", "list_sweeps", "resolve_metric", "TASK_METRICS",
+           "RESULT_COLUMNS"]
 
 #: The metric of each built-in task: (name, higher is better).
 TASK_METRICS: dict[str, tuple[str, bool]] = {
@@ -156,6 +164,27 @@ class _Sweep:
         self.summaries: dict[str, OptimizerSummary | None] = {
             n: by_name.get(n) for n in self.optimizers}
 
+    @property
+    def variants(self) -> list[str]:
+        """The optimizers with the hyperparameters the sweep fixed: ``"sgd (momentum=0.9)"``."""
+        fixed = self.config.get("hparams") or {}
+        return [variant_label(n, fixed.get(n)) for n in self.optimizers]
+
+    def heading(self) -> str:
+        """The sweep in one line, as ``optimlab bench`` first prints it: task, model,
+        steps, and each optimizer's fixed hyperparameters."""
+        task = self.info["task"] or str(self.config.get("task"))
+        model = f"/{self.info['model']}" if self.info["model"] else ""
+        steps = (self.config.get("train") or {}).get("steps")
+        fixed = "; ".join(f"{name} with {fixed_text(hp)}"
+                          for name, hp in (self.config.get("hparams") or {}).items() if hp)
+        return (f"{task}{model}" + (f", {steps} steps" if steps else "")
+                + (f"; {fixed}" if fixed else ""))
+
+    def any_finished(self, name: str) -> bool:
+        """Whether any run of ``name`` finished (not diverged, not failed)."""
+        return any(r.optimizer == name and r.status == "finished" for r in self.runs)
+
     def best_lr(self, name: str) -> float | None:
         s = self.summaries.get(name)
         return s.best_lr if s is not None and math.isfinite(s.mean) else None
@@ -163,11 +192,13 @@ class _Sweep:
     def extension(self, name: str) -> list[float]:
         """The rates of ``name`` trained beyond the sweep's grid (the given one, or the
         automatic one): those an edge made the sweep add (:mod:`.sweep`), low to high; none
-        for a sweep of listed members (the advisor's) or a given grid not extended."""
+        for a sweep of listed members or the advisor's (its rungs, its answer) or a given
+        grid not extended."""
         grid = self.config.get("lrs")
         # SweepSpec.extends, as stored: "extend" is kept only where it departs from the
         # default (an automatic grid extends, a given one does not)
-        if "members" in self.config or not self.config.get("extend", grid is None):
+        if "members" in self.config or "advisor" in self.config or \
+                not self.config.get("extend", grid is None):
             return []
         if grid is None:
             try:
@@ -251,8 +282,9 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
                     return fmt(v) if math.isfinite(v) else "not reached"
 
                 def derived(v, fmt):  # from the calibrated step cost, which may be missing
-                    return fmt(v) if reached and math.isfinite(v) else \
-                        ("not reached" if not reached else "not measured")
+                    if not reached or not math.isfinite(steps):  # the median seed did not
+                        return "not reached"
+                    return fmt(v) if math.isfinite(v) else "not measured"
                 row += [f"{reached}/{total}", shown(steps, lambda v: f"{v:g}"),
                         derived(grads, lambda v: f"{v:g}"), derived(cost, lambda v: f"{v:.3g} s"),
                         shown(wall, lambda v: f"{v:.3g} s")]
@@ -308,6 +340,11 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
     if seeds < 2 and ranked:
         notes.append("One seed: no confidence interval, so the ranking is not evidence of a "
                      "difference.")
+    for name in sw.optimizers:
+        if sw.best_lr(name) is None and sw.any_finished(name):
+            notes.append(f"{name}: no rate where every seed finished (a diverged seed counts "
+                         "as the worst value), so no best rate and no rank; the lr-sensitivity "
+                         "plot shows the seeds that finished.")
     for _, s in ranked:
         extra = sw.extension(s.optimizer)
         if extra:
@@ -319,7 +356,11 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
                          "tried; the optimum may lie outside the grid (widen --lrs, pass "
                          "--extend, or use --lrs auto: both extend the grid past an edge).")
     if sw.target is not None:
-        notes.append("To the target: steps and gradient evaluations are exact for a seed; "
+        every = (sw.config.get("train") or {}).get("eval_every")
+        read = (f"read at the evaluations, every {every} steps (a count is exact to {every} "
+                f"steps; pass --eval-every 1 for exact counts)" if isinstance(every, int)
+                and every > 1 else "exact for a seed")
+        notes.append(f"To the target: steps and gradient evaluations are {read}; "
                      "cost is steps x the optimizer's calibrated step cost (CPU time of one "
                      "training step, measured once per machine and model), the figure the "
                      "profiles rank by; wall time depends on the machine's load and is shown "
@@ -368,6 +409,12 @@ def _created(value: Any) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def sweep_heading(store: RunStore, sweep_id: int) -> str:
+    """Sweep ``sweep_id`` in one line (:meth:`_Sweep.heading`): ``"digits, 20 steps; sgd
+    with momentum=0.9"``."""
+    return _Sweep(store, sweep_id, None, None).heading()
+
+
 def list_sweeps(store: RunStore) -> str:
     """The sweeps of ``store`` as a text table: id, name, task, model, when created, runs
     finished out of all (with the diverged, failed and unfinished ones noted), and the
@@ -381,11 +428,13 @@ def list_sweeps(store: RunStore) -> str:
         open_ = counts["pending"] + counts["running"]
         if open_:
             notes.append(f"{open_} to run")
-        optimizers = (json.loads(config) or {}).get("optimizers") or []
+        config = json.loads(config) or {}
+        fixed = config.get("hparams") or {}
         rows.append([str(sweep_id), name or "", task or "", model or "default",
                      _created(created), f"{counts['finished']}/{total}"
                      + (f" ({', '.join(notes)})" if notes else ""),
-                     ",".join(str(o) for o in optimizers)])
+                     ",".join(variant_label(str(o), fixed.get(o))
+                              for o in config.get("optimizers") or [])])
     if not rows:
         return f"no sweeps in {store.path}"
     return text_table(["id", "name", "task", "model", "created", "runs finished",
@@ -509,7 +558,9 @@ def _curves_figure(sw: _Sweep):
     for name in missing:
         handles.append(Line2D([], [], color=colors[name], linestyle=":"))
         ended = any(r.optimizer == name and r.status in TERMINAL for r in sw.runs)
-        labels.append(f"{name}: " + ("no run finished" if ended else "no run ended yet"))
+        labels.append(f"{name}: " + ("no rate where every seed finished"
+                                     if sw.any_finished(name) else
+                                     "no run finished" if ended else "no run ended yet"))
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
                    frameon=False)
@@ -735,7 +786,7 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
     direction = "higher" if sw.higher else "lower"
     parts = [
         *page_head(title),
-        f'<p class="meta">Optimizers {_e(", ".join(sw.optimizers) or "none")}; runs: '
+        f'<p class="meta">Optimizers {_e(", ".join(sw.variants) or "none")}; runs: '
         f"{_e(count_text)}. Sweep created {_e(_created(info['created_at']))}; report "
         f"written {_e(now.strftime('%Y-%m-%d %H:%M:%S UTC'))}.</p>",
         "<h2>Summary</h2>",

@@ -31,7 +31,7 @@ from ..optim.registry import resolve
 from .analysis import summarize, tail_score
 from .cost import step_costs
 from .executors import Call, GroupsLost, LocalExecutor
-from .store import RunStore
+from .store import TERMINAL, RunStore
 from .tasks import get as get_task
 from .trainer import (
     Member,
@@ -393,9 +393,12 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
 
 
 def run_records(store: RunStore, sweep_id: int) -> list[dict]:
-    """One plain record per ended run (for :func:`optimlab.bench.analysis.summarize`)."""
+    """One plain record per ended run (finished, diverged or failed: a run still pending or
+    running has no result to count) for :func:`optimlab.bench.analysis.summarize`."""
     records = []
     for run in store.list_runs(sweep_id):
+        if run.status not in TERMINAL:
+            continue
         summary = run.summary or {}
         metric = summary.get("final_metric")
         records.append({**summary, "optimizer": run.optimizer, "lr": run.hparams.get("lr"),
