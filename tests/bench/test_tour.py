@@ -79,3 +79,16 @@ def test_rnn_verdict():
 def test_tour_to_an_unwritable_place(capsys):
     assert main(["tour", "--quick", "--out", "/proc/no/tour"]) == 2
     assert "cannot write the tour" in capsys.readouterr().err
+
+
+def test_the_recommendation_verdict_says_a_tie_and_a_profile_that_ranked_nothing():
+    from optimlab.bench.tour import _recommendation_verdict
+
+    assert _recommendation_verdict({"adam": 0.9, "sgd": 0.5}).startswith("agrees")
+    assert _recommendation_verdict({"adam": 0.9, "sgd": 0.9}) == \
+        "partly: Adam shares the highest profile score with sgd"
+    assert _recommendation_verdict({"adam": 0.85, "rmsprop": 0.9}).startswith(
+        "partly: rmsprop scores highest and Adam is within 0.1")
+    assert _recommendation_verdict({"adam": 0.5, "rmsprop": 0.9}).startswith("does not agree")
+    # every score 0: max() named the first optimizer "highest"
+    assert _recommendation_verdict({"sgd": 0.0, "adam": 0.0}).startswith("not tested")

@@ -256,6 +256,25 @@ PROFILE_TASKS = (
 )
 
 
+def _recommendation_verdict(scores: dict[str, float]) -> str:
+    """The folklore's "default recommendation: Adam" against the profile scores: a tie at
+    the top is said as one, and scores all 0 (no optimizer reached a target) test nothing."""
+    top = max(scores.values(), default=0.0)
+    if top <= 0:
+        return "not tested: no optimizer reached a target, so the profile ranks none"
+    leaders = [n for n, v in scores.items() if v == top]
+    others = ", ".join(n for n in leaders if n != DEFAULT)
+    if leaders == [DEFAULT]:
+        return "agrees: Adam has the highest profile score"
+    if DEFAULT in leaders:
+        return f"partly: Adam shares the highest profile score with {others}"
+    if top - scores.get(DEFAULT, 0.0) < 0.1:
+        return (f"partly: {' and '.join(leaders)} {'score' if len(leaders) > 1 else 'scores'} "
+                "highest and Adam is within 0.1 of it (about one task changing places)")
+    return (f"does not agree: {' and '.join(leaders)} {'score' if len(leaders) > 1 else 'scores'} "
+            "highest, Adam more than 0.1 lower")
+
+
 def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
              say: Callable[[str], None]):
     steps = 30 if quick else 300
@@ -272,8 +291,8 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
         sweeps.append(sweep_id)
         headers, rows, sweep_notes = summary_parts(store, sweep_id)
         tables.append(f"<h3>{html.escape(task)}: {html.escape(what)}</h3><p>Batch 32, "
-                      f"{steps} steps, the rates of the MNIST-1D sweep, extended past an "
-                      f"edge as there; target accuracy {target:g} (report: "
+                      f"{steps} steps, rates {', '.join(f'{lr:g}' for lr in spec.lrs)}, "
+                      f"extended past an edge as there; target accuracy {target:g} (report: "
                       f"{html.escape(task)}/report.html).</p>"
                       + _html_table(headers, rows, [False, False] + [True] * (len(headers) - 2)))
         notes += [f"{task}: {n}" for n in sweep_notes[1:]
@@ -480,12 +499,14 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
             counts.append((sum(v >= best - STABLE_WITHIN for v in values), len(s.sensitivity)))
         width[name] = sum(c for c, _ in counts) / max(1, sum(n for _, n in counts))
         shown[name] = ", ".join(f"{c}/{n}" for c, n in counts)
-    verdict = "agrees" if width[DEFAULT] >= width[PLAIN] else "does not agree"
+    stability = ("agrees: Adam is more forgiving than SGD here" if width[DEFAULT] > width[PLAIN]
+                 else "does not agree: Adam is no more forgiving than SGD here (as many of "
+                 "its rates come close to its best)" if width[DEFAULT] == width[PLAIN]
+                 else "does not agree: Adam is less forgiving than SGD here")
     rows.append(["learning-rate stability"] + [FOLKLORE["learning-rate stability"][n] for n in names]
                 + ["; ".join(f"{n}: {shown[n]}" for n in names)
                    + f" rates within {STABLE_WITHIN:g} of its best ({', '.join(tasks)})",
-                   f"{verdict}: Adam {'is' if verdict == 'agrees' else 'is not'} more "
-                   "forgiving than SGD here"])
+                   stability])
     memory = _memory(names)
     rows.append(["memory (extra buffers per parameter)"]
                  + [FOLKLORE["memory (extra buffers per parameter)"][n] for n in names]
@@ -513,16 +534,11 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
                 + [f"top rank in final test metric: SGD on {sgd_top} of {len(tasks)} tasks, "
                    f"Adam on {adam_top}",
                    "agrees" if sgd_top > adam_top else "not seen here: SGD is not ahead"])
-    scores = profile.scores
-    leader = max(scores, key=scores.get) if scores else None
-    close = [n for n in scores if leader and scores[leader] - scores[n] < 0.1]
     rows.append(["default recommendation"] + [FOLKLORE["default recommendation"][n]
                                               for n in names]
-                + ["profile scores: " + ", ".join(f"{n} {scores[n]:.2f}" for n in scores),
-                   "agrees: Adam has the highest profile score" if leader == DEFAULT else
-                   f"partly: {leader} scores highest and Adam is within 0.1 of it (about one "
-                   "task changing places)" if DEFAULT in close else
-                   f"does not agree: {leader} scores highest, Adam more than 0.1 lower"])
+                + ["profile scores: " + ", ".join(f"{n} {v:.2f}"
+                                                  for n, v in profile.scores.items()),
+                   _recommendation_verdict(profile.scores)])
     headers = ["aspect"] + [f"folklore: {n}" for n in names] + ["this run", "verdict"]
     lead = [
         "The tutorials close with a table of folklore about SGD, Adagrad, RMSprop and Adam. "
