@@ -684,3 +684,13 @@ def test_bench_loads_its_task_once(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sweep, "get_task", counted)
     assert main(BENCH + ["--db", str(tmp_path / "runs.db")]) == 0, capsys.readouterr().err
     assert calls == ["digits"]
+
+
+def test_a_store_urls_password_is_never_printed(capsys):
+    assert main(["runs", "--db", "postgresql://u:s3cret@127.0.0.1:1/db"]) == 2
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "postgresql://u:***@127.0.0.1:1/db" in err
+    from optimlab.cli import _masked
+
+    assert _masked("postgresql+psycopg://u:p:q@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
+    assert _masked("postgresql://u@h/db") == "postgresql://u@h/db" and _masked("a.db") == "a.db"

@@ -815,6 +815,14 @@ def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
     return str(path)
 
 
+def _masked(db: str) -> str:
+    """``--db`` as messages show it: a URL's password as ``***``
+    (``postgresql://u:***@host/db``), so it lands in no terminal, log or CI output."""
+    import re
+
+    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", db)
+
+
 #: the run stores this command opened (:func:`_open_store`), closed when it ends
 #: (:func:`main`): closing the last connection folds SQLite's ``-wal`` file into the store,
 #: so the ``.db`` file alone, copied or moved, holds every run
@@ -832,7 +840,7 @@ def _open_store(path: str, must_exist: bool = False):
         # a store on a read-only disk or of another user is still readable
         store = RunStore(path, readonly=must_exist)
     except (OSError, StoreError, sqlite3.Error) as err:
-        raise CLIError(f"cannot open the run store {path}: {err}") from None
+        raise CLIError(f"cannot open the run store {_masked(path)}: {err}") from None
     _OPEN_STORES.append(store)
     return store
 
@@ -1007,11 +1015,11 @@ def run_bench(args: argparse.Namespace) -> str:
     store = _open_store(db)
     existing = store.find_sweep(spec.stored_config(task))
     if existing is not None and store.pending_runs(existing) and not args.resume:
-        raise CLIError(f"sweep {existing} in {db} has the same configuration and "
+        raise CLIError(f"sweep {existing} in {_masked(db)} has the same configuration and "
                        f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "
                        "to finish it")
     if existing is None and args.resume:
-        raise CLIError(f"--resume: no sweep in {db} has this configuration (task, model, "
+        raise CLIError(f"--resume: no sweep in {_masked(db)} has this configuration (task, model, "
                        "optimizers, rates, seeds, steps and training options must be the ones "
                        "of the killed run; `optimlab runs` lists the sweeps); leave out "
                        "--resume to start a new one")
@@ -1050,7 +1058,7 @@ def run_bench(args: argparse.Namespace) -> str:
         executor.close()
     fixed = "; ".join(f"{name} with " + ", ".join(f"{k}={v}" for k, v in hp.items())
                       for name, hp in hparams.items())
-    lines = [f"sweep {sweep_id} in {db}: {task.name}, {engine} engine{where}, {steps} steps"
+    lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, {steps} steps"
              + (f"; {fixed}" if fixed else ""), summary_table(store, sweep_id)]
     if out is not None:
         try:
@@ -1058,7 +1066,7 @@ def run_bench(args: argparse.Namespace) -> str:
         except OSError as err:
             print(_printable("\n".join(lines)))  # the results, which are stored all the same
             raise CLIError(f"cannot write the report to {out}: {err.strerror or err} (the "
-                           f"sweep is stored: `optimlab report {sweep_id} --db {db} --out "
+                           f"sweep is stored: `optimlab report {sweep_id} --db {_masked(db)} --out "
                            "FOLDER` writes it)") from None
         lines += [f"wrote {path}" for path in written.values()]
     counts = store.sweep(sweep_id)["counts"]
@@ -1239,7 +1247,7 @@ def run_advise(args: argparse.Namespace) -> str:
         "",
         advice.code,
         "",
-        f"stored in {db} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
+        f"stored in {_masked(db)} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
         f"{advice.answer_sweep_id})",
     ]
     from .bench.advice_report import write_advice_report
@@ -1394,9 +1402,9 @@ def _sweep(store, sweep_id: int, db: str, args: argparse.Namespace) -> None:
         store.sweep(sweep_id)
     except KeyError:
         if args.db is None and db != TOUR_DB and _tour_has(sweep_id):
-            raise CLIError(f"no sweep {sweep_id} in {db}; the tour's sweeps are in {TOUR_DB}: "
+            raise CLIError(f"no sweep {sweep_id} in {_masked(db)}; the tour's sweeps are in {TOUR_DB}: "
                            f"add --db {TOUR_DB}") from None
-        raise CLIError(f"no sweep {sweep_id} in {db} (see `optimlab runs`)") from None
+        raise CLIError(f"no sweep {sweep_id} in {_masked(db)} (see `optimlab runs`)") from None
 
 
 def run_report(args: argparse.Namespace) -> str:
@@ -1410,7 +1418,7 @@ def run_report(args: argparse.Namespace) -> str:
         written = write_report(store, args.sweep_id, out)
     except OSError as err:
         raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
-    heading = f"sweep {args.sweep_id} in {db}: " + sweep_heading(store, args.sweep_id)
+    heading = f"sweep {args.sweep_id} in {_masked(db)}: " + sweep_heading(store, args.sweep_id)
     return "\n".join([heading, summary_table(store, args.sweep_id)]
                      + [f"wrote {path}" for path in written.values()])
 
@@ -1482,7 +1490,7 @@ def run_serve(args: argparse.Namespace) -> str:
         try:
             RunStore(db, readonly=True).close()
         except (OSError, StoreError, sqlite3.Error) as err:
-            raise CLIError(f"cannot read the run store {db}: {err}") from None
+            raise CLIError(f"cannot read the run store {_masked(db)}: {err}") from None
     try:
         from .web.server import serve
     except ImportError as err:
