@@ -694,3 +694,22 @@ def test_a_store_urls_password_is_never_printed(capsys):
 
     assert _masked("postgresql+psycopg://u:p:q@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
     assert _masked("postgresql://u@h/db") == "postgresql://u@h/db" and _masked("a.db") == "a.db"
+
+
+def test_bench_on_a_sweep_another_process_trains_says_so_not_resume(tmp_path, capsys):
+    """The same command while the sweep trains elsewhere told the user to pass --resume,
+    which then failed; it now names the process that holds it."""
+    from optimlab.bench.store import RunStore
+
+    db = tmp_path / "runs.db"
+    argv = BENCH + ["--db", str(db)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    other = RunStore(db)
+    other.add_runs(1, [{"optimizer": "sgd", "hparams": {"lr": 0.5}, "seed": 0}])  # to train
+    with other.lock_sweep(1):
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    other.close()
+    assert "is being run or resumed" in err and "pass --resume" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -1014,6 +1014,15 @@ def run_bench(args: argparse.Namespace) -> str:
                      extend=True if args.extend else None)
     store = _open_store(db)
     existing = store.find_sweep(spec.stored_config(task))
+    if existing is not None and store.pending_runs(existing):
+        from .bench.store import StoreError
+
+        try:  # a sweep another process is training now: say so, not "pass --resume"
+            with store.lock_sweep(existing):
+                pass
+        except StoreError as err:
+            raise CLIError(f"{err}; wait for it to end (or stop it) before running this "
+                           "command again") from None
     if existing is not None and store.pending_runs(existing) and not args.resume:
         raise CLIError(f"sweep {existing} in {_masked(db)} has the same configuration and "
                        f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "
