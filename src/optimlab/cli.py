@@ -1654,7 +1654,10 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="TASK", help="mnist1d, digits... or package.module:function")
     p.add_argument("--model", help="the task's model (default: its default model)")
     p.add_argument("--optimizers",
-                   help="comma-separated registry names (default sgd,momentum,adam,sam)")
+                   help="comma-separated registry names (default sgd,momentum,adam,sam); "
+                        "sgd, momentum, adam and sam train at the slice's preset rates "
+                        "(0.1, 0.02 with momentum 0.9, 0.003, 0.1 with rho 0.05), others at "
+                        "their defaults, unless --lr says otherwise")
     p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
                    help="an optimizer's learning rate, e.g. adam=0.001 (repeatable)")
     p.add_argument("--steps", type=_whole(1), default=1000,

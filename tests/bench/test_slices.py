@@ -330,11 +330,29 @@ def test_a_diverged_path_off_the_plane_is_warned_of_too():
     result = slices.Slice("t", "m", "accuracy", 1, "endpoints", ("adam", "sgd"),
                           np.zeros(2), np.zeros(2), np.zeros((2, 2)), "train",
                           [path("adam", False, {}), path("sgd", False, {"lr": 0.1}),
+                           path("momentum", False, {"lr": 0.05}),
                            path("lion", True, {}), path("sam", True, {"rho": 0.05})])
     headers, rows = result.rows()
-    assert [r[:2] for r in rows] == [["adam", "0.001 (default)"], ["sgd", "0.1"],
+    # sgd's 0.1 is the slice's preset, which the command line gives it unless --lr does:
+    # said so (it read as a rate the user chose)
+    assert [r[:2] for r in rows] == [["adam", "0.001 (default)"], ["sgd", "0.1 (slice preset)"],
+                                     ["momentum", "0.05"],
                                      ["lion (diverged)", "0.0001 (default)"],
                                      ["sam (diverged)", "0.001 (default)"]]
     assert result.notes() == ["warning: lion and sam diverged, so their rows describe "
                               "weights that blew up"]
     assert result.table().endswith(result.notes()[0])
+
+
+def test_endpoints_on_one_line_through_the_origin_span_no_plane():
+    """Two optimizers that end at the same weights (up to float32 rounding) were taken as a
+    plane whose second axis was rounding noise."""
+    origin = torch.zeros(50)
+    end = torch.linspace(-1, 1, 50)
+    noisy = end * (1 + 1e-7 * torch.randn(50, generator=torch.Generator().manual_seed(0)))
+    paths = {"sgd": torch.stack([origin, end]), "gd": torch.stack([origin, noisy])}
+    with pytest.raises(ValueError, match="no two optimizers' endpoints span a plane"):
+        slices._endpoint_plane(origin, paths)
+    paths["adam"] = torch.stack([origin, end.flip(0) ** 2])  # off the line: a plane
+    _, pair = slices._endpoint_plane(origin, paths)
+    assert "adam" in pair

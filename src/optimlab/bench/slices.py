@@ -101,10 +101,15 @@ class Path:
 
     @property
     def lr_text(self) -> str:
-        """The learning rate as the table shows it: ``"0.1"``, ``"1 (default)"``."""
+        """The learning rate as the table shows it: ``"0.05"`` (given), ``"0.1 (slice
+        preset)"`` (:data:`DEFAULT_OPTIMIZERS`' rate, which the command line gives these
+        optimizers where ``--lr`` does not), ``"1 (default)"`` (the class's)."""
         if self.lr is None:
             return "-"
-        return f"{self.lr:.3g}" + ("" if "lr" in self.hparams else " (default)")
+        if "lr" not in self.hparams:
+            return f"{self.lr:.3g} (default)"
+        preset = DEFAULT_OPTIMIZERS.get(self.optimizer, {}).get("lr")
+        return f"{self.lr:.3g}" + (" (slice preset)" if self.lr == preset else "")
 
     @property
     def end_residual(self) -> float:
@@ -257,8 +262,10 @@ def _endpoint_plane(origin: Tensor, paths: dict[str, Tensor]) -> tuple[Tensor, t
             continue
         u = u / u.norm()
         v = v - (v @ u) * u
-        if v.norm() <= 1e-9 * max(1.0, float(u.norm())):
-            continue  # the two endpoints are on one line through the origin
+        # on one line through the origin (or the same point): what is left of v off u is
+        # float32 rounding, about 1e-7 of v; 1e-4 of it is no plane either
+        if v.norm() <= 1e-4 * float((paths[b][-1] - origin).norm()):
+            continue
         basis = torch.stack([u, v / v.norm()], dim=1)
         _, residual = _project(every, origin, basis)
         score = float((residual ** 2).sum())
