@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import pytest
+import torch
 
 from optimlab.bench.analysis import summarize
 from optimlab.bench.executors import GroupsLost, LocalExecutor, Outcome
@@ -294,3 +295,30 @@ def test_a_sweep_of_other_data_is_a_sweep_of_its_own(tmp_path):
     sweep = run_sweep(spec, store)
     assert store.find_sweep(spec.stored_config(task)) == sweep
     assert store.find_sweep(spec.stored_config(other)) is None
+
+
+def test_a_sweep_of_another_network_under_the_same_name_is_a_sweep_of_its_own():
+    """An edited task module whose model changed (same name, same data) read back the first
+    model's stored results; the architecture's digest is now part of the sweep's identity.
+    It reads no initial values (a model drawn from another random source could never be
+    resumed) and leaves the caller's random stream alone."""
+    import dataclasses
+
+    from torch import nn
+
+    from optimlab.bench.sweep import model_digest
+    from optimlab.bench.tasks import get as get_task
+
+    task = get_task("digits")
+    wider = dataclasses.replace(task, models={**task.models, "mlp": lambda: nn.Sequential(
+        nn.Linear(64, 256), nn.Tanh(), nn.Linear(256, 10))})
+    spec = _spec(optimizers=("adam",), lrs=(0.01,), seeds=1,
+                 config=dataclasses.replace(CONFIG, model="mlp"))
+    assert model_digest(task, "mlp") == model_digest(get_task("digits"), "mlp")
+    assert model_digest(wider, "mlp") != model_digest(task, "mlp")
+    assert spec.stored_config(wider) != spec.stored_config(task)
+    torch.manual_seed(123)
+    model_digest(task, "mlp")
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(3))

@@ -43,7 +43,7 @@ from .trainer import (
 )
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
-           "MAX_EXTENSIONS"]
+           "MAX_EXTENSIONS", "data_digest", "model_digest"]
 
 #: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
 #: ``vmap`` rejects) the sequential engine
@@ -149,12 +149,13 @@ class SweepSpec:
     def stored_config(self, task) -> dict:
         """What is stored with the sweep (and identifies it): :meth:`to_config` plus the
         task's metric and its direction, so reports never have to guess them (a bring-your-
-        own task's name tells nothing), and a digest of its data (:func:`data_digest`), so
-        the same command on other data (another ``--data-dir``, an edited task module) is
-        a sweep of its own rather than the stored results of the first."""
+        own task's name tells nothing), a digest of its data (:func:`data_digest`) and of
+        its model's architecture (:func:`model_digest`), so the same command on other data
+        (another ``--data-dir``, an edited task module) or with another network under the
+        same name is a sweep of its own rather than the stored results of the first."""
         return {**self.to_config(), "metric": {"name": task.metric,
                                                "higher_is_better": task.metric == "accuracy"},
-                "data": data_digest(task)}
+                "data": data_digest(task), "architecture": model_digest(task, self.config.model)}
 
     def to_config(self) -> dict:
         """The spec's own configuration (see :meth:`stored_config`). ``extend`` is stored
@@ -167,6 +168,32 @@ class SweepSpec:
         if self.extends != (self.lrs is None):
             config["extend"] = self.extends
         return config
+
+
+def model_digest(task, model_name: str | None = None) -> str:
+    """A digest (BLAKE2b, 16 bytes, hex) of the architecture of ``task``'s model
+    ``model_name``: its module tree as ``repr`` prints it, every parameter's and buffer's
+    name, shape and dtype, and the task's loss when it is a function of its own (module and
+    name). Not the initial values: a model drawn from another random source than torch's
+    would get a new digest each time, and its sweep could never be resumed. The model is
+    built once, under a forked random state (the caller's stream is left as it was)."""
+    import hashlib
+
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = task.make_model(model_name)
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr(model).encode())
+    for kind, named in (("p", model.named_parameters()), ("b", model.named_buffers())):
+        for name, tensor in named:
+            digest.update(f"{kind}:{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+    loss = getattr(task, "loss", None)
+    if callable(loss):
+        digest.update(f"loss:{getattr(loss, '__module__', '')}."
+                      f"{getattr(loss, '__qualname__', type(loss).__qualname__)}".encode())
+    return digest.hexdigest()
 
 
 def data_digest(task) -> str:
