@@ -130,6 +130,13 @@ def test_confidence_intervals_and_paired_comparisons():
     assert ranks[2] == ("3", "rmsprop")
     one_seed = summarize([_run("x", 0.1, 0, 0.9), _run("y", 0.1, 0, 0.8)])
     assert [label for label, _ in rank(one_seed)] == ["=1", "=1"]  # one seed proves nothing
+    # seeds that changed nothing (full batch from one start: one run, repeated) are no
+    # evidence either, however small the gap (a float-rounding one was "better")
+    repeated = summarize([_run("x", 0.1, s, 0.1332) for s in range(3)]
+                         + [_run("y", 0.1, s, 0.13348) for s in range(3)], False)
+    same = paired_difference(*repeated)
+    assert not same.distinct and same.low == -math.inf and same.high == math.inf
+    assert [label for label, _ in rank(repeated, False)] == ["=1", "=1"]
 
 
 def test_a_target_met_at_the_start_scores_one_not_zero():

@@ -231,7 +231,13 @@ class Paired:
 
 def paired_difference(a: OptimizerSummary, b: OptimizerSummary) -> Paired:
     """Compare ``a`` and ``b`` at their best rates seed by seed (a paired t interval: the
-    same seed gives both the same initial weights and the same mini-batches)."""
+    same seed gives both the same initial weights and the same mini-batches).
+
+    Where the seeds changed nothing (each optimizer's result the same on every seed, as
+    full-batch training from one start repeats one run) there is no interval and no
+    ``distinct`` difference: the seeds are no evidence, and a gap of float rounding would
+    otherwise count as a certain one. A difference the same on seeds whose results differ
+    is a consistent one, and distinct."""
     common = sorted(set(a.per_seed or {}) & set(b.per_seed or {}))
     diffs = [a.per_seed[s] - b.per_seed[s] for s in common]
     if not diffs or not np.isfinite(diffs).all():
@@ -240,6 +246,9 @@ def paired_difference(a: OptimizerSummary, b: OptimizerSummary) -> Paired:
     mean, half = mean_ci(diffs)
     if half == 0.0 and mean == 0.0:
         return Paired(a.optimizer, b.optimizer, 0.0, 0.0, 0.0, len(common))
+    if len(common) > 1 and len({a.per_seed[s] for s in common}) == 1 \
+            and len({b.per_seed[s] for s in common}) == 1:  # one run, repeated
+        return Paired(a.optimizer, b.optimizer, mean, -math.inf, math.inf, len(common))
     return Paired(a.optimizer, b.optimizer, mean, mean - half, mean + half, len(common))
 
 
