@@ -15,7 +15,10 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     db, out, answer = tmp_path / "runs.db", tmp_path / "advice", tmp_path / "answer.json"
     assert main(ADVISE + ["--db", str(db), "--out", str(out), "--json", str(answer)]) == 0
     text = capsys.readouterr().out
-    data = json.loads(answer.read_text())
+    def refuse(constant):  # JSON has no Infinity or NaN: strict readers refuse the file
+        raise AssertionError(f"{constant} in {answer}")
+
+    data = json.loads(answer.read_text(), parse_constant=refuse)
     assert {"optimizer", "hparams", "metric", "steps_spent", "candidates"} <= set(data)
     assert data["optimizer"] in ("momentum", "adam") and data["metric"]["name"] == "accuracy"
     assert f"recommendation: {data['optimizer']}, lr={data['hparams']['lr']:.3g}" in text
@@ -44,6 +47,7 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     (["--model", "resnet"], "no model 'resnet'"),
     (["--json", "/no/such/folder/a.json"], "its folder does not exist"),
     (["--json", "/"], "it is a folder"),
+    (["--seeds", "101"], "--seeds"),
 ])
 def test_advise_errors_are_one_line(extra, message, tmp_path, capsys):
     argv = ADVISE + ["--db", str(tmp_path / "runs.db"), "--out", str(tmp_path / "a")]
@@ -72,3 +76,54 @@ def test_a_candidate_that_cannot_run_is_named_with_its_error(tmp_path, capsys):
             "2-D parameters") in text
     page = (tmp_path / "advice" / "advice.html").read_text(encoding="utf-8")
     assert "cannot run: ValueError: Muon only optimizes" in page
+
+
+def test_the_json_answer_writes_non_finite_numbers_as_null():
+    from optimlab.cli import _json_safe
+
+    assert _json_safe({"a": float("inf"), "b": [1.0, float("nan"), {"c": -float("inf")}],
+                       "d": "x", "e": 2}) == {"a": None, "b": [1.0, None, {"c": None}],
+                                               "d": "x", "e": 2}
+
+
+def test_advise_sizes_its_progress_for_a_model_trained_one_run_at_a_time(tmp_path, monkeypatch,
+                                                                         capsys):
+    """A BatchNorm model trains one run at a time, ticking once per run-step: the bar was
+    sized per population, so it sat at 100% for the whole stage and said it was extending a
+    grid."""
+    import sys
+
+    from optimlab import cli
+
+    (tmp_path / "bn_advise_task.py").write_text(
+        "import numpy as np\nfrom torch import nn\n\n"
+        "def task():\n"
+        "    x = np.random.default_rng(0).normal(size=(80, 4)).astype(np.float32)\n"
+        "    y = (x[:, 0] > 0).astype(np.int64)\n"
+        "    return {'model': lambda: nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), "
+        "nn.ReLU(), nn.Linear(8, 2)), 'x_train': x[:60], 'y_train': y[:60], "
+        "'x_test': x[60:], 'y_test': y[60:]}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "bn_advise_task", raising=False)
+    sized, ticked = [], []
+    real = cli._progress
+
+    def recording(desc, groups):
+        bar = real(desc, groups)
+        sized.append(sum(steps * runs for steps, runs in groups))
+        ticked.append(0)
+        tick = bar.tick
+
+        def counted(n=1):
+            ticked[-1] += n
+            tick(n)
+        bar.tick = counted
+        return bar
+
+    monkeypatch.setattr(cli, "_progress", recording)
+    argv = ["advise", "bn_advise_task:task", "--optimizers", "adam", "--steps", "4",
+            "--seeds", "1", "--batch-size", "20", "--db", str(tmp_path / "r.db"),
+            "--out", str(tmp_path / "a")]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "cannot batch this model" in capsys.readouterr().err
+    assert sized and all(done <= total for done, total in zip(ticked, sized)), (ticked, sized)

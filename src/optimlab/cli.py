@@ -279,6 +279,8 @@ BENCH_MAX_INDICES = 250_000_000
 optimizer (1 with ``--sequential``) x steps x batch size."""
 ADVISE_MAX_STEPS = BENCH_MAX_STEPS
 """``advise --steps``: the horizon the recommendation is for."""
+ADVISE_MAX_SEEDS = 100
+"""``advise --seeds``: seeds of the final rung (each finalist trains this many)."""
 
 LIMITS: dict[str, int] = {
     "race --steps": RACE_MAX_STEPS,
@@ -291,6 +293,7 @@ LIMITS: dict[str, int] = {
     "bench metric points (runs x evaluations)": BENCH_MAX_POINTS,
     "bench batch indices (runs per optimizer x steps x batch)": BENCH_MAX_INDICES,
     "advise --steps": ADVISE_MAX_STEPS,
+    "advise --seeds": ADVISE_MAX_SEEDS,
 }
 """Every bound, by what it bounds; ``--no-limits`` on ``race``, ``bench`` and ``advise`` lifts
 them."""
@@ -1033,18 +1036,8 @@ def run_bench(args: argparse.Namespace) -> str:
                        "of the killed run; `optimlab runs` lists the sweeps); leave out "
                        "--resume to start a new one")
     engine = "sequential" if args.sequential else "population"
-    if engine == "population":
-        from .bench.trainer import population_refusal
-
-        try:
-            refusal = population_refusal(task, args.model)
-        except ValueError as err:  # the model's output does not fit the data
-            raise CLIError(" ".join(str(err).split())) from None
-        if refusal is not None:  # BatchNorm, dropout, a module vmap cannot batch
-            engine = "sequential"
-            why = refusal if len(refusal) <= 160 else refusal[:160] + "..."
-            print(f"optimlab: the population engine cannot batch this model ({why}); its runs "
-                  "train one by one (the sequential engine)", file=sys.stderr)
+    if engine == "population" and _one_by_one(task, args.model):
+        engine = "sequential"
     if existing is not None:  # resumed (or ended): only its unfinished runs train
         pending = [run.optimizer for run in store.pending_runs(existing)]
         counts = {name: pending.count(name) for name in names}
@@ -1185,6 +1178,7 @@ def run_advise(args: argparse.Namespace) -> str:
     names = candidates(_names(args.optimizers, "adam,lion") if args.optimizers
                        else DEFAULT_CANDIDATES)
     _within(args.steps, ADVISE_MAX_STEPS, "--steps", args, "lower --steps")
+    _within(args.seeds, ADVISE_MAX_SEEDS, "--seeds", args, "lower --seeds")
     batch = _batch(args.batch_size)
     budget, seconds = _budget(args.budget)
     out = out_folder(args.out, "--out", "the report")
@@ -1198,12 +1192,16 @@ def run_advise(args: argparse.Namespace) -> str:
     task = _task_with_model(args)
     store = _open_store(db)
     bars: list = []
+    one_by_one = _one_by_one(task, args.model)
 
     def on_stage(label: str, horizon: int, members) -> None:
         if bars:
             bars.pop().bar.close()
         groups = len({m.optimizer for m in members})
-        bars.append(_progress(f"advise: {label}", [(horizon, len(members) // groups)] * groups))
+        # a tick per step: of a population (its runs end together) or of one run
+        sizes = [(horizon, 1)] * len(members) if one_by_one else \
+            [(horizon, len(members) // groups)] * groups
+        bars.append(_progress(f"advise: {label}", sizes))
 
     def tick(n: int = 1) -> None:
         if bars:
@@ -1263,8 +1261,9 @@ def run_advise(args: argparse.Namespace) -> str:
 
     try:
         written = write_advice_report(advice, store, out)
-        if json_path is not None:
-            json_path.write_text(json.dumps(advice.to_json(), indent=2))
+        if json_path is not None:  # strict JSON: a non-finite number is null
+            json_path.write_text(json.dumps(_json_safe(advice.to_json()), indent=2,
+                                            allow_nan=False))
     except OSError as err:
         print(_printable("\n".join(lines)))  # the answer, which is not lost with the files
         raise CLIError(f"cannot write the advice: {_one_line(err)} (the same command again "
@@ -1273,6 +1272,34 @@ def run_advise(args: argparse.Namespace) -> str:
     if json_path is not None:
         lines.append(f"wrote {json_path}")
     return "\n".join(lines)
+
+
+def _json_safe(value):
+    """``value`` with every non-finite float as None: JSON has no Infinity or NaN (Python
+    writes them, and ``JSON.parse``, ``jq`` and most readers refuse the file)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _one_by_one(task, model: str | None) -> bool:
+    """Whether the population engine cannot batch ``task``'s model, so its runs train one
+    by one (:func:`optimlab.bench.trainer.population_refusal`), said on stderr once."""
+    from .bench.trainer import population_refusal
+
+    try:
+        refusal = population_refusal(task, model)
+    except ValueError as err:  # the model's output does not fit the data
+        raise CLIError(" ".join(str(err).split())) from None
+    if refusal is not None:  # BatchNorm, dropout, a module vmap cannot batch
+        why = refusal if len(refusal) <= 160 else refusal[:160] + "..."
+        print(f"optimlab: the population engine cannot batch this model ({why}); its runs "
+              "train one by one (the sequential engine)", file=sys.stderr)
+    return refusal is not None
 
 
 def _count(n: int, noun: str) -> str:
