@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import traceback
 import warnings
@@ -132,6 +133,130 @@ def test_bad_paths_and_foreign_files_are_named(tmp_path):
         RunStore(other)
     with pytest.raises(StoreError, match="no such file"):
         RunStore(tmp_path / "absent.db", readonly=True)
+
+
+def _foreign_db(path, *statements) -> bytes:
+    """A SQLite file of another program (rollback journal, the default), closed; its bytes."""
+    con = sqlite3.connect(path)
+    for statement in statements:
+        con.execute(statement)
+    con.commit()
+    con.close()
+    return Path(path).read_bytes()
+
+
+def _journal_mode(path) -> str:
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_foreign_database_is_refused_as_it_was_found(tmp_path):
+    """A writer opening another program's database (journal_mode delete) refuses it without
+    switching it to WAL or writing anything; WAL is set only for a new store or a store."""
+    cases = {
+        "app.db": ("CREATE TABLE users (name TEXT)", "INSERT INTO users VALUES ('ada')"),
+        "versioned.db": ("CREATE TABLE schema_version (version INTEGER)",
+                         "INSERT INTO schema_version VALUES (1)"),
+    }
+    for name, statements in cases.items():
+        path = tmp_path / name
+        raw = _foreign_db(path, *statements)
+        with pytest.raises(StoreError, match="is not an optimlab run store") as err:
+            RunStore(path)
+        _one_line_naming(err, path)
+        assert _journal_mode(path) == "delete", name
+        assert path.read_bytes() == raw
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(name)) == [name]
+    # a store found in rollback mode (copied with .backup, say) is a store: WAL again
+    store_path = tmp_path / "runs.db"
+    RunStore(store_path).close()
+    con = sqlite3.connect(store_path)
+    con.execute("PRAGMA journal_mode = DELETE")
+    con.close()
+    with RunStore(store_path) as s:
+        assert s.journal_mode == "wal"
+    assert _journal_mode(store_path) == "wal"
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_a_new_store_waits_for_another_creator(tmp_path, kind):
+    """Another connection writing the new file in rollback mode (a second process creating
+    the same store at the same instant) makes SQLite refuse the switch to WAL at once,
+    without its busy handler: the store tries again until ``timeout``, then gives up with
+    the one-line busy error."""
+    paths = {name: tmp_path / name for name in ("runs.db", "held.db")}
+    if kind == "empty":
+        for path in paths.values():
+            path.write_bytes(b"")
+    others = {name: sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+              for name, path in paths.items()}
+    try:
+        for other in others.values():
+            other.execute("BEGIN IMMEDIATE")  # the write lock of a rollback-mode file
+        release = threading.Timer(0.2, others["runs.db"].execute, ("ROLLBACK",))
+        release.start()
+        start = time.monotonic()
+        try:
+            with RunStore(paths["runs.db"], timeout=10) as s:
+                assert time.monotonic() - start >= 0.15  # it waited for the other writer
+                assert s.journal_mode == "wal" and s.schema_version == SCHEMA_VERSION
+                assert s.open_sweep(CONFIG) == 1
+        finally:
+            release.join()
+        start = time.monotonic()
+        with pytest.raises(StoreError, match="is busy: database is locked") as err:
+            RunStore(paths["held.db"], timeout=0.3)  # held.db's writer never lets go
+        assert time.monotonic() - start >= 0.25
+        _one_line_naming(err, paths["held.db"])
+    finally:
+        for other in others.values():
+            other.close()
+
+
+@pytest.mark.parametrize("table, row, match", [
+    ("schema_version (version TEXT)", "'1.2.0'", r"holds '1\.2\.0', not an integer version"),
+    ("schema_version (v INTEGER)", "1", "its schema_version table has no version column"),
+    ("schema_version (version INTEGER)", "1", "has a schema_version table but no sweeps, "
+                                               "runs, metrics tables"),
+])
+def test_a_foreign_schema_version_table_is_refused_in_one_line(tmp_path, table, row, match):
+    """Another program's ``schema_version`` table: a one-line StoreError naming the file once
+    (not a TypeError, not the prefix twice, not accepted to fail at the first query)."""
+    path = tmp_path / "other.db"
+    raw = _foreign_db(path, f"CREATE TABLE {table}", f"INSERT INTO schema_version VALUES ({row})")
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match=match) as err:
+            RunStore(path, readonly=readonly)
+        message = _one_line_naming(err, path)
+        assert message.startswith(f"{path} is not an optimlab run store: ")
+        assert message.count(str(path)) == 1, message
+    assert path.read_bytes() == raw and _journal_mode(path) == "delete"
+
+
+def test_a_store_error_is_never_wrapped_twice(tmp_path):
+    """A StoreError met while opening (it is also a sqlite3.Error) comes out as it is."""
+    path = tmp_path / "view.db"
+    _foreign_db(path, "CREATE VIEW schema_version AS SELECT version FROM gone")
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="no such table: main.gone") as err:
+            RunStore(path, readonly=readonly)
+        assert _one_line_naming(err, path).count("cannot use run store") == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    """A pipe or a device (``/dev/null``) is refused before SQLite opens it (which would
+    write a ``-journal`` file beside it)."""
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match="it is not a regular file") as err:
+            RunStore(fifo, readonly=readonly)
+        _one_line_naming(err, fifo)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe.db"]
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
@@ -543,6 +668,31 @@ def test_a_sweep_lock_held_by_another_process_refuses_and_dies_with_it(tmp_path,
         proc.stderr.close()
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+def test_every_path_to_one_store_takes_the_same_sweep_lock(tmp_path):
+    """A symlink to the store file, or a path through a symlinked directory, is the same
+    store: its sweeps are locked by the lock file beside the real file."""
+    real = tmp_path / "sub" / "runs.db"
+    real.parent.mkdir()
+    (tmp_path / "sub" / "link.db").symlink_to("runs.db")
+    (tmp_path / "lnk").symlink_to("sub")
+    with RunStore(real) as a:
+        sweep = a.open_sweep(CONFIG)
+        for other in (tmp_path / "sub" / "link.db", tmp_path / "lnk" / "runs.db"):
+            with RunStore(other) as b:
+                with a.lock_sweep(sweep):
+                    assert (tmp_path / "sub" / f"runs.db-sweep{sweep}.lock").exists()
+                    with pytest.raises(StoreError, match="is being run or resumed") as err:
+                        with b.lock_sweep(sweep):
+                            pass
+                    _one_line_naming(err, other)  # the message names the path it was given
+                with b.lock_sweep(sweep):  # and it takes the lock once a has let go
+                    with pytest.raises(StoreError, match="is being run or resumed"):
+                        with a.lock_sweep(sweep):
+                            pass
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["link.db", "runs.db"]
+
+
 # ----------------------------------------------------------------------------- ids
 
 
@@ -834,6 +984,98 @@ def test_dataframe_readers(store):
         store.runs(5)
     with pytest.raises(KeyError, match="no sweep with id 5"):
         store.metrics(5)
+
+
+# ----------------------------------------------------------------------------- the server store
+
+
+class _FakeServer:
+    """A psycopg connection (autocommit) as the server store uses it, without a server: its
+    transaction status as PostgreSQL keeps it, a wait for the writers' lock that may fail
+    (``lock_error``, raised as the driver would), and an aborted transaction that refuses
+    every statement but ROLLBACK."""
+
+    def __init__(self) -> None:
+        from psycopg.pq import TransactionStatus
+
+        self.status = TransactionStatus
+        self.transaction_status = TransactionStatus.IDLE
+        self.lock_error: BaseException | None = None
+        self.sent: list[str] = []
+
+    @property
+    def info(self):
+        return self
+
+    def cursor(self):
+        return self
+
+    def execute(self, sql, params=()):
+        import psycopg
+
+        self.sent.append(sql)
+        if sql in ("ROLLBACK", "COMMIT"):
+            self.transaction_status = self.status.IDLE
+            return self
+        if self.transaction_status == self.status.INERROR:
+            raise psycopg.errors.InFailedSqlTransaction(
+                "current transaction is aborted, commands ignored until end of transaction "
+                "block")
+        if sql == "BEGIN":
+            self.transaction_status = self.status.INTRANS
+        elif "pg_advisory_xact_lock" in sql and self.lock_error is not None:
+            self.transaction_status = self.status.INERROR
+            raise self.lock_error
+        return self
+
+    def fetchone(self):
+        return None  # no row: "no sweep with id ..."
+
+
+def test_a_server_write_that_times_out_on_the_lock_rolls_back():
+    """The writers' lock wait past ``lock_timeout`` aborts the transaction on the server:
+    the store rolls it back before raising, so the connection's next write works (left
+    open, every later statement would fail with "current transaction is aborted")."""
+    psycopg = pytest.importorskip("psycopg")
+    from optimlab.bench.store.server import ServerConnection, ServerRunStore
+
+    fake = _FakeServer()
+    store = object.__new__(ServerRunStore)  # as its __init__ leaves it, on a fake connection
+    store.readonly, store.memory, store.immutable, store.timeout = False, False, False, 1.0
+    store._damage, store._locks = None, {}
+    store.path = "postgresql+psycopg://optimlab@db.example:5432/runs"
+    store._con = fake
+    store._guarded = ServerConnection(fake, store._fail)
+    fake.lock_error = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+    with pytest.raises(StoreError, match="lock timeout") as err:
+        store.add_runs(1, MEMBERS)
+    message = _one_line_naming(err, store.path)
+    assert message == (f"cannot write to run store {store.path}: canceling statement due to "
+                       f"lock timeout (another writer held its write lock past the timeout)")
+    assert fake.sent[-1] == "ROLLBACK" and fake.transaction_status == fake.status.IDLE
+    fake.lock_error = None
+    with pytest.raises(KeyError, match="no sweep with id 1"):  # the write got the lock
+        store.add_runs(1, MEMBERS)
+    # any other failure of the lock statement (a lost connection, Ctrl-C) rolls back too
+    fake.lock_error = psycopg.OperationalError("server closed the connection unexpectedly")
+    with pytest.raises(StoreError, match=r"/runs: server closed the connection unexpectedly$"):
+        store.open_sweep(CONFIG, environment={})
+    assert fake.sent[-1] == "ROLLBACK" and fake.transaction_status == fake.status.IDLE
+    fake.lock_error = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        store.open_sweep(CONFIG, environment={})
+    assert fake.sent[-1] == "ROLLBACK" and fake.transaction_status == fake.status.IDLE
+
+
+def test_nan_is_null_in_every_database():
+    """The store turns NaN into None before a database sees it (what the server module's
+    text says, and test_metrics_round_trip_non_finite_values checks on both)."""
+    from optimlab.bench.store import server
+
+    assert store_module.runstore._points(1, 0, {"a": math.nan}, None, "runs.db") == [
+        (1, 0, "a", None, None)]
+    text = " ".join(server.__doc__.split())
+    assert "NaN metric values are stored as NULL" in text and "server's NaN" not in text
 
 
 # ----------------------------------------------------------------------------- SIGKILL

@@ -20,9 +20,10 @@ Read-only files
 
 Sweep locks
     :class:`SweepLock`: an OS lock (``flock``) on a file ``<store>-sweep<id>.lock`` beside
-    the store, holding the pid and host of the process that trains the sweep. The kernel
-    releases it when that process ends in any way (SIGKILL included), so a dead process
-    never blocks a resume.
+    the store's file (its path with symlinks resolved: a store reached through a symlink
+    takes the same lock), holding the pid and host of the process that trains the sweep.
+    The kernel releases it when that process ends in any way (SIGKILL included), so a dead
+    process never blocks a resume.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
     import msvcrt
 
-__all__ = ["GuardedConnection", "SweepLock", "connect_readonly", "verify", "is_empty", "wal_size"]
+__all__ = ["GuardedConnection", "SweepLock", "connect_readonly", "verify", "is_busy", "is_empty",
+           "wal_size"]
 
 # SQLite's primary result codes (the low byte of an extended code)
 _READONLY, _CANTOPEN, _BUSY, _LOCKED, _CORRUPT, _NOTADB = 8, 14, 5, 6, 11, 26
@@ -52,6 +54,12 @@ _READONLY, _CANTOPEN, _BUSY, _LOCKED, _CORRUPT, _NOTADB = 8, 14, 5, 6, 11, 26
 def _code(err: BaseException) -> int | None:
     code = getattr(err, "sqlite_errorcode", None)  # Python 3.11+
     return None if code is None else code & 0xFF
+
+
+def is_busy(err: BaseException) -> bool:
+    """Whether ``err`` is SQLite's "database is locked" (SQLITE_BUSY: another connection holds
+    a lock this one needs)."""
+    return _code(err) == _BUSY or "database is locked" in str(err)
 
 
 def damage_reason(err: BaseException) -> str | None:
@@ -326,7 +334,10 @@ def _holder(text: str) -> str:
 
 class SweepLock:
     """An exclusive OS lock on ``<store>-sweep<id>.lock``, released by :meth:`release` or
-    when the process ends in any way.
+    when the process ends in any way. ``<store>`` is the store's path with symlinks resolved
+    (``os.path.realpath``), so that every path to one file (a symlink to it, or through a
+    symlinked directory) takes the same lock; a hard link is another path, and another
+    lock.
 
     ``flock`` locks belong to one open file: two :class:`RunStore` objects, in one process
     or two, exclude each other. Inherited by children forked without exec (they are part
@@ -340,7 +351,7 @@ class SweepLock:
     """
 
     def __init__(self, store_path: str, sweep_id: int) -> None:
-        self.path = f"{store_path}-sweep{sweep_id}.lock"
+        self.path = f"{os.path.realpath(store_path)}-sweep{sweep_id}.lock"
         self.sweep_id = sweep_id
         self._fd: int | None = None
         while True:

@@ -41,6 +41,7 @@ import hashlib
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -54,6 +55,7 @@ from .guard import (
     damage_reason,
     damaged_message,
     error_message,
+    is_busy,
     is_empty,
     verify,
     wal_size,
@@ -63,6 +65,7 @@ from .schema import (
     _OPEN,
     _RUN_COLUMNS,
     _SCHEMA,
+    _TABLES,
     DEFAULT_PATH,
     SCHEMA_VERSION,
     STATUSES,
@@ -193,6 +196,11 @@ class RunStore(DataFrameReaders):
       missing file. ``readonly=True`` on an empty file, or a writer on an empty read-only
       file, raises :class:`StoreError`: an empty file is no store to read (often a failed
       copy), and one that cannot be written can never become one.
+    * **Another program's database is refused as it was found:** a file holding other
+      tables, or a ``schema_version`` table that is not the store's (no integer
+      ``version``, no ``sweeps``, ``runs`` and ``metrics`` beside it), raises
+      :class:`StoreError`; it is never switched to WAL nor written. So is a path that is
+      not a regular file (a device, a pipe).
     * **A read-only file or directory is read, never written:** ``readonly=True`` reads it
       (``mode=ro``; in a directory this process cannot write, where SQLite cannot create
       the ``-shm`` file a WAL reader needs, ``immutable=1``: the main file alone, see
@@ -226,6 +234,7 @@ class RunStore(DataFrameReaders):
                  timeout: float = 30.0) -> None:
         path = sqlite_path(path)
         self.readonly = readonly
+        self.timeout = timeout
         self.memory = str(path) == ":memory:"
         self.path = ":memory:" if self.memory else os.path.abspath(os.fspath(path))
         self.immutable = False  # read through immutable=1 (see connect_readonly)
@@ -255,10 +264,12 @@ class RunStore(DataFrameReaders):
                 if damage is not None:
                     self._damage = damage
                     raise StoreError(damaged_message(self.path, damage))
-            if not readonly:
-                con.execute("PRAGMA journal_mode = WAL")
-                con.execute("PRAGMA synchronous = NORMAL")
+            # WAL mode is set by _check_schema, once the file is known to be a store or empty:
+            # a foreign database is refused as it was found
             self._check_schema()
+        except StoreError:  # already the one line (and also a sqlite3.Error): as it is
+            self.close()
+            raise
         except sqlite3.Error as e:
             err = self._fail(e)
             self.close()
@@ -276,6 +287,9 @@ class RunStore(DataFrameReaders):
         if os.path.isdir(path):
             raise StoreError(f"cannot open run store {path}: it is a directory")
         exists = os.path.exists(path)
+        if exists and not os.path.isfile(path):  # SQLite would write a -journal beside it
+            raise StoreError(f"cannot open run store {path}: it is not a regular file (a "
+                             f"device, a pipe or a socket)")
         if self.readonly and not exists:
             raise StoreError(f"cannot open run store {path} read-only: no such file")
         if exists and is_empty(path):
@@ -298,7 +312,10 @@ class RunStore(DataFrameReaders):
                              f"the file); open it with readonly=True to read it")
 
     def _fail(self, err: sqlite3.Error) -> StoreError:
-        """The one-line StoreError for a sqlite3 error; damage is remembered."""
+        """The one-line StoreError for a sqlite3 error; damage is remembered. A StoreError
+        (also a sqlite3.Error) is already that line: it is returned as it is."""
+        if isinstance(err, StoreError):
+            return err
         damage = damage_reason(err)
         if damage is not None:
             if self._damage is None:
@@ -408,10 +425,11 @@ class RunStore(DataFrameReaders):
         """A context manager that holds the sweep's lock for the ``with`` block: only one
         process (or store object) at a time trains a sweep; :func:`run_sweep` takes it.
 
-        The lock is an OS lock (``flock``) on ``<store>-sweep<id>.lock`` beside the store,
-        holding the pid and host of its process; the kernel releases it when the process
-        ends in any way, so a killed sweep never blocks its resume. Nested ``with`` blocks
-        on one store object share the lock. A ``:memory:`` store has nothing to lock.
+        The lock is an OS lock (``flock``) on ``<store>-sweep<id>.lock`` beside the store's
+        file (symlinks resolved, so that every path to one file takes one lock), holding the
+        pid and host of its process; the kernel releases it when the process ends in any
+        way, so a killed sweep never blocks its resume. Nested ``with`` blocks on one store
+        object share the lock. A ``:memory:`` store has nothing to lock.
 
         Raises:
             StoreError: another process or store object holds it ("sweep 3 of ... is being
@@ -443,17 +461,50 @@ class RunStore(DataFrameReaders):
         return SweepLock(self.path, sweep_id)
 
     def _tables(self) -> set[str]:
-        """The names of the tables in the store."""
-        return {r[0] for r in self.con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        """The names of the tables (and views) in the store."""
+        return {r[0] for r in self.con.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+
+    def _columns(self, table: str) -> set[str]:
+        """The names of one table's columns (lower case); ``table`` is one of the store's."""
+        return {r[1].lower() for r in self.con.execute(f'PRAGMA table_info("{table}")')}
 
     def _schema(self) -> list[str]:
         """The statements that create the tables (SQLite's types; see :mod:`.schema`)."""
         return _SCHEMA
 
+    def _use_wal(self) -> None:
+        """WAL mode and ``synchronous=NORMAL``, for a file this store writes (called once it
+        is known to be a store, or empty).
+
+        SQLite answers the switch to WAL with SQLITE_BUSY at once, without waiting
+        ``busy_timeout``, while another connection writes the file in rollback mode (another
+        process creating the same new store): the switch is tried again, after short
+        sleeps, until ``timeout`` has passed.
+        """
+        con = self._con
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                con.execute("PRAGMA journal_mode = WAL").fetchall()
+                break
+            except sqlite3.OperationalError as err:
+                left = deadline - time.monotonic()
+                if not is_busy(err) or not left > 0:
+                    raise
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, 0.05)
+        con.execute("PRAGMA synchronous = NORMAL")
+
     def _check_schema(self) -> None:
-        con = self.con
+        """Refuse what is not an optimlab store, or is one of a newer optimlab (one-line
+        StoreError); create the tables in a new store. A writer's file is put in WAL mode
+        only once it is known to be an optimlab store or to hold nothing: a foreign
+        database is never changed."""
         tables = self._tables()
-        if "schema_version" not in tables:
+        new = "schema_version" not in tables
+        if new:
             if self.immutable and wal_size(self.path):  # its tables are in the -wal
                 raise StoreError(f"cannot read run store {self.path}: its last commits are in "
                                  f"{self.path}-wal, which SQLite cannot read without a -shm "
@@ -465,6 +516,7 @@ class RunStore(DataFrameReaders):
             if tables:
                 raise StoreError(f"{self.path} is not an optimlab run store: it holds other "
                                  f"tables ({', '.join(sorted(tables))})")
+            self._use_wal()
             with self._write() as con:
                 # another process may have created it between our look and the lock
                 if "schema_version" not in self._tables():
@@ -472,16 +524,35 @@ class RunStore(DataFrameReaders):
                         con.execute(statement)
                     con.execute("INSERT INTO schema_version (version) VALUES (?)",
                                 (SCHEMA_VERSION,))
-        row = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            tables = self._tables()
+        self._check_version(tables)
+        if not new and not self.readonly:
+            self._use_wal()
+
+    def _check_version(self, tables: set[str]) -> None:
+        """Refuse a file whose ``schema_version`` table is not the store's (no integer
+        ``version``), whose version is newer than this optimlab's, or that lacks the
+        store's other tables."""
+        foreign = f"{self.path} is not an optimlab run store"
+        if "version" not in self._columns("schema_version"):
+            raise StoreError(f"{foreign}: its schema_version table has no version column")
+        row = self.con.execute("SELECT MAX(version) FROM schema_version").fetchone()
         version = row[0] if row else None
         if version is None:
             raise StoreError(f"{self.path}: schema_version table is empty")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StoreError(f"{foreign}: its schema_version table holds "
+                             f"{_one_line(repr(version), 60)}, not an integer version")
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has run-store schema version {version}, newer than "
                              f"this optimlab understands ({SCHEMA_VERSION}): upgrade optimlab")
-        if version < SCHEMA_VERSION:  # pragma: no cover - no older versions exist yet
+        if version < SCHEMA_VERSION:
             raise StoreError(f"{self.path} has run-store schema version {version}; this "
                              f"optimlab needs {SCHEMA_VERSION}")
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            raise StoreError(f"{foreign}: it has a schema_version table but no "
+                             f"{', '.join(missing)} table{'s' if len(missing) > 1 else ''}")
 
     # -------------------------------------------------------------- lookups
 

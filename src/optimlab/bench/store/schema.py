@@ -66,6 +66,7 @@ STATUSES = ("pending", "running", "finished", "diverged", "failed")
 TERMINAL = ("finished", "diverged", "failed")
 _OPEN = ("pending", "running")
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+_TABLES = ("schema_version", "sweeps", "runs", "metrics")  # the tables of _SCHEMA
 
 _SCHEMA = [
     """CREATE TABLE schema_version (

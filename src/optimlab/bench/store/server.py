@@ -24,8 +24,9 @@ and the resume semantics:
 
 The driver is psycopg 3 (``postgresql+psycopg://``; a plain ``postgresql://`` URL is read
 as that). SQLAlchemy parses the URL and makes the connection; the extra
-``optimlab[postgres]`` installs both. NaN metric values are stored as the server's NaN
-rather than SQLite's NULL; the readers give NaN back from either.
+``optimlab[postgres]`` installs both. NaN metric values are stored as NULL, as in a
+SQLite file: the store turns a NaN into None before any database sees it, so that both
+hold the same rows; the readers give NaN back from either.
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class ServerRunStore(RunStore):
 
     def __init__(self, path: str, *, readonly: bool = False, timeout: float = 30.0) -> None:
         self.readonly = readonly
+        self.timeout = timeout
         self.memory = False
         self.immutable = False
         self._con = None
@@ -217,9 +219,24 @@ class ServerRunStore(RunStore):
         return "server"
 
     def _begin(self) -> None:
-        """BEGIN, then the writers' lock (waits up to ``timeout`` for another writer)."""
+        """BEGIN, then the writers' lock (waits up to ``timeout`` for another writer).
+
+        When the lock is not had (``lock_timeout``, a cancelled wait, a lost connection),
+        the transaction is rolled back before the error is raised: the server has aborted
+        it, and left open it would refuse every later statement of the connection
+        ("current transaction is aborted").
+        """
         self.con.execute("BEGIN")
-        self.con.execute("SELECT pg_advisory_xact_lock(?, 0)", (_WRITE_LOCK,))
+        try:
+            self.con.execute("SELECT pg_advisory_xact_lock(?, 0)", (_WRITE_LOCK,))
+        except BaseException as err:
+            self._rollback()
+            cause = err.__cause__
+            if isinstance(err, StoreError) and _is_lock_timeout(cause):
+                raise StoreError(f"cannot write to run store {self.path}: {_one_line(cause)} "
+                                 f"(another writer held its write lock past the timeout)"
+                                 ) from cause
+            raise
 
     def _rollback(self) -> None:
         if self._con is not None and self._guarded.in_transaction:
@@ -239,8 +256,21 @@ class ServerRunStore(RunStore):
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = current_schema()")}
 
+    def _columns(self, table: str) -> set[str]:
+        return {r[0].lower() for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ?", (table,))}
+
+    def _use_wal(self) -> None:
+        """Nothing: the server keeps its own write-ahead log."""
+
     def _schema(self) -> list[str]:
         return _server_schema()
+
+
+def _is_lock_timeout(err: BaseException | None) -> bool:
+    """Whether the driver's error ``err`` is a lock wait that ran past ``lock_timeout``."""
+    return getattr(err, "sqlstate", None) == "55P03"  # lock_not_available
 
 
 def _url(text: str):
