@@ -19,6 +19,7 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
         raise AssertionError(f"{constant} in {answer}")
 
     data = json.loads(answer.read_text(), parse_constant=refuse)
+    assert json.loads((out / "advice.json").read_text(), parse_constant=refuse) == data
     assert {"optimizer", "hparams", "metric", "steps_spent", "candidates"} <= set(data)
     assert data["optimizer"] in ("momentum", "adam") and data["metric"]["name"] == "accuracy"
     assert f"recommendation: {data['optimizer']}, lr={data['hparams']['lr']:.3g}" in text
@@ -79,9 +80,9 @@ def test_a_candidate_that_cannot_run_is_named_with_its_error(tmp_path, capsys):
 
 
 def test_the_json_answer_writes_non_finite_numbers_as_null():
-    from optimlab.cli import _json_safe
+    from optimlab.bench.advice_report import json_safe
 
-    assert _json_safe({"a": float("inf"), "b": [1.0, float("nan"), {"c": -float("inf")}],
+    assert json_safe({"a": float("inf"), "b": [1.0, float("nan"), {"c": -float("inf")}],
                        "d": "x", "e": 2}) == {"a": None, "b": [1.0, None, {"c": None}],
                                                "d": "x", "e": 2}
 

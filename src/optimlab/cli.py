@@ -1219,7 +1219,12 @@ def run_advise(args: argparse.Namespace) -> str:
         executor.close()
         while bars:
             bars.pop().bar.close()
-    grid = len(names) * 13 * args.seeds * args.steps
+    from .optim.registry import work_weight
+
+    # the grid a sweep of every candidate would train, member-steps weighted as the advisor
+    # weighs them (an L-BFGS step counts its closure evaluations)
+    weight = sum(work_weight(name, {}) for name in names)
+    grid = round(weight * 13 * args.seeds * args.steps)
 
     def lr(value) -> str:
         return "-" if value is None else f"{value:.3g}"
@@ -1241,9 +1246,10 @@ def run_advise(args: argparse.Namespace) -> str:
         f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: {m['name']} "
         f"{m['value']:.4g}{ci} ({seeds})",
         advice.statement,
-        f"compute: {advice.steps_spent:,} member-steps ({advice.steps_spent / grid:.0%} of a "
-        f"grid of {_count(len(names), 'optimizer')} x 13 rates x "
-        f"{_count(args.seeds, 'seed')} x {args.steps} steps, {grid:,})",
+        f"compute: {advice.compute} ({advice.steps_spent / grid:.0%} of a grid of "
+        f"{_count(len(names), 'optimizer')} x 13 rates x {_count(args.seeds, 'seed')} x "
+        f"{args.steps} steps, {grid:,}" + (", weighted by each optimizer's work per step)"
+                                           if weight != len(names) else ")"),
         "",
         text_table(["optimizer", "range test", "fastai", "steepest", "tournament lr",
                     m["name"], "rank", "status"], rows),
@@ -1257,12 +1263,12 @@ def run_advise(args: argparse.Namespace) -> str:
         f"stored in {_masked(db)} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
         f"{advice.answer_sweep_id})",
     ]
-    from .bench.advice_report import write_advice_report
+    from .bench.advice_report import json_safe, write_advice_report
 
     try:
         written = write_advice_report(advice, store, out)
         if json_path is not None:  # strict JSON: a non-finite number is null
-            json_path.write_text(json.dumps(_json_safe(advice.to_json()), indent=2,
+            json_path.write_text(json.dumps(json_safe(advice.to_json()), indent=2,
                                             allow_nan=False))
     except OSError as err:
         print(_printable("\n".join(lines)))  # the answer, which is not lost with the files
@@ -1272,18 +1278,6 @@ def run_advise(args: argparse.Namespace) -> str:
     if json_path is not None:
         lines.append(f"wrote {json_path}")
     return "\n".join(lines)
-
-
-def _json_safe(value):
-    """``value`` with every non-finite float as None: JSON has no Infinity or NaN (Python
-    writes them, and ``JSON.parse``, ``jq`` and most readers refuse the file)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _one_by_one(task, model: str | None) -> bool:

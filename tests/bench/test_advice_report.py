@@ -4,7 +4,10 @@ story (answer, range tests, rungs, candidates), the JSON exactly the advice's.""
 import base64
 import json
 import re
+from dataclasses import replace
+from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -80,12 +83,19 @@ def test_the_page_tells_the_story(report):
     assert better > 0 and difference_words(better, "loss", False).endswith(" lower loss")
     assert f'<td class="num">{better:+.3g} ({difference_words(better, "loss", False)})</td>' in page
     assert f"{advice.steps_spent:,} member-steps" in text
+    assert f"({advice.runs_trained:,} runs trained)" in text  # and not read back
 
 
 def test_the_json_is_the_advice(report):
     advice, paths = report
-    written = json.loads(paths["json"].read_text("utf-8"))
-    assert json.dumps(written, sort_keys=True) == json.dumps(advice.to_json(), sort_keys=True)
+    from optimlab.bench.advice_report import json_safe
+
+    def refuse(constant):  # strict JSON: a non-finite number is null, never Infinity
+        raise AssertionError(constant)
+
+    written = json.loads(paths["json"].read_text("utf-8"), parse_constant=refuse)
+    assert json.dumps(written, sort_keys=True) == json.dumps(json_safe(advice.to_json()),
+                                                             sort_keys=True)
     assert written["optimizer"] == advice.optimizer
 
 
@@ -95,3 +105,46 @@ def test_a_file_in_the_way_is_refused(report, tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         write_advice_report(advice, RunStore(tmp_path / "other.db"), blocker)
+
+
+def test_an_arm_back_after_rungs_it_missed_is_not_joined_across_them(report):
+    """Adam at its default rate, cut at rung 1, is back in the final rung (rung 3) as the
+    reference: its points are not one line from rung 1 to rung 3, as the caption says an
+    arm's line ends where it was cut."""
+    from optimlab.bench.advice_report import _tournament_figure
+
+    advice, _ = report
+
+    def arm(optimizer, lr, score):
+        return {"optimizer": optimizer, "lr": lr, "score": score, "then": "went on"}
+
+    rungs = [{"horizon": 3, "seeds": 2, "arms": [arm("momentum", 0.1, 1.0), arm("adam", 0.03, 2.0),
+                                                  arm("adam", 0.001, 5.0)]},
+             {"horizon": 9, "seeds": 2, "arms": [arm("momentum", 0.1, 0.5), arm("adam", 0.03, 0.8)]},
+             {"horizon": 27, "seeds": 2, "arms": [arm("momentum", 0.1, 0.2), arm("adam", 0.03, 0.3),
+                                                   arm("adam", 0.001, 4.0)]}]
+    fig = _tournament_figure(replace(advice, rungs=rungs), RunStore(advice.store_path))
+    left = fig.axes[0]
+    lines = [line for line in left.get_lines() if len(line.get_xdata()) > 1
+             and line.get_transform() == left.transData]
+    assert len(lines) == 2  # momentum 0.1 and adam 0.03, rungs 1 to 3; adam 0.001 has none
+    for line in lines:
+        assert np.array_equal(np.diff(np.asarray(line.get_xdata(), dtype=float)), [1, 1])
+    # adam 0.001 is still drawn at both rungs it ran, as points
+    points = {(float(line.get_xdata()[0]), float(line.get_ydata()[0]))
+              for line in left.get_lines() if len(line.get_xdata()) == 1}
+    assert {(0.0, 5.0), (2.0, 4.0)} <= points
+    assert "line ends where it was cut" in left.get_title()
+
+
+def test_full_batch_training_is_said_so(report):
+    from optimlab.bench.advice_report import _html
+
+    advice, _ = report
+    pngs = {"range_tests": b"", "tournament": b""}
+    now = datetime.now(timezone.utc)
+    page = _html(replace(advice, batch_size=None), RunStore(advice.store_path), pngs, now)
+    assert f"For training of {advice.steps} steps, full batch" in page
+    assert "batch size" not in re.sub(r"<[^>]+>", "", page).split("Compute spent")[0]
+    assert f"steps, batch size {advice.batch_size}." in _html(advice, RunStore(advice.store_path),
+                                                               pngs, now)

@@ -2,18 +2,22 @@
 curves, its plan under a budget, and whole advice on small problems (batched and not, a
 plain ``nn.Module`` with a ``DataLoader``, models that cannot train)."""
 
+import functools
 import json
 import math
 
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+from optimlab.bench import advisor
 from optimlab.bench.advisor import (
     AdvisorError,
     RangeTest,
     advise,
     advise_task,
+    candidates,
     difference_words,
     fastai_valley,
     make_task,
@@ -23,6 +27,7 @@ from optimlab.bench.advisor import (
 )
 from optimlab.bench.store import RunStore
 from optimlab.bench.tasks import Task
+from optimlab.optim.registry import work_weight
 
 LRS = [10.0 ** e for e in range(-6, 2)]  # 1e-6 .. 10, one a decade: 8 rates
 
@@ -112,6 +117,17 @@ def _linear_task() -> Task:
                 default_model="linear", loss="mse", metric="loss", description="test")
 
 
+def _trained_member_steps(store: RunStore, sweep_ids) -> int:
+    """The member-steps of the stored runs that trained to the end (finished or diverged),
+    each run's steps weighted by its optimizer's work."""
+    total = 0.0
+    for sweep_id in sweep_ids:
+        horizon = store.sweep(sweep_id)["config"]["train"]["steps"]
+        total += sum(horizon * work_weight(r.optimizer, r.hparams)
+                     for r in store.list_runs(sweep_id, ("finished", "diverged")))
+    return int(round(total))
+
+
 def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     store = RunStore(tmp_path / "runs.db")
     ticks = []
@@ -137,11 +153,22 @@ def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     assert len(advice.sweep_ids) >= 2
     range_runs = store.list_runs(advice.sweep_ids[0])
     assert {r.status for r in range_runs} >= {"finished", "diverged"}
-    # the same request again trains nothing: every run is read back
+    assert advice.steps_spent == _trained_member_steps(store, advice.sweep_ids)
+    # the same request again trains nothing: every run is read back, and the compute spent
+    # says so (it counted every member-step of the evidence again)
     ticks.clear()
     again = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
                         batch_size=32, seeds=2, store=store, progress=ticks.append)
     assert ticks == [] and again.to_json()["optimizer"] == advice.optimizer
+    assert again.steps_spent == 0
+    assert advice.runs_trained > 0 and advice.runs_read_back == advice.runs_failed == 0
+    assert again.runs_trained == 0
+    assert again.runs_read_back == advice.runs_trained
+    assert again.steps_read_back == advice.steps_spent
+    assert again.to_json()["runs_read_back"] == again.runs_read_back
+    assert (f"compute spent: 0 member-steps: nothing trained, every run "
+            f"({again.runs_read_back:,}, {advice.steps_spent:,} member-steps) read back from "
+            "the store") in str(again)
 
 
 def test_a_difference_is_said_by_its_direction():
@@ -178,6 +205,10 @@ def test_a_candidate_that_cannot_run_says_why(tmp_path):
     assert "Muon only optimizes real 2-D parameters" in by_name["muon"]["error"]
     assert by_name["adam"]["error"] is None and advice.optimizer == "adam"
     assert advice.statement.startswith("adam was the only candidate that could train here.")
+    # muon's runs raised: they are not in the compute spent, which is adam's alone
+    assert advice.steps_spent == _trained_member_steps(store, advice.sweep_ids)
+    assert advice.runs_failed == len(advice.plan.range_lrs)
+    assert f"; {advice.runs_failed} runs raised an error (not counted)" in str(advice)
     # when no candidate can run at all, the error says why for each
     x, y = _regression(64)
 
@@ -270,3 +301,169 @@ def test_a_budget_in_seconds_is_converted_with_the_calibrated_step_cost(monkeypa
         steps_for_seconds(_linear_task(), None, 32, ["adam"], 0)
     with pytest.raises(ValueError, match="not both"):
         advise_task(_linear_task(), budget=100, budget_seconds=1.0)
+
+
+# -- defects found by the audit -------------------------------------------------------------
+
+class _Frozen(nn.Module):
+    """A parameter that cannot change the output: no rate can train this model."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("w", torch.randn(8, 3, generator=torch.Generator().manual_seed(5)))
+        self.b = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        return x @ self.w + 0.0 * self.b
+
+
+def test_the_range_test_compares_the_loss_on_the_same_examples(tmp_path):
+    """1,200 train examples: the evaluations before the last read 1,000 of them
+    (``TrainConfig.eval_subset``). The 200 others are made easy, so the loss on the whole
+    set is lower than on the subset: read at step 0 on the subset and at the end on the
+    whole set, a model that cannot change its output looked as if it trained."""
+    from optimlab.bench.trainer import eval_indices
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1200, 8, generator=g)
+    y = torch.randint(0, 3, (1200,), generator=g)
+    model = _Frozen()
+    inside = torch.zeros(1200, dtype=torch.bool)
+    inside[eval_indices(1200, 1000)] = True
+    with torch.no_grad():
+        y[~inside] = model(x[~inside]).argmax(-1)
+        assert F.cross_entropy(model(x), y) < F.cross_entropy(model(x[inside]), y[inside]) - 0.3
+    with pytest.raises(AdvisorError, match="no candidate trains"):
+        advise(model, nn.CrossEntropyLoss(), (x, y), val_data=(x[:50], y[:50]),
+               optimizers=["adam"], steps=9, store=RunStore(tmp_path / "runs.db"))
+
+
+def test_a_cross_entropy_with_options_is_scored_by_accuracy_and_a_sum_is_refused():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 8, generator=g)
+    y = (x[:, 0] > 0).long()
+    for loss in (nn.CrossEntropyLoss(), F.cross_entropy, nn.CrossEntropyLoss(label_smoothing=0.1),
+                 nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0])),
+                 functools.partial(F.cross_entropy, label_smoothing=0.1)):
+        task = make_task(nn.Linear(8, 2), loss, (x, y))
+        assert task.metric == "accuracy", loss
+    # the options are kept: not the plain cross entropy's fast path
+    assert make_task(nn.Linear(8, 2), nn.CrossEntropyLoss(label_smoothing=0.1), (x, y)).loss \
+        != "cross_entropy"
+    assert make_task(nn.Linear(8, 2), nn.MSELoss(), (x, x[:, :2])).metric == "loss"
+    # a summed loss would make the validation loss a sum (and the rates another loss's)
+    for loss, target in ((nn.CrossEntropyLoss(reduction="sum"), y),
+                         (functools.partial(F.cross_entropy, reduction="sum"), y),
+                         (nn.MSELoss(reduction="sum"), x[:, :2])):
+        with pytest.raises(AdvisorError, match="reduction='sum': the advisor needs the mean"):
+            make_task(nn.Linear(8, 2), loss, (x, target))
+
+
+def test_another_loss_on_the_same_model_and_data_is_another_sweep(tmp_path):
+    """The stored sweeps hold the loss: advising with another loss trains again instead of
+    reading back the first loss's runs; the same loss again reads them back."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 8, generator=g)
+    y = (x[:, 0] > 0).long()
+    model = nn.Linear(8, 2)
+    store = RunStore(tmp_path / "runs.db")
+    kw = dict(optimizers=["adam"], steps=9, seeds=1, store=store)
+    first = advise(model, nn.CrossEntropyLoss(label_smoothing=0.1), (x, y), **kw)
+    ticks = []
+    other = advise(model, nn.CrossEntropyLoss(label_smoothing=0.3), (x, y), progress=ticks.append,
+                   **kw)
+    assert ticks and not set(first.sweep_ids) & set(other.sweep_ids)
+    assert first.answer_sweep_id != other.answer_sweep_id
+    assert other.runs_read_back == 0 and other.runs_trained == first.runs_trained
+    same = advise(model, nn.CrossEntropyLoss(label_smoothing=0.3), (x, y), **kw)
+    assert same.runs_trained == 0 and same.sweep_ids == other.sweep_ids
+    # what tells losses apart
+    from optimlab.bench.advisor import loss_description
+
+    assert "label_smoothing=0.1" in loss_description(nn.CrossEntropyLoss(label_smoothing=0.1))
+    assert loss_description(nn.CrossEntropyLoss(weight=torch.ones(2))) != \
+        loss_description(nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0])))
+    squared, absolute = (lambda o, t: ((o - t) ** 2).mean()), (lambda o, t: (o - t).abs().mean())
+    assert loss_description(squared) != loss_description(absolute)
+    assert loss_description(F.l1_loss).startswith("torch.nn.functional.l1_loss")
+    assert loss_description("cross_entropy") == "cross_entropy"
+
+
+def test_member_steps_are_weighted_by_the_optimizers_work(tmp_path):
+    """An L-BFGS step evaluates the closure up to 20 times: it counts its work weight in the
+    plan's budget and in the compute spent, not one member-step."""
+    store = RunStore(tmp_path / "runs.db")
+    advice = advise_task(_linear_task(), optimizers=["lbfgs"], steps=3, batch_size=32,
+                         seeds=1, store=store)
+    trained = _trained_member_steps(store, advice.sweep_ids)
+    lbfgs_runs = sum(r.optimizer == "lbfgs" and r.status != "failed"
+                     for s in advice.sweep_ids for r in store.list_runs(s))
+    assert lbfgs_runs and advice.steps_spent >= lbfgs_runs * 3 * work_weight("lbfgs")
+    assert advice.steps_spent == trained <= advice.plan.cost(["lbfgs", "adam"])
+    full = plan(27, 2)
+    assert full.cost(["momentum", "adam"]) == full.cost(2)
+    heavy = work_weight("lbfgs") - 1
+    assert heavy > 10
+    assert full.cost(["lbfgs", "adam"]) >= full.cost(2) + heavy * len(full.range_lrs) * \
+        full.range_steps
+    # a budget that the unweighted plan fits is too small once L-BFGS is weighted
+    assert plan(27, 2, full.cost(2)) == full
+    with pytest.raises(AdvisorError, match="too small"):
+        plan(27, ["lbfgs", "adam"], full.cost(2))
+
+
+def test_finalists_that_all_raised_are_reported_with_the_first_error(tmp_path, monkeypatch):
+    """Every final-rung run raises (simulated: the final rung's records say so): the error
+    quotes the first one, as the range test does, rather than saying they diverged."""
+    train = advisor._Run.train
+
+    def final_rung_fails(self, label, horizon, members, **kwargs):
+        records = train(self, label, horizon, members, **kwargs)
+        if label.startswith("rung") and horizon == 9:
+            return [{**r, "status": "failed", "diverged": True, "metric": math.nan,
+                     "score": math.nan, "error": "RuntimeError: CUDA out of memory"}
+                    for r in records]
+        return records
+
+    monkeypatch.setattr(advisor._Run, "train", final_rung_fails)
+    with pytest.raises(AdvisorError, match=r"every finalist raised an error on task 'linear' "
+                                           r"at 9 steps; the first error: RuntimeError: CUDA "
+                                           r"out of memory"):
+        advise_task(_linear_task(), optimizers=["adam"], steps=9, batch_size=32, seeds=1,
+                    store=RunStore(tmp_path / "runs.db"))
+
+
+def test_arguments_are_checked_before_anything_trains(tmp_path):
+    x, y = _regression(64)
+    store = RunStore(tmp_path / "runs.db")
+    with pytest.raises(ValueError, match="optimizers is empty"):
+        candidates([])
+    with pytest.raises(ValueError, match="optimizers is empty"):
+        advise(nn.Linear(8, 1), nn.MSELoss(), (x, y), optimizers=[], steps=9, store=store)
+    with pytest.raises(ValueError, match="registry names"):
+        candidates([3])
+    assert candidates("adam") == ["adam"] and candidates("lion") == ["lion", "adam"]
+    for name, value in (("steps", True), ("seeds", True), ("budget", True),
+                        ("batch_size", True), ("steps", 9.0)):
+        with pytest.raises(ValueError, match=f"{name} must be"):
+            advise(nn.Linear(8, 1), nn.MSELoss(), (x, y), optimizers=["adam"], store=store,
+                   **{"steps": 9, name: value})
+        with pytest.raises(ValueError, match=f"{name} must be"):
+            advise_task(_linear_task(), optimizers=["adam"], store=store,
+                        **{"steps": 9, name: value})
+    with pytest.raises(ValueError, match="steps must be"):
+        plan(True, 2)
+    with pytest.raises(ValueError, match="seeds must be"):
+        plan(27, 2, seeds=False)
+    with pytest.raises(KeyError):  # nothing was stored
+        store.sweep(1)
+
+
+def test_the_callers_random_state_is_left_alone(tmp_path):
+    x, y = _regression(64)
+    model, store = nn.Linear(8, 1), RunStore(tmp_path / "runs.db")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    advise(model, nn.MSELoss(), (x, y), optimizers=["adam"], steps=9, seeds=1, store=store)
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream, as if nothing ran

@@ -17,8 +17,8 @@
     the successive-halving rungs (each arm's score at each rung it ran) and the final
     rung's test-metric curves, mean over seeds per arm.
 ``advice.json``
-    exactly ``advice.to_json()`` (indent 2; non-finite floats as Python's ``json`` writes
-    them: ``Infinity``, ``NaN``).
+    ``advice.to_json()`` as strict JSON (indent 2; a non-finite number, such as the range
+    test's loss of a rate that diverged or the interval of one seed, as ``null``).
 
 The page's style, tables and figure encoding are :mod:`optimlab.bench.report`'s.
 """
@@ -62,7 +62,7 @@ from .report import (
 )
 from .store import RunStore
 
-__all__ = ["write_advice_report", "FILES"]
+__all__ = ["write_advice_report", "json_safe", "FILES"]
 
 #: what :func:`write_advice_report` writes: key -> file name
 FILES = {"report": "advice.html", "range_tests": "range-tests.png",
@@ -283,8 +283,19 @@ def _tournament_figure(advice: Advice, store: RunStore):
             xs = [i for i, _ in points]
             ys = [s if _finite(s) else edge for _, s in points]
             width = 2.6 if arm == pick else 1.2
-            hax.plot(xs, ys, color=_color(arm[0]), linestyle=styles[arm], linewidth=width,
-                     alpha=0.9, zorder=3 if arm == pick else 2)
+            # one line per stretch of consecutive rungs: an arm cut at a rung and back in a
+            # later one (Adam at its default rate, a reference in the final) is not joined
+            # across the rungs it did not run
+            start = 0
+            for end in range(1, len(xs) + 1):
+                if end < len(xs) and xs[end] == xs[end - 1] + 1:
+                    continue
+                if end - start > 1:
+                    hax.plot(xs[start:end], ys[start:end], color=_color(arm[0]),
+                             linestyle=styles[arm], linewidth=width, alpha=0.9,
+                             zorder=3 if arm == pick else 2,
+                             gid=f"rungs:{arm[0]}:{arm[1]:g}:{xs[start]}")
+                start = end
             for x, (_, s) in zip(xs, points):
                 bad = not _finite(s)
                 hax.plot([x], [edge if bad else s], linestyle="none",
@@ -308,7 +319,8 @@ def _tournament_figure(advice: Advice, store: RunStore):
                    title="line style: the rate, lowest solid", title_fontsize=7)
         hax.grid(True, alpha=0.3)
     hax.set_title(f"successive halving: each arm's score per rung\n(an arm's line ends where "
-                  f"it was cut; {'higher' if higher else 'lower'} is better)", fontsize=10)
+                  f"it was cut; a point alone: an arm\nback as a reference after rungs it did "
+                  f"not run; {'higher' if higher else 'lower'} is better)", fontsize=10)
 
     # right: the final rung's curves
     curves = _final_curves(advice, store)
@@ -453,8 +465,9 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
     ci = m.get("ci")
     ci_text = (f" ± {ci:.3g} ({level} interval over {m.get('seeds')} seeds)" if _finite(ci)
                else f" ({m.get('seeds')} seed{'s' if m.get('seeds') != 1 else ''}: no interval)")
-    planned = f"; the plan allowed at most {plan.cost(len(names)):,}"
-    batch = f"batch size {advice.batch_size}" if advice.batch_size else "the task's batch size"
+    planned = f"; the plan allowed at most {plan.cost(names):,}"
+    batch = f"batch size {advice.batch_size}" if advice.batch_size else \
+        "full batch (every training example at every step)"
     skipped = _skipped_after(advice) is not None
     final_arms = len(advice.rungs[-1]["arms"]) if advice.rungs else 0
     parts = [
@@ -472,9 +485,10 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         f"{_e(direction)} is better.</p>",
         f"<p>{_e(advice.statement)}</p>",
         "<ul>"
-        f"<li>For training of {advice.steps} steps at {_e(batch)}.</li>"
-        f"<li>Compute spent: {advice.steps_spent:,} member-steps (one member-step: one "
-        f"training step of one run){_e(planned)}.</li>"
+        f"<li>For training of {advice.steps} steps, {_e(batch)}.</li>"
+        f"<li>Compute spent: {_e(advice.compute)} (one member-step: one training step of "
+        f"one run, weighted by the optimizer's work: an L-BFGS step counts its closure "
+        f"evaluations){_e(planned)}.</li>"
         + (f"<li>Cannot be told apart from it: {_e(', '.join(advice.ties))}.</li>"
            if advice.ties else "") + "</ul>",
         f"<p>The recommendation is for this horizon: the best rate for {advice.steps} steps "
@@ -569,6 +583,18 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
 # ----------------------------------------------------------------------------- writing
 
 
+def json_safe(value):
+    """``value`` with every non-finite float as None: strict JSON has no Infinity or NaN
+    (Python writes them, and ``JSON.parse``, ``jq`` and most readers refuse the file)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_advice_report(advice: Advice, store: RunStore, out_dir) -> dict[str, Path]:
     """Write ``advice.html``, ``range-tests.png``, ``tournament.png`` and ``advice.json``
     for ``advice`` into ``out_dir`` (created if missing; files there with these names are
@@ -584,7 +610,7 @@ def write_advice_report(advice: Advice, store: RunStore, out_dir) -> dict[str, P
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"the report folder {out_dir} exists and is not a folder")
-    answer = json.dumps(advice.to_json(), indent=2, allow_nan=True)
+    answer = json.dumps(json_safe(advice.to_json()), indent=2, allow_nan=False)
     pngs = {"range_tests": _png(_range_figure(advice)),
             "tournament": _png(_tournament_figure(advice, store))}
     page = _html(advice, store, pngs, datetime.now(timezone.utc))

@@ -11,7 +11,10 @@ trained, so the first steps' fast fall (or an early spike) is taken for the rate
 Here each rate of a log grid (:data:`RANGE`, :data:`PER_DECADE` rates a decade) trains on its
 own for the same short horizon (:attr:`Plan.range_steps`), all of a candidate's rates side
 by side in one population: each point of the curve is the train loss a run at that rate
-reaches, and rate is the only thing that differs between points. The suggestion
+reaches, and rate is the only thing that differs between points. The losses at the start
+and at the end are both read on the whole train set (not the evaluation subset of
+:attr:`~optimlab.bench.trainer.TrainConfig.eval_subset`), so a loss that does not move reads
+as not moving. The suggestion
 (:func:`suggest_lr`):
 
 1. a running median over three neighbouring rates removes a single spiky or noisy point,
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -67,9 +71,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..optim.registry import resolve
+from ..optim.registry import resolve, work_weight
 from .analysis import CRITERION, paired_difference, rank, summarize
-from .store import DEFAULT_PATH, RunStore
+from .store import DEFAULT_PATH, TERMINAL, RunStore
 from .sweep import SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
@@ -77,7 +81,8 @@ from .trainer import Member, TrainConfig
 
 __all__ = ["Advice", "AdvisorError", "Plan", "RangeTest", "advise", "advise_task",
            "candidates", "make_task", "steps_for_seconds", "DEFAULT_CANDIDATES",
-           "difference_words", "fastai_valley", "plan", "steepest", "suggest_lr"]
+           "difference_words", "fastai_valley", "loss_description", "plan", "steepest",
+           "suggest_lr"]
 
 #: what the advisor compares when not told (SGD with momentum 0.9 is the registry's "momentum")
 DEFAULT_CANDIDATES = ("momentum", "adam", "adamw", "lion", "rmsprop", "adagrad")
@@ -240,18 +245,54 @@ class Plan:
     #: each finalist also runs :data:`LOWER` decades lower in the final rung
     lower_rates: bool = True
 
-    def cost(self, candidates: int) -> int:
-        """An upper bound of the member-steps this plan trains for ``candidates``."""
-        total = candidates * len(self.range_lrs) * self.range_steps * self.range_seeds
-        arms = candidates * len(self.offsets)
+    def cost(self, candidates: int | Sequence[str]) -> int:
+        """An upper bound of the member-steps this plan trains for ``candidates``: their
+        registry names, each member-step weighted by :func:`_weight` (an L-BFGS step
+        counts the closure evaluations it may make), or their number (each weighing 1).
+
+        The range test is counted exactly; a later rung, whose arms are not known yet, as
+        if its arms were the heaviest candidates' (each with at most its own rates)."""
+        if isinstance(candidates, int) and not isinstance(candidates, bool):
+            weights = [1.0] * candidates
+        else:
+            weights = [_weight(n) for n in candidates]
+        ref = _weight(REFERENCE)
+
+        def heaviest(arms: int, per_candidate: int) -> float:
+            """The most ``arms`` arms can weigh, at most ``per_candidate`` per candidate."""
+            pool = sorted((w for w in weights for _ in range(per_candidate)), reverse=True)
+            extra = max(0, arms - len(pool)) * max(weights, default=1.0)
+            return sum(pool[:arms]) + extra
+
+        total = sum(weights) * len(self.range_lrs) * self.range_steps * self.range_seeds
+        per = len(self.offsets)
+        arms = len(weights) * per
         for i, horizon in enumerate(self.horizons):
             last = i == len(self.horizons) - 1
             if last and i > 0 and self.lower_rates:  # finalists also run LOWER decades lower
-                arms = 2 * arms
+                arms, per = 2 * arms, 2 * per
             refs = 2 if last else 1  # tuned Adam carried along; Adam's default in the final
-            total += (arms + refs) * (self.seeds if last else self.early_seeds) * horizon
+            total += (heaviest(arms, per) + refs * ref) * \
+                (self.seeds if last else self.early_seeds) * horizon
             arms = max(2, math.ceil(arms / ETA)) + 1  # + tuned Adam
-        return total
+        return int(math.ceil(total - 1e-9))
+
+
+def _weight(name: str, hparams: Mapping | None = None) -> float:
+    """What one training step of one run of ``name`` counts in member-steps: the
+    registry's :func:`~optimlab.optim.registry.work_weight` (1 for a rule that batches,
+    more for one stepped member by member, and L-BFGS's for the closure evaluations a step
+    may make)."""
+    return float(work_weight(name, dict(hparams or {})))
+
+
+def _check_int(what: str, value, minimum: int = 1, none: bool = False) -> None:
+    """Refuse anything but an integer >= ``minimum`` (a bool is not a number of steps)."""
+    if none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}"
+                         f"{' or None' if none else ''}, got {value!r}")
 
 
 def _horizons(steps: int) -> tuple[int, ...]:
@@ -267,21 +308,23 @@ def _log_grid(low: float, high: float, per_decade: int) -> tuple[float, ...]:
     return tuple(float(v) for v in np.logspace(math.log10(low), math.log10(high), count))
 
 
-def plan(steps: int, candidates: int, budget: int | None = None, seeds: int = 3) -> Plan:
-    """The plan for ``candidates`` optimizers and a horizon of ``steps``, shrunk to fit
-    ``budget`` member-steps (None: the full plan).
+def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
+         seeds: int = 3) -> Plan:
+    """The plan for ``candidates`` (registry names, or how many: each then weighs 1) and a
+    horizon of ``steps``, shrunk to fit ``budget`` member-steps (None: the full plan),
+    member-steps weighted as :meth:`Plan.cost` weighs them.
 
     Shrinking goes, until the plan fits: one seed in the early rungs; no lower rates in the
     final rung; three rates per candidate, then two; one range-test rate a decade; two
     final seeds. A budget below
     that raises :class:`AdvisorError` with the least it needs.
     """
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not (isinstance(seeds, int) and seeds >= 1):
-        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
-    if budget is not None and not (isinstance(budget, int) and budget >= 1):
+    _check_int("steps", steps)
+    _check_int("seeds", seeds)
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
         raise ValueError(f"budget must be a number of member-steps >= 1, got {budget!r}")
+    count = candidates if isinstance(candidates, int) else len(candidates)
     full = Plan(steps, _log_grid(*RANGE, PER_DECADE), max(10, min(100, steps // 8)), 1,
                 _horizons(steps), OFFSETS, EARLY_SEEDS, seeds)
     if budget is None:
@@ -300,7 +343,7 @@ def plan(steps: int, candidates: int, budget: int | None = None, seeds: int = 3)
         if current.cost(candidates) <= budget:
             return current
     raise AdvisorError(
-        f"a budget of {budget} member-steps is too small for {candidates} candidates at "
+        f"a budget of {budget} member-steps is too small for {count} candidates at "
         f"{steps} steps: the least this advisor spends is {current.cost(candidates)} "
         "member-steps (raise --budget, or name fewer --optimizers)")
 
@@ -318,7 +361,17 @@ class Advice:
         optimizer: the recommended registry name; ``hparams`` its hyperparameters.
         metric: ``{"name", "value", "higher_is_better", "ci", "seeds"}``: the recommendation's
             final test metric, mean over the final rung's seeds, with its 95% interval.
-        steps_spent: member-steps trained, summed over every run of every stage.
+        steps_spent: member-steps this call trained, summed over the runs of every stage
+            that it trained to the end (finished or diverged); each run's steps weighted
+            by its optimizer's :func:`~optimlab.optim.registry.work_weight` (1 for a rule
+            that batches; L-BFGS's counts the closure evaluations a step may make). Runs
+            read back from the store are not in it (``steps_read_back``), nor runs whose
+            training raised (``runs_failed``).
+        steps_read_back: the member-steps (weighted alike) of the runs read back from the
+            store instead of trained (an earlier call trained them).
+        runs_trained, runs_read_back, runs_failed: the runs this call trained to the end,
+            those it read back from the store (finished, diverged or failed earlier), and
+            those whose training raised in this call.
         candidates: one dict per candidate: its range test's three picks, the tournament's
             best rate and metric (None if it did not reach the final rung), its rank, and
             ``status`` (``"final"``, ``"out at rung k"``, ``"cannot train"`` where no
@@ -358,6 +411,10 @@ class Advice:
     sweep_ids: list[int] = field(default_factory=list)
     store_path: str | None = None
     answer_sweep_id: int | None = None
+    steps_read_back: int = 0
+    runs_trained: int = 0
+    runs_read_back: int = 0
+    runs_failed: int = 0
 
     @property
     def code(self) -> str:
@@ -377,6 +434,8 @@ class Advice:
         """The answer in machine-readable form (what ``optimlab advise --json`` writes)."""
         return {"optimizer": self.optimizer, "hparams": dict(self.hparams),
                 "metric": dict(self.metric), "steps_spent": self.steps_spent,
+                "steps_read_back": self.steps_read_back, "runs_trained": self.runs_trained,
+                "runs_read_back": self.runs_read_back, "runs_failed": self.runs_failed,
                 "candidates": [dict(c) for c in self.candidates], "ties": list(self.ties),
                 "versus": self.versus, "statement": self.statement, "task": self.task,
                 "model": self.model, "steps": self.steps, "batch_size": self.batch_size,
@@ -390,18 +449,59 @@ class Advice:
         m = self.metric
         ci = f" ± {m['ci']:.3g}" if math.isfinite(m.get("ci", math.inf)) else ""
         lines = [f"{self.optimizer} at lr={self.hparams['lr']:.3g}: {m['name']} "
-                 f"{m['value']:.4g}{ci} ({m['seeds']} seeds, {self.steps} steps)",
-                 self.statement, f"compute spent: {self.steps_spent} member-steps"]
+                 f"{m['value']:.4g}{ci} ({m['seeds']} seed{'s' if m['seeds'] != 1 else ''}, "
+                 f"{self.steps} steps)",
+                 self.statement, f"compute spent: {self.compute}"]
         return "\n".join(lines)
+
+    @property
+    def compute(self) -> str:
+        """What this call trained and what it read back from the store, in words:
+        ``"1,234 member-steps (56 runs trained)"``, ``"0 member-steps: every run (56, 1,234
+        member-steps) read back from the store"``."""
+        def runs(n: int) -> str:
+            return f"{n:,} run{'s' if n != 1 else ''}"
+
+        text = f"{self.steps_spent:,} member-steps"
+        if self.runs_read_back and not self.runs_trained and not self.runs_failed:
+            text += (f": nothing trained, every run ({self.runs_read_back:,}, "
+                     f"{self.steps_read_back:,} member-steps) read back from the store")
+        else:
+            text += f" ({runs(self.runs_trained)} trained)"
+            if self.runs_read_back:
+                text += (f"; {runs(self.runs_read_back)} ({self.steps_read_back:,} "
+                         "member-steps) read back from the store")
+        if self.runs_failed:
+            text += f"; {runs(self.runs_failed)} raised an error (not counted)"
+        return text
 
 
 # --------------------------------------------------------------------------------------
 # Running the stages
 # --------------------------------------------------------------------------------------
 
+class _Watched:
+    """A run store that notes the runs started through it: those are the runs a stage
+    trained, the others of its sweep were read back. Everything else goes to ``store``."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+        self.started: set[int] = set()
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def start_run(self, run_id: int) -> None:
+        self._store.start_run(run_id)
+        self.started.add(run_id)
+
+
 @dataclass
 class _Run:
-    """One stage's bookkeeping: where its runs are stored and how many steps they cost."""
+    """The stages' bookkeeping: where their runs are stored, and what this call trained
+    (``spent`` member-steps, weighted by :func:`_weight`, over ``trained`` runs; ``failed``
+    runs raised and are not counted) and read back from the store (``read_back`` runs,
+    ``steps_read_back`` member-steps)."""
 
     store: RunStore
     task: Task
@@ -411,26 +511,50 @@ class _Run:
     progress: Callable[[int], None] | None
     on_stage: Callable[[str, int, Sequence[Member]], None] | None = None
     executor: Any = None  # where the groups train (:mod:`.executors`); None: here
-    spent: int = 0
+    spent: float = 0.0
+    steps_read_back: float = 0.0
+    trained: int = 0
+    read_back: int = 0
+    failed: int = 0
     sweep_ids: list[int] = field(default_factory=list)
 
     def train(self, label: str, horizon: int, members: Sequence[Member],
-              evaluations: int = EVALUATIONS) -> list[dict]:
+              evaluations: int = EVALUATIONS, exact: bool = False) -> list[dict]:
         """Train ``members`` for ``horizon`` steps as one stored sweep; their run records.
-        ``evaluations``: how many times each run is evaluated after step 0 (about)."""
+        ``evaluations``: how many times each run is evaluated after step 0 (about);
+        ``exact``: every evaluation reads the whole sets (``eval_subset=None``), so the
+        loss at step 0 and the last one are on the same examples."""
         if self.on_stage is not None:
             self.on_stage(label, horizon, members)
         config = replace(self.base, steps=horizon,
                          eval_every=max(1, horizon // max(1, evaluations)))
+        if exact:
+            config = replace(config, eval_subset=None)
         stage = {"stage": label, "request": self.request}
-        sweep_id = train_members(self.store, self.task, config, members, engine=self.engine,
+        watched = _Watched(self.store)
+        sweep_id = train_members(watched, self.task, config, members, engine=self.engine,
                                  name=f"advise {self.task.name}: {label}", extra={"advisor": stage},
                                  progress=self.progress, executor=self.executor)
         self.sweep_ids.append(sweep_id)
-        self.spent += horizon * len(members)
         wanted = {(m.optimizer, float(m.hparams["lr"]), m.seed) for m in members}
+
+        def key(optimizer: str, hparams: Mapping, seed: int) -> tuple:
+            return optimizer, float(hparams["lr"]), seed
+
+        for r in self.store.list_runs(sweep_id, TERMINAL):
+            if key(r.optimizer, r.hparams, r.seed) not in wanted:
+                continue
+            steps = horizon * _weight(r.optimizer, r.hparams)
+            if r.id not in watched.started:
+                self.read_back += 1
+                self.steps_read_back += 0.0 if r.status == "failed" else steps
+            elif r.status == "failed":
+                self.failed += 1
+            else:
+                self.trained += 1
+                self.spent += steps
         return [r for r in run_records(self.store, sweep_id)
-                if (r["optimizer"], float(r["lr"]), r["seed"]) in wanted]
+                if key(r["optimizer"], {"lr": r["lr"]}, r["seed"]) in wanted]
 
 
 def _arm_scores(records: Iterable[Mapping], higher_is_better: bool) -> dict[tuple, float]:
@@ -497,11 +621,28 @@ def _check_trainable(task: Task, model: str | None) -> None:
                            f"{tuple(loss.shape)}")
 
 
-def candidates(optimizers: Sequence[str] | None = None) -> list[str]:
-    """The registry names the advisor compares: ``optimizers`` (default
-    :data:`DEFAULT_CANDIDATES`), resolved, without repeats, with Adam (the reference)
-    added; a wrapper (SAM, Lookahead) is refused, as it needs an inner optimizer."""
-    names = list(dict.fromkeys(resolve(n).name for n in (optimizers or DEFAULT_CANDIDATES)))
+def candidates(optimizers: str | Sequence[str] | None = None) -> list[str]:
+    """The registry names the advisor compares: ``optimizers`` (None:
+    :data:`DEFAULT_CANDIDATES`; a bare string is one name), resolved, without repeats,
+    with Adam (the reference) added; an empty list is refused, and so is a wrapper (SAM,
+    Lookahead), as it needs an inner optimizer."""
+    if optimizers is None:
+        optimizers = DEFAULT_CANDIDATES
+    elif isinstance(optimizers, str):
+        optimizers = [optimizers]
+    else:
+        try:
+            optimizers = list(optimizers)
+        except TypeError:
+            raise ValueError(f"optimizers must be registry names such as ['adam', 'lion'], "
+                             f"got {optimizers!r}") from None
+        if not optimizers:
+            raise ValueError("optimizers is empty: name at least one (registry names such as "
+                             "['adam', 'lion']), or pass None for the default candidates")
+        bad = [n for n in optimizers if not isinstance(n, str)]
+        if bad:
+            raise ValueError(f"optimizers must be registry names (strings), got {bad[0]!r}")
+    names = list(dict.fromkeys(resolve(n).name for n in optimizers))
     if REFERENCE not in names:
         names.append(REFERENCE)
     for name in names:
@@ -514,7 +655,8 @@ def steps_for_seconds(task: Task, model: str | None, batch_size: int | None,
                       optimizers: Sequence[str], seconds: float) -> int:
     """A budget in seconds as member-steps: ``seconds`` over the candidates' mean calibrated
     step cost on this model (:func:`~optimlab.bench.cost.step_costs`: one run's step, single
-    thread, cached per machine). The population engine steps a member in less time than
+    thread, cached per machine), each divided by its work weight, as member-steps are
+    weighted (:meth:`Plan.cost`). The population engine steps a member in less time than
     that, so the advisor usually finishes well inside the seconds asked for."""
     from .cost import step_costs
 
@@ -524,12 +666,15 @@ def steps_for_seconds(task: Task, model: str | None, batch_size: int | None,
     if not costs:
         raise ValueError(f"no candidate can step this model ({', '.join(optimizers)}), so a "
                          "budget in seconds cannot be turned into steps")
-    per_step = float(np.mean([c.seconds for c in costs.values()]))
+    # a member-step of a heavy rule counts its work weight (:meth:`Plan.cost`): the seconds
+    # of one weighted member-step are its step's seconds over its weight
+    per_step = float(np.mean([c.seconds / _weight(n, {"lr": _default_lr(n)})
+                              for n, c in costs.items()]))
     return max(1, int(seconds / per_step))
 
 
 def advise_task(task: str | Task, *, model: str | None = None,
-                optimizers: Sequence[str] | None = None, steps: int = 300,
+                optimizers: str | Sequence[str] | None = None, steps: int = 300,
                 batch_size: int | None = 100, budget: int | None = None, seeds: int = 3,
                 store: RunStore | None = None, progress: Callable[[int], None] | None = None,
                 engine: str = "auto", data_dir=None, budget_seconds: float | None = None,
@@ -540,15 +685,17 @@ def advise_task(task: str | Task, *, model: str | None = None,
     Args:
         task: what to train.
         model: the task's model (None: its default).
-        optimizers: candidates (registry names; default :data:`DEFAULT_CANDIDATES`); Adam,
-            the reference, is always added.
+        optimizers: candidates (registry names, or one name as a string; default
+            :data:`DEFAULT_CANDIDATES`; an empty list is refused); Adam, the reference, is
+            always added.
         steps, batch_size: the training the recommendation is for.
         budget: member-steps the advisor may spend in all (None: the full :func:`plan`);
             or ``budget_seconds``, converted by :func:`steps_for_seconds`.
         seeds: seeds of the final rung.
         store: where every run is kept (default: ``optimlab-runs.db`` in the working
-            directory, as ``optimlab bench``); advising again on the same request reads the
-            finished runs back instead of training them again.
+            directory, as ``optimlab bench``); advising again on the same request (the same
+            task, model, data and loss, :func:`loss_description`) reads the finished runs
+            back instead of training them again (:attr:`Advice.runs_read_back`).
         progress: called once per training step of a population (or of one run, where
             the model is trained one run at a time).
         on_stage: called before each stage with its label, horizon and members.
@@ -557,32 +704,72 @@ def advise_task(task: str | Task, *, model: str | None = None,
         executor: where each stage's groups train (:mod:`.executors`: None trains them
             here; a :class:`~.executors.RayExecutor` sends each to a Ray task).
 
+    Member-steps (``budget``, :attr:`Advice.steps_spent`) are weighted by each optimizer's
+    :func:`~optimlab.optim.registry.work_weight`: a step of a rule that batches counts 1,
+    a step of L-BFGS (which evaluates the closure up to ``max_iter`` times) counts as
+    much more as its work.
+
+    The caller's random state is left as it was (the work runs under
+    :func:`torch.random.fork_rng`).
+
     Raises:
         AdvisorError: no parameters, data the model rejects, no candidate trains at any
-            rate, or a budget below the least the plan needs. A run that diverges is
-            recorded and the advisor goes on.
+            rate, every finalist diverged or raised, or a budget below the least the plan
+            needs. A run that diverges is recorded and the advisor goes on.
+        ValueError: an argument out of range (``steps``, ``seeds``, ``budget``,
+            ``batch_size``: integers, not bools), an empty ``optimizers``.
     """
-    task = get_task(task, data_dir=data_dir) if isinstance(task, str) else task
+    _check_request(steps, seeds, budget, batch_size, budget_seconds)
     names = candidates(optimizers)
+    # the advisor seeds torch's global generator (each run's initial weights): the caller's
+    # stream is given back as it was, on the CPU and on any CUDA device in use
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        return _advise_task(task, model, names, steps, batch_size, budget, seeds, store,
+                            progress, engine, data_dir, budget_seconds, on_stage, executor)
+
+
+def _check_request(steps, seeds, budget, batch_size, budget_seconds=None) -> None:
+    """The arguments of :func:`advise_task` and :func:`advise`, before anything is read or
+    trained (a bool is not a number here: ``steps=True`` is refused, not taken for 1)."""
+    _check_int("steps", steps)
+    _check_int("seeds", seeds)
+    _check_int("batch_size", batch_size, none=True)
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
+        raise ValueError(f"budget must be a number of member-steps >= 1, got {budget!r}")
+    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(
+            budget_seconds, (int, float))):
+        raise ValueError(f"budget_seconds must be a number of seconds, got {budget_seconds!r}")
+
+
+def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, progress,
+                 engine, data_dir, budget_seconds, on_stage, executor) -> Advice:
+    """:func:`advise_task`'s work, its arguments checked and ``optimizers`` resolved."""
+    task = get_task(task, data_dir=data_dir) if isinstance(task, str) else task
     _check_trainable(task, model)
     if budget_seconds is not None:
         if budget is not None:
             raise ValueError("give budget (member-steps) or budget_seconds, not both")
         budget = steps_for_seconds(task, model, batch_size, names, budget_seconds)
-    the_plan = plan(steps, len(names), budget, seeds)
+    the_plan = plan(steps, names, budget, seeds)
     if store is None:
         store = RunStore(DEFAULT_PATH)
     higher = task.metric == "accuracy"
     base = TrainConfig(steps=steps, batch_size=batch_size, model=model)
+    # the loss is part of the request: another loss on the same data and model is another
+    # sweep, not the stored results of the first
     request = {"task": task.name, "model": model, "optimizers": names, "steps": steps,
-               "batch_size": batch_size, "plan": asdict(the_plan)}
+               "batch_size": batch_size, "plan": asdict(the_plan),
+               "loss": loss_description(task.loss)}
     run = _Run(store, task, base, request, engine, progress, on_stage, executor)
 
     # Stage 1: the range tests, one population per candidate
     records = run.train("range test", the_plan.range_steps,
                         [Member(n, {"lr": lr}, s) for n in names for lr in the_plan.range_lrs
                          for s in range(the_plan.range_seeds)],
-                        evaluations=1)  # its curve reads the losses at the start and end
+                        evaluations=1,  # its curve reads the losses at the start and end,
+                        exact=True)  # both on the whole train set: like with like
     tests = {n: RangeTest.of(n, [r for r in records if r["optimizer"] == n]) for n in names}
     trainable = [n for n in names if tests[n].suggested_lr is not None]
     errors = _errors(records, names)
@@ -591,8 +778,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
             raise AdvisorError(f"no candidate can run on task {task.name!r}: " + "; ".join(
                 f"{n}: {e}" for n, e in errors.items()))
         raise AdvisorError(f"no candidate trains on task {task.name!r}: at every rate from "
-                           f"{RANGE[0]:g} to {RANGE[1]:g} the loss ends above its initial "
-                           "value or is not finite (check the loss and the data)")
+                           f"{RANGE[0]:g} to {RANGE[1]:g} the loss ends no lower than its "
+                           "initial value or is not finite (check the loss and the data)")
 
     # Stage 2: successive halving
     arms = []
@@ -670,6 +857,12 @@ def advise_task(task: str | Task, *, model: str | None = None,
     ranked = rank(summaries, higher)
     best_label, best = ranked[0]
     if not math.isfinite(best.mean):
+        failed = [r for r in tuned if r["status"] == "failed"]
+        if failed:
+            what = "raised an error" if len(failed) == len(tuned) else "diverged or raised"
+            raise AdvisorError(f"every finalist {what} on task {task.name!r} at {steps} "
+                               f"steps; the first error: "
+                               f"{failed[0].get('error') or 'no error recorded'}")
         raise AdvisorError(f"every finalist diverged on task {task.name!r} at {steps} steps")
     ties = [s.optimizer for label, s in ranked if label == best_label and s is not best]
     by_name = {s.optimizer: s for s in summaries}
@@ -689,9 +882,11 @@ def advise_task(task: str | Task, *, model: str | None = None,
             "error": errors.get(n)})
     metric = {"name": task.metric, "value": best.mean, "higher_is_better": higher,
               "ci": best.ci, "seeds": best.seeds}
-    advice = Advice(task.name, model, best.optimizer, {"lr": best.best_lr}, metric, run.spent,
-                    rows, ties, versus, "", steps, batch_size, the_plan, tests, rungs,
-                    final_records, run.sweep_ids, getattr(store, "path", None))
+    advice = Advice(task.name, model, best.optimizer, {"lr": best.best_lr}, metric,
+                    int(round(run.spent)), rows, ties, versus, "", steps, batch_size, the_plan,
+                    tests, rungs, final_records, run.sweep_ids, getattr(store, "path", None),
+                    steps_read_back=int(round(run.steps_read_back)), runs_trained=run.trained,
+                    runs_read_back=run.read_back, runs_failed=run.failed)
     advice.statement = _statement(advice, best)
     advice.answer_sweep_id = _store_answer(store, task, base, request, advice)
     return advice
@@ -817,20 +1012,113 @@ def _tensors(data, what: str) -> tuple[Tensor, Tensor]:
     return torch.cat(xs), torch.cat(ys)
 
 
-def _loss_kind(loss_fn) -> str | Callable:
+def _is_cross_entropy(loss_fn) -> bool:
+    """Whether ``loss_fn`` is a cross entropy, whatever its options: an
+    ``nn.CrossEntropyLoss``, ``F.cross_entropy`` or a ``functools.partial`` of either."""
+    if isinstance(loss_fn, functools.partial):
+        loss_fn = loss_fn.func
+    return loss_fn is F.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss)
+
+
+def _reduction(loss_fn) -> str | None:
+    """The ``reduction`` a torch loss module (or a partial of a loss function) is set to;
+    None where it says none."""
+    if isinstance(loss_fn, functools.partial):
+        return loss_fn.keywords.get("reduction") if loss_fn.keywords else None
+    if isinstance(loss_fn, nn.modules.loss._Loss):
+        return loss_fn.reduction
+    return None
+
+
+def _loss_kind(loss_fn, integer_targets: bool = True) -> str | Callable:
     """``"cross_entropy"`` or ``"mse"`` for torch's own plain losses (the training lab's fast
-    paths), else the callable itself."""
-    if loss_fn is F.cross_entropy or (
-            isinstance(loss_fn, nn.CrossEntropyLoss) and loss_fn.reduction == "mean"
-            and loss_fn.weight is None and loss_fn.label_smoothing == 0
-            and loss_fn.ignore_index == -100):
-        return "cross_entropy"
-    if loss_fn is F.mse_loss or (isinstance(loss_fn, nn.MSELoss) and loss_fn.reduction == "mean"):
-        return "mse"
+    paths; cross entropy's with class labels only), else the callable itself.
+
+    A loss whose ``reduction`` is not ``"mean"`` (``"sum"``, ``"none"``) is refused: the
+    advisor's rates are for the mean loss of a batch, and its validation loss is a mean."""
     if not callable(loss_fn):
         raise AdvisorError(f"loss_fn must be callable (output, target) -> scalar, got "
                            f"{type(loss_fn).__name__}")
+    reduction = _reduction(loss_fn)
+    if reduction not in (None, "mean"):
+        raise AdvisorError(f"loss_fn {loss_description(loss_fn)} has reduction={reduction!r}: "
+                           "the advisor needs the mean loss over a batch (its rates are for "
+                           "that loss, its validation loss is a mean); pass reduction='mean'")
+    if integer_targets and (loss_fn is F.cross_entropy or (
+            type(loss_fn) is nn.CrossEntropyLoss and loss_fn.weight is None
+            and loss_fn.label_smoothing == 0 and loss_fn.ignore_index == -100)):
+        return "cross_entropy"
+    if loss_fn is F.mse_loss or type(loss_fn) is nn.MSELoss:
+        return "mse"
     return loss_fn
+
+
+def _simple(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _tensor_text(tensor: Tensor) -> str:
+    data = tensor.detach().cpu().contiguous().reshape(-1)
+    digest = hashlib.blake2b(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"",
+                             digest_size=8).hexdigest()
+    return f"tensor({tuple(tensor.shape)}, {tensor.dtype}, {digest})"
+
+
+def _value_text(value) -> str:
+    if isinstance(value, Tensor):
+        return _tensor_text(value)
+    if _simple(value):
+        return repr(value)
+    if isinstance(value, (tuple, list)) and all(_simple(v) for v in value):
+        return repr(value)
+    return loss_description(value)
+
+
+def loss_description(loss) -> str:
+    """What identifies a loss in the store (the advisor's sweeps hold it, so another loss on
+    the same data and model is another sweep): the name of a task's built-in loss
+    (``"cross_entropy"``, ``"mse"``); a module's class with its settings, buffers and
+    parameters (``torch.nn.modules.loss.CrossEntropyLoss(ignore_index=-100,
+    label_smoothing=0.1, reduction='mean')``, tensors by shape, dtype and a digest); a
+    function's module and qualified name with a digest of its code and of the simple values
+    it closes over (two lambdas of one function differ; a function edited is another loss;
+    so is, alas, the same one under another Python's bytecode); a ``functools.partial``'s
+    function and arguments."""
+    if isinstance(loss, str):
+        return loss
+    if isinstance(loss, functools.partial):
+        args = [_value_text(a) for a in loss.args]
+        args += [f"{k}={_value_text(v)}" for k, v in sorted((loss.keywords or {}).items())]
+        return f"partial({loss_description(loss.func)}, {', '.join(args)})"
+    cls = type(loss)
+    if isinstance(loss, nn.Module):
+        parts = []
+        for prefix, module in loss.named_modules():
+            for k, v in sorted(vars(module).items()):
+                if not k.startswith("_") and k != "training" and _simple(v):
+                    parts.append(f"{prefix + '.' if prefix else ''}{k}={v!r}")
+        parts += [f"{k}={_tensor_text(v)}" for k, v in loss.state_dict(keep_vars=True).items()
+                  if isinstance(v, Tensor)]
+        return f"{cls.__module__}.{cls.__qualname__}({', '.join(parts)})"
+    code = getattr(loss, "__code__", None)
+    if code is not None:  # a Python function (or lambda)
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(code.co_code)
+        digest.update(repr([c for c in code.co_consts if _simple(c)]).encode())
+        digest.update(repr(code.co_names).encode())
+        for cell in getattr(loss, "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            digest.update(repr(value if _simple(value) else type(value).__qualname__).encode())
+        name = f"{getattr(loss, '__module__', None) or ''}.{loss.__qualname__}"
+        return f"{name}@{digest.hexdigest()}"
+    if hasattr(loss, "__qualname__"):  # a builtin
+        return f"{getattr(loss, '__module__', None) or ''}.{loss.__qualname__}"
+    fields = [f"{k}={_value_text(v)}" for k, v in sorted(vars(loss).items())
+              if not k.startswith("_")] if hasattr(loss, "__dict__") else []
+    return f"{cls.__module__}.{cls.__qualname__}({', '.join(fields)})"
 
 
 def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | None = None,
@@ -850,15 +1138,15 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
             y[order[:n_val]]
     else:
         x_val, y_val = _tensors(val_data, "val_data")
-    kind = _loss_kind(loss_fn)
-    if metric is None:
-        metric = "accuracy" if kind == "cross_entropy" else "loss"
+    labels = y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8)
+    kind = _loss_kind(loss_fn, integer_targets=labels)
+    if metric is None:  # a cross entropy with any options, of class labels
+        metric = "accuracy" if _is_cross_entropy(loss_fn) and labels else "loss"
     if metric not in ("accuracy", "loss"):
         raise AdvisorError(f"metric must be None, 'accuracy' or 'loss', got {metric!r}")
-    if metric == "accuracy" and y.dtype not in (torch.int64, torch.int32, torch.int16,
-                                                 torch.uint8):
+    if metric == "accuracy" and not labels:
         raise AdvisorError("metric 'accuracy' needs integer class labels as targets")
-    if kind == "cross_entropy" or metric == "accuracy":
+    if labels and (_is_cross_entropy(loss_fn) or metric == "accuracy"):
         y, y_val = y.long(), y_val.long()
     x = x.float() if x.is_floating_point() else x
     x_val = x_val.float() if x_val.is_floating_point() else x_val
@@ -871,7 +1159,7 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
 
 def advise(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | None = None,
            budget: int | None = None, *, steps: int = 300, batch_size: int | None = None,
-           optimizers: Sequence[str] | None = None, seeds: int = 3,
+           optimizers: str | Sequence[str] | None = None, seeds: int = 3,
            store: RunStore | None = None,
            progress: Callable[[int], None] | None = None) -> Advice:
     """Which optimizer and learning rate for ``model``, with the evidence.
@@ -881,20 +1169,31 @@ def advise(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | N
 
     Args:
         model: any ``nn.Module``.
-        loss_fn: ``(output, target) -> scalar`` mean loss, e.g. ``nn.CrossEntropyLoss()``.
+        loss_fn: ``(output, target) -> scalar`` mean loss, e.g. ``nn.CrossEntropyLoss()``;
+            a torch loss with ``reduction="sum"`` (or ``"none"``) is refused
+            (:class:`AdvisorError`): the rates the advisor finds are for the mean loss,
+            and its validation loss is a mean. The loss is part of what identifies the
+            stored runs (:func:`loss_description`).
         train_data: ``(x, y)`` tensors, a ``Dataset`` or a ``DataLoader`` of pairs (read
             once into memory).
         val_data: the same for validation; None holds out 20% of ``train_data``.
         metric: ``"accuracy"`` or ``"loss"`` on the validation data (None: accuracy for
-            cross entropy, else the loss).
+            a cross entropy, ``nn.CrossEntropyLoss`` with any options or
+            ``F.cross_entropy``, of integer class labels; else the loss).
         budget: member-steps the advisor may spend (None: its full plan).
         steps: training steps the recommendation is for; ``batch_size`` its mini-batch
             (None: the ``DataLoader``'s, else 100).
-        optimizers, seeds, store, progress: as :func:`advise_task`.
+        optimizers, seeds, store, progress: as :func:`advise_task` (``optimizers`` a list of
+            registry names, or one name as a string; not empty).
+
+    Member-steps are weighted as :func:`advise_task` says; the caller's random state is
+    left as it was.
 
     Returns:
         :class:`Advice`; ``str(advice)`` says it in words, ``advice.to_json()`` for programs.
     """
+    _check_request(steps, seeds, budget, batch_size)
+    candidates(optimizers)  # refused before the data are read
     if batch_size is None:
         batch_size = getattr(train_data, "batch_size", None) or 100
     task = make_task(model, loss_fn, train_data, val_data, metric)
