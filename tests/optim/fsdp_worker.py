@@ -7,19 +7,43 @@ half of the batch, in float64 on CPU (gloo). The rank writes ``OUT/rank{r}.pt``:
 [full tensors]}`` for a case that trained, and ``"errors": {case id: "ExceptionType:
 message"}`` for one that refused.
 
+The same run holds the checks of :data:`EXTRAS`, each under its own id:
+
+* ``skip_nonfinite``: Adam with ``skip_nonfinite=True``, an inf written at step 1 into an
+  element of the gradient shard that rank 1 alone holds; writes ``{"weights": [full
+  tensors], "skipped": skipped_steps}``.
+* ``partly sharded``: ``fully_shard`` on a submodule holding the first parameter only, the
+  others plain tensors in the same param group (their gradients averaged by hand, as DDP
+  would); writes ``{"weights": [full tensors], "grads_kept": bool}`` (a step leaves every
+  gradient in place).
+* ``refusals``: ``{what: "ExceptionType: message"}`` for ``state_precision`` at construction
+  (``"int8"``, ``"bfloat16"``) and for a switch set on a group after construction
+  (``state_precision``, ``cautious``), raised by the first step.
+
     torchrun --nproc-per-node 2 -m tests.optim.fsdp_worker OUT [STEPS]
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch.distributed.fsdp import fully_shard
 
-from tests.optim.cases import DENSE_CASES
+import optimlab
+from tests.optim.cases import DENSE_CASES, Case
 from tests.optim.ddp_worker import ShiftedLoss, distributed_cases, global_mean, run_all, train
-from tests.problems import make_params
+from tests.problems import loss_fn, make_params
+
+#: the non-finite guard: Adam that skips a step whose gradients are not all finite
+SKIP = Case("Adam", {"lr": 0.05, "skip_nonfinite": True})
+#: the step at which rank 1 writes an inf into its gradient shard
+INF_STEP = 1
+#: a param group of sharded and plain parameters
+PARTLY = Case("Adam", {"lr": 0.05})
 
 
 def _fsdp_case(case, local: torch.Tensor, steps: int, out: str) -> list[torch.Tensor]:
@@ -29,8 +53,120 @@ def _fsdp_case(case, local: torch.Tensor, steps: int, out: str) -> list[torch.Te
     return [p.full_tensor() for p in model.parameters()]
 
 
+def _full(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().full_tensor() if hasattr(p, "full_tensor") else p.detach().clone()
+            for p in model.parameters()]
+
+
+def _skip_nonfinite(local: torch.Tensor, steps: int) -> dict:
+    model = ShiftedLoss(make_params(torch.float64, SKIP.shapes))
+    fully_shard(model)
+    opt = SKIP.build(list(model.parameters()))
+    first = next(model.parameters())  # (4, 3): rows 2 and 3 are rank 1's
+    for step in range(steps):
+        opt.zero_grad()
+        model(local).backward()
+        if step == INF_STEP and dist.get_rank() == 1:
+            first.grad.to_local().view(-1)[-1] = float("inf")
+        opt.step()
+    return {"weights": _full(model), "skipped": opt.skipped_steps}
+
+
+class _Head(torch.nn.Module):
+    """Parameters whose shifted copies its forward makes (so ``fully_shard`` gathers them)."""
+
+    def __init__(self, params: list[torch.Tensor]):
+        super().__init__()
+        self.params = torch.nn.ParameterList([torch.nn.Parameter(p.detach().clone())
+                                              for p in params])
+
+    def forward(self, shifts: torch.Tensor) -> list[list[torch.Tensor]]:
+        return [[p - s for p in self.params] for s in shifts]
+
+
+class PartlySharded(torch.nn.Module):
+    """:class:`ShiftedLoss` (same parameters in the same order, same loss) with its first
+    ``split`` parameters in a submodule of their own, which alone is to be sharded."""
+
+    def __init__(self, params: list[torch.Tensor], split: int = 1):
+        super().__init__()
+        self.head = _Head(params[:split])
+        self.tail = torch.nn.ParameterList([torch.nn.Parameter(p.detach().clone())
+                                            for p in params[split:]])
+
+    def forward(self, shifts: torch.Tensor) -> torch.Tensor:
+        heads = self.head(shifts)
+        return torch.stack([loss_fn(head + [p - s for p in self.tail])
+                            for head, s in zip(heads, shifts)]).mean()
+
+
+def _partly_sharded(local: torch.Tensor, steps: int) -> dict:
+    model = PartlySharded(make_params(torch.float64, PARTLY.shapes))
+    fully_shard(model.head)
+
+    def average(p: torch.Tensor) -> None:  # not sharded: the mean over the ranks, as DDP's
+        dist.all_reduce(p.grad)
+        p.grad.div_(dist.get_world_size())
+
+    for p in model.tail:
+        p.register_post_accumulate_grad_hook(average)
+    params = list(model.parameters())
+    assert [hasattr(p, "placements") for p in params] == [True] + [False] * (len(params) - 1)
+    opt = PARTLY.build(params)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(local).backward()
+        opt.step()
+    return {"weights": _full(model), "grads_kept": all(p.grad is not None for p in params)}
+
+
+def _error(run: Callable[[], object]) -> str:
+    try:
+        run()
+    except Exception as error:  # noqa: BLE001 (the message is the result)
+        return f"{type(error).__name__}: {error}"
+    return ""
+
+
+def _refusals(local: torch.Tensor, steps: int) -> dict:
+    model = ShiftedLoss(make_params(torch.float64))
+    fully_shard(model)
+    params = list(model.parameters())
+    out = {precision: _error(lambda precision=precision: optimlab.Adam(
+        params, state_precision=precision)) for precision in ("int8", "bfloat16")}
+
+    def later(key, value):
+        opt = optimlab.Adam(params, lr=0.05)
+        opt.param_groups[0][key] = value
+        opt.zero_grad()
+        model(local).backward()
+        opt.step()
+
+    out["later state_precision"] = _error(lambda: later("state_precision", "int8"))
+    out["later cautious"] = _error(lambda: later("cautious", True))
+    return out
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A check of the same run that is no case of the table: ``run(local, steps)``."""
+
+    id: str
+    run: Callable[[torch.Tensor, int], dict]
+
+
+EXTRAS = [Extra("skip_nonfinite", _skip_nonfinite), Extra("partly sharded", _partly_sharded),
+          Extra("refusals", _refusals)]
+
+
+def _run_case(case, local: torch.Tensor, steps: int, out: str):
+    if isinstance(case, Extra):
+        return case.run(local, steps)
+    return _fsdp_case(case, local, steps, out)
+
+
 def main(argv: list[str]) -> int:
-    return run_all(argv, distributed_cases(DENSE_CASES), _fsdp_case)
+    return run_all(argv, distributed_cases(DENSE_CASES) + EXTRAS, _run_case)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ group sums of Prodigy and D-Adaptation, Sophia's curvature probe) must refuse at
 construction with a ``ValueError`` naming the sharded parameter. LBFGS, SAM and Lookahead
 work on the DTensors themselves (their norms and dot products are DTensor reductions, which
 are global) and must match too.
+
+The same run checks (:data:`tests.optim.fsdp_worker.EXTRAS`) that ``skip_nonfinite`` skips on
+every rank when one rank's gradient shard holds an inf, that a param group of sharded and
+plain parameters steps as one process, and that ``state_precision`` (and a switch that reads
+a whole parameter, set on a group after construction) is refused with a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -58,3 +63,51 @@ def test_both_kinds_occur():
     """The table holds optimizers of both kinds (so neither branch above is vacuous)."""
     kinds = {_refuses(case) for case in distributed_cases(DENSE_CASES)}
     assert kinds == {True, False}
+
+
+def _result(ranks, key: str) -> tuple[dict, dict]:
+    first, second = ranks
+    assert key not in first["errors"], first["errors"][key]
+    assert key not in second["errors"], second["errors"][key]
+    return first[key], second[key]
+
+
+def test_skip_nonfinite_skips_on_every_rank_when_one_shard_is_not_finite(ranks):
+    """Rank 1 alone sees the inf (its shard of the gradient): both ranks must skip that step,
+    as one process skips it, and so end with the weights of ``STEPS - 1`` steps (the batch is
+    the same every step, so a skipped step changes nothing that follows)."""
+    from tests.optim.fsdp_worker import SKIP  # imports fully_shard, which `ranks` checks
+
+    first, second = _result(ranks, "skip_nonfinite")
+    assert (first["skipped"], second["skipped"]) == (1, 1)
+    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"]))
+    single, bound = single_process_bound(SKIP, STEPS - 1)
+    assert relative(first["weights"], single) <= bound
+
+
+def test_a_group_of_sharded_and_plain_parameters_steps_as_one_process(ranks):
+    from tests.optim.fsdp_worker import PARTLY
+
+    first, second = _result(ranks, "partly sharded")
+    assert first["grads_kept"] and second["grads_kept"]
+    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"]))
+    single, bound = single_process_bound(PARTLY, STEPS)
+    assert relative(first["weights"], single) <= bound
+
+
+def test_state_precision_is_refused_on_sharded_parameters(ranks):
+    first, second = _result(ranks, "refusals")
+    assert first == second
+    for precision in ("int8", "bfloat16"):
+        assert first[precision].startswith(
+            f"ValueError: Adam(state_precision='{precision}') cannot keep the state of the "
+            "sharded parameter 0 of param group 0 (shape (4, 3)"), first[precision]
+        assert "state_precision needs unsharded parameters (DDP works)" in first[precision]
+        assert "\n" not in first[precision]
+    # a switch set on the group after construction is refused by the first step
+    assert first["later state_precision"].startswith(
+        "ValueError: Adam(state_precision='int8') cannot keep the state of the sharded "
+        "parameter 0 of param group 0"), first["later state_precision"]
+    assert first["later cautious"].startswith(
+        "ValueError: Adam cannot step the sharded parameter 0 of param group 0 (shape"), \
+        first["later cautious"]

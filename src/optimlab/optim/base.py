@@ -573,28 +573,44 @@ class RuleOptimizer(TorchOptimizer):
         element's new value needs that element only. A rule that reads a parameter as a whole
         (a norm, a matrix, a sum over the group: LAMB, LARS, Muon, Adafactor, SOAP, cautious
         masking, Prodigy, ...) would compute it on the shard alone, so it is refused, naming
-        the parameter, instead of stepping wrongly.
+        the parameter, instead of stepping wrongly. So is ``state_precision``: its int8 blocks
+        and bfloat16 dither are laid over a whole parameter, which a shard is not (DDP, whose
+        parameters are whole, keeps it). Read when a group is added and again at each step
+        of a group holding a sharded parameter (a group's switches may be set after).
         """
         if self.capabilities.shards_for(group):
             return None
+        sharded = next(((i, p) for i, p in enumerate(group["params"]) if _is_sharded(p)), None)
+        if sharded is None:
+            return None
+        i, p = sharded
         names = group.get("param_names")
-        for i, p in enumerate(group["params"]):
-            if _is_sharded(p):
-                label = repr(names[i]) if names else \
-                    f"{i} of param group {len(self.param_groups) - 1}"
-                return (f"{type(self).__name__} cannot step the sharded parameter {label} "
-                        f"(shape {tuple(p.shape)}, {p.placements}): its step reads more "
-                        "of a parameter than one element (a norm, a matrix, a sum, a "
-                        "curvature probe), and under FSDP2 a process holds only a shard of "
-                        "it. Use an elementwise optimizer "
-                        "(SGD, Adam, AdamW, Lion, RMSprop, ...) for sharded parameters, or "
-                        "leave this one unsharded")
-        return None
+        index = next((k for k, g in enumerate(self.param_groups) if g is group),
+                     len(self.param_groups) - 1)
+        label = repr(names[i]) if names else f"{i} of param group {index}"
+        where = f"the sharded parameter {label} (shape {tuple(p.shape)}, {p.placements})"
+        precision = group.get("state_precision")
+        if precision is not None and self.capabilities.shards_for({**group, "state_precision": None}):
+            compact.check_precision(precision)
+            return (f"{type(self).__name__}(state_precision={precision!r}) cannot keep the state "
+                    f"of {where}: state_precision encodes a moment in blocks (int8) and dithers "
+                    "it (bfloat16) over a whole parameter, and under FSDP2 a process holds only "
+                    "a shard of it. state_precision needs unsharded parameters (DDP works); use "
+                    "state_precision=None with FSDP2")
+        return (f"{type(self).__name__} cannot step {where}: its step reads more "
+                "of a parameter than one element (a norm, a matrix, a sum, a "
+                "curvature probe), and under FSDP2 a process holds only a shard of "
+                "it. Use an elementwise optimizer "
+                "(SGD, Adam, AdamW, Lion, RMSprop, ...) for sharded parameters, or "
+                "leave this one unsharded")
 
     def _step_group(self, group: dict, hp: dict) -> None:
         """Step every parameter of one group (a subclass may add group-level bookkeeping)."""
         params = [p for p in group["params"] if p.grad is not None]
         if any(_is_sharded(p) for p in params):
+            problem = self._shard_problem(group)  # a switch set on the group since it was added
+            if problem:
+                raise ValueError(problem)
             self._step_shards(group, params, hp)
             return
         self._run_engine(group, params, self.state, hp)
@@ -611,22 +627,29 @@ class RuleOptimizer(TorchOptimizer):
         """Step sharded parameters (an elementwise rule, :meth:`_shard_problem`): the engine
         runs on each process's local shards, fused or multi-tensor as any tensors, and the
         state stays DTensors laid out as their parameters (what distributed checkpointing
-        expects), each wrapping the local tensor the engine keeps."""
+        expects), each wrapping the local tensor the engine keeps. A parameter of the group
+        that is no DTensor (a module left out of ``fully_shard``) is stepped as it is, beside
+        the shards, its state a plain tensor as anywhere else."""
         from torch.distributed.tensor import DTensor
 
-        local_params, local_states = [], {}
+        local_params, local_states, shards = [], {}, []
         for p in params:
+            if not isinstance(p, DTensor):
+                local_params.append(p)
+                local_states[p] = self.state[p]  # the engine edits it as it is
+                continue
             local = p.to_local()
             local.grad = p.grad.to_local() if isinstance(p.grad, DTensor) else p.grad
             local_params.append(local)
+            shards.append((p, local))
             local_states[local] = {key: value.to_local() if isinstance(value, DTensor)
                                    else value for key, value in self.state[p].items()}
         try:
             self._run_engine(group, local_params, local_states, hp)
         finally:
-            for local in local_params:
+            for _, local in shards:
                 local.grad = None
-        for p, local in zip(params, local_params):
+        for p, local in shards:
             state = self.state[p]
             for key, value in local_states[local].items():
                 kept = state.get(key)
@@ -639,13 +662,35 @@ class RuleOptimizer(TorchOptimizer):
                 state[key] = value
 
     def _grads_are_finite(self) -> bool:
-        flags = []
+        """Whether every gradient is finite, the same answer on every process.
+
+        A sharded gradient (FSDP2's DTensors) shows each process its own shard only, so where
+        any is sharded the flag is reduced over its device mesh (an ``all_reduce`` of the
+        largest "found a non-finite value", as torch's ``ShardedGradScaler`` does): all
+        processes skip or step together. Without sharded gradients no collective runs.
+        """
+        flags, meshes = [], []
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is not None:
-                    g = p.grad._values() if p.grad.is_sparse else p.grad
-                    flags.append(torch.isfinite(g).all())
-        return bool(torch.stack(flags).all()) if flags else True
+                g = p.grad
+                if g is None:
+                    continue
+                if type(g) is not Tensor and hasattr(g, "to_local"):  # a DTensor
+                    if _is_sharded(g) and g.device_mesh not in meshes:
+                        meshes.append(g.device_mesh)
+                    g = g.to_local()
+                g = g._values() if g.is_sparse else g
+                flags.append(torch.isfinite(g).all())
+        if not meshes:
+            return bool(torch.stack(flags).all()) if flags else True
+        import torch.distributed as dist
+
+        found = (~torch.stack(flags).all()).to(torch.int32)
+        # the meshes in the order of the parameters, the same on every process
+        for mesh in meshes:
+            for process_group in mesh.get_all_groups():
+                dist.all_reduce(found, op=dist.ReduceOp.MAX, group=process_group)
+        return not bool(found)
 
     # -- state_dict ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -86,9 +86,10 @@ class Capabilities:
             over each whole tensor (``cautious`` counts the coordinates it keeps): a
             population then maps its members with vmap (:meth:`batching_for`).
         shards: each element's step needs that element alone, so the rule steps each
-            process's shard of an FSDP2-sharded parameter (:meth:`shards_for`). None: where
-            it batches elementwise; True for a rule that batches per member for another
-            reason (schedule-free's per-group averaging weights).
+            process's shard of an FSDP2-sharded parameter (:meth:`shards_for`; not with a
+            ``state_precision``). None: where it batches elementwise; True for a rule that
+            batches per member for another reason (schedule-free's per-group averaging
+            weights).
     """
 
     batching: str = "elementwise"
@@ -154,8 +155,10 @@ class Capabilities:
     def shards_for(self, hparams: dict) -> bool:
         """Whether the rule, with these hyperparameters, steps a parameter's local shard as
         it would step the whole parameter (a switch in :attr:`reduces_when` that is on says
-        no)."""
-        if any(hparams.get(k) for k in self.reduces_when):
+        no, and so does a ``state_precision``: its int8 blocks and bfloat16 dither are laid
+        over the whole parameter)."""
+        if hparams.get("state_precision") is not None \
+                or any(hparams.get(k) for k in self.reduces_when):
             return False
         return self.batching == "elementwise" if self.shards is None else self.shards
 
