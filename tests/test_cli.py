@@ -694,6 +694,9 @@ def test_a_store_urls_password_is_never_printed(capsys):
 
     assert _masked("postgresql+psycopg://u:p:q@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
     assert _masked("postgresql://u@h/db") == "postgresql://u@h/db" and _masked("a.db") == "a.db"
+    from pathlib import Path
+
+    assert _masked(Path("dir/a.db")) == "dir/a.db"  # serve passes a Path
 
 
 def test_bench_on_a_sweep_another_process_trains_says_so_not_resume(tmp_path, capsys):

@@ -818,12 +818,12 @@ def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
     return str(path)
 
 
-def _masked(db: str) -> str:
+def _masked(db: str | os.PathLike) -> str:
     """``--db`` as messages show it: a URL's password as ``***``
     (``postgresql://u:***@host/db``), so it lands in no terminal, log or CI output."""
     import re
 
-    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", db)
+    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", os.fspath(db))
 
 
 #: the run stores this command opened (:func:`_open_store`), closed when it ends
