@@ -127,6 +127,8 @@ def test_race_tune_reports_the_chosen_rates(capsys):
     (["race", "rosenbrock", "--optimizers", "adam", "--steps", "5", "--out",
       "/nonexistent-dir/x.png"], "cannot write"),
     (["demo", "nope"], "unknown demo"),
+    (["demo", ""], "got an empty one"),  # it ran every exhibit
+    (["serve", "--db", "sqlite:////tmp/runs.db"], "reads a run store file, not a URL"),
 ])
 def test_race_and_demo_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2
@@ -145,6 +147,7 @@ def test_demo_lists_and_runs(tmp_path, capsys):
     assert "takes no NAME" in capsys.readouterr().err
     assert main(["demo", "effective-lr", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert out.startswith("effective-lr: ")  # its title, with the set-up, as in the full run
     for value in ("0.0200", "0.0063", "0.0020", "0.0006", "0.0002"):
         assert value in out
     assert (tmp_path / "effective-lr.png").stat().st_size > 0

@@ -766,14 +766,18 @@ def run_demo(args: argparse.Namespace) -> str:
         if args.name:
             raise CLIError("demo --list takes no NAME: it lists every exhibit")
         return "\n".join(DEMO_NAMES)
-    if not args.name:
+    if args.name is None:
         return _run_every_demo(args, DEMO_NAMES, run)
+    if not args.name.strip():  # an unset shell variable, most likely: not "every exhibit"
+        raise CLIError(f"demo takes an exhibit's name ({', '.join(DEMO_NAMES)}), got an empty "
+                       "one; leave NAME out to run every exhibit")
     folder = None if args.out is None else out_folder(args.out, "--out", "the demo's picture")
     try:
         result = run(args.name, out_dir=folder)
     except OSError as err:
         raise CLIError(f"cannot write to {args.out}: {err.strerror or err}") from None
-    text = result.table()
+    # the title carries the set-up (rates, batch, start) the table leaves out
+    text = (f"{result.name}: {result.title}\n" if result.title else "") + result.table()
     if folder is not None:
         text += f"\nwrote {folder / (result.name + '.png')}"  # the exhibit's name: EMA -> ema
     return text
@@ -1511,6 +1515,10 @@ def run_serve(args: argparse.Namespace) -> str:
     """``optimlab serve``: the playground on uvicorn, until interrupted."""
     import socket
 
+    if "://" in args.db:  # the Runs tab reads a store file; a URL became a bogus path
+        raise CLIError(f"optimlab serve reads a run store file, not a URL "
+                       f"({_masked(args.db)}); pass the .db file (for a server store, "
+                       "`optimlab runs` and `optimlab report` read it)")
     db = Path(db_path(args.db, verb="read"))
     if db.exists():  # a store that cannot be read is an error now, not on the Runs tab
         import sqlite3

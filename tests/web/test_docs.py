@@ -11,7 +11,7 @@ import pytest
 from optimlab.cli import main
 from optimlab.optim.catalog import TABLE
 from optimlab.optim.registry import available
-from optimlab.web.docs import page_name, rst_inline, write_docs
+from optimlab.web.docs import KATEX_DIR, page_name, rst_inline, write_docs
 
 
 class _Refs(HTMLParser):
@@ -91,17 +91,35 @@ def test_a_page_holds_the_rule_every_argument_and_its_default(docs, info):
                       ("fused kernel (fused=)", "fused")):
         cell = re.search(rf"<td>{re.escape(row)}</td><td>(.*?)</td>", text).group(1)
         assert cell.startswith("yes") == (flag in signature), (row, cell)
+    # every page has its example, and the docstring's notes and warnings (they were dropped)
+    assert "<h2>Example</h2>" in text, info.name
+    doc = info.cls.__doc__ or ""
+    for kind in ("note", "warning"):
+        assert text.count(f'<p class="{kind}">') == doc.count(f".. {kind}::"), (info.name, kind)
 
 
 def _escaped(text):
     return html.escape(text, quote=True)
 
 
-def test_writing_again_replaces_the_files(docs):
-    (docs / "katex" / "stale.js").write_text("old")
+def test_writing_again_replaces_its_files_and_keeps_the_users(docs):
+    """The vendored KaTeX files are written over; a file of the user's in katex/ is kept
+    (the folder was deleted whole, with whatever a site kept there)."""
+    (docs / "katex" / "katex.min.js").write_text("broken")
+    (docs / "katex" / "my-notes.txt").write_text("precious")
     write_docs(docs)
-    assert not (docs / "katex" / "stale.js").exists()
-    assert (docs / "katex" / "katex.min.js").is_file()
+    assert (docs / "katex" / "my-notes.txt").read_text() == "precious"
+    assert (docs / "katex" / "katex.min.js").read_bytes() == \
+        (KATEX_DIR / "katex.min.js").read_bytes()
+
+
+def test_a_summary_wrapped_over_two_lines_is_whole(docs):
+    # Sophia's first docstring paragraph spans two lines: the page and `explain` cut it
+    page = (docs / "sophia.html").read_text()
+    assert "Hessian&#x27;s diagonal, clipped coordinate by coordinate.</p>" in page
+    from optimlab.optim.registry import resolve
+
+    assert resolve("sophia").summary.endswith("clipped coordinate by coordinate.")
 
 
 def test_rst_inline_markup():

@@ -171,6 +171,15 @@ class AdamW(Adam):
 
     Reference: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019,
     https://arxiv.org/abs/1711.05101.
+
+    Example:
+        >>> import torch, optimlab
+        >>> w = torch.tensor([1.0], requires_grad=True)
+        >>> opt = optimlab.AdamW([w], lr=0.1, weight_decay=0.1)
+        >>> w.grad = torch.zeros(1)  # no gradient: only the decoupled decay moves w
+        >>> opt.step()
+        >>> round(w.item(), 6)  # 1 - lr * weight_decay
+        0.99
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,

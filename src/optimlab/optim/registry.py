@@ -18,7 +18,7 @@ from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
 __all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "rate_used",
-           "resolve", "work_weight", "wrapped_class"]
+           "resolve", "summary_line", "work_weight", "wrapped_class"]
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,19 @@ class Entry:
         return f"Entry({self.name!r} -> {self.cls.__name__}{preset}, {self.year}, {self.family})"
 
 
+def summary_line(doc: str | None) -> str:
+    """A docstring's summary: its first paragraph (up to the first blank line) on one line,
+    so a summary wrapped over two lines is not cut mid-sentence."""
+    import inspect
+
+    text = inspect.cleandoc(doc or "")
+    return " ".join(text.split("\n\n", 1)[0].split())
+
+
 def _build_entries() -> dict[str, Entry]:
     entries: dict[str, Entry] = {}
     for row in TABLE:
-        summary = (row.cls.__doc__ or "").strip().splitlines()[0]
+        summary = summary_line(row.cls.__doc__)
         entries[row.name] = Entry(row.name, row.cls, row, summary=summary)
     for alias in ALIASES:
         target = entries[alias.target]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..optim import palette
 from ..optim.catalog import TABLE, Info
-from ..optim.registry import Entry, available
+from ..optim.registry import Entry, available, summary_line
 
 __all__ = ["write_docs", "page_name"]
 
@@ -38,6 +38,8 @@ _CSS = """\
 body { margin: 0 auto; max-width: 60rem; padding: 1rem 1.5rem 3rem;
        font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330; }
 a { color: #2f6fdf; }
+.note, .warning { border-left: 3px solid #c9a227; padding: 0.1rem 0 0.1rem 0.7rem; }
+.warning { border-left-color: #c0392b; }
 h1 { margin-bottom: .2rem; }
 h1 small { font-weight: 400; color: #5f6b7a; font-size: .6em; }
 h2 { margin-top: 2rem; border-bottom: 1px solid #d9dee6; padding-bottom: .2rem; }
@@ -80,14 +82,13 @@ def page_name(info: Info) -> str:
 
 
 def write_docs(out: str | Path) -> Path:
-    """Write the reference into the folder ``out`` (created if needed, files replaced);
-    returns the index page's path."""
+    """Write the reference into the folder ``out`` (created if needed; its pages, style,
+    script and the vendored KaTeX files are replaced, any other file there is left as it
+    is); returns the index page's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    katex = out / "katex"
-    if katex.exists():
-        shutil.rmtree(katex)
-    shutil.copytree(KATEX_DIR, katex)
+    # the vendored files are written over; anything else in katex/ is the user's and stays
+    shutil.copytree(KATEX_DIR, out / "katex", dirs_exist_ok=True)
     (out / "style.css").write_text(_CSS, encoding="utf-8")
     (out / "render.js").write_text(_RENDER_JS, encoding="utf-8")
     entries = available()
@@ -152,6 +153,27 @@ def _table(headers: list[str] | None, rows: list[list[str]],
                                     else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
                    for row in rows)
     return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def _admonitions(doc: str) -> list[tuple[str, str]]:
+    """The docstring's ``.. note::`` and ``.. warning::`` blocks: ``(kind, text)``, the text
+    on one line (rST inline markup kept, for :func:`rst_inline`)."""
+    lines = inspect.cleandoc(doc).splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        match = re.match(r"\s*\.\. (note|warning)::\s*(.*)$", line)
+        if not match:
+            continue
+        indent = len(line) - len(line.lstrip())
+        block = [match.group(2)] if match.group(2) else []
+        for body in lines[i + 1:]:
+            if body.strip() and len(body) - len(body.lstrip()) <= indent:
+                break
+            block.append(body.strip())
+        text = " ".join(" ".join(block).split())
+        if text:
+            out.append((match.group(1), text))
+    return out
 
 
 def _example(doc: str) -> str | None:
@@ -229,7 +251,7 @@ def _default_text(value: object) -> str:
 
 def _page(info: Info, aliases: list[Entry]) -> str:
     doc = info.cls.__doc__ or ""
-    summary = inspect.cleandoc(doc).splitlines()[0] if doc.strip() else ""
+    summary = summary_line(doc)
     cls = info.cls.__name__
     parts = [_page_head(f"{cls}: optimlab"),
              '<p><a href="index.html">All optimizers</a></p>',
@@ -246,6 +268,9 @@ def _page(info: Info, aliases: list[Entry]) -> str:
                      f"<pre>{_e(info.rule_latex)}</pre></div>")
     parts.append(f"<p>In one line: <code>{_e(info.rule_text)}</code></p>")
     parts.append("<h2>Arguments</h2>" + _arguments(info))
+    for kind, text in _admonitions(doc):
+        parts.append(f'<p class="{kind}"><strong>{kind.capitalize()}:</strong> '
+                     f"{rst_inline(text)}</p>")
     example = _example(doc)
     if example:
         parts.append(f"<h2>Example</h2><pre><code>{_e(example)}</code></pre>")
@@ -288,7 +313,8 @@ def _index(entries: list[Entry]) -> str:
         'lr=1e-3)</code>, or by name <code>optimlab.create("adam", model.parameters())</code>. '
         "Its page has the update rule, every argument with its default, what it can do "
         "and when to use it, all read from the code. The tests check each one against an "
-        "implementation optimlab did not write (last column).</p>",
+        "independent implementation (last column): torch.optim, the authors' package, or "
+        "a NumPy transcription of the paper written for the tests.</p>",
         _table(["optimizer", "family", "year", "adaptive lr", "momentum", "extra memory",
                 "checked against"], rows, numeric=frozenset({2})),
         "<h2>Other names</h2><p>Registry names for a class with preset arguments:</p>",
