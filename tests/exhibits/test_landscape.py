@@ -152,6 +152,21 @@ def test_saddle_figure():
     check_figure(result("saddle"))
 
 
+def test_the_saddle_pictures_minima_and_saddle_are_above_the_paths():
+    # the legend lists them; the paths, which end on the upper minimum, hid them
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    fig = result("saddle").plot()
+    ax = fig.axes[0]
+    top = max(line.get_zorder() for line in ax.lines
+              if (line.get_gid() or "").startswith("path:"))
+    marks = {line.get_gid(): line.get_zorder() for line in ax.lines
+             if line.get_gid() in ("minima", "saddle")}
+    plt.close(fig)
+    assert set(marks) == {"minima", "saddle"} and min(marks.values()) > top
+
+
 def test_gd_with_noise_is_drawn_in_a_shade_of_gds_colour():
     pytest.importorskip("matplotlib")
     from optimlab.landscapes.plots import plt_close

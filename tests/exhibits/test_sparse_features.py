@@ -58,3 +58,14 @@ def test_sparse_figure_draws_each_optimizer_in_its_colour():
             assert (c, ls) == (color(opt), "-")
         elif key.endswith("rare"):
             assert c != color(opt) and ls == "--"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch": 0}, "batch must be an integer >= 1"),  # was ZeroDivisionError
+    ({"n": 5}, r"n must be an integer >= batch \(10\)"),  # was a reshape RuntimeError
+    ({"lr": -1.0}, "lr must be a finite number > 0"),
+    ({"presence": (0.9, 1.5)}, "strictly between 0 and 1"),
+])
+def test_sparse_says_which_argument_is_wrong(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        sparse_features.sparse(**kwargs)

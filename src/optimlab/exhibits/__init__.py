@@ -19,10 +19,11 @@ name                 module                   what it shows
 ``ill-conditioned``  :mod:`.landscape`        SGD, momentum, RMSprop and Adam on
                                               :math:`\\theta_1^2 + 10\\theta_2^2` and on
                                               the same ravine turned by 45 degrees:
-                                              per-coordinate steps help only on the
+                                              per-coordinate steps fit only the
                                               axis-aligned one.
-``saddle``           :mod:`.landscape`        gradient descent stalls at a saddle; momentum,
-                                              Adam and gradient noise escape it.
+``saddle``           :mod:`.landscape`        gradient descent is slow to leave a saddle;
+                                              momentum, Adam and gradient noise leave it
+                                              sooner.
 ``basins``           :mod:`.basins`           local minima as basins of attraction: the
                                               minimum each optimizer reaches from a grid of
                                               starts on two wells.

@@ -3,7 +3,8 @@
 ``ill-conditioned``: SGD, momentum, RMSprop and Adam on :math:`\\theta_1^2 + 10\\theta_2^2`
 and on the same ravine turned by 45 degrees, side by side: per-coordinate (diagonal)
 adaptivity straightens the axis-aligned ravine and not the rotated one.
-``saddle``: gradient descent stalls at a saddle; momentum, Adam and gradient noise escape.
+``saddle``: gradient descent is slow to leave a saddle; momentum, Adam and gradient noise
+leave it sooner.
 
 Each defines its own small :class:`~optimlab.landscapes.base.Landscape` (:data:`RAVINE`,
 :data:`RAVINE_ROTATED`, :data:`SADDLE`) and runs the optimizers through
@@ -153,8 +154,11 @@ def _findings(aligned: Race, rotated: Race, reference: str) -> list[str]:
 
     tol = f"{aligned.tol:g}"
     lines = ["SGD and momentum do not depend on the coordinates, so they do the same on both "
-             "ravines; RMSprop and Adam rescale each coordinate, which fits the axis-aligned "
-             "ravine only (real ravines are rarely aligned with the axes):",
+             "ravines; RMSprop and Adam rescale each coordinate, so turning the ravine "
+             "changes them: each does better aligned than rotated (real ravines are rarely "
+             "aligned with the axes). Whether that beats plain SGD depends on the rule: "
+             "RMSprop's rescaling fits this bowl exactly, while an Adam step is about lr "
+             "long whatever the gradient:",
              f"f<{tol}, axis-aligned vs rotated: {reference} {said(aligned, reference)} vs "
              f"{said(rotated, reference)}"]
     for label in aligned.labels:
@@ -238,8 +242,8 @@ class IllConditionedDemo(Demo):
     lag_at: float = 0.1
     name: str = "ill-conditioned"
     title: str = ("theta1^2 + 10 theta2^2 from (5, 5), axis-aligned and turned by 45 degrees: "
-                  "per-coordinate step sizes help only when the ravine is aligned with the "
-                  "axes")
+                  "per-coordinate step sizes fit the ravine only when it is aligned with the "
+                  "axes (compare each rule with itself on the two)")
 
     def table(self) -> str:
         rows = []
@@ -440,8 +444,11 @@ class SaddleDemo(Demo):
         zs = _saddle(torch.from_numpy(np.stack([xs, ys], -1))).numpy()
         ax.contourf(xs, ys, zs, levels=30, cmap="viridis", alpha=0.85)
         ax.contour(xs, ys, zs, levels=[0.0], colors="white", linewidths=0.8)
-        ax.plot(*zip(*SADDLE.minima), "*", color="gold", ms=14, mec="k", label="minima")
-        ax.plot(0, 0, "x", color="red", ms=9, mew=2, label="saddle")
+        # above the paths (which end on the upper minimum and pass the saddle): the legend
+        # lists them, so they must show
+        ax.plot(*zip(*SADDLE.minima), "*", color="gold", ms=14, mec="k", label="minima",
+                zorder=20, gid="minima")
+        ax.plot(0, 0, "x", color="red", ms=9, mew=2, label="saddle", zorder=20, gid="saddle")
         styles = self._styles()
         colors = {label: c for label, (c, _) in styles.items()}
         for i, (label, race) in enumerate(self._runs()):

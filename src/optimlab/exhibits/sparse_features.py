@@ -3,6 +3,7 @@ frequent one, where SGD gives both the same."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -114,8 +115,21 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
     frequent feature's rate shrinks every step. SGD uses the same rate for both, so the
     rare weight, updated only when its feature shows up, is learned slowly.
     """
-    if len(presence) != len(true_w):
-        raise ValueError("presence and true_w need one entry per feature")
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not whole(batch) or batch < 1:
+        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    if not whole(n) or n < batch:
+        raise ValueError(f"n must be an integer >= batch ({batch}): one batch at least, "
+                         f"got {n!r}")
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < math.inf):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if len(presence) != len(true_w) or not presence:
+        raise ValueError("presence and true_w need one entry per feature (at least one)")
+    if not all(isinstance(p, (int, float)) and 0 < p < 1 for p in presence):
+        raise ValueError(f"presence must hold shares strictly between 0 and 1, got "
+                         f"{tuple(presence)!r}")
     gen = torch.Generator().manual_seed(seed)
     probs = torch.tensor(presence, dtype=torch.float64)
     X = (torch.rand(n, len(probs), generator=gen, dtype=torch.float64) < probs).double()
