@@ -1,5 +1,6 @@
 """Fixtures of the playground tests: an app, its test client, and a small run store."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,8 +34,6 @@ def slice_dir(tmp_path_factory):
     """A slices folder as ``optimlab slice --out`` leaves it: one real slice of the digits
     MLP (three optimizers, a 6 x 6 grid, a few seconds) two folders down, and a file that is
     not a slice."""
-    import json
-
     from optimlab.bench.slices import slice_landscape
 
     root = tmp_path_factory.mktemp("slices")
@@ -58,3 +57,43 @@ def client(sweep_db, slice_dir):
 
     with TestClient(create_app(sweep_db[0], slices=[slice_dir[0]]), base_url=LOCAL) as test_client:
         yield test_client
+
+
+def store_copy(source, target, *sql) -> Path:
+    """A copy of the run store ``source`` at ``target`` (a file path), with the SQL
+    statements ``sql`` run on it (to damage or change it)."""
+    import sqlite3
+
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
+    with dst:
+        src.backup(dst)
+    src.close()
+    with dst:
+        for statement in sql:
+            dst.execute(statement)
+    dst.close()
+    return Path(target)
+
+
+#: Sweep 1 again as sweep 2 (its config and times, no runs): a store where one sweep can be
+#: damaged while another is whole.
+SECOND_SWEEP = ("INSERT INTO sweeps (id, key, name, task, model, config, created_at, environment) "
+                "SELECT 2, key || '-2', 'second', task, model, config, created_at, environment "
+                "FROM sweeps WHERE id = 1")
+
+
+def fix_hparams(fixed: dict) -> str:
+    """SQL setting sweep 1's fixed hyperparameters (``--hp sgd:momentum=0.9``) to ``fixed``."""
+    value = json.dumps(fixed).replace("'", "''")
+    return f"UPDATE sweeps SET config = json_set(config, '$.hparams', json('{value}')) WHERE id = 1"
+
+
+def slice_copy(slices_root: Path, folder: Path, change) -> Path:
+    """The good slice of :func:`slice_dir` (whose root is ``slices_root``) written to
+    ``folder``/slice.json after ``change(data)`` (which edits its content in place)."""
+    data = json.loads((slices_root / "runs" / "digits" / "slice.json").read_text())
+    change(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "slice.json").write_text(json.dumps(data))
+    return folder / "slice.json"

@@ -16,7 +16,7 @@ from optimlab.web.models import MAX_OPTIMIZERS, MAX_POINTS, MAX_STEPS, MAX_WORK,
 from optimlab.web.server import STATIC_DIR
 from tests.graphs import find_cycle
 
-from .conftest import LOCAL
+from .conftest import LOCAL, SECOND_SWEEP, fix_hparams, slice_copy, store_copy
 
 
 def strict_json(response):
@@ -1166,3 +1166,152 @@ def test_no_slices_folder_means_no_slices(tmp_path):
     with TestClient(app, base_url=LOCAL) as fresh:
         assert fresh.get("/api/slices").json() == []
         assert fresh.get("/api/slices/1").status_code == 404
+
+
+def _fresh(db=None, slices=()):
+    """A client of a new app over ``db`` and ``slices`` (no warm-up)."""
+    from fastapi.testclient import TestClient
+
+    from optimlab.web.server import create_app
+
+    return TestClient(create_app(db, warm=False, slices=list(slices)), base_url=LOCAL)
+
+
+def _set(path, value):
+    """A change for :func:`slice_copy`: the key path ``path`` (a tuple) set to ``value``."""
+    def change(data):
+        node = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return change
+
+
+@pytest.mark.parametrize("key, value, says", [
+    (("paths",), [1, 2], "paths[0]"),
+    (("paths",), None, "paths"),
+    (("xs",), 5, "xs"),
+    (("task",), 1, "task"),
+    (("loss",), [[1.0]], "loss"),
+    (("paths", 0, "coords"), "far", "paths[0].coords"),
+    (("interpolation",), {"init -> sgd": {"alpha": 1}}, "interpolation"),
+])
+def test_a_slice_file_of_wrong_types_is_listed_with_its_error(tmp_path, slice_dir, key, value,
+                                                               says):
+    """Right keys, wrong types: the list still shows it (with why) and the good slices; its
+    detail is a 503 saying which field, never a 500 nor a 200 that breaks the page."""
+    root = tmp_path / "slices"
+    slice_copy(slice_dir[0], root / "a-bad", _set(key, value))
+    slice_copy(slice_dir[0], root / "b-good", lambda data: None)
+    with _fresh(slices=[root]) as fresh:
+        listed = strict_json(fresh.get("/api/slices"))
+        assert [(s["name"], s["error"] is None) for s in listed] == [("a-bad", False),
+                                                                     ("b-good", True)]
+        assert "not a slice file" in listed[0]["error"] and says in listed[0]["error"]
+        bad = fresh.get("/api/slices/1")
+        assert bad.status_code == 503 and says in bad.json()["message"]
+        assert fresh.get("/api/slices/2").status_code == 200
+
+
+def test_a_slices_learning_rates_and_warnings_come_as_the_command_line_says_them(tmp_path,
+                                                                                 slice_dir):
+    """Each path's lr as ``Path.lr_text`` writes it ("(slice preset)", "(default)"), and the
+    slice's notes (a diverged optimizer whose endpoint spans the plane)."""
+    result = slice_dir[1]
+    first = result.through[0]
+
+    def change(data):
+        for p in data["paths"]:
+            if p["optimizer"] == first:
+                p["diverged"] = True
+            if p["optimizer"] == "adam":
+                del p["hparams"]["lr"]  # its class's default rate then (here the same number)
+
+    slice_copy(slice_dir[0], tmp_path / "s", change)
+    with _fresh(slices=[tmp_path]) as fresh:
+        detail = strict_json(fresh.get("/api/slices/1"))
+    texts = {p["optimizer"]: p["lr_text"] for p in detail["paths"]}
+    assert texts["sgd"] == "0.1 (slice preset)" and texts["adam"] == "0.003 (default)"
+    assert len(detail["notes"]) == 1
+    assert f"passes through the endpoint of {first}, which diverged" in detail["notes"][0]
+
+
+def test_the_schema_lists_a_slices_503(client):
+    responses = client.get("/api/openapi.json").json()["paths"]["/api/slices/{slice_id}"]["get"][
+        "responses"]
+    assert "503" in responses and "404" in responses
+
+
+@pytest.mark.parametrize("damage, broken, listed", [
+    ("UPDATE sweeps SET config = 'not json' WHERE id = 2", 2, True),
+    ("UPDATE sweeps SET config = '\"x\"' WHERE id = 2", 2, True),
+    ("UPDATE sweeps SET created_at = 'yesterday' WHERE id = 2", 2, True),
+    ("UPDATE runs SET summary = '{bad' WHERE id = (SELECT MIN(id) FROM runs)", 1, False),
+    ("UPDATE runs SET hparams = '[1]' WHERE id = (SELECT MIN(id) FROM runs)", 1, False),
+])
+def test_a_damaged_row_of_the_store_is_said_for_its_sweep_alone(tmp_path, sweep_db, damage,
+                                                                 broken, listed):
+    """One damaged cell: the list still answers (the sweep flagged where its own row is
+    damaged), that sweep's detail is a 503 naming it, the other sweep's detail is whole."""
+    db = store_copy(sweep_db[0], tmp_path / "runs.db", SECOND_SWEEP, damage)
+    with _fresh(db) as fresh:
+        rows = strict_json(fresh.get("/api/sweeps"))
+        assert [r["id"] for r in rows] == [1, 2]
+        flagged = {r["id"] for r in rows if r["error"]}
+        assert flagged == ({broken} if listed else set())
+        if listed:
+            assert f"sweep {broken}" in rows[broken - 1]["error"]
+        answer = fresh.get(f"/api/sweeps/{broken}")
+        assert answer.status_code == 503 and f"sweep {broken}" in answer.json()["message"]
+        assert fresh.get(f"/api/sweeps/{3 - broken}").status_code == 200
+
+
+def test_a_sweeps_fixed_hyperparameters_are_in_its_labels(tmp_path, sweep_db):
+    db = store_copy(sweep_db[0], tmp_path / "runs.db", fix_hparams({"sgd": {"momentum": 0.9}}))
+    with _fresh(db) as fresh:
+        (row,) = strict_json(fresh.get("/api/sweeps"))
+        detail = strict_json(fresh.get("/api/sweeps/1"))
+    assert row["optimizers"] == ["sgd", "adam"]
+    assert row["labels"] == ["sgd (momentum=0.9)", "adam"]
+    assert {r["optimizer"]: r["label"] for r in detail["summary"]} == {
+        "sgd": "sgd (momentum=0.9)", "adam": "adam"}
+    assert all(c["label"] == {"sgd": "sgd (momentum=0.9)"}.get(n, n)
+               for n, c in detail["curves"].items())
+    assert "sgd with momentum=0.9" in detail["heading"]
+
+
+def test_an_unfinished_sweep_has_a_row_per_optimizer_and_says_what_is_left(tmp_path, sweep_db):
+    db = store_copy(sweep_db[0], tmp_path / "runs.db",
+                    "UPDATE runs SET status = 'pending', summary = NULL WHERE optimizer = 'adam'",
+                    "UPDATE runs SET status = 'failed' WHERE id = (SELECT MIN(id) FROM runs "
+                    "WHERE optimizer = 'sgd')")
+    with _fresh(db) as fresh:
+        (row,) = strict_json(fresh.get("/api/sweeps"))
+        detail = strict_json(fresh.get("/api/sweeps/1"))
+    counts = row["counts"]
+    assert counts["pending"] == 4 and counts["failed"] == 1
+    assert row["runs"].startswith(f"{counts['finished']}/8 (")
+    assert "1 failed" in row["runs"] and row["runs"].endswith("4 to run)")
+    rows = {r["optimizer"]: r for r in detail["summary"]}
+    assert set(rows) == {"sgd", "adam"}
+    adam = rows["adam"]
+    assert adam["note"] == "no run ended yet" and adam["mean"] is None
+    assert adam["best_lr"] is None and adam["seeds"] == 0 and rows["sgd"]["note"] is None
+
+
+def test_the_sensitivity_counts_the_seeds_that_finished_at_each_rate(tmp_path, sweep_db):
+    """A rate where some seeds diverged keeps the mean of the others, with both counts; one
+    where every seed diverged has no mean but is still there."""
+    db = store_copy(sweep_db[0], tmp_path / "runs.db",
+                    "UPDATE runs SET status = 'diverged' WHERE id = (SELECT MIN(id) FROM runs "
+                    "WHERE optimizer = 'adam' AND lr = 0.05)",
+                    "UPDATE runs SET status = 'diverged' WHERE optimizer = 'adam' AND lr = 50")
+    with _fresh(db) as fresh:
+        detail = strict_json(fresh.get("/api/sweeps/1"))
+    (adam,) = [r for r in detail["summary"] if r["optimizer"] == "adam"]
+    points = {p["lr"]: p for p in adam["sensitivity"]}
+    assert set(points) == {0.05, 50.0}
+    assert (points[0.05]["finished"], points[0.05]["diverged"], points[0.05]["seeds"]) == (1, 1, 2)
+    assert points[0.05]["mean"] is not None
+    assert (points[50.0]["finished"], points[50.0]["diverged"]) == (0, 2)
+    assert points[50.0]["mean"] is None

@@ -51,9 +51,9 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="module")
-def server(sweep_db, slice_dir):
-    """The playground on a free loopback port, in a background thread."""
+def _serve(db, slices, warm=True):
+    """The playground over ``db`` and ``slices`` on a free loopback port, in a background
+    thread: yields its address, stops it after."""
     import uvicorn
 
     from optimlab.web.server import create_app
@@ -61,7 +61,7 @@ def server(sweep_db, slice_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(sweep_db[0], slices=[slice_dir[0]]), host="127.0.0.1",
+    config = uvicorn.Config(create_app(db, slices=slices, warm=warm), host="127.0.0.1",
                             port=port,
                             log_level="warning")
     uv = uvicorn.Server(config)
@@ -74,6 +74,37 @@ def server(sweep_db, slice_dir):
     yield f"http://127.0.0.1:{port}"
     uv.should_exit = True
     thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(sweep_db, slice_dir):
+    """The playground on a free loopback port, in a background thread."""
+    yield from _serve(sweep_db[0], [slice_dir[0]])
+
+
+@pytest.fixture(scope="module")
+def odd_server(sweep_db, slice_dir, tmp_path_factory):
+    """The playground over a store whose sweep fixed sgd's momentum, left adam's runs to run
+    and saw some seeds diverge, and over a slice whose task is markup and whose optimizer
+    spanning the plane diverged."""
+    from .conftest import fix_hparams, slice_copy, store_copy
+
+    root = tmp_path_factory.mktemp("odd")
+    db = store_copy(sweep_db[0], root / "runs.db", fix_hparams({"sgd": {"momentum": 0.9}}),
+                    "UPDATE runs SET status = 'pending', summary = NULL "
+                    "WHERE optimizer = 'adam' AND lr = 50",
+                    "UPDATE runs SET status = 'diverged' WHERE id = (SELECT MIN(id) FROM runs "
+                    "WHERE optimizer = 'adam' AND lr = 0.05)",
+                    "UPDATE runs SET status = 'diverged' WHERE optimizer = 'sgd' AND lr = 50")
+    through = slice_dir[1].through[0]
+
+    def change(data):
+        data["task"] = "<b>digits</b>"
+        for p in data["paths"]:
+            p["diverged"] = p["diverged"] or p["optimizer"] == through
+
+    slice_copy(slice_dir[0], root / "slices" / "odd", change)
+    yield from _serve(db, [root / "slices"], warm=False)
 
 
 @pytest.fixture
@@ -605,3 +636,59 @@ def test_the_reference_pages_render_their_math_offline(browser, tmp_path):
     finally:
         context.close()
     assert not errors and not remote, (errors, remote)
+
+
+def test_the_runs_tab_says_fixed_hyperparameters_runs_left_and_diverged_seeds(browser,
+                                                                              odd_server):
+    """sgd's fixed momentum in the list, the table and the legend; the runs left to run; a
+    rate where some seeds diverged drawn hollow with k/n, one where all did as its own
+    marker (not dropped)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.base = odd_server
+    try:
+        _open(page, "?tab=runs")
+        page.wait_for_selector("#sweeps tbody tr")
+        cells = page.locator("#sweeps tbody tr td").all_text_contents()
+        assert cells[6] == "sgd (momentum=0.9), adam" and cells[5].endswith("2 to run)")
+        assert "diverged" in cells[5]
+        page.click("#sweeps tbody tr")
+        page.wait_for_selector("body[data-sweep='1']")
+        assert "sgd with momentum=0.9" in page.text_content("#sweep-title")
+        names = page.locator("#sweep-summary tbody tr td:first-child").all_text_contents()
+        assert names[0] == "sgd (momentum=0.9)" and len(names) == 2
+        legend = page.evaluate("document.getElementById('sweep-curves').data.map((t) => t.name)")
+        assert any(n.startswith("sgd (momentum=0.9)") for n in legend)
+        sens = page.evaluate("document.getElementById('sweep-sensitivity').data"
+                             ".map((t) => [t.meta, t.name, t.x, t.text || null])")
+        assert ["partial", "adam", [0.05], ["1/2"]] in sens
+        assert any(m == "diverged" and n.startswith("sgd") and x == [50] for m, n, x, _ in sens)
+    finally:
+        context.close()
+
+
+def test_the_slices_tab_says_rates_divergence_and_shows_markup_as_text(browser, odd_server,
+                                                                       slice_dir):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.base = odd_server
+    try:
+        _open(page, "?tab=slices&slice=1")
+        page.wait_for_selector("body[data-slice='1']")
+        through = slice_dir[1].through[0]
+        rows = {r[0]: r for r in (row.locator("td").all_text_contents()
+                                  for row in page.locator("#slice-table tbody tr").all())}
+        assert f"{through} (diverged)" in rows
+        assert rows["sgd"][1].startswith("lr=0.1 (slice preset)")
+        assert "passes through the endpoint" in page.text_content("#slice-notes")
+        # the task's markup is escaped for Plotly, so it shows as typed
+        title = page.evaluate("document.getElementById('slice-map').layout.title.text")
+        assert title.startswith("&lt;b&gt;digits&lt;/b&gt;")
+        assert page.locator("#slice-map b").count() == 0
+        lines = page.evaluate("document.getElementById('slice-interp').data"
+                              ".map((t) => [t.line.color, t.line.dash])")
+        assert len({tuple(line) for line in lines}) == len(lines)
+    finally:
+        context.close()

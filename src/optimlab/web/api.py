@@ -608,7 +608,77 @@ def slice_files(folders: Sequence) -> list[Path]:
     return sorted(found)
 
 
+def _is_number(value: Any, null: bool = False) -> bool:
+    """Whether ``value`` is a JSON number (not a bool), or null where ``null`` allows it."""
+    if value is None:
+        return null
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not isinstance(value, int) or abs(value) <= 1e300  # (a float holds it)
+
+
+def _numbers(value: Any, null: bool = True, empty: bool = True) -> bool:
+    """Whether ``value`` is a list of numbers (null among them where ``null`` allows)."""
+    return isinstance(value, list) and (empty or bool(value)) \
+        and all(_is_number(v, null) for v in value)
+
+
+def _slice_problem(data: dict) -> str | None:
+    """What makes a slice file's content other than :meth:`Slice.to_json` wrote it (the
+    first field of a wrong type or shape), or None."""
+    for key in ("task", "model", "metric", "plane", "on"):
+        if not isinstance(data[key], str):
+            return f"{key} is not a text"
+    if not _is_number(data["steps"]) or not (isinstance(data["steps"], int)
+                                             or float(data["steps"]).is_integer()):
+        return "steps is not a whole number"
+    if not (isinstance(data["through"], list) and all(isinstance(t, str) for t in data["through"])):
+        return "through is not a list of names"
+    for key in ("xs", "ys"):
+        if not _numbers(data[key], null=False, empty=False):
+            return f"{key} is not a list of numbers"
+    loss = data["loss"]
+    if not (isinstance(loss, list) and len(loss) == len(data["ys"])
+            and all(_numbers(row) and len(row) == len(data["xs"]) for row in loss)):
+        return "loss is not a grid of numbers, len(ys) rows of len(xs)"
+    if not isinstance(data["paths"], list):
+        return "paths is not a list of paths"
+    for i, p in enumerate(data["paths"]):
+        where = f"paths[{i}]"
+        if not isinstance(p, dict):
+            return f"{where} is not an object"
+        if not isinstance(p.get("optimizer"), str):
+            return f"{where}.optimizer is not a name"
+        if not isinstance(p.get("hparams"), dict):
+            return f"{where}.hparams is not an object"
+        if not _numbers(p.get("steps"), null=False):
+            return f"{where}.steps is not a list of numbers"
+        coords = p.get("coords")
+        if not (isinstance(coords, list) and coords
+                and all(_numbers(c) and len(c) == 2 for c in coords)):
+            return f"{where}.coords is not a list of points [x, y]"
+        if not _numbers(p.get("residual"), empty=False):
+            return f"{where}.residual is not a list of numbers"
+        for key in ("reach", "train_loss", "test_loss", "test_metric", "sharpness", "lr"):
+            if not _is_number(p.get(key), null=True):
+                return f"{where}.{key} is not a number"
+        if not isinstance(p.get("diverged", False), bool):
+            return f"{where}.diverged is not true or false"
+    interpolation = data["interpolation"]
+    if not isinstance(interpolation, dict):
+        return "interpolation is not an object"
+    for name, curve in interpolation.items():
+        if not (isinstance(curve, dict) and all(_numbers(v) for v in curve.values())
+                and _numbers(curve.get("alpha")) and _numbers(curve.get("train_loss"))):
+            return f"interpolation[{name!r}] is not curves of numbers (alpha, train_loss)"
+    if not isinstance(data.get("seconds", {}), dict):
+        return "seconds is not an object"
+    return None
+
+
 def _read_slice(path: Path) -> dict:
+    """A slice file's content, its types checked (:func:`_slice_problem`); a file that is
+    not one raises :class:`RequestError` with status 503 saying why."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
@@ -618,7 +688,31 @@ def _read_slice(path: Path) -> dict:
     if missing:
         raise RequestError(("path", "slice_id"), f"not a slice file: it lacks "
                                                  f"{', '.join(missing)}", status=503)
+    problem = _slice_problem(data)
+    if problem:
+        raise RequestError(("path", "slice_id"), f"not a slice file: its {problem}",
+                           status=503)
     return data
+
+
+def _slice_object(data: dict):
+    """The :class:`~optimlab.bench.slices.Slice` of a checked slice file's content (what
+    its notes and each path's ``lr_text`` are taken from)."""
+    from ..bench import slices as sl
+
+    nan = lambda v: math.nan if v is None else float(v)  # noqa: E731
+    paths = [sl.Path(optimizer=p["optimizer"], hparams=p["hparams"], steps=p["steps"],
+                     coords=np.asarray(p["coords"], dtype=float),
+                     residual=np.asarray([nan(v) for v in p["residual"]]),
+                     reach=nan(p.get("reach")), train_loss=nan(p.get("train_loss")),
+                     test_loss=nan(p.get("test_loss")), test_metric=nan(p.get("test_metric")),
+                     sharpness=p.get("sharpness"), diverged=bool(p.get("diverged", False)),
+                     lr=None if p.get("lr") is None else float(p["lr"]))
+             for p in data["paths"]]
+    return sl.Slice(task=data["task"], model=data["model"], metric=data["metric"],
+                    steps=int(data["steps"]), plane=data["plane"], through=tuple(data["through"]),
+                    xs=np.asarray(data["xs"], dtype=float), ys=np.asarray(data["ys"], dtype=float),
+                    loss=np.zeros((0, 0)), on=data["on"], paths=paths)
 
 
 def slices(folders: Sequence) -> list[dict]:
@@ -651,7 +745,15 @@ def slice_detail(folders: Sequence, slice_id: int) -> dict:
                                                  f"{len(files)} slice files are shown",
                            status=404)
     path = files[slice_id - 1]
-    return {"id": slice_id, "name": path.parent.name, **_jsonable(_read_slice(path))}
+    data = _read_slice(path)
+    shown = _slice_object(data)
+    answer = {"id": slice_id, "name": path.parent.name, **_jsonable(data)}
+    # the learning rate as the command line's table says it ("0.1 (slice preset)", "1
+    # (default)"), and its warnings (a diverged optimizer, above all one spanning the plane)
+    for row, p in zip(answer["paths"], shown.paths):
+        row["lr_text"] = p.lr_text
+    answer["notes"] = shown.notes()
+    return answer
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -670,26 +772,96 @@ def _open(db_path):
     return RunStore(db_path, readonly=True)
 
 
-def sweeps(db_path) -> list[dict]:
-    """The sweeps stored in ``db_path`` (none when the file does not exist yet), with their
-    runs counted by status."""
+#: What a damaged row of the store raises while it is decoded (text that is not JSON, JSON
+#: of the wrong kind, a date that is not one).
+_DAMAGE = (ValueError, TypeError, AttributeError, KeyError, IndexError, ArithmeticError)
+
+
+def _runs_text(counts: dict[str, int]) -> str:
+    """Runs finished out of all, the diverged, failed and unfinished noted, as ``optimlab
+    runs`` says them: ``"12/48 (3 diverged, 33 to run)"``."""
+    notes = [f"{counts[k]} {k}" for k in ("diverged", "failed") if counts.get(k)]
+    open_ = counts.get("pending", 0) + counts.get("running", 0)
+    if open_:
+        notes.append(f"{open_} to run")
+    return f"{counts.get('finished', 0)}/{sum(counts.values())}" \
+        + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _created_at(text: Any) -> str:
+    """A stored creation time as ISO 8601 in UTC (a time without a zone is UTC)."""
+    from datetime import datetime, timezone
+
+    when = datetime.fromisoformat(str(text))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat()
+
+
+def _sweep_config(text: Any, sweep_id: int) -> dict:
+    """A sweep's stored config; ValueError naming the sweep when it is not a JSON object."""
+    config = None if text is None else json.loads(text)
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValueError(f"sweep {sweep_id}'s stored config is not a JSON object")
+    return config
+
+
+def _sweep_row(store, row: tuple) -> dict:
+    """One sweep of the list from its row ``(id, name, task, model, created_at, config)``:
+    a damaged cell is said in ``error`` (the others still listed), never raised."""
+    from ..bench.analysis import variant_label
     from ..bench.store import STATUSES
 
+    sweep_id, name, task, model, created, config_text = row
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, n in store.con.execute("SELECT status, COUNT(*) FROM runs WHERE sweep_id = ? "
+                                       "GROUP BY status", (sweep_id,)).fetchall():
+        if status in counts:
+            counts[status] = int(n)
+    text = lambda v: v if isinstance(v, str) else None  # noqa: E731
+    out = {"id": int(sweep_id), "name": text(name), "task": text(task), "model": text(model),
+           "created_at": str(created or ""), "counts": counts, "runs": _runs_text(counts),
+           "optimizers": [], "labels": [], "error": None}
+    problems = []
+    try:
+        out["created_at"] = _created_at(created)
+    except _DAMAGE:
+        problems.append(f"its creation time {_short_text(created)} is not a date")
+    try:
+        config = _sweep_config(config_text, sweep_id)
+        fixed = config.get("hparams") or {}
+        out["optimizers"] = [str(o) for o in config.get("optimizers") or []]
+        out["labels"] = [variant_label(o, fixed.get(o) if isinstance(fixed, dict) else None)
+                         for o in out["optimizers"]]
+    except _DAMAGE:
+        problems.append("its stored config is not a JSON object of a sweep")
+        out["optimizers"], out["labels"] = [], []
+    if problems:
+        out["error"] = f"sweep {sweep_id} cannot be shown: {'; '.join(problems)} (a damaged " \
+                       f"row of the run store)"
+    return out
+
+
+def _short_text(value: Any, most: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+_SWEEP_ROW = "SELECT id, name, task, model, created_at, config FROM sweeps"
+
+
+def sweeps(db_path) -> list[dict]:
+    """The sweeps stored in ``db_path`` (none when the file does not exist yet), with their
+    runs counted by status (``runs`` says them as ``optimlab runs`` does) and their
+    optimizers with the hyperparameters the sweep fixed (``labels``). A sweep whose row is
+    damaged is listed with its ``error``."""
     store = _open(db_path)
     if store is None:
         return []
     with store:
-        frame = store.sweeps()
-    out = []
-    for row in frame.to_dict("records"):
-        config = row["config"] or {}
-        # pandas 3 reads a missing text cell as NaN, which _jsonable makes null
-        out.append({"id": int(row["sweep_id"]), "name": _jsonable(row["name"]),
-                    "task": _jsonable(row["task"]), "model": _jsonable(row["model"]),
-                    "created_at": row["created_at"].isoformat(),
-                    "counts": {status: int(row[f"n_{status}"]) for status in STATUSES},
-                    "optimizers": [str(o) for o in config.get("optimizers") or []]})
-    return out
+        return [_sweep_row(store, row) for row in store.con.execute(_SWEEP_ROW + " ORDER BY id")]
 
 
 def _curves(store, sweep_id: int, best: dict[str, float]) -> dict:
@@ -717,13 +889,14 @@ def sweep_detail(db_path, sweep_id: int) -> dict:
     how the best lr is chosen (``criterion``: not the final metric the sensitivity shows).
     A summary's ``std`` is null with one seed (no spread to tell).
 
-    Raises :class:`RequestError` with status 404 when the store has no such sweep.
-    """
-    from ..bench.analysis import CRITERION, summarize
-    from ..bench.report import resolve_metric, summary_table
-    from ..bench.store import TERMINAL
-    from ..bench.sweep import run_records
+    Each optimizer of the sweep has a summary row (``note``: "no run ended yet" for one with
+    no ended run, its numbers null); its ``label`` and each curve's say the hyperparameters
+    the sweep fixed; each rate of its ``sensitivity`` counts the seeds that finished and
+    diverged, ``mean`` over the finished ones. ``heading`` is the sweep in one line.
 
+    Raises :class:`RequestError` with status 404 when the store has no such sweep, 503 naming
+    the sweep when a row of it is damaged (the other sweeps are still shown).
+    """
     store = _open(db_path)
     if store is None:  # (the messages never say where the store is: no paths to a client)
         raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id}: the run store holds "
@@ -734,27 +907,71 @@ def sweep_detail(db_path, sweep_id: int) -> dict:
         raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id}: sweep ids are whole "
                                                  f"numbers from 1 to {MAX_ID}", status=404)
     with store:
-        try:
-            info = store.sweep(sweep_id)
-        except KeyError:
+        row = store.con.execute(_SWEEP_ROW + " WHERE id = ?", (sweep_id,)).fetchone()
+        if row is None:
             raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id} in the run store",
-                               status=404) from None
-        metric, higher = resolve_metric(store, sweep_id)
-        records = [r for r in run_records(store, sweep_id)
-                   if r["status"] in TERMINAL and _finite(r["lr"]) is not None]
-        summaries = summarize(records, higher)
-        best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
-        # one seed has no spread to tell (null, "± ?" as the command line says), not 0
-        summary = [{"optimizer": s.optimizer, "best_lr": s.best_lr if s.optimizer in best
-                    else None, "mean": _finite(s.mean),
-                    "std": _finite(s.std) if s.seeds > 1 and s.optimizer in best else None,
-                    "seeds": s.seeds, "diverged": s.diverged,
-                    "sensitivity": [{"lr": lr, "mean": _finite(v)}
-                                    for lr, v in s.sensitivity.items()]}
-                   for s in summaries]
-        curves = _curves(store, sweep_id, best)
-        text = summary_table(store, sweep_id)
-        listed = next(s for s in sweeps(db_path) if s["id"] == sweep_id)
-    return {"sweep": listed, "config": _jsonable(info["config"] or {}), "metric": metric,
-            "higher_is_better": bool(higher), "criterion": CRITERION, "summary": summary,
-            "curves": curves, "summary_text": text}
+                               status=404)
+        listed = _sweep_row(store, row)
+        if listed["error"]:
+            raise RequestError(("path", "sweep_id"), listed["error"], status=503)
+        try:
+            return {"sweep": listed, **_sweep_content(store, sweep_id)}
+        except _DAMAGE as err:
+            raise RequestError(("path", "sweep_id"),
+                               f"sweep {sweep_id} cannot be shown: a run of it is damaged in "
+                               f"the run store ({type(err).__name__} while reading it)",
+                               status=503) from None
+
+
+def _sensitivity(records: list[dict], name: str) -> list[dict]:
+    """Per learning rate of ``name``'s ended runs: how many seeds finished and diverged (or
+    failed), and the mean final metric of those that finished (null when none did)."""
+    by_lr: dict[float, tuple[list, list]] = {}
+    for r in records:
+        if r["optimizer"] != name:
+            continue
+        good, bad = by_lr.setdefault(float(r["lr"]), ([], []))
+        metric = _finite(r["metric"]) if _is_number(r["metric"]) else None
+        (good if r["status"] == "finished" and metric is not None else bad).append(metric)
+    return [{"lr": lr, "mean": float(np.mean(good)) if good else None,
+             "finished": len(good), "diverged": len(bad), "seeds": len(good) + len(bad)}
+            for lr, (good, bad) in sorted(by_lr.items())]
+
+
+def _sweep_content(store, sweep_id: int) -> dict:
+    """Everything of :func:`sweep_detail` but the sweep's row (may raise :data:`_DAMAGE`)."""
+    from ..bench.analysis import CRITERION, summarize, variant_label
+    from ..bench.report import resolve_metric, summary_table, sweep_heading
+    from ..bench.store import TERMINAL
+    from ..bench.sweep import run_records
+
+    info = store.sweep(sweep_id)
+    config = info["config"] or {}
+    if not isinstance(config, dict):
+        raise ValueError("its stored config is not a JSON object")
+    fixed = config.get("hparams") or {}
+    label = lambda name: variant_label(name, fixed.get(name))  # noqa: E731
+    metric, higher = resolve_metric(store, sweep_id)
+    records = [r for r in run_records(store, sweep_id)
+               if r["status"] in TERMINAL and _is_number(r["lr"]) and _finite(r["lr"]) is not None]
+    summaries = summarize(records, higher)
+    best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
+    # one seed has no spread to tell (null, "± ?" as the command line says), not 0
+    summary = [{"optimizer": s.optimizer, "label": label(s.optimizer),
+                "best_lr": s.best_lr if s.optimizer in best else None, "mean": _finite(s.mean),
+                "std": _finite(s.std) if s.seeds > 1 and s.optimizer in best else None,
+                "seeds": s.seeds, "diverged": s.diverged,
+                "sensitivity": _sensitivity(records, s.optimizer), "note": None}
+               for s in summaries]
+    # an optimizer of the sweep with no ended run yet: a row saying so, not no row
+    shown = {row["optimizer"] for row in summary}
+    summary += [{"optimizer": name, "label": label(name), "best_lr": None, "mean": None,
+                 "std": None, "seeds": 0, "diverged": 0, "sensitivity": [],
+                 "note": "no run ended yet"}
+                for name in (str(o) for o in config.get("optimizers") or []) if name not in shown]
+    curves = _curves(store, sweep_id, best)
+    for name, curve in curves.items():
+        curve["label"] = label(name)
+    return {"heading": sweep_heading(store, sweep_id), "config": _jsonable(config),
+            "metric": metric, "higher_is_better": bool(higher), "criterion": CRITERION,
+            "summary": summary, "curves": curves, "summary_text": summary_table(store, sweep_id)}

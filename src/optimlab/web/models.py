@@ -650,7 +650,14 @@ class SweepModel(BaseModel):
     model: str | None
     created_at: str
     counts: dict[str, int]
+    #: runs finished out of all, with the diverged, failed and unfinished ones noted, as
+    #: ``optimlab runs`` says it: ``"12/48 (3 diverged, 36 to run)"``
+    runs: str = ""
     optimizers: list[str]
+    #: each optimizer with the hyperparameters the sweep fixed: ``"sgd (momentum=0.9)"``
+    labels: list[str] = []
+    #: why the sweep cannot be shown (a damaged row of the store), else null
+    error: str | None = None
 
 
 class SweepDetail(BaseModel):
@@ -659,6 +666,8 @@ class SweepDetail(BaseModel):
     is null with one seed."""
 
     sweep: SweepModel
+    #: the sweep in one line, as the command line's report heads it
+    heading: str = ""
     config: dict
     metric: str
     higher_is_better: bool
@@ -702,6 +711,8 @@ class SliceDetail(BaseModel):
     paths: list[dict]
     interpolation: dict
     seconds: dict = {}
+    #: the command line's warnings under its table (:meth:`~optimlab.bench.slices.Slice.notes`)
+    notes: list[str] = []
 
 
 class ErrorResponse(BaseModel):

@@ -123,6 +123,10 @@ _STORE_ERRORS = {501: {"model": ErrorResponse,
                  503: {"model": ErrorResponse,
                        "description": "the run store cannot be read (damaged, locked, ...)"}}
 
+_SLICE_ERRORS = {503: {"model": ErrorResponse,
+                       "description": "the slice file cannot be read or is not a slice "
+                                      "(the list shows it with its error)"}}
+
 
 def plotly_js() -> Path:
     """The installed plotly package's ``plotly.min.js``."""
@@ -565,7 +569,8 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     def get_slices() -> Response:
         return _json(api.slices(app.state.slices))
 
-    @app.get("/api/slices/{slice_id}", response_model=SliceDetail, responses=_ERRORS,
+    @app.get("/api/slices/{slice_id}", response_model=SliceDetail,
+             responses={**_ERRORS, **_SLICE_ERRORS},
              summary="One real network's loss-landscape slice")
     def get_slice(slice_id: Annotated[int, PathParam(ge=1, le=MAX_ID,
                                                      description="a slice's id")]) -> Response:

@@ -28,3 +28,10 @@ export function hpText(hparams, tuned) {
 }
 
 export function lrOnly(hparams) { return "lr" in hparams ? { lr: hparams.lr } : {}; }
+
+// A data string (an optimizer's or a task's name from the store or a slice file) as Plotly
+// shows it: Plotly renders names, titles and hover texts as markup (<b>, <a href>, ...), so
+// its <, > and & are escaped to show as typed.
+export function esc(text) {
+  return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}

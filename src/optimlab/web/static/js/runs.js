@@ -5,7 +5,7 @@
 
 import { PLOT_CONFIG } from "./config.js";
 import { $, el } from "./dom.js";
-import { fmt } from "./format.js";
+import { fmt, esc } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
@@ -34,13 +34,12 @@ async function loadSweeps() {
   }
   body.textContent = "";
   for (const s of sweeps) {
-    const counts = s.counts;
-    const total = Object.values(counts).reduce((a, b) => a + b, 0);
-    const row = el("tr", { "data-sweep": s.id, onclick: () => selectSweep(s.id) },
+    // a damaged sweep is listed with why it cannot be shown (the others still can be)
+    const row = el("tr", { "data-sweep": s.id, onclick: () => selectSweep(s.id), class: s.error ? "broken" : null },
       el("td", { text: String(s.id) }), el("td", { text: s.name || "" }), el("td", { text: s.task || "" }),
-      el("td", { text: s.model || "default" }), el("td", { text: s.created_at.slice(0, 16).replace("T", " ") }),
-      el("td", { text: `${counts.finished}/${total}` + (counts.diverged ? ` (${counts.diverged} diverged)` : "") }),
-      el("td", { text: s.optimizers.join(", ") }));
+      el("td", { text: s.model || "default" }), el("td", { text: s.error ? s.created_at : s.created_at.slice(0, 16).replace("T", " ") }),
+      el("td", { text: s.runs }),
+      el("td", { text: s.error || (s.labels.length ? s.labels : s.optimizers).join(", ") }));
     body.append(row);
   }
   $("#runs-message").textContent = sweeps.length ? "Click a sweep to see its curves and summary."
@@ -62,26 +61,26 @@ async function selectSweep(id) {
   for (const row of document.querySelectorAll("#sweeps tbody tr")) row.classList.toggle("active", Number(row.dataset.sweep) === id);
   $("#sweep-detail").hidden = false;
   const s = d.sweep;
-  $("#sweep-title").textContent = `Sweep ${s.id}${s.name ? ` (${s.name})` : ""}: ${s.task || "?"}, ${s.model || "default model"}`;
+  $("#sweep-title").textContent = `Sweep ${s.id}${s.name ? ` (${s.name})` : ""}: ${d.heading || s.task || "?"}, ${s.model || "default model"}`;
   const traces = [];
   for (const [name, c] of Object.entries(d.curves)) {
     const color = colorOf(name);
-    const label = `${name} (lr=${fmt(c.lr)})`;
+    const label = esc(`${c.label || name} (lr=${fmt(c.lr)})`);
     if (c.test_metric) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, x: c.step, y: c.test_metric, line: { color } });
     if (c.train_loss) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, showlegend: false, x: c.step, y: c.train_loss, xaxis: "x2", yaxis: "y2", line: { color, dash: "dot" } });
   }
   await Plotly.react($("#sweep-curves"), traces, {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: `mean over seeds at each best lr`, font: { size: 14 } },
     grid: { rows: 1, columns: 2, pattern: "independent" },
-    xaxis: { title: { text: "step" } }, yaxis: { title: { text: `test ${d.metric}` } },
+    xaxis: { title: { text: "step" } }, yaxis: { title: { text: esc(`test ${d.metric}`) } },
     xaxis2: { title: { text: "step" } }, yaxis2: { title: { text: "train loss" }, type: "log" },
     legend: { orientation: "h", y: -0.2 },
   }, PLOT_CONFIG);
-  const sens = d.summary.map((row) => ({ type: "scatter", mode: "lines+markers", name: row.optimizer,
-    x: row.sensitivity.map((p) => p.lr), y: row.sensitivity.map((p) => p.mean), line: { color: colorOf(row.optimizer) } }));
+  const { traces: sens, range } = sensitivityTraces(d);
   await Plotly.react($("#sweep-sensitivity"), sens, {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: "final test metric vs learning rate", font: { size: 14 } },
-    xaxis: { title: { text: "lr" }, type: "log", exponentformat: "e" }, yaxis: { title: { text: d.metric } }, showlegend: false,
+    xaxis: { title: { text: "lr" }, type: "log", exponentformat: "e" },
+    yaxis: { title: { text: esc(d.metric) }, ...(range ? { range, autorange: false } : {}) }, showlegend: false,
   }, PLOT_CONFIG);
   const head = $("#sweep-summary thead");
   head.textContent = "";
@@ -90,15 +89,51 @@ async function selectSweep(id) {
   body.textContent = "";
   for (const row of d.summary) {
     body.append(el("tr", {},
-      el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.optimizer),
+      el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.label || row.optimizer),
       el("td", { class: "num", text: fmt(row.best_lr) }),
-      el("td", { class: "num", text: row.mean === null ? "–"
+      el("td", { class: row.note ? null : "num", text: row.note ? row.note : row.mean === null ? "–"
         : `${fmt(row.mean, 4)} ± ${row.std === null ? "? (one seed)" : fmt(row.std, 2)}` }),
       el("td", { class: "num", text: String(row.seeds) }),
       el("td", { class: "num", text: String(row.diverged) })));
   }
   $("#sweep-note").textContent = selectionNote(d);
   document.body.dataset.sweep = String(id);
+}
+
+// The final metric at each rate: the mean of the seeds that finished; a rate where some
+// diverged or failed is drawn hollow with "k/n" (k of its n seeds finished), one where all
+// did is a cross at the chart's worse edge (as the command line's report draws them).
+function sensitivityTraces(d) {
+  const traces = [];
+  const values = d.summary.flatMap((row) => row.sensitivity.map((p) => p.mean).filter((v) => v !== null));
+  let range = null;
+  let edge = 0;
+  if (values.length) {
+    const lo = Math.min(...values), hi = Math.max(...values);
+    const pad = (hi - lo || Math.abs(hi) || 1) * 0.08;
+    range = [lo - 2 * pad, hi + 2 * pad];
+    edge = d.higher_is_better ? lo - pad : hi + pad;
+  }
+  for (const row of d.summary) {
+    const color = colorOf(row.optimizer);
+    const name = esc(row.label || row.optimizer);
+    const points = row.sensitivity.filter((p) => p.mean !== null);
+    traces.push({ type: "scatter", mode: "lines+markers", name, meta: "mean", x: points.map((p) => p.lr),
+      y: points.map((p) => p.mean), line: { color }, marker: { color, size: 7 },
+      hovertemplate: `${name}: lr %{x:.3g}, ${esc(d.metric)} %{y:.4g}<extra></extra>` });
+    const partial = points.filter((p) => p.diverged > 0);
+    if (partial.length) traces.push({ type: "scatter", mode: "markers+text", name, meta: "partial",
+      x: partial.map((p) => p.lr), y: partial.map((p) => p.mean), text: partial.map((p) => `${p.finished}/${p.seeds}`),
+      textposition: "top right", textfont: { color, size: 10 },
+      marker: { symbol: "circle-open", size: 12, color, line: { width: 2, color } },
+      hovertemplate: `${name}: lr %{x:.3g}, mean of the %{text} seeds that finished<extra></extra>` });
+    const lost = row.sensitivity.filter((p) => p.mean === null);
+    if (lost.length) traces.push({ type: "scatter", mode: "markers", name, meta: "diverged",
+      x: lost.map((p) => p.lr), y: lost.map(() => edge), customdata: lost.map((p) => `${p.diverged}/${p.seeds}`),
+      marker: { symbol: "x-thin-open", size: 12, color, line: { width: 2, color } },
+      hovertemplate: `${name}: lr %{x:.3g}, every seed diverged or failed (%{customdata})<extra></extra>` });
+  }
+  return { traces, range };
 }
 
 // Under the summary: how its best lr is chosen, and where the chart of the final metric

@@ -8,7 +8,7 @@
 
 import { PLOT_CONFIG, COLORSCALE } from "./config.js";
 import { $, el, setStatus } from "./dom.js";
-import { fmt, hpText } from "./format.js";
+import { fmt, hpText, esc } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
@@ -42,41 +42,59 @@ function sliceMap(d) {
   const z = d.loss.map((row) => row.map((v) => (v === null ? null : log ? Math.log10(Math.max(v, 1e-12)) : v)));
   const traces = [{ type: "contour", x: d.xs, y: d.ys, z, colorscale: COLORSCALE, ncontours: 24,
     contours: { coloring: "fill", showlines: true }, line: { width: 0.4, color: "rgba(0,0,0,0.25)" },
-    colorbar: { title: { text: log ? `log10 ${d.on} loss` : `${d.on} loss`, side: "right" }, thickness: 12 },
+    colorbar: { title: { text: esc(log ? `log10 ${d.on} loss` : `${d.on} loss`), side: "right" }, thickness: 12 },
     hovertemplate: `(%{x:.3g}, %{y:.3g})<br>${log ? "log10 loss" : "loss"} %{z:.3g}<extra></extra>` }];
   for (const p of d.paths) {
     const end = p.residual[p.residual.length - 1];
-    traces.push({ type: "scatter", mode: "lines+markers", name: `${p.optimizer} (${hpText({ lr: p.hparams.lr })})`,
+    const name = esc(p.optimizer);
+    traces.push({ type: "scatter", mode: "lines+markers", name: `${name} (lr=${esc(lrText(p))})${p.diverged ? " (diverged)" : ""}`,
       meta: "path", x: p.coords.map((c) => c[0]), y: p.coords.map((c) => c[1]),
       line: { color: colorOf(p.optimizer), width: 2.2 }, marker: { size: 4 },
-      customdata: p.residual, hovertemplate: `${p.optimizer} step %{text}<br>off the plane %{customdata:.3g}<extra></extra>`,
+      customdata: p.residual, hovertemplate: `${name} step %{text}<br>off the plane %{customdata:.3g}<extra></extra>`,
       text: p.steps });
     traces.push({ type: "scatter", mode: "markers", showlegend: false, x: [p.coords[p.coords.length - 1][0]],
       y: [p.coords[p.coords.length - 1][1]], marker: { color: colorOf(p.optimizer), size: 11, symbol: "star", line: { color: "#fff", width: 1 } },
-      hovertemplate: `${p.optimizer}'s solution, ${fmt(end, 3)} off the plane<extra></extra>` });
+      hovertemplate: `${name}'s solution, ${fmt(end, 3)} off the plane<extra></extra>` });
   }
   traces.push({ type: "scatter", mode: "markers", name: "initialisation", x: [0], y: [0],
     marker: { color: "#000", size: 10, line: { color: "#fff", width: 2 } }, hovertemplate: "the shared initialisation<extra></extra>" });
-  const plane = d.plane === "endpoints" ? `through the initialisation and the ${d.through.join(" and ")} solutions`
+  const plane = d.plane === "endpoints" ? `through the initialisation and the ${esc(d.through.join(" and "))} solutions`
     : "through the initialisation along two random filter-normalised directions";
   return Plotly.react($("#slice-map"), traces, {
-    margin: { l: 50, r: 10, t: 60, b: 40 }, title: { text: `${d.task} ${d.model}: the ${d.on} loss on a plane<br><sub>${plane}</sub>`, font: { size: 14 } },
+    margin: { l: 50, r: 10, t: 60, b: 40 }, title: { text: `${esc(`${d.task} ${d.model}: the ${d.on} loss on a plane`)}<br><sub>${plane}</sub>`, font: { size: 14 } },
     xaxis: { title: { text: "direction 1" }, zeroline: false }, yaxis: { title: { text: "direction 2" }, zeroline: false },
     legend: { orientation: "h", y: -0.15 } }, PLOT_CONFIG);
 }
 
+// A line from the initialisation has its solution's colour, solid; one between two
+// solutions the first one's colour with a dash of its own, so that two lines starting at the
+// same solution differ.
+const DASHES = ["dash", "dot", "dashdot", "longdash", "longdashdot"];
+
 function sliceInterpolation(d) {
   const traces = [];
+  const from = {};
   for (const [name, c] of Object.entries(d.interpolation)) {
     const [a, b] = name.split(" -> ");
     const color = colorOf(a === "init" ? b : a);
-    const dash = a === "init" ? "solid" : "dash";
-    traces.push({ type: "scatter", mode: "lines", name, x: c.alpha, y: c.train_loss, line: { color, dash, width: 2 },
-      hovertemplate: `${name}: α=%{x:.2f}, train loss %{y:.4g}<extra></extra>` });
+    let dash = "solid";
+    if (a !== "init") {
+      from[a] = (from[a] || 0) + 1;
+      dash = DASHES[(from[a] - 1) % DASHES.length];
+    }
+    traces.push({ type: "scatter", mode: "lines", name: esc(name), x: c.alpha, y: c.train_loss, line: { color, dash, width: 2 },
+      hovertemplate: `${esc(name)}: α=%{x:.2f}, train loss %{y:.4g}<extra></extra>` });
   }
   return Plotly.react($("#slice-interp"), traces, {
     margin: { l: 55, r: 10, t: 60, b: 40 }, title: { text: "along straight lines (Goodfellow et al. 2015)<br><sub>α = 0 at the first end, 1 at the second; a bump between two solutions is a barrier</sub>", font: { size: 14 } },
     xaxis: { title: { text: "α" } }, yaxis: { title: { text: "train loss" }, type: "log" }, legend: { orientation: "h", y: -0.15 } }, PLOT_CONFIG);
+}
+
+// The rate a path trained with: the server's text of it (Path.lr_text), else its lr.
+function lrText(p) {
+  if (p.lr_text) return p.lr_text;
+  const lr = p.lr ?? p.hparams.lr;
+  return lr === undefined || lr === null ? "–" : fmt(lr);
 }
 
 function sliceTable(d) {
@@ -88,9 +106,13 @@ function sliceTable(d) {
   const share = (v, reach) => `${fmt(v, 3)} (${reach > 0 ? Math.round((100 * v) / reach) : 0}%)`;
   for (const p of d.paths) {
     const end = p.residual[p.residual.length - 1];
+    // the learning rate as the command line's table says it: "(default)", "(slice preset)"
+    const others = Object.fromEntries(Object.entries(p.hparams).filter(([k]) => k !== "lr"));
+    const hp = [`lr=${lrText(p)}`, hpText(others)].filter(Boolean).join(", ");
     body.append(el("tr", { class: p.diverged ? "diverged" : null },
-      el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(p.optimizer)}` }), p.optimizer),
-      el("td", { text: hpText(p.hparams) }), el("td", { class: "num", text: fmt(p.train_loss, 4) }),
+      el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(p.optimizer)}` }),
+        p.optimizer + (p.diverged ? " (diverged)" : "")),
+      el("td", { text: hp }), el("td", { class: "num", text: fmt(p.train_loss, 4) }),
       el("td", { class: "num", text: fmt(p.test_metric, 4) }),
       el("td", { class: "num", text: p.sharpness === null ? "–" : fmt(p.sharpness, 4) }),
       el("td", { class: "num", text: share(end, p.reach) }),
@@ -114,5 +136,6 @@ async function selectSlice(id) {
   await sliceMap(d);
   await sliceInterpolation(d);
   sliceTable(d);
+  $("#slice-notes").replaceChildren(...(d.notes || []).map((text) => el("li", { text })));
   document.body.dataset.slice = String(id);
 }
