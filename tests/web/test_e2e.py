@@ -6,6 +6,7 @@ sets ``OPTIMLAB_REQUIRE_BROWSER=1`` (as ``.ci/run`` does): then it fails. Screen
 saved under ``test-artifacts/web/``.
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -638,16 +639,25 @@ def test_the_reference_pages_render_their_math_offline(browser, tmp_path):
     assert not errors and not remote, (errors, remote)
 
 
+@contextlib.contextmanager
+def _own_page(browser, base: str):
+    """A page of its own on the server at ``base`` (closed after the block)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.base = base
+    try:
+        yield page
+    finally:
+        context.close()
+
+
 def test_the_runs_tab_says_fixed_hyperparameters_runs_left_and_diverged_seeds(browser,
                                                                               odd_server):
     """sgd's fixed momentum in the list, the table and the legend; the runs left to run; a
     rate where some seeds diverged drawn hollow with k/n, one where all did as its own
     marker (not dropped)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.base = odd_server
-    try:
+    with _own_page(browser, odd_server) as page:
         _open(page, "?tab=runs")
         page.wait_for_selector("#sweeps tbody tr")
         cells = page.locator("#sweeps tbody tr td").all_text_contents()
@@ -664,17 +674,11 @@ def test_the_runs_tab_says_fixed_hyperparameters_runs_left_and_diverged_seeds(br
                              ".map((t) => [t.meta, t.name, t.x, t.text || null])")
         assert ["partial", "adam", [0.05], ["1/2"]] in sens
         assert any(m == "diverged" and n.startswith("sgd") and x == [50] for m, n, x, _ in sens)
-    finally:
-        context.close()
 
 
 def test_the_slices_tab_says_rates_divergence_and_shows_markup_as_text(browser, odd_server,
                                                                        slice_dir):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.base = odd_server
-    try:
+    with _own_page(browser, odd_server) as page:
         _open(page, "?tab=slices&slice=1")
         page.wait_for_selector("body[data-slice='1']")
         through = slice_dir[1].through[0]
@@ -690,5 +694,3 @@ def test_the_slices_tab_says_rates_divergence_and_shows_markup_as_text(browser, 
         lines = page.evaluate("document.getElementById('slice-interp').data"
                               ".map((t) => [t.line.color, t.line.dash])")
         assert len({tuple(line) for line in lines}) == len(lines)
-    finally:
-        context.close()
