@@ -398,6 +398,7 @@ def test_every_hyperparameter_default_reads_back_through_hp():
     (["--hp", "lion:weight_decay=0.1"], "--hp names 'lion', which is not in --optimizers"),
     (["--hp", "sgd:lr=0.1"], "--hp sgd: not lr: --lrs sweeps it"),
     (["--hp", "sgd:momentm=0.9"], "'momentm' is not a hyperparameter of SGD (it takes momentum"),
+    (["--hp", "sgd:momentun=0.9"], "nesterov; did you mean 'momentum'?)"),
     (["--hp", "sgd:momentum"], "takes KEY=VALUE"),
     (["--hp", "sgd:momentum=inf"], "momentum takes a finite number, got 'inf'"),
     (["--hp", "sgd:momentum=true"], "momentum takes a finite number"),

@@ -133,7 +133,7 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
         (f"{RACE} --no-limits=1", "ignored explicit argument"),
         # outputs
         (f"{RACE} --out /nonexistent-dir/x.png", "does not exist"),
-        (f"{RACE} --out {{tmp}}/nodir/", "no such folder"),
+        (f"{RACE} --out {{tmp}}/nodir/deeper/", "does not exist"),
         (f"{RACE} --out {{tmp}}/x.xyz", "cannot write .xyz"),
         (f"{RACE} --out {{tmp}}/.png", "names a suffix"),
         (f"{RACE} --out ''", "--out needs a path"),

@@ -28,10 +28,13 @@ def test_out_file_puts_a_named_file_in_a_folder(tmp_path):
     assert out_file(str(tmp_path / "a.svg"), "--out", "race-x", PNG) == tmp_path / "a.svg"
     assert out_file(str(tmp_path / "a"), "--out", "race-x", PNG) == tmp_path / "a.png"
     assert out_file(str(tmp_path / "a.PNG"), "--out", "race-x", PNG) == tmp_path / "a.PNG"
+    # a new folder named with a trailing separator is made, as README and --help say
+    assert out_file(f"{tmp_path}/new/", "--out", "race-x", PNG) == tmp_path / "new" / "race-x.png"
+    assert (tmp_path / "new").is_dir()
 
 
 @pytest.mark.parametrize("name, message", [
-    ("nodir/", "no such folder"),
+    ("nodir/deeper/", "its folder .* does not exist"),
     ("nodir/a.png", "does not exist"),
     (".png", "names a suffix"),
     ("a.xyz", "cannot write .xyz files"),
@@ -91,7 +94,7 @@ def test_a_bad_output_path_is_refused_before_the_race_runs(tmp_path, capsys, mon
         raise AssertionError("the race ran")
 
     monkeypatch.setattr("optimlab.landscapes.race", never)
-    for extra in (["--out", f"{tmp_path}/no/x.png"], ["--gif", f"{tmp_path}/no/"],
+    for extra in (["--out", f"{tmp_path}/no/x.png"], ["--gif", f"{tmp_path}/no/deeper/"],
                   ["--surface", f"{tmp_path}/x.txt"]):
         assert main(RACE + extra) == 2
         err = capsys.readouterr().err.strip().splitlines()

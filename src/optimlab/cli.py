@@ -533,10 +533,14 @@ def _parse_hparams(items: Sequence[str], names: Sequence[str],
             if key == "lr":
                 raise CLIError(f"--hp {name}: not lr: {rate}")
             if key not in allowed:
+                import difflib
+
                 what = entry.cls.__name__ + (f" with {cls.__name__}" if wraps and cls else "")
+                close = difflib.get_close_matches(key, [k for k in allowed if k != "lr"], n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise CLIError(f"--hp {name}: {key!r} is not a hyperparameter of "
                                f"{what} (it takes "
-                               f"{', '.join(k for k in allowed if k != 'lr')})")
+                               f"{', '.join(k for k in allowed if k != 'lr')}{hint})")
             try:
                 parsed = _hp_value(value)
                 fits = _hp_fits(parsed, allowed[key])
@@ -612,16 +616,24 @@ def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
     """The file a flag such as ``--out`` writes.
 
     ``text`` that is an existing folder, or ends with a path separator, gets
-    ``<text>/<stem><suffixes[0]>`` inside it; otherwise ``text`` is the file, with
-    ``suffixes[0]`` added when it has no suffix. Raises :class:`CLIError` for a folder that
-    does not exist, a suffix not in ``suffixes``, or a name that is only a suffix
-    (``.png``).
+    ``<text>/<stem><suffixes[0]>`` inside it (a new folder ending with a separator is
+    created, in a folder that exists, as ``report --out`` creates its own); otherwise
+    ``text`` is the file, with ``suffixes[0]`` added when it has no suffix. Raises
+    :class:`CLIError` for a folder whose parent does not exist, a suffix not in
+    ``suffixes``, or a name that is only a suffix (``.png``).
     """
     path = Path(_no_nul(text, flag))
     if text.endswith(_SEPARATORS) or path.is_dir():
         if not path.is_dir():
-            raise CLIError(f"cannot write {flag} {text}: no such folder (create it first, or "
-                           "name a file)")
+            if path.exists() or not path.absolute().parent.is_dir():
+                raise CLIError(f"cannot write {flag} {text}: "
+                               + ("it is a file, not a folder" if path.exists() else
+                                  f"its folder {path.absolute().parent} does not exist "
+                                  "(create it first, or name a file)"))
+            try:
+                path.mkdir()
+            except OSError as err:
+                raise CLIError(f"cannot create {flag} {text}: {err.strerror or err}") from None
         return path / f"{stem}{suffixes[0]}"
     folder = path.absolute().parent
     if not folder.is_dir():

@@ -92,3 +92,34 @@ def test_the_recommendation_verdict_says_a_tie_and_a_profile_that_ranked_nothing
     assert _recommendation_verdict({"adam": 0.5, "rmsprop": 0.9}).startswith("does not agree")
     # every score 0: max() named the first optimizer "highest"
     assert _recommendation_verdict({"sgd": 0.0, "adam": 0.0}).startswith("not tested")
+
+
+def test_the_stability_verdict_needs_more_than_a_one_task_edge():
+    from optimlab.bench.tour import stability_verdict
+
+    # the audit's run: equal on two tasks, one rate apart on the third, one seed: it said
+    # "agrees: Adam is more forgiving"
+    assert stability_verdict({0: 1 / 5, 1: 2 / 4, 2: 2 / 4},
+                             {0: 1 / 5, 1: 1 / 4, 2: 2 / 4}).startswith("not seen here")
+    assert stability_verdict({0: 0.6, 1: 0.5, 2: 0.2}, {0: 0.2, 1: 0.25, 2: 0.2}).startswith(
+        "agrees: Adam is more forgiving than SGD here (Adam's share of close rates larger on 2")
+    assert stability_verdict({0: 0.1, 1: 0.1}, {0: 0.5, 1: 0.5}).startswith("does not agree")
+
+
+def test_race_facts_say_what_this_run_measured():
+    from types import SimpleNamespace
+
+    from optimlab.bench.tour import _race_facts
+
+    def m(**kw):
+        return SimpleNamespace(**{"escaped": None, "steps_to_escape": None, "final_loss": 0.0,
+                                  **kw})
+
+    saddle = SimpleNamespace(steps=60, metrics={"sgd": m(escaped=False),
+                                                "momentum": m(escaped=True, steps_to_escape=55)})
+    assert _race_facts("saddle", saddle) == [
+        "In this run: sgd did not leave it in 60 steps; momentum left it at step 55."]
+    ahead = SimpleNamespace(metrics={"rmsprop": m(final_loss=8e-4), "adam": m(final_loss=0.32)})
+    assert "does not cost RMSprop the race" in _race_facts("rosenbrock", ahead)[0]
+    behind = SimpleNamespace(metrics={"rmsprop": m(final_loss=0.5), "adam": m(final_loss=0.01)})
+    assert "Here RMSprop ends behind Adam" in _race_facts("rosenbrock", behind)[0]

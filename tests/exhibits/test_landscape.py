@@ -41,6 +41,10 @@ def test_ill_conditioned_ordering():
     # near the limit SGD zig-zags across the steep direction every step; Adam does not
     assert demo.flips["sgd, near limit"] == demo.window
     assert demo.flips["adam"] == 0
+    # each diagonal rule's line says where it did better, read from the two runs (a fixed
+    # sentence claimed "each does better aligned", false for Adam in the tour's quick run)
+    text = str(demo)
+    assert "rmsprop in 8 steps" in text and text.count(": better aligned") == 2
     # at a safe rate SGD settles theta2 long before theta1: the shallow direction lags
     assert demo.lag["sgd, safe"] > 10 * demo.lag["adam"]
     assert m["sgd, safe"].steps_to_tol > m["adam"].steps_to_tol
@@ -185,3 +189,21 @@ def test_gd_with_noise_is_drawn_in_a_shade_of_gds_colour():
 def test_saddle_refuses_a_start_that_is_not_a_point(start):
     with pytest.raises(ValueError, match=r"start must be 2 finite numbers \(x, y\), got"):
         landscape.saddle(start=start)
+
+
+def test_the_ravine_findings_say_where_each_rule_did_better_in_this_run():
+    from types import SimpleNamespace
+
+    def race(**steps):
+        return SimpleNamespace(
+            tol=1e-3, labels=list(steps),
+            hparams={k: {"name": k} for k in steps},
+            metrics={k: SimpleNamespace(steps_to_tol=v[0], final_loss=v[1])
+                     for k, v in steps.items()})
+
+    aligned = race(sgd=(29, 1e-30), rmsprop=(8, 1e-90), adam=(None, 0.041))
+    rotated = race(sgd=(29, 1e-30), rmsprop=(53, 1e-25), adam=(None, 0.018))
+    lines = landscape._findings(aligned, rotated, "sgd")
+    assert lines[-2].endswith("rmsprop in 8 steps (final f 1e-90) vs in 53 steps (final f "
+                              "1e-25): better aligned")
+    assert lines[-1].endswith(": better rotated")  # the tour's quick run: Adam ends lower rotated

@@ -191,6 +191,16 @@ def test_non_2d_race_draws_only_the_loss_panel(save):
     assert _check_image(save(fig, "race_bowl3d")) == 1
 
 
+def test_an_n_d_title_says_its_dimension_once():
+    from optimlab.landscapes import get, race
+    from optimlab.landscapes.plots import plt_close
+
+    fig = plots.plot_race(race(get("rosenbrock_nd", dim=5), {"adam": {"lr": 0.01}}, steps=5))
+    title = fig._suptitle.get_text()
+    plt_close(fig)
+    assert title.count("dim=5") == 1 and "loss only" in title
+
+
 def test_race_whose_every_point_is_non_finite_does_not_crash():
     race = _race()
     race.paths["gd-big"] = np.full_like(race.paths["gd-big"], np.nan)

@@ -152,19 +152,27 @@ def _findings(aligned: Race, rotated: Race, reference: str) -> list[str]:
         steps = "never" if m.steps_to_tol is None else f"in {m.steps_to_tol} steps"
         return f"{steps} (final f {m.final_loss:.2g})"
 
+    def better(label: str) -> str:
+        """Where ``label`` did better: fewer steps to tol, else a lower final loss."""
+        a, r = aligned.metrics[label], rotated.metrics[label]
+        inf = float("inf")
+        key_a = (inf if a.steps_to_tol is None else a.steps_to_tol, a.final_loss)
+        key_r = (inf if r.steps_to_tol is None else r.steps_to_tol, r.final_loss)
+        return "better aligned" if key_a < key_r else "better rotated" if key_r < key_a \
+            else "the same on both"
+
     tol = f"{aligned.tol:g}"
     lines = ["SGD and momentum do not depend on the coordinates, so they do the same on both "
              "ravines; RMSprop and Adam rescale each coordinate, so turning the ravine "
-             "changes them: each does better aligned than rotated (real ravines are rarely "
-             "aligned with the axes). Whether that beats plain SGD depends on the rule: "
-             "RMSprop's rescaling fits this bowl exactly, while an Adam step is about lr "
-             "long whatever the gradient:",
+             "changes them (real ravines are rarely aligned with the axes). RMSprop's "
+             "rescaling fits the aligned bowl exactly, while an Adam step is about lr long "
+             "whatever the gradient; each line says where the rule did better in this run:",
              f"f<{tol}, axis-aligned vs rotated: {reference} {said(aligned, reference)} vs "
              f"{said(rotated, reference)}"]
     for label in aligned.labels:
         if aligned.hparams[label]["name"] in _DIAGONAL:
             lines.append(f"f<{tol}, axis-aligned vs rotated: {label} {said(aligned, label)} "
-                         f"vs {said(rotated, label)}")
+                         f"vs {said(rotated, label)}: {better(label)}")
     return lines
 
 

@@ -362,8 +362,9 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
     title = f"{landscape.title}: {race.steps} steps"
     if race.noise:
         title += f", gradient noise {race.noise:g}"
-    if not two_d:
-        title += f" (dim={landscape.dim}: loss only, no contours)"
+    if not two_d:  # the dimension once: the title may name it already, as a parameter
+        title += (" (loss only, no contours)" if "dim" in landscape.params
+                  else f" (dim={landscape.dim}: loss only, no contours)")
     fig.suptitle(title)
     return _RaceArtists(path_lines, end_markers, loss_lines, paths, curves, cax, lax)
 
