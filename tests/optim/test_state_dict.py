@@ -426,3 +426,50 @@ def test_an_untagged_dict_whose_number_is_a_vector_is_refused():
     saved.pop("optimlab")
     with pytest.raises(ValueError, match="keeps a single number there"):
         optimlab.NovoGrad(params).load_state_dict(saved)
+
+
+def test_load_state_dict_hooks_run_around_the_whole_load_as_torchs_do():
+    """A pre-hook's returned dict is what loads (it was checked before the hooks ran, so a
+    hook converting an old checkpoint was refused), and a post-hook sees and keeps the
+    fully loaded state (its edits were overwritten by the dtype restore after it)."""
+    import optimlab
+
+    def params(dtype=torch.float32):
+        torch.manual_seed(0)
+        return [torch.nn.Parameter(torch.randn(3, 2, dtype=dtype))]
+
+    ps = params()
+    opt = optimlab.Adam(ps, lr=0.1)
+    ps[0].grad = torch.ones(3, 2)
+    opt.step()
+    saved = opt.state_dict()
+    old = {"state": {0: {"m": saved["state"][0]["exp_avg"], "v": saved["state"][0]["exp_avg_sq"],
+                         "step": saved["state"][0]["step"]}},
+           "param_groups": saved["param_groups"]}
+
+    def convert(_, sd):
+        return {"state": {k: {"exp_avg": v["m"], "exp_avg_sq": v["v"], "step": v["step"]}
+                          for k, v in sd["state"].items()}, "param_groups": sd["param_groups"]}
+
+    fresh = optimlab.Adam(params(), lr=0.1)
+    fresh.register_load_state_dict_pre_hook(convert)
+    fresh.load_state_dict(old)
+    loaded = fresh.state[fresh.param_groups[0]["params"][0]]
+    assert torch.equal(loaded["exp_avg"], saved["state"][0]["exp_avg"])
+
+    ps = params(torch.float64)
+    asgd = optimlab.ASGD(ps, lr=0.1)
+    ps[0].grad = torch.ones(3, 2, dtype=torch.float64)
+    asgd.step()
+    seen = []
+
+    def post(o):
+        state = o.state[o.param_groups[0]["params"][0]]
+        seen.append(state["eta"].dtype)
+        state["eta"] = torch.full_like(state["eta"], 0.5)
+
+    again = optimlab.ASGD(params(torch.float64), lr=0.1)
+    again.register_load_state_dict_post_hook(post)
+    again.load_state_dict(asgd.state_dict())
+    eta = again.state[again.param_groups[0]["params"][0]]["eta"]
+    assert float(eta) == 0.5 and seen == [eta.dtype]

@@ -10,6 +10,7 @@ fused) and owns the state, the step counter, ``maximize`` and complex parameters
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import numbers
@@ -400,6 +401,21 @@ class TorchOptimizer(torch.optim.Optimizer):
         _torch_method("load_state_dict")(self, state_dict)
 
 
+@contextlib.contextmanager
+def _hooks_set_aside(optimizer: TorchOptimizer):
+    """torch's ``load_state_dict`` with no load-state-dict hooks of the optimizer's: its
+    caller runs them itself, before it checks the dict and after it finishes the load."""
+    names = ("_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks")
+    kept = {name: getattr(optimizer, name) for name in names if hasattr(optimizer, name)}
+    for name, hooks in kept.items():
+        setattr(optimizer, name, type(hooks)())
+    try:
+        yield
+    finally:
+        for name, hooks in kept.items():
+            setattr(optimizer, name, hooks)
+
+
 class RuleOptimizer(TorchOptimizer):
     """A ``torch.optim.Optimizer`` that applies a pure rule to each param group.
 
@@ -721,7 +737,21 @@ class RuleOptimizer(TorchOptimizer):
         """Load a state_dict, refusing one from another optimizer or a mismatched model.
 
         State saved by the matching ``torch.optim`` class loads too (same keys).
+
+        Hooks run as torch runs them, around the whole load: the
+        ``register_load_state_dict_pre_hook`` hooks first (what one returns replaces the
+        dict, so a hook may convert an old checkpoint before it is checked), the
+        ``..._post_hook`` hooks last, once the state is fully loaded (entries back in the
+        dtypes they were saved in, moments compacted), so what a post-hook sets stays.
         """
+        pre = getattr(self, "_optimizer_load_state_dict_pre_hooks", None) or {}
+        post = getattr(self, "_optimizer_load_state_dict_post_hooks", None) or {}
+        if isinstance(state_dict, dict):
+            state_dict = state_dict.copy()  # as torch: a hook may change the dict it gets
+        for hook in list(pre.values()):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         check_state_dict(state_dict)
         tag = state_dict.get("optimlab")
         name = type(self).__name__
@@ -733,12 +763,15 @@ class RuleOptimizer(TorchOptimizer):
         self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
         # how the moments are stored is this optimizer's choice, not the checkpoint's
         precisions = [group.get("state_precision") for group in self.param_groups]
-        super().load_state_dict(state_dict)
+        with _hooks_set_aside(self):  # run here, around the whole load, not inside torch's
+            super().load_state_dict(state_dict)
         if tag is not None:
             self.skipped_steps = int(tag.get("skipped_steps", 0))
         self._restore_saved_dtypes(state_dict)
         if self.capabilities.compact_moments:
             self._compact_loaded_state(precisions)
+        for hook in list(post.values()):
+            hook(self)
 
     def _fresh_state(self, p: Tensor, group: dict) -> dict:
         """What ``init`` makes for ``p`` in ``group``, on the meta device where it follows the

@@ -454,8 +454,16 @@ class _MultiPlan:
     """A group's multi-tensor batches, valid while what they were built from stays the same."""
 
     def __init__(self, engine: Engine, params: list[Tensor], states: Any, hp: dict) -> None:
+        self.engine = engine
+        # parameters whose memory may overlap another's (views of one tensor): the batched
+        # rule writes each result where the old value is no longer read, judged tensor by
+        # tensor, so one's write could change another's input; they step one by one, in
+        # order, as torch's for-loop steps them
+        self.apart = _overlapping(params)
         by_layout: dict[tuple, list] = {}
         for p in params:
+            if any(p is q for q in self.apart):
+                continue
             weight = real(p)
             state = states[p]
             if not state:
@@ -488,10 +496,36 @@ class _MultiPlan:
                 and _state_key(states, params) == self.state_key)
 
     def run(self, update: Callable, hp: dict, maximize: bool) -> None:
-        """One step of every batch."""
+        """One step of every batch (and of each overlapping parameter on its own)."""
         rebound = [batch.run(update, hp, maximize) for batch in self.batches]
-        if any(rebound):  # SGD's momentum buffer, created on the first step
+        for p in self.apart:
+            self.engine._step_one(p, self.mapping[p], hp, maximize)
+        if any(rebound) or self.apart:  # SGD's momentum buffer, created on the first step
             self.state_key = _state_key(self.mapping, self.params)
+
+
+def _overlapping(params: list[Tensor]) -> list[Tensor]:
+    """The parameters whose memory may overlap another's: same storage and intersecting
+    spans (from the first to the last element a view can reach; interleaved views that do
+    not share an element count too, which only costs them the batched path)."""
+    spans: dict[int, list] = {}
+    for p in params:
+        if p.numel() == 0:
+            continue
+        start = p.storage_offset()
+        end = start + sum((size - 1) * abs(stride) for size, stride in zip(p.shape, p.stride()))
+        spans.setdefault(p.untyped_storage().data_ptr(), []).append((start, end, p))
+    apart = []
+    for views in spans.values():
+        if len(views) < 2:
+            continue
+        views.sort(key=lambda v: v[0])
+        reach = -1
+        for i, (start, end, p) in enumerate(views):
+            if start <= reach or (i + 1 < len(views) and views[i + 1][0] <= end):
+                apart.append(p)
+            reach = max(reach, end)
+    return [p for p in params if any(p is q for q in apart)]
 
 
 class _FusedBatch:
