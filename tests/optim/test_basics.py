@@ -2,6 +2,8 @@
 
 import inspect
 import math
+import os
+import re
 import textwrap
 
 import numpy as np
@@ -476,12 +478,19 @@ def test_a_compiled_step_runs_eagerly_as_the_step_does():
                        zip(models[0].parameters(), models[1].parameters()))
             print(name, same)
     """)
+    # dynamo logs every recompilation (one per class came from the wrapper's cache read)
+    env = {**os.environ, "TORCH_LOGS": "recompiles"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=600)
+                         timeout=600, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["adam", "fused", "True", "adam", "plain", "True",
                                   "rmsprop", "plain", "True", "sam", "True"], out.stdout
-    assert "recompil" not in out.stderr.lower(), out.stderr
+    # the only recompilations are for each new optimizer object, as torch.optim's ("...
+    # got deallocated"); a guard on optimlab's own state (its cache of eager steps, read
+    # in the traced wrapper) recompiled every class once more
+    reasons = [line for line in out.stderr.splitlines()
+               if re.search(r"\[__recompiles\]\s+- \d+/\d+: ", line)]
+    assert all("got deallocated" in line for line in reasons), out.stderr
     assert "does not know how to trace" not in out.stderr, out.stderr
 
 

@@ -315,10 +315,6 @@ def _torch_method(name: str) -> Callable:
     return getattr(method, "__wrapped__", method)
 
 
-#: each step method as ``torch._dynamo.disable`` wraps it, made on its first compiled call
-_EAGER_STEPS: dict[Callable, Callable] = {}
-
-
 def _eager_under_compile(step: Callable) -> Callable:
     """``step`` that ``torch.compile`` runs as it is instead of tracing into it.
 
@@ -332,10 +328,9 @@ def _eager_under_compile(step: Callable) -> Callable:
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
         if "torch._dynamo" in sys.modules and torch.compiler.is_compiling():
-            eager = _EAGER_STEPS.get(step)
-            if eager is None:
-                eager = _EAGER_STEPS[step] = sys.modules["torch._dynamo"].disable(step)
-            return eager(self, *args, **kwargs)
+            # made afresh under tracing: a cache read here would be a guard that the first
+            # call's write fails, one recompile more
+            return sys.modules["torch._dynamo"].disable(step)(self, *args, **kwargs)
         return step(self, *args, **kwargs)
 
     wrapper.eager_under_compile = True
