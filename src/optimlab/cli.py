@@ -1074,8 +1074,9 @@ def run_bench(args: argparse.Namespace) -> str:
         raise CLIError(f"{err}; run the same command with --resume") from None
     finally:
         executor.close()
-    fixed = "; ".join(f"{name} with " + ", ".join(f"{k}={v}" for k, v in hp.items())
-                      for name, hp in hparams.items())
+    from .bench.analysis import fixed_line
+
+    fixed = fixed_line(hparams)  # as `optimlab report` heads the same sweep
     lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, {steps} steps"
              + (f"; {fixed}" if fixed else ""), summary_table(store, sweep_id)]
     if out is not None:
@@ -1225,10 +1226,12 @@ def run_advise(args: argparse.Namespace) -> str:
 
     executor = _executor(args)
     try:
+        # the engine this command found above: each stage's groups need not ask again
         advice = advise_task(task, model=args.model, optimizers=names, steps=args.steps,
                              batch_size=batch, budget=budget, budget_seconds=seconds,
                              seeds=args.seeds, store=store, progress=tick, on_stage=on_stage,
-                             executor=executor)
+                             executor=executor,
+                             engine="sequential" if one_by_one else "population")
     except GroupsLost as err:
         raise CLIError(f"{err}; run the same command again to finish") from None
     finally:

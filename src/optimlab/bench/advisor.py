@@ -295,6 +295,13 @@ def _check_int(what: str, value, minimum: int = 1, none: bool = False) -> None:
                          f"{' or None' if none else ''}, got {value!r}")
 
 
+def _check_budget(budget) -> None:
+    """Refuse a budget that is not None or a whole number of member-steps >= 1."""
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
+        raise ValueError(f"budget must be a number of member-steps >= 1, got {budget!r}")
+
+
 def _horizons(steps: int) -> tuple[int, ...]:
     if steps >= ETA ** 3:
         return (steps // ETA ** 2, steps // ETA, steps)
@@ -321,9 +328,7 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
     """
     _check_int("steps", steps)
     _check_int("seeds", seeds)
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
-                               or budget < 1):
-        raise ValueError(f"budget must be a number of member-steps >= 1, got {budget!r}")
+    _check_budget(budget)
     count = candidates if isinstance(candidates, int) else len(candidates)
     full = Plan(steps, _log_grid(*RANGE, PER_DECADE), max(10, min(100, steps // 8)), 1,
                 _horizons(steps), OFFSETS, EARLY_SEEDS, seeds)
@@ -735,9 +740,7 @@ def _check_request(steps, seeds, budget, batch_size, budget_seconds=None) -> Non
     _check_int("steps", steps)
     _check_int("seeds", seeds)
     _check_int("batch_size", batch_size, none=True)
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
-                               or budget < 1):
-        raise ValueError(f"budget must be a number of member-steps >= 1, got {budget!r}")
+    _check_budget(budget)
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(
             budget_seconds, (int, float))):
         raise ValueError(f"budget_seconds must be a number of seconds, got {budget_seconds!r}")

@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "profile_score",
            "parse_lrs", "time_to_target", "mean_ci", "paired_difference", "rank", "CRITERION",
-           "CONFIDENCE", "tail_score", "fixed_text", "variant_label"]
+           "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label"]
 
 #: how a learning rate is chosen (shown under every table that picks one)
 CRITERION = "the worst test metric over the last 25% of evaluations, mean over seeds"
@@ -142,6 +142,13 @@ def fixed_text(fixed: Mapping | None) -> str:
     def shown(value):
         return str(tuple(value)) if isinstance(value, list) else str(value)
     return ", ".join(f"{k}={shown(v)}" for k, v in (fixed or {}).items())
+
+
+def fixed_line(hparams: Mapping[str, Mapping] | None) -> str:
+    """Every optimizer's fixed hyperparameters of a sweep, as its first line says them:
+    ``"sgd with momentum=0.9; adam with betas=(0.8, 0.99)"``; ``""`` for none."""
+    return "; ".join(f"{name} with {fixed_text(hp)}" for name, hp in (hparams or {}).items()
+                     if hp)
 
 
 def variant_label(name: str, fixed: Mapping | None) -> str:

@@ -54,7 +54,7 @@ from .analysis import (
     CONFIDENCE,
     CRITERION,
     OptimizerSummary,
-    fixed_text,
+    fixed_line,
     rank,
     summarize,
     variant_label,
@@ -176,8 +176,7 @@ class _Sweep:
         task = self.info["task"] or str(self.config.get("task"))
         model = f"/{self.info['model']}" if self.info["model"] else ""
         steps = (self.config.get("train") or {}).get("steps")
-        fixed = "; ".join(f"{name} with {fixed_text(hp)}"
-                          for name, hp in (self.config.get("hparams") or {}).items() if hp)
+        fixed = fixed_line(self.config.get("hparams"))
         return (f"{task}{model}" + (f", {steps} steps" if steps else "")
                 + (f"; {fixed}" if fixed else ""))
 
