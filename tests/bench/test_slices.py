@@ -356,3 +356,12 @@ def test_endpoints_on_one_line_through_the_origin_span_no_plane():
     paths["adam"] = torch.stack([origin, end.flip(0) ** 2])  # off the line: a plane
     _, pair = slices._endpoint_plane(origin, paths)
     assert "adam" in pair
+
+
+def test_a_slice_read_back_from_its_json_is_the_slice(small):
+    """Slice.from_json is to_json's inverse (the playground rebuilds a slice from its file
+    to show its rates and warnings as the command line does)."""
+    data = json.loads(json.dumps(small.to_json()))
+    again = slices.Slice.from_json(data)
+    assert again.to_json() == small.to_json()
+    assert again.table() == small.table() and again.notes() == small.notes()

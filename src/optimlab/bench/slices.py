@@ -200,6 +200,30 @@ class Slice:
                            "sharpness": p.sharpness, "diverged": p.diverged, "lr": p.lr}
                           for p in self.paths]}
 
+    @classmethod
+    def from_json(cls, data: Mapping) -> Slice:
+        """The slice :meth:`to_json` wrote, read back from JSON (a missing or null number
+        is NaN); the playground rebuilds one to show its rates and warnings as the command
+        line does."""
+        def number(value) -> float:
+            return math.nan if value is None else float(value)
+
+        paths = [Path(optimizer=p["optimizer"], hparams=p["hparams"], steps=list(p["steps"]),
+                      coords=np.asarray(p["coords"], dtype=float),
+                      residual=np.asarray(p["residual"], dtype=float),
+                      reach=number(p.get("reach")), train_loss=number(p.get("train_loss")),
+                      test_loss=number(p.get("test_loss")),
+                      test_metric=number(p.get("test_metric")),
+                      sharpness=p.get("sharpness"), diverged=bool(p.get("diverged", False)),
+                      lr=None if p.get("lr") is None else float(p["lr"]))
+                 for p in data["paths"]]
+        return cls(task=data["task"], model=data["model"], metric=data["metric"],
+                   steps=int(data["steps"]), plane=data["plane"], through=tuple(data["through"]),
+                   xs=np.asarray(data["xs"], dtype=float), ys=np.asarray(data["ys"], dtype=float),
+                   loss=np.asarray(data["loss"], dtype=float), on=data["on"], paths=paths,
+                   interpolation={k: dict(v) for k, v in data.get("interpolation", {}).items()},
+                   seconds=dict(data.get("seconds", {})))
+
 
 def _score_text(value: float) -> str:
     """A loss or metric for the table: four decimals, four digits once it has blown up."""

@@ -695,26 +695,6 @@ def _read_slice(path: Path) -> dict:
     return data
 
 
-def _slice_object(data: dict):
-    """The :class:`~optimlab.bench.slices.Slice` of a checked slice file's content (what
-    its notes and each path's ``lr_text`` are taken from)."""
-    from ..bench import slices as sl
-
-    nan = lambda v: math.nan if v is None else float(v)  # noqa: E731
-    paths = [sl.Path(optimizer=p["optimizer"], hparams=p["hparams"], steps=p["steps"],
-                     coords=np.asarray(p["coords"], dtype=float),
-                     residual=np.asarray([nan(v) for v in p["residual"]]),
-                     reach=nan(p.get("reach")), train_loss=nan(p.get("train_loss")),
-                     test_loss=nan(p.get("test_loss")), test_metric=nan(p.get("test_metric")),
-                     sharpness=p.get("sharpness"), diverged=bool(p.get("diverged", False)),
-                     lr=None if p.get("lr") is None else float(p["lr"]))
-             for p in data["paths"]]
-    return sl.Slice(task=data["task"], model=data["model"], metric=data["metric"],
-                    steps=int(data["steps"]), plane=data["plane"], through=tuple(data["through"]),
-                    xs=np.asarray(data["xs"], dtype=float), ys=np.asarray(data["ys"], dtype=float),
-                    loss=np.zeros((0, 0)), on=data["on"], paths=paths)
-
-
 def slices(folders: Sequence) -> list[dict]:
     """The slices found in ``folders`` (``optimlab slice --out``): id (1, 2, ... in path
     order), the folder's name, task, model, optimizers, grid size and when it was written.
@@ -746,7 +726,9 @@ def slice_detail(folders: Sequence, slice_id: int) -> dict:
                            status=404)
     path = files[slice_id - 1]
     data = _read_slice(path)
-    shown = _slice_object(data)
+    from ..bench.slices import Slice
+
+    shown = Slice.from_json(data)
     answer = {"id": slice_id, "name": path.parent.name, **_jsonable(data)}
     # the learning rate as the command line's table says it ("0.1 (slice preset)", "1
     # (default)"), and its warnings (a diverged optimizer, above all one spanning the plane)
