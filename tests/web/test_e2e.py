@@ -99,10 +99,15 @@ def odd_server(sweep_db, slice_dir, tmp_path_factory):
                     "UPDATE runs SET status = 'diverged' WHERE optimizer = 'sgd' AND lr = 50")
     through = slice_dir[1].through[0]
 
+    other = next(p.optimizer for p in slice_dir[1].paths if p.optimizer not in ("sgd", through))
+
     def change(data):
         data["task"] = "<b>digits</b>"
         for p in data["paths"]:
             p["diverged"] = p["diverged"] or p["optimizer"] == through
+            if p["optimizer"] == other:  # a name Plotly would fill as a hover template
+                p["optimizer"] = f"{other} %{{x}}"
+        data["through"] = [f"{other} %{{x}}" if name == other else name for name in data["through"]]
 
     slice_copy(slice_dir[0], root / "slices" / "odd", change)
     yield from _serve(db, [root / "slices"], warm=False)
@@ -682,6 +687,7 @@ def test_the_slices_tab_says_rates_divergence_and_shows_markup_as_text(browser, 
         _open(page, "?tab=slices&slice=1")
         page.wait_for_selector("body[data-slice='1']")
         through = slice_dir[1].through[0]
+        other = next(p.optimizer for p in slice_dir[1].paths if p.optimizer not in ("sgd", through))
         rows = {r[0]: r for r in (row.locator("td").all_text_contents()
                                   for row in page.locator("#slice-table tbody tr").all())}
         assert f"{through} (diverged)" in rows
@@ -691,6 +697,13 @@ def test_the_slices_tab_says_rates_divergence_and_shows_markup_as_text(browser, 
         title = page.evaluate("document.getElementById('slice-map').layout.title.text")
         assert title.startswith("&lt;b&gt;digits&lt;/b&gt;")
         assert page.locator("#slice-map b").count() == 0
+        # a "%{x}" in a name is not filled with the point's x in its hover text
+        hovers = page.evaluate("document.getElementById('slice-map').data.map((t) => t.hovertemplate)")
+        named = [h for h in hovers if h and "step %{text}" in h]
+        assert len(named) == len(slice_dir[1].paths), hovers
+        assert sum("&#37;{x}" in h for h in named) == 1 and not any(" %{x}" in h for h in named), named
+        legend = page.locator("#slice-map .legendtext").all_text_contents()
+        assert any(text.startswith(f"{other} %{{x}} (lr=") for text in legend), legend
         lines = page.evaluate("document.getElementById('slice-interp').data"
                               ".map((t) => [t.line.color, t.line.dash])")
         assert len({tuple(line) for line in lines}) == len(lines)

@@ -31,7 +31,10 @@ export function lrOnly(hparams) { return "lr" in hparams ? { lr: hparams.lr } : 
 
 // A data string (an optimizer's or a task's name from the store or a slice file) as Plotly
 // shows it: Plotly renders names, titles and hover texts as markup (<b>, <a href>, ...), so
-// its <, > and & are escaped to show as typed.
+// its <, > and & are escaped to show as typed; and it fills "%{x}" in a hover template
+// with the point's x, so "%" is written as its numeric entity, which Plotly turns back
+// into "%" only after filling the template.
 export function esc(text) {
-  return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/%/g, "&#37;");
 }
