@@ -693,6 +693,27 @@ def test_every_path_to_one_store_takes_the_same_sweep_lock(tmp_path):
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["link.db", "runs.db"]
 
 
+@pytest.mark.skipif(not hasattr(os, "link"), reason="needs hard links")
+def test_a_store_with_two_names_is_refused_for_writing_and_read_through_either(tmp_path):
+    """A hard link is a second name SQLite would keep a second write-ahead log beside, and
+    a second sweep lock: writing through either name is refused, untouched; reading is not."""
+    with RunStore(tmp_path / "runs.db") as a:
+        a.open_sweep(CONFIG)
+    os.link(tmp_path / "runs.db", tmp_path / "twin.db")
+    before = (tmp_path / "runs.db").read_bytes()
+    for name in ("runs.db", "twin.db"):
+        with pytest.raises(StoreError, match="has 2 names .hard links.") as err:
+            RunStore(tmp_path / name)
+        _one_line_naming(err, tmp_path / name)
+        with RunStore(tmp_path / name, readonly=True) as r:
+            assert r.find_sweep(CONFIG) is not None
+    assert (tmp_path / "runs.db").read_bytes() == before
+    assert not list(tmp_path.glob("*.lock"))
+    os.unlink(tmp_path / "twin.db")  # one name again: writable
+    with RunStore(tmp_path / "runs.db") as a:
+        assert a.open_sweep(CONFIG) == a.find_sweep(CONFIG)
+
+
 # ----------------------------------------------------------------------------- ids
 
 

@@ -336,8 +336,8 @@ class SweepLock:
     """An exclusive OS lock on ``<store>-sweep<id>.lock``, released by :meth:`release` or
     when the process ends in any way. ``<store>`` is the store's path with symlinks resolved
     (``os.path.realpath``), so that every path to one file (a symlink to it, or through a
-    symlinked directory) takes the same lock; a hard link is another path, and another
-    lock.
+    symlinked directory) takes the same lock. (A store file with hard links is refused
+    for writing before any lock is taken: see :class:`~.runstore.RunStore`.)
 
     ``flock`` locks belong to one open file: two :class:`RunStore` objects, in one process
     or two, exclude each other. Inherited by children forked without exec (they are part

@@ -301,6 +301,13 @@ class RunStore(DataFrameReaders):
                                  f"run store and cannot become one; point --db at another file")
         if self.readonly:
             return
+        links = os.stat(path).st_nlink if exists else 1
+        if links > 1:  # SQLite names its -wal and -shm after the path; the sweep locks too
+            raise StoreError(f"cannot write to run store {path}: the file has {links} names "
+                             f"(hard links), and SQLite keeps a separate write-ahead log beside "
+                             f"each name, so writers through two names could corrupt it and "
+                             f"train one sweep twice; write through a copy (cp {path} NEW) or "
+                             f"remove the other names, or open it with readonly=True to read it")
         if exists and not os.access(path, os.W_OK):
             raise StoreError(f"cannot write to run store {path}: the file is read-only (open "
                              f"it with readonly=True to read it, or copy it somewhere "
