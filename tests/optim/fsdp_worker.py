@@ -18,7 +18,8 @@ The same run holds the checks of :data:`EXTRAS`, each under its own id:
   gradient in place).
 * ``refusals``: ``{what: "ExceptionType: message"}`` for ``state_precision`` at construction
   (``"int8"``, ``"bfloat16"``) and for a switch set on a group after construction
-  (``state_precision``, ``cautious``), raised by the first step.
+  (``state_precision``, ``cautious``), raised by the first step; and for ``cautious`` set
+  on the second of two groups: ``(message, [whether each parameter moved], state entries)``.
 
     torchrun --nproc-per-node 2 -m tests.optim.fsdp_worker OUT [STEPS]
 """
@@ -144,6 +145,18 @@ def _refusals(local: torch.Tensor, steps: int) -> dict:
 
     out["later state_precision"] = _error(lambda: later("state_precision", "int8"))
     out["later cautious"] = _error(lambda: later("cautious", True))
+
+    def later_second_group():  # refused before the first group steps: nothing moves
+        opt = optimlab.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=0.05)
+        opt.param_groups[1]["cautious"] = True
+        before = [p.detach().to_local().clone() for p in params]
+        opt.zero_grad()
+        model(local).backward()
+        error = _error(opt.step)
+        moved = [not torch.equal(b, p.detach().to_local()) for b, p in zip(before, params)]
+        return error, moved, sum(len(s) for s in opt.state.values())
+
+    out["later second group"] = later_second_group()
     return out
 
 

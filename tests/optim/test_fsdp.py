@@ -14,7 +14,8 @@ are global) and must match too.
 The same run checks (:data:`tests.optim.fsdp_worker.EXTRAS`) that ``skip_nonfinite`` skips on
 every rank when one rank's gradient shard holds an inf, that a param group of sharded and
 plain parameters steps as one process, and that ``state_precision`` (and a switch that reads
-a whole parameter, set on a group after construction) is refused with a ``ValueError``.
+a whole parameter, set on a group after construction) is refused with a ``ValueError``,
+before any group steps.
 """
 
 from __future__ import annotations
@@ -111,3 +112,8 @@ def test_state_precision_is_refused_on_sharded_parameters(ranks):
     assert first["later cautious"].startswith(
         "ValueError: Adam cannot step the sharded parameter 0 of param group 0 (shape"), \
         first["later cautious"]
+    # set on the second group: refused before the first group steps (no half step)
+    error, moved, states = first["later second group"]
+    assert error.startswith("ValueError: Adam cannot step the sharded parameter 0 of param "
+                            "group 1 (shape"), error
+    assert not any(moved) and states == 0, (moved, states)

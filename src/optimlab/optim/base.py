@@ -424,6 +424,8 @@ class RuleOptimizer(TorchOptimizer):
     update: Callable[..., Tensor]
     #: what this optimizer can do (read by the engine, registry, population, web and tests)
     capabilities: Capabilities = Capabilities()
+    #: whether a param group holds a sharded parameter (set by :meth:`add_param_group`)
+    _has_shards: bool = False
 
     def __init__(
         self,
@@ -515,6 +517,7 @@ class RuleOptimizer(TorchOptimizer):
         Args:
             closure (Callable, optional): re-evaluates the model and returns the loss.
         """
+        self._check_shards()
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -564,6 +567,21 @@ class RuleOptimizer(TorchOptimizer):
             self.param_groups.pop()
             raise ValueError(problem)
         self._check_fused(group)
+        if any(_is_sharded(p) for p in group["params"]):
+            self._has_shards = True
+
+    def _check_shards(self) -> None:
+        """Refuse a step, before any group steps, where a switch set on a group since it was
+        added (``group["state_precision"] = "int8"``, ``group["cautious"] = True``) makes
+        its sharded parameters ones this optimizer cannot step (:meth:`_shard_problem`):
+        refused inside the loop, the groups before it would have stepped and the rest not."""
+        if not self._has_shards:
+            return
+        for group in self.param_groups:
+            if any(_is_sharded(p) for p in group["params"]):
+                problem = self._shard_problem(group)
+                if problem:
+                    raise ValueError(problem)
 
     def _check_group_hparams(self, group: dict) -> None:
         """Run the constructor's checks on the hyperparameters ``group`` sets itself (a
@@ -586,8 +604,8 @@ class RuleOptimizer(TorchOptimizer):
         masking, Prodigy, ...) would compute it on the shard alone, so it is refused, naming
         the parameter, instead of stepping wrongly. So is ``state_precision``: its int8 blocks
         and bfloat16 dither are laid over a whole parameter, which a shard is not (DDP, whose
-        parameters are whole, keeps it). Read when a group is added and again at each step
-        of a group holding a sharded parameter (a group's switches may be set after).
+        parameters are whole, keeps it). Read when a group is added and again before each
+        step (:meth:`_check_shards`: a group's switches may be set after).
         """
         if self.capabilities.shards_for(group):
             return None
@@ -618,10 +636,7 @@ class RuleOptimizer(TorchOptimizer):
     def _step_group(self, group: dict, hp: dict) -> None:
         """Step every parameter of one group (a subclass may add group-level bookkeeping)."""
         params = [p for p in group["params"] if p.grad is not None]
-        if any(_is_sharded(p) for p in params):
-            problem = self._shard_problem(group)  # a switch set on the group since it was added
-            if problem:
-                raise ValueError(problem)
+        if self._has_shards and any(_is_sharded(p) for p in params):  # checked by step()
             self._step_shards(group, params, hp)
             return
         self._run_engine(group, params, self.state, hp)
