@@ -672,6 +672,35 @@ def test_bench_trains_a_model_the_population_cannot_batch_one_run_at_a_time(
     assert len(runs) == 4 and {r.status for r in runs} == {"finished"}
 
 
+def test_a_task_file_named_as_a_standard_module_is_read_unless_python_read_its_own(
+        tmp_path, monkeypatch, capsys):
+    """mailbox.py of yours is a task module (Python's mailbox is not imported); random.py is
+    refused, naming the file to rename, since Python's random was imported first and would
+    be read in its place; the standard modules themselves are no tasks."""
+    from optimlab.bench.store import RunStore
+
+    assert "mailbox" not in sys.modules and "random" in sys.modules
+    for name in ("mailbox", "random"):
+        (tmp_path / f"{name}.py").write_text(_BATCHNORM_TASK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    db = tmp_path / "runs.db"
+    argv = ["--optimizers", "adam", "--lrs", "0.01", "--seeds", "1", "--steps", "3", "--db", str(db)]
+    try:
+        assert main(["bench", "mailbox:none", *argv]) == 0, capsys.readouterr().err
+        assert sys.modules["mailbox"].__file__ == str(tmp_path / "mailbox.py")
+    finally:
+        sys.modules.pop("mailbox", None)
+    assert [r.status for r in RunStore(db).list_runs(1)] == ["finished"]
+    assert main(["bench", "random:none", *argv]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "optimlab: error: random:none: your random.py has the name of Python's standard module "
+        "'random', which optimlab imported before it; rename your file")
+    (tmp_path / "random.py").unlink()
+    assert main(["bench", "random:random", *argv]) == 2
+    assert "random:random is in Python's standard library, not a task" in capsys.readouterr().err
+
+
 def test_bench_loads_its_task_once(tmp_path, monkeypatch, capsys):
     """The command line hands the task it loaded to the sweep (MNIST's files took a second
     to read and digest, twice)."""

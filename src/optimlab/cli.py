@@ -908,6 +908,39 @@ def _get_task(name: str, data_dir: str | None):
             from None
 
 
+def _in_stdlib(path: str | None) -> bool:
+    """Whether ``path`` (a module's file; None for a built-in one) is Python's standard
+    library's, not a package installed beside it."""
+    import sysconfig
+
+    if not path:
+        return True
+    path = os.path.realpath(path)
+    paths = sysconfig.get_paths()
+    inside = [os.path.realpath(paths[key]) + os.sep for key in ("stdlib", "platstdlib")]
+    installed = [os.path.realpath(paths[key]) + os.sep for key in ("purelib", "platlib")]
+    return any(path.startswith(p) for p in inside) and not any(path.startswith(p) for p in installed)
+
+
+def _check_not_stdlib(spec: str, top: str, shape: str) -> None:
+    """Refuse, without importing it (``antigravity`` opens a browser), a task module that
+    would be Python's standard library's; a file of yours that shares a standard module's
+    name (``profile.py``) is imported, unless the standard one was imported first and would
+    be read in its place."""
+    if top not in sys.stdlib_module_names:
+        return
+    import importlib.machinery
+
+    found = importlib.machinery.PathFinder.find_spec(top, [os.getcwd(), *sys.path])
+    origin = found.origin if found is not None and found.has_location else None
+    if origin is None or _in_stdlib(origin):
+        raise CLIError(f"{spec} is in Python's standard library, not a task: pass {shape}")
+    loaded = sys.modules.get(top)
+    if loaded is not None and _in_stdlib(getattr(loaded, "__file__", None)):
+        raise CLIError(f"{spec}: your {os.path.relpath(origin)} has the name of Python's standard "
+                       f"module {top!r}, which optimlab imported before it; rename your file")
+
+
 def _check_user_task(spec: str, data_dir: str | None) -> None:
     """Refuse a ``module:function`` that cannot be a task, before calling it."""
     import inspect
@@ -916,8 +949,7 @@ def _check_user_task(spec: str, data_dir: str | None) -> None:
     shape = "package.module:function (a function of yours that returns a Task)"
     if not module_name.strip() or not function_name.isidentifier():
         raise CLIError(f"a task of your own is {shape}, got {_shown(spec)}")
-    if module_name.split(".")[0] in sys.stdlib_module_names:
-        raise CLIError(f"{spec} is in Python's standard library, not a task: pass {shape}")
+    _check_not_stdlib(spec, module_name.split(".")[0], shape)
     from .bench.tasks import import_from_here
 
     try:
