@@ -232,6 +232,19 @@ def test_every_option_has_help():
     assert not missing, f"no help text: {missing}"
 
 
+def test_the_task_help_names_every_built_in_task_and_what_a_task_of_yours_returns():
+    from optimlab.bench import tasks
+
+    assert cli.TASK_NAMES == tuple(tasks.names())
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("bench", "advise", "slice"):
+        task = next(a for a in commands.choices[name]._actions if a.dest == "task")
+        assert all(t in task.help for t in tasks.names()), (name, task.help)
+        data = next(a for a in commands.choices[name]._actions if a.dest == "data_dir")
+        assert "mnist1d" in data.help and "data_dir" in data.help, (name, data.help)
+
+
 BENCH = ["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.01,0.1", "--seeds", "2",
          "--steps", "30", "--batch-size", "64", "--target", "0.5"]
 

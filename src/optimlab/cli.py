@@ -354,6 +354,17 @@ def _finite(low: float | None = None, strictly: bool = False):
     return finite
 
 
+#: the built-in tasks (bench.tasks.names(), which imports torch; a test holds them equal)
+TASK_NAMES = ("digits", "mnist1d", "sparse-logreg", "char-rnn", "quadratic-deep", "mnist", "fashion-mnist")
+_TASK_HELP = (f"a built-in task ({', '.join(TASK_NAMES)}) or package.module:function, "
+              "a function of yours returning a Task, a dict with model (a function making the "
+              "network), x_train, y_train, x_test, y_test and optionally loss, or a tuple of "
+              "those six in that order")
+_DATA_DIR_HELP = ("data folder: the IDX files of mnist and fashion-mnist; the cache mnist1d "
+                  "writes its generated data to (default $OPTIMLAB_CACHE or "
+                  "~/.cache/optimlab); passed as data_dir to a task function of yours")
+
+
 def _text(what: str):
     """An argparse type: non-empty text without NUL characters (``what`` names it)."""
     def text(value: str) -> str:
@@ -1674,8 +1685,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_BENCH_BOUNDS)
     p.add_argument("task", type=_text("a task name, or package.module:function"),
                    metavar="TASK",
-                   help="digits, mnist1d, sparse-logreg... or package.module:function "
-                        "returning a Task of your own")
+                   help=_TASK_HELP)
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--model", help="the task's model (default: its default model)")
     p.add_argument("--lrs", default="auto",
@@ -1709,8 +1719,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate every N steps (default: 20 points)")
     p.add_argument("--target", type=_finite(), help="test metric to reach, for time-to-target")
     p.add_argument("--sequential", action="store_true", help="train runs one by one")
-    p.add_argument("--data-dir", type=_text("a folder"),
-                   help="folder of the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--data-dir", type=_text("a folder"), help=_DATA_DIR_HELP)
     p.add_argument("--db", default=DEFAULT_DB,
                    help=f"run store: a SQLite file (default {DEFAULT_DB}) or a SQLAlchemy URL, "
                         "e.g. postgresql://user@host/optimlab for a store several machines share")
@@ -1727,7 +1736,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=f"--steps <= {SLICE_MAX_STEPS:,}, --grid <= {SLICE_MAX_GRID}; "
                               "--no-limits lifts them.")
     p.add_argument("task", type=_text("a task name, or package.module:function"),
-                   metavar="TASK", help="mnist1d, digits... or package.module:function")
+                   metavar="TASK", help=_TASK_HELP)
     p.add_argument("--model", help="the task's model (default: its default model)")
     p.add_argument("--optimizers",
                    help="comma-separated registry names (default sgd,momentum,adam,sam); "
@@ -1748,8 +1757,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "filter-normalised random directions (Li et al. 2018)")
     p.add_argument("--on", choices=["train", "test"], default="train",
                    help="the grid's loss over training (default) or test examples")
-    p.add_argument("--data-dir", type=_text("a folder"),
-                   help="folder of the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--data-dir", type=_text("a folder"), help=_DATA_DIR_HELP)
     p.add_argument("--out", default=SLICE_DIR,
                    help=f"folder for slice.png, interpolation.png, slice.json "
                         f"(default {SLICE_DIR}/)")
@@ -1759,8 +1767,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=f"--steps <= {ADVISE_MAX_STEPS:,}; --no-limits lifts it.")
     p.add_argument("task", type=_text("a task name, or package.module:function"),
                    metavar="TASK",
-                   help="digits, mnist1d, sparse-logreg... or package.module:function "
-                        "returning a Task of your own")
+                   help=_TASK_HELP)
     p.add_argument("--optimizers",
                    help="comma-separated candidates (default momentum,adam,adamw,lion,"
                         "rmsprop,adagrad; adam, the reference, is always added)")
@@ -1780,8 +1787,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=ADVICE_DIR,
                    help=f"folder for the HTML report and its pictures (default {ADVICE_DIR})")
     p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")
-    p.add_argument("--data-dir", type=_text("a folder"),
-                   help="folder of the IDX files (mnist, fashion-mnist)")
+    p.add_argument("--data-dir", type=_text("a folder"), help=_DATA_DIR_HELP)
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("runs", help="list the stored sweeps")
     p.add_argument("--db", help=_READ_DB_HELP)
