@@ -80,11 +80,21 @@ def test_a_candidate_that_cannot_run_is_named_with_its_error(tmp_path, capsys):
 
 
 def test_the_json_answer_writes_non_finite_numbers_as_null():
-    from optimlab.bench.advice_report import json_safe
+    import json
 
-    assert json_safe({"a": float("inf"), "b": [1.0, float("nan"), {"c": -float("inf")}],
-                       "d": "x", "e": 2}) == {"a": None, "b": [1.0, None, {"c": None}],
-                                               "d": "x", "e": 2}
+    import numpy as np
+
+    from optimlab.bench.store.jsonio import json_data, strict_json
+
+    value = {"a": float("inf"), "b": [1.0, np.float32("nan"), {"c": -float("inf")}], "d": "x",
+             "e": (2, np.int64(3))}
+    assert json_data(value, finite=True) == {"a": None, "b": [1.0, None, {"c": None}], "d": "x",
+                                             "e": [2, 3]}
+    assert json.loads(strict_json(value, indent=2)) == json_data(value, finite=True)
+    assert json_data(value)["a"] == float("inf")  # the store's canonical JSON keeps them
+    with pytest.raises(TypeError, match="cannot store object"):
+        json_data({"f": object()})
+    assert json_data({"f": object}, fallback=lambda v: v.__name__) == {"f": "object"}
 
 
 def test_advise_sizes_its_progress_for_a_model_trained_one_run_at_a_time(tmp_path, monkeypatch,

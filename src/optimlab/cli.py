@@ -1227,8 +1227,6 @@ def _budget(text: str | None) -> tuple[int | None, float | None]:
 
 def run_advise(args: argparse.Namespace) -> str:
     """``optimlab advise``: which optimizer and learning rate for a task, with evidence."""
-    import json
-
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
     from .bench.executors import GroupsLost
     from .bench.report import quoted_error
@@ -1325,13 +1323,12 @@ def run_advise(args: argparse.Namespace) -> str:
         f"stored in {_masked(db)} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
         f"{advice.answer_sweep_id})",
     ]
-    from .bench.advice_report import json_safe, write_advice_report
+    from .bench.advice_report import advice_json, write_advice_report
 
     try:
         written = write_advice_report(advice, store, out)
-        if json_path is not None:  # strict JSON: a non-finite number is null
-            json_path.write_text(json.dumps(json_safe(advice.to_json()), indent=2,
-                                            allow_nan=False))
+        if json_path is not None:
+            json_path.write_text(advice_json(advice))
     except OSError as err:
         print(_printable("\n".join(lines)))  # the answer, which is not lost with the files
         raise CLIError(f"cannot write the advice: {_one_line(err)} (the same command again "

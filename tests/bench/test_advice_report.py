@@ -88,13 +88,13 @@ def test_the_page_tells_the_story(report):
 
 def test_the_json_is_the_advice(report):
     advice, paths = report
-    from optimlab.bench.advice_report import json_safe
+    from optimlab.bench.store.jsonio import json_data
 
     def refuse(constant):  # strict JSON: a non-finite number is null, never Infinity
         raise AssertionError(constant)
 
     written = json.loads(paths["json"].read_text("utf-8"), parse_constant=refuse)
-    assert json.dumps(written, sort_keys=True) == json.dumps(json_safe(advice.to_json()),
+    assert json.dumps(written, sort_keys=True) == json.dumps(json_data(advice.to_json(), finite=True),
                                                              sort_keys=True)
     assert written["optimizer"] == advice.optimizer
 

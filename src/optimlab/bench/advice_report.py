@@ -25,7 +25,6 @@ The page's style, tables and figure encoding are :mod:`optimlab.bench.report`'s.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -61,8 +60,9 @@ from .report import (
     page_head,
 )
 from .store import RunStore
+from .store.jsonio import strict_json
 
-__all__ = ["write_advice_report", "json_safe", "FILES"]
+__all__ = ["write_advice_report", "advice_json", "FILES"]
 
 #: what :func:`write_advice_report` writes: key -> file name
 FILES = {"report": "advice.html", "range_tests": "range-tests.png",
@@ -583,16 +583,10 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
 # ----------------------------------------------------------------------------- writing
 
 
-def json_safe(value):
-    """``value`` with every non-finite float as None: strict JSON has no Infinity or NaN
-    (Python writes them, and ``JSON.parse``, ``jq`` and most readers refuse the file)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
+def advice_json(advice: Advice) -> str:
+    """The advice as the JSON text ``advice.json`` holds (and ``optimlab advise --json``
+    writes): strict JSON, a non-finite number written as null."""
+    return strict_json(advice.to_json(), indent=2)
 
 
 def write_advice_report(advice: Advice, store: RunStore, out_dir) -> dict[str, Path]:
@@ -610,7 +604,7 @@ def write_advice_report(advice: Advice, store: RunStore, out_dir) -> dict[str, P
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"the report folder {out_dir} exists and is not a folder")
-    answer = json.dumps(json_safe(advice.to_json()), indent=2, allow_nan=False)
+    answer = advice_json(advice)
     pngs = {"range_tests": _png(_range_figure(advice)),
             "tournament": _png(_tournament_figure(advice, store))}
     page = _html(advice, store, pngs, datetime.now(timezone.utc))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..bench.store.jsonio import json_data
 from ..landscapes import Landscape, race
 from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
@@ -142,21 +143,15 @@ def _finite(value: Any) -> float | None:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return _finite(value)
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return _finite(value.item())
-    if isinstance(value, type):  # SAM's base optimizer class: its registry name
-        return next((e.name for e in available() if e.cls is value and not e.preset),
-                    value.__name__)
+    """``value`` as strict JSON data (:func:`~optimlab.bench.store.jsonio.json_data`, a
+    non-finite number as None); a class (SAM's base optimizer) as its registry name, and
+    anything else as its text."""
+    return json_data(value, finite=True, fallback=_named)
+
+
+def _named(value: Any) -> str:
+    if isinstance(value, type):
+        return next((e.name for e in available() if e.cls is value and not e.preset), value.__name__)
     return str(value)
 
 

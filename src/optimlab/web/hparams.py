@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from ..bench.store.jsonio import json_data
 from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
 from ..optim.registry import Entry, available, create, resolve
 
@@ -291,13 +292,11 @@ def _dummy(entry: Entry) -> torch.Tensor:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if inspect.isclass(value):  # SAM's base_optimizer: say which registry name it is
-        return next((e.name for e in available() if e.cls is value and not e.preset), None)
-    return None
+    """A default as strict JSON data; a class (SAM's base_optimizer) as its registry name,
+    and anything else (a callable) as None."""
+    return json_data(value, finite=True, fallback=lambda v: next(
+        (e.name for e in available() if e.cls is v and not e.preset), None)
+        if inspect.isclass(v) else None)
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,47 +5,77 @@ The text is canonical (sorted keys, no spaces; tuples become lists, numpy scalar
 arrays Python numbers and lists, dataclasses dicts) so equal values give equal text and
 :func:`canonical_key`, its sha256, is stable across processes and machines. Non-finite
 floats are written as Python's ``NaN``, ``Infinity`` and ``-Infinity`` tokens (also JSON5),
-which Python reads back exactly.
+which Python reads back exactly. What leaves optimlab for other readers (the advisor's
+answer, the playground's API) is :func:`strict_json`, where they are null.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-__all__ = ["canonical_json", "canonical_key"]
+__all__ = ["canonical_json", "canonical_key", "json_data", "strict_json"]
 
 
-def _plain(obj: Any) -> Any:
-    """``obj`` as plain JSON data: dicts with str keys, lists, str, int, float, bool, None."""
+def json_data(obj: Any, *, finite: bool = False, fallback: Callable[[Any], Any] | None = None) -> Any:
+    """``obj`` as plain JSON data: dicts with str keys, lists, str, int, float, bool, None.
+
+    Tuples become lists, numpy scalars and arrays (and torch tensors) Python numbers and
+    lists, dataclasses dicts. ``finite=True`` writes each non-finite float as None, as
+    strict JSON wants (it has no ``NaN`` or ``Infinity``; ``JSON.parse`` and ``jq`` refuse
+    them). A value of no such kind is handed to ``fallback`` (its result converted in turn),
+    or refused.
+
+    >>> json_data({"b": (0.9, float("inf"))}, finite=True)
+    {'b': [0.9, None]}
+
+    Raises:
+        TypeError: a key that is not a string, or a value of no JSON kind and no ``fallback``.
+    """
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, numbers.Integral):
         return int(obj)
     if isinstance(obj, numbers.Real):
-        return float(obj)
+        value = float(obj)
+        return None if finite and not math.isfinite(value) else value
     if isinstance(obj, Mapping):
         out = {}
         for k, v in obj.items():
             if not isinstance(k, str):
                 raise TypeError(f"JSON keys must be strings, got {k!r} ({type(k).__name__})")
-            out[k] = _plain(v)
+            out[k] = json_data(v, finite=finite, fallback=fallback)
         return out
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [json_data(v, finite=finite, fallback=fallback) for v in obj]
     if is_dataclass(obj) and not isinstance(obj, type):
-        return _plain(asdict(obj))
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars (np.bool_), torch tensors
-        return _plain(obj.tolist())
+        return json_data(asdict(obj), finite=finite, fallback=fallback)
+    if hasattr(obj, "tolist") and not isinstance(obj, type):  # numpy (np.bool_ too), torch
+        return json_data(obj.tolist(), finite=finite, fallback=fallback)
+    if fallback is not None:
+        return json_data(fallback(obj), finite=finite)
     raise TypeError(f"cannot store {type(obj).__name__} {obj!r} as JSON")
 
 
+def strict_json(obj: Any, *, indent: int | None = None) -> str:
+    """JSON text of ``obj`` that every reader accepts: :func:`json_data` with non-finite
+    floats as null; compact, or indented by ``indent``.
+
+    >>> strict_json({"loss": float("nan"), "lr": 0.1})
+    '{"loss":null,"lr":0.1}'
+    """
+    separators = (",", ":") if indent is None else (",", ": ")
+    return json.dumps(json_data(obj, finite=True), indent=indent, separators=separators,
+                      allow_nan=False)
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return json.dumps(json_data(obj), sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 def canonical_json(obj: Any) -> str:

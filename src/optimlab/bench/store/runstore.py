@@ -60,7 +60,7 @@ from .guard import (
     verify,
     wal_size,
 )
-from .jsonio import _dumps, _loads, _plain, canonical_json, canonical_key
+from .jsonio import _dumps, _loads, canonical_json, canonical_key, json_data
 from .schema import (
     _OPEN,
     _RUN_COLUMNS,
@@ -100,7 +100,7 @@ def _member(m: Any) -> tuple[str, dict, int]:
         raise TypeError(f"a member is a dict with 'optimizer', 'hparams', 'seed', got {m!r}")
     if not isinstance(optimizer, str) or not optimizer:
         raise ValueError(f"member optimizer must be a non-empty string, got {optimizer!r}")
-    hparams = _plain(hparams if hparams is not None else {})
+    hparams = json_data(hparams if hparams is not None else {})
     if not isinstance(hparams, dict):
         raise ValueError(f"member hparams must be a dict, got {hparams!r}")
     return optimizer, hparams, _check_int(seed, "member seed")
