@@ -15,6 +15,7 @@ which LBFGS's line search compares across ranks' identical paths.
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 import traceback
@@ -103,7 +104,9 @@ def run_all(argv: list[str], cases, run_case) -> int:
     traceback under ``"errors"``.
     """
     out, steps = argv[0], int(argv[1]) if len(argv) > 1 else 10
-    dist.init_process_group("gloo")
+    # a collective that one rank never joins fails in 2 minutes, naming itself, instead
+    # of waiting gloo's default 30 (past the launching test's own 10-minute limit)
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
     rank, world = dist.get_rank(), dist.get_world_size()
     local = BATCH.chunk(world)[rank]
     results: dict = {"errors": {}}
