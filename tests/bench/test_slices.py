@@ -11,6 +11,7 @@ relative, so 1e-4 (rtol) holds whatever order a CPU's kernels sum in."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -365,3 +366,21 @@ def test_a_slice_read_back_from_its_json_is_the_slice(small):
     again = slices.Slice.from_json(data)
     assert again.to_json() == small.to_json()
     assert again.table() == small.table() and again.notes() == small.notes()
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda d: d.pop("loss"), "it lacks loss"),
+    (lambda d: d.update(steps=2.5), "its steps is not a whole number"),
+    (lambda d: d["paths"][0].update(coords=[[0.0]]), "its paths[0].coords is not a list of points"),
+    (lambda d: d.update(interpolation=[]), "its interpolation is not an object"),
+])
+def test_json_that_is_no_slice_is_refused_naming_its_first_wrong_field(small, change, says):
+    """The one check of a slice's JSON (the playground lists a bad file with it, and
+    from_json refuses it) names what is wrong instead of failing inside numpy."""
+    data = json.loads(json.dumps(small.to_json()))
+    assert slices.json_problem(data) is None
+    change(data)
+    assert slices.json_problem(data).startswith(says)
+    with pytest.raises(ValueError, match=f"^not a slice: {re.escape(says)}"):
+        slices.Slice.from_json(data)
+    assert slices.json_problem([]).startswith("it lacks task, model")

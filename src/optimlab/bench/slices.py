@@ -45,6 +45,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,6 +53,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from ..optim.registry import rate_used, resolve
+from .store.jsonio import is_json_number
 from .tasks import Task
 from .tasks import get as get_task
 from .trainer import (
@@ -65,7 +67,8 @@ from .trainer import (
 )
 
 __all__ = ["DEFAULT_OPTIMIZERS", "PLANES", "Path", "Slice", "slice_landscape",
-           "top_hessian_eigenvalue", "plot_slice", "plot_interpolation"]
+           "top_hessian_eigenvalue", "plot_slice", "plot_interpolation", "json_problem",
+           "JSON_KEYS"]
 
 #: the optimizers and settings of the default slice (the MNIST-1D MLP at batch 100)
 DEFAULT_OPTIMIZERS: dict[str, dict] = {
@@ -204,7 +207,15 @@ class Slice:
     def from_json(cls, data: Mapping) -> Slice:
         """The slice :meth:`to_json` wrote, read back from JSON (a missing or null number
         is NaN); the playground rebuilds one to show its rates and warnings as the command
-        line does."""
+        line does.
+
+        Raises:
+            ValueError: ``data`` is not what :meth:`to_json` writes (:func:`json_problem`).
+        """
+        problem = json_problem(data)
+        if problem:
+            raise ValueError(f"not a slice: {problem}")
+
         def number(value) -> float:
             return math.nan if value is None else float(value)
 
@@ -223,6 +234,78 @@ class Slice:
                    loss=np.asarray(data["loss"], dtype=float), on=data["on"], paths=paths,
                    interpolation={k: dict(v) for k, v in data.get("interpolation", {}).items()},
                    seconds=dict(data.get("seconds", {})))
+
+
+#: The keys of a slice's JSON (:meth:`Slice.to_json`); ``seconds`` may be missing.
+JSON_KEYS = ("task", "model", "metric", "steps", "plane", "through", "on", "xs", "ys", "loss",
+             "paths", "interpolation")
+
+
+def _numbers(value: Any, null: bool = True, empty: bool = True) -> bool:
+    """Whether ``value`` is a list of numbers (null among them where ``null`` allows)."""
+    return isinstance(value, list) and (empty or bool(value)) \
+        and all(is_json_number(v, null) for v in value)
+
+
+def json_problem(data: Any) -> str | None:
+    """What makes ``data`` (a slice file's content) other than :meth:`Slice.to_json` wrote
+    it: the keys it lacks, or the first field of a wrong type or shape; None for a slice."""
+    missing = [k for k in JSON_KEYS if not isinstance(data, Mapping) or k not in data]
+    if missing:
+        return f"it lacks {', '.join(missing)}"
+    problem = _field_problem(data)
+    return None if problem is None else f"its {problem}"
+
+
+def _field_problem(data: Mapping) -> str | None:
+    for key in ("task", "model", "metric", "plane", "on"):
+        if not isinstance(data[key], str):
+            return f"{key} is not a text"
+    if not is_json_number(data["steps"]) or not (isinstance(data["steps"], int)
+                                                 or float(data["steps"]).is_integer()):
+        return "steps is not a whole number"
+    if not (isinstance(data["through"], list) and all(isinstance(t, str) for t in data["through"])):
+        return "through is not a list of names"
+    for key in ("xs", "ys"):
+        if not _numbers(data[key], null=False, empty=False):
+            return f"{key} is not a list of numbers"
+    loss = data["loss"]
+    if not (isinstance(loss, list) and len(loss) == len(data["ys"])
+            and all(_numbers(row) and len(row) == len(data["xs"]) for row in loss)):
+        return "loss is not a grid of numbers, len(ys) rows of len(xs)"
+    if not isinstance(data["paths"], list):
+        return "paths is not a list of paths"
+    for i, p in enumerate(data["paths"]):
+        where = f"paths[{i}]"
+        if not isinstance(p, dict):
+            return f"{where} is not an object"
+        if not isinstance(p.get("optimizer"), str):
+            return f"{where}.optimizer is not a name"
+        if not isinstance(p.get("hparams"), dict):
+            return f"{where}.hparams is not an object"
+        if not _numbers(p.get("steps"), null=False):
+            return f"{where}.steps is not a list of numbers"
+        coords = p.get("coords")
+        if not (isinstance(coords, list) and coords
+                and all(_numbers(c) and len(c) == 2 for c in coords)):
+            return f"{where}.coords is not a list of points [x, y]"
+        if not _numbers(p.get("residual"), empty=False):
+            return f"{where}.residual is not a list of numbers"
+        for key in ("reach", "train_loss", "test_loss", "test_metric", "sharpness", "lr"):
+            if not is_json_number(p.get(key), null=True):
+                return f"{where}.{key} is not a number"
+        if not isinstance(p.get("diverged", False), bool):
+            return f"{where}.diverged is not true or false"
+    interpolation = data["interpolation"]
+    if not isinstance(interpolation, dict):
+        return "interpolation is not an object"
+    for name, curve in interpolation.items():
+        if not (isinstance(curve, dict) and all(_numbers(v) for v in curve.values())
+                and _numbers(curve.get("alpha")) and _numbers(curve.get("train_loss"))):
+            return f"interpolation[{name!r}] is not curves of numbers (alpha, train_loss)"
+    if not isinstance(data.get("seconds", {}), dict):
+        return "seconds is not an object"
+    return None
 
 
 def _score_text(value: float) -> str:

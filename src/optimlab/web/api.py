@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..bench.store.jsonio import json_data
+from ..bench.store.jsonio import is_json_number, json_data
 from ..landscapes import Landscape, race
 from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
@@ -583,9 +583,6 @@ def run_basins(request, control: RaceControl | None = None) -> dict:
 
 #: The file ``optimlab slice`` writes, and how deep below a slices folder it is looked for.
 SLICE_FILE, SLICE_DEPTH = "slice.json", 3
-#: The keys a slice file must have to be shown (:meth:`optimlab.bench.slices.Slice.to_json`).
-_SLICE_KEYS = ("task", "model", "metric", "steps", "plane", "through", "on", "xs", "ys", "loss",
-               "paths", "interpolation")
 
 
 def slice_files(folders: Sequence) -> list[Path]:
@@ -603,90 +600,19 @@ def slice_files(folders: Sequence) -> list[Path]:
     return sorted(found)
 
 
-def _is_number(value: Any, null: bool = False) -> bool:
-    """Whether ``value`` is a JSON number (not a bool), or null where ``null`` allows it."""
-    if value is None:
-        return null
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    return not isinstance(value, int) or abs(value) <= 1e300  # (a float holds it)
-
-
-def _numbers(value: Any, null: bool = True, empty: bool = True) -> bool:
-    """Whether ``value`` is a list of numbers (null among them where ``null`` allows)."""
-    return isinstance(value, list) and (empty or bool(value)) \
-        and all(_is_number(v, null) for v in value)
-
-
-def _slice_problem(data: dict) -> str | None:
-    """What makes a slice file's content other than :meth:`Slice.to_json` wrote it (the
-    first field of a wrong type or shape), or None."""
-    for key in ("task", "model", "metric", "plane", "on"):
-        if not isinstance(data[key], str):
-            return f"{key} is not a text"
-    if not _is_number(data["steps"]) or not (isinstance(data["steps"], int)
-                                             or float(data["steps"]).is_integer()):
-        return "steps is not a whole number"
-    if not (isinstance(data["through"], list) and all(isinstance(t, str) for t in data["through"])):
-        return "through is not a list of names"
-    for key in ("xs", "ys"):
-        if not _numbers(data[key], null=False, empty=False):
-            return f"{key} is not a list of numbers"
-    loss = data["loss"]
-    if not (isinstance(loss, list) and len(loss) == len(data["ys"])
-            and all(_numbers(row) and len(row) == len(data["xs"]) for row in loss)):
-        return "loss is not a grid of numbers, len(ys) rows of len(xs)"
-    if not isinstance(data["paths"], list):
-        return "paths is not a list of paths"
-    for i, p in enumerate(data["paths"]):
-        where = f"paths[{i}]"
-        if not isinstance(p, dict):
-            return f"{where} is not an object"
-        if not isinstance(p.get("optimizer"), str):
-            return f"{where}.optimizer is not a name"
-        if not isinstance(p.get("hparams"), dict):
-            return f"{where}.hparams is not an object"
-        if not _numbers(p.get("steps"), null=False):
-            return f"{where}.steps is not a list of numbers"
-        coords = p.get("coords")
-        if not (isinstance(coords, list) and coords
-                and all(_numbers(c) and len(c) == 2 for c in coords)):
-            return f"{where}.coords is not a list of points [x, y]"
-        if not _numbers(p.get("residual"), empty=False):
-            return f"{where}.residual is not a list of numbers"
-        for key in ("reach", "train_loss", "test_loss", "test_metric", "sharpness", "lr"):
-            if not _is_number(p.get(key), null=True):
-                return f"{where}.{key} is not a number"
-        if not isinstance(p.get("diverged", False), bool):
-            return f"{where}.diverged is not true or false"
-    interpolation = data["interpolation"]
-    if not isinstance(interpolation, dict):
-        return "interpolation is not an object"
-    for name, curve in interpolation.items():
-        if not (isinstance(curve, dict) and all(_numbers(v) for v in curve.values())
-                and _numbers(curve.get("alpha")) and _numbers(curve.get("train_loss"))):
-            return f"interpolation[{name!r}] is not curves of numbers (alpha, train_loss)"
-    if not isinstance(data.get("seconds", {}), dict):
-        return "seconds is not an object"
-    return None
-
-
 def _read_slice(path: Path) -> dict:
-    """A slice file's content, its types checked (:func:`_slice_problem`); a file that is
-    not one raises :class:`RequestError` with status 503 saying why."""
+    """A slice file's content, its types checked (:func:`~optimlab.bench.slices.json_problem`);
+    a file that is not one raises :class:`RequestError` with status 503 saying why."""
+    from ..bench.slices import json_problem
+
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise RequestError(("path", "slice_id"), f"the slice file cannot be read "
                                                  f"({type(err).__name__})", status=503) from None
-    missing = [k for k in _SLICE_KEYS if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise RequestError(("path", "slice_id"), f"not a slice file: it lacks "
-                                                 f"{', '.join(missing)}", status=503)
-    problem = _slice_problem(data)
+    problem = json_problem(data)
     if problem:
-        raise RequestError(("path", "slice_id"), f"not a slice file: its {problem}",
-                           status=503)
+        raise RequestError(("path", "slice_id"), f"not a slice file: {problem}", status=503)
     return data
 
 
@@ -908,7 +834,7 @@ def _sensitivity(records: list[dict], name: str) -> list[dict]:
         if r["optimizer"] != name:
             continue
         good, bad = by_lr.setdefault(float(r["lr"]), ([], []))
-        metric = _finite(r["metric"]) if _is_number(r["metric"]) else None
+        metric = _finite(r["metric"]) if is_json_number(r["metric"]) else None
         (good if r["status"] == "finished" and metric is not None else bad).append(metric)
     return [{"lr": lr, "mean": float(np.mean(good)) if good else None,
              "finished": len(good), "diverged": len(bad), "seeds": len(good) + len(bad)}
@@ -930,7 +856,7 @@ def _sweep_content(store, sweep_id: int) -> dict:
     label = lambda name: variant_label(name, fixed.get(name))  # noqa: E731
     metric, higher = resolve_metric(store, sweep_id)
     records = [r for r in run_records(store, sweep_id)
-               if r["status"] in TERMINAL and _is_number(r["lr"]) and _finite(r["lr"]) is not None]
+               if r["status"] in TERMINAL and is_json_number(r["lr"]) and _finite(r["lr"]) is not None]
     summaries = summarize(records, higher)
     best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
     # one seed has no spread to tell (null, "± ?" as the command line says), not 0

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-__all__ = ["canonical_json", "canonical_key", "json_data", "strict_json"]
+__all__ = ["canonical_json", "canonical_key", "is_json_number", "json_data", "strict_json"]
 
 
 def json_data(obj: Any, *, finite: bool = False, fallback: Callable[[Any], Any] | None = None) -> Any:
@@ -60,6 +60,16 @@ def json_data(obj: Any, *, finite: bool = False, fallback: Callable[[Any], Any] 
     if fallback is not None:
         return json_data(fallback(obj), finite=finite)
     raise TypeError(f"cannot store {type(obj).__name__} {obj!r} as JSON")
+
+
+def is_json_number(value: Any, null: bool = False) -> bool:
+    """Whether ``value``, read from JSON, is a number (not a bool; an integer a float can
+    hold), or null where ``null`` allows it."""
+    if value is None:
+        return null
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not isinstance(value, int) or abs(value) <= 1e300
 
 
 def strict_json(obj: Any, *, indent: int | None = None) -> str:
