@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import math
 import random
 import struct
 import sys
 import textwrap
+import types
+import warnings
 
 import numpy as np
 import pytest
@@ -374,7 +377,9 @@ def test_idx_files_read_back_exactly(idx_dir, name):
 
 
 def test_idx_needs_data_dir():
-    with pytest.raises(ValueError, match="pass data_dir.*train-images-idx3-ubyte"):
+    """The message fits both the API and the command line."""
+    with pytest.raises(ValueError, match=r"pass data_dir= \(--data-dir on the command line\), "
+                                         "the folder holding train-images-idx3-ubyte"):
         T.get("mnist")
 
 
@@ -520,6 +525,10 @@ def user_module(tmp_path, monkeypatch):
 
         def returns_strings():
             return nn.Linear(3, 2), "x", "y", "x", "y", "cross_entropy"
+
+        def returns_five():
+            x, y = data(10)
+            return nn.Linear(3, 2), x, y, x, y
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_tasks"
@@ -571,6 +580,8 @@ EXPECTED = "expected a function returning a Task, a dict or a tuple"
     ("returns_strings", r"my_tasks:returns_strings: x_train is not an array of numbers .*"
                         r"expected NumPy arrays or tensors"),
     ("missing", r"module 'my_tasks' has no function 'missing' .*; " + EXPECTED),
+    ("returns_five", r"^my_tasks:returns_five must return a Task, a dict or a tuple of 6 items "
+                     r"\(model, x_train, y_train, x_test, y_test, loss\); got a tuple of 5$"),
 ])
 def test_a_function_that_is_no_task_is_one_line(user_module, function, match):
     """Whatever the named function is (not callable, wrong signature, a TypeError inside,
@@ -713,8 +724,9 @@ def test_inputs_no_model_takes_are_refused_and_token_ids_kept(monkeypatch):
     _refused(r"^task 'byo_data:make': x_train is integer \(uint8\), which no model takes; "
              r"pass floats", _user_task, monkeypatch, x_train=images)
     _refused(r"x_test is bool", T.Task, **_fields(x_test=torch.ones(4, 3, dtype=torch.bool)))
-    task = _user_task(monkeypatch, x_train=images.astype(np.int32))
-    assert task.x_train.dtype == torch.int64
+    task = _user_task(monkeypatch, x_train=images.astype(np.int32),
+                      x_test=images[:4].astype(np.int16))
+    assert task.x_train.dtype == task.x_test.dtype == torch.int64
 
 
 def test_the_data_checks_cost_little(cheap_tasks):
@@ -753,3 +765,222 @@ def test_a_task_module_in_the_current_folder_is_found_without_it_on_the_path(
     before = list(sys.path)
     assert len(T.get("here_tasks:task").x_train) == 12
     assert sys.path == before
+
+
+# --------------------------------------------------------------------------------------
+# Train and test must fit one model; user tasks' losses and arrays
+# --------------------------------------------------------------------------------------
+
+def test_train_and_test_examples_of_different_shape_or_dtype_are_refused(monkeypatch):
+    """x_test of 7 features against x_train's 8 failed every run later, in a matmul."""
+    x = torch.randn(6, 8)
+    _refused(r"^task 't': x_train has shape \[6, 8\] but x_test \[4, 7\]: train and test "
+             r"examples must have the same shape", T.Task, **_fields(x_train=x, x_test=x[:4, :7]))
+    _refused(r"^task 't': x_train is float32 but x_test is float64: train and test must have "
+             r"the same dtype$", T.Task, **_fields(x_test=torch.randn(4, 3, dtype=torch.float64)))
+    # for mse the targets too; for class labels their shape follows from the inputs'
+    y = torch.randn(6, 2)
+    _refused(r"y_train has shape \[6, 2\] but y_test \[4, 3\]", T.Task,
+             **_fields(y_train=y, y_test=torch.randn(4, 3), loss="mse", metric="loss"))
+    _refused(r"y_train is float32 but y_test is float64", T.Task,
+             **_fields(y_train=y, y_test=y[:4].double(), loss="mse", metric="loss"))
+    T.Task(**_fields(y_train=y, y_test=y[:4], loss="mse", metric="loss"))
+    # a user task's arrays, converted first (float64 and float32 both become float32)
+    x = np.random.default_rng(0).normal(size=(6, 8))
+    _refused(r"^task 'byo_data:make': x_train has shape \[6, 8\] but x_test \[4, 7\]",
+             _user_task, monkeypatch, x_train=x, x_test=x[:4, :7].astype(np.float32))
+    assert _user_task(monkeypatch, x_train=x[:, :3],
+                      x_test=x[:4, :3].astype(np.float32)).x_test.dtype == torch.float32
+
+
+def test_a_user_dict_or_tuple_takes_a_loss_function(monkeypatch):
+    """Task takes a function as its loss; the dict (and tuple) of a task module now too."""
+    import torch.nn.functional as F
+
+    task = _user_task(monkeypatch, loss=F.cross_entropy)
+    assert task.loss is F.cross_entropy and task.metric == "loss"
+    assert task.y_train.dtype == torch.int64  # integer targets stay class labels
+    assert set(task.evaluate(task.make_model())) == {"loss"}
+    task = _user_task(monkeypatch, loss=F.cross_entropy, metric="accuracy")
+    assert set(task.evaluate(task.make_model())) == {"loss", "accuracy"}
+    fields = _fields()
+    x = fields["x_train"].numpy()
+    huber = functools.partial(F.huber_loss, delta=0.5)
+    module = types.ModuleType("byo_tuple")
+    module.make = lambda: (lambda: nn.Linear(3, 2), x, x[:, :2], x[:4], x[:4, :2], huber)
+    monkeypatch.setitem(sys.modules, "byo_tuple", module)
+    task = T.get("byo_tuple:make")
+    assert task.loss is huber and task.y_train.dtype == torch.float32
+    assert math.isfinite(task.evaluate(task.make_model())["loss"])
+    _refused(r"^task 'byo_data:make': loss must be one of", _user_task, monkeypatch, loss="hinge")
+    _refused(r"^byo_data:make: loss must be a name such as 'cross_entropy' or 'mse', or a "
+             r"function \(output, target\) -> mean loss; got int$", _user_task, monkeypatch, loss=3)
+
+
+def test_numpy_views_and_read_only_arrays_are_copied(monkeypatch):
+    """Negative strides (x[::-1], np.flip) were refused as "not an array of numbers"; a
+    read-only array gave torch's "not writable" warning, and the task shared the memory of
+    the caller's arrays."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    task = _user_task(monkeypatch, x_train=x[::-1], y_train=y[::-1], x_test=np.flip(x[:4], 1))
+    assert torch.equal(task.x_train, torch.tensor(x[::-1].copy()))
+    assert task.y_train.tolist() == [2, 1, 0, 2, 1, 0]
+    assert torch.equal(task.x_test, torch.tensor(x[:4, ::-1].copy()))
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task = _user_task(monkeypatch, x_train=frozen, x_test=frozen[:4])
+    assert torch.equal(task.x_train, torch.tensor(x))
+    mine = x.copy()
+    task = _user_task(monkeypatch, x_train=mine, y_train=y.copy())
+    mine[:] = 0  # the caller reuses its arrays: the task keeps the data it was given
+    assert torch.equal(task.x_train, torch.tensor(x)) and task.x_train.abs().sum() > 0
+    assert not np.shares_memory(task.x_train.numpy(), mine)
+
+
+# --------------------------------------------------------------------------------------
+# MNIST-1D's arguments and description
+# --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_samples, match", [
+    (5, r"got 5$"),
+    (205, r"got 205 \(it would make 200\): pass 200 or 210$"),
+    ("100", r"got '100'$"),
+    (True, r"got True$"),
+])
+def test_mnist1d_num_samples_that_do_not_make_that_many_are_refused(num_samples, match):
+    """mnist1d makes num_samples // 10 signals per digit: 5 failed in numpy ("need at least
+    one array to stack"), 205 made 200 while the description said 205."""
+    pytest.importorskip("mnist1d")
+    _refused(r"^task 'mnist1d': num_samples must be a whole multiple of 10, at least 10 .*"
+             + match, T.get, "mnist1d", disk_cache=False, num_samples=num_samples)
+
+
+def test_mnist1d_description_says_what_was_made(mnist1d):
+    """The description's length, sizes and parameter counts are the data's and models'
+    (they said length 40 and 40-100-100-10 for any final_seq_length), and it says the data
+    are standardised over all samples before the split, as mnist1d's make_dataset does."""
+    short = T.get("mnist1d", disk_cache=False, num_samples=100, final_seq_length=20)
+    for task, length in [(mnist1d, 40), (short, 20)]:
+        text = task.description
+        assert f"length {length} " in text and f"mlp {length}-100-100-10 " in text
+        assert f"logreg {length}-10 " in text and f"{length}x12 outputs" in text
+        assert f"{len(task.x_train)} train / {len(task.x_test)} test" in text
+        for name in task.models:
+            assert f"({n_params(task.make_model(name)):,}" in text, (length, name)
+        assert "over all samples, train and test together, before the split" in text
+        every = torch.cat([task.x_train, task.x_test])  # what that sentence says
+        assert abs(every.mean().item()) < 1e-4 and abs(every.std(correction=0).item() - 1) < 1e-4
+    assert "Linear(125,10)" in mnist1d.description and "Linear(480,10)" in mnist1d.description
+    assert "Linear(75,10)" in short.description and "Linear(240,10)" in short.description
+    assert "(100 samples: 80 train / 20 test" in short.description
+
+
+# --------------------------------------------------------------------------------------
+# IDX files: which file is wrong, gzip under a plain name, two copies of one file
+# --------------------------------------------------------------------------------------
+
+def _write_idx_folder(folder, train=(28, 28), test=(28, 28)):
+    rng = np.random.default_rng(0)
+    folder.mkdir(exist_ok=True)
+    for stem, array in [("train-images-idx3-ubyte", rng.integers(0, 256, (20, *train))),
+                        ("train-labels-idx1-ubyte", rng.integers(0, 10, 20)),
+                        ("t10k-images-idx3-ubyte", rng.integers(0, 256, (10, *test))),
+                        ("t10k-labels-idx1-ubyte", rng.integers(0, 10, 10))]:
+        (folder / stem).write_bytes(_idx_bytes(array))
+    return folder
+
+
+@pytest.mark.parametrize("train, test, named, match", [
+    ((8, 8), (8, 8), "train-images-idx3-ubyte", r"holds 8x8 images: the models need at least "
+                                                r"12x12$"),
+    ((28, 28), (8, 8), "t10k-images-idx3-ubyte", r"holds 8x8 images"),
+    ((28, 28), (20, 20), "t10k-images-idx3-ubyte", r"holds 20x20 images but .*"
+                                                   r"train-images-idx3-ubyte 28x28: train and test "
+                                                   r"images must be the same size$"),
+])
+def test_idx_images_of_the_wrong_size_name_the_file(tmp_path, train, test, named, match):
+    """8x8 training images were reported against the test file."""
+    folder = _write_idx_folder(tmp_path / "idx", train, test)
+    message = _refused(match, T.get, "mnist", data_dir=folder)
+    assert message.startswith(str(folder / named))
+
+
+def test_idx_gzip_data_without_gz_suffix_is_read(idx_dir):
+    """gzip data named like a plain file gave "expected magic number 0x00000803, found
+    0x1f8b0808"; it is read through gzip now."""
+    folder, arrays = idx_dir
+    path = folder / "train-images-idx3-ubyte"
+    path.write_bytes(gzip.compress(_idx_bytes(arrays["train-images-idx3-ubyte"])))
+    np.testing.assert_array_equal(T.read_idx(path, 3), arrays["train-images-idx3-ubyte"])
+    task = T.get("mnist", data_dir=folder)
+    assert torch.equal(task.x_train[:, 0] * 255, torch.tensor(arrays["train-images-idx3-ubyte"],
+                                                              dtype=torch.float32))
+    path.write_bytes(gzip.compress(_idx_bytes(arrays["train-images-idx3-ubyte"]))[:-20])
+    _refused(r"cannot read IDX file .*train-images-idx3-ubyte: .*damaged or truncated gzip",
+             T.read_idx, path, 3)
+
+
+def test_idx_plain_and_gz_copies_must_agree(idx_dir):
+    """Both train-labels-idx1-ubyte and its .gz: the plain one was read silently even when
+    they differed (a gunzip -k of another download)."""
+    folder, arrays = idx_dir
+    labels = arrays["train-labels-idx1-ubyte"]
+    plain = folder / "train-labels-idx1-ubyte"
+    plain.write_bytes(_idx_bytes(labels))  # the same data as the .gz beside it: fine
+    assert T.get("mnist", data_dir=folder).y_train.tolist() == labels.tolist()
+    plain.write_bytes(_idx_bytes((labels + 1) % 10))
+    _refused(rf"^{folder} holds both train-labels-idx1-ubyte and train-labels-idx1-ubyte.gz, "
+             "with different data: remove the one that is not your data set$",
+             T.get, "mnist", data_dir=folder)
+
+
+def test_data_dir_with_a_tilde_is_expanded(idx_dir, tmp_path, monkeypatch, user_module):
+    folder, arrays = idx_dir
+    monkeypatch.setenv("HOME", str(folder.parent))
+    task = T.get("mnist", data_dir=f"~/{folder.name}")
+    assert task.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    assert str(folder) in task.description and "~" not in task.description
+    assert T.get(f"{user_module}:as_dict", data_dir="~/here").name == f"toy from {folder.parent}/here"
+
+
+def test_mnist1d_cache_folder_with_a_tilde_is_expanded(tmp_path, monkeypatch):
+    pytest.importorskip("mnist1d")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    T.get("mnist1d", data_dir="~/cache", num_samples=100, seed=3)
+    assert len(list((tmp_path / "cache").glob("mnist1d-*.npz"))) == 1
+    assert not (tmp_path / "~").exists()
+
+
+# --------------------------------------------------------------------------------------
+# Optional packages: a missing one says what to install
+# --------------------------------------------------------------------------------------
+
+def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
+    for name in ("sklearn", "sklearn.datasets", "sklearn.model_selection"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
+    with pytest.raises(ImportError, match=r"^task 'digits' needs scikit-learn: pip install "
+                                          r"'optimlab\[bench\]' \(.*sklearn.*\)$") as err:
+        T.get("digits")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("known_defaults", [True, False])
+def test_mnist1d_without_its_package_says_what_to_install(monkeypatch, known_defaults):
+    """Generating the data set (or asking an unknown release for its defaults) imports
+    mnist1d.data; without it, the error says which extra installs it."""
+    for name in ("mnist1d", "mnist1d.data", "mnist1d.utils", "mnist1d.transform"):
+        monkeypatch.setitem(sys.modules, name, None)
+    if not known_defaults:
+        monkeypatch.setattr(T, "_MNIST1D_DEFAULT_ARGS", {})
+    T._mnist1d_arrays.cache_clear()
+    try:
+        with pytest.raises(ImportError, match=r"^task 'mnist1d' needs the mnist1d package: pip "
+                                              r"install 'optimlab\[bench\]' \(.*mnist1d.*\)$"):
+            T.get("mnist1d", disk_cache=False, num_samples=100, seed=11)
+    finally:
+        T._mnist1d_arrays.cache_clear()

@@ -29,11 +29,13 @@ which is why the GRUs are written out in :class:`GRU` rather than taken from ``n
 
 scikit-learn (``digits``) and ``mnist1d`` are imported only when their task is built, and
 ``mnist1d.data`` (which imports SciPy and Matplotlib, 1.5 s) only when MNIST-1D is generated
-rather than read from the cache.
+rather than read from the cache; when one is missing, the ``ImportError`` says to
+``pip install 'optimlab[bench]'``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import functools
@@ -92,9 +94,10 @@ class Task:
     array: an empty train or test set, NaN or Inf (with the first bad row), uint8, int8 or
     bool inputs (no model takes them), and class labels (``cross_entropy`` or ``accuracy``)
     that are negative or not of shape ``[N]`` (or ``[N, T]``, one label per position of a
-    sequence). Labels beyond the model's classes and regression targets of the
-    wrong shape need the model's output: the trainer checks them before it trains
-    (:func:`optimlab.bench.trainer.check_output`).
+    sequence), and train and test inputs whose examples differ in shape (all axes but the
+    first) or dtype (for ``mse``, targets too). Labels beyond the model's classes and
+    regression targets of the wrong shape need the model's output: the trainer checks them
+    before it trains (:func:`optimlab.bench.trainer.check_output`).
     """
 
     name: str
@@ -149,6 +152,17 @@ class Task:
                                  "(e.g. pixels / 255), or int64 token ids")
             if self.loss == "cross_entropy" or self.metric == "accuracy":
                 _check_labels(prefix, f"y_{split}", y, x)
+        # a model built for the training examples must take the test ones (a test set of 7
+        # features against 8 failed every run later, in a matmul)
+        for key in ("x", "y") if self.loss == "mse" else ("x",):
+            train, test = getattr(self, f"{key}_train"), getattr(self, f"{key}_test")
+            if train.shape[1:] != test.shape[1:]:
+                raise ValueError(f"{prefix}{key}_train has shape {list(train.shape)} but {key}_test "
+                                 f"{list(test.shape)}: train and test examples must have the same "
+                                 "shape (all axes but the first)")
+            if train.dtype != test.dtype:
+                raise ValueError(f"{prefix}{key}_train is {str(train.dtype)[6:]} but {key}_test is "
+                                 f"{str(test.dtype)[6:]}: train and test must have the same dtype")
 
     def __repr__(self) -> str:
         return (f"Task({self.name!r}, train {tuple(self.x_train.shape)}, test "
@@ -324,6 +338,17 @@ def _mlp(*sizes: int) -> nn.Sequential:
 # digits (scikit-learn)
 # --------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _needs(task: str, what: str):
+    """Re-raise an ``ImportError`` of the optional packages a task imports (scikit-learn,
+    mnist1d and the SciPy and Matplotlib it imports) with the extra that installs them."""
+    try:
+        yield
+    except ImportError as err:
+        raise ImportError(f"task {task!r} needs {what}: pip install 'optimlab[bench]' "
+                          f"({_one_line(err, 120)})") from err
+
+
 def _sklearn_init(model: nn.Module) -> nn.Module:
     """scikit-learn's MLPClassifier init: weights and biases ~ U(+-sqrt(6 / (fan_in + fan_out)))."""
     for layer in model.modules():
@@ -335,8 +360,9 @@ def _sklearn_init(model: nn.Module) -> nn.Module:
 
 
 def _digits(*, test_size: float = 0.2) -> Task:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    with _needs("digits", "scikit-learn"):
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
 
     x, y = load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(
@@ -371,8 +397,8 @@ def _digits(*, test_size: float = 0.2) -> Task:
 
 def _cache_root(data_dir) -> Path:
     if data_dir is not None:
-        return Path(data_dir)
-    return Path(os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab")
+        return Path(data_dir).expanduser()
+    return Path(os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab").expanduser()
 
 
 def _cached_arrays(path: Path, keys: tuple[str, ...],
@@ -417,8 +443,9 @@ def _mnist1d_arrays(args_json: str, cache_dir: str | None) -> dict[str, np.ndarr
     args = json.loads(args_json)
 
     def build() -> dict[str, np.ndarray]:
-        from mnist1d.data import make_dataset
-        from mnist1d.utils import ObjectView
+        with _needs("mnist1d", "the mnist1d package"):
+            from mnist1d.data import make_dataset
+            from mnist1d.utils import ObjectView
 
         # make_dataset seeds the global `random` and NumPy generators; leave them as found
         py_state, np_state = random.getstate(), np.random.get_state()
@@ -437,7 +464,8 @@ def _mnist1d_arrays(args_json: str, cache_dir: str | None) -> dict[str, np.ndarr
 
 
 class _MNIST1DResMLP(nn.Module):
-    """The paper's MLPBase: 40-100-100-10 ReLU with a skip around the middle layer."""
+    """The paper's MLPBase: 40-100-100-10 ReLU (``n_in``, 40 by default, first) with a skip
+    around the middle layer."""
 
     def __init__(self, n_in: int = 40, hidden: int = 100, n_out: int = 10) -> None:
         super().__init__()
@@ -451,17 +479,23 @@ class _MNIST1DResMLP(nn.Module):
         return self.linear3(h)
 
 
+def _mnist1d_conv_length(length: int) -> int:
+    """The length left after _MNIST1DCNN's three strided convolutions (40 -> 19 -> 10 -> 5)."""
+    for kernel in (5, 3, 3):
+        length = (length + 2 - kernel) // 2 + 1
+    return length
+
+
 class _MNIST1DCNN(nn.Module):
-    """The paper's ConvBase: three strided Conv1d (length 40 -> 19 -> 10 -> 5), then linear."""
+    """The paper's ConvBase: three strided Conv1d (length 40 -> 19 -> 10 -> 5 by default), then
+    linear."""
 
     def __init__(self, channels: int = 25, length: int = 40, n_out: int = 10) -> None:
         super().__init__()
         self.conv1 = nn.Conv1d(1, channels, 5, stride=2, padding=1)
         self.conv2 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
         self.conv3 = nn.Conv1d(channels, channels, 3, stride=2, padding=1)
-        for kernel in (5, 3, 3):
-            length = (length + 2 - kernel) // 2 + 1
-        self.linear = nn.Linear(channels * length, n_out)
+        self.linear = nn.Linear(channels * _mnist1d_conv_length(length), n_out)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv1(x.unsqueeze(-2)).relu()
@@ -471,7 +505,8 @@ class _MNIST1DCNN(nn.Module):
 
 
 class _MNIST1DGRU(nn.Module):
-    """The paper's GRUBase: a bidirectional GRU (hidden 6) over the 40 steps, all outputs -> linear."""
+    """The paper's GRUBase: a bidirectional GRU (hidden 6) over the ``length`` (40) steps, all
+    outputs -> linear."""
 
     def __init__(self, hidden: int = 6, length: int = 40, n_out: int = 10) -> None:
         super().__init__()
@@ -507,12 +542,32 @@ def _mnist1d_default_args() -> dict:
         known = None
     if known is not None:
         return copy.deepcopy(known)
-    from mnist1d.data import get_dataset_args
+    with _needs("mnist1d", "the mnist1d package"):
+        from mnist1d.data import get_dataset_args
 
     return get_dataset_args(as_dict=True)
 
 
+def _mnist1d_parameters(length: int) -> dict[str, int]:
+    """The parameter counts of the MNIST-1D models for signals of ``length`` (the paper's:
+    410, 15,210, 5,210 and 5,134 at 40), counted without building them (building draws
+    from the caller's seeded generator)."""
+    return {"logreg": 10 * length + 10,
+            "mlp": (100 * length + 100) + (100 * 100 + 100) + (100 * 10 + 10),
+            "cnn": (25 * 5 + 25) + 2 * (25 * 25 * 3 + 25)
+            + (25 * _mnist1d_conv_length(length) * 10 + 10),
+            "gru": 2 * (3 * 6 * (1 + 6) + 2 * 3 * 6) + (12 * length * 10 + 10)}
+
+
 def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
+    """MNIST-1D, generated by ``mnist1d.data.make_dataset`` with ``dataset_args`` over its
+    defaults (read from the cache in ``data_dir`` when made before).
+
+    As in make_dataset (and so in the published data set), the signals are standardised to
+    mean 0 and standard deviation 1 over all samples, train and test together, before the
+    split; the data are kept exactly as make_dataset makes them. It makes
+    ``num_samples // 10`` signals per digit, so ``num_samples`` must be a multiple of 10.
+    """
     args = _mnist1d_default_args()
     args.pop("url", None)  # we never download
     unknown = set(dataset_args) - set(args)
@@ -520,9 +575,19 @@ def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
         raise ValueError(f"unknown mnist1d dataset arguments {sorted(unknown)}; known: "
                          f"{', '.join(sorted(args))}")
     args.update(dataset_args)
+    n = args["num_samples"]
+    # make_dataset makes n // 10 per digit: 5 made none (numpy's "need at least one array
+    # to stack"), 205 quietly made 200
+    if isinstance(n, bool) or not isinstance(n, int) or n < 10 or n % 10:
+        near = f" (it would make {n - n % 10}): pass {n - n % 10} or {n - n % 10 + 10}" \
+            if isinstance(n, int) and n > 10 and n % 10 else ""
+        raise ValueError(f"task 'mnist1d': num_samples must be a whole multiple of 10, at least "
+                         f"10 (mnist1d makes num_samples // 10 signals of each digit), got "
+                         f"{n!r}{near}")
     cache_dir = str(_cache_root(data_dir)) if disk_cache else None
     arrays = _mnist1d_arrays(json.dumps(args, sort_keys=True), cache_dir)
     length = int(args["final_seq_length"])
+    count = _mnist1d_parameters(length)
     return Task(
         name="mnist1d",
         x_train=torch.tensor(arrays["x"], dtype=torch.float32),
@@ -535,16 +600,22 @@ def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
                 "gru": lambda: _MNIST1DGRU(length=length)},
         default_model="mlp", loss="cross_entropy", metric="accuracy",
         description=(
-            "MNIST-1D (Greydanus 2020, 'Scaling down deep learning'): 1-D signals of length 40 "
-            "made from 10 digit templates by padding, shear, translation and noise, generated "
-            "locally with mnist1d.data.make_dataset(get_dataset_args()) and the given overrides "
-            f"({args['num_samples']} samples, train split {args['train_split']}, seed "
-            f"{args['seed']}). Models as in the paper's notebooks/models.py: logreg 40-10 (410 "
-            "parameters); mlp 40-100-100-10 ReLU with a skip connection around the middle "
-            "layer (15,210); cnn Conv1d(1,25,5,s2,p1)-Conv1d(25,25,3,s2,p1)-Conv1d(25,25,3,s2,p1)"
-            "-Linear(125,10), ReLUs between (5,210); gru a bidirectional GRU with hidden 6 "
-            "whose 40x12 outputs feed Linear(480,10) (5,134). Published test accuracy with "
-            "Adam lr 1e-2, batch 100, 6000 steps: 31.5/65.1/92.3/89.1% (logreg/mlp/cnn/gru)."),
+            f"MNIST-1D (Greydanus 2020, 'Scaling down deep learning'): 1-D signals of length "
+            f"{length} made from 10 digit templates by padding, shear, translation and noise, "
+            "generated locally with mnist1d.data.make_dataset(get_dataset_args()) and the given "
+            f"overrides ({args['num_samples']} samples: {len(arrays['x'])} train / "
+            f"{len(arrays['x_test'])} test, train split {args['train_split']}, seed "
+            f"{args['seed']}); as make_dataset does (and the published data set has it), the "
+            "signals are standardised to mean 0 and standard deviation 1 over all samples, "
+            "train and test together, before the split. Models as in the paper's "
+            f"notebooks/models.py: logreg {length}-10 ({count['logreg']:,} parameters); mlp "
+            f"{length}-100-100-10 ReLU with a skip connection around the middle layer "
+            f"({count['mlp']:,}); cnn Conv1d(1,25,5,s2,p1)-Conv1d(25,25,3,s2,p1)-"
+            f"Conv1d(25,25,3,s2,p1)-Linear({25 * _mnist1d_conv_length(length)},10), ReLUs between "
+            f"({count['cnn']:,}); gru a bidirectional GRU with hidden 6 whose {length}x12 "
+            f"outputs feed Linear({12 * length},10) ({count['gru']:,}). Published test accuracy "
+            "(default data set) with Adam lr 1e-2, batch 100, 6000 steps: 31.5/65.1/92.3/89.1% "
+            "(logreg/mlp/cnn/gru)."),
     )
 
 
@@ -723,7 +794,9 @@ _IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-
 
 
 def read_idx(path, ndim: int) -> np.ndarray:
-    """Read an unsigned-byte IDX file (``.gz`` read through gzip) with ``ndim`` dimensions.
+    """Read an unsigned-byte IDX file with ``ndim`` dimensions. A ``.gz`` file is read
+    through gzip, and so is gzip data under another name (it starts with the bytes 1f 8b,
+    which no IDX file does).
 
     The IDX format (LeCun et al.'s MNIST files): magic ``0x0000 08 nd`` (``08``: unsigned
     bytes, ``nd``: number of dimensions), ``nd`` big-endian uint32 sizes, then the data.
@@ -733,8 +806,13 @@ def read_idx(path, ndim: int) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-            raw = f.read()
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+            if raw[:2] == b"\x1f\x8b":  # gzip data without .gz (an IDX magic starts 00 00)
+                raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         damaged = isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile))
         hint = " (damaged or truncated gzip data: fetch the file again)" if damaged else ""
@@ -759,13 +837,26 @@ def read_idx(path, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _find_idx(data_dir: Path, stem: str) -> Path:
+def _find_idx(data_dir: Path, stem: str) -> list[Path]:
+    """The files of ``stem`` in ``data_dir``: plain, ``.gz``, or a mirror's dotted name."""
     dotted = stem.replace("-idx", ".idx")  # some mirrors unpack to train-images.idx3-ubyte
-    for name in (stem, stem + ".gz", dotted, dotted + ".gz"):
-        if (data_dir / name).is_file():
-            return data_dir / name
-    raise ValueError(f"missing {data_dir / stem} (or {stem}.gz): expected the four IDX files "
-                     f"{', '.join(_IDX_FILES.values())} (optionally gzipped) in {data_dir}")
+    found = [data_dir / name for name in (stem, stem + ".gz", dotted, dotted + ".gz")
+             if (data_dir / name).is_file()]
+    if not found:
+        raise ValueError(f"missing {data_dir / stem} (or {stem}.gz): expected the four IDX files "
+                         f"{', '.join(_IDX_FILES.values())} (optionally gzipped) in {data_dir}")
+    return found
+
+
+def _read_one_idx(paths: list[Path], ndim: int) -> tuple[Path, np.ndarray]:
+    """The array of the first of ``paths``, all of which must hold the same data: a folder
+    with both ``x`` and ``x.gz`` (``gunzip -k``) is read only if they agree."""
+    array = read_idx(paths[0], ndim)
+    for other in paths[1:]:
+        if not np.array_equal(read_idx(other, ndim), array):
+            raise ValueError(f"{paths[0].parent} holds both {paths[0].name} and {other.name}, "
+                             "with different data: remove the one that is not your data set")
+    return paths[0], array
 
 
 def _lenet(height: int, width: int) -> nn.Sequential:
@@ -780,13 +871,16 @@ def _lenet(height: int, width: int) -> nn.Sequential:
 
 def _idx_task(name: str, data_dir, source: str) -> Task:
     if data_dir is None:
-        raise ValueError(f"task {name!r} reads your IDX files: pass data_dir, the folder holding "
-                         f"{', '.join(_IDX_FILES.values())} (optionally .gz); nothing is downloaded")
-    data_dir = Path(data_dir)
+        raise ValueError(f"task {name!r} reads your IDX files: pass data_dir= (--data-dir on the "
+                         f"command line), the folder holding {', '.join(_IDX_FILES.values())} "
+                         "(optionally .gz); nothing is downloaded")
+    data_dir = Path(data_dir).expanduser()
     if not data_dir.is_dir():
         raise ValueError(f"task {name!r}: data_dir {data_dir} is not a folder")
-    paths = {key: _find_idx(data_dir, stem) for key, stem in _IDX_FILES.items()}
-    arrays = {key: read_idx(path, 3 if key.endswith("images") else 1) for key, path in paths.items()}
+    found = {key: _find_idx(data_dir, stem) for key, stem in _IDX_FILES.items()}
+    paths, arrays = {}, {}
+    for key, candidates in found.items():
+        paths[key], arrays[key] = _read_one_idx(candidates, 3 if key.endswith("images") else 1)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):
@@ -794,10 +888,16 @@ def _idx_task(name: str, data_dir, source: str) -> Task:
                              f"{paths[f'{split}_labels']} holds {len(labels)} labels")
         if labels.size and labels.max() > 9:
             raise ValueError(f"{paths[f'{split}_labels']} has label {labels.max()}; expected 0..9")
+    for key in ("train_images", "test_images"):  # name the file that is too small
+        h, w = arrays[key].shape[1:]
+        if min(h, w) < 12:
+            raise ValueError(f"{paths[key]} holds {h}x{w} images: the models need at least 12x12")
     height, width = arrays["train_images"].shape[1:]
-    if arrays["test_images"].shape[1:] != (height, width) or min(height, width) < 12:
-        raise ValueError(f"{paths['test_images']}: images must be at least 12x12 and the same "
-                         f"size as the training images ({height}x{width})")
+    if arrays["test_images"].shape[1:] != (height, width):
+        h, w = arrays["test_images"].shape[1:]
+        raise ValueError(f"{paths['test_images']} holds {h}x{w} images but "
+                         f"{paths['train_images']} {height}x{width}: train and test images must "
+                         "be the same size")
 
     def images(key: str) -> Tensor:
         return torch.tensor(arrays[key], dtype=torch.float32).div_(255).unsqueeze(1)
@@ -835,9 +935,13 @@ def _fashion_mnist(*, data_dir=None) -> Task:
 _BYO_KEYS = ("model", "x_train", "y_train", "x_test", "y_test", "loss")
 
 
-def _as_tensor(tensor: Tensor, what: str, loss: str, prefix: str) -> Tensor:
+_INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _as_tensor(tensor: Tensor, what: str, loss, prefix: str) -> Tensor:
     """``x``: float32, or int64 for int16..int64 token ids (uint8 and bool stay, for
-    :class:`Task` to refuse); ``y``: int64 whole-number labels for cross entropy, else float32."""
+    :class:`Task` to refuse); ``y``: int64 whole-number labels for cross entropy, float32 for
+    mse, and for a loss function int64 for integer targets (class labels), else float32."""
     if what.startswith("x"):
         if tensor.is_floating_point():
             return tensor.float()
@@ -845,7 +949,21 @@ def _as_tensor(tensor: Tensor, what: str, loss: str, prefix: str) -> Tensor:
     if loss == "cross_entropy":
         _check_whole(prefix, what, tensor)  # before .long() truncates 0.7 to 0
         return tensor.long()
+    if callable(loss) and tensor.dtype in _INTEGERS:
+        return tensor.long()
     return tensor.float()
+
+
+def _tensor_of(value, float32: bool) -> Tensor:
+    """``value`` as a tensor. A NumPy array is copied (with floats made float32 in the same
+    copy when ``float32``): the task never shares the caller's memory, a read-only array
+    gives no warning, and a view with negative strides (``x[::-1]``, ``np.flip``), which
+    torch cannot wrap, is read all the same. Other values go to ``torch.as_tensor``."""
+    if isinstance(value, np.ndarray):
+        array = np.asarray(value, order="C")  # copies only a view that is not C-contiguous
+        dtype = torch.float32 if float32 and array.dtype.kind == "f" else None
+        return torch.tensor(array, dtype=dtype)  # always a copy
+    return torch.as_tensor(value)
 
 
 def _one_line(text: object, limit: int = 300) -> str:
@@ -896,7 +1014,9 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
     if not callable(function):
         raise ValueError(f"{spec} is not a function (it is the {type(function).__name__} "
                          f"{_one_line(repr(function), 60)}); expected {_EXPECTED}")
-    if data_dir is not None:
+    if data_dir is not None:  # "~/data" expanded, a str or a Path kept as given
+        data_dir = data_dir.expanduser() if isinstance(data_dir, Path) else \
+            os.path.expanduser(data_dir) if isinstance(data_dir, str) else data_dir
         kwargs = {**kwargs, "data_dir": data_dir}
     try:
         inspect.signature(function).bind(**kwargs)
@@ -926,8 +1046,11 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
     elif isinstance(result, (tuple, list)) and len(result) == len(_BYO_KEYS):
         fields = dict(zip(_BYO_KEYS, result))
     else:
-        raise ValueError(f"{spec} must return a Task, a dict or a tuple "
-                         f"({', '.join(_BYO_KEYS)}); got {type(result).__name__}")
+        got = type(result).__name__
+        if isinstance(result, (tuple, list)):
+            got = f"a {got} of {len(result)}"
+        raise ValueError(f"{spec} must return a Task, a dict or a tuple of {len(_BYO_KEYS)} "
+                         f"items ({', '.join(_BYO_KEYS)}); got {got}")
     loss = fields.get("loss", "cross_entropy")
     model = fields["model"]
     if isinstance(model, nn.Module):  # an instance: every model starts from these weights
@@ -936,13 +1059,13 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
         factory = model
     else:
         raise ValueError(f"{spec}: model must be an nn.Module or a callable returning one")
-    if not isinstance(loss, str):
-        raise ValueError(f"{spec}: loss must be a name such as 'cross_entropy' or 'mse', got "
-                         f"{type(loss).__name__}")
+    if not (isinstance(loss, str) or callable(loss)):  # a function: as Task takes it
+        raise ValueError(f"{spec}: loss must be a name such as 'cross_entropy' or 'mse', or a "
+                         f"function (output, target) -> mean loss; got {type(loss).__name__}")
     arrays = {}
     for key in _BYO_KEYS[1:5]:
-        try:
-            tensor = torch.as_tensor(fields[key])
+        try:  # float32 unless these are labels whose fractions cross entropy must see
+            tensor = _tensor_of(fields[key], key.startswith("x") or loss != "cross_entropy")
         except (TypeError, ValueError, RuntimeError) as err:
             raise ValueError(f"{spec}: {key} is not an array of numbers "
                              f"({type(fields[key]).__name__}: {_one_line(err, 120)}); "
@@ -981,33 +1104,41 @@ def get(name: str, data_dir=None, **kwargs) -> Task:
     """Build the task ``name`` (case-insensitive; ``_`` and spaces read as ``-``).
 
     ``data_dir`` is the folder of the IDX files for ``mnist`` and ``fashion-mnist`` (needed
-    there), the cache folder for ``mnist1d`` (default ``$OPTIMLAB_CACHE`` or
-    ``~/.cache/optimlab``), and ignored by the tasks that read no files. ``kwargs`` go to
-    the task's builder: e.g. ``get("sparse-logreg", seed=1)``, ``get("char-rnn",
-    seq_len=128)``, ``get("mnist1d", disk_cache=False, seed=0)`` (any of mnist1d's
-    dataset arguments).
+    there; a folder holding both ``x`` and ``x.gz`` is read only if they hold the same
+    data), the cache folder for ``mnist1d`` (default ``$OPTIMLAB_CACHE`` or
+    ``~/.cache/optimlab``), and ignored by the tasks that read no files; a leading ``~`` is
+    expanded. ``kwargs`` go to the task's builder: e.g. ``get("sparse-logreg", seed=1)``,
+    ``get("char-rnn", seq_len=128)``, ``get("mnist1d", disk_cache=False, seed=0)`` (any of
+    mnist1d's dataset arguments; ``num_samples`` a multiple of 10).
 
     A name with a colon, ``"package.module:function"``, imports ``function`` and calls it
-    with ``kwargs`` (and ``data_dir`` when given). It returns a :class:`Task`, or:
+    with ``kwargs``, and with ``data_dir=`` when ``data_dir`` is given (``~`` expanded, a
+    ``str`` or ``Path`` as given). It returns a :class:`Task`, or:
 
     * a dict with keys ``model``, ``x_train``, ``y_train``, ``x_test``, ``y_test``, and
       optionally ``loss`` (default ``"cross_entropy"``), ``metric`` (default ``"accuracy"``
       for cross entropy, else ``"loss"``), ``name`` and ``description``; or
-    * a tuple ``(model, x_train, y_train, x_test, y_test, loss)``.
+    * a tuple of 6 items ``(model, x_train, y_train, x_test, y_test, loss)``.
 
-    ``model`` is a factory returning a fresh ``nn.Module`` (a class or function; seeded by
-    the caller), or an ``nn.Module`` whose copies every run then starts from. Arrays may be
-    NumPy or tensors: float inputs become float32 (int16 to int64 inputs int64, e.g. token
-    ids; uint8 and bool inputs are refused: pass floats), targets int64 for cross entropy
-    (float labels must be whole numbers) and float32 for mse. The data are then checked as
-    :class:`Task` says (no NaN or Inf, no empty set, labels ``[N]`` and 0 or more).
+    ``loss``, in either form, is ``"cross_entropy"``, ``"mse"`` or, as :class:`Task` takes
+    it, a function ``(output, target) -> mean loss``. ``model`` is a factory returning a
+    fresh ``nn.Module`` (a class or function; seeded by the caller), or an ``nn.Module``
+    whose copies every run then starts from. Arrays may be NumPy (copied, so the task never
+    shares your array's memory; views such as ``x[::-1]`` are fine) or tensors: float
+    inputs become float32 (int16 to int64 inputs int64, e.g. token ids; uint8 and bool
+    inputs are refused: pass floats); targets become int64 for cross entropy (float labels
+    must be whole numbers), float32 for mse, and for a loss function int64 if they are
+    integers (class labels), else float32. The data are then checked as :class:`Task` says
+    (no NaN or Inf, no empty set, labels ``[N]`` and 0 or more, train and test examples of
+    the same shape and dtype).
 
     Raises ``ValueError``, with one line, for an unknown name (with the known names and
     close matches), arguments the task does not take, IDX files that cannot be read (see
     :func:`read_idx`), and a ``module:function`` that is no task: a module that cannot be
     imported (or fails while importing), a missing or non-callable attribute, a function
     that cannot take the arguments or raises ``TypeError``, a result that is not a task, or
-    data that :class:`Task` refuses.
+    data that :class:`Task` refuses. Raises ``ImportError``, with the extra to install, when
+    a task's optional package (scikit-learn for ``digits``, mnist1d) is missing.
     """
     if not isinstance(name, str):
         raise ValueError(f"task name must be a string, got {name!r}")
