@@ -1,11 +1,23 @@
-"""Plain-text tables for the terminal, shared by the CLI, races, exhibits and reports."""
+"""Plain text for the terminal, shared by the CLI, races, exhibits, reports and the training
+lab: tables, and messages cut to one line. (The run store keeps its own copy of
+:func:`one_line`: it imports nothing else from optimlab, so that it loads by path.)"""
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
 
-__all__ = ["text_table"]
+__all__ = ["text_table", "one_line"]
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` as one line (whitespace runs collapsed), cut to ``limit`` characters.
+
+    >>> one_line("a   b  c", limit=5)
+    'a b c'
+    """
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]],

@@ -322,3 +322,46 @@ def test_a_sweep_of_another_network_under_the_same_name_is_a_sweep_of_its_own():
     after = torch.rand(3)
     torch.manual_seed(123)
     assert torch.equal(after, torch.rand(3))
+
+
+def test_a_built_in_task_is_one_sweep_however_its_name_is_spelled(tmp_path):
+    """tasks.get reads built-in names case-insensitively, with '_' or spaces for '-': the
+    sweep's identity keeps the catalog name, so ``Fashion_MNIST`` and ``fashion-mnist`` are
+    one sweep (trained once; --resume finds it under either spelling). The catalog spelling
+    is stored as before (sweeps already stored under it still match), and a module:function
+    name is kept as given."""
+    base = dict(optimizers=("adam",), config=TrainConfig(steps=3))
+    for typed, stored in [("Fashion_MNIST", "fashion-mnist"), (" fashion mnist ", "fashion-mnist"),
+                          ("fashion-mnist", "fashion-mnist"), ("SPARSE_LOGREG", "sparse-logreg"),
+                          ("digits", "digits"), ("mytasks:Good_Task", "mytasks:Good_Task")]:
+        assert SweepSpec(task=typed, **base).to_config()["task"] == stored, typed
+    assert SweepSpec(task="Fashion_MNIST", **base).to_config() == \
+        SweepSpec(task="fashion-mnist", **base).to_config()
+    store = RunStore(tmp_path / "runs.db")
+    config = TrainConfig(steps=3, batch_size=64, eval_every=3)
+    typed = _spec(task="Digits", optimizers=("adam",), lrs=(0.01,), seeds=1, config=config)
+    sweep = run_sweep(typed, store)
+    assert store.sweep(sweep)["config"]["task"] == "digits"
+    before = store.list_runs(sweep)
+    canonical = _spec(task="digits", optimizers=("adam",), lrs=(0.01,), seeds=1, config=config)
+    assert run_sweep(canonical, store) == sweep and store.list_runs(sweep) == before  # not redone
+
+
+def test_a_model_factory_returning_no_module_is_a_user_error():
+    """model_digest (part of every sweep's identity, computed before anything trains) read
+    .named_parameters() of whatever the factory returned: an AttributeError, which the
+    command line reports as an internal error. It is a ValueError naming the task and model."""
+    import dataclasses
+
+    from optimlab.bench.sweep import model_digest
+    from optimlab.bench.tasks import get as get_task
+
+    task = get_task("digits")
+    broken = dataclasses.replace(task, models={**task.models, "mlp": lambda: "hi"})
+    with pytest.raises(ValueError, match=r"^task 'digits', model 'mlp': the model factory "
+                                         r"returned str 'hi', not a torch.nn.Module"):
+        model_digest(broken, "mlp")
+    spec = _spec(optimizers=("adam",), lrs=(0.01,), seeds=1,
+                 config=TrainConfig(steps=3, model="mlp"))
+    with pytest.raises(ValueError, match="not a torch.nn.Module"):
+        spec.stored_config(broken)

@@ -61,7 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Task", "GRU", "get", "names", "read_idx"]
+from .._table import one_line
+
+__all__ = ["Task", "GRU", "get", "names", "catalog_name", "read_idx"]
 
 LOSSES = ("cross_entropy", "mse")
 METRICS = ("accuracy", "bits_per_char", "loss")
@@ -346,7 +348,7 @@ def _needs(task: str, what: str):
         yield
     except ImportError as err:
         raise ImportError(f"task {task!r} needs {what}: pip install 'optimlab[bench]' "
-                          f"({_one_line(err, 120)})") from err
+                          f"({one_line(err, 120)})") from err
 
 
 def _sklearn_init(model: nn.Module) -> nn.Module:
@@ -816,7 +818,7 @@ def read_idx(path, ndim: int) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         damaged = isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile))
         hint = " (damaged or truncated gzip data: fetch the file again)" if damaged else ""
-        raise ValueError(f"cannot read IDX file {path}: {_one_line(err)}{hint}") from err
+        raise ValueError(f"cannot read IDX file {path}: {one_line(err)}{hint}") from err
     magic = 0x0800 | ndim
     if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != magic:
         found = f"0x{struct.unpack('>I', raw[:4])[0]:08x}" if len(raw) >= 4 else "no header"
@@ -966,12 +968,6 @@ def _tensor_of(value, float32: bool) -> Tensor:
     return torch.as_tensor(value)
 
 
-def _one_line(text: object, limit: int = 300) -> str:
-    """``text`` as one line (whitespace runs collapsed), cut to ``limit`` characters."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
 _EXPECTED = ("a function returning a Task, a dict or a tuple "
              f"({', '.join(_BYO_KEYS)})")
 
@@ -1001,11 +997,11 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
         module = import_from_here(module_name)
     except ImportError as err:
         raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
-                         f"{_one_line(err)} (looked in the current folder and on "
+                         f"{one_line(err)} (looked in the current folder and on "
                          "PYTHONPATH)") from err
     except Exception as err:  # the module itself fails: say so in one line
         raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
-                         f"{type(err).__name__}: {_one_line(err)}") from err
+                         f"{type(err).__name__}: {one_line(err)}") from err
     missing = object()
     function = getattr(module, function_name, missing)
     if function is missing:
@@ -1013,7 +1009,7 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
                          f"{spec!r}); expected {_EXPECTED}")
     if not callable(function):
         raise ValueError(f"{spec} is not a function (it is the {type(function).__name__} "
-                         f"{_one_line(repr(function), 60)}); expected {_EXPECTED}")
+                         f"{one_line(repr(function), 60)}); expected {_EXPECTED}")
     if data_dir is not None:  # "~/data" expanded, a str or a Path kept as given
         data_dir = data_dir.expanduser() if isinstance(data_dir, Path) else \
             os.path.expanduser(data_dir) if isinstance(data_dir, str) else data_dir
@@ -1022,7 +1018,7 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
         inspect.signature(function).bind(**kwargs)
     except TypeError as err:
         given = ", ".join(kwargs) or "no arguments"
-        raise ValueError(f"{spec} cannot be called with {given} ({_one_line(err)}); expected "
+        raise ValueError(f"{spec} cannot be called with {given} ({one_line(err)}); expected "
                          f"{_EXPECTED}, taking the task's keyword arguments (and data_dir "
                          f"when given)") from err
     except ValueError:  # no signature to inspect (some builtins): let the call tell
@@ -1030,7 +1026,7 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
     try:
         result = function(**kwargs)
     except TypeError as err:
-        raise ValueError(f"{spec} raised TypeError: {_one_line(err)}; expected "
+        raise ValueError(f"{spec} raised TypeError: {one_line(err)}; expected "
                          f"{_EXPECTED}") from err
     if isinstance(result, Task):
         return result
@@ -1068,7 +1064,7 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
             tensor = _tensor_of(fields[key], key.startswith("x") or loss != "cross_entropy")
         except (TypeError, ValueError, RuntimeError) as err:
             raise ValueError(f"{spec}: {key} is not an array of numbers "
-                             f"({type(fields[key]).__name__}: {_one_line(err, 120)}); "
+                             f"({type(fields[key]).__name__}: {one_line(err, 120)}); "
                              f"expected NumPy arrays or tensors") from err
         arrays[key] = _as_tensor(tensor, key, loss, f"task {fields.get('name', spec)!r}: ")
     return Task(
@@ -1098,6 +1094,20 @@ _CATALOG: dict[str, Callable[..., Task]] = {
 def names() -> list[str]:
     """The built-in task names."""
     return list(_CATALOG)
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+def catalog_name(name: str) -> str | None:
+    """The built-in task ``name`` is, as :func:`get` reads it (case-insensitive; ``_`` and
+    spaces read as ``-``): ``"Fashion_MNIST"`` is ``"fashion-mnist"``; None for any other
+    name (a ``module:function`` of yours, or an unknown one)."""
+    if not isinstance(name, str) or ":" in name:
+        return None
+    key = _key(name)
+    return key if key in _CATALOG else None
 
 
 def get(name: str, data_dir=None, **kwargs) -> Task:
@@ -1144,7 +1154,7 @@ def get(name: str, data_dir=None, **kwargs) -> Task:
         raise ValueError(f"task name must be a string, got {name!r}")
     if ":" in name:
         return _user_task(name, data_dir, kwargs)
-    key = name.strip().lower().replace("_", "-").replace(" ", "-")
+    key = _key(name)
     if key not in _CATALOG:
         close = difflib.get_close_matches(key, list(_CATALOG), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""

@@ -35,13 +35,14 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from .._table import one_line
 from ..optim.population import Population
 from ..optim.registry import create, resolve
 from .allocator import keep_freed_memory
 
 __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "check_output",
-           "eval_indices", "population_refusal", "train_population", "train_sequential",
-           "SCHEDULES"]
+           "new_model", "eval_indices", "population_refusal", "train_population",
+           "train_sequential", "SCHEDULES"]
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
 #: the population engine evaluates at most this many (member, position) rows at once (a
@@ -263,9 +264,33 @@ def _metric(task, output: Tensor, target: Tensor, loss: Tensor) -> Tensor:
     return loss
 
 
+def _where(task, model_name: str | None) -> str:
+    """``"task 'T', model 'M': "``, the start of an error about ``task``'s model."""
+    name = model_name or getattr(task, "default_model", None)
+    return f"task {getattr(task, 'name', type(task).__name__)!r}, model {name!r}: "
+
+
+def new_model(task, model_name: str | None = None) -> nn.Module:
+    """``task.make_model(model_name)``, refused with one ``ValueError`` line (naming the
+    task, the model and what the factory returned) where it is not an ``nn.Module``: a
+    bring-your-own factory returning a string or a function would otherwise fail later as
+    an ``AttributeError`` deep in the trainer or in :func:`optimlab.bench.sweep.model_digest`."""
+    model = task.make_model(model_name)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"{_where(task, model_name)}the model factory returned "
+                         f"{type(model).__name__} {one_line(repr(model), 60)}, not a "
+                         "torch.nn.Module; a model is a class or function returning a fresh "
+                         "nn.Module")
+    return model
+
+
 def _init_model(task, model_name: str | None, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    return task.make_model(model_name)
+    return new_model(task, model_name)
+
+
+def _describe(tensor: Tensor) -> str:
+    return f"{list(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
 
 
 @torch.no_grad()
@@ -277,20 +302,34 @@ def check_output(task, model: nn.Module, model_name: str | None = None) -> None:
     logits ``[..., C]`` over the labels' shape and every label below ``C`` (torch would stop
     mid-run with "Target 12 is out of bounds"); for ``mse``, an output of the targets' exact
     shape (``F.mse_loss`` would broadcast ``[N, 1]`` against ``[N]`` into an ``[N, N]``
-    loss, with only a warning). A loss function of the task's own is not checked.
+    loss, with only a warning). A loss function of the task's own is not checked. Whatever
+    the loss, a model that fails on the two examples (a layer of the wrong size, parameters
+    of another dtype or device than the data) is refused with one ``ValueError`` line giving
+    the input's shape and dtype, the parameters' dtypes and the model's error: a user
+    error, where torch's ``RuntimeError`` read as the trainer's own.
     """
-    loss = getattr(task, "loss", None)
-    if loss not in ("cross_entropy", "mse"):
-        return
-    name = model_name or getattr(task, "default_model", None)
+    where = _where(task, model_name)
+    x = task.x_train[:2]
     was_training = model.training
     model.eval()
     try:
-        out = model(task.x_train[:2])
+        out = model(x)
+    except Exception as err:  # a shape or dtype the data do not have: the user's model
+        kinds = {(str(p.dtype).removeprefix("torch."), p.device) for p in model.parameters()}
+        params = ", ".join(sorted(d if device == x.device else f"{d} on {device}"
+                                  for d, device in kinds)) or "none"
+        raise ValueError(f"{where}the model fails on 2 training examples (input "
+                         f"{_describe(x)}; parameters {params}): {type(err).__name__}: "
+                         f"{one_line(err)}") from err
     finally:
         model.train(was_training)
+    loss = getattr(task, "loss", None)
+    if loss not in ("cross_entropy", "mse"):
+        return
+    if not isinstance(out, Tensor):
+        raise ValueError(f"{where}the model returned {type(out).__name__} on 2 training "
+                         f"examples; {loss} needs a tensor")
     y = task.y_train[:2]
-    where = f"task {getattr(task, 'name', type(task).__name__)!r}, model {name!r}: "
     if loss == "mse":
         if out.shape != y.shape:
             hint = ""
@@ -639,6 +678,50 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     return results
 
 
+def _eval_chunk(k: int, y: Tensor) -> int:
+    """Examples per forward when evaluating ``k`` members on targets ``y``: at most
+    :data:`EVAL_ROWS` (member, position) rows, at least :data:`EVAL_MIN_EXAMPLES` examples."""
+    per_example = max(1, y[:1].numel())  # targets per example: T for a sequence
+    return max(EVAL_MIN_EXAMPLES, EVAL_ROWS // (k * per_example))
+
+
+def _sequential_scores(task, forward: Callable[[Tensor], Tensor], x: Tensor, y: Tensor,
+                       metric: bool = True) -> tuple[float, float | None]:
+    """One model's mean loss and metric on ``(x, y)`` (the metric None where ``metric`` is
+    False, as :func:`_population_scores`'s), its forward run in chunks of
+    :func:`_eval_chunk` examples (as a population of one), not on the whole set at once:
+    60,000 MNIST images through the CNN in one pass peaked at 4.4 GB.
+
+    ``cross_entropy`` and ``mse`` add up each chunk's summed loss (and correct predictions)
+    and divide by the number of targets: the one-pass mean up to the order of the sums. A
+    loss function of the task's own need not be a mean of per-example terms, so it reads
+    the chunks' outputs joined (small beside the activations), as the population engine's.
+    """
+    chunk = _eval_chunk(1, y)
+    loss_kind = getattr(task, "loss", None)
+    if loss_kind not in ("cross_entropy", "mse"):
+        out = torch.cat([forward(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+        loss = task.loss_fn(out, y)
+        return float(loss), float(_metric(task, out, y, loss)) if metric else None
+    accuracy = metric and task.metric == "accuracy"
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(x), chunk):
+        out, target = forward(x[i:i + chunk]), y[i:i + chunk]
+        if loss_kind == "cross_entropy":
+            loss_sum = loss_sum + F.cross_entropy(out.reshape(-1, out.shape[-1]),
+                                                  target.reshape(-1), reduction="sum")
+        else:  # outputs of the targets' shape (check_output)
+            loss_sum = loss_sum + F.mse_loss(out, target, reduction="sum")
+        if accuracy:
+            correct = correct + (out.argmax(-1) == target).sum()
+    loss = loss_sum / y.numel()
+    if not metric:
+        return float(loss), None
+    if accuracy:  # float32, as ``_metric``'s ``.float().mean()`` and the population engine
+        return float(loss), float(torch.as_tensor(correct).float() / y.numel())
+    return float(loss), float(_metric(task, None, None, loss))
+
+
 def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor], x: Tensor,
                        y: Tensor, k: int, metric: bool = True) -> tuple[Tensor, Tensor | None]:
     """Every member's mean loss and metric on ``(x, y)``, shape ``[K]`` each (the metric
@@ -654,8 +737,7 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
     is what ``task.loss_fn`` and the metric give member by member.
     Other losses go through ``vmap(task.loss_fn)`` on the whole output.
     """
-    per_example = max(1, y[:1].numel())  # targets per example: T for a sequence
-    chunk = max(EVAL_MIN_EXAMPLES, EVAL_ROWS // (k * per_example))
+    chunk = _eval_chunk(k, y)
     if getattr(task, "loss", None) != "cross_entropy":
         out = torch.cat([shared_forward(weights, x[i:i + chunk])
                          for i in range(0, len(x), chunk)], dim=1)
@@ -690,8 +772,9 @@ def population_refusal(task, model_name: str | None = None) -> str | None:
     running statistics, dropout's random masks, buffers that differ between seeds or a
     module ``torch.vmap`` has no rule for break, they break here, in a fraction of a second
     rather than after a group's worth of work. The answer is the error's first line. A
-    model whose output does not fit the targets raises that error (:func:`check_output`)
-    instead: no engine can train it.
+    factory that returns no module (:func:`new_model`), a model that fails on two training
+    examples or whose output does not fit the targets (:func:`check_output`) raises that
+    ``ValueError`` instead, before the probe: no engine can train it.
     """
     check_output(task, _init_model(task, model_name, 0), model_name)
     members = [Member("sgd", {"lr": 1e-3}, seed) for seed in (0, 1)]
@@ -743,11 +826,13 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
             try:
                 with torch.no_grad():
                     weights = dict(zip(names, average.weights(params)))
+
+                    def forward(inputs: Tensor) -> Tensor:
+                        return functional_call(model, weights, (inputs,))
+
                     (x, y), (x_test, y_test) = sets
-                    train_loss = float(task.loss_fn(functional_call(model, weights, (x,)), y))
-                    out = functional_call(model, weights, (x_test,))
-                    loss = task.loss_fn(out, y_test)
-                    test_loss, test_metric = float(loss), float(_metric(task, out, y_test, loss))
+                    train_loss, _ = _sequential_scores(task, forward, x, y, metric=False)
+                    test_loss, test_metric = _sequential_scores(task, forward, x_test, y_test)
             finally:
                 model.train()
             result.steps.append(step)
