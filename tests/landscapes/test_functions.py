@@ -611,3 +611,41 @@ def test_values_checks_one_value_per_point():
         _mine(f=lambda x: (x**2).sum()).values(points)
     with pytest.raises(ValueError, match=r"returned a ndarray"):
         _mine(f=lambda x: x.numpy().sum(-1)).values(points)
+
+
+def test_a_landscape_is_hashable_and_still_equal_by_value():
+    rosenbrock = F.get("rosenbrock")
+    assert hash(rosenbrock) == hash(F.get("rosenbrock")) and rosenbrock == F.get("rosenbrock")
+    assert {rosenbrock: 1}[F.get("rosenbrock")] == 1
+    assert len({rosenbrock, rosenbrock.with_noise(1.0), F.get("booth")}) == 3
+    for name in F.names():
+        hash(F.get(name))
+
+
+def test_a_landscape_built_from_lists_is_hashable_and_keeps_tuples():
+    mine = _mine(domain=[[-2, 2], [-2, 2]], minima=[[0.0, 0.0]], challenges=["ravine"],
+                 start=np.array([1.0, 1.0]), params={"a": [1, 2]})
+    hash(mine)
+    assert mine.domain == ((-2, 2), (-2, 2)) and mine.minima == ((0.0, 0.0),)
+    assert mine.challenges == ("ravine",) and mine.start == (1.0, 1.0)
+    assert mine == _mine(domain=((-2, 2), (-2, 2)), challenges=("ravine",), f=mine.f,
+                         params={"a": [1, 2]})
+
+
+def test_the_noise_is_documented_as_isotropic_not_deepobs():
+    """Ours adds N(0, s^2 I) to the gradient; DeepOBS's noisy quadratic draws minibatches,
+    so its gradient noise is shaped by the Hessian."""
+    doc = " ".join(Landscape.__doc__.split())
+    assert "isotropic" in doc and "not DeepOBS's" in doc and "DeepOBS adds" not in doc
+    description = F.get("quadratic_deep").description
+    assert "isotropic" in description and "for the stochastic version" not in description
+    from optimlab.landscapes import race
+
+    race_doc = " ".join(race.__doc__.split())
+    assert "isotropic Gaussian gradient noise" in race_doc and "DeepOBS style" not in race_doc
+
+
+def test_minima_tensor_is_documented_and_shaped_as_it_says():
+    assert "[len(minima), dim]" in Landscape.minima_tensor.__doc__
+    assert F.get("himmelblau").minima_tensor.shape == (4, 2)
+    assert F.get("saddle").minima_tensor.shape == (0,)

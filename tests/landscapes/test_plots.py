@@ -427,3 +427,62 @@ def test_the_loss_panel_shows_a_race_whose_every_run_diverged_and_one_of_zero_st
     low, high = loss_ax.get_xlim()
     assert line.get_marker() == "o" and low < 0 < high
     plt_close(fig)
+
+
+# --------------------------------------------------------------------------- where and how animate writes
+
+@pytest.mark.parametrize("name, written", [
+    ("race.png", "race.gif"),  # the suffix is replaced, not added to (race.png.gif)
+    ("race", "race.gif"),
+    ("race.GIF", "race.gif"),
+    ("race.mp4", "race.gif"),
+])
+def test_the_gif_is_the_path_with_its_suffix_replaced(tmp_path, monkeypatch, name, written):
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    assert plots.animate_race(_race(steps=4), tmp_path / name, frames=2, dpi=20,
+                              resolution=10) == [tmp_path / written]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [written]
+
+
+def test_a_folder_gets_race_and_the_landscape_name_inside_it(tmp_path, monkeypatch):
+    """As ``optimlab race --gif FOLDER`` names it; it used to write FOLDER.gif beside it."""
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    for given in (folder, f"{folder}/"):
+        assert plots.animate_race(_race(steps=4), given, frames=2, dpi=20, resolution=10) \
+            == [folder / "race-bowl.gif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    new = f"{tmp_path / 'new'}/"  # ending with a separator: created, as the CLI creates it
+    assert plots.animate_race(_race(steps=4), new, frames=2, dpi=20, resolution=10) \
+        == [tmp_path / "new" / "race-bowl.gif"]
+    with pytest.raises(OSError, match="missing"):
+        plots.animate_race(_race(steps=4), f"{tmp_path / 'missing' / 'deeper'}/", frames=2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"fps": 0}, r"^fps must be an integer >= 1, got 0$"),  # was ZeroDivisionError
+    ({"fps": -5}, r"^fps must be an integer >= 1, got -5$"),  # was OverflowError
+    ({"fps": 2.5}, r"^fps must be an integer >= 1, got 2.5$"),
+    ({"fps": True}, r"^fps must be"),
+    ({"dpi": 0}, r"^dpi must be an integer >= 1, got 0$"),  # was ZeroDivisionError
+    ({"dpi": "80"}, r"^dpi must be"),
+    ({"frames": 0}, r"^frames must be an integer >= 2, got 0$"),
+    ({"frames": 1}, r"^frames must be an integer >= 2, got 1$"),
+])
+def test_animation_settings_are_checked_before_anything_is_written(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        plots.animate_race(_race(steps=4), tmp_path / "race.gif", **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_animation_takes_numpy_integers(tmp_path, monkeypatch):
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    written = plots.animate_race(_race(steps=4), tmp_path / "r.gif", fps=np.int64(5),
+                                 frames=np.int64(3), dpi=np.int64(20), resolution=10)
+    assert written == [tmp_path / "r.gif"] and _check_image(written[0]) > 1
+
+
+def test_race_labels_is_documented():
+    assert "order" in Race.labels.__doc__
+    assert _race().labels == ["gd", "adam", "gd-big"]

@@ -462,5 +462,184 @@ def test_race_takes_numpy_scalars():
 
 
 def test_the_repr_says_the_start_as_plain_numbers():
-    text = repr(race("rosenbrock", {"adam": {"lr": 0.1}}, steps=2, start=np.array([-2.5, 1.5])))
-    assert text.startswith("Race on rosenbrock from (-2.5, 1.5), 2 steps\n"), text
+    text = repr(race("rosenbrock", {"adam": {"lr": 0.1}}, steps=2, start=np.array([-1.5, 1.5])))
+    assert text.startswith("Race on rosenbrock from (-1.5, 1.5), 2 steps\n"), text
+
+
+# ----------------------------------------------------------------- one value per label
+
+@pytest.mark.parametrize("value, shown", [
+    ([0.1, 0.01], r"\[0.1, 0.01\]"),
+    ([0.1], r"\[0.1\]"),  # a list of one is still a per-member value
+    (np.array([0.1, 0.01]), r"\[0.1, 0.01\]"),
+    (torch.tensor([0.1, 0.01], dtype=torch.float64), r"tensor\(\[0.1000, 0.0100\]"),
+])
+def test_a_list_of_rates_under_one_label_is_refused_not_raced_as_member_0(value, shown):
+    """A Population runs one member per value of a list (or array, or 1-D tensor), and the
+    race used to keep member 0 while its table showed the whole list."""
+    with pytest.raises(ValueError, match=r"^race label 'sgd': lr must be one value, got "
+                                         + shown + r".*\(use tune=\[\.\.\.\] to race a grid"):
+        race("quadratic", {"sgd": {"lr": value}}, steps=20)
+
+
+def test_a_list_of_any_hyperparameter_is_refused_but_a_tuple_is_one_value():
+    with pytest.raises(ValueError, match=r"^race label 'm': momentum must be one value, got "
+                                         r"\[0.5, 0.9\] \(give each value its own race label\)$"):
+        race("quadratic", {"m": {"name": "sgd", "lr": 0.1, "momentum": [0.5, 0.9]}}, steps=5)
+    result = race("quadratic", {"adam": {"lr": 0.1, "betas": (0.8, 0.99)}}, steps=5)
+    assert result.hparams["adam"]["betas"] == (0.8, 0.99)
+    alone = _hand_run(get("quadratic"), "adam", {"lr": 0.1, "betas": (0.8, 0.99)},
+                      get("quadratic").start, 5, 0.0)
+    np.testing.assert_allclose(result.paths["adam"], alone, rtol=1e-12)
+
+
+def test_run_starts_refuses_an_array_of_values_as_it_refuses_a_list():
+    with pytest.raises(ValueError, match=r"sgd: run_starts takes one value .*lr given as lists"):
+        run_starts(get("quadratic"), [("sgd", {"lr": np.array([0.1, 0.2])})], [[1.0, 1.0]] * 2, 3)
+
+
+# --------------------------------------------------------- refusals name the race label
+
+@pytest.mark.parametrize("optimizers, match", [
+    ({"adam": {"lr": -1}}, r"^race label 'adam': lr must be > 0, got -1$"),
+    ({"fast": {"name": "adam", "lr": 0.1, "betas": (0.9, 2.0)}},
+     r"^race label 'fast': betas\[1\] must be in \[0, 1\), got 2.0$"),
+    ({"ok": {"name": "sgd", "lr": 0.1}, "bad": {"name": "sgd", "momentum": -0.5}},
+     r"^race label 'bad': momentum must be"),
+    ({"s": {"name": "sam", "rho": -1.0}}, r"^race label 's': rho must be"),  # a wrapper
+    ({"lbfgs": {"history_size": 0}}, r"^race label 'lbfgs': history_size must be"),
+])
+def test_a_refused_value_names_the_race_label_not_member_0(optimizers, match):
+    with pytest.raises(ValueError, match=match) as caught:
+        race("quadratic", optimizers, steps=5)
+    assert "member" not in str(caught.value)
+
+
+@pytest.mark.parametrize("lr", [0, 0.0, np.float64(0.0)])
+def test_lr_0_is_refused_as_a_tune_grid_with_0_is(lr):
+    """A race at lr=0 is a point that never moves: refused, as tune=[0.0, ...] is."""
+    with pytest.raises(ValueError, match=r"^race label 'sgd': lr must be > 0, got "):
+        race("quadratic", {"sgd": {"lr": lr}}, steps=5)
+    with pytest.raises(ValueError, match="tune grid must hold positive"):
+        race("quadratic", {"sgd": {}}, steps=5, tune=[0.0, 0.1])
+
+
+def test_a_tuned_label_is_checked_with_the_grids_rate_in_place_of_its_own():
+    result = race("quadratic", {"sgd": {"lr": 0}}, steps=5, tune=[0.01, 0.1], extend=False)
+    assert result.hparams["sgd"]["lr"] in (0.01, 0.1)
+    with pytest.raises(ValueError, match=r"^race label 'sgd': momentum must be"):
+        race("quadratic", {"sgd": {"momentum": -1.0}}, steps=5, tune=[0.01, 0.1])
+
+
+# ----------------------------------------------------------------- divergence
+
+def _log_line():
+    """log(x) on [0.5, 2]: gradient descent at lr 0.6 from 1 steps to 0.4, then to -1.1,
+    where the path is finite but the loss is NaN."""
+    return Landscape("log", 1, lambda x: torch.log(x[..., 0]), ((0.5, 2.0),), ((0.5,),),
+                     math.log(0.5), (), (1.0,), "log x")
+
+
+def test_a_finite_path_with_a_non_finite_loss_is_diverged():
+    result = race(_log_line(), {"gd": {"name": "sgd", "lr": 0.6}}, steps=5)
+    assert np.isfinite(result.paths["gd"]).all()
+    assert not np.isfinite(result.losses["gd"]).all()
+    assert result.metrics["gd"].diverged
+    assert race(_log_line(), {"gd": {"name": "sgd", "lr": 0.01}}, steps=5).metrics["gd"].diverged \
+        is False
+
+
+# ----------------------------------------------------------------- starts
+
+@pytest.mark.parametrize("landscape, start, match", [
+    ("rosenbrock", (2.5, 1.0), r"^start x=2.5 is outside rosenbrock's domain \[-2, 2\]$"),
+    ("rosenbrock", (0.0, -1.5), r"^start y=-1.5 is outside rosenbrock's domain \[-1, 3\]$"),
+    ("rosenbrock", (1e6, 1e6), r"start x=1e\+06 is outside"),  # was "diverged" at step 0
+])
+def test_a_start_outside_the_domain_is_refused(landscape, start, match):
+    with pytest.raises(ValueError, match=match):
+        race(landscape, {"adam": {"lr": 0.1}}, start=start, steps=3)
+
+
+def test_a_start_outside_an_nd_domain_names_its_coordinate_and_the_edge_is_inside():
+    land = get("rosenbrock_nd", dim=3)
+    with pytest.raises(ValueError, match=r"^start x\[2\]=9 is outside rosenbrock_nd's domain"):
+        race(land, {"adam": {"lr": 0.1}}, start=(0.0, 0.0, 9.0), steps=3)
+    low = [axis[0] for axis in land.domain]
+    np.testing.assert_array_equal(race(land, {"adam": {"lr": 0.1}}, start=low, steps=1).start, low)
+
+
+def test_inspect_steps_refuses_a_start_outside_the_domain_too():
+    from optimlab.landscapes.inspect import inspect_steps
+
+    with pytest.raises(ValueError, match=r"start x=3 is outside rosenbrock's domain"):
+        inspect_steps("rosenbrock", "adam", {"lr": 0.1}, start=(3.0, 0.0), steps=2)
+
+
+def test_a_start_that_requires_grad_is_taken():
+    start = torch.tensor([1.0, 1.0], dtype=torch.float64, requires_grad=True)
+    result = race("quadratic", {"gd": {"lr": 0.1}}, start=start, steps=3)
+    plain = race("quadratic", {"gd": {"lr": 0.1}}, start=(1.0, 1.0), steps=3)
+    np.testing.assert_array_equal(result.paths["gd"], plain.paths["gd"])
+    assert start.requires_grad and start.grad is None
+
+
+# ----------------------------------------------------------------- seeds
+
+def test_a_seed_applies_to_a_noisy_landscapes_own_noise():
+    noisy = get("quadratic").with_noise(1.0, seed=5)
+    spec = {"sgd": {"lr": 0.1}}
+    seven, eight = (race(noisy, spec, steps=10, seed=s) for s in (7, 8))
+    assert not np.array_equal(seven.paths["sgd"], eight.paths["sgd"])
+    assert (seven.seed, eight.seed, seven.noise) == (7, 8, 1.0)
+    np.testing.assert_array_equal(
+        seven.paths["sgd"], race(get("quadratic").with_noise(1.0, seed=7), spec, steps=10).paths["sgd"])
+    own = race(noisy, spec, steps=10)  # no seed: the landscape's own
+    assert own.seed == 5
+    np.testing.assert_array_equal(own.paths["sgd"], race(noisy, spec, steps=10, seed=5).paths["sgd"])
+    # noise given here: seeded by seed, 0 without one
+    assert race("quadratic", spec, steps=2, noise=0.5).seed == 0
+    assert race(noisy, spec, steps=2, noise=0.5, seed=3).seed == 3
+
+
+# ----------------------------------------------------------------- run_members
+
+@pytest.mark.parametrize("entries, start, steps, match", [
+    ([("sgd", {"lr": 0.1})], torch.zeros(2), -1, r"steps must be an integer >= 0, got -1"),
+    ([("sgd", {"lr": 0.1})], torch.zeros(2), 2.5, r"steps must be an integer"),
+    ([("sgd", {"lr": 0.1})], torch.zeros(3), 5, r"start must be 2 finite numbers"),
+    ([("sgd", {"lr": 0.1})], torch.tensor([9.0, 0.0]), 5, r"start x=9 is outside"),
+    ([("sgd", {"lr": 0.1})], torch.tensor([math.nan, 0.0]), 5, r"start must be 2 finite"),
+    ([("sgdd", {"lr": 0.1})], torch.zeros(2), 5, r"unknown optimizer 'sgdd'"),
+    ([("sgd", {"lr": []})], torch.zeros(2), 5, r"sgd: a per-member hyperparameter needs"),
+    ([("sgd", 0.1)], torch.zeros(2), 5, r"sgd: hyperparameters must be a dict"),
+])
+def test_run_members_checks_its_input(entries, start, steps, match):
+    from optimlab.landscapes import run_members
+
+    with pytest.raises(ValueError, match=match):
+        run_members(get("quadratic"), entries, start, steps)
+
+
+def test_run_members_counts_an_array_of_rates_as_members():
+    from optimlab.landscapes import run_members
+
+    rates = np.array([0.1, 0.2, 0.3])
+    (path, loss), = run_members(get("quadratic"), [("sgd", {"lr": rates})],
+                                torch.tensor([1.0, 1.0]), np.int64(4))
+    assert path.shape == (5, 3, 2) and loss.shape == (5, 3)
+    for k, lr in enumerate(rates):
+        alone = race("quadratic", {"sgd": {"lr": float(lr)}}, start=(1.0, 1.0), steps=4)
+        np.testing.assert_array_equal(path[:, k].numpy(), alone.paths["sgd"])
+
+
+# ----------------------------------------------------------------- the table's notes
+
+def test_a_landscape_unbounded_below_with_no_finite_min_value_says_no_escape_bound():
+    drop = Landscape("drop", 2, lambda x: x[..., 0] ** 2 - x[..., 1] ** 2, ((-1, 1), (-1, 1)),
+                     (), -math.inf, ("saddle",), (0.5, 0.1), "x^2 - y^2, no lowest value given")
+    result = race(drop, {"gd": {"lr": 0.1}}, steps=5)
+    notes = "\n".join(result.notes())
+    assert "no minimum: drop has none to converge to" in notes
+    assert "escaped" not in notes and "-inf" not in notes
+    assert result.metrics["gd"].escaped is None

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from optimlab.landscapes import get, names, race
+from optimlab.landscapes.race import _diverged, run_fan
 from optimlab.landscapes.suggest import SUGGEST_GRID, _pick, check_starts, lr_scores, suggest_lrs
 from optimlab.web.lrs import rates_for, table
 
@@ -105,3 +106,17 @@ def test_the_check_starts_of_an_nd_landscape_have_every_coordinate():
 def test_one_name_is_a_list_of_one():
     assert suggest_lrs("booth", "adam", steps=10) == suggest_lrs("booth", ["adam"], steps=10)
     assert list(lr_scores("booth", "gd", steps=5)) == ["gd"]
+
+
+def test_the_docstring_says_where_plain_descent_on_goldstein_price_diverges():
+    """Measured from the default start over SUGGEST_STEPS steps: every grid rate from
+    3.16e-5 up diverges, 1e-5 does not (the docstring once said 'above 1e-4')."""
+    import optimlab.landscapes.suggest as suggest
+
+    doc = " ".join(suggest.__doc__.split())
+    assert "from 3e-5 up" in doc and "while 1e-5 does not" in doc and "above 1e-4" not in doc
+    grid = [1e-5, 10**-4.5, 1e-4, 1e-2, 1.0]
+    (path, loss), = run_fan(get("goldstein_price"), [("sgd", {"lr": 1.0})],
+                            [list(get("goldstein_price").start)], grid, 500)
+    diverged = [_diverged(get("goldstein_price"), path[:, j], loss[:, j]) for j in range(len(grid))]
+    assert diverged == [False, True, True, True, True]

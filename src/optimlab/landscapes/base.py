@@ -58,19 +58,26 @@ class Landscape:
         f: evaluates a tensor of shape ``[..., dim]`` to shape ``[...]``; differentiable
             by autograd, any float dtype (races and plots check the shape:
             :meth:`values`).
-        domain: per-axis ``(low, high)`` bounds for plotting (and for calling a run that
-            leaves them far behind "diverged").
+        domain: per-axis ``(low, high)`` bounds for plotting; a race starts inside them,
+            and a run that leaves them far behind is called "diverged".
         minima: the known global minimizers (possibly several).
         min_value: the global minimum value.
         challenges: tags from :data:`CHALLENGES`.
         start: a telling default start point.
         description: one paragraph on what the function shows.
         log_scale: whether its values span decades (contours on a log scale).
-        noise: standard deviation of the gradient noise (0: deterministic). DeepOBS adds
-            :math:`u \\cdot x` with :math:`u \\sim N(0, s^2 I)` drawn afresh each step, so
-            the gradient gets additive Gaussian noise; see :meth:`with_noise`.
+        noise: standard deviation :math:`s` of the gradient noise (0: deterministic).
+            The noise is isotropic: each step adds :math:`u \\cdot x` with
+            :math:`u \\sim N(0, s^2 I)` drawn afresh, so the gradient gets :math:`u`
+            added, the same in every direction. This is not DeepOBS's noisy quadratic,
+            whose minibatch noise is shaped by the Hessian (its gradient noise is
+            :math:`-Q \\bar{x}` for a batch mean :math:`\\bar{x}`); see :meth:`with_noise`.
         noise_seed: seed of that noise sequence.
         params: the parameters the function was built with (e.g. ``kappa``).
+
+    Landscapes compare equal field by field and hash by every field but ``params`` (a
+    dict), so one can key a dict or a cache; ``domain``, ``minima``, ``challenges`` and
+    ``start`` are stored as tuples whatever sequences they were given as.
     """
 
     name: str
@@ -85,7 +92,7 @@ class Landscape:
     log_scale: bool = False
     noise: float = 0.0
     noise_seed: int = 0
-    params: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.challenges) - set(CHALLENGES)
@@ -113,6 +120,12 @@ class Landscape:
             raise ValueError(f"{self.name}: min_value must be a number (not NaN), "
                              f"got {self.min_value!r}")
         _check_noise(self.noise, self.noise_seed)
+        # checked above; kept as tuples (not lists or arrays), since a landscape hashes them
+        set_field = object.__setattr__  # the dataclass is frozen
+        set_field(self, "domain", tuple(tuple(axis) for axis in self.domain))
+        set_field(self, "minima", tuple(tuple(point) for point in self.minima))
+        set_field(self, "challenges", tuple(self.challenges))
+        set_field(self, "start", tuple(self.start))
 
     def values(self, x: Tensor) -> Tensor:
         """``f(x)`` at points ``[..., dim]``, checked to be one value per point (shape
@@ -146,7 +159,8 @@ class Landscape:
         return g
 
     def with_noise(self, scale: float, seed: int = 0) -> Landscape:
-        """The same landscape with seeded Gaussian gradient noise of std ``scale`` (a finite
+        """The same landscape with seeded isotropic Gaussian gradient noise (see
+        :attr:`noise`) of std ``scale`` (a finite
         number >= 0; 0 removes the noise and the ``noisy`` tag) and ``seed`` (an integer in
         [0, 2**63))."""
         _check_noise(scale, seed)
@@ -168,6 +182,8 @@ class Landscape:
 
     @property
     def minima_tensor(self) -> Tensor:
+        """The known minimizers as a float64 tensor ``[len(minima), dim]`` (``[0]`` for a
+        landscape without one)."""
         return torch.tensor(self.minima, dtype=torch.float64)
 
     def distance_to_minimum(self, x: Tensor) -> Tensor:

@@ -648,7 +648,9 @@ def quadratic_deep(*, seed: int = 42) -> Landscape:
             "step at about 2/60, at which the flat directions barely move; because the "
             "eigenvectors are not aligned with the coordinates, per-coordinate methods gain "
             "less than on an axis-aligned bowl. Minimum 0 at the origin, start at all ones as "
-            "in DeepOBS; add gradient noise with with_noise() for the stochastic version."),
+            "in DeepOBS. DeepOBS's stochastic version draws minibatches, so its gradient "
+            "noise is shaped by H; with_noise() adds isotropic Gaussian gradient noise "
+            "instead, the same in every direction."),
         log_scale=True,
         params={"seed": seed},
     )

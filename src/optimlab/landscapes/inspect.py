@@ -46,7 +46,8 @@ def inspect_steps(landscape: Landscape | str, name: str,
 
     Raises:
         ValueError: an unknown landscape or optimizer, hyperparameters it refuses,
-            ``steps`` < 1, or a start that is not ``landscape.dim`` finite numbers.
+            ``steps`` < 1, or a start that is not ``landscape.dim`` finite numbers inside
+            ``landscape.domain``.
     """
     landscape = _landscape(landscape)
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:

@@ -15,6 +15,8 @@ colour (``race.hparams[label]["name"]``), distinct within one figure. Path lines
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -480,21 +482,50 @@ def _Backdrop(rgba):
     return _backdrop_class()(rgba)
 
 
+def _gif_path(path, name: str) -> Path:
+    """The GIF :func:`animate_race` writes for ``path``: ``path`` with the suffix ``.gif``,
+    or ``race-<name>.gif`` inside ``path`` when it is a folder (one that exists, or a path
+    ending with a separator, created here in a folder that exists)."""
+    text = os.fspath(path)
+    folder = Path(text)
+    if folder.is_dir() or text.endswith(_SEPARATORS):
+        if not folder.is_dir():
+            folder.mkdir()  # FileNotFoundError, naming it, where its own folder is missing
+        for sep in _SEPARATORS:  # a name is one file in the folder, not a path below it
+            name = name.replace(sep, "-")
+        return folder / f"race-{name}.gif"
+    return folder.with_suffix(".gif")
+
+
+_SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
+
+
 def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
                  resolution: int = 120, show_loss: bool = True) -> list[Path]:
     """Write a GIF in which the paths grow step by step; an MP4 beside it if ffmpeg exists.
 
-    ``path`` names the GIF (its suffix becomes ``.gif``); the steps are subsampled to at most
-    ``frames`` frames, with a step counter. Returns the written paths. An unwritable
-    location raises the OSError (which names the path) before any frame is drawn.
+    ``path`` names the GIF, its suffix replaced by ``.gif`` (``race.png`` writes
+    ``race.gif``, ``race`` too); a folder (one that exists, or a path ending with a
+    separator, created as ``optimlab race --gif`` creates it) gets
+    ``race-<landscape name>.gif`` inside it. The MP4 is the GIF's path with ``.mp4``. The
+    steps are subsampled to at most ``frames`` frames, with a step counter, shown at
+    ``fps`` frames a second, ``dpi`` dots per inch. Returns the written paths.
+
+    Raises:
+        ValueError: ``fps`` or ``dpi`` not an integer >= 1, or ``frames`` not one >= 2
+            (the first and the last step), before anything is written.
+        OSError: an unwritable location (naming the path), before any frame is drawn.
     """
     from matplotlib import animation
 
+    for name, value, low in (("fps", fps, 1), ("frames", frames, 2), ("dpi", dpi, 1)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+                or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    fps, frames, dpi = int(fps), int(frames), int(dpi)
     plt = _pyplot()
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix.lower() in (".gif", ".mp4") else path
-    gif = stem.with_name(stem.name + ".gif")
-    mp4 = stem.with_name(stem.name + ".mp4") if shutil.which("ffmpeg") else None
+    gif = _gif_path(path, race.landscape.name)
+    mp4 = gif.with_suffix(".mp4") if shutil.which("ffmpeg") else None
     targets = [gif] + ([mp4] if mp4 is not None else [])
     for target in targets:
         _check_writable(target)

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..optim import registry
+from ..optim.base import python_numbers
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
-from ..optim.population import Population
+from ..optim.population import Population, is_per_member
 from ..optim.registry import rate_used, resolve, wrapped_class
 from .base import Landscape, _real
 from .functions import get
@@ -125,7 +127,39 @@ def _tune_grid(tune) -> list[float] | None:
     return [float(v) for v in grid]
 
 
+def _per_member(value) -> bool:
+    """Whether a :class:`Population` given ``value`` would give each member its own value
+    (a list, a NumPy array or a 1-D tensor; a tuple such as ``betas`` is one value)."""
+    return is_per_member(python_numbers(value))
+
+
+def _check_values(label: str, name: str, hp: Mapping) -> None:
+    """ValueError (or the constructor's TypeError) naming race label ``label`` for a value
+    of ``hp`` that would not make one run: a per-member value (:func:`_per_member`), an
+    ``lr`` that is not > 0 (a race of a point that never moves), or a value optimizer
+    ``name``'s constructor refuses (its own checks, run before anything is built)."""
+    for key, value in hp.items():
+        if _per_member(value):
+            hint = "use tune=[...] to race a grid of rates" if key == "lr" else \
+                "give each value its own race label"
+            raise ValueError(f"race label {label!r}: {key} must be one value, got "
+                             f"{python_numbers(value)!r} ({hint})")
+    lr = hp.get("lr")
+    if _real(lr, finite=False) and not lr > 0:
+        raise ValueError(f"race label {label!r}: lr must be > 0, got {lr!r}")
+    try:
+        if hasattr(resolve(name).cls, "checked_defaults"):
+            registry.checked_defaults(name, **hp)
+        else:  # a wrapper (SAM, Lookahead) or L-BFGS: built on a throwaway parameter
+            registry.probe(name, **hp)
+    except (ValueError, TypeError, OverflowError) as err:
+        raise type(err)(f"race label {label!r}: {err}") from None
+
+
 def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
+    """The race's entries, each checked before anything runs: its name, its keys
+    (:func:`_check_hparams`) and its values (:func:`_check_values`; a tuned label's with
+    the grid's first rate in place of its own ``lr``, which the tuned rate replaces)."""
     if not isinstance(optimizers, Mapping) or not optimizers:
         raise ValueError("optimizers must be a non-empty dict: label -> hyperparameters, "
                          "e.g. {'sgd': {'lr': 1e-3}, 'adam': {'lr': 0.05}}")
@@ -139,6 +173,7 @@ def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
         name = hp.pop("name", label)
         resolve(name)  # unknown names fail here, with suggestions
         _check_hparams(str(label), name, hp)
+        _check_values(str(label), name, {**hp, "lr": grid[0]} if grid else hp)
         entries.append(_Entry(str(label), name, hp, grid))
     return entries
 
@@ -149,13 +184,24 @@ def _integer(value) -> bool:
 
 
 def _start(landscape: Landscape, start) -> Tensor:
+    """``start`` (None: the landscape's own) as a float64 tensor ``[dim]``: ValueError
+    unless it is ``landscape.dim`` finite numbers inside ``landscape.domain`` (as the web
+    API asks of a start too: a path from outside the picture is not seen, and one far
+    outside counts as diverged before its first step)."""
     point = landscape.start if start is None else start
+    if isinstance(point, Tensor):  # one that requires grad cannot become a NumPy array
+        point = point.detach().cpu()
     try:
         x = torch.as_tensor(np.asarray(point, dtype=np.float64))
     except (TypeError, ValueError) as err:
         raise ValueError(f"start must be {landscape.dim} numbers, got {start!r}") from err
     if x.shape != (landscape.dim,) or not torch.isfinite(x).all():
         raise ValueError(f"start must be {landscape.dim} finite numbers, got {start!r}")
+    for axis, (v, (low, high)) in enumerate(zip(x.tolist(), landscape.domain)):
+        if not low <= v <= high:
+            coordinate = "xy"[axis] if landscape.dim == 2 else f"x[{axis}]"
+            raise ValueError(f"start {coordinate}={v:g} is outside {landscape.name}'s domain "
+                             f"[{low:g}, {high:g}]")
     return x
 
 
@@ -166,20 +212,44 @@ def _vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
     return torch.autograd.grad(values, points, weights)[0]
 
 
-def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict | list[dict]]],
-                start: Tensor, steps: int,
+def _steps(steps) -> int:
+    """``steps`` as an int; ValueError unless it is an integer >= 0 (NumPy's included)."""
+    if not _integer(steps) or steps < 0:
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    return int(steps)
+
+
+def _members(name: str, hp) -> int:
+    """How many members a :class:`Population` of ``name`` given ``hp`` runs: the length of
+    its per-member values (:func:`_per_member`), 1 without any; ValueError unless ``hp``
+    is a dict whose per-member values are non-empty."""
+    if not isinstance(hp, Mapping):
+        raise ValueError(f"{name}: hyperparameters must be a dict, got {type(hp).__name__}")
+    sizes = {len(python_numbers(v)) for v in hp.values() if _per_member(v)}
+    if 0 in sizes:
+        raise ValueError(f"{name}: a per-member hyperparameter needs at least one value")
+    return max(sizes, default=1)
+
+
+def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict]],
+                start, steps: int,
                 progress: Callable[[int], None] | None = None) -> list[tuple[Tensor, Tensor]]:
     """Run optimizers from ``start``: the batched engine behind :func:`race`.
 
     ``entries`` holds ``(registry name, hyperparameters)`` pairs, where the
-    hyperparameters may give per-member lists (see :class:`Population`). Returns, per
-    entry, the paths ``[steps + 1, members, dim]`` and losses ``[steps + 1, members]``
-    (f without noise), in float64. ``progress``, if given, is called with 1 after each
-    step (every optimizer's).
+    hyperparameters may give per-member lists (see :class:`Population`). ``start`` and
+    ``steps`` are checked as :func:`race` checks them (``landscape.dim`` finite numbers
+    inside the domain; an integer >= 0). Returns, per entry, the paths
+    ``[steps + 1, members, dim]`` and losses ``[steps + 1, members]`` (f without noise),
+    in float64. ``progress``, if given, is called with 1 after each step (every
+    optimizer's).
     """
-    sizes = [max([len(v) for v in hp.values() if isinstance(v, list)], default=1)
-             for _, hp in entries]
-    x = start.to(torch.float64).expand(sum(sizes), landscape.dim).clone()
+    x0 = _start(landscape, start)
+    steps = _steps(steps)
+    for name, _ in entries:
+        resolve(name)  # unknown names fail here, with suggestions
+    sizes = [_members(name, hp) for name, hp in entries]
+    x = x0.expand(sum(sizes), landscape.dim).clone()
     return _run(landscape, entries, sizes, x, steps, progress)
 
 
@@ -209,11 +279,10 @@ def run_starts(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts
     ``[steps + 1, n]`` (f without noise), in float64.
     """
     points = _start_points(landscape, starts)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    steps = _steps(steps)
     for name, hp in entries:
         resolve(name)  # unknown names fail here, with suggestions
-        listed = sorted(k for k, v in (hp or {}).items() if isinstance(v, list))
+        listed = sorted(k for k, v in (hp or {}).items() if _per_member(v))
         if listed:
             raise ValueError(f"{name}: run_starts takes one value per hyperparameter; "
                              f"{', '.join(listed)} given as lists")
@@ -311,8 +380,11 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
     return list(zip(paths.split(sizes, dim=1), losses.split(sizes, dim=1)))
 
 
-def _diverged(landscape: Landscape, path: Tensor) -> bool:
-    if not torch.isfinite(path).all():
+def _diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> bool:
+    """Whether a run diverged: a non-finite point of ``path`` or value of ``loss`` (a
+    point where f is not finite, such as a log stepped below 0), or a point more than
+    :data:`DIVERGENCE_WIDTHS` domain widths outside the domain."""
+    if not torch.isfinite(path).all() or (loss is not None and not torch.isfinite(loss).all()):
         return True
     bounds = torch.tensor(landscape.domain, dtype=torch.float64)
     width = bounds[:, 1] - bounds[:, 0]
@@ -335,7 +407,7 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
         escaped = bool(len(below))
         steps_to_escape = int(below[0, 0]) if escaped else None
     return RaceMetrics(label, name, final, gap, distance, steps_to_tol,
-                       _diverged(landscape, path), escaped, steps_to_escape)
+                       _diverged(landscape, path, loss), escaped, steps_to_escape)
 
 
 def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
@@ -344,7 +416,7 @@ def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
     ``tail_score`` does; inf for a member that diverged or whose loss there is not finite."""
     window = loss[-max(1, math.ceil(TUNE_WINDOW * loss.shape[0])):]
     worst = window.max(dim=0).values  # NaN propagates, and scores inf below
-    return [math.inf if _diverged(landscape, path[:, k]) or not math.isfinite(float(w))
+    return [math.inf if _diverged(landscape, path[:, k], loss[:, k]) or not math.isfinite(float(w))
             else float(w) for k, w in enumerate(worst)]
 
 
@@ -391,7 +463,7 @@ MAX_NOISE = 1e6
 
 
 def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=None,
-         steps: int = 500, noise: float = 0.0, seed: int = 0, tune=False,
+         steps: int = 500, noise: float = 0.0, seed: int | None = None, tune=False,
          tol: float = 1e-3, extend: bool = True,
          progress: Callable[[int], None] | None = None) -> Race:
     """Race optimizers on a landscape from one start point.
@@ -400,14 +472,20 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
         landscape: a :class:`Landscape` or a catalog name (``"rosenbrock"``).
         optimizers: label -> hyperparameters (a dict, or None for the defaults), e.g.
             ``{"sgd": {"lr": 1e-3}, "adam": {"lr": 0.05}}``; each key must be one the
-            optimizer takes (checked before anything runs, with the closest match). A
-            label that is not a registry name needs a ``name`` key:
-            ``{"fast adam": {"name": "adam", "lr": 0.3}}``.
-        start: the start point (default: the landscape's ``start``).
+            optimizer takes (checked before anything runs, with the closest match), and
+            each value one value the optimizer accepts (a list, array or 1-D tensor, which
+            would race several members under one label, is refused; ``tune`` races a grid
+            of rates), with ``lr`` > 0; a refusal names the label. A label that is not a
+            registry name needs a ``name`` key: ``{"fast adam": {"name": "adam", "lr": 0.3}}``.
+        start: the start point (default: the landscape's ``start``): ``landscape.dim``
+            finite numbers inside ``landscape.domain``.
         steps: number of steps (an integer >= 0, NumPy's included).
-        noise: std of Gaussian gradient noise (DeepOBS style; 0: the landscape's own), a
-            number in [0, :data:`MAX_NOISE`].
-        seed: seed of the noise sequence, shared by every optimizer.
+        noise: std of isotropic Gaussian gradient noise (see :attr:`Landscape.noise`; 0:
+            the landscape's own), a number in [0, :data:`MAX_NOISE`].
+        seed: seed of the noise sequence, shared by every optimizer, an integer in
+            [0, 2**63). It seeds ``noise`` when given and otherwise the landscape's own
+            noise (``land.with_noise(land.noise, seed)``); None (default) keeps the
+            landscape's own seed, or 0 for ``noise``. Without any noise it changes nothing.
         tune: ``True`` picks each optimizer's learning rate from :data:`TUNE_GRID`, a
             non-empty sequence of positive learning rates gives another grid, ``False``
             (or None) runs each optimizer at its given or default rate. A tuned label's
@@ -432,17 +510,18 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
     A run that diverges is reported in the metrics (``diverged``), never raised.
     """
     land = _landscape(landscape)
-    if not _integer(steps) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    steps = _steps(steps)
     if not _real(noise) or not 0 <= noise <= MAX_NOISE:
         raise ValueError(f"noise must be a number in [0, {MAX_NOISE:g}], got {noise!r}")
-    if not _integer(seed) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
+    if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):
+        raise ValueError(f"seed must be an integer in [0, 2**63) or None, got {seed!r}")
     if not _real(tol) or tol < 0:
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    steps, noise, seed, tol = int(steps), float(noise), int(seed), float(tol)
+    noise, tol = float(noise), float(tol)
     if noise:
-        land = land.with_noise(noise, seed)
+        land = land.with_noise(noise, 0 if seed is None else int(seed))
+    elif land.noise and seed is not None:
+        land = land.with_noise(land.noise, int(seed))
     entries = _entries(optimizers, tune)
     x0 = _start(land, start)
     runs = run_members(land, [(e.name, {**e.hparams, "lr": e.lrs} if e.lrs else e.hparams)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,9 @@ class RaceMetrics:
     """One optimizer's result on a landscape.
 
     ``steps_to_tol`` is the first step whose loss is within ``tol`` of the landscape's
-    minimum (None if never); ``diverged`` is set when the path became non-finite or left
-    the plotting domain far behind (by more than ten domain widths).
+    minimum (None if never); ``diverged`` is set when the path or its loss became
+    non-finite (a point where f is not finite, such as a log stepped below 0, too) or the
+    path left the plotting domain far behind (by more than ten domain widths).
 
     On a landscape without a minimum (a saddle that is unbounded below: ``minima`` is
     empty) ``gap`` and ``distance`` are NaN and ``steps_to_tol`` None, and two fields say
@@ -95,6 +97,8 @@ class Race:
 
     @property
     def labels(self) -> list[str]:
+        """The race labels, in the order the optimizers were given (the keys of
+        :attr:`paths`)."""
         return list(self.paths)
 
     def legend_label(self, label: str) -> str:
@@ -139,12 +143,15 @@ class Race:
         how the learning rates were tuned, which grids were extended beyond an edge, and
         which tuned rates still sit on the edge of the rates tried."""
         lines = []
-        if not self.landscape.minima:
+        if not self.landscape.minima and math.isfinite(self.landscape.min_value):
             lines.append(f"no minimum: {self.landscape.name} has none to converge to; "
                          f"escaped = loss below {self.landscape.min_value:g}, the lowest value "
                          "on the plotted domain, after which a run on a function unbounded "
                          "below keeps falling (its final loss says how far it ran, not how "
                          "well it converged)")
+        elif not self.landscape.minima:  # no lowest value to escape below: no escape column
+            lines.append(f"no minimum: {self.landscape.name} has none to converge to (a run's "
+                         "final loss says how far it ran, not how well it converged)")
         if self.tuned_by:
             lines.append(f"lr tuned by: {self.tuned_by} (a diverged run never wins)")
         for label, extra in self.tuning_extended.items():

@@ -7,7 +7,8 @@ optimizer a rate for one landscape by a stated rule:
 
     Run the optimizer for :data:`SUGGEST_STEPS` steps (the playground's default) at every
     rate of :data:`SUGGEST_GRID` (1e-6 to 10, two per decade: plain descent on
-    Goldstein-Price diverges at every rate above 1e-4) from the landscape's default start
+    Goldstein-Price diverges from its default start at every rate of the grid from 3e-5 up,
+    its edge near 1.1e-5, while 1e-5 does not) from the landscape's default start
     and from four more (:func:`check_starts`), all of them one batch
     (:func:`~optimlab.landscapes.race.run_fan`). Keep the rates whose paths stay inside the
     landscape's plotting domain at every step from every one of these starts (a path that

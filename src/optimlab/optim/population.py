@@ -36,10 +36,12 @@ from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine
 from .registry import checked_defaults, create, resolve
 
-__all__ = ["Population"]
+__all__ = ["Population", "is_per_member"]
 
 
-def _is_per_member(value: Any) -> bool:
+def is_per_member(value: Any) -> bool:
+    """Whether a hyperparameter's ``value`` gives each member its own (a list or a 1-D
+    tensor), rather than one value for all (a number, or a tuple such as ``betas``)."""
     return isinstance(value, list) or (isinstance(value, Tensor) and value.dim() == 1)
 
 
@@ -71,10 +73,10 @@ class Population:
         # NumPy's scalars and arrays (``np.logspace(-4, -1, K)``) as Python numbers and lists
         hparams = {key: python_numbers(value) for key, value in (hparams or {}).items()}
         for key, value in hparams.items():
-            if _is_per_member(value) and len(value) != self.members:
+            if is_per_member(value) and len(value) != self.members:
                 raise ValueError(f"{key} has {len(value)} values for {self.members} members")
         self.member_hparams = [
-            {k: (v[i].item() if isinstance(v, Tensor) else v[i]) if _is_per_member(v) else v
+            {k: (v[i].item() if isinstance(v, Tensor) else v[i]) if is_per_member(v) else v
              for k, v in hparams.items()}
             for i in range(self.members)
         ]
@@ -315,7 +317,7 @@ class Population:
 
         In ``"member"`` mode the new value is written into each member optimizer's groups.
         """
-        values = list(value) if _is_per_member(value) else [value] * self.members
+        values = list(value) if is_per_member(value) else [value] * self.members
         if len(values) != self.members:
             raise ValueError(f"{name} has {len(values)} values for {self.members} members")
         if self.mode == "member":
@@ -326,7 +328,7 @@ class Population:
         if name not in self.hparams:
             raise ValueError(f"{self.entry.name} has no hyperparameter {name!r}")
         self.hparams[name] = self._column([float(v) for v in values]) \
-            if _is_per_member(value) else value
+            if is_per_member(value) else value
         self._shaped_cache.clear()
         self._rows_cache.clear()
         self._hp_version += 1
