@@ -103,3 +103,23 @@ def test_every_readme_command_runs_in_order(tmp_path, monkeypatch, capsys):
                 assert target.exists(), f"{command!r} did not write {target}"
     assert len(ran) >= 12, ran
     assert (tmp_path / "optimlab-tour" / "tour.html").exists()
+
+
+def test_the_readmes_task_module_trains_with_the_command_it_gives(tmp_path, monkeypatch, capsys):
+    """The README's example of a task of your own (a ``python`` block starting
+    ``# mytasks.py``) is written to a folder and trained by the command its first line gives."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S)
+                 if b.lstrip().startswith("# mytasks.py"))
+    source = "\n".join(line[2:] if line.startswith("  ") else line for line in block.splitlines())
+    command = source.splitlines()[0].split(": ", 1)[1]
+    assert command.startswith("optimlab bench mytasks:")
+    module = "readme_mytasks"  # a name no other test imports
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    argv = shlex.split(command.replace("mytasks:", f"{module}:"))[1:]
+    assert main([*argv, "--steps", "20", "--seeds", "1", "--lrs", "0.01", "--db", "runs.db"]) == 0, \
+        capsys.readouterr().err
+    assert f"{module}:" in capsys.readouterr().out
