@@ -566,3 +566,143 @@ def test_schedule_free_adamw_refuses_a_zero_interpolation():
     raised ZeroDivisionError at eval() after training)."""
     with pytest.raises(ValueError, match=r"betas\[0\] must be in \(0, 1\)"):
         optimlab.ScheduleFreeAdamW([torch.zeros(2, requires_grad=True)], betas=(0.0, 0.999))
+
+
+RULE_CLASSES = [info for info in TABLE
+                if issubclass(info.cls, optimlab.optim.base.RuleOptimizer)]
+
+
+#: the switches that took any value: maximize everywhere (a driver flag, checked by
+#: RuleOptimizer), and the ones named here
+_SWITCHES = {"RAdam": ["decoupled_weight_decay"], "NAdam": ["decoupled_weight_decay"],
+             "Muon": ["nesterov"]}
+SWITCHES = [pytest.param(info, name, id=f"{info.cls.__name__}-{name}")
+            for info in RULE_CLASSES
+            for name in ["maximize", *_SWITCHES.get(info.cls.__name__, [])]
+            if name in inspect.signature(info.cls.__init__).parameters]
+
+
+def test_every_rule_optimizer_takes_maximize():
+    assert sum(p.values[1] == "maximize" for p in SWITCHES) == len(RULE_CLASSES)
+
+
+@pytest.mark.parametrize("info, name", SWITCHES)
+def test_a_switch_is_a_bool(info, name):
+    """``maximize="False"`` maximized, as did RAdam's and NAdam's
+    ``decoupled_weight_decay="no"`` and Muon's ``nesterov="no"`` (a non-empty string is
+    true): every bool argument refuses what is no bool, in the constructor and in a param
+    group (maximize is a driver flag, checked apart from the hyperparameters), and takes
+    NumPy's bool, stored as Python's."""
+    for bad in ("False", 1):
+        with pytest.raises(ValueError, match=rf"^{name} must be a bool, got"):
+            _construct(info, **{name: bad})
+    opt = _construct(info)
+    extra = make_params(torch.float64, CASES[info.cls.__name__][0].shapes)[:1]
+    with pytest.raises(ValueError, match=rf"^param group 1: {name} must be a bool, got 'no'$"):
+        opt.add_param_group({"params": extra, name: "no"})
+    assert len(opt.param_groups) == 1
+    default = inspect.signature(info.cls.__init__).parameters[name].default
+    opt.add_param_group({"params": extra, name: np.bool_(default)})
+    assert type(opt.param_groups[1][name]) is bool
+
+
+def test_muon_momentum_must_be_below_one():
+    """momentum 1.5 diverges (the buffer grows by 1.5 a step) and 1 never forgets: Muon
+    refuses both, in the words of LARS and PSGD-Kron."""
+    w = [torch.zeros(3, 2, requires_grad=True)]
+    for bad in (1.5, 1.0):
+        with pytest.raises(ValueError, match=r"^momentum must be in \[0, 1\), got"):
+            optimlab.Muon(w, momentum=bad)
+    optimlab.Muon(w, momentum=0.0)
+
+
+def test_shampoo_rmsprop_graft_sums_when_beta2_is_one():
+    """beta2 = 1 sums the statistics, and RMSProp's graft too: it weighted g^2 by
+    1 - beta2 = 0, so its sum of squares stayed 0 and the first step was g / graft_eps
+    (about 1e9). It is now AdaGrad's sum, so the two grafts take the same step."""
+    steps = {}
+    for graft in ("adagrad", "rmsprop"):
+        torch.manual_seed(0)
+        w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+        start = w.detach().clone()
+        opt = optimlab.Shampoo([w], lr=0.01, betas=(0.9, 1.0), graft=graft)
+        ((w - 1) ** 2).sum().backward()
+        opt.step()
+        steps[graft] = w.detach() - start
+    assert steps["rmsprop"].abs().max() < 0.1
+    torch.testing.assert_close(steps["rmsprop"], steps["adagrad"], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", ["Prodigy", "DAdaptAdam", "DAdaptSGD"])
+def test_a_group_with_its_own_d0_starts_its_estimate_there(name):
+    """``[{"params": [w], "d0": 1e-3}]`` steps as ``([w], d0=1e-3)``: Prodigy's group took
+    its d and d_max from the constructor's d0 (1e-6), so the group's d0 was ignored."""
+    runs = []
+    for grouped in (False, True):
+        w = torch.tensor([1.5, -2.0, 0.5], dtype=torch.float64, requires_grad=True)
+        cls = getattr(optimlab, name)
+        opt = cls([{"params": [w], "d0": 1e-3}]) if grouped else cls([w], d0=1e-3)
+        for _ in range(5):
+            opt.zero_grad()
+            (w ** 2).sum().backward()
+            opt.step()
+        runs.append((w.detach(), opt.param_groups[0]["d"]))
+    (w_ctor, d_ctor), (w_group, d_group) = runs
+    assert torch.equal(w_ctor, w_group)
+    assert d_ctor == d_group > 1e-3 * 0.999
+
+
+@pytest.mark.parametrize("name", ["Prodigy", "DAdaptAdam", "DAdaptSGD"])
+def test_a_group_with_lr_zero_is_frozen_and_the_constructor_still_wants_a_positive_lr(name):
+    """The docstrings promise that a group whose lr is 0 is left untouched (as the packages
+    do, and accept it in a group dict); the group check refused it, with the constructor's
+    'lr must be in (0, inf)'. The constructor's own lr stays positive, as the packages'."""
+    cls = getattr(optimlab, name)
+    a = torch.tensor([1.5, -2.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([0.5, 1.0], dtype=torch.float64, requires_grad=True)
+    frozen = b.detach().clone()
+    opt = cls([{"params": [a]}, {"params": [b], "lr": 0.0}], d0=1e-2)
+    for _ in range(10):
+        opt.zero_grad()
+        ((a ** 2).sum() + (b ** 2).sum()).backward()
+        opt.step()
+    assert torch.equal(b.detach(), frozen)
+    assert not torch.equal(a.detach(), torch.tensor([1.5, -2.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^lr must be in \(0, inf\), got 0"):
+        cls([a], lr=0.0)
+    with pytest.raises(ValueError, match=r"^param group 2: lr must be in \[0, inf\), got -1"):
+        opt.add_param_group({"params": [torch.zeros(2, requires_grad=True)], "lr": -1.0})
+
+
+def test_prodigy_in_bfloat16_never_grows_d_as_documented():
+    """Prodigy's docstring recommended bfloat16 parameters, in which the first steps round
+    away and d stays at d0; it now says so (and recommends float32 masters or a larger d0),
+    as the catalog does."""
+    d = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(0)
+        w = torch.randn(16, 8).to(dtype).requires_grad_()
+        opt = optimlab.Prodigy([w])
+        for _ in range(30):
+            opt.zero_grad()
+            ((w.float() - 1) ** 2).sum().backward()
+            opt.step()
+        d[dtype] = opt.param_groups[0]["d"]
+    assert d[torch.float32] > 1e-2 and d[torch.bfloat16] == 1e-6
+    doc = " ".join(optimlab.Prodigy.__doc__.split())
+    assert "Keep float32 or bfloat16" not in doc
+    assert ":math:`d` never grows" in doc and "Keep float32 parameters" in doc
+
+
+def test_nadam_and_radam_say_what_the_other_implementations_do():
+    """Two corrected claims: Keras's Nadam has Dozat's momentum schedule too (only optax's
+    nadam has none), and RAdam's threshold is torch's rho_t > 5 where the authors' code
+    has rho_t >= 5."""
+    nadam = " ".join(optimlab.NAdam.__doc__.split())
+    assert "Keras and optax use a constant" not in nadam
+    assert "Keras's ``Nadam`` follows Dozat's schedule too" in nadam
+    assert "optax's ``nadam`` has none" in nadam
+    radam = " ".join(optimlab.RAdam.__doc__.split())
+    assert "as in torch and the authors' code" not in radam
+    assert r"needs :math:`\rho_t > 5`, as in torch" in radam
+    assert r"authors' code takes it from :math:`\rho_t \ge 5`" in radam

@@ -261,6 +261,45 @@ def _adam_mini(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                      n_heads=n_heads, verbose=False)
 
 
+_U64 = 2**64
+
+
+def _sophia_generator_seed(seed: int, index: int, step: int) -> int:
+    """The seed of Sophia's probe generator for parameter ``index`` on its step ``step``:
+    splitmix64 folded over ``(seed, index, step)``, each value added to the running state
+    with the golden-ratio increment and the state then mixed (Stafford's variant 13, as
+    splitmix64 finalizes), the last state halved to fit below 2**63 (torch's seeds)."""
+    state = 0
+    for value in (seed, index, step):
+        state = (state + 0x9E3779B97F4A7C15 + value % _U64) % _U64
+        for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            state = ((state ^ (state >> shift)) * multiplier) % _U64
+        state ^= state >> 31
+    return state // 2
+
+
+def _sophia_probe(p, seed: int, index: int, step: int, distribution: str):
+    """The oracle's own probe, as Sophia documents it: drawn from a fresh generator seeded by
+    ``(seed, parameter index, step)`` alone, standard normal entries (``torch.randn``) or
+    Rademacher ones (fair coin flips, ``bernoulli_(0.5)``, mapped to -1 and +1), shaped and
+    typed like ``p``. Written here rather than imported, so that a wrong probe in optimlab
+    (scaled, shifted, from another stream) makes the references disagree."""
+    generator = torch.Generator(device=p.device)
+    generator.manual_seed(_sophia_generator_seed(seed, index, step))
+    if distribution == "gaussian":
+        return torch.randn(p.shape, generator=generator, dtype=p.dtype, device=p.device)
+    flips = torch.empty(p.shape, dtype=p.dtype, device=p.device)
+    flips.bernoulli_(0.5, generator=generator)
+    return torch.where(flips == 1, 1.0, -1.0).to(p.dtype)
+
+
+def _sophia_difference_step(p):
+    """The documented finite-difference step sqrt(machine eps) * max(1, rms(p)), a 0-d
+    tensor of ``p``'s dtype."""
+    rms = p.detach().square().mean().sqrt() if p.numel() else p.new_zeros(())
+    return torch.clamp(rms, min=1.0) * torch.finfo(p.dtype).eps ** 0.5
+
+
 def _sophia(params, *, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12, weight_decay=0.0,
             update_interval=10, distribution="gaussian", seed=0):
     """pytorch_optimizer.SophiaH computing optimlab.Sophia's update.
@@ -271,11 +310,11 @@ def _sophia(params, *, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12, weigh
     scaled by ``lr'``). And the Hessian estimate: SophiaH differentiates twice (it needs
     ``backward(create_graph=True)``), optimlab differences two gradients; so on each Hessian
     step this wrapper hands SophiaH optimlab's estimate through its own
-    ``step(hessian=...)``: the same probes and difference step, evaluated with the closure.
+    ``step(hessian=...)``: the same probes and difference step (the oracle's own
+    transcriptions, :func:`_sophia_probe` and :func:`_sophia_difference_step`, of Sophia's
+    documented rule), evaluated with the closure.
     """
     import pytorch_optimizer
-
-    from optimlab.optim.sophia import difference_step, probe
 
     class SophiaH(pytorch_optimizer.SophiaH):
         @torch.no_grad()
@@ -289,9 +328,9 @@ def _sophia(params, *, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12, weigh
             ps = [p for group in self.param_groups for p in group["params"]]
             grads = [p.grad for p in ps]
             origins = [p.detach().clone() for p in ps]
-            us = [probe(p, seed=seed, index=i, step=t, distribution=distribution)
+            us = [_sophia_probe(p, seed=seed, index=i, step=t, distribution=distribution)
                   for i, p in enumerate(ps)]
-            deltas = [difference_step(p) for p in ps]
+            deltas = [_sophia_difference_step(p) for p in ps]
             for p, u, delta in zip(ps, us, deltas):
                 p.add_(u * delta)
                 p.grad = None

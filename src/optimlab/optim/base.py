@@ -116,9 +116,10 @@ def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> Non
 
 
 def check_bool(name: str, value: Any) -> None:
-    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (a switch of the rule:
-    ``1`` or ``"yes"`` would be taken for true without a word)."""
-    if not isinstance(value, bool):
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (Python's or NumPy's
+    ``np.bool_``, which a param group stores as Python's): a switch of the rule, where ``1``
+    or ``"False"`` would be taken for true without a word."""
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a bool, got {_short(value)}")
 
 
@@ -426,6 +427,9 @@ class RuleOptimizer(TorchOptimizer):
     capabilities: Capabilities = Capabilities()
     #: whether a param group holds a sharded parameter (set by :meth:`add_param_group`)
     _has_shards: bool = False
+    #: whether a param group may set ``lr`` to 0 (and freeze its parameters) where the
+    #: constructor asks for a positive ``lr``, as the packages of Prodigy and D-Adaptation do
+    _groups_may_freeze: bool = False
 
     def __init__(
         self,
@@ -438,6 +442,8 @@ class RuleOptimizer(TorchOptimizer):
         differentiable: bool | None = None,
     ) -> None:
         check_range("lr", defaults["lr"], 0.0)
+        if "maximize" in defaults:
+            check_bool("maximize", defaults["maximize"])
         # torch.optim's flags, on the classes that share torch's signature: kept in the
         # groups as torch keeps them, refused where they ask for what optimlab does not do
         for flag, value in (("capturable", capturable), ("differentiable", differentiable)):
@@ -586,13 +592,19 @@ class RuleOptimizer(TorchOptimizer):
     def _check_group_hparams(self, group: dict) -> None:
         """Run the constructor's checks on the hyperparameters ``group`` sets itself (a
         group that takes every value from ``defaults`` was checked with them)."""
+        if "maximize" in group:  # a driver flag, no hyperparameter: checked here
+            check_bool("maximize", group["maximize"])
         cls = type(self)
         names = _HPARAM_NAMES.get(cls)
         if names is None:
             names = _HPARAM_NAMES[cls] = tuple(hyperparameters(cls))
         if all(group.get(k) is self.defaults.get(k) for k in names):
             return
-        cls.checked_defaults(**{k: group[k] for k in names if k in group})
+        hparams = {k: group[k] for k in names if k in group}
+        if self._groups_may_freeze and "lr" in hparams:
+            check_range("lr", hparams["lr"], 0.0)  # 0 leaves the group's parameters as they are
+            hparams["lr"] = self.defaults["lr"]  # for the constructor's other checks
+        cls.checked_defaults(**hparams)
 
     def _shard_problem(self, group: dict) -> str | None:
         """Why this optimizer cannot step a sharded parameter of ``group`` (a DTensor with a

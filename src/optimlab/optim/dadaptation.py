@@ -98,6 +98,22 @@ def _number(x: Any) -> Any:
     return x
 
 
+def starting_at_own_d0(param_group: Any, estimates: tuple[str, ...]) -> Any:
+    """``param_group`` (as ``add_param_group`` takes it) whose own ``d0`` starts its estimate:
+    each of ``estimates`` (the group-level values that start at :math:`d_0`: ``d``, and
+    Prodigy's ``d_max``) that the group does not set itself is set to it. The defaults hold
+    them at the constructor's ``d0``, which a group's own would otherwise not reach. A
+    ``d0`` the constructor would refuse is left to the group's checks, which name it."""
+    if not isinstance(param_group, dict) or "d0" not in param_group:
+        return param_group
+    try:
+        check_range("d0", param_group["d0"], 0.0, low_open=True)
+    except ValueError:
+        return param_group
+    d0 = float(_number(param_group["d0"]))
+    return {**{key: d0 for key in estimates}, **param_group}
+
+
 def _read_back(values: list[Tensor]) -> list[float]:
     """0-d tensors as Python floats (exactly, as ``.item()`` reads them), with one read-back
     where they share a device."""
@@ -117,12 +133,12 @@ class _DAdapt(RuleOptimizer):
     (:meth:`_estimate`).
     """
 
+    # a param group may set lr = 0, which leaves it untouched (the constructor's lr is > 0)
+    _groups_may_freeze = True
+
     def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
         # a group given its own d0 starts its estimate there
-        if isinstance(param_group, dict) and "d0" in param_group and "d" not in param_group:
-            check_range("d0", param_group["d0"], 0.0, low_open=True)
-            param_group = {**param_group, "d": _number(param_group["d0"])}
-        super().add_param_group(param_group)
+        super().add_param_group(starting_at_own_d0(param_group, ("d",)))
 
     def _step_size(self, group: dict, hp: dict, params: list[Tensor], lr: float) -> float | None:
         raise NotImplementedError
@@ -231,8 +247,9 @@ _SHARED_NOTE = r"""
     the sums :math:`\sum` run over every tensor of the group (each tensor's real view for a
     complex one), and each group keeps its estimate in its ``param_groups`` entry (``d``,
     ``numerator_weighted`` for :math:`r`, ``k`` the steps taken), so a checkpoint carries
-    it. A group whose ``lr`` is 0 (e.g. set by a scheduler) is left untouched, as the
-    package leaves it."""
+    it. A group whose ``lr`` is 0 (set by a scheduler, or in its param group dict: the
+    constructor's ``lr`` must be positive, as the package's) is left untouched, as the
+    package leaves it; a group that sets its own ``d0`` starts its estimate there."""
 
 _SHARED_WARNING = r"""
        The package ``dadaptation`` 3.2 keeps **one** estimate for all groups (its sums run

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_int, check_range, common_args_doc
+from .base import RuleOptimizer, check_bool, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -132,7 +132,7 @@ class Muon(RuleOptimizer):
         lr (float or Tensor, optional): learning rate :math:`\gamma` (default: 1e-3).
         weight_decay (float, optional): decoupled decay :math:`\lambda`, scaled by the
             unadjusted lr (default: 0.1).
-        momentum (float, optional): momentum :math:`\mu` (default: 0.95).
+        momentum (float, optional): momentum :math:`\mu \in [0, 1)` (default: 0.95).
         nesterov (bool, optional): orthogonalize the Nesterov look-ahead instead of the
             buffer (default: True).
         ns_coefficients (tuple[float, float, float], optional): quintic coefficients
@@ -170,7 +170,8 @@ class Muon(RuleOptimizer):
                  skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
-        check_range("momentum", momentum, 0.0)
+        check_range("momentum", momentum, 0.0, 1.0)
+        check_bool("nesterov", nesterov)
         check_range("eps", eps, 0.0)
         if not isinstance(ns_coefficients, (tuple, list)) or len(ns_coefficients) != 3:
             raise ValueError(f"ns_coefficients must be three numbers (a, b, c), got "

@@ -9,6 +9,7 @@ from .base import (
     COMMON_ARGS_DOC,
     RuleOptimizer,
     check_betas,
+    check_bool,
     check_range,
     nonzero,
     scalar_step,
@@ -97,11 +98,14 @@ class NAdam(RuleOptimizer):
     .. note::
        This is torch's NAdam: the momentum coefficient follows Dozat's schedule
        :math:`\mu_t = \beta_1(1 - \frac12 0.96^{{t\psi}})` and the bias correction uses the
-       running product :math:`\Pi_t` of the :math:`\mu`. Keras and optax use a constant
-       :math:`\beta_1` (no schedule), so their steps differ, most in the first few hundred
-       steps. The product :math:`\Pi_t` is kept as a scalar tensor in ``state["mu_product"]``
-       in the step counter's dtype (float32 unless float64 is the default), exactly as torch
-       keeps it, so torch state_dicts load and the paths agree.
+       running product :math:`\Pi_t` of the :math:`\mu`. Keras's ``Nadam`` follows Dozat's
+       schedule too, with :math:`\psi` fixed (0.004, torch's default, in the older
+       ``tf.keras`` ``optimizer_v2``; 1 in Keras 3, whose :math:`\mu_t` takes
+       :math:`0.96^t`); optax's ``nadam`` has none (a constant :math:`\beta_1`). Where the
+       momentum differs, so do the steps, most in the first few hundred steps. The product
+       :math:`\Pi_t` is kept as a scalar tensor in ``state["mu_product"]`` in the step
+       counter's dtype (float32 unless float64 is the default), exactly as torch keeps it,
+       so torch state_dicts load and the paths agree.
 
     Args:
         params (iterable): parameters or parameter groups to optimize.
@@ -144,6 +148,7 @@ class NAdam(RuleOptimizer):
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         check_range("momentum_decay", momentum_decay, 0.0)
+        check_bool("decoupled_weight_decay", decoupled_weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
+from .dadaptation import starting_at_own_d0
 from .engine import real
 from .ops import add_scaled, addcdiv, addcmul
 
@@ -121,8 +122,12 @@ class Prodigy(RuleOptimizer):
     (``d``, ``d_max``, ``d_numerator`` for :math:`r`, ``k`` the steps taken, and after a
     step ``d_hat`` and ``d_denom`` for :math:`\|s\|_1`), so a checkpoint carries it. When
     :math:`\|s_{{k+1}}\|_1 = 0` (no gradient yet) the moments move but nothing else does,
-    and :math:`k` does not advance; a group whose ``lr`` is 0 (e.g. set by a scheduler) is
-    left untouched, as prodigyopt does.
+    and :math:`k` does not advance; a group whose ``lr`` is 0 (set by a scheduler, or in its
+    param group dict: the constructor's ``lr`` must be positive, as prodigyopt's) is left
+    untouched, as prodigyopt does. A group that sets its own ``d0`` starts its estimate
+    there. A state_dict saved by ``prodigyopt.Prodigy`` loads (its per-parameter ``step``,
+    which nothing here reads, is dropped, and the 0-d ``p0`` it keeps for an all-zero tensor
+    is made that tensor's zeros) and continues its path.
 
     .. warning::
        prodigyopt keeps **one** estimate for all parameter groups (read from the first
@@ -147,8 +152,11 @@ class Prodigy(RuleOptimizer):
        Parameters in float16 turn to NaN in the first steps, here as in prodigyopt: the
        second moment starts at :math:`d_0^2 (1-\beta_2) g^2` (1e-9 for the defaults and a
        unit gradient), below float16's smallest number, and so does
-       :math:`d_{{k+1}} \epsilon`, so the step divides by zero. Keep float32 or bfloat16
-       parameters (mixed precision keeps float32 masters).
+       :math:`d_{{k+1}} \epsilon`, so the step divides by zero. bfloat16 parameters stay
+       finite but do not train: the first steps, of size about :math:`\gamma d_0`, round
+       away (bfloat16 keeps 8 bits), so :math:`\theta_0 - \theta_k` stays 0 and
+       :math:`d` never grows from :math:`d_0`. Keep float32 parameters (mixed precision
+       keeps float32 masters), or raise ``d0`` to a step bfloat16 can take.
 
     Args:
         params (iterable): parameters or parameter groups to optimize; every group keeps
@@ -206,6 +214,8 @@ class Prodigy(RuleOptimizer):
                                 moments=("exp_avg",), second_moments=("exp_avg_sq",))
     init = staticmethod(init)
     update = staticmethod(update)
+    # a param group may set lr = 0, which leaves it untouched (the constructor's lr is > 0)
+    _groups_may_freeze = True
 
     def __init__(self, params, lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8,
                  weight_decay=0.0, decouple=True, use_bias_correction=False,
@@ -243,6 +253,43 @@ class Prodigy(RuleOptimizer):
                         maximize=maximize)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
+
+    def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
+        # a group given its own d0 starts its estimate there
+        super().add_param_group(starting_at_own_d0(param_group, ("d", "d_max")))
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 (base's)
+        super().load_state_dict(self._from_prodigyopt(state_dict))
+
+    def _from_prodigyopt(self, state_dict: Any) -> Any:
+        """``state_dict`` as this class keeps it, if ``prodigyopt.Prodigy`` saved it (no
+        ``optimlab`` tag, a ``step`` in the per-parameter state): without that ``step``, with
+        the 0-d ``p0`` of an all-zero tensor made its sliced zeros, and with ``exp_avg``
+        None where prodigyopt keeps none (beta1 = 0). Anything else is returned as it is."""
+        if not isinstance(state_dict, dict) or "optimlab" in state_dict \
+                or not isinstance(state_dict.get("state"), dict) \
+                or not isinstance(state_dict.get("param_groups"), list) \
+                or not any(isinstance(entry, dict) and "step" in entry
+                           for entry in state_dict["state"].values()):
+            return state_dict
+        shapes = {}  # saved id -> the p0 shape of this optimizer's parameter in its place
+        for saved, group in zip(state_dict["param_groups"], self.param_groups):
+            slice_p = saved.get("slice_p", 1) if isinstance(saved, dict) else 1
+            for pid, p in zip(saved.get("params", ()) if isinstance(saved, dict) else (),
+                              group["params"]):
+                shapes[pid] = _sliced(torch.empty_like(real(p), device="meta"), slice_p).shape
+        state = {}
+        for pid, entry in state_dict["state"].items():
+            if not isinstance(entry, dict) or "step" not in entry:
+                state[pid] = entry
+                continue
+            entry = {key: value for key, value in entry.items() if key != "step"}
+            entry.setdefault("exp_avg", None)
+            p0 = entry.get("p0")
+            if isinstance(p0, Tensor) and p0.dim() == 0 and pid in shapes:
+                entry["p0"] = p0.expand(shapes[pid]).clone()
+            state[pid] = entry
+        return {**state_dict, "state": state}
 
     @classmethod
     def param_problem(cls, p: Tensor) -> str | None:  # noqa: D102 (RuleOptimizer's)

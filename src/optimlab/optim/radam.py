@@ -9,6 +9,7 @@ from .base import (
     COMMON_ARGS_DOC,
     RuleOptimizer,
     check_betas,
+    check_bool,
     check_range,
     nonzero,
     scalar_step,
@@ -94,9 +95,10 @@ class RAdam(RuleOptimizer):
     .. note::
        While :math:`\rho_t \le 5` (the first few steps; about 5 with the default
        :math:`\beta_2`) the step is plain SGD with momentum on the bias-corrected
-       :math:`\hat m_t`. The threshold is 5 as in torch and the authors' code; the paper's
-       algorithm box says 4, and some implementations (e.g. optax's ``threshold``) make it
-       an argument.
+       :math:`\hat m_t`. The adaptive step needs :math:`\rho_t > 5`, as in torch; the
+       authors' code takes it from :math:`\rho_t \ge 5` (the two differ only where
+       :math:`\rho_t` is exactly 5), the paper's algorithm box from :math:`\rho_t > 4`,
+       and some implementations (e.g. optax's ``threshold``) make it an argument.
 
     Args:
         params (iterable): parameters or parameter groups to optimize.
@@ -136,6 +138,7 @@ class RAdam(RuleOptimizer):
         check_betas(betas)
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
+        check_bool("decoupled_weight_decay", decoupled_weight_decay)
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
                         foreach=foreach, fused=fused)

@@ -18,7 +18,9 @@ def _adagrad_sum(a: Tensor, g: Tensor, beta2) -> Tensor:
 
 
 def _rmsprop_average(a: Tensor, g: Tensor, beta2) -> Tensor:
-    return addcmul(a * beta2, g, g, 1 - beta2)
+    # weighted as the statistics are: beta2 = 1 sums (a weight 1 - beta2 = 0 would keep A at
+    # 0 and the step at g / graft_eps)
+    return addcmul(a * beta2, g, g, _statistics_weight(beta2))
 
 
 #: where the step size comes from, with the graft's update of its sum of squares
@@ -150,7 +152,7 @@ _RULE = r"""
        &\quad G \leftarrow \pm\nabla_\theta f_t(\theta_{t-1})
             \quad (- \text{ if maximize})\\
        &\quad A \leftarrow A + G \odot G\ \text{(adagrad)},\quad
-            A \leftarrow \beta_2 A + (1-\beta_2)\, G \odot G\ \text{(rmsprop)}\\
+            A \leftarrow \beta_2 A + w\, G \odot G\ \text{(rmsprop)}\\
        &\quad D_g \leftarrow G / (\sqrt{A} + \epsilon_g)\ \text{(adagrad, rmsprop)},\quad
             D_g \leftarrow G\ \text{(sgd, none)}\\
        &\quad L \leftarrow \beta_2 L + w\, G G^\top,\quad R \leftarrow \beta_2 R + w\, G^\top G\\
@@ -204,9 +206,10 @@ class Shampoo(RuleOptimizer):
        1000, 8192); both default to SGD grafting, where this class grafts from AdaGrad, the
        diagonal method of which Shampoo is the Kronecker-factored full-matrix form. Its
        constructor refuses :math:`\beta_2 = 1`, though its code then sums the statistics
-       as here (the oracle sets it after construction). Its step count is per param group,
-       here per parameter, as torch's (the same while every parameter gets a gradient on
-       every step).
+       as here (the oracle sets it after construction); its RMSProp graft then keeps a sum
+       of squares of weight :math:`1-\beta_2 = 0`, which stays 0, where here it sums too.
+       Its step count is per param group, here per parameter, as torch's (the same while
+       every parameter gets a gradient on every step).
 
     .. note::
        Memory: two momentum buffers (Shampoo's and the graft's), AdaGrad's or RMSProp's
@@ -226,8 +229,8 @@ class Shampoo(RuleOptimizer):
             (default: 1e-2).
         betas (tuple[float, float], optional): momentum :math:`\beta_1` (heavy ball, no
             dampening) and decay rate :math:`\beta_2 \in [0, 1]` of the statistics and of
-            RMSProp's graft; :math:`\beta_2 = 1` sums them, as the 2018 paper
-            (default: (0.9, 0.999)).
+            RMSProp's graft; :math:`\beta_2 = 1` sums them (the statistics as the 2018
+            paper, RMSProp's graft as AdaGrad's) (default: (0.9, 0.999)).
         eps (float, optional): :math:`\epsilon`, the start :math:`\epsilon I` of every
             statistic, which keeps the roots finite (default: 1e-6).
         graft (str, optional): the step size's source, one of ``"adagrad"``, ``"rmsprop"``,
