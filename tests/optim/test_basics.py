@@ -572,14 +572,13 @@ RULE_CLASSES = [info for info in TABLE
                 if issubclass(info.cls, optimlab.optim.base.RuleOptimizer)]
 
 
-#: the switches that took any value: maximize everywhere (a driver flag, checked by
-#: RuleOptimizer), and the ones named here
-_SWITCHES = {"RAdam": ["decoupled_weight_decay"], "NAdam": ["decoupled_weight_decay"],
-             "Muon": ["nesterov"]}
+#: the switches, which took any value: every constructor argument whose default is a bool
+#: (maximize everywhere, a driver flag; amsgrad, nesterov, centered, ...)
 SWITCHES = [pytest.param(info, name, id=f"{info.cls.__name__}-{name}")
             for info in RULE_CLASSES
-            for name in ["maximize", *_SWITCHES.get(info.cls.__name__, [])]
-            if name in inspect.signature(info.cls.__init__).parameters]
+            for name, arg in inspect.signature(info.cls.__init__).parameters.items()
+            if isinstance(arg.default, bool)
+            and name not in ("skip_nonfinite", "capturable", "differentiable")]  # torch's flags
 
 
 def test_every_rule_optimizer_takes_maximize():
@@ -588,11 +587,10 @@ def test_every_rule_optimizer_takes_maximize():
 
 @pytest.mark.parametrize("info, name", SWITCHES)
 def test_a_switch_is_a_bool(info, name):
-    """``maximize="False"`` maximized, as did RAdam's and NAdam's
-    ``decoupled_weight_decay="no"`` and Muon's ``nesterov="no"`` (a non-empty string is
-    true): every bool argument refuses what is no bool, in the constructor and in a param
-    group (maximize is a driver flag, checked apart from the hyperparameters), and takes
-    NumPy's bool, stored as Python's."""
+    """``maximize="False"`` maximized, as did ``amsgrad="no"``, ``nesterov="no"``,
+    ``centered="no"``... (a non-empty string is true): every bool argument refuses what is
+    no bool, in the constructor and in a param group, and takes NumPy's bool, stored as
+    Python's."""
     for bad in ("False", 1):
         with pytest.raises(ValueError, match=rf"^{name} must be a bool, got"):
             _construct(info, **{name: bad})
@@ -604,6 +602,16 @@ def test_a_switch_is_a_bool(info, name):
     default = inspect.signature(info.cls.__init__).parameters[name].default
     opt.add_param_group({"params": extra, name: np.bool_(default)})
     assert type(opt.param_groups[1][name]) is bool
+
+
+@pytest.mark.parametrize("cls, name", [(optimlab.LBFGS, "maximize"), (optimlab.Adam, "skip_nonfinite")])
+def test_the_other_switches_are_bools_too(cls, name):
+    """L-BFGS (no RuleOptimizer) took maximize="no" for true, and every optimizer its
+    skip_nonfinite="no"."""
+    for bad in ("no", 1):
+        with pytest.raises(ValueError, match=rf"^{name} must be a bool, got"):
+            cls([torch.zeros(2, requires_grad=True)], **{name: bad})
+    cls([torch.zeros(2, requires_grad=True)], **{name: np.bool_(True)})
 
 
 def test_muon_momentum_must_be_below_one():

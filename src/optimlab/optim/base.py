@@ -340,6 +340,18 @@ def _eager_under_compile(step: Callable) -> Callable:
 
 #: each class's hyperparameter names (:func:`~optimlab.optim.capabilities.hyperparameters`)
 _HPARAM_NAMES: dict[type, tuple[str, ...]] = {}
+_SWITCHES: dict[type, tuple[str, ...]] = {}
+
+
+def _switches(cls: type) -> tuple[str, ...]:
+    """The switches of ``cls``: ``maximize`` and every hyperparameter whose default is a
+    bool (``amsgrad``, ``nesterov``, ``centered``, ...), which must be bools: ``"False"``
+    or ``1`` would be taken for true without a word."""
+    names = _SWITCHES.get(cls)
+    if names is None:
+        names = _SWITCHES[cls] = ("maximize", *(k for k, v in hyperparameters(cls).items()
+                                                if isinstance(v, bool)))
+    return names
 
 #: types :func:`python_numbers` returns as they are
 _PLAIN = frozenset({float, int, bool, str, type(None)})
@@ -442,8 +454,9 @@ class RuleOptimizer(TorchOptimizer):
         differentiable: bool | None = None,
     ) -> None:
         check_range("lr", defaults["lr"], 0.0)
-        if "maximize" in defaults:
-            check_bool("maximize", defaults["maximize"])
+        for switch in _switches(type(self)):  # maximize, amsgrad, nesterov, centered, ...
+            if switch in defaults:
+                check_bool(switch, defaults[switch])
         # torch.optim's flags, on the classes that share torch's signature: kept in the
         # groups as torch keeps them, refused where they ask for what optimlab does not do
         for flag, value in (("capturable", capturable), ("differentiable", differentiable)):
@@ -453,6 +466,7 @@ class RuleOptimizer(TorchOptimizer):
         if self.capabilities.compact_moments:
             # a driver flag in every group, like ``fused``, so a group may set its own
             defaults["state_precision"] = state_precision
+        check_bool("skip_nonfinite", skip_nonfinite)
         self.skip_nonfinite = bool(skip_nonfinite)
         self.skipped_steps = 0
         if params is _CHECK_ONLY:  # checked_defaults: the constructor's checks, nothing more

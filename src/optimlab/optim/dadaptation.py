@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc, nonzero
+from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
 from .engine import real
 from .ops import add_scaled, addcdiv, addcmul
@@ -215,8 +215,7 @@ def _check_common(lr, weight_decay, log_every, d0, growth_rate, fsdp_in_use, **f
                                         and growth_rate == math.inf):
         check_range("growth_rate", growth_rate, 1.0)
     for name, flag in {**flags, "fsdp_in_use": fsdp_in_use}.items():
-        if not isinstance(flag, bool):
-            raise ValueError(f"{name} must be True or False, got {flag!r}")
+        check_bool(name, flag)
     if fsdp_in_use:
         import torch.distributed as dist
 

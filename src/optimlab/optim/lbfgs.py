@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import TorchOptimizer, check_int, check_range, check_state_dict
+from .base import TorchOptimizer, check_bool, check_int, check_range, check_state_dict
 from .capabilities import Capabilities
 
 __all__ = ["LBFGS"]
@@ -402,6 +402,7 @@ class LBFGS(TorchOptimizer):
         check_range("tolerance_grad", tolerance_grad, None)
         check_range("tolerance_change", tolerance_change, None)
         check_int("history_size", history_size, 1)
+        check_bool("maximize", maximize)
         if line_search_fn not in (None, "strong_wolfe"):
             # torch raises this at the first step; here it is a bad argument, said at once
             raise ValueError(f"line_search_fn must be None or 'strong_wolfe', got "
@@ -409,7 +410,7 @@ class LBFGS(TorchOptimizer):
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval,
                         tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
                         history_size=history_size, line_search_fn=line_search_fn,
-                        maximize=bool(maximize))
+                        maximize=bool(maximize))  # np.bool_ as Python's
         super().__init__(params, defaults)
 
     def add_param_group(self, param_group: dict) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc, nonzero
+from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
 from .dadaptation import starting_at_own_d0
 from .engine import real
@@ -236,8 +236,7 @@ class Prodigy(RuleOptimizer):
         for name, flag in (("decouple", decouple), ("use_bias_correction", use_bias_correction),
                            ("safeguard_warmup", safeguard_warmup),
                            ("fsdp_in_use", fsdp_in_use)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{name} must be True or False, got {flag!r}")
+            check_bool(name, flag)
         if fsdp_in_use:
             raise ValueError("fsdp_in_use=True is not supported: optimlab.Prodigy estimates d "
                              "from the parameters this process holds (no all-reduce of the "

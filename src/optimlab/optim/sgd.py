@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, torch_flags_doc
+from .base import COMMON_ARGS_DOC, RuleOptimizer, check_bool, check_range, nonzero, torch_flags_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -93,6 +93,7 @@ class SGD(RuleOptimizer):
         check_range("momentum", momentum, 0.0)
         check_range("dampening", dampening, None)
         check_range("weight_decay", weight_decay, 0.0)
+        check_bool("nesterov", nesterov)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov=True needs momentum > 0 and dampening = 0")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
