@@ -71,6 +71,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..optim.base import check_int
 from ..optim.registry import resolve, work_weight
 from .analysis import CRITERION, paired_difference, rank, summarize
 from .store import DEFAULT_PATH, TERMINAL, RunStore
@@ -286,13 +287,6 @@ def _weight(name: str, hparams: Mapping | None = None) -> float:
     return float(work_weight(name, dict(hparams or {})))
 
 
-def _check_int(what: str, value, minimum: int = 1, none: bool = False) -> None:
-    """Refuse anything but an integer >= ``minimum`` (a bool is not a number of steps)."""
-    if none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}"
-                         f"{' or None' if none else ''}, got {value!r}")
 
 
 def _check_budget(budget) -> None:
@@ -326,8 +320,8 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
     final seeds. A budget below
     that raises :class:`AdvisorError` with the least it needs.
     """
-    _check_int("steps", steps)
-    _check_int("seeds", seeds)
+    check_int("steps", steps, 1)
+    check_int("seeds", seeds, 1)
     _check_budget(budget)
     count = candidates if isinstance(candidates, int) else len(candidates)
     full = Plan(steps, _log_grid(*RANGE, PER_DECADE), max(10, min(100, steps // 8)), 1,
@@ -737,9 +731,10 @@ def advise_task(task: str | Task, *, model: str | None = None,
 def _check_request(steps, seeds, budget, batch_size, budget_seconds=None) -> None:
     """The arguments of :func:`advise_task` and :func:`advise`, before anything is read or
     trained (a bool is not a number here: ``steps=True`` is refused, not taken for 1)."""
-    _check_int("steps", steps)
-    _check_int("seeds", seeds)
-    _check_int("batch_size", batch_size, none=True)
+    check_int("steps", steps, 1)
+    check_int("seeds", seeds, 1)
+    if batch_size is not None:  # None: the whole training set
+        check_int("batch_size", batch_size, 1)
     _check_budget(budget)
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(
             budget_seconds, (int, float))):

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from ..optim.base import check_int
 from ..optim.registry import create, resolve
 from .store.environment import cpu_model
 
@@ -234,8 +235,7 @@ def step_costs(task, model: str | None, batch_size: int | None,
     the others keep their costs."""
     if not optimizers:
         return {}
-    if not (isinstance(rounds, int) and rounds >= 1):
-        raise ValueError(f"rounds must be an integer >= 1, got {rounds!r}")
+    check_int("rounds", rounds, 1)
     shapes = _shapes(task, model)
     keys = {name: _key(task, model, batch_size, name, hp, shapes)
             for name, hp in optimizers.items()}

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..optim.base import check_int
+
 __all__ = ["EXECUTORS", "Call", "Outcome", "LocalExecutor", "RayExecutor", "GroupsLost",
            "make_executor", "require_ray"]
 
@@ -109,8 +111,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, max_retries: int = 3,
                  num_cpus: float = 1) -> None:
-        if not (isinstance(max_retries, int) and max_retries >= 0):
-            raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        check_int("max_retries", max_retries, 0)
         if not num_cpus > 0:
             raise ValueError(f"num_cpus must be > 0, got {num_cpus!r}")
         self.ray = require_ray()

@@ -52,6 +52,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..optim.base import check_int
 from ..optim.registry import rate_used, resolve
 from .store.jsonio import is_json_number
 from .tasks import Task
@@ -529,10 +530,8 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
     if on not in ("train", "test"):
         raise ValueError(f"on must be 'train' or 'test', got {on!r}")
-    if not (isinstance(grid, int) and 2 <= grid <= 401):
-        raise ValueError(f"grid must be an integer from 2 to 401, got {grid!r}")
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("grid", grid, 2, 401)
+    check_int("steps", steps, 1)
     if not (margin >= 0 and math.isfinite(margin)):
         raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
     optimizers = dict(DEFAULT_OPTIMIZERS if optimizers is None else optimizers)

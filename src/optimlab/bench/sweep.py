@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..optim.base import check_int
 from ..optim.registry import resolve
 from .analysis import summarize, tail_score
 from .cost import step_costs
@@ -104,9 +105,7 @@ class SweepSpec:
                 _finite_number(lr) and lr > 0 for lr in self.lrs)):
             raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
                              f"non-empty, got {self.lrs!r}")
-        if not (isinstance(self.seeds, int) and not isinstance(self.seeds, bool)
-                and self.seeds >= 1):
-            raise ValueError(f"seeds must be an integer >= 1, got {self.seeds!r}")
+        check_int("seeds", self.seeds, 1)
         if self.target is not None and not _finite_number(self.target):
             raise ValueError(f"target must be a finite number or None, got {self.target!r}")
         self._check_hparams()

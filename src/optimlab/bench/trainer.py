@@ -36,6 +36,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from .._table import one_line
+from ..optim.base import check_int
 from ..optim.population import Population
 from ..optim.registry import create, resolve
 from .allocator import keep_freed_memory
@@ -102,14 +103,12 @@ class TrainConfig:
     eval_subset: int | None = 1000
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.steps, int) and self.steps >= 1):
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        check_int("steps", self.steps, 1)
         if self.batch_size is not None and not (isinstance(self.batch_size, int)
                                                 and self.batch_size >= 1):
             raise ValueError(f"batch_size must be None (full batch) or >= 1, got "
                              f"{self.batch_size!r}")
-        if not (isinstance(self.eval_every, int) and self.eval_every >= 1):
-            raise ValueError(f"eval_every must be an integer >= 1, got {self.eval_every!r}")
+        check_int("eval_every", self.eval_every, 1)
         if self.eval_subset is not None and not (isinstance(self.eval_subset, int)
                                                  and self.eval_subset >= 1):
             raise ValueError(f"eval_subset must be None (every example) or an integer >= 1, "

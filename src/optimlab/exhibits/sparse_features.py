@@ -12,6 +12,7 @@ import torch
 
 from .._table import text_table
 from ..optim import SGD, Adagrad
+from ..optim.base import check_int
 from ..optim.palette import LINE_STYLES, color, shade
 from .base import Demo, pyplot
 
@@ -118,8 +119,7 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
     def whole(value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
 
-    if not whole(batch) or batch < 1:
-        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    check_int("batch", batch, 1)
     if not whole(n) or n < batch:
         raise ValueError(f"n must be an integer >= batch ({batch}): one batch at least, "
                          f"got {n!r}")

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from ..optim.base import check_int
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -98,9 +100,7 @@ class Landscape:
         unknown = set(self.challenges) - set(CHALLENGES)
         if unknown:
             raise ValueError(f"unknown challenge tags {sorted(unknown)}; use {CHALLENGES}")
-        if isinstance(self.dim, bool) or not isinstance(self.dim, numbers.Integral) \
-                or self.dim < 1:
-            raise ValueError(f"{self.name}: dim must be an integer >= 1, got {self.dim!r}")
+        check_int(f"{self.name}: dim", self.dim, 1)
         if len(_reals(self.start)) != self.dim:
             raise ValueError(f"{self.name}: start must be {self.dim} finite numbers, "
                              f"got {self.start!r}")

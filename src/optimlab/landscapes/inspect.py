@@ -15,13 +15,13 @@ square root is the per-coordinate scale a step is divided by), any other vector 
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..optim.base import check_int
 from ..optim.registry import create, resolve
 from .base import Landscape
 from .race import _check_hparams, _landscape, _start
@@ -50,8 +50,7 @@ def inspect_steps(landscape: Landscape | str, name: str,
             ``landscape.domain``.
     """
     landscape = _landscape(landscape)
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    check_int("steps", steps, 1)
     steps = int(steps)
     entry = resolve(name)
     dim = landscape.dim

@@ -15,7 +15,6 @@ colour (``race.hparams[label]["name"]``), distinct within one figure. Path lines
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import shutil
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import torch
 
 # absolute: this module also loads on its own, outside the package
 from optimlab.optim import palette as _palette
+from optimlab.optim.base import check_int
 
 __all__ = ["animate_race", "label_colors", "plot_landscape", "plot_race", "plot_surface",
            "plt_close", "race_colors"]
@@ -519,9 +519,7 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
     from matplotlib import animation
 
     for name, value, low in (("fps", fps, 1), ("frames", frames, 2), ("dpi", dpi, 1)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
-                or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_int(name, value, low)
     fps, frames, dpi = int(fps), int(frames), int(dpi)
     plt = _pyplot()
     gif = _gif_path(path, race.landscape.name)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..optim import registry
-from ..optim.base import python_numbers
+from ..optim.base import check_int, python_numbers
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population, is_per_member
 from ..optim.registry import rate_used, resolve, wrapped_class
@@ -214,8 +214,7 @@ def _vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
 
 def _steps(steps) -> int:
     """``steps`` as an int; ValueError unless it is an integer >= 0 (NumPy's included)."""
-    if not _integer(steps) or steps < 0:
-        raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
+    check_int("steps", steps, 0)
     return int(steps)
 
 

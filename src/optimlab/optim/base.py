@@ -108,11 +108,16 @@ def _short(value: Any) -> str:
 def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer (Python's or NumPy's, not a bool)
     in ``[low, high]`` (by default at most 2**63 - 1, what a store or a float index can
-    hold)."""
+    hold): "steps must be an integer >= 1, got 0", or "... in [2, 401] ..." with a bound.
+
+    >>> check_int("steps", 0, 1)
+    Traceback (most recent call last):
+    ValueError: steps must be an integer >= 1, got 0
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
             or not low <= value <= high:
-        bound = "inf" if high == 2**63 - 1 else str(high)
-        raise ValueError(f"{name} must be an integer in [{low}, {bound}], got {_short(value)}")
+        wanted = f">= {low}" if high == 2**63 - 1 else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {wanted}, got {_short(value)}")
 
 
 def check_bool(name: str, value: Any) -> None:
