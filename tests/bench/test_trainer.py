@@ -486,3 +486,14 @@ def test_the_sequential_engine_evaluates_in_chunks_with_the_one_pass_metrics(los
         assert run.test_metric[-1] == run.test_loss[-1]
     else:  # counts of correct predictions: exact
         assert run.test_metric[-1] == float((out.argmax(-1) == task.y_test).float().mean())
+
+
+def test_a_config_takes_numpy_integers_and_refuses_bools():
+    """TrainConfig(steps=True) trained one step (a bool is an int to isinstance); NumPy's
+    integers, which a grid built with NumPy gives, are numbers of steps."""
+    import numpy as np
+
+    for key in ("steps", "eval_every"):
+        with pytest.raises(ValueError, match=rf"^{key} must be an integer >= 1, got True$"):
+            TrainConfig(**{key: True})
+        assert getattr(TrainConfig(**{key: np.int64(5)}), key) == 5
