@@ -715,8 +715,8 @@ def test_a_task_file_named_as_a_standard_module_is_read_unless_python_read_its_o
 
 
 def test_bench_loads_its_task_once(tmp_path, monkeypatch, capsys):
-    """The command line hands the task it loaded to the sweep (MNIST's files took a second
-    to read and digest, twice)."""
+    """The command line hands the task it loaded, and the configuration it found the sweep
+    by, to the sweep (MNIST's files took a second to read and digest, twice)."""
     from optimlab.bench import sweep, tasks
 
     calls = []
@@ -726,10 +726,19 @@ def test_bench_loads_its_task_once(tmp_path, monkeypatch, capsys):
         calls.append(args[0])
         return real(*args, **kwargs)
 
+    digests = []
+    real_digest = sweep.data_digest
+
+    def digest(task):
+        digests.append(task.name)
+        return real_digest(task)
+
     monkeypatch.setattr(tasks, "get", counted)
     monkeypatch.setattr(sweep, "get_task", counted)
+    monkeypatch.setattr(sweep, "data_digest", digest)
     assert main(BENCH + ["--db", str(tmp_path / "runs.db")]) == 0, capsys.readouterr().err
     assert calls == ["digits"]
+    assert digests == ["digits"]  # and digests its data once (MNIST's: 0.24 s)
 
 
 def test_a_store_urls_password_is_never_printed(capsys):

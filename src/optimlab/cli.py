@@ -1075,7 +1075,8 @@ def run_bench(args: argparse.Namespace) -> str:
                      seeds=args.seeds, hparams=hparams, target=args.target,
                      extend=True if args.extend else None)
     store = _open_store(db)
-    existing = store.find_sweep(spec.stored_config(task))
+    stored = spec.stored_config(task)
+    existing = store.find_sweep(stored)
     if existing is not None and store.pending_runs(existing):
         from .bench.store import StoreError
 
@@ -1112,7 +1113,7 @@ def run_bench(args: argparse.Namespace) -> str:
         with _progress(f"{task.name}, {engine} engine{where}", groups) as tick:
             sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir,
                                  progress=tick, recalibrate=args.recalibrate,
-                                 executor=executor, task=task)
+                                 executor=executor, task=task, stored_config=stored)
     except GroupsLost as err:
         raise CLIError(f"{err}; run the same command with --resume") from None
     finally:
