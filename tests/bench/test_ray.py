@@ -178,6 +178,23 @@ def test_without_ray_the_ray_executor_is_one_line_saying_what_to_install(monkeyp
     assert not (tmp_path / "runs.db").exists()  # refused before anything was stored
 
 
+def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, capsys):
+    """Ray's client retried an unreachable head for over ten minutes, deaf to SIGTERM; the
+    address is probed first (no cluster of this module's is needed, nor started)."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.monotonic()
+    code = cli.main(["bench", *SWEEP, "--db", str(tmp_path / "runs.db"), "--executor", "ray",
+                     "--address", f"127.0.0.1:{port}"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and time.monotonic() - start < 30
+    assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}: nothing answers there" in err
+
+
 def test_a_killed_driver_resumes_and_a_second_driver_is_refused(cluster, tmp_path, pg_server):
     """The driver of a Ray sweep is stopped (SIGSTOP) after its first group is stored: a
     second driver meanwhile is refused (the sweep is locked on the server), and ``--resume`` from

@@ -24,6 +24,8 @@ Ray is an optional dependency (``pip install 'optimlab[ray]'``); nothing imports
 
 from __future__ import annotations
 
+import os
+import socket
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -119,6 +121,8 @@ class RayExecutor:
         self._started = False
         ray = self.ray
         if not ray.is_initialized():
+            if address:
+                _check_reachable(address)
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False,
                          **({} if address else {"include_dashboard": False}))
@@ -170,6 +174,31 @@ class RayExecutor:
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
             self._started = False
+
+
+#: seconds to wait for a cluster's head to accept a connection before saying it cannot be
+#: reached (Ray's own client retries for minutes, deaf to SIGTERM)
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """Raise ``RuntimeError`` in one line unless something accepts a TCP connection at
+    ``address`` (``host:port`` or ``ray://host:port``; ``"auto"`` is Ray's to resolve),
+    within :data:`CONNECT_TIMEOUT` seconds. At a loopback address Ray's drivers are kept on
+    it (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, unless set): otherwise they dial the
+    machine's network address instead, where a cluster started on 127.0.0.1 does not listen."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    host = host.strip("[]")
+    if host in ("127.0.0.1", "localhost", "::1"):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, OverflowError, ValueError) as err:
+        raise RuntimeError(f"cannot connect to the Ray cluster at {address}: nothing answers "
+                           f"there ({err.strerror or err if isinstance(err, OSError) else err}); "
+                           "start its head with `ray start --head` or check the address") from None
 
 
 def _remote_call(fn: Callable, *args) -> Outcome:
