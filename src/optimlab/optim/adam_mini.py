@@ -204,7 +204,10 @@ class AdamMini(RuleOptimizer):
                         partition=partition, maximize=maximize)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite)
 
-    def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a param group (torch's ``add_param_group``), checked as the constructor checks
+        its arguments; a group may set its own ``partition``, which must split each of its
+        parameters into blocks."""
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         try:

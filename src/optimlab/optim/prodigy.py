@@ -253,11 +253,14 @@ class Prodigy(RuleOptimizer):
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite,
                          state_precision=state_precision)
 
-    def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
-        # a group given its own d0 starts its estimate there
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a param group (torch's ``add_param_group``); a group given its own ``d0``
+        starts its estimate of d there."""
         super().add_param_group(starting_at_own_d0(param_group, ("d", "d_max")))
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # noqa: D102 (base's)
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state_dict of optimlab's Prodigy, or of prodigyopt's (converted: its
+        per-parameter ``step`` dropped, a 0-d ``p0`` expanded), then as torch does."""
         super().load_state_dict(self._from_prodigyopt(state_dict))
 
     def _from_prodigyopt(self, state_dict: Any) -> Any:

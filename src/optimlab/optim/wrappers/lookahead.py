@@ -113,6 +113,7 @@ class Lookahead(TorchOptimizer):
         self.optimizer.add_param_group(param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero the gradients through the inner optimizer (torch's ``zero_grad``)."""
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     @torch.no_grad()
