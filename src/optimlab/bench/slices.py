@@ -117,10 +117,12 @@ class Path:
 
     @property
     def end_residual(self) -> float:
+        """The path's distance off the plane at its last recorded step."""
         return float(self.residual[-1])
 
     @property
     def max_residual(self) -> float:
+        """The path's largest distance off the plane over its recorded steps."""
         return float(self.residual.max())
 
     def relative(self, value: float) -> float:

@@ -148,6 +148,7 @@ class Member:
 
     @property
     def label(self) -> str:
+        """``"adam(lr=0.001) seed 0"``: the member's optimizer, hyperparameters and seed."""
         hp = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in self.hparams.items())
         return f"{self.optimizer}({hp}) seed {self.seed}"

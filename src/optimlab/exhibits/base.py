@@ -36,9 +36,11 @@ class Demo:
     title: str = ""
 
     def table(self) -> str:  # pragma: no cover - overridden
+        """The exhibit's numbers as a plain-text table for the terminal."""
         raise NotImplementedError
 
     def plot(self) -> Figure:  # pragma: no cover - overridden
+        """The exhibit's picture, a matplotlib ``Figure`` (the caller saves or closes it)."""
         raise NotImplementedError
 
     def __str__(self) -> str:

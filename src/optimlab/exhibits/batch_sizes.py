@@ -32,6 +32,7 @@ class GDRun:
 
     @property
     def updates(self) -> int:
+        """How many parameter updates the run took."""
         return len(self.loss) - 1
 
     def first_below(self, target: float) -> int | None:
@@ -66,11 +67,15 @@ class GDVariantsDemo(Demo):
                       f"epochs; loss = 0.5 mean squared error, minimum {self.optimum:.4g}")
 
     def evals_to_target(self, label: str) -> int | None:
+        """Examples whose gradients run ``label`` computed before its loss first fell below
+        the target (None: never)."""
         run = self.runs[label]
         k = run.first_below(self.target)
         return None if k is None else int(run.samples[k])
 
     def updates_to_target(self, label: str) -> int | None:
+        """Updates run ``label`` took before its loss first fell below the target (None:
+        never)."""
         return self.runs[label].first_below(self.target)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:

@@ -53,9 +53,11 @@ class SparseDemo(Demo):
                       f"same lr {self.lr:g} for SGD and Adagrad")
 
     def final_eff_lr(self, optimizer: str, feature: str) -> float:
+        """``optimizer``'s effective learning rate on ``feature``'s weight at the last step."""
         return float(self.eff_lr[optimizer][-1, self.features.index(feature)])
 
     def final_weight(self, optimizer: str, feature: str) -> float:
+        """``optimizer``'s weight on ``feature`` at the last step."""
         return float(self.weights[optimizer][-1, self.features.index(feature)])
 
     def table(self) -> str:

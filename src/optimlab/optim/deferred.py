@@ -104,6 +104,7 @@ class ListRef:
 
     @property
     def dtype(self) -> torch.dtype:
+        """The listed tensors' dtype (the first's: one for the whole list)."""
         return self.items[0].dtype
 
 

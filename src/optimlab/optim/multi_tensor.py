@@ -152,16 +152,19 @@ class TensorList:
 
     @property
     def is_sparse(self) -> bool:
+        """False: a list of dense tensors (as ``Tensor.is_sparse``, for the rules' checks)."""
         return False
 
     @property
     def dtype(self) -> torch.dtype:
+        """The tensors' dtype (one for the whole list)."""
         if self._flat is None and self._node is not None:
             return self._node.dtype
         return (self._flat if self._flat is not None else self._items[0]).dtype
 
     @property
     def device(self) -> torch.device:
+        """The tensors' device (one for the whole list)."""
         if self._flat is None and self._node is not None:
             return deferred.recording().device
         return (self._flat if self._flat is not None else self._items[0]).device
@@ -237,24 +240,31 @@ class TensorList:
 
     # -- methods ------------------------------------------------------------------------------
     def sqrt(self):
+        """``torch.sqrt`` of every tensor of the list."""
         return _elementwise(torch.sqrt, self)
 
     def rsqrt(self):
+        """``torch.rsqrt`` of every tensor of the list."""
         return _elementwise(torch.rsqrt, self)
 
     def abs(self):
+        """``torch.abs`` of every tensor of the list."""
         return _elementwise(torch.abs, self)
 
     def sign(self):
+        """``torch.sign`` of every tensor of the list."""
         return _elementwise(torch.sign, self)
 
     def reciprocal(self):
+        """``torch.reciprocal`` of every tensor of the list."""
         return _elementwise(torch.reciprocal, self)
 
     def square(self):
+        """``torch.square`` of every tensor of the list."""
         return _elementwise(torch.square, self)
 
     def clone(self):
+        """``torch.clone`` of every tensor of the list."""
         return _elementwise(torch.clone, self)
 
     def to(self, dtype: torch.dtype):

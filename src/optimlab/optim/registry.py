@@ -39,18 +39,22 @@ class Entry:
 
     @property
     def family(self) -> str:
+        """The optimizer's family (``adam``, ``sgd``, ...): the catalog's."""
         return self.info.family
 
     @property
     def paper(self) -> str:
+        """The paper it comes from: the catalog's."""
         return self.info.paper
 
     @property
     def year(self) -> int:
+        """The year of that paper: the catalog's."""
         return self.info.year
 
     @property
     def memory(self) -> float:
+        """Its extra state per parameter, in copies of the parameter: the catalog's."""
         return self.info.memory
 
     def __repr__(self) -> str:

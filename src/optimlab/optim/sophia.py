@@ -26,6 +26,7 @@ DISTRIBUTIONS = ("gaussian", "rademacher")
 
 
 def init(p: Tensor, **_) -> dict:
+    """Sophia's state of ``p``: its step, first moment and Hessian-diagonal estimate."""
     # the step counter schedules the Hessian estimates (and seeds their probes); the step
     # itself needs no bias correction
     return {
@@ -36,6 +37,8 @@ def init(p: Tensor, **_) -> dict:
 
 
 def update(p, g, state, *, lr, betas, gamma, eps, weight_decay, **_) -> Tensor:
+    """One Sophia step of ``p`` (the class's docstring gives the rule): the clipped ratio
+    of the first moment to the Hessian estimate."""
     # state["hessian"] is h_t: the optimizer averages the new estimate into it before the rule
     # runs (on a Hessian step), because the estimate needs the closure, not just g
     beta1, _ = betas

@@ -159,12 +159,14 @@ class GuardedConnection:
         self._fail = fail  # sqlite3.Error -> StoreError (the store remembers damage)
 
     def execute(self, sql: str, parameters=()) -> GuardedCursor:
+        """``sqlite3.Connection.execute``, its errors made one-line store errors."""
         try:
             return GuardedCursor(self._con.execute(sql, parameters), self._fail)
         except sqlite3.Error as err:
             raise self._fail(err) from err
 
     def executemany(self, sql: str, rows) -> GuardedCursor:
+        """``sqlite3.Connection.executemany``, its errors made one-line store errors."""
         try:
             return GuardedCursor(self._con.executemany(sql, rows), self._fail)
         except sqlite3.Error as err:
@@ -172,6 +174,7 @@ class GuardedConnection:
 
     @property
     def in_transaction(self) -> bool:
+        """Whether the connection is inside a transaction (``sqlite3``'s flag)."""
         return self._con.in_transaction
 
     def __getattr__(self, name: str):
@@ -393,6 +396,7 @@ class SweepLock:
 
     @property
     def held(self) -> bool:
+        """Whether this object holds the lock (until :meth:`release`)."""
         return self._fd is not None
 
     def release(self) -> None:

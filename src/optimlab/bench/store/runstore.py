@@ -379,6 +379,7 @@ class RunStore(DataFrameReaders):
 
     @property
     def schema_version(self) -> int:
+        """The version of the store's tables, as written in the file."""
         return self.con.execute("SELECT version FROM schema_version").fetchone()[0]
 
     @contextmanager
