@@ -73,10 +73,10 @@ def test_a_candidate_that_cannot_run_is_named_with_its_error(tmp_path, capsys):
     text = capsys.readouterr().out
     row = next(line for line in text.splitlines() if line.startswith("muon "))
     assert row.split()[-2:] == ["cannot", "run"]
-    assert ("muon: cannot run here, every run raised: ValueError: Muon only optimizes real "
-            "2-D parameters") in text
+    assert ("muon: cannot run here, every run raised: ValueError: parameter 1: Muon only "
+            "optimizes real 2-D parameters") in text
     page = (tmp_path / "advice" / "advice.html").read_text(encoding="utf-8")
-    assert "cannot run: ValueError: Muon only optimizes" in page
+    assert "cannot run: ValueError: parameter 1: Muon only optimizes" in page
 
 
 def test_the_json_answer_writes_non_finite_numbers_as_null():

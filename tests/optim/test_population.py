@@ -175,3 +175,280 @@ def test_an_optimizer_for_sparse_gradients_only_is_refused(case):
     """A population's gradients are dense: SparseAdam says so instead of failing a step."""
     with pytest.raises(ValueError, match="sparse gradients only"):
         Population(case.cls_name.lower(), [torch.zeros(2, 3)], {"lr": [0.1, 0.2]})
+
+
+# -- the audit's defects (each test below fails without its fix) -----------------------------
+def _grads(shapes, steps, dtype=torch.float64, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return [[torch.randn(s, generator=gen, dtype=dtype) for s in shapes] for _ in range(steps)]
+
+
+def _population_run(name, starts, hp, grads):
+    params = [s.clone() for s in starts]
+    pop = Population(name, params, hp)
+    for step_grads in grads:
+        pop.step(grads=step_grads)
+    return params, pop
+
+
+def _alone(name, starts, k, hp, grads, cls=None):
+    """Member ``k`` run by the optimizer alone (``cls``: a torch class instead)."""
+    params = [s[k].clone().requires_grad_() for s in starts]
+    opt = cls(params, **hp) if cls else optimlab.create(name, params, **hp)
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = g[k].clone()
+        opt.step()
+    return [p.detach() for p in params]
+
+
+def test_per_member_values_keep_their_precision_in_every_dtype():
+    """The columns are float64; each parameter reads its own dtype's copy (bfloat16 ones
+    step in float32): a bfloat16 beta2 of 0.999 was 1.0 (Adam went NaN), and a float64
+    parameter beside a float32 one read float32-rounded rates."""
+    start = torch.randn(2, 8, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    grads = _grads([(2, 8)], 20, torch.bfloat16)
+    betas = [(0.9, 0.999), (0.9, 0.99)]
+    params, pop = _population_run("adam", [start], {"lr": [1e-3, 3e-4], "betas": betas}, grads)
+    assert pop.hparams["lr"].dtype == torch.float64 and pop.state[0]["exp_avg"].dtype == torch.bfloat16
+    for k, lr in enumerate([1e-3, 3e-4]):
+        alone = _alone("adam", [start], k, {"lr": lr, "betas": betas[k]}, grads)
+        assert torch.isfinite(params[0][k].float()).all()
+        torch.testing.assert_close(params[0][k], alone[0], rtol=0, atol=2e-2)
+    # float32 and float64 parameters in one population: each reads its own dtype's rates
+    a, b = torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.float64)
+    pop = Population("sgd", [a, b], {"lr": [0.1, 0.3]})
+    pop.step(grads=[torch.ones_like(a), torch.ones_like(b)])
+    assert torch.equal(b[:, 0], torch.tensor([-0.1, -0.3], dtype=torch.float64))
+    assert torch.equal(a[:, 0], torch.tensor([-0.1, -0.3]))
+
+
+@pytest.mark.parametrize("hp", [{"fused": None}, {"fused": False}, {"cautious": True}],
+                         ids=["fused", "plain", "vmap"])
+def test_complex_members_step_their_real_view(hp):
+    """A complex parameter steps as its real view, as torch.optim.Adam steps it (Adam
+    squared the complex gradient)."""
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(2, 3, 2, generator=gen, dtype=torch.complex128)
+    grads = _grads([(2, 3, 2)], 5, torch.complex128)
+    params, pop = _population_run("adam", [start], {"lr": [0.1, 0.2], **hp}, grads)
+    if hp.get("cautious"):
+        assert pop.mode == "vmap"
+        alone = _alone("adam", [start], 0, {"lr": 0.1, "cautious": True}, grads)
+    else:
+        alone = _alone("adam", [start], 0, {"lr": 0.1}, grads, cls=torch.optim.Adam)
+    torch.testing.assert_close(params[0][0], alone[0], rtol=1e-12, atol=1e-12)
+    assert pop.state[0]["exp_avg_sq"].dtype == torch.float64
+
+
+def test_complex_parameters_are_refused_by_name_where_the_rule_cannot_take_them():
+    with pytest.raises(ValueError, match="parameter 1: Adafactor does not support complex"):
+        Population("adafactor", [torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.complex64)])
+
+
+@pytest.mark.parametrize("name", ["lookahead", "adafactor"])
+@pytest.mark.parametrize("write", ["in place", "new storage", "rows not contiguous"])
+def test_member_mode_reads_the_rows_written_between_steps(name, write):
+    """Each member's optimizer steps from the member's rows as they are now: a write to the
+    stacked parameters between steps (a reset, a checkpoint load) was undone."""
+    p = torch.ones(2, 3, dtype=torch.float64)
+    if write == "rows not contiguous":
+        p = torch.ones(3, 2, dtype=torch.float64).t()
+    pop = Population(name, [p], {"lr": [0.1, 0.2]})
+    q = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt = optimlab.create(name, [q], lr=0.1)
+    for reset in (False, True):
+        if reset:
+            if write == "new storage":
+                p.data = torch.zeros(2, 3, dtype=torch.float64)
+            else:
+                p.zero_()
+            with torch.no_grad():
+                q.zero_()
+        pop.step(grads=[torch.full((2, 3), 1.0 - reset, dtype=torch.float64)])
+        q.grad = torch.full((3,), 1.0 - reset, dtype=torch.float64)
+        opt.step()
+        assert torch.equal(p[0], q.detach())
+
+
+def test_float32_members_are_bit_exact_on_the_fused_path_and_within_rounding_on_the_plain():
+    """What the module docstring says: float64 bit for bit on both paths, float32 bit for
+    bit fused (the kernel reads float64 rows; they were float32-rounded rates), and within
+    ``T * 2**-23 * max|p|`` of the optimizer alone on the plain path."""
+    shapes = [(30, 20), (20,)]
+    lrs = [1e-3, 3e-3, 1e-2]
+    steps = 50
+    for dtype in (torch.float64, torch.float32):
+        gen = torch.Generator().manual_seed(0)
+        starts = [torch.randn(3, *s, generator=gen).to(dtype) for s in shapes]
+        grads = _grads([(3, *s) for s in shapes], steps, dtype)
+        for name in ("adam", "nadam"):
+            for fused in (None, False):
+                params, pop = _population_run(name, starts, {"lr": lrs, "fused": fused}, grads)
+                fused_here = pop._plan is not None
+                for k, lr in enumerate(lrs):
+                    alone = _alone(name, starts, k, {"lr": lr, "fused": fused_here and None}, grads)
+                    for p, a in zip(params, alone):
+                        if dtype == torch.float64 or fused_here:
+                            assert torch.equal(p[k], a), (dtype, name, fused)
+                        else:
+                            bound = steps * 2.0**-23 * a.abs().max().item()
+                            assert (p[k] - a).abs().max().item() <= bound, (name, fused)
+
+
+def test_skip_nonfinite_is_per_member_in_member_mode_and_refused_when_batched():
+    with pytest.raises(ValueError, match="skip_nonfinite=True is not supported"):
+        Population("adam", [torch.zeros(3, 4)], {"lr": [0.1, 0.2, 0.3], "skip_nonfinite": True})
+    Population("adam", [torch.zeros(3, 4)], {"skip_nonfinite": False})
+    p = torch.zeros(3, 4, dtype=torch.float64)
+    pop = Population("lookahead", [p], {"lr": [0.1, 0.2, 0.3], "skip_nonfinite": True})
+    g = torch.ones(3, 4, dtype=torch.float64)
+    g[1, 0] = float("nan")
+    pop.step(grads=[g])
+    assert torch.equal(p[1], torch.zeros(4, dtype=torch.float64))  # member 1 did not step
+    assert (p[0] != 0).all() and (p[2] != 0).all()
+    assert pop.skipped_steps == [0, 1, 0]
+
+
+@pytest.mark.parametrize("name, key, value, match", [
+    ("adam", "lr", -1.0, "member 0: lr must be"),
+    ("adam", "betas", (2.0, 5.0), "member 0: betas"),
+    ("adam", "lr", [0.1, -5.0], "member 1: lr must be"),
+    ("adam", "lr", [True, False], "member 0: lr"),
+    ("adam", "amsgrad", True, "amsgrad cannot change between steps"),
+    ("adam", "amsgrad", [True, False], "amsgrad cannot change between steps"),
+    ("adam", "maximize", True, "maximize is set when the population is built"),
+    ("adam", "lrr", 0.1, "no hyperparameter 'lrr'"),
+    ("lamb", "lr", [0.1, -5.0], "member 1: lr must be"),
+    ("lookahead", "lrr", 0.1, "no hyperparameter 'lrr'"),
+    ("lookahead", "lr", -1.0, "member 0: .*lr"),
+    ("lookahead", "alpha", 0.1, "no hyperparameter 'alpha' in its param groups"),
+    ("adafactor", "lr", [-1.0, 0.1], "member 0: .*lr"),
+])
+def test_set_hparam_checks_values_as_construction_does(name, key, value, match):
+    p = torch.zeros(2, 3, 3)
+    pop = Population(name, [p], {"lr": [0.1, 0.2]})
+    before = pop.hparams[key].clone() if pop.mode != "member" and key == "lr" else None
+    with pytest.raises(ValueError, match=match):
+        pop.set_hparam(key, value)
+    if before is not None:  # nothing changed
+        assert torch.equal(pop.hparams["lr"], before)
+    pop.step(grads=[torch.ones(2, 3, 3)])
+    assert torch.isfinite(p).all()
+
+
+def test_set_hparam_takes_per_member_betas():
+    start = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grads = _grads([(2, 4)], 6)
+    params = [start.clone()]
+    pop = Population("adam", params, {"lr": 0.1})
+    betas = [(0.9, 0.99), [0.8, 0.9]]
+    for t, step_grads in enumerate(grads):
+        if t == 3:
+            pop.set_hparam("betas", betas)
+        pop.step(grads=step_grads)
+    single = start[1].clone().requires_grad_()
+    opt = optimlab.Adam([single], lr=0.1)
+    for t, step_grads in enumerate(grads):
+        if t == 3:
+            opt.param_groups[0]["betas"] = (0.8, 0.9)
+        single.grad = step_grads[0][1].clone()
+        opt.step()
+    assert torch.equal(params[0][1], single.detach())
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_gradients_and_parameters_of_the_wrong_shape_are_refused(fused):
+    with pytest.raises(TypeError, match=r"got one tensor of shape \(3, 3\); pass \[tensor\]"):
+        Population("sgd", torch.zeros(3, 3), {"lr": [0.1, 0.2, 0.3]})
+    pop = Population("adam", [torch.zeros(2, 3), torch.zeros(2, 2)], {"fused": fused})
+    with pytest.raises(ValueError, match="step got 1 gradients for 2 parameters"):
+        pop.step(grads=[torch.ones(2, 3)])
+    for first in (True, False):  # before and after a fused plan exists
+        for bad in (torch.ones(3), torch.ones(1, 3), torch.ones(2, 4)):
+            with pytest.raises(ValueError, match=rf"gradient 0 has shape {tuple(bad.shape)}"
+                               .replace("(", r"\(").replace(")", r"\)")):
+                pop.step(grads=[bad, torch.ones(2, 2)])
+        with pytest.raises(ValueError, match="gradient 1 has list"):
+            pop.step(grads=[torch.ones(2, 3), [1.0, 2.0]])
+        pop.step(grads=[torch.ones(2, 3), torch.ones(2, 2)])
+    assert (pop._plan is not None) == (fused is None)
+
+
+@pytest.mark.parametrize("name, hp", [("lamb", {"fused": False}), ("lamb", {}), ("muon", {})])
+def test_a_shared_0d_tensor_hyperparameter_is_one_value_for_every_member(name, hp):
+    start = torch.randn(2, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grads = _grads([(2, 3, 3)], 3)
+    as_tensor, _ = _population_run(name, [start], {**hp, "lr": torch.tensor(0.01,
+                                                                             dtype=torch.float64)}, grads)
+    as_number, _ = _population_run(name, [start], {**hp, "lr": 0.01}, grads)
+    torch.testing.assert_close(as_tensor[0], as_number[0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["adam", "lookahead"])
+def test_zero_grad_and_copies_after_a_fused_step(name):
+    import copy
+    import pickle
+
+    p = torch.randn(2, 3, dtype=torch.float64).requires_grad_()
+    pop = Population(name, [p], {"lr": [0.1, 0.2]})
+    p.grad = torch.ones_like(p)
+    pop.step()
+    pop.zero_grad()
+    assert p.grad is None
+    p.grad = torch.ones_like(p)
+    pop.zero_grad(set_to_none=False)
+    assert torch.equal(p.grad, torch.zeros_like(p))
+    for clone in (copy.deepcopy(pop), pickle.loads(pickle.dumps(pop))):
+        g = [torch.ones(2, 3, dtype=torch.float64)]
+        clone.step(grads=g)
+        assert clone.params[0].data_ptr() != p.data_ptr()
+        twin = copy.deepcopy(pop)
+        twin.step(grads=g)
+        assert torch.equal(clone.params[0], twin.params[0])
+    assert not torch.equal(clone.params[0], p)  # the original did not step
+
+
+def test_fused_true_takes_the_first_step_plain_where_the_state_is_not_ready():
+    """SGD's momentum buffer exists after the first step (taken on the plain path, as the
+    optimizer's own fused=True takes it); a refusal says why."""
+    runs = []
+    for fused in (True, None):
+        p = torch.zeros(2, 3)
+        pop = Population("sgd", [p], {"lr": [0.1, 0.2], "momentum": 0.9, "fused": fused})
+        for _ in range(3):
+            pop.step(grads=[torch.ones(2, 3)])
+        assert pop._plan is not None
+        runs.append(p)
+    assert torch.equal(*runs)
+    with pytest.raises(RuntimeError, match=r"NAdam\(fused=True\) .*0-d entries .*mu_product"):
+        Population("nadam", [torch.zeros(2, 3)], {"fused": True}).step(grads=[torch.ones(2, 3)])
+    with pytest.raises(RuntimeError, match="parameter 0 is torch.bfloat16; the kernel takes"):
+        Population("adam", [torch.zeros(2, 3, dtype=torch.bfloat16)], {"fused": True}).step(
+            grads=[torch.ones(2, 3, dtype=torch.bfloat16)])
+
+
+def test_per_member_integers_are_refused_and_betas_lists_taken_as_pairs():
+    with pytest.raises(ValueError, match=r"ns_steps must be the same for every member .* \[5, 3\]"):
+        Population("muon", [torch.zeros(2, 3, 3)], {"ns_steps": [5, 3]})
+    Population("adam", [torch.zeros(2, 3)], {"weight_decay": [0, 1]})  # numbers, not switches
+    start = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grads = _grads([(2, 4)], 4)
+    lists, _ = _population_run("adam", [start], {"betas": [[0.9, 0.999], [0.8, 0.99]]}, grads)
+    tuples, _ = _population_run("adam", [start], {"betas": [(0.9, 0.999), (0.8, 0.99)]}, grads)
+    assert torch.equal(lists[0], tuples[0])
+
+
+@pytest.mark.parametrize("build, error, match", [
+    (lambda: Population("adam", [torch.zeros(2, 3)], [0.1, 0.2]), TypeError,
+     "hparams must be a dict of hyperparameters, got list"),
+    (lambda: Population("adam", [[1.0, 2.0]]), TypeError, "parameter 0 must be a tensor"),
+    (lambda: Population("adam", [torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.int64)]),
+     TypeError, "parameter 1 is torch.int64"),
+    (lambda: Population("adam", [torch.zeros(2, 3, dtype=torch.float64)]).step(
+        grads=[torch.ones(2, 3)]), ValueError,
+     r"gradient 0 has shape \(2, 3\) and dtype torch.float32, parameter 0 .* torch.float64"),
+])
+def test_malformed_arguments_get_one_line_naming_the_index(build, error, match):
+    with pytest.raises(error, match=match):
+        build()

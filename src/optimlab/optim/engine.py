@@ -39,7 +39,7 @@ from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
 from .rule import Counters, SparseAdd, advance, call, settle
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "compute_dtype"]
 
 
 def real(t: Tensor) -> Tensor:
@@ -67,6 +67,8 @@ class Engine:
         self.refused: dict = {}
         #: the multi-tensor path's plans, by the caller's key (a param group)
         self._multi: dict = {}
+        #: why the last :meth:`plan_members` found no plan (a phrase), or None
+        self.member_refusal: str | None = None
 
     def keep_only(self, keys: set) -> None:
         """Drop the plans of callers' keys not in ``keys`` (param groups that were replaced,
@@ -238,26 +240,44 @@ class Engine:
 
         ``hps[i]`` holds parameter ``i``'s hyperparameters, per-member ones as tensors shaped
         to broadcast over it (``[K, 1, ...]``) or, with ``vmapped``, as ``[K]`` columns for
-        ``torch.func.vmap``. ``state_precision`` as in :meth:`step_group`, each member's
-        moments encoded apart (blocks do not cross the member axis).
+        ``torch.func.vmap``, in the dtype the step computes in (:func:`compute_dtype`).
+        ``state_precision`` as in :meth:`step_group`, each member's moments encoded apart
+        (blocks do not cross the member axis).
+
+        A complex parameter steps as its real view, as :meth:`_step_one` steps it (the
+        caller shapes its hyperparameters for that view). A bfloat16 or float16 parameter
+        steps in float32, its state kept in its own dtype between steps: its per-member
+        hyperparameters are float32 tensors (in bfloat16, Adam's beta2 0.999 would be 1.0),
+        and a tensor of another dtype cannot meet it in ``torch.lerp``.
         """
         moments = self.capabilities.compact_moments
         for p, g, state, hp in zip(params, grads, states, hps):
             if g is None:
                 continue
+            weight, grad = real(p), real(g)
             if not state:
-                state.update(self.init(p, **hp))
+                state.update(self.init(weight, **hp))
             kept = state
+            wide = _WIDER.get(weight.dtype)
             if state_precision is not None:
-                state = compact.unpack(kept, moments, p.dtype, rows=p.shape[0])
+                state = compact.unpack(kept, moments, wide or weight.dtype, rows=p.shape[0])
+            run = weight
+            if wide is not None:
+                state = _widened(state, weight.dtype, wide)
+                run, grad = weight.to(wide), grad.to(wide)
             step = advance(state)
             if vmapped:
-                new = self._vmapped(p, g, state, step, hp, maximize)
+                new = self._vmapped(run, grad, state, step, hp, maximize)
             else:
-                new = call(self.update, p, g, state, step, hp, maximize)
+                new = call(self.update, run, grad, state, step, hp, maximize)
+            if wide is not None:
+                state = _narrowed(state, wide, weight.dtype,
+                                  moments if state_precision is not None else ())
+                if state_precision is None:
+                    kept.update(state)
             if state_precision is not None:
                 compact.pack(kept, state, moments, state_precision, rows=p.shape[0])
-            p.copy_(new)
+            weight.copy_(new)
 
     def _vmapped(self, p: Tensor, g: Tensor, state: dict, step, hp: dict,
                  maximize: bool) -> Tensor:
@@ -270,7 +290,7 @@ class Engine:
             state.update({k: v.unsqueeze(0) if isinstance(v, Tensor) and k != "step" else v
                           for k, v in squeezed.items()})
             return new.unsqueeze(0)
-        per_member = {k: v for k, v in hp.items() if _has_tensor(v)}
+        per_member = {k: v for k, v in hp.items() if _is_column(v)}
         shared = {k: v for k, v in hp.items() if k not in per_member}
         buffers = {k: v for k, v in state.items() if k != "step" and isinstance(v, Tensor)}
         rest = {k: v for k, v in state.items() if k not in buffers}
@@ -289,26 +309,85 @@ class Engine:
                      maximize: bool = False) -> _MemberPlan | None:
         """A fused step over member slices (each member's slice of each parameter is one
         kernel tensor with its own row of hyperparameters, so a norm is per member and per
-        tensor, as with vmap), or None where the kernel cannot take them.
+        tensor, as with vmap), or None where the kernel cannot take them, the reason (a
+        phrase) then in :attr:`member_refusal`.
 
         ``hp`` gives, for the kernel's structure, a value per hyperparameter that is nonzero
         where any member's is; ``rows(kernel)`` gives each member's values, one row each.
+
+        Raises:
+            kernels.StateNotReady: the rule creates a state buffer on this step (SGD's
+                momentum buffer on the first): the plain path takes it, a later step fuses.
         """
+        self.member_refusal = None
         dtype = params[0].dtype
         layout = None
-        for p, g, state in zip(params, grads, states):
-            if (p.device.type != "cpu" or p.dtype != dtype or g.dtype != dtype or g.is_sparse
-                    or dtype not in kernels.DTYPES or not p.is_contiguous()):
+        for i, (p, g, state) in enumerate(zip(params, grads, states)):
+            problem = _member_problem(i, p, g, dtype)
+            if problem is None:
+                this = kernels.Layout.of(state, p)
+                if this is None:
+                    problem = f"parameter {i}'s state has entries the kernel cannot take"
+                elif this.scalar:
+                    problem = (f"{self.name}'s state has 0-d entries besides the step "
+                               f"({', '.join(this.scalar)}), which the member kernel does not "
+                               "take (one value for every member)")
+                elif layout is not None and this != layout:
+                    problem = f"parameters 0 and {i} have state of different layouts"
+                layout = this
+            if problem is not None:
+                self.member_refusal = problem
                 return None
-            this = kernels.Layout.of(state, p)
-            if this is None or this.scalar or (layout is not None and this != layout):
-                return None
-            layout = this
         try:
             kernel = self.kernel(dtype, layout, hp, maximize)
-        except (kernels.Unsupported, kernels.CompilerUnavailable):  # StateNotReady included
+        except kernels.StateNotReady:
+            raise
+        except (kernels.Unsupported, kernels.CompilerUnavailable) as error:
+            self.member_refusal = str(error)
             return None
         return _MemberPlan(kernel, params, states, rows(kernel))
+
+
+#: what a population's plain path widens a reduced-precision parameter's step to
+_WIDER = {torch.bfloat16: torch.float32, torch.float16: torch.float32}
+
+
+def compute_dtype(p: Tensor) -> torch.dtype:
+    """The dtype :meth:`Engine.step_members` runs ``p``'s rule in: its real view's, float32
+    for bfloat16 and float16 (per-member hyperparameters are tensors of this dtype)."""
+    dtype = real(p).dtype if p.is_complex() else p.dtype
+    return _WIDER.get(dtype, dtype)
+
+
+def _widened(state: dict, narrow: torch.dtype, wide: torch.dtype) -> dict:
+    """A copy of ``state`` with its ``narrow`` tensors in ``wide`` (the others as they are)."""
+    return {k: v.to(wide) if isinstance(v, Tensor) and v.dtype == narrow else v
+            for k, v in state.items()}
+
+
+def _narrowed(state: dict, wide: torch.dtype, narrow: torch.dtype, keep=()) -> dict:
+    """``state`` with its ``wide`` tensors (not 0-d: the step counter stays as it is, nor
+    those in ``keep``: moments a compact form encodes) back in ``narrow``."""
+    return {k: v.to(narrow) if isinstance(v, Tensor) and v.dtype == wide and v.dim()
+            and k not in keep else v for k, v in state.items()}
+
+
+def _member_problem(index: int, p: Tensor, g: Tensor | None, dtype: torch.dtype) -> str | None:
+    """Why the member kernel cannot take parameter ``index`` (a phrase), or None."""
+    if g is None:
+        return f"parameter {index} has no gradient"
+    if p.dtype not in kernels.DTYPES:
+        return f"parameter {index} is {p.dtype}; the kernel takes float32 or float64"
+    if p.dtype != dtype:
+        return (f"parameters 0 and {index} differ in dtype ({dtype}, {p.dtype}); one kernel "
+                "steps them all")
+    if p.device.type != "cpu":
+        return f"parameter {index} is on {p.device}; the kernel runs on the CPU"
+    if not p.is_contiguous():
+        return f"parameter {index} is not contiguous"
+    if g.is_sparse or g.dtype != dtype:
+        return f"gradient {index} is not a dense {dtype} tensor"
+    return None
 
 
 _MISSING = object()
@@ -711,7 +790,7 @@ def _state_key(states: Any, params: list[Tensor]) -> tuple:
 
 def _first_member(hparams: dict) -> dict:
     def first(v):
-        if isinstance(v, Tensor):
+        if _is_column(v):
             return v[0]
         if isinstance(v, tuple):
             return tuple(first(x) for x in v)
@@ -719,7 +798,9 @@ def _first_member(hparams: dict) -> dict:
     return {k: first(v) for k, v in hparams.items()}
 
 
-def _has_tensor(value: Any) -> bool:
+def _is_column(value: Any) -> bool:
+    """Whether a hyperparameter holds per-member values for vmap: a tensor with a member axis
+    (a ``[K]`` column), or a tuple with one; a 0-d tensor is one value for every member."""
     if isinstance(value, tuple):
-        return any(isinstance(v, Tensor) for v in value)
-    return isinstance(value, Tensor)
+        return any(_is_column(v) for v in value)
+    return isinstance(value, Tensor) and value.dim() > 0

@@ -8,23 +8,39 @@ each member with its own hyperparameters::
     loss(W, b).sum().backward()                                     # per-member losses
     pop.step()
 
-Member k follows exactly the path the plain optimizer takes with member k's hyperparameters
-(``tests/optim/test_population.py``). The rule runs through the one
-:class:`~optimlab.optim.engine.Engine`, batched as the class's
+Member k follows the path the optimizer alone takes with member k's hyperparameters
+(``tests/optim/test_population.py``), bit for bit where both compute alike: float64
+parameters on either path (the fused one against the optimizer's fused step, the plain one
+against ``fused=False``), float32 ones on the fused path (the CPU's default: the kernel reads
+every member's values in float64, as it reads the optimizer's Python numbers), and
+``"member"`` mode in any dtype. Not bit for bit: vmapped matrix products (Muon's batched
+products round unlike single ones), NAdam with ``fused=None`` (its population takes the
+plain path, the optimizer alone the fused one), and float32 on the plain path, whose rule
+reads the values as float32 tensors and combines them (``lr / (1 - beta1**t)``) in float32
+where the optimizer alone combines Python floats in float64 and rounds once. That changes a
+step's coefficients by a few units of 2**-24 and its result by at most one float32 spacing
+of the parameter, so after T steps member k is within ``T * 2**-23 * max|p|`` of the
+optimizer alone (measured after 100 steps, in float32 spacings of max|p|: Adam 1, Adamax
+0.5, NAdam 13; SGD, RMSprop, Adagrad, RAdam and Lion bit for bit). bfloat16 and float16
+parameters step in float32 (a bfloat16 beta2 of 0.999 would be 1.0), their state kept in
+their own dtype. Hyperparameters are kept as float64 columns (:attr:`Population.hparams`);
+each parameter reads a copy in its step's dtype, made when they are set. The rule runs
+through the one :class:`~optimlab.optim.engine.Engine`, batched as the class's
 :class:`~optimlab.optim.capabilities.Capabilities` record says (``batching``):
 
 * ``"elementwise"``: the rule is called once on the batched tensors, numeric
   hyperparameters becoming tensors of shape ``[K, 1, ...]`` (most optimizers);
 * ``"vmap"``: rules that reduce over a whole tensor (LAMB's trust ratio, Muon's
   orthogonalisation) are mapped over the member axis with ``torch.func.vmap``;
-* ``"member"``: one ordinary optimizer instance per member, on copies of its slices (the
-  wrappers SAM and Lookahead, Adafactor, the schedule-free ones, LBFGS). Correct, but not
-  batched.
+* ``"member"``: one ordinary optimizer instance per member, on views of its rows (copies,
+  refreshed at every step, where a row is not contiguous), so writes to the stacked
+  parameters between steps count (the wrappers SAM and Lookahead, Adafactor, the
+  schedule-free ones, LBFGS). Correct, but not batched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -33,7 +49,7 @@ from torch import Tensor
 from . import kernels
 from .base import RuleOptimizer, python_numbers
 from .capabilities import DRIVER_FLAGS, Capabilities
-from .engine import Engine
+from .engine import Engine, compute_dtype, real
 from .registry import checked_defaults, create, resolve
 
 __all__ = ["Population", "is_per_member"]
@@ -41,7 +57,8 @@ __all__ = ["Population", "is_per_member"]
 
 def is_per_member(value: Any) -> bool:
     """Whether a hyperparameter's ``value`` gives each member its own (a list or a 1-D
-    tensor), rather than one value for all (a number, or a tuple such as ``betas``)."""
+    tensor), rather than one value for all (a number, a 0-d tensor, or a tuple such as
+    ``betas``)."""
     return isinstance(value, list) or (isinstance(value, Tensor) and value.dim() == 1)
 
 
@@ -50,36 +67,61 @@ class Population:
 
     Args:
         name: a registry name (``"adam"``, ``"momentum"``, ...).
-        params: tensors of shape ``[K, ...]`` (all with the same K); their ``.grad`` holds
-            each member's gradient when :meth:`step` is called.
-        hparams: hyperparameters. A ``list`` (or 1-D tensor or NumPy array) of length K gives
-            one value per member; anything else (a number, a tuple such as ``betas``, a bool) is shared.
-            Every member's values are validated by the optimizer's own constructor.
+        params: a list of tensors of shape ``[K, ...]`` (all with the same K), floating point
+            or complex; their ``.grad`` holds each member's gradient when :meth:`step` is
+            called.
+        hparams: a dict of hyperparameters. A ``list`` (or 1-D tensor or NumPy array) of
+            length K gives one value per member (``betas`` as a list of pairs); anything
+            else (a number, a 0-d tensor, a tuple such as ``betas``, a bool) is shared.
+            Every member's values are validated by the optimizer's own constructor; a switch
+            (a bool, a string, an integer such as Muon's ``ns_steps``) must be the same for
+            every member, except in ``"member"`` mode, where each member has its own optimizer.
             ``fused`` chooses the path as the optimizer's own flag does: None (default)
             steps every member's slice of every tensor in one generated C call where the
             kernel can take them, False always takes the plain (broadcast or vmapped)
-            path, True requires the C call and makes :meth:`step` raise where it cannot.
+            path, True requires the C call and makes :meth:`step` raise, saying why, where it
+            cannot (a first step that creates a state buffer, SGD's momentum, runs on the
+            plain path). ``skip_nonfinite=True`` works in ``"member"`` mode only: there
+            each member's optimizer skips its own step when its gradient holds a non-finite
+            value, the others step, and :attr:`skipped_steps` counts each member's skips;
+            the batched modes refuse it (the members share one step counter).
     """
+
+    #: rebuilt after a copy (``copy.deepcopy``, ``pickle``): the engine and the fused plan,
+    #: which holds raw addresses and ctypes objects (as optimlab's optimizers leave their
+    #: engine out, :data:`optimlab.optim.base.NOT_COPIED`)
+    _NOT_COPIED = frozenset({"engine", "_plan", "_plan_key"})
 
     def __init__(self, name: str, params: Sequence[Tensor], hparams: dict | None = None) -> None:
         self.entry = resolve(name)
         self.cls = self.entry.cls
+        if isinstance(params, Tensor):
+            raise TypeError(f"params must be a list of tensors of shape [K, ...], got one tensor "
+                            f"of shape {tuple(params.shape)}; pass [tensor]")
         self.params = list(params)
         if not self.params:
             raise ValueError("a population needs at least one parameter tensor")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"parameter {i} must be a tensor of shape [K, ...], got "
+                                f"{type(p).__name__}")
+            if not (p.is_floating_point() or p.is_complex()):
+                raise TypeError(f"parameter {i} is {p.dtype}; a population steps floating-point "
+                                "or complex parameters")
         self.members = self.params[0].shape[0] if self.params[0].dim() else 0
-        if self.members < 1 or any(p.dim() == 0 or p.shape[0] != self.members for p in self.params):
-            raise ValueError("every parameter needs the same leading member axis (size >= 1)")
+        for i, p in enumerate(self.params):
+            if p.dim() == 0 or p.shape[0] < 1 or p.shape[0] != self.members:
+                raise ValueError(f"every parameter needs the same leading member axis (size >= 1):"
+                                 f" parameter {i} has shape {tuple(p.shape)}"
+                                 + (f", parameter 0 {tuple(self.params[0].shape)}" if i else ""))
+        if hparams is not None and not isinstance(hparams, Mapping):
+            raise TypeError(f"hparams must be a dict of hyperparameters, got "
+                            f"{type(hparams).__name__}")
         # NumPy's scalars and arrays (``np.logspace(-4, -1, K)``) as Python numbers and lists
         hparams = {key: python_numbers(value) for key, value in (hparams or {}).items()}
-        for key, value in hparams.items():
-            if is_per_member(value) and len(value) != self.members:
-                raise ValueError(f"{key} has {len(value)} values for {self.members} members")
-        self.member_hparams = [
-            {k: (v[i].item() if isinstance(v, Tensor) else v[i]) if is_per_member(v) else v
-             for k, v in hparams.items()}
-            for i in range(self.members)
-        ]
+        columns = {key: self._member_values(key, value) for key, value in hparams.items()}
+        self.member_hparams = [{k: v[i] for k, v in columns.items()}
+                               for i in range(self.members)]
         self.capabilities: Capabilities = self.entry.capabilities
         if self.capabilities.sparse_only:
             raise ValueError(f"{self.entry.name} takes sparse gradients only (nn.Embedding("
@@ -89,83 +131,139 @@ class Population:
         self.mode = self.capabilities.batching_for(self.member_hparams[0])
         if not issubclass(self.cls, RuleOptimizer):
             self.mode = "member"
-        if self.mode == "member":
-            # each member's own optimizer, which validates its hyperparameters
-            self._leaves = [[p[i].detach().clone().requires_grad_() for p in self.params]
-                            for i in range(self.members)]
-            self._optimizers = [self._build(i, leaves) for i, leaves in enumerate(self._leaves)]
         else:
-            # the constructor's own checks on each member's values, and the class's checks
-            # on one member's shapes, without building any optimizer
-            for p in self.params:
+            # the class's checks on one member's shapes (complex ones included)
+            for i, p in enumerate(self.params):
                 problem = self.cls.param_problem(
                     torch.empty(p.shape[1:], dtype=p.dtype, device="meta"))
                 if problem:
-                    raise ValueError(problem)
-            self.hparams = self._stack_hparams(
-                [self._checked(i) for i in range(self.members)])
-            self.state: list[dict] = [{} for _ in self.params]
-            self.engine = Engine(self.cls.init, self.cls.update, self.capabilities,
-                                 self.cls.__name__)
-            self.maximize = bool(self.hparams.pop("maximize", False))
-            #: ``fused`` as the optimizer takes it: None fuses what can be, False never,
-            #: True requires it (the step raises where the kernel cannot take the members)
-            self.fused = self.hparams.get("fused")
-            #: the moments' compact form between steps (optimlab.optim.compact), or None
-            self.state_precision = self.hparams.get("state_precision")
-            for flag in DRIVER_FLAGS:
-                self.hparams.pop(flag, None)
-            self._shaped_cache: dict[int, dict] = {}
-            self._rows_cache: dict[tuple, Tensor] = {}
-            self._fused_refused = False
-            self._plan, self._plan_key = None, None
-            self._hp_version = 0
+                    raise ValueError(f"parameter {i}: {problem}")
+        if self.mode == "member":
+            # each member's own optimizer, which validates its hyperparameters, over views of
+            # the member's rows, so a write to the stacked parameters between steps counts
+            # (rows that are not contiguous: copies, refreshed at every step)
+            self._leaves = [[_row(p, i) for p in self.params] for i in range(self.members)]
+            self._copied = [j for j, p in enumerate(self.params) if not p[0].is_contiguous()]
+            self._rows_at = tuple(map(Tensor.data_ptr, self.params))
+            self._optimizers = [self._build(i, leaves) for i, leaves in enumerate(self._leaves)]
+            self._plan = None
+            return
+        # the constructor's own checks on each member's values, without building any optimizer
+        self._defaults = self._checked_all(self.member_hparams)
+        self.hparams = self._stack_hparams(self._defaults)
+        if any(hp.get("skip_nonfinite") for hp in self.member_hparams):  # not in defaults
+            raise ValueError(f"skip_nonfinite=True is not supported by a {self.mode!r} "
+                             f"population of {self.cls.__name__}: its members share one step "
+                             "counter, so one cannot skip a step alone; check the gradients "
+                             "before step()")
+        self.state: list[dict] = [{} for _ in self.params]
+        self.engine = Engine(self.cls.init, self.cls.update, self.capabilities,
+                             self.cls.__name__)
+        self.maximize = bool(self.hparams.pop("maximize", False))
+        #: ``fused`` as the optimizer takes it: None fuses what can be, False never,
+        #: True requires it (the step raises where the kernel cannot take the members)
+        self.fused = self.hparams.get("fused")
+        #: the moments' compact form between steps (optimlab.optim.compact), or None
+        self.state_precision = self.hparams.get("state_precision")
+        for flag in DRIVER_FLAGS:
+            self.hparams.pop(flag, None)
+        self._rows_cache: dict[tuple, Tensor] = {}
+        #: for each name set_hparam changed last: which members share every other value
+        self._rest_ids: dict[str, list] = {}
+        self._fused_refused: str | None = None
+        self._plan, self._plan_key = None, None
+        self._hp_version = 0
+        self._refresh()
 
     # -- construction ------------------------------------------------------------------------
-    def _build(self, index: int, params: list[Tensor]) -> torch.optim.Optimizer:
+    def _member_values(self, key: str, value: Any) -> list:
+        """Each member's value of hyperparameter ``key``: ``value`` split if it is per member."""
+        if not is_per_member(value):
+            return [value] * self.members
+        if len(value) != self.members:
+            raise ValueError(f"{key} has {len(value)} values for {self.members} members")
+        if isinstance(value, Tensor):
+            return [v.item() for v in value]
+        return list(value)
+
+    def _build(self, index: int, params: list[Tensor],
+               hparams: dict | None = None) -> torch.optim.Optimizer:
         try:
-            return create(self.entry.name, params, **self.member_hparams[index])
+            return create(self.entry.name, params,
+                          **(self.member_hparams[index] if hparams is None else hparams))
         except (ValueError, TypeError) as err:
             raise type(err)(f"member {index}: {err}") from None
 
-    def _checked(self, index: int) -> dict:
-        """Member ``index``'s full hyperparameters, checked by the class's constructor."""
-        try:
-            return checked_defaults(self.entry.name, **self.member_hparams[index])
-        except (ValueError, TypeError) as err:
-            raise type(err)(f"member {index}: {err}") from None
+    def _checked_all(self, member_hparams: list[dict]) -> list[dict]:
+        """Each member's full hyperparameters, checked by the class's constructor (members
+        with the same values checked once)."""
+        seen: dict = {}
+        out = []
+        for index, hp in enumerate(member_hparams):
+            key = _key(hp)
+            if key is None or key not in seen:
+                try:
+                    checked = checked_defaults(self.entry.name, **hp)
+                except (ValueError, TypeError) as err:
+                    raise type(err)(f"member {index}: {err}") from None
+                if key is None:
+                    out.append(checked)
+                    continue
+                seen[key] = checked
+            out.append(dict(seen[key]))
+        return out
 
     def _stack_hparams(self, defaults: list[dict]) -> dict:
-        stacked = {}
-        for key, first in defaults[0].items():
-            values = [d[key] for d in defaults]
-            if all(_same(v, first) for v in values):
-                stacked[key] = first
-            elif isinstance(first, bool) or isinstance(first, str) or first is None:
-                raise ValueError(f"{key} must be the same for every member of a population "
-                                 f"(it changes the algorithm), got {values}")
-            elif isinstance(first, tuple):
-                stacked[key] = tuple(self._column([v[j] for v in values])
-                                     for j in range(len(first)))
-            else:
-                stacked[key] = self._column(values)
-        return stacked
+        return {key: self._stack(key, [d[key] for d in defaults]) for key in defaults[0]}
+
+    def _stack(self, key: str, values: list) -> Any:
+        """One hyperparameter for every member: the value they share, or float64 columns."""
+        first = values[0]
+        if all(_same(v, first) for v in values):
+            return tuple(first) if isinstance(first, list) else first
+        if isinstance(first, (bool, str)) or first is None or self._integral(key, values):
+            raise ValueError(f"{key} must be the same for every member of a population "
+                             f"(it changes the algorithm), got {values}")
+        if isinstance(first, (tuple, list)):
+            return tuple(self._column([v[j] for v in values]) for j in range(len(first)))
+        return self._column(values)
+
+    def _integral(self, key: str, values: list) -> bool:
+        """Whether ``key`` is an integer hyperparameter (Muon's ``ns_steps``): integers the
+        constructor refuses as floats (``weight_decay=[0, 1]`` are numbers)."""
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return False
+        try:
+            checked_defaults(self.entry.name, **{**self.member_hparams[0], key: float(values[0])})
+        except (ValueError, TypeError):
+            return True
+        return False
 
     def _column(self, values: list) -> Tensor:
-        p = self.params[0]
-        dtype = p.dtype if p.dtype.is_floating_point else torch.float64
-        return torch.tensor([float(v) for v in values], dtype=dtype, device=p.device)
+        """Per-member values as a float64 column (each parameter gets its own dtype's copy)."""
+        return torch.tensor([float(v) for v in values], dtype=torch.float64,
+                            device=self.params[0].device)
 
-    @staticmethod
-    def _shaped(hp: dict, dim: int) -> dict:
-        """Per-member tensors reshaped to broadcast over a parameter with ``dim`` axes."""
-        def reshape(v):
-            if isinstance(v, Tensor):
-                return v.reshape((-1,) + (1,) * (dim - 1))
-            if isinstance(v, tuple):
-                return tuple(reshape(x) for x in v)
-            return v
-        return {k: reshape(v) for k, v in hp.items()}
+    def _refresh(self, names: Sequence[str] | None = None) -> None:
+        """Each parameter's hyperparameters as its step reads them, made when they are set
+        (``names``: those that changed): the float64 columns in the dtype its rule computes
+        in (:func:`compute_dtype`), one copy per dtype, shaped ``[K, 1, ...]`` to broadcast
+        over it (its real view's shape) or left as ``[K]`` columns for vmap."""
+        if names is None:
+            dtypes = [compute_dtype(p) for p in self.params]
+            self._typed = {dtype: {} for dtype in dtypes}
+            self._vmap_hps = [self._typed[dtype] for dtype in dtypes]
+            self._shaped_hps = [{} for _ in self.params]
+            self._dims = [real(p).dim() for p in self.params]
+            names = list(self.hparams)
+        for dtype, typed in self._typed.items():
+            for name in names:
+                typed[name] = _cast(self.hparams[name], dtype)
+        for shaped, typed, dim in zip(self._shaped_hps, self._vmap_hps, self._dims):
+            for name in names:
+                shaped[name] = _shaped(typed[name], dim)
+        self._rows_cache.clear()
+        self._hp_version += 1
 
     # -- stepping ----------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None,
@@ -175,8 +273,8 @@ class Population:
         Args:
             closure: recomputes all members' gradients into ``.grad`` and returns the loss
                 (SAM needs one: it evaluates the gradient twice per step).
-            grads: the gradients, one per parameter, instead of reading ``.grad`` (saves
-                a race setting attributes on every step).
+            grads: the gradients, one per parameter and of its shape and dtype (or None),
+                instead of reading ``.grad`` (saves a race setting attributes on every step).
         """
         if torch.is_grad_enabled():  # cheaper than a decorator on the hot path of a race
             with torch.no_grad():
@@ -188,34 +286,53 @@ class Population:
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        if grads is None:
+        checked = grads is None  # autograd's gradients match their parameters
+        if checked:
             grads = [p.grad for p in self.params]
+        elif self._plan is None or len(grads) != len(self.params):
+            self._check_grads(grads)
+            checked = True
+        # else the fused plan checks each gradient's shape and dtype as it runs (a race's
+        # tiny steps would pay for checking twice)
         if self.mode == "member":
             self._step_members(closure, grads)
             return loss
         if self.fused is not False and self.capabilities.fusable \
-                and self.state_precision is None and self._step_fused(grads):
-            return loss
-        if self.fused:
-            raise RuntimeError(
-                f"{self.cls.__name__}(fused=True) cannot step this population fused: it needs "
-                "dense, contiguous CPU parameters of float32 or float64 with a gradient for "
-                "each, and a C compiler; use fused=None to fall back to the plain path")
+                and self.state_precision is None:
+            refusal = self._step_fused(grads)
+            if refusal is True:
+                return loss
+            if not checked:
+                self._check_grads(grads)
+            if self.fused and refusal is not None:
+                raise RuntimeError(f"{self.cls.__name__}(fused=True) cannot step this population "
+                                   f"fused: {refusal}; use fused=None to take the plain path "
+                                   "where the kernel cannot")
         vmapped = self.mode == "vmap"
         # vmap maps per-member values as [K] columns; broadcasting wants them [K, 1, ...]
-        hps = [self.hparams if vmapped else self._hp(i, p) for i, p in enumerate(self.params)]
-        self.engine.step_members(self.params, grads, self.state, hps, maximize=self.maximize,
-                                 vmapped=vmapped, state_precision=self.state_precision)
+        self.engine.step_members(self.params, grads, self.state,
+                                 self._vmap_hps if vmapped else self._shaped_hps,
+                                 maximize=self.maximize, vmapped=vmapped,
+                                 state_precision=self.state_precision)
         return loss
 
-    def _hp(self, index: int, p: Tensor) -> dict:
-        hp = self._shaped_cache.get(index)
-        if hp is None:
-            hp = self._shaped_cache[index] = self._shaped(self.hparams, p.dim())
-        return hp
+    def _check_grads(self, grads: Sequence) -> None:
+        """Refuse gradients passed to :meth:`step` that do not match the parameters (they
+        would broadcast to every member, or be left out)."""
+        if len(grads) != len(self.params):
+            raise ValueError(f"step got {len(grads)} gradients for {len(self.params)} parameters")
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if g is not None and (not isinstance(g, Tensor) or g.shape != p.shape
+                                  or g.dtype != p.dtype):
+                got = (f"shape {tuple(g.shape)} and dtype {g.dtype}" if isinstance(g, Tensor)
+                       else type(g).__name__)
+                raise ValueError(f"gradient {i} has {got}, parameter {i} shape "
+                                 f"{tuple(p.shape)} and dtype {p.dtype}")
 
-    def _step_fused(self, grads) -> bool:
-        """Step every member with the fused kernel; False if it cannot (the plain path runs).
+    def _step_fused(self, grads) -> bool | str | None:
+        """Step every member with the fused kernel: True if it did; else the plain path runs,
+        and this says why: None where the state is not ready yet (SGD's momentum buffer,
+        made by the plain path's first step; a later step fuses), or the reason (a phrase).
 
         Each member's slice of each stacked parameter is one tensor of the kernel, with its
         own row of hyperparameters (see :meth:`Engine.plan_members`). It needs dense CPU
@@ -226,24 +343,36 @@ class Population:
         stay the same, so a step costs a few microseconds of Python whatever the rule: a
         race's one-member populations step faster than on the plain path.
         """
-        if self._fused_refused or any(g is None for g in grads):
-            return False
-        # a gradient laid out differently (vmapped autograd transposes some) is read from a
-        # contiguous copy; parameters and state are written in place, so they must be
-        grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+        if self._fused_refused is not None:
+            return self._fused_refused
         plan = self._plan
         if plan is None or self._plan_key != self.engine_key():
+            missing = next((i for i, g in enumerate(grads) if not isinstance(g, Tensor)), None)
+            if missing is not None:
+                return f"parameter {missing} has no gradient"
+            # a gradient laid out differently (vmapped autograd transposes some) is read from
+            # a contiguous copy; parameters and state are written in place, so they must be
+            grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
             for index, p in enumerate(self.params):
                 if not self.state[index]:
-                    self.state[index].update(self.cls.init(p, **self._hp(index, p)))
-            plan = self.engine.plan_members(self.params, grads, self.state,
-                                            _widest(self.hparams), self._slot_rows,
-                                            self.maximize)
+                    self.state[index].update(self.cls.init(real(p), **self._shaped_hps[index]))
+            try:
+                plan = self.engine.plan_members(self.params, grads, self.state,
+                                                _widest(self.hparams), self._slot_rows,
+                                                self.maximize)
+            except kernels.StateNotReady:
+                return None
             if plan is None:
-                self._fused_refused = self.engine.refused != {} or self._fused_refused
-                return False
+                if self.engine.refused:  # a kernel the machine cannot build: not retried
+                    self._fused_refused = self.engine.member_refusal
+                return self.engine.member_refusal
             self._plan, self._plan_key = plan, self.engine_key()
-        return plan.run(self.params, grads, self.state)
+        else:
+            if any(not isinstance(g, Tensor) for g in grads):
+                return "a parameter has no gradient"
+            grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+        return True if plan.run(self.params, grads, self.state) else \
+            "a gradient no longer matches its parameter (sparse, or another dtype or device)"
 
     def engine_key(self) -> tuple:
         """What a fused plan depends on: the parameters' storage, the state tensors, the
@@ -266,6 +395,8 @@ class Population:
         return self._rows_cache[key]
 
     def _step_members(self, closure, grads) -> None:
+        if tuple(map(Tensor.data_ptr, self.params)) != self._rows_at:
+            self._rebind()
         if not self.capabilities.needs_closure:
             self._each_member(grads, lambda opt: opt.step())
             return
@@ -280,9 +411,27 @@ class Population:
             self._each_member([p.grad for p in self.params], lambda opt: opt.second_step())
             return
         for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
+            self._copy_in(i, leaves)
             opt.step(self._member_closure(i, leaves, closure))
+            self._copy_out(i, leaves)
+
+    def _rebind(self) -> None:
+        """The members' leaves made views of the parameters' rows again, after a parameter
+        was given new storage (``p.data = ...``); the optimizers keep their leaves."""
+        for i, leaves in enumerate(self._leaves):
             for leaf, p in zip(leaves, self.params):
-                p[i].copy_(leaf)
+                leaf.data = _row(p, i).detach()
+        self._copied = [j for j, p in enumerate(self.params) if not p[0].is_contiguous()]
+        self._rows_at = tuple(map(Tensor.data_ptr, self.params))
+
+    def _copy_in(self, index: int, leaves: list[Tensor]) -> None:
+        """Member ``index``'s rows into its leaves that are copies (the others are views)."""
+        for j in self._copied:
+            leaves[j].copy_(self.params[j][index])
+
+    def _copy_out(self, index: int, leaves: list[Tensor]) -> None:
+        for j in self._copied:
+            self.params[j][index].copy_(leaves[j])
 
     def _member_closure(self, index: int, leaves: list[Tensor], closure: Callable) -> Callable:
         """Member ``index``'s closure for its own optimizer (LBFGS): the population's closure
@@ -291,8 +440,7 @@ class Population:
         evaluates every member, which is correct but not batched."""
         def member() -> Tensor:
             with torch.no_grad():  # the optimizer calls this with gradients enabled
-                for leaf, p in zip(leaves, self.params):
-                    p[index].copy_(leaf)
+                self._copy_out(index, leaves)
             with torch.enable_grad():
                 losses = closure()
             if not isinstance(losses, Tensor) or losses.shape != (self.members,):
@@ -308,37 +456,189 @@ class Population:
         for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
             for leaf, g in zip(leaves, grads):
                 leaf.grad = None if g is None else g[i].clone()
+            self._copy_in(i, leaves)
             action(opt)
-            for leaf, p in zip(leaves, self.params):
-                p[i].copy_(leaf)
+            self._copy_out(i, leaves)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the parameters' gradients, as ``torch.optim.Optimizer.zero_grad`` does."""
+        for p in self.params:
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                if p.grad.grad_fn is not None:
+                    p.grad.detach_()
+                else:
+                    p.grad.requires_grad_(False)
+                p.grad.zero_()
+
+    @property
+    def skipped_steps(self) -> list[int]:
+        """Each member's steps skipped for a non-finite gradient (``skip_nonfinite=True``,
+        ``"member"`` mode only; the batched modes refuse it, so theirs are 0)."""
+        if self.mode != "member":
+            return [0] * self.members
+        return [getattr(opt, "skipped_steps", 0) for opt in self._optimizers]
 
     def set_hparam(self, name: str, value: Any) -> None:
         """Change a hyperparameter between steps (a schedule): one value, or one per member.
 
-        In ``"member"`` mode the new value is written into each member optimizer's groups.
+        The values are checked as at construction (each member's by the optimizer's
+        constructor); a switch (a bool, a string, None, an integer hyperparameter) cannot
+        change, nor can the driver's flags (``maximize``, ``fused``, ...): build a new
+        population for those. In ``"member"`` mode the new value is written into each member
+        optimizer's groups.
         """
-        values = list(value) if is_per_member(value) else [value] * self.members
-        if len(values) != self.members:
-            raise ValueError(f"{name} has {len(values)} values for {self.members} members")
+        value = python_numbers(value)
+        values = self._member_values(name, value)
+        if name in DRIVER_FLAGS:
+            raise ValueError(f"{name} is set when the population is built; it cannot change "
+                             "between steps")
         if self.mode == "member":
-            for opt, v in zip(self._optimizers, values):
-                for group in opt.param_groups:
-                    group[name] = v.item() if isinstance(v, Tensor) else v
+            self._set_member_hparam(name, values)
             return
         if name not in self.hparams:
             raise ValueError(f"{self.entry.name} has no hyperparameter {name!r}")
-        self.hparams[name] = self._column([float(v) for v in values]) \
-            if is_per_member(value) else value
-        self._shaped_cache.clear()
-        self._rows_cache.clear()
-        self._hp_version += 1
+        # members whose other values are the same are checked once per new value (a
+        # schedule sets a value on every step: 64 members of 8 rates cost 8 checks)
+        rest = self._rest_ids.get(name)
+        if rest is None:
+            rest = _group_ids([{k: v for k, v in hp.items() if k != name}
+                               for hp in self.member_hparams])
+        seen: dict = {}
+        checked = []
+        for i, (hp, v) in enumerate(zip(self.member_hparams, values)):
+            key = (rest[i], v) if rest[i] is not None and _plain(v) else None
+            new = seen.get(key, _UNSEEN) if key is not None else _UNSEEN
+            if new is _UNSEEN:
+                try:
+                    new = checked_defaults(self.entry.name, **{**hp, name: v})[name]
+                except (ValueError, TypeError) as err:
+                    raise type(err)(f"member {i}: {err}") from None
+                if key is not None:
+                    seen[key] = new
+            checked.append(new)
+        if not _plain_number(self.hparams[name]) or not all(map(_plain_number, checked)):
+            for i, (old, new) in enumerate(zip(self._defaults, checked)):
+                _check_switch(i, name, old[name], new)
+        self.hparams[name] = self._stack(name, checked)
+        for hp, defaults, v, new in zip(self.member_hparams, self._defaults, values, checked):
+            hp[name], defaults[name] = v, new
+        self._rest_ids = {name: rest}  # the other names' groups read this one's values
+        self._refresh([name])
+
+    def _set_member_hparam(self, name: str, values: list) -> None:
+        groups = self._optimizers[0].param_groups[0]
+        if name not in groups or name == "params" or name in self.capabilities.running:
+            raise ValueError(f"{self.entry.name} has no hyperparameter {name!r} in its param "
+                             "groups (what can change between steps)")
+        for i, (opt, v) in enumerate(zip(self._optimizers, values)):
+            _check_switch(i, name, opt.param_groups[0][name], v)
+        member_hparams = [{**hp, name: v} for hp, v in zip(self.member_hparams, values)]
+        if issubclass(self.cls, RuleOptimizer):
+            self._checked_all(member_hparams)
+        else:  # a wrapper: its constructor checks (building a throwaway instance)
+            for i, hp in enumerate(member_hparams):
+                self._build(i, self._leaves[i], hp)
+        self.member_hparams = member_hparams
+        for opt, v in zip(self._optimizers, values):
+            for group in opt.param_groups:
+                group[name] = v
 
     def member_optimizer(self, index: int) -> torch.optim.Optimizer | None:
         """The per-member optimizer instance (``"member"`` mode only), else None."""
         return self._optimizers[index] if self.mode == "member" else None
 
+    def __getstate__(self) -> dict:
+        """Every attribute but the rebuildable caches (:attr:`_NOT_COPIED`)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_COPIED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._plan, self._plan_key = None, None
+        if self.mode != "member":
+            self.engine = Engine(self.cls.init, self.cls.update, self.capabilities,
+                                 self.cls.__name__)
+
     def __repr__(self) -> str:
         return f"Population({self.entry.name!r}, members={self.members}, mode={self.mode!r})"
+
+
+def _row(p: Tensor, index: int) -> Tensor:
+    """Member ``index``'s leaf of ``p``: a view of its row, or a copy where the row is not
+    contiguous."""
+    row = p[index].detach()
+    return (row if row.is_contiguous() else row.clone()).requires_grad_()
+
+
+def _cast(value: Any, dtype: torch.dtype) -> Any:
+    """A hyperparameter with its per-member columns (1-D tensors) in ``dtype``."""
+    if isinstance(value, Tensor) and value.dim() == 1:
+        return value.to(dtype)
+    if type(value) is tuple:
+        return tuple(_cast(x, dtype) for x in value)
+    return value
+
+
+def _shaped(value: Any, dim: int) -> Any:
+    """A hyperparameter with its per-member columns shaped ``[K, 1, ...]`` to broadcast over
+    a parameter with ``dim`` axes."""
+    if isinstance(value, Tensor) and value.dim() == 1:
+        return value.reshape((-1,) + (1,) * (dim - 1))
+    if type(value) is tuple:
+        return tuple(_shaped(x, dim) for x in value)
+    return value
+
+
+def _check_switch(index: int, name: str, old: Any, new: Any) -> None:
+    """Refuse changing a switch (a bool, a string, None) between steps: it changes the
+    algorithm or the state's layout (``amsgrad`` adds a buffer)."""
+    switch = isinstance(old, (bool, str)) or old is None or isinstance(new, (bool, str)) \
+        or new is None
+    if switch and not _same(old, new):
+        raise ValueError(f"member {index}: {name} cannot change between steps (from {old!r} to "
+                         f"{new!r}): it changes the algorithm; build a new Population")
+
+
+#: the types of values :func:`_key` and :func:`_same` compare as they are
+_PLAIN = frozenset({float, int, bool, str, type(None)})
+
+
+_UNSEEN = object()
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a plain number, string or None, or a tuple of them (hashable,
+    and compared by value)."""
+    kind = type(value)
+    return kind in _PLAIN or (kind is tuple and all(type(x) in _PLAIN for x in value))
+
+
+def _plain_number(value: Any) -> bool:
+    """Whether ``value`` is a number or a per-member column, nothing that is a switch."""
+    kind = type(value)
+    return kind is float or kind is int or (kind is not bool and isinstance(value, Tensor))
+
+
+def _group_ids(dicts: list[dict]) -> list[int | None]:
+    """An id per dict, the same for equal dicts (None where :func:`_key` cannot tell)."""
+    ids: dict = {}
+    out = []
+    for d in dicts:
+        key = _key(d)
+        out.append(None if key is None else ids.setdefault(key, len(ids)))
+    return out
+
+
+def _key(hp: dict) -> tuple | None:
+    """``hp`` as a dict key, or None where a value is not a plain number, string or tuple of
+    them (a tensor, a list). ``type()`` rather than ``isinstance``: a check against
+    ``Tensor`` costs about half a microsecond, and a schedule sets values on every step."""
+    if not all(map(_plain, hp.values())):
+        return None
+    return tuple(sorted(hp.items()))
 
 
 def _widest(hparams: dict) -> dict:
@@ -354,6 +654,8 @@ def _widest(hparams: dict) -> dict:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) in _PLAIN and type(b) in _PLAIN:
+        return a == b
     if isinstance(a, Tensor) or isinstance(b, Tensor):
         return isinstance(a, Tensor) and isinstance(b, Tensor) and torch.equal(a, b)
     return a == b
