@@ -452,3 +452,31 @@ def test_per_member_integers_are_refused_and_betas_lists_taken_as_pairs():
 def test_malformed_arguments_get_one_line_naming_the_index(build, error, match):
     with pytest.raises(error, match=match):
         build()
+
+
+def test_a_schedule_checks_the_ends_of_each_group_of_rates(monkeypatch):
+    """set_hparam checks values as construction does, but a schedule sets 64 members' rates
+    on every step: members alike but for the rate are checked at their smallest and largest
+    rate (the constructor's check of one number accepts an interval), not 64 times; a NaN
+    or a rate out of range anywhere is still refused, naming its member."""
+    from optimlab.optim import population
+
+    calls = []
+    real = population.checked_defaults
+
+    def counted(name, **hp):
+        calls.append(hp["lr"])
+        return real(name, **hp)
+
+    rates = [10 ** (-4 + 3 * i / 15) for i in range(16)] * 4
+    pop = Population("adam", [torch.zeros(64, 3)], {"lr": rates, "weight_decay": [0.0, 0.1] * 32})
+    monkeypatch.setattr(population, "checked_defaults", counted)
+    pop.set_hparam("lr", [r * 0.5 for r in rates])
+    assert len(calls) == 4  # two groups (weight decay 0 and 0.1), each at both ends
+    assert [hp["lr"] for hp in pop.member_hparams] == [r * 0.5 for r in rates]
+    assert pop.hparams["lr"].flatten().tolist() == [r * 0.5 for r in rates]
+    for bad, member, says in ((float("nan"), 5, "lr must be"), (-1.0, 7, "lr must be")):
+        values = [r * 0.5 for r in rates]
+        values[member] = bad
+        with pytest.raises(ValueError, match=rf"^member {member}: {says}"):
+            pop.set_hparam("lr", values)
