@@ -153,3 +153,62 @@ def test_the_t_quantile_table_agrees_with_scipy():
     for df in (1, 2, 5, 17, 30, 31, 45, 100, 1000):
         assert _t_quantile(0.975, df) == pytest.approx(t.ppf(0.975, df), rel=1e-5), df
     assert _t_quantile(0.95, 4) == pytest.approx(t.ppf(0.95, 4), rel=1e-12)
+
+
+def test_fastest_to_target_takes_each_seeds_fastest_rate_then_the_median():
+    """AlgoPerf's external tuning (per study the fastest trial, the median over studies),
+    not the tables' criterion: adam's lr 0.1 ends best, lr 0.01 reaches first on seed 0."""
+    from optimlab.bench.analysis import fastest_to_target
+
+    records = [
+        {"optimizer": "adam", "lr": 0.1, "seed": 0, "metric": 0.95, "cost_to_target": 3.0},
+        {"optimizer": "adam", "lr": 0.1, "seed": 1, "metric": 0.95, "cost_to_target": 2.0},
+        {"optimizer": "adam", "lr": 0.1, "seed": 2, "metric": 0.95, "cost_to_target": 5.0},
+        {"optimizer": "adam", "lr": 0.01, "seed": 0, "metric": 0.90, "cost_to_target": 1.0},
+        {"optimizer": "adam", "lr": 0.01, "seed": 1, "metric": 0.90, "cost_to_target": None},
+        {"optimizer": "adam", "lr": 0.01, "seed": 2, "metric": 0.90, "cost_to_target": 4.0,
+         "diverged": True},
+        # sgd reached on one seed of two: the median is a never
+        {"optimizer": "sgd", "lr": 0.1, "seed": 0, "metric": 0.9, "cost_to_target": 1.0},
+        {"optimizer": "sgd", "lr": 0.1, "seed": 1, "metric": 0.9, "cost_to_target": None},
+    ]
+    assert fastest_to_target(records) == {"adam": 2.0, "sgd": math.inf}  # seeds 1, 2, 5
+    assert time_to_target(records, key="cost_to_target")["adam"] == 3.0  # the tables' lr 0.1
+
+
+def test_two_seeds_with_the_same_gap_are_no_evidence_of_a_difference():
+    """With two seeds and the same difference on both (one test example in 360, as float32
+    accuracies store it), the paired t interval had zero width and excluded 0: a real
+    difference, ranked apart; and the tables showed '± 0'."""
+    from optimlab.bench.analysis import mean_ci, paired_difference, rank
+
+    a = [_run("adam", 0.1, 0, 0.9194444417953491), _run("adam", 0.1, 1, 0.8361111283302307)]
+    b = [_run("sgd", 0.1, 0, 0.9166666865348816), _run("sgd", 0.1, 1, 0.8333333134651184)]
+    summaries = summarize(a + b)
+    pair = paired_difference(*summaries)
+    assert not pair.distinct and pair.low == -math.inf and pair.high == math.inf
+    assert pair.diff == pytest.approx(1 / 360, rel=1e-4)
+    assert [label for label, _ in rank(summaries)] == ["=1", "=1"]
+    # three seeds with the same gap are a consistent difference
+    c = a + [_run("adam", 0.1, 2, 0.7527777791023254)]
+    d = b + [_run("sgd", 0.1, 2, 0.75)]
+    assert paired_difference(*summarize(c + d)).distinct
+    # an interval of zero width from two equal values: '?', not '± 0'
+    assert mean_ci([0.9, 0.9]) == (0.9, math.inf)
+    (same,) = summarize([_run("x", 0.1, s, 0.9166666865348816) for s in (0, 1)])
+    assert same.ci == math.inf
+    assert mean_ci([0.9, 0.9, 0.9])[1] == 0.0  # three seeds that agree say something
+
+
+def test_the_score_of_a_step_profile_is_integrated_exactly():
+    from optimlab.bench.analysis import profile_ratios, ratio_score
+
+    taus, rho = performance_profile({"t": {"adam": 1.0, "sgd": 4.0}})
+    assert profile_score(taus, rho["sgd"]) == 0.0  # the trapezoid rule gave 0.0017
+    assert profile_score(taus, rho["adam"]) == pytest.approx(1.0)
+    assert ratio_score([1.0, 2.5, 4.0, math.inf]) == pytest.approx((1 + 0.5 + 0 + 0) / 4)
+    assert ratio_score([1.0 + 1e-9]) < 1.0  # exact for a ratio off the taus' grid
+    times = {"t": {"adam": 1.0, "sgd": 1.04, "rmsprop": 1.2}}
+    assert profile_ratios(times) == {"adam": [1.0], "rmsprop": [1.2], "sgd": [1.04]}
+    spreads = {"t": {"adam": 0.02, "sgd": 0.03, "rmsprop": 0.05}}
+    assert profile_ratios(times, spreads) == {"adam": [1.0], "rmsprop": [1.2], "sgd": [1.0]}

@@ -365,3 +365,100 @@ def test_a_model_factory_returning_no_module_is_a_user_error():
                  config=TrainConfig(steps=3, model="mlp"))
     with pytest.raises(ValueError, match="not a torch.nn.Module"):
         spec.stored_config(broken)
+
+
+@pytest.fixture
+def cost_cache(tmp_path, monkeypatch):
+    from optimlab.bench import cost as cost_module
+
+    folder = tmp_path / "step-costs"
+    monkeypatch.setattr(cost_module, "cache_dir", lambda: folder)
+    return folder
+
+
+def _measured(monkeypatch) -> list:
+    """Each step-cost request of the sweep, as (optimizers, recalibrate)."""
+    from optimlab.bench import sweep as sweep_module
+
+    calls = []
+    real = sweep_module.step_costs
+
+    def spy(task, model, batch_size, optimizers, recalibrate=False, **kwargs):
+        calls.append((sorted(optimizers), recalibrate))
+        return real(task, model, batch_size, optimizers, recalibrate=recalibrate, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "step_costs", spy)
+    return calls
+
+
+STORED_COST = {"seconds_per_step": 0.5, "gradients_per_step": 1.0, "cost_spread": 0.02,
+               "cost_noisy": False}
+SMALL = TrainConfig(steps=5, batch_size=64, eval_every=5)
+
+
+def _half_done(store, spec) -> int:
+    """The sweep of ``spec`` with adam's seed 0 ended, stored with a step cost of 0.5 s (as
+    a sweep killed after it, on a machine that measured that)."""
+    from optimlab.bench.tasks import get
+
+    sweep = store.open_sweep(spec.stored_config(get(spec.task)))
+    store.add_runs(sweep, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
+                           for m in spec.members()])
+    (run,) = [r for r in store.pending_runs(sweep) if r.optimizer == "adam" and r.seed == 0]
+    store.finish_run(run.id, "finished", summary={"final_metric": 0.9, "score": 0.9,
+                                                  "steps_to_target": 4, "cost_to_target": 2.0,
+                                                  **STORED_COST})
+    return sweep
+
+
+def test_a_resumed_sweep_keeps_the_step_costs_its_ended_runs_hold(tmp_path, cost_cache,
+                                                                  monkeypatch):
+    """Resume measured the pending optimizers again (or read another cache), so one sweep
+    mixed calibrations: adam's seed 0 at one cost, its seed 1 at another."""
+    spec = _spec(lrs=(0.1,), config=SMALL)
+    store = RunStore(tmp_path / "runs.db")
+    sweep = _half_done(store, spec)
+    calls = _measured(monkeypatch)
+    run_sweep(spec, store)
+    summaries = {(r.optimizer, r.seed): r.summary for r in store.list_runs(sweep)}
+    assert summaries[("adam", 1)]["seconds_per_step"] == 0.5  # adam's one calibration
+    assert 0 < summaries[("sgd", 0)]["seconds_per_step"] < 0.5
+    assert summaries[("sgd", 1)]["seconds_per_step"] == summaries[("sgd", 0)]["seconds_per_step"]
+    assert calls == [(["sgd"], False)]  # only the optimizer with no cost in the sweep
+
+
+def test_recalibrating_a_finished_sweep_measures_again_and_says_what_it_cannot_rewrite(
+        tmp_path, cost_cache, monkeypatch):
+    """--recalibrate on a finished sweep measured nothing and said nothing."""
+    from optimlab.bench.sweep import CalibrationWarning
+
+    spec = _spec(lrs=(0.1,), seeds=1, config=SMALL)
+    store = RunStore(tmp_path / "runs.db")
+    sweep = run_sweep(spec, store)
+    before = [r.summary for r in store.list_runs(sweep)]
+    calls = _measured(monkeypatch)
+    with pytest.warns(CalibrationWarning, match=r"^sweep 1: the step costs of sgd, adam were "
+                      r"measured again and cached, but the ended runs of adam, sgd keep the "
+                      r"costs they were stored with \(the store does not rewrite an ended "
+                      r"run\)"):
+        assert run_sweep(spec, store, recalibrate=True) == sweep
+    assert calls == [(["adam", "sgd"], True)]  # all the sweep's optimizers, together
+    assert [r.summary for r in store.list_runs(sweep)] == before
+
+
+def test_recalibrating_on_resume_measures_every_optimizer_and_keeps_one_cost_each(
+        tmp_path, cost_cache, monkeypatch):
+    from optimlab.bench.sweep import CalibrationWarning
+
+    spec = _spec(lrs=(0.1,), config=SMALL)
+    store = RunStore(tmp_path / "runs.db")
+    sweep = _half_done(store, spec)
+    calls = _measured(monkeypatch)
+    with pytest.warns(CalibrationWarning, match=r"the ended runs of adam keep .* and so do "
+                      r"the runs of adam trained now; sgd take the new costs, so this sweep "
+                      r"mixes two calibrations"):
+        run_sweep(spec, store, recalibrate=True)
+    assert calls == [(["adam", "sgd"], True)]
+    summaries = {(r.optimizer, r.seed): r.summary for r in store.list_runs(sweep)}
+    assert summaries[("adam", 1)]["seconds_per_step"] == 0.5
+    assert 0 < summaries[("sgd", 1)]["seconds_per_step"] < 0.5

@@ -30,7 +30,8 @@ import numpy as np
 
 __all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "profile_score",
            "parse_lrs", "time_to_target", "mean_ci", "paired_difference", "rank", "CRITERION",
-           "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label"]
+           "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label",
+           "fastest_to_target", "profile_ratios", "ratio_score", "TIMING_RULE"]
 
 #: how a learning rate is chosen (shown under every table that picks one)
 CRITERION = "the worst test metric over the last 25% of evaluations, mean over seeds"
@@ -38,6 +39,14 @@ CRITERION = "the worst test metric over the last 25% of evaluations, mean over s
 TAIL = 0.25
 #: the level of every confidence interval and paired comparison
 CONFIDENCE = 0.95
+#: how a performance profile times an optimizer on a workload (:func:`fastest_to_target`)
+TIMING_RULE = ("per seed the fastest learning rate's time to the target, then the median over "
+               "seeds (AlgoPerf's external tuning ruleset, Dahl et al. 2023: the fastest trial "
+               "of each study, the median over studies); a seed that no rate brought to the "
+               "target counts as infinitely slow")
+#: values this close (relative to their size) are equal: metrics are stored as float32
+#: (about 7 digits), so two equal gaps between them can differ in the last digits
+_ROUNDING = 1e-6
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -100,14 +109,23 @@ class OptimizerSummary:
         return f"{self.best_lr:.3g}{mark}"
 
 
+def _no_spread(a: np.ndarray, scale: float | None = None) -> bool:
+    """Whether finite values ``a`` are all equal, up to the rounding of float32 metrics of
+    size ``scale`` (default: of ``a``'s own size)."""
+    scale = float(np.abs(a).max()) if scale is None else scale
+    return float(np.ptp(a)) <= _ROUNDING * max(scale, 1e-300)
+
+
 def mean_ci(values: Sequence[float], level: float = CONFIDENCE) -> tuple[float, float]:
     """The mean of ``values`` and the half-width of its ``level`` confidence interval
-    (Student's t with n - 1 degrees of freedom; ``inf`` for fewer than two values)."""
+    (Student's t with n - 1 degrees of freedom; ``inf`` for fewer than two values, and for
+    two values that are equal: an interval of zero width from two equal values is no
+    evidence of none, and tables show ``?`` for it rather than ``± 0``)."""
     a = np.asarray(values, dtype=float)
     if a.size == 0:
         return math.nan, math.inf
     mean = float(a.mean())
-    if a.size < 2 or not np.isfinite(a).all():
+    if a.size < 2 or not np.isfinite(a).all() or (a.size < 3 and _no_spread(a)):
         return mean, math.inf
     return mean, float(_t_quantile(0.5 + level / 2, a.size - 1) * a.std(ddof=1)
                        / math.sqrt(a.size))
@@ -243,13 +261,21 @@ def paired_difference(a: OptimizerSummary, b: OptimizerSummary) -> Paired:
     Where the seeds changed nothing (each optimizer's result the same on every seed, as
     full-batch training from one start repeats one run) there is no interval and no
     ``distinct`` difference: the seeds are no evidence, and a gap of float rounding would
-    otherwise count as a certain one. A difference the same on seeds whose results differ
-    is a consistent one, and distinct."""
+    otherwise count as a certain one. A difference the same on three or more seeds whose
+    results differ is a consistent one, and distinct; the same on two seeds is not (see
+    below)."""
     common = sorted(set(a.per_seed or {}) & set(b.per_seed or {}))
     diffs = [a.per_seed[s] - b.per_seed[s] for s in common]
     if not diffs or not np.isfinite(diffs).all():
         # a diverged seed on one side only is a real difference; on both, none is known
         return Paired(a.optimizer, b.optimizer, math.nan, -math.inf, math.inf, len(common))
+    scale = max(abs(v) for s in common for v in (a.per_seed[s], b.per_seed[s]))
+    if len(diffs) == 2 and _no_spread(np.asarray(diffs), scale):
+        # two equal differences (a gap of one test example on both seeds) give a t interval
+        # of zero width, which excludes 0; but the standard deviation of two values that
+        # happen to agree is no evidence that the next seed would: not distinct
+        return Paired(a.optimizer, b.optimizer, float(np.mean(diffs)), -math.inf, math.inf,
+                      len(common))
     mean, half = mean_ci(diffs)
     if half == 0.0 and mean == 0.0:
         return Paired(a.optimizer, b.optimizer, 0.0, 0.0, 0.0, len(common))
@@ -286,52 +312,100 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
     return out
 
 
-def performance_profile(times: Mapping[str, Mapping[str, float]],
-                        taus: Sequence[float] | None = None) -> tuple[np.ndarray, dict]:
-    """AlgoPerf's performance profile (Dahl et al. 2023).
+def profile_ratios(times: Mapping[str, Mapping[str, float]],
+                   spreads: Mapping[str, Mapping[str, float]] | None = None
+                   ) -> dict[str, list[float]]:
+    """Per optimizer, its ratio to the fastest on each task (in the order of ``times``):
+    time / best time, ``inf`` where it never reached the target.
 
-    ``times[task][optimizer]`` is the time (or steps) to reach the task's target, ``inf``
-    when never reached. For each task r = time / best time over optimizers; the profile of
-    an optimizer is rho(tau) = fraction of tasks with r <= tau. Returns ``(taus, rho)``.
+    ``spreads[task][optimizer]``, where given, is the relative uncertainty of a time (the
+    spread of the calibrated step cost it was measured with, :attr:`.cost.StepCost.spread`):
+    a time within the measured spreads of the fastest one (ratio <= 1 + its spread + the
+    fastest's) ties with it, ratio 1, since a calibration cannot tell them apart; so the
+    noise of measuring step costs (a busy machine) cannot reorder optimizers that reach the
+    target in the same steps at costs that the calibration cannot tell apart.
 
     Every task must time the same optimizers: one that was not run on a task has no ratio
     there (``inf`` would score it as a failure), so a ragged table is a ``ValueError``;
     :func:`optimlab.bench.profile.build_profile` keeps the optimizers run everywhere.
     """
-    taus = np.linspace(1.0, 4.0, 301) if taus is None else np.asarray(taus, dtype=float)
     optimizers = sorted({o for per_task in times.values() for o in per_task})
     for task, per_task in times.items():
         missing = [o for o in optimizers if o not in per_task]
         if missing:
             raise ValueError(f"task {task!r} has no time for {', '.join(missing)}: a "
                              f"performance profile needs the same optimizers on every task")
-    ratios = {o: [] for o in optimizers}
-    for per_task in times.values():
-        best = min(per_task.values())
+    ratios: dict[str, list[float]] = {o: [] for o in optimizers}
+    for task, per_task in times.items():
+        best_name = min(per_task, key=lambda o: per_task[o])
+        best = per_task[best_name]
+        spread = (spreads or {}).get(task) or {}
         for o in optimizers:
-            t = per_task.get(o, math.inf)
+            t = per_task[o]
             if not math.isfinite(t) or not math.isfinite(best):
                 ratios[o].append(math.inf)
-            else:  # a target met at the start (time 0) by several optimizers ties them at 1
-                ratios[o].append(1.0 if t == best else t / best if best > 0 else math.inf)
+            elif t == best:  # a target met at the start (time 0) by several ties them at 1
+                ratios[o].append(1.0)
+            elif best <= 0:
+                ratios[o].append(math.inf)
+            else:
+                tolerance = spread.get(o, 0.0) + spread.get(best_name, 0.0)
+                ratios[o].append(1.0 if t / best <= 1 + tolerance else t / best)
+    return ratios
+
+
+def ratio_score(ratios: Sequence[float], high: float = 4.0) -> float:
+    """The AlgoPerf score of one optimizer from its ratios on the tasks, exactly: the
+    integral over tau in [1, ``high``] of the share of tasks with ratio <= tau, divided by
+    ``high`` - 1 (a ratio r scores (high - r) / (high - 1), 0 at ``high`` and beyond)."""
+    if not len(ratios):
+        return math.nan
+    return float(np.mean([max(0.0, high - max(r, 1.0)) / (high - 1) if math.isfinite(r)
+                          else 0.0 for r in ratios]))
+
+
+def performance_profile(times: Mapping[str, Mapping[str, float]],
+                        taus: Sequence[float] | None = None,
+                        spreads: Mapping[str, Mapping[str, float]] | None = None
+                        ) -> tuple[np.ndarray, dict]:
+    """AlgoPerf's performance profile (Dahl et al. 2023).
+
+    ``times[task][optimizer]`` is the time (or steps) to reach the task's target, ``inf``
+    when never reached. For each task r = time / best time over optimizers (ties within the
+    measured ``spreads``: :func:`profile_ratios`); the profile of an optimizer is rho(tau) =
+    fraction of tasks with r <= tau. Returns ``(taus, rho)``.
+
+    Every task must time the same optimizers (a ragged table is a ``ValueError``, see
+    :func:`profile_ratios`).
+    """
+    taus = np.linspace(1.0, 4.0, 301) if taus is None else np.asarray(taus, dtype=float)
+    ratios = profile_ratios(times, spreads)
     rho = {o: np.array([np.mean([r <= tau for r in ratios[o]]) for tau in taus])
-           for o in optimizers}
+           for o in ratios}
     return taus, rho
 
 
 def profile_score(taus: np.ndarray, rho: np.ndarray) -> float:
-    """The AlgoPerf score: the integral of rho over tau in [1, 4], divided by 3."""
+    """The AlgoPerf score: the integral of rho over tau in [1, 4], divided by 3.
+
+    rho is a step function (right-continuous: it rises at a ratio and holds until the
+    next), so each sample holds until the next tau: the integral is exact where the ratios
+    lie on the taus (the trapezoid rule scored a ratio of exactly 4 0.0017, not 0).
+    :func:`ratio_score` is exact for any ratio."""
+    taus, rho = np.asarray(taus, dtype=float), np.asarray(rho, dtype=float)
     mask = (taus >= 1) & (taus <= 4)
     x, y = taus[mask], rho[mask]
-    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2 / 3)
+    return float(np.sum(y[:-1] * np.diff(x)) / 3)
 
 
 def time_to_target(records: Iterable[Mapping], higher_is_better: bool = True,
                    key: str = "time_to_target") -> dict[str, float]:
-    """Per optimizer: the median over seeds of ``key`` at its best learning rate.
+    """Per optimizer: the median over seeds of ``key`` at its best learning rate by the
+    tables' tuning criterion (:data:`CRITERION`), as the tables show it.
 
     A seed that never reached the target counts as infinitely slow, so the median is
-    ``inf`` unless most seeds got there (AlgoPerf's rule for a workload not reached).
+    ``inf`` unless most seeds got there. Profiles time otherwise, by AlgoPerf's rule
+    (:func:`fastest_to_target`).
     """
     records = list(records)
     best = {s.optimizer: s.best_lr for s in summarize(records, higher_is_better)}
@@ -341,3 +415,27 @@ def time_to_target(records: Iterable[Mapping], higher_is_better: bool = True,
                  for r in records if r["optimizer"] == name and float(r["lr"]) == lr]
         out[name] = float(np.median(times)) if times else math.inf
     return out
+
+
+def fastest_to_target(records: Iterable[Mapping], key: str = "cost_to_target"
+                      ) -> dict[str, float]:
+    """Per optimizer: the time to the target that performance profiles use,
+    :data:`TIMING_RULE`: for each seed the fastest of its learning rates (``key`` of its
+    runs; a run that diverged or never reached counts as never), then the median over the
+    seeds, ``inf`` unless most seeds reached the target at some rate.
+
+    This is AlgoPerf's external tuning ruleset (Dahl et al. 2023, "Benchmarking Neural
+    Network Training Algorithms", sec. 4: the time of a workload is the fastest trial of
+    each study, the median over studies), here a seed standing for a study and the rates
+    for its trials. It is not the tables' tuning criterion (:data:`CRITERION`, the rate
+    that ends best): a rate that reaches the target first may end worse than another.
+    """
+    fastest: dict[str, dict] = defaultdict(dict)
+    for r in records:
+        value = r.get(key)
+        t = math.inf if value is None or r.get("diverged") or not isinstance(
+            value, (int, float)) or math.isnan(value) else float(value)
+        seeds = fastest[r["optimizer"]]
+        seed = r.get("seed")
+        seeds[seed] = min(seeds.get(seed, math.inf), t)
+    return {name: float(np.median(list(seeds.values()))) for name, seeds in fastest.items()}

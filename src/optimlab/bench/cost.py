@@ -5,15 +5,25 @@ identical sweeps once ranked Adam and then RMSprop first, and three optimizers t
 a target in the same 132 steps were timed at 4.7 s, 24.1 s and 27.8 s. The training lab
 therefore counts the way to a target in **steps** and **gradient evaluations** (deterministic
 for a seed; SAM counts two per step, LBFGS as many as its inner iterations and line search
-take: the mean number of closure calls per step while the step cost is measured, rounded)
-and turns steps into seconds with each optimizer's **step cost**, measured here:
+take: the mean number of closure calls over exactly the steps whose time is measured, stored
+with the cost) and turns steps into seconds with each optimizer's **step cost**, measured
+here:
 
-- one training step of the task's model on one batch (forward, backward, optimizer step;
-  the closure twice for SAM), timed in the CPU time of the measuring thread with torch on
-  one thread, so other processes competing for the cores do not count;
+- training steps of the task's model as training takes them: each step on the next
+  mini-batch of shuffled epochs (:func:`~optimlab.bench.trainer.batch_indices`' draw for
+  seed 0; the whole set each step at full batch), forward, backward and optimizer step (the
+  closure twice for SAM, as often as LBFGS calls it), timed in the CPU time of the
+  measuring thread with torch on one thread, so other processes competing for the cores do
+  not count. Stepping one fixed batch over and over would time something else: LBFGS
+  converges on it, and its later steps take one closure call where a real mini-batch step
+  takes ``max_iter`` (20), a cost 20 times too small;
 - every optimizer of the sweep in turn, round after round (interleaved: a slow moment of
   the machine slows every optimizer's round, not one optimizer's), each timing long enough
-  for the clock (a block of steps), the median over rounds.
+  for the clock (a block of steps), the median over rounds. The ``spread`` of the rounds
+  (interquartile range over the median) says how far to trust it: above
+  :data:`SPREAD_LIMIT` the cost is flagged :attr:`StepCost.noisy` (in each run's summary
+  too, ``cost_noisy``), and profiles do not rank by it
+  (:func:`~optimlab.bench.profile.build_profile` compares steps there, with a note).
 
 A step cost is a property of the machine and the model, not of one sweep, so it is
 measured once and kept in a small cache (``$OPTIMLAB_CACHE/step-costs``, default
@@ -45,15 +55,20 @@ from ..optim.base import check_int
 from ..optim.registry import create, resolve
 from .store.environment import cpu_model
 
-__all__ = ["StepCost", "step_costs", "cache_dir", "code_fingerprint", "ROUNDS"]
+__all__ = ["StepCost", "step_costs", "cache_dir", "code_fingerprint", "ROUNDS", "SPREAD_LIMIT"]
 
 #: rounds of the interleaved measurement (each optimizer is timed once per round)
 ROUNDS = 15
 #: the CPU time one timing aims at: a block of steps at least this long
 BLOCK_SECONDS = 0.004
+#: the largest ``spread`` (interquartile range of the rounds over their median) of a step cost
+#: that is ranked by: a quiet machine measures 0.02-0.1, a thread competing for the core up to
+#: about 0.3; LBFGS stepping one fixed batch (converged: one closure call in some steps, 20
+#: in others) measured 70. Beyond it the cost is :attr:`StepCost.noisy`.
+SPREAD_LIMIT = 0.5
 #: of the cache entries' format; a change to the code they time changes their key by itself
 #: (:func:`code_fingerprint`)
-_VERSION = 3
+_VERSION = 4
 #: ``src/optimlab``: the package whose code :func:`code_fingerprint` reads
 _PACKAGE = Path(__file__).resolve().parents[1]
 #: the training lab's files a measured step runs, besides the whole optimizer library
@@ -64,15 +79,21 @@ _LAB_FILES = ("bench/tasks.py", "bench/trainer.py", "bench/cost.py")
 class StepCost:
     """One optimizer's training step on one model: ``seconds`` per step (median over
     rounds of single-thread CPU time), ``spread`` (the interquartile range of the rounds,
-    as a share of the median), ``gradients`` evaluated per step, the ``rounds`` measured,
-    and whether it came from the cache."""
+    as a share of the median), ``gradients`` evaluated per step (the mean number of closure
+    calls over exactly the steps timed: 1.0 for most, 2.0 for SAM, LBFGS's own count), the
+    ``rounds`` measured, and whether it came from the cache."""
 
     optimizer: str
     seconds: float
     spread: float
-    gradients: int
+    gradients: float
     rounds: int
     cached: bool = False
+
+    @property
+    def noisy(self) -> bool:
+        """Whether the rounds spread too far (beyond :data:`SPREAD_LIMIT`) to rank by it."""
+        return not self.spread <= SPREAD_LIMIT
 
 
 def cache_dir() -> Path:
@@ -135,7 +156,9 @@ def _load(key: str) -> StepCost | None:
         cost = StepCost(**{**data, "cached": True})
     except (OSError, ValueError, TypeError):
         return None  # absent, unreadable or damaged: measure again
-    ok = isinstance(cost.seconds, float) and cost.seconds > 0 and isinstance(cost.gradients, int)
+    ok = isinstance(cost.seconds, float) and cost.seconds > 0 and \
+        isinstance(cost.gradients, (int, float)) and not isinstance(cost.gradients, bool) \
+        and cost.gradients > 0 and isinstance(cost.spread, (int, float))
     return cost if ok else None
 
 
@@ -151,49 +174,64 @@ def _save(key: str, cost: StepCost) -> None:
 
 
 class _Stepper:
-    """One optimizer training one copy of the model on one fixed batch."""
+    """One optimizer training one copy of the model as training does: each step on the next
+    mini-batch of shuffled epochs (the rows :func:`~optimlab.bench.trainer.batch_indices`
+    gives seed 0, drawn an epoch at a time), so that each step timed is a real step."""
 
     def __init__(self, task, model: str | None, batch_size: int | None, optimizer: str,
                  hparams: Mapping) -> None:
         from .trainer import _init_model
 
-        self.model = _init_model(task, model, 0)
+        with torch.random.fork_rng(devices=[]):  # _init_model seeds torch's generator
+            self.model = _init_model(task, model, 0)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        n = len(task.x_train) if batch_size is None else min(batch_size, len(task.x_train))
-        self.x, self.y = task.x_train[:n], task.y_train[:n]
+        self.x_train, self.y_train = task.x_train, task.y_train
+        self.n = len(task.x_train)
+        self.batch_size = None if batch_size is None or batch_size >= self.n else batch_size
+        self.generator = torch.Generator().manual_seed(0)  # batch_indices' draw for seed 0
+        self.epoch: list = []
         self.loss_fn = task.loss_fn
         self.opt = create(optimizer, self.params, **hparams)
         self.closure_needed = resolve(optimizer).info.needs_closure
-        self.steps = self.calls = 0  # closure calls per step: the gradient evaluations
+        self.calls = 0  # closure calls: the gradient evaluations
+        self.idx = torch.arange(self.n)
 
-    @property
-    def gradients(self) -> int:
-        """Gradient evaluations per step: the mean over the steps taken, rounded (SAM 2,
-        LBFGS as many as its inner iterations and line search took; 1 before any step)."""
-        return max(1, round(self.calls / self.steps)) if self.steps else 1
-
-    def closure(self):
-        self.calls += 1
-        with torch.enable_grad():
-            loss = self.loss_fn(self.model(self.x), self.y)
-            grads = torch.autograd.grad(loss, self.params)
-        for p, g in zip(self.params, grads):
-            p.grad = g
-        return loss
+    def next_batch(self):
+        """The rows of the next step (all of them at full batch)."""
+        if self.batch_size is None:
+            return self.idx
+        if not self.epoch:
+            per_epoch = self.n // self.batch_size
+            order = torch.randperm(self.n, generator=self.generator)
+            self.epoch = list(order[:per_epoch * self.batch_size].reshape(
+                per_epoch, self.batch_size).unbind(0))[::-1]
+        return self.epoch.pop()
 
     def step(self) -> None:
-        self.steps += 1
+        idx = self.next_batch()
+
+        def closure():
+            self.calls += 1
+            with torch.enable_grad():
+                loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
+                grads = torch.autograd.grad(loss, self.params)
+            for p, g in zip(self.params, grads):
+                p.grad = g
+            return loss.detach()
+
         if self.closure_needed:
-            self.opt.step(self.closure)
+            self.opt.step(closure)
         else:
-            self.closure()
+            closure()
             self.opt.step()
 
-    def timed(self, block: int) -> float:
+    def timed(self, block: int) -> tuple[float, int]:
+        """Seconds per step over ``block`` steps, and the closure calls they made."""
+        calls = self.calls
         start = time.thread_time()
         for _ in range(block):
             self.step()
-        return (time.thread_time() - start) / block
+        return (time.thread_time() - start) / block, self.calls - calls
 
 
 def _measure(task, model, batch_size, entries: Sequence[tuple[str, Mapping]],
@@ -209,11 +247,15 @@ def _measure(task, model, batch_size, entries: Sequence[tuple[str, Mapping]],
             except Exception:  # noqa: BLE001 (Muon on a bias, SparseAdam on dense gradients)
                 continue  # this optimizer cannot step the model: no cost, the others keep theirs
             steppers[name] = stepper
-            blocks[name] = max(1, min(1000, round(BLOCK_SECONDS / max(stepper.timed(1), 1e-7))))
+            blocks[name] = max(1, min(1000, round(BLOCK_SECONDS / max(stepper.timed(1)[0],
+                                                                      1e-7))))
         times: dict[str, list[float]] = {name: [] for name in steppers}
+        calls = dict.fromkeys(steppers, 0)  # in exactly the steps timed
         for _ in range(rounds):
             for name, stepper in steppers.items():
-                times[name].append(stepper.timed(blocks[name]))
+                seconds, made = stepper.timed(blocks[name])
+                times[name].append(seconds)
+                calls[name] += made
     finally:
         torch.set_num_threads(threads)
     out = {}
@@ -221,7 +263,7 @@ def _measure(task, model, batch_size, entries: Sequence[tuple[str, Mapping]],
         median = statistics.median(values)
         q = statistics.quantiles(values, n=4) if len(values) >= 2 else [median] * 3
         out[name] = StepCost(name, float(median), float((q[2] - q[0]) / median),
-                             steppers[name].gradients, rounds)
+                             calls[name] / (rounds * blocks[name]), rounds)
     return out
 
 
@@ -242,7 +284,9 @@ def step_costs(task, model: str | None, batch_size: int | None,
     out = {} if recalibrate else {n: c for n, k in keys.items() if (c := _load(k)) is not None}
     missing = [(n, optimizers[n]) for n in optimizers if n not in out]
     if missing:
-        measured = _measure(task, model, batch_size, missing, rounds)
+        with torch.random.fork_rng(devices=[]):  # the caller's random state left as it was
+            torch.manual_seed(0)  # (an optimizer drawing random numbers: the same each time)
+            measured = _measure(task, model, batch_size, missing, rounds)
         for name, cost in measured.items():
             _save(keys[name], cost)
         out.update(measured)

@@ -1,16 +1,27 @@
 """AlgoPerf-style performance profiles across sweeps (one sweep = one workload).
 
-For every sweep, each optimizer's time to the sweep's target is the median over seeds at its
-best learning rate (:func:`~optimlab.bench.analysis.time_to_target`); the ratio to the best
-optimizer of that sweep gives the profile rho(tau) and the score (Dahl et al. 2023).
+For every sweep, each optimizer's time to the sweep's target follows AlgoPerf's external
+tuning ruleset (Dahl et al. 2023, "Benchmarking Neural Network Training Algorithms"): per
+seed the fastest of its learning rates, then the median over seeds
+(:func:`~optimlab.bench.analysis.fastest_to_target`, :data:`~.analysis.TIMING_RULE`; the
+tables' tuning criterion, the rate that ends best, is not the one that reaches a target
+first); the ratio to the best optimizer of that sweep gives the profile rho(tau) and the
+score, the area under the step function rho over tau in [1, 4] over 3, integrated exactly.
 
 A profile compares the same optimizers on every workload (Dolan & Moré 2002): an optimizer
-that was not run in one of the sweeps is left out, and :meth:`Profile.notes` says which and
-why (counting it as never reaching that sweep's target would score it as a failure there).
+that was not run in one of the sweeps, or none of whose runs ended there, is left out, and
+:meth:`Profile.notes` says which and why (counting it as never reaching that sweep's target
+would score it as a failure there).
 
 The time is the robust one: steps to the target times the optimizer's calibrated step cost
-(:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one. Wall
-time is used only for sweeps stored before costs were recorded, and the table says so.
+(:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one, and a
+time within the calibrations' measured spread of the fastest ties with it
+(:func:`~.analysis.profile_ratios`): measurement noise cannot reorder optimizers that reach
+the target in the same steps. A workload is timed in seconds only where every optimizer
+compared there has a calibrated cost, none too noisy to rank by
+(:data:`~.cost.SPREAD_LIMIT`); otherwise it compares steps to the target, and a note says
+why (an optimizer without a cost is never scored as not reaching). Wall time is used only
+for sweeps stored before costs were recorded, and the table says so.
 """
 
 from __future__ import annotations
@@ -23,8 +34,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._table import text_table
-from .analysis import performance_profile, profile_score, time_to_target, variant_label
-from .report import resolve_metric
+from .analysis import (
+    TIMING_RULE,
+    fastest_to_target,
+    performance_profile,
+    profile_ratios,
+    ratio_score,
+    variant_label,
+)
+from .cost import SPREAD_LIMIT
 from .store import RunStore
 from .sweep import run_records
 
@@ -42,13 +60,20 @@ class Profile:
     taus: np.ndarray
     rho: dict[str, np.ndarray]
     scores: dict[str, float]
-    #: per workload: "cost" (steps x calibrated step cost) or "wall" (an old sweep)
+    #: per workload: "cost" (steps x calibrated step cost), "steps" (an optimizer compared
+    #: there has no cost, or one too noisy to rank by) or "wall" (an old sweep)
     basis: dict[str, str] | None = None
-    #: optimizers left out of the profile -> the workloads that did not run them
+    #: optimizers left out of the profile -> the workloads that did not run them, or where
+    #: none of their runs ended (those also in :attr:`not_finished`)
     left_out: dict[str, list[str]] = field(default_factory=dict)
 
     #: notes on single workloads (unfinished, read every few steps, met at the start)
     workload_notes: list[str] = field(default_factory=list)
+    #: per workload, each optimizer's ratio to the fastest (1 for a tie within the
+    #: calibrations' spread, :func:`~.analysis.profile_ratios`); None: time / best time
+    ratios: dict[str, dict[str, float]] | None = None
+    #: optimizers left out -> the workloads where they have runs, none of them ended
+    not_finished: dict[str, list[str]] = field(default_factory=dict)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """The table's headers and rows (see :meth:`table`)."""
@@ -57,24 +82,36 @@ class Profile:
         rows = []
         for workload, per in self.times.items():
             best = min(per.values())
-            wall = (self.basis or {}).get(workload) == "wall"
-            rows.append([workload + (" (wall time)" if wall else "")] + [
+            basis = (self.basis or {}).get(workload)
+            unit = " steps" if basis == "steps" else " s"
+            ratios = (self.ratios or {}).get(workload) or {}
+            rows.append([workload + {"wall": " (wall time)", "steps": " (steps)"}.get(
+                basis or "", "")] + [
                 "not run" if o not in per else
                 "not reached" if not math.isfinite(per[o]) else
-                f"{per[o]:.3g} s ({_ratio(per[o], best)})" for o in optimizers])
+                f"{per[o]:.3g}{unit} ({_ratio(per[o], best, ratios.get(o))})"
+                for o in optimizers])
         rows.append(["score (AlgoPerf)"] + [f"{self.scores[o]:.3f}" for o in optimizers])
         return headers, rows
 
     def notes(self) -> list[str]:
-        """One line per optimizer left out of the profile, with the workloads that did not
-        run it, then the notes on single workloads."""
-        return [f"{name}: left out, not run in {', '.join(where)} (a profile compares the "
-                f"optimizers run on every workload)" for name, where in self.left_out.items()
-                ] + self.workload_notes
+        """How a time to the target is taken (:data:`~.analysis.TIMING_RULE`), then one
+        line per optimizer left out of the profile, with the workloads that did not run it
+        or where none of its runs ended, then the notes on single workloads."""
+        out = [f"time to the target: {TIMING_RULE}"]
+        for name, where in self.left_out.items():
+            pending = [w for w in where if w in self.not_finished.get(name, ())]
+            missing = [w for w in where if w not in pending]
+            why = "; ".join(([f"not run in {', '.join(missing)}"] if missing else [])
+                            + ([f"not finished in {', '.join(pending)}"] if pending else []))
+            out.append(f"{name}: left out, {why} (a profile compares the optimizers run on "
+                       f"every workload)")
+        return out + self.workload_notes
 
     def table(self) -> str:
-        """Seconds to target per workload (steps x calibrated step cost; the ratio to the
-        best), then the scores, then :meth:`notes`."""
+        """Seconds to target per workload (steps x calibrated step cost; steps where a
+        workload is timed in steps; the ratio to the best, 1.00x for a tie), then the
+        scores, then :meth:`notes`."""
         return "\n".join([text_table(*self.rows()), *self.notes()])
 
     def plot(self) -> Figure:
@@ -96,12 +133,42 @@ class Profile:
         return fig
 
 
-def _ratio(time: float, best: float) -> str:
+def _ratio(time: float, best: float, ratio: float | None = None) -> str:
     """``time`` over the workload's best, as the table shows it (1.00x for the best, even
-    when the target was met at the start, in 0 s)."""
-    if time == best:
+    when the target was met at the start, in 0 s, and for a tie with it: ``ratio`` 1)."""
+    if time == best or ratio == 1.0:
         return "1.00x"
     return f"{time / best:.2f}x" if best > 0 else "inf x"
+
+
+def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float]]:
+    """How a workload's ``records`` (of the optimizers compared there) are timed: "cost",
+    "steps" or "wall", the note saying why where it is not "cost", and each optimizer's
+    calibration spread (for ties, with "cost")."""
+    ended = [r for r in records if r["status"] != "failed"]  # failed runs have no summary
+    uncosted = sorted({r["optimizer"] for r in ended if r.get("seconds_per_step") is None})
+    if uncosted and len(uncosted) == len({r["optimizer"] for r in ended}):
+        return "wall", None, {}  # a sweep stored before costs were recorded
+    noisy = {}
+    for r in ended:
+        spread = r.get("cost_spread")
+        if r.get("cost_noisy") or (isinstance(spread, (int, float)) and spread > SPREAD_LIMIT):
+            noisy[r["optimizer"]] = spread
+    if uncosted:
+        return "steps", (f"{', '.join(uncosted)} {'has' if len(uncosted) == 1 else 'have'} no "
+                         f"calibrated step cost there, so it compares steps to the target"), {}
+    if noisy:
+        said = ", ".join(f"{name} ({spread:.0%})" if isinstance(spread, (int, float)) else name
+                         for name, spread in sorted(noisy.items()))
+        return "steps", (f"the step cost of {said} was calibrated with a spread beyond "
+                         f"{SPREAD_LIMIT:.0%} of it (too noisy to rank by), so it compares "
+                         f"steps to the target"), {}
+    spreads: dict[str, float] = {}
+    for r in ended:
+        spread = r.get("cost_spread")
+        if isinstance(spread, (int, float)) and math.isfinite(spread):
+            spreads[r["optimizer"]] = max(spreads.get(r["optimizer"], 0.0), float(spread))
+    return "cost", None, spreads
 
 
 def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
@@ -119,16 +186,15 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     if twice:
         raise ValueError(f"sweep {', '.join(map(str, twice))} is given more than once: a "
                          f"workload counts once in a profile")
-    times, basis, ran, notes = {}, {}, {}, []
+    workloads, ran, pending = [], {}, {}
     for sweep_id in sweep_ids:
         info = store.sweep(sweep_id)
         config = info["config"] or {}
         if config.get("target") is None:
             raise ValueError(f"sweep {sweep_id} has no target: run it with --target")
-        _, higher = resolve_metric(store, sweep_id)
         label = f"{sweep_id}: {info['task']}" + (f"/{info['model']}" if info["model"] else "")
         # runs still pending or running have no result: an optimizer with none ended is
-        # "not run" here, not "not reached"
+        # "not finished" here, not "not reached"
         records = run_records(store, sweep_id)
         if not records:
             raise ValueError(f"sweep {sweep_id} has no run that ended yet (resume it with "
@@ -138,11 +204,11 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         for record in records:
             record["optimizer"] = variant_label(record["optimizer"],
                                                 fixed.get(record["optimizer"]))
-        costed = any(r.get("seconds_per_step") is not None for r in records)
-        basis[label] = "cost" if costed else "wall"
-        times[label] = time_to_target(records, higher,
-                                      key="cost_to_target" if costed else "time_to_target")
-        ran[f"sweep {sweep_id}"] = {r["optimizer"] for r in records}
+        where = f"sweep {sweep_id}"
+        ran[where] = {r["optimizer"] for r in records}
+        pending[where] = {variant_label(run.optimizer, fixed.get(run.optimizer))
+                          for run in store.list_runs(sweep_id)} - ran[where]
+        notes = []
         open_runs = sum(info["counts"][k] for k in ("pending", "running"))
         if open_runs:
             notes.append(f"{label}: unfinished ({open_runs} runs not ended); its times are "
@@ -151,9 +217,7 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         if isinstance(every, int) and every > 1:
             notes.append(f"{label}: the target is checked at evaluations, every {every} "
                          f"steps, so a time to target is exact to {every} steps")
-        if all(t == 0 for t in times[label].values()):
-            notes.append(f"{label}: the target was met before the first step, so it tells "
-                         f"the optimizers apart in nothing (a harder target would)")
+        workloads.append((label, records, notes))
     every = set.intersection(*ran.values())
     left_out = {name: [s for s, names in ran.items() if name not in names]
                 for name in sorted(set.union(*ran.values()) - every)}
@@ -168,7 +232,30 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
                     f"({missing})")
         raise ValueError(f"{what}, and a performance profile compares the same two or more "
                          f"optimizers on every sweep")
-    times = {label: {o: t for o, t in per.items() if o in every} for label, per in times.items()}
-    taus, rho = performance_profile(times)
-    return Profile(times, taus, rho, {o: profile_score(taus, r) for o, r in rho.items()},
-                   basis, left_out, notes)
+    times, basis, spreads, notes = {}, {}, {}, []
+    for label, records, workload_notes in workloads:
+        compared = [r for r in records if r["optimizer"] in every]
+        basis[label], why, spreads[label] = _basis(compared)
+        key = {"cost": "cost_to_target", "steps": "steps_to_target",
+               "wall": "time_to_target"}[basis[label]]
+        times[label] = fastest_to_target(compared, key)
+        notes += workload_notes
+        if why:
+            notes.append(f"{label}: {why}")
+        if all(t == 0 for t in times[label].values()):
+            notes.append(f"{label}: the target was met before the first step, so it tells "
+                         f"the optimizers apart in nothing (a harder target would)")
+    ratios = profile_ratios(times, spreads)
+    by_workload = {label: {o: ratios[o][i] for o in ratios} for i, label in enumerate(times)}
+    for label, per in by_workload.items():
+        tied = sorted(o for o, r in per.items() if r == 1.0 and times[label][o] !=
+                      min(times[label].values()))
+        if tied:
+            notes.append(f"{label}: {', '.join(tied)} within the calibrated step costs' "
+                         f"measured spread of the fastest, so tied with it (ratio 1)")
+    taus, rho = performance_profile(times, spreads=spreads)
+    not_finished = {name: [w for w in where if name in pending[w]]
+                    for name, where in left_out.items()}
+    return Profile(times, taus, rho, {o: ratio_score(r) for o, r in ratios.items()},
+                   basis, left_out, notes, by_workload,
+                   {name: w for name, w in not_finished.items() if w})

@@ -11,7 +11,19 @@ spec again (resume) trains only the rest. One process at a time trains a sweep: 
 Each run's summary holds the way to the target in steps, gradient evaluations and seconds
 of the optimizer's calibrated step cost (:mod:`optimlab.bench.cost`: the figure profiles
 and rankings use), beside the wall time (information: it depends on the machine's load),
-and its tuning score (:func:`~optimlab.bench.analysis.tail_score`).
+and its tuning score (:func:`~optimlab.bench.analysis.tail_score`). The gradient
+evaluations are steps x the calibrated count per step (``gradients_per_step``: the closure
+calls of exactly the steps the calibration timed), not a count of the run's own calls: the
+trainers do not count them, and on a Ray cluster they run elsewhere.
+
+One sweep keeps one calibration: its runs are stored with the step cost each optimizer had
+(``seconds_per_step``, ``gradients_per_step``, ``cost_spread``, ``cost_noisy``), and a resumed
+or extended sweep gives the runs it trains the cost its ended runs of that optimizer hold
+(an optimizer none of whose runs ended takes the cached one, or is measured). With
+``recalibrate=True`` every optimizer of the sweep is measured again, together, and the
+cache refreshed; an ended run's summary is never rewritten (the store keeps ended runs as
+they ended), so where ended runs hold costs, the sweep keeps them and a
+:class:`CalibrationWarning` says so (the new costs serve the sweeps trained from then on).
 
 With the automatic grid (``lrs=None``), or a given one with ``extend=True``, a best rate on
 the grid's edge extends the grid: up to :data:`MAX_EXTENSIONS` times, two more rates beyond
@@ -22,6 +34,7 @@ rate is inside the grid.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -30,7 +43,7 @@ import numpy as np
 from ..optim.base import check_int
 from ..optim.registry import resolve
 from .analysis import summarize, tail_score
-from .cost import step_costs
+from .cost import StepCost, step_costs
 from .executors import Call, GroupsLost, LocalExecutor
 from .store import TERMINAL, RunStore
 from .tasks import catalog_name
@@ -46,7 +59,7 @@ from .trainer import (
 )
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
-           "MAX_EXTENSIONS", "data_digest", "model_digest"]
+           "MAX_EXTENSIONS", "data_digest", "model_digest", "CalibrationWarning"]
 
 #: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
 #: ``vmap`` rejects) the sequential engine
@@ -55,6 +68,11 @@ ENGINES = ("population", "sequential", "auto")
 MAX_EXTENSIONS = 3
 #: automatic grids stay within these rates
 LR_BOUNDS = (1e-7, 100.0)
+
+
+class CalibrationWarning(UserWarning):
+    """``recalibrate=True`` measured the step costs again, but ended runs of the sweep keep
+    the costs they were stored with (the message names them)."""
 
 
 def auto_lrs(optimizer: str, count: int = 7) -> list[float]:
@@ -233,7 +251,9 @@ def _reached(result: RunResult, target: float | None, higher_is_better: bool):
 
 def _summary(result: RunResult, target, higher_is_better, cost=None) -> dict:
     """A run's summary: final metrics, its tuning score, and (with a target) the way there
-    in steps, gradient evaluations, calibrated seconds (``cost_to_target``) and wall time."""
+    in steps, gradient evaluations (steps x the calibrated closure calls per step),
+    calibrated seconds (``cost_to_target``) and wall time; the calibration's spread and
+    whether it is too noisy to rank by (``cost_noisy``, :data:`~.cost.SPREAD_LIMIT`)."""
     step, wall = _reached(result, target, higher_is_better)
     out = {"initial_train_loss": result.train_loss[0],
            "final_train_loss": result.train_loss[-1], "final_test_loss": result.test_loss[-1],
@@ -242,9 +262,9 @@ def _summary(result: RunResult, target, higher_is_better, cost=None) -> dict:
            "steps_to_target": step, "time_to_target": wall, "wall_time": result.wall_time[-1]}
     if cost is not None:
         out.update(seconds_per_step=cost.seconds, gradients_per_step=cost.gradients,
-                   cost_spread=cost.spread)
+                   cost_spread=cost.spread, cost_noisy=cost.noisy)
         if step is not None:
-            out.update(gradients_to_target=step * cost.gradients,
+            out.update(gradients_to_target=round(step * cost.gradients, 6),
                        cost_to_target=step * cost.seconds)
     return out
 
@@ -277,6 +297,12 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     A member whose training raises is recorded as ``failed`` with the error; one whose
     loss blows up is ``diverged``. Neither stops the sweep.
 
+    ``recalibrate`` measures every optimizer of the sweep's step cost again, together (see
+    the module's docstring): the runs trained now take the new costs unless ended runs of
+    their optimizer hold costs already, and where ended runs keep older costs (the store
+    does not rewrite them) a :class:`CalibrationWarning` names them, also for a sweep with
+    nothing left to train.
+
     The sweep is trained under :meth:`RunStore.lock_sweep`: while another process (or
     another store object) runs or resumes the same sweep, this one raises
     :class:`~optimlab.bench.store.StoreError` ("sweep 3 of ... is being run or resumed by
@@ -300,8 +326,10 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
 
 
 def _costs(spec: SweepSpec, task, optimizers, recalibrate: bool = False) -> dict:
-    """The calibrated step cost of each optimizer (None where it cannot be measured: the
-    sweep goes on, its profile falls back to wall time)."""
+    """The calibrated step cost of each optimizer (left out where it cannot be measured:
+    the sweep goes on, its profile falls back to steps)."""
+    if not optimizers:
+        return {}
     wanted = {}
     for name in optimizers:
         lrs = spec.lrs or auto_lrs(name)
@@ -313,13 +341,55 @@ def _costs(spec: SweepSpec, task, optimizers, recalibrate: bool = False) -> dict
         return {}
 
 
+def _stored_costs(store: RunStore, sweep_id: int) -> dict[str, StepCost]:
+    """The step cost each optimizer's ended runs of the sweep were stored with."""
+    out: dict[str, StepCost] = {}
+    for run in store.list_runs(sweep_id):
+        s = run.summary or {}
+        seconds, gradients, spread = (s.get(k) for k in ("seconds_per_step",
+                                                           "gradients_per_step", "cost_spread"))
+        if run.optimizer in out or run.status not in TERMINAL or not all(
+                _finite_number(v) for v in (seconds, gradients, spread)) or seconds <= 0:
+            continue
+        out[run.optimizer] = StepCost(run.optimizer, float(seconds), float(spread),
+                                      float(gradients), 0, cached=True)
+    return out
+
+
+def _sweep_costs(spec: SweepSpec, store: RunStore, sweep_id: int, task, names,
+                 recalibrate: bool) -> dict[str, StepCost]:
+    """The step costs of the optimizers ``names`` about to train in the sweep: those its
+    ended runs hold, the others cached or measured; with ``recalibrate``, every optimizer of
+    the sweep measured again together, the ended runs' costs kept (and said, see
+    :class:`CalibrationWarning`)."""
+    stored = _stored_costs(store, sweep_id)
+    if not recalibrate:
+        kept = {n: stored[n] for n in names if n in stored}
+        return {**kept, **_costs(spec, task, [n for n in names if n not in kept])}
+    fresh = _costs(spec, task, list(spec.optimizers), recalibrate=True)
+    if stored:
+        ended = sorted(stored)
+        trained = [n for n in names if n not in stored]
+        warnings.warn(
+            f"sweep {sweep_id}: the step costs of {', '.join(spec.optimizers)} were measured "
+            f"again and cached, but the ended runs of {', '.join(ended)} keep the costs they "
+            f"were stored with (the store does not rewrite an ended run), and so do the runs "
+            f"of {', '.join(ended)} trained now"
+            + (f"; {', '.join(trained)} take the new costs, so this sweep mixes two "
+               f"calibrations" if trained else "")
+            + "; to rank by the new costs, run the sweep again in another store",
+            CalibrationWarning, stacklevel=5)
+    return {**{n: fresh[n] for n in names if n in fresh},
+            **{n: stored[n] for n in names if n in stored}}
+
+
 def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
                    higher_is_better: bool, progress, recalibrate: bool = False,
                    executor=None) -> None:
     store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                               for m in spec.members()])
-    _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
-                progress, recalibrate, executor)
+    _train_runs(spec, store, sweep_id, store.pending_runs(sweep_id), task, engine,
+                higher_is_better, progress, recalibrate, executor)
 
 
 def _auto(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
@@ -357,20 +427,22 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
     sweep_id = store.open_sweep(stored, name=name)
     with store.lock_sweep(sweep_id):
         store.add_runs(sweep_id, stored["members"])
-        _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
-                    progress, executor=executor)
+        _train_runs(spec, store, sweep_id, store.pending_runs(sweep_id), task, engine,
+                    higher_is_better, progress, executor=executor)
     return sweep_id
 
 
-def _train_runs(spec: SweepSpec, store: RunStore, pending, task, engine: str,
+def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, engine: str,
                 higher_is_better: bool, progress, recalibrate: bool = False,
                 executor=None) -> None:
     """Train the pending runs, one group per optimizer, on ``executor`` (default: here),
-    storing each group as it comes back (see :mod:`.executors`)."""
+    storing each group as it comes back (see :mod:`.executors`), each with the step cost of
+    :func:`_sweep_costs`."""
     train = _TRAIN[engine]
     executor = executor or LocalExecutor()
     names = [o for o in spec.optimizers if any(run.optimizer == o for run in pending)]
-    costs = _costs(spec, task, names, recalibrate) if spec.target is not None else {}
+    costs = _sweep_costs(spec, store, sweep_id, task, names, recalibrate) \
+        if spec.target is not None and (names or recalibrate) else {}
     groups = [[run for run in pending if run.optimizer == optimizer] for optimizer in names]
     calls = [Call(train, (task, spec.config, [Member(r.optimizer, r.hparams, r.seed)
                                               for r in group]), spec.config.steps)
@@ -421,8 +493,8 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
         if not new:
             return
         store.add_runs(sweep_id, new)
-        _train_runs(spec, store, store.pending_runs(sweep_id), task, engine, higher_is_better,
-                    progress, executor=executor)
+        _train_runs(spec, store, sweep_id, store.pending_runs(sweep_id), task, engine,
+                    higher_is_better, progress, executor=executor)
 
 
 def run_records(store: RunStore, sweep_id: int) -> list[dict]:
