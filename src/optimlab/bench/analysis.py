@@ -251,6 +251,8 @@ class Paired:
 
     @property
     def distinct(self) -> bool:
+        """Whether the two can be told apart: two seeds or more, and an interval that
+        excludes 0."""
         return self.seeds >= 2 and (self.low > 0 or self.high < 0)
 
 

@@ -340,8 +340,9 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
                   + _html_table(headers, rows, [False] + [True] * (len(headers) - 1)))
     lead = [
         "The same four optimizers on two more tasks, then a performance profile over all "
-        "three (AlgoPerf's): for each task, an optimizer's cost to reach the target at its "
-        "best rate (the median over seeds) is divided by the fastest optimizer's; "
+        "three (AlgoPerf's): for each task, an optimizer's cost to reach the target "
+        "(per seed at its fastest rate, then the median over seeds, as AlgoPerf's external "
+        "tuning times it) is divided by the fastest optimizer's; "
         "rho(tau) is the share of tasks it reaches within tau times the fastest, and the "
         "score is the area under rho over tau from 1 to 4, divided by 3 (1 = fastest "
         "everywhere, 0 = never within 4x).",
