@@ -361,6 +361,21 @@ def test_a_median_seed_that_missed_the_target_reads_not_reached_in_every_column(
     store.close()
 
 
+def test_a_cost_too_noisy_to_rank_by_is_marked_and_said_why(tmp_path):
+    reached = {"final_metric": 0.8, "final_test_loss": 0.5, "steps_to_target": 10,
+               "seconds_per_step": 0.01, "cost_to_target": 0.1, "gradients_to_target": 10,
+               "time_to_target": 0.2}
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd", "lbfgs"]},
+                           [("sgd", 0.1, 0, "finished", reached),
+                            ("lbfgs", 0.1, 0, "finished", {**reached, "cost_noisy": True})])
+    headers, rows = summary_rows(store, sweep)
+    cost = {row[1]: dict(zip(headers, row))["cost (calibrated)"] for row in rows}
+    assert cost == {"sgd": "0.1 s", "lbfgs": "0.1 s (noisy)"}
+    notes = [n for n in summary_notes(store, sweep) if "(noisy)" in n]
+    assert len(notes) == 1 and notes[0].startswith("A cost marked (noisy), lbfgs's, came from")
+    store.close()
+
+
 def test_an_optimizer_with_no_rate_where_every_seed_finished_is_said_so(tmp_path):
     from optimlab.bench.report import _curves_figure, _Sweep
     from optimlab.landscapes.plots import plt_close

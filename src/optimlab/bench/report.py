@@ -231,6 +231,11 @@ class _Sweep:
         reached = sum(math.isfinite(v) for v in columns[0])
         return (reached, len(runs), *(float(np.median(v)) for v in columns))
 
+    def noisy_cost(self, name: str) -> bool:
+        """Whether a run of ``name`` at its best rate took a calibrated step cost too noisy
+        to rank by (:data:`optimlab.bench.cost.SPREAD_LIMIT`)."""
+        return any((r.summary or {}).get("cost_noisy") for r in self.best_runs(name))
+
     @functools.cached_property
     def ranked(self) -> list[tuple[str, OptimizerSummary]]:
         """The optimizers with a result, best first, with ranks (``=1`` for ties); worked out
@@ -284,8 +289,10 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
                     if not reached or not math.isfinite(steps):  # the median seed did not
                         return "not reached"
                     return fmt(v) if math.isfinite(v) else "not measured"
+                noisy = " (noisy)" if sw.noisy_cost(name) else ""
                 row += [f"{reached}/{total}", shown(steps, lambda v: f"{v:g}"),
-                        derived(grads, lambda v: f"{v:g}"), derived(cost, lambda v: f"{v:.3g} s"),
+                        derived(grads, lambda v: f"{v:g}"),
+                        derived(cost, lambda v: f"{v:.3g} s{noisy}"),
                         shown(wall, lambda v: f"{v:.3g} s")]
         rows.append(row)
     return headers, rows
@@ -364,6 +371,13 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
                      "training step, measured once per machine and model), the figure the "
                      "profiles rank by; wall time depends on the machine's load and is shown "
                      "for information only.")
+        noisy = [name for name in sw.optimizers if sw.noisy_cost(name)]
+        if noisy:
+            notes.append(f"A cost marked (noisy), {', '.join(noisy)}'s, came from a calibration "
+                         "whose rounds spread too far (interquartile range over half the "
+                         "median: L-BFGS converging on its batch, or a machine busy in bursts); "
+                         "profiles compare steps rather than rank by it (--recalibrate measures "
+                         "again).")
     return notes
 
 
