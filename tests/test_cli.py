@@ -771,3 +771,30 @@ def test_bench_on_a_sweep_another_process_trains_says_so_not_resume(tmp_path, ca
     other.close()
     assert "is being run or resumed" in err and "pass --resume" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_optimlabs_own_warnings_are_one_line(tmp_path, capsys, monkeypatch):
+    """A warning of optimlab's (a recalibration that cannot rewrite a finished sweep's costs)
+    is one 'optimlab: warning:' line, not Python's file, line number and source line; other
+    libraries' warnings are shown as Python shows them."""
+    import warnings
+
+    from optimlab.bench import sweep
+
+    real = sweep.run_sweep
+
+    def warning_sweep(*args, **kwargs):
+        warnings.warn("the step costs were measured again\n  (two lines)", sweep.CalibrationWarning)
+        warnings.warn("a library's own", DeprecationWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_sweep", warning_sweep)
+    shown = []  # how the warnings are shown outside the command (pytest records them)
+    monkeypatch.setattr(warnings, "showwarning", lambda *args, **kwargs: shown.append(args[1]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(BENCH + ["--db", str(tmp_path / "runs.db")]) == 0
+    err = capsys.readouterr().err
+    assert "optimlab: warning: the step costs were measured again (two lines)\n" in err
+    assert "warnings.warn(" not in err and "CalibrationWarning" not in err
+    assert shown == [DeprecationWarning]

@@ -59,11 +59,13 @@ one written.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import math
 import os
 import sys
 import textwrap
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -1895,7 +1897,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help (0), or a malformed command line (2), already printed
         return done.code if isinstance(done.code, int) else int(done.code is not None)
     try:
-        print(_printable(_run(args)))
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            print(_printable(_run(args)))
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
     except KeyboardInterrupt:
@@ -1913,6 +1917,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         _close_stores()
     return 0
+
+
+def _show_warning(previous, message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` while a command runs: a warning of optimlab's own (its
+    category or the code that raised it is optimlab's) is one ``optimlab: warning:`` line on
+    stderr, not Python's two lines of file, line number and source; others as Python shows
+    them (``previous``)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    if category.__module__.startswith("optimlab") or os.path.abspath(filename).startswith(package):
+        print(f"optimlab: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+    else:
+        previous(message, category, filename, lineno, file, line)
 
 
 #: set by :func:`entry`: this process is the ``optimlab`` command and ends with it
