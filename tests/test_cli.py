@@ -776,7 +776,8 @@ def test_bench_on_a_sweep_another_process_trains_says_so_not_resume(tmp_path, ca
 def test_optimlabs_own_warnings_are_one_line(tmp_path, capsys, monkeypatch):
     """A warning of optimlab's (a recalibration that cannot rewrite a finished sweep's costs)
     is one 'optimlab: warning:' line, not Python's file, line number and source line; other
-    libraries' warnings are shown as Python shows them."""
+    libraries' warnings are shown as Python shows them, even where raised from optimlab's
+    code."""
     import warnings
 
     from optimlab.bench import sweep
@@ -786,6 +787,8 @@ def test_optimlabs_own_warnings_are_one_line(tmp_path, capsys, monkeypatch):
     def warning_sweep(*args, **kwargs):
         warnings.warn("the step costs were measured again\n  (two lines)", sweep.CalibrationWarning)
         warnings.warn("a library's own", DeprecationWarning)
+        # torch's C++ warnings are laid at the Python line that called torch: optimlab's
+        warnings.warn_explicit("torch's own", UserWarning, sweep.__file__, 1)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(sweep, "run_sweep", warning_sweep)
@@ -797,4 +800,4 @@ def test_optimlabs_own_warnings_are_one_line(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "optimlab: warning: the step costs were measured again (two lines)\n" in err
     assert "warnings.warn(" not in err and "CalibrationWarning" not in err
-    assert shown == [DeprecationWarning]
+    assert shown == [DeprecationWarning, UserWarning]

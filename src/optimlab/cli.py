@@ -1921,11 +1921,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _show_warning(previous, message, category, filename, lineno, file=None, line=None) -> None:
     """``warnings.showwarning`` while a command runs: a warning of optimlab's own (its
-    category or the code that raised it is optimlab's) is one ``optimlab: warning:`` line on
-    stderr, not Python's two lines of file, line number and source; others as Python shows
-    them (``previous``)."""
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    if category.__module__.startswith("optimlab") or os.path.abspath(filename).startswith(package):
+    category is optimlab's: where a warning was raised cannot tell, torch's C++ warnings are
+    laid at the Python line that called it) is one ``optimlab: warning:`` line on stderr,
+    not Python's two lines of file, line number and source; others as Python shows them
+    (``previous``)."""
+    if category.__module__.startswith("optimlab"):
         print(f"optimlab: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
     else:
         previous(message, category, filename, lineno, file, line)

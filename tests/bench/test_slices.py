@@ -384,3 +384,13 @@ def test_json_that_is_no_slice_is_refused_naming_its_first_wrong_field(small, ch
     with pytest.raises(ValueError, match=f"^not a slice: {re.escape(says)}"):
         slices.Slice.from_json(data)
     assert slices.json_problem([]).startswith("it lacks task, model")
+
+
+def test_a_slice_of_numpy_integers_writes_json_and_reads_back(small):
+    """steps and grid given as NumPy integers were kept so: json.dumps refused the slice."""
+    import numpy as np
+
+    again = slices.slice_landscape("digits", "mlp", {"sgd": {"lr": 0.1}, "adam": {"lr": 0.003}},
+                                   steps=np.int64(3), grid=np.int64(3), points=2, eval_size=50)
+    data = json.loads(json.dumps(again.to_json()))
+    assert type(data["steps"]) is int and slices.Slice.from_json(data).steps == 3

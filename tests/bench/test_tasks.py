@@ -936,6 +936,13 @@ def test_idx_plain_and_gz_copies_must_agree(idx_dir):
     _refused(rf"^{folder} holds both train-labels-idx1-ubyte and train-labels-idx1-ubyte.gz, "
              "with different data: remove the one that is not your data set$",
              T.get, "mnist", data_dir=folder)
+    # a copy that does not read (a truncated .gz) is passed over where another reads
+    plain.write_bytes(_idx_bytes(labels))
+    gz = folder / "train-labels-idx1-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:20])
+    assert T.get("mnist", data_dir=folder).y_train.tolist() == labels.tolist()
+    plain.unlink()  # and where none reads, its error is said
+    _refused(r"train-labels-idx1-ubyte.gz", T.get, "mnist", data_dir=folder)
 
 
 def test_data_dir_with_a_tilde_is_expanded(idx_dir, tmp_path, monkeypatch, user_module):

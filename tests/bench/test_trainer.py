@@ -4,6 +4,7 @@ Run in float64 so that "the same" can mean 1e-9: the engines differ only in batc
 (vmap'd matrix products, tensor hyperparameters), not in what they compute.
 """
 
+import dataclasses
 import math
 
 import pytest
@@ -497,3 +498,21 @@ def test_a_config_takes_numpy_integers_and_refuses_bools():
         with pytest.raises(ValueError, match=rf"^{key} must be an integer >= 1, got True$"):
             TrainConfig(**{key: True})
         assert getattr(TrainConfig(**{key: np.int64(5)}), key) == 5
+
+
+def test_numpy_integers_become_pythons_in_the_config_and_a_bool_batch_is_refused():
+    """A NumPy integer kept as such failed later, where the config is written as JSON; a
+    bool batch size (True: one example) was taken."""
+    import json
+
+    import numpy as np
+
+    config = TrainConfig(steps=np.int64(5), batch_size=np.int64(64), eval_every=np.int32(2),
+                         eval_subset=np.int64(100))
+    assert all(type(getattr(config, k)) is int
+               for k in ("steps", "batch_size", "eval_every", "eval_subset"))
+    json.dumps(dataclasses.asdict(config))
+    for key, says in (("batch_size", "the full batch"), ("eval_subset", "every example")):
+        says = rf"^{key} must be an integer >= 1, got True \(or None: {says}\)$"
+        with pytest.raises(ValueError, match=says):
+            TrainConfig(**{key: True})

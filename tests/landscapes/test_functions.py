@@ -619,7 +619,11 @@ def test_a_landscape_is_hashable_and_still_equal_by_value():
     assert {rosenbrock: 1}[F.get("rosenbrock")] == 1
     assert len({rosenbrock, rosenbrock.with_noise(1.0), F.get("booth")}) == 3
     for name in F.names():
-        hash(F.get(name))
+        assert F.get(name) == F.get(name) and hash(F.get(name)) == hash(F.get(name)), name
+    # built with parameters (a new function object each time): one landscape by its params
+    assert F.get("quadratic", kappa=10) == F.get("quadratic", kappa=10)
+    assert {F.get("quadratic", kappa=10): 1}[F.get("quadratic", kappa=10)] == 1
+    assert F.get("quadratic", kappa=10) != F.get("quadratic", kappa=100)
 
 
 def test_a_landscape_built_from_lists_is_hashable_and_keeps_tuples():

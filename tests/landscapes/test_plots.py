@@ -436,6 +436,8 @@ def test_the_loss_panel_shows_a_race_whose_every_run_diverged_and_one_of_zero_st
     ("race", "race.gif"),
     ("race.GIF", "race.gif"),
     ("race.mp4", "race.gif"),
+    ("race-lr0.1", "race-lr0.1.gif"),  # a dot in the name is no suffix (lr 0.1 and 0.2 clashed)
+    ("adam.v2", "adam.v2.gif"),
 ])
 def test_the_gif_is_the_path_with_its_suffix_replaced(tmp_path, monkeypatch, name, written):
     monkeypatch.setattr(plots.shutil, "which", lambda name: None)

@@ -322,6 +322,7 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
     """
     check_int("steps", steps, 1)
     check_int("seeds", seeds, 1)
+    steps, seeds = int(steps), int(seeds)  # NumPy's as Python's: the plan is stored as JSON
     _check_budget(budget)
     count = candidates if isinstance(candidates, int) else len(candidates)
     full = Plan(steps, _log_grid(*RANGE, PER_DECADE), max(10, min(100, steps // 8)), 1,

@@ -278,6 +278,7 @@ def step_costs(task, model: str | None, batch_size: int | None,
     if not optimizers:
         return {}
     check_int("rounds", rounds, 1)
+    rounds = int(rounds)  # NumPy's as Python's: the cache is JSON
     shapes = _shapes(task, model)
     keys = {name: _key(task, model, batch_size, name, hp, shapes)
             for name, hp in optimizers.items()}

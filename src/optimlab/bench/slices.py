@@ -534,6 +534,7 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
         raise ValueError(f"on must be 'train' or 'test', got {on!r}")
     check_int("grid", grid, 2, 401)
     check_int("steps", steps, 1)
+    grid, steps = int(grid), int(steps)  # NumPy's as Python's: the slice is written as JSON
     if not (margin >= 0 and math.isfinite(margin)):
         raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
     optimizers = dict(DEFAULT_OPTIMIZERS if optimizers is None else optimizers)

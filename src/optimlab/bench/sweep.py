@@ -124,6 +124,7 @@ class SweepSpec:
             raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
                              f"non-empty, got {self.lrs!r}")
         check_int("seeds", self.seeds, 1)
+        object.__setattr__(self, "seeds", int(self.seeds))  # NumPy's as Python's (stored as JSON)
         if self.target is not None and not _finite_number(self.target):
             raise ValueError(f"target must be a finite number or None, got {self.target!r}")
         self._check_hparams()

@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from .._table import one_line
 
-__all__ = ["Task", "GRU", "get", "names", "catalog_name", "read_idx"]
+__all__ = ["Task", "GRU", "get", "names", "catalog_name", "read_idx", "CacheWarning"]
 
 LOSSES = ("cross_entropy", "mse")
 METRICS = ("accuracy", "bits_per_char", "loss")
@@ -397,6 +397,10 @@ def _digits(*, test_size: float = 0.2) -> Task:
 # MNIST-1D (Greydanus 2020)
 # --------------------------------------------------------------------------------------
 
+class CacheWarning(UserWarning):
+    """A task's data cache could not be written: the data were made, and will be again."""
+
+
 def _cache_root(data_dir) -> Path:
     if data_dir is not None:
         return Path(data_dir).expanduser()
@@ -432,7 +436,7 @@ def _cached_arrays(path: Path, keys: tuple[str, ...],
             os.unlink(tmp)
             raise
     except OSError as err:
-        warnings.warn(f"could not write the cache file {path}: {err}", stacklevel=3)
+        warnings.warn(f"could not write the cache file {path}: {err}", CacheWarning, stacklevel=3)
     return arrays
 
 
@@ -851,14 +855,25 @@ def _find_idx(data_dir: Path, stem: str) -> list[Path]:
 
 
 def _read_one_idx(paths: list[Path], ndim: int) -> tuple[Path, np.ndarray]:
-    """The array of the first of ``paths``, all of which must hold the same data: a folder
-    with both ``x`` and ``x.gz`` (``gunzip -k``) is read only if they agree."""
-    array = read_idx(paths[0], ndim)
-    for other in paths[1:]:
-        if not np.array_equal(read_idx(other, ndim), array):
-            raise ValueError(f"{paths[0].parent} holds both {paths[0].name} and {other.name}, "
-                             "with different data: remove the one that is not your data set")
-    return paths[0], array
+    """The array of the first of ``paths`` that reads, and which it was. A folder with both
+    ``x`` and ``x.gz`` (``gunzip -k``) is read only if the copies that read agree; one that
+    does not read (a truncated download beside a good copy) is passed over, and where none
+    reads, the first one's error is raised."""
+    first_error, chosen, array = None, None, None
+    for path in paths:
+        try:
+            data = read_idx(path, ndim)
+        except ValueError as err:
+            first_error = first_error or err
+            continue
+        if chosen is None:
+            chosen, array = path, data
+        elif not np.array_equal(data, array):
+            raise ValueError(f"{path.parent} holds both {chosen.name} and {path.name}, with "
+                             "different data: remove the one that is not your data set")
+    if chosen is None:
+        raise first_error
+    return chosen, array
 
 
 def _lenet(height: int, width: int) -> nn.Sequential:

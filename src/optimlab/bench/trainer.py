@@ -103,16 +103,17 @@ class TrainConfig:
     eval_subset: int | None = 1000
 
     def __post_init__(self) -> None:
-        check_int("steps", self.steps, 1)
-        if self.batch_size is not None and not (isinstance(self.batch_size, int)
-                                                and self.batch_size >= 1):
-            raise ValueError(f"batch_size must be None (full batch) or >= 1, got "
-                             f"{self.batch_size!r}")
-        check_int("eval_every", self.eval_every, 1)
-        if self.eval_subset is not None and not (isinstance(self.eval_subset, int)
-                                                 and self.eval_subset >= 1):
-            raise ValueError(f"eval_subset must be None (every example) or an integer >= 1, "
-                             f"got {self.eval_subset!r}")
+        for name, none in (("steps", ""), ("batch_size", " (or None: the full batch)"),
+                           ("eval_every", ""), ("eval_subset", " (or None: every example)")):
+            value = getattr(self, name)
+            if none and value is None:
+                continue
+            try:
+                check_int(name, value, 1)
+            except ValueError as err:
+                raise ValueError(f"{err}{none}") from None
+            # NumPy's integers as Python's: the config is stored as JSON and compared
+            object.__setattr__(self, name, int(value))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.averaging not in (None, "ema", "swa"):

@@ -77,14 +77,17 @@ class Landscape:
         noise_seed: seed of that noise sequence.
         params: the parameters the function was built with (e.g. ``kappa``).
 
-    Landscapes compare equal field by field and hash by every field but ``params`` (a
-    dict), so one can key a dict or a cache; ``domain``, ``minima``, ``challenges`` and
-    ``start`` are stored as tuples whatever sequences they were given as.
+    Landscapes compare equal field by field but ``f`` (the catalog builds a new function
+    object each time: ``get("quadratic", kappa=10)`` twice is one landscape, told apart
+    from another by its name and ``params``; give a landscape of your own a name of its
+    own), and hash by every field but ``f`` and ``params`` (a dict), so one can key a dict
+    or a cache; ``domain``, ``minima``, ``challenges`` and ``start`` are stored as tuples
+    whatever sequences they were given as.
     """
 
     name: str
     dim: int
-    f: Callable[[Tensor], Tensor]
+    f: Callable[[Tensor], Tensor] = field(compare=False)
     domain: tuple[tuple[float, float], ...]
     minima: tuple[tuple[float, ...], ...]
     min_value: float

@@ -483,8 +483,9 @@ def _Backdrop(rgba):
 
 
 def _gif_path(path, name: str) -> Path:
-    """The GIF :func:`animate_race` writes for ``path``: ``path`` with the suffix ``.gif``,
-    or ``race-<name>.gif`` inside ``path`` when it is a folder (one that exists, or a path
+    """The GIF :func:`animate_race` writes for ``path``: ``path`` with its picture suffix
+    (``.png``, ``.mp4``, ...) replaced by ``.gif``, or ``.gif`` added to a name without one
+    (``race-lr0.1``), or ``race-<name>.gif`` inside ``path`` when it is a folder (one that exists, or a path
     ending with a separator, created here in a folder that exists)."""
     text = os.fspath(path)
     folder = Path(text)
@@ -494,7 +495,14 @@ def _gif_path(path, name: str) -> Path:
         for sep in _SEPARATORS:  # a name is one file in the folder, not a path below it
             name = name.replace(sep, "-")
         return folder / f"race-{name}.gif"
-    return folder.with_suffix(".gif")
+    if folder.suffix.lower() in _PICTURE_SUFFIXES:  # race.png -> race.gif
+        return folder.with_suffix(".gif")
+    return folder.with_name(folder.name + ".gif")  # race-lr0.1 -> race-lr0.1.gif, not race-lr0.gif
+
+
+#: suffixes of pictures and animations that :func:`_gif_path` replaces by ``.gif`` (any
+#: other dot is part of the name: ``race-lr0.1``)
+_PICTURE_SUFFIXES = (".gif", ".mp4", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
 
 
 _SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
@@ -504,9 +512,10 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
                  resolution: int = 120, show_loss: bool = True) -> list[Path]:
     """Write a GIF in which the paths grow step by step; an MP4 beside it if ffmpeg exists.
 
-    ``path`` names the GIF, its suffix replaced by ``.gif`` (``race.png`` writes
-    ``race.gif``, ``race`` too); a folder (one that exists, or a path ending with a
-    separator, created as ``optimlab race --gif`` creates it) gets
+    ``path`` names the GIF, a picture's suffix replaced by ``.gif`` (``race.png`` writes
+    ``race.gif``, ``race`` too, and ``race-lr0.1`` writes ``race-lr0.1.gif``); a folder
+    (one that exists, or a path ending with a separator, created as ``optimlab race --gif``
+    creates it) gets
     ``race-<landscape name>.gif`` inside it. The MP4 is the GIF's path with ``.mp4``. The
     steps are subsampled to at most ``frames`` frames, with a step counter, shown at
     ``fps`` frames a second, ``dpi`` dots per inch. Returns the written paths.

@@ -36,7 +36,7 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .schema import StoreError, _one_line
+from .schema import StoreError, StoreWarning, _one_line
 
 try:  # POSIX
     import fcntl
@@ -277,7 +277,8 @@ def connect_readonly(path: str, timeout: float) -> tuple[sqlite3.Connection, boo
     if wal:
         warnings.warn(f"reading {path} as immutable (its directory is not writable): the "
                       f"{wal} bytes of commits in {path}-wal are not read; copy the store "
-                      f"with its -wal file somewhere writable to see them", stacklevel=3)
+                      f"with its -wal file somewhere writable to see them", StoreWarning,
+                      stacklevel=3)
     con = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, timeout=timeout,
                           isolation_level=None)
     return con, True

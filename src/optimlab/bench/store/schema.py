@@ -58,7 +58,7 @@ from datetime import datetime, timezone
 
 from .jsonio import _loads
 
-__all__ = ["Run", "StoreError", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]
+__all__ = ["Run", "StoreError", "StoreWarning", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = "optimlab-runs.db"
@@ -108,6 +108,11 @@ _SCHEMA = [
         PRIMARY KEY (run_id, step, name)
     )""",
 ]
+
+
+class StoreWarning(UserWarning):
+    """Something about a store the reader should know, which does not stop the reading (a
+    store read as immutable, whose write-ahead log is left unread)."""
 
 
 class StoreError(RuntimeError):
