@@ -211,4 +211,40 @@ def test_the_score_of_a_step_profile_is_integrated_exactly():
     times = {"t": {"adam": 1.0, "sgd": 1.04, "rmsprop": 1.2}}
     assert profile_ratios(times) == {"adam": [1.0], "rmsprop": [1.2], "sgd": [1.04]}
     spreads = {"t": {"adam": 0.02, "sgd": 0.03, "rmsprop": 0.05}}
-    assert profile_ratios(times, spreads) == {"adam": [1.0], "rmsprop": [1.2], "sgd": [1.0]}
+    steps = {"t": {"adam": 100, "sgd": 100, "rmsprop": 100}}  # the same steps at 3 costs
+    assert profile_ratios(times, spreads, steps) == {"adam": [1.0], "rmsprop": [1.2],
+                                                     "sgd": [1.0]}
+    with pytest.raises(ValueError, match="steps"):  # a time alone cannot say what is noise
+        profile_ratios(times, spreads)
+
+
+def _ratios(steps: dict[str, float], costs: dict[str, float], spread: float) -> dict:
+    """The profile ratios of one task timed steps x cost, each cost measured with ``spread``."""
+    from optimlab.bench.analysis import profile_ratios
+
+    times = {"t": {o: steps[o] * costs[o] for o in steps}}
+    spreads = {"t": {o: spread for o in steps}}
+    return {o: r for o, (r,) in profile_ratios(times, spreads, {"t": steps}).items()}
+
+
+def test_a_difference_in_steps_is_never_tied_only_the_costs_noise():
+    """A profile's time is steps x a calibrated step cost: the steps are deterministic, only
+    the cost is measured with noise. Tying any time within 1 + the spreads of the fastest
+    scored 15% more steps at the same cost as a tie (spreads 0.08), and 85% more steps at
+    spreads 0.45 (SPREAD_LIMIT allows 0.5)."""
+    same_cost = {"adam": 1e-3, "sgd": 1e-3}
+    assert _ratios({"adam": 100, "sgd": 115}, same_cost, 0.08) == {"adam": 1.0,
+                                                                  "sgd": 115 / 100}
+    assert _ratios({"adam": 100, "sgd": 185}, same_cost, 0.45)["sgd"] == 185 / 100
+    # the same steps at costs the calibration cannot tell apart tie, exactly
+    assert _ratios({"adam": 100, "sgd": 100}, {"adam": 1.0, "sgd": 1.1}, 0.08) == \
+        {"adam": 1.0, "sgd": 1.0}
+    # ... and costs it can tell apart do not
+    assert _ratios({"adam": 100, "sgd": 100}, {"adam": 1.0, "sgd": 2.0}, 0.08) == \
+        {"adam": 1.0, "sgd": 2.0}
+    # fewer steps at a cost within the noise of the fastest's: the steps decide
+    ratios = _ratios({"adam": 100, "sgd": 90}, {"adam": 1.0, "sgd": 1.12}, 0.08)
+    assert ratios == {"adam": 100 / 90, "sgd": 1.0}
+    # costs apart and more steps: the times decide
+    assert _ratios({"adam": 100, "sgd": 120}, {"adam": 1.0, "sgd": 1.5}, 0.08)["sgd"] == \
+        pytest.approx(1.8)

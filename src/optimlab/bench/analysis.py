@@ -315,22 +315,35 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
 
 
 def profile_ratios(times: Mapping[str, Mapping[str, float]],
-                   spreads: Mapping[str, Mapping[str, float]] | None = None
+                   spreads: Mapping[str, Mapping[str, float]] | None = None,
+                   steps: Mapping[str, Mapping[str, float]] | None = None
                    ) -> dict[str, list[float]]:
     """Per optimizer, its ratio to the fastest on each task (in the order of ``times``):
     time / best time, ``inf`` where it never reached the target.
 
-    ``spreads[task][optimizer]``, where given, is the relative uncertainty of a time (the
-    spread of the calibrated step cost it was measured with, :attr:`.cost.StepCost.spread`):
-    a time within the measured spreads of the fastest one (ratio <= 1 + its spread + the
-    fastest's) ties with it, ratio 1, since a calibration cannot tell them apart; so the
-    noise of measuring step costs (a busy machine) cannot reorder optimizers that reach the
-    target in the same steps at costs that the calibration cannot tell apart.
+    ``steps[task][optimizer]`` and ``spreads[task][optimizer]``, where given, say what a
+    time is made of: the steps to the target times a calibrated step cost (``time /
+    steps``), measured with the relative uncertainty ``spread``
+    (:attr:`.cost.StepCost.spread`). Only the cost's measurement noise is tied, never a
+    difference in steps (deterministic for a seed): two optimizers whose step costs lie
+    within their spreads of each other (the larger over the smaller <= 1 + the one spread +
+    the other, which a calibration cannot tell apart) are compared as if their costs were
+    equal, by their steps (steps / steps, exactly; 1 for the same steps), any other two by
+    their times. An optimizer's ratio is the largest of its ratios to the others (and 1):
+    without ties, time / best time; so optimizers that reach the target in the same steps at
+    costs the calibration cannot tell apart tie (ratio 1) however busy the machine was,
+    while 15% more steps stays 1.15 at any spread. A ratio stays within a factor 1 + the
+    spreads of time / best time. ``spreads`` without ``steps`` is a ``ValueError`` (a time
+    alone cannot say which part is noise); ``steps`` without ``spreads`` ties exactly equal
+    costs only.
 
     Every task must time the same optimizers: one that was not run on a task has no ratio
     there (``inf`` would score it as a failure), so a ragged table is a ``ValueError``;
     :func:`optimlab.bench.profile.build_profile` keeps the optimizers run everywhere.
     """
+    if spreads and any(spreads.values()) and steps is None:
+        raise ValueError("spreads need the steps each time is made of: only the step costs' "
+                         "measurement noise ties, never a difference in steps")
     optimizers = sorted({o for per_task in times.values() for o in per_task})
     for task, per_task in times.items():
         missing = [o for o in optimizers if o not in per_task]
@@ -339,21 +352,36 @@ def profile_ratios(times: Mapping[str, Mapping[str, float]],
                              f"performance profile needs the same optimizers on every task")
     ratios: dict[str, list[float]] = {o: [] for o in optimizers}
     for task, per_task in times.items():
-        best_name = min(per_task, key=lambda o: per_task[o])
-        best = per_task[best_name]
         spread = (spreads or {}).get(task) or {}
+        counts = (steps or {}).get(task)
         for o in optimizers:
-            t = per_task[o]
-            if not math.isfinite(t) or not math.isfinite(best):
-                ratios[o].append(math.inf)
-            elif t == best:  # a target met at the start (time 0) by several ties them at 1
-                ratios[o].append(1.0)
-            elif best <= 0:
-                ratios[o].append(math.inf)
-            else:
-                tolerance = spread.get(o, 0.0) + spread.get(best_name, 0.0)
-                ratios[o].append(1.0 if t / best <= 1 + tolerance else t / best)
+            ratios[o].append(max(_pair_ratio(o, p, per_task, spread, counts)
+                                 for p in optimizers))
     return ratios
+
+
+def _pair_ratio(o: str, p: str, times: Mapping[str, float], spreads: Mapping[str, float],
+                steps: Mapping[str, float] | None) -> float:
+    """``o``'s time over ``p``'s on one task, or its steps over ``p``'s where both times are
+    steps x a step cost and the two costs lie within their spreads of each other (see
+    :func:`profile_ratios`)."""
+    t, other = times[o], times[p]
+    if o == p or t == other:  # a target met at the start (time 0) by several ties them at 1
+        return 1.0
+    if not math.isfinite(t):
+        return math.inf
+    if not math.isfinite(other):
+        return 0.0
+    if other <= 0:
+        return math.inf
+    if steps is not None:
+        n, m = steps.get(o), steps.get(p)
+        if all(isinstance(k, (int, float)) and math.isfinite(k) and k > 0 for k in (n, m)):
+            cost, cost_other = t / n, other / m
+            tolerance = spreads.get(o, 0.0) + spreads.get(p, 0.0)
+            if max(cost, cost_other) <= min(cost, cost_other) * (1 + tolerance):
+                return 1.0 if n == m else n / m
+    return t / other
 
 
 def ratio_score(ratios: Sequence[float], high: float = 4.0) -> float:
@@ -368,20 +396,22 @@ def ratio_score(ratios: Sequence[float], high: float = 4.0) -> float:
 
 def performance_profile(times: Mapping[str, Mapping[str, float]],
                         taus: Sequence[float] | None = None,
-                        spreads: Mapping[str, Mapping[str, float]] | None = None
+                        spreads: Mapping[str, Mapping[str, float]] | None = None,
+                        steps: Mapping[str, Mapping[str, float]] | None = None
                         ) -> tuple[np.ndarray, dict]:
     """AlgoPerf's performance profile (Dahl et al. 2023).
 
     ``times[task][optimizer]`` is the time (or steps) to reach the task's target, ``inf``
-    when never reached. For each task r = time / best time over optimizers (ties within the
-    measured ``spreads``: :func:`profile_ratios`); the profile of an optimizer is rho(tau) =
-    fraction of tasks with r <= tau. Returns ``(taus, rho)``.
+    when never reached. For each task r = time / best time over optimizers (where ``steps``
+    and ``spreads`` say a time is steps x a calibrated step cost, costs within the measured
+    spreads of each other compare by steps: :func:`profile_ratios`); the profile of an
+    optimizer is rho(tau) = fraction of tasks with r <= tau. Returns ``(taus, rho)``.
 
     Every task must time the same optimizers (a ragged table is a ``ValueError``, see
     :func:`profile_ratios`).
     """
     taus = np.linspace(1.0, 4.0, 301) if taus is None else np.asarray(taus, dtype=float)
-    ratios = profile_ratios(times, spreads)
+    ratios = profile_ratios(times, spreads, steps)
     rho = {o: np.array([np.mean([r <= tau for r in ratios[o]]) for tau in taus])
            for o in ratios}
     return taus, rho

@@ -14,11 +14,14 @@ that was not run in one of the sweeps, or none of whose runs ended there, is lef
 would score it as a failure there).
 
 The time is the robust one: steps to the target times the optimizer's calibrated step cost
-(:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one, and a
-time within the calibrations' measured spread of the fastest ties with it
-(:func:`~.analysis.profile_ratios`): measurement noise cannot reorder optimizers that reach
-the target in the same steps. A workload is timed in seconds only where every optimizer
-compared there has a calibrated cost, none too noisy to rank by
+(:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one. Only
+the costs' measurement noise ties, never a difference in steps
+(:func:`~.analysis.profile_ratios`): two optimizers whose step costs lie within the
+calibrations' measured spreads of each other are compared by their steps alone (the same
+steps tie, ratio 1; 15% more steps is 1.15 however noisy the calibration), any other two by
+their times; so measurement noise cannot reorder optimizers that reach the target in the
+same steps, and cannot hide a difference in steps. A workload is timed in seconds only
+where every optimizer compared there has a calibrated cost, none too noisy to rank by
 (:data:`~.cost.SPREAD_LIMIT`); otherwise it compares steps to the target, and a note says
 why (an optimizer without a cost is never scored as not reaching). Wall time is used only
 for sweeps stored before costs were recorded, and the table says so.
@@ -69,8 +72,9 @@ class Profile:
 
     #: notes on single workloads (unfinished, read every few steps, met at the start)
     workload_notes: list[str] = field(default_factory=list)
-    #: per workload, each optimizer's ratio to the fastest (1 for a tie within the
-    #: calibrations' spread, :func:`~.analysis.profile_ratios`); None: time / best time
+    #: per workload, each optimizer's ratio to the fastest (by steps where two step costs
+    #: lie within the calibrations' spreads of each other, 1 for the same steps,
+    #: :func:`~.analysis.profile_ratios`); None: time / best time
     ratios: dict[str, dict[str, float]] | None = None
     #: optimizers left out -> the workloads where they have runs, none of them ended
     not_finished: dict[str, list[str]] = field(default_factory=dict)
@@ -134,9 +138,12 @@ class Profile:
 
 
 def _ratio(time: float, best: float, ratio: float | None = None) -> str:
-    """``time`` over the workload's best, as the table shows it (1.00x for the best, even
-    when the target was met at the start, in 0 s, and for a tie with it: ``ratio`` 1)."""
-    if time == best or ratio == 1.0:
+    """``time`` over the workload's best, as the table shows it: the profile's ``ratio``
+    where given (1.00x for a tie, by steps where the step costs cannot be told apart),
+    else time / best (1.00x for the best, even when the target was met at the start)."""
+    if ratio is not None:
+        return f"{ratio:.2f}x" if math.isfinite(ratio) else "inf x"
+    if time == best:
         return "1.00x"
     return f"{time / best:.2f}x" if best > 0 else "inf x"
 
@@ -232,28 +239,31 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
                     f"({missing})")
         raise ValueError(f"{what}, and a performance profile compares the same two or more "
                          f"optimizers on every sweep")
-    times, basis, spreads, notes = {}, {}, {}, []
+    times, basis, spreads, steps, notes = {}, {}, {}, {}, []
     for label, records, workload_notes in workloads:
         compared = [r for r in records if r["optimizer"] in every]
         basis[label], why, spreads[label] = _basis(compared)
         key = {"cost": "cost_to_target", "steps": "steps_to_target",
                "wall": "time_to_target"}[basis[label]]
         times[label] = fastest_to_target(compared, key)
+        if basis[label] == "cost":  # a time is steps x a step cost: only the cost's noise ties
+            steps[label] = fastest_to_target(compared, "steps_to_target")
         notes += workload_notes
         if why:
             notes.append(f"{label}: {why}")
         if all(t == 0 for t in times[label].values()):
             notes.append(f"{label}: the target was met before the first step, so it tells "
                          f"the optimizers apart in nothing (a harder target would)")
-    ratios = profile_ratios(times, spreads)
+    ratios = profile_ratios(times, spreads, steps)
     by_workload = {label: {o: ratios[o][i] for o in ratios} for i, label in enumerate(times)}
     for label, per in by_workload.items():
         tied = sorted(o for o, r in per.items() if r == 1.0 and times[label][o] !=
                       min(times[label].values()))
         if tied:
-            notes.append(f"{label}: {', '.join(tied)} within the calibrated step costs' "
-                         f"measured spread of the fastest, so tied with it (ratio 1)")
-    taus, rho = performance_profile(times, spreads=spreads)
+            notes.append(f"{label}: {', '.join(tied)} took no more steps to the target than "
+                         f"the fastest, at a step cost the calibrations cannot tell from its "
+                         f"(within their measured spreads), so tied with it (ratio 1)")
+    taus, rho = performance_profile(times, spreads=spreads, steps=steps)
     not_finished = {name: [w for w in where if name in pending[w]]
                     for name, where in left_out.items()}
     return Profile(times, taus, rho, {o: ratio_score(r) for o, r in ratios.items()},
