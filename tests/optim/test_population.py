@@ -489,3 +489,100 @@ def test_a_schedule_checks_the_ends_of_each_group_of_rates(monkeypatch):
     muon = Population("muon", [torch.zeros(3, 4, 4)], {"lr": [0.01, 0.02, 0.03]})
     with pytest.raises(ValueError, match=r"^member 1: ns_steps must be an integer"):
         muon.set_hparam("ns_steps", [1, 2.5, 5])
+
+
+_CHECKPOINTED = [("adam", {}), ("adam", {"fused": False}), ("lamb", {}), ("lookahead", {})]
+
+
+def _checkpoint_run(name, hp, dtype=torch.float64):
+    """5 steps, a state_dict through torch.save/torch.load, 5 more: (A, the parameters and
+    state_dict after step 5, the last 5 steps' gradients)."""
+    import io
+
+    grads = _grads([(3, 4, 5), (3, 2)], 10, dtype)
+    starts = [torch.randn(3, 4, 5, dtype=dtype), torch.randn(3, 2, dtype=dtype)]
+    params, pop = _population_run(name, starts, {**hp, "lr": [0.01, 0.02, 0.05]}, grads[:5])
+    saved_params = [p.clone() for p in params]
+    buffer = io.BytesIO()
+    torch.save(pop.state_dict(), buffer)
+    for step_grads in grads[5:]:
+        pop.step(grads=step_grads)
+    buffer.seek(0)
+    return params, saved_params, torch.load(buffer), grads[5:]
+
+
+@pytest.mark.parametrize("name, hp", _CHECKPOINTED, ids=lambda v: str(v))
+def test_a_loaded_state_dict_steps_on_bit_for_bit(name, hp):
+    result_a, saved_params, sd, rest = _checkpoint_run(name, hp)
+    assert sd["name"] == name and sd["members"] == 3
+    assert sd["mode"] == {"lamb": "vmap", "lookahead": "member"}.get(name, "elementwise")
+    # hyperparameters come from the state_dict, not from the new population's
+    params = [p.clone() for p in saved_params]
+    pop = Population(name, params, {**hp, "lr": [1.0, 1.0, 1.0]})
+    pop.load_state_dict(sd)
+    assert pop.mode == sd["mode"] and [hp_["lr"] for hp_ in pop.member_hparams] == [0.01, 0.02, 0.05]
+    for step_grads in rest:
+        pop.step(grads=step_grads)
+    for a, b in zip(result_a, params):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["adam", "lookahead"])
+def test_a_state_dict_does_not_change_when_the_population_steps(name):
+    params = [torch.randn(2, 3, dtype=torch.float64)]
+    pop = Population(name, params, {"lr": [0.1, 0.2]})
+    grads = _grads([(2, 3)], 3)
+    pop.step(grads=grads[0])
+    sd = pop.state_dict()
+    before = _cloned_tensors(sd)
+    pop.step(grads=grads[1])
+    pop.step(grads=grads[2])
+    after = _cloned_tensors(sd)
+    assert len(before) > 2 and all(torch.equal(x, y) for x, y in zip(before, after))
+    # nor does the population read the state_dict's tensors once it has loaded them
+    pop.load_state_dict(sd)
+    pop.step(grads=grads[1])
+    assert all(torch.equal(x, y) for x, y in zip(before, _cloned_tensors(sd)))
+
+
+def _cloned_tensors(value):
+    if isinstance(value, torch.Tensor):
+        return [value.clone()]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) \
+        else []
+    return [t for v in items for t in _cloned_tensors(v)]
+
+
+@pytest.mark.parametrize("name", ["adam", "lookahead"])
+@pytest.mark.parametrize("other, k, other_hp, shapes, match", [
+    (None, 2, {}, None, "members=3, this population 2"),
+    ("sgd", 3, {"momentum": 0.9}, None, "name='(adam|lookahead)', this population 'sgd'"),
+    (None, 3, {"amsgrad": True}, None, "amsgrad cannot change"),
+    ("adam", 3, {}, [(3, 4, 6), (3, 2)], "parameter 0, key 'exp_avg'.*shape \\(3, 4, 5\\)|name="),
+])
+def test_loading_into_another_population_is_refused_and_changes_nothing(name, other, k, other_hp,
+                                                                        shapes, match):
+    *_, sd, _ = _checkpoint_run(name, {})
+    shapes = shapes or [(k, 4, 5), (k, 2)]
+    params = [torch.randn(s, dtype=torch.float64) for s in shapes]
+    pop = Population(other or name, params, {**other_hp, "lr": [0.3] * k})
+    grads = _grads(shapes, 2)
+    pop.step(grads=grads[0])
+    before = pop.state_dict()
+    with pytest.raises(ValueError, match=match) as err:
+        pop.load_state_dict(sd)
+    assert "\n" not in str(err.value)
+    after = pop.state_dict()
+    assert after["member_hparams"] == before["member_hparams"]
+    assert all(torch.equal(x, y) for x, y in zip(_cloned_tensors(before), _cloned_tensors(after)))
+    pop.step(grads=grads[1])  # still steps
+
+
+def test_loading_checks_every_state_tensor_before_changing_anything():
+    *_, sd, _ = _checkpoint_run("adam", {})
+    sd["state"][1]["exp_avg_sq"] = sd["state"][1]["exp_avg_sq"].float()
+    params = [torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)]
+    pop = Population("adam", params, {"lr": 0.5})
+    with pytest.raises(ValueError, match="parameter 1, key 'exp_avg_sq'.*torch.float32"):
+        pop.load_state_dict(sd)
+    assert pop.state == [{}, {}] and pop.member_hparams[0]["lr"] == 0.5

@@ -36,6 +36,10 @@ through the one :class:`~optimlab.optim.engine.Engine`, batched as the class's
   refreshed at every step, where a row is not contiguous), so writes to the stacked
   parameters between steps count (the wrappers SAM and Lookahead, Adafactor, the
   schedule-free ones, LBFGS). Correct, but not batched.
+
+:meth:`Population.state_dict` and :meth:`Population.load_state_dict` checkpoint a population
+(its state and each member's hyperparameters; the parameters are saved as the model's): a
+population built alike and loaded steps on bit for bit as the original would have.
 """
 
 from __future__ import annotations
@@ -576,6 +580,135 @@ class Population:
         """The per-member optimizer instance (``"member"`` mode only), else None."""
         return self._optimizers[index] if self.mode == "member" else None
 
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The population's state as plain tensors and Python values, for ``torch.save``.
+
+        Holds the registry ``name``, the ``mode``, the number of ``members`` (K) and of
+        ``params``, each member's hyperparameters (``member_hparams``, as given or as
+        :meth:`set_hparam` last set them) and ``skipped_steps`` (informative: a member
+        optimizer's own state_dict carries its count); in the batched modes the
+        per-parameter ``state`` (a list of dicts), in ``"member"`` mode each member
+        optimizer's own ``state_dict()`` (``member_states``). Every tensor is a copy: later
+        steps, which write the live buffers in place, leave it as it was.
+        """
+        sd: dict[str, Any] = {"name": self.entry.name, "mode": self.mode, "members": self.members,
+                              "params": len(self.params),
+                              "member_hparams": _cloned(self.member_hparams),
+                              "skipped_steps": list(self.skipped_steps)}
+        if self.mode == "member":
+            sd["member_states"] = [_cloned(opt.state_dict()) for opt in self._optimizers]
+        else:
+            sd["state"] = _cloned(self.state)
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved, into a population built with the same
+        name, parameter shapes and number of members (the parameters' values are not part
+        of it: save and restore them as the model's).
+
+        Everything is checked before anything changes, so a load that raises leaves the
+        population as it was: the name, mode, K and number of parameters; in the batched
+        modes each state tensor (0-d, or of the shape and dtype of its parameter's real
+        view; with ``state_precision``, compact moments with the member axis first; a key
+        this population already holds must keep its shape and dtype); in ``"member"`` mode
+        each member's parameter count, and the shape and dtype of the state it already
+        holds; and the hyperparameters, as construction checks them (a switch such as
+        ``amsgrad``, ``fused`` or ``maximize`` cannot change). The tensors are copied (onto
+        the parameters' device), and a cached fused plan is dropped: the next step rebuilds
+        it.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a dict, got {type(state_dict).__name__}")
+        missing = [k for k in ("name", "mode", "members", "params", "member_hparams")
+                   if k not in state_dict]
+        if missing:
+            raise ValueError(f"not a Population state_dict: it has no {', '.join(missing)}")
+        for key, mine in (("name", self.entry.name), ("mode", self.mode),
+                          ("members", self.members), ("params", len(self.params))):
+            if state_dict[key] != mine:
+                raise ValueError(f"state_dict has {key}={state_dict[key]!r}, this population "
+                                 f"{mine!r}: load it into a Population({state_dict['name']!r}, ...) "
+                                 f"with the same parameter shapes and number of members")
+        member_hparams = _cloned(list(state_dict["member_hparams"]))
+        if len(member_hparams) != self.members:
+            raise ValueError(f"state_dict has hyperparameters for {len(member_hparams)} members, "
+                             f"this population {self.members}")
+        if self.mode == "member":
+            self._load_members(state_dict, member_hparams)
+            return
+        state = state_dict.get("state")
+        if not isinstance(state, (list, tuple)) or len(state) != len(self.params):
+            raise ValueError(f"state_dict's state is not a list of {len(self.params)} dicts")
+        for i, (p, saved, live) in enumerate(zip(self.params, state, self.state)):
+            for key, value in saved.items():
+                self._check_state_tensor(i, key, value, live.get(key), real(p))
+        defaults = self._checked_all(member_hparams)
+        for i, (old, new) in enumerate(zip(self._defaults, defaults)):
+            if set(old) != set(new):
+                raise ValueError(f"member {i}: state_dict's hyperparameters {sorted(new)} are not "
+                                 f"this population's {sorted(old)}")
+            for name in old:
+                _check_switch(i, name, old[name], new[name])
+        hparams = self._stack_hparams(defaults)
+        for flag in ("maximize", *DRIVER_FLAGS):
+            hparams.pop(flag, None)
+        # checked: now change
+        self.state = [{k: _cloned(v, p.device) for k, v in saved.items()}
+                      for p, saved in zip(self.params, state)]
+        self.member_hparams, self._defaults, self.hparams = member_hparams, defaults, hparams
+        self._rest_ids = {}
+        self._plan, self._plan_key = None, None
+        self._refresh()
+
+    def _check_state_tensor(self, index: int, key: str, value: Any, live: Any,
+                            p: Tensor | None) -> None:
+        """Refuse a saved state entry of parameter ``index`` that does not fit it: ``live``,
+        this population's entry, or else ``p``, the parameter's real view (None: no check)."""
+        if not isinstance(value, Tensor):
+            return
+        where = f"state_dict's state of parameter {index}, key {key!r},"
+        if isinstance(live, Tensor):
+            if value.shape != live.shape or value.dtype != live.dtype:
+                raise ValueError(f"{where} has shape {tuple(value.shape)} and dtype {value.dtype}; "
+                                 f"this population's has {tuple(live.shape)} and {live.dtype}")
+            return
+        if p is None or value.dim() == 0:  # a member's own layout (Adafactor's); a counter
+            return
+        if self.state_precision is not None:  # compact moments: payload and block scales
+            fits = value.shape[0] == self.members
+        else:
+            fits = value.shape == p.shape and value.dtype == p.dtype
+        if not fits:
+            raise ValueError(f"{where} has shape {tuple(value.shape)} and dtype {value.dtype}; "
+                             f"the parameter's (real view) {tuple(p.shape)} and {p.dtype}")
+
+    def _load_members(self, state_dict: Mapping[str, Any], member_hparams: list[dict]) -> None:
+        """:meth:`load_state_dict` in ``"member"`` mode: each member optimizer's own."""
+        states = state_dict.get("member_states")
+        if not isinstance(states, (list, tuple)) or len(states) != self.members:
+            raise ValueError(f"state_dict's member_states is not a list of {self.members} "
+                             "optimizer state_dicts")
+        for i, (opt, saved) in enumerate(zip(self._optimizers, states)):
+            groups, mine = saved.get("param_groups", []), opt.param_groups
+            if [len(g["params"]) for g in groups] != [len(g["params"]) for g in mine]:
+                raise ValueError(f"member {i}: state_dict's param groups hold "
+                                 f"{[len(g['params']) for g in groups]} parameters, this "
+                                 f"population's {[len(g['params']) for g in mine]}")
+            for name, value in groups[0].items():
+                if name != "params" and name in mine[0]:
+                    _check_switch(i, name, mine[0][name], value)
+            live = opt.state_dict()["state"]
+            for index, entries in saved.get("state", {}).items():
+                for key, value in entries.items():
+                    self._check_state_tensor(index, key, value, live.get(index, {}).get(key),
+                                             None)
+        # checked: now change (the member optimizers read copies, never the state_dict's;
+        # their skipped_steps come with their own state_dicts)
+        for opt, saved in zip(self._optimizers, states):
+            opt.load_state_dict(_cloned(saved))
+        self.member_hparams = member_hparams
+
     def __getstate__(self) -> dict:
         """Every attribute but the rebuildable caches (:attr:`_NOT_COPIED`)."""
         return {k: v for k, v in self.__dict__.items() if k not in self._NOT_COPIED}
@@ -596,6 +729,19 @@ def _row(p: Tensor, index: int) -> Tensor:
     contiguous."""
     row = p[index].detach()
     return (row if row.is_contiguous() else row.clone()).requires_grad_()
+
+
+def _cloned(value: Any, device: torch.device | None = None) -> Any:
+    """``value`` with its dicts, lists and tuples rebuilt and its tensors copied (onto
+    ``device``), so it shares no buffer with a population."""
+    if isinstance(value, Tensor):
+        return value.detach().to(device=device, copy=True)
+    if isinstance(value, Mapping):
+        return {k: _cloned(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        out = [_cloned(v, device) for v in value]
+        return out if isinstance(value, list) else tuple(out)
+    return value
 
 
 def _cast(value: Any, dtype: torch.dtype) -> Any:
