@@ -348,10 +348,15 @@ def test_the_calibration_follows_trainings_batches(cache):
     task = get("digits")
     stepper = cost_module._Stepper(task, "logreg", 100, "sgd", {"lr": 0.1})
     n = len(task.x_train)
-    drawn = torch.stack([stepper.next_batch() for _ in range(30)])  # over two epochs
+    drawn = torch.stack([next(stepper.batches) for _ in range(30)])  # over two epochs
     assert torch.equal(drawn, batch_indices(n, 100, 0, 30))
+    # training's draw written out: a permutation per epoch, its whole batches in order
+    gen = torch.Generator().manual_seed(0)
+    per_epoch = n // 100
+    order = torch.cat([torch.randperm(n, generator=gen)[:per_epoch * 100] for _ in range(3)])
+    assert torch.equal(drawn, order[:3000].reshape(30, 100))
     full = cost_module._Stepper(task, "logreg", None, "sgd", {"lr": 0.1})
-    assert torch.equal(full.next_batch(), torch.arange(n))
+    assert torch.equal(next(full.batches), torch.arange(n))
 
 
 def test_gradients_are_counted_in_exactly_the_steps_timed(cache, monkeypatch):

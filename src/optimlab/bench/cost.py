@@ -10,8 +10,8 @@ with the cost) and turns steps into seconds with each optimizer's **step cost**,
 here:
 
 - training steps of the task's model as training takes them: each step on the next
-  mini-batch of shuffled epochs (:func:`~optimlab.bench.trainer.batch_indices`' draw for
-  seed 0; the whole set each step at full batch), forward, backward and optimizer step (the
+  mini-batch of shuffled epochs (:func:`~optimlab.bench.trainer.batch_stream` for seed 0,
+  training's own draw; the whole set each step at full batch), forward, backward and optimizer step (the
   closure twice for SAM, as often as LBFGS calls it), timed in the CPU time of the
   measuring thread with torch on one thread, so other processes competing for the cores do
   not count. Stepping one fixed batch over and over would time something else: LBFGS
@@ -175,40 +175,25 @@ def _save(key: str, cost: StepCost) -> None:
 
 class _Stepper:
     """One optimizer training one copy of the model as training does: each step on the next
-    mini-batch of shuffled epochs (the rows :func:`~optimlab.bench.trainer.batch_indices`
-    gives seed 0, drawn an epoch at a time), so that each step timed is a real step."""
+    mini-batch of shuffled epochs (:func:`~optimlab.bench.trainer.batch_stream` for seed 0),
+    so that each step timed is a real step."""
 
     def __init__(self, task, model: str | None, batch_size: int | None, optimizer: str,
                  hparams: Mapping) -> None:
-        from .trainer import _init_model
+        from .trainer import _init_model, batch_stream
 
         with torch.random.fork_rng(devices=[]):  # _init_model seeds torch's generator
             self.model = _init_model(task, model, 0)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.x_train, self.y_train = task.x_train, task.y_train
-        self.n = len(task.x_train)
-        self.batch_size = None if batch_size is None or batch_size >= self.n else batch_size
-        self.generator = torch.Generator().manual_seed(0)  # batch_indices' draw for seed 0
-        self.epoch: list = []
+        self.batches = batch_stream(len(task.x_train), batch_size, 0)
         self.loss_fn = task.loss_fn
         self.opt = create(optimizer, self.params, **hparams)
         self.closure_needed = resolve(optimizer).info.needs_closure
         self.calls = 0  # closure calls: the gradient evaluations
-        self.idx = torch.arange(self.n)
-
-    def next_batch(self):
-        """The rows of the next step (all of them at full batch)."""
-        if self.batch_size is None:
-            return self.idx
-        if not self.epoch:
-            per_epoch = self.n // self.batch_size
-            order = torch.randperm(self.n, generator=self.generator)
-            self.epoch = list(order[:per_epoch * self.batch_size].reshape(
-                per_epoch, self.batch_size).unbind(0))[::-1]
-        return self.epoch.pop()
 
     def step(self) -> None:
-        idx = self.next_batch()
+        idx = next(self.batches)
 
         def closure():
             self.calls += 1

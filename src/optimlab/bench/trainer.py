@@ -26,7 +26,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -41,7 +41,8 @@ from ..optim.population import Population
 from ..optim.registry import create, resolve
 from .allocator import keep_freed_memory
 
-__all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "check_output",
+__all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "batch_stream",
+           "check_output",
            "new_model", "eval_indices", "population_refusal", "train_population",
            "train_sequential", "SCHEDULES"]
 
@@ -206,16 +207,34 @@ def schedule_factor(config: TrainConfig, step: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def _epoch(n: int, batch_size: int, gen: torch.Generator) -> Tensor:
+    """One shuffled epoch's whole batches, ``[n // batch_size, batch_size]`` (the rest of the
+    epoch is left out), drawn from ``gen``."""
+    per_epoch = n // batch_size
+    return torch.randperm(n, generator=gen)[:per_epoch * batch_size].reshape(per_epoch, batch_size)
+
+
+def batch_stream(n: int, batch_size: int | None, seed: int) -> Iterator[Tensor]:
+    """The training examples of each step, one step after another without end: the steps
+    of :func:`batch_indices` for that seed, drawn an epoch at a time (every example at full
+    batch). What the step-cost calibration steps through (:mod:`optimlab.bench.cost`)."""
+    if batch_size is None or batch_size >= n:
+        rows = torch.arange(n)
+        while True:
+            yield rows
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        yield from _epoch(n, batch_size, gen)
+
+
 def batch_indices(n: int, batch_size: int | None, seed: int, steps: int) -> Tensor:
-    """The training examples of each step, shape ``[steps, B]``: shuffled epochs per seed."""
+    """The training examples of each step, shape ``[steps, B]``: shuffled epochs per seed
+    (:func:`_epoch`; at full batch one row of every example, expanded, not copied)."""
     if batch_size is None or batch_size >= n:
         return torch.arange(n).expand(steps, n)
     gen = torch.Generator().manual_seed(seed)
-    per_epoch = n // batch_size
-    epochs = -(-steps // per_epoch)
-    order = torch.cat([torch.randperm(n, generator=gen)[:per_epoch * batch_size]
-                       for _ in range(epochs)])
-    return order[:steps * batch_size].reshape(steps, batch_size)
+    epochs = -(-steps // (n // batch_size))
+    return torch.cat([_epoch(n, batch_size, gen) for _ in range(epochs)])[:steps]
 
 
 def _rows(data: Tensor, idx: Tensor) -> Tensor:
