@@ -714,3 +714,24 @@ def test_nadam_and_radam_say_what_the_other_implementations_do():
     assert "as in torch and the authors' code" not in radam
     assert r"needs :math:`\rho_t > 5`, as in torch" in radam
     assert r"authors' code takes it from :math:`\rho_t \ge 5`" in radam
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_a_step_leaves_the_global_random_numbers_alone(case, monkeypatch):
+    """``torch.optim``'s steps never draw from the process's generator, so a seeded script's
+    dropout masks and shuffles do not depend on the optimizer. optimlab's first step builds
+    a fused kernel (probing and tracing the rule on example tensors): with the caches
+    emptied, every case builds its kernels here and must still leave the generator as it
+    was."""
+    from optimlab.optim import kernels
+
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    monkeypatch.setattr(kernels, "_PROBES", {})
+    monkeypatch.setattr(kernels, "_cached_source", lambda identity: None)  # trace again
+    for dtype in (torch.float32, torch.float64):
+        params = make_params(dtype, case.shapes)
+        opt = case.build(params)
+        torch.manual_seed(1234)
+        before = torch.get_rng_state()
+        train_steps(opt, params, 3, _sign(case), case.needs_closure)
+        assert torch.equal(torch.get_rng_state(), before), (case.id, dtype)

@@ -173,8 +173,11 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
     """
     values = {slot: _probe_value(v, slot) for slot, v in zip(slots, slot_values(hp, slots))}
     seen: list = []
-    p = torch.rand(4, dtype=torch.float64)
-    state = {k: torch.rand(4, dtype=torch.float64) for k in layout.vector}
+    # a private generator: a step must not move the process's random numbers (a seeded
+    # script's dropout masks would depend on whether a kernel was built earlier)
+    gen = torch.Generator().manual_seed(0)
+    p = torch.rand(4, dtype=torch.float64, generator=gen)
+    state = {k: torch.rand(4, dtype=torch.float64, generator=gen) for k in layout.vector}
     state.update({k: torch.tensor(0.5, dtype=d) for k, d in zip(layout.scalar, layout.scalar_dtypes)})
     state.update({k: None for k in layout.none})
     step = 3.0 if layout.step else None
@@ -182,7 +185,7 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
         state["step"] = torch.tensor(step, dtype=torch.float64)
     with rules.recording_branches(seen.append):
         try:
-            update(p, torch.rand(4, dtype=torch.float64), state, step=step,
+            update(p, torch.rand(4, dtype=torch.float64, generator=gen), state, step=step,
                    **_rebuild(hp, slots, values))
         except Exception as error:
             raise Unsupported(f"the rule did not run on a probe: {error}") from error

@@ -71,7 +71,8 @@ def trace_rule(fn: Callable, n_vector: int, scalar_dtypes: Sequence[torch.dtype]
     state such as NAdam's float32 ``mu_product``), so the C code rounds where torch does.
     """
     n_scalar_in = len(scalar_dtypes)
-    vectors = [torch.rand(8, dtype=dtype) + 0.5 for _ in range(n_vector)]
+    gen = torch.Generator().manual_seed(0)  # the process's random numbers stay untouched
+    vectors = [torch.rand(8, dtype=dtype, generator=gen) + 0.5 for _ in range(n_vector)]
     scalars = [torch.tensor(0.5 + 0.1 * i, dtype=d) for i, d in enumerate(scalar_dtypes)]
     try:
         gm = make_fx(fn)(*vectors, *scalars)
