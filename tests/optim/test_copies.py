@@ -74,3 +74,28 @@ def test_a_copy_keeps_the_guard_and_its_count():
         q.grad = torch.tensor([float("inf"), 0.0, 0.0])
         twin.step()
         assert twin.skipped_steps == 2 and torch.equal(q, p), how
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+@pytest.mark.parametrize("case", ALL_CASES[::7], ids=lambda c: c.id)
+def test_a_copy_of_an_optimizer_with_a_scheduler_steps_its_own_parameters(case, how):
+    """A ``torch.optim.lr_scheduler`` wraps the optimizer's ``step`` on the instance, around a
+    weak reference to that optimizer. torch's copies leave the wrapper out; a copy that kept
+    it stepped the *original* parameters (and could not be pickled at all)."""
+    sign = -1.0 if case.maximize else 1.0
+    params = make_params(torch.float64, case.shapes)
+    opt = case.build(params)
+    torch.optim.lr_scheduler.StepLR(opt, step_size=10)
+    train_steps(opt, params, 2, sign, case.needs_closure)
+    twin = COPIES[how](opt)
+    twin_params = _params_of(twin)
+    before = [p.detach().clone() for p in params]
+    train_steps(twin, twin_params, 2, sign, case.needs_closure)
+    assert all(torch.equal(a, b) for a, b in zip(params, before)), "the original moved"
+    assert any(not torch.equal(a, b) for a, b in zip(twin_params, before)), "the copy did not"
+    # and the copy takes a scheduler of its own, as a fresh optimizer does
+    scheduler = torch.optim.lr_scheduler.StepLR(twin, step_size=1, gamma=0.5)
+    lr = twin.param_groups[0]["lr"]
+    train_steps(twin, twin_params, 1, sign, case.needs_closure)
+    scheduler.step()
+    assert twin.param_groups[0]["lr"] == lr / 2

@@ -230,6 +230,9 @@ NOT_COPIED = frozenset({
     "_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks",
     "_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks",
     "_engine",
+    # what a torch.optim.lr_scheduler puts on the instance: ``step`` wrapped around a weak
+    # reference to *this* optimizer (a copy keeping it would step the original) and its flag
+    "step", "_opt_called",
 })
 
 
