@@ -15,6 +15,7 @@ import functools
 import math
 import numbers
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -187,7 +188,10 @@ _FUSED_DOC = """
         fused (bool, optional): run the step as one generated C loop over all parameters
             (:mod:`optimlab.optim.kernels`). None (default) fuses what can be: CPU tensors of
             float32/float64, where a C compiler is available, the rest taking the plain path;
-            True requires it and raises otherwise; False always takes the plain path."""
+            True requires it for the CPU float32/float64 tensors and raises where one cannot
+            be fused as laid out (float16/bfloat16 and other devices, which torch's
+            ``fused=True`` takes, step on the plain path with a warning); False always takes
+            the plain path."""
 
 
 _STATE_PRECISION_DOC = """
@@ -282,6 +286,18 @@ def _own_storage(value: Tensor) -> Tensor:
 
     return DTensor.from_local(value.to_local().clone(), value.device_mesh, value.placements,
                               run_check=False, shape=value.shape, stride=value.stride())
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` of a warning raised here that names the first frame outside
+    optimlab and torch (the user's constructor call, through however many ``__init__``s)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if not (name.startswith("optimlab.") or name == "torch" or name.startswith("torch.")):
+            return level
+        frame, level = frame.f_back, level + 1
+    return 1
 
 
 def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
@@ -529,13 +545,22 @@ class RuleOptimizer(TorchOptimizer):
         if not _check_fused_flag(type(self), group):
             return
         name = type(self).__name__
+        unfused = set()
         for p in group["params"]:
             weight = torch.view_as_real(p) if torch.is_complex(p) else p
+            if not weight.is_floating_point():
+                raise ValueError(f"{name}(fused=True) steps floating-point tensors, got a "
+                                 f"{p.dtype} tensor")
             if p.device.type != "cpu" or weight.dtype not in (torch.float32, torch.float64):
-                raise ValueError(
-                    f"{name}(fused=True) supports CPU tensors of float32 and float64 (complex "
-                    f"as their real view), got a {p.dtype} tensor on {p.device}; use "
-                    "fused=None to fuse what can be and run the rest on the plain path")
+                unfused.add(f"{p.dtype} tensors on {p.device.type}")
+        if unfused:
+            # torch's fused=True takes them (float16 and bfloat16 on a CPU, any accelerator),
+            # so code written for torch must still run: on the plain multi-tensor path, said once
+            warnings.warn(
+                f"{name}(fused=True): optimlab's fused kernel steps CPU tensors of float32 and "
+                f"float64 (complex as their real view); the {', '.join(sorted(unfused))} step "
+                "on the plain multi-tensor path (fused=None does this without a warning)",
+                stacklevel=_caller_level())
 
     # -- the step driver -------------------------------------------------------------------
     @torch.no_grad()

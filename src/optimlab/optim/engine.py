@@ -210,9 +210,13 @@ class Engine:
                 rest += batch
                 continue
             runs.append(_FusedBatch(kernel, batch, [states[p] for p in batch]))
-        if required and rest:
+        # fused=True lets the tensors no kernel here takes (another device, float16 or
+        # bfloat16: torch's fused=True takes them, and the constructor warned) through to the
+        # plain path; what a kernel could take but not as it is laid out is refused
+        refused = [p for p in rest if p.device.type == "cpu" and real(p).dtype in kernels.DTYPES]
+        if required and refused:
             raise RuntimeError(
-                f"{self.name}(fused=True) cannot fuse {len(rest)} parameter(s): they need "
+                f"{self.name}(fused=True) cannot fuse {len(refused)} parameter(s): they need "
                 "dense, contiguous CPU gradients and parameters of float32 or float64")
         return _FusedPlan(states, params, hp, maximize, runs, rest + waiting)
 
