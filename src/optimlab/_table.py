@@ -5,9 +5,10 @@ lab: tables, and messages cut to one line. (The run store keeps its own copy of
 from __future__ import annotations
 
 import textwrap
+import traceback
 from collections.abc import Sequence
 
-__all__ = ["text_table", "one_line"]
+__all__ = ["text_table", "one_line", "describe_error"]
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -18,6 +19,15 @@ def one_line(text: object, limit: int = 300) -> str:
     """
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def describe_error(err: BaseException) -> str:
+    """``err`` as a stored run's error reads: ``"ValueError: lr must be positive"``.
+
+    >>> describe_error(ValueError("lr must be positive"))
+    'ValueError: lr must be positive'
+    """
+    return "".join(traceback.format_exception_only(type(err), err)).strip()
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]],

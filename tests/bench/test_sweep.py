@@ -15,6 +15,7 @@ from optimlab.bench.executors import GroupsLost, LocalExecutor, Outcome
 from optimlab.bench.store import RunStore, StoreError
 from optimlab.bench.sweep import SweepSpec, auto_lrs, run_records, run_sweep
 from optimlab.bench.trainer import TrainConfig
+from tests.bench.toy import ToyTask
 
 CONFIG = TrainConfig(steps=30, batch_size=64, eval_every=10)
 
@@ -462,3 +463,30 @@ def test_recalibrating_on_resume_measures_every_optimizer_and_keeps_one_cost_eac
     summaries = {(r.optimizer, r.seed): r.summary for r in store.list_runs(sweep)}
     assert summaries[("adam", 1)]["seconds_per_step"] == 0.5
     assert 0 < summaries[("sgd", 1)]["seconds_per_step"] < 0.5
+
+
+class _GuardedToy(ToyTask):
+    """A task whose loss raises once it is out of bounds, as a user's guarded loss may
+    (under vmap the check itself raises: a batched group fails whole)."""
+
+    def loss_fn(self, output, target):
+        loss = super().loss_fn(output, target)
+        if float(loss.detach()) >= 100:
+            raise FloatingPointError("loss out of bounds")
+        return loss
+
+
+@pytest.mark.parametrize("engine", ["population", "sequential"])
+def test_a_member_that_raises_fails_alone(tmp_path, engine):
+    """One member's error must not cost the others of its optimizer their runs: the
+    sequential engine guards each member, and a batched group that raises is trained again
+    one member at a time."""
+    store = RunStore(tmp_path / "runs.db")
+    spec = SweepSpec(task="toy", optimizers=("sgd",), lrs=(0.1, 1e30), seeds=2,
+                     config=TrainConfig(steps=20, batch_size=32, eval_every=10))
+    sweep = run_sweep(spec, store, engine=engine, task=_GuardedToy())
+    runs = store.list_runs(sweep)
+    assert {(r.hparams["lr"], r.status) for r in runs} == {(0.1, "finished"), (1e30, "failed")}
+    assert all("FloatingPointError: loss out of bounds" in r.error
+               for r in runs if r.status == "failed")
+    assert all(len(store.metrics(sweep, run_ids=[r.id])) > 0 for r in runs if r.status == "finished")

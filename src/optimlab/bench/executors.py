@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import os
 import socket
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._table import describe_error
 from ..optim.base import check_int
 
 __all__ = ["EXECUTORS", "Call", "Outcome", "LocalExecutor", "RayExecutor", "GroupsLost",
@@ -74,8 +74,7 @@ def run_call(fn: Callable, args: tuple, progress=None) -> Outcome:
     try:
         return Outcome("done", fn(*args, progress=progress))
     except Exception as err:
-        return Outcome("error", message="".join(
-            traceback.format_exception_only(type(err), err)).strip())
+        return Outcome("error", message=describe_error(err))
 
 
 class LocalExecutor:

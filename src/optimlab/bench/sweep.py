@@ -296,7 +296,10 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     :class:`~.executors.GroupsLost` after the rest are stored; resume trains them.
 
     A member whose training raises is recorded as ``failed`` with the error; one whose
-    loss blows up is ``diverged``. Neither stops the sweep.
+    loss blows up is ``diverged``. Neither stops the sweep, nor costs the other members of
+    its optimizer their runs: a batched group that raises is trained again one member at a
+    time (:func:`~optimlab.bench.trainer.train_sequential`), so only the members that raise
+    are failed.
 
     ``recalibrate`` measures every optimizer of the sweep's step cost again, together (see
     the module's docstring): the runs trained now take the new costs unless ended runs of
@@ -453,8 +456,9 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
         for run in groups[index]:
             store.start_run(run.id)
 
-    lost = []
-    for index, outcome in executor.map(calls, started, progress):
+    lost, apart = [], []
+
+    def store_group(index: int, outcome) -> None:
         group = groups[index]
         if outcome.kind == "lost":  # left running: --resume trains it again
             lost.append(f"{names[index]} ({len(group)} runs): {outcome.message}")
@@ -463,10 +467,24 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
                 store.finish_run(run.id, "failed", error=outcome.message)
         else:
             for run, result in zip(group, outcome.value):
+                if result.error is not None:  # this member alone raised
+                    store.finish_run(run.id, "failed", error=result.error)
+                    continue
                 store.finish_run(run.id, "diverged" if result.diverged else "finished",
                                  summary=_summary(result, spec.target, higher_is_better,
                                                   costs.get(names[index])),
                                  points=_points(result))
+
+    for index, outcome in executor.map(calls, started, progress):
+        if outcome.kind == "error" and train is not train_sequential and len(groups[index]) > 1:
+            apart.append(index)  # one member's error stops a batched group: train them apart
+        else:
+            store_group(index, outcome)
+    if apart:
+        # (not on the progress bar: its plan has one population call for each group)
+        retries = [Call(train_sequential, calls[i].args, calls[i].ticks) for i in apart]
+        for k, outcome in executor.map(retries, lambda k: None, None):
+            store_group(apart[k], outcome)
     if lost:
         raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
                          f"allow and are left unfinished (resume the sweep to train them): "

@@ -23,6 +23,7 @@ points are exact.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 import warnings
@@ -35,7 +36,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from .._table import one_line
+from .._table import describe_error, one_line
 from ..optim.base import check_int
 from ..optim.population import Population
 from ..optim.registry import create, resolve
@@ -177,6 +178,8 @@ class RunResult:
     wall_time: list[float] = field(default_factory=list)
     diverged: bool = False
     full_eval: list[bool] = field(default_factory=list)
+    #: the one-line error a member's training raised (:func:`train_sequential`), or None
+    error: str | None = None
 
 
 def schedule_factor(config: TrainConfig, step: int) -> float:
@@ -819,6 +822,11 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
                      ) -> list[RunResult]:
     """Train ``members`` one at a time with an ordinary model and optimizer.
 
+    A member whose training raises (its optimizer refuses its settings, the task's loss
+    raises on what it computed, ...) comes back with :attr:`RunResult.error` set and the
+    others train on; an error in the model itself (:func:`check_output`, on the first
+    member's model) is raised, since every member would meet it.
+
     ``observe(member_index, step, params)``, if given, sees each member's parameters at
     step 0 and after every step (to record a path through weight space, say; it must not
     change them). Freed memory is kept as in :func:`train_population`, so the two engines
@@ -830,71 +838,90 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
         model = _init_model(task, config.model, member.seed)
         if k == 0:
             check_output(task, model, config.model)
-        params = list(model.parameters())
-        opt = create(member.optimizer, params, **member.hparams)
-        needs_closure = resolve(member.optimizer).info.needs_closure
-        base_lrs = [group["lr"] for group in opt.param_groups] if "lr" in opt.param_groups[0] \
-            else None
-        index = batch_indices(len(task.x_train), config.batch_size, member.seed, config.steps)
         result = RunResult(member)
-        clock = _TrainingClock()
+        done = [0]  # steps ticked, so a member that fails still moves the bar to its end
 
-        def evaluate(step: int) -> None:
-            elapsed = clock.pause()
-            sets, full = eval_sets.at(step)
-            model.eval()  # dropout off, BatchNorm on its running statistics (Task.evaluate's)
-            try:
-                with torch.no_grad():
-                    weights = dict(zip(names, average.weights(params)))
-
-                    def forward(inputs: Tensor) -> Tensor:
-                        return functional_call(model, weights, (inputs,))
-
-                    (x, y), (x_test, y_test) = sets
-                    train_loss, _ = _sequential_scores(task, forward, x, y, metric=False)
-                    test_loss, test_metric = _sequential_scores(task, forward, x_test, y_test)
-            finally:
-                model.train()
-            result.steps.append(step)
-            result.train_loss.append(train_loss)
-            result.test_loss.append(test_loss)
-            result.test_metric.append(test_metric)
-            result.wall_time.append(elapsed)
-            result.full_eval.append(full)
-            clock.resume()
-
-        names = [name for name, _ in model.named_parameters()]
-        average = _Average(config, params)
-        evaluate(0)
-        if observe is not None:
-            observe(len(results), 0, params)
-        for step in range(config.steps):
-            if base_lrs is not None and config.schedule != "constant":
-                factor = schedule_factor(config, step)
-                for group, lr in zip(opt.param_groups, base_lrs):
-                    group["lr"] = lr * factor
-            idx = index[step]
-
-            def closure(idx=idx):
-                loss = task.loss_fn(model(task.x_train[idx]), task.y_train[idx])
-                grads = torch.autograd.grad(loss, params)
-                for p, g in zip(params, _clip(list(grads), config, batched=False)):
-                    p.grad = g
-                return loss.detach()
-
-            if needs_closure:
-                loss = opt.step(closure)
-            else:
-                loss = closure()
-                opt.step()
-            result.diverged |= not bool(torch.isfinite(loss))
-            if observe is not None:
-                observe(len(results), step + 1, params)
-            average.update(step, params)
-            if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-                evaluate(step + 1)
+        def tick(n: int) -> None:
+            done[0] += n
             if progress:
-                progress(1)
-        result.diverged |= _blew_up(result, config)
+                progress(n)
+
+        try:
+            _train_member(task, config, model, member, result, eval_sets, tick,
+                          None if observe is None else functools.partial(observe, k))
+        except Exception as err:
+            result.error = describe_error(err)
+            if progress and config.steps > done[0]:
+                progress(config.steps - done[0])
         results.append(result)
     return results
+
+
+def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
+                  result: RunResult, eval_sets: _EvalSets, tick: Callable[[int], None],
+                  observe: Callable[[int, list[Tensor]], None] | None) -> None:
+    """One member of :func:`train_sequential`, its curves written into ``result``."""
+    params = list(model.parameters())
+    opt = create(member.optimizer, params, **member.hparams)
+    needs_closure = resolve(member.optimizer).info.needs_closure
+    base_lrs = [group["lr"] for group in opt.param_groups] if "lr" in opt.param_groups[0] \
+        else None
+    index = batch_indices(len(task.x_train), config.batch_size, member.seed, config.steps)
+    clock = _TrainingClock()
+
+    def evaluate(step: int) -> None:
+        elapsed = clock.pause()
+        sets, full = eval_sets.at(step)
+        model.eval()  # dropout off, BatchNorm on its running statistics (Task.evaluate's)
+        try:
+            with torch.no_grad():
+                weights = dict(zip(names, average.weights(params)))
+
+                def forward(inputs: Tensor) -> Tensor:
+                    return functional_call(model, weights, (inputs,))
+
+                (x, y), (x_test, y_test) = sets
+                train_loss, _ = _sequential_scores(task, forward, x, y, metric=False)
+                test_loss, test_metric = _sequential_scores(task, forward, x_test, y_test)
+        finally:
+            model.train()
+        result.steps.append(step)
+        result.train_loss.append(train_loss)
+        result.test_loss.append(test_loss)
+        result.test_metric.append(test_metric)
+        result.wall_time.append(elapsed)
+        result.full_eval.append(full)
+        clock.resume()
+
+    names = [name for name, _ in model.named_parameters()]
+    average = _Average(config, params)
+    evaluate(0)
+    if observe is not None:
+        observe(0, params)
+    for step in range(config.steps):
+        if base_lrs is not None and config.schedule != "constant":
+            factor = schedule_factor(config, step)
+            for group, lr in zip(opt.param_groups, base_lrs):
+                group["lr"] = lr * factor
+        idx = index[step]
+
+        def closure(idx=idx):
+            loss = task.loss_fn(model(task.x_train[idx]), task.y_train[idx])
+            grads = torch.autograd.grad(loss, params)
+            for p, g in zip(params, _clip(list(grads), config, batched=False)):
+                p.grad = g
+            return loss.detach()
+
+        if needs_closure:
+            loss = opt.step(closure)
+        else:
+            loss = closure()
+            opt.step()
+        result.diverged |= not bool(torch.isfinite(loss))
+        if observe is not None:
+            observe(step + 1, params)
+        average.update(step, params)
+        if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
+            evaluate(step + 1)
+        tick(1)
+    result.diverged |= _blew_up(result, config)
