@@ -516,3 +516,19 @@ def test_numpy_integers_become_pythons_in_the_config_and_a_bool_batch_is_refused
         says = rf"^{key} must be an integer >= 1, got True \(or None: {says}\)$"
         with pytest.raises(ValueError, match=says):
             TrainConfig(**{key: True})
+
+
+def test_train_sequential_raises_or_isolates_a_member_that_raises():
+    """By default a member's error is raised; ``isolate=True`` keeps it with that member's
+    result and trains the others (what a sweep stores)."""
+    members = [Member("sgd", {"lr": 0.1}), Member("sgd", {"lr": 0.1, "momentum": -1.0}),
+               Member("sgd", {"lr": 0.05})]
+    config = TrainConfig(steps=3, batch_size=16, eval_every=3)
+    with pytest.raises(ValueError, match="momentum"):
+        train_sequential(ToyTask(), config, members)
+    ticks = []
+    results = train_sequential(ToyTask(), config, members, progress=ticks.append, isolate=True)
+    assert [r.error is None for r in results] == [True, False, True]
+    assert "ValueError" in results[1].error and "momentum" in results[1].error
+    assert results[0].steps == results[2].steps == [0, 3] and results[1].steps == []
+    assert sum(ticks) == 3 * len(members)  # the failed member's steps still move the bar

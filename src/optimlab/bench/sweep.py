@@ -402,10 +402,16 @@ def _auto(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
     itself is reported, not retried one member at a time)."""
     if population_refusal(task, config.model) is None:
         return train_population(task, config, members, progress=progress)
-    return train_sequential(task, config, members, progress=progress)
+    return _one_by_one(task, config, members, progress=progress)
 
 
-_TRAIN = {"population": train_population, "sequential": train_sequential, "auto": _auto}
+def _one_by_one(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
+    """The sequential engine, each member's error kept with its result (a sweep stores it
+    as that run's failure and trains the others)."""
+    return train_sequential(task, config, members, progress=progress, isolate=True)
+
+
+_TRAIN = {"population": train_population, "sequential": _one_by_one, "auto": _auto}
 
 
 def train_members(store: RunStore, task, config: TrainConfig, members, *,
@@ -476,13 +482,13 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
                                  points=_points(result))
 
     for index, outcome in executor.map(calls, started, progress):
-        if outcome.kind == "error" and train is not train_sequential and len(groups[index]) > 1:
+        if outcome.kind == "error" and train is not _one_by_one and len(groups[index]) > 1:
             apart.append(index)  # one member's error stops a batched group: train them apart
         else:
             store_group(index, outcome)
     if apart:
         # (not on the progress bar: its plan has one population call for each group)
-        retries = [Call(train_sequential, calls[i].args, calls[i].ticks) for i in apart]
+        retries = [Call(_one_by_one, calls[i].args, calls[i].ticks) for i in apart]
         for k, outcome in executor.map(retries, lambda k: None, None):
             store_group(apart[k], outcome)
     if lost:

@@ -178,7 +178,7 @@ class RunResult:
     wall_time: list[float] = field(default_factory=list)
     diverged: bool = False
     full_eval: list[bool] = field(default_factory=list)
-    #: the one-line error a member's training raised (:func:`train_sequential`), or None
+    #: the error a member's training raised (``train_sequential(..., isolate=True)``), or None
     error: str | None = None
 
 
@@ -818,14 +818,15 @@ def _blew_up(result: RunResult, config: TrainConfig) -> bool:
 
 def train_sequential(task, config: TrainConfig, members: Sequence[Member],
                      progress: Callable[[int], None] | None = None,
-                     observe: Callable[[int, int, list[Tensor]], None] | None = None
-                     ) -> list[RunResult]:
+                     observe: Callable[[int, int, list[Tensor]], None] | None = None,
+                     isolate: bool = False) -> list[RunResult]:
     """Train ``members`` one at a time with an ordinary model and optimizer.
 
     A member whose training raises (its optimizer refuses its settings, the task's loss
-    raises on what it computed, ...) comes back with :attr:`RunResult.error` set and the
-    others train on; an error in the model itself (:func:`check_output`, on the first
-    member's model) is raised, since every member would meet it.
+    raises on what it computed, ...) raises here, or with ``isolate`` comes back with
+    :attr:`RunResult.error` set while the others train on (what a sweep stores); an error
+    in the model itself (:func:`check_output`, on the first member's model) is raised
+    either way, since every member would meet it.
 
     ``observe(member_index, step, params)``, if given, sees each member's parameters at
     step 0 and after every step (to record a path through weight space, say; it must not
@@ -850,6 +851,8 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
             _train_member(task, config, model, member, result, eval_sets, tick,
                           None if observe is None else functools.partial(observe, k))
         except Exception as err:
+            if not isolate:
+                raise
             result.error = describe_error(err)
             if progress and config.steps > done[0]:
                 progress(config.steps - done[0])
