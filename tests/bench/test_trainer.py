@@ -128,6 +128,18 @@ def test_schedules_take_the_values_their_docstring_gives():
     ({"steps": 0}, "steps"), ({"batch_size": 0}, "batch_size"), ({"eval_every": 0}, "eval"),
     ({"schedule": "linear"}, "schedule"), ({"clip_norm": -1.0}, "clip_norm"),
     ({"eval_subset": 0}, "eval_subset"),
+    ({"divergence_factor": float("nan")}, r"^divergence_factor must be a number >= 1"),
+    ({"divergence_factor": -1}, r"^divergence_factor must be a number >= 1"),
+    ({"divergence_factor": 0.5}, r"^divergence_factor must be a number >= 1"),
+    ({"divergence_factor": float("inf")}, r"^divergence_factor must be a number >= 1"),
+    ({"warmup_steps": -5}, r"^warmup_steps must be an integer >= 0, got -5$"),
+    ({"warmup_steps": 2.5}, r"^warmup_steps must be an integer >= 0, got 2.5$"),
+    ({"model": 3}, r"^model must be None .* got 3$"),
+    ({"ema_decay": "0.9"}, r"^ema_decay must be a number in \[0, 1\), got '0.9'$"),
+    ({"swa_start": float("nan")}, r"^swa_start must be a number in \[0, 1\), got nan$"),
+    ({"clip_norm": "1"}, r"^clip_norm must be a number > 0, got '1'$"),
+    ({"clip_value": float("nan")}, r"^clip_value must be a number > 0, got nan$"),
+    ({"clip_value": True}, r"^clip_value must be a number > 0, got True$"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

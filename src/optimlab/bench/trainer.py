@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -116,18 +117,27 @@ class TrainConfig:
                 raise ValueError(f"{err}{none}") from None
             # NumPy's integers as Python's: the config is stored as JSON and compared
             object.__setattr__(self, name, int(value))
+        check_int("warmup_steps", self.warmup_steps, 0)
+        object.__setattr__(self, "warmup_steps", int(self.warmup_steps))
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ValueError(f"model must be None (the task's default) or one of the task's "
+                             f"model names, got {self.model!r}")
         if self.averaging not in (None, "ema", "swa"):
             raise ValueError(f"averaging must be None, 'ema' or 'swa', got {self.averaging!r}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
-        if not 0 <= self.swa_start < 1:
-            raise ValueError(f"swa_start must be in [0, 1), got {self.swa_start!r}")
-        for name in ("clip_norm", "clip_value"):
+        for name, holds, interval in (("ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),
+                                      ("swa_start", lambda v: 0 <= v < 1, "in [0, 1)"),
+                                      ("divergence_factor", lambda v: 1 <= v < math.inf,
+                                       ">= 1 (and finite)"),
+                                      ("clip_norm", lambda v: v > 0, "> 0"),
+                                      ("clip_value", lambda v: v > 0, "> 0")):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+            if value is None and name.startswith("clip"):
+                continue  # no clipping
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                    or not holds(value):
+                raise ValueError(f"{name} must be a number {interval}, got {value!r}")
 
 
 @dataclass(frozen=True)
