@@ -490,3 +490,27 @@ def test_a_member_that_raises_fails_alone(tmp_path, engine):
     assert all("FloatingPointError: loss out of bounds" in r.error
                for r in runs if r.status == "failed")
     assert all(len(store.metrics(sweep, run_ids=[r.id])) > 0 for r in runs if r.status == "finished")
+
+
+def test_a_sequential_sweep_stopped_mid_way_keeps_every_run_that_ended(tmp_path):
+    """The sequential engine trains and stores one run at a time: a Ctrl-C in the third run
+    keeps the two before it (they were lost with their optimizer's whole group), and resume
+    trains the rest."""
+    store = RunStore(tmp_path / "runs.db")
+    spec = SweepSpec(task="toy", optimizers=("sgd", "adam"), lrs=(0.1,), seeds=2,
+                     config=TrainConfig(steps=10, batch_size=32, eval_every=5))
+    ticks = [0]
+
+    def interrupt(n):
+        ticks[0] += n
+        if ticks[0] >= 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(spec, store, engine="sequential", task=ToyTask(), progress=interrupt)
+    (sweep,) = store.sweeps()["sweep_id"]
+    status = [(r.optimizer, r.seed, r.status) for r in store.list_runs(int(sweep))]
+    assert sorted(status) == [("adam", 0, "running"), ("adam", 1, "pending"),
+                              ("sgd", 0, "finished"), ("sgd", 1, "finished")]
+    run_sweep(spec, store, engine="sequential", task=ToyTask())
+    assert {r.status for r in store.list_runs(int(sweep))} == {"finished"}

@@ -396,22 +396,13 @@ def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine
                 higher_is_better, progress, recalibrate, executor)
 
 
-def _auto(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
-    """The population engine, or the sequential one where it cannot batch the model (asked
-    up front, :func:`~optimlab.bench.trainer.population_refusal`, so an error in training
-    itself is reported, not retried one member at a time)."""
-    if population_refusal(task, config.model) is None:
-        return train_population(task, config, members, progress=progress)
-    return _one_by_one(task, config, members, progress=progress)
-
-
 def _one_by_one(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
     """The sequential engine, each member's error kept with its result (a sweep stores it
     as that run's failure and trains the others)."""
     return train_sequential(task, config, members, progress=progress, isolate=True)
 
 
-_TRAIN = {"population": train_population, "sequential": _one_by_one, "auto": _auto}
+_TRAIN = {"population": train_population, "sequential": _one_by_one}
 
 
 def train_members(store: RunStore, task, config: TrainConfig, members, *,
@@ -445,15 +436,26 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
 def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, engine: str,
                 higher_is_better: bool, progress, recalibrate: bool = False,
                 executor=None) -> None:
-    """Train the pending runs, one group per optimizer, on ``executor`` (default: here),
-    storing each group as it comes back (see :mod:`.executors`), each with the step cost of
-    :func:`_sweep_costs`."""
+    """Train the pending runs on ``executor`` (default: here), one call per optimizer on the
+    population engine and one per run on the sequential one, storing each call's runs as it
+    comes back (see :mod:`.executors`; a sequential sweep stopped mid-way keeps every run
+    that ended), each with the step cost of :func:`_sweep_costs`.
+
+    ``engine`` ``"auto"`` is the population engine, or the sequential one where it cannot
+    batch the model (asked once, up front: :func:`~optimlab.bench.trainer.population_refusal`,
+    so an error in training itself is reported, not retried one member at a time)."""
+    if engine == "auto":
+        engine = "population" if population_refusal(task, spec.config.model) is None \
+            else "sequential"
     train = _TRAIN[engine]
     executor = executor or LocalExecutor()
-    names = [o for o in spec.optimizers if any(run.optimizer == o for run in pending)]
-    costs = _sweep_costs(spec, store, sweep_id, task, names, recalibrate) \
-        if spec.target is not None and (names or recalibrate) else {}
-    groups = [[run for run in pending if run.optimizer == optimizer] for optimizer in names]
+    optimizers = [o for o in spec.optimizers if any(run.optimizer == o for run in pending)]
+    costs = _sweep_costs(spec, store, sweep_id, task, optimizers, recalibrate) \
+        if spec.target is not None and (optimizers or recalibrate) else {}
+    groups = [[run for run in pending if run.optimizer == optimizer] for optimizer in optimizers]
+    if engine == "sequential":
+        groups = [[run] for group in groups for run in group]
+    names = [group[0].optimizer for group in groups]
     calls = [Call(train, (task, spec.config, [Member(r.optimizer, r.hparams, r.seed)
                                               for r in group]), spec.config.steps)
              for group in groups]
