@@ -514,3 +514,52 @@ def test_a_sequential_sweep_stopped_mid_way_keeps_every_run_that_ended(tmp_path)
                               ("sgd", 0, "finished"), ("sgd", 1, "finished")]
     run_sweep(spec, store, engine="sequential", task=ToyTask())
     assert {r.status for r in store.list_runs(int(sweep))} == {"finished"}
+
+
+def test_a_grid_is_extended_at_most_max_extensions_times_in_all(tmp_path, monkeypatch):
+    """Running a finished sweep again (or resuming it) counts the extensions it made
+    already: the same command gave another table each time (it extended the grid again)."""
+    from optimlab.bench import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "MAX_EXTENSIONS", 1)
+    spec = SweepSpec(task="digits", optimizers=("adam",), lrs=(1e-4, 1e-3), extend=True,
+                     seeds=1, config=TrainConfig(steps=30, batch_size=64, eval_every=10,
+                                                 model="logreg"))
+    store = RunStore(tmp_path / "runs.db")
+    sweep = run_sweep(spec, store)
+    tried = sorted({r.hparams["lr"] for r in store.list_runs(sweep)})
+    assert tried == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1])  # one extension, two rates
+    (s,) = summarize(run_records(store, sweep))
+    assert s.edge == "high"  # still on the edge: a second extension would be asked for
+    ended = [(r.id, r.finished_at) for r in store.list_runs(sweep)]
+    assert run_sweep(spec, store) == sweep
+    assert [(r.id, r.finished_at) for r in store.list_runs(sweep)] == ended
+
+
+def test_a_spec_spells_optimizers_as_the_registry_and_takes_any_sequence_of_rates():
+    import numpy as np
+
+    spec = _spec(optimizers=("Adam ", "SGD"), hparams={"SGD": {"momentum": 0.9}},
+                 lrs=np.logspace(-3, -1, 3))
+    assert spec.optimizers == ("adam", "sgd") and spec.hparams == {"sgd": {"momentum": 0.9}}
+    assert spec.lrs == pytest.approx((1e-3, 1e-2, 1e-1)) and type(spec.lrs[0]) is float
+    assert spec.to_config() == _spec(optimizers=("adam", "sgd"), lrs=[0.001, 0.01, 0.1],
+                                     hparams={"sgd": {"momentum": 0.9}}).to_config()
+    assert _spec(lrs=(1,)).to_config() == _spec(lrs=(1.0,)).to_config()
+    with pytest.raises(ValueError, match="optimizers names adam more than once"):
+        _spec(optimizers=("adam", "Adam"), hparams={})
+    with pytest.raises(ValueError, match="learning rates must be finite numbers > 0"):
+        _spec(lrs=np.array([]))
+    with pytest.raises(ValueError, match="learning rates must be finite numbers > 0"):
+        _spec(lrs=0.1)
+
+
+def test_run_sweep_and_auto_lrs_check_their_arguments(tmp_path):
+    with pytest.raises(ValueError, match=r"^store must be a RunStore .*got str"):
+        run_sweep(_spec(), str(tmp_path / "runs.db"))
+    with pytest.raises(ValueError, match=r"^spec must be a SweepSpec, got dict$"):
+        run_sweep({"task": "digits"}, RunStore(tmp_path / "runs.db"))
+    with pytest.raises(ValueError, match=r"^count must be an integer >= 1, got -3$"):
+        auto_lrs("adam", -3)
+    with pytest.raises(ValueError, match=r"^count must be an integer >= 1, got 0$"):
+        auto_lrs("adam", 0)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -77,6 +77,7 @@ class CalibrationWarning(UserWarning):
 
 def auto_lrs(optimizer: str, count: int = 7) -> list[float]:
     """A log grid around the optimizer's default learning rate: default/30 .. default*10."""
+    check_int("count", count, 1)
     default = resolve(optimizer).info.defaults.get("lr") or 1e-3
     return [float(v) for v in default * np.logspace(-1.5, 1.0, count)]
 
@@ -106,23 +107,35 @@ class SweepSpec:
         """Check the spec as the command line checks its options, before anything trains."""
         if self.extend is not None and not isinstance(self.extend, bool):
             raise ValueError(f"extend must be True, False or None, got {self.extend!r}")
-        if isinstance(self.optimizers, str) or not all(
-                isinstance(name, str) for name in self.optimizers):
+        if isinstance(self.optimizers, str) or not isinstance(self.optimizers, Iterable) \
+                or not all(isinstance(name, str) for name in self.optimizers):
             raise ValueError(f"optimizers must be a sequence of registry names such as "
                              f"('adam', 'sgd'), got {self.optimizers!r}")
-        if not self.optimizers:
+        # registry names as the registry spells them ("Adam " is "adam"): one sweep, one
+        # group, and the same optimizer in two sweeps' profiles
+        names = tuple(resolve(name).name for name in self.optimizers)
+        if not names:
             raise ValueError("a sweep needs at least one optimizer")
-        twice = sorted({name for name in self.optimizers if self.optimizers.count(name) > 1})
+        twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
             raise ValueError(f"optimizers names {', '.join(twice)} more than once")
-        for name in self.optimizers:
-            resolve(name)
+        object.__setattr__(self, "optimizers", names)
+        if isinstance(self.hparams, dict):
+            spelled = [resolve(k).name if isinstance(k, str) and _known(k) else k
+                       for k in self.hparams]
+            if len(set(spelled)) == len(spelled):
+                object.__setattr__(self, "hparams", dict(zip(spelled, self.hparams.values())))
         if not isinstance(self.config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
-        if self.lrs is not None and (isinstance(self.lrs, str) or not self.lrs or not all(
-                _finite_number(lr) and lr > 0 for lr in self.lrs)):
-            raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
-                             f"non-empty, got {self.lrs!r}")
+        if self.lrs is not None:
+            # any sequence of numbers (a NumPy array, a list), kept as a tuple of floats:
+            # lrs=(1,) and (1.0,) are one sweep
+            lrs = None if isinstance(self.lrs, str) or not isinstance(self.lrs, Iterable) \
+                else list(self.lrs)
+            if not lrs or not all(_finite_number(lr) and lr > 0 for lr in lrs):
+                raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
+                                 f"non-empty, got {self.lrs!r}")
+            object.__setattr__(self, "lrs", tuple(float(lr) for lr in lrs))
         check_int("seeds", self.seeds, 1)
         object.__setattr__(self, "seeds", int(self.seeds))  # NumPy's as Python's (stored as JSON)
         if self.target is not None and not _finite_number(self.target):
@@ -313,6 +326,11 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     process 12345 on this machine") before it adds or starts any run. A killed process
     holds no lock, so its sweep can always be resumed.
     """
+    if not isinstance(spec, SweepSpec):
+        raise ValueError(f"spec must be a SweepSpec, got {type(spec).__name__}")
+    if not isinstance(store, RunStore):
+        raise ValueError(f"store must be a RunStore (RunStore('runs.db') opens one), got "
+                         f"{type(store).__name__} {store!r}")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if task is None:
@@ -501,12 +519,16 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
 
 def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
                   higher_is_better: bool, progress, executor=None) -> None:
-    """Extend each optimizer's grid past the edge its best rate sits on (``spec.extends``)."""
-    for _ in range(MAX_EXTENSIONS):
+    """Extend each optimizer's grid past the edge its best rate sits on (``spec.extends``),
+    at most :data:`MAX_EXTENSIONS` times in all: the extensions a stored sweep made already
+    (its rates beyond the base grid, two a time) count, so running a finished sweep again,
+    or resuming one, does not extend it further."""
+    while True:
         records = [r for r in run_records(store, sweep_id) if r["status"] != "pending"]
         new = []
         for s in summarize(records, higher_is_better):
-            if s.edge is None:
+            tried = {r["lr"] for r in records if r["optimizer"] == s.optimizer}
+            if s.edge is None or _extensions(spec, s.optimizer, tried) >= MAX_EXTENSIONS:
                 continue
             lrs = sorted(s.sensitivity)
             # the grid's own spacing at that edge (a given grid need not be even)
@@ -520,8 +542,31 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
         if not new:
             return
         store.add_runs(sweep_id, new)
-        _train_runs(spec, store, sweep_id, store.pending_runs(sweep_id), task, engine,
-                    higher_is_better, progress, executor=executor)
+        pending = store.pending_runs(sweep_id)
+        if not pending:  # every rate beyond the edge was tried already
+            return
+        _train_runs(spec, store, sweep_id, pending, task, engine, higher_is_better, progress,
+                    executor=executor)
+
+
+def _known(name: str) -> bool:
+    """Whether the registry knows ``name`` (a wrong one is reported by the hparams check)."""
+    try:
+        resolve(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _extensions(spec: SweepSpec, optimizer: str, rates) -> int:
+    """How many times ``optimizer``'s grid was extended: its stored ``rates`` outside the
+    base grid, two per extension (one where the bounds cut an extension short, which this
+    counts as a whole one)."""
+    base = spec.lrs or auto_lrs(optimizer)
+    low, high = min(base) * (1 - 1e-9), max(base) * (1 + 1e-9)
+    below = sum(lr < low for lr in rates)
+    above = sum(lr > high for lr in rates)
+    return -(-below // 2) + -(-above // 2)
 
 
 def run_records(store: RunStore, sweep_id: int) -> list[dict]:
