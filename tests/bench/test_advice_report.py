@@ -3,6 +3,7 @@ story (answer, range tests, rungs, candidates), the JSON exactly the advice's.""
 
 import base64
 import json
+import os
 import re
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -105,6 +106,18 @@ def test_a_file_in_the_way_is_refused(report, tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         write_advice_report(advice, RunStore(tmp_path / "other.db"), blocker)
+
+
+def test_a_store_path_that_is_not_utf8_is_shown_escaped(report, tmp_path):
+    """A store path with a byte that is not UTF-8 (a surrogate once decoded) is written into
+    the page as an escape, instead of failing to encode the page."""
+    advice, _ = report
+    odd = str(tmp_path / os.fsdecode(b"odd\xff") / "runs.db")
+    paths = write_advice_report(replace(advice, store_path=odd), RunStore(advice.store_path),
+                                tmp_path / "out")
+    page = paths["report"].read_text("utf-8")
+    assert f"Store: {tmp_path}/odd\\xff/runs.db, sweeps " in page
+    assert json.loads(paths["json"].read_text("utf-8"))["store"] == odd
 
 
 def test_an_arm_back_after_rungs_it_missed_is_not_joined_across_them(report):

@@ -115,6 +115,25 @@ def test_a_target_met_before_training_ties_and_is_said(store):
     assert "2: digits: the target was met before the first step" in profile.table()
 
 
+def test_arguments_of_the_wrong_type_are_refused_in_one_line(store, tmp_path):
+    """One sweep id, a string, a path for the store: one-line errors saying what is needed,
+    not a TypeError or AttributeError from deep inside."""
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    second = _sweep(store, {"adam": 2.0, "sgd": 1.0})
+    for ids in (first, "12", None, {first: second}):
+        with pytest.raises(ValueError, match=r"^build_profile needs a list of sweep ids \(such as "
+                                             r"\[1, 2\], or \[1\] for one sweep\), not ") as err:
+            build_profile(store, ids)
+        assert "\n" not in str(err.value)
+    path = str(tmp_path / "runs.db")
+    with pytest.raises(TypeError, match=r"^build_profile reads a RunStore, not a str \('.*runs\.db'\): "
+                                        r"open it with RunStore\(path\)$"):
+        build_profile(path, [first, second])
+    # any iterable of ids is a list of them, a generator too
+    assert build_profile(store, (i for i in (first, second))).times == \
+        build_profile(store, [first, second]).times
+
+
 def test_a_sweep_given_twice_is_refused(store):
     first = _sweep(store, {"adam": 1.0, "sgd": 2.0})
     with pytest.raises(ValueError, match="sweep 1 is given more than once"):

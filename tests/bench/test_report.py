@@ -7,6 +7,7 @@ import base64
 import csv
 import io
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -170,6 +171,21 @@ def test_an_unwritable_out_dir_is_a_clear_error(swept, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_path_given_for_the_store_is_refused_in_one_line(tmp_path):
+    """A path is not a RunStore: a one-line TypeError saying so, not an AttributeError from
+    deep inside, and nothing written."""
+    path = str(tmp_path / "runs.db")
+    for call in (lambda: summary_table(path, 1), lambda: summary_rows(path, 1),
+                 lambda: summary_notes(path, 1), lambda: resolve_metric(path, 1),
+                 lambda: list_sweeps(path), lambda: write_report(path, 1, tmp_path / "out")):
+        with pytest.raises(TypeError, match=r"reads a RunStore, not a str \('.*runs\.db'\): open it "
+                                            r"with RunStore\(path\)$"):
+            call()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs.db").exists()
+    with pytest.raises(TypeError, match=r"^a sweep id is an integer, got \[1\]$"):
+        summary_table(RunStore(":memory:"), [1])  # one sweep id, not a list
+
+
 def test_diverged_and_failed_runs_still_render(tmp_path):
     """Muon fails outright (the MLP has biases, Muon steps matrices only); adam at lr 1e4
     diverges."""
@@ -222,6 +238,24 @@ def test_a_sweep_with_no_ended_run_renders(tmp_path):
     assert all(_image(paths[n].read_bytes()).std() > 0 for n in ("curves", "lr_sensitivity"))
 
 
+def test_a_store_path_that_is_not_utf8_is_shown_escaped_in_the_page(tmp_path):
+    """A path with a byte that is not UTF-8 (a surrogate once decoded) is written into the
+    page as an escape, instead of failing to encode the page."""
+    folder = tmp_path / os.fsdecode(b"odd\xff")
+    try:
+        folder.mkdir()
+    except OSError:  # pragma: no cover - a file system that wants UTF-8 names (macOS)
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    store = RunStore(folder / "runs.db")
+    sweep = store.open_sweep({"task": "digits", "optimizers": ["sgd"]})
+    store.add_runs(sweep, [{"optimizer": "sgd", "hparams": {"lr": 0.1}, "seed": 0}])
+    paths = write_report(store, sweep, folder / "out")
+    page = paths["report"].read_text(encoding="utf-8")
+    assert f"Store: {tmp_path}/odd\\xff/runs.db, sweep key" in page
+    assert all(p.parent == folder / "out" for p in paths.values())
+    store.close()
+
+
 def _custom_sweep(store, task, pairs):
     sweep = store.open_sweep({"task": task, "optimizers": ["adam"]})
     ids = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.1}, "seed": s}
@@ -258,7 +292,38 @@ def test_run_sweep_records_the_metric_and_reports_use_it(swept):
               "metric": {"name": "f1", "higher_is_better": False}}
     other = store.open_sweep(config)
     assert resolve_metric(store, other) == ("f1", False)
-    assert resolve_metric(store, other, higher_is_better=True) == ("f1", True)
+    assert resolve_metric(store, other, "f1", higher_is_better=False) == ("f1", False)
+    with pytest.raises(ValueError, match=r"recorded its metric as f1 \(lower is better\)"):
+        resolve_metric(store, other, higher_is_better=True)
+
+
+def test_a_metric_that_contradicts_the_recorded_one_is_refused(tmp_path):
+    """The stored values are the sweep's own metric: naming them otherwise, or ranking them
+    the other way, would relabel accuracies as a loss and star the worst rate as best."""
+    store, sweep = _stored(tmp_path, {"optimizers": ["adam"]}, [
+        ("adam", 0.01, 0, "finished", {"final_metric": 0.9, "final_test_loss": 0.3}),
+        ("adam", 0.1, 0, "finished", {"final_metric": 0.2, "final_test_loss": 2.0})])
+    for given in ({"metric_name": "loss"}, {"metric_name": "bogus"},
+                  {"higher_is_better": False}, {"metric_name": "loss", "higher_is_better": False}):
+        for call in (lambda: summary_table(store, sweep, **given),
+                     lambda: summary_rows(store, sweep, **given),
+                     lambda: write_report(store, sweep, tmp_path / "out", **given)):
+            with pytest.raises(ValueError) as err:
+                call()
+            message = str(err.value)
+            assert message.startswith(f"sweep {sweep} recorded its metric as accuracy "
+                                      f"(higher is better): its values cannot be ")
+            assert "\n" not in message
+    assert not (tmp_path / "out").exists()
+    # agreeing with the record is accepted: the best rate is the highest accuracy
+    assert resolve_metric(store, sweep, "accuracy", True) == ("accuracy", True)
+    headers, rows = summary_rows(store, sweep, metric_name="accuracy", higher_is_better=True)
+    assert "accuracy (mean ± 95% CI)" in headers and rows[0][2].split()[0] == "0.01"
+    # a sweep stored before the metric was recorded takes a given name and direction
+    old = _custom_sweep(store, "pkg.mod:other", [(42.0, 0.4)])
+    assert resolve_metric(store, old, "loss") == ("loss", False)
+    assert resolve_metric(store, old, "f1", higher_is_better=False) == ("f1", False)
+    store.close()
 
 
 @pytest.mark.parametrize("status", ["finished", "failed"])

@@ -236,6 +236,38 @@ def test_a_foreign_schema_version_table_is_refused_in_one_line(tmp_path, table, 
     assert path.read_bytes() == raw and _journal_mode(path) == "delete"
 
 
+def test_a_fresh_store_has_every_column_of_the_schema(store):
+    """The columns a store is checked for on opening are exactly those it is created with."""
+    from optimlab.bench.store.schema import _COLUMNS, _TABLES
+
+    assert set(_COLUMNS) == set(_TABLES)
+    for table, columns in _COLUMNS.items():
+        assert store._columns(table) == set(columns), table
+
+
+@pytest.mark.parametrize("table, columns", [
+    ("metrics", ["wall_time"]), ("runs", ["error"]), ("runs", ["summary"]),
+    ("runs", ["finished_at"]), ("runs", ["error", "summary"]),
+])
+def test_a_store_lacking_a_column_is_refused_on_opening(store_url, table, columns):
+    """A table without one of the schema's columns is refused in one line when the store is
+    opened (before anything trains), not by the first write that needs it, after training,
+    leaving the run ``running``; a column the schema does not have is tolerated."""
+    with RunStore(store_url) as s:
+        path = s.path
+        s.open_sweep(CONFIG)
+        s.con.execute("ALTER TABLE runs ADD COLUMN note TEXT")
+    with RunStore(store_url) as s:  # an extra column is tolerated
+        for column in columns:
+            s.con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    for readonly in (False, True):
+        with pytest.raises(StoreError) as err:
+            RunStore(store_url, readonly=readonly)
+        assert str(err.value) == (f"{path} is not an optimlab run store of schema version "
+                                  f"{SCHEMA_VERSION}: table {table} lacks column"
+                                  f"{'s' if len(columns) > 1 else ''} {', '.join(columns)}")
+
+
 def test_a_store_error_is_never_wrapped_twice(tmp_path):
     """A StoreError met while opening (it is also a sqlite3.Error) comes out as it is."""
     path = tmp_path / "view.db"

@@ -30,7 +30,7 @@ for sweeps stored before costs were recorded, and the table says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,7 @@ from .analysis import (
     variant_label,
 )
 from .cost import SPREAD_LIMIT
+from .report import _quoted, _require_store
 from .store import RunStore
 from .sweep import run_records
 
@@ -184,9 +185,17 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     :attr:`Profile.left_out`.
 
     Raises:
-        ValueError: no sweep, a sweep without a target, or fewer than two optimizers run
-            in every sweep.
+        ValueError: ``sweep_ids`` is not a list of sweep ids (a single id among others), no
+            sweep, a sweep without a target, or fewer than two optimizers run in every
+            sweep.
+        TypeError: ``store`` is not a :class:`RunStore`.
+        KeyError: no sweep has one of the ids.
     """
+    _require_store(store, "build_profile")
+    if isinstance(sweep_ids, (str, bytes, Mapping)) or not isinstance(sweep_ids, Iterable):
+        raise ValueError(f"build_profile needs a list of sweep ids (such as [1, 2], or [1] "
+                         f"for one sweep), not {_quoted(sweep_ids)}")
+    sweep_ids = list(sweep_ids)  # a generator is read once
     if not sweep_ids:
         raise ValueError("a profile needs at least one sweep")
     twice = sorted({i for i in sweep_ids if list(sweep_ids).count(i) > 1})

@@ -27,7 +27,8 @@ configuration by :func:`~optimlab.bench.sweep.run_sweep`. For sweeps stored befo
 is looked up by the task's name (:data:`TASK_METRICS`) or inferred from the runs' summaries
 (the trainer records ``final_metric`` equal to the test loss for a ``loss`` metric, the loss
 over ln 2 for ``bits_per_char``, a fraction for ``accuracy``); ``metric_name`` and
-``higher_is_better`` override it.
+``higher_is_better`` name it there, and must agree with a metric the sweep recorded (its
+values are that metric: a contradicting name or direction is refused with ValueError).
 
 matplotlib is imported only when a figure is drawn (the Agg backend when none is chosen).
 """
@@ -93,6 +94,19 @@ _DASH = "—"
 # ----------------------------------------------------------------------------- the data
 
 
+def _quoted(value: Any, limit: int = 80) -> str:
+    """``value`` as one line of at most ``limit`` characters (its repr, for a message)."""
+    line = " ".join(repr(value).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _require_store(store: Any, who: str) -> None:
+    """TypeError (one line) unless ``store`` is a :class:`RunStore` (a path is not one)."""
+    if not isinstance(store, RunStore):
+        raise TypeError(f"{who} reads a RunStore, not a {type(store).__name__} "
+                        f"({_quoted(store, 200)}): open it with RunStore(path)")
+
+
 def _task_key(task: Any) -> str | None:
     if isinstance(task, dict):
         task = task.get("name")
@@ -123,23 +137,44 @@ def _infer_metric(runs: Sequence[Run]) -> tuple[str, bool]:
 
 def resolve_metric(store: RunStore, sweep_id: int, metric_name: str | None = None,
                    higher_is_better: bool | None = None) -> tuple[str, bool]:
-    """``(metric name, higher is better)`` of a sweep: as given, else as recorded with the
-    sweep, else from the task's name (:data:`TASK_METRICS`), else inferred from the runs'
+    """``(metric name, higher is better)`` of a sweep: as recorded with the sweep, else as
+    given, else from the task's name (:data:`TASK_METRICS`), else inferred from the runs'
     summaries, else ``("metric", True)``. A given name without a direction takes the
-    direction of a known metric."""
-    if metric_name is None:
-        info = store.sweep(sweep_id)
-        stored = (info["config"] or {}).get("metric")
-        task = _task_key(info["config"].get("task", info["task"]))
-        if isinstance(stored, dict) and "name" in stored:  # recorded by run_sweep
-            metric_name, inferred = stored["name"], bool(stored.get("higher_is_better", True))
-        elif task in TASK_METRICS:  # sweeps stored before the metric was recorded
-            metric_name, inferred = TASK_METRICS[task]
-        else:
-            metric_name, inferred = _infer_metric(store.list_runs(sweep_id))
+    direction of a known metric.
+
+    The stored values are always the sweep's own metric, so a given name or direction that
+    contradicts the one recorded with the sweep is refused; either may name or orient the
+    metric of a sweep stored before it was recorded.
+
+    Raises:
+        KeyError: no sweep has this id.
+        ValueError: ``metric_name`` or ``higher_is_better`` contradicts the recorded metric.
+    """
+    _require_store(store, "resolve_metric")
+    info = store.sweep(sweep_id)
+    config = info["config"] or {}
+    stored = config.get("metric")
+    if isinstance(stored, dict) and "name" in stored:  # recorded by run_sweep
+        name = stored["name"]
+        higher = bool(stored.get("higher_is_better", True))
+        recorded = f"{name} ({'higher' if higher else 'lower'} is better)"
+        if metric_name is not None and metric_name != name:
+            raise ValueError(f"sweep {sweep_id} recorded its metric as {recorded}: its values "
+                             f"cannot be read as {_quoted(metric_name)} (leave the name out)")
+        if higher_is_better is not None and "higher_is_better" in stored \
+                and bool(higher_is_better) != higher:
+            raise ValueError(f"sweep {sweep_id} recorded its metric as {recorded}: its values "
+                             f"cannot be ranked {'higher' if higher_is_better else 'lower'} "
+                             f"is better (leave the direction out)")
+    elif metric_name is not None:  # sweeps stored before the metric was recorded
+        name, higher = metric_name, _DIRECTION.get(metric_name, True)
     else:
-        inferred = _DIRECTION.get(metric_name, True)
-    return metric_name, inferred if higher_is_better is None else bool(higher_is_better)
+        task = _task_key(config.get("task", info["task"]))
+        if task in TASK_METRICS:
+            name, higher = TASK_METRICS[task]
+        else:
+            name, higher = _infer_metric(store.list_runs(sweep_id))
+    return name, higher if higher_is_better is None else bool(higher_is_better)
 
 
 class _Sweep:
@@ -147,6 +182,7 @@ class _Sweep:
 
     def __init__(self, store: RunStore, sweep_id: int, metric_name: str | None,
                  higher_is_better: bool | None) -> None:
+        _require_store(store, "a sweep's report")
         self.store, self.id = store, sweep_id
         self.info = store.sweep(sweep_id)  # KeyError for an unknown id
         self.config = self.info["config"] or {}
@@ -408,6 +444,9 @@ def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None
 
     Raises:
         KeyError: no sweep has this id.
+        ValueError: ``metric_name`` or ``higher_is_better`` contradicts the metric recorded
+            with the sweep (:func:`resolve_metric`).
+        TypeError: ``store`` is not a :class:`RunStore`.
     """
     sw = _Sweep(store, sweep_id, metric_name, higher_is_better)
     return text_table(*_summary_rows(sw)) + "\n" + "\n".join(
@@ -432,6 +471,7 @@ def list_sweeps(store: RunStore) -> str:
     """The sweeps of ``store`` as a text table: id, name, task, model, when created, runs
     finished out of all (with the diverged, failed and unfinished ones noted), and the
     optimizers."""
+    _require_store(store, "list_sweeps")
     rows = []
     for sweep_id, name, task, model, created, config in store.con.execute(
             "SELECT id, name, task, model, created_at, config FROM sweeps ORDER BY id"):
@@ -743,8 +783,19 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 """
 
 
+def _printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode written as escapes, so a page holding it can
+    be written and shows it readably: an undecodable byte of a path (``os.fsdecode`` made
+    it a surrogate) as the byte, ``odd\\xff``; any other lone surrogate as ``\\udc00``."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no byte became
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=False)
+    """``value`` as text for an HTML page: escaped, and printable (:func:`_printable`)."""
+    return html.escape(_printable(str(value)), quote=False)
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -865,7 +916,9 @@ def write_report(store: RunStore, sweep_id: int, out_dir, metric_name: str | Non
 
     Raises:
         KeyError: no sweep has this id.
-        ValueError: ``out_dir`` exists and is not a folder.
+        ValueError: ``out_dir`` exists and is not a folder, or ``metric_name`` or
+            ``higher_is_better`` contradicts the metric recorded with the sweep.
+        TypeError: ``store`` is not a :class:`RunStore`.
         OSError: ``out_dir`` cannot be created or written (the message names it).
     """
     out_dir = Path(out_dir)

@@ -38,6 +38,9 @@ What a file is taken for
 * A **read-only** file or directory (or file system) is read with ``readonly=True``
   (SQLite's ``mode=ro``, or ``immutable=1`` where a WAL reader cannot create its ``-shm``
   file); a writer is refused with :class:`StoreError` when it opens it.
+* A store whose tables lack a column of the schema (edited by hand, or by another program)
+  is refused with :class:`StoreError` when it is opened, naming the table and column,
+  rather than by the first write that needs it; extra columns are tolerated.
 * Every SQLite error met later by a read or a write is a one-line :class:`StoreError`; ids
   beyond SQLite's 64-bit integers are unknown ids (``KeyError``), never ``OverflowError``.
 * One process at a time trains a sweep: :meth:`RunStore.lock_sweep` (an OS lock on

@@ -62,6 +62,7 @@ from .guard import (
 )
 from .jsonio import _dumps, _loads, canonical_json, canonical_key, json_data
 from .schema import (
+    _COLUMNS,
     _OPEN,
     _RUN_COLUMNS,
     _SCHEMA,
@@ -539,8 +540,9 @@ class RunStore(DataFrameReaders):
 
     def _check_version(self, tables: set[str]) -> None:
         """Refuse a file whose ``schema_version`` table is not the store's (no integer
-        ``version``), whose version is newer than this optimlab's, or that lacks the
-        store's other tables."""
+        ``version``), whose version is newer than this optimlab's, that lacks the store's
+        other tables, or whose tables lack a column of the schema (extra columns are
+        tolerated)."""
         foreign = f"{self.path} is not an optimlab run store"
         if "version" not in self._columns("schema_version"):
             raise StoreError(f"{foreign}: its schema_version table has no version column")
@@ -561,6 +563,13 @@ class RunStore(DataFrameReaders):
         if missing:
             raise StoreError(f"{foreign}: it has a schema_version table but no "
                              f"{', '.join(missing)} table{'s' if len(missing) > 1 else ''}")
+        for table in (t for t in _TABLES if t != "schema_version"):  # checked above
+            columns = self._columns(table)  # a column missing would fail only after training
+            lacking = [c for c in _COLUMNS[table] if c not in columns]
+            if lacking:
+                raise StoreError(f"{self.path} is not an optimlab run store of schema version "
+                                 f"{SCHEMA_VERSION}: table {table} lacks column"
+                                 f"{'s' if len(lacking) > 1 else ''} {', '.join(lacking)}")
 
     # -------------------------------------------------------------- lookups
 

@@ -52,6 +52,7 @@ The SQL is plain (no SQLite-only column types or ``WITHOUT ROWID``; upserts use
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -108,6 +109,23 @@ _SCHEMA = [
         PRIMARY KEY (run_id, step, name)
     )""",
 ]
+
+
+def _table_columns(schema: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each table's columns in ``schema``'s CREATE TABLE statements, in order: the lines
+    of a table's body that begin with a lower-case name (constraints begin with a keyword)."""
+    tables = {}
+    for statement in schema:
+        head = re.match(r"CREATE TABLE (\w+) \(", statement)
+        if head:
+            body = statement[head.end():].splitlines()
+            tables[head.group(1)] = tuple(m.group(1) for line in body
+                                          if (m := re.match(r"\s*([a-z_]+)\s", line)))
+    return tables
+
+
+#: the columns of each table of :data:`_SCHEMA` (a store's tables must have them all)
+_COLUMNS = _table_columns(_SCHEMA)
 
 
 class StoreWarning(UserWarning):
