@@ -127,6 +127,7 @@ def test_race_tune_reports_the_chosen_rates(capsys):
     (["race", "rosenbrock", "--optimizers", "adam", "--steps", "5", "--out",
       "/nonexistent-dir/x.png"], "cannot write"),
     (["demo", "nope"], "unknown demo"),
+    (["demo", "effectve-lr"], "unknown demo 'effectve-lr'; did you mean effective-lr?"),
     (["demo", ""], "got an empty one"),  # it ran every exhibit
     (["serve", "--db", "sqlite:////tmp/runs.db"], "reads a run store file, not a URL"),
 ])
@@ -625,14 +626,47 @@ def test_race_names_a_long_start_point_without_every_coordinate(capsys):
 
 def test_bench_exits_nonzero_when_every_run_failed(tmp_path, capsys):
     """Muon cannot step the MLP's biases: every run fails, the table and its notes are
-    printed, and the exit status says so (2), with a hint for unbatchable models."""
+    printed, and the exit status says so (2), without the hint for unbatchable models:
+    --sequential fails the same way."""
     argv = ["bench", "digits", "--optimizers", "muon", "--lrs", "0.01", "--seeds", "1",
             "--steps", "5", "--batch-size", "64", "--db", str(tmp_path / "runs.db")]
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out.startswith("sweep 1 in") and "Muon only optimizes" in captured.out
     (err,) = captured.err.strip().splitlines()
-    assert "every run of sweep 1 failed" in err and "--sequential" in err
+    assert "every run of sweep 1 failed" in err and "--sequential" not in err
+
+
+def test_bench_hints_at_sequential_only_where_batching_failed(tmp_path, capsys, monkeypatch):
+    """A model whose BatchNorm the population engine cannot batch (its probe overruled here)
+    fails every run with vmap's error: the hint names --sequential."""
+    module = "failing_batchnorm_task"
+    (tmp_path / f"{module}.py").write_text(_BATCHNORM_TASK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setattr(cli, "_one_by_one", lambda task, model: False)
+    argv = ["bench", f"{module}:batchnorm", "--optimizers", "adam", "--lrs", "0.01", "--seeds",
+            "1", "--steps", "5", "--db", str(tmp_path / "runs.db")]
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "every run of sweep 1 failed" in err and "trains with --sequential" in err
+
+
+@pytest.mark.parametrize("extra", [[], ["--sequential"]])
+def test_bench_refuses_an_optimizer_for_sparse_gradients_before_training(extra, tmp_path, capsys,
+                                                                         monkeypatch):
+    """SparseAdam on a dense model fails every run on either engine: refused up front, as
+    `race` refuses it, with no store created."""
+    monkeypatch.setattr("optimlab.bench.sweep.run_sweep", lambda *a, **k: pytest.fail("trained"))
+    argv = ["bench", "digits", "--optimizers", "adam,sparseadam", "--lrs", "0.01", "--seeds",
+            "1", "--steps", "5", "--db", str(tmp_path / "runs.db")] + extra
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("optimlab: error: sparseadam takes sparse gradients only "
+                          "(nn.Embedding(sparse=True)); races, the playground and populations "
+                          "give dense ones"), err
+    assert "model mlp of task digits" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 
@@ -771,6 +805,60 @@ def test_bench_on_a_sweep_another_process_trains_says_so_not_resume(tmp_path, ca
     other.close()
     assert "is being run or resumed" in err and "pass --resume" not in err
     assert len(err.strip().splitlines()) == 1
+    # the advice once, and not "then resume": the other process may finish the sweep
+    assert err.count("wait for it to end") == 1 and "then resume" not in err, err
+    assert err.rstrip().endswith(": wait for it to end (or stop it) before running this command "
+                                 "again"), err
+
+
+@pytest.mark.parametrize("lrs, shown", [("inf", "'inf'"), ("0.1,nan", "'nan'"),
+                                        ("1e-300:1e300:5", "'1e300'"), ("1e39", "'1e39'"),
+                                        ("1e-3:inf:3", "'inf'")])
+def test_bench_lrs_must_be_finite_and_within_float32(lrs, shown, tmp_path, capsys, monkeypatch):
+    """A rate the optimizers refuse (beyond float32's largest) or no number at all (inf, nan)
+    is refused before training, saying so, not "must be > 0" or a sweep of failed runs."""
+    monkeypatch.setattr("optimlab.bench.sweep.run_sweep", lambda *a, **k: pytest.fail("trained"))
+    argv = ["bench", "digits", "--optimizers", "adam", "--steps", "5", "--lrs", lrs, "--db",
+            str(tmp_path / "runs.db")]
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err == ("optimlab: error: --lrs takes finite learning rates > 0 and at most 3.403e+38 "
+                   f"(float32's largest), got {shown}"), err
+
+
+def test_bench_lrs_grid_up_to_float32s_largest_stays_within_it():
+    import math
+
+    from optimlab.optim.base import LARGEST
+
+    args = argparse.Namespace(no_limits=False)
+    grid = cli._lrs(f"1e-4:{LARGEST!r}:5", args)
+    assert len(grid) == 5 and max(grid) == LARGEST and all(math.isfinite(lr) for lr in grid)
+
+
+@pytest.mark.parametrize("task, target, refused", [
+    ("digits", "5", True), ("digits", "-0.1", True), ("digits", "1", False),
+    ("quadratic-deep", "5", False), ("quadratic-deep", "-5", False),  # a loss: anything goes
+])
+def test_bench_refuses_a_target_the_metric_cannot_reach(task, target, refused, tmp_path, capsys,
+                                                        monkeypatch):
+    class Trained(BaseException):  # through main(), which reports an Exception
+        pass
+
+    def stop(*args, **kwargs):
+        raise Trained
+
+    monkeypatch.setattr("optimlab.bench.sweep.run_sweep", stop)
+    argv = ["bench", task, "--optimizers", "adam", "--steps", "5", "--seeds", "1", "--lrs",
+            "0.01", "--target", target, "--db", str(tmp_path / "runs.db")]
+    if not refused:
+        with pytest.raises(Trained):
+            main(argv)
+        return
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert f"--target {float(target):g} is out of reach" in err and "from 0 to 1" in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_optimlabs_own_warnings_are_one_line(tmp_path, capsys, monkeypatch):

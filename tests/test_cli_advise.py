@@ -73,10 +73,11 @@ def test_a_candidate_that_cannot_run_is_named_with_its_error(tmp_path, capsys):
     text = capsys.readouterr().out
     row = next(line for line in text.splitlines() if line.startswith("muon "))
     assert row.split()[-2:] == ["cannot", "run"]
-    assert ("muon: cannot run here, every run raised: ValueError: parameter 1: Muon only "
-            "optimizes real 2-D parameters") in text
+    # (each member's own error: the batched group that raised was trained again one by one)
+    assert ("muon: cannot run here, every run raised: ValueError: Muon only optimizes real "
+            "2-D parameters") in text
     page = (tmp_path / "advice" / "advice.html").read_text(encoding="utf-8")
-    assert "cannot run: ValueError: parameter 1: Muon only optimizes" in page
+    assert "cannot run: ValueError: Muon only optimizes" in page
 
 
 def test_the_json_answer_writes_non_finite_numbers_as_null():
@@ -138,3 +139,53 @@ def test_advise_sizes_its_progress_for_a_model_trained_one_run_at_a_time(tmp_pat
     assert main(argv) == 0, capsys.readouterr().err
     assert "cannot batch this model" in capsys.readouterr().err
     assert sized and all(done <= total for done, total in zip(ticked, sized)), (ticked, sized)
+
+
+def test_advise_refuses_an_unwritable_json_folder_before_training(tmp_path, capsys, monkeypatch):
+    """`--json /read-only/a.json` trained everything, then failed: the folder is probed
+    first (tempfile's probe made to fail, as on a read-only disk, even for root)."""
+    import errno
+    import tempfile
+    from pathlib import Path
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == folder:
+            raise OSError(errno.EROFS, "Read-only file system", str(folder))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr("optimlab.bench.advisor.advise_task",
+                        lambda *a, **k: pytest.fail("trained before checking --json"))
+    argv = ADVISE + ["--db", str(tmp_path / "runs.db"), "--out", str(tmp_path / "a"),
+                     "--json", str(folder / "a.json")]
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err == (f"optimlab: error: cannot write the answer to {folder / 'a.json'}: {folder} is "
+                   "not writable (Read-only file system)"), err
+
+
+def test_advise_says_in_words_why_the_advice_could_not_be_written(tmp_path, capsys,
+                                                                  monkeypatch):
+    """A write that fails after the probe (the disk went read-only) is one clean line, not
+    Python's "[Errno 30] ..." text, after the answer."""
+    import errno
+
+    out = tmp_path / "advice"
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(out / "advice.html"))
+
+    monkeypatch.setattr("optimlab.bench.advice_report.write_advice_report", refuse)
+    argv = ["advise", "digits", "--optimizers", "adam", "--steps", "9", "--batch-size", "64",
+            "--seeds", "1", "--db", str(tmp_path / "runs.db"), "--out", str(out)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "recommendation: adam" in captured.out
+    (err,) = captured.err.strip().splitlines()
+    assert err.startswith(f"optimlab: error: cannot write the advice to {out / 'advice.html'}: "
+                          "Read-only file system (the same command again"), err
+    assert "Errno" not in err

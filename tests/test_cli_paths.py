@@ -3,6 +3,7 @@ and the size bounds (named in the error, lifted by --no-limits)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,120 @@ def test_the_bounds_are_generous_for_real_use():
     assert members * (args.steps // 100 + 1) <= cli.BENCH_MAX_POINTS
     assert 5 * 3 * args.steps * 100 <= cli.BENCH_MAX_INDICES
     assert 17 * 6 * 501 * 2 <= cli.RACE_MAX_VALUES  # six tuned optimizers, 500 steps
+
+
+# --------------------------------------------------------------------------------------
+# Unwritable outputs: refused before the work, not after it
+# --------------------------------------------------------------------------------------
+
+def _read_only(monkeypatch, folder: Path) -> None:
+    """Make ``folder`` read-only as the write probe sees it (tests may run as root, whom
+    chmod does not stop): no file can be made in it, as on a read-only disk."""
+    import errno
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).absolute() == folder.absolute():
+            raise OSError(errno.EROFS, "Read-only file system", str(folder))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def _never(*args, **kwargs):
+    raise AssertionError("the work ran before the output was checked")
+
+
+@pytest.mark.parametrize("argv, heavy", [
+    (RACE + ["--out", "{ro}/r.png"], "optimlab.landscapes.race"),
+    (RACE + ["--surface", "{ro}/"], "optimlab.landscapes.race"),
+    (RACE + ["--gif", "{ro}/r.gif"], "optimlab.landscapes.race"),
+    (["bench", "digits", "--optimizers", "adam", "--steps", "3", "--db", "{tmp}/r.db", "--out",
+      "{ro}/report"], "optimlab.bench.sweep.run_sweep"),
+    (["slice", "digits", "--steps", "3", "--out", "{ro}"], "optimlab.bench.slices.slice_landscape"),
+    (["advise", "digits", "--steps", "30", "--db", "{tmp}/r.db", "--out", "{ro}/advice"],
+     "optimlab.bench.advisor.advise_task"),
+    (["advise", "digits", "--steps", "30", "--db", "{tmp}/r.db", "--out", "{tmp}/advice",
+      "--json", "{ro}/a.json"], "optimlab.bench.advisor.advise_task"),
+    (["demo", "ema", "--out", "{ro}/"], "optimlab.exhibits.run_demo"),
+    (["demo", "--out", "{ro}/new"], "optimlab.exhibits.run_demo"),
+    (["tour", "--out", "{ro}/tour"], "optimlab.bench.tour.run_tour"),
+    (["docs", "--out", "{ro}/docs"], "optimlab.web.docs.write_docs"),
+    (["report", "1", "--db", "{tmp}/r.db", "--out", "{ro}/report"], "optimlab.cli._read_store"),
+    (["profile", "1", "--db", "{tmp}/r.db", "--out", "{ro}/p.png"], "optimlab.cli._read_store"),
+])
+def test_an_unwritable_output_folder_is_refused_before_the_work(argv, heavy, tmp_path, capsys,
+                                                                  monkeypatch):
+    """`race ... --tune --out /read-only/r.png` raced for minutes, then said only that it
+    could not write: every output option is probed up front now."""
+    pytest.importorskip("matplotlib")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    _read_only(monkeypatch, ro)
+    monkeypatch.setattr(heavy, _never)
+    argv = [a.format(ro=ro, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("optimlab: error: cannot write") and \
+        err.endswith(f"{ro} is not writable (Read-only file system)"), err
+    assert list(ro.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="chmod does not stop root")
+def test_a_folder_without_write_permission_is_refused(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        monkeypatch.setattr("optimlab.landscapes.race", _never)
+        assert main(RACE + ["--out", str(folder / "r.png")]) == 2
+        assert "is not writable" in capsys.readouterr().err
+    finally:
+        folder.chmod(0o700)
+
+
+def test_the_race_table_is_printed_when_a_picture_cannot_be_written(tmp_path, capsys,
+                                                                     monkeypatch):
+    """A write that still fails after the probe (the disk filled up) keeps the race's
+    results: the table is printed, then the one error line."""
+    import errno
+
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    assert main(RACE + ["--out", str(tmp_path / "r.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out.startswith("rosenbrock from (") and "adam" in out
+    assert err.strip() == f"optimlab: error: cannot write {tmp_path / 'r.png'}: No space left on device"
+
+
+def test_a_picture_below_a_file_says_the_file_is_no_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("optimlab.landscapes.race", _never)
+    (tmp_path / "race.png").write_text("x")
+    for name in ("race.png/x.png", "race.png/x/", "race.png/deeper/x.png"):
+        assert main(RACE + ["--out", str(tmp_path / name)]) == 2
+        (err,) = capsys.readouterr().err.strip().splitlines()
+        assert err.endswith(f"{tmp_path / 'race.png'} is a file, not a folder"), err
+        assert "does not exist" not in err
+
+
+def test_an_mp4_without_ffmpeg_says_only_the_gif_was_written(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    pytest.importorskip("matplotlib")
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name == "ffmpeg"
+                        else real(name, *a, **k))
+    assert main(RACE + ["--gif", str(tmp_path / "x.mp4")]) == 0
+    out, err = capsys.readouterr()
+    assert _written(out) == [str(tmp_path / "x.gif")]
+    assert "optimlab: note: no MP4 written: it needs ffmpeg" in err
+    assert main(RACE + ["--gif", str(tmp_path / "y.gif")]) == 0  # no MP4 asked for: no note
+    assert "MP4" not in capsys.readouterr().err

@@ -52,8 +52,8 @@ is an error naming the ``--db`` to add.
 
 Output paths: a path that is an existing folder, or ends with ``/``, gets a named file
 inside it (``race-rosenbrock.png``, ``profile.png``...); the folder a file or report goes
-to must exist (a report folder itself is created); the path printed after ``wrote`` is the
-one written.
+to must exist (a report folder itself is created) and be writable, checked before any work;
+the path printed after ``wrote`` is the one written.
 """
 
 from __future__ import annotations
@@ -632,12 +632,15 @@ def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
     ``<text>/<stem><suffixes[0]>`` inside it (a new folder ending with a separator is
     created, in a folder that exists, as ``report --out`` creates its own); otherwise
     ``text`` is the file, with ``suffixes[0]`` added when it has no suffix. Raises
-    :class:`CLIError` for a folder whose parent does not exist, a suffix not in
-    ``suffixes``, or a name that is only a suffix (``.png``).
+    :class:`CLIError` for a folder whose parent does not exist (or is a file), a folder in
+    which no file can be made (checked up front, so that no work is lost to it), a suffix
+    not in ``suffixes``, or a name that is only a suffix (``.png``).
     """
     path = Path(_no_nul(text, flag))
     if text.endswith(_SEPARATORS) or path.is_dir():
         if not path.is_dir():
+            if not path.exists() and not path.absolute().parent.is_dir():
+                _not_a_folder(path.absolute().parent, f"{flag} {text}")
             if path.exists() or not path.absolute().parent.is_dir():
                 raise CLIError(f"cannot write {flag} {text}: "
                                + ("it is a file, not a folder" if path.exists() else
@@ -647,26 +650,32 @@ def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
                 path.mkdir()
             except OSError as err:
                 raise CLIError(f"cannot create {flag} {text}: {err.strerror or err}") from None
+        _check_writable(path, f"{flag} {text}")
         return path / f"{stem}{suffixes[0]}"
     folder = path.absolute().parent
     if not folder.is_dir():
+        _not_a_folder(folder, f"{flag} {text}")
         raise CLIError(f"cannot write {text}: its folder {folder} does not exist (create it "
                        f"first, or pass another {flag})")
     if path.name.startswith(".") and f".{path.name[1:].lower()}" in suffixes:
         raise CLIError(f"{flag} {text} names a suffix, not a file: pass a file such as "
                        f"{stem}{suffixes[0]}, or a folder")
     if not path.suffix:
-        return path.with_name(path.name + suffixes[0])
-    if path.suffix.lower() not in suffixes:
+        path = path.with_name(path.name + suffixes[0])
+    elif path.suffix.lower() not in suffixes:
         raise CLIError(f"{flag} {text}: cannot write {path.suffix} files; use one of "
                        f"{', '.join(suffixes)}")
+    _check_writable(folder, f"{flag} {text}")
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise CLIError(f"cannot write {flag} {text}: {path} is read-only")
     return path
 
 
 def out_folder(text: str, flag: str, what: str) -> Path:
     """The folder a flag such as ``report --out`` writes several files into: an existing
     folder, or a new one (created by the writer) in an existing folder. Raises
-    :class:`CLIError` for a file, or a folder whose parent does not exist."""
+    :class:`CLIError` for a file, a folder whose parent does not exist, or a folder (the
+    new one's parent) in which no file can be made, checked up front."""
     path = Path(_no_nul(text, flag))
     if path.exists() and not path.is_dir():
         raise CLIError(f"cannot write {what} to {text}: it is a file, not a folder (pass a "
@@ -677,7 +686,36 @@ def out_folder(text: str, flag: str, what: str) -> Path:
     if not path.exists() and not parent.is_dir():
         raise CLIError(f"cannot write {what} to {text}: the folder {parent} does not exist "
                        "(create it first)")
+    _check_writable(path if path.exists() else parent, f"{what} to {text}")
     return path
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Refuse, before any work, a ``folder`` in which no file can be made (a read-only disk,
+    another user's folder): a file is created in it and removed. ``what`` names the output
+    in the message (``--out race.png``)."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".optimlab-probe-", dir=folder)
+    except OSError as err:
+        raise CLIError(f"cannot write {what}: {folder} is not writable "
+                       f"({err.strerror or err})") from None
+    os.close(fd)
+    try:
+        os.remove(probe)
+    except OSError:  # pragma: no cover - made but not removable: the folder is writable
+        pass
+
+
+def _not_a_folder(folder: Path, what: str) -> None:
+    """Refuse a path below a file (``race.png/x.png``), naming the file, where the folder
+    it would go to does not exist."""
+    for above in (folder, *folder.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise CLIError(f"cannot write {what}: {above} is a file, not a folder")
+            return
 
 
 def landscapes_table() -> str:
@@ -773,7 +811,11 @@ def run_race(args: argparse.Namespace) -> str:
             try:
                 lines += [f"wrote {item}" for item in write(path)]
             except OSError as err:
+                print(_printable("\n".join(lines)))  # the race's results are not lost with it
                 raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
+    if gif is not None and gif.suffix.lower() == ".mp4" and f"wrote {gif}" not in lines:
+        print("optimlab: note: no MP4 written: it needs ffmpeg, which is not on PATH; the "
+              "animation is the GIF only", file=sys.stderr)
     return "\n".join(lines)
 
 
@@ -796,6 +838,13 @@ def run_demo(args: argparse.Namespace) -> str:
     if not args.name.strip():  # an unset shell variable, most likely: not "every exhibit"
         raise CLIError(f"demo takes an exhibit's name ({', '.join(DEMO_NAMES)}), got an empty "
                        "one; leave NAME out to run every exhibit")
+    key = args.name.strip().lower().replace("_", "-")  # as the exhibits read a name
+    if key not in DEMO_NAMES:
+        import difflib
+
+        close = difflib.get_close_matches(key, DEMO_NAMES, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise CLIError(f"unknown demo {args.name!r}{hint} (known: {', '.join(DEMO_NAMES)})")
     folder = None if args.out is None else out_folder(args.out, "--out", "the demo's picture")
     try:
         result = run(args.name, out_dir=folder)
@@ -884,13 +933,23 @@ def _close_stores() -> None:
 
 
 def _lrs(text: str, args: argparse.Namespace) -> tuple[float, ...] | None:
-    """``--lrs``: None for auto, else the grid, its size bounded before it is built."""
+    """``--lrs``: None for auto, else the grid, its size bounded before it is built, each rate
+    finite and at most float32's largest number (what the optimizers take)."""
     from .bench.analysis import parse_lrs
+    from .optim.base import LARGEST
 
     text = text.strip()
     if text.lower() == "auto":
         return None
     parts = text.split(":")
+    for part in parts[:2] if len(parts) == 3 else parts[0].split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            continue  # parse_lrs says what is wrong
+        if not (math.isfinite(value) and value <= LARGEST):
+            raise CLIError(f"--lrs takes finite learning rates > 0 and at most {LARGEST:.4g} "
+                           f"(float32's largest), got {_shown(part.strip())}")
     if len(parts) == 3:
         try:
             count = int(parts[2])
@@ -901,7 +960,8 @@ def _lrs(text: str, args: argparse.Namespace) -> tuple[float, ...] | None:
     else:
         _within(len(parts[0].split(",")), BENCH_MAX_LRS, "the --lrs list's length", args,
                 "list fewer rates")
-    return tuple(parse_lrs(text))
+    # a log-spaced grid's last point may round a hair past a HIGH at the bound
+    return tuple(min(lr, LARGEST) for lr in parse_lrs(text))
 
 
 def _get_task(name: str, data_dir: str | None):
@@ -1030,6 +1090,42 @@ def _add_executor_arguments(p: argparse.ArgumentParser) -> None:
                         "this machine for the run)")
 
 
+def _check_target(target: float | None, task) -> None:
+    """Refuse a ``--target`` the task's test metric can never reach: an accuracy outside
+    [0, 1], negative bits per character. A loss (the task's own function) may be anything."""
+    if target is None:
+        return
+    if task.metric == "accuracy" and not 0 <= target <= 1:
+        raise CLIError(f"--target {target:g} is out of reach: task {task.name}'s metric is "
+                       "accuracy, from 0 to 1 (e.g. --target 0.9)")
+    if task.metric == "bits_per_char" and target < 0:
+        raise CLIError(f"--target {target:g} is out of reach: task {task.name}'s metric, bits "
+                       "per character, is never below 0")
+
+
+def _check_dense(names: Sequence[str], task, args: argparse.Namespace) -> None:
+    """Refuse, before anything trains, an optimizer that takes sparse gradients only
+    (``Capabilities.sparse_only``: SparseAdam), as ``race`` refuses it: the population engine
+    gives dense gradients, and so does a model without a sparse embedding on either engine,
+    where every run would fail the same way."""
+    from .optim.registry import resolve
+
+    sparse = [resolve(name).name for name in names if resolve(name).capabilities.sparse_only]
+    if not sparse:
+        return
+    from .bench.trainer import new_model
+
+    model = new_model(task, args.model)
+    has_sparse = any(getattr(m, "sparse", False) is True for m in model.modules())
+    if args.sequential and has_sparse:
+        return
+    why = (f", and so does model {args.model or task.default_model} of task {task.name}"
+           if not has_sparse else ": pass --sequential to train it one run at a time on the "
+           "model's sparse embedding")
+    raise CLIError(f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)); "
+                   f"races, the playground and populations give dense ones{why}")
+
+
 def run_bench(args: argparse.Namespace) -> str:
     """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
     from .bench.executors import GroupsLost
@@ -1054,6 +1150,8 @@ def run_bench(args: argparse.Namespace) -> str:
     out = None if args.out is None else out_folder(args.out, "--out", "the report")
     db = db_path(args.db)
     task = _task_with_model(args)
+    _check_target(args.target, task)
+    _check_dense(names, task, args)
     examples = len(task.x_train)
     if args.epochs is not None:
         per_epoch = 1 if batch is None else max(1, examples // batch)
@@ -1086,7 +1184,10 @@ def run_bench(args: argparse.Namespace) -> str:
             with store.lock_sweep(existing):
                 pass
         except StoreError as err:
-            raise CLIError(f"{err}; wait for it to end (or stop it) before running this "
+            # the store's own advice ends "then resume": the other process may well finish
+            # the sweep, so this command's advice replaces it
+            held = str(err).partition(": wait for it")[0]
+            raise CLIError(f"{held}: wait for it to end (or stop it) before running this "
                            "command again") from None
     if existing is not None and store.pending_runs(existing) and not args.resume:
         raise CLIError(f"sweep {existing} in {_masked(db)} has the same configuration and "
@@ -1138,8 +1239,13 @@ def run_bench(args: argparse.Namespace) -> str:
     if counts["failed"] and counts["failed"] == sum(counts.values()):
         # every run raised: say so in the exit status too, so a script can tell
         print(_printable("\n".join(lines)))
+        # --sequential helps only where batching itself failed (vmap's errors), not where
+        # the optimizer refused the model (Muon on biases), which it does on either engine
+        errors = [run.error or "" for run in store.list_runs(sweep_id, "failed")]
+        batching = engine == "population" and any(
+            word in error.lower() for error in errors for word in ("vmap", "batched", "batching"))
         hint = ("; a model the population engine cannot batch (BatchNorm, dropout) trains "
-                "with --sequential") if engine == "population" else ""
+                "with --sequential") if batching else ""
         raise CLIError(f"every run of sweep {sweep_id} failed (the notes above quote the "
                        f"errors){hint}")
     return "\n".join(lines)
@@ -1185,24 +1291,25 @@ def run_slice(args: argparse.Namespace) -> str:
         result = slice_landscape(task, args.model, optimizers, steps=args.steps,
                                  batch_size=batch, seed=args.seed, grid=args.grid,
                                  plane=args.plane, on=args.on, progress=tick)
-    try:
-        out.mkdir(exist_ok=True)
-        plot_slice(result, out / "slice.png")
-        plot_interpolation(result, out / "interpolation.png")
-        (out / "slice.json").write_text(json.dumps(result.to_json()))
-    except OSError as err:
-        raise CLIError(f"cannot write the slice to {out}: {err.strerror or err}") from None
     s = result.seconds
-    return "\n".join([
+    lines = [
         f"{result.task} {result.model}, {result.steps} steps from one initialisation; plane: "
         + (f"through the {' and '.join(result.through)} endpoints" if result.plane ==
            "endpoints" else "filter-normalised random directions"),
         result.table(),
         f"grid {args.grid} x {args.grid} over {result.on} examples: {s['grid']:.1f} s "
         f"(training {s['train']:.1f} s, interpolation {s['interpolation']:.1f} s, "
-        f"sharpness {s['sharpness']:.1f} s)",
-        f"wrote {out / 'slice.png'}", f"wrote {out / 'interpolation.png'}",
-        f"wrote {out / 'slice.json'}"])
+        f"sharpness {s['sharpness']:.1f} s)"]
+    try:
+        out.mkdir(exist_ok=True)
+        plot_slice(result, out / "slice.png")
+        plot_interpolation(result, out / "interpolation.png")
+        (out / "slice.json").write_text(json.dumps(result.to_json()))
+    except OSError as err:
+        print(_printable("\n".join(lines)))  # the slice's results are not lost with it
+        raise CLIError(f"cannot write the slice to {out}: {err.strerror or err}") from None
+    return "\n".join(lines + [f"wrote {out / 'slice.png'}", f"wrote {out / 'interpolation.png'}",
+                              f"wrote {out / 'slice.json'}"])
 
 
 ADVICE_DIR = "optimlab-advice"
@@ -1249,6 +1356,10 @@ def run_advise(args: argparse.Namespace) -> str:
     if json_path is not None and json_path.is_dir():
         raise CLIError(f"cannot write the answer to {args.json}: it is a folder; give a file "
                        "name such as advice.json")
+    if json_path is not None:  # before the training, not after it
+        _check_writable(json_path.absolute().parent, f"the answer to {args.json}")
+        if json_path.is_file() and not os.access(json_path, os.W_OK):
+            raise CLIError(f"cannot write the answer to {args.json}: the file is read-only")
     db = db_path(args.db)
     task = _task_with_model(args)
     store = _open_store(db)
@@ -1334,8 +1445,9 @@ def run_advise(args: argparse.Namespace) -> str:
             json_path.write_text(advice_json(advice))
     except OSError as err:
         print(_printable("\n".join(lines)))  # the answer, which is not lost with the files
-        raise CLIError(f"cannot write the advice: {_one_line(err)} (the same command again "
-                       "reads the answer back from the store)") from None
+        where = "" if err.filename is None else f" to {err.filename}"
+        raise CLIError(f"cannot write the advice{where}: {err.strerror or _one_line(err)} (the "
+                       "same command again reads the answer back from the store)") from None
     lines += [f"wrote {path}" for path in written.values()]
     if json_path is not None:
         lines.append(f"wrote {json_path}")
@@ -1533,6 +1645,7 @@ def run_profile(args: argparse.Namespace) -> str:
         try:
             fig.savefig(out, dpi=110, bbox_inches="tight")
         except OSError as err:
+            print(_printable(text))  # the profile's table all the same
             raise CLIError(f"cannot write {out}: {err.strerror or err}") from None
         finally:
             plt_close(fig)
