@@ -1,10 +1,14 @@
 """SAM's contract beyond the shared matrix: what it refuses up front, and what it says when a
-closure is wrong, instead of failing inside its base optimizer later."""
+closure is wrong, instead of failing inside its base optimizer later; and how the wrappers
+(SAM, Lookahead) step their inner optimizer as one step, as torch's step hooks see it."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 import optimlab
 
@@ -39,3 +43,86 @@ def test_sam_checks_its_switch_and_says_when_the_closure_left_no_gradient():
     with pytest.raises(RuntimeError, match="closure left no gradient"):
         opt.step(lambda: (w**2).sum())  # backward() forgotten
     assert torch.equal(w, torch.ones(2))
+
+
+def _sam_closure(opt, w):
+    def closure():
+        opt.zero_grad()
+        loss = (w**2).sum()
+        loss.backward()
+        return loss
+    return closure
+
+
+@pytest.mark.parametrize("kind", ["Lookahead", "SAM"])
+@pytest.mark.parametrize("inner", [torch.optim.Adam, optimlab.Adam], ids=["torch", "optimlab"])
+def test_global_step_hooks_fire_once_per_wrapper_step(kind, inner):
+    """torch's global step hooks see one step, the wrapper's; the hooks registered on the
+    inner optimizer itself still fire around its step, and a scheduler on it sees the step."""
+    w = torch.randn(3, requires_grad=True)
+    if kind == "Lookahead":
+        opt = optimlab.Lookahead(inner([w], lr=0.1), k=2)
+        base = opt.optimizer
+    else:
+        opt = optimlab.SAM([w], base_optimizer=inner, lr=0.1)
+        base = opt.base_optimizer
+    calls = []
+    base.register_step_pre_hook(lambda o, args, kwargs: calls.append(("inner pre", o)))
+    base.register_step_post_hook(lambda o, args, kwargs: calls.append(("inner post", o)))
+    scheduler = torch.optim.lr_scheduler.StepLR(base, step_size=1)
+    handles = [register_optimizer_step_pre_hook(lambda o, args, kwargs: calls.append(("pre", o))),
+               register_optimizer_step_post_hook(lambda o, args, kwargs: calls.append(("post", o)))]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "lr_scheduler.step() before optimizer.step()"
+            for _ in range(2):
+                if kind == "Lookahead":
+                    opt.zero_grad()
+                    (w**2).sum().backward()
+                    opt.step()
+                else:
+                    opt.step(_sam_closure(opt, w))
+                scheduler.step()
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert calls == [("pre", opt), ("inner pre", base), ("inner post", base), ("post", opt)] * 2
+
+
+def test_sams_second_step_called_alone_fires_the_global_hooks_once():
+    """With your own two passes, the base optimizer's step is the one step taken."""
+    w = torch.randn(3, requires_grad=True)
+    opt = optimlab.SAM([w], lr=0.1)
+    calls = []
+    handle = register_optimizer_step_pre_hook(lambda o, args, kwargs: calls.append(o))
+    try:
+        closure = _sam_closure(opt, w)
+        closure()
+        opt.first_step()
+        closure()
+        opt.second_step()
+    finally:
+        handle.remove()
+    assert calls == [opt.base_optimizer]
+
+
+@pytest.mark.parametrize("base", [optimlab.SGD, torch.optim.SGD], ids=["optimlab", "torch"])
+def test_sam_refuses_sparse_gradients_as_the_other_optimizers_do(base):
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(10, 3, sparse=True)
+    before = emb.weight.detach().clone()
+    opt = optimlab.SAM(emb.parameters(), base_optimizer=base, lr=0.1)
+    assert not opt.capabilities.sparse
+
+    def closure():
+        opt.zero_grad()
+        loss = emb(torch.tensor([1, 2])).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(RuntimeError, match="^SAM does not support sparse gradients$"):
+        opt.step(closure)
+    assert torch.equal(emb.weight, before)  # refused before anything moved
+    with pytest.raises(RuntimeError, match="^Adam does not support sparse gradients$"):
+        emb.weight.grad = emb.weight.grad.clone()  # the message every other optimizer gives
+        optimlab.Adam(emb.parameters()).step()

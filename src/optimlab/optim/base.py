@@ -38,6 +38,7 @@ __all__ = [
     "check_int",
     "check_state_dict",
     "optimizer_getstate",
+    "step_without_global_hooks",
     "scalar_step",
     "COMMON_ARGS_DOC",
     "check_torch_flag",
@@ -433,19 +434,67 @@ class TorchOptimizer(torch.optim.Optimizer):
         _torch_method("load_state_dict")(self, state_dict)
 
 
+_LOAD_HOOKS = ("_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks")
+_SAVE_HOOKS = ("_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks")
+
+
 @contextlib.contextmanager
-def _hooks_set_aside(optimizer: TorchOptimizer):
-    """torch's ``load_state_dict`` with no load-state-dict hooks of the optimizer's: its
-    caller runs them itself, before it checks the dict and after it finishes the load."""
-    names = ("_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks")
+def _hooks_set_aside(optimizer: TorchOptimizer, names: tuple[str, ...] = _LOAD_HOOKS):
+    """torch's ``load_state_dict`` (or, with ``names=_SAVE_HOOKS``, ``state_dict``) with none
+    of the optimizer's hooks of that kind: its caller runs them itself, around the whole dict.
+    Yields the hooks set aside, by name."""
     kept = {name: getattr(optimizer, name) for name in names if hasattr(optimizer, name)}
     for name, hooks in kept.items():
         setattr(optimizer, name, type(hooks)())
     try:
-        yield
+        yield kept
     finally:
         for name, hooks in kept.items():
             setattr(optimizer, name, hooks)
+
+
+def step_without_global_hooks(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
+    """``optimizer.step(*args, **kwargs)`` as a wrapper (:class:`~optimlab.Lookahead`,
+    :class:`~optimlab.SAM`) takes it inside its own step: without torch's *global* step hooks
+    (``torch.optim.optimizer.register_optimizer_step_pre_hook`` and ``..._post_hook``).
+
+    torch fires those around every hooked ``step``; the wrapper's own step fires them once,
+    with the wrapper, so its inner step must not fire them again. The hooks registered on
+    ``optimizer`` itself (``optimizer.register_step_pre_hook``, ``..._post_hook``) are that
+    instance's, asked for by whoever registered them, and still fire around its step as torch
+    fires them (a pre hook may return new ``(args, kwargs)``). An lr scheduler attached to
+    ``optimizer`` still sees the step (its ``_opt_called`` flag). A ``step`` torch has not
+    wrapped, or one patched on the instance by anything else, is called as it is.
+    """
+    cls_step = type(optimizer).step
+    own = optimizer.__dict__.get("step")
+    plain = getattr(cls_step, "__wrapped__", None) if getattr(cls_step, "hooked", False) else None
+    if plain is None or (own is not None and not getattr(own, "_wrapped_by_lr_sched", False)):
+        return optimizer.step(*args, **kwargs)
+    if own is not None:  # torch.optim.lr_scheduler's patch: it marks the step as taken
+        optimizer._opt_called = True  # type: ignore[attr-defined]
+    with torch.autograd.profiler.record_function(f"Optimizer.step#{type(optimizer).__name__}.step"):
+        for pre_hook in list(getattr(optimizer, "_optimizer_step_pre_hooks", {}).values()):
+            result = pre_hook(optimizer, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"{plain} must return None or a tuple of (new_args, "
+                                       f"new_kwargs), but got {result}.")
+                args, kwargs = result
+        out = plain(optimizer, *args, **kwargs)
+        optimizer._optimizer_step_code()
+        for post_hook in list(getattr(optimizer, "_optimizer_step_post_hooks", {}).values()):
+            post_hook(optimizer, args, kwargs)
+    return out
+
+
+def _complex_form(value: Tensor) -> Tensor:
+    """The complex tensor whose real view is ``value`` (shape ``(..., 2)``): a view where its
+    strides and offset allow one, else a copy."""
+    try:
+        return torch.view_as_complex(value)
+    except RuntimeError:  # a view at an odd offset of a flat buffer, or odd strides
+        return torch.view_as_complex(value.clone(memory_format=torch.contiguous_format))
 
 
 class RuleOptimizer(TorchOptimizer):
@@ -781,18 +830,32 @@ class RuleOptimizer(TorchOptimizer):
     def state_dict(self) -> dict[str, Any]:
         """Torch's state_dict plus an ``optimlab`` entry naming the optimizer class.
 
+        The state of a complex parameter is written as ``torch.optim`` writes it: each entry
+        the rule keeps parameter-shaped (the engine steps the real view, so it is kept with
+        shape ``(..., 2)``) is a complex tensor of the parameter's shape and dtype, a view of
+        the kept buffer; the dict loads into the matching ``torch.optim`` class. (Moments
+        kept compact, ``state_precision``, stay as they are kept.)
+
         The state entries of sharded parameters (FSDP2's DTensors) are copies, each with a
         storage of its own: the engine keeps a group's state in one flat buffer, and since
         DTensors take their local tensor's storage offset (PyTorch PR 167597), torch 2.13's
         ``Tensor.__deepcopy__`` fails on a DTensor over any view but the first
         (``copy.deepcopy(opt.state_dict())``, as many training loops keep their best
         checkpoint). Other entries are the live state, as in ``torch.optim``.
+
+        The hooks registered with ``register_state_dict_pre_hook`` and ``..._post_hook`` run
+        as torch runs them, around the whole dict: the pre hooks before anything is read, the
+        post hooks on the finished dict (its ``optimlab`` entry and complex state included);
+        what a post hook returns replaces the dict.
         """
-        sd = super().state_dict()
+        with _hooks_set_aside(self, _SAVE_HOOKS) as hooks:
+            for pre_hook in list(hooks.get(_SAVE_HOOKS[0], {}).values()):
+                pre_hook(self)
+            sd = super().state_dict()
+        owners = {pid: (p, group) for saved, group in zip(sd["param_groups"], self.param_groups)
+                  for pid, p in zip(saved["params"], group["params"])}
         # torch's dict holds this optimizer's own per-parameter dicts: replace, never edit
-        sd["state"] = {pid: {key: _own_storage(value) if _is_sharded(value) else value
-                             for key, value in entries.items()}
-                       if any(_is_sharded(value) for value in entries.values()) else entries
+        sd["state"] = {pid: self._saved_entries(entries, *owners.get(pid, (None, None)))
                        for pid, entries in sd["state"].items()}
         sd["optimlab"] = {
             "optimizer": type(self).__name__,
@@ -800,12 +863,38 @@ class RuleOptimizer(TorchOptimizer):
             # lets a load tell a different model apart even when no state tensor shows it
             "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
         }
+        for post_hook in list(hooks.get(_SAVE_HOOKS[1], {}).values()):
+            result = post_hook(self, sd)
+            if result is not None:
+                sd = result
         return sd
+
+    def _saved_entries(self, entries: dict, p: Tensor | None, group: dict | None) -> dict:
+        """One parameter's state as :meth:`state_dict` writes it: ``entries`` itself, or a new
+        dict where a sharded entry is copied or a complex parameter's real-view entry is
+        written in its complex form."""
+        complex_keys: set = set()
+        if p is not None and group is not None and torch.is_complex(p) and not _is_sharded(p):
+            view = real(p)
+            fresh = self._fresh_state(p, group)
+            complex_keys = {key for key, value in entries.items()
+                            if isinstance(value, Tensor) and not hasattr(value, "placements")
+                            and value.dtype == view.dtype and value.shape == view.shape
+                            and key in fresh and (fresh[key] is None or (
+                                isinstance(fresh[key], Tensor) and fresh[key].shape == view.shape))}
+        if not complex_keys and not any(_is_sharded(value) for value in entries.values()):
+            return entries
+        return {key: _complex_form(value) if key in complex_keys
+                else _own_storage(value) if _is_sharded(value) else value
+                for key, value in entries.items()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state_dict, refusing one from another optimizer or a mismatched model.
 
-        State saved by the matching ``torch.optim`` class loads too (same keys).
+        State saved by the matching ``torch.optim`` class loads too (same keys). The state of
+        a complex parameter may come in either form: complex, of the parameter's shape (as
+        torch and :meth:`state_dict` write it), or its real view (as earlier optimlab versions
+        wrote it); it is kept as the real view.
 
         Hooks run as torch runs them, around the whole load: the
         ``register_load_state_dict_pre_hook`` hooks first (what one returns replaces the
@@ -830,6 +919,7 @@ class RuleOptimizer(TorchOptimizer):
                 f"it cannot be loaded into optimlab.{name}"
             )
         self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
+        state_dict = self._real_view_state(state_dict)
         # how the moments are stored is this optimizer's choice, not the checkpoint's
         precisions = [group.get("state_precision") for group in self.param_groups]
         with _hooks_set_aside(self):  # run here, around the whole load, not inside torch's
@@ -841,6 +931,23 @@ class RuleOptimizer(TorchOptimizer):
             self._compact_loaded_state(precisions)
         for hook in list(post.values()):
             hook(self)
+
+    def _real_view_state(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """``state_dict`` with each complex state tensor of a complex parameter replaced by its
+        real view, the form the engine keeps (torch's load keeps a complex parameter's state
+        in its dtype); the dict itself if it has none. The caller's dicts are not edited."""
+        state, changed = dict(state_dict["state"]), False
+        for saved, group in zip(state_dict["param_groups"], self.param_groups):
+            for pid, p in zip(saved["params"], group["params"]):
+                entries = state.get(pid)
+                if not entries or not torch.is_complex(p) or _is_sharded(p):
+                    continue
+                if any(isinstance(value, Tensor) and value.is_complex() for value in entries.values()):
+                    state[pid] = {key: torch.view_as_real(value.resolve_conj())
+                                  if isinstance(value, Tensor) and value.is_complex() else value
+                                  for key, value in entries.items()}
+                    changed = True
+        return {**state_dict, "state": state} if changed else state_dict
 
     def _fresh_state(self, p: Tensor, group: dict) -> dict:
         """What ``init`` makes for ``p`` in ``group``, on the meta device where it follows the
@@ -966,8 +1073,12 @@ class RuleOptimizer(TorchOptimizer):
                     "different optimizer?")
             if isinstance(want, Tensor) and want.dim() > 0:
                 shape = tuple(have.shape) if isinstance(have, Tensor) else type(have).__name__
-                if shape != tuple(want.shape):
+                need = tuple(want.shape)
+                if isinstance(have, Tensor) and have.is_complex() and torch.is_complex(p) \
+                        and need[-1:] == (2,):
+                    need = need[:-1]  # torch's form: complex, where the engine keeps the real view
+                if shape != need:
                     raise ValueError(
                         f"state '{key}' of parameter {pid} has shape {shape} but the parameter "
-                        f"needs {tuple(want.shape)}: was this state_dict saved for another model?"
+                        f"needs {need}: was this state_dict saved for another model?"
                     )

@@ -10,7 +10,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import TorchOptimizer, check_int, check_range, check_state_dict, optimizer_getstate
+from ..base import (
+    TorchOptimizer,
+    check_int,
+    check_range,
+    check_state_dict,
+    optimizer_getstate,
+    step_without_global_hooks,
+)
 from ..capabilities import Capabilities
 
 _RULE = r"""
@@ -120,6 +127,11 @@ class Lookahead(TorchOptimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One inner step, and a synchronisation every ``k`` steps.
 
+        torch's global step hooks (``register_optimizer_step_pre_hook`` and ``..._post_hook``)
+        fire once per step, around this Lookahead's; the hooks registered on the inner
+        optimizer itself still fire around its step
+        (:func:`~optimlab.optim.base.step_without_global_hooks`).
+
         Args:
             closure (Callable, optional): passed to the inner optimizer's ``step``.
         """
@@ -128,7 +140,8 @@ class Lookahead(TorchOptimizer):
                 state = self.state[p]
                 if "slow_param" not in state:
                     state["slow_param"] = p.detach().clone(memory_format=torch.preserve_format)
-        loss = self.optimizer.step() if closure is None else self.optimizer.step(closure)
+        loss = step_without_global_hooks(self.optimizer) if closure is None else \
+            step_without_global_hooks(self.optimizer, closure)
         self.la_steps += 1
         if self.la_steps % self.k == 0:
             self._synchronize()

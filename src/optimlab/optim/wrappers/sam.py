@@ -8,7 +8,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import TorchOptimizer, check_bool, check_range, check_state_dict, optimizer_getstate
+from ..base import (
+    TorchOptimizer,
+    check_bool,
+    check_range,
+    check_state_dict,
+    optimizer_getstate,
+    step_without_global_hooks,
+)
 from ..capabilities import Capabilities
 from ..sgd import SGD
 
@@ -163,6 +170,10 @@ class SAM(TorchOptimizer):
     # -- the two passes --------------------------------------------------------------------
     @torch.no_grad()
     def _grad_norm(self) -> Tensor:
+        if any(p.grad is not None and p.grad.is_sparse
+               for group in self.param_groups for p in group["params"]):
+            # refused before anything moves, as every optimizer without sparse support does
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
         norms = []
         for group in self.param_groups:
             for p in group["params"]:
@@ -201,19 +212,32 @@ class SAM(TorchOptimizer):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore the original point and let the base optimizer step with the current
-        gradient (the one taken at the perturbed point)."""
+        gradient (the one taken at the perturbed point).
+
+        Called by itself (your own two passes), this is the one optimizer step taken, so
+        torch's global step hooks fire around the base optimizer's step; within :meth:`step`
+        they fire around SAM's instead.
+        """
+        self._second_step(zero_grad, self.base_optimizer.step)
+
+    def _second_step(self, zero_grad: bool, base_step: Callable[[], Any]) -> None:
         saved = [p for p, s in self.state.items() if "old_p" in s]
         if not saved:
             raise RuntimeError("SAM.second_step() called without first_step()")
         for p in saved:
             p.copy_(self.state.pop(p)["old_p"])
-        self.base_optimizer.step()
+        base_step()
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one SAM step; returns the loss at the current point.
+
+        torch's global step hooks (``register_optimizer_step_pre_hook`` and ``..._post_hook``)
+        fire once per step, around this SAM's; the hooks registered on the base optimizer
+        itself still fire around its step
+        (:func:`~optimlab.optim.base.step_without_global_hooks`).
 
         Args:
             closure (Callable): zeroes the gradients, computes the loss, calls
@@ -234,7 +258,7 @@ class SAM(TorchOptimizer):
         self.first_step()
         with torch.enable_grad():
             closure()
-        self.second_step()
+        self._second_step(False, lambda: step_without_global_hooks(self.base_optimizer))
         return loss
 
     # -- state_dict ------------------------------------------------------------------------
