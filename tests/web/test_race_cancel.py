@@ -33,10 +33,10 @@ def test_a_race_counts_one_evaluation_per_step():
     assert answer["results"][0]["metrics"]["final_loss"] is not None
 
 
-async def _call(app, body: bytes, leave_after: float):
-    """POST /api/race as a client that hangs up ``leave_after`` seconds in."""
+async def _call(app, body: bytes, leave_after: float, path: str = "/api/race"):
+    """POST ``path`` as a client that hangs up ``leave_after`` seconds in."""
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/api/race", "raw_path": b"/api/race",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
              "root_path": "", "query_string": b"", "client": ("127.0.0.1", 50000),
              "server": ("127.0.0.1", 8000),
              "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
@@ -78,4 +78,32 @@ def test_a_race_stops_when_its_client_goes_away(monkeypatch):
     done = control.evaluations
     time.sleep(0.3)
     assert control.evaluations == done  # and its thread does nothing more
+    assert sent[0]["status"] == 499
+
+
+#: An inspection that takes many seconds: L-BFGS making all its 100 evaluations every step.
+SLOW_INSPECT = {"landscape": "rosenbrock", "steps": 60, "noise": 1.0,
+                "optimizer": {"name": "lbfgs", "hparams": {"max_iter": 100, "tolerance_grad": -1.0,
+                                                           "tolerance_change": -1.0}}}
+
+
+def test_an_inspection_stops_when_its_client_goes_away(monkeypatch):
+    controls = []
+
+    class Recorded(api.RaceControl):
+        def __init__(self):
+            super().__init__()
+            controls.append(self)
+
+    monkeypatch.setattr(api, "RaceControl", Recorded)
+    app = create_app(None, warm=False)
+    elapsed, sent = asyncio.run(_call(app, json.dumps(SLOW_INSPECT).encode(), leave_after=0.5,
+                                      path="/api/inspect"))
+    assert len(controls) == 1, f"no control stopped the inspection ({elapsed:.1f} s)"
+    (control,) = controls
+    assert control.cancelled and elapsed < 5.0, elapsed
+    assert 0 < control.evaluations < 60 * 100 // 4, control.evaluations
+    done = control.evaluations
+    time.sleep(0.3)
+    assert control.evaluations == done
     assert sent[0]["status"] == 499

@@ -21,7 +21,8 @@ import inspect
 from dataclasses import dataclass
 
 __all__ = ["Capabilities", "DRIVER_FLAGS", "NOT_HYPERPARAMETERS", "BATCHING", "hyperparameters",
-           "MEMBER_WEIGHT", "CLOSURE_WEIGHT", "CLOSURE_EVALUATIONS", "closure_evaluations"]
+           "MEMBER_WEIGHT", "CLOSURE_WEIGHT", "CLOSURE_EVALUATIONS", "HISTORY_SIZE", "NS_STEPS",
+           "closure_evaluations"]
 
 #: how a population batches members: the rule broadcasts as is, is mapped with
 #: ``torch.func.vmap`` (it reduces over whole tensors), or runs one instance per member
@@ -42,6 +43,15 @@ CLOSURE_WEIGHT = 10.0
 #: closure evaluations a step at which :data:`CLOSURE_WEIGHT` holds (L-BFGS's default
 #: ``max_iter``); a step allowed more (or fewer) evaluations weighs in proportion
 CLOSURE_EVALUATIONS = 20
+#: curvature pairs at which :data:`CLOSURE_WEIGHT` holds (L-BFGS's default ``history_size``):
+#: its two-loop recursion runs over every pair kept, at each inner iteration, so a step
+#: keeping more weighs in proportion (40 steps of L-BFGS at ``max_iter`` 100 on 2 cores:
+#: 6.5 s with 100 pairs, 87 s with 1000)
+HISTORY_SIZE = 100
+#: Newton-Schulz iterations a step at which a matrix rule's weight holds (Muon's default
+#: ``ns_steps``); a step making more weighs in proportion (20 Muon members x 1000 steps: 4.2 s
+#: at 5 iterations, 27.9 s at 99)
+NS_STEPS = 5
 
 #: the driver's flags: how a step runs, not what it computes
 DRIVER_FLAGS = frozenset({"maximize", "foreach", "fused", "differentiable", "capturable",
@@ -136,21 +146,51 @@ class Capabilities:
         :attr:`two_phase` rule (two gradients a step), and :data:`CLOSURE_WEIGHT` times more
         for a rule whose members each run their own closure (L-BFGS), scaled by the
         evaluations its step may make against :data:`CLOSURE_EVALUATIONS`
-        (:func:`closure_evaluations`), never below :data:`MEMBER_WEIGHT`. What the
-        playground's work limits count (:func:`optimlab.optim.registry.work_weight` adds the
-        wrapped optimizer's); an order of magnitude, not a timing.
+        (:func:`closure_evaluations`), never below :data:`MEMBER_WEIGHT`; times the
+        :meth:`step_scales` of the hyperparameters a step's cost grows with (L-BFGS's
+        ``history_size``, a matrix rule's ``ns_steps``). What the playground's work limits
+        count (:func:`optimlab.optim.registry.work_weight` adds the wrapped optimizer's); an
+        order of magnitude, not a timing.
 
         >>> lbfgs = Capabilities(batching="member", needs_closure=True)
         >>> lbfgs.work_weight(), lbfgs.work_weight({"max_iter": 100}), lbfgs.work_weight({"max_iter": 1})
         (100.0, 500.0, 10.0)
+        >>> lbfgs.work_weight({"max_iter": 100, "history_size": 1000})
+        5000.0
+        >>> Capabilities(batching="vmap", needs_matrix=True).work_weight({"ns_steps": 50})
+        10.0
         """
         hparams = hparams or {}
-        if self.batching_for(hparams) != "member":
-            return 1.0
-        cost = MEMBER_WEIGHT * (2.0 if self.two_phase else 1.0)
-        if self.needs_closure and not self.two_phase:
-            cost *= max(1.0, CLOSURE_WEIGHT * closure_evaluations(hparams) / CLOSURE_EVALUATIONS)
+        cost = 1.0
+        if self.batching_for(hparams) == "member":
+            cost = MEMBER_WEIGHT * (2.0 if self.two_phase else 1.0)
+            if self.needs_closure and not self.two_phase:
+                cost *= max(1.0, CLOSURE_WEIGHT * closure_evaluations(hparams) / CLOSURE_EVALUATIONS)
+        for _, factor in self.step_scales(hparams).values():
+            cost *= factor
         return cost
+
+    def step_scales(self, hparams: dict) -> dict[str, tuple[float, float]]:
+        """The hyperparameters in ``hparams`` that make a step cost more than at their
+        defaults, each with its value and the factor :meth:`work_weight` counts (its value
+        over the default, where above it): ``history_size`` of a rule whose members each run
+        their own closure (L-BFGS: :data:`HISTORY_SIZE`), ``ns_steps`` of a rule that needs
+        matrices (Muon: :data:`NS_STEPS`).
+
+        >>> Capabilities(needs_matrix=True).step_scales({"ns_steps": 99, "history_size": 1000})
+        {'ns_steps': (99.0, 19.8)}
+        """
+        scaled = {}
+        if self.needs_closure and not self.two_phase:
+            scaled["history_size"] = HISTORY_SIZE
+        if self.needs_matrix:
+            scaled["ns_steps"] = NS_STEPS
+        out = {}
+        for key, default in scaled.items():
+            value = hparams.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > default:
+                out[key] = (float(value), value / default)
+        return out
 
     def shards_for(self, hparams: dict) -> bool:
         """Whether the rule, with these hyperparameters, steps a parameter's local shard as

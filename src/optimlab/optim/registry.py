@@ -110,9 +110,17 @@ def resolve(name: str) -> Entry:
 
 def work_weight(name: str, hparams: dict | None = None) -> float:
     """The rough cost of one member-step of optimizer ``name`` with ``hparams`` in a batched
-    run, in units of an elementwise rule's (:meth:`Capabilities.work_weight`); a wrapper's is
-    its own times its inner optimizer's, when ``hparams`` names the inner one (else its
-    own). What the playground's work limits count."""
+    run, in units of an elementwise rule's (:meth:`Capabilities.work_weight`: more for the
+    hyperparameters a step's cost grows with, L-BFGS's ``max_iter`` and ``history_size``,
+    Muon's ``ns_steps``); a wrapper's is its own times its inner optimizer's, when
+    ``hparams`` names the inner one (else its own). What the playground's work limits
+    count.
+
+    >>> work_weight("lbfgs"), work_weight("lbfgs", {"max_iter": 100, "history_size": 1000})
+    (100.0, 5000.0)
+    >>> work_weight("muon"), work_weight("muon", {"ns_steps": 99})
+    (1.0, 19.8)
+    """
     hparams = hparams or {}
     entry = resolve(name)
     caps = entry.capabilities

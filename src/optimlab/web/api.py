@@ -20,6 +20,7 @@ import json
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RequestError", "Cancelled", "RaceControl", "COLORS", "COLOR_FIRST", "colors",
            "landscapes", "landscape", "grid", "grid_json", "optimizers", "run_race", "run_inspect",
+           "numbered", "GRID_CACHE_BYTES",
            "run_basins", "slices", "slice_detail", "slice_files", "sweeps",
            "sweep_detail", "dumps", "finite_list"]
 
@@ -205,7 +207,53 @@ def landscape(name: str, params: dict | None = None, loc: Sequence = ("landscape
     return land
 
 
-@functools.lru_cache(maxsize=64)
+#: Most bytes of grid answers :func:`grid_json` keeps (an answer at n = 400 is about 6 MB, one
+#: at the page's n = 100 about 400 kB); the least recently used go first.
+GRID_CACHE_BYTES = 32 * 2**20
+
+
+class _ByteCache:
+    """A least-recently-used cache of ``bytes`` bounded by their total length (``most``), not
+    by their number; a value longer than ``most`` is not kept. Safe from several threads."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.size = 0
+        self._items: OrderedDict[Any, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key) -> bytes | None:
+        """The value kept for ``key`` (now the most recently used), or None."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value: bytes) -> None:
+        """Keep ``value`` for ``key``, dropping the least recently used past :attr:`most`."""
+        if len(value) > self.most:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            self.size += len(value) - (0 if old is None else len(old))
+            self._items[key] = value
+            while self.size > self.most:
+                self.size -= len(self._items.popitem(last=False)[1])
+
+    def clear(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            self._items.clear()
+            self.size = 0
+
+
+_GRIDS = _ByteCache(GRID_CACHE_BYTES)
+
+
 def _grid_payload(name: str, params: tuple, n: int) -> bytes:
     keys = [k for k, _ in params]
     # a refusal names the first parameter (several unknown ones are listed in the message)
@@ -223,12 +271,18 @@ def _grid_payload(name: str, params: tuple, n: int) -> bytes:
 
 
 def grid_json(name: str, params: dict | None = None, n: int = 100) -> bytes:
-    """The JSON of :func:`grid` (cached per landscape, parameters and size)."""
+    """The JSON of :func:`grid` (cached per landscape, parameters and size, at most
+    :data:`GRID_CACHE_BYTES` in all)."""
     if not (isinstance(n, int) and GRID_MIN <= n <= GRID_MAX):
         raise RequestError(("query", "n"), f"n must be a whole number from {GRID_MIN} to "
                                            f"{GRID_MAX}, got {n!r}")
     try:
-        return _grid_payload(name, tuple(sorted((params or {}).items())), n)
+        key = (name, tuple(sorted((params or {}).items())), n)
+        payload = _GRIDS.get(key)
+        if payload is None:
+            payload = _grid_payload(*key)
+            _GRIDS.put(key, payload)
+        return payload
     except RequestError:
         raise
     except (ValueError, ArithmeticError) as err:  # e.g. not finite anywhere on its domain
@@ -310,7 +364,7 @@ def _request_landscape(request) -> Landscape:
 def _entries(specs, where=lambda i: ("optimizers", i)) -> list[tuple[str, str, dict]]:
     """``(label, registry name, checked hyperparameters)`` of each racer spec; ``where(i)``
     is the location of spec ``i`` in the request, for the 422's ``loc``."""
-    entries, labels = [], set()
+    entries, labels, counts = [], set(), {}
     for i, spec in enumerate(specs):
         try:
             entry = resolve(spec.name)
@@ -328,13 +382,21 @@ def _entries(specs, where=lambda i: ("optimizers", i)) -> list[tuple[str, str, d
             # every shown hyperparameter explicit, so the answer says each value used
             checked = {**{h["name"]: hp.defaults(entry.name)[h["name"]]
                           for h in hp.exposed(entry.name)}, **checked}
-        label = spec.label or spec.name
-        base, k = label, 2
-        while label in labels:
-            label, k = f"{base} #{k}", k + 1
-        labels.add(label)
-        entries.append((label, entry.name, checked))
+        entries.append((numbered(spec.label or spec.name, labels, counts), entry.name, checked))
     return entries
+
+
+def numbered(label: str, seen: set[str], counts: dict[str, int]) -> str:
+    """``label``, or where ``seen`` has it already ``label #2``, ``#3``, ... (the first one not
+    seen), added to ``seen``: how a race tells apart the racers of one label. ``counts``
+    keeps each label's next number, so n racers of one label take n look-ups, not n**2."""
+    base, k = label, counts.get(label, 2)
+    if label in seen:
+        while label in seen:
+            label, k = f"{base} #{k}", k + 1
+        counts[base] = k
+    seen.add(label)
+    return label
 
 
 #: What an optimizer may raise when its hyperparameters do not suit it (a race answers 422).
@@ -378,11 +440,9 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
         tuned = f" x {TUNE_RACERS} learning rates tuned" if request.tune else ""
         more = (f" with {len(starts)} more starts and {len(set(fan) - {1.0})} rates in the fan"
                 if starts or fan else "")
-        raise RequestError(("steps",), f"the race is too big: {request.steps} steps x "
-                                       f"{len(entries)} optimizers{tuned}{more} comes to "
-                                       f"{cost} optimizer-steps{_heavy(entries, costs)}; the "
-                                       f"limit is {MAX_WORK} (fewer steps, optimizers, starts "
-                                       f"or rates)")
+        raise _too_big(f"race is too big: {request.steps} steps x {len(entries)} "
+                       f"optimizers{tuned}{more}", cost, "optimizer-steps", entries, costs,
+                       MAX_WORK, "fewer steps, optimizers, starts or rates")
     raced = land if control is None else control.watch(land)
     # a pick on the grid's edge adds rates beyond it only where that work fits too
     extend = request.tune and work(request.steps, costs, True, len(starts),
@@ -465,14 +525,25 @@ def _extra_paths(land: Landscape, entries: list, result, starts: list, fan: list
     return out
 
 
-def run_inspect(request) -> dict:
+def run_inspect(request, control: RaceControl | None = None) -> dict:
     """``POST /api/inspect``: one optimizer step by step (see :class:`InspectResponse`).
 
-    Raises :class:`RequestError` for a start outside the domain or hyperparameters the
-    optimizer refuses (naming the field)."""
+    Raises :class:`RequestError` for a start outside the domain, hyperparameters the
+    optimizer refuses (naming the field) or past the race's work budget (``steps`` x the
+    optimizer's work weight ``<=`` :data:`MAX_WORK`), and :class:`Cancelled` when
+    ``control`` is cancelled while it runs."""
     land = _request_landscape(request)
     start = _start(land, request.start)
-    (_, name, used), = _entries([request.optimizer], lambda i: ("optimizer",))
+    entries = _entries([request.optimizer], lambda i: ("optimizer",))
+    (_, name, used), = entries
+    costs = _work_weights(entries)
+    cost = work(request.steps, costs, False)
+    if cost > MAX_WORK:
+        raise _too_big(f"inspection is too big: {request.steps} steps x 1 optimizer", cost,
+                       "optimizer-steps", entries, costs, MAX_WORK,
+                       "fewer steps, or hyperparameters that make a step cheaper")
+    if control is not None:
+        land = control.watch(land)
     if request.noise:
         land = land.with_noise(float(request.noise), request.seed)
     try:
@@ -512,16 +583,27 @@ def _work_weights(entries) -> list[float]:
     return [_work_weight(name, hparams) for _, name, hparams in entries]
 
 
+def _too_big(what: str, cost: int, unit: str, entries, costs, limit: int,
+             fewer: str) -> RequestError:
+    """The refusal of a request past its work budget: ``steps: the {what} comes to {cost}
+    {unit}`` (with the optimizers counting more than 1: :func:`_heavy`), the limit, and what
+    to do (``fewer``)."""
+    return RequestError(("steps",), f"the {what} comes to {cost} {unit}{_heavy(entries, costs)}; "
+                                    f"the limit is {limit} ({fewer})")
+
+
 def _heavy(entries, costs) -> str:
     """The part of a too-big message that names the optimizers counting more than 1 (with
-    the closure evaluations a step of a closure rule such as L-BFGS may make)."""
+    the closure evaluations a step of a closure rule such as L-BFGS may make, and the
+    hyperparameters that make its step cost more: ``history_size``, ``ns_steps``)."""
     heavy = []
     for (label, name, hparams), cost in zip(entries, costs):
         if cost != 1:
             caps = resolve(name).capabilities
-            evals = f" for up to {closure_evaluations(hparams)} evaluations a step" \
-                if caps.needs_closure and not caps.two_phase else ""
-            heavy.append(f"{label} {cost:g}{evals}")
+            why = [f"up to {closure_evaluations(hparams)} evaluations a step"] \
+                if caps.needs_closure and not caps.two_phase else []
+            why += [f"{key} {value:g}" for key, (value, _) in caps.step_scales(hparams).items()]
+            heavy.append(f"{label} {cost:g}" + (f" for {' and '.join(why)}" if why else ""))
     return (f" (a step of a rule that runs member by member counts more than one: "
             f"{', '.join(heavy)})") if heavy else ""
 
@@ -545,11 +627,10 @@ def run_basins(request, control: RaceControl | None = None) -> dict:
     costs = _work_weights(entries)
     cost = basin_work(request.grid, request.steps, costs)
     if cost > MAX_BASIN_WORK:
-        raise RequestError(("steps",), f"the basins map is too big: {request.grid}x"
-                                       f"{request.grid} starts x {request.steps} steps x "
-                                       f"{len(entries)} optimizers comes to {cost} "
-                                       f"member-steps{_heavy(entries, costs)}; the limit is "
-                                       f"{MAX_BASIN_WORK} (fewer starts, steps or optimizers)")
+        raise _too_big(f"basins map is too big: {request.grid}x{request.grid} starts x "
+                       f"{request.steps} steps x {len(entries)} optimizers", cost,
+                       "member-steps", entries, costs, MAX_BASIN_WORK,
+                       "fewer starts, steps or optimizers")
     (x0, x1), (y0, y1) = land.domain
     radius = float(request.radius) if request.radius is not None else \
         0.05 * min(x1 - x0, y1 - y0)
@@ -702,12 +783,15 @@ def _created_at(text: Any) -> str:
 
 
 def _sweep_config(text: Any, sweep_id: int) -> dict:
-    """A sweep's stored config; ValueError naming the sweep when it is not a JSON object."""
+    """A sweep's stored config; ValueError naming the sweep when it is not a JSON object, or
+    its fixed hyperparameters (``hparams``) are not one (the reports read them by name)."""
     config = None if text is None else json.loads(text)
     if config is None:
         return {}
     if not isinstance(config, dict):
         raise ValueError(f"sweep {sweep_id}'s stored config is not a JSON object")
+    if not isinstance(config.get("hparams") or {}, dict):
+        raise ValueError(f"sweep {sweep_id}'s stored hparams are not a JSON object")
     return config
 
 
@@ -736,8 +820,7 @@ def _sweep_row(store, row: tuple) -> dict:
         config = _sweep_config(config_text, sweep_id)
         fixed = config.get("hparams") or {}
         out["optimizers"] = [str(o) for o in config.get("optimizers") or []]
-        out["labels"] = [variant_label(o, fixed.get(o) if isinstance(fixed, dict) else None)
-                         for o in out["optimizers"]]
+        out["labels"] = [variant_label(o, fixed.get(o)) for o in out["optimizers"]]
     except _DAMAGE:
         problems.append("its stored config is not a JSON object of a sweep")
         out["optimizers"], out["labels"] = [], []

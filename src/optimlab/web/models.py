@@ -13,7 +13,9 @@ cannot state; those are in the descriptions, and break with HTTP 422 too:
   a racer counts its optimizer's work weight (1 for a rule that batches over members, 10 for
   one that runs member by member such as SOAP, 100 for L-BFGS at its default 20 inner
   iterations and in proportion to the closure evaluations its ``max_iter`` and ``max_eval``
-  allow: :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes.
+  allow and to its ``history_size`` over 100, Muon's in proportion to its ``ns_steps`` over
+  5: :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes;
+  ``POST /api/inspect`` counts its one optimizer the same way.
   A tuned pick on the grid's edge makes the race try rates beyond it
   (:data:`TUNE_EXTENSION_RACERS` more at most) only where the work with those counted too is
   within the limit; otherwise the answer flags the edge (``tuning_edge``);
@@ -34,20 +36,23 @@ optimizers per race    1 .. :data:`MAX_OPTIMIZERS` (20)
 work per race          steps x racers <= :data:`MAX_WORK` (200000); an optimizer is one
                        racer, or :data:`TUNE_RACERS` (one per grid learning rate) when
                        tuning, times its work weight (1, 10 member by member, 100 L-BFGS
-                       at 20 inner iterations, 500 at ``max_iter`` 100)
+                       at 20 inner iterations, 500 at ``max_iter`` 100, 5000 with
+                       ``history_size`` 1000 too; Muon x ``ns_steps``/5); an inspection
+                       counts steps x its optimizer's weight the same way
 work per basins map    grid**2 x steps x work weight, summed over the optimizers, <=
                        :data:`MAX_BASIN_WORK` (500000)
 noise                  0 .. :data:`MAX_NOISE` (std of the Gaussian gradient noise)
 seed                   0 .. 2**31 - 1
 start                  two numbers in [-:data:`MAX_COORD`, :data:`MAX_COORD`], inside the
                        landscape's domain
-landscape parameters   ``kappa`` in (0, :data:`MAX_KAPPA`], ``angle`` in [-360, 360]
+landscape parameters   ``kappa`` in (0, :data:`MAX_KAPPA`], ``angle`` in [-180, 180]
 hyperparameters        :func:`optimlab.web.hparams.accepted`: the ranges of
                        :data:`optimlab.web.hparams.RANGES` (e.g. 0 < lr <= 10), any other
                        number finite and within float32's range, and what the optimizer
                        itself accepts
 contour grid           :data:`GRID_MIN` .. :data:`GRID_MAX` points per axis
 ids in paths           1 .. 2**63 - 1 (SQLite's largest integer)
+request body           at most :data:`MAX_BODY` bytes (1 MiB; HTTP 413 beyond)
 =====================  ==============================================================
 
 Paths and losses come back with at most :data:`MAX_POINTS` points per optimizer (every
@@ -83,7 +88,8 @@ from . import hparams as hp
 # LandscapeParams, GridQuery, RaceRequest; see _built)
 __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "MAX_POINTS",
            "GRID_MIN", "GRID_MAX", "GRID_DEFAULT", "MAX_LABEL", "MAX_COORD", "MAX_KAPPA",
-           "MAX_ID", "TUNE_RACERS", "TUNE_EXTENSION_RACERS", "LANDSCAPE_PARAMS", "limits", "work", "whole",
+           "MAX_ID", "MAX_BODY", "TUNE_RACERS", "TUNE_EXTENSION_RACERS", "LANDSCAPE_PARAMS",
+           "limits", "work", "whole",
            "RaceMetricsModel", "RaceResultModel", "RaceResponse", "ExtraPathModel",
            "StateEntryModel", "InspectResponse", "MAX_STARTS", "MAX_FAN", "MAX_FAN_FACTOR",
            "MAX_INSPECT_STEPS", "MAX_BASIN_GRID", "MAX_BASIN_STEPS", "MAX_BASIN_WORK", "BasinResultModel",
@@ -121,6 +127,9 @@ MAX_COORD = 1e6
 MAX_KAPPA = 1e6
 #: Largest id in a path (a sweep's): SQLite's largest integer.
 MAX_ID = 2**63 - 1
+#: Longest request body, in bytes: a race of :data:`MAX_OPTIMIZERS` optimizers, each with every
+#: hyperparameter and a label, takes a few kB; a longer body is refused (HTTP 413) unread.
+MAX_BODY = 2**20
 #: Most extra start points of a race, learning-rate factors of its fan, and the largest factor.
 MAX_STARTS, MAX_FAN, MAX_FAN_FACTOR = 16, 9, 100.0
 #: Most steps ``POST /api/inspect`` records.
@@ -145,7 +154,7 @@ def limits() -> dict:
             "max_kappa": MAX_KAPPA, "max_starts": MAX_STARTS, "max_fan": MAX_FAN,
             "max_fan_factor": MAX_FAN_FACTOR, "max_inspect_steps": MAX_INSPECT_STEPS,
             "max_basin_grid": MAX_BASIN_GRID, "max_basin_steps": MAX_BASIN_STEPS,
-            "max_basin_work": MAX_BASIN_WORK}
+            "max_basin_work": MAX_BASIN_WORK, "max_body": MAX_BODY}
 
 
 def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int = 0,
@@ -264,7 +273,7 @@ LANDSCAPE_PARAMS: dict[str, hp.Range] = {
     "kappa": hp.Range("log", 0.0, MAX_KAPPA, low_open=True,
                       help="condition number of the quadratic bowl (quadratic and "
                       "rotated_quadratic)"),
-    "angle": hp.Range("linear", -360.0, 360.0,
+    "angle": hp.Range("linear", -180.0, 180.0,
                       help="rotation of the bowl's axes in degrees (rotated_quadratic only)"),
 }
 
@@ -600,8 +609,9 @@ class OptimizerModel(BaseModel):
     work_weight: float = Field(description="what one of its steps counts in the work limits "
                                          "(1: batched over members; 10: member by member; "
                                          "100: L-BFGS at its default max_iter, more with "
-                                         "more inner iterations; a wrapper's times its "
-                                         "inner's)")
+                                         "more inner iterations or a longer history_size; "
+                                         "Muon more with more ns_steps; a wrapper's times "
+                                         "its inner's)")
     color: str
     hyperparameters: list[HyperparameterModel]
     defaults: dict
@@ -745,3 +755,4 @@ class LimitsModel(BaseModel):
     max_basin_grid: int
     max_basin_steps: int
     max_basin_work: int
+    max_body: int

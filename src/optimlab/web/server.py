@@ -17,7 +17,8 @@ Endpoints (all JSON; limits in :mod:`optimlab.web.models`):
     a race (:class:`~optimlab.web.models.RaceRequest`): paths, losses, the values used and
     the metrics (final loss, distance to minimum, steps to tolerance, diverged).
 ``POST /api/inspect``
-    one optimizer step by step: the gradient, its state and the step taken at each step.
+    one optimizer step by step: the gradient, its state and the step taken at each step
+    (within the race's work budget).
 ``POST /api/basins``
     basins of attraction: the minimum each optimizer reaches from each start of a grid.
 ``GET /api/slices``, ``GET /api/slices/{id}``
@@ -40,8 +41,9 @@ writes): ``/docs/adam.html`` and the others, linked from each optimizer's card.
 Exposure: the server answers only requests whose ``Host`` header names the address it was
 started on (loopback by default: ``127.0.0.1``, ``localhost``, ``[::1]``), so a web page
 elsewhere cannot reach it through DNS rebinding; every response carries the strict
-Content-Security-Policy and ``X-Content-Type-Options: nosniff``. A race whose client goes
-away stops within a step (:class:`optimlab.web.api.RaceControl`).
+Content-Security-Policy and ``X-Content-Type-Options: nosniff``. A race, an inspection or a
+basins map whose client goes away stops within a step (:class:`optimlab.web.api.RaceControl`).
+A request body longer than :data:`~optimlab.web.models.MAX_BODY` bytes gets 413 unread.
 """
 
 # (no ``from __future__ import annotations``: the endpoints' annotations name models that
@@ -49,7 +51,7 @@ away stops within a step (:class:`optimlab.web.api.RaceControl`).
 import asyncio
 import difflib
 import ipaddress
-import json
+import itertools
 import os
 import sys
 import tempfile
@@ -146,24 +148,22 @@ def _racers(body) -> list[str | None]:
     """The name a race's table gives each racer of a request ``body`` (its label, else its
     name; a repeated one numbered ``#2``, ``#3`` as :func:`optimlab.web.api.run_race` does),
     None for an item with no optimizer name the API takes; the one of ``optimizer``
-    (``POST /api/inspect``) as a list of one."""
+    (``POST /api/inspect``) as a list of one. Only the first ``MAX_OPTIMIZERS + 1`` items are
+    read (a longer list is refused for its length; a problem past them is named by its
+    position), so a huge body costs no more than a full race's."""
     if not isinstance(body, dict):
         return []
     specs = body.get("optimizers")
     specs = specs if isinstance(specs, list) else [body.get("optimizer")]
-    names, seen = [], set()
-    for spec in specs:
+    names, seen, counts = [], set(), {}
+    for spec in itertools.islice(specs, models.MAX_OPTIMIZERS + 1):
         spec = spec if isinstance(spec, dict) else {}
         label = spec.get("label") if isinstance(spec.get("label"), str) and spec["label"] \
             else spec.get("name")
         if spec.get("name") not in models.OPTIMIZERS or not isinstance(label, str):
             names.append(None)
             continue
-        base, k = label, 2
-        while label in seen:
-            label, k = f"{base} #{k}", k + 1
-        seen.add(label)
-        names.append(label)
+        names.append(api.numbered(label, seen, counts))
     return names
 
 
@@ -320,18 +320,23 @@ def _bracketed(host: str) -> str:
 def allowed_hosts(host: str, port: int | None = None) -> tuple[str, ...] | None:
     """The ``Host`` header values a server bound to ``host:port`` answers.
 
-    Loopback: the loopback names (:data:`LOOPBACK_HOSTS`) with that port (any port when it
-    is 0 or None); another address or name: that one only; every address (``0.0.0.0``,
-    ``::``): None, any host (the server was opened to the network on purpose).
+    Loopback: the loopback names (:data:`LOOPBACK_HOSTS`) and the bound address itself
+    (``127.0.0.2``) with that port (any port when it is 0 or None); another address or name:
+    that one only; every address (``0.0.0.0``, ``::``): None, any host (the server was
+    opened to the network on purpose).
 
     >>> allowed_hosts("127.0.0.1", 8000)
     ('127.0.0.1:8000', 'localhost:8000', '[::1]:8000')
+    >>> allowed_hosts("127.0.0.2", 8000)
+    ('127.0.0.2:8000', '127.0.0.1:8000', 'localhost:8000', '[::1]:8000')
     >>> allowed_hosts("0.0.0.0", 8000) is None
     True
     """
     if host in ("", "0.0.0.0", "::", "[::]"):
         return None
-    names = LOOPBACK_HOSTS if is_loopback(host) else (_bracketed(host.lower()),)
+    bound = _bracketed(host.lower())
+    names = (bound,) if not is_loopback(host) else \
+        LOOPBACK_HOSTS if bound in LOOPBACK_HOSTS else (bound,) + LOOPBACK_HOSTS
     if not port:
         return names
     return tuple(f"{n}:{port}" for n in names) + (names if port == 80 else ())
@@ -374,9 +379,16 @@ def exposure_warning(host: str, port: int) -> str | None:
             f"races (it has no login; {check}); use --host 127.0.0.1 to keep it local")
 
 
+def _body_too_long(size: int | None = None) -> str:
+    said = f" ({size} bytes)" if size is not None else ""
+    return (f"the request body is too long{said}: the limit is {models.MAX_BODY} bytes, more "
+            f"than any request of the API needs")
+
+
 class _Guard:
-    """ASGI middleware: refuses a ``Host`` the server was not started on (400), and adds
-    :data:`HEADERS` to every response."""
+    """ASGI middleware: refuses a ``Host`` the server was not started on (400) and a body
+    longer than :data:`~optimlab.web.models.MAX_BODY` (413: by its ``Content-Length`` before
+    reading it, else once that much has come), and adds :data:`HEADERS` to every response."""
 
     def __init__(self, app, hosts: Sequence[str] | None) -> None:
         self.app = app
@@ -394,18 +406,36 @@ class _Guard:
                     headers[key] = value
             await send(message)
 
-        host = Headers(scope=scope).get("host")
+        async def refuse(status: int, loc: list[str], msg: str) -> None:
+            response = _error(status, [{"loc": loc, "msg": msg, "type": "value_error"}])
+            await response(scope, receive, send_with_headers)
+
+        headers = Headers(scope=scope)
+        host = headers.get("host")
         if not host_allowed(host, self.hosts):
             shown = "no Host header" if not host else f"Host {host[:80]!r}"
-            msg = (f"{shown} is not this server's: it answers "
-                   f"{', '.join(self.hosts or ())} (a page elsewhere may not reach it by "
-                   f"another name)")
-            detail = [{"loc": ["header", "host"], "msg": msg, "type": "value_error"}]
-            body = json.dumps({"message": f"header.host: {msg}", "detail": detail}).encode()
-            response = Response(body, status_code=400, media_type=_JSON)
-            await response(scope, receive, send_with_headers)
+            await refuse(400, ["header", "host"],
+                         f"{shown} is not this server's: it answers "
+                         f"{', '.join(self.hosts or ())} (a page elsewhere may not reach it by "
+                         f"another name)")
             return
-        await self.app(scope, receive, send_with_headers)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > models.MAX_BODY:
+            await refuse(413, ["body"], _body_too_long(int(length)))
+            return
+        received = 0
+
+        async def receive_within_limit():
+            # a body without a length (sent in chunks) is counted as it comes
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > models.MAX_BODY:
+                    raise HTTPException(413, _body_too_long())
+            return message
+
+        await self.app(scope, receive_within_limit, send_with_headers)
 
 
 # ----------------------------------------------------------------------------- the app
@@ -469,7 +499,9 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                   responses={400: {"model": ErrorResponse,
                                    "description": "a Host header this server does not "
-                                                  "answer, or a body that cannot be read"}})
+                                                  "answer, or a body that cannot be read"},
+                             413: {"model": ErrorResponse,
+                                   "description": f"a body over {models.MAX_BODY} bytes"}})
     app.state.db_path = db
     app.state.slices = [os.path.abspath(os.fspath(p)) for p in slices]
     app.add_middleware(_Guard, hosts=hosts)
@@ -482,7 +514,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     async def _http(request: Request, exc: HTTPException) -> Response:
         # FastAPI's and Starlette's own refusals (an unreadable body, an unknown path, a
         # method not allowed) in the API's error format
-        where = "body" if exc.status_code == 400 else "path"
+        where = "body" if exc.status_code in (400, 413) else "path"
         detail = [{"loc": [where], "msg": str(exc.detail), "type": "http_error"}]
         response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})
@@ -541,9 +573,12 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
 
     @app.post("/api/inspect", response_model=InspectResponse, responses=_ERRORS,
               summary="One optimizer step by step: gradient, state, step taken",
-              description="Limits: InspectRequest's fields; start inside the domain.")
-    async def post_inspect(body: InspectRequest) -> Response:
-        return _json(await run_in_threadpool(api.run_inspect, body))
+              description="Runs in a worker thread and stops within a step when the client "
+                          "goes away. Limits: InspectRequest's fields, start inside the "
+                          "domain, and the race's work budget (steps x the optimizer's "
+                          f"work_weight <= {models.MAX_WORK}).")
+    async def post_inspect(body: InspectRequest, request: Request) -> Response:
+        return await _race(body, request, api.run_inspect)
 
     @app.post("/api/basins", response_model=BasinsResponse, responses=_ERRORS,
               summary="Basins of attraction: the minimum each start of a grid ends in",
