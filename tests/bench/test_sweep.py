@@ -563,3 +563,23 @@ def test_run_sweep_and_auto_lrs_check_their_arguments(tmp_path):
         auto_lrs("adam", -3)
     with pytest.raises(ValueError, match=r"^count must be an integer >= 1, got 0$"):
         auto_lrs("adam", 0)
+
+
+def test_a_model_of_given_weights_is_told_apart_by_them():
+    """advise(model) trains copies of the model's current weights: the same model with other
+    weights must be another sweep (it read back the first's runs and gave its answer), while
+    a model drawn at random from the seed keeps a digest of its architecture alone."""
+    from torch import nn
+
+    from optimlab.bench.advisor import make_task
+    from optimlab.bench.sweep import model_digest
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    data = (torch.randn(20, 4), torch.randint(0, 3, (20,)))
+    first = model_digest(make_task(model, nn.CrossEntropyLoss(), data))
+    assert model_digest(make_task(model, nn.CrossEntropyLoss(), data)) == first
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(5)
+    assert model_digest(make_task(model, nn.CrossEntropyLoss(), data)) != first

@@ -209,21 +209,35 @@ def model_digest(task, model_name: str | None = None) -> str:
     """A digest (BLAKE2b, 16 bytes, hex) of the architecture of ``task``'s model
     ``model_name``: its module tree as ``repr`` prints it, every parameter's and buffer's
     name, shape and dtype, and the task's loss when it is a function of its own (module and
-    name). Not the initial values: a model drawn from another random source than torch's
-    would get a new digest each time, and its sweep could never be resumed. The model is
-    built once, under a forked random state (the caller's stream is left as it was)."""
+    name). Not initial values drawn at random: a model drawn from another random source than
+    torch's would get a new digest each time, and its sweep could never be resumed. But a
+    model whose every build has the same values whatever torch's seed (a copy of given
+    weights: :func:`optimlab.advise` on your model) has them digested too, so the same model
+    with other weights is a sweep of its own, not the stored runs of the first. The model is
+    built under forked random states (the caller's stream is left as it was)."""
     import hashlib
 
     import torch
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = new_model(task, model_name)  # a factory returning no module: a ValueError
+    builds = []
+    for seed in (0, 1):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            builds.append(new_model(task, model_name))  # no module made: a ValueError
+    model, other = builds
+    tensors = [t for named in (model.named_parameters(), model.named_buffers()) for _, t in named]
+    others = [t for named in (other.named_parameters(), other.named_buffers()) for _, t in named]
+    given = len(tensors) == len(others) and all(
+        a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+        for a, b in zip(tensors, others))
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr(model).encode())
     for kind, named in (("p", model.named_parameters()), ("b", model.named_buffers())):
         for name, tensor in named:
             digest.update(f"{kind}:{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+            if given:  # the values are the model's, not the seed's
+                data = tensor.detach().cpu().contiguous().reshape(-1)
+                digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     loss = getattr(task, "loss", None)
     if callable(loss):
         digest.update(f"loss:{getattr(loss, '__module__', '')}."
