@@ -593,13 +593,13 @@ def _names(text: str, example: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise CLIError(f"--optimizers needs at least one name, e.g. {example}")
-    seen = set()
+    seen: list[str] = []
     for name in names:
-        if name.lower() in seen:
+        key = resolve(name).name  # an unknown name fails here, with suggestions
+        if key in seen:
             raise CLIError(f"--optimizers names {name!r} twice: name each optimizer once")
-        seen.add(name.lower())
-        resolve(name)  # an unknown name fails here, with suggestions
-    return names
+        seen.append(key)
+    return seen  # as the registry spells them, as a sweep stores them
 
 
 # --------------------------------------------------------------------------------------
@@ -1178,17 +1178,16 @@ def run_bench(args: argparse.Namespace) -> str:
     stored = spec.stored_config(task)
     existing = store.find_sweep(stored)
     if existing is not None and store.pending_runs(existing):
-        from .bench.store import StoreError
+        from .bench.store import SweepBusy
 
         try:  # a sweep another process is training now: say so, not "pass --resume"
             with store.lock_sweep(existing):
                 pass
-        except StoreError as err:
+        except SweepBusy as err:
             # the store's own advice ends "then resume": the other process may well finish
             # the sweep, so this command's advice replaces it
-            held = str(err).partition(": wait for it")[0]
-            raise CLIError(f"{held}: wait for it to end (or stop it) before running this "
-                           "command again") from None
+            raise CLIError(f"{err.held_by}: wait for it to end (or stop it) before running "
+                           "this command again") from None
     if existing is not None and store.pending_runs(existing) and not args.resume:
         raise CLIError(f"sweep {existing} in {_masked(db)} has the same configuration and "
                        f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "

@@ -552,10 +552,24 @@ def test_a_spec_spells_optimizers_as_the_registry_and_takes_any_sequence_of_rate
         _spec(lrs=np.array([]))
     with pytest.raises(ValueError, match="learning rates must be finite numbers > 0"):
         _spec(lrs=0.1)
+    spec = SweepSpec(task="digits", optimizers=(n for n in ["Adam", "sgd"]), lrs=(0.1,))
+    assert spec.optimizers == ("adam", "sgd")  # a generator is read once
+
+
+def test_train_members_respells_its_optimizers_and_trains_them(tmp_path):
+    from optimlab.bench.sweep import train_members
+    from optimlab.bench.tasks import get
+    from optimlab.bench.trainer import Member
+
+    store = RunStore(tmp_path / "runs.db")
+    sweep = train_members(store, get("digits"), TrainConfig(steps=3, batch_size=32, eval_every=3,
+                                                            model="logreg"),
+                          [Member("Adam", {"lr": 1e-3}, 0)], engine="sequential")
+    assert [(r.optimizer, r.status) for r in store.list_runs(sweep)] == [("adam", "finished")]
 
 
 def test_run_sweep_and_auto_lrs_check_their_arguments(tmp_path):
-    with pytest.raises(ValueError, match=r"^store must be a RunStore .*got str"):
+    with pytest.raises(TypeError, match=r"^run_sweep reads a RunStore, not a str"):
         run_sweep(_spec(), str(tmp_path / "runs.db"))
     with pytest.raises(ValueError, match=r"^spec must be a SweepSpec, got dict$"):
         run_sweep({"task": "digits"}, RunStore(tmp_path / "runs.db"))

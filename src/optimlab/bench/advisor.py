@@ -75,7 +75,7 @@ from ..optim.base import check_int
 from ..optim.registry import resolve, work_weight
 from .analysis import CRITERION, paired_difference, rank, summarize
 from .store import DEFAULT_PATH, TERMINAL, RunStore
-from .sweep import SweepSpec, run_records, train_members
+from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
 from .trainer import Member, TrainConfig
@@ -1150,8 +1150,10 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
     x = x.float() if x.is_floating_point() else x
     x_val = x_val.float() if x_val.is_floating_point() else x_val
     template = copy.deepcopy(model).cpu()
+    factory = functools.partial(copy.deepcopy, template)
+    setattr(factory, GIVEN_WEIGHTS, True)  # its weights are part of the sweeps' identity
     return Task(name=name, x_train=x, y_train=y, x_test=x_val, y_test=y_val,
-                models={"model": functools.partial(copy.deepcopy, template)},
+                models={"model": factory},
                 default_model="model", loss=kind, metric=metric,
                 description="your model and data, given to optimlab.advise")
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._table import text_table
+from .._table import one_line, text_table
 from .analysis import (
     TIMING_RULE,
     fastest_to_target,
@@ -46,8 +46,7 @@ from .analysis import (
     variant_label,
 )
 from .cost import SPREAD_LIMIT
-from .report import _quoted, _require_store
-from .store import RunStore
+from .store import RunStore, check_store
 from .sweep import run_records
 
 if TYPE_CHECKING:
@@ -191,10 +190,10 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         TypeError: ``store`` is not a :class:`RunStore`.
         KeyError: no sweep has one of the ids.
     """
-    _require_store(store, "build_profile")
+    check_store(store, "build_profile")
     if isinstance(sweep_ids, (str, bytes, Mapping)) or not isinstance(sweep_ids, Iterable):
         raise ValueError(f"build_profile needs a list of sweep ids (such as [1, 2], or [1] "
-                         f"for one sweep), not {_quoted(sweep_ids)}")
+                         f"for one sweep), not {one_line(repr(sweep_ids), 80)}")
     sweep_ids = list(sweep_ids)  # a generator is read once
     if not sweep_ids:
         raise ValueError("a profile needs at least one sweep")

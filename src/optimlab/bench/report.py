@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from .._table import text_table
+from .._table import one_line, text_table
 from .analysis import (
     CONFIDENCE,
     CRITERION,
@@ -60,7 +60,7 @@ from .analysis import (
     summarize,
     variant_label,
 )
-from .store import TERMINAL, Run, RunStore
+from .store import TERMINAL, Run, RunStore, check_store
 from .sweep import auto_lrs, run_records
 
 __all__ = ["write_report", "sweep_heading", "summary_table", "summary_rows", "summary_notes",
@@ -92,19 +92,6 @@ _DASH = "—"
 
 
 # ----------------------------------------------------------------------------- the data
-
-
-def _quoted(value: Any, limit: int = 80) -> str:
-    """``value`` as one line of at most ``limit`` characters (its repr, for a message)."""
-    line = " ".join(repr(value).split())
-    return line if len(line) <= limit else line[:limit - 3] + "..."
-
-
-def _require_store(store: Any, who: str) -> None:
-    """TypeError (one line) unless ``store`` is a :class:`RunStore` (a path is not one)."""
-    if not isinstance(store, RunStore):
-        raise TypeError(f"{who} reads a RunStore, not a {type(store).__name__} "
-                        f"({_quoted(store, 200)}): open it with RunStore(path)")
 
 
 def _task_key(task: Any) -> str | None:
@@ -150,7 +137,7 @@ def resolve_metric(store: RunStore, sweep_id: int, metric_name: str | None = Non
         KeyError: no sweep has this id.
         ValueError: ``metric_name`` or ``higher_is_better`` contradicts the recorded metric.
     """
-    _require_store(store, "resolve_metric")
+    check_store(store, "resolve_metric")
     info = store.sweep(sweep_id)
     config = info["config"] or {}
     stored = config.get("metric")
@@ -160,7 +147,8 @@ def resolve_metric(store: RunStore, sweep_id: int, metric_name: str | None = Non
         recorded = f"{name} ({'higher' if higher else 'lower'} is better)"
         if metric_name is not None and metric_name != name:
             raise ValueError(f"sweep {sweep_id} recorded its metric as {recorded}: its values "
-                             f"cannot be read as {_quoted(metric_name)} (leave the name out)")
+                             f"cannot be read as {one_line(repr(metric_name), 80)} (leave the "
+                             f"name out)")
         if higher_is_better is not None and "higher_is_better" in stored \
                 and bool(higher_is_better) != higher:
             raise ValueError(f"sweep {sweep_id} recorded its metric as {recorded}: its values "
@@ -182,7 +170,7 @@ class _Sweep:
 
     def __init__(self, store: RunStore, sweep_id: int, metric_name: str | None,
                  higher_is_better: bool | None) -> None:
-        _require_store(store, "a sweep's report")
+        check_store(store, "a sweep's report")
         self.store, self.id = store, sweep_id
         self.info = store.sweep(sweep_id)  # KeyError for an unknown id
         self.config = self.info["config"] or {}
@@ -471,7 +459,7 @@ def list_sweeps(store: RunStore) -> str:
     """The sweeps of ``store`` as a text table: id, name, task, model, when created, runs
     finished out of all (with the diverged, failed and unfinished ones noted), and the
     optimizers."""
-    _require_store(store, "list_sweeps")
+    check_store(store, "list_sweeps")
     rows = []
     for sweep_id, name, task, model, created, config in store.con.execute(
             "SELECT id, name, task, model, created_at, config FROM sweeps ORDER BY id"):

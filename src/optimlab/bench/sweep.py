@@ -45,7 +45,7 @@ from ..optim.registry import resolve
 from .analysis import summarize, tail_score
 from .cost import StepCost, step_costs
 from .executors import Call, GroupsLost, LocalExecutor
-from .store import TERMINAL, RunStore
+from .store import TERMINAL, RunStore, check_store
 from .tasks import catalog_name
 from .tasks import get as get_task
 from .trainer import (
@@ -59,7 +59,7 @@ from .trainer import (
 )
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
-           "MAX_EXTENSIONS", "data_digest", "model_digest", "CalibrationWarning"]
+           "MAX_EXTENSIONS", "data_digest", "model_digest", "CalibrationWarning", "GIVEN_WEIGHTS"]
 
 #: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
 #: ``vmap`` rejects) the sequential engine
@@ -107,13 +107,14 @@ class SweepSpec:
         """Check the spec as the command line checks its options, before anything trains."""
         if self.extend is not None and not isinstance(self.extend, bool):
             raise ValueError(f"extend must be True, False or None, got {self.extend!r}")
-        if isinstance(self.optimizers, str) or not isinstance(self.optimizers, Iterable) \
-                or not all(isinstance(name, str) for name in self.optimizers):
+        given = tuple(self.optimizers) if isinstance(self.optimizers, Iterable) \
+            and not isinstance(self.optimizers, str) else None  # a generator is read once
+        if given is None or not all(isinstance(name, str) for name in given):
             raise ValueError(f"optimizers must be a sequence of registry names such as "
                              f"('adam', 'sgd'), got {self.optimizers!r}")
         # registry names as the registry spells them ("Adam " is "adam"): one sweep, one
         # group, and the same optimizer in two sweeps' profiles
-        names = tuple(resolve(name).name for name in self.optimizers)
+        names = tuple(resolve(name).name for name in given)
         if not names:
             raise ValueError("a sweep needs at least one optimizer")
         twice = sorted({name for name in names if names.count(name) > 1})
@@ -205,31 +206,31 @@ class SweepSpec:
         return config
 
 
+#: the attribute, set to True on a task's model factory, that says each build copies given
+#: weights (the same values whatever the seed), so :func:`model_digest` digests them too
+GIVEN_WEIGHTS = "given_weights"
+
+
 def model_digest(task, model_name: str | None = None) -> str:
     """A digest (BLAKE2b, 16 bytes, hex) of the architecture of ``task``'s model
     ``model_name``: its module tree as ``repr`` prints it, every parameter's and buffer's
     name, shape and dtype, and the task's loss when it is a function of its own (module and
     name). Not initial values drawn at random: a model drawn from another random source than
     torch's would get a new digest each time, and its sweep could never be resumed. But a
-    model whose every build has the same values whatever torch's seed (a copy of given
-    weights: :func:`optimlab.advise` on your model) has them digested too, so the same model
-    with other weights is a sweep of its own, not the stored runs of the first. The model is
-    built under forked random states (the caller's stream is left as it was)."""
+    model whose factory copies given weights (marked with the attribute :data:`GIVEN_WEIGHTS`
+    set to True: :func:`optimlab.advise` on your model) has them digested too, so the same
+    model with other weights is a sweep of its own, not the stored runs of the first. The
+    model is built once, under a forked random state (the caller's stream is left as it
+    was)."""
     import hashlib
 
     import torch
 
-    builds = []
-    for seed in (0, 1):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            builds.append(new_model(task, model_name))  # no module made: a ValueError
-    model, other = builds
-    tensors = [t for named in (model.named_parameters(), model.named_buffers()) for _, t in named]
-    others = [t for named in (other.named_parameters(), other.named_buffers()) for _, t in named]
-    given = len(tensors) == len(others) and all(
-        a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
-        for a, b in zip(tensors, others))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = new_model(task, model_name)  # a factory returning no module: a ValueError
+    factory = getattr(task, "models", {}).get(model_name or getattr(task, "default_model", None))
+    given = getattr(factory, GIVEN_WEIGHTS, False) is True
     digest = hashlib.blake2b(digest_size=16)
     digest.update(repr(model).encode())
     for kind, named in (("p", model.named_parameters()), ("b", model.named_buffers())):
@@ -342,9 +343,7 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     """
     if not isinstance(spec, SweepSpec):
         raise ValueError(f"spec must be a SweepSpec, got {type(spec).__name__}")
-    if not isinstance(store, RunStore):
-        raise ValueError(f"store must be a RunStore (RunStore('runs.db') opens one), got "
-                         f"{type(store).__name__} {store!r}")
+    check_store(store, "run_sweep")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if task is None:
@@ -450,7 +449,8 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    members = list(members)
+    # each optimizer as the registry spells it, as the spec below stores it
+    members = [Member(resolve(m.optimizer).name, m.hparams, m.seed) for m in members]
     optimizers = tuple(dict.fromkeys(m.optimizer for m in members))
     spec = SweepSpec(task=task.name, optimizers=optimizers, config=config, seeds=1)
     stored = {**spec.stored_config(task), "lrs": None, "seeds": None, **(extra or {}),
@@ -476,9 +476,14 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
     ``engine`` ``"auto"`` is the population engine, or the sequential one where it cannot
     batch the model (asked once, up front: :func:`~optimlab.bench.trainer.population_refusal`,
     so an error in training itself is reported, not retried one member at a time)."""
+    if not pending and not recalibrate:
+        return
     if engine == "auto":
-        engine = "population" if population_refusal(task, spec.config.model) is None \
-            else "sequential"
+        try:
+            engine = "population" if population_refusal(task, spec.config.model) is None \
+                else "sequential"
+        except ValueError:  # a model no engine can train: its runs fail with the error, stored
+            engine = "sequential"
     train = _TRAIN[engine]
     executor = executor or LocalExecutor()
     optimizers = [o for o in spec.optimizers if any(run.optimizer == o for run in pending)]

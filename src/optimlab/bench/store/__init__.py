@@ -89,9 +89,18 @@ from __future__ import annotations
 
 from .environment import collect_environment
 from .jsonio import canonical_json, canonical_key
-from .runstore import RunStore
-from .schema import DEFAULT_PATH, SCHEMA_VERSION, STATUSES, TERMINAL, Run, StoreError
+from .runstore import RunStore, check_store
+from .schema import (
+    DEFAULT_PATH,
+    SCHEMA_VERSION,
+    STATUSES,
+    TERMINAL,
+    Run,
+    StoreError,
+    SweepBusy,
+)
 from .server import ServerRunStore
 
-__all__ = ["RunStore", "ServerRunStore", "Run", "StoreError", "canonical_json", "canonical_key",
-           "collect_environment", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]
+__all__ = ["RunStore", "ServerRunStore", "Run", "StoreError", "SweepBusy", "check_store",
+           "canonical_json", "canonical_key", "collect_environment", "SCHEMA_VERSION", "STATUSES",
+           "TERMINAL", "DEFAULT_PATH"]

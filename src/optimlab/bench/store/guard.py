@@ -36,7 +36,7 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .schema import StoreError, StoreWarning, _one_line
+from .schema import StoreError, StoreWarning, SweepBusy, _one_line
 
 try:  # POSIX
     import fcntl
@@ -350,8 +350,8 @@ class SweepLock:
     them.
 
     Raises:
-        StoreError: another process (or store object) holds the lock, or the lock file
-            cannot be created (a read-only directory).
+        SweepBusy: another process (or store object) holds the lock.
+        StoreError: the lock file cannot be created (a read-only directory).
     """
 
     def __init__(self, store_path: str, sweep_id: int) -> None:
@@ -378,9 +378,8 @@ class SweepLock:
                     text = ""
                 finally:
                     os.close(fd)
-                raise StoreError(f"sweep {sweep_id} of {store_path} is being run or resumed "
-                                 f"{_holder(text)}: wait for it to end (or stop it), then "
-                                 f"resume") from None
+                raise SweepBusy(f"sweep {sweep_id} of {store_path} is being run or resumed "
+                                f"{_holder(text)}") from None
             # the holder before us may have deleted the file as it released it: lock anew
             try:
                 same = os.path.samestat(os.stat(self.path), os.fstat(fd))

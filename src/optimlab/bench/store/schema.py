@@ -145,6 +145,16 @@ class StoreError(RuntimeError):
     """
 
 
+class SweepBusy(StoreError):
+    """Another process (or store object) is training the sweep: it holds the sweep's lock.
+    ``held_by`` says so without the advice (``"sweep 3 of runs.db is being run or resumed by
+    process 12345 on this machine"``), for a caller whose advice differs."""
+
+    def __init__(self, held_by: str) -> None:
+        super().__init__(f"{held_by}: wait for it to end (or stop it), then resume")
+        self.held_by = held_by
+
+
 # SQLite's INTEGER is a signed 64-bit number: larger Python ints cannot even be bound
 _ID_MIN, _ID_MAX = -2**63, 2**63 - 1
 

@@ -36,7 +36,7 @@ import socket
 from typing import Any
 
 from .runstore import RunStore
-from .schema import _SCHEMA, StoreError, _one_line
+from .schema import _SCHEMA, StoreError, SweepBusy, _one_line
 
 __all__ = ["ServerRunStore"]
 
@@ -117,8 +117,8 @@ class _AdvisoryLock:
         got = store.con.execute("SELECT pg_try_advisory_lock(?, ?)",
                                 (_SWEEP_LOCK, self.key)).fetchone()[0]
         if not got:
-            raise StoreError(f"sweep {sweep_id} of {store.path} is being run or resumed "
-                             f"{self._holder()}: wait for it to end (or stop it), then resume")
+            raise SweepBusy(f"sweep {sweep_id} of {store.path} is being run or resumed "
+                            f"{self._holder()}")
         self.held = True
 
     def _holder(self) -> str:
