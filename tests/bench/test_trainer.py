@@ -377,8 +377,9 @@ def test_a_member_with_arguments_of_the_wrong_kind_is_refused(args, match):
 @pytest.mark.parametrize("middle, refused", [
     (lambda: nn.BatchNorm1d(8), "running_mean"), (lambda: nn.Dropout(0.3), "random"),
     (nn.Tanh, None)])
-def test_population_refusal_says_why_a_model_cannot_be_batched(middle, refused):
-    from optimlab.bench.sweep import _auto
+def test_population_refusal_says_why_a_model_cannot_be_batched(middle, refused, tmp_path):
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.sweep import train_members
     from optimlab.bench.trainer import population_refusal
 
     task = _linear_task("cross_entropy", torch.arange(40) % 3, 3,
@@ -386,9 +387,12 @@ def test_population_refusal_says_why_a_model_cannot_be_batched(middle, refused):
     reason = population_refusal(task)
     assert reason is None if refused is None else refused in reason
     # the automatic engine trains it either way: batched, or one member at a time
-    results = _auto(task, TrainConfig(steps=3, batch_size=8), [Member("adam", {"lr": 1e-2}, s)
-                                                               for s in (0, 1)])
-    assert [len(r.steps) for r in results] == [2, 2]
+    store = RunStore(tmp_path / "runs.db")
+    sweep = train_members(store, task, TrainConfig(steps=3, batch_size=8),
+                          [Member("adam", {"lr": 1e-2}, s) for s in (0, 1)], engine="auto")
+    runs = store.list_runs(sweep)
+    assert [r.status for r in runs] == ["finished", "finished"]
+    assert all(len(store.metrics(sweep, run_ids=[r.id])) == 2 * 3 for r in runs)
     # a model whose output does not fit is an error whatever the engine, not a refusal
     with pytest.raises(ValueError, match="label 2 but the model has 2 outputs"):
         population_refusal(_linear_task("cross_entropy", torch.arange(40) % 3, 2))
