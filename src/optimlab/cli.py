@@ -1905,7 +1905,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help=_READ_DB_HELP)
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
     p.add_argument("--out", default=TOUR_DIR, help=f"folder (default {TOUR_DIR})")
-    p.add_argument("--quick", action="store_true", help="tiny budgets (seconds, for a check)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets (about 20 s on 2 cores, for a check)")
     p = sub.add_parser("docs", help="the optimizer reference: a static HTML page per optimizer "
                                     "(update rule, arguments, what it can do), offline")
     p.add_argument("--out", default=DOCS_DIR, help=f"folder (default {DOCS_DIR})")
