@@ -197,9 +197,12 @@ def test_a_single_candidate_is_called_the_only_one(tmp_path):
 def test_a_candidate_that_cannot_run_says_why(tmp_path):
     """Muon steps 2-D parameters only: on a model with a bias every run of it raises, which
     the answer reports as such (with the error), not as a loss that never fell."""
+    from optimlab.bench.sweep import EngineWarning
+
     store = RunStore(tmp_path / "runs.db")
-    advice = advise_task(_linear_task(), optimizers=["muon", "adam"], steps=27,
-                         batch_size=32, seeds=2, store=store)
+    with pytest.warns(EngineWarning, match="^muon: "):  # its members tried alone too
+        advice = advise_task(_linear_task(), optimizers=["muon", "adam"], steps=27,
+                             batch_size=32, seeds=2, store=store)
     by_name = {c["optimizer"]: c for c in advice.candidates}
     assert by_name["muon"]["status"] == "cannot run"
     assert "Muon only optimizes real 2-D parameters" in by_name["muon"]["error"]

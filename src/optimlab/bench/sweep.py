@@ -59,7 +59,8 @@ from .trainer import (
 )
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
-           "MAX_EXTENSIONS", "data_digest", "model_digest", "CalibrationWarning", "GIVEN_WEIGHTS"]
+           "MAX_EXTENSIONS", "data_digest", "model_digest", "CalibrationWarning", "GIVEN_WEIGHTS",
+           "EngineWarning"]
 
 #: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
 #: ``vmap`` rejects) the sequential engine
@@ -73,6 +74,12 @@ LR_BOUNDS = (1e-7, 100.0)
 class CalibrationWarning(UserWarning):
     """``recalibrate=True`` measured the step costs again, but ended runs of the sweep keep
     the costs they were stored with (the message names them)."""
+
+
+class EngineWarning(UserWarning):
+    """A batched group raised, and its members were trained again one at a time (the
+    sequential engine), so that only those that raise fail: the message names the
+    optimizers whose runs came from that engine."""
 
 
 def auto_lrs(optimizer: str, count: int = 7) -> list[float]:
@@ -526,6 +533,11 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
         else:
             store_group(index, outcome)
     if apart:
+        warnings.warn(
+            f"{', '.join(names[i] for i in apart)}: an error stopped the batched group, so its "
+            f"{sum(len(groups[i]) for i in apart)} runs are trained again one at a time on the "
+            "sequential engine (only the members that raise fail)", EngineWarning,
+            stacklevel=4)
         # (not on the progress bar: its plan has one population call for each group)
         retries = [Call(_one_by_one, calls[i].args, calls[i].ticks) for i in apart]
         for k, outcome in executor.map(retries, lambda k: None, None):
