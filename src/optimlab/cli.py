@@ -665,9 +665,7 @@ def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
     elif path.suffix.lower() not in suffixes:
         raise CLIError(f"{flag} {text}: cannot write {path.suffix} files; use one of "
                        f"{', '.join(suffixes)}")
-    _check_writable(folder, f"{flag} {text}")
-    if path.is_file() and not os.access(path, os.W_OK):
-        raise CLIError(f"cannot write {flag} {text}: {path} is read-only")
+    _check_writable_file(path, f"{flag} {text}")
     return path
 
 
@@ -706,6 +704,14 @@ def _check_writable(folder: Path, what: str) -> None:
         os.remove(probe)
     except OSError:  # pragma: no cover - made but not removable: the folder is writable
         pass
+
+
+def _check_writable_file(path: Path, what: str) -> None:
+    """Refuse, before any work, a file ``path`` that cannot be written: its folder takes no
+    new file (:func:`_check_writable`), or it exists read-only."""
+    _check_writable(path.absolute().parent, what)
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise CLIError(f"cannot write {what}: {path} is read-only")
 
 
 def _not_a_folder(folder: Path, what: str) -> None:
@@ -1356,9 +1362,7 @@ def run_advise(args: argparse.Namespace) -> str:
         raise CLIError(f"cannot write the answer to {args.json}: it is a folder; give a file "
                        "name such as advice.json")
     if json_path is not None:  # before the training, not after it
-        _check_writable(json_path.absolute().parent, f"the answer to {args.json}")
-        if json_path.is_file() and not os.access(json_path, os.W_OK):
-            raise CLIError(f"cannot write the answer to {args.json}: the file is read-only")
+        _check_writable_file(json_path, f"the answer to {args.json}")
     db = db_path(args.db)
     task = _task_with_model(args)
     store = _open_store(db)
