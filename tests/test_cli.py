@@ -3,6 +3,7 @@
 import argparse
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -889,3 +890,16 @@ def test_optimlabs_own_warnings_are_one_line(tmp_path, capsys, monkeypatch):
     assert "optimlab: warning: the step costs were measured again (two lines)\n" in err
     assert "warnings.warn(" not in err and "CalibrationWarning" not in err
     assert shown == [DeprecationWarning, UserWarning]
+
+
+def test_an_alias_says_its_own_momentum_in_explain_and_compare():
+    """gd is SGD without momentum: explain and compare said "momentum: yes" (the class's)."""
+    from optimlab.cli import compare_table, explain
+
+    gd, momentum = explain("gd"), explain("momentum")
+    assert re.search(r"^ +momentum: no$", gd, re.M) and "(here momentum=0)" in gd
+    assert re.search(r"^ +momentum: yes$", momentum, re.M) and "(here momentum=0.9)" in momentum
+    assert re.search(r"^ +momentum: yes$", explain("sgd"), re.M)  # the class can
+    rows = {line.split("|")[1].strip(): line.split("|")[4].strip()
+            for line in compare_table(["gd", "nag", "sgd"], markdown=True).splitlines()[2:]}
+    assert rows == {"gd": "no", "nag": "yes", "sgd": "yes"}

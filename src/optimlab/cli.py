@@ -118,10 +118,22 @@ _COMPARE_HEADERS = ["optimizer", "year", "adaptive lr", "momentum", "extra memor
 _COMPARE_WIDTHS = [12, 4, 8, 8, 14, 10, 22, 34]
 
 
+def _momentum_and_memory(entry) -> tuple[str, str]:
+    """The momentum and extra-memory cells of ``entry``: its class's, except for an alias
+    with a ``momentum`` of its own, preset or default (``gd`` is SGD with none: "no", and
+    its memory note says which case of the class's applies)."""
+    info = entry.info
+    value = {**info.defaults, **entry.preset}.get("momentum")
+    if entry.alias_of is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return _yes(info.momentum), info.memory_note
+    return _yes(value > 0), f"{info.memory_note} (here momentum={value:g})"
+
+
 def _compare_row(entry) -> list[str]:
     info = entry.info
-    return [entry.name, str(info.year), _yes(info.adaptive), _yes(info.momentum),
-            info.memory_note, _yes(info.bias_correction), info.sparse, info.typical_use]
+    momentum, memory = _momentum_and_memory(entry)
+    return [entry.name, str(info.year), _yes(info.adaptive), momentum,
+            memory, _yes(info.bias_correction), info.sparse, info.typical_use]
 
 
 def compare_table(names: Sequence[str], markdown: bool = False) -> str:
@@ -140,6 +152,7 @@ def explain(name: str) -> str:
     info = entry.info
     aliases = [e.name for e in available() if e.alias_of == info.name]
     defaults = {**info.defaults, **entry.preset}
+    momentum, memory = _momentum_and_memory(entry)
     lines = [f"{entry.name}: optimlab.{entry.cls.__name__}"
              + (f" with {entry.preset}" if entry.preset else "")]
     if entry.summary:
@@ -151,9 +164,9 @@ def explain(name: str) -> str:
         ("aliases", ", ".join(aliases) or "-"),
         ("update", info.rule_text),
         ("defaults", ", ".join(f"{k}={v!r}" for k, v in defaults.items())),
-        ("extra memory", info.memory_note),
+        ("extra memory", memory),
         ("adaptive lr", _yes(info.adaptive)),
-        ("momentum", _yes(info.momentum)),
+        ("momentum", momentum),
         ("bias corr.", _yes(info.bias_correction)),
         ("weight decay", info.decoupled_weight_decay),
         ("sparse data", info.sparse),

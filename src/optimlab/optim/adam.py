@@ -72,13 +72,14 @@ _RULE = r"""
             \quad \textbf{else}:\ g_t \leftarrow g_t + \lambda\theta_{t-1}\\
        &\quad m_t \leftarrow \beta_1 m_{t-1} + (1-\beta_1) g_t\\
        &\quad v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2) g_t^2\\
-       &\quad \textbf{if}\ \text{amsgrad}:\ v_t \leftarrow \max(\hat v^{max}_{t-1}, v_t)
-            =: \hat v^{max}_t\\
+       &\quad \hat v_t \leftarrow v_t;\quad \textbf{if}\ \text{amsgrad}:\
+            \hat v_t \leftarrow \max(\hat v^{max}_{t-1}, v_t) =: \hat v^{max}_t
+            \quad (v_t \text{ itself is kept})\\
        &\quad \textbf{if}\ \text{cautious}:\ \phi_t \leftarrow \mathbb{1}[m_t \odot g_t > 0],\
             m_t \leftarrow m_t \odot \phi_t\, d / (\textstyle\sum_i \phi_{t,i} + 1)
             \quad \text{(for the step only)}\\
        &\quad \theta_t \leftarrow \theta_{t-1} - \frac{\gamma}{1-\beta_1^t}\,
-            \frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+            \frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
        \end{aligned}
 
     With ``cautious`` (:mod:`optimlab.optim.cautious`; :math:`d` is the tensor's size) the

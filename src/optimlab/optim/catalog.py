@@ -56,6 +56,8 @@ from .yogi import Yogi
 class Info:
     """Everything optimlab knows about one algorithm.
 
+    ``year`` is the year of the venue ``paper`` names (Adam: ICLR 2015, though its preprint
+    is from 2014), or of the first public text where there is none (Muon's 2024 write-up).
     ``memory`` counts the extra parameter-sized buffers the optimizer keeps at its
     defaults (Adam: 2, for m and v); ``memory_note`` says how options change it.
     ``reference`` is what the tests check it against: a ``torch.optim`` class, a NumPy
@@ -601,7 +603,7 @@ TABLE: list[Info] = [
             "(ICML 2018)",
             url="https://arxiv.org/abs/1802.04434",
             memory=1,
-            memory_note="1 (m); 0 with momentum=0 (signSGD)",
+            memory_note="1 (m), kept with momentum=0 too (signSGD)",
             adaptive=False,
             momentum=True,
             bias_correction=False,
@@ -745,7 +747,7 @@ TABLE: list[Info] = [
             name="psgdkron",
             cls=PSGDKron,
             family="psgd",
-            year=2015,
+            year=2018,
             paper="Li, Preconditioned Stochastic Gradient Descent (IEEE TNNLS 2018, arXiv "
             "2015); Li, Preconditioner on Matrix Lie Group for SGD (ICLR 2019); Walters, "
             "kron_torch (2024)",
@@ -787,7 +789,7 @@ TABLE: list[Info] = [
             name="prodigy",
             cls=Prodigy,
             family="parameter-free",
-            year=2023,
+            year=2024,
             paper="Mishchenko & Defazio, Prodigy: An Expeditiously Adaptive Parameter-Free "
             "Learner (ICML 2024)",
             url="https://arxiv.org/abs/2306.06101",
@@ -826,7 +828,7 @@ TABLE: list[Info] = [
             name="mars",
             cls=MARS,
             family="adam",
-            year=2024,
+            year=2025,
             paper="Yuan, Liu, Wu, Zhou & Gu, MARS: Unleashing the Power of Variance Reduction "
             "for Training Large Models (ICML 2025)",
             url="https://arxiv.org/abs/2411.10438",
@@ -996,7 +998,7 @@ TABLE: list[Info] = [
             name="adammini",
             cls=AdamMini,
             family="adam",
-            year=2024,
+            year=2025,
             paper="Zhang, Chen, Li, Ding, Wu, Kingma, Ye, Luo & Sun, Adam-mini: Use Fewer "
             "Learning Rates To Gain More (ICLR 2025)",
             url="https://arxiv.org/abs/2406.16793",
@@ -1032,7 +1034,7 @@ TABLE: list[Info] = [
             name="sophia",
             cls=Sophia,
             family="second-order",
-            year=2023,
+            year=2024,
             paper="Liu, Li, Hall, Liang & Ma, Sophia: A Scalable Stochastic Second-order "
             "Optimizer for Language Model Pre-training (ICLR 2024)",
             url="https://arxiv.org/abs/2305.14342",
@@ -1073,7 +1075,7 @@ TABLE: list[Info] = [
             name="soap",
             cls=SOAP,
             family="shampoo",
-            year=2024,
+            year=2025,
             paper="Vyas et al., SOAP: Improving and Stabilizing Shampoo using Adam "
             "(ICLR 2025)",
             url="https://arxiv.org/abs/2409.11321",

@@ -74,10 +74,10 @@ _RULE = r"""
        &\quad \textbf{if}\ \text{lion}:\ \theta_t \leftarrow \theta_{t-1}(1 - \eta\lambda)
             - \eta\,\mathrm{sign}(m_t)\\
        &\quad \textbf{else}:\ v_t \leftarrow \beta_2 v_{t-1} + (1-\beta_2)\tilde c_t^2,\quad
-            \textbf{if}\ \text{amsgrad}:\ v_t \leftarrow \max(\hat v^{max}_{t-1}, v_t)
-            =: \hat v^{max}_t\\
+            \hat v_t \leftarrow v_t;\ \textbf{if}\ \text{amsgrad}:\
+            \hat v_t \leftarrow \max(\hat v^{max}_{t-1}, v_t) =: \hat v^{max}_t\\
        &\quad\quad \theta_t \leftarrow \theta_{t-1}(1 - \eta\lambda)
-            - \frac{\eta}{1-\beta_1^t}\,\frac{m_t}{\sqrt{v_t}/\sqrt{1-\beta_2^t} + \epsilon}
+            - \frac{\eta}{1-\beta_1^t}\,\frac{m_t}{\sqrt{\hat v_t}/\sqrt{1-\beta_2^t} + \epsilon}
        \end{aligned}
 """
 
