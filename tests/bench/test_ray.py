@@ -178,6 +178,28 @@ def test_without_ray_the_ray_executor_is_one_line_saying_what_to_install(monkeyp
     assert not (tmp_path / "runs.db").exists()  # refused before anything was stored
 
 
+@pytest.mark.parametrize("address, kept", [("127.0.0.1:6379", True), ("ray://[::1]:10001", True),
+                                            ("localhost:6379", True), ("10.1.2.3:6379", False)])
+def test_a_loopback_address_keeps_ray_on_loopback_before_ray_is_imported(monkeypatch, address,
+                                                                          kept):
+    """Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when imported: set after the import
+    (as it was), a driver dialled the machine's network address and a sweep on a cluster
+    started on 127.0.0.1 hung. The variable must be there when Ray is first imported."""
+    from optimlab.bench import executors
+
+    monkeypatch.delenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", raising=False)
+    seen = []
+
+    def importing_ray():
+        seen.append(os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(executors, "require_ray", importing_ray)
+    with pytest.raises(RuntimeError, match="stop here"):
+        executors.RayExecutor(address=address)
+    assert seen == ["0" if kept else None]
+
+
 def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, capsys):
     """Ray's client retried an unreachable head for over ten minutes, deaf to SIGTERM; the
     address is probed first (no cluster of this module's is needed, nor started)."""

@@ -115,6 +115,9 @@ class RayExecutor:
         check_int("max_retries", max_retries, 0)
         if not num_cpus > 0:
             raise ValueError(f"num_cpus must be > 0, got {num_cpus!r}")
+        if address and _is_loopback(address):
+            # read by Ray once, when it is imported: set before the import, or it is too late
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         self.ray = require_ray()
         self.address, self.max_retries, self.num_cpus = address, max_retries, num_cpus
         self._started = False
@@ -180,18 +183,25 @@ class RayExecutor:
 CONNECT_TIMEOUT = 5.0
 
 
+def _is_loopback(address: str) -> bool:
+    """Whether a Ray ``address`` (``host:port``, ``ray://host:port``) names this machine's
+    loopback. There :class:`RayExecutor` keeps Ray's drivers on it
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, unless set, before Ray is imported, which reads
+    it then): otherwise they dial the machine's network address instead, where a cluster
+    started on 127.0.0.1 does not listen, and the sweep hangs. (Ray imported earlier in the
+    process without the variable keeps dialling the network address.)"""
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def _check_reachable(address: str) -> None:
     """Raise ``RuntimeError`` in one line unless something accepts a TCP connection at
     ``address`` (``host:port`` or ``ray://host:port``; ``"auto"`` is Ray's to resolve),
-    within :data:`CONNECT_TIMEOUT` seconds. At a loopback address Ray's drivers are kept on
-    it (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, unless set): otherwise they dial the
-    machine's network address instead, where a cluster started on 127.0.0.1 does not listen."""
+    within :data:`CONNECT_TIMEOUT` seconds."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
         return
     host = host.strip("[]")
-    if host in ("127.0.0.1", "localhost", "::1"):
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
     except (OSError, OverflowError, ValueError) as err:
