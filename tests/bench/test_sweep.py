@@ -581,7 +581,7 @@ def test_train_members_respells_its_optimizers_and_trains_them(tmp_path):
 def test_run_sweep_and_auto_lrs_check_their_arguments(tmp_path):
     with pytest.raises(TypeError, match=r"^run_sweep reads a RunStore, not a str"):
         run_sweep(_spec(), str(tmp_path / "runs.db"))
-    with pytest.raises(ValueError, match=r"^spec must be a SweepSpec, got dict$"):
+    with pytest.raises(TypeError, match=r"^spec must be a SweepSpec, got dict$"):
         run_sweep({"task": "digits"}, RunStore(tmp_path / "runs.db"))
     with pytest.raises(ValueError, match=r"^count must be an integer >= 1, got -3$"):
         auto_lrs("adam", -3)

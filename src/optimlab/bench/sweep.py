@@ -349,7 +349,7 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     holds no lock, so its sweep can always be resumed.
     """
     if not isinstance(spec, SweepSpec):
-        raise ValueError(f"spec must be a SweepSpec, got {type(spec).__name__}")
+        raise TypeError(f"spec must be a SweepSpec, got {type(spec).__name__}")
     check_store(store, "run_sweep")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
