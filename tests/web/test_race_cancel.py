@@ -59,15 +59,21 @@ async def _call(app, body: bytes, leave_after: float, path: str = "/api/race"):
     return time.perf_counter() - began, sent
 
 
-def test_a_race_stops_when_its_client_goes_away(monkeypatch):
-    controls = []
+@pytest.fixture
+def controls(monkeypatch):
+    """Every :class:`~optimlab.web.api.RaceControl` the server makes, as it makes them."""
+    made = []
 
     class Recorded(api.RaceControl):
         def __init__(self):
             super().__init__()
-            controls.append(self)
+            made.append(self)
 
     monkeypatch.setattr(api, "RaceControl", Recorded)
+    return made
+
+
+def test_a_race_stops_when_its_client_goes_away(controls):
     app = create_app(None, warm=False)
     elapsed, sent = asyncio.run(_call(app, json.dumps(BIG).encode(), leave_after=0.5))
     (control,) = controls
@@ -87,15 +93,7 @@ SLOW_INSPECT = {"landscape": "rosenbrock", "steps": 60, "noise": 1.0,
                                                            "tolerance_change": -1.0}}}
 
 
-def test_an_inspection_stops_when_its_client_goes_away(monkeypatch):
-    controls = []
-
-    class Recorded(api.RaceControl):
-        def __init__(self):
-            super().__init__()
-            controls.append(self)
-
-    monkeypatch.setattr(api, "RaceControl", Recorded)
+def test_an_inspection_stops_when_its_client_goes_away(controls):
     app = create_app(None, warm=False)
     elapsed, sent = asyncio.run(_call(app, json.dumps(SLOW_INSPECT).encode(), leave_after=0.5,
                                       path="/api/inspect"))
