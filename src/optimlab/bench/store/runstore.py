@@ -173,10 +173,8 @@ def check_store(store: Any, who: str) -> None:
     """Raise TypeError (one line) unless ``store`` is a :class:`RunStore`: a path given
     where a store is read fails deep inside otherwise. ``who`` names the reader."""
     if not isinstance(store, RunStore):
-        shown = " ".join(repr(store).split())
-        shown = shown if len(shown) <= 200 else shown[:197] + "..."
-        raise TypeError(f"{who} reads a RunStore, not a {type(store).__name__} ({shown}): "
-                        f"open it with RunStore(path)")
+        raise TypeError(f"{who} reads a RunStore, not a {type(store).__name__} "
+                        f"({_one_line(repr(store), 200)}): open it with RunStore(path)")
 
 
 class RunStore(DataFrameReaders):
