@@ -129,8 +129,7 @@ class SweepSpec:
             raise ValueError(f"optimizers names {', '.join(twice)} more than once")
         object.__setattr__(self, "optimizers", names)
         if isinstance(self.hparams, dict):
-            spelled = [resolve(k).name if isinstance(k, str) and _known(k) else k
-                       for k in self.hparams]
+            spelled = [_registry_name(k) for k in self.hparams]
             if len(set(spelled)) == len(spelled):
                 object.__setattr__(self, "hparams", dict(zip(spelled, self.hparams.values())))
         if not isinstance(self.config, TrainConfig):
@@ -359,8 +358,9 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     higher_is_better = config["metric"]["higher_is_better"]
     sweep_id = store.open_sweep(config, name=name)
     with store.lock_sweep(sweep_id):  # a second process resuming it is refused here
-        _train_pending(spec, store, sweep_id, task, engine, higher_is_better, progress,
-                       recalibrate, executor)
+        # "auto" comes back decided, so the extensions do not ask again
+        engine = _train_pending(spec, store, sweep_id, task, engine, higher_is_better,
+                                progress, recalibrate, executor)
         if spec.extends:
             _extend_edges(spec, store, sweep_id, task, engine, higher_is_better, progress,
                           executor)
@@ -427,11 +427,12 @@ def _sweep_costs(spec: SweepSpec, store: RunStore, sweep_id: int, task, names,
 
 def _train_pending(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
                    higher_is_better: bool, progress, recalibrate: bool = False,
-                   executor=None) -> None:
+                   executor=None) -> str:
+    """Add the spec's members and train those pending; the engine (:func:`_train_runs`)."""
     store.add_runs(sweep_id, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
                               for m in spec.members()])
-    _train_runs(spec, store, sweep_id, store.pending_runs(sweep_id), task, engine,
-                higher_is_better, progress, recalibrate, executor)
+    return _train_runs(spec, store, sweep_id, store.pending_runs(sweep_id), task, engine,
+                       higher_is_better, progress, recalibrate, executor)
 
 
 def _one_by_one(task, config: TrainConfig, members, progress=None) -> list[RunResult]:
@@ -474,7 +475,7 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
 
 def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, engine: str,
                 higher_is_better: bool, progress, recalibrate: bool = False,
-                executor=None) -> None:
+                executor=None) -> str:
     """Train the pending runs on ``executor`` (default: here), one call per optimizer on the
     population engine and one per run on the sequential one, storing each call's runs as it
     comes back (see :mod:`.executors`; a sequential sweep stopped mid-way keeps every run
@@ -482,9 +483,10 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
 
     ``engine`` ``"auto"`` is the population engine, or the sequential one where it cannot
     batch the model (asked once, up front: :func:`~optimlab.bench.trainer.population_refusal`,
-    so an error in training itself is reported, not retried one member at a time)."""
+    so an error in training itself is reported, not retried one member at a time). Returns
+    the engine, decided (``engine`` itself where nothing was to train), for the next call."""
     if not pending and not recalibrate:
-        return
+        return engine
     if engine == "auto":
         try:
             engine = "population" if population_refusal(task, spec.config.model) is None \
@@ -546,6 +548,7 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
         raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
                          f"allow and are left unfinished (resume the sweep to train them): "
                          + "; ".join(lost))
+    return engine
 
 
 def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,
@@ -576,17 +579,17 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
         pending = store.pending_runs(sweep_id)
         if not pending:  # every rate beyond the edge was tried already
             return
-        _train_runs(spec, store, sweep_id, pending, task, engine, higher_is_better, progress,
-                    executor=executor)
+        engine = _train_runs(spec, store, sweep_id, pending, task, engine, higher_is_better,
+                             progress, executor=executor)
 
 
-def _known(name: str) -> bool:
-    """Whether the registry knows ``name`` (a wrong one is reported by the hparams check)."""
+def _registry_name(name):
+    """``name`` as the registry spells it, or as given where the registry does not know it
+    (a wrong one is reported by the hparams check)."""
     try:
-        resolve(name)
+        return resolve(name).name
     except ValueError:
-        return False
-    return True
+        return name
 
 
 def _extensions(spec: SweepSpec, optimizer: str, rates) -> int:
