@@ -903,3 +903,26 @@ def test_an_alias_says_its_own_momentum_in_explain_and_compare():
     rows = {line.split("|")[1].strip(): line.split("|")[4].strip()
             for line in compare_table(["gd", "nag", "sgd"], markdown=True).splitlines()[2:]}
     assert rows == {"gd": "no", "nag": "yes", "sgd": "yes"}
+
+
+def test_an_alias_gives_the_year_and_paper_of_its_own_method():
+    """momentum and nag said 1951 (Robbins & Monro's SGD, the class's row) in explain,
+    compare and the web API; each alias names the work its preset comes from."""
+    import json
+
+    from optimlab.cli import compare_table, explain
+    from optimlab.optim.registry import resolve
+    from optimlab.web.api import _optimizers
+
+    want = {"gd": 1847, "momentum": 1964, "nag": 1983, "amsgrad": 2018, "sgd": 1951, "adam": 2015}
+    assert {name: resolve(name).year for name in want} == want
+    assert "Polyak" in resolve("momentum").paper and "Nesterov" in resolve("nag").paper
+    assert "Robbins" in resolve("sgd").paper
+    assert re.search(r"^ +year: 1964$", explain("momentum"), re.M)
+    assert re.search(r"^ +paper: Polyak", explain("momentum"), re.M)
+    assert re.search(r"^ +year: 1951$", explain("sgd"), re.M)
+    years = {line.split("|")[1].strip(): int(line.split("|")[2])
+             for line in compare_table(list(want), markdown=True).splitlines()[2:]}
+    assert years == want
+    served = {row["name"]: row["year"] for row in json.loads(_optimizers())}
+    assert {name: served[name] for name in want} == want

@@ -132,7 +132,7 @@ def _momentum_and_memory(entry) -> tuple[str, str]:
 def _compare_row(entry) -> list[str]:
     info = entry.info
     momentum, memory = _momentum_and_memory(entry)
-    return [entry.name, str(info.year), _yes(info.adaptive), momentum,
+    return [entry.name, str(entry.year), _yes(info.adaptive), momentum,
             memory, _yes(info.bias_correction), info.sparse, info.typical_use]
 
 
@@ -158,8 +158,8 @@ def explain(name: str) -> str:
     if entry.summary:
         lines.append(entry.summary)
     fields = [
-        ("paper", f"{info.paper}, {info.url}"),
-        ("year", str(info.year)),
+        ("paper", entry.paper if entry.alias_paper else f"{info.paper}, {info.url}"),
+        ("year", str(entry.year)),
         ("family", info.family),
         ("aliases", ", ".join(aliases) or "-"),
         ("update", info.rule_text),

@@ -158,12 +158,18 @@ def documented_arguments(doc: str) -> dict[str, tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Alias:
-    """A registry name that stands for a class with preset hyperparameters."""
+    """A registry name that stands for a class with preset hyperparameters.
+
+    ``year`` and ``paper`` name the work the preset comes from where it is not the class's
+    own (heavy-ball momentum is Polyak's 1964 method, not Robbins & Monro's 1951 SGD); by
+    the catalog's rule the year is the venue's. None keeps the class's row."""
 
     name: str
     target: str
     preset: dict = field(default_factory=dict)
     summary: str = ""
+    year: int | None = None
+    paper: str | None = None
 
 
 TABLE: list[Info] = [
@@ -1329,10 +1335,19 @@ TABLE: list[Info] = [
 ]
 
 ALIASES: list[Alias] = [
-    Alias("gd", "sgd", {}, "plain gradient descent (SGD without momentum)"),
-    Alias("momentum", "sgd", {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9"),
+    Alias("gd", "sgd", {}, "plain gradient descent (SGD without momentum)",
+          year=1847, paper="Cauchy, Methode generale pour la resolution des systemes "
+          "d'equations simultanees (Comptes rendus de l'Academie des sciences 1847)"),
+    Alias("momentum", "sgd", {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9",
+          year=1964, paper="Polyak, Some methods of speeding up the convergence of iteration "
+          "methods (USSR Comput. Math. and Math. Phys. 1964)"),
     Alias("nag", "sgd", {"momentum": 0.9, "nesterov": True},
-          "Nesterov accelerated gradient (SGD, Nesterov momentum 0.9)"),
+          "Nesterov accelerated gradient (SGD, Nesterov momentum 0.9)",
+          year=1983, paper="Nesterov, A method for solving the convex programming problem with "
+          "convergence rate O(1/k^2) (Soviet Math. Doklady 1983); Sutskever et al. (ICML 2013) "
+          "for deep learning"),
     Alias("amsgrad", "adam", {"amsgrad": True},
-          "Adam with the running maximum of v (Reddi et al., ICLR 2018)"),
+          "Adam with the running maximum of v (Reddi et al., ICLR 2018)",
+          year=2018, paper="Reddi, Kale & Kumar, On the Convergence of Adam and Beyond "
+          "(ICLR 2018)"),
 ]

@@ -31,6 +31,8 @@ class Entry:
     preset: dict = field(default_factory=dict)
     alias_of: str | None = None
     summary: str = ""
+    alias_year: int | None = None
+    alias_paper: str | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -44,13 +46,15 @@ class Entry:
 
     @property
     def paper(self) -> str:
-        """The paper it comes from: the catalog's."""
-        return self.info.paper
+        """The paper it comes from: the alias's where it names one (``momentum``: Polyak),
+        else the catalog's row."""
+        return self.alias_paper or self.info.paper
 
     @property
     def year(self) -> int:
-        """The year of that paper: the catalog's."""
-        return self.info.year
+        """The year of that paper (the venue's): the alias's where it names one, else the
+        catalog's row."""
+        return self.alias_year if self.alias_year is not None else self.info.year
 
     @property
     def memory(self) -> float:
@@ -79,7 +83,7 @@ def _build_entries() -> dict[str, Entry]:
     for alias in ALIASES:
         target = entries[alias.target]
         entries[alias.name] = Entry(alias.name, target.cls, target.info, dict(alias.preset),
-                                    alias.target, alias.summary)
+                                    alias.target, alias.summary, alias.year, alias.paper)
     return entries
 
 

@@ -310,7 +310,7 @@ def _optimizers() -> bytes:
         out.append({
             "name": entry.name, "cls": entry.cls.__name__, "alias_of": entry.alias_of,
             "preset": _jsonable(entry.preset), "summary": entry.summary,
-            "family": info.family, "year": info.year, "paper": info.paper,
+            "family": info.family, "year": entry.year, "paper": entry.paper,
             "rule_latex": info.rule_latex, "rule_text": info.rule_text,
             "tuning": info.tuning, "strengths": info.strengths, "weaknesses": info.weaknesses,
             "typical_use": info.typical_use, "adaptive": info.adaptive,
