@@ -566,3 +566,87 @@ def test_complex_state_of_another_shape_is_refused_in_the_parameters_terms():
     other = torch.nn.Parameter(torch.randn(5, 3, dtype=torch.complex64))
     with pytest.raises(ValueError, match=r"has shape \(4, 3\) but the parameter needs \(5, 3\)"):
         optimlab.Adam([other]).load_state_dict(ref.state_dict())
+
+
+def _skipping(kind: str, p: torch.Tensor):
+    if kind == "sam":
+        return optimlab.SAM([p], optimlab.Adam, lr=0.1, skip_nonfinite=True)
+    inner = optimlab.Adam([p], lr=0.1, skip_nonfinite=True)
+    return inner if kind == "adam" else optimlab.Lookahead(inner)
+
+
+@pytest.mark.parametrize("kind", ["adam", "sam", "lookahead"])
+def test_the_skip_count_goes_through_what_dcp_keeps(kind):
+    """``torch.distributed.checkpoint`` keeps only ``state`` and ``param_groups``: the count
+    started again at 0 after such a load. The first group carries it; the load takes it out
+    of the groups again, and stepping on matches the run never saved."""
+    def run(opt, p, directions):
+        for direction in directions:
+            def closure(direction=direction):
+                opt.zero_grad()
+                loss = (p * direction).sum() + (p ** 2).sum()
+                loss.backward()
+                return loss
+            opt.step(closure)
+
+    nan, one = torch.tensor([float("nan"), 0.0, 0.0]), torch.ones(3)
+    p = torch.zeros(3, requires_grad=True)
+    opt = _skipping(kind, p)
+    run(opt, p, [nan, one, nan, one])
+    assert opt.skipped_steps == 2
+    saved = opt.state_dict()
+    kept = {"state": saved["state"], "param_groups": saved["param_groups"]}  # DCP's form
+    assert kept["param_groups"][0]["optimlab_skipped_steps"] == 2
+    for form in (copy.deepcopy(kept), copy.deepcopy(saved)):
+        q = p.detach().clone().requires_grad_()
+        fresh = _skipping(kind, q)
+        fresh.load_state_dict(form)
+        assert fresh.skipped_steps == 2
+        assert all("optimlab_skipped_steps" not in group for group in fresh.param_groups)
+        run(fresh, q, [nan, one])
+        assert fresh.skipped_steps == 3
+    run(opt, p, [nan, one])
+    assert torch.equal(q, p)
+
+
+def test_without_the_guard_the_groups_are_torchs():
+    """The count is written into the groups only where ``skip_nonfinite`` is on (or a step
+    was skipped): a default optimizer's state_dict groups have torch's keys alone."""
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.ones(3)
+    ours, theirs = optimlab.Adam([p]), torch.optim.Adam([p])
+    ours.step()
+    assert "optimlab_skipped_steps" not in ours.state_dict()["param_groups"][0]
+    assert set(ours.state_dict()["param_groups"][0]) <= set(theirs.state_dict()["param_groups"][0]) | {
+        "cautious", "state_precision"}
+
+
+def test_the_skip_count_goes_through_a_real_dcp_save_and_load(tmp_path):
+    """In one process (DCP's no-process-group mode): ``get_state_dict``, ``dcp.save``,
+    ``dcp.load``, ``set_state_dict`` into a fresh model and optimizer."""
+    import warnings
+
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    def pair():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        return model, optimlab.Adam(model.parameters(), lr=0.1, skip_nonfinite=True)
+
+    model, opt = pair()
+    for value in (float("nan"), 1.0, float("inf")):
+        for p in model.parameters():
+            p.grad = torch.full_like(p, value)
+        opt.step()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "assuming ... a single process"
+        model_state, optim_state = get_state_dict(model, opt)
+        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp_path))
+        fresh_model, fresh = pair()
+        model_state, optim_state = get_state_dict(fresh_model, fresh)
+        loaded = {"model": model_state, "optim": optim_state}
+        dcp.load(loaded, checkpoint_id=str(tmp_path))
+        set_state_dict(fresh_model, fresh, model_state_dict=loaded["model"],
+                       optim_state_dict=loaded["optim"])
+    assert (opt.skipped_steps, fresh.skipped_steps) == (2, 2)

@@ -437,6 +437,9 @@ class TorchOptimizer(torch.optim.Optimizer):
 
 _LOAD_HOOKS = ("_optimizer_load_state_dict_pre_hooks", "_optimizer_load_state_dict_post_hooks")
 _SAVE_HOOKS = ("_optimizer_state_dict_pre_hooks", "_optimizer_state_dict_post_hooks")
+#: the key of the skip count in a saved first param group (``skip_nonfinite``), where
+#: ``torch.distributed.checkpoint``, which keeps only ``state`` and ``param_groups``, keeps it
+SKIPPED_STEPS_KEY = "optimlab_skipped_steps"
 
 
 @contextlib.contextmanager
@@ -844,6 +847,11 @@ class RuleOptimizer(TorchOptimizer):
         (``copy.deepcopy(opt.state_dict())``, as many training loops keep their best
         checkpoint). Other entries are the live state, as in ``torch.optim``.
 
+        With ``skip_nonfinite`` (or once a step was skipped) the first param group also holds
+        the skip count, under ``optimlab_skipped_steps``, beside the ``optimlab`` entry's:
+        ``torch.distributed.checkpoint`` keeps only ``state`` and ``param_groups``, and the
+        count goes through it there. :meth:`load_state_dict` takes it out of the groups again.
+
         The hooks registered with ``register_state_dict_pre_hook`` and ``..._post_hook`` run
         as torch runs them, around the whole dict: the pre hooks before anything is read, the
         post hooks on the finished dict (its ``optimlab`` entry and complex state included);
@@ -864,6 +872,9 @@ class RuleOptimizer(TorchOptimizer):
             # lets a load tell a different model apart even when no state tensor shows it
             "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
         }
+        if (self.skip_nonfinite or self.skipped_steps) and sd["param_groups"]:
+            sd["param_groups"] = [{**sd["param_groups"][0], SKIPPED_STEPS_KEY: self.skipped_steps},
+                                  *sd["param_groups"][1:]]
         for post_hook in list(hooks.get(_SAVE_HOOKS[1], {}).values()):
             result = post_hook(self, sd)
             if result is not None:
@@ -925,8 +936,13 @@ class RuleOptimizer(TorchOptimizer):
         precisions = [group.get("state_precision") for group in self.param_groups]
         with _hooks_set_aside(self):  # run here, around the whole load, not inside torch's
             super().load_state_dict(state_dict)
+        # the count as DCP gives it back (in the first group), unless the optimlab entry has it
+        counts = [group.pop(SKIPPED_STEPS_KEY) for group in self.param_groups
+                  if SKIPPED_STEPS_KEY in group]
         if tag is not None:
             self.skipped_steps = int(tag.get("skipped_steps", 0))
+        elif counts:
+            self.skipped_steps = int(counts[0])
         self._restore_saved_dtypes(state_dict)
         if self.capabilities.compact_moments:
             self._compact_loaded_state(precisions)
