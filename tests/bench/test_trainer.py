@@ -47,6 +47,22 @@ def test_population_matches_sequential(name, hps, options):
         assert a.train_loss[-1] < a.train_loss[0] and not a.diverged
 
 
+@pytest.mark.parametrize("name, hps", [
+    ("adam", [{"weight_decay": 0.0}, {"weight_decay": 0.01}]),  # lr left at Adam's default
+    ("lookahead", [{"inner": "adam", "alpha": 0.5}, {"inner": "adam", "alpha": 0.8}]),
+])
+def test_a_schedule_scales_the_default_rate_in_both_engines(name, hps):
+    """Members that leave lr at the optimizer's default: the sequential engine scheduled it
+    (it reads param_groups) and the population engine trained at the constant default."""
+    task = ToyTask()
+    config = TrainConfig(steps=20, batch_size=16, eval_every=10, schedule="step")
+    members = [Member(name, hp, 0) for hp in hps]
+    together = train_population(task, config, members)
+    one_by_one = train_sequential(task, config, members)
+    for a, b in zip(together, one_by_one):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-9, abs=1e-12)
+
+
 #: registry names whose path is not continuous in the gradients' rounding, so a population
 #: (batched matrix products) and the sequential runs part after the first step: SOAP's first
 #: eigenbasis of a rank-deficient factor (the 16 x 8 layer's 16 x 16 G G^T has an

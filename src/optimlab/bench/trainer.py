@@ -40,7 +40,7 @@ from torch.overrides import TorchFunctionMode
 from .._table import describe_error, one_line
 from ..optim.base import check_int
 from ..optim.population import Population
-from ..optim.registry import create, resolve
+from ..optim.registry import checked_defaults, create, resolve
 from .allocator import keep_freed_memory
 
 __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "batch_stream",
@@ -549,6 +549,17 @@ def _cross_entropy_per_member(output: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(logits, target.reshape(k, -1), reduction="none").mean(1)
 
 
+def _base_rates(pop: Population, members: Sequence[Member]) -> list | None:
+    """Each member's learning rate before a schedule scales it: the one it sets, else its
+    optimizer's default (as the sequential engine reads ``param_groups[0]["lr"]``); None
+    for an optimizer without one. A schedule left the defaults unscaled here before."""
+    if pop.mode == "member":
+        groups = [pop.member_optimizer(k).param_groups[0] for k in range(pop.members)]
+        return [group["lr"] for group in groups] if "lr" in groups[0] else None
+    rates = [checked_defaults(m.optimizer, **m.hparams).get("lr") for m in members]
+    return None if rates[0] is None else rates
+
+
 def _clip(grads: list[Tensor], config: TrainConfig, batched: bool) -> list[Tensor]:
     if config.clip_value is not None:
         grads = [g.clamp(-config.clip_value, config.clip_value) for g in grads]
@@ -637,8 +648,8 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     if any(sorted(m.hparams) != keys for m in members):
         raise ValueError("members of a population must set the same hyperparameters")
     hparams = {k: [m.hparams[k] for m in members] for k in keys}
-    base_lr = hparams.get("lr")
     pop = Population(members[0].optimizer, params, hparams)
+    base_lr = _base_rates(pop, members)
     needs_closure = pop.entry.info.needs_closure
 
     batched_forward, shared_forward = _population_forwards(task, template, params)
