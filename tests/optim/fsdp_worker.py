@@ -16,6 +16,9 @@ The same run holds the checks of :data:`EXTRAS`, each under its own id:
   others plain tensors in the same param group (their gradients averaged by hand, as DDP
   would); writes ``{"weights": [full tensors], "grads_kept": bool}`` (a step leaves every
   gradient in place).
+* ``lbfgs uneven``: LBFGS (a fixed step, and the strong-Wolfe line search) on parameters
+  whose first dimension does not divide by two (3 rows on two processes: torch 2.13 cannot
+  flatten such a DTensor); writes ``{"fixed" or "strong_wolfe": [full tensors]}``.
 * ``refusals``: ``{what: "ExceptionType: message"}`` for ``state_precision`` at construction
   (``"int8"``, ``"bfloat16"``) and for a switch set on a group after construction
   (``state_precision``, ``cautious``), raised by the first step; and for ``cautious`` set
@@ -45,6 +48,23 @@ SKIP = Case("Adam", {"lr": 0.05, "skip_nonfinite": True})
 INF_STEP = 1
 #: a param group of sharded and plain parameters
 PARTLY = Case("Adam", {"lr": 0.05})
+#: parameters sharded unevenly over two processes (3 rows, 5 entries, 3 slices)
+UNEVEN_SHAPES = [(3, 4), (5,), (3, 2, 2)]
+
+
+@dataclass(frozen=True)
+class UnevenCase(Case):
+    """A case of the table on :data:`UNEVEN_SHAPES`."""
+
+    @property
+    def shapes(self):
+        return UNEVEN_SHAPES
+
+
+#: LBFGS on unevenly sharded parameters, with and without its line search
+LBFGS_UNEVEN = {"fixed": UnevenCase("LBFGS", dict(lr=0.1, max_iter=3, history_size=5)),
+                "strong_wolfe": UnevenCase("LBFGS", dict(lr=1.0, max_iter=4,
+                                                         line_search_fn="strong_wolfe"))}
 
 
 def _fsdp_case(case, local: torch.Tensor, steps: int, out: str) -> list[torch.Tensor]:
@@ -121,6 +141,10 @@ def _partly_sharded(local: torch.Tensor, steps: int) -> dict:
     return {"weights": _full(model), "grads_kept": all(p.grad is not None for p in params)}
 
 
+def _lbfgs_uneven(local: torch.Tensor, steps: int) -> dict:
+    return {key: _fsdp_case(case, local, steps, "") for key, case in LBFGS_UNEVEN.items()}
+
+
 def _error(run: Callable[[], object]) -> str:
     try:
         run()
@@ -169,7 +193,7 @@ class Extra:
 
 
 EXTRAS = [Extra("skip_nonfinite", _skip_nonfinite), Extra("partly sharded", _partly_sharded),
-          Extra("refusals", _refusals)]
+          Extra("lbfgs uneven", _lbfgs_uneven), Extra("refusals", _refusals)]
 
 
 def _run_case(case, local: torch.Tensor, steps: int, out: str):

@@ -8,8 +8,9 @@ on both ranks. One whose step reads a parameter as a whole (LAMB's and LARS's no
 and the preconditioners' matrices, Adafactor's factors, cautious masking's counts, the
 group sums of Prodigy and D-Adaptation, Sophia's curvature probe) must refuse at
 construction with a ``ValueError`` naming the sharded parameter. LBFGS, SAM and Lookahead
-work on the DTensors themselves (their norms and dot products are DTensor reductions, which
-are global) and must match too.
+work on the DTensors themselves (their norms and dot products are global: DTensor
+reductions, or for LBFGS sums over each process's shards reduced over the mesh) and must
+match too, LBFGS also where a parameter's rows do not divide by the processes.
 
 The same run checks (:data:`tests.optim.fsdp_worker.EXTRAS`) that ``skip_nonfinite`` skips on
 every rank when one rank's gradient shard holds an inf, that a param group of sharded and
@@ -94,6 +95,19 @@ def test_a_group_of_sharded_and_plain_parameters_steps_as_one_process(ranks):
     assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"]))
     single, bound = single_process_bound(PARTLY, STEPS)
     assert relative(first["weights"], single) <= bound
+
+
+def test_lbfgs_steps_unevenly_sharded_parameters_as_one_process(ranks):
+    """torch 2.13 cannot flatten a DTensor of 3 rows on 2 processes: LBFGS's step failed
+    with its RuntimeError. It works in each process's own shards now, with and without the
+    line search."""
+    from tests.optim.fsdp_worker import LBFGS_UNEVEN
+
+    first, second = _result(ranks, "lbfgs uneven")
+    for key, case in LBFGS_UNEVEN.items():
+        assert all(torch.equal(a, b) for a, b in zip(first[key], second[key])), key
+        single, bound = single_process_bound(case, STEPS)
+        assert relative(first[key], single) <= bound, key
 
 
 def test_state_precision_is_refused_on_sharded_parameters(ranks):

@@ -1,6 +1,8 @@
 """L-BFGS: limited-memory BFGS with an optional strong-Wolfe line search (Liu & Nocedal 1989).
 
-Every quantity lives in one flat vector over all parameters. Each :meth:`LBFGS.step` runs up
+Every quantity lives in one flat vector over all parameters (under FSDP2, each process's
+vector holds its own shards, and reductions over it are summed over the processes:
+:class:`_Space`). Each :meth:`LBFGS.step` runs up
 to ``max_iter`` quasi-Newton iterations: a search direction from the two-loop recursion over
 the stored curvature pairs, then either a fixed step or a strong-Wolfe line search (bracketing
 and zoom with cubic interpolation). The floating-point operations and their order are those
@@ -65,9 +67,129 @@ def _move(params: list[Tensor], step: float | Tensor, direction: Tensor) -> None
         start += size
 
 
-def _is_stationary(grad: Tensor, tolerance_grad: float) -> Tensor:
+def _own_part(p: Tensor) -> Tensor:
+    """What this process holds of ``p``: a DTensor's local tensor (a view: writing it writes
+    ``p``), else ``p``; a complex one as its real view."""
+    local = p.to_local() if hasattr(p, "to_local") else p
+    return torch.view_as_real(local) if torch.is_complex(local) else local
+
+
+class _Space:
+    """The flat vector L-BFGS works in, and its reductions (dot products, the l1 norm, the
+    largest magnitude).
+
+    Without DTensors it is torch's vector (every gradient flattened, concatenated) and each
+    reduction is the tensor method torch calls, so the two agree bit for bit. Where
+    parameters are DTensors (FSDP2's ``fully_shard``), each process's vector holds what it
+    holds of each parameter (its shards, and the whole of a plain or replicated one), never
+    gathered: torch 2.13 cannot flatten a DTensor sharded unevenly (a ``Linear(4, 3)`` on
+    two processes), and the vector needs no more. A reduction then sums (or takes the
+    largest of) the shards' part over the process groups of the mesh dimensions they are
+    sharded along, one ``all_reduce`` per such set of groups, and adds the part every
+    process holds whole once. Every process issues the same collectives in the same
+    order: the parameters' order, the same everywhere.
+    """
+
+    def __init__(self, params: list[Tensor]) -> None:
+        self.params = params
+        self.distributed = any(hasattr(p, "device_mesh") for p in params)
+        if not self.distributed:
+            return
+        spans: dict[tuple, list[list[int]]] = {}
+        self.groups: dict[tuple, tuple] = {}
+        start = 0
+        for p in params:
+            groups = ()
+            if hasattr(p, "device_mesh"):
+                if any(pl.is_partial() for pl in p.placements):
+                    raise ValueError("LBFGS: a parameter with a Partial placement has no "
+                                     "values of its own; redistribute it first")
+                groups = tuple(p.device_mesh.get_group(dim)
+                               for dim, pl in enumerate(p.placements) if pl.is_shard())
+            key = tuple(id(g) for g in groups)
+            self.groups[key] = groups
+            end = start + _own_part(p).numel()
+            ranges = spans.setdefault(key, [])
+            if ranges and ranges[-1][1] == start:
+                ranges[-1][1] = end  # next to the last range of the same groups: one slice
+            else:
+                ranges.append([start, end])
+            start = end
+        self.spans = [(key, [(a, b) for a, b in ranges]) for key, ranges in spans.items()]
+
+    def flat_grad(self, negate: bool) -> Tensor:
+        """The gradients as this process's vector (see the class), negated for maximize."""
+        if not self.distributed:
+            return _flat_grad(self.params, negate)
+        pieces = []
+        for p in self.params:
+            g = p.grad
+            own = _own_part(p)
+            if g is None:
+                pieces.append(own.new_zeros(own.numel()))
+                continue
+            g = g.to_local() if hasattr(g, "to_local") else g
+            pieces.append((torch.view_as_real(g) if torch.is_complex(g) else g).reshape(-1))
+        flat = torch.cat(pieces, 0)
+        return flat.neg() if negate else flat
+
+    def move(self, step: float | Tensor, direction: Tensor) -> None:
+        """theta <- theta + step * direction, each process on what it holds."""
+        if not self.distributed:
+            _move(self.params, step, direction)
+            return
+        start = 0
+        for p in self.params:
+            own = _own_part(p)
+            size = own.numel()
+            own.add_(direction[start:start + size].view_as(own), alpha=step)
+            start += size
+
+    def size(self) -> int:
+        """The length of this process's vector."""
+        return sum(_own_part(p).numel() for p in self.params)
+
+    def dot(self, a: Tensor, b: Tensor) -> Tensor:
+        """a . b over the whole (never gathered) vector."""
+        if not self.distributed:
+            return a.dot(b)
+        return self._reduce(lambda lo, hi: a[lo:hi].dot(b[lo:hi]), max_=False)
+
+    def abs_sum(self, a: Tensor) -> Tensor:
+        """||a||_1 over the whole vector."""
+        if not self.distributed:
+            return a.abs().sum()
+        return self._reduce(lambda lo, hi: a[lo:hi].abs().sum(), max_=False)
+
+    def abs_max(self, a: Tensor) -> Tensor:
+        """max_j |a_j| over the whole vector (0 for an empty one)."""
+        if not self.distributed:
+            return a.abs().max()
+        return self._reduce(lambda lo, hi: a[lo:hi].abs().max() if hi > lo
+                            else a.new_zeros(()), max_=True)
+
+    def _reduce(self, part: Callable[[int, int], Tensor], max_: bool) -> Tensor:
+        import torch.distributed as dist
+
+        op = dist.ReduceOp.MAX if max_ else dist.ReduceOp.SUM
+        total = None
+        for key, ranges in self.spans:
+            value = None
+            for lo, hi in ranges:
+                piece = part(lo, hi)
+                value = piece if value is None else (
+                    torch.maximum(value, piece) if max_ else value + piece)
+            value = value.clone()  # all_reduce writes in place
+            for group in self.groups[key]:
+                dist.all_reduce(value, op=op, group=group)
+            total = value if total is None else (
+                torch.maximum(total, value) if max_ else total + value)
+        return total
+
+
+def _is_stationary(grad: Tensor, tolerance_grad: float, space: _Space) -> Tensor:
     """First-order optimality: every gradient entry within ``tolerance_grad`` of zero."""
-    return grad.abs().max() <= tolerance_grad
+    return space.abs_max(grad) <= tolerance_grad
 
 
 class _Objective:
@@ -77,6 +199,7 @@ class _Objective:
         self.closure = closure
         self.params = params
         self.maximize = maximize
+        self.space = _Space(params)
 
     def __call__(self) -> tuple[Any, float, Tensor]:
         """Evaluate at the current parameters: (what the closure returned, f, grad f)."""
@@ -85,13 +208,13 @@ class _Objective:
         value = float(returned)
         if self.maximize:
             value = -value
-        return returned, value, _flat_grad(self.params, self.maximize)
+        return returned, value, self.space.flat_grad(self.maximize)
 
     def along(self, origin: list[Tensor], direction: Tensor) -> Callable:
         """phi(t) = f(origin + t direction) and its gradient; leaves the parameters at origin."""
 
         def phi(step: float | Tensor) -> tuple[float, Tensor]:
-            _move(self.params, step, direction)
+            self.space.move(step, direction)
             _, value, grad = self()
             for p, x in zip(self.params, origin):
                 p.copy_(x)
@@ -101,39 +224,39 @@ class _Objective:
 
 
 # -- the quasi-Newton direction ----------------------------------------------------------------
-def _remember(memory: tuple, y: Tensor, s: Tensor, history_size: int) -> tuple:
+def _remember(memory: tuple, y: Tensor, s: Tensor, history_size: int, space: _Space) -> tuple:
     """Add the curvature pair (s, y) to ``memory = (ys, ss, rhos, gamma)`` unless y's is too
     small (the pair would break positive definiteness); keep the newest ``history_size``.
 
     ``gamma = s'y / y'y`` scales the initial inverse Hessian :math:`H^0 = \\gamma I`.
     """
     ys, ss, rhos, gamma = memory
-    curvature = y.dot(s)
+    curvature = space.dot(y, s)
     if not curvature > _CURVATURE_MIN:
         return memory
     drop = max(0, len(ys) + 1 - history_size)
     return (ys[drop:] + [y], ss[drop:] + [s], rhos[drop:] + [1.0 / curvature],
-            curvature / y.dot(y))
+            curvature / space.dot(y, y))
 
 
-def _two_loop(grad: Tensor, memory: tuple) -> Tensor:
+def _two_loop(grad: Tensor, memory: tuple, space: _Space) -> Tensor:
     """The direction -H grad by the two-loop recursion (Nocedal & Wright, Algorithm 7.4)."""
     ys, ss, rhos, gamma = memory
     alphas: list[Any] = [None] * len(ys)
     q = grad.neg()
     for i in reversed(range(len(ys))):  # newest pair first
-        alphas[i] = ss[i].dot(q) * rhos[i]
+        alphas[i] = space.dot(ss[i], q) * rhos[i]
         q.add_(ys[i], alpha=-alphas[i])
     r = torch.mul(q, gamma)
     for i in range(len(ys)):  # oldest pair first
-        beta = ys[i].dot(r) * rhos[i]
+        beta = space.dot(ys[i], r) * rhos[i]
         r.add_(ss[i], alpha=alphas[i] - beta)
     return r
 
 
-def _first_step_size(grad: Tensor, lr: float | Tensor) -> float | Tensor:
+def _first_step_size(grad: Tensor, lr: float | Tensor, space: _Space) -> float | Tensor:
     """The very first step has no curvature yet: at most lr, and lr / ||g||_1 when larger."""
-    return min(1.0, 1.0 / grad.abs().sum()) * lr
+    return min(1.0, 1.0 / space.abs_sum(grad)) * lr
 
 
 # -- the strong-Wolfe line search --------------------------------------------------------------
@@ -176,7 +299,7 @@ def _flat_enough(start: _Trial, trial: _Trial) -> bool:
 
 
 def _bracket(phi: Callable, start: _Trial, step: Any, direction: Tensor,
-             budget: int) -> tuple[list[_Trial], bool, int]:
+             budget: int, space: _Space) -> tuple[list[_Trial], bool, int]:
     """Phase one (Nocedal & Wright, Algorithm 3.5): lengthen the step until it is acceptable
     (returns ``[trial], True``) or two trials bracket an acceptable step (``[a, b], False``).
 
@@ -184,7 +307,7 @@ def _bracket(phi: Callable, start: _Trial, step: Any, direction: Tensor,
     minus one). Past ``budget`` iterations the bracket is [0, last trial].
     """
     value, grad = phi(step)
-    trial = _Trial(step, value, grad, grad.dot(direction))
+    trial = _Trial(step, value, grad, space.dot(grad, direction))
     previous = start
     used = 0
     while used < budget:
@@ -200,7 +323,7 @@ def _bracket(phi: Callable, start: _Trial, step: Any, direction: Tensor,
         step = _cubic_minimizer(previous, trial, bounds=(shortest, longest))
         previous = trial
         value, grad = phi(step)
-        trial = _Trial(step, value, grad, grad.dot(direction))
+        trial = _Trial(step, value, grad, space.dot(grad, direction))
         used += 1
     return [start, trial], False, used
 
@@ -222,11 +345,11 @@ def _keep_off_ends(step: Any, ends: list[_Trial], stalled: bool) -> tuple[Any, b
 
 
 def _zoom(phi: Callable, start: _Trial, ends: list[_Trial], direction: Tensor,
-          used: int, budget: int) -> tuple[_Trial, int]:
+          used: int, budget: int, space: _Space) -> tuple[_Trial, int]:
     """Phase two (Nocedal & Wright, Algorithm 3.6): shrink the bracket ``ends`` around an
     acceptable step by safeguarded cubic interpolation. Returns the best trial and the
     iterations used in all."""
-    reach = direction.abs().max()
+    reach = space.abs_max(direction)
     low = 0 if ends[0].value <= ends[-1].value else 1
     stalled = False
     while used < budget:
@@ -235,7 +358,7 @@ def _zoom(phi: Callable, start: _Trial, ends: list[_Trial], direction: Tensor,
         step = _cubic_minimizer(ends[0], ends[1])
         step, stalled = _keep_off_ends(step, ends, stalled)
         value, grad = phi(step)
-        trial = _Trial(step, value, grad, grad.dot(direction))
+        trial = _Trial(step, value, grad, space.dot(grad, direction))
         used += 1
         high = 1 - low
         if not _sufficient_decrease(start, trial) or trial.value >= ends[low].value:
@@ -252,18 +375,18 @@ def _zoom(phi: Callable, start: _Trial, ends: list[_Trial], direction: Tensor,
 
 
 def _strong_wolfe(phi: Callable, step: Any, direction: Tensor, value: float, grad: Tensor,
-                  slope: Tensor, budget: int) -> tuple[float, Tensor, Any, int]:
+                  slope: Tensor, budget: int, space: _Space) -> tuple[float, Tensor, Any, int]:
     """A step satisfying the strong Wolfe conditions along ``direction`` from phi(0) = value,
     starting from ``step``, with at most ``budget`` + 1 evaluations of phi.
 
     Returns phi and the gradient at the chosen step, the step, and the evaluations spent.
     """
     start = _Trial(0, value, grad.clone(memory_format=torch.contiguous_format), slope)
-    ends, accepted, used = _bracket(phi, start, step, direction, budget)
+    ends, accepted, used = _bracket(phi, start, step, direction, budget, space)
     if accepted:
         best = ends[0]
     else:
-        best, used = _zoom(phi, start, ends, direction, used, budget)
+        best, used = _zoom(phi, start, ends, direction, used, budget, space)
     return best.value, best.grad, best.step, used + 1
 
 
@@ -447,7 +570,7 @@ class LBFGS(TorchOptimizer):
 
         returned, value, grad = objective()
         state["func_evals"] += 1
-        if _is_stationary(grad, group["tolerance_grad"]):
+        if _is_stationary(grad, group["tolerance_grad"], objective.space):
             return returned
         self._iterate(group, state, objective, value, grad)
         return returned
@@ -458,7 +581,7 @@ class LBFGS(TorchOptimizer):
         lr = _as_scalar(group["lr"])
         max_iter, max_eval = group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
-        params = objective.params
+        params, space = objective.params, objective.space
         evals = 1
         direction, step = state.get("d"), state.get("t")
         memory = (state.get("old_dirs"), state.get("old_stps"), state.get("ro"),
@@ -473,13 +596,13 @@ class LBFGS(TorchOptimizer):
                 direction = grad.neg()
             else:
                 memory = _remember(memory, grad.sub(prev_grad), direction.mul(step),
-                                   group["history_size"])
-                direction = _two_loop(grad, memory)
+                                   group["history_size"], space)
+                direction = _two_loop(grad, memory, space)
             prev_grad = grad.clone(memory_format=torch.contiguous_format)
             prev_value = value
 
-            step = _first_step_size(grad, lr) if first_ever else lr
-            slope = grad.dot(direction)
+            step = _first_step_size(grad, lr, space) if first_ever else lr
+            slope = space.dot(grad, direction)
             if slope > -tolerance_change:  # not a descent direction (any more)
                 break
 
@@ -487,22 +610,22 @@ class LBFGS(TorchOptimizer):
                 origin = [p.clone(memory_format=torch.contiguous_format) for p in params]
                 value, grad, step, spent = _strong_wolfe(
                     objective.along(origin, direction), step, direction, value, grad, slope,
-                    budget=max_eval - evals)
-                _move(params, step, direction)
-                stationary = _is_stationary(grad, tolerance_grad)
+                    budget=max_eval - evals, space=space)
+                space.move(step, direction)
+                stationary = _is_stationary(grad, tolerance_grad, space)
             else:
-                _move(params, step, direction)
+                space.move(step, direction)
                 if iteration == max_iter:  # the next step evaluates the new point anyway
                     break
                 _, value, grad = objective()
                 spent = 1
-                stationary = _is_stationary(grad, tolerance_grad)
+                stationary = _is_stationary(grad, tolerance_grad, space)
             evals += spent
             state["func_evals"] += spent
 
             if iteration == max_iter or evals >= max_eval or stationary:
                 break
-            if direction.mul(step).abs().max() <= tolerance_change:  # the step is tiny
+            if space.abs_max(direction.mul(step)) <= tolerance_change:  # the step is tiny
                 break
             if abs(value - prev_value) < tolerance_change:  # the loss stalls
                 break
@@ -547,7 +670,7 @@ class LBFGS(TorchOptimizer):
         if shapes is not None and [list(s) for s in shapes[0]] != [list(p.shape) for p in params]:
             raise ValueError(f"this state_dict was saved for parameters of shapes {shapes[0]}, "
                              f"not {[list(p.shape) for p in params]}")
-        size = sum(p.numel() for p in params)
+        size = _Space(params).size()  # this process's vector (its shards under FSDP2)
         for entry in state_dict["state"].values():
             for key in ("d", "prev_flat_grad"):
                 value = entry.get(key)
