@@ -112,3 +112,16 @@ def test_bad_input(kwargs, match):
 
 def test_basins_figure():
     check_figure(two_wells())
+
+
+@pytest.mark.parametrize("optimizers, match", [
+    ({"adam": {"lrr": 0.1}}, r"basins label 'adam': 'lrr' is not a hyperparameter of Adam .*"
+                             r"did you mean 'lr'\?"),
+    ({"fast": {"name": "adam", "lr": -1.0}}, r"basins label 'fast': lr must be > 0"),
+    ({"adam": {"lr": [0.1, 0.2]}}, r"basins label 'adam': lr must be one value"),
+    ({"adam": 0.1}, r"basins label 'adam': hyperparameters must be a dict"),
+])
+def test_optimizer_hyperparameters_are_checked_up_front_naming_the_label(optimizers, match):
+    """A misspelt key was a raw TypeError from the constructor ("member 0: ...")."""
+    with pytest.raises(ValueError, match=match):
+        basins(optimizers=optimizers, grid=3, steps=5)

@@ -70,3 +70,46 @@ def test_gd_variants_figure_draws_gd_and_sgd_in_their_colours():
     assert drawn["batch"] == (color("gd"), "-")
     assert drawn["mini-batch"] == (color("sgd"), "-")
     assert same_hue(drawn["stochastic"][0], color("sgd")) and drawn["stochastic"][1] == "--"
+
+
+def test_a_batch_larger_than_the_data_is_capped_and_said():
+    """With 16 samples the mini-batch row said batch 32, though each update used all 16."""
+    demo = batch_sizes.gd_variants(n=16)
+    run = demo.runs["mini-batch"]
+    assert run.batch == 16 and run.asked == 32 and run.updates == demo.epochs
+    headers, rows = demo.rows()
+    row = next(r for r in rows if r[0] == "mini-batch")
+    assert row[headers.index("batch")] == "16"
+    assert "mini-batch: batch 32 is more than the 16 samples; each update used all 16" \
+        in demo.table()
+    assert demo.runs["batch"].asked is None and demo.runs["stochastic"].asked is None
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, r"^epochs must be an integer >= 1, got 0$"),
+    ({"n": 0}, r"^n must be an integer >= 1, got 0$"),
+    ({"n": 2.5}, r"^n must be an integer >= 1, got 2.5$"),
+    ({"d": True}, r"^d must be an integer >= 1, got True$"),
+    ({"noise": -1.0}, r"^noise must be a finite number >= 0, got -1.0$"),
+    ({"variants": {}}, r"^variants must be a non-empty dict"),
+    ({"variants": {"b": 32}}, r"^variants\['b'\] must be a pair"),
+    ({"variants": {"b": (0, 0.1)}}, r"^variants\['b'\] batch must be an integer >= 1, got 0$"),
+    ({"variants": {"b": (2.5, 0.1)}}, r"^variants\['b'\] batch must be an integer >= 1"),
+    ({"variants": {"b": (None, 0.0)}}, r"^variants\['b'\] lr must be a finite number > 0, "
+                                       r"got 0.0$"),
+    ({"variants": {"b": (None, float("nan"))}}, r"^variants\['b'\] lr must be a finite"),
+    ({"variants": {"b": (None, True)}}, r"^variants\['b'\] lr must be a finite number > 0"),
+])
+def test_bad_arguments_are_refused_naming_them(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        batch_sizes.gd_variants(**kwargs)
+
+
+def test_a_divergent_variant_is_marked():
+    demo = batch_sizes.gd_variants(n=64, d=3, epochs=3, variants={"ok": (None, 0.5),
+                                                                  "wild": (1, 5.0)})
+    assert demo.runs["wild"].diverged and not demo.runs["ok"].diverged
+    headers, rows = demo.rows()
+    final = {r[0]: r[headers.index("final loss")] for r in rows}
+    assert final["wild"].endswith("(diverged)") and "diverged" not in final["ok"]
+    assert "wild: diverged at lr 5" in demo.table()

@@ -207,3 +207,18 @@ def test_the_ravine_findings_say_where_each_rule_did_better_in_this_run():
     assert lines[-2].endswith("rmsprop in 8 steps (final f 1e-90) vs in 53 steps (final f "
                               "1e-25): better aligned")
     assert lines[-1].endswith(": better rotated")  # the tour's quick run: Adam ends lower rotated
+
+
+@pytest.mark.parametrize("optimizers, reference", [
+    (("rmsprop", "adam"), None),  # no SGD and no other rule to compare with: no such line
+    (("momentum", "adam"), "momentum"),  # no SGD: the first rule that ignores coordinates
+])
+def test_ravine_alignment_without_sgd_prints_its_table(optimizers, reference):
+    """It once assumed a label "sgd" and raised KeyError 'sgd' without one."""
+    demo = landscape.ravine_alignment(optimizers=optimizers, steps=50)
+    table = demo.table()
+    assert demo.reference() == reference
+    lines = [line for line in table.splitlines() if line.startswith("f<0.001, axis-aligned")]
+    said = [line.split(": ", 1)[1].split()[0] for line in lines]
+    diagonal = [name for name in optimizers if name in ("rmsprop", "adam")]
+    assert said == ([] if reference is None else [reference]) + diagonal

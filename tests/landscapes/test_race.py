@@ -643,3 +643,66 @@ def test_a_landscape_unbounded_below_with_no_finite_min_value_says_no_escape_bou
     assert "no minimum: drop has none to converge to" in notes
     assert "escaped" not in notes and "-inf" not in notes
     assert result.metrics["gd"].escaped is None
+
+
+# ----------------------------------------------------------------- fixes: diverged metrics,
+# run_fan's checks, hyperparameters recorded as Python numbers
+
+
+def test_a_run_that_blows_up_to_nan_reads_inf_not_nan():
+    """SGD at lr 1 on Rosenbrock: 24 -> 2e11 -> ... -> inf, then NaN (inf - inf). Its
+    final loss, gap and distance were NaN (the table said "nan nan nan")."""
+    result = race("rosenbrock", {"sgd": {"lr": 1.0}}, steps=30)
+    assert math.isnan(result.losses["sgd"][-1])  # the run itself does end in NaN
+    m = result.metrics["sgd"]
+    assert m.diverged and m.final_loss == math.inf
+    assert m.gap == math.inf and m.distance == math.inf
+    row = result.table().splitlines()[2].split()
+    assert row[2:5] == ["inf", "inf", "inf"] and "nan" not in result.table()
+    # the same number tuning reports for that rate
+    tuned = race("rosenbrock", {"sgd": {}}, steps=30, tune=[1.0], extend=False)
+    assert tuned.tuning["sgd"][1.0] == m.final_loss
+
+
+def test_a_saddle_run_that_fell_to_minus_inf_then_nan_keeps_minus_inf():
+    result = race("saddle", {"gd": {"lr": 5.0}}, steps=200)
+    losses = result.losses["gd"]
+    assert math.isnan(losses[-1]) and -math.inf in losses
+    m = result.metrics["gd"]
+    assert m.final_loss == -math.inf and m.diverged and m.escaped
+    assert math.isnan(m.gap) and math.isnan(m.distance)  # no minimum to measure them from
+    assert "nan" not in result.table()
+
+
+@pytest.mark.parametrize("steps, factors, entries, match", [
+    (-1, [1.0], [("gd", {"lr": 0.1})], r"steps must be an integer >= 0, got -1"),
+    (2.5, [1.0], [("gd", {"lr": 0.1})], r"steps must be an integer >= 0, got 2.5"),
+    (True, [1.0], [("gd", {"lr": 0.1})], r"steps must be an integer >= 0, got True"),
+    (5, [1.0], [("gd", {"lr": True})], r"gd: a fan of learning rates needs a numeric lr.*True"),
+    (5, [1.0], [("gd", {"lr": 0.0})], r"gd: a fan of learning rates needs a numeric lr.*> 0"),
+    (5, [1.0], [("gd", {"lr": math.inf})], r"needs a numeric lr, a finite number > 0, got inf"),
+])
+def test_run_fan_checks_steps_and_lr(steps, factors, entries, match):
+    """steps=-1 was an IndexError, 2.5 a TypeError, and lr=True ran at rate 1."""
+    with pytest.raises(ValueError, match=match):
+        run_fan(get("rosenbrock"), entries, [[0.0, 0.0]], factors, steps)
+
+
+def test_run_fan_takes_numpy_steps_and_rates():
+    (paths, losses), = run_fan(get("rosenbrock"), [("gd", {"lr": np.float32(1e-3)})],
+                               [[0.0, 0.0]], [1.0], np.int64(3))
+    assert paths.shape == (4, 1, 2) and losses.shape == (4, 1)
+
+
+@pytest.mark.parametrize("lr", [torch.tensor(0.1), np.float64(0.1), np.array(0.1)])
+def test_hyperparameters_are_recorded_as_python_numbers(lr):
+    """A 0-d tensor was kept as it came: the table said lr=tensor(0.1000)."""
+    result = race("booth", {"adam": {"lr": lr, "betas": (torch.tensor(0.9), np.float64(0.99))}},
+                  steps=3)
+    used = result.hparams["adam"]
+    assert type(used["lr"]) is float and used["lr"] == pytest.approx(0.1)
+    assert all(type(b) is float for b in used["betas"])
+    assert "lr=0.1, betas=(0.9, 0.99)" in result.table() and "tensor" not in result.table()
+    alone = race("booth", {"adam": {"lr": float(lr), "betas": (float(torch.tensor(0.9)), 0.99)}},
+                 steps=3)
+    np.testing.assert_array_equal(result.paths["adam"], alone.paths["adam"])

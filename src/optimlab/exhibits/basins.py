@@ -22,7 +22,7 @@ from .._table import text_table
 from ..landscapes.base import Landscape
 from ..landscapes.functions import HIMMELBLAU_MINIMA, two_wells_minima
 from ..landscapes.functions import get as get_landscape
-from ..landscapes.race import DIVERGENCE_WIDTHS, run_starts
+from ..landscapes.race import DIVERGENCE_WIDTHS, _check_hparams, _check_values, _plain_hparams, run_starts
 from ..optim.registry import resolve
 from .base import Demo, pyplot
 
@@ -240,7 +240,9 @@ def basins(landscape: str | Landscape = "two_wells",
         landscape: a 2-D catalog name (``"two_wells"``, ``"himmelblau"``) or Landscape.
         optimizers: label -> hyperparameters with a ``name`` key for labels that are not
             registry names (default: :data:`BASIN_OPTIMIZERS` for the landscape: gd,
-            momentum, RMSprop and Adam at fixed stable rates).
+            momentum, RMSprop and Adam at fixed stable rates); each label's keys and
+            values are checked before anything runs, as :func:`~optimlab.landscapes.race`
+            checks them, and a refusal names the label.
         grid: starts per side (2..40), at the centres of a tiling of the domain.
         steps: steps per run (1..5000).
         radius: a run counts for a minimum when it ends within this distance of it.
@@ -274,8 +276,17 @@ def basins(landscape: str | Landscape = "two_wells",
         raise ValueError("minima must be (name, (x, y)) pairs, at least one")
     specs = {}
     for label, hp in optimizers.items():
-        hp = dict(hp or {})
-        specs[str(label)] = (hp.pop("name", label), hp)
+        # checked as race checks its labels, before anything runs: a misspelt key names
+        # the label and the closest hyperparameter ("did you mean 'lr'?")
+        if hp is not None and not isinstance(hp, Mapping):
+            raise ValueError(f"basins label {label!r}: hyperparameters must be a dict (or "
+                             f"None), got {type(hp).__name__} {hp!r}")
+        hp = _plain_hparams(hp or {})
+        name = hp.pop("name", label)
+        resolve(name)  # unknown names fail here, with suggestions
+        _check_hparams(str(label), name, hp, where="basins label")
+        _check_values(str(label), name, hp, where="basins label")
+        specs[str(label)] = (name, hp)
     xs, ys, starts = _grid_starts(land, grid)
     runs = run_starts(land, list(specs.values()), starts, steps)
     points = np.asarray([p for _, p in named], dtype=float)

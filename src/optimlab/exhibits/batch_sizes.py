@@ -3,6 +3,9 @@ least-squares problem, per update and per gradient evaluation."""
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,6 +13,7 @@ import numpy as np
 import torch
 
 from .._table import text_table
+from ..optim.base import check_int
 from ..optim.palette import variant_styles
 from ..optim.population import Population
 from .base import Demo, pyplot, steps_text
@@ -22,18 +26,27 @@ __all__ = ["GD_VARIANTS", "GDRun", "GDVariantsDemo", "gd_variants"]
 
 @dataclass
 class GDRun:
-    """One variant: batch size, learning rate and the full-data loss after each update."""
+    """One variant: batch size, learning rate and the full-data loss after each update.
+
+    ``batch`` is the batch each update used: the size asked for (``asked``) capped at the
+    number of samples."""
 
     label: str
     batch: int
     lr: float
     loss: np.ndarray  # (updates + 1,), full-data loss, start included
     samples: np.ndarray  # (updates + 1,), per-sample gradients evaluated so far
+    asked: int | None = None  # the batch size asked for, when more than the samples
 
     @property
     def updates(self) -> int:
         """How many parameter updates the run took."""
         return len(self.loss) - 1
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the run diverged: its loss became non-finite, or ended above its start."""
+        return not np.isfinite(self.loss).all() or bool(self.loss[-1] > self.loss[0])
 
     def first_below(self, target: float) -> int | None:
         """Index (number of updates) of the first loss below ``target``."""
@@ -84,15 +97,27 @@ class GDVariantsDemo(Demo):
         rows = []
         for label, run in self.runs.items():
             ev = self.evals_to_target(label)
+            final = f"{run.loss[-1]:.5f}" + (" (diverged)" if run.diverged else "")
             rows.append([label, str(run.batch), f"{run.lr:g}", str(run.updates),
-                         str(int(run.samples[-1])), f"{run.loss[-1]:.5f}",
+                         str(int(run.samples[-1])), final,
                          steps_text(self.updates_to_target(label)),
                          "never" if ev is None else str(ev)])
         return ["variant", "batch", "lr", "updates", "gradient evals", "final loss",
                 f"updates to <{self.target:.4g}", f"evals to <{self.target:.4g}"], rows
 
     def table(self) -> str:
-        return text_table(*self.rows())
+        return "\n".join([text_table(*self.rows()), *self.notes()])
+
+    def notes(self) -> list[str]:
+        """The lines under the table: batches capped at the number of samples, and runs
+        that diverged (loss non-finite, or above its start at the end)."""
+        notes = [f"{label}: batch {run.asked} is more than the {self.n} samples; each update "
+                 f"used all {run.batch}" for label, run in self.runs.items()
+                 if run.asked is not None]
+        notes += [f"{label}: diverged at lr {run.lr:g} (its loss went non-finite or ended "
+                  "above its start); a smaller lr may converge"
+                  for label, run in self.runs.items() if run.diverged]
+        return notes
 
     def plot(self) -> Figure:
         plt = pyplot()
@@ -135,8 +160,34 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
     Each variant runs optimlab's SGD at a constant learning rate chosen stable for its
     batch size (the full-data curvature is at most about 1.3 here, a single sample's
     about 10): 0.5, 0.1 and 0.01. All see the samples in the same seeded order.
+
+    ``n``, ``d`` and ``epochs`` are integers >= 1, ``noise`` a finite number >= 0, and
+    ``variants`` maps labels to ``(batch size or None, learning rate)``: a batch an
+    integer >= 1 (one above ``n`` is capped at ``n``, and the table says so), a rate a
+    finite number > 0; anything else is a ValueError naming it. A run whose loss becomes
+    non-finite or ends above its start is marked diverged in the table.
     """
+    for name, value in (("n", n), ("d", d), ("epochs", epochs)):
+        check_int(name, value, 1)
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) \
+            or not (math.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     variants = GD_VARIANTS if variants is None else variants
+    if not isinstance(variants, Mapping) or not variants:
+        raise ValueError("variants must be a non-empty dict: label -> (batch size or None, "
+                         f"learning rate), got {variants!r}")
+    for label, spec in variants.items():
+        if not isinstance(spec, (tuple, list)) or len(spec) != 2:
+            raise ValueError(f"variants[{label!r}] must be a pair (batch size or None, "
+                             f"learning rate), got {spec!r}")
+        batch, lr = spec
+        if batch is not None:
+            check_int(f"variants[{label!r}] batch", batch, 1)
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) \
+                or not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"variants[{label!r}] lr must be a finite number > 0, "
+                             f"got {lr!r}")
+    n, d, epochs = int(n), int(d), int(epochs)
     gen = torch.Generator().manual_seed(seed)
     X = torch.randn(n, d, generator=gen, dtype=torch.float64)
     w_true = torch.randn(d, generator=gen, dtype=torch.float64)
@@ -151,7 +202,10 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
     initial = full_loss(torch.zeros(d, dtype=torch.float64))
     runs = {}
     for label, (batch, lr) in variants.items():
-        batch = n if batch is None else int(batch)
+        # a batch larger than the data is the full batch: say so, and show what was used
+        asked = None if batch is None or int(batch) <= n else int(batch)
+        batch = n if batch is None else min(int(batch), n)
+        lr = float(lr)
         # optimlab's SGD as a one-member population (10,240 steps for B = 1)
         weights = torch.zeros(1, d, dtype=torch.float64)
         population = Population("sgd", [weights], {"lr": lr})
@@ -168,7 +222,7 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
                     samples.append(seen)
                     path.append(w.clone())
         losses = 0.5 * ((torch.stack(path) @ X.T - y) ** 2).mean(1)  # full-data loss, batched
-        runs[label] = GDRun(label, batch, lr, losses.numpy(), np.array(samples))
+        runs[label] = GDRun(label, batch, lr, losses.numpy(), np.array(samples), asked)
     target = optimum + 0.01 * (initial - optimum)
     return GDVariantsDemo(runs=runs, n=n, d=d, epochs=epochs, optimum=optimum,
                           initial=initial, target=target)

@@ -143,10 +143,11 @@ def _pair_headers(aligned: Race) -> list[str]:
             "aligned: final f", f"rotated: steps to f<{tol}", "rotated: final f"]
 
 
-def _findings(aligned: Race, rotated: Race, reference: str) -> list[str]:
+def _findings(aligned: Race, rotated: Race, reference: str | None) -> list[str]:
     """What the table shows, per diagonal rule: its steps to f < tol and final loss on
     each ravine, beside ``reference``'s (rules that do not rescale coordinates, such as
-    SGD and momentum, do the same on both)."""
+    SGD and momentum, do the same on both); without a ``reference`` (None) that line is
+    left out."""
     def said(race: Race, label: str) -> str:
         m = race.metrics[label]
         steps = "never" if m.steps_to_tol is None else f"in {m.steps_to_tol} steps"
@@ -166,9 +167,10 @@ def _findings(aligned: Race, rotated: Race, reference: str) -> list[str]:
              "ravines; RMSprop and Adam rescale each coordinate, so turning the ravine "
              "changes them (real ravines are rarely aligned with the axes). RMSprop's "
              "rescaling fits the aligned bowl exactly, while an Adam step is about lr long "
-             "whatever the gradient; each line says where the rule did better in this run:",
-             f"f<{tol}, axis-aligned vs rotated: {reference} {said(aligned, reference)} vs "
-             f"{said(rotated, reference)}"]
+             "whatever the gradient; each line says where the rule did better in this run:"]
+    if reference is not None:
+        lines.append(f"f<{tol}, axis-aligned vs rotated: {reference} "
+                     f"{said(aligned, reference)} vs {said(rotated, reference)}")
     for label in aligned.labels:
         if aligned.hparams[label]["name"] in _DIAGONAL:
             lines.append(f"f<{tol}, axis-aligned vs rotated: {label} {said(aligned, label)} "
@@ -343,8 +345,17 @@ class AlignmentDemo(Demo):
 
     def findings(self) -> list[str]:
         """Steps to f < tol and final f of each diagonal rule on each bowl, beside tuned
-        SGD."""
-        return _findings(self.aligned, self.rotated, "sgd")
+        SGD (:meth:`reference`; the comparison is left out when there is none)."""
+        return _findings(self.aligned, self.rotated, self.reference())
+
+    def reference(self) -> str | None:
+        """The run the diagonal rules are compared with: ``"sgd"`` if raced, else the first
+        label whose rule does not rescale coordinates (momentum, say), else None."""
+        labels = self.aligned.labels
+        if "sgd" in labels:
+            return "sgd"
+        return next((label for label in labels
+                     if self.aligned.hparams[label]["name"] not in _DIAGONAL), None)
 
     def plot(self) -> Figure:
         return _plot_pair(self.aligned, self.rotated, self.title)

@@ -133,27 +133,49 @@ def _per_member(value) -> bool:
     return is_per_member(python_numbers(value))
 
 
-def _check_values(label: str, name: str, hp: Mapping) -> None:
-    """ValueError (or the constructor's TypeError) naming race label ``label`` for a value
-    of ``hp`` that would not make one run: a per-member value (:func:`_per_member`), an
-    ``lr`` that is not > 0 (a race of a point that never moves), or a value optimizer
-    ``name``'s constructor refuses (its own checks, run before anything is built)."""
+def _check_values(label: str, name: str, hp: Mapping, where: str = "race label") -> None:
+    """ValueError (or the constructor's TypeError) naming ``label`` for a value of ``hp``
+    that would not make one run: a per-member value (:func:`_per_member`), an ``lr`` that
+    is not > 0 (a race of a point that never moves), or a value optimizer ``name``'s
+    constructor refuses (its own checks, run before anything is built). The message
+    begins ``f"{where} {label!r}: "``, as :func:`_check_hparams`'s does."""
     for key, value in hp.items():
         if _per_member(value):
-            hint = "use tune=[...] to race a grid of rates" if key == "lr" else \
-                "give each value its own race label"
-            raise ValueError(f"race label {label!r}: {key} must be one value, got "
+            hint = "use tune=[...] to race a grid of rates" \
+                if key == "lr" and where == "race label" else f"give each value its own {where}"
+            raise ValueError(f"{where} {label!r}: {key} must be one value, got "
                              f"{python_numbers(value)!r} ({hint})")
     lr = hp.get("lr")
     if _real(lr, finite=False) and not lr > 0:
-        raise ValueError(f"race label {label!r}: lr must be > 0, got {lr!r}")
+        raise ValueError(f"{where} {label!r}: lr must be > 0, got {lr!r}")
     try:
         if hasattr(resolve(name).cls, "checked_defaults"):
             registry.checked_defaults(name, **hp)
         else:  # a wrapper (SAM, Lookahead) or L-BFGS: built on a throwaway parameter
             registry.probe(name, **hp)
     except (ValueError, TypeError, OverflowError) as err:
-        raise type(err)(f"race label {label!r}: {err}") from None
+        raise type(err)(f"{where} {label!r}: {err}") from None
+
+
+def _plain(value):
+    """``value`` with a 0-d tensor, a 0-d NumPy array or a NumPy scalar made a Python
+    number (in a tuple or list too, such as ``betas``), so what a race records and shows
+    is ``lr=0.1``, not ``lr=tensor(0.1000)``; anything else (a 1-D tensor or array,
+    refused later as per-member) as it is."""
+    if isinstance(value, Tensor) and value.dim() == 0:
+        return value.detach().cpu().item()
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    if isinstance(value, (tuple, list)) and any(
+            isinstance(v, (Tensor, np.generic, np.ndarray)) for v in value):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def _plain_hparams(hp: Mapping) -> dict:
+    """``hp`` as a dict whose 0-d tensors and NumPy scalars are Python numbers
+    (:func:`_plain`)."""
+    return {key: _plain(value) for key, value in hp.items()}
 
 
 def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
@@ -169,7 +191,7 @@ def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
         if hp is not None and not isinstance(hp, Mapping):
             raise ValueError(f"race label {label!r}: hyperparameters must be a dict (or None), "
                              f"got {type(hp).__name__} {hp!r}")
-        hp = dict(hp or {})
+        hp = _plain_hparams(hp or {})
         name = hp.pop("name", label)
         resolve(name)  # unknown names fail here, with suggestions
         _check_hparams(str(label), name, hp)
@@ -301,14 +323,17 @@ def run_fan(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts,
     alone. ``entries`` hold one value per hyperparameter, ``lr`` among them. Returns, per
     entry, the paths ``[steps + 1, members, dim]`` and losses ``[steps + 1, members]``."""
     points = _start_points(landscape, starts)
+    steps = _steps(steps)
     factors = [float(f) for f in factors]
     if not factors or not all(math.isfinite(f) and f > 0 for f in factors):
         raise ValueError(f"factors must be finite numbers > 0, got {factors}")
     members = []
     for name, hp in entries:
         resolve(name)
-        if not isinstance((hp or {}).get("lr"), (int, float)):
-            raise ValueError(f"{name}: a fan of learning rates needs a numeric lr")
+        lr = (hp or {}).get("lr")
+        if not _real(lr) or not lr > 0:
+            raise ValueError(f"{name}: a fan of learning rates needs a numeric lr, a finite "
+                             f"number > 0, got {lr!r}")
         members.append((name, {**hp, "lr": [f * float(hp["lr"]) for _ in range(len(points))
                                             for f in factors]}))
     x = points.repeat_interleave(len(factors), dim=0).repeat(len(entries), 1)
@@ -393,10 +418,20 @@ def _diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) ->
 
 def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Tensor,
              tol: float) -> RaceMetrics:
+    """One run's :class:`RaceMetrics`. A NaN final loss (a run that blew up: inf - inf)
+    reads inf, as in ``race.tuning`` (:func:`_final`), and so does the gap; the distance of
+    a final point that is not finite is inf. Only a landscape without a minimum (a saddle)
+    keeps NaN gap and distance: there is no minimum to measure them from, and there a run
+    whose loss fell to -inf before turning NaN keeps -inf (it ran downhill, not up)."""
     final = float(loss[-1])
+    if math.isnan(final):
+        seen = loss[~torch.isnan(loss)]
+        final = -math.inf if len(seen) and float(seen[-1]) == -math.inf else math.inf
     distance = float(landscape.distance_to_minimum(path[-1]))
     gap, steps_to_tol, escaped, steps_to_escape = math.nan, None, None, None
     if landscape.minima:  # a saddle's min_value is only the lowest point of its domain
+        if not torch.isfinite(path[-1]).all():
+            distance = math.inf
         gap = final - landscape.min_value
         within = torch.nonzero(loss - landscape.min_value <= tol)
         steps_to_tol = int(within[0, 0]) if len(within) else None
