@@ -28,6 +28,7 @@ from ..landscapes.functions import get as get_landscape
 from ..landscapes.race import race as run_race
 from ..landscapes.result import Race
 from ..optim.palette import variant_styles
+from ..optim.registry import resolve
 from .base import Demo, pyplot, steps_text
 
 if TYPE_CHECKING:
@@ -97,8 +98,10 @@ ILL_CONDITIONED_OPTIMIZERS = {
     "adam": {"name": "adam", "lr": 0.1},
 }
 
-#: the rules that rescale each coordinate (diagonal preconditioners) among the exhibits'
-_DIAGONAL = ("rmsprop", "adam", "adagrad")
+def _diagonal(race: Race, label: str) -> bool:
+    """Whether ``label``'s rule rescales each coordinate (a diagonal preconditioner: the
+    catalog's adaptive learning rate, as RMSprop, Adam and Adagrad)."""
+    return resolve(race.hparams[label]["name"]).info.adaptive
 
 
 def _sign_flips(values: np.ndarray) -> int:
@@ -172,7 +175,7 @@ def _findings(aligned: Race, rotated: Race, reference: str | None) -> list[str]:
         lines.append(f"f<{tol}, axis-aligned vs rotated: {reference} "
                      f"{said(aligned, reference)} vs {said(rotated, reference)}")
     for label in aligned.labels:
-        if aligned.hparams[label]["name"] in _DIAGONAL:
+        if _diagonal(aligned, label):
             lines.append(f"f<{tol}, axis-aligned vs rotated: {label} {said(aligned, label)} "
                          f"vs {said(rotated, label)}: {better(label)}")
     return lines
@@ -349,13 +352,11 @@ class AlignmentDemo(Demo):
         return _findings(self.aligned, self.rotated, self.reference())
 
     def reference(self) -> str | None:
-        """The run the diagonal rules are compared with: ``"sgd"`` if raced, else the first
-        label whose rule does not rescale coordinates (momentum, say), else None."""
-        labels = self.aligned.labels
-        if "sgd" in labels:
-            return "sgd"
-        return next((label for label in labels
-                     if self.aligned.hparams[label]["name"] not in _DIAGONAL), None)
+        """The run the diagonal rules are compared with: the first label whose rule does
+        not rescale coordinates (SGD in the default order, else momentum, say; the
+        catalog's ``adaptive`` says which), else None."""
+        return next((label for label in self.aligned.labels
+                     if not _diagonal(self.aligned, label)), None)
 
     def plot(self) -> Figure:
         return _plot_pair(self.aligned, self.rotated, self.title)
