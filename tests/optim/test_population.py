@@ -586,3 +586,100 @@ def test_loading_checks_every_state_tensor_before_changing_anything():
     with pytest.raises(ValueError, match="parameter 1, key 'exp_avg_sq'.*torch.float32"):
         pop.load_state_dict(sd)
     assert pop.state == [{}, {}] and pop.member_hparams[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("name, hp", [
+    ("sgd", {"dampening": 0.5}),
+    ("sgd", {"dampening": 0.3, "weight_decay": 0.01}),
+    ("rmsprop", {"centered": True}),
+    ("rmsprop", {}),
+])
+def test_a_member_without_momentum_steps_as_it_does_alone(name, hp, fused):
+    # the rule's momentum branch is taken for a per-member column when any member has
+    # momentum: the members with momentum 0 must still step with the bare gradient
+    momenta = [0.0, 0.9, 0.5]
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 4, 5, dtype=torch.float64, generator=gen)
+    grads = _grads([(3, 4, 5)], 6)
+    params, pop = _population_run(name, [start],
+                                  {**hp, "lr": 0.1, "momentum": momenta, "fused": fused}, grads)
+    assert (pop._plan is not None) == (fused is None)  # the fused kernel took the later steps
+    for k, momentum in enumerate(momenta):
+        alone = _alone(name, [start], k, {**hp, "lr": 0.1, "momentum": momentum, "fused": fused},
+                       grads)
+        assert torch.equal(params[0][k], alone[0]), (k, (params[0][k] - alone[0]).abs().max())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64])
+@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("name, hp, key", [
+    ("asgd", {"lr": [1e-2, 2e-2, 5e-2]}, "eta"),
+    ("nadam", {"momentum_decay": [4e-3, 1e-2, 2e-2]}, "mu_product"),
+])
+def test_a_fresh_population_loads_its_own_per_member_scalar_state(name, hp, key, fused, dtype):
+    shapes = [(3, 4), (3,)]
+    gen = torch.Generator().manual_seed(0)
+    starts = [torch.randn(s, dtype=dtype, generator=gen) for s in shapes]
+    grads = _grads(shapes, 6, dtype)
+    params, pop = _population_run(name, starts, {**hp, "fused": fused}, grads[:3])
+    sd = pop.state_dict()
+    real_shape = torch.view_as_real(params[0]).shape if dtype.is_complex else params[0].shape
+    member_shape = (3,) + (1,) * (len(real_shape) - 1)
+    assert sd["state"][0][key].shape == member_shape  # one value per member
+    saved = [p.clone() for p in params]
+    for step_grads in grads[3:]:
+        pop.step(grads=step_grads)
+    fresh_params = [p.clone() for p in saved]
+    fresh = Population(name, fresh_params, {**hp, "fused": fused})
+    fresh.load_state_dict(sd)
+    for step_grads in grads[3:]:
+        fresh.step(grads=step_grads)
+    assert all(torch.equal(a, b) for a, b in zip(params, fresh_params))
+    # still refused: the per-member value at the parameter's shape, or in another dtype
+    value = sd["state"][0][key]
+    for bad in (value.expand(real_shape).clone(),
+                value.double() if value.dtype == torch.float32 else value.float()):
+        other = Population(name, [p.clone() for p in saved], {**hp, "fused": fused})
+        wrong = {**sd, "state": [{**sd["state"][0], key: bad}, sd["state"][1]]}
+        with pytest.raises(ValueError, match=rf"parameter 0, key '{key}', has shape "
+                                             rf"\({', '.join(map(str, bad.shape))}\) and dtype "
+                                             rf"{bad.dtype}.*the rule's for this key "
+                                             rf"\({', '.join(map(str, member_shape))}\)"):
+            other.load_state_dict(wrong)
+        assert other.state == [{}, {}]
+
+
+def test_muon_refuses_per_member_ns_coefficients_when_built_and_set():
+    coefficients = [(3.4445, -4.775, 2.0315), (3.0, -4.0, 2.0)]
+    with pytest.raises(ValueError, match=r"^ns_coefficients must be the same for every member "
+                                         r"of a population of Muon") as err:
+        Population("muon", [torch.zeros(2, 4, 3)], {"ns_coefficients": coefficients})
+    assert "\n" not in str(err.value)
+    pop = Population("muon", [torch.zeros(2, 4, 3)], {"lr": [0.01, 0.02]})
+    with pytest.raises(ValueError, match=r"^ns_coefficients must be the same for every member"):
+        pop.set_hparam("ns_coefficients", coefficients)
+    pop.set_hparam("ns_coefficients", coefficients[1])  # one value for all: taken
+    pop.step(grads=[torch.ones(2, 4, 3)])
+    assert pop.hparams["ns_coefficients"] == coefficients[1]
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"lr": float("nan")}, r"^member 1: lr must be a finite number"),
+    ({"warmup_steps": -1}, r"^member 1: .*warmup_steps"),
+])
+def test_member_mode_loading_checks_the_saved_hyperparameters(change, match):
+    params = [torch.randn(2, 3, dtype=torch.float64)]
+    pop = Population("schedulefreeadamw", params, {"lr": [1e-2, 2e-2]})
+    pop.step(grads=_grads([(2, 3)], 1)[0])
+    sd = pop.state_dict()
+    sd["member_hparams"][1].update(change)
+    before = pop.state_dict()
+    with pytest.raises(ValueError, match=match):
+        pop.load_state_dict(sd)
+    assert pop.member_hparams == before["member_hparams"]
+    assert all(torch.equal(x, y) for x, y in zip(_cloned_tensors(before),
+                                                 _cloned_tensors(pop.state_dict())))
+    pop.set_hparam("weight_decay", 0.1)  # still consistent
+    sd["member_hparams"][1] = {"lr": 2e-2, "betas": [0.9, 0.999]}  # a list is a tuple's value
+    pop.load_state_dict(sd)

@@ -95,6 +95,9 @@ class Capabilities:
         reduces_when: switches of the rule that, when on, make an elementwise rule reduce
             over each whole tensor (``cautious`` counts the coordinates it keeps): a
             population then maps its members with vmap (:meth:`batching_for`).
+        shared: numeric hyperparameters a population's members must share: the rule reads
+            them as Python numbers (Muon's ``ns_coefficients``, the ``beta``/``alpha`` of a
+            matrix product), so they cannot be per-member columns.
         shards: each element's step needs that element alone, so the rule steps each
             process's shard of an FSDP2-sharded parameter (:meth:`shards_for`; not with a
             ``state_precision``). None: where it batches elementwise; True for a rule that
@@ -118,6 +121,7 @@ class Capabilities:
     moments: tuple[str, ...] = ()
     second_moments: tuple[str, ...] = ()
     reduces_when: tuple[str, ...] = ()
+    shared: tuple[str, ...] = ()
     shards: bool | None = None
 
     def __post_init__(self) -> None:

@@ -158,9 +158,10 @@ class Muon(RuleOptimizer):
         True
     """
 
-    # Newton-Schulz orthogonalises each matrix: one at a time, mapped over members
+    # Newton-Schulz orthogonalises each matrix: one at a time, mapped over members; its
+    # coefficients are the matrix products' beta and alpha (Python numbers): shared
     capabilities = Capabilities(moments=("momentum_buffer",), batching="vmap", multi_tensor=False,
-                                needs_matrix=True)
+                                needs_matrix=True, shared=("ns_coefficients",))
     init = staticmethod(init)
     update = staticmethod(update)
 

@@ -15,7 +15,12 @@ against ``fused=False``), float32 ones on the fused path (the CPU's default: the
 every member's values in float64, as it reads the optimizer's Python numbers), and
 ``"member"`` mode in any dtype. Not bit for bit: vmapped matrix products (Muon's batched
 products round unlike single ones), NAdam with ``fused=None`` (its population takes the
-plain path, the optimizer alone the fused one), and float32 on the plain path, whose rule
+plain path, the optimizer alone the fused one), a per-member value raised to the step on
+the plain path (per-member ``betas``' bias corrections ``1 - beta**t`` in Adam, AdamW,
+AdaBelief, LaProp, RAdam, Yogi, NAdam, AdEMAMix, LAMB: a float64 tensor power there, a
+Python float power alone, which can differ in the last bit, so in float64 such members
+stay within float64 rounding, about 1e-16 after 20 steps; per-member rates and the fused
+path are exact), and float32 on the plain path, whose rule
 reads the values as float32 tensors and combines them (``lr / (1 - beta1**t)``) in float32
 where the optimizer alone combines Python floats in float64 and rounds once. That changes a
 step's coefficients by a few units of 2**-24 and its result by at most one float32 spacing
@@ -44,6 +49,7 @@ population built alike and loaded steps on bit for bit as the original would hav
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -80,7 +86,9 @@ class Population:
             else (a number, a 0-d tensor, a tuple such as ``betas``, a bool) is shared.
             Every member's values are validated by the optimizer's own constructor; a switch
             (a bool, a string, an integer such as Muon's ``ns_steps``) must be the same for
-            every member, except in ``"member"`` mode, where each member has its own optimizer.
+            every member, and so must the numbers a rule reads as Python values (the
+            class's ``Capabilities.shared``: Muon's ``ns_coefficients``), except in
+            ``"member"`` mode, where each member has its own optimizer.
             ``fused`` chooses the path as the optimizer's own flag does: None (default)
             steps every member's slice of every tensor in one generated C call where the
             kernel can take them, False always takes the plain (broadcast or vmapped)
@@ -229,6 +237,10 @@ class Population:
         if isinstance(first, (bool, str)) or first is None or self._integral(key, values):
             raise ValueError(f"{key} must be the same for every member of a population "
                              f"(it changes the algorithm), got {values}")
+        if key in self.capabilities.shared:
+            raise ValueError(f"{key} must be the same for every member of a population of "
+                             f"{self.cls.__name__} (its rule reads it as Python numbers), got "
+                             f"{values}")
         if isinstance(first, (tuple, list)):
             return tuple(self._column([v[j] for v in values]) for j in range(len(first)))
         return self._column(values)
@@ -610,10 +622,13 @@ class Population:
         Everything is checked before anything changes, so a load that raises leaves the
         population as it was: the name, mode, K and number of parameters; in the batched
         modes each state tensor (0-d, or of the shape and dtype of its parameter's real
-        view; with ``state_precision``, compact moments with the member axis first; a key
-        this population already holds must keep its shape and dtype); in ``"member"`` mode
-        each member's parameter count, and the shape and dtype of the state it already
-        holds; and the hyperparameters, as construction checks them (a switch such as
+        view, or of the shape and dtype the rule gives that key after a step with the
+        saved hyperparameters: one value per member, ``[K, 1, ...]``, for ASGD's ``eta``
+        with per-member rates or NAdam's ``mu_product`` with per-member
+        ``momentum_decay``; with ``state_precision``, compact moments with the member axis
+        first; a key this population already holds must keep its shape and dtype); in
+        ``"member"`` mode each member's parameter count and the shape and dtype of the state
+        it already holds; and the hyperparameters, as construction checks them (a switch such as
         ``amsgrad``, ``fused`` or ``maximize`` cannot change). The tensors are copied (onto
         the parameters' device), and a cached fused plan is dropped: the next step rebuilds
         it.
@@ -640,9 +655,9 @@ class Population:
         state = state_dict.get("state")
         if not isinstance(state, (list, tuple)) or len(state) != len(self.params):
             raise ValueError(f"state_dict's state is not a list of {len(self.params)} dicts")
-        for i, (p, saved, live) in enumerate(zip(self.params, state, self.state)):
-            for key, value in saved.items():
-                self._check_state_tensor(i, key, value, live.get(key), real(p))
+        for i, saved in enumerate(state):
+            if not isinstance(saved, Mapping):
+                raise ValueError(f"state_dict's state of parameter {i} is not a dict")
         defaults = self._checked_all(member_hparams)
         for i, (old, new) in enumerate(zip(self._defaults, defaults)):
             if set(old) != set(new):
@@ -653,6 +668,10 @@ class Population:
         hparams = self._stack_hparams(defaults)
         for flag in ("maximize", *DRIVER_FLAGS):
             hparams.pop(flag, None)
+        for i, (p, saved, live) in enumerate(zip(self.params, state, self.state)):
+            layout = functools.cache(functools.partial(self._stepped_layout, p, hparams))
+            for key, value in saved.items():
+                self._check_state_tensor(i, key, value, live.get(key), real(p), layout)
         # checked: now change
         self.state = [{k: _cloned(v, p.device) for k, v in saved.items()}
                       for p, saved in zip(self.params, state)]
@@ -661,10 +680,36 @@ class Population:
         self._plan, self._plan_key = None, None
         self._refresh()
 
+    def _stepped_layout(self, p: Tensor, hparams: dict) -> dict:
+        """The state the rule holds after one step of a stand-in for parameter ``p`` with
+        ``hparams``: a tensor of ``p``'s real view's dtype and number of axes, ``K`` members
+        and 2 elements along every other axis, so an entry of its shape stands for one of
+        ``p``'s, and any other (``[K, 1, ...]``, ``[K]``, 0-d) is the rule's own (ASGD's
+        ``eta`` with per-member rates, NAdam's ``mu_product`` with per-member
+        ``momentum_decay``). Empty where the rule cannot step the stand-in."""
+        weight = real(p)
+        dtype, vmapped = compute_dtype(p), self.mode == "vmap"
+        hp = {k: _cast(v, dtype) for k, v in hparams.items()}
+        if not vmapped:
+            hp = {k: _shaped(v, weight.dim()) for k, v in hp.items()}
+        shape = (self.members,) + (2,) * (weight.dim() - 1)
+        stand_in = torch.ones(shape, dtype=weight.dtype, device=weight.device)
+        state: dict = {}
+        try:
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                self.engine.step_members([stand_in], [torch.full_like(stand_in, 0.5)], [state],
+                                         [hp], maximize=self.maximize, vmapped=vmapped)
+        except Exception:  # noqa: BLE001 - then only the parameter's own shape and dtype fit
+            return {}
+        return {k: ((tuple(weight.shape) if v.shape == shape else tuple(v.shape)), v.dtype)
+                for k, v in state.items() if isinstance(v, Tensor)}
+
     def _check_state_tensor(self, index: int, key: str, value: Any, live: Any,
-                            p: Tensor | None) -> None:
+                            p: Tensor | None, layout: Callable[[], dict] | None = None) -> None:
         """Refuse a saved state entry of parameter ``index`` that does not fit it: ``live``,
-        this population's entry, or else ``p``, the parameter's real view (None: no check)."""
+        this population's entry, or else ``p``, the parameter's real view (None: no check):
+        0-d, ``p``'s shape and dtype, or the shape and dtype the rule gives the key after a
+        step (``layout()``: see :meth:`_stepped_layout`)."""
         if not isinstance(value, Tensor):
             return
         where = f"state_dict's state of parameter {index}, key {key!r},"
@@ -675,13 +720,21 @@ class Population:
             return
         if p is None or value.dim() == 0:  # a member's own layout (Adafactor's); a counter
             return
+        also = ""
         if self.state_precision is not None:  # compact moments: payload and block scales
             fits = value.shape[0] == self.members
         else:
-            fits = value.shape == p.shape and value.dtype == p.dtype
+            expected = None if layout is None else layout().get(key)
+            if expected is None or expected[0] == tuple(p.shape):  # the parameter's layout
+                fits = value.shape == p.shape and value.dtype in (
+                    p.dtype, p.dtype if expected is None else expected[1])
+            else:  # the rule's own (one value per member)
+                fits = (tuple(value.shape), value.dtype) == expected
+            if expected is not None and expected != (tuple(p.shape), p.dtype):
+                also = f"; the rule's for this key {expected[0]} and {expected[1]}"
         if not fits:
             raise ValueError(f"{where} has shape {tuple(value.shape)} and dtype {value.dtype}; "
-                             f"the parameter's (real view) {tuple(p.shape)} and {p.dtype}")
+                             f"the parameter's (real view) {tuple(p.shape)} and {p.dtype}{also}")
 
     def _load_members(self, state_dict: Mapping[str, Any], member_hparams: list[dict]) -> None:
         """:meth:`load_state_dict` in ``"member"`` mode: each member optimizer's own."""
@@ -703,11 +756,29 @@ class Population:
                 for key, value in entries.items():
                     self._check_state_tensor(index, key, value, live.get(index, {}).get(key),
                                              None)
+        self._check_member_hparams(member_hparams, states)
         # checked: now change (the member optimizers read copies, never the state_dict's;
         # their skipped_steps come with their own state_dicts)
         for opt, saved in zip(self._optimizers, states):
             opt.load_state_dict(_cloned(saved))
         self.member_hparams = member_hparams
+
+    def _check_member_hparams(self, member_hparams: list, states: Sequence[Mapping]) -> None:
+        """Refuse a ``"member"`` mode state_dict's hyperparameters unless construction would
+        take them (each member's checked by its constructor; a switch cannot change). Their
+        values need not equal the saved param groups': a scheduler stepping a member
+        optimizer writes its groups alone, and the member optimizers load their groups."""
+        for i, (hp, saved) in enumerate(zip(member_hparams, states)):
+            if not isinstance(hp, Mapping):
+                raise ValueError(f"member {i}: state_dict's member_hparams is a "
+                                 f"{type(hp).__name__}, not a dict of hyperparameters")
+            for name in set(hp) & set(self.member_hparams[i]):
+                _check_switch(i, name, self.member_hparams[i][name], hp[name])
+        if issubclass(self.cls, RuleOptimizer):
+            self._checked_all(member_hparams)
+        else:  # a wrapper: its constructor checks (building a throwaway instance)
+            for i, hp in enumerate(member_hparams):
+                self._build(i, self._leaves[i], hp)
 
     def __getstate__(self) -> dict:
         """Every attribute but the rebuildable caches (:attr:`_NOT_COPIED`)."""

@@ -32,6 +32,10 @@ def update(p, g, state, *, lr, alpha, eps, weight_decay, momentum, centered, **_
     avg = v.sqrt() + eps
     if nonzero(momentum):
         buf = state["momentum_buffer"] = state["momentum_buffer"] * momentum + g / avg
+        if isinstance(momentum, Tensor):
+            # a population's per-member column (or the fused kernel's input) may be 0 for
+            # some members: those step as RMSprop(momentum=0) does alone
+            return torch.where(momentum != 0, add_scaled(p, buf, -lr), p - lr * g / avg)
         return add_scaled(p, buf, -lr)
     return p - lr * g / avg
 

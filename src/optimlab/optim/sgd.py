@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_bool, check_range, nonzero, torch_flags_doc
@@ -23,7 +24,15 @@ def update(p, g, state, *, lr, momentum, dampening, weight_decay, nesterov, **_)
         buf = state["momentum_buffer"]
         buf = g.clone() if buf is None else add_scaled(buf * momentum, g, 1 - dampening)
         state["momentum_buffer"] = buf
-        g = add_scaled(g, buf, momentum) if nesterov else buf
+        stepped = add_scaled(g, buf, momentum) if nesterov else buf
+        # A tensor momentum (a population's per-member column, or the fused kernel's input)
+        # may be 0 for some members: those step with g, as SGD(momentum=0) does alone.
+        if not isinstance(momentum, Tensor):
+            g = stepped
+        elif g.is_sparse:  # one optimizer's one-element momentum (where() takes no sparse)
+            g = stepped if momentum.item() != 0 else g
+        else:
+            g = torch.where(momentum != 0, stepped, g)
     return add_scaled(p, g, -lr)
 
 
