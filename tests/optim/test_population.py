@@ -683,3 +683,32 @@ def test_member_mode_loading_checks_the_saved_hyperparameters(change, match):
     pop.set_hparam("weight_decay", 0.1)  # still consistent
     sd["member_hparams"][1] = {"lr": 2e-2, "betas": [0.9, 0.999]}  # a list is a tuple's value
     pop.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_asgd_with_per_member_rates_keeps_the_parameters_dtype(dtype):
+    """ASGD's per-member eta and mu ([K, 1, ...] columns, float64 in the rule) turned a
+    float32 population's parameters and averages into float64 arithmetic, and its ``ax``
+    into a float64 tensor. Each member now steps as ASGD alone: exactly in float64, within
+    two float32 spacings of its magnitude in float32 (the plain path's float32 rounding of
+    the rate's schedule, see the module docstring)."""
+    torch.manual_seed(0)
+    w = torch.randn(2, 3, 4, dtype=dtype)
+    lrs, t0s = [0.01, 0.05], [1.0, 3.0]
+    pop = Population("asgd", [w.clone()], {"lr": lrs, "t0": t0s, "lambd": 1e-3})
+    alone = [torch.nn.Parameter(w[k].clone()) for k in range(2)]
+    opts = [torch.optim.ASGD([alone[k]], lr=lrs[k], t0=t0s[k], lambd=1e-3) for k in range(2)]
+    for _ in range(6):
+        g = torch.randn_like(w)
+        pop.step(grads=[g])
+        for k in range(2):
+            alone[k].grad = g[k].clone()
+            opts[k].step()
+    assert pop.state[0]["ax"].dtype == dtype
+    for k in range(2):
+        got, want = pop.params[0][k], alone[k].detach()
+        if dtype == torch.float64:
+            assert torch.equal(got, want)
+        else:
+            spacing = torch.finfo(dtype).eps * want.abs().max()
+            assert (got - want).abs().max() <= 2 * spacing

@@ -39,12 +39,17 @@ def update(p, g, state, *, step, lr, lambd, alpha, t0, weight_decay, **_) -> Ten
     # does the scalar arithmetic in double; a float64 copy of the tensor does the same
     # without a host sync.
     eta = state["eta"].to(torch.float64)
-    p = p * (1 - lambd * eta)
-    p = torch.addcmul(p, g, -eta)
-    mu = state["mu"]
+    decay, rate, mu = 1 - lambd * eta, -eta, state["mu"]
+    # a population's per-member columns ([K, 1, ...]) in p's dtype, as a 0-d value is used:
+    # in float64 they would turn a float32 p and ax into float64
+    if eta.dim():
+        decay, rate = decay.to(p.dtype), rate.to(p.dtype)
+    weight = mu.to(p.dtype) if mu.dim() else mu
+    p = p * decay
+    p = torch.addcmul(p, g, rate)
     ax = state["ax"]
     # mu == 1 copies the parameter exactly (ax + (p - ax) would round).
-    state["ax"] = torch.where(mu == 1, p, ax + (p - ax) * mu)
+    state["ax"] = torch.where(mu == 1, p, ax + (p - ax) * weight)
     # Both schedules are computed in double, then rounded and stored as torch does.
     state["eta"] = _scalar(lr / ((1 + lambd * lr * step) ** alpha), state["eta"])
     if isinstance(t0, Tensor):
