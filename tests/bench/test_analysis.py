@@ -127,7 +127,8 @@ def test_confidence_intervals_and_paired_comparisons():
     ranks = [(label, s.optimizer) for label, s in rank(list(summaries.values()))]
     # sgd's mean is highest but it cannot be told from adam; rmsprop is clearly below adam
     assert ranks[0] == ("=1", "sgd") and ranks[1] == ("=1", "adam")
-    assert ranks[2] == ("3", "rmsprop")
+    # rank = 1 + the number clearly better: only adam is (sgd cannot be told from rmsprop)
+    assert ranks[2] == ("2", "rmsprop")
     one_seed = summarize([_run("x", 0.1, 0, 0.9), _run("y", 0.1, 0, 0.8)])
     assert [label for label, _ in rank(one_seed)] == ["=1", "=1"]  # one seed proves nothing
     # seeds that changed nothing (full batch from one start: one run, repeated) are no
@@ -137,6 +138,52 @@ def test_confidence_intervals_and_paired_comparisons():
     same = paired_difference(*repeated)
     assert not same.distinct and same.low == -math.inf and same.high == math.inf
     assert [label for label, _ in rank(repeated, False)] == ["=1", "=1"]
+
+
+def test_a_rank_is_one_plus_the_number_clearly_better_never_a_chain():
+    """A clearly above C, B indistinguishable from both. The greedy grouping put B with A,
+    then started a new rank at C for differing from A, and would rank an optimizer apart
+    from one it cannot be told from by its position in a chain; a rank is now 1 + the
+    number of optimizers clearly better than it (the same whatever the input order)."""
+    from optimlab.bench.analysis import paired_difference, rank
+
+    base = (0.80, 0.70, 0.90, 0.75, 0.85)
+    a = [_run("a", 0.1, s, m) for s, m in enumerate(base)]
+    c = [_run("c", 0.1, s, m - 0.10 + 0.002 * s) for s, m in enumerate(base)]
+    b = [_run("b", 0.1, s, m - 0.05 + d) for s, (m, d) in
+         enumerate(zip(base, (0.15, -0.15, 0.12, -0.14, 0.10)))]
+    summaries = {s.optimizer: s for s in summarize(a + b + c)}
+    assert paired_difference(summaries["a"], summaries["c"]).distinct
+    assert not paired_difference(summaries["a"], summaries["b"]).distinct
+    assert not paired_difference(summaries["b"], summaries["c"]).distinct
+    for order in (["a", "b", "c"], ["c", "b", "a"], ["b", "c", "a"]):
+        ranked = [(label, s.optimizer) for label, s in rank([summaries[o] for o in order])]
+        assert ranked == [("=1", "a"), ("=1", "b"), ("2", "c")], order
+    # lower is better: the same comparisons, mirrored
+    low = {s.optimizer: s for s in summarize(
+        [{**r, "metric": 1 - r["metric"]} for r in a + b + c], False)}
+    assert [(label, s.optimizer) for label, s in rank(list(low.values()), False)] == \
+        [("=1", "a"), ("=1", "b"), ("2", "c")]
+    # two clearly better than C: C is 3rd, the other three tie at the top
+    d = [_run("d", 0.1, s, m + n) for s, (m, n) in
+         enumerate(zip(base, (0.01, -0.012, 0.004, 0.008, -0.006)))]
+    four = summarize(a + b + c + d)
+    labels = {s.optimizer: label for label, s in rank(four)}
+    assert labels == {"a": "=1", "b": "=1", "d": "=1", "c": "3"}
+    # clear differences chain: x above a on the seeds they share, a above c on theirs, and
+    # x and c share one seed (no evidence); a and c still never share a rank
+    x = [_run("x", 0.1, s, base[s] + 0.05 + n) for s, n in zip((0, 1, 2), (0, 0.001, 0.002))]
+    c_late = [_run("c", 0.1, s, base[s] - 0.05 + n) for s, n in zip((2, 3, 4), (0, .001, .002))]
+    chain = {s.optimizer: s for s in summarize(x + a + c_late)}
+    assert paired_difference(chain["x"], chain["a"]).distinct
+    assert paired_difference(chain["a"], chain["c"]).distinct
+    assert not paired_difference(chain["x"], chain["c"]).distinct
+    assert [(label, s.optimizer) for label, s in rank(list(chain.values()))] == \
+        [("1", "x"), ("2", "a"), ("3", "c")]
+    # a diverged optimizer is below every one with a finite mean
+    e = [_run("e", 0.1, s, math.nan) for s in range(5)]
+    labels = {s.optimizer: label for label, s in rank(summarize(a + c + e))}
+    assert labels == {"a": "1", "c": "2", "e": "3"}
 
 
 def test_a_target_met_at_the_start_scores_one_not_zero():
@@ -248,3 +295,24 @@ def test_a_difference_in_steps_is_never_tied_only_the_costs_noise():
     # costs apart and more steps: the times decide
     assert _ratios({"adam": 100, "sgd": 120}, {"adam": 1.0, "sgd": 1.5}, 0.08)["sgd"] == \
         pytest.approx(1.8)
+
+
+def test_a_workload_nobody_reached_credits_nobody():
+    """inf == inf counted as a tie: an optimizer that never reached the target on a
+    workload where nobody did scored ratio 1 there, as if it were the fastest."""
+    from optimlab.bench.analysis import profile_ratios, ratio_score
+
+    inf = math.inf
+    times = {"x": {"a": inf, "b": 10.0}, "y": {"a": inf, "b": inf}}
+    assert profile_ratios(times) == {"a": [inf, inf], "b": [1.0, inf]}
+    steps = {"x": {"a": inf, "b": 100}, "y": {"a": inf, "b": inf}}
+    spreads = {"x": {"a": 0.05, "b": 0.05}, "y": {"a": 0.05, "b": 0.05}}
+    assert profile_ratios(times, spreads, steps) == {"a": [inf, inf], "b": [1.0, inf]}
+    assert ratio_score([inf, inf]) == 0.0 and ratio_score([1.0, inf]) == 0.5
+    # a profile of workloads nobody reached: every rho 0, every score 0, no NaN
+    taus, rho = performance_profile({"y": {"a": inf, "b": inf}})
+    for name in ("a", "b"):
+        assert not np.isnan(rho[name]).any() and rho[name].max() == 0.0
+        assert profile_score(taus, rho[name]) == 0.0
+    # the target met at the start by several still ties them
+    assert profile_ratios({"t": {"a": 0.0, "b": 0.0}}) == {"a": [1.0], "b": [1.0]}

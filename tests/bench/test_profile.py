@@ -286,3 +286,30 @@ def test_more_steps_to_the_target_are_never_tied(store):
     assert profile.scores["momentum"] == pytest.approx((4 - 1.15) / 3)
     assert profile.rows()[1][0][1:] == ["0.115 s (1.15x)", "0.1 s (1.00x)"]
     assert "tied" not in profile.table()
+
+
+def test_a_workload_nobody_reached_credits_nobody_and_is_said(store):
+    """sgd never reached on the second sweep, nor did adam: the inf == inf "tie" scored
+    both 1 there."""
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    nobody = _sweep(store, {"adam": None, "sgd": None})
+    profile = build_profile(store, [first, nobody])
+    assert profile.ratios["2: digits"] == {"adam": math.inf, "sgd": math.inf}
+    assert profile.scores == {"adam": 0.5, "sgd": pytest.approx((4 - 2) / 3 / 2)}
+    assert profile.rows()[1][1][1:] == ["not reached", "not reached"]
+    assert "2: digits: no optimizer reached the target, so it credits none of them" in \
+        profile.table()
+    fig = profile.plot()
+    assert fig is not None
+
+
+def test_a_ratio_by_steps_is_said_where_it_is_not_the_time_over_the_best(store):
+    """20 steps against 25 at step costs 8% apart, each measured with a spread of 5%: the
+    ratio is 25 / 20 = 1.25, not the times' 1.35; the tour printed only the table, which
+    says each cost is divided by the fastest."""
+    sweep = _runs(store, 0.8, [("sgd", 0.1, 0, 0.9, _costed(20, 0.00100, 0.05)),
+                               ("adam", 0.1, 0, 0.9, _costed(25, 0.00108, 0.05))])
+    profile = build_profile(store, [sweep])
+    assert profile.ratios["1: digits"] == {"sgd": 1.0, "adam": 1.25}
+    assert ("1: digits: adam (1.25x, time 1.35x): ratio by steps to the target, not by time"
+            in profile.table())

@@ -155,6 +155,28 @@ def test_paths_start_at_the_shared_initialisation_and_are_reported(small):
     json.dumps(small.to_json())  # plain JSON
 
 
+def test_lines_between_two_solutions_take_no_optimizers_colour(small):
+    """They took matplotlib's default cycle, "C0", "C1"...: "sgd -> adam" in momentum's
+    orange, beside momentum's own line in the other panel."""
+    from matplotlib.colors import to_hex
+
+    from optimlab.landscapes.plots import plt_close
+    from optimlab.optim.palette import color, colors, pair_styles
+
+    fig = slices.plot_interpolation(small)
+    try:
+        left, right = fig.axes[:2]
+        drawn = {line.get_label(): (to_hex(line.get_color()), line.get_marker())
+                 for line in right.lines if "->" in line.get_label()}
+        styles = pair_styles([k for k in small.interpolation if not k.startswith("init")])
+        assert drawn == {f"{k} (train)": v for k, v in styles.items()}
+        assert not {c for c, _ in drawn.values()} & set(colors().values())
+        assert {to_hex(line.get_color()) for line in left.lines
+                if "->" in line.get_label()} == {color(n) for n in ("sgd", "adam", "momentum")}
+    finally:
+        plt_close(fig)
+
+
 def test_top_eigenvalue_matches_the_full_hessians_spectrum(digits):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 3), torch.nn.Tanh(), torch.nn.Linear(3, 10))

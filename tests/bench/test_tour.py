@@ -1,5 +1,6 @@
 """The tour runs end to end (with tiny budgets) and writes one self-contained page."""
 
+import math
 import re
 
 from optimlab.bench.tour import RACES
@@ -123,3 +124,95 @@ def test_race_facts_say_what_this_run_measured():
     assert "does not cost RMSprop the race" in _race_facts("rosenbrock", ahead)[0]
     behind = SimpleNamespace(metrics={"rmsprop": m(final_loss=0.5), "adam": m(final_loss=0.01)})
     assert "Here RMSprop ends behind Adam" in _race_facts("rosenbrock", behind)[0]
+
+
+def test_the_profile_section_carries_the_profiles_notes(tmp_path):
+    """The profile's notes (ratios by steps where step costs cannot be told apart) were
+    left out of the tour, whose text said every cost is divided by the fastest's."""
+    from optimlab.bench.profile import build_profile
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.tour import PROFILE_LEAD, profile_notes
+
+    store = RunStore(tmp_path / "runs.db")
+    try:
+        sweep = store.open_sweep({"task": "digits", "optimizers": ["sgd", "adam"],
+                                  "target": 0.8,
+                                  "metric": {"name": "accuracy", "higher_is_better": True}})
+        ids = store.add_runs(sweep, [{"optimizer": o, "hparams": {"lr": 0.1}, "seed": 0}
+                                     for o in ("sgd", "adam")])
+        for run, (steps, cost) in zip(ids, ((20, 0.001), (25, 0.00108))):
+            store.finish_run(run, "finished", summary={
+                "final_metric": 0.9, "score": 0.9, "steps_to_target": steps,
+                "seconds_per_step": cost, "gradients_per_step": 1.0, "cost_spread": 0.05,
+                "cost_noisy": False, "cost_to_target": steps * cost})
+        profile = build_profile(store, [sweep])
+    finally:
+        store.close()
+    notes = profile_notes(["digits: a note"], profile)
+    assert notes[0] == "digits: a note"
+    assert any(n.startswith("profile: 1: digits: adam (1.25x, time 1.35x): ratio by steps")
+               for n in notes)
+    assert any(n.startswith("profile: time to the target:") for n in notes)
+    assert "divided by the fastest" not in " ".join(PROFILE_LEAD)
+    assert "steps over steps" in " ".join(PROFILE_LEAD)
+
+
+def test_the_sparse_verdict_agrees_only_with_adagrad_alone_at_the_top():
+    """The audit's run: Adagrad tied with RMSprop and Adam at =1, and the verdict said
+    "agrees" (it said "partly" only for a tie with SGD)."""
+    from optimlab.bench.tour import sparse_verdict
+
+    assert sparse_verdict(["adagrad"]) == "agrees"
+    assert sparse_verdict(["adagrad", "rmsprop", "adam"]) == \
+        "partly: Adagrad is among the best, but so are RMSprop and Adam"
+    assert sparse_verdict(["sgd", "adagrad"]) == \
+        "partly: Adagrad is among the best, but so is SGD"
+    assert sparse_verdict(["rmsprop"]).startswith("does not agree")
+
+
+def test_the_takeaway_is_read_from_the_verdicts():
+    """It was fixed text: "use Adagrad for sparse features" whatever the sparse line said."""
+    from optimlab.bench.tour import takeaway
+
+    rows = [["learning-rate stability", "x", "agrees: Adam is more forgiving"],
+            ["memory (extra buffers per parameter)", "x", "agrees"],
+            ["sparse data", "x", "partly: Adagrad is among the best, but so is Adam"],
+            ["RNNs", "x", "does not agree: neither RMSprop nor Adam is among the best"],
+            ["generalisation", "x", "not seen here: SGD is not ahead"],
+            ["default recommendation", "x", "not tested: no optimizer reached a target"]]
+    text = takeaway(rows)
+    assert text.startswith("What to take away: this run agrees with the folklore on "
+                           "learning-rate stability, memory; agrees only in part on sparse "
+                           "data; cannot see the difference the folklore claims on "
+                           "generalisation; contradicts it on RNNs; could not test default "
+                           "recommendation")
+    # the usual advice is said to be folklore, not this run's finding
+    assert "is folklore that this run does not test as such" in text
+    assert takeaway(rows[:2]) != takeaway(rows[2:])
+
+
+def test_stability_counts_the_common_grid_for_every_optimizer():
+    """sgd's grid was extended by four rates, adam's by none: "sgd 1/10 ... adam 2/6" had
+    different denominators. Counted on the common grid, both are out of 6; the best may
+    still be an added rate."""
+    from optimlab.bench.tour import stable_rates
+
+    grid = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+    sgd = {**{lr: 0.3 for lr in grid[:-1]}, 0.1: 0.60, 0.333: 0.64, 1.11: 0.646,
+           3.7: float("-inf"), 12.3: float("-inf")}
+    adam = {3e-4: 0.4, 1e-3: 0.6, 3e-3: 0.62, 1e-2: 0.63, 3e-2: 0.61, 1e-1: 0.5}
+    assert stable_rates(sgd, grid) == (0, 6)  # its best, 0.646, is at an added rate
+    assert stable_rates(adam, grid) == (3, 6)
+    assert stable_rates(adam, ()) == (3, 6)  # no grid stored: every rate it ran
+
+
+def test_a_mean_without_an_interval_is_said_in_words_and_reports_are_links():
+    from optimlab.bench.report import mean_text
+    from optimlab.bench.tour import _Section, _section_html, _with_link
+
+    assert [mean_text(0.37, math.inf, 1), mean_text(0.9, math.inf, 2),
+            mean_text(0.3, 0.01, 3)] == [
+        "0.37 (1 seed: no interval)", "0.9 (2 seeds, all alike: no interval)", "0.3 ± 0.01"]
+    page = _section_html(_Section("t", "", [], ["a < b", _with_link("see ", "x/report.html")]))
+    assert "<p>a &lt; b</p>" in page
+    assert '<p>see <a href="x/report.html">x/report.html</a>.</p>' in page

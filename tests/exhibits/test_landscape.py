@@ -125,7 +125,8 @@ def test_ravine_alignment_with_tuned_rates():
     assert rms_a.steps_to_tol * 5 < sgd_a.steps_to_tol
     assert rms_r.steps_to_tol is None or rms_r.steps_to_tol > 0.8 * sgd_r.steps_to_tol
     text = str(demo)
-    assert "lr tuned by: worst loss over the last 25% of steps" in text
+    assert ("lr tuned by: worst loss over the last 25% of steps; a run above its start past "
+            "halfway is out") in text
     assert "RMSprop and Adam rescale each coordinate" in text
 
 

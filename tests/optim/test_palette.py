@@ -249,3 +249,34 @@ def test_variants_of_one_optimizer_keep_its_hue():
     assert not set(shades[1:]) & set(palette.COLORS)
     assert palette.shade("#1f77b4", 0) == "#1f77b4"
     assert palette.shade("#808080", 1) < "#808080" < palette.shade("#808080", 2)
+
+
+def test_sam_is_not_a_shade_of_sgd():
+    """The slices set SAM beside SGD; SAM's magenta (#ee44bb) was 25 from SGD's pink in
+    CIELAB and read as a deeper shade of it. The optimizers drawn together in one slice
+    (slices.DEFAULT_OPTIMIZERS) are now each at least 40 apart."""
+    from optimlab.bench.slices import DEFAULT_OPTIMIZERS
+
+    assert palette.color("sam") == palette.SAM_COLOR
+    together = [palette.color(n) for n in DEFAULT_OPTIMIZERS]
+    for a, b in itertools.combinations(together, 2):
+        assert math.dist(_lab(a), _lab(b)) >= 40, (a, b)
+    # ... and not in SGD's hue family at all: hues more than 60 degrees apart
+    import colorsys
+
+    def hue(c):
+        return colorsys.rgb_to_hls(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5)))[0] * 360
+
+    gap = abs(hue(palette.color("sam")) - hue(palette.color("sgd"))) % 360
+    assert min(gap, 360 - gap) > 60
+
+
+def test_lines_between_two_optimizers_are_in_no_optimizers_colour():
+    labels = [f"{a} -> {b}" for a, b in itertools.combinations(
+        ["sgd", "momentum", "adam", "sam", "lion", "gd", "nag"], 2)]
+    styles = palette.pair_styles(labels)
+    assert list(styles) == labels and len(set(styles.values())) == len(labels)  # 21 pairs
+    owned = set(palette.colors().values())
+    for colour, marker in styles.values():
+        assert colour not in owned and colour[1:3] == colour[3:5] == colour[5:7]  # a grey
+        assert marker in palette.PAIR_MARKERS

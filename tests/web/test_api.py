@@ -172,7 +172,8 @@ def test_a_tuned_pick_on_the_grids_edge_is_extended_or_flagged(client):
     body = race_body(landscape="quadratic", params={"kappa": 1}, start=None, tune=True,
                      steps=50, optimizers=[{"name": "gd"}])
     result = strict_json(client.post("/api/race", json=body))
-    assert result["extend"] and result["tuned_by"] == "worst loss over the last 25% of steps"
+    assert result["extend"] and result["tuned_by"] == (
+        "worst loss over the last 25% of steps; a run above its start past halfway is out")
     (gd,) = result["results"]
     assert gd["hparams"]["lr"] == 1.0 and gd["tuning_edge"] is None
     assert gd["tuning_extended"] == pytest.approx([10 ** 0.25, 10 ** 0.5, 10 ** 0.75, 10.0])

@@ -268,7 +268,7 @@ def test_tuning_3d_and_the_url_state(page):
     assert "(tuned)" in used and "lr=0.01 " not in used
     assert "(tuned)" in page.text_content("#results tbody")
     assert page.text_content("#tuning-note").startswith(
-        "lr tuned by: worst loss over the last 25% of steps")
+        "lr tuned by: worst loss over the last 25% of steps; a run above its start past halfway is out")
     page.check("#surface")
     _until(page, "document.getElementById('map').data[0].type === 'surface'")
     assert len(_paths(page)) == 2

@@ -13,10 +13,11 @@ Three rules keep the answers honest:
   existed fall back to their final metric.
 - **Edges are named.** :attr:`OptimizerSummary.edge` says when the best rate is the lowest or
   the highest of the rates tried: the optimum may lie outside the grid.
-- **Ties are said.** :func:`rank` orders optimizers by their mean at their best rates, but
-  an optimizer that paired comparisons over seeds (:func:`paired_difference`: the same seed
-  means the same initial weights and mini-batches) cannot tell apart from any optimizer of
-  the group ranked above it shares that group's rank (``=1``).
+- **Ties are said.** :func:`rank` gives each optimizer 1 + the number of optimizers that
+  paired comparisons over seeds (:func:`paired_difference`: the same seed means the same
+  initial weights and mini-batches) show to be clearly better than it, so two that no
+  comparison can tell apart share a rank (``=1``) unless a third is clearly better than one
+  and not the other.
 """
 
 from __future__ import annotations
@@ -289,29 +290,48 @@ def paired_difference(a: OptimizerSummary, b: OptimizerSummary) -> Paired:
 
 def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
         -> list[tuple[str, OptimizerSummary]]:
-    """The summaries best first, each with its rank: ``"1"``, ``"2"``..., and ``"=1"`` for
-    every member of a group that paired comparisons cannot tell apart: an optimizer joins
-    the group above it unless it is clearly different from one of its members (then it
-    starts the next rank); a group keeps its first one's rank."""
+    """The summaries best first, each with its rank: 1 + the number of optimizers that are
+    clearly better than it: :func:`paired_difference` ``distinct`` in their favour, or
+    through a chain of such differences (X clearly above A and A clearly above B puts X
+    above B, though X and B alone might not be told apart); an optimizer with no finite mean
+    (a diverged seed) is below every one that has one. Two or more with the same rank are
+    tied, ``"=1"``; one alone is ``"1"``, ``"2"``...
+
+    So optimizers that a paired comparison cannot tell apart share a rank unless a third is
+    clearly better than one of them and not the other (A clearly better than C, B
+    indistinguishable from both: A and B are ``=1``, C is ``2``), no two that it can tell
+    apart ever share one, and the same input gives the same ranks whatever its order. Ranks
+    may skip numbers and, with noisy seeds, a rank may hold a mean above one ranked higher;
+    the list is ordered by rank, then by mean."""
     def key(s: OptimizerSummary) -> float:
         value = s.mean if math.isfinite(s.mean) else (-math.inf if higher_is_better
                                                      else math.inf)
         return -value if higher_is_better else value
 
-    ordered = sorted(summaries, key=key)
-    groups: list[list[OptimizerSummary]] = []
+    def better(a: OptimizerSummary, b: OptimizerSummary) -> bool:
+        """Whether ``a`` is clearly better than ``b``."""
+        if not math.isfinite(b.mean):
+            return math.isfinite(a.mean)
+        if not math.isfinite(a.mean):
+            return False
+        pair = paired_difference(a, b)
+        return pair.distinct and (pair.low > 0 if higher_is_better else pair.high < 0)
+
+    n = len(summaries)
+    above = [[i != j and better(summaries[i], summaries[j]) for j in range(n)]
+             for i in range(n)]
+    for k in range(n):  # clear differences chain: X above A and A above B puts X above B
+        for i in range(n):
+            if above[i][k]:
+                for j in range(n):
+                    above[i][j] = above[i][j] or (above[k][j] and i != j)
+    ranks = {id(s): 1 + sum(above[i][j] for i in range(n)) for j, s in enumerate(summaries)}
+    ordered = sorted(summaries, key=lambda s: (ranks[id(s)], key(s)))
+    counts: dict[int, int] = defaultdict(int)
     for s in ordered:
-        if groups and math.isfinite(s.mean) and \
-                not any(paired_difference(g, s).distinct for g in groups[-1]):
-            groups[-1].append(s)
-        else:
-            groups.append([s])
-    out: list[tuple[str, OptimizerSummary]] = []
-    for group in groups:
-        position = len(out) + 1
-        label = f"={position}" if len(group) > 1 else str(position)
-        out += [(label, s) for s in group]
-    return out
+        counts[ranks[id(s)]] += 1
+    return [(f"={ranks[id(s)]}" if counts[ranks[id(s)]] > 1 else str(ranks[id(s)]), s)
+            for s in ordered]
 
 
 def profile_ratios(times: Mapping[str, Mapping[str, float]],
@@ -319,7 +339,8 @@ def profile_ratios(times: Mapping[str, Mapping[str, float]],
                    steps: Mapping[str, Mapping[str, float]] | None = None
                    ) -> dict[str, list[float]]:
     """Per optimizer, its ratio to the fastest on each task (in the order of ``times``):
-    time / best time, ``inf`` where it never reached the target.
+    time / best time, ``inf`` where it never reached the target (also where no optimizer
+    did: a workload nobody reached credits nobody, and scores 0 for every one).
 
     ``steps[task][optimizer]`` and ``spreads[task][optimizer]``, where given, say what a
     time is made of: the steps to the target times a calibrated step cost (``time /
@@ -366,10 +387,10 @@ def _pair_ratio(o: str, p: str, times: Mapping[str, float], spreads: Mapping[str
     steps x a step cost and the two costs lie within their spreads of each other (see
     :func:`profile_ratios`)."""
     t, other = times[o], times[p]
+    if not math.isfinite(t):  # never reached: no credit, even where nobody reached (inf == inf)
+        return math.inf
     if o == p or t == other:  # a target met at the start (time 0) by several ties them at 1
         return 1.0
-    if not math.isfinite(t):
-        return math.inf
     if not math.isfinite(other):
         return 0.0
     if other <= 0:

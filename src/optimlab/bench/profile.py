@@ -259,6 +259,10 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         notes += workload_notes
         if why:
             notes.append(f"{label}: {why}")
+        if not any(math.isfinite(t) for t in times[label].values()):
+            notes.append(f"{label}: no optimizer reached the target, so it credits none of "
+                         f"them (ratio inf, scored 0 for every one; an easier target would "
+                         f"tell them apart)")
         if all(t == 0 for t in times[label].values()):
             notes.append(f"{label}: the target was met before the first step, so it tells "
                          f"the optimizers apart in nothing (a harder target would)")
@@ -271,6 +275,18 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
             notes.append(f"{label}: {', '.join(tied)} took no more steps to the target than "
                          f"the fastest, at a step cost the calibrations cannot tell from its "
                          f"(within their measured spreads), so tied with it (ratio 1)")
+        best = min(times[label].values())
+        by_steps = sorted(o for o, r in per.items()
+                          if r != 1.0 and math.isfinite(r) and 0 < best < math.inf
+                          and not math.isclose(r, times[label][o] / best, rel_tol=1e-9))
+        if by_steps:
+            said = ", ".join(f"{o} ({per[o]:.2f}x, time {times[label][o] / best:.2f}x)"
+                             for o in by_steps)
+            whose = "its" if len(by_steps) == 1 else "each one's"
+            notes.append(f"{label}: {said}: ratio by steps to the target, not by time: "
+                         f"{whose} step cost lies "
+                         f"within the calibrations' measured spreads of a faster one's, so "
+                         f"only the steps tell them apart")
     taus, rho = performance_profile(times, spreads=spreads, steps=steps)
     not_finished = {name: [w for w in where if name in pending[w]]
                     for name, where in left_out.items()}

@@ -279,6 +279,16 @@ def _metric_label(metric: str) -> str:
     return metric.replace("_", " ")
 
 
+def mean_text(mean: float, ci: float, seeds: int) -> str:
+    """A mean and its confidence interval, ``0.9 ± 0.01``; where there is no interval, why
+    in words: ``0.37 (1 seed: no interval)``, ``0.9 (2 seeds, all alike: no interval)``
+    (:func:`~optimlab.bench.analysis.mean_ci`)."""
+    if math.isfinite(ci):
+        return f"{mean:.4g} ± {ci:.2g}"
+    why = "1 seed" if seeds == 1 else f"{seeds} seeds, all alike"
+    return f"{mean:.4g} ({why}: no interval)"
+
+
 def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
     level = f"{CONFIDENCE:.0%}"
     headers = ["rank", "optimizer", "best lr", f"{sw.metric} (mean ± {level} CI)", "seeds",
@@ -297,9 +307,8 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
             rows.append(row)
             continue
         ok = math.isfinite(s.mean)
-        ci = f"{s.ci:.2g}" if math.isfinite(s.ci) else "?"
         row = [done[name] if ok else _DASH, name, s.lr_text if ok else _DASH,
-               f"{s.mean:.4g} ± {ci}" if ok else _DASH, str(s.seeds if ok else 0),
+               mean_text(s.mean, s.ci, s.seeds) if ok else _DASH, str(s.seeds if ok else 0),
                str(s.diverged)]
         if sw.target is not None:
             reached, total, steps, grads, cost, wall = sw.to_target(name)

@@ -662,27 +662,34 @@ def plot_slice(result: Slice, path=None, title: str | None = None):
 
 
 def plot_interpolation(result: Slice, path=None):
-    """The loss along the straight lines from the initialisation to each solution and
-    between solutions (train solid, test dashed); saved to ``path`` and closed when a path
-    is given. Returns the figure."""
+    """The loss along the straight lines from the initialisation to each solution (in that
+    optimizer's colour) and between solutions (greys with a marker each,
+    :func:`~optimlab.optim.palette.pair_styles`: a line between two optimizers is neither's),
+    train solid, test dashed; saved to ``path`` and closed when a path is given. Returns the
+    figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..optim.palette import color
+    from ..optim.palette import color, pair_styles
 
     from_init = {k: v for k, v in result.interpolation.items() if k.startswith("init")}
     between = {k: v for k, v in result.interpolation.items() if not k.startswith("init")}
+    # a line between two solutions is no one optimizer's: greys with a marker each
+    pairs = pair_styles(between)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, curves, title in ((axes[0], from_init, "from the initialisation (alpha 0) to each "
                                "solution (alpha 1)"),
                               (axes[1], between, "between two solutions")):
-        for i, (name, c) in enumerate(curves.items()):
+        for name, c in curves.items():
             end = name.split(" -> ")[1]
-            col = color(end) if name.startswith("init") else f"C{i}"
-            ax.plot(c["alpha"], c["train_loss"], "-", color=col, label=f"{name} (train)")
-            ax.plot(c["alpha"], c["test_loss"], "--", color=col, alpha=0.7)
+            col, marker = (color(end), None) if name.startswith("init") else pairs[name]
+            every = max(1, len(c["alpha"]) // 8)
+            ax.plot(c["alpha"], c["train_loss"], "-", color=col, marker=marker, ms=5,
+                    markevery=every, label=f"{name} (train)")
+            ax.plot(c["alpha"], c["test_loss"], "--", color=col, marker=marker, ms=4,
+                    markevery=every, mfc="none", alpha=0.7)
         ax.axvline(0, color="grey", lw=0.5)
         ax.axvline(1, color="grey", lw=0.5)
         ax.set_yscale("log")

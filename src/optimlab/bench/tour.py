@@ -66,6 +66,20 @@ RACES = (
 )
 
 
+class _Html(str):
+    """A lead paragraph that is HTML already (it holds a link): shown as is, not escaped."""
+
+
+def _link(path: str) -> str:
+    """A relative link to ``path`` (a report written beside the tour), as HTML."""
+    return f'<a href="{html.escape(path, quote=True)}">{html.escape(path)}</a>'
+
+
+def _with_link(text: str, path: str, after: str = ".") -> _Html:
+    """``text`` (plain), then a link to ``path``, then ``after``: one lead paragraph."""
+    return _Html(html.escape(text) + _link(path) + html.escape(after))
+
+
 @dataclass
 class _Section:
     """One section of the page: ``lead`` paragraphs (what to look at, what the numbers
@@ -229,9 +243,10 @@ def _mnist1d(store: RunStore, out_dir: Path, quick: bool,
         "claiming that one beats the other would need more seeds. The best rate is the "
         "one whose worst accuracy over the last quarter of training is best, so a rate "
         "that spikes late does not win.",
-        "Look at the learning-rate sensitivity plot for how forgiving each optimizer is: a "
-        "wide flat top is a rate that is easy to choose, a sharp peak one that must be "
-        "tuned. The full report, with every run, is mnist1d/report.html.",
+        _with_link("Look at the learning-rate sensitivity plot for how forgiving each "
+                   "optimizer is: a wide flat top is a rate that is easy to choose, a sharp "
+                   "peak one that must be tuned. The full report, with every run, is ",
+                   "mnist1d/report.html"),
     ]
     return _sweep_section("SGD, Adagrad, RMSprop and Adam on MNIST-1D", store, sweep_id, lead,
                           [files["curves"].read_bytes(),
@@ -252,10 +267,10 @@ def _recurrent(store: RunStore, out_dir: Path, quick: bool,
         "extended past an edge as above), no gradient clipping. The folklore says RNNs are "
         "where SGD struggles and RMSprop and Adam are the usual choices; this is the table "
         "the closing section reads for that line.",
-        "The budget is short (recurrent steps are the tour's most expensive), so read the "
-        "ranking, not the absolute accuracy, and mind the confidence intervals: with "
-        f"{spec.seeds} seed(s) only large differences separate. The full report is "
-        "mnist1d-gru/report.html.",
+        _with_link("The budget is short (recurrent steps are the tour's most expensive), "
+                   "so read the ranking, not the absolute accuracy, and mind the confidence "
+                   f"intervals: with {spec.seeds} seed(s) only large differences separate. "
+                   "The full report is ", "mnist1d-gru/report.html"),
     ]
     return _sweep_section("A recurrent network: GRU on MNIST-1D", store, sweep_id, lead,
                           [files["curves"].read_bytes()]), sweep_id
@@ -264,7 +279,8 @@ def _recurrent(store: RunStore, out_dir: Path, quick: bool,
 def _sweep_section(title: str, store: RunStore, sweep_id: int, lead: list[str],
                    images: list[bytes]) -> _Section:
     headers, rows, notes = summary_parts(store, sweep_id)
-    table = _html_table(headers, rows, [False, False] + [True] * (len(headers) - 2))
+    table = _html_table(headers, rows,
+                        [False, False] + [True] * (len(headers) - 2))
     return _Section(title, "", images, lead, [table], notes)
 
 
@@ -274,6 +290,26 @@ PROFILE_TASKS = (
     ("sparse-logreg", "sparse logistic regression with rare informative features, the case "
                       "Adagrad was made for", 0.7),
 )
+
+
+def stable_rates(sensitivity: dict[float, float], grid) -> tuple[int, int]:
+    """How many rates of the sweep's common ``grid`` (the rates every optimizer ran, before
+    any was extended past an edge) came within :data:`STABLE_WITHIN` of the optimizer's
+    best over all the rates it ran, and how many rates the grid has: the same denominator
+    for every optimizer. A grid rate it has no result for (or a diverged one) counts as not
+    close. An empty ``grid`` (an old sweep) counts every rate it ran."""
+    values = [v for v in sensitivity.values() if math.isfinite(v)]
+    best = max(values) if values else math.nan
+    grid = [float(lr) for lr in grid] or list(sensitivity)
+
+    def at(lr: float) -> float:
+        for key, v in sensitivity.items():
+            if math.isclose(float(key), lr, rel_tol=1e-9):
+                return v
+        return math.nan
+
+    close = sum(math.isfinite(at(lr)) and at(lr) >= best - STABLE_WITHIN for lr in grid)
+    return close, len(grid)
 
 
 def stability_verdict(adam: dict[int, float], sgd: dict[int, float]) -> str:
@@ -330,34 +366,50 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
         tables.append(f"<h3>{html.escape(task)}: {html.escape(what)}</h3><p>Batch 32, "
                       f"{steps} steps, rates {', '.join(f'{lr:g}' for lr in spec.lrs)}, "
                       f"extended past an edge as there; target accuracy {target:g} (report: "
-                      f"{html.escape(task)}/report.html).</p>"
-                      + _html_table(headers, rows, [False, False] + [True] * (len(headers) - 2)))
+                      f"{_link(f'{task}/report.html')}).</p>"
+                      + _html_table(headers, rows,
+                                    [False, False] + [True] * (len(headers) - 2)))
         notes += [f"{task}: {n}" for n in sweep_notes[1:]
                   if "calibrated step cost" not in n]
     profile = build_profile(store, sweeps)
     headers, rows = profile.rows()
     tables.append("<h3>Performance profile over MNIST-1D, digits and sparse-logreg</h3>"
                   + _html_table(headers, rows, [False] + [True] * (len(headers) - 1)))
-    lead = [
-        "The same four optimizers on two more tasks, then a performance profile over all "
-        "three (AlgoPerf's): for each task, an optimizer's cost to reach the target "
-        "(per seed at its fastest rate, then the median over seeds, as AlgoPerf's external "
-        "tuning times it) is divided by the fastest optimizer's; "
-        "rho(tau) is the share of tasks it reaches within tau times the fastest, and the "
-        "score is the area under rho over tau from 1 to 4, divided by 3 (1 = fastest "
-        "everywhere, 0 = never within 4x).",
-        "The cost is steps to the target times the optimizer's step cost, measured once "
-        "per machine and model (the CPU time of one training step, interleaved and "
-        "repeated), so the same sweeps give the same profile on a busy machine as on a "
-        "quiet one. Steps and gradient evaluations are in the tables too; wall time is "
-        "shown for information only (it depends on what else the machine was doing).",
-        "Caveat: three small tasks make a small profile. A score difference of about 0.1 "
-        "is one task changing places; read it together with the tables' confidence "
-        "intervals.",
-    ]
     section = _Section("Across tasks: which optimizer is fastest to a target", "",
-                       [_png(profile.plot())], lead, tables, notes)
+                       [_png(profile.plot())], list(PROFILE_LEAD), tables,
+                       profile_notes(notes, profile))
     return section, sweeps, profile
+
+
+#: what the cross-task profile shows and how its ratios are taken
+PROFILE_LEAD = (
+    "The same four optimizers on two more tasks, then a performance profile over all "
+    "three (AlgoPerf's): for each task, an optimizer's cost to reach the target "
+    "(per seed at its fastest rate, then the median over seeds, as AlgoPerf's external "
+    "tuning times it) is compared with the fastest optimizer's: its ratio in the table; "
+    "rho(tau) is the share of tasks it reaches within tau times the fastest, and the "
+    "score is the area under rho over tau from 1 to 4, divided by 3 (1 = fastest "
+    "everywhere, 0 = never within 4x; a task that no optimizer reached scores 0 for all).",
+    "The cost is steps to the target times the optimizer's step cost, measured once "
+    "per machine and model (the CPU time of one training step, interleaved and "
+    "repeated), so the same sweeps give the same profile on a busy machine as on a "
+    "quiet one. The ratio is cost over cost only where the two step costs can be told "
+    "apart: where they lie within the calibrations' measured spreads of each other, it is "
+    "steps over steps (1.00x for the same steps), so measurement noise cannot order "
+    "optimizers; the notes under the table name every ratio taken by steps. Steps and "
+    "gradient evaluations are in the tables too; wall time is shown for information only "
+    "(it depends on what else the machine was doing).",
+    "Caveat: three small tasks make a small profile. A score difference of about 0.1 "
+    "is one task changing places; read it together with the tables' confidence "
+    "intervals.",
+)
+
+
+def profile_notes(task_notes: list[str], profile) -> list[str]:
+    """The notes under the cross-task section: each task's table notes, then the profile's
+    own (:meth:`.profile.Profile.notes`: how a time is taken, which ratios are by steps and
+    why, workloads nobody reached), as ``optimlab profile`` prints them."""
+    return list(task_notes) + [f"profile: {n}" for n in profile.notes()]
 
 
 def _slice(out: Path, quick: bool, say: Callable[[str], None]) -> _Section:
@@ -468,6 +520,51 @@ PLAIN, SPARSE, DEFAULT = TASK_OPTIMIZERS[0], TASK_OPTIMIZERS[1], TASK_OPTIMIZERS
 STABLE_WITHIN = 0.02
 
 
+def sparse_verdict(top: list[str]) -> str:
+    """The folklore's sparse-data line (Adagrad the best, made for rare features) against
+    the optimizers sharing the top rank on the sparse task: it agrees only where Adagrad is
+    alone at the top; a tie is said with whom."""
+    if SPARSE not in top:
+        return "does not agree: Adagrad is not among the best"
+    others = [n for n in top if n != SPARSE]
+    if not others:
+        return "agrees"
+    names = {"sgd": "SGD", "rmsprop": "RMSprop", "adam": "Adam"}
+    said = [names.get(n, n) for n in others]
+    said = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
+    return (f"partly: Adagrad is among the best, but so {'is' if len(others) == 1 else 'are'} "
+            f"{said}")
+
+
+def takeaway(rows: list[list[str]]) -> str:
+    """The closing "what to take away", read from the verdicts of the closing table's
+    ``rows`` (aspect first, verdict last); the tutorials' usual advice follows, labelled as
+    folklore this run does not test as such."""
+    kinds: dict[str, list[str]] = {"agrees": [], "partly": [], "unseen": [], "not": [],
+                                   "untested": []}
+    for row in rows:
+        aspect, verdict = row[0], row[-1]
+        kind = ("agrees" if verdict.startswith("agrees") else
+                "partly" if verdict.startswith("partly") else
+                "unseen" if verdict.startswith("not seen here") else
+                "untested" if verdict.startswith("not tested") else "not")
+        kinds[kind].append(aspect.split(" (")[0])
+    words = {"agrees": "agrees with the folklore on {}",
+             "partly": "agrees only in part on {}",
+             "unseen": "cannot see the difference the folklore claims on {}",
+             "not": "contradicts it on {}",
+             "untested": "could not test {}"}
+    said = [words[kind].format(", ".join(aspects)) for kind, aspects in kinds.items()
+            if aspects]
+    return ("What to take away: this run " + ("; ".join(said) or "tested nothing")
+            + " (each verdict below says why). The tutorials' advice (start with Adam near "
+            "its default rate if you cannot tune; tune SGD's rate, with momentum and a "
+            "schedule, when you can afford a sweep; use Adagrad for sparse features) is "
+            "folklore that this run does not test as such: it tunes every rate, and runs "
+            "SGD without momentum or a schedule. Run `optimlab bench` on your own task "
+            "before believing any of it.")
+
+
 def rnn_verdict(top: list[str]) -> str:
     """The folklore's RNN line (RMSprop and Adam the choices, SGD and Adagrad behind) against
     the optimizers sharing the top rank on a recurrent task."""
@@ -516,6 +613,7 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
                 {s.optimizer: label for label, s in rank(done, higher)})
 
     tasks, summaries, ranks = (list(column) for column in zip(*map(ranked, sweeps)))
+    grids = [tuple(store.sweep(i)["config"].get("lrs") or ()) for i in sweeps]
 
     def first(ranked_as: dict, name: str) -> bool:  # rank 1, alone or shared ("=1")
         return ranked_as.get(name, "").lstrip("=") == "1"
@@ -532,16 +630,16 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
             s = per.get(name)
             if s is None:
                 continue
-            values = [v for v in s.sensitivity.values() if math.isfinite(v)]
-            best = max(values) if values else math.nan
-            close = sum(v >= best - STABLE_WITHIN for v in values)
-            counts.append((close, len(s.sensitivity)))
-            share[name][k] = close / max(1, len(s.sensitivity))
+            close, n = stable_rates(s.sensitivity, grids[k])
+            counts.append((close, n))
+            share[name][k] = close / max(1, n)
         shown[name] = ", ".join(f"{c}/{n}" for c, n in counts)
     stability = stability_verdict(share[DEFAULT], share[PLAIN])
     rows.append(["learning-rate stability"] + [FOLKLORE["learning-rate stability"][n] for n in names]
                 + ["; ".join(f"{n}: {shown[n]}" for n in names)
-                   + f" rates within {STABLE_WITHIN:g} of its best ({', '.join(tasks)})",
+                   + f" rates of the common grid within {STABLE_WITHIN:g} of its best "
+                   f"({', '.join(tasks)}; the rates added past a grid's edge, for some "
+                   "optimizers only, are left out of the count but may hold the best)",
                    stability])
     memory = _memory(names)
     rows.append(["memory (extra buffers per parameter)"]
@@ -552,12 +650,10 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
     if "sparse-logreg" in tasks:
         k = tasks.index("sparse-logreg")
         in_top = [n for n in names if top(k, n)]
-        agrees = SPARSE in in_top and PLAIN not in in_top
-        partly = SPARSE in in_top
         rows.append(["sparse data"] + [FOLKLORE["sparse data"][n] for n in names]
-                    + ["top rank on sparse-logreg: " + (", ".join(in_top) or "none"),
-                       "agrees" if agrees else "partly: Adagrad is among the best, but so is "
-                       "SGD" if partly else "does not agree: Adagrad is not among the best"])
+                    + ["top rank on sparse-logreg: " + (", ".join(in_top) or "none")
+                       + "; ranks " + ", ".join(f"{n} {ranks[k].get(n, '-')}" for n in names),
+                       sparse_verdict(in_top)])
     _, _, rnn_ranks = ranked(recurrent)
     rnn_top = [n for n in names if first(rnn_ranks, n)]
     rows.append(["RNNs"] + [FOLKLORE["RNNs"][n] for n in names]
@@ -582,10 +678,7 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
         "does not agree, or not tested. The evidence is small (four small tasks, a few "
         "seeds, short budgets); where the tables above say two optimizers cannot be told "
         "apart, so does this one.",
-        "What to take away: start with Adam near its default rate if you cannot tune; tune "
-        "SGD's rate (with momentum and a schedule) when you can afford a sweep; use "
-        "Adagrad for sparse features; and run `optimlab bench` on your own task before "
-        "believing any of it.",
+        takeaway(rows),
     ]
     return _Section("When to use which: the folklore and this run's evidence", "", [], lead,
                     [_html_table(headers, rows)])
@@ -594,7 +687,8 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
 def _section_html(section: _Section) -> str:
     images = "".join(f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,'
                      f'{base64.b64encode(png).decode()}">' for png in section.images)
-    lead = "".join(f"<p>{html.escape(text)}</p>" for text in section.lead)
+    lead = "".join(f"<p>{text if isinstance(text, _Html) else html.escape(text)}</p>"
+                   for text in section.lead)
     tables = "".join(f'<div class="wide">{t}</div>' for t in section.tables)
     text = "" if section.tables or not section.text else \
         f"<pre>{html.escape(section.text)}</pre>"

@@ -38,8 +38,12 @@ TUNE_GRID: tuple[float, ...] = tuple(float(10.0**e) for e in np.arange(-4.0, 0.0
 TUNE_WINDOW = 0.25
 #: How ``tune`` ranks learning rates (said under every tuned race's table). The worst loss
 #: of the window, not the final one: a rate whose run spikes late, or oscillates and only
-#: happens to end low, cannot win; a run that diverges never wins.
-TUNE_CRITERION = f"worst loss over the last {TUNE_WINDOW:.0%} of steps"
+#: happens to end low, cannot win; a run that diverges never wins. A run whose loss rises
+#: above its starting loss anywhere in its second half (a blow-up it came back from before
+#: the window) counts as diverged for tuning too (:func:`_scores`), so "spikes late" means
+#: anywhere past halfway, not only in the window.
+TUNE_CRITERION = (f"worst loss over the last {TUNE_WINDOW:.0%} of steps; a run above its "
+                  "start past halfway is out")
 #: Points added beyond a grid edge per extension round (same log spacing as the grid there).
 EXTEND_POINTS = 4
 #: At most this many extension rounds per optimizer.
@@ -447,11 +451,16 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
 def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
     """Each member's tuning score (lower is better): the worst loss over the last
     :data:`TUNE_WINDOW` of its losses (at least the final one), as the sweeps'
-    ``tail_score`` does; inf for a member that diverged or whose loss there is not finite."""
+    ``tail_score`` does; inf for a member that diverged or whose loss there is not finite,
+    and for one whose loss rose above its starting loss anywhere in its second half: a
+    blow-up past halfway that came back before the window (RMSprop at lr 0.562 on the
+    rotated bowl of condition 50: from 56 to 179 at step 203 of 300, then 3e-4 at the end)
+    is a late spike, and cannot win the tuning."""
     window = loss[-max(1, math.ceil(TUNE_WINDOW * loss.shape[0])):]
     worst = window.max(dim=0).values  # NaN propagates, and scores inf below
+    blew_up = loss[loss.shape[0] // 2:].max(dim=0).values > loss[0]
     return [math.inf if _diverged(landscape, path[:, k], loss[:, k]) or not math.isfinite(float(w))
-            else float(w) for k, w in enumerate(worst)]
+            or bool(blew_up[k]) else float(w) for k, w in enumerate(worst)]
 
 
 def _edges(lrs: list[float], scores: list[float]) -> list[str]:
@@ -525,7 +534,8 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             (or None) runs each optimizer at its given or default rate. A tuned label's
             own ``lr``, if given, is replaced by the pick, made by :data:`TUNE_CRITERION`,
             the worst loss over the last quarter of a batched run's steps, so a late spike
-            or a lucky last step cannot win and a run that diverges never does; ties go to the smaller
+            or a lucky last step cannot win and a run that diverges never does (nor one
+            whose loss rises above its starting loss past halfway); ties go to the smaller
             rate. The chosen values are in ``race.hparams``, the final loss of every rate
             tried in ``race.tuning`` and its score in ``race.tuning_scores``.
         tol: tolerance for ``steps_to_tol`` (loss within ``tol`` of the minimum), a

@@ -26,8 +26,9 @@ from types import MappingProxyType
 
 from .registry import available, resolve
 
-__all__ = ["COLORS", "COLOR_FIRST", "LINE_STYLES", "MIN_DELTA_E", "PALETTE", "color", "colors",
-           "label_colors", "shade", "variant_styles"]
+__all__ = ["COLORS", "COLOR_FIRST", "LINE_STYLES", "MIN_DELTA_E", "PAIR_GREYS", "PAIR_MARKERS",
+           "PALETTE", "SAM_COLOR", "color", "colors", "label_colors", "pair_styles", "shade",
+           "variant_styles"]
 
 #: The palette: matplotlib's ``tab10`` first, then darker and other distinct shades, one for
 #: every registry name and a few to spare. Any two differ by at least :data:`MIN_DELTA_E`
@@ -39,13 +40,25 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
           "#883300", "#dd77ff", "#7b4173", "#637939", "#4433aa", "#000000", "#005533",
           "#b8860b", "#008080", "#9c9ede", "#00bb99", "#ccaa88", "#882244", "#668800",
           "#d6616b", "#88aa88", "#006611", "#e7969c", "#3399ff", "#ff3366", "#74c476",
-          "#6baed6", "#8c6d31", "#ee44bb", "#b5cf6b", "#554455", "#ff7755", "#990022",
-          "#fdae6b", "#990066", "#225566", "#cc7755", "#997799", "#8866ee")
+          "#6baed6", "#8c6d31", "#225566", "#b5cf6b", "#554455", "#ff7755", "#990022",
+          "#fdae6b", "#990066", "#ee44bb", "#cc7755", "#997799", "#8866ee")
 
 #: The least CIE76 distance (Euclidean in CIELAB, D65) between two colours of :data:`COLORS`:
 #: about 2.3 is the least an eye tells apart side by side; at 20 two thin lines on a plot are
 #: told apart at a glance (``tests/optim/test_palette.py`` checks every pair).
 MIN_DELTA_E = 20.0
+
+#: SAM's colour is the palette's dark slate, set apart from SGD's pink on purpose: the slices
+#: draw the two side by side (SAM's flatter minimum beside SGD's), and the magenta it had
+#: before, though 25 apart in CIELAB, read as a deeper shade of SGD's.
+SAM_COLOR = "#225566"
+
+#: Lines that stand for two optimizers at once (the straight line between two solutions):
+#: greys, each with a marker, so that no such line can be read as one optimizer's; none of
+#: these greys is an optimizer's colour (:func:`pair_styles`).
+PAIR_GREYS = ("#1a1a1a", "#5e5e5e", "#a0a0a0")
+#: the markers of :func:`pair_styles`, one per pair with the greys: 24 pairs told apart
+PAIR_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 #: the same tuple under the name the plotting module has always used
 PALETTE = COLORS
@@ -159,6 +172,16 @@ def shade(hexa: str, k: int) -> str:
     light = max(0.0, light - step) if k % 2 else min(1.0, light + step)
     r, g, b = colorsys.hls_to_rgb(hue, light, sat)
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def pair_styles(labels: Iterable) -> dict:
+    """``(colour, marker)`` per label of a line that joins two optimizers' solutions
+    (``"sgd -> adam"``), in the order given: a grey of :data:`PAIR_GREYS` and a marker of
+    :data:`PAIR_MARKERS`, no two labels the same up to 24; a line in an optimizer's colour
+    would be read as that optimizer's."""
+    labels = list(dict.fromkeys(labels))
+    return {label: (PAIR_GREYS[i % len(PAIR_GREYS)], PAIR_MARKERS[i % len(PAIR_MARKERS)])
+            for i, label in enumerate(labels)}
 
 
 def variant_styles(labels: Iterable, names: Mapping) -> dict:
