@@ -145,7 +145,9 @@ class AdEMAMix(RuleOptimizer):
             fast average, :math:`\beta_2` of the second moment and :math:`\beta_3` of the
             slow average (default: (0.9, 0.999, 0.9999)).
         alpha (float, optional): weight :math:`\alpha` of the slow average in the
-            numerator (default: 5.0).
+            numerator (default: 5.0, optax's; the authors' PyTorch code defaults to 2.0.
+            Without a warm-up, :math:`\alpha` = 5 weighs the slow average fully from the
+            first step: set ``t_alpha_beta3`` or a smaller ``alpha`` for short runs).
         t_alpha_beta3 (float, optional): warm-up length :math:`T` in steps of both
             :math:`\alpha` and :math:`\beta_3`; None for no warm-up (default: None).
         eps (float, optional): added to the denominator outside the square root

@@ -1175,8 +1175,9 @@ TABLE: list[Info] = [
             "Cost (ICML 2018)",
             url="https://arxiv.org/abs/1804.04235",
             memory=0,
-            memory_note="sublinear: a row and a column factor (n + m numbers) per >=2-D "
-            "parameter; 1 buffer for vectors; no first moment",
+            memory_note="sublinear for matrices: a row and a column factor (n + m numbers, "
+            "n x m the last two dimensions, per index of the leading ones: near a full "
+            "buffer for small conv kernels); 1 buffer for vectors; no first moment",
             adaptive=True,
             momentum=False,
             bias_correction=False,

@@ -72,7 +72,11 @@ class Yogi(RuleOptimizer):
        ``init``. optax has no weight decay: the L2 term here is
        ``optax.chain(optax.add_decayed_weights(weight_decay), optax.scale_by_yogi(b1, b2,
        eps, initial_accumulator_value=...), optax.scale_by_learning_rate(lr))``.
-       Like optax and TF-Addons, both moments are bias corrected here as in Adam; the
+       Both moments are bias corrected here as in Adam, as optax does: the paper's
+       Algorithm 2 has no bias correction (its first steps are about 3x longer than these
+       at the defaults), and TF-Addons corrects :math:`\gamma` by
+       :math:`\sqrt{{1-\beta_2^t}}/(1-\beta_1^t)` with :math:`\epsilon` left uncorrected
+       (Adam's "epsilon hat" form; it differs from this in the fourth digit). The
        correction divides :math:`v_0` too, so on the first step it weighs
        :math:`v_0/(1-\beta_2)` (1e-3 at the defaults), exactly as in optax.
        :math:`\epsilon` is outside the square root, as in the paper (optax's ``eps_root``,
