@@ -1,5 +1,5 @@
 # Two entry points, as in the README:
-#   make demo   set up .venv and run the tour (the main job: one HTML report, a few minutes)
+#   make demo   set up .venv and run the tour (the main job: one HTML report, about a minute on 2 quiet cores once set up)
 #   make test   set up .venv and run the test suite (what .ci/run calls)
 # torch is installed first from an exact CPU version so that the package's own range
 # (torch>=2.4) does not pull a multi-GB CUDA build; override TORCH to use your own build.
