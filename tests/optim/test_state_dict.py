@@ -650,3 +650,30 @@ def test_the_skip_count_goes_through_a_real_dcp_save_and_load(tmp_path):
         set_state_dict(fresh_model, fresh, model_state_dict=loaded["model"],
                        optim_state_dict=loaded["optim"])
     assert (opt.skipped_steps, fresh.skipped_steps) == (2, 2)
+
+
+@pytest.mark.parametrize("value, match", [("x", "lr must be a number"), (None, "lr must be a number"),
+                                          (-1.0, r"lr must be in \[0, inf\)")])
+def test_a_saved_group_with_a_hyperparameter_construction_refuses_is_refused(value, match):
+    """An lr of "x" or None loaded, then failed 16 frames deep in the next step; the groups'
+    hyperparameters are now checked as the constructor checks them, before anything loads."""
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = optimlab.Adam([p], lr=0.01)
+    saved = opt.state_dict()
+    bad = {**saved, "param_groups": [{**saved["param_groups"][0], "lr": value}]}
+    with pytest.raises(ValueError, match=f"^param group 0 of this state_dict: {match}"):
+        opt.load_state_dict(bad)
+    assert opt.param_groups[0]["lr"] == 0.01  # nothing loaded
+
+
+def test_a_torch_checkpoint_with_a_schedulers_keys_and_a_tensor_lr_still_loads():
+    p = torch.nn.Parameter(torch.ones(3))
+    theirs = torch.optim.Adam([p], lr=torch.tensor(0.01))
+    sched = torch.optim.lr_scheduler.StepLR(theirs, 1)
+    p.grad = torch.ones(3)
+    theirs.step()
+    sched.step()
+    ours = optimlab.Adam([p], lr=torch.tensor(0.5))
+    ours.load_state_dict(theirs.state_dict())
+    assert ours.param_groups[0]["initial_lr"] == 0.01
+    assert float(ours.param_groups[0]["lr"]) == pytest.approx(0.001)

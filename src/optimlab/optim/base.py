@@ -931,6 +931,7 @@ class RuleOptimizer(TorchOptimizer):
                 f"it cannot be loaded into optimlab.{name}"
             )
         self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
+        self._check_saved_hparams(state_dict)
         state_dict = self._real_view_state(state_dict)
         # how the moments are stored is this optimizer's choice, not the checkpoint's
         precisions = [group.get("state_precision") for group in self.param_groups]
@@ -948,6 +949,20 @@ class RuleOptimizer(TorchOptimizer):
             self._compact_loaded_state(precisions)
         for hook in list(post.values()):
             hook(self)
+
+    def _check_saved_hparams(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a saved param group whose hyperparameters the constructor would refuse (an
+        ``lr`` of ``"x"`` or ``None`` loaded, then failed deep inside the next step): each
+        group's values of the rule's own hyperparameters are checked as construction checks
+        them, the others at their defaults. Keys that are no hyperparameter (``params``,
+        a scheduler's ``initial_lr``, torch's flags) are not read."""
+        names = hyperparameters(type(self))
+        for index, group in enumerate(state_dict["param_groups"]):
+            given = {name: group[name] for name in names if name in group}
+            try:
+                type(self).checked_defaults(**given)
+            except (ValueError, TypeError, OverflowError) as err:
+                raise type(err)(f"param group {index} of this state_dict: {err}") from None
 
     def _real_view_state(self, state_dict: dict[str, Any]) -> dict[str, Any]:
         """``state_dict`` with each complex state tensor of a complex parameter replaced by its
