@@ -72,3 +72,41 @@ def test_no_private_autograd_engine_in_src():
             if path.is_file() and "__pycache__" not in path.parts
             and b"_execution_engine" in path.read_bytes()]
     assert hits == []
+
+
+def test_bench_is_reached_lazily_from_optimlab():
+    """``optimlab.bench`` (as the README writes ``optimlab.bench.tasks.get``) was
+    AttributeError after ``import optimlab``; it loads on first access, not at import."""
+    out = _run(textwrap.dedent("""
+        import sys
+        import optimlab
+        assert "optimlab.bench" not in sys.modules and "torch" not in sys.modules
+        assert "bench" in dir(optimlab) and "bench" not in optimlab.__all__
+        bench = optimlab.bench
+        assert bench is sys.modules["optimlab.bench"]
+        assert "torch" not in sys.modules  # the package itself is cheap
+        import optimlab.bench.tasks
+        assert callable(optimlab.bench.tasks.get)
+        print("ok")
+    """))
+    assert out.strip() == "ok"
+
+
+def test_the_readmes_dotted_names_reach_their_submodules():
+    """The README writes ``optimlab.bench.tasks.get``, ``optimlab.optim.palette.color`` and
+    ``optimlab.landscapes.suggest.suggest_lrs`` after a plain ``import optimlab``: each
+    raised AttributeError (the submodules were not imported by their packages)."""
+    code = ("import optimlab\n"
+            "print(optimlab.bench.tasks.get('digits').name, optimlab.bench.slices.__name__,\n"
+            "      optimlab.optim.palette.color('adam'),\n"
+            "      optimlab.landscapes.suggest.suggest_lrs.__name__)\n"
+            "try:\n"
+            "    optimlab.optim.nope\n"
+            "except AttributeError as err:\n"
+            "    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    task, module, colour, function = out[0].split()
+    assert (task, module, function) == ("digits", "optimlab.bench.slices", "suggest_lrs")
+    assert colour.startswith("#") and len(colour) == 7
+    assert out[1] == "module 'optimlab.optim' has no attribute 'nope'"

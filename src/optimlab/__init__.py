@@ -10,7 +10,8 @@ model, with the evidence (:mod:`optimlab.bench.advisor`).
 Importing ``optimlab`` is cheap: it does not import torch. The names below are loaded on
 first access (PEP 562), so ``optimlab.Adam``, ``optimlab.create``, ``optimlab.race``,
 ``optimlab.exhibits`` and ``from optimlab import *`` work as they always did, and the
-command line can answer ``optimlab list`` without waiting for torch.
+command line can answer ``optimlab list`` without waiting for torch. ``optimlab.bench``
+(the training lab) loads the same way, on first access, never with ``import optimlab``.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what type checkers see (PEP 561: this package ships py.typed); at run
     # time the same names come from __getattr__ below, on first access
+    from . import bench as bench
     from . import exhibits as exhibits
     from . import landscapes as landscapes
     from . import optim as optim
@@ -45,8 +47,9 @@ _OPTIM_ALL = (
     "PSGDKron",
     "available", "create", "info", "resolve", "Population",
 )
-# the subpackages ``import optimlab`` used to import eagerly, loaded on first access
-_SUBMODULES = ("optim", "landscapes", "exhibits")
+# the subpackages ``import optimlab`` used to import eagerly, and the training lab, which it
+# never did, loaded on first access (``optimlab.bench``, as the README writes it)
+_SUBMODULES = ("optim", "landscapes", "exhibits", "bench")
 
 __all__ = list(_OPTIM_ALL) + ["exhibits", "landscapes", "race", "advise"]
 

@@ -125,3 +125,51 @@ def test_optimizer_hyperparameters_are_checked_up_front_naming_the_label(optimiz
     """A misspelt key was a raw TypeError from the constructor ("member 0: ...")."""
     with pytest.raises(ValueError, match=match):
         basins(optimizers=optimizers, grid=3, steps=5)
+
+
+def test_numpy_integers_are_taken_as_race_takes_them():
+    """grid=np.int64(5) was refused ("grid must be an integer") though race takes them.
+    (A minimum's point may be an array or a list, as before.)"""
+    demo = basins(_double_well(), {"gd": {"lr": 0.05}}, grid=np.int64(3), steps=np.int32(5),
+                  minima=[("left", np.array([-1.0, 0.0])), ("right", [1, 0])])
+    assert (demo.grid, demo.steps) == (3, 5)
+    assert demo.minima == (("left", (-1.0, 0.0)), ("right", (1.0, 0.0)))
+    assert type(demo.grid) is int and type(demo.steps) is int
+    assert demo.starts.shape == (9, 2)
+
+
+@pytest.fixture
+def no_run(monkeypatch):
+    """basins must refuse its input before any run starts."""
+    import importlib
+
+    module = importlib.import_module("optimlab.exhibits.basins")  # (basins: the function)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("basins ran")
+
+    monkeypatch.setattr(module, "run_starts", refuse)
+
+
+def test_a_landscape_without_known_minima_asks_for_them(no_run):
+    """It said "minima must be (name, (x, y)) pairs, at least one", though none were given."""
+    with pytest.raises(ValueError, match=r"^landscape 'saddle' has no known minimum; pass "
+                                         r"minima=\[\(name, \(x, y\)\), \.\.\.\]$"):
+        basins("saddle", grid=3, steps=10, optimizers={"adam": {}})
+
+
+@pytest.mark.parametrize("minima, error, match", [
+    ([("a", 5)], ValueError, r"^minima\[0\] must be a \(name, \(x, y\)\) pair: a str and two "
+                             r"finite numbers, got \('a', 5\)$"),  # was 'int' ... not iterable
+    ([("a", (0.0, 0.0)), 5], ValueError, r"^minima\[1\] must be"),
+    ([("a", "xy")], ValueError, r"^minima\[0\] must be"),
+    ([("a", (0.0, float("nan")))], ValueError, r"^minima\[0\] must be .*finite"),
+    ([("a", (0.0, "1"))], ValueError, r"^minima\[0\] must be"),
+    ([("a", (0.0, 0.0, 0.0))], ValueError, r"^minima\[0\] must be"),
+    ([(None, (0.0, 0.0))], ValueError, r"^minima\[0\] must be .*a str"),
+    (5, TypeError, r"^minima must be a list of \(name, \(x, y\)\) pairs, got int$"),
+    ("ab", TypeError, r"^minima must be a list"),
+])
+def test_each_minimum_is_checked_naming_it(no_run, minima, error, match):
+    with pytest.raises(error, match=match):
+        basins(grid=3, steps=10, minima=minima)

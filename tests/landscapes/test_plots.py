@@ -488,3 +488,40 @@ def test_animation_takes_numpy_integers(tmp_path, monkeypatch):
 def test_race_labels_is_documented():
     assert "order" in Race.labels.__doc__
     assert _race().labels == ["gd", "adam", "gd-big"]
+
+
+# --------------------------------------------------------------------------- argument checks
+
+def test_plot_surface_refuses_a_race_that_is_not_one():
+    """land.plot_surface(5) was AttributeError: 'int' object has no attribute 'labels'."""
+    with pytest.raises(TypeError, match=r"^race must be a Race .*or None, got int$"):
+        _bowl().plot_surface(5)
+    with pytest.raises(TypeError, match=r"^race must be a Race"):
+        plots.plot_surface(_bowl(), race={"adam": [0.0]})
+
+
+@pytest.mark.parametrize("resolution", ["x", 1, 0, 2.5, True, 10**7, None])
+@pytest.mark.parametrize("draw", ["plot_race", "plot_landscape", "plot_surface", "animate"])
+def test_resolution_is_checked_naming_it(draw, resolution, tmp_path):
+    """race.plot(resolution="x") was int()'s ValueError, which did not name resolution."""
+    race = _race(steps=4)
+    calls = {"plot_race": lambda: race.plot(resolution=resolution),
+             "plot_landscape": lambda: race.landscape.plot(resolution=resolution),
+             "plot_surface": lambda: race.landscape.plot_surface(race, resolution=resolution),
+             "animate": lambda: race.animate(tmp_path / "r.gif", frames=2,
+                                             resolution=resolution)}
+    plt = plots._pyplot()
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match=r"^resolution must be an integer in \[2, \d+\], got "):
+        calls[draw]()
+    assert plt.get_fignums() == before  # refused before a figure was made
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", [5, None, b"race.gif", ["race.gif"]])
+def test_animate_refuses_a_path_that_is_not_one(path, tmp_path, monkeypatch):
+    """race.animate(5) was a TypeError from deep inside pathlib."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match=r"^path must be a str or os\.PathLike .*got "):
+        _race(steps=4).animate(path)
+    assert list(tmp_path.iterdir()) == []

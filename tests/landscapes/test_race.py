@@ -725,3 +725,21 @@ def test_a_rate_that_blows_up_past_halfway_cannot_win_the_tuning():
     assert tuned.hparams["rmsprop"]["lr"] == 0.0562
     steady = race(bowl, {"rmsprop": {"lr": 0.0562}}, steps=300)
     assert tuned.tuning_scores["rmsprop"][0.0562] == _late_worst(steady.losses["rmsprop"])
+
+
+@pytest.mark.parametrize("steps", [0, 3])
+def test_progress_must_be_callable_and_is_checked_before_the_run(steps, monkeypatch):
+    """progress=5 failed at the first step ("'int' object is not callable"), and was taken
+    without a word by a race of 0 steps."""
+    import importlib
+
+    race_module = importlib.import_module("optimlab.landscapes.race")  # (race: the function)
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("the race ran")
+
+    monkeypatch.setattr(race_module, "_run", no_run)
+    with pytest.raises(TypeError, match=r"^progress must be a callable .*got int$"):
+        race("quadratic", {"adam": {}}, progress=5, steps=steps)
+    with pytest.raises(TypeError, match=r"^progress must be a callable"):
+        race_module.run_members(get("quadratic"), [("adam", {})], None, steps, progress="bar")

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from .._table import text_table
-from ..landscapes.base import Landscape
+from ..landscapes.base import Landscape, _real
 from ..landscapes.functions import HIMMELBLAU_MINIMA, two_wells_minima
 from ..landscapes.functions import get as get_landscape
 from ..landscapes.race import DIVERGENCE_WIDTHS, _check_hparams, _check_values, _plain_hparams, run_starts
+from ..optim.base import check_int
 from ..optim.registry import resolve
 from .base import Demo, pyplot
 
@@ -82,6 +83,35 @@ def known_minima(landscape: Landscape) -> tuple[tuple[str, tuple[float, ...]], .
     points = HIMMELBLAU_MINIMA if landscape.name == "himmelblau" else landscape.minima
     return tuple((f"({p[0]:.3g}, {p[1]:.3g})" if len(p) == 2 else str(p), tuple(p))
                  for p in points)
+
+
+def _named_minima(land: Landscape, minima) -> tuple[tuple[str, tuple[float, float]], ...]:
+    """The ``(name, (x, y))`` pairs to classify by: ``minima`` checked entry by entry (a
+    str name and two finite numbers; ValueError naming the entry), or
+    :func:`known_minima` where it is None (ValueError where the landscape has none)."""
+    if minima is None:
+        named = known_minima(land)
+        if not named:
+            raise ValueError(f"landscape {land.name!r} has no known minimum; pass "
+                             f"minima=[(name, (x, y)), ...]")
+        return tuple((str(n), tuple(float(c) for c in p)) for n, p in named)
+    if isinstance(minima, (str, bytes, Mapping)) or not isinstance(minima, Sequence):
+        raise TypeError(f"minima must be a list of (name, (x, y)) pairs, got "
+                        f"{type(minima).__name__}")
+    if not minima:
+        raise ValueError("minima must be (name, (x, y)) pairs, at least one; got none")
+    named = []
+    for i, entry in enumerate(minima):
+        coords: tuple = ()
+        if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str) \
+                and isinstance(entry[1], (Sequence, np.ndarray)) \
+                and not isinstance(entry[1], (str, bytes)):
+            coords = tuple(entry[1])
+        if len(coords) != 2 or not all(_real(c) for c in coords):
+            raise ValueError(f"minima[{i}] must be a (name, (x, y)) pair: a str and two "
+                             f"finite numbers, got {entry!r}")
+        named.append((entry[0], (float(coords[0]), float(coords[1]))))
+    return tuple(named)
 
 
 def _grid_starts(landscape: Landscape, grid: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -243,10 +273,13 @@ def basins(landscape: str | Landscape = "two_wells",
             momentum, RMSprop and Adam at fixed stable rates); each label's keys and
             values are checked before anything runs, as :func:`~optimlab.landscapes.race`
             checks them, and a refusal names the label.
-        grid: starts per side (2..40), at the centres of a tiling of the domain.
-        steps: steps per run (1..5000).
+        grid: starts per side (2..40, NumPy's integers included), at the centres of a
+            tiling of the domain.
+        steps: steps per run (1..5000, NumPy's integers included).
         radius: a run counts for a minimum when it ends within this distance of it.
-        minima: ``(name, point)`` pairs to classify by (default: :func:`known_minima`).
+        minima: ``(name, (x, y))`` pairs to classify by, a str and two finite numbers
+            each (default: :func:`known_minima`; a landscape without a known minimum,
+            such as ``saddle``, needs them).
 
     On ``two_wells`` (defaults) heavy-ball momentum rolls past the shallow well into the
     deep one from more starts than gradient descent does (71% against 64%), while RMSprop
@@ -256,10 +289,9 @@ def basins(landscape: str | Landscape = "two_wells",
     land = get_landscape(landscape) if isinstance(landscape, str) else landscape
     if not isinstance(land, Landscape) or land.dim != 2:
         raise ValueError(f"basins needs a 2-D landscape, got {landscape!r}")
-    if isinstance(grid, bool) or not isinstance(grid, int) or not 2 <= grid <= 40:
-        raise ValueError(f"grid must be an integer in [2, 40], got {grid!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= 5000:
-        raise ValueError(f"steps must be an integer in [1, 5000], got {steps!r}")
+    check_int("grid", grid, 2, 40)  # NumPy's integers too, as race takes them
+    check_int("steps", steps, 1, 5000)
+    grid, steps = int(grid), int(steps)
     if isinstance(radius, bool) or not isinstance(radius, (int, float)) \
             or not (math.isfinite(radius) and radius > 0):
         raise ValueError(f"radius must be a positive number, got {radius!r}")
@@ -270,10 +302,7 @@ def basins(landscape: str | Landscape = "two_wells",
         optimizers = BASIN_OPTIMIZERS[land.name]
     if not isinstance(optimizers, Mapping) or not optimizers:
         raise ValueError("optimizers must be a non-empty dict: label -> hyperparameters")
-    named = tuple((str(n), tuple(float(c) for c in p)) for n, p in
-                  (known_minima(land) if minima is None else minima))
-    if not named or any(len(p) != 2 for _, p in named):
-        raise ValueError("minima must be (name, (x, y)) pairs, at least one")
+    named = _named_minima(land, minima)
     specs = {}
     for label, hp in optimizers.items():
         # checked as race checks its labels, before anything runs: a misspelt key names

@@ -11,3 +11,20 @@ from .result import Race, RaceMetrics
 
 __all__ = ["CHALLENGES", "Landscape", "Race", "RaceMetrics", "TUNE_GRID", "get", "names",
            "race", "run_members"]
+
+#: submodules reached as attributes without an import of their own
+#: (``optimlab.landscapes.suggest``)
+_LAZY = ("suggest", "plots", "inspect", "functions", "base", "race", "result")
+
+
+def __getattr__(name: str):
+    """A submodule named as an attribute (``optimlab.landscapes.suggest``) is imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 # absolute: this module also loads on its own, outside the package
+from optimlab.landscapes.result import Race
 from optimlab.optim import palette as _palette
 from optimlab.optim.base import check_int
 
@@ -38,6 +39,8 @@ LANDSCAPE_CMAP = "viridis"
 RACE_CMAP = "optimlab_race"  # the lighter three quarters of "bone", built on first use
 
 _MAX_MARKERS = 60  # small markers along a path, at most this many
+#: the finest contour or surface grid drawn: ``resolution`` x ``resolution`` evaluations
+MAX_RESOLUTION = 2000
 
 
 # --------------------------------------------------------------------------- helpers
@@ -83,11 +86,16 @@ def _require_2d(landscape, what: str) -> None:
         raise ValueError(f"{what} needs a 2-D landscape; {landscape.name!r} has dim={landscape.dim}")
 
 
+def _check_resolution(resolution) -> int:
+    """``resolution`` as an int, or ValueError naming it: an integer (NumPy's included) in
+    [2, :data:`MAX_RESOLUTION`]."""
+    check_int("resolution", resolution, 2, MAX_RESOLUTION)
+    return int(resolution)
+
+
 def _grid(landscape, resolution: int):
     """Grid coordinates ``X, Y`` and values ``Z`` (float64, NaN where f is not finite)."""
-    resolution = int(resolution)
-    if resolution < 2:
-        raise ValueError(f"resolution must be >= 2, got {resolution}")
+    resolution = _check_resolution(resolution)
     (x0, x1), (y0, y1) = landscape.domain
     X, Y = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     points = torch.from_numpy(np.stack([X, Y], axis=-1))
@@ -211,6 +219,7 @@ def plot_landscape(landscape, ax=None, resolution: int = 200, levels: int = 30,
     values span more than three decades. Draws into ``ax`` if given; returns the Figure.
     """
     _require_2d(landscape, "plot_landscape")
+    resolution = _check_resolution(resolution)
     if ax is None:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 5.2), layout="constrained")
@@ -376,8 +385,11 @@ def plot_race(race, resolution: int = 200, show_loss: bool = True):
 
     Paths are clipped to the landscape's domain, non-finite points dropped, diverged runs
     dashed and marked "(diverged)" in the legend (which gives the hyperparameters used).
-    Landscapes that are not 2-D get only the loss panel.
+    Landscapes that are not 2-D get only the loss panel. ``resolution``: the contour
+    grid's points per side, an integer in [2, :data:`MAX_RESOLUTION`] (ValueError otherwise,
+    before anything is drawn).
     """
+    resolution = _check_resolution(resolution)
     plt = _pyplot()
     two_d = race.landscape.dim == 2
     panels = int(two_d) + int(show_loss or not two_d)
@@ -521,15 +533,21 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
     ``fps`` frames a second, ``dpi`` dots per inch. Returns the written paths.
 
     Raises:
-        ValueError: ``fps`` or ``dpi`` not an integer >= 1, or ``frames`` not one >= 2
-            (the first and the last step), before anything is written.
+        TypeError: ``path`` not a str or ``os.PathLike``, before anything is written.
+        ValueError: ``fps`` or ``dpi`` not an integer >= 1, ``frames`` not one >= 2
+            (the first and the last step), or ``resolution`` not one in
+            [2, :data:`MAX_RESOLUTION`], before anything is written.
         OSError: an unwritable location (naming the path), before any frame is drawn.
     """
-    from matplotlib import animation
-
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike (the GIF or a folder), got "
+                        f"{type(path).__name__}")
     for name, value, low in (("fps", fps, 1), ("frames", frames, 2), ("dpi", dpi, 1)):
         check_int(name, value, low)
     fps, frames, dpi = int(fps), int(frames), int(dpi)
+    resolution = _check_resolution(resolution)
+    from matplotlib import animation
+
     plt = _pyplot()
     gif = _gif_path(path, race.landscape.name)
     mp4 = gif.with_suffix(".mp4") if shutil.which("ffmpeg") else None
@@ -595,8 +613,16 @@ def plot_surface(landscape, race=None, resolution: int = 80, log: bool | None = 
 
     ``log`` (default: ``landscape.log_scale``) plots ``log10(f - min + ε)`` as height.
     Path points outside the domain are left out. Returns the Figure.
+
+    Raises:
+        TypeError: ``race`` not a :class:`~optimlab.landscapes.result.Race` (or None).
+        ValueError: ``resolution`` not an integer in [2, :data:`MAX_RESOLUTION`].
     """
+    if race is not None and not isinstance(race, Race):
+        raise TypeError(f"race must be a Race (what optimlab.race returns) or None, got "
+                        f"{type(race).__name__}")
     _require_2d(landscape, "plot_surface")
+    resolution = _check_resolution(resolution)
     plt = _pyplot()
     from matplotlib import colors as mcolors
 

@@ -244,6 +244,14 @@ def _steps(steps) -> int:
     return int(steps)
 
 
+def _check_progress(progress) -> None:
+    """TypeError naming ``progress`` unless it is None or callable (checked before a run,
+    not found at its first step)."""
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable (called with 1 after each step) or "
+                        f"None, got {type(progress).__name__}")
+
+
 def _members(name: str, hp) -> int:
     """How many members a :class:`Population` of ``name`` given ``hp`` runs: the length of
     its per-member values (:func:`_per_member`), 1 without any; ValueError unless ``hp``
@@ -271,6 +279,7 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict]],
     """
     x0 = _start(landscape, start)
     steps = _steps(steps)
+    _check_progress(progress)
     for name, _ in entries:
         resolve(name)  # unknown names fail here, with suggestions
     sizes = [_members(name, hp) for name, hp in entries]
@@ -549,12 +558,14 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             ``race.table()``. ``extend=False`` only flags.
         progress: called with 1 after each step of the batched run, every optimizer's at
             once: ``steps`` calls, and ``steps`` more for each round of rates a tuned
-            grid's edge adds (what ``optimlab race`` draws its progress bar with).
+            grid's edge adds (what ``optimlab race`` draws its progress bar with); None
+            or a callable (TypeError otherwise, before anything runs).
 
     A run that diverges is reported in the metrics (``diverged``), never raised.
     """
     land = _landscape(landscape)
     steps = _steps(steps)
+    _check_progress(progress)
     if not _real(noise) or not 0 <= noise <= MAX_NOISE:
         raise ValueError(f"noise must be a number in [0, {MAX_NOISE:g}], got {noise!r}")
     if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):

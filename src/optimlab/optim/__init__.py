@@ -55,3 +55,19 @@ __all__ = [
     "PSGDKron",
     "available", "create", "info", "resolve", "Population",
 ]
+
+#: submodules reached as attributes without an import of their own (``optimlab.optim.palette``)
+_LAZY = ("palette", "catalog", "capabilities", "compact", "kernels")
+
+
+def __getattr__(name: str):
+    """A submodule named as an attribute (``optimlab.optim.palette``) is imported on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
