@@ -700,3 +700,154 @@ def test_a_refused_structure_is_traced_once(monkeypatch):
                           {"lr": 0.1, "momentum": 0.9, "dampening": 0, "weight_decay": 0,
                            "nesterov": False}, False)
     assert len(traced) == 2
+
+
+def _shared_memory_params(kind: str, n: int = 4000) -> list[torch.nn.Parameter]:
+    buf = torch.linspace(-2, 2, 2 * n, dtype=torch.float64)
+    if kind == "view":  # two parameters, one memory
+        return [torch.nn.Parameter(buf), torch.nn.Parameter(buf.view(2 * n // 40, 40))]
+    # partly overlapping slices, and a third parameter apart from them
+    return [torch.nn.Parameter(buf[: n + n // 2]), torch.nn.Parameter(buf[n // 2: n + n // 4]),
+            torch.nn.Parameter(torch.linspace(-1, 1, 30, dtype=torch.float64))]
+
+
+@pytest.mark.parametrize("kind", ["view", "slices"])
+@pytest.mark.parametrize("name", ["Adam", "LAMB", "ScheduleFreeAdamW"])
+def test_parameters_sharing_memory_step_one_at_a_time(name, kind, monkeypatch):
+    """The kernel steps its tensors concurrently (and declares them ``restrict``): views of
+    one memory step on the plain path, one by one in order, as torch's for-loop steps them,
+    with fused=True too; the others still fuse."""
+    stepped = []
+    original = kernels.Kernel.call_addresses
+    monkeypatch.setattr(kernels.Kernel, "call_addresses",
+                        lambda self, a, *r: stepped.append(a[0]) or original(self, a, *r))
+    results, apart = [], []
+    for fused in (True, None, False):
+        params = _shared_memory_params(kind)
+        opt = getattr(optimlab, name)(params, lr=0.01, fused=fused)
+        for step in range(4):
+            for i, p in enumerate(params):
+                p.grad = torch.cos(torch.arange(p.numel(), dtype=torch.float64) * (i + 1)
+                                   + step).view(p.shape)
+            opt.step()
+        results.append(torch.cat([p.detach().flatten() for p in params[:2]]))
+        apart.append(params[-1].detach())
+    assert torch.equal(results[0], results[2]) and torch.equal(results[1], results[2])
+    for other in apart[:2]:  # fused where it stands apart: LAMB's norms may round apart
+        torch.testing.assert_close(other, apart[2], rtol=1e-12, atol=1e-12)
+    assert stepped == ([1] * 8 if kind == "slices" else [])  # the third parameter alone
+    if name == "Adam":  # the plain path is torch's
+        params = _shared_memory_params(kind)
+        opt = torch.optim.Adam(params, lr=0.01, foreach=False)
+        for step in range(4):
+            for i, p in enumerate(params):
+                p.grad = torch.cos(torch.arange(p.numel(), dtype=torch.float64) * (i + 1)
+                                   + step).view(p.shape)
+            opt.step()
+        assert torch.equal(results[0], torch.cat([p.detach().flatten() for p in params[:2]]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_zero_dim_parameters_fuse(dtype, monkeypatch):
+    """A 0-d parameter's moments are 0-d too: parameter-shaped state of one element, not
+    scalar state (torch.optim.Adam(fused=True) takes 0-d parameters as well)."""
+    stepped = []
+    original = kernels.Kernel.call_addresses
+    monkeypatch.setattr(kernels.Kernel, "call_addresses",
+                        lambda self, a, *r: stepped.append(a[0]) or original(self, a, *r))
+    results = {}
+    for mode in (True, None, False, "torch"):
+        params = [torch.tensor(1.5, dtype=dtype, requires_grad=True),
+                  torch.tensor(-0.25, dtype=dtype, requires_grad=True)]
+        opt = (torch.optim.Adam(params, lr=0.1, weight_decay=0.01, foreach=False)
+               if mode == "torch" else
+               optimlab.Adam(params, lr=0.1, weight_decay=0.01, fused=mode))
+        for step in range(5):
+            for i, p in enumerate(params):
+                p.grad = torch.tensor(0.5 - 0.3 * step + i, dtype=dtype)
+            opt.step()
+        results[mode] = torch.stack([p.detach() for p in params])
+    assert stepped == [2] * 10  # fused=True and fused=None: one kernel call a step
+    if dtype == torch.float64:
+        assert torch.equal(results[True], results["torch"])
+        assert torch.equal(results[None], results["torch"])
+    else:
+        torch.testing.assert_close(results[True], results["torch"], rtol=1e-6, atol=1e-6)
+    assert torch.equal(results[False], results["torch"])
+
+
+def test_a_failed_build_is_remembered_and_its_source_not_kept(monkeypatch, tmp_path):
+    """A source the compiler rejects is not kept for the next process, and the next
+    optimizer of the process does not run the compiler again just to fail."""
+    monkeypatch.setenv("OPTIMLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels, "_KERNELS", {})
+    builds = []
+
+    def failing_load(source, *rest):
+        builds.append(source)
+        raise build.BuildFailed("cc could not build a fused optimizer kernel")
+
+    monkeypatch.setattr(kernels, "load", failing_load)
+    for _ in range(3):
+        params = make_params(torch.float64)
+        opt = optimlab.Adamax(params, lr=0.01)
+        train_steps(opt, params, 2)  # the plain path, no error
+        assert list(opt.engine.refused.values())[0].startswith("cc could not build")
+    assert len(builds) == 1
+    assert not list(tmp_path.rglob("*.json"))
+    with pytest.raises(RuntimeError, match="could not build"):
+        train_steps(optimlab.Adamax(params, lr=0.01, fused=True), params, 1)
+    assert len(builds) == 1
+
+
+def test_a_float32_tensor_lr_on_float64_parameters_keeps_torchs_rounding(monkeypatch):
+    """torch rounds what a float32 ``lr`` tensor gives (``lr * weight_decay``, the step
+    size) in float32; the kernel computes hyperparameters in float64, so such a group
+    steps on the plain path (fused=True warns), bit for bit torch's."""
+    results = {}
+    for mode in (None, True, False, "torch"):
+        torch.manual_seed(1)
+        p = torch.randn(300, dtype=torch.float64, requires_grad=True)
+        kw = dict(lr=torch.tensor(0.0123), weight_decay=0.1)
+        if mode == "torch":
+            opt = torch.optim.AdamW([p], foreach=False, **kw)
+        elif mode is True:
+            with pytest.warns(UserWarning, match=r"AdamW\(fused=True\).*torch.float32 tensor"):
+                opt = optimlab.AdamW([p], fused=True, **kw)
+                p.grad = torch.sin(p.detach())
+                opt.step()
+        else:
+            opt = optimlab.AdamW([p], fused=mode, **kw)
+        for _ in range(6 - (mode is True)):
+            p.grad = torch.sin(p.detach())
+            opt.step()
+        results[mode] = p.detach()
+    for mode in (None, True, False):
+        assert torch.equal(results[mode], results["torch"]), mode
+    # a float64 tensor (or a float32 one on float32 parameters) still fuses
+    stepped = []
+    original = kernels.Kernel.call_addresses
+    monkeypatch.setattr(kernels.Kernel, "call_addresses",
+                        lambda self, a, *r: stepped.append(a[0]) or original(self, a, *r))
+    for dtype in (torch.float64, torch.float32):
+        p = torch.ones(5, dtype=dtype, requires_grad=True)
+        opt = optimlab.AdamW([p], lr=torch.tensor(0.01, dtype=dtype), fused=True)
+        p.grad = torch.ones_like(p)
+        opt.step()
+    assert stepped == [1, 1]
+
+
+def test_norms_are_summed_in_fixed_lanes_not_an_omp_reduction():
+    """``omp simd reduction`` splits a sum into as many lanes as the CPU's vector registers
+    hold (-march=native), so LAMB's norms would round differently on AVX2 and AVX-512: the
+    loop adds into a fixed number of partial sums, combined in a fixed order."""
+    from optimlab.optim import lamb
+
+    p = torch.zeros(4)
+    layout = kernels.Layout.of(lamb.init(p), p)
+    opt = optimlab.LAMB([torch.zeros(3, requires_grad=True)])
+    hp = {k: v for k, v in opt.param_groups[0].items() if k not in ("params",)}
+    for dtype in (torch.float32, torch.float64):
+        source = kernels.kernel(lamb.update, dtype, layout, hp).source
+        assert "reduction(" not in source
+        assert f"[{kernels.codegen.LANES}] = {{0}}" in source

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,6 +66,8 @@ class Engine:
         #: kernel structures the fused path could not take (a missing compiler, an
         #: unsupported op), so ``fused=None`` does not retry them every step
         self.refused: dict = {}
+        #: the fused=True warnings given (once each)
+        self._warned: set = set()
         #: the multi-tensor path's plans, by the caller's key (a param group)
         self._multi: dict = {}
         #: why the last :meth:`plan_members` found no plan (a phrase), or None
@@ -167,6 +170,14 @@ class Engine:
         it is laid out differently) and its state is complete (SGD's momentum buffer exists
         only after the first step, which the plain path takes).
 
+        Parameters whose memory overlaps another's (views of one tensor) are left to the
+        plain path, which steps them one at a time, in order, as torch's for-loop does (the
+        kernel steps its tensors concurrently), with ``fused=True`` too. So is a group whose
+        tensor hyperparameter has a dtype other than float64 or the parameter's (a float32
+        ``lr`` tensor on float64 parameters): torch and the plain path round the scalars
+        derived from it in its dtype, the kernel computes them in float64 (``fused=True``
+        warns once).
+
         The analysis is kept as a plan (:class:`_FusedPlan`) while the group's parameters,
         their storage, their state tensors and the hyperparameters' structure stay the same,
         so a step costs the kernel plus a few microseconds per tensor.
@@ -181,13 +192,33 @@ class Engine:
                     required: bool) -> _FusedPlan:
         rest: list[Tensor] = []
         waiting: list[Tensor] = []
+        plain: list[Tensor] = []  # fusable, but the plain path steps them as torch does
         batches: dict = {}
+        # the kernel steps its tensors concurrently: views sharing memory step one by one
+        apart = {id(p) for p in _overlapping(params)}
+        narrow = _tensor_hp_dtypes(hp) - {torch.float64}
         for p in params:
             grad = p.grad
             weight = real(p)
             if (grad.is_sparse or p.device.type != "cpu" or weight.dtype not in kernels.DTYPES
                     or not p.is_contiguous()):
                 rest.append(p)
+                continue
+            if id(p) in apart:
+                plain.append(p)
+                continue
+            if narrow - {weight.dtype}:
+                # the kernel computes every hyperparameter in float64; torch rounds what a
+                # float32 lr tensor gives in float32, which a float64 parameter would show
+                if required and "narrow" not in self._warned:
+                    self._warned.add("narrow")
+                    warnings.warn(
+                        f"{self.name}(fused=True): a "
+                        f"{', '.join(sorted(str(d) for d in narrow))} tensor hyperparameter "
+                        f"on {weight.dtype} parameters steps on the plain multi-tensor path "
+                        "(the kernel computes hyperparameters in float64; pass a float64 "
+                        "tensor or a number to fuse)", stacklevel=5)
+                plain.append(p)
                 continue
             state = states[p]
             if not state:
@@ -218,7 +249,7 @@ class Engine:
             raise RuntimeError(
                 f"{self.name}(fused=True) cannot fuse {len(refused)} parameter(s): they need "
                 "dense, contiguous CPU gradients and parameters of float32 or float64")
-        return _FusedPlan(states, params, hp, maximize, runs, rest + waiting)
+        return _FusedPlan(states, params, hp, maximize, runs, rest + plain + waiting)
 
     def kernel(self, dtype: torch.dtype, layout: kernels.Layout, hp: dict, maximize: bool,
                required: bool = False) -> kernels.Kernel:
@@ -587,6 +618,18 @@ class _MultiPlan:
             self.state_key = _state_key(self.mapping, self.params)
 
 
+def _tensor_hp_dtypes(hp: dict) -> set:
+    """The dtypes of the hyperparameters (or their tuples' items) given as tensors."""
+    found = set()
+    for key, value in hp.items():
+        if key in kernels.DRIVER_KEYS:
+            continue
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if isinstance(v, Tensor):
+                found.add(v.dtype)
+    return found
+
+
 def _overlapping(params: list[Tensor]) -> list[Tensor]:
     """The parameters whose memory may overlap another's: same storage and intersecting
     spans (from the first to the last element a view can reach; interleaved views that do
@@ -690,12 +733,13 @@ class _FusedPlan:
         out = []
         for key, value in hp.items():
             if isinstance(value, (tuple, list)):
-                out.append((key, tuple(v == 0 if isinstance(v, (int, float)) else v
-                                       for v in value)))
+                out.append((key, tuple(v == 0 if isinstance(v, (int, float))
+                                       else (bool(v == 0), v.dtype) if isinstance(v, Tensor)
+                                       else v for v in value)))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 out.append((key, value == 0))
-            elif isinstance(value, Tensor):
-                out.append((key, value.numel() == 1 and bool(value == 0)))
+            elif isinstance(value, Tensor):  # its dtype may send the group to the plain path
+                out.append((key, value.numel() == 1 and bool(value == 0), value.dtype))
             else:
                 out.append((key, value))
         return tuple(out)

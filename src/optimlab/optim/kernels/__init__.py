@@ -36,10 +36,11 @@ from torch import Tensor
 
 from .. import rule as rules
 from ..capabilities import DRIVER_FLAGS
-from .build import CompilerUnavailable, cache_dir, compiler, load
+from .build import BuildFailed, CompilerUnavailable, cache_dir, compiler, load
 from .codegen import CHUNK, Unsupported, to_c, trace_rule
 
 __all__ = ["Layout", "Kernel", "Launch", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
+           "BuildFailed",
            "cache_dir",
            "compiler", "DTYPES", "DRIVER_KEYS"]
 
@@ -71,7 +72,12 @@ class Layout:
 
     @staticmethod
     def of(state: dict, like: Tensor) -> Layout | None:
-        """The layout of one parameter's state, or None if the kernel cannot take it."""
+        """The layout of one parameter's state, or None if the kernel cannot take it.
+
+        A 0-d entry is scalar state (the step, NAdam's product), except beside a 0-d
+        parameter: there the moments are 0-d too, so an entry of the parameter's dtype is
+        parameter-shaped state (a vector of one element), as the plain path steps it.
+        """
         vector, scalar, none = [], [], []
         for key, value in state.items():
             if key == "step":
@@ -81,7 +87,8 @@ class Layout:
                 none.append(key)
             elif not isinstance(value, Tensor):
                 return None
-            elif value.dim() == 0:
+            elif value.dim() == 0 and not (like.dim() == 0 and value.dtype == like.dtype
+                                           and value.device == like.device):
                 scalar.append(key)
             elif (value.shape != like.shape or value.dtype != like.dtype
                   or value.device != like.device or not value.is_contiguous()):
@@ -289,12 +296,14 @@ class Kernel:
             + [torch.float64] * len(self.slots)
         identity = _identity(update, dtype, layout, hp, slots, zero, maximize)
         cached = _cached_source(identity)
-        if cached is None:
+        traced = cached is None
+        if traced:
             program = trace_rule(rule, n_vector, scalar_dtypes, dtype)
             cached = to_c(program), max(program.n_scalar_out, 1)
-            _keep_source(identity, *cached)
         self.source, self.n_scalar_out = cached
         self._fn = load(self.source)
+        if traced:  # only a source that built is kept for the next process
+            _keep_source(identity, *cached)
 
     def check(self, ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> None:
         """Raise ``ValueError`` unless the buffers fit this kernel (see :meth:`call`)."""
@@ -391,11 +400,12 @@ def kernel(update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
         if key not in _KERNELS:
             try:
                 _KERNELS[key] = Kernel(update, dtype, layout, hp, maximize, zero, slots)
-            except Unsupported as refusal:
+            except (Unsupported, BuildFailed) as refusal:
                 # A refusal is a property of the key too (SGD's first step with momentum
-                # creates its buffer, on every race): remembered, not traced again.
+                # creates its buffer, on every race), and so is a source the compiler
+                # rejected: remembered, not traced or compiled again by the next optimizer.
                 _KERNELS[key] = refusal
         found = _KERNELS[key]
-    if isinstance(found, Unsupported):
+    if isinstance(found, (Unsupported, BuildFailed)):
         raise type(found)(*found.args)
     return found

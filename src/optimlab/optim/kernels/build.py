@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..._cpuinfo import first_processor
 
-__all__ = ["CompilerUnavailable", "compiler", "cpu_identity", "cache_key", "cache_dir", "load"]
+__all__ = ["CompilerUnavailable", "BuildFailed", "compiler", "cpu_identity", "cache_key", "cache_dir", "load"]
 
 #: ``-fno-math-errno`` lets sqrt vectorize; no ``-ffast-math``: NaN and inf keep their meaning
 #: ``-ffp-contract=off``: fused multiply-adds only where the generated code asks for one, as
@@ -37,6 +37,10 @@ FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopen
 
 class CompilerUnavailable(RuntimeError):
     """No working C compiler with OpenMP was found (the fused path needs one on the CPU)."""
+
+
+class BuildFailed(CompilerUnavailable):
+    """The compiler rejected a generated kernel (remembered per kernel for the process)."""
 
 
 @functools.lru_cache(maxsize=None)
@@ -154,7 +158,7 @@ def load(source: str, symbol: str = "optimlab_step"):
                 out = subprocess.run([cc, *FLAGS, str(c_file), "-o", str(tmp), "-lm"],
                                      capture_output=True, text=True, timeout=300)
                 if out.returncode != 0:
-                    raise CompilerUnavailable(
+                    raise BuildFailed(
                         f"{cc} could not build a fused optimizer kernel (pass fused=False to "
                         f"avoid it):\n{out.stderr.strip()[-2000:]}")
                 os.replace(tmp, target)

@@ -7,7 +7,8 @@ aten ops, scalar arithmetic and, for LAMB, whole-tensor norms. Each node is put 
 
 ``scalar``   0-d, from the scalar inputs only: computed once per tensor, before the loop;
 ``vector``   elementwise: computed inside the loop, one element at a time, in registers;
-``reduce``   a norm of a vector node: accumulated in the loop (double), per tensor;
+``reduce``   a norm of a vector node: accumulated in the loop (double), per tensor, in
+             :data:`LANES` fixed partial sums per chunk (the same on every CPU);
 ``post``     0-d, depends on a reduction: computed per tensor between the two passes;
 ``vector2``  elementwise, depends on a ``post`` scalar: computed in a second pass.
 
@@ -517,7 +518,8 @@ def _emit_chunk_loop(k: _CFunction) -> list[str]:
     whatever their size, and split by count the 64 slices of the MNIST-1D MLP's small
     layers went to one thread and those of its large ones to the other (93% of the
     elements). Which thread steps a chunk changes no result: every element is computed
-    alone, and the norms are summed per chunk, in chunk order."""
+    alone, and the norms are summed per chunk (in :data:`LANES` partial sums combined in a
+    fixed order, whatever the CPU's vector width), then in chunk order."""
     # one work item (a small step) is not worth waking a second thread for
     return ["    #pragma omp parallel num_threads(nthreads) if(nchunks > 1)",
             "    {",
@@ -553,38 +555,72 @@ def _emit_chunk_setup(k: _CFunction, needed: list[Node], roots: dict[Node, int],
     return lines
 
 
+#: the partial sums a chunk's norms are accumulated in, element ``i`` of the chunk into sum
+#: ``i % LANES``, combined in a fixed tree order: the rounding does not depend on the vector
+#: width ``-march=native`` picks (an ``omp simd reduction`` splits into as many lanes as the
+#: CPU's registers hold, so its sums round differently on AVX2 and AVX-512)
+LANES = 8
+
+
+def _lane_sum(acc: str, lo: int = 0, n: int = LANES) -> str:
+    """``acc[lo] + ... + acc[lo + n - 1]`` as a balanced tree of additions (a fixed order)."""
+    if n == 1:
+        return f"{acc}[{lo}]"
+    half = n // 2
+    return f"({_lane_sum(acc, lo, half)} + {_lane_sum(acc, lo + half, n - half)})"
+
+
 def _emit_element_loop(k: _CFunction, needed: list[Node], roots: dict[Node, int],
                        reduce: list[Node], written: dict[Node, int], second: bool) -> list[str]:
     """The vectorized loop over one chunk's elements: load each input once, compute the
     rule in registers, store the outputs, accumulate the norms (in double), then leave the
-    chunk's partial norms in ``partial``."""
+    chunk's partial norms in ``partial``.
+
+    With norms, the chunk is walked in blocks of :data:`LANES` elements, element ``j`` of a
+    block added to partial sum ``j`` (a plain array store the compiler vectorizes, no
+    reduction clause), so every CPU and thread count adds the same numbers in the same order.
+    """
     accs = [f"r{i}" for i in range(len(reduce))]
-    lines = [f"        double {acc} = 0;" for acc in accs]
-    clause = f" reduction(+:{', '.join(accs)})" if accs else ""
-    lines += [f"        #pragma omp simd{clause}",
-              "        for (int64_t i = lo; i < hi; ++i) {"]
-    for node in needed:
-        if k.stage.get(node) in ("scalar", "post"):
-            continue
-        if second and node in written:
-            lines.append(f"            const {k.ctype(node)} {k.names[node]} = "
-                         f"b{written[node]}[i];")
-        elif node.op == "placeholder":
-            lines.append(f"            const {k.elem} {k.names[node]} = "
-                         f"b{k.vec_in.index(node)}[i];")
-        else:
-            lines.append(f"            const {k.ctype(node)} {k.names[node]} = "
-                         f"{k.compute(node)};")
-    for node, buffer in roots.items():
-        lines.append(f"            b{buffer}[i] = ({k.elem}){k.names[node]};")
-    for acc, red in zip(accs, reduce):
-        x = k.names[red.args[0]]
-        term = {2: f"(double){x} * (double){x}", 1: f"fabs((double){x})"}.get(
-            _norm_order(red), f"(double){x}")
-        lines.append(f"            {acc} += {term};")
-    lines.append("        }")
+
+    def body(indent: str) -> list[str]:
+        lines = []
+        for node in needed:
+            if k.stage.get(node) in ("scalar", "post"):
+                continue
+            if second and node in written:
+                lines.append(f"{indent}const {k.ctype(node)} {k.names[node]} = "
+                             f"b{written[node]}[i];")
+            elif node.op == "placeholder":
+                lines.append(f"{indent}const {k.elem} {k.names[node]} = "
+                             f"b{k.vec_in.index(node)}[i];")
+            else:
+                lines.append(f"{indent}const {k.ctype(node)} {k.names[node]} = "
+                             f"{k.compute(node)};")
+        for node, buffer in roots.items():
+            lines.append(f"{indent}b{buffer}[i] = ({k.elem}){k.names[node]};")
+        for acc, red in zip(accs, reduce):
+            x = k.names[red.args[0]]
+            term = {2: f"(double){x} * (double){x}", 1: f"fabs((double){x})"}.get(
+                _norm_order(red), f"(double){x}")
+            lines.append(f"{indent}{acc}[j] += {term};")
+        return lines
+
+    if not accs:
+        return (["        #pragma omp simd",
+                 "        for (int64_t i = lo; i < hi; ++i) {"]
+                + body("            ") + ["        }"])
+    lines = [f"        double {acc}[{LANES}] = {{0}};" for acc in accs]
+    lines += ["        int64_t i0 = lo;",
+              f"        for (; i0 + {LANES} <= hi; i0 += {LANES}) {{",
+              "            #pragma omp simd",
+              f"            for (int64_t j = 0; j < {LANES}; ++j) {{",
+              "                const int64_t i = i0 + j;"]
+    lines += body("                ") + ["            }", "        }"]
+    lines += ["        for (int64_t j = 0; i0 + j < hi; ++j) {  /* the last, partial block */",
+              "            const int64_t i = i0 + j;"]
+    lines += body("            ") + ["        }"]
     for i, acc in enumerate(accs):
-        lines.append(f"        partial[c * {len(reduce)} + {i}] = {acc};")
+        lines.append(f"        partial[c * {len(reduce)} + {i}] = {_lane_sum(acc)};")
     return lines
 
 
@@ -610,7 +646,8 @@ def _emit_pass(k: _CFunction, roots: dict[Node, int], reduce: list[Node],
 
 def _emit_reductions(k: _CFunction) -> list[str]:
     """Between the passes, per tensor: sum the chunks' partial norms in chunk order (so the
-    result does not depend on the thread count), take the square roots, compute the scalars
+    result depends neither on the thread count nor, with the fixed lanes of
+    :func:`_emit_element_loop`, on the CPU's vector width), take the square roots, compute the scalars
     that use them and write those that are outputs."""
     names, reductions, post_nodes = k.names, k.reductions, k.post_nodes
     lines = [
