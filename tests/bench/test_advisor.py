@@ -285,6 +285,41 @@ def test_models_that_cannot_train_get_a_clear_error(tmp_path):
         make_task(nn.Linear(8, 1), nn.MSELoss(), (x, y), metric="accuracy")
 
 
+def test_inputs_and_targets_of_different_lengths_are_refused(monkeypatch):
+    """Fewer targets than inputs failed as an IndexError inside make_task; more inputs than
+    targets were trained with the extra inputs' labels silently dropped. Now one line
+    naming the data and both lengths, before anything trains; for a DataLoader too."""
+    monkeypatch.setattr(advisor, "advise_task", lambda *a, **k: pytest.fail("trained"))
+    x, y = _regression(64)
+    for train, val, what, nx, ny in [((x, y[:50]), None, "train_data", 64, 50),
+                                     ((x[:40], y), None, "train_data", 40, 64),
+                                     ((x, y), (x[:20], y[:10]), "val_data", 20, 10)]:
+        with pytest.raises(AdvisorError, match=rf"^{what} has {nx} inputs and {ny} targets "
+                                               r"\(along the first axis\)"):
+            make_task(nn.Linear(8, 1), nn.MSELoss(), train, val)
+        with pytest.raises(AdvisorError, match=rf"^{what} has {nx} inputs and {ny} targets"):
+            advise(nn.Linear(8, 1), nn.MSELoss(), train, val, steps=10)
+    # batches of (input, target), as a DataLoader gives them: the last one a label short
+    loader = [(x[:4], y[:4]), (x[4:8], y[4:8]), (x[8:10], y[8:9])]
+    with pytest.raises(AdvisorError, match=r"^train_data has 10 inputs and 9 targets"):
+        make_task(nn.Linear(8, 1), nn.MSELoss(), loader)
+
+
+@pytest.mark.parametrize("store", ["adv.db", 5])
+def test_a_store_that_is_not_a_run_store_is_refused_up_front(store, monkeypatch):
+    """A path given for the store failed as an AttributeError eight frames deep, after the
+    data were read; advise and advise_task now refuse it as run_sweep does."""
+    monkeypatch.setattr(advisor, "make_task", lambda *a, **k: pytest.fail("data read"))
+    monkeypatch.setattr(advisor, "_advise_task", lambda *a, **k: pytest.fail("task read"))
+    x, y = _regression(16)
+    with pytest.raises(TypeError, match=rf"^advise reads a RunStore, not a "
+                                        rf"{type(store).__name__} .*RunStore\(path\)$"):
+        advise(nn.Linear(8, 1), nn.MSELoss(), (x, y), steps=10, store=store)
+    with pytest.raises(TypeError, match=rf"^advise_task reads a RunStore, not a "
+                                        rf"{type(store).__name__}"):
+        advise_task("digits", steps=10, store=store)
+
+
 def test_a_budget_in_seconds_is_converted_with_the_calibrated_step_cost(monkeypatch):
     from optimlab.bench import cost
     from optimlab.bench.advisor import steps_for_seconds

@@ -211,6 +211,43 @@ def test_bad_arguments_are_refused(digits):
         slice_landscape(digits, optimizers={"adamm": {}, "sgd": {}}, steps=2)
 
 
+def test_bad_arguments_are_refused_before_anything_trains(digits, monkeypatch):
+    """Each of these failed only after every optimizer had trained (chunk 0: range() arg 3
+    must not be zero; eval_size 0: ZeroDivisionError) or with a raw error without the
+    argument's name (a list of optimizers, a misspelt hyperparameter); eval_size -5 was
+    taken. Every one is now refused, naming the argument, before the task trains."""
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("slice_landscape trained before refusing its arguments")
+
+    monkeypatch.setattr(slices, "_train", no_training)
+    monkeypatch.setattr(slices, "get_task", no_training)
+    two = {"sgd": {"lr": 0.1}, "adam": {"lr": 0.003}}
+    for kwargs, error, match in [
+            ({"chunk": 0}, ValueError, r"^chunk must be an integer >= 1, got 0$"),
+            ({"eval_size": 0}, ValueError, r"^eval_size must be an integer >= 1, got 0$"),
+            ({"eval_size": -5}, ValueError, r"^eval_size must be an integer >= 1, got -5$"),
+            ({"points": "x"}, ValueError, r"^points must be an integer"),
+            ({"margin": "x"}, TypeError, r"^margin must be a finite number >= 0, got str 'x'$"),
+            ({"margin": None}, TypeError, r"^margin must be a finite number >= 0, got NoneType"),
+            ({"progress": 5}, TypeError, r"^progress must be a callable"),
+            ({"optimizers": ["adam", "sgd"]}, TypeError,
+             r"^optimizers must be a dict of registry name -> hyperparameters"),
+            ({"optimizers": {"adam": 0.1, "sgd": {}}}, TypeError,
+             r"^slice optimizer 'adam': hyperparameters must be a dict, got float 0.1$"),
+            ({"optimizers": {"sgd": {}, "adam": {"lrr": 1}}}, ValueError,
+             r"^slice optimizer 'adam': 'lrr' is not a hyperparameter of Adam .*did you mean "
+             r"'lr'\?"),
+            ({"optimizers": {"sgd": {}, "adam": {"lr": -1}}}, ValueError,
+             r"^slice optimizer 'adam': lr must be > 0, got -1$"),
+            ({"task": 5}, TypeError, r"^task must be a Task .*got int 5"),
+    ]:
+        arguments = {"task": digits, "optimizers": two, "steps": 2, "grid": 3, **kwargs}
+        with pytest.raises(error, match=match) as err:
+            slice_landscape(**arguments)
+        assert "\n" not in str(err.value), kwargs
+
+
 def test_a_random_plane_shows_how_much_of_the_paths_it_misses(digits):
     result = slice_landscape(digits, "mlp", {"adam": {"lr": 0.003}}, steps=30, grid=5,
                              plane="random", sharpness=False, eval_size=200, points=5)

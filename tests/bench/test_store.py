@@ -787,6 +787,50 @@ def test_ids_beyond_sqlite_integers_are_unknown_ids_not_overflow(store, bad):
 # ----------------------------------------------------------------------------- sweeps, runs
 
 
+def test_an_unknown_id_says_so_in_one_unquoted_line(store):
+    """store.runs(999) raised KeyError('no sweep with id 999 in ...'), which prints quoted;
+    the error is still a KeyError (and a LookupError) but reads as the sentence it is."""
+    from optimlab.bench.store import UnknownId
+
+    sweep = store.open_sweep(CONFIG)
+    calls = {"runs": lambda: store.runs(999), "metrics": lambda: store.metrics(999),
+             "sweep": lambda: store.sweep(999), "list_runs": lambda: store.list_runs(999),
+             "get_run": lambda: store.get_run(999), "beyond SQLite": lambda: store.runs(2**70),
+             "metrics(run_ids)": lambda: store.metrics(sweep, run_ids=[2**70])}
+    for name, call in calls.items():
+        with pytest.raises(UnknownId) as err:
+            call()
+        assert isinstance(err.value, KeyError) and isinstance(err.value, LookupError), name
+        text = str(err.value)
+        assert text.startswith("no ") and "\n" not in text, (name, text)
+        assert not text.startswith(("'", '"')), (name, text)
+    with pytest.raises(KeyError, match=r"^no sweep with id 999 in "):
+        store.runs(999)
+
+
+@pytest.mark.parametrize("path", [5, None, 1.5, ["runs.db"]])
+def test_a_store_path_of_the_wrong_kind_is_refused(path):
+    with pytest.raises(TypeError, match=rf"^RunStore: path must be a file path \(str or "
+                                        rf"os.PathLike\) or ':memory:', got "
+                                        rf"{type(path).__name__} "):
+        RunStore(path)
+
+
+@pytest.mark.parametrize("timeout, error, match", [
+    (-1, ValueError, r"must be a finite number of seconds >= 0, got -1$"),
+    (math.nan, ValueError, r"must be a finite number of seconds >= 0, got nan$"),
+    (math.inf, ValueError, r"must be a finite number of seconds >= 0, got inf$"),
+    ("30", TypeError, r"must be a number of seconds, got str '30'$"),
+    (True, TypeError, r"must be a number of seconds, got bool True$")])
+def test_a_timeout_that_is_no_wait_is_refused(tmp_path, timeout, error, match):
+    """timeout=-1 was taken without a word (and inf failed as OverflowError)."""
+    with pytest.raises(error, match=r"^RunStore: timeout " + match):
+        RunStore(tmp_path / "runs.db", timeout=timeout)
+    assert not (tmp_path / "runs.db").exists()  # refused before the file was made
+    for fine in (0, 0.5, 30):
+        RunStore(tmp_path / "runs.db", timeout=fine).close()
+
+
 def test_open_sweep_is_idempotent(store):
     a = store.open_sweep(CONFIG, name="first", environment={"machine": "test"})
     reordered = {"train": {"batch_size": 32, "steps": 100}, "model": "mlp", "task": "two-moons"}

@@ -99,6 +99,36 @@ def test_bad_specs():
     assert len(auto_lrs("adam")) == 7 and min(auto_lrs("adam")) < 1e-3 < max(auto_lrs("adam"))
 
 
+def test_a_task_that_is_no_name_is_refused_when_the_spec_is_made():
+    """task=5 and task="" made a spec and failed only in run_sweep; the spec's own check
+    now refuses them. A name it cannot look up yet (a module:function, a task loaded by
+    the caller and given to run_sweep) is still taken."""
+    for task, error, match in [
+            (5, TypeError, r"^task must be a task name \(a str .*\), got int 5$"),
+            (None, TypeError, r"^task must be a task name .*got NoneType None$"),
+            ("", ValueError, r"^task must name a task \(one of digits, .*\), got ''$"),
+            ("  ", ValueError, r"^task must name a task .*got '  '$")]:
+        with pytest.raises(error, match=match):
+            _spec(task=task)
+    assert _spec(task="mytasks:blobs").task == "mytasks:blobs"
+    assert _spec(task="toy").task == "toy"
+
+
+@pytest.mark.parametrize("name", [5, b"sweep", ["a"]])
+def test_a_sweep_name_that_is_not_text_is_refused(name):
+    """run_sweep(..., name=5) stored the int as the sweep's name; train_members too."""
+    from optimlab.bench.sweep import train_members
+    from optimlab.bench.trainer import Member
+
+    store = RunStore(":memory:")
+    with pytest.raises(TypeError, match=rf"^name must be a str \(the sweep's name\) or None, "
+                                        rf"got {type(name).__name__} "):
+        run_sweep(_spec(), store, name=name)
+    with pytest.raises(TypeError, match=r"^name must be a str"):
+        train_members(store, ToyTask(), CONFIG, [Member("sgd", {"lr": 0.1})], name=name)
+    assert store.sweeps().empty  # refused before the sweep was opened
+
+
 def test_a_sweep_being_run_elsewhere_is_refused_up_front(tmp_path, store_url):
     """Two runs (or --resume runs) of one sweep at once: the second raises a one-line
     StoreError before it adds, starts or trains any run, and works once the first ends."""

@@ -390,6 +390,52 @@ def test_a_member_with_arguments_of_the_wrong_kind_is_refused(args, match):
         Member(*args)
 
 
+def test_a_member_seed_torch_cannot_take_is_refused():
+    """A seed beyond torch.manual_seed's range failed once the member's model was drawn,
+    as torch's "Overflow when unpacking long long"; now when the member is made. Negative
+    seeds (torch wraps them) and the largest unsigned 64-bit seed are still taken."""
+    for seed in (2**64, 2**70, -2**63 - 1):
+        with pytest.raises(ValueError, match=rf"^Member: seed must be an integer in "
+                                             rf"\[-9223372036854775808, "
+                                             rf"18446744073709551615\], got {seed}$"):
+            Member("adam", {"lr": 1e-3}, seed)
+    for seed in (-1, -2**63, 2**64 - 1):
+        assert Member("adam", {"lr": 1e-3}, seed).seed == seed
+    (run,) = train_sequential(ToyTask(), TrainConfig(steps=2, batch_size=16, eval_every=2),
+                              [Member("sgd", {"lr": 0.1}, 2**64 - 1)])
+    assert len(run.steps) == 2
+
+
+@pytest.mark.parametrize("train", [train_population, train_sequential])
+@pytest.mark.parametrize("change, error, match", [
+    ({"task": "digits"}, TypeError,
+     r"^task must be a Task, not the name 'digits': build it with "
+     r"optimlab\.bench\.tasks\.get\('digits'\)$"),
+    ({"task": 5}, TypeError, r"^task must be a Task \(.*\), got int 5, which has no make_model"),
+    ({"config": {"steps": 2}}, TypeError, r"^config must be a TrainConfig, got dict"),
+    ({"members": Member("sgd", {"lr": 0.1})}, TypeError,
+     r"^members must be a list of Member, got Member .*\(a single member: pass \[member\]\)$"),
+    ({"members": [("sgd", {"lr": 0.1})]}, TypeError, r"^members\[0\] must be a Member, got tuple"),
+    ({"progress": 5}, TypeError, r"^progress must be a callable .*got int$"),
+])
+def test_arguments_of_the_wrong_kind_are_refused_before_training(train, change, error, match,
+                                                                 monkeypatch):
+    """A task name, a config dict, one member alone or a progress that cannot be called
+    failed as an AttributeError or a TypeError deep in the engine (the last one after the
+    first step); now one line naming the argument, before any model is built."""
+    from optimlab.bench import trainer
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built before the arguments were checked")
+
+    monkeypatch.setattr(trainer, "_init_model", no_model)
+    arguments = {"task": ToyTask(), "config": TrainConfig(steps=2, batch_size=16, eval_every=2),
+                 "members": [Member("sgd", {"lr": 0.1}, 0)], **change}
+    with pytest.raises(error, match=match) as err:
+        train(**arguments)
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("middle, refused", [
     (lambda: nn.BatchNorm1d(8), "running_mean"), (lambda: nn.Dropout(0.3), "random"),
     (nn.Tanh, None)])

@@ -74,7 +74,7 @@ from torch.nn import functional as F
 from ..optim.base import check_int
 from ..optim.registry import resolve, work_weight
 from .analysis import CRITERION, paired_difference, rank, summarize
-from .store import DEFAULT_PATH, TERMINAL, RunStore
+from .store import DEFAULT_PATH, TERMINAL, RunStore, check_store
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
@@ -720,6 +720,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
             ``batch_size``: integers, not bools), an empty ``optimizers``.
     """
     _check_request(steps, seeds, budget, batch_size, budget_seconds)
+    if store is not None:
+        check_store(store, "advise_task")
     names = candidates(optimizers)
     # the advisor seeds torch's global generator (each run's initial weights): the caller's
     # stream is given back as it was, on the CPU and on any CUDA device in use
@@ -987,10 +989,23 @@ def _statement(advice: Advice, best) -> str:
 # Any nn.Module and data
 # --------------------------------------------------------------------------------------
 
+def _same_length(x: Tensor, y: Tensor, what: str) -> tuple[Tensor, Tensor]:
+    """``(x, y)``, refused with :class:`AdvisorError` naming ``what`` unless they hold as
+    many examples (first axis): fewer targets fail deep in the trainer (an index out of
+    range), more inputs than targets would leave examples without labels unsaid."""
+    nx, ny = (len(t) if t.dim() else None for t in (x, y))
+    if nx != ny:
+        raise AdvisorError(f"{what} has {nx if nx is not None else 'no'} inputs and "
+                           f"{ny if ny is not None else 'no'} targets (along the first axis): "
+                           f"x and y must hold one target per example")
+    return x, y
+
+
 def _tensors(data, what: str) -> tuple[Tensor, Tensor]:
-    """``(x, y)`` from a pair of tensors or arrays, a ``Dataset`` or a ``DataLoader``."""
+    """``(x, y)`` from a pair of tensors or arrays, a ``Dataset`` or a ``DataLoader``; as
+    many targets as inputs (:func:`_same_length`)."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], tuple):
-        return torch.as_tensor(data[0]), torch.as_tensor(data[1])
+        return _same_length(torch.as_tensor(data[0]), torch.as_tensor(data[1]), what)
     loader = data
     if isinstance(data, torch.utils.data.Dataset) and not isinstance(
             data, torch.utils.data.IterableDataset):
@@ -1008,7 +1023,7 @@ def _tensors(data, what: str) -> tuple[Tensor, Tensor]:
                            f"(input, target) pairs; got {type(data).__name__}") from err
     if not xs:
         raise AdvisorError(f"{what} is empty")
-    return torch.cat(xs), torch.cat(ys)
+    return _same_length(torch.cat(xs), torch.cat(ys), what)
 
 
 def _is_cross_entropy(loss_fn) -> bool:
@@ -1194,6 +1209,8 @@ def advise(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | N
         :class:`Advice`; ``str(advice)`` says it in words, ``advice.to_json()`` for programs.
     """
     _check_request(steps, seeds, budget, batch_size)
+    if store is not None:  # a path given for the store: refused before the data are read
+        check_store(store, "advise")
     candidates(optimizers)  # refused before the data are read
     if batch_size is None:
         batch_size = getattr(train_data, "batch_size", None) or 100

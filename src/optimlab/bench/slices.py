@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from ..landscapes.race import _check_hparams, _check_progress, _check_values
 from ..optim.base import check_int
 from ..optim.registry import rate_used, resolve
 from .store.jsonio import is_json_number
@@ -62,6 +64,7 @@ from .trainer import (
     RunResult,
     TrainConfig,
     _init_model,
+    check_task,
     eval_indices,
     population_scores,
     train_sequential,
@@ -525,8 +528,15 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
 
     Raises:
         ValueError: an unknown optimizer, plane or set, an optimizer for sparse gradients
-            only (SparseAdam), a grid under 2 points, a model the task lacks, or no plane
-            through the endpoints (nothing moved).
+            only (SparseAdam), a hyperparameter the optimizer does not take (naming the
+            optimizer and the closest name) or a value it refuses, a grid under 2 points,
+            ``steps``, ``chunk`` or ``eval_size`` under 1, a negative ``margin``, a model the
+            task lacks, or no plane through the endpoints (nothing moved).
+        TypeError: ``optimizers`` that are not a dict of dicts, a ``margin`` that is not a
+            number, a ``task`` that is neither a name nor a task, a ``progress`` that cannot
+            be called.
+
+    Every argument is checked before the task is loaded or anything trains.
     """
     if plane not in PLANES:
         raise ValueError(f"plane must be one of {PLANES}, got {plane!r}")
@@ -534,17 +544,41 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
         raise ValueError(f"on must be 'train' or 'test', got {on!r}")
     check_int("grid", grid, 2, 401)
     check_int("steps", steps, 1)
+    check_int("chunk", chunk, 1)
+    check_int("points", points, 0)
+    if eval_size is not None:
+        check_int("eval_size", eval_size, 1)
     grid, steps = int(grid), int(steps)  # NumPy's as Python's: the slice is written as JSON
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Real):
+        raise TypeError(f"margin must be a finite number >= 0, got {type(margin).__name__} "
+                        f"{margin!r}")
     if not (margin >= 0 and math.isfinite(margin)):
         raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
-    optimizers = dict(DEFAULT_OPTIMIZERS if optimizers is None else optimizers)
+    _check_progress(progress)
+    if optimizers is None:
+        optimizers = DEFAULT_OPTIMIZERS
+    if not isinstance(optimizers, Mapping):
+        raise TypeError(f"optimizers must be a dict of registry name -> hyperparameters, "
+                        f"e.g. {{'sgd': {{'lr': 0.1}}, 'adam': {{'lr': 0.003}}}}, got "
+                        f"{type(optimizers).__name__} {optimizers!r}")
+    optimizers = dict(optimizers)
     if len(optimizers) < (2 if plane == "endpoints" else 1):
         raise ValueError("the endpoints plane needs at least two optimizers")
-    for name in optimizers:
+    for name, hp in optimizers.items():
+        if not isinstance(hp, Mapping):
+            raise TypeError(f"slice optimizer {name!r}: hyperparameters must be a dict, got "
+                            f"{type(hp).__name__} {hp!r}")
         if resolve(name).capabilities.sparse_only:
             raise ValueError(f"optimizer {name!r} takes sparse gradients only "
                              f"(nn.Embedding(sparse=True)) and a slice trains with dense ones")
-    task = get_task(task, data_dir=data_dir) if isinstance(task, str) else task
+        # as a race checks its labels: a misspelt key names the optimizer and the closest
+        # hyperparameter, a value the optimizer refuses is refused before anything trains
+        _check_hparams(str(name), name, hp, where="slice optimizer")
+        _check_values(str(name), name, hp, where="slice optimizer")
+    if isinstance(task, str):
+        task = get_task(task, data_dir=data_dir)
+    else:
+        check_task(task)
     model = model or task.default_model
     if model not in task.models:
         raise ValueError(f"task {task.name} has no model {model!r} "

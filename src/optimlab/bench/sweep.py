@@ -48,6 +48,7 @@ from .executors import Call, GroupsLost, LocalExecutor
 from .store import TERMINAL, RunStore, check_store
 from .tasks import catalog_name
 from .tasks import get as get_task
+from .tasks import names as task_names
 from .trainer import (
     Member,
     RunResult,
@@ -111,7 +112,19 @@ class SweepSpec:
     extend: bool | None = None
 
     def __post_init__(self) -> None:
-        """Check the spec as the command line checks its options, before anything trains."""
+        """Check the spec as the command line checks its options, before anything trains.
+
+        ``task`` must be a non-empty string; whether it names a task is known only when it
+        is loaded (:func:`run_sweep`, before anything trains): a ``module:function`` is
+        imported then, and a spec may name a task you load yourself and pass to
+        :func:`run_sweep` as ``task``."""
+        if not isinstance(self.task, str):
+            raise TypeError(f"task must be a task name (a str such as 'mnist1d' or "
+                            f"'package.module:function'), got {type(self.task).__name__} "
+                            f"{self.task!r}")
+        if not self.task.strip():
+            raise ValueError(f"task must name a task (one of {', '.join(task_names())}, or "
+                             f"'package.module:function'), got {self.task!r}")
         if self.extend is not None and not isinstance(self.extend, bool):
             raise ValueError(f"extend must be True, False or None, got {self.extend!r}")
         given = tuple(self.optimizers) if isinstance(self.optimizers, Iterable) \
@@ -350,6 +363,7 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     if not isinstance(spec, SweepSpec):
         raise TypeError(f"spec must be a SweepSpec, got {type(spec).__name__}")
     check_store(store, "run_sweep")
+    _check_name(name)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if task is None:
@@ -365,6 +379,14 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
             _extend_edges(spec, store, sweep_id, task, engine, higher_is_better, progress,
                           executor)
     return sweep_id
+
+
+def _check_name(name) -> None:
+    """TypeError unless a sweep's ``name`` is None or a string (it is stored as the sweep's
+    name, which the listings show as text)."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str (the sweep's name) or None, got "
+                        f"{type(name).__name__} {name!r}")
 
 
 def _costs(spec: SweepSpec, task, optimizers, recalibrate: bool = False) -> dict:
@@ -457,6 +479,7 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    _check_name(name)
     # each optimizer as the registry spells it, as the spec below stores it
     members = [Member(resolve(m.optimizer).name, m.hparams, m.seed) for m in members]
     optimizers = tuple(dict.fromkeys(m.optimizer for m in members))

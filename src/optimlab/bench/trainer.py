@@ -26,9 +26,10 @@ import copy
 import functools
 import math
 import numbers
+import operator
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -38,13 +39,14 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from .._table import describe_error, one_line
+from ..landscapes.race import _check_progress
 from ..optim.base import check_int
 from ..optim.population import Population
 from ..optim.registry import checked_defaults, create, resolve
 from .allocator import keep_freed_memory
 
 __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "batch_stream",
-           "check_output",
+           "check_output", "check_task", "TASK_ATTRIBUTES",
            "new_model", "eval_indices", "population_refusal", "train_population",
            "train_sequential", "SCHEDULES"]
 
@@ -158,6 +160,9 @@ class Member:
                             f"e.g. {{'lr': 1e-3}}, got {self.hparams!r}")
         if isinstance(self.seed, bool) or not hasattr(type(self.seed), "__index__"):
             raise TypeError(f"Member: seed must be a whole number, got {self.seed!r}")
+        # what torch.manual_seed takes (a negative seed is wrapped): a larger one would fail
+        # as "Overflow when unpacking long long" once the member's model is drawn
+        check_int("Member: seed", operator.index(self.seed), -2**63, 2**64 - 1)
 
     @property
     def label(self) -> str:
@@ -620,15 +625,60 @@ class _TrainingClock:
         self.since = time.perf_counter()
 
 
+#: what the trainer reads of a task (:class:`~optimlab.bench.tasks.Task` has them all; so
+#: may any object of yours)
+TASK_ATTRIBUTES = ("make_model", "loss_fn", "x_train", "y_train", "x_test", "y_test")
+
+
+def check_task(task) -> None:
+    """TypeError (one line) unless ``task`` has what the trainer reads of a task
+    (:data:`TASK_ATTRIBUTES`): a task name, a config or a model given in its place fails
+    here rather than as an ``AttributeError`` deep in the first member's training."""
+    if isinstance(task, str):
+        raise TypeError(f"task must be a Task, not the name {task!r}: build it with "
+                        f"optimlab.bench.tasks.get({task!r})")
+    lacking = [name for name in TASK_ATTRIBUTES if not hasattr(task, name)]
+    if lacking:
+        raise TypeError(f"task must be a Task (optimlab.bench.tasks.get(name) builds one), "
+                        f"got {type(task).__name__} {one_line(repr(task), 60)}, which has no "
+                        f"{', '.join(lacking)}")
+
+
+def _check_training(task, config, members, progress) -> list[Member]:
+    """The arguments of :func:`train_population` and :func:`train_sequential`, checked
+    before anything is built or trained; ``members`` as a list."""
+    check_task(task)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__} "
+                        f"{one_line(repr(config), 60)}")
+    if isinstance(members, (Member, str, bytes, Mapping)) or not isinstance(members, Iterable):
+        raise TypeError(f"members must be a list of Member, got {type(members).__name__} "
+                        f"{one_line(repr(members), 60)}"
+                        + (" (a single member: pass [member])"
+                           if isinstance(members, Member) else ""))
+    members = list(members)
+    for k, member in enumerate(members):
+        if not isinstance(member, Member):
+            raise TypeError(f"members[{k}] must be a Member, got {type(member).__name__} "
+                            f"{one_line(repr(member), 60)}")
+    _check_progress(progress)
+    return members
+
+
 def train_population(task, config: TrainConfig, members: Sequence[Member],
                      progress: Callable[[int], None] | None = None) -> list[RunResult]:
     """Train ``members`` (one optimizer, one model) as one batched model.
 
     Every member must use the same optimizer name; hyperparameter values may differ.
     The process's freed memory is kept for the next step (:mod:`optimlab.bench.allocator`).
+
+    Raises TypeError, before anything trains, for a ``task`` that is no task
+    (:func:`check_task`), a ``config`` that is no :class:`TrainConfig`, ``members`` that are
+    not a sequence of :class:`Member` (one member alone included), or a ``progress`` that
+    cannot be called.
     """
+    members = _check_training(task, config, members, progress)
     keep_freed_memory()
-    members = list(members)
     if not members or len({m.optimizer for m in members}) != 1:
         raise ValueError("a population trains members of one optimizer (at least one)")
     models = [_init_model(task, config.model, m.seed) for m in members]
@@ -852,7 +902,12 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
     ``observe(member_index, step, params)``, if given, sees each member's parameters at
     step 0 and after every step (to record a path through weight space, say; it must not
     change them). Freed memory is kept as in :func:`train_population`, so the two engines
-    run under the same allocator."""
+    run under the same allocator. Its arguments are checked as :func:`train_population`'s
+    (and ``observe`` as ``progress``), before anything trains."""
+    members = _check_training(task, config, members, progress)
+    if observe is not None and not callable(observe):
+        raise TypeError(f"observe must be a callable (member index, step, params) or None, "
+                        f"got {type(observe).__name__}")
     keep_freed_memory()
     results = []
     eval_sets = _EvalSets(task, config)

@@ -42,7 +42,8 @@ What a file is taken for
   is refused with :class:`StoreError` when it is opened, naming the table and column,
   rather than by the first write that needs it; extra columns are tolerated.
 * Every SQLite error met later by a read or a write is a one-line :class:`StoreError`; ids
-  beyond SQLite's 64-bit integers are unknown ids (``KeyError``), never ``OverflowError``.
+  beyond SQLite's 64-bit integers are unknown ids (:class:`UnknownId`, a ``KeyError`` whose
+  message is one unquoted line), never ``OverflowError``.
 * One process at a time trains a sweep: :meth:`RunStore.lock_sweep` (an OS lock on
   ``<store>-sweep<id>.lock``, released when its process ends, even by SIGKILL).
 
@@ -53,7 +54,8 @@ Where things are
     writes; how a killed sweep is resumed and what a commit guarantees.
 ``schema``
     The tables (version 1, column by column), the run statuses (:data:`STATUSES`,
-    :data:`TERMINAL`), :class:`Run` (one row of ``runs``) and :class:`StoreError`.
+    :data:`TERMINAL`), :class:`Run` (one row of ``runs``), :class:`StoreError` and
+    :class:`UnknownId`.
 ``guard``
     The file itself: SQLite errors as one-line :class:`StoreError`, the damage check on
     open (``quick_check``, its cost), read-only opening, the per-sweep lock files.
@@ -98,9 +100,11 @@ from .schema import (
     Run,
     StoreError,
     SweepBusy,
+    UnknownId,
 )
 from .server import ServerRunStore
 
-__all__ = ["RunStore", "ServerRunStore", "Run", "StoreError", "SweepBusy", "check_store",
+__all__ = ["RunStore", "ServerRunStore", "Run", "StoreError", "SweepBusy", "UnknownId",
+           "check_store",
            "canonical_json", "canonical_key", "collect_environment", "SCHEMA_VERSION", "STATUSES",
            "TERMINAL", "DEFAULT_PATH"]

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 import sqlite3
 import time
@@ -73,6 +74,7 @@ from .schema import (
     TERMINAL,
     Run,
     StoreError,
+    UnknownId,
     _check_id,
     _check_int,
     _chunks,
@@ -169,6 +171,18 @@ def sqlite_path(path: str | os.PathLike) -> str | os.PathLike:
     return rest[1:]
 
 
+def _check_timeout(timeout: Any) -> None:
+    """TypeError unless ``timeout`` is a number, ValueError unless it is finite and >= 0
+    (seconds to wait for a lock: a negative or NaN wait was taken without a word, an
+    infinite one fails as an OverflowError when the busy timeout is set)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"RunStore: timeout must be a number of seconds, got "
+                        f"{type(timeout).__name__} {_one_line(repr(timeout), 80)}")
+    if not (math.isfinite(timeout) and timeout >= 0):
+        raise ValueError(f"RunStore: timeout must be a finite number of seconds >= 0, got "
+                         f"{timeout!r}")
+
+
 def check_store(store: Any, who: str) -> None:
     """Raise TypeError (one line) unless ``store`` is a :class:`RunStore`: a path given
     where a store is read fails deep inside otherwise. ``who`` names the reader."""
@@ -241,6 +255,10 @@ class RunStore(DataFrameReaders):
 
     def __init__(self, path: str | os.PathLike = DEFAULT_PATH, *, readonly: bool = False,
                  timeout: float = 30.0) -> None:
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"RunStore: path must be a file path (str or os.PathLike) or "
+                            f"':memory:', got {type(path).__name__} {_one_line(repr(path), 80)}")
+        _check_timeout(timeout)
         path = sqlite_path(path)
         self.readonly = readonly
         self.timeout = timeout
@@ -585,14 +603,14 @@ class RunStore(DataFrameReaders):
         """The sweep id as an int; KeyError (one line) when no sweep has it."""
         sweep_id = _check_id(sweep_id, "sweep", self.path)
         if self.con.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is None:
-            raise KeyError(f"no sweep with id {sweep_id!r} in {self.path}")
+            raise UnknownId(f"no sweep with id {sweep_id!r} in {self.path}")
         return sweep_id
 
     def _status(self, run_id: int) -> str:
         run_id = _check_id(run_id, "run", self.path)
         row = self.con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            raise KeyError(f"no run with id {run_id!r} in {self.path}")
+            raise UnknownId(f"no run with id {run_id!r} in {self.path}")
         return row[0]
 
     def find_sweep(self, config: Mapping) -> int | None:
@@ -613,7 +631,7 @@ class RunStore(DataFrameReaders):
             "SELECT id, key, name, task, model, config, created_at, environment FROM sweeps "
             "WHERE id = ?", (sweep_id,)).fetchone()
         if row is None:
-            raise KeyError(f"no sweep with id {sweep_id!r} in {self.path}")
+            raise UnknownId(f"no sweep with id {sweep_id!r} in {self.path}")
         counts = dict.fromkeys(STATUSES, 0)
         counts.update(self.con.execute(
             "SELECT status, COUNT(*) FROM runs WHERE sweep_id = ? GROUP BY status",
@@ -628,7 +646,7 @@ class RunStore(DataFrameReaders):
         row = self.con.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?",
                                (run_id,)).fetchone()
         if row is None:
-            raise KeyError(f"no run with id {run_id!r} in {self.path}")
+            raise UnknownId(f"no run with id {run_id!r} in {self.path}")
         return _run_from_row(row)
 
     def list_runs(self, sweep_id: int, status: str | Iterable[str] | None = None) -> list[Run]:
@@ -706,7 +724,7 @@ class RunStore(DataFrameReaders):
         ids = []
         with self._write() as con:
             if con.execute("SELECT 1 FROM sweeps WHERE id = ?", (sweep_id,)).fetchone() is None:
-                raise KeyError(f"no sweep with id {sweep_id!r} in {self.path}")
+                raise UnknownId(f"no sweep with id {sweep_id!r} in {self.path}")
             for key, optimizer, hparams, lr, seed in rows:
                 con.execute(
                     "INSERT INTO runs (sweep_id, member_key, optimizer, hparams, lr, seed, status) "
@@ -743,7 +761,7 @@ class RunStore(DataFrameReaders):
                 chunk).fetchall())
         for run_id in run_ids:
             if run_id not in found:
-                raise KeyError(f"no run with id {run_id!r} in {self.path}")
+                raise UnknownId(f"no run with id {run_id!r} in {self.path}")
             if found[run_id] != "running":
                 raise ValueError(f"run {run_id} is {found[run_id]}, not running: metric points "
                                  f"go to a started, unfinished run (start_run first)")

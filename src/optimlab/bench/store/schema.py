@@ -59,7 +59,8 @@ from datetime import datetime, timezone
 
 from .jsonio import _loads
 
-__all__ = ["Run", "StoreError", "StoreWarning", "SCHEMA_VERSION", "STATUSES", "TERMINAL", "DEFAULT_PATH"]
+__all__ = ["Run", "StoreError", "StoreWarning", "UnknownId", "SCHEMA_VERSION", "STATUSES",
+           "TERMINAL", "DEFAULT_PATH"]
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = "optimlab-runs.db"
@@ -145,6 +146,18 @@ class StoreError(RuntimeError):
     """
 
 
+class UnknownId(KeyError):
+    """No sweep or run has the id asked for (or none could: beyond SQLite's integers).
+
+    A :class:`KeyError`, as a missing key of a mapping is, so ``except KeyError`` and
+    ``except LookupError`` still catch it; but its message reads as a sentence, not as a
+    quoted key (``no sweep with id 999 in runs.db``, not ``'no sweep with id 999 in
+    runs.db'``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
 class SweepBusy(StoreError):
     """Another process (or store object) is training the sweep: it holds the sweep's lock.
     ``held_by`` says so without the advice (``"sweep 3 of runs.db is being run or resumed by
@@ -186,13 +199,14 @@ def _check_int(value: object, what: str) -> int:
 
 
 def _check_id(value: object, kind: str, path: str) -> int:
-    """A sweep or run id as an int: KeyError (one line) when it cannot be the id of any row
-    (out of SQLite's integer range), TypeError when it is not an integer at all."""
+    """A sweep or run id as an int: :class:`UnknownId` (a KeyError, one line) when it cannot
+    be the id of any row (out of SQLite's integer range), TypeError when it is not an integer
+    at all."""
     number, fits = _sqlite_int(value)
     if number is None:
         raise TypeError(f"a {kind} id is an integer, got {_one_line(repr(value), 80)}")
     if not fits:
-        raise KeyError(f"no {kind} with id {number} in {path}: ids are SQLite integers, "
+        raise UnknownId(f"no {kind} with id {number} in {path}: ids are SQLite integers, "
                        f"from -2**63 to 2**63-1")
     return number
 
