@@ -313,3 +313,13 @@ def test_a_ratio_by_steps_is_said_where_it_is_not_the_time_over_the_best(store):
     assert profile.ratios["1: digits"] == {"sgd": 1.0, "adam": 1.25}
     assert ("1: digits: adam (1.25x, time 1.35x): ratio by steps to the target, not by time"
             in profile.table())
+
+
+@pytest.mark.parametrize("ids", [[1, True], [1.0], ["1"]])
+def test_sweep_ids_that_are_no_whole_numbers_are_refused(tmp_path, ids):
+    """``[1, True]`` said "sweep 1 is given more than once" (True == 1)."""
+    from optimlab.bench.profile import build_profile
+    from optimlab.bench.store import RunStore
+
+    with pytest.raises(TypeError, match="^sweep ids are whole numbers, got "):
+        build_profile(RunStore(tmp_path / "runs.db"), ids)

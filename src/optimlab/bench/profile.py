@@ -30,6 +30,7 @@ for sweeps stored before costs were recorded, and the table says so.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -197,6 +198,9 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     sweep_ids = list(sweep_ids)  # a generator is read once
     if not sweep_ids:
         raise ValueError("a profile needs at least one sweep")
+    for sweep_id in sweep_ids:  # True == 1 would count sweep 1 twice, 1.0 find it
+        if isinstance(sweep_id, bool) or not isinstance(sweep_id, numbers.Integral):
+            raise TypeError(f"sweep ids are whole numbers, got {sweep_id!r}")
     twice = sorted({i for i in sweep_ids if list(sweep_ids).count(i) > 1})
     if twice:
         raise ValueError(f"sweep {', '.join(map(str, twice))} is given more than once: a "
