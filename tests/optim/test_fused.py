@@ -851,3 +851,24 @@ def test_norms_are_summed_in_fixed_lanes_not_an_omp_reduction():
         source = kernels.kernel(lamb.update, dtype, layout, hp).source
         assert "reduction(" not in source
         assert f"[{kernels.codegen.LANES}] = {{0}}" in source
+
+
+def test_views_one_contiguous_one_not_step_in_the_groups_order():
+    """A contiguous view A and a transposed view B of one tensor: B (which the kernel cannot
+    take) stepped before A, where torch's loop steps A first; with weight decay the
+    results differed by 0.024."""
+    def run(build):
+        base = torch.arange(16.0, dtype=torch.float64).reshape(4, 4) / 10
+        params = [base[:2].requires_grad_(), base.t().requires_grad_()]
+        opt = build(params)
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            for p in params:
+                p.grad = torch.randn(p.shape, dtype=torch.float64, generator=gen)
+            opt.step()
+        return base
+
+    want = run(lambda ps: torch.optim.AdamW(ps, lr=0.1, weight_decay=0.5, foreach=False))
+    for fused in (None, False):
+        got = run(lambda ps: optimlab.AdamW(ps, lr=0.1, weight_decay=0.5, fused=fused))
+        assert torch.equal(got, want), fused

@@ -249,7 +249,11 @@ class Engine:
             raise RuntimeError(
                 f"{self.name}(fused=True) cannot fuse {len(refused)} parameter(s): they need "
                 "dense, contiguous CPU gradients and parameters of float32 or float64")
-        return _FusedPlan(states, params, hp, maximize, runs, rest + plain + waiting)
+        # the parameters the kernel does not step, in the group's order: views of one
+        # tensor step one after another as torch's loop steps them
+        left = {id(p) for p in rest + plain + waiting}
+        return _FusedPlan(states, params, hp, maximize, runs,
+                          [p for p in params if id(p) in left])
 
     def kernel(self, dtype: torch.dtype, layout: kernels.Layout, hp: dict, maximize: bool,
                required: bool = False) -> kernels.Kernel:
@@ -733,8 +737,10 @@ class _FusedPlan:
         out = []
         for key, value in hp.items():
             if isinstance(value, (tuple, list)):
+                # a tensor item is kept itself (the same object compares equal without
+                # reading its value) with its dtype, which may send the group to the plain path
                 out.append((key, tuple(v == 0 if isinstance(v, (int, float))
-                                       else (bool(v == 0), v.dtype) if isinstance(v, Tensor)
+                                       else (v.dtype, v) if isinstance(v, Tensor)
                                        else v for v in value)))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 out.append((key, value == 0))
