@@ -42,6 +42,7 @@ __all__ = [
     "scalar_step",
     "COMMON_ARGS_DOC",
     "check_torch_flag",
+    "check_callable",
     "torch_flags_doc",
     "python_numbers",
     "common_args_doc",
@@ -120,6 +121,21 @@ def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> Non
             or not low <= value <= high:
         wanted = f">= {low}" if high == 2**63 - 1 else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be an integer {wanted}, got {_short(value)}")
+
+
+def check_callable(name: str, value: Any, called: str = "") -> None:
+    """Raise ``TypeError`` unless ``value`` is None or can be called: a callback (a progress
+    tick, say) found wrong when it is first called would fail mid-run. ``called`` says
+    how it is called, for the message: "progress must be a callable (called with 1 after
+    each step) or None, got int".
+
+    >>> check_callable("progress", 5)
+    Traceback (most recent call last):
+    TypeError: progress must be a callable or None, got int
+    """
+    if value is not None and not callable(value):
+        how = f" ({called})" if called else ""
+        raise TypeError(f"{name} must be a callable{how} or None, got {type(value).__name__}")
 
 
 def check_bool(name: str, value: Any) -> None:
@@ -270,6 +286,30 @@ def check_state_dict(state_dict: Any) -> None:
             for g in groups):
         raise ValueError("not an optimizer state_dict: its 'param_groups' must be a list of "
                          "dicts, each with a 'params' list")
+
+
+def _unusable(name: str, value: Any, default: Any) -> str | None:
+    """Why ``value`` of hyperparameter ``name`` (whose constructor default is ``default``)
+    cannot be stepped with, or None: a number's place takes a finite real number or a
+    one-element real tensor, a bool's a bool, a tuple's a tuple (or list) of as many
+    items, each by its default; any other default (None, a string) takes anything."""
+    if isinstance(default, (bool, np.bool_)):
+        return None if isinstance(value, (bool, np.bool_)) else \
+            f"{name} must be a bool, got {_short(value)}"
+    if isinstance(default, numbers.Real):
+        try:
+            check_range(name, value, None)
+        except ValueError as err:
+            return str(err)
+        return None
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, (tuple, list)) or len(value) != len(default):
+            return f"{name} must be {len(default)} values, got {_short(value)}"
+        for i, (item, item_default) in enumerate(zip(value, default)):
+            problem = _unusable(f"{name}[{i}]", item, item_default)
+            if problem:
+                return problem
+    return None
 
 
 #: what :meth:`RuleOptimizer.checked_defaults` passes for ``params``: check, build nothing
@@ -951,18 +991,21 @@ class RuleOptimizer(TorchOptimizer):
             hook(self)
 
     def _check_saved_hparams(self, state_dict: dict[str, Any]) -> None:
-        """Refuse a saved param group whose hyperparameters the constructor would refuse (an
-        ``lr`` of ``"x"`` or ``None`` loaded, then failed deep inside the next step): each
-        group's values of the rule's own hyperparameters are checked as construction checks
-        them, the others at their defaults. Keys that are no hyperparameter (``params``,
-        a scheduler's ``initial_lr``, torch's flags) are not read."""
-        names = hyperparameters(type(self))
+        """Refuse a saved param group holding a hyperparameter of a kind no step can use (an
+        ``lr`` of ``"x"`` or ``None`` loaded, then failed deep inside the next step): where
+        the constructor's default is a number, a finite number or a one-element tensor;
+        where it is a bool, a bool; a tuple, a tuple of as many such items. Ranges and the
+        checks between values are not applied: a scheduler may write what the constructor
+        refuses and the rule still steps (an ``lr`` of 0 in a warm-up, a ``momentum`` of 0
+        beside ``nesterov=True``, a tensor beside a float in ``betas``), and torch loads
+        those. Keys that are no hyperparameter (``params``, ``initial_lr``) are not read."""
+        defaults = hyperparameters(type(self))
         for index, group in enumerate(state_dict["param_groups"]):
-            given = {name: group[name] for name in names if name in group}
-            try:
-                type(self).checked_defaults(**given)
-            except (ValueError, TypeError, OverflowError) as err:
-                raise type(err)(f"param group {index} of this state_dict: {err}") from None
+            for name, default in defaults.items():
+                if name in group:
+                    problem = _unusable(name, group[name], default)
+                    if problem:
+                        raise ValueError(f"param group {index} of this state_dict: {problem}")
 
     def _real_view_state(self, state_dict: dict[str, Any]) -> dict[str, Any]:
         """``state_dict`` with each complex state tensor of a complex parameter replaced by its
