@@ -43,9 +43,14 @@ _STATE_KEYS = ("func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro", "
 def _flat_grad(params: list[Tensor], negate: bool) -> Tensor:
     """All gradients as one new real vector (zeros for a parameter without one; a complex
     gradient as its real and imaginary parts, as torch lays them out)."""
+    return _flat([(p.grad, p) for p in params], negate)
+
+
+def _flat(pairs: list[tuple[Tensor | None, Tensor]], negate: bool) -> Tensor:
+    """``(gradient or None, parameter)`` pairs as one new real vector (see
+    :func:`_flat_grad`)."""
     pieces = []
-    for p in params:
-        g = p.grad
+    for g, p in pairs:
         if g is None:
             g = p.new_zeros(p.numel())
         elif g.is_sparse:
@@ -67,10 +72,15 @@ def _move(params: list[Tensor], step: float | Tensor, direction: Tensor) -> None
         start += size
 
 
+def _local(t: Tensor) -> Tensor:
+    """What this process holds of ``t``: a DTensor's local tensor (a view: writing it writes
+    ``t``), else ``t``."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
 def _own_part(p: Tensor) -> Tensor:
-    """What this process holds of ``p``: a DTensor's local tensor (a view: writing it writes
-    ``p``), else ``p``; a complex one as its real view."""
-    local = p.to_local() if hasattr(p, "to_local") else p
+    """:func:`_local` of ``p``, a complex one as its real view (its entries in the vector)."""
+    local = _local(p)
     return torch.view_as_real(local) if torch.is_complex(local) else local
 
 
@@ -121,29 +131,13 @@ class _Space:
         """The gradients as this process's vector (see the class), negated for maximize."""
         if not self.distributed:
             return _flat_grad(self.params, negate)
-        pieces = []
-        for p in self.params:
-            g = p.grad
-            own = _own_part(p)
-            if g is None:
-                pieces.append(own.new_zeros(own.numel()))
-                continue
-            g = g.to_local() if hasattr(g, "to_local") else g
-            pieces.append((torch.view_as_real(g) if torch.is_complex(g) else g).reshape(-1))
-        flat = torch.cat(pieces, 0)
-        return flat.neg() if negate else flat
+        return _flat([(None if p.grad is None else _local(p.grad), _local(p))
+                      for p in self.params], negate)
 
     def move(self, step: float | Tensor, direction: Tensor) -> None:
         """theta <- theta + step * direction, each process on what it holds."""
-        if not self.distributed:
-            _move(self.params, step, direction)
-            return
-        start = 0
-        for p in self.params:
-            own = _own_part(p)
-            size = own.numel()
-            own.add_(direction[start:start + size].view_as(own), alpha=step)
-            start += size
+        _move([_local(p) for p in self.params] if self.distributed else self.params,
+              step, direction)
 
     def size(self) -> int:
         """The length of this process's vector."""
