@@ -53,8 +53,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ..landscapes.race import _check_hparams, _check_progress, _check_values
-from ..optim.base import check_int
+from ..landscapes.race import check_entry
+from ..optim.base import check_callable, check_int
 from ..optim.registry import rate_used, resolve
 from .store.jsonio import is_json_number
 from .tasks import Task
@@ -554,7 +554,7 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
                         f"{margin!r}")
     if not (margin >= 0 and math.isfinite(margin)):
         raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
-    _check_progress(progress)
+    check_callable("progress", progress, "called with 1 after each step")
     if optimizers is None:
         optimizers = DEFAULT_OPTIMIZERS
     if not isinstance(optimizers, Mapping):
@@ -573,8 +573,7 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
                              f"(nn.Embedding(sparse=True)) and a slice trains with dense ones")
         # as a race checks its labels: a misspelt key names the optimizer and the closest
         # hyperparameter, a value the optimizer refuses is refused before anything trains
-        _check_hparams(str(name), name, hp, where="slice optimizer")
-        _check_values(str(name), name, hp, where="slice optimizer")
+        check_entry(name, {**hp, "name": name}, where="slice optimizer")
     if isinstance(task, str):
         task = get_task(task, data_dir=data_dir)
     else:

@@ -39,8 +39,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from .._table import describe_error, one_line
-from ..landscapes.race import _check_progress
-from ..optim.base import check_int
+from ..optim.base import check_callable, check_int
 from ..optim.population import Population
 from ..optim.registry import checked_defaults, create, resolve
 from .allocator import keep_freed_memory
@@ -661,7 +660,7 @@ def _check_training(task, config, members, progress) -> list[Member]:
         if not isinstance(member, Member):
             raise TypeError(f"members[{k}] must be a Member, got {type(member).__name__} "
                             f"{one_line(repr(member), 60)}")
-    _check_progress(progress)
+    check_callable("progress", progress, "called with 1 after each step")
     return members
 
 
@@ -905,9 +904,7 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
     run under the same allocator. Its arguments are checked as :func:`train_population`'s
     (and ``observe`` as ``progress``), before anything trains."""
     members = _check_training(task, config, members, progress)
-    if observe is not None and not callable(observe):
-        raise TypeError(f"observe must be a callable (member index, step, params) or None, "
-                        f"got {type(observe).__name__}")
+    check_callable("observe", observe, "with the member index, step and params")
     keep_freed_memory()
     results = []
     eval_sets = _EvalSets(task, config)

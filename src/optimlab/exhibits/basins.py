@@ -11,6 +11,7 @@ as each optimizer sees them, and the share of starts that reach each minimum.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,10 +20,10 @@ import numpy as np
 import torch
 
 from .._table import text_table
-from ..landscapes.base import Landscape, _real
+from ..landscapes.base import Landscape
 from ..landscapes.functions import HIMMELBLAU_MINIMA, two_wells_minima
 from ..landscapes.functions import get as get_landscape
-from ..landscapes.race import DIVERGENCE_WIDTHS, _check_hparams, _check_values, _plain_hparams, run_starts
+from ..landscapes.race import DIVERGENCE_WIDTHS, check_entry, run_starts
 from ..optim.base import check_int
 from ..optim.registry import resolve
 from .base import Demo, pyplot
@@ -107,7 +108,8 @@ def _named_minima(land: Landscape, minima) -> tuple[tuple[str, tuple[float, floa
                 and isinstance(entry[1], (Sequence, np.ndarray)) \
                 and not isinstance(entry[1], (str, bytes)):
             coords = tuple(entry[1])
-        if len(coords) != 2 or not all(_real(c) for c in coords):
+        if len(coords) != 2 or not all(isinstance(c, numbers.Real) and not isinstance(c, bool)
+                                       and math.isfinite(c) for c in coords):
             raise ValueError(f"minima[{i}] must be a (name, (x, y)) pair: a str and two "
                              f"finite numbers, got {entry!r}")
         named.append((entry[0], (float(coords[0]), float(coords[1]))))
@@ -307,15 +309,7 @@ def basins(landscape: str | Landscape = "two_wells",
     for label, hp in optimizers.items():
         # checked as race checks its labels, before anything runs: a misspelt key names
         # the label and the closest hyperparameter ("did you mean 'lr'?")
-        if hp is not None and not isinstance(hp, Mapping):
-            raise ValueError(f"basins label {label!r}: hyperparameters must be a dict (or "
-                             f"None), got {type(hp).__name__} {hp!r}")
-        hp = _plain_hparams(hp or {})
-        name = hp.pop("name", label)
-        resolve(name)  # unknown names fail here, with suggestions
-        _check_hparams(str(label), name, hp, where="basins label")
-        _check_values(str(label), name, hp, where="basins label")
-        specs[str(label)] = (name, hp)
+        specs[str(label)] = check_entry(label, hp, where="basins label")
     xs, ys, starts = _grid_starts(land, grid)
     runs = run_starts(land, list(specs.values()), starts, steps)
     points = np.asarray([p for _, p in named], dtype=float)

@@ -14,7 +14,7 @@ __all__ = ["CHALLENGES", "Landscape", "Race", "RaceMetrics", "TUNE_GRID", "get",
 
 #: submodules reached as attributes without an import of their own
 #: (``optimlab.landscapes.suggest``)
-_LAZY = ("suggest", "plots", "inspect", "functions", "base", "race", "result")
+_LAZY = ("suggest", "plots", "inspect")
 
 
 def __getattr__(name: str):

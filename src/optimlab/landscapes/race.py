@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from ..optim import registry
-from ..optim.base import check_int, python_numbers
+from ..optim.base import check_callable, check_int, python_numbers
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population, is_per_member
 from ..optim.registry import rate_used, resolve, wrapped_class
@@ -30,7 +30,8 @@ from .base import Landscape, _real
 from .functions import get
 from .result import Race, RaceMetrics
 
-__all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "run_members", "run_starts", "run_fan"]
+__all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "check_entry", "run_members", "run_starts",
+           "run_fan"]
 
 #: The default learning-rate grid of ``tune=True``: 1e-4 to 1, four points per decade.
 TUNE_GRID: tuple[float, ...] = tuple(float(10.0**e) for e in np.arange(-4.0, 0.01, 0.25))
@@ -182,24 +183,39 @@ def _plain_hparams(hp: Mapping) -> dict:
     return {key: _plain(value) for key, value in hp.items()}
 
 
+def check_entry(label, hp, where: str = "race label", lr: float | None = None
+                ) -> tuple[str, dict]:
+    """One optimizer of a race (or of anything that runs optimizers as a race does: the
+    basins map, a network slice), checked before anything runs: ``hp`` a dict (or None)
+    whose 0-d tensors and NumPy scalars are made Python numbers, its ``name`` (default:
+    ``label``) a registry name, its keys ones the optimizer takes (the closest suggested)
+    and its values ones it would run with (``lr``, when given, in place of its own: a
+    tuned rate). Returns the registry name and the hyperparameters without ``name``.
+
+    Errors name the label: ``f"{where} {label!r}: ..."``; an unknown name is the
+    registry's own ValueError, with suggestions."""
+    if hp is not None and not isinstance(hp, Mapping):
+        raise ValueError(f"{where} {label!r}: hyperparameters must be a dict (or None), "
+                         f"got {type(hp).__name__} {hp!r}")
+    hp = _plain_hparams(hp or {})
+    name = hp.pop("name", label)
+    resolve(name)  # unknown names fail here, with suggestions
+    _check_hparams(str(label), name, hp, where=where)
+    _check_values(str(label), name, hp if lr is None else {**hp, "lr": lr}, where=where)
+    return name, hp
+
+
 def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
     """The race's entries, each checked before anything runs: its name, its keys
-    (:func:`_check_hparams`) and its values (:func:`_check_values`; a tuned label's with
-    the grid's first rate in place of its own ``lr``, which the tuned rate replaces)."""
+    (:func:`check_entry`; a tuned label's values with the grid's first rate in place of
+    its own ``lr``, which the tuned rate replaces)."""
     if not isinstance(optimizers, Mapping) or not optimizers:
         raise ValueError("optimizers must be a non-empty dict: label -> hyperparameters, "
                          "e.g. {'sgd': {'lr': 1e-3}, 'adam': {'lr': 0.05}}")
     grid = _tune_grid(tune)
     entries = []
     for label, hp in optimizers.items():
-        if hp is not None and not isinstance(hp, Mapping):
-            raise ValueError(f"race label {label!r}: hyperparameters must be a dict (or None), "
-                             f"got {type(hp).__name__} {hp!r}")
-        hp = _plain_hparams(hp or {})
-        name = hp.pop("name", label)
-        resolve(name)  # unknown names fail here, with suggestions
-        _check_hparams(str(label), name, hp)
-        _check_values(str(label), name, {**hp, "lr": grid[0]} if grid else hp)
+        name, hp = check_entry(label, hp, lr=grid[0] if grid else None)
         entries.append(_Entry(str(label), name, hp, grid))
     return entries
 
@@ -244,14 +260,6 @@ def _steps(steps) -> int:
     return int(steps)
 
 
-def _check_progress(progress) -> None:
-    """TypeError naming ``progress`` unless it is None or callable (checked before a run,
-    not found at its first step)."""
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a callable (called with 1 after each step) or "
-                        f"None, got {type(progress).__name__}")
-
-
 def _members(name: str, hp) -> int:
     """How many members a :class:`Population` of ``name`` given ``hp`` runs: the length of
     its per-member values (:func:`_per_member`), 1 without any; ValueError unless ``hp``
@@ -279,7 +287,7 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict]],
     """
     x0 = _start(landscape, start)
     steps = _steps(steps)
-    _check_progress(progress)
+    check_callable("progress", progress, "called with 1 after each step")
     for name, _ in entries:
         resolve(name)  # unknown names fail here, with suggestions
     sizes = [_members(name, hp) for name, hp in entries]
@@ -565,7 +573,7 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
     """
     land = _landscape(landscape)
     steps = _steps(steps)
-    _check_progress(progress)
+    check_callable("progress", progress, "called with 1 after each step")
     if not _real(noise) or not 0 <= noise <= MAX_NOISE:
         raise ValueError(f"noise must be a number in [0, {MAX_NOISE:g}], got {noise!r}")
     if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):

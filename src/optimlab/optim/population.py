@@ -756,19 +756,19 @@ class Population:
                 for key, value in entries.items():
                     self._check_state_tensor(index, key, value, live.get(index, {}).get(key),
                                              None)
-        self._check_member_hparams(member_hparams, states)
+        self._check_member_hparams(member_hparams)
         # checked: now change (the member optimizers read copies, never the state_dict's;
         # their skipped_steps come with their own state_dicts)
         for opt, saved in zip(self._optimizers, states):
             opt.load_state_dict(_cloned(saved))
         self.member_hparams = member_hparams
 
-    def _check_member_hparams(self, member_hparams: list, states: Sequence[Mapping]) -> None:
+    def _check_member_hparams(self, member_hparams: list) -> None:
         """Refuse a ``"member"`` mode state_dict's hyperparameters unless construction would
         take them (each member's checked by its constructor; a switch cannot change). Their
         values need not equal the saved param groups': a scheduler stepping a member
         optimizer writes its groups alone, and the member optimizers load their groups."""
-        for i, (hp, saved) in enumerate(zip(member_hparams, states)):
+        for i, hp in enumerate(member_hparams):
             if not isinstance(hp, Mapping):
                 raise ValueError(f"member {i}: state_dict's member_hparams is a "
                                  f"{type(hp).__name__}, not a dict of hyperparameters")
