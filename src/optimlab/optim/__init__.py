@@ -2,6 +2,7 @@
 
 Depends on torch only; nothing here imports plotting, web or database code.
 """
+from .._lazy import submodule_access
 from .adabelief import AdaBelief
 from .adadelta import Adadelta
 from .adafactor import Adafactor
@@ -59,15 +60,4 @@ __all__ = [
 #: submodules reached as attributes without an import of their own (``optimlab.optim.palette``)
 _LAZY = ("palette", "catalog", "capabilities", "compact", "kernels")
 
-
-def __getattr__(name: str):
-    """A submodule named as an attribute (``optimlab.optim.palette``) is imported on first use."""
-    if name in _LAZY:
-        import importlib
-
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = submodule_access(__name__, _LAZY)
