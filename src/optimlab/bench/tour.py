@@ -35,6 +35,7 @@ from pathlib import Path
 from ..exhibits import gd_variants
 from ..landscapes import get as get_landscape
 from ..landscapes import race
+from ..optim.registry import resolve
 from .analysis import rank, summarize
 from .profile import build_profile
 from .report import _html_table, summary_parts, write_report
@@ -529,8 +530,7 @@ def sparse_verdict(top: list[str]) -> str:
     others = [n for n in top if n != SPARSE]
     if not others:
         return "agrees"
-    names = {"sgd": "SGD", "rmsprop": "RMSprop", "adam": "Adam"}
-    said = [names.get(n, n) for n in others]
+    said = [resolve(n).cls.__name__ for n in others]  # the class's spelling: RMSprop
     said = said[0] if len(said) == 1 else ", ".join(said[:-1]) + " and " + said[-1]
     return (f"partly: Adagrad is among the best, but so {'is' if len(others) == 1 else 'are'} "
             f"{said}")

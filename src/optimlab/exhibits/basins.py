@@ -11,7 +11,6 @@ as each optimizer sees them, and the share of starts that reach each minimum.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from .._table import text_table
-from ..landscapes.base import Landscape
+from ..landscapes.base import Landscape, finite_reals
 from ..landscapes.functions import HIMMELBLAU_MINIMA, two_wells_minima
 from ..landscapes.functions import get as get_landscape
 from ..landscapes.race import DIVERGENCE_WIDTHS, check_entry, run_starts
@@ -108,8 +107,7 @@ def _named_minima(land: Landscape, minima) -> tuple[tuple[str, tuple[float, floa
                 and isinstance(entry[1], (Sequence, np.ndarray)) \
                 and not isinstance(entry[1], (str, bytes)):
             coords = tuple(entry[1])
-        if len(coords) != 2 or not all(isinstance(c, numbers.Real) and not isinstance(c, bool)
-                                       and math.isfinite(c) for c in coords):
+        if len(finite_reals(coords)) != 2:
             raise ValueError(f"minima[{i}] must be a (name, (x, y)) pair: a str and two "
                              f"finite numbers, got {entry!r}")
         named.append((entry[0], (float(coords[0]), float(coords[1]))))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .result import Race
 
-__all__ = ["Landscape", "CHALLENGES"]
+__all__ = ["Landscape", "CHALLENGES", "finite_reals"]
 
 #: The difficulties a landscape can show, as the tutorials name them.
 CHALLENGES = ("local-minima", "saddle", "plateau", "ravine", "ill-conditioned", "noisy")
@@ -34,8 +34,9 @@ def _real(value, finite: bool = True) -> bool:
     return math.isfinite(value) if finite else not math.isnan(value)
 
 
-def _reals(values) -> tuple:
-    """``values`` if it is a sequence of finite real numbers, else ``()``."""
+def finite_reals(values) -> tuple:
+    """``values`` as a tuple if it is a sequence of finite real numbers (NumPy's included,
+    bools not), else ``()``."""
     try:
         values = tuple(values)
     except TypeError:
@@ -104,7 +105,7 @@ class Landscape:
         if unknown:
             raise ValueError(f"unknown challenge tags {sorted(unknown)}; use {CHALLENGES}")
         check_int(f"{self.name}: dim", self.dim, 1)
-        if len(_reals(self.start)) != self.dim:
+        if len(finite_reals(self.start)) != self.dim:
             raise ValueError(f"{self.name}: start must be {self.dim} finite numbers, "
                              f"got {self.start!r}")
         axes = tuple(self.domain) if isinstance(self.domain, (tuple, list)) else ()
@@ -112,11 +113,11 @@ class Landscape:
             raise ValueError(f"{self.name}: domain must be {self.dim} (low, high) pairs, "
                              f"got {self.domain!r}")
         for axis in axes:
-            if len(_reals(axis)) != 2 or not axis[0] < axis[1]:
+            if len(finite_reals(axis)) != 2 or not axis[0] < axis[1]:
                 raise ValueError(f"{self.name}: each domain axis must be finite (low, high) "
                                  f"with low < high, got {axis!r}")
         for point in self.minima:
-            if len(_reals(point)) != self.dim:
+            if len(finite_reals(point)) != self.dim:
                 raise ValueError(f"{self.name}: each minimum must be {self.dim} finite numbers, "
                                  f"got {point!r}")
         if not _real(self.min_value, finite=False):
