@@ -5,6 +5,14 @@ Each optimizer of the capability table (:func:`distributed_cases`) trains a smal
 the global batch, and the rank writes its final parameters to ``OUT/rank{r}.pt``
 (``{case id: [tensors]}``, plus ``"errors": {case id: message}`` for a case that raised).
 
+The same run holds the checks of :data:`EXTRAS`, each under its own id:
+
+* ``zero skip_nonfinite``: Adam under ``ZeroRedundancyOptimizer`` (each rank steps its own
+  partition of the parameters) with ``skip_nonfinite`` given the world's process group; at
+  step :data:`INF_STEP` rank 1 alone writes an inf into every gradient it holds after DDP's
+  all-reduce, so only its partition sees it. Writes ``{"weights": [tensors], "skipped":
+  skipped_steps}``.
+
 The model holds the case's parameter shapes; sample ``b`` of the batch shifts every
 parameter by ``s_b`` before the shared test loss, so each rank's gradient differs and only
 the all-reduced mean is the full batch's. A closure returns the *global* loss (all-reduced),
@@ -19,11 +27,14 @@ import datetime
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-from tests.optim.cases import ALL_CASES
+import optimlab
+from tests.optim.cases import ALL_CASES, Case
 from tests.problems import loss_fn, make_params, sparsify
 
 #: the global batch: one shift per sample, split evenly over the ranks
@@ -124,14 +135,53 @@ def run_all(argv: list[str], cases, run_case) -> int:
     return 0
 
 
-def _ddp_case(case, local: torch.Tensor, steps: int, out: str) -> list[torch.Tensor]:
+@dataclass(frozen=True)
+class Extra:
+    """A check of the same run that is no case of the table: ``run(local, steps)``."""
+
+    id: str
+    run: Callable[[torch.Tensor, int], dict]
+
+
+#: Adam with the non-finite guard (its ``skip_nonfinite`` the world's process group in the
+#: ZeRO check; True in the single-process run it is compared with)
+ZERO_SKIP = Case("Adam", {"lr": 0.05, "skip_nonfinite": True})
+#: the step at which rank 1 writes an inf into its gradients
+INF_STEP = 1
+
+
+def _zero_skip_nonfinite(local: torch.Tensor, steps: int) -> dict:
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    model = torch.nn.parallel.DistributedDataParallel(
+        ShiftedLoss(make_params(torch.float64, ZERO_SKIP.shapes)))
+    params = list(model.parameters())
+    opt = ZeroRedundancyOptimizer(params, optimizer_class=optimlab.Adam,
+                                  **{**ZERO_SKIP.hp, "skip_nonfinite": dist.group.WORLD})
+    for step in range(steps):
+        opt.zero_grad()
+        model(local).backward()
+        if step == INF_STEP and dist.get_rank() == 1:
+            for p in params:
+                p.grad.view(-1)[-1] = float("inf")
+        opt.step()
+    return {"weights": [p.detach().clone() for p in params], "skipped": opt.optim.skipped_steps}
+
+
+#: the checks of this run that are no case of the table
+EXTRAS = [Extra("zero skip_nonfinite", _zero_skip_nonfinite)]
+
+
+def _ddp_case(case, local: torch.Tensor, steps: int, out: str) -> list[torch.Tensor] | dict:
+    if isinstance(case, Extra):
+        return case.run(local, steps)
     model = torch.nn.parallel.DistributedDataParallel(
         ShiftedLoss(make_params(torch.float64, case.shapes)))
     return train(case, model, local, steps, global_mean)
 
 
 def main(argv: list[str]) -> int:
-    return run_all(argv, distributed_cases(ALL_CASES), _ddp_case)
+    return run_all(argv, distributed_cases(ALL_CASES) + EXTRAS, _ddp_case)
 
 
 if __name__ == "__main__":

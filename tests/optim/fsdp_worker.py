@@ -39,7 +39,7 @@ from torch.distributed.fsdp import fully_shard
 
 import optimlab
 from tests.optim.cases import DENSE_CASES, Case
-from tests.optim.ddp_worker import ShiftedLoss, distributed_cases, global_mean, run_all, train
+from tests.optim.ddp_worker import Extra, ShiftedLoss, distributed_cases, global_mean, run_all, train
 from tests.problems import loss_fn, make_params
 
 #: the non-finite guard: Adam that skips a step whose gradients are not all finite
@@ -182,14 +182,6 @@ def _refusals(local: torch.Tensor, steps: int) -> dict:
 
     out["later second group"] = later_second_group()
     return out
-
-
-@dataclass(frozen=True)
-class Extra:
-    """A check of the same run that is no case of the table: ``run(local, steps)``."""
-
-    id: str
-    run: Callable[[torch.Tensor, int], dict]
 
 
 EXTRAS = [Extra("skip_nonfinite", _skip_nonfinite), Extra("partly sharded", _partly_sharded),

@@ -107,3 +107,21 @@ def test_both_ranks_follow_the_single_process_run(ranks, case):
     assert all(torch.equal(a, b) for a, b in zip(first[case.id], second[case.id]))
     single, bound = single_process_bound(case, STEPS)
     assert relative(first[case.id], single) <= bound
+
+
+def test_zero_with_a_process_group_skips_on_every_rank_when_one_partition_is_not_finite(ranks):
+    """Under ``ZeroRedundancyOptimizer`` each rank's optimizer holds its own partition; rank 1
+    alone sees an inf at step ``INF_STEP``. With ``skip_nonfinite=dist.group.WORLD`` both ranks
+    skip that step, and so end with the weights of ``STEPS - 1`` steps of one process (the
+    batch is the same every step, so a skipped step changes nothing that follows). With
+    ``skip_nonfinite=True`` rank 0 would step its partition and rank 1 not."""
+    from tests.optim.ddp_worker import ZERO_SKIP
+
+    first, second = ranks
+    for rank in ranks:
+        assert "zero skip_nonfinite" not in rank["errors"], rank["errors"]["zero skip_nonfinite"]
+    first, second = first["zero skip_nonfinite"], second["zero skip_nonfinite"]
+    assert (first["skipped"], second["skipped"]) == (1, 1)
+    assert all(torch.equal(a, b) for a, b in zip(first["weights"], second["weights"]))
+    single, bound = single_process_bound(ZERO_SKIP, STEPS - 1)
+    assert relative(first["weights"], single) <= bound

@@ -88,3 +88,37 @@ def test_a_sharded_state_dict_is_a_deep_copyable_copy_and_leaves_the_state_alone
             entry = copied["state"][pid][key]
             assert entry.to_local().storage_offset() == 0
             assert torch.equal(entry.full_tensor(), opt.state[p][key].full_tensor())
+
+
+def test_skip_nonfinite_takes_a_process_group_that_a_copy_shares_and_a_pickle_refuses(
+        process_group):
+    """``skip_nonfinite=group`` turns the guard on with its flag reduced over ``group`` (one
+    process here: it skips as ``True`` does); ``copy.deepcopy`` keeps the same group, and
+    pickling says why it cannot (a process group belongs to its process)."""
+    import copy
+    import pickle
+
+    params = make_params()
+    opt = optimlab.Adam(params, lr=0.01, skip_nonfinite=dist.group.WORLD)
+    assert opt.skip_nonfinite is True
+    loss_fn(params).backward()
+    params[0].grad.view(-1)[0] = float("nan")
+    before = [p.detach().clone() for p in params]
+    opt.step()
+    assert opt.skipped_steps == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, params))
+    params[0].grad.zero_()
+    opt.step()
+    assert opt.skipped_steps == 1 and not torch.equal(before[1], params[1])
+
+    twin = copy.deepcopy(opt)
+    assert twin._nonfinite_group.group is dist.group.WORLD
+    with pytest.raises(TypeError, match="process group cannot be pickled"):
+        pickle.dumps(opt)
+
+
+@pytest.mark.parametrize("value", [1, "yes", None, object()])
+def test_skip_nonfinite_must_be_a_bool_or_a_process_group(value):
+    with pytest.raises(ValueError, match="skip_nonfinite must be a bool or a torch.distributed "
+                                         "ProcessGroup, got"):
+        optimlab.Adam(make_params(), skip_nonfinite=value)

@@ -146,6 +146,38 @@ def check_bool(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a bool, got {_short(value)}")
 
 
+def nonfinite_guard(value: Any) -> tuple[bool, Any]:
+    """``skip_nonfinite`` read as (whether the guard is on, the process group its flag is
+    reduced over or None): a bool, or a ``torch.distributed.ProcessGroup`` (the guard on,
+    shared by that group's processes); anything else raises ``ValueError``."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value), None
+    import torch.distributed as dist
+
+    if dist.is_available() and isinstance(value, dist.ProcessGroup):
+        return True, value
+    raise ValueError(f"skip_nonfinite must be a bool or a torch.distributed ProcessGroup, "
+                     f"got {_short(value)}")
+
+
+class _SharedGroup:
+    """The process group of ``skip_nonfinite``: a copy of the optimizer in this process
+    (``copy.deepcopy``) shares it; one meant for another process cannot carry it."""
+
+    __slots__ = ("group",)
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+
+    def __deepcopy__(self, memo: dict) -> _SharedGroup:
+        return self
+
+    def __reduce__(self):
+        raise TypeError("an optimizer whose skip_nonfinite is a process group cannot be "
+                        "pickled (a process group belongs to this process): save its "
+                        "state_dict() instead")
+
+
 def check_pair(name: str, pair: Any, low: float | None = 0.0, high: float | None = None,
                **bounds: Any) -> None:
     """Check a pair of numbers (``(low, high)`` style arguments: Rprop's ``etas``, ...), each
@@ -199,7 +231,12 @@ _SKIP_NONFINITE_DOC = """
         skip_nonfinite (bool, optional): opt-in guard. When any gradient holds NaN or inf,
             skip the whole step (parameters and state untouched) and count it in
             ``skipped_steps``. The default (False) behaves like ``torch.optim``: non-finite
-            gradients flow into the parameters and state."""
+            gradients flow into the parameters and state. A ``torch.distributed``
+            ``ProcessGroup`` turns the guard on and makes every process of that group skip
+            together (the "found a non-finite gradient" flag is all-reduced over it each
+            step): for ``ZeroRedundancyOptimizer``, whose processes each step their own
+            partition of the parameters, pass ``skip_nonfinite=dist.group.WORLD`` (or ZeRO's
+            ``process_group``). FSDP2's sharded gradients need no group."""
 
 
 _FUSED_DOC = """
@@ -583,8 +620,9 @@ class RuleOptimizer(TorchOptimizer):
         if self.capabilities.compact_moments:
             # a driver flag in every group, like ``fused``, so a group may set its own
             defaults["state_precision"] = state_precision
-        check_bool("skip_nonfinite", skip_nonfinite)
-        self.skip_nonfinite = bool(skip_nonfinite)
+        self.skip_nonfinite, group = nonfinite_guard(skip_nonfinite)
+        #: the process group the guard's flag is reduced over (``skip_nonfinite`` given one)
+        self._nonfinite_group = None if group is None else _SharedGroup(group)
         self.skipped_steps = 0
         if params is _CHECK_ONLY:  # checked_defaults: the constructor's checks, nothing more
             self.defaults = defaults
@@ -845,7 +883,10 @@ class RuleOptimizer(TorchOptimizer):
         A sharded gradient (FSDP2's DTensors) shows each process its own shard only, so where
         any is sharded the flag is reduced over its device mesh (an ``all_reduce`` of the
         largest "found a non-finite value", as torch's ``ShardedGradScaler`` does): all
-        processes skip or step together. Without sharded gradients no collective runs.
+        processes skip or step together. Without sharded gradients no collective runs,
+        unless ``skip_nonfinite`` named a process group (``ZeroRedundancyOptimizer``, whose
+        processes each hold a partition of the parameters): the flag is then reduced over it
+        as well, on every step, so every process of the group must step.
         """
         flags, meshes = [], []
         for group in self.param_groups:
@@ -859,15 +900,18 @@ class RuleOptimizer(TorchOptimizer):
                     g = g.to_local()
                 g = g._values() if g.is_sparse else g
                 flags.append(torch.isfinite(g).all())
-        if not meshes:
+        shared = getattr(self, "_nonfinite_group", None)
+        if not meshes and shared is None:
             return bool(torch.stack(flags).all()) if flags else True
         import torch.distributed as dist
 
-        found = (~torch.stack(flags).all()).to(torch.int32)
+        # a process whose partition holds no gradient still joins the reductions
+        found = (~torch.stack(flags).all()).to(torch.int32) if flags \
+            else torch.zeros((), dtype=torch.int32)
         # the meshes in the order of the parameters, the same on every process
-        for mesh in meshes:
-            for process_group in mesh.get_all_groups():
-                dist.all_reduce(found, op=dist.ReduceOp.MAX, group=process_group)
+        groups = [group for mesh in meshes for group in mesh.get_all_groups()]
+        for process_group in groups + ([shared.group] if shared is not None else []):
+            dist.all_reduce(found, op=dist.ReduceOp.MAX, group=process_group)
         return not bool(found)
 
     # -- state_dict ------------------------------------------------------------------------
