@@ -750,7 +750,7 @@ def test_one_sweep_has_curves_and_its_summary(client, sweep_db):
 
 
 def test_one_seed_has_no_spread_to_tell(tmp_path):
-    """A sweep of one seed: its std is null (the page says "± ?", as the command line), not
+    """A sweep of one seed: its std is null (the page says "(1 seed: no spread)"), not
     0.0, which would claim a spread measured as none."""
     from fastapi.testclient import TestClient
 

@@ -356,6 +356,19 @@ def test_the_loss_chart_shows_tiny_losses_as_they_are(page):
     _shot(page, "loss_tiny.png")
 
 
+def test_a_mean_over_seeds_says_why_it_has_no_spread(page):
+    """The runs tab's summary cell: "mean ± std", and where the API sends no std (one seed)
+    the reason in words, as the command line's "(1 seed: no interval)", not "± ?"."""
+    _open(page)
+    texts = page.evaluate("""async () => {
+        const { meanText } = await import('/static/js/format.js');
+        return [meanText(0.91234, 0.0123, 2), meanText(0.91234, null, 1),
+                meanText(0.5, null, 3), meanText(null, null, 0)];
+    }""")
+    assert texts == ["0.9123 ± 0.012", "0.9123 (1 seed: no spread)", "0.5 (3 seeds: no spread)",
+                     "–"]
+
+
 def test_the_runs_tab_shows_the_store(page, sweep_db):
     _open(page)
     page.click("#tab-runs")

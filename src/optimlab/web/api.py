@@ -942,7 +942,7 @@ def _sweep_content(store, sweep_id: int) -> dict:
                if r["status"] in TERMINAL and is_json_number(r["lr"]) and _finite(r["lr"]) is not None]
     summaries = summarize(records, higher)
     best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
-    # one seed has no spread to tell (null, "± ?" as the command line says), not 0
+    # one seed has no spread to tell (null: the page says "(1 seed: no spread)"), not 0
     summary = [{"optimizer": s.optimizer, "label": label(s.optimizer),
                 "best_lr": s.best_lr if s.optimizer in best else None, "mean": _finite(s.mean),
                 "std": _finite(s.std) if s.seeds > 1 and s.optimizer in best else None,

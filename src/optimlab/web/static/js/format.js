@@ -1,6 +1,7 @@
 /* How numbers and hyperparameters are written on the page: fmt (metrics, 3 significant
- * digits or exponent form), short (a hyperparameter as typed) and hpText ("lr=0.01, ...",
- * "beta3=auto" for a value the optimizer chooses).
+ * digits or exponent form), meanText (a mean and its spread over seeds), short (a
+ * hyperparameter as typed) and hpText ("lr=0.01, ...", "beta3=auto" for a value the
+ * optimizer chooses).
  */
 
 export function fmt(v, digits = 3) {
@@ -12,6 +13,17 @@ export function fmt(v, digits = 3) {
   const a = Math.abs(v);
   if (a >= 1e5 || a < 1e-3) return v.toExponential(digits - 1).replace("e+", "e");
   return String(Number(v.toPrecision(digits)));
+}
+
+// A mean over seeds and its standard deviation, "0.912 ± 0.01"; with no spread to tell
+// (std null: one seed) why in words, "0.912 (1 seed: no spread)", as the command line's
+// "(1 seed: no interval)".
+export function meanText(mean, std, seeds) {
+  if (mean === null || mean === undefined) return "–";
+  if (std === null || std === undefined) {
+    return `${fmt(mean, 4)} (${seeds === 1 ? "1 seed" : `${seeds} seeds`}: no spread)`;
+  }
+  return `${fmt(mean, 4)} ± ${fmt(std, 2)}`;
 }
 
 export function short(v) {

@@ -5,7 +5,7 @@
 
 import { PLOT_CONFIG } from "./config.js";
 import { $, el } from "./dom.js";
-import { fmt, esc } from "./format.js";
+import { fmt, esc, meanText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
@@ -91,8 +91,7 @@ async function selectSweep(id) {
     body.append(el("tr", {},
       el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.label || row.optimizer),
       el("td", { class: "num", text: fmt(row.best_lr) }),
-      el("td", { class: row.note ? null : "num", text: row.note ? row.note : row.mean === null ? "–"
-        : `${fmt(row.mean, 4)} ± ${row.std === null ? "? (one seed)" : fmt(row.std, 2)}` }),
+      el("td", { class: row.note ? null : "num", text: row.note ? row.note : meanText(row.mean, row.std, row.seeds) }),
       el("td", { class: "num", text: String(row.seeds) }),
       el("td", { class: "num", text: String(row.diverged) })));
   }
