@@ -829,6 +829,9 @@ def test_a_timeout_that_is_no_wait_is_refused(tmp_path, timeout, error, match):
     assert not (tmp_path / "runs.db").exists()  # refused before the file was made
     for fine in (0, 0.5, 30):
         RunStore(tmp_path / "runs.db", timeout=fine).close()
+    # the server store too, before it tries to connect (nothing listens on port 1)
+    with pytest.raises(error, match=r"^RunStore: timeout " + match):
+        RunStore("postgresql://optimlab@127.0.0.1:1/runs", timeout=timeout)
 
 
 def test_open_sweep_is_idempotent(store):
