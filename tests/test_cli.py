@@ -513,7 +513,7 @@ def test_progress_counts_steps_and_runs(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
     # two populations of 3 steps, of 2 runs and 4 runs
     with cli._progress("digits, population engine", [(3, 2), (3, 4)]) as tick:
-        progress = tick.__self__
+        progress = tick
         assert progress.bar.total == 6 and progress.runs == 6
         done = []
         for _ in range(6):
@@ -525,17 +525,26 @@ def test_progress_counts_steps_and_runs(monkeypatch):
     assert "runs done 6/6" in text and "step/s" in text
     # sequential: a run ends every `steps` ticks
     with cli._progress("x", [(2, 1)] * 3) as tick:
-        progress = tick.__self__
+        progress = tick
         for _ in range(5):
             tick(1)
         assert progress.done == 2
     # a grid extended past its edge trains steps nobody planned: the total grows with them
     with cli._progress("x", [(2, 1)]) as tick:
-        progress = tick.__self__
+        progress = tick
         for _ in range(5):
             tick(1)
         assert progress.bar.total == 5 and progress.bar.n == 5 and progress.done == 1
     assert "extending the grid past an edge" in terminal.getvalue()
+    # calls added to the plan (a batched group trained again one run at a time)
+    with cli._progress("x", [(3, 2)]) as tick:
+        tick(2)  # the population raised after 2 of its 3 steps
+        tick.extend([(6, 2)], "2 runs trained again one at a time")
+        assert tick.bar.total == 9 and tick.runs == 4
+        for _ in range(7):
+            tick(1)
+        assert tick.done == 4 and tick.bar.total == 9
+    assert "runs done 4/4; 2 runs trained again one at a time" in terminal.getvalue()
     monkeypatch.setenv("CI", "1")  # silent in CI, and when stderr is no terminal
     terminal.truncate(0)
     terminal.seek(0)

@@ -1395,6 +1395,12 @@ def run_advise(args: argparse.Namespace) -> str:
         if bars:
             bars[-1].tick(n)
 
+    def extend(groups, note: str) -> None:  # a stage's batched group trained again apart
+        if bars:
+            bars[-1].extend(groups, note)
+
+    tick.extend = extend
+
     executor = _executor(args)
     try:
         # the engine this command found above: each stage's groups need not ask again
@@ -1523,9 +1529,11 @@ class _progress:
 
     ``groups`` lists, in training order, each training call's steps and the runs that end
     with it: ``(steps, runs of the optimizer)`` for a population, ``(steps, 1)`` per run
-    for the sequential engine. The callback it gives ticks one step at a time. Steps past
-    the planned ones (a grid extended past its edge) grow the total and say so. ``delay``
-    (seconds) keeps the bar hidden for work that ends sooner.
+    for the sequential engine. The object ``with`` gives is the callback, ticking one step
+    at a time; :meth:`extend` adds calls nobody planned (a batched group that raised,
+    trained again one run at a time). Steps past the planned ones (a grid extended past
+    its edge) grow the total and say so. ``delay`` (seconds) keeps the bar hidden for work
+    that ends sooner.
     """
 
     def __init__(self, desc: str, groups: Sequence[tuple[int, int]], delay: float = 0.0) -> None:
@@ -1537,12 +1545,26 @@ class _progress:
         self.done = 0  # runs ended
         self.index = 0  # the group training now
         self.edge = self.groups[0][0] if self.groups else 0  # steps at which it ends
+        self.note = ""  # what was added to the plan (extend)
         self.bar = tqdm(total=sum(ticks for ticks, _ in self.groups), desc=desc, unit="step",
                         disable=not _live(), file=sys.stderr, dynamic_ncols=True,
                         postfix=self.postfix(), delay=delay)
 
     def postfix(self) -> str:
-        return f"runs done {self.done}/{self.runs}"
+        return f"runs done {self.done}/{self.runs}" + (f"; {self.note}" if self.note else "")
+
+    def extend(self, groups: Sequence[tuple[int, int]], note: str) -> None:
+        """Add training calls to the plan, ``(steps, runs)`` as in ``groups``, saying why
+        (``note``) beside the runs done: the total, the time left and the run count grow
+        with them."""
+        added = [(int(ticks), int(runs)) for ticks, runs in groups]
+        if self.index >= len(self.groups) and added:  # every planned call ended: start anew
+            self.edge = self.steps + added[0][0]
+        self.groups += added
+        self.runs += sum(runs for _, runs in added)
+        self.bar.total += sum(ticks for ticks, _ in added)
+        self.note = note
+        self.bar.set_postfix_str(self.postfix(), refresh=True)
 
     def tick(self, n: int = 1) -> None:
         self.steps += n
@@ -1561,8 +1583,10 @@ class _progress:
             self.bar.set_postfix_str(self.postfix(), refresh=False)
         self.bar.update(n)
 
+    __call__ = tick
+
     def __enter__(self):
-        return self.tick
+        return self
 
     def __exit__(self, *exc):
         self.bar.close()

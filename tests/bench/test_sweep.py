@@ -532,6 +532,33 @@ def test_a_member_that_raises_fails_alone(tmp_path, engine):
     assert all(len(store.metrics(sweep, run_ids=[r.id])) > 0 for r in runs if r.status == "finished")
 
 
+def test_a_batched_group_trained_again_apart_tells_the_progress_bar(tmp_path):
+    """The retry of a batched group that raised trains its members one at a time: a progress
+    callback with ``extend`` hears of the added calls first (steps times members, the runs)
+    and then ticks through them, so its bar neither stalls nor ends short."""
+    from optimlab.bench.sweep import EngineWarning
+
+    class Recorder:
+        def __init__(self):
+            self.ticks, self.extended, self.after = 0, [], None
+
+        def __call__(self, n):
+            self.ticks += n
+
+        def extend(self, groups, note):
+            self.extended.append((groups, note))
+            self.after = self.ticks
+
+    store = RunStore(tmp_path / "runs.db")
+    spec = SweepSpec(task="toy", optimizers=("sgd",), lrs=(0.1, 1e30), seeds=2,
+                     config=TrainConfig(steps=20, batch_size=32, eval_every=10))
+    progress = Recorder()
+    with pytest.warns(EngineWarning, match="trained again one at a time"):
+        run_sweep(spec, store, engine="population", task=_GuardedToy(), progress=progress)
+    assert progress.extended == [([(80, 4)], "4 runs trained again one at a time")]
+    assert progress.ticks - progress.after == 80  # 4 members x 20 steps, one after another
+
+
 def test_a_sequential_sweep_stopped_mid_way_keeps_every_run_that_ended(tmp_path):
     """The sequential engine trains and stores one run at a time: a Ctrl-C in the third run
     keeps the two before it (they were lost with their optimizer's whole group), and resume

@@ -342,6 +342,10 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     it comes back. Groups whose workers kept dying raise
     :class:`~.executors.GroupsLost` after the rest are stored; resume trains them.
 
+    ``progress`` is called with the training steps done, as they are done (or as each
+    group ends, on Ray); where it also has ``extend(groups, note)`` (the command line's
+    bar), the calls a retry adds are announced to it first, ``(steps, runs)`` each.
+
     A member whose training raises is recorded as ``failed`` with the error; one whose
     loss blows up is ``diverged``. Neither stops the sweep, nor costs the other members of
     its optimizer their runs: a batched group that raises is trained again one member at a
@@ -563,9 +567,15 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
             f"{sum(len(groups[i]) for i in apart)} runs are trained again one at a time on the "
             "sequential engine (only the members that raise fail)", EngineWarning,
             stacklevel=4)
-        # (not on the progress bar: its plan has one population call for each group)
-        retries = [Call(_one_by_one, calls[i].args, calls[i].ticks) for i in apart]
-        for k, outcome in executor.map(retries, lambda k: None, None):
+        # each retry trains its group's members one after another: steps times members
+        retries = [Call(_one_by_one, calls[i].args, calls[i].ticks * len(groups[i]))
+                   for i in apart]
+        extend = getattr(progress, "extend", None)  # a bar whose plan can grow (the CLI's)
+        if extend is not None:
+            runs = sum(len(groups[i]) for i in apart)
+            extend([(call.ticks, len(groups[i])) for call, i in zip(retries, apart)],
+                   f"{runs} runs trained again one at a time")
+        for k, outcome in executor.map(retries, lambda k: None, progress):
             store_group(apart[k], outcome)
     if lost:
         raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
