@@ -156,7 +156,7 @@ class Engine:
         storage and their state tensors stay the same.
         """
         plan = self._multi.get(key)
-        if plan is None or not plan.fits(params, states):
+        if plan is None or not plan.fits(params, states) or not plan.uniform():
             plan = self._multi[key] = _MultiPlan(self, params, states, hp)
         plan.run(self.update, hp, maximize)
 
@@ -512,6 +512,16 @@ class _MultiBatch:
         for s, view in zip(self.states, self.views(flat)):
             s[name] = view
 
+    def uniform(self) -> bool:
+        """Whether the batch's tensors still hold the same scalar state (the step, NAdam's
+        product, ...): the rule reads the first one's for all, and an edit in place of one
+        tensor's (``opt.state[p]["step"].zero_()``, to restart its bias correction) makes
+        them differ."""
+        if len(self.states) < 2:
+            return True
+        return all(torch.equal(buffer, buffer[:1].expand_as(buffer))
+                   for buffer in self.scalars.values())
+
     def run(self, update: Callable, hp: dict, maximize: bool) -> bool:
         """One step of every tensor of the batch; True if it put new tensors in the state
         dicts (a buffer created on this step, a rebound entry)."""
@@ -612,6 +622,11 @@ class _MultiPlan:
                 and all(map(operator.is_, params, self.params))
                 and [p.data_ptr() for p in params] == self.ptrs
                 and _state_key(states, params) == self.state_key)
+
+    def uniform(self) -> bool:
+        """Whether every batch's tensors still share their scalar state (else the plan is
+        built again, which splits them by value)."""
+        return all(batch.uniform() for batch in self.batches)
 
     def run(self, update: Callable, hp: dict, maximize: bool) -> None:
         """One step of every batch (and of each overlapping parameter on its own)."""
