@@ -545,10 +545,16 @@ def test_a_twin_takes_every_argument_torchs_class_takes(name):
     ours = inspect.signature(getattr(optimlab, name).__init__).parameters
     theirs = inspect.signature(getattr(torch.optim, name).__init__).parameters
     assert set(theirs) - set(ours) == set(), sorted(set(theirs) - set(ours))
+    # in torch's order where torch takes them by position (RMSprop's capturable, foreach,
+    # maximize, differentiable after centered; ASGD's foreach, maximize, differentiable,
+    # capturable): a call with torch's positional arguments means the same here
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    their_order = [k for k, v in theirs.items() if v.kind is positional]
+    our_order = [k for k, v in ours.items() if v.kind is positional]
+    assert our_order[:len(their_order)] == their_order, (our_order, their_order)
     for flag in ("capturable", "differentiable"):
         if flag not in theirs:
             continue
-        # (keyword-only here, where torch's RMSprop and ASGD also take them by position)
         assert ours[flag].default is False
         p = [torch.zeros(3, requires_grad=True)]
         opt = getattr(optimlab, name)(p, **{flag: False})
@@ -607,9 +613,10 @@ def test_a_switch_is_a_bool(info, name):
 @pytest.mark.parametrize("cls, name", [(optimlab.LBFGS, "maximize"), (optimlab.Adam, "skip_nonfinite")])
 def test_the_other_switches_are_bools_too(cls, name):
     """L-BFGS (no RuleOptimizer) took maximize="no" for true, and every optimizer its
-    skip_nonfinite="no"."""
+    skip_nonfinite="no" (which may also be a process group: tests/optim/test_distributed.py)."""
     for bad in ("no", 1):
-        with pytest.raises(ValueError, match=rf"^{name} must be a bool, got"):
+        with pytest.raises(ValueError, match=rf"^{name} must be a bool(?: or a torch\.distributed "
+                                             rf"ProcessGroup)?, got"):
             cls([torch.zeros(2, requires_grad=True)], **{name: bad})
     cls([torch.zeros(2, requires_grad=True)], **{name: np.bool_(True)})
 

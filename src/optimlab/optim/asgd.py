@@ -120,8 +120,8 @@ class ASGD(RuleOptimizer):
     capabilities = Capabilities(fusable=True)
 
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
-                 foreach=None, maximize=False, *, fused=None, capturable=False, differentiable=False,
-                 skip_nonfinite=False) -> None:
+                 foreach=None, maximize=False, differentiable=False, capturable=False, *,
+                 fused=None, skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         # torch leaves lambd and alpha unchecked; negative values make the step grow.
         check_range("lambd", lambd, 0.0)

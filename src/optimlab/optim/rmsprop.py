@@ -109,8 +109,9 @@ class RMSprop(RuleOptimizer):
                                 fusable=True)
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False, foreach=None, fused=None,
-                 capturable=False, differentiable=False, skip_nonfinite=False, state_precision=None) -> None:
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False, *, fused=None, skip_nonfinite=False,
+                 state_precision=None) -> None:
         check_range("lr", lr, 0.0)
         check_range("alpha", alpha, 0.0, None)
         check_range("eps", eps, 0.0)
