@@ -106,6 +106,23 @@ def test_sams_second_step_called_alone_fires_the_global_hooks_once():
     assert calls == [opt.base_optimizer]
 
 
+def test_a_scheduler_on_sam_sees_the_two_pass_step():
+    """``first_step``/``second_step`` (the docstring's way for AMP and accumulation) is SAM's
+    step: a scheduler built on SAM must not warn that it stepped before the optimizer."""
+    w = torch.randn(3, requires_grad=True)
+    sam = optimlab.SAM([w], base_optimizer=optimlab.SGD, lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(sam, 1, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            (w ** 2).sum().backward()
+            sam.first_step(zero_grad=True)
+            (w ** 2).sum().backward()
+            sam.second_step(zero_grad=True)
+            scheduler.step()
+    assert sam.param_groups[0]["lr"] == pytest.approx(0.025)
+
+
 @pytest.mark.parametrize("base", [optimlab.SGD, torch.optim.SGD], ids=["optimlab", "torch"])
 def test_sam_refuses_sparse_gradients_as_the_other_optimizers_do(base):
     torch.manual_seed(0)

@@ -216,9 +216,12 @@ class SAM(TorchOptimizer):
 
         Called by itself (your own two passes), this is the one optimizer step taken, so
         torch's global step hooks fire around the base optimizer's step; within :meth:`step`
-        they fire around SAM's instead.
+        they fire around SAM's instead. An lr scheduler built on this SAM sees it as SAM's
+        step (no "``lr_scheduler.step()`` before ``optimizer.step()``" warning).
         """
         self._second_step(zero_grad, self.base_optimizer.step)
+        if getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False):
+            self._opt_called = True  # what the scheduler's wrapper of SAM.step would set
 
     def _second_step(self, zero_grad: bool, base_step: Callable[[], Any]) -> None:
         saved = [p for p, s in self.state.items() if "old_p" in s]
