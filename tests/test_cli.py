@@ -308,6 +308,22 @@ def test_bench_refuses_to_silently_resume(tmp_path, capsys):
     assert {r.status for r in RunStore(db).list_runs(sweep)} == {"finished"}
 
 
+def test_bench_says_when_a_finished_sweep_trains_nothing(tmp_path, capsys):
+    """The same command twice: the second finds the sweep ended and shows its stored
+    results, saying that nothing trained (it printed the same lines as a fresh run)."""
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs", "0.01",
+            "--seeds", "1", "--steps", "5", "--batch-size", "64", "--db", str(tmp_path / "a.db")]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    assert "nothing trained" not in first
+    assert main(argv) == 0
+    second = capsys.readouterr().out.splitlines()
+    assert second[1].startswith("nothing trained: sweep 1 had ended every run of this "
+                                "configuration already")
+    assert [line for line in second if not line.startswith("nothing trained")] == \
+        first.splitlines()
+
+
 def test_bench_extend_takes_a_given_grid_past_its_edge(tmp_path, capsys):
     # Adam on the digits' logistic regression in 30 steps: 1e-2 beats 1e-3 by far, so the
     # top edge wins (tests/bench/test_sweep.py measured it); --extend tries 0.1 and 1 too

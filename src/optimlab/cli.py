@@ -1230,6 +1230,9 @@ def run_bench(args: argparse.Namespace) -> str:
               else [(steps, counts[name]) for name in names if counts[name]])
     executor = _executor(args)
     where = "" if executor.name == "local" else f" on Ray ({args.address or 'this machine'})"
+    # a sweep that had ended every run: what it holds now, to tell whether anything trained
+    runs_before = sum(store.sweep(existing)["counts"].values()) \
+        if existing is not None and not store.pending_runs(existing) else None
     try:
         with _progress(f"{task.name}, {engine} engine{where}", groups) as tick:
             sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir,
@@ -1244,6 +1247,12 @@ def run_bench(args: argparse.Namespace) -> str:
     fixed = fixed_line(hparams)  # as `optimlab report` heads the same sweep
     lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, {steps} steps"
              + (f"; {fixed}" if fixed else ""), summary_table(store, sweep_id)]
+    if runs_before is not None and sum(store.sweep(sweep_id)["counts"].values()) == runs_before:
+        # the same command again: its results were stored already (the sweep's identity
+        # holds its configuration and data, not the optimizers' code)
+        lines.insert(1, f"nothing trained: sweep {sweep_id} had ended every run of this "
+                        "configuration already, so these are its stored results (another "
+                        "--db, or deleting the sweep's store, trains them again)")
     if out is not None:
         try:
             written = write_report(store, sweep_id, out)
