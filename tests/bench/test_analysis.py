@@ -22,6 +22,24 @@ def test_parse_lrs_rejects(text):
         parse_lrs(text)
 
 
+@pytest.mark.parametrize("text, shown", [("0.1,0.1", "0.1"), ("0.01, 0.1, 1e-2", "0.01"),
+                                         ("1e-3:1e-3:3", "0.001")])
+def test_repeated_rates_are_refused(text, shown):
+    """Each rate trains once: "0.1,0.1" stored a grid of two rates that trained one run,
+    and counted twice in the bounds and the progress bar."""
+    with pytest.raises(ValueError, match=rf"^learning rates must differ, got {shown} more than "
+                                         rf"once in "):
+        parse_lrs(text)
+
+
+def test_a_spec_refuses_repeated_rates():
+    from optimlab.bench.sweep import SweepSpec
+
+    with pytest.raises(ValueError, match=r"^SweepSpec: lrs must differ, got 0\.1 more than once"):
+        SweepSpec(task="digits", optimizers=("adam",), lrs=(0.1, 0.01, 0.1))
+    assert SweepSpec(task="digits", optimizers=("adam",), lrs=(0.1, 0.01)).lrs == (0.1, 0.01)
+
+
 def test_a_range_of_one_rate_is_refused_rather_than_cut_to_its_low_end():
     with pytest.raises(ValueError, match="COUNT of at least 2"):
         parse_lrs("1e-3:1e-1:1")

@@ -76,7 +76,14 @@ def parse_lrs(text: str) -> list[float]:
                          f"{text!r}") from None
     if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
         raise ValueError(f"learning rates must be > 0, got {text!r}")
-    return [float(v) for v in values]
+    values = [float(v) for v in values]
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:  # "0.1,0.1" or "0.1:0.1:3": one run would train for each
+        raise ValueError(f"learning rates must differ, got {', '.join(f'{v:g}' for v in repeated)} "
+                         f"more than once in {text!r}"
+                         + (" (a range from a rate to itself holds one rate: COUNT 1)"
+                            if ":" in text else ""))
+    return values
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,10 @@ class SweepSpec:
             if not lrs or not all(_finite_number(lr) and lr > 0 for lr in lrs):
                 raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
                                  f"non-empty, got {self.lrs!r}")
+            repeated = sorted({float(lr) for lr in lrs if [float(x) for x in lrs].count(float(lr)) > 1})
+            if repeated:  # one run each would train, and the grid's size and key would lie
+                raise ValueError(f"SweepSpec: lrs must differ, got {', '.join(map(repr, repeated))} "
+                                 f"more than once in {self.lrs!r}")
             object.__setattr__(self, "lrs", tuple(float(lr) for lr in lrs))
         check_int("seeds", self.seeds, 1)
         object.__setattr__(self, "seeds", int(self.seeds))  # NumPy's as Python's (stored as JSON)
