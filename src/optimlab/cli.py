@@ -309,6 +309,8 @@ LIMITS: dict[str, int] = {
     "bench batch indices (runs per optimizer x steps x batch)": BENCH_MAX_INDICES,
     "advise --steps": ADVISE_MAX_STEPS,
     "advise --seeds": ADVISE_MAX_SEEDS,
+    "advise batch indices (the largest stage's runs per optimizer x steps x batch)":
+        BENCH_MAX_INDICES,
 }
 """Every bound, by what it bounds; ``--no-limits`` on ``race``, ``bench`` and ``advise`` lifts
 them."""
@@ -1362,6 +1364,29 @@ def _budget(text: str | None) -> tuple[int | None, float | None]:
                        f"seconds (e.g. 90s), got {_shown(text)}") from None
 
 
+def _check_advise_indices(args: argparse.Namespace, names: list[str], budget: int | None,
+                          task, batch: int | None, one_by_one: bool) -> None:
+    """Bound the training-example indices the advisor's largest population draws up front
+    (members x steps x batch, as ``bench`` bounds its own), before any stage trains: the
+    final rung is reached only after minutes of work. The plan is the one ``budget``
+    member-steps leave (the full plan for a budget in seconds, which can only be larger)."""
+    from .bench.advisor import AdvisorError, plan
+
+    try:
+        the_plan = plan(args.steps, names, budget, args.seeds)
+    except (AdvisorError, ValueError):
+        return  # the advisor itself says what is wrong, in its own words
+    examples = len(task.x_train)
+    per_step = examples if batch is None else min(batch, examples)
+    if one_by_one:  # one member at a time: its steps alone
+        largest = max([the_plan.range_steps, *the_plan.horizons])
+    else:
+        largest = the_plan.largest_group()
+    _within(largest * per_step, BENCH_MAX_INDICES, "the training-example indices drawn up "
+            "front by the advisor's largest stage, runs per optimizer x steps x batch,", args,
+            "lower --steps, --batch-size or --seeds, or give a --budget")
+
+
 def run_advise(args: argparse.Namespace) -> str:
     """``optimlab advise``: which optimizer and learning rate for a task, with evidence."""
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
@@ -1387,9 +1412,10 @@ def run_advise(args: argparse.Namespace) -> str:
         _check_writable_file(json_path, f"the answer to {args.json}")
     db = db_path(args.db)
     task = _task_with_model(args)
+    one_by_one = _one_by_one(task, args.model)
+    _check_advise_indices(args, names, budget, task, batch, one_by_one)
     store = _open_store(db)
     bars: list = []
-    one_by_one = _one_by_one(task, args.model)
 
     def on_stage(label: str, horizon: int, members) -> None:
         if bars:
@@ -1926,7 +1952,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("advise", help="which optimizer and learning rate for a task, with "
                                       "evidence (range tests, a tournament, a report)",
-                       epilog=f"--steps <= {ADVISE_MAX_STEPS:,}; --no-limits lifts it.")
+                       epilog=f"--steps <= {ADVISE_MAX_STEPS:,}; --seeds <= {ADVISE_MAX_SEEDS:,}; "
+                              f"the largest stage's runs per optimizer x steps x batch <= "
+                              f"{BENCH_MAX_INDICES:,} example indices; --no-limits lifts them.")
     p.add_argument("task", type=_text("a task name, or package.module:function"),
                    metavar="TASK",
                    help=_TASK_HELP)

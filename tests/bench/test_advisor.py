@@ -130,9 +130,17 @@ def _trained_member_steps(store: RunStore, sweep_ids) -> int:
 
 def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     store = RunStore(tmp_path / "runs.db")
-    ticks = []
+    ticks, groups = [], []
+
+    def on_stage(label, horizon, members):  # each optimizer's population: members x steps
+        for name in {m.optimizer for m in members}:
+            groups.append(sum(m.optimizer == name for m in members) * horizon)
+
     advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
-                         batch_size=32, seeds=2, store=store, progress=ticks.append)
+                         batch_size=32, seeds=2, store=store, progress=ticks.append,
+                         on_stage=on_stage)
+    # the bound the command line puts on the indices drawn up front holds every stage
+    assert groups and max(groups) <= advice.plan.largest_group()
     assert advice.optimizer in ("momentum", "adam")
     assert advice.metric["name"] == "loss" and advice.metric["higher_is_better"] is False
     # Adam's default rate barely moves in 27 steps (the loss starts near 9.7): a tuned

@@ -279,6 +279,23 @@ class Plan:
         return int(math.ceil(total - 1e-9))
 
 
+    def largest_group(self) -> int:
+        """An upper bound of one optimizer's population in any stage, as members x that
+        stage's horizon: what the training-example indices a population draws up front
+        grow with (times the batch). A rung counts each candidate's rates (doubled in the
+        final rung by the lower rates) and the reference Adam runs carried along (one, or
+        two in the final rung), at that rung's seeds."""
+        worst = len(self.range_lrs) * self.range_seeds * self.range_steps
+        per = len(self.offsets)
+        for i, horizon in enumerate(self.horizons):
+            last = i == len(self.horizons) - 1
+            if last and i > 0 and self.lower_rates:
+                per = 2 * per
+            members = (per + (2 if last else 1)) * (self.seeds if last else self.early_seeds)
+            worst = max(worst, members * horizon)
+        return worst
+
+
 def _weight(name: str, hparams: Mapping | None = None) -> float:
     """What one training step of one run of ``name`` counts in member-steps: the
     registry's :func:`~optimlab.optim.registry.work_weight` (1 for a rule that batches,
