@@ -411,6 +411,25 @@ def test_an_advisors_answer_sweep_claims_no_extended_grid(tmp_path):
     store.close()
 
 
+def test_an_unfinished_sweep_says_so_first(tmp_path):
+    """A sweep stopped part-way ranked the runs that ended without a word: its notes now
+    open with how many runs have not ended, and the ended sweep's do not."""
+    done = {"final_metric": 0.9, "final_test_loss": 0.3}
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd", "adam"], "lrs": [0.001, 0.01]},
+                           [("sgd", 0.001, 0, "finished", done)])
+    store.add_runs(sweep, [{"optimizer": o, "hparams": {"lr": lr}, "seed": 0}
+                           for o, lr in (("sgd", 0.01), ("adam", 0.001), ("adam", 0.01))])
+    notes = summary_notes(store, sweep)
+    assert notes[0].startswith("Unfinished: 3 of 4 runs have not ended (the sweep was stopped, "
+                               "or is training now)")
+    assert "--resume finishes it" in notes[0]
+    assert "Unfinished" in summary_table(store, sweep)
+    for run in store.pending_runs(sweep):
+        store.finish_run(run.id, "finished", summary=done)
+    assert not any("Unfinished" in note for note in summary_notes(store, sweep))
+    store.close()
+
+
 def test_a_median_seed_that_missed_the_target_reads_not_reached_in_every_column(tmp_path):
     # the cost was measured; "not measured" said otherwise
     reached = {"final_metric": 0.8, "final_test_loss": 0.5, "steps_to_target": 10,

@@ -362,6 +362,13 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
     notes = [f"Best lr: {CRITERION} (a rate that spikes late cannot win); the metric shown "
              f"is the final one there, with its {CONFIDENCE:.0%} confidence interval over "
              "seeds (Student's t)."]
+    open_runs = sum(run.status not in TERMINAL for run in sw.runs)
+    if open_runs:  # stopped (or still training): the table holds the runs that ended
+        notes.insert(0, f"Unfinished: {open_runs} of {len(sw.runs)} runs have not ended (the "
+                        "sweep was stopped, or is training now). The table ranks the runs "
+                        "that ended and each best lr is the best of the rates that ended, so "
+                        "an edge of the grid may not be flagged; the same `optimlab bench` "
+                        "command with --resume finishes it.")
     if failures:
         for (optimizer, error), n in _failures(sw).items():
             notes.append(f"{optimizer}: {n} run{'s' if n > 1 else ''} failed (counted under "
