@@ -500,7 +500,12 @@ def test_the_tours_sweeps_are_found(tmp_path, capsys, monkeypatch):
         f"optimlab: error: no sweep 2 in {cli.TOUR_DB} (see `optimlab runs`)")
     # an explicit --db is read as given
     assert main(["runs", "--db", cli.DEFAULT_DB]) == 2
-    assert "no run store at optimlab-runs.db" in capsys.readouterr().err
+    assert "no run store at optimlab-runs.db (run `optimlab bench` first" in capsys.readouterr().err
+    # the tour's store, named but not made yet (another folder): the tour makes it
+    monkeypatch.chdir(tmp_path / "report")
+    assert main(["profile", "1", "--db", cli.TOUR_DB]) == 2
+    assert f"no run store at {cli.TOUR_DB} (run `optimlab tour` first" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)
     # with a default store that lacks the sweep: one error line naming the tour's store
     from optimlab.bench.store import RunStore
 

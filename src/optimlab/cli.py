@@ -910,7 +910,10 @@ def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
         raise CLIError(f"cannot {verb} the run store {text}: it is a folder, not a store file "
                        f"(pass e.g. --db {path / DEFAULT_DB})")
     if must_exist and not path.exists():
-        raise CLIError(f"no run store at {path} (run `optimlab bench` first, or pass --db)")
+        # the tour's store is made by the tour (the README's `profile` example reads it)
+        tour = path.resolve() == Path(TOUR_DB).resolve()
+        raise CLIError(f"no run store at {path} (run `optimlab {'tour' if tour else 'bench'}` "
+                       "first, or pass --db)")
     if not path.absolute().parent.is_dir():
         raise CLIError(f"cannot {verb} the run store {text}: its directory does not exist "
                        f"({path.absolute().parent}); create it first")
