@@ -411,6 +411,24 @@ def test_an_advisors_answer_sweep_claims_no_extended_grid(tmp_path):
     store.close()
 
 
+def test_an_advisors_answer_sweep_says_where_its_seeds_are(tmp_path):
+    """The answer is kept as one run: its report said "One seed: no confidence interval"
+    beside advice quoting 2 seeds and an interval; it now quotes the final rung's figures
+    and names the sweeps of the evidence."""
+    answer = {"final_metric": 0.9431, "final_test_loss": 0.3, "sweep_ids": [1, 2, 3],
+              "metric": {"name": "accuracy", "value": 0.9431, "ci": 0.16, "seeds": 2}}
+    store, sweep = _stored(tmp_path, {"optimizers": ["adam"], "lrs": None,
+                                      "advisor": {"stage": "answer"}},
+                           [("adam", 0.0316, 0, "finished", answer)])
+    notes = summary_notes(store, sweep)
+    assert not any(note.startswith("One seed") for note in notes)
+    assert ("This sweep keeps `optimlab advise`'s answer as one run standing for it, so the "
+            "table shows one seed: 0.9431 ± 0.16 is the mean of the final rung's 2 seeds; its "
+            "evidence is in sweeps 1, 2, 3, the final rung in sweep 3 (`optimlab report 3` "
+            "shows its seeds).") in notes
+    store.close()
+
+
 def test_an_unfinished_sweep_says_so_first(tmp_path):
     """A sweep stopped part-way ranked the runs that ended without a word: its notes now
     open with how many runs have not ended, and the ended sweep's do not."""

@@ -352,6 +352,27 @@ def quoted_error(error: str) -> str:
     return error[:NOTE_ERROR_CHARS - 3] + "..."
 
 
+def _advisor_answer(sw: _Sweep) -> str | None:
+    """The note of a sweep that keeps ``optimlab advise``'s answer (one run standing for
+    it): where its metric comes from, the final rung's seeds and interval, and the sweeps
+    of its evidence; None for any other sweep."""
+    advisor = sw.config.get("advisor")
+    if not (isinstance(advisor, dict) and advisor.get("stage") == "answer"):
+        return None
+    summary = next((r.summary for r in sw.runs if isinstance(r.summary, dict)), None) or {}
+    metric = summary.get("metric") if isinstance(summary.get("metric"), dict) else {}
+    ids = [i for i in summary.get("sweep_ids") or [] if isinstance(i, int)]
+    value, ci, seeds = metric.get("value"), metric.get("ci"), metric.get("seeds")
+    told = ""
+    if _finite(value) and isinstance(seeds, int):
+        told = (f": {mean_text(float(value), float(ci) if _finite(ci) else math.inf, seeds)}"
+                f" is the mean of the final rung's {seeds} seed{'s' if seeds != 1 else ''}")
+    where = (f"; its evidence is in sweeps {', '.join(map(str, ids))}, the final rung in "
+             f"sweep {ids[-1]} (`optimlab report {ids[-1]}` shows its seeds)") if ids else ""
+    return (f"This sweep keeps `optimlab advise`'s answer as one run standing for it, so the "
+            f"table shows one seed{told}{where}.")
+
+
 def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = True) -> list[str]:
     """What a reader needs under the summary table: how the rate was chosen, which
     optimizers cannot be told apart, which best rates sit on the grid's edge, what the
@@ -383,7 +404,10 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         notes.append(f"{' and '.join(names)} cannot be told apart at {seeds} seed(s) "
                      f"(paired comparison over the same seeds, {CONFIDENCE:.0%}): they "
                      f"share rank {label[1:]}.")
-    if seeds < 2 and ranked:
+    answer = _advisor_answer(sw)
+    if answer is not None:
+        notes.append(answer)
+    elif seeds < 2 and ranked:
         notes.append("One seed: no confidence interval, so the ranking is not evidence of a "
                      "difference.")
     for name in sw.optimizers:
