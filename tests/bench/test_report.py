@@ -152,6 +152,8 @@ def test_summary_table_and_list_sweeps(swept):
     assert listing[0].split()[:4] == ["id", "name", "task", "model"]
     row = next(line for line in listing if line.startswith(f"{sweep} "))
     assert "digits" in row and "8/8" in row and "sgd,adam" in row and "default" in row
+    # what tells this sweep from another of the same task and model
+    assert "30 steps, batch 64, 2 lrs 0.01..0.1, 2 seeds, target 0.5" in row
 
 
 def test_an_empty_store_lists_no_sweeps(tmp_path):

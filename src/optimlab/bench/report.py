@@ -512,14 +512,40 @@ def list_sweeps(store: RunStore) -> str:
         config = json.loads(config) or {}
         fixed = config.get("hparams") or {}
         rows.append([str(sweep_id), name or "", task or "", model or "default",
-                     _created(created), f"{counts['finished']}/{total}"
+                     _created(created), _setup(config), f"{counts['finished']}/{total}"
                      + (f" ({', '.join(notes)})" if notes else ""),
                      ",".join(variant_label(str(o), fixed.get(o))
                               for o in config.get("optimizers") or [])])
     if not rows:
         return f"no sweeps in {store.path}"
-    return text_table(["id", "name", "task", "model", "created", "runs finished",
+    return text_table(["id", "name", "task", "model", "created", "setup", "runs finished",
                         "optimizers"], rows)
+
+
+def _setup(config: dict) -> str:
+    """What tells apart sweeps of one task and model in :func:`list_sweeps`: steps, batch
+    size, the rates (how many, from and to; "auto" for each optimizer's own grid), seeds and
+    target, as stored (``"300 steps, batch 100, 16 lrs 1e-04..0.1, 4 seeds, target 0.5"``);
+    what a stored config lacks is left out."""
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    parts = []
+    steps, batch = train.get("steps"), train.get("batch_size")
+    if isinstance(steps, int):
+        parts.append(f"{steps} steps")
+    if "batch_size" in train:
+        parts.append("full batch" if batch is None else f"batch {batch}")
+    lrs = config.get("lrs")
+    if isinstance(lrs, list) and lrs and all(_finite(lr) for lr in lrs):
+        low, high = min(lrs), max(lrs)
+        parts.append(f"lr {low:.3g}" if len(lrs) == 1 else f"{len(lrs)} lrs {low:.3g}..{high:.3g}")
+    elif "lrs" in config and lrs is None and not isinstance(config.get("advisor"), dict):
+        parts.append("auto lrs")
+    seeds = config.get("seeds")
+    if isinstance(seeds, int):
+        parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
+    if _finite(config.get("target")):
+        parts.append(f"target {config['target']:.3g}")
+    return ", ".join(parts)
 
 
 # ----------------------------------------------------------------------------- csv
