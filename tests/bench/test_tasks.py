@@ -554,6 +554,20 @@ def test_user_task_from_a_tuple_copies_the_module(user_module):
     assert set(task.evaluate(first)) == {"loss"}
 
 
+def test_a_user_tasks_given_weights_are_part_of_its_sweeps_identity(user_module):
+    """A task returning a model instance starts every run from those weights: other weights
+    are another sweep, not the stored runs of the first (``bench`` said "nothing trained"
+    and showed the first weights' results)."""
+    from optimlab.bench.sweep import model_digest
+
+    torch.manual_seed(0)
+    first = model_digest(T.get(f"{user_module}:as_tuple"))
+    torch.manual_seed(0)
+    assert model_digest(T.get(f"{user_module}:as_tuple")) == first  # the same weights
+    torch.manual_seed(1)
+    assert model_digest(T.get(f"{user_module}:as_tuple")) != first
+
+
 def test_user_task_returning_a_task(user_module):
     assert T.get(f"{user_module}:as_task").name == "mine"
 

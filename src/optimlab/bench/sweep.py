@@ -46,7 +46,7 @@ from .analysis import summarize, tail_score
 from .cost import StepCost, step_costs
 from .executors import Call, GroupsLost, LocalExecutor
 from .store import TERMINAL, RunStore, check_store
-from .tasks import catalog_name
+from .tasks import GIVEN_WEIGHTS, catalog_name
 from .tasks import get as get_task
 from .tasks import names as task_names
 from .trainer import (
@@ -227,11 +227,6 @@ class SweepSpec:
         if self.extends != (self.lrs is None):
             config["extend"] = self.extends
         return config
-
-
-#: the attribute, set to True on a task's model factory, that says each build copies given
-#: weights (the same values whatever the seed), so :func:`model_digest` digests them too
-GIVEN_WEIGHTS = "given_weights"
 
 
 def model_digest(task, model_name: str | None = None) -> str:

@@ -65,6 +65,11 @@ from .._table import one_line
 
 __all__ = ["Task", "GRU", "get", "names", "catalog_name", "read_idx", "CacheWarning"]
 
+#: the attribute, set to True on a task's model factory, that says each build copies given
+#: weights (the same values whatever the seed), so :func:`~.sweep.model_digest` digests them
+#: too (a user task returning a model instance; :func:`optimlab.advise` on your model)
+GIVEN_WEIGHTS = "given_weights"
+
 LOSSES = ("cross_entropy", "mse")
 METRICS = ("accuracy", "bits_per_char", "loss")
 
@@ -1066,6 +1071,8 @@ def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
     model = fields["model"]
     if isinstance(model, nn.Module):  # an instance: every model starts from these weights
         factory = functools.partial(copy.deepcopy, model)
+        # ... so they are part of its sweeps' identity (other weights: another sweep)
+        setattr(factory, GIVEN_WEIGHTS, True)
     elif callable(model):
         factory = model
     else:
