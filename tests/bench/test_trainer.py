@@ -7,6 +7,7 @@ Run in float64 so that "the same" can mean 1e-9: the engines differ only in batc
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -138,6 +139,60 @@ def test_schedules_take_the_values_their_docstring_gives():
     assert at("onecycle", 99)[0] < 1e-3
     assert at("warmup-cosine", 0, 4, 5) == pytest.approx([0.2, 1, 1])
     assert at("warmup-cosine", 9, warmup_steps=10) == pytest.approx([1])
+    # the floor at the last step, whatever the budget (it ran at 6x the floor at 100 steps,
+    # 126x at 20)
+    for steps in (20, 100, 7):
+        config = TrainConfig(steps=steps, schedule="onecycle")
+        assert schedule_factor(config, steps - 1) == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"schedule": "cosine", "warmup_steps": 10}, r"^warmup_steps applies to "
+                                                 r"schedule='warmup-cosine' only, got "
+                                                 r"warmup_steps=10 with schedule='cosine'$"),
+    ({"schedule": "warmup-cosine", "steps": 10, "warmup_steps": 10},
+     r"^warmup_steps must be below steps \(10\), got 10: the warm-up would never reach"),
+])
+def test_a_warmup_no_schedule_reads_is_refused(kwargs, match):
+    """warmup_steps with another schedule was dropped without a word (and made a sweep of
+    its own), and one as long as the run never reached the peak rate."""
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_numbers_of_other_kinds_are_taken_as_floats():
+    """A Fraction passed the checks, then failed inside the step (lerp_, clamp)."""
+    from fractions import Fraction
+
+    config = TrainConfig(steps=3, batch_size=16, averaging="ema", ema_decay=Fraction(1, 2),
+                         clip_norm=Fraction(1, 2), clip_value=np.float32(2))
+    assert (config.ema_decay, config.clip_norm) == (0.5, 0.5)
+    assert type(config.ema_decay) is float and type(config.clip_value) is float
+    result = train_sequential(ToyTask(), config, [Member("sgd", {"lr": 0.1})])[0]
+    assert result.error is None and len(result.train_loss) == 2
+
+
+def test_swa_averages_the_iterates_from_its_start_on():
+    """swa_start 0.5 of 4 steps: the mean of the iterates after steps 2, 3 and 4 (it left the
+    one after step 2 out), the same in both engines."""
+    task = ToyTask()
+    config = TrainConfig(steps=4, batch_size=16, eval_every=4, averaging="swa", swa_start=0.5)
+    member = [Member("sgd", {"lr": 0.5}, 0)]
+    iterates = []
+    plain = TrainConfig(steps=4, batch_size=16, eval_every=4)
+    train_sequential(task, plain, member,
+                     observe=lambda k, step, params: iterates.append([p.detach().clone()
+                                                                      for p in params]))
+    assert len(iterates) == 5  # the start and the iterate after each of the 4 steps
+    model = task.make_model()
+    mean = [torch.stack([it[i] for it in iterates[2:]]).mean(0) for i in range(len(iterates[0]))]
+    with torch.no_grad():
+        for p, m in zip(model.parameters(), mean):
+            p.copy_(m)
+        want = float(task.loss_fn(model(task.x_train), task.y_train))  # float64
+    for train in (train_sequential, train_population):
+        got = train(task, config, member)[0].train_loss[-1]
+        assert got == pytest.approx(want, rel=1e-9)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -139,6 +139,14 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, numbers.Real) \
                     or not holds(value):
                 raise ValueError(f"{name} must be a number {interval}, got {value!r}")
+            if not isinstance(value, (int, float)):  # a Fraction, NumPy's integers: tensors
+                object.__setattr__(self, name, float(value))  # refuse them mid-run
+        if self.warmup_steps and self.schedule != "warmup-cosine":
+            raise ValueError(f"warmup_steps applies to schedule='warmup-cosine' only, got "
+                             f"warmup_steps={self.warmup_steps} with schedule={self.schedule!r}")
+        if self.warmup_steps >= self.steps:
+            raise ValueError(f"warmup_steps must be below steps ({self.steps}), got "
+                             f"{self.warmup_steps}: the warm-up would never reach the peak rate")
 
 
 @dataclass(frozen=True)
@@ -201,9 +209,10 @@ def schedule_factor(config: TrainConfig, step: int) -> float:
 
     ``constant``: 1. ``step``: divided by 10 at 50% and again at 75% of the budget (the
     step decay of ResNet training). ``cosine``: half a cosine from 1 to 0. ``onecycle``:
-    linear from 0.04 up to 1 over the first 30%, then a cosine down to 1e-4.
-    ``warmup-cosine``: linear warm-up over ``warmup_steps`` (default a twentieth of the
-    budget), then a cosine to 0.
+    linear from 0.04 up to 1 over the first 30%, then a cosine down to 1e-4 at the last
+    step (the shape of Smith's one-cycle policy; torch's ``OneCycleLR`` warms up along a
+    cosine and ends at 4e-6 instead). ``warmup-cosine``: linear warm-up over
+    ``warmup_steps`` (default a twentieth of the budget), then a cosine to 0.
     """
     total = config.steps
     if config.schedule == "constant":
@@ -216,8 +225,9 @@ def schedule_factor(config: TrainConfig, step: int) -> float:
         peak = max(1, int(0.3 * total))
         if step < peak:
             return 0.04 + 0.96 * step / peak
+        # the last step (total - 1) at the floor, as the docstring says
         return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (step - peak)
-                                                        / max(1, total - peak)))
+                                                        / max(1, total - 1 - peak)))
     warmup = config.warmup_steps or max(1, total // 20)  # warmup-cosine
     if step < warmup:
         return (step + 1) / warmup
@@ -581,13 +591,16 @@ class _Average:
     """EMA or SWA of the iterates, as evaluation weights (the same arithmetic in both engines).
 
     EMA: ``a <- a + (1 - decay) (w - a)`` after every step, from the initial weights.
-    SWA: the running mean ``a <- a + (w - a) / n`` of the iterates from step
-    ``swa_start * steps`` on; before that the evaluation uses the current weights.
+    SWA: the running mean ``a <- a + (w - a) / n`` of the iterates from the one after
+    ``swa_start * steps`` steps (rounded up) on; before that the evaluation uses the current
+    weights.
     """
 
     def __init__(self, config: TrainConfig, params: Sequence[Tensor]) -> None:
         self.config = config
         self.count = 0
+        # the first iterate averaged: after this many steps (0.29 * 100 is 28.999...96)
+        self.start = math.ceil(config.swa_start * config.steps - 1e-9)
         self.values = [p.detach().clone() for p in params] if config.averaging else None
 
     @torch.no_grad()
@@ -597,7 +610,7 @@ class _Average:
         if self.config.averaging == "ema":
             for a, p in zip(self.values, params):
                 a.lerp_(p, 1 - self.config.ema_decay)
-        elif step >= int(self.config.swa_start * self.config.steps):
+        elif step + 1 >= self.start:  # the iterate after step + 1 steps
             self.count += 1
             for a, p in zip(self.values, params):
                 a.add_((p - a) / self.count)
