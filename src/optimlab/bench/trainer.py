@@ -22,6 +22,7 @@ points are exact.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -587,6 +588,28 @@ def _clip(grads: list[Tensor], config: TrainConfig, batched: bool) -> list[Tenso
     return grads
 
 
+def _evaluation_switch(optimizers: Sequence) -> contextlib.AbstractContextManager:
+    """A context in which the optimizers that evaluate at another point than where they
+    take gradients (the schedule-free ones: their average :math:`x`, not the gradient point
+    :math:`y`; their ``eval()`` and ``train()``) hold the parameters at that point, as the
+    README asks of their users; the others are left alone."""
+    switching = [opt for opt in optimizers
+                 if callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))]
+    if not switching:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def switched():
+        for opt in switching:
+            opt.eval()
+        try:
+            yield
+        finally:
+            for opt in switching:
+                opt.train()
+    return switched()
+
+
 class _Average:
     """EMA or SWA of the iterates, as evaluation weights (the same arithmetic in both engines).
 
@@ -730,10 +753,15 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
             params, _rows(task.x_train, index[0])), _rows(task.y_train, index[0])).sum(), params)
     clock = _TrainingClock()
 
+    # schedule-free members are evaluated at their average x (each member's own optimizer,
+    # on views of its rows of the stacked parameters)
+    member_optimizers = [pop.member_optimizer(k) for k in range(len(members))] \
+        if pop.mode == "member" else []
+
     def evaluate(step: int) -> None:
         elapsed = clock.pause()
         sets, full = eval_sets.at(step)
-        with torch.no_grad():
+        with torch.no_grad(), _evaluation_switch(member_optimizers):
             weights = average.weights(params)
             (train, test) = sets
             # the curves keep the train loss and the test loss and metric: no train metric
@@ -963,7 +991,8 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
         sets, full = eval_sets.at(step)
         model.eval()  # dropout off, BatchNorm on its running statistics (Task.evaluate's)
         try:
-            with torch.no_grad():
+            # a schedule-free optimizer's parameters at its average x while evaluated
+            with torch.no_grad(), _evaluation_switch([opt]):
                 weights = dict(zip(names, average.weights(params)))
 
                 def forward(inputs: Tensor) -> Tensor:
