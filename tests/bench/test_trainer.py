@@ -696,3 +696,24 @@ def test_schedule_free_runs_are_evaluated_at_their_average(name, cls, hp):
     for train in (train_sequential, train_population):
         got = train(task, config, member)[0].train_loss[-1]
         assert got == pytest.approx(at_x, rel=1e-4), (train.__name__, got, at_x, at_y)
+
+
+@pytest.mark.parametrize("averaging", ["ema", "swa"])
+def test_an_average_does_not_hide_iterates_that_blew_up(averaging):
+    """SGD at lr 0.0385 on the DeepOBS quadratic: the iterates blow up (train loss 424 to
+    6e5 in 100 steps) while their average stays near its start, so a divergence judged on
+    the recorded (averaged) loss missed it. Judged on the iterates, both engines flag it;
+    a stable rate stays unflagged."""
+    from optimlab.bench.tasks import get
+
+    task = get("quadratic-deep")
+    config = TrainConfig(steps=100, batch_size=None, eval_every=25, averaging=averaging)
+    for train in (train_sequential, train_population):
+        blown = train(task, config, [Member("sgd", {"lr": 0.0385}, 0)])[0]
+        assert blown.train_loss[-1] < 10 * blown.train_loss[0]  # the average looks fine
+        assert blown.iterate_loss > 1e3 * blown.train_loss[0] and blown.diverged
+        stable = train(task, config, [Member("sgd", {"lr": 0.01}, 0)])[0]
+        assert not stable.diverged and stable.iterate_loss < stable.train_loss[0]
+    plain = train_population(task, TrainConfig(steps=100, batch_size=None, eval_every=25),
+                             [Member("sgd", {"lr": 0.01}, 0)])[0]
+    assert plain.iterate_loss is None  # no average: the curve is the iterates'

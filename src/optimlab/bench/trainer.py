@@ -203,6 +203,10 @@ class RunResult:
     full_eval: list[bool] = field(default_factory=list)
     #: the error a member's training raised (``train_sequential(..., isolate=True)``), or None
     error: str | None = None
+    #: with averaging (:attr:`TrainConfig.averaging`), the final train loss of the iterates
+    #: themselves, on which divergence is judged (the curves hold the average's, which can
+    #: stay small while the iterates blow up); None without averaging
+    iterate_loss: float | None = None
 
 
 def schedule_factor(config: TrainConfig, step: int) -> float:
@@ -769,8 +773,12 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
                                                len(members), metric=False)
             test_loss, test_metric = _population_scores(task, shared_forward, weights, *test,
                                                         len(members))
-            # one conversion for every member and curve: [3, K] -> nested lists
-            table = torch.stack([train_loss, test_loss, test_metric]).tolist()
+            rows = [train_loss, test_loss, test_metric]
+            if weights is not params and step == config.steps:  # the iterates' own, too
+                rows.append(_population_scores(task, shared_forward, params, *train,
+                                               len(members), metric=False)[0])
+            # one conversion for every member and curve: [3 or 4, K] -> nested lists
+            table = torch.stack(rows).tolist()
         for k, result in enumerate(results):
             result.steps.append(step)
             result.train_loss.append(table[0][k])
@@ -778,6 +786,8 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
             result.test_metric.append(table[2][k])
             result.wall_time.append(elapsed)
             result.full_eval.append(full)
+            if len(table) > 3:
+                result.iterate_loss = table[3][k]
         clock.resume()
 
     average = _Average(config, params)
@@ -922,7 +932,11 @@ def population_refusal(task, model_name: str | None = None) -> str | None:
 
 
 def _blew_up(result: RunResult, config: TrainConfig) -> bool:
-    first, last = result.train_loss[0], result.train_loss[-1]
+    """Whether the run's final train loss (of its iterates, not their average: an average
+    of oscillating iterates can stay small while they blow up) is non-finite or more than
+    ``divergence_factor`` times its first, or its final test loss is non-finite."""
+    first = result.train_loss[0]
+    last = result.train_loss[-1] if result.iterate_loss is None else result.iterate_loss
     return not (math.isfinite(last) and math.isfinite(result.test_loss[-1])
                 and last <= config.divergence_factor * abs(first))
 
@@ -1001,6 +1015,8 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
                 (x, y), (x_test, y_test) = sets
                 train_loss, _ = _sequential_scores(task, forward, x, y, metric=False)
                 test_loss, test_metric = _sequential_scores(task, forward, x_test, y_test)
+                if average.values is not None and step == config.steps:  # the iterates' own
+                    result.iterate_loss, _ = _sequential_scores(task, model, x, y, metric=False)
         finally:
             model.train()
         result.steps.append(step)
