@@ -717,3 +717,35 @@ def test_an_average_does_not_hide_iterates_that_blew_up(averaging):
     plain = train_population(task, TrainConfig(steps=100, batch_size=None, eval_every=25),
                              [Member("sgd", {"lr": 0.01}, 0)])[0]
     assert plain.iterate_loss is None  # no average: the curve is the iterates'
+
+
+def test_accuracy_under_a_loss_of_ones_own_needs_class_logits():
+    """A binary model with one logit per example under ``binary_cross_entropy_with_logits``
+    and metric 'accuracy': the metric took argmax over a single column (class 0 everywhere)
+    and the table said 0. Such a model is refused before training, naming the fix; two
+    logits per example pass."""
+    from torch.nn import functional as F
+
+    from optimlab.bench.tasks import Task
+    from optimlab.bench.trainer import check_output
+
+    x = torch.randn(8, 4)
+    y = torch.tensor([0, 1] * 4)
+
+    def bce(out, target):
+        return F.binary_cross_entropy_with_logits(out, target.to(out.dtype))
+
+    def task(model):
+        return Task(name="binary", x_train=x, y_train=y, x_test=x, y_test=y,
+                    models={"m": model}, default_model="m", loss=bce, metric="accuracy",
+                    description="")
+
+    one = task(lambda: nn.Sequential(nn.Linear(4, 1), nn.Flatten(0)))
+    with pytest.raises(ValueError, match=r"metric 'accuracy' reads the class as the argmax of "
+                                         r"logits \[\.\.\., classes >= 2\] over the labels' "
+                                         r"shape; two examples gave \[2\] for labels \[2\]"):
+        check_output(one, one.make_model())
+    two = task(lambda: nn.Linear(4, 2))
+    check_output(two, two.make_model())
+    with pytest.raises(ValueError, match="metric 'accuracy'"):
+        train_sequential(one, TrainConfig(steps=2, batch_size=4), [Member("sgd", {"lr": 0.1})])

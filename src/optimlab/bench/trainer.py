@@ -32,6 +32,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -346,6 +347,22 @@ def _describe(tensor: Tensor) -> str:
 
 
 @torch.no_grad()
+def _check_accuracy_output(where: str, out: Any, y: Tensor) -> None:
+    """Refuse an output the ``accuracy`` metric cannot read under a loss of the task's own:
+    it takes the predicted class as the argmax of logits ``[..., C]`` (C >= 2) over the
+    labels' shape; one logit per example (a binary model under
+    ``binary_cross_entropy_with_logits``) read as class 0 everywhere, or as the argmax over
+    the batch, and the table reported an accuracy of 0."""
+    if isinstance(out, Tensor) and out.ndim == y.ndim + 1 and out.shape[:-1] == y.shape \
+            and out.shape[-1] >= 2:
+        return
+    got = list(out.shape) if isinstance(out, Tensor) else type(out).__name__
+    raise ValueError(f"{where}metric 'accuracy' reads the class as the argmax of logits "
+                     f"[..., classes >= 2] over the labels' shape; two examples gave {got} for "
+                     f"labels {list(y.shape)} (one logit per example: give the model two "
+                     "outputs and cross_entropy, or use metric='loss')")
+
+
 def check_output(task, model: nn.Module, model_name: str | None = None) -> None:
     """Refuse a model whose output does not fit the task's targets, before any training.
 
@@ -354,7 +371,8 @@ def check_output(task, model: nn.Module, model_name: str | None = None) -> None:
     logits ``[..., C]`` over the labels' shape and every label below ``C`` (torch would stop
     mid-run with "Target 12 is out of bounds"); for ``mse``, an output of the targets' exact
     shape (``F.mse_loss`` would broadcast ``[N, 1]`` against ``[N]`` into an ``[N, N]``
-    loss, with only a warning). A loss function of the task's own is not checked. Whatever
+    loss, with only a warning). A loss function of the task's own is not checked, but
+    with the ``accuracy`` metric its output must be such logits too. Whatever
     the loss, a model that fails on the two examples (a layer of the wrong size, parameters
     of another dtype or device than the data) is refused with one ``ValueError`` line giving
     the input's shape and dtype, the parameters' dtypes and the model's error: a user
@@ -377,6 +395,8 @@ def check_output(task, model: nn.Module, model_name: str | None = None) -> None:
         model.train(was_training)
     loss = getattr(task, "loss", None)
     if loss not in ("cross_entropy", "mse"):
+        if getattr(task, "metric", None) == "accuracy":
+            _check_accuracy_output(where, out, task.y_train[:2])
         return
     if not isinstance(out, Tensor):
         raise ValueError(f"{where}the model returned {type(out).__name__} on 2 training "
