@@ -346,7 +346,6 @@ def _describe(tensor: Tensor) -> str:
     return f"{list(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
 
 
-@torch.no_grad()
 def _check_accuracy_output(where: str, out: Any, y: Tensor) -> None:
     """Refuse an output the ``accuracy`` metric cannot read under a loss of the task's own:
     it takes the predicted class as the argmax of logits ``[..., C]`` (C >= 2) over the
@@ -363,6 +362,7 @@ def _check_accuracy_output(where: str, out: Any, y: Tensor) -> None:
                      "outputs and cross_entropy, or use metric='loss')")
 
 
+@torch.no_grad()
 def check_output(task, model: nn.Module, model_name: str | None = None) -> None:
     """Refuse a model whose output does not fit the task's targets, before any training.
 
