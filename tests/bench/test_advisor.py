@@ -513,3 +513,72 @@ def test_the_callers_random_state_is_left_alone(tmp_path):
     torch.manual_seed(123)
     advise(model, nn.MSELoss(), (x, y), optimizers=["adam"], steps=9, seeds=1, store=store)
     assert torch.equal(torch.rand(3), expected)  # the caller's stream, as if nothing ran
+
+
+# -- labels, shuffled loaders and float64 models ---------------------------------------------
+
+def test_int8_labels_are_class_labels_and_bool_labels_are_refused():
+    """int8 labels were left out of the integer dtypes: the metric became "loss" and the
+    cross entropy failed later in an error blaming the model. bool labels are refused with
+    what to pass instead."""
+    x, _ = _regression(40)
+    y = (x[:, 0] > 0).long()
+    for dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64):
+        task = make_task(nn.Linear(8, 2), nn.CrossEntropyLoss(), (x, y.to(dtype)))
+        assert task.metric == "accuracy" and task.loss == "cross_entropy", dtype
+        assert task.y_train.dtype == torch.int64 and task.y_test.dtype == torch.int64
+    with pytest.raises(AdvisorError, match=r"^the targets of train_data are bool: pass y.long\(\) "
+                                           r"for class labels .* or y.float\(\)"):
+        make_task(nn.Linear(8, 2), nn.CrossEntropyLoss(), (x, y.bool()))
+    with pytest.raises(AdvisorError, match=r"^the targets of val_data are bool"):
+        make_task(nn.Linear(8, 2), nn.CrossEntropyLoss(), (x, y), (x[:5], y[:5].bool()))
+
+
+def test_a_shuffled_dataloader_is_read_in_the_same_order_every_time():
+    """advise(model, loss, DataLoader(ds, shuffle=True)) read the loader in its shuffled
+    order: the held-out split and the data digest changed on every call (other advice, and
+    nothing read back from the store). The loader's dataset is read in order, with its
+    collate_fn and batch size."""
+    x, y = _regression(50)
+    dataset = torch.utils.data.TensorDataset(x, y)
+    seen = []
+
+    def collate(batch):
+        seen.append(len(batch))
+        return torch.utils.data.default_collate(batch)
+
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16, shuffle=True, collate_fn=collate)
+    first = make_task(nn.Linear(8, 1), nn.MSELoss(), loader)
+    torch.manual_seed(1)  # another shuffle, were it used
+    second = make_task(nn.Linear(8, 1), nn.MSELoss(), loader)
+    for key in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(first, key), getattr(second, key)), key
+    assert seen == [16, 16, 16, 2] * 2  # the loader's collate_fn and batch size
+    in_order = make_task(nn.Linear(8, 1), nn.MSELoss(), (x, y))
+    assert torch.equal(first.x_train, in_order.x_train)
+    assert torch.equal(first.x_test, in_order.x_test)
+    # a SubsetRandomSampler: its examples, in order
+    subset = torch.utils.data.DataLoader(
+        dataset, batch_size=8, sampler=torch.utils.data.SubsetRandomSampler([7, 3, 40, 12]))
+    picked = advisor._tensors(subset, "train_data")
+    assert torch.equal(picked[0], x[[3, 7, 12, 40]]) and torch.equal(picked[1], y[[3, 7, 12, 40]])
+    assert torch.equal(advisor._tensors(subset, "train_data")[0], picked[0])
+
+
+def test_a_float64_model_takes_float64_data():
+    """make_task made the inputs float32 whatever the model: a .double() model failed with
+    "mat1 and mat2 must have the same dtype". The inputs take the dtype of the model's
+    parameters when they are all one floating dtype; float32 otherwise."""
+    x, _ = _regression(60)
+    y = (x[:, 0] > 0).long()
+    task = make_task(nn.Linear(8, 2).double(), nn.CrossEntropyLoss(), (x.double(), y))
+    assert task.x_train.dtype == torch.float64 and task.x_test.dtype == torch.float64
+    assert make_task(nn.Linear(8, 2).double(), nn.CrossEntropyLoss(), (x, y)).x_train.dtype \
+        == torch.float64
+    assert make_task(nn.Linear(8, 2), nn.CrossEntropyLoss(), (x.double(), y)).x_train.dtype \
+        == torch.float32
+    mixed = nn.Sequential(nn.Linear(8, 2), nn.Linear(2, 2).double())
+    assert make_task(mixed, nn.CrossEntropyLoss(), (x.double(), y)).x_train.dtype == torch.float32
+    advice = advise(nn.Linear(8, 2).double(), nn.CrossEntropyLoss(), (x.double(), y),
+                    optimizers=["adam"], steps=10, seeds=1)
+    assert advice.metric["name"] == "accuracy" and 0 <= advice.metric["value"] <= 1

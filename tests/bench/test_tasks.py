@@ -1005,3 +1005,85 @@ def test_mnist1d_without_its_package_says_what_to_install(monkeypatch, known_def
             T.get("mnist1d", disk_cache=False, num_samples=100, seed=11)
     finally:
         T._mnist1d_arrays.cache_clear()
+
+
+# --------------------------------------------------------------------------------------
+# IDX files saved under another name or in a folder; the counts said; builder arguments
+# --------------------------------------------------------------------------------------
+
+def test_idx_decompressed_file_still_named_gz_is_read(idx_dir):
+    """A decompressed file still named .gz (as browsers save a download) was refused with
+    "Not a gzipped file ... fetch the file again": gzip is told by the first two bytes."""
+    folder, arrays = idx_dir
+    path = folder / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(_idx_bytes(arrays["train-labels-idx1-ubyte"]))
+    np.testing.assert_array_equal(T.read_idx(path, 1), arrays["train-labels-idx1-ubyte"])
+    assert T.get("mnist", data_dir=folder).y_train.tolist() == \
+        arrays["train-labels-idx1-ubyte"].tolist()
+    path.write_bytes(b"neither gzip nor IDX")
+    message = _refused(r"train-labels-idx1-ubyte.gz is not an IDX file of unsigned bytes with 1 "
+                       r"dimension\(s\) \(nor gzip data, whatever its name says\): expected magic",
+                       T.read_idx, path, 1)
+    assert "fetch the file again" not in message
+
+
+def test_idx_file_in_a_folder_of_its_name_is_used_or_the_folder_named(idx_dir):
+    """Kaggle's MNIST unpacks to train-images-idx3-ubyte/train-images-idx3-ubyte: the
+    folder was reported as "missing .../train-images-idx3-ubyte (or .gz)"."""
+    folder, arrays = idx_dir
+    stem = "train-images-idx3-ubyte"
+    data = (folder / stem).read_bytes()
+    (folder / stem).unlink()
+    (folder / stem).mkdir()
+    (folder / stem / stem).write_bytes(data)
+    task = T.get("mnist", data_dir=folder)
+    assert torch.equal(task.x_train[:, 0] * 255, torch.tensor(arrays[stem], dtype=torch.float32))
+    (folder / stem / stem).rename(folder / stem / "readme.txt")
+    message = _refused(rf"^{folder / stem} is a folder, not the IDX file, and holds no file named "
+                       rf"{stem} \(or .gz\) \(it holds readme.txt\): put the file {stem} "
+                       rf"\(optionally gzipped\) in {folder}$", T.get, "mnist", data_dir=folder)
+    assert "missing" not in message
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_idx_description_says_the_counts_read(idx_dir, name):
+    """The description said 60,000 train / 10,000 test whatever the files held."""
+    folder, _ = idx_dir
+    text = T.get(name, data_dir=folder).description
+    assert "20 train / 10 test" in text and "60,000" not in text and "10,000" not in text
+
+
+@pytest.mark.parametrize("name, kwargs, match", [
+    ("sparse-logreg", {"n_train": -5}, r"n_train must be a whole number > 0, got -5"),
+    ("sparse-logreg", {"n_test": 0}, r"n_test must be a whole number > 0, got 0"),
+    ("sparse-logreg", {"n_rare": 2.5}, r"n_rare must be a whole number >= 0, got 2.5"),
+    ("sparse-logreg", {"seed": True}, r"seed must be a whole number >= 0, got True"),
+    ("char-rnn", {"seq_len": 0}, r"seq_len must be a whole number > 0, got 0"),
+    ("char-rnn", {"seq_len": -1}, r"seq_len must be a whole number > 0, got -1"),
+    ("char-rnn", {"seq_len": 64.5}, r"seq_len must be a whole number > 0, got 64.5"),
+    ("char-rnn", {"test_fraction": 1.0}, r"test_fraction must be a number > 0 and < 1, got 1.0"),
+    ("quadratic-deep", {"noise": -1.0}, r"noise must be a number >= 0, got -1.0"),
+    ("quadratic-deep", {"noise": math.nan}, r"noise must be a number >= 0, got nan"),
+    ("quadratic-deep", {"n_samples": 0}, r"n_samples must be a whole number > 0, got 0"),
+    ("quadratic-deep", {"seed": -1}, r"seed must be a whole number >= 0 and <= 4294967295"),
+])
+def test_builder_arguments_out_of_range_are_refused_naming_task_and_argument(name, kwargs, match):
+    """n_train=-5 built a wrong split by negative slicing; seq_len 0, -1 and 64.5 raised
+    ZeroDivisionError, RuntimeError and TypeError; noise=-1 NumPy's bare "scale < 0"."""
+    _refused(rf"^task '{name}': {match}", T.get, name, **kwargs)
+
+
+def test_builder_arguments_take_numpy_integers():
+    """NumPy integers are whole numbers: mnist1d's seed=np.int64(1) raised "Object of type
+    int64 is not JSON serializable" and num_samples=np.int64(100) was refused."""
+    task = T.get("sparse-logreg", n_train=np.int64(50), n_test=np.int32(20), seed=np.int64(1))
+    assert len(task.x_train) == 50 and len(task.x_test) == 20
+    assert torch.equal(task.x_train, T.get("sparse-logreg", n_train=50, n_test=20, seed=1).x_train)
+    assert T.get("char-rnn", seq_len=np.int64(32), max_chars=5000).x_train.shape[1] == 32
+    assert len(T.get("quadratic-deep", n_samples=np.int64(7), noise=np.float32(0.5)).x_train) == 7
+    pytest.importorskip("mnist1d")
+    task = T.get("mnist1d", disk_cache=False, num_samples=np.int64(100), seed=np.int64(1))
+    plain = T.get("mnist1d", disk_cache=False, num_samples=100, seed=1)
+    assert torch.equal(task.x_train, plain.x_train) and task.description == plain.description
+    _refused(r"^task 'mnist1d': seed must be a whole number >= 0 and <= 4294967295, got -1$",
+             T.get, "mnist1d", disk_cache=False, num_samples=100, seed=-1)

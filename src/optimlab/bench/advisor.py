@@ -1018,13 +1018,40 @@ def _same_length(x: Tensor, y: Tensor, what: str) -> tuple[Tensor, Tensor]:
     return x, y
 
 
+def _in_order(loader: torch.utils.data.DataLoader) -> torch.utils.data.DataLoader:
+    """A loader that reads what the shuffling ``loader`` reads, in a fixed order: a
+    ``DataLoader(shuffle=True)`` (a ``RandomSampler``) gives its ``dataset`` in order, one
+    with a ``SubsetRandomSampler`` its indices in ascending order: with the loader's
+    ``collate_fn``, batch size and workers, every example once (``drop_last`` would drop
+    random ones; a sampler with replacement would repeat some). Any other loader (in order
+    already, an ``IterableDataset``, a sampler or batch sampler of your own) is read as it is.
+    """
+    data = torch.utils.data
+    own_batches = loader.batch_size is None and loader.batch_sampler is not None
+    if isinstance(loader.dataset, data.IterableDataset) or own_batches:
+        return loader
+    dataset = loader.dataset
+    if type(loader.sampler) is data.SubsetRandomSampler:
+        dataset = data.Subset(dataset, sorted(int(i) for i in loader.sampler.indices))
+    elif type(loader.sampler) is not data.RandomSampler:
+        return loader
+    return data.DataLoader(dataset, batch_size=loader.batch_size, shuffle=False,
+                           collate_fn=loader.collate_fn, num_workers=loader.num_workers,
+                           worker_init_fn=loader.worker_init_fn,
+                           multiprocessing_context=loader.multiprocessing_context)
+
+
 def _tensors(data, what: str) -> tuple[Tensor, Tensor]:
     """``(x, y)`` from a pair of tensors or arrays, a ``Dataset`` or a ``DataLoader``; as
-    many targets as inputs (:func:`_same_length`)."""
+    many targets as inputs (:func:`_same_length`). A shuffling ``DataLoader`` is read in a
+    fixed order (:func:`_in_order`), so the same data give the same tensors on every call
+    (the held-out split and the stored runs' data digest depend on that order)."""
     if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], tuple):
         return _same_length(torch.as_tensor(data[0]), torch.as_tensor(data[1]), what)
     loader = data
-    if isinstance(data, torch.utils.data.Dataset) and not isinstance(
+    if isinstance(data, torch.utils.data.DataLoader):
+        loader = _in_order(data)
+    elif isinstance(data, torch.utils.data.Dataset) and not isinstance(
             data, torch.utils.data.IterableDataset):
         loader = torch.utils.data.DataLoader(data, batch_size=1024, shuffle=False)
     xs, ys = [], []
@@ -1154,7 +1181,14 @@ def loss_description(loss) -> str:
 
 def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | None = None,
               name: str = "your model", val_fraction: float = 0.2) -> Task:
-    """A training-lab :class:`Task` for any ``nn.Module`` and data (see :func:`advise`)."""
+    """A training-lab :class:`Task` for any ``nn.Module`` and data (see :func:`advise`).
+
+    Integer targets (int8 to int64, uint8) are class labels, made int64 for a cross entropy
+    or accuracy; bool targets are refused (:class:`AdvisorError`): pass ``y.long()`` for
+    class labels or ``y.float()`` for a loss of float targets. Float inputs are made the
+    dtype of the model's parameters where they are all of one floating dtype (a
+    ``.double()`` model takes float64 inputs), else float32.
+    """
     if not isinstance(model, nn.Module):
         raise AdvisorError(f"model must be an nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
@@ -1169,7 +1203,12 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
             y[order[:n_val]]
     else:
         x_val, y_val = _tensors(val_data, "val_data")
-    labels = y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8)
+    for targets, which in ((y, "train_data"), (y_val, "val_data")):
+        if targets.dtype == torch.bool:
+            raise AdvisorError(f"the targets of {which} are bool: pass y.long() for class labels "
+                               "(a cross entropy of 2 classes) or y.float() for a loss of float "
+                               "targets (e.g. nn.BCEWithLogitsLoss)")
+    labels = y.dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
     kind = _loss_kind(loss_fn, integer_targets=labels)
     if metric is None:  # a cross entropy with any options, of class labels
         metric = "accuracy" if _is_cross_entropy(loss_fn) and labels else "loss"
@@ -1179,8 +1218,11 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
         raise AdvisorError("metric 'accuracy' needs integer class labels as targets")
     if labels and (_is_cross_entropy(loss_fn) or metric == "accuracy"):
         y, y_val = y.long(), y_val.long()
-    x = x.float() if x.is_floating_point() else x
-    x_val = x_val.float() if x_val.is_floating_point() else x_val
+    dtypes = {p.dtype for p in model.parameters()}  # one floating dtype: the inputs' too
+    dtype = next(iter(dtypes)) if len(dtypes) == 1 else torch.float32
+    dtype = dtype if dtype.is_floating_point else torch.float32
+    x = x.to(dtype) if x.is_floating_point() else x
+    x_val = x_val.to(dtype) if x_val.is_floating_point() else x_val
     template = copy.deepcopy(model).cpu()
     factory = functools.partial(copy.deepcopy, template)
     setattr(factory, GIVEN_WEIGHTS, True)  # its weights are part of the sweeps' identity
@@ -1208,7 +1250,9 @@ def advise(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | N
             and its validation loss is a mean. The loss is part of what identifies the
             stored runs (:func:`loss_description`).
         train_data: ``(x, y)`` tensors, a ``Dataset`` or a ``DataLoader`` of pairs (read
-            once into memory).
+            once into memory; a shuffling ``DataLoader`` in its dataset's order, so the
+            same call gives the same advice and finds its stored runs). Integer targets
+            are class labels; bool targets are refused (see :func:`make_task`).
         val_data: the same for validation; None holds out 20% of ``train_data``.
         metric: ``"accuracy"`` or ``"loss"`` on the validation data (None: accuracy for
             a cross entropy, ``nn.CrossEntropyLoss`` with any options or

@@ -45,6 +45,7 @@ import importlib
 import inspect
 import json
 import math
+import numbers
 import os
 import struct
 import sys
@@ -342,6 +343,42 @@ def _mlp(*sizes: int) -> nn.Sequential:
 
 
 # --------------------------------------------------------------------------------------
+# The builders' arguments
+# --------------------------------------------------------------------------------------
+
+def _whole(task: str, name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """``value``, the builder argument ``name`` of ``task``, as an ``int``: any whole number
+    (``numbers.Integral``, NumPy's integers included; not a bool) from ``minimum`` to
+    ``maximum``, else a ``ValueError`` naming the task and the argument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < minimum or maximum is not None and value > maximum:
+        bound = "> 0" if minimum == 1 else f">= {minimum}"
+        bound += f" and <= {maximum}" if maximum is not None else ""
+        raise ValueError(f"task {task!r}: {name} must be a whole number {bound}, got {value!r}")
+    return int(value)
+
+
+def _real(task: str, name: str, value, low: float, high: float = math.inf, *,
+          low_ok: bool = True) -> float:
+    """``value``, the builder argument ``name`` of ``task``, as a ``float``: any finite real
+    number (NumPy's included; not a bool) at least ``low`` (above it unless ``low_ok``) and
+    below ``high``, else a ``ValueError`` naming the task and the argument."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
+            or not math.isfinite(value) or value < low or value == low and not low_ok \
+            or value >= high:
+        bound = f"{'>=' if low_ok else '>'} {low:g}" + (f" and < {high:g}" if high < math.inf else "")
+        raise ValueError(f"task {task!r}: {name} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
+def _plain(value):
+    """A NumPy scalar or array as Python numbers or lists (what ``json`` writes)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not a number, string or list")
+
+
+# --------------------------------------------------------------------------------------
 # digits (scikit-learn)
 # --------------------------------------------------------------------------------------
 
@@ -578,6 +615,8 @@ def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
     mean 0 and standard deviation 1 over all samples, train and test together, before the
     split; the data are kept exactly as make_dataset makes them. It makes
     ``num_samples // 10`` signals per digit, so ``num_samples`` must be a multiple of 10.
+    NumPy numbers are taken as Python's (``seed=np.int64(1)``); ``seed`` must be a whole
+    number from 0 to 2**32 - 1, as NumPy's seeding takes.
     """
     args = _mnist1d_default_args()
     args.pop("url", None)  # we never download
@@ -585,8 +624,11 @@ def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
     if unknown:
         raise ValueError(f"unknown mnist1d dataset arguments {sorted(unknown)}; known: "
                          f"{', '.join(sorted(args))}")
-    args.update(dataset_args)
+    args.update({key: _plain(value) if isinstance(value, (np.ndarray, np.generic)) else value
+                 for key, value in dataset_args.items()})
     n = args["num_samples"]
+    if isinstance(n, numbers.Integral) and not isinstance(n, bool):
+        n = args["num_samples"] = int(n)
     # make_dataset makes n // 10 per digit: 5 made none (numpy's "need at least one array
     # to stack"), 205 quietly made 200
     if isinstance(n, bool) or not isinstance(n, int) or n < 10 or n % 10:
@@ -595,8 +637,15 @@ def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
         raise ValueError(f"task 'mnist1d': num_samples must be a whole multiple of 10, at least "
                          f"10 (mnist1d makes num_samples // 10 signals of each digit), got "
                          f"{n!r}{near}")
+    if "seed" in args:
+        args["seed"] = _whole("mnist1d", "seed", args["seed"], 0, 2**32 - 1)
     cache_dir = str(_cache_root(data_dir)) if disk_cache else None
-    arrays = _mnist1d_arrays(json.dumps(args, sort_keys=True), cache_dir)
+    try:
+        args_json = json.dumps(args, sort_keys=True, default=_plain)
+    except TypeError as err:  # e.g. a tensor as an argument
+        raise ValueError(f"task 'mnist1d': its dataset arguments must be numbers, strings or "
+                         f"lists of them: {one_line(err)}") from err
+    arrays = _mnist1d_arrays(args_json, cache_dir)
     length = int(args["final_seq_length"])
     count = _mnist1d_parameters(length)
     return Task(
@@ -636,9 +685,15 @@ def _mnist1d(*, data_dir=None, disk_cache: bool = True, **dataset_args) -> Task:
 
 def _sparse_logreg(*, n_features: int = 1000, n_frequent: int = 10, n_rare: int = 40,
                    n_train: int = 4000, n_test: int = 1000, seed: int = 0) -> Task:
+    name = "sparse-logreg"
+    n_features, n_train, n_test = (_whole(name, key, value, 1) for key, value in
+                                   (("n_features", n_features), ("n_train", n_train),
+                                    ("n_test", n_test)))
+    n_frequent, n_rare, seed = (_whole(name, key, value, 0) for key, value in
+                                (("n_frequent", n_frequent), ("n_rare", n_rare), ("seed", seed)))
     if not 0 < n_frequent + n_rare <= n_features:
-        raise ValueError(f"need 0 < n_frequent + n_rare <= n_features, got {n_frequent} + "
-                         f"{n_rare} and {n_features}")
+        raise ValueError(f"task 'sparse-logreg': need 0 < n_frequent + n_rare <= n_features, "
+                         f"got {n_frequent} + {n_rare} and {n_features}")
     rng = np.random.default_rng(seed)
     n_noise = n_features - n_frequent - n_rare
     frequency = np.concatenate([rng.uniform(0.3, 0.5, n_frequent),
@@ -710,6 +765,9 @@ def _windows(ids: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
 
 
 def _char_rnn(*, seq_len: int = 64, max_chars: int = 2**18, test_fraction: float = 0.1) -> Task:
+    seq_len = _whole("char-rnn", "seq_len", seq_len, 1)
+    max_chars = _whole("char-rnn", "max_chars", max_chars, 1)
+    test_fraction = _real("char-rnn", "test_fraction", test_fraction, 0, 1, low_ok=False)
     text = _pydoc_corpus(max_chars)
     vocab = sorted(set(text))
     index = {c: i for i, c in enumerate(vocab)}
@@ -764,6 +822,10 @@ class _NoisyQuadratic(nn.Module):
 def _quadratic_deep(*, seed: int = 42, noise: float = 0.6, n_samples: int = 1000) -> Task:
     from optimlab import landscapes
 
+    seed = _whole("quadratic-deep", "seed", seed, 0, 2**32 - 1)
+    noise = _real("quadratic-deep", "noise", noise, 0)
+    n_samples = _whole("quadratic-deep", "n_samples", n_samples, 1)
+
     landscape = landscapes.get("quadratic_deep", seed=seed)
     dim = landscape.dim
     hessian = torch.autograd.functional.hessian(
@@ -805,9 +867,10 @@ _IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-
 
 
 def read_idx(path, ndim: int) -> np.ndarray:
-    """Read an unsigned-byte IDX file with ``ndim`` dimensions. A ``.gz`` file is read
-    through gzip, and so is gzip data under another name (it starts with the bytes 1f 8b,
-    which no IDX file does).
+    """Read an unsigned-byte IDX file with ``ndim`` dimensions, gzipped or not: gzip is told
+    by the data's first two bytes (1f 8b, with which no IDX file starts), not by the name, so
+    gzip data under a plain name and a decompressed file still named ``.gz`` (as browsers
+    save a download) are both read.
 
     The IDX format (LeCun et al.'s MNIST files): magic ``0x0000 08 nd`` (``08``: unsigned
     bytes, ``nd``: number of dimensions), ``nd`` big-endian uint32 sizes, then the data.
@@ -817,13 +880,10 @@ def read_idx(path, ndim: int) -> np.ndarray:
     """
     path = Path(path)
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-            if raw[:2] == b"\x1f\x8b":  # gzip data without .gz (an IDX magic starts 00 00)
-                raw = gzip.decompress(raw)
+        raw = path.read_bytes()
+        gzipped = raw[:2] == b"\x1f\x8b"  # whatever the name (an IDX magic starts 00 00)
+        if gzipped:
+            raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
         damaged = isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile))
         hint = " (damaged or truncated gzip data: fetch the file again)" if damaged else ""
@@ -831,8 +891,10 @@ def read_idx(path, ndim: int) -> np.ndarray:
     magic = 0x0800 | ndim
     if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != magic:
         found = f"0x{struct.unpack('>I', raw[:4])[0]:08x}" if len(raw) >= 4 else "no header"
-        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimension(s): "
-                         f"expected magic number 0x{magic:08x}, found {found}")
+        named = " (nor gzip data, whatever its name says)" if path.suffix == ".gz" and not \
+            gzipped else ""
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes with {ndim} dimension(s)"
+                         f"{named}: expected magic number 0x{magic:08x}, found {found}")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(f"{path} is truncated: its header needs {header} bytes, it has {len(raw)}")
@@ -849,14 +911,30 @@ def read_idx(path, ndim: int) -> np.ndarray:
 
 
 def _find_idx(data_dir: Path, stem: str) -> list[Path]:
-    """The files of ``stem`` in ``data_dir``: plain, ``.gz``, or a mirror's dotted name."""
+    """The files of ``stem`` in ``data_dir``: plain, ``.gz``, or a mirror's dotted name.
+
+    Where there is none, but a folder of one of those names (Kaggle's MNIST unpacks to
+    ``train-images-idx3-ubyte/train-images-idx3-ubyte``), the files of those names inside
+    it are used (copies that disagree are refused by :func:`_read_one_idx`); a folder that
+    holds none is named in the error, with what it holds.
+    """
     dotted = stem.replace("-idx", ".idx")  # some mirrors unpack to train-images.idx3-ubyte
-    found = [data_dir / name for name in (stem, stem + ".gz", dotted, dotted + ".gz")
-             if (data_dir / name).is_file()]
-    if not found:
-        raise ValueError(f"missing {data_dir / stem} (or {stem}.gz): expected the four IDX files "
-                         f"{', '.join(_IDX_FILES.values())} (optionally gzipped) in {data_dir}")
-    return found
+    names = (stem, stem + ".gz", dotted, dotted + ".gz")
+    found = [data_dir / name for name in names if (data_dir / name).is_file()]
+    if found:
+        return found
+    folders = [data_dir / name for name in names if (data_dir / name).is_dir()]
+    found = [folder / name for folder in folders for name in names if (folder / name).is_file()]
+    if found:
+        return found
+    if folders:
+        held = sorted(p.name for p in folders[0].iterdir())
+        listing = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "") if held else "nothing"
+        raise ValueError(f"{folders[0]} is a folder, not the IDX file, and holds no file named "
+                         f"{stem} (or .gz) (it holds {listing}): put the file {stem} (optionally "
+                         f"gzipped) in {data_dir}")
+    raise ValueError(f"missing {data_dir / stem} (or {stem}.gz): expected the four IDX files "
+                     f"{', '.join(_IDX_FILES.values())} (optionally gzipped) in {data_dir}")
 
 
 def _read_one_idx(paths: list[Path], ndim: int) -> tuple[Path, np.ndarray]:
@@ -874,8 +952,10 @@ def _read_one_idx(paths: list[Path], ndim: int) -> tuple[Path, np.ndarray]:
         if chosen is None:
             chosen, array = path, data
         elif not np.array_equal(data, array):
-            raise ValueError(f"{path.parent} holds both {chosen.name} and {path.name}, with "
-                             "different data: remove the one that is not your data set")
+            both = f"{path.parent} holds both {chosen.name} and {path.name}" \
+                if path.parent == chosen.parent else f"{chosen} and {path} hold"
+            raise ValueError(f"{both}, with different data: remove the one that is not your "
+                             "data set")
     if chosen is None:
         raise first_error
     return chosen, array
@@ -934,7 +1014,8 @@ def _idx_task(name: str, data_dir, source: str) -> Task:
         models={"mlp": lambda: _mlp(height * width, 100, 10), "cnn": lambda: _lenet(height, width)},
         default_model="mlp", loss="cross_entropy", metric="accuracy",
         description=(
-            f"{source}, read from the IDX files in {data_dir} (images [N, 1, {height}, {width}] "
+            f"{source}, {len(arrays['train_images']):,} train / {len(arrays['test_images']):,} "
+            f"test, read from the IDX files in {data_dir} (images [N, 1, {height}, {width}] "
             f"scaled to [0, 1]). mlp is {height * width}-100-10 ReLU; cnn is LeNet-5 style: "
             "Conv2d(1,6,5,pad 2)-ReLU-MaxPool2-Conv2d(6,16,5)-ReLU-MaxPool2-120-84-10 with ReLUs "
             "(61,706 parameters at 28x28)."),
@@ -942,12 +1023,11 @@ def _idx_task(name: str, data_dir, source: str) -> Task:
 
 
 def _mnist(*, data_dir=None) -> Task:
-    return _idx_task("mnist", data_dir, "MNIST (LeCun et al. 1998), 60,000 train / 10,000 test")
+    return _idx_task("mnist", data_dir, "MNIST (LeCun et al. 1998)")
 
 
 def _fashion_mnist(*, data_dir=None) -> Task:
-    return _idx_task("fashion-mnist", data_dir,
-                     "Fashion-MNIST (Xiao et al. 2017), 60,000 train / 10,000 test")
+    return _idx_task("fashion-mnist", data_dir, "Fashion-MNIST (Xiao et al. 2017)")
 
 
 # --------------------------------------------------------------------------------------
@@ -1165,7 +1245,9 @@ def get(name: str, data_dir=None, **kwargs) -> Task:
     the same shape and dtype).
 
     Raises ``ValueError``, with one line, for an unknown name (with the known names and
-    close matches), arguments the task does not take, IDX files that cannot be read (see
+    close matches), arguments the task does not take or values it cannot take (naming the
+    task and the argument: e.g. sizes and ``seq_len`` must be whole numbers > 0, NumPy's
+    integers included, and ``noise`` a number >= 0), IDX files that cannot be read (see
     :func:`read_idx`), and a ``module:function`` that is no task: a module that cannot be
     imported (or fails while importing), a missing or non-callable attribute, a function
     that cannot take the arguments or raises ``TypeError``, a result that is not a task, or
