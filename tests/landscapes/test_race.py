@@ -52,6 +52,10 @@ def _hand_run(landscape, name, hp, start, steps, noise):
             closure()
             opt.step()
         path.append(p.detach().reshape(-1).clone())
+    if callable(getattr(opt, "eval", None)):  # schedule-free: the run ends at its average x
+        with torch.no_grad():
+            opt.eval()
+        path[-1] = p.detach().reshape(-1).clone()
     return torch.stack(path).numpy()
 
 
@@ -743,3 +747,24 @@ def test_progress_must_be_callable_and_is_checked_before_the_run(steps, monkeypa
         race("quadratic", {"adam": {}}, progress=5, steps=steps)
     with pytest.raises(TypeError, match=r"^progress must be a callable"):
         race_module.run_members(get("quadratic"), [("adam", {})], None, steps, progress="bar")
+
+
+def test_a_schedule_free_run_ends_at_its_average():
+    """A schedule-free optimizer is evaluated at its average x (its ``eval()``), not at its
+    last gradient point y: the race's final point and loss are x's, as a hand loop with
+    the optimizer alone and ``opt.eval()`` gives them (they differ from y's here: 3.45
+    against 3.32 on Rosenbrock). The path before the end is y's, where it stepped."""
+    land = get("rosenbrock")
+    result = race(land, {"sf": {"name": "schedulefreeadamw", "lr": 0.05}}, steps=200)
+    x = torch.tensor(land.start, dtype=torch.float64).requires_grad_()
+    opt = optimlab.ScheduleFreeAdamW([x], lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        land.values(x.unsqueeze(0)).sum().backward()
+        opt.step()
+    with torch.no_grad():
+        at_y = x.clone()
+        opt.eval()
+    assert not torch.equal(at_y, x)
+    assert torch.equal(torch.as_tensor(result.paths["sf"])[-1].reshape(-1), x.detach())
+    assert float(result.losses["sf"][-1]) == float(land.values(x.detach().unsqueeze(0)))

@@ -712,3 +712,40 @@ def test_asgd_with_per_member_rates_keeps_the_parameters_dtype(dtype):
         else:
             spacing = torch.finfo(dtype).eps * want.abs().max()
             assert (got - want).abs().max() <= 2 * spacing
+
+
+def test_eval_and_train_move_schedule_free_members_and_leave_the_rest():
+    """``Population.eval()`` puts each schedule-free member at its average x, as its own
+    optimizer's ``eval()`` does (on a non-contiguous stacked parameter too, whose rows the
+    members hold as copies); ``train()`` puts it back; other optimizers are left alone."""
+    torch.manual_seed(0)
+    start = torch.randn(3, 4, 2, dtype=torch.float64)
+    lrs = [0.01, 0.03, 0.1]
+
+    def trained(stacked):
+        pop = Population("schedulefreeadamw", [stacked], {"lr": lrs})
+        for _ in range(5):
+            pop.step(grads=[2 * stacked.detach()])
+        return pop
+
+    for layout in ("contiguous", "transposed"):
+        stacked = start.clone() if layout == "contiguous" else \
+            start.transpose(1, 2).clone().transpose(1, 2)
+        pop = trained(stacked)
+        y = stacked.detach().clone()
+        pop.eval()
+        for k, lr in enumerate(lrs):  # each member alone, with its own eval()
+            alone = start[k].clone()
+            opt = optimlab.ScheduleFreeAdamW([alone], lr=lr)
+            for _ in range(5):
+                alone.grad = 2 * alone.detach()
+                opt.step()
+            opt.eval()
+            assert torch.allclose(stacked[k], alone, rtol=0, atol=1e-12), (layout, k)
+        assert not torch.equal(stacked, y)
+        pop.train()
+        assert torch.allclose(stacked, y, rtol=0, atol=1e-12)  # a few ulps: lerp there and back
+    adam = Population("adam", [start.clone()], {"lr": lrs})
+    before = adam.params[0].clone()
+    adam.eval()
+    assert torch.equal(adam.params[0], before)

@@ -777,15 +777,11 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
             params, _rows(task.x_train, index[0])), _rows(task.y_train, index[0])).sum(), params)
     clock = _TrainingClock()
 
-    # schedule-free members are evaluated at their average x (each member's own optimizer,
-    # on views of its rows of the stacked parameters)
-    member_optimizers = [pop.member_optimizer(k) for k in range(len(members))] \
-        if pop.mode == "member" else []
-
     def evaluate(step: int) -> None:
         elapsed = clock.pause()
         sets, full = eval_sets.at(step)
-        with torch.no_grad(), _evaluation_switch(member_optimizers):
+        # schedule-free members at their average x (Population.eval; a no-op for the rest)
+        with torch.no_grad(), _evaluation_switch([pop]):
             weights = average.weights(params)
             (train, test) = sets
             # the curves keep the train loss and the test loss and metric: no train metric

@@ -421,6 +421,10 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
                     pop.step(grads=[g])
             if progress is not None:
                 progress(1)
+        # the race is over: a schedule-free run ends at its average x, where its users
+        # evaluate it (Population.eval), not at its last gradient point
+        for pop, *_ in groups:
+            pop.eval()
         paths[steps], losses[steps] = x, landscape.values(x)
     return list(zip(paths.split(sizes, dim=1), losses.split(sizes, dim=1)))
 

@@ -592,6 +592,32 @@ class Population:
         """The per-member optimizer instance (``"member"`` mode only), else None."""
         return self._optimizers[index] if self.mode == "member" else None
 
+    # -- train / eval ------------------------------------------------------------------------
+    @torch.no_grad()
+    def eval(self) -> None:
+        """Move every member whose optimizer evaluates elsewhere than it takes gradients to
+        that point: a schedule-free optimizer's average :math:`x` (its ``eval()``), as its
+        users do before evaluating. A no-op for every other optimizer."""
+        self._switch("eval")
+
+    @torch.no_grad()
+    def train(self) -> None:
+        """Undo :meth:`eval`: the schedule-free members back at their gradient point
+        :math:`y` (their ``train()``), ready to step. A no-op for every other optimizer."""
+        self._switch("train")
+
+    def _switch(self, mode: str) -> None:
+        if self.mode != "member":
+            return
+        if tuple(map(Tensor.data_ptr, self.params)) != self._rows_at:
+            self._rebind()
+        for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
+            switch = getattr(opt, mode, None)
+            if callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None)):
+                self._copy_in(i, leaves)
+                switch()
+                self._copy_out(i, leaves)
+
     # -- checkpoints -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The population's state as plain tensors and Python values, for ``torch.save``.
