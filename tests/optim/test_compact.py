@@ -190,3 +190,102 @@ def test_population_members_keep_their_own_compact_state(name, mode, precision):
         train_steps(opt, single, 10)
         for batched, alone in zip(params, single):
             torch.testing.assert_close(batched[k].detach(), alone.detach(), rtol=0, atol=0)
+
+
+def _switched(first, then, params=2, steps=4, at=1):
+    """Adam on ``params`` tensors (1000 and 300 numbers) with a fixed gradient, its group's
+    ``state_precision`` ``first`` and set to ``then`` before step ``at``; the first
+    tensor's weights after ``steps`` steps."""
+    g = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    ps = [torch.nn.Parameter(torch.randn(n, generator=torch.Generator().manual_seed(1)))
+          for n in (1000, 300)[:params]]
+    opt = optimlab.Adam(ps, lr=1e-2, state_precision=first)
+    for i in range(steps):
+        if i == at:
+            opt.param_groups[0]["state_precision"] = then
+        for p in ps:
+            p.grad = g[:p.numel()].clone()
+        opt.step()
+    return ps[0].detach(), opt
+
+
+@pytest.mark.parametrize("first, then", [("int8", "bfloat16"), ("int8", None),
+                                         ("bfloat16", None), (None, "int8")])
+def test_a_precision_switched_between_steps_keeps_the_moments(first, then):
+    """int8 -> bfloat16 left the 8-bit scales beside the bfloat16 moments, which were then
+    read as codes (signs flipped, frozen: 69 times the distance trained, relative to a run
+    kept in bfloat16); int8 or bfloat16 -> None fed the codes to the rule (a crash). Each
+    switch now ends as near a run kept at the new precision throughout as the compact forms
+    themselves are from full precision: within twice the larger of the two precisions'
+    measured distance from a full-precision run (int8 2.4e-2, bfloat16 1.1e-3 here; the
+    switches measured 6e-4 to 1.7e-2), relative to the distance trained."""
+    start = torch.randn(1000, generator=torch.Generator().manual_seed(1))
+    full, _ = _switched(None, None)
+
+    def distance(a, b):
+        return float((a - b).norm() / (b - start).norm())
+
+    error = max(distance(_switched(q, q)[0], full) for q in (first, then) if q is not None)
+    got, opt = _switched(first, then)
+    want, _ = _switched(then, then)
+    assert distance(got, want) <= 2 * error
+    if then is None:
+        state = opt.state[opt.param_groups[0]["params"][0]]
+        assert not any(k.endswith(compact.SCALE) for k in state)
+        assert state["exp_avg"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("state_precision", "float16", r"^param group 0: state_precision must be None or one of"),
+    ("cautious", "no", r"^param group 0: cautious must be a bool, got 'no'$"),
+    ("fused", "yes", r"^param group 0: fused must be None, True or False, got 'yes'$"),
+])
+def test_a_flag_set_on_a_group_later_is_checked_at_the_step(key, value, match):
+    """A typo set on a group after construction became int8 ("float16"), turned cautious
+    masking on ("no" is truthy) or was ignored; the step refuses it before any group
+    steps."""
+    p = torch.nn.Parameter(torch.randn(300))
+    p.grad = torch.randn(300)
+    opt = optimlab.Adam([p])
+    opt.param_groups[0][key] = value
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match=match):
+        opt.step()
+    assert torch.equal(p, before)
+    with pytest.raises(ValueError, match="state_precision must be one of"):
+        compact.encode(torch.ones(3), "float16", signed=True)
+
+
+def test_fused_true_refuses_a_precision_set_later():
+    p = torch.nn.Parameter(torch.randn(300))
+    p.grad = torch.randn(300)
+    opt = optimlab.Adam([p], fused=True)
+    opt.param_groups[0]["state_precision"] = "int8"
+    with pytest.raises(ValueError, match="fused=True keeps the state in the parameters' dtype"):
+        opt.step()
+
+
+def test_an_int8_second_moment_never_rounds_to_zero_beside_a_first_that_does_not():
+    """Coordinates whose gradients are 1e-4 of their block's largest kept exp_avg_sq at the
+    zero level while exp_avg was not zero, so Adam stepped up to 36 times lr there (the
+    zero-point problem of low-bit states); with the smallest positive level kept instead,
+    no coordinate steps further than full precision lets it (measured: 1.8 lr at most)."""
+    torch.manual_seed(0)
+    d = 256
+    scales = torch.logspace(0, -4, d)
+    x = torch.randn(2048, d) * scales
+    y = x @ (torch.randn(d) / scales)
+    steps = {}
+    for precision in (None, "int8"):
+        w = torch.nn.Parameter(torch.zeros(d))
+        opt = optimlab.Adam([w], lr=1e-3, state_precision=precision)
+        for _ in range(301):
+            before = w.detach().clone()
+            opt.zero_grad()
+            ((x @ w - y) ** 2).mean().backward()
+            opt.step()
+        steps[precision] = float(((w.detach() - before).abs() / 1e-3).max())
+    assert steps[None] < 2
+    assert steps["int8"] <= 2, steps
+    codes, _ = compact.encode(torch.tensor([1.0, 1e-9, 0.0]), "int8", signed=False)
+    assert codes.tolist() == [len(compact.dynamic_code(False)) - 1, 1, 0]

@@ -872,3 +872,30 @@ def test_views_one_contiguous_one_not_step_in_the_groups_order():
     for fused in (None, False):
         got = run(lambda ps: optimlab.AdamW(ps, lr=0.1, weight_decay=0.5, fused=fused))
         assert torch.equal(got, want), fused
+
+
+@pytest.mark.parametrize("fused", [None, False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_asgd_steps_a_0d_parameter_as_torch_does(fused, dtype):
+    """A 0-d parameter's state looks like ASGD's per-tensor scalars (eta, mu) to the kernel:
+    fused=True failed at its first step, after the groups before it had stepped; it steps
+    on the plain path instead. There its 0-d scalars met the 0-d parameter and promoted a
+    float32 parameter and average to float64 (two 0-d tensors promote to the wider), where
+    torch rounds its Python float to the parameter's dtype: now bit-identical to torch."""
+    ours = [torch.nn.Parameter(torch.ones(3, dtype=dtype)),
+            torch.nn.Parameter(torch.tensor(1.3, dtype=dtype))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt = optimlab.ASGD([{"params": ours[:1]}, {"params": ours[1:]}], lr=0.1, t0=2, lambd=0.01,
+                        fused=fused)
+    ref = torch.optim.ASGD([{"params": theirs[:1]}, {"params": theirs[1:]}], lr=0.1, t0=2,
+                           lambd=0.01)
+    for i in range(6):
+        for p, q in zip(ours, theirs):
+            p.grad = torch.full_like(p, 0.7 + i)
+            q.grad = p.grad.clone()
+        opt.step()
+        ref.step()
+    for p, q in zip(ours, theirs):
+        assert torch.equal(p, q)
+        assert opt.state[p]["ax"].dtype == dtype
+        assert torch.equal(opt.state[p]["ax"], ref.state[q]["ax"])

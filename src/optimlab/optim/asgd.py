@@ -41,8 +41,10 @@ def update(p, g, state, *, step, lr, lambd, alpha, t0, weight_decay, **_) -> Ten
     eta = state["eta"].to(torch.float64)
     decay, rate, mu = 1 - lambd * eta, -eta, state["mu"]
     # a population's per-member columns ([K, 1, ...]) in p's dtype, as a 0-d value is used:
-    # in float64 they would turn a float32 p and ax into float64
-    if eta.dim():
+    # in float64 they would turn a float32 p and ax into float64; so would the 0-d values
+    # meeting a 0-d float32 p (two 0-d tensors promote to the wider), where torch rounds
+    # its Python float to float32, the opmath of float32 (a 0-d p steps alone, as a tensor)
+    if eta.dim() or (isinstance(p, Tensor) and not p.dim() and p.dtype == torch.float32):
         decay, rate = decay.to(p.dtype), rate.to(p.dtype)
     weight = mu.to(p.dtype) if mu.dim() else mu
     p = p * decay

@@ -702,6 +702,7 @@ class RuleOptimizer(TorchOptimizer):
             closure (Callable, optional): re-evaluates the model and returns the loss.
         """
         self._check_shards()
+        self._check_flags()
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -753,6 +754,65 @@ class RuleOptimizer(TorchOptimizer):
         self._check_fused(group)
         if any(_is_sharded(p) for p in group["params"]):
             self._has_shards = True
+
+    def _check_flags(self) -> None:
+        """Refuse a step, before any group steps, where a driver flag or switch set on a
+        group since it was added is not one the constructor takes (``group["state_precision"]
+        = "float16"`` became int8, ``group["cautious"] = "no"`` turned masking on,
+        ``state_precision`` set beside ``fused=True`` went unfused); and a group whose
+        ``state_precision`` was switched off since its last step has its compact moments
+        decoded back to the parameters' dtype (the rule would have read 8-bit codes)."""
+        switches = _switches(type(self))
+        keys = ("state_precision", "fused", "foreach", *switches)
+        seen = self.__dict__.setdefault("_flags_seen", {})  # group id -> flags checked
+        for i, group in enumerate(self.param_groups):
+            flags = tuple(map(group.get, keys))
+            if seen.get(id(group)) != flags:  # checked once per change: a step costs 1 us
+                try:
+                    _check_fused_flag(type(self), group)
+                    for switch in switches:
+                        if switch in group:
+                            check_bool(switch, group[switch])
+                except ValueError as err:
+                    raise ValueError(f"param group {i}: {err}") from None
+                seen[id(group)] = flags
+                if flags[0] is not None:
+                    self._was_compact = True
+            if flags[0] is None and self.__dict__.get("_was_compact"):
+                self._decode_compact(group)
+
+    def _decode_compact(self, group: dict) -> None:
+        """The moments of ``group``'s parameters in their own dtype again, where a compact
+        form (:mod:`~optimlab.optim.compact`) is left from steps taken with
+        ``state_precision``. A group's parameters step at one precision, so the first
+        parameter with state tells (a scale entry, or a moment of another dtype than a
+        fresh state's): one dict read per group and step."""
+        moments = self.capabilities.compact_moments
+        first = next((p for p in group["params"] if self.state.get(p)), None)
+        if first is None or not self._is_compact(first, group, moments):
+            return
+        for p in group["params"]:
+            state = self.state.get(p)
+            if state and self._is_compact(p, group, moments):
+                full = compact.unpack(state, moments, self._moment_dtype(p, group))
+                state.clear()
+                state.update(full)
+
+    def _is_compact(self, p: Tensor, group: dict, moments: Mapping[str, bool]) -> bool:
+        state = self.state[p]
+        if any(key.endswith(compact.SCALE) for key in state):
+            return True
+        kept = next((state[m] for m in moments
+                     if isinstance(state.get(m), Tensor) and state[m].dim()), None)
+        if kept is None or kept.dtype == real(p).dtype:  # the usual case, read cheaply
+            return False
+        return kept.dtype != self._moment_dtype(p, group)
+
+    def _moment_dtype(self, p: Tensor, group: dict) -> torch.dtype:
+        """The dtype a fresh state keeps ``p``'s moments in (the parameter's, as a rule)."""
+        fresh = self._fresh_state(p, group)
+        return next((fresh[k].dtype for k in self.capabilities.compact_moments
+                     if isinstance(fresh.get(k), Tensor)), real(p).dtype)
 
     def _check_shards(self) -> None:
         """Refuse a step, before any group steps, where a switch set on a group since it was
@@ -1122,6 +1182,8 @@ class RuleOptimizer(TorchOptimizer):
         moments = self.capabilities.compact_moments
         for group, precision in zip(self.param_groups, precisions):
             group["state_precision"] = precision
+            if precision is not None:  # a later switch to None decodes (_check_flags)
+                self._was_compact = True
             for p in group["params"]:
                 state = self.state.get(p)
                 if not state:

@@ -124,11 +124,20 @@ def encode(x: Tensor, precision: str, *, signed: bool, name: str = "",
     salt = zlib.crc32(name.encode())
     if precision == "bfloat16":
         return _to_bfloat16(x, salt, rows), None
+    if precision != "int8":
+        raise ValueError(f"state_precision must be one of {PRECISIONS}, got {precision!r}")
     blocks, n = _rows(x.to(torch.float32), rows)
     scale = blocks.abs().amax(dim=-1)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     normal = (blocks / safe[..., None]).clamp(-1.0 if signed else 0.0, 1.0)
     codes = torch.searchsorted(_midpoints(signed).to(x.device), normal.contiguous())
+    if not signed:
+        # a second moment far below its block's largest (under the smallest level's
+        # midpoint, 1.6e-7 of it) would read 0 beside a first moment that does not, and
+        # the step m / (sqrt(v) + eps) grow by up to 1 / sqrt(1 - beta2) (the zero-point
+        # problem of low-bit optimizer states, Li et al. 2023): a positive value keeps the
+        # smallest positive level instead (its step then a little shorter, never longer)
+        codes = torch.where((codes == 0) & (normal > 0), torch.ones_like(codes), codes)
     codes = codes.reshape(rows, -1)[:, :n].to(torch.uint8).reshape(x.shape)
     return codes, scale
 
@@ -178,6 +187,8 @@ def pack(state: dict, full: dict, moments: dict[str, bool], precision: str,
         state[name] = values
         if scale is not None:
             state[name + SCALE] = scale
+        else:  # bfloat16 now: a scale left from int8 steps would make unpack read codes
+            state.pop(name + SCALE, None)
 
 
 def state_bytes(state: dict) -> int:

@@ -232,13 +232,17 @@ class Engine:
         # every size is fused: a call costs 20-40 us, less than the plain path's operations
         # on a single 2-number tensor (benchmarks/small_step.py)
         for (dtype, layout), batch in batches.items():
+            # 0-d parameters whose state the kernel cannot tell from a rule's per-tensor
+            # scalars (ASGD's eta and mu beside its 0-d average) step on the plain path,
+            # which steps them alone, fused=True or not
+            scalars = all(real(p).dim() == 0 for p in batch)
             try:
-                kernel = self.kernel(dtype, layout, hp, maximize, required)
+                kernel = self.kernel(dtype, layout, hp, maximize, required and not scalars)
             except kernels.StateNotReady:
                 waiting += batch  # the plain step creates the buffer; later steps fuse
                 continue
             except (kernels.Unsupported, kernels.CompilerUnavailable):
-                rest += batch
+                (plain if scalars else rest).extend(batch)
                 continue
             runs.append(_FusedBatch(kernel, batch, [states[p] for p in batch]))
         # fused=True lets the tensors no kernel here takes (another device, float16 or
