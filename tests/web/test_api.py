@@ -148,7 +148,7 @@ def test_a_race_is_the_library_race(client):
         m = expected.metrics[r["label"]]
         assert r["metrics"] == {"final_loss": m.final_loss, "gap": m.gap,
                                 "distance": m.distance, "steps_to_tol": m.steps_to_tol,
-                                "diverged": False}
+                                "diverged": False, "escaped": None, "steps_to_escape": None}
     used = {r["label"]: r["hparams"] for r in result["results"]}
     # every value used is said: alias presets, the chosen ones and the shown defaults
     assert used["momentum"]["momentum"] == 0.9 and used["momentum"]["lr"] == 1e-3
@@ -1316,3 +1316,85 @@ def test_the_sensitivity_counts_the_seeds_that_finished_at_each_rate(tmp_path, s
     assert points[0.05]["mean"] is not None
     assert (points[50.0]["finished"], points[50.0]["diverged"]) == (0, 2)
     assert points[50.0]["mean"] is None
+
+
+#: sweep 1 with one of sgd's runs at lr 50 left to run, adam with no rate where every seed
+#: finished, and marked as the sweep that keeps `optimlab advise`'s answer
+UNFINISHED_ADVISED = (
+    "UPDATE runs SET status = 'diverged' WHERE id = (SELECT MIN(id) FROM runs "
+    "WHERE optimizer = 'adam' AND lr = 0.05)",
+    "UPDATE runs SET status = 'diverged' WHERE optimizer = 'adam' AND lr = 50",
+    "UPDATE runs SET status = 'pending', summary = NULL WHERE id = (SELECT MAX(id) FROM runs "
+    "WHERE optimizer = 'sgd' AND lr = 50)",
+    "UPDATE sweeps SET config = json_set(config, '$.advisor', json('{\"stage\": \"answer\"}')) "
+    "WHERE id = 1")
+
+
+def _cli_rows(text: str) -> dict[str, list[str]]:
+    """The rows of the command line's summary table (``summary_text``) by optimizer."""
+    lines = text.split("\n  * ")[0].splitlines()[2:]
+    return {cells[1]: cells for cells in (re.split(r"\s{2,}", line.strip()) for line in lines)}
+
+
+def test_a_sweeps_detail_says_the_command_lines_notes_ranks_and_edges(client, sweep_db):
+    """The notes under the command line's table come as a list (not only inside
+    ``summary_text``), with each row's rank ("=1" shared) and the grid edge its best lr sits
+    on, as that table says them."""
+    from optimlab.bench.report import summary_notes
+    from optimlab.bench.store import RunStore
+
+    path, sweep_id = sweep_db
+    detail = strict_json(client.get(f"/api/sweeps/{sweep_id}"))
+    with RunStore(path) as store:
+        assert detail["notes"] == summary_notes(store, sweep_id)
+    assert detail["notes"] and all(f"  * {n}" in detail["summary_text"] for n in detail["notes"])
+    cli = _cli_rows(detail["summary_text"])
+    for row in detail["summary"]:
+        rank, _, lr = cli[row["optimizer"]][:3]
+        assert row["rank"] == rank
+        flag = {"low": " (bottom of grid)", "high": " (top of grid)", None: ""}[row["edge"]]
+        assert lr == f"{row['best_lr']:.3g}{flag}"
+    assert any(row["edge"] == "low" for row in detail["summary"])  # 0.05 of (0.05, 50)
+
+
+def test_an_unfinished_advised_sweep_says_so_and_a_row_without_a_mean_has_no_seeds(tmp_path,
+                                                                                    sweep_db):
+    """A sweep with a run left to run says so in its notes ("Unfinished: 1 of 8"), an
+    advisor's answer says what its table holds; an optimizer with no rate where every seed
+    finished has no mean, no rank and seeds 0, as the command line's table says (not the
+    count of its runs)."""
+    db = store_copy(sweep_db[0], tmp_path / "runs.db", *UNFINISHED_ADVISED)
+    with _fresh(db) as fresh:
+        detail = strict_json(fresh.get("/api/sweeps/1"))
+    notes = detail["notes"]
+    assert notes[0].startswith("Unfinished: 1 of 8 runs have not ended")
+    assert any(n.startswith("This sweep keeps `optimlab advise`'s answer") for n in notes)
+    assert any(n.startswith("adam: no rate where every seed finished") for n in notes)
+    rows = {r["optimizer"]: r for r in detail["summary"]}
+    adam = rows["adam"]
+    assert adam["mean"] is None and adam["best_lr"] is None and adam["rank"] is None
+    assert adam["seeds"] == 0 == int(_cli_rows(detail["summary_text"])["adam"][4])
+    assert adam["diverged"] == 3 and adam["edge"] is None
+    assert rows["sgd"]["rank"] == "1" and rows["sgd"]["seeds"] == 2
+
+
+@pytest.mark.parametrize("name", ["saddle", "monkey_saddle"])
+def test_a_race_on_a_saddle_says_whether_and_when_each_run_escaped(client, name):
+    """A landscape without a minimum has no distance to one nor steps to reach it: the
+    answer says, as the library's race does, whether each run escaped the saddle and at
+    which step; on a landscape with a minimum both are null."""
+    optimizers = [{"name": "gd", "hparams": {"lr": 0.01}}, {"name": "adam", "hparams": {"lr": 0.1}}]
+    body = race_body(landscape=name, start=None, steps=200, optimizers=optimizers)
+    result = strict_json(client.post("/api/race", json=body))
+    expected = race(name, {o["name"]: {"name": o["name"], **o["hparams"]} for o in optimizers},
+                    steps=200).metrics
+    for r in result["results"]:
+        m, want = r["metrics"], expected[r["label"]]
+        assert m["distance"] is None and m["steps_to_tol"] is None
+        assert m["escaped"] is want.escaped and m["steps_to_escape"] == want.steps_to_escape
+    assert {r["label"]: r["metrics"]["escaped"] for r in result["results"]} == {
+        "gd": False, "adam": True}
+    assert result["results"][1]["metrics"]["steps_to_escape"] > 0
+    bowl = strict_json(client.post("/api/race", json=race_body(optimizers=optimizers[:1])))
+    metrics = bowl["results"][0]["metrics"]
+    assert metrics["escaped"] is None and metrics["steps_to_escape"] is None

@@ -684,7 +684,7 @@ def test_the_runs_tab_says_fixed_hyperparameters_runs_left_and_diverged_seeds(br
         page.click("#sweeps tbody tr")
         page.wait_for_selector("body[data-sweep='1']")
         assert "sgd with momentum=0.9" in page.text_content("#sweep-title")
-        names = page.locator("#sweep-summary tbody tr td:first-child").all_text_contents()
+        names = page.locator("#sweep-summary tbody tr td:nth-child(2)").all_text_contents()
         assert names[0] == "sgd (momentum=0.9)" and len(names) == 2
         legend = page.evaluate("document.getElementById('sweep-curves').data.map((t) => t.name)")
         assert any(n.startswith("sgd (momentum=0.9)") for n in legend)
@@ -720,3 +720,208 @@ def test_the_slices_tab_says_rates_divergence_and_shows_markup_as_text(browser, 
         lines = page.evaluate("document.getElementById('slice-interp').data"
                               ".map((t) => [t.line.color, t.line.dash])")
         assert len({tuple(line) for line in lines}) == len(lines)
+
+
+def _errors(page, expected=()):
+    """The page's errors, collected into the list returned; a console line naming a status
+    in ``expected`` (the browser logs a refused request) is not one."""
+    errors = []
+    page.on("pageerror", lambda err: errors.append(f"page error: {err}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+            if msg.type == "error" and not any(f"status of {s}" in msg.text for s in expected)
+            else None)
+    return errors
+
+
+def test_the_runs_tab_shows_the_reports_notes_ranks_edges_and_no_seeds_without_a_mean(
+        browser, odd_server):
+    """The notes under the command line's table (runs left to run, an optimizer with no rate
+    where every seed finished, a best lr on the grid's edge) are listed under the summary;
+    the table has the ranks, flags a best lr on the edge, and a row without a mean says
+    seeds 0."""
+    with _own_page(browser, odd_server) as page:
+        errors = _errors(page)
+        _open(page, "?tab=runs&sweep=1")
+        page.wait_for_selector("body[data-sweep='1']")
+        notes = page.locator("#sweep-notes li").all_text_contents()
+        assert notes[0].startswith("Unfinished: 2 of 8 runs have not ended"), notes
+        assert any(n.startswith("adam: no rate where every seed finished") for n in notes), notes
+        assert any("the best lr 0.05 is the lowest rate tried" in n for n in notes), notes
+        head = page.locator("#sweep-summary thead th").all_text_contents()
+        assert head[:3] == ["rank", "optimizer", "best lr"] and head[4] == "seeds"
+        rows = {r[1]: r for r in (row.locator("td").all_text_contents()
+                                  for row in page.locator("#sweep-summary tbody tr").all())}
+        sgd, adam = rows["sgd (momentum=0.9)"], rows["adam"]
+        assert sgd[0] == "1" and sgd[2] == "0.05 (bottom of grid)"
+        assert adam[0] == "–" and adam[2] == "–" and adam[3] == "–" and adam[4] == "0"
+        _shot(page, "runs_notes.png")
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def damaged_server(sweep_db, slice_dir, tmp_path_factory):
+    """The playground over a store of two sweeps, the second damaged (its detail answers
+    503)."""
+    from .conftest import SECOND_SWEEP, store_copy
+
+    root = tmp_path_factory.mktemp("damaged")
+    db = store_copy(sweep_db[0], root / "runs.db", SECOND_SWEEP,
+                    "UPDATE sweeps SET config = 'not json' WHERE id = 2")
+    yield from _serve(db, [slice_dir[0]], warm=False)
+
+
+def test_a_sweep_that_cannot_be_shown_leaves_nothing_of_the_last_one(browser, damaged_server):
+    """Clicking a damaged sweep after a whole one: the error is said and no sweep is shown
+    (no title, charts or table of the last one, no row highlighted, no sweep in the URL); a
+    list that fails to load leaves no rows of the last one either."""
+    with _own_page(browser, damaged_server) as page:
+        errors = _errors(page, expected=("503",))
+        _open(page, "?tab=runs&sweep=1")
+        page.wait_for_selector("body[data-sweep='1']")
+        assert page.locator("#sweeps tbody tr.active").count() == 1
+        page.click("#sweeps tbody tr[data-sweep='2']")
+        _until(page, "document.getElementById('runs-message').textContent.includes('sweep 2')")
+        assert page.locator("#sweep-detail").is_hidden()
+        assert page.locator("#sweeps tbody tr.active").count() == 0
+        assert "sweep" not in parse_qs(urlparse(page.url).query)
+        assert page.get_attribute("body", "data-sweep") is None
+        # the whole one again: shown, and the message no longer speaks of the other
+        page.click("#sweeps tbody tr[data-sweep='1']")
+        page.wait_for_selector("body[data-sweep='1']")
+        assert page.locator("#sweep-detail").is_visible()
+        assert "sweep 2" not in page.text_content("#runs-message")
+        assert parse_qs(urlparse(page.url).query)["sweep"] == ["1"]
+        # the list fails to load: its old rows go, and the sweep shown from it
+        page.route("**/api/sweeps", lambda route: route.fulfill(
+            status=503, content_type="application/json", body='{"message": "the store is away"}'))
+        page.click("#tab-race")
+        page.click("#tab-runs")
+        page.wait_for_selector("body[data-sweeps='error']")
+        assert page.text_content("#runs-message") == "the store is away"
+        assert page.locator("#sweeps tbody tr").count() == 0
+        assert page.locator("#sweep-detail").is_hidden()
+        assert "sweep" not in parse_qs(urlparse(page.url).query)
+    assert not errors, errors
+
+
+def test_a_race_on_a_saddle_says_whether_and_when_each_run_escaped(page):
+    """A landscape without a minimum heads the table's middle columns "escaped" and "steps
+    to escape" and fills them from the answer (not "–" and "never"); one with a minimum
+    heads them with the distance and the steps to it again."""
+    _open(page, "?l=saddle&n=200&o=gd:lr=0.01&o=adam:lr=0.1")
+    _race(page, watch=False)
+    head = page.locator("#results thead th").all_text_contents()
+    assert head[3:5] == ["escaped", "steps to escape"], head
+    rows = {r[0].strip(): r for r in (row.locator("td").all_text_contents()
+                                      for row in page.locator("#results tbody tr").all())}
+    assert rows["gd"][3:5] == ["no", "never"], rows
+    assert rows["adam"][3] == "yes" and rows["adam"][4].isdigit(), rows
+    page.select_option("#landscape", "rosenbrock")
+    _until(page, "document.getElementById('dist-head').textContent === 'distance to minimum'")
+    assert page.text_content("#tol-head") == "steps to tolerance"
+    _race(page, watch=False)
+    assert page.text_content("#tol-head").startswith("steps to 0.001 of the minimum")
+
+
+def _query(page) -> dict[str, list[str]]:
+    return parse_qs(urlparse(page.url).query)
+
+
+def _type(page, selector, text):
+    page.fill(selector, text)
+    page.dispatch_event(selector, "change")
+
+
+def test_whole_number_boxes_take_what_was_typed_or_say_it_is_invalid(page):
+    """Lookahead's k, the noise seed and the basins' starts per side take a whole number
+    within their bounds as typed ("1e1" is 10, not 1); "2.5", an empty box or a number out
+    of bounds marks the box invalid and keeps the last value (no k=NaN, no 2 for 2.5)."""
+    _open(page, "?l=rosenbrock&n=50&o=lookahead")
+    k = ".opt[data-name='lookahead'] .hp input[type=number]"
+    invalid = f"document.querySelector(\"{k}\").classList.contains('invalid')"
+    for typed in ("2.5", "", "0", "101"):
+        _type(page, k, typed)
+        assert page.evaluate(invalid), typed
+        assert _options(page)["lookahead"].count("k=") == 0, (typed, page.url)  # k=5, its default
+        assert "NaN" not in page.url
+    _type(page, k, "1e1")
+    assert not page.evaluate(invalid)
+    assert "k=10" in _options(page)["lookahead"].split(";")
+    _type(page, k, "3.0")
+    assert "k=3" in _options(page)["lookahead"].split(";")
+    _race(page, watch=False)
+    assert "k=3" in page.text_content("#results tbody")
+    seed_invalid = "document.getElementById('seed').classList.contains('invalid')"
+    _type(page, "#seed", "7")
+    assert _query(page)["seed"] == ["7"] and not page.evaluate(seed_invalid)
+    for typed in ("2.5", "", "-1", "1e12"):
+        _type(page, "#seed", typed)
+        assert page.evaluate(seed_invalid), typed
+        assert _query(page)["seed"] == ["7"], typed
+    _type(page, "#seed", "1e1")
+    assert _query(page)["seed"] == ["10"] and not page.evaluate(seed_invalid)
+    page.check("#basins")
+    grid_invalid = "document.getElementById('basins-grid').classList.contains('invalid')"
+    _type(page, "#basins-grid", "20")
+    assert _query(page)["bg"] == ["20"] and not page.evaluate(grid_invalid)
+    for typed in ("2.5", "", "1", "31"):
+        _type(page, "#basins-grid", typed)
+        assert page.evaluate(grid_invalid), typed
+        assert _query(page)["bg"] == ["20"], typed
+
+
+def test_a_change_to_what_a_race_runs_clears_it_and_its_link_no_longer_races(page):
+    """After a race, a change of steps, seed, noise, tuning, an optimizer's value (its text
+    box, slider, checkbox) or of the optimizers ticked clears the race: no paths or rows of
+    it, and race=1 leaves the URL (a link races what the page shows)."""
+    _open(page, "?l=rosenbrock&n=50&o=gd&o=adam")
+    lr = ".opt[data-name='adam'] input[aria-label='adam lr value']"
+    slider = ".opt[data-name='adam'] input[aria-label='adam lr']"
+    changes = {
+        "steps": lambda: _type(page, "#steps", "60"),
+        "seed": lambda: _type(page, "#seed", "3"),
+        "noise": lambda: (page.fill("#noise", "40"), page.dispatch_event("#noise", "input"),
+                          page.dispatch_event("#noise", "change")),
+        "tune": lambda: page.check("#tune"),
+        "hyperparameter box": lambda: _type(page, lr, "0.02"),
+        "hyperparameter slider": lambda: (page.fill(slider, "300"), page.dispatch_event(slider, "input"),
+                                          page.dispatch_event(slider, "change")),
+        "checkbox": lambda: page.check(".opt[data-name='adam'] input[aria-label='adam amsgrad']"),
+        "optimizer ticked": lambda: _choose(page, ["gd", "adam", "momentum"]),
+    }
+    for what, change in changes.items():
+        if what == "tune":
+            page.uncheck("#tune")
+        _race(page, watch=False)
+        assert _query(page)["race"] == ["1"], what
+        change()
+        _until(page, "document.body.dataset.raced === '0'", timeout=10)
+        assert "race" not in _query(page), (what, page.url)
+        assert _paths(page) == [] and page.locator("#results tbody tr").count() == 0, what
+    # a value typed that is refused changes nothing: the race stays
+    _race(page, watch=False)
+    _type(page, lr, "abc")
+    assert _query(page)["race"] == ["1"] and page.locator("#results tbody tr").count() == 3
+
+
+def test_a_change_while_racing_drops_the_answer_of_the_old_setup(page):
+    """The seed changed while a race is on its way: its answer (of the old seed) is not
+    shown nor linked as raced; racing again races the new setup."""
+    _open(page, "?l=rosenbrock&n=50&o=gd&o=adam")
+    held = []
+    page.route("**/api/race", lambda route: held.append(route))
+    page.click("#race")
+    _until(page, "document.getElementById('status').textContent.startsWith('racing')")
+    deadline = time.time() + 30
+    while not held:
+        assert time.time() < deadline, "the race was not asked for"
+        page.evaluate("() => 1")  # (lets the route handler run)
+    _type(page, "#seed", "3")
+    held[0].continue_()
+    page.unroute("**/api/race")
+    _until(page, "!document.getElementById('race').disabled")
+    assert "race" not in _query(page) and _query(page)["seed"] == ["3"]
+    assert page.locator("#results tbody tr").count() == 0 and _paths(page) == []
+    assert "changed" in page.text_content("#status")
+    _race(page, watch=False)
+    assert _query(page)["race"] == ["1"] and page.locator("#results tbody tr").count() == 2

@@ -480,7 +480,10 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
             "loss": finite_list(loss),
             "metrics": {"final_loss": _finite(m.final_loss), "gap": _finite(m.gap),
                         "distance": _finite(m.distance), "steps_to_tol": m.steps_to_tol,
-                        "diverged": bool(m.diverged)},
+                        "diverged": bool(m.diverged),
+                        "escaped": None if m.escaped is None else bool(m.escaped),
+                        "steps_to_escape": None if m.steps_to_escape is None
+                        else int(m.steps_to_escape)},
             "tuning": None if tuning is None else [
                 {"lr": float(lr), "final_loss": _finite(v)} for lr, v in tuning.items()],
             "tuning_edge": result.tuning_edge.get(label),
@@ -926,8 +929,8 @@ def _sensitivity(records: list[dict], name: str) -> list[dict]:
 
 def _sweep_content(store, sweep_id: int) -> dict:
     """Everything of :func:`sweep_detail` but the sweep's row (may raise :data:`_DAMAGE`)."""
-    from ..bench.analysis import CRITERION, summarize, variant_label
-    from ..bench.report import resolve_metric, summary_table, sweep_heading
+    from ..bench.analysis import CRITERION, rank, summarize, variant_label
+    from ..bench.report import resolve_metric, summary_notes, summary_table, sweep_heading
     from ..bench.store import TERMINAL
     from ..bench.sweep import run_records
 
@@ -942,22 +945,30 @@ def _sweep_content(store, sweep_id: int) -> dict:
                if r["status"] in TERMINAL and is_json_number(r["lr"]) and _finite(r["lr"]) is not None]
     summaries = summarize(records, higher)
     best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
-    # one seed has no spread to tell (null: the page says "(1 seed: no spread)"), not 0
+    # the command line's ranks ("=1": a paired comparison cannot tell them apart), for the
+    # optimizers with a best rate; the others have no rank, as its table says
+    ranks = {s.optimizer: text for text, s in rank(summaries, higher) if s.optimizer in best}
+    # one seed has no spread to tell (null: the page says "(1 seed: no spread)"), not 0;
+    # with no best rate no seeds stand behind a mean, as the command line's table says 0;
+    # ``edge`` is "low" or "high" when the best rate is the grid's lowest or highest
     summary = [{"optimizer": s.optimizer, "label": label(s.optimizer),
+                "rank": ranks.get(s.optimizer),
                 "best_lr": s.best_lr if s.optimizer in best else None, "mean": _finite(s.mean),
                 "std": _finite(s.std) if s.seeds > 1 and s.optimizer in best else None,
-                "seeds": s.seeds, "diverged": s.diverged,
+                "seeds": s.seeds if s.optimizer in best else 0, "diverged": s.diverged,
+                "edge": s.edge if s.optimizer in best else None,
                 "sensitivity": _sensitivity(records, s.optimizer), "note": None}
                for s in summaries]
     # an optimizer of the sweep with no ended run yet: a row saying so, not no row
     shown = {row["optimizer"] for row in summary}
-    summary += [{"optimizer": name, "label": label(name), "best_lr": None, "mean": None,
-                 "std": None, "seeds": 0, "diverged": 0, "sensitivity": [],
-                 "note": "no run ended yet"}
+    summary += [{"optimizer": name, "label": label(name), "rank": None, "best_lr": None,
+                 "mean": None, "std": None, "seeds": 0, "diverged": 0, "edge": None,
+                 "sensitivity": [], "note": "no run ended yet"}
                 for name in (str(o) for o in config.get("optimizers") or []) if name not in shown]
     curves = _curves(store, sweep_id, best)
     for name, curve in curves.items():
         curve["label"] = label(name)
     return {"heading": sweep_heading(store, sweep_id), "config": _jsonable(config),
             "metric": metric, "higher_is_better": bool(higher), "criterion": CRITERION,
-            "summary": summary, "curves": curves, "summary_text": summary_table(store, sweep_id)}
+            "summary": summary, "curves": curves, "summary_text": summary_table(store, sweep_id),
+            "notes": summary_notes(store, sweep_id)}

@@ -448,13 +448,19 @@ def _built() -> dict:
 
 
 class RaceMetricsModel(BaseModel):
-    """One racer's result; non-finite numbers come back as null."""
+    """One racer's result; non-finite numbers come back as null. On a landscape without a
+    minimum (a saddle) ``gap``, ``distance`` and ``steps_to_tol`` are null and ``escaped``
+    says whether the path's loss fell below the lowest value of the plotted domain,
+    ``steps_to_escape`` at which step (null if never); on one with a minimum both are null
+    (:class:`optimlab.landscapes.RaceMetrics`)."""
 
     final_loss: float | None
     gap: float | None
     distance: float | None
     steps_to_tol: int | None
     diverged: bool
+    escaped: bool | None = None
+    steps_to_escape: int | None = None
 
 
 class ExtraPathModel(BaseModel):
@@ -685,6 +691,10 @@ class SweepDetail(BaseModel):
     summary: list[dict]
     curves: dict
     summary_text: str
+    #: the notes under the command line's table (:func:`optimlab.bench.report.summary_notes`):
+    #: how each best lr is chosen, runs not ended, failures, shared ranks, best rates on the
+    #: grid's edge, an advisor's answer
+    notes: list[str] = []
 
 
 class SliceModel(BaseModel):

@@ -91,17 +91,25 @@ export async function runBasins() {
   setStatus("mapping basins…");
   showMessage("");
   writeUrl();
+  const epoch = live.epoch;
+  let answer;
   try {
-    live.basins = await api("/api/basins", { method: "POST", headers: { "Content-Type": "application/json" },
+    answer = await api("/api/basins", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ landscape: state.landscape, params: state.params, steps: state.steps, grid: state.basinGrid,
         optimizers: [...state.selected].map(([name, hparams]) => ({ name, hparams })) }) });
   } catch (err) {
+    button.disabled = false;
+    if (live.epoch !== epoch) return;
     showMessage(err.message);
     setStatus("the basins map was refused");
-    button.disabled = false;
     return;
   }
   button.disabled = false;
+  if (live.epoch !== epoch) {  // the settings changed while it ran: it is not of what the page shows
+    setStatus("the settings changed while mapping: map again");
+    return;
+  }
+  live.basins = answer;
   const starts = live.basins.grid ** 2;
   setStatus(`mapped ${live.basins.results.length} optimizers × ${starts} starts × ${live.basins.steps} steps `
     + `in ${Math.round(live.basins.elapsed_ms)} ms`);

@@ -15,6 +15,27 @@ import { drawMap, loadGrid, showStart } from "./map.js";
 import { drawLoss } from "./loss.js";
 import { showMode } from "./basins.js";
 
+// ------------------------------------------------------------------------------ changes
+
+// A change to what a race runs (steps, noise, seed, tuning, an optimizer or one of its
+// values): the race (or basins map) shown was run with other settings, so it goes, and
+// race=1 leaves the URL: a link never races another setup than the page shows.
+function raceChanged() {
+  if (live.race || live.basins) { clearRace(); drawMap(); } else live.epoch += 1;  // (one on its way too)
+  writeUrl();
+}
+
+// A whole number typed in `box`, from low to high (a null bound: none): the number, or
+// null with the box marked invalid, for an empty box, "2.5", "abc" or a number out of
+// bounds (the caller keeps its last value; nothing is rounded or cut short silently).
+export function wholeNumber(box, low, high) {
+  const n = Number(box.value);
+  const ok = box.value.trim() !== "" && Number.isInteger(n)
+    && (low === null || low === undefined || n >= low) && (high === null || high === undefined || n <= high);
+  box.classList.toggle("invalid", !ok);
+  return ok ? n : null;
+}
+
 // ------------------------------------------------------------------------------ optimizers
 
 const logPos = (h, v) => Math.round(1000 * (Math.log10(v) - Math.log10(h.ui_low))
@@ -39,11 +60,11 @@ function numberControl(name, h, label, get, set) {
     : Number((h.ui_low + p * linearStep).toPrecision(4)));
   const show = () => { const v = get(); slider.value = toPos(v); text.value = short(v); text.classList.remove("invalid"); };
   slider.addEventListener("input", () => { set(toValue(Number(slider.value))); text.value = short(get()); });
-  slider.addEventListener("change", writeUrl);
+  slider.addEventListener("change", raceChanged);
   text.addEventListener("change", () => {
     const v = Number(text.value);
     if (text.value.trim() === "" || !Number.isFinite(v)) { text.classList.add("invalid"); return; }
-    set(v); show(); writeUrl();
+    set(v); show(); raceChanged();
   });
   show();
   return el("div", { class: "hp", title: h.help }, nameLabel(label), slider, text);
@@ -62,7 +83,7 @@ function nullableControls(name, h, hp) {
   auto.addEventListener("change", () => {
     hp[h.name] = auto.checked ? null : last;
     number.classList.toggle("off", auto.checked);
-    writeUrl();
+    raceChanged();
   });
   const label = el("label", { class: "hp bool", title: h.help }, auto, el("span", { text: `${h.name}: auto` }));
   return [label, number];
@@ -75,11 +96,20 @@ function hpControls(name) {
     if (h.kind === "bool") {
       const box = el("input", { type: "checkbox", "aria-label": `${name} ${h.name}` });
       box.checked = Boolean(hp[h.name]);
-      box.addEventListener("change", () => { hp[h.name] = box.checked; writeUrl(); });
+      box.addEventListener("change", () => { hp[h.name] = box.checked; raceChanged(); });
       rows.push(el("label", { class: "hp bool", title: h.help }, box, el("span", { text: h.name })));
     } else if (h.kind === "int") {
-      const box = el("input", { type: "number", min: h.ui_low, max: h.ui_high, step: 1, value: hp[h.name] });
-      box.addEventListener("change", () => { hp[h.name] = parseInt(box.value, 10); writeUrl(); });
+      const box = el("input", { type: "number", min: h.ui_low, max: h.ui_high, step: 1, value: hp[h.name],
+        "aria-label": `${name} ${h.name}` });
+      // a whole number within the API's bounds (an open end excluded), else the last one
+      const low = h.low === null || h.low === undefined ? null : h.low_open ? Math.floor(h.low) + 1 : Math.ceil(h.low);
+      const high = h.high === null || h.high === undefined ? null : h.high_open ? Math.ceil(h.high) - 1 : Math.floor(h.high);
+      box.addEventListener("change", () => {
+        const v = wholeNumber(box, low, high);
+        if (v === null) return;
+        hp[h.name] = v;
+        raceChanged();
+      });
       rows.push(el("div", { class: "hp", title: h.help }, nameLabel(h.name), box, el("span")));
     } else if (h.kind === "pair") {
       for (const i of [0, 1]) {
@@ -124,7 +154,7 @@ export function buildOptimizers() {
       fill();
       renderInfo();
       fillInspect();
-      writeUrl();
+      raceChanged();
     });
     const title = o.alias_of ? `${o.summary}` : `${o.cls}: ${o.summary}`;
     row.append(el("div", { class: "opt-head" },
@@ -171,20 +201,26 @@ export function buildLandscapeControls() {
     }
     state.steps = Math.min(n, catalog.limits.max_steps);
     steps.value = state.steps;
-    if (!live.race) drawLoss();  // the empty chart's step axis
-    writeUrl();
+    if (!live.race && !live.basins) drawLoss();  // the empty chart's step axis
+    raceChanged();
   });
   const noise = $("#noise");
   noise.value = noisePos(state.noise);
   $("#noise-label").textContent = fmt(state.noise);
   noise.addEventListener("input", () => { state.noise = noiseFromPos(Number(noise.value)); $("#noise-label").textContent = fmt(state.noise); });
-  noise.addEventListener("change", writeUrl);
+  noise.addEventListener("change", raceChanged);
   const seed = $("#seed");
   seed.value = state.seed;
-  seed.addEventListener("change", () => { state.seed = parseInt(seed.value, 10) || 0; writeUrl(); });
+  seed.max = catalog.limits.max_seed;
+  seed.addEventListener("change", () => {
+    const v = wholeNumber(seed, 0, catalog.limits.max_seed);
+    if (v === null) return;
+    state.seed = v;
+    raceChanged();
+  });
   const tune = $("#tune");
   tune.checked = state.tune;
-  tune.addEventListener("change", () => { state.tune = tune.checked; writeUrl(); });
+  tune.addEventListener("change", () => { state.tune = tune.checked; raceChanged(); });
   const surface = $("#surface");
   surface.checked = state.view === "3d";
   surface.addEventListener("change", () => { state.view = surface.checked ? "3d" : "2d"; drawMap(); writeUrl(); });
@@ -195,8 +231,9 @@ export function buildLandscapeControls() {
   basinGrid.max = catalog.limits.max_basin_grid;
   basinGrid.value = state.basinGrid;
   basinGrid.addEventListener("change", () => {
-    const v = parseInt(basinGrid.value, 10);
-    if (Number.isFinite(v)) state.basinGrid = v;
+    const v = wholeNumber(basinGrid, 2, catalog.limits.max_basin_grid);
+    if (v === null) return;
+    state.basinGrid = v;
     clearRace();
     writeUrl();
   });

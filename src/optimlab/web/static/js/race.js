@@ -9,7 +9,7 @@ import { ANIMATION_MS, FAN_FACTORS, INSPECT_STEPS } from "./config.js";
 import { $, el, READY, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText } from "./format.js";
 import { api } from "./api.js";
-import { state, live, colorOf } from "./state.js";
+import { state, live, colorOf, currentLandscape, hasMinima } from "./state.js";
 import { writeUrl } from "./url.js";
 import { drawMap, showStart } from "./map.js";
 import { drawable, height, pathSlice } from "./grid.js";
@@ -23,10 +23,12 @@ let playing = false, animStart = 0, animFrom = 0;
 export function clearRace() {
   // the status line spoke of the race (or basins map) that goes
   if (live.race || live.basins) setStatus(READY);
+  live.epoch += 1;  // a race (or map) still on its way was asked for with other settings
   live.race = null;
   live.frame = 0;
   playing = false;
   $("#results tbody").textContent = "";
+  if (currentLandscape()) resultHeads();
   $("#tuning-note").textContent = "";
   $("#play").disabled = true;
   $("#scrub").disabled = true;
@@ -76,16 +78,24 @@ export async function runRace() {
   setStatus("racing…");
   showMessage("");
   writeUrl();
+  const epoch = live.epoch;
+  let answer;
   try {
-    live.race = await api("/api/race", { method: "POST", headers: { "Content-Type": "application/json" },
+    answer = await api("/api/race", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(raceRequest()) });
   } catch (err) {
+    if (live.epoch !== epoch) { button.disabled = false; return; }
     showMessage(err.message);
     setStatus("the race was refused");
     button.disabled = false;
     return;
   }
   button.disabled = false;
+  if (live.epoch !== epoch) {  // the settings changed while it ran: it is not of what the page shows
+    setStatus("the settings changed while racing: race again");
+    return;
+  }
+  live.race = answer;
   const diverged = live.race.results.filter((r) => r.metrics.diverged).length;
   setStatus(`raced ${live.race.results.length} optimizers × ${live.race.steps} steps in ${Math.round(live.race.elapsed_ms)} ms`
     + (diverged ? ` (${diverged} diverged)` : ""));
@@ -110,18 +120,34 @@ export async function runRace() {
   play();
 }
 
+// The results table's two middle columns: on a landscape with a minimum the distance to it
+// and the steps to within tol of it; on one without (a saddle) whether and when each run
+// escaped, as the command line's table says (`optimlab race`).
+function resultHeads(tol) {
+  const minimum = hasMinima();
+  $("#dist-head").textContent = minimum ? "distance to minimum" : "escaped";
+  $("#tol-head").textContent = !minimum ? "steps to escape"
+    : tol === undefined ? "steps to tolerance" : `steps to ${fmt(tol)} of the minimum`;
+  return minimum;
+}
+
 function fillResults() {
   const body = $("#results tbody");
   body.textContent = "";
-  $("#tol-head").textContent = `steps to ${fmt(live.race.tol)} of the minimum`;
+  const minimum = resultHeads(live.race.tol);
   for (const r of live.race.results) {
     const m = r.metrics;
+    const cells = minimum
+      ? [fmt(m.distance, 4), m.steps_to_tol === null ? "never" : String(m.steps_to_tol)]
+      : [m.escaped === null || m.escaped === undefined ? "–" : m.escaped ? "yes" : "no",
+        m.steps_to_escape !== null && m.steps_to_escape !== undefined ? String(m.steps_to_escape)
+          : m.escaped === false ? "never" : "–"];
     body.append(el("tr", { class: m.diverged ? "diverged" : null, "data-label": r.label },
       el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(r.name)}` }), r.label),
       el("td", { text: hpText(r.hparams, live.race.tune) }),
       el("td", { class: "num", text: fmt(m.final_loss, 4) }),
-      el("td", { class: "num", text: fmt(m.distance, 4) }),
-      el("td", { class: "num", text: m.steps_to_tol === null ? "never" : String(m.steps_to_tol) }),
+      el("td", { class: "num", text: cells[0] }),
+      el("td", { class: "num", text: cells[1] }),
       el("td", { text: m.diverged ? "yes" : "no" })));
   }
   $("#tuning-note").textContent = tuningNote(live.race);

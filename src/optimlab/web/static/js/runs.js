@@ -29,6 +29,10 @@ async function loadSweeps() {
   try {
     sweeps = await api("/api/sweeps");
   } catch (err) {
+    // nothing of the last list (nor the sweep shown from it) stays as if it were current
+    body.textContent = "";
+    hideSweep();
+    document.body.dataset.sweeps = "error";
     $("#runs-message").textContent = err.message;
     return;
   }
@@ -46,6 +50,16 @@ async function loadSweeps() {
     : "No sweeps in this run store yet: run `optimlab bench TASK --optimizers sgd,adam` and reload.";
   document.body.dataset.sweeps = String(sweeps.length);
   if (state.sweep !== null && sweeps.some((s) => s.id === state.sweep)) selectSweep(state.sweep);
+  else hideSweep();
+}
+
+// No sweep shown: its detail hidden, no row highlighted, no sweep in the state and the URL.
+function hideSweep() {
+  $("#sweep-detail").hidden = true;
+  for (const row of document.querySelectorAll("#sweeps tbody tr")) row.classList.remove("active");
+  state.sweep = null;
+  writeUrl();
+  delete document.body.dataset.sweep;
 }
 
 async function selectSweep(id) {
@@ -53,9 +67,12 @@ async function selectSweep(id) {
   try {
     d = await api(`/api/sweeps/${id}`);
   } catch (err) {
+    // the sweep shown before is not the one asked for: none is shown
+    hideSweep();
     $("#runs-message").textContent = err.message;
     return;
   }
+  $("#runs-message").textContent = "Click a sweep to see its curves and summary.";
   state.sweep = id;
   writeUrl();
   for (const row of document.querySelectorAll("#sweeps tbody tr")) row.classList.toggle("active", Number(row.dataset.sweep) === id);
@@ -84,20 +101,27 @@ async function selectSweep(id) {
   }, PLOT_CONFIG);
   const head = $("#sweep-summary thead");
   head.textContent = "";
-  head.append(el("tr", {}, ["optimizer", "best lr", `${d.metric} (mean ± std)`, "seeds", "diverged (any lr)"].map((t) => el("th", { text: t }))));
+  head.append(el("tr", {}, ["rank", "optimizer", "best lr", `${d.metric} (mean ± std)`, "seeds", "diverged (any lr)"].map((t) => el("th", { text: t }))));
   const body = $("#sweep-summary tbody");
   body.textContent = "";
   for (const row of d.summary) {
-    body.append(el("tr", {},
+    body.append(el("tr", { "data-optimizer": row.optimizer },
+      el("td", { class: "num", text: row.rank || "–" }),
       el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.label || row.optimizer),
-      el("td", { class: "num", text: fmt(row.best_lr) }),
+      el("td", { class: "num", text: fmt(row.best_lr) + (EDGE[row.edge] || "") }),
       el("td", { class: row.note ? null : "num", text: row.note ? row.note : meanText(row.mean, row.std, row.seeds) }),
       el("td", { class: "num", text: String(row.seeds) }),
       el("td", { class: "num", text: String(row.diverged) })));
   }
   $("#sweep-note").textContent = selectionNote(d);
+  // the command line's notes under its table: runs not ended, failures, shared ranks, best
+  // rates on the grid's edge, an advisor's answer
+  $("#sweep-notes").replaceChildren(...(d.notes || []).map((text) => el("li", { text })));
   document.body.dataset.sweep = String(id);
 }
+
+// a best lr on the grid's edge, as the command line's table flags it: the optimum may lie beyond
+const EDGE = { low: " (bottom of grid)", high: " (top of grid)" };
 
 // The final metric at each rate: the mean of the seeds that finished; a rate where some
 // diverged or failed is drawn hollow with "k/n" (k of its n seeds finished), one where all

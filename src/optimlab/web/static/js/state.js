@@ -21,6 +21,7 @@ export const live = {
   frame: 0,             // the animation's current point index
   inspect: null,        // the step-by-step record of state.inspect (POST /api/inspect)
   basins: null,         // the last basins map (POST /api/basins)
+  epoch: 0,             // counts the changes that void a race: an answer asked for before one is dropped
 };
 
 export function currentLandscape() { return catalog.landscapes.get(state.landscape); }
