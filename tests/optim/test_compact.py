@@ -289,3 +289,21 @@ def test_an_int8_second_moment_never_rounds_to_zero_beside_a_first_that_does_not
     assert steps["int8"] <= 2, steps
     codes, _ = compact.encode(torch.tensor([1.0, 1e-9, 0.0]), "int8", signed=False)
     assert codes.tolist() == [len(compact.dynamic_code(False)) - 1, 1, 0]
+
+
+def test_sophia_checks_a_flag_set_later_before_its_probe_moves_anything():
+    """Sophia steps through first_step/second_step, not the base step: the same check."""
+    w = torch.nn.Parameter(torch.randn(5))
+    opt = optimlab.Sophia([w])
+    opt.param_groups[0]["maximize"] = "no"
+
+    def closure():
+        opt.zero_grad()
+        loss = (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    before = w.detach().clone()
+    with pytest.raises(ValueError, match=r"^param group 0: maximize must be a bool, got 'no'$"):
+        opt.step(closure)
+    assert torch.equal(w, before)

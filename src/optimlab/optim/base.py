@@ -228,8 +228,8 @@ _FOREACH_DOC = """
             plain path over all tensors at once (multi-tensor), False tensor by tensor (the
             same results); True together with ``fused=True`` is refused."""
 _SKIP_NONFINITE_DOC = """
-        skip_nonfinite (bool, optional): opt-in guard. When any gradient holds NaN or inf,
-            skip the whole step (parameters and state untouched) and count it in
+        skip_nonfinite (bool or ProcessGroup, optional): opt-in guard. When any gradient
+            holds NaN or inf, skip the whole step (parameters and state untouched) and count it in
             ``skipped_steps``. The default (False) behaves like ``torch.optim``: non-finite
             gradients flow into the parameters and state. A ``torch.distributed``
             ``ProcessGroup`` turns the guard on and makes every process of that group skip

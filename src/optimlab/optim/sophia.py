@@ -280,6 +280,7 @@ class Sophia(RuleOptimizer):
         Returns whether any parameter moved (whether the closure must be evaluated again).
         """
         self._restore()  # a step interrupted between the phases leaves nothing behind
+        self._check_flags()  # a flag set on a group since: refused before anything moves
         if any(p.grad is not None and p.grad.is_sparse
                for group in self.param_groups for p in group["params"]):
             raise RuntimeError("Sophia does not support sparse gradients")
