@@ -278,7 +278,6 @@ class Plan:
             arms = max(2, math.ceil(arms / ETA)) + 1  # + tuned Adam
         return int(math.ceil(total - 1e-9))
 
-
     def largest_group(self) -> int:
         """An upper bound of one optimizer's population in any stage, as members x that
         stage's horizon: what the training-example indices a population draws up front
