@@ -1054,18 +1054,20 @@ def test_idx_description_says_the_counts_read(idx_dir, name):
 
 
 @pytest.mark.parametrize("name, kwargs, match", [
-    ("sparse-logreg", {"n_train": -5}, r"n_train must be a whole number > 0, got -5"),
-    ("sparse-logreg", {"n_test": 0}, r"n_test must be a whole number > 0, got 0"),
-    ("sparse-logreg", {"n_rare": 2.5}, r"n_rare must be a whole number >= 0, got 2.5"),
-    ("sparse-logreg", {"seed": True}, r"seed must be a whole number >= 0, got True"),
-    ("char-rnn", {"seq_len": 0}, r"seq_len must be a whole number > 0, got 0"),
-    ("char-rnn", {"seq_len": -1}, r"seq_len must be a whole number > 0, got -1"),
-    ("char-rnn", {"seq_len": 64.5}, r"seq_len must be a whole number > 0, got 64.5"),
-    ("char-rnn", {"test_fraction": 1.0}, r"test_fraction must be a number > 0 and < 1, got 1.0"),
-    ("quadratic-deep", {"noise": -1.0}, r"noise must be a number >= 0, got -1.0"),
-    ("quadratic-deep", {"noise": math.nan}, r"noise must be a number >= 0, got nan"),
-    ("quadratic-deep", {"n_samples": 0}, r"n_samples must be a whole number > 0, got 0"),
-    ("quadratic-deep", {"seed": -1}, r"seed must be a whole number >= 0 and <= 4294967295"),
+    ("sparse-logreg", {"n_train": -5}, r"n_train must be an integer >= 1, got -5$"),
+    ("sparse-logreg", {"n_test": 0}, r"n_test must be an integer >= 1, got 0$"),
+    ("sparse-logreg", {"n_rare": 2.5}, r"n_rare must be an integer >= 0, got 2.5$"),
+    ("sparse-logreg", {"seed": True}, r"seed must be an integer >= 0, got True$"),
+    ("char-rnn", {"seq_len": 0}, r"seq_len must be an integer >= 1, got 0$"),
+    ("char-rnn", {"seq_len": -1}, r"seq_len must be an integer >= 1, got -1$"),
+    ("char-rnn", {"seq_len": 64.5}, r"seq_len must be an integer >= 1, got 64.5$"),
+    ("char-rnn", {"test_fraction": 1.0}, r"test_fraction must be in \(0, 1\), got 1.0$"),
+    ("quadratic-deep", {"noise": -1.0}, r"noise must be in \[0, inf\), got -1.0$"),
+    ("quadratic-deep", {"noise": math.nan},
+     r"noise must be a finite number of magnitude at most 3.403e\+38 \(float32's largest\), "
+     r"got nan$"),
+    ("quadratic-deep", {"n_samples": 0}, r"n_samples must be an integer >= 1, got 0$"),
+    ("quadratic-deep", {"seed": -1}, r"seed must be an integer in \[0, 4294967295\], got -1$"),
 ])
 def test_builder_arguments_out_of_range_are_refused_naming_task_and_argument(name, kwargs, match):
     """n_train=-5 built a wrong split by negative slicing; seq_len 0, -1 and 64.5 raised
@@ -1085,5 +1087,5 @@ def test_builder_arguments_take_numpy_integers():
     task = T.get("mnist1d", disk_cache=False, num_samples=np.int64(100), seed=np.int64(1))
     plain = T.get("mnist1d", disk_cache=False, num_samples=100, seed=1)
     assert torch.equal(task.x_train, plain.x_train) and task.description == plain.description
-    _refused(r"^task 'mnist1d': seed must be a whole number >= 0 and <= 4294967295, got -1$",
+    _refused(r"^task 'mnist1d': seed must be an integer in \[0, 4294967295\], got -1$",
              T.get, "mnist1d", disk_cache=False, num_samples=100, seed=-1)

@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._table import one_line
+from ..optim.base import check_int, check_range
 
 __all__ = ["Task", "GRU", "get", "names", "catalog_name", "read_idx", "CacheWarning"]
 
@@ -346,28 +347,27 @@ def _mlp(*sizes: int) -> nn.Sequential:
 # The builders' arguments
 # --------------------------------------------------------------------------------------
 
-def _whole(task: str, name: str, value, minimum: int, maximum: int | None = None) -> int:
-    """``value``, the builder argument ``name`` of ``task``, as an ``int``: any whole number
-    (``numbers.Integral``, NumPy's integers included; not a bool) from ``minimum`` to
-    ``maximum``, else a ``ValueError`` naming the task and the argument."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
-            or value < minimum or maximum is not None and value > maximum:
-        bound = "> 0" if minimum == 1 else f">= {minimum}"
-        bound += f" and <= {maximum}" if maximum is not None else ""
-        raise ValueError(f"task {task!r}: {name} must be a whole number {bound}, got {value!r}")
+def _whole(task: str, name: str, value, minimum: int, maximum: int = 2**63 - 1) -> int:
+    """``value``, the builder argument ``name`` of ``task``, as an ``int``, checked as
+    :func:`~optimlab.optim.base.check_int` checks (any integer, NumPy's included, not a
+    bool, from ``minimum`` to ``maximum``); its ``ValueError`` names the task."""
+    try:
+        check_int(name, value, minimum, maximum)
+    except ValueError as err:
+        raise ValueError(f"task {task!r}: {err}") from None
     return int(value)
 
 
-def _real(task: str, name: str, value, low: float, high: float = math.inf, *,
-          low_ok: bool = True) -> float:
-    """``value``, the builder argument ``name`` of ``task``, as a ``float``: any finite real
-    number (NumPy's included; not a bool) at least ``low`` (above it unless ``low_ok``) and
-    below ``high``, else a ``ValueError`` naming the task and the argument."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) \
-            or not math.isfinite(value) or value < low or value == low and not low_ok \
-            or value >= high:
-        bound = f"{'>=' if low_ok else '>'} {low:g}" + (f" and < {high:g}" if high < math.inf else "")
-        raise ValueError(f"task {task!r}: {name} must be a number {bound}, got {value!r}")
+def _real(task: str, name: str, value, low: float, high: float | None = None, *,
+          low_open: bool = False) -> float:
+    """``value``, the builder argument ``name`` of ``task``, as a ``float``, checked as
+    :func:`~optimlab.optim.base.check_range` checks (a finite real number, NumPy's
+    included, not a bool, in ``[low, high)``, or ``(low, high)`` with ``low_open``); its
+    ``ValueError`` names the task."""
+    try:
+        check_range(name, value, low, high, low_open=low_open)
+    except ValueError as err:
+        raise ValueError(f"task {task!r}: {err}") from None
     return float(value)
 
 
@@ -767,7 +767,7 @@ def _windows(ids: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
 def _char_rnn(*, seq_len: int = 64, max_chars: int = 2**18, test_fraction: float = 0.1) -> Task:
     seq_len = _whole("char-rnn", "seq_len", seq_len, 1)
     max_chars = _whole("char-rnn", "max_chars", max_chars, 1)
-    test_fraction = _real("char-rnn", "test_fraction", test_fraction, 0, 1, low_ok=False)
+    test_fraction = _real("char-rnn", "test_fraction", test_fraction, 0, 1, low_open=True)
     text = _pydoc_corpus(max_chars)
     vocab = sorted(set(text))
     index = {c: i for i, c in enumerate(vocab)}
