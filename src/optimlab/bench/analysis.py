@@ -23,15 +23,15 @@ Three rules keep the answers honest:
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "profile_score",
-           "parse_lrs", "time_to_target", "mean_ci", "paired_difference", "rank", "CRITERION",
-           "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label",
+           "parse_lrs", "repeated_rates", "time_to_target", "mean_ci", "paired_difference",
+           "rank", "CRITERION", "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label",
            "fastest_to_target", "profile_ratios", "ratio_score", "TIMING_RULE"]
 
 #: how a learning rate is chosen (shown under every table that picks one)
@@ -48,6 +48,13 @@ TIMING_RULE = ("per seed the fastest learning rate's time to the target, then th
 #: values this close (relative to their size) are equal: metrics are stored as float32
 #: (about 7 digits), so two equal gaps between them can differ in the last digits
 _ROUNDING = 1e-6
+
+
+def repeated_rates(lrs) -> list[float]:
+    """The learning rates that occur more than once in ``lrs`` (as floats), sorted: a
+    grid's rate trains once, so a repeat is refused (:func:`parse_lrs`, ``SweepSpec``)."""
+    counts = Counter(float(lr) for lr in lrs)
+    return sorted(lr for lr, n in counts.items() if n > 1)
 
 
 def parse_lrs(text: str) -> list[float]:
@@ -77,7 +84,7 @@ def parse_lrs(text: str) -> list[float]:
     if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
         raise ValueError(f"learning rates must be > 0, got {text!r}")
     values = [float(v) for v in values]
-    repeated = sorted({v for v in values if values.count(v) > 1})
+    repeated = repeated_rates(values)
     if repeated:  # "0.1,0.1" or "0.1:0.1:3": one run would train for each
         raise ValueError(f"learning rates must differ, got {', '.join(f'{v:g}' for v in repeated)} "
                          f"more than once in {text!r}"

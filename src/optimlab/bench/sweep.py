@@ -42,7 +42,7 @@ import numpy as np
 
 from ..optim.base import check_int
 from ..optim.registry import resolve
-from .analysis import summarize, tail_score
+from .analysis import repeated_rates, summarize, tail_score
 from .cost import StepCost, step_costs
 from .executors import Call, GroupsLost, LocalExecutor
 from .store import TERMINAL, RunStore, check_store
@@ -155,7 +155,7 @@ class SweepSpec:
             if not lrs or not all(_finite_number(lr) and lr > 0 for lr in lrs):
                 raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
                                  f"non-empty, got {self.lrs!r}")
-            repeated = sorted({float(lr) for lr in lrs if [float(x) for x in lrs].count(float(lr)) > 1})
+            repeated = repeated_rates(lrs)
             if repeated:  # one run each would train, and the grid's size and key would lie
                 raise ValueError(f"SweepSpec: lrs must differ, got {', '.join(map(repr, repeated))} "
                                  f"more than once in {self.lrs!r}")
