@@ -42,7 +42,7 @@ from torch.overrides import TorchFunctionMode
 
 from .._table import describe_error, one_line
 from ..optim.base import check_callable, check_int
-from ..optim.population import Population
+from ..optim.population import Population, has_eval_mode
 from ..optim.registry import checked_defaults, create, resolve
 from .allocator import keep_freed_memory
 
@@ -617,8 +617,7 @@ def _evaluation_switch(optimizers: Sequence) -> contextlib.AbstractContextManage
     take gradients (the schedule-free ones: their average :math:`x`, not the gradient point
     :math:`y`; their ``eval()`` and ``train()``) hold the parameters at that point, as the
     README asks of their users; the others are left alone."""
-    switching = [opt for opt in optimizers
-                 if callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None))]
+    switching = [opt for opt in optimizers if has_eval_mode(opt)]
     if not switching:
         return contextlib.nullcontext()
 

@@ -63,7 +63,7 @@ from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine, compute_dtype, real
 from .registry import checked_defaults, create, resolve
 
-__all__ = ["Population", "is_per_member"]
+__all__ = ["Population", "is_per_member", "has_eval_mode"]
 
 
 def is_per_member(value: Any) -> bool:
@@ -71,6 +71,13 @@ def is_per_member(value: Any) -> bool:
     tensor), rather than one value for all (a number, a 0-d tensor, or a tuple such as
     ``betas``)."""
     return isinstance(value, list) or (isinstance(value, Tensor) and value.dim() == 1)
+
+
+def has_eval_mode(optimizer: Any) -> bool:
+    """Whether ``optimizer`` evaluates elsewhere than it takes gradients and switches with
+    ``eval()`` and ``train()`` (the schedule-free ones, and a :class:`Population`): what
+    the training lab and the races call around an evaluation."""
+    return callable(getattr(optimizer, "eval", None)) and callable(getattr(optimizer, "train", None))
 
 
 class Population:
@@ -612,10 +619,9 @@ class Population:
         if tuple(map(Tensor.data_ptr, self.params)) != self._rows_at:
             self._rebind()
         for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
-            switch = getattr(opt, mode, None)
-            if callable(getattr(opt, "eval", None)) and callable(getattr(opt, "train", None)):
+            if has_eval_mode(opt):
                 self._copy_in(i, leaves)
-                switch()
+                getattr(opt, mode)()
                 self._copy_out(i, leaves)
 
     # -- checkpoints -------------------------------------------------------------------------
