@@ -1022,7 +1022,8 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
         try:
             # a schedule-free optimizer's parameters at its average x while evaluated
             with torch.no_grad(), _evaluation_switch([opt]):
-                weights = dict(zip(names, average.weights(params)))
+                averaged = average.weights(params)
+                weights = dict(zip(names, averaged))
 
                 def forward(inputs: Tensor) -> Tensor:
                     return functional_call(model, weights, (inputs,))
@@ -1030,7 +1031,8 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
                 (x, y), (x_test, y_test) = sets
                 train_loss, _ = _sequential_scores(task, forward, x, y, metric=False)
                 test_loss, test_metric = _sequential_scores(task, forward, x_test, y_test)
-                if average.values is not None and step == config.steps:  # the iterates' own
+                # the iterates' own, where an average was evaluated (as the population does)
+                if averaged is not params and step == config.steps:
                     result.iterate_loss, _ = _sequential_scores(task, model, x, y, metric=False)
         finally:
             model.train()
