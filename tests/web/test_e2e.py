@@ -851,23 +851,25 @@ def test_whole_number_boxes_take_what_was_typed_or_say_it_is_invalid(page):
     assert "k=3" in _options(page)["lookahead"].split(";")
     _race(page, watch=False)
     assert "k=3" in page.text_content("#results tbody")
-    seed_invalid = "document.getElementById('seed').classList.contains('invalid')"
-    _type(page, "#seed", "7")
-    assert _query(page)["seed"] == ["7"] and not page.evaluate(seed_invalid)
-    for typed in ("2.5", "", "-1", "1e12"):
-        _type(page, "#seed", typed)
-        assert page.evaluate(seed_invalid), typed
-        assert _query(page)["seed"] == ["7"], typed
+    seed_invalid = _keeps_the_last_whole_number(page, "seed", "seed", "7", ("2.5", "", "-1", "1e12"))
     _type(page, "#seed", "1e1")
     assert _query(page)["seed"] == ["10"] and not page.evaluate(seed_invalid)
     page.check("#basins")
-    grid_invalid = "document.getElementById('basins-grid').classList.contains('invalid')"
-    _type(page, "#basins-grid", "20")
-    assert _query(page)["bg"] == ["20"] and not page.evaluate(grid_invalid)
-    for typed in ("2.5", "", "1", "31"):
-        _type(page, "#basins-grid", typed)
-        assert page.evaluate(grid_invalid), typed
-        assert _query(page)["bg"] == ["20"], typed
+    _keeps_the_last_whole_number(page, "basins-grid", "bg", "20", ("2.5", "", "1", "31"))
+
+
+def _keeps_the_last_whole_number(page, box: str, key: str, good: str, bad) -> str:
+    """Type ``good`` into the box of id ``box`` (the URL's ``key`` takes it), then each of
+    ``bad``: each marks the box invalid and leaves the URL's value at ``good``. Returns the
+    script that reads whether the box is marked invalid."""
+    invalid = f"document.getElementById('{box}').classList.contains('invalid')"
+    _type(page, f"#{box}", good)
+    assert _query(page)[key] == [good] and not page.evaluate(invalid)
+    for typed in bad:
+        _type(page, f"#{box}", typed)
+        assert page.evaluate(invalid), typed
+        assert _query(page)[key] == [good], typed
+    return invalid
 
 
 def test_a_change_to_what_a_race_runs_clears_it_and_its_link_no_longer_races(page):
