@@ -169,6 +169,50 @@ def test_a_float_checkpoint_loads_into_a_compact_optimizer_and_back(precision):
     train_steps(plain, params, 2)
 
 
+def test_an_int8_checkpoint_does_not_load_as_moments_into_torch_optim():
+    # torch's load casts every floating-point entry to the parameter's dtype: 8-bit codes
+    # saved under "exp_avg" became moments of 0..255 in torch.optim.AdamW, silently
+    params = make_params(torch.float32)
+    opt = optimlab.AdamW(params, lr=0.01, state_precision="int8")
+    train_steps(opt, params, 3)
+    saved = opt.state_dict()
+    assert set(saved["state"][0]) == {"step", "exp_avg_codes", "exp_avg_absmax",
+                                      "exp_avg_sq_codes", "exp_avg_sq_absmax"}
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    theirs = torch.optim.AdamW(twins, lr=0.01)
+    theirs.load_state_dict(saved)
+    for p in twins:
+        p.grad = torch.ones_like(p)
+    with pytest.raises(KeyError, match="exp_avg"):
+        theirs.step()
+    # a bfloat16 checkpoint is the moments themselves: torch loads them as floats
+    bf16 = optimlab.AdamW(params, lr=0.01, state_precision="bfloat16")
+    bf16.load_state_dict(opt.state_dict())
+    assert {"exp_avg", "exp_avg_sq"} <= set(bf16.state_dict()["state"][0])
+
+
+def test_an_int8_checkpoint_with_codes_under_the_moments_name_still_loads():
+    # optimlab saved the codes under the moment's own name before; such a checkpoint loads
+    # to the same state, and both forms resume to the same bits
+    params = make_params(torch.float32)
+    opt = optimlab.Adam(params, lr=0.01, state_precision="int8")
+    train_steps(opt, params, 3)
+    saved = copy.deepcopy(opt.state_dict())
+    old = {**saved, "state": {pid: {k.removesuffix(compact.CODES): v for k, v in entries.items()}
+                              for pid, entries in saved["state"].items()}}
+    twins = []
+    for form in (saved, old):
+        ps = [p.detach().clone().requires_grad_() for p in params]
+        twin = optimlab.Adam(ps, lr=0.01, state_precision="int8")
+        twin.load_state_dict(copy.deepcopy(form))  # torch's load may keep the dict's tensors
+        assert set(twin.state[ps[0]]) == set(opt.state[params[0]])
+        train_steps(twin, ps, 2)
+        twins.append(ps)
+    train_steps(opt, params, 2)
+    for a, b, c in zip(params, *twins):
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("name, mode", [("adam", "elementwise"), ("lamb", "vmap")])
 def test_population_members_keep_their_own_compact_state(name, mode, precision):

@@ -981,8 +981,12 @@ class RuleOptimizer(TorchOptimizer):
         The state of a complex parameter is written as ``torch.optim`` writes it: each entry
         the rule keeps parameter-shaped (the engine steps the real view, so it is kept with
         shape ``(..., 2)``) is a complex tensor of the parameter's shape and dtype, a view of
-        the kept buffer; the dict loads into the matching ``torch.optim`` class. (Moments
-        kept compact, ``state_precision``, stay as they are kept.)
+        the kept buffer; the dict loads into the matching ``torch.optim`` class. Moments kept
+        compact (``state_precision``) are saved as kept, bfloat16 under their own names (the
+        matching ``torch.optim`` class loads them as float moments); 8-bit codes under the
+        moment's name plus ``_codes`` (``exp_avg_codes``) beside their ``_absmax`` scales, so
+        that ``torch.optim`` fails on the missing moment at its first step (``KeyError:
+        'exp_avg'``) instead of stepping on codes it cast to floats.
 
         The state entries of sharded parameters (FSDP2's DTensors) are copies, each with a
         storage of its own: the engine keeps a group's state in one flat buffer, and since
@@ -1008,7 +1012,9 @@ class RuleOptimizer(TorchOptimizer):
         owners = {pid: (p, group) for saved, group in zip(sd["param_groups"], self.param_groups)
                   for pid, p in zip(saved["params"], group["params"])}
         # torch's dict holds this optimizer's own per-parameter dicts: replace, never edit
-        sd["state"] = {pid: self._saved_entries(entries, *owners.get(pid, (None, None)))
+        moments = self.capabilities.compact_moments
+        sd["state"] = {pid: compact.saved_codes(
+                           self._saved_entries(entries, *owners.get(pid, (None, None))), moments)
                        for pid, entries in sd["state"].items()}
         sd["optimlab"] = {
             "optimizer": type(self).__name__,
@@ -1067,6 +1073,7 @@ class RuleOptimizer(TorchOptimizer):
             if result is not None:
                 state_dict = result
         check_state_dict(state_dict)
+        state_dict = self._kept_codes(state_dict)
         tag = state_dict.get("optimlab")
         name = type(self).__name__
         if tag is not None and tag.get("optimizer") != name:
@@ -1110,6 +1117,19 @@ class RuleOptimizer(TorchOptimizer):
                     problem = _unusable(name, group[name], default)
                     if problem:
                         raise ValueError(f"param group {index} of this state_dict: {problem}")
+
+    def _kept_codes(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """``state_dict`` with 8-bit codes saved under ``<moment>_codes`` back under the
+        moment's name, as the engine keeps them (:func:`optimlab.optim.compact.kept_codes`);
+        the dict itself if it has none. The caller's dicts are not edited."""
+        moments = self.capabilities.compact_moments
+        if not moments:
+            return state_dict
+        state = {pid: compact.kept_codes(entries, moments) if isinstance(entries, dict) else entries
+                 for pid, entries in state_dict["state"].items()}
+        if all(state[pid] is state_dict["state"][pid] for pid in state):
+            return state_dict
+        return {**state_dict, "state": state}
 
     def _real_view_state(self, state_dict: dict[str, Any]) -> dict[str, Any]:
         """``state_dict`` with each complex state tensor of a complex parameter replaced by its

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["PRECISIONS", "BLOCK", "dynamic_code", "encode", "decode", "pack", "unpack",
-           "check_precision", "state_bytes"]
+           "check_precision", "state_bytes", "saved_codes", "kept_codes"]
 
 #: the compact forms a moment buffer can take (None keeps it in the parameter's dtype)
 PRECISIONS = ("bfloat16", "int8")
@@ -43,6 +43,11 @@ PRECISIONS = ("bfloat16", "int8")
 BLOCK = 256
 #: the suffix of the state entry holding an 8-bit buffer's block scales
 SCALE = "_absmax"
+#: the suffix under which a state_dict saves an 8-bit buffer's codes (kept under the
+#: moment's own name between steps): ``torch.optim``'s classes read the moment's name and
+#: would cast the codes to floats on load, so a checkpoint of codes under ``exp_avg`` loaded
+#: into ``torch.optim.AdamW`` and stepped on the codes as if they were moments
+CODES = "_codes"
 
 
 def check_precision(value) -> None:
@@ -189,6 +194,28 @@ def pack(state: dict, full: dict, moments: dict[str, bool], precision: str,
             state[name + SCALE] = scale
         else:  # bfloat16 now: a scale left from int8 steps would make unpack read codes
             state.pop(name + SCALE, None)
+
+
+def saved_codes(entries: dict, moments) -> dict:
+    """One parameter's state as a state_dict saves it: each 8-bit moment's codes under the
+    moment's name plus :data:`CODES` (``exp_avg_codes``), its scales as kept; ``entries``
+    itself where no moment is 8-bit."""
+    coded = [name for name in moments if name in entries and name + SCALE in entries]
+    if not coded:
+        return entries
+    return {(key + CODES if key in coded else key): value for key, value in entries.items()}
+
+
+def kept_codes(entries: dict, moments) -> dict:
+    """The inverse of :func:`saved_codes`: codes saved under ``name`` plus :data:`CODES` back
+    under ``name``, as the engine keeps them (a checkpoint that saved them under ``name``
+    itself, as optimlab did before, passes through); ``entries`` itself if none is."""
+    coded = [name for name in moments if name + CODES in entries and name + SCALE in entries]
+    if not coded:
+        return entries
+    suffix = len(CODES)
+    return {(key[:-suffix] if key.endswith(CODES) and key[:-suffix] in coded else key): value
+            for key, value in entries.items()}
 
 
 def state_bytes(state: dict) -> int:
