@@ -324,6 +324,18 @@ def test_bench_says_when_a_finished_sweep_trains_nothing(tmp_path, capsys):
         first.splitlines()
 
 
+def test_bench_says_when_the_batch_is_the_whole_train_set(tmp_path, capsys):
+    """--batch-size past the train set's size trains full-batch: the output says so."""
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs", "0.01",
+            "--seeds", "1", "--steps", "2", "--db", str(tmp_path / "a.db")]
+    assert main(argv + ["--batch-size", "5000"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("--batch-size 5000 is at least the task's ")
+    assert "stored as full batch" in out[1]
+    assert main(argv + ["--batch-size", "64"]) == 0
+    assert "--batch-size" not in capsys.readouterr().out
+
+
 def test_bench_extend_takes_a_given_grid_past_its_edge(tmp_path, capsys):
     # Adam on the digits' logistic regression in 30 steps: 1e-2 beats 1e-3 by far, so the
     # top edge wins (tests/bench/test_sweep.py measured it); --extend tries 0.1 and 1 too

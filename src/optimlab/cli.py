@@ -1252,6 +1252,9 @@ def run_bench(args: argparse.Namespace) -> str:
     fixed = fixed_line(hparams)  # as `optimlab report` heads the same sweep
     lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, {steps} steps"
              + (f"; {fixed}" if fixed else ""), summary_table(store, sweep_id)]
+    if batch is not None and batch >= examples:
+        lines.insert(1, f"--batch-size {batch} is at least the task's {examples} training "
+                        "examples: every step read the whole train set (stored as full batch)")
     if runs_before is not None and sum(store.sweep(sweep_id)["counts"].values()) == runs_before:
         # the same command again: its results were stored already (the sweep's identity
         # holds its configuration and data, not the optimizers' code)

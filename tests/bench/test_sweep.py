@@ -664,3 +664,22 @@ def test_a_model_of_given_weights_is_told_apart_by_them():
         for p in model.parameters():
             p.mul_(5)
     assert model_digest(make_task(model, nn.CrossEntropyLoss(), data)) != first
+
+
+def test_a_batch_of_at_least_the_train_set_is_stored_as_the_full_batch(tmp_path):
+    """Batches of 64 and of 1000 on 50 training examples both read the whole set every
+    step: one sweep, stored as full-batch (each had been a sweep of its own, reported with
+    the batch it never had)."""
+    store = RunStore(tmp_path / "runs.db")
+    task = ToyTask(examples=80, train=50)
+    ids = []
+    for batch in (64, 1000, None):
+        spec = _spec(optimizers=("sgd",), lrs=(0.1,), seeds=1,
+                     config=TrainConfig(steps=3, batch_size=batch, eval_every=3))
+        assert spec.stored_config(task)["train"]["batch_size"] is None
+        ids.append(run_sweep(spec, store, task=task))
+    assert ids == [ids[0]] * 3
+    # a batch smaller than the train set is stored as asked
+    spec = _spec(optimizers=("sgd",), lrs=(0.1,), seeds=1,
+                 config=TrainConfig(steps=3, batch_size=49, eval_every=3))
+    assert spec.stored_config(task)["train"]["batch_size"] == 49

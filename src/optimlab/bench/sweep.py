@@ -209,9 +209,17 @@ class SweepSpec:
         own task's name tells nothing), a digest of its data (:func:`data_digest`) and of
         its model's architecture (:func:`model_digest`), so the same command on other data
         (another ``--data-dir``, an edited task module) or with another network under the
-        same name is a sweep of its own rather than the stored results of the first."""
-        return {**self.to_config(), "metric": {"name": task.metric,
-                                               "higher_is_better": task.metric == "accuracy"},
+        same name is a sweep of its own rather than the stored results of the first.
+
+        A ``batch_size`` of at least the task's training examples is stored as None (the
+        full batch), which is what trains (:func:`~optimlab.bench.trainer.batch_stream`):
+        batches of 100 and of 1000 on 90 examples are one sweep, reported as full-batch."""
+        config = self.to_config()
+        batch = self.config.batch_size
+        if batch is not None and batch >= len(task.x_train):
+            config["train"] = {**config["train"], "batch_size": None}
+        return {**config, "metric": {"name": task.metric,
+                                     "higher_is_better": task.metric == "accuracy"},
                 "data": data_digest(task), "architecture": model_digest(task, self.config.model)}
 
     def to_config(self) -> dict:
