@@ -68,6 +68,20 @@ def test_grid_is_the_landscape_on_its_domain(client):
     assert steep["z"][0][0] == pytest.approx(0.5 * (3.0**2 + 100 * 2.0**2))
 
 
+def test_a_grid_says_where_a_race_with_its_parameters_starts(client):
+    """The grid carries the landscape's start with the parameters asked for (a rotated
+    bowl's start turns with its angle), where a race given no start begins: the page shows
+    it before any race, not the catalog's start of the default parameters."""
+    default = next(land for land in api.landscapes() if land["name"] == "rotated_quadratic")
+    for angle, expected in ((45, default["start"]), (0, [-2.5, 1.5]), (90, [-1.5, -2.5])):
+        grid = strict_json(client.get(f"/api/landscapes/rotated_quadratic/grid?n=20&angle={angle}"))
+        assert grid["start"] == pytest.approx(expected), angle
+        raced = client.post("/api/race", json=race_body(
+            landscape="rotated_quadratic", params={"angle": angle}, start=None, steps=5)).json()
+        assert raced["start"] == pytest.approx(grid["start"]), angle
+    assert default["start"] != pytest.approx([-2.5, 1.5])
+
+
 @pytest.mark.parametrize("url, field", [
     ("/api/landscapes/rosenbrock/grid?n=5", "n"),
     ("/api/landscapes/rosenbrock/grid?n=4000", "n"),

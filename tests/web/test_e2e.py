@@ -12,6 +12,7 @@ import shutil
 import socket
 import threading
 import time
+from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -658,9 +659,10 @@ def test_the_reference_pages_render_their_math_offline(browser, tmp_path):
 
 
 @contextlib.contextmanager
-def _own_page(browser, base: str):
-    """A page of its own on the server at ``base`` (closed after the block)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def _own_page(browser, base: str, **options):
+    """A page of its own on the server at ``base`` (closed after the block); ``options`` go
+    to its browser context (a time zone, ...)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, **options)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     page.base = base
@@ -927,3 +929,132 @@ def test_a_change_while_racing_drops_the_answer_of_the_old_setup(page):
     assert "changed" in page.text_content("#status")
     _race(page, watch=False)
     assert _query(page)["race"] == ["1"] and page.locator("#results tbody tr").count() == 2
+
+
+def _start_marker(page):
+    return page.evaluate("""() => { const t = document.getElementById('map').data
+        .find((t) => t.name === 'start'); return [t.x[0], t.y[0]]; }""")
+
+
+def test_the_start_shown_before_a_race_is_the_one_of_the_landscapes_parameters(page):
+    """A rotated bowl's start turns with its angle: with angle 0 (not the catalog's 45) the
+    label and the map's marker show where a race will start before any race, they follow
+    a new angle typed, and the race starts there."""
+    _open(page, "?l=rotated_quadratic&p=kappa=10;angle=0&n=20&o=gd")
+    assert page.text_content("#start-label") == "(-2.5, 1.5) default"
+    assert _start_marker(page) == pytest.approx([-2.5, 1.5])
+    _type(page, "#landscape-params input[aria-label='angle']", "90")
+    _until(page, "document.getElementById('start-label').textContent === '(-1.5, -2.5) default'")
+    assert _start_marker(page) == pytest.approx([-1.5, -2.5])
+    assert "s" not in _query(page)  # still the landscape's own start, not one the user set
+    _race(page, watch=False)
+    first = page.evaluate("""() => { const t = document.getElementById('map').data
+        .find((t) => t.meta === 'path'); return [t.x[0], t.y[0]]; }""")
+    assert first == pytest.approx([-1.5, -2.5]) and _start_marker(page) == pytest.approx(first)
+
+
+def _note_of(page, box: str):
+    """The note under the hyperparameter box ``box`` (a selector) saying why it refused."""
+    return page.locator(box).locator("xpath=..").locator(".hp-note")
+
+
+def test_hyperparameters_outside_their_bounds_are_refused_on_the_page(page):
+    """Lookahead's alpha is > 0 (an open end): its slider's lowest end is the first value
+    above 0, which races. A value typed outside the API's bounds (alpha 0 or 1.5, Adam's
+    beta2 1, Lookahead's k 0) is refused next to its box, saying the bounds and the value
+    kept; nothing of it reaches the URL or a race."""
+    _open(page, "?l=rosenbrock&n=50&o=lookahead&o=adam")
+    bodies = []
+    page.on("request", lambda r: bodies.append(r.post_data) if r.url.endswith("/api/race") else None)
+    slider = ".opt[data-name='lookahead'] input[aria-label='lookahead alpha']"
+    alpha = ".opt[data-name='lookahead'] input[aria-label='lookahead alpha value']"
+    page.fill(slider, "0")
+    page.dispatch_event(slider, "input")
+    page.dispatch_event(slider, "change")
+    assert page.input_value(alpha) == "0.001"
+    assert "alpha=0.001" in _options(page)["lookahead"].split(";")
+    _race(page, watch=False)
+    assert page.text_content("#message") == "" and page.locator("#results tbody tr").count() == 2
+    beta2 = ".opt[data-name='adam'] input[aria-label='adam beta2 value']"
+    k = ".opt[data-name='lookahead'] .hp input[type=number]"
+    for box, typed, said in ((alpha, "0", "alpha must be > 0 and <= 1 (kept 0.001)"),
+                             (alpha, "1.5", "alpha must be > 0 and <= 1 (kept 0.001)"),
+                             (alpha, "abc", "alpha: not a number (kept 0.001)"),
+                             (beta2, "1", "beta2 must be >= 0 and < 1 (kept 0.999)"),
+                             (k, "0", "k must be a whole number from 1 to 100 (kept 5)")):
+        _type(page, box, typed)
+        note = _note_of(page, box)
+        assert note.is_visible() and note.text_content() == said, (typed, note.text_content())
+        assert page.evaluate(f"document.querySelector(\"{box}\").classList.contains('invalid')")
+        assert _query(page)["race"] == ["1"], typed  # nothing changed: the race stays
+    options = _options(page)
+    assert "alpha=0.001" in options["lookahead"].split(";") and "k=" not in options["lookahead"]
+    assert "betas" not in options["adam"]
+    _race(page, watch=False)
+    assert page.text_content("#message") == "" and len(bodies) == 2
+    assert '"alpha":0.001' in bodies[-1] and '"alpha":0,' not in bodies[-1]
+    _type(page, alpha, "0.3")  # a value within: taken, the note goes
+    assert not _note_of(page, alpha).is_visible() and "alpha=0.3" in _options(page)["lookahead"]
+
+
+def test_no_optimizer_chosen_stays_so_after_a_reload(page):
+    """Every optimizer unticked is written to the link as a lone o= and read back as none
+    (a reload keeps it); a link without o gets the default optimizers."""
+    _open(page, "?l=rosenbrock&n=50")
+    ticked = "document.querySelectorAll('#optimizers .opt-head input:checked').length"
+    assert page.evaluate(ticked) > 0
+    _choose(page, [])
+    assert parse_qs(urlparse(page.url).query, keep_blank_values=True)["o"] == [""]
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.evaluate(ticked) == 0
+    assert parse_qs(urlparse(page.url).query, keep_blank_values=True)["o"] == [""]
+    page.click("#race")
+    assert page.text_content("#message") == "choose at least one optimizer"
+    _open(page, "?l=rosenbrock&n=50")
+    assert page.evaluate(ticked) > 0 and "" not in _options(page)
+
+
+def test_a_link_that_is_not_a_whole_or_finite_number_is_not_taken(page):
+    """A link's whole-number fields (steps, seed, basins' starts per side, sweep, slice, an
+    int hyperparameter) that are not whole numbers within bounds, real ones that are not
+    finite (noise, a landscape parameter, a start) and hyperparameters out of their bounds
+    keep their defaults, and a note says what was not taken: seed=2.5 is not seed 2."""
+    _open(page, "?l=quadratic&p=kappa=Infinity&s=1,NaN&n=2.5&seed=2.5&bg=7.5&noise=Infinity"
+                "&sweep=1.5&slice=abc&o=lookahead:k=2.5;alpha=0&o=adam:lr=abc")
+    assert page.input_value("#seed") == "0" and page.input_value("#steps") == "500"
+    note = page.text_content("#link-note")
+    assert page.is_visible("#link-note")
+    for part in ("kappa=Infinity", "s=1,NaN", "n=2.5", "seed=2.5", "bg=7.5", "noise=Infinity",
+                 "sweep=1.5", "slice=abc", "k=2.5", "alpha=0", "lr=abc"):
+        assert part in note, (part, note)
+    assert page.input_value("#basins-grid") == "15"
+    assert page.input_value("#landscape-params input[aria-label='kappa']") == "10"
+    query = _query(page)
+    assert query["n"] == ["500"] and query["p"] == ["kappa=10"]
+    assert not {"seed", "noise", "sweep", "slice", "s", "bg"} & set(query), query
+    options = _options(page)
+    assert options["lookahead"] == f"lr={_num(rates_for('quadratic')['lookahead'])}", options
+    assert options["adam"] == f"lr={_num(rates_for('quadratic')['adam'])}", options
+    _open(page, f"?seed={2**31}&o=gd")  # a whole number past the largest seed
+    assert f"seed={2**31}" in page.text_content("#link-note") and page.input_value("#seed") == "0"
+    _open(page, "?l=rosenbrock&seed=7&b=1&bg=20&noise=0.5&o=gd")  # all taken: no note
+    assert not page.is_visible("#link-note")
+    assert page.input_value("#seed") == "7" and page.input_value("#basins-grid") == "20"
+    assert _query(page)["noise"] == ["0.5"]
+
+
+def test_the_runs_tab_says_its_times_are_utc(browser, server):
+    """The sweeps' creation times are written in UTC and say so, as `optimlab runs` and the
+    report write them (here in a browser whose own zone is UTC+5:30)."""
+    with _own_page(browser, server, timezone_id="Asia/Kolkata") as page:
+        _open(page, "?tab=runs")
+        page.wait_for_selector("#sweeps tbody tr")
+        created = page.evaluate("fetch('/api/sweeps').then((r) => r.json()).then((s) => s[0].created_at)")
+        expected = datetime.fromisoformat(created).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        assert page.locator("#sweeps tbody tr td").nth(4).text_content() == expected
+        texts = page.evaluate("""async () => {
+            const { utcText } = await import('/static/js/format.js');
+            return [utcText('2024-05-01T14:34:56.123456+02:00'), utcText('2024-05-01T23:59:00+00:00')];
+        }""")
+        assert texts == ["2024-05-01 12:34 UTC", "2024-05-01 23:59 UTC"]

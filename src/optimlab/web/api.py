@@ -262,8 +262,10 @@ def _grid_payload(name: str, params: tuple, n: int) -> bytes:
     scale = _scale_for(land, Z)
     color = np.log10(scale(Z)) if scale.log else Z
     rows = lambda a: [finite_list(row) for row in a]  # noqa: E731
+    # the start with these parameters (a rotated bowl's turns with its angle): the page
+    # shows it before a race, which starts there when no start is given
     payload = {"name": land.name, "params": _jsonable(land.params), "n": n,
-               "description": land.description,
+               "description": land.description, "start": list(map(float, land.start)),
                "x": X[0].tolist(), "y": Y[:, 0].tolist(), "z": rows(Z), "color": rows(color),
                "log": bool(scale.log), "zmin": float(scale.zmin), "offset": float(scale.offset),
                "color_title": "log10(f - f_min + ε)" if scale.log else "f"}
@@ -294,7 +296,8 @@ def grid(name: str, params: dict | None = None, n: int = 100) -> dict:
 
     ``z[i][j]`` is f at ``(x[j], y[i])``; ``color`` is what to colour: ``log10(f - zmin +
     offset)`` when ``log`` (the landscape asks for a log scale, or its values span many
-    decades: the same rule as the matplotlib pictures), else f itself.
+    decades: the same rule as the matplotlib pictures), else f itself. ``start`` is the
+    landscape's start with these parameters (where a race given no start begins).
     """
     return json.loads(grid_json(name, params, n))
 

@@ -647,6 +647,8 @@ class GridResponse(BaseModel):
     params: dict
     n: int
     description: str
+    #: where a race with these parameters starts when it is given no start
+    start: list[float]
     x: list[float]
     y: list[float]
     z: list[list[float | None]]

@@ -51,10 +51,12 @@ async function init() {
   catalog.limits = limits;
   for (const l of landscapes) catalog.landscapes.set(l.name, l);
   for (const o of optimizers) catalog.optimizers.set(o.name, o);
-  const autoRace = readUrl();
+  const link = readUrl();
   if (!catalog.landscapes.has(state.landscape)) state.landscape = landscapes[0].name;
   state.params = { ...currentLandscape().params, ...state.params };
-  if (!state.selected.size) for (const name of DEFAULT_OPTIMIZERS) state.selected.set(name, {});
+  // a link without o= gets the default optimizers; one with a lone o= chose none
+  if (!link.optimizers) for (const name of DEFAULT_OPTIMIZERS) state.selected.set(name, {});
+  showLinkNotes(link.notes);
   normaliseSelection();
   buildLandscapeControls();
   buildLandscapeParams();
@@ -70,7 +72,15 @@ async function init() {
   if (await loadGrid()) setStatus(READY);
   document.body.dataset.ready = "1";
   if (state.tab !== "race") showTab(state.tab);
-  if (autoRace) runRace();
+  if (link.race) runRace();
+}
+
+// What of the link was not taken (seed=2.5, alpha=0, ...): said above the page, since the
+// page shows the defaults kept instead.
+function showLinkNotes(notes) {
+  const box = $("#link-note");
+  box.textContent = notes.length ? `Not taken from this link (the defaults kept): ${notes.join("; ")}.` : "";
+  box.hidden = !notes.length;
 }
 
 document.addEventListener("DOMContentLoaded", init);

@@ -6,8 +6,8 @@
  */
 
 import { $, el, showMessage } from "./dom.js";
-import { fmt, short } from "./format.js";
-import { state, live, catalog, currentLandscape, defaultValues } from "./state.js";
+import { boundsText, fmt, short } from "./format.js";
+import { state, live, catalog, currentLandscape, defaultValues, withinBounds } from "./state.js";
 import { writeUrl } from "./url.js";
 import { renderInfo, showInfo } from "./info.js";
 import { clearRace, runRace } from "./race.js";
@@ -50,24 +50,52 @@ function nameLabel(text) {
   return el("span", { class: text.length > LONG_NAME ? "long" : undefined, text: text.replaceAll("_", "_\u200b") });
 }
 
+// The line under a hyperparameter's box saying why what was typed is refused (the box is
+// marked invalid, the last value kept and raced): nothing out of the API's bounds is sent.
+function hpNote() { return el("span", { class: "hp-note", role: "alert", hidden: true }); }
+function refuse(box, note, text) {
+  box.classList.toggle("invalid", Boolean(text));
+  note.textContent = text;
+  note.hidden = !text;
+}
+
 function numberControl(name, h, label, get, set) {
   // a slider (log or linear) with a text box for exact values, both showing the value used
   const slider = el("input", { type: "range", min: 0, max: 1000, step: 1, "aria-label": `${name} ${label}` });
   const text = el("input", { type: "text", "aria-label": `${name} ${label} value` });
+  const note = hpNote();
   const linearStep = (h.ui_high - h.ui_low) / 1000;
   const toPos = (v) => (h.kind === "log" ? logPos(h, v) : Math.round((v - h.ui_low) / linearStep));
   const toValue = (p) => (h.kind === "log" ? logValue(h, p)
     : Number((h.ui_low + p * linearStep).toPrecision(4)));
-  const show = () => { const v = get(); slider.value = toPos(v); text.value = short(v); text.classList.remove("invalid"); };
-  slider.addEventListener("input", () => { set(toValue(Number(slider.value))); text.value = short(get()); });
+  // the slider's ends: its first and last positions whose value the API takes (an open
+  // end where the slider would start, as Lookahead's alpha = 0, is left out)
+  let first = 0, last = 1000;
+  while (first < last && !withinBounds(h, toValue(first))) first += 1;
+  while (last > first && !withinBounds(h, toValue(last))) last -= 1;
+  slider.min = first;
+  slider.max = last;
+  const show = () => { const v = get(); slider.value = toPos(v); text.value = short(v); refuse(text, note, ""); };
+  slider.addEventListener("input", () => {
+    set(toValue(Number(slider.value)));
+    text.value = short(get());
+    refuse(text, note, "");
+  });
   slider.addEventListener("change", raceChanged);
   text.addEventListener("change", () => {
     const v = Number(text.value);
-    if (text.value.trim() === "" || !Number.isFinite(v)) { text.classList.add("invalid"); return; }
+    if (text.value.trim() === "" || !Number.isFinite(v)) {
+      refuse(text, note, `${label}: not a number (kept ${short(get())})`);
+      return;
+    }
+    if (!withinBounds(h, v)) {
+      refuse(text, note, `${label} must be ${boundsText(h)} (kept ${short(get())})`);
+      return;
+    }
     set(v); show(); raceChanged();
   });
   show();
-  return el("div", { class: "hp", title: h.help }, nameLabel(label), slider, text);
+  return el("div", { class: "hp", title: h.help }, nameLabel(label), slider, text, note);
 }
 
 function nullableControls(name, h, hp) {
@@ -104,13 +132,15 @@ function hpControls(name) {
       // a whole number within the API's bounds (an open end excluded), else the last one
       const low = h.low === null || h.low === undefined ? null : h.low_open ? Math.floor(h.low) + 1 : Math.ceil(h.low);
       const high = h.high === null || h.high === undefined ? null : h.high_open ? Math.ceil(h.high) - 1 : Math.floor(h.high);
+      const note = hpNote();
       box.addEventListener("change", () => {
         const v = wholeNumber(box, low, high);
+        refuse(box, note, v === null ? `${h.name} must be ${boundsText(h)} (kept ${hp[h.name]})` : "");
         if (v === null) return;
         hp[h.name] = v;
         raceChanged();
       });
-      rows.push(el("div", { class: "hp", title: h.help }, nameLabel(h.name), box, el("span")));
+      rows.push(el("div", { class: "hp", title: h.help }, nameLabel(h.name), box, el("span"), note));
     } else if (h.kind === "pair") {
       for (const i of [0, 1]) {
         const pair = { ...h, kind: "linear", ui_high: i === 0 ? 0.999 : h.ui_high };

@@ -1,7 +1,7 @@
 /* How numbers and hyperparameters are written on the page: fmt (metrics, 3 significant
  * digits or exponent form), meanText (a mean and its spread over seeds), short (a
- * hyperparameter as typed) and hpText ("lr=0.01, ...", "beta3=auto" for a value the
- * optimizer chooses).
+ * hyperparameter as typed), boundsText (its bounds in words), hpText ("lr=0.01, ...",
+ * "beta3=auto" for a value the optimizer chooses) and utcText (a stored time, in UTC).
  */
 
 export function fmt(v, digits = 3) {
@@ -33,6 +33,17 @@ export function short(v) {
   return String(Number(v.toPrecision(4)));
 }
 
+// A hyperparameter's bounds in words, as the API says them: "> 0 and <= 1", "a whole
+// number from 1 to 100" (an int's open ends made closed: 1 to 99 for "> 0 and < 100").
+export function boundsText(h) {
+  if (h.kind === "int") {
+    const low = h.low_open ? Math.floor(h.low) + 1 : Math.ceil(h.low);
+    const high = h.high_open ? Math.ceil(h.high) - 1 : Math.floor(h.high);
+    return `a whole number from ${low} to ${high}`;
+  }
+  return `${h.low_open ? ">" : ">="} ${short(h.low)} and ${h.high_open ? "<" : "<="} ${short(h.high)}`;
+}
+
 // null is a number the optimizer chooses itself (Prodigy's beta3, ...): the page's "auto"
 export function hpText(hparams, tuned) {
   return Object.entries(hparams)
@@ -40,6 +51,15 @@ export function hpText(hparams, tuned) {
 }
 
 export function lrOnly(hparams) { return "lr" in hparams ? { lr: hparams.lr } : {}; }
+
+// A time the API sends (ISO 8601 with its zone, UTC) as the command line's `optimlab runs`
+// and the HTML report write it, "2024-05-01 12:34 UTC": the same sweep reads the same in
+// all three, and the zone is said (a bare time reads as the reader's own).
+export function utcText(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return String(iso ?? "");
+  return `${when.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
 
 // A data string (an optimizer's or a task's name from the store or a slice file) as Plotly
 // shows it: Plotly renders names, titles and hover texts as markup (<b>, <a href>, ...), so

@@ -31,6 +31,14 @@ export async function fetchGrid() {
   return grid;
 }
 
+// Where a race given no start begins: the grid's start, of the landscape built with the
+// current parameters (a rotated bowl's start turns with its angle), else the catalog's (of
+// the landscape's own parameters) while no grid of this landscape is here.
+export function defaultStart() {
+  const land = currentLandscape();
+  return grid && grid.name === land.name && grid.start ? grid.start : land.start;
+}
+
 // The range of f over the grid (f − f_min on a log axis, when the landscape's minimum is
 // known): the loss chart's axis before the first race.
 export function valueRange(log) {

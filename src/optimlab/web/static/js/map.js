@@ -1,8 +1,9 @@
 /* The map of the Race tab, drawn with Plotly: the landscape's contours (or its 3-D surface),
  * its minima, the start point and each optimizer's path up to the animation's current point.
  * loadGrid fetches the landscape on a grid (grid.js) and draws it; showStart writes the
- * start under the map. Clicking the 2-D map moves the start (shift-click adds one) and
- * dispatches "start-moved" on #map before redrawing: whoever keeps a race of the old start
+ * start under the map (the user's, else the grid's: the start with the current parameters).
+ * Clicking the 2-D map moves the start (shift-click adds one) and dispatches "start-moved"
+ * on #map before redrawing: whoever keeps a race of the old start
  * (race.js) listens for it, so this module imports nothing above it.
  */
 
@@ -11,7 +12,7 @@ import { $, READY, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText, lrOnly } from "./format.js";
 import { state, live, catalog, colorOf, currentLandscape } from "./state.js";
 import { writeUrl } from "./url.js";
-import { grid, fetchGrid, drawable, height, pathSlice } from "./grid.js";
+import { grid, fetchGrid, defaultStart, drawable, height, pathSlice } from "./grid.js";
 import { drawLoss } from "./loss.js";
 
 // Fetch the landscape's grid and draw the map and the loss chart; whether the grid came.
@@ -29,6 +30,7 @@ export async function loadGrid() {
     setStatus("the landscape's parameters were refused: nothing to race on");
     refused = true;
   }
+  showStart();  // the default start is the grid's: it moves with the parameters
   await drawMap();
   drawLoss();
   return !refused;
@@ -54,7 +56,7 @@ function colorbar() {
 
 function mapTraces() {
   const land = currentLandscape();
-  const start = state.start || land.start;
+  const start = state.start || defaultStart();
   const three = state.view === "3d";
   const traces = [];
   const k = live.frame;
@@ -136,7 +138,7 @@ export async function drawMap() {
     document.body.dataset.contour = "0";
     return;
   }
-  const start = state.start || currentLandscape().start;
+  const start = state.start || defaultStart();
   const traces = mapTraces();
   if (state.view === "3d") {
     // the start's height needs the landscape's value there: the path's first loss, if raced
@@ -190,7 +192,7 @@ function onMapClick(event) {
 }
 
 export function showStart() {
-  const point = state.start || currentLandscape().start;
+  const point = state.start || defaultStart();
   $("#start-label").textContent = `(${fmt(point[0], 4)}, ${fmt(point[1], 4)})` + (state.start ? "" : " default");
   $("#starts-label").textContent = state.starts.length
     ? state.starts.map((p) => `(${fmt(p[0], 3)}, ${fmt(p[1], 3)})`).join(" ") : "none";

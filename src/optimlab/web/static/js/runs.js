@@ -5,7 +5,7 @@
 
 import { PLOT_CONFIG } from "./config.js";
 import { $, el } from "./dom.js";
-import { fmt, esc, meanText } from "./format.js";
+import { fmt, esc, meanText, utcText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
@@ -41,7 +41,7 @@ async function loadSweeps() {
     // a damaged sweep is listed with why it cannot be shown (the others still can be)
     const row = el("tr", { "data-sweep": s.id, onclick: () => selectSweep(s.id), class: s.error ? "broken" : null },
       el("td", { text: String(s.id) }), el("td", { text: s.name || "" }), el("td", { text: s.task || "" }),
-      el("td", { text: s.model || "default" }), el("td", { text: s.error ? s.created_at : s.created_at.slice(0, 16).replace("T", " ") }),
+      el("td", { text: s.model || "default" }), el("td", { text: s.error ? s.created_at : utcText(s.created_at) }),
       el("td", { text: s.runs }),
       el("td", { text: s.error || (s.labels.length ? s.labels : s.optimizers).join(", ") }));
     body.append(row);

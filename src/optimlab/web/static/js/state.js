@@ -38,6 +38,17 @@ export function defaultValues(name) {
   return values;
 }
 
+// Whether v lies within hyperparameter h's bounds as the API checks them (GET
+// /api/optimizers: low, high, and low_open/high_open where an end is excluded, as
+// Lookahead's alpha = 0); a missing bound is none.
+export function withinBounds(h, v) {
+  if (typeof v !== "number" || !Number.isFinite(v)) return false;
+  const has = (b) => b !== null && b !== undefined;
+  const above = !has(h.low) || (h.low_open ? v > h.low : v >= h.low);
+  const below = !has(h.high) || (h.high_open ? v < h.high : v <= h.high);
+  return above && below;
+}
+
 export function normaliseSelection() {
   for (const [name, hp] of [...state.selected]) {
     if (!catalog.optimizers.has(name)) { state.selected.delete(name); continue; }

@@ -3,13 +3,16 @@
  *   l=landscape  p=k=v;k=v (landscape parameters)  s=x,y (start)  n=steps  noise  seed
  *   tune=1  v=3d  o=name[:k=v;k=v] (one per optimizer: its lr, which starts at the rate
  *   suggested for the landscape, and the values off the library's defaults; null is
- *   "auto", the optimizer's own choice)
+ *   "auto", the optimizer's own choice; a lone "o=" is none chosen, no o the defaults)
  *   st=x,y;x,y (more starts)  fan=1 (a fan of learning rates)  insp=name (step by step)
  *   b=1 (the basins view)  bg=15 (its starts per side)
  *   tab=runs|slices  sweep=id  slice=id  race=1 (the configuration was raced: opening the link races it)
+ * A value the link holds that the page would not take itself (seed=2.5, alpha=0, noise=1e999)
+ * is left out, its default kept, and readUrl says so in its notes (never truncated).
  */
 
-import { state, live, defaultValues } from "./state.js";
+import { state, live, catalog, defaultValues, withinBounds } from "./state.js";
+import { boundsText } from "./format.js";
 
 function parseValue(text) {
   if (text === "true" || text === "false") return text === "true";
@@ -22,50 +25,93 @@ function valueText(v) {
   return Array.isArray(v) ? v.join("/") : String(v);
 }
 
-// Returns whether the link asks for a race on opening.
+// A whole number from low to high (a null bound: none) written in the link: the number, or
+// null for "2.5", "abc", "1e400" or one out of bounds, with a note in `notes`: a link is
+// never truncated nor clamped into another setup than it says (the default is kept).
+function wholeField(q, key, low, high, notes) {
+  const text = q.get(key);
+  const n = Number(text);
+  if (text.trim() !== "" && Number.isSafeInteger(n) && (low === null || n >= low) && (high === null || n <= high)) return n;
+  const range = high === null ? `of at least ${low}` : `from ${low} to ${high}`;
+  notes.push(`${key}=${text} is not a whole number ${range}`);
+  return null;
+}
+
+// A point "x,y" of the link: two finite numbers, or null with a note.
+function pointField(text, key, notes) {
+  const point = text.split(",").map((v) => (v.trim() === "" ? NaN : Number(v)));
+  if (point.length === 2 && point.every(Number.isFinite)) return point;
+  notes.push(`${key}=${text} is not a point x,y of two finite numbers`);
+  return null;
+}
+
+// A hyperparameter value of optimizer `name` written in the link: the value, or undefined
+// (its default kept) with a note where it lies outside what the API takes (GET
+// /api/optimizers: its kind, bounds, open ends, and null where the optimizer may choose).
+function hpField(name, key, text, notes) {
+  const v = parseValue(text);
+  const o = catalog.optimizers.get(name);
+  const h = o && o.hyperparameters.find((x) => x.name === key);
+  if (!h) return v;  // not one the page shows: normaliseSelection drops it
+  const ok = h.kind === "bool" ? typeof v === "boolean"
+    : v === null ? Boolean(h.nullable)
+    : h.kind === "pair" ? Array.isArray(v) && v.length === 2 && v.every((x) => withinBounds(h, x))
+    : typeof v === "number" && withinBounds(h, v) && (h.kind !== "int" || Number.isInteger(v));
+  if (ok) return v;
+  const what = h.kind === "bool" ? "true or false" : h.kind === "pair" ? `two numbers ${boundsText(h)}` : boundsText(h);
+  notes.push(`${name}'s ${key}=${text} is not ${what}`);
+  return undefined;
+}
+
+// Fills `state` from the link. Returns whether the link asks for a race on opening, whether
+// it names the optimizers (o=, none when empty: a link without it gets the defaults), and
+// the notes on what of it was not taken (the default kept instead), for the page to show.
 export function readUrl() {
   const q = new URLSearchParams(location.search);
+  const notes = [];
   if (q.has("l")) state.landscape = q.get("l");
   if (q.has("p")) {
     for (const kv of q.get("p").split(";").filter(Boolean)) {
       const [k, v] = kv.split("=");
-      if (Number.isFinite(Number(v))) state.params[k] = Number(v);
+      if (v !== undefined && v.trim() !== "" && Number.isFinite(Number(v))) state.params[k] = Number(v);
+      else notes.push(`the landscape's ${k}=${v ?? ""} is not a finite number`);
     }
   }
-  if (q.has("s")) {
-    const point = q.get("s").split(",").map(Number);
-    if (point.length === 2 && point.every(Number.isFinite)) state.start = point;
+  if (q.has("s")) state.start = pointField(q.get("s"), "s", notes) || state.start;
+  if (q.has("n")) state.steps = wholeField(q, "n", 1, catalog.limits.max_steps ?? null, notes) ?? state.steps;
+  if (q.has("noise")) {
+    const v = q.get("noise").trim() === "" ? NaN : Number(q.get("noise"));
+    const most = catalog.limits.max_noise ?? Infinity;
+    if (Number.isFinite(v) && v >= 0 && v <= most) state.noise = v;
+    else notes.push(`noise=${q.get("noise")} is not a finite number from 0 to ${most}`);
   }
-  if (q.has("n")) {  // a whole number of steps >= 1; anything else keeps the default
-    const n = Number(q.get("n"));
-    if (Number.isInteger(n) && n >= 1) state.steps = n;
-  }
-  if (q.has("noise")) state.noise = Math.max(0, Number(q.get("noise")) || 0);
-  if (q.has("seed")) state.seed = parseInt(q.get("seed"), 10) || 0;
+  if (q.has("seed")) state.seed = wholeField(q, "seed", 0, catalog.limits.max_seed ?? null, notes) ?? state.seed;
   state.tune = q.get("tune") === "1";
   if (q.has("st")) {
-    state.starts = q.get("st").split(";").map((p) => p.split(",").map(Number))
-      .filter((p) => p.length === 2 && p.every(Number.isFinite)).slice(0, 16);
+    state.starts = q.get("st").split(";").filter(Boolean).map((p) => pointField(p, "st", notes))
+      .filter(Boolean).slice(0, 16);
   }
   state.fan = q.get("fan") === "1";
   state.inspect = q.get("insp") || "";
   state.basins = q.get("b") === "1";
-  if (q.has("bg")) state.basinGrid = Math.max(2, Math.min(30, parseInt(q.get("bg"), 10) || 15));
+  if (q.has("bg")) state.basinGrid = wholeField(q, "bg", 2, catalog.limits.max_basin_grid ?? 30, notes) ?? state.basinGrid;
   state.view = q.get("v") === "3d" ? "3d" : "2d";
   state.tab = ["runs", "slices"].includes(q.get("tab")) ? q.get("tab") : "race";
-  if (q.has("sweep")) state.sweep = parseInt(q.get("sweep"), 10);
-  if (q.has("slice")) state.slice = parseInt(q.get("slice"), 10);
-  const opts = q.getAll("o");
+  if (q.has("sweep")) state.sweep = wholeField(q, "sweep", 1, null, notes);
+  if (q.has("slice")) state.slice = wholeField(q, "slice", 1, null, notes);
+  // o= with nothing after it is an empty selection, written so by writeUrl
+  const opts = q.getAll("o").filter(Boolean);
   for (const item of opts) {
     const [name, rest] = item.split(":");
     const hp = {};
     for (const kv of (rest || "").split(";").filter(Boolean)) {
       const [k, v] = kv.split("=");
-      hp[k] = parseValue(v);
+      const value = hpField(name, k, v ?? "", notes);
+      if (value !== undefined) hp[k] = value;
     }
     state.selected.set(name, hp);
   }
-  return opts.length > 0 && q.get("race") === "1";
+  return { race: opts.length > 0 && q.get("race") === "1", optimizers: q.has("o"), notes };
 }
 
 export function writeUrl() {
@@ -84,6 +130,7 @@ export function writeUrl() {
   if (state.basins) q.set("b", "1");
   if (state.basins && state.basinGrid !== 15) q.set("bg", state.basinGrid);
   if (state.view === "3d") q.set("v", "3d");
+  if (!state.selected.size) q.set("o", "");  // none chosen: a reload keeps none, not the defaults
   for (const [name, hp] of state.selected) {
     const defaults = defaultValues(name);
     const changed = Object.entries(hp)
