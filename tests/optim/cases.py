@@ -242,6 +242,9 @@ CASES: dict[str, list[Case]] = {
         dict(lr=0.01),
         dict(lr=0.01, betas=(0.8, 0.99), eps=1e-12, weight_decay=0.01),
         dict(lr=0.01, maximize=True),
+        # an eps large enough that both of its places (inside s_t and in the denominator)
+        # move the path past the tolerance: at 1e-16 and 1e-12 dropping either went unseen
+        dict(lr=0.01, eps=1e-4, weight_decay=0.01),
     ),
     "SAM": _cases(
         "SAM",
