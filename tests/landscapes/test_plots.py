@@ -5,6 +5,7 @@ Every PNG/GIF made here is also saved under ``test-artifacts/landscapes/`` for a
 """
 
 import importlib.util
+import os
 import re
 import shutil
 import sys
@@ -525,3 +526,41 @@ def test_animate_refuses_a_path_that_is_not_one(path, tmp_path, monkeypatch):
     with pytest.raises(TypeError, match=r"^path must be a str or os\.PathLike .*got "):
         _race(steps=4).animate(path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("when", ["before the frames", "while writing"])
+def test_an_interrupted_animation_keeps_the_file_already_there(tmp_path, monkeypatch, when):
+    """Ctrl-C during an animation used to delete the GIF the user already had (it was
+    opened for writing, emptied, then removed): the file is rendered beside it and moved
+    over it only when complete, so an interrupt leaves it whole and nothing else behind."""
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    target = tmp_path / "keep.gif"
+    target.write_bytes(b"GIF89a-previous-good-animation")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    if when == "before the frames":
+        monkeypatch.setattr(plots, "_freeze_background", interrupt)
+    else:
+        from matplotlib import animation
+
+        monkeypatch.setattr(animation.PillowWriter, "grab_frame", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        plots.animate_race(_race(steps=4), target, frames=2, dpi=20, resolution=10)
+    assert target.read_bytes() == b"GIF89a-previous-good-animation"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.gif"]
+
+
+def test_an_animation_replaces_the_file_already_there(tmp_path, monkeypatch):
+    """A finished animation takes the place of an older file, with the mode a new file
+    gets, and leaves no temporary file."""
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    target = tmp_path / "race.gif"
+    target.write_bytes(b"old")
+    assert plots.animate_race(_race(steps=4), target, frames=2, dpi=20, resolution=10) \
+        == [target]
+    assert _check_image(target) > 1 and sorted(p.name for p in tmp_path.iterdir()) == ["race.gif"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

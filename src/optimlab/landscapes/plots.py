@@ -14,8 +14,10 @@ colour (``race.hparams[label]["name"]``), distinct within one figure. Path lines
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -403,10 +405,26 @@ def _frame_steps(steps: int, frames: int) -> np.ndarray:
     return np.unique(np.linspace(0, steps, min(frames, steps + 1)).round().astype(int))
 
 
-def _check_writable(target: Path) -> None:
-    """Open ``target`` for writing now (not after rendering every frame); OSError names it."""
-    with open(target, "wb"):
-        pass
+def _temporary_beside(target: Path) -> Path:
+    """A new empty file in ``target``'s folder to render ``target`` into, made now (not
+    after rendering every frame): the check that the folder takes a file there, OSError
+    naming ``target`` otherwise (a missing folder, a read-only one, a folder at
+    ``target``). ``target`` itself is not opened, so a file already there is left whole
+    until :func:`os.replace` puts the finished one over it: an interrupted or failed
+    render loses nothing. Hidden, and ending with ``target``'s suffix, which the writers
+    read the format from (Pillow, ffmpeg); made with the mode any new file gets (0o666
+    less the umask), which the finished file keeps."""
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file to write", str(target))
+    while True:
+        temporary = target.with_name(f".{target.stem}.{secrets.token_hex(4)}.part{target.suffix}")
+        try:
+            os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return temporary
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise type(err)(err.errno, err.strerror, str(target)) from None
 
 
 def _even_inches(inches: float, dpi: float) -> float:
@@ -432,6 +450,8 @@ def _gif_writer():
 
     class SharedPaletteWriter(animation.PillowWriter):
         def finish(self) -> None:
+            if not self._frames:  # interrupted before its first frame: the error is the news
+                return
             frames = [frame.convert("RGB") for frame in self._frames]
             palette = frames[-1].quantize(colors=256, method=Image.Quantize.MEDIANCUT)
             frames = [frame.quantize(palette=palette, dither=Image.Dither.NONE)
@@ -538,6 +558,10 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
             (the first and the last step), or ``resolution`` not one in
             [2, :data:`MAX_RESOLUTION`], before anything is written.
         OSError: an unwritable location (naming the path), before any frame is drawn.
+
+    Each file is rendered into a temporary file beside it and moved over it only when
+    complete, so an error or an interrupt (Ctrl-C) leaves a file already at that path as it
+    was, and no partial file.
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike (the GIF or a folder), got "
@@ -552,8 +576,16 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
     gif = _gif_path(path, race.landscape.name)
     mp4 = gif.with_suffix(".mp4") if shutil.which("ffmpeg") else None
     targets = [gif] + ([mp4] if mp4 is not None else [])
-    for target in targets:
-        _check_writable(target)
+    # each file is rendered into a temporary one beside it, which replaces it only once
+    # complete: a failed or interrupted render leaves the file that was there as it was
+    temporaries: dict[Path, Path] = {}
+    try:
+        for target in targets:
+            temporaries[target] = _temporary_beside(target)
+    except BaseException:
+        for temporary in temporaries.values():
+            temporary.unlink(missing_ok=True)
+        raise
 
     two_d = race.landscape.dim == 2
     panels = int(two_d) + int(show_loss or not two_d)
@@ -589,18 +621,19 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
         for target in targets:
             writer = (_gif_writer()(fps=fps) if target == gif
                       else animation.FFMpegWriter(fps=fps))
-            with writer.saving(fig, target, dpi):
+            with writer.saving(fig, temporaries[target], dpi):
                 for k in steps:
                     update(k)
                     writer.grab_frame()
                 for _ in range(max(1, fps // 2)):  # hold the last frame a moment
                     writer.grab_frame()
+            os.replace(temporaries[target], target)
             written.append(target)
         return written
     except BaseException:
-        for target in targets:  # no empty or half-written files left behind
+        for target in targets:  # no half-written files left behind; the targets untouched
             if target not in written:
-                target.unlink(missing_ok=True)
+                temporaries[target].unlink(missing_ok=True)
         raise
     finally:
         plt.close(fig)
