@@ -653,3 +653,84 @@ def test_minima_tensor_is_documented_and_shaped_as_it_says():
     assert "[len(minima), dim]" in Landscape.minima_tensor.__doc__
     assert F.get("himmelblau").minima_tensor.shape == (4, 2)
     assert F.get("saddle").minima_tensor.shape == (0,)
+
+
+# Each claim a description makes about where (or how fast) an optimizer ends, raced as
+# stated: (landscape, its params, the words of the claim, optimizer, hyperparameters,
+# start (None: the default), what is claimed). "near": the final point after 500 steps is
+# within 0.01 of the point; "f": the final loss, to the digits given; "steps": steps to
+# f < 1e-3 of a race of 300 steps with the rate tuned (hyperparameters None).
+SHC_GLOBAL, SHC_OTHER_GLOBAL, SHC_LOCAL = (-0.0898, 0.7127), (0.0898, -0.7127), (1.6071, 0.5687)
+ST_GLOBAL, ST_SHALLOWEST = (-2.9035, -2.9035), (2.7468, 2.7468)
+TW_DEEP, TW_SHALLOW = F.two_wells_minima()
+DESCRIBED = [
+    ("goldstein_price", {}, "descent at lr 1e-5 is thrown into the local minimum 840", "gd",
+     {"lr": 1e-5}, None, ("near", (1.2, 0.8))),
+    ("goldstein_price", {}, "3.16e-6 it creeps down into the global basin (f 5.2 after 500",
+     "gd", {"lr": 3.16e-6}, None, ("f", 5.2)),
+    ("goldstein_price", {}, "momentum (lr 1e-6) and Adam (lr 0.1) reach the global minimum",
+     "momentum", {"lr": 1e-6}, None, ("near", (0.0, -1.0), 0.02)),
+    ("goldstein_price", {}, "momentum (lr 1e-6) and Adam (lr 0.1) reach the global minimum",
+     "adam", {"lr": 0.1}, None, ("near", (0.0, -1.0))),
+    *[("six_hump_camel", {}, "all three run from the default start (2, 0.5) to the global "
+       "minimum at (-0.0898, 0.7127)", name, {"lr": lr}, None, ("near", SHC_GLOBAL))
+      for name, lr in (("gd", 0.1), ("momentum", 0.01), ("adam", 0.316))],
+    *[("six_hump_camel", {}, "from (1.8, 0.8) gradient descent and momentum settle in the local "
+       "minimum 2.10", name, {"lr": lr}, (1.8, 0.8), ("near", SHC_LOCAL))
+      for name, lr in (("gd", 0.1), ("momentum", 0.01))],
+    ("six_hump_camel", {}, "crosses to the global one at (0.0898, -0.7127)", "adam", {"lr": 0.316},
+     (1.8, 0.8), ("near", SHC_OTHER_GLOBAL)),
+    *[("styblinski_tang", {}, claim, name, {"lr": lr}, None, ("near", end))
+      for claim, name, lr, end in (
+          ("gradient descent (lr 0.0316) and Adam (lr 1) stop in the shallowest basin", "gd",
+           0.0316, ST_SHALLOWEST),
+          ("gradient descent (lr 0.0316) and Adam (lr 1) stop in the shallowest basin", "adam",
+           1.0, ST_SHALLOWEST),
+          ("momentum (lr 0.01), gathering speed on the way down, crosses both ridges",
+           "momentum", 0.01, ST_GLOBAL),
+          ("gradient descent at lr 0.0562 (its tuned rate) crosses them too", "gd", 0.0562,
+           ST_GLOBAL),
+          ("Adam at that rate does not", "adam", 0.0562, ST_SHALLOWEST))],
+    *[("two_wells", {}, claim, name, {"lr": lr}, None, ("near", end))
+      for claim, name, lr, end in (
+          ("gradient descent (lr 0.316, the playground's rate) settles in the shallow well", "gd",
+           0.316, TW_SHALLOW),
+          ("and so does Adam up to lr 0.316", "adam", 0.316, TW_SHALLOW),
+          ("and so does Adam up to lr 0.316", "adam", 0.05, TW_SHALLOW),
+          ("momentum (0.9, lr 0.1 or 1) overshoots it", "momentum", 0.1, TW_DEEP),
+          ("momentum (0.9, lr 0.1 or 1) overshoots it", "momentum", 1.0, TW_DEEP),
+          ("as Adam at lr 1 (the playground's) does", "adam", 1.0, TW_DEEP))],
+    *[("rotated_quadratic", {"kappa": 50, "angle": angle}, claim, name, None, None,
+       ("steps", steps))
+      for claim, name, angle, steps in (
+          ("RMSprop reaches f < 1e-3 in 10 steps on the axis-aligned bowl", "rmsprop", 0, 10),
+          ("against gradient descent's 126", "sgd", 0, 126),
+          ("but needs 234 at 45 degrees, more than gradient descent", "rmsprop", 45, 234),
+          ("but needs 234 at 45 degrees, more than gradient descent", "sgd", 45, 126))],
+]
+
+
+@pytest.mark.parametrize("name, params, claim, optimizer, hp, start, expect", DESCRIBED,
+                         ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(DESCRIBED)])
+def test_what_a_description_says_an_optimizer_does_holds(name, params, claim, optimizer, hp,
+                                                         start, expect):
+    """A description's claim about an optimizer, raced as it is stated (rate, start, steps),
+    so a change that breaks one fails here: six of them used to say what did not hold (GD
+    and Adam in six-hump camel's local minimum 2.10 from the default start, RMSprop needing
+    124 steps at 45 degrees, ...)."""
+    from optimlab.landscapes import race
+
+    land = F.get(name, **params)
+    assert claim in " ".join(land.description.split()), claim
+    if expect[0] == "steps":
+        result = race(land, {optimizer: {}}, steps=300, tune=True)
+        assert result.metrics[optimizer].steps_to_tol == expect[1]
+        return
+    result = race(land, {optimizer: hp}, start=start, steps=500)
+    end, final = result.paths[optimizer][-1], float(result.losses[optimizer][-1])
+    assert not result.metrics[optimizer].diverged
+    if expect[0] == "f":
+        assert round(final, 1) == expect[1]
+    else:
+        tolerance = expect[2] if len(expect) > 2 else 0.01
+        assert np.linalg.norm(end - np.asarray(expect[1])) < tolerance, (end, final)
