@@ -109,6 +109,19 @@ def test_race_hp_fixes_hyperparameters_beside_the_rate(capsys):
     assert "--hp adam: not lr: --lr sets it, or --tune" in capsys.readouterr().err
 
 
+def test_race_lr_and_hp_name_optimizers_in_any_case_as_optimizers_does(capsys):
+    """--optimizers SGD is sgd, so --lr SGD=0.01 and --hp SGD:... set sgd's (they were refused
+    as "not in --optimizers"); the same name given twice in two cases is refused."""
+    argv = ["race", "rosenbrock", "--optimizers", "SGD,Adam", "--steps", "20"]
+    assert main(argv + ["--lr", "SGD=0.001,adam=0.05", "--hp", "ADAM:betas=(0.5,0.9)"]) == 0
+    table = capsys.readouterr().out
+    assert "lr=0.001" in table and "betas=(0.5, 0.9), lr=0.05" in table
+    assert main(argv + ["--lr", "sgd=0.001,SGD=0.002"]) == 2
+    assert "--lr sets sgd twice (0.001 and 0.002)" in capsys.readouterr().err
+    assert main(argv + ["--lr", "Lion=0.001"]) == 2
+    assert "--lr names Lion, not in --optimizers" in capsys.readouterr().err
+
+
 def test_race_tune_reports_the_chosen_rates(capsys):
     assert main(["race", "quadratic", "--optimizers", "gd,adam", "--steps", "30",
                  "--tune"]) == 0

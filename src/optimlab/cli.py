@@ -66,7 +66,7 @@ import os
 import sys
 import textwrap
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._table import text_table
@@ -416,17 +416,39 @@ def _point_text(point, most: int = 6) -> str:
     return f"({', '.join(values)})"
 
 
-def _parse_pairs(items: Sequence[str], what: str, positive: bool = False) \
-        -> dict[str, int | float]:
+def _as_listed(name: str, names: Sequence[str]) -> str:
+    """``name`` as ``--optimizers`` lists it (:func:`_names`: the registry's spelling, so
+    ``SGD`` is ``sgd``) when it resolves to one of ``names``; else as given (stripped), for
+    the caller to refuse as not in ``--optimizers``."""
+    from .optim.registry import resolve
+
+    try:
+        key = resolve(name).name
+    except ValueError:
+        return name.strip()
+    return key if key in names else name.strip()
+
+
+def _hp_listed(item: str, names: Sequence[str]) -> str:
+    """One ``--hp NAME:KEY=VALUE`` with its NAME as ``--optimizers`` lists it
+    (:func:`_as_listed`); an item without a colon as it is (refused by the parser)."""
+    name, sep, rest = item.partition(":")
+    return f"{_as_listed(name, names)}{sep}{rest}" if sep and name.strip() else item
+
+
+def _parse_pairs(items: Sequence[str], what: str, positive: bool = False,
+                 key: Callable[[str], str] | None = None) -> dict[str, int | float]:
     """``["adam=0.05", "sgd=1e-3,lion=1e-4"]`` -> ``{"adam": 0.05, ...}``; every value
     finite; ``positive`` values (learning rates) are floats > 0, others keep whole numbers
-    as ``int`` (``dim=50``)."""
+    as ``int`` (``dim=50``). ``key``, if given, maps each name before it is stored (and
+    before a name given twice is told apart: ``SGD=0.1,sgd=0.2`` is sgd twice)."""
     pairs = {}
     for item in items:
         for part in filter(None, item.split(",")):
-            key, sep, value = part.partition("=")
+            key_text, sep, value = part.partition("=")
+            name = key_text if key is None or not key_text.strip() else key(key_text)
             try:
-                if not sep or not key.strip():
+                if not sep or not name.strip():
                     raise ValueError
                 number = _number(value)
             except ValueError:
@@ -436,10 +458,10 @@ def _parse_pairs(items: Sequence[str], what: str, positive: bool = False) \
                 raise CLIError(f"{what} takes NAME=NUMBER with a number > 0, got "
                                f"{_shown(part)}")
             number = float(number) if positive else number
-            if pairs.get(key.strip(), number) != number:
-                raise CLIError(f"{what} sets {key.strip()} twice ({pairs[key.strip()]:g} and "
+            if pairs.get(name.strip(), number) != number:
+                raise CLIError(f"{what} sets {name.strip()} twice ({pairs[name.strip()]:g} and "
                                f"{number:g}); give it once")
-            pairs[key.strip()] = number
+            pairs[name.strip()] = number
     return pairs
 
 
@@ -780,8 +802,11 @@ def run_race(args: argparse.Namespace) -> str:
         _within(params["dim"], RACE_MAX_DIM, "--param dim", args, "lower dim")
     landscape = get(args.landscape, **params)
     names = _names(args.optimizers, "sgd,momentum,adam")
-    hparams = _parse_hparams(args.hp, names, "--lr sets it, or --tune")
-    lrs = _parse_pairs(args.lr, "--lr", positive=True)
+    # --lr and --hp name optimizers as --optimizers does, in any case (SGD=0.01 is sgd's)
+    listed = functools.partial(_as_listed, names=names)
+    hparams = _parse_hparams([_hp_listed(item, names) for item in args.hp], names,
+                             "--lr sets it, or --tune")
+    lrs = _parse_pairs(args.lr, "--lr", positive=True, key=listed)
     unknown = set(lrs) - set(names)
     if unknown:
         raise CLIError(f"--lr names {', '.join(sorted(unknown))}, not in --optimizers")
