@@ -8,7 +8,13 @@ import torch
 
 import optimlab
 from optimlab.landscapes import Landscape, get, race
-from optimlab.landscapes.race import LR_LIMITS, TUNE_CRITERION, run_fan, run_starts
+from optimlab.landscapes.race import (
+    DIVERGENCE_WIDTHS,
+    LR_LIMITS,
+    TUNE_CRITERION,
+    run_fan,
+    run_starts,
+)
 from optimlab.optim.catalog import TABLE
 
 # A learning rate per class that makes a telling but finite run on Rosenbrock from its start.
@@ -768,3 +774,91 @@ def test_a_schedule_free_run_ends_at_its_average():
     assert not torch.equal(at_y, x)
     assert torch.equal(torch.as_tensor(result.paths["sf"])[-1].reshape(-1), x.detach())
     assert float(result.losses["sf"][-1]) == float(land.values(x.detach().unsqueeze(0)))
+
+
+def test_a_run_whose_gap_ends_far_above_its_start_is_diverged():
+    """GD beyond its stability limit on a kappa-100 bowl grows its loss from 116 to 3e4 in
+    30 steps, all inside the domain and finite: diverged (its gap ends more than ten times
+    its start), as the table's legend says; Adam, which ends below its start, is not, nor
+    is a run that ends above its start by less than that factor."""
+    result = race(get("quadratic", kappa=100), {"gd": {"lr": 0.021}, "adam": {"lr": 0.1}},
+                  steps=30)
+    gd, adam = result.metrics["gd"], result.metrics["adam"]
+    assert np.isfinite(result.losses["gd"]).all() and gd.final_loss > 100 * result.losses["gd"][0]
+    assert gd.diverged and not adam.diverged
+    assert "diverged = a loss or point that is not finite, a gap to the minimum that ends more " \
+        "than ten times its start" in result.table()
+    # a run that ends below its start is not flagged, however high it climbed on the way
+    assert not race("quadratic", {"gd": {"lr": 0.1}}, steps=10).metrics["gd"].diverged
+    # 1.05x the stability limit: ten steps end 6.6x above the start, under the factor 10
+    mild = race(get("quadratic", kappa=100), {"gd": {"lr": 0.021}}, steps=10)
+    ratio = mild.losses["gd"][-1] / mild.losses["gd"][0]
+    assert 1 < ratio < 10 and not mild.metrics["gd"].diverged
+
+
+def test_a_run_falling_without_bound_reports_minus_inf():
+    """GD on the monkey saddle falls to -4e59 and then NaN: its final loss is -inf (it ran
+    downhill), not inf, and it counts as diverged (a value that is not finite)."""
+    result = race("monkey_saddle", {"gd": {"lr": 0.01}}, steps=1000)
+    losses = result.losses["gd"]
+    assert np.isnan(losses[-1]) and np.isfinite(losses[~np.isnan(losses)]).all()
+    m = result.metrics["gd"]
+    assert m.final_loss == -math.inf and m.diverged and m.escaped
+
+
+@pytest.mark.parametrize("name", ["muon", "adam"])
+def test_a_tuned_race_reports_the_run_at_its_chosen_rate(name):
+    """A tuned race's path is the race at the chosen rate, bit for bit: for Muon, whose
+    vmapped population rounds its Newton-Schulz products unlike a lone run (4.79 against
+    4.56 after 60 steps on Rosenbrock at lr 0.01), the chosen rate is run again alone; an
+    elementwise rule (Adam) is exact in the population already."""
+    grid = [1e-3, 1e-2]  # lr 0.01 wins on both
+    tuned = race("rosenbrock", {name: {}}, steps=60, tune=grid, extend=False)
+    lr = tuned.hparams[name]["lr"]
+    assert lr == 1e-2
+    plain = race("rosenbrock", {name: {"lr": lr}}, steps=60)
+    assert tuned.metrics[name].final_loss == plain.metrics[name].final_loss
+    np.testing.assert_array_equal(tuned.paths[name], plain.paths[name])
+
+
+def test_a_non_zero_default_weight_decay_is_recorded_and_shown():
+    """AdamW (0.01) and Muon (0.1) decay by default, which keeps them off the minimum: the
+    race records it, the table and the legend show it, and a note says what it does; Adam
+    (no decay) and a decay given as 0 show none."""
+    result = race("rosenbrock", {"adamw": {"lr": 0.05}, "muon": {"lr": 0.05}, "adam": {"lr": 0.05},
+                                 "no decay": {"name": "adamw", "lr": 0.05, "weight_decay": 0.0},
+                                 "sam": {"base_optimizer": "adamw", "lr": 0.05}}, steps=20)
+    assert result.hparams["adamw"]["weight_decay"] == 0.01
+    assert result.hparams["muon"]["weight_decay"] == 0.1
+    assert result.hparams["sam"]["weight_decay"] == 0.01  # the inner optimizer's default
+    assert "weight_decay" not in result.hparams["adam"]
+    assert result.hparams["no decay"]["weight_decay"] == 0.0
+    assert "weight_decay=0.01" in result.legend_label("adamw")
+    row = next(line for line in result.table().splitlines() if line.startswith("muon "))
+    assert "weight_decay=0.1" in row
+    assert "weight_decay (given, or the optimizer's default) pulls towards 0, so adamw, muon, sam " \
+        "settle off the minimum" in result.table()
+    tuned = race("rosenbrock", {"adamw": {}}, steps=20, tune=[1e-2], extend=False)
+    assert tuned.hparams["adamw"]["weight_decay"] == 0.01
+
+
+def test_tuning_on_a_saddle_picks_the_rate_that_escapes_soonest():
+    """On x^2 - y^2 leaving the domain downhill is the goal, not a divergence: tuning ranks
+    rates by the step they escaped at, so GD gets a rate that escapes (0.0316 did not within
+    100 steps; 0.0562 escapes at step 72 but passed ten domain widths and used to count as
+    diverged), and only a run that is not finite is diverged there."""
+    from optimlab.landscapes.race import TUNE_ESCAPE_CRITERION
+
+    tuned = race("saddle", {"sgd": {}, "adam": {}}, steps=100, tune=True)
+    assert tuned.tuned_by == TUNE_ESCAPE_CRITERION
+    for label in ("sgd", "adam"):
+        m, scores = tuned.metrics[label], tuned.tuning_scores[label]
+        assert m.escaped and not m.diverged
+        assert scores[tuned.hparams[label]["lr"]] == m.steps_to_escape == min(scores.values())
+        assert all(s >= 101 for lr, s in scores.items()
+                   if math.isfinite(s) and not tuned.tuning[label][lr] < -4)
+    far = race("saddle", {"gd": {"lr": 0.0562}}, steps=100)
+    (low, high) = far.landscape.domain[1]
+    assert far.paths["gd"][-1, 1] - high > DIVERGENCE_WIDTHS * (high - low)  # far off the map
+    assert far.metrics["gd"].escaped and not far.metrics["gd"].diverged
+    assert "the step it escaped at, sooner is better" in tuned.table()

@@ -30,8 +30,8 @@ from .base import Landscape, _real
 from .functions import get
 from .result import Race, RaceMetrics
 
-__all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "check_entry", "run_members", "run_starts",
-           "run_fan"]
+__all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "TUNE_ESCAPE_CRITERION", "check_entry",
+           "run_members", "run_starts", "run_fan"]
 
 #: The default learning-rate grid of ``tune=True``: 1e-4 to 1, four points per decade.
 TUNE_GRID: tuple[float, ...] = tuple(float(10.0**e) for e in np.arange(-4.0, 0.01, 0.25))
@@ -45,6 +45,12 @@ TUNE_WINDOW = 0.25
 #: anywhere past halfway, not only in the window.
 TUNE_CRITERION = (f"worst loss over the last {TUNE_WINDOW:.0%} of steps; a run above its "
                   "start past halfway is out")
+#: How ``tune`` ranks learning rates on a landscape without a minimum (a saddle, unbounded
+#: below), where leaving the domain downhill is the goal, not a divergence (:func:`_scores`).
+TUNE_ESCAPE_CRITERION = ("the step it escaped at, sooner is better (a run that never escaped "
+                         "ranks behind, by its worst loss over the last "
+                         f"{TUNE_WINDOW:.0%} of steps); a run above its start past halfway "
+                         "is out")
 #: Points added beyond a grid edge per extension round (same log spacing as the grid there).
 EXTEND_POINTS = 4
 #: At most this many extension rounds per optimizer.
@@ -53,6 +59,10 @@ MAX_EXTENSIONS = 3
 LR_LIMITS = (1e-8, 1e2)
 #: How far outside its domain (in domain widths) a path may go before it counts as diverged.
 DIVERGENCE_WIDTHS = 10.0
+#: A run whose final gap to the minimum (f - f*) is more than this many times its gap at
+#: the start counts as diverged (the training lab's ``TrainConfig.divergence_factor``): a
+#: run that ends a little above its start on a noisy landscape has not diverged.
+DIVERGENCE_FACTOR = 10.0
 
 
 @dataclass
@@ -81,6 +91,30 @@ def _defaults_used(name: str, hparams: Mapping) -> dict:
         used.update({k: v for k, v in resolve(name).info.defaults.items()
                      if k not in hparams and isinstance(v, (bool, int, float))})
     return used
+
+
+#: Constructor settings that move an optimizer's fixed point off the landscape's minimum
+#: (decay pulls the point towards 0): a race records them in ``hparams`` (and so shows them
+#: in the table and the legend) even when left at a non-zero default, as AdamW's 0.01 and
+#: Muon's 0.1 are, so the gap they cause is seen to come from them.
+FIXED_POINT_KEYS = ("weight_decay",)
+
+
+def _fixed_point_defaults(name: str, hparams: Mapping) -> dict:
+    """The :data:`FIXED_POINT_KEYS` that ``hparams`` leaves out and optimizer ``name``
+    fills in with a non-zero default: its class's, or for a wrapper (SAM, Lookahead) its
+    inner optimizer's, read from one built on a throwaway parameter."""
+    missing = [key for key in FIXED_POINT_KEYS if key not in hparams]
+    if not missing:
+        return {}
+    entry = resolve(name)
+    if entry.capabilities.wraps:
+        group = registry.probe(name, **hparams).param_groups[0]
+        values = {key: group.get(key) for key in missing}
+    else:
+        values = {key: entry.info.defaults.get(key) for key in missing}
+    return {key: value for key, value in values.items()
+            if isinstance(value, numbers.Real) and not isinstance(value, bool) and value != 0}
 
 
 def _keywords(cls: type) -> tuple[set[str], bool]:
@@ -429,11 +463,31 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
     return list(zip(paths.split(sizes, dim=1), losses.split(sizes, dim=1)))
 
 
+def _blew_up(loss: Tensor, since: int) -> Tensor:
+    """Per member (the last axis of ``loss``, ``[steps + 1]`` or ``[steps + 1, members]``):
+    whether its gap to the minimum (f - f*) rose above its gap at the start at any step
+    from ``since`` on, i.e. whether f did (the same comparison: f* cancels). The one
+    blow-up rule of tuning: a rate is out when it holds past halfway (:func:`_scores`).
+    A NaN loss is not above anything: non-finite values are told apart by the callers."""
+    return loss[since:].max(dim=0).values > loss[0]
+
+
 def _diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> bool:
     """Whether a run diverged: a non-finite point of ``path`` or value of ``loss`` (a
-    point where f is not finite, such as a log stepped below 0), or a point more than
-    :data:`DIVERGENCE_WIDTHS` domain widths outside the domain."""
+    point where f is not finite, such as a log stepped below 0); on a landscape with a
+    minimum also a gap to it that ends more than :data:`DIVERGENCE_FACTOR` times the gap at
+    the start (a descent that ran uphill, such as GD beyond its stability limit on a
+    quadratic: 115.6 to 3.4e4 in 30 steps at lr 0.021 and condition 100), or a point more
+    than :data:`DIVERGENCE_WIDTHS` domain widths outside the domain. On a landscape
+    without a minimum (a saddle, unbounded below) leaving the domain is the goal, running
+    downhill for ever, not a divergence: only non-finite values count there."""
     if not torch.isfinite(path).all() or (loss is not None and not torch.isfinite(loss).all()):
+        return True
+    if not landscape.minima:
+        return False
+    if loss is not None and loss.shape[0] > 1 \
+            and float(loss[-1]) - landscape.min_value \
+            > DIVERGENCE_FACTOR * (float(loss[0]) - landscape.min_value):
         return True
     bounds = torch.tensor(landscape.domain, dtype=torch.float64)
     width = bounds[:, 1] - bounds[:, 0]
@@ -444,14 +498,18 @@ def _diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) ->
 def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Tensor,
              tol: float) -> RaceMetrics:
     """One run's :class:`RaceMetrics`. A NaN final loss (a run that blew up: inf - inf)
-    reads inf, as in ``race.tuning`` (:func:`_final`), and so does the gap; the distance of
-    a final point that is not finite is inf. Only a landscape without a minimum (a saddle)
-    keeps NaN gap and distance: there is no minimum to measure them from, and there a run
-    whose loss fell to -inf before turning NaN keeps -inf (it ran downhill, not up)."""
+    takes its sign from the last loss that was not NaN: -inf where that one is below the
+    start or the landscape's ``min_value`` (the run fell downhill without bound, as GD
+    does on the monkey saddle), inf otherwise (it blew up, as in ``race.tuning``:
+    :func:`_final`), and the gap follows; the distance of a final point that is not finite
+    is inf. Only a landscape without a minimum (a saddle) keeps NaN gap and distance: there
+    is no minimum to measure them from."""
     final = float(loss[-1])
     if math.isnan(final):
         seen = loss[~torch.isnan(loss)]
-        final = -math.inf if len(seen) and float(seen[-1]) == -math.inf else math.inf
+        last = float(seen[-1]) if len(seen) else math.nan
+        downhill = last < float(loss[0]) or last < landscape.min_value
+        final = -math.inf if downhill else math.inf
     distance = float(landscape.distance_to_minimum(path[-1]))
     gap, steps_to_tol, escaped, steps_to_escape = math.nan, None, None, None
     if landscape.minima:  # a saddle's min_value is only the lowest point of its domain
@@ -473,15 +531,33 @@ def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
     """Each member's tuning score (lower is better): the worst loss over the last
     :data:`TUNE_WINDOW` of its losses (at least the final one), as the sweeps'
     ``tail_score`` does; inf for a member that diverged or whose loss there is not finite,
-    and for one whose loss rose above its starting loss anywhere in its second half: a
-    blow-up past halfway that came back before the window (RMSprop at lr 0.562 on the
-    rotated bowl of condition 50: from 56 to 179 at step 203 of 300, then 3e-4 at the end)
-    is a late spike, and cannot win the tuning."""
+    and for one whose loss rose above its starting loss anywhere in its second half
+    (:func:`_blew_up`): a blow-up past halfway that came back before the window (RMSprop
+    at lr 0.562 on the rotated bowl of condition 50: from 56 to 179 at step 203 of 300,
+    then 3e-4 at the end) is a late spike, and cannot win the tuning.
+
+    On a landscape without a minimum but with a finite ``min_value`` (the saddles) there
+    is nothing to converge to and escaping is the goal (:data:`TUNE_ESCAPE_CRITERION`): a
+    member that escaped (its loss fell below ``min_value``) scores the step it first did,
+    so sooner is better; one that never did scores ``steps + 1`` plus how far its worst
+    loss of the window stays above ``min_value``, behind every escape but still ranked by
+    how far downhill it got (so a grid too slow to escape extends towards larger rates)."""
     window = loss[-max(1, math.ceil(TUNE_WINDOW * loss.shape[0])):]
     worst = window.max(dim=0).values  # NaN propagates, and scores inf below
-    blew_up = loss[loss.shape[0] // 2:].max(dim=0).values > loss[0]
-    return [math.inf if _diverged(landscape, path[:, k], loss[:, k]) or not math.isfinite(float(w))
-            or bool(blew_up[k]) else float(w) for k, w in enumerate(worst)]
+    blew_up = _blew_up(loss, loss.shape[0] // 2)
+    escape = not landscape.minima and math.isfinite(landscape.min_value)
+    scores = []
+    for k, w in enumerate(worst.tolist()):
+        if _diverged(landscape, path[:, k], loss[:, k]) or not math.isfinite(w) \
+                or bool(blew_up[k]):
+            scores.append(math.inf)
+        elif escape:
+            below = torch.nonzero(loss[:, k] < landscape.min_value)
+            scores.append(float(below[0, 0]) if len(below)
+                          else float(loss.shape[0]) + (w - landscape.min_value))
+        else:
+            scores.append(w)
+    return scores
 
 
 def _edges(lrs: list[float], scores: list[float]) -> list[str]:
@@ -557,8 +633,14 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             the worst loss over the last quarter of a batched run's steps, so a late spike
             or a lucky last step cannot win and a run that diverges never does (nor one
             whose loss rises above its starting loss past halfway); ties go to the smaller
-            rate. The chosen values are in ``race.hparams``, the final loss of every rate
-            tried in ``race.tuning`` and its score in ``race.tuning_scores``.
+            rate. On a landscape without a minimum (a saddle) escaping is the goal: rates
+            rank by the step their run escaped at, sooner first
+            (:data:`TUNE_ESCAPE_CRITERION`). The chosen values are in ``race.hparams``, the
+            final loss of every rate tried in ``race.tuning`` and its score in
+            ``race.tuning_scores`` (both the batched search's). The path and metrics
+            reported are those of a race at the chosen rate: an optimizer whose batched
+            members do not step bit for bit as it does alone (Muon, batched with vmap) is
+            run once more, alone, at that rate.
         tol: tolerance for ``steps_to_tol`` (loss within ``tol`` of the minimum), a
             finite number >= 0.
         extend: when tuning picks the smallest or largest rate of the grid, run
@@ -573,7 +655,13 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             grid's edge adds (what ``optimlab race`` draws its progress bar with); None
             or a callable (TypeError otherwise, before anything runs).
 
-    A run that diverges is reported in the metrics (``diverged``), never raised.
+    A run that diverges is reported in the metrics (``diverged``: a non-finite loss or
+    point, or, where there is a minimum, a gap to it that ends more than
+    :data:`DIVERGENCE_FACTOR` times its start or a point more than
+    :data:`DIVERGENCE_WIDTHS` domain widths outside the domain), never raised.
+    ``race.hparams`` records what each run used: the given values, the default rate when
+    none is given, and any non-zero default of :data:`FIXED_POINT_KEYS` (AdamW's
+    ``weight_decay=0.01``), which keeps a run off the minimum.
     """
     land = _landscape(landscape)
     steps = _steps(steps)
@@ -598,15 +686,18 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
              for e, (path, loss) in zip(entries, runs) if e.lrs}
     if extend:
         _extend(land, [e for e in entries if e.lrs], tried, x0, steps, progress)
+    picks = {e.label: _pick(tried[e.label]) for e in entries if e.lrs}
+    lone = _lone_runs(land, [e for e in entries if e.lrs], picks, x0, steps)
     paths, losses, hparams, metrics, tuning, scores, edges, extended = ({} for _ in range(8))
     for entry, (path, loss) in zip(entries, runs):
         path, loss = path[:, 0], loss[:, 0]
-        used = {"name": entry.name, **resolve(entry.name).preset, **entry.hparams}
+        preset = resolve(entry.name).preset
+        used = {"name": entry.name, **preset, **entry.hparams}
         if entry.lrs:
             lrs = sorted(tried[entry.label])
             score = [tried[entry.label][lr][2] for lr in lrs]
-            best = lrs[int(np.argmin(score))]
-            path, loss = tried[entry.label][best][:2]
+            best = picks[entry.label]
+            path, loss = lone.get(entry.label, tried[entry.label][best][:2])
             tuning[entry.label] = {lr: _final(tried[entry.label][lr][1]) for lr in lrs}
             scores[entry.label] = dict(zip(lrs, score))
             edge = _edges(lrs, score)
@@ -618,14 +709,42 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             used["lr"] = best
         elif "lr" not in used:  # show what was used
             used.update(_defaults_used(entry.name, entry.hparams))
+        used.update(_fixed_point_defaults(entry.name, {**preset, **entry.hparams}))
         paths[entry.label] = path.numpy()
         losses[entry.label] = loss.numpy()
         hparams[entry.label] = used
         metrics[entry.label] = _metrics(land, entry.label, entry.name, path, loss, tol)
     return Race(land, x0.numpy(), steps, paths, losses, hparams, metrics, tol,
                 land.noise, land.noise_seed, tuning,
-                tuned_by=TUNE_CRITERION if tuning else "", tuning_scores=scores,
+                tuned_by=(TUNE_CRITERION if land.minima or not math.isfinite(land.min_value)
+                          else TUNE_ESCAPE_CRITERION) if tuning else "",
+                tuning_scores=scores,
                 tuning_edge=edges, tuning_extended=extended)
+
+
+def _pick(tried: dict[float, tuple[Tensor, Tensor, float]]) -> float:
+    """The tuned rate of one label's ``lr -> (path, loss, score)``: the best score, ties
+    to the smaller rate."""
+    lrs = sorted(tried)
+    return lrs[int(np.argmin([tried[lr][2] for lr in lrs]))]
+
+
+def _lone_runs(land: Landscape, entries: list[_Entry], picks: dict[str, float], x0: Tensor,
+               steps: int) -> dict[str, tuple[Tensor, Tensor]]:
+    """label -> (path, loss) of the tuned rate run alone, for each tuned label whose
+    population does not step a member bit for bit as the optimizer alone steps (its
+    capability record batches it with ``vmap``: Muon's batched Newton-Schulz products round
+    unlike a lone run's), so what a tuned race reports is what ``race`` at the chosen rate
+    (and the optimizer stepped by hand) gives. Elementwise and per-member populations are
+    exact already and are not run again. One batched run for all of them."""
+    again = [e for e in entries
+             if resolve(e.name).capabilities.batching_for(
+                 {**resolve(e.name).preset, **e.hparams, "lr": picks[e.label]}) == "vmap"]
+    if not again:
+        return {}
+    runs = run_members(land, [(e.name, {**e.hparams, "lr": picks[e.label]}) for e in again],
+                       x0, steps)
+    return {e.label: (path[:, 0], loss[:, 0]) for e, (path, loss) in zip(again, runs)}
 
 
 def _final(loss: Tensor) -> float:

@@ -24,8 +24,10 @@ class RaceMetrics:
 
     ``steps_to_tol`` is the first step whose loss is within ``tol`` of the landscape's
     minimum (None if never); ``diverged`` is set when the path or its loss became
-    non-finite (a point where f is not finite, such as a log stepped below 0, too) or the
-    path left the plotting domain far behind (by more than ten domain widths).
+    non-finite (a point where f is not finite, such as a log stepped below 0, too), when
+    the gap to the minimum (f - f*) ends more than ten times the gap at the start (the run
+    went uphill: ``race.DIVERGENCE_FACTOR``, as the training lab's ``divergence_factor``),
+    or when the path left the plotting domain far behind (by more than ten domain widths).
 
     On a landscape without a minimum (a saddle that is unbounded below: ``minima`` is
     empty) ``gap`` and ``distance`` are NaN and ``steps_to_tol`` None, and two fields say
@@ -33,9 +35,9 @@ class RaceMetrics:
     landscape's ``min_value``, the lowest value on its plotting domain (so the path has
     gone further downhill than any point of the picture: it has left the saddle for good),
     and ``steps_to_escape`` is the first such step (None if never). On landscapes with a
-    minimum (or without a finite ``min_value``) both are None. ``diverged`` keeps its
-    meaning there: a run that escaped and ran downhill more than ten domain widths is
-    diverged too.
+    minimum (or without a finite ``min_value``) both are None. There leaving the domain
+    downhill is the goal, so ``diverged`` is set only by non-finite values (a run that fell
+    to -inf: its ``final_loss`` is -inf).
     """
 
     label: str
@@ -60,7 +62,9 @@ class Race:
         paths: label -> array ``(steps + 1, dim)``, start included.
         losses: label -> array ``(steps + 1,)``: f along the path (without noise).
         hparams: label -> the registry name and hyperparameters actually used (after
-            tuning, if any), e.g. ``{"name": "adam", "lr": 0.05}``.
+            tuning, if any), e.g. ``{"name": "adam", "lr": 0.05}``, with a non-zero default
+            ``weight_decay`` the optimizer fills in (``{"name": "adamw", "lr": 0.05,
+            "weight_decay": 0.01}``): it keeps the run off the minimum.
         metrics: label -> :class:`RaceMetrics`.
         tol: the tolerance behind ``steps_to_tol``.
         noise, seed: gradient noise scale and seed.
@@ -68,7 +72,9 @@ class Race:
             every rate tried, the grid's and any beyond its edges, in increasing order
             (``inf`` where the loss is not finite).
         tuned_by: how the learning rates were ranked
-            (:data:`~optimlab.landscapes.race.TUNE_CRITERION`), "" without tuning.
+            (:data:`~optimlab.landscapes.race.TUNE_CRITERION`, or on a landscape without a
+            minimum :data:`~optimlab.landscapes.race.TUNE_ESCAPE_CRITERION`), "" without
+            tuning.
         tuning_scores: label -> ``{lr: score}``, the criterion's value for each rate
             tried (lower is better; ``inf`` for a run that diverged).
         tuning_edge: label -> ``"low"``, ``"high"`` or ``"low and high"`` for each
@@ -140,7 +146,8 @@ class Race:
 
     def notes(self) -> list[str]:
         """The lines under :meth:`table`: what "escaped" means where there is no minimum,
-        how the learning rates were tuned, which grids were extended beyond an edge, and
+        what "diverged" means when a run did, which runs a non-zero ``weight_decay`` keeps
+        off the minimum, how the learning rates were tuned, which grids were extended beyond an edge, and
         which tuned rates still sit on the edge of the rates tried."""
         lines = []
         if not self.landscape.minima and math.isfinite(self.landscape.min_value):
@@ -152,6 +159,13 @@ class Race:
         elif not self.landscape.minima:  # no lowest value to escape below: no escape column
             lines.append(f"no minimum: {self.landscape.name} has none to converge to (a run's "
                          "final loss says how far it ran, not how well it converged)")
+        if any(m.diverged for m in self.metrics.values()):
+            lines.append(f"diverged = {_DIVERGED_MINIMUM if self.landscape.minima else _DIVERGED_NONE}")
+        decayed = [label for label, hp in self.hparams.items() if hp.get("weight_decay")]
+        if decayed and self.landscape.minima:
+            lines.append(f"weight_decay (given, or the optimizer's default) pulls towards 0, so "
+                         f"{', '.join(decayed)} settle{'s' if len(decayed) == 1 else ''} off "
+                         "the minimum: part of the gap is the decay's")
         if self.tuned_by:
             lines.append(f"lr tuned by: {self.tuned_by} (a diverged run never wins)")
         for label, extra in self.tuning_extended.items():
@@ -207,6 +221,11 @@ class Race:
                 f"{self.steps} steps\n{self.table()}")
 
 
+_DIVERGED_MINIMUM = ("a loss or point that is not finite, a gap to the minimum that ends more "
+                     "than ten times its start, or a point more than ten domain widths outside "
+                     "the domain")
+_DIVERGED_NONE = ("a loss or point that is not finite (leaving the domain downhill is the "
+                  "escape, not a divergence)")
 _EDGE_MARKS = {"low": "bottom of grid", "high": "top of grid", "low and high": "only rate"}
 _EDGE_WORDS = {"low": "smallest", "high": "largest", "low and high": "only"}
 
