@@ -161,3 +161,15 @@ def test_full_batch_training_is_said_so(report):
     assert "batch size" not in re.sub(r"<[^>]+>", "", page).split("Compute spent")[0]
     assert f"steps, batch size {advice.batch_size}." in _html(advice, RunStore(advice.store_path),
                                                                pngs, now)
+
+
+def test_finalists_ranked_apart_never_print_alike(report):
+    """Two finalists whose losses differ by 3e-6, ranked 1 and 2, both printed 0.1234."""
+    from optimlab.bench.advice_report import _candidate_rows
+
+    advice, _ = report
+    finalists = [{"optimizer": name, "status": "final", "rank": rank, "metric": value,
+                  "ci": 6.7e-5} for name, rank, value in (("p", "1", 0.1234293),
+                                                           ("q", "2", 0.1234324))]
+    rows = _candidate_rows(replace(advice, candidates=finalists))
+    assert [row[-1] for row in rows] == ["0.123429 ± 6.7e-05", "0.123432 ± 6.7e-05"]

@@ -119,10 +119,14 @@ def test_the_best_rate_on_the_grid_edge_is_flagged():
     middle = records[:2] + [_run("sgd", 0.1, 0, 0.6)]
     assert summarize(middle)[0].edge is None
     assert summarize(records[:1])[0].edge is None  # one rate: no grid to speak of
-    # a tie for the best that takes in one end flags that end (the first of the tied rates
-    # is the pick, and the optimum may lie beyond the other); a flat grid flags neither
+    # a tie for the best that takes in one end flags that end, and that end is the pick:
+    # the first of the tied rates was, and the tables said "0.01 (top of grid)" with 0.1
+    # the top; a flat grid flags neither
     tied = records[:1] + [_run("sgd", lr, 0, 0.94) for lr in (0.01, 0.1)]
-    assert summarize(tied)[0].edge == "high" and summarize(tied)[0].best_lr == 0.01
+    assert summarize(tied)[0].edge == "high" and summarize(tied)[0].best_lr == 0.1
+    assert summarize(tied)[0].lr_text == "0.1 (top of grid)"
+    low_tie = [_run("sgd", lr, 0, m) for lr, m in ((0.001, 0.94), (0.01, 0.94), (0.1, 0.5))]
+    assert summarize(low_tie)[0].lr_text == "0.001 (bottom of grid)"
     flat = [_run("sgd", lr, 0, 0.34) for lr in (1e-4, 1e-3)]
     assert summarize(flat)[0].edge is None
 
@@ -334,3 +338,103 @@ def test_a_workload_nobody_reached_credits_nobody():
         assert profile_score(taus, rho[name]) == 0.0
     # the target met at the start by several still ties them
     assert profile_ratios({"t": {"a": 0.0, "b": 0.0}}) == {"a": [1.0], "b": [1.0]}
+
+
+def test_profile_ratios_are_transitive_and_the_fastest_has_one():
+    """Each ratio was the largest of pairwise ratios, steps / steps between costs within the
+    spreads: costs 1.0, 1.08, 0.7 at 100, 95, 145 steps gave every optimizer a ratio above 1
+    (A 1.053, B 1.011, C 1.015). Dolan & Moré and AlgoPerf: r = t / min t."""
+    ratios = _ratios({"A": 100, "B": 95, "C": 145}, {"A": 1.0, "B": 1.08, "C": 0.7}, 0.05)
+    # C (0.7) is told apart from A (1.0); B's 1.08 ties A's, so B is timed at A's cost
+    assert ratios == {"A": 100 / 95, "B": 1.0, "C": pytest.approx(101.5 / 95)}
+    assert min(ratios.values()) == 1.0
+
+
+def test_costs_tie_by_the_standard_error_of_their_medians():
+    """The spread is the scatter of single rounds (IQR over the median), not the uncertainty
+    of their median: under load (spreads 0.2) costs 1.3 times apart tied, and the order of
+    two clearly different calibrated times flipped (A 1.25, B 1). With the rounds (15) the
+    standard error of each median is 1.2533 x (0.2 / 1.349) / sqrt(15) = 4.8%, so 30% apart
+    is told apart, and the busy calibration ranks as the quiet one."""
+    from optimlab.bench.analysis import costs_tie, profile_ratios
+
+    def ratios(costs, spread, rounds):
+        steps = {"A": 100, "B": 80}
+        times = {"t": {o: steps[o] * costs[o] for o in steps}}
+        return {o: r for o, (r,) in profile_ratios(
+            times, {"t": dict.fromkeys(steps, spread)}, {"t": steps},
+            {"t": dict.fromkeys(steps, rounds)}).items()}
+
+    quiet = ratios({"A": 1.0, "B": 1.3}, 0.05, 15)
+    assert quiet == {"A": 1.0, "B": pytest.approx(1.04)}
+    assert ratios({"A": 1.0, "B": 1.3}, 0.2, 15) == quiet  # busy: the same
+    # within 1.96 standard errors of their difference: one cost, by steps
+    assert ratios({"A": 1.0, "B": 1.05}, 0.2, 15) == {"A": 1.25, "B": 1.0}
+    assert costs_tie(1.0, 0.2, 15, 1.05, 0.2, 15) and not costs_tie(1.0, 0.2, 15, 1.3, 0.2, 15)
+    # the bound, exactly: 1.96 x sqrt(se^2 + se'^2)
+    se = 1.2533 / 1.349 * 0.03 / math.sqrt(15)
+    bound = 1.959963985 * math.hypot(se * 1.0, se * 1.02)
+    assert costs_tie(1.0, 0.03, 15, 1.0 + 0.999 * bound, 0.03, 15)
+    assert not costs_tie(1.0, 0.03, 15, 1.0 + 1.001 * bound, 0.03, 15)
+    # rounds not known (summaries stored before cost_rounds): the spreads' rule, as before
+    assert costs_tie(1.0, 0.2, None, 1.3, 0.2, None) and costs_tie(1.0, 0.2, 15, 1.3, 0.2, None)
+    assert ratios({"A": 1.0, "B": 1.3}, 0.2, None) == {"A": 1.25, "B": 1.0}
+
+
+def test_a_group_of_tied_costs_has_no_chains():
+    """Costs 1.0, 1.1, 1.2 with spreads 0.06: each ties the next (1 + 0.12), the ends do
+    not; the group is anchored at the cheapest, and 1.2 anchors one of its own."""
+    from optimlab.bench.analysis import shared_costs
+
+    costs = {"a": 1.0, "b": 1.1, "c": 1.2}
+    assert shared_costs(costs, dict.fromkeys(costs, 0.06)) == {"a": "a", "b": "a", "c": "c"}
+
+
+def test_a_mean_difference_of_float32_rounding_is_no_difference_at_any_seeds():
+    """b one float32 unit in the last place above a on every seed: with two seeds the
+    rounding test said so, from three on the paired interval (of zero width) excluded 0,
+    and b ranked first on a difference of 6e-8."""
+    from optimlab.bench.analysis import paired_difference, rank
+
+    a = np.float32([0.5, 0.6, 0.7, 0.8])
+    b = np.nextafter(a, np.float32(1))
+    for n in (2, 3, 4):
+        summaries = summarize([_run("a", 0.1, s, float(v)) for s, v in enumerate(a[:n])]
+                              + [_run("b", 0.1, s, float(v)) for s, v in enumerate(b[:n])])
+        assert not paired_difference(summaries[1], summaries[0]).distinct
+        assert [label for label, _ in rank(summaries)] == ["=1", "=1"]
+    # a real difference, consistent but small (2.5e-5 of the values), is still told apart
+    x = [0.123401, 0.123455, 0.123432]
+    y = [v + 3e-6 + 1e-7 * i for i, v in enumerate(x)]
+    p, q = summarize([_run("p", 0.1, s, v) for s, v in enumerate(x)]
+                     + [_run("q", 0.1, s, v) for s, v in enumerate(y)], False)
+    assert paired_difference(p, q).distinct
+
+
+def test_rates_that_tie_up_to_the_rounding_of_their_means_tie_for_the_edge():
+    """The same three values in another order: means 0.2 + 4e-17 and 0.2 - 2e-17. Tied only
+    where exactly equal, the middle rate won alone and the top of the grid, tied with it,
+    went unflagged."""
+    vals = [0.1, 0.2, 0.3]
+    assert np.mean(vals) != np.mean(vals[::-1])
+    records = [_run("c", 0.01, s, v) for s, v in enumerate(vals)] \
+        + [_run("c", 0.1, s, v) for s, v in enumerate(vals[::-1])] \
+        + [_run("c", 0.001, s, 0.0) for s in range(3)]
+    (s,) = summarize(records)
+    assert s.edge == "high" and s.best_lr == 0.1 and s.lr_text == "0.1 (top of grid)"
+
+
+def test_a_run_that_reached_the_target_and_diverged_later_keeps_its_first_reach():
+    """AlgoPerf's time to result is the first time the target is reached: a run that got
+    there at step 50 and diverged later counted as never, scored 0 against 400 steps."""
+    from optimlab.bench.analysis import fastest_to_target, profile_ratios
+
+    records = [{"optimizer": "fast", "lr": 1.0, "seed": s, "metric": 0.9,
+                "steps_to_target": 50, "diverged": True} for s in range(3)] \
+        + [{"optimizer": "slow", "lr": 0.1, "seed": s, "metric": 0.9,
+            "steps_to_target": 400, "diverged": False} for s in range(3)]
+    times = fastest_to_target(records, "steps_to_target")
+    assert times == {"fast": 50.0, "slow": 400.0}
+    assert profile_ratios({"w": times}) == {"fast": [1.0], "slow": [8.0]}
+    # the tables' time (at the best rate) counts it the same way
+    assert time_to_target(records, key="steps_to_target")["fast"] == 50.0

@@ -168,8 +168,9 @@ def test_a_busy_machine_gives_the_same_ranking_and_profile(cache, tmp_path, monk
                                                             * s["seconds_per_step"])
                 assert s["gradients_to_target"] == s["steps_to_target"]
         # timed by the costs unless a calibration came out too noisy (a loaded machine may
-        # spread its rounds beyond SPREAD_LIMIT): then by the steps, and the note says so
-        assert profile.basis == {"1: digits/logreg": "steps" if noisy else "cost"}
+        # spread its rounds beyond SPREAD_LIMIT): then by the gradient evaluations (one a
+        # step here), and the note says so
+        assert profile.basis == {"1: digits/logreg": "gradients" if noisy else "cost"}
         per_step = {variant_label(run.optimizer, SPEC.hparams.get(run.optimizer)):
                     1.0 if noisy else run.summary["seconds_per_step"]
                     for run in store.list_runs(sweep)}
@@ -191,17 +192,19 @@ def _injected(calibration: dict[str, tuple[float, float]]):
 
 def test_a_noisier_calibration_gives_the_same_scores(tmp_path, monkeypatch):
     """momentum and sgd with momentum 0.9 reach the target in the same steps: a quiet
-    calibration (costs 3% apart, spreads 3%) and a busy one (every cost higher, their order
+    calibration (costs 1% apart, spreads 3%) and a busy one (every cost higher, their order
     reversed, 18% apart, spreads 30%: both within SPREAD_LIMIT) give the same ranking and
-    scores, since costs within the calibrations' spreads of each other tie (costs they can
-    tell apart do not: tests/bench/test_profile.py). One seed at one rate, 24 steps: the
-    step where both reach the target."""
+    scores, since costs that the calibrations cannot tell apart tie: each the median of 15
+    rounds, they differ by less than 1.96 standard errors of their difference (2% of the
+    cost at spreads of 3%, 20% at 30%; costs they can tell apart do not tie:
+    tests/bench/test_profile.py). One seed at one rate, 24 steps: the step where both reach
+    the target."""
     from optimlab.bench import sweep as sweep_module
 
     spec = dataclasses.replace(SPEC, lrs=(0.1,), seeds=1,
                                config=dataclasses.replace(SPEC.config, steps=24))
     calibrations = {
-        "quiet": {"momentum": (1.00e-3, 0.03), "sgd": (1.03e-3, 0.03), "asgd": (1.1e-3, 0.03)},
+        "quiet": {"momentum": (1.00e-3, 0.03), "sgd": (1.01e-3, 0.03), "asgd": (1.1e-3, 0.03)},
         "busy": {"momentum": (2.60e-3, 0.3), "sgd": (2.20e-3, 0.3), "asgd": (3.0e-3, 0.3)}}
     outcomes = {}
     for name, calibration in calibrations.items():

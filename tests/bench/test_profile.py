@@ -229,14 +229,85 @@ def test_a_workload_where_an_optimizer_has_no_cost_compares_steps_and_says_so(st
 
 
 def test_a_calibration_too_noisy_to_rank_by_is_not_ranked_by(store):
+    """A cost too noisy to rank by compares gradient evaluations, not steps: L-BFGS's 5
+    steps of 20 gradients each are 100, more than sgd's 30; by steps L-BFGS won, 6 times
+    faster."""
+    lbfgs = {**_costed(5, 0.00046, 69.7), "cost_noisy": True, "gradients_per_step": 20.0,
+             "gradients_to_target": 100.0}
     sweep = _runs(store, 0.8, [("sgd", 0.1, 0, 0.9, _costed(30, 0.001)),
-                               ("lbfgs", 0.1, 0, 0.9, {**_costed(5, 0.00046, 69.7),
-                                                       "cost_noisy": True})])
+                               ("lbfgs", 0.1, 0, 0.9, lbfgs)])
     profile = build_profile(store, [sweep])
-    assert profile.basis == {"1: digits": "steps"}
-    assert profile.times["1: digits"] == {"sgd": 30, "lbfgs": 5}
-    assert "the step cost of lbfgs (6970%) was calibrated with a spread beyond 50%" in \
+    assert profile.basis == {"1: digits": "gradients"}
+    assert profile.times["1: digits"] == {"sgd": 30, "lbfgs": 100}
+    assert profile.scores == {"sgd": 1.0, "lbfgs": pytest.approx((4 - 100 / 30) / 3)}
+    table = profile.table()
+    assert "1: digits (gradient evals)" in table and "100 gradients (3.33x)" in table
+    assert ("the step cost of lbfgs (6970%) was calibrated with a spread beyond 50% of it (too "
+            "noisy to rank by), so it compares gradient evaluations to the target (steps x "
+            "the gradients a step evaluates: lbfgs 20, sgd 1)") in table
+    # runs that do not store their gradient evaluations compare steps, and say so
+    old = _runs(store, 0.8, [("sgd", 0.1, 0, 0.9, {**_costed(30, 0.001),
+                                                   "gradients_to_target": None}),
+                             ("lbfgs", 0.1, 0, 0.9, {**lbfgs, "gradients_to_target": None})],
+                case="old")
+    profile = build_profile(store, [old])
+    assert profile.basis == {"2: digits": "steps"}
+    assert profile.times["2: digits"] == {"sgd": 30, "lbfgs": 5}
+    assert "so it compares steps to the target (its runs do not store their gradient" in \
         profile.table()
+
+
+def test_costs_tie_by_the_standard_error_of_their_medians_where_the_rounds_are_stored(store):
+    """Step costs 30% apart, each the median of 15 rounds that spread 20% (a busy machine):
+    the standard error of each median is about 5%, so the calibration tells them apart, and
+    sgd's 80 steps at the dearer cost are slower than adam's 100 (1.04x). Tying costs within
+    the spreads (1 + 0.2 + 0.2) compared steps alone and ranked sgd first; runs stored
+    without ``cost_rounds`` keep that rule."""
+    def run(steps, seconds, rounds):
+        return {**_costed(steps, seconds, 0.2), "cost_to_target": steps * seconds,
+                **({"cost_rounds": rounds} if rounds else {})}
+
+    busy = _runs(store, 0.8, [("adam", 0.1, 0, 0.9, run(100, 0.0010, 15)),
+                              ("sgd", 0.1, 0, 0.9, run(80, 0.0013, 15))])
+    profile = build_profile(store, [busy])
+    assert profile.ratios["1: digits"] == {"adam": 1.0, "sgd": pytest.approx(1.04)}
+    assert "ratio by steps" not in profile.table()
+    old = _runs(store, 0.8, [("adam", 0.1, 0, 0.9, run(100, 0.0010, None)),
+                             ("sgd", 0.1, 0, 0.9, run(80, 0.0013, None))], case="old")
+    profile = build_profile(store, [old])
+    assert profile.ratios["2: digits"] == {"adam": 1.25, "sgd": 1.0}
+    assert ("2: digits: adam (1.25x, time 1.00x), sgd (1.00x, time 1.04x): ratio by steps to "
+            "the target, not by time: the calibrations cannot tell the step costs of adam and "
+            "sgd apart (within their measured spreads), so each is timed at the cheapest of "
+            "them, adam's, and only the steps tell them apart") in profile.table()
+    assert "tied" not in profile.table()
+    # costs 3% apart, 15 rounds each that spread 20%: one cost, so the steps decide
+    close = _runs(store, 0.8, [("adam", 0.1, 0, 0.9, run(100, 0.00100, 15)),
+                               ("sgd", 0.1, 0, 0.9, run(100, 0.00103, 15))], case="close")
+    profile = build_profile(store, [close])
+    assert profile.ratios["3: digits"] == {"adam": 1.0, "sgd": 1.0}
+    assert ("sgd took no more steps to the target than the fastest, at a step cost the "
+            "calibrations cannot tell from its (within 1.96 standard errors of their "
+            "medians)") in profile.table()
+
+
+def test_a_run_that_diverged_after_reaching_the_target_keeps_its_first_reach(store):
+    """fast reached the target at step 50 on every seed and diverged later: profiles
+    scored it 0 (never reached) against slow's 400 steps."""
+    sweep = store.open_sweep({"task": "digits", "optimizers": ["fast", "slow"], "target": 0.8,
+                              "metric": {"name": "accuracy", "higher_is_better": True}})
+    runs = [("fast", 1.0, s, "diverged", 50) for s in range(2)] + \
+        [("slow", 0.1, s, "finished", 400) for s in range(2)]
+    ids = store.add_runs(sweep, [{"optimizer": o, "hparams": {"lr": lr}, "seed": s}
+                                 for o, lr, s, _, _ in runs])
+    for run, (_, _, _, status, steps) in zip(ids, runs):
+        store.finish_run(run, status, summary={
+            "final_metric": float("nan") if status == "diverged" else 0.9,
+            **_costed(steps, 0.001), "cost_to_target": steps * 0.001})
+    profile = build_profile(store, [sweep])
+    assert profile.times["1: digits"] == {"fast": pytest.approx(0.05),
+                                          "slow": pytest.approx(0.4)}
+    assert profile.scores == {"fast": 1.0, "slow": 0.0}
 
 
 def test_times_within_the_calibrations_spread_tie(store):

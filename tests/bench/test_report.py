@@ -514,3 +514,59 @@ def test_runs_and_report_say_the_fixed_hyperparameters(tmp_path):
     html = write_report(store, sweep, tmp_path / "out")["report"].read_text()
     assert "Optimizers sgd (momentum=0.9), adam;" in html
     store.close()
+
+
+def test_optimizers_without_a_rank_are_never_said_to_share_one(tmp_path):
+    """sgd and lion lost seed 2 at every rate, so neither has a best rate nor a rank (the
+    table shows —): the notes said they "cannot be told apart at 3 seed(s) ... share rank
+    2", 3 being adam's seeds."""
+    runs = []
+    for o in ("adam", "sgd", "lion"):
+        for lr in (0.01, 0.1):
+            for s in range(3):
+                bad = o != "adam" and s == 2
+                v = (0.9 if o == "adam" else 0.8) + 0.01 * s
+                runs.append((o, lr, s, "diverged" if bad else "finished",
+                             {"final_metric": float("nan") if bad else v,
+                              "score": float("nan") if bad else v}))
+    store, sweep = _stored(tmp_path, {"optimizers": ["adam", "sgd", "lion"]}, runs)
+    notes = summary_notes(store, sweep)
+    assert not any("cannot be told apart" in n or "share rank" in n for n in notes)
+    assert sum("no rate where every seed finished" in n for n in notes) == 2
+    store.close()
+
+
+def test_a_tie_quotes_the_seeds_the_pair_has_in_common(tmp_path):
+    """adam has 4 seeds at its best rate, sgd and rmsprop 3 of them: the note said "at 4
+    seed(s)" (the most of any optimizer) for a comparison over 3."""
+    runs = [("adam", 0.1, s, "finished", {"final_metric": 0.9 + 0.01 * s}) for s in range(4)]
+    runs += [(o, 0.1, s, "finished", {"final_metric": v})
+             for o, vals in (("sgd", (0.5, 0.6, 0.7)), ("rmsprop", (0.52, 0.59, 0.71)))
+             for s, v in enumerate(vals)]
+    store, sweep = _stored(tmp_path, {"optimizers": ["adam", "sgd", "rmsprop"]}, runs)
+    (tie,) = [n for n in summary_notes(store, sweep) if "cannot be told apart" in n]
+    assert tie in (f"{a} and {b} cannot be told apart at 3 seed(s) in common (paired "
+                   f"comparison over the same seeds, 95%): they share rank 2."
+                   for a, b in (("sgd", "rmsprop"), ("rmsprop", "sgd")))
+    store.close()
+
+
+def test_means_ranked_apart_never_print_alike(tmp_path):
+    """A loss 3e-6 lower on every seed is a real difference, ranked 1 and 2, and both means
+    printed 0.1234: each is shown with the digits that tell it from the other. Means equal
+    up to float32 rounding print alike (and share a rank)."""
+    from optimlab.bench.report import mean_digits
+
+    x = [0.123401, 0.123455, 0.123432]
+    runs = [("p", 0.1, s, "finished", {"final_metric": v}) for s, v in enumerate(x)]
+    runs += [("q", 0.1, s, "finished", {"final_metric": v + 3e-6 + 1e-7 * s})
+             for s, v in enumerate(x)]
+    store, sweep = _stored(tmp_path, {"optimizers": ["p", "q"],
+                                      "metric": {"name": "loss", "higher_is_better": False}},
+                           runs)
+    _, rows = summary_rows(store, sweep)
+    assert [row[0] for row in rows] == ["1", "2"]
+    assert rows[0][3].split()[0] == "0.123429" and rows[1][3].split()[0] == "0.123432"
+    store.close()
+    assert mean_digits([0.9, 0.5]) == [4, 4]
+    assert mean_digits([0.5, 0.5 + 6e-8, 0.7]) == [4, 4, 4]  # one float32 ulp: alike

@@ -683,3 +683,24 @@ def test_a_batch_of_at_least_the_train_set_is_stored_as_the_full_batch(tmp_path)
     spec = _spec(optimizers=("sgd",), lrs=(0.1,), seeds=1,
                  config=TrainConfig(steps=3, batch_size=49, eval_every=3))
     assert spec.stored_config(task)["train"]["batch_size"] == 49
+
+
+def test_a_summary_keeps_the_calibrations_rounds_and_a_diverged_runs_first_reach():
+    """The rounds of a step cost are, with its spread, the uncertainty that profiles tie
+    costs by (analysis.costs_tie); a summary without them keeps the spreads' rule. A run
+    that reached the target at step 10 and diverged later keeps step 10: AlgoPerf's time to
+    result is the first time the target is reached."""
+    from optimlab.bench.cost import StepCost
+    from optimlab.bench.sweep import _summary
+    from optimlab.bench.trainer import Member, RunResult
+
+    nan = float("nan")
+    result = RunResult(Member("sgd", {"lr": 1.0}), steps=[0, 10, 20, 30],
+                       train_loss=[1.0, 0.5, nan, nan], test_loss=[1.0, 0.5, nan, nan],
+                       test_metric=[0.1, 0.9, nan, nan], wall_time=[0.0, 0.1, 0.2, 0.3],
+                       diverged=True)
+    summary = _summary(result, 0.8, True, StepCost("sgd", 0.001, 0.05, 2.0, 15))
+    assert summary["steps_to_target"] == 10 and summary["gradients_to_target"] == 20
+    assert summary["cost_to_target"] == pytest.approx(0.01) and summary["cost_rounds"] == 15
+    # a cost taken from ended runs that do not say their rounds (StepCost rounds 0)
+    assert "cost_rounds" not in _summary(result, 0.8, True, StepCost("sgd", 0.001, 0.05, 2.0, 0))

@@ -57,6 +57,7 @@ from .report import (
     _pyplot,
     _seed_stats,
     _write,
+    mean_digits,
     page_head,
 )
 from .store import RunStore
@@ -416,12 +417,16 @@ def _candidate_rows(advice: Advice) -> list[list[str]]:
         return (2, 0, 0)
 
     rows = []
-    for c in sorted(advice.candidates, key=order):
+    ordered = sorted(advice.candidates, key=order)
+    # the finalists are ranked by their means: two that differ print apart (mean_digits)
+    final = [c for c in ordered if c.get("status") == "final" and _finite(c.get("metric"))]
+    digits = {id(c): d for c, d in zip(final, mean_digits([c["metric"] for c in final]))}
+    for c in ordered:
         status = str(c.get("status")) + (f": {c['error']}" if c.get("error") else "")
         rows.append([c.get("rank") or _DASH, c["optimizer"], status,
                      _lr(c.get("suggested_lr")), _lr(c.get("fastai_lr")),
                      _lr(c.get("steep_lr")), _lr(c.get("best_lr")),
-                     _mean_ci(c.get("metric"), c.get("ci"))])
+                     _mean_ci(c.get("metric"), c.get("ci"), digits.get(id(c), 4))])
     return rows
 
 

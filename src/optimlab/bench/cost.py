@@ -20,10 +20,14 @@ here:
 - every optimizer of the sweep in turn, round after round (interleaved: a slow moment of
   the machine slows every optimizer's round, not one optimizer's), each timing long enough
   for the clock (a block of steps), the median over rounds. The ``spread`` of the rounds
-  (interquartile range over the median) says how far to trust it: above
-  :data:`SPREAD_LIMIT` the cost is flagged :attr:`StepCost.noisy` (in each run's summary
-  too, ``cost_noisy``), and profiles do not rank by it
-  (:func:`~optimlab.bench.profile.build_profile` compares steps there, with a note).
+  (interquartile range over the median) and their number say how far to trust it: the
+  median's standard error is about 1.2533 x (IQR / 1.349) / sqrt(rounds), and profiles tie
+  two costs within 1.96 of those of their difference
+  (:func:`~optimlab.bench.analysis.costs_tie`; each run's summary stores ``cost_spread`` and
+  ``cost_rounds``). Above :data:`SPREAD_LIMIT` the rounds do not time one thing, and the cost
+  is flagged :attr:`StepCost.noisy` (in each run's summary too, ``cost_noisy``): profiles do
+  not rank by it (:func:`~optimlab.bench.profile.build_profile` compares gradient
+  evaluations there, with a note).
 
 A step cost is a property of the machine and the model, not of one sweep, so it is
 measured once and kept in a small cache (``$OPTIMLAB_CACHE/step-costs``, default
@@ -64,7 +68,10 @@ BLOCK_SECONDS = 0.004
 #: the largest ``spread`` (interquartile range of the rounds over their median) of a step cost
 #: that is ranked by: a quiet machine measures 0.02-0.1, a thread competing for the core up to
 #: about 0.3; LBFGS stepping one fixed batch (converged: one closure call in some steps, 20
-#: in others) measured 70. Beyond it the cost is :attr:`StepCost.noisy`.
+#: in others) measured 70. Beyond it the cost is :attr:`StepCost.noisy`: rounds that spread
+#: that far do not scatter around one cost (a bimodal count of closure calls, a machine busy
+#: in bursts), so neither their median nor the standard error that ties costs
+#: (:func:`~.analysis.costs_tie`, which assumes they do) can be trusted.
 SPREAD_LIMIT = 0.5
 #: of the cache entries' format; a change to the code they time changes their key by itself
 #: (:func:`code_fingerprint`)

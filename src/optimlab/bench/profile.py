@@ -16,15 +16,21 @@ would score it as a failure there).
 The time is the robust one: steps to the target times the optimizer's calibrated step cost
 (:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one. Only
 the costs' measurement noise ties, never a difference in steps
-(:func:`~.analysis.profile_ratios`): two optimizers whose step costs lie within the
-calibrations' measured spreads of each other are compared by their steps alone (the same
-steps tie, ratio 1; 15% more steps is 1.15 however noisy the calibration), any other two by
-their times; so measurement noise cannot reorder optimizers that reach the target in the
-same steps, and cannot hide a difference in steps. A workload is timed in seconds only
-where every optimizer compared there has a calibrated cost, none too noisy to rank by
-(:data:`~.cost.SPREAD_LIMIT`); otherwise it compares steps to the target, and a note says
-why (an optimizer without a cost is never scored as not reaching). Wall time is used only
-for sweeps stored before costs were recorded, and the table says so.
+(:func:`~.analysis.profile_ratios`): step costs that a calibration cannot tell apart (they
+differ by at most 1.96 standard errors of the difference of their medians,
+:func:`~.analysis.costs_tie`) are grouped from the cheapest up, and every member of a group
+is timed at the group's cheapest cost (:func:`~.analysis.shared_costs`), so two of one group
+compare by their steps alone (the same steps tie; 15% more steps is 1.15 however noisy the
+calibration); then each ratio is time / best time, the fastest exactly 1 (Dolan & Moré;
+AlgoPerf). So measurement noise cannot reorder optimizers that reach the target in the same
+steps, and cannot hide a difference in steps. A workload is timed in seconds only where
+every optimizer compared there has a calibrated cost, none too noisy to rank by
+(:data:`~.cost.SPREAD_LIMIT`: rounds that spread that far do not time one thing, and
+neither their median nor its standard error can be trusted); with a cost too noisy it
+compares gradient evaluations to the target (steps x the calibrated closure calls per step:
+L-BFGS's 20 a step, SAM's 2), where an optimizer has no cost at all, steps, and a note says
+which and why (an optimizer without a cost is never scored as not reaching). Wall time is
+used only for sweeps stored before costs were recorded, and the table says so.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from .analysis import (
     performance_profile,
     profile_ratios,
     ratio_score,
+    shared_costs,
     variant_label,
 )
 from .cost import SPREAD_LIMIT
@@ -64,8 +71,9 @@ class Profile:
     taus: np.ndarray
     rho: dict[str, np.ndarray]
     scores: dict[str, float]
-    #: per workload: "cost" (steps x calibrated step cost), "steps" (an optimizer compared
-    #: there has no cost, or one too noisy to rank by) or "wall" (an old sweep)
+    #: per workload: "cost" (steps x calibrated step cost), "gradients" (gradient
+    #: evaluations: an optimizer compared there has a cost too noisy to rank by), "steps" (an
+    #: optimizer compared there has no cost) or "wall" (an old sweep)
     basis: dict[str, str] | None = None
     #: optimizers left out of the profile -> the workloads that did not run them, or where
     #: none of their runs ended (those also in :attr:`not_finished`)
@@ -73,9 +81,9 @@ class Profile:
 
     #: notes on single workloads (unfinished, read every few steps, met at the start)
     workload_notes: list[str] = field(default_factory=list)
-    #: per workload, each optimizer's ratio to the fastest (by steps where two step costs
-    #: lie within the calibrations' spreads of each other, 1 for the same steps,
-    #: :func:`~.analysis.profile_ratios`); None: time / best time
+    #: per workload, each optimizer's ratio to the fastest (time / best time, each time at
+    #: the cheapest step cost the calibrations cannot tell its own from, so by steps within
+    #: such a group, :func:`~.analysis.profile_ratios`); None: time / best time
     ratios: dict[str, dict[str, float]] | None = None
     #: optimizers left out -> the workloads where they have runs, none of them ended
     not_finished: dict[str, list[str]] = field(default_factory=dict)
@@ -88,9 +96,10 @@ class Profile:
         for workload, per in self.times.items():
             best = min(per.values())
             basis = (self.basis or {}).get(workload)
-            unit = " steps" if basis == "steps" else " s"
+            unit = {"steps": " steps", "gradients": " gradients"}.get(basis or "", " s")
             ratios = (self.ratios or {}).get(workload) or {}
-            rows.append([workload + {"wall": " (wall time)", "steps": " (steps)"}.get(
+            rows.append([workload + {"wall": " (wall time)", "steps": " (steps)",
+                                     "gradients": " (gradient evals)"}.get(
                 basis or "", "")] + [
                 "not run" if o not in per else
                 "not reached" if not math.isfinite(per[o]) else
@@ -114,9 +123,9 @@ class Profile:
         return out + self.workload_notes
 
     def table(self) -> str:
-        """Seconds to target per workload (steps x calibrated step cost; steps where a
-        workload is timed in steps; the ratio to the best, 1.00x for a tie), then the
-        scores, then :meth:`notes`."""
+        """Seconds to target per workload (steps x calibrated step cost; gradient
+        evaluations or steps where a workload is timed in those; the ratio to the best,
+        1.00x for a tie), then the scores, then :meth:`notes`."""
         return "\n".join([text_table(*self.rows()), *self.notes()])
 
     def plot(self) -> Figure:
@@ -149,14 +158,21 @@ def _ratio(time: float, best: float, ratio: float | None = None) -> str:
     return f"{time / best:.2f}x" if best > 0 else "inf x"
 
 
-def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float]]:
+def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float], dict[str, int]]:
     """How a workload's ``records`` (of the optimizers compared there) are timed: "cost",
-    "steps" or "wall", the note saying why where it is not "cost", and each optimizer's
-    calibration spread (for ties, with "cost")."""
+    "gradients", "steps" or "wall", the note saying why where it is not "cost", and each
+    optimizer's calibration spread and rounds (for ties, with "cost"; no rounds for runs
+    stored before ``cost_rounds`` was: their ties keep the rule of the spreads,
+    :func:`~.analysis.costs_tie`).
+
+    A cost too noisy to rank by (:data:`~.cost.SPREAD_LIMIT`) falls back to the gradient
+    evaluations to the target where every run that reached it stores them (steps x the
+    calibrated closure calls per step, which the timing's noise does not touch: L-BFGS at
+    20 a step, SAM at 2, are not credited as 1); to steps only where they are missing."""
     ended = [r for r in records if r["status"] != "failed"]  # failed runs have no summary
     uncosted = sorted({r["optimizer"] for r in ended if r.get("seconds_per_step") is None})
     if uncosted and len(uncosted) == len({r["optimizer"] for r in ended}):
-        return "wall", None, {}  # a sweep stored before costs were recorded
+        return "wall", None, {}, {}  # a sweep stored before costs were recorded
     noisy = {}
     for r in ended:
         spread = r.get("cost_spread")
@@ -164,19 +180,49 @@ def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float]]:
             noisy[r["optimizer"]] = spread
     if uncosted:
         return "steps", (f"{', '.join(uncosted)} {'has' if len(uncosted) == 1 else 'have'} no "
-                         f"calibrated step cost there, so it compares steps to the target"), {}
+                         f"calibrated step cost there, so it compares steps to the target"), {}, {}
     if noisy:
         said = ", ".join(f"{name} ({spread:.0%})" if isinstance(spread, (int, float)) else name
                          for name, spread in sorted(noisy.items()))
-        return "steps", (f"the step cost of {said} was calibrated with a spread beyond "
-                         f"{SPREAD_LIMIT:.0%} of it (too noisy to rank by), so it compares "
-                         f"steps to the target"), {}
+        counted = all(_number(r.get("gradients_to_target")) for r in ended
+                      if _number(r.get("steps_to_target")))
+        per_step = {}
+        for r in ended:
+            if _number(r.get("gradients_per_step")):
+                per_step.setdefault(r["optimizer"], r["gradients_per_step"])
+        if counted:
+            each = ", ".join(f"{name} {n:g}" for name, n in sorted(per_step.items()))
+            how = (f"gradient evaluations to the target (steps x the gradients a step "
+                   f"evaluates: {each})") if each else "gradient evaluations to the target"
+            basis = "gradients"
+        else:
+            how, basis = "steps to the target (its runs do not store their gradient evaluations)", \
+                "steps"
+        return basis, (f"the step cost of {said} was calibrated with a spread beyond "
+                       f"{SPREAD_LIMIT:.0%} of it (too noisy to rank by), so it compares "
+                       f"{how}"), {}, {}
     spreads: dict[str, float] = {}
+    rounds: dict[str, int] = {}
     for r in ended:
         spread = r.get("cost_spread")
         if isinstance(spread, (int, float)) and math.isfinite(spread):
             spreads[r["optimizer"]] = max(spreads.get(r["optimizer"], 0.0), float(spread))
-    return "cost", None, spreads
+        n = r.get("cost_rounds")  # one calibration per optimizer and sweep: the fewest said
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+            rounds[r["optimizer"]] = min(rounds.get(r["optimizer"], n), n)
+    return "cost", None, spreads, rounds
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _within(rounds: Mapping[str, int], *names: str) -> str:
+    """How the calibrations of ``names`` could not tell their costs apart, in words."""
+    if all(rounds.get(n, 0) >= 2 for n in names):
+        return "within 1.96 standard errors of their medians"
+    return "within their measured spreads"
 
 
 def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
@@ -251,12 +297,12 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
                     f"({missing})")
         raise ValueError(f"{what}, and a performance profile compares the same two or more "
                          f"optimizers on every sweep")
-    times, basis, spreads, steps, notes = {}, {}, {}, {}, []
+    times, basis, spreads, rounds, steps, notes = {}, {}, {}, {}, {}, []
     for label, records, workload_notes in workloads:
         compared = [r for r in records if r["optimizer"] in every]
-        basis[label], why, spreads[label] = _basis(compared)
-        key = {"cost": "cost_to_target", "steps": "steps_to_target",
-               "wall": "time_to_target"}[basis[label]]
+        basis[label], why, spreads[label], rounds[label] = _basis(compared)
+        key = {"cost": "cost_to_target", "gradients": "gradients_to_target",
+               "steps": "steps_to_target", "wall": "time_to_target"}[basis[label]]
         times[label] = fastest_to_target(compared, key)
         if basis[label] == "cost":  # a time is steps x a step cost: only the cost's noise ties
             steps[label] = fastest_to_target(compared, "steps_to_target")
@@ -270,28 +316,43 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         if all(t == 0 for t in times[label].values()):
             notes.append(f"{label}: the target was met before the first step, so it tells "
                          f"the optimizers apart in nothing (a harder target would)")
-    ratios = profile_ratios(times, spreads, steps)
+    ratios = profile_ratios(times, spreads, steps, rounds)
     by_workload = {label: {o: ratios[o][i] for o in ratios} for i, label in enumerate(times)}
     for label, per in by_workload.items():
-        tied = sorted(o for o, r in per.items() if r == 1.0 and times[label][o] !=
-                      min(times[label].values()))
+        if label not in steps:
+            continue
+        counts, raw = steps[label], times[label]
+        costs = {o: raw[o] / counts[o] for o in raw
+                 if _number(counts.get(o)) and counts[o] > 0 and _number(raw[o]) and raw[o] > 0}
+        anchor = shared_costs(costs, spreads[label], rounds[label])
+        best = min(raw.values())
+        fastest = [f for f in raw if raw[f] == best]
+        # the same steps as a fastest one, at a cost the calibrations cannot tell from its
+        tied = sorted(o for o, r in per.items() if r == 1.0 and raw[o] != best and any(
+            anchor.get(f) is not None and anchor.get(f) == anchor.get(o)
+            and counts[f] == counts[o] for f in fastest))
         if tied:
+            within = _within(rounds[label], *tied, *fastest)
             notes.append(f"{label}: {', '.join(tied)} took no more steps to the target than "
                          f"the fastest, at a step cost the calibrations cannot tell from its "
-                         f"(within their measured spreads), so tied with it (ratio 1)")
-        best = min(times[label].values())
-        by_steps = sorted(o for o, r in per.items()
-                          if r != 1.0 and math.isfinite(r) and 0 < best < math.inf
-                          and not math.isclose(r, times[label][o] / best, rel_tol=1e-9))
-        if by_steps:
-            said = ", ".join(f"{o} ({per[o]:.2f}x, time {times[label][o] / best:.2f}x)"
-                             for o in by_steps)
-            whose = "its" if len(by_steps) == 1 else "each one's"
-            notes.append(f"{label}: {said}: ratio by steps to the target, not by time: "
-                         f"{whose} step cost lies "
-                         f"within the calibrations' measured spreads of a faster one's, so "
-                         f"only the steps tell them apart")
-    taus, rho = performance_profile(times, spreads=spreads, steps=steps)
+                         f"({within}), so tied with it (ratio 1)")
+        groups: dict[str, list[str]] = {}
+        for o in sorted(anchor, key=lambda o: (costs[o], o)):
+            groups.setdefault(anchor[o], []).append(o)
+        for cheapest, members in groups.items():
+            # ratios that the shared cost moved off time / best time
+            moved = [o for o in members if o not in tied and math.isfinite(per[o])
+                     and 0 < best < math.inf
+                     and not math.isclose(per[o], raw[o] / best, rel_tol=1e-9)]
+            if len(members) < 2 or not moved:
+                continue
+            said = ", ".join(f"{o} ({per[o]:.2f}x, time {raw[o] / best:.2f}x)" for o in moved)
+            notes.append(f"{label}: {said}: ratio by steps to the target, not by time: the "
+                         f"calibrations cannot tell the step costs of {' and '.join(members)} "
+                         f"apart ({_within(rounds[label], *members)}), so each is timed at "
+                         f"the cheapest of them, {cheapest}'s, and only the steps tell them "
+                         f"apart")
+    taus, rho = performance_profile(times, spreads=spreads, steps=steps, rounds=rounds)
     not_finished = {name: [w for w in where if name in pending[w]]
                     for name, where in left_out.items()}
     return Profile(times, taus, rho, {o: ratio_score(r) for o, r in ratios.items()},

@@ -52,6 +52,7 @@ import numpy as np
 
 from .._table import one_line, text_table
 from .analysis import (
+    _ROUNDING,
     CONFIDENCE,
     CRITERION,
     OptimizerSummary,
@@ -65,7 +66,7 @@ from .sweep import auto_lrs, run_records
 
 __all__ = ["write_report", "sweep_heading", "summary_table", "summary_rows", "summary_notes",
            "summary_parts", "quoted_error", "list_sweeps", "resolve_metric", "TASK_METRICS",
-           "RESULT_COLUMNS"]
+           "RESULT_COLUMNS", "mean_text", "mean_digits"]
 
 #: The metric of each built-in task: (name, higher is better).
 TASK_METRICS: dict[str, tuple[str, bool]] = {
@@ -241,12 +242,14 @@ class _Sweep:
     def to_target(self, name: str) -> tuple[int, int, float, float, float, float]:
         """(runs that reached the target, runs, median steps, median gradient evaluations,
         median calibrated seconds, median wall seconds) at the best learning rate; a run
-        that never reached it counts as infinitely slow."""
+        that never reached it counts as infinitely slow, one that reached it and diverged
+        later by its first reach, as profiles count it
+        (:func:`~optimlab.bench.analysis.fastest_to_target`: AlgoPerf's time to result)."""
         runs = self.best_runs(name)
         columns: list[list[float]] = [[], [], [], []]
         for r in runs:
             s = r.summary or {}
-            ok = r.status == "finished" and _finite(s.get("steps_to_target"))
+            ok = _finite(s.get("steps_to_target"))
             for values, key in zip(columns, ("steps_to_target", "gradients_to_target",
                                              "cost_to_target", "time_to_target")):
                 values.append(float(s[key]) if ok and _finite(s.get(key)) else math.inf)
@@ -279,14 +282,30 @@ def _metric_label(metric: str) -> str:
     return metric.replace("_", " ")
 
 
-def mean_text(mean: float, ci: float, seeds: int) -> str:
-    """A mean and its confidence interval, ``0.9 ± 0.01``; where there is no interval, why
-    in words: ``0.37 (1 seed: no interval)``, ``0.9 (2 seeds, all alike: no interval)``
-    (:func:`~optimlab.bench.analysis.mean_ci`)."""
+def mean_text(mean: float, ci: float, seeds: int, digits: int = 4) -> str:
+    """A mean (``digits`` significant digits) and its confidence interval, ``0.9 ± 0.01``;
+    where there is no interval, why in words: ``0.37 (1 seed: no interval)``, ``0.9 (2 seeds,
+    all alike: no interval)`` (:func:`~optimlab.bench.analysis.mean_ci`)."""
     if math.isfinite(ci):
-        return f"{mean:.4g} ± {ci:.2g}"
+        return f"{mean:.{digits}g} ± {ci:.2g}"
     why = "1 seed" if seeds == 1 else f"{seeds} seeds, all alike"
-    return f"{mean:.4g} ({why}: no interval)"
+    return f"{mean:.{digits}g} ({why}: no interval)"
+
+
+def mean_digits(means: Sequence[float], digits: int = 4) -> list[int]:
+    """The significant digits to print each of ``means`` with: ``digits``, more where two
+    means that differ would print the same (two optimizers ranked apart, 0.1234 and 0.1234,
+    from means 3e-6 apart), up to 17; means equal up to the rounding of float32 metrics
+    (:data:`~optimlab.bench.analysis._ROUNDING`) print alike, as they are."""
+    out = []
+    for i, m in enumerate(means):
+        d = digits
+        others = [o for j, o in enumerate(means) if j != i and _finite(o) and _finite(m)
+                  and abs(o - m) > _ROUNDING * max(abs(o), abs(m))]
+        while d < 17 and any(f"{o:.{d}g}" == f"{m:.{d}g}" for o in others):
+            d += 1
+        out.append(d)
+    return out
 
 
 def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
@@ -299,6 +318,8 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
     rows = []
     done = {s.optimizer: label for label, s in sw.ranked}
     order = list(done) + [n for n in sw.optimizers if n not in done]
+    shown = [s for _, s in sw.ranked if math.isfinite(s.mean)]
+    digits = dict(zip((s.optimizer for s in shown), mean_digits([s.mean for s in shown])))
     for name in order:
         s = sw.summaries[name]
         if s is None:
@@ -308,7 +329,8 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
             continue
         ok = math.isfinite(s.mean)
         row = [done[name] if ok else _DASH, name, s.lr_text if ok else _DASH,
-               mean_text(s.mean, s.ci, s.seeds) if ok else _DASH, str(s.seeds if ok else 0),
+               mean_text(s.mean, s.ci, s.seeds, digits.get(name, 4)) if ok else _DASH,
+               str(s.seeds if ok else 0),
                str(s.diverged)]
         if sw.target is not None:
             reached, total, steps, grads, cost, wall = sw.to_target(name)
@@ -373,6 +395,14 @@ def _advisor_answer(sw: _Sweep) -> str | None:
             f"table shows one seed{told}{where}.")
 
 
+def _common_seeds(summaries: Sequence[OptimizerSummary]) -> int:
+    """The seeds every one of ``summaries`` has at its best rate: those a paired comparison
+    of them is over (the fewest seeds of them where a summary does not say which)."""
+    if all(s.per_seed for s in summaries):
+        return len(set.intersection(*(set(s.per_seed) for s in summaries)))
+    return min(s.seeds for s in summaries)
+
+
 def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = True) -> list[str]:
     """What a reader needs under the summary table: how the rate was chosen, which
     optimizers cannot be told apart, which best rates sit on the grid's edge, what the
@@ -394,16 +424,20 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         for (optimizer, error), n in _failures(sw).items():
             notes.append(f"{optimizer}: {n} run{'s' if n > 1 else ''} failed (counted under "
                          f"diverged): {quoted_error(error)}")
-    ranked = sw.ranked
-    groups: dict[str, list[str]] = {}
+    # only optimizers with a rank: those without a finite mean (every rate lost a seed)
+    # share the bottom of rank()'s list, and the table shows them unranked
+    ranked = [(label, s) for label, s in sw.ranked if math.isfinite(s.mean)]
+    groups: dict[str, list[OptimizerSummary]] = {}
     for label, s in ranked:
-        if label.startswith("="):
-            groups.setdefault(label, []).append(s.optimizer)
+        groups.setdefault(label, []).append(s)
     seeds = max((s.seeds for _, s in ranked), default=0)
-    for label, names in groups.items():
-        notes.append(f"{' and '.join(names)} cannot be told apart at {seeds} seed(s) "
-                     f"(paired comparison over the same seeds, {CONFIDENCE:.0%}): they "
-                     f"share rank {label[1:]}.")
+    for label, tied in groups.items():
+        if len(tied) < 2:
+            continue
+        common = _common_seeds(tied)
+        notes.append(f"{' and '.join(s.optimizer for s in tied)} cannot be told apart at "
+                     f"{common} seed(s) in common (paired comparison over the same seeds, "
+                     f"{CONFIDENCE:.0%}): they share rank {label.lstrip('=')}.")
     answer = _advisor_answer(sw)
     if answer is not None:
         notes.append(answer)
@@ -415,7 +449,7 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
             notes.append(f"{name}: no rate where every seed finished (a diverged seed counts "
                          "as the worst value), so no best rate and no rank; the lr-sensitivity "
                          "plot shows the seeds that finished.")
-    for _, s in ranked:
+    for _, s in sw.ranked:
         extra = sw.extension(s.optimizer)
         if extra:
             notes.append(f"{s.optimizer}: a best rate on the grid's edge extended the grid, "
@@ -434,14 +468,15 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
                      "cost is steps x the optimizer's calibrated step cost (CPU time of one "
                      "training step, measured once per machine and model), the figure the "
                      "profiles rank by; wall time depends on the machine's load and is shown "
-                     "for information only.")
+                     "for information only. A run that reached the target and diverged later "
+                     "counts the first time it reached it (AlgoPerf's time to result).")
         noisy = [name for name in sw.optimizers if sw.noisy_cost(name)]
         if noisy:
             notes.append(f"A cost marked (noisy), {', '.join(noisy)}'s, came from a calibration "
                          "whose rounds spread too far (interquartile range over half the "
                          "median: L-BFGS converging on its batch, or a machine busy in bursts); "
-                         "profiles compare steps rather than rank by it (--recalibrate measures "
-                         "again).")
+                         "profiles compare gradient evaluations rather than rank by it "
+                         "(--recalibrate measures again).")
     return notes
 
 

@@ -307,8 +307,14 @@ def _reached(result: RunResult, target: float | None, higher_is_better: bool):
 def _summary(result: RunResult, target, higher_is_better, cost=None) -> dict:
     """A run's summary: final metrics, its tuning score, and (with a target) the way there
     in steps, gradient evaluations (steps x the calibrated closure calls per step),
-    calibrated seconds (``cost_to_target``) and wall time; the calibration's spread and
-    whether it is too noisy to rank by (``cost_noisy``, :data:`~.cost.SPREAD_LIMIT`)."""
+    calibrated seconds (``cost_to_target``) and wall time; the calibration's spread, its
+    rounds (``cost_rounds``: with the spread, the uncertainty of the cost, which profiles
+    tie by, :func:`~.analysis.costs_tie`; left out where the cost was taken from ended runs
+    that do not say) and whether it is too noisy to rank by (``cost_noisy``,
+    :data:`~.cost.SPREAD_LIMIT`).
+
+    The way to the target is to the first evaluation that reached it, also for a run that
+    diverged later (AlgoPerf's time to result; the divergence is its status)."""
     step, wall = _reached(result, target, higher_is_better)
     out = {"initial_train_loss": result.train_loss[0],
            "final_train_loss": result.train_loss[-1], "final_test_loss": result.test_loss[-1],
@@ -318,6 +324,8 @@ def _summary(result: RunResult, target, higher_is_better, cost=None) -> dict:
     if cost is not None:
         out.update(seconds_per_step=cost.seconds, gradients_per_step=cost.gradients,
                    cost_spread=cost.spread, cost_noisy=cost.noisy)
+        if cost.rounds >= 1:
+            out["cost_rounds"] = int(cost.rounds)
         if step is not None:
             out.update(gradients_to_target=round(step * cost.gradients, 6),
                        cost_to_target=step * cost.seconds)
