@@ -704,3 +704,18 @@ def test_a_summary_keeps_the_calibrations_rounds_and_a_diverged_runs_first_reach
     assert summary["cost_to_target"] == pytest.approx(0.01) and summary["cost_rounds"] == 15
     # a cost taken from ended runs that do not say their rounds (StepCost rounds 0)
     assert "cost_rounds" not in _summary(result, 0.8, True, StepCost("sgd", 0.001, 0.05, 2.0, 0))
+
+
+def test_a_cost_taken_from_ended_runs_keeps_their_rounds(tmp_path):
+    """A resumed sweep times its new runs at the cost its ended runs stored: with the rounds
+    that cost is the median of, so the new runs store them too (they had 0, and so fell
+    back to the spreads' rule of ties)."""
+    from optimlab.bench.sweep import _stored_costs
+
+    store = RunStore(tmp_path / "runs.db")
+    sweep = run_sweep(_spec(optimizers=("sgd",), lrs=(0.1,), seeds=1,
+                            config=TrainConfig(steps=3, batch_size=64, eval_every=3,
+                                               model="logreg")), store)
+    (run,) = store.list_runs(sweep)
+    assert run.summary["cost_rounds"] >= 2
+    assert _stored_costs(store, sweep)["sgd"].rounds == run.summary["cost_rounds"]

@@ -434,8 +434,13 @@ def _stored_costs(store: RunStore, sweep_id: int) -> dict[str, StepCost]:
         if run.optimizer in out or run.status not in TERMINAL or not all(
                 _finite_number(v) for v in (seconds, gradients, spread)) or seconds <= 0:
             continue
+        # the rounds the cost is the median of (0 where a run stored before they were):
+        # a resumed run stores them too, so its profile ties costs by their uncertainty
+        rounds = s.get("cost_rounds")
+        rounds = int(rounds) if isinstance(rounds, int) and not isinstance(rounds, bool) \
+            and rounds > 0 else 0
         out[run.optimizer] = StepCost(run.optimizer, float(seconds), float(spread),
-                                      float(gradients), 0, cached=True)
+                                      float(gradients), rounds, cached=True)
     return out
 
 
