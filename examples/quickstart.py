@@ -46,6 +46,11 @@ def train(name: str, hparams: dict, seed: int, steps: int = 500) -> float:
 
 
 def main() -> None:
+    # One thread: a 64-unit network's operations are too small to share between cores, and
+    # where another program keeps a core busy, torch's threads wait on each other at every
+    # operation (on a 2-core machine running a test suite beside it: 66 s with two threads,
+    # 8.5 s with one)
+    torch.set_num_threads(1)
     print(f"optimlab {optimlab.__version__}: {len(optimlab.available())} registry names\n")
     print(f"{'optimizer':<20}{'hyperparameters':<18}{'final loss, 3 seeds':<22}time")
     for name, hparams in SETTINGS.items():
