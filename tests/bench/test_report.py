@@ -22,6 +22,7 @@ from optimlab.bench.report import (
     RESULT_COLUMNS,
     TASK_METRICS,
     list_sweeps,
+    mean_text,
     resolve_metric,
     summary_notes,
     summary_rows,
@@ -117,7 +118,7 @@ def test_html_is_one_self_contained_page(swept):
     for name, s in best.items():
         row = re.search(rf"<tr><td>=?[0-9]+</td><td>{name}</td>(.*?)</tr>", page)
         assert row, name
-        assert f">{s.lr_text}<" in row.group(1) and f"{s.mean:.4g} ± " in row.group(1)
+        assert f">{s.lr_text}<" in row.group(1) and f"{s.mean:#.4g} ± " in row.group(1)
         # the diverged column counts the optimizer's runs at every rate, and says so
         cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))
         assert cells[3] == str(s.diverged)
@@ -146,7 +147,7 @@ def test_summary_table_and_list_sweeps(swept):
     for s in summarize(run_records(store, sweep)):
         row = next(line for line in lines if line.split()[1:2] == [s.optimizer])
         assert row.split()[2] == f"{s.best_lr:g}"
-        assert f"{s.mean:.4g} ± {s.ci:.2g}" in row and "2/2" in row
+        assert mean_text(s.mean, s.ci, s.seeds) in row and "2/2" in row
     assert any("* Best lr: the worst test metric" in line for line in lines)
     listing = list_sweeps(store).splitlines()
     assert listing[0].split()[:4] == ["id", "name", "task", "model"]
@@ -570,3 +571,23 @@ def test_means_ranked_apart_never_print_alike(tmp_path):
     store.close()
     assert mean_digits([0.9, 0.5]) == [4, 4]
     assert mean_digits([0.5, 0.5 + 6e-8, 0.7]) == [4, 4, 4]  # one float32 ulp: alike
+
+
+def test_means_keep_their_trailing_zeros(tmp_path):
+    """"0.4 ± 0.13" beside "0.3523 ± 0.062": :.4g dropped the zeros of a mean that rounds
+    short, so a column of means showed different precisions. Every mean now shows its
+    digits, and means ranked apart still print apart (mean_digits)."""
+    assert mean_text(0.4, 0.13, 3) == "0.4000 ± 0.13"
+    assert mean_text(0.4, 0.1, 3) == "0.4000 ± 0.10"
+    assert mean_text(0.37, math.inf, 1) == "0.3700 (1 seed: no interval)"
+    assert mean_text(1000.0, 2.0, 3) == "1000 ± 2.0"  # no bare point
+    assert mean_text(12345.0, 0.5, 3) == "1.234e+04 ± 0.50"
+    assert mean_text(0.1234, 0.01, 3, digits=6) == "0.123400 ± 0.010"
+    runs = [("p", 0.1, s, "finished", {"final_metric": v}) for s, v in enumerate((0.3, 0.5, 0.4))]
+    runs += [("q", 0.1, s, "finished", {"final_metric": v})
+             for s, v in enumerate((0.3523, 0.3, 0.4046))]
+    store, sweep = _stored(tmp_path, {"optimizers": ["p", "q"]}, runs)
+    _, rows = summary_rows(store, sweep)
+    store.close()
+    means = {row[1]: row[3].split()[0] for row in rows}
+    assert means == {"p": "0.4000", "q": "0.3523"}

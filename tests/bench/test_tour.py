@@ -8,6 +8,14 @@ from optimlab.cli import main
 
 
 def test_quick_tour_writes_one_page(tmp_path, capsys):
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.tour import PROFILE_RATE_NOTE
+
+    # a store left by an earlier tour: kept aside, not reused (its sweep took id 1, and
+    # run_sweep would have resumed a stored sweep of the same configuration)
+    old = RunStore(tmp_path / "tour-runs.db")
+    old.open_sweep({"task": "digits", "optimizers": ["sgd"], "left": "by an earlier tour"})
+    old.close()
     assert main(["tour", "--quick", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert f"wrote {tmp_path / 'tour.html'}" in captured.out
@@ -64,6 +72,40 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     assert "top rank on the MNIST-1D GRU: " in rnn and "not tested" not in rnn
     assert re.search(r"<td>(agrees|partly|does not agree|not seen here)", rnn)
     assert "memory" in closing and "adam: 2" in closing and "adagrad: 1" in closing
+    # one seed: no verdict read from the training tables agrees, and the page says one seed
+    # and that it is a quick tour
+    assert len(re.findall(r"<td>not seen here: cannot tell at 1 seed", closing)) == 5
+    assert "agrees" not in "".join(re.findall(r"<td>(agrees[^<]*)</td>", closing)).replace(
+        "agrees (counted, not measured", "")
+    assert "1 seed each" in closing and "a few seeds" not in closing
+    assert "<h1>optimlab tour (quick)</h1>" in page and "This is a quick tour" in page
+    # a fresh store: the earlier one kept aside, this run's sweeps 1 to 4
+    kept = RunStore(tmp_path / "tour-runs.previous.db")
+    assert kept.sweep(1)["config"]["left"] == "by an earlier tour"
+    kept.close()
+    store = RunStore(tmp_path / "tour-runs.db")
+    assert [store.sweep(i)["task"] for i in (1, 2, 3, 4)] == ["mnist1d", "digits",
+                                                              "sparse-logreg", "mnist1d"]
+    assert store.sweep(4)["model"] == "gru"
+    store.close()
+    # how ranks are given, and which rates are not tuned
+    text = page.replace("&#x27;", "'")
+    assert "rank is 1 plus the number of optimizers clearly better" in text
+    assert "ranks them by mean final test accuracy" not in text
+    assert "the basins of attraction, the network's loss-landscape slice" in text
+    for title in ("Local minima", "A real network's loss landscape", "Batch, mini-batch"):
+        part = text[text.index(f"<h2>{title}"):]
+        assert "fixed" in part[:part.index("</section>")].split("<table>")[0], title
+    # which rate the to-target columns and the profile read; which way is better
+    assert "steps to 0.5 \u2193 (at the best lr, median over seeds)" in text
+    assert PROFILE_RATE_NOTE in text
+    for header in ("final loss \u2193", "accuracy (mean \u00b1 95% CI) \u2191",
+                   "steps to 0.001 \u2193", "test accuracy \u2191", "train loss \u2193"):
+        assert f"<th>{header}" in text, header
+    # plain gradient descent is sgd in the basins too, as in every other table
+    basins = text[text.index("<h2>Local minima"):]
+    basins = basins[:basins.index("</section>")]
+    assert "<td>sgd</td><td>sgd</td>" in basins and "<td>gd</td>" not in basins
 
 
 def test_rnn_verdict():
@@ -75,6 +117,43 @@ def test_rnn_verdict():
     assert rnn_verdict(["sgd", "adagrad", "rmsprop", "adam"]).startswith("not seen here")
     assert rnn_verdict(["sgd"]).startswith("does not agree")
     assert rnn_verdict(["adagrad"]).startswith("does not agree")
+    # one seed: every optimizer shares rank 1 and no difference is evidence
+    assert rnn_verdict(["rmsprop", "adam"], seeds=1).startswith(
+        "not seen here: cannot tell at 1 seed")
+
+
+def test_every_verdict_says_one_seed_cannot_tell():
+    """The audit's quick run: one seed, every table a tie, and the closing verdicts said
+    "agrees" (stability, default recommendation) and "partly" (sparse data)."""
+    from optimlab.bench.tour import (
+        _recommendation_verdict,
+        generalisation_verdict,
+        sparse_verdict,
+        stability_verdict,
+    )
+
+    one = "not seen here: cannot tell at 1 seed"
+    assert sparse_verdict(["adagrad"], seeds=1).startswith(one)
+    assert stability_verdict({0: 0.6, 1: 0.5, 2: 0.7}, {0: 0.2, 1: 0.2, 2: 0.2},
+                             seeds=1).startswith(one)
+    assert _recommendation_verdict({"adam": 0.33, "sgd": 0.0}, seeds=1).startswith(one)
+    assert generalisation_verdict(2, 0, 3, seeds=1).startswith(one)
+    # with seeds, the evidence may go either way
+    assert generalisation_verdict(2, 0, 3, seeds=3).startswith("agrees")
+    assert generalisation_verdict(0, 1, 3, seeds=3).startswith("does not agree")
+    assert generalisation_verdict(1, 1, 3, seeds=3).startswith("not seen here")
+    assert generalisation_verdict(0, 0, 3, seeds=3).startswith("not seen here")
+    # Adam tied with every optimizer at the top is not "partly"
+    assert _recommendation_verdict({"adam": 1.0, "sgd": 1.0}, seeds=3).startswith(
+        "not seen here")
+
+
+def test_memory_verdict_can_disagree():
+    from optimlab.bench.tour import memory_verdict
+
+    assert memory_verdict({"sgd": 0, "adagrad": 1, "rmsprop": 1, "adam": 2}).startswith("agrees")
+    assert memory_verdict({"sgd": 0, "adagrad": 1, "rmsprop": 2, "adam": 2}) == \
+        "does not agree: rmsprop keeps 2, not 1"
 
 
 def test_tour_to_an_unwritable_place(capsys):
@@ -86,7 +165,7 @@ def test_the_recommendation_verdict_says_a_tie_and_a_profile_that_ranked_nothing
     from optimlab.bench.tour import _recommendation_verdict
 
     assert _recommendation_verdict({"adam": 0.9, "sgd": 0.5}).startswith("agrees")
-    assert _recommendation_verdict({"adam": 0.9, "sgd": 0.9}) == \
+    assert _recommendation_verdict({"adam": 0.9, "sgd": 0.9, "rmsprop": 0.5}) == \
         "partly: Adam shares the highest profile score with sgd"
     assert _recommendation_verdict({"adam": 0.85, "rmsprop": 0.9}).startswith(
         "partly: rmsprop scores highest and Adam is within 0.1")
@@ -165,8 +244,10 @@ def test_the_sparse_verdict_agrees_only_with_adagrad_alone_at_the_top():
     assert sparse_verdict(["adagrad"]) == "agrees"
     assert sparse_verdict(["adagrad", "rmsprop", "adam"]) == \
         "partly: Adagrad is among the best, but so are RMSprop and Adam"
-    assert sparse_verdict(["sgd", "adagrad"]) == \
-        "partly: Adagrad is among the best, but so is SGD"
+    # SGD, which the folklore calls poor, tied with Adagrad: not "partly"
+    assert sparse_verdict(["sgd", "adagrad"]).startswith("not seen here: SGD")
+    assert sparse_verdict(["sgd", "adagrad", "rmsprop", "adam"]).startswith("not seen here")
+    assert sparse_verdict(["sgd"]).startswith("does not agree")
     assert sparse_verdict(["rmsprop"]).startswith("does not agree")
 
 
@@ -191,19 +272,116 @@ def test_the_takeaway_is_read_from_the_verdicts():
     assert takeaway(rows[:2]) != takeaway(rows[2:])
 
 
-def test_stability_counts_the_common_grid_for_every_optimizer():
-    """sgd's grid was extended by four rates, adam's by none: "sgd 1/10 ... adam 2/6" had
-    different denominators. Counted on the common grid, both are out of 6; the best may
-    still be an added rate."""
-    from optimlab.bench.tour import stable_rates
+def test_stability_counts_each_optimizers_own_rates_around_its_own_best():
+    """SGD's best rates lay past the common grid's top, so a count on the common grid gave it
+    0 of 6 by construction. Counted on its own rates within a factor 10 of its own best,
+    its good rates count; a window tried on one side only is not tested."""
+    from optimlab.bench.tour import STABLE_WINDOW, stable_rates
 
+    assert STABLE_WINDOW == 10
     grid = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
     sgd = {**{lr: 0.3 for lr in grid[:-1]}, 0.1: 0.60, 0.333: 0.64, 1.11: 0.646,
            3.7: float("-inf"), 12.3: float("-inf")}
-    adam = {3e-4: 0.4, 1e-3: 0.6, 3e-3: 0.62, 1e-2: 0.63, 3e-2: 0.61, 1e-1: 0.5}
-    assert stable_rates(sgd, grid) == (0, 6)  # its best, 0.646, is at an added rate
-    assert stable_rates(adam, grid) == (3, 6)
-    assert stable_rates(adam, ()) == (3, 6)  # no grid stored: every rate it ran
+    # window [0.111, 11.1]: 0.333 and 1.11 close, 3.7 diverged
+    assert stable_rates(sgd) == (2, 3)
+    adam = {3e-4: 0.4, 1e-3: 0.6, 3e-3: 0.62, 1e-2: 0.63, 3e-2: 0.615, 1e-1: 0.5}
+    assert stable_rates(adam) == (3, 5)  # window [1e-3, 0.1]
+    # its best at the top of the rates it ran: no rate above it, so not tested
+    assert stable_rates({0.01: 0.5, 0.1: 0.6}) is None
+    assert stable_rates({0.1: float("-inf")}) is None
+
+
+def test_a_profile_tie_at_the_same_evaluation():
+    """All four reached the target at the same evaluation (every 66 steps, at 132), so the
+    ratios 1.07x came from step costs alone, and the verdict ranked them."""
+    from optimlab.bench.tour import _recommendation_verdict, resolved_scores, same_evaluation_ties
+
+    ratios = {"w1": {"adam": 1.07, "sgd": 1.0, "rmsprop": 1.5, "adagrad": 2.5},
+              "w2": {"adam": 1.2, "sgd": 1.0, "rmsprop": 1.0, "adagrad": 1.0}}
+    steps = {"w1": {"adam": 132, "sgd": 132, "rmsprop": 198, "adagrad": 132},
+             "w2": {"adam": 40, "sgd": 40, "rmsprop": 40, "adagrad": 40}}
+    ties = same_evaluation_ties(ratios, steps, {"w1": 66, "w2": 20})
+    # rmsprop took more steps (another evaluation); adagrad's 2.5x is more than an
+    # evaluation interval can hide (132 / 66 = 2)
+    assert ties == {"w1": ["adam"], "w2": ["adam"]}
+    assert same_evaluation_ties(ratios, steps, {"w1": 1, "w2": 1}) == {}  # exact counts
+    scores = resolved_scores(ratios, ties)
+    assert scores["adam"] == scores["sgd"] == 1.0
+    assert _recommendation_verdict(scores, seeds=3).startswith("partly: Adam shares")
+    assert _recommendation_verdict({"adam": 0.96, "sgd": 1.0}, seeds=3).startswith("partly")
+
+
+def test_sweep_headers_say_direction_and_where_they_are_read():
+    from optimlab.bench.tour import _directed, sweep_headers
+
+    headers = ["rank", "optimizer", "best lr", "loss (mean \u00b1 95% CI)", "seeds",
+               "diverged (any lr)", "reached target", "steps to 0.5", "gradient evals",
+               "cost (calibrated)", "wall time"]
+    assert sweep_headers(headers, higher=False) == [
+        "rank", "optimizer", "best lr", "loss (mean \u00b1 95% CI) \u2193", "seeds",
+        "diverged (any lr) \u2193", "reached target \u2191",
+        "steps to 0.5 \u2193 (at the best lr, median over seeds)",
+        "gradient evals to target \u2193", "cost (calibrated) to target \u2193",
+        "wall time to target \u2193"]
+    assert sweep_headers(headers[:4])[3].endswith("\u2191")
+    assert _directed(["optimizer", "final loss", "escaped", "steps to escape",
+                      "aligned: final f", "updates", "evals to <0.07"]) == [
+        "optimizer", "final loss \u2193", "escaped", "steps to escape \u2193",
+        "aligned: final f \u2193", "updates", "evals to <0.07 \u2193"]
+
+
+def test_race_prose_is_read_from_the_run():
+    """The leads said SGD zig-zags on Rosenbrock (its path was smooth, momentum's
+    zig-zagged), that gradient descent leaves the saddle slowly (it left at step 8) and
+    that Adam depends much less on the alignment (86 steps aligned, never rotated)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from optimlab.bench.tour import RACE_LEADS, _race_facts, turn_backs
+
+    leads = " ".join(" ".join(v) for v in RACE_LEADS.values())
+    for claim in ("Watch plain SGD zig-zag", "within a few dozen steps", "depends much less"):
+        assert claim not in leads
+    smooth = np.stack([np.linspace(0, 1, 11), np.linspace(0, 1, 11) ** 2], 1)
+    zigzag = np.stack([np.linspace(0, 1, 11), (-1.0) ** np.arange(11)], 1)
+    assert turn_backs(smooth) == 0 and turn_backs(zigzag) == 1.0
+    m = SimpleNamespace(final_loss=0.1)
+    ran = SimpleNamespace(paths={"sgd": smooth, "momentum": zigzag},
+                          metrics={"sgd": m, "momentum": m})
+    fact, = _race_facts("rosenbrock", ran)
+    assert "sgd 0%, momentum 100%; momentum's path zig-zags most" in fact
+    ran.paths = {"sgd": zigzag, "momentum": smooth}
+    assert "sgd's path zig-zags most" in _race_facts("rosenbrock", ran)[0]
+    assert _race_facts("rosenbrock", ran, noise=2.0) == []  # noise zig-zags every path
+
+    def left(step):
+        return SimpleNamespace(escaped=step is not None, steps_to_escape=step)
+
+    saddle = SimpleNamespace(steps=60, metrics={"sgd": left(8), "rmsprop": left(1),
+                                                "adam": left(1)})
+    assert _race_facts("saddle", saddle)[0].endswith("the rescaling rules left before SGD.")
+    saddle.metrics = {"sgd": left(8), "rmsprop": left(20), "adam": left(None)}
+    assert "did not leave before SGD" in _race_facts("saddle", saddle)[0]
+
+
+def test_each_tour_starts_a_fresh_store_and_keeps_the_previous(tmp_path):
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.tour import fresh_store
+
+    first = fresh_store(tmp_path)
+    assert first.open_sweep({"task": "digits", "tour": 1}) == 1
+    first.close()
+    second = fresh_store(tmp_path)  # the first is kept aside, and the ids start at 1 again
+    assert second.open_sweep({"task": "digits", "tour": 2}) == 1
+    second.close()
+    kept = RunStore(tmp_path / "tour-runs.previous.db")
+    assert kept.sweep(1)["config"]["tour"] == 1
+    kept.close()
+    fresh_store(tmp_path).close()  # a third: the second is now the previous one
+    kept = RunStore(tmp_path / "tour-runs.previous.db")
+    assert kept.sweep(1)["config"]["tour"] == 2
+    kept.close()
 
 
 def test_a_mean_without_an_interval_is_said_in_words_and_reports_are_links():
@@ -212,7 +390,8 @@ def test_a_mean_without_an_interval_is_said_in_words_and_reports_are_links():
 
     assert [mean_text(0.37, math.inf, 1), mean_text(0.9, math.inf, 2),
             mean_text(0.3, 0.01, 3)] == [
-        "0.37 (1 seed: no interval)", "0.9 (2 seeds, all alike: no interval)", "0.3 ± 0.01"]
+        "0.3700 (1 seed: no interval)", "0.9000 (2 seeds, all alike: no interval)",
+        "0.3000 ± 0.010"]
     page = _section_html(_Section("t", "", [], ["a < b", _with_link("see ", "x/report.html")]))
     assert "<p>a &lt; b</p>" in page
     assert '<p>see <a href="x/report.html">x/report.html</a>.</p>' in page

@@ -282,14 +282,24 @@ def _metric_label(metric: str) -> str:
     return metric.replace("_", " ")
 
 
+def _sig(value: float, digits: int) -> str:
+    """``value`` to ``digits`` significant digits, trailing zeros kept (``0.4000`` beside
+    ``0.3523``, not ``0.4``), without the bare point ``#`` formatting leaves (``1000``)."""
+    text = f"{value:#.{digits}g}"
+    return text.replace(".e", "e").removesuffix(".") if math.isfinite(value) else f"{value}"
+
+
 def mean_text(mean: float, ci: float, seeds: int, digits: int = 4) -> str:
-    """A mean (``digits`` significant digits) and its confidence interval, ``0.9 ± 0.01``;
-    where there is no interval, why in words: ``0.37 (1 seed: no interval)``, ``0.9 (2 seeds,
-    all alike: no interval)`` (:func:`~optimlab.bench.analysis.mean_ci`)."""
+    """A mean (``digits`` significant digits, trailing zeros kept) and its confidence
+    interval (two), ``0.9000 ± 0.010``; where there is no interval, why in words:
+    ``0.3700 (1 seed: no interval)``, ``0.9000 (2 seeds, all alike: no interval)``
+    (:func:`~optimlab.bench.analysis.mean_ci`). Every mean of a table shows the same
+    digits, so a column of them lines up, unless :func:`mean_digits` gives one more to
+    keep means that differ apart."""
     if math.isfinite(ci):
-        return f"{mean:.{digits}g} ± {ci:.2g}"
+        return f"{_sig(mean, digits)} ± {_sig(ci, 2)}"
     why = "1 seed" if seeds == 1 else f"{seeds} seeds, all alike"
-    return f"{mean:.{digits}g} ({why}: no interval)"
+    return f"{_sig(mean, digits)} ({why}: no interval)"
 
 
 def mean_digits(means: Sequence[float], digits: int = 4) -> list[int]:

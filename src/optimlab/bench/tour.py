@@ -1,8 +1,8 @@
 """``optimlab tour``: the tutorials' story end to end, in one HTML page.
 
 1. Landscapes: SGD, momentum, RMSprop and Adam, each with its learning rate tuned on a log
-   grid, raced on each difficulty (a ravine, local minima, a saddle, a plateau, an
-   ill-conditioned bowl, noisy gradients).
+   grid, raced on each difficulty (a ravine, a saddle, a plateau, an ill-conditioned bowl,
+   noisy gradients), and the basins of attraction of local minima at fixed rates.
 2. A real task: the four optimizers on MNIST-1D (MLP) over a learning-rate grid and three
    seeds, trained as batched populations and stored in the run store.
 3. Across tasks: the same four on digits and sparse logistic regression too, and the
@@ -11,7 +11,11 @@
 5. A slice of the MLP's loss landscape; batch, mini-batch and stochastic gradient descent
    on least squares.
 6. When to use which: the tutorials' folklore table beside this run's evidence, line by
-   line, with a verdict (agrees, does not agree, not tested).
+   line, with a verdict (agrees, partly, does not agree, not seen here, not tested) that
+   keeps the tables' rule: optimizers they cannot tell apart, or one seed, are no evidence.
+
+Each tour starts a fresh run store (the previous one kept as ``tour-runs.previous.db``), so
+every number on the page is computed by that run.
 
 Each section opens with what to look at and what the numbers mean, and its tables are HTML
 tables that say how learning rates were chosen and which optimizers cannot be told apart.
@@ -27,16 +31,19 @@ import html
 import io
 import json
 import math
+import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..exhibits import gd_variants
+from ..exhibits.basins import BASIN_OPTIMIZERS
 from ..landscapes import get as get_landscape
 from ..landscapes import race
 from ..optim.registry import resolve
-from .analysis import rank, summarize
+from .analysis import fastest_to_target, paired_difference, rank, ratio_score, summarize
 from .profile import build_profile
 from .report import _html_table, summary_parts, write_report
 from .slices import DEFAULT_OPTIMIZERS, plot_interpolation, plot_slice, slice_landscape
@@ -46,9 +53,19 @@ from .trainer import TrainConfig
 
 __all__ = ["RACES", "rnn_verdict", "run_tour"]
 
+#: the arrow a table header carries: which way is better
+UP, DOWN = "\u2191", "\u2193"
+
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 #: the tutorials' comparison on real tasks
 TASK_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+
+#: The basins exhibit's fixed rates for ``two_wells``, with plain gradient descent under its
+#: registry name ``sgd`` (the exhibit's own label is its alias ``gd``, the same rule): one name,
+#: so one colour, for it everywhere on the page.
+BASIN_RATES = {("sgd" if label == "gd" else label):
+               {**hp, "name": "sgd" if hp["name"] == "gd" else hp["name"]}
+               for label, hp in BASIN_OPTIMIZERS["two_wells"].items()}
 
 #: (title, what, parameters, noise): one section per difficulty. ``what`` is a landscape
 #: name (a race of the tuned OPTIMIZERS on it, with those landscape parameters) or
@@ -57,8 +74,8 @@ TASK_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 RACES = (
     ("A ravine: Rosenbrock's curved valley", "rosenbrock", {}, 0.0),
     ("Local minima: basins of attraction of two wells, the minimum each optimizer reaches "
-     "from each of 15 x 15 starts", "exhibits.basins", {"landscape": "two_wells", "grid": 15},
-     0.0),
+     "from each of 15 x 15 starts", "exhibits.basins",
+     {"landscape": "two_wells", "grid": 15, "optimizers": BASIN_RATES}, 0.0),
     ("A saddle point", "saddle", {}, 0.0),
     ("A plateau with vanishing gradients", "plateau", {}, 0.0),
     ("Ill-conditioning: a bowl with condition number 50, axis-aligned and rotated 45 degrees",
@@ -99,10 +116,11 @@ class _Section:
 RACE_LEADS = {
     ("rosenbrock", False): [
         "Rosenbrock's valley is curved and almost flat along its floor, so the gradient "
-        "points across the valley rather than along it. Watch plain SGD zig-zag across the "
-        "floor while momentum builds speed along it and Adam and RMSprop rescale the steep "
-        "and the shallow directions. Each optimizer's rate was tuned on a log grid (the "
-        "rate used is in the table, flagged where it sits on the grid's edge).",
+        "points across the valley rather than along it: a step that follows it can overshoot "
+        "from wall to wall (a zig-zag), and a rate small enough not to crawls along the floor. "
+        "Momentum adds up the steps that agree, and Adam and RMSprop rescale the steep and "
+        "the shallow directions. Each optimizer's rate was tuned on a log grid (the rate used "
+        "is in the table, flagged where it sits on the grid's edge).",
         "The table gives the final loss, its gap to the minimum, the distance to the "
         "minimizer and the first step within the tolerance of the minimum. Caveat: on a "
         "two-dimensional function one tuned rate decides much of the outcome.",
@@ -114,30 +132,33 @@ RACE_LEADS = {
         "basin, momentum can carry a path over the ridge into the other well, and an "
         "adaptive method's nearly constant step size moves the boundary between basins.",
         "The table gives the share of starts that reach each minimum. One start, as a race "
-        "shows, would tell only one of these stories.",
+        "shows, would tell only one of these stories. The rates here are fixed, not tuned "
+        "(the table gives them): a rate tuned from one start says nothing about the others.",
     ],
     ("saddle", False): [
         "At a saddle point the gradient vanishes but the point is not a minimum, and this "
         "one is unbounded below: there is no minimum value, so the table reports whether "
         "each optimizer escaped and how many steps it took, not a gap to a minimum.",
-        "Gradient descent started near the ridge leaves it slowly, since the gradient "
-        "there is tiny; optimizers that rescale small gradients (RMSprop, Adam) get away "
-        "within a few dozen steps. Caveat: tuning on a saddle picks the largest rate that "
-        "does not diverge, so the escape steps compare tuned rates, not the methods alone.",
+        "Near the ridge the gradient is tiny, so a step proportional to it (SGD's, and "
+        "momentum's until it gathers speed) is tiny too, while RMSprop and Adam divide by a "
+        "running scale of the gradient and step about their rate from the start. Caveat: "
+        "tuning on a saddle picks the largest rate that does not diverge, so the escape "
+        "steps compare tuned rates, not the methods alone.",
     ],
     ("plateau", False): [
         "On a plateau the gradient is nearly zero, and SGD's step, proportional to the "
         "gradient, is nearly zero too. RMSprop and Adam divide by a running scale of the "
-        "gradient, so their steps stay about as large as the learning rate and they cross "
-        "the flat region; momentum helps once it has gathered speed.",
+        "gradient, so their steps stay about as large as the learning rate where the "
+        "gradient vanishes; momentum helps once it has gathered speed.",
     ],
     ("exhibits.ravine_alignment", False): [
         "An ill-conditioned bowl, twice: with its axes along the coordinates, and the same "
         "bowl rotated by 45 degrees. Diagonal adaptivity (RMSprop, Adam) rescales each "
         "coordinate on its own, which cures the conditioning only when the bowl's axes are "
         "the coordinates: compare RMSprop's steps to the tolerance on the two bowls with "
-        "tuned gradient descent's, which are the same on both. Adam's momentum does most "
-        "of its work here, so it depends much less on the alignment.",
+        "tuned gradient descent's, which are the same on both. Adam rescales by coordinate "
+        "too, but its steps also follow a running average of the gradient; the lines under "
+        "the table say, for each rule, on which bowl it did better in this run.",
         "The ravines of real networks are rarely aligned with the parameters' axes, so the "
         "rotated bowl is the fairer picture of what per-coordinate rates buy.",
     ],
@@ -148,6 +169,28 @@ RACE_LEADS = {
         "rather than how fast the valley was crossed.",
     ],
 }
+
+
+#: headers whose values are better lower (a loss, a distance, steps or evaluations to a
+#: tolerance) or higher (an accuracy, reaching the global minimum): regular expressions
+LOWER_BETTER = (r"\bloss\b", r"final f\b", r"^gap to min", r"^dist to min", r"steps to\b",
+                r"^updates to\b", r"^evals to\b", r"^diverged \(any lr\)$")
+HIGHER_BETTER = (r"accuracy", r"^-> deep well$", r"^reached target$")
+
+
+def _directed(headers: list[str], higher: dict[str, bool] | None = None) -> list[str]:
+    """``headers`` with an arrow on each that has a better direction: ``final loss \u2193``,
+    ``test accuracy \u2191`` (:data:`LOWER_BETTER`, :data:`HIGHER_BETTER`); ``higher`` maps
+    a header to its direction where the table knows it (a sweep's metric)."""
+    out = []
+    for h in headers:
+        up = (higher or {}).get(h)
+        if up is None and any(re.search(p, h) for p in HIGHER_BETTER):
+            up = True
+        elif up is None and any(re.search(p, h) for p in LOWER_BETTER):
+            up = False
+        out.append(h if up is None else f"{h} {UP if up else DOWN}")
+    return out
 
 
 def _png(fig) -> bytes:
@@ -174,17 +217,49 @@ def _races(quick: bool, say: Callable[[str], None]) -> list[_Section]:
                           steps=steps, noise=noise, tune=True)
         # races and exhibits alike: rows() for the HTML table, notes() under it
         headers, rows = result.rows()
-        table = _html_table(headers, rows, [False, False] + [True] * (len(headers) - 2))
-        lead = list(RACE_LEADS.get((what, bool(noise)), [])) + _race_facts(what, result)
+        table = _html_table(_directed(headers), rows,
+                            [False, False] + [True] * (len(headers) - 2))
+        lead = list(RACE_LEADS.get((what, bool(noise)), [])) + _race_facts(what, result,
+                                                                             noise)
         sections.append(_Section(title, result.table(), [_png(result.plot())], lead, [table],
                                  result.notes()))
     return sections
 
 
-def _race_facts(what: str, result) -> list[str]:
+def turn_backs(path) -> float:
+    """The share of a path's steps that turn back on the step before (their dot product
+    is negative: a turn of more than 90 degrees), the zig-zag a race's picture shows; NaN
+    for a path of fewer than two moving steps."""
+    import numpy as np
+
+    steps = np.diff(np.asarray(path, dtype=float), axis=0)
+    pairs = [(a, b) for a, b in zip(steps[:-1], steps[1:])
+             if np.all(np.isfinite(a)) and np.all(np.isfinite(b)) and a.any() and b.any()]
+    return float(np.mean([float(a @ b) < 0 for a, b in pairs])) if pairs else math.nan
+
+
+def _escape_order(metrics: dict) -> str:
+    """Whether the rules that rescale small gradients (RMSprop, Adam) left the saddle before
+    plain SGD in this run, as a sentence ("" where one of them is missing)."""
+    if "sgd" not in metrics or not {"rmsprop", "adam"} & set(metrics):
+        return ""
+    def when(m) -> float:
+        return m.steps_to_escape if m.escaped and m.steps_to_escape is not None else math.inf
+    sgd = when(metrics["sgd"])
+    rescaled = {n: when(metrics[n]) for n in ("rmsprop", "adam") if n in metrics}
+    sooner = [n for n, t in rescaled.items() if t < sgd]
+    if len(sooner) == len(rescaled):
+        return " Here the rescaling rules left before SGD."
+    if not sooner:
+        return " Here the rescaling rules did not leave before SGD: the tuned rates decided it."
+    return f" Here only {' and '.join(sooner)} left before SGD."
+
+
+def _race_facts(what: str, result, noise: float = 0.0) -> list[str]:
     """Sentences read from this run's race, where a fixed text would claim an outcome the
-    table might not show: who left the saddle and when; whether RMSprop's unbiased first
-    step cost it on Rosenbrock."""
+    table might not show: who left the saddle and when, and whether the rescaling rules
+    left first; which path zig-zags on the noiseless Rosenbrock (:func:`turn_backs`); whether
+    RMSprop's unbiased first step cost it on Rosenbrock."""
     metrics = getattr(result, "metrics", None)
     if not isinstance(metrics, dict):
         return []
@@ -192,20 +267,40 @@ def _race_facts(what: str, result) -> list[str]:
         said = [f"{label} left it at step {m.steps_to_escape}" if m.escaped else
                 f"{label} did not leave it in {result.steps} steps"
                 for label, m in metrics.items()]
-        return ["In this run: " + "; ".join(said) + "."] if said else []
+        return ["In this run: " + "; ".join(said) + "." + _escape_order(metrics)] \
+            if said else []
+    facts = []
+    paths = getattr(result, "paths", None)
+    if what == "rosenbrock" and not noise and isinstance(paths, dict) and paths:
+        share = {label: turn_backs(path) for label, path in paths.items()}
+        share = {label: v for label, v in share.items() if math.isfinite(v)}
+        if share:
+            most = max(share, key=share.get)
+            facts.append("In this run the share of steps that turn back on the step before "
+                         "(more than 90 degrees: the zig-zag in the picture) is "
+                         + ", ".join(f"{label} {v:.0%}" for label, v in share.items())
+                         + (f"; {most}'s path zig-zags most." if share[most] > 0 else
+                            "; no path zig-zags."))
     if what == "rosenbrock" and {"rmsprop", "adam"} <= set(metrics):
         rms, adam = metrics["rmsprop"], metrics["adam"]
         first = ("RMSprop has no bias correction: its running average of squared gradients "
                  "starts at zero, so its first step is 1/sqrt(1 - alpha) = 10 times its rate "
                  "(alpha = 0.99), where Adam's bias correction starts Adam at the rate itself.")
         if rms.final_loss > adam.final_loss:
-            return [first + f" Here RMSprop ends behind Adam (final loss {rms.final_loss:.3g} "
-                            f"against {adam.final_loss:.3g}): on these steep walls that first "
-                            "step can throw the path far up the valley."]
-        return [first + f" Here it does not cost RMSprop the race: it ends at "
-                        f"{rms.final_loss:.3g}, Adam at {adam.final_loss:.3g}."]
-    return []
+            return facts + [first + f" Here RMSprop ends behind Adam (final loss "
+                                    f"{rms.final_loss:.3g} against {adam.final_loss:.3g}): on "
+                                    "these steep walls that first step can throw the path far "
+                                    "up the valley."]
+        return facts + [first + f" Here it does not cost RMSprop the race: it ends at "
+                                f"{rms.final_loss:.3g}, Adam at {adam.final_loss:.3g}."]
+    return facts
 
+
+#: how the training tables rank (:func:`.analysis.rank`), said where the first one opens
+RANKED = ("An optimizer's rank is 1 plus the number of optimizers clearly better than it: "
+          "better by a paired comparison over the seeds at their best rates (95%), or "
+          "through a chain of such comparisons; rows of one rank are listed by mean final "
+          "test accuracy, shown with its 95% confidence interval over the seeds.")
 
 #: what the training sections say about their grids (every tour sweep has ``extend=True``)
 EXTENDED = ("and where an optimizer's best rate was on the grid's edge, two more rates past "
@@ -237,8 +332,7 @@ def _mnist1d(store: RunStore, out_dir: Path, quick: bool,
     lead = [
         f"An MLP (40-100-100-10) on MNIST-1D, batch 100, {steps} steps; each optimizer at "
         f"each learning rate of {', '.join(f'{lr:g}' for lr in spec.lrs)} with "
-        f"{spec.seeds} seed(s), {EXTENDED} The table ranks them by mean final test accuracy "
-        "at their best rate, with a 95% confidence interval over the seeds.",
+        f"{spec.seeds} seed(s), {EXTENDED} {RANKED}",
         "A shared rank such as =1 means a paired comparison over the seeds (every optimizer "
         "sees the same initial weights and mini-batches for a seed) cannot separate them: "
         "claiming that one beats the other would need more seeds. The best rate is the "
@@ -270,7 +364,9 @@ def _recurrent(store: RunStore, out_dir: Path, quick: bool,
         "the closing section reads for that line.",
         _with_link("The budget is short (recurrent steps are the tour's most expensive), "
                    "so read the ranking, not the absolute accuracy, and mind the confidence "
-                   f"intervals: with {spec.seeds} seed(s) only large differences separate. "
+                   + (f"intervals: with {spec.seeds} seeds only large differences separate. "
+                      if spec.seeds > 1 else "intervals: with 1 seed there are none, and no "
+                      "difference separates. ") +
                    "The full report is ", "mnist1d-gru/report.html"),
     ]
     return _sweep_section("A recurrent network: GRU on MNIST-1D", store, sweep_id, lead,
@@ -280,9 +376,42 @@ def _recurrent(store: RunStore, out_dir: Path, quick: bool,
 def _sweep_section(title: str, store: RunStore, sweep_id: int, lead: list[str],
                    images: list[bytes]) -> _Section:
     headers, rows, notes = summary_parts(store, sweep_id)
-    table = _html_table(headers, rows,
-                        [False, False] + [True] * (len(headers) - 2))
-    return _Section(title, "", images, lead, [table], notes)
+    return _Section(title, "", images, lead, [_sweep_table(store, sweep_id, headers, rows)],
+                    notes + _to_target_note(headers))
+
+
+def sweep_headers(headers: list[str], higher: bool = True) -> list[str]:
+    """A sweep table's headers as the tour shows them: which way is better on each
+    (:func:`_directed`; the metric's way from the sweep), and where the to-target columns
+    are read: at the table's best lr (the rate that ends best), the median over seeds."""
+    metric = next((h for h in headers if "(mean \u00b1" in h), None)
+    out = []
+    for h, shown in zip(headers, _directed(headers, {metric: higher} if metric else None)):
+        if h.startswith("steps to "):
+            shown += " (at the best lr, median over seeds)"
+        elif h in ("gradient evals", "cost (calibrated)", "wall time"):
+            shown = f"{h} to target {DOWN}"
+        out.append(shown)
+    return out
+
+
+def _to_target_note(headers: list[str]) -> list[str]:
+    """The note under a table with to-target columns: which rate they are read at, and
+    that the profile reads another."""
+    if not any(h.startswith("steps to ") for h in headers):
+        return []
+    return ["The to-target columns are read at each optimizer's best lr (the rate whose "
+            "accuracy ends best), the median over seeds; the cross-task profile instead "
+            "takes, per seed, whichever rate reached the target fastest, so its times can "
+            "be shorter than these."]
+
+
+def _sweep_table(store: RunStore, sweep_id: int, headers: list[str],
+                 rows: list[list[str]]) -> str:
+    config = store.sweep(sweep_id)["config"] or {}
+    higher = (config.get("metric") or {}).get("higher_is_better", True)
+    return _html_table(sweep_headers(headers, bool(higher)), rows,
+                       [False, False] + [True] * (len(headers) - 2))
 
 
 #: the other tasks of the cross-task profile: (task, what it shows, target accuracy)
@@ -293,36 +422,61 @@ PROFILE_TASKS = (
 )
 
 
-def stable_rates(sensitivity: dict[float, float], grid) -> tuple[int, int]:
-    """How many rates of the sweep's common ``grid`` (the rates every optimizer ran, before
-    any was extended past an edge) came within :data:`STABLE_WITHIN` of the optimizer's
-    best over all the rates it ran, and how many rates the grid has: the same denominator
-    for every optimizer. A grid rate it has no result for (or a diverged one) counts as not
-    close. An empty ``grid`` (an old sweep) counts every rate it ran."""
-    values = [v for v in sensitivity.values() if math.isfinite(v)]
-    best = max(values) if values else math.nan
-    grid = [float(lr) for lr in grid] or list(sensitivity)
-
-    def at(lr: float) -> float:
-        for key, v in sensitivity.items():
-            if math.isclose(float(key), lr, rel_tol=1e-9):
-                return v
-        return math.nan
-
-    close = sum(math.isfinite(at(lr)) and at(lr) >= best - STABLE_WITHIN for lr in grid)
-    return close, len(grid)
+#: the window of rates :func:`stable_rates` looks at: within this factor of the optimizer's
+#: own best rate, each side (one decade down, one up)
+STABLE_WINDOW = 10.0
 
 
-def stability_verdict(adam: dict[int, float], sgd: dict[int, float]) -> str:
+def stable_rates(sensitivity: dict[float, float]) -> tuple[int, int] | None:
+    """How forgiving one optimizer's rate is on one task: of the rates it ran (its own grid,
+    extended past an edge included) within a factor :data:`STABLE_WINDOW` each side of its
+    own best (the rate whose mean final metric is best), how many came within
+    :data:`STABLE_WITHIN` of that best, and how many it ran there. A diverged rate counts as
+    not close. None where the window was not tried on both sides of the best (the best is
+    the lowest or the highest rate it ran there): a one-sided count says nothing about
+    width, so that task is not tested for it.
+
+    Counted on each optimizer's own rates, around its own best: a shared grid that ends
+    below one optimizer's best (SGD's best rates lay past the common grid's top) would
+    count none of its good rates."""
+    rates = {float(k): v for k, v in sensitivity.items()}
+    finite = {lr: v for lr, v in rates.items() if math.isfinite(v)}
+    if not finite:
+        return None
+    best_lr = max(finite, key=lambda lr: (finite[lr], -lr))
+    best = finite[best_lr]
+    window = [lr for lr in rates
+              if best_lr / STABLE_WINDOW * (1 - 1e-9) <= lr <= best_lr * STABLE_WINDOW * (1 + 1e-9)]
+    if not any(lr < best_lr for lr in window) or not any(lr > best_lr for lr in window):
+        return None
+    close = sum(math.isfinite(rates[lr]) and rates[lr] >= best - STABLE_WITHIN for lr in window)
+    return close, len(window)
+
+
+def one_seed(seeds: int, what: str = "") -> str | None:
+    """The verdict of a line read from training tables with fewer than two seeds: with one
+    seed there is no confidence interval and every table's optimizers share rank 1, so no
+    difference is evidence and the folklore can be neither seen nor contradicted (None
+    with two seeds or more)."""
+    if seeds >= 2:
+        return None
+    return (f"not seen here: cannot tell at {seeds} seed (no confidence interval, so no "
+            f"difference here is evidence{'; ' + what if what else ''})")
+
+
+def stability_verdict(adam: dict[int, float], sgd: dict[int, float], seeds: int = 2) -> str:
     """The folklore's "Adam is more forgiving of its learning rate than SGD" against this
-    run: per task, the share of each one's rates that came close to its best. It agrees
-    only where Adam's share is the larger on most tasks both ran (more tasks than the
-    other way round, and at least two); a one-task or one-rate edge is no evidence."""
+    run: per task, the share of each one's rates that came close to its best
+    (:func:`stable_rates`). It agrees only where Adam's share is the larger on most tasks
+    both were tested on (more tasks than the other way round, and at least two); a one-task
+    or one-rate edge is no evidence, and neither is one seed (:func:`one_seed`)."""
     common = sorted(set(adam) & set(sgd))
     wins = sum(adam[k] > sgd[k] for k in common)
     losses = sum(adam[k] < sgd[k] for k in common)
     tally = f"Adam's share of close rates larger on {wins}, smaller on {losses} of " \
-            f"{len(common)} tasks"
+            f"{len(common)} tasks tested for both"
+    if (said := one_seed(seeds, tally)) is not None:
+        return said
     if wins > losses and wins >= 2 and wins > len(common) / 2:
         return f"agrees: Adam is more forgiving than SGD here ({tally})"
     if losses > wins and losses >= 2 and losses > len(common) / 2:
@@ -330,16 +484,53 @@ def stability_verdict(adam: dict[int, float], sgd: dict[int, float]) -> str:
     return f"not seen here: the two cannot be told apart on this evidence ({tally})"
 
 
-def _recommendation_verdict(scores: dict[str, float]) -> str:
-    """The folklore's "default recommendation: Adam" against the profile scores: a tie at
-    the top is said as one, and scores all 0 (no optimizer reached a target) test nothing."""
+#: the extra parameter-sized buffers the folklore gives each (SGD without momentum)
+FOLKLORE_MEMORY = {"sgd": 0, "adagrad": 1, "rmsprop": 1, "adam": 2}
+
+
+def memory_verdict(memory: dict[str, float]) -> str:
+    """The folklore's memory line against the buffers counted in each optimizer's state:
+    exact counts, not a measurement over seeds, so no seed rule applies."""
+    off = [f"{n} keeps {memory[n]:g}, not {k}" for n, k in FOLKLORE_MEMORY.items()
+           if n in memory and memory[n] != k]
+    if off:
+        return "does not agree: " + "; ".join(off)
+    return "agrees (counted, not measured: the same at any number of seeds)"
+
+
+def generalisation_verdict(sgd_ahead: int, adam_ahead: int, tasks: int, seeds: int) -> str:
+    """The folklore's "SGD often generalises best; Adam can generalise worse" against the
+    paired comparisons of SGD and Adam's final test metric on each task: agrees where SGD
+    is clearly ahead on more tasks than Adam, does not agree the other way round, and is
+    not seen where they tie (cannot be told apart, or as often ahead as behind)."""
+    tally = (f"SGD clearly ahead of Adam on {sgd_ahead}, behind on {adam_ahead} of {tasks} "
+             "tasks")
+    if (said := one_seed(seeds, tally)) is not None:
+        return said
+    if sgd_ahead > adam_ahead:
+        return f"agrees: {tally}"
+    if adam_ahead > sgd_ahead:
+        return f"does not agree: {tally}"
+    return f"not seen here: {tally}"
+
+
+def _recommendation_verdict(scores: dict[str, float], seeds: int = 2) -> str:
+    """The folklore's "default recommendation: Adam" against the profile scores (those of
+    :func:`resolved_scores`, where reaching the target at the same evaluation is a tie): a
+    tie at the top is said as one, Adam tied with every optimizer is not seen, one seed is
+    no evidence (:func:`one_seed`), and scores all 0 (no optimizer reached a target) test
+    nothing."""
     top = max(scores.values(), default=0.0)
     if top <= 0:
         return "not tested: no optimizer reached a target, so the profile ranks none"
     leaders = [n for n, v in scores.items() if v == top]
     others = ", ".join(n for n in leaders if n != DEFAULT)
+    if (said := one_seed(seeds, "each time to the target is one run's")) is not None:
+        return said
     if leaders == [DEFAULT]:
         return "agrees: Adam has the highest profile score"
+    if DEFAULT in leaders and len(leaders) == len(scores):
+        return "not seen here: every optimizer shares the highest profile score"
     if DEFAULT in leaders:
         return f"partly: Adam shares the highest profile score with {others}"
     if top - scores.get(DEFAULT, 0.0) < 0.1:
@@ -347,6 +538,41 @@ def _recommendation_verdict(scores: dict[str, float]) -> str:
                 "highest and Adam is within 0.1 of it (about one task changing places)")
     return (f"does not agree: {' and '.join(leaders)} {'score' if len(leaders) > 1 else 'scores'} "
             "highest, Adam more than 0.1 lower")
+
+
+def same_evaluation_ties(ratios: dict[str, dict[str, float]],
+                         steps: dict[str, dict[str, float]],
+                         every: dict[str, int]) -> dict[str, list[str]]:
+    """Per workload, the optimizers whose ratio to the fastest is above 1 although they
+    reached the target at the same evaluation as a fastest one (the same median steps),
+    where the evaluation interval could hide the difference: the target is checked every
+    ``every`` steps, so two runs read at step ``s`` reached it somewhere in
+    ``(s - every, s]`` and their ratio of steps can be anything up to ``s / (s - every)``;
+    a ratio (of step costs, the steps being the same) within that cannot order them."""
+    out: dict[str, list[str]] = {}
+    for workload, per in ratios.items():
+        counts, e = steps.get(workload) or {}, every.get(workload) or 1
+        fastest = [o for o, r in per.items() if r == 1.0]
+        tied = []
+        for o, r in per.items():
+            s = counts.get(o, math.nan)
+            if not (math.isfinite(r) and r > 1.0 and math.isfinite(s) and e > 1):
+                continue
+            hides = math.inf if s <= e else s / (s - e)
+            if any(counts.get(f) == s for f in fastest) and r <= hides:
+                tied.append(o)
+        if tied:
+            out[workload] = sorted(tied)
+    return out
+
+
+def resolved_scores(ratios: dict[str, dict[str, float]],
+                    ties: dict[str, list[str]]) -> dict[str, float]:
+    """The profile scores (:func:`.analysis.ratio_score`) with the ratios of
+    :func:`same_evaluation_ties` set to 1: what the measurement can resolve."""
+    names = sorted({o for per in ratios.values() for o in per})
+    return {o: ratio_score([1.0 if o in ties.get(w, ()) else per.get(o, math.inf)
+                            for w, per in ratios.items()]) for o in names}
 
 
 def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
@@ -368,18 +594,58 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
                       f"{steps} steps, rates {', '.join(f'{lr:g}' for lr in spec.lrs)}, "
                       f"extended past an edge as there; target accuracy {target:g} (report: "
                       f"{_link(f'{task}/report.html')}).</p>"
-                      + _html_table(headers, rows,
-                                    [False, False] + [True] * (len(headers) - 2)))
+                      + _sweep_table(store, sweep_id, headers, rows))
         notes += [f"{task}: {n}" for n in sweep_notes[1:]
                   if "calibrated step cost" not in n]
     profile = build_profile(store, sweeps)
+    ties = profile_ties(store, sweeps, profile)
     headers, rows = profile.rows()
+    headers = [f"{headers[0]} (time to target {DOWN}, ratio {DOWN}; score {UP})"] + headers[1:]
     tables.append("<h3>Performance profile over MNIST-1D, digits and sparse-logreg</h3>"
                   + _html_table(headers, rows, [False] + [True] * (len(headers) - 1)))
     section = _Section("Across tasks: which optimizer is fastest to a target", "",
                        [_png(profile.plot())], list(PROFILE_LEAD), tables,
-                       profile_notes(notes, profile))
-    return section, sweeps, profile
+                       profile_notes(notes, profile) + [PROFILE_RATE_NOTE]
+                       + tie_notes(ties, profile))
+    return section, sweeps, profile, ties
+
+
+#: under the profile: the tables and the profile read different rates
+PROFILE_RATE_NOTE = (
+    "profile: the task tables read steps to the target at each optimizer's best lr (the "
+    "rate whose accuracy ends best), the median over seeds; the profile takes, per seed, "
+    "whichever rate reached the target fastest, then the median over seeds, so a profile "
+    "time can be shorter than the table's.")
+
+
+def profile_ties(store: RunStore, sweeps: list[int], profile) -> dict[str, list[str]]:
+    """:func:`same_evaluation_ties` of the profile of ``sweeps``: each workload's median
+    steps to the target (per seed the fastest rate, as the profile takes them) and its
+    evaluation interval, read from the store."""
+    from .sweep import run_records
+
+    steps, every = {}, {}
+    for workload, sweep_id in zip(profile.times, sweeps):
+        config = store.sweep(sweep_id)["config"] or {}
+        every[workload] = int((config.get("train") or {}).get("eval_every") or 1)
+        steps[workload] = fastest_to_target(run_records(store, sweep_id), "steps_to_target")
+    return same_evaluation_ties(profile.ratios or {}, steps, every)
+
+
+def tie_notes(ties: dict[str, list[str]], profile) -> list[str]:
+    """The notes that say which ratios the closing verdict reads as ties, and the scores
+    it reads."""
+    if not ties:
+        return []
+    said = "; ".join(f"{w}: {', '.join(names)}" for w, names in ties.items())
+    scores = resolved_scores(profile.ratios or {}, ties)
+    return [f"profile: reached the target at the same evaluation as the fastest, so the step "
+            f"counts cannot order them and the ratio over 1 is per-step cost alone, within "
+            f"what the evaluation interval hides ({said}); the closing section counts these "
+            "as ties (ratio 1), which gives the scores "
+            + ", ".join(f"{n} {v:.3f}" for n, v in scores.items())
+            + ". Evaluating every step would resolve them, at the cost of an evaluation per "
+            "step."]
 
 
 #: what the cross-task profile shows and how its ratios are taken
@@ -438,6 +704,8 @@ def _slice(out: Path, quick: bool, say: Callable[[str], None]) -> _Section:
         "that SAM, and SGD's noise, find flatter minima, and that flat minima generalise. "
         "The second picture follows the loss along straight lines: from the initialisation "
         "to each solution, and between two solutions (a bump between them is a barrier).",
+        "The rates here are fixed, not tuned: each optimizer's slice preset (the table's lr "
+        "column), one seed.",
     ]
     notes = []
     if {"sam", "sgd"} <= set(paths) and None not in (paths["sam"].sharpness,
@@ -464,8 +732,15 @@ def _slice(out: Path, quick: bool, say: Callable[[str], None]) -> _Section:
     headers, rows = result.rows()
     return _Section("A real network's loss landscape: four optimizers on one plane",
                     result.table(), [_png(plot_slice(result)), _png(plot_interpolation(result))],
-                    lead, [_html_table(headers, rows, [False] + [True] * (len(headers) - 1))],
-                    notes)
+                    lead, [_html_table(_slice_headers(headers), rows,
+                                       [False] + [True] * (len(headers) - 1))], notes)
+
+
+def _slice_headers(headers: list[str]) -> list[str]:
+    """The slice table's headers with their better direction; sharpness is flatness, which
+    the section tests rather than assumes better."""
+    return [f"{h} (lower: flatter)" if h == "top Hessian eig" else h
+            for h in _directed(headers)]
 
 
 def _variants(say: Callable[[str], None]) -> _Section:
@@ -478,12 +753,14 @@ def _variants(say: Callable[[str], None]) -> _Section:
         "the cost that matters, where the cheap noisy updates of the small batches get "
         "close to the minimum first and then wander at a noise floor set by the rate.",
         "The table gives the updates and the gradient evaluations (examples) each needs to "
-        "come within 1% of the way to the minimum.",
+        "come within 1% of the way to the minimum. Each variant runs at a fixed rate (the "
+        "table's lr), not a tuned one.",
     ]
     headers, rows = demo.rows()
     return _Section("Batch, mini-batch and stochastic gradient descent", demo.table(),
                     [_png(demo.plot())], lead,
-                    [_html_table(headers, rows, [False] + [True] * (len(headers) - 1))])
+                    [_html_table(_directed(headers), rows,
+                                 [False] + [True] * (len(headers) - 1))])
 
 
 #: The tutorials' folklore about the four classic optimizers (the table they draw):
@@ -521,12 +798,19 @@ PLAIN, SPARSE, DEFAULT = TASK_OPTIMIZERS[0], TASK_OPTIMIZERS[1], TASK_OPTIMIZERS
 STABLE_WITHIN = 0.02
 
 
-def sparse_verdict(top: list[str]) -> str:
-    """The folklore's sparse-data line (Adagrad the best, made for rare features) against
-    the optimizers sharing the top rank on the sparse task: it agrees only where Adagrad is
-    alone at the top; a tie is said with whom."""
+def sparse_verdict(top: list[str], seeds: int = 2) -> str:
+    """The folklore's sparse-data line (Adagrad the best, made for rare features; SGD poor)
+    against the optimizers sharing the top rank on the sparse task: it agrees only where
+    Adagrad is alone at the top; a tie with RMSprop or Adam (which the folklore calls good)
+    is said with whom; a tie with SGD, which it calls poor, is not seen here; a top without
+    Adagrad does not agree; one seed is no evidence (:func:`one_seed`)."""
+    if (said := one_seed(seeds)) is not None:
+        return said
     if SPARSE not in top:
         return "does not agree: Adagrad is not among the best"
+    if PLAIN in top:
+        return ("not seen here: SGD, which the folklore calls poor on sparse data, cannot be "
+                "told apart from Adagrad at this number of seeds")
     others = [n for n in top if n != SPARSE]
     if not others:
         return "agrees"
@@ -565,9 +849,12 @@ def takeaway(rows: list[list[str]]) -> str:
             "before believing any of it.")
 
 
-def rnn_verdict(top: list[str]) -> str:
+def rnn_verdict(top: list[str], seeds: int = 2) -> str:
     """The folklore's RNN line (RMSprop and Adam the choices, SGD and Adagrad behind) against
-    the optimizers sharing the top rank on a recurrent task."""
+    the optimizers sharing the top rank on a recurrent task; one seed is no evidence
+    (:func:`one_seed`)."""
+    if (said := one_seed(seeds)) is not None:
+        return said
     favoured = {"rmsprop", "adam"} & set(top)
     if not favoured:
         return "does not agree: neither RMSprop nor Adam is among the best"
@@ -596,10 +883,13 @@ def _memory(names) -> dict[str, float]:
     return out
 
 
-def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _Section:
+def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int,
+              ties: dict[str, list[str]] | None = None) -> _Section:
     """The closing table: each line of the folklore beside what this run measured.
 
-    ``sweeps`` are the profile's tasks; ``recurrent`` the GRU sweep the RNN line reads."""
+    ``sweeps`` are the profile's tasks; ``recurrent`` the GRU sweep the RNN line reads;
+    ``ties`` the profile's ratios that the evaluations cannot resolve
+    (:func:`same_evaluation_ties`), read as ties by the default-recommendation line."""
     from .sweep import run_records
 
     names = list(TASK_OPTIMIZERS)
@@ -613,7 +903,12 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
                 {s.optimizer: label for label, s in rank(done, higher)})
 
     tasks, summaries, ranks = (list(column) for column in zip(*map(ranked, sweeps)))
-    grids = [tuple(store.sweep(i)["config"].get("lrs") or ()) for i in sweeps]
+    _, rnn_summaries, rnn_ranks = ranked(recurrent)
+
+    def fewest_seeds(*per_task: dict) -> int:  # the seeds a line's evidence rests on
+        return min((s.seeds for per in per_task for s in per.values()), default=0)
+
+    seeds = fewest_seeds(*summaries)
 
     def first(ranked_as: dict, name: str) -> bool:  # rank 1, alone or shared ("=1")
         return ranked_as.get(name, "").lstrip("=") == "1"
@@ -622,7 +917,7 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
         return first(ranks[k], name)
 
     rows = []
-    # learning-rate stability: how many rates of the grid come within STABLE_WITHIN
+    # learning-rate stability: each optimizer's own rates within a window of its own best
     shown, share = {}, {}  # share[name][task]: the fraction of its rates close to its best
     for name in names:
         counts, share[name] = [], {}
@@ -630,54 +925,69 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int) -> _S
             s = per.get(name)
             if s is None:
                 continue
-            close, n = stable_rates(s.sensitivity, grids[k])
-            counts.append((close, n))
-            share[name][k] = close / max(1, n)
-        shown[name] = ", ".join(f"{c}/{n}" for c, n in counts)
-    stability = stability_verdict(share[DEFAULT], share[PLAIN])
+            found = stable_rates(s.sensitivity)
+            counts.append("not tested" if found is None else f"{found[0]}/{found[1]}")
+            if found is not None:
+                share[name][k] = found[0] / found[1]
+        shown[name] = ", ".join(counts)
     rows.append(["learning-rate stability"] + [FOLKLORE["learning-rate stability"][n] for n in names]
                 + ["; ".join(f"{n}: {shown[n]}" for n in names)
-                   + f" rates of the common grid within {STABLE_WITHIN:g} of its best "
-                   f"({', '.join(tasks)}; the rates added past a grid's edge, for some "
-                   "optimizers only, are left out of the count but may hold the best)",
-                   stability])
+                   + f" of its own rates within a factor {STABLE_WINDOW:g} each side of its own "
+                   f"best rate that end within {STABLE_WITHIN:g} of its best accuracy "
+                   f"({', '.join(tasks)}; its grid extended past an edge included; not tested "
+                   "where it ran no rate on one side of its best in that window)",
+                   stability_verdict(share[DEFAULT], share[PLAIN], seeds)])
     memory = _memory(names)
     rows.append(["memory (extra buffers per parameter)"]
                  + [FOLKLORE["memory (extra buffers per parameter)"][n] for n in names]
                  + ["; ".join(f"{n}: {memory[n]:g}" for n in names)
                     + " (counted in each optimizer's state after a step, SGD without momentum)",
-                    "agrees" if memory[DEFAULT] == 2 and memory[SPARSE] == 1 else "differs"])
+                    memory_verdict(memory)])
     if "sparse-logreg" in tasks:
         k = tasks.index("sparse-logreg")
         in_top = [n for n in names if top(k, n)]
         rows.append(["sparse data"] + [FOLKLORE["sparse data"][n] for n in names]
                     + ["top rank on sparse-logreg: " + (", ".join(in_top) or "none")
                        + "; ranks " + ", ".join(f"{n} {ranks[k].get(n, '-')}" for n in names),
-                       sparse_verdict(in_top)])
-    _, _, rnn_ranks = ranked(recurrent)
+                       sparse_verdict(in_top, fewest_seeds(summaries[k]))])
     rnn_top = [n for n in names if first(rnn_ranks, n)]
     rows.append(["RNNs"] + [FOLKLORE["RNNs"][n] for n in names]
                 + ["top rank on the MNIST-1D GRU: " + (", ".join(rnn_top) or "none")
                    + "; ranks " + ", ".join(f"{n} {rnn_ranks.get(n, '-')}" for n in names),
-                   rnn_verdict(rnn_top)])
-    sgd_top = sum(top(k, PLAIN) for k in range(len(tasks)))
-    adam_top = sum(top(k, DEFAULT) for k in range(len(tasks)))
+                   rnn_verdict(rnn_top, fewest_seeds(rnn_summaries))])
+    sgd_ahead = adam_ahead = 0
+    for per in summaries:  # SGD against Adam on each task, paired over the seeds
+        a, b = per.get(PLAIN), per.get(DEFAULT)
+        if a is None or b is None:
+            continue
+        pair = paired_difference(a, b)
+        sgd_ahead += bool(pair.distinct and pair.low > 0)
+        adam_ahead += bool(pair.distinct and pair.high < 0)
     rows.append(["generalisation"] + [FOLKLORE["generalisation"][n] for n in names]
-                + [f"top rank in final test metric: SGD on {sgd_top} of {len(tasks)} tasks, "
-                   f"Adam on {adam_top}",
-                   "agrees" if sgd_top > adam_top else "not seen here: SGD is not ahead"])
+                + [f"final test metric, SGD against Adam at their best rates (paired over the "
+                   f"seeds, 95%): SGD clearly ahead on {sgd_ahead}, Adam on {adam_ahead} of "
+                   f"{len(tasks)} tasks; top rank: SGD on "
+                   f"{sum(top(k, PLAIN) for k in range(len(tasks)))}, Adam on "
+                   f"{sum(top(k, DEFAULT) for k in range(len(tasks)))}",
+                   generalisation_verdict(sgd_ahead, adam_ahead, len(tasks), seeds)])
+    scores = resolved_scores(profile.ratios or {}, ties or {}) if ties else dict(profile.scores)
     rows.append(["default recommendation"] + [FOLKLORE["default recommendation"][n]
                                               for n in names]
-                + ["profile scores: " + ", ".join(f"{n} {v:.2f}"
-                                                  for n, v in profile.scores.items()),
-                   _recommendation_verdict(profile.scores)])
+                + ["profile scores: " + ", ".join(f"{n} {v:.2f}" for n, v in scores.items())
+                   + (" (reaching the target at the same evaluation counted as a tie; the "
+                      "profile's notes say where)" if ties else ""),
+                   _recommendation_verdict(scores, seeds)])
     headers = ["aspect"] + [f"folklore: {n}" for n in names] + ["this run", "verdict"]
     lead = [
         "The tutorials close with a table of folklore about SGD, Adagrad, RMSprop and Adam. "
         "Here it is beside what this run measured, line by line, with a verdict: agrees, "
-        "does not agree, or not tested. The evidence is small (four small tasks, a few "
-        "seeds, short budgets); where the tables above say two optimizers cannot be told "
-        "apart, so does this one.",
+        "partly, does not agree, not seen here (the evidence cannot tell), or not tested. "
+        f"The evidence is small (four small tasks, {seeds} seed{'s' if seeds != 1 else ''} "
+        "each, short budgets). The verdicts keep the tables' rule: where the tables cannot "
+        "tell two optimizers apart, a verdict that needs them apart says not seen here, and "
+        + ("with one seed no table tells any apart, so every verdict read from the "
+           "training tables says not seen here." if seeds < 2 else
+           "a verdict agrees only where the difference the folklore claims was seen."),
         takeaway(rows),
     ]
     return _Section("When to use which: the folklore and this run's evidence", "", [], lead,
@@ -708,21 +1018,56 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
         ".notes{font-size:.9em;color:#444}h3{font-size:1em;margin-top:1.4em}")
 
 
-def _page(sections: list[_Section], seconds: float) -> str:
+#: the page's heading and title, and what a quick page says of itself
+TITLE, QUICK_TITLE = "optimlab tour", "optimlab tour (quick)"
+QUICK_NOTE = ("This is a quick tour (--quick): every budget is tiny and each training task "
+              "has one seed, so no table's ranks are evidence of a difference and the "
+              "closing verdicts say so; run `optimlab tour` without --quick for the evidence. ")
+
+
+def _page(sections: list[_Section], seconds: float, quick: bool = False) -> str:
     contents = "".join(f"<li>{html.escape(s.title)}</li>" for s in sections)
+    title = QUICK_TITLE if quick else TITLE
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>optimlab tour</title><style>{_CSS}</style></head><body>"
-            "<h1>optimlab tour</h1>"
-            "<p>The tutorials' story about gradient-based optimizers, checked: first on "
+            f"<title>{title}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{title}</h1>"
+            "<p>" + (html.escape(QUICK_NOTE) if quick else "") +
+            "The tutorials' story about gradient-based optimizers, checked: first on "
             "two-dimensional landscapes that each show one difficulty, then on real small "
             "training tasks, then across tasks, and last the folklore set beside this run's "
             "evidence. Every number and picture below was computed by this run "
-            f"({seconds:.0f} s). Learning rates were tuned for each optimizer, so the "
-            "comparisons are between tuned optimizers, not defaults; each table says how "
-            "the rate was chosen and when two optimizers cannot be told apart.</p>"
+            f"({seconds:.0f} s, from a fresh run store: tour-runs.db; the one a previous "
+            "tour left in this folder is kept as tour-runs.previous.db). Learning rates were "
+            "tuned for each optimizer in the races and the training sweeps, so those compare "
+            "tuned optimizers, not defaults; the basins of attraction, the network's "
+            "loss-landscape slice and the batch, mini-batch and stochastic variants use "
+            "fixed rates, given in their tables. Each table says how the rate was chosen and "
+            "when two optimizers cannot be told apart; a header's arrow says which way is "
+            f"better ({UP} higher, {DOWN} lower).</p>"
             f"<ol>{contents}</ol>"
             + "".join(_section_html(s) for s in sections) + "</body></html>")
+
+
+#: the tour's run store in its folder, and where a rerun keeps the one before
+STORE, PREVIOUS = "tour-runs.db", "tour-runs.previous.db"
+
+
+def fresh_store(out: Path) -> RunStore:
+    """A new, empty run store ``out/tour-runs.db`` for one tour, so that every number of the
+    page is computed by this run (``run_sweep`` resumes a stored sweep of the same
+    configuration, and the configuration holds no code version) and its sweeps are 1, 2, 3
+    and 4 (what ``optimlab profile 1 2 3 --db .../tour-runs.db`` reads). A store left by a
+    previous tour is not deleted: it is moved, with its ``-wal`` and ``-shm`` files, to
+    ``tour-runs.previous.db`` (replacing an older one there)."""
+    current, previous = out / STORE, out / PREVIOUS
+    if current.exists():
+        for suffix in ("", "-wal", "-shm"):  # a stale -wal beside the moved store would be
+            Path(f"{previous}{suffix}").unlink(missing_ok=True)  # read as its journal
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{current}{suffix}").exists():
+                os.replace(f"{current}{suffix}", f"{previous}{suffix}")
+    return RunStore(current)
 
 
 def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -> Path:
@@ -733,18 +1078,18 @@ def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -
     except OSError as err:
         raise OSError(err.errno, f"cannot create {out}: {err.strerror}") from None
     start = time.perf_counter()
-    store = RunStore(out / "tour-runs.db")
+    store = fresh_store(out)
     try:
         sections = _races(quick, say)
         for section, (_, what, _, noise) in zip(sections, RACES):
             section.lead = section.lead or RACE_LEADS.get((what, bool(noise)), [])
         mnist1d, sweep_id = _mnist1d(store, out, quick, say)
-        across, sweeps, profile = _profile(store, sweep_id, out, quick, say)
+        across, sweeps, profile, ties = _profile(store, sweep_id, out, quick, say)
         recurrent, rnn_sweep = _recurrent(store, out, quick, say)
         sections += [mnist1d, across, recurrent, _slice(out, quick, say), _variants(say),
-                     _evidence(store, sweeps, profile, rnn_sweep)]
+                     _evidence(store, sweeps, profile, rnn_sweep, ties)]
     finally:
         store.close()
     page = out / "tour.html"
-    page.write_text(_page(sections, time.perf_counter() - start), encoding="utf-8")
+    page.write_text(_page(sections, time.perf_counter() - start, quick), encoding="utf-8")
     return page
