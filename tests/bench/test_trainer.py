@@ -749,3 +749,48 @@ def test_accuracy_under_a_loss_of_ones_own_needs_class_logits():
     check_output(two, two.make_model())
     with pytest.raises(ValueError, match="metric 'accuracy'"):
         train_sequential(one, TrainConfig(steps=2, batch_size=4), [Member("sgd", {"lr": 0.1})])
+
+
+class _FirstLayerFrozen(ToyTask):
+    """The toy MLP with its first layer frozen (``requires_grad=False``)."""
+
+    def make_model(self, name=None):
+        model = super().make_model(name)
+        model[0].requires_grad_(False)
+        return model
+
+
+@pytest.mark.parametrize("loss", [None, "cross_entropy"])
+def test_frozen_parameters_stay_fixed_in_both_engines(loss):
+    """The population engine stacked and trained every parameter (a frozen layer trained);
+    the sequential engine took the gradient of a frozen one and raised "One of the
+    differentiated Tensors does not require grad"."""
+    config = TrainConfig(steps=20, batch_size=16, eval_every=10)
+    members = [Member("adam", {"lr": 1e-2}, seed) for seed in (0, 1)]
+    seen = {}
+
+    def observe(k, step, params):
+        seen[k, step] = [p.detach().clone() for p in params]
+
+    task = _FirstLayerFrozen(loss=loss)
+    one_by_one = train_sequential(task, config, members, observe=observe)
+    for k in range(2):  # layer 0 (weight, bias) never moves; layer 2 trains
+        assert all(torch.equal(a, b) for a, b in zip(seen[k, 0][:2], seen[k, 20][:2]))
+        assert not torch.equal(seen[k, 0][2], seen[k, 20][2])
+    together = train_population(task, config, members)  # the same runs, batched
+    for a, b in zip(together, one_by_one):
+        for curve in ("train_loss", "test_loss", "test_metric"):
+            assert getattr(a, curve) == pytest.approx(getattr(b, curve), rel=1e-9, abs=1e-12)
+    free = train_population(ToyTask(loss=loss), config, members)
+    assert free[0].train_loss[-1] != pytest.approx(together[0].train_loss[-1], rel=1e-6)
+
+
+def test_a_model_with_nothing_to_train_is_refused_by_both_engines():
+    class AllFrozen(ToyTask):
+        def make_model(self, name=None):
+            return super().make_model(name).requires_grad_(False)
+
+    config = TrainConfig(steps=2, batch_size=16, eval_every=1)
+    for train in (train_population, train_sequential):
+        with pytest.raises(ValueError, match="no trainable parameters"):
+            train(AllFrozen(), config, [Member("adam", {"lr": 1e-2}, 0)])

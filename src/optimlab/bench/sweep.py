@@ -245,7 +245,10 @@ def model_digest(task, model_name: str | None = None) -> str:
     torch's would get a new digest each time, and its sweep could never be resumed. But a
     model whose factory copies given weights (marked with the attribute :data:`GIVEN_WEIGHTS`
     set to True: :func:`optimlab.advise` on your model) has them digested too, so the same
-    model with other weights is a sweep of its own, not the stored runs of the first. The
+    model with other weights is a sweep of its own, not the stored runs of the first. So are
+    the parameters that do not train (``requires_grad=False``: the trainer keeps them fixed),
+    by name: the same model with a layer frozen is another sweep (a model with none frozen
+    keeps the digest it had before this was digested). The
     model is built once, under a forked random state (the caller's stream is left as it
     was)."""
     import hashlib
@@ -262,6 +265,8 @@ def model_digest(task, model_name: str | None = None) -> str:
     for kind, named in (("p", model.named_parameters()), ("b", model.named_buffers())):
         for name, tensor in named:
             digest.update(f"{kind}:{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+            if kind == "p" and not tensor.requires_grad:  # frozen: it does not train
+                digest.update(f"frozen:{name};".encode())
             if given:  # the values are the model's, not the seed's
                 data = tensor.detach().cpu().contiguous().reshape(-1)
                 digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")

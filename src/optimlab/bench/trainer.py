@@ -727,7 +727,9 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
                      progress: Callable[[int], None] | None = None) -> list[RunResult]:
     """Train ``members`` (one optimizer, one model) as one batched model.
 
-    Every member must use the same optimizer name; hyperparameter values may differ.
+    Every member must use the same optimizer name; hyperparameter values may differ. Only
+    the parameters that require grad train; a frozen one (``requires_grad=False``) keeps its
+    initial value in every member, as :func:`train_sequential` keeps it.
     The process's freed memory is kept for the next step (:mod:`optimlab.bench.allocator`).
 
     Raises TypeError, before anything trains, for a ``task`` that is no task
@@ -749,14 +751,22 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
         if any(not torch.equal(b, buffers[n]) for n, b in model.named_buffers()):
             raise ValueError("the population engine needs buffers that are the same for "
                              "every member; use the sequential engine for this model")
+    # every parameter is stacked (the forward reads them all), but only those that require
+    # grad train: a frozen one (``requires_grad=False``) stays its initial value, outside the
+    # optimizer and the gradient; where none is frozen ``trained`` is ``params`` itself
     names = [name for name, _ in template.named_parameters()]
+    frozen = {name for name, p in template.named_parameters() if not p.requires_grad}
     params = [torch.stack([dict(m.named_parameters())[name].detach() for m in models])
-              .requires_grad_() for name in names]
+              .requires_grad_(name not in frozen) for name in names]
+    trained = [p for p in params if p.requires_grad] if frozen else params
+    if not trained:
+        raise ValueError(f"{_where(task, config.model)}the model has no trainable parameters "
+                         "(every one has requires_grad=False)")
     keys = sorted(members[0].hparams)
     if any(sorted(m.hparams) != keys for m in members):
         raise ValueError("members of a population must set the same hyperparameters")
     hparams = {k: [m.hparams[k] for m in members] for k in keys}
-    pop = Population(members[0].optimizer, params, hparams)
+    pop = Population(members[0].optimizer, trained, hparams)
     base_lr = _base_rates(pop, members)
     needs_closure = pop.entry.info.needs_closure
 
@@ -773,7 +783,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     # blocks, about 0.04-0.25 s that the wall time would charge to the first optimizer
     with torch.random.fork_rng(devices=[]):
         torch.autograd.grad(loss_per_member(batched_forward(
-            params, _rows(task.x_train, index[0])), _rows(task.y_train, index[0])).sum(), params)
+            params, _rows(task.x_train, index[0])), _rows(task.y_train, index[0])).sum(), trained)
     clock = _TrainingClock()
 
     def evaluate(step: int) -> None:
@@ -816,8 +826,8 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
 
         def closure(x=x, y=y):
             loss = loss_per_member(batched_forward(params, x), y)
-            grads = torch.autograd.grad(loss.sum(), params)
-            for p, g in zip(params, _clip(list(grads), config, batched=True)):
+            grads = torch.autograd.grad(loss.sum(), trained)
+            for p, g in zip(trained, _clip(list(grads), config, batched=True)):
                 p.grad = g
             return loss.detach()
 
@@ -1006,9 +1016,15 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
 def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
                   result: RunResult, eval_sets: _EvalSets, tick: Callable[[int], None],
                   observe: Callable[[int, list[Tensor]], None] | None) -> None:
-    """One member of :func:`train_sequential`, its curves written into ``result``."""
+    """One member of :func:`train_sequential`, its curves written into ``result``. Only the
+    parameters that require grad train (the optimizer and the gradient see them alone); a
+    frozen one keeps its initial value, as in :func:`train_population`."""
     params = list(model.parameters())
-    opt = create(member.optimizer, params, **member.hparams)
+    trained = [p for p in params if p.requires_grad]
+    if not trained:
+        raise ValueError(f"{_where(task, config.model)}the model has no trainable parameters "
+                         "(every one has requires_grad=False)")
+    opt = create(member.optimizer, trained, **member.hparams)
     needs_closure = resolve(member.optimizer).info.needs_closure
     base_lrs = [group["lr"] for group in opt.param_groups] if "lr" in opt.param_groups[0] \
         else None
@@ -1058,8 +1074,8 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
 
         def closure(idx=idx):
             loss = task.loss_fn(model(task.x_train[idx]), task.y_train[idx])
-            grads = torch.autograd.grad(loss, params)
-            for p, g in zip(params, _clip(list(grads), config, batched=False)):
+            grads = torch.autograd.grad(loss, trained)
+            for p, g in zip(trained, _clip(list(grads), config, batched=False)):
                 p.grad = g
             return loss.detach()
 
