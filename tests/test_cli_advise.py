@@ -22,7 +22,10 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     assert json.loads((out / "advice.json").read_text(), parse_constant=refuse) == data
     assert {"optimizer", "hparams", "metric", "steps_spent", "candidates"} <= set(data)
     assert data["optimizer"] in ("momentum", "adam") and data["metric"]["name"] == "accuracy"
-    assert f"recommendation: {data['optimizer']}, lr={data['hparams']['lr']:.3g}" in text
+    # the metric is the selection set's, and says so (the answer's own words, and the table)
+    assert f"recommendation: {data['optimizer']}, lr={data['hparams']['lr']:.3g}: validation " \
+        "accuracy" in text
+    assert "tournament lr  validation accuracy  rank" in text
     assert data["statement"] in text
     assert f"compute: {data['steps_spent']:,} member-steps" in text
     assert "(mean of 2 seeds" in text and "x 13 rates x 2 seeds x 27 steps" in text

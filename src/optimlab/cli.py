@@ -1500,13 +1500,18 @@ def run_advise(args: argparse.Namespace) -> str:
                      c["status"]])
     m = advice.metric
     ci = f" ± {m['ci']:.2g}" if math.isfinite(m["ci"]) else ""
-    seeds = "one seed, no interval" if m["seeds"] == 1 else \
-        f"mean of {m['seeds']} seeds" + (", 95% interval" if ci else "")
+    if advice.seeds_repeat:  # full batch from the model's own weights: one run, repeated
+        ci, seeds = "", "no spread: the seeds repeat one run"
+    else:
+        seeds = "one seed, no interval" if m["seeds"] == 1 else \
+            f"mean of {m['seeds']} seeds" + (", 95% interval" if ci else "")
+    # a batch of at least the training set reads all of it every step (stored as full)
+    full = batch is None or batch >= len(task.x_train)
     lines = [
         f"{task.name}: {_count(len(names), 'candidate')}, {args.steps} steps, batch "
-        f"{'full' if batch is None else batch}",
-        f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: {m['name']} "
-        f"{m['value']:.4g}{ci} ({seeds})",
+        f"{'full' if full else batch}",
+        f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: validation "
+        f"{m['name']} {m['value']:.4g}{ci} ({seeds})",
         advice.statement,
         f"compute: {advice.compute} ({advice.steps_spent / grid:.0%} of a grid of "
         f"{_count(len(names), 'optimizer')} x 13 rates x {_count(args.seeds, 'seed')} x "
@@ -1514,7 +1519,7 @@ def run_advise(args: argparse.Namespace) -> str:
                                            if weight != len(names) else ")"),
         "",
         text_table(["optimizer", "range test", "fastai", "steepest", "tournament lr",
-                    m["name"], "rank", "status"], rows),
+                    f"validation {m['name']}", "rank", "status"], rows),
         "range test: our rule, fastai's valley and the steepest slope on the same curve "
         "(see optimlab.bench.advisor)",
         *[f"{c['optimizer']}: cannot run here, every run raised: {quoted_error(c['error'])}"

@@ -18,6 +18,8 @@ from optimlab.bench.advisor import advise_task, difference_words
 from optimlab.bench.store import RunStore
 from optimlab.bench.tasks import Task
 
+pytestmark = pytest.mark.filterwarnings("ignore::optimlab.bench.advisor.AdvisorWarning")
+
 
 def _linear_task() -> Task:
     g = torch.Generator().manual_seed(0)
@@ -173,3 +175,31 @@ def test_finalists_ranked_apart_never_print_alike(report):
                                                            ("q", "2", 0.1234324))]
     rows = _candidate_rows(replace(advice, candidates=finalists))
     assert [row[-1] for row in rows] == ["0.123429 ± 6.7e-05", "0.123432 ± 6.7e-05"]
+
+
+def test_the_page_says_validation_edges_ties_and_repeated_seeds(report):
+    """The page called the selection set's metric "test"; an edge, a tie at a cut and seeds
+    that repeat one run were not shown."""
+    from optimlab.bench.advice_report import _candidate_rows, _html, _rung_rows
+
+    advice, paths = report
+    text = re.sub(r"<[^>]+>", "", paths["report"].read_text("utf-8"))
+    assert "test loss" not in text and "validation loss" in text
+    assert "Validation, not test." in text and "optimistic" in text
+    final = ", ".join(map(str, advice.plan.final_seeds))
+    assert f"The final rung trained seeds {final}, none of which an earlier stage" in text
+    pngs = {"range_tests": b"", "tournament": b""}
+    now = datetime.now(timezone.utc)
+    odd = replace(advice, edge={"range_test": "top", "final_rung": None},
+                  seeds_repeat="full batch from the model's own initial weights",
+                  validation_examples=12)
+    page = re.sub(r"<[^>]+>", "", _html(odd, RunStore(advice.store_path), pngs, now))
+    assert "At the edge of the search." in page and "is the top of its grid" in page
+    assert "no spread: the seeds repeat one run: full batch" in page
+    assert "A small validation set. 12 examples, fewer than 100" in page
+    rows = _candidate_rows(replace(advice, candidates=[
+        {**advice.candidates[0], "range_edge": "top", "final_edge": "bottom"}]))
+    assert rows[0][3].endswith("(top of grid)") and rows[0][6].endswith("(bottom of its final rates)")
+    tied = replace(advice, rungs=[{**advice.rungs[0], "arms": [
+        {**advice.rungs[0]["arms"][0], "then": "went on (tied at the cut)"}]}, advice.rungs[-1]])
+    assert _rung_rows(tied, 0)[0][-1] == "went on to rung 2 (tied at the cut)"

@@ -6,6 +6,7 @@ import functools
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -30,6 +31,9 @@ from optimlab.bench.tasks import Task
 from optimlab.optim.registry import work_weight
 
 LRS = [10.0 ** e for e in range(-6, 2)]  # 1e-6 .. 10, one a decade: 8 rates
+
+# the small validation sets here are on purpose (test_a_small_validation_set_is_warned_of)
+pytestmark = pytest.mark.filterwarnings("ignore::optimlab.bench.advisor.AdvisorWarning")
 
 
 # -- the range test's rules ---------------------------------------------------------------
@@ -147,7 +151,7 @@ def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     # optimizer ends far below it
     assert advice.metric["value"] < advice.versus["adam_default"]["value"] / 5
     better = advice.versus["adam_default"]["better_by"]  # a loss: the pick's is lower
-    assert f"{better:.3g} lower loss than Adam at its default lr (lr=0.001" in advice.statement
+    assert f"{better:.3g} lower validation loss than Adam at its default lr (lr=0.001" in advice.statement
     assert 0 < advice.steps_spent <= advice.plan.cost(2)
     assert sum(ticks) > 0
     answer = json.loads(json.dumps(advice.to_json()))  # machine-readable as it says
@@ -197,7 +201,7 @@ def test_a_single_candidate_is_called_the_only_one(tmp_path):
     assert "clear leader" not in advice.statement and "+" not in advice.statement
     default = advice.versus["adam_default"]
     assert default["better_by"] > 0  # tuned Adam beats Adam at 1e-3 in 27 steps
-    assert (f"only candidate. {default['better_by']:.3g} lower loss than Adam at its default "
+    assert (f"only candidate. {default['better_by']:.3g} lower validation loss than Adam at its default "
             f"lr (lr=0.001") in advice.statement
     assert advice.to_json()["statement"] == advice.statement
 
@@ -582,3 +586,178 @@ def test_a_float64_model_takes_float64_data():
     advice = advise(nn.Linear(8, 2).double(), nn.CrossEntropyLoss(), (x.double(), y),
                     optimizers=["adam"], steps=10, seeds=1)
     assert advice.metric["name"] == "accuracy" and 0 <= advice.metric["value"] <= 1
+
+
+# -- defects found by the second audit --------------------------------------------------------
+
+def _mlp(batch_norm: bool = False) -> nn.Module:
+    torch.manual_seed(1)
+    middle = [nn.BatchNorm1d(16)] if batch_norm else []
+    return nn.Sequential(nn.Linear(8, 16), *middle, nn.ReLU(), nn.Linear(16, 2))
+
+
+def _labels(n: int = 120) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 8, generator=g)
+    return x, (x[:, 0] > 0).long()
+
+
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["population", "sequential"])
+def test_a_frozen_layer_stays_frozen_and_is_another_sweep(batch_norm, tmp_path):
+    """Layer 0 frozen: the population engine trained it anyway (the same advice as
+    unfrozen, read back from the store), the sequential engine (BatchNorm) failed every run
+    ("One of the differentiated Tensors does not require grad")."""
+    x, y = _labels()
+    model, store = _mlp(batch_norm), RunStore(tmp_path / "runs.db")
+    kw = dict(optimizers=["adam"], steps=9, seeds=1, store=store)
+    free = advise(model, nn.CrossEntropyLoss(), (x, y), **kw)
+    model[0].requires_grad_(False)
+    frozen = advise(model, nn.CrossEntropyLoss(), (x, y), **kw)
+    assert frozen.runs_failed == 0 and frozen.runs_read_back == 0 and frozen.runs_trained > 0
+    assert not set(frozen.sweep_ids) & set(free.sweep_ids)
+    assert frozen.range_tests["adam"].losses != free.range_tests["adam"].losses
+    assert model[0].weight.requires_grad is False  # the user's model is left as it was
+
+
+def test_the_final_rung_trains_seeds_the_earlier_stages_did_not(tmp_path):
+    """The final rung reused seeds 0 and 1, on which the early rungs had chosen the
+    finalists; and every figure is on the validation set, which the answer says."""
+    store = RunStore(tmp_path / "runs.db")
+    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                         batch_size=32, seeds=2, store=store)
+    early = {r.seed for s in advice.sweep_ids[:-1] for r in store.list_runs(s)}
+    final = {r["seed"] for r in advice.final_records}
+    assert early == {0, 1} and final == set(advice.plan.final_seeds) == {2, 3}
+    assert [r["seed_list"] for r in advice.rungs[:-1]] == [[0, 1]] * (len(advice.rungs) - 1)
+    assert advice.rungs[-1]["seed_list"] == [2, 3] and len(advice.rungs) >= 2
+    answer = advice.to_json()
+    assert "validation" in answer["metric"]["set"] and answer["final_seeds"] == [2, 3]
+    assert "validation loss" in advice.statement and "validation loss" in str(advice)
+
+
+def test_a_rate_at_the_edge_of_the_search_is_flagged(tmp_path):
+    """Targets of size 1000 x a sum: Adam's loss still falls at lr=10, the top of the range
+    test and of its final rates; the answer recommended it without a word."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 20, generator=g)
+    torch.manual_seed(0)
+    advice = advise(nn.Linear(20, 1), nn.MSELoss(), (x, 1000 * x.sum(1, keepdim=True)),
+                    optimizers=["adam"], steps=27, store=RunStore(tmp_path / "runs.db"))
+    assert advice.hparams["lr"] == 10.0
+    assert advice.edge == {"range_test": "top", "final_rung": "top"}
+    assert advice.range_tests["adam"].edge == "top"
+    assert "At the edge of the search: the range test's suggestion (10) is the top of its " \
+           "grid and lr=10 is the highest of adam's rates in the final rung; a higher rate " \
+           "may do better" in advice.statement
+    answer = advice.to_json()
+    assert answer["edge"]["range_test"] == "top" and answer["range_tests"]["adam"]["edge"] == "top"
+    assert answer["candidates"][0]["range_edge"] == answer["candidates"][0]["final_edge"] == "top"
+    assert RangeTest("adam", LRS, [1.0] * 8, 2.0, 1e-3, None, None, 10.0).edge is None
+
+
+def test_seeds_that_repeat_one_run_are_trained_once_and_said_so(tmp_path):
+    """A batch of 500 on 40 training examples is the full batch; from the model's own
+    weights every seed is one run: "accuracy 0.6 ± 0 (3 seeds)" at 3x the compute, and the
+    batch stored as 500."""
+    x, y = _labels(50)
+    store = RunStore(tmp_path / "runs.db")
+    with pytest.warns(advisor.AdvisorWarning, match=r"^the validation data held out of "
+                      r"train_data \(val_data=None: 20% of it\) holds 10 examples, fewer than "
+                      r"100: .* 0.5/sqrt\(10\) = 0.16"):
+        advice = advise(_mlp(), nn.CrossEntropyLoss(), (x, y), optimizers=["adam"], steps=27,
+                        batch_size=500, store=store)
+    assert advice.seeds_repeat.startswith("full batch from the model's own initial weights")
+    assert advice.plan.seeds == advice.plan.early_seeds == 1 and advice.metric["seeds"] == 1
+    assert advice.batch_size is None and advice.validation_examples == 10
+    assert all(store.sweep(s)["config"]["train"]["batch_size"] is None for s in advice.sweep_ids)
+    assert "(no spread: the seeds repeat one run" in advice.statement
+    assert "± 0" not in str(advice) and "no spread: the seeds repeat one run" in str(advice)
+    # dropout draws from the seed: seeds differ, even at full batch from given weights
+    task = make_task(nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.Linear(16, 2)),
+                     nn.CrossEntropyLoss(), (x, y))
+    assert advisor._seeds_repeat(task, None, None) is None
+    assert advisor._seeds_repeat(make_task(_mlp(), nn.CrossEntropyLoss(), (x, y)), None, 20) \
+        is None
+    # after the fact: seeds that ended identically on every arm
+    rec = {"optimizer": "adam", "lr": 0.1, "metric": 0.6, "final_train_loss": 0.5,
+           "diverged": False}
+    assert advisor._repeated_seeds([rec, {**rec, "seed": 1}])
+    assert not advisor._repeated_seeds([rec, {**rec, "metric": 0.65}])
+
+
+def test_an_exact_tie_at_a_cut_keeps_every_tied_arm(tmp_path, monkeypatch):
+    """Arms whose scores are equal at a cut were broken by the candidates' order (adamw
+    cut beside adam at the same 0.9263888895511627): every arm tied with the last survivor
+    goes on, marked so."""
+    scores = advisor._arm_scores
+    monkeypatch.setattr(advisor, "_arm_scores", lambda records, higher: {
+        a: 1.0 for a in scores(records, higher)} if records[0]["seed"] == 0 and
+        len({r["optimizer"] for r in records}) > 1 else scores(records, higher))
+    monkeypatch.setattr(advisor, "_clear_leader", lambda *a: False)
+    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                         batch_size=32, seeds=2, store=RunStore(tmp_path / "runs.db"))
+    first = advice.rungs[0]["arms"]
+    assert len(first) > 2 and {a["then"] for a in first} == {"went on (tied at the cut)"}
+    assert len(advice.rungs[1]["arms"]) == len(first)
+
+
+def test_one_seed_says_no_comparison_and_caps_the_early_seeds(tmp_path):
+    assert plan(27, 2, seeds=1).early_seeds == 1 and plan(27, 2, seeds=1).final_seeds == range(1, 2)
+    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                         batch_size=32, seeds=1, store=RunStore(tmp_path / "runs.db"))
+    assert all(r["seeds"] == 1 for r in advice.rungs)
+    assert "one seed: no comparison possible" in advice.statement
+    assert "over 1 seeds" not in advice.statement and "interval" not in advice.statement.split(
+        "no comparison possible")[0]
+
+
+def test_float_rounding_is_the_same_not_a_difference():
+    """"9.93e-09 lower accuracy" and "the same accuracy than"."""
+    from optimlab.bench.analysis import OptimizerSummary
+
+    assert difference_words(-9.93e-09, "accuracy", True, scale=0.926) == "the same accuracy"
+    assert advisor.versus_words(0.0, "accuracy", True, "tuned Adam") == \
+        "the same accuracy as tuned Adam"
+    assert advisor.versus_words(0.05, "accuracy", True, "tuned Adam") == \
+        "0.05 higher accuracy than tuned Adam"
+
+    def summary(name, values):
+        return OptimizerSummary(name, 0.01, float(np.mean(values)), 0.0, len(values), 0,
+                                {0.01: float(np.mean(values))}, 0.01, None,
+                                dict(enumerate(values)))
+
+    pick = summary("adam", [0.9263888895511627, 0.93, 0.92])
+    other = summary("adamw", [0.9263888895511627 + 9.93e-09, 0.93, 0.92])
+    assert advisor._versus(pick, None, True, other)["better_by"] == 0.0
+
+
+@pytest.mark.parametrize("train, val, message", [
+    ("x", ("x7", "y"), r"^val_data and train_data differ in their inputs' shape: val_data "
+                       r"\[50, 7\], train_data \[120, 8\]"),
+    ("x", ("x", "y5"), r"^val_data holds the label 5 \(example 7\) but the model has 2 outputs"),
+    ("y150", None, r"^train_data holds the label 5 but the model has 2 outputs: labels must be "
+                   r"0 \.\. 1"),
+])
+def test_data_the_model_cannot_take_are_refused_naming_the_argument(train, val, message,
+                                                                   monkeypatch):
+    """A validation set of 7 features for 8 failed as a ValueError naming x_test; a label out of
+    range past the first two examples, inside the range test as "no candidate can run"."""
+    monkeypatch.setattr(advisor, "_advise_task", lambda *a, **k: pytest.fail("trained"))
+    x, y = _labels()
+    y150, y5 = y.clone(), y[:50].clone()
+    y150[100], y5[7] = 5, 5
+    data = {"x": (x, y), "y150": (x, y150), "x7": x[:50, :7], "y": y[:50], "y5": y5}
+    train_data = data[train]
+    val_data = None if val is None else (data[val[0]] if val[0] != "x" else x[:50], data[val[1]])
+    with pytest.raises(AdvisorError, match=message):
+        advise(nn.Linear(8, 2), nn.CrossEntropyLoss(), train_data, val_data, steps=9)
+
+
+def test_targets_of_another_shape_than_the_output_are_refused_up_front(monkeypatch):
+    monkeypatch.setattr(advisor, "_advise_task", lambda *a, **k: pytest.fail("trained"))
+    x, _ = _regression(64)
+    for loss in (nn.MSELoss(), nn.L1Loss(), F.mse_loss):
+        with pytest.raises(AdvisorError, match=r"^train_data's targets are \[51\] but the "
+                                               r"model's output for two examples is \[2, 1\]"
+                                               r".*y.unsqueeze\(-1\)"):
+            advise(nn.Linear(8, 1), loss, (x, x[:, 0]), steps=9)

@@ -15,7 +15,7 @@
     steepest slope.
 ``tournament.png``
     the successive-halving rungs (each arm's score at each rung it ran) and the final
-    rung's test-metric curves, mean over seeds per arm.
+    rung's validation-metric curves, mean over seeds per arm.
 ``advice.json``
     ``advice.to_json()`` as strict JSON (indent 2; a non-finite number, such as the range
     test's loss of a rate that diverged or the interval of one seed, as ``null``).
@@ -38,9 +38,11 @@ from .advisor import (
     ETA,
     LOWER,
     REFERENCE,
+    SMALL_VALIDATION,
     STOP_FACTOR,
     Advice,
     RangeTest,
+    _edge_words,
     _running_median,
     _truncated,
     difference_words,
@@ -219,7 +221,8 @@ def _range_figure(advice: Advice):
 
 
 def _final_curves(advice: Advice, store: RunStore) -> dict[tuple[str, float], tuple]:
-    """Per final-rung arm: (steps, mean, min, max) of the test metric over its seeds."""
+    """Per final-rung arm: (steps, mean, min, max) of the validation metric (the trainer's
+    ``test_metric``: the task's test split is the advisor's validation set) over its seeds."""
     if not advice.final_records or not advice.sweep_ids:
         return {}
     try:
@@ -310,7 +313,7 @@ def _tournament_figure(advice: Advice, store: RunStore):
                        [f"rung {i + 1}\n{r['horizon']} steps, {r['seeds']} seeds"
                         for i, r in enumerate(advice.rungs)], fontsize=8)
         hax.set_xlim(-0.3, len(advice.rungs) - 0.7)
-        hax.set_ylabel(f"score: worst test {metric} over the last 25%")
+        hax.set_ylabel(f"score: worst validation {metric} over the last 25%")
         from matplotlib.lines import Line2D
 
         names = list(dict.fromkeys(a[0] for a in all_arms))
@@ -352,11 +355,11 @@ def _tournament_figure(advice: Advice, store: RunStore):
         if not higher and values.size and (values > 0).all() and values.max() / values.min() > 10:
             cax.set_yscale("log")
         cax.set_xlabel("step")
-        cax.set_ylabel(f"test {metric}")
+        cax.set_ylabel(f"validation {metric}")
         cax.grid(True, alpha=0.3)
         cax.legend(fontsize=8, loc="lower right" if higher else "upper right")
     horizon = advice.rungs[-1]["horizon"] if advice.rungs else advice.steps
-    cax.set_title(f"final rung ({horizon} steps): test {metric}, mean over seeds per arm, band "
+    cax.set_title(f"final rung ({horizon} steps): validation {metric}, mean over seeds per arm, band "
                   f"min to max\n(colour: optimizer; line style: its rates, lowest solid)",
                   fontsize=10)
     fig.suptitle("stage 2: the tournament", fontsize=11)
@@ -423,9 +426,12 @@ def _candidate_rows(advice: Advice) -> list[list[str]]:
     digits = {id(c): d for c, d in zip(final, mean_digits([c["metric"] for c in final]))}
     for c in ordered:
         status = str(c.get("status")) + (f": {c['error']}" if c.get("error") else "")
+        # a rate at the edge of what was searched (the optimum may lie beyond it)
+        range_edge = f" ({c['range_edge']} of grid)" if c.get("range_edge") else ""
+        final_edge = f" ({c['final_edge']} of its final rates)" if c.get("final_edge") else ""
         rows.append([c.get("rank") or _DASH, c["optimizer"], status,
-                     _lr(c.get("suggested_lr")), _lr(c.get("fastai_lr")),
-                     _lr(c.get("steep_lr")), _lr(c.get("best_lr")),
+                     _lr(c.get("suggested_lr")) + range_edge, _lr(c.get("fastai_lr")),
+                     _lr(c.get("steep_lr")), _lr(c.get("best_lr")) + final_edge,
                      _mean_ci(c.get("metric"), c.get("ci"), digits.get(id(c), 4))])
     return rows
 
@@ -449,8 +455,12 @@ def _versus_rows(advice: Advice) -> list[list[str]]:
             low, high = -high, -low
         interval = f"[{low:+.3g}, {high:+.3g}]" if _finite(low) and _finite(high) else _DASH
         clear = _DASH if better is None else ("yes" if v.get("distinct") else "no")
-        gain = (f"{better:+.3g} ({difference_words(better, advice.metric['name'], higher)})"
-                if _finite(better) else _DASH)
+        scale = max(abs(v["value"]) if _finite(v.get("value")) else 0.0,
+                    abs(advice.metric["value"]) if _finite(advice.metric.get("value")) else 0.0)
+        words = difference_words(better, advice.metric["name"], higher, scale) \
+            if _finite(better) else ""
+        gain = (_DASH if not _finite(better) else
+                f"0 ({words})" if words.startswith("the same") else f"{better:+.3g} ({words})")
         rows.append([what, _lr(v.get("lr")), _mean_ci(v.get("value"), None), gain, interval,
                      clear])
     return rows
@@ -470,6 +480,10 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
     ci = m.get("ci")
     ci_text = (f" ± {ci:.3g} ({level} interval over {m.get('seeds')} seeds)" if _finite(ci)
                else f" ({m.get('seeds')} seed{'s' if m.get('seeds') != 1 else ''}: no interval)")
+    if advice.seeds_repeat:
+        ci_text = f" (no spread: the seeds repeat one run: {advice.seeds_repeat})"
+    n_val = advice.validation_examples
+    small = n_val is not None and n_val < SMALL_VALIDATION
     planned = f"; the plan allowed at most {plan.cost(names):,}"
     batch = f"batch size {advice.batch_size}" if advice.batch_size else \
         "full batch (every training example at every step)"
@@ -485,10 +499,24 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         "<p>What to use, how well it did and how sure the advisor is. The interval is over "
         "the final rung's seeds; read the statement before trusting a small difference.</p>",
         f'<p style="font-size:1.25em"><strong>{_e(advice.optimizer)}</strong> at '
-        f"<strong>lr = {_e(_lr(lr))}</strong>: test {_e(metric)} "
+        f"<strong>lr = {_e(_lr(lr))}</strong>: validation {_e(metric)} "
         f"<strong>{_e(_mean_ci(m.get('value'), None))}</strong>{_e(ci_text)}, "
         f"{_e(direction)} is better.</p>",
         f"<p>{_e(advice.statement)}</p>",
+        "<p><strong>Validation, not test.</strong> Every rung ranked the arms, and the answer "
+        f"reports its {_e(metric)}, on the validation set"
+        + (f" ({n_val} examples)" if n_val is not None else "")
+        + ": the set that chose the recommendation. Its value is the best of several "
+        "finalists on those examples, so it is optimistic; no held-out test set is kept back. "
+        "Measure the recommendation on data the advisor never saw. The final rung trained "
+        f"seeds {_e(', '.join(map(str, plan.final_seeds)))}, none of which an earlier stage "
+        "trained.</p>"
+        + (f'<p><strong>A small validation set.</strong> {n_val} examples, fewer than '
+           f"{SMALL_VALIDATION}: one example is 1/{n_val} of an accuracy, and differences "
+           "that size between finalists are noise. Give more validation data.</p>"
+           if small else "")
+        + (f"<p><strong>At the edge of the search.</strong> {_e(_edge_words(advice).strip())}"
+           "</p>" if advice.edge else ""),
         "<ul>"
         f"<li>For training of {advice.steps} steps, {_e(batch)}.</li>"
         f"<li>Compute spent: {_e(advice.compute)} (one member-step: one training step of "
@@ -552,26 +580,26 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
     parts += [
         f"<p>In the figure, left: every arm's score at each rung it ran, so you can see which "
         f"were cut and whether the order held as the horizon grew. Right: the "
-        f"{final_arms} final arms' test {_e(metric)} over the steps, mean over seeds with a "
+        f"{final_arms} final arms' validation {_e(metric)} over the steps, mean over seeds with a "
         "band from the worst to the best seed; the thick line is the recommendation. A curve "
         "still moving at the end means a longer run could change the answer.</p>",
         f'<img src="{_data_uri(pngs["tournament"])}" alt="successive-halving scores per rung '
-        f'and the final rung\'s test {_e(metric)} curves">',
+        f'and the final rung\'s validation {_e(metric)} curves">',
 
         "<h2>Stage 3: every candidate</h2>",
-        f"<p>The finalists are ranked by their final test {_e(metric)} with paired "
+        f"<p>The finalists are ranked by their final validation {_e(metric)} with paired "
         f"comparisons over the same seeds (<code>=1</code>: cannot be told apart from the "
         f"first); the three range-test picks are side by side with the rate the tournament "
         f"chose. The metric is the mean with its {level} interval over the final seeds.</p>",
         _html_table(["rank", "optimizer", "status", "suggested lr (ours)", "fastai lr",
                      "steepest lr", "tournament best lr",
-                     f"test {metric} (mean ± {level} CI)"],
+                     f"validation {metric} (mean ± {level} CI)"],
                     _candidate_rows(advice),
                     [False, False, False, True, True, True, True, True]),
         "<p>Against Adam: how much better the recommendation is (positive: better), with the "
         f"paired {level} interval of the difference over the same seeds; <em>clear</em> says "
         "whether that interval excludes zero.</p>",
-        _html_table(["reference", "lr", f"test {metric}", "recommendation better by",
+        _html_table(["reference", "lr", f"validation {metric}", "recommendation better by",
                      f"{level} interval", "clear"], _versus_rows(advice),
                     [False, True, True, True, True, False]),
         f'<p class="meta">Store: {_e(advice.store_path or getattr(store, "path", "?"))}, '

@@ -42,14 +42,36 @@ lost to Adam at 0.01 over 300 steps), and the step lands between the tournament'
 half-decade rates. When, after a rung, the leader beats every other arm on every seed (or
 the others diverged), its optimizer is clear: the tournament skips to the final rung with
 that optimizer's best arms alone. The best Adam arm always reaches the final rung (tuned
-Adam, the reference), and so does Adam at its default rate.
+Adam, the reference), and so does Adam at its default rate. An arm whose score equals the
+last survivor's at a cut (up to float32 rounding,
+:data:`~optimlab.bench.analysis._ROUNDING`) goes on with it, marked "tied at the cut":
+candidate order does not break a tie (the plan's cost does not count such extra arms).
+The early rungs train seeds ``0 .. early_seeds - 1`` (at most ``seeds``); the final rung
+trains seeds none of the earlier stages trained (:attr:`Plan.final_seeds`), so the final
+comparison is not made on the seeds that chose the finalists.
 
 **Stage 3, the answer.** The finalists are ranked as the training lab ranks a sweep
 (:func:`~optimlab.bench.analysis.rank`: paired comparisons over seeds, ties said); the
 recommendation is the first; :class:`Advice` carries how much better it is than Adam at its
 defaults and than tuned Adam, which finalists cannot be told apart, the member-steps spent,
 code to paste and every candidate's summary; :meth:`Advice.to_json` is the machine-readable
-answer.
+answer. A pick at the top or bottom of the rates searched (the range test's grid, or its
+optimizer's rates in the final rung) is flagged (:attr:`Advice.edge`): the best rate may lie
+outside the search.
+
+**What the metric is.** Every rung ranks, and the answer reports, the metric on the
+*validation* set (``val_data``; a task's test split): the set that selected the answer. The
+value is therefore optimistic for the pick (the best of several finalists on the same
+examples); no held-out set is kept back from the selection. Measure the recommendation on
+data of your own that the advisor never saw before trusting its value. A validation set of
+fewer than :data:`SMALL_VALIDATION` examples is warned of (:class:`AdvisorWarning`).
+
+**Seeds that repeat one run.** A seed changes a run's mini-batch order and, for a task's
+own model, its initial weights; :func:`advise` starts every run from your model's weights.
+At full batch (``batch_size`` None or at least the training examples) with those weights
+and a forward that draws nothing at random (dropout), every seed trains the same run: the
+advisor then trains one seed per arm and says "no spread: the seeds repeat one run" instead
+of an interval of zero width.
 
 The recommendation is for the horizon asked for (``steps``, ``batch_size``): the best rate
 for 300 steps is not the best for 30,000.
@@ -61,6 +83,7 @@ import copy
 import functools
 import hashlib
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -73,17 +96,17 @@ from torch.nn import functional as F
 
 from ..optim.base import check_int
 from ..optim.registry import resolve, work_weight
-from .analysis import CRITERION, paired_difference, rank, summarize
+from .analysis import _ROUNDING, CRITERION, paired_difference, rank, summarize
 from .store import DEFAULT_PATH, TERMINAL, RunStore, check_store
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
 from .trainer import Member, TrainConfig
 
-__all__ = ["Advice", "AdvisorError", "Plan", "RangeTest", "advise", "advise_task",
+__all__ = ["Advice", "AdvisorError", "AdvisorWarning", "Plan", "RangeTest", "advise", "advise_task",
            "candidates", "make_task", "steps_for_seconds", "DEFAULT_CANDIDATES",
            "difference_words", "fastai_valley", "loss_description", "plan", "steepest",
-           "suggest_lr"]
+           "suggest_lr", "versus_words"]
 
 #: what the advisor compares when not told (SGD with momentum 0.9 is the registry's "momentum")
 DEFAULT_CANDIDATES = ("momentum", "adam", "adamw", "lion", "rmsprop", "adagrad")
@@ -101,8 +124,16 @@ ETA = 3
 #: the MNIST-1D CNN the grid's best, 0.0215, sat between the advisor's 0.01 and 0.0316, and
 #: 0.0316 lost 2.8 points of accuracy to it)
 LOWER = 0.25
-#: seeds per arm in the rungs before the last
+#: seeds per arm in the rungs before the last (at most the final rung's ``seeds``)
 EARLY_SEEDS = 2
+#: a validation set of fewer examples than this is warned of: one example moves an accuracy
+#: by more than 1/100, and the sampling error of an accuracy near 0.5 is 0.5/sqrt(n), over
+#: 0.05 below 100 examples: differences between finalists that size are noise
+SMALL_VALIDATION = 100
+#: what :meth:`Advice.to_json` says of the metric's set (``metric["set"]``)
+VALIDATION_NOTE = ("the validation set (val_data; a task's test split) that also selected the "
+                   "recommendation: an optimistic estimate; measure it on data the advisor "
+                   "never saw")
 #: a loss above this multiple of the lowest one before it ends the range test's curve
 STOP_FACTOR = 4.0
 #: evaluations of each tournament run after step 0: the tuning score reads the last 25% of
@@ -113,6 +144,10 @@ EVALUATIONS = 8
 
 class AdvisorError(ValueError):
     """The advisor cannot answer: the model cannot train, or the budget is too small."""
+
+
+class AdvisorWarning(UserWarning):
+    """The advisor answers, but its evidence is weak: a small validation set."""
 
 
 # --------------------------------------------------------------------------------------
@@ -206,6 +241,15 @@ class RangeTest:
     steep_lr: float | None
     max_stable: float | None
 
+    @property
+    def edge(self) -> str | None:
+        """``"top"`` or ``"bottom"`` when the suggestion is the grid's highest or lowest rate
+        (the curve may still fall beyond it), else None."""
+        if self.suggested_lr is None or len(self.lrs) < 2:
+            return None
+        return "top" if self.suggested_lr == self.lrs[-1] else \
+            "bottom" if self.suggested_lr == self.lrs[0] else None
+
     @staticmethod
     def of(optimizer: str, records: Sequence[Mapping]) -> RangeTest:
         """The range test of ``optimizer`` from its stored run records."""
@@ -245,6 +289,14 @@ class Plan:
     seeds: int
     #: each finalist also runs :data:`LOWER` decades lower in the final rung
     lower_rates: bool = True
+
+    @property
+    def final_seeds(self) -> range:
+        """The final rung's seeds: ``seeds`` of them after every seed an earlier stage trained
+        (the range test's and the early rungs'), so the finalists are compared on seeds that
+        did not choose them."""
+        first = max(self.range_seeds, self.early_seeds)
+        return range(first, first + self.seeds)
 
     def cost(self, candidates: int | Sequence[str]) -> int:
         """An upper bound of the member-steps this plan trains for ``candidates``: their
@@ -331,6 +383,7 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
     horizon of ``steps``, shrunk to fit ``budget`` member-steps (None: the full plan),
     member-steps weighted as :meth:`Plan.cost` weighs them.
 
+    The early rungs train :data:`EARLY_SEEDS` seeds, never more than ``seeds``.
     Shrinking goes, until the plan fits: one seed in the early rungs; no lower rates in the
     final rung; three rates per candidate, then two; one range-test rate a decade; two
     final seeds. A budget below
@@ -342,7 +395,7 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
     _check_budget(budget)
     count = candidates if isinstance(candidates, int) else len(candidates)
     full = Plan(steps, _log_grid(*RANGE, PER_DECADE), max(10, min(100, steps // 8)), 1,
-                _horizons(steps), OFFSETS, EARLY_SEEDS, seeds)
+                _horizons(steps), OFFSETS, min(EARLY_SEEDS, seeds), seeds)
     if budget is None:
         return full
     shrink = [
@@ -375,8 +428,10 @@ class Advice:
     Attributes:
         task: the task's name; ``model`` its model (None: the default one).
         optimizer: the recommended registry name; ``hparams`` its hyperparameters.
-        metric: ``{"name", "value", "higher_is_better", "ci", "seeds"}``: the recommendation's
-            final test metric, mean over the final rung's seeds, with its 95% interval.
+        metric: ``{"name", "value", "higher_is_better", "ci", "seeds", "set"}``: the
+            recommendation's final metric on the validation set, mean over the final rung's
+            seeds, with its 95% interval; ``set`` says which set that is
+            (:data:`VALIDATION_NOTE`): the one that selected it, so the value is optimistic.
         steps_spent: member-steps this call trained, summed over the runs of every stage
             that it trained to the end (finished or diverged); each run's steps weighted
             by its optimizer's :func:`~optimlab.optim.registry.work_weight` (1 for a rule
@@ -389,11 +444,22 @@ class Advice:
             those it read back from the store (finished, diverged or failed earlier), and
             those whose training raised in this call.
         candidates: one dict per candidate: its range test's three picks, the tournament's
-            best rate and metric (None if it did not reach the final rung), its rank, and
+            best rate and metric (None if it did not reach the final rung), its rank, the
+            edges its rates sit on (``range_edge``: the suggestion at the top or bottom of
+            the range test; ``final_edge``: its best rate at the top or bottom of its
+            final-rung rates), and
             ``status`` (``"final"``, ``"out at rung k"``, ``"cannot train"`` where no
             rate's loss fell, ``"cannot run"`` where every run raised, its ``error`` then
             the first one).
         ties: the finalists that paired comparisons cannot tell apart from the pick.
+        edge: where the pick's rate is at an edge of the rates searched, else None:
+            ``{"range_test": "top" | "bottom" | None, "final_rung": ...}``, the first for
+            the range test's grid (:data:`RANGE`), the second for its optimizer's rates in
+            the final rung; the best rate may lie beyond that edge.
+        seeds_repeat: why every seed trains the same run (full batch from the given
+            weights, nothing random), or that the final rung's seeds came out identical;
+            None where seeds differ. Then the spread over seeds says nothing.
+        validation_examples: how many examples the validation set holds.
         versus: ``{"adam_default": ..., "adam_tuned": ...}``: each with the reference's
             ``lr``, ``value`` and the pick's paired difference: ``better_by`` (positive when
             the pick is better, whichever way the metric goes; :func:`difference_words`
@@ -431,6 +497,9 @@ class Advice:
     runs_trained: int = 0
     runs_read_back: int = 0
     runs_failed: int = 0
+    edge: dict | None = None
+    seeds_repeat: str | None = None
+    validation_examples: int | None = None
 
     @property
     def code(self) -> str:
@@ -455,8 +524,12 @@ class Advice:
                 "candidates": [dict(c) for c in self.candidates], "ties": list(self.ties),
                 "versus": self.versus, "statement": self.statement, "task": self.task,
                 "model": self.model, "steps": self.steps, "batch_size": self.batch_size,
-                "plan": asdict(self.plan), "code": self.code,
-                "range_tests": {k: asdict(v) for k, v in self.range_tests.items()},
+                "plan": asdict(self.plan), "final_seeds": list(self.plan.final_seeds),
+                "code": self.code, "edge": None if self.edge is None else dict(self.edge),
+                "seeds_repeat": self.seeds_repeat,
+                "validation_examples": self.validation_examples,
+                "range_tests": {k: {**asdict(v), "edge": v.edge}
+                                for k, v in self.range_tests.items()},
                 "rungs": self.rungs, "sweep_ids": list(self.sweep_ids),
                 "answer_sweep_id": self.answer_sweep_id,
                 "store": self.store_path, "criterion": CRITERION}
@@ -464,9 +537,12 @@ class Advice:
     def __str__(self) -> str:
         m = self.metric
         ci = f" ± {m['ci']:.3g}" if math.isfinite(m.get("ci", math.inf)) else ""
-        lines = [f"{self.optimizer} at lr={self.hparams['lr']:.3g}: {m['name']} "
-                 f"{m['value']:.4g}{ci} ({m['seeds']} seed{'s' if m['seeds'] != 1 else ''}, "
-                 f"{self.steps} steps)",
+        if self.seeds_repeat:
+            ci, seeds = "", "no spread: the seeds repeat one run"
+        else:
+            seeds = f"{m['seeds']} seed{'s' if m['seeds'] != 1 else ''}"
+        lines = [f"{self.optimizer} at lr={self.hparams['lr']:.3g}: validation {m['name']} "
+                 f"{m['value']:.4g}{ci} ({seeds}, {self.steps} steps)",
                  self.statement, f"compute spent: {self.compute}"]
         return "\n".join(lines)
 
@@ -613,8 +689,57 @@ def _clear_leader(records: Sequence[Mapping], ordered: list[tuple], higher_is_be
     return True
 
 
-def _members(arms: Iterable[tuple], seeds: int) -> list[Member]:
-    return [Member(name, {"lr": lr}, seed) for name, lr in arms for seed in range(seeds)]
+def _members(arms: Iterable[tuple], seeds: Iterable[int]) -> list[Member]:
+    return [Member(name, {"lr": lr}, seed) for name, lr in arms for seed in seeds]
+
+
+def _same_score(a: float, b: float) -> bool:
+    """Whether two finite arm scores are equal up to float32 rounding
+    (:data:`~optimlab.bench.analysis._ROUNDING`, relative to their size)."""
+    return math.isfinite(a) and math.isfinite(b) and \
+        abs(a - b) <= _ROUNDING * max(abs(a), abs(b), 1e-300)
+
+
+def _seeds_repeat(task: Task, model: str | None, batch_size: int | None) -> str | None:
+    """Why every seed would train the same run, or None: a seed draws a run's initial
+    weights and its mini-batch order (and whatever the forward draws at random, dropout);
+    at full batch (``batch_size`` None or at least the training examples) a factory of
+    given weights (:func:`make_task`: your model's) leaves only the forward, which is
+    probed: two seeds' forwards and losses on 64 training examples, in training mode, must
+    be equal. Optimizers that draw noise (Sophia's probes, PSGD's) seed it from their own
+    hyperparameters, not the run's seed."""
+    if batch_size is not None and batch_size < len(task.x_train):
+        return None
+    factory = task.models.get(model or task.default_model)
+    if getattr(factory, GIVEN_WEIGHTS, False) is not True:
+        return None
+    outputs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        net = task.make_model(model)
+        net.train()
+        try:
+            with torch.no_grad():
+                out = net(task.x_train[:64])
+                outputs.append((out, task.loss_fn(out, task.y_train[:64])))
+        except Exception:  # _check_trainable says what is wrong
+            return None
+    same = all(isinstance(a, Tensor) and isinstance(b, Tensor) and a.shape == b.shape
+               and torch.equal(a, b) for a, b in zip(*outputs))
+    return ("full batch from the model's own initial weights, nothing random in its forward"
+            if same else None)
+
+
+def _repeated_seeds(records: Sequence[Mapping]) -> bool:
+    """Whether every arm of ``records`` trained two or more seeds that ended identically
+    (the same final metric and train loss): seeds that repeat one run."""
+    by_arm: dict[tuple, set] = defaultdict(set)
+    counts: dict[tuple, int] = defaultdict(int)
+    for r in records:
+        arm = (r["optimizer"], float(r["lr"]))
+        by_arm[arm].add((r.get("metric"), r.get("final_train_loss"), bool(r["diverged"])))
+        counts[arm] += 1
+    return bool(by_arm) and all(counts[a] > 1 and len(v) == 1 for a, v in by_arm.items())
 
 
 def _default_lr(name: str) -> float:
@@ -739,12 +864,17 @@ def advise_task(task: str | Task, *, model: str | None = None,
     if store is not None:
         check_store(store, "advise_task")
     names = candidates(optimizers)
-    # the advisor seeds torch's global generator (each run's initial weights): the caller's
-    # stream is given back as it was, on the CPU and on any CUDA device in use
+    return _forked(task, model, names, steps, batch_size, budget, seeds, store, progress,
+                   engine, data_dir, budget_seconds, on_stage, executor, None)
+
+
+def _forked(*args) -> Advice:
+    """:func:`_advise_task` with the caller's random state kept: the advisor seeds torch's
+    global generator (each run's initial weights), and the caller's stream is given back as
+    it was, on the CPU and on any CUDA device in use."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
-        return _advise_task(task, model, names, steps, batch_size, budget, seeds, store,
-                            progress, engine, data_dir, budget_seconds, on_stage, executor)
+        return _advise_task(*args)
 
 
 def _check_request(steps, seeds, budget, batch_size, budget_seconds=None) -> None:
@@ -761,15 +891,36 @@ def _check_request(steps, seeds, budget, batch_size, budget_seconds=None) -> Non
 
 
 def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, progress,
-                 engine, data_dir, budget_seconds, on_stage, executor) -> Advice:
-    """:func:`advise_task`'s work, its arguments checked and ``optimizers`` resolved."""
+                 engine, data_dir, budget_seconds, on_stage, executor, val_what) -> Advice:
+    """:func:`advise_task`'s work, its arguments checked and ``optimizers`` resolved;
+    ``val_what`` names the validation set in the warning of a small one (None: the task's
+    test split)."""
     task = get_task(task, data_dir=data_dir) if isinstance(task, str) else task
     _check_trainable(task, model)
     if budget_seconds is not None:
         if budget is not None:
             raise ValueError("give budget (member-steps) or budget_seconds, not both")
         budget = steps_for_seconds(task, model, batch_size, names, budget_seconds)
-    the_plan = plan(steps, names, budget, seeds)
+    # a batch of at least the training set is the full batch: stored (and said) as None
+    if batch_size is not None and batch_size >= len(task.x_train):
+        batch_size = None
+    repeat = _seeds_repeat(task, model, batch_size)
+    # every seed would train the same run: one seed, not `seeds` copies of it
+    the_plan = plan(steps, names, budget, 1 if repeat else seeds)
+    n_val = len(task.x_test)
+    if n_val < SMALL_VALIDATION:
+        what = val_what or f"the test split of task {task.name!r} (its validation set here)"
+        if task.metric == "accuracy":
+            noise = (f"one example moves the accuracy by 1/{n_val}, and the sampling error of "
+                     f"an accuracy near 0.5 is 0.5/sqrt({n_val}) = {0.5 / math.sqrt(n_val):.2g}: "
+                     "differences of that size between finalists are noise")
+        else:
+            noise = (f"a mean {task.metric} over so few examples is noisy, and small "
+                     "differences between finalists may be noise")
+        warnings.warn(f"{what} holds {n_val} example{'s' if n_val != 1 else ''}, fewer than "
+                      f"{SMALL_VALIDATION}: the advisor ranks every rung and reports its "
+                      f"{task.metric} on them; {noise}; give more validation data",
+                      AdvisorWarning, stacklevel=4)
     if store is None:
         store = RunStore(DEFAULT_PATH)
     higher = task.metric == "accuracy"
@@ -823,13 +974,15 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
     while i < len(horizons):
         horizon = horizons[i]
         last = i == len(horizons) - 1
-        seeds_here = the_plan.seeds if last else the_plan.early_seeds
+        # the final rung on seeds no earlier stage trained (Plan.final_seeds)
+        seeds_here = the_plan.final_seeds if last else range(the_plan.early_seeds)
         stage_arms = list(dict.fromkeys(arms + ([reference_default] if last else [])))
         rung_records = run.train(f"rung {i + 1} ({horizon} steps)", horizon,
                                  _members(stage_arms, seeds_here))
         scores = _arm_scores(rung_records, higher)
         ordered = sorted(scores, key=lambda a: -scores[a] if higher else scores[a])
-        rungs.append({"horizon": horizon, "seeds": seeds_here,
+        rungs.append({"horizon": horizon, "seeds": len(seeds_here),
+                      "seed_list": list(seeds_here),
                       "arms": [{"optimizer": a[0], "lr": a[1], "score": scores[a]}
                                for a in ordered]})
         if last:
@@ -840,8 +993,16 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
         if clear:  # the optimizer is clear; its rate still needs the full horizon
             horizons = horizons[:i + 1] + horizons[-1:]
         leader = ordered[0][0]
-        kept = [a for a in ordered if a in arms and (not clear or a[0] == leader)][:keep]
+        eligible = [a for a in ordered if a in arms and (not clear or a[0] == leader)]
+        kept = eligible[:keep]
+        # an exact tie with the last survivor (up to float32 rounding) is not broken by the
+        # candidates' order: every arm tied with it goes on
+        tied = [a for a in eligible[keep:] if kept and _same_score(scores[a], scores[kept[-1]])]
         why = {a: "went on" for a in kept}
+        if tied:
+            for a in [*[k for k in kept if _same_score(scores[k], scores[kept[-1]])], *tied]:
+                why[a] = "went on (tied at the cut)"
+            kept += tied
         adam_arms = [a for a in ordered if a[0] == REFERENCE and a in arms]
         if adam_arms and adam_arms[0] not in kept:
             kept.append(adam_arms[0])  # tuned Adam: the reference reaches the final
@@ -889,6 +1050,7 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
               "adam_tuned": _versus(best, None, higher, by_name.get(REFERENCE))}
     rows = []
     ranks = {s.optimizer: label for label, s in ranked}
+    sides = {"low": "bottom", "high": "top"}
     for n in names:
         t, s = tests[n], by_name.get(n)
         rows.append({
@@ -896,12 +1058,21 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
             "steep_lr": t.steep_lr, "max_stable_lr": t.max_stable,
             "best_lr": s.best_lr if s else None, "metric": s.mean if s else None,
             "ci": s.ci if s else None, "rank": ranks.get(n), "status": status.get(n, "final"),
-            "error": errors.get(n)})
+            "error": errors.get(n), "range_edge": t.edge,
+            "final_edge": sides.get(s.edge) if s else None})
+    # the pick at an edge of what was searched: its range test's grid, or its optimizer's
+    # rates in the final rung (the best rate may lie beyond it)
+    edge = {"range_test": tests[best.optimizer].edge, "final_rung": sides.get(best.edge)}
+    if not any(edge.values()):
+        edge = None
+    if repeat is None and _repeated_seeds(final_records):
+        repeat = "every finalist's seeds ended identically: they repeat one run"
     metric = {"name": task.metric, "value": best.mean, "higher_is_better": higher,
-              "ci": best.ci, "seeds": best.seeds}
+              "ci": best.ci, "seeds": best.seeds, "set": VALIDATION_NOTE}
     advice = Advice(task.name, model, best.optimizer, {"lr": best.best_lr}, metric,
                     int(round(run.spent)), rows, ties, versus, "", steps, batch_size, the_plan,
                     tests, rungs, final_records, run.sweep_ids, getattr(store, "path", None),
+                    edge=edge, seeds_repeat=repeat, validation_examples=n_val,
                     steps_read_back=int(round(run.steps_read_back)), runs_trained=run.trained,
                     runs_read_back=run.read_back, runs_failed=run.failed)
     advice.statement = _statement(advice, best)
@@ -950,44 +1121,75 @@ def _versus(best, records, higher: bool, reference=None) -> dict | None:
             return None
     paired = paired_difference(best, reference)
     sign = 1.0 if higher else -1.0  # "better by": positive when the pick is better
-    return {"lr": reference.best_lr, "value": reference.mean,
-            "better_by": sign * paired.diff if math.isfinite(paired.diff) else None,
+    better = sign * paired.diff if math.isfinite(paired.diff) else None
+    if better is not None and abs(better) <= _ROUNDING * max(abs(best.mean), abs(reference.mean),
+                                                             1e-300):
+        better = 0.0  # float32 rounding of the two means, not a difference
+    return {"lr": reference.best_lr, "value": reference.mean, "better_by": better,
             "low": paired.low, "high": paired.high, "distinct": paired.distinct,
             "seeds": paired.seeds}
 
 
-def difference_words(better_by: float, metric: str, higher_is_better: bool) -> str:
+def difference_words(better_by: float, metric: str, higher_is_better: bool,
+                     scale: float = 0.0) -> str:
     """The pick's difference from a reference in words, by its direction rather than by
     which way is better: ``"289 lower loss"``, ``"0.05 higher accuracy"``, ``"the same
-    loss"``. ``better_by`` is :func:`_versus`'s (positive: the pick is better)."""
+    loss"``. ``better_by`` is :func:`_versus`'s (positive: the pick is better; it is 0
+    where the two differ by float32 rounding alone). A difference within that rounding of
+    ``scale`` (the size of the values compared, :data:`~optimlab.bench.analysis._ROUNDING`
+    of it) is "the same" too. Followed by "than" (:func:`versus_words` adds it, or "as")."""
     diff = better_by if higher_is_better else -better_by  # pick - reference
-    if diff == 0:
+    if abs(diff) <= _ROUNDING * abs(scale) or diff == 0:
         return f"the same {metric}"
     return f"{abs(diff):.3g} {'higher' if diff > 0 else 'lower'} {metric}"
 
 
+def versus_words(better_by: float, metric: str, higher_is_better: bool, what: str,
+                 scale: float = 0.0) -> str:
+    """:func:`difference_words` against ``what``: ``"0.05 higher accuracy than tuned
+    Adam"``, ``"the same accuracy as tuned Adam"``."""
+    words = difference_words(better_by, metric, higher_is_better, scale)
+    return f"{words} {'as' if words.startswith('the same') else 'than'} {what}"
+
+
 def _statement(advice: Advice, best) -> str:
-    """The confidence statement, from the final rung's seeds."""
-    name = advice.metric["name"]
+    """The confidence statement, from the final rung's seeds, on the validation metric (the
+    set that selected the pick): the finalists compared by paired 95% intervals over two or
+    more seeds; "one seed: no comparison possible" with one; "no spread: the seeds repeat
+    one run" where every seed trained the same run (:attr:`Advice.seeds_repeat`); then the
+    pick against Adam, and the edge of the search its rate sits on (:attr:`Advice.edge`)."""
+    metric = advice.metric["name"]
+    name = f"validation {metric}"
     higher = bool(advice.metric.get("higher_is_better", True))
     trained = [c for c in advice.candidates if c["status"] not in ("cannot train", "cannot run")]
-    if advice.ties:
+    finalists = [c for c in advice.candidates if c["status"] == "final"]
+    no_spread = advice.seeds_repeat is not None
+    if no_spread:
+        basis = f"no spread: the seeds repeat one run ({advice.seeds_repeat})"
+    elif best.seeds < 2:
+        basis = "one seed: no comparison possible"
+    else:
+        basis = f"paired 95% intervals over {best.seeds} seeds"
+    if len(finalists) > 1 and (no_spread or best.seeds < 2):
+        text = f"{best.optimizer} has the best {name} of the {len(finalists)} finalists ({basis})."
+    elif advice.ties:
         tied = [best.optimizer, *advice.ties]
         who = ", ".join(tied[:-1]) + f" and {tied[-1]}"
         either = "either" if len(tied) == 2 else "any of them"
-        text = (f"{who} cannot be told apart here ({name}, paired 95% intervals over "
-                f"{best.seeds} seeds): pick {either}; {best.optimizer} has the best mean.")
-    elif len([c for c in advice.candidates if c["status"] == "final"]) > 1:
-        text = (f"{best.optimizer} is better than every other finalist on {name} (paired "
-                f"95% intervals over {best.seeds} seeds).")
-    elif len(advice.candidates) == 1:
-        text = f"{best.optimizer} was the only candidate."
-    elif len(trained) == 1:
-        text = f"{best.optimizer} was the only candidate that could train here."
-    elif any(r.get("clear_leader") for r in advice.rungs):
-        text = f"{best.optimizer} was the clear leader of the tournament."
+        text = (f"{who} cannot be told apart here ({name}, {basis}): pick {either}; "
+                f"{best.optimizer} has the best mean.")
+    elif len(finalists) > 1:
+        text = f"{best.optimizer} is better than every other finalist on {name} ({basis})."
     else:
-        text = f"{best.optimizer} was the only optimizer left in the final rung."
+        if len(advice.candidates) == 1:
+            text = f"{best.optimizer} was the only candidate"
+        elif len(trained) == 1:
+            text = f"{best.optimizer} was the only candidate that could train here"
+        elif any(r.get("clear_leader") for r in advice.rungs):
+            text = f"{best.optimizer} was the clear leader of the tournament"
+        else:
+            text = f"{best.optimizer} was the only optimizer left in the final rung"
+        text += f" ({basis})." if no_spread or best.seeds < 2 else "."
     parts = []
     for key, what in (("adam_default", "Adam at its default lr"), ("adam_tuned", "tuned Adam")):
         v = advice.versus.get(key)
@@ -995,10 +1197,34 @@ def _statement(advice: Advice, best) -> str:
             continue
         if v is None or v.get("better_by") is None:
             continue
-        verdict = "" if v["distinct"] else ", not a clear difference"
-        parts.append(f"{difference_words(v['better_by'], name, higher)} than {what} "
+        verdict = ", no interval" if no_spread or best.seeds < 2 else \
+            "" if v["distinct"] else ", not a clear difference"
+        parts.append(f"{versus_words(v['better_by'], name, higher, what)} "
                      f"(lr={v['lr']:.3g}{verdict})")
-    return text + (" " + "; ".join(parts) + "." if parts else "")
+    text += " " + "; ".join(parts) + "." if parts else ""
+    return text + _edge_words(advice)
+
+
+def _edge_words(advice: Advice) -> str:
+    """The sentence on the edge of the search the pick's rate sits on, or ``""``."""
+    edge = advice.edge or {}
+    lr = advice.hparams["lr"]
+    where = []
+    if edge.get("range_test"):
+        test = advice.range_tests.get(advice.optimizer)
+        suggested = f" ({test.suggested_lr:.3g})" if test and test.suggested_lr else ""
+        where.append(f"the range test's suggestion{suggested} is the {edge['range_test']} of "
+                     "its grid")
+        if not edge.get("final_rung"):
+            where[-1] += f" (the tournament's rates are around it; the pick is lr={lr:.3g})"
+    if edge.get("final_rung"):
+        where.append(f"lr={lr:.3g} is the {'highest' if edge['final_rung'] == 'top' else 'lowest'}"
+                     f" of {advice.optimizer}'s rates in the final rung")
+    if not where:
+        return ""
+    up = (edge.get("final_rung") or edge.get("range_test")) == "top"
+    return (f" At the edge of the search: {' and '.join(where)}; a {'higher' if up else 'lower'} "
+            f"rate may do better, and the advisor did not try one.")
 
 
 # --------------------------------------------------------------------------------------
@@ -1178,6 +1404,88 @@ def loss_description(loss) -> str:
     return f"{cls.__module__}.{cls.__qualname__}({', '.join(fields)})"
 
 
+#: torch's losses of one target per output value: the output and the targets must have one
+#: shape (they broadcast otherwise: ``[N, 1]`` against ``[N]`` is an ``[N, N]`` loss)
+_ELEMENTWISE = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss,
+                nn.BCEWithLogitsLoss)
+_ELEMENTWISE_F = (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.binary_cross_entropy,
+                  F.binary_cross_entropy_with_logits)
+
+
+def _shape(t: Tensor) -> str:
+    return str(list(t.shape))
+
+
+def _check_data(model: nn.Module, loss_fn, kind, x: Tensor, y: Tensor, x_val: Tensor,
+                y_val: Tensor, val_what: str, split: bool = False) -> None:
+    """Refuse, with :class:`AdvisorError` naming ``train_data`` and ``val_what``, data the
+    advisor would only find wrong inside its range test (where every run fails and the error
+    names the trainer's ``x_test``, ``y_train``):
+
+    * the validation inputs or targets of another shape than the training ones (every axis
+      but the first);
+    * for a cross entropy (any options), a label of either set outside ``0 .. classes - 1``
+      (``ignore_index`` allowed), checked on every label, classes read from the model's
+      output on two training examples;
+    * for torch's elementwise losses (:data:`_ELEMENTWISE`: ``nn.MSELoss``,
+      ``nn.L1Loss``, ...), targets of another shape than the model's output (``[N]``
+      targets for an ``[N, 1]`` output broadcast to an ``[N, N]`` loss).
+
+    A model that fails on two training examples is left to :func:`_check_trainable` (its
+    error says so). ``split``: the validation data were held out of ``train_data`` (an
+    example's index is then not the caller's, and is not said)."""
+    for a, b, what in ((x, x_val, "inputs"), (y, y_val, "targets")):
+        if a.shape[1:] != b.shape[1:]:
+            raise AdvisorError(f"{val_what} and train_data differ in their {what}' shape: "
+                               f"{val_what} {_shape(b)}, train_data {_shape(a)} (every axis "
+                               "but the first must match)")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x[:2])
+    except Exception:  # the model rejects its data: _check_trainable says how
+        return
+    finally:
+        model.train(was_training)
+    if not isinstance(out, Tensor):
+        return
+    inner = loss_fn.func if isinstance(loss_fn, functools.partial) else loss_fn
+    if _is_cross_entropy(loss_fn) and not y.is_floating_point():
+        if out.ndim != y.ndim + 1 or out.shape[:-1] != y[:2].shape:
+            raise AdvisorError(f"the cross entropy needs logits [..., classes] over the labels' "
+                               f"shape: the model gave {_shape(out)} for two examples of "
+                               f"train_data whose labels are {_shape(y[:2])}")
+        classes = out.shape[-1]
+        ignore = getattr(inner, "ignore_index", None) if isinstance(inner, nn.Module) else (
+            (loss_fn.keywords or {}).get("ignore_index", -100)
+            if isinstance(loss_fn, functools.partial) else -100)
+        for labels, what in ((y, "train_data"), (y_val, val_what)):
+            bad = ((labels < 0) | (labels >= classes)) & (labels != ignore)
+            if bad.any():
+                at = int(bad.reshape(len(labels), -1).any(1).nonzero()[0])
+                value = int(labels.reshape(-1)[bad.reshape(-1)][0])
+                # an example's index where it is the user's (the held-out split reorders)
+                at = f" (example {at})" if split is False else ""
+                raise AdvisorError(f"{what} holds the label {value}{at} but the "
+                                   f"model has {classes} outputs: labels must be 0 .. "
+                                   f"{classes - 1}")
+        return
+    if isinstance(inner, _ELEMENTWISE) or inner in _ELEMENTWISE_F or kind == "mse":
+        if out.shape[1:] != y.shape[1:]:
+            hint = ""
+            if out.shape[1:] == (*y.shape[1:], 1):
+                hint = "; give the targets a last axis of 1 (y.unsqueeze(-1))"
+            elif y.shape[1:] == (*out.shape[1:], 1):
+                hint = "; squeeze the targets' last axis (y.squeeze(-1))"
+            label = f"nn.{type(inner).__name__}" if isinstance(inner, nn.Module) else \
+                f"F.{getattr(inner, '__name__', 'loss')}"
+            raise AdvisorError(f"train_data's targets are {_shape(y)} but the model's output "
+                               f"for two examples is {_shape(out)}: {label} needs the output's "
+                               f"shape for each example's target (it would broadcast them "
+                               f"otherwise){hint}")
+
+
 def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | None = None,
               name: str = "your model", val_fraction: float = 0.2) -> Task:
     """A training-lab :class:`Task` for any ``nn.Module`` and data (see :func:`advise`).
@@ -1186,7 +1494,10 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
     or accuracy; bool targets are refused (:class:`AdvisorError`): pass ``y.long()`` for
     class labels or ``y.float()`` for a loss of float targets. Float inputs are made the
     dtype of the model's parameters where they are all of one floating dtype (a
-    ``.double()`` model takes float64 inputs), else float32.
+    ``.double()`` model takes float64 inputs), else float32. Data the model or the loss
+    cannot take (validation data of another shape, a label out of range in either set,
+    targets of another shape than the output under an elementwise loss) are refused here,
+    naming ``train_data`` or ``val_data`` (:func:`_check_data`).
     """
     if not isinstance(model, nn.Module):
         raise AdvisorError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -1223,6 +1534,8 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
     x = x.to(dtype) if x.is_floating_point() else x
     x_val = x_val.to(dtype) if x_val.is_floating_point() else x_val
     template = copy.deepcopy(model).cpu()
+    given = "val_data" if val_data is not None else "the validation data held out of train_data"
+    _check_data(template, loss_fn, kind, x, y, x_val, y_val, given, split=val_data is None)
     factory = functools.partial(copy.deepcopy, template)
     setattr(factory, GIVEN_WEIGHTS, True)  # its weights are part of the sweeps' identity
     return Task(name=name, x_train=x, y_train=y, x_test=x_val, y_test=y_val,
@@ -1275,5 +1588,7 @@ def advise(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | N
     if batch_size is None:
         batch_size = getattr(train_data, "batch_size", None) or 100
     task = make_task(model, loss_fn, train_data, val_data, metric)
-    return advise_task(task, optimizers=optimizers, steps=steps, batch_size=batch_size,
-                       budget=budget, seeds=seeds, store=store, progress=progress)
+    val_what = "val_data" if val_data is not None else \
+        "the validation data held out of train_data (val_data=None: 20% of it)"
+    return _forked(task, None, candidates(optimizers), steps, batch_size, budget, seeds, store,
+                   progress, "auto", None, None, None, None, val_what)
