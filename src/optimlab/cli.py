@@ -1493,7 +1493,7 @@ def run_advise(args: argparse.Namespace) -> str:
 
     rows = []
     for c in advice.candidates:
-        metric = "-" if c["metric"] is None else f"{c['metric']:.4g}" + (
+        metric = "-" if c["metric"] is None else f"{c['metric']:#.4g}" + (
             f" ± {c['ci']:.2g}" if c["ci"] is not None and math.isfinite(c["ci"]) else "")
         rows.append([c["optimizer"], lr(c["suggested_lr"]), lr(c["fastai_lr"]),
                      lr(c["steep_lr"]), lr(c["best_lr"]), metric, c["rank"] or "-",
