@@ -749,3 +749,40 @@ def test_eval_and_train_move_schedule_free_members_and_leave_the_rest():
     before = adam.params[0].clone()
     adam.eval()
     assert torch.equal(adam.params[0], before)
+
+
+_STATE_DATA_SCRIPT = """
+import torch
+from optimlab import Population
+
+out = []
+for fused in (None, False):
+    torch.manual_seed(0)
+    W = torch.randn(3, 4, 5, dtype=torch.float64)
+    pop = Population("adam", [W], {"lr": [1e-3, 1e-2, 1e-1], "fused": fused})
+    for s in range(4):
+        W.grad = torch.randn_like(W)
+        if s == 2:  # new storage in place: the old buffer is freed
+            m = pop.state[0]["exp_avg"]
+            m.data = torch.zeros_like(m)
+        pop.step()
+    out.append((W.clone(), pop.state[0]["exp_avg"].clone()))
+(w1, m1), (w2, m2) = out
+print(float((w1 - w2).abs().max()), float((m1 - m2).abs().max()), float(m1.abs().max()))
+"""
+
+
+def test_a_state_entry_given_new_storage_makes_a_new_fused_plan():
+    """``m.data = ...`` on a population's state entry: the fused plan, which keeps raw
+    addresses of the state, was keyed by the tensors' ids alone and went on writing into the
+    freed buffer (the edit was lost, then glibc aborted: "corrupted double-linked list").
+    Run in a child process, which such a bug kills rather than this one."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _STATE_DATA_SCRIPT], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dw, dm, size = map(float, done.stdout.split())
+    # the fused step against the plain one in float64: a few ulps of values of order 1
+    assert dw < 1e-12 and dm < 1e-12 and size > 0.01

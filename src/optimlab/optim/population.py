@@ -399,10 +399,16 @@ class Population:
             "a gradient no longer matches its parameter (sparse, or another dtype or device)"
 
     def engine_key(self) -> tuple:
-        """What a fused plan depends on: the parameters' storage, the state tensors, the
-        hyperparameters (changed by :meth:`set_hparam`)."""
-        return (tuple(map(Tensor.data_ptr, self.params)),
-                tuple(id(v) for state in self.state for v in state.values()), self._hp_version)
+        """What a fused plan depends on: the parameters' storage, the state tensors and
+        their storage, the hyperparameters (changed by :meth:`set_hparam`). The plan keeps raw
+        addresses of the state, so an entry given new storage in place (``m.data =
+        torch.zeros_like(m)``, ``m.set_(...)``) must make a new plan, as a replaced entry
+        does: with the tensors' ids alone the kernel went on writing into the freed buffer."""
+        values = [v for state in self.state for v in state.values()]
+        return (tuple(map(Tensor.data_ptr, self.params)), tuple(map(id, values)),
+                tuple(v.data_ptr() for v in values
+                      if isinstance(v, Tensor) and v.layout is torch.strided),
+                self._hp_version)
 
     def _slot_rows(self, kernel) -> Tensor:
         """Each member's values of the kernel's numeric hyperparameters, one row each."""
