@@ -60,11 +60,17 @@ OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 #: the tutorials' comparison on real tasks
 TASK_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
 
-#: The basins exhibit's fixed rates for ``two_wells``, with plain gradient descent under its
-#: registry name ``sgd`` (the exhibit's own label is its alias ``gd``, the same rule): one name,
-#: so one colour, for it everywhere on the page.
-BASIN_RATES = {("sgd" if label == "gd" else label):
-               {**hp, "name": "sgd" if hp["name"] == "gd" else hp["name"]}
+def _rule_name(name: str) -> str:
+    """The registry name of the rule ``name`` runs: an alias without a preset of its own is
+    its target under another name (``gd`` is ``sgd``), any other name itself."""
+    entry = resolve(name)
+    return entry.alias_of if entry.alias_of and not entry.preset else entry.name
+
+
+#: The basins exhibit's fixed rates for ``two_wells``, each optimizer under the name of the
+#: rule it runs (:func:`_rule_name`: the exhibit's ``gd`` is ``sgd``): one name, so one
+#: colour, for plain gradient descent everywhere on the page.
+BASIN_RATES = {_rule_name(label): {**hp, "name": _rule_name(hp["name"])}
                for label, hp in BASIN_OPTIMIZERS["two_wells"].items()}
 
 #: (title, what, parameters, noise): one section per difficulty. ``what`` is a landscape
