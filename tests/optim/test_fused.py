@@ -899,3 +899,29 @@ def test_asgd_steps_a_0d_parameter_as_torch_does(fused, dtype):
         assert torch.equal(p, q)
         assert opt.state[p]["ax"].dtype == dtype
         assert torch.equal(opt.state[p]["ax"], ref.state[q]["ax"])
+
+
+@pytest.mark.parametrize("fused", [True, None])
+def test_a_fused_step_bumps_the_parameters_version_as_torch_does(fused):
+    """The kernel writes through raw addresses, which autograd cannot see: a graph that
+    saved a parameter before the step went on to backward through the new values silently.
+    torch.optim's in-place step bumps the version counter, and that backward raises."""
+    p = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    opt = optimlab.Adam([p], lr=0.1, fused=fused)
+    (p * p).sum().backward()
+    saved = (p * p).sum()  # saves p for its backward
+    before = p._version
+    opt.step()
+    assert p._version > before
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()
+
+
+def test_a_population_fused_step_bumps_the_parameters_version():
+    w = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    pop = Population("adam", [w], {"lr": [1e-3, 1e-2, 1e-1]})
+    for _ in range(2):  # the plan is built on the first step and run on the second
+        w.grad = torch.randn_like(w)
+        before = w._version
+        pop.step()
+        assert w._version > before

@@ -677,6 +677,19 @@ def _overlapping(params: list[Tensor]) -> list[Tensor]:
     return [p for p in params if any(p is q for q in apart)]
 
 
+def _bump_versions(tensors: Sequence[Tensor]) -> None:
+    """Tell autograd that the kernel wrote ``tensors`` in place, as an in-place torch
+    operation does (its version counter): a graph that saved a parameter before the step
+    then refuses to backward through it ("modified by an inplace operation"), as with
+    ``torch.optim``, instead of using the new values silently. The kernel writes through raw
+    addresses, which autograd cannot see. (torch before 2.5 takes one tensor at a time.)"""
+    try:
+        torch.autograd.graph.increment_version(tensors)
+    except TypeError:
+        for t in tensors:
+            torch.autograd.graph.increment_version(t)
+
+
 class _FusedBatch:
     """One kernel call's worth of a group: the tensors of one dtype and state layout.
 
@@ -730,6 +743,7 @@ class _FusedBatch:
             launch.scalars_np[:, column] = buffer.numpy()
         launch.scalars_np[:, self.slot_column:] = kernels.slot_values(hp, self.kernel.slots)
         out = launch()
+        _bump_versions(self.params)
         for j, key in enumerate(self.kernel.layout.scalar):
             self.buffers[key].copy_(out[:, j])
 
@@ -839,6 +853,7 @@ class _MemberPlan:
         if self._counters is not None:
             self._steps[...] = np.array(self._counters.advance())[:, None]
         self.launch()
+        _bump_versions(params)
         return True
 
     def _ordered(self, items: Sequence) -> list:
