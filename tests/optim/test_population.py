@@ -786,3 +786,13 @@ def test_a_state_entry_given_new_storage_makes_a_new_fused_plan():
     dw, dm, size = map(float, done.stdout.split())
     # the fused step against the plain one in float64: a few ulps of values of order 1
     assert dw < 1e-12 and dm < 1e-12 and size > 0.01
+
+
+def test_a_population_on_the_meta_device_steps_with_the_default_fused_none():
+    """fused=None read the members' hyperparameters for the kernel's structure before it
+    checked the device: on meta parameters ``.item()`` raised, where fused=False stepped."""
+    m = torch.empty(3, 4, device="meta")
+    m.grad = torch.empty(3, 4, device="meta")
+    pop = Population("adam", [m], {"lr": [1e-2, 2e-2, 3e-2]})
+    pop.step()
+    assert pop.state[0]["exp_avg"].device.type == "meta"

@@ -374,6 +374,11 @@ class Population:
             missing = next((i for i, g in enumerate(grads) if not isinstance(g, Tensor)), None)
             if missing is not None:
                 return f"parameter {missing} has no gradient"
+            # before the hyperparameters' values are read for the kernel's structure: a
+            # member's values on the meta device (a model built there) have none to read
+            away = next((i for i, p in enumerate(self.params) if p.device.type != "cpu"), None)
+            if away is not None:
+                return f"parameter {away} is on {self.params[away].device}; the kernel runs on the CPU"
             # a gradient laid out differently (vmapped autograd transposes some) is read from
             # a contiguous copy; parameters and state are written in place, so they must be
             grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
