@@ -472,8 +472,10 @@ class _MultiBatch:
     longer read), reading the gradients and parameters where they are. Scratch buffers are
     kept from step to step (:attr:`pool`), and on a CPU the buffers of what runs eagerly too
     (:class:`~optimlab.optim.multi_tensor.Arena`). New state is written into the state
-    buffers, so a tensor taken from ``opt.state`` follows the state as it does with
-    ``torch.optim``.
+    buffers, so a tensor taken from ``opt.state`` follows the state from step to step as it
+    does with ``torch.optim``; but not across a new batch (a plan formed again after a
+    missing gradient, ``add_param_group`` or an edited entry), whose buffers are new and
+    whose views replace the entries in the state dicts.
     """
 
     def __init__(self, members: list, kinds: tuple) -> None:
