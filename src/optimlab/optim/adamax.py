@@ -15,7 +15,7 @@ from .base import (
     torch_flags_doc,
 )
 from .capabilities import Capabilities
-from .ops import add_scaled
+from .ops import add_scaled, addcdiv
 
 
 def init(p: Tensor, **_) -> dict:
@@ -34,7 +34,9 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, **_) -> Tensor:
     # As in torch, eps is added to |g| inside the maximum, not to the denominator.
     u = state["exp_inf"] = torch.maximum(state["exp_inf"] * beta2, g.abs() + eps)
     bias_correction = 1 - beta1**step
-    return p - (lr / bias_correction) * m / u
+    # one addcdiv, as torch: in bfloat16/float16 it rounds once where ``p - c * m / u`` rounds
+    # after each operation
+    return addcdiv(p, m, u, -(lr / bias_correction))
 
 
 _RULE = r"""

@@ -55,10 +55,17 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, momentum_decay,
     state["mu_product"] = product * torch.as_tensor(mu, dtype=product.dtype)
     mu_product = state["mu_product"].to(torch.float64)
     mu_product_next = mu_product * mu_next
-    # Tensor numerators keep these true divisions (``float / tensor`` would multiply by a
-    # reciprocal and round differently from torch's Python-float arithmetic).
-    coef_g = _f64(-lr * (1.0 - mu)) / (1.0 - mu_product)
-    coef_m = _f64(-lr * mu_next) / (1.0 - mu_product_next)
+    if isinstance(lr, Tensor):
+        # torch computes with a tensor lr in its dtype (float32 even on float64 parameters):
+        # ``-lr * (1 - mu) / (1 - mu_product)``, each Python-float operand rounded to lr's
+        # dtype, as ``.to`` rounds the float64 denominators here
+        coef_g = (-lr * (1.0 - mu)) / (1.0 - mu_product).to(lr.dtype)
+        coef_m = (-lr * mu_next) / (1.0 - mu_product_next).to(lr.dtype)
+    else:
+        # Tensor numerators keep these true divisions (``float / tensor`` would multiply by
+        # a reciprocal and round differently from torch's Python-float arithmetic).
+        coef_g = _f64(-lr * (1.0 - mu)) / (1.0 - mu_product)
+        coef_m = _f64(-lr * mu_next) / (1.0 - mu_product_next)
     m = state["exp_avg"] = torch.lerp(state["exp_avg"], g, 1 - beta1)
     v = state["exp_avg_sq"] = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
     denom = (v / bias_correction2).sqrt() + eps

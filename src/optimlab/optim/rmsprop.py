@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
-from .ops import add_scaled
+from .ops import add_scaled, addcdiv, addcmul
 
 
 def init(p: Tensor, *, momentum=0, centered=False, **_) -> dict:
@@ -25,19 +25,21 @@ def init(p: Tensor, *, momentum=0, centered=False, **_) -> dict:
 def update(p, g, state, *, lr, alpha, eps, weight_decay, momentum, centered, **_) -> Tensor:
     if nonzero(weight_decay):
         g = add_scaled(g, p, weight_decay)
-    v = state["square_avg"] = torch.addcmul(state["square_avg"] * alpha, (1 - alpha) * g, g)
+    # addcmul/addcdiv with the coefficient as ``value``, as torch writes them: in bfloat16
+    # and float16 each rounds once (computed in float32), where ``a * b + c`` rounds per op
+    v = state["square_avg"] = addcmul(state["square_avg"] * alpha, g, g, 1 - alpha)
     if centered:
         m = state["grad_avg"] = torch.lerp(state["grad_avg"], g, 1 - alpha)
         v = torch.addcmul(v, -m, m)
     avg = v.sqrt() + eps
     if nonzero(momentum):
-        buf = state["momentum_buffer"] = state["momentum_buffer"] * momentum + g / avg
+        buf = state["momentum_buffer"] = addcdiv(state["momentum_buffer"] * momentum, g, avg, 1)
         if isinstance(momentum, Tensor):
             # a population's per-member column (or the fused kernel's input) may be 0 for
             # some members: those step as RMSprop(momentum=0) does alone
-            return torch.where(momentum != 0, add_scaled(p, buf, -lr), p - lr * g / avg)
+            return torch.where(momentum != 0, add_scaled(p, buf, -lr), addcdiv(p, g, avg, -lr))
         return add_scaled(p, buf, -lr)
-    return p - lr * g / avg
+    return addcdiv(p, g, avg, -lr)
 
 
 _RULE = r"""

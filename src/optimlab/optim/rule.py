@@ -35,6 +35,7 @@ negated for ``maximize``, then ``update`` runs.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -80,12 +81,31 @@ def scalar_step() -> Tensor:
 
 
 def advance(state: dict) -> float | None:
-    """Count one step in ``state`` (if the rule keeps a counter); the new count, or None."""
+    """Count one step in ``state`` (if the rule keeps a counter); the new count, or None.
+    Raises ``TypeError`` where ``state["step"]`` is not a tensor (a user's edit); a deleted
+    counter is a ``KeyError`` from :func:`call`, once the rule asks for the step."""
     counter = state.get("step")
     if counter is None:
         return None
-    counter += 1
-    return counter.item()
+    try:
+        counter += 1
+        return counter.item()
+    except AttributeError as error:  # only here, on failure: a step costs no type check
+        raise _not_a_counter(state["step"]) from error
+
+
+def _not_a_counter(counter: Any) -> TypeError:
+    """The error for a ``state["step"]`` that is not the 0-d tensor :func:`advance` counts."""
+    return TypeError(f"state['step'] is {type(counter).__name__} {counter!r}, not the step "
+                     "counter, a 0-d tensor (restore it as torch.tensor(float(steps)))")
+
+
+def _counts_steps(update: Callable) -> bool:
+    """Whether ``update`` takes the step count (a rule with a counter)."""
+    try:
+        return "step" in inspect.signature(update).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class Counters:
@@ -153,4 +173,17 @@ def call(update: Callable[..., Any], p: Any, g: Any, state: dict, step: Any, hp:
     parameter; ``state`` holds the new state."""
     if maximize:
         g = -g
-    return update(p, g, state, step=step, **hp)
+    try:
+        return update(p, g, state, step=step, **hp)
+    except TypeError as error:
+        # A rule that counts steps given none: its counter was deleted, or replaced by a
+        # value that is not a tensor (``None ** x`` would be all the user saw). Looked into
+        # only here, on failure, so that a step costs no check.
+        if step is None and _counts_steps(update):
+            if "step" not in state:
+                missing = KeyError("step")
+                missing.add_note("the parameter's state has no step counter 'step' (deleted?); "
+                                 "restore it as torch.tensor(float(steps))")
+                raise missing from error
+            raise _not_a_counter(state["step"]) from error
+        raise
