@@ -96,7 +96,7 @@ from torch.nn import functional as F
 
 from ..optim.base import check_int
 from ..optim.registry import resolve, work_weight
-from .analysis import _ROUNDING, CRITERION, paired_difference, rank, summarize
+from .analysis import _ROUNDING, CRITERION, paired_difference, rank, summarize, within_rounding
 from .store import DEFAULT_PATH, TERMINAL, RunStore, check_store
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
@@ -693,13 +693,6 @@ def _members(arms: Iterable[tuple], seeds: Iterable[int]) -> list[Member]:
     return [Member(name, {"lr": lr}, seed) for name, lr in arms for seed in seeds]
 
 
-def _same_score(a: float, b: float) -> bool:
-    """Whether two finite arm scores are equal up to float32 rounding
-    (:data:`~optimlab.bench.analysis._ROUNDING`, relative to their size)."""
-    return math.isfinite(a) and math.isfinite(b) and \
-        abs(a - b) <= _ROUNDING * max(abs(a), abs(b), 1e-300)
-
-
 def _seeds_repeat(task: Task, model: str | None, batch_size: int | None) -> str | None:
     """Why every seed would train the same run, or None: a seed draws a run's initial
     weights and its mini-batch order (and whatever the forward draws at random, dropout);
@@ -997,10 +990,10 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
         kept = eligible[:keep]
         # an exact tie with the last survivor (up to float32 rounding) is not broken by the
         # candidates' order: every arm tied with it goes on
-        tied = [a for a in eligible[keep:] if kept and _same_score(scores[a], scores[kept[-1]])]
+        tied = [a for a in eligible[keep:] if kept and within_rounding(scores[a], scores[kept[-1]])]
         why = {a: "went on" for a in kept}
         if tied:
-            for a in [*[k for k in kept if _same_score(scores[k], scores[kept[-1]])], *tied]:
+            for a in [*[k for k in kept if within_rounding(scores[k], scores[kept[-1]])], *tied]:
                 why[a] = "went on (tied at the cut)"
             kept += tied
         adam_arms = [a for a in ordered if a[0] == REFERENCE and a in arms]

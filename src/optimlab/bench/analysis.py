@@ -35,7 +35,7 @@ __all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "pr
            "parse_lrs", "repeated_rates", "time_to_target", "mean_ci", "paired_difference",
            "rank", "CRITERION", "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label",
            "fastest_to_target", "profile_ratios", "ratio_score", "TIMING_RULE", "costs_tie",
-           "shared_costs"]
+           "shared_costs", "within_rounding", "finite_number"]
 
 #: how a learning rate is chosen (shown under every table that picks one)
 CRITERION = "the worst test metric over the last 25% of evaluations, mean over seeds"
@@ -52,6 +52,20 @@ TIMING_RULE = ("per seed the fastest learning rate's time to the target, then th
 #: values this close (relative to their size) are equal: metrics are stored as float32
 #: (about 7 digits), so two equal gaps between them can differ in the last digits
 _ROUNDING = 1e-6
+
+
+def within_rounding(a: float, b: float) -> bool:
+    """Whether ``a`` and ``b`` are finite and equal up to the rounding of float32 metrics of
+    their size (:data:`_ROUNDING`, relative to the larger): two means of the same seeds'
+    values summed in another order, or tied scores at a cut, are not a difference."""
+    return math.isfinite(a) and math.isfinite(b) and \
+        abs(a - b) <= _ROUNDING * max(abs(a), abs(b), 1e-300)
+
+
+def finite_number(value) -> bool:
+    """A real number (Python's or NumPy's, not a bool or a string) that is finite."""
+    return isinstance(value, (int, float, np.integer, np.floating)) \
+        and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
 def repeated_rates(lrs) -> list[float]:
@@ -247,8 +261,7 @@ def summarize(records: Iterable[Mapping], higher_is_better: bool = True) -> list
             # among them (not both: a grid that scores flat says nothing of a side) may have
             # the optimum beyond it, and is then the best rate, so the rate shown is the one
             # the flag names; otherwise the lowest of them
-            tied = sorted(lr for lr, v in scores.items() if math.isfinite(v) and abs(
-                v - scores[best]) <= _ROUNDING * max(abs(v), abs(scores[best]), 1e-300))
+            tied = sorted(lr for lr, v in scores.items() if within_rounding(v, scores[best]))
             low, high = min(means) in tied, max(means) in tied
             if len(means) > 1:
                 edge = "low" if low and not high else "high" if high and not low else None
@@ -426,8 +439,7 @@ def shared_costs(costs: Mapping[str, float], spreads: Mapping[str, float] | None
 
 
 def _counted(k) -> bool:
-    return isinstance(k, (int, float)) and not isinstance(k, bool) and math.isfinite(k) \
-        and k > 0
+    return finite_number(k) and k > 0
 
 
 def profile_ratios(times: Mapping[str, Mapping[str, float]],

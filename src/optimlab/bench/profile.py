@@ -47,6 +47,7 @@ from .._table import one_line, text_table
 from .analysis import (
     TIMING_RULE,
     fastest_to_target,
+    finite_number,
     performance_profile,
     profile_ratios,
     ratio_score,
@@ -184,11 +185,11 @@ def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float], dict
     if noisy:
         said = ", ".join(f"{name} ({spread:.0%})" if isinstance(spread, (int, float)) else name
                          for name, spread in sorted(noisy.items()))
-        counted = all(_number(r.get("gradients_to_target")) for r in ended
-                      if _number(r.get("steps_to_target")))
+        counted = all(finite_number(r.get("gradients_to_target")) for r in ended
+                      if finite_number(r.get("steps_to_target")))
         per_step = {}
         for r in ended:
-            if _number(r.get("gradients_per_step")):
+            if finite_number(r.get("gradients_per_step")):
                 per_step.setdefault(r["optimizer"], r["gradients_per_step"])
         if counted:
             each = ", ".join(f"{name} {n:g}" for name, n in sorted(per_step.items()))
@@ -211,11 +212,6 @@ def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float], dict
         if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
             rounds[r["optimizer"]] = min(rounds.get(r["optimizer"], n), n)
     return "cost", None, spreads, rounds
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 def _within(rounds: Mapping[str, int], *names: str) -> str:
@@ -323,7 +319,7 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
             continue
         counts, raw = steps[label], times[label]
         costs = {o: raw[o] / counts[o] for o in raw
-                 if _number(counts.get(o)) and counts[o] > 0 and _number(raw[o]) and raw[o] > 0}
+                 if finite_number(counts.get(o)) and counts[o] > 0 and finite_number(raw[o]) and raw[o] > 0}
         anchor = shared_costs(costs, spreads[label], rounds[label])
         best = min(raw.values())
         fastest = [f for f in raw if raw[f] == best]

@@ -52,7 +52,6 @@ import numpy as np
 
 from .._table import one_line, text_table
 from .analysis import (
-    _ROUNDING,
     CONFIDENCE,
     CRITERION,
     OptimizerSummary,
@@ -60,6 +59,7 @@ from .analysis import (
     rank,
     summarize,
     variant_label,
+    within_rounding,
 )
 from .store import TERMINAL, Run, RunStore, check_store
 from .sweep import auto_lrs, run_records
@@ -311,7 +311,7 @@ def mean_digits(means: Sequence[float], digits: int = 4) -> list[int]:
     for i, m in enumerate(means):
         d = digits
         others = [o for j, o in enumerate(means) if j != i and _finite(o) and _finite(m)
-                  and abs(o - m) > _ROUNDING * max(abs(o), abs(m))]
+                  and not within_rounding(o, m)]
         while d < 17 and any(f"{o:.{d}g}" == f"{m:.{d}g}" for o in others):
             d += 1
         out.append(d)

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..optim.base import check_int
 from ..optim.registry import resolve
-from .analysis import repeated_rates, summarize, tail_score
+from .analysis import finite_number, repeated_rates, summarize, tail_score
 from .cost import StepCost, step_costs
 from .executors import Call, GroupsLost, LocalExecutor
 from .store import TERMINAL, RunStore, check_store
@@ -152,7 +152,7 @@ class SweepSpec:
             # lrs=(1,) and (1.0,) are one sweep
             lrs = None if isinstance(self.lrs, str) or not isinstance(self.lrs, Iterable) \
                 else list(self.lrs)
-            if not lrs or not all(_finite_number(lr) and lr > 0 for lr in lrs):
+            if not lrs or not all(finite_number(lr) and lr > 0 for lr in lrs):
                 raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
                                  f"non-empty, got {self.lrs!r}")
             repeated = repeated_rates(lrs)
@@ -162,7 +162,7 @@ class SweepSpec:
             object.__setattr__(self, "lrs", tuple(float(lr) for lr in lrs))
         check_int("seeds", self.seeds, 1)
         object.__setattr__(self, "seeds", int(self.seeds))  # NumPy's as Python's (stored as JSON)
-        if self.target is not None and not _finite_number(self.target):
+        if self.target is not None and not finite_number(self.target):
             raise ValueError(f"target must be a finite number or None, got {self.target!r}")
         self._check_hparams()
 
@@ -293,11 +293,6 @@ def data_digest(task) -> str:
         digest.update(np.ascontiguousarray(array).data)
     return digest.hexdigest()
 
-
-def _finite_number(value) -> bool:
-    """A real number (Python's or NumPy's, not a bool or a string) that is finite."""
-    return isinstance(value, (int, float, np.integer, np.floating)) \
-        and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
 def _reached(result: RunResult, target: float | None, higher_is_better: bool):
@@ -437,7 +432,7 @@ def _stored_costs(store: RunStore, sweep_id: int) -> dict[str, StepCost]:
         seconds, gradients, spread = (s.get(k) for k in ("seconds_per_step",
                                                            "gradients_per_step", "cost_spread"))
         if run.optimizer in out or run.status not in TERMINAL or not all(
-                _finite_number(v) for v in (seconds, gradients, spread)) or seconds <= 0:
+                finite_number(v) for v in (seconds, gradients, spread)) or seconds <= 0:
             continue
         # the rounds the cost is the median of (0 where a run stored before they were):
         # a resumed run stores them too, so its profile ties costs by their uncertainty
