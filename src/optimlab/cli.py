@@ -1180,7 +1180,7 @@ def run_bench(args: argparse.Namespace) -> str:
     from .bench.executors import GroupsLost
     from .bench.report import summary_table, write_report
     from .bench.sweep import SweepSpec, auto_lrs, run_sweep
-    from .bench.trainer import TrainConfig
+    from .bench.trainer import TrainConfig, full_batch
 
     _imports_done()
     _check_executor(args)
@@ -1277,7 +1277,7 @@ def run_bench(args: argparse.Namespace) -> str:
     fixed = fixed_line(hparams)  # as `optimlab report` heads the same sweep
     lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, {steps} steps"
              + (f"; {fixed}" if fixed else ""), summary_table(store, sweep_id)]
-    if batch is not None and batch >= examples:
+    if batch is not None and full_batch(batch, examples):
         lines.insert(1, f"--batch-size {batch} is at least the task's {examples} training "
                         "examples: every step read the whole train set (stored as full batch)")
     if runs_before is not None and sum(store.sweep(sweep_id)["counts"].values()) == runs_before:
@@ -1423,6 +1423,7 @@ def run_advise(args: argparse.Namespace) -> str:
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
     from .bench.executors import GroupsLost
     from .bench.report import quoted_error
+    from .bench.trainer import full_batch
 
     _imports_done()
     _check_executor(args)
@@ -1506,7 +1507,7 @@ def run_advise(args: argparse.Namespace) -> str:
         seeds = "one seed, no interval" if m["seeds"] == 1 else \
             f"mean of {m['seeds']} seeds" + (", 95% interval" if ci else "")
     # a batch of at least the training set reads all of it every step (stored as full)
-    full = batch is None or batch >= len(task.x_train)
+    full = full_batch(batch, len(task.x_train))
     lines = [
         f"{task.name}: {_count(len(names), 'candidate')}, {args.steps} steps, batch "
         f"{'full' if full else batch}",

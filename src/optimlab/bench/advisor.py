@@ -101,7 +101,7 @@ from .store import DEFAULT_PATH, TERMINAL, RunStore, check_store
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
-from .trainer import Member, TrainConfig
+from .trainer import Member, TrainConfig, full_batch
 
 __all__ = ["Advice", "AdvisorError", "AdvisorWarning", "Plan", "RangeTest", "advise", "advise_task",
            "candidates", "make_task", "steps_for_seconds", "DEFAULT_CANDIDATES",
@@ -701,7 +701,7 @@ def _seeds_repeat(task: Task, model: str | None, batch_size: int | None) -> str 
     probed: two seeds' forwards and losses on 64 training examples, in training mode, must
     be equal. Optimizers that draw noise (Sophia's probes, PSGD's) seed it from their own
     hyperparameters, not the run's seed."""
-    if batch_size is not None and batch_size < len(task.x_train):
+    if not full_batch(batch_size, len(task.x_train)):
         return None
     factory = task.models.get(model or task.default_model)
     if getattr(factory, GIVEN_WEIGHTS, False) is not True:
@@ -895,7 +895,7 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
             raise ValueError("give budget (member-steps) or budget_seconds, not both")
         budget = steps_for_seconds(task, model, batch_size, names, budget_seconds)
     # a batch of at least the training set is the full batch: stored (and said) as None
-    if batch_size is not None and batch_size >= len(task.x_train):
+    if full_batch(batch_size, len(task.x_train)):
         batch_size = None
     repeat = _seeds_repeat(task, model, batch_size)
     # every seed would train the same run: one seed, not `seeds` copies of it

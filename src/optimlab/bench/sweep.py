@@ -53,6 +53,7 @@ from .trainer import (
     Member,
     RunResult,
     TrainConfig,
+    full_batch,
     new_model,
     population_refusal,
     train_population,
@@ -216,7 +217,7 @@ class SweepSpec:
         batches of 100 and of 1000 on 90 examples are one sweep, reported as full-batch."""
         config = self.to_config()
         batch = self.config.batch_size
-        if batch is not None and batch >= len(task.x_train):
+        if full_batch(batch, len(task.x_train)):
             config["train"] = {**config["train"], "batch_size": None}
         return {**config, "metric": {"name": task.metric,
                                      "higher_is_better": task.metric == "accuracy"},

@@ -49,7 +49,7 @@ from .allocator import keep_freed_memory
 __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "batch_stream",
            "check_output", "check_task", "TASK_ATTRIBUTES",
            "new_model", "eval_indices", "population_refusal", "train_population",
-           "train_sequential", "SCHEDULES"]
+           "train_sequential", "SCHEDULES", "full_batch"]
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
 #: the population engine evaluates at most this many (member, position) rows at once (a
@@ -247,11 +247,17 @@ def _epoch(n: int, batch_size: int, gen: torch.Generator) -> Tensor:
     return torch.randperm(n, generator=gen)[:per_epoch * batch_size].reshape(per_epoch, batch_size)
 
 
+def full_batch(batch_size: int | None, n: int) -> bool:
+    """Whether every step reads all ``n`` training examples: ``batch_size`` None, or at
+    least ``n`` (what trains then, and what a sweep stores and reports, is the full batch)."""
+    return batch_size is None or batch_size >= n
+
+
 def batch_stream(n: int, batch_size: int | None, seed: int) -> Iterator[Tensor]:
     """The training examples of each step, one step after another without end: the steps
     of :func:`batch_indices` for that seed, drawn an epoch at a time (every example at full
     batch). What the step-cost calibration steps through (:mod:`optimlab.bench.cost`)."""
-    if batch_size is None or batch_size >= n:
+    if full_batch(batch_size, n):
         rows = torch.arange(n)
         while True:
             yield rows
@@ -263,7 +269,7 @@ def batch_stream(n: int, batch_size: int | None, seed: int) -> Iterator[Tensor]:
 def batch_indices(n: int, batch_size: int | None, seed: int, steps: int) -> Tensor:
     """The training examples of each step, shape ``[steps, B]``: shuffled epochs per seed
     (:func:`_epoch`; at full batch one row of every example, expanded, not copied)."""
-    if batch_size is None or batch_size >= n:
+    if full_batch(batch_size, n):
         return torch.arange(n).expand(steps, n)
     gen = torch.Generator().manual_seed(seed)
     epochs = -(-steps // (n // batch_size))
