@@ -18,6 +18,7 @@ from torch.utils._pytree import tree_flatten
 
 import optimlab
 from optimlab.optim import multi_tensor
+from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import BATCHING, DRIVER_FLAGS, Capabilities, hyperparameters
 from optimlab.optim.multi_tensor import Layout, TensorList
 from optimlab.optim.rule import Counters, advance, nonzero, recording_branches, scalar_step
@@ -297,6 +298,78 @@ def test_a_state_tensor_taken_from_the_optimizer_follows_the_state():
     _descend(opt, params, 2)
     assert taken is opt.state[params[0]]["exp_avg"]
     assert opt.state[params[0]]["step"].item() == 4
+
+
+def _state_tensors(opt):
+    return [(p, key, value) for p, state in opt.state.items() for key, value in state.items()
+            if torch.is_tensor(value)]
+
+
+@pytest.mark.parametrize("foreach", [None, False], ids=["group", "per-tensor"])
+@pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
+def test_every_optimizers_state_tensors_are_updated_where_they_are(case, foreach):
+    """torch.optim updates its state in place, so a tensor taken from ``opt.state`` reads
+    the state of later steps. The rules are written as functions that return new tensors;
+    the engine must keep the dict's objects (the per-tensor path put new ones in every
+    step)."""
+    if foreach is False and "foreach" not in _signature(case):
+        pytest.skip("no foreach flag")
+    if not issubclass(getattr(optimlab, case.cls_name), RuleOptimizer):
+        pytest.skip("not stepped by the engine (L-BFGS rebinds its state as torch's does)")
+    shapes = [(3, 4), (5, 2)] if foreach is None else [(3, 4)]
+    params, opt = _train(case, shapes, torch.float64, foreach, steps=2)
+    held = _state_tensors(opt)
+    if not held:
+        pytest.skip("no state tensor to hold")
+    train_steps(opt, params, 2, -1.0 if case.maximize else 1.0, case.needs_closure,
+                loss=lambda ps: sum(((p - 0.3) ** 2).sum() for p in ps))
+    for p, key, value in held:
+        assert opt.state[p].get(key) is value, key
+
+
+def _skip_one_gradient(opt, params):
+    params[1].grad = None  # this step's plan leaves it out; the next step's takes it back
+
+
+def _add_a_group(opt, params):
+    extra = torch.ones(5, dtype=torch.float64, requires_grad=True)
+    extra.grad = torch.ones_like(extra)
+    opt.add_param_group({"params": [extra]})
+
+
+def _replace_an_entry(opt, params):
+    state = opt.state[params[1]]
+    state["exp_avg_sq"] = state["exp_avg_sq"].clone()
+
+
+@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("event", [_skip_one_gradient, _add_a_group, _replace_an_entry],
+                         ids=lambda f: f.__name__)
+def test_a_state_tensor_taken_from_the_optimizer_follows_the_state_across_a_new_plan(event,
+                                                                                        fused):
+    """A missing gradient, a new group or an edited entry makes the group's batches anew;
+    tensors taken from ``opt.state`` before must still be the live state afterwards, as
+    torch.optim's are (an audit found a held ``step`` reading 2 against a live 4)."""
+    runs = []
+    for cls, hp in ((optimlab.Adam, {"fused": fused}), (torch.optim.Adam, {})):
+        params = [torch.linspace(-1, 1, 6, dtype=torch.float64).requires_grad_(),
+                  torch.linspace(0, 2, 4, dtype=torch.float64).requires_grad_()]
+        opt = cls(params, lr=0.1, **hp)
+        held = []
+        for t in range(6):
+            for i, p in enumerate(params):
+                p.grad = p.detach() * (i + 1) + t
+            if t == 2:
+                held = [(p, key, opt.state[p][key]) for p in params for key in opt.state[p]]
+                event(opt, params)
+            opt.step()
+        for p, key, value in held:
+            live = opt.state[p][key]
+            assert value is live or (event is _replace_an_entry and p is params[1]
+                                     and key == "exp_avg_sq"), (key, value, live)
+        runs.append([value.clone() for _, _, value in held])
+    for ours, theirs in zip(*runs):
+        assert torch.equal(ours, theirs)
 
 
 def test_plans_of_replaced_groups_are_dropped():

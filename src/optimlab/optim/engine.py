@@ -125,7 +125,9 @@ class Engine:
             state.update(self.init(weight, **hp))
         if state_precision is None:
             step = advance(state)
+            before = dict(state)
             _write(weight, self._run_one(weight, grad, state, step, hp, maximize))
+            _keep_objects(state, before)
             return
         moments = self.capabilities.compact_moments
         full = compact.unpack(state, moments, weight.dtype)
@@ -444,6 +446,28 @@ def _write(weight: Tensor, new: Any) -> None:
         weight.copy_(settle(new, None))
 
 
+def _keep_objects(state: dict, before: dict) -> None:
+    """Keep a state's tensor objects across a rule's step on one tensor.
+
+    The rules are written as functions (``m = state["exp_avg"] = lerp(m, g, ...)`` puts a
+    new tensor in the dict); ``torch.optim`` updates its state in place, so code that took
+    ``opt.state[p]["exp_avg"]`` reads the new state after a step. Where the rule put a new
+    tensor under a key that held one of the same dtype and device, the old object takes the
+    new one's memory (``Tensor.set_``: no copy, about a microsecond) and goes back in the
+    dict. Only plain tensors: a subclass's (a ``DTensor``'s) entries are left as the rule
+    put them, and so is a new tensor that ``set_`` refuses (another dtype or device, a
+    sparse one).
+    """
+    for key, new in state.items():
+        old = before.get(key)
+        if old is not new and type(old) is Tensor and type(new) is Tensor:
+            try:
+                old.set_(new)
+            except (RuntimeError, NotImplementedError):
+                continue
+            state[key] = old
+
+
 def _layout(weight: Tensor, state: dict) -> tuple:
     """What a multi-tensor batch shares: device, dtype, and each state entry's kind."""
     kinds = []
@@ -473,9 +497,9 @@ class _MultiBatch:
     kept from step to step (:attr:`pool`), and on a CPU the buffers of what runs eagerly too
     (:class:`~optimlab.optim.multi_tensor.Arena`). New state is written into the state
     buffers, so a tensor taken from ``opt.state`` follows the state from step to step as it
-    does with ``torch.optim``; but not across a new batch (a plan formed again after a
-    missing gradient, ``add_param_group`` or an edited entry), whose buffers are new and
-    whose views replace the entries in the state dicts.
+    does with ``torch.optim``, and across a new batch too (a plan formed again after a
+    missing gradient, ``add_param_group`` or an edited entry): the state dicts' tensors are
+    moved into the new buffers in place (:func:`_move_into`), not replaced.
     """
 
     def __init__(self, members: list, kinds: tuple) -> None:
@@ -489,13 +513,15 @@ class _MultiBatch:
         self.kinds = kinds
         self.tensors: dict[str, Tensor] = {}
         self.scalars: dict[str, Tensor] = {}
+        moved: set[int] = set()
         for name, kind in kinds:
             if kind.startswith("tensor"):
-                self._adopt(name, torch.cat([s[name].reshape(-1) for s in self.states]))
+                flat = torch.cat([s[name].reshape(-1) for s in self.states])
+                self.tensors[name] = flat
+                _move_into(self.states, name, self.views(flat), moved)
             elif kind in ("scalar", "step"):
                 buffer = torch.stack([s[name] for s in self.states])
-                for s, item in zip(self.states, buffer.unbind()):
-                    s[name] = item
+                _move_into(self.states, name, buffer.unbind(), moved)
                 self.scalars[name] = buffer
         # kept result buffers save the CPU's page faults; a GPU's caching allocator already
         # reuses freed blocks, and keeping every intermediate there would cost memory
@@ -582,6 +608,29 @@ class _MultiBatch:
             buffer = self.scalars[name]
             buffer.copy_(value.expand(buffer.shape))
         return rebound
+
+
+def _move_into(states: list[dict], name: str, homes: Sequence[Tensor], moved: set[int]) -> None:
+    """Give each state's entry ``name`` its place in a batch's buffer: ``homes[i]`` (a view
+    of the buffer, holding the entry's value) for ``states[i]``.
+
+    A tensor already in the entry is moved there in place (``Tensor.set_``: the same
+    object, now on the buffer's memory), so a tensor taken from ``opt.state`` before the
+    batch was formed keeps following the state, as ``torch.optim``'s tensors do. One that
+    cannot be moved alike (of another dtype, or already moved for another entry: ``moved``
+    holds the ids of those, one object cannot live at two places) is replaced by the view.
+    """
+    for state, home in zip(states, homes):
+        old = state.get(name)
+        if isinstance(old, Tensor) and id(old) not in moved and old.dtype == home.dtype \
+                and old.device == home.device and not old.requires_grad:
+            try:
+                old.set_(home.untyped_storage(), home.storage_offset(), home.shape, home.stride())
+                moved.add(id(old))
+                continue
+            except RuntimeError:  # an inference-mode tensor, say: replaced instead
+                pass
+        state[name] = home
 
 
 class _MultiPlan:
@@ -707,11 +756,11 @@ class _FusedBatch:
         weights = [real(p) for p in params]
         self.complex = [torch.is_complex(p) for p in params]
         self.buffers: dict[str, Tensor] = {}
+        moved: set[int] = set()
         for key in (("step",) if layout.step else ()) + layout.scalar:
             values = [state[key] for state in states]
             buffer = torch.stack([v.to(values[0].dtype) for v in values])
-            for i, state in enumerate(states):
-                state[key] = buffer[i]
+            _move_into(states, key, buffer.unbind(), moved)
             self.buffers[key] = buffer
         self.slot_column = len(self.buffers)
         ptrs = torch.tensor([[w.data_ptr(), 0, *[st[k].data_ptr() for k in layout.vector]]

@@ -337,7 +337,8 @@ class Prodigy(RuleOptimizer):
                 g = add_scaled(g, w, weight_decay)
             g = _sliced(g, slice_p)
             dot = torch.dot(g, state["p0"] - _sliced(w, slice_p))
-            s = state["s"] = add_scaled(state["s"] * beta3, g, s_weight)
+            s = state["s"]  # written in place, as torch.optim's state is: a held s follows
+            s.copy_(add_scaled(s * beta3, g, s_weight))
             pair = torch.stack((dot, s.abs().sum()))
             sums.append(pair.to(device=sums[0].device if sums else pair.device,
                                 dtype=torch.float64))
