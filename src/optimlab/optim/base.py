@@ -393,8 +393,8 @@ def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
         return False
     if not cls.capabilities.fusable:
         raise ValueError(f"{cls.__name__} has no fused implementation; use fused=None or False")
-    if group.get("foreach"):
-        raise ValueError("`fused` and `foreach` cannot be `True` together.")
+    if group.get("foreach"):  # torch's own error, type and words, for code that catches it
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
     if group.get("state_precision") is not None:
         raise ValueError("fused=True keeps the state in the parameters' dtype; use fused=None "
                          "with state_precision")
