@@ -23,10 +23,12 @@ TORCH_CASES = [
 ]
 
 
-def runs(case, reference: str, dtype):
-    """Our run of ``case`` and torch's class ``reference`` (``torch.optim.X``), STEPS steps."""
+def runs(case, reference: str, dtype, default_path: bool = False):
+    """Our run of ``case`` and torch's class ``reference`` (``torch.optim.X``), STEPS steps.
+    Ours takes the plain path (``fused=False``), or with ``default_path`` the default one
+    (fused on a CPU where the rule can be)."""
     torch_cls = getattr(torch.optim, reference.removeprefix("torch.optim."))
-    plain = {"fused": False} if case.capabilities.fusable else {}
+    plain = {"fused": False} if case.capabilities.fusable and not default_path else {}
     ours = run_torch(lambda ps: case.build(ps, **plain), STEPS, dtype, case.shapes,
                      maximize=case.maximize, use_closure=case.needs_closure)
     theirs = run_torch(lambda ps: torch_cls(ps, **case.reference_hp()), STEPS, dtype,
