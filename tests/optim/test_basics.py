@@ -742,3 +742,18 @@ def test_a_step_leaves_the_global_random_numbers_alone(case, monkeypatch):
         before = torch.get_rng_state()
         train_steps(opt, params, 3, _sign(case), case.needs_closure)
         assert torch.equal(torch.get_rng_state(), before), (case.id, dtype)
+
+
+def test_a_groups_own_initial_accumulator_value_starts_its_adagrad_sums():
+    """The README's one deliberate difference from torch.optim.Adagrad, which starts every
+    group's sums at the constructor's value."""
+    sums = {}
+    for module in (optimlab, torch.optim):
+        a, b = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+        opt = module.Adagrad([{"params": [a]}, {"params": [b], "initial_accumulator_value": 0.5}],
+                             lr=0.1)
+        a.grad, b.grad = torch.ones(2), torch.ones(2)
+        opt.step()
+        sums[module.__name__] = (opt.state[a]["sum"].tolist(), opt.state[b]["sum"].tolist())
+    assert sums["optimlab"] == ([1.0, 1.0], [1.5, 1.5])
+    assert sums["torch.optim"] == ([1.0, 1.0], [1.0, 1.0])

@@ -33,8 +33,11 @@ def zeropower_via_newtonschulz(g: Tensor, ns_coefficients=(DEFAULT_A, DEFAULT_B,
 
     Like torch (and the reference implementation), the iteration runs in **bfloat16**
     whatever the input dtype, and the result is returned in bfloat16: that keeps Muon's
-    numerics identical to ``torch.optim.Muon`` in every dtype. The wide side is transposed
-    so the Gram matrix is the small one.
+    numerics identical to ``torch.optim.Muon`` in float32 and float64. (Not on bfloat16
+    parameters with ``nesterov=False``: there torch's ``grad.bfloat16()`` returns its own
+    momentum buffer, which its scaling then divides in place, so torch's buffer loses its
+    norm every step; optimlab keeps the buffer, as the algorithm asks.) The wide side is
+    transposed so the Gram matrix is the small one.
     """
     if g.dim() != 2:
         raise ValueError(f"Newton-Schulz needs a 2-D matrix, got shape {tuple(g.shape)}")
