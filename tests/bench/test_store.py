@@ -77,6 +77,39 @@ def test_canonical_json_and_key_are_stable():
         canonical_key({"f": object()})
 
 
+def test_a_sweeps_key_leaves_out_the_order_of_its_grid_and_how_its_model_is_named(tmp_path):
+    """optimizers sgd,adam and adam,sgd, rates 0.1,0.01 and 0.01,0.1, a model left out (the
+    top-level model None, train's the default's name) and the default named are one sweep,
+    stored as first given. A configuration without a grid keeps its canonical key, and a
+    sweep stored under the key of an earlier optimlab (the configuration as given, train
+    naming the model as the top-level entry) is found by that configuration."""
+    from optimlab.bench.store.jsonio import sweep_keys
+
+    config = {"task": "digits", "model": None, "optimizers": ["sgd", "adam"],
+              "lrs": [0.1, 0.01], "train": {"steps": 5, "model": "mlp"}}
+    same = [{**config, "optimizers": ["adam", "sgd"]}, {**config, "lrs": [0.01, 0.1]},
+            {**config, "model": "mlp"}]
+    db = tmp_path / "runs.db"
+    with RunStore(db) as s:
+        sweep = s.open_sweep(config)
+        assert [s.open_sweep(c) for c in same] == [sweep] * 3
+        assert [s.find_sweep(c) for c in same] == [sweep] * 3
+        assert s.sweep(sweep)["config"] == config and s.sweep(sweep)["model"] is None
+        assert s.find_sweep({**config, "train": {"steps": 5, "model": "cnn"}}) is None
+        assert s.find_sweep({**config, "lrs": [0.1, 0.03]}) is None
+    assert sweep_keys(CONFIG) == [canonical_key(CONFIG)]  # pinned, as stored before
+    given = {**config, "train": {"steps": 5, "model": None}}  # as an earlier optimlab stored it
+    assert sweep_keys(config)[1] == canonical_key(given)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE sweeps SET key = ?, config = ? WHERE id = ?",
+                    (canonical_key(given), canonical_json(given), sweep))
+    con.close()
+    with RunStore(db) as s:
+        assert s.find_sweep(config) == sweep and s.open_sweep(config) == sweep
+        assert len(s.sweeps()) == 1  # found, not stored again
+
+
 # ----------------------------------------------------------------------------- schema
 
 

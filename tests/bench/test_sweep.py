@@ -381,6 +381,140 @@ def test_a_built_in_task_is_one_sweep_however_its_name_is_spelled(tmp_path):
     assert run_sweep(canonical, store) == sweep and store.list_runs(sweep) == before  # not redone
 
 
+TINY = TrainConfig(steps=5, batch_size=64, eval_every=5)
+
+
+def _ended(store, sweep) -> dict:
+    """Each run's (optimizer, lr, seed) -> (id, status, finished_at): what a resume that
+    trains nothing again leaves as it was."""
+    return {(r.optimizer, r.hparams["lr"], r.seed): (r.id, r.status, r.finished_at)
+            for r in store.list_runs(sweep)}
+
+
+def test_the_order_of_the_optimizers_and_rates_is_no_part_of_a_sweeps_identity(tmp_path):
+    """sgd,adam and adam,sgd (and rates 0.01,0.1 and 0.1,0.01) train the same runs: one
+    sweep, so a resume in another order trains only the runs left unfinished, and the
+    same command again trains nothing. The stored configuration keeps the first order,
+    which reports list the optimizers in."""
+    from optimlab.bench.tasks import get as get_task
+
+    task = get_task("digits")
+    store = RunStore(tmp_path / "runs.db")
+    first = _spec(optimizers=("sgd", "adam"), lrs=(0.01, 0.1), seeds=1, config=TINY)
+    with pytest.raises(GroupsLost):  # sgd's group lost: left to a resume
+        run_sweep(first, store, executor=_LosesAGroup())
+    sweep = store.find_sweep(first.stored_config(task))
+    before = _ended(store, sweep)
+    assert {k[0]: v[1] for k, v in before.items()} == {"sgd": "running", "adam": "finished"}
+    for optimizers, lrs in [(("adam", "sgd"), (0.1, 0.01)), (("sgd", "adam"), (0.1, 0.01)),
+                            (("adam", "sgd"), (0.01, 0.1))]:
+        other = _spec(optimizers=optimizers, lrs=lrs, seeds=1, config=TINY)
+        assert store.find_sweep(other.stored_config(task)) == sweep, (optimizers, lrs)
+    resumed = _spec(optimizers=("adam", "sgd"), lrs=(0.1, 0.01), seeds=1, config=TINY)
+    assert run_sweep(resumed, store) == sweep
+    after = _ended(store, sweep)
+    assert after.keys() == before.keys() and {v[1] for v in after.values()} == {"finished"}
+    assert {k: v for k, v in after.items() if k[0] == "adam"} == \
+        {k: v for k, v in before.items() if k[0] == "adam"}  # not trained again
+    assert run_sweep(first, store) == sweep and _ended(store, sweep) == after
+    assert len(store.sweeps()) == 1
+    config = store.sweep(sweep)["config"]
+    assert config["optimizers"] == ["sgd", "adam"] and config["lrs"] == [0.01, 0.1]
+
+
+def test_a_model_left_out_and_the_default_named_are_one_sweep(tmp_path):
+    """digits' default model is mlp: leaving --model out and naming mlp train the same
+    network, one sweep (trained once). The name is shown as given by the command that
+    stored the sweep; another model is another sweep."""
+    from optimlab.bench.tasks import get as get_task
+
+    task = get_task("digits")
+    assert task.default_model == "mlp"
+    store = RunStore(tmp_path / "runs.db")
+    left_out = _spec(optimizers=("adam",), lrs=(0.01,), seeds=1, config=TINY)
+    named = _spec(optimizers=("adam",), lrs=(0.01,), seeds=1,
+                  config=TrainConfig(steps=5, batch_size=64, eval_every=5, model="mlp"))
+    assert left_out.stored_config(task)["train"]["model"] == "mlp"  # the model that trains
+    sweep = run_sweep(left_out, store)
+    ended = _ended(store, sweep)
+    assert store.find_sweep(named.stored_config(task)) == sweep
+    assert run_sweep(named, store) == sweep and _ended(store, sweep) == ended
+    assert store.sweep(sweep)["model"] is None  # as the first command gave it
+    other = _spec(optimizers=("adam",), lrs=(0.01,), seeds=1,
+                  config=TrainConfig(steps=5, batch_size=64, eval_every=5, model="logreg"))
+    assert store.find_sweep(other.stored_config(task)) is None
+    # and the other way round: stored naming the default, found leaving it out
+    store = RunStore(tmp_path / "named.db")
+    sweep = run_sweep(named, store)
+    ended = _ended(store, sweep)
+    assert run_sweep(left_out, store) == sweep and _ended(store, sweep) == ended
+    assert store.sweep(sweep)["model"] == "mlp"
+
+
+@pytest.mark.parametrize("model", [None, "mlp"])
+def test_a_sweep_stored_under_the_earlier_key_is_found_by_the_spec_that_stored_it(tmp_path,
+                                                                                model):
+    """Before the key left out the grid's order and how the model is named, a sweep was
+    keyed by its configuration as given, with train's model as given (None for the
+    default): the spec that stored it still finds it, and resumes it."""
+    import sqlite3
+
+    from optimlab.bench.store import canonical_json, canonical_key
+    from optimlab.bench.tasks import get as get_task
+
+    task = get_task("digits")
+    config = TrainConfig(steps=5, batch_size=64, eval_every=5, model=model)
+    spec = _spec(optimizers=("sgd", "adam"), lrs=(0.1, 0.01), seeds=1, config=config)
+    stored = spec.stored_config(task)
+    earlier = {**stored, "train": {**stored["train"], "model": model}}  # as stored before
+    db = tmp_path / "runs.db"
+    with RunStore(db) as store:  # killed before training anything
+        sweep = store.open_sweep(earlier)
+        store.add_runs(sweep, [{"optimizer": m.optimizer, "hparams": m.hparams, "seed": m.seed}
+                               for m in spec.members()])
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE sweeps SET key = ?, config = ? WHERE id = ?",
+                    (canonical_key(earlier), canonical_json(earlier), sweep))
+    con.close()
+    store = RunStore(db)
+    assert store.find_sweep(stored) == sweep
+    assert run_sweep(spec, store) == sweep and len(store.sweeps()) == 1
+    assert len(store.list_runs(sweep)) == 4 and not store.pending_runs(sweep)
+    ended = _ended(store, sweep)
+    assert run_sweep(spec, store) == sweep and _ended(store, sweep) == ended
+    assert store.sweep(sweep)["key"] == canonical_key(earlier)  # left as it was
+
+
+def test_the_command_line_finds_a_sweep_given_in_another_order(tmp_path, capsys):
+    """An interrupted adam,sgd sweep: sgd,adam without --resume is refused as that sweep
+    (not trained anew), and with --resume trains only the runs adam,sgd left."""
+    from optimlab.cli import main
+
+    db = tmp_path / "runs.db"
+    store = RunStore(db)
+    spec = SweepSpec(task="digits", optimizers=("adam", "sgd"), lrs=(0.01, 0.1), seeds=1,
+                     config=TINY)
+    with pytest.raises(GroupsLost):  # adam's group lost: left running
+        run_sweep(spec, store, executor=_LosesAGroup())
+    (sweep,) = store.sweeps()["sweep_id"]
+    before = _ended(store, sweep)
+    store.close()
+    argv = ["bench", "digits", "--optimizers", "sgd,adam", "--lrs", "0.1,0.01", "--seeds", "1",
+            "--steps", "5", "--batch-size", "64", "--eval-every", "5", "--model", "mlp",
+            "--db", str(db)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"sweep {sweep} in" in err and "same configuration and 2 unfinished runs" in err
+    assert main(argv + ["--resume"]) == 0
+    store = RunStore(db)
+    after = _ended(store, sweep)
+    assert len(store.sweeps()) == 1 and {v[1] for v in after.values()} == {"finished"}
+    assert {k: v for k, v in after.items() if k[0] == "sgd"} == \
+        {k: v for k, v in before.items() if k[0] == "sgd"}
+    assert main(argv) == 0 and f"nothing trained: sweep {sweep}" in capsys.readouterr().out
+
+
 def test_a_model_factory_returning_no_module_is_a_user_error():
     """model_digest (part of every sweep's identity, computed before anything trains) read
     .named_parameters() of whatever the factory returned: an AttributeError, which the

@@ -61,16 +61,38 @@ from .trainer import (
 )
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
-           "MAX_EXTENSIONS", "data_digest", "model_digest", "CalibrationWarning", "GIVEN_WEIGHTS",
-           "EngineWarning"]
+           "MAX_EXTENSIONS", "LR_BOUNDS", "data_digest", "model_digest", "CalibrationWarning",
+           "GIVEN_WEIGHTS", "EngineWarning", "default_eval_every", "rates_past_edge"]
 
 #: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
 #: ``vmap`` rejects) the sequential engine
 ENGINES = ("population", "sequential", "auto")
 #: how many times an automatic grid is extended past an edge (two rates each time)
 MAX_EXTENSIONS = 3
-#: automatic grids stay within these rates
+#: every extension of a grid (an automatic one's, or a given one's with ``extend``) stays
+#: within these rates
 LR_BOUNDS = (1e-7, 100.0)
+
+
+def rates_past_edge(lrs: Iterable[float], edge: str) -> list[float]:
+    """The rates an extension adds past the ``edge`` (``"low"`` or ``"high"``) of the tried
+    rates ``lrs`` (at least two): two more at the grid's own spacing there (a given grid need
+    not be even), those within :data:`LR_BOUNDS`; none where that edge cannot be extended.
+
+    >>> rates_past_edge([1e-3, 1e-2, 1e-1], "high")
+    [1.0, 10.0]
+    >>> rates_past_edge([1e-7, 1e-6], "low")
+    []
+    """
+    lrs = sorted(lrs)
+    at, step = (lrs[0], lrs[0] / lrs[1]) if edge == "low" else (lrs[-1], lrs[-1] / lrs[-2])
+    return [lr for lr in (at * step, at * step ** 2) if LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]]
+
+
+def default_eval_every(steps: int) -> int:
+    """The evaluation cadence ``optimlab bench`` gives a sweep of ``steps`` steps without
+    ``--eval-every``: about 20 evaluations, every step for runs under 40 steps."""
+    return max(1, steps // 20)
 
 
 class CalibrationWarning(UserWarning):
@@ -214,11 +236,20 @@ class SweepSpec:
 
         A ``batch_size`` of at least the task's training examples is stored as None (the
         full batch), which is what trains (:func:`~optimlab.bench.trainer.batch_stream`):
-        batches of 100 and of 1000 on 90 examples are one sweep, reported as full-batch."""
+        batches of 100 and of 1000 on 90 examples are one sweep, reported as full-batch.
+        Likewise ``train``'s ``model`` None (the task's default) is stored as the default's
+        name, the model that trains, which the store keys the sweep by
+        (:func:`~.store.jsonio.sweep_keys`): leaving the model out and naming the default
+        are one sweep. The top-level ``model`` keeps the name as given (None for the
+        default), which listings and reports show, and with it the store still finds a
+        sweep stored before (under the key of its configuration as given)."""
         config = self.to_config()
         batch = self.config.batch_size
         if full_batch(batch, len(task.x_train)):
             config["train"] = {**config["train"], "batch_size": None}
+        default = getattr(task, "default_model", None)
+        if self.config.model is None and isinstance(default, str):
+            config["train"] = {**config["train"], "model": default}
         return {**config, "metric": {"name": task.metric,
                                      "higher_is_better": task.metric == "accuracy"},
                 "data": data_digest(task), "architecture": model_digest(task, self.config.model)}
@@ -228,7 +259,10 @@ class SweepSpec:
         only where it departs from the default, so a sweep stored before it existed is found
         again by the same spec. A built-in task is stored under its catalog name
         (:func:`~optimlab.bench.tasks.catalog_name`): ``Fashion_MNIST`` and
-        ``fashion-mnist`` are one sweep."""
+        ``fashion-mnist`` are one sweep. ``optimizers`` and ``lrs`` keep the order given,
+        which reports list them in; the store's key leaves that order out
+        (:func:`~.store.jsonio.sweep_keys`), so ``sgd,adam`` and ``adam,sgd`` are one sweep
+        too (and ``--resume`` in either order trains only what the other left)."""
         config = {"task": catalog_name(self.task) or self.task, "model": self.config.model,
                   "optimizers": list(self.optimizers),
                   "lrs": None if self.lrs is None else list(self.lrs), "seeds": self.seeds,
@@ -618,12 +652,7 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
             tried = {r["lr"] for r in records if r["optimizer"] == s.optimizer}
             if s.edge is None or _extensions(spec, s.optimizer, tried) >= MAX_EXTENSIONS:
                 continue
-            lrs = sorted(s.sensitivity)
-            # the grid's own spacing at that edge (a given grid need not be even)
-            edge, step = (lrs[0], lrs[0] / lrs[1]) if s.edge == "low" else \
-                (lrs[-1], lrs[-1] / lrs[-2])
-            beyond = [edge * step ** k for k in (1, 2)]
-            beyond = [lr for lr in beyond if LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]]
+            beyond = rates_past_edge(s.sensitivity, s.edge)
             hp = spec.hparams.get(s.optimizer, {})
             new += [{"optimizer": s.optimizer, "hparams": {**hp, "lr": float(lr)}, "seed": seed}
                     for lr in beyond for seed in range(spec.seeds)]

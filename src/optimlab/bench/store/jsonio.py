@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-__all__ = ["canonical_json", "canonical_key", "is_json_number", "json_data", "strict_json"]
+__all__ = ["canonical_json", "canonical_key", "is_json_number", "json_data", "strict_json",
+           "sweep_keys"]
 
 
 def json_data(obj: Any, *, finite: bool = False, fallback: Callable[[Any], Any] | None = None) -> Any:
@@ -114,6 +115,53 @@ def canonical_key(obj: Any) -> str:
     64
     """
     return hashlib.sha256(_dumps(obj).encode()).hexdigest()
+
+
+def sweep_keys(config: Any) -> list[str]:
+    """The keys that find the sweep of ``config`` in a store: its key, then (where it
+    differs) the key the store gave the same configuration before.
+
+    A sweep is what trains, so its key (:func:`canonical_key` of a normal form of
+    ``config``) leaves out what does not change that: the order of its ``optimizers`` and of
+    its ``lrs`` (lists of names or numbers, sorted for the key: ``sgd,adam`` and
+    ``adam,sgd`` train the same runs), and the name given as the top-level ``model`` (None
+    for the task's default), for which the key takes ``train``'s ``model``, the model that
+    trains (:meth:`optimlab.bench.sweep.SweepSpec.stored_config` names the default there).
+    The stored configuration keeps them as given: listings and reports show that order and
+    that name.
+
+    Sweeps stored before were keyed by their configuration as given, whose ``train`` named
+    the model as the top-level ``model`` did: that key comes second, so the command that
+    stored such a sweep still finds it (and a configuration without those entries keeps
+    its :func:`canonical_key`).
+
+    >>> given = {"optimizers": ["sgd", "adam"], "lrs": [0.1, 0.01]}
+    >>> key, before = sweep_keys(given)
+    >>> key == sweep_keys({"optimizers": ["adam", "sgd"], "lrs": [0.01, 0.1]})[0]
+    True
+    >>> before == canonical_key(given)
+    True
+    """
+    data = json_data(config)
+    if not isinstance(data, dict):
+        return [canonical_key(data)]
+    normal = {**data, **{name: _sorted(data[name]) for name in ("optimizers", "lrs") if name in data}}
+    before = data
+    train = data.get("train")
+    if isinstance(train, dict) and "model" in train and "model" in data:
+        normal["model"] = train["model"]
+        before = {**data, "train": {**train, "model": data["model"]}}
+    keys = [canonical_key(normal), canonical_key(before)]
+    return keys[:1] if keys[0] == keys[1] else keys
+
+
+def _sorted(value: Any) -> Any:
+    """A list of strings, or of numbers, sorted; anything else as it is."""
+    if isinstance(value, list) and (all(isinstance(v, str) for v in value) or all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+            for v in value)):
+        return sorted(value)
+    return value
 
 
 def _loads(text: str | None) -> Any:

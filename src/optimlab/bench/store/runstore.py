@@ -10,7 +10,9 @@ readonly=True)``), and a commit survives the process being killed at any moment.
 Resuming a sweep
 ----------------
 The sweep is found again by its configuration: :meth:`RunStore.open_sweep` returns the
-existing sweep when :func:`canonical_key` of the configuration matches, and
+existing sweep when its key matches (:func:`~.jsonio.sweep_keys`: the configuration's
+:func:`canonical_key`, the order of its optimizers and rates and how its model is named
+left out), and
 :meth:`RunStore.add_runs` returns the existing runs of members already added. A sweep
 killed mid-way is finished by doing the same again and training only
 :meth:`RunStore.pending_runs`: the runs still ``pending`` plus any left ``running`` by the
@@ -37,7 +39,6 @@ The tables are described in :mod:`.schema`; the DataFrame readers live in :mod:`
 
 from __future__ import annotations
 
-import hashlib
 import math
 import numbers
 import os
@@ -61,7 +62,7 @@ from .guard import (
     verify,
     wal_size,
 )
-from .jsonio import _dumps, _loads, canonical_json, canonical_key, json_data
+from .jsonio import _dumps, _loads, canonical_json, canonical_key, json_data, sweep_keys
 from .schema import (
     _COLUMNS,
     _OPEN,
@@ -135,6 +136,16 @@ def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any,
         # the same rows
         rows.append((run_id, step, name, None if math.isnan(value) else value + 0.0, wall))
     return rows
+
+
+def _sweep_id(con, keys: list[str]) -> int | None:
+    """The id of the sweep stored under the first of ``keys`` that one is stored under
+    (:func:`~.jsonio.sweep_keys`: the current key, then an earlier one), or None."""
+    for key in keys:
+        row = con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return row[0]
+    return None
 
 
 def _task_name(value: Any) -> str | None:
@@ -614,10 +625,10 @@ class RunStore(DataFrameReaders):
         return row[0]
 
     def find_sweep(self, config: Mapping) -> int | None:
-        """The id of the sweep with this configuration, or None (creates nothing)."""
-        row = self.con.execute("SELECT id FROM sweeps WHERE key = ?",
-                               (canonical_key(config),)).fetchone()
-        return None if row is None else row[0]
+        """The id of the sweep with this configuration, or None (creates nothing): looked up
+        by each of its :func:`~.jsonio.sweep_keys` in turn, so a sweep stored under the
+        key of an earlier optimlab is found too."""
+        return _sweep_id(self.con, sweep_keys(config))
 
     def sweep(self, sweep_id: int) -> dict:
         """One sweep as a dict: its columns (``config``, ``environment`` decoded) and
@@ -680,23 +691,27 @@ class RunStore(DataFrameReaders):
         """The id of the sweep with this configuration, created if new.
 
         ``config`` is everything that defines the sweep (task, model, training settings,
-        the grid...); its :func:`canonical_key` finds the sweep again, which is how a
-        resumed sweep gets its runs back. ``name`` and ``environment`` (default
-        :func:`collect_environment`) are recorded at creation only and are not part of the
-        key: reopening keeps the original ones.
+        the grid...); its key finds the sweep again, which is how a resumed sweep gets its
+        runs back: :func:`~.jsonio.sweep_keys`, its :func:`canonical_key` with the order of
+        its optimizers and rates and how its model is named left out, or the key an earlier
+        optimlab stored it under.
+        A new sweep is stored with the configuration as given (that order, for reports).
+        ``name`` and ``environment`` (default :func:`collect_environment`) are recorded at
+        creation only and are not part of the key: reopening keeps the original ones.
         """
         if not isinstance(config, Mapping):
             raise TypeError(f"a sweep config is a dict, got {type(config).__name__}")
         config_json = canonical_json(config)
-        key = hashlib.sha256(config_json.encode()).hexdigest()  # canonical_key(config)
-        found = self.con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
+        keys = sweep_keys(config)
+        key = keys[0]
+        found = _sweep_id(self.con, keys)
         if found is not None:
-            return found[0]
+            return found
         env = _dumps(collect_environment() if environment is None else environment)
         with self._write() as con:
-            row = con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
+            row = _sweep_id(con, keys)
             if row is not None:  # created by another process meanwhile
-                return row[0]
+                return row
             con.execute(
                 "INSERT INTO sweeps (key, name, task, model, config, created_at, environment) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -14,7 +14,7 @@ numbers); non-finite floats inside JSON are written as Python's ``NaN``, ``Infin
     newer optimlab with an unknown version is refused with :class:`StoreError`.
 
 ``sweeps``: one row per sweep configuration.
-    ``id INTEGER PRIMARY KEY``; ``key TEXT UNIQUE``: :func:`canonical_key` of the
+    ``id INTEGER PRIMARY KEY``; ``key TEXT UNIQUE``: the key (:func:`~.jsonio.sweep_keys`) of the
     configuration, how a resumed sweep finds its row; ``name TEXT``: a free label given at
     creation (NULL if none; not part of the key); ``task TEXT``, ``model TEXT``: copied from
     the configuration's ``"task"`` and ``"model"`` entries when they are strings (or dicts
