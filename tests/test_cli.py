@@ -981,3 +981,73 @@ def test_an_alias_gives_the_year_and_paper_of_its_own_method():
     assert years == want
     served = {row["name"]: row["year"] for row in json.loads(_optimizers())}
     assert {name: served[name] for name in want} == want
+
+
+def test_bench_help_says_how_far_extend_goes_and_the_real_eval_cadence(capsys):
+    """--extend's help did not say that an extension stays within LR_BOUNDS, nor that
+    --extend makes a new sweep; --eval-every's said "default: 20 points", which runs under
+    40 steps do not get. The help's numbers are written out (the parser imports no torch)
+    and held here to the sweep module's."""
+    from optimlab.bench.sweep import LR_BOUNDS, MAX_EXTENSIONS
+
+    assert main(["bench", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"up to {MAX_EXTENSIONS} times, as --lrs auto does, never below {LR_BOUNDS[0]:g} " \
+           f"nor above {LR_BOUNDS[1]:g}" in out
+    assert "is a new sweep, which trains the whole grid again" in out
+    assert "20 points" not in out
+    assert "about 20 evaluations; every step for runs under 40 steps" in out
+
+
+def test_bench_runs_and_report_tell_apart_sweeps_of_other_training_options(tmp_path, capsys):
+    """Two sweeps that differ in schedule, clipping and averaging read alike ("digits
+    default ... 20 steps, batch 100, lr 0.1, 1 seed") in `optimlab runs`, and alike in the
+    headings of `bench` and `report`."""
+    db = str(tmp_path / "runs.db")
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "sgd", "--lrs", "0.1",
+            "--seeds", "1", "--steps", "20", "--db", db]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(", population engine, 20 steps")
+    assert main(argv + ["--schedule", "cosine", "--clip", "1", "--average", "ema"]) == 0
+    options = "schedule=cosine, clip_norm=1, averaging=ema"
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"20 steps, {options}")
+    assert main(argv + ["--eval-every", "5", "--extend"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("20 steps, eval_every=5, extend")
+    assert main(["runs", "--db", db]) == 0
+    rows = [" ".join(row.split()) for row in capsys.readouterr().out.splitlines()[2:]]
+    assert "20 steps, batch 100, lr 0.1, 1 seed 1/1 sgd" in rows[0]
+    assert f"20 steps, batch 100, lr 0.1, 1 seed, {options} 1/1 sgd" in rows[1]
+    assert "20 steps, batch 100, lr 0.1, 1 seed, eval_every=5, extend 1/1 sgd" in rows[2]
+    assert main(["report", "2", "--db", db, "--out", str(tmp_path / "report")]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith(f"digits/logreg, 20 steps, {options}")
+
+
+def test_bench_extend_at_a_bound_says_the_grid_cannot_pass_it(tmp_path, capsys):
+    """`--lrs 1e-7,1e4 --extend` picks 1e-07 and cannot extend below it (LR_BOUNDS): the
+    note said "pass --extend" all the same."""
+    from optimlab.bench.sweep import LR_BOUNDS
+
+    assert main(["bench", "digits", "--model", "logreg", "--optimizers", "sgd", "--lrs",
+                 "1e-7,1e4", "--extend", "--seeds", "1", "--steps", "10",
+                 "--db", str(tmp_path / "ext.db")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1e-07 (bottom of grid)" in out
+    assert f"the grid cannot be extended past {LR_BOUNDS[0]:g}" in out
+    assert "pass --extend" not in out
+
+
+def test_profile_says_failed_for_an_optimizer_all_of_whose_runs_raised(tmp_path, capsys):
+    """Muon raises on digits' biases: `optimlab profile` showed it "not reached", score
+    0.000, without a word."""
+    db = str(tmp_path / "runs.db")
+    assert main(["bench", "digits", "--model", "logreg", "--optimizers", "muon,sgd", "--lrs",
+                 "0.01,0.1", "--seeds", "1", "--steps", "20", "--target", "0.5",
+                 "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["profile", "1", "--db", db]) == 0
+    out = capsys.readouterr().out
+    header, _, row = out.splitlines()[:3]
+    assert header.split()[1:] == ["muon", "sgd"] and row.split()[2] == "failed"
+    assert "1: digits/logreg: muon: 2 runs failed (scored as never reaching the target " \
+           "there): ValueError: Muon only optimizes real 2-D parameters" in out

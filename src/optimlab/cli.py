@@ -1178,8 +1178,8 @@ def _check_dense(names: Sequence[str], task, args: argparse.Namespace) -> None:
 def run_bench(args: argparse.Namespace) -> str:
     """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
     from .bench.executors import GroupsLost
-    from .bench.report import summary_table, write_report
-    from .bench.sweep import SweepSpec, auto_lrs, run_sweep
+    from .bench.report import summary_table, sweep_options, write_report
+    from .bench.sweep import SweepSpec, auto_lrs, default_eval_every, run_sweep
     from .bench.trainer import TrainConfig, full_batch
 
     _imports_done()
@@ -1209,7 +1209,7 @@ def run_bench(args: argparse.Namespace) -> str:
                 "epoch", args, "lower --epochs")
     else:
         steps = args.steps
-    eval_every = args.eval_every or max(1, steps // 20)
+    eval_every = args.eval_every or default_eval_every(steps)
     _within(members * (steps // eval_every + 1), BENCH_MAX_POINTS, "the metric points to "
             "store, runs x evaluations,", args, "raise --eval-every or lower --steps")
     together = 1 if args.sequential else max(grid.values()) * args.seeds
@@ -1274,9 +1274,13 @@ def run_bench(args: argparse.Namespace) -> str:
         executor.close()
     from .bench.analysis import fixed_line
 
-    fixed = fixed_line(hparams)  # as `optimlab report` heads the same sweep
+    # as `optimlab report` heads the same sweep: the options that tell it apart, then the
+    # fixed hyperparameters
+    options = sweep_options(stored)
+    fixed = fixed_line(hparams)
     lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, {steps} steps"
-             + (f"; {fixed}" if fixed else ""), summary_table(store, sweep_id)]
+             + (f", {options}" if options else "") + (f"; {fixed}" if fixed else ""),
+             summary_table(store, sweep_id)]
     if batch is not None and full_batch(batch, examples):
         lines.insert(1, f"--batch-size {batch} is at least the task's {examples} training "
                         "examples: every step read the whole train set (stored as full batch)")
@@ -1860,6 +1864,16 @@ _BENCH_BOUNDS = (f"Bounds: --steps (or --epochs x steps per epoch) <= {BENCH_MAX
                  "indices. --no-limits lifts them.")
 
 
+#: ``--extend``'s help; its numbers are :data:`optimlab.bench.sweep.MAX_EXTENSIONS` and
+#: :data:`~optimlab.bench.sweep.LR_BOUNDS` (that module imports torch, which building the
+#: parser must not: ``tests/test_cli.py`` holds the two to each other)
+_EXTEND_HELP = ("with a given --lrs grid, train two more rates past the edge an optimizer's best "
+                "rate sits on, up to 3 times, as --lrs auto does, never below 1e-07 nor above "
+                "100 (without it the edge is flagged in the tables). --extend is part of the "
+                "sweep's identity: the command of a stored sweep plus --extend is a new sweep, "
+                "which trains the whole grid again")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``optimlab`` argument parser, one subparser per command."""
     parser = _Parser(prog="optimlab", description=(
@@ -1918,10 +1932,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{BENCH_MAX_LRS:,} rates)")
     p.add_argument("--hp", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                    help=_HP_HELP + " (repeatable; not lr, which --lrs sweeps)")
-    p.add_argument("--extend", action="store_true",
-                   help="with a given --lrs grid, train two more rates past the edge an "
-                        "optimizer's best rate sits on, up to 3 times, as --lrs auto does "
-                        "(without it the edge is flagged in the tables)")
+    p.add_argument("--extend", action="store_true", help=_EXTEND_HELP)
     p.add_argument("--seeds", type=_whole(1), default=3,
                    help=f"seeds per learning rate (default 3, at most {BENCH_MAX_SEEDS:,})")
     budget = p.add_mutually_exclusive_group()
@@ -1941,7 +1952,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--average", choices=["ema", "swa"],
                    help="evaluate an EMA (decay 0.99) or SWA (last 25%%) of the weights")
     p.add_argument("--eval-every", type=_whole(1),
-                   help="evaluate every N steps (default: 20 points)")
+                   help="evaluate every N steps (default: steps // 20, about 20 evaluations; "
+                        "every step for runs under 40 steps)")
     p.add_argument("--target", type=_finite(), help="test metric to reach, for time-to-target")
     p.add_argument("--sequential", action="store_true", help="train runs one by one")
     p.add_argument("--data-dir", type=_text("a folder"), help=_DATA_DIR_HELP)

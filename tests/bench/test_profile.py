@@ -394,3 +394,44 @@ def test_sweep_ids_that_are_no_whole_numbers_are_refused(tmp_path, ids):
 
     with pytest.raises(TypeError, match="^sweep ids are whole numbers, got "):
         build_profile(RunStore(tmp_path / "runs.db"), ids)
+
+
+def test_an_optimizer_whose_runs_all_failed_reads_failed_with_its_error(store):
+    """Muon raises on a model with biases: every run of it failed, and the profile showed
+    "not reached" with score 0 and no word. It reads "failed" and a note quotes the error;
+    it is still scored as never reaching the target there (a failure is a result of the
+    optimizer on that workload, unlike an optimizer not run), and one that ran and failed
+    in one sweep only is compared on the others."""
+    first = _sweep(store, {"adam": 1.0, "sgd": 2.0, "muon": 1.5})
+    second = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    error = ("ValueError: Muon only optimizes real 2-D parameters (weight matrices), got a "
+             "parameter of shape (100,) (1-D)")
+    for run in store.add_runs(second, [{"optimizer": "muon", "hparams": {"lr": lr}, "seed": 0}
+                                       for lr in (0.01, 0.1)]):
+        store.finish_run(run, "failed", error=error)
+    profile = build_profile(store, [first, second])
+    assert set(profile.rho) == {"adam", "muon", "sgd"} and profile.left_out == {}
+    assert profile.failed == {"2: digits": ["muon"]}
+    headers, rows = profile.rows()
+    muon = headers.index("muon")
+    assert rows[0][muon] == "1.5 s (1.50x)" and rows[1][muon] == "failed"
+    assert profile.ratios["2: digits"]["muon"] == math.inf
+    assert profile.scores["muon"] == pytest.approx((4 - 1.5) / 3 / 2)  # 0 on the second
+    assert (f"2: digits: muon: 2 runs failed (scored as never reaching the target there): "
+            f"{error}") in profile.notes()
+    assert "not reached" not in profile.table()
+
+
+def test_a_failure_note_quotes_the_commonest_error_cut_short(store):
+    from optimlab.bench.report import NOTE_ERROR_CHARS
+
+    sweep = _sweep(store, {"adam": 1.0, "sgd": 2.0})
+    long = "RuntimeError: " + "x" * 400
+    for run, err in zip(store.add_runs(sweep, [{"optimizer": "muon", "hparams": {"lr": lr},
+                                                "seed": 0} for lr in (0.01, 0.1, 1.0)]),
+                        (long, long, "ValueError: other")):
+        store.finish_run(run, "failed", error=err)
+    (note,) = [n for n in build_profile(store, [sweep]).notes() if "muon" in n]
+    assert note.startswith("1: digits: muon: 3 runs failed (scored as never reaching the "
+                           "target there), 2 of them with: RuntimeError: xxx")
+    assert note.endswith("...") and len(note.split("with: ", 1)[1]) == NOTE_ERROR_CHARS

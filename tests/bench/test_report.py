@@ -591,3 +591,109 @@ def test_means_keep_their_trailing_zeros(tmp_path):
     store.close()
     means = {row[1]: row[3].split()[0] for row in rows}
     assert means == {"p": "0.4000", "q": "0.3523"}
+
+
+def _edge_note(store, sweep, name):
+    (note,) = [n for n in summary_notes(store, sweep) if n.startswith(f"{name}: the best lr")]
+    return note
+
+
+def test_the_edge_advice_says_extend_runs_a_new_sweep_that_trains_the_grid_again(tmp_path):
+    """--extend is part of a sweep's identity: the same command with it is a new sweep that
+    trains the whole grid again, where the note said "pass --extend, or use --lrs auto: both
+    extend the grid past an edge" as if it added rates to this one. A sweep that extends
+    already is not told to pass --extend."""
+    runs = [("sgd", lr, 0, "finished", {"final_metric": v})
+            for lr, v in ((0.001, 0.5), (0.01, 0.7), (0.03, 0.9))]
+    store, given = _stored(tmp_path, {"optimizers": ["sgd"], "lrs": [0.001, 0.01, 0.03]}, runs)
+    note = _edge_note(store, given, "sgd")
+    assert note.startswith("sgd: the best lr 0.03 is the highest rate tried; the optimum may "
+                           "lie outside the grid")
+    assert "--extend" in note and "--lrs auto" in note and "both extend" not in note
+    assert "each runs a new sweep that trains its whole grid again" in note
+    assert "the stored runs are not reused" in note
+    # a sweep that extends (the automatic grid, or --extend) stopped extending: a wider --lrs
+    extended = store.open_sweep({"task": "digits", "target": 0.5, "optimizers": ["sgd"],
+                                 "lrs": [0.001, 0.01, 0.03], "extend": True,
+                                 "metric": {"name": "accuracy", "higher_is_better": True}})
+    for (o, lr, s, status, summary), run in zip(runs, store.add_runs(extended, [
+            {"optimizer": o, "hparams": {"lr": lr}, "seed": s} for o, lr, s, _, _ in runs])):
+        store.finish_run(run, status, summary=summary)
+    note = _edge_note(store, extended, "sgd")
+    assert "pass --extend" not in note and "at most 3 times" in note
+    assert "widen --lrs (a new sweep, which trains its whole grid)" in note
+    store.close()
+
+
+@pytest.mark.parametrize("lrs, best, bound", [((1e-7, 1e4), 1e-7, 1e-7),
+                                              ((3e-7, 3e-6), 3e-7, 1e-7),
+                                              ((1.0, 100.0), 100.0, 100.0)])
+def test_an_edge_an_extension_cannot_pass_names_the_bound(tmp_path, lrs, best, bound):
+    """`--lrs 1e-7,1e4 --extend` picked 1e-07 and the note still said "pass --extend": an
+    extension never tries rates outside LR_BOUNDS, so there the note names the bound."""
+    from optimlab.bench.sweep import LR_BOUNDS
+
+    runs = [("sgd", lr, 0, "finished", {"final_metric": 0.9 if lr == best else 0.1})
+            for lr in lrs]
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd"], "lrs": list(lrs),
+                                      "extend": True}, runs)
+    note = _edge_note(store, sweep, "sgd")
+    assert bound in LR_BOUNDS
+    assert f"the grid cannot be extended past {bound:g}, the " in note
+    assert f"{LR_BOUNDS[0]:g}..{LR_BOUNDS[1]:g}" in note
+    assert "pass --extend" not in note and "at most 3 times" not in note
+    assert f"to try {'lower' if best == min(lrs) else 'higher'} rates, list them in --lrs" in note
+    store.close()
+
+
+def test_an_edge_an_extension_can_pass_still_advises_extend(tmp_path):
+    # 2e-6 and 2e-5: the rates beyond the low edge, 2e-7 and 2e-8: the first is in bounds
+    runs = [("sgd", lr, 0, "finished", {"final_metric": 0.9 if lr == 2e-6 else 0.1})
+            for lr in (2e-6, 2e-5)]
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd"], "lrs": [2e-6, 2e-5]}, runs)
+    note = _edge_note(store, sweep, "sgd")
+    assert "cannot be extended" not in note and "pass --extend" in note
+    store.close()
+
+
+def test_runs_and_the_heading_tell_apart_sweeps_of_other_training_options(tmp_path):
+    """Two sweeps that differed in schedule, clipping and averaging (or eval cadence, or
+    --extend) read alike in `optimlab runs` and the report's heading; the options that
+    differ from TrainConfig's defaults (the cadence from the command line's) are said,
+    and nothing more where every option is its default."""
+    from dataclasses import asdict
+
+    from optimlab.bench.report import default_eval_every, sweep_heading, sweep_options
+
+    done = {"final_metric": 0.9, "final_test_loss": 0.3}
+    store = RunStore(tmp_path / "runs.db")
+    plain = TrainConfig(steps=20, eval_every=default_eval_every(20))
+    configs = [asdict(plain),
+               asdict(TrainConfig(steps=20, eval_every=1, schedule="cosine", clip_norm=1.0,
+                                  averaging="ema")),
+               asdict(TrainConfig(steps=20, eval_every=5))]
+    ids = []
+    for i, (train, extra) in enumerate(zip(configs, ({}, {}, {"extend": True}))):
+        sweep = store.open_sweep({"task": "digits", "optimizers": ["sgd"], "lrs": [0.1],
+                                  "seeds": 1, "target": None, "train": train, **extra})
+        (run,) = store.add_runs(sweep, [{"optimizer": "sgd", "hparams": {"lr": 0.1},
+                                         "seed": 0}])
+        store.finish_run(run, "finished", summary=done)
+        ids.append(sweep)
+    rows = list_sweeps(store).splitlines()[2:]
+    setups = [" ".join(row.split()[4:]) for row in rows]
+    assert "20 steps, batch 100, lr 0.1, 1 seed 1/1 sgd" in setups[0]
+    assert "schedule" not in rows[0] and "extend" not in rows[0]
+    assert "lr 0.1, 1 seed, schedule=cosine, clip_norm=1, averaging=ema 1/1" in setups[1]
+    assert "lr 0.1, 1 seed, eval_every=5, extend 1/1" in setups[2]
+    assert [sweep_heading(store, i) for i in ids] == [
+        "digits, 20 steps", "digits, 20 steps, schedule=cosine, clip_norm=1, averaging=ema",
+        "digits, 20 steps, eval_every=5, extend"]
+    # the defaults are TrainConfig's own: every field set apart from them is said
+    assert sweep_options({"train": asdict(TrainConfig(steps=20, eval_every=1, warmup_steps=3,
+                                                      schedule="warmup-cosine",
+                                                      eval_subset=None))}) == \
+        "schedule=warmup-cosine, warmup_steps=3, eval_subset=None"
+    assert sweep_options({"train": {"steps": 40}}) == ""
+    assert sweep_options({"lrs": None, "extend": False}) == "no extend"
+    store.close()

@@ -13,6 +13,13 @@ that was not run in one of the sweeps, or none of whose runs ended there, is lef
 :meth:`Profile.notes` says which and why (counting it as never reaching that sweep's target
 would score it as a failure there).
 
+An optimizer every ended run of which failed (raised) in a sweep is not left out: that is a
+result of the optimizer on that workload, not a lack of one (Muon, which steps 2-D parameters
+only, raises on a model with biases), and Dolan & Moré count a solver's failure on a problem
+as a ratio beyond every other, as AlgoPerf does a submission that errors on a workload. So it
+is scored as never reaching that sweep's target (ratio inf: 0 there), the table says
+"failed" rather than "not reached", and a note quotes the error (:attr:`Profile.failed`).
+
 The time is the robust one: steps to the target times the optimizer's calibrated step cost
 (:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one. Only
 the costs' measurement noise ties, never a difference in steps
@@ -88,6 +95,9 @@ class Profile:
     ratios: dict[str, dict[str, float]] | None = None
     #: optimizers left out -> the workloads where they have runs, none of them ended
     not_finished: dict[str, list[str]] = field(default_factory=dict)
+    #: per workload, the optimizers compared there every ended run of which failed (raised):
+    #: scored as not reaching its target, shown as "failed" (the notes quote the error)
+    failed: dict[str, list[str]] = field(default_factory=dict)
 
     def rows(self) -> tuple[list[str], list[list[str]]]:
         """The table's headers and rows (see :meth:`table`)."""
@@ -99,10 +109,12 @@ class Profile:
             basis = (self.basis or {}).get(workload)
             unit = {"steps": " steps", "gradients": " gradients"}.get(basis or "", " s")
             ratios = (self.ratios or {}).get(workload) or {}
+            failed = (self.failed or {}).get(workload) or ()
             rows.append([workload + {"wall": " (wall time)", "steps": " (steps)",
                                      "gradients": " (gradient evals)"}.get(
                 basis or "", "")] + [
                 "not run" if o not in per else
+                "failed" if o in failed else
                 "not reached" if not math.isfinite(per[o]) else
                 f"{per[o]:.3g}{unit} ({_ratio(per[o], best, ratios.get(o))})"
                 for o in optimizers])
@@ -112,7 +124,8 @@ class Profile:
     def notes(self) -> list[str]:
         """How a time to the target is taken (:data:`~.analysis.TIMING_RULE`), then one
         line per optimizer left out of the profile, with the workloads that did not run it
-        or where none of its runs ended, then the notes on single workloads."""
+        or where none of its runs ended, then the notes on single workloads (among them,
+        each optimizer all of whose runs failed there, with the error)."""
         out = [f"time to the target: {TIMING_RULE}"]
         for name, where in self.left_out.items():
             pending = [w for w in where if w in self.not_finished.get(name, ())]
@@ -221,10 +234,30 @@ def _within(rounds: Mapping[str, int], *names: str) -> str:
     return "within their measured spreads"
 
 
+def _failed_note(label: str, name: str, records: list[dict]) -> str:
+    """The note on optimizer ``name``, every ended run of which failed on workload
+    ``label``: how many, and the error (the commonest where they differ: the sweep's report
+    quotes every one), quoted as the bench's and report's notes quote it
+    (:func:`~.report.quoted_error`)."""
+    from .report import quoted_error
+
+    errors: dict[str, int] = {}
+    for r in records:
+        error = r.get("error") or "no error recorded"
+        errors[error] = errors.get(error, 0) + 1
+    error, count = max(errors.items(), key=lambda item: item[1])
+    n = len(records)
+    which = "" if count == n else f", {count} of them with"  # the report quotes the others
+    return (f"{label}: {name}: {n} run{'s' if n != 1 else ''} failed (scored as never reaching "
+            f"the target there){which}: {quoted_error(error)}")
+
+
 def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     """The profile of the sweeps ``sweep_ids`` (each needs a target in its configuration)
     over the optimizers run in every one of them; the others are named in
-    :attr:`Profile.left_out`.
+    :attr:`Profile.left_out`. An optimizer every ended run of which failed in a sweep is
+    scored there as never reaching the target (0), shown as "failed" and its error quoted
+    in a note (:attr:`Profile.failed`; see the module docstring).
 
     Raises:
         ValueError: ``sweep_ids`` is not a list of sweep ids (a single id among others), no
@@ -294,8 +327,14 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         raise ValueError(f"{what}, and a performance profile compares the same two or more "
                          f"optimizers on every sweep")
     times, basis, spreads, rounds, steps, notes = {}, {}, {}, {}, {}, []
+    failed: dict[str, list[str]] = {}
     for label, records, workload_notes in workloads:
         compared = [r for r in records if r["optimizer"] in every]
+        for name in sorted(every):
+            own = [r for r in compared if r["optimizer"] == name]
+            if own and all(r["status"] == "failed" for r in own):
+                failed.setdefault(label, []).append(name)
+                workload_notes.append(_failed_note(label, name, own))
         basis[label], why, spreads[label], rounds[label] = _basis(compared)
         key = {"cost": "cost_to_target", "gradients": "gradients_to_target",
                "steps": "steps_to_target", "wall": "time_to_target"}[basis[label]]
@@ -353,4 +392,4 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
                     for name, where in left_out.items()}
     return Profile(times, taus, rho, {o: ratio_score(r) for o, r in ratios.items()},
                    basis, left_out, notes, by_workload,
-                   {name: w for name, w in not_finished.items() if w})
+                   {name: w for name, w in not_finished.items() if w}, failed)

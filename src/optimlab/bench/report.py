@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import functools
 import html
 import io
@@ -62,11 +63,19 @@ from .analysis import (
     within_rounding,
 )
 from .store import TERMINAL, Run, RunStore, check_store
-from .sweep import auto_lrs, run_records
+from .sweep import (
+    LR_BOUNDS,
+    MAX_EXTENSIONS,
+    auto_lrs,
+    default_eval_every,
+    rates_past_edge,
+    run_records,
+)
+from .trainer import TrainConfig
 
-__all__ = ["write_report", "sweep_heading", "summary_table", "summary_rows", "summary_notes",
-           "summary_parts", "quoted_error", "list_sweeps", "resolve_metric", "TASK_METRICS",
-           "RESULT_COLUMNS", "mean_text", "mean_digits"]
+__all__ = ["write_report", "sweep_heading", "sweep_options", "summary_table", "summary_rows",
+           "summary_notes", "summary_parts", "quoted_error", "list_sweeps", "resolve_metric",
+           "TASK_METRICS", "RESULT_COLUMNS", "mean_text", "mean_digits"]
 
 #: The metric of each built-in task: (name, higher is better).
 TASK_METRICS: dict[str, tuple[str, bool]] = {
@@ -197,13 +206,15 @@ class _Sweep:
 
     def heading(self) -> str:
         """The sweep in one line, as ``optimlab bench`` first prints it: task, model,
-        steps, and each optimizer's fixed hyperparameters."""
+        steps, the training options that differ from their defaults and ``extend`` where
+        given (:func:`sweep_options`), and each optimizer's fixed hyperparameters."""
         task = self.info["task"] or str(self.config.get("task"))
         model = f"/{self.info['model']}" if self.info["model"] else ""
         steps = (self.config.get("train") or {}).get("steps")
+        options = sweep_options(self.config)
         fixed = fixed_line(self.config.get("hparams"))
         return (f"{task}{model}" + (f", {steps} steps" if steps else "")
-                + (f"; {fixed}" if fixed else ""))
+                + (f", {options}" if options else "") + (f"; {fixed}" if fixed else ""))
 
     def any_finished(self, name: str) -> bool:
         """Whether any run of ``name`` finished (not diverged, not failed)."""
@@ -213,16 +224,22 @@ class _Sweep:
         s = self.summaries.get(name)
         return s.best_lr if s is not None and math.isfinite(s.mean) else None
 
+    @property
+    def extends(self) -> bool:
+        """Whether a best rate on the grid's edge extends this sweep's grid
+        (:attr:`~.sweep.SweepSpec.extends`, as stored: ``extend`` is kept only where it
+        departs from the default, an automatic grid extends and a given one does not); never
+        for a sweep of listed members or the advisor's (its rungs, its answer)."""
+        if "members" in self.config or "advisor" in self.config:
+            return False
+        return bool(self.config.get("extend", self.config.get("lrs") is None))
+
     def extension(self, name: str) -> list[float]:
         """The rates of ``name`` trained beyond the sweep's grid (the given one, or the
         automatic one): those an edge made the sweep add (:mod:`.sweep`), low to high; none
-        for a sweep of listed members or the advisor's (its rungs, its answer) or a given
-        grid not extended."""
+        for a sweep that does not extend (:attr:`extends`)."""
         grid = self.config.get("lrs")
-        # SweepSpec.extends, as stored: "extend" is kept only where it departs from the
-        # default (an automatic grid extends, a given one does not)
-        if "members" in self.config or "advisor" in self.config or \
-                not self.config.get("extend", grid is None):
+        if not self.extends:
             return []
         if grid is None:
             try:
@@ -413,6 +430,47 @@ def _common_seeds(summaries: Sequence[OptimizerSummary]) -> int:
     return min(s.seeds for s in summaries)
 
 
+def _bound_past(s: OptimizerSummary) -> float | None:
+    """The bound of :data:`~.sweep.LR_BOUNDS` that keeps an extension from passing the edge
+    ``s``'s best rate sits on (:func:`~.sweep.rates_past_edge` finds no rate to add there),
+    or None where an extension can pass it."""
+    lrs = [lr for lr in s.sensitivity if _finite(lr) and lr > 0]
+    if s.edge is None or len(lrs) < 2 or rates_past_edge(lrs, s.edge):
+        return None
+    return LR_BOUNDS[0] if s.edge == "low" else LR_BOUNDS[1]
+
+
+def _edge_note(sw: _Sweep, s: OptimizerSummary) -> str:
+    """The note on a best rate at the grid's edge, and what would try rates past it: the
+    one wording of that advice (the command line's tables, the reports, the tour and the
+    playground's Runs tab all take it from :func:`summary_notes`).
+
+    ``--extend`` and ``--lrs auto`` are part of a sweep's identity, so the same command
+    with either is a new sweep that trains its whole grid (the stored runs are not
+    reused), and the note says so; an extension never passes :data:`~.sweep.LR_BOUNDS`,
+    so at a bound the note names it instead of advising either; a sweep that extends
+    already stopped extending (:data:`~.sweep.MAX_EXTENSIONS`), so there it advises a wider
+    ``--lrs``."""
+    low = s.edge == "low"
+    head = (f"{s.optimizer}: the best lr {s.best_lr:.3g} is the {'lowest' if low else 'highest'} "
+            "rate tried; the optimum may lie outside the grid")
+    more = "lower" if low else "higher"
+    bound = _bound_past(s)
+    if bound is not None:
+        return (f"{head}, but the grid cannot be extended past {bound:g}, the "
+                f"{'lowest' if bound == LR_BOUNDS[0] else 'highest'} rate an extension tries "
+                f"(--extend and --lrs auto extend a grid within {LR_BOUNDS[0]:g}..{LR_BOUNDS[1]:g} only); "
+                f"to try {more} rates, list them in --lrs (a new sweep, which trains its "
+                "whole grid).")
+    if sw.extends:
+        return (f"{head}; this sweep extends its grid past an edge at most {MAX_EXTENSIONS} "
+                f"times, two rates each: to try {more} rates, widen --lrs (a new sweep, which "
+                "trains its whole grid).")
+    return (f"{head}. Widen --lrs, or pass --extend or use --lrs auto to extend the grid past "
+            "an edge: each runs a new sweep that trains its whole grid again (the stored runs "
+            "are not reused).")
+
+
 def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = True) -> list[str]:
     """What a reader needs under the summary table: how the rate was chosen, which
     optimizers cannot be told apart, which best rates sit on the grid's edge, what the
@@ -465,10 +523,7 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
             notes.append(f"{s.optimizer}: a best rate on the grid's edge extended the grid, "
                          f"so {', '.join(f'{lr:.3g}' for lr in extra)} were tried too.")
         if s.edge and math.isfinite(s.mean):
-            where = "lowest" if s.edge == "low" else "highest"
-            notes.append(f"{s.optimizer}: the best lr {s.best_lr:.3g} is the {where} rate "
-                         "tried; the optimum may lie outside the grid (widen --lrs, pass "
-                         "--extend, or use --lrs auto: both extend the grid past an edge).")
+            notes.append(_edge_note(sw, s))
     if sw.target is not None:
         every = (sw.config.get("train") or {}).get("eval_every")
         read = (f"read at the evaluations, every {every} steps (a count is exact to {every} "
@@ -567,11 +622,46 @@ def list_sweeps(store: RunStore) -> str:
                         "optimizers"], rows)
 
 
+#: the training options said apart: steps and batch size first, the model in its own column
+_SAID_APART = ("steps", "batch_size", "model")
+
+
+def _option_value(value: Any) -> str:
+    return f"{value:g}" if _finite(value) else str(value)
+
+
+def sweep_options(config: dict) -> str:
+    """The training options of a stored sweep ``config`` that differ from their defaults,
+    ``"schedule=cosine, clip_norm=1, averaging=ema"``, then ``extend`` (``no extend``)
+    where the sweep's ``extend`` departs from its default; ``""`` for none. The defaults
+    are :class:`~.trainer.TrainConfig`'s, except the evaluation cadence's:
+    ``optimlab bench``'s (:func:`default_eval_every`). Steps, batch size and model are said
+    apart (:func:`list_sweeps`, :meth:`_Sweep.heading`); what a stored config lacks is
+    left out."""
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    steps = train.get("steps")
+    parts = []
+    for option in dataclasses.fields(TrainConfig):
+        if option.name in _SAID_APART or option.name not in train:
+            continue
+        default = option.default
+        if option.name == "eval_every" and isinstance(steps, int) and steps >= 1:
+            default = default_eval_every(steps)
+        value = train[option.name]
+        if value != default:
+            parts.append(f"{option.name}={_option_value(value)}")
+    extend = config.get("extend")
+    if isinstance(extend, bool) and "members" not in config and "advisor" not in config:
+        parts.append("extend" if extend else "no extend")
+    return ", ".join(parts)
+
+
 def _setup(config: dict) -> str:
     """What tells apart sweeps of one task and model in :func:`list_sweeps`: steps, batch
-    size, the rates (how many, from and to; "auto" for each optimizer's own grid), seeds and
-    target, as stored (``"300 steps, batch 100, 16 lrs 1e-04..0.1, 4 seeds, target 0.5"``);
-    what a stored config lacks is left out."""
+    size, the rates (how many, from and to; "auto" for each optimizer's own grid), seeds,
+    target, and the training options and ``extend`` that differ from their defaults
+    (:func:`sweep_options`), as stored (``"300 steps, batch 100, 16 lrs 1e-04..0.1, 4 seeds,
+    target 0.5, schedule=cosine"``); what a stored config lacks is left out."""
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     parts = []
     steps, batch = train.get("steps"), train.get("batch_size")
@@ -590,6 +680,9 @@ def _setup(config: dict) -> str:
         parts.append(f"{seeds} seed{'s' if seeds != 1 else ''}")
     if _finite(config.get("target")):
         parts.append(f"target {config['target']:.3g}")
+    options = sweep_options(config)
+    if options:
+        parts.append(options)
     return ", ".join(parts)
 
 
