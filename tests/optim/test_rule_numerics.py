@@ -67,6 +67,23 @@ NARROW_CASES = [
                  "weight_decay": 0.01}),
     ("Adamax", {"lr": 0.02}),
     ("Adamax", {"lr": 0.02, "betas": (0.8, 0.99), "weight_decay": 0.01}),
+    ("Adagrad", {"lr": 0.05}),
+    ("Adagrad", {"lr": 0.05, "lr_decay": 0.01, "weight_decay": 0.01}),
+    ("Adagrad", {"lr": 0.05, "initial_accumulator_value": 0.1, "eps": 1e-6}),
+    ("Adadelta", {"lr": 1.0}),
+    ("Adadelta", {"lr": 0.5, "rho": 0.8, "weight_decay": 0.01}),
+    ("NAdam", {"lr": 0.01}),
+    ("NAdam", {"lr": 0.01, "betas": (0.8, 0.99), "momentum_decay": 0.01}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.01, "momentum_decay": 0.01}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("ASGD", {"lr": 0.1}),
+    # t0=3: the average starts within the 8 steps; lambd large enough that the decay factor
+    # 1 - lambd * eta is not rounded away in bfloat16/float16
+    ("ASGD", {"lr": 0.1, "lambd": 0.05, "alpha": 0.5, "t0": 3, "weight_decay": 0.01}),
+    # decoupled decay p * (1 - lr * wd): as _foreach_mul_ with a number it rounded the number
+    # to float16 (15 and 5 elements off)
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1}),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
 ]
 
 

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
-from .ops import add_scaled
+from .ops import add_scaled, addcmul
 
 
 def init(p: Tensor, **_) -> dict:
@@ -21,9 +21,11 @@ def init(p: Tensor, **_) -> dict:
 def update(p, g, state, *, lr, rho, eps, weight_decay, **_) -> Tensor:
     if nonzero(weight_decay):
         g = add_scaled(g, p, weight_decay)
-    v = state["square_avg"] = torch.addcmul(state["square_avg"] * rho, (1 - rho) * g, g)
+    # addcmul with 1 - rho as ``value``, as torch writes it: in bfloat16 and float16 each rounds
+    # once (computed in float32), where ``(1 - rho) * g`` first rounded to the narrow dtype
+    v = state["square_avg"] = addcmul(state["square_avg"] * rho, g, g, 1 - rho)
     delta = (state["acc_delta"] + eps).sqrt() / (v + eps).sqrt() * g
-    state["acc_delta"] = torch.addcmul(state["acc_delta"] * rho, (1 - rho) * delta, delta)
+    state["acc_delta"] = addcmul(state["acc_delta"] * rho, delta, delta, 1 - rho)
     return add_scaled(p, delta, -lr)
 
 

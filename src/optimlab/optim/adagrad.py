@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
-from .ops import add_scaled
+from .ops import add_scaled, addcdiv
 from .rule import sparse_add
 
 
@@ -45,7 +45,9 @@ def update(p, g, state, *, step, lr, lr_decay, eps, weight_decay, **_) -> Tensor
             return sparse_add(p, _make_sparse(g, indices, -clr * step_values))
         return sparse_add(p, _make_sparse(g, indices, step_values), alpha=-clr)
     total = state["sum"] = torch.addcmul(state["sum"], g, g)
-    return p - clr * g / (total.sqrt() + eps)
+    # one addcdiv with the rate as ``value``, as torch writes it: in bfloat16 and float16 it
+    # rounds once (computed in float32), where ``p - clr * g / std`` rounds after each operation
+    return addcdiv(p, g, total.sqrt() + eps, -clr)
 
 
 _RULE = r"""

@@ -40,18 +40,35 @@ def update(p, g, state, *, step, lr, lambd, alpha, t0, weight_decay, **_) -> Ten
     # without a host sync.
     eta = state["eta"].to(torch.float64)
     decay, rate, mu = 1 - lambd * eta, -eta, state["mu"]
-    # a population's per-member columns ([K, 1, ...]) in p's dtype, as a 0-d value is used:
-    # in float64 they would turn a float32 p and ax into float64; so would the 0-d values
-    # meeting a 0-d float32 p (two 0-d tensors promote to the wider), where torch rounds
-    # its Python float to float32, the opmath of float32 (a 0-d p steps alone, as a tensor)
-    if eta.dim() or (isinstance(p, Tensor) and not p.dim() and p.dtype == torch.float32):
-        decay, rate = decay.to(p.dtype), rate.to(p.dtype)
-    weight = mu.to(p.dtype) if mu.dim() else mu
-    p = p * decay
-    p = torch.addcmul(p, g, rate)
+    if p.dtype in (torch.bfloat16, torch.float16) and not eta.dim():
+        # torch applies eta as a Python float. Its CPU kernel for ``x.add(y, alpha=a)`` in
+        # these dtypes rounds once in its vectorized body but twice (``a * y`` first) in the
+        # remainder of each tensor, so no tensor spelling matches it: the same kernel with the
+        # same float does (torch reads eta and mu with ``.item()`` too). The product keeps
+        # its 0-d tensor, which rounds as torch's float does, unless p is 0-d (two 0-d
+        # tensors would promote).
+        rate, weight = rate.item(), mu.item()
+        if isinstance(p, Tensor) and not p.dim():
+            decay = decay.item()
+    else:
+        # a population's per-member columns ([K, 1, ...]) in p's dtype, as a 0-d value is
+        # used: in float64 they would turn a float32 p and ax into float64; so would the 0-d
+        # values meeting a 0-d float32 p (two 0-d tensors promote to the wider), where torch
+        # rounds its Python float to float32, the opmath of float32 (a 0-d p steps alone)
+        if eta.dim() or (isinstance(p, Tensor) and not p.dim() and p.dtype == torch.float32):
+            decay, rate = decay.to(p.dtype), rate.to(p.dtype)
+        weight = mu.to(p.dtype) if mu.dim() else mu
+    # theta (1 - lambd eta) - eta g: a product, then one add with -eta as ``alpha``, as torch
+    p = add_scaled(p * decay, g, rate)
     ax = state["ax"]
     # mu == 1 copies the parameter exactly (ax + (p - ax) would round).
-    state["ax"] = torch.where(mu == 1, p, ax + (p - ax) * weight)
+    if isinstance(weight, float):
+        # torch's branch, as torch takes it (a ``where`` would run at once on the multi-tensor
+        # path's flat buffers, and the add above with it, off torch's per-tensor remainders);
+        # ``p * 1`` is an exact copy that the multi-tensor path records
+        state["ax"] = p * 1 if weight == 1 else ax + (p - ax) * weight
+    else:
+        state["ax"] = torch.where(mu == 1, p, ax + (p - ax) * weight)
     # Both schedules are computed in double, then rounded and stored as torch does.
     state["eta"] = _scalar(lr / ((1 + lambd * lr * step) ** alpha), state["eta"])
     if isinstance(t0, Tensor):

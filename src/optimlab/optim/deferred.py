@@ -158,7 +158,17 @@ def _foreachable(node: Node) -> bool:
         return False
     if node.kwargs and any(is_number(a) for a in rest):
         return False  # ``add(x, 2.0, alpha=...)`` has no list form
+    if node.fn is torch.mul and node.dtype in _NARROW and any(is_number(a) for a in rest):
+        return False  # ``_foreach_mul_`` rounds the number to the narrow dtype, ``mul_`` does not
     return True
+
+
+#: dtypes whose CPU kernels round differently by position: ``x.add(y, alpha=a)`` in float16
+#: rounds ``a * y`` first in a tensor's remainder past its vectorized body, not in the body
+#: (torch 2.13), so these lists are not gathered into flat buffers
+#: (:meth:`Graph._lists_to_gather`): their operations run tensor by tensor, at the positions
+#: torch's own per-tensor step runs them
+_NARROW = (torch.bfloat16, torch.float16)
 
 
 class Graph:
@@ -387,9 +397,10 @@ class Graph:
     def _lists_to_gather(self, readers: dict) -> list[ListRef]:
         """The lists to gather into a flat buffer first: those two or more operations read
         (an operation on a flat buffer costs a third of its ``foreach`` form on a CPU), and
-        those an operation without a ``foreach`` form reads."""
+        those an operation without a ``foreach`` form reads; never lists of :data:`_NARROW`
+        dtypes."""
         return [ref for ref in self.lists.values()
-                if ref.flat is None and (reads := readers.get(id(ref)))
+                if ref.flat is None and ref.dtype not in _NARROW and (reads := readers.get(id(ref)))
                 and (len(reads) >= 2 or not all(_foreachable(n) for n in reads))]
 
     def _free_slot(self, free: list[int], dtype: torch.dtype) -> int:

@@ -16,7 +16,7 @@ from .base import (
     torch_flags_doc,
 )
 from .capabilities import Capabilities
-from .ops import add_scaled, addcmul
+from .ops import add_scaled, addcdiv, addcmul
 
 
 def init(p: Tensor, **_) -> dict:
@@ -69,8 +69,14 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, momentum_decay,
     m = state["exp_avg"] = torch.lerp(state["exp_avg"], g, 1 - beta1)
     v = state["exp_avg_sq"] = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
     denom = (v / bias_correction2).sqrt() + eps
-    p = p + coef_g * g / denom
-    return p + coef_m * m / denom
+    if p.dtype in (torch.bfloat16, torch.float16) and not coef_g.dim():
+        # torch passes the coefficients as Python floats (it reads the product with
+        # ``.item()``): its kernel computes these dtypes in float32 and rounds once, where a
+        # tensor coefficient is applied in p's dtype, rounding after each operation
+        coef_g, coef_m = coef_g.item(), coef_m.item()
+    # two addcdivs with the coefficients as ``value``, as torch writes them
+    p = addcdiv(p, g, denom, coef_g)
+    return addcdiv(p, m, denom, coef_m)
 
 
 _RULE = r"""
