@@ -757,3 +757,41 @@ def test_a_groups_own_initial_accumulator_value_starts_its_adagrad_sums():
         sums[module.__name__] = (opt.state[a]["sum"].tolist(), opt.state[b]["sum"].tolist())
     assert sums["optimlab"] == ([1.0, 1.0], [1.5, 1.5])
     assert sums["torch.optim"] == ([1.0, 1.0], [1.0, 1.0])
+
+
+def _hogwild_step(opt, params):
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+
+
+@pytest.mark.parametrize("mode", [{}, {"fused": False}, {"foreach": False, "fused": False}],
+                         ids=["default", "plain", "per-tensor"])
+def test_adagrad_share_memory_lets_another_process_update_the_sums(mode):
+    """torch.optim.Adagrad.share_memory (Hogwild training) puts the sums in shared memory;
+    optimlab's Adagrad lacked the method. A forked process's step must reach the parent's
+    sums and parameters, on every path, and the sums stay the state's own tensors."""
+    import multiprocessing
+
+    params = [torch.zeros(3, requires_grad=True), torch.zeros(2, 2, requires_grad=True)]
+    for p in params:
+        p.data.share_memory_()
+    opt = optimlab.Adagrad(params, lr=0.1, **mode)
+    opt.share_memory()
+    sums = [opt.state[p]["sum"] for p in params]
+    assert all(s.is_shared() for s in sums)
+    child = multiprocessing.get_context("fork").Process(target=_hogwild_step, args=(opt, params))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    assert all(torch.equal(s, torch.ones_like(s)) for s in sums)  # the child's step
+    assert all(torch.allclose(p, torch.full_like(p, -0.1)) for p in params)
+    _hogwild_step(opt, params)  # and the parent's own steps keep the shared tensors
+    assert [opt.state[p]["sum"] for p in params] == sums and all(s.is_shared() for s in sums)
+    assert all(torch.equal(s, torch.full_like(s, 2.0)) for s in sums)
+
+
+def test_adagrad_share_memory_refuses_compact_sums():
+    opt = optimlab.Adagrad([torch.zeros(3, requires_grad=True)], state_precision="bfloat16")
+    with pytest.raises(ValueError, match="full precision"):
+        opt.share_memory()

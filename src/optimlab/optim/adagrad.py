@@ -7,6 +7,7 @@ from torch import Tensor
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
+from .engine import real
 from .ops import add_scaled, addcdiv
 from .rule import sparse_add
 
@@ -121,3 +122,31 @@ class Adagrad(RuleOptimizer):
                         foreach=foreach, maximize=maximize, fused=fused)
         super().__init__(params, defaults, skip_nonfinite=skip_nonfinite, differentiable=differentiable,
                          state_precision=state_precision)
+
+    def share_memory(self) -> None:
+        """Put every parameter's accumulator ``sum`` in shared memory, as
+        ``torch.optim.Adagrad.share_memory`` does, for Hogwild training: processes that
+        share the model and this optimizer (forked after this call, or sent through
+        ``torch.multiprocessing``) update the same sums.
+
+        torch creates Adagrad's state in its constructor; optimlab creates it at the first
+        step, so this creates the state of every parameter that has none yet. From then on
+        the groups step tensor by tensor and write the state in place (the multi-tensor path
+        would move it into one buffer per group, out of the shared memory).
+
+        Raises:
+            ValueError: a group keeps compact moments (``state_precision``), whose codes
+                are written anew at every step.
+        """
+        for group in self.param_groups:
+            if group.get("state_precision") is not None:
+                raise ValueError("share_memory() needs the sums in full precision; this group "
+                                 f"has state_precision={group['state_precision']!r}")
+        for group in self.param_groups:
+            hp = self._hp(group)
+            for p in group["params"]:
+                state = self.state[p]
+                if not state:
+                    state.update(self.init(real(p), **hp))
+                state["sum"].share_memory_()
+        self._state_in_place = True

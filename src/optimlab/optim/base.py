@@ -596,6 +596,10 @@ class RuleOptimizer(TorchOptimizer):
     #: whether a param group may set ``lr`` to 0 (and freeze its parameters) where the
     #: constructor asks for a positive ``lr``, as the packages of Prodigy and D-Adaptation do
     _groups_may_freeze: bool = False
+    #: whether every state tensor must keep its memory from step to step (state shared
+    #: between processes: set by ``Adagrad.share_memory``); the engine then steps tensor by
+    #: tensor and writes the state back in place
+    _state_in_place: bool = False
 
     def __init__(
         self,
@@ -897,7 +901,8 @@ class RuleOptimizer(TorchOptimizer):
         self.engine.step_group(id(group), params, states, hp,
                                maximize=bool(group.get("maximize", False)),
                                fused=group.get("fused"), foreach=group.get("foreach"),
-                               state_precision=group.get("state_precision"))
+                               state_precision=group.get("state_precision"),
+                               in_place=self._state_in_place)
 
     def _step_shards(self, group: dict, params: list[Tensor], hp: dict) -> None:
         """Step sharded parameters (an elementwise rule, :meth:`_shard_problem`): the engine

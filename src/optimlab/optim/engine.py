@@ -83,13 +83,16 @@ class Engine:
     # -- the torch front end: one param group --------------------------------------------------
     def step_group(self, key: Any, params: list[Tensor], states: Any, hp: dict, *,
                    maximize: bool = False, fused: bool | None = None,
-                   foreach: bool | None = None, state_precision: str | None = None) -> None:
+                   foreach: bool | None = None, state_precision: str | None = None,
+                   in_place: bool = False) -> None:
         """Step the parameters of one group (those given have a gradient).
 
         ``states`` maps each parameter to its state dict (``optimizer.state``); ``key``
         identifies the group across steps for its fused plan. With ``state_precision`` the
         moments stay compact between steps (:mod:`~optimlab.optim.compact`): each tensor
-        steps alone, its moments decoded for the rule and encoded after it.
+        steps alone, its moments decoded for the rule and encoded after it. With
+        ``in_place`` every state tensor keeps its memory (state shared between processes,
+        ``Adagrad.share_memory``): the tensors step one at a time, fused or copied back.
         """
         if state_precision is not None:
             for p in params:
@@ -104,7 +107,8 @@ class Engine:
                 if not self.capabilities.sparse:
                     raise RuntimeError(f"{self.name} does not support sparse gradients")
                 single.append(p)
-            elif foreach is False or not self.capabilities.multi_tensor or p.dim() == 0:
+            elif foreach is False or in_place or not self.capabilities.multi_tensor \
+                    or p.dim() == 0:
                 # a 0-d parameter's state would look like scalar state: it steps alone
                 single.append(p)
             else:
@@ -114,10 +118,10 @@ class Engine:
         elif batched:
             self._step_multi(key, batched, states, hp, maximize)
         for p in single:
-            self._step_one(p, states[p], hp, maximize)
+            self._step_one(p, states[p], hp, maximize, in_place=in_place)
 
     def _step_one(self, p: Tensor, state: dict, hp: dict, maximize: bool,
-                  state_precision: str | None = None) -> None:
+                  state_precision: str | None = None, in_place: bool = False) -> None:
         weight, grad = real(p), p.grad
         if torch.is_complex(grad):
             grad = torch.view_as_real(grad)
@@ -127,7 +131,7 @@ class Engine:
             step = advance(state)
             before = dict(state)
             _write(weight, self._run_one(weight, grad, state, step, hp, maximize))
-            _keep_objects(state, before)
+            _keep_objects(state, before, in_place)
             return
         moments = self.capabilities.compact_moments
         full = compact.unpack(state, moments, weight.dtype)
@@ -446,7 +450,7 @@ def _write(weight: Tensor, new: Any) -> None:
         weight.copy_(settle(new, None))
 
 
-def _keep_objects(state: dict, before: dict) -> None:
+def _keep_objects(state: dict, before: dict, in_place: bool = False) -> None:
     """Keep a state's tensor objects across a rule's step on one tensor.
 
     The rules are written as functions (``m = state["exp_avg"] = lerp(m, g, ...)`` puts a
@@ -456,13 +460,21 @@ def _keep_objects(state: dict, before: dict) -> None:
     new one's memory (``Tensor.set_``: no copy, about a microsecond) and goes back in the
     dict. Only plain tensors: a subclass's (a ``DTensor``'s) entries are left as the rule
     put them, and so is a new tensor that ``set_`` refuses (another dtype or device, a
-    sparse one).
+    sparse one), and so is an entry when the rule moved tensors between entries (the old
+    tensor is still the state under another key, or the new one was). With ``in_place``
+    the new values are copied into the old tensors' memory instead (memory shared with
+    other processes must stay where it is).
     """
     for key, new in state.items():
         old = before.get(key)
-        if old is not new and type(old) is Tensor and type(new) is Tensor:
+        if old is not new and type(old) is Tensor and type(new) is Tensor \
+                and not any(new is kept for kept in before.values()) \
+                and not any(old is now for now in state.values()):  # entries moved about
             try:
-                old.set_(new)
+                if in_place:
+                    old.copy_(new)
+                else:
+                    old.set_(new)
             except (RuntimeError, NotImplementedError):
                 continue
             state[key] = old
