@@ -450,33 +450,42 @@ def _write(weight: Tensor, new: Any) -> None:
         weight.copy_(settle(new, None))
 
 
-def _keep_objects(state: dict, before: dict, in_place: bool = False) -> None:
-    """Keep a state's tensor objects across a rule's step on one tensor.
+def _repoint(old: Any, new: Tensor, in_place: bool = False) -> bool:
+    """Make the state tensor ``old`` hold ``new``'s values, keeping the object: on ``new``'s
+    memory (``Tensor.set_``: no copy, about a microsecond), or with ``in_place`` copied into
+    its own (memory shared with other processes must stay where it is). False, and nothing
+    done, where ``old`` is no plain tensor of ``new``'s dtype and device (a subclass, a
+    ``DTensor``, stays as the caller finds it) or torch refuses (a sparse or inference-mode
+    tensor, one that requires grad).
 
-    The rules are written as functions (``m = state["exp_avg"] = lerp(m, g, ...)`` puts a
-    new tensor in the dict); ``torch.optim`` updates its state in place, so code that took
-    ``opt.state[p]["exp_avg"]`` reads the new state after a step. Where the rule put a new
-    tensor under a key that held one of the same dtype and device, the old object takes the
-    new one's memory (``Tensor.set_``: no copy, about a microsecond) and goes back in the
-    dict. Only plain tensors: a subclass's (a ``DTensor``'s) entries are left as the rule
-    put them, and so is a new tensor that ``set_`` refuses (another dtype or device, a
-    sparse one), and so is an entry when the rule moved tensors between entries (the old
-    tensor is still the state under another key, or the new one was). With ``in_place``
-    the new values are copied into the old tensors' memory instead (memory shared with
-    other processes must stay where it is).
-    """
+    torch.optim updates its state in place, so code that took ``opt.state[p]["exp_avg"]``
+    reads the state of later steps; the engine keeps that true where it puts a rule's new
+    tensor (:func:`_keep_objects`) or a batch's buffer (:func:`_move_into`) in the state."""
+    if type(old) is not Tensor or old.dtype != new.dtype or old.device != new.device:
+        return False
+    try:
+        if in_place:
+            old.copy_(new)
+        else:
+            old.set_(new)
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+def _keep_objects(state: dict, before: dict, in_place: bool = False) -> None:
+    """Keep a state's tensor objects across a rule's step on one tensor: the rules are
+    written as functions (``m = state["exp_avg"] = lerp(m, g, ...)`` puts a new tensor in
+    the dict), so where the rule put a new tensor under a key that held one, the old object
+    takes its values (:func:`_repoint`) and goes back in the dict. Not where the rule moved
+    tensors between entries (the old tensor is still the state under another key, or the
+    new one was)."""
     for key, new in state.items():
         old = before.get(key)
-        if old is not new and type(old) is Tensor and type(new) is Tensor \
+        if old is not new and type(new) is Tensor \
                 and not any(new is kept for kept in before.values()) \
-                and not any(old is now for now in state.values()):  # entries moved about
-            try:
-                if in_place:
-                    old.copy_(new)
-                else:
-                    old.set_(new)
-            except (RuntimeError, NotImplementedError):
-                continue
+                and not any(old is now for now in state.values()) \
+                and _repoint(old, new, in_place):
             state[key] = old
 
 
@@ -624,25 +633,17 @@ class _MultiBatch:
 
 def _move_into(states: list[dict], name: str, homes: Sequence[Tensor], moved: set[int]) -> None:
     """Give each state's entry ``name`` its place in a batch's buffer: ``homes[i]`` (a view
-    of the buffer, holding the entry's value) for ``states[i]``.
-
-    A tensor already in the entry is moved there in place (``Tensor.set_``: the same
-    object, now on the buffer's memory), so a tensor taken from ``opt.state`` before the
-    batch was formed keeps following the state, as ``torch.optim``'s tensors do. One that
-    cannot be moved alike (of another dtype, or already moved for another entry: ``moved``
-    holds the ids of those, one object cannot live at two places) is replaced by the view.
-    """
+    of the buffer, holding the entry's value) for ``states[i]``. The tensor already in the
+    entry is moved there (:func:`_repoint`), so a tensor taken from ``opt.state`` before the
+    batch was formed keeps following the state; one that cannot be (:func:`_repoint`, or
+    already moved for another entry: ``moved`` holds their ids, one object cannot live at
+    two places) is replaced by the view."""
     for state, home in zip(states, homes):
         old = state.get(name)
-        if isinstance(old, Tensor) and id(old) not in moved and old.dtype == home.dtype \
-                and old.device == home.device and not old.requires_grad:
-            try:
-                old.set_(home.untyped_storage(), home.storage_offset(), home.shape, home.stride())
-                moved.add(id(old))
-                continue
-            except RuntimeError:  # an inference-mode tensor, say: replaced instead
-                pass
-        state[name] = home
+        if id(old) not in moved and _repoint(old, home):
+            moved.add(id(old))
+        else:
+            state[name] = home
 
 
 class _MultiPlan:
