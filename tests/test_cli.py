@@ -1051,3 +1051,91 @@ def test_profile_says_failed_for_an_optimizer_all_of_whose_runs_raised(tmp_path,
     assert header.split()[1:] == ["muon", "sgd"] and row.split()[2] == "failed"
     assert "1: digits/logreg: muon: 2 runs failed (scored as never reaching the target " \
            "there): ValueError: Muon only optimizes real 2-D parameters" in out
+
+
+@pytest.mark.parametrize("error", [OverflowError("cannot convert float infinity to integer"),
+                                   RuntimeError("the renderer broke")])
+def test_race_prints_its_table_when_a_picture_fails_with_any_error(error, tmp_path, capsys,
+                                                                   monkeypatch):
+    """Only an OSError while drawing kept the results table; an OverflowError (matplotlib on a
+    race where everything diverged) lost it behind the error line."""
+    pytest.importorskip("matplotlib")
+    from optimlab.landscapes.result import Race
+
+    def broken(self, **kwargs):
+        raise error
+
+    monkeypatch.setattr(Race, "plot", broken)
+    code = main(["race", "quadratic", "--optimizers", "sgd", "--lr", "sgd=1000", "--steps", "50",
+                 "--out", str(tmp_path / "q1.png")])
+    out, err = capsys.readouterr()
+    assert code != 0 and not (tmp_path / "q1.png").exists()
+    assert "quadratic from" in out and re.search(r"^sgd +lr=1e\+03", out, re.M), out
+    assert len(err.strip().splitlines()) == 1 and str(error) in err, err
+
+
+def test_start_help_gives_an_example_that_runs(capsys):
+    """`--start -1.5,2`, as the help wrote it, is argparse's "expected one argument": a value
+    beginning with a minus sign reads as an option. The help and the usage in the module's
+    docstring write --start=-1.5,2, which runs."""
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["race"]
+                         .format_help().split())
+    assert "e.g. --start=-1.5,2" in help_text and "e.g. -1.5,2" not in help_text
+    assert "[--start=-1.5,2]" in cli.__doc__ and "--start -1.5,2" not in cli.__doc__
+    assert main(["race", "rosenbrock", "--optimizers", "adam", "--start=-1.5,2",
+                 "--steps", "5"]) == 0
+    assert "rosenbrock from (-1.5, 2)" in capsys.readouterr().out
+
+
+def test_explain_a_wrapper_names_what_it_wraps_by_default_as_hp_takes_it(capsys):
+    """explain lookahead left out its `inner` key (default adam); explain sam showed
+    base_optimizer as a class's repr, where --hp takes a registry name."""
+    from optimlab.optim.registry import available, wrapped_class
+
+    assert main(["explain", "lookahead"]) == 0
+    out = capsys.readouterr().out
+    # the class Lookahead builds without an `inner`, by its registry name (adam)
+    inner = next(e.name for e in available()
+                 if e.alias_of is None and e.cls is wrapped_class("lookahead"))
+    assert re.search(rf"^ +defaults: inner={inner}, k=5, alpha=0.5$", out, re.M), out
+    assert re.search(rf"^ +wraps: {inner} by default; --hp lookahead:inner=NAME", out, re.M), out
+    assert main(["explain", "sam"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^ +defaults: base_optimizer=sgd, rho=0.05", out, re.M), out
+    assert "<class" not in out and "--hp sam:base_optimizer=NAME" in out
+    # what explain shows is what --hp takes
+    assert main(["race", "rosenbrock", "--optimizers", "lookahead,sam", "--steps", "5",
+                 "--hp", f"lookahead:inner={inner}", "--hp", "sam:base_optimizer=sgd"]) == 0
+
+
+def test_explain_an_alias_names_what_it_is_an_alias_of_and_its_preset():
+    """explain gd listed `aliases: gd, momentum, nag` (its siblings, and itself); explain
+    amsgrad showed Adam's update and memory lines without saying amsgrad=True applies."""
+    from optimlab.cli import compare_table, explain
+
+    gd, amsgrad, nag = explain("gd"), explain("amsgrad"), explain("nag")
+    assert re.search(r"^ +aliases: alias of sgd \(with sgd's defaults\)$", gd, re.M), gd
+    assert re.search(r"^ +aliases: alias of adam \(preset amsgrad=True\)$", amsgrad, re.M)
+    assert re.search(r"^ +aliases: alias of sgd \(preset momentum=0.9, nesterov=True\)$", nag,
+                     re.M)
+    assert re.search(r"^ +aliases: gd, momentum, nag$", explain("sgd"), re.M)
+    assert re.search(r"^ +aliases: amsgrad$", explain("adam"), re.M)
+    flat = " ".join(amsgrad.split())
+    assert re.search(r"update: [^:]*\(here amsgrad=True\) defaults:", flat), flat
+    assert re.search(r"extra memory: 2 \(m, v\); 3 with amsgrad \(here amsgrad=True\)", flat)
+    assert "(here" not in explain("adam")
+    assert "(here momentum=0.9, nesterov=True)" in compare_table(["nag"], markdown=True)
+
+
+def test_race_refuses_two_pictures_to_one_file_before_it_runs(tmp_path, capsys, monkeypatch):
+    """--out same.png --surface same.png wrote same.png twice (and said so twice)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("optimlab.landscapes.race", lambda *a, **k: pytest.fail("raced"))
+    base = ["race", "quadratic", "--optimizers", "sgd", "--steps", "5"]
+    for pictures in (["--out", "same.png", "--surface", "same.png"],
+                     ["--out", "same.png", "--surface", f"{tmp_path}/./same.png"],
+                     ["--out", "same", "--surface", "same.png"]):
+        assert main(base + pictures) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--out and --surface both write" in err[0], err
+    assert not (tmp_path / "same.png").exists()

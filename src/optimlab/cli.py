@@ -6,7 +6,7 @@
                                          the side-by-side table tutorials draw
     optimlab landscapes                  the test functions
     optimlab race LANDSCAPE --optimizers sgd,momentum,adam [--lr adam=0.05] [--steps 500]
-                  [--start -1.5,2] [--noise 0.1] [--seed 0] [--tune] [--param kappa=100]
+                  [--start=-1.5,2] [--noise 0.1] [--seed 0] [--tune] [--param kappa=100]
                   [--out race.png] [--gif race.gif] [--surface surface.png]
     optimlab demo [NAME] [--out DIR] [--list]
                                          the tutorials' exhibits: every one (pictures in
@@ -118,15 +118,38 @@ _COMPARE_HEADERS = ["optimizer", "year", "adaptive lr", "momentum", "extra memor
 _COMPARE_WIDTHS = [12, 4, 8, 8, 14, 10, 22, 34]
 
 
+def _setting(key: str, value) -> str:
+    """``momentum=0.9``, ``amsgrad=True``: one hyperparameter as a note shows it."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return f"{key}={value:g}" if number else f"{key}={value}"
+
+
+def _preset_note(entry) -> str:
+    """What an alias sets on its class, as ``" (here amsgrad=True)"``: its preset, and its
+    ``momentum``, preset or default (``gd`` is SGD with none: ``" (here momentum=0)"``);
+    empty for a class's own entry. The class's rows (update rule, extra memory) cover every
+    setting; the note says which one applies."""
+    if entry.alias_of is None:
+        return ""
+    settings = dict(entry.preset)
+    value = {**entry.info.defaults, **entry.preset}.get("momentum")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        settings = {"momentum": value, **settings}
+    if not settings:
+        return ""
+    return f" (here {', '.join(_setting(k, v) for k, v in settings.items())})"
+
+
 def _momentum_and_memory(entry) -> tuple[str, str]:
     """The momentum and extra-memory cells of ``entry``: its class's, except for an alias
-    with a ``momentum`` of its own, preset or default (``gd`` is SGD with none: "no", and
-    its memory note says which case of the class's applies)."""
+    with a ``momentum`` of its own, preset or default (``gd`` is SGD with none: "no"); an
+    alias's memory note says which case of the class's applies (:func:`_preset_note`)."""
     info = entry.info
     value = {**info.defaults, **entry.preset}.get("momentum")
+    memory = info.memory_note + _preset_note(entry)
     if entry.alias_of is None or not isinstance(value, (int, float)) or isinstance(value, bool):
-        return _yes(info.momentum), info.memory_note
-    return _yes(value > 0), f"{info.memory_note} (here momentum={value:g})"
+        return _yes(info.momentum), memory
+    return _yes(value > 0), memory
 
 
 def _compare_row(entry) -> list[str]:
@@ -146,12 +169,21 @@ def compare_table(names: Sequence[str], markdown: bool = False) -> str:
 
 def explain(name: str) -> str:
     """Everything the catalog knows about one optimizer, as text."""
-    from .optim.registry import available, resolve
+    from .optim.registry import available, resolve, wrapped_name
 
     entry = resolve(name)
     info = entry.info
-    aliases = [e.name for e in available() if e.alias_of == info.name]
     defaults = {**info.defaults, **entry.preset}
+    shown = {key: repr(value) for key, value in defaults.items()}
+    wraps, inner = entry.capabilities.wraps, wrapped_name(entry.name)
+    if wraps and inner is not None:  # a registry name, as --hp takes it, not a class
+        shown = {wraps: inner, **{k: v for k, v in shown.items() if k != wraps}}
+    if entry.alias_of is not None:
+        preset = ", ".join(_setting(k, v) for k, v in entry.preset.items())
+        aliases = f"alias of {entry.alias_of}" + (f" (preset {preset})" if preset else
+                                                  f" (with {entry.alias_of}'s defaults)")
+    else:
+        aliases = ", ".join(e.name for e in available() if e.alias_of == entry.name) or "-"
     momentum, memory = _momentum_and_memory(entry)
     lines = [f"{entry.name}: optimlab.{entry.cls.__name__}"
              + (f" with {entry.preset}" if entry.preset else "")]
@@ -161,9 +193,14 @@ def explain(name: str) -> str:
         ("paper", entry.paper if entry.alias_paper else f"{info.paper}, {info.url}"),
         ("year", str(entry.year)),
         ("family", info.family),
-        ("aliases", ", ".join(aliases) or "-"),
-        ("update", info.rule_text),
-        ("defaults", ", ".join(f"{k}={v!r}" for k, v in defaults.items())),
+        ("aliases", aliases),
+        ("update", info.rule_text + _preset_note(entry)),
+        ("defaults", ", ".join(f"{k}={v}" for k, v in shown.items())),
+    ]
+    if wraps and inner is not None:
+        fields.append(("wraps", f"{inner} by default; --hp {entry.name}:{wraps}=NAME wraps "
+                                "another (a registry name)"))
+    fields += [
         ("extra memory", memory),
         ("adaptive lr", _yes(info.adaptive)),
         ("momentum", momentum),
@@ -618,8 +655,8 @@ def _parse_point(text: str) -> tuple[float, ...]:
     except ValueError:
         point = ()
     if not point or not all(math.isfinite(v) for v in point):
-        raise CLIError(f"--start takes comma-separated finite numbers such as -1.5,2, got "
-                       f"{_shown(text)}")
+        raise CLIError(f"--start takes comma-separated finite numbers such as --start=-1.5,2, "
+                       f"got {_shown(text)}")
     return point
 
 
@@ -829,6 +866,7 @@ def run_race(args: argparse.Namespace) -> str:
                                       _figure_suffixes())
     gif = None if args.gif is None else out_file(args.gif, "--gif", f"race-{landscape.name}",
                                                  (".gif", ".mp4"))
+    _distinct_outputs({**pictures, **({"--gif": gif} if gif is not None else {})})
     spec = {name: {**hparams.get(name, {}), **({"lr": lrs[name]} if name in lrs else {})}
             for name in names}
     with _race_progress(landscape.name, args.steps, runs) as tick:
@@ -856,13 +894,29 @@ def run_race(args: argparse.Namespace) -> str:
         if path is not None:
             try:
                 lines += [f"wrote {item}" for item in write(path)]
-            except OSError as err:
-                print(_printable("\n".join(lines)))  # the race's results are not lost with it
-                raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
+            except (Exception, KeyboardInterrupt) as err:
+                # the race's results are not lost with a picture, whatever stops it; the
+                # error is then main's one line
+                print(_printable("\n".join(lines)), flush=True)
+                if isinstance(err, OSError):
+                    raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
+                raise
     if gif is not None and gif.suffix.lower() == ".mp4" and f"wrote {gif}" not in lines:
         print("optimlab: note: no MP4 written: it needs ffmpeg, which is not on PATH; the "
               "animation is the GIF only", file=sys.stderr)
     return "\n".join(lines)
+
+
+def _distinct_outputs(paths: dict[str, Path]) -> None:
+    """Refuse, before any work, two flags (``--out``, ``--surface``, ``--gif``) whose
+    files are one: the second picture would overwrite the first."""
+    seen: dict[Path, str] = {}
+    for flag, path in paths.items():
+        key = Path(os.path.realpath(path))
+        if key in seen:
+            raise CLIError(f"{seen[key]} and {flag} both write {path}: give each its own "
+                           "file (or the same folder, where each gets its own name)")
+        seen[key] = flag
 
 
 DEMO_DIR = "optimlab-demos"
@@ -1898,7 +1952,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning rate (> 0) of one optimizer (repeat, or comma-separate)")
     p.add_argument("--steps", type=_whole(1), default=500,
                    help=f"steps (default 500, at most {RACE_MAX_STEPS:,})")
-    p.add_argument("--start", help="start point, e.g. -1.5,2 (default: the landscape's)")
+    p.add_argument("--start", help="start point, e.g. --start=-1.5,2 (with '=' where it begins "
+                   "with a minus sign; default: the landscape's)")
     p.add_argument("--noise", type=_finite(0.0), default=0.0, help="gradient noise std (>= 0)")
     p.add_argument("--seed", type=_whole(0, SEED_MAX), default=0,
                    help=f"seed of the noise (0 to {SEED_MAX})")

@@ -430,6 +430,27 @@ def test_the_loss_panel_shows_a_race_whose_every_run_diverged_and_one_of_zero_st
     plt_close(fig)
 
 
+def test_a_race_whose_every_run_overflows_saves_as_png_and_gif(tmp_path, monkeypatch):
+    """SGD at lr 1e3 on the quadratic climbs to about 1e308 before it is infinite: the loss
+    panel's limits (lo / 2, hi * 2) overflowed to infinity, and saving raised OverflowError
+    (``optimlab race quadratic --optimizers sgd --lr sgd=1000 --out q.png``)."""
+    from optimlab.landscapes import race
+    from optimlab.landscapes.plots import plt_close
+
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)  # no MP4 here
+    diverged = race("quadratic", {"sgd": {"lr": 1e3}}, steps=50)
+    assert diverged.metrics["sgd"].diverged
+    fig = diverged.plot()
+    (loss_ax,) = [ax for ax in fig.axes if ax.get_title() == "loss"]
+    low, high = loss_ax.get_ylim()
+    assert np.isfinite([low, high]).all() and 0 < low < 14.4 and high > 1e100
+    fig.savefig(tmp_path / "q1.png", dpi=40)
+    plt_close(fig)
+    _check_image(tmp_path / "q1.png")
+    written = diverged.animate(tmp_path / "q1.gif", frames=3, fps=5, dpi=30, resolution=20)
+    assert _check_image(written[0]) > 1
+
+
 # --------------------------------------------------------------------------- where and how animate writes
 
 @pytest.mark.parametrize("name, written", [

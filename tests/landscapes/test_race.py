@@ -842,6 +842,38 @@ def test_a_non_zero_default_weight_decay_is_recorded_and_shown():
     assert tuned.hparams["adamw"]["weight_decay"] == 0.01
 
 
+def test_the_weight_decay_note_only_where_a_minimum_is_away_from_the_origin():
+    """Decay pulls towards 0: on the quadratic (its minimum at the origin) AdamW reaches the
+    minimum (distance about 1e-11) and no note may say it settles off it; on Rosenbrock
+    (minimum at (1, 1)) the note stays."""
+    at_origin = race("quadratic", {"adamw": {"lr": 0.05}}, steps=200)
+    assert at_origin.hparams["adamw"]["weight_decay"] == 0.01
+    assert all(not any(x) for x in at_origin.landscape.minima)
+    assert not any("weight_decay" in line for line in at_origin.notes())
+    assert "pulls towards 0" not in at_origin.table()
+    away = race("rosenbrock", {"adamw": {"lr": 0.05}}, steps=20)
+    assert any("weight_decay (given, or the optimizer's default) pulls towards 0, so adamw "
+               "settles off the minimum" in line for line in away.notes())
+
+
+def test_a_wrappers_row_names_the_optimizer_it_wrapped():
+    """Lookahead's row said ``lr=0.001, k=5, alpha=0.5`` while it ran its default inner
+    Adam: the table and the legend now name the wrapped optimizer (given or not, with a
+    rate given or not); one given keeps its own name."""
+    result = race("rosenbrock", {"lookahead": {}, "sam": {},
+                                 "la-sgd": {"name": "lookahead", "inner": "sgd", "lr": 0.01},
+                                 "la-lr": {"name": "lookahead", "lr": 0.01}}, steps=5)
+    assert result.hparams["lookahead"]["inner"] == "adam"
+    assert result.hparams["sam"]["base_optimizer"] == "sgd"
+    assert result.hparams["la-sgd"]["inner"] == "sgd"
+    assert result.hparams["la-lr"]["inner"] == "adam"
+    rows = {line.split()[0]: line for line in result.table().splitlines()[2:] if line.strip()}
+    assert "inner=adam" in rows["lookahead"] and "base_optimizer=sgd" in rows["sam"]
+    assert "inner=adam" in rows["la-lr"] and "inner=sgd" in rows["la-sgd"]
+    assert "inner=adam" in result.legend_label("lookahead")
+    assert "inner" not in race("rosenbrock", {"adam": {}}, steps=2).hparams["adam"]
+
+
 def test_tuning_on_a_saddle_picks_the_rate_that_escapes_soonest():
     """On x^2 - y^2 leaving the domain downhill is the goal, not a divergence: tuning ranks
     rates by the step they escaped at, so GD gets a rate that escapes (0.0316 did not within

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from optimlab.landscapes import get, names, race
-from optimlab.landscapes.race import _diverged, run_fan
+from optimlab.landscapes.race import diverged, run_fan
 from optimlab.landscapes.suggest import SUGGEST_GRID, _pick, check_starts, lr_scores, suggest_lrs
 from optimlab.web.lrs import rates_for, table
 
@@ -118,5 +118,5 @@ def test_the_docstring_says_where_plain_descent_on_goldstein_price_diverges():
     grid = [1e-5, 10**-4.5, 1e-4, 1e-2, 1.0]
     (path, loss), = run_fan(get("goldstein_price"), [("sgd", {"lr": 1.0})],
                             [list(get("goldstein_price").start)], grid, 500)
-    diverged = [_diverged(get("goldstein_price"), path[:, j], loss[:, j]) for j in range(len(grid))]
-    assert diverged == [False, True, True, True, True]
+    gone = [diverged(get("goldstein_price"), path[:, j], loss[:, j]) for j in range(len(grid))]
+    assert gone == [False, True, True, True, True]

@@ -35,6 +35,37 @@ def test_sam_refuses_a_base_optimizer_that_needs_a_closure(base):
         optimlab.SAM([torch.zeros(2, requires_grad=True)], base_optimizer=base, lr=0.1)
 
 
+@pytest.mark.parametrize("inner, why", [
+    ("lbfgs", "its step needs a closure"), ("sam", "its step needs a closure"),
+    ("sophia", "its step needs a closure"), ("sparseadam", "it takes sparse gradients only")])
+def test_lookahead_refuses_an_inner_optimizer_it_cannot_step(inner, why):
+    """Lookahead is stepped without a closure and on dense gradients (its record says so):
+    over L-BFGS, SAM, Sophia or SparseAdam a race failed at the first step ("internal
+    error"); the constructor now refuses them, naming the inner optimizer and why."""
+    from optimlab.optim.registry import resolve
+
+    w = torch.zeros(2, requires_grad=True)
+    cls = resolve(inner).cls
+    kwargs = {"base_optimizer": optimlab.SGD, "lr": 0.1} if inner == "sam" else {}
+    with pytest.raises(ValueError, match=f"Lookahead cannot wrap {cls.__name__}: {why}"):
+        optimlab.Lookahead(cls([w], **kwargs))
+    with pytest.raises(ValueError, match=f"Lookahead cannot wrap {cls.__name__}: {why}"):
+        optimlab.create("lookahead", [w], inner=inner)  # the registry's path, as a race's
+    with pytest.raises(ValueError, match=f"Lookahead cannot wrap {cls.__name__}: {why}"):
+        optimlab.race("rosenbrock", {"lookahead": {"inner": inner}}, steps=2)
+
+
+def test_sam_refuses_a_sparse_only_base_optimizer():
+    w = torch.zeros(2, requires_grad=True)
+    match = "SAM cannot wrap SparseAdam: it takes sparse gradients only"
+    with pytest.raises(ValueError, match=match):
+        optimlab.SAM([w], base_optimizer=optimlab.SparseAdam, lr=0.1)
+    with pytest.raises(ValueError, match=match):
+        optimlab.create("sam", [w], base_optimizer="sparseadam")
+    with pytest.raises(ValueError, match=match):
+        optimlab.race("rosenbrock", {"sam": {"base_optimizer": "sparseadam"}}, steps=2)
+
+
 def test_sam_checks_its_switch_and_says_when_the_closure_left_no_gradient():
     w = torch.ones(2, requires_grad=True)
     with pytest.raises(ValueError, match="adaptive must be a bool"):

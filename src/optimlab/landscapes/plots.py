@@ -267,7 +267,15 @@ def _loss_curve(race, label):
         y, is_gap = gap + tiny, True
     else:
         y, is_gap = loss, False
-    return np.where(np.isfinite(y), y, np.nan), is_gap
+    # a climb past the panel's top (:data:`_LIMIT`) is drawn to 1e250: nearer the largest
+    # float, matplotlib's log transform overflows (a RuntimeWarning) drawing it
+    return np.where(np.isfinite(y), np.clip(y, -1e250, 1e250), np.nan), is_gap
+
+
+#: the largest magnitude of a loss panel's y-limit (and, on a log axis, the inverse of the
+#: smallest): far from the largest float, so that matplotlib's transforms and log ticks on
+#: the limits stay finite (a log axis up to 1e300 overflows in its tick locator)
+_LIMIT = 1e200
 
 
 def _loss_limits(race, curves):
@@ -283,13 +291,15 @@ def _loss_limits(race, curves):
         values = every
     if values.size == 0:
         return None, False
-    lo = float(min(values.min(), every.min()))
-    hi = float(values.max())
+    # runs that diverged climb to near the largest float: the limits (and the padding on
+    # them) stay within :data:`_LIMIT`, or matplotlib's set_ylim overflows (to infinity)
+    lo = float(np.clip(min(values.min(), every.min()), -_LIMIT, _LIMIT))
+    hi = float(np.clip(values.max(), -_LIMIT, _LIMIT))
     log = lo > 0 and hi / lo > 100
     if log:
-        return (lo / 2, hi * 2), True
+        return (max(lo / 2, 1 / _LIMIT), min(hi * 2, _LIMIT)), True
     pad = 0.05 * (hi - lo) if hi > lo else max(1.0, abs(hi)) * 0.05
-    return (lo - pad, hi + pad), False
+    return (max(lo - pad, -_LIMIT), min(hi + pad, _LIMIT)), False
 
 
 @dataclass

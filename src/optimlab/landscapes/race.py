@@ -31,7 +31,7 @@ from .functions import get
 from .result import Race, RaceMetrics
 
 __all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "TUNE_ESCAPE_CRITERION", "check_entry",
-           "run_members", "run_starts", "run_fan"]
+           "run_members", "run_starts", "run_fan", "diverged"]
 
 #: The default learning-rate grid of ``tune=True``: 1e-4 to 1, four points per decade.
 TUNE_GRID: tuple[float, ...] = tuple(float(10.0**e) for e in np.arange(-4.0, 0.01, 0.25))
@@ -88,9 +88,25 @@ def _defaults_used(name: str, hparams: Mapping) -> dict:
     lr = rate_used(name, **hparams)
     used = {} if lr is None else {"lr": lr}
     if resolve(name).capabilities.wraps:
+        used.update(_wrapped_used(name, hparams))
         used.update({k: v for k, v in resolve(name).info.defaults.items()
                      if k not in hparams and isinstance(v, (bool, int, float))})
     return used
+
+
+def _wrapped_used(name: str, hparams: Mapping) -> dict:
+    """``{key: registry name}`` of the optimizer a wrapper ``name`` wraps when ``hparams``
+    leaves its ``wraps`` key (Lookahead's ``inner``, SAM's ``base_optimizer``) out, so the
+    table says which one ran (``inner=adam``); empty for an optimizer that wraps nothing, or
+    when the key is given (it shows as given)."""
+    key = resolve(name).capabilities.wraps
+    if key is None or key in hparams:
+        return {}
+    inner = registry.wrapped_name(name, dict(hparams))
+    if inner is None:  # a class of no registry entry
+        cls = wrapped_class(name, dict(hparams))
+        inner = None if cls is None else cls.__name__
+    return {} if inner is None else {key: inner}
 
 
 #: Constructor settings that move an optimizer's fixed point off the landscape's minimum
@@ -472,7 +488,7 @@ def _blew_up(loss: Tensor, since: int) -> Tensor:
     return loss[since:].max(dim=0).values > loss[0]
 
 
-def _diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> bool:
+def diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> bool:
     """Whether a run diverged: a non-finite point of ``path`` or value of ``loss`` (a
     point where f is not finite, such as a log stepped below 0); on a landscape with a
     minimum also a gap to it that ends more than :data:`DIVERGENCE_FACTOR` times the gap at
@@ -524,7 +540,7 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
         escaped = bool(len(below))
         steps_to_escape = int(below[0, 0]) if escaped else None
     return RaceMetrics(label, name, final, gap, distance, steps_to_tol,
-                       _diverged(landscape, path, loss), escaped, steps_to_escape)
+                       diverged(landscape, path, loss), escaped, steps_to_escape)
 
 
 def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
@@ -548,7 +564,7 @@ def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
     escape = not landscape.minima and math.isfinite(landscape.min_value)
     scores = []
     for k, w in enumerate(worst.tolist()):
-        if _diverged(landscape, path[:, k], loss[:, k]) or not math.isfinite(w) \
+        if diverged(landscape, path[:, k], loss[:, k]) or not math.isfinite(w) \
                 or bool(blew_up[k]):
             scores.append(math.inf)
         elif escape:
@@ -709,6 +725,7 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             used["lr"] = best
         elif "lr" not in used:  # show what was used
             used.update(_defaults_used(entry.name, entry.hparams))
+        used.update(_wrapped_used(entry.name, used))  # a wrapper's inner optimizer, named
         used.update(_fixed_point_defaults(entry.name, {**preset, **entry.hparams}))
         paths[entry.label] = path.numpy()
         losses[entry.label] = loss.numpy()

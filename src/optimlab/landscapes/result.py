@@ -147,7 +147,8 @@ class Race:
     def notes(self) -> list[str]:
         """The lines under :meth:`table`: what "escaped" means where there is no minimum,
         what "diverged" means when a run did, which runs a non-zero ``weight_decay`` keeps
-        off the minimum, how the learning rates were tuned, which grids were extended beyond an edge, and
+        off the minimum (where a minimum is away from the origin, that the decay pulls
+        towards), how the learning rates were tuned, which grids were extended beyond an edge, and
         which tuned rates still sit on the edge of the rates tried."""
         lines = []
         if not self.landscape.minima and math.isfinite(self.landscape.min_value):
@@ -162,7 +163,9 @@ class Race:
         if any(m.diverged for m in self.metrics.values()):
             lines.append(f"diverged = {_DIVERGED_MINIMUM if self.landscape.minima else _DIVERGED_NONE}")
         decayed = [label for label, hp in self.hparams.items() if hp.get("weight_decay")]
-        if decayed and self.landscape.minima:
+        # decay towards 0 cannot move a run off a minimum at the origin (the quadratic's)
+        off_origin = any(any(float(x) != 0.0 for x in minimum) for minimum in self.landscape.minima)
+        if decayed and off_origin:
             lines.append(f"weight_decay (given, or the optimizer's default) pulls towards 0, so "
                          f"{', '.join(decayed)} settle{'s' if len(decayed) == 1 else ''} off "
                          "the minimum: part of the gap is the decay's")

@@ -18,7 +18,7 @@ from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
 __all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "rate_used",
-           "resolve", "summary_line", "work_weight", "wrapped_class"]
+           "resolve", "summary_line", "work_weight", "wrapped_class", "wrapped_name"]
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,18 @@ def wrapped_class(name: str, hparams: dict | None = None) -> type | None:
             if isinstance(value, torch.optim.Optimizer):
                 return type(value)
     return None
+
+
+def wrapped_name(name: str, hparams: dict | None = None) -> str | None:
+    """The registry name of the class wrapper ``name`` wraps given ``hparams``
+    (:func:`wrapped_class`), as ``--hp NAME:KEY=...`` takes it: the class's own entry, not
+    an alias; None for an optimizer that wraps nothing, or a class no entry has.
+
+    >>> wrapped_name("lookahead"), wrapped_name("sam"), wrapped_name("adam")
+    ('adam', 'sgd', None)
+    """
+    cls = wrapped_class(name, hparams)
+    return next((e.name for e in available() if e.alias_of is None and e.cls is cls), None)
 
 
 def checked_defaults(name: str, **hparams: Any) -> dict[str, Any]:

@@ -143,6 +143,10 @@ class SAM(TorchOptimizer):
             raise ValueError(
                 f"SAM cannot wrap {base_optimizer.__name__}: its step needs a closure, and SAM "
                 "steps its base optimizer without one (SAM evaluates the closure itself)")
+        if caps is not None and caps.sparse_only:
+            raise ValueError(
+                f"SAM cannot wrap {base_optimizer.__name__}: it takes sparse gradients only, and "
+                "SAM's perturbation needs dense ones (SAM refuses sparse gradients)")
         defaults = dict(rho=rho, adaptive=bool(adaptive), maximize=bool(maximize), **base_kwargs)
         super().__init__(params, defaults)
         if maximize:
