@@ -968,8 +968,6 @@ def test_no_hyperparameter_the_optimizer_takes_a_number_for_is_a_text(name):
     ({"name": "lbfgs", "hparams": {"max_iter": 100}}, 30, True, 500),
     ({"name": "lbfgs", "hparams": {"max_eval": 125, "line_search_fn": "strong_wolfe"}}, 400,
      False, 625),
-    # a wrapper's inner optimizer counts with the hyperparameters it is given
-    ({"name": "lookahead", "hparams": {"inner": "lbfgs", "max_iter": 100}}, 100, False, 5000),
 ])
 def test_the_work_budget_counts_lbfgs_inner_iterations(client, optimizer, steps, tune, weight):
     answer = client.post("/api/race", json=race_body(steps=steps, tune=tune,
@@ -980,6 +978,15 @@ def test_the_work_budget_counts_lbfgs_inner_iterations(client, optimizer, steps,
     assert re.search(rf"counts more than one: {optimizer['name']} {weight}\b", message), message
     cost = models.work(steps, [weight], tune)
     assert cost > MAX_WORK and f"comes to {cost} optimizer-steps" in message
+
+
+def test_a_wrapper_around_lbfgs_is_refused_before_its_work_is_counted(client):
+    """Lookahead steps its inner optimizer without a closure, which L-BFGS needs: it is
+    refused as it is built (it was an internal error while racing)."""
+    body = race_body(steps=100, optimizers=[{"name": "lookahead",
+                                             "hparams": {"inner": "lbfgs", "max_iter": 100}}])
+    answer = client.post("/api/race", json=body)
+    assert answer.status_code == 422 and "Lookahead cannot wrap LBFGS" in answer.text, answer.text
 
 
 def test_lbfgs_with_fewer_inner_iterations_counts_less(client, monkeypatch):
@@ -1412,3 +1419,39 @@ def test_a_race_on_a_saddle_says_whether_and_when_each_run_escaped(client, name)
     bowl = strict_json(client.post("/api/race", json=race_body(optimizers=optimizers[:1])))
     metrics = bowl["results"][0]["metrics"]
     assert metrics["escaped"] is None and metrics["steps_to_escape"] is None
+
+
+def test_a_fan_of_the_races_own_rate_runs_nothing_more(client, monkeypatch):
+    """`fan: [1.0]` asked for the race's own path again: the work bound does not count it,
+    yet the whole race was run a second time (and nothing of it returned)."""
+    from optimlab.web import api
+
+    calls = []
+    monkeypatch.setattr(api, "run_fan", lambda *a, **k: calls.append(1) or [])
+    answer = client.post("/api/race", json=race_body(steps=20, fan=[1.0, 1.0]))
+    assert answer.status_code == 200, answer.text
+    assert calls == [] and all(r["extra"] == [] for r in strict_json(answer)["results"])
+
+
+def test_a_muon_coefficient_bfloat16_cannot_hold_is_refused_not_a_server_error(client):
+    """The Newton-Schulz iteration runs in bfloat16: a coefficient above its largest value
+    was a 500 wherever Muon runs batched (a fan, tuning, basins)."""
+    body = race_body(steps=6, starts=[[0.0, 0.0]], optimizers=[
+        {"name": "muon", "hparams": {"ns_coefficients": [3.4e38, 3.4e38, 3.4e38]}}])
+    answer = client.post("/api/race", json=body)
+    assert answer.status_code == 422, answer.text
+    assert "ns_coefficients[0] must be in" in answer.text
+
+
+def test_an_extra_paths_diverged_flag_is_the_races_own_rule(client):
+    """An extra start at the race's own start repeats its path: a run that ends far above
+    where it began (adam at lr 10 on Rosenbrock) is diverged in both, where the extra path
+    counted only non-finite values."""
+    body = race_body(steps=200, start=[-1.2, 1.0], starts=[[-1.2, 1.0]],
+                     optimizers=[{"name": "adam", "hparams": {"lr": 10.0}}])
+    answer = client.post("/api/race", json=body)
+    assert answer.status_code == 200, answer.text
+    result, = strict_json(answer)["results"]
+    extra, = result["extra"]
+    assert extra["loss"] == result["loss"]
+    assert result["metrics"]["diverged"] is True and extra["diverged"] is True

@@ -180,8 +180,11 @@ class Muon(RuleOptimizer):
         if not isinstance(ns_coefficients, (tuple, list)) or len(ns_coefficients) != 3:
             raise ValueError(f"ns_coefficients must be three numbers (a, b, c), got "
                              f"{ns_coefficients!r}")
+        # the iteration runs in bfloat16: a coefficient it cannot hold overflows there (to
+        # NaN, or a RuntimeError where vmap batches members), so it is refused here
+        biggest = torch.finfo(NS_DTYPE).max
         for i, coefficient in enumerate(ns_coefficients):
-            check_range(f"ns_coefficients[{i}]", coefficient, None)
+            check_range(f"ns_coefficients[{i}]", coefficient, -biggest, biggest, high_open=False)
         check_int("ns_steps", ns_steps, 0, 99)
         if adjust_lr_fn not in ADJUST_LR_FNS:
             raise ValueError(f"adjust_lr_fn must be one of {ADJUST_LR_FNS}, got {adjust_lr_fn!r}")

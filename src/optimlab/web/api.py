@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..bench.store.jsonio import is_json_number, json_data
 from ..landscapes import Landscape, race
@@ -34,7 +33,7 @@ from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
 from ..landscapes.inspect import inspect_steps
 from ..landscapes.plots import _grid, _scale_for
-from ..landscapes.race import run_fan
+from ..landscapes.race import diverged, run_fan
 from ..optim import palette as _palette
 from ..optim.capabilities import closure_evaluations
 from ..optim.registry import available, resolve, work_weight
@@ -506,10 +505,10 @@ def _extra_paths(land: Landscape, entries: list, result, starts: list, fan: list
     """Each racer's paths from every start (the race's own and ``starts``) at its own lr and
     at every factor of ``fan`` times it, but its race path: one batched run
     (:func:`~optimlab.landscapes.race.run_fan`)."""
-    if not starts and not fan:
+    factors = [1.0] + list(dict.fromkeys(f for f in fan if f != 1.0))  # its own rate first
+    if not starts and len(factors) == 1:  # a fan of 1.0 alone is the race itself
         return {}
     points = [list(map(float, result.start))] + starts
-    factors = [1.0] + list(dict.fromkeys(f for f in fan if f != 1.0))  # its own rate first
     chosen = [(label, name, {k: v for k, v in result.hparams[label].items() if k != "name"})
               for label, name, _ in entries]
     runs = run_fan(land, [(name, hp_) for _, name, hp_ in chosen], points, factors, steps)
@@ -526,7 +525,8 @@ def _extra_paths(land: Landscape, entries: list, result, starts: list, fan: list
                 rows.append({"start": point, "lr": lr * factor, "factor": factor,
                              "x": finite_list(path[index, 0]), "y": finite_list(path[index, 1]),
                              "loss": finite_list(loss[index]),
-                             "diverged": not bool(torch.isfinite(loss).all())})
+                             # the race's own rule, as its metrics judge its path
+                             "diverged": diverged(land, path, loss)})
         out[label] = rows
     return out
 
