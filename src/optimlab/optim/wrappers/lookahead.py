@@ -19,6 +19,7 @@ from ..base import (
     step_without_global_hooks,
 )
 from ..capabilities import Capabilities
+from .inner import check_inner
 
 _RULE = r"""
     .. math::
@@ -99,7 +100,11 @@ class Lookahead(TorchOptimizer):
             raise TypeError(
                 f"Lookahead wraps an optimizer instance, got {type(optimizer).__name__}"
             )
-        _check_inner(type(optimizer))
+        check_inner("Lookahead", type(optimizer),
+                    closure="Lookahead is stepped without one (wrap an optimizer that steps on "
+                            "the gradient alone)",
+                    sparse="Lookahead is stepped on dense ones (wrap an optimizer for dense "
+                           "gradients)")
         check_int("k", k, 1)
         check_range("alpha", alpha, 0.0, 1.0, high_open=False)
         self.optimizer = optimizer
@@ -290,22 +295,6 @@ class Lookahead(TorchOptimizer):
 
     def __repr__(self) -> str:
         return f"Lookahead(k={self.k}, alpha={self.alpha}, optimizer={self.optimizer!r})"
-
-
-def _check_inner(cls: type) -> None:
-    """ValueError naming an inner optimizer class Lookahead cannot step, read from its
-    capability record: one whose step needs a closure (Lookahead's record says it needs
-    none, so the race, the population and the playground step it without one) or one that
-    takes sparse gradients only."""
-    caps = getattr(cls, "capabilities", None)
-    if issubclass(cls, torch.optim.LBFGS) or (caps is not None and caps.needs_closure):
-        raise ValueError(
-            f"Lookahead cannot wrap {cls.__name__}: its step needs a closure, and Lookahead "
-            "is stepped without one (wrap an optimizer that steps on the gradient alone)")
-    if caps is not None and caps.sparse_only:
-        raise ValueError(
-            f"Lookahead cannot wrap {cls.__name__}: it takes sparse gradients only, and "
-            "Lookahead is stepped on dense ones (wrap an optimizer for dense gradients)")
 
 
 _SLOW, _GROUP_KEYS = "lookahead_slow_param", ("k", "alpha", "steps")

@@ -18,6 +18,7 @@ from ..base import (
 )
 from ..capabilities import Capabilities
 from ..sgd import SGD
+from .inner import check_inner
 
 _EPS = 1e-12
 
@@ -138,15 +139,10 @@ class SAM(TorchOptimizer):
                 "torch.optim.Adam (SAM builds it on its parameter groups), got an object of "
                 f"type {type(base_optimizer).__name__}"
             )
-        caps = getattr(base_optimizer, "capabilities", None)
-        if issubclass(base_optimizer, torch.optim.LBFGS) or (caps is not None and caps.needs_closure):
-            raise ValueError(
-                f"SAM cannot wrap {base_optimizer.__name__}: its step needs a closure, and SAM "
-                "steps its base optimizer without one (SAM evaluates the closure itself)")
-        if caps is not None and caps.sparse_only:
-            raise ValueError(
-                f"SAM cannot wrap {base_optimizer.__name__}: it takes sparse gradients only, and "
-                "SAM's perturbation needs dense ones (SAM refuses sparse gradients)")
+        check_inner("SAM", base_optimizer,
+                    closure="SAM steps its base optimizer without one (SAM evaluates the "
+                            "closure itself)",
+                    sparse="SAM's perturbation needs dense ones (SAM refuses sparse gradients)")
         defaults = dict(rho=rho, adaptive=bool(adaptive), maximize=bool(maximize), **base_kwargs)
         super().__init__(params, defaults)
         if maximize:

@@ -1,0 +1,21 @@
+"""What a wrapper (SAM, Lookahead) checks of the optimizer class it wraps."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["check_inner"]
+
+
+def check_inner(wrapper: str, cls: type, *, closure: str, sparse: str) -> None:
+    """Raise ``ValueError`` naming ``cls`` where ``wrapper`` cannot step it, read from its
+    capability record (``torch.optim.LBFGS``, which has none, needs a closure too): a step
+    that needs a closure, or sparse gradients only. ``closure`` and ``sparse`` end each
+    message with why the wrapper cannot give it that."""
+    caps = getattr(cls, "capabilities", None)
+    if issubclass(cls, torch.optim.LBFGS) or (caps is not None and caps.needs_closure):
+        raise ValueError(f"{wrapper} cannot wrap {cls.__name__}: its step needs a closure, and "
+                         f"{closure}")
+    if caps is not None and caps.sparse_only:
+        raise ValueError(f"{wrapper} cannot wrap {cls.__name__}: it takes sparse gradients only, "
+                         f"and {sparse}")
