@@ -1,14 +1,16 @@
 """A race whose client goes away stops: the server runs it in a worker thread, asks the
 connection whether the client is still there every few hundredths of a second, and cancels
-the race's :class:`~optimlab.web.api.RaceControl`, which the race checks on every step."""
+the race's :class:`~optimlab.web.api.RaceControl`, which the race checks on every step.
+A race still running at the playground's time limit stops too, refused with 422."""
 
 import asyncio
 import json
+import math
 import time
 
 import pytest
 
-from optimlab.web import api
+from optimlab.web import api, models
 from optimlab.web.models import MAX_STEPS, RaceRequest
 from optimlab.web.server import create_app
 
@@ -59,14 +61,48 @@ async def _call(app, body: bytes, leave_after: float, path: str = "/api/race"):
     return time.perf_counter() - began, sent
 
 
+def test_a_control_with_a_time_limit_stops_the_race():
+    control = api.RaceControl(seconds=0.3)
+    began = time.perf_counter()
+    with pytest.raises(api.TimeLimit, match=r"stopped after 0.3 s, the playground's time "
+                                            r"limit, at \d+ evaluations"):
+        api.run_race(RaceRequest(**BIG), control)
+    assert time.perf_counter() - began < 5.0
+    assert 0 < control.evaluations < MAX_STEPS, control.evaluations
+    assert not control.cancelled
+
+
+@pytest.mark.parametrize("seconds", [0, -1.0, "30", True, math.inf, math.nan])
+def test_a_time_limit_must_be_a_positive_number(seconds):
+    with pytest.raises(ValueError, match="seconds must be a number > 0 or None"):
+        api.RaceControl(seconds)
+
+
+def test_the_server_refuses_an_inspection_past_its_time_limit(controls, monkeypatch):
+    """The work weights count a typical L-BFGS step; one that never stops early (here every
+    step makes its 100 evaluations) runs past them, and the time limit stops it."""
+    monkeypatch.setattr(models, "MAX_SECONDS", 0.3)
+    app = create_app(None, warm=False)
+    elapsed, sent = asyncio.run(_call(app, json.dumps(SLOW_INSPECT).encode(), leave_after=60.0,
+                                      path="/api/inspect"))
+    (control,) = controls
+    assert control.seconds == 0.3 and not control.cancelled
+    assert elapsed < 5.0, elapsed
+    assert sent[0]["status"] == 422
+    body = json.loads(sent[1]["body"])
+    assert body["message"].startswith("steps: stopped after 0.3 s, the playground's time limit"), body
+    assert body["detail"][0]["loc"] == ["body", "steps"], body
+    assert models.limits()["max_seconds"] == 0.3  # GET /api/limits says so
+
+
 @pytest.fixture
 def controls(monkeypatch):
     """Every :class:`~optimlab.web.api.RaceControl` the server makes, as it makes them."""
     made = []
 
     class Recorded(api.RaceControl):
-        def __init__(self):
-            super().__init__()
+        def __init__(self, *args):
+            super().__init__(*args)
             made.append(self)
 
     monkeypatch.setattr(api, "RaceControl", Recorded)

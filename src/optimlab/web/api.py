@@ -54,7 +54,7 @@ from .models import (
 if TYPE_CHECKING:
     from .models import RaceRequest
 
-__all__ = ["RequestError", "Cancelled", "RaceControl", "COLORS", "COLOR_FIRST", "colors",
+__all__ = ["RequestError", "Cancelled", "TimeLimit", "RaceControl", "COLORS", "COLOR_FIRST", "colors",
            "landscapes", "landscape", "grid", "grid_json", "optimizers", "run_race", "run_inspect",
            "numbered", "GRID_CACHE_BYTES",
            "run_basins", "slices", "slice_detail", "slice_files", "sweeps",
@@ -86,18 +86,30 @@ class Cancelled(Exception):
     """A race stopped by :meth:`RaceControl.cancel` before it finished."""
 
 
-class RaceControl:
-    """Stops a running race from another thread, and counts the work it did.
+class TimeLimit(Cancelled):
+    """A race stopped by its :class:`RaceControl`'s time limit (the server answers 422)."""
 
-    :func:`run_race` calls :meth:`check` on each evaluation of the landscape (once per step
-    for every optimizer together, twice for SAM's closure), so a race stops within one step
-    of :meth:`cancel`, raising :class:`Cancelled`. ``evaluations`` counts the evaluations
-    made (how far the race got).
+
+class RaceControl:
+    """Stops a running race from another thread or past a time limit, and counts the work
+    it did.
+
+    :func:`run_race` (and :func:`run_inspect`, :func:`run_basins`) call :meth:`check` on
+    each evaluation of the landscape (once per step for every optimizer together, twice for
+    SAM's closure, up to ``max_iter`` times in an L-BFGS step), so a race stops within one
+    evaluation of :meth:`cancel`, raising :class:`Cancelled`, or of ``seconds`` (None: no
+    limit) after the control was made, raising :class:`TimeLimit`.
+    ``evaluations`` counts the evaluations made (how far the race got).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float | None = None) -> None:
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                    or not 0 < seconds < math.inf):
+            raise ValueError(f"seconds must be a number > 0 or None, got {seconds!r}")
         self._stop = threading.Event()
         self.evaluations = 0
+        self.seconds = seconds
+        self._deadline = None if seconds is None else time.monotonic() + seconds
 
     def cancel(self) -> None:
         """Ask the race to stop at its next evaluation (safe from any thread)."""
@@ -109,9 +121,16 @@ class RaceControl:
         return self._stop.is_set()
 
     def check(self) -> None:
-        """Count one evaluation; raise :class:`Cancelled` once the race is cancelled."""
+        """Count one evaluation; raise :class:`Cancelled` once the race is cancelled, and
+        :class:`TimeLimit` once it has run ``seconds``."""
         if self._stop.is_set():
             raise Cancelled(f"the race was stopped after {self.evaluations} evaluations")
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise TimeLimit((
+                f"stopped after {self.seconds:g} s, the playground's time limit, at "
+                f"{self.evaluations} evaluations of the landscape: ask for fewer steps, "
+                "optimizers, rates or starts (an L-BFGS step that never stops early makes "
+                "every evaluation its max_iter allows)"))
         self.evaluations += 1
 
     def watch(self, land: Landscape) -> Landscape:

@@ -14,8 +14,11 @@ cannot state; those are in the descriptions, and break with HTTP 422 too:
   one that runs member by member such as SOAP, 100 for L-BFGS at its default 20 inner
   iterations and in proportion to the closure evaluations its ``max_iter`` and ``max_eval``
   allow and to its ``history_size`` over 100, Muon's in proportion to its ``ns_steps`` over
-  5: :func:`optimlab.optim.registry.work_weight`), so no valid request runs for minutes;
-  ``POST /api/inspect`` counts its one optimizer the same way.
+  5: :func:`optimlab.optim.registry.work_weight`); ``POST /api/inspect`` counts its one
+  optimizer the same way. The weights are typical costs, not worst cases (an L-BFGS step
+  that never stops early makes every evaluation ``max_iter`` allows), so the server also
+  stops a race, inspection or basins map still running after :data:`MAX_SECONDS` of wall
+  time and answers 422 (:class:`optimlab.web.api.RaceControl`): no request runs for minutes.
   A tuned pick on the grid's edge makes the race try rates beyond it
   (:data:`TUNE_EXTENSION_RACERS` more at most) only where the work with those counted too is
   within the limit; otherwise the answer flags the edge (``tuning_edge``);
@@ -53,6 +56,8 @@ hyperparameters        :func:`optimlab.web.hparams.accepted`: the ranges of
 contour grid           :data:`GRID_MIN` .. :data:`GRID_MAX` points per axis
 ids in paths           1 .. 2**63 - 1 (SQLite's largest integer)
 request body           at most :data:`MAX_BODY` bytes (1 MiB; HTTP 413 beyond)
+wall time              a race, inspection or basins map stops after :data:`MAX_SECONDS`
+                       (30 s; HTTP 422)
 =====================  ==============================================================
 
 Paths and losses come back with at most :data:`MAX_POINTS` points per optimizer (every
@@ -88,7 +93,8 @@ from . import hparams as hp
 # LandscapeParams, GridQuery, RaceRequest; see _built)
 __all__ = ["MAX_STEPS", "MAX_OPTIMIZERS", "MAX_WORK", "MAX_NOISE", "MAX_SEED", "MAX_POINTS",
            "GRID_MIN", "GRID_MAX", "GRID_DEFAULT", "MAX_LABEL", "MAX_COORD", "MAX_KAPPA",
-           "MAX_ID", "MAX_BODY", "TUNE_RACERS", "TUNE_EXTENSION_RACERS", "LANDSCAPE_PARAMS",
+           "MAX_ID", "MAX_BODY", "MAX_SECONDS", "TUNE_RACERS", "TUNE_EXTENSION_RACERS",
+           "LANDSCAPE_PARAMS",
            "limits", "work", "whole",
            "RaceMetricsModel", "RaceResultModel", "RaceResponse", "ExtraPathModel",
            "StateEntryModel", "InspectResponse", "MAX_STARTS", "MAX_FAN", "MAX_FAN_FACTOR",
@@ -130,6 +136,11 @@ MAX_ID = 2**63 - 1
 #: Longest request body, in bytes: a race of :data:`MAX_OPTIMIZERS` optimizers, each with every
 #: hyperparameter and a label, takes a few kB; a longer body is refused (HTTP 413) unread.
 MAX_BODY = 2**20
+#: Longest a race, an inspection or a basins map may run, in seconds of wall time: the work
+#: weights bound the typical cost, not the worst (L-BFGS on Rosenbrock at lr 1e-3, where no
+#: step stops early: 100 steps took 3.1 s on a busy 2-core Intel Xeon, so the 2000 its weight
+#: of 100 admits would take about 60 s), so a request still running then is stopped, refused.
+MAX_SECONDS = 30.0
 #: Most extra start points of a race, learning-rate factors of its fan, and the largest factor.
 MAX_STARTS, MAX_FAN, MAX_FAN_FACTOR = 16, 9, 100.0
 #: Most steps ``POST /api/inspect`` records.
@@ -154,7 +165,8 @@ def limits() -> dict:
             "max_kappa": MAX_KAPPA, "max_starts": MAX_STARTS, "max_fan": MAX_FAN,
             "max_fan_factor": MAX_FAN_FACTOR, "max_inspect_steps": MAX_INSPECT_STEPS,
             "max_basin_grid": MAX_BASIN_GRID, "max_basin_steps": MAX_BASIN_STEPS,
-            "max_basin_work": MAX_BASIN_WORK, "max_body": MAX_BODY}
+            "max_basin_work": MAX_BASIN_WORK, "max_body": MAX_BODY,
+            "max_seconds": MAX_SECONDS}
 
 
 def work(steps: int, optimizers: int | Sequence[float], tune: bool, starts: int = 0,
@@ -768,3 +780,4 @@ class LimitsModel(BaseModel):
     max_basin_steps: int
     max_basin_work: int
     max_body: int
+    max_seconds: float

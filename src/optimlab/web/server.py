@@ -454,8 +454,8 @@ def warm_up() -> None:
 async def _race(body, request: Request, run=None) -> Response:
     """Run a race (``run``: :func:`api.run_race`, or another function of a request and a
     :class:`~optimlab.web.api.RaceControl`) in a worker thread; stop it when the client
-    goes away."""
-    control = api.RaceControl()
+    goes away, and answer 422 if it runs past :data:`~optimlab.web.models.MAX_SECONDS`."""
+    control = api.RaceControl(models.MAX_SECONDS)
     task = asyncio.ensure_future(run_in_threadpool(run or api.run_race, body, control))
     try:
         while not task.done():
@@ -464,6 +464,8 @@ async def _race(body, request: Request, run=None) -> Response:
                 control.cancel()
                 break
         answer = await task
+    except api.TimeLimit as err:
+        raise api.RequestError(("steps",), str(err)) from None
     except api.Cancelled:
         return Response(status_code=499)  # nobody is left to read it
     except asyncio.CancelledError:  # the server is stopping
