@@ -170,6 +170,21 @@ def test_a_race_is_the_library_race(client):
                             "amsgrad": False, "cautious": False}
 
 
+def test_a_wrapper_given_its_inner_optimizer_says_every_value_used():
+    """A wrapper named with its inner optimizer shows that optimizer's defaults (its alias
+    preset too) and its own settings, as one left at its default inner optimizer does."""
+    result = api.run_race(models.RaceRequest(landscape="rosenbrock", steps=3, optimizers=[
+        {"name": "lookahead", "hparams": {"inner": "adam"}},
+        {"name": "sam", "hparams": {"base_optimizer": "momentum", "lr": 0.01}}]))
+    used = {r["label"]: r["hparams"] for r in result["results"]}
+    assert used["lookahead"] == {"inner": "adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8,
+                                 "weight_decay": 0, "amsgrad": False, "cautious": False, "k": 5,
+                                 "alpha": 0.5}
+    assert used["sam"] == {"base_optimizer": "momentum", "lr": 0.01, "momentum": 0.9,
+                           "weight_decay": 0, "nesterov": False, "rho": 0.05,
+                           "adaptive": False}
+
+
 def test_a_tuned_race_says_which_learning_rates_it_chose(client):
     body = race_body(tune=True, steps=100, start=None)
     result = strict_json(client.post("/api/race", json=body))

@@ -399,12 +399,25 @@ def _entries(specs, where=lambda i: ("optimizers", i)) -> list[tuple[str, str, d
             loc = (*where(i), "hparams") + ((err.key,) if err.key else ())
             raise RequestError(loc, f"{entry.name}: {err}" if not str(err).startswith(
                 entry.name) else str(err)) from None
-        if not {"inner", "base_optimizer"} & set(checked):
-            # every shown hyperparameter explicit, so the answer says each value used
-            checked = {**{h["name"]: hp.defaults(entry.name)[h["name"]]
-                          for h in hp.exposed(entry.name)}, **checked}
+        # every shown hyperparameter explicit, so the answer says each value used
+        checked = {**_shown_defaults(entry, checked), **checked}
         entries.append((numbered(spec.label or spec.name, labels, counts), entry.name, checked))
     return entries
+
+
+def _shown_defaults(entry, given: dict) -> dict:
+    """The default of every hyperparameter the page shows for ``entry``
+    (:func:`optimlab.web.hparams.exposed`); for a wrapper that ``given`` names the inner
+    optimizer of (Lookahead's ``inner``), its own settings' and that optimizer's, alias
+    preset included (``base_optimizer="momentum"``: ``momentum`` 0.9)."""
+    wraps = entry.capabilities.wraps
+    inner = given.get(wraps) if wraps else None
+    if not isinstance(inner, str):
+        values = hp.defaults(entry.name)
+        return {h["name"]: values[h["name"]] for h in hp.exposed(entry.name)}
+    own, values = hp.defaults(entry.name), hp.defaults(inner)
+    return {**{h["name"]: values[h["name"]] for h in hp.exposed(inner)},
+            **{k: own[k] for k in entry.info.defaults if k != wraps and k in own}}
 
 
 def numbered(label: str, seen: set[str], counts: dict[str, int]) -> str:
