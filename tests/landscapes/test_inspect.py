@@ -33,6 +33,21 @@ def test_the_record_is_the_race_path_with_its_gradients(name, hp):
     assert not rec["diverged"]
 
 
+@pytest.mark.parametrize("name, lr", [("schedulefreeadamw", 0.01), ("schedulefreesgd", 1e-3)])
+def test_a_schedule_free_record_ends_where_the_race_ends(name, lr):
+    """The race ends a schedule-free run at its average x (its eval()); the record does
+    too, and every earlier point is the gradient point the steps moved."""
+    land = get("rosenbrock")
+    rec = inspect_steps(land, name, {"lr": lr}, steps=20)
+    alone = race(land, {name: {"lr": lr}}, steps=20)
+    assert not rec["diverged"]
+    np.testing.assert_allclose(rec["points"], alone.paths[name], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(rec["loss"], alone.losses[name], rtol=1e-12)
+    np.testing.assert_allclose(rec["update"][:-1], np.diff(rec["points"][:-1], axis=0),
+                               atol=1e-15)
+    assert not np.allclose(rec["points"][-1], rec["points"][-2] + rec["update"][-1])
+
+
 def test_adams_moments_are_the_papers_recursions():
     land = get("rosenbrock")
     b1, b2 = 0.9, 0.999

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..optim.base import check_int
+from ..optim.population import has_eval_mode
 from ..optim.registry import create, resolve
 from .base import Landscape
 from .race import _check_hparams, _landscape, _start
@@ -39,7 +40,10 @@ def inspect_steps(landscape: Landscape | str, name: str,
     ``[steps + 1]``, ``grad`` and ``update`` ``[steps, 2]`` (the gradient at each step's
     point, and the point's change), ``state``: entry name -> ``{"kind": "direction" |
     "scale" | "scalar", "values": [steps, 2] or [steps]}`` (after each step), and
-    ``diverged`` (a non-finite point or loss; recording stops there).
+    ``diverged`` (a non-finite point or loss; recording stops there). The last point is
+    where the run ends as a race ends it: for a schedule-free optimizer its average
+    :math:`x` (its ``eval()``), so there the last ``update`` is the move of the gradient
+    point, not ``points[-1] - points[-2]``.
 
     ``landscape`` is a :class:`Landscape` or a catalog name (``"rosenbrock"``), as in
     :func:`~optimlab.landscapes.race.race`.
@@ -96,6 +100,11 @@ def inspect_steps(landscape: Landscape | str, name: str,
         if not (torch.isfinite(after).all() and math.isfinite(float(loss.detach()))):
             diverged = True
             break
+    if not diverged and has_eval_mode(opt):
+        # a schedule-free run ends at its average x, where its users evaluate it (and where
+        # a race ends), not at its last gradient point
+        opt.eval()
+        points[-1] = p.detach().reshape(dim).clone()
     losses.append(float(landscape.f(points[-1])))
     state = {}
     done = len(updates)
