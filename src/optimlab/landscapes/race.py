@@ -84,11 +84,11 @@ def _landscape(landscape: Landscape | str) -> Landscape:
 def _defaults_used(name: str, hparams: Mapping) -> dict:
     """The rate (and a wrapper's own settings) an optimizer given ``hparams`` without a
     rate runs with, for the table: its default, or for a wrapper (SAM, Lookahead) its
-    inner optimizer's, read from one built on a throwaway parameter."""
+    inner optimizer's, read from one built on a throwaway parameter (which inner optimizer
+    that is, :func:`race` adds with :func:`_wrapped_used`)."""
     lr = rate_used(name, **hparams)
     used = {} if lr is None else {"lr": lr}
     if resolve(name).capabilities.wraps:
-        used.update(_wrapped_used(name, hparams))
         used.update({k: v for k, v in resolve(name).info.defaults.items()
                      if k not in hparams and isinstance(v, (bool, int, float))})
     return used
