@@ -685,20 +685,49 @@ def test_seeds_that_repeat_one_run_are_trained_once_and_said_so(tmp_path):
     assert not advisor._repeated_seeds([rec, {**rec, "metric": 0.65}])
 
 
-def test_an_exact_tie_at_a_cut_keeps_every_tied_arm(tmp_path, monkeypatch):
-    """Arms whose scores are equal at a cut were broken by the candidates' order (adamw
-    cut beside adam at the same 0.9263888895511627): every arm tied with the last survivor
-    goes on, marked so."""
-    scores = advisor._arm_scores
+def test_a_tie_at_a_cut_is_broken_by_the_smaller_rate_within_the_budget(tmp_path, monkeypatch):
+    """Arms tied at a cut all went on (8 of 8, then 17 arms in the final rung): 1,410
+    member-steps spent under a budget of 876, the plan's own cost. The smaller rates go
+    on, exactly as many as the plan counts, and the rest are out, marked so."""
+    scores = advisor._arm_scores  # every early-rung arm (seeds 0 and 1) scores the same
     monkeypatch.setattr(advisor, "_arm_scores", lambda records, higher: {
-        a: 1.0 for a in scores(records, higher)} if records[0]["seed"] == 0 and
+        a: 1.0 for a in scores(records, higher)} if records[0]["seed"] < 2 and
         len({r["optimizer"] for r in records}) > 1 else scores(records, higher))
     monkeypatch.setattr(advisor, "_clear_leader", lambda *a: False)
+    names = candidates(["momentum", "adam"])
+    budget = plan(27, names, seeds=2).cost(names)
     advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
-                         batch_size=32, seeds=2, store=RunStore(tmp_path / "runs.db"))
+                         batch_size=32, seeds=2, budget=budget,
+                         store=RunStore(tmp_path / "runs.db"))
+    assert advice.steps_spent <= budget
     first = advice.rungs[0]["arms"]
-    assert len(first) > 2 and {a["then"] for a in first} == {"went on (tied at the cut)"}
-    assert len(advice.rungs[1]["arms"]) == len(first)
+    assert len(first) == 8
+    went = [a for a in first if a["then"] == "went on (tied at the cut: a smaller rate)"]
+    out = [a for a in first if a["then"] == "out (tied at the cut: a larger rate)"]
+    assert len(went) == 3 and max(a["lr"] for a in went) <= min(a["lr"] for a in out)
+    assert {a["then"] for a in first} - {"went on as tuned Adam (the reference)"} == \
+        {"went on (tied at the cut: a smaller rate)", "out (tied at the cut: a larger rate)"}
+    assert len(advice.rungs[1]["arms"]) <= 4  # the 3 kept and tuned Adam
+
+
+def test_a_clear_leader_skips_with_no_more_arms_than_the_plan_costed(tmp_path, monkeypatch):
+    """A clear leader after the first rung took its best third (3 arms) and tuned Adam,
+    doubled by the lower rates, straight to the final rung, where the plan had costed the
+    fewer arms left after the rung it skipped: 1,806 member-steps under a budget of 1,740."""
+    monkeypatch.setattr(advisor, "_clear_leader", lambda *a: True)
+    names = candidates(["momentum", "adam"])
+    budget = plan(27, names, seeds=6).cost(names)
+    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                         batch_size=32, seeds=6, budget=budget,
+                         store=RunStore(tmp_path / "runs.db"))
+    assert len(advice.rungs) == 2 and advice.rungs[0]["clear_leader"]
+    assert advice.steps_spent <= budget
+
+
+def test_the_answer_in_words_says_its_set_selected_it(tmp_path):
+    advice = advise_task(_linear_task(), optimizers=["adam"], steps=9, batch_size=32, seeds=2,
+                         store=RunStore(tmp_path / "runs.db"))
+    assert "steps; on the set that selected it, so optimistic)" in str(advice).splitlines()[0]
 
 
 def test_one_seed_says_no_comparison_and_caps_the_early_seeds(tmp_path):

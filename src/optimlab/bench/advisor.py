@@ -41,11 +41,13 @@ short-horizon bias of successive halving; on MNIST-1D the 100-step winner, Adam 
 lost to Adam at 0.01 over 300 steps), and the step lands between the tournament's
 half-decade rates. When, after a rung, the leader beats every other arm on every seed (or
 the others diverged), its optimizer is clear: the tournament skips to the final rung with
-that optimizer's best arms alone. The best Adam arm always reaches the final rung (tuned
-Adam, the reference), and so does Adam at its default rate. An arm whose score equals the
-last survivor's at a cut (up to float32 rounding,
-:data:`~optimlab.bench.analysis._ROUNDING`) goes on with it, marked "tied at the cut":
-candidate order does not break a tie (the plan's cost does not count such extra arms).
+that optimizer's best arms alone, as many as the plan costed for the final rung. The best
+Adam arm always reaches the final rung (tuned Adam, the reference), and so does Adam at its
+default rate. Arms whose scores tie at a cut (equal up to float32 rounding,
+:data:`~optimlab.bench.analysis._ROUNDING`) are told apart by the smaller learning rate
+(the best rate of a longer run is lower), then by the candidates' order, and marked "tied
+at the cut": exactly the planned number go on, so the member-steps trained never exceed
+:meth:`Plan.cost`, nor ``budget``.
 The early rungs train seeds ``0 .. early_seeds - 1`` (at most ``seeds``); the final rung
 trains seeds none of the earlier stages trained (:attr:`Plan.final_seeds`), so the final
 comparison is not made on the seeds that chose the finalists.
@@ -542,7 +544,8 @@ class Advice:
         else:
             seeds = f"{m['seeds']} seed{'s' if m['seeds'] != 1 else ''}"
         lines = [f"{self.optimizer} at lr={self.hparams['lr']:.3g}: validation {m['name']} "
-                 f"{m['value']:.4g}{ci} ({seeds}, {self.steps} steps)",
+                 f"{m['value']:.4g}{ci} ({seeds}, {self.steps} steps; on the set that selected "
+                 "it, so optimistic)",
                  self.statement, f"compute spent: {self.compute}"]
         return "\n".join(lines)
 
@@ -824,7 +827,8 @@ def advise_task(task: str | Task, *, model: str | None = None,
             always added.
         steps, batch_size: the training the recommendation is for.
         budget: member-steps the advisor may spend in all (None: the full :func:`plan`);
-            or ``budget_seconds``, converted by :func:`steps_for_seconds`.
+            or ``budget_seconds``, converted by :func:`steps_for_seconds`. What it trains
+            never exceeds it (:attr:`Advice.steps_spent`), ties at a cut included.
         seeds: seeds of the final rung.
         store: where every run is kept (default: ``optimlab-runs.db`` in the working
             directory, as ``optimlab bench``); advising again on the same request (the same
@@ -984,18 +988,26 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
         keep = max(2, math.ceil(len(arms) / ETA))
         clear = _clear_leader(rung_records, ordered, higher)
         if clear:  # the optimizer is clear; its rate still needs the full horizon
+            skipped = len(horizons) - (i + 2)
             horizons = horizons[:i + 1] + horizons[-1:]
+            for _ in range(skipped):  # as many arms as the plan costed for the final rung
+                keep = max(2, math.ceil((keep + 1) / ETA))
         leader = ordered[0][0]
         eligible = [a for a in ordered if a in arms and (not clear or a[0] == leader)]
         kept = eligible[:keep]
-        # an exact tie with the last survivor (up to float32 rounding) is not broken by the
-        # candidates' order: every arm tied with it goes on
-        tied = [a for a in eligible[keep:] if kept and within_rounding(scores[a], scores[kept[-1]])]
         why = {a: "went on" for a in kept}
-        if tied:
-            for a in [*[k for k in kept if within_rounding(scores[k], scores[kept[-1]])], *tied]:
-                why[a] = "went on (tied at the cut)"
-            kept += tied
+        if len(eligible) > keep and within_rounding(scores[eligible[keep]], scores[kept[-1]]):
+            # a tie at the cut (up to float32 rounding) is broken by the smaller rate, then
+            # the candidates' order: exactly `keep` go on, as the plan's cost counts
+            cut = scores[kept[-1]]
+            tied = [a for a in eligible if within_rounding(scores[a], cut)]
+            tied.sort(key=lambda a: (a[1], names.index(a[0])))
+            ahead = [a for a in kept if a not in tied]
+            kept = ahead + tied[:keep - len(ahead)]
+            why = {a: "went on" for a in ahead}
+            for a in tied:
+                why[a] = "went on (tied at the cut: a smaller rate)" if a in kept else \
+                    "out (tied at the cut: a larger rate)"
         adam_arms = [a for a in ordered if a[0] == REFERENCE and a in arms]
         if adam_arms and adam_arms[0] not in kept:
             kept.append(adam_arms[0])  # tuned Adam: the reference reaches the final
