@@ -28,6 +28,7 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     assert "tournament lr  validation accuracy  rank" in text
     assert data["statement"] in text
     assert f"compute: {data['steps_spent']:,} member-steps" in text
+    assert "; on the set that selected it, so optimistic)" in text
     assert "(mean of 2 seeds" in text and "x 13 rates x 2 seeds x 27 steps" in text
     assert "range test" in text and "fastai" in text and "steepest" in text
     assert f"optimlab.create({data['optimizer']!r}" in text

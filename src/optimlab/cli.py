@@ -1570,7 +1570,7 @@ def run_advise(args: argparse.Namespace) -> str:
         f"{task.name}: {_count(len(names), 'candidate')}, {args.steps} steps, batch "
         f"{'full' if full else batch}",
         f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: validation "
-        f"{m['name']} {m['value']:.4g}{ci} ({seeds})",
+        f"{m['name']} {m['value']:.4g}{ci} ({seeds}; on the set that selected it, so optimistic)",
         advice.statement,
         f"compute: {advice.compute} ({advice.steps_spent / grid:.0%} of a grid of "
         f"{_count(len(names), 'optimizer')} x 13 rates x {_count(args.seeds, 'seed')} x "
