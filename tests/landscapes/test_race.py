@@ -102,7 +102,7 @@ def test_race_shape_and_metrics():
     assert m.distance == pytest.approx(np.linalg.norm(result.paths["gd"][-1]))
     first = int(np.argmax(result.losses["gd"] - result.landscape.min_value <= 1e-4))
     assert m.steps_to_tol == first and not m.diverged
-    assert "adam" in result.table() and "steps to 0.0001" in result.table()
+    assert "adam" in result.table() and "steps to gap 0.0001" in result.table()
 
 
 def test_divergence_is_reported_not_raised():

@@ -128,7 +128,7 @@ class Race:
         minimum = bool(self.landscape.minima)
         if minimum:
             headers = ["optimizer", "hyperparameters", "final loss", "gap to min",
-                       "dist to min", f"steps to {self.tol:g}", "diverged"]
+                       "dist to min", f"steps to gap {self.tol:g}", "diverged"]
         else:
             headers = ["optimizer", "hyperparameters", "final loss", "escaped",
                        "steps to escape", "diverged"]
