@@ -12,5 +12,6 @@ export const PLOT_CONFIG = { displaylogo: false, responsive: true, scrollZoom: f
   modeBarButtonsToRemove: ["select2d", "lasso2d", "toImage"] };
 // the fan of learning rates: each optimizer also runs at these multiples of its rate
 export const FAN_FACTORS = [0.25, 0.5, 2, 4];
-// steps recorded by the step-by-step mode (at most the race's)
+// steps recorded by the step-by-step mode (at most the race's) where the server's limits
+// (max_inspect_steps) do not say
 export const INSPECT_STEPS = 300;

@@ -9,7 +9,7 @@ import { ANIMATION_MS, FAN_FACTORS, INSPECT_STEPS } from "./config.js";
 import { $, el, READY, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText } from "./format.js";
 import { api } from "./api.js";
-import { state, live, colorOf, currentLandscape, hasMinima } from "./state.js";
+import { state, live, catalog, colorOf, currentLandscape, hasMinima } from "./state.js";
 import { writeUrl } from "./url.js";
 import { drawMap, showStart } from "./map.js";
 import { drawable, height, pathSlice } from "./grid.js";
@@ -53,7 +53,7 @@ function raceRequest() {
 }
 
 // the step-by-step record of the chosen optimizer, with the values it raced with (the
-// tuned rate when tuning)
+// tuned rate when tuning), over the race's steps up to the server's max_inspect_steps
 async function inspectRun() {
   live.inspect = null;
   const result = live.race.results.find((r) => r.name === state.inspect);
@@ -61,10 +61,11 @@ async function inspectRun() {
   const hparams = {};
   const chosen = state.selected.get(state.inspect) || {};
   for (const k of Object.keys(chosen)) if (k in result.hparams) hparams[k] = result.hparams[k];
+  const steps = Math.min(live.race.steps, catalog.limits.max_inspect_steps ?? INSPECT_STEPS);
   live.inspect = await api("/api/inspect", { method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ landscape: state.landscape, params: state.params, start: live.race.start,
-      steps: Math.min(state.steps, INSPECT_STEPS), noise: state.noise, seed: state.seed,
-      optimizer: { name: state.inspect, hparams } }) });
+      steps, noise: state.noise, seed: state.seed, optimizer: { name: state.inspect, hparams } }) });
+  live.inspect.label = result.label;
   $("#inspect-title").textContent = `Step by step: ${result.label}`;
   $("#inspect-panel").hidden = false;
 }
@@ -127,7 +128,7 @@ function resultHeads(tol) {
   const minimum = hasMinima();
   $("#dist-head").textContent = minimum ? "distance to minimum" : "escaped";
   $("#tol-head").textContent = !minimum ? "steps to escape"
-    : tol === undefined ? "steps to tolerance" : `steps to ${fmt(tol)} of the minimum`;
+    : tol === undefined ? "steps to tolerance" : `steps to f − f_min ≤ ${fmt(tol)}`;
   return minimum;
 }
 
@@ -160,7 +161,7 @@ export function tuningNote(race) {
   const lines = [`lr tuned by: ${race.tuned_by} (a diverged run never wins).`];
   for (const r of race.results) {
     if (r.tuning_extended && r.tuning_extended.length) {
-      lines.push(`${r.label}: the grid was extended to ${r.tuning_extended.map(fmt).join(", ")}.`);
+      lines.push(`${r.label}: the grid was extended to ${r.tuning_extended.map((v) => fmt(v)).join(", ")}.`);
     }
     if (r.tuning_edge) {
       const why = race.extend ? "" : " (not extended: the race's work would pass the limit)";
@@ -204,12 +205,16 @@ function setFrame(k) {
   showInspect(live.race.step[live.frame]);
 }
 
-// The step-by-step panel and the arrows at the inspected optimizer's point, at race step t
-// (the last recorded step past the record's end).
+// The step-by-step panel and the arrows at the inspected optimizer's point, at race step t.
+// Past the record's end the panel shows its last step and its title says so; the arrows
+// go (they would stand at a point the path has left).
 function showInspect(t) {
   const rec = live.inspect;
   if (!rec || state.view !== "2d") { if (state.view === "2d") Plotly.relayout($("#map"), { annotations: [] }); return; }
   const k = Math.min(t, rec.steps - 1);
+  $("#inspect-title").textContent = `Step by step: ${rec.label}` + (k === t ? ""
+    : t === rec.steps && t === live.race.steps ? ` at step ${k}, the last step taken`
+      : ` at step ${k}: the record ends there (${rec.steps} of the race's ${live.race.steps} steps); the map is at step ${t}`);
   const lr = Number(rec.hparams.lr) || 0;
   const x = rec.x[k], y = rec.y[k];
   const rows = [["point", [x, y]], ["loss", [rec.loss[k], null]], ["gradient", rec.grad[k]],
@@ -230,7 +235,7 @@ function showInspect(t) {
       el("td", { class: "num", text: b === null || b === undefined ? "" : fmt(b, 4) })));
   }
   $("#inspect-panel").dataset.step = String(k);
-  Plotly.relayout($("#map"), { annotations: arrows.filter(Boolean) });
+  Plotly.relayout($("#map"), { annotations: t > rec.steps ? [] : arrows.filter(Boolean) });
 }
 
 function arrow(x, y, v, color, text) {
