@@ -773,14 +773,14 @@ def test_one_sweep_has_curves_and_its_summary(client, sweep_db):
     # its chart of final metric vs lr shows)
     from optimlab.bench.analysis import CRITERION
     assert detail["criterion"] == CRITERION and "last 25%" in CRITERION
-    assert all(isinstance(row["std"], float) for row in rows.values())  # two seeds
+    assert all(isinstance(row["ci"], float) for row in rows.values())  # two seeds
     assert client.get("/api/sweeps/999").status_code == 404
     assert client.get("/api/sweeps/abc").status_code == 422
 
 
 def test_one_seed_has_no_spread_to_tell(tmp_path):
-    """A sweep of one seed: its std is null (the page says "(1 seed: no spread)"), not
-    0.0, which would claim a spread measured as none."""
+    """A sweep of one seed: its confidence interval is null (the page says "(1 seed: no
+    interval)"), not 0.0, which would claim a spread measured as none."""
     from fastapi.testclient import TestClient
 
     from optimlab.bench.store import RunStore
@@ -795,7 +795,7 @@ def test_one_seed_has_no_spread_to_tell(tmp_path):
         sweep_id = run_sweep(spec, store)
     with TestClient(create_app(path, warm=False), base_url=LOCAL) as fresh:
         (row,) = strict_json(fresh.get(f"/api/sweeps/{sweep_id}"))["summary"]
-    assert row["seeds"] == 1 and row["mean"] is not None and row["std"] is None
+    assert row["seeds"] == 1 and row["mean"] is not None and row["ci"] is None
 
 
 def test_sweeps_without_a_model_or_name_list_as_null(tmp_path):
@@ -1179,19 +1179,20 @@ def test_every_landscape_offers_a_rate_for_every_optimizer_with_one(client):
 
 def test_slices_list_the_files_below_the_folders_and_give_each_whole(client, slice_dir):
     listed = strict_json(client.get("/api/slices"))
-    assert [(s["id"], s["name"]) for s in listed] == [(1, "broken"), (2, "digits")]
+    assert [s["name"] for s in listed] == ["broken", "digits"]  # in path order
+    broken, good = (s["id"] for s in listed)
     assert "not a slice file" in listed[0]["error"]
     result = slice_dir[1]
     assert listed[1]["error"] is None and listed[1]["task"] == "digits"
     assert listed[1]["optimizers"] == [p.optimizer for p in result.paths]
-    detail = strict_json(client.get("/api/slices/2"))
-    assert detail["through"] == list(result.through) and detail["steps"] == 30
+    detail = strict_json(client.get(f"/api/slices/{good}"))
+    assert detail["id"] == good and detail["through"] == list(result.through) and detail["steps"] == 30
     np.testing.assert_allclose(np.asarray(detail["loss"], dtype=float), result.loss, rtol=1e-12)
     for got, path in zip(detail["paths"], result.paths):
         np.testing.assert_allclose(got["coords"], path.coords, rtol=1e-12)
         assert got["sharpness"] == pytest.approx(path.sharpness)
     assert client.get("/api/slices/3").status_code == 404
-    assert client.get("/api/slices/1").status_code == 503  # listed, but not a slice
+    assert client.get(f"/api/slices/{broken}").status_code == 503  # listed, but not a slice
 
 
 def test_no_slices_folder_means_no_slices(tmp_path):
@@ -1245,9 +1246,9 @@ def test_a_slice_file_of_wrong_types_is_listed_with_its_error(tmp_path, slice_di
         assert [(s["name"], s["error"] is None) for s in listed] == [("a-bad", False),
                                                                      ("b-good", True)]
         assert "not a slice file" in listed[0]["error"] and says in listed[0]["error"]
-        bad = fresh.get("/api/slices/1")
+        bad = fresh.get(f"/api/slices/{listed[0]['id']}")
         assert bad.status_code == 503 and says in bad.json()["message"]
-        assert fresh.get("/api/slices/2").status_code == 200
+        assert fresh.get(f"/api/slices/{listed[1]['id']}").status_code == 200
 
 
 def test_a_slices_learning_rates_and_warnings_come_as_the_command_line_says_them(tmp_path,
@@ -1266,7 +1267,8 @@ def test_a_slices_learning_rates_and_warnings_come_as_the_command_line_says_them
 
     slice_copy(slice_dir[0], tmp_path / "s", change)
     with _fresh(slices=[tmp_path]) as fresh:
-        detail = strict_json(fresh.get("/api/slices/1"))
+        (listed,) = strict_json(fresh.get("/api/slices"))
+        detail = strict_json(fresh.get(f"/api/slices/{listed['id']}"))
     texts = {p["optimizer"]: p["lr_text"] for p in detail["paths"]}
     assert texts["sgd"] == "0.1 (slice preset)" and texts["adam"] == "0.003 (default)"
     assert len(detail["notes"]) == 1
@@ -1470,3 +1472,100 @@ def test_an_extra_paths_diverged_flag_is_the_races_own_rule(client):
     extra, = result["extra"]
     assert extra["loss"] == result["loss"]
     assert result["metrics"]["diverged"] is True and extra["diverged"] is True
+
+
+# ----------------------------------------------------------------------------- sweep and slice ids
+
+
+def test_a_sweeps_summary_gives_the_confidence_interval_the_command_line_shows(client, sweep_db):
+    """Each summary row's ``ci`` is the half-width of the 95% interval the command line's
+    table shows beside the mean (its note says so), not the standard deviation."""
+    from optimlab.bench.analysis import CONFIDENCE, summarize
+    from optimlab.bench.report import mean_text, resolve_metric
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.sweep import run_records
+
+    path, sweep_id = sweep_db
+    detail = strict_json(client.get(f"/api/sweeps/{sweep_id}"))
+    assert detail["confidence"] == CONFIDENCE
+    with RunStore(path) as store:
+        _, higher = resolve_metric(store, sweep_id)
+        records = [r for r in run_records(store, sweep_id) if r["status"] != "pending"]
+        want = {s.optimizer: s for s in summarize(records, higher)}
+    cli = _cli_rows(detail["summary_text"])
+    for row in detail["summary"]:
+        assert "std" not in row
+        assert row["ci"] == pytest.approx(want[row["optimizer"]].ci)
+        assert cli[row["optimizer"]][3] == mean_text(row["mean"], row["ci"], row["seeds"])
+
+
+@pytest.fixture(scope="module")
+def ranked_db(tmp_path_factory):
+    """A sweep where adam is clearly better than sgd (one small rate, three seeds), sgd
+    listed first in its config (a few seconds)."""
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.sweep import SweepSpec, run_sweep
+    from optimlab.bench.trainer import TrainConfig
+
+    path = tmp_path_factory.mktemp("ranked") / "runs.db"
+    spec = SweepSpec(task="digits", optimizers=("sgd", "adam"), lrs=(0.003,), seeds=3,
+                     config=TrainConfig(steps=20, batch_size=64, eval_every=5))
+    with RunStore(path) as store:
+        run_sweep(spec, store)
+    return path
+
+
+def test_a_sweeps_summary_rows_come_in_rank_order(ranked_db):
+    """Rank 1 first, as the command line's table lists them (the rows were in the order of
+    the stored runs: rank 2 above rank 1); an optimizer without a rank comes last."""
+    with _fresh(ranked_db) as fresh:
+        detail = strict_json(fresh.get("/api/sweeps/1"))
+    rows = [(r["optimizer"], r["rank"]) for r in detail["summary"]]
+    assert rows == [("adam", "1"), ("sgd", "2")], rows
+    assert [r[0] for r in rows] == list(_cli_rows(detail["summary_text"]))
+    # sgd without a rate where every seed finished: no rank, last
+    db = store_copy(ranked_db, ranked_db.with_name("unranked.db"),
+                    "UPDATE runs SET status = 'diverged' WHERE optimizer = 'adam'")
+    with _fresh(db) as fresh:
+        summary = strict_json(fresh.get("/api/sweeps/1"))["summary"]
+    assert [(r["optimizer"], r["rank"]) for r in summary] == [("sgd", "1"), ("adam", None)]
+
+
+def test_a_slices_id_stays_when_other_slices_are_added(tmp_path, slice_dir):
+    """A slice's id (a link's ``slice=``) names the same file after a slice folder that
+    sorts before it is added; a damaged file keeps an id of its own, listed with its error,
+    its detail 503; an id no file has is 404."""
+    root = tmp_path / "slices"
+    slice_copy(slice_dir[0], root / "m-good", lambda data: None)
+    with _fresh(slices=[root]) as fresh:
+        (before,) = strict_json(fresh.get("/api/slices"))
+    slice_copy(slice_dir[0], root / "a-first", lambda data: None)
+    (root / "b-broken").mkdir()
+    (root / "b-broken" / "slice.json").write_text("{\"task\": 1}")
+    with _fresh(slices=[root]) as fresh:
+        listed = strict_json(fresh.get("/api/slices"))
+        assert [s["name"] for s in listed] == ["a-first", "b-broken", "m-good"]
+        ids = {s["name"]: s["id"] for s in listed}
+        assert ids["m-good"] == before["id"] and len(set(ids.values())) == 3
+        detail = strict_json(fresh.get(f"/api/slices/{before['id']}"))
+        assert detail["name"] == "m-good" and detail["id"] == before["id"]
+        assert "not a slice file" in listed[1]["error"]
+        assert fresh.get(f"/api/slices/{ids['b-broken']}").status_code == 503
+        missing = next(i for i in range(1, 10) if i not in ids.values())
+        assert fresh.get(f"/api/slices/{missing}").status_code == 404
+    # the same slices folder served again: the same ids
+    with _fresh(slices=[root]) as fresh:
+        assert {s["name"]: s["id"] for s in strict_json(fresh.get("/api/slices"))} == ids
+
+
+def test_a_slices_written_time_is_utc(client, slice_dir):
+    """When a slice file was written, as ISO 8601 with its zone (UTC), like a sweep's
+    ``created_at``: not a bare local time."""
+    from datetime import datetime, timedelta
+
+    listed = strict_json(client.get("/api/slices"))
+    good = next(s for s in listed if s["name"] == "digits")
+    when = datetime.fromisoformat(good["modified"])
+    assert when.utcoffset() == timedelta(0)
+    mtime = (slice_dir[0] / "runs" / "digits" / "slice.json").stat().st_mtime
+    assert abs(when.timestamp() - mtime) < 1

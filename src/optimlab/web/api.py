@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -704,19 +706,62 @@ def run_basins(request, control: RaceControl | None = None) -> dict:
 SLICE_FILE, SLICE_DEPTH = "slice.json", 3
 
 
-def slice_files(folders: Sequence) -> list[Path]:
-    """Every ``slice.json`` at most :data:`SLICE_DEPTH` folders below each of ``folders``
-    (a folder that does not exist holds none), sorted by path; a file is its own list."""
-    found = set()
+def _slice_paths(folders: Sequence) -> dict[Path, str]:
+    """Every ``slice.json`` of :func:`slice_files`, each with its path relative to the first of
+    ``folders`` it was found in (a folder given as a file: its name)."""
+    found: dict[Path, str] = {}
     for folder in folders or ():
         folder = Path(folder)
         if folder.is_file():
-            found.add(folder.resolve())
+            found.setdefault(folder.resolve(), folder.name)
             continue
+        here = {}
         for depth in range(SLICE_DEPTH + 1):
-            found.update(p.resolve() for p in folder.glob("/".join(["*"] * depth + [SLICE_FILE]))
-                         if p.is_file())
-    return sorted(found)
+            for p in folder.glob("/".join(["*"] * depth + [SLICE_FILE])):
+                if p.is_file():
+                    rel = p.relative_to(folder).as_posix()
+                    here[p.resolve()] = min(here.get(p.resolve(), rel), rel)
+        for path, rel in here.items():
+            found.setdefault(path, rel)
+    return found
+
+
+def slice_files(folders: Sequence) -> list[Path]:
+    """Every ``slice.json`` at most :data:`SLICE_DEPTH` folders below each of ``folders``
+    (a folder that does not exist holds none), sorted by path; a file is its own list."""
+    return sorted(_slice_paths(folders))
+
+
+#: The range of slice ids: seven-digit numbers (:func:`_slice_ids`).
+_SLICE_IDS = (1_000_000, 9_999_999)
+
+
+def _slice_ids(folders: Sequence) -> dict[int, Path]:
+    """The slice files of ``folders`` by id, in path order. An id is a hash of the file's path
+    relative to its slices folder (``runs/digits/slice.json``), so a link's ``slice=`` names
+    the same file when other slices are added or removed; a path whose hash another path
+    earlier in path order took (hardly ever) takes the next free number.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("b", "c"):
+    ...     (root / name).mkdir(); _ = (root / name / SLICE_FILE).write_text("{}")
+    >>> before = {p.parent.name: i for i, p in _slice_ids([root]).items()}
+    >>> (root / "a").mkdir(); _ = (root / "a" / SLICE_FILE).write_text("{}")
+    >>> after = {p.parent.name: i for i, p in _slice_ids([root]).items()}
+    >>> sorted(after) == ["a", "b", "c"] and all(after[k] == before[k] for k in before)
+    True
+    >>> import shutil; shutil.rmtree(root)
+    """
+    low, high = _SLICE_IDS
+    ids: dict[int, Path] = {}
+    for path, rel in sorted(_slice_paths(folders).items()):
+        digest = int.from_bytes(hashlib.sha256(rel.encode()).digest()[:8], "big")
+        slice_id = low + digest % (high - low + 1)
+        while slice_id in ids:
+            slice_id = slice_id + 1 if slice_id < high else low
+        ids[slice_id] = path
+    return ids
 
 
 def _read_slice(path: Path) -> dict:
@@ -736,15 +781,16 @@ def _read_slice(path: Path) -> dict:
 
 
 def slices(folders: Sequence) -> list[dict]:
-    """The slices found in ``folders`` (``optimlab slice --out``): id (1, 2, ... in path
-    order), the folder's name, task, model, optimizers, grid size and when it was written.
-    A file that cannot be read is listed with its ``error``."""
+    """The slices found in ``folders`` (``optimlab slice --out``) in path order: id (a hash
+    of the file's path below its folder, :func:`_slice_ids`: it stays when other slices are
+    added), the folder's name, task, model, optimizers, grid size and when it was written
+    (ISO 8601 in UTC). A file that cannot be read is listed with its ``error``."""
     out = []
-    for i, path in enumerate(slice_files(folders), start=1):
-        row = {"id": i, "name": path.parent.name, "modified": ""}
+    for slice_id, path in _slice_ids(folders).items():
+        row = {"id": slice_id, "name": path.parent.name, "modified": ""}
         try:
-            row["modified"] = time.strftime("%Y-%m-%d %H:%M",
-                                            time.localtime(path.stat().st_mtime))
+            row["modified"] = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc) \
+                .isoformat(timespec="seconds")
             data = _read_slice(path)
         except (OSError, RequestError) as err:  # (OSError: removed since it was found)
             out.append({**row, "error": str(err)})
@@ -757,14 +803,15 @@ def slices(folders: Sequence) -> list[dict]:
 
 def slice_detail(folders: Sequence, slice_id: int) -> dict:
     """One slice file's content (:meth:`~optimlab.bench.slices.Slice.to_json`), its
-    non-finite numbers made ``None``; 404 for an id no file has."""
-    files = slice_files(folders)
-    if isinstance(slice_id, bool) or not isinstance(slice_id, int) \
-            or not 1 <= slice_id <= len(files):
+    non-finite numbers made ``None``; 404 for an id no file has (:func:`slices` lists them),
+    503 for a file that is not a slice."""
+    files = _slice_ids(folders)
+    path = files.get(slice_id) if isinstance(slice_id, int) and not isinstance(slice_id, bool) \
+        else None
+    if path is None:
         raise RequestError(("path", "slice_id"), f"no slice {slice_id}: "
                                                  f"{len(files)} slice files are shown",
                            status=404)
-    path = files[slice_id - 1]
     data = _read_slice(path)
     from ..bench.slices import Slice
 
@@ -812,8 +859,6 @@ def _runs_text(counts: dict[str, int]) -> str:
 
 def _created_at(text: Any) -> str:
     """A stored creation time as ISO 8601 in UTC (a time without a zone is UTC)."""
-    from datetime import datetime, timezone
-
     when = datetime.fromisoformat(str(text))
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
@@ -911,7 +956,9 @@ def _curves(store, sweep_id: int, best: dict[str, float]) -> dict:
 def sweep_detail(db_path, sweep_id: int) -> dict:
     """One sweep: its summary per optimizer, mean curves at each best lr, the text table, and
     how the best lr is chosen (``criterion``: not the final metric the sensitivity shows).
-    A summary's ``std`` is null with one seed (no spread to tell).
+    The summary rows come in rank order, as the command line's table lists them; a row's
+    ``ci`` is the half-width of its mean's ``confidence`` interval over seeds (Student's t,
+    as that table says it), null where there is none (one seed, or two alike).
 
     Each optimizer of the sweep has a summary row (``note``: "no run ended yet" for one with
     no ended run, its numbers null); its ``label`` and each curve's say the hyperparameters
@@ -964,7 +1011,7 @@ def _sensitivity(records: list[dict], name: str) -> list[dict]:
 
 def _sweep_content(store, sweep_id: int) -> dict:
     """Everything of :func:`sweep_detail` but the sweep's row (may raise :data:`_DAMAGE`)."""
-    from ..bench.analysis import CRITERION, rank, summarize, variant_label
+    from ..bench.analysis import CONFIDENCE, CRITERION, rank, summarize, variant_label
     from ..bench.report import resolve_metric, summary_notes, summary_table, sweep_heading
     from ..bench.store import TERMINAL
     from ..bench.sweep import run_records
@@ -982,14 +1029,21 @@ def _sweep_content(store, sweep_id: int) -> dict:
     best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
     # the command line's ranks ("=1": a paired comparison cannot tell them apart), for the
     # optimizers with a best rate; the others have no rank, as its table says
-    ranks = {s.optimizer: text for text, s in rank(summaries, higher) if s.optimizer in best}
-    # one seed has no spread to tell (null: the page says "(1 seed: no spread)"), not 0;
-    # with no best rate no seeds stand behind a mean, as the command line's table says 0;
-    # ``edge`` is "low" or "high" when the best rate is the grid's lowest or highest
+    ranked = rank(summaries, higher)
+    ranks = {s.optimizer: text for text, s in ranked if s.optimizer in best}
+    # the rows in the command line's order: the ranked ones best first (by rank, then mean),
+    # then those without a rank in their order
+    summaries = [s for _, s in ranked if s.optimizer in ranks] \
+        + [s for s in summaries if s.optimizer not in ranks]
+    # ``ci``: the half-width of the mean's confidence interval (Student's t), as the command
+    # line's table says it; null where there is none (one seed, or two alike: the page says
+    # why, as that table does), not 0; with no best rate no seeds stand behind a mean, as
+    # the command line's table says 0; ``edge`` is "low" or "high" when the best rate is the
+    # grid's lowest or highest
     summary = [{"optimizer": s.optimizer, "label": label(s.optimizer),
                 "rank": ranks.get(s.optimizer),
                 "best_lr": s.best_lr if s.optimizer in best else None, "mean": _finite(s.mean),
-                "std": _finite(s.std) if s.seeds > 1 and s.optimizer in best else None,
+                "ci": _finite(s.ci) if s.optimizer in best else None,
                 "seeds": s.seeds if s.optimizer in best else 0, "diverged": s.diverged,
                 "edge": s.edge if s.optimizer in best else None,
                 "sensitivity": _sensitivity(records, s.optimizer), "note": None}
@@ -997,7 +1051,7 @@ def _sweep_content(store, sweep_id: int) -> dict:
     # an optimizer of the sweep with no ended run yet: a row saying so, not no row
     shown = {row["optimizer"] for row in summary}
     summary += [{"optimizer": name, "label": label(name), "rank": None, "best_lr": None,
-                 "mean": None, "std": None, "seeds": 0, "diverged": 0, "edge": None,
+                 "mean": None, "ci": None, "seeds": 0, "diverged": 0, "edge": None,
                  "sensitivity": [], "note": "no run ended yet"}
                 for name in (str(o) for o in config.get("optimizers") or []) if name not in shown]
     curves = _curves(store, sweep_id, best)
@@ -1005,5 +1059,6 @@ def _sweep_content(store, sweep_id: int) -> dict:
         curve["label"] = label(name)
     return {"heading": sweep_heading(store, sweep_id), "config": _jsonable(config),
             "metric": metric, "higher_is_better": bool(higher), "criterion": CRITERION,
+            "confidence": CONFIDENCE,
             "summary": summary, "curves": curves, "summary_text": summary_table(store, sweep_id),
             "notes": summary_notes(store, sweep_id)}

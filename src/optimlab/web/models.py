@@ -691,9 +691,11 @@ class SweepModel(BaseModel):
 
 
 class SweepDetail(BaseModel):
-    """``GET /api/sweeps/{id}``: summary rows, curves and the text table; ``criterion`` says
-    how each best lr is chosen (:data:`optimlab.bench.analysis.CRITERION`); a row's ``std``
-    is null with one seed."""
+    """``GET /api/sweeps/{id}``: summary rows (in rank order, as the command line's table
+    lists them), curves and the text table; ``criterion`` says how each best lr is chosen
+    (:data:`optimlab.bench.analysis.CRITERION`); a row's ``ci`` is the half-width of its
+    mean's ``confidence`` interval over seeds (Student's t), null where there is none (one
+    seed, or two alike)."""
 
     sweep: SweepModel
     #: the sweep in one line, as the command line's report heads it
@@ -702,6 +704,8 @@ class SweepDetail(BaseModel):
     metric: str
     higher_is_better: bool
     criterion: str
+    #: the level of each summary row's ``ci`` (:data:`optimlab.bench.analysis.CONFIDENCE`)
+    confidence: float = 0.95
     summary: list[dict]
     curves: dict
     summary_text: str
@@ -714,8 +718,10 @@ class SweepDetail(BaseModel):
 class SliceModel(BaseModel):
     """``GET /api/slices``: one slice file (``error`` says why one cannot be shown)."""
 
+    #: a hash of the file's path below its slices folder: it stays when slices are added
     id: int
     name: str
+    #: when the file was written, ISO 8601 in UTC ("" when it cannot be told)
     modified: str
     task: str | None = None
     model: str | None = None

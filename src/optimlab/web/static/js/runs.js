@@ -5,11 +5,11 @@
 
 import { PLOT_CONFIG } from "./config.js";
 import { $, el } from "./dom.js";
-import { fmt, esc, meanText, utcText } from "./format.js";
+import { fmt, esc, utcText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
-import { loadSlices } from "./slices.js";
+import { loadSlices, logTicks } from "./slices.js";
 
 export function showTab(tab) {
   state.tab = tab;
@@ -90,18 +90,20 @@ async function selectSweep(id) {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: `mean over seeds at each best lr`, font: { size: 14 } },
     grid: { rows: 1, columns: 2, pattern: "independent" },
     xaxis: { title: { text: "step" } }, yaxis: { title: { text: esc(`test ${d.metric}`) } },
-    xaxis2: { title: { text: "step" } }, yaxis2: { title: { text: "train loss" }, type: "log" },
+    xaxis2: { title: { text: "step" } },
+    yaxis2: { title: { text: "train loss" }, type: "log", ...logTicks(traces.filter((t) => t.yaxis === "y2").flatMap((t) => t.y)) },
     legend: { orientation: "h", y: -0.2 },
   }, PLOT_CONFIG);
   const { traces: sens, range } = sensitivityTraces(d);
   await Plotly.react($("#sweep-sensitivity"), sens, {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: "final test metric vs learning rate", font: { size: 14 } },
-    xaxis: { title: { text: "lr" }, type: "log", exponentformat: "e" },
+    xaxis: { title: { text: "lr" }, type: "log", exponentformat: "e", ...logTicks(sens.flatMap((t) => t.x)) },
     yaxis: { title: { text: esc(d.metric) }, ...(range ? { range, autorange: false } : {}) }, showlegend: false,
   }, PLOT_CONFIG);
   const head = $("#sweep-summary thead");
   head.textContent = "";
-  head.append(el("tr", {}, ["rank", "optimizer", "best lr", `${d.metric} (mean ± std)`, "seeds", "diverged (any lr)"].map((t) => el("th", { text: t }))));
+  const level = `${Math.round(100 * (d.confidence ?? 0.95))}%`;
+  head.append(el("tr", {}, ["rank", "optimizer", "best lr", `${d.metric} (mean ± ${level} CI)`, "seeds", "diverged (any lr)"].map((t) => el("th", { text: t }))));
   const body = $("#sweep-summary tbody");
   body.textContent = "";
   for (const row of d.summary) {
@@ -109,7 +111,7 @@ async function selectSweep(id) {
       el("td", { class: "num", text: row.rank || "–" }),
       el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.label || row.optimizer),
       el("td", { class: "num", text: fmt(row.best_lr) + (EDGE[row.edge] || "") }),
-      el("td", { class: row.note ? null : "num", text: row.note ? row.note : meanText(row.mean, row.std, row.seeds) }),
+      el("td", { class: row.note ? null : "num", text: row.note ? row.note : ciText(row.mean, row.ci, row.seeds) }),
       el("td", { class: "num", text: String(row.seeds) }),
       el("td", { class: "num", text: String(row.diverged) })));
   }
@@ -118,6 +120,17 @@ async function selectSweep(id) {
   // rates on the grid's edge, an advisor's answer
   $("#sweep-notes").replaceChildren(...(d.notes || []).map((text) => el("li", { text })));
   document.body.dataset.sweep = String(id);
+}
+
+// A mean over seeds and its confidence interval's half-width as the command line's table
+// writes them, "0.9514 ± 0.19"; where there is none (ci null), why: "(1 seed: no
+// interval)", "(2 seeds, all alike: no interval)".
+function ciText(mean, ci, seeds) {
+  if (mean === null || mean === undefined) return "–";
+  if (ci === null || ci === undefined) {
+    return `${fmt(mean, 4)} (${seeds === 1 ? "1 seed" : `${seeds} seeds, all alike`}: no interval)`;
+  }
+  return `${fmt(mean, 4)} ± ${fmt(ci, 2)}`;
 }
 
 // a best lr on the grid's edge, as the command line's table flags it: the optimum may lie beyond

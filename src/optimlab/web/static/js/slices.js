@@ -8,10 +8,34 @@
 
 import { PLOT_CONFIG, COLORSCALE } from "./config.js";
 import { $, el, setStatus } from "./dom.js";
-import { fmt, hpText, esc } from "./format.js";
+import { fmt, hpText, esc, utcText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
+
+// The ticks of a log axis over `values` (its positive finite ones), each labelled with its
+// number ("0.02", "5e-4"), not the bare digit ("2") Plotly writes beside its own ticks
+// between powers of ten: enough of them that a few fall among the values (1..9 in a decade
+// where the largest is at most 2.5 times the smallest, 1, 2, 3, 5 and 7 up to 10 times, 1,
+// 2 and 5 up to 1000 times), else the powers of ten (every k-th where there are many).
+export function logTicks(values) {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) {
+    if (typeof v === "number" && Number.isFinite(v) && v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  }
+  if (lo === Infinity) return {};
+  const first = Math.floor(Math.log10(lo)), last = Math.ceil(Math.log10(hi));
+  const decades = Math.max(last - first, 1);
+  const ratio = hi / lo;
+  const mantissas = ratio <= 2.5 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : ratio <= 10 ? [1, 2, 3, 5, 7]
+    : ratio <= 1000 ? [1, 2, 5] : [1];
+  const every = Math.ceil(decades / 8);
+  const tickvals = [];
+  for (let e = first; e <= last; e += every) {
+    for (const m of mantissas) tickvals.push(Number((m * 10 ** e).toPrecision(3)));
+  }
+  return { tickmode: "array", tickvals, ticktext: tickvals.map((v) => fmt(v)) };
+}
 
 export async function loadSlices() {
   const body = $("#slice-list tbody");
@@ -27,7 +51,7 @@ export async function loadSlices() {
     body.append(el("tr", { "data-slice": s.id, onclick: s.error ? null : () => selectSlice(s.id), class: s.error ? "broken" : null },
       el("td", { text: String(s.id) }), el("td", { text: s.name }), el("td", { text: s.task || "" }),
       el("td", { text: s.model || "" }), el("td", { text: s.error ? s.error : (s.optimizers || []).join(", ") }),
-      el("td", { text: s.grid ? `${s.grid[0]} × ${s.grid[1]}` : "" }), el("td", { text: s.modified })));
+      el("td", { text: s.grid ? `${s.grid[0]} × ${s.grid[1]}` : "" }), el("td", { text: utcText(s.modified) })));
   }
   $("#slices-message").textContent = list.length ? "Click a slice to see it."
     : "No slices found: run `optimlab slice mnist1d` (or the tour) and reload; `optimlab serve --slices FOLDER` looks elsewhere.";
@@ -87,7 +111,8 @@ function sliceInterpolation(d) {
   }
   return Plotly.react($("#slice-interp"), traces, {
     margin: { l: 55, r: 10, t: 60, b: 40 }, title: { text: "along straight lines (Goodfellow et al. 2015)<br><sub>α = 0 at the first end, 1 at the second; a bump between two solutions is a barrier</sub>", font: { size: 14 } },
-    xaxis: { title: { text: "α" } }, yaxis: { title: { text: "train loss" }, type: "log" }, legend: { orientation: "h", y: -0.15 } }, PLOT_CONFIG);
+    xaxis: { title: { text: "α" } },
+    yaxis: { title: { text: "train loss" }, type: "log", ...logTicks(traces.flatMap((t) => t.y)) }, legend: { orientation: "h", y: -0.15 } }, PLOT_CONFIG);
 }
 
 // The rate a path trained with: the server's text of it (Path.lr_text), else its lr.
