@@ -56,6 +56,11 @@ async function init() {
   state.params = { ...currentLandscape().params, ...state.params };
   // a link without o= gets the default optimizers; one with a lone o= chose none
   if (!link.optimizers) for (const name of DEFAULT_OPTIMIZERS) state.selected.set(name, {});
+  // the optimizer shown step by step must be one of the race
+  if (state.inspect && !state.selected.has(state.inspect)) {
+    link.notes.push(`insp=${state.inspect} is not one of the optimizers chosen`);
+    state.inspect = "";
+  }
   showLinkNotes(link.notes);
   normaliseSelection();
   buildLandscapeControls();

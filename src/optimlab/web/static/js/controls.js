@@ -12,6 +12,7 @@ import { writeUrl } from "./url.js";
 import { renderInfo, showInfo } from "./info.js";
 import { clearRace, runRace } from "./race.js";
 import { drawMap, loadGrid, showStart } from "./map.js";
+import { defaultStart } from "./grid.js";
 import { drawLoss } from "./loss.js";
 import { showMode } from "./basins.js";
 
@@ -57,6 +58,13 @@ function refuse(box, note, text) {
   box.classList.toggle("invalid", Boolean(text));
   note.textContent = text;
   note.hidden = !text;
+}
+
+// The same line under a box of the run settings (steps, seed, starts per side, the start).
+function fieldNote(box) {
+  const note = el("span", { class: "field-note", role: "alert", hidden: true });
+  box.closest(".row").after(note);
+  return note;
 }
 
 function numberControl(name, h, label, get, set) {
@@ -218,19 +226,24 @@ export function buildLandscapeControls() {
     state.start = null;
     landscapeChanged();
   });
+  buildStartBoxes();
   $("#start-reset").addEventListener("click", () => { state.start = null; clearRace(); drawMap(); showStart(); writeUrl(); });
   const steps = $("#steps");
   steps.max = catalog.limits.max_steps;
   steps.value = state.steps;
+  const stepsNote = fieldNote(steps);
   steps.addEventListener("change", () => {
-    // a whole number from 1 to the limit; an empty box, 2.5 or -5 goes back to the last one
-    const n = Number(steps.value);
-    if (steps.value.trim() === "" || !Number.isInteger(n) || n < 1) {
-      steps.value = state.steps;
-      return;
-    }
-    state.steps = Math.min(n, catalog.limits.max_steps);
-    steps.value = state.steps;
+    // a whole number from 1 to the limit; an empty box, 2.5, -5 or one past the limit is
+    // refused with a note, and the box goes back to the last one (never cut to the limit)
+    const typed = steps.value.trim() || "(empty)";
+    const n = wholeNumber(steps, 1, catalog.limits.max_steps);
+    steps.value = n ?? state.steps;
+    stepsNote.textContent = n === null
+      ? `steps ${typed} refused: a whole number from 1 to ${catalog.limits.max_steps} (kept ${state.steps})` : "";
+    stepsNote.hidden = n !== null;
+    steps.classList.remove("invalid");  // the box shows the value kept
+    if (n === null) return;
+    state.steps = n;
     if (!live.race && !live.basins) drawLoss();  // the empty chart's step axis
     raceChanged();
   });
@@ -242,8 +255,10 @@ export function buildLandscapeControls() {
   const seed = $("#seed");
   seed.value = state.seed;
   seed.max = catalog.limits.max_seed;
+  const seedNote = fieldNote(seed);
   seed.addEventListener("change", () => {
     const v = wholeNumber(seed, 0, catalog.limits.max_seed);
+    refuse(seed, seedNote, v === null ? `seed must be a whole number from 0 to ${catalog.limits.max_seed} (kept ${state.seed})` : "");
     if (v === null) return;
     state.seed = v;
     raceChanged();
@@ -260,8 +275,11 @@ export function buildLandscapeControls() {
   const basinGrid = $("#basins-grid");
   basinGrid.max = catalog.limits.max_basin_grid;
   basinGrid.value = state.basinGrid;
+  const gridNote = fieldNote(basinGrid);
   basinGrid.addEventListener("change", () => {
     const v = wholeNumber(basinGrid, 2, catalog.limits.max_basin_grid);
+    refuse(basinGrid, gridNote, v === null
+      ? `starts per side must be a whole number from 2 to ${catalog.limits.max_basin_grid} (kept ${state.basinGrid})` : "");
     if (v === null) return;
     state.basinGrid = v;
     clearRace();
@@ -275,6 +293,37 @@ export function buildLandscapeControls() {
   $("#inspect").addEventListener("change", () => { state.inspect = $("#inspect").value; clearRace(); drawMap(); writeUrl(); });
   fillInspect();
   $("#race").addEventListener("click", runRace);
+}
+
+// Two boxes for the start's x and y, beside the map's click: a point in the landscape's
+// domain (the API refuses one outside it), else refused with a note and the last start
+// kept. They follow the start however it moves: whenever showStart (map.js) writes its label.
+function buildStartBoxes() {
+  const boxes = ["x", "y"].map((axis) => el("input", { type: "number", step: "any", "aria-label": `start ${axis}` }));
+  $("#start-label").closest(".row").after(el("div", { class: "row start-xy" }, "x", boxes[0], "y", boxes[1]));
+  const note = fieldNote(boxes[0]);
+  const sync = () => {
+    const point = state.start || defaultStart();
+    boxes.forEach((box, i) => { box.value = point[i]; box.classList.remove("invalid"); });
+    refuse(boxes[0], note, "");
+  };
+  new MutationObserver(sync).observe($("#start-label"), { childList: true, characterData: true, subtree: true });
+  boxes.forEach((box, i) => box.addEventListener("change", () => {
+    const [low, high] = currentLandscape().domain[i];
+    const point = (state.start || defaultStart()).slice();
+    const v = Number(box.value);
+    if (box.value.trim() === "" || !Number.isFinite(v) || v < low || v > high) {
+      refuse(box, note, `start ${"xy"[i]} must be a number from ${low} to ${high} (kept ${point[i]})`);
+      return;
+    }
+    point[i] = v;
+    state.start = point;
+    $("#map").dispatchEvent(new CustomEvent("start-moved"));  // the race of the old start is void
+    showStart();  // (which refills the boxes)
+    drawMap();
+    writeUrl();
+  }));
+  sync();
 }
 
 // the step-by-step select: "off" and the optimizers of the race

@@ -52,7 +52,10 @@ function hpField(name, key, text, notes) {
   const v = parseValue(text);
   const o = catalog.optimizers.get(name);
   const h = o && o.hyperparameters.find((x) => x.name === key);
-  if (!h) return v;  // not one the page shows: normaliseSelection drops it
+  if (!h) {  // not one the page shows: normaliseSelection drops it
+    if (o) notes.push(`${key} is not a hyperparameter of ${name}`);
+    return undefined;
+  }
   const ok = h.kind === "bool" ? typeof v === "boolean"
     : v === null ? Boolean(h.nullable)
     : h.kind === "pair" ? Array.isArray(v) && v.length === 2 && v.every((x) => withinBounds(h, x))
@@ -63,21 +66,41 @@ function hpField(name, key, text, notes) {
   return undefined;
 }
 
+// Whether a point lies in the landscape's domain (where the API takes a start).
+function inDomain(point, land) {
+  return land.domain.every(([low, high], i) => point[i] >= low && point[i] <= high);
+}
+
+// A start of the link in the landscape's domain, or null with a note.
+function startField(text, key, land, notes) {
+  const point = pointField(text, key, notes);
+  if (!point || inDomain(point, land)) return point;
+  const [[x0, x1], [y0, y1]] = land.domain;
+  notes.push(`${key}=${text} lies outside ${land.name}'s domain [${x0}, ${x1}] × [${y0}, ${y1}]`);
+  return null;
+}
+
 // Fills `state` from the link. Returns whether the link asks for a race on opening, whether
 // it names the optimizers (o=, none when empty: a link without it gets the defaults), and
 // the notes on what of it was not taken (the default kept instead), for the page to show.
 export function readUrl() {
   const q = new URLSearchParams(location.search);
   const notes = [];
-  if (q.has("l")) state.landscape = q.get("l");
+  if (q.has("l")) {
+    if (catalog.landscapes.has(q.get("l"))) state.landscape = q.get("l");
+    else notes.push(`l=${q.get("l")} is not a landscape`);
+  }
+  if (!catalog.landscapes.has(state.landscape)) state.landscape = catalog.landscapes.keys().next().value;
+  const land = catalog.landscapes.get(state.landscape);
   if (q.has("p")) {
     for (const kv of q.get("p").split(";").filter(Boolean)) {
       const [k, v] = kv.split("=");
-      if (v !== undefined && v.trim() !== "" && Number.isFinite(Number(v))) state.params[k] = Number(v);
+      if (!(k in land.params)) notes.push(`${k} is not a parameter of ${land.name}`);
+      else if (v !== undefined && v.trim() !== "" && Number.isFinite(Number(v))) state.params[k] = Number(v);
       else notes.push(`the landscape's ${k}=${v ?? ""} is not a finite number`);
     }
   }
-  if (q.has("s")) state.start = pointField(q.get("s"), "s", notes) || state.start;
+  if (q.has("s")) state.start = startField(q.get("s"), "s", land, notes) || state.start;
   if (q.has("n")) state.steps = wholeField(q, "n", 1, catalog.limits.max_steps ?? null, notes) ?? state.steps;
   if (q.has("noise")) {
     const v = q.get("noise").trim() === "" ? NaN : Number(q.get("noise"));
@@ -88,8 +111,13 @@ export function readUrl() {
   if (q.has("seed")) state.seed = wholeField(q, "seed", 0, catalog.limits.max_seed ?? null, notes) ?? state.seed;
   state.tune = q.get("tune") === "1";
   if (q.has("st")) {
-    state.starts = q.get("st").split(";").filter(Boolean).map((p) => pointField(p, "st", notes))
-      .filter(Boolean).slice(0, 16);
+    state.starts = q.get("st").split(";").filter(Boolean).map((p) => startField(p, "st", land, notes))
+      .filter(Boolean);
+    const most = catalog.limits.max_starts ?? 16;
+    if (state.starts.length > most) {
+      notes.push(`st= holds ${state.starts.length} more starts: only the first ${most} taken`);
+      state.starts = state.starts.slice(0, most);
+    }
   }
   state.fan = q.get("fan") === "1";
   state.inspect = q.get("insp") || "";
@@ -97,12 +125,18 @@ export function readUrl() {
   if (q.has("bg")) state.basinGrid = wholeField(q, "bg", 2, catalog.limits.max_basin_grid ?? 30, notes) ?? state.basinGrid;
   state.view = q.get("v") === "3d" ? "3d" : "2d";
   state.tab = ["runs", "slices"].includes(q.get("tab")) ? q.get("tab") : "race";
+  if (q.has("tab") && !["race", "runs", "slices"].includes(q.get("tab"))) notes.push(`tab=${q.get("tab")} is not a tab`);
   if (q.has("sweep")) state.sweep = wholeField(q, "sweep", 1, null, notes);
   if (q.has("slice")) state.slice = wholeField(q, "slice", 1, null, notes);
   // o= with nothing after it is an empty selection, written so by writeUrl
   const opts = q.getAll("o").filter(Boolean);
   for (const item of opts) {
     const [name, rest] = item.split(":");
+    if (!catalog.optimizers.has(name)) { notes.push(`o=${item} is not an optimizer`); continue; }
+    if (!state.selected.has(name) && state.selected.size >= catalog.limits.max_optimizers) {
+      notes.push(`o=${item}: at most ${catalog.limits.max_optimizers} optimizers per race`);
+      continue;
+    }
     const hp = {};
     for (const kv of (rest || "").split(";").filter(Boolean)) {
       const [k, v] = kv.split("=");
@@ -111,7 +145,7 @@ export function readUrl() {
     }
     state.selected.set(name, hp);
   }
-  return { race: opts.length > 0 && q.get("race") === "1", optimizers: q.has("o"), notes };
+  return { race: state.selected.size > 0 && q.get("race") === "1", optimizers: q.has("o"), notes };
 }
 
 export function writeUrl() {
