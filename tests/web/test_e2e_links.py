@@ -7,7 +7,10 @@ Uses the browser, page and server of ``test_e2e`` (headless Chromium and Playwri
 import time
 from urllib.parse import parse_qs, urlparse
 
-from .test_e2e import browser, page, server  # noqa: F401
+from . import test_e2e
+
+# the fixtures of test_e2e (bound by assignment: a test's `page` argument then shadows no import)
+browser, page, server = test_e2e.browser, test_e2e.page, test_e2e.server
 
 TIMEOUT_S = 60
 
