@@ -100,7 +100,7 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     assert "steps to 0.5 \u2193 (at the best lr, median over seeds)" in text
     assert PROFILE_RATE_NOTE in text
     for header in ("final loss \u2193", "accuracy (mean \u00b1 95% CI) \u2191",
-                   "steps to 0.001 \u2193", "test accuracy \u2191", "train loss \u2193"):
+                   "steps to gap 0.001 \u2193", "test accuracy \u2191", "train loss \u2193"):
         assert f"<th>{header}" in text, header
     # plain gradient descent is sgd in the basins too, as in every other table
     basins = text[text.index("<h2>Local minima"):]
