@@ -357,17 +357,18 @@ def test_the_loss_chart_shows_tiny_losses_as_they_are(page):
     _shot(page, "loss_tiny.png")
 
 
-def test_a_mean_over_seeds_says_why_it_has_no_spread(page):
-    """The runs tab's summary cell: "mean ± std", and where the API sends no std (one seed)
-    the reason in words, as the command line's "(1 seed: no interval)", not "± ?"."""
+def test_a_mean_over_seeds_says_why_it_has_no_interval(page):
+    """The runs tab's summary cell: "mean ± half-width of its 95% interval", and where the
+    API sends none (one seed, or seeds all alike) the reason in words, as the command line's
+    "(1 seed: no interval)", not "± ?"."""
     _open(page)
     texts = page.evaluate("""async () => {
-        const { meanText } = await import('/static/js/format.js');
-        return [meanText(0.91234, 0.0123, 2), meanText(0.91234, null, 1),
-                meanText(0.5, null, 3), meanText(null, null, 0)];
+        const { ciText } = await import('/static/js/format.js');
+        return [ciText(0.91234, 0.0123, 2), ciText(0.91234, null, 1),
+                ciText(0.5, null, 3), ciText(null, null, 0)];
     }""")
-    assert texts == ["0.9123 ± 0.012", "0.9123 (1 seed: no spread)", "0.5 (3 seeds: no spread)",
-                     "–"]
+    assert texts == ["0.9123 ± 0.012", "0.9123 (1 seed: no interval)",
+                     "0.5 (3 seeds, all alike: no interval)", "–"]
 
 
 def test_the_runs_tab_shows_the_store(page, sweep_db):

@@ -1,7 +1,8 @@
 /* How numbers and hyperparameters are written on the page: fmt (metrics, 3 significant
- * digits or exponent form), meanText (a mean and its spread over seeds), short (a
- * hyperparameter as typed), boundsText (its bounds in words), hpText ("lr=0.01, ...",
- * "beta3=auto" for a value the optimizer chooses) and utcText (a stored time, in UTC).
+ * digits or exponent form), ciText (a mean over seeds and its confidence interval), logTicks
+ * (a log axis's ticks, each labelled with its number), short (a hyperparameter as typed),
+ * boundsText (its bounds in words), hpText ("lr=0.01, ...", "beta3=auto" for a value the
+ * optimizer chooses) and utcText (a stored time, in UTC).
  */
 
 export function fmt(v, digits = 3) {
@@ -15,15 +16,39 @@ export function fmt(v, digits = 3) {
   return String(Number(v.toPrecision(digits)));
 }
 
-// A mean over seeds and its standard deviation, "0.912 ± 0.01"; with no spread to tell
-// (std null: one seed) why in words, "0.912 (1 seed: no spread)", as the command line's
-// "(1 seed: no interval)".
-export function meanText(mean, std, seeds) {
+// A mean over seeds and its confidence interval's half-width as the command line's table
+// writes them, "0.9514 ± 0.19"; where there is none (ci null), why: "(1 seed: no
+// interval)", "(2 seeds, all alike: no interval)".
+export function ciText(mean, ci, seeds) {
   if (mean === null || mean === undefined) return "–";
-  if (std === null || std === undefined) {
-    return `${fmt(mean, 4)} (${seeds === 1 ? "1 seed" : `${seeds} seeds`}: no spread)`;
+  if (ci === null || ci === undefined) {
+    return `${fmt(mean, 4)} (${seeds === 1 ? "1 seed" : `${seeds} seeds, all alike`}: no interval)`;
   }
-  return `${fmt(mean, 4)} ± ${fmt(std, 2)}`;
+  return `${fmt(mean, 4)} ± ${fmt(ci, 2)}`;
+}
+
+// The ticks of a log axis over `values` (its positive finite ones), each labelled with its
+// number ("0.02", "5e-4"), not the bare digit ("2") Plotly writes beside its own ticks
+// between powers of ten: enough of them that a few fall among the values (1..9 in a decade
+// where the largest is at most 2.5 times the smallest, 1, 2, 3, 5 and 7 up to 10 times, 1,
+// 2 and 5 up to 1000 times), else the powers of ten (every k-th where there are many).
+export function logTicks(values) {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) {
+    if (typeof v === "number" && Number.isFinite(v) && v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  }
+  if (lo === Infinity) return {};
+  const first = Math.floor(Math.log10(lo)), last = Math.ceil(Math.log10(hi));
+  const decades = Math.max(last - first, 1);
+  const ratio = hi / lo;
+  const mantissas = ratio <= 2.5 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : ratio <= 10 ? [1, 2, 3, 5, 7]
+    : ratio <= 1000 ? [1, 2, 5] : [1];
+  const every = Math.ceil(decades / 8);
+  const tickvals = [];
+  for (let e = first; e <= last; e += every) {
+    for (const m of mantissas) tickvals.push(Number((m * 10 ** e).toPrecision(3)));
+  }
+  return { tickmode: "array", tickvals, ticktext: tickvals.map((v) => fmt(v)) };
 }
 
 export function short(v) {

@@ -5,11 +5,11 @@
 
 import { PLOT_CONFIG } from "./config.js";
 import { $, el } from "./dom.js";
-import { fmt, esc, utcText } from "./format.js";
+import { ciText, esc, fmt, logTicks, utcText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
-import { loadSlices, logTicks } from "./slices.js";
+import { loadSlices } from "./slices.js";
 
 export function showTab(tab) {
   state.tab = tab;
@@ -120,17 +120,6 @@ async function selectSweep(id) {
   // rates on the grid's edge, an advisor's answer
   $("#sweep-notes").replaceChildren(...(d.notes || []).map((text) => el("li", { text })));
   document.body.dataset.sweep = String(id);
-}
-
-// A mean over seeds and its confidence interval's half-width as the command line's table
-// writes them, "0.9514 ± 0.19"; where there is none (ci null), why: "(1 seed: no
-// interval)", "(2 seeds, all alike: no interval)".
-function ciText(mean, ci, seeds) {
-  if (mean === null || mean === undefined) return "–";
-  if (ci === null || ci === undefined) {
-    return `${fmt(mean, 4)} (${seeds === 1 ? "1 seed" : `${seeds} seeds, all alike`}: no interval)`;
-  }
-  return `${fmt(mean, 4)} ± ${fmt(ci, 2)}`;
 }
 
 // a best lr on the grid's edge, as the command line's table flags it: the optimum may lie beyond

@@ -8,34 +8,10 @@
 
 import { PLOT_CONFIG, COLORSCALE } from "./config.js";
 import { $, el, setStatus } from "./dom.js";
-import { fmt, hpText, esc, utcText } from "./format.js";
+import { fmt, hpText, esc, logTicks, utcText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
-
-// The ticks of a log axis over `values` (its positive finite ones), each labelled with its
-// number ("0.02", "5e-4"), not the bare digit ("2") Plotly writes beside its own ticks
-// between powers of ten: enough of them that a few fall among the values (1..9 in a decade
-// where the largest is at most 2.5 times the smallest, 1, 2, 3, 5 and 7 up to 10 times, 1,
-// 2 and 5 up to 1000 times), else the powers of ten (every k-th where there are many).
-export function logTicks(values) {
-  let lo = Infinity, hi = -Infinity;
-  for (const v of values) {
-    if (typeof v === "number" && Number.isFinite(v) && v > 0) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-  }
-  if (lo === Infinity) return {};
-  const first = Math.floor(Math.log10(lo)), last = Math.ceil(Math.log10(hi));
-  const decades = Math.max(last - first, 1);
-  const ratio = hi / lo;
-  const mantissas = ratio <= 2.5 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : ratio <= 10 ? [1, 2, 3, 5, 7]
-    : ratio <= 1000 ? [1, 2, 5] : [1];
-  const every = Math.ceil(decades / 8);
-  const tickvals = [];
-  for (let e = first; e <= last; e += every) {
-    for (const m of mantissas) tickvals.push(Number((m * 10 ** e).toPrecision(3)));
-  }
-  return { tickmode: "array", tickvals, ticktext: tickvals.map((v) => fmt(v)) };
-}
 
 export async function loadSlices() {
   const body = $("#slice-list tbody");
