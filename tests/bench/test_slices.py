@@ -25,6 +25,7 @@ from optimlab.bench.slices import (
     _project,
     _random_plane,
     _stack_weights,
+    plot_slice,
     slice_landscape,
     top_hessian_eigenvalue,
 )
@@ -453,3 +454,20 @@ def test_a_slice_of_numpy_integers_writes_json_and_reads_back(small):
                                    steps=np.int64(3), grid=np.int64(3), points=2, eval_size=50)
     data = json.loads(json.dumps(again.to_json()))
     assert type(data["steps"]) is int and slices.Slice.from_json(data).steps == 3
+
+
+def test_paths_that_coincide_stay_visible_in_the_picture(small):
+    """Two optimizers whose paths nearly coincide (SGD's and SAM's at one rate) must not hide
+    one another: each path is drawn thinner than the one before and on top of it, and
+    every end marker above every line."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_slice(small)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "-"]
+    ends = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "o"]
+    plt.close(fig)
+    assert len(lines) == len(small.paths) == len(ends) == 3
+    widths = [ln.get_linewidth() for ln in lines]
+    assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
+    assert [ln.get_zorder() for ln in lines] == sorted(ln.get_zorder() for ln in lines)
+    assert min(e.get_zorder() for e in ends) > max(ln.get_zorder() for ln in lines)

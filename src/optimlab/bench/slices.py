@@ -672,13 +672,16 @@ def plot_slice(result: Slice, path=None, title: str | None = None):
     ax.contour(result.xs, result.ys, np.where(finite, loss, levels[-1]), levels=levels[::3],
                colors="white", linewidths=0.4, alpha=0.5)
     fig.colorbar(filled, ax=ax, label=f"log10 {result.on} loss")
-    for p in result.paths:
+    # paths that nearly coincide (SGD's and SAM's at one rate) would hide one another: each
+    # path is drawn thinner than the one before, on top of it, and the ends above every line
+    count = len(result.paths)
+    for i, p in enumerate(result.paths):
         label = (f"{p.optimizer}: off plane {p.relative(p.max_residual):.0%} max, "
                  f"{p.relative(p.end_residual):.0%} at end")
-        ax.plot(p.coords[:, 0], p.coords[:, 1], "-", color=color(p.optimizer), lw=2,
-                label=label)
+        ax.plot(p.coords[:, 0], p.coords[:, 1], "-", color=color(p.optimizer),
+                lw=1.5 + 1.5 * (count - 1 - i), label=label, zorder=3 + i)
         ax.plot(p.coords[-1, 0], p.coords[-1, 1], "o", color=color(p.optimizer), ms=7,
-                mec="black")
+                mec="black", zorder=3 + count + i)
     ax.plot(0, 0, "k*", ms=12, label="shared initialisation")
     plane = (f"plane through the initialisation and the {' and '.join(result.through)} "
              f"endpoints" if result.plane == "endpoints" else
