@@ -516,3 +516,16 @@ def test_help_still_exits_0(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for bound in (cli.BENCH_MAX_STEPS, cli.BENCH_MAX_LRS, cli.BENCH_MAX_MEMBERS):
         assert f"{bound:,}" in out
+
+
+@pytest.mark.parametrize("line", ["list", "tour", "runs", "docs", "serve", "advise digits",
+                                  "slice digits", "race rosenbrock --optimizers adam",
+                                  "bench digits --optimizers adam", "compare sgd adam"])
+def test_an_unknown_option_points_to_its_commands_help(line, capsys):
+    """A misspelled option of a command is reported by that command, pointing to its own
+    --help (where its options are), not to `optimlab --help`, which lists none of them."""
+    name = line.split()[0]
+    assert main([*line.split(), "--no-such-option"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"optimlab {name}: error: unrecognized arguments: --no-such-option"), err
+    assert err.endswith(f"(see `optimlab {name} --help`)"), err

@@ -2110,6 +2110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sweep_id", type=_whole(1), help="the sweep (see `optimlab runs`)")
     p.add_argument("--out", required=True, help="folder for the report")
     p.add_argument("--db", help=_READ_DB_HELP)
+    parser.commands = sub.choices  # each command's parser, by name (main's errors)
     return parser
 
 
@@ -2187,7 +2188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback and all). Ctrl-C exits 130.
     """
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # the command's own options are in its --help, not the top one's
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as done:  # --help (0), or a malformed command line (2), already printed
         return done.code if isinstance(done.code, int) else int(done.code is not None)
     try:
