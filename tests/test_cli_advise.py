@@ -50,8 +50,9 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     (["--optimizers", "adamm"], "unknown optimizer"),
     (["--batch-size", "x"], "--batch-size"),
     (["--model", "resnet"], "no model 'resnet'"),
-    (["--json", "/no/such/folder/a.json"], "its folder does not exist"),
-    (["--json", "/"], "it is a folder"),
+    (["--json", "/no/such/folder/a.json"], "its folder /no/such/folder does not exist"),
+    (["--json", "a.txt"], "cannot write .txt files; use one of .json"),
+    (["--optimizers", "sparseadam"], "sparseadam takes sparse gradients only"),
     (["--seeds", "101"], "--seeds"),
     # 100,000 full-batch steps: the final rung's population would draw 4.3e9 indices
     (["--steps", "100000", "--batch-size", "full"], "the training-example indices drawn up "
@@ -64,6 +65,17 @@ def test_advise_errors_are_one_line(extra, message, tmp_path, capsys):
     assert main(argv + extra) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+
+
+def test_a_json_path_that_is_a_folder_gets_advice_json_inside(tmp_path, capsys):
+    """`--json DIR/` wrote a file named DIR (Path drops the slash); a folder, or a path
+    ending with one, gets advice.json inside, as every --out does."""
+    folder = tmp_path / "answers"
+    argv = ADVISE + ["--db", str(tmp_path / "runs.db"), "--out", str(tmp_path / "a")]
+    assert main(argv + ["--json", f"{folder}/"]) == 0
+    assert folder.is_dir() and json.loads((folder / "advice.json").read_text())["optimizer"]
+    assert main(argv + ["--json", str(folder)]) == 0  # now an existing folder: the same file
+    assert f"wrote {folder / 'advice.json'}" in capsys.readouterr().out
 
 
 def test_budget_reads_steps_or_seconds():
@@ -171,7 +183,7 @@ def test_advise_refuses_an_unwritable_json_folder_before_training(tmp_path, caps
                      "--json", str(folder / "a.json")]
     assert main(argv) == 2
     (err,) = capsys.readouterr().err.strip().splitlines()
-    assert err == (f"optimlab: error: cannot write the answer to {folder / 'a.json'}: {folder} is "
+    assert err == (f"optimlab: error: cannot write --json {folder / 'a.json'}: {folder} is "
                    "not writable (Read-only file system)"), err
 
 

@@ -1377,8 +1377,6 @@ SLICE_MAX_STEPS = 100_000
 def run_slice(args: argparse.Namespace) -> str:
     """``optimlab slice``: several optimizers' paths on one plane of a real network's loss
     landscape, the interpolation between their solutions, and their sharpness."""
-    import json
-
     from .bench.slices import DEFAULT_OPTIMIZERS, plot_interpolation, plot_slice, slice_landscape
 
     _imports_done()
@@ -1422,7 +1420,10 @@ def run_slice(args: argparse.Namespace) -> str:
         out.mkdir(exist_ok=True)
         plot_slice(result, out / "slice.png")
         plot_interpolation(result, out / "interpolation.png")
-        (out / "slice.json").write_text(json.dumps(result.to_json()))
+        # strict JSON: a diverged path's non-finite numbers as null (read back as NaN)
+        from .bench.store.jsonio import strict_json
+
+        (out / "slice.json").write_text(strict_json(result.to_json()))
     except OSError as err:
         print(_printable("\n".join(lines)))  # the slice's results are not lost with it
         raise CLIError(f"cannot write the slice to {out}: {err.strerror or err}") from None
@@ -1492,17 +1493,15 @@ def run_advise(args: argparse.Namespace) -> str:
     batch = _batch(args.batch_size)
     budget, seconds = _budget(args.budget)
     out = out_folder(args.out, "--out", "the report")
-    json_path = None if args.json is None else Path(_no_nul(args.json, "--json"))
-    if json_path is not None and not json_path.absolute().parent.is_dir():
-        raise CLIError(f"cannot write the answer to {args.json}: its folder does not exist")
-    if json_path is not None and json_path.is_dir():
-        raise CLIError(f"cannot write the answer to {args.json}: it is a folder; give a file "
-                       "name such as advice.json")
-    if json_path is not None:  # before the training, not after it
-        _check_writable_file(json_path, f"the answer to {args.json}")
+    # a folder (or a path ending with /) gets advice.json inside, as every --out does
+    # (checked writable here, before the training, not after it)
+    json_path = None if args.json is None else out_file(args.json, "--json", "advice", (".json",))
     db = db_path(args.db)
     task = _task_with_model(args)
     one_by_one = _one_by_one(task, args.model)
+    # an optimizer of sparse gradients only trains on the sequential engine and a sparse
+    # embedding; refused before any run, as bench refuses it
+    _check_dense(names, task, argparse.Namespace(model=args.model, sequential=one_by_one))
     _check_advise_indices(args, names, budget, task, batch, one_by_one)
     store = _open_store(db)
     bars: list = []
@@ -2042,7 +2041,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", default="100", help="mini-batch size or 'full' (default 100)")
     p.add_argument("--seed", type=_whole(0), default=0,
                    help="the shared initialisation and batches (default 0)")
-    p.add_argument("--grid", type=_whole(1), default=41,
+    p.add_argument("--grid", type=_whole(2), default=41,
                    help="grid points per axis, at least 2 (default 41)")
     p.add_argument("--plane", choices=["endpoints", "random"], default="endpoints",
                    help="through the initialisation and two endpoints (default), or "
