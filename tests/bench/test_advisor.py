@@ -650,6 +650,8 @@ def test_a_rate_at_the_edge_of_the_search_is_flagged(tmp_path):
            "grid and lr=10 is the highest of adam's rates in the final rung; a higher rate " \
            "may do better" in advice.statement
     answer = advice.to_json()
+    json.dumps(answer, allow_nan=False)  # strict JSON as it is (no Infinity, tuples as lists)
+    assert isinstance(answer["plan"]["range_lrs"], list)
     assert answer["edge"]["range_test"] == "top" and answer["range_tests"]["adam"]["edge"] == "top"
     assert answer["candidates"][0]["range_edge"] == answer["candidates"][0]["final_edge"] == "top"
     assert RangeTest("adam", LRS, [1.0] * 8, 2.0, 1e-3, None, None, 10.0).edge is None

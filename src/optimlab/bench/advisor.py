@@ -100,6 +100,7 @@ from ..optim.base import check_int
 from ..optim.registry import resolve, work_weight
 from .analysis import _ROUNDING, CRITERION, paired_difference, rank, summarize, within_rounding
 from .store import DEFAULT_PATH, TERMINAL, RunStore, check_store
+from .store.jsonio import json_data
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
@@ -518,8 +519,10 @@ class Advice:
                 f"{text({**entry.preset, **self.hparams})})")
 
     def to_json(self) -> dict:
-        """The answer in machine-readable form (what ``optimlab advise --json`` writes)."""
-        return {"optimizer": self.optimizer, "hparams": dict(self.hparams),
+        """The answer in machine-readable form, as plain JSON data (tuples as lists, a
+        non-finite number, such as a diverged rate's range-test loss, as None): what
+        ``optimlab advise --json`` writes, ``json.dumps`` of it strict JSON."""
+        return json_data({"optimizer": self.optimizer, "hparams": dict(self.hparams),
                 "metric": dict(self.metric), "steps_spent": self.steps_spent,
                 "steps_read_back": self.steps_read_back, "runs_trained": self.runs_trained,
                 "runs_read_back": self.runs_read_back, "runs_failed": self.runs_failed,
@@ -534,7 +537,7 @@ class Advice:
                                 for k, v in self.range_tests.items()},
                 "rungs": self.rungs, "sweep_ids": list(self.sweep_ids),
                 "answer_sweep_id": self.answer_sweep_id,
-                "store": self.store_path, "criterion": CRITERION}
+                "store": self.store_path, "criterion": CRITERION}, finite=True)
 
     def __str__(self) -> str:
         m = self.metric
@@ -542,7 +545,8 @@ class Advice:
         if self.seeds_repeat:
             ci, seeds = "", "no spread: the seeds repeat one run"
         else:
-            seeds = f"{m['seeds']} seed{'s' if m['seeds'] != 1 else ''}"
+            seeds = f"{m['seeds']} seed{'s' if m['seeds'] != 1 else ''}" \
+                + (", 95% interval" if ci else "")
         lines = [f"{self.optimizer} at lr={self.hparams['lr']:.3g}: validation {m['name']} "
                  f"{m['value']:.4g}{ci} ({seeds}, {self.steps} steps; on the set that selected "
                  "it, so optimistic)",
