@@ -1134,7 +1134,14 @@ def _check_user_task(spec: str, data_dir: str | None) -> None:
         raise CLIError(f"cannot import the task module {module_name!r}: "
                        f"{type(err).__name__}: {err}") from None
     function = getattr(module, function_name, None)
-    if function is None or not callable(function) or inspect.isclass(function):
+    if function is None:
+        import difflib
+
+        names = [n for n, v in vars(module).items() if inspect.isfunction(v) and not n.startswith("_")]
+        near = difflib.get_close_matches(function_name, names, n=1)
+        raise CLIError(f"module {module_name} has no function {function_name!r}"
+                       + (f" (did you mean {near[0]}?)" if near else f": pass {shape}"))
+    if not callable(function) or inspect.isclass(function):
         raise CLIError(f"{module_name}.{function_name} is not a function: pass {shape}")
     try:
         signature = inspect.signature(function)
