@@ -5,6 +5,7 @@ plain ``nn.Module`` with a ``DataLoader``, models that cannot train)."""
 import functools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -98,6 +99,14 @@ def test_the_plan_shrinks_to_the_budget_and_says_the_least_it_needs():
         assert plan(300, 6, budget).cost(6) <= budget
     with pytest.raises(AdvisorError, match=r"too small .* least this advisor spends is \d+"):
         plan(300, 6, 1000)
+    # a budget given in seconds is answered in seconds: 1000 member-steps in 2 s, so the
+    # least plan's member-steps at 500 a second
+    least = int(re.search(r"spends is (\d+)", str(pytest.raises(AdvisorError, plan, 300, 6,
+                                                                1000).value)).group(1))
+    with pytest.raises(AdvisorError, match=rf"a budget of 2 s \(1000 member-steps at the "
+                       rf"calibrated step cost\) is too small .* is {least} member-steps, "
+                       rf"about {least / 500:.3g} s"):
+        plan(300, 6, 1000, seconds=2.0)
     with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         plan(0, 6)
     with pytest.raises(ValueError, match="budget must be"):

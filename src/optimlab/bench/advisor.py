@@ -381,7 +381,7 @@ def _log_grid(low: float, high: float, per_decade: int) -> tuple[float, ...]:
 
 
 def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
-         seeds: int = 3) -> Plan:
+         seeds: int = 3, seconds: float | None = None) -> Plan:
     """The plan for ``candidates`` (registry names, or how many: each then weighs 1) and a
     horizon of ``steps``, shrunk to fit ``budget`` member-steps (None: the full plan),
     member-steps weighted as :meth:`Plan.cost` weighs them.
@@ -390,7 +390,8 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
     Shrinking goes, until the plan fits: one seed in the early rungs; no lower rates in the
     final rung; three rates per candidate, then two; one range-test rate a decade; two
     final seeds. A budget below
-    that raises :class:`AdvisorError` with the least it needs.
+    that raises :class:`AdvisorError` with the least it needs (in seconds too where the
+    budget was given as ``seconds``, turned into ``budget`` member-steps).
     """
     check_int("steps", steps, 1)
     check_int("seeds", seeds, 1)
@@ -414,9 +415,16 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
         current = step(current)
         if current.cost(candidates) <= budget:
             return current
+    least = current.cost(candidates)
+    if seconds is not None:
+        raise AdvisorError(
+            f"a budget of {seconds:g} s ({budget} member-steps at the calibrated step cost) is "
+            f"too small for {count} candidates at {steps} steps: the least this advisor spends "
+            f"is {least} member-steps, about {least * seconds / budget:.3g} s (raise --budget, "
+            "or name fewer --optimizers)")
     raise AdvisorError(
         f"a budget of {budget} member-steps is too small for {count} candidates at "
-        f"{steps} steps: the least this advisor spends is {current.cost(candidates)} "
+        f"{steps} steps: the least this advisor spends is {least} "
         "member-steps (raise --budget, or name fewer --optimizers)")
 
 
@@ -907,7 +915,7 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
         batch_size = None
     repeat = _seeds_repeat(task, model, batch_size)
     # every seed would train the same run: one seed, not `seeds` copies of it
-    the_plan = plan(steps, names, budget, 1 if repeat else seeds)
+    the_plan = plan(steps, names, budget, 1 if repeat else seeds, budget_seconds)
     n_val = len(task.x_test)
     if n_val < SMALL_VALIDATION:
         what = val_what or f"the test split of task {task.name!r} (its validation set here)"
