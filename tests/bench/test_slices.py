@@ -271,7 +271,7 @@ def test_the_command_writes_the_pictures_and_the_table(tmp_path, capsys):
     assert len(data["loss"]) == 5 and len(data["loss"][0]) == 5
     for argv, match in [(["--optimizers", "sgd"], "at least two"),
                         (["--lr", "lion=0.1"], "--lr names lion"),
-                        (["--grid", "1"], "at least 2 points"),
+                        (["--grid", "1"], "--grid: takes a whole number >= 2"),
                         (["--grid", "1000"], "--grid")]:
         assert cli.main(["slice", "digits", "--steps", "2", "--out", str(tmp_path / "x"),
                          *argv]) == 2
@@ -471,3 +471,81 @@ def test_paths_that_coincide_stay_visible_in_the_picture(small):
     assert widths == sorted(widths, reverse=True) and len(set(widths)) == 3
     assert [ln.get_zorder() for ln in lines] == sorted(ln.get_zorder() for ln in lines)
     assert min(e.get_zorder() for e in ends) > max(ln.get_zorder() for ln in lines)
+
+
+#: sgd at lr 1e20 on the digits MLP: finite after one step (weights of about 1e20), NaN from
+#: the second on; adam's and momentum's runs stay finite
+BLOWS_UP = {"sgd": {"lr": 1e20}, "adam": {"lr": 0.003}, "momentum": {"lr": 0.02, "momentum": 0.9}}
+
+
+@pytest.mark.parametrize("plane", ["endpoints", "random"])
+def test_a_run_that_diverges_to_nan_is_marked_and_left_out_of_the_plane_and_the_grid(digits,
+                                                                                      plane):
+    """One NaN point made the grid's bounds NaN, so every grid value was NaN and plot_slice
+    failed on an empty array ("zero-size array to reduction operation fmin"); the endpoints
+    plane was chosen with NaN residuals. The run that blew up is now left out of the plane
+    and the grid's extent, marked and warned of, and drawn up to where it blew up."""
+    import matplotlib.pyplot as plt
+
+    result = slice_landscape(digits, "mlp", BLOWS_UP, steps=6, grid=5, points=6, plane=plane,
+                             eval_size=200, sharpness=False)
+    paths = {p.optimizer: p for p in result.paths}
+    sgd = paths["sgd"]
+    assert sgd.diverged and not np.isfinite(sgd.coords[-1]).any()  # it did blow up
+    assert not paths["adam"].diverged and not paths["momentum"].diverged
+    assert result.through == (("adam", "momentum") if plane == "endpoints" else ())
+    assert np.isfinite(result.loss).all()
+    assert np.isfinite(sgd.coords[:2]).all()  # after a finite step
+    for name in ("adam", "momentum"):  # the grid spans the finite paths, not sgd's 1e20 step
+        x, y = paths[name].coords.T
+        assert result.xs[0] <= x.min() and x.max() <= result.xs[-1]
+        assert result.ys[0] <= y.min() and y.max() <= result.ys[-1]
+    assert abs(sgd.coords[1]).max() > 1e3 * max(abs(result.xs).max(), abs(result.ys).max())
+    assert "sgd (diverged)" in result.table()
+    assert "warning: sgd diverged" in result.table()
+    fig = plot_slice(result)
+    try:
+        ax = fig.axes[0]
+        assert len(fig.axes) == 2  # the contours' colour bar: the grid was drawn
+        drawn = {ln.get_label().split(":")[0]: ln for ln in ax.get_lines()
+                 if ln.get_linestyle() == "-"}
+        assert set(drawn) == {"sgd (diverged)", "adam", "momentum"}
+        assert np.isfinite(drawn["sgd (diverged)"].get_xydata()).all()
+        assert len(drawn["sgd (diverged)"].get_xydata()) == np.isfinite(sgd.coords).all(1).sum()
+        assert ax.get_xlim() == (result.xs[0], result.xs[-1])
+    finally:
+        plt.close(fig)
+
+
+def test_no_endpoints_plane_without_two_finite_endpoints_names_the_run_that_blew_up(digits):
+    """With one of two runs at NaN weights, the plane through "both endpoints" was NaN."""
+    with pytest.raises(ValueError, match=r"no two optimizers' endpoints span a plane .*\(sgd "
+                                         r"diverged to non-finite weights: give it a lower "
+                                         r"learning rate or leave it out\); use plane='random'"):
+        slice_landscape(digits, "mlp", {"sgd": {"lr": 1e20}, "adam": {"lr": 0.003}}, steps=4,
+                        grid=3, points=4, eval_size=50, sharpness=False)
+
+
+def test_a_grid_with_no_finite_loss_is_drawn_as_paths_without_contours():
+    """plot_slice took the minimum of the finite grid values, of which there were none."""
+    import matplotlib.pyplot as plt
+
+    def path(name, coords, diverged):
+        coords = np.asarray(coords, dtype=float)
+        return slices.Path(name, {}, list(range(len(coords))), coords, np.zeros(len(coords)),
+                           1.0, 0.5, 0.5, 0.9, None, diverged, None)
+
+    result = slices.Slice("t", "m", "accuracy", 2, "random", (), np.linspace(-1, 1, 3),
+                          np.linspace(-1, 1, 3), np.full((3, 3), np.nan), "train",
+                          [path("sgd", [[0, 0], [0.5, 0.2], [np.nan, np.nan]], True),
+                           path("adam", [[0, 0], [0.1, 0.3], [0.2, 0.4]], False)])
+    fig = plot_slice(result)
+    try:
+        ax = fig.axes[0]
+        assert len(fig.axes) == 1  # no contours, no colour bar
+        lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"]
+        assert [len(ln.get_xydata()) for ln in lines] == [2, 3]
+        ends = [tuple(ln.get_xydata()[0]) for ln in ax.get_lines() if ln.get_marker() == "o"]
+        assert ends == [(0.5, 0.2), (0.2, 0.4)]
+    finally:
+        plt.close(fig)

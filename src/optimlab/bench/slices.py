@@ -363,12 +363,22 @@ def _project(points: Tensor, origin: Tensor, basis: Tensor) -> tuple[Tensor, Ten
     return coords, residual
 
 
+def _finite(path: Tensor) -> bool:
+    """Whether every recorded point of ``path`` is finite (a run that diverged to infinite
+    or NaN weights is left out of the plane's choice and the grid's extent)."""
+    return bool(torch.isfinite(path).all())
+
+
 def _endpoint_plane(origin: Tensor, paths: dict[str, Tensor]) -> tuple[Tensor, tuple[str, str]]:
     """The orthonormal basis of the plane through ``origin`` and two endpoints that leaves
-    the least of all paths off it, and the two optimizers."""
+    the least of all paths off it, and the two optimizers. A path that diverged to
+    non-finite weights is left out: it spans no plane, and its finite part (weights on their
+    way to blowing up) does not choose one."""
     best = None
-    every = torch.cat(list(paths.values()))
-    for a, b in itertools.combinations(paths, 2):
+    blown = [name for name, path in paths.items() if not _finite(path)]
+    kept = [name for name in paths if name not in blown]
+    every = torch.cat([paths[name] for name in kept] or [origin[None]])
+    for a, b in itertools.combinations(kept, 2):
         u = paths[a][-1] - origin
         v = paths[b][-1] - origin
         if u.norm() == 0:
@@ -385,8 +395,11 @@ def _endpoint_plane(origin: Tensor, paths: dict[str, Tensor]) -> tuple[Tensor, t
         if best is None or score < best[0]:
             best = (score, basis, (a, b))
     if best is None:
-        raise ValueError("no two optimizers' endpoints span a plane with the initial weights "
-                         "(did they move?); use plane='random'")
+        why = (f"{_and(blown)} diverged to non-finite weights: give "
+               f"{'it' if len(blown) == 1 else 'them'} a lower learning rate or leave "
+               f"{'it' if len(blown) == 1 else 'them'} out" if blown else "did they move?")
+        raise ValueError(f"no two optimizers' endpoints span a plane with the initial weights "
+                         f"({why}); use plane='random'")
     return best[1], best[2]
 
 
@@ -531,7 +544,8 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
             only (SparseAdam), a hyperparameter the optimizer does not take (naming the
             optimizer and the closest name) or a value it refuses, a grid under 2 points,
             ``steps``, ``chunk`` or ``eval_size`` under 1, a negative ``margin``, a model the
-            task lacks, or no plane through the endpoints (nothing moved).
+            task lacks, or no plane through the endpoints (nothing moved, or too few
+            endpoints are finite: a run that diverged to non-finite weights spans none).
         TypeError: ``optimizers`` that are not a dict of dicts, a ``margin`` that is not a
             number, a ``task`` that is neither a name nor a task, a ``progress`` that cannot
             be called.
@@ -595,7 +609,9 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
         basis, through = _random_plane(template, origin, seed), ()
 
     projected = {name: _project(path, origin, basis) for name, path in paths.items()}
-    coords = torch.cat([c for c, _ in projected.values()])
+    # the grid spans the paths that stayed finite (every path's finite points if none did)
+    coords = torch.cat([c for name, (c, _) in projected.items() if _finite(paths[name])]
+                       or [c[torch.isfinite(c).all(1)] for c, _ in projected.values()])
     lo, hi = coords.min(0).values, coords.max(0).values
     pad = (hi - lo).clamp_min(1e-3) * margin
     xs = torch.linspace(float(lo[0] - pad[0]), float(hi[0] + pad[0]), grid, dtype=torch.float64)
@@ -636,7 +652,8 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
     t0 = time.perf_counter()
     for (name, path), result in zip(paths.items(), results):
         c, r = projected[name]
-        reach = float((path - origin).double().norm(dim=1).max())
+        distance = (path - origin).double().norm(dim=1)
+        reach = float(distance[torch.isfinite(distance)].max())  # before a divergence
         sharp = None
         if sharpness and not result.diverged:
             sharp = top_hessian_eigenvalue(task, template, path[-1], xtr, ytr, seed=seed)
@@ -655,7 +672,8 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
 def plot_slice(result: Slice, path=None, title: str | None = None):
     """The contours of the slice with every optimizer's path (its colour from the palette),
     the residuals in the legend; saved to ``path`` (PNG) and closed when a path is given.
-    Returns the figure."""
+    A diverged path is drawn up to its last finite point and marked so; where no loss on the
+    grid is finite, the paths are drawn without contours. Returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -666,23 +684,34 @@ def plot_slice(result: Slice, path=None, title: str | None = None):
     fig, ax = plt.subplots(figsize=(7.5, 6.2))
     loss = np.log10(np.clip(result.loss, 1e-12, None))
     finite = np.isfinite(loss)
-    levels = np.linspace(np.nanmin(loss[finite]), np.nanpercentile(loss[finite], 98), 30)
-    filled = ax.contourf(result.xs, result.ys, np.where(finite, loss, levels[-1]), levels=levels,
-                         cmap="viridis", extend="max")
-    ax.contour(result.xs, result.ys, np.where(finite, loss, levels[-1]), levels=levels[::3],
-               colors="white", linewidths=0.4, alpha=0.5)
-    fig.colorbar(filled, ax=ax, label=f"log10 {result.on} loss")
+    levels = (np.linspace(np.nanmin(loss[finite]), np.nanpercentile(loss[finite], 98), 30)
+              if finite.any() else None)
+    if levels is not None and levels[0] < levels[-1]:
+        filled = ax.contourf(result.xs, result.ys, np.where(finite, loss, levels[-1]),
+                             levels=levels, cmap="viridis", extend="max")
+        ax.contour(result.xs, result.ys, np.where(finite, loss, levels[-1]), levels=levels[::3],
+                   colors="white", linewidths=0.4, alpha=0.5)
+        fig.colorbar(filled, ax=ax, label=f"log10 {result.on} loss")
+    else:
+        ax.text(0.5, 0.02, f"no contours: the {result.on} loss on the grid is "
+                + ("not finite" if levels is None else "one value"), transform=ax.transAxes,
+                ha="center", fontsize=8)
     # paths that nearly coincide (SGD's and SAM's at one rate) would hide one another: each
     # path is drawn thinner than the one before, on top of it, and the ends above every line
     count = len(result.paths)
     for i, p in enumerate(result.paths):
-        label = (f"{p.optimizer}: off plane {p.relative(p.max_residual):.0%} max, "
-                 f"{p.relative(p.end_residual):.0%} at end")
-        ax.plot(p.coords[:, 0], p.coords[:, 1], "-", color=color(p.optimizer),
+        label = (f"{p.optimizer}{' (diverged)' if p.diverged else ''}: off plane "
+                 f"{p.relative(p.max_residual):.0%} max, {p.relative(p.end_residual):.0%} at end")
+        xy = p.coords[np.isfinite(p.coords).all(1)]  # a diverged path up to where it blew up
+        ax.plot(xy[:, 0], xy[:, 1], "-", color=color(p.optimizer),
                 lw=1.5 + 1.5 * (count - 1 - i), label=label, zorder=3 + i)
-        ax.plot(p.coords[-1, 0], p.coords[-1, 1], "o", color=color(p.optimizer), ms=7,
-                mec="black", zorder=3 + count + i)
+        if len(xy):
+            ax.plot(xy[-1, 0], xy[-1, 1], "o", color=color(p.optimizer), ms=7,
+                    mec="black", zorder=3 + count + i)
     ax.plot(0, 0, "k*", ms=12, label="shared initialisation")
+    # the grid's extent (a path that blew up would stretch the axes far beyond it)
+    ax.set_xlim(result.xs[0], result.xs[-1])
+    ax.set_ylim(result.ys[0], result.ys[-1])
     plane = (f"plane through the initialisation and the {' and '.join(result.through)} "
              f"endpoints" if result.plane == "endpoints" else
              "filter-normalised random plane (Li et al. 2018)")
