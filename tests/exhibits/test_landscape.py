@@ -223,3 +223,18 @@ def test_ravine_alignment_without_sgd_prints_its_table(optimizers, reference):
     said = [line.split(": ", 1)[1].split()[0] for line in lines]
     diagonal = [name for name in optimizers if name in ("rmsprop", "adam")]
     assert said == ([] if reference is None else [reference]) + diagonal
+
+
+def test_one_rate_on_both_bowls_is_said_to_be_both():
+    """The "lr (aligned / rotated)" column showed one value where both were equal."""
+    from types import SimpleNamespace
+
+    def race(lr):
+        return SimpleNamespace(labels=["sgd", "adam"], tuning_edge={},
+                               hparams={k: {"name": k, "lr": lr[k]} for k in lr},
+                               metrics={k: SimpleNamespace(steps_to_tol=None, final_loss=0.1)
+                                        for k in lr})
+
+    rows = landscape._pair_rows(race({"sgd": 0.178, "adam": 0.5}),
+                                race({"sgd": 0.178, "adam": 0.316}))
+    assert [row[2] for row in rows] == ["0.178 (both)", "0.5 / 0.316"]

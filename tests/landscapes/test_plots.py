@@ -585,3 +585,32 @@ def test_an_animation_replaces_the_file_already_there(tmp_path, monkeypatch):
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_saddle_loss_panel_shows_the_escape():
+    """The tour's saddle: runs that escape fall to -1e80, and on a linear axis with a 1e80
+    offset every other run lay flat at 0. The axis now ends a window below the escape line
+    (min_value, drawn), and a landscape with a minimum keeps its panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optimlab.landscapes import race
+    from optimlab.landscapes.plots import plt_close
+
+    ran = race("saddle", {"sgd": {"lr": 1.0}, "momentum": {"lr": 1.78, "momentum": 0.9},
+                          "adam": {"lr": 3.16}}, steps=60)
+    assert min(ran.metrics[k].final_loss for k in ran.metrics) < -1e50
+    fig = plots.plot_race(ran, resolution=RES)
+    (loss_ax,) = [ax for ax in fig.axes if ax.get_title() == "loss"]
+    low, high = loss_ax.get_ylim()
+    assert loss_ax.get_yscale() == "linear" and -100 < low < -4 < 3.24 <= high < 100
+    (escape,) = [line for line in loss_ax.lines if line.get_gid() == "escape"]
+    assert set(escape.get_ydata()) == {-4.0}
+    for label, line in _lines(loss_ax, "loss:").items():  # each run crosses it in view
+        y, at = np.asarray(line.get_ydata()), ran.metrics[label].steps_to_escape
+        assert low < y[at - 1] and y[at] < -4, label
+    plt_close(fig)
+    fig = plots.plot_race(race("rosenbrock", {"adam": {"lr": 0.05}}, steps=20), resolution=RES)
+    (loss_ax,) = [ax for ax in fig.axes if ax.get_title() == "loss"]
+    assert not [line for line in loss_ax.lines if line.get_gid() == "escape"]
+    plt_close(fig)

@@ -131,7 +131,7 @@ def _pair_rows(aligned: Race, rotated: Race) -> list[list[str]]:
     for label in aligned.labels:
         a, r = aligned.metrics[label], rotated.metrics[label]
         lr_a, lr_r = aligned.hparams[label].get("lr"), rotated.hparams[label].get("lr")
-        lr = f"{lr_a:.3g}" if lr_a == lr_r else f"{lr_a:.3g} / {lr_r:.3g}"
+        lr = f"{lr_a:.3g} (both)" if lr_a == lr_r else f"{lr_a:.3g} / {lr_r:.3g}"
         if label in aligned.tuning_edge or label in rotated.tuning_edge:
             lr += " (grid edge)"
         rows.append([label, aligned.hparams[label]["name"], lr,

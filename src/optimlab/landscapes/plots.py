@@ -281,7 +281,11 @@ _LIMIT = 1e200
 def _loss_limits(race, curves):
     """y-limits and log flag: diverged runs may run off the top, the others stay in view;
     where every run diverged, their climb is the picture (it was a panel with one point at
-    step 0, on the axis)."""
+    step 0, on the axis). On a landscape without a minimum (a saddle, unbounded below) the
+    runs that escape fall without bound (to -1e80, where the rest lay flat at 0): the axis
+    then ends as far below the escape line (its ``min_value``; without one, the start's
+    loss) as the top is above it, so the escape is the picture and a run leaves the panel
+    at the bottom."""
     keep = [y for label, y in curves.items() if not _is_diverged(race, label)]
     starts = [y[0] for y in curves.values() if y.size and np.isfinite(y[0])]
     values = np.concatenate([y[np.isfinite(y)] for y in keep] + [np.asarray(starts)]) \
@@ -295,6 +299,10 @@ def _loss_limits(race, curves):
     # them) stay within :data:`_LIMIT`, or matplotlib's set_ylim overflows (to infinity)
     lo = float(np.clip(min(values.min(), every.min()), -_LIMIT, _LIMIT))
     hi = float(np.clip(values.max(), -_LIMIT, _LIMIT))
+    if not race.landscape.minima:
+        line = float(race.landscape.min_value)
+        line = line if math.isfinite(line) else min(starts, default=hi)
+        lo = max(lo, line - max(hi - line, 1.0))
     log = lo > 0 and hi / lo > 100
     if log:
         return (max(lo / 2, 1 / _LIMIT), min(hi * 2, _LIMIT)), True
@@ -365,6 +373,13 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
             lax.set_yscale("log")
         if limits is not None:
             lax.set_ylim(*limits)
+        if not landscape.minima and math.isfinite(float(landscape.min_value)):
+            # no minimum: a run has escaped once below this line (the table's "escaped")
+            lax.axhline(float(landscape.min_value), color="0.4", linestyle=":", linewidth=1,
+                        gid="escape")
+            lax.annotate(f"escaped below f = {float(landscape.min_value):g}",
+                         (0, float(landscape.min_value)), xytext=(4, 3),
+                         textcoords="offset points", fontsize="small", color="0.3")
         lax.set_xlim(*((-0.5, 0.5) if race.steps == 0 else (0, race.steps)))
         if race.steps == 0:
             lax.set_xticks([0])
