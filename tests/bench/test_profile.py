@@ -435,3 +435,22 @@ def test_a_failure_note_quotes_the_commonest_error_cut_short(store):
     assert note.startswith("1: digits: muon: 3 runs failed (scored as never reaching the "
                            "target there), 2 of them with: RuntimeError: xxx")
     assert note.endswith("...") and len(note.split("with: ", 1)[1]) == NOTE_ERROR_CHARS
+
+
+def test_the_profile_picture_says_what_its_ratios_divide(store):
+    """Its x label said "time to target / best time" where every workload is timed by the
+    calibrated cost (the tables' "cost (calibrated)", not their wall time)."""
+    from optimlab.landscapes.plots import plt_close
+
+    profile = build_profile(store, [_sweep(store, {"adam": 1.0, "sgd": 2.0})])
+    assert set(profile.basis.values()) == {"cost"}
+    fig = profile.plot()
+    assert fig.axes[0].get_xlabel() == "tau: cost to target / best cost"
+    plt_close(fig)
+    for basis, label in (({"1: digits": "wall"}, "tau: wall time to target / best wall time"),
+                         ({"1: digits": "steps", "2: digits": "cost"},
+                          "tau: time to target / best time (each workload in its row's measure)")):
+        profile.basis = basis
+        fig = profile.plot()
+        assert fig.axes[0].get_xlabel() == label
+        plt_close(fig)

@@ -53,7 +53,19 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
                      profile)
     # every section explains itself before its numbers, and no table is preformatted text
     for section in re.findall(r"<section>(.*?)</section>", page, re.S):
-        assert re.match(r"<h2>[^<]+</h2><p>", section), section[:120]
+        assert re.match(r"<h2 id=\"[a-z0-9-]+\">[^<]+</h2><p>", section), section[:120]
+    # the contents list links to every section's heading
+    ids = re.findall(r"<h2 id=\"([a-z0-9-]+)\">", page)
+    assert len(ids) == len(set(ids)) == len(RACES) + 6
+    assert re.findall(r"<li><a href=\"#([a-z0-9-]+)\">", page) == ids
+    # the saddle has no minimum: no arrow on its final loss; the page says what was kept
+    saddle = page[page.index(">A saddle point</h2>"):]
+    saddle = saddle[:saddle.index("</section>")]
+    assert "<th>final loss</th>" in saddle and "<th>steps to escape \u2193</th>" in saddle
+    assert "is kept as tour-runs.previous.db" in page
+    assert "a sequence of 40 values" in page and "each way, 40 steps" not in page
+    assert "read it together with the tables' confidence intervals" not in page.replace(
+        "&#x27;", "'").lower()
     training = page[page.index("on MNIST-1D</h2>"):]
     assert "<pre>" not in training and "<table>" in training
     assert "cannot be told apart" in page or "One seed: no confidence interval" in page
@@ -94,7 +106,7 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     assert "ranks them by mean final test accuracy" not in text
     assert "the basins of attraction, the network's loss-landscape slice" in text
     for title in ("Local minima", "A real network's loss landscape", "Batch, mini-batch"):
-        part = text[text.index(f"<h2>{title}"):]
+        part = text[text.index(f">{title}", text.index("<section>")):]
         assert "fixed" in part[:part.index("</section>")].split("<table>")[0], title
     # which rate the to-target columns and the profile read; which way is better
     assert "steps to 0.5 \u2193 (at the best lr, median over seeds)" in text
@@ -103,7 +115,7 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
                    "steps to gap 0.001 \u2193", "test accuracy \u2191", "train loss \u2193"):
         assert f"<th>{header}" in text, header
     # plain gradient descent is sgd in the basins too, as in every other table
-    basins = text[text.index("<h2>Local minima"):]
+    basins = text[text.index(">Local minima", text.index("<section>")):]
     basins = basins[:basins.index("</section>")]
     assert "<td>sgd</td><td>sgd</td>" in basins and "<td>gd</td>" not in basins
 
@@ -182,7 +194,8 @@ def test_the_stability_verdict_needs_more_than_a_one_task_edge():
     assert stability_verdict({0: 1 / 5, 1: 2 / 4, 2: 2 / 4},
                              {0: 1 / 5, 1: 1 / 4, 2: 2 / 4}).startswith("not seen here")
     assert stability_verdict({0: 0.6, 1: 0.5, 2: 0.2}, {0: 0.2, 1: 0.25, 2: 0.2}).startswith(
-        "agrees: Adam is more forgiving than SGD here (Adam's share of close rates larger on 2")
+        "agrees: Adam is more forgiving than SGD here (Adam's share of close rates against "
+        "SGD's: larger on 2, smaller on 0 of 3 tasks")
     assert stability_verdict({0: 0.1, 1: 0.1}, {0: 0.5, 1: 0.5}).startswith("does not agree")
 
 
@@ -395,3 +408,133 @@ def test_a_mean_without_an_interval_is_said_in_words_and_reports_are_links():
     page = _section_html(_Section("t", "", [], ["a < b", _with_link("see ", "x/report.html")]))
     assert "<p>a &lt; b</p>" in page
     assert '<p>see <a href="x/report.html">x/report.html</a>.</p>' in page
+
+
+def test_stability_is_centred_on_the_tables_best_lr(tmp_path):
+    """The audit's run: Adagrad's table best lr (the worst of the last quarter's
+    evaluations) was 0.01, but the stability row centred on the rate of the best final
+    accuracy (0.1, the top of its rates) and said "not tested"."""
+    from types import SimpleNamespace
+
+    from optimlab.bench.store import RunStore
+    from optimlab.bench.tour import _evidence, stable_rates
+
+    final = {1e-4: 0.50, 1e-3: 0.58, 1e-2: 0.59, 1e-1: 0.60}
+    assert stable_rates(final) is None  # centred on 0.1: nothing above it
+    assert stable_rates(final, 1e-2) == (3, 3)  # window [1e-3, 0.1]
+    assert stable_rates({0.01: 0.5, 0.1: 0.6}, 0.1) is None
+    assert stable_rates({0.01: float("-inf"), 0.1: 0.6, 1.0: 0.6}, 0.01) is None
+    store = RunStore(tmp_path / "runs.db")
+    try:
+        sweep = store.open_sweep({"task": "digits", "optimizers": ["adagrad"],
+                                  "metric": {"name": "accuracy", "higher_is_better": True}})
+        ids = store.add_runs(sweep, [{"optimizer": "adagrad", "hparams": {"lr": lr}, "seed": 0}
+                                     for lr in final])
+        for run, (lr, metric) in zip(ids, final.items()):  # 0.1 ends best but spiked late
+            store.finish_run(run, "finished", summary={
+                "final_metric": metric, "score": 0.3 if lr == 1e-1 else metric})
+        section = _evidence(store, [sweep], SimpleNamespace(scores={"adagrad": 0.0}), sweep)
+    finally:
+        store.close()
+    row = section.tables[0][section.tables[0].index("<td>learning-rate stability"):]
+    row = row[:row.index("</tr>")]
+    assert "adagrad: 3/3;" in row
+    assert "of its own rates within a factor 10 each side of its best lr (the tables')" in row
+
+
+def test_the_saddle_caveat_says_the_tuning_rule_under_its_table():
+    """The caveat said tuning picks the largest rate that does not diverge; the rule printed
+    under the table is the step it escaped at, sooner is better."""
+    from optimlab.bench.tour import RACE_LEADS
+    from optimlab.landscapes.race import TUNE_ESCAPE_CRITERION
+
+    caveat = RACE_LEADS[("saddle", False)][-1]
+    assert TUNE_ESCAPE_CRITERION.startswith("the step it escaped at, sooner is better")
+    assert "largest rate that does not diverge" not in caveat
+    assert "picks the rate that escapes soonest (the rule under the table)" in caveat
+
+
+def test_the_noisy_lead_says_what_the_noise_is_and_hedges_what_averaging_does():
+    """It called the noise "the DeepOBS way" (Landscape.noise: it is not DeepOBS's noisy
+    quadratic) and said momentum and Adam smooth it, where RMSprop ended far lower."""
+    from optimlab.bench.tour import RACE_LEADS
+
+    noise, = [n for _, what, _, n in RACES if what == "rosenbrock" and n]
+    lead = " ".join(RACE_LEADS[("rosenbrock", True)])
+    assert "DeepOBS" not in lead
+    assert (f"isotropic Gaussian noise of standard deviation {noise:g} on every gradient "
+            "coordinate, the same sequence for every optimizer") in lead
+    assert "Averaging methods (momentum, Adam) smooth the noise" not in lead
+    assert "The tutorials expect the averaging methods (momentum, Adam) to smooth the noise; " \
+        "the table says whether they did here." in lead
+
+
+def test_the_profile_header_says_calibrated_cost():
+    """The header said "time to target"; the figure is the calibrated cost (the tables'
+    "cost (calibrated) to target", not their "wall time to target")."""
+    from optimlab.bench.tour import profile_headers
+
+    assert profile_headers(["workload", "adam"], {"1: digits": "cost", "2: x": "cost"}) == [
+        "workload (calibrated cost to target (s) \u2193, ratio \u2193; score \u2191)", "adam"]
+    assert "or the measure its row names" in profile_headers(
+        ["workload"], {"1: digits": "cost", "2: x": "steps"})[0]
+
+
+def test_a_landscape_without_a_minimum_has_no_arrow_on_its_final_loss(monkeypatch):
+    """The saddle's table said "final loss \u2193" above a note that its final loss says how
+    far a run went, not how well it converged."""
+    from optimlab.bench import tour
+
+    assert tour._directed(["final loss", "steps to escape"], plain=("final loss",)) == [
+        "final loss", "steps to escape \u2193"]
+    monkeypatch.setattr(tour, "RACES", (("A saddle point", "saddle", {}, 0.0),
+                                        ("A ravine", "rosenbrock", {}, 0.0)))
+    monkeypatch.setattr(tour, "_png", lambda fig: b"")
+    saddle, ravine = tour._races(True, lambda line: None)
+    assert "<th>final loss</th>" in saddle.tables[0]
+    assert "<th>steps to escape \u2193</th>" in saddle.tables[0]
+    assert "<th>final loss \u2193</th>" in ravine.tables[0]
+
+
+def test_the_recurrent_lead_says_sequence_length_not_steps(monkeypatch, tmp_path):
+    """"(hidden 6 each way, 40 steps, ...), batch 100, 10 steps": the first was the
+    sequence's length."""
+    from types import SimpleNamespace
+
+    from optimlab.bench import tour
+
+    curves = tmp_path / "curves.png"
+    curves.write_bytes(b"png")
+    monkeypatch.setattr(tour, "_mnist1d_sweep", lambda *a, **k: (
+        SimpleNamespace(lrs=(0.01, 0.1), seeds=1), 4, {"curves": curves}))
+    monkeypatch.setattr(tour, "_sweep_section", lambda title, store, sweep_id, lead, images:
+                        tour._Section(title, "", images, lead))
+    section, _ = tour._recurrent(None, tmp_path, True, lambda line: None)
+    assert "(hidden 6 each way, over a sequence of 40 values, then a linear layer), batch " \
+        "100, 10 steps" in section.lead[0]
+
+
+def test_the_contents_link_to_the_sections():
+    from optimlab.bench.tour import _page, _Section, _section_html
+
+    sections = [_Section("A saddle point", "", [], ["x"]), _Section("SGD, Adagrad on MNIST-1D",
+                                                                    "", [], ["y"])]
+    assert _section_html(sections[0]).startswith('<section><h2 id="a-saddle-point">')
+    page = _page(sections, 1.0)
+    assert '<li><a href="#a-saddle-point">A saddle point</a></li>' in page
+    assert '<li><a href="#sgd-adagrad-on-mnist-1d">' in page
+    assert '<h2 id="sgd-adagrad-on-mnist-1d">' in page
+
+
+def test_the_page_says_only_what_this_run_has():
+    """A page said a previous tour's store was kept where there was none, and the profile's
+    caveat pointed at confidence intervals that one seed does not give."""
+    from optimlab.bench import tour
+    from optimlab.bench.tour import PREVIOUS, _page
+
+    assert PREVIOUS not in _page([], 1.0, previous=False)
+    assert f"is kept as {PREVIOUS}" in _page([], 1.0, previous=True)
+    # (run_tour says whether a store was there to keep: the quick tour checks its page)
+    one, three = tour.profile_lead(1)[-1], tour.profile_lead(3)[-1]
+    assert "confidence intervals" in three and "Read it together" in three
+    assert "Read it together" not in one and "no confidence intervals" in one

@@ -153,7 +153,17 @@ class Profile:
         for name, rho in self.rho.items():
             ax.step(self.taus, rho, where="post", color=colors[name], lw=2,
                     label=f"{name} (score {self.scores[name]:.3f})")
-        ax.set(xlabel="tau: time to target / best time", ylabel="fraction of workloads",
+        # the axis names what the ratios divide: the calibrated cost where every workload
+        # is timed by it (:attr:`basis`), another measure where all are, else "time"
+        kinds, measure = set((self.basis or {}).values()), "time to target / best time"
+        if len(kinds) == 1:
+            measure = {"cost": "cost to target / best cost",
+                       "wall": "wall time to target / best wall time",
+                       "steps": "steps to target / fewest steps",
+                       "gradients": "gradient evals to target / fewest"}.get(kinds.pop(), measure)
+        elif kinds:
+            measure += " (each workload in its row's measure)"
+        ax.set(xlabel=f"tau: {measure}", ylabel="fraction of workloads",
                ylim=(-0.02, 1.02), xlim=(1, 4),
                title=f"performance profile over {len(self.times)} workload(s)")
         ax.grid(alpha=0.3)

@@ -73,6 +73,9 @@ def _rule_name(name: str) -> str:
 BASIN_RATES = {_rule_name(label): {**hp, "name": _rule_name(hp["name"])}
                for label, hp in BASIN_OPTIMIZERS["two_wells"].items()}
 
+#: the standard deviation of the noisy race's gradient noise (:attr:`.Landscape.noise`)
+NOISE = 2.0
+
 #: (title, what, parameters, noise): one section per difficulty. ``what`` is a landscape
 #: name (a race of the tuned OPTIMIZERS on it, with those landscape parameters) or
 #: ``"exhibits.<function>"``, an exhibit of :mod:`optimlab.exhibits` called with those
@@ -86,7 +89,7 @@ RACES = (
     ("A plateau with vanishing gradients", "plateau", {}, 0.0),
     ("Ill-conditioning: a bowl with condition number 50, axis-aligned and rotated 45 degrees",
      "exhibits.ravine_alignment", {"kappa": 50.0, "angle": 45.0}, 0.0),
-    ("Noisy gradients: Rosenbrock with gradient noise 2", "rosenbrock", {}, 2.0),
+    (f"Noisy gradients: Rosenbrock with gradient noise {NOISE:g}", "rosenbrock", {}, NOISE),
 )
 
 
@@ -148,8 +151,8 @@ RACE_LEADS = {
         "Near the ridge the gradient is tiny, so a step proportional to it (SGD's, and "
         "momentum's until it gathers speed) is tiny too, while RMSprop and Adam divide by a "
         "running scale of the gradient and step about their rate from the start. Caveat: "
-        "tuning on a saddle picks the largest rate that does not diverge, so the escape "
-        "steps compare tuned rates, not the methods alone.",
+        "tuning on a saddle picks the rate that escapes soonest (the rule under the table), "
+        "so the escape steps compare tuned rates, not the methods alone.",
     ],
     ("plateau", False): [
         "On a plateau the gradient is nearly zero, and SGD's step, proportional to the "
@@ -169,10 +172,11 @@ RACE_LEADS = {
         "rotated bowl is the fairer picture of what per-coordinate rates buy.",
     ],
     ("rosenbrock", True): [
-        "The same valley with Gaussian noise added to every gradient (the DeepOBS way, the "
-        "same noise for every optimizer). Averaging methods (momentum, Adam) smooth the "
-        "noise; the final loss now reflects the noise floor that each learning rate sets "
-        "rather than how fast the valley was crossed.",
+        f"The same valley with isotropic Gaussian noise of standard deviation {NOISE:g} on "
+        "every gradient coordinate, the same sequence for every optimizer. The tutorials "
+        "expect the averaging methods (momentum, Adam) to smooth the noise; the table says "
+        "whether they did here. The final loss now reflects the noise floor that each "
+        "learning rate sets rather than how fast the valley was crossed.",
     ],
 }
 
@@ -184,12 +188,18 @@ LOWER_BETTER = (r"\bloss\b", r"final f\b", r"^gap to min", r"^dist to min", r"st
 HIGHER_BETTER = (r"accuracy", r"^-> deep well$", r"^reached target$")
 
 
-def _directed(headers: list[str], higher: dict[str, bool] | None = None) -> list[str]:
+def _directed(headers: list[str], higher: dict[str, bool] | None = None,
+              plain: tuple[str, ...] = ()) -> list[str]:
     """``headers`` with an arrow on each that has a better direction: ``final loss \u2193``,
     ``test accuracy \u2191`` (:data:`LOWER_BETTER`, :data:`HIGHER_BETTER`); ``higher`` maps
-    a header to its direction where the table knows it (a sweep's metric)."""
+    a header to its direction where the table knows it (a sweep's metric); the headers in
+    ``plain`` have none (a landscape without a minimum: its final loss says how far a run
+    went, not how well it converged)."""
     out = []
     for h in headers:
+        if h in plain:
+            out.append(h)
+            continue
         up = (higher or {}).get(h)
         if up is None and any(re.search(p, h) for p in HIGHER_BETTER):
             up = True
@@ -223,7 +233,9 @@ def _races(quick: bool, say: Callable[[str], None]) -> list[_Section]:
                           steps=steps, noise=noise, tune=True)
         # races and exhibits alike: rows() for the HTML table, notes() under it
         headers, rows = result.rows()
-        table = _html_table(_directed(headers), rows,
+        landscape = getattr(result, "landscape", None)
+        plain = ("final loss",) if landscape is not None and not landscape.minima else ()
+        table = _html_table(_directed(headers, plain=plain), rows,
                             [False, False] + [True] * (len(headers) - 2))
         lead = list(RACE_LEADS.get((what, bool(noise)), [])) + _race_facts(what, result,
                                                                              noise)
@@ -363,7 +375,8 @@ def _recurrent(store: RunStore, out_dir: Path, quick: bool,
         lrs=(1e-2, 1e-1) if quick else (1e-3, 1e-2, 1e-1, 1.0), seeds=1 if quick else 3)
     lead = [
         f"A recurrent network: MNIST-1D read one value at a time by a bidirectional GRU "
-        f"(hidden 6 each way, 40 steps, then a linear layer), batch 100, {steps} steps, "
+        f"(hidden 6 each way, over a sequence of 40 values, then a linear layer), batch 100, "
+        f"{steps} steps, "
         f"rates {', '.join(f'{lr:g}' for lr in spec.lrs)}, {spec.seeds} seed(s) (the grid "
         "extended past an edge as above), no gradient clipping. The folklore says RNNs are "
         "where SGD struggles and RMSprop and Adam are the usual choices; this is the table "
@@ -433,14 +446,16 @@ PROFILE_TASKS = (
 STABLE_WINDOW = 10.0
 
 
-def stable_rates(sensitivity: dict[float, float]) -> tuple[int, int] | None:
+def stable_rates(sensitivity: dict[float, float],
+                 best_lr: float | None = None) -> tuple[int, int] | None:
     """How forgiving one optimizer's rate is on one task: of the rates it ran (its own grid,
     extended past an edge included) within a factor :data:`STABLE_WINDOW` each side of its
-    own best (the rate whose mean final metric is best), how many came within
-    :data:`STABLE_WITHIN` of that best, and how many it ran there. A diverged rate counts as
-    not close. None where the window was not tried on both sides of the best (the best is
-    the lowest or the highest rate it ran there): a one-sided count says nothing about
-    width, so that task is not tested for it.
+    own best, ``best_lr`` (the tables' best lr, :data:`.analysis.CRITERION`; without it, the
+    rate whose mean final metric is best), how many ended within :data:`STABLE_WITHIN` of
+    the mean final metric there (or above it), and how many it ran there. A diverged rate
+    counts as not close. None where the window was not tried on both sides of the best (the
+    best is the lowest or the highest rate it ran there), or the best rate's metric is not
+    finite: a one-sided count says nothing about width, so that task is not tested for it.
 
     Counted on each optimizer's own rates, around its own best: a shared grid that ends
     below one optimizer's best (SGD's best rates lay past the common grid's top) would
@@ -449,7 +464,11 @@ def stable_rates(sensitivity: dict[float, float]) -> tuple[int, int] | None:
     finite = {lr: v for lr, v in rates.items() if math.isfinite(v)}
     if not finite:
         return None
-    best_lr = max(finite, key=lambda lr: (finite[lr], -lr))
+    if best_lr is None:
+        best_lr = max(finite, key=lambda lr: (finite[lr], -lr))
+    elif float(best_lr) not in finite:
+        return None
+    best_lr = float(best_lr)
     best = finite[best_lr]
     window = [lr for lr in rates
               if best_lr / STABLE_WINDOW * (1 - 1e-9) <= lr <= best_lr * STABLE_WINDOW * (1 + 1e-9)]
@@ -479,8 +498,8 @@ def stability_verdict(adam: dict[int, float], sgd: dict[int, float], seeds: int 
     common = sorted(set(adam) & set(sgd))
     wins = sum(adam[k] > sgd[k] for k in common)
     losses = sum(adam[k] < sgd[k] for k in common)
-    tally = f"Adam's share of close rates larger on {wins}, smaller on {losses} of " \
-            f"{len(common)} tasks tested for both"
+    tally = f"Adam's share of close rates against SGD's: larger on {wins}, smaller on " \
+            f"{losses} of {len(common)} tasks tested for both"
     if (said := one_seed(seeds, tally)) is not None:
         return said
     if wins > losses and wins >= 2 and wins > len(common) / 2:
@@ -606,14 +625,23 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
     profile = build_profile(store, sweeps)
     ties = profile_ties(store, sweeps, profile)
     headers, rows = profile.rows()
-    headers = [f"{headers[0]} (time to target {DOWN}, ratio {DOWN}; score {UP})"] + headers[1:]
+    headers = profile_headers(headers, profile.basis)
     tables.append("<h3>Performance profile over MNIST-1D, digits and sparse-logreg</h3>"
                   + _html_table(headers, rows, [False] + [True] * (len(headers) - 1)))
     section = _Section("Across tasks: which optimizer is fastest to a target", "",
-                       [_png(profile.plot())], list(PROFILE_LEAD), tables,
+                       [_png(profile.plot())], profile_lead(spec.seeds), tables,
                        profile_notes(notes, profile) + [PROFILE_RATE_NOTE]
                        + tie_notes(ties, profile))
     return section, sweeps, profile, ties
+
+
+def profile_headers(headers: list[str], basis: dict[str, str] | None) -> list[str]:
+    """The profile table's headers as the tour shows them: what its times are (the
+    calibrated cost, where every workload is timed by it, :attr:`.profile.Profile.basis`;
+    else a row names its own measure) and which way is better."""
+    measure = ("calibrated cost to target (s)" if set((basis or {}).values()) <= {"cost"} else
+               "calibrated cost to target (s), or the measure its row names")
+    return [f"{headers[0]} ({measure} {DOWN}, ratio {DOWN}; score {UP})"] + headers[1:]
 
 
 #: under the profile: the tables and the profile read different rates
@@ -673,9 +701,17 @@ PROFILE_LEAD = (
     "gradient evaluations are in the tables too; wall time is shown for information only "
     "(it depends on what else the machine was doing).",
     "Caveat: three small tasks make a small profile. A score difference of about 0.1 "
-    "is one task changing places; read it together with the tables' confidence "
-    "intervals.",
+    "is one task changing places.",
 )
+
+
+def profile_lead(seeds: int) -> list[str]:
+    """:data:`PROFILE_LEAD`, its caveat ending with what this run's ``seeds`` allow: the
+    tables' confidence intervals exist only with two seeds or more."""
+    return list(PROFILE_LEAD[:-1]) + [PROFILE_LEAD[-1] + (
+        " Read it together with the tables' confidence intervals." if seeds > 1 else
+        f" With {seeds} seed the tables have no confidence intervals, and each time to the "
+        "target is one run's, so no score difference here is evidence.")]
 
 
 def profile_notes(task_notes: list[str], profile) -> list[str]:
@@ -931,15 +967,16 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int,
             s = per.get(name)
             if s is None:
                 continue
-            found = stable_rates(s.sensitivity)
+            found = stable_rates(s.sensitivity, s.best_lr)
             counts.append("not tested" if found is None else f"{found[0]}/{found[1]}")
             if found is not None:
                 share[name][k] = found[0] / found[1]
         shown[name] = ", ".join(counts)
     rows.append(["learning-rate stability"] + [FOLKLORE["learning-rate stability"][n] for n in names]
                 + ["; ".join(f"{n}: {shown[n]}" for n in names)
-                   + f" of its own rates within a factor {STABLE_WINDOW:g} each side of its own "
-                   f"best rate that end within {STABLE_WITHIN:g} of its best accuracy "
+                   + f" of its own rates within a factor {STABLE_WINDOW:g} each side of its "
+                   f"best lr (the tables') that end within {STABLE_WITHIN:g} of its accuracy there "
+                   "or above it "
                    f"({', '.join(tasks)}; its grid extended past an edge included; not tested "
                    "where it ran no rate on one side of its best in that window)",
                    stability_verdict(share[DEFAULT], share[PLAIN], seeds)])
@@ -1000,6 +1037,11 @@ def _evidence(store: RunStore, sweeps: list[int], profile, recurrent: int,
                     [_html_table(headers, rows)])
 
 
+def _anchor(title: str) -> str:
+    """A section's id, made from its title: what the page's contents list links to."""
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
 def _section_html(section: _Section) -> str:
     images = "".join(f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,'
                      f'{base64.b64encode(png).decode()}">' for png in section.images)
@@ -1011,7 +1053,8 @@ def _section_html(section: _Section) -> str:
     notes = "" if not section.notes else \
         "<ul class='notes'>" + "".join(f"<li>{html.escape(n)}</li>" for n in section.notes) \
         + "</ul>"
-    return f"<section><h2>{html.escape(section.title)}</h2>{lead}{tables}{text}{notes}" \
+    return f'<section><h2 id="{_anchor(section.title)}">{html.escape(section.title)}</h2>' \
+        f"{lead}{tables}{text}{notes}" \
         f"{images}</section>"
 
 
@@ -1031,8 +1074,12 @@ QUICK_NOTE = ("This is a quick tour (--quick): every budget is tiny and each tra
               "closing verdicts say so; run `optimlab tour` without --quick for the evidence. ")
 
 
-def _page(sections: list[_Section], seconds: float, quick: bool = False) -> str:
-    contents = "".join(f"<li>{html.escape(s.title)}</li>" for s in sections)
+def _page(sections: list[_Section], seconds: float, quick: bool = False,
+          previous: bool = False) -> str:
+    """The page; ``previous``: whether a previous tour's store was kept aside
+    (:func:`fresh_store`), which the opening paragraph then says."""
+    contents = "".join(f'<li><a href="#{_anchor(s.title)}">{html.escape(s.title)}</a></li>'
+                       for s in sections)
     title = QUICK_TITLE if quick else TITLE
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
@@ -1043,8 +1090,10 @@ def _page(sections: list[_Section], seconds: float, quick: bool = False) -> str:
             "two-dimensional landscapes that each show one difficulty, then on real small "
             "training tasks, then across tasks, and last the folklore set beside this run's "
             "evidence. Every number and picture below was computed by this run "
-            f"({seconds:.0f} s, from a fresh run store: tour-runs.db; the one a previous "
-            "tour left in this folder is kept as tour-runs.previous.db). Learning rates were "
+            f"({seconds:.0f} s, from a fresh run store: {STORE}"
+            + (f"; the one a previous tour left in this folder is kept as {PREVIOUS}"
+               if previous else "") +
+            "). Learning rates were "
             "tuned for each optimizer in the races and the training sweeps, so those compare "
             "tuned optimizers, not defaults; the basins of attraction, the network's "
             "loss-landscape slice and the batch, mini-batch and stochastic variants use "
@@ -1084,6 +1133,7 @@ def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -
     except OSError as err:
         raise OSError(err.errno, f"cannot create {out}: {err.strerror}") from None
     start = time.perf_counter()
+    previous = (out / STORE).exists()  # fresh_store keeps it aside, and the page says so
     store = fresh_store(out)
     try:
         sections = _races(quick, say)
@@ -1097,5 +1147,6 @@ def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -
     finally:
         store.close()
     page = out / "tour.html"
-    page.write_text(_page(sections, time.perf_counter() - start, quick), encoding="utf-8")
+    page.write_text(_page(sections, time.perf_counter() - start, quick, previous),
+                    encoding="utf-8")
     return page
