@@ -3,8 +3,6 @@ the summary's mean with the confidence interval the command line shows, in its r
 log axes whose ticks say their numbers; slices by an id that stays, written in UTC."""
 
 import re
-import socket
-import threading
 import time
 from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlparse
@@ -84,10 +82,6 @@ def test_the_runs_log_axes_label_each_tick_with_its_number(page, sweep_db):
 def wide_server(slice_dir, tmp_path_factory):
     """The playground over a slice whose losses along straight lines span three decades
     (one line's scaled by 1/1000), where Plotly writes bare digits between powers of ten."""
-    import uvicorn
-
-    from optimlab.web.server import create_app
-
     from .conftest import slice_copy
 
     def change(data):
@@ -96,20 +90,7 @@ def wide_server(slice_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("wide")
     slice_copy(slice_dir[0], root / "wide", change)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(create_app(None, slices=[root], warm=False),
-                                       host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 120
-    while not uv.started:
-        assert thread.is_alive() and time.time() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=30)
+    yield from test_e2e._serve(None, [root], warm=False)
 
 
 @pytest.mark.parametrize("wide", [False, True], ids=["narrow", "three-decades"])
