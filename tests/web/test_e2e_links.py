@@ -173,3 +173,16 @@ def test_the_start_can_be_typed_and_follows_the_map_and_the_link(page):
     assert float(page.input_value(y)) == sy and not note.is_visible()
     page.click("#start-reset")
     _until(page, f"document.querySelector(\"{x}\").value === '-1.2'", timeout=10)
+
+
+def test_a_link_to_a_sweep_or_slice_that_is_not_there_says_so(page):
+    """`sweep=99` and `slice=7` that the store and the slices folder do not hold were
+    ignored without a word (and `slice=7` stayed in the URL): each tab now says so."""
+    _open(page, "?tab=runs&sweep=99")
+    _until(page, "document.body.dataset.sweeps !== undefined")
+    assert page.text_content("#runs-message").startswith("No sweep 99 in this run store.")
+    assert "sweep" not in _query(page)
+    _open(page, "?tab=slices&slice=7")
+    _until(page, "document.body.dataset.slices !== undefined")
+    assert page.text_content("#slices-message").startswith("No slice 7 among these files.")
+    assert "slice" not in _query(page)

@@ -50,7 +50,11 @@ async function loadSweeps() {
     : "No sweeps in this run store yet: run `optimlab bench TASK --optimizers sgd,adam` and reload.";
   document.body.dataset.sweeps = String(sweeps.length);
   if (state.sweep !== null && sweeps.some((s) => s.id === state.sweep)) selectSweep(state.sweep);
-  else hideSweep();
+  else {
+    // a link's sweep= that this store does not hold (or cannot show): said, not dropped
+    if (state.sweep !== null) $("#runs-message").textContent = `No sweep ${state.sweep} in this run store. ${$("#runs-message").textContent}`;
+    hideSweep();
+  }
 }
 
 // No sweep shown: its detail hidden, no row highlighted, no sweep in the state and the URL.

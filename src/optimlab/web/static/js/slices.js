@@ -34,6 +34,12 @@ export async function loadSlices() {
   document.body.dataset.slices = String(list.length);
   setStatus(`${list.length} slice file${list.length === 1 ? "" : "s"} found`);
   if (state.slice !== null && list.some((s) => s.id === state.slice && !s.error)) selectSlice(state.slice);
+  else if (state.slice !== null) {
+    // a link's slice= that no readable slice file has: said, not dropped
+    $("#slices-message").textContent = `No slice ${state.slice} among these files. ${$("#slices-message").textContent}`;
+    state.slice = null;
+    writeUrl();
+  }
 }
 
 function sliceMap(d) {
