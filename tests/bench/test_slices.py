@@ -503,6 +503,9 @@ def test_a_run_that_diverges_to_nan_is_marked_and_left_out_of_the_plane_and_the_
     assert abs(sgd.coords[1]).max() > 1e3 * max(abs(result.xs).max(), abs(result.ys).max())
     assert "sgd (diverged)" in result.table()
     assert "warning: sgd diverged" in result.table()
+    # its distance off the plane at the end is no number: "-", not "nan (nan%)"
+    row = next(r for r in result.rows()[1] if r[0] == "sgd (diverged)")
+    assert row[-2] == "-" and "nan" not in row[-1], row
     fig = plot_slice(result)
     try:
         ax = fig.axes[0]

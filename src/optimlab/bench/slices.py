@@ -125,12 +125,23 @@ class Path:
 
     @property
     def max_residual(self) -> float:
-        """The path's largest distance off the plane over its recorded steps."""
-        return float(self.residual.max())
+        """The path's largest distance off the plane over its recorded steps (its finite
+        ones: a run that blew up, up to where it did; NaN where none is finite)."""
+        finite = self.residual[np.isfinite(self.residual)]
+        return float(finite.max()) if finite.size else math.nan
 
     def relative(self, value: float) -> float:
         """``value`` as a fraction of the path's reach (0 where it never moved)."""
         return value / self.reach if self.reach > 0 else 0.0
+
+    def off_plane(self, value: float, digits: int | None = 3) -> str:
+        """A distance off the plane as the table and the legend write it, "0.123 (4%)" (the
+        share of its reach alone with ``digits`` None), or "-" where it is not finite (a
+        run that blew up)."""
+        if not math.isfinite(value):
+            return "-"
+        share = f"{self.relative(value):.0%}"
+        return share if digits is None else f"{value:.{digits}f} ({share})"
 
 
 @dataclass
@@ -162,8 +173,7 @@ class Slice:
             rows.append([p.optimizer + (" (diverged)" if p.diverged else ""), p.lr_text,
                          _score_text(p.train_loss), _score_text(p.test_metric),
                          "-" if p.sharpness is None else f"{p.sharpness:.2f}",
-                         f"{p.end_residual:.3f} ({p.relative(p.end_residual):.0%})",
-                         f"{p.max_residual:.3f} ({p.relative(p.max_residual):.0%})"])
+                         p.off_plane(p.end_residual), p.off_plane(p.max_residual)])
         return headers, rows
 
     def notes(self) -> list[str]:
@@ -701,7 +711,7 @@ def plot_slice(result: Slice, path=None, title: str | None = None):
     count = len(result.paths)
     for i, p in enumerate(result.paths):
         label = (f"{p.optimizer}{' (diverged)' if p.diverged else ''}: off plane "
-                 f"{p.relative(p.max_residual):.0%} max, {p.relative(p.end_residual):.0%} at end")
+                 f"{p.off_plane(p.max_residual, None)} max, {p.off_plane(p.end_residual, None)} at end")
         xy = p.coords[np.isfinite(p.coords).all(1)]  # a diverged path up to where it blew up
         ax.plot(xy[:, 0], xy[:, 1], "-", color=color(p.optimizer),
                 lw=1.5 + 1.5 * (count - 1 - i), label=label, zorder=3 + i)
