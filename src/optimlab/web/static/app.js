@@ -51,8 +51,7 @@ async function init() {
   catalog.limits = limits;
   for (const l of landscapes) catalog.landscapes.set(l.name, l);
   for (const o of optimizers) catalog.optimizers.set(o.name, o);
-  const link = readUrl();
-  if (!catalog.landscapes.has(state.landscape)) state.landscape = landscapes[0].name;
+  const link = readUrl();  // (a landscape it does not know falls back to the first, noted)
   state.params = { ...currentLandscape().params, ...state.params };
   // a link without o= gets the default optimizers; one with a lone o= chose none
   if (!link.optimizers) for (const name of DEFAULT_OPTIMIZERS) state.selected.set(name, {});
