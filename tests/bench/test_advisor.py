@@ -696,6 +696,17 @@ def test_seeds_that_repeat_one_run_are_trained_once_and_said_so(tmp_path):
     assert not advisor._repeated_seeds([rec, {**rec, "metric": 0.65}])
 
 
+def _advised_within_the_plans_cost(tmp_path, seeds: int):
+    """Momentum and Adam advised on the linear task (27 steps) under a budget of exactly
+    the plan's own cost: the advice and that budget."""
+    names = candidates(["momentum", "adam"])
+    budget = plan(27, names, seeds=seeds).cost(names)
+    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
+                         batch_size=32, seeds=seeds, budget=budget,
+                         store=RunStore(tmp_path / "runs.db"))
+    return advice, budget
+
+
 def test_a_tie_at_a_cut_is_broken_by_the_smaller_rate_within_the_budget(tmp_path, monkeypatch):
     """Arms tied at a cut all went on (8 of 8, then 17 arms in the final rung): 1,410
     member-steps spent under a budget of 876, the plan's own cost. The smaller rates go
@@ -705,11 +716,7 @@ def test_a_tie_at_a_cut_is_broken_by_the_smaller_rate_within_the_budget(tmp_path
         a: 1.0 for a in scores(records, higher)} if records[0]["seed"] < 2 and
         len({r["optimizer"] for r in records}) > 1 else scores(records, higher))
     monkeypatch.setattr(advisor, "_clear_leader", lambda *a: False)
-    names = candidates(["momentum", "adam"])
-    budget = plan(27, names, seeds=2).cost(names)
-    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
-                         batch_size=32, seeds=2, budget=budget,
-                         store=RunStore(tmp_path / "runs.db"))
+    advice, budget = _advised_within_the_plans_cost(tmp_path, seeds=2)
     assert advice.steps_spent <= budget
     first = advice.rungs[0]["arms"]
     assert len(first) == 8
@@ -726,11 +733,7 @@ def test_a_clear_leader_skips_with_no_more_arms_than_the_plan_costed(tmp_path, m
     doubled by the lower rates, straight to the final rung, where the plan had costed the
     fewer arms left after the rung it skipped: 1,806 member-steps under a budget of 1,740."""
     monkeypatch.setattr(advisor, "_clear_leader", lambda *a: True)
-    names = candidates(["momentum", "adam"])
-    budget = plan(27, names, seeds=6).cost(names)
-    advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
-                         batch_size=32, seeds=6, budget=budget,
-                         store=RunStore(tmp_path / "runs.db"))
+    advice, budget = _advised_within_the_plans_cost(tmp_path, seeds=6)
     assert len(advice.rungs) == 2 and advice.rungs[0]["clear_leader"]
     assert advice.steps_spent <= budget
 
