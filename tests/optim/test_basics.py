@@ -1,5 +1,6 @@
 """Param groups, skipped parameters, dtypes, argument checks and the non-finite guard."""
 
+import collections.abc
 import inspect
 import math
 import os
@@ -439,6 +440,48 @@ def test_numpy_scalar_hyperparameters_are_taken_as_python_numbers(case):
     leaves = [x for g in groups for v in g.values()
               for x in (v if isinstance(v, (tuple, list)) else [v])]
     assert not any(isinstance(x, np.generic) for x in leaves), groups
+
+
+class _ListConfig(collections.abc.Sequence):
+    """A sequence that is neither a tuple nor a list, as OmegaConf's ``ListConfig`` (what
+    Hydra's ``instantiate`` passes for a YAML list) is."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __len__(self):
+        return len(self.items)
+
+
+_SEQUENCE_CASES = [c for c in ALL_CASES if any(isinstance(v, tuple) for v in c.hp.values())
+                   and "inner" not in c.hp and not isinstance(c.hp.get("base_optimizer"), str)]
+
+
+@pytest.mark.parametrize("as_sequence", [_ListConfig, lambda t: np.array(t)],
+                         ids=["ListConfig", "ndarray"])
+@pytest.mark.parametrize("case", _SEQUENCE_CASES, ids=lambda c: c.id)
+def test_sequence_hyperparameters_may_be_any_sequence(case, as_sequence):
+    """``betas`` (``etas``, ``eps``, ...) given as any sequence or a 1-D NumPy array, and
+    ``lr`` as a 0-d array, as ``torch.optim`` takes them: the same run bit for bit as with
+    tuples, and the groups hold plain lists, which a checkpoint pickles without OmegaConf
+    (before, anything but a tuple or a list was refused with ValueError)."""
+    hp = {k: as_sequence(v) if isinstance(v, tuple) else v for k, v in case.hp.items()}
+    hp["lr"] = np.array(case.hp.get("lr", 0.5 if case.cls_name == "LBFGS" else 1e-3))
+    runs = []
+    for values in (hp, {**case.hp, "lr": float(hp["lr"])}):
+        params = make_params(torch.float64, case.shapes)
+        opt = getattr(optimlab, case.cls_name)(params, **values)
+        train_steps(opt, params, 4, sign=_sign(case), use_closure=case.needs_closure)
+        runs.append((params, opt))
+    (seq_params, opt), (plain_params, _) = runs
+    for a, b in zip(seq_params, plain_params):
+        assert torch.equal(a, b)
+    group = opt.param_groups[0]
+    assert all(type(group[k]) is list for k, v in case.hp.items() if isinstance(v, tuple))
+    assert type(group["lr"]) is float
 
 
 def test_a_compiled_step_runs_eagerly_as_the_step_does():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_range, common_args_doc, nonzero, scalar_step
+from .base import RuleOptimizer, as_items, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -141,7 +141,7 @@ class Adafactor(RuleOptimizer):
                  weight_decay=0.0, *, foreach=None, maximize=False, skip_nonfinite=False) -> None:
         check_range("lr", lr, 0.0)
         check_range("beta2_decay", beta2_decay, None, 0.0, high_open=False)
-        if not isinstance(eps, (tuple, list)) or len(eps) != 2:
+        if as_items(eps) is None or len(eps) != 2:
             raise ValueError(f"eps must be a pair (eps1 or None, eps2), got {eps!r}")
         if eps[0] is not None:
             check_range("eps[0]", eps[0], 0.0)

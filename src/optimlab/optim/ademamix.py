@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, _short, check_range, common_args_doc, nonzero, scalar_step
+from .base import RuleOptimizer, _short, as_items, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .ops import add_scaled, addcdiv, addcmul
 
@@ -178,7 +178,7 @@ class AdEMAMix(RuleOptimizer):
                  t_alpha_beta3=None, eps=1e-8, weight_decay=0.0, *,
                  maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
         check_range("lr", lr, 0.0)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 3:
+        if as_items(betas) is None or len(betas) != 3:
             raise ValueError(f"betas must be a triple (beta1, beta2, beta3), got {_short(betas)}")
         for i, beta in enumerate(betas):
             check_range(f"betas[{i}]", beta, 0.0, 1.0)

@@ -16,7 +16,7 @@ import math
 import numbers
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,8 @@ def check_range(
     be finite and within float32's range (:data:`LARGEST`): a hyperparameter of inf, NaN or
     1e39 can only turn the weights into NaN, so it is refused up front.
     """
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]  # a 0-d array, as torch.optim takes it: its NumPy scalar
     if isinstance(value, Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a number or a 1-element tensor, got shape "
@@ -178,13 +180,30 @@ class _SharedGroup:
                         "state_dict() instead")
 
 
+def as_items(value: Any) -> list | None:
+    """The items of a sequence argument (``betas``, ``etas``, ...) as a list, or None where
+    ``value`` is not one: a tuple or list, and as ``torch.optim`` takes them, any other
+    sequence (OmegaConf's ``ListConfig``, which Hydra's ``instantiate`` passes for a YAML
+    list) or a 1-D NumPy array. A string, a tensor or a number is not a sequence here.
+
+    >>> as_items(np.array([0.9, 0.999])), as_items("ab")
+    ([0.9, 0.999], None)
+    """
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.ndim == 1 else None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        return None
+    return list(value)
+
+
 def check_pair(name: str, pair: Any, low: float | None = 0.0, high: float | None = None,
                **bounds: Any) -> None:
     """Check a pair of numbers (``(low, high)`` style arguments: Rprop's ``etas``, ...), each
     with :func:`check_range` and the same interval."""
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+    items = as_items(pair)
+    if items is None or len(items) != 2:
         raise ValueError(f"{name} must be a pair of numbers, got {_short(pair)}")
-    for i, value in enumerate(pair):
+    for i, value in enumerate(items):
         check_range(f"{name}[{i}]", value, low, high, **bounds)
 
 
@@ -212,11 +231,12 @@ def check_betas(betas: Any, name: str = "betas", *, same_kind: bool = False) -> 
     With ``same_kind`` (the rule of ``torch.optim.Adam`` and ``AdamW``) the two must be
     both tensors or both numbers.
     """
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
-    for i, beta in enumerate(betas):
+    items = as_items(betas)
+    if items is None or len(items) != 2:
+        raise ValueError(f"{name} must be a pair (beta1, beta2), got {_short(betas)}")
+    for i, beta in enumerate(items):
         check_range(f"{name}[{i}]", beta, 0.0, 1.0)
-    if same_kind and isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+    if same_kind and isinstance(items[0], Tensor) != isinstance(items[1], Tensor):
         raise ValueError(f"{name} must be either both floats or both Tensors, got {betas!r}")
 
 
@@ -340,9 +360,10 @@ def _unusable(name: str, value: Any, default: Any) -> str | None:
             return str(err)
         return None
     if isinstance(default, (tuple, list)):
-        if not isinstance(value, (tuple, list)) or len(value) != len(default):
+        items = as_items(value)
+        if items is None or len(items) != len(default):
             return f"{name} must be {len(default)} values, got {_short(value)}"
-        for i, (item, item_default) in enumerate(zip(value, default)):
+        for i, (item, item_default) in enumerate(zip(items, default)):
             problem = _unusable(f"{name}[{i}]", item, item_default)
             if problem:
                 return problem
@@ -463,7 +484,8 @@ _PLAIN = frozenset({float, int, bool, str, type(None)})
 def python_numbers(value: Any) -> Any:
     """A hyperparameter with NumPy's scalars made Python numbers (``np.float32(0.9)`` ->
     ``0.8999999761581421``, ``np.int64(7)`` -> ``7``; in tuples and lists too) and a NumPy
-    array made a list of them (a population's per-member values).
+    array made a list of them (a population's per-member values); any other sequence (a
+    ``ListConfig``) a list of its items, which a checkpoint can pickle without its package.
 
     ``torch.optim`` takes them as they come, and so do the checks here, but a rule's Python
     arithmetic on one would run in its precision (``1 - beta2 ** step`` in float32), a seed
@@ -473,8 +495,12 @@ def python_numbers(value: Any) -> Any:
         return value
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
-    if isinstance(value, (tuple, list)) and any(isinstance(v, np.generic) for v in value):
-        return type(value)(v.item() if isinstance(v, np.generic) else v for v in value)
+    if isinstance(value, (tuple, list)):
+        if any(isinstance(v, np.generic) for v in value):
+            return type(value)(v.item() if isinstance(v, np.generic) else v for v in value)
+        return value
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return [python_numbers(v) for v in value]  # a ListConfig, say: a list a checkpoint can hold
     return value
 
 

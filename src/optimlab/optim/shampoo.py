@@ -5,7 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import RuleOptimizer, check_bool, check_int, check_range, common_args_doc, nonzero, scalar_step
+from .base import (
+    RuleOptimizer,
+    as_items,
+    check_bool,
+    check_int,
+    check_range,
+    common_args_doc,
+    nonzero,
+    scalar_step,
+)
 from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
 
@@ -280,7 +289,7 @@ class Shampoo(RuleOptimizer):
                  max_precondition_dim=4096, *, maximize=False, skip_nonfinite=False,
                  state_precision=None) -> None:
         check_range("lr", lr, 0.0)
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        if as_items(betas) is None or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         check_range("betas[0]", betas[0], 0.0, 1.0)
         check_range("betas[1]", betas[1], 0.0, 1.0, high_open=False)
