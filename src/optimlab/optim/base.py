@@ -1017,7 +1017,10 @@ class RuleOptimizer(TorchOptimizer):
         matching ``torch.optim`` class loads them as float moments); 8-bit codes under the
         moment's name plus ``_codes`` (``exp_avg_codes``) beside their ``_absmax`` scales, so
         that ``torch.optim`` fails on the missing moment at its first step (``KeyError:
-        'exp_avg'``) instead of stepping on codes it cast to floats.
+        'exp_avg'``) instead of stepping on codes it cast to floats. ``torch.optim.SGD`` is
+        the exception: it takes a missing ``momentum_buffer`` for a first step and starts
+        the momentum again from the gradient, without a word; load such a checkpoint into
+        ``optimlab.SGD``, or save it with ``state_precision`` None or ``"bfloat16"``.
 
         The state entries of sharded parameters (FSDP2's DTensors) are copies, each with a
         storage of its own: the engine keeps a group's state in one flat buffer, and since
