@@ -872,8 +872,8 @@ def run_race(args: argparse.Namespace) -> str:
     with _race_progress(landscape.name, args.steps, runs) as tick:
         result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
                       seed=args.seed, tune=args.tune, progress=tick)
-    lines = [f"{landscape.name} from {_point_text(result.start)}, "
-             f"{args.steps} steps" + (f", noise {args.noise:g}" if args.noise else "")
+    lines = [f"{landscape.name} from {_point_text(result.start)}, {_count(args.steps, 'step')}"
+             + (f", noise {args.noise:g}" if args.noise else "")
              + (", learning rates tuned on a log grid" if args.tune else ""),
              result.table()]
 
@@ -1266,7 +1266,7 @@ def run_bench(args: argparse.Namespace) -> str:
     if args.epochs is not None:
         per_epoch = 1 if batch is None else max(1, examples // batch)
         steps = args.epochs * per_epoch
-        _within(steps, BENCH_MAX_STEPS, f"--epochs {args.epochs} x {per_epoch} steps per "
+        _within(steps, BENCH_MAX_STEPS, f"--epochs {args.epochs} x {_count(per_epoch, 'step')} per "
                 "epoch", args, "lower --epochs")
     else:
         steps = args.steps
@@ -1300,8 +1300,8 @@ def run_bench(args: argparse.Namespace) -> str:
                            "this command again") from None
     if existing is not None and store.pending_runs(existing) and not args.resume:
         raise CLIError(f"sweep {existing} in {_masked(db)} has the same configuration and "
-                       f"{len(store.pending_runs(existing))} unfinished runs: pass --resume "
-                       "to finish it")
+                       f"{_count(len(store.pending_runs(existing)), 'unfinished run')}: pass "
+                       "--resume to finish it")
     if existing is None and args.resume:
         raise CLIError(f"--resume: no sweep in {_masked(db)} has this configuration (task, model, "
                        "optimizers, rates, seeds, steps and training options must be the ones "
@@ -1339,7 +1339,8 @@ def run_bench(args: argparse.Namespace) -> str:
     # fixed hyperparameters
     options = sweep_options(stored)
     fixed = fixed_line(hparams)
-    lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, {steps} steps"
+    lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, "
+             f"{_count(steps, 'step')}"
              + (f", {options}" if options else "") + (f"; {fixed}" if fixed else ""),
              summary_table(store, sweep_id)]
     if batch is not None and full_batch(batch, examples):
@@ -1416,7 +1417,7 @@ def run_slice(args: argparse.Namespace) -> str:
                                  plane=args.plane, on=args.on, progress=tick)
     s = result.seconds
     lines = [
-        f"{result.task} {result.model}, {result.steps} steps from one initialisation; plane: "
+        f"{result.task} {result.model}, {_count(result.steps, 'step')} from one initialisation; plane: "
         + (f"through the {' and '.join(result.through)} endpoints" if result.plane ==
            "endpoints" else "filter-normalised random directions"),
         result.table(),
@@ -1573,15 +1574,15 @@ def run_advise(args: argparse.Namespace) -> str:
     # a batch of at least the training set reads all of it every step (stored as full)
     full = full_batch(batch, len(task.x_train))
     lines = [
-        f"{task.name}: {_count(len(names), 'candidate')}, {args.steps} steps, batch "
+        f"{task.name}: {_count(len(names), 'candidate')}, {_count(args.steps, 'step')}, batch "
         f"{'full' if full else batch}",
         f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: validation "
         f"{m['name']} {m['value']:.4g}{ci} ({seeds}; on the set that selected it, so optimistic)",
         advice.statement,
         f"compute: {advice.compute} ({advice.steps_spent / grid:.0%} of a grid of "
         f"{_count(len(names), 'optimizer')} x 13 rates x {_count(args.seeds, 'seed')} x "
-        f"{args.steps} steps, {grid:,}" + (", weighted by each optimizer's work per step)"
-                                           if weight != len(names) else ")"),
+        f"{_count(args.steps, 'step')}, {grid:,}"
+        + (", weighted by each optimizer's work per step)" if weight != len(names) else ")"),
         "",
         text_table(["optimizer", "range test", "fastai", "steepest", "tournament lr",
                     f"validation {m['name']}", "rank", "status"], rows),

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ..optim.base import check_int
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Demo", "pyplot", "steps_text"]
+__all__ = ["Demo", "check_seed", "pyplot", "steps_text"]
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an ``int``, or ``ValueError`` naming it unless it is an integer (Python's
+    or NumPy's, not a bool) in [0, 2**63) (:func:`~optimlab.optim.base.check_int`'s rule),
+    so every exhibit that draws data (``ema``, ``sparse``, ``gd-variants``, ``saddle``)
+    refuses a bad seed alike rather than failing inside ``torch.Generator.manual_seed``.
+
+    >>> check_seed(1.5)
+    Traceback (most recent call last):
+    ValueError: seed must be an integer >= 0, got 1.5
+    """
+    check_int("seed", seed)
+    return int(seed)
 
 
 def pyplot():

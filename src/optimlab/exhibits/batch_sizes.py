@@ -16,7 +16,7 @@ from .._table import text_table
 from ..optim.base import check_int
 from ..optim.palette import variant_styles
 from ..optim.population import Population
-from .base import Demo, pyplot, steps_text
+from .base import Demo, check_seed, pyplot, steps_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -188,7 +188,7 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
             raise ValueError(f"variants[{label!r}] lr must be a finite number > 0, "
                              f"got {lr!r}")
     n, d, epochs = int(n), int(d), int(epochs)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     X = torch.randn(n, d, generator=gen, dtype=torch.float64)
     w_true = torch.randn(d, generator=gen, dtype=torch.float64)
     y = X @ w_true + noise * torch.randn(n, generator=gen, dtype=torch.float64)

@@ -29,7 +29,7 @@ from ..landscapes.race import race as run_race
 from ..landscapes.result import Race
 from ..optim.palette import variant_styles
 from ..optim.registry import resolve
-from .base import Demo, pyplot, steps_text
+from .base import Demo, check_seed, pyplot, steps_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -146,6 +146,12 @@ def _pair_headers(aligned: Race) -> list[str]:
             "aligned: final f", f"rotated: steps to f<{tol}", "rotated: final f"]
 
 
+#: final losses this close (relative) count as equal in the findings: far above float64
+#: rounding (about 1e-16 an operation, the only difference between the ravines for a rule
+#: that does not rescale coordinates) and far below the 2 significant digits shown.
+SAME_LOSS_RTOL = 1e-9
+
+
 def _findings(aligned: Race, rotated: Race, reference: str | None) -> list[str]:
     """What the table shows, per diagonal rule: its steps to f < tol and final loss on
     each ravine, beside ``reference``'s (rules that do not rescale coordinates, such as
@@ -157,13 +163,24 @@ def _findings(aligned: Race, rotated: Race, reference: str | None) -> list[str]:
         return f"{steps} (final f {m.final_loss:.2g})"
 
     def better(label: str) -> str:
-        """Where ``label`` did better: fewer steps to tol, else a lower final loss."""
+        """Where ``label`` did better: fewer steps to tol, else a final loss lower by more
+        than :data:`SAME_LOSS_RTOL` (relative); "the same on both" when neither is.
+
+        The rotated ravine is the aligned one in turned coordinates, so a rule that does
+        the same on both (SGD; any rule at ``steps=0``) ends with final losses that differ
+        by float64 rounding alone (275 and 275.0000000000001): not a difference to report.
+        """
         a, r = aligned.metrics[label], rotated.metrics[label]
         inf = float("inf")
-        key_a = (inf if a.steps_to_tol is None else a.steps_to_tol, a.final_loss)
-        key_r = (inf if r.steps_to_tol is None else r.steps_to_tol, r.final_loss)
-        return "better aligned" if key_a < key_r else "better rotated" if key_r < key_a \
-            else "the same on both"
+        steps_a = inf if a.steps_to_tol is None else a.steps_to_tol
+        steps_r = inf if r.steps_to_tol is None else r.steps_to_tol
+        if steps_a != steps_r:
+            return "better aligned" if steps_a < steps_r else "better rotated"
+        # a non-finite loss (diverged) ranks last; two of them are a tie
+        loss_a, loss_r = (m.final_loss if math.isfinite(m.final_loss) else inf for m in (a, r))
+        if math.isclose(loss_a, loss_r, rel_tol=SAME_LOSS_RTOL):
+            return "the same on both"
+        return "better aligned" if loss_a < loss_r else "better rotated"
 
     tol = f"{aligned.tol:g}"
     lines = ["SGD and momentum do not depend on the coordinates, so they do the same on both "
@@ -514,6 +531,7 @@ def saddle(steps: int = 150, start: tuple[float, float] = (1.0, 1e-6), noise: fl
     if len(point) != 2 or not all(math.isfinite(v) for v in point):
         raise ValueError(f"start must be 2 finite numbers (x, y), got {start!r}")
     start = point
+    seed = check_seed(seed)  # the exhibits' one rule (race would also take None)
     clean = run_race(SADDLE, SADDLE_OPTIMIZERS, start=start, steps=steps, seed=seed)
     noisy = run_race(SADDLE, {"gd + noise": {"name": "gd", "lr": 0.1}}, start=start,
                      steps=steps, noise=noise, seed=seed)

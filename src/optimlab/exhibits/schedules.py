@@ -21,7 +21,7 @@ import torch
 from .._table import text_table
 from ..optim.palette import color as optimizer_color
 from ..optim.population import Population
-from .base import Demo, pyplot
+from .base import Demo, check_seed, pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -203,7 +203,7 @@ def ema(betas: Sequence[float] = (0.5, 0.9, 0.98), n: int = 100, seed: int = 0,
     >>> bool(np.isclose(demo.corrected[0.9][0], demo.series[0]))
     True
     """
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     t = torch.arange(1, n + 1, dtype=torch.float64)
     noise = torch.randn(n, generator=gen, dtype=torch.float64)
     series = (2.0 + 0.5 * torch.sin(2 * math.pi * t / 50) + 0.4 * noise).numpy()

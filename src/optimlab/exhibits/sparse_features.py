@@ -14,7 +14,7 @@ from .._table import text_table
 from ..optim import SGD, Adagrad
 from ..optim.base import check_int
 from ..optim.palette import LINE_STYLES, color, shade
-from .base import Demo, pyplot
+from .base import Demo, check_seed, pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,7 +132,7 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
     if not all(isinstance(p, (int, float)) and 0 < p < 1 for p in presence):
         raise ValueError(f"presence must hold shares strictly between 0 and 1, got "
                          f"{tuple(presence)!r}")
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(check_seed(seed))
     probs = torch.tensor(presence, dtype=torch.float64)
     X = (torch.rand(n, len(probs), generator=gen, dtype=torch.float64) < probs).double()
     w_true = torch.tensor(true_w, dtype=torch.float64)

@@ -113,15 +113,19 @@ def _short(value: Any) -> str:
 def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer (Python's or NumPy's, not a bool)
     in ``[low, high]`` (by default at most 2**63 - 1, what a store or a float index can
-    hold): "steps must be an integer >= 1, got 0", or "... in [2, 401] ..." with a bound.
+    hold): "steps must be an integer >= 1, got 0", or "... in [2, 401] ..." with a bound
+    (and "... in [1, 2**63) ..." for an integer beyond the default one).
 
     >>> check_int("steps", 0, 1)
     Traceback (most recent call last):
     ValueError: steps must be an integer >= 1, got 0
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-            or not low <= value <= high:
-        wanted = f">= {low}" if high == 2**63 - 1 else f"in [{low}, {high}]"
+    integer = not isinstance(value, bool) and isinstance(value, numbers.Integral)
+    if not integer or not low <= value <= high:
+        if high != 2**63 - 1:
+            wanted = f"in [{low}, {high}]"
+        else:  # the default bound, named only to a value beyond it
+            wanted = f"in [{low}, 2**63)" if integer and value > high else f">= {low}"
         raise ValueError(f"{name} must be an integer {wanted}, got {_short(value)}")
 
 
