@@ -7,12 +7,18 @@ import torch
 __all__ = ["check_inner"]
 
 
-def check_inner(wrapper: str, cls: type, *, closure: str, sparse: str) -> None:
+def check_inner(wrapper: str, cls: type, *, closure: str, sparse: str,
+                nested: str | None = None) -> None:
     """Raise ``ValueError`` naming ``cls`` where ``wrapper`` cannot step it, read from its
     capability record (``torch.optim.LBFGS``, which has none, needs a closure too): a step
-    that needs a closure, or sparse gradients only. ``closure`` and ``sparse`` end each
-    message with why the wrapper cannot give it that."""
+    that needs a closure, sparse gradients only, or, where ``nested`` is given, a wrapper
+    itself (built on an optimizer instance, where SAM builds its base class on parameter
+    groups). ``closure``, ``sparse`` and ``nested`` end each message with why the wrapper
+    cannot give it that."""
     caps = getattr(cls, "capabilities", None)
+    if nested is not None and caps is not None and caps.wrapper:
+        raise ValueError(f"{wrapper} cannot wrap {cls.__name__}: it is a wrapper, built on an "
+                         f"optimizer instance, and {nested}")
     if issubclass(cls, torch.optim.LBFGS) or (caps is not None and caps.needs_closure):
         raise ValueError(f"{wrapper} cannot wrap {cls.__name__}: its step needs a closure, and "
                          f"{closure}")

@@ -46,8 +46,11 @@ class Lookahead(TorchOptimizer):
     parameter-sized buffer.
 {_RULE}
     ``param_groups`` *is* the inner optimizer's list (so an lr scheduler attached to the
-    Lookahead drives the inner optimizer), ``defaults`` are (a copy of) the inner optimizer's, and
-    :meth:`step` passes its closure to the inner optimizer.
+    Lookahead drives the inner optimizer), and ``defaults`` are (a copy of) the inner optimizer's.
+    The inner optimizer must step on the gradient alone: one whose step needs a closure
+    (:class:`~optimlab.SAM`, L-BFGS) or sparse gradients is refused with a ``ValueError``. A
+    closure given to :meth:`step` is optional, as for any such optimizer: it is handed to the
+    inner optimizer's ``step``, which calls it once for the loss it returns.
 
     .. note::
        The slow weights start at the initial parameters (:math:`\phi_0 = \theta_0`, as in
@@ -139,7 +142,10 @@ class Lookahead(TorchOptimizer):
         (:func:`~optimlab.optim.base.step_without_global_hooks`).
 
         Args:
-            closure (Callable, optional): passed to the inner optimizer's ``step``.
+            closure (Callable, optional): handed to the inner optimizer's ``step``, which
+                calls it once (to recompute the loss and gradients) and returns its loss. No
+                inner optimizer here needs one: those whose step does (SAM, L-BFGS) are
+                refused when the Lookahead is built.
         """
         for group in self.param_groups:
             for p in group["params"]:

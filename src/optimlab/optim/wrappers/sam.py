@@ -142,7 +142,9 @@ class SAM(TorchOptimizer):
         check_inner("SAM", base_optimizer,
                     closure="SAM steps its base optimizer without one (SAM evaluates the "
                             "closure itself)",
-                    sparse="SAM's perturbation needs dense ones (SAM refuses sparse gradients)")
+                    sparse="SAM's perturbation needs dense ones (SAM refuses sparse gradients)",
+                    nested="SAM builds its base optimizer on its parameter groups (pass the "
+                           "optimizer that steps, such as optimlab.Adam)")
         defaults = dict(rho=rho, adaptive=bool(adaptive), maximize=bool(maximize), **base_kwargs)
         super().__init__(params, defaults)
         if maximize:
