@@ -832,6 +832,18 @@ def test_a_race_on_a_saddle_says_whether_and_when_each_run_escaped(page):
     assert page.text_content("#tol-head") == "steps to f − f_min ≤ 0.001"
 
 
+def test_a_step_to_the_tolerance_the_run_did_not_keep_is_marked_left(page):
+    """Lion at lr 0.01 on Rosenbrock reaches f - f_min <= 0.001 at step 286 and ends above
+    it: its cell says "286 (left)", as the command line's table does; momentum, which
+    stays within it, shows its step alone."""
+    _open(page, "?l=rosenbrock&n=500&o=lion:lr=0.01&o=momentum:lr=0.00316")
+    _race(page, watch=False)
+    rows = {r[0].strip(): r for r in (row.locator("td").all_text_contents()
+                                      for row in page.locator("#results tbody tr").all())}
+    assert rows["lion"][4] == "286 (left)", rows
+    assert rows["momentum"][4].isdigit(), rows
+
+
 def _query(page) -> dict[str, list[str]]:
     return parse_qs(urlparse(page.url).query)
 

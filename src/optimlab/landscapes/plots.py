@@ -83,6 +83,26 @@ def race_colors(race) -> dict[str, str]:
     return label_colors(race.labels, names)
 
 
+def _check_race(landscape, race, what: str) -> None:
+    """The check of a picture that draws ``race`` on ``landscape`` (``race`` None: nothing
+    to check): TypeError unless ``race`` is a :class:`~optimlab.landscapes.result.Race`,
+    ValueError naming both landscapes unless it ran on ``landscape``, the same by name,
+    dimension and parameters (its noise aside: a noisy race is drawn on the landscape
+    without the noise), so one landscape's paths are never drawn on another's surface."""
+    if race is None:
+        return
+    if not isinstance(race, Race):
+        raise TypeError(f"race must be a Race (what optimlab.race returns) or None, got "
+                        f"{type(race).__name__}")
+    ran = race.landscape
+    if (ran.name, ran.dim, ran.params) != (landscape.name, landscape.dim, landscape.params):
+        def named(land) -> str:
+            return f"{land.title} (dim={land.dim})" if ran.title == landscape.title \
+                else land.title
+        raise ValueError(f"{what}: the race ran on {named(ran)}, not on {named(landscape)}; "
+                         f"draw it on its own landscape (race.landscape.plot_surface(race))")
+
+
 def _require_2d(landscape, what: str) -> None:
     if landscape.dim != 2:
         raise ValueError(f"{what} needs a 2-D landscape; {landscape.name!r} has dim={landscape.dim}")
@@ -674,11 +694,11 @@ def plot_surface(landscape, race=None, resolution: int = 80, log: bool | None = 
 
     Raises:
         TypeError: ``race`` not a :class:`~optimlab.landscapes.result.Race` (or None).
-        ValueError: ``resolution`` not an integer in [2, :data:`MAX_RESOLUTION`].
+        ValueError: ``race`` ran on another landscape (another name, dimension or
+            parameters; its noise does not count), naming both; ``resolution`` not an
+            integer in [2, :data:`MAX_RESOLUTION`].
     """
-    if race is not None and not isinstance(race, Race):
-        raise TypeError(f"race must be a Race (what optimlab.race returns) or None, got "
-                        f"{type(race).__name__}")
+    _check_race(landscape, race, "plot_surface")
     _require_2d(landscape, "plot_surface")
     resolution = _check_resolution(resolution)
     plt = _pyplot()

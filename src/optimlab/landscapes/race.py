@@ -11,6 +11,7 @@ path of ``optimlab.create(name, [p], **hp)`` stepped by hand (``tests/landscapes
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import math
 import numbers
@@ -31,7 +32,7 @@ from .functions import get
 from .result import Race, RaceMetrics
 
 __all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "TUNE_ESCAPE_CRITERION", "check_entry",
-           "run_members", "run_starts", "run_fan", "diverged"]
+           "run_members", "run_starts", "run_fan", "diverged", "typical_gap"]
 
 #: The default learning-rate grid of ``tune=True``: 1e-4 to 1, four points per decade.
 TUNE_GRID: tuple[float, ...] = tuple(float(10.0**e) for e in np.arange(-4.0, 0.01, 0.25))
@@ -46,7 +47,9 @@ TUNE_WINDOW = 0.25
 TUNE_CRITERION = (f"worst loss over the last {TUNE_WINDOW:.0%} of steps; a run above its "
                   "start past halfway is out")
 #: How ``tune`` ranks learning rates on a landscape without a minimum (a saddle, unbounded
-#: below), where leaving the domain downhill is the goal, not a divergence (:func:`_scores`).
+#: below), where leaving the domain downhill is the goal, not a divergence (:func:`_scores`):
+#: a run that fell without bound (to -inf, then NaN from the overflow) escaped, and ranks by
+#: the step it escaped at like any other.
 TUNE_ESCAPE_CRITERION = ("the step it escaped at, sooner is better (a run that never escaped "
                          "ranks behind, by its worst loss over the last "
                          f"{TUNE_WINDOW:.0%} of steps); a run above its start past halfway "
@@ -61,8 +64,24 @@ LR_LIMITS = (1e-8, 1e2)
 DIVERGENCE_WIDTHS = 10.0
 #: A run whose final gap to the minimum (f - f*) is more than this many times its gap at
 #: the start counts as diverged (the training lab's ``TrainConfig.divergence_factor``): a
-#: run that ends a little above its start on a noisy landscape has not diverged.
+#: run that ends a little above its start on a noisy landscape has not diverged. The rule
+#: also asks for the final gap to exceed :data:`DIVERGENCE_FLOOR` times the landscape's
+#: typical gap (:func:`typical_gap`), as a start at (or near) the minimum has a gap of
+#: about 0 that any noise multiplies by more than the factor.
 DIVERGENCE_FACTOR = 10.0
+#: The absolute floor of the :data:`DIVERGENCE_FACTOR` rule, as a share of the landscape's
+#: typical gap (the median of f - f* over its domain, :func:`typical_gap`): a run that ends
+#: lower than a tenth of the way up a typical point of the picture has not run uphill, however
+#: near the minimum it started (from the quadratic's minimum with gradient noise 0.1, GD and
+#: Adam end at gaps of about 4e-4, under this floor of 0.67). A run from a catalog
+#: landscape's own start is not affected: its start gap is over a hundredth of the typical
+#: gap (a tenth, Beale's, at the least), so the factor rule asks more of it than the floor.
+DIVERGENCE_FLOOR = 0.1
+#: Points per axis of the domain grid :func:`typical_gap` reads f on (a landscape of up to
+#: two dimensions); a landscape of more reads f at :data:`TYPICAL_SAMPLE` points drawn
+#: uniformly over its domain (seed 0).
+TYPICAL_GRID = 101
+TYPICAL_SAMPLE = 4096
 
 
 @dataclass
@@ -491,23 +510,100 @@ def _blew_up(loss: Tensor, since: int) -> Tensor:
     return loss[since:].max(dim=0).values > loss[0]
 
 
-def diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> bool:
-    """Whether a run diverged: a non-finite point of ``path`` or value of ``loss`` (a
-    point where f is not finite, such as a log stepped below 0); on a landscape with a
-    minimum also a gap to it that ends more than :data:`DIVERGENCE_FACTOR` times the gap at
-    the start (a descent that ran uphill, such as GD beyond its stability limit on a
-    quadratic: 115.6 to 3.4e4 in 30 steps at lr 0.021 and condition 100), or a point more
-    than :data:`DIVERGENCE_WIDTHS` domain widths outside the domain. On a landscape
-    without a minimum (a saddle, unbounded below) leaving the domain is the goal, running
-    downhill for ever, not a divergence: only non-finite values count there."""
-    if not torch.isfinite(path).all() or (loss is not None and not torch.isfinite(loss).all()):
-        return True
-    if not landscape.minima:
+def typical_gap(landscape: Landscape) -> float:
+    """The gap to the minimum (f - f*) of a typical point of ``landscape``'s domain: the
+    median of f - ``min_value`` over a grid of :data:`TYPICAL_GRID` points per axis (a
+    landscape of one or two dimensions; more: :data:`TYPICAL_SAMPLE` points drawn uniformly
+    over the domain, seed 0), points where f is not finite left out; the grid's lowest
+    value stands in for a ``min_value`` that is not finite. 0 where f is finite nowhere
+    there. The scale of :data:`DIVERGENCE_FLOOR` (0.67 on the quadratic, 145 on Rosenbrock,
+    6.9e3 on Goldstein-Price). Read once per landscape and function object (a cache of the
+    last few), as :func:`diverged` asks for it once per run."""
+    try:
+        return _typical_gap(landscape, id(landscape.f))
+    except TypeError:  # a landscape that does not hash: read afresh
+        return _typical_gap.__wrapped__(landscape, id(landscape.f))
+
+
+@functools.lru_cache(maxsize=32)
+def _typical_gap(landscape: Landscape, f_id: int) -> float:
+    """:func:`typical_gap`, cached: the key holds the landscape, and so keeps its ``f``
+    (whose ``id`` tells apart landscapes that compare equal but for ``f``) alive."""
+    bounds = torch.tensor(landscape.domain, dtype=torch.float64)
+    if landscape.dim <= 2:
+        axes = [torch.linspace(float(low), float(high), TYPICAL_GRID, dtype=torch.float64)
+                for low, high in bounds]
+        points = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, landscape.dim)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        points = bounds[:, 0] + (bounds[:, 1] - bounds[:, 0]) * torch.rand(
+            TYPICAL_SAMPLE, landscape.dim, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        values = landscape.values(points).detach().to("cpu", torch.float64)
+    values = values[torch.isfinite(values)]
+    if not len(values):
+        return 0.0
+    low = landscape.min_value if math.isfinite(landscape.min_value) else float(values.min())
+    return max(float(values.median()) - low, 0.0)
+
+
+def _fell_downhill(landscape: Landscape, loss: Tensor) -> bool:
+    """Whether a run's last loss that is not NaN lies below its start or below the
+    landscape's ``min_value``: read where a run ends in NaN (inf - inf), it tells a run
+    that fell downhill without bound (to -inf, as GD does on the monkey saddle) from one
+    that blew up (to +inf). False where every loss is NaN."""
+    seen = loss[~torch.isnan(loss)]
+    if not len(seen):
         return False
-    if loss is not None and loss.shape[0] > 1 \
-            and float(loss[-1]) - landscape.min_value \
-            > DIVERGENCE_FACTOR * (float(loss[0]) - landscape.min_value):
+    last = float(seen[-1])
+    return last < float(loss[0]) or last < landscape.min_value
+
+
+def _final_loss(landscape: Landscape, loss: Tensor) -> float:
+    """A run's final loss as the table and ``race.tuning`` report it: the last loss, its
+    sign kept where it is infinite (-inf: the run fell downhill without bound); a NaN one
+    (inf - inf) -inf where the run fell downhill before it (:func:`_fell_downhill`), inf
+    otherwise (it blew up)."""
+    final = float(loss[-1])
+    if math.isnan(final):
+        return -math.inf if _fell_downhill(landscape, loss) else math.inf
+    return final
+
+
+def diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> bool:
+    """Whether a run diverged.
+
+    On a landscape with a minimum: a non-finite point of ``path`` or value of ``loss`` (a
+    point where f is not finite, such as a log stepped below 0); a gap to the minimum
+    (f - f*) that ends more than :data:`DIVERGENCE_FACTOR` times the gap at the start
+    and above :data:`DIVERGENCE_FLOOR` times the landscape's :func:`typical_gap` (a descent
+    that ran uphill, such as GD beyond its stability limit on a quadratic: 115.6 to 3.4e4
+    in 30 steps at lr 0.021 and condition 100, far above that floor of 5.3; a noisy run that
+    starts at the minimum, with a gap of 0, and ends at 4e-4 has not); or a point more than
+    :data:`DIVERGENCE_WIDTHS` domain widths outside the domain.
+
+    On a landscape without a minimum (a saddle, unbounded below: ``minima`` empty) leaving
+    the domain is the goal, running downhill for ever, not a divergence, and a run that
+    fell without bound is not diverged either: one whose loss reached -inf, or ended in NaN
+    (the overflow's inf - inf) or points that are not finite after falling below its start
+    or ``min_value`` (:func:`_fell_downhill`). Only a loss that reached +inf, or a NaN loss
+    or non-finite point that did not come after such a fall, counts there (without
+    ``loss``, any non-finite point)."""
+    finite = bool(torch.isfinite(path).all()) \
+        and (loss is None or bool(torch.isfinite(loss).all()))
+    if not landscape.minima:
+        if finite:
+            return False
+        if loss is None or bool((loss == math.inf).any()):
+            return True
+        return not _fell_downhill(landscape, loss)
+    if not finite:
         return True
+    if loss is not None and loss.shape[0] > 1:
+        gap = float(loss[-1]) - landscape.min_value
+        if gap > DIVERGENCE_FACTOR * (float(loss[0]) - landscape.min_value) \
+                and gap > DIVERGENCE_FLOOR * typical_gap(landscape):
+            return True
     bounds = torch.tensor(landscape.domain, dtype=torch.float64)
     width = bounds[:, 1] - bounds[:, 0]
     outside = torch.maximum(bounds[:, 0] - path, path - bounds[:, 1])
@@ -519,16 +615,11 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
     """One run's :class:`RaceMetrics`. A NaN final loss (a run that blew up: inf - inf)
     takes its sign from the last loss that was not NaN: -inf where that one is below the
     start or the landscape's ``min_value`` (the run fell downhill without bound, as GD
-    does on the monkey saddle), inf otherwise (it blew up, as in ``race.tuning``:
-    :func:`_final`), and the gap follows; the distance of a final point that is not finite
-    is inf. Only a landscape without a minimum (a saddle) keeps NaN gap and distance: there
-    is no minimum to measure them from."""
-    final = float(loss[-1])
-    if math.isnan(final):
-        seen = loss[~torch.isnan(loss)]
-        last = float(seen[-1]) if len(seen) else math.nan
-        downhill = last < float(loss[0]) or last < landscape.min_value
-        final = -math.inf if downhill else math.inf
+    does on the monkey saddle), inf otherwise (it blew up), as in ``race.tuning``
+    (:func:`_final_loss`), and the gap follows; the distance of a final point that is not
+    finite is inf. Only a landscape without a minimum (a saddle) keeps NaN gap and
+    distance: there is no minimum to measure them from."""
+    final = _final_loss(landscape, loss)
     distance = float(landscape.distance_to_minimum(path[-1]))
     gap, steps_to_tol, escaped, steps_to_escape = math.nan, None, None, None
     if landscape.minima:  # a saddle's min_value is only the lowest point of its domain
@@ -549,8 +640,8 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
 def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
     """Each member's tuning score (lower is better): the worst loss over the last
     :data:`TUNE_WINDOW` of its losses (at least the final one), as the sweeps'
-    ``tail_score`` does; inf for a member that diverged or whose loss there is not finite,
-    and for one whose loss rose above its starting loss anywhere in its second half
+    ``tail_score`` does; inf for a member that diverged (:func:`diverged`), and for one
+    whose loss rose above its starting loss anywhere in its second half
     (:func:`_blew_up`): a blow-up past halfway that came back before the window (RMSprop
     at lr 0.562 on the rotated bowl of condition 50: from 56 to 179 at step 203 of 300,
     then 3e-4 at the end) is a late spike, and cannot win the tuning.
@@ -558,22 +649,34 @@ def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
     On a landscape without a minimum but with a finite ``min_value`` (the saddles) there
     is nothing to converge to and escaping is the goal (:data:`TUNE_ESCAPE_CRITERION`): a
     member that escaped (its loss fell below ``min_value``) scores the step it first did,
-    so sooner is better; one that never did scores ``steps + 1`` plus how far its worst
-    loss of the window stays above ``min_value``, behind every escape but still ranked by
-    how far downhill it got (so a grid too slow to escape extends towards larger rates)."""
+    so sooner is better, also when it then fell without bound (to -inf, and NaN after the
+    overflow: not a divergence there, :func:`diverged`; GD at lr 0.562 on the saddle
+    escapes at step 11, sooner than 0.316 at step 16); one that never did scores
+    ``steps + 1`` plus how far its worst loss of the window stays above ``min_value``,
+    behind every escape but still ranked by how far downhill it got (so a grid too slow to
+    escape extends towards larger rates), and inf where that loss is not finite. On a
+    landscape without a minimum nor a finite ``min_value`` a run that fell without bound
+    scores -inf (it went furthest downhill); the scores are never NaN."""
     window = loss[-max(1, math.ceil(TUNE_WINDOW * loss.shape[0])):]
-    worst = window.max(dim=0).values  # NaN propagates, and scores inf below
+    worst = window.max(dim=0).values  # NaN propagates
     blew_up = _blew_up(loss, loss.shape[0] // 2)
     escape = not landscape.minima and math.isfinite(landscape.min_value)
     scores = []
     for k, w in enumerate(worst.tolist()):
-        if diverged(landscape, path[:, k], loss[:, k]) or not math.isfinite(w) \
-                or bool(blew_up[k]):
+        if diverged(landscape, path[:, k], loss[:, k]) or bool(blew_up[k]):
             scores.append(math.inf)
         elif escape:
             below = torch.nonzero(loss[:, k] < landscape.min_value)
-            scores.append(float(below[0, 0]) if len(below)
-                          else float(loss.shape[0]) + (w - landscape.min_value))
+            if len(below):
+                scores.append(float(below[0, 0]))
+            elif math.isfinite(w):
+                scores.append(float(loss.shape[0]) + (w - landscape.min_value))
+            else:  # fell below its start to NaN without escaping: nothing to rank it by
+                scores.append(math.inf)
+        elif not math.isfinite(w):
+            # not diverged: on a landscape with a minimum every loss is finite, so this is
+            # a run that fell without bound where there is none (-inf, or NaN after it)
+            scores.append(-math.inf)
         else:
             scores.append(w)
     return scores
@@ -582,9 +685,10 @@ def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
 def _edges(lrs: list[float], scores: list[float]) -> list[str]:
     """The grid edges the best learning rate sits on: ``"low"``, ``"high"`` (both for a
     one-point grid), or none. A best rate tied with its inner neighbour is not on an edge
-    (nothing beyond it can be told better). When every rate failed, the low edge."""
+    (nothing beyond it can be told better). When every rate failed (every score inf), the
+    low edge."""
     best = int(np.argmin(scores))
-    if not math.isfinite(scores[best]):
+    if scores[best] == math.inf:
         return ["low"]  # every rate failed: smaller ones may not
     if len(lrs) == 1:
         return ["low", "high"]
@@ -653,10 +757,12 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             or a lucky last step cannot win and a run that diverges never does (nor one
             whose loss rises above its starting loss past halfway); ties go to the smaller
             rate. On a landscape without a minimum (a saddle) escaping is the goal: rates
-            rank by the step their run escaped at, sooner first
-            (:data:`TUNE_ESCAPE_CRITERION`). The chosen values are in ``race.hparams``, the
-            final loss of every rate tried in ``race.tuning`` and its score in
-            ``race.tuning_scores`` (both the batched search's). The path and metrics
+            rank by the step their run escaped at, sooner first, a run that then fell
+            without bound (to -inf) included (:data:`TUNE_ESCAPE_CRITERION`). The chosen
+            values are in ``race.hparams``, the final loss of every rate tried in
+            ``race.tuning`` (as the metrics report it: -inf for a run that fell without
+            bound, inf for one that blew up) and its score in ``race.tuning_scores`` (both
+            the batched search's). The path and metrics
             reported are those of a race at the chosen rate: an optimizer whose batched
             members do not step bit for bit as it does alone (Muon, batched with vmap) is
             run once more, alone, at that rate.
@@ -674,10 +780,13 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             grid's edge adds (what ``optimlab race`` draws its progress bar with); None
             or a callable (TypeError otherwise, before anything runs).
 
-    A run that diverges is reported in the metrics (``diverged``: a non-finite loss or
-    point, or, where there is a minimum, a gap to it that ends more than
-    :data:`DIVERGENCE_FACTOR` times its start or a point more than
-    :data:`DIVERGENCE_WIDTHS` domain widths outside the domain), never raised.
+    A run that diverges is reported in the metrics, never raised (``diverged``, by
+    :func:`diverged`): where there is a minimum, a non-finite loss or point, a gap to it
+    that ends more than :data:`DIVERGENCE_FACTOR` times its start and above
+    :data:`DIVERGENCE_FLOOR` times the landscape's :func:`typical_gap`, or a point more
+    than :data:`DIVERGENCE_WIDTHS` domain widths outside the domain; where there is none
+    (a saddle), a loss that reached +inf, or a NaN loss or non-finite point that did not
+    come after a fall downhill (falling without bound, to -inf, is the escape there).
     ``race.hparams`` records what each run used: the given values, the default rate when
     none is given, and any non-zero default of :data:`FIXED_POINT_KEYS` (AdamW's
     ``weight_decay=0.01``), which keeps a run off the minimum.
@@ -717,7 +826,7 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=No
             score = [tried[entry.label][lr][2] for lr in lrs]
             best = picks[entry.label]
             path, loss = lone.get(entry.label, tried[entry.label][best][:2])
-            tuning[entry.label] = {lr: _final(tried[entry.label][lr][1]) for lr in lrs}
+            tuning[entry.label] = {lr: _final_loss(land, tried[entry.label][lr][1]) for lr in lrs}
             scores[entry.label] = dict(zip(lrs, score))
             edge = _edges(lrs, score)
             if edge:
@@ -765,11 +874,6 @@ def _lone_runs(land: Landscape, entries: list[_Entry], picks: dict[str, float], 
     runs = run_members(land, [(e.name, {**e.hparams, "lr": picks[e.label]}) for e in again],
                        x0, steps)
     return {e.label: (path[:, 0], loss[:, 0]) for e, (path, loss) in zip(again, runs)}
-
-
-def _final(loss: Tensor) -> float:
-    value = float(loss[-1])
-    return value if math.isfinite(value) else math.inf
 
 
 def _tried(land: Landscape, lrs: Sequence[float], path: Tensor,

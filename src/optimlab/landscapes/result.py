@@ -23,11 +23,16 @@ class RaceMetrics:
     """One optimizer's result on a landscape.
 
     ``steps_to_tol`` is the first step whose loss is within ``tol`` of the landscape's
-    minimum (None if never); ``diverged`` is set when the path or its loss became
-    non-finite (a point where f is not finite, such as a log stepped below 0, too), when
-    the gap to the minimum (f - f*) ends more than ten times the gap at the start (the run
-    went uphill: ``race.DIVERGENCE_FACTOR``, as the training lab's ``divergence_factor``),
-    or when the path left the plotting domain far behind (by more than ten domain widths).
+    minimum (None if never), whether or not the run stayed there: a run may reach the
+    tolerance and leave it (its final ``gap`` then is above ``tol``, which the table marks
+    ``(left)``: :meth:`Race.rows`). ``diverged`` is set (:func:`~optimlab.landscapes.race.diverged`)
+    when the path or its loss became non-finite (a point where f is not finite, such as a
+    log stepped below 0, too), when the gap to the minimum (f - f*) ends more than ten times
+    the gap at the start (the run went uphill: ``race.DIVERGENCE_FACTOR``, as the training
+    lab's ``divergence_factor``) and above a tenth of the landscape's typical gap (the median
+    of f - f* over its domain: ``race.DIVERGENCE_FLOOR``, so that a noisy run from the
+    minimum itself, whose start gap is 0, is not diverged for ending a hair above it), or
+    when the path left the plotting domain far behind (by more than ten domain widths).
 
     On a landscape without a minimum (a saddle that is unbounded below: ``minima`` is
     empty) ``gap`` and ``distance`` are NaN and ``steps_to_tol`` None, and two fields say
@@ -36,8 +41,10 @@ class RaceMetrics:
     gone further downhill than any point of the picture: it has left the saddle for good),
     and ``steps_to_escape`` is the first such step (None if never). On landscapes with a
     minimum (or without a finite ``min_value``) both are None. There leaving the domain
-    downhill is the goal, so ``diverged`` is set only by non-finite values (a run that fell
-    to -inf: its ``final_loss`` is -inf).
+    downhill is the goal, so a run that fell without bound is not diverged (its
+    ``final_loss`` is -inf, also where the overflow ended it in NaN): ``diverged`` is set
+    only by a loss that reached +inf, or by a NaN loss or non-finite point that did not
+    come after a fall below the start or ``min_value``.
     """
 
     label: str
@@ -69,14 +76,18 @@ class Race:
         tol: the tolerance behind ``steps_to_tol``.
         noise, seed: gradient noise scale and seed.
         tuning: label -> ``{lr: final loss}`` of the learning-rate search, if ``tune``:
-            every rate tried, the grid's and any beyond its edges, in increasing order
-            (``inf`` where the loss is not finite).
+            every rate tried, the grid's and any beyond its edges, in increasing order,
+            read as the metrics' ``final_loss`` is: ``-inf`` for a run that fell without
+            bound (to -inf, or NaN after falling below its start or ``min_value``), ``inf``
+            for any other loss that is not finite (a blow-up).
         tuned_by: how the learning rates were ranked
             (:data:`~optimlab.landscapes.race.TUNE_CRITERION`, or on a landscape without a
             minimum :data:`~optimlab.landscapes.race.TUNE_ESCAPE_CRITERION`), "" without
             tuning.
         tuning_scores: label -> ``{lr: score}``, the criterion's value for each rate
-            tried (lower is better; ``inf`` for a run that diverged).
+            tried (lower is better; ``inf`` for a run that diverged; on a landscape without
+            a minimum nor a finite ``min_value``, ``-inf`` for a run that fell without
+            bound).
         tuning_edge: label -> ``"low"``, ``"high"`` or ``"low and high"`` for each
             optimizer whose tuned rate is still the smallest or largest rate tried after
             any grid extension (the best rate may lie beyond it); absent otherwise.
@@ -121,8 +132,10 @@ class Race:
         """The metrics table's headers and rows (text cells), for any renderer.
 
         Landscapes with a minimum get the gap and distance to it and the steps to within
-        ``tol``; landscapes without one (saddles, unbounded below) get whether and when
-        each run escaped instead. A tuned rate at the edge of the rates tried is marked
+        ``tol`` (the first step within it: ``steps_to_tol``), marked ``(left)`` where the
+        run did not stay there, its final gap being above ``tol`` (:data:`LEFT_MARK`, said
+        in :meth:`notes`); landscapes without one (saddles, unbounded below) get whether and
+        when each run escaped instead. A tuned rate at the edge of the rates tried is marked
         ``(top of grid)`` or ``(bottom of grid)``.
         """
         minimum = bool(self.landscape.minima)
@@ -136,17 +149,33 @@ class Race:
         for label, m in self.metrics.items():
             row = [label, self._hparams_text(label), f"{m.final_loss:.4g}"]
             if minimum:
-                row += [f"{m.gap:.3g}", f"{m.distance:.3g}",
-                        "-" if m.steps_to_tol is None else str(m.steps_to_tol)]
+                row += [f"{m.gap:.3g}", f"{m.distance:.3g}", self.steps_to_tol_text(label)]
             else:
                 row += ["-" if m.escaped is None else "yes" if m.escaped else "no",
                         "-" if m.steps_to_escape is None else str(m.steps_to_escape)]
             rows.append(row + ["yes" if m.diverged else "no"])
         return headers, rows
 
+    def steps_to_tol_text(self, label: str) -> str:
+        """``label``'s "steps to gap" cell: ``"-"`` where it never came within ``tol`` of the
+        minimum (or there is none), the first step it did, and that step marked
+        ``" (left)"`` (:data:`LEFT_MARK`) where its final gap is above ``tol`` (or not a
+        number): it reached the tolerance and did not stay."""
+        m = self.metrics[label]
+        if m.steps_to_tol is None:
+            return "-"
+        return str(m.steps_to_tol) + ("" if m.gap <= self.tol else f" {LEFT_MARK}")
+
+    def _left(self) -> list[str]:
+        """The labels whose "steps to gap" cell is marked :data:`LEFT_MARK`."""
+        return [label for label, m in self.metrics.items()
+                if self.landscape.minima and m.steps_to_tol is not None
+                and not m.gap <= self.tol]
+
     def notes(self) -> list[str]:
         """The lines under :meth:`table`: what "escaped" means where there is no minimum,
-        what "diverged" means when a run did, which runs a non-zero ``weight_decay`` keeps
+        what a ``(left)`` step to the tolerance means when a row has one, what "diverged"
+        means when a run did, which runs a non-zero ``weight_decay`` keeps
         off the minimum (where a minimum is away from the origin, that the decay pulls
         towards), how the learning rates were tuned, which grids were extended beyond an edge, and
         which tuned rates still sit on the edge of the rates tried."""
@@ -160,6 +189,9 @@ class Race:
         elif not self.landscape.minima:  # no lowest value to escape below: no escape column
             lines.append(f"no minimum: {self.landscape.name} has none to converge to (a run's "
                          "final loss says how far it ran, not how well it converged)")
+        if self._left():
+            lines.append(f"{LEFT_MARK} = reached a gap of {self.tol:g} at that step but ended "
+                         "above it (the final gap says where it ended)")
         if any(m.diverged for m in self.metrics.values()):
             lines.append(f"diverged = {_DIVERGED_MINIMUM if self.landscape.minima else _DIVERGED_NONE}")
         decayed = [label for label, hp in self.hparams.items() if hp.get("weight_decay")]
@@ -225,10 +257,13 @@ class Race:
 
 
 _DIVERGED_MINIMUM = ("a loss or point that is not finite, a gap to the minimum that ends more "
-                     "than ten times its start, or a point more than ten domain widths outside "
-                     "the domain")
-_DIVERGED_NONE = ("a loss or point that is not finite (leaving the domain downhill is the "
+                     "than ten times its start (and above a tenth of the median gap over the "
+                     "domain), or a point more than ten domain widths outside the domain")
+_DIVERGED_NONE = ("a loss that reached +inf, or a loss or point that is not finite without a "
+                  "fall downhill before it (leaving the domain downhill, even to -inf, is the "
                   "escape, not a divergence)")
+#: The mark of a "steps to gap" cell whose run reached the tolerance and left it.
+LEFT_MARK = "(left)"
 _EDGE_MARKS = {"low": "bottom of grid", "high": "top of grid", "low and high": "only rate"}
 _EDGE_WORDS = {"low": "smallest", "high": "largest", "low and high": "only"}
 

@@ -139,7 +139,9 @@ function fillResults() {
   for (const r of live.race.results) {
     const m = r.metrics;
     const cells = minimum
-      ? [fmt(m.distance, 4), m.steps_to_tol === null ? "never" : String(m.steps_to_tol)]
+      ? [fmt(m.distance, 4), m.steps_to_tol === null ? "never"
+        // reached the tolerance at that step but ended above it (the table's "(left)")
+        : String(m.steps_to_tol) + (m.gap > live.race.tol ? " (left)" : "")]
       : [m.escaped === null || m.escaped === undefined ? "–" : m.escaped ? "yes" : "no",
         m.steps_to_escape !== null && m.steps_to_escape !== undefined ? String(m.steps_to_escape)
           : m.escaped === false ? "never" : "–"];
