@@ -63,8 +63,8 @@ class Adamax(RuleOptimizer):
     .. note::
        The paper writes :math:`u_t = \max(\beta_2 u_{{t-1}}, |g_t|)` with no epsilon; torch
        (and this class) add :math:`\epsilon` to :math:`|g_t|` inside the maximum, so
-       :math:`u_t \ge \epsilon` and the division is always safe. Optax and Keras add it to
-       the denominator instead.
+       :math:`u_t \ge \epsilon` and the division is always safe, as optax does; Keras adds
+       it to the denominator instead.
 
     Args:
         params (iterable): parameters or parameter groups to optimize.

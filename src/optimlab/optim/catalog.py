@@ -808,7 +808,7 @@ TABLE: list[Info] = [
             decoupled_weight_decay="yes by default (decouple=True, scaled by the step size "
             "d*lr); decouple=False adds the L2 term to the gradient",
             sparse="good: per-parameter scale, as Adam (dense gradients only)",
-            rule_text="r = b3*r + d^2*lr*<g, x0 - x>;  s = b3*s + d^2*lr*g;  "
+            rule_text="r = b3*r + d^2/d0*lr*<g, x0 - x>;  s = b3*s + d^2/d0*lr*g;  "
             "d = max(d, d_coef*r/|s|_1);  m = b1*m + (1-b1)*d*g;  v = b2*v + (1-b2)*d^2*g^2;  "
             "w -= d*lr * m / (sqrt(v) + d*eps)   (d per param group)",
             tuning="leave lr at 1.0 (it multiplies the estimated step) and decay it with a "

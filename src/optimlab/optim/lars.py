@@ -81,9 +81,10 @@ class LARS(RuleOptimizer):
 {_RULE}
     .. warning::
        The paper (Algorithm 1) leaves implementations room in the order of the operations.
-       This class follows optax's ``optax.lars``: the decay is added to the gradient, the
-       trust ratio scales that sum, momentum accumulates the scaled update, and the
-       learning rate multiplies the result. Other implementations order them differently
+       This class takes optax's order (``optax.lars``): the decay is added to the gradient,
+       the trust ratio scales that sum, and momentum accumulates the scaled update; the
+       learning rate then multiplies the buffer, and the ratio's denominator is the
+       paper's (both differences below). Other implementations order them differently
        (some apply the ratio to the momentum-averaged direction, i.e. momentum before the
        ratio), which changes the trajectory. optax (and the paper) put the learning rate
        *inside* the momentum buffer (:math:`b_t = \mu b_{{t-1}} + \gamma r_t u_t`); here,

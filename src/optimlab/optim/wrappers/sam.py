@@ -72,8 +72,9 @@ class SAM(TorchOptimizer):
     .. note::
        This follows the widely used implementation of D. Samuel (github.com/davda54/sam):
        the norm is global over all parameters, :math:`\epsilon = 10^{{-12}}` guards it, and
-       ASAM's :math:`T` has no additive :math:`\eta` (Kwon et al. add a small
-       :math:`\eta` to :math:`|\theta|` for the bias terms). The original SAM paper computes
+       ASAM's :math:`T` is :math:`|\theta|` for every tensor, with no additive :math:`\eta`
+       (Kwon et al.'s code uses :math:`|\theta| + \eta` for weight tensors and leaves
+       biases unscaled, :math:`T = I`; here a bias at zero is not perturbed). The original SAM paper computes
        :math:`e` per data shard (``m``-sharpness); here it uses whatever batch the closure
        evaluates.
 
