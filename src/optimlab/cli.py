@@ -1289,6 +1289,20 @@ def run_bench(args: argparse.Namespace) -> str:
     existing = store.find_sweep(stored)
     if existing is not None and store.pending_runs(existing):
         from .bench.store import SweepBusy
+    if existing is None and lrs is not None and ":" in args.lrs:
+        # a range's grid as optimlab built it before its rates lost np.logspace's drift
+        # (9.999999999999999e-06 for 1e-05): a sweep stored then is the same sweep
+        import dataclasses
+
+        from .bench.analysis import parse_lrs
+        from .optim.base import LARGEST
+
+        drifted = tuple(min(lr, LARGEST) for lr in parse_lrs(args.lrs.strip(), exact=False))
+        if drifted != lrs:
+            before = dataclasses.replace(spec, lrs=drifted)
+            found = store.find_sweep(before.stored_config(task))
+            if found is not None:
+                spec, stored, existing = before, before.stored_config(task), found
 
         try:  # a sweep another process is training now: say so, not "pass --resume"
             with store.lock_sweep(existing):

@@ -381,15 +381,6 @@ def test_costs_tie_by_the_standard_error_of_their_medians():
     assert ratios({"A": 1.0, "B": 1.3}, 0.2, None) == {"A": 1.25, "B": 1.0}
 
 
-def test_a_group_of_tied_costs_has_no_chains():
-    """Costs 1.0, 1.1, 1.2 with spreads 0.06: each ties the next (1 + 0.12), the ends do
-    not; the group is anchored at the cheapest, and 1.2 anchors one of its own."""
-    from optimlab.bench.analysis import shared_costs
-
-    costs = {"a": 1.0, "b": 1.1, "c": 1.2}
-    assert shared_costs(costs, dict.fromkeys(costs, 0.06)) == {"a": "a", "b": "a", "c": "c"}
-
-
 def test_a_mean_difference_of_float32_rounding_is_no_difference_at_any_seeds():
     """b one float32 unit in the last place above a on every seed: with two seeds the
     rounding test said so, from three on the paired interval (of zero width) excluded 0,

@@ -277,9 +277,9 @@ def test_costs_tie_by_the_standard_error_of_their_medians_where_the_rounds_are_s
     profile = build_profile(store, [old])
     assert profile.ratios["2: digits"] == {"adam": 1.25, "sgd": 1.0}
     assert ("2: digits: adam (1.25x, time 1.00x), sgd (1.00x, time 1.04x): ratio by steps to "
-            "the target, not by time: the calibrations cannot tell the step costs of adam and "
-            "sgd apart (within their measured spreads), so each is timed at the cheapest of "
-            "them, adam's, and only the steps tell them apart") in profile.table()
+            "the target, not by time: the calibrations cannot tell the step cost of sgd from "
+            "adam's, the fastest's (within their measured spreads), so it is timed at adam's "
+            "cost and only the steps tell the two apart") in profile.table()
     assert "tied" not in profile.table()
     # costs 3% apart, 15 rounds each that spread 20%: one cost, so the steps decide
     close = _runs(store, 0.8, [("adam", 0.1, 0, 0.9, run(100, 0.00100, 15)),

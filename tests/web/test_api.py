@@ -1569,3 +1569,25 @@ def test_a_slices_written_time_is_utc(client, slice_dir):
     assert when.utcoffset() == timedelta(0)
     mtime = (slice_dir[0] / "runs" / "digits" / "slice.json").stat().st_mtime
     assert abs(when.timestamp() - mtime) < 1
+
+
+def test_a_stopped_sweep_flags_no_edge_its_grid_has_not_reached(tmp_path):
+    """The Runs tab's summary judged the grid's edge by the rates that had ended, as the
+    report did: a sweep stopped before its top rate 0.1 ran called its best, 0.01, the top
+    of its grid. It judges by the whole grid now, as the report and the table beside it do;
+    the same sweep ended flags 0.1."""
+    from fastapi.testclient import TestClient
+
+    from optimlab.bench.store import RunStore
+    from optimlab.web.server import create_app
+    from tests.bench.test_profile_and_edges import _sweep_runs
+
+    ended = {(lr, s): v for lr, v in ((0.001, 0.5), (0.01, 0.86), (0.1, 0.9)) for s in range(2)}
+    for runs, best, edge in (({(0.001, 0): 0.5, (0.001, 1): 0.5, (0.01, 0): 0.86}, 0.01, None),
+                             (ended, 0.1, "high")):
+        path = tmp_path / f"runs-{len(runs)}.db"
+        with RunStore(path) as store:
+            sweep = _sweep_runs(store, runs)
+        with TestClient(create_app(path, warm=False), base_url=LOCAL) as client:
+            (row,) = client.get(f"/api/sweeps/{sweep}").json()["summary"]
+        assert (row["best_lr"], row["edge"]) == (best, edge)

@@ -129,3 +129,34 @@ def test_the_slices_tab_says_utc_and_links_the_id_the_api_lists(page, slice_dir)
     _open(page, f"?tab=slices&slice={slice_id}")
     page.wait_for_selector(f"body[data-slice='{slice_id}']")
     assert "(digits)" in page.text_content("#slice-title")
+
+
+@pytest.fixture(scope="module")
+def char_server(tmp_path_factory):
+    """The playground over a store with one char-rnn sweep (bits per char, lower is better),
+    its runs ended by hand: no training."""
+    from optimlab.bench.store import RunStore
+
+    path = tmp_path_factory.mktemp("char") / "runs.db"
+    with RunStore(path) as store:
+        sweep = store.open_sweep({"task": "char-rnn", "optimizers": ["adam"], "lrs": [0.01],
+                                  "metric": {"name": "bits_per_char", "higher_is_better": False}})
+        for run in store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.01},
+                                           "seed": s} for s in range(2)]):
+            store.start_run(run)
+            store.finish_run(run, "finished", summary={"final_metric": 3.2 + run / 10,
+                                                       "score": 3.2 + run / 10},
+                             points=[(k, {"test_metric": 3.5 - k / 10, "train_loss": 2.0},
+                                      0.1) for k in (1, 2, 3)])
+    yield from test_e2e._serve(path, [], warm=False)
+
+
+def test_the_runs_summary_names_the_metric_as_the_cli_table_does(page, request):
+    """The summary's header read "bits_per_char (mean ± 95% CI)" where the command line's
+    table and the report say "bits per char"; the curves' axis says it alike."""
+    page.base = request.getfixturevalue("char_server")
+    _open(page, "?tab=runs&sweep=1")
+    page.wait_for_selector("body[data-sweep='1']")
+    head = page.locator("#sweep-summary thead th").all_text_contents()
+    assert head[3] == "bits per char (mean ± 95% CI)", head
+    assert "bits_per_char" not in page.text_content("#runs-view")

@@ -14,7 +14,9 @@ Three rules keep the answers honest:
 - **Edges are named.** :attr:`OptimizerSummary.edge` says when the best rate is the lowest or
   the highest of the rates tried: the optimum may lie outside the grid. Where the best
   score ties the grid's end rate (up to the rounding of a mean), that end rate is the best
-  rate, so the flag names the rate shown.
+  rate, so the flag names the rate shown. Given the sweep's grid, ended or not
+  (:func:`summarize`'s ``grids``), an edge is an end of that grid: a rate that has not
+  ended yet beyond the best is no edge.
 - **Ties are said.** :func:`rank` gives each optimizer 1 + the number of optimizers that
   paired comparisons over seeds (:func:`paired_difference`: the same seed means the same
   initial weights and mini-batches) show to be clearly better than it, so two that no
@@ -35,7 +37,7 @@ __all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "pr
            "parse_lrs", "repeated_rates", "time_to_target", "mean_ci", "paired_difference",
            "rank", "CRITERION", "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label",
            "fastest_to_target", "profile_ratios", "ratio_score", "TIMING_RULE", "costs_tie",
-           "shared_costs", "within_rounding", "finite_number"]
+           "within_rounding", "finite_number", "tidy_rate", "timed_against_fastest", "grids_of"]
 
 #: how a learning rate is chosen (shown under every table that picks one)
 CRITERION = "the worst test metric over the last 25% of evaluations, mean over seeds"
@@ -75,10 +77,38 @@ def repeated_rates(lrs) -> list[float]:
     return sorted(lr for lr, n in counts.items() if n > 1)
 
 
-def parse_lrs(text: str) -> list[float]:
+def tidy_rate(lr: float) -> float:
+    """``lr`` without the floating-point drift of the arithmetic that made it: a value that
+    rounds, at 12 significant digits, to a decimal of at most 10 is that decimal
+    (``9.999999999999999e-06`` -> ``1e-05``, ``100.0000000000001`` -> ``100.0``); any
+    other value is returned as it is (a log grid's ``0.00026826957952797245`` keeps its
+    digits, and with them the identity of the sweeps stored with it).
+
+    >>> tidy_rate(9.999999999999999e-06), tidy_rate(0.00026826957952797245)
+    (1e-05, 0.00026826957952797245)
+    """
+    lr = float(lr)
+    if not math.isfinite(lr) or lr == 0:
+        return lr
+    short = float(f"{lr:.12g}")
+    digits = f"{abs(short):.11e}".split("e")[0].replace(".", "").rstrip("0")
+    return short if len(digits) <= 10 else lr
+
+
+def parse_lrs(text: str, exact: bool = True) -> list[float]:
     """``"1e-4:1e-1:8"`` -> 8 learning rates log-spaced from 1e-4 to 1e-1 (inclusive);
     ``"0.01,0.1"`` -> those values. Every value must be > 0; a range needs LOW <= HIGH and
-    COUNT >= 2 (both ends are in the grid), or COUNT 1 with LOW equal to HIGH."""
+    COUNT >= 2 (both ends are in the grid), or COUNT 1 with LOW equal to HIGH.
+
+    A range's ends are LOW and HIGH exactly, and its other rates are free of the drift of
+    the log spacing (:func:`tidy_rate`), so ``1e-5:1e-4:2`` and ``1e-5,1e-4`` are one grid
+    (``np.logspace`` gave ``9.999999999999999e-06``). ``exact=False`` gives a range as
+    ``np.logspace`` does, drift and all: the rates optimlab gave it before, which a sweep
+    stored then holds (its configuration, and so its identity in the store).
+
+    >>> parse_lrs("1e-5:1e-4:2"), parse_lrs("1e-5:1e-4:2", exact=False)
+    ([1e-05, 0.0001], [9.999999999999999e-06, 0.0001])
+    """
     text = text.strip()
     try:
         if ":" in text:
@@ -90,7 +120,10 @@ def parse_lrs(text: str) -> list[float]:
                 raise ValueError(f"learning rates {text!r}: a range from {low:g} to {high:g} "
                                  "needs a COUNT of at least 2 (both ends are tried); for one "
                                  "rate give it alone, e.g. --lrs 0.01")
-            values = [low] if n == 1 else list(np.logspace(math.log10(low), math.log10(high), n))
+            values = [low] if n == 1 else [
+                float(v) for v in np.logspace(math.log10(low), math.log10(high), n)]
+            if exact and n > 1:  # the ends as given; the rates between without drift
+                values = [low, *(tidy_rate(v) for v in values[1:-1]), high]
         else:
             values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as err:
@@ -122,8 +155,9 @@ class OptimizerSummary:
     among them (the rate ``edge`` flags), else the lowest; ``mean``/``std`` are the final metric
     over the seeds at that rate, ``ci`` the half-width of its :data:`CONFIDENCE` interval
     (Student's t; ``inf`` with one seed), ``per_seed`` those values by seed. ``edge`` is
-    ``"low"`` or ``"high"`` when ``best_lr`` is the lowest or highest rate tried (the grid
-    may not hold the optimum), else None.
+    ``"low"`` or ``"high"`` when ``best_lr`` is the lowest or highest rate tried (of the
+    whole grid, where :func:`summarize` is given it; the grid may not hold the optimum),
+    else None.
     """
 
     optimizer: str
@@ -228,9 +262,35 @@ def _score_of(r: Mapping) -> float | None:
     return r["metric"] if score is None else score
 
 
-def summarize(records: Iterable[Mapping], higher_is_better: bool = True) -> list[OptimizerSummary]:
+def grids_of(runs: Iterable) -> dict[str, list[float]]:
+    """Per optimizer, every learning rate (finite, > 0) it has a run at, ended or not: the
+    grid :func:`summarize` judges an edge against (a sweep adds the runs of its whole grid
+    before training, and an extension's before its own). ``runs`` are the store's
+    (:meth:`RunStore.list_runs`: ``optimizer`` and ``hparams`` are read).
+
+    >>> from types import SimpleNamespace as Run
+    >>> grids_of([Run(optimizer="sgd", hparams={"lr": 0.1}), Run(optimizer="sgd", hparams={"lr": 0.01})])
+    {'sgd': [0.01, 0.1]}
+    """
+    grids: dict[str, set[float]] = defaultdict(set)
+    for run in runs:
+        lr = run.hparams.get("lr")
+        if finite_number(lr) and lr > 0:
+            grids[run.optimizer].add(float(lr))
+    return {name: sorted(lrs) for name, lrs in grids.items()}
+
+
+def summarize(records: Iterable[Mapping], higher_is_better: bool = True,
+              grids: Mapping[str, Iterable[float]] | None = None) -> list[OptimizerSummary]:
     """Per optimizer: the best learning rate by :data:`CRITERION`, and the final metric
-    there (mean, std, confidence interval over seeds)."""
+    there (mean, std, confidence interval over seeds).
+
+    ``grids`` gives, per optimizer, every rate of its grid, ended or not (the sweep's own
+    and the rates an extension added): an edge (:attr:`OptimizerSummary.edge`) is then an
+    end of that grid, so a best rate is flagged only where the grid's end rate on that side
+    has ended; a sweep stopped before its top rate ran does not call the highest rate that
+    ended the top of its grid. Without it (or for an optimizer it does not name) the grid
+    is the rates of ``records``."""
     worst = -math.inf if higher_is_better else math.inf
     grouped: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     scored: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -262,8 +322,12 @@ def summarize(records: Iterable[Mapping], higher_is_better: bool = True) -> list
             # the optimum beyond it, and is then the best rate, so the rate shown is the one
             # the flag names; otherwise the lowest of them
             tied = sorted(lr for lr, v in scores.items() if within_rounding(v, scores[best]))
-            low, high = min(means) in tied, max(means) in tied
-            if len(means) > 1:
+            # the grid's ends, matched up to the drift of a rate's arithmetic
+            grid = sorted({*means, *(float(lr) for lr in (grids or {}).get(name, ())
+                                     if finite_number(lr) and lr > 0)})
+            low, high = (any(math.isclose(lr, end, rel_tol=1e-9) for lr in tied)
+                         for end in (grid[0], grid[-1]))
+            if len(grid) > 1 and not math.isclose(grid[0], grid[-1], rel_tol=1e-9):
                 edge = "low" if low and not high else "high" if high and not low else None
             best = tied[-1] if edge == "high" else tied[0]
         values = np.array(by_lr[best])
@@ -412,34 +476,53 @@ def costs_tie(cost: float, spread: float, rounds: int | None, other: float,
     return high <= low * (1 + spread + other_spread)
 
 
-def shared_costs(costs: Mapping[str, float], spreads: Mapping[str, float] | None = None,
-                 rounds: Mapping[str, int] | None = None) -> dict[str, str]:
-    """Per optimizer, the optimizer whose step cost it is timed at in a profile: the
-    cheapest one whose cost the calibration cannot tell from its own (:func:`costs_tie`).
-
-    The costs are grouped from the cheapest up: the cheapest not yet grouped anchors a
-    group, and every cost not yet grouped that ties with the anchor's joins it (ties with
-    the anchor only: no chains, in which each cost ties the next and the last is far from
-    the first). Each member takes the anchor's cost: the cost it cannot be told from, so
-    that the same steps at such costs take the same time whatever order the noise put them
-    in; the anchor's, not the group's median, so that a tie only ever credits a member (its
-    time never grows past its own measured one) and the cheapest keeps its own time."""
-    spreads, rounds = spreads or {}, rounds or {}
-    order = sorted(costs, key=lambda o: (costs[o], o))
-    anchor_of: dict[str, str] = {}
-    for anchor in order:
-        if anchor in anchor_of:
-            continue
-        for o in order:
-            if o not in anchor_of and (o == anchor or costs_tie(
-                    costs[anchor], spreads.get(anchor, 0.0), rounds.get(anchor),
-                    costs[o], spreads.get(o, 0.0), rounds.get(o))):
-                anchor_of[o] = anchor
-    return anchor_of
-
-
 def _counted(k) -> bool:
     return finite_number(k) and k > 0
+
+
+def timed_against_fastest(times: Mapping[str, float],
+                          steps: Mapping[str, float] | None = None,
+                          spreads: Mapping[str, float] | None = None,
+                          rounds: Mapping[str, int] | None = None
+                          ) -> tuple[str | None, list[str], dict[str, float], str | None]:
+    """How a profile times the optimizers of one workload: ``(fastest, tied, timed, best)``.
+
+    ``fastest`` is the optimizer with the least time (by name among equal times; None for
+    no optimizer); ``tied`` the others whose step cost (``time / steps``, calibrated: the
+    median of ``rounds`` timings that spread ``spread``) the calibration cannot tell from
+    the fastest's (:func:`costs_tie`), sorted; ``timed`` each optimizer's time as the
+    profile compares it: for those tied, their steps x the fastest's step cost (only the
+    steps tell them from the fastest), for the others their own time; ``best`` the one of
+    least ``timed``: the fastest, unless one tied with it took fewer steps (then the one of
+    those with the fewest).
+
+    Every optimizer is compared with the fastest alone, never with a third: whether a cost
+    ties is decided against the fastest's, so an optimizer's time does not depend on which
+    other optimizers the workload has. An optimizer without steps or with a time that is
+    not finite and > 0 ties nothing (nor does any where the fastest is such a one).
+
+    >>> timed_against_fastest({"a": 10.0, "b": 10.5, "c": 11.0}, dict.fromkeys("abc", 10),
+    ...                       dict.fromkeys("abc", 0.08), dict.fromkeys("abc", 15))
+    ('a', ['b'], {'a': 10.0, 'b': 10.0, 'c': 11.0}, 'a')
+    """
+    steps, spreads, rounds = steps or {}, spreads or {}, rounds or {}
+    if not times:
+        return None, [], {}, None
+    fastest = min(times, key=lambda o: (times[o], o))
+    costed = {o: times[o] / steps[o] for o in times
+              if _counted(steps.get(o)) and _counted(times[o])}
+    tied = []
+    if fastest in costed:
+        tied = sorted(o for o in costed if o != fastest and costs_tie(
+            costed[fastest], spreads.get(fastest, 0.0), rounds.get(fastest),
+            costed[o], spreads.get(o, 0.0), rounds.get(o)))
+    # steps x the fastest's cost, as the fastest's time x the steps' ratio: the same steps
+    # as the fastest give exactly its time
+    timed = {o: float(times[fastest]) * (steps[o] / steps[fastest]) if o in tied
+             else float(times[o]) for o in times}
+    # among equal times the fastest, then one timed at its cost, then by name
+    best = min(timed, key=lambda o: (timed[o], o != fastest, o not in tied, o))
+    return fastest, tied, timed, best
 
 
 def profile_ratios(times: Mapping[str, Mapping[str, float]],
@@ -447,8 +530,8 @@ def profile_ratios(times: Mapping[str, Mapping[str, float]],
                    steps: Mapping[str, Mapping[str, float]] | None = None,
                    rounds: Mapping[str, Mapping[str, int]] | None = None
                    ) -> dict[str, list[float]]:
-    """Per optimizer, its ratio to the fastest on each task (in the order of ``times``):
-    r = time / best time (Dolan & Moré 2002; AlgoPerf, Dahl et al. 2023), so the fastest
+    """Per optimizer, its ratio to the best on each task (in the order of ``times``):
+    r = time / best time (Dolan & Moré 2002; AlgoPerf, Dahl et al. 2023), so the best
     has exactly 1 and the ratios order the optimizers transitively; ``inf`` where it never
     reached the target (also where no optimizer did: a workload nobody reached credits
     nobody, and scores 0 for every one).
@@ -457,15 +540,20 @@ def profile_ratios(times: Mapping[str, Mapping[str, float]],
     known), where given, say what a time is made of: the steps to the target times a
     calibrated step cost (``time / steps``), the median of ``rounds`` timings that spread
     ``spread`` (:class:`.cost.StepCost`). Only the cost's measurement noise is tied, never a
-    difference in steps (deterministic for a seed): the costs are grouped by
-    :func:`shared_costs` (costs a calibration cannot tell apart, :func:`costs_tie`), every
-    member of a group is timed at its group's cheapest cost, steps x that cost, and then
-    r = time / best time. So optimizers that reach the target in the same steps at costs
-    the calibration cannot tell apart tie (the same ratio; 1 for the fastest) however
-    busy the machine was, 15% more steps stays 1.15 at any spread, and two in one group
-    compare by their steps exactly (steps / steps). ``spreads`` without ``steps`` is a
-    ``ValueError`` (a time alone cannot say which part is noise); ``steps`` without
-    ``spreads`` ties exactly equal costs only.
+    difference in steps (deterministic for a seed), and each optimizer is compared with the
+    fastest (the least time) directly (:func:`timed_against_fastest`): where the
+    calibration cannot tell its step cost from the fastest's (:func:`costs_tie`), it is
+    timed at the fastest's cost (its steps decide: r = steps / the best's steps), else by
+    its own time (r = time / best time). So an optimizer that reaches the target in the
+    steps of the fastest at a cost the calibration cannot tell from the fastest's ties it
+    (ratio 1) however busy the machine was, whatever other optimizers the task has; 15%
+    more steps at such a cost stays 1.15 at any spread. The best is the fastest, unless one
+    tied with it took fewer steps: that one is then the best (the fastest's ratio is its
+    steps over that one's), and every other ratio is over that one's steps x the fastest's
+    cost (:class:`optimlab.bench.profile.Profile`'s notes name each ratio that differs from
+    the time over the least time). ``spreads`` without ``steps`` is a ``ValueError`` (a
+    time alone cannot say which part is noise); ``steps`` without ``spreads`` ties exactly
+    equal costs only.
 
     Every task must time the same optimizers: one that was not run on a task has no ratio
     there (``inf`` would score it as a failure), so a ragged table is a ``ValueError``;
@@ -483,24 +571,22 @@ def profile_ratios(times: Mapping[str, Mapping[str, float]],
     ratios: dict[str, list[float]] = {o: [] for o in optimizers}
     for task, per_task in times.items():
         counts = (steps or {}).get(task) or {}
-        costed = {o: per_task[o] / counts[o] for o in optimizers
-                  if _counted(counts.get(o)) and _counted(per_task[o])}
-        anchor = shared_costs(costed, (spreads or {}).get(task), (rounds or {}).get(task))
-        timed = {o: counts[o] * costed[anchor[o]] if o in anchor else float(per_task[o])
-                 for o in optimizers}
-        best = min(timed, key=lambda o: (timed[o], o))
+        fastest, tied, timed, best = timed_against_fastest(
+            {o: per_task[o] for o in optimizers}, counts, (spreads or {}).get(task),
+            (rounds or {}).get(task))
+        group = {fastest, *tied} if tied else set()  # timed at the fastest's step cost
         for o in optimizers:
-            t, fastest = timed[o], timed[best]
+            t, least = timed[o], timed[best]
             if not math.isfinite(t):  # never reached: no credit, even where nobody reached
                 ratios[o].append(math.inf)
-            elif t == fastest:  # a target met at the start (time 0) by several ties them at 1
+            elif t == least:  # a target met at the start (time 0) by several ties them at 1
                 ratios[o].append(1.0)
-            elif fastest <= 0:
+            elif least <= 0:
                 ratios[o].append(math.inf)
-            elif o in anchor and best in anchor and anchor[o] == anchor[best]:
+            elif o in group and best in group:
                 ratios[o].append(counts[o] / counts[best])  # one cost: by steps, exactly
             else:
-                ratios[o].append(t / fastest)
+                ratios[o].append(t / least)
     return ratios
 
 
@@ -524,8 +610,8 @@ def performance_profile(times: Mapping[str, Mapping[str, float]],
 
     ``times[task][optimizer]`` is the time (or steps) to reach the task's target, ``inf``
     when never reached. For each task r = time / best time over optimizers (where ``steps``
-    and ``spreads``, with ``rounds``, say a time is steps x a calibrated step cost, costs a
-    calibration cannot tell apart are one cost, the cheapest of them: :func:`profile_ratios`);
+    and ``spreads``, with ``rounds``, say a time is steps x a calibrated step cost, a cost
+    the calibration cannot tell from the fastest's is the fastest's: :func:`profile_ratios`);
     the profile of an optimizer is rho(tau) = fraction of tasks with r <= tau. Returns
     ``(taus, rho)``.
 

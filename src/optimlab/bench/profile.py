@@ -23,14 +23,18 @@ is scored as never reaching that sweep's target (ratio inf: 0 there), the table 
 The time is the robust one: steps to the target times the optimizer's calibrated step cost
 (:mod:`optimlab.bench.cost`), so a busy machine gives the same profile as a quiet one. Only
 the costs' measurement noise ties, never a difference in steps
-(:func:`~.analysis.profile_ratios`): step costs that a calibration cannot tell apart (they
-differ by at most 1.96 standard errors of the difference of their medians,
-:func:`~.analysis.costs_tie`) are grouped from the cheapest up, and every member of a group
-is timed at the group's cheapest cost (:func:`~.analysis.shared_costs`), so two of one group
-compare by their steps alone (the same steps tie; 15% more steps is 1.15 however noisy the
-calibration); then each ratio is time / best time, the fastest exactly 1 (Dolan & Moré;
-AlgoPerf). So measurement noise cannot reorder optimizers that reach the target in the same
-steps, and cannot hide a difference in steps. A workload is timed in seconds only where
+(:func:`~.analysis.profile_ratios`), and each optimizer is compared with the fastest of its
+workload directly (:func:`~.analysis.timed_against_fastest`): one whose step cost the
+calibration cannot tell from the fastest's (they differ by at most 1.96 standard errors of
+the difference of their medians, :func:`~.analysis.costs_tie`) is timed at the fastest's
+cost, so the two compare by their steps alone (the same steps tie; 15% more steps is 1.15
+however noisy the calibration); any other by its own time; then each ratio is time / best
+time, the best exactly 1 (Dolan & Moré; AlgoPerf). So measurement noise cannot reorder
+optimizers that reach the target in the steps of the fastest, cannot hide a difference in
+steps, and an optimizer's ratio does not depend on which other optimizers the workload has
+(ties are not transitive: grouping costs that tie pairwise made it). Where a cell's ratio is
+not its time over the workload's least time, a note under the table names the cell and
+says why. A workload is timed in seconds only where
 every optimizer compared there has a calibrated cost, none too noisy to rank by
 (:data:`~.cost.SPREAD_LIMIT`: rounds that spread that far do not time one thing, and
 neither their median nor its standard error can be trusted); with a cost too noisy it
@@ -58,7 +62,7 @@ from .analysis import (
     performance_profile,
     profile_ratios,
     ratio_score,
-    shared_costs,
+    timed_against_fastest,
     variant_label,
 )
 from .cost import SPREAD_LIMIT
@@ -89,9 +93,9 @@ class Profile:
 
     #: notes on single workloads (unfinished, read every few steps, met at the start)
     workload_notes: list[str] = field(default_factory=list)
-    #: per workload, each optimizer's ratio to the fastest (time / best time, each time at
-    #: the cheapest step cost the calibrations cannot tell its own from, so by steps within
-    #: such a group, :func:`~.analysis.profile_ratios`); None: time / best time
+    #: per workload, each optimizer's ratio to the best (time / best time, a time at the
+    #: fastest's step cost where the calibrations cannot tell its own from it, so by steps
+    #: against the fastest, :func:`~.analysis.profile_ratios`); None: time / best time
     ratios: dict[str, dict[str, float]] | None = None
     #: optimizers left out -> the workloads where they have runs, none of them ended
     not_finished: dict[str, list[str]] = field(default_factory=dict)
@@ -262,6 +266,89 @@ def _failed_note(label: str, name: str, records: list[dict]) -> str:
             f"the target there){which}: {quoted_error(error)}")
 
 
+def _too_few(sweep_ids: Sequence[int], every: set[str], ran: dict[str, set[str]],
+             pending: dict[str, set[str]]) -> str:
+    """Why sweeps ``sweep_ids`` cannot be profiled: fewer than two optimizers (``every``)
+    with ended runs in each of them. ``ran`` and ``pending`` give, per sweep ("sweep 3"),
+    the optimizers with ended runs and those whose runs have none ended yet: an optimizer
+    of the second kind has not finished there (resuming the sweep would bring it in), one
+    missing from both was not run there."""
+    common = f"only {next(iter(every))}" if every else "no optimizer"
+    unfinished: dict[str, list[str]] = {}
+    not_run: dict[str, list[str]] = {}
+    others = sorted(set.union(*ran.values(), *pending.values()) - every)
+    for where in ran:
+        for name in others:
+            if name in pending[where]:
+                unfinished.setdefault(name, []).append(where)
+            elif name not in ran[where]:
+                not_run.setdefault(name, []).append(where)
+    why = [f"{name} is not in {', '.join(where)}" for name, where in sorted(not_run.items())]
+    why += [f"{name} has not finished in {', '.join(where)}: resume "
+            f"{'it' if len(where) == 1 else 'them'} with --resume"
+            for name, where in sorted(unfinished.items())]
+    if len(ran) == 1:
+        what = f"sweep {sweep_ids[0]} ran {common}" + (" so far" if unfinished else "")
+    else:
+        what = f"sweeps {', '.join(str(i) for i in sweep_ids)} have {common} in common"
+    return (what + (f" ({'; '.join(why)})" if why else "")
+            + ", and a performance profile compares the same two or more optimizers on every "
+              "sweep")
+
+
+def _tie_notes(label: str, per: Mapping[str, float], raw: Mapping[str, float],
+               counts: Mapping[str, float], spreads: Mapping[str, float],
+               rounds: Mapping[str, int]) -> list[str]:
+    """The notes on workload ``label`` that name each cell whose ratio ``per`` is not its
+    time ``raw`` over the least time, and why: a step cost the calibrations cannot tell
+    from the fastest's (:func:`~.analysis.timed_against_fastest`) compares by steps, and
+    where one such took fewer steps than the fastest, it is the best and every other ratio
+    is over its steps x the fastest's cost."""
+    fastest, tied, timed, best = timed_against_fastest(raw, counts, spreads, rounds)
+    least = raw[fastest] if fastest is not None else math.inf
+    if not tied or not 0 < least < math.inf:
+        return []
+    group = [fastest, *tied]
+
+    def cell(o: str) -> str:
+        return f"{o} ({per[o]:.2f}x, time {raw[o] / least:.2f}x)"
+
+    def moved(o: str) -> bool:  # a ratio that is not its time over the least time
+        return math.isfinite(per[o]) and not math.isclose(per[o], raw[o] / least,
+                                                           rel_tol=1e-9)
+
+    within = _within(rounds, *group)
+    notes = []
+    if best == fastest:
+        # the same steps as the fastest, at a cost the calibrations cannot tell from its
+        same = [o for o in tied if per[o] == 1.0 and raw[o] != least]
+        if same:
+            notes.append(f"{label}: {', '.join(same)} took no more steps to the target than "
+                         f"the fastest, at a step cost the calibrations cannot tell from its "
+                         f"({within}), so tied with it (ratio 1)")
+        by_steps = [o for o in tied if o not in same and moved(o)]
+    else:
+        by_steps = [o for o in sorted(group) if moved(o)]
+    if by_steps:
+        others = [o for o in group if o != fastest]
+        notes.append(f"{label}: {', '.join(cell(o) for o in by_steps)}: ratio by steps to the "
+                     f"target, not by time: the calibrations cannot tell the step "
+                     f"{'costs' if len(others) > 1 else 'cost'} of {' and '.join(others)} "
+                     f"from {fastest}'s, the fastest's ({within}), so "
+                     f"{'each is' if len(others) > 1 else 'it is'} timed at {fastest}'s cost "
+                     f"and only the steps tell {'them' if len(others) > 1 else 'the two'} "
+                     f"apart")
+    if best != fastest:
+        rest = [o for o in sorted(per) if o not in group and moved(o)]
+        if rest:
+            notes.append(f"{label}: {', '.join(cell(o) for o in rest)}: ratio over "
+                         f"{timed[best]:.3g} s, {best}'s {counts[best]:g} steps to the target "
+                         f"at {fastest}'s step cost (the best: fewer steps than {fastest}, "
+                         f"the fastest, at a cost the calibrations cannot tell from its), not "
+                         f"over {fastest}'s {least:.3g} s")
+    return notes
+
+
 def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     """The profile of the sweeps ``sweep_ids`` (each needs a target in its configuration)
     over the optimizers run in every one of them; the others are named in
@@ -326,16 +413,7 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     left_out = {name: [s for s, names in ran.items() if name not in names]
                 for name in sorted(set.union(*ran.values()) - every)}
     if len(every) < 2:
-        if len(ran) == 1:
-            what = f"sweep {sweep_ids[0]} ran {'only ' + next(iter(every)) if every else 'no optimizer'}"
-        else:
-            missing = "; ".join(f"{name} is not in {', '.join(where)}"
-                                for name, where in left_out.items())
-            what = (f"sweeps {', '.join(str(i) for i in sweep_ids)} have "
-                    f"{'only ' + next(iter(every)) if every else 'no optimizer'} in common "
-                    f"({missing})")
-        raise ValueError(f"{what}, and a performance profile compares the same two or more "
-                         f"optimizers on every sweep")
+        raise ValueError(_too_few(sweep_ids, every, ran, pending))
     times, basis, spreads, rounds, steps, notes = {}, {}, {}, {}, {}, []
     failed: dict[str, list[str]] = {}
     for label, records, workload_notes in workloads:
@@ -364,39 +442,9 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     ratios = profile_ratios(times, spreads, steps, rounds)
     by_workload = {label: {o: ratios[o][i] for o in ratios} for i, label in enumerate(times)}
     for label, per in by_workload.items():
-        if label not in steps:
-            continue
-        counts, raw = steps[label], times[label]
-        costs = {o: raw[o] / counts[o] for o in raw
-                 if finite_number(counts.get(o)) and counts[o] > 0 and finite_number(raw[o]) and raw[o] > 0}
-        anchor = shared_costs(costs, spreads[label], rounds[label])
-        best = min(raw.values())
-        fastest = [f for f in raw if raw[f] == best]
-        # the same steps as a fastest one, at a cost the calibrations cannot tell from its
-        tied = sorted(o for o, r in per.items() if r == 1.0 and raw[o] != best and any(
-            anchor.get(f) is not None and anchor.get(f) == anchor.get(o)
-            and counts[f] == counts[o] for f in fastest))
-        if tied:
-            within = _within(rounds[label], *tied, *fastest)
-            notes.append(f"{label}: {', '.join(tied)} took no more steps to the target than "
-                         f"the fastest, at a step cost the calibrations cannot tell from its "
-                         f"({within}), so tied with it (ratio 1)")
-        groups: dict[str, list[str]] = {}
-        for o in sorted(anchor, key=lambda o: (costs[o], o)):
-            groups.setdefault(anchor[o], []).append(o)
-        for cheapest, members in groups.items():
-            # ratios that the shared cost moved off time / best time
-            moved = [o for o in members if o not in tied and math.isfinite(per[o])
-                     and 0 < best < math.inf
-                     and not math.isclose(per[o], raw[o] / best, rel_tol=1e-9)]
-            if len(members) < 2 or not moved:
-                continue
-            said = ", ".join(f"{o} ({per[o]:.2f}x, time {raw[o] / best:.2f}x)" for o in moved)
-            notes.append(f"{label}: {said}: ratio by steps to the target, not by time: the "
-                         f"calibrations cannot tell the step costs of {' and '.join(members)} "
-                         f"apart ({_within(rounds[label], *members)}), so each is timed at "
-                         f"the cheapest of them, {cheapest}'s, and only the steps tell them "
-                         f"apart")
+        if label in steps:
+            notes += _tie_notes(label, per, times[label], steps[label], spreads[label],
+                                rounds[label])
     taus, rho = performance_profile(times, spreads=spreads, steps=steps, rounds=rounds)
     not_finished = {name: [w for w in where if name in pending[w]]
                     for name, where in left_out.items()}

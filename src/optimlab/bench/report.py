@@ -57,6 +57,7 @@ from .analysis import (
     CRITERION,
     OptimizerSummary,
     fixed_line,
+    grids_of,
     rank,
     summarize,
     variant_label,
@@ -191,7 +192,10 @@ class _Sweep:
         self.target = float(target) if _finite(target) else None
         records = [r for r in run_records(store, sweep_id)  # runs still to train left out
                    if r["status"] in TERMINAL and _finite(r["lr"])]
-        by_name = {s.optimizer: s for s in summarize(records, self.higher)}
+        # each optimizer's grid, ended or not, so a stopped sweep does not call the highest
+        # rate that ended the top of its grid
+        self.grids = grids_of(self.runs)
+        by_name = {s.optimizer: s for s in summarize(records, self.higher, self.grids)}
         names = [n for n in self.config.get("optimizers") or [] if isinstance(n, str)]
         names += [r.optimizer for r in self.runs if r.optimizer not in names]
         self.optimizers = list(dict.fromkeys(names))
@@ -337,8 +341,9 @@ def mean_digits(means: Sequence[float], digits: int = 4) -> list[int]:
 
 def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
     level = f"{CONFIDENCE:.0%}"
-    headers = ["rank", "optimizer", "best lr", f"{sw.metric} (mean ± {level} CI)", "seeds",
-               "diverged (any lr)"]
+    # the metric as the captions say it: "bits per char", not the identifier
+    headers = ["rank", "optimizer", "best lr",
+               f"{_metric_label(sw.metric)} (mean ± {level} CI)", "seeds", "diverged (any lr)"]
     if sw.target is not None:
         headers += ["reached target", f"steps to {sw.target:g}", "gradient evals",
                     "cost (calibrated)", "wall time"]
@@ -430,11 +435,13 @@ def _common_seeds(summaries: Sequence[OptimizerSummary]) -> int:
     return min(s.seeds for s in summaries)
 
 
-def _bound_past(s: OptimizerSummary) -> float | None:
+def _bound_past(s: OptimizerSummary, grid: Sequence[float] = ()) -> float | None:
     """The bound of :data:`~.sweep.LR_BOUNDS` that keeps an extension from passing the edge
     ``s``'s best rate sits on (:func:`~.sweep.rates_past_edge` finds no rate to add there),
-    or None where an extension can pass it."""
-    lrs = [lr for lr in s.sensitivity if _finite(lr) and lr > 0]
+    or None where an extension can pass it. ``grid``: every rate of the optimizer's grid
+    (ended or not), whose spacing at the edge an extension takes; else the rates that
+    ended."""
+    lrs = sorted({float(lr) for lr in (*s.sensitivity, *grid) if _finite(lr) and lr > 0})
     if s.edge is None or len(lrs) < 2 or rates_past_edge(lrs, s.edge):
         return None
     return LR_BOUNDS[0] if s.edge == "low" else LR_BOUNDS[1]
@@ -455,7 +462,7 @@ def _edge_note(sw: _Sweep, s: OptimizerSummary) -> str:
     head = (f"{s.optimizer}: the best lr {s.best_lr:.3g} is the {'lowest' if low else 'highest'} "
             "rate tried; the optimum may lie outside the grid")
     more = "lower" if low else "higher"
-    bound = _bound_past(s)
+    bound = _bound_past(s, sw.grids.get(s.optimizer, ()))
     if bound is not None:
         return (f"{head}, but the grid cannot be extended past {bound:g}, the "
                 f"{'lowest' if bound == LR_BOUNDS[0] else 'highest'} rate an extension tries "
@@ -767,7 +774,8 @@ def _curves_figure(sw: _Sweep):
             continue
         sub = df[df["run_id"].isin(ids[name])]
         diverged = sum(r.status != "finished" for r in sw.best_runs(name))
-        label = f"{name} (lr {sw.best_lr(name):.3g}, {len(ids[name])} seeds"
+        # the best rate as the table says it, its edge flagged: "0.1 (top of grid)"
+        label = f"{name} (lr {sw.summaries[name].lr_text}, {len(ids[name])} seeds"
         label += f", {diverged} diverged)" if diverged else ")"
         for ax, metric in ((max_, "test_metric"), (lax, "train_loss")):
             wide = sub[sub["name"] == metric].pivot_table(
@@ -887,7 +895,8 @@ def _sensitivity_figure(sw: _Sweep):
             handles += ax.plot([best * dodge], [np.mean(by_lr[best])], linestyle="none",
                                marker="*", markersize=16, color=colors[name],
                                markeredgecolor="black", markeredgewidth=0.8, zorder=4,
-                               label=f"{name}: best lr {best:.3g}", gid=f"best:{name}")
+                               label=f"{name}: best lr {sw.summaries[name].lr_text}",
+                               gid=f"best:{name}")
     if partial:
         handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", markersize=8,
                               markerfacecolor="white", markeredgewidth=1.5,

@@ -82,11 +82,25 @@ def rates_past_edge(lrs: Iterable[float], edge: str) -> list[float]:
     >>> rates_past_edge([1e-3, 1e-2, 1e-1], "high")
     [1.0, 10.0]
     >>> rates_past_edge([1e-7, 1e-6], "low")
+    A rate is free of the drift of the arithmetic that made it
+    (:func:`~.analysis.tidy_rate`: ``1.0``, not ``1.0000000000000002``), and one within a
+    relative 1e-9 of a bound is that bound: rates that drifted a hair off a decade
+    (``10.00000000000001``) still extend to the bound, 100.
+
     []
     """
     lrs = sorted(lrs)
     at, step = (lrs[0], lrs[0] / lrs[1]) if edge == "low" else (lrs[-1], lrs[-1] / lrs[-2])
-    return [lr for lr in (at * step, at * step ** 2) if LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]]
+    >>> rates_past_edge([1.000000000000001, 10.00000000000001], "high")
+    [100.0]
+    rates = []
+    for lr in (tidy_rate(at * step), tidy_rate(at * step ** 2)):
+        lr = next((bound for bound in LR_BOUNDS if math.isclose(lr, bound, rel_tol=1e-9)), lr)
+        if LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]:
+            rates.append(lr)
+    return rates
+    from .analysis import tidy_rate  # here: this function's own import
+
 
 
 def default_eval_every(steps: int) -> int:

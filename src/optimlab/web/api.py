@@ -1011,7 +1011,7 @@ def _sensitivity(records: list[dict], name: str) -> list[dict]:
 
 def _sweep_content(store, sweep_id: int) -> dict:
     """Everything of :func:`sweep_detail` but the sweep's row (may raise :data:`_DAMAGE`)."""
-    from ..bench.analysis import CONFIDENCE, CRITERION, rank, summarize, variant_label
+    from ..bench.analysis import CONFIDENCE, CRITERION, grids_of, rank, summarize, variant_label
     from ..bench.report import resolve_metric, summary_notes, summary_table, sweep_heading
     from ..bench.store import TERMINAL
     from ..bench.sweep import run_records
@@ -1025,7 +1025,8 @@ def _sweep_content(store, sweep_id: int) -> dict:
     metric, higher = resolve_metric(store, sweep_id)
     records = [r for r in run_records(store, sweep_id)
                if r["status"] in TERMINAL and is_json_number(r["lr"]) and _finite(r["lr"]) is not None]
-    summaries = summarize(records, higher)
+    # edges against the whole grid, ended or not, as the report judges them
+    summaries = summarize(records, higher, grids_of(store.list_runs(sweep_id)))
     best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
     # the command line's ranks ("=1": a paired comparison cannot tell them apart), for the
     # optimizers with a best rate; the others have no rank, as its table says

@@ -95,3 +95,6 @@ export function esc(text) {
   return String(text ?? "").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
     .replace(/%/g, "&#37;");
 }
+
+// a metric as the tables and captions name it ("bits per char", not "bits_per_char")
+export const metricName = (d) => d.metric.replaceAll("_", " ");

@@ -5,7 +5,7 @@
 
 import { PLOT_CONFIG } from "./config.js";
 import { $, el } from "./dom.js";
-import { ciText, esc, fmt, logTicks, utcText } from "./format.js";
+import { ciText, esc, fmt, logTicks, metricName, utcText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
@@ -93,7 +93,7 @@ async function selectSweep(id) {
   await Plotly.react($("#sweep-curves"), traces, {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: `mean over seeds at each best lr`, font: { size: 14 } },
     grid: { rows: 1, columns: 2, pattern: "independent" },
-    xaxis: { title: { text: "step" } }, yaxis: { title: { text: esc(`test ${d.metric}`) } },
+    xaxis: { title: { text: "step" } }, yaxis: { title: { text: esc(`test ${metricName(d)}`) } },
     xaxis2: { title: { text: "step" } },
     yaxis2: { title: { text: "train loss" }, type: "log", ...logTicks(traces.filter((t) => t.yaxis === "y2").flatMap((t) => t.y)) },
     legend: { orientation: "h", y: -0.2 },
@@ -102,12 +102,12 @@ async function selectSweep(id) {
   await Plotly.react($("#sweep-sensitivity"), sens, {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: "final test metric vs learning rate", font: { size: 14 } },
     xaxis: { title: { text: "lr" }, type: "log", exponentformat: "e", ...logTicks(sens.flatMap((t) => t.x)) },
-    yaxis: { title: { text: esc(d.metric) }, ...(range ? { range, autorange: false } : {}) }, showlegend: false,
+    yaxis: { title: { text: esc(metricName(d)) }, ...(range ? { range, autorange: false } : {}) }, showlegend: false,
   }, PLOT_CONFIG);
   const head = $("#sweep-summary thead");
   head.textContent = "";
   const level = `${Math.round(100 * (d.confidence ?? 0.95))}%`;
-  head.append(el("tr", {}, ["rank", "optimizer", "best lr", `${d.metric} (mean ± ${level} CI)`, "seeds", "diverged (any lr)"].map((t) => el("th", { text: t }))));
+  head.append(el("tr", {}, ["rank", "optimizer", "best lr", `${metricName(d)} (mean ± ${level} CI)`, "seeds", "diverged (any lr)"].map((t) => el("th", { text: t }))));
   const body = $("#sweep-summary tbody");
   body.textContent = "";
   for (const row of d.summary) {
@@ -149,7 +149,7 @@ function sensitivityTraces(d) {
     const points = row.sensitivity.filter((p) => p.mean !== null);
     traces.push({ type: "scatter", mode: "lines+markers", name, meta: "mean", x: points.map((p) => p.lr),
       y: points.map((p) => p.mean), line: { color }, marker: { color, size: 7 },
-      hovertemplate: `${name}: lr %{x:.3g}, ${esc(d.metric)} %{y:.4g}<extra></extra>` });
+      hovertemplate: `${name}: lr %{x:.3g}, ${esc(metricName(d))} %{y:.4g}<extra></extra>` });
     const partial = points.filter((p) => p.diverged > 0);
     if (partial.length) traces.push({ type: "scatter", mode: "markers+text", name, meta: "partial",
       x: partial.map((p) => p.lr), y: partial.map((p) => p.mean), text: partial.map((p) => `${p.finished}/${p.seeds}`),
@@ -175,9 +175,9 @@ function selectionNote(d) {
     const points = row.sensitivity.filter((p) => p.mean !== null);
     if (row.best_lr === null || !points.length) continue;
     const top = points.reduce((a, b) => (better(b.mean, a.mean) ? b : a));
-    if (top.lr !== row.best_lr) differ.push(`${row.optimizer} (best lr ${fmt(row.best_lr)}; final ${d.metric} best at lr ${fmt(top.lr)})`);
+    if (top.lr !== row.best_lr) differ.push(`${row.optimizer} (best lr ${fmt(row.best_lr)}; final ${metricName(d)} best at lr ${fmt(top.lr)})`);
   }
   return `best lr: the rate ranked best by ${d.criterion}, so a rate that spiked or dipped late cannot win; `
-    + `the chart beside plots the final ${d.metric} at each rate, which may favour another`
+    + `the chart beside plots the final ${metricName(d)} at each rate, which may favour another`
     + (differ.length ? `: here ${differ.join(", ")}.` : ".");
 }

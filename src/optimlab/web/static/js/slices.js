@@ -8,7 +8,7 @@
 
 import { PLOT_CONFIG, COLORSCALE } from "./config.js";
 import { $, el, setStatus } from "./dom.js";
-import { fmt, hpText, esc, logTicks, utcText } from "./format.js";
+import { fmt, hpText, esc, logTicks, metricName, utcText } from "./format.js";
 import { api } from "./api.js";
 import { state, colorOf } from "./state.js";
 import { writeUrl } from "./url.js";
@@ -106,7 +106,7 @@ function lrText(p) {
 
 function sliceTable(d) {
   const head = $("#slice-table thead");
-  head.replaceChildren(el("tr", {}, ["optimizer", "hyperparameters", "train loss", `test ${d.metric}`, "top Hessian eigenvalue",
+  head.replaceChildren(el("tr", {}, ["optimizer", "hyperparameters", "train loss", `test ${metricName(d)}`, "top Hessian eigenvalue",
     "off the plane at the end (of its reach)", "most off the plane"].map((t) => el("th", { text: t }))));
   const body = $("#slice-table tbody");
   body.textContent = "";
