@@ -1284,11 +1284,11 @@ def run_bench(args: argparse.Namespace) -> str:
     spec = SweepSpec(task=args.task, optimizers=tuple(names), config=config, lrs=lrs,
                      seeds=args.seeds, hparams=hparams, target=args.target,
                      extend=True if args.extend else None)
+    if args.resume:
+        _check_resumable(db)  # before _open_store, which would create the store
     store = _open_store(db)
     stored = spec.stored_config(task)
     existing = store.find_sweep(stored)
-    if existing is not None and store.pending_runs(existing):
-        from .bench.store import SweepBusy
     if existing is None and lrs is not None and ":" in args.lrs:
         # a range's grid as optimlab built it before its rates lost np.logspace's drift
         # (9.999999999999999e-06 for 1e-05): a sweep stored then is the same sweep
@@ -1303,6 +1303,8 @@ def run_bench(args: argparse.Namespace) -> str:
             found = store.find_sweep(before.stored_config(task))
             if found is not None:
                 spec, stored, existing = before, before.stored_config(task), found
+    if existing is not None and store.pending_runs(existing):
+        from .bench.store import SweepBusy
 
         try:  # a sweep another process is training now: say so, not "pass --resume"
             with store.lock_sweep(existing):
@@ -1339,12 +1341,15 @@ def run_bench(args: argparse.Namespace) -> str:
     runs_before = sum(store.sweep(existing)["counts"].values()) \
         if existing is not None and not store.pending_runs(existing) else None
     try:
-        with _progress(f"{task.name}, {engine} engine{where}", groups) as tick:
+        with _progress(f"{task.name}, {engine} engine{where}", groups) as tick, \
+                _sigterm_stops():
             sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir,
                                  progress=tick, recalibrate=args.recalibrate,
                                  executor=executor, task=task, stored_config=stored)
     except GroupsLost as err:
         raise CLIError(f"{err}; run the same command with --resume") from None
+    except KeyboardInterrupt as err:  # Ctrl-C (or SIGTERM): what was kept, how to go on
+        raise _stopped(err, store, stored, db) from None
     finally:
         executor.close()
     from .bench.analysis import fixed_line
@@ -1389,6 +1394,83 @@ def run_bench(args: argparse.Namespace) -> str:
         raise CLIError(f"every run of sweep {sweep_id} failed (the notes above quote the "
                        f"errors){hint}")
     return "\n".join(lines)
+
+
+def _check_resumable(db: str) -> None:
+    """``--resume`` with a ``--db`` store file that does not exist, or is empty (0 bytes): no
+    sweep to finish there, refused before opening it, which would create the store (a
+    server's URL and ``:memory:`` are asked by the sweep's lookup instead)."""
+    from .bench.store import StoreError
+    from .bench.store.guard import is_empty
+    from .bench.store.runstore import sqlite_path
+
+    if db == ":memory:" or ("://" in db and not db.startswith("sqlite")):
+        return
+    try:
+        path = sqlite_path(db)
+    except StoreError:  # a malformed sqlite:// URL: opening it says what is wrong
+        return
+    if path == ":memory:":
+        return
+    if not os.path.exists(path):
+        why = "there is no run store there (and none was created)"
+    elif os.path.isfile(path) and is_empty(path):
+        why = "it is an empty file (0 bytes), not a run store yet"
+    else:
+        return
+    raise CLIError(f"--resume: no sweep in {_masked(db)}: {why}; leave out --resume to start a "
+                   "new sweep (or pass the --db of the stopped one)")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM while a sweep trains (:func:`_sigterm_stops`): the sweep stops as on Ctrl-C,
+    and the command exits 143."""
+
+
+class _sigterm_stops:
+    """While a sweep trains: SIGTERM raises :class:`_Terminated` (a ``KeyboardInterrupt``),
+    so the sweep puts the runs it started back to pending and says what it kept, as on
+    Ctrl-C, rather than dying with them marked running. Only in the main thread and where
+    SIGTERM has its default action (a handler of the caller's is left alone)."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.signal = signal
+        self.installed = (threading.current_thread() is threading.main_thread()
+                          and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+        if self.installed:
+            signal.signal(signal.SIGTERM, self.stop)
+        return self
+
+    @staticmethod
+    def stop(signum, frame) -> None:
+        raise _Terminated()
+
+    def __exit__(self, *exc) -> None:
+        if self.installed:
+            self.signal.signal(self.signal.SIGTERM, self.signal.SIG_DFL)
+
+
+def _stopped(err: KeyboardInterrupt, store, stored: dict, db: str) -> KeyboardInterrupt:
+    """The interrupt that stopped ``optimlab bench``, as :func:`main` prints it: with the
+    runs of the sweep kept (ended) out of all and how to train the rest, where the sweep is
+    in the store (the sweep put the runs it had started back to pending); else as it was."""
+    try:
+        sweep_id = store.find_sweep(stored)
+        counts = None if sweep_id is None else store.sweep(sweep_id)["counts"]
+    except Exception:  # the store cannot say: the interrupt alone
+        return err
+    total = sum(counts.values()) if counts else 0
+    if not total:
+        return err
+    left = counts["pending"] + counts["running"]
+    where = f"sweep {sweep_id} in {_masked(db)}"
+    message = (f"{where}: {total - left} of {_count(total, 'run')} kept; run the same command "
+               "with --resume to train the rest") if left else \
+        f"{where}: all {_count(total, 'run')} kept; run the same command to finish it"
+    return type(err)(message)
 
 
 SLICE_DIR = "optimlab-slice"
@@ -2206,7 +2288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ask for (an unknown optimizer, a bound passed, an unwritable path, a
     damaged run store): each prints one ``optimlab: error: ...`` line on stderr. Anything
     else is an internal error: one line and exit 1 (``OPTIMLAB_DEBUG=1`` re-raises it,
-    traceback and all). Ctrl-C exits 130.
+    traceback and all). Ctrl-C exits 130 (``optimlab: interrupted``, and for a sweep what it
+    kept and how to go on); SIGTERM while a sweep trains stops it alike, exit 143.
     """
     try:
         parser = build_parser()
@@ -2221,9 +2304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_printable(_run(args)))
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
-    except KeyboardInterrupt:
-        print("optimlab: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        terminated = isinstance(err, _Terminated)
+        said = _one_line(err) if str(err) else ""
+        print(f"optimlab: {'terminated' if terminated else 'interrupted'}"
+              + (f": {said}" if said else ""), file=sys.stderr)
+        return 143 if terminated else 130
     except Exception as err:
         if isinstance(err, _user_errors()):
             print(f"optimlab: error: {_one_line(err)}", file=sys.stderr)

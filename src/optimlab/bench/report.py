@@ -619,7 +619,8 @@ def list_sweeps(store: RunStore) -> str:
         config = json.loads(config) or {}
         fixed = config.get("hparams") or {}
         rows.append([str(sweep_id), name or "", task or "", model or "default",
-                     _created(created), _setup(config), f"{counts['finished']}/{total}"
+                     _created(created), _setup(config, store.rates(sweep_id)),
+                     f"{counts['finished']}/{total}"
                      + (f" ({', '.join(notes)})" if notes else ""),
                      ",".join(variant_label(str(o), fixed.get(o))
                               for o in config.get("optimizers") or [])])
@@ -663,12 +664,14 @@ def sweep_options(config: dict) -> str:
     return ", ".join(parts)
 
 
-def _setup(config: dict) -> str:
+def _setup(config: dict, tried: Sequence[float] = ()) -> str:
     """What tells apart sweeps of one task and model in :func:`list_sweeps`: steps, batch
     size, the rates (how many, from and to; "auto" for each optimizer's own grid), seeds,
     target, and the training options and ``extend`` that differ from their defaults
     (:func:`sweep_options`), as stored (``"300 steps, batch 100, 16 lrs 1e-04..0.1, 4 seeds,
-    target 0.5, schedule=cosine"``); what a stored config lacks is left out."""
+    target 0.5, schedule=cosine"``); what a stored config lacks is left out. ``tried``, the
+    rates of the sweep's runs (:meth:`RunStore.rates`), tells a given grid extended past its
+    edges: ``"2 lrs 0.0001..0.001, extended to 0.0001..10 (6 lrs)"``."""
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     parts = []
     steps, batch = train.get("steps"), train.get("batch_size")
@@ -680,6 +683,9 @@ def _setup(config: dict) -> str:
     if isinstance(lrs, list) and lrs and all(_finite(lr) for lr in lrs):
         low, high = min(lrs), max(lrs)
         parts.append(f"lr {low:.3g}" if len(lrs) == 1 else f"{len(lrs)} lrs {low:.3g}..{high:.3g}")
+        rates = sorted({*lrs, *(lr for lr in tried if _finite(lr) and lr > 0)})
+        if len(rates) > len(set(lrs)):  # the grid was extended past an edge
+            parts[-1] += f", extended to {rates[0]:.3g}..{rates[-1]:.3g} ({len(rates)} lrs)"
     elif "lrs" in config and lrs is None and not isinstance(config.get("advisor"), dict):
         parts.append("auto lrs")
     seeds = config.get("seeds")

@@ -5,7 +5,10 @@ one run per member, and trains the runs that are not finished yet, one optimizer
 time: all of an optimizer's pending members as one batched population (or one by one with
 ``engine="sequential"``). Each run's curves, status and summary are committed when its
 group ends, so a sweep killed at any moment keeps every finished run, and running the same
-spec again (resume) trains only the rest. One process at a time trains a sweep: a second
+spec again (resume) trains only the rest. A sweep stopped by Ctrl-C (``KeyboardInterrupt``)
+or by an error outside training puts the runs it started and did not end back to
+``pending`` (:meth:`~.store.RunStore.reset_runs`) before the exception goes on: only a killed
+process leaves runs ``running``. One process at a time trains a sweep: a second
 ``run_sweep`` of the same sweep meanwhile raises ``StoreError`` up front.
 
 Each run's summary holds the way to the target in steps, gradient evaluations and seconds
@@ -79,28 +82,28 @@ def rates_past_edge(lrs: Iterable[float], edge: str) -> list[float]:
     rates ``lrs`` (at least two): two more at the grid's own spacing there (a given grid need
     not be even), those within :data:`LR_BOUNDS`; none where that edge cannot be extended.
 
-    >>> rates_past_edge([1e-3, 1e-2, 1e-1], "high")
-    [1.0, 10.0]
-    >>> rates_past_edge([1e-7, 1e-6], "low")
     A rate is free of the drift of the arithmetic that made it
     (:func:`~.analysis.tidy_rate`: ``1.0``, not ``1.0000000000000002``), and one within a
     relative 1e-9 of a bound is that bound: rates that drifted a hair off a decade
     (``10.00000000000001``) still extend to the bound, 100.
 
+    >>> rates_past_edge([1e-3, 1e-2, 1e-1], "high")
+    [1.0, 10.0]
+    >>> rates_past_edge([1e-7, 1e-6], "low")
     []
-    """
-    lrs = sorted(lrs)
-    at, step = (lrs[0], lrs[0] / lrs[1]) if edge == "low" else (lrs[-1], lrs[-1] / lrs[-2])
     >>> rates_past_edge([1.000000000000001, 10.00000000000001], "high")
     [100.0]
+    """
+    from .analysis import tidy_rate  # here: this function's own import
+
+    lrs = sorted(lrs)
+    at, step = (lrs[0], lrs[0] / lrs[1]) if edge == "low" else (lrs[-1], lrs[-1] / lrs[-2])
     rates = []
     for lr in (tidy_rate(at * step), tidy_rate(at * step ** 2)):
         lr = next((bound for bound in LR_BOUNDS if math.isclose(lr, bound, rel_tol=1e-9)), lr)
         if LR_BOUNDS[0] <= lr <= LR_BOUNDS[1]:
             rates.append(lr)
     return rates
-    from .analysis import tidy_rate  # here: this function's own import
-
 
 
 def default_eval_every(steps: int) -> int:
@@ -414,7 +417,10 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     loss blows up is ``diverged``. Neither stops the sweep, nor costs the other members of
     its optimizer their runs: a batched group that raises is trained again one member at a
     time (:func:`~optimlab.bench.trainer.train_sequential`), so only the members that raise
-    are failed.
+    are failed. Ctrl-C (``KeyboardInterrupt``), or another exception out of the training
+    loop (the store's), puts the runs this call started and did not end back to ``pending``
+    (their partial points deleted) and goes on: the ended runs are kept, and the same call
+    again trains the rest.
 
     ``recalibrate`` measures every optimizer of the sweep's step cost again, together (see
     the module's docstring): the runs trained now take the new costs unless ended runs of
@@ -602,11 +608,14 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
                                               for r in group]), spec.config.steps)
              for group in groups]
 
+    begun: list[int] = []  # the runs this call started: put back to pending if it is stopped
+
     def started(index: int) -> None:
         for run in groups[index]:
             store.start_run(run.id)
+            begun.append(run.id)
 
-    lost, apart = [], []
+    lost = []
 
     def store_group(index: int, outcome) -> None:
         group = groups[index]
@@ -625,8 +634,40 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
                                                   costs.get(names[index])),
                                  points=_points(result))
 
+    try:
+        _train_groups(executor, calls, groups, names, started, store_group, progress,
+                      batched=train is not _one_by_one)
+    except BaseException as err:  # Ctrl-C, or an error outside training (the store's)
+        _reset_started(store, begun, err)
+        raise
+    if lost:
+        raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
+                         f"allow and are left unfinished (resume the sweep to train them): "
+                         + "; ".join(lost))
+    return engine
+
+
+def _reset_started(store: RunStore, run_ids: list[int], err: BaseException) -> None:
+    """Put the runs of ``run_ids`` still running back to pending (:meth:`RunStore.reset_runs`)
+    as ``err`` stops the sweep: a resume trains them, and no report takes them for runs
+    training now. Where the store cannot be written, they stay running (a resume trains
+    those too) and ``err`` says so in a note."""
+    if not run_ids:
+        return
+    try:
+        store.reset_runs(run_ids)
+    except Exception as failed:
+        err.add_note(f"the runs this sweep started and did not end are left 'running' (resume "
+                     f"trains them): they could not be put back to pending: {failed}")
+
+
+def _train_groups(executor, calls: list, groups: list, names: list, started, store_group,
+                  progress, batched: bool) -> None:
+    """Train ``calls`` on ``executor``, storing each group as it comes back (``store_group``),
+    and a batched group that raised again one member at a time (see :func:`_train_runs`)."""
+    apart = []
     for index, outcome in executor.map(calls, started, progress):
-        if outcome.kind == "error" and train is not _one_by_one and len(groups[index]) > 1:
+        if outcome.kind == "error" and batched and len(groups[index]) > 1:
             apart.append(index)  # one member's error stops a batched group: train them apart
         else:
             store_group(index, outcome)
@@ -635,7 +676,7 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
             f"{', '.join(names[i] for i in apart)}: an error stopped the batched group, so its "
             f"{sum(len(groups[i]) for i in apart)} runs are trained again one at a time on the "
             "sequential engine (only the members that raise fail)", EngineWarning,
-            stacklevel=4)
+            stacklevel=5)
         # each retry trains its group's members one after another: steps times members
         retries = [Call(_one_by_one, calls[i].args, calls[i].ticks * len(groups[i]))
                    for i in apart]
@@ -646,11 +687,6 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
                    f"{runs} runs trained again one at a time")
         for k, outcome in executor.map(retries, lambda k: None, progress):
             store_group(apart[k], outcome)
-    if lost:
-        raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
-                         f"allow and are left unfinished (resume the sweep to train them): "
-                         + "; ".join(lost))
-    return engine
 
 
 def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine: str,

@@ -17,7 +17,10 @@ left out), and
 killed mid-way is finished by doing the same again and training only
 :meth:`RunStore.pending_runs`: the runs still ``pending`` plus any left ``running`` by the
 killed process. :meth:`RunStore.start_run` redoes such a run from scratch (its partial
-metric points are deleted in the same transaction that marks it running again).
+metric points are deleted in the same transaction that marks it running again). A process
+stopped by an exception or Ctrl-C (not killed) puts the runs it started and did not end back
+to ``pending`` itself (:meth:`RunStore.reset_runs`, which deletes their partial points too):
+only a killed process leaves runs ``running``.
 
 Transactions
 ------------
@@ -684,6 +687,15 @@ class RunStore(DataFrameReaders):
         """
         return self.list_runs(sweep_id, _OPEN)
 
+    def rates(self, sweep_id: int) -> list[float]:
+        """The learning rates of a sweep's runs (their ``lr``: the rates tried or to try,
+        a grid's extensions past its edges included), each once, in ascending order; runs
+        without a numeric ``lr`` are left out. Raises KeyError for an unknown sweep."""
+        sweep_id = self._require_sweep(sweep_id)
+        return [row[0] for row in self.con.execute(
+            "SELECT DISTINCT lr FROM runs WHERE sweep_id = ? AND lr IS NOT NULL ORDER BY lr",
+            (sweep_id,))]
+
     # -------------------------------------------------------------- writes
 
     def open_sweep(self, config: Mapping, name: str | None = None,
@@ -766,6 +778,41 @@ class RunStore(DataFrameReaders):
             con.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             con.execute("UPDATE runs SET status = 'running', started_at = ?, finished_at = NULL, "
                         "error = NULL, summary = NULL WHERE id = ?", (_now(), run_id))
+
+    def reset_runs(self, run_ids: Iterable[int]) -> list[int]:
+        """Put the runs of ``run_ids`` that are still ``running`` (started, not ended) back to
+        ``pending``, as if never started, in one transaction: their partial metric points
+        are deleted and ``started_at``, ``summary`` and ``error`` cleared, so a resume
+        trains them from scratch and no reader mistakes them for a run training now. Runs
+        that ended, or never started, are left as they are. Returns the ids put back.
+
+        For a process stopped while training (Ctrl-C): :func:`~optimlab.bench.sweep.run_sweep`
+        calls it with the runs it started and did not end.
+
+        Raises:
+            KeyError: no run has one of the ids.
+        """
+        ids = sorted({_check_id(run_id, "run", self.path) for run_id in run_ids})
+        if not ids:
+            return []
+        back = []
+        with self._write() as con:
+            found: dict[int, str] = {}
+            for chunk in _chunks(ids):
+                found.update(con.execute(
+                    f"SELECT id, status FROM runs WHERE id IN ({', '.join('?' * len(chunk))})",
+                    chunk).fetchall())
+            missing = [run_id for run_id in ids if run_id not in found]
+            if missing:
+                raise UnknownId(f"no run with id {missing[0]!r} in {self.path}")
+            back = [run_id for run_id in ids if found[run_id] == "running"]
+            for chunk in _chunks(back):
+                marks = ", ".join("?" * len(chunk))
+                con.execute(f"DELETE FROM metrics WHERE run_id IN ({marks})", chunk)
+                con.execute(f"UPDATE runs SET status = 'pending', started_at = NULL, "
+                            f"finished_at = NULL, error = NULL, summary = NULL "
+                            f"WHERE id IN ({marks}) AND status = 'running'", chunk)
+        return back
 
     def _insert_points(self, con: sqlite3.Connection, rows: list[tuple]) -> None:
         run_ids = sorted({r[0] for r in rows})
