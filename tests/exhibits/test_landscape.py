@@ -238,3 +238,16 @@ def test_one_rate_on_both_bowls_is_said_to_be_both():
     rows = landscape._pair_rows(race({"sgd": 0.178, "adam": 0.5}),
                                 race({"sgd": 0.178, "adam": 0.316}))
     assert [row[2] for row in rows] == ["0.178 (both)", "0.5 / 0.316"]
+
+
+def test_the_ravine_table_marks_a_step_to_the_tolerance_the_run_did_not_keep():
+    """The exhibit's "steps to f<tol" cells say what the race table says: Lion at lr 0.01 on
+    Rosenbrock comes within 0.001 at step 286 and ends above it, "286 (left)"; a rule that
+    never comes is "never"."""
+    from optimlab.exhibits.landscape import _pair_rows
+    from optimlab.landscapes import race
+
+    result = race("rosenbrock", {"lion": {"lr": 0.01}, "sgd": {"lr": 1e-4}}, steps=500)
+    rows = {row[0]: row for row in _pair_rows(result, result)}
+    assert rows["lion"][3] == rows["lion"][5] == "286 (left)"
+    assert rows["sgd"][3] == "never"

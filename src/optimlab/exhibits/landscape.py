@@ -135,9 +135,16 @@ def _pair_rows(aligned: Race, rotated: Race) -> list[list[str]]:
         if label in aligned.tuning_edge or label in rotated.tuning_edge:
             lr += " (grid edge)"
         rows.append([label, aligned.hparams[label]["name"], lr,
-                     steps_text(a.steps_to_tol), f"{a.final_loss:.3g}",
-                     steps_text(r.steps_to_tol), f"{r.final_loss:.3g}"])
+                     _steps_to_tol(aligned, label), f"{a.final_loss:.3g}",
+                     _steps_to_tol(rotated, label), f"{r.final_loss:.3g}"])
     return rows
+
+
+def _steps_to_tol(race: Race, label: str) -> str:
+    """The race table's "steps to gap" cell (marked ``(left)`` where the run did not stay
+    within the tolerance, :meth:`Race.steps_to_tol_text`), "never" where it never came."""
+    m = race.metrics[label]
+    return "never" if m.steps_to_tol is None else race.steps_to_tol_text(label)
 
 
 def _pair_headers(aligned: Race) -> list[str]:
