@@ -55,6 +55,21 @@ def test_compare_markdown(capsys):
     assert lines[0].startswith("| optimizer | year") and len(lines) == 4
 
 
+def test_names_may_come_after_an_option(capsys):
+    """argparse ended compare's names at the first option: `compare adam --markdown lion`
+    said "unrecognized arguments: lion". Names after an option join the list, read as the
+    list reads them (profile's sweep ids as whole numbers); a command of one name still
+    refuses a second."""
+    assert main(["compare", "adam", "--markdown", "lion"]) == 0
+    intermixed = capsys.readouterr().out
+    assert main(["compare", "adam", "lion", "--markdown"]) == 0
+    assert intermixed == capsys.readouterr().out and "| lion |" in intermixed
+    assert main(["profile", "1", "--db", "none.db", "x"]) == 2
+    assert "argument SWEEP_ID: takes a whole number, got 'x'" in capsys.readouterr().err
+    assert main(["explain", "adam", "lion"]) == 2
+    assert "unrecognized arguments: lion" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [["explain", "adamm"], ["compare", "sgd", "nope"]])
 def test_unknown_optimizer_is_one_error_line(argv, capsys):
     assert main(argv) == 2

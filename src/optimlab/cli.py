@@ -2281,6 +2281,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _more_names(command: argparse.ArgumentParser | None, args: argparse.Namespace,
+                extra: list[str]) -> list[str]:
+    """``extra`` less the names that belong to ``command``'s list of names (``compare``'s
+    optimizers, ``profile``'s sweep ids) but came after an option (``compare adam --markdown
+    sgd``): argparse ends a ``nargs="+"`` positional at the first option and leaves the rest
+    unrecognized. Each is read as the list reads its names (its ``type``); what is left is
+    returned, for the command's own error."""
+    if command is None or not extra or any(token.startswith("-") for token in extra):
+        return extra
+    lists = [action for action in command._actions  # argparse has no public list of them
+             if not action.option_strings and action.nargs in ("+", "*")]
+    if len(lists) != 1:
+        return extra
+    (names,) = lists
+    convert = names.type or str
+    try:
+        more = [convert(token) for token in extra]
+    except (TypeError, ValueError, argparse.ArgumentTypeError) as err:
+        command.error(f"argument {names.metavar}: {err}")
+    setattr(args, names.dest, [*getattr(args, names.dest), *more])
+    return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``optimlab`` command; returns the exit code.
 
@@ -2294,6 +2317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
+        extra = _more_names(parser.commands.get(args.command), args, extra)
         if extra:  # the command's own options are in its --help, not the top one's
             parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as done:  # --help (0), or a malformed command line (2), already printed
