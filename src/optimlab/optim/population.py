@@ -12,10 +12,12 @@ Member k follows the path the optimizer alone takes with member k's hyperparamet
 (``tests/optim/test_population.py``), bit for bit where both compute alike: float64
 parameters on either path (the fused one against the optimizer's fused step, the plain one
 against ``fused=False``), float32 ones on the fused path (the CPU's default: the kernel reads
-every member's values in float64, as it reads the optimizer's Python numbers), and
-``"member"`` mode in any dtype. Not bit for bit: vmapped matrix products (Muon's batched
-products round unlike single ones), NAdam with ``fused=None`` (its population takes the
-plain path, the optimizer alone the fused one), a per-member value raised to the step on
+every member's values in float64, as it reads the optimizer's Python numbers; float32 and
+float64 parameters side by side, one kernel each, and complex ones as their real view, as
+the optimizer's own fused step takes them), and ``"member"`` mode in any dtype. Not bit
+for bit: vmapped matrix products (Muon's batched products round unlike single ones), NAdam
+with ``fused=None`` (its population takes the plain path, the optimizer alone the fused
+one), a per-member value raised to the step on
 the plain path (per-member ``betas``' bias corrections ``1 - beta**t`` in Adam, AdamW,
 AdaBelief, LaProp, RAdam, Yogi, NAdam, AdEMAMix, LAMB: a float64 tensor power there, a
 Python float power alone, which can differ in the last bit, so in float64 such members
@@ -40,7 +42,9 @@ through the one :class:`~optimlab.optim.engine.Engine`, batched as the class's
 * ``"member"``: one ordinary optimizer instance per member, on views of its rows (copies,
   refreshed at every step, where a row is not contiguous), so writes to the stacked
   parameters between steps count (the wrappers SAM and Lookahead, Adafactor, the
-  schedule-free ones, LBFGS). Correct, but not batched.
+  schedule-free ones, LBFGS). Correct, but not batched. A member whose step raises does
+  not stop the others: :meth:`Population.step` steps every member, then raises naming
+  those that failed.
 
 :meth:`Population.state_dict` and :meth:`Population.load_state_dict` checkpoint a population
 (its state and each member's hyperparameters; the parameters are saved as the model's): a
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -61,7 +66,7 @@ from . import kernels
 from .base import RuleOptimizer, python_numbers
 from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine, compute_dtype, real
-from .registry import checked_defaults, create, resolve
+from .registry import checked_defaults, create, probe, resolve
 
 __all__ = ["Population", "is_per_member", "has_eval_mode"]
 
@@ -76,8 +81,19 @@ def is_per_member(value: Any) -> bool:
 def has_eval_mode(optimizer: Any) -> bool:
     """Whether ``optimizer`` evaluates elsewhere than it takes gradients and switches with
     ``eval()`` and ``train()`` (the schedule-free ones, and a :class:`Population`): what
-    the training lab and the races call around an evaluation."""
-    return callable(getattr(optimizer, "eval", None)) and callable(getattr(optimizer, "train", None))
+    the training lab and the races call around an evaluation.
+
+    A wrapper (its class's capability record names what it ``wraps``: Lookahead, SAM) has
+    ``eval()`` and ``train()`` that forward to the optimizer it wraps (its ``wrapped``), so
+    it has an eval mode where that optimizer has one (Lookahead over ScheduleFreeAdamW),
+    not otherwise (Lookahead over Adam)."""
+    if not (callable(getattr(optimizer, "eval", None))
+            and callable(getattr(optimizer, "train", None))):
+        return False
+    caps = getattr(type(optimizer), "capabilities", None)
+    if isinstance(caps, Capabilities) and caps.wrapper:
+        return has_eval_mode(getattr(optimizer, "wrapped", None))
+    return True
 
 
 class Population:
@@ -90,7 +106,9 @@ class Population:
             called.
         hparams: a dict of hyperparameters. A ``list`` (or 1-D tensor or NumPy array) of
             length K gives one value per member (``betas`` as a list of pairs); anything
-            else (a number, a 0-d tensor, a tuple such as ``betas``, a bool) is shared.
+            else (a number, a 0-d tensor or, where K is not 1, any tensor of one element, a
+            tuple such as ``betas``, a bool) is shared. ``betas=[0.9, 0.999]`` is a value
+            per member: give ``(0.9, 0.999)`` for one all members share.
             Every member's values are validated by the optimizer's own constructor; a switch
             (a bool, a string, an integer such as Muon's ``ns_steps``) must be the same for
             every member, and so must the numbers a rule reads as Python values (the
@@ -140,6 +158,8 @@ class Population:
         # NumPy's scalars and arrays (``np.logspace(-4, -1, K)``) as Python numbers and lists
         hparams = {key: python_numbers(value) for key, value in (hparams or {}).items()}
         columns = {key: self._member_values(key, value) for key, value in hparams.items()}
+        #: the hyperparameters as given, for the hint of a refused member value
+        self._given = hparams
         self.member_hparams = [{k: v[i] for k, v in columns.items()}
                                for i in range(self.members)]
         self.capabilities: Capabilities = self.entry.capabilities
@@ -165,11 +185,12 @@ class Population:
             self._leaves = [[_row(p, i) for p in self.params] for i in range(self.members)]
             self._copied = [j for j, p in enumerate(self.params) if not p[0].is_contiguous()]
             self._rows_at = tuple(map(Tensor.data_ptr, self.params))
-            self._optimizers = [self._build(i, leaves) for i, leaves in enumerate(self._leaves)]
+            self._optimizers = [self._build(i, leaves, given=hparams)
+                                for i, leaves in enumerate(self._leaves)]
             self._plan = None
             return
         # the constructor's own checks on each member's values, without building any optimizer
-        self._defaults = self._checked_all(self.member_hparams)
+        self._defaults = self._checked_all(self.member_hparams, hparams)
         self.hparams = self._stack_hparams(self._defaults)
         if any(hp.get("skip_nonfinite") for hp in self.member_hparams):  # not in defaults
             raise ValueError(f"skip_nonfinite=True is not supported by a {self.mode!r} "
@@ -197,26 +218,33 @@ class Population:
 
     # -- construction ------------------------------------------------------------------------
     def _member_values(self, key: str, value: Any) -> list:
-        """Each member's value of hyperparameter ``key``: ``value`` split if it is per member."""
+        """Each member's value of hyperparameter ``key``: ``value`` split if it is per member.
+        A tensor of one element is one value for every member where K is not 1 (as the
+        optimizer alone takes ``lr=torch.tensor([0.01])``), a 0-d view of it."""
+        if isinstance(value, Tensor) and value.numel() == 1 and self.members != 1:
+            return [value.reshape(())] * self.members
         if not is_per_member(value):
             return [value] * self.members
         if len(value) != self.members:
-            raise ValueError(f"{key} has {len(value)} values for {self.members} members")
+            raise ValueError(f"{key} has {len(value)} values for {self.members} members"
+                             + _tuple_hint(self.entry.name, {key: value}, key))
         if isinstance(value, Tensor):
             return [v.item() for v in value]
         return list(value)
 
-    def _build(self, index: int, params: list[Tensor],
-               hparams: dict | None = None) -> torch.optim.Optimizer:
+    def _build(self, index: int, params: list[Tensor], hparams: dict | None = None,
+               given: Mapping | None = None) -> torch.optim.Optimizer:
         try:
             return create(self.entry.name, params,
                           **(self.member_hparams[index] if hparams is None else hparams))
         except (ValueError, TypeError) as err:
-            raise type(err)(f"member {index}: {err}") from None
+            raise type(err)(f"member {index}: {err}"
+                            + _tuple_hint(self.entry.name, given or {}, err)) from None
 
-    def _checked_all(self, member_hparams: list[dict]) -> list[dict]:
+    def _checked_all(self, member_hparams: list[dict], given: Mapping | None = None) -> list[dict]:
         """Each member's full hyperparameters, checked by the class's constructor (members
-        with the same values checked once)."""
+        with the same values checked once); ``given``: the values as the caller gave them,
+        for a hint where a list was read as one value per member."""
         seen: dict = {}
         out = []
         for index, hp in enumerate(member_hparams):
@@ -225,7 +253,8 @@ class Population:
                 try:
                     checked = checked_defaults(self.entry.name, **hp)
                 except (ValueError, TypeError) as err:
-                    raise type(err)(f"member {index}: {err}") from None
+                    raise type(err)(f"member {index}: {err}"
+                                    + _tuple_hint(self.entry.name, given or {}, err)) from None
                 if key is None:
                     out.append(checked)
                     continue
@@ -294,6 +323,18 @@ class Population:
              grads: Sequence[Tensor | None] | None = None) -> Any:
         """Step every member.
 
+        In ``"member"`` mode each member's own optimizer steps, and one that raises does not
+        stop the others: every member's step is tried, then the failures raise as one error
+        naming the members that failed (``members 1, 3 of 4 failed to step (the others
+        stepped): member 1: ...``, its ``failed_members`` the indices, chained from the
+        first failure). It has the first failure's type where that type takes a message
+        alone (a ``LinAlgError`` is still a ``LinAlgError``, so a ``RuntimeError`` handler
+        still catches it), else it is that failure itself with the names as a note; with
+        one member it is that member's own error, as the optimizer alone raises it. A member
+        that failed is left where its optimizer left it (SAM's: no second phase after a
+        failed first one). In the batched modes the members step together, one computation
+        per parameter tensor.
+
         Args:
             closure: recomputes all members' gradients into ``.grad`` and returns the loss
                 (SAM needs one: it evaluates the gradient twice per step).
@@ -360,8 +401,9 @@ class Population:
 
         Each member's slice of each stacked parameter is one tensor of the kernel, with its
         own row of hyperparameters (see :meth:`Engine.plan_members`). It needs dense CPU
-        float32/float64 tensors (contiguous parameters, a gradient for each), and state
-        without 0-d entries other than the step (NAdam's product is per member here).
+        float32/float64 tensors (contiguous parameters, a gradient for each; float32 and
+        float64 parameters take a kernel each, complex ones step as their real view), and
+        state without 0-d entries other than the step (NAdam's product is per member here).
 
         The plan is reused while the parameters, the state tensors and the hyperparameters
         stay the same, so a step costs a few microseconds of Python whatever the rule: a
@@ -430,25 +472,38 @@ class Population:
         return self._rows_cache[key]
 
     def _step_members(self, closure, grads) -> None:
+        """:meth:`step` in ``"member"`` mode: every member's optimizer steps, even where
+        another's raises; then the failures raise as one error (:func:`_members_failed`)."""
         if tuple(map(Tensor.data_ptr, self.params)) != self._rows_at:
             self._rebind()
-        if not self.capabilities.needs_closure:
-            self._each_member(grads, lambda opt: opt.step())
-            return
-        if closure is None:
+        if self.capabilities.needs_closure and closure is None:
             raise RuntimeError(f"{self.entry.name} needs a closure that recomputes every "
                                "member's gradient (it evaluates the loss more than once per "
                                "step)")
-        if self.capabilities.two_phase:  # SAM: one closure call serves every member
-            self._each_member(grads, lambda opt: opt.first_step())
-            with torch.enable_grad():
-                closure()
-            self._each_member([p.grad for p in self.params], lambda opt: opt.second_step())
+        failed: dict[int, Exception] = {}
+        if not self.capabilities.needs_closure:
+            self._each_member(grads, lambda i, opt: opt.step(), failed)
+        elif self.capabilities.two_phase:  # SAM: one closure call serves every member
+            self._each_member(grads, lambda i, opt: opt.first_step(), failed)
+            if len(failed) < self.members:
+                with torch.enable_grad():
+                    closure()
+                # a member whose first phase raised takes no second
+                self._each_member([p.grad for p in self.params],
+                                  lambda i, opt: opt.second_step(), failed)
+        else:
+            self._each_member(None, lambda i, opt: opt.step(
+                self._member_closure(i, self._leaves[i], closure)), failed)
+        if not failed:
             return
-        for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
-            self._copy_in(i, leaves)
-            opt.step(self._member_closure(i, leaves, closure))
-            self._copy_out(i, leaves)
+        first = failed[min(failed)]
+        if self.members == 1:  # the optimizer's own error, as it raises it alone
+            _tag(first, [0])
+            raise first
+        error = _members_failed(failed, self.members)
+        if error is first:
+            raise error
+        raise error from first
 
     def _rebind(self) -> None:
         """The members' leaves made views of the parameters' rows again, after a parameter
@@ -487,13 +542,25 @@ class Population:
             return losses[index].detach()
         return member
 
-    def _each_member(self, grads, action: Callable[[torch.optim.Optimizer], Any]) -> None:
+    def _each_member(self, grads, action: Callable[[int, torch.optim.Optimizer], Any],
+                     failed: dict[int, Exception]) -> None:
+        """``action(index, optimizer)`` for every member not in ``failed``, its gradients
+        (``grads``: the stacked ones, or None to leave them) and rows in place; an exception
+        it raises is kept in ``failed`` and the next member goes on (its rows still copied
+        back: a member's copies hold what its optimizer left, as views do)."""
         for i, (leaves, opt) in enumerate(zip(self._leaves, self._optimizers)):
-            for leaf, g in zip(leaves, grads):
-                leaf.grad = None if g is None else g[i].clone()
+            if i in failed:
+                continue
+            if grads is not None:
+                for leaf, g in zip(leaves, grads):
+                    leaf.grad = None if g is None else g[i].clone()
             self._copy_in(i, leaves)
-            action(opt)
-            self._copy_out(i, leaves)
+            try:
+                action(i, opt)
+            except Exception as err:  # noqa: BLE001 - every member steps; raised after
+                failed[i] = err
+            finally:
+                self._copy_out(i, leaves)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the parameters' gradients, as ``torch.optim.Optimizer.zero_grad`` does."""
@@ -532,7 +599,7 @@ class Population:
             raise ValueError(f"{name} is set when the population is built; it cannot change "
                              "between steps")
         if self.mode == "member":
-            self._set_member_hparam(name, values)
+            self._set_member_hparam(name, values, value)
             return
         if name not in self.hparams:
             raise ValueError(f"{self.entry.name} has no hyperparameter {name!r}")
@@ -540,7 +607,13 @@ class Population:
         if rest is None:
             rest = _group_ids([{k: v for k, v in hp.items() if k != name}
                                for hp in self.member_hparams])
-        checked = self._checked_values(name, values, rest)
+        try:
+            checked = self._checked_values(name, values, rest)
+        except (ValueError, TypeError) as err:
+            hint = _tuple_hint(self.entry.name, {name: value}, err)
+            if not hint:
+                raise
+            raise type(err)(f"{err}{hint}") from None
         if not _plain_number(self.hparams[name]) or not all(map(_plain_number, checked)):
             for i, (old, new) in enumerate(zip(self._defaults, checked)):
                 _check_switch(i, name, old[name], new)
@@ -588,7 +661,7 @@ class Population:
         except (ValueError, TypeError) as err:
             raise type(err)(f"member {index}: {err}") from None
 
-    def _set_member_hparam(self, name: str, values: list) -> None:
+    def _set_member_hparam(self, name: str, values: list, given: Any = None) -> None:
         groups = self._optimizers[0].param_groups[0]
         if name not in groups or name == "params" or name in self.capabilities.running:
             raise ValueError(f"{self.entry.name} has no hyperparameter {name!r} in its param "
@@ -597,10 +670,10 @@ class Population:
             _check_switch(i, name, opt.param_groups[0][name], v)
         member_hparams = [{**hp, name: v} for hp, v in zip(self.member_hparams, values)]
         if issubclass(self.cls, RuleOptimizer):
-            self._checked_all(member_hparams)
+            self._checked_all(member_hparams, {**getattr(self, "_given", {}), name: given})
         else:  # a wrapper: its constructor checks (building a throwaway instance)
             for i, hp in enumerate(member_hparams):
-                self._build(i, self._leaves[i], hp)
+                self._build(i, self._leaves[i], hp, {**getattr(self, "_given", {}), name: given})
         self.member_hparams = member_hparams
         for opt, v in zip(self._optimizers, values):
             for group in opt.param_groups:
@@ -836,6 +909,68 @@ class Population:
 
     def __repr__(self) -> str:
         return f"Population({self.entry.name!r}, members={self.members}, mode={self.mode!r})"
+
+
+def _tuple_hint(name: str, given: Mapping, err: object) -> str:
+    """A hint for a refusal (``err``, or its text) of a hyperparameter of optimizer ``name``
+    given as a list of numbers (``betas=[0.9, 0.999]``): a list is one value per member, so
+    where the refusal names it and the optimizer's default for it is a tuple of as many
+    numbers, say that a tuple is one value every member shares. Empty otherwise
+    (``lr=[0.1, -1.0]``: its default is one number)."""
+    text = str(err)
+    for key, value in given.items():
+        if not (isinstance(value, list) and len(value) > 1
+                and all(type(v) in (int, float) for v in value)
+                and re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", text)):
+            continue
+        entry = resolve(name)
+        if hasattr(entry.cls, "checked_defaults"):
+            default = {**entry.info.defaults, **entry.preset}.get(key)
+        else:  # a wrapper: the defaults of the optimizer it builds (on a throwaway parameter)
+            shared = {k: v for k, v in given.items() if not is_per_member(v)}
+            try:
+                default = probe(name, **shared).defaults.get(key)
+            except (ValueError, TypeError, ArithmeticError):
+                continue
+        if isinstance(default, tuple) and len(default) == len(value):
+            return (f"; {key}: a list is read as one value per member; give a tuple "
+                    f"{tuple(value)!r} for a value all members share")
+    return ""
+
+
+def _members_failed(failed: dict[int, Exception], members: int) -> Exception:
+    """One error for the members whose step raised (``failed``: each one's exception, by
+    index), naming them all and saying the others stepped: of the first failure's type
+    where that type takes a message alone (so a caller catching a ``LinAlgError``, a
+    ``RuntimeError`` or a ``ValueError`` from a member still does), else that failure
+    itself with the names added as a note. Its ``failed_members`` lists the indices."""
+    indices = sorted(failed)
+    first = failed[indices[0]]
+    which = (f"member {indices[0]}" if len(indices) == 1
+             else f"members {', '.join(map(str, indices))}")
+    others = "the others stepped" if len(indices) < members else "no member stepped"
+    seen, parts = set(), []
+    for i in indices:  # each distinct failure once, with the first member that had it
+        text = f"{type(failed[i]).__name__}: {failed[i]}"
+        if text not in seen:
+            seen.add(text)
+            parts.append(f"member {i}: {text}")
+    message = f"{which} of {members} failed to step ({others}): {'; '.join(parts)}"
+    try:
+        error = type(first)(message)
+    except Exception:  # noqa: BLE001 - a type that takes more than a message: keep the original
+        error = first
+        error.add_note(message)
+    _tag(error, indices)
+    return error
+
+
+def _tag(error: BaseException, indices: list[int]) -> None:
+    """Set ``error.failed_members`` to ``indices`` (where the exception takes attributes)."""
+    try:
+        error.failed_members = indices
+    except AttributeError:
+        pass
 
 
 def _row(p: Tensor, index: int) -> Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["check_inner"]
+__all__ = ["check_inner", "switch_mode"]
 
 
 def check_inner(wrapper: str, cls: type, *, closure: str, sparse: str,
@@ -25,3 +25,11 @@ def check_inner(wrapper: str, cls: type, *, closure: str, sparse: str,
     if caps is not None and caps.sparse_only:
         raise ValueError(f"{wrapper} cannot wrap {cls.__name__}: it takes sparse gradients only, "
                          f"and {sparse}")
+
+
+def switch_mode(optimizer: torch.optim.Optimizer, mode: str) -> None:
+    """``optimizer.eval()`` or ``.train()`` (``mode``) where it has both (a schedule-free
+    optimizer, or a wrapper of one), else nothing: what a wrapper's own ``eval`` and
+    ``train`` forward to."""
+    if callable(getattr(optimizer, "eval", None)) and callable(getattr(optimizer, "train", None)):
+        getattr(optimizer, mode)()

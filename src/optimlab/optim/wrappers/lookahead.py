@@ -19,7 +19,7 @@ from ..base import (
     step_without_global_hooks,
 )
 from ..capabilities import Capabilities
-from .inner import check_inner
+from .inner import check_inner, switch_mode
 
 _RULE = r"""
     .. math::
@@ -61,6 +61,10 @@ class Lookahead(TorchOptimizer):
        bit-identical to an uninterrupted one (several implementations save only the inner
        state and silently restart the cycle).
 
+    :meth:`eval` and :meth:`train` forward to the inner optimizer where it has them (a
+    schedule-free one: its parameters move between the gradient point :math:`y` and the
+    average :math:`x`), and do nothing otherwise; the slow weights are left as they are.
+
     Args:
         optimizer (torch.optim.Optimizer): the inner optimizer instance.
         k (int, optional): synchronisation period, an integer :math:`\ge 1` (default: 5).
@@ -89,6 +93,11 @@ class Lookahead(TorchOptimizer):
         """Steps skipped by the wrapped optimizer's non-finite guard (``skip_nonfinite=True``
         on it), as ``opt.skipped_steps`` counts them for any optimlab optimizer."""
         return getattr(self.optimizer, "skipped_steps", 0)
+
+    @property
+    def wrapped(self) -> torch.optim.Optimizer:
+        """The inner optimizer (``optimizer``): what this Lookahead steps through."""
+        return self.optimizer
 
     @classmethod
     def from_registry(cls, params, resolve: Callable, create: Callable, **kwargs) -> Lookahead:
@@ -132,6 +141,22 @@ class Lookahead(TorchOptimizer):
         """Zero the gradients through the inner optimizer (torch's ``zero_grad``)."""
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
+    # -- train / eval ----------------------------------------------------------------------
+    def eval(self) -> None:
+        """The inner optimizer's ``eval()`` where it has one (a schedule-free optimizer's
+        parameters move to its average :math:`x`), else nothing.
+
+        Only the parameters (the fast weights) move: the slow weights stay as they are, and
+        the inner optimizer refuses a step until :meth:`train` (a refused step takes no slow
+        weights at the evaluation point), so a synchronisation never reads :math:`x`."""
+        switch_mode(self.optimizer, "eval")
+
+    def train(self) -> None:
+        """Undo :meth:`eval`: the inner optimizer's ``train()`` where it has one (a
+        schedule-free optimizer's parameters back at its gradient point :math:`y`), else
+        nothing. The slow weights are left as they are."""
+        switch_mode(self.optimizer, "train")
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One inner step, and a synchronisation every ``k`` steps.
@@ -147,13 +172,24 @@ class Lookahead(TorchOptimizer):
                 inner optimizer here needs one: those whose step does (SAM, L-BFGS) are
                 refused when the Lookahead is built.
         """
+        taken = []  # slow weights taken now: dropped if the inner step raises
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state[p]
                 if "slow_param" not in state:
                     state["slow_param"] = p.detach().clone(memory_format=torch.preserve_format)
-        loss = step_without_global_hooks(self.optimizer) if closure is None else \
-            step_without_global_hooks(self.optimizer, closure)
+                    taken.append(p)
+        try:
+            loss = step_without_global_hooks(self.optimizer) if closure is None else \
+                step_without_global_hooks(self.optimizer, closure)
+        except Exception:
+            # a refused step (a schedule-free inner one in eval mode) takes no slow weights:
+            # the first step that runs takes them where it starts
+            for p in taken:
+                del self.state[p]["slow_param"]
+                if not self.state[p]:
+                    del self.state[p]
+            raise
         self.la_steps += 1
         if self.la_steps % self.k == 0:
             self._synchronize()

@@ -18,7 +18,7 @@ from ..base import (
 )
 from ..capabilities import Capabilities
 from ..sgd import SGD
-from .inner import check_inner
+from .inner import check_inner, switch_mode
 
 _EPS = 1e-12
 
@@ -67,7 +67,9 @@ class SAM(TorchOptimizer):
     :meth:`state_dict` is the base optimizer's (tagged as SAM's) and loads back exactly.
     For your own two passes (for example with gradient accumulation or AMP) call
     :meth:`first_step` after the first ``backward()`` and :meth:`second_step` after the
-    second, instead of :meth:`step`.
+    second, instead of :meth:`step`. :meth:`eval` and :meth:`train` forward to the base
+    optimizer where it has them (a schedule-free one: its parameters move between the
+    gradient point :math:`y` and the average :math:`x`), and do nothing otherwise.
 
     .. note::
        This follows the widely used implementation of D. Samuel (github.com/davda54/sam):
@@ -119,6 +121,11 @@ class SAM(TorchOptimizer):
         on it), as ``opt.skipped_steps`` counts them for any optimlab optimizer."""
         return getattr(self.base_optimizer, "skipped_steps", 0)
 
+    @property
+    def wrapped(self) -> torch.optim.Optimizer:
+        """The base optimizer (``base_optimizer``): what this SAM steps through."""
+        return self.base_optimizer
+
     @classmethod
     def from_registry(cls, params, resolve: Callable, create: Callable, **kwargs) -> SAM:
         """Build from registry names: ``base_optimizer`` may be a name (``"momentum"``), whose
@@ -169,6 +176,25 @@ class SAM(TorchOptimizer):
         check_range("rho", param_group["rho"], 0.0)
         check_bool("adaptive", param_group["adaptive"])
         base.add_param_group(param_group)
+
+    # -- train / eval ----------------------------------------------------------------------
+    def eval(self) -> None:
+        """The base optimizer's ``eval()`` where it has one (a schedule-free optimizer's
+        parameters move to its average :math:`x`), else nothing. Call it between steps,
+        not between :meth:`first_step` and :meth:`second_step` (that raises)."""
+        self._switch("eval")
+
+    def train(self) -> None:
+        """Undo :meth:`eval`: the base optimizer's ``train()`` where it has one (a
+        schedule-free optimizer's parameters back at its gradient point :math:`y`), else
+        nothing."""
+        self._switch("train")
+
+    def _switch(self, mode: str) -> None:
+        if any("old_p" in s for s in self.state.values()):
+            raise RuntimeError(f"SAM.{mode}() called between first_step() and second_step(): "
+                               "the parameters are at the perturbed point")
+        switch_mode(self.base_optimizer, mode)
 
     # -- the two passes --------------------------------------------------------------------
     @torch.no_grad()
