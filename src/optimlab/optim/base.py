@@ -166,6 +166,31 @@ def nonfinite_guard(value: Any) -> tuple[bool, Any]:
                      f"got {_short(value)}")
 
 
+def _is_process_group(value: Any) -> bool:
+    """Whether ``value`` is a ``torch.distributed.ProcessGroup`` (``skip_nonfinite`` given one)."""
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return False
+    import torch.distributed as dist
+
+    return dist.is_available() and isinstance(value, dist.ProcessGroup)
+
+
+def _guard_groups_as_true(groups: list[dict]) -> None:
+    """Write True for a group's ``skip_nonfinite`` that is a process group.
+
+    ``ZeroRedundancyOptimizer`` copies its keyword arguments, ``skip_nonfinite=dist.group.WORLD``
+    included, into its own param groups and this optimizer's, and after every step copies
+    this optimizer's groups' keys into its own: True here makes ZeRO's groups hold True from
+    the first step on, so that its consolidated ``state_dict()`` (whose groups are ZeRO's)
+    can be pickled, deep-copied and loaded (``torch.optim.Optimizer.load_state_dict``
+    deep-copies the saved groups). The guard reads the process group it was built with
+    (``_nonfinite_group``), never the group's key.
+    """
+    for group in groups:
+        if _is_process_group(group.get("skip_nonfinite")):
+            group["skip_nonfinite"] = True
+
+
 class _SharedGroup:
     """The process group of ``skip_nonfinite``: a copy of the optimizer in this process
     (``copy.deepcopy``) shares it; one meant for another process cannot carry it."""
@@ -658,6 +683,9 @@ class RuleOptimizer(TorchOptimizer):
         #: the process group the guard's flag is reduced over (``skip_nonfinite`` given one)
         self._nonfinite_group = None if group is None else _SharedGroup(group)
         self.skipped_steps = 0
+        #: the count this optimizer last wrote into its first param group (see
+        #: :meth:`_absorb_skip_count`), or None
+        self._skip_count_written: int | None = None
         if params is _CHECK_ONLY:  # checked_defaults: the constructor's checks, nothing more
             self.defaults = defaults
             return
@@ -741,15 +769,44 @@ class RuleOptimizer(TorchOptimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        groups = self.param_groups
+        shared = getattr(self, "_nonfinite_group", None) is not None
+        if shared:
+            _guard_groups_as_true(groups)
+        mirror = groups and (shared or SKIPPED_STEPS_KEY in groups[0])
+        if mirror:
+            self._absorb_skip_count(groups[0])
         if self.skip_nonfinite and not self._grads_are_finite():
             self.skipped_steps += 1
+            if mirror:
+                groups[0][SKIPPED_STEPS_KEY] = self._skip_count_written = self.skipped_steps
             return loss
+        if mirror:
+            groups[0][SKIPPED_STEPS_KEY] = self._skip_count_written = self.skipped_steps
         for group in self.param_groups:
             self._step_group(group, self._hp(group))
         engine = self.engine
         if len(engine.plans) + len(engine._multi) > 2 * len(self.param_groups):
             engine.keep_only({id(group) for group in self.param_groups})
         return loss
+
+    def _absorb_skip_count(self, first: dict) -> None:
+        """Take a skip count some other code put into the first param group as the count.
+
+        ``ZeroRedundancyOptimizer`` loads a checkpoint by writing the saved param groups'
+        keys into this optimizer's groups, past :meth:`load_state_dict`, so the count a
+        checkpoint holds there (``optimlab_skipped_steps``) reaches :attr:`skipped_steps`
+        here, at the next step. ZeRO also copies its own groups' keys into these groups
+        before every step and these groups' keys into its own after it, and never removes a
+        key, so the key stays in the group and :meth:`step` keeps it equal to the count
+        (ZeRO's consolidated checkpoint, whose groups are ZeRO's, then carries it): a value
+        other than the one this optimizer last wrote is what a load put there. The same
+        holds from the first step when ``skip_nonfinite`` is a process group (the form to
+        use under ZeRO), so a ZeRO checkpoint carries the count from the start.
+        """
+        value = first.get(SKIPPED_STEPS_KEY)
+        if value is not None and value != getattr(self, "_skip_count_written", None):
+            self.skipped_steps = int(value)
 
     def _hp(self, group: dict) -> dict:
         """The rule's hyperparameters for ``group`` as a step reads them.
@@ -1037,6 +1094,9 @@ class RuleOptimizer(TorchOptimizer):
         the skip count, under ``optimlab_skipped_steps``, beside the ``optimlab`` entry's:
         ``torch.distributed.checkpoint`` keeps only ``state`` and ``param_groups``, and the
         count goes through it there. :meth:`load_state_dict` takes it out of the groups again.
+        A group's ``skip_nonfinite`` that is a process group (``ZeroRedundancyOptimizer``
+        copies its keyword arguments into every group) is written as True, which pickles: a
+        process group does not (``consolidate_state_dict``, ``torch.save``).
 
         The hooks registered with ``register_state_dict_pre_hook`` and ``..._post_hook`` run
         as torch runs them, around the whole dict: the pre hooks before anything is read, the
@@ -1060,6 +1120,11 @@ class RuleOptimizer(TorchOptimizer):
             # lets a load tell a different model apart even when no state tensor shows it
             "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
         }
+        # a process group (``skip_nonfinite=dist.group.WORLD``, which ZeroRedundancyOptimizer
+        # copies into every group) cannot be pickled: it is written as True, the guard on
+        sd["param_groups"] = [{**saved, "skip_nonfinite": True}
+                              if _is_process_group(saved.get("skip_nonfinite")) else saved
+                              for saved in sd["param_groups"]]
         if (self.skip_nonfinite or self.skipped_steps) and sd["param_groups"]:
             sd["param_groups"] = [{**sd["param_groups"][0], SKIPPED_STEPS_KEY: self.skipped_steps},
                                   *sd["param_groups"][1:]]
@@ -1101,6 +1166,10 @@ class RuleOptimizer(TorchOptimizer):
         dict, so a hook may convert an old checkpoint before it is checked), the
         ``..._post_hook`` hooks last, once the state is fully loaded (entries back in the
         dtypes they were saved in, moments compacted), so what a post-hook sets stays.
+
+        A group whose ``skip_nonfinite`` is a process group keeps it where the saved group
+        holds True (how :meth:`state_dict` writes a process group): the load does not turn
+        the guard shared by the group's processes into this process's own.
         """
         pre = getattr(self, "_optimizer_load_state_dict_pre_hooks", None) or {}
         post = getattr(self, "_optimizer_load_state_dict_post_hooks", None) or {}
@@ -1124,8 +1193,13 @@ class RuleOptimizer(TorchOptimizer):
         state_dict = self._real_view_state(state_dict)
         # how the moments are stored is this optimizer's choice, not the checkpoint's
         precisions = [group.get("state_precision") for group in self.param_groups]
+        guards = [group.get("skip_nonfinite") for group in self.param_groups]
         with _hooks_set_aside(self):  # run here, around the whole load, not inside torch's
             super().load_state_dict(state_dict)
+        # state_dict() writes a process group as True: a live group's process group stays
+        for group, guard in zip(self.param_groups, guards):
+            if _is_process_group(guard) and group.get("skip_nonfinite") is True:
+                group["skip_nonfinite"] = guard
         # the count as DCP gives it back (in the first group), unless the optimlab entry has it
         counts = [group.pop(SKIPPED_STEPS_KEY) for group in self.param_groups
                   if SKIPPED_STEPS_KEY in group]

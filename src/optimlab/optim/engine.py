@@ -72,6 +72,10 @@ class Engine:
         self._multi: dict = {}
         #: why the last :meth:`plan_members` found no plan (a phrase), or None
         self.member_refusal: str | None = None
+        #: the names 8-bit codes are saved under (``exp_avg_codes``,
+        #: :func:`~optimlab.optim.compact.saved_codes`), read by :meth:`_step_one`
+        self._saved_code_names = frozenset(name + compact.CODES
+                                           for name in capabilities.compact_moments)
 
     def keep_only(self, keys: set) -> None:
         """Drop the plans of callers' keys not in ``keys`` (param groups that were replaced,
@@ -134,6 +138,13 @@ class Engine:
             _keep_objects(state, before, in_place)
             return
         moments = self.capabilities.compact_moments
+        if not self._saved_code_names.isdisjoint(state):
+            # codes in the state_dict's format, put into the state by a loader that bypassed
+            # the optimizer's load_state_dict (ZeroRedundancyOptimizer writes the saved
+            # entries straight into ``optim.state``): kept under the moment's name again
+            kept = compact.kept_codes(state, moments)
+            state.clear()
+            state.update(kept)
         full = compact.unpack(state, moments, weight.dtype)
         step = advance(full)  # the counter is the state's own tensor
         new = self._run_one(weight, grad, full, step, hp, maximize)
