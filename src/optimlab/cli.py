@@ -1002,9 +1002,11 @@ def db_path(text: str, must_exist: bool = False, verb: str = "use") -> str:
 def _masked(db: str | os.PathLike) -> str:
     """``--db`` as messages show it: a URL's password as ``***``
     (``postgresql://u:***@host/db``), so it lands in no terminal, log or CI output."""
-    import re
+    from .bench.store.server import masked_url
 
-    return re.sub(r"(://[^/@:]*:)[^/]*@", r"\1***@", os.fspath(db))
+    # the password runs from "://user:" to the last "@" before the host (a "/", ":" or an
+    # unencoded "@" in it is the password's)
+    return masked_url(os.fspath(db))
 
 
 #: the run stores this command opened (:func:`_open_store`), closed when it ends
@@ -1024,7 +1026,12 @@ def _open_store(path: str, must_exist: bool = False):
         # a store on a read-only disk or of another user is still readable
         store = RunStore(path, readonly=must_exist)
     except (OSError, StoreError, sqlite3.Error) as err:
-        raise CLIError(f"cannot open the run store {_masked(path)}: {err}") from None
+        text = str(err)
+        # a message of the store's that names it already: once is enough
+        if text.startswith(("cannot connect to run store ", "no optimlab run store in ",
+                            f"{_masked(path)} ")):
+            raise CLIError(text) from None
+        raise CLIError(f"cannot open the run store {_masked(path)}: {text}") from None
     _OPEN_STORES.append(store)
     return store
 
@@ -1172,12 +1179,12 @@ def _check_executor(args: argparse.Namespace) -> None:
     if args.address is not None and args.executor != "ray":
         raise CLIError("--address is the Ray cluster's: it needs --executor ray")
     if args.executor == "ray":
-        from .bench.executors import require_ray
+        # found, not imported: Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when imported, and
+        # the executor sets it first for a loopback --address (keep_on_loopback)
+        from .bench.executors import ray_installed
 
-        try:
-            require_ray()
-        except RuntimeError as err:
-            raise CLIError(str(err)) from None
+        if not ray_installed():
+            raise CLIError("--executor ray needs Ray: pip install 'optimlab[ray]'")
 
 
 def _executor(args: argparse.Namespace):
@@ -1335,6 +1342,10 @@ def run_bench(args: argparse.Namespace) -> str:
     # optimizer, its runs ending together) or of one run (sequential)
     groups = ([(steps, 1)] * sum(counts.values()) if engine == "sequential"
               else [(steps, counts[name]) for name in names if counts[name]])
+    import signal
+
+    # SIGTERM's handler before this command starts Ray (ray.init installs one of its own)
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     executor = _executor(args)
     where = "" if executor.name == "local" else f" on Ray ({args.address or 'this machine'})"
     # a sweep that had ended every run: what it holds now, to tell whether anything trained
@@ -1342,7 +1353,7 @@ def run_bench(args: argparse.Namespace) -> str:
         if existing is not None and not store.pending_runs(existing) else None
     try:
         with _progress(f"{task.name}, {engine} engine{where}", groups) as tick, \
-                _sigterm_stops():
+                _sigterm_stops(sigterm_before):
             sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir,
                                  progress=tick, recalibrate=args.recalibrate,
                                  executor=executor, task=task, stored_config=stored)
@@ -1431,15 +1442,26 @@ class _sigterm_stops:
     """While a sweep trains: SIGTERM raises :class:`_Terminated` (a ``KeyboardInterrupt``),
     so the sweep puts the runs it started back to pending and says what it kept, as on
     Ctrl-C, rather than dying with them marked running. Only in the main thread and where
-    SIGTERM has its default action (a handler of the caller's is left alone)."""
+    SIGTERM had its default action (a handler of the caller's is left alone).
+
+    ``before`` is SIGTERM's handler before the command started its executor: a handler set
+    since then is the executor's (``ray.init`` installs one that exits with 1 and says only
+    that it got SIGTERM), replaced while the sweep trains and put back after it."""
+
+    _UNSET = object()
+
+    def __init__(self, before=_UNSET) -> None:
+        self.before = before
 
     def __enter__(self):
         import signal
         import threading
 
         self.signal = signal
+        self.previous = signal.getsignal(signal.SIGTERM)
+        caller = self.previous if self.before is self._UNSET else self.before
         self.installed = (threading.current_thread() is threading.main_thread()
-                          and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+                          and caller is signal.SIG_DFL)
         if self.installed:
             signal.signal(signal.SIGTERM, self.stop)
         return self
@@ -1449,8 +1471,8 @@ class _sigterm_stops:
         raise _Terminated()
 
     def __exit__(self, *exc) -> None:
-        if self.installed:
-            self.signal.signal(self.signal.SIGTERM, self.signal.SIG_DFL)
+        if self.installed:  # SIG_DFL, or the executor's own handler
+            self.signal.signal(self.signal.SIGTERM, self.previous)
 
 
 def _stopped(err: KeyboardInterrupt, store, stored: dict, db: str) -> KeyboardInterrupt:

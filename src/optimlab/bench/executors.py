@@ -16,7 +16,9 @@ resume and locking rules hold unchanged:
   :class:`GroupsLost` at the end, after storing every group that did finish:
   ``--resume`` trains the rest;
 * a training error (a broken member) is not the worker's fault: the group's runs are
-  stored as ``failed`` with the error, as in a local sweep.
+  stored as ``failed`` with the error, as in a local sweep; so is an error Ray reports for
+  the group's task itself (its code cannot be loaded on the worker: a ``RayTaskError``),
+  which a retry or ``--resume`` would only meet again (:func:`ray_error_outcome`).
 
 Ray is an optional dependency (``pip install 'optimlab[ray]'``); nothing imports it until a
 :class:`RayExecutor` starts.
@@ -25,6 +27,7 @@ Ray is an optional dependency (``pip install 'optimlab[ray]'``); nothing imports
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +38,8 @@ from .._table import describe_error
 from ..optim.base import check_int
 
 __all__ = ["EXECUTORS", "Call", "Outcome", "LocalExecutor", "RayExecutor", "GroupsLost",
-           "make_executor", "require_ray"]
+           "make_executor", "require_ray", "keep_on_loopback", "ray_installed",
+           "ray_error_outcome"]
 
 #: the executors ``optimlab bench --executor`` takes
 EXECUTORS = ("local", "ray")
@@ -115,9 +119,7 @@ class RayExecutor:
         check_int("max_retries", max_retries, 0)
         if not num_cpus > 0:
             raise ValueError(f"num_cpus must be > 0, got {num_cpus!r}")
-        if address and _is_loopback(address):
-            # read by Ray once, when it is imported: set before the import, or it is too late
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        keep_on_loopback(address)  # before Ray is imported (require_ray), or it is too late
         self.ray = require_ray()
         self.address, self.max_retries, self.num_cpus = address, max_retries, num_cpus
         self._started = False
@@ -164,9 +166,8 @@ class RayExecutor:
             index, call = refs[done[0]]
             try:
                 outcome = ray.get(done[0])
-            except ray.exceptions.RayError as err:  # its workers died max_retries + 1 times
-                outcome = Outcome("lost", message=f"{type(err).__name__}: "
-                                                  f"{' '.join(str(err).split())[:300]}")
+            except ray.exceptions.RayError as err:
+                outcome = ray_error_outcome(err)
             if progress is not None and call.ticks:
                 progress(call.ticks)
             yield index, outcome
@@ -194,6 +195,69 @@ def _is_loopback(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1")
 
 
+def keep_on_loopback(address: str | None) -> None:
+    """Set ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (unless set) where ``address`` is a
+    loopback one (:func:`_is_loopback`). Ray reads the variable once, when it is imported:
+    call this before anything imports Ray (:func:`require_ray` and :class:`RayExecutor` do)."""
+    if address and _is_loopback(address):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def ray_installed() -> bool:
+    """Whether Ray can be imported, found without importing it (an import now would read
+    Ray's environment before :func:`keep_on_loopback` could set it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+#: the names of Ray's errors that mean a group's worker was lost (the worker or its node
+#: died, it ran out of memory, an object it needed was lost): run again, then left for
+#: ``--resume``; any other error of Ray's is the group's own, stored as its runs' failure
+LOST_ERRORS = ("WorkerCrashedError", "NodeDiedError", "OutOfMemoryError", "ObjectLostError",
+               "LocalRayletDiedError", "RayActorError")
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def ray_error_outcome(err: BaseException) -> Outcome:
+    """The :class:`Outcome` of a group whose ``ray.get`` raised ``err`` (a Ray error):
+    ``"lost"`` where its workers died (:data:`LOST_ERRORS`, after Ray's retries), else
+    ``"error"`` with a one-line message, as a group that raises here is stored: the error
+    the task raised (a ``RayTaskError``'s cause, unwrapped from a ``RaySystemError``),
+    without Ray's colour codes, process title and traceback. ``--resume`` cannot mend a
+    group that fails the same way each time."""
+    import ray.exceptions as rex
+
+    lost = tuple(getattr(rex, name) for name in LOST_ERRORS if hasattr(rex, name))
+    cause = err
+    for _ in range(4):  # a task's error, a system error's own exception
+        if isinstance(cause, rex.RayTaskError) and isinstance(cause.cause, BaseException):
+            cause = cause.cause
+        elif isinstance(cause, rex.RaySystemError) and isinstance(
+                getattr(cause, "client_exc", None), BaseException):
+            cause = cause.client_exc
+        else:
+            break
+    if isinstance(err, lost) or isinstance(cause, lost):
+        return Outcome("lost", message=f"{type(cause).__name__}: {_one_line(str(cause))}")
+    if isinstance(cause, rex.RayTaskError):  # no cause to show: the task's name
+        text = f"RayTaskError: {cause.function_name} failed"
+    else:
+        text = describe_error(cause)
+    return Outcome("error", message=_one_line(text))
+
+
+def _one_line(text: str) -> str:
+    """``text``'s first line that says something, without ANSI codes, at most 300 characters."""
+    lines = [" ".join(line.split()) for line in _ANSI.sub("", text).splitlines()]
+    line = next((line for line in lines if line), "")
+    return line if len(line) <= 300 else line[:299] + "…"
+
+
 def _check_reachable(address: str) -> None:
     """Raise ``RuntimeError`` in one line unless something accepts a TCP connection at
     ``address`` (``host:port`` or ``ray://host:port``; ``"auto"`` is Ray's to resolve),
@@ -217,7 +281,8 @@ def _remote_call(fn: Callable, *args) -> Outcome:
 
 
 def require_ray():
-    """The ``ray`` module; RuntimeError (one line: what to install) when it is missing."""
+    """The ``ray`` module; RuntimeError (one line: what to install) when it is missing.
+    Where it is imported here first, :func:`keep_on_loopback` comes before."""
     try:
         import ray
     except ImportError:

@@ -559,6 +559,9 @@ class RunStore(DataFrameReaders):
                                  f"{self.path}-wal, which SQLite cannot read without a -shm "
                                  f"file in a directory this process cannot write; copy the "
                                  f"store with its -wal file somewhere writable")
+            if self.readonly and not tables:  # an empty database: nothing was stored yet
+                raise StoreError(f"no optimlab run store in {self.path} yet (run "
+                                 f"`optimlab bench --db ...` first)")
             if self.readonly:
                 raise StoreError(f"{self.path} is not an optimlab run store "
                                  f"(no schema_version table)")

@@ -176,7 +176,8 @@ class ServerRunStore(RunStore):
         self._damage = None  # the server keeps its own files sound
         self._locks: dict[int, list] = {}
         url = _url(path)
-        self.path = url.render_as_string(hide_password=True)
+        # as the user wrote it (not the driver's postgresql+psycopg:// form), password hidden
+        self.path = masked_url(path)
         try:
             import psycopg
             from sqlalchemy import create_engine
@@ -272,6 +273,16 @@ class ServerRunStore(RunStore):
 def _is_lock_timeout(err: BaseException | None) -> bool:
     """Whether the driver's error ``err`` is a lock wait that ran past ``lock_timeout``."""
     return getattr(err, "sqlstate", None) == "55P03"  # lock_not_available
+
+
+def masked_url(text: str) -> str:
+    """A database URL as messages show it: its password as ``***``
+    (``postgresql://u:***@host/db``). The password runs from ``://user:`` to the last ``@``
+    before the host, so a ``/``, ``:`` or unencoded ``@`` in it is hidden too (an ``@`` further
+    on hides more, never less); text without a password is returned as it is."""
+    import re
+
+    return re.sub(r"(://[^/@:]*:).*@(?=[^@/]*(?:/|$))", r"\1***@", text)
 
 
 def _url(text: str):
