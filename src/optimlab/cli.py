@@ -1028,8 +1028,7 @@ def _open_store(path: str, must_exist: bool = False):
     except (OSError, StoreError, sqlite3.Error) as err:
         text = str(err)
         # a message of the store's that names it already: once is enough
-        if text.startswith(("cannot connect to run store ", "no optimlab run store in ",
-                            f"{_masked(path)} ")):
+        if text.startswith(("cannot connect to run store ", "no optimlab run store in ")):
             raise CLIError(text) from None
         raise CLIError(f"cannot open the run store {_masked(path)}: {text}") from None
     _OPEN_STORES.append(store)
