@@ -6,6 +6,7 @@ Hypothesis runs a fixed, derandomized set of examples by default so CI is reprod
 
 import os
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", max_examples=8, deadline=None, derandomize=True)
@@ -20,3 +21,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
+
+
+@pytest.fixture(scope="module")
+def catalog_cache(tmp_path_factory):
+    """The catalog commands' disk cache (``OPTIMLAB_CACHE_DIR``) in a folder of the module's,
+    not the user's: a module that runs the command line marks itself with
+    ``pytestmark = pytest.mark.usefixtures("catalog_cache")``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path_factory.mktemp("catalog-cache")))
+        yield

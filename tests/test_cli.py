@@ -12,13 +12,8 @@ import pytest
 from optimlab import cli
 from optimlab.cli import build_parser, main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def catalog_cache(tmp_path_factory):
-    """The catalog commands' cache in a folder of this module's, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path_factory.mktemp("catalog-cache")))
-        yield
+#: the catalog commands' cache in a folder of this module's (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("catalog_cache")
 
 
 def test_list_prints_every_class(capsys):

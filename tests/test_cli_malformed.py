@@ -369,12 +369,8 @@ def all_cases() -> list[tuple[str, str | list[str], str | None]]:
 ALL = all_cases()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def catalog_cache(tmp_path_factory):
-    """The catalog commands' cache in a folder of this module's, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path_factory.mktemp("catalog-cache")))
-        yield
+#: the catalog commands' cache in a folder of this module's (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("catalog_cache")
 
 
 @pytest.fixture(scope="module")

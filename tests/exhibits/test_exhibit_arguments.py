@@ -20,12 +20,8 @@ SEEDED = {"ema": {"n": 10}, "sparse": {"n": 20}, "gd-variants": {"n": 8, "epochs
 SEED_RULE = "seed must be an integer >= 0, got "
 
 
-@pytest.fixture(autouse=True, scope="module")
-def catalog_cache(tmp_path_factory):
-    """The command line's cache in a folder of this module's, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path_factory.mktemp("catalog-cache")))
-        yield
+#: the catalog commands' cache in a folder of this module's (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("catalog_cache")
 
 
 def test_every_exhibit_with_a_seed_is_checked_here():

@@ -14,14 +14,6 @@ from tests.problems import loss_fn, make_params
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed missing")
 
 
-@pytest.fixture
-def process_group(tmp_path):
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
-                            world_size=1)
-    yield
-    dist.destroy_process_group()
-
-
 @pytest.mark.parametrize("cls, hp", [(optimlab.Adam, {"lr": 0.01}),
                                      (optimlab.Lion, {"lr": 1e-3, "weight_decay": 0.1}),
                                      (optimlab.LAMB, {"lr": 3e-3})],

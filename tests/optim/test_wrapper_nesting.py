@@ -13,12 +13,8 @@ from optimlab.optim.capabilities import Capabilities
 WRAPPER_REFUSED = "SAM cannot wrap {}: it is a wrapper"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def catalog_cache(tmp_path_factory):
-    """The command line's cache in a folder of this module's, not the user's."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OPTIMLAB_CACHE_DIR", str(tmp_path_factory.mktemp("catalog-cache")))
-        yield
+#: the catalog commands' cache in a folder of this module's (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("catalog_cache")
 
 
 def test_sam_refuses_lookahead_as_its_base_optimizer():

@@ -35,14 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 90
 
 
-@pytest.fixture
-def process_group(tmp_path):
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
-                            world_size=1)
-    yield
-    dist.destroy_process_group()
-
-
 def _step(opt, params, scale=1.0):
     for i, p in enumerate(params):
         p.grad = (p.detach() - 0.1 * (i + 1)) * scale
