@@ -413,6 +413,21 @@ def _numpy_scalars(value):
     return np.float32(value) if float(np.float32(value)) == value else np.float64(value)
 
 
+def _same_run(case, given: dict, plain: dict):
+    """Four float64 steps of ``case``'s optimizer built with ``given`` and with ``plain``:
+    the parameters end equal, bit for bit; the optimizer built with ``given``."""
+    runs = []
+    for values in (given, plain):
+        params = make_params(torch.float64, case.shapes)
+        opt = getattr(optimlab, case.cls_name)(params, **values)
+        train_steps(opt, params, 4, sign=_sign(case), use_closure=case.needs_closure)
+        runs.append((params, opt))
+    (given_params, opt), (plain_params, _) = runs
+    for a, b in zip(given_params, plain_params):
+        assert torch.equal(a, b)
+    return opt
+
+
 @pytest.mark.parametrize("case", [c for c in ALL_CASES if "inner" not in c.hp
                                   and not isinstance(c.hp.get("base_optimizer"), str)],
                          ids=lambda c: c.id)
@@ -427,15 +442,7 @@ def test_numpy_scalar_hyperparameters_are_taken_as_python_numbers(case):
     plain = {k: (v.item() if isinstance(v, np.generic) else
                  tuple(x.item() if isinstance(x, np.generic) else x for x in v)
                  if isinstance(v, tuple) else v) for k, v in hp.items()}
-    runs = []
-    for values in (hp, plain):
-        params = make_params(torch.float64, case.shapes)
-        opt = getattr(optimlab, case.cls_name)(params, **values)
-        train_steps(opt, params, 4, sign=_sign(case), use_closure=case.needs_closure)
-        runs.append((params, opt))
-    (numpy_params, opt), (plain_params, _) = runs
-    for a, b in zip(numpy_params, plain_params):
-        assert torch.equal(a, b)
+    opt = _same_run(case, hp, plain)
     groups = opt.state_dict()["param_groups"]
     leaves = [x for g in groups for v in g.values()
               for x in (v if isinstance(v, (tuple, list)) else [v])]
@@ -470,15 +477,7 @@ def test_sequence_hyperparameters_may_be_any_sequence(case, as_sequence):
     (before, anything but a tuple or a list was refused with ValueError)."""
     hp = {k: as_sequence(v) if isinstance(v, tuple) else v for k, v in case.hp.items()}
     hp["lr"] = np.array(case.hp.get("lr", 0.5 if case.cls_name == "LBFGS" else 1e-3))
-    runs = []
-    for values in (hp, {**case.hp, "lr": float(hp["lr"])}):
-        params = make_params(torch.float64, case.shapes)
-        opt = getattr(optimlab, case.cls_name)(params, **values)
-        train_steps(opt, params, 4, sign=_sign(case), use_closure=case.needs_closure)
-        runs.append((params, opt))
-    (seq_params, opt), (plain_params, _) = runs
-    for a, b in zip(seq_params, plain_params):
-        assert torch.equal(a, b)
+    opt = _same_run(case, hp, {**case.hp, "lr": float(hp["lr"])})
     group = opt.param_groups[0]
     assert all(type(group[k]) is list for k, v in case.hp.items() if isinstance(v, tuple))
     assert type(group["lr"]) is float

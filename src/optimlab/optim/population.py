@@ -238,8 +238,13 @@ class Population:
             return create(self.entry.name, params,
                           **(self.member_hparams[index] if hparams is None else hparams))
         except (ValueError, TypeError) as err:
-            raise type(err)(f"member {index}: {err}"
-                            + _tuple_hint(self.entry.name, given or {}, err)) from None
+            raise self._member_error(index, err, given) from None
+
+    def _member_error(self, index: int, err: Exception, given: Mapping | None) -> Exception:
+        """``err`` (a refusal of member ``index``'s values) naming the member, with the hint
+        of :func:`_tuple_hint` on ``given`` (the values as the caller gave them; no hint
+        where None)."""
+        return type(err)(f"member {index}: {err}" + _tuple_hint(self.entry.name, given or {}, err))
 
     def _checked_all(self, member_hparams: list[dict], given: Mapping | None = None) -> list[dict]:
         """Each member's full hyperparameters, checked by the class's constructor (members
@@ -253,8 +258,7 @@ class Population:
                 try:
                     checked = checked_defaults(self.entry.name, **hp)
                 except (ValueError, TypeError) as err:
-                    raise type(err)(f"member {index}: {err}"
-                                    + _tuple_hint(self.entry.name, given or {}, err)) from None
+                    raise self._member_error(index, err, given) from None
                 if key is None:
                     out.append(checked)
                     continue
@@ -669,11 +673,12 @@ class Population:
         for i, (opt, v) in enumerate(zip(self._optimizers, values)):
             _check_switch(i, name, opt.param_groups[0][name], v)
         member_hparams = [{**hp, name: v} for hp, v in zip(self.member_hparams, values)]
+        given = {**self._given, name: given}
         if issubclass(self.cls, RuleOptimizer):
-            self._checked_all(member_hparams, {**getattr(self, "_given", {}), name: given})
+            self._checked_all(member_hparams, given)
         else:  # a wrapper: its constructor checks (building a throwaway instance)
             for i, hp in enumerate(member_hparams):
-                self._build(i, self._leaves[i], hp, {**getattr(self, "_given", {}), name: given})
+                self._build(i, self._leaves[i], hp, given)
         self.member_hparams = member_hparams
         for opt, v in zip(self._optimizers, values):
             for group in opt.param_groups:
