@@ -1,6 +1,7 @@
 """`optimlab advise`: the answer in words, a table, code, JSON and a report; one-line errors."""
 
 import json
+import re
 
 import pytest
 
@@ -208,3 +209,37 @@ def test_advise_says_in_words_why_the_advice_could_not_be_written(tmp_path, caps
     assert err.startswith(f"optimlab: error: cannot write the advice to {out / 'advice.html'}: "
                           "Read-only file system (the same command again"), err
     assert "Errno" not in err
+
+
+def test_advise_ctrl_c_says_what_was_kept_and_the_same_command_reads_it_back(
+        tmp_path, capsys, monkeypatch):
+    """Ctrl-C in a later stage: the runs of the stages before it are kept, the interrupt's
+    line says how many and how to go on, and the same command reads them back (trains
+    fewer runs than a fresh call)."""
+    from optimlab.bench import advisor
+
+    argv = ["advise", "digits", "--optimizers", "adam", "--steps", "9", "--batch-size", "64",
+            "--seeds", "1"]
+    real, calls = advisor.train_members, []
+
+    def train_members(store, task, config, members, **kw):
+        calls.append(len(members))
+        if len(calls) == 2:  # the range test ended and was stored; stop the next stage
+            raise KeyboardInterrupt
+        return real(store, task, config, members, **kw)
+
+    monkeypatch.setattr(advisor, "train_members", train_members)
+    db = tmp_path / "runs.db"
+    assert main(argv + ["--db", str(db), "--out", str(tmp_path / "a")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"optimlab: interrupted: {calls[0]} runs ended before it, kept in {db}; run "
+                   "the same command again to read them back and train the rest")
+    monkeypatch.undo()
+    assert main(argv + ["--db", str(db), "--out", str(tmp_path / "b")]) == 0
+    assert re.search(rf"; {calls[0]} runs \([\d,]+ member-steps\) read back from the store",
+                     capsys.readouterr().out)
+    # an interrupt before any run ended is the bare line
+    monkeypatch.setattr(advisor, "train_members", lambda *a, **k: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    assert main(argv + ["--db", str(tmp_path / "fresh.db"), "--out", str(tmp_path / "c")]) == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "optimlab: interrupted"

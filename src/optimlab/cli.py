@@ -1494,6 +1494,24 @@ def _stopped(err: KeyboardInterrupt, store, stored: dict, db: str) -> KeyboardIn
     return type(err)(message)
 
 
+def _advise_stopped(err: KeyboardInterrupt, store, ended_before: int,
+                    db: str) -> KeyboardInterrupt:
+    """The interrupt that stopped ``optimlab advise``, as :func:`main` prints it: with the
+    runs that ended before it (kept in the store, which the same command reads back instead
+    of training them again: the runs it had started were put back to pending); else as it
+    was."""
+    from .bench.store import TERMINAL
+
+    try:
+        kept = store.count_runs(TERMINAL) - ended_before
+    except Exception:  # the store cannot say: the interrupt alone
+        return err
+    if kept <= 0:
+        return err
+    return type(err)(f"{_count(kept, 'run')} ended before it, kept in {_masked(db)}; run the "
+                     "same command again to read them back and train the rest")
+
+
 SLICE_DIR = "optimlab-slice"
 SLICE_MAX_GRID = 201
 SLICE_MAX_STEPS = 100_000
@@ -1607,6 +1625,7 @@ def run_advise(args: argparse.Namespace) -> str:
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
     from .bench.executors import GroupsLost
     from .bench.report import quoted_error
+    from .bench.store import TERMINAL
     from .bench.trainer import full_batch
 
     _imports_done()
@@ -1651,6 +1670,7 @@ def run_advise(args: argparse.Namespace) -> str:
     tick.extend = extend
 
     executor = _executor(args)
+    ended_before = store.count_runs(TERMINAL)
     try:
         # the engine this command found above: each stage's groups need not ask again
         advice = advise_task(task, model=args.model, optimizers=names, steps=args.steps,
@@ -1660,6 +1680,8 @@ def run_advise(args: argparse.Namespace) -> str:
                              engine="sequential" if one_by_one else "population")
     except GroupsLost as err:
         raise CLIError(f"{err}; run the same command again to finish") from None
+    except KeyboardInterrupt as err:  # Ctrl-C: what was kept, how to go on
+        raise _advise_stopped(err, store, ended_before, db) from None
     finally:
         executor.close()
         while bars:
@@ -2332,8 +2354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ask for (an unknown optimizer, a bound passed, an unwritable path, a
     damaged run store): each prints one ``optimlab: error: ...`` line on stderr. Anything
     else is an internal error: one line and exit 1 (``OPTIMLAB_DEBUG=1`` re-raises it,
-    traceback and all). Ctrl-C exits 130 (``optimlab: interrupted``, and for a sweep what it
-    kept and how to go on); SIGTERM while a sweep trains stops it alike, exit 143.
+    traceback and all). Ctrl-C exits 130 (``optimlab: interrupted``, and for a sweep or
+    ``advise`` what it kept and how to go on); SIGTERM while a sweep trains stops it alike,
+    exit 143.
     """
     try:
         parser = build_parser()

@@ -235,3 +235,18 @@ def test_runs_lists_an_extended_grid_by_the_rates_it_tried(tmp_path, capsys):
     out = capsys.readouterr().out
     assert (f"2 lrs 0.0001..0.001, extended to {tried[0]:.3g}..{tried[-1]:.3g} "
             f"({len(tried)} lrs), 1 seed") in out
+
+
+def test_count_runs_counts_every_sweeps_runs_by_status(store_url):
+    store = RunStore(store_url)
+    assert store.count_runs() == 0
+    for task in ("a", "b"):
+        sweep = store.open_sweep({"task": task})
+        first, _ = store.add_runs(sweep, [{"optimizer": "sgd", "hparams": {"lr": lr}, "seed": 0}
+                                          for lr in (0.1, 0.01)])
+        store.start_run(first)
+        store.finish_run(first, "diverged" if task == "b" else "finished")
+    assert store.count_runs() == 4 and store.count_runs("pending") == 2
+    assert store.count_runs(("finished", "diverged")) == 2 and store.count_runs("failed") == 0
+    with pytest.raises(ValueError, match="unknown run status"):
+        store.count_runs("done")

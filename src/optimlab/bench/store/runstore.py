@@ -690,6 +690,19 @@ class RunStore(DataFrameReaders):
         """
         return self.list_runs(sweep_id, _OPEN)
 
+    def count_runs(self, status: str | Iterable[str] | None = None) -> int:
+        """How many runs the whole store holds, every sweep's, optionally only those in the
+        given status(es): ``count_runs(TERMINAL)`` counts the runs that ended."""
+        sql, params = "SELECT COUNT(*) FROM runs", []
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            bad = [s for s in wanted if s not in STATUSES]
+            if bad:
+                raise ValueError(f"unknown run status {bad}; statuses are {STATUSES}")
+            sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+            params = wanted
+        return int(self.con.execute(sql, params).fetchone()[0])
+
     def rates(self, sweep_id: int) -> list[float]:
         """The learning rates of a sweep's runs (their ``lr``: the rates tried or to try,
         a grid's extensions past its edges included), each once, in ascending order; runs
