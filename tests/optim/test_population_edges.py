@@ -344,3 +344,27 @@ def test_a_betas_list_is_per_member_and_the_refusal_says_to_give_a_tuple():
     with pytest.raises(ValueError, match=r"^member 1: lr must be [^;]*$"):
         Population("adam", [torch.zeros(2, 3)], {"lr": [0.1, -1.0]})
     Population("adam", [torch.zeros(2, 3)], {"betas": (0.9, 0.999)})
+
+
+@pytest.mark.parametrize("name, hparams", [("sam", {"rho": 0.05}), ("sophia", {})])
+def test_a_closure_raising_between_two_phases_leaves_every_member_where_it_was(name, hparams):
+    """The population's one closure call between the phases raises: every member is back
+    at its point (not left at SAM's or Sophia's probe point) and the error goes on."""
+    start = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    W = start.clone().requires_grad_()
+    pop = Population(name, [W], {"lr": LRS, **hparams})
+    calls = []
+
+    def closure():
+        calls.append(W.detach().clone())
+        if len(calls) == 2:
+            raise FloatingPointError("second pass")
+        W.grad = None
+        loss = (W**2).sum(1)
+        loss.sum().backward()
+        return loss.detach()
+
+    with pytest.raises(FloatingPointError, match="second pass"):
+        pop.step(closure)
+    assert not torch.equal(calls[1], start)  # the members had moved to the probe point
+    assert torch.equal(W.detach(), start)

@@ -174,3 +174,41 @@ def test_sam_refuses_sparse_gradients_as_the_other_optimizers_do(base):
     with pytest.raises(RuntimeError, match="^Adam does not support sparse gradients$"):
         emb.weight.grad = emb.weight.grad.clone()  # the message every other optimizer gives
         optimlab.Adam(emb.parameters()).step()
+
+
+def test_a_second_pass_that_raises_leaves_sam_where_its_step_started():
+    """SAM's closure raising on its second evaluation: the parameters are back at the point
+    the step started from, nothing stepped, and the next step is the first one."""
+    w = torch.tensor([1.0, -2.0], requires_grad=True)
+    opt = optimlab.SAM([w], lr=0.1, rho=0.5)
+    calls = []
+
+    def failing():
+        calls.append(w.detach().clone())
+        if len(calls) == 2:
+            raise FloatingPointError("second pass")
+        return _sam_closure(opt, w)()
+
+    with pytest.raises(FloatingPointError, match="second pass"):
+        opt.step(failing)
+    assert not torch.equal(calls[1], calls[0])  # the second pass was at the perturbed point
+    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0])) and not opt.state
+    assert not opt.undo_first_step()  # nothing left to undo
+    with pytest.raises(RuntimeError, match="without first_step"):
+        opt.second_step()
+    fresh = torch.tensor([1.0, -2.0], requires_grad=True)
+    other = optimlab.SAM([fresh], lr=0.1, rho=0.5)
+    opt.step(_sam_closure(opt, w))
+    other.step(_sam_closure(other, fresh))
+    assert torch.equal(w, fresh)
+
+
+def test_sophia_undoes_its_first_step_on_request():
+    w = torch.tensor([1.0, -2.0], requires_grad=True)
+    opt = optimlab.create("sophia", [w], lr=0.1)
+    (w**2).sum().backward()
+    assert opt.first_step()  # a Hessian step: w moved to the probe point
+    assert not torch.equal(w.detach(), torch.tensor([1.0, -2.0]))
+    assert opt.undo_first_step() and not opt.undo_first_step()
+    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0]))
+    assert torch.equal(w.grad, torch.tensor([2.0, -4.0]))

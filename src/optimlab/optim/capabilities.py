@@ -81,8 +81,9 @@ class Capabilities:
         needs_closure: :meth:`step` needs a closure (SAM evaluates the loss twice, LBFGS as
             often as its line search needs).
         two_phase: the closure runs between ``first_step()`` and ``second_step()`` (SAM), so
-            a population evaluates every member's gradient with one closure call; a closure
-            optimizer without it gets a closure of its own per member.
+            a population evaluates every member's gradient with one closure call (and where
+            it raises, ``undo_first_step()`` puts each member back); a closure optimizer
+            without it gets a closure of its own per member.
         wraps: the constructor keyword naming the optimizer it wraps, or None.
         complex: complex parameters are stepped as their real view.
         running: names of per-group running state kept in the param group.

@@ -336,8 +336,9 @@ class Population:
         still catches it), else it is that failure itself with the names as a note; with
         one member it is that member's own error, as the optimizer alone raises it. A member
         that failed is left where its optimizer left it (SAM's: no second phase after a
-        failed first one). In the batched modes the members step together, one computation
-        per parameter tensor.
+        failed first one; where the closure between SAM's phases raises, every member is
+        put back where the step found it and the closure's error goes on). In the batched
+        modes the members step together, one computation per parameter tensor.
 
         Args:
             closure: recomputes all members' gradients into ``.grad`` and returns the loss
@@ -490,8 +491,12 @@ class Population:
         elif self.capabilities.two_phase:  # SAM: one closure call serves every member
             self._each_member(grads, lambda i, opt: opt.first_step(), failed)
             if len(failed) < self.members:
-                with torch.enable_grad():
-                    closure()
+                try:
+                    with torch.enable_grad():
+                        closure()
+                except BaseException:  # every member back where the step found it
+                    self._each_member(None, lambda i, opt: opt.undo_first_step(), failed)
+                    raise
                 # a member whose first phase raised takes no second
                 self._each_member([p.grad for p in self.params],
                                   lambda i, opt: opt.second_step(), failed)

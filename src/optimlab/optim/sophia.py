@@ -321,6 +321,13 @@ class Sophia(RuleOptimizer):
         return probed, moved, skip
 
     @torch.no_grad()
+    def undo_first_step(self) -> bool:
+        """Put every parameter and gradient :meth:`first_step` moved back at :math:`\\theta`,
+        without stepping (for a second evaluation that failed); whether a first step was
+        pending."""
+        return self._restore() is not None
+
+    @torch.no_grad()
     def second_step(self) -> None:
         """After the second evaluation: move back to :math:`\\theta`, average the estimate
         :math:`u \\odot (\\nabla L(\\theta + \\delta u) - \\nabla L(\\theta)) / \\delta` into the

@@ -253,14 +253,20 @@ class SAM(TorchOptimizer):
             self._opt_called = True  # what the scheduler's wrapper of SAM.step would set
 
     def _second_step(self, zero_grad: bool, base_step: Callable[[], Any]) -> None:
-        saved = [p for p, s in self.state.items() if "old_p" in s]
-        if not saved:
+        if not self.undo_first_step():
             raise RuntimeError("SAM.second_step() called without first_step()")
-        for p in saved:
-            p.copy_(self.state.pop(p)["old_p"])
         base_step()
         if zero_grad:
             self.zero_grad()
+
+    @torch.no_grad()
+    def undo_first_step(self) -> bool:
+        """Put every parameter :meth:`first_step` moved back at its original point, without
+        stepping (for a second pass that failed); whether any had moved."""
+        saved = [p for p, s in self.state.items() if "old_p" in s]
+        for p in saved:
+            p.copy_(self.state.pop(p)["old_p"])
+        return bool(saved)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -273,7 +279,9 @@ class SAM(TorchOptimizer):
 
         Args:
             closure (Callable): zeroes the gradients, computes the loss, calls
-                ``backward()`` and returns the loss. It is evaluated twice.
+                ``backward()`` and returns the loss. It is evaluated twice; where the second
+                evaluation raises, the parameters are put back where the step found them
+                (nothing stepped) and the error goes on.
         """
         if closure is None:
             raise RuntimeError(
@@ -288,8 +296,12 @@ class SAM(TorchOptimizer):
                 "SAM.step(): the closure left no gradient on any parameter: it must call "
                 "backward() on the loss it returns (and the parameters must require grad)")
         self.first_step()
-        with torch.enable_grad():
-            closure()
+        try:
+            with torch.enable_grad():
+                closure()
+        except BaseException:  # the second pass raised: back to the point it started from
+            self.undo_first_step()
+            raise
         self._second_step(False, lambda: step_without_global_hooks(self.base_optimizer))
         return loss
 
