@@ -876,10 +876,16 @@ class RuleOptimizer(TorchOptimizer):
         """The moments of ``group``'s parameters in their own dtype again, where a compact
         form (:mod:`~optimlab.optim.compact`) is left from steps taken with
         ``state_precision``. A group's parameters step at one precision, so the first
-        parameter with state tells (a scale entry, or a moment of another dtype than a
-        fresh state's): one dict read per group and step."""
+        parameter whose moments could be compact tells (a scale entry, or a moment of
+        another dtype than a fresh state's): a few dict reads per group and step. A 0-d
+        parameter's moments are never compact, so it cannot tell."""
         moments = self.capabilities.compact_moments
-        first = next((p for p in group["params"] if self.state.get(p)), None)
+
+        def could_be_compact(state: dict | None) -> bool:
+            return bool(state) and any(isinstance(state.get(m), Tensor) and state[m].dim() > 0
+                                       for m in moments)
+
+        first = next((p for p in group["params"] if could_be_compact(self.state.get(p))), None)
         if first is None or not self._is_compact(first, group, moments):
             return
         for p in group["params"]:

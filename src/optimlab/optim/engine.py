@@ -781,6 +781,9 @@ class _FusedBatch:
     def __init__(self, kernel: kernels.Kernel, params: list[Tensor], states: list[dict]) -> None:
         layout = kernel.layout
         self.kernel, self.params = kernel, params
+        #: the shapes the kernel's sizes were read from (a parameter given new data since,
+        #: ``p.data = p.data[:k]``, keeps its address: the plan must not step it)
+        self.shapes = [p.shape for p in params]
         weights = [real(p) for p in params]
         self.complex = [torch.is_complex(p) for p in params]
         self.buffers: dict[str, Tensor] = {}
@@ -797,11 +800,14 @@ class _FusedBatch:
                                      torch.tensor([w.numel() for w in weights], dtype=torch.int64))
 
     def gradients(self) -> list[Tensor] | None:
-        """This step's gradients as the kernel reads them, or None if one no longer fits."""
+        """This step's gradients as the kernel reads them, or None if one no longer fits
+        (or a parameter no longer has the shape and contiguous layout it was planned with:
+        the kernel would read and write its old extent)."""
         grads = []
-        for p, is_complex in zip(self.params, self.complex):
+        for p, shape, is_complex in zip(self.params, self.shapes, self.complex):
             g = p.grad
-            if g is None or g.layout is not torch.strided or g.shape != p.shape \
+            if g is None or g.layout is not torch.strided or g.shape != shape \
+                    or p.shape != shape or not p.is_contiguous() \
                     or g.dtype != p.dtype or g.device != p.device:
                 return None
             if is_complex:

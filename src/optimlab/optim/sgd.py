@@ -22,7 +22,11 @@ def update(p, g, state, *, lr, momentum, dampening, weight_decay, nesterov, **_)
         g = add_scaled(g, p, weight_decay)
     if nonzero(momentum):
         buf = state["momentum_buffer"]
-        buf = g.clone() if buf is None else add_scaled(buf * momentum, g, 1 - dampening)
+        if buf is None:  # contiguous whatever the gradient's layout (autograd may transpose
+            # one), so that the fused kernel can later step the buffer in place
+            buf = g.clone() if g.is_sparse else g.clone(memory_format=torch.contiguous_format)
+        else:
+            buf = add_scaled(buf * momentum, g, 1 - dampening)
         state["momentum_buffer"] = buf
         stepped = add_scaled(g, buf, momentum) if nesterov else buf
         # A tensor momentum (a population's per-member column, or the fused kernel's input)
