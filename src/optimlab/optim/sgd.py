@@ -22,9 +22,10 @@ def update(p, g, state, *, lr, momentum, dampening, weight_decay, nesterov, **_)
         g = add_scaled(g, p, weight_decay)
     if nonzero(momentum):
         buf = state["momentum_buffer"]
-        if buf is None:  # contiguous whatever the gradient's layout (autograd may transpose
-            # one), so that the fused kernel can later step the buffer in place
-            buf = g.clone() if g.is_sparse else g.clone(memory_format=torch.contiguous_format)
+        if buf is None:  # a dense tensor's copy is contiguous whatever the gradient's layout
+            # (autograd may transpose one), so that the fused kernel can step it in place later
+            dense = isinstance(g, Tensor) and not g.is_sparse  # not a TensorList: flat already
+            buf = g.clone(memory_format=torch.contiguous_format) if dense else g.clone()
         else:
             buf = add_scaled(buf * momentum, g, 1 - dampening)
         state["momentum_buffer"] = buf
