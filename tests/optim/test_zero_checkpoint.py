@@ -75,7 +75,7 @@ def test_a_plain_optimizer_with_a_process_group_guard_pickles(process_group):
     params = _params()
     opt = optimlab.Adam(params, lr=0.01, skip_nonfinite=dist.group.WORLD)
     _step(opt, params)
-    torch.save(opt.state_dict(), io.BytesIO())
+    _assert_round_trips(opt.state_dict(), flag_in_groups=False)  # the guard is not a group key
 
 
 def test_a_one_process_zero_optimizer_state_dict_pickles(process_group):
@@ -85,7 +85,23 @@ def test_a_one_process_zero_optimizer_state_dict_pickles(process_group):
     zero = ZeroRedundancyOptimizer(params, optimizer_class=optimlab.Adam, lr=0.01,
                                    skip_nonfinite=dist.group.WORLD)
     _step(zero, params)
-    torch.save(zero.optim.state_dict(), io.BytesIO())
+    _assert_round_trips(zero.optim.state_dict(), flag_in_groups=True)  # ZeRO copied it there
+
+
+def _assert_round_trips(state_dict: dict, flag_in_groups: bool) -> None:
+    """``state_dict`` saved with torch.save and read back: the guard's flag, where the groups
+    hold it, as True (a process group cannot be pickled) and every state tensor as it was."""
+    buffer = io.BytesIO()
+    torch.save(state_dict, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+    flags = [g.get("skip_nonfinite", "absent") for g in saved["param_groups"]]
+    assert flags == [True if flag_in_groups else "absent"] * len(state_dict["param_groups"])
+    assert saved["state"].keys() == state_dict["state"].keys() and saved["state"]
+    for pid, entries in state_dict["state"].items():
+        assert saved["state"][pid].keys() == entries.keys()
+        for key, value in entries.items():
+            assert torch.equal(saved["state"][pid][key], value), (pid, key)
 
 
 def _as_zero_loads(opt, saved):
