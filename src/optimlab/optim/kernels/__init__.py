@@ -22,6 +22,7 @@ else runs the plain path; ``fused=True`` turns the fallback into an error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -255,7 +256,10 @@ def _keep_source(identity: str | None, source: str, n_scalar_out: int) -> None:
         tmp.write_text(json.dumps({"source": source, "n_scalar_out": n_scalar_out}))
         os.replace(tmp, folder / f"{identity}.json")
     except OSError:
-        tmp.unlink(missing_ok=True)
+        # missing_ok covers only a missing file: where the folder cannot exist (OPTIMLAB_CACHE
+        # names a regular file) unlinking raises NotADirectoryError, and keeping is optional
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 class Kernel:
