@@ -87,11 +87,15 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="digits,mnist1d",
                         help="comma-separated training-lab tasks (default digits,mnist1d)")
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS),
-                        help=f"comma-separated optimizers (default {','.join(OPTIMIZERS)})")
+                        help=f"comma-separated optimizers, any of {', '.join(OPTIMIZERS)} "
+                             f"(default {','.join(OPTIMIZERS)})")
     parser.add_argument("--seeds", type=int, default=3,
                         help="runs per optimizer and state precision (default 3)")
     parser.add_argument("--steps", type=int, default=1000, help="steps of every run (default 1000)")
     args = parser.parse_args(argv)
+    unknown = [name for name in args.optimizers.split(",") if name not in OPTIMIZERS]
+    if unknown:
+        parser.error(f"unknown optimizer(s) {', '.join(unknown)}; choose from {', '.join(OPTIMIZERS)}")
     print(f"cpu: {cpu_description()}", flush=True)
     torch.set_num_threads(1)
     has_torchao = importlib.util.find_spec("torchao") is not None

@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="exit 1 when the median end-to-end ratio is below --target")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     print(f"cpu: {cpu_description()}", flush=True)
 
     # the CLI's sweep: the same members, in the same order, and the same TrainConfig
@@ -125,9 +127,12 @@ def main() -> None:
     task = get(TASK)  # also fills the data cache the subprocesses read
     # warm both engines up in this process (kernels loaded, first-call costs paid): the
     # first train_sequential of a process once paid about 1 s (the first optimizer imported
-    # torch._dynamo), charged to the sequential engine
+    # torch._dynamo), charged to the sequential engine; each engine warms up on as many
+    # members as it holds at once (the population on all of them: its first run at full
+    # size also faults in its full-size buffers), so that no timed round pays for the first.
+    # A few steps suffice: the buffers are the same size at any step count
     warm = TrainConfig(steps=3, batch_size=BATCH, model=MODEL)
-    train_population(task, warm, members[:2])
+    train_population(task, warm, members)
     train_sequential(task, warm, members[:2])
     print(f"{TASK} {MODEL}, {len(members)} runs ({OPTIMIZER}, lrs {args.lrs} x {args.seeds} "
           f"seeds), {args.steps} steps, batch {BATCH}, eval every {config.eval_every} steps "
@@ -141,8 +146,12 @@ def main() -> None:
         times.update({f"cli population{tag}": [], f"cli sequential{tag}": []})
     with tempfile.TemporaryDirectory(prefix="optimlab-e2e-") as tmp:
         for r in range(args.repeats):
+            # the engines' order alternates between rounds (population first in odd rounds,
+            # sequential first in even ones), so that a machine that speeds up or slows down
+            # hurts both alike
+            order = slice(None, None, 1 if r % 2 == 0 else -1)
             for k, (src, tag) in enumerate(sources):
-                for engine in ("population", "sequential"):
+                for engine in ("population", "sequential")[order]:
                     db = Path(tmp) / f"{engine}-{r}-{k}.db"  # fresh: no sweep to find or resume
                     elapsed = _cli(args, db, engine == "sequential", src)
                     times[f"cli {engine}{tag}"].append(elapsed)
@@ -153,7 +162,7 @@ def main() -> None:
             if args.no_training:
                 continue
             for label, train in (("train_population", train_population),
-                                 ("train_sequential", train_sequential)):
+                                 ("train_sequential", train_sequential))[order]:
                 start = time.perf_counter()
                 train(task, config, members)
                 times[label].append(time.perf_counter() - start)

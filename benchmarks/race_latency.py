@@ -164,6 +164,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-page", action="store_true", help="only the race endpoint")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.loads < 1 and not args.no_page:
+        parser.error(f"--loads must be at least 1, got {args.loads}")
     print(f"cpu: {cpu_description()}", flush=True)
     print(_load())
     race_ms = bench_race(args.repeats)

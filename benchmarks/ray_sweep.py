@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000,
                         help="steps of every run of the sweep (default 6000)")
     opts = parser.parse_args()
+    if opts.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {opts.repeats}")
     print(f"cpu: {cpu_description()}", flush=True)
     args = sweep_args(opts.steps)
     results = {"local": timed(args, opts.repeats)}

@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=256,
                         help="grid points evaluated as one population (default 256)")
     opts = parser.parse_args()
+    if opts.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {opts.repeats}")
     print(f"cpu: {cpu_description()}", flush=True)
     task = get_task("mnist1d")
     model = _init_model(task, "mlp", 0)

@@ -468,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV,
                         help="where to write the figures (default: benchmarks/results/step_throughput.csv)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     print(f"cpu: {cpu_description()}", flush=True)
 
     specs = SPECS

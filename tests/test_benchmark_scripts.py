@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import optimlab
 from optimlab.optim import kernels
 
@@ -131,3 +133,32 @@ def test_small_step_times_every_path_on_every_model():
     assert all(row.rstrip().endswith("x") for row in rows)
     bad = _script("small_step.py", "--optimizers", "adamx")
     assert bad.returncode == 2 and "unknown optimizer(s) adamx" in bad.stderr
+
+
+def _refused(monkeypatch, capsys, name: str, *args: str) -> str:
+    """Run ``benchmarks/NAME ARGS`` as __main__ in this process, expecting argparse to refuse
+    the arguments (exit 2) before anything is timed; its error message."""
+    import runpy
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.setattr(sys, "argv", [name, *args])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(ROOT / "benchmarks" / name), run_name="__main__")
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_timing_scripts_refuse_no_repeats(monkeypatch, capsys):
+    # --repeats 0 used to crash after the setup (min or median of no timings)
+    for name in ("race_speed.py", "step_throughput.py", "slice_speed.py", "race_latency.py",
+                 "ray_sweep.py", "end_to_end.py", "population_speed.py"):
+        err = _refused(monkeypatch, capsys, name, "--repeats", "0")
+        assert "--repeats must be at least 1, got 0" in err, (name, err)
+    err = _refused(monkeypatch, capsys, "race_latency.py", "--loads", "0")
+    assert "--loads must be at least 1, got 0" in err
+
+
+def test_compact_state_refuses_an_unknown_optimizer(monkeypatch, capsys):
+    # it used to stop with a KeyError after the first task's table header
+    err = _refused(monkeypatch, capsys, "compact_state.py", "--optimizers", "adam,adamw")
+    assert "unknown optimizer(s) adamw; choose from adam, momentum, lion" in err
