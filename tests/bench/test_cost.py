@@ -312,10 +312,23 @@ def test_lbfgs_is_calibrated_on_the_steps_training_takes(cache, monkeypatch):
 
     The seconds and the rounds' spread are CPU timing, which a shared machine can move
     without bound: asserting them (spread <= SPREAD_LIMIT, 10 times SGD's cost) failed from
-    load alone. What made them wrong was the count of closure calls, which is exact; the
-    time keeps one sanity bound that no load reverses (20 gradient evaluations a step
-    against one)."""
+    load alone. What made them wrong was the count of closure calls, which is exact. The
+    seconds are read here on a fake CPU clock (the ``time.thread_time`` the calibration
+    reads) that moves 1 s per gradient evaluation: a step's seconds are then its gradient
+    evaluations, exactly (20 for LBFGS, 1 for SGD, every round alike: no spread)."""
+    from types import SimpleNamespace
+
     from optimlab.bench.trainer import Member, train_sequential
+
+    now = [0.0]  # the fake CPU clock: 1 s per gradient evaluation
+    monkeypatch.setattr(cost_module, "time", SimpleNamespace(thread_time=lambda: now[0]))
+    grad = torch.autograd.grad
+
+    def one_second_grad(*args, **kwargs):
+        now[0] += 1.0
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", one_second_grad)
 
     blocks = []  # (steps, closure calls) of every block LBFGS's calibration timed
     real_timed = cost_module._Stepper.timed
@@ -342,7 +355,11 @@ def test_lbfgs_is_calibrated_on_the_steps_training_takes(cache, monkeypatch):
     timed_blocks = blocks[-rounds:]  # after the warm-up and the sizing of the block
     assert lbfgs.rounds == rounds and len(blocks) >= rounds
     assert all(made == 20 * steps for steps, made in timed_blocks)
-    assert lbfgs.seconds > costs["sgd"].seconds > 0 and lbfgs.spread >= 0
+    sgd = costs["sgd"]
+    assert sgd.gradients == 1 and sgd.rounds == rounds  # one closure call per SGD step
+    # the seconds timed a whole step, all its closure calls: 20 gradient evaluations a step
+    # (the fake clock's 20 s) against SGD's one, in every round alike
+    assert (lbfgs.seconds, lbfgs.spread) == (20.0, 0.0) and (sgd.seconds, sgd.spread) == (1.0, 0.0)
 
 
 def test_the_calibration_follows_trainings_batches(cache):

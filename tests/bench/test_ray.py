@@ -116,10 +116,10 @@ def test_a_sweep_on_ray_stores_what_a_local_sweep_stores(cluster, tmp_path):
     assert [r[:2] for r in runs] == [r[:2] for r in local_runs]
     # the same seeds and the same arithmetic in another process: equal up to the float
     # rounding a different thread count may bring into a matrix product (here they agree)
-    for (key, step, name, value), (key2, step2, name2, value2) in zip(points, local_points):
+    for (key, step, name, value), (key2, step2, name2, value2) in zip(points, local_points, strict=True):
         assert (key, step, name) == (key2, step2, name2)
         assert value == pytest.approx(value2, rel=1e-5, abs=1e-6)
-    for (_, _, summary), (_, _, summary2) in zip(runs, local_runs):
+    for (_, _, summary), (_, _, summary2) in zip(runs, local_runs, strict=True):
         assert summary.keys() == summary2.keys()
         for k in summary:
             if isinstance(summary[k], float):
@@ -159,7 +159,7 @@ def test_a_killed_worker_costs_a_retry_not_a_run(cluster, tmp_path, pg_server):
     _finish(_bench(SLOW, tmp_path / "local.db", tmp_path))
     local_runs, local_points = _stored(tmp_path / "local.db")
     assert [r[:2] for r in runs] == [r[:2] for r in local_runs]
-    for (key, step, name, value), (key2, step2, name2, value2) in zip(points, local_points):
+    for (key, step, name, value), (key2, step2, name2, value2) in zip(points, local_points, strict=True):
         assert (key, step, name) == (key2, step2, name2)
         assert value == pytest.approx(value2, rel=1e-5, abs=1e-6)
 
@@ -200,21 +200,41 @@ def test_a_loopback_address_keeps_ray_on_loopback_before_ray_is_imported(monkeyp
     assert seen == ["0" if kept else None]
 
 
-def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, capsys):
+def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, capsys,
+                                                                 monkeypatch):
     """Ray's client retried an unreachable head for over ten minutes, deaf to SIGTERM; the
-    address is probed first (no cluster of this module's is needed, nor started)."""
-    pytest.importorskip("ray")
+    address is probed first (no cluster of this module's is needed, nor started): one TCP
+    connection, bounded by CONNECT_TIMEOUT seconds, and Ray's client is never started."""
+    ray = pytest.importorskip("ray")
     import socket
+    from types import SimpleNamespace
+
+    from optimlab.bench import executors
 
     with socket.socket() as probe:  # a loopback port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    start = time.monotonic()
+    probes, inits = [], []
+
+    def create_connection(address, timeout):
+        probes.append((address, timeout))
+        return socket.create_connection(address, timeout=timeout)
+
+    def init(*args, **kwargs):
+        inits.append((args, kwargs))
+        raise AssertionError("Ray's client started: its retries are unbounded")
+
+    monkeypatch.setattr(executors, "socket", SimpleNamespace(create_connection=create_connection))
+    monkeypatch.setattr(ray, "init", init)
+    assert not ray.is_initialized()  # or the probe is skipped: this driver is connected
     code = cli.main(["bench", *SWEEP, "--db", str(tmp_path / "runs.db"), "--executor", "ray",
                      "--address", f"127.0.0.1:{port}"])
     err = capsys.readouterr().err.strip()
-    assert code != 0 and "\n" not in err and time.monotonic() - start < 30
+    assert code != 0 and "\n" not in err
     assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}: nothing answers there" in err
+    # the one wait is the probe's, and it is bounded: seconds, not Ray's minutes of retries
+    assert probes == [(("127.0.0.1", port), executors.CONNECT_TIMEOUT)] and inits == []
+    assert 0 < executors.CONNECT_TIMEOUT <= 10
 
 
 def test_a_killed_driver_resumes_and_a_second_driver_is_refused(cluster, tmp_path, pg_server):

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import traceback
 import warnings
@@ -215,34 +214,55 @@ def test_a_foreign_database_is_refused_as_it_was_found(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["missing", "empty"])
-def test_a_new_store_waits_for_another_creator(tmp_path, kind):
+def test_a_new_store_waits_for_another_creator(tmp_path, kind, monkeypatch):
     """Another connection writing the new file in rollback mode (a second process creating
     the same store at the same instant) makes SQLite refuse the switch to WAL at once,
     without its busy handler: the store tries again until ``timeout``, then gives up with
-    the one-line busy error."""
+    the one-line busy error. On a fake clock (the ``time.monotonic`` and ``time.sleep`` the
+    store reads): the other writer lets go during the store's third sleep."""
+    from types import SimpleNamespace
+
+    from optimlab.bench.store import runstore
+
     paths = {name: tmp_path / name for name in ("runs.db", "held.db")}
     if kind == "empty":
         for path in paths.values():
             path.write_bytes(b"")
     others = {name: sqlite3.connect(path, isolation_level=None, check_same_thread=False)
               for name, path in paths.items()}
+    now, reads, sleeps, released = [0.0], [], [], []
+
+    def monotonic():
+        reads.append(now[0])
+        return now[0]
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+        if len(sleeps) == 3 and not released:  # runs.db's other writer lets go
+            others["runs.db"].execute("ROLLBACK")
+            released.append(len(sleeps))
+
+    monkeypatch.setattr(runstore, "time", SimpleNamespace(monotonic=monotonic, sleep=sleep))
     try:
         for other in others.values():
             other.execute("BEGIN IMMEDIATE")  # the write lock of a rollback-mode file
-        release = threading.Timer(0.2, others["runs.db"].execute, ("ROLLBACK",))
-        release.start()
-        start = time.monotonic()
-        try:
-            with RunStore(paths["runs.db"], timeout=10) as s:
-                assert time.monotonic() - start >= 0.15  # it waited for the other writer
-                assert s.journal_mode == "wal" and s.schema_version == SCHEMA_VERSION
-                assert s.open_sweep(CONFIG) == 1
-        finally:
-            release.join()
-        start = time.monotonic()
+        with RunStore(paths["runs.db"], timeout=10) as s:
+            # it was refused while the other writer held the file, slept (doubling pauses)
+            # and switched to WAL only once the writer had let go: after the third sleep
+            assert released == [3] and sleeps == [0.001, 0.002, 0.004]
+            assert s.journal_mode == "wal" and s.schema_version == SCHEMA_VERSION
+            assert s.open_sweep(CONFIG) == 1
+        now[0], reads[:], sleeps[:] = 0.0, [], []
         with pytest.raises(StoreError, match="is busy: database is locked") as err:
             RunStore(paths["held.db"], timeout=0.3)  # held.db's writer never lets go
-        assert time.monotonic() - start >= 0.25
+        # reads[0] set the deadline (0.0 + 0.3, as the store computes it); each later read
+        # after a refusal: every one but the last left time to wait, so it gave up at the
+        # timeout, not before (and slept no longer than the 0.05 s pause cap)
+        assert reads[0] == 0.0 and len(reads) == len(sleeps) + 2
+        assert [0.0 + 0.3 - r > 0 for r in reads[1:]] == [True] * len(sleeps) + [False]
+        assert sleeps[:7] == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.05]
+        assert all(0 < t <= 0.05 for t in sleeps)
         _one_line_naming(err, paths["held.db"])
     finally:
         for other in others.values():
