@@ -26,7 +26,14 @@ from optimlab.optim.capabilities import Capabilities
 from optimlab.optim.kernels import build
 from optimlab.optim.population import Population
 from tests.optim.cases import ALL_CASES
-from tests.problems import assert_params_close, loss_fn, make_params, run_torch, train_steps
+from tests.problems import (
+    assert_as_accurate_as,
+    assert_params_close,
+    loss_fn,
+    make_params,
+    run_torch,
+    train_steps,
+)
 
 FUSED_CASES = [c for c in ALL_CASES if getattr(optimlab, c.cls_name).capabilities.fusable]
 FUSED_CLASSES = sorted({c.cls_name for c in FUSED_CASES})
@@ -47,50 +54,16 @@ FUSED_CLASSES = sorted({c.cls_name for c in FUSED_CASES})
 # scalar kernels, ATEN_CPU_CAPABILITY=default). So where it matters (the 100-step parity test)
 # the plain error is the largest over the plain run and those two nudged runs: a difference
 # of one ulp is what a single different rounding makes.
-#: err_fused <= ROUNDING_FACTOR * err_plain + ...: a path whose roundings fall unluckily can
-#: be a few times further off than one whose roundings fall luckily; 4 leaves room for that,
-#: while an error in the kernel (a wrong constant, a missed term, a stale buffer) is orders
-#: of magnitude above the rounding of 100 steps (a relative 1e-4 shift of the fused result
-#: fails every parity case)
-ROUNDING_FACTOR = 4
-#: ... + FLOOR_ULPS * eps (errors are relative to the tensor's largest value, so this is a few
-#: ulps of it): where the plain run happens to land almost on the exact result (its error can
-#: be below one ulp), the fused run is still allowed the few ulps that rounding the parameter
-#: and its inputs on the last steps leaves
-FLOOR_ULPS = 4
-
-
-def rounding_error(run, exact) -> list[float]:
-    """Per tensor, ``max|run - exact|`` relative to the tensor's largest exact value."""
-    errors = []
-    for a, e in zip(run, exact, strict=True):
-        a, e = torch.as_tensor(a), torch.as_tensor(e)
-        if a.is_complex():
-            a, e = torch.view_as_real(a), torch.view_as_real(e)
-        a, e = a.detach().double(), e.detach().double()
-        errors.append((a - e).abs().max().item() / max(e.abs().max().item(), 1e-12))
-    return errors
+# The bound itself (ROUNDING_FACTOR times the plain error plus FLOOR_ULPS ulps) is shared with
+# the float32 parity against torch: see tests/problems.py.
 
 
 def assert_as_accurate_as_plain(fused, plain, exact, nudged=()):
     """The fused run is within ``ROUNDING_FACTOR`` times the plain run's error (plus a floor
-    of ``FLOOR_ULPS`` ulps) of ``exact``, the plain path's float64 result, tensor by tensor.
-
-    ``fused`` and ``plain`` hold the same tensors in the same low precision (float32,
-    complex64, bfloat16: the floor follows each tensor's dtype). ``nudged`` are more plain
-    runs, started one ulp away: the plain error is the largest of them all.
-    """
-    err_fused = rounding_error(fused, exact)
-    err_plain = [max(errors) for errors in zip(*[rounding_error(run, exact)
-                                                 for run in (plain, *nudged)])]
-    for i, (f, p, ef, ep) in enumerate(zip(fused, plain, err_fused, err_plain)):
-        assert f.dtype == p.dtype, (f.dtype, p.dtype)
-        eps = torch.finfo(torch.as_tensor(f).real.dtype).eps
-        bound = ROUNDING_FACTOR * ep + FLOOR_ULPS * eps
-        assert ef <= bound, (
-            f"tensor {i} ({f.dtype}): the fused run is {ef:.3g} (relative) from the float64 "
-            f"result, the plain run {ep:.3g}; allowed {ROUNDING_FACTOR} * {ep:.3g} + "
-            f"{FLOOR_ULPS} eps = {bound:.3g}")
+    of ``FLOOR_ULPS`` ulps) of ``exact``, the plain path's float64 result, tensor by tensor
+    (:func:`tests.problems.assert_as_accurate_as`). ``nudged`` are more plain runs, started
+    one ulp away: the plain error is the largest of them all."""
+    assert_as_accurate_as(fused, [plain, *nudged], exact, ("fused run", "plain run"))
 
 
 def test_every_elementwise_optimizer_has_a_fused_path():
