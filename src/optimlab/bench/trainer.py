@@ -779,8 +779,15 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     batched_forward, shared_forward = _population_forwards(task, template, params)
     loss_per_member = _cross_entropy_per_member if getattr(task, "loss", None) == \
         "cross_entropy" else torch.vmap(task.loss_fn)
-    index = torch.stack([batch_indices(len(task.x_train), config.batch_size, m.seed,
-                                       config.steps) for m in members], dim=1)
+    n = len(task.x_train)
+    if full_batch(config.batch_size, n):
+        # every member reads every example at every step: one row, expanded (a view), not
+        # the steps x members x examples indices stacking each member's would copy (1000
+        # full-batch steps of 64 members on 60,000 examples: 29 GiB)
+        index = torch.arange(n).expand(config.steps, len(members), n)
+    else:
+        index = torch.stack([batch_indices(n, config.batch_size, m.seed, config.steps)
+                             for m in members], dim=1)
     results = [RunResult(m) for m in members]
     diverged = torch.zeros(len(members), dtype=torch.bool)
     eval_sets = _EvalSets(task, config)
