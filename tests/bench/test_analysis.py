@@ -429,3 +429,16 @@ def test_a_run_that_reached_the_target_and_diverged_later_keeps_its_first_reach(
     assert profile_ratios({"w": times}) == {"fast": [1.0], "slow": [8.0]}
     # the tables' time (at the best rate) counts it the same way
     assert time_to_target(records, key="steps_to_target")["fast"] == 50.0
+
+
+def test_a_nan_time_counts_as_never_reached_not_as_the_fastest():
+    """NaN compares false with everything, so min() took a NaN time (a table's missing cell)
+    for the fastest: its workload then gave every other optimizer a ratio of NaN."""
+    from optimlab.bench.analysis import profile_ratios, timed_against_fastest
+
+    nan = float("nan")
+    times = {"t1": {"a": nan, "b": 2.0, "c": 1.0}, "t2": {"a": 3.0, "b": 2.0, "c": 1.0}}
+    expected = {"a": [math.inf, 3.0], "b": [2.0, 2.0], "c": [1.0, 1.0]}
+    assert profile_ratios(times) == expected
+    assert profile_ratios({**times, "t1": {**times["t1"], "a": math.inf}}) == expected
+    assert timed_against_fastest({"a": nan, "c": 1.0})[0] == "c"

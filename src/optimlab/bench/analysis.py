@@ -499,7 +499,9 @@ def timed_against_fastest(times: Mapping[str, float],
     Every optimizer is compared with the fastest alone, never with a third: whether a cost
     ties is decided against the fastest's, so an optimizer's time does not depend on which
     other optimizers the workload has. An optimizer without steps or with a time that is
-    not finite and > 0 ties nothing (nor does any where the fastest is such a one).
+    not finite and > 0 ties nothing (nor does any where the fastest is such a one). A NaN
+    time (no value: a table's missing cell) counts as infinite, never reached, as a run
+    that never reached its target does.
 
     >>> timed_against_fastest({"a": 10.0, "b": 10.5, "c": 11.0}, dict.fromkeys("abc", 10),
     ...                       dict.fromkeys("abc", 0.08), dict.fromkeys("abc", 15))
@@ -508,6 +510,8 @@ def timed_against_fastest(times: Mapping[str, float],
     steps, spreads, rounds = steps or {}, spreads or {}, rounds or {}
     if not times:
         return None, [], {}, None
+    # NaN compares false with everything: min() would take it for the fastest
+    times = {o: math.inf if t != t else t for o, t in times.items()}
     fastest = min(times, key=lambda o: (times[o], o))
     costed = {o: times[o] / steps[o] for o in times
               if _counted(steps.get(o)) and _counted(times[o])}
