@@ -76,6 +76,24 @@ def test_a_damaged_or_unwritable_cache_only_means_measuring_again(cache, tmp_pat
     assert step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=2)["sgd"].seconds > 0
     with pytest.raises(ValueError, match="rounds"):
         step_costs(task, "logreg", 32, {"sgd": {}}, rounds=0)
+    for bad in (0, -5, 2.5):  # every optimizer would fail to step, and the result be {}
+        with pytest.raises((ValueError, TypeError), match="batch_size"):
+            step_costs(task, "logreg", bad, {"sgd": {"lr": 0.1}}, rounds=2)
+
+
+def test_a_cached_cost_of_fewer_rounds_is_measured_again(cache):
+    """``rounds`` sets the standard error profiles tie costs by: a cost cached from fewer
+    rounds is not what was asked; one from as many or more is."""
+    task = get("digits")
+    assert step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=2)["sgd"].rounds == 2
+    more = step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=3)["sgd"]
+    assert not more.cached and more.rounds == 3
+    fewer = step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=2)["sgd"]
+    assert fewer.cached and fewer.rounds == 3
+    (path,) = cache.glob("step-cost-*.json")
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)  # readable by a shared cache's users
+    path.write_text(json.dumps({**json.loads(path.read_text()), "rounds": "3"}))
+    assert not step_costs(task, "logreg", 32, {"sgd": {"lr": 0.1}}, rounds=2)["sgd"].cached
 
 
 # momentum and sgd with momentum 0.9 are one rule: they reach the target in the same steps at

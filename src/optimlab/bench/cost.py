@@ -42,12 +42,14 @@ used is stored in its summary (``seconds_per_step``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -165,7 +167,8 @@ def _load(key: str) -> StepCost | None:
         return None  # absent, unreadable or damaged: measure again
     ok = isinstance(cost.seconds, float) and cost.seconds > 0 and \
         isinstance(cost.gradients, (int, float)) and not isinstance(cost.gradients, bool) \
-        and cost.gradients > 0 and isinstance(cost.spread, (int, float))
+        and cost.gradients > 0 and isinstance(cost.spread, (int, float)) \
+        and isinstance(cost.rounds, int) and not isinstance(cost.rounds, bool) and cost.rounds > 0
     return cost if ok else None
 
 
@@ -173,9 +176,17 @@ def _save(key: str, cost: StepCost) -> None:
     try:
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".step-cost-{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({**asdict(cost), "cached": False}), encoding="utf-8")
-        os.replace(tmp, folder / f"step-cost-{key}.json")
+        # a name of this write's own (a process id repeats in containers sharing the cache)
+        handle, tmp = tempfile.mkstemp(prefix=f".step-cost-{key}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(json.dumps({**asdict(cost), "cached": False}))
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a shared cache's users
+            os.replace(tmp, folder / f"step-cost-{key}.json")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     except OSError:
         pass  # an unwritable cache only means measuring again next time
 
@@ -266,15 +277,19 @@ def step_costs(task, model: str | None, batch_size: int | None,
     ``batch_size``: from the cache, or measured (all missing ones together, interleaved)
     and cached. ``recalibrate`` measures every one again. An optimizer that cannot step
     the model (Muon on a bias, SparseAdam on dense gradients) is left out of the result;
-    the others keep their costs."""
+    the others keep their costs. A cached cost of fewer than ``rounds`` rounds is measured
+    again (its spread's standard error would be wider than asked)."""
     if not optimizers:
         return {}
     check_int("rounds", rounds, 1)
+    if batch_size is not None:  # else every optimizer fails to step and is left out
+        check_int("batch_size", batch_size, 1)
     rounds = int(rounds)  # NumPy's as Python's: the cache is JSON
     shapes = _shapes(task, model)
     keys = {name: _key(task, model, batch_size, name, hp, shapes)
             for name, hp in optimizers.items()}
-    out = {} if recalibrate else {n: c for n, k in keys.items() if (c := _load(k)) is not None}
+    out = {} if recalibrate else {n: c for n, k in keys.items()
+                                  if (c := _load(k)) is not None and c.rounds >= rounds}
     missing = [(n, optimizers[n]) for n in optimizers if n not in out]
     if missing:
         with torch.random.fork_rng(devices=[]):  # the caller's random state left as it was
