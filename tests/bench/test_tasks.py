@@ -1083,6 +1083,11 @@ def test_idx_description_says_the_counts_read(idx_dir, name):
      r"got nan$"),
     ("quadratic-deep", {"n_samples": 0}, r"n_samples must be an integer >= 1, got 0$"),
     ("quadratic-deep", {"seed": -1}, r"seed must be an integer in \[0, 4294967295\], got -1$"),
+    # a whole count built the right split under a description of "-35900%/36000%"
+    ("digits", {"test_size": 360}, r"test_size must be in \(0, 1\), got 360$"),
+    ("digits", {"test_size": 0}, r"test_size must be in \(0, 1\), got 0$"),
+    ("digits", {"test_size": 0.001}, r"test_size=0.001 cannot split the 1797 images with every "
+                                     r"class on both sides \(.*\)$"),
 ])
 def test_builder_arguments_out_of_range_are_refused_naming_task_and_argument(name, kwargs, match):
     """n_train=-5 built a wrong split by negative slicing; seq_len 0, -1 and 64.5 raised
@@ -1104,3 +1109,11 @@ def test_builder_arguments_take_numpy_integers():
     assert torch.equal(task.x_train, plain.x_train) and task.description == plain.description
     _refused(r"^task 'mnist1d': seed must be an integer in \[0, 4294967295\], got -1$",
              T.get, "mnist1d", disk_cache=False, num_samples=100, seed=-1)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_evaluate_refuses_a_batch_size_that_is_not_a_whole_number_above_0(bad):
+    """batch_size 0, -1 and 2.5 raised range()'s, ZeroDivisionError and TypeError."""
+    task = T.get("digits")
+    with pytest.raises((ValueError, TypeError), match=rf"^batch_size must be an integer >= 1, got {bad}$"):
+        task.evaluate(task.models["logreg"](), batch_size=bad)

@@ -201,6 +201,7 @@ class Task:
         Runs in eval mode without gradients, in batches, on the model's device; the model's
         train/eval mode is restored afterwards.
         """
+        check_int("batch_size", batch_size, 1)
         device = next(model.parameters(), torch.empty(0)).device
         was_training = model.training
         model.eval()
@@ -408,9 +409,16 @@ def _digits(*, test_size: float = 0.2) -> Task:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 
+    # a fraction of the 1797 images (scikit-learn's whole counts are not taken: the
+    # description gives the split in percent)
+    test_size = _real("digits", "test_size", test_size, 0.0, 1.0, low_open=True)
     x, y = load_digits(return_X_y=True)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_size, stratify=y, random_state=0)
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=test_size, stratify=y, random_state=0)
+    except ValueError as err:  # too few of a class on one side to stratify
+        raise ValueError(f"task 'digits': test_size={test_size:g} cannot split the 1797 "
+                         f"images with every class on both sides ({err})") from None
     low, high = x_train.min(0), x_train.max(0)
     scale = np.where(high > low, high - low, 1.0)
     x_train, x_test = (x_train - low) / scale, np.clip((x_test - low) / scale, 0.0, 1.0)
