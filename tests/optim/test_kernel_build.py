@@ -121,6 +121,22 @@ def test_keeping_a_source_is_best_effort_where_the_cache_is_a_file(monkeypatch, 
     assert kernels._cached_source("identity") is None
 
 
+def test_a_kept_source_is_read_back_and_readable_by_others(monkeypatch, tmp_path):
+    """Written under a temporary name of its own (not the process id, which repeats across
+    containers sharing a cache), renamed into place, readable by a shared cache's users."""
+    monkeypatch.setenv("OPTIMLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(kernels.os, "getpid", lambda: 1)
+    stale = kernels._sources_dir() / "identity.1.tmp"  # the old name, another process's
+    stale.parent.mkdir(parents=True)
+    stale.write_text("half written")
+    kernels._keep_source("identity", "int optimlab_step;", 1)
+    assert kernels._cached_source("identity") == ("int optimlab_step;", 1)
+    assert stale.read_text() == "half written"  # left alone
+    kept = kernels._sources_dir() / "identity.json"
+    assert kept.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["identity.1.tmp", "identity.json"]
+
+
 @pytest.mark.parametrize("cc_line", ["{cc} -DOPTIMLAB_RESULT=15", "env {cc} -DOPTIMLAB_RESULT=15"])
 def test_cc_is_a_command_line(cc_line, cache, monkeypatch, fresh_compiler):
     """``CC="ccache gcc"`` or ``CC="gcc -m64"``, as make takes them: the first word is the

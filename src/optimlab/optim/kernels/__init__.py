@@ -27,6 +27,7 @@ import functools
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -250,16 +251,21 @@ def _keep_source(identity: str | None, source: str, n_scalar_out: int) -> None:
     if identity is None:
         return
     folder = _sources_dir()
-    tmp = folder / f"{identity}.{os.getpid()}.tmp"
+    tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"source": source, "n_scalar_out": n_scalar_out}))
+        # a name of this write's own (a process id repeats in containers sharing the cache)
+        handle, tmp = tempfile.mkstemp(prefix=f"{identity}.", suffix=".tmp", dir=folder)
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps({"source": source, "n_scalar_out": n_scalar_out}))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a shared cache's users
         os.replace(tmp, folder / f"{identity}.json")
     except OSError:
-        # missing_ok covers only a missing file: where the folder cannot exist (OPTIMLAB_CACHE
-        # names a regular file) unlinking raises NotADirectoryError, and keeping is optional
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        # keeping is optional: where the folder cannot exist (OPTIMLAB_CACHE names a regular
+        # file) or the write failed, whatever was written goes
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 class Kernel:
