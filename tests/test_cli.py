@@ -133,10 +133,23 @@ def test_race_lr_and_hp_name_optimizers_in_any_case_as_optimizers_does(capsys):
 
 
 def test_race_tune_reports_the_chosen_rates(capsys):
+    """Each row's lr is the rate the tuned race chose (from the grid), not the default one
+    an untuned table shows (gd's 0.001) under a "tuned" header."""
+    import re
+
+    import optimlab
+    from optimlab.landscapes.race import TUNE_GRID
+
     assert main(["race", "quadratic", "--optimizers", "gd,adam", "--steps", "30",
                  "--tune"]) == 0
     out = capsys.readouterr().out
-    assert "tuned" in out and "lr=" in out
+    assert out.splitlines()[0].endswith("learning rates tuned on a log grid")
+    shown = {m[1]: float(m[2]) for m in re.finditer(r"^(\w+)\s+lr=(\S+)\s", out, re.M)}
+    chosen = optimlab.race("quadratic", {"gd": {}, "adam": {}}, steps=30, tune=True).hparams
+    assert set(shown) == {"gd", "adam"}
+    for name, lr in shown.items():
+        assert lr == float(f"{chosen[name]['lr']:.3g}"), (name, lr, chosen[name])
+        assert any(abs(lr / rate - 1) < 5e-3 for rate in TUNE_GRID)  # printed to 3 digits
 
 
 @pytest.mark.parametrize("argv, message", [

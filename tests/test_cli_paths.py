@@ -234,18 +234,58 @@ def test_an_unwritable_output_folder_is_refused_before_the_work(argv, heavy, tmp
     assert list(ro.iterdir()) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="chmod does not stop root")
-def test_a_folder_without_write_permission_is_refused(tmp_path, capsys, monkeypatch):
-    folder = tmp_path / "locked"
-    folder.mkdir()
-    folder.chmod(0o500)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a POSIX system's permissions")
+def test_a_folder_without_write_permission_is_refused(tmp_path, monkeypatch):
+    """A folder whose mode forbids writing (chmod 0o555): refused before the race. chmod does
+    not stop root, and tests (CI's too) may run as root: there the command runs in a forked
+    child that gives up root for the unprivileged user ``nobody`` first, in a folder that
+    user can reach."""
+    import json
+    import tempfile
+
+    # imported here, as root: the unprivileged child cannot write matplotlib's caches in
+    # root's home, and imports nothing it needs afterwards
+    pytest.importorskip("matplotlib.backend_bases")
+    base = Path(tempfile.mkdtemp(prefix="optimlab-perm-"))
     try:
+        base.chmod(0o755)  # reachable by anyone, writable by its owner only
+        folder = base / "locked"
+        folder.mkdir()
+        folder.chmod(0o555)
         monkeypatch.setattr("optimlab.landscapes.race", _never)
-        assert main(RACE + ["--out", str(folder / "r.png")]) == 2
-        assert "is not writable" in capsys.readouterr().err
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the command, unprivileged; its exit status and stderr go back
+            code = 70
+            try:
+                import contextlib
+                import io
+
+                os.close(read)
+                if os.geteuid() == 0:
+                    os.setgroups([])
+                    os.setgid(65534)
+                    os.setuid(65534)
+                err = io.StringIO()
+                with contextlib.redirect_stderr(err):
+                    code = main(RACE + ["--out", str(folder / "r.png")])
+                os.write(write, json.dumps([code, err.getvalue()]).encode())
+            finally:
+                os._exit(code if isinstance(code, int) else 70)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            answer = pipe.read()
+        _, status = os.waitpid(child, 0)
+        assert answer, f"the child died (status {status}) before answering"
+        code, err = json.loads(answer)
+        assert (code, os.waitstatus_to_exitcode(status)) == (2, 2), err
+        assert "is not writable" in err and not os.listdir(folder)
     finally:
-        folder.chmod(0o700)
+        import shutil
+
+        if (base / "locked").exists():
+            (base / "locked").chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_the_race_table_is_printed_when_a_picture_cannot_be_written(tmp_path, capsys,
