@@ -977,10 +977,28 @@ def test_an_alias_says_its_own_momentum_in_explain_and_compare():
     gd, momentum = explain("gd"), explain("momentum")
     assert re.search(r"^ +momentum: no$", gd, re.M) and "(here momentum=0)" in gd
     assert re.search(r"^ +momentum: yes$", momentum, re.M) and "(here momentum=0.9)" in momentum
-    assert re.search(r"^ +momentum: yes$", explain("sgd"), re.M)  # the class can
+    # the class can, and does not by default: "yes" beside gd's "no" for the same optimizer
+    # said otherwise (and gave RMSprop momentum the tutorials' table does not)
+    assert re.search(r"^ +momentum: optional \(default 0\)$", explain("sgd"), re.M)
     rows = {line.split("|")[1].strip(): line.split("|")[4].strip()
-            for line in compare_table(["gd", "nag", "sgd"], markdown=True).splitlines()[2:]}
-    assert rows == {"gd": "no", "nag": "yes", "sgd": "yes"}
+            for line in compare_table(["gd", "nag", "sgd", "rmsprop", "adam", "adagrad"],
+                                      markdown=True).splitlines()[2:]}
+    assert rows == {"gd": "no", "nag": "yes", "sgd": "optional (default 0)",
+                    "rmsprop": "optional (default 0)", "adam": "yes", "adagrad": "no"}
+
+
+def test_a_wrapper_says_the_traits_of_what_it_wraps():
+    """Lookahead steps with Adam by default: compare said adaptive "no", momentum "no" and
+    bias correction "no" (the wrapper's own record), while create("lookahead") is Adam
+    inside."""
+    from optimlab.cli import compare_table, explain
+
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[3:5]]
+            + [line.split("|")[6].strip()]
+            for line in compare_table(["lookahead", "sam"], markdown=True).splitlines()[2:]}
+    assert rows == {"lookahead": ["as adam: yes"] * 3,
+                    "sam": ["as sgd: no", "as sgd: optional (default 0)", "as sgd: no"]}
+    assert re.search(r"^ +adaptive lr: as adam: yes$", explain("lookahead"), re.M)
 
 
 def test_an_alias_gives_the_year_and_paper_of_its_own_method():

@@ -141,22 +141,43 @@ def _preset_note(entry) -> str:
 
 
 def _momentum_and_memory(entry) -> tuple[str, str]:
-    """The momentum and extra-memory cells of ``entry``: its class's, except for an alias
-    with a ``momentum`` of its own, preset or default (``gd`` is SGD with none: "no"); an
-    alias's memory note says which case of the class's applies (:func:`_preset_note`)."""
+    """The momentum and extra-memory cells of ``entry``: its class's, except where a
+    ``momentum`` number says otherwise: an alias's own, preset or default (``gd`` is SGD
+    with none: "no"), and a class whose momentum is off by default ("optional (default 0)":
+    SGD and RMSprop, which ``sgd`` and ``rmsprop`` build without it); an alias's memory note
+    says which case of the class's applies (:func:`_preset_note`)."""
     info = entry.info
     value = {**info.defaults, **entry.preset}.get("momentum")
     memory = info.memory_note + _preset_note(entry)
-    if entry.alias_of is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
         return _yes(info.momentum), memory
+    if entry.alias_of is None:
+        return ("optional (default 0)" if info.momentum and value == 0
+                else _yes(info.momentum)), memory
     return _yes(value > 0), memory
+
+
+def _traits(entry) -> tuple[str, str, str, str]:
+    """The adaptive-rate, momentum, extra-memory and bias-correction cells of ``entry``. A
+    wrapper (Lookahead, SAM) steps with the optimizer it wraps, so its adaptive, momentum
+    and bias cells are that one's, by default ("as adam: yes")."""
+    from .optim.registry import resolve, wrapped_name
+
+    info = entry.info
+    momentum, memory = _momentum_and_memory(entry)
+    cells = [_yes(info.adaptive), momentum, _yes(info.bias_correction)]
+    inner = wrapped_name(entry.name) if entry.capabilities.wraps else None
+    if inner is not None:
+        adaptive, momentum, _, bias = _traits(resolve(inner))
+        cells = [f"as {inner}: {cell}" for cell in (adaptive, momentum, bias)]
+    return cells[0], cells[1], memory, cells[2]
 
 
 def _compare_row(entry) -> list[str]:
     info = entry.info
-    momentum, memory = _momentum_and_memory(entry)
-    return [entry.name, str(entry.year), _yes(info.adaptive), momentum,
-            memory, _yes(info.bias_correction), info.sparse, info.typical_use]
+    adaptive, momentum, memory, bias = _traits(entry)
+    return [entry.name, str(entry.year), adaptive, momentum, memory, bias, info.sparse,
+            info.typical_use]
 
 
 def compare_table(names: Sequence[str], markdown: bool = False) -> str:
@@ -184,7 +205,7 @@ def explain(name: str) -> str:
                                                   f" (with {entry.alias_of}'s defaults)")
     else:
         aliases = ", ".join(e.name for e in available() if e.alias_of == entry.name) or "-"
-    momentum, memory = _momentum_and_memory(entry)
+    adaptive, momentum, memory, bias = _traits(entry)
     lines = [f"{entry.name}: optimlab.{entry.cls.__name__}"
              + (f" with {entry.preset}" if entry.preset else "")]
     if entry.summary:
@@ -202,9 +223,9 @@ def explain(name: str) -> str:
                                 "another (a registry name)"))
     fields += [
         ("extra memory", memory),
-        ("adaptive lr", _yes(info.adaptive)),
+        ("adaptive lr", adaptive),
         ("momentum", momentum),
-        ("bias corr.", _yes(info.bias_correction)),
+        ("bias corr.", bias),
         ("weight decay", info.decoupled_weight_decay),
         ("sparse data", info.sparse),
         ("tuning", info.tuning),
