@@ -92,6 +92,14 @@ def test_labels_that_are_optimizers_get_their_colour():
     assert out == {"sgd, safe": palette.color("sgd"), "fast adam": palette.color("adam")}
 
 
+def test_the_registry_spelling_keeps_the_colour_before_another_spelling():
+    """"Adam" sorted before "adam", so the registry's own spelling lost Adam's colour."""
+    out = palette.label_colors(["adam", "Adam", "fast adam"], {"fast adam": "adam"})
+    assert out["adam"] == palette.color("adam") and len(set(out.values())) == 3
+    assert palette.label_colors(["Adam", "fast adam"], {"fast adam": "adam"})["Adam"] == \
+        palette.color("adam")  # without it, another spelling of the name keeps it
+
+
 def test_two_variants_of_one_optimizer_get_two_colours():
     names = {"adam": "adam", "fast adam": "adam", "adam, slow": "adam"}
     out = palette.label_colors(["fast adam", "adam", "adam, slow"], names)

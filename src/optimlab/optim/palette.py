@@ -128,7 +128,8 @@ def label_colors(labels: Iterable, names: Mapping | None = None) -> dict:
 
     A label that is a registry name, or whose ``names[label]`` is one (a race's
     ``{"fast adam": "adam"}``), gets that optimizer's :func:`color`. When labels would share
-    a colour, a label that is itself the name keeps it, else the first in sorted order. The
+    a colour, a label that is itself the name keeps it (the registry's own spelling before
+    another: ``"adam"`` before ``"Adam"``), else the first in sorted order. The
     others, and labels that are no optimizer, take in sorted order colours no label of the
     figure uses: the palette's spare colours, then those of the least raced optimizers (the
     end of the palette), then generated ones, so any number of labels get distinct colours.
@@ -141,8 +142,11 @@ def label_colors(labels: Iterable, names: Mapping | None = None) -> dict:
     itself = {label: own[label] is not None and _lookup(label) == own[label] for label in unique}
     out: dict = {}
     used: set[str] = set()
-    # the optimizers' own colours: the label that is the name first, then sorted order
-    for label in sorted(unique, key=lambda lab: (not itself[lab], str(lab))):
+    # the optimizers' own colours: the label that is the name first (spelled as the
+    # registry spells it before another spelling: "adam" before "Adam"), then sorted order
+    table = _table()
+    for label in sorted(unique, key=lambda lab: (not itself[lab], not (
+            isinstance(lab, str) and lab in table), str(lab))):
         if own[label] is not None and own[label] not in used:
             out[label] = own[label]
             used.add(own[label])
