@@ -7,7 +7,9 @@
 * ``<name>.html`` per algorithm: its update rule, rendered from the class docstring's
   ``.. math::`` block, its arguments with their defaults (the docstring's ``Args:`` section,
   :attr:`~optimlab.optim.catalog.Info.arguments`), what it can do (its capability record),
-  when to use it and what it costs, its example, and the names that build it;
+  when to use it and what it costs, its example, and the names that build it; the
+  docstring's prose paragraphs (what the formula's symbols mean, caveats, its references)
+  in their order around these;
 * ``katex/``: the KaTeX this package vendors, and ``render.js``, which renders the math
   when a page opens (a file rather than an inline script, so the playground can serve the
   pages under its Content-Security-Policy: ``optimlab serve`` keeps them at ``/docs/`` and
@@ -108,23 +110,30 @@ def _e(text: object) -> str:
 
 
 _INLINE = re.compile(r"``(.+?)``|:math:`(.+?)`|:(?:class|func|meth|attr|mod|data):`~?(.+?)`"
+                     r"|(https?://[^\s<>\"'`]*[^\s<>\"'`.,;:)\]])"
+                     r"|(?<![\w*])\*\*([^*\s](?:[^*]*?[^*\s])?)\*\*(?![\w*])"
                      r"|(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])")
 
 
 def rst_inline(text: str) -> str:
     """A docstring's inline markup as HTML: ``code``, :math:`x` (rendered by KaTeX on the
     page), cross-references such as :class:`~optimlab.optim.SGD` (their last name, as
-    code) and *emphasis*; everything else escaped."""
+    code), web addresses (links, to the papers: nothing is loaded from them), **strong**
+    and *emphasis*; everything else escaped."""
     out, end = [], 0
     for match in _INLINE.finditer(text):
         out.append(_e(text[end:match.start()]))
-        code, math, ref, emphasis = match.groups()
+        code, math, ref, url, strong, emphasis = match.groups()
         if code is not None:
             out.append(f"<code>{_e(code)}</code>")
         elif math is not None:
             out.append(f'<span data-latex="{_e(math)}">{_e(math)}</span>')
         elif ref is not None:
             out.append(f"<code>{_e(ref.split('.')[-1])}</code>")
+        elif url is not None:
+            out.append(f'<a href="{_e(url)}">{_e(url)}</a>')
+        elif strong is not None:
+            out.append(f"<strong>{_e(strong)}</strong>")
         else:
             out.append(f"<em>{_e(emphasis)}</em>")
         end = match.end()
@@ -174,6 +183,71 @@ def _admonitions(doc: str) -> list[tuple[str, str]]:
         if text:
             out.append((match.group(1), text))
     return out
+
+
+#: the line that opens a Google-style section of a docstring (``Args:``, ``Example:``)
+_SECTION = re.compile(r"[A-Z][A-Za-z ]*:")
+#: a bullet of an rST list
+_BULLET = re.compile(r"[*+-] ")
+
+
+def _prose(doc: str) -> list[tuple[str, str]]:
+    """The docstring's prose, in its order, past the summary: every top-level paragraph or
+    bullet list that is not a directive (``.. math::``, ``.. note::``, ...) or a section
+    (``Args:``, ``Example:``; a ``Reference:`` paragraph is prose). Each comes as
+    ``(where, html)``: where is ``"intro"`` before the math block, ``"rule"`` after it and
+    before the first section (the definitions the formula uses), ``"after"`` past a
+    section (the references); html is a ``<p>`` or ``<ul>`` through :func:`rst_inline`."""
+    lines = inspect.cleandoc(doc).expandtabs().splitlines()
+    chunks: list[list[str]] = []  # a top-level line and whatever belongs to it
+    blank = True
+    for line in lines:
+        if line.strip() and not line[0].isspace() and (blank or not chunks):
+            chunks.append([line])
+        elif chunks:
+            chunks[-1].append(line)
+        blank = not line.strip()
+    out, where = [], "intro"
+    for chunk in chunks[1:]:  # the first is the summary
+        head = chunk[0].strip()
+        if head.startswith(".. "):
+            if re.match(r"\.\. math::", head) and where == "intro":
+                where = "rule"
+            continue
+        if _SECTION.fullmatch(head):
+            where = "after"
+            continue
+        html_ = _prose_html(chunk)
+        if html_:
+            out.append((where, html_))
+    return out
+
+
+def _prose_html(chunk: list[str]) -> str:
+    """A top-level paragraph as ``<p>``, a bullet list as ``<ul>`` (a paragraph that leads
+    into a list without a blank line comes first); a list item's continuation lines are
+    the indented ones."""
+    paragraphs: list[list[str]] = []
+    items: list[list[str]] = []
+    for line in chunk:
+        text = line.strip()
+        if not text:
+            if paragraphs and paragraphs[-1] and not items:
+                paragraphs.append([])
+            continue
+        if not line[0].isspace() and _BULLET.match(text):
+            items.append([text[2:]])
+        elif items:
+            items[-1].append(text)
+        else:
+            if not paragraphs:
+                paragraphs.append([])
+            paragraphs[-1].append(text)
+    parts = [f"<p>{rst_inline(' '.join(' '.join(p).split()))}</p>" for p in paragraphs if p]
+    if items:
+        parts.append("<ul>" + "".join(f"<li>{rst_inline(' '.join(' '.join(i).split()))}</li>"
+                                      for i in items) + "</ul>")
+    return "".join(parts)
 
 
 def _example(doc: str) -> str | None:
@@ -235,6 +309,33 @@ def _arguments(info: Info) -> str:
     return _table(["argument", "type", "default", "what it does"], rows)
 
 
+def _source(reference: str) -> str:
+    """Where a reference implementation comes from: ``torch.optim``, the package it is in
+    (``optax``, ``pytorch_optimizer``, ``schedulefree``, ...), or ``oracle``."""
+    if reference == "oracle":
+        return "oracle"
+    if reference.startswith("torch.optim"):
+        return "torch.optim"
+    return reference.split(".")[0]
+
+
+def _sources_sentence(infos: list[Info]) -> str:
+    """The sources the tests check the optimizers against, as HTML, read from the
+    reference column: torch.optim first, then every other package in catalog order, with
+    how many algorithms each checks, and the NumPy transcriptions last."""
+    counts: dict[str, int] = {}
+    for info in infos:
+        source = _source(info.reference)
+        counts[source] = counts.get(source, 0) + 1
+    order = sorted(counts, key=lambda s: (s != "torch.optim", s == "oracle"))
+    parts = [("a NumPy transcription of the paper written for the tests"
+              if source == "oracle" else f"<code>{_e(source)}</code>") + f" ({counts[source]})"
+             for source in order]
+    if len(parts) > 1:
+        parts[-1] = "or " + parts[-1]
+    return ", ".join(parts)
+
+
 def _checked(reference: str) -> str:
     """What the tests check an optimizer against, as HTML (``oracle``: the NumPy
     transcription of its paper in the tests)."""
@@ -262,15 +363,23 @@ def _page(info: Info, aliases: list[Entry]) -> str:
              f'<p class="meta">{_e(info.family)} family · {info.year} · '
              f'<a href="{_e(info.url)}">{_e(info.paper)}</a> · checked against '
              f"{_checked(info.reference)}</p>"]
+    prose = _prose(doc)
+    parts += [text for where, text in prose if where == "intro"]
     parts.append("<h2>Update rule</h2>")
     if info.rule_latex:
         parts.append(f'<div class="math" data-latex="{_e(info.rule_latex)}">'
                      f"<pre>{_e(info.rule_latex)}</pre></div>")
+    parts += [text for where, text in prose if where == "rule"]
     parts.append(f"<p>In one line: <code>{_e(info.rule_text)}</code></p>")
     parts.append("<h2>Arguments</h2>" + _arguments(info))
     for kind, text in _admonitions(doc):
         parts.append(f'<p class="{kind}"><strong>{kind.capitalize()}:</strong> '
                      f"{rst_inline(text)}</p>")
+    after = [text for where, text in prose if where == "after"]
+    if after:  # the References paragraph, after the sections
+        heading = "<h2>References</h2>" if all(
+            re.match(r"<p>References?:", text) for text in after) else ""
+        parts.append(heading + "".join(after))
     example = _example(doc)
     if example:
         parts.append(f"<h2>Example</h2><pre><code>{_e(example)}</code></pre>")
@@ -313,8 +422,8 @@ def _index(entries: list[Entry]) -> str:
         'lr=1e-3)</code>, or by name <code>optimlab.create("adam", model.parameters())</code>. '
         "Its page has the update rule, every argument with its default, what it can do "
         "and when to use it, all read from the code. The tests check each one against an "
-        "independent implementation (last column): torch.optim, the authors' package, or "
-        "a NumPy transcription of the paper written for the tests.</p>",
+        "independent implementation (last column; how many each checks in parentheses): "
+        f"{_sources_sentence(TABLE)}.</p>",
         _table(["optimizer", "family", "year", "adaptive lr", "momentum", "extra memory",
                 "checked against"], rows, numeric=frozenset({2})),
         "<h2>Other names</h2><p>Registry names for a class with preset arguments:</p>",
