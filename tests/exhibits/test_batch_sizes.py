@@ -50,6 +50,8 @@ def test_full_batch_is_plain_gradient_descent():
         w = w - lr * X.T @ (X @ w - y) / n
     run = demo.runs["batch"]
     assert run.updates == epochs and run.samples.tolist() == [n * k for k in range(epochs + 1)]
+    # the exhibit sums the same 64-term products in its own order: a few ulps an epoch, 5
+    # epochs; measured 8e-16 relative, rtol 1e-12 leaves 3 orders of room
     np.testing.assert_allclose(run.loss, losses, rtol=1e-12)
 
 
