@@ -193,3 +193,15 @@ def test_a_run_that_reached_the_tolerance_and_left_is_marked():
     assert "286 (left)" in result.table()
     stayed = race("rosenbrock", {"momentum": {"lr": 0.00316, "momentum": 0.9}}, steps=500)
     assert "(left)" not in stayed.table()
+
+
+def test_a_one_element_tensor_lr_is_one_value_as_torch_takes_it():
+    """``lr=torch.tensor([0.01])`` is one rate to torch's optimizers; a race label (one run)
+    refused it as per-member values. It races as the number it holds does; a tensor of
+    two rates is still refused."""
+    held = torch.tensor([0.01], dtype=torch.float64)
+    tensor = race("rosenbrock", {"adam": {"lr": held}}, steps=40)
+    number = race("rosenbrock", {"adam": {"lr": held.item()}}, steps=40)
+    assert (tensor.paths["adam"] == number.paths["adam"]).all()
+    with pytest.raises(ValueError, match="lr must be one value"):
+        race("rosenbrock", {"adam": {"lr": torch.tensor([0.01, 0.02])}}, steps=5)

@@ -203,7 +203,11 @@ def _tune_grid(tune) -> list[float] | None:
 
 def _per_member(value) -> bool:
     """Whether a :class:`Population` given ``value`` would give each member its own value
-    (a list, a NumPy array or a 1-D tensor; a tuple such as ``betas`` is one value)."""
+    (a list, a NumPy array or a 1-D tensor; a tuple such as ``betas`` is one value). A
+    tensor of one element is one value, as torch's optimizers take ``lr=torch.tensor([0.01])``
+    (a race label is one run)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return False
     return is_per_member(python_numbers(value))
 
 
