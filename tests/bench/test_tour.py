@@ -538,3 +538,28 @@ def test_the_page_says_only_what_this_run_has():
     one, three = tour.profile_lead(1)[-1], tour.profile_lead(3)[-1]
     assert "confidence intervals" in three and "Read it together" in three
     assert "Read it together" not in one and "no confidence intervals" in one
+
+
+def test_a_second_tour_in_the_same_folder_is_refused(tmp_path, capsys, monkeypatch):
+    """Two tours in one folder: the second's fresh_store moved the first one's live run store
+    aside, so the first wrote into tour-runs.previous.db. The folder's lock refuses the
+    second before it touches anything; once the first ends, a tour runs there again."""
+    import fcntl
+    import os
+
+    from optimlab.bench import tour
+
+    monkeypatch.setattr(tour, "_tour", lambda out, quick, say: out / "tour.html")
+    (tmp_path / "tour-runs.db").write_text("the first tour's store")
+    fd = os.open(tmp_path / tour.TOUR_LOCK, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the first tour, running
+        assert main(["tour", "--quick", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"optimlab: error: cannot write the tour to {tmp_path}: another tour is "
+                       f"running in {tmp_path} now (it holds .tour.lock); wait for it to end, "
+                       "or give another --out")
+        assert (tmp_path / "tour-runs.db").read_text() == "the first tour's store"
+    finally:
+        os.close(fd)  # the first tour ends
+    assert main(["tour", "--quick", "--out", str(tmp_path)]) == 0

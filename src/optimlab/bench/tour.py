@@ -27,6 +27,8 @@ every budget so the tests can run the whole tour in seconds.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import html
 import io
 import json
@@ -34,7 +36,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1125,13 +1127,52 @@ def fresh_store(out: Path) -> RunStore:
     return RunStore(current)
 
 
+#: the file a running tour holds locked in its folder (:func:`_one_tour_at_a_time`)
+TOUR_LOCK = ".tour.lock"
+
+
+@contextlib.contextmanager
+def _one_tour_at_a_time(out: Path) -> Iterator[None]:
+    """Hold ``out/.tour.lock`` (``flock``) while a tour runs there: a second tour in the same
+    folder would move the first one's live run store aside (:func:`fresh_store`), so its
+    writes would land in ``tour-runs.previous.db`` while the second tour's page read the new
+    one. The second is refused instead, with an ``OSError`` saying so. The lock goes with
+    the process (a killed tour leaves only the empty file). Where ``fcntl`` is missing
+    (Windows), nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    try:
+        fd = os.open(out / TOUR_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot create {out / TOUR_LOCK}: {err.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OSError(errno.EBUSY, f"another tour is running in {out} now (it holds "
+                          f"{TOUR_LOCK}); wait for it to end, or give another --out") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -> Path:
-    """Run the tour and write ``out_dir/tour.html``; returns its path."""
+    """Run the tour and write ``out_dir/tour.html``; returns its path. One tour at a time
+    runs in a folder (:func:`_one_tour_at_a_time`): a second one raises ``OSError``."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(err.errno, f"cannot create {out}: {err.strerror}") from None
+    with _one_tour_at_a_time(out):
+        return _tour(out, quick, say)
+
+
+def _tour(out: Path, quick: bool, say: Callable[[str], None]) -> Path:
+    """:func:`run_tour`'s work, the folder's lock held."""
     start = time.perf_counter()
     previous = (out / STORE).exists()  # fresh_store keeps it aside, and the page says so
     store = fresh_store(out)
