@@ -1431,3 +1431,124 @@ def test_sigkill_at_any_moment_leaves_a_consistent_store(tmp_path, store_url):
         if run_id in finished:
             assert after[run_id] == before[run_id]
 
+
+
+# ------------------------------------------------------- sweep locks: failures after flock
+
+
+def _two_stores(tmp_path):
+    path = tmp_path / "runs.db"
+    a = RunStore(path)
+    return path, a, RunStore(path), a.open_sweep(CONFIG)
+
+
+def test_a_hostname_that_is_not_utf8_still_takes_the_lock(tmp_path, monkeypatch):
+    from optimlab.bench.store import guard
+
+    # what Python returns for a hostname with the byte 0xff
+    monkeypatch.setattr(guard.socket, "gethostname", lambda: "box-\udcff")
+    path, a, b, sweep = _two_stores(tmp_path)
+    with a, b:
+        with a.lock_sweep(sweep):
+            text = (tmp_path / f"runs.db-sweep{sweep}.lock").read_text()
+            assert text.split()[:2] == [str(os.getpid()), "box-\\udcff"]  # escaped
+            with pytest.raises(store_module.SweepBusy, match="is being run or resumed"):
+                with b.lock_sweep(sweep):
+                    pass
+        with b.lock_sweep(sweep):  # released: not busy with our own pid
+            pass
+
+
+@pytest.mark.parametrize("fail", ["write", "ftruncate"])
+def test_a_failure_writing_the_holder_releases_the_lock(tmp_path, monkeypatch, fail):
+    import errno
+
+    path, a, b, sweep = _two_stores(tmp_path)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with a, b:
+        with monkeypatch.context() as m:
+            m.setattr(os, fail, full)  # the disk fills up as the holder line is written
+            with pytest.raises(StoreError, match="No space left on device") as err:
+                with a.lock_sweep(sweep):
+                    pass
+        assert not isinstance(err.value, store_module.SweepBusy)
+        _one_line_naming(err, path)
+        with a.lock_sweep(sweep):  # the same process tries again: not busy with itself
+            with pytest.raises(store_module.SweepBusy):
+                with b.lock_sweep(sweep):
+                    pass
+        with b.lock_sweep(sweep):
+            pass
+
+
+def test_ctrl_c_while_the_holder_is_written_releases_the_lock(tmp_path, monkeypatch):
+    path, a, b, sweep = _two_stores(tmp_path)
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    with a, b:
+        with monkeypatch.context() as m:
+            m.setattr(os, "ftruncate", interrupt)
+            with pytest.raises(KeyboardInterrupt):  # as it is, not a StoreError
+                with a.lock_sweep(sweep):
+                    pass
+        with b.lock_sweep(sweep):
+            pass
+        with a.lock_sweep(sweep):
+            pass
+
+
+@pytest.mark.skipif(not hasattr(os, "fchmod"), reason="POSIX permissions")
+def test_the_lock_file_has_the_permissions_of_a_shared_store(tmp_path):
+    path, a, b, sweep = _two_stores(tmp_path)
+    os.chmod(path, 0o666)
+    old = os.umask(0o022)
+    try:
+        with a, b, a.lock_sweep(sweep):
+            mode = os.stat(tmp_path / f"runs.db-sweep{sweep}.lock").st_mode & 0o777
+    finally:
+        os.umask(old)
+    assert mode == 0o666, oct(mode)
+
+
+def _unwritable_lock_file(monkeypatch, lock: str, readable: bool = True) -> None:
+    """Open ``lock`` (which exists) as a user who may not write it: another user's file
+    (as root, chmod would not stop this process). O_EXCL still meets EEXIST first."""
+    real = os.open
+
+    def fake(file, flags, *args, **kwargs):
+        if os.fspath(file) == lock and not flags & os.O_EXCL and \
+                ((flags & os.O_ACCMODE) != os.O_RDONLY or not readable):
+            raise PermissionError(13, "Permission denied", file)
+        return real(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake)
+
+
+@pytest.mark.skipif(not hasattr(os, "O_ACCMODE"), reason="POSIX open flags")
+def test_a_lock_file_left_by_another_user_is_locked_read_only(tmp_path, monkeypatch):
+    path, a, b, sweep = _two_stores(tmp_path)
+    lock = os.path.realpath(path) + f"-sweep{sweep}.lock"
+    Path(lock).write_text("")  # left by a crashed process of another user (root)
+    with a, b:
+        with monkeypatch.context() as m:
+            _unwritable_lock_file(m, lock)
+            with a.lock_sweep(sweep):
+                with pytest.raises(store_module.SweepBusy, match="is being run or resumed"):
+                    with b.lock_sweep(sweep):
+                        pass
+                assert Path(lock).read_text() == ""  # no holder line: it may not write it
+            with b.lock_sweep(sweep):  # released
+                pass
+        Path(lock).write_text("")
+        with monkeypatch.context() as m:
+            _unwritable_lock_file(m, lock, readable=False)
+            with pytest.raises(StoreError, match=r"cannot open .*sweep\d+\.lock: Permission") as err:
+                with a.lock_sweep(sweep):
+                    pass
+            assert "cannot create" not in str(err.value)
+            _one_line_naming(err, path)

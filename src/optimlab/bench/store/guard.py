@@ -358,41 +358,41 @@ class SweepLock:
         self.path = f"{os.path.realpath(store_path)}-sweep{sweep_id}.lock"
         self.sweep_id = sweep_id
         self._fd: int | None = None
+        where = f"cannot lock sweep {sweep_id} of {store_path}"
         while True:
+            fd, writable = _open_lock_file(self.path, _lock_mode(store_path), where)
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except OSError as err:
-                raise StoreError(f"cannot lock sweep {sweep_id} of {store_path}: cannot create "
-                                 f"{self.path}: {err.strerror or err}") from None
-            try:
-                _lock(fd)
-            except OSError as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    os.close(fd)
-                    raise StoreError(f"cannot lock sweep {sweep_id} of {store_path} "
-                                     f"({self.path}): {err.strerror or err}") from None
-                try:
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    text = os.read(fd, 200).decode(errors="replace")
-                except OSError:  # pragma: no cover - Windows locks bytes against reading
-                    text = ""
-                finally:
-                    os.close(fd)
-                raise SweepBusy(f"sweep {sweep_id} of {store_path} is being run or resumed "
-                                f"{_holder(text)}") from None
-            # the holder before us may have deleted the file as it released it: lock anew
-            try:
-                same = os.path.samestat(os.stat(self.path), os.fstat(fd))
-            except OSError:
-                same = False
-            if same or fcntl is None:
+                holder = _lock_or_holder(fd, f"{where} ({self.path})")
+                # the holder before us may have deleted the file as it released it: lock anew
+                retry = holder is None and fcntl is not None and not _same_file(self.path, fd)
+            except BaseException:  # an error, or Ctrl-C: never leave an open (locked) fd
+                os.close(fd)
+                raise
+            if holder is None and not retry:
                 break
             os.close(fd)
+            if holder is not None:
+                raise SweepBusy(f"sweep {sweep_id} of {store_path} is being run or resumed "
+                                f"{_holder(holder)}") from None
         self._fd = fd
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if fcntl is not None:  # pragma: no branch - Windows keeps the locked byte unread
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {socket.gethostname()} {stamp}\n".encode())
+        try:
+            # Windows keeps the locked byte unread; a lock file this process may not write
+            # (another user's, left by a crashed process) is locked without a holder line
+            if fcntl is not None and writable:
+                stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                # a hostname that is not UTF-8 comes back from Python with surrogates
+                line = f"{os.getpid()} {socket.gethostname()} {stamp}\n"
+                os.ftruncate(fd, 0)
+                os.write(fd, line.encode(errors="backslashreplace"))
+        except BaseException as err:  # release the lock: a retry must not meet our own pid
+            self.release()
+            if isinstance(err, OSError):
+                raise StoreError(f"{where}: cannot write {self.path}: "
+                                 f"{err.strerror or err}") from None
+            if isinstance(err, UnicodeError):
+                raise StoreError(f"{where}: cannot write {self.path}: "
+                                 + _one_line(str(err))) from None
+            raise
 
     @property
     def held(self) -> bool:
@@ -410,6 +410,73 @@ class SweepLock:
             except OSError:
                 pass
         os.close(fd)  # releases the lock
+
+
+def _lock_mode(store_path: str) -> int:
+    """The permissions of a new lock file: the store file's own read and write bits (as
+    SQLite gives its ``-wal`` and ``-shm`` files), so that every user who may write a
+    shared store may lock its sweeps; at least read and write for the owner."""
+    try:
+        return (os.stat(store_path).st_mode & 0o666) | 0o600
+    except OSError:
+        return 0o644
+
+
+def _open_lock_file(path: str, mode: int, where: str) -> tuple[int, bool]:
+    """Open (or create, with ``mode`` whatever the umask) the lock file: ``(fd, writable)``.
+
+    An existing lock file this process may not write (another user's) is opened read-only:
+    ``flock`` needs no write access, only the holder line is then not written."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise StoreError(f"{where}: cannot create {path}: {err.strerror or err}") from None
+    else:
+        try:
+            os.fchmod(fd, mode)  # the umask may have taken bits away
+        except (OSError, AttributeError):  # pragma: no cover - not POSIX
+            pass
+        return fd, True
+    try:
+        return os.open(path, os.O_RDWR), True
+    except FileNotFoundError:  # its holder deleted it as it released it (or a dangling link)
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, mode), True
+        except OSError as err:
+            raise StoreError(f"{where}: cannot create {path}: {err.strerror or err}") from None
+    except PermissionError:
+        pass
+    except OSError as err:
+        raise StoreError(f"{where}: cannot open {path}: {err.strerror or err}") from None
+    try:
+        return os.open(path, os.O_RDONLY), False
+    except OSError as err:
+        raise StoreError(f"{where}: cannot open {path}: {err.strerror or err}") from None
+
+
+def _lock_or_holder(fd: int, where: str) -> str | None:
+    """Lock ``fd`` (None), or the text of the lock file where another holds it; StoreError
+    where it cannot be locked at all."""
+    try:
+        _lock(fd)
+    except OSError as err:
+        if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise StoreError(f"{where}: {err.strerror or err}") from None
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return os.read(fd, 200).decode(errors="replace")
+        except OSError:  # pragma: no cover - Windows locks bytes against reading
+            return ""
+    return None
+
+
+def _same_file(path: str, fd: int) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except OSError:
+        return False
 
 
 def _lock(fd: int) -> None:
