@@ -94,3 +94,41 @@ def test_both_engines_and_the_batched_evaluation_ask_for_it(monkeypatch):
     weights = [p.detach().unsqueeze(0).repeat(3, *[1] * p.dim()) for p in template.parameters()]
     loss, _ = trainer.population_scores(task, template, weights, task.x_test, task.y_test)
     assert loss.shape == (3,) and calls == [1, 1, 1]
+
+
+@pytest.mark.parametrize("tunables", [
+    "glibc.malloc.mmap_threshold=65536",
+    "glibc.malloc.trim_threshold=1000000",
+    "glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=0",
+])
+def test_thresholds_set_by_glibc_tunables_win(monkeypatch, tunables):
+    """GLIBC_TUNABLES sets the thresholds as the MALLOC_*_THRESHOLD_ variables do: no
+    mallopt call then (checked in this process, with mallopt replaced by a recorder)."""
+    from optimlab.bench import allocator
+
+    calls = []
+
+    class Libc:
+        def __init__(self, name):
+            self.mallopt = self
+
+        def __call__(self, option, value):
+            calls.append((option, value))
+            return 1
+
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "OPTIMLAB_KEEP_FREED_MEMORY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(allocator.ctypes, "CDLL", Libc)
+    monkeypatch.setattr(allocator.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(allocator.platform, "libc_ver", lambda: ("glibc", "2.36"))
+    allocator.keep_freed_memory.cache_clear()
+    try:
+        monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")  # not a threshold
+        assert allocator.keep_freed_memory() is True and len(calls) == 2
+        calls.clear()
+        allocator.keep_freed_memory.cache_clear()
+        monkeypatch.setenv("GLIBC_TUNABLES", tunables)
+        assert allocator.keep_freed_memory() is False
+        assert calls == []
+    finally:  # the next caller decides anew (the real mallopt, as it would have)
+        allocator.keep_freed_memory.cache_clear()

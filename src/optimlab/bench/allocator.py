@@ -18,8 +18,9 @@ up: blocks up to :data:`MMAP_THRESHOLD` come from the heap, and up to :data:`TRI
 of free heap is kept for reuse. Both training engines call it, so a comparison between them
 runs under the same allocator, and so does the batched evaluation of any stack of weights
 (``trainer.population_scores``, a loss landscape's grid). It does nothing where the C
-library is not glibc, where the environment already sets either threshold, or where
-``OPTIMLAB_KEEP_FREED_MEMORY=0``.
+library is not glibc, where the environment already sets either threshold (the variables
+above, or ``glibc.malloc.mmap_threshold`` or ``glibc.malloc.trim_threshold`` in
+``GLIBC_TUNABLES``), or where ``OPTIMLAB_KEEP_FREED_MEMORY=0``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ TRIM_THRESHOLD = 256 << 20
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # from glibc's <malloc.h>
 _ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+#: the same two thresholds as ``GLIBC_TUNABLES`` names them (``name=value`` pairs joined by
+#: colons), which glibc reads in place of the variables above
+_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
+
+
+def _thresholds_set_by_environment() -> bool:
+    """Whether the environment sets glibc's mmap or trim threshold itself."""
+    if any(name in os.environ for name in _ENV):
+        return True
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(item.partition("=")[0].strip() in _TUNABLES for item in tunables.split(":"))
 
 
 @functools.cache
@@ -48,7 +60,7 @@ def keep_freed_memory() -> bool:
     ``OPTIMLAB_KEEP_FREED_MEMORY=0``.
     """
     if os.environ.get("OPTIMLAB_KEEP_FREED_MEMORY", "1") == "0" or \
-            any(name in os.environ for name in _ENV):
+            _thresholds_set_by_environment():
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

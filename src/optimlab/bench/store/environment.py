@@ -25,7 +25,25 @@ from typing import Any
 # importing torch); ``optimlab`` itself imports nothing heavy
 from optimlab._cpuinfo import first_processor
 
-__all__ = ["collect_environment", "cpu_model", "cpu_vector_extensions", "cpu_description"]
+__all__ = ["collect_environment", "cpu_model", "cpu_vector_extensions", "cpu_description",
+           "usable_cpu_count"]
+
+#: cgroup v2's CPU bandwidth limit of this process's cgroup (``"<quota> <period>"`` or
+#: ``"max <period>"``), as a container sees it
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"
+
+#: names for the ``CPU implementer`` and ``CPU part`` of arm64 cores met in servers and
+#: laptops (from the Linux kernel's ``cputype.h``); other values are shown as hex alone
+ARM_IMPLEMENTERS = {"0x41": "ARM", "0x42": "Broadcom", "0x43": "Cavium", "0x46": "Fujitsu",
+                    "0x48": "HiSilicon", "0x4e": "NVIDIA", "0x50": "APM", "0x51": "Qualcomm",
+                    "0x61": "Apple", "0xc0": "Ampere"}
+ARM_PARTS = {("0x41", "0xd03"): "Cortex-A53", ("0x41", "0xd07"): "Cortex-A57",
+             ("0x41", "0xd08"): "Cortex-A72", ("0x41", "0xd0b"): "Cortex-A76",
+             ("0x41", "0xd0c"): "Neoverse-N1", ("0x41", "0xd40"): "Neoverse-V1",
+             ("0x41", "0xd49"): "Neoverse-N2", ("0x41", "0xd4f"): "Neoverse-V2",
+             ("0x41", "0xd8e"): "Neoverse-N3", ("0x41", "0xd84"): "Neoverse-V3",
+             ("0xc0", "0xac3"): "Ampere-1", ("0xc0", "0xac4"): "Ampere-1a",
+             ("0x48", "0xd01"): "TaiShan v110", ("0x4e", "0x004"): "Carmel"}
 
 #: the vector extensions :func:`cpu_vector_extensions` reports, as ``/proc/cpuinfo`` spells
 #: them (x86-64 ``flags``, arm64 ``Features``), widest last within each family
@@ -35,8 +53,10 @@ VECTOR_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "
 
 def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     """The CPU's marketing name (``model name`` in ``cpuinfo`` on Linux, with the x86 family
-    and model numbers: ``AMD EPYC (family 25, model 17)``), else :func:`platform.processor`,
-    else :func:`platform.machine`; never empty."""
+    and model numbers: ``AMD EPYC (family 25, model 17)``; on arm64, which has no name there,
+    its implementer and part: ``ARM Neoverse-N1 (implementer 0x41, part 0xd0c)``; POWER's
+    ``cpu`` and RISC-V's ``uarch`` lines), else :func:`platform.processor`, else
+    :func:`platform.machine`; never empty."""
     return _model(first_processor(cpuinfo))
 
 
@@ -49,7 +69,27 @@ def _model(fields: dict[str, str]) -> str:
                 # still tell the generations apart (family 25 model 17 is Zen 4)
                 name += f" (family {fields['cpu family']}, model {fields['model']})"
             return name
+    arm = _arm_model(fields)
+    if arm:
+        return arm
+    for key in ("Processor", "cpu", "uarch"):  # 32-bit arm / old arm64, POWER, RISC-V
+        if fields.get(key):
+            return fields[key]
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _arm_model(fields: dict[str, str]) -> str:
+    """arm64's ``CPU implementer`` and ``CPU part``, named where :data:`ARM_PARTS` knows
+    them (the hex numbers are kept: they alone tell every core apart)."""
+    implementer = fields.get("CPU implementer", "").lower()
+    part = fields.get("CPU part", "").lower()
+    if not implementer and not part:
+        return ""
+    ids = ", ".join(f"{what} {value}" for what, value in
+                    (("implementer", implementer), ("part", part)) if value)
+    vendor = ARM_IMPLEMENTERS.get(implementer, "ARM")
+    core = ARM_PARTS.get((implementer, part))
+    return f"{vendor} {core} ({ids})" if core else f"{vendor} ({ids})"
 
 
 def cpu_vector_extensions(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
@@ -63,19 +103,56 @@ def _extensions(fields: dict[str, str]) -> list[str]:
     return [name for name in VECTOR_EXTENSIONS if name in flags]
 
 
+def usable_cpu_count() -> int | None:
+    """How many CPUs this process may run on: those of its affinity mask
+    (``os.sched_getaffinity``, where the platform has it, else :func:`os.cpu_count`), at
+    most the cgroup's CPU quota (:data:`CGROUP_CPU_MAX`, rounded up); None where unknown."""
+    try:
+        count: int | None = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        count = os.cpu_count()
+    quota = _cgroup_cpu_limit()
+    if quota is not None and (count is None or quota < count):
+        count = quota
+    return count or None
+
+
+def _cgroup_cpu_limit(path: str | None = None) -> int | None:
+    """The CPUs the cgroup's bandwidth limit allows, rounded up (None: no limit, or none
+    that can be read)."""
+    try:
+        with open(path or CGROUP_CPU_MAX, encoding="ascii") as file:
+            quota, period = file.read().split()[:2]
+        quota_us, period_us = int(quota), int(period)
+    except (OSError, ValueError, UnicodeError):  # "max": no limit; no cgroup v2: none known
+        return None
+    if quota_us <= 0 or period_us <= 0:
+        return None
+    return max(1, -(-quota_us // period_us))
+
+
+def _cpu_counts() -> str:
+    """``2 logical CPUs``, or ``2 logical CPUs (1 usable)`` where the affinity or the cgroup
+    allows fewer."""
+    total, usable = os.cpu_count(), usable_cpu_count()
+    text = f"{total} logical CPUs" if total else "an unknown number of logical CPUs"
+    return text + (f" ({usable} usable)" if usable and usable != total else "")
+
+
 def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """One line naming the CPU for a benchmark's header: model, logical CPUs and vector
-    extensions, e.g. ``AMD EPYC (family 25, model 17), 2 logical CPUs, avx2 fma
-    avx512f``."""
+    """One line naming the CPU for a benchmark's header: model, logical CPUs (and how many
+    of them this process may use, where fewer) and vector extensions, e.g. ``AMD EPYC
+    (family 25, model 17), 2 logical CPUs, avx2 fma avx512f``."""
     fields = first_processor(cpuinfo)  # read once for both
     extensions = _extensions(fields)
-    return (f"{_model(fields)}, {os.cpu_count()} logical CPUs"
+    return (f"{_model(fields)}, {_cpu_counts()}"
             + (f", {' '.join(extensions)}" if extensions else ""))
 
 
 def collect_environment() -> dict:
-    """Where this process runs: python, platform, machine, CPU model and vector extensions,
-    host and library versions.
+    """Where this process runs: python, platform, machine, CPU count (``cpu_count``, the
+    machine's, and ``cpu_usable``, this process's: :func:`usable_cpu_count`), model and
+    vector extensions, host and library versions.
 
     Versions come from the installed distributions (nothing is imported); the CUDA build
     and devices are added only when torch is already imported and CUDA initialized, so
@@ -88,7 +165,8 @@ def collect_environment() -> dict:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
+        "cpu_count": os.cpu_count(),  # all of the machine's (None where unknown)
+        "cpu_usable": usable_cpu_count(),  # those this process may run on
         "cpu_model": _model(cpu),
         "cpu_extensions": _extensions(cpu),
         "host": socket.gethostname(),
