@@ -203,3 +203,86 @@ def test_the_page_says_validation_edges_ties_and_repeated_seeds(report):
     tied = replace(advice, rungs=[{**advice.rungs[0], "arms": [
         {**advice.rungs[0]["arms"][0], "then": "went on (tied at the cut)"}]}, advice.rungs[-1]])
     assert _rung_rows(tied, 0)[0][-1] == "went on to rung 2 (tied at the cut)"
+
+
+def _page_text(advice) -> str:
+    from optimlab.bench.advice_report import _html
+
+    pngs = {"range_tests": b"", "tournament": b""}
+    page = _html(advice, RunStore(advice.store_path), pngs, datetime.now(timezone.utc))
+    return re.sub(r"<[^>]+>", "", page).replace("&amp;", "&")
+
+
+@pytest.mark.parametrize("ci", [float("inf"), None])  # None: read back from advice.json
+def test_seeds_all_alike_are_said_so_in_the_headline_and_the_table(report, ci):
+    """Two seeds with one value have no interval (analysis.mean_ci gives inf): the headline
+    said "(2 seeds: no interval)" and the Stage 3 cell a bare "0.97", neither saying why."""
+    from optimlab.bench.advice_report import _candidate_rows
+
+    advice, _ = report
+    final = {**advice.candidates[0], "status": "final", "rank": "1", "metric": 0.97, "ci": ci}
+    alike = replace(advice, metric={**advice.metric, "name": "accuracy", "higher_is_better": True,
+                                    "value": 0.97, "ci": ci, "seeds": 2},
+                    candidates=[final], seeds_repeat=None)
+    text = _page_text(alike)
+    assert "validation accuracy 0.97 (2 seeds, all alike: no interval)" in text
+    assert "(2 seeds: no interval)" not in text
+    assert _candidate_rows(alike)[0][-1] == "0.97 (2 seeds, all alike: no interval)"
+    one = replace(alike, metric={**alike.metric, "seeds": 1})
+    assert "validation accuracy 0.97 (1 seed: no interval)" in _page_text(one)
+    assert _candidate_rows(one)[0][-1] == "0.97 (1 seed: no interval)"
+    # a candidate cut before the final rung has no mean at all
+    cut = replace(alike, candidates=[{**final, "status": "out at rung 1", "metric": None}])
+    assert _candidate_rows(cut)[0][-1] == "—"
+
+
+def test_the_headline_interval_has_the_tables_digits(report):
+    """The headline printed ± 0.00797 (.3g) where the Stage 3 table printed ± 0.008 (.2g)."""
+    from optimlab.bench.advice_report import _candidate_rows
+
+    advice, _ = report
+    final = {**advice.candidates[0], "status": "final", "rank": "1", "metric": 0.97,
+             "ci": 0.00797}
+    odd = replace(advice, metric={**advice.metric, "name": "accuracy", "value": 0.97,
+                                  "ci": 0.00797, "seeds": 3}, candidates=[final], seeds_repeat=None)
+    text = _page_text(odd)
+    assert "validation accuracy 0.97 ± 0.008 (95% interval over 3 seeds)" in text
+    assert "0.00797" not in text.split("Stage 1: range tests")[0]
+    assert _candidate_rows(odd)[0][-1] == "0.97 ± 0.008"
+
+
+def test_a_small_validation_set_is_worded_for_its_metric(report):
+    """"one example is 1/12 of an accuracy" was said of a loss too."""
+    advice, _ = report
+    small = replace(advice, validation_examples=12)
+    text = _page_text(replace(small, metric={**advice.metric, "name": "loss"}))
+    assert "A small validation set. 12 examples, fewer than 100" in text
+    assert "accuracy" not in text.split("A small validation set.")[1].split("Give more")[0]
+    assert "a mean loss over so few examples is noisy" in text
+    text = _page_text(replace(small, metric={**advice.metric, "name": "accuracy",
+                                             "higher_is_better": True}))
+    assert "12 examples, fewer than 100: one example is 1/12 of an accuracy" in text
+
+
+def test_the_edge_of_the_search_is_said_once(report):
+    """The statement ends with the edge sentence, and the page printed it again in its own
+    paragraph, headed "At the edge of the search." and starting "At the edge of the search:"."""
+    from optimlab.bench.advisor import _edge_words
+
+    advice, _ = report
+    edged = replace(advice, edge={"range_test": None, "final_rung": "top"}, hparams={"lr": 0.1})
+    sentence = _edge_words(edged)
+    assert "lr=0.1 is the highest" in sentence
+    # the advisor's statement carries it: no paragraph of its own
+    carried = replace(edged, statement="Adam is best." + sentence)
+    text = _page_text(carried)
+    assert text.count("At the edge of the search") == 1
+    assert text.count("lr=0.1 is the highest") == 1
+    # a statement without it: the paragraph, its prefix not repeated under its heading
+    text = _page_text(replace(edged, statement="Adam is best."))
+    assert text.count("At the edge of the search") == 1
+    assert "At the edge of the search. lr=0.1 is the highest" in text
+    assert "At the edge of the search: " not in text
+    # the range test's edge starts a sentence
+    ranged = replace(advice, edge={"range_test": "top", "final_rung": None}, statement="x.")
+    assert "At the edge of the search. The range test's suggestion" in _page_text(ranged)

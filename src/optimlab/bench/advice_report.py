@@ -100,10 +100,22 @@ def _color(name: str) -> str:
         return label_colors([name])[name]
 
 
-def _mean_ci(value: Any, ci: Any, digits: int = 4) -> str:
+def _no_interval(seeds: Any) -> str:
+    """Why a mean has no interval, in report.mean_text's words: one seed, or seeds whose
+    values are all alike (analysis.mean_ci gives an infinite half-width for both)."""
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        return "no interval"
+    return f"{'1 seed' if seeds == 1 else f'{seeds} seeds, all alike'}: no interval"
+
+
+def _mean_ci(value: Any, ci: Any, digits: int = 4, seeds: Any = None) -> str:
+    """``value ± ci`` (the interval to two significant digits); where there is no interval
+    and ``seeds`` is given, why not: ``0.97 (2 seeds, all alike: no interval)``."""
     if not _finite(value):
         return _DASH
-    return f"{value:.{digits}g}" + (f" ± {ci:.2g}" if _finite(ci) else "")
+    if _finite(ci):
+        return f"{value:.{digits}g} ± {ci:.2g}"
+    return f"{value:.{digits}g}" + (f" ({_no_interval(seeds)})" if seeds is not None else "")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -420,6 +432,8 @@ def _candidate_rows(advice: Advice) -> list[list[str]]:
         return (2, 0, 0)
 
     rows = []
+    # every finalist trained the final rung's seeds: the reason a mean has no interval
+    seeds = advice.metric.get("seeds")
     ordered = sorted(advice.candidates, key=order)
     # the finalists are ranked by their means: two that differ print apart (mean_digits)
     final = [c for c in ordered if c.get("status") == "final" and _finite(c.get("metric"))]
@@ -432,7 +446,8 @@ def _candidate_rows(advice: Advice) -> list[list[str]]:
         rows.append([c.get("rank") or _DASH, c["optimizer"], status,
                      _lr(c.get("suggested_lr")) + range_edge, _lr(c.get("fastai_lr")),
                      _lr(c.get("steep_lr")), _lr(c.get("best_lr")) + final_edge,
-                     _mean_ci(c.get("metric"), c.get("ci"), digits.get(id(c), 4))])
+                     _mean_ci(c.get("metric"), c.get("ci"), digits.get(id(c), 4),
+                              seeds if c.get("status") == "final" else None)])
     return rows
 
 
@@ -478,12 +493,26 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
     plan = advice.plan
     names = [c["optimizer"] for c in advice.candidates]
     ci = m.get("ci")
-    ci_text = (f" ± {ci:.3g} ({level} interval over {m.get('seeds')} seeds)" if _finite(ci)
-               else f" ({m.get('seeds')} seed{'s' if m.get('seeds') != 1 else ''}: no interval)")
+    # the interval to two significant digits, as in the Stage 3 table (_mean_ci)
+    ci_text = (f" ± {ci:.2g} ({level} interval over {m.get('seeds')} seeds)" if _finite(ci)
+               else f" ({_no_interval(m.get('seeds'))})")
     if advice.seeds_repeat:
         ci_text = f" (no spread: the seeds repeat one run: {advice.seeds_repeat})"
     n_val = advice.validation_examples
     small = n_val is not None and n_val < SMALL_VALIDATION
+    # one example moves an accuracy by 1/n; a loss is a mean over the examples
+    noise = (f"one example is 1/{n_val} of an accuracy, and differences that size between "
+             "finalists are noise" if m.get("name") == "accuracy" else
+             f"a mean {metric} over so few examples is noisy, and small differences between "
+             "finalists may be noise")
+    # the edge of the search, said once: the advisor's statement ends with it, so its own
+    # paragraph is for a statement that does not (the heading says "At the edge of the search")
+    edge = _edge_words(advice).strip() if advice.edge else ""
+    if edge and edge in advice.statement:
+        edge = ""
+    edge = edge.removeprefix("At the edge of the search: ")
+    if not edge.startswith("lr="):  # "the range test's suggestion ...": a sentence's start
+        edge = edge[:1].upper() + edge[1:]
     planned = f"; the plan allowed at most {plan.cost(names):,}"
     batch = f"batch size {advice.batch_size}" if advice.batch_size else \
         "full batch (every training example at every step)"
@@ -512,11 +541,9 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         f"seeds {_e(', '.join(map(str, plan.final_seeds)))}, none of which an earlier stage "
         "trained.</p>"
         + (f'<p><strong>A small validation set.</strong> {n_val} examples, fewer than '
-           f"{SMALL_VALIDATION}: one example is 1/{n_val} of an accuracy, and differences "
-           "that size between finalists are noise. Give more validation data.</p>"
+           f"{SMALL_VALIDATION}: {_e(noise)}. Give more validation data.</p>"
            if small else "")
-        + (f"<p><strong>At the edge of the search.</strong> {_e(_edge_words(advice).strip())}"
-           "</p>" if advice.edge else ""),
+        + (f"<p><strong>At the edge of the search.</strong> {_e(edge)}</p>" if edge else ""),
         "<ul>"
         f"<li>For training of {advice.steps} steps, {_e(batch)}.</li>"
         f"<li>Compute spent: {_e(advice.compute)} (one member-step: one training step of "
