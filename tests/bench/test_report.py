@@ -426,7 +426,8 @@ def test_an_advisors_answer_sweep_says_where_its_seeds_are(tmp_path):
     notes = summary_notes(store, sweep)
     assert not any(note.startswith("One seed") for note in notes)
     assert ("This sweep keeps `optimlab advise`'s answer as one run standing for it, so the "
-            "table shows one seed: 0.9431 ± 0.16 is the mean of the final rung's 2 seeds; its "
+            "table shows one seed: 0.9431 ± 0.16 (clipped: 0.783 to 1) is the mean of the final "
+            "rung's 2 seeds; its "
             "evidence is in sweeps 1, 2, 3, the final rung in sweep 3 (`optimlab report 3` "
             "shows its seeds).") in notes
     store.close()
@@ -697,3 +698,100 @@ def test_runs_and_the_heading_tell_apart_sweeps_of_other_training_options(tmp_pa
     assert sweep_options({"train": {"steps": 40}}) == ""
     assert sweep_options({"lrs": None, "extend": False}) == "no extend"
     store.close()
+
+
+# ------------------------------------------------ audit: headers, results.csv, clipped intervals
+
+
+def test_the_to_target_columns_say_so_in_the_cli_table_and_the_page(tmp_path):
+    """The summary's gradient evals, calibrated cost and wall time are read at the target,
+    as the tour says ("wall time to target"); the report page and ``optimlab bench``'s table
+    said "wall time" alone. The "All runs" table gives its times' unit."""
+    from optimlab.bench.tour import sweep_headers
+
+    reached = {"final_metric": 0.8, "final_test_loss": 0.5, "steps_to_target": 10,
+               "seconds_per_step": 0.01, "cost_to_target": 0.1, "gradients_to_target": 10,
+               "time_to_target": 0.2, "wall_time": 0.4}
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd"]},
+                           [("sgd", 0.1, 0, "finished", reached)])
+    header = summary_table(store, sweep).splitlines()[0]
+    for column in ("steps to 0.5", "gradient evals to target", "cost (calibrated) to target",
+                   "wall time to target"):
+        assert column in header, header
+    page = write_report(store, sweep, tmp_path / "out")["report"].read_text()
+    for column in ("gradient evals to target", "cost (calibrated) to target",
+                   "wall time to target", "time_to_target (s)", "wall_time (s)",
+                   "cost_to_target (s)"):
+        assert f"<th>{column}</th>" in page, column
+    assert "<th>wall time</th>" not in page and "<th>wall_time</th>" not in page
+    # the keys pages head themselves stay short, and the tour's headers agree with these
+    headers, _ = summary_rows(store, sweep)
+    assert headers[-3:] == ["gradient evals", "cost (calibrated)", "wall time"]
+    assert [h.removesuffix(" \u2193") for h in sweep_headers(headers)[-3:]] == [
+        "gradient evals to target", "cost (calibrated) to target", "wall time to target"]
+    store.close()
+
+
+def test_results_csv_writes_missing_values_one_way_and_counts_as_integers(tmp_path):
+    """A diverged run's NaN loss was written ``nan`` beside the empty cells of values a run
+    never had, and counts ``12.0`` beside ``12``; the wall time's meaning is documented."""
+    reached = {"final_metric": 0.8, "final_test_loss": 0.5, "final_train_loss": 0.4,
+               "steps_to_target": 12, "gradients_to_target": 12.0, "cost_to_target": 0.1,
+               "time_to_target": 0.2, "wall_time": 0.4, "cost_rounds": 15.0,
+               "gradients_per_step": 1.0}
+    fractional = {**reached, "gradients_to_target": 18.5}
+    diverged = {"final_metric": 0.1, "final_test_loss": math.nan,
+                "final_train_loss": math.inf, "steps_to_target": None, "wall_time": 0.4}
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd", "adam"]},
+                           [("sgd", 0.1, 0, "finished", reached),
+                            ("sgd", 0.1, 1, "finished", fractional),
+                            ("adam", 10.0, 0, "diverged", diverged),
+                            ("adam", 0.1, 1, "failed", None)])
+    text = write_report(store, sweep, tmp_path / "out")["results"].read_text()
+    assert "nan" not in text.lower() and "inf" not in text.lower()
+    rows = {(r["optimizer"], r["seed"]): r for r in csv.DictReader(io.StringIO(text))}
+    sgd, adam = rows[("sgd", "0")], rows[("adam", "0")]
+    assert sgd["steps_to_target"] == "12" and sgd["gradients_to_target"] == "12"
+    assert sgd["cost_rounds"] == "15"
+    assert rows[("sgd", "1")]["gradients_to_target"] == "18.5"  # not a whole number
+    assert sgd["gradients_per_step"] == "1.0"  # a ratio, not a count
+    assert float(sgd["wall_time"]) == 0.4 and float(sgd["cost_to_target"]) == 0.1
+    assert adam["final_test_loss"] == "" and adam["final_train_loss"] == ""
+    assert adam["steps_to_target"] == "" and adam["final_metric"] == "0.1"
+    failed = next(r for r in rows.values() if r["status"] == "failed")
+    assert failed["final_test_loss"] == "" and failed["wall_time"] == ""
+    # the page's "All runs" shows a missing value as a dash, as the summary does
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<td class=\"num\">nan</td>" not in page
+    import optimlab.bench.report as report
+
+    assert "``wall_time``: seconds the run's group" in report.__doc__
+    assert "shared by its runs" in report.__doc__
+    store.close()
+
+
+def test_an_interval_past_the_accuracy_range_is_said_clipped(tmp_path):
+    """Two seeds far apart gave "0.6250 ± 0.95" for an accuracy, up to 1.575; the interval
+    is said clipped to 0..1 (the stored interval is unchanged), with a note why."""
+    assert mean_text(0.625, 0.95, 2, bounds=(0.0, 1.0)) == "0.6250 ± 0.95 (clipped: 0 to 1)"
+    assert mean_text(0.95, 0.08, 5, bounds=(0.0, 1.0)) == "0.9500 ± 0.080 (clipped: 0.87 to 1)"
+    assert mean_text(0.5, 0.1, 3, bounds=(0.0, 1.0)) == "0.5000 ± 0.10"
+    assert mean_text(0.625, 0.95, 2) == "0.6250 ± 0.95"  # no range given: as before
+    runs = [("sgd", 0.1, s, "finished", {"final_metric": m, "final_test_loss": 1.0,
+                                          "score": m}) for s, m in ((0, 0.55), (1, 0.70))]
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd"]}, runs)
+    _, rows = summary_rows(store, sweep)
+    s = summarize(run_records(store, sweep))[0]
+    assert s.mean + s.ci > 1  # the stored interval is not clipped
+    assert rows[0][3].endswith("(clipped: 0 to 1)"), rows[0][3]
+    notes = summary_notes(store, sweep)
+    assert any("clipped" in n and "0 to 1 range of the accuracy" in n for n in notes), notes
+    table = summary_table(store, sweep)
+    assert "(clipped: 0 to 1)" in table
+    # a loss has no range: its interval is said as computed
+    (tmp_path / "loss").mkdir()
+    store2, loss_sweep = _stored(tmp_path / "loss", {
+        "optimizers": ["sgd"], "metric": {"name": "loss", "higher_is_better": False}}, runs)
+    assert "clipped" not in summary_table(store2, loss_sweep)
+    store.close()
+    store2.close()

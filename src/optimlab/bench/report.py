@@ -5,8 +5,17 @@ and writes into ``out_dir``:
 
 ``results.csv``
     one row per run: ``run_id, optimizer, lr, seed, status``, the final train loss, test
-    loss and test metric, steps and seconds to the target, wall time, then the other
-    hyperparameters (one column each), any other summary entries, and ``error``.
+    loss and test metric, the tuning ``score``, the way to the target (``steps_to_target``,
+    ``gradients_to_target``; ``cost_to_target``: steps x the calibrated step cost, in
+    seconds; ``time_to_target``: seconds of training before the first evaluation that reached
+    it), ``wall_time``, then the other hyperparameters (one column each), any other summary
+    entries, and ``error``. ``wall_time``: seconds the run's group (one population: the runs
+    of an optimizer that train together, its rates and seeds) trained, shared by its runs;
+    ``time_to_target`` is read on the same clock (compare ``cost_to_target`` across
+    optimizers instead). A missing value (a run that failed, a target not reached, a
+    diverged run's loss, which is not finite) is an empty cell, and counts (``seed``,
+    ``steps_to_target``, ``gradients_to_target``, ``cost_rounds``) are written as whole
+    numbers where they are (``12``, not ``12.0``).
 ``curves.png``
     the test metric and the train loss against the step, for each optimizer at its best
     learning rate: the mean over seeds as a line in a min-max band.
@@ -76,7 +85,7 @@ from .trainer import TrainConfig
 
 __all__ = ["write_report", "sweep_heading", "sweep_options", "summary_table", "summary_rows",
            "summary_notes", "summary_parts", "quoted_error", "list_sweeps", "resolve_metric",
-           "TASK_METRICS", "RESULT_COLUMNS", "mean_text", "mean_digits"]
+           "TASK_METRICS", "RESULT_COLUMNS", "METRIC_RANGES", "mean_text", "mean_digits"]
 
 #: The metric of each built-in task: (name, higher is better).
 TASK_METRICS: dict[str, tuple[str, bool]] = {
@@ -100,6 +109,19 @@ _FILES = {"results": "results.csv", "curves": "curves.png",
           "lr_sensitivity": "lr_sensitivity.png", "report": "report.html"}
 _DPI = 110
 _DASH = "—"
+
+#: the summary columns that read the way to the target, as :func:`summary_rows` keys them
+#: (the tour adds "to target" itself); the report page and :func:`summary_table` say it
+_TO_TARGET = ("gradient evals", "cost (calibrated)", "wall time")
+
+#: the ``results.csv`` columns that count (written as whole numbers where they are)
+_COUNTS = ("seed", "steps_to_target", "gradients_to_target", "cost_rounds")
+
+#: the ``results.csv`` columns in seconds (the report page's "All runs" says so)
+_SECONDS = ("cost_to_target", "time_to_target", "wall_time")
+
+#: the range of a bounded metric, where a confidence interval can run past it
+METRIC_RANGES: dict[str, tuple[float, float]] = {"accuracy": (0.0, 1.0)}
 
 
 # ----------------------------------------------------------------------------- the data
@@ -310,15 +332,25 @@ def _sig(value: float, digits: int) -> str:
     return text.replace(".e", "e").removesuffix(".") if math.isfinite(value) else f"{value}"
 
 
-def mean_text(mean: float, ci: float, seeds: int, digits: int = 4) -> str:
+def mean_text(mean: float, ci: float, seeds: int, digits: int = 4,
+              bounds: tuple[float, float] | None = None) -> str:
     """A mean (``digits`` significant digits, trailing zeros kept) and its confidence
     interval (two), ``0.9000 ± 0.010``; where there is no interval, why in words:
     ``0.3700 (1 seed: no interval)``, ``0.9000 (2 seeds, all alike: no interval)``
     (:func:`~optimlab.bench.analysis.mean_ci`). Every mean of a table shows the same
     digits, so a column of them lines up, unless :func:`mean_digits` gives one more to
-    keep means that differ apart."""
+    keep means that differ apart.
+
+    ``bounds``: the range of a bounded metric (:data:`METRIC_RANGES`, an accuracy's 0 to 1);
+    an interval that runs past it is said with its ends clipped to the range,
+    ``0.6250 ± 0.95 (clipped: 0 to 1)`` (the stored interval is unchanged)."""
     if math.isfinite(ci):
-        return f"{_sig(mean, digits)} ± {_sig(ci, 2)}"
+        text = f"{_sig(mean, digits)} ± {_sig(ci, 2)}"
+        if bounds is not None and math.isfinite(mean) \
+                and (mean - ci < bounds[0] or mean + ci > bounds[1]):
+            low, high = max(mean - ci, bounds[0]), min(mean + ci, bounds[1])
+            text += f" (clipped: {low:.3g} to {high:.3g})"
+        return text
     why = "1 seed" if seeds == 1 else f"{seeds} seeds, all alike"
     return f"{_sig(mean, digits)} ({why}: no interval)"
 
@@ -337,6 +369,12 @@ def mean_digits(means: Sequence[float], digits: int = 4) -> list[int]:
             d += 1
         out.append(d)
     return out
+
+
+def _spelled(headers: Sequence[str]) -> list[str]:
+    """The summary's headers as the report page and :func:`summary_table` show them: the
+    columns read at the target say so (``wall time to target``), as the tour's do."""
+    return [f"{h} to target" if h in _TO_TARGET else h for h in headers]
 
 
 def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
@@ -361,7 +399,8 @@ def _summary_rows(sw: _Sweep) -> tuple[list[str], list[list[str]]]:
             continue
         ok = math.isfinite(s.mean)
         row = [done[name] if ok else _DASH, name, s.lr_text if ok else _DASH,
-               mean_text(s.mean, s.ci, s.seeds, digits.get(name, 4)) if ok else _DASH,
+               mean_text(s.mean, s.ci, s.seeds, digits.get(name, 4),
+                         METRIC_RANGES.get(sw.metric)) if ok else _DASH,
                str(s.seeds if ok else 0),
                str(s.diverged)]
         if sw.target is not None:
@@ -419,7 +458,9 @@ def _advisor_answer(sw: _Sweep) -> str | None:
     value, ci, seeds = metric.get("value"), metric.get("ci"), metric.get("seeds")
     told = ""
     if _finite(value) and isinstance(seeds, int):
-        told = (f": {mean_text(float(value), float(ci) if _finite(ci) else math.inf, seeds)}"
+        said = mean_text(float(value), float(ci) if _finite(ci) else math.inf, seeds,
+                         bounds=METRIC_RANGES.get(sw.metric))
+        told = (f": {said}"
                 f" is the mean of the final rung's {seeds} seed{'s' if seeds != 1 else ''}")
     where = (f"; its evidence is in sweeps {', '.join(map(str, ids))}, the final rung in "
              f"sweep {ids[-1]} (`optimlab report {ids[-1]}` shows its seeds)") if ids else ""
@@ -513,6 +554,14 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         notes.append(f"{' and '.join(s.optimizer for s in tied)} cannot be told apart at "
                      f"{common} seed(s) in common (paired comparison over the same seeds, "
                      f"{CONFIDENCE:.0%}): they share rank {label.lstrip('=')}.")
+    bounds = METRIC_RANGES.get(sw.metric)
+    if bounds is not None and any(math.isfinite(s.mean) and math.isfinite(s.ci)
+                                  and (s.mean - s.ci < bounds[0] or s.mean + s.ci > bounds[1])
+                                  for _, s in ranked):
+        notes.append(f"An interval marked (clipped: ...) runs past the {bounds[0]:g} to "
+                     f"{bounds[1]:g} range of the {_metric_label(sw.metric)}: its ends are "
+                     "shown clipped to the range; an interval that wide (few seeds, or seeds "
+                     "far apart) tells little.")
     answer = _advisor_answer(sw)
     if answer is not None:
         notes.append(answer)
@@ -539,8 +588,9 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         notes.append(f"To the target: steps and gradient evaluations are {read}; "
                      "cost is steps x the optimizer's calibrated step cost (CPU time of one "
                      "training step, measured once per machine and model), the figure the "
-                     "profiles rank by; wall time depends on the machine's load and is shown "
-                     "for information only. A run that reached the target and diverged later "
+                     "profiles rank by; wall time is the elapsed time of the run's group (one "
+                     "population, so its runs share it), depends on the machine's load and "
+                     "is shown for information only. A run that reached the target and diverged later "
                      "counts the first time it reached it (AlgoPerf's time to result).")
         noisy = [name for name in sw.optimizers if sw.noisy_cost(name)]
         if noisy:
@@ -555,7 +605,8 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
 def summary_parts(store: RunStore, sweep_id: int) -> tuple[list[str], list[list[str]],
                                                             list[str]]:
     """The summary's headers, rows and notes (:func:`summary_rows`, :func:`summary_notes`)
-    from one read of the sweep, for pages that lay them out themselves."""
+    from one read of the sweep, for pages that lay them out themselves (the headers keyed
+    as :func:`summary_rows` keys them)."""
     sw = _Sweep(store, sweep_id, None, None)
     return (*_summary_rows(sw), summary_notes(sw))
 
@@ -563,7 +614,10 @@ def summary_parts(store: RunStore, sweep_id: int) -> tuple[list[str], list[list[
 def summary_rows(store: RunStore, sweep_id: int, metric_name: str | None = None,
                  higher_is_better: bool | None = None) -> tuple[list[str], list[list[str]]]:
     """The summary of a sweep as headers and rows (for HTML pages): see
-    :func:`summary_table`."""
+    :func:`summary_table`. The columns read at the target are keyed short, ``gradient
+    evals``, ``cost (calibrated)``, ``wall time`` (with ``steps to <target>``), for pages
+    that head them themselves; :func:`summary_table` and the report page say "to target"
+    on them (``wall time to target``)."""
     return _summary_rows(_Sweep(store, sweep_id, metric_name, higher_is_better))
 
 
@@ -574,8 +628,8 @@ def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None
     best learning rate (flagged on a grid edge), the final test metric there (mean and
     95% confidence interval over seeds), the seeds behind it, its diverged (or failed)
     runs over all rates, and, when the sweep has a target, how many seeds reached it and
-    the median steps, gradient evaluations, calibrated cost and wall time they took; then
-    the notes of :func:`summary_notes`.
+    the median steps, gradient evaluations, calibrated cost and wall time they took
+    (``wall time to target``); then the notes of :func:`summary_notes`.
 
     Raises:
         KeyError: no sweep has this id.
@@ -584,7 +638,8 @@ def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None
         TypeError: ``store`` is not a :class:`RunStore`.
     """
     sw = _Sweep(store, sweep_id, metric_name, higher_is_better)
-    return text_table(*_summary_rows(sw)) + "\n" + "\n".join(
+    headers, rows = _summary_rows(sw)
+    return text_table(_spelled(headers), rows) + "\n" + "\n".join(
         f"  * {note}" for note in summary_notes(sw))
 
 
@@ -702,9 +757,16 @@ def _setup(config: dict, tried: Sequence[float] = ()) -> str:
 # ----------------------------------------------------------------------------- csv
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, count: bool = False) -> Any:
+    """A value as ``results.csv`` writes it: missing (None) or not finite (a diverged run's
+    NaN loss) as an empty cell, a whole-number ``count`` as an integer (``12``, not
+    ``12.0``), a dict or list as JSON."""
     if value is None:
         return ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    if count and isinstance(value, float) and value.is_integer():
+        return int(value)
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
     return value
@@ -724,7 +786,7 @@ def _result_rows(sw: _Sweep) -> tuple[list[str], list[list[Any]]]:
         row = [r.id, r.optimizer, r.hparams.get("lr"), r.seed, r.status]
         row += [s.get(k) for k in base[5:]]
         row += [r.hparams.get(k) for k in hparams] + [s.get(k) for k in extra] + [r.error]
-        rows.append([_cell(v) for v in row])
+        rows.append([_cell(v, c in _COUNTS) for c, v in zip(columns, row)])
     return columns, rows
 
 
@@ -1066,7 +1128,8 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         "<em>diverged</em> counts the diverged or failed runs over all learning rates."
         + (f" The target is {_e(f'{sw.target:g}')}; a seed that never reached it counts as "
            "infinitely slow in the medians." if sw.target is not None else "") + "</p>",
-        _html_table(headers, summary, [False, False] + [True] * (len(headers) - 2)),
+        _html_table(_spelled(headers), summary,
+                    [False, False] + [True] * (len(headers) - 2)),
         "<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>"
                                          for n in summary_notes(sw, failures=False))
         + "</ul>",
@@ -1085,8 +1148,9 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         f'{_e(_metric_label(sw.metric))} against the learning rate, per optimizer">',
         f"<h2>All runs ({len(rows)})</h2>",
         f"<details><summary>every run, as in {_FILES['results']}</summary>",
-        _html_table(columns, [[_num(c, 6) if isinstance(c, float) else c for c in row]
-                              for row in rows],
+        _html_table([f"{c} (s)" if c in _SECONDS else c for c in columns],
+                    [[_DASH if c == "" else _num(c, 6) if isinstance(c, float) else c
+                      for c in row] for row in rows],
                     [c not in ("optimizer", "status", "error") for c in columns]),
         "</details>",
         "<h2>Configuration</h2>",
