@@ -1535,7 +1535,12 @@ def test_a_sweeps_summary_gives_the_confidence_interval_the_command_line_shows(c
     for row in detail["summary"]:
         assert "std" not in row
         assert row["ci"] == pytest.approx(want[row["optimizer"]].ci)
-        assert cli[row["optimizer"]][3] == mean_text(row["mean"], row["ci"], row["seeds"])
+        assert cli[row["optimizer"]][3] == mean_text(row["mean"], row["ci"], row["seeds"],
+                                                     bounds=detail["metric_range"])
+    # an accuracy's interval past 1 is said clipped, and the page is given the range to
+    # say it so
+    assert detail["metric_range"] == [0.0, 1.0]
+    assert any("(clipped: " in cli[row["optimizer"]][3] for row in detail["summary"])
 
 
 @pytest.fixture(scope="module")

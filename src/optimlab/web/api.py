@@ -1012,7 +1012,7 @@ def _sensitivity(records: list[dict], name: str) -> list[dict]:
 def _sweep_content(store, sweep_id: int) -> dict:
     """Everything of :func:`sweep_detail` but the sweep's row (may raise :data:`_DAMAGE`)."""
     from ..bench.analysis import CONFIDENCE, CRITERION, grids_of, rank, summarize, variant_label
-    from ..bench.report import resolve_metric, summary_notes, summary_table, sweep_heading
+    from ..bench.report import METRIC_RANGES, resolve_metric, summary_notes, summary_table, sweep_heading
     from ..bench.store import TERMINAL
     from ..bench.sweep import run_records
 
@@ -1061,5 +1061,8 @@ def _sweep_content(store, sweep_id: int) -> dict:
     return {"heading": sweep_heading(store, sweep_id), "config": _jsonable(config),
             "metric": metric, "higher_is_better": bool(higher), "criterion": CRITERION,
             "confidence": CONFIDENCE,
+            # a bounded metric's range (an accuracy's [0, 1]): an interval past it is said
+            # clipped, as the command line's table says it; null for an unbounded one
+            "metric_range": list(METRIC_RANGES[metric]) if metric in METRIC_RANGES else None,
             "summary": summary, "curves": curves, "summary_text": summary_table(store, sweep_id),
             "notes": summary_notes(store, sweep_id)}

@@ -18,13 +18,18 @@ export function fmt(v, digits = 3) {
 
 // A mean over seeds and its confidence interval's half-width as the command line's table
 // writes them, "0.9514 ± 0.19"; where there is none (ci null), why: "(1 seed: no
-// interval)", "(2 seeds, all alike: no interval)".
-export function ciText(mean, ci, seeds) {
+// interval)", "(2 seeds, all alike: no interval)". `range`: a bounded metric's [low, high]
+// (an accuracy's [0, 1]); an interval past it says its ends clipped, "0.8875 ± 0.37
+// (clipped: 0.517 to 1)", as report.mean_text does.
+export function ciText(mean, ci, seeds, range = null) {
   if (mean === null || mean === undefined) return "–";
   if (ci === null || ci === undefined) {
     return `${fmt(mean, 4)} (${seeds === 1 ? "1 seed" : `${seeds} seeds, all alike`}: no interval)`;
   }
-  return `${fmt(mean, 4)} ± ${fmt(ci, 2)}`;
+  const text = `${fmt(mean, 4)} ± ${fmt(ci, 2)}`;
+  if (!range || !(mean - ci < range[0] || mean + ci > range[1])) return text;
+  const g3 = (v) => String(Number(v.toPrecision(3)));  // Python's "{:.3g}" for these values
+  return `${text} (clipped: ${g3(Math.max(mean - ci, range[0]))} to ${g3(Math.min(mean + ci, range[1]))})`;
 }
 
 // The ticks of a log axis over `values` (its positive finite ones), each labelled with its

@@ -115,7 +115,7 @@ async function selectSweep(id) {
       el("td", { class: "num", text: row.rank || "–" }),
       el("td", {}, el("span", { class: "swatch", style: `background:${colorOf(row.optimizer)}` }), row.label || row.optimizer),
       el("td", { class: "num", text: fmt(row.best_lr) + (EDGE[row.edge] || "") }),
-      el("td", { class: row.note ? null : "num", text: row.note ? row.note : ciText(row.mean, row.ci, row.seeds) }),
+      el("td", { class: row.note ? null : "num", text: row.note ? row.note : ciText(row.mean, row.ci, row.seeds, d.metric_range) }),
       el("td", { class: "num", text: String(row.seeds) }),
       el("td", { class: "num", text: String(row.diverged) })));
   }
