@@ -205,6 +205,19 @@ def check_store(store: Any, who: str) -> None:
                         f"({_one_line(repr(store), 200)}): open it with RunStore(path)")
 
 
+def _statuses(status: str | Iterable[str] | None) -> tuple[str, list[str]]:
+    """The SQL condition selecting runs of ``status`` (one, several, or None for all) and
+    its parameters: ``("status IN (?, ?)", [...])``, or ``("", [])``. ValueError for a
+    status that is none of :data:`STATUSES`."""
+    if status is None:
+        return "", []
+    wanted = [status] if isinstance(status, str) else list(status)
+    bad = [s for s in wanted if s not in STATUSES]
+    if bad:
+        raise ValueError(f"unknown run status {bad}; statuses are {STATUSES}")
+    return f"status IN ({', '.join('?' * len(wanted))})", wanted
+
+
 class RunStore(DataFrameReaders):
     """Sweeps, runs and metric points in a SQLite file (see :mod:`.schema` for the tables).
 
@@ -670,16 +683,10 @@ class RunStore(DataFrameReaders):
         """The runs of a sweep in the order they were added, optionally only those in the
         given status(es). Raises KeyError for an unknown sweep."""
         sweep_id = self._require_sweep(sweep_id)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE sweep_id = ?"
-        params: list = [sweep_id]
-        if status is not None:
-            wanted = [status] if isinstance(status, str) else list(status)
-            bad = [s for s in wanted if s not in STATUSES]
-            if bad:
-                raise ValueError(f"unknown run status {bad}; statuses are {STATUSES}")
-            sql += f" AND status IN ({', '.join('?' * len(wanted))})"
-            params += wanted
-        return [_run_from_row(r) for r in self.con.execute(sql + " ORDER BY id", params)]
+        where, wanted = _statuses(status)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs WHERE sweep_id = ?" + (f" AND {where}" if where else "")
+        return [_run_from_row(r) for r in self.con.execute(sql + " ORDER BY id",
+                                                           [sweep_id, *wanted])]
 
     def pending_runs(self, sweep_id: int) -> list[Run]:
         """The runs still to train: ``pending`` ones and ``running`` ones (a killed
@@ -693,15 +700,9 @@ class RunStore(DataFrameReaders):
     def count_runs(self, status: str | Iterable[str] | None = None) -> int:
         """How many runs the whole store holds, every sweep's, optionally only those in the
         given status(es): ``count_runs(TERMINAL)`` counts the runs that ended."""
-        sql, params = "SELECT COUNT(*) FROM runs", []
-        if status is not None:
-            wanted = [status] if isinstance(status, str) else list(status)
-            bad = [s for s in wanted if s not in STATUSES]
-            if bad:
-                raise ValueError(f"unknown run status {bad}; statuses are {STATUSES}")
-            sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
-            params = wanted
-        return int(self.con.execute(sql, params).fetchone()[0])
+        where, wanted = _statuses(status)
+        sql = "SELECT COUNT(*) FROM runs" + (f" WHERE {where}" if where else "")
+        return int(self.con.execute(sql, wanted).fetchone()[0])
 
     def rates(self, sweep_id: int) -> list[float]:
         """The learning rates of a sweep's runs (their ``lr``: the rates tried or to try,
