@@ -330,3 +330,36 @@ def test_an_mp4_without_ffmpeg_says_only_the_gif_was_written(tmp_path, capsys, m
     assert "optimlab: note: no MP4 written: it needs ffmpeg" in err
     assert main(RACE + ["--gif", str(tmp_path / "y.gif")]) == 0  # no MP4 asked for: no note
     assert "MP4" not in capsys.readouterr().err
+
+
+def test_pgf_is_offered_only_where_its_tex_program_is_installed(tmp_path, capsys, monkeypatch):
+    """A .pgf picture needs xelatex: without it `race --out r.pgf` raced to the end, then
+    failed as an internal error. It is refused up front there, offered where TeX is."""
+    import shutil
+
+    pytest.importorskip("matplotlib")
+    from optimlab.cli import _figure_suffixes
+
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if "tex" in name
+                        else real(name, *a, **k))
+    monkeypatch.setattr("optimlab.landscapes.race", _never)
+    assert ".pgf" not in _figure_suffixes()
+    assert main(RACE + ["--out", str(tmp_path / "r.pgf")]) == 2
+    assert "cannot write .pgf files" in capsys.readouterr().err
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: f"/usr/bin/{name}")
+    assert ".pgf" in _figure_suffixes()
+
+
+@pytest.mark.parametrize("argv", [["demo", "saddle"], ["tour", "--quick"], ["docs"]])
+def test_a_folder_option_given_a_file_name_is_refused(argv, tmp_path, capsys, monkeypatch):
+    """`demo saddle --out fig.png` made a folder fig.png holding saddle.png: a new folder
+    named as a picture, page or table file is refused before any work."""
+    monkeypatch.setattr("optimlab.exhibits.run", _never, raising=False)
+    monkeypatch.setattr("optimlab.bench.tour.run_tour", _never)
+    monkeypatch.setattr("optimlab.web.docs.write_docs", _never)
+    for name in ("fig.png", "page.HTML"):
+        assert main(argv + ["--out", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert "--out takes a folder" in err and f"{tmp_path / name} is named as a " in err
+    assert list(tmp_path.iterdir()) == []

@@ -711,12 +711,19 @@ def _no_nul(text: str | None, flag: str) -> str:
 
 
 def _figure_suffixes() -> tuple[str, ...]:
-    """The file suffixes matplotlib can save, ``.png`` first."""
+    """The file suffixes matplotlib can save here, ``.png`` first: ``.pgf`` only where its
+    TeX program (``rcParams["pgf.texsystem"]``, xelatex by default) is installed, since
+    matplotlib needs it to write one (a race then ran to the end before failing)."""
+    import shutil
+
     try:
+        import matplotlib
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
         raise CLIError("pictures need matplotlib: pip install 'optimlab[lab]'") from None
     kinds = sorted(FigureCanvasBase.get_supported_filetypes())
+    if not shutil.which(str(matplotlib.rcParams.get("pgf.texsystem", "xelatex"))):
+        kinds = [kind for kind in kinds if kind != "pgf"]
     return (".png",) + tuple(f".{kind}" for kind in kinds if kind != "png")
 
 
@@ -764,12 +771,23 @@ def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
     return path
 
 
+#: suffixes of the files a folder ``--out`` gets (pictures, pages, tables): a new folder
+#: named with one is a file name given where a folder was asked for
+_FILE_SUFFIXES = frozenset({".png", ".svg", ".pdf", ".jpg", ".jpeg", ".gif", ".webp", ".html",
+                            ".htm", ".csv", ".json"})
+
+
 def out_folder(text: str, flag: str, what: str) -> Path:
     """The folder a flag such as ``report --out`` writes several files into: an existing
     folder, or a new one (created by the writer) in an existing folder. Raises
     :class:`CLIError` for a file, a folder whose parent does not exist, or a folder (the
-    new one's parent) in which no file can be made, checked up front."""
+    new one's parent) in which no file can be made, checked up front; and a new folder
+    named like a file the command writes (``demo --out fig.png`` made a folder ``fig.png``
+    holding the picture)."""
     path = Path(_no_nul(text, flag))
+    if not path.exists() and path.suffix.lower() in _FILE_SUFFIXES:
+        raise CLIError(f"{flag} takes a folder ({what} is written inside it), and {text} is "
+                       f"named as a {path.suffix} file: pass a folder")
     if path.exists() and not path.is_dir():
         raise CLIError(f"cannot write {what} to {text}: it is a file, not a folder (pass a "
                        f"folder to {flag})")
