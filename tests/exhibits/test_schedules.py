@@ -121,3 +121,21 @@ def test_ema_rejects_a_beta_outside_0_1():
 
 def test_ema_figure():
     check_figure(result("ema"))
+
+
+def test_the_ema_lines_wear_no_optimizers_colour():
+    """The betas' lines are not optimizers: they were drawn C0, C1, C2, which are gd's,
+    momentum's and adam's colours in the palette every figure shares."""
+    from matplotlib.colors import to_hex
+
+    from optimlab.optim.palette import COLORS
+
+    fig = result("ema").plot()
+    try:
+        lines = [line for ax in fig.axes for line in ax.get_lines()
+                 if line.get_label().startswith("beta=")]
+        assert lines and not {to_hex(line.get_color()) for line in lines} & set(COLORS)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)

@@ -175,8 +175,11 @@ class EMADemo(Demo):
                                      gridspec_kw={"width_ratios": [2, 1]})
         t = np.arange(1, len(self.series) + 1)
         ax.plot(t, self.series, "o", color="0.6", ms=3, label="samples x_t")
+        # the betas' lines are no optimizer's: shades of one colour map, not matplotlib's
+        # C0, C1, ... (gd's, momentum's and adam's colours in the palette every figure shares)
+        shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.8, max(len(self.betas), 1)))
         for i, b in enumerate(self.betas):
-            color = f"C{i}"
+            color = shades[i]
             ax.plot(t, self.corrected[b], color=color, lw=2, label=f"beta={b:g}, corrected")
             ax.plot(t, self.raw[b], color=color, lw=1.5, ls="--", label=f"beta={b:g}, uncorrected")
         ax.set_xlabel("t")
@@ -185,7 +188,7 @@ class EMADemo(Demo):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, ncol=2, loc="lower right")
         for i, b in enumerate(self.betas):
-            bx.plot(t, 1 - b ** t, color=f"C{i}", lw=2, label=f"beta={b:g}")
+            bx.plot(t, 1 - b ** t, color=shades[i], lw=2, label=f"beta={b:g}")
         bx.set_xlabel("t")
         bx.set_ylabel("1 - beta^t")
         bx.set_title("Weight the uncorrected average carries")
