@@ -454,10 +454,10 @@ def test_a_race_whose_every_run_overflows_saves_as_png_and_gif(tmp_path, monkeyp
 # --------------------------------------------------------------------------- where and how animate writes
 
 @pytest.mark.parametrize("name, written", [
-    ("race.png", "race.gif"),  # the suffix is replaced, not added to (race.png.gif)
     ("race", "race.gif"),
-    ("race.GIF", "race.gif"),
-    ("race.mp4", "race.gif"),
+    ("race.GIF", "race.GIF"),  # kept as spelled, not lower-cased
+    ("race.Gif", "race.Gif"),
+    ("race.mp4", "race.gif"),  # the suffix is replaced, not added to (race.mp4.gif)
     ("race-lr0.1", "race-lr0.1.gif"),  # a dot in the name is no suffix (lr 0.1 and 0.2 clashed)
     ("adam.v2", "adam.v2.gif"),
 ])
@@ -614,3 +614,115 @@ def test_a_saddle_loss_panel_shows_the_escape():
     (loss_ax,) = [ax for ax in fig.axes if ax.get_title() == "loss"]
     assert not [line for line in loss_ax.lines if line.get_gid() == "escape"]
     plt_close(fig)
+
+
+@pytest.mark.parametrize("name", ["race.png", "race.webp", "race.PNG", "race.svg", "race.jpg"])
+def test_animate_refuses_another_pictures_suffix(tmp_path, monkeypatch, name):
+    """race.webp wrote race.gif, silently; animations are GIF (and MP4)."""
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match=r"animations are written as GIF \(and MP4"):
+        plots.animate_race(_race(steps=4), tmp_path / name, frames=2, dpi=20, resolution=10)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- a failing ffmpeg
+
+def test_a_failing_ffmpeg_leaves_the_gif_and_warns(tmp_path, monkeypatch):
+    """An ffmpeg without an h264 encoder raised CalledProcessError through animate_race
+    (``optimlab race --gif``: an internal error, though the GIF was written)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "ffmpeg"
+    fake.write_text("#!/bin/sh\ncat > /dev/null\necho 'Unknown encoder libx264' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setattr(plots.shutil, "which", lambda name: str(fake) if name == "ffmpeg" else None)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.warns(UserWarning, match=r"^no MP4 written: ffmpeg failed: Unknown encoder") as got:
+        written = plots.animate_race(_race(steps=6), out / "race.gif", frames=3, dpi=20,
+                                     resolution=10)
+    assert any(w.category.__name__ == "PlotWarning" for w in got)
+    assert written == [out / "race.gif"] and _check_image(written[0]) > 1
+    assert sorted(p.name for p in out.iterdir()) == ["race.gif"]  # no MP4, no partial file
+
+
+# --------------------------------------------------------------------------- GIF colours and timing
+
+def test_the_gif_keeps_the_optimizers_exact_colours(tmp_path, monkeypatch):
+    """The palette was a median cut of the last frame: sgd's #1f77b4 came out #41789a."""
+    from matplotlib import animation
+
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    grabbed = []
+    grab = animation.PillowWriter.grab_frame
+
+    def keep(self, **kwargs):
+        grab(self, **kwargs)
+        grabbed.append(self._frames[-1].convert("RGB").copy())
+
+    monkeypatch.setattr(animation.PillowWriter, "grab_frame", keep)
+    race = _race(steps=30)
+    (gif,) = race.animate(tmp_path / "race.gif", frames=6, fps=10, dpi=80, resolution=30)
+    source = np.asarray(grabbed[-1], dtype=int)
+    with Image.open(gif) as im:
+        im.seek(im.n_frames - 1)
+        written = np.asarray(im.convert("RGB"), dtype=int)
+    for label, hexcolour in plots.race_colors(race).items():
+        rgb = np.array([int(hexcolour[i:i + 2], 16) for i in (1, 3, 5)])
+        exact = (source == rgb).all(-1)
+        assert exact.sum() >= 5, label  # the path is drawn in its colour
+        assert (written[exact] == rgb).all(), (label, hexcolour)
+
+
+def test_gif_frame_delays_keep_the_frame_rate(tmp_path, monkeypatch):
+    """int(1000 / fps) truncated: 30 fps played at 30 ms a frame, 10% fast."""
+    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    race = _race(steps=20)
+    for fps in (30, 20, 7):
+        (gif,) = race.animate(tmp_path / f"r{fps}.gif", frames=12, fps=fps, dpi=20,
+                              resolution=10)
+        delays = []
+        with Image.open(gif) as im:
+            for k in range(im.n_frames):
+                im.seek(k)
+                delays.append(im.info["duration"])
+        grabbed = len(plots._frame_steps(race.steps, 12)) + max(1, fps // 2)
+        assert all(d % 10 == 0 and d >= 20 for d in delays), (fps, delays)
+        assert abs(sum(delays) - 1000 * grabbed / fps) < 10, (fps, delays)
+    assert plots._gif_delays(6, 30) == [30, 40, 30, 30, 40, 30]
+
+
+@pytest.mark.parametrize("fps", [51, 60, 100])
+def test_animation_refuses_fps_a_gif_cannot_show(tmp_path, fps):
+    with pytest.raises(ValueError, match=r"^fps must be an integer in \[1, 50\], got "):
+        plots.animate_race(_race(steps=4), tmp_path / "race.gif", fps=fps)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- plot_landscape settings
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"levels": 0}, r"^levels must be an integer in \[2, 1000\], got 0$"),
+    ({"levels": -3}, r"^levels must be an integer in \[2, 1000\], got -3$"),
+    ({"levels": 1}, r"^levels must be an integer in \[2, 1000\], got 1$"),
+    ({"levels": 2.5}, r"^levels must be an integer in \[2, 1000\], got 2.5$"),
+    ({"levels": True}, r"^levels must be an integer"),
+    ({"cmap": "viridiss"}, r"^cmap 'viridiss' is no matplotlib colour map \(did you mean 'viridis'"),
+    ({"cmap": 3}, r"^cmap must be a colour map's name or a matplotlib Colormap, got int$"),
+])
+def test_plot_landscape_checks_levels_and_cmap_before_making_a_figure(kwargs, error):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    with pytest.raises(ValueError, match=error):
+        plots.plot_landscape(_bowl(), resolution=RES, **kwargs)
+    assert plt.get_fignums() == before
+
+
+def test_plot_landscape_takes_a_colormap_and_numpy_levels():
+    from matplotlib import colormaps
+
+    fig = plots.plot_landscape(_bowl(), resolution=RES, levels=np.int64(5),
+                               cmap=colormaps["magma"])
+    plots.plt_close(fig)

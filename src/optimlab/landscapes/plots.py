@@ -19,6 +19,8 @@ import math
 import os
 import secrets
 import shutil
+import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +32,8 @@ from optimlab.landscapes.result import Race
 from optimlab.optim import palette as _palette
 from optimlab.optim.base import check_int
 
-__all__ = ["animate_race", "label_colors", "plot_landscape", "plot_race", "plot_surface",
-           "plt_close", "race_colors"]
+__all__ = ["PlotWarning", "animate_race", "label_colors", "plot_landscape", "plot_race",
+           "plot_surface", "plt_close", "race_colors"]
 
 #: the catalog's palette (:data:`optimlab.optim.palette.COLORS`)
 PALETTE = _palette.COLORS
@@ -43,6 +45,11 @@ RACE_CMAP = "optimlab_race"  # the lighter three quarters of "bone", built on fi
 _MAX_MARKERS = 60  # small markers along a path, at most this many
 #: the finest contour or surface grid drawn: ``resolution`` x ``resolution`` evaluations
 MAX_RESOLUTION = 2000
+#: the most colour bands :func:`plot_landscape` draws (``levels``)
+MAX_LEVELS = 1000
+#: the highest ``fps`` of :func:`animate_race`: a GIF's frame delays are whole hundredths
+#: of a second, and browsers slow delays under 20 ms down (to 100 ms)
+MAX_GIF_FPS = 50
 
 
 # --------------------------------------------------------------------------- helpers
@@ -172,6 +179,26 @@ def _scale_for(landscape, Z, log: bool | None = None) -> _Scale:
     return _Scale(True, zmin, max(floor, span * 1e-9, 1e-300))
 
 
+def _check_cmap(cmap) -> None:
+    """ValueError unless ``cmap`` is a ``Colormap`` or the name of one matplotlib knows."""
+    try:
+        from matplotlib import colormaps, colors
+    except ImportError as exc:
+        raise ImportError("plotting needs matplotlib: pip install matplotlib") from exc
+
+    if isinstance(cmap, colors.Colormap) or (isinstance(cmap, str) and (
+            cmap == RACE_CMAP or cmap in colormaps)):
+        return
+    if isinstance(cmap, str):
+        import difflib
+
+        close = difflib.get_close_matches(cmap, list(colormaps), n=3)
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(f"cmap {cmap!r} is no matplotlib colour map{hint}")
+    raise ValueError(f"cmap must be a colour map's name or a matplotlib Colormap, got "
+                     f"{type(cmap).__name__}")
+
+
 def _cmap(name):
     from matplotlib import colormaps, colors
 
@@ -238,10 +265,20 @@ def plot_landscape(landscape, ax=None, resolution: int = 200, levels: int = 30,
     """Filled contours of a 2-D landscape over its domain, minima (white stars) and start (black dot) marked.
 
     Colours are on a log scale (``f - min + ε``) when ``landscape.log_scale`` is set or the
-    values span more than three decades. Draws into ``ax`` if given; returns the Figure.
+    values span more than three decades. ``levels`` is the number of colour bands;
+    ``cmap`` a matplotlib colour map (its name or a ``Colormap``). Draws into ``ax`` if
+    given; returns the Figure.
+
+    Raises:
+        ValueError: ``resolution`` not an integer in [2, :data:`MAX_RESOLUTION`],
+            ``levels`` not one in [2, :data:`MAX_LEVELS`], or ``cmap`` no colour map,
+            before any figure is made.
     """
     _require_2d(landscape, "plot_landscape")
     resolution = _check_resolution(resolution)
+    check_int("levels", levels, 2, MAX_LEVELS)
+    levels = int(levels)
+    _check_cmap(cmap)
     if ax is None:
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 5.2), layout="constrained")
@@ -485,24 +522,60 @@ def _even_inches(inches: float, dpi: float) -> float:
     return base / dpi
 
 
-def _gif_writer():
+def _gif_delays(count: int, fps: int) -> list[int]:
+    """The delays (ms) of ``count`` GIF frames shown at ``fps``: a GIF's delays are whole
+    hundredths of a second, so each is a multiple of 10 ms, the frames ending as near as
+    that allows to where ``fps`` puts them (at 30 fps 30, 40, 30, 30, 40, 30, ... ms: on
+    average 1000/30), never drifting by 10 ms or more."""
+    ends = [round(100 * k / fps) * 10 for k in range(count + 1)]
+    return [b - a for a, b in zip(ends, ends[1:])]
+
+
+def _rgb(color) -> tuple[int, int, int]:
+    from matplotlib import colors
+
+    return tuple(int(round(255 * c)) for c in colors.to_rgb(color))
+
+
+def _gif_writer(exact=()):
     """matplotlib's Pillow GIF writer with one palette for every frame, taken from the last
     (which holds every colour: each path at full length). Pillow otherwise picks each frame's
     256 colours alone, and the first frame, where the paths are points, had no entry left
-    for the legend's swatches, which came out grey."""
+    for the legend's swatches, which came out grey.
+
+    The colours ``exact`` (the optimizers', black, white) come first in the palette as they
+    are, the rest of the last frame is quantised to the remaining entries, and every pixel
+    exactly one of those colours keeps it: a median cut alone moved the optimizers' colours
+    (sgd's #1f77b4 came out #41789a). Frame delays: :func:`_gif_delays`."""
     from matplotlib import animation
     from PIL import Image
+
+    fixed = list(dict.fromkeys(_rgb(c) for c in exact))[:128]
 
     class SharedPaletteWriter(animation.PillowWriter):
         def finish(self) -> None:
             if not self._frames:  # interrupted before its first frame: the error is the news
                 return
             frames = [frame.convert("RGB") for frame in self._frames]
-            palette = frames[-1].quantize(colors=256, method=Image.Quantize.MEDIANCUT)
-            frames = [frame.quantize(palette=palette, dither=Image.Dither.NONE)
-                      for frame in frames]
-            frames[0].save(self.outfile, save_all=True, append_images=frames[1:],
-                           duration=int(1000 / self.fps), loop=0)
+            rest = frames[-1].quantize(colors=256 - len(fixed), method=Image.Quantize.MEDIANCUT)
+            used = len(rest.getcolors(256) or ()) or 256 - len(fixed)
+            entries = np.asarray(rest.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+            entries = [tuple(int(v) for v in e) for e in entries[:used]]
+            flat = [v for entry in [*fixed, *entries][:256] for v in entry]
+            palette = Image.new("P", (1, 1))
+            palette.putpalette(flat)
+            quantised = []
+            for frame in frames:
+                indices = np.array(frame.quantize(palette=palette, dither=Image.Dither.NONE))
+                if fixed:
+                    rgb = np.asarray(frame)
+                    for index, colour in enumerate(fixed):  # nearest is not always exact
+                        indices[(rgb == colour).all(axis=-1)] = index
+                image = Image.fromarray(indices.astype(np.uint8), mode="P")
+                image.putpalette(flat)
+                quantised.append(image)
+            quantised[0].save(self.outfile, save_all=True, append_images=quantised[1:],
+                              duration=_gif_delays(len(quantised), self.fps), loop=0)
 
     return SharedPaletteWriter
 
@@ -560,10 +633,13 @@ def _Backdrop(rgba):
 
 
 def _gif_path(path, name: str) -> Path:
-    """The GIF :func:`animate_race` writes for ``path``: ``path`` with its picture suffix
-    (``.png``, ``.mp4``, ...) replaced by ``.gif``, or ``.gif`` added to a name without one
-    (``race-lr0.1``), or ``race-<name>.gif`` inside ``path`` when it is a folder (one that exists, or a path
-    ending with a separator, created here in a folder that exists)."""
+    """The GIF :func:`animate_race` writes for ``path``: ``path`` itself when it ends with
+    ``.gif`` (in any case, kept as spelled), ``path`` with ``.mp4`` replaced by ``.gif``,
+    ``.gif`` added to a name without a picture's suffix (``race-lr0.1``), or
+    ``race-<name>.gif`` inside ``path`` when it is a folder (one that exists, or a path
+    ending with a separator, created here in a folder that exists). ValueError, before
+    anything is made, for another picture's suffix (``.png``, ``.webp``, ...): animations
+    are written as GIF (and MP4), never silently under another name."""
     text = os.fspath(path)
     folder = Path(text)
     if folder.is_dir() or text.endswith(_SEPARATORS):
@@ -572,36 +648,70 @@ def _gif_path(path, name: str) -> Path:
         for sep in _SEPARATORS:  # a name is one file in the folder, not a path below it
             name = name.replace(sep, "-")
         return folder / f"race-{name}.gif"
-    if folder.suffix.lower() in _PICTURE_SUFFIXES:  # race.png -> race.gif
+    suffix = folder.suffix.lower()
+    if suffix == ".gif":  # kept as spelled: race.GIF is not race.gif on every system
+        return folder
+    if suffix == ".mp4":  # race.mp4 -> race.gif (and race.mp4 beside it with ffmpeg)
         return folder.with_suffix(".gif")
+    if suffix in _PICTURE_SUFFIXES:
+        raise ValueError(f"cannot animate into {text}: animations are written as GIF (and MP4 "
+                         f"beside it where ffmpeg is on PATH); give a .gif or .mp4 path")
     return folder.with_name(folder.name + ".gif")  # race-lr0.1 -> race-lr0.1.gif, not race-lr0.gif
 
 
-#: suffixes of pictures and animations that :func:`_gif_path` replaces by ``.gif`` (any
-#: other dot is part of the name: ``race-lr0.1``)
-_PICTURE_SUFFIXES = (".gif", ".mp4", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".webp")
+#: suffixes of pictures and animations that :func:`_gif_path` knows: ``.gif`` kept,
+#: ``.mp4`` replaced by ``.gif``, the others refused (any other dot is part of the name:
+#: ``race-lr0.1``)
+_PICTURE_SUFFIXES = (".gif", ".mp4", ".png", ".svg", ".svgz", ".pdf", ".jpg", ".jpeg",
+                     ".webp", ".tif", ".tiff", ".bmp", ".eps", ".ps", ".avif", ".apng")
 
 
 _SEPARATORS = tuple(s for s in (os.sep, os.altsep) if s)
+
+
+class PlotWarning(UserWarning):
+    """Something optional of a picture was left out (an MP4 that ffmpeg failed to write)."""
+
+
+def _ffmpeg_reason(err) -> str:
+    """The last line of ffmpeg's stderr where there is one, else the error itself."""
+    stderr = getattr(err, "stderr", None)
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
+    if lines:
+        return lines[-1]
+    if isinstance(err, subprocess.CalledProcessError):
+        return f"it exited with status {err.returncode}"
+    return str(err) or type(err).__name__
 
 
 def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
                  resolution: int = 120, show_loss: bool = True) -> list[Path]:
     """Write a GIF in which the paths grow step by step; an MP4 beside it if ffmpeg exists.
 
-    ``path`` names the GIF, a picture's suffix replaced by ``.gif`` (``race.png`` writes
-    ``race.gif``, ``race`` too, and ``race-lr0.1`` writes ``race-lr0.1.gif``); a folder
-    (one that exists, or a path ending with a separator, created as ``optimlab race --gif``
-    creates it) gets
-    ``race-<landscape name>.gif`` inside it. The MP4 is the GIF's path with ``.mp4``. The
-    steps are subsampled to at most ``frames`` frames, with a step counter, shown at
-    ``fps`` frames a second, ``dpi`` dots per inch. Returns the written paths.
+    ``path`` names the GIF: a ``.gif`` path (any case, kept as spelled), a ``.mp4`` one
+    (``race.mp4`` writes ``race.gif``, and ``race.mp4`` with ffmpeg), or a name without a
+    picture's suffix, to which ``.gif`` is added (``race`` writes ``race.gif``,
+    ``race-lr0.1`` writes ``race-lr0.1.gif``); a folder (one that exists, or a path ending
+    with a separator, created as ``optimlab race --gif`` creates it) gets
+    ``race-<landscape name>.gif`` inside it. The MP4 is the GIF's path with ``.mp4`` (or the
+    ``.mp4`` path given). The steps are subsampled to at most ``frames`` frames, with a step
+    counter, shown at ``fps`` frames a second, ``dpi`` dots per inch. A GIF's frame delays
+    are whole hundredths of a second: at an ``fps`` that does not divide 100 they alternate
+    (30 fps: 30 and 40 ms), averaging 1000/``fps`` ms. Returns the written paths.
+
+    The MP4 is optional: where ffmpeg fails (a build without an h264 encoder, say) the GIF
+    is still written and returned, no MP4 (nor a partial one) is left, and a
+    ``PlotWarning`` says why.
 
     Raises:
         TypeError: ``path`` not a str or ``os.PathLike``, before anything is written.
-        ValueError: ``fps`` or ``dpi`` not an integer >= 1, ``frames`` not one >= 2
-            (the first and the last step), or ``resolution`` not one in
-            [2, :data:`MAX_RESOLUTION`], before anything is written.
+        ValueError: ``fps`` not an integer in [1, :data:`MAX_GIF_FPS`] (browsers slow
+            GIF delays under 20 ms), ``dpi`` not an integer >= 1, ``frames`` not one >= 2
+            (the first and the last step), ``resolution`` not one in
+            [2, :data:`MAX_RESOLUTION`], or ``path`` ending with another picture's suffix
+            (``.png``, ``.webp``, ...), before anything is written.
         OSError: an unwritable location (naming the path), before any frame is drawn.
 
     Each file is rendered into a temporary file beside it and moved over it only when
@@ -614,12 +724,20 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
     for name, value, low in (("fps", fps, 1), ("frames", frames, 2), ("dpi", dpi, 1)):
         check_int(name, value, low)
     fps, frames, dpi = int(fps), int(frames), int(dpi)
+    if fps > MAX_GIF_FPS:
+        raise ValueError(f"fps must be an integer in [1, {MAX_GIF_FPS}], got {fps}: a GIF's "
+                         f"frame delays are whole hundredths of a second, and browsers slow "
+                         f"delays under 20 ms down")
     resolution = _check_resolution(resolution)
     from matplotlib import animation
 
     plt = _pyplot()
     gif = _gif_path(path, race.landscape.name)
-    mp4 = gif.with_suffix(".mp4") if shutil.which("ffmpeg") else None
+    given = Path(os.fspath(path))
+    mp4 = None
+    if shutil.which("ffmpeg"):
+        mp4 = given if given.suffix.lower() == ".mp4" and given.parent == gif.parent \
+            else gif.with_suffix(".mp4")
     targets = [gif] + ([mp4] if mp4 is not None else [])
     # each file is rendered into a temporary one beside it, which replaces it only once
     # complete: a failed or interrupted render leaves the file that was there as it was
@@ -663,15 +781,25 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
         if art.contour_ax is not None:  # keep start and minima on top of the paths
             dynamic += [a for a in art.contour_ax.lines if a.get_gid() in ("minima", "start")]
         _freeze_background(fig, dynamic, dpi)
+        exact = ["black", "white", *race_colors(race).values()]
         for target in targets:
-            writer = (_gif_writer()(fps=fps) if target == gif
+            writer = (_gif_writer(exact)(fps=fps) if target == gif
                       else animation.FFMpegWriter(fps=fps))
-            with writer.saving(fig, temporaries[target], dpi):
-                for k in steps:
-                    update(k)
-                    writer.grab_frame()
-                for _ in range(max(1, fps // 2)):  # hold the last frame a moment
-                    writer.grab_frame()
+            try:
+                with writer.saving(fig, temporaries[target], dpi):
+                    for k in steps:
+                        update(k)
+                        writer.grab_frame()
+                    for _ in range(max(1, fps // 2)):  # hold the last frame a moment
+                        writer.grab_frame()
+            except (subprocess.CalledProcessError, OSError) as err:
+                if target == gif:
+                    raise
+                # the MP4 is optional: the GIF is written, ffmpeg's failure is a warning
+                temporaries[target].unlink(missing_ok=True)
+                warnings.warn(f"no MP4 written: ffmpeg failed: {_ffmpeg_reason(err)}",
+                              PlotWarning, stacklevel=2)
+                continue
             os.replace(temporaries[target], target)
             written.append(target)
         return written
