@@ -116,25 +116,14 @@ def load(key: str) -> dict | None:
 def save(key: str, data: dict) -> bool:
     """Write the answers for ``key`` (atomically: a reader sees the old file or the new
     one); False, silently, when the folder cannot be written."""
-    import tempfile
+    from ._files import write_atomically
 
-    tmp = None
     try:
         path = cache_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"format": FORMAT, "fingerprint": key, "data": data},
                           ensure_ascii=False)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent,
-                                         prefix=".catalog-", suffix=".tmp",
-                                         delete=False) as file:
-            tmp = file.name
-            file.write(text)
-        os.replace(tmp, path)
+        write_atomically(path, text, prefix=".catalog-", mode=None)  # the user's own: 0600
         return True
     except Exception:  # read-only disk, no home folder, a file where the folder should be
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
         return False

@@ -125,7 +125,7 @@ def test_a_kept_source_is_read_back_and_readable_by_others(monkeypatch, tmp_path
     """Written under a temporary name of its own (not the process id, which repeats across
     containers sharing a cache), renamed into place, readable by a shared cache's users."""
     monkeypatch.setenv("OPTIMLAB_CACHE", str(tmp_path))
-    monkeypatch.setattr(kernels.os, "getpid", lambda: 1)
+    monkeypatch.setattr(os, "getpid", lambda: 1)
     stale = kernels._sources_dir() / "identity.1.tmp"  # the old name, another process's
     stale.parent.mkdir(parents=True)
     stale.write_text("half written")

@@ -42,14 +42,12 @@ used is stored in its summary (``seconds_per_step``).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -57,6 +55,7 @@ from pathlib import Path
 
 import torch
 
+from .._files import write_atomically
 from ..optim.base import check_int
 from ..optim.registry import create, resolve
 from .store.environment import cpu_model
@@ -176,17 +175,9 @@ def _save(key: str, cost: StepCost) -> None:
     try:
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        # a name of this write's own (a process id repeats in containers sharing the cache)
-        handle, tmp = tempfile.mkstemp(prefix=f".step-cost-{key}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(json.dumps({**asdict(cost), "cached": False}))
-            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a shared cache's users
-            os.replace(tmp, folder / f"step-cost-{key}.json")
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(folder / f"step-cost-{key}.json",
+                         json.dumps({**asdict(cost), "cached": False}),
+                         prefix=f".step-cost-{key}.")
     except OSError:
         pass  # an unwritable cache only means measuring again next time
 

@@ -49,7 +49,6 @@ import numbers
 import os
 import struct
 import sys
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -62,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._files import write_atomically
 from .._table import one_line
 from ..optim.base import check_int, check_range
 
@@ -476,15 +476,7 @@ def _cached_arrays(path: Path, keys: tuple[str, ...],
     arrays = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.chmod(tmp, 0o644)  # mkstemp's 0o600 would keep the cache from other users
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomically(path, lambda f: np.savez(f, **arrays))
     except OSError as err:
         warnings.warn(f"could not write the cache file {path}: {err}", CacheWarning, stacklevel=3)
     return arrays

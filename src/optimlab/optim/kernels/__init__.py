@@ -22,12 +22,9 @@ else runs the plain path; ``fused=True`` turns the fallback into an error.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..._files import write_atomically
 from .. import rule as rules
 from ..capabilities import DRIVER_FLAGS
 from .build import BuildFailed, CompilerUnavailable, cache_dir, compiler, load
@@ -251,21 +249,13 @@ def _keep_source(identity: str | None, source: str, n_scalar_out: int) -> None:
     if identity is None:
         return
     folder = _sources_dir()
-    tmp = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        # a name of this write's own (a process id repeats in containers sharing the cache)
-        handle, tmp = tempfile.mkstemp(prefix=f"{identity}.", suffix=".tmp", dir=folder)
-        with os.fdopen(handle, "w") as out:
-            out.write(json.dumps({"source": source, "n_scalar_out": n_scalar_out}))
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from a shared cache's users
-        os.replace(tmp, folder / f"{identity}.json")
+        write_atomically(folder / f"{identity}.json",
+                         json.dumps({"source": source, "n_scalar_out": n_scalar_out}),
+                         prefix=f"{identity}.")
     except OSError:
-        # keeping is optional: where the folder cannot exist (OPTIMLAB_CACHE names a regular
-        # file) or the write failed, whatever was written goes
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        pass  # keeping is optional: OPTIMLAB_CACHE naming a regular file, a full disk
 
 
 class Kernel:

@@ -1,0 +1,33 @@
+"""optimlab._files.write_atomically: a reader sees the old file or the new one, never a part."""
+
+import os
+
+import pytest
+
+from optimlab._files import write_atomically
+
+
+def test_a_write_replaces_the_file_whole_with_the_mode_asked(tmp_path):
+    path = tmp_path / "cache.json"
+    path.write_text("old")
+    write_atomically(path, "néw")
+    assert path.read_bytes() == "néw".encode() and path.stat().st_mode & 0o777 == 0o644
+    write_atomically(path, b"\x00\x01", mode=None)  # mkstemp's own 0600
+    assert path.read_bytes() == b"\x00\x01" and path.stat().st_mode & 0o777 == 0o600
+    write_atomically(path, lambda out: out.write(b"written"), prefix=".x-")
+    assert path.read_bytes() == b"written" and os.listdir(tmp_path) == ["cache.json"]
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "cache.npz"
+    path.write_text("old")
+
+    def fail(out):
+        out.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        write_atomically(path, fail)
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["cache.npz"]
+    with pytest.raises(FileNotFoundError):
+        write_atomically(tmp_path / "no-folder" / "x", "text")
