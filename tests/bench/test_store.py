@@ -1530,18 +1530,53 @@ def _unwritable_lock_file(monkeypatch, lock: str, readable: bool = True) -> None
 
 
 @pytest.mark.skipif(not hasattr(os, "O_ACCMODE"), reason="POSIX open flags")
+def _ended_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_a_lock_file_left_by_another_user_is_locked_read_only(tmp_path, monkeypatch):
     path, a, b, sweep = _two_stores(tmp_path)
     lock = os.path.realpath(path) + f"-sweep{sweep}.lock"
-    Path(lock).write_text("")  # left by a crashed process of another user (root)
+    # left by a crashed process of another user (root), naming that process
+    stale = f"{_ended_pid()} {socket.gethostname()} 2026-01-01T00:00:00Z\n"
+    Path(lock).write_text(stale)
     with a, b:
+        # where the directory lets this process delete it, the file is replaced by one of
+        # its own, which names this process
         with monkeypatch.context() as m:
             _unwritable_lock_file(m, lock)
             with a.lock_sweep(sweep):
-                with pytest.raises(store_module.SweepBusy, match="is being run or resumed"):
+                with pytest.raises(store_module.SweepBusy,
+                                   match=f"by process {os.getpid()} on this machine"):
                     with b.lock_sweep(sweep):
                         pass
-                assert Path(lock).read_text() == ""  # no holder line: it may not write it
+                assert Path(lock).read_text().split()[0] == str(os.getpid())
+            with b.lock_sweep(sweep):  # released
+                pass
+        # where it may not (a sticky /tmp), the file stays, locked read-only; a second
+        # store is not told that the ended process holds it
+        Path(lock).write_text(stale)
+        real_unlink = os.unlink
+        with monkeypatch.context() as m:
+            _unwritable_lock_file(m, lock)
+
+            def no_unlink(file, *args, **kwargs):
+                if os.fspath(file) == lock:
+                    raise PermissionError(1, "Operation not permitted", file)
+                return real_unlink(file, *args, **kwargs)
+
+            m.setattr(os, "unlink", no_unlink)
+            with a.lock_sweep(sweep):
+                with pytest.raises(store_module.SweepBusy) as busy:
+                    with b.lock_sweep(sweep):
+                        pass
+                assert Path(lock).read_text() == stale  # no holder line: it may not write it
+            pid = stale.split()[0]
+            assert f"by another process (its lock file still names process {pid}, which " \
+                "has ended)" in str(busy.value)
             with b.lock_sweep(sweep):  # released
                 pass
         Path(lock).write_text("")

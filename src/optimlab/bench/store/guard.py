@@ -331,9 +331,27 @@ def _holder(text: str) -> str:
     if len(parts) < 2 or not parts[0].isdigit():
         return "by another process"  # it has the lock but has not written its name yet
     pid, host = parts[0], parts[1]
-    where = "this machine" if host == socket.gethostname() else f"host {host}"
+    here = host == socket.gethostname()
+    if here and not _alive(int(pid)):
+        # a lock file this process may not write, locked without a new holder line: the
+        # line is the one a crashed process left
+        return f"by another process (its lock file still names process {pid}, which has ended)"
+    where = "this machine" if here else f"host {host}"
     since = f", since {parts[2]}" if len(parts) > 2 else ""
     return f"by process {pid} on {where}{since}"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists (one of another user counts)."""
+    if fcntl is None:  # pragma: no cover - Windows: os.kill would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's (EPERM), or a number no pid can be
+        return True
+    return True
 
 
 class SweepLock:
@@ -368,6 +386,16 @@ class SweepLock:
             except BaseException:  # an error, or Ctrl-C: never leave an open (locked) fd
                 os.close(fd)
                 raise
+            if holder is None and not retry and not writable and fcntl is not None:
+                # another user's lock file, left by a crashed process: its holder line names
+                # that process. Replace it with a file of ours where the directory allows
+                # (deleted while locked, as release() does), else keep it locked read-only
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
+                else:
+                    retry = True
             if holder is None and not retry:
                 break
             os.close(fd)
