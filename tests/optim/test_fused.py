@@ -402,6 +402,42 @@ def test_lamb_norms_are_per_tensor():
     assert_as_accurate_as_plain(*runs)
 
 
+@pytest.mark.parametrize("name, scale", [("lars", 1e30), ("lars", 1e-40), ("lamb", 1e-40),
+                                         ("mars", 1e30)])
+def test_whole_tensor_norms_hold_over_float32s_range(name, scale):
+    """LARS's, LAMB's and MARS's norms sum their squares in float64 on every path: in float32
+    the squares of 1e30 overflow and those of 1e-40 vanish, and the plain path took no step
+    at all (a trust ratio of 0 or 1 times a vanishing update, a clip by an infinite norm)
+    where the fused kernel, which sums in double, stepped as float64 does."""
+    torch.manual_seed(0)
+    start = [torch.randn(6, 4), torch.randn(5)]
+    grads = [torch.randn(3, *t.shape) * scale for t in start]  # float32: 1e-40 is subnormal
+
+    def run(dtype, fused=None, members=0):
+        ps = [(t.expand(members, *t.shape) if members else t).to(dtype, copy=True)
+              for t in start]
+        if members:
+            opt = optimlab.Population(name, ps, {"lr": [0.1] * members, "fused": fused})
+        else:
+            ps = [p.requires_grad_() for p in ps]
+            opt = optimlab.create(name, ps, lr=0.1, fused=fused)
+        for step in range(3):
+            for p, g in zip(ps, grads):
+                p.grad = g[step].to(dtype).expand_as(p).clone()
+            opt.step()
+        out = [p.detach()[0] if members else p.detach() for p in ps]
+        moved = [bool((o.double() != t.double()).any()) for o, t in zip(out, start)]
+        assert all(moved), f"{name} with fused={fused}, members={members}: no step"
+        return out
+
+    exact = run(torch.float64, fused=False)
+    fused, plain = run(torch.float32, fused=True), run(torch.float32, fused=False)
+    population = run(torch.float32, fused=False, members=2)
+    assert_as_accurate_as(plain, [fused], exact, ("plain run", "fused run"))
+    assert_as_accurate_as(population, [fused], exact, ("population's plain run", "fused run"))
+    assert_as_accurate_as_plain(fused, plain, exact)
+
+
 def test_generated_source_reads_each_input_once():
     """Adam's loop loads p, g, m, v once and stores p, m, v: the 28 bytes of the floor."""
     from optimlab.optim import adam

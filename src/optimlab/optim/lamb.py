@@ -7,6 +7,7 @@ from torch import Tensor
 
 from .base import RuleOptimizer, check_betas, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
+from .ops import norm
 
 # LAMB is not in torch.optim, so it takes no ``foreach`` argument.
 _ARGS_DOC = common_args_doc(foreach=False)
@@ -23,14 +24,15 @@ def init(p: Tensor, **_) -> dict:
 def trust_ratio(p: Tensor, u: Tensor) -> Tensor:
     r"""The layer-wise trust ratio :math:`\|w\| / \|u\|`, 1 where either norm is 0.
 
-    The norms are taken over the whole tensor (one "layer"). A population whose ``p``
+    The norms are taken over the whole tensor (one "layer"), their squares summed in float64
+    (:func:`~optimlab.optim.ops.norm`). A population whose ``p``
     carries a leading member axis maps this function over that axis with
     ``torch.func.vmap(trust_ratio)(p, u)``, which gives each member its own ratio (shape
     ``(members,)``, to be broadcast back over the trailing axes). It uses no data-dependent
     Python branch, so it is vmap- and compile-friendly.
     """
-    w_norm = torch.linalg.vector_norm(p)
-    u_norm = torch.linalg.vector_norm(u)
+    w_norm = norm(p)
+    u_norm = norm(u)
     ok = (w_norm > 0) & (u_norm > 0)
     return torch.where(ok, w_norm / torch.where(ok, u_norm, 1), torch.ones_like(w_norm))
 

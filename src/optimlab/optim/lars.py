@@ -7,7 +7,7 @@ from torch import Tensor
 
 from .base import RuleOptimizer, check_bool, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
-from .ops import add_scaled
+from .ops import add_scaled, norm
 
 # LARS is not in torch.optim, so it takes no ``foreach`` argument.
 _ARGS_DOC = common_args_doc(foreach=False)
@@ -21,12 +21,13 @@ def init(p: Tensor, **_) -> dict:
 def local_lr(p: Tensor, g: Tensor, trust_coefficient, weight_decay, eps) -> Tensor:
     r"""The paper's local learning rate :math:`\eta\|w\| / (\|g\| + \lambda\|w\| + \epsilon)`.
 
-    The norms are taken over the whole tensor (one "layer"); the ratio is 1 where
+    The norms are taken over the whole tensor (one "layer"), their squares summed in float64
+    (:func:`~optimlab.optim.ops.norm`); the ratio is 1 where
     :math:`\|w\|` or the denominator is 0 (as optax). No data-dependent Python branch, so it
     is vmap- and compile-friendly, like LAMB's ``trust_ratio``.
     """
-    w_norm = torch.linalg.vector_norm(p)
-    denom = torch.linalg.vector_norm(g)
+    w_norm = norm(p)
+    denom = norm(g)
     if nonzero(weight_decay):
         denom = denom + weight_decay * w_norm
     if nonzero(eps):

@@ -9,7 +9,7 @@ from .adam import bias_corrected_step
 from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
 from .lion import _sign
-from .ops import add_scaled, addcmul
+from .ops import add_scaled, addcmul, norm
 
 # MARS is not in torch.optim, so it takes no ``foreach`` argument.
 _ARGS_DOC = common_args_doc(foreach=False)
@@ -35,9 +35,10 @@ def init(p: Tensor, *, mars_type: str = "adamw", amsgrad: bool = False, **_) -> 
 
 
 def clip_to_unit_norm(c: Tensor) -> Tensor:
-    r""":math:`c / \max(1, \|c\|_2)`, the norm over the whole tensor (one per member under
-    ``torch.func.vmap``, one per tensor of a multi-tensor list)."""
-    return c / torch.clamp(torch.linalg.vector_norm(c), min=1.0)
+    r""":math:`c / \max(1, \|c\|_2)`, the norm (:func:`~optimlab.optim.ops.norm`) over the
+    whole tensor (one per member under ``torch.func.vmap``, one per tensor of a multi-tensor
+    list)."""
+    return c / torch.clamp(norm(c), min=1.0)
 
 
 def update(p, g, state, *, step, lr, betas, gamma, eps, weight_decay, mars_type="adamw",

@@ -438,10 +438,11 @@ def _loop(func: Callable, args: tuple, kwargs: dict) -> Any:
 
 
 def _vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):  # noqa: A002
-    if dim is not None or keepdim or out is not None or dtype is not None \
+    if dim is not None or keepdim or out is not None \
             or not isinstance(x, TensorList) or x.scalars:
         return NotImplemented
-    norms = torch._foreach_norm(x.items, ord)
+    # ``dtype``: the squares summed in it (``ops.norm``'s float64), the norms given in it
+    norms = torch._foreach_norm(x.items, ord, dtype=dtype)
     return TensorList(flat=torch.stack(norms), layout=x.layout, scalars=True)
 
 

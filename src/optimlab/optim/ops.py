@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["add_scaled", "addcmul", "addcdiv"]
+__all__ = ["add_scaled", "addcmul", "addcdiv", "norm"]
 
 
 def add_scaled(x: Tensor, y: Tensor, alpha) -> Tensor:
@@ -39,3 +39,19 @@ def addcdiv(x: Tensor, t1: Tensor, t2: Tensor, value) -> Tensor:
     if isinstance(value, Tensor):
         return x + (value * t1) / t2  # torch's order: x + (value * t1) / t2
     return torch.addcdiv(x, t1, t2, value=value)
+
+
+def norm(x: Tensor) -> Tensor:
+    r"""The 2-norm :math:`\|x\|_2` of the whole tensor, in ``x``'s dtype, its squares summed in
+    float64.
+
+    In float32 the squares of numbers beyond about 1.8e19 overflow and those below about
+    1e-23 vanish, so a float32 sum gives an infinite or zero norm where the true one is
+    finite and nonzero (a trust ratio of 0 or 1 in LARS and LAMB, no clipping or no step in
+    MARS). Summed in float64 it is right over float32's whole range, and it is what the
+    fused kernel computes, which accumulates its norms in double: the plain, multi-tensor
+    (one ``torch._foreach_norm`` with ``dtype``), fused and population paths agree. A
+    float64 tensor's norm is ``torch.linalg.vector_norm``'s own.
+    """
+    return torch.linalg.vector_norm(x, dtype=torch.float64).to(x.dtype)
+

@@ -245,8 +245,10 @@ def _stages(program: Program) -> dict[Node, str]:
         if node.target in _REDUCTIONS:
             if _is_vector(node) or deps - {"vector"}:
                 raise Unsupported("only whole-tensor norms of first-pass values are supported")
+            # a ``dtype`` of float64 (``ops.norm``) is what the loop does anyway: it sums in double
             if node.target is aten.linalg_vector_norm.default and (
-                    node.args[1:] not in ((), (2,), (2.0,), (1,), (1.0,)) or node.kwargs):
+                    node.args[1:] not in ((), (2,), (2.0,), (1,), (1.0,))
+                    or node.kwargs not in ({}, {"dtype": torch.float64})):
                 raise Unsupported("only the 1- and 2-norms over the whole tensor are supported")
             if node.target is aten.sum.default and (node.args[1:] or node.kwargs):
                 raise Unsupported("only the sum over the whole tensor is supported")
