@@ -15,7 +15,7 @@ import optimlab
 from optimlab.optim.capabilities import hyperparameters
 from optimlab.optim.catalog import TABLE
 from tests.optim.cases import ALL_CASES, CASES
-from tests.problems import loss_fn, make_params, sparsify, train_steps
+from tests.problems import assert_params_close, loss_fn, make_params, sparsify, train_steps
 
 ELEMENTWISE = [c for c in ALL_CASES if c.cls_name not in ("SAM",)]
 
@@ -838,3 +838,26 @@ def test_adagrad_share_memory_refuses_compact_sums():
     opt = optimlab.Adagrad([torch.zeros(3, requires_grad=True)], state_precision="bfloat16")
     with pytest.raises(ValueError, match="full precision"):
         opt.share_memory()
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"fused": True}, {"fused": False}, {"foreach": False}],
+                         ids=["default", "fused", "plain", "per-tensor"])
+def test_asgd_takes_a_1_element_tensor_lr_as_torch_does(kwargs):
+    """torch.optim.ASGD steps with ``lr=torch.tensor([0.01])`` and keeps a 0-d ``eta``; the
+    fused path failed on the (1,)-shaped eta the state began with (it packs 0-d scalars)."""
+    runs = []
+    for cls, extra in ((torch.optim.ASGD, {}), (optimlab.ASGD, kwargs)):
+        torch.manual_seed(0)
+        params = [torch.randn(3, dtype=torch.float64, requires_grad=True),
+                  torch.randn(2, dtype=torch.float64, requires_grad=True)]
+        opt = cls(params, lr=_T([0.01], dtype=torch.float64), t0=1, **extra)
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.sin(3 * p.detach())
+            opt.step()
+        assert all(opt.state[p]["eta"].shape == () for p in params)
+        runs.append([p.detach() for p in params])
+    if kwargs.get("fused") is False or "foreach" in kwargs:  # torch's own operations
+        assert all(torch.equal(a, b) for a, b in zip(runs[1], runs[0]))
+    else:  # the kernel: float64, a few ulps from torch's rounding after 4 steps
+        assert_params_close(runs[1], runs[0], rtol=1e-12)

@@ -533,6 +533,14 @@ def python_numbers(value: Any) -> Any:
     return value
 
 
+def _as_scalar(value: Any) -> Any:
+    """A 1-element tensor of one or more dimensions as a 0-d view of it (in-place edits of
+    the group's tensor, a scheduler's ``fill_``, still reach it); anything else as it is."""
+    if isinstance(value, Tensor) and value.dim() and value.numel() == 1:
+        return value.view(())
+    return value
+
+
 class TorchOptimizer(torch.optim.Optimizer):
     """``torch.optim.Optimizer`` whose bookkeeping does not import ``torch._dynamo``.
 
@@ -816,9 +824,11 @@ class RuleOptimizer(TorchOptimizer):
         are read apart and never reach the rule. NumPy scalars a scheduler wrote
         (``LambdaLR`` returning ``np.float32``) become Python numbers, as at construction:
         the fused kernel reads a number as a value, and takes anything else as part of its
-        structure, compiled anew.
+        structure, compiled anew. A 1-element tensor (``lr=torch.tensor([0.01])``, which
+        torch takes) reaches the rule as a 0-d view of itself, as torch's optimizers squeeze
+        it: a rule's scalar state made from it is 0-d, as every path packs it.
         """
-        return {key: python_numbers(group.get(key, value))
+        return {key: _as_scalar(python_numbers(group.get(key, value)))
                 for key, value in self.defaults.items() if key not in DRIVER_FLAGS}
 
     def add_param_group(self, param_group: dict) -> None:
