@@ -1,6 +1,6 @@
 """Quick start: train one small network with several optimizers and compare them.
 
-Run with ``make demo`` (or ``python examples/quickstart.py`` inside the venv). It fits a
+Run with ``python examples/quickstart.py`` inside ``.venv`` (after ``make setup``). It fits a
 two-layer network to a noisy 1-D function with each optimizer at its usual learning rate,
 three seeds each, and prints the final training loss, so you can see the registry, the
 drop-in classes and the differences between them in a few seconds on a CPU.

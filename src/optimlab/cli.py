@@ -2041,6 +2041,12 @@ def run_serve(args: argparse.Namespace) -> str:
     """``optimlab serve``: the playground on uvicorn, until interrupted."""
     import socket
 
+    if args.db is None:  # as runs, report and profile read it: the tour's, where only it is here
+        args.db = DEFAULT_DB
+        if not os.path.exists(DEFAULT_DB) and os.path.isfile(TOUR_DB):
+            print(f"optimlab: note: no {DEFAULT_DB} here; showing the tour's sweeps in "
+                  f"{TOUR_DB} (pass --db to choose a store)", file=sys.stderr)
+            args.db = TOUR_DB
     if "://" in args.db:  # the Runs tab reads a store file; a URL became a bogus path
         raise CLIError(f"optimlab serve reads a run store file, not a URL "
                        f"({_masked(args.db)}); pass the .db file (for a server store, "
@@ -2285,8 +2291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", type=_text("an address"),
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_whole(0, 65535), default=8000, help="port (default 8000)")
-    p.add_argument("--db", default=DEFAULT_DB,
-                   help=f"run store shown on the Runs tab (default {DEFAULT_DB})")
+    p.add_argument("--db", help=f"run store shown on the Runs tab (default {DEFAULT_DB}; when "
+                                f"there is none here but there is {TOUR_DB}, left by "
+                                f"`optimlab tour` or `make demo`, that one, with a note)")
     p.add_argument("--slices", action="append", type=_text("a folder"), metavar="FOLDER",
                    help=f"folder whose slice.json files (optimlab slice --out) the Slices "
                         f"tab shows; repeatable (default {SLICE_DIR} and the tour's "

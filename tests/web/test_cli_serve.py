@@ -86,3 +86,22 @@ def test_optimlab_serve_answers_until_stopped(tmp_path, sweep_db):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "http://127.0.0.1:" in out
+
+
+def test_serve_without_db_shows_the_tours_sweeps_where_only_they_are_here(monkeypatch, tmp_path,
+                                                                          capsys, sweep_db):
+    """After `make demo` a plain `optimlab serve` shows the tour's store, as `optimlab runs`
+    reads it, with the same note; a store of its own here wins."""
+    calls = []
+    monkeypatch.setattr("optimlab.web.server.serve", lambda **kw: calls.append(kw))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "optimlab-tour").mkdir()
+    store = sweep_db[0].read_bytes()
+    (tmp_path / "optimlab-tour" / "tour-runs.db").write_bytes(store)
+    assert main(["serve", "--port", "0"]) == 0
+    assert str(calls[-1]["db_path"]).endswith("tour-runs.db")
+    assert "showing the tour's sweeps in optimlab-tour" in capsys.readouterr().err
+    (tmp_path / "optimlab-runs.db").write_bytes(store)
+    assert main(["serve", "--port", "0"]) == 0
+    assert str(calls[-1]["db_path"]).endswith("optimlab-runs.db")
+    assert "note" not in capsys.readouterr().err
