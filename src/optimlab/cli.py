@@ -2145,7 +2145,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"steps (default 500, at most {RACE_MAX_STEPS:,})")
     p.add_argument("--start", help="start point, e.g. --start=-1.5,2 (with '=' where it begins "
                    "with a minus sign; default: the landscape's)")
-    p.add_argument("--noise", type=_finite(0.0), default=0.0, help="gradient noise std (>= 0)")
+    p.add_argument("--noise", type=_finite(0.0), default=0.0,
+                   help="gradient noise std (>= 0; default 0, exact gradients)")
     p.add_argument("--seed", type=_whole(0, SEED_MAX), default=0,
                    help=f"seed of the noise (0 to {SEED_MAX})")
     p.add_argument("--tune", action="store_true", help="tune each lr on a log grid first")
@@ -2174,7 +2175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--model", help="the task's model (default: its default model)")
     p.add_argument("--lrs", default="auto",
-                   help=f"auto, LOW:HIGH:COUNT (log grid) or a comma-separated list (at most "
+                   help=f"auto (the default: 7 rates per optimizer on a log grid from its "
+                        f"default rate / 32 to x10, extended past an edge the best rate sits "
+                        f"on), LOW:HIGH:COUNT (log grid) or a comma-separated list (at most "
                         f"{BENCH_MAX_LRS:,} rates)")
     p.add_argument("--hp", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                    help=_HP_HELP + " (repeatable; not lr, which --lrs sweeps)")

@@ -120,3 +120,20 @@ def test_the_docstring_says_where_plain_descent_on_goldstein_price_diverges():
                             [list(get("goldstein_price").start)], grid, 500)
     gone = [diverged(get("goldstein_price"), path[:, j], loss[:, j]) for j in range(len(grid))]
     assert gone == [False, True, True, True, True]
+
+
+@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["nope"], 2), (["rosenbrock", "--x"], 2)])
+def test_the_table_command_reads_its_arguments_before_any_work(argv, code, monkeypatch, capsys,
+                                                              tmp_path):
+    """``python -m optimlab.web.lrs --help`` printed a traceback (it took --help for a
+    landscape) and, with no argument, rebuilds the shipped file: asking for help or naming
+    a landscape it has not must neither compute nor write."""
+    from optimlab.web import lrs
+
+    monkeypatch.setattr(lrs, "build", lambda *a, **k: pytest.fail("computed the table"))
+    monkeypatch.setattr(lrs, "LRS_FILE", tmp_path / "lrs.json")
+    with pytest.raises(SystemExit) as done:
+        lrs.main(argv)
+    assert done.value.code == code and not (tmp_path / "lrs.json").exists()
+    err = capsys.readouterr()
+    assert ("usage:" in err.out) if code == 0 else ("error:" in err.err and "Traceback" not in err.err)

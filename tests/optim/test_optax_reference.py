@@ -53,3 +53,13 @@ def test_stored_trajectories_are_optax_output(case):
     stored = [np.asarray(a) for a in STORED["cases"][case.id]["params"]]
     for a, b in zip(live, stored):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["-h"], 0), (["--tabel"], 2)])
+def test_the_regeneration_command_reads_its_arguments_first(argv, code, monkeypatch, capsys):
+    """``--help`` fell through to regenerating the stored file (with JAX installed it would
+    have rewritten it); an unknown argument is a usage error, not a regeneration."""
+    monkeypatch.setattr(optax_reference, "generate", lambda: pytest.fail("regenerated"))
+    assert optax_reference.main(argv) == code
+    out = capsys.readouterr()
+    assert "usage:" in (out.out if code == 0 else out.err)

@@ -255,10 +255,29 @@ def table() -> str:
     return "\n".join(rows)
 
 
-def main() -> int:
-    if sys.argv[1:] == ["--table"]:
+def main(argv: list[str] | None = None) -> int:
+    """``--table``: optimlab against the stored file; no argument: rewrite it with optax."""
+    argv = sys.argv[1:] if argv is None else argv
+    usage = ("usage: python -m tests.oracles.optax_reference [--table]\n"
+             "  no argument: run every case through optax and rewrite "
+             f"{DATA.name} (needs jax[cpu] and optax)\n"
+             "  --table: optimlab's runs against the stored file (needs only torch)")
+    if argv in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if argv == ["--table"]:
         print(table())
         return 0
+    if argv:
+        print(f"{usage}\nerror: unknown arguments {' '.join(argv)}", file=sys.stderr)
+        return 2
+    try:
+        import jax  # noqa: F401
+        import optax  # noqa: F401
+    except ImportError as err:
+        print(f"error: regenerating {DATA.name} needs JAX's CPU build and optax "
+              f'(pip install "jax[cpu]" optax): {err}', file=sys.stderr)
+        return 2
     data = generate()
     DATA.parent.mkdir(exist_ok=True)
     DATA.write_text(json.dumps(data, indent=1) + "\n")

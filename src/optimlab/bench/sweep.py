@@ -124,7 +124,8 @@ class EngineWarning(UserWarning):
 
 
 def auto_lrs(optimizer: str, count: int = 7) -> list[float]:
-    """A log grid around the optimizer's default learning rate: default/30 .. default*10."""
+    """A log grid around the optimizer's default learning rate: default / 10^1.5 (about / 32)
+    to default * 10."""
     check_int("count", count, 1)
     default = resolve(optimizer).info.defaults.get("lr") or 1e-3
     return [float(v) for v in default * np.logspace(-1.5, 1.0, count)]

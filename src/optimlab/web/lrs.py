@@ -84,7 +84,23 @@ def build(landscapes: list[str] | None = None, say=print) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """``python -m optimlab.web.lrs [LANDSCAPE ...]``: rebuild ``lrs.json`` (only the named
     landscapes' rows, when some are named)."""
-    argv = sys.argv[1:] if argv is None else argv
+    import argparse
+
+    from ..landscapes import get, names
+
+    two_d = [n for n in names() if get(n).dim == 2]
+    parser = argparse.ArgumentParser(
+        prog="python -m optimlab.web.lrs",
+        description=f"Rebuild the playground's learning-rate table {LRS_FILE.name} (tens of "
+                    "seconds per landscape): every 2-D landscape's rows, or only the named "
+                    "ones' (the others kept).")
+    parser.add_argument("landscapes", nargs="*", metavar="LANDSCAPE",
+                        help=f"a 2-D landscape: {', '.join(two_d)} (default: all)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    unknown = [n for n in args.landscapes if n not in two_d]
+    if unknown:
+        parser.error(f"unknown or not 2-D landscape {unknown[0]!r} (known: {', '.join(two_d)})")
+    argv = args.landscapes
     old = table() if argv else {"lrs": {}}
     new = build(argv or None, say=lambda line: print(line, file=sys.stderr))
     new["lrs"] = {**old.get("lrs", {}), **new["lrs"]}
