@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -774,6 +775,35 @@ def test_float_rounding_is_the_same_not_a_difference():
     assert advisor._versus(pick, None, True, other)["better_by"] == 0.0
 
 
+def test_a_reference_that_diverged_on_a_seed_is_stated_not_left_out():
+    """Adam at its default rate diverged on one seed of three: the paired difference is not
+    finite and the statement left the comparison out; it now says so, in the statement and
+    the report's table."""
+    from optimlab.bench.advice_report import _versus_rows
+    from optimlab.bench.analysis import OptimizerSummary
+
+    def summary(name, values):
+        finite = [v for v in values if math.isfinite(v)]
+        return OptimizerSummary(name, 0.01, float(np.mean(values)), 0.0, len(values), 0,
+                                {0.01: float(np.mean(finite))}, 0.01, None,
+                                dict(enumerate(values)))
+
+    pick = summary("sgd", [0.9, 0.91, 0.92])
+    adam = summary("adam", [0.8, -math.inf, 0.82])
+    versus = advisor._versus(pick, None, True, adam)
+    assert versus["better_by"] is None and versus["reference_diverged"] == 1
+    assert versus["seeds"] == 3
+    advice = SimpleNamespace(versus={"adam_default": versus}, optimizer="sgd",
+                             metric={"name": "accuracy", "value": pick.mean,
+                                     "higher_is_better": True}, hparams={"lr": 0.01},
+                             candidates=[{"status": "final"}], seeds_repeat=None, ties=[],
+                             rungs=[], edge=None, range_tests={})
+    assert advisor._statement(advice, pick) == \
+        "sgd was the only candidate. Adam at its default lr diverged on 1 of 3 seeds (lr=0.01)."
+    rows = _versus_rows(advice)
+    assert rows[0][0] == "Adam at its default lr" and rows[0][3] == "diverged on 1 of 3 seeds"
+
+
 @pytest.mark.parametrize("train, val, message", [
     ("x", ("x7", "y"), r"^val_data and train_data differ in their inputs' shape: val_data "
                        r"\[50, 7\], train_data \[120, 8\]"),
@@ -804,3 +834,21 @@ def test_targets_of_another_shape_than_the_output_are_refused_up_front(monkeypat
                                                r"model's output for two examples is \[2, 1\]"
                                                r".*y.unsqueeze\(-1\)"):
             advise(nn.Linear(8, 1), loss, (x, x[:, 0]), steps=9)
+
+
+def test_a_run_stored_without_a_score_is_ranked_by_its_final_metric():
+    """Runs stored before the score existed come back with ``score: None``: the advisor
+    scored them as diverged (the worst value), where the tables fall back to their final
+    metric."""
+    def rec(lr, seed, metric, score):
+        return {"optimizer": "adam", "lr": lr, "seed": seed, "metric": metric,
+                "score": score, "diverged": False}
+
+    records = [rec(0.01, s, 0.9, None) for s in range(2)] + \
+        [rec(0.1, s, 0.5, 0.5) for s in range(2)]
+    scores = advisor._arm_scores(records, higher_is_better=True)
+    assert scores == {("adam", 0.01): 0.9, ("adam", 0.1): 0.5}
+    ordered = sorted(scores, key=lambda arm: -scores[arm])
+    records = [rec(0.01, s, 0.9 + 0.01 * s, None) for s in range(2)] + \
+        [rec(0.1, s, 0.5, 0.5) for s in range(2)]
+    assert advisor._clear_leader(records, ordered, higher_is_better=True)

@@ -208,6 +208,29 @@ def test_a_rank_is_one_plus_the_number_clearly_better_never_a_chain():
     assert labels == {"a": "1", "c": "2", "e": "3"}
 
 
+def test_verdicts_that_go_round_in_a_circle_tie_and_leave_a_first():
+    """Seed sets that differ (an unfinished sweep): a beats b on seeds 0-2, b beats c on 3-5,
+    c beats a on 6-8, each clearly. The chain put each of them above itself, all three
+    ranked "=3" and none first; the cycle orders nothing, so they tie at "=1", and an
+    optimizer clearly below all three on every seed stays below them."""
+    from optimlab.bench.analysis import paired_difference, rank
+
+    def runs(name, values):
+        return [_run(name, 0.1, seed, m) for seed, m in values.items()]
+
+    a = runs("a", {0: .9, 1: .91, 2: .92, 6: .1, 7: .11, 8: .12})
+    b = runs("b", {0: .5, 1: .52, 2: .51, 3: .9, 4: .91, 5: .92})
+    c = runs("c", {3: .5, 4: .51, 5: .53, 6: .9, 7: .92, 8: .91})
+    d = runs("d", {s: 0.01 + 0.001 * s for s in range(9)})
+    summaries = {s.optimizer: s for s in summarize(a + b + c + d)}
+    for x, y in (("a", "b"), ("b", "c"), ("c", "a")):
+        pair = paired_difference(summaries[x], summaries[y])
+        assert pair.distinct and pair.low > 0, (x, y)
+    for order in (["a", "b", "c", "d"], ["d", "c", "b", "a"]):
+        labels = {s.optimizer: label for label, s in rank([summaries[o] for o in order])}
+        assert labels == {"a": "=1", "b": "=1", "c": "=1", "d": "4"}, order
+
+
 def test_a_target_met_at_the_start_scores_one_not_zero():
     taus, rho = performance_profile({"t": {"adam": 0.0, "sgd": 0.0, "rmsprop": 5.0}})
     assert profile_score(taus, rho["adam"]) == pytest.approx(1.0)
@@ -442,3 +465,32 @@ def test_a_nan_time_counts_as_never_reached_not_as_the_fastest():
     assert profile_ratios(times) == expected
     assert profile_ratios({**times, "t1": {**times["t1"], "a": math.inf}}) == expected
     assert timed_against_fastest({"a": nan, "c": 1.0})[0] == "c"
+
+
+def test_the_score_of_a_grid_that_stops_short_of_4_holds_its_last_value():
+    """A tau grid of [1, 3] scored a ratio of 1 at 2/3 (the area from 3 to 4 lost); rho never
+    falls, so its last sample holds to 4. A grid not starting at 1 cannot be integrated."""
+    from optimlab.bench.analysis import ratio_score
+
+    times = {"w": {"a": 1.0, "b": 2.0}}
+    for taus in (None, np.linspace(1, 3, 201), np.linspace(1, 5, 401)):
+        grid, rho = performance_profile(times, taus=taus)
+        assert profile_score(grid, rho["a"]) == pytest.approx(ratio_score([1.0]))
+        assert profile_score(grid, rho["b"]) == pytest.approx(ratio_score([2.0]))
+    grid, rho = performance_profile(times, taus=np.linspace(1.5, 4, 11))
+    with pytest.raises(ValueError, match="must include 1"):
+        profile_score(grid, rho["a"])
+
+
+def test_time_to_target_reads_the_rate_the_tables_show():
+    """A tie at the grid's top edge among the rates that ended: the tables (given the grid)
+    keep the lowest tied rate, and time_to_target, given the same grid, reads that one."""
+    def rec(lr, seed, metric, steps):
+        return {**_run("a", lr, seed, metric, score=metric), "time_to_target": steps}
+
+    records = [rec(lr, s, 0.8, {0.01: 5, 0.1: 9}[lr]) for lr in (0.01, 0.1) for s in range(2)]
+    records += [rec(0.001, s, 0.5, None) for s in range(2)]
+    grid = {"a": [0.001, 0.01, 0.1, 1.0]}
+    shown = summarize(records, grids=grid)[0].best_lr
+    assert shown == 0.01
+    assert time_to_target(records, grids=grid) == {"a": 5.0}

@@ -474,7 +474,9 @@ def _versus_rows(advice: Advice) -> list[list[str]]:
                     abs(advice.metric["value"]) if _finite(advice.metric.get("value")) else 0.0)
         words = difference_words(better, advice.metric["name"], higher, scale) \
             if _finite(better) else ""
-        gain = (_DASH if not _finite(better) else
+        gain = (f"diverged on {v['reference_diverged']} of {v.get('seeds')} seeds"
+                if not _finite(better) and v.get("reference_diverged") else
+                _DASH if not _finite(better) else
                 f"0 ({words})" if words.startswith("the same") else f"{better:+.3g} ({words})")
         rows.append([what, _lr(v.get("lr")), _mean_ci(v.get("value"), None), gain, interval,
                      clear])

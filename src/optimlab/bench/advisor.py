@@ -98,7 +98,15 @@ from torch.nn import functional as F
 
 from ..optim.base import check_int
 from ..optim.registry import resolve, work_weight
-from .analysis import _ROUNDING, CRITERION, paired_difference, rank, summarize, within_rounding
+from .analysis import (
+    _ROUNDING,
+    CRITERION,
+    _score_of,
+    paired_difference,
+    rank,
+    summarize,
+    within_rounding,
+)
 from .store import DEFAULT_PATH, TERMINAL, RunStore, check_store
 from .store.jsonio import json_data
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
@@ -475,7 +483,9 @@ class Advice:
             ``lr``, ``value`` and the pick's paired difference: ``better_by`` (positive when
             the pick is better, whichever way the metric goes; :func:`difference_words`
             says it by direction), ``low``, ``high`` (the interval of pick - reference),
-            ``distinct``; None where unknown.
+            ``distinct``, ``seeds`` (compared) and ``reference_diverged`` (of those, the
+            seeds on which the reference diverged and the pick did not: then ``better_by``
+            is None and the statement says so); None where unknown.
         statement: the confidence statement, in words.
         steps, batch_size: the training the recommendation is for.
         range_tests: the stage-1 curves; ``rungs``: per rung, its horizon and every arm's
@@ -670,7 +680,7 @@ def _arm_scores(records: Iterable[Mapping], higher_is_better: bool) -> dict[tupl
     worst = -math.inf if higher_is_better else math.inf
     scores: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
-        score = r.get("score", r["metric"])
+        score = _score_of(r)  # a run stored before the score existed: its final metric
         if r["diverged"] or score is None or not math.isfinite(score):
             score = worst
         scores[(r["optimizer"], float(r["lr"]))].append(float(score))
@@ -684,7 +694,7 @@ def _clear_leader(records: Sequence[Mapping], ordered: list[tuple], higher_is_be
         return True
     per_seed: dict[tuple, dict[int, float]] = defaultdict(dict)
     for r in records:
-        value = r.get("score", r["metric"])
+        value = _score_of(r)
         bad = r["diverged"] or value is None or not math.isfinite(value)
         per_seed[(r["optimizer"], float(r["lr"]))][r["seed"]] = math.nan if bad else value
     leader = per_seed[ordered[0]]
@@ -1142,9 +1152,14 @@ def _versus(best, records, higher: bool, reference=None) -> dict | None:
     if better is not None and abs(better) <= _ROUNDING * max(abs(best.mean), abs(reference.mean),
                                                              1e-300):
         better = 0.0  # float32 rounding of the two means, not a difference
+    # seeds on which the reference diverged and the pick did not: no paired difference (it
+    # would be infinite), but a result to state rather than leave out
+    common = set(best.per_seed or {}) & set(reference.per_seed or {})
+    diverged = sum(1 for s in common if math.isfinite(best.per_seed[s])
+                   and not math.isfinite(reference.per_seed[s]))
     return {"lr": reference.best_lr, "value": reference.mean, "better_by": better,
             "low": paired.low, "high": paired.high, "distinct": paired.distinct,
-            "seeds": paired.seeds}
+            "seeds": paired.seeds, "reference_diverged": diverged}
 
 
 def difference_words(better_by: float, metric: str, higher_is_better: bool,
@@ -1211,6 +1226,10 @@ def _statement(advice: Advice, best) -> str:
     for key, what in (("adam_default", "Adam at its default lr"), ("adam_tuned", "tuned Adam")):
         v = advice.versus.get(key)
         if best.optimizer == REFERENCE and key == "adam_tuned":
+            continue
+        if v is not None and v.get("better_by") is None and v.get("reference_diverged"):
+            parts.append(f"{what} diverged on {v['reference_diverged']} of {v['seeds']} "
+                         f"seeds (lr={v['lr']:.3g})")
             continue
         if v is None or v.get("better_by") is None:
             continue

@@ -189,7 +189,11 @@ def mean_ci(values: Sequence[float], level: float = CONFIDENCE) -> tuple[float, 
     """The mean of ``values`` and the half-width of its ``level`` confidence interval
     (Student's t with n - 1 degrees of freedom; ``inf`` for fewer than two values, and for
     two values that are equal: an interval of zero width from two equal values is no
-    evidence of none, and tables show ``?`` for it rather than ``± 0``)."""
+    evidence of none, and tables say so (``"2 seeds, all alike: no interval"``,
+    :func:`~optimlab.bench.report.mean_text`) rather than show ``± 0``). Three or more
+    equal values give a half-width of 0, shown ``± 0``: seeds that all train one run (full
+    batch from one start) have no spread, and :func:`paired_difference` then finds no
+    difference ``distinct``."""
     a = np.asarray(values, dtype=float)
     if a.size == 0:
         return math.nan, math.inf
@@ -412,7 +416,10 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
     indistinguishable from both: A and B are ``=1``, C is ``2``), no two that it can tell
     apart ever share one, and the same input gives the same ranks whatever its order. Ranks
     may skip numbers and, with noisy seeds, a rank may hold a mean above one ranked higher;
-    the list is ordered by rank, then by mean."""
+    the list is ordered by rank, then by mean. Where optimizers hold different seeds (an
+    unfinished sweep), each pair is compared on the seeds it shares, and those verdicts can
+    go round in a circle (A above B, B above C, C above A): the optimizers of such a cycle
+    orders nothing among them, so they share a rank."""
     def key(s: OptimizerSummary) -> float:
         value = s.mean if math.isfinite(s.mean) else (-math.inf if higher_is_better
                                                      else math.inf)
@@ -435,6 +442,11 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
             if above[i][k]:
                 for j in range(n):
                     above[i][j] = above[i][j] or (above[k][j] and i != j)
+    # seed sets that differ can make the pairwise verdicts contradict each other (A above B,
+    # B above C and C above A, each on the seeds that pair shares): the chain then puts each
+    # of them above itself. Such a cycle orders nothing, so its optimizers are tied; one
+    # above the cycle stays above them all
+    above = [[above[i][j] and not above[j][i] for j in range(n)] for i in range(n)]
     ranks = {id(s): 1 + sum(above[i][j] for i in range(n)) for j, s in enumerate(summaries)}
     ordered = sorted(summaries, key=lambda s: (ranks[id(s)], key(s)))
     counts: dict[int, int] = defaultdict(int)
@@ -635,17 +647,31 @@ def profile_score(taus: np.ndarray, rho: np.ndarray) -> float:
     rho is a step function (right-continuous: it rises at a ratio and holds until the
     next), so each sample holds until the next tau: the integral is exact where the ratios
     lie on the taus (the trapezoid rule scored a ratio of exactly 4 0.0017, not 0).
-    :func:`ratio_score` is exact for any ratio."""
+    :func:`ratio_score` is exact for any ratio. A grid that stops before 4 has its last
+    sample held out to 4 (rho never falls); one that does not start at 1 is a
+    ``ValueError``, since rho between 1 and its first tau is not known."""
     taus, rho = np.asarray(taus, dtype=float), np.asarray(rho, dtype=float)
+    if taus.shape != rho.shape or taus.ndim != 1:
+        raise ValueError(f"taus and rho must be 1-D of one length, got shapes "
+                         f"{list(taus.shape)} and {list(rho.shape)}")
     mask = (taus >= 1) & (taus <= 4)
     x, y = taus[mask], rho[mask]
-    return float(np.sum(y[:-1] * np.diff(x)) / 3)
+    if not x.size or x[0] != 1:
+        raise ValueError("the taus must include 1 (the AlgoPerf score integrates rho from 1 "
+                         f"to 4); they start at {taus.min() if taus.size else None}")
+    if x[-1] < 4:
+        x = np.append(x, 4.0)
+    else:
+        y = y[:-1]
+    return float(np.sum(y * np.diff(x)) / 3)
 
 
 def time_to_target(records: Iterable[Mapping], higher_is_better: bool = True,
-                   key: str = "time_to_target") -> dict[str, float]:
+                   key: str = "time_to_target",
+                   grids: Mapping[str, Sequence[float]] | None = None) -> dict[str, float]:
     """Per optimizer: the median over seeds of ``key`` at its best learning rate by the
-    tables' tuning criterion (:data:`CRITERION`), as the tables show it.
+    tables' tuning criterion (:data:`CRITERION`), as the tables show it: pass the sweep's
+    ``grids`` (:func:`grids_of`) as the tables do, which decide a tie at a grid's edge.
 
     A seed that never reached the target counts as infinitely slow, so the median is
     ``inf`` unless most seeds got there; one that reached it and diverged later counts the
@@ -653,7 +679,8 @@ def time_to_target(records: Iterable[Mapping], higher_is_better: bool = True,
     Profiles time otherwise, by AlgoPerf's rule (:func:`fastest_to_target`).
     """
     records = list(records)
-    best = {s.optimizer: s.best_lr for s in summarize(records, higher_is_better)}
+    # the grid decides a tie at its edge (summarize), as the tables are given it
+    best = {s.optimizer: s.best_lr for s in summarize(records, higher_is_better, grids=grids)}
     out = {}
     for name, lr in best.items():
         times = [_reached_at(r.get(key)) for r in records
