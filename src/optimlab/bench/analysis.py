@@ -414,12 +414,13 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
     So optimizers that a paired comparison cannot tell apart share a rank unless a third is
     clearly better than one of them and not the other (A clearly better than C, B
     indistinguishable from both: A and B are ``=1``, C is ``2``), no two that it can tell
-    apart ever share one, and the same input gives the same ranks whatever its order. Ranks
+    apart share one (but for the cycles below), and the same input gives the same ranks
+    whatever its order. Ranks
     may skip numbers and, with noisy seeds, a rank may hold a mean above one ranked higher;
     the list is ordered by rank, then by mean. Where optimizers hold different seeds (an
     unfinished sweep), each pair is compared on the seeds it shares, and those verdicts can
-    go round in a circle (A above B, B above C, C above A): the optimizers of such a cycle
-    orders nothing among them, so they share a rank."""
+    go round in a circle (A above B, B above C, C above A): such a cycle orders nothing
+    among its optimizers, so they share a rank."""
     def key(s: OptimizerSummary) -> float:
         value = s.mean if math.isfinite(s.mean) else (-math.inf if higher_is_better
                                                      else math.inf)
