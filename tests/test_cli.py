@@ -1180,3 +1180,39 @@ def test_race_refuses_two_pictures_to_one_file_before_it_runs(tmp_path, capsys, 
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--out and --surface both write" in err[0], err
     assert not (tmp_path / "same.png").exists()
+
+
+@pytest.mark.parametrize("command, module, extra", [
+    (["bench", "digits", "--optimizers", "adam"], "tqdm", "bench"),
+    (["tour", "--quick"], "matplotlib", "lab"),
+    (["advise", "digits"], "pandas", "bench"),
+])
+def test_a_missing_extra_is_named_before_any_work(command, module, extra, monkeypatch, capsys):
+    """Without the training lab's packages, `optimlab bench` failed with "No module named
+    'tqdm'" and `optimlab tour` after its first race; each long command now checks what it
+    needs first and names the extra to install."""
+    import importlib.util
+
+    from optimlab import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == module else real(name, *a))
+    for name in ("run_bench", "run_tour", "run_advise"):
+        monkeypatch.setattr(cli, name, lambda args: pytest.fail("started the work"))
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"optimlab: error: optimlab {command[0]} needs {module}: " \
+                  f"pip install 'optimlab[{extra}]'"
+
+
+def test_a_module_missing_later_names_its_extra(monkeypatch, capsys):
+    from optimlab import cli
+
+    def missing(args):
+        raise ModuleNotFoundError("No module named 'sqlalchemy'", name="sqlalchemy")
+
+    monkeypatch.setattr(cli, "run_runs", missing)
+    assert main(["runs"]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "optimlab: error: optimlab runs needs sqlalchemy: pip install 'optimlab[postgres]'"

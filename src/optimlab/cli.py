@@ -2309,7 +2309,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the module each optional dependency brings -> its extra (pyproject.toml)
+_EXTRA_OF = {"tqdm": "bench", "pandas": "bench", "sklearn": "bench", "mnist1d": "bench",
+             "scipy": "bench", "matplotlib": "lab", "fastapi": "web", "uvicorn": "web",
+             "plotly": "web", "pydantic": "web", "ray": "ray", "sqlalchemy": "postgres",
+             "psycopg": "postgres"}
+#: what a long command needs from the start, checked before any work (a tour stopped for
+#: want of matplotlib after its first race, a sweep wrote its report's pictures last)
+_NEEDS = {"bench": ("tqdm", "pandas", "matplotlib"), "advise": ("tqdm", "pandas", "matplotlib"),
+          "slice": ("tqdm", "pandas", "matplotlib"),
+          "tour": ("tqdm", "pandas", "matplotlib", "sklearn", "mnist1d")}
+
+
+def _missing_extra(command: str, module: str) -> str:
+    """The one-line error for a missing optional ``module``, naming the extra to install."""
+    extra = _EXTRA_OF.get(module.partition(".")[0])
+    where = f"pip install 'optimlab[{extra}]'" if extra else f"pip install {module}"
+    return f"optimlab {command} needs {module.partition('.')[0]}: {where}"
+
+
+def _check_needs(command: str) -> None:
+    """CLIError, before any work, where ``command`` lacks a module it will need."""
+    import importlib.util
+
+    for module in _NEEDS.get(command, ()):
+        if importlib.util.find_spec(module) is None:
+            raise CLIError(_missing_extra(command, module))
+
+
 def _run(args: argparse.Namespace) -> str:
+    _check_needs(args.command)
     if args.command == "list":
         return run_list(args)
     if args.command == "explain":
@@ -2428,6 +2457,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               + (f": {said}" if said else ""), file=sys.stderr)
         return 143 if terminated else 130
     except Exception as err:
+        if isinstance(err, ModuleNotFoundError) and err.name \
+                and err.name.partition(".")[0] in _EXTRA_OF:  # an extra not installed
+            print(f"optimlab: error: {_missing_extra(args.command, err.name)}", file=sys.stderr)
+            return 2
         if isinstance(err, _user_errors()):
             print(f"optimlab: error: {_one_line(err)}", file=sys.stderr)
             return 2

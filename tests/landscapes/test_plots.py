@@ -329,7 +329,7 @@ def test_module_imports_without_matplotlib(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
-    with pytest.raises(ImportError, match="pip install matplotlib"):
+    with pytest.raises(ImportError, match=r"pip install 'optimlab\[lab\]'"):
         module.plot_landscape(_bowl())
 
 

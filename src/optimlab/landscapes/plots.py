@@ -59,7 +59,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as exc:
-        raise ImportError("plotting needs matplotlib: pip install matplotlib") from exc
+        raise ImportError("plotting needs matplotlib: pip install 'optimlab[lab]'") from exc
     from matplotlib import rcsetup
 
     sentinel = getattr(rcsetup, "_auto_backend_sentinel", None)
@@ -184,7 +184,7 @@ def _check_cmap(cmap) -> None:
     try:
         from matplotlib import colormaps, colors
     except ImportError as exc:
-        raise ImportError("plotting needs matplotlib: pip install matplotlib") from exc
+        raise ImportError("plotting needs matplotlib: pip install 'optimlab[lab]'") from exc
 
     if isinstance(cmap, colors.Colormap) or (isinstance(cmap, str) and (
             cmap == RACE_CMAP or cmap in colormaps)):

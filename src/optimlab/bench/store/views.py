@@ -128,6 +128,6 @@ def _pandas():
         import pandas
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("the run store's DataFrame readers need pandas: "
-                          "pip install pandas") from None
+                          "pip install 'optimlab[bench]'") from None
     return pandas
 
