@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,12 +71,25 @@ class Engine:
         self._warned: set = set()
         #: the multi-tensor path's plans, by the caller's key (a param group)
         self._multi: dict = {}
+        #: one fused step at a time: the kernel runs without the GIL on raw addresses its
+        #: plan holds, so a second thread stepping the same optimizer (torch promises no
+        #: such thing, but its own steps fail with Python errors at worst) must not replan
+        #: or rewrite those addresses under a running kernel (that crashed the process)
+        self._fused_lock = threading.Lock()
         #: why the last :meth:`plan_members` found no plan (a phrase), or None
         self.member_refusal: str | None = None
         #: the names 8-bit codes are saved under (``exp_avg_codes``,
         #: :func:`~optimlab.optim.compact.saved_codes`), read by :meth:`_step_one`
         self._saved_code_names = frozenset(name + compact.CODES
                                            for name in capabilities.compact_moments)
+
+    def __getstate__(self) -> dict:
+        """Every attribute but the lock (a copy gets its own)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_fused_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._fused_lock = threading.Lock()
 
     def keep_only(self, keys: set) -> None:
         """Drop the plans of callers' keys not in ``keys`` (param groups that were replaced,
@@ -199,11 +213,13 @@ class Engine:
         their storage, their state tensors and the hyperparameters' structure stay the same,
         so a step costs the kernel plus a few microseconds per tensor.
         """
-        plan = self.plans.get(key)
-        if plan is None or not plan.run(states, params, hp, maximize):
-            plan = self.plans[key] = self._plan_fused(params, states, hp, maximize, required)
-            plan.run(states, params, hp, maximize, first=True)
-        return plan.rest
+        with self._fused_lock:
+            plan = self.plans.get(key)
+            if plan is None or not plan.run(states, params, hp, maximize):
+                plan = self.plans[key] = self._plan_fused(params, states, hp, maximize,
+                                                          required)
+                plan.run(states, params, hp, maximize, first=True)
+            return plan.rest
 
     def _plan_fused(self, params: list[Tensor], states: Any, hp: dict, maximize: bool,
                     required: bool) -> _FusedPlan:
