@@ -851,3 +851,38 @@ def test_a_model_with_nothing_to_train_is_refused_by_both_engines():
     for train in (train_population, train_sequential):
         with pytest.raises(ValueError, match="no trainable parameters"):
             train(AllFrozen(), config, [Member("adam", {"lr": 1e-2}, 0)])
+
+
+def test_training_calls_from_two_threads_take_turns():
+    """The lab seeds torch's process-wide generator per run: two sweeps in two threads of
+    one process drew from each other's streams and stored other numbers than alone. A
+    second thread's training now waits while the first trains (its progress callback holds
+    it here), then gives the numbers it gives alone."""
+    import threading
+
+    task = ToyTask()
+    config = TrainConfig(steps=4, batch_size=16, eval_every=2)
+    members = [Member("adam", {"lr": 0.01}, seed) for seed in (0, 1)]
+    alone = train_sequential(task, config, members)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(_):
+        inside.set()
+        release.wait(timeout=30)
+
+    results = {}
+    first = threading.Thread(target=lambda: results.update(
+        first=train_population(task, config, members, progress=hold)))
+    second = threading.Thread(target=lambda: results.update(
+        second=train_sequential(task, config, members)))
+    first.start()
+    assert inside.wait(timeout=30)
+    second.start()
+    second.join(timeout=2)  # it would have ended by now (4 steps of 2 members) if not held
+    waited = second.is_alive()
+    release.set()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert waited and "second" in results and "first" in results
+    for a, b in zip(results["second"], alone, strict=True):
+        assert a.test_loss == b.test_loss

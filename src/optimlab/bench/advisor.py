@@ -112,7 +112,7 @@ from .store.jsonio import json_data
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
-from .trainer import Member, TrainConfig, full_batch
+from .trainer import Member, TrainConfig, full_batch, one_at_a_time
 
 __all__ = ["Advice", "AdvisorError", "AdvisorWarning", "Plan", "RangeTest", "advise", "advise_task",
            "candidates", "make_task", "steps_for_seconds", "DEFAULT_CANDIDATES",
@@ -832,6 +832,7 @@ def steps_for_seconds(task: Task, model: str | None, batch_size: int | None,
     return max(1, int(seconds / per_step))
 
 
+@one_at_a_time
 def advise_task(task: str | Task, *, model: str | None = None,
                 optimizers: str | Sequence[str] | None = None, steps: int = 300,
                 batch_size: int | None = 100, budget: int | None = None, seeds: int = 3,
@@ -1580,6 +1581,7 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
                 description="your model and data, given to optimlab.advise")
 
 
+@one_at_a_time
 def advise(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | None = None,
            budget: int | None = None, *, steps: int = 300, batch_size: int | None = None,
            optimizers: str | Sequence[str] | None = None, seeds: int = 3,

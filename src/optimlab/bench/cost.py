@@ -286,7 +286,11 @@ def step_costs(task, model: str | None, batch_size: int | None,
                                   if (c := _load(k)) is not None and c.rounds >= rounds}
     missing = [(n, optimizers[n]) for n in optimizers if n not in out]
     if missing:
-        with torch.random.fork_rng(devices=[]):  # the caller's random state left as it was
+        from .trainer import _LAB_LOCK
+
+        # one calibration at a time (trainer.one_at_a_time): it seeds the process-wide
+        # generator and sets the process's thread count to 1 while it measures
+        with _LAB_LOCK, torch.random.fork_rng(devices=[]):  # the caller's random state kept
             torch.manual_seed(0)  # (an optimizer drawing random numbers: the same each time)
             measured = _measure(task, model, batch_size, missing, rounds)
         for name, cost in measured.items():

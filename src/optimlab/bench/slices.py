@@ -66,6 +66,7 @@ from .trainer import (
     _init_model,
     check_task,
     eval_indices,
+    one_at_a_time,
     population_scores,
     train_sequential,
 )
@@ -526,6 +527,7 @@ def _train(task: Task, model: str, optimizers: Mapping[str, Mapping], steps: int
             {m.optimizer: recorded[i] for i, m in enumerate(members)}, results)
 
 
+@one_at_a_time
 def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
                     optimizers: Mapping[str, Mapping] | None = None, steps: int = 1000,
                     batch_size: int | None = 100, seed: int = 0, grid: int = 41,

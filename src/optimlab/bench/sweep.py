@@ -58,6 +58,7 @@ from .trainer import (
     TrainConfig,
     full_batch,
     new_model,
+    one_at_a_time,
     population_refusal,
     train_population,
     train_sequential,
@@ -290,6 +291,7 @@ class SweepSpec:
         return config
 
 
+@one_at_a_time
 def model_digest(task, model_name: str | None = None) -> str:
     """A digest (BLAKE2b, 16 bytes, hex) of the architecture of ``task``'s model
     ``model_name``: its module tree as ``repr`` prints it, every parameter's and buffer's
@@ -392,6 +394,7 @@ def _points(result: RunResult) -> list[tuple]:
                                               result.wall_time)]
 
 
+@one_at_a_time
 def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
               data_dir=None, name: str | None = None,
               progress: Callable[[int], None] | None = None,

@@ -28,6 +28,7 @@ import functools
 import math
 import numbers
 import operator
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -689,6 +690,28 @@ class _TrainingClock:
         self.since = time.perf_counter()
 
 
+#: held by the training lab's entry points (:func:`one_at_a_time`), re-entrant
+_LAB_LOCK = threading.RLock()
+
+
+def one_at_a_time(fn: Callable) -> Callable:
+    """``fn`` run by one thread of the process at a time (the others wait for it).
+
+    The training lab seeds torch's process-wide random generator for each run (its initial
+    weights: ``torch.manual_seed(seed)``, then the model's constructor draws from it) and
+    restores it around probes (``torch.random.fork_rng``). Two sweeps started from two
+    threads of one process drew from each other's streams: in 2 of 3 tries one of them
+    stored other numbers than it did alone, silently. Work in parallel belongs in separate
+    processes (``--executor ray``, or two commands); in one process the lab's training
+    calls, sweeps, calibrations, slices and advisors take turns (re-entrant: a sweep's own
+    training calls go on)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with _LAB_LOCK:
+            return fn(*args, **kwargs)
+    return run
+
+
 #: what the trainer reads of a task (:class:`~optimlab.bench.tasks.Task` has them all; so
 #: may any object of yours)
 TASK_ATTRIBUTES = ("make_model", "loss_fn", "x_train", "y_train", "x_test", "y_test")
@@ -729,6 +752,7 @@ def _check_training(task, config, members, progress) -> list[Member]:
     return members
 
 
+@one_at_a_time
 def train_population(task, config: TrainConfig, members: Sequence[Member],
                      progress: Callable[[int], None] | None = None) -> list[RunResult]:
     """Train ``members`` (one optimizer, one model) as one batched model.
@@ -947,6 +971,7 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
     return loss, _metric(task, None, None, loss)
 
 
+@one_at_a_time
 def population_refusal(task, model_name: str | None = None) -> str | None:
     """Why the population engine cannot train ``task``'s model, or None where it can.
 
@@ -979,6 +1004,7 @@ def _blew_up(result: RunResult, config: TrainConfig) -> bool:
                 and last <= config.divergence_factor * abs(first))
 
 
+@one_at_a_time
 def train_sequential(task, config: TrainConfig, members: Sequence[Member],
                      progress: Callable[[int], None] | None = None,
                      observe: Callable[[int, int, list[Tensor]], None] | None = None,
