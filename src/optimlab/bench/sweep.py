@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -145,9 +145,10 @@ class SweepSpec:
     """
 
     task: str
-    optimizers: tuple[str, ...]
+    # any sequences (a list, a NumPy array of rates): kept as tuples
+    optimizers: Sequence[str]
     config: TrainConfig = field(default_factory=TrainConfig)
-    lrs: tuple[float, ...] | None = None
+    lrs: Sequence[float] | None = None
     seeds: int = 3
     hparams: dict = field(default_factory=dict)
     target: float | None = None

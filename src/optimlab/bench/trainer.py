@@ -33,7 +33,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -88,6 +88,23 @@ class TrainConfig:
     exact. A set no larger than ``eval_subset`` is read whole (at the default 1000: every
     test set of the built-in tasks but MNIST's), and None reads every set whole at every
     evaluation.
+
+    Attributes:
+        steps: training steps of every member.
+        batch_size: examples per step (None: the full batch).
+        eval_every: steps between evaluations (step 0 and the last are always evaluated).
+        schedule: the learning-rate schedule, one of :data:`SCHEDULES` (``constant``,
+            ``step``, ``cosine``, ``onecycle``, ``warmup-cosine``).
+        warmup_steps: steps of linear warm-up of the ``warmup-cosine`` schedule.
+        clip_norm, clip_value: gradient clipping (None: none).
+        model: the task's model by name (None: the task's default).
+        divergence_factor: a run whose train loss ends above this multiple of its initial
+            loss, or becomes non-finite, is recorded as diverged.
+        averaging: weight averaging for evaluation: None, ``"ema"`` (``ema_decay``) or
+            ``"swa"`` (the plain mean of the iterates from ``swa_start`` x steps on).
+        ema_decay, swa_start: the averages' parameters.
+        eval_subset: examples of each set read by the evaluations before the last (None:
+            all of them).
     """
 
     steps: int = 1000
@@ -692,9 +709,11 @@ class _TrainingClock:
 
 #: held by the training lab's entry points (:func:`one_at_a_time`), re-entrant
 _LAB_LOCK = threading.RLock()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def one_at_a_time(fn: Callable) -> Callable:
+def one_at_a_time(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     """``fn`` run by one thread of the process at a time (the others wait for it).
 
     The training lab seeds torch's process-wide random generator for each run (its initial
@@ -706,7 +725,7 @@ def one_at_a_time(fn: Callable) -> Callable:
     calls, sweeps, calibrations, slices and advisors take turns (re-entrant: a sweep's own
     training calls go on)."""
     @functools.wraps(fn)
-    def run(*args, **kwargs):
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         with _LAB_LOCK:
             return fn(*args, **kwargs)
     return run

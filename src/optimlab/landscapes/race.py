@@ -729,7 +729,7 @@ def _beyond(lrs: list[float], edge: str) -> list[float]:
 MAX_NOISE = 1e6
 
 
-def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping], start=None,
+def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], start=None,
          steps: int = 500, noise: float = 0.0, seed: int | None = None, tune=False,
          tol: float = 1e-3, extend: bool = True,
          progress: Callable[[int], None] | None = None) -> Race:

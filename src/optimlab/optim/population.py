@@ -56,7 +56,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -130,7 +130,7 @@ class Population:
     #: engine out, :data:`optimlab.optim.base.NOT_COPIED`)
     _NOT_COPIED = frozenset({"engine", "_plan", "_plan_key"})
 
-    def __init__(self, name: str, params: Sequence[Tensor], hparams: dict | None = None) -> None:
+    def __init__(self, name: str, params: Iterable[Tensor], hparams: dict | None = None) -> None:
         self.entry = resolve(name)
         self.cls = self.entry.cls
         if isinstance(params, Tensor):
