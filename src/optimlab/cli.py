@@ -2038,7 +2038,9 @@ def run_docs(args: argparse.Namespace) -> str:
 
 
 def run_serve(args: argparse.Namespace) -> str:
-    """``optimlab serve``: the playground on uvicorn, until interrupted."""
+    """``optimlab serve``: the playground on uvicorn, until interrupted. A port taken on any
+    address of ``--host`` (``localhost``: 127.0.0.1 and ::1) is one error line."""
+    import errno
     import socket
 
     if args.db is None:  # as runs, report and profile read it: the tour's, where only it is here
@@ -2071,8 +2073,27 @@ def run_serve(args: argparse.Namespace) -> str:
             raise CLIError(f"--slices {folder}: " + ("not a folder" if Path(folder).exists()
                                                      else "no such folder"))
     try:  # say so in one line rather than in uvicorn's traceback
-        with socket.create_server((args.host, args.port)) as probe:
+        with socket.create_server((args.host, args.port)) as probe:  # what uvicorn binds
             port = probe.getsockname()[1]  # --port 0: the free port the system picked
+            # every other address of the name (localhost: [::1] too, which uvicorn does not
+            # bind): a server already there would get the browser's requests for this URL
+            for family, kind, proto, _, address in socket.getaddrinfo(
+                    args.host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
+                if address[0] == probe.getsockname()[0] and family == probe.family:
+                    continue
+                with socket.socket(family, kind, proto) as other:
+                    if family == socket.AF_INET6:
+                        other.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        other.bind(address)
+                        other.listen()
+                    except OSError as err:  # (an address this machine lacks: nobody is there)
+                        if err.errno == errno.EADDRINUSE:
+                            shown = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+                            raise CLIError(f"cannot listen on {args.host}:{port}: {shown}:{port}, "
+                                           f"an address of {args.host}, is already in use (a "
+                                           f"browser may reach that server for this URL)") from None
     except (OSError, OverflowError, UnicodeError, TypeError) as err:  # TypeError: an odd host name
         raise CLIError(f"cannot listen on {args.host}:{args.port}: "
                        f"{getattr(err, 'strerror', None) or err}") from None

@@ -1635,3 +1635,178 @@ def test_a_stopped_sweep_flags_no_edge_its_grid_has_not_reached(tmp_path):
         with TestClient(create_app(path, warm=False), base_url=LOCAL) as client:
             (row,) = client.get(f"/api/sweeps/{sweep}").json()["summary"]
         assert (row["best_lr"], row["edge"]) == (best, edge)
+
+
+#: A store whose ``sweeps`` is a view over a recursive query that never ends (the real table
+#: renamed away): reading it would spin a worker thread for ever.
+ENDLESS_SWEEPS = (
+    "ALTER TABLE sweeps RENAME TO sweeps_real",
+    "CREATE VIEW sweeps AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+    "SELECT 1 AS id, 'k' AS key, 'n' AS name, 't' AS task, 'm' AS model, '{}' AS config, "
+    "'2026-01-01' AS created_at, NULL AS environment FROM c WHERE x < 0")
+
+
+def test_a_store_whose_tables_are_views_is_refused(tmp_path, sweep_db):
+    """A view where the store has a table is refused at once (503, naming it)."""
+    db = store_copy(sweep_db[0], tmp_path / "runs.db", *ENDLESS_SWEEPS)
+    with _fresh(db) as fresh:
+        for path in ("/api/sweeps", "/api/sweeps/1"):
+            answer = fresh.get(path)
+            assert answer.status_code == 503, path
+            message = answer.json()["message"]
+            assert "the run store cannot be read" in message and "sweeps is a view" in message
+            assert str(tmp_path) not in message
+
+
+def test_a_store_query_past_the_deadline_is_stopped_with_a_503(tmp_path, sweep_db, monkeypatch):
+    """A query still running after STORE_DEADLINE_S is interrupted: 503 saying so (here the
+    view check is off, so that the endless view is queried)."""
+    monkeypatch.setattr(api, "STORE_TABLES", ())
+    monkeypatch.setattr(api, "STORE_DEADLINE_S", 0.2)
+    db = store_copy(sweep_db[0], tmp_path / "runs.db", *ENDLESS_SWEEPS)
+    with _fresh(db) as fresh:
+        for path in ("/api/sweeps", "/api/sweeps/1"):
+            answer = fresh.get(path)
+            assert answer.status_code == 503, path
+            message = answer.json()["message"]
+            assert "the run store cannot be read" in message and "took longer than 0.2 s" in message
+        assert fresh.get("/api/limits").status_code == 200
+
+
+def test_a_linked_slice_is_named_below_its_folder_and_never_followed_out_of_it(tmp_path,
+                                                                                slice_dir):
+    """A ``slice.json`` that is a link: one leading out of the slices folder is not shown
+    (nor its target's folder name); one inside is named after where the link lies, not
+    after the folder its target lies in."""
+    root, outside = tmp_path / "slices", tmp_path / "secret" / "etc"
+    target = slice_copy(slice_dir[0], outside, lambda data: None)
+    deep = slice_copy(slice_dir[0], root / "a" / "b" / "c" / "hidden", lambda data: None)
+    slice_copy(slice_dir[0], root / "good", lambda data: None)
+    for name, to in (("escape", target), ("shown", deep)):
+        (root / name).mkdir()
+        try:
+            (root / name / "slice.json").symlink_to(to)
+        except OSError:  # pragma: no cover - no symlinks here
+            pytest.skip("this file system has no symbolic links")
+    (root / "dir-link").symlink_to(outside, target_is_directory=True)
+    with _fresh(slices=[root]) as fresh:
+        listed = strict_json(fresh.get("/api/slices"))
+        assert sorted(s["name"] for s in listed) == ["good", "shown"]
+        assert all(s["error"] is None for s in listed)
+        for row in listed:
+            detail = fresh.get(f"/api/slices/{row['id']}")
+            assert detail.status_code == 200 and detail.json()["name"] == row["name"]
+        assert "etc" not in fresh.get("/api/slices").text
+
+
+@pytest.mark.parametrize("headers", [{"Content-Type": "text/plain"}, {},
+                                     {"Content-Type": "application/x-www-form-urlencoded"}])
+def test_a_json_body_not_sent_as_json_is_refused_saying_how_to_send_it(client, headers):
+    """A cross-site form may post text/plain: the body is not read as JSON (422), and the
+    message says to send it as application/json, not that it is no JSON object."""
+    answer = client.post("/api/race", content=json.dumps(race_body()).encode(), headers=headers)
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body"]
+    assert "Content-Type: application/json" in answer.json()["message"]
+    # a JSON body that is no object still says just that
+    answer = client.post("/api/race", json=[1, 2])
+    assert answer.status_code == 422
+    assert answer.json()["message"] == "the request body must be a JSON object"
+
+
+@pytest.mark.parametrize("raw, says", [
+    (b'{"landscape": "rosenbrock", "steps": ' + b"1" * 5000 + b"}", "a number too long"),
+    (b'{"landscape": ' + b"[" * 3000 + b"]" * 3000 + b"}", "nested too deeply"),
+])
+def test_json_too_deep_or_with_a_number_too_long_is_a_422_saying_so(client, raw, says):
+    answer = client.post("/api/race", content=raw, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    payload = strict_json(answer)
+    assert payload["detail"][0]["loc"] == ["body"] and says in payload["message"]
+    assert "not valid JSON" in payload["message"]
+
+
+def test_races_past_the_limit_wait_then_get_a_503_and_gets_still_answer(monkeypatch):
+    """At most MAX_RACES races at once, on a thread limiter of their own: one more waits
+    RACE_WAIT_S, then gets 503 saying the playground is busy; the GET endpoints still answer
+    with AnyIO's default thread pool cut to one thread (which a race would otherwise hold)."""
+    import threading
+
+    import anyio.to_thread
+
+    from optimlab.web import server
+
+    monkeypatch.setattr(server, "MAX_RACES", 1)
+    monkeypatch.setattr(server, "RACE_WAIT_S", 0.05)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(body, control):  # a race that holds its slot until released
+        started.set()
+        release.wait(60)
+        return {"fake": True}
+
+    monkeypatch.setattr(api, "run_race", slow)
+    with _fresh() as fresh:
+        fresh.portal.call(lambda: setattr(anyio.to_thread.current_default_thread_limiter(),
+                                          "total_tokens", 1))
+        answers = {}
+
+        def ask(name, method, *args, **kwargs):
+            answers[name] = getattr(fresh, method)(*args, **kwargs)
+
+        first = threading.Thread(target=ask, args=("first", "post", "/api/race"),
+                                 kwargs={"json": race_body()})
+        first.start()
+        try:
+            assert started.wait(60), "the fake race never started"
+            for path in ("/api/race", "/api/basins", "/api/inspect"):
+                body = {"/api/race": race_body(), "/api/basins": basins_body(),
+                        "/api/inspect": {"landscape": "rosenbrock", "optimizer": {"name": "adam"}}}[path]
+                busy = fresh.post(path, json=body)
+                assert busy.status_code == 503, (path, busy.text)
+                assert busy.json()["message"].startswith("the playground is busy: 1 race running")
+                assert busy.headers["retry-after"] == "1"
+            for path in ("/api/limits", "/api/landscapes"):
+                getter = threading.Thread(target=ask, args=(path, "get", path))
+                getter.start()
+                getter.join(60)
+                assert path in answers and answers[path].status_code == 200, path
+        finally:
+            release.set()
+            first.join(60)
+        assert answers["first"].status_code == 200 and answers["first"].json() == {"fake": True}
+        assert fresh.post("/api/race", json=race_body()).status_code == 200  # its slot is free
+
+
+def test_a_body_that_does_not_come_in_time_gets_408(monkeypatch):
+    """A client that sends a Content-Length and then nothing (or trickles the body) is
+    answered 408 once BODY_TIMEOUT_S have passed, not held for ever."""
+    import asyncio
+
+    from optimlab.web import server
+
+    monkeypatch.setattr(server, "BODY_TIMEOUT_S", 0.05)
+    app = server.create_app(None, warm=False)
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+             "http_version": "1.1", "method": "POST", "scheme": "http", "path": "/api/race",
+             "raw_path": b"/api/race", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+                         (b"content-length", b"100")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    sent = []
+
+    calls = iter(range(2))
+
+    async def receive():  # two parts of the body, then nothing more
+        if next(calls, None) is not None:
+            return {"type": "http.request", "body": b'{"landscape": ', "more_body": True}
+        await asyncio.Event().wait()
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 60))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 408
+    body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    assert "did not come within 0.05 s" in body["message"] and body["detail"][0]["loc"] == ["body"]

@@ -105,3 +105,40 @@ def test_serve_without_db_shows_the_tours_sweeps_where_only_they_are_here(monkey
     assert main(["serve", "--port", "0"]) == 0
     assert str(calls[-1]["db_path"]).endswith("optimlab-runs.db")
     assert "note" not in capsys.readouterr().err
+
+
+def test_a_port_taken_on_another_address_of_the_host_is_one_error_line(monkeypatch, tmp_path,
+                                                                       capsys):
+    """``--host localhost``: a server on [::1] at that port would get the browser's requests
+    (uvicorn binds 127.0.0.1 only), so it is refused as a busy port is."""
+    try:
+        busy = socket.socket(socket.AF_INET6)
+        busy.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        busy.bind(("::1", 0))
+    except OSError:
+        pytest.skip("this machine has no IPv6 loopback")
+    with busy:
+        busy.listen()
+        port = busy.getsockname()[1]
+        real = socket.getaddrinfo
+
+        def both(host, *args, **kwargs):  # localhost as most machines resolve it: both
+            found = real(host, *args, **kwargs)
+            if host == "localhost" and not any(f == socket.AF_INET6 for f, *_ in found):
+                found += real("::1", *args, **kwargs)
+            return found
+
+        monkeypatch.setattr(socket, "getaddrinfo", both)
+        calls = []
+        monkeypatch.setattr("optimlab.web.server.serve", lambda **kw: calls.append(kw))
+        try:
+            with socket.create_server(("127.0.0.1", port)):
+                pass
+        except OSError:
+            pytest.skip("the port is taken on 127.0.0.1 too")
+        assert main(["serve", "--host", "localhost", "--port", str(port),
+                     "--db", str(tmp_path / "r.db")]) == 2
+    assert not calls
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot listen on localhost:{port}" in err[0]
+    assert f"[::1]:{port}" in err[0] and "in use" in err[0]

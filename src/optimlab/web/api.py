@@ -14,6 +14,7 @@ thread through its :class:`RaceControl` (the server does so when the client goes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -706,29 +707,35 @@ def run_basins(request, control: RaceControl | None = None) -> dict:
 SLICE_FILE, SLICE_DEPTH = "slice.json", 3
 
 
-def _slice_paths(folders: Sequence) -> dict[Path, str]:
-    """Every ``slice.json`` of :func:`slice_files`, each with its path relative to the first of
-    ``folders`` it was found in (a folder given as a file: its name)."""
-    found: dict[Path, str] = {}
+def _slice_paths(folders: Sequence) -> dict[Path, tuple[str, Path]]:
+    """Every ``slice.json`` of :func:`slice_files` (by its resolved path), each with its path
+    relative to the first of ``folders`` it was found in (a folder given as a file: its name)
+    and its path below that folder as found (links not resolved: what the list names it
+    after, never the folder a link points into). A link resolving outside its folder is
+    skipped: the playground shows only what lies in the folders it was given."""
+    found: dict[Path, tuple[str, Path]] = {}
     for folder in folders or ():
         folder = Path(folder)
         if folder.is_file():
-            found.setdefault(folder.resolve(), folder.name)
+            found.setdefault(folder.resolve(), (folder.name, folder))
             continue
-        here = {}
+        root = folder.resolve()
+        here: dict[Path, tuple[str, Path]] = {}
         for depth in range(SLICE_DEPTH + 1):
             for p in folder.glob("/".join(["*"] * depth + [SLICE_FILE])):
-                if p.is_file():
+                real = p.resolve()
+                if p.is_file() and real.is_relative_to(root):
                     rel = p.relative_to(folder).as_posix()
-                    here[p.resolve()] = min(here.get(p.resolve(), rel), rel)
-        for path, rel in here.items():
-            found.setdefault(path, rel)
+                    here[real] = min(here.get(real, (rel, p)), (rel, p))
+        for path, entry in here.items():
+            found.setdefault(path, entry)
     return found
 
 
 def slice_files(folders: Sequence) -> list[Path]:
     """Every ``slice.json`` at most :data:`SLICE_DEPTH` folders below each of ``folders``
-    (a folder that does not exist holds none), sorted by path; a file is its own list."""
+    (a folder that does not exist holds none; a link leading out of its folder is not
+    followed), resolved and sorted by path; a file is its own list."""
     return sorted(_slice_paths(folders))
 
 
@@ -737,7 +744,8 @@ _SLICE_IDS = (1_000_000, 9_999_999)
 
 
 def _slice_ids(folders: Sequence) -> dict[int, Path]:
-    """The slice files of ``folders`` by id, in path order. An id is a hash of the file's path
+    """The slice files of ``folders`` by id, in path order, each as its path below its folder
+    (links not resolved: :func:`_slice_paths`). An id is a hash of the file's path
     relative to its slices folder (``runs/digits/slice.json``), so a link's ``slice=`` names
     the same file when other slices are added or removed; a path whose hash another path
     earlier in path order took (hardly ever) takes the next free number.
@@ -755,7 +763,7 @@ def _slice_ids(folders: Sequence) -> dict[int, Path]:
     """
     low, high = _SLICE_IDS
     ids: dict[int, Path] = {}
-    for path, rel in sorted(_slice_paths(folders).items()):
+    for _, (rel, path) in sorted(_slice_paths(folders).items()):
         digest = int.from_bytes(hashlib.sha256(rel.encode()).digest()[:8], "big")
         slice_id = low + digest % (high - low + 1)
         while slice_id in ids:
@@ -828,8 +836,42 @@ def slice_detail(folders: Sequence, slice_id: int) -> dict:
 # ----------------------------------------------------------------------------- sweeps
 
 
+#: How long (seconds of wall time) one request may spend reading the run store: a query
+#: still running then is interrupted (SQLite's progress handler) and the request answers 503,
+#: so that a store built to never answer (a view over an endless recursive query) cannot hold
+#: a worker thread, nor the server's shutdown, for ever.
+STORE_DEADLINE_S = 30.0
+
+#: The tables of the run store the API reads; each must be a table, not a view (whose query
+#: could run for ever, or read another file's tables) nor missing.
+STORE_TABLES = ("sweeps", "runs", "metrics")
+
+
+#: The store deadline's clock (not ``time.monotonic`` read through this module's ``time``,
+#: which the race tests replace with a counter).
+_wall_clock = time.monotonic
+
+
+class _StoreDeadline:
+    """SQLite's progress handler for one request: true (interrupt) once ``seconds`` have
+    passed since it was made; ``passed`` remembers that it fired."""
+
+    def __init__(self, seconds: float) -> None:
+        self.until = _wall_clock() + seconds
+        self.passed = False
+
+    def __call__(self) -> bool:
+        if _wall_clock() > self.until:
+            self.passed = True
+        return self.passed
+
+
 def _open(db_path):
-    from ..bench.store import RunStore
+    """The run store at ``db_path`` read-only (None when there is no file yet), each query of
+    it interrupted once :data:`STORE_DEADLINE_S` have passed (:func:`_reading` says so in
+    the 503); a store whose :data:`STORE_TABLES` are not all tables raises
+    :class:`~optimlab.bench.store.StoreError` (503) saying which."""
+    from ..bench.store import RunStore, StoreError
 
     try:
         import pandas  # noqa: F401  (the store's DataFrame readers need it)
@@ -838,7 +880,40 @@ def _open(db_path):
                                       "pip install 'optimlab[bench]'", status=501) from None
     if db_path is None or not Path(db_path).exists():
         return None
-    return RunStore(db_path, readonly=True)
+    store = RunStore(db_path, readonly=True)
+    try:
+        deadline = _StoreDeadline(STORE_DEADLINE_S)
+        store.con.set_progress_handler(deadline, 1000)  # (every 1000 SQLite instructions)
+        store.deadline = deadline
+        kinds = dict(store.con.execute(
+            f"SELECT lower(name), type FROM sqlite_master WHERE lower(name) IN "
+            f"({', '.join('?' * len(STORE_TABLES))})", STORE_TABLES).fetchall())
+        odd = [f"{name} is {'a ' + str(kinds[name]) if name in kinds else 'missing'}"
+               for name in STORE_TABLES if kinds.get(name) != "table"]
+        if odd:
+            raise StoreError(f"it is not a run store as optimlab writes it ({', '.join(odd)}, "
+                             f"where a table should be)")
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+@contextlib.contextmanager
+def _reading(store):
+    """Closes ``store`` at the end; a query :func:`_open`'s deadline interrupted raises
+    :class:`~optimlab.bench.store.StoreError` (503) saying so, whatever it raised."""
+    from ..bench.store import StoreError
+
+    try:
+        with store:
+            yield store
+    except Exception as err:
+        if not store.deadline.passed:
+            raise
+        raise StoreError(f"reading it took longer than {STORE_DEADLINE_S:g} s, so it was "
+                         f"stopped (a store this slow, or a view or query that never "
+                         f"ends)") from err
 
 
 #: What a damaged row of the store raises while it is decoded (text that is not JSON, JSON
@@ -929,7 +1004,7 @@ def sweeps(db_path) -> list[dict]:
     store = _open(db_path)
     if store is None:
         return []
-    with store:
+    with _reading(store):
         return [_sweep_row(store, row) for row in store.con.execute(_SWEEP_ROW + " ORDER BY id")]
 
 
@@ -977,7 +1052,7 @@ def sweep_detail(db_path, sweep_id: int) -> dict:
         store.close()
         raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id}: sweep ids are whole "
                                                  f"numbers from 1 to {MAX_ID}", status=404)
-    with store:
+    with _reading(store):
         row = store.con.execute(_SWEEP_ROW + " WHERE id = ?", (sweep_id,)).fetchone()
         if row is None:
             raise RequestError(("path", "sweep_id"), f"no sweep {sweep_id} in the run store",

@@ -43,7 +43,10 @@ started on (loopback by default: ``127.0.0.1``, ``localhost``, ``[::1]``), so a 
 elsewhere cannot reach it through DNS rebinding; every response carries the strict
 Content-Security-Policy and ``X-Content-Type-Options: nosniff``. A race, an inspection or a
 basins map whose client goes away stops within a step (:class:`optimlab.web.api.RaceControl`).
-A request body longer than :data:`~optimlab.web.models.MAX_BODY` bytes gets 413 unread.
+A request body longer than :data:`~optimlab.web.models.MAX_BODY` bytes gets 413 unread, one
+that has not all come within :data:`BODY_TIMEOUT_S` 408. At most :data:`MAX_RACES` races
+(inspections, basins maps) run at once, on threads of their own; one more waits
+:data:`RACE_WAIT_S` for a slot, then gets 503.
 """
 
 # (no ``from __future__ import annotations``: the endpoints' annotations name models that
@@ -66,7 +69,6 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 
@@ -117,9 +119,42 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: How often (seconds) a running race asks whether its client is still there.
 DISCONNECT_POLL_S = 0.1
 
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity and cgroup quota), at least 1."""
+    try:
+        from ..bench.store.environment import usable_cpu_count
+
+        return max(1, usable_cpu_count() or 1)
+    except Exception:  # pragma: no cover - the count is a guess either way
+        return max(1, os.cpu_count() or 1)
+
+
+#: How many races (inspections, basins maps) run at once: one per usable CPU, since each
+#: keeps one busy. They run on a thread limiter of their own, so that the cheap GET
+#: endpoints (sync, on AnyIO's default thread pool) never wait behind them.
+MAX_RACES = _usable_cpus()
+
+#: How long (seconds) a race waits for one of the :data:`MAX_RACES` slots before it is
+#: refused with 503 ("the playground is busy").
+RACE_WAIT_S = 10.0
+
+#: How long (seconds) the server waits for each part of a request body; a client that sends
+#: a ``Content-Length`` and then trickles the body (or nothing) gets 408.
+BODY_TIMEOUT_S = 10.0
+
+#: The connections (and requests) uvicorn serves at once; past them it answers 503.
+MAX_CONNECTIONS = 64
+
+#: How long (seconds) uvicorn keeps an idle keep-alive connection open.
+KEEP_ALIVE_S = 5
+
 _JSON = "application/json"
 _ERRORS = {422: {"model": ErrorResponse, "description": "a field outside its limits"},
            404: {"model": ErrorResponse, "description": "no such sweep"}}
+_BUSY = {503: {"model": ErrorResponse,
+               "description": "the playground is busy: as many races as it runs at once are "
+                              "running (and none ended within a few seconds); try again"}}
 _STORE_ERRORS = {501: {"model": ErrorResponse,
                        "description": "the run store needs pandas (optimlab[bench])"},
                  503: {"model": ErrorResponse,
@@ -267,7 +302,12 @@ def _explain(error: dict) -> dict:
     elif kind == "missing" and loc == ["body"]:
         msg = "the request has no body: it must be a JSON object"
     elif kind == "model_attributes_type" and loc == ["body"]:
-        msg = "the request body must be a JSON object"
+        # raw bytes: a body sent without Content-Type application/json, which FastAPI does
+        # not parse (and must not: a cross-site form may post text/plain, not JSON)
+        msg = "the request body must be a JSON object" if not isinstance(
+            error.get("input"), (bytes, bytearray)) else (
+            "the request body must be sent as JSON, with the header Content-Type: "
+            "application/json (a JSON object)")
     elif kind in ("literal_error", "enum") and loc in (["body", "landscape"], ["path", "name"]):
         msg = _unknown_landscape(error.get("input"))
     elif kind == "extra_forbidden" and "hparams" in loc[:-1] and loc.index("hparams") >= 1:
@@ -379,6 +419,21 @@ def exposure_warning(host: str, port: int) -> str | None:
             f"races (it has no login; {check}); use --host 127.0.0.1 to keep it local")
 
 
+def _unreadable(exc: BaseException) -> str | None:
+    """Why FastAPI could not parse a JSON body (its 400 "There was an error parsing the
+    body", raised from Python's error): nested too deeply (RecursionError), or a number with
+    more digits than Python converts; None for anything else."""
+    cause = exc.__cause__
+    if isinstance(cause, RecursionError):
+        return "the request body is not valid JSON as the API reads it: it is nested too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        most = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+        said = f" (more than {most} digits)" if most else ""
+        return f"the request body is not valid JSON as the API reads it: it holds a number too " \
+               f"long{said}"
+    return None
+
+
 def _body_too_long(size: int | None = None) -> str:
     said = f" ({size} bytes)" if size is not None else ""
     return (f"the request body is too long{said}: the limit is {models.MAX_BODY} bytes, more "
@@ -386,9 +441,11 @@ def _body_too_long(size: int | None = None) -> str:
 
 
 class _Guard:
-    """ASGI middleware: refuses a ``Host`` the server was not started on (400) and a body
+    """ASGI middleware: refuses a ``Host`` the server was not started on (400), a body
     longer than :data:`~optimlab.web.models.MAX_BODY` (413: by its ``Content-Length`` before
-    reading it, else once that much has come), and adds :data:`HEADERS` to every response."""
+    reading it, else once that much has come) and a body that has not all come within
+    :data:`BODY_TIMEOUT_S` of the request (408), and adds :data:`HEADERS` to every
+    response."""
 
     def __init__(self, app, hosts: Sequence[str] | None) -> None:
         self.app = app
@@ -423,12 +480,25 @@ class _Guard:
         if length.isdigit() and int(length) > models.MAX_BODY:
             await refuse(413, ["body"], _body_too_long(int(length)))
             return
-        received = 0
+        received, whole = 0, False
+        deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT_S
 
         async def receive_within_limit():
-            # a body without a length (sent in chunks) is counted as it comes
-            nonlocal received
-            message = await receive()
+            # a body without a length (sent in chunks) is counted as it comes; the whole body
+            # must come within BODY_TIMEOUT_S of the request, so that a client trickling it
+            # (or sending a Content-Length and nothing) cannot hold the connection and a
+            # worker (once the body is whole, a receive waits for the client to go away:
+            # that is not bounded)
+            nonlocal received, whole
+            if whole:
+                return await receive()
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"the request body did not come within "
+                                         f"{BODY_TIMEOUT_S:g} s") from None
+            whole = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > models.MAX_BODY:
@@ -451,12 +521,76 @@ def warm_up() -> None:
                                     optimizers=[{"name": "adam"}, {"name": "sam"}]))
 
 
+class _RaceSlots:
+    """At most ``size`` races at once (:data:`MAX_RACES`), on a thread limiter of their own;
+    made in the event loop on first use (AnyIO's and asyncio's primitives belong to one)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, int(size))
+        self.running = 0
+        self._gate: asyncio.Semaphore | None = None
+        self._threads = None
+
+    def _made(self) -> None:
+        if self._gate is None:
+            import anyio
+
+            self._gate = asyncio.Semaphore(self.size)
+            self._threads = anyio.CapacityLimiter(self.size)
+
+    async def acquire(self, wait: float) -> bool:
+        """Take a slot, waiting at most ``wait`` seconds; False when none came free."""
+        self._made()
+        try:
+            await asyncio.wait_for(self._gate.acquire(), wait)
+        except asyncio.TimeoutError:
+            return False
+        self.running += 1
+        return True
+
+    def release(self) -> None:
+        self.running -= 1
+        self._gate.release()
+
+    async def run(self, fn, *args):
+        """``fn(*args)`` in a worker thread of the races' own limiter."""
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._threads)
+
+
+def _busy(slots: _RaceSlots) -> Response:
+    """The 503 of a race that found no free slot within :data:`RACE_WAIT_S`."""
+    response = _error(503, [{"loc": ["body"], "type": "busy",
+                             "msg": f"the playground is busy: {slots.running} "
+                                    f"race{'' if slots.running == 1 else 's'} running (at most "
+                                    f"{slots.size} at once, one per CPU); try again in a "
+                                    f"moment"}])
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _race(body, request: Request, run=None) -> Response:
     """Run a race (``run``: :func:`api.run_race`, or another function of a request and a
     :class:`~optimlab.web.api.RaceControl`) in a worker thread; stop it when the client
-    goes away, and answer 422 if it runs past :data:`~optimlab.web.models.MAX_SECONDS`."""
+    goes away, and answer 422 if it runs past :data:`~optimlab.web.models.MAX_SECONDS`.
+    At most :data:`MAX_RACES` run at once (the app's ``state.races``): one over them waits
+    :data:`RACE_WAIT_S` for a slot, then gets 503 ("the playground is busy")."""
+    slots = getattr(request.app.state, "races", None)
+    if slots is None:
+        slots = request.app.state.races = _RaceSlots(MAX_RACES)
+    if not await slots.acquire(RACE_WAIT_S):
+        return _busy(slots)
+    try:
+        return await _run_race(body, request, run, slots)
+    finally:
+        slots.release()
+
+
+async def _run_race(body, request: Request, run, slots: _RaceSlots) -> Response:
+    """:func:`_race` once it holds a slot."""
     control = api.RaceControl(models.MAX_SECONDS)
-    task = asyncio.ensure_future(run_in_threadpool(run or api.run_race, body, control))
+    task = asyncio.ensure_future(slots.run(run or api.run_race, body, control))
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
@@ -502,9 +636,13 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
                   responses={400: {"model": ErrorResponse,
                                    "description": "a Host header this server does not "
                                                   "answer, or a body that cannot be read"},
+                             408: {"model": ErrorResponse,
+                                   "description": f"a body that did not all come within "
+                                                  f"{BODY_TIMEOUT_S:g} s"},
                              413: {"model": ErrorResponse,
                                    "description": f"a body over {models.MAX_BODY} bytes"}})
     app.state.db_path = db
+    app.state.races = _RaceSlots(MAX_RACES)
     app.state.slices = [os.path.abspath(os.fspath(p)) for p in slices]
     app.add_middleware(_Guard, hosts=hosts)
 
@@ -516,7 +654,10 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     async def _http(request: Request, exc: HTTPException) -> Response:
         # FastAPI's and Starlette's own refusals (an unreadable body, an unknown path, a
         # method not allowed) in the API's error format
-        where = "body" if exc.status_code in (400, 413) else "path"
+        where = "body" if exc.status_code in (400, 408, 413) else "path"
+        unreadable = _unreadable(exc) if exc.status_code == 400 else None
+        if unreadable:  # JSON that Python's parser refuses: 422 naming why, as invalid JSON
+            return _error(422, [{"loc": ["body"], "msg": unreadable, "type": "json_invalid"}])
         detail = [{"loc": [where], "msg": str(exc.detail), "type": "http_error"}]
         response = _error(exc.status_code, detail)
         response.headers.update(exc.headers or {})
@@ -565,7 +706,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     def get_optimizers() -> Response:
         return _json(api.optimizers_json())
 
-    @app.post("/api/race", response_model=RaceResponse, responses=_ERRORS,
+    @app.post("/api/race", response_model=RaceResponse, responses={**_ERRORS, **_BUSY},
               summary="Race optimizers on a landscape",
               description="The race runs in a worker thread and stops within a step when "
                           "the client goes away. Limits: RaceRequest's fields and its "
@@ -573,7 +714,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     async def post_race(body: RaceRequest, request: Request) -> Response:
         return await _race(body, request)
 
-    @app.post("/api/inspect", response_model=InspectResponse, responses=_ERRORS,
+    @app.post("/api/inspect", response_model=InspectResponse, responses={**_ERRORS, **_BUSY},
               summary="One optimizer step by step: gradient, state, step taken",
               description="Runs in a worker thread and stops within a step when the client "
                           "goes away. Limits: InspectRequest's fields, start inside the "
@@ -582,7 +723,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     async def post_inspect(body: InspectRequest, request: Request) -> Response:
         return await _race(body, request, api.run_inspect)
 
-    @app.post("/api/basins", response_model=BasinsResponse, responses=_ERRORS,
+    @app.post("/api/basins", response_model=BasinsResponse, responses={**_ERRORS, **_BUSY},
               summary="Basins of attraction: the minimum each start of a grid ends in",
               description="Every optimizer from every start of a grid over the domain, one "
                           "batch; stops within a step when the client goes away. Limits: "
@@ -649,4 +790,5 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     if warning:
         print(warning, file=sys.stderr)
     uvicorn.run(create_app(db_path, hosts=allowed_hosts(host, port), slices=slices), host=host,
-                port=port, log_level=log_level)
+                port=port, log_level=log_level, limit_concurrency=MAX_CONNECTIONS,
+                timeout_keep_alive=KEEP_ALIVE_S)
