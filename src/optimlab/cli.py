@@ -1285,6 +1285,7 @@ def run_bench(args: argparse.Namespace) -> str:
     """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
     from .bench.executors import GroupsLost
     from .bench.report import summary_table, sweep_options, write_report
+    from .bench.store import StoreError
     from .bench.sweep import SweepSpec, auto_lrs, default_eval_every, run_sweep
     from .bench.trainer import TrainConfig, full_batch
 
@@ -1363,6 +1364,12 @@ def run_bench(args: argparse.Namespace) -> str:
         raise CLIError(f"sweep {existing} in {_masked(db)} has the same configuration and "
                        f"{_count(len(store.pending_runs(existing)), 'unfinished run')}: pass "
                        "--resume to finish it")
+    if existing is None and args.resume and \
+            store.con.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0:
+        # a command stopped after it made the store, before it stored its sweep: nothing
+        # trained, so nothing to resume (not a mistake in the arguments)
+        raise CLIError(f"--resume: {_masked(db)} holds no sweep yet (the command was stopped "
+                       "before it stored its sweep: nothing was trained); leave out --resume")
     if existing is None and args.resume:
         raise CLIError(f"--resume: no sweep in {_masked(db)} has this configuration (task, model, "
                        "optimizers, rates, seeds, steps and training options must be the ones "
@@ -1399,6 +1406,9 @@ def run_bench(args: argparse.Namespace) -> str:
         raise CLIError(f"{err}; run the same command with --resume") from None
     except KeyboardInterrupt as err:  # Ctrl-C (or SIGTERM): what was kept, how to go on
         raise _stopped(err, store, stored, db) from None
+    except StoreError as err:  # a full disk, say: what was kept, how to go on once mended
+        kept = _kept(store, stored, db)
+        raise CLIError(f"{err}" + (f"; {kept}" if kept else "")) from None
     finally:
         executor.close()
     from .bench.analysis import fixed_line
@@ -1513,24 +1523,30 @@ class _sigterm_stops:
             self.signal.signal(self.signal.SIGTERM, self.previous)
 
 
-def _stopped(err: KeyboardInterrupt, store, stored: dict, db: str) -> KeyboardInterrupt:
-    """The interrupt that stopped ``optimlab bench``, as :func:`main` prints it: with the
-    runs of the sweep kept (ended) out of all and how to train the rest, where the sweep is
-    in the store (the sweep put the runs it had started back to pending); else as it was."""
+def _kept(store, stored: dict, db: str) -> str | None:
+    """``sweep N in DB: K of M runs kept; run the same command with --resume to train the
+    rest`` for the sweep of ``stored`` (its runs ended out of all: the sweep put those it had
+    started back to pending), or None where the store cannot say or holds no run of it."""
     try:
         sweep_id = store.find_sweep(stored)
         counts = None if sweep_id is None else store.sweep(sweep_id)["counts"]
-    except Exception:  # the store cannot say: the interrupt alone
-        return err
+    except Exception:  # the store cannot say
+        return None
     total = sum(counts.values()) if counts else 0
     if not total:
-        return err
+        return None
     left = counts["pending"] + counts["running"]
     where = f"sweep {sweep_id} in {_masked(db)}"
-    message = (f"{where}: {total - left} of {_count(total, 'run')} kept; run the same command "
-               "with --resume to train the rest") if left else \
+    return (f"{where}: {total - left} of {_count(total, 'run')} kept; run the same command "
+            "with --resume to train the rest") if left else \
         f"{where}: all {_count(total, 'run')} kept; run the same command to finish it"
-    return type(err)(message)
+
+
+def _stopped(err: KeyboardInterrupt, store, stored: dict, db: str) -> KeyboardInterrupt:
+    """The interrupt that stopped ``optimlab bench``, as :func:`main` prints it: with the
+    runs of the sweep kept and how to train the rest (:func:`_kept`); else as it was."""
+    message = _kept(store, stored, db)
+    return err if message is None else type(err)(message)
 
 
 def _advise_stopped(err: KeyboardInterrupt, store, ended_before: int,

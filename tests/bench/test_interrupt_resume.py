@@ -250,3 +250,59 @@ def test_count_runs_counts_every_sweeps_runs_by_status(store_url):
     assert store.count_runs(("finished", "diverged")) == 2 and store.count_runs("failed") == 0
     with pytest.raises(ValueError, match="unknown run status"):
         store.count_runs("done")
+
+
+def test_a_store_failing_mid_sweep_says_what_was_kept_and_how_to_go_on(tmp_path, capsys,
+                                                                       monkeypatch):
+    """A full disk stopped a sweep with the store's one line alone ("database or disk is
+    full"); the runs that ended were kept and --resume finishes the rest, which the line now
+    says, as Ctrl-C's does."""
+    from optimlab.bench.store import StoreError
+
+    db = tmp_path / "runs.db"
+
+    real, calls = RunStore.finish_run, [0]
+
+    def finish_run(self, *args, **kwargs):  # the third run's end cannot be written
+        calls[0] += 1
+        if calls[0] == 3:
+            raise StoreError(f"cannot write to run store {db}: database or disk is full")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "finish_run", finish_run)
+    assert main(BENCH + ["--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"optimlab: error: cannot write to run store {db}: database or disk is "
+                       f"full; sweep 1 in {db}: 2 of 4 runs kept; run the same command with "
+                       "--resume to train the rest")
+    monkeypatch.undo()
+    assert main(BENCH + ["--db", str(db), "--resume"]) == 0
+    with RunStore(db, readonly=True) as store:
+        assert {r.status for r in store.list_runs(1)} == {"finished"}
+
+
+def test_resume_on_a_store_stopped_before_its_sweep_was_stored(tmp_path, capsys):
+    """A command killed after it made the store and before it stored its sweep leaves a
+    store with no sweep: --resume said the arguments differed from the killed run's."""
+    db = tmp_path / "runs.db"
+    RunStore(db).close()
+    assert main(BENCH + ["--db", str(db), "--resume"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err == (f"optimlab: error: --resume: {db} holds no sweep yet (the command was "
+                   "stopped before it stored its sweep: nothing was trained); leave out --resume")
+
+
+def test_a_full_disk_is_named_where_the_file_system_has_no_room(tmp_path, monkeypatch):
+    """SQLite says "database or disk is full" or only "disk I/O error", and the store's
+    message guessed at a lock or permissions: where the file system has no room left, it
+    says so."""
+    import collections
+
+    from optimlab.bench.store import guard
+
+    Stats = collections.namedtuple("Stats", "f_bavail f_frsize")
+    monkeypatch.setattr(guard.os, "statvfs", lambda path: Stats(12, 4096))
+    assert guard.full_disk_hint(str(tmp_path / "runs.db")) == \
+        " (the disk is full: 48 KiB left; free space, then go on)"
+    monkeypatch.setattr(guard.os, "statvfs", lambda path: Stats(1 << 20, 4096))
+    assert guard.full_disk_hint(str(tmp_path / "runs.db")) == ""

@@ -44,11 +44,13 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
     import msvcrt
 
-__all__ = ["GuardedConnection", "SweepLock", "connect_readonly", "verify", "is_busy", "is_empty",
+__all__ = ["GuardedConnection", "SweepLock", "connect_readonly", "full_disk_hint", "verify",
+           "is_busy", "is_empty",
            "wal_size"]
 
 # SQLite's primary result codes (the low byte of an extended code)
 _READONLY, _CANTOPEN, _BUSY, _LOCKED, _CORRUPT, _NOTADB = 8, 14, 5, 6, 11, 26
+_IOERR, _FULL = 10, 13
 
 
 def _code(err: BaseException) -> int | None:
@@ -144,7 +146,24 @@ def error_message(path: str, err: BaseException) -> str:
     if code in (_BUSY, _LOCKED) or "locked" in reason:
         return (f"run store {path} is busy: {reason} (another process held its lock past "
                 f"the timeout)")
+    if code in (_FULL, _IOERR):
+        return f"cannot write to run store {path}: {reason}{full_disk_hint(path)}"
     return f"cannot use run store {path}: {reason}"
+
+
+def full_disk_hint(path: str) -> str:
+    """``" (the disk is full: ...)"`` where the file system of ``path`` has no space left
+    (a full disk shows as SQLite's "database or disk is full" or as a "disk I/O error"),
+    else ``""``."""
+    try:
+        stats = os.statvfs(os.path.dirname(os.path.abspath(path)) or ".")
+    except (OSError, AttributeError):  # pragma: no cover - not POSIX
+        return ""
+    free = stats.f_bavail * stats.f_frsize
+    # SQLite needs room for its journal pages besides the page it writes
+    if free >= 1 << 20:
+        return ""
+    return f" (the disk is full: {free // 1024} KiB left; free space, then go on)"
 
 
 class GuardedConnection:

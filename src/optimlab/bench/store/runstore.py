@@ -60,6 +60,7 @@ from .guard import (
     damage_reason,
     damaged_message,
     error_message,
+    full_disk_hint,
     is_busy,
     is_empty,
     verify,
@@ -464,9 +465,11 @@ class RunStore(DataFrameReaders):
         except sqlite3.OperationalError as e:
             if damage_reason(e) is not None:
                 raise self._fail(e) from e
-            raise as_store_error(e, f"cannot write to run store {self.path}: {_one_line(e)} "
-                                    f"(another process holds its write lock, or the file is "
-                                    f"not writable)") from e
+            hint = "" if is_busy(e) else full_disk_hint(self.path)
+            why = hint or (" (another process holds its write lock, or the file is not "
+                           "writable)")
+            raise as_store_error(e, f"cannot write to run store {self.path}: {_one_line(e)}"
+                                    f"{why}") from e
 
     def _commit(self) -> None:
         try:
