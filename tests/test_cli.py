@@ -1216,3 +1216,18 @@ def test_a_module_missing_later_names_its_extra(monkeypatch, capsys):
     assert main(["runs"]) == 2
     assert capsys.readouterr().err.strip() == \
         "optimlab: error: optimlab runs needs sqlalchemy: pip install 'optimlab[postgres]'"
+
+
+def test_a_crash_in_native_code_prints_the_python_stack():
+    """The command enables faulthandler: a Ray driver that died by SIGSEGV in CI left an
+    empty stderr; a fatal signal now prints where in Python it happened."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import os, signal\nfrom optimlab import cli\n"
+            "cli.main = lambda: os.kill(os.getpid(), signal.SIGSEGV)\ncli.entry()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in done.stderr and "<lambda>" in done.stderr

@@ -59,6 +59,7 @@ the path printed after ``wrote`` is the one written.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import functools
 import gc
 import math
@@ -2550,13 +2551,17 @@ def entry() -> None:
     (timed from the script's last line to the process's end). Reference counting still
     frees them as the modules are torn down; only reference cycles among them are left to
     the operating system, whose finalizers Python does not promise to run at exit anyway
-    (``atexit`` handlers still run).
+    (``atexit`` handlers still run). ``faulthandler`` is on: a fatal signal prints the
+    Python stack on stderr.
     The long commands also freeze the heap once their imports are loaded
     (:func:`_imports_done`). :func:`main` itself does not freeze: tests and programs call it
     in a process that goes on.
     """
     global _COMMAND_PROCESS
     _COMMAND_PROCESS = True
+    # a crash in native code (a compiled kernel, torch, Ray's core) prints the Python stack
+    # it happened under on stderr, for the bug report, instead of a bare exit by signal
+    faulthandler.enable()
     code = main()
     gc.freeze()
     sys.exit(code)
