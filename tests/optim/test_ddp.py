@@ -22,6 +22,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -66,14 +67,35 @@ def run_ranks(worker: str, factory: pytest.TempPathFactory, steps: int) -> list[
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
 
 
+#: what torchrun's report says of a rank that died by a signal in native code
+_KILLED_BY = ("(SIGABRT)", "(SIGSEGV)")
+
+
 def _launch(worker: str, out: Path, steps: int) -> None:
+    """Run the two ranks; where one of them died by SIGABRT or SIGSEGV, warn with its report
+    and run them once more (a second such death fails).
+
+    Once in a fresh-clone CI run on a loaded machine a rank of the FSDP worker aborted with
+    "terminate called without an active exception" (a C++ thread of the process group still
+    running as the process ended) and every test of the module failed with it, though the
+    same commit had passed in full minutes before. A failure of the checks themselves (a
+    case that raises is written to the results, not a crash) or any other exit still fails
+    at once."""
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-               "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
-               "-m", worker, str(out), str(steps)]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    for attempt in (1, 2):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                   "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+                   "-m", worker, str(out), str(steps)]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)
+        crashed = done.returncode != 0 and any(k in done.stderr for k in _KILLED_BY)
+        if not crashed or attempt == 2:
+            break
+        warnings.warn(f"a rank of {worker} died by a signal; running the ranks again. "
+                      f"torchrun's report: {done.stderr[-3000:]}", stacklevel=2)
+        for stale in out.glob("rank*.pt"):
+            stale.unlink()
     assert done.returncode == 0, done.stderr[-3000:]
 
 
