@@ -1089,7 +1089,10 @@ def test_profile_says_failed_for_an_optimizer_all_of_whose_runs_raised(tmp_path,
     assert main(["profile", "1", "--db", db]) == 0
     out = capsys.readouterr().out
     header, _, row = out.splitlines()[:3]
-    assert header.split()[1:] == ["muon", "sgd"] and row.split()[2] == "failed"
+    # read muon's column where the header puts it: the row's label grows a note
+    # ("(gradient evals)") when a busy machine made the step costs too noisy to rank by
+    assert header.split()[1:] == ["muon", "sgd"]
+    assert row[header.index("muon"):].split()[0] == "failed", out
     assert "1: digits/logreg: muon: 2 runs failed (scored as never reaching the target " \
            "there): ValueError: Muon only optimizes real 2-D parameters" in out
 
