@@ -198,6 +198,21 @@ def test_top_eigenvalue_matches_the_full_hessians_spectrum(digits):
     top = eigs[np.argmax(np.abs(eigs))]
     got = top_hessian_eigenvalue(digits, model, flat, x, y, iters=2000, tol=1e-12)
     assert got == pytest.approx(top, rel=1e-6)
+    # no product, no estimate: the count is refused, where it returned None for a float
+    for iters in (0, -3, 1.5):
+        with pytest.raises(ValueError, match="iters must be an integer >= 1"):
+            top_hessian_eigenvalue(digits, model, flat, x, y, iters=iters)
+    with pytest.raises(ValueError, match="tol must be"):
+        top_hessian_eigenvalue(digits, model, flat, x, y, tol=-1.0)
+
+
+def test_the_path_record_does_not_hide_pathlib_under_a_star_import():
+    """``from optimlab.bench.slices import *`` brought a dataclass named ``Path`` over
+    pathlib's; the record is ``SlicePath`` (the old name stays importable by name)."""
+    from optimlab.bench import slices
+
+    assert "Path" not in slices.__all__ and "SlicePath" in slices.__all__
+    assert slices.Path is slices.SlicePath
 
 
 def test_bad_arguments_are_refused(digits):

@@ -71,7 +71,7 @@ from .trainer import (
     train_sequential,
 )
 
-__all__ = ["DEFAULT_OPTIMIZERS", "PLANES", "Path", "Slice", "slice_landscape",
+__all__ = ["DEFAULT_OPTIMIZERS", "PLANES", "SlicePath", "Slice", "slice_landscape",
            "top_hessian_eigenvalue", "plot_slice", "plot_interpolation", "json_problem",
            "JSON_KEYS"]
 
@@ -89,7 +89,7 @@ ALPHAS = np.linspace(-0.25, 1.25, 31)
 
 
 @dataclass
-class Path:
+class SlicePath:
     """One optimizer's run on the slice: its settings, its path's coordinates on the plane
     and its residuals (distance off the plane) at each recorded step, and its solution's
     scores."""
@@ -145,6 +145,11 @@ class Path:
         return share if digits is None else f"{value:.{digits}f} ({share})"
 
 
+#: the name :class:`SlicePath` had before 2026-12-06, kept for code that imports it; not in
+#: ``__all__``, where ``from optimlab.bench.slices import *`` hid ``pathlib.Path``
+Path = SlicePath
+
+
 @dataclass
 class Slice:
     """A slice of a real network's loss landscape: the grid, the paths, the interpolation
@@ -160,7 +165,7 @@ class Slice:
     ys: np.ndarray
     loss: np.ndarray  # [len(ys), len(xs)]: the loss on the grid
     on: str  # which examples the grid's loss is over: "train" or "test"
-    paths: list[Path]
+    paths: list[SlicePath]
     interpolation: dict[str, dict] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -236,7 +241,7 @@ class Slice:
         def number(value) -> float:
             return math.nan if value is None else float(value)
 
-        paths = [Path(optimizer=p["optimizer"], hparams=p["hparams"], steps=list(p["steps"]),
+        paths = [SlicePath(optimizer=p["optimizer"], hparams=p["hparams"], steps=list(p["steps"]),
                       coords=np.asarray(p["coords"], dtype=float),
                       residual=np.asarray(p["residual"], dtype=float),
                       reach=number(p.get("reach")), train_loss=number(p.get("train_loss")),
@@ -465,6 +470,9 @@ def top_hessian_eigenvalue(task, template: nn.Module, flat: Tensor, x: Tensor, y
     fails on losses whose backward writes into a zero tangent (``F.mse_loss`` against
     targets that have none: "ZeroTensors are immutable"), and a part of the gradient that
     does not depend on the weights (a loss linear in them) counts as a zero curvature."""
+    check_int("iters", iters, 1)
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
     shapes = [(name, p.shape, p.numel()) for name, p in template.named_parameters()]
     buffers = dict(template.named_buffers())
 
@@ -490,7 +498,7 @@ def top_hessian_eigenvalue(task, template: nn.Module, flat: Tensor, x: Tensor, y
         return hu.detach()
 
     value = None
-    for _ in range(iters):
+    for _ in range(iters):  # iters >= 1 (checked): the loop runs, value is a number
         hv = hessian_times(v)
         new = float(v @ hv)
         norm = hv.norm()
@@ -669,7 +677,7 @@ def slice_landscape(task: str | Task = "mnist1d", model: str | None = "mlp",
         sharp = None
         if sharpness and not result.diverged:
             sharp = top_hessian_eigenvalue(task, template, path[-1], xtr, ytr, seed=seed)
-        out.append(Path(name, dict(optimizers[name]), recorded[name], c.numpy(), r.numpy(),
+        out.append(SlicePath(name, dict(optimizers[name]), recorded[name], c.numpy(), r.numpy(),
                         reach, result.train_loss[-1], result.test_loss[-1],
                         result.test_metric[-1], sharp, result.diverged,
                         _lr_used(name, optimizers[name])))
