@@ -113,6 +113,29 @@ def test_torch_state_dict_loads_into_optimlab():
 
 
 
+@pytest.mark.parametrize("name", ["RMSprop", "Adam", "Adagrad", "NAdam"])
+def test_a_torch_checkpoint_keeps_the_optimizers_own_engine(name):
+    """A checkpoint of torch.optim.RMSprop has no "fused" key and Adam's says None; loaded
+    into an optimizer built with fused=False, either turned the fused kernel on, and the
+    float32 run left torch's numbers by a rounding. The optimizer's own choice stays."""
+    ref_params = make_params(torch.float32)
+    ref = getattr(torch.optim, name)(ref_params, lr=0.01)
+    train_steps(ref, ref_params, 5, 1.0, False)
+    params = [p.detach().clone().requires_grad_() for p in ref_params]
+    ours = getattr(optimlab, name)(params, lr=0.01, fused=False)
+    ours.load_state_dict(copy.deepcopy(ref.state_dict()))
+    assert ours.param_groups[0]["fused"] is False
+    train_steps(ref, ref_params, 20, 1.0, False)
+    train_steps(ours, params, 20, 1.0, False)
+    for a, b in zip(params, ref_params):
+        assert torch.equal(a, b), (a - b).abs().max()
+    # and an optimlab checkpoint written by the fused engine loads into a plain one
+    fused = getattr(optimlab, name)([p.detach().clone() for p in params], lr=0.01)
+    assert fused.param_groups[0]["fused"] is None
+    ours.load_state_dict(fused.state_dict())
+    assert ours.param_groups[0]["fused"] is False
+
+
 @pytest.mark.parametrize("name", ["Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad",
                                   "ASGD", "Rprop", "Adadelta", "RMSprop"])
 def test_a_checkpoint_with_numbers_for_its_step_resumes_as_with_tensors(name):

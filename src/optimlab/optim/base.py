@@ -29,6 +29,7 @@ from .engine import Engine, real
 from .rule import nonzero, scalar_step
 
 __all__ = [
+    "ArgumentTypeError",
     "TorchOptimizer",
     "RuleOptimizer",
     "nonzero",
@@ -49,6 +50,22 @@ __all__ = [
 ]
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong kind: a string where a number goes, ``1`` for a bool, a
+    number where a pair goes.
+
+    A ``TypeError``, as Python's convention has it (and as ``torch.optim`` fails on such
+    input), and a ``ValueError``, as optimlab raised for every bad argument before: code
+    that catches either keeps working. An argument of the right kind with a wrong value
+    (``lr=-1``, ``betas=(1.0, 0.9)``) raises a plain ``ValueError``.
+
+    >>> import optimlab
+    >>> optimlab.Adam([], lr="0.1")
+    Traceback (most recent call last):
+    optimlab.optim.base.ArgumentTypeError: lr must be a number, got '0.1'
+    """
+
+
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
     left = "(" if low_open or low is None else "["
     right = ")" if high_open or high is None else "]"
@@ -66,7 +83,8 @@ def check_range(
     low_open: bool = False,
     high_open: bool = True,
 ) -> None:
-    """Raise ``ValueError`` naming ``name`` and the allowed interval if ``value`` is outside.
+    """Raise ``ValueError`` naming ``name`` and the allowed interval if ``value`` is outside
+    (:class:`ArgumentTypeError`, a ``TypeError`` too, if it is not a real number).
 
     ``value`` may be a real number (Python's, or NumPy's ``float32``/``int64``/...: what
     ``torch.optim`` takes too; not a bool) or a one-element tensor. The interval is closed at
@@ -81,10 +99,10 @@ def check_range(
             raise ValueError(f"{name} must be a number or a 1-element tensor, got shape "
                              f"{tuple(value.shape)}")
         if value.is_complex():
-            raise ValueError(f"{name} must be a real number, got {_short(value)}")
+            raise ArgumentTypeError(f"{name} must be a real number, got {_short(value)}")
         number = value.item()
     elif isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {_short(value)}")
+        raise ArgumentTypeError(f"{name} must be a number, got {_short(value)}")
     else:
         try:
             number = float(value)
@@ -111,8 +129,8 @@ def _short(value: Any) -> str:
 
 
 def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> None:
-    """Raise ``ValueError`` unless ``value`` is an integer (Python's or NumPy's, not a bool)
-    in ``[low, high]`` (by default at most 2**63 - 1, what a store or a float index can
+    """Raise ``ValueError`` unless ``value`` is an integer (Python's or NumPy's, not a bool;
+    :class:`ArgumentTypeError` where it is not an integer at all) in ``[low, high]`` (by default at most 2**63 - 1, what a store or a float index can
     hold): "steps must be an integer >= 1, got 0", or "... in [2, 401] ..." with a bound
     (and "... in [1, 2**63) ..." for an integer beyond the default one).
 
@@ -122,11 +140,12 @@ def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> Non
     """
     integer = not isinstance(value, bool) and isinstance(value, numbers.Integral)
     if not integer or not low <= value <= high:
+        error = ValueError if integer else ArgumentTypeError
         if high != 2**63 - 1:
             wanted = f"in [{low}, {high}]"
         else:  # the default bound, named only to a value beyond it
             wanted = f"in [{low}, 2**63)" if integer and value > high else f">= {low}"
-        raise ValueError(f"{name} must be an integer {wanted}, got {_short(value)}")
+        raise error(f"{name} must be an integer {wanted}, got {_short(value)}")
 
 
 def check_callable(name: str, value: Any, called: str = "") -> None:
@@ -145,24 +164,24 @@ def check_callable(name: str, value: Any, called: str = "") -> None:
 
 
 def check_bool(name: str, value: Any) -> None:
-    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (Python's or NumPy's
+    """Raise :class:`ArgumentTypeError` unless ``value`` is ``True`` or ``False`` (Python's or NumPy's
     ``np.bool_``, which a param group stores as Python's): a switch of the rule, where ``1``
     or ``"False"`` would be taken for true without a word."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool, got {_short(value)}")
+        raise ArgumentTypeError(f"{name} must be a bool, got {_short(value)}")
 
 
 def nonfinite_guard(value: Any) -> tuple[bool, Any]:
     """``skip_nonfinite`` read as (whether the guard is on, the process group its flag is
     reduced over or None): a bool, or a ``torch.distributed.ProcessGroup`` (the guard on,
-    shared by that group's processes); anything else raises ``ValueError``."""
+    shared by that group's processes); anything else raises :class:`ArgumentTypeError`."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value), None
     import torch.distributed as dist
 
     if dist.is_available() and isinstance(value, dist.ProcessGroup):
         return True, value
-    raise ValueError(f"skip_nonfinite must be a bool or a torch.distributed ProcessGroup, "
+    raise ArgumentTypeError(f"skip_nonfinite must be a bool or a torch.distributed ProcessGroup, "
                      f"got {_short(value)}")
 
 
@@ -231,7 +250,8 @@ def check_pair(name: str, pair: Any, low: float | None = 0.0, high: float | None
     with :func:`check_range` and the same interval."""
     items = as_items(pair)
     if items is None or len(items) != 2:
-        raise ValueError(f"{name} must be a pair of numbers, got {_short(pair)}")
+        error = ArgumentTypeError if items is None else ValueError
+        raise error(f"{name} must be a pair of numbers, got {_short(pair)}")
     for i, value in enumerate(items):
         check_range(f"{name}[{i}]", value, low, high, **bounds)
 
@@ -262,11 +282,12 @@ def check_betas(betas: Any, name: str = "betas", *, same_kind: bool = False) -> 
     """
     items = as_items(betas)
     if items is None or len(items) != 2:
-        raise ValueError(f"{name} must be a pair (beta1, beta2), got {_short(betas)}")
+        error = ArgumentTypeError if items is None else ValueError
+        raise error(f"{name} must be a pair (beta1, beta2), got {_short(betas)}")
     for i, beta in enumerate(items):
         check_range(f"{name}[{i}]", beta, 0.0, 1.0)
     if same_kind and isinstance(items[0], Tensor) != isinstance(items[1], Tensor):
-        raise ValueError(f"{name} must be either both floats or both Tensors, got {betas!r}")
+        raise ArgumentTypeError(f"{name} must be either both floats or both Tensors, got {betas!r}")
 
 
 _MAXIMIZE_DOC = """\
@@ -360,7 +381,7 @@ def check_state_dict(state_dict: Any) -> None:
     mapping with a ``state`` mapping and a ``param_groups`` list of mappings, each with a
     ``params`` list (``load_state_dict(None)`` would otherwise fail deep inside torch)."""
     if not isinstance(state_dict, Mapping):
-        raise ValueError(f"a state_dict must be a dict, got {type(state_dict).__name__}")
+        raise ArgumentTypeError(f"a state_dict must be a dict, got {type(state_dict).__name__}")
     if "state" not in state_dict or "param_groups" not in state_dict:
         raise ValueError("not an optimizer state_dict: missing 'state' or 'param_groups'")
     if not isinstance(state_dict["state"], Mapping):
@@ -438,7 +459,7 @@ def _check_fused_flag(cls: type, group: Mapping[str, Any]) -> bool:
                          "compact")
     fused = group.get("fused")
     if fused not in (None, True, False):
-        raise ValueError(f"fused must be None, True or False, got {fused!r}")
+        raise ArgumentTypeError(f"fused must be None, True or False, got {fused!r}")
     if not fused:
         return False
     if not cls.capabilities.fusable:
@@ -630,6 +651,11 @@ def step_without_global_hooks(optimizer: torch.optim.Optimizer, *args: Any, **kw
         for post_hook in list(getattr(optimizer, "_optimizer_step_post_hooks", {}).values()):
             post_hook(optimizer, args, kwargs)
     return out
+
+
+#: the flags that say how a group's step runs, not what it computes: a loaded checkpoint
+#: keeps the optimizer's own (see :meth:`RuleOptimizer.load_state_dict`)
+_RUN_FLAGS = ("fused", "foreach")
 
 
 def _complex_form(value: Tensor) -> Tensor:
@@ -875,7 +901,7 @@ class RuleOptimizer(TorchOptimizer):
                         if switch in group:
                             check_bool(switch, group[switch])
                 except ValueError as err:
-                    raise ValueError(f"param group {i}: {err}") from None
+                    raise type(err)(f"param group {i}: {err}") from None
                 seen[id(group)] = flags
                 if flags[0] is not None:
                     self._was_compact = True
@@ -1183,6 +1209,11 @@ class RuleOptimizer(TorchOptimizer):
         ``..._post_hook`` hooks last, once the state is fully loaded (entries back in the
         dtypes they were saved in, moments compacted), so what a post-hook sets stays.
 
+        How each group runs (``fused``, ``foreach``) and stores its moments
+        (``state_precision``) stay this optimizer's, whatever the checkpoint's groups say:
+        ``RMSprop(fused=False)`` loading torch's checkpoint (no ``fused`` key) or Adam's
+        (``fused: None``) keeps stepping as torch does, bit for bit in float64.
+
         A group whose ``skip_nonfinite`` is a process group keeps it where the saved group
         holds True (how :meth:`state_dict` writes a process group): the load does not turn
         the guard shared by the group's processes into this process's own.
@@ -1210,8 +1241,19 @@ class RuleOptimizer(TorchOptimizer):
         # how the moments are stored is this optimizer's choice, not the checkpoint's
         precisions = [group.get("state_precision") for group in self.param_groups]
         guards = [group.get("skip_nonfinite") for group in self.param_groups]
+        # and so is how the step runs: a checkpoint of torch.optim.RMSprop has no "fused"
+        # and one of torch.optim.Adam says None (torch's default: not fused), either of which
+        # turned optimlab's kernel on in an optimizer built with fused=False
+        engines = [{key: group[key] for key in _RUN_FLAGS if key in group}
+                   for group in self.param_groups]
         with _hooks_set_aside(self):  # run here, around the whole load, not inside torch's
             super().load_state_dict(state_dict)
+        for group, engine in zip(self.param_groups, engines):
+            for key in _RUN_FLAGS:
+                if key in engine:
+                    group[key] = engine[key]
+                else:
+                    group.pop(key, None)
         # state_dict() writes a process group as True: a live group's process group stays
         for group, guard in zip(self.param_groups, guards):
             if _is_process_group(guard) and group.get("skip_nonfinite") is True:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .base import ArgumentTypeError
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
@@ -103,7 +104,7 @@ def available(dense: bool = False) -> list[Entry]:
 def resolve(name: str) -> Entry:
     """The registry entry for ``name`` (case-insensitive); ``ValueError`` if unknown."""
     if not isinstance(name, str):
-        raise ValueError(f"optimizer name must be a string, got {name!r}")
+        raise ArgumentTypeError(f"optimizer name must be a string, got {name!r}")
     key = name.strip().lower()
     if key not in _ENTRIES:
         close = difflib.get_close_matches(key, list(_ENTRIES), n=3)
