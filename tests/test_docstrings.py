@@ -51,3 +51,17 @@ def undocumented() -> list[str]:
 
 def test_every_public_object_has_a_docstring():
     assert undocumented() == []
+
+
+def test_every_rules_two_functions_say_what_they_are():
+    """``help(optimlab.Adam)`` lists ``init`` and ``update``, the rule's two functions: each
+    says what it is, where its module gives it no docstring of its own."""
+    from optimlab.optim.base import RuleOptimizer
+
+    classes = [getattr(optimlab, name) for name in optimlab.optim.__all__
+               if inspect.isclass(getattr(optimlab, name, None))
+               and issubclass(getattr(optimlab, name), RuleOptimizer)]
+    assert len(classes) > 30
+    for cls in classes:
+        for name in ("init", "update"):
+            assert (inspect.getdoc(getattr(cls, name)) or "").strip(), f"{cls.__name__}.{name}"

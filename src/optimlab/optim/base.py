@@ -130,9 +130,10 @@ def _short(value: Any) -> str:
 
 def check_int(name: str, value: Any, low: int = 0, high: int = 2**63 - 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer (Python's or NumPy's, not a bool;
-    :class:`ArgumentTypeError` where it is not an integer at all) in ``[low, high]`` (by default at most 2**63 - 1, what a store or a float index can
-    hold): "steps must be an integer >= 1, got 0", or "... in [2, 401] ..." with a bound
-    (and "... in [1, 2**63) ..." for an integer beyond the default one).
+    :class:`ArgumentTypeError` where it is not an integer at all) in ``[low, high]`` (by
+    default at most 2**63 - 1, what a store or a float index can hold): "steps must be an
+    integer >= 1, got 0", or "... in [2, 401] ..." with a bound (and "... in [1, 2**63)
+    ..." for an integer beyond the default one).
 
     >>> check_int("steps", 0, 1)
     Traceback (most recent call last):
@@ -667,6 +668,20 @@ def _complex_form(value: Tensor) -> Tensor:
         return torch.view_as_complex(value.clone(memory_format=torch.contiguous_format))
 
 
+#: what ``help()`` shows for a rule's two functions where its module gives them no docstring
+#: (the math is in the class's docstring, beside them)
+_RULE_DOCS = {
+    "init": "The state of one parameter ``p`` before {cls}'s first step: a dict of tensors "
+            "(the step counter, moments, ...).\n\nHalf of the rule (its contract: "
+            ":mod:`optimlab.optim.rule`); the engine calls it, a user need not. The math is "
+            "in the class's docstring.",
+    "update": "One step of {cls}'s rule on one parameter: ``update(p, g, state, *, step, "
+              "**hyperparameters)`` returns the new value of ``p`` and puts the new state "
+              "in ``state``.\n\nHalf of the rule (its contract: :mod:`optimlab.optim.rule`); "
+              "the engine calls it, a user need not. The math is in the class's docstring.",
+}
+
+
 class RuleOptimizer(TorchOptimizer):
     """A ``torch.optim.Optimizer`` that applies a pure rule to each param group.
 
@@ -689,6 +704,14 @@ class RuleOptimizer(TorchOptimizer):
     #: between processes: set by ``Adagrad.share_memory``); the engine then steps tensor by
     #: tensor and writes the state back in place
     _state_in_place: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, doc in _RULE_DOCS.items():
+            rule = cls.__dict__.get(name)
+            function = getattr(rule, "__func__", None)  # a staticmethod's function
+            if function is not None and not (function.__doc__ or "").strip():
+                function.__doc__ = doc.format(cls=cls.__name__)
 
     def __init__(
         self,
