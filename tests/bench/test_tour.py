@@ -563,3 +563,21 @@ def test_a_second_tour_in_the_same_folder_is_refused(tmp_path, capsys, monkeypat
     finally:
         os.close(fd)  # the first tour ends
     assert main(["tour", "--quick", "--out", str(tmp_path)]) == 0
+
+
+def test_each_picture_of_the_tour_says_what_it_shows():
+    """Every picture of a section had the section's title for its text alternative; each now
+    carries one read from its figure (panels, axes, what the legend names)."""
+    import optimlab
+    from optimlab.bench import tour
+
+    race = optimlab.race("rosenbrock", {"sgd": {"lr": 1e-3}, "adam": {"lr": 0.05}}, steps=20)
+    image = tour._png(race.plot())
+    assert image.png.startswith(b"\x89PNG")
+    assert "Panel 2, loss: x step; y f - f*" in image.alt
+    assert "sgd (lr=0.001)" in image.alt and "adam (lr=0.05)" in image.alt
+    section = tour._Section("A race", "", [image, tour._Image(b"png", tour.CURVES_ALT)])
+    page = tour._section_html(section)
+    alts = re.findall(r'alt="([^"]*)"', page)
+    assert len(alts) == 2 and alts[1] == tour.CURVES_ALT and alts[0] != alts[1]
+    assert "sgd (lr=0.001)" in alts[0]

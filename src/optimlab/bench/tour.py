@@ -109,6 +109,14 @@ def _with_link(text: str, path: str, after: str = ".") -> _Html:
     return _Html(html.escape(text) + _link(path) + html.escape(after))
 
 
+#: the text alternatives of a sweep report's two pictures (``bench/report.py`` draws them)
+CURVES_ALT = ("Test metric and train loss against the step, each optimizer at its best "
+              "learning rate; the table above gives the numbers.")
+SENSITIVITY_ALT = ("Final test metric against the learning rate, one line per optimizer: "
+                   "a wide flat top is a rate easy to choose; the table above gives the "
+                   "best rates.")
+
+
 @dataclass
 class _Section:
     """One section of the page: ``lead`` paragraphs (what to look at, what the numbers
@@ -117,7 +125,7 @@ class _Section:
 
     title: str
     text: str
-    images: list[bytes]
+    images: list[_Image]
     lead: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -211,13 +219,53 @@ def _directed(headers: list[str], higher: dict[str, bool] | None = None,
     return out
 
 
-def _png(fig) -> bytes:
+@dataclass(frozen=True)
+class _Image:
+    """A picture of the page and its text alternative (what a screen reader says, what a
+    browser shows where the picture cannot load)."""
+
+    png: bytes
+    alt: str
+
+
+def figure_alt(fig) -> str:
+    """A text alternative for a matplotlib figure, read from the figure itself: its title,
+    then each panel's title, axes and labelled lines or patches ("Panel 2, loss per step:
+    x step, y f - f* (log); lines: adam, sgd"). Generated where it is drawn, so it cannot
+    drift from the picture; the section's table holds the numbers."""
+    parts = []
+    suptitle = getattr(fig, "_suptitle", None)
+    if suptitle is not None and suptitle.get_text().strip():
+        parts.append(suptitle.get_text().strip() + ".")
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    for i, ax in enumerate(axes, 1):
+        title = " ".join(ax.get_title().split())
+        head = f"Panel {i}" if len(axes) > 1 else "The figure"
+        words = [f"{head}{', ' + title if title else ''}:"]
+        for axis, label in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())):
+            label = " ".join(label.split())
+            if label:
+                scale = getattr(ax, f"get_{axis}scale")()
+                words.append(f"{axis} {label}{' (log)' if scale == 'log' else ''};")
+        legend = ax.get_legend()
+        names = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+        if names:
+            words.append("shown: " + ", ".join(names) + ".")
+        parts.append(" ".join(words).rstrip(";") + ("" if words[-1].endswith(".") else "."))
+    names = [t.get_text() for legend in getattr(fig, "legends", []) for t in legend.get_texts()]
+    if names:  # a legend of the whole figure
+        parts.append("Shown: " + ", ".join(names) + ".")
+    return " ".join(parts) or "A figure; the table above gives its numbers."
+
+
+def _png(fig) -> _Image:
     from ..landscapes.plots import plt_close
 
+    alt = figure_alt(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt_close(fig)
-    return buffer.getvalue()
+    return _Image(buffer.getvalue(), alt)
 
 
 def _races(quick: bool, say: Callable[[str], None]) -> list[_Section]:
@@ -364,8 +412,9 @@ def _mnist1d(store: RunStore, out_dir: Path, quick: bool,
                    "mnist1d/report.html"),
     ]
     return _sweep_section("SGD, Adagrad, RMSprop and Adam on MNIST-1D", store, sweep_id, lead,
-                          [files["curves"].read_bytes(),
-                           files["lr_sensitivity"].read_bytes()]), sweep_id
+                          [_Image(files["curves"].read_bytes(), CURVES_ALT),
+                           _Image(files["lr_sensitivity"].read_bytes(),
+                                  SENSITIVITY_ALT)]), sweep_id
 
 
 def _recurrent(store: RunStore, out_dir: Path, quick: bool,
@@ -391,11 +440,11 @@ def _recurrent(store: RunStore, out_dir: Path, quick: bool,
                    "The full report is ", "mnist1d-gru/report.html"),
     ]
     return _sweep_section("A recurrent network: GRU on MNIST-1D", store, sweep_id, lead,
-                          [files["curves"].read_bytes()]), sweep_id
+                          [_Image(files["curves"].read_bytes(), CURVES_ALT)]), sweep_id
 
 
 def _sweep_section(title: str, store: RunStore, sweep_id: int, lead: list[str],
-                   images: list[bytes]) -> _Section:
+                   images: list[_Image]) -> _Section:
     headers, rows, notes = summary_parts(store, sweep_id)
     return _Section(title, "", images, lead, [_sweep_table(store, sweep_id, headers, rows)],
                     notes + _to_target_note(headers))
@@ -1045,8 +1094,8 @@ def _anchor(title: str) -> str:
 
 
 def _section_html(section: _Section) -> str:
-    images = "".join(f'<img alt="{html.escape(section.title)}" src="data:image/png;base64,'
-                     f'{base64.b64encode(png).decode()}">' for png in section.images)
+    images = "".join(f'<img alt="{html.escape(image.alt)}" src="data:image/png;base64,'
+                     f'{base64.b64encode(image.png).decode()}">' for image in section.images)
     lead = "".join(f"<p>{text if isinstance(text, _Html) else html.escape(text)}</p>"
                    for text in section.lead)
     tables = "".join(f'<div class="wide">{t}</div>' for t in section.tables)
