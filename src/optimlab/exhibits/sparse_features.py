@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -143,7 +143,9 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
         names = tuple(f"x{j} ({100 * p:g}%)" for j, p in enumerate(presence))
     active = X[: steps * batch].reshape(steps, batch, -1).sum(1).numpy()
     weights, eff = {}, {}
-    for key, cls, hp in (("sgd", SGD, {}), ("adagrad", Adagrad, {"eps": 1e-10})):
+    runs: tuple[tuple[str, type[SGD] | type[Adagrad], dict[str, Any]], ...] = (
+        ("sgd", SGD, {}), ("adagrad", Adagrad, {"eps": 1e-10}))
+    for key, cls, hp in runs:
         w = torch.zeros(len(probs), dtype=torch.float64, requires_grad=True)
         opt = cls([w], lr=lr, **hp)
         path, rates = [w.detach().clone()], []

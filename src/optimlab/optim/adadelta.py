@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
@@ -84,9 +85,22 @@ class Adadelta(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(second_moments=("square_avg", "acc_delta"), fusable=True)
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
-                 maximize=False, fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
-                 state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1.0,
+        rho: float | Tensor = 0.9,
+        eps: float | Tensor = 1e-6,
+        weight_decay: float | Tensor = 0,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("rho", rho, 0.0, 1.0, high_open=False)
         check_range("eps", eps, 0.0)

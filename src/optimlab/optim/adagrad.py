@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
@@ -109,9 +110,22 @@ class Adagrad(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(second_moments=("sum",), fusable=True, sparse=True)
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
-                 initial_accumulator_value=0, eps=1e-10, foreach=None, *, maximize=False,
-                 fused=None, differentiable=False, skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-2,
+        lr_decay: float | Tensor = 0,
+        weight_decay: float | Tensor = 0,
+        initial_accumulator_value: float | Tensor = 0,
+        eps: float | Tensor = 1e-10,
+        foreach: bool | None = None,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        differentiable: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("lr_decay", lr_decay, 0.0)
         check_range("weight_decay", weight_decay, 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import (
     COMMON_ARGS_DOC,
@@ -128,10 +129,25 @@ class Adam(RuleOptimizer):
     capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_sq", "max_exp_avg_sq"),
                                 fusable=True, reduces_when=("cautious",))
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False, *, foreach=None, maximize=False, decoupled_weight_decay=False,
-                 fused=None, capturable=False, differentiable=False, skip_nonfinite=False,
-                 state_precision=None, cautious=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0,
+        amsgrad: bool = False,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+        cautious: bool = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas, same_kind=True)  # as torch.optim.Adam and AdamW
         check_range("eps", eps, 0.0)
@@ -183,10 +199,24 @@ class AdamW(Adam):
         0.99
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, foreach=None, fused=None, capturable=False,
-                 differentiable=False, skip_nonfinite=False, state_precision=None,
-                 cautious=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+        cautious: bool = False,
+    ) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, foreach=foreach, maximize=maximize, fused=fused,
                          decoupled_weight_decay=True, skip_nonfinite=skip_nonfinite,

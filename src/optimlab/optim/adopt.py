@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
@@ -131,9 +132,21 @@ class ADOPT(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(moments=("exp_avg",), second_moments=("exp_avg_sq",), fusable=True)
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.9999), eps=1e-6, weight_decay=0.0,
-                 decoupled=False, clip=True, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.9999),
+        eps: float | Tensor = 1e-6,
+        weight_decay: float | Tensor = 0.0,
+        decoupled: bool = False,
+        clip: bool = True,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # eps floors a divisor: 0 would give 0/0 for a coordinate whose gradients are all 0

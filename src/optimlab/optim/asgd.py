@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_range, common_args_doc, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
@@ -138,9 +139,22 @@ class ASGD(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(fusable=True)
 
-    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
-                 foreach=None, maximize=False, differentiable=False, capturable=False, *,
-                 fused=None, skip_nonfinite=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-2,
+        lambd: float | Tensor = 1e-4,
+        alpha: float | Tensor = 0.75,
+        t0: float | Tensor = 1e6,
+        weight_decay: float | Tensor = 0,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        capturable: bool = False,
+        *,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         # torch leaves lambd and alpha unchecked; negative values make the step grow.
         check_range("lambd", lambd, 0.0)

@@ -16,12 +16,13 @@ import math
 import numbers
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from . import compact
 from .capabilities import DRIVER_FLAGS, Capabilities, hyperparameters
@@ -715,10 +716,10 @@ class RuleOptimizer(TorchOptimizer):
 
     def __init__(
         self,
-        params: Iterable[Tensor] | Iterable[dict],
+        params: ParamsT,
         defaults: dict[str, Any],
         *,
-        skip_nonfinite: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
         state_precision: str | None = None,
         capturable: bool | None = None,
         differentiable: bool | None = None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
@@ -356,10 +357,24 @@ class DAdaptAdam(_DAdapt):
     init = staticmethod(adam_init)
     update = staticmethod(adam_update)
 
-    def __init__(self, params, lr=1.0, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 log_every=0, decouple=False, use_bias_correction=False, d0=1e-6,
-                 growth_rate=None, fsdp_in_use=False, *, maximize=False, skip_nonfinite=False,
-                 state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1.0,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0.0,
+        log_every: int = 0,
+        decouple: bool = False,
+        use_bias_correction: bool = False,
+        d0: float | Tensor = 1e-6,
+        growth_rate: float | Tensor | None = None,
+        fsdp_in_use: bool = False,
+        *,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_betas(betas)
         check_range("eps", eps, 0.0, low_open=True)
         _check_common(lr, weight_decay, log_every, d0, growth_rate, fsdp_in_use,
@@ -502,8 +517,20 @@ class DAdaptSGD(_DAdapt):
     init = staticmethod(sgd_init)
     update = staticmethod(sgd_update)
 
-    def __init__(self, params, lr=1.0, momentum=0.0, weight_decay=0.0, log_every=0, d0=1e-6,
-                 growth_rate=None, fsdp_in_use=False, *, maximize=False, skip_nonfinite=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1.0,
+        momentum: float | Tensor = 0.0,
+        weight_decay: float | Tensor = 0.0,
+        log_every: int = 0,
+        d0: float | Tensor = 1e-6,
+        growth_rate: float | Tensor | None = None,
+        fsdp_in_use: bool = False,
+        *,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+    ) -> None:
         # momentum 1 would leave the parameters where they start
         check_range("momentum", momentum, 0.0, 1.0)
         _check_common(lr, weight_decay, log_every, d0, growth_rate, fsdp_in_use)

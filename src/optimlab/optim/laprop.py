@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .adam import init as adam_init
 from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero
@@ -146,9 +147,22 @@ class LaProp(RuleOptimizer):
                                 second_moments=("exp_avg_sq", "max_exp_avg_sq"), fusable=True,
                                 reduces_when=("cautious",))
 
-    def __init__(self, params, lr=4e-4, betas=(0.9, 0.999), eps=1e-15, weight_decay=0.0,
-                 decoupled_weight_decay=True, amsgrad=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None, cautious=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 4e-4,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Tensor = 1e-15,
+        weight_decay: float | Tensor = 0.0,
+        decoupled_weight_decay: bool = True,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+        cautious: bool = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # eps is the only floor of the divisor: 0 would give 0/0 where every gradient so far

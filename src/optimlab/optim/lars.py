@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_bool, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
@@ -135,9 +136,21 @@ class LARS(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0.0, trust_coefficient=0.001,
-                 eps=0.0, nesterov=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1.0,
+        momentum: float | Tensor = 0.9,
+        weight_decay: float | Tensor = 0.0,
+        trust_coefficient: float | Tensor = 0.001,
+        eps: float | Tensor = 0.0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)

@@ -11,12 +11,13 @@ of ``torch.optim.LBFGS``, so the two agree bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import TorchOptimizer, check_bool, check_int, check_range, check_state_dict
 from .capabilities import Capabilities
@@ -500,12 +501,12 @@ class LBFGS(TorchOptimizer):
 
     def __init__(
         self,
-        params: Iterable[Tensor] | Iterable[dict],
+        params: ParamsT,
         lr: float | Tensor = 1,
         max_iter: int = 20,
         max_eval: int | None = None,
-        tolerance_grad: float = 1e-7,
-        tolerance_change: float = 1e-9,
+        tolerance_grad: float | Tensor = 1e-7,
+        tolerance_change: float | Tensor = 1e-9,
         history_size: int = 100,
         line_search_fn: str | None = None,
         *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
@@ -103,9 +104,19 @@ class Lion(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(moments=("exp_avg",), fusable=True, reduces_when=("cautious",))
 
-    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None,
-                 cautious=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-4,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.99),
+        weight_decay: float | Tensor = 0.0,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+        cautious: bool = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("weight_decay", weight_decay, 0.0)

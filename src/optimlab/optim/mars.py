@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .adam import bias_corrected_step
 from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
@@ -159,9 +160,22 @@ class MARS(RuleOptimizer):
     capabilities = Capabilities(batching="vmap", moments=("exp_avg",),
                                 second_moments=("exp_avg_sq", "max_exp_avg_sq"), fusable=True)
 
-    def __init__(self, params, lr=3e-3, betas=(0.95, 0.99), gamma=0.025, mars_type="adamw",
-                 eps=1e-8, weight_decay=0.0, amsgrad=False, *, maximize=False, fused=None,
-                 skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 3e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.95, 0.99),
+        gamma: float | Tensor = 0.025,
+        mars_type: str = "adamw",
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0.0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("gamma", gamma, 0.0)

@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, as_items, check_bool, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
@@ -168,10 +169,23 @@ class Muon(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True,
-                 ns_coefficients=(DEFAULT_A, DEFAULT_B, DEFAULT_C), eps=EPS,
-                 ns_steps=DEFAULT_NS_STEPS, adjust_lr_fn=None, *, maximize=False,
-                 skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        weight_decay: float | Tensor = 0.1,
+        momentum: float | Tensor = 0.95,
+        nesterov: bool = True,
+        ns_coefficients: tuple[float | Tensor, float | Tensor, float | Tensor] = (
+            DEFAULT_A, DEFAULT_B, DEFAULT_C),
+        eps: float | Tensor = EPS,
+        ns_steps: int = DEFAULT_NS_STEPS,
+        adjust_lr_fn: str | None = None,
+        *,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
 from .capabilities import Capabilities
@@ -124,9 +125,20 @@ class NovoGrad(RuleOptimizer):
     capabilities = Capabilities(batching="member", multi_tensor=False, fusable=True,
                                 moments=("exp_avg",))
 
-    def __init__(self, params, lr=1e-3, betas=(0.95, 0.98), eps=1e-8, weight_decay=0.0,
-                 grad_averaging=False, *, maximize=False, fused=None, skip_nonfinite=False,
-                 state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.95, 0.98),
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0.0,
+        grad_averaging: bool = False,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # the root's only floor: 0 would give 0/0 for a tensor whose gradient is all zero

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
@@ -217,11 +218,27 @@ class Prodigy(RuleOptimizer):
     # a param group may set lr = 0, which leaves it untouched (the constructor's lr is > 0)
     _groups_may_freeze = True
 
-    def __init__(self, params, lr=1.0, betas=(0.9, 0.999), beta3=None, eps=1e-8,
-                 weight_decay=0.0, decouple=True, use_bias_correction=False,
-                 safeguard_warmup=False, d0=1e-6, d_coef=1.0, growth_rate=None,
-                 fsdp_in_use=False, slice_p=1, *, maximize=False, skip_nonfinite=False,
-                 state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1.0,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        beta3: float | Tensor | None = None,
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0.0,
+        decouple: bool = True,
+        use_bias_correction: bool = False,
+        safeguard_warmup: bool = False,
+        d0: float | Tensor = 1e-6,
+        d_coef: float | Tensor = 1.0,
+        growth_rate: float | Tensor | None = None,
+        fsdp_in_use: bool = False,
+        slice_p: int = 1,
+        *,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         # prodigyopt refuses lr = 0, eps = 0 and d0 = 0 too
         check_range("lr", lr, 0.0, low_open=True)
         check_betas(betas)

@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import (
     RuleOptimizer,
@@ -373,12 +374,26 @@ class PSGDKron(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=1e-3, momentum=0.9, weight_decay=0.0, weight_decouple=True,
-                 pre_conditioner_update_probability=None, max_size_triangular=8192,
-                 min_ndim_triangular=2, memory_save_mode=None,
-                 momentum_into_precondition_update=True, precondition_lr=0.1,
-                 precondition_init_scale=1.0, seed=0, *, maximize=False,
-                 skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        momentum: float | Tensor = 0.9,
+        weight_decay: float | Tensor = 0.0,
+        weight_decouple: bool = True,
+        pre_conditioner_update_probability: float | Tensor | None = None,
+        max_size_triangular: int = 8192,
+        min_ndim_triangular: int = 2,
+        memory_save_mode: str | None = None,
+        momentum_into_precondition_update: bool = True,
+        precondition_lr: float | Tensor = 0.1,
+        precondition_init_scale: float | Tensor = 1.0,
+        seed: int = 0,
+        *,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_range, nonzero, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
@@ -110,10 +111,24 @@ class RMSprop(RuleOptimizer):
     capabilities = Capabilities(moments=("momentum_buffer", "grad_avg"), second_moments=("square_avg",),
                                 fusable=True)
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, capturable=False, foreach=None, maximize=False,
-                 differentiable=False, *, fused=None, skip_nonfinite=False,
-                 state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-2,
+        alpha: float | Tensor = 0.99,
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0,
+        momentum: float | Tensor = 0,
+        centered: bool = False,
+        capturable: bool = False,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        differentiable: bool = False,
+        *,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("alpha", alpha, 0.0, None)
         check_range("eps", eps, 0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_pair, check_range, common_args_doc, scalar_step, torch_flags_doc
 from .capabilities import Capabilities
@@ -94,9 +95,20 @@ class Rprop(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(fusable=True)
 
-    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
-                 maximize=False, foreach=None, fused=None, capturable=False, differentiable=False,
-                 skip_nonfinite=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-2,
+        etas: tuple[float | Tensor, float | Tensor] = (0.5, 1.2),
+        step_sizes: tuple[float | Tensor, float | Tensor] = (1e-6, 50),
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        capturable: bool = False,
+        differentiable: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_pair("etas", etas, None)
         check_range("etas[0]", etas[0], 0.0, 1.0, low_open=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
@@ -223,9 +224,22 @@ class ScheduleFreeAdamW(ScheduleFree):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 warmup_steps=0, r=0.0, weight_lr_power=2.0, *, maximize=False, foreach=None,
-                 fused=None, skip_nonfinite=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 0.0025,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0.0,
+        warmup_steps: int = 0,
+        r: float | Tensor = 0.0,
+        weight_lr_power: float | Tensor = 2.0,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         # x is recovered from y and z by dividing by beta1 (eval()): 0 cannot be undone

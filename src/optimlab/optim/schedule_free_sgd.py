@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import check_int, check_range, common_args_doc, nonzero
 from .schedule_free import SCHEDULE_ARGS_DOC, SCHEDULE_REFERENCE, ScheduleFree
@@ -104,8 +105,20 @@ class ScheduleFreeSGD(ScheduleFree):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0,
-                 weight_lr_power=2.0, *, maximize=False, fused=None, skip_nonfinite=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1.0,
+        momentum: float | Tensor = 0.9,
+        weight_decay: float | Tensor = 0.0,
+        warmup_steps: int = 0,
+        r: float | Tensor = 0.0,
+        weight_lr_power: float | Tensor = 2.0,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         # 0 would make x unrecoverable from y and z (eval divides by it), as in the reference
         check_range("momentum", momentum, 0.0, 1.0, low_open=True)

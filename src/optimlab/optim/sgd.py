@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import COMMON_ARGS_DOC, RuleOptimizer, check_bool, check_range, nonzero, torch_flags_doc
 from .capabilities import Capabilities
@@ -100,9 +101,22 @@ class SGD(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(moments=("momentum_buffer",), fusable=True, sparse=True)
 
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                 nesterov=False, *, maximize=False, foreach=None, fused=None,
-                 differentiable=False, skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        momentum: float | Tensor = 0,
+        dampening: float | Tensor = 0,
+        weight_decay: float | Tensor = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+        foreach: bool | None = None,
+        fused: bool | None = None,
+        differentiable: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0)
         check_range("dampening", dampening, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
@@ -82,8 +83,18 @@ class Signum(RuleOptimizer):
     update = staticmethod(update)
     capabilities = Capabilities(moments=("momentum_buffer",), fusable=True)
 
-    def __init__(self, params, lr=1e-4, momentum=0.9, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-4,
+        momentum: float | Tensor = 0.9,
+        weight_decay: float | Tensor = 0.0,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("momentum", momentum, 0.0, 1.0)
         check_range("weight_decay", weight_decay, 0.0)

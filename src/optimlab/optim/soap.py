@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
@@ -272,10 +273,23 @@ class SOAP(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, eps=1e-8,
-                 weight_decay=1e-2, precondition_frequency=10, max_precondition_dim=10000,
-                 precondition_1d=False, correct_bias=True, *, maximize=False,
-                 skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 3e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.95, 0.95),
+        shampoo_beta: float | Tensor | None = None,
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 1e-2,
+        precondition_frequency: int = 10,
+        max_precondition_dim: int = 10000,
+        precondition_1d: bool = False,
+        correct_bias: bool = True,
+        *,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         if shampoo_beta is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
@@ -246,9 +247,23 @@ class Sophia(RuleOptimizer):
     capabilities = Capabilities(batching="member", needs_closure=True, two_phase=True,
                                 complex=False, moments=("exp_avg",), fusable=True)
 
-    def __init__(self, params, lr=6e-4, betas=(0.96, 0.99), gamma=0.01, eps=1e-12,
-                 weight_decay=0.0, update_interval=10, distribution="gaussian", seed=0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 6e-4,
+        betas: tuple[float | Tensor, float | Tensor] = (0.96, 0.99),
+        gamma: float | Tensor = 0.01,
+        eps: float | Tensor = 1e-12,
+        weight_decay: float | Tensor = 0.0,
+        update_interval: int = 10,
+        distribution: str = "gaussian",
+        seed: int = 0,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_betas(betas)
         check_range("gamma", gamma, 0.0)

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .adagrad import _make_sparse
 from .base import RuleOptimizer, check_betas, check_range, common_args_doc, scalar_step
@@ -134,8 +135,16 @@ class SparseAdam(RuleOptimizer):
     capabilities = Capabilities(sparse=True, sparse_only=True, multi_tensor=False,
                                 fusable=False, complex=False)
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False, *,
-                 skip_nonfinite=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Tensor = 1e-8,
+        maximize: bool = False,
+        *,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+    ) -> None:
         check_range("lr", lr, 0.0, low_open=True)
         check_range("eps", eps, 0.0, low_open=True)
         check_betas(betas)

@@ -107,7 +107,7 @@ class Lookahead(TorchOptimizer):
         own = {key: kwargs.pop(key) for key in ("k", "alpha") if key in kwargs}
         return cls(create(inner, params, **kwargs), **own)
 
-    def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5) -> None:
+    def __init__(self, optimizer: torch.optim.Optimizer, k: int = 5, alpha: float | Tensor = 0.5) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(
                 f"Lookahead wraps an optimizer instance, got {type(optimizer).__name__}"

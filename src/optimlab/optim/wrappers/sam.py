@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from ..base import (
     TorchOptimizer,
@@ -137,8 +138,16 @@ class SAM(TorchOptimizer):
             base = entry.cls
         return cls(params, base_optimizer=base, **kwargs)
 
-    def __init__(self, params, base_optimizer=SGD, rho=0.05, adaptive=False, *,
-                 maximize=False, **base_kwargs) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        base_optimizer: type[torch.optim.Optimizer] = SGD,
+        rho: float | Tensor = 0.05,
+        adaptive: bool = False,
+        *,
+        maximize: bool = False,
+        **base_kwargs: Any,
+    ) -> None:
         check_range("rho", rho, 0.0)
         check_bool("adaptive", adaptive)
         if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
