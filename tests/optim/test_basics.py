@@ -163,6 +163,47 @@ def test_bad_hyperparameters_name_the_argument(info, arg, value):
         _construct(info, **{arg: value})
 
 
+def _wrong_kinds(info):
+    """(argument, value of the wrong kind) for each number, pair and switch of a class."""
+    out = []
+    for name, default in hyperparameters(info.cls).items():
+        if isinstance(default, bool):
+            out.append((name, 1))  # a switch given an int
+        elif isinstance(default, (int, float)):
+            out.append((name, str(default)))  # a number given as text (a config file's)
+        elif isinstance(default, tuple) and len(default) == 2 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in default):
+            out.append((name, default[0]))  # a pair given one number
+    return out
+
+
+WRONG_KIND = [pytest.param(info, k, v, id=f"{info.cls.__name__}-{k}={v!r}")
+              for info in TABLE for k, v in _wrong_kinds(info)]
+
+
+@pytest.mark.parametrize("info, arg, value", WRONG_KIND)
+def test_an_argument_of_the_wrong_kind_is_a_type_error_and_a_value_error(info, arg, value):
+    """Python's convention: the wrong kind of argument is a TypeError (torch.optim fails
+    with one on such input); optimlab raised ValueError before, so the error is both, and
+    code catching either keeps working."""
+    with pytest.raises(TypeError, match=arg) as raised:
+        _construct(info, **{arg: value})
+    assert isinstance(raised.value, ValueError)
+
+
+OUT_OF_RANGE = [p for p in BAD  # of the right kind: a pair for a pair (Adafactor's eps)
+                if isinstance(hyperparameters(p.values[0].cls).get(p.values[1]), tuple)
+                == isinstance(p.values[2], tuple)]
+
+
+@pytest.mark.parametrize("info, arg, value", OUT_OF_RANGE)
+def test_a_value_out_of_range_is_a_value_error_only(info, arg, value):
+    """A number of the right kind in the wrong place is a ValueError, not a TypeError."""
+    with pytest.raises(ValueError, match=arg) as raised:
+        _construct(info, **{arg: value})
+    assert not isinstance(raised.value, TypeError), raised.value
+
+
 GROUP_BAD = [p for p in BAD
              if issubclass(p.values[0].cls, optimlab.optim.base.RuleOptimizer)]
 

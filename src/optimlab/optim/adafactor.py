@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
-from .base import RuleOptimizer, as_items, check_range, common_args_doc, nonzero, scalar_step
+from .base import (
+    ArgumentTypeError,
+    RuleOptimizer,
+    as_items,
+    check_range,
+    common_args_doc,
+    nonzero,
+    scalar_step,
+)
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -137,12 +146,24 @@ class Adafactor(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0,
-                 weight_decay=0.0, *, foreach=None, maximize=False, skip_nonfinite=False) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-2,
+        beta2_decay: float | Tensor = -0.8,
+        eps: tuple[float | Tensor | None, float | Tensor] = (None, 1e-3),
+        d: float | Tensor = 1.0,
+        weight_decay: float | Tensor = 0.0,
+        *,
+        foreach: bool | None = None,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+    ) -> None:
         check_range("lr", lr, 0.0)
         check_range("beta2_decay", beta2_decay, None, 0.0, high_open=False)
         if as_items(eps) is None or len(eps) != 2:
-            raise ValueError(f"eps must be a pair (eps1 or None, eps2), got {eps!r}")
+            error = ArgumentTypeError if as_items(eps) is None else ValueError
+            raise error(f"eps must be a pair (eps1 or None, eps2), got {eps!r}")
         if eps[0] is not None:
             check_range("eps[0]", eps[0], 0.0)
         check_range("eps[1]", eps[1], 0.0)

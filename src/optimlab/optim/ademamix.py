@@ -6,8 +6,18 @@ import math
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
-from .base import RuleOptimizer, _short, as_items, check_range, common_args_doc, nonzero, scalar_step
+from .base import (
+    ArgumentTypeError,
+    RuleOptimizer,
+    _short,
+    as_items,
+    check_range,
+    common_args_doc,
+    nonzero,
+    scalar_step,
+)
 from .capabilities import Capabilities
 from .ops import add_scaled, addcdiv, addcmul
 
@@ -174,12 +184,25 @@ class AdEMAMix(RuleOptimizer):
     capabilities = Capabilities(moments=("exp_avg", "exp_avg_slow"), second_moments=("exp_avg_sq",),
                                 fusable=True)
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=5.0,
-                 t_alpha_beta3=None, eps=1e-8, weight_decay=0.0, *,
-                 maximize=False, fused=None, skip_nonfinite=False, state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-3,
+        betas: tuple[float | Tensor, float | Tensor, float | Tensor] = (0.9, 0.999, 0.9999),
+        alpha: float | Tensor = 5.0,
+        t_alpha_beta3: float | Tensor | None = None,
+        eps: float | Tensor = 1e-8,
+        weight_decay: float | Tensor = 0.0,
+        *,
+        maximize: bool = False,
+        fused: bool | None = None,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
         if as_items(betas) is None or len(betas) != 3:
-            raise ValueError(f"betas must be a triple (beta1, beta2, beta3), got {_short(betas)}")
+            error = ArgumentTypeError if as_items(betas) is None else ValueError
+            raise error(f"betas must be a triple (beta1, beta2, beta3), got {_short(betas)}")
         for i, beta in enumerate(betas):
             check_range(f"betas[{i}]", beta, 0.0, 1.0)
         check_range("alpha", alpha, 0.0)

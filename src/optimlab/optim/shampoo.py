@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.optim.optimizer import ParamsT
 
 from .base import (
+    ArgumentTypeError,
     RuleOptimizer,
     as_items,
     check_bool,
@@ -283,14 +285,30 @@ class Shampoo(RuleOptimizer):
     init = staticmethod(init)
     update = staticmethod(update)
 
-    def __init__(self, params, lr=1e-2, betas=(0.9, 0.999), eps=1e-6, graft="adagrad",
-                 graft_eps=1e-10, weight_decay=0.0, decoupled_weight_decay=False,
-                 nesterov=True, start_preconditioning_step=5, precondition_frequency=1,
-                 max_precondition_dim=4096, *, maximize=False, skip_nonfinite=False,
-                 state_precision=None) -> None:
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float | Tensor = 1e-2,
+        betas: tuple[float | Tensor, float | Tensor] = (0.9, 0.999),
+        eps: float | Tensor = 1e-6,
+        graft: str = "adagrad",
+        graft_eps: float | Tensor = 1e-10,
+        weight_decay: float | Tensor = 0.0,
+        decoupled_weight_decay: bool = False,
+        nesterov: bool = True,
+        start_preconditioning_step: int = 5,
+        precondition_frequency: int = 1,
+        max_precondition_dim: int = 4096,
+        *,
+        maximize: bool = False,
+        skip_nonfinite: bool | torch.distributed.ProcessGroup = False,
+        state_precision: str | None = None,
+    ) -> None:
         check_range("lr", lr, 0.0)
-        if as_items(betas) is None or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        items = as_items(betas)
+        if items is None or len(items) != 2:
+            error = ArgumentTypeError if items is None else ValueError
+            raise error(f"betas must be a pair (beta1, beta2), got {betas!r}")
         check_range("betas[0]", betas[0], 0.0, 1.0)
         check_range("betas[1]", betas[1], 0.0, 1.0, high_open=False)
         check_range("eps", eps, 0.0, low_open=True)
