@@ -494,3 +494,65 @@ def test_time_to_target_reads_the_rate_the_tables_show():
     shown = summarize(records, grids=grid)[0].best_lr
     assert shown == 0.01
     assert time_to_target(records, grids=grid) == {"a": 5.0}
+
+
+# ---------------------------------------------------------------- what mutation testing found
+# Each test below pins a rule that a one-token change of the code (a mutant) broke with no
+# test failing; expected values come from the definitions (scipy's t quantile, medians).
+
+
+def _summary(name, per_seed, lr=0.1):
+    from optimlab.bench.analysis import OptimizerSummary
+
+    values = np.array(list(per_seed.values()), dtype=float)
+    return OptimizerSummary(name, lr, float(values.mean()), float(values.std(ddof=1)),
+                            len(values), 0, {lr: float(values.mean())}, per_seed=per_seed)
+
+
+def test_a_noisy_optimizer_is_told_apart_from_a_repeated_run():
+    """One side repeating one run (a full-batch baseline) and the other varying by seed is a
+    real paired comparison: t interval over the differences .40, .41, .42."""
+    from scipy import stats
+
+    from optimlab.bench.analysis import paired_difference, rank
+
+    a = _summary("a", {0: 0.90, 1: 0.91, 2: 0.92})
+    b = _summary("b", {0: 0.5, 1: 0.5, 2: 0.5})
+    pair = paired_difference(a, b)
+    # the t quantile comes from a table of 7 significant digits: relative error below 1e-6
+    half = stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)
+    assert pair.diff == pytest.approx(0.41)
+    assert pair.low == pytest.approx(0.41 - half, rel=1e-6)
+    assert pair.high == pytest.approx(0.41 + half, rel=1e-6)
+    assert pair.distinct
+    assert [(label, s.optimizer) for label, s in rank([b, a])] == [("1", "a"), ("2", "b")]
+
+
+def test_identical_results_are_not_distinct_and_an_interval_touching_zero_neither():
+    from optimlab.bench.analysis import Paired, paired_difference
+
+    same = {0: 0.5, 1: 0.6, 2: 0.7}
+    pair = paired_difference(_summary("a", same), _summary("b", dict(same)))
+    assert (pair.diff, pair.low, pair.high) == (0.0, 0.0, 0.0) and not pair.distinct
+    assert not Paired("a", "b", 0.1, 0.0, 0.2, 3).distinct
+    assert not Paired("a", "b", -0.1, -0.2, 0.0, 3).distinct
+    assert Paired("a", "b", 0.1, 1e-12, 0.2, 3).distinct
+
+
+def test_the_tuning_score_reads_the_last_quarter_rounded_up():
+    """TAIL = 0.25 of 5 evaluations is 1.25: the last 2 count (ceil), at least the last one."""
+    from optimlab.bench.analysis import TAIL, tail_score
+
+    assert TAIL == 0.25
+    assert tail_score([0.1, 0.2, 0.3, 0.5, 0.9]) == 0.5
+    assert tail_score([0.9, 0.8, 0.7, 0.6, 0.2], higher_is_better=False) == 0.6
+    assert tail_score([1, 2, 3]) == 3
+    assert tail_score([0.9, 0.1, 0.8, 0.85]) == 0.85  # the last 1 of 4
+
+
+def test_a_stored_true_is_not_a_time_to_the_target():
+    from optimlab.bench.analysis import fastest_to_target
+
+    assert fastest_to_target([{"optimizer": "a", "seed": 0, "cost_to_target": True}]) == \
+        {"a": math.inf}
+    assert fastest_to_target([{"optimizer": "a", "seed": 0, "cost_to_target": 3}]) == {"a": 3.0}

@@ -795,3 +795,46 @@ def test_an_interval_past_the_accuracy_range_is_said_clipped(tmp_path):
     assert "clipped" not in summary_table(store2, loss_sweep)
     store.close()
     store2.close()
+
+
+def _to_target_of(summaries):
+    """``_Sweep.to_target`` over runs at the best rate with these summaries."""
+    from types import SimpleNamespace
+
+    from optimlab.bench.report import _Sweep
+
+    runs = [SimpleNamespace(summary=s) for s in summaries]
+    return _Sweep.to_target(SimpleNamespace(best_runs=lambda name: runs), "adam")
+
+
+def test_the_to_target_columns_are_medians_over_the_seeds():
+    """Documented as medians: one slow seed does not drag them, one that never reached
+    leaves a finite median while most reached (a mean would be 30, then inf)."""
+    import statistics
+
+    def run(steps):
+        return {"steps_to_target": steps, "gradients_to_target": 2 * steps,
+                "cost_to_target": 0.5 * steps, "time_to_target": 0.1 * steps}
+
+    got = _to_target_of([run(10), run(20), run(60)])
+    assert got[:2] == (3, 3)
+    assert got[2:] == pytest.approx([statistics.median([10, 20, 60]), 40, 10, 2])
+    never = {"steps_to_target": None}
+    got = _to_target_of([run(10), run(20), never])
+    assert got[:3] == (2, 3, statistics.median([10, 20, math.inf]))
+    # a cost stored without a step count to the target is no reach
+    assert _to_target_of([{"steps_to_target": None, "cost_to_target": 5.0}])[:5] == \
+        (0, 1, math.inf, math.inf, math.inf)
+
+
+def test_ties_are_stated_over_the_seeds_every_optimizer_has():
+    """Seeds {0, 1, 2} and {1, 2, 3}: a paired comparison is over the 2 they share."""
+    from optimlab.bench.analysis import OptimizerSummary
+    from optimlab.bench.report import _common_seeds
+
+    def summary(name, seeds):
+        return OptimizerSummary(name, 0.1, 0.5, 0.1, len(seeds), 0, {0.1: 0.5},
+                                per_seed={s: 0.5 for s in seeds})
+
+    assert _common_seeds([summary("a", [0, 1, 2]), summary("b", [1, 2, 3])]) == 2
+    assert _common_seeds([summary("a", [0, 1, 2]), summary("b", [0, 1, 2])]) == 3
