@@ -126,3 +126,26 @@ def test_a_step_counter_that_is_not_a_tensor_is_named(mode, value):
     with pytest.raises(TypeError, match=rf"state\['step'\] is {type(value).__name__} {value}, "
                                         "not the step counter, a 0-d tensor"):
         opt.step()
+
+
+@pytest.mark.parametrize("fused", [False, None])
+def test_sophia_steps_finite_float32_parameters_beyond_the_squares_range(fused):
+    """Entries of 1e20 (finite in float32, their squares not): the finite-difference step
+    came out inf, the Hessian estimate inf / inf and the parameter NaN after one step."""
+    from optimlab.optim.sophia import difference_step
+
+    x = torch.full((4,), 1e20, requires_grad=True)
+    delta = difference_step(x.detach())
+    assert delta.dtype == torch.float32
+    assert delta.item() == pytest.approx(1e20 * torch.finfo(torch.float32).eps ** 0.5, rel=1e-6)
+    opt = optimlab.Sophia([x], lr=0.1, fused=fused)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((1e-30 * x) * x).sum()  # 4e10, gradient 2e-10: both finite
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        opt.step(closure)
+    assert torch.isfinite(x).all() and torch.isfinite(opt.state[x]["hessian"]).all()

@@ -83,9 +83,11 @@ def probe(p: Tensor, *, seed: int, index: int, step: int, distribution: str) -> 
 
 def difference_step(p: Tensor) -> Tensor:
     r"""The finite-difference step :math:`\delta = \sqrt{\epsilon_{mach}}\max(1, \mathrm{rms}(p))`
-    of parameter ``p`` (a 0-d tensor of its dtype)."""
-    rms = torch.linalg.vector_norm(p) / math.sqrt(max(p.numel(), 1))
-    return rms.clamp(min=1.0) * math.sqrt(torch.finfo(p.dtype).eps)
+    of parameter ``p`` (a 0-d tensor of its dtype). The squares are summed in float64: in
+    float32 those of entries beyond about 1.8e19 overflow, and an infinite step turned the
+    Hessian estimate (inf / inf) and then the parameter into NaN."""
+    rms = torch.linalg.vector_norm(p, dtype=torch.float64) / math.sqrt(max(p.numel(), 1))
+    return (rms.clamp(min=1.0) * math.sqrt(torch.finfo(p.dtype).eps)).to(p.dtype)
 
 
 @dataclass
