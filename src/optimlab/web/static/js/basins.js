@@ -5,7 +5,7 @@
  */
 
 import { PLOT_CONFIG } from "./config.js";
-import { $, el, setStatus, showMessage } from "./dom.js";
+import { $, busy, el, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText, lrOnly } from "./format.js";
 import { api } from "./api.js";
 import { state, live, colorOf, currentLandscape } from "./state.js";
@@ -86,7 +86,7 @@ export async function drawBasins() {
 
 export async function runBasins() {
   const button = $("#race");
-  button.disabled = true;
+  const enable = busy(button);  // (the focus stays on it)
   document.body.dataset.basins = "0";
   setStatus("mapping basins…");
   showMessage("");
@@ -98,13 +98,13 @@ export async function runBasins() {
       body: JSON.stringify({ landscape: state.landscape, params: state.params, steps: state.steps, grid: state.basinGrid,
         optimizers: [...state.selected].map(([name, hparams]) => ({ name, hparams })) }) });
   } catch (err) {
-    button.disabled = false;
+    enable();
     if (live.epoch !== epoch) return;
     showMessage(err.message);
     setStatus("the basins map was refused");
     return;
   }
-  button.disabled = false;
+  enable();
   if (live.epoch !== epoch) {  // the settings changed while it ran: it is not of what the page shows
     setStatus("the settings changed while mapping: map again");
     return;

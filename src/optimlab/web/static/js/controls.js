@@ -11,7 +11,7 @@ import { state, live, catalog, currentLandscape, defaultValues, withinBounds } f
 import { writeUrl } from "./url.js";
 import { renderInfo, showInfo } from "./info.js";
 import { clearRace, runRace } from "./race.js";
-import { drawMap, loadGrid, showStart } from "./map.js";
+import { addExtraStart, drawMap, loadGrid, showStart } from "./map.js";
 import { defaultStart } from "./grid.js";
 import { drawLoss } from "./loss.js";
 import { showMode } from "./basins.js";
@@ -34,6 +34,7 @@ export function wholeNumber(box, low, high) {
   const ok = box.value.trim() !== "" && Number.isInteger(n)
     && (low === null || low === undefined || n >= low) && (high === null || high === undefined || n <= high);
   box.classList.toggle("invalid", !ok);
+  if (ok) box.removeAttribute("aria-invalid"); else box.setAttribute("aria-invalid", "true");
   return ok ? n : null;
 }
 
@@ -53,16 +54,31 @@ function nameLabel(text) {
 
 // The line under a hyperparameter's box saying why what was typed is refused (the box is
 // marked invalid, the last value kept and raced): nothing out of the API's bounds is sent.
-function hpNote() { return el("span", { class: "hp-note", role: "alert", hidden: true }); }
+// Each note has an id: a refused box is marked aria-invalid and described by its note, so a
+// screen reader says why (not only the red border); both go when the box is valid again.
+let notes = 0;
+function hpNote() { return el("span", { class: "hp-note", id: `note-${++notes}`, role: "alert", hidden: true }); }
 function refuse(box, note, text) {
   box.classList.toggle("invalid", Boolean(text));
   note.textContent = text;
   note.hidden = !text;
+  describedBy(box, note, Boolean(text));
+}
+function describedBy(box, note, invalid) {
+  const ids = (box.getAttribute("aria-describedby") || "").split(" ").filter((id) => id && id !== note.id);
+  if (invalid) {
+    box.setAttribute("aria-invalid", "true");
+    ids.push(note.id);
+  } else {
+    box.removeAttribute("aria-invalid");
+  }
+  if (ids.length) box.setAttribute("aria-describedby", ids.join(" "));
+  else box.removeAttribute("aria-describedby");
 }
 
 // The same line under a box of the run settings (steps, seed, starts per side, the start).
 function fieldNote(box) {
-  const note = el("span", { class: "field-note", role: "alert", hidden: true });
+  const note = el("span", { class: "field-note", id: `${box.id || "field"}-note-${++notes}`, role: "alert", hidden: true });
   box.closest(".row").after(note);
   return note;
 }
@@ -83,10 +99,15 @@ function numberControl(name, h, label, get, set) {
   while (last > first && !withinBounds(h, toValue(last))) last -= 1;
   slider.min = first;
   slider.max = last;
-  const show = () => { const v = get(); slider.value = toPos(v); text.value = short(v); refuse(text, note, ""); };
+  // the slider says the value shown beside it (not its position, 0 to 1000)
+  const show = () => {
+    const v = get(); slider.value = toPos(v); text.value = short(v); slider.setAttribute("aria-valuetext", text.value);
+    refuse(text, note, "");
+  };
   slider.addEventListener("input", () => {
     set(toValue(Number(slider.value)));
     text.value = short(get());
+    slider.setAttribute("aria-valuetext", text.value);
     refuse(text, note, "");
   });
   slider.addEventListener("change", raceChanged);
@@ -238,10 +259,9 @@ export function buildLandscapeControls() {
     const typed = steps.value.trim() || "(empty)";
     const n = wholeNumber(steps, 1, catalog.limits.max_steps);
     steps.value = n ?? state.steps;
-    stepsNote.textContent = n === null
-      ? `steps ${typed} refused: a whole number from 1 to ${catalog.limits.max_steps} (kept ${state.steps})` : "";
-    stepsNote.hidden = n !== null;
-    steps.classList.remove("invalid");  // the box shows the value kept
+    refuse(steps, stepsNote, n === null
+      ? `steps ${typed} refused: a whole number from 1 to ${catalog.limits.max_steps} (kept ${state.steps})` : "");
+    steps.classList.remove("invalid");  // the box shows the value kept (the note, and aria-invalid, say it was refused)
     if (n === null) return;
     state.steps = n;
     if (!live.race && !live.basins) drawLoss();  // the empty chart's step axis
@@ -249,8 +269,10 @@ export function buildLandscapeControls() {
   });
   const noise = $("#noise");
   noise.value = noisePos(state.noise);
-  $("#noise-label").textContent = fmt(state.noise);
-  noise.addEventListener("input", () => { state.noise = noiseFromPos(Number(noise.value)); $("#noise-label").textContent = fmt(state.noise); });
+  // the label beside it, which the slider says too (not its position)
+  const noiseLabel = () => { $("#noise-label").textContent = fmt(state.noise); noise.setAttribute("aria-valuetext", fmt(state.noise)); };
+  noiseLabel();
+  noise.addEventListener("input", () => { state.noise = noiseFromPos(Number(noise.value)); noiseLabel(); });
   noise.addEventListener("change", raceChanged);
   const seed = $("#seed");
   seed.value = state.seed;
@@ -298,15 +320,31 @@ export function buildLandscapeControls() {
 // Two boxes for the start's x and y, beside the map's click: a point in the landscape's
 // domain (the API refuses one outside it), else refused with a note and the last start
 // kept. They follow the start however it moves: whenever showStart (map.js) writes its label.
+// The button beside them adds their point as another start (as a shift-click on the map
+// does), from the keyboard too.
 function buildStartBoxes() {
   const boxes = ["x", "y"].map((axis) => el("input", { type: "number", step: "any", "aria-label": `start ${axis}` }));
-  $("#start-label").closest(".row").after(el("div", { class: "row start-xy" }, "x", boxes[0], "y", boxes[1]));
+  const add = el("button", { id: "start-add", type: "button", title: "every optimizer also runs from this point" },
+    "add as extra start");
+  $("#start-label").closest(".row").after(el("div", { class: "row start-xy" }, "x", boxes[0], "y", boxes[1], add));
   const note = fieldNote(boxes[0]);
   const sync = () => {
     const point = state.start || defaultStart();
-    boxes.forEach((box, i) => { box.value = point[i]; box.classList.remove("invalid"); });
-    refuse(boxes[0], note, "");
+    boxes.forEach((box, i) => { box.value = point[i]; box.classList.remove("invalid"); refuse(box, note, ""); });
   };
+  add.addEventListener("click", () => {
+    const point = [];
+    for (const [i, box] of boxes.entries()) {
+      const [low, high] = currentLandscape().domain[i];
+      const v = Number(box.value);
+      if (box.value.trim() === "" || !Number.isFinite(v) || v < low || v > high) {
+        refuse(box, note, `start ${"xy"[i]} must be a number from ${low} to ${high} (no start added)`);
+        return;
+      }
+      point.push(v);
+    }
+    addExtraStart(point);
+  });
   new MutationObserver(sync).observe($("#start-label"), { childList: true, characterData: true, subtree: true });
   boxes.forEach((box, i) => box.addEventListener("change", () => {
     const [low, high] = currentLandscape().domain[i];

@@ -20,6 +20,19 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Disable `button` while its work runs; returns the function that enables it again. Chromium
+// moves the focus of a disabled button to the page's body: a button that had the focus gets
+// it back (unless the user has moved it elsewhere meanwhile), so a keyboard user stays put.
+export function busy(button) {
+  const focused = document.activeElement === button;
+  button.disabled = true;
+  return () => {
+    button.disabled = false;
+    const now = document.activeElement;
+    if (focused && (!now || now === document.body)) button.focus();
+  };
+}
+
 // the status line when nothing has been raced with the configuration shown
 export const READY = "ready: pick optimizers, click a start, race";
 export function setStatus(text) { $("#status").textContent = text; }

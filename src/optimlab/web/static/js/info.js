@@ -12,14 +12,16 @@ import { state, catalog } from "./state.js";
 // one optimizer's card; `id` names it in the page (the dialog's copy has none)
 function card(name, id) {
   const o = catalog.optimizers.get(name);
-  const rule = el("div", { class: "rule" });
+  // the formula scrolls sideways when wide: focusable, so the keyboard can scroll it too
+  const rule = el("div", { class: "rule", tabindex: "0", role: "group", "aria-label": `${name} update rule` });
   if (window.katex && o.rule_latex) {
     try { katex.render(o.rule_latex, rule, { displayMode: true, throwOnError: false }); } catch (err) { rule.textContent = o.rule_latex; }
   } else {
     rule.append(el("pre", { text: o.rule_latex || o.rule_text }));
   }
   const alias = o.alias_of ? ` (${o.alias_of}${Object.keys(o.preset).length ? ` with ${hpText(o.preset)}` : ""})` : "";
-  return el("article", { class: "card", id, style: `border-left-color:${o.color}` },
+  // (a card in the page takes the focus its "?" button sends it: tabindex -1)
+  return el("article", { class: "card", id, tabindex: id ? "-1" : undefined, style: `border-left-color:${o.color}` },
     el("h3", { text: `${name}${alias}` }),
     el("p", { class: "summary", text: o.summary }),
     el("p", { class: "meta", text: `${o.cls} · ${o.family} · ${o.year} · ${o.paper}` }),
@@ -53,6 +55,7 @@ export function showInfo(name) {
     return;
   }
   shown.scrollIntoView({ behavior: "smooth", block: "center" });
+  shown.focus({ preventScroll: true });  // a keyboard user goes on from the card
   shown.classList.add("flash");
   setTimeout(() => shown.classList.remove("flash"), 1200);
 }

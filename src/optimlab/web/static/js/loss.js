@@ -1,11 +1,11 @@
 /* The loss chart beside the map: each optimizer's loss against the step (f − f_min on a
  * log axis where the landscape's minimum is known), with a dotted line at the animation's
- * current step.
+ * current step. Each line has its optimizer's colour and dash (dashOf), named in a legend.
  */
 
 import { PLOT_CONFIG } from "./config.js";
 import { $ } from "./dom.js";
-import { state, live, colorOf, currentLandscape, hasMinima } from "./state.js";
+import { state, live, colorOf, dashOf, currentLandscape, hasMinima } from "./state.js";
 import { drawable, valueRange } from "./grid.js";
 
 // f − f_min where the minimum is known (a log axis), else f. A gap of exactly 0 (the run
@@ -26,8 +26,10 @@ function lossValues(values) {
 export function drawLoss() {
   const chart = $("#loss");
   const log = hasMinima();
-  const layout = { margin: { l: 60, r: 10, t: 36, b: 40 }, title: { text: "loss vs step", font: { size: 14 } },
-    xaxis: { title: { text: "step" } }, showlegend: false,
+  const layout = { margin: { l: 60, r: 10, t: 36, b: live.race ? 70 : 40 }, title: { text: "loss vs step", font: { size: 14 } },
+    xaxis: { title: { text: "step" } }, showlegend: Boolean(live.race),
+    // each optimizer's line has its colour and a dash of its own, named in the legend
+    legend: { orientation: "h", x: 0, y: -0.2, yanchor: "top", font: { size: 11 } },
     yaxis: { title: { text: log ? "f − f_min (log)" : "f" }, type: log ? "log" : "linear", exponentformat: "e" },
     shapes: [], annotations: [] };
   const traces = [];
@@ -46,10 +48,11 @@ export function drawLoss() {
     }
   }
   if (live.race) {
+    const names = live.race.results.map((r) => r.name);
     for (const r of live.race.results) {
       const loss = drawable(r).loss;
       traces.push({ type: "scatter", mode: "lines", name: r.label, x: live.race.step, y: lossValues(loss),
-        customdata: gaps(loss), line: { color: colorOf(r.name), width: 2 },
+        customdata: gaps(loss), line: { color: colorOf(r.name), dash: dashOf(r.name, names), width: 2 },
         hovertemplate: `${r.label}: %{customdata:.4g} at step %{x}<extra></extra>` });
     }
     const s = live.race.step[live.frame];

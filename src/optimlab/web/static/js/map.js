@@ -10,7 +10,7 @@
 import { COLORSCALE, PLOT_CONFIG } from "./config.js";
 import { $, READY, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText, lrOnly } from "./format.js";
-import { state, live, catalog, colorOf, currentLandscape } from "./state.js";
+import { state, live, catalog, colorOf, dashOf, currentLandscape } from "./state.js";
 import { writeUrl } from "./url.js";
 import { grid, fetchGrid, defaultStart, drawable, height, pathSlice } from "./grid.js";
 import { drawLoss } from "./loss.js";
@@ -80,18 +80,20 @@ function mapTraces() {
       marker: { symbol: "circle", size: 11, color: "#000", line: { color: "#fff", width: 2 } },
       hovertemplate: "start (%{x:.4g}, %{y:.4g})<extra></extra>" });
   }
+  const names = live.race ? live.race.results.map((r) => r.name) : [];
   for (const result of live.race ? live.race.results : []) {
     const r = { ...result, ...drawable(result) };
     const color = colorOf(r.name);
+    const dash = dashOf(r.name, names);  // as on the loss chart: not told apart by colour only
     const legend = `${r.label} (${hpText(lrOnly(r.hparams), live.race.tune)})`;
     if (three) {
       traces.push({ type: "scatter3d", mode: "lines", name: legend, meta: "path", x: pathSlice(r.x, k), y: pathSlice(r.y, k),
-        z: pathSlice(r.loss, k).map(height), line: { color, width: 5 } });
+        z: pathSlice(r.loss, k).map(height), line: { color, dash, width: 5 } });
       traces.push({ type: "scatter3d", mode: "markers", meta: "head", showlegend: false, x: [r.x[k]], y: [r.y[k]],
         z: [height(r.loss[k])], marker: { color, size: 4 }, hoverinfo: "skip" });
     } else {
       traces.push({ type: "scatter", mode: "lines", name: legend, meta: "path", x: pathSlice(r.x, k), y: pathSlice(r.y, k),
-        line: { color, width: 2.2 }, hovertemplate: `${r.label}<br>(%{x:.4g}, %{y:.4g})<extra></extra>` });
+        line: { color, dash, width: 2.2 }, hovertemplate: `${r.label}<br>(%{x:.4g}, %{y:.4g})<extra></extra>` });
       traces.push({ type: "scatter", mode: "markers", meta: "head", showlegend: false, x: [r.x[k]], y: [r.y[k]],
         marker: { color, size: 9, line: { color: "#fff", width: 1 } }, hoverinfo: "skip" });
     }
@@ -176,19 +178,27 @@ function onMapClick(event) {
   const [[x0, x1], [y0, y1]] = currentLandscape().domain;
   x = Math.min(x1, Math.max(x0, x)); y = Math.min(y1, Math.max(y0, y));
   const point = [Number(x.toFixed(4)), Number(y.toFixed(4))];
-  if (e && e.shiftKey) {  // another start: every optimizer runs from it too
-    if (state.starts.length >= catalog.limits.max_starts) {
-      showMessage(`at most ${catalog.limits.max_starts} more starts`);
-      return;
-    }
-    state.starts.push(point);
-  } else {
-    state.start = point;
-  }
+  if (e && e.shiftKey) { addExtraStart(point); return; }  // another start
+  state.start = point;
   map.dispatchEvent(new CustomEvent("start-moved"));  // the race of the old start is void
   showStart();
   drawMap();
   writeUrl();
+}
+
+// Another start, from which every optimizer runs too (a shift-click on the map, or the
+// "add as extra start" button beside the start's boxes): whether it was added.
+export function addExtraStart(point) {
+  if (state.starts.length >= catalog.limits.max_starts) {
+    showMessage(`at most ${catalog.limits.max_starts} more starts`);
+    return false;
+  }
+  state.starts.push(point);
+  $("#map").dispatchEvent(new CustomEvent("start-moved"));  // the race of the old starts is void
+  showStart();
+  drawMap();
+  writeUrl();
+  return true;
 }
 
 export function showStart() {

@@ -6,7 +6,7 @@
  */
 
 import { ANIMATION_MS, FAN_FACTORS, INSPECT_STEPS } from "./config.js";
-import { $, el, READY, setStatus, showMessage } from "./dom.js";
+import { $, busy, el, READY, setStatus, showMessage } from "./dom.js";
 import { fmt, hpText } from "./format.js";
 import { api } from "./api.js";
 import { state, live, catalog, colorOf, currentLandscape, hasMinima } from "./state.js";
@@ -30,9 +30,11 @@ export function clearRace() {
   $("#results tbody").textContent = "";
   if (currentLandscape()) resultHeads();
   $("#tuning-note").textContent = "";
+  $("#race-summary").textContent = NO_RACE;
   $("#play").disabled = true;
   $("#scrub").disabled = true;
   $("#step-label").textContent = "no race yet";
+  $("#scrub").setAttribute("aria-valuetext", "no race yet");
   for (const used of document.querySelectorAll(".used")) used.textContent = "";
   live.inspect = null;
   $("#inspect-panel").hidden = true;
@@ -74,7 +76,7 @@ export async function runRace() {
   if (!state.selected.size) { showMessage("choose at least one optimizer"); return; }
   if (state.basins) return runBasins();
   const button = $("#race");
-  button.disabled = true;
+  const enable = busy(button);  // (the focus stays on it)
   document.body.dataset.raced = "0";  // until this race's answer is shown
   setStatus("racing…");
   showMessage("");
@@ -85,13 +87,13 @@ export async function runRace() {
     answer = await api("/api/race", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(raceRequest()) });
   } catch (err) {
-    if (live.epoch !== epoch) { button.disabled = false; return; }
+    if (live.epoch !== epoch) { enable(); return; }
     showMessage(err.message);
     setStatus("the race was refused");
-    button.disabled = false;
+    enable();
     return;
   }
-  button.disabled = false;
+  enable();
   if (live.epoch !== epoch) {  // the settings changed while it ran: it is not of what the page shows
     setStatus("the settings changed while racing: race again");
     return;
@@ -154,6 +156,22 @@ function fillResults() {
       el("td", { text: m.diverged ? "yes" : "no" })));
   }
   $("#tuning-note").textContent = tuningNote(live.race);
+  $("#race-summary").textContent = raceSummary(live.race, minimum);
+}
+
+// What the map and the loss chart show, in a line of text (their description, beside the
+// results table): who raced from where, how each ended, who reached the tolerance (or
+// escaped the saddle) at which step.
+const NO_RACE = "No race yet: race to see each optimizer's path on the map and its loss against the step.";
+function raceSummary(race, minimum) {
+  const more = race.results.some((r) => (r.extra || []).length) ? " (with more starts or rates, drawn thin)" : "";
+  const finals = race.results.map((r) => `${r.label} ${r.metrics.diverged ? "diverged" : fmt(r.metrics.final_loss, 4)}`);
+  const reached = race.results.filter((r) => (minimum ? r.metrics.steps_to_tol : r.metrics.steps_to_escape) != null)
+    .map((r) => `${r.label} at step ${minimum ? r.metrics.steps_to_tol : r.metrics.steps_to_escape}`);
+  const goal = !minimum ? "Escaped the saddle" : race.tol === undefined ? "Reached the tolerance"
+    : `Reached f − f_min ≤ ${fmt(race.tol)}`;
+  return `${race.results.map((r) => r.label).join(", ")} raced ${race.steps} steps from ${fmt(race.start, 4)}${more}. `
+    + `Final loss: ${finals.join("; ")}. ${goal}: ${reached.length ? reached.join("; ") : "none"}.`;
 }
 
 // What tuning did, under the table: the criterion, the rates added beyond a grid edge, and
@@ -203,6 +221,7 @@ function setFrame(k) {
   Plotly.relayout($("#loss"), { "shapes[0].x0": live.race.step[live.frame], "shapes[0].x1": live.race.step[live.frame] });
   $("#scrub").value = live.frame;
   $("#step-label").textContent = `step ${live.race.step[live.frame]} / ${live.race.steps}`;
+  $("#scrub").setAttribute("aria-valuetext", $("#step-label").textContent);  // the step, not the point's index
   document.body.dataset.frame = String(live.frame);
   showInspect(live.race.step[live.frame]);
 }

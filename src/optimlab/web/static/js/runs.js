@@ -7,7 +7,7 @@ import { PLOT_CONFIG } from "./config.js";
 import { $, el } from "./dom.js";
 import { ciText, esc, fmt, logTicks, metricName, utcText } from "./format.js";
 import { api } from "./api.js";
-import { state, colorOf } from "./state.js";
+import { state, colorOf, dashOf } from "./state.js";
 import { writeUrl } from "./url.js";
 import { loadSlices } from "./slices.js";
 
@@ -16,6 +16,7 @@ export function showTab(tab) {
   for (const name of ["race", "runs", "slices"]) {
     $(`#${name}-view`).hidden = tab !== name;
     $(`#tab-${name}`).classList.toggle("active", tab === name);
+    $(`#tab-${name}`).setAttribute("aria-pressed", String(tab === name));  // not by its colour only
   }
   writeUrl();
   if (tab === "runs") loadSweeps();
@@ -39,14 +40,16 @@ async function loadSweeps() {
   body.textContent = "";
   for (const s of sweeps) {
     // a damaged sweep is listed with why it cannot be shown (the others still can be)
-    const row = el("tr", { "data-sweep": s.id, onclick: () => selectSweep(s.id), class: s.error ? "broken" : null },
-      el("td", { text: String(s.id) }), el("td", { text: s.name || "" }), el("td", { text: s.task || "" }),
+    // a click anywhere on the row opens it; its id is a button, for the keyboard (whose
+    // Enter or Space clicks it, and the click reaches the row)
+    const row = el("tr", { "data-sweep": s.id, onclick: () => selectSweep(s.id, true), class: s.error ? "broken" : null },
+      el("td", {}, el("button", { type: "button", class: "row-open", "aria-label": `sweep ${s.id}${s.name ? ` (${s.name})` : ""}` }, String(s.id))), el("td", { text: s.name || "" }), el("td", { text: s.task || "" }),
       el("td", { text: s.model || "default" }), el("td", { text: s.error ? s.created_at : utcText(s.created_at) }),
       el("td", { text: s.runs }),
       el("td", { text: s.error || (s.labels.length ? s.labels : s.optimizers).join(", ") }));
     body.append(row);
   }
-  $("#runs-message").textContent = sweeps.length ? "Click a sweep to see its curves and summary."
+  $("#runs-message").textContent = sweeps.length ? "Click a sweep (or its id) to see its curves and summary."
     : "No sweeps in this run store yet: run `optimlab bench TASK --optimizers sgd,adam` and reload.";
   document.body.dataset.sweeps = String(sweeps.length);
   if (state.sweep !== null && sweeps.some((s) => s.id === state.sweep)) selectSweep(state.sweep);
@@ -66,7 +69,8 @@ function hideSweep() {
   delete document.body.dataset.sweep;
 }
 
-async function selectSweep(id) {
+// `focus`: chosen by the user, the focus goes to the sweep's title (not when a link opens it)
+async function selectSweep(id, focus = false) {
   let d;
   try {
     d = await api(`/api/sweeps/${id}`);
@@ -76,19 +80,21 @@ async function selectSweep(id) {
     $("#runs-message").textContent = err.message;
     return;
   }
-  $("#runs-message").textContent = "Click a sweep to see its curves and summary.";
+  $("#runs-message").textContent = "Click a sweep (or its id) to see its curves and summary.";
   state.sweep = id;
   writeUrl();
   for (const row of document.querySelectorAll("#sweeps tbody tr")) row.classList.toggle("active", Number(row.dataset.sweep) === id);
   $("#sweep-detail").hidden = false;
   const s = d.sweep;
   $("#sweep-title").textContent = `Sweep ${s.id}${s.name ? ` (${s.name})` : ""}: ${d.heading || s.task || "?"}, ${s.model || "default model"}`;
+  if (focus) $("#sweep-title").focus();
   const traces = [];
   for (const [name, c] of Object.entries(d.curves)) {
-    const color = colorOf(name);
+    // each optimizer has its colour and a dash of its own on both charts (not colour only)
+    const color = colorOf(name), dash = dashOf(name, Object.keys(d.curves));
     const label = esc(`${c.label || name} (lr=${fmt(c.lr)})`);
-    if (c.test_metric) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, x: c.step, y: c.test_metric, line: { color } });
-    if (c.train_loss) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, showlegend: false, x: c.step, y: c.train_loss, xaxis: "x2", yaxis: "y2", line: { color, dash: "dot" } });
+    if (c.test_metric) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, x: c.step, y: c.test_metric, line: { color, dash } });
+    if (c.train_loss) traces.push({ type: "scatter", mode: "lines", name: label, legendgroup: name, showlegend: false, x: c.step, y: c.train_loss, xaxis: "x2", yaxis: "y2", line: { color, dash } });
   }
   await Plotly.react($("#sweep-curves"), traces, {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: `mean over seeds at each best lr`, font: { size: 14 } },
@@ -148,7 +154,7 @@ function sensitivityTraces(d) {
     const name = esc(row.label || row.optimizer);
     const points = row.sensitivity.filter((p) => p.mean !== null);
     traces.push({ type: "scatter", mode: "lines+markers", name, meta: "mean", x: points.map((p) => p.lr),
-      y: points.map((p) => p.mean), line: { color }, marker: { color, size: 7 },
+      y: points.map((p) => p.mean), line: { color, dash: dashOf(row.optimizer, d.summary.map((r) => r.optimizer)) }, marker: { color, size: 7 },
       hovertemplate: `${name}: lr %{x:.3g}, ${esc(metricName(d))} %{y:.4g}<extra></extra>` });
     const partial = points.filter((p) => p.diverged > 0);
     if (partial.length) traces.push({ type: "scatter", mode: "markers+text", name, meta: "partial",

@@ -10,7 +10,7 @@ import { PLOT_CONFIG, COLORSCALE } from "./config.js";
 import { $, el, setStatus } from "./dom.js";
 import { fmt, hpText, esc, logTicks, metricName, utcText } from "./format.js";
 import { api } from "./api.js";
-import { state, colorOf } from "./state.js";
+import { state, colorOf, DASHES } from "./state.js";
 import { writeUrl } from "./url.js";
 
 export async function loadSlices() {
@@ -24,12 +24,14 @@ export async function loadSlices() {
   }
   body.textContent = "";
   for (const s of list) {
-    body.append(el("tr", { "data-slice": s.id, onclick: s.error ? null : () => selectSlice(s.id), class: s.error ? "broken" : null },
-      el("td", { text: String(s.id) }), el("td", { text: s.name }), el("td", { text: s.task || "" }),
+    // a click on the row opens it; its id is a button, for the keyboard (a broken file: text)
+    body.append(el("tr", { "data-slice": s.id, onclick: s.error ? null : () => selectSlice(s.id, true), class: s.error ? "broken" : null },
+      s.error ? el("td", { text: String(s.id) })
+        : el("td", {}, el("button", { type: "button", class: "row-open", "aria-label": `slice ${s.id} (${s.name})` }, String(s.id))), el("td", { text: s.name }), el("td", { text: s.task || "" }),
       el("td", { text: s.model || "" }), el("td", { text: s.error ? s.error : (s.optimizers || []).join(", ") }),
       el("td", { text: s.grid ? `${s.grid[0]} × ${s.grid[1]}` : "" }), el("td", { text: utcText(s.modified) })));
   }
-  $("#slices-message").textContent = list.length ? "Click a slice to see it."
+  $("#slices-message").textContent = list.length ? "Click a slice (or its id) to see it."
     : "No slices found: run `optimlab slice mnist1d` (or the tour) and reload; `optimlab serve --slices FOLDER` looks elsewhere.";
   document.body.dataset.slices = String(list.length);
   setStatus(`${list.length} slice file${list.length === 1 ? "" : "s"} found`);
@@ -73,9 +75,8 @@ function sliceMap(d) {
 }
 
 // A line from the initialisation has its solution's colour, solid; one between two
-// solutions the first one's colour with a dash of its own, so that two lines starting at the
-// same solution differ.
-const DASHES = ["dash", "dot", "dashdot", "longdash", "longdashdot"];
+// solutions the first one's colour with a dash of its own (DASHES, state.js), so that two
+// lines starting at the same solution differ.
 
 function sliceInterpolation(d) {
   const traces = [];
@@ -127,7 +128,8 @@ function sliceTable(d) {
   }
 }
 
-async function selectSlice(id) {
+// `focus`: chosen by the user, the focus goes to the slice's title (not when a link opens it)
+async function selectSlice(id, focus = false) {
   let d;
   try {
     d = await api(`/api/slices/${id}`);
@@ -140,6 +142,7 @@ async function selectSlice(id) {
   for (const row of document.querySelectorAll("#slice-list tbody tr")) row.classList.toggle("active", Number(row.dataset.slice) === id);
   $("#slice-detail").hidden = false;
   $("#slice-title").textContent = `Slice ${id} (${d.name}): ${d.task}, ${d.model}, ${d.steps} steps`;
+  if (focus) $("#slice-title").focus();
   await sliceMap(d);
   await sliceInterpolation(d);
   sliceTable(d);

@@ -59,3 +59,16 @@ export function normaliseSelection() {
 }
 
 export function colorOf(name) { const o = catalog.optimizers.get(name); return o ? o.color : "#333"; }
+
+// The dashes a line may take beside its colour (slices.js draws its lines between two
+// solutions with them), so that lines differ by more than colour.
+export const DASHES = ["dash", "dot", "dashdot", "longdash", "longdashdot"];
+const LINE_DASHES = ["solid", ...DASHES];
+
+// An optimizer's line dash beside its colour: by its place among `names` (the optimizers of
+// one chart, so that up to six of them differ), else by its place in the catalog.
+export function dashOf(name, names) {
+  const order = names ? [...names] : [...catalog.optimizers.keys()];
+  const i = order.indexOf(name);
+  return LINE_DASHES[(i < 0 ? 0 : i) % LINE_DASHES.length];
+}
