@@ -97,7 +97,7 @@ from .models import (
 
 __all__ = ["create_app", "serve", "warm_up", "STATIC_DIR", "plotly_js", "CSP", "HEADERS",
            "LOOPBACK_HOSTS", "allowed_hosts", "is_loopback", "host_allowed", "exposure_warning",
-           "DISCONNECT_POLL_S"]
+           "DISCONNECT_POLL_S", "DOCS_PREFIX", "reclaim_docs_folders"]
 
 #: The page's own files (index.html, app.js, style.css, vendor/katex).
 STATIC_DIR = Path(str(resources.files("optimlab.web") / "static"))
@@ -761,10 +761,12 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
         return response
 
     # the optimizer reference (optimlab docs), written once per app into a folder of its
-    # own (27 ms; removed with the app), under the same headers as the page; where no
-    # temporary folder can be written the playground goes on without it
+    # own (27 ms; removed with the app, or by a later app where this process is killed),
+    # under the same headers as the page; where no temporary folder can be written the
+    # playground goes on without it
     try:
-        app.state.docs = tempfile.TemporaryDirectory(prefix="optimlab-docs-")
+        reclaim_docs_folders()
+        app.state.docs = tempfile.TemporaryDirectory(prefix=f"{DOCS_PREFIX}{os.getpid()}-")
         write_docs(app.state.docs.name)
     except OSError as err:
         print(f"optimlab serve: the optimizer reference is not served ({err})", file=sys.stderr)
@@ -774,6 +776,53 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
     # path that resolves outside it, and follows no symlinks)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+#: the start of the name of an app's folder of the optimizer reference, in the system's
+#: temporary folder; the writing process's id and a random part follow
+DOCS_PREFIX = "optimlab-docs-"
+#: how old a folder named as before 2026-12-06 (no process id) must be to be reclaimed
+_LEGACY_DOCS_AGE_S = 24 * 3600
+
+
+def reclaim_docs_folders(root: str | os.PathLike | None = None) -> int:
+    """Remove the reference folders (:data:`DOCS_PREFIX`) that killed servers left in the
+    temporary folder ``root`` (default: the system's); returns how many.
+
+    A server removes its own folder when it stops, but a process ended by a signal
+    (``SIGTERM`` outside uvicorn, ``SIGKILL``, a test run killed on time-out) leaves its
+    1.2 MB behind, one more per start. A folder is reclaimed where the process it names has
+    ended and this user owns it; one named without a process id (written before
+    2026-12-06) once it is a day old. Another user's folders and a live process's are left.
+    """
+    import shutil
+    import time
+
+    from ..bench.store.guard import process_alive
+
+    base = Path(root if root is not None else tempfile.gettempdir())
+    removed = 0
+    try:
+        candidates = list(base.glob(f"{DOCS_PREFIX}*"))
+    except OSError:
+        return 0
+    for folder in candidates:
+        pid, sep, _ = folder.name[len(DOCS_PREFIX):].partition("-")
+        try:
+            info = folder.lstat()
+            if not folder.is_dir() or folder.is_symlink() or (
+                    hasattr(os, "getuid") and info.st_uid != os.getuid()):
+                continue
+            if sep and pid.isdigit():
+                if int(pid) == os.getpid() or process_alive(int(pid)):
+                    continue
+            elif time.time() - info.st_mtime < _LEGACY_DOCS_AGE_S:
+                continue
+            shutil.rmtree(folder)
+            removed += 1
+        except OSError:  # gone meanwhile, or not ours to remove: leave it
+            continue
+    return removed
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000,

@@ -351,7 +351,7 @@ def _holder(text: str) -> str:
         return "by another process"  # it has the lock but has not written its name yet
     pid, host = parts[0], parts[1]
     here = host == socket.gethostname()
-    if here and not _alive(int(pid)):
+    if here and not process_alive(int(pid)):
         # a lock file this process may not write, locked without a new holder line: the
         # line is the one a crashed process left
         return f"by another process (its lock file still names process {pid}, which has ended)"
@@ -360,7 +360,7 @@ def _holder(text: str) -> str:
     return f"by process {pid} on {where}{since}"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` of this machine exists (one of another user counts)."""
     if fcntl is None:  # pragma: no cover - Windows: os.kill would end the process
         return True
