@@ -18,9 +18,9 @@ def check_seed(seed: Any) -> int:
     so every exhibit that draws data (``ema``, ``sparse``, ``gd-variants``, ``saddle``)
     refuses a bad seed alike rather than failing inside ``torch.Generator.manual_seed``.
 
-    >>> check_seed(1.5)
+    >>> check_seed(-1)
     Traceback (most recent call last):
-    ValueError: seed must be an integer >= 0, got 1.5
+    ValueError: seed must be an integer >= 0, got -1
     """
     check_int("seed", seed)
     return int(seed)
