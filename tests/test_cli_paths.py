@@ -363,3 +363,37 @@ def test_a_folder_option_given_a_file_name_is_refused(argv, tmp_path, capsys, mo
         err = capsys.readouterr().err
         assert "--out takes a folder" in err and f"{tmp_path / name} is named as a " in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_line_keeps_the_paths_spaces_and_its_reason():
+    """Error lines collapsed every run of whitespace ("a  b.db" shown as "a b.db", another
+    file's name) and cut a long message at its end, where the reason is."""
+    assert cli._one_line(OSError("no run store at /tmp/a  b.db")) == "no run store at /tmp/a  b.db"
+    assert cli._one_line(ValueError("first\n    second\tthird")) == "first second third"
+    long = "cannot open " + "/p" * 500 + ": the reason"
+    line = cli._one_line(ValueError(long))
+    assert len(line) == 600 and line.startswith("cannot open /p/p") and \
+        line.endswith("/p: the reason") and " ... " in line
+
+
+def test_a_file_that_is_no_database_is_not_called_damaged(tmp_path, capsys):
+    """``--db`` pointed at a picture: "damaged ... restore it from a copy" was wrong advice."""
+    picture = tmp_path / "curves.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    before = picture.read_bytes()
+    assert main(["runs", "--db", str(picture)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a run store: it is not a SQLite database" in err and "damaged" not in err
+    assert picture.read_bytes() == before
+
+
+def test_a_store_name_with_no_room_for_its_side_files_is_refused_before_anything(tmp_path,
+                                                                                  capsys):
+    """A name of 246 bytes made the store and a sweep, then failed on the sweep's lock file
+    (its name + "-sweep1.lock" beyond 255 bytes), leaving a sweep with no run."""
+    db = tmp_path / ("d" * 243 + ".db")
+    assert main(["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs",
+                 "0.01", "--seeds", "1", "--steps", "5", "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "its name is 246 bytes" in err and "at most 225 bytes" in err
+    assert list(tmp_path.iterdir()) == []

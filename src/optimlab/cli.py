@@ -64,6 +64,7 @@ import functools
 import gc
 import math
 import os
+import re
 import sys
 import textwrap
 import warnings
@@ -2417,12 +2418,20 @@ def _printable(text: str) -> str:
 
 
 def _one_line(err: BaseException, limit: int = 600) -> str:
-    """An exception's message as one printable line of at most ``limit`` characters."""
-    text = " ".join(str(err).split()) or type(err).__name__
+    """An exception's message as one printable line of at most ``limit`` characters.
+
+    Line breaks and tabs (with the indentation around them) become one space; other spaces
+    are kept, so a path with two spaces in its name is shown as it is. A message too long is
+    cut in the middle, where a long path sits, so its start and its reason (at the end)
+    both show."""
+    text = re.sub(r"[ ]*[\r\n\t\v\f][\s]*", " ", str(err)).strip() or type(err).__name__
     if isinstance(err, OSError) and err.filename is not None and str(err.filename) not in text:
         text += f": {err.filename}"
     text = _printable(text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    head = (limit - 5) // 2
+    return text[:head] + " ... " + text[len(text) - (limit - 5 - head):]
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

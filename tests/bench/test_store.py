@@ -419,10 +419,15 @@ def test_a_damaged_store_is_refused_and_never_written(tmp_path, damage):
     path.write_bytes(raw)
     reason = "file is not a database" if damage == "garbage" else "database disk image is malformed"
     for readonly in (False, True):
-        with pytest.raises(StoreError, match="is damaged") as err:
+        with pytest.raises(StoreError) as err:
             RunStore(path, readonly=readonly)
         message = _one_line_naming(err, path)
-        assert f"({reason})" in message and "restore it from a copy" in message
+        if damage == "garbage":  # no SQLite header: said so, not "damaged"
+            assert "is not a run store: it is not a SQLite database" in message
+            assert "restore the store from a copy" in message
+        else:
+            assert "is damaged" in message
+            assert f"({reason})" in message and "restore it from a copy" in message
     assert path.read_bytes() == raw  # nothing was written to the damaged file
     assert not os.path.exists(f"{path}-wal") or os.path.getsize(f"{path}-wal") == 0
 

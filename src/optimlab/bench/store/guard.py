@@ -130,8 +130,24 @@ def as_store_error(err: sqlite3.Error, message: str) -> StoreError:
     return new
 
 
+#: the first 16 bytes of every SQLite database file
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def damaged_message(path: str, reason: str) -> str:
-    """The one-line message of a damaged store."""
+    """The one-line message of a damaged store; of a file that is no SQLite database at all
+    (a picture, a script: ``--db`` pointed at the wrong file), that it is not one, where
+    "restore it from a copy" would be the wrong advice."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError:
+        head = SQLITE_HEADER
+    if head and head != SQLITE_HEADER:
+        return (f"{path} is not a run store: it is not a SQLite database (its first bytes "
+                f"are not SQLite's header: another kind of file, or a store overwritten from "
+                f"its start), and it is left as it is; point --db at a run store or at a new "
+                f"file to make one, or restore the store from a copy")
     return (f"{path} is damaged ({reason}): restore it from a copy or point --db at "
             f"another file")
 

@@ -219,6 +219,28 @@ def _statuses(status: str | Iterable[str] | None) -> tuple[str, list[str]]:
     return f"status IN ({', '.join('?' * len(wanted))})", wanted
 
 
+#: the longest name SQLite and the sweep locks give a file beside the store:
+#: ``<name>-journal`` and ``<name>-sweep<id>.lock`` with an id up to 2**63
+_BESIDE = len("-sweep") + len(str(2**63)) + len(".lock")
+
+
+def _check_name_length(path: str) -> None:
+    """Refuse, before anything is written, a store whose name leaves no room for the files
+    kept beside it: a name of 246 bytes made the store and its sweep, then failed on the
+    sweep's lock file (a sweep left with no run), and one of 250 left an empty file behind
+    an "unable to open database" that did not say why."""
+    name = os.fsencode(os.path.basename(path))
+    try:
+        limit = os.pathconf(os.path.dirname(path) or ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or no answer
+        limit = 255
+    if len(name) + _BESIDE > limit:
+        raise StoreError(f"cannot write to run store {path}: its name is {len(name)} bytes, "
+                         f"and the files kept beside it (its name + '-journal', '-wal', "
+                         f"'-sweep<id>.lock') need up to {_BESIDE} more, beyond this file "
+                         f"system's {limit}: choose a name of at most {limit - _BESIDE} bytes")
+
+
 class RunStore(DataFrameReaders):
     """Sweeps, runs and metric points in a SQLite file (see :mod:`.schema` for the tables).
 
@@ -356,6 +378,7 @@ class RunStore(DataFrameReaders):
                                  f"run store and cannot become one; point --db at another file")
         if self.readonly:
             return
+        _check_name_length(path)
         links = os.stat(path).st_nlink if exists else 1
         if links > 1:  # SQLite names its -wal and -shm after the path; the sweep locks too
             raise StoreError(f"cannot write to run store {path}: the file has {links} names "
