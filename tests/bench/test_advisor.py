@@ -852,3 +852,54 @@ def test_a_run_stored_without_a_score_is_ranked_by_its_final_metric():
     records = [rec(0.01, s, 0.9 + 0.01 * s, None) for s in range(2)] + \
         [rec(0.1, s, 0.5, 0.5) for s in range(2)]
     assert advisor._clear_leader(records, ordered, higher_is_better=True)
+
+
+# ------------------------------------------------- the tournament's rules, one by one
+# Each pins a rule a one-token mutant broke with no test failing; expected values by hand.
+
+
+def _rec(name, lr, seed, score, diverged=False):
+    return {"optimizer": name, "lr": lr, "seed": seed, "score": score, "metric": score,
+            "diverged": diverged}
+
+
+def test_a_diverged_arm_scores_worst_in_either_direction():
+    from optimlab.bench.advisor import _arm_scores
+
+    records = [_rec("adam", 0.1, 0, math.nan, diverged=True), _rec("adam", 0.1, 1, 0.9),
+               _rec("sgd", 0.01, 0, 0.7), _rec("sgd", 0.01, 1, 0.7)]
+    assert _arm_scores(records, True) == {("adam", 0.1): -math.inf, ("sgd", 0.01): 0.7}
+    assert _arm_scores(records[:1], False) == {("adam", 0.1): math.inf}
+    # the mean over seeds, not the median: [0.9, 0.9, 0.0] is 0.6, below a steady 0.7
+    steady = [_rec("a", 0.1, s, v) for s, v in enumerate([0.9, 0.9, 0.0])] + \
+        [_rec("b", 0.1, s, 0.7) for s in range(3)]
+    assert _arm_scores(steady, True) == pytest.approx({("a", 0.1): 0.6, ("b", 0.1): 0.7})
+
+
+def test_a_leader_is_clear_only_when_better_on_every_seed():
+    from optimlab.bench.advisor import _clear_leader
+
+    arms = [("a", 0.01), ("b", 0.1)]
+    tie = [_rec("a", 0.01, 0, 0.9), _rec("a", 0.01, 1, 0.9),
+           _rec("b", 0.1, 0, 0.9), _rec("b", 0.1, 1, 0.8)]
+    assert not _clear_leader(tie, arms, True)  # a tie on seed 0 is no lead
+    clear = [_rec("a", 0.01, 0, 0.9), _rec("a", 0.01, 1, 0.9),
+             _rec("b", 0.1, 0, 0.8), _rec("b", 0.1, 1, 0.8)]
+    assert _clear_leader(clear, arms, True)
+    # an arm that diverged on one seed and beat the leader on the other still counts
+    partly = [_rec("a", 0.01, 0, 0.9), _rec("a", 0.01, 1, 0.8),
+              _rec("b", 0.1, 0, math.nan, diverged=True), _rec("b", 0.1, 1, 0.85)]
+    assert not _clear_leader(partly, arms, True)
+    # one seed is no evidence of a clear lead
+    single = [_rec("a", 0.01, 0, 0.9), _rec("b", 0.1, 0, 0.8)]
+    assert not _clear_leader(single, arms, True)
+
+
+def test_the_range_test_rule_needs_a_rate_whose_own_run_ends_below_the_start():
+    """By the smoothed loss first, the raw one second, and only rates whose own run ended
+    below the initial loss 2.3 (1e-2 ends at 2.5: its smoothed loss is low, it is out)."""
+    from optimlab.bench.advisor import suggest_lr
+
+    lrs = [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    assert suggest_lr(lrs, [2.0, 1.0, 2.5, 1.1, 2.2], 2.3) == 1e-3
+    assert suggest_lr(lrs, [2.0, 1.0, 1.2, 0.9, 2.2], 2.3) == 1e-2
