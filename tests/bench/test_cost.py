@@ -461,3 +461,14 @@ def test_the_spread_is_the_rounds_own_interquartile_range(monkeypatch):
     q1, median, q3 = np.percentile(timings[2:], [25, 50, 75])
     assert measured.seconds == median == 0.008
     assert measured.spread == pytest.approx((q3 - q1) / median) and measured.gradients == 1.0
+
+
+def test_a_step_cost_is_noisy_beyond_half_its_median():
+    """SPREAD_LIMIT is 0.5 (interquartile range over the median): 0.6 is too noisy to rank
+    by, 0.5 is not."""
+    from optimlab.bench.cost import SPREAD_LIMIT, StepCost
+
+    assert SPREAD_LIMIT == 0.5
+    assert StepCost("x", 1e-3, 0.6, 1.0, 15).noisy
+    assert not StepCost("x", 1e-3, 0.5, 1.0, 15).noisy
+    assert not StepCost("x", 1e-3, 0.1, 1.0, 15).noisy

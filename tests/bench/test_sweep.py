@@ -902,3 +902,29 @@ def test_a_cost_taken_from_ended_runs_keeps_their_rounds(tmp_path):
     (run,) = store.list_runs(sweep)
     assert run.summary["cost_rounds"] >= 2
     assert _stored_costs(store, sweep)["sgd"].rounds == run.summary["cost_rounds"]
+
+
+def test_a_metric_exactly_at_the_target_reaches_it():
+    """288/360 correct is exactly the 0.8 target in floating point: reached, at its step."""
+    from types import SimpleNamespace
+
+    from optimlab.bench.sweep import _reached
+
+    run = SimpleNamespace(steps=[0, 5, 10], test_metric=[0.1, 288 / 360, 0.9],
+                          wall_time=[0.0, 1.0, 2.0])
+    assert 288 / 360 == 0.8 and _reached(run, 0.8, True) == (5, 1.0)
+    loss = SimpleNamespace(steps=[0, 5, 10], test_metric=[2.0, 0.5, 0.4], wall_time=[0, 1, 2])
+    assert _reached(loss, 0.5, False) == (5, 1)
+
+
+def test_extensions_count_whole_extensions_on_each_side():
+    """Rates outside the base grid (0.01, 0.1): one below (an extension cut short by the
+    bounds, counted whole) and two above (one extension): 2, whatever the counting's
+    rounding; at most MAX_EXTENSIONS in all rests on it."""
+    from optimlab.bench.sweep import SweepSpec, _extensions
+
+    spec = SweepSpec(task="digits", optimizers=("sgd",), lrs=(0.01, 0.1), target=0.8,
+                     extend=True)
+    assert _extensions(spec, "sgd", {0.001, 0.01, 0.1, 1.0, 10.0}) == 2
+    assert _extensions(spec, "sgd", {1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0}) == 3
+    assert _extensions(spec, "sgd", {0.01, 0.1}) == 0

@@ -918,3 +918,20 @@ def test_tuning_on_a_saddle_picks_the_rate_that_escapes_soonest():
     assert far.paths["gd"][-1, 1] - high > DIVERGENCE_WIDTHS * (high - low)  # far off the map
     assert far.metrics["gd"].escaped and not far.metrics["gd"].diverged
     assert "the step it escaped at, sooner is better" in tuned.table()
+
+
+def test_a_rate_is_out_where_its_loss_rises_above_the_start_at_all_past_halfway():
+    """Any rise above the start counts (a spike of 1.1x as much as one of 3x)."""
+    from optimlab.landscapes.race import _blew_up
+
+    assert bool(_blew_up(torch.tensor([1.0, 0.5, 0.2, 1.1, 0.1]), 2))
+    assert not bool(_blew_up(torch.tensor([1.0, 0.5, 0.2, 0.9, 0.1]), 2))
+    assert not bool(_blew_up(torch.tensor([1.0, 3.0, 0.2, 0.9, 0.1]), 2))  # before `since`
+
+
+def test_a_run_exactly_at_the_minimum_meets_a_tolerance_of_zero():
+    """GD at lr 1 on 0.5 (x^2 + kappa y^2) from (2, 0) lands on the minimum in one step."""
+    land = get("quadratic", kappa=1)
+    result = race(land, {"gd": {"lr": 1.0}}, start=(2.0, 0.0), steps=5, tol=0.0)
+    assert float(result.losses["gd"][1]) == land.min_value
+    assert result.metrics["gd"].steps_to_tol == 1
