@@ -460,7 +460,7 @@ def test_the_profile_picture_says_what_its_ratios_divide(store):
 # Each pins a rule a one-token mutant broke with no test failing.
 
 
-def _costed(name, spread, noisy=False, rounds=15):
+def _basis_record(name, spread, noisy=False, rounds=15):
     return {"optimizer": name, "status": "finished", "seconds_per_step": 1e-3,
             "cost_spread": spread, "cost_noisy": noisy, "cost_rounds": rounds,
             "steps_to_target": 10, "gradients_to_target": 10, "gradients_per_step": 1.0}
@@ -471,23 +471,23 @@ def test_a_spread_beyond_the_limit_or_a_noisy_flag_each_falls_back_to_gradients(
     from optimlab.bench.profile import _basis
 
     assert SPREAD_LIMIT == 0.5  # the documented limit: half the median
-    only_spread = [_costed("a", 0.7, noisy=False), _costed("b", 0.1)]
+    only_spread = [_basis_record("a", 0.7, noisy=False), _basis_record("b", 0.1)]
     assert _basis(only_spread)[0] == "gradients"
-    only_flag = [_costed("a", 0.2, noisy=True), _costed("b", 0.1)]
+    only_flag = [_basis_record("a", 0.2, noisy=True), _basis_record("b", 0.1)]
     assert _basis(only_flag)[0] == "gradients"
-    assert _basis([_costed("a", 0.5), _costed("b", 0.1)])[0] == "cost"  # at the limit: ranked
+    assert _basis([_basis_record("a", 0.5), _basis_record("b", 0.1)])[0] == "cost"  # at the limit: ranked
 
 
 def test_ties_are_judged_with_an_optimizers_widest_spread_and_fewest_rounds():
     from optimlab.bench.profile import _basis
 
-    records = [_costed("a", 0.1, rounds=15), _costed("a", 0.3, rounds=5), _costed("b", 0.1)]
+    records = [_basis_record("a", 0.1, rounds=15), _basis_record("a", 0.3, rounds=5), _basis_record("b", 0.1)]
     assert _basis(records) == ("cost", None, {"a": 0.3, "b": 0.1}, {"a": 5, "b": 15})
 
 
 def test_steps_where_some_run_that_reached_stores_no_gradient_count():
     from optimlab.bench.profile import _basis
 
-    old = _costed("a", 0.9, noisy=True)
+    old = _basis_record("a", 0.9, noisy=True)
     del old["gradients_to_target"]
-    assert _basis([old, _costed("b", 0.1)])[0] == "steps"
+    assert _basis([old, _basis_record("b", 0.1)])[0] == "steps"
