@@ -472,3 +472,28 @@ def test_a_step_cost_is_noisy_beyond_half_its_median():
     assert StepCost("x", 1e-3, 0.6, 1.0, 15).noisy
     assert not StepCost("x", 1e-3, 0.5, 1.0, 15).noisy
     assert not StepCost("x", 1e-3, 0.1, 1.0, 15).noisy
+
+
+def test_a_step_cost_is_the_median_of_its_rounds_and_its_spread_their_quartiles(monkeypatch):
+    """One slow round (a burst of load) must not move the cost: rounds of 1, 1, 2, 2 and
+    50 ms cost 2 ms (their mean would be 11.2 ms), spread (2 - 1) / 2 = 0.5 (numpy's
+    quartiles over the median; the mean's would be 0.089)."""
+    import numpy as np
+
+    from optimlab.bench import cost
+
+    rounds = [0.001, 0.001, 0.002, 0.002, 0.050]
+
+    class FakeStepper:
+        def __init__(self, *args):
+            self.times = iter([0.004, 0.004, *rounds])  # warm-up, sizing, then the rounds
+
+        def timed(self, n):
+            return next(self.times), n  # seconds, closure calls made
+
+    monkeypatch.setattr(cost, "_Stepper", FakeStepper)
+    got = cost._measure(None, None, None, [("adam", {})], rounds=5)["adam"]
+    q1, q3 = np.percentile(rounds, [25, 75])
+    assert got.seconds == float(np.median(rounds)) == 0.002
+    assert got.spread == pytest.approx((q3 - q1) / 0.002) and got.spread == pytest.approx(0.5)
+    assert (got.gradients, got.rounds) == (1.0, 5)
