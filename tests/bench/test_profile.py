@@ -491,3 +491,22 @@ def test_steps_where_some_run_that_reached_stores_no_gradient_count():
     old = _basis_record("a", 0.9, noisy=True)
     del old["gradients_to_target"]
     assert _basis([old, _basis_record("b", 0.1)])[0] == "steps"
+
+
+def test_an_optimizer_with_one_failed_run_among_reaching_ones_is_not_called_failed(store):
+    """Only an optimizer *all* of whose runs failed reads "failed": adam with one seed that
+    raised and two that reached the target in 10 steps is timed as the median of its seeds
+    (inf, 10, 10 -> 10 steps) and scores 1, sgd at 20 steps is 2x (score (4 - 2) / 3)."""
+    sweep = _runs(store, 0.8, [
+        ("adam", 0.01, 1, 0.9, _costed(10, 0.001)), ("adam", 0.01, 2, 0.9, _costed(10, 0.001)),
+        ("sgd", 0.01, 0, 0.9, _costed(20, 0.001)), ("sgd", 0.01, 1, 0.9, _costed(20, 0.001)),
+        ("sgd", 0.01, 2, 0.9, _costed(20, 0.001))])
+    (failed,) = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.01}, "seed": 0}])
+    store.finish_run(failed, "failed", error="RuntimeError: boom")
+    profile = build_profile(store, [sweep])
+    assert profile.failed == {}
+    headers, rows = profile.rows()
+    assert rows[0][headers.index("adam")] == "0.01 s (1.00x)"
+    assert rows[0][headers.index("sgd")] == "0.02 s (2.00x)"
+    assert profile.scores["adam"] == 1.0
+    assert profile.scores["sgd"] == pytest.approx((4 - 2) / 3)
