@@ -935,3 +935,22 @@ def test_a_run_exactly_at_the_minimum_meets_a_tolerance_of_zero():
     result = race(land, {"gd": {"lr": 1.0}}, start=(2.0, 0.0), steps=5, tol=0.0)
     assert float(result.losses["gd"][1]) == land.min_value
     assert result.metrics["gd"].steps_to_tol == 1
+
+
+def test_a_saddle_run_that_never_escapes_is_scored_by_its_steps_and_its_worst_gap():
+    """On the saddle f = x^2 - y^2 (no minimum; escape below f = -4) from (1.8, 1e-3), gd
+    neither escapes in 20 steps: the score is the 21 recorded steps plus its worst loss
+    over the last quarter (step 15, x_15 = 1.8 (1 - 2 lr)^15, y_15 = 1e-3 (1 + 2 lr)^15)
+    above -4, so the larger rate, nearer escaping, wins and the grid's top edge is flagged.
+    Without the worst-gap term the two tied and the smaller rate won."""
+    land = get("saddle")
+    result = race(land, {"gd": {}}, steps=20, tune=[1e-4, 1e-3], extend=False)
+
+    def by_hand(lr):
+        return 21 + (1.8 * (1 - 2 * lr) ** 15) ** 2 - (1e-3 * (1 + 2 * lr) ** 15) ** 2 + 4
+
+    assert land.min_value == -4.0 and not land.minima
+    # float64 paths: 15 steps of rounding, about 1e-15 relative; 1e-9 cannot hide the term
+    assert result.tuning_scores["gd"] == pytest.approx({1e-4: by_hand(1e-4), 1e-3: by_hand(1e-3)},
+                                                       rel=1e-9)
+    assert result.hparams["gd"]["lr"] == 1e-3 and result.tuning_edge == {"gd": "high"}
