@@ -390,10 +390,18 @@ def test_a_file_that_is_no_database_is_not_called_damaged(tmp_path, capsys):
 def test_a_store_name_with_no_room_for_its_side_files_is_refused_before_anything(tmp_path,
                                                                                   capsys):
     """A name of 246 bytes made the store and a sweep, then failed on the sweep's lock file
-    (its name + "-sweep1.lock" beyond 255 bytes), leaving a sweep with no run."""
-    db = tmp_path / ("d" * 243 + ".db")
-    assert main(["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs",
-                 "0.01", "--seeds", "1", "--steps", "5", "--db", str(db)]) == 2
+    (its name + "-sweep1.lock" beyond 255 bytes), leaving a sweep with no run. The bound
+    leaves room for "-sweep999999.lock" (17 bytes): a name of 238 bytes still works."""
+    import os
+
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    db = tmp_path / ("d" * (limit - 12) + ".db")  # 3 bytes over the bound
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs", "0.01",
+            "--seeds", "1", "--steps", "5", "--db"]
+    assert main([*argv, str(db)]) == 2
     err = capsys.readouterr().err
-    assert "its name is 246 bytes" in err and "at most 225 bytes" in err
+    assert f"its name is {limit - 9} bytes" in err and f"at most {limit - 17} bytes" in err
     assert list(tmp_path.iterdir()) == []
+    longest = tmp_path / ("d" * (limit - 20) + ".db")  # at the bound: trains
+    assert main([*argv, str(longest)]) == 0
+    assert longest.is_file()

@@ -166,9 +166,9 @@ def check_callable(name: str, value: Any, called: str = "") -> None:
 
 
 def check_bool(name: str, value: Any) -> None:
-    """Raise :class:`ArgumentTypeError` unless ``value`` is ``True`` or ``False`` (Python's or NumPy's
-    ``np.bool_``, which a param group stores as Python's): a switch of the rule, where ``1``
-    or ``"False"`` would be taken for true without a word."""
+    """Raise :class:`ArgumentTypeError` unless ``value`` is ``True`` or ``False`` (Python's or
+    NumPy's ``np.bool_``, which a param group stores as Python's): a switch of the rule,
+    where ``1`` or ``"False"`` would be taken for true without a word."""
     if not isinstance(value, (bool, np.bool_)):
         raise ArgumentTypeError(f"{name} must be a bool, got {_short(value)}")
 
@@ -183,8 +183,8 @@ def nonfinite_guard(value: Any) -> tuple[bool, Any]:
 
     if dist.is_available() and isinstance(value, dist.ProcessGroup):
         return True, value
-    raise ArgumentTypeError(f"skip_nonfinite must be a bool or a torch.distributed ProcessGroup, "
-                     f"got {_short(value)}")
+    raise ArgumentTypeError(f"skip_nonfinite must be a bool or a torch.distributed "
+                            f"ProcessGroup, got {_short(value)}")
 
 
 def _is_process_group(value: Any) -> bool:
@@ -1236,7 +1236,7 @@ class RuleOptimizer(TorchOptimizer):
         How each group runs (``fused``, ``foreach``) and stores its moments
         (``state_precision``) stay this optimizer's, whatever the checkpoint's groups say:
         ``RMSprop(fused=False)`` loading torch's checkpoint (no ``fused`` key) or Adam's
-        (``fused: None``) keeps stepping as torch does, bit for bit in float64.
+        (``fused: None``) keeps stepping as torch does, bit for bit.
 
         A group whose ``skip_nonfinite`` is a process group keeps it where the saved group
         holds True (how :meth:`state_dict` writes a process group): the load does not turn

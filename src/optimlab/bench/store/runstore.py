@@ -219,9 +219,10 @@ def _statuses(status: str | Iterable[str] | None) -> tuple[str, list[str]]:
     return f"status IN ({', '.join('?' * len(wanted))})", wanted
 
 
-#: the longest name SQLite and the sweep locks give a file beside the store:
-#: ``<name>-journal`` and ``<name>-sweep<id>.lock`` with an id up to 2**63
-_BESIDE = len("-sweep") + len(str(2**63)) + len(".lock")
+#: the longest name SQLite and the sweep locks give a file beside the store: ``<name>-journal``
+#: and ``<name>-sweep<id>.lock`` with an id of up to 6 digits (a store of a million sweeps
+#: is beyond any use; a tighter bound would refuse long names that work)
+_BESIDE = len("-sweep999999.lock")
 
 
 def _check_name_length(path: str) -> None:
@@ -237,7 +238,7 @@ def _check_name_length(path: str) -> None:
     if len(name) + _BESIDE > limit:
         raise StoreError(f"cannot write to run store {path}: its name is {len(name)} bytes, "
                          f"and the files kept beside it (its name + '-journal', '-wal', "
-                         f"'-sweep<id>.lock') need up to {_BESIDE} more, beyond this file "
+                         f"'-sweep<id>.lock') need {_BESIDE} more, beyond this file "
                          f"system's {limit}: choose a name of at most {limit - _BESIDE} bytes")
 
 
