@@ -7,9 +7,8 @@ from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
 from .base import (
-    ArgumentTypeError,
     RuleOptimizer,
-    as_items,
+    check_items,
     check_range,
     common_args_doc,
     nonzero,
@@ -161,9 +160,7 @@ class Adafactor(RuleOptimizer):
     ) -> None:
         check_range("lr", lr, 0.0)
         check_range("beta2_decay", beta2_decay, None, 0.0, high_open=False)
-        if as_items(eps) is None or len(eps) != 2:
-            error = ArgumentTypeError if as_items(eps) is None else ValueError
-            raise error(f"eps must be a pair (eps1 or None, eps2), got {eps!r}")
+        check_items("eps", eps, 2, "a pair (eps1 or None, eps2)")
         if eps[0] is not None:
             check_range("eps[0]", eps[0], 0.0)
         check_range("eps[1]", eps[1], 0.0)

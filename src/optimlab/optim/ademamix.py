@@ -9,10 +9,8 @@ from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
 from .base import (
-    ArgumentTypeError,
     RuleOptimizer,
-    _short,
-    as_items,
+    check_items,
     check_range,
     common_args_doc,
     nonzero,
@@ -200,9 +198,7 @@ class AdEMAMix(RuleOptimizer):
         state_precision: str | None = None,
     ) -> None:
         check_range("lr", lr, 0.0)
-        if as_items(betas) is None or len(betas) != 3:
-            error = ArgumentTypeError if as_items(betas) is None else ValueError
-            raise error(f"betas must be a triple (beta1, beta2, beta3), got {_short(betas)}")
+        check_items("betas", betas, 3, "a triple (beta1, beta2, beta3)")
         for i, beta in enumerate(betas):
             check_range(f"betas[{i}]", beta, 0.0, 1.0)
         check_range("alpha", alpha, 0.0)

@@ -37,6 +37,7 @@ __all__ = [
     "check_range",
     "check_betas",
     "check_pair",
+    "check_items",
     "check_int",
     "check_state_dict",
     "optimizer_getstate",
@@ -246,14 +247,27 @@ def as_items(value: Any) -> list | None:
     return list(value)
 
 
+def check_items(name: str, value: Any, count: int, what: str) -> list:
+    """The ``count`` items of the sequence argument ``value`` (:func:`as_items`): where it is
+    no sequence, :class:`ArgumentTypeError`; where it holds another number of items,
+    ``ValueError``; either says "``name`` must be ``what``, got ...".
+
+    >>> check_items("betas", 0.9, 2, "a pair (beta1, beta2)")
+    Traceback (most recent call last):
+    optimlab.optim.base.ArgumentTypeError: betas must be a pair (beta1, beta2), got 0.9
+    """
+    items = as_items(value)
+    if items is None or len(items) != count:
+        error = ArgumentTypeError if items is None else ValueError
+        raise error(f"{name} must be {what}, got {_short(value)}")
+    return items
+
+
 def check_pair(name: str, pair: Any, low: float | None = 0.0, high: float | None = None,
                **bounds: Any) -> None:
     """Check a pair of numbers (``(low, high)`` style arguments: Rprop's ``etas``, ...), each
     with :func:`check_range` and the same interval."""
-    items = as_items(pair)
-    if items is None or len(items) != 2:
-        error = ArgumentTypeError if items is None else ValueError
-        raise error(f"{name} must be a pair of numbers, got {_short(pair)}")
+    items = check_items(name, pair, 2, "a pair of numbers")
     for i, value in enumerate(items):
         check_range(f"{name}[{i}]", value, low, high, **bounds)
 
@@ -282,10 +296,7 @@ def check_betas(betas: Any, name: str = "betas", *, same_kind: bool = False) -> 
     With ``same_kind`` (the rule of ``torch.optim.Adam`` and ``AdamW``) the two must be
     both tensors or both numbers.
     """
-    items = as_items(betas)
-    if items is None or len(items) != 2:
-        error = ArgumentTypeError if items is None else ValueError
-        raise error(f"{name} must be a pair (beta1, beta2), got {_short(betas)}")
+    items = check_items(name, betas, 2, "a pair (beta1, beta2)")
     for i, beta in enumerate(items):
         check_range(f"{name}[{i}]", beta, 0.0, 1.0)
     if same_kind and isinstance(items[0], Tensor) != isinstance(items[1], Tensor):

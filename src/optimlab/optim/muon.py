@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
-from .base import RuleOptimizer, as_items, check_bool, check_int, check_range, common_args_doc
+from .base import RuleOptimizer, check_bool, check_int, check_items, check_range, common_args_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 
@@ -191,9 +191,7 @@ class Muon(RuleOptimizer):
         check_range("momentum", momentum, 0.0, 1.0)
         check_bool("nesterov", nesterov)
         check_range("eps", eps, 0.0)
-        if as_items(ns_coefficients) is None or len(ns_coefficients) != 3:
-            raise ValueError(f"ns_coefficients must be three numbers (a, b, c), got "
-                             f"{ns_coefficients!r}")
+        check_items("ns_coefficients", ns_coefficients, 3, "three numbers (a, b, c)")
         # the iteration runs in bfloat16: a coefficient it cannot hold overflows there (to
         # NaN, or a RuntimeError where vmap batches members), so it is refused here
         biggest = torch.finfo(NS_DTYPE).max

@@ -7,11 +7,10 @@ from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
 from .base import (
-    ArgumentTypeError,
     RuleOptimizer,
-    as_items,
     check_bool,
     check_int,
+    check_items,
     check_range,
     common_args_doc,
     nonzero,
@@ -305,10 +304,7 @@ class Shampoo(RuleOptimizer):
         state_precision: str | None = None,
     ) -> None:
         check_range("lr", lr, 0.0)
-        items = as_items(betas)
-        if items is None or len(items) != 2:
-            error = ArgumentTypeError if items is None else ValueError
-            raise error(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        check_items("betas", betas, 2, "a pair (beta1, beta2)")
         check_range("betas[0]", betas[0], 0.0, 1.0)
         check_range("betas[1]", betas[1], 0.0, 1.0, high_open=False)
         check_range("eps", eps, 0.0, low_open=True)
