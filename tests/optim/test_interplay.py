@@ -138,3 +138,27 @@ def test_swa_averaging(name):
     for k, averaged in enumerate(swa_model.module.parameters()):
         expected = torch.stack([s[k] for s in snapshots]).mean(0)
         torch.testing.assert_close(averaged.detach(), expected)
+
+
+@pytest.mark.parametrize("engine", [{}, {"fused": True}, {"foreach": False}],
+                         ids=["multi-tensor", "fused", "per-tensor"])
+def test_sgd_momentum_switched_on_after_the_first_step_matches_torch(engine):
+    """A schedule may turn SGD's momentum on after steps without it (torch starts the buffer
+    from the gradient then). This is why plain SGD keeps ``momentum_buffer: None`` in its
+    state where torch keeps nothing: the engine fixes a rule's state entries at the first step.
+    """
+    import optimlab
+
+    finals = []
+    for make in (lambda p: torch.optim.SGD([p], lr=0.1),
+                 lambda p: optimlab.SGD([p], lr=0.1, **engine)):
+        p = torch.nn.Parameter(torch.linspace(-1, 1, 7, dtype=torch.float64))
+        opt = make(p)
+        for t in range(5):
+            if t == 2:
+                opt.param_groups[0]["momentum"] = 0.9
+            p.grad = p.detach() ** 2 - 0.3
+            opt.step()
+        finals.append(p.detach().clone())
+        assert "momentum_buffer" in opt.state[p]
+    assert torch.equal(*finals)
