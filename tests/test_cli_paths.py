@@ -405,3 +405,28 @@ def test_a_store_name_with_no_room_for_its_side_files_is_refused_before_anything
     longest = tmp_path / ("d" * (limit - 20) + ".db")  # at the bound: trains
     assert main([*argv, str(longest)]) == 0
     assert longest.is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+@pytest.mark.parametrize("argv, heavy", [
+    (["tour", "--out", "{link}"], "optimlab.bench.tour.run_tour"),
+    (["bench", "digits", "--optimizers", "adam", "--steps", "3", "--db", "{tmp}/r.db", "--out",
+      "{link}"], "optimlab.bench.sweep.run_sweep"),
+    (["advise", "digits", "--steps", "30", "--db", "{tmp}/r.db", "--out", "{link}"],
+     "optimlab.bench.advisor.advise_task"),
+    (["demo", "--out", "{link}"], "optimlab.exhibits.run_demo"),
+    (["docs", "--out", "{link}"], "optimlab.web.docs.write_docs"),
+])
+def test_a_link_to_a_missing_folder_is_named_as_such(argv, heavy, tmp_path, capsys, monkeypatch):
+    """`--out link` where the link's target is gone: mkdir said "File exists", where nothing
+    seemed to be; the error names the link and its target, before the work starts."""
+    pytest.importorskip("matplotlib")
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    monkeypatch.setattr(heavy, _never)
+    argv = [a.format(link=link, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert err.startswith("optimlab: error: cannot") and \
+        f"{link} is a symbolic link to {tmp_path / 'gone'}, which does not exist" in err, err
+    assert not (tmp_path / "gone").exists()

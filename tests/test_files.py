@@ -1,10 +1,11 @@
-"""optimlab._files.write_atomically: a reader sees the old file or the new one, never a part."""
+"""optimlab._files: write_atomically (a reader sees the old file or the new one, never a part)
+and mkdir_failure (why a folder could not be made)."""
 
 import os
 
 import pytest
 
-from optimlab._files import write_atomically
+from optimlab._files import mkdir_failure, write_atomically
 
 
 def test_a_write_replaces_the_file_whole_with_the_mode_asked(tmp_path):
@@ -31,3 +32,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["cache.npz"]
     with pytest.raises(FileNotFoundError):
         write_atomically(tmp_path / "no-folder" / "x", "text")
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+def test_a_link_to_a_missing_folder_is_named_where_mkdir_says_file_exists(tmp_path):
+    link = tmp_path / "out"
+    link.symlink_to(tmp_path / "gone")
+    for path in (link, link / "a" / "b"):  # the link itself, or a folder above
+        with pytest.raises(OSError) as caught:
+            path.mkdir(parents=True, exist_ok=True)
+        assert mkdir_failure(path, caught.value) == (
+            f"{link} is a symbolic link to {tmp_path / 'gone'}, which does not exist (create "
+            "that folder, or remove the link)")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError) as caught:
+        (blocker / "sub").mkdir(parents=True)
+    assert mkdir_failure(blocker / "sub", caught.value) == caught.value.strerror

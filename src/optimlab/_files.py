@@ -1,6 +1,6 @@
 """Writing a file atomically, for the caches that several processes (and machines sharing a
 folder) read and write: the kernels' sources, the step costs, the tasks' data and the
-catalog's answers. Standard library only.
+catalog's answers; and saying why a folder could not be made. Standard library only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["write_atomically"]
+__all__ = ["mkdir_failure", "write_atomically"]
 
 
 def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], None], *,
@@ -41,3 +41,17 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def mkdir_failure(path: Path, err: OSError) -> str:
+    """Why ``path.mkdir()`` failed with ``err``, in words for an error line.
+
+    A symbolic link to a missing folder makes ``mkdir`` say "File exists", where nothing
+    seems to be: the link and its target are named instead.
+    """
+    path = Path(path)
+    for link in (path, *path.parents):
+        if link.is_symlink() and not link.exists():
+            return (f"{link} is a symbolic link to {os.readlink(link)}, which does not exist "
+                    "(create that folder, or remove the link)")
+    return err.strerror or str(err)

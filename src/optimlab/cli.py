@@ -753,7 +753,9 @@ def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
             try:
                 path.mkdir()
             except OSError as err:
-                raise CLIError(f"cannot create {flag} {text}: {err.strerror or err}") from None
+                from ._files import mkdir_failure
+
+                raise CLIError(f"cannot create {flag} {text}: {mkdir_failure(path, err)}") from None
         _check_writable(path, f"{flag} {text}")
         return path / f"{stem}{suffixes[0]}"
     folder = path.absolute().parent
@@ -793,6 +795,11 @@ def out_folder(text: str, flag: str, what: str) -> Path:
     if path.exists() and not path.is_dir():
         raise CLIError(f"cannot write {what} to {text}: it is a file, not a folder (pass a "
                        f"folder to {flag})")
+    if path.is_symlink() and not path.exists():  # mkdir would say "File exists"
+        from ._files import mkdir_failure
+
+        raise CLIError(f"cannot write {what} to {text}: "
+                       f"{mkdir_failure(path, FileExistsError())}")
     parent = path.absolute().parent
     if not path.exists() and parent.exists() and not parent.is_dir():
         raise CLIError(f"cannot write {what} to {text}: {parent} is a file, not a folder")

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import mkdir_failure
 from .advisor import (
     ETA,
     LOWER,
@@ -676,7 +677,7 @@ def write_advice_report(advice: Advice, store: RunStore, out_dir) -> dict[str, P
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"cannot create the report folder {out_dir}: "
-                      f"{err.strerror or err}") from err
+                      f"{mkdir_failure(out_dir, err)}") from err
     paths = {key: out_dir / name for key, name in FILES.items()}
     for key, png in pngs.items():
         _write(paths[key], png)

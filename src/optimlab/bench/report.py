@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import mkdir_failure
 from .._table import one_line, text_table
 from .analysis import (
     CONFIDENCE,
@@ -1200,7 +1201,7 @@ def write_report(store: RunStore, sweep_id: int, out_dir, metric_name: str | Non
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"cannot create the report folder {out_dir}: "
-                      f"{err.strerror or err}") from err
+                      f"{mkdir_failure(out_dir, err)}") from err
     columns, rows = _result_rows(sw)
     paths = {key: out_dir / name for key, name in _FILES.items()}
     text = io.StringIO()

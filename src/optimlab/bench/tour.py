@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._files import mkdir_failure
 from ..exhibits import gd_variants
 from ..exhibits.basins import BASIN_OPTIMIZERS
 from ..landscapes import get as get_landscape
@@ -1215,7 +1216,7 @@ def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OSError(err.errno, f"cannot create {out}: {err.strerror}") from None
+        raise OSError(err.errno, f"cannot create {out}: {mkdir_failure(out, err)}") from None
     with _one_tour_at_a_time(out):
         return _tour(out, quick, say)
 
