@@ -430,3 +430,13 @@ def test_a_link_to_a_missing_folder_is_named_as_such(argv, heavy, tmp_path, caps
     assert err.startswith("optimlab: error: cannot") and \
         f"{link} is a symbolic link to {tmp_path / 'gone'}, which does not exist" in err, err
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_line_break_in_an_output_name_keeps_each_wrote_line_whole(tmp_path, capsys):
+    """`--out $'a\\nb.png'` printed "wrote .../a" and "b.png" on two lines, as if two files
+    were written: a name that would not print as one line is quoted with escapes."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "a\nb.png"
+    assert main(RACE + ["--out", str(out)]) == 0
+    wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
+    assert wrote == [f"wrote {str(out)!r}"] and out.is_file()

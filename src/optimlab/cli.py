@@ -941,7 +941,7 @@ def run_race(args: argparse.Namespace) -> str:
     for path, write in outputs:
         if path is not None:
             try:
-                lines += [f"wrote {item}" for item in write(path)]
+                lines += [f"wrote {_path_shown(item)}" for item in write(path)]
             except (Exception, KeyboardInterrupt) as err:
                 # the race's results are not lost with a picture, whatever stops it; the
                 # error is then main's one line
@@ -949,7 +949,8 @@ def run_race(args: argparse.Namespace) -> str:
                 if isinstance(err, OSError):
                     raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
                 raise
-    if gif is not None and gif.suffix.lower() == ".mp4" and f"wrote {gif}" not in lines:
+    if gif is not None and gif.suffix.lower() == ".mp4" \
+            and f"wrote {_path_shown(gif)}" not in lines:
         print("optimlab: note: no MP4 written: it needs ffmpeg, which is not on PATH; the "
               "animation is the GIF only", file=sys.stderr)
     return "\n".join(lines)
@@ -1001,7 +1002,7 @@ def run_demo(args: argparse.Namespace) -> str:
     # the title carries the set-up (rates, batch, start) the table leaves out
     text = (f"{result.name}: {result.title}\n" if result.title else "") + result.table()
     if folder is not None:
-        text += f"\nwrote {folder / (result.name + '.png')}"  # the exhibit's name: EMA -> ema
+        text += f"\nwrote {_path_shown(folder / (result.name + '.png'))}"  # the exhibit's name: EMA -> ema
     return text
 
 
@@ -1018,7 +1019,7 @@ def _run_every_demo(args: argparse.Namespace, names: Sequence[str], run) -> str:
             raise CLIError(f"cannot write to {folder}: {err.strerror or err}") from None
         title = f" {result.title}" if result.title else ""
         print(_printable(f"[{number}/{len(names)}] {result.name}:{title}\n{result.table()}\n"
-                         f"wrote {folder / (result.name + '.png')}\n"), flush=True)
+                         f"wrote {_path_shown(folder / (result.name + '.png'))}\n"), flush=True)
     return f"ran {len(names)} exhibits; their pictures are in {folder}"
 
 
@@ -1447,7 +1448,7 @@ def run_bench(args: argparse.Namespace) -> str:
             raise CLIError(f"cannot write the report to {out}: {err.strerror or err} (the "
                            f"sweep is stored: `optimlab report {sweep_id} --db {_masked(db)} --out "
                            "FOLDER` writes it)") from None
-        lines += [f"wrote {path}" for path in written.values()]
+        lines += [f"wrote {_path_shown(path)}" for path in written.values()]
     counts = store.sweep(sweep_id)["counts"]
     if counts["failed"] and counts["failed"] == sum(counts.values()):
         # every run raised: say so in the exit status too, so a script can tell
@@ -1634,8 +1635,8 @@ def run_slice(args: argparse.Namespace) -> str:
     except OSError as err:
         print(_printable("\n".join(lines)))  # the slice's results are not lost with it
         raise CLIError(f"cannot write the slice to {out}: {err.strerror or err}") from None
-    return "\n".join(lines + [f"wrote {out / 'slice.png'}", f"wrote {out / 'interpolation.png'}",
-                              f"wrote {out / 'slice.json'}"])
+    return "\n".join(lines + [f"wrote {_path_shown(out / name)}"
+                              for name in ("slice.png", "interpolation.png", "slice.json")])
 
 
 ADVICE_DIR = "optimlab-advice"
@@ -1810,9 +1811,9 @@ def run_advise(args: argparse.Namespace) -> str:
         where = "" if err.filename is None else f" to {err.filename}"
         raise CLIError(f"cannot write the advice{where}: {err.strerror or _one_line(err)} (the "
                        "same command again reads the answer back from the store)") from None
-    lines += [f"wrote {path}" for path in written.values()]
+    lines += [f"wrote {_path_shown(path)}" for path in written.values()]
     if json_path is not None:
-        lines.append(f"wrote {json_path}")
+        lines.append(f"wrote {_path_shown(json_path)}")
     return "\n".join(lines)
 
 
@@ -2004,7 +2005,7 @@ def run_report(args: argparse.Namespace) -> str:
         raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
     heading = f"sweep {args.sweep_id} in {_masked(db)}: " + sweep_heading(store, args.sweep_id)
     return "\n".join([heading, summary_table(store, args.sweep_id)]
-                     + [f"wrote {path}" for path in written.values()])
+                     + [f"wrote {_path_shown(path)}" for path in written.values()])
 
 
 def run_profile(args: argparse.Namespace) -> str:
@@ -2029,7 +2030,7 @@ def run_profile(args: argparse.Namespace) -> str:
             raise CLIError(f"cannot write {out}: {err.strerror or err}") from None
         finally:
             plt_close(fig)
-        text += f"\nwrote {out}"
+        text += f"\nwrote {_path_shown(out)}"
     return text
 
 
@@ -2043,7 +2044,7 @@ def run_tour(args: argparse.Namespace) -> str:
         page = tour(out, quick=args.quick, say=lambda text: print(text, file=sys.stderr))
     except OSError as err:
         raise CLIError(f"cannot write the tour to {out}: {err.strerror or err}") from None
-    return f"wrote {page}"
+    return f"wrote {_path_shown(page)}"
 
 
 DOCS_DIR = "optimlab-docs"
@@ -2059,7 +2060,7 @@ def run_docs(args: argparse.Namespace) -> str:
         index = write_docs(out)
     except OSError as err:
         raise CLIError(f"cannot write the reference to {out}: {err.strerror or err}") from None
-    return f"wrote {index} and a page for each of the {len(TABLE)} optimizers"
+    return f"wrote {_path_shown(index)} and a page for each of the {len(TABLE)} optimizers"
 
 
 def run_serve(args: argparse.Namespace) -> str:
@@ -2416,6 +2417,14 @@ def _run(args: argparse.Namespace) -> str:
     if args.command == "serve":
         return run_serve(args)
     raise CLIError(f"unknown command {args.command!r}")
+
+
+def _path_shown(path: object) -> str:
+    """A path for a "wrote ..." line: as it is, or quoted with escapes where it holds a line
+    break or another character that would not print (``'a\\nb.png'``), so that each file
+    takes one line."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
 
 
 def _printable(text: str) -> str:
