@@ -150,6 +150,16 @@ def test_an_arm_back_after_rungs_it_missed_is_not_joined_across_them(report):
               for line in left.get_lines() if len(line.get_xdata()) == 1}
     assert {(0.0, 5.0), (2.0, 4.0)} <= points
     assert "line ends where it was cut" in left.get_title()
+    # each optimizer's points, legend entry and final curves carry its own marker, besides
+    # its colour (WCAG 1.4.1)
+    marks = {line.get_label(): line.get_marker() for line in left.get_legend().get_lines()}
+    assert marks.keys() == {"momentum", "adam"} and marks["momentum"] != marks["adam"]
+    assert {line.get_marker() for line in left.get_lines() if len(line.get_xdata()) == 1} \
+        == set(marks.values())
+    finals = [line for line in fig.axes[1].get_lines()
+              if (line.get_gid() or "").startswith("final:")]
+    assert finals and all(line.get_marker() == marks[line.get_gid().split(":")[1]]
+                          for line in finals)
 
 
 def test_full_batch_training_is_said_so(report):

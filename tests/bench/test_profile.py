@@ -510,3 +510,16 @@ def test_an_optimizer_with_one_failed_run_among_reaching_ones_is_not_called_fail
     assert rows[0][headers.index("sgd")] == "0.02 s (2.00x)"
     assert profile.scores["adam"] == 1.0
     assert profile.scores["sgd"] == pytest.approx((4 - 2) / 3)
+
+
+def test_each_optimizers_profile_line_carries_a_marker_of_its_own(store):
+    """Told apart by more than colour (WCAG 1.4.1), in the legend's order."""
+    from optimlab.landscapes.plots import plt_close
+    from optimlab.optim.palette import label_markers
+
+    profile = build_profile(store, [_sweep(store, {"adam": 1.0, "sgd": 2.0})])
+    fig = profile.plot()
+    drawn = {line.get_label().split(" ")[0]: line.get_marker() for line in fig.axes[0].get_lines()
+             if line.get_label().split(" ")[0] in profile.rho}
+    plt_close(fig)
+    assert drawn == label_markers(list(profile.rho)) and len(set(drawn.values())) == 2

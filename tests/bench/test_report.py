@@ -838,3 +838,26 @@ def test_ties_are_stated_over_the_seeds_every_optimizer_has():
 
     assert _common_seeds([summary("a", [0, 1, 2]), summary("b", [1, 2, 3])]) == 2
     assert _common_seeds([summary("a", [0, 1, 2]), summary("b", [0, 1, 2])]) == 3
+
+
+def test_each_optimizers_lines_carry_a_marker_of_their_own(swept):
+    """Lines told apart by colour alone fail a reader who cannot tell the hues apart (WCAG
+    1.4.1): each optimizer's curve and its points in the sensitivity plot carry its marker,
+    the same in both figures."""
+    from optimlab.bench.report import _curves_figure, _sensitivity_figure, _Sweep
+    from optimlab.landscapes.plots import plt_close
+
+    store, sweep, _ = swept
+    sw = _Sweep(store, sweep, None, None)
+    seen = {}
+    for figure in (_curves_figure(sw), _sensitivity_figure(sw)):
+        for ax in figure.axes:
+            for line in ax.get_lines():
+                gid = line.get_gid() or ""
+                # (an error bar's caps share its gid, with the cap marker "_")
+                if gid.split(":")[0] in ("test_metric", "train_loss", "sensitivity") \
+                        and line.get_marker() != "_":
+                    seen.setdefault(gid.split(":")[1], set()).add(line.get_marker())
+        plt_close(figure)
+    assert seen.keys() == {"sgd", "adam"} and all(len(m) == 1 for m in seen.values()), seen
+    assert seen["sgd"] != seen["adam"] and "None" not in seen["sgd"] | seen["adam"]

@@ -726,3 +726,21 @@ def test_plot_landscape_takes_a_colormap_and_numpy_levels():
     fig = plots.plot_landscape(_bowl(), resolution=RES, levels=np.int64(5),
                                cmap=colormaps["magma"])
     plots.plt_close(fig)
+
+
+def test_each_racers_path_and_loss_curve_carry_a_marker_of_their_own():
+    """Besides its colour (WCAG 1.4.1): a dashed line already means a diverged run, so a
+    racer is told apart by its marker, on the path, at its end and on its loss curve."""
+    from optimlab.landscapes import race
+    from optimlab.landscapes.plots import plt_close
+
+    raced = race("rosenbrock", {"sgd": {"lr": 1e-3}, "adam": {"lr": 0.05},
+                                "rmsprop": {"lr": 0.01}}, steps=40)
+    fig = plots.plot_race(raced, resolution=RES)
+    markers = {}
+    for prefix in ("path:", "end:", "loss:"):
+        for label, line in _lines(_panel(fig, prefix), prefix).items():
+            markers.setdefault(label, set()).add(line.get_marker())
+    plt_close(fig)
+    assert all(len(m) == 1 for m in markers.values()) and len(markers) == 3
+    assert len({m for ms in markers.values() for m in ms} - {"None", ""}) == 3

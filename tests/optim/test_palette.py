@@ -288,3 +288,13 @@ def test_lines_between_two_optimizers_are_in_no_optimizers_colour():
     for colour, marker in styles.values():
         assert colour not in owned and colour[1:3] == colour[3:5] == colour[5:7]  # a grey
         assert marker in palette.PAIR_MARKERS
+
+
+def test_label_markers_tell_ten_lines_apart_and_leave_the_star_to_best_points():
+    from optimlab.optim.palette import LINE_MARKERS, label_markers
+
+    labels = [f"opt{i}" for i in range(12)]
+    markers = label_markers(labels + ["opt0"])  # a repeated label keeps its one marker
+    assert list(markers) == labels
+    assert len(set(list(markers.values())[:10])) == 10 and markers["opt10"] == markers["opt0"]
+    assert "*" not in LINE_MARKERS

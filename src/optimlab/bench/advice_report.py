@@ -283,6 +283,9 @@ def _tournament_figure(advice: Advice, store: RunStore):
     all_arms = list(dict.fromkeys(_arm_key(a["optimizer"], a["lr"])
                                   for rung in advice.rungs for a in rung["arms"]))
     styles = _arm_styles(all_arms)
+    from ..optim.palette import label_markers  # each optimizer's marker beside its colour
+
+    markers = label_markers(a[0] for a in all_arms)
 
     # left: successive halving, each arm's score at each rung it ran
     scores: dict[tuple[str, float], list[tuple[int, float]]] = defaultdict(list)
@@ -316,7 +319,7 @@ def _tournament_figure(advice: Advice, store: RunStore):
             for x, (_, s) in zip(xs, points):
                 bad = not _finite(s)
                 hax.plot([x], [edge if bad else s], linestyle="none",
-                         marker="x" if bad else "o", markersize=7 if bad else 4.5,
+                         marker="x" if bad else markers[arm[0]], markersize=7 if bad else 4.5,
                          markeredgewidth=2 if bad else 1, color=_color(arm[0]), zorder=4)
         if any(not _finite(s) for v in scores.values() for _, s in v):
             hax.axhline(edge, color="0.6", linewidth=0.8, linestyle=":")
@@ -330,7 +333,7 @@ def _tournament_figure(advice: Advice, store: RunStore):
         from matplotlib.lines import Line2D
 
         names = list(dict.fromkeys(a[0] for a in all_arms))
-        hax.legend(handles=[Line2D([], [], color=_color(n), marker="o", markersize=4.5,
+        hax.legend(handles=[Line2D([], [], color=_color(n), marker=markers[n], markersize=4.5,
                                    label=n) for n in names],
                    fontsize=8, loc="lower right" if higher else "upper right",
                    title="line style: the rate, lowest solid", title_fontsize=7)
@@ -361,6 +364,8 @@ def _tournament_figure(advice: Advice, store: RunStore):
             label += f", {seeds} seed{'s' if seeds != 1 else ''}"
             cax.fill_between(steps, low, high, color=col, alpha=0.12, linewidth=0)
             cax.plot(steps, mean, color=col, linestyle=styles.get(arm, "-"),
+                     marker=markers.get(arm[0], "o"), markersize=4,
+                     markevery=max(1, len(steps) // 8),
                      linewidth=2.6 if arm == pick else 1.5, label=label,
                      zorder=3 if arm == pick else 2, gid=f"final:{arm[0]}:{arm[1]:g}")
             drawn.append(mean[np.isfinite(mean)])

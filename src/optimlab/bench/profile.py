@@ -149,13 +149,14 @@ class Profile:
     def plot(self) -> Figure:
         """rho(tau) for every optimizer (matplotlib figure)."""
         from ..landscapes.plots import _pyplot
-        from ..optim.palette import label_colors  # the catalog's colour of each optimizer
+        from ..optim.palette import label_colors, label_markers  # the catalog's colours
 
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        colors = label_colors(list(self.rho))
+        colors, markers = label_colors(list(self.rho)), label_markers(list(self.rho))
         for name, rho in self.rho.items():
             ax.step(self.taus, rho, where="post", color=colors[name], lw=2,
+                    marker=markers[name], markersize=5, markevery=max(1, len(self.taus) // 8),
                     label=f"{name} (score {self.scores[name]:.3f})")
         # the axis names what the ratios divide: the calibrated cost where every workload
         # is timed by it (:attr:`basis`), another measure where all are, else "time"

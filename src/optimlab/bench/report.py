@@ -807,6 +807,13 @@ def _colors(names: Sequence[str]) -> dict[str, str]:
     return label_colors(list(names))
 
 
+def _markers(names: Sequence[str]) -> dict[str, str]:
+    # and a marker each, so that a line is matched to its legend entry without its colour
+    from ..optim.palette import label_markers
+
+    return label_markers(list(names))
+
+
 def _log_worthy(values: np.ndarray) -> bool:
     """Positive values spanning more than one and a half decades."""
     v = values[np.isfinite(values)]
@@ -831,7 +838,7 @@ def _no_data(ax, text: str) -> None:
 def _curves_figure(sw: _Sweep):
     plt = _pyplot()
     fig, (max_, lax) = plt.subplots(1, 2, figsize=(11.5, 4.6), layout="constrained")
-    colors = _colors(sw.optimizers)
+    colors, markers = _colors(sw.optimizers), _markers(sw.optimizers)
     ids = {n: [r.id for r in sw.best_runs(n)] for n in sw.optimizers}
     wanted = [i for v in ids.values() for i in v]
     df = sw.store.metrics(sw.id, run_ids=wanted) if wanted else None
@@ -855,6 +862,7 @@ def _curves_figure(sw: _Sweep):
             mean, low, high = _seed_stats(wide.to_numpy(dtype=float))
             ax.fill_between(steps, low, high, color=colors[name], alpha=0.2, linewidth=0)
             ax.plot(steps, mean, color=colors[name], linewidth=1.8, label=label,
+                    marker=markers[name], markersize=4, markevery=max(1, len(steps) // 8),
                     gid=f"{metric}:{name}")
             drawn[metric] += [mean, low, high]
     titles = {"test_metric": f"test {_metric_label(sw.metric)}", "train_loss": "train loss"}
@@ -910,7 +918,7 @@ def _sensitivity_figure(sw: _Sweep):
     from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(8.5, 5.0), layout="constrained")
-    colors = _colors(sw.optimizers)
+    colors, markers = _colors(sw.optimizers), _markers(sw.optimizers)
     ax.set_xscale("log")
     n = len(sw.optimizers)
     bad: list[tuple[str, float]] = []
@@ -944,14 +952,15 @@ def _sensitivity_figure(sw: _Sweep):
         stds = np.array([np.std(by_lr[lr], ddof=1) if len(by_lr[lr]) > 1 else 0.0
                          for lr in xs])
         handles.append(ax.errorbar(np.array(xs) * dodge, means, yerr=stds, color=colors[name],
-                                   marker="o", markersize=5, capsize=3, linewidth=1.5,
+                                   marker=markers[name], markersize=5, capsize=3, linewidth=1.5,
                                    label=name, gid=f"sensitivity:{name}"))
         # a rate where some seeds diverged or failed: its point is the mean of the others,
         # which alone would flatter it; drawn hollow, with how many of its seeds it holds
         for lr, mean in zip(xs, means):
             if failed.get(lr):
                 total = len(by_lr[lr]) + failed[lr]
-                ax.plot([lr * dodge], [mean], linestyle="none", marker="o", markersize=8,
+                ax.plot([lr * dodge], [mean], linestyle="none", marker=markers[name],
+                        markersize=8,
                         markerfacecolor="white", markeredgecolor=colors[name],
                         markeredgewidth=1.5, zorder=3, gid=f"partial:{name}")
                 ax.annotate(f"{len(by_lr[lr])}/{total}", (lr * dodge, mean),

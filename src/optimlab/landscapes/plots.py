@@ -383,6 +383,7 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
     two_d = landscape.dim == 2
     show_loss = show_loss or not two_d
     colors = race_colors(race)
+    markers = _palette.label_markers(race.labels)  # a line is told apart by more than its hue
     ncols = int(two_d) + int(show_loss)
     widths = [1.25, 1.0][: ncols] if two_d else [1.0]
     axes = fig.subplots(1, ncols, gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
@@ -401,11 +402,12 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
             p = paths[label]
             style = "--" if _is_diverged(race, label) else "-"
             every = max(1, len(p) // _MAX_MARKERS)
-            (line,) = cax.plot(p[:, 0], p[:, 1], linestyle=style, linewidth=1.8, marker="o",
-                               markersize=2.5, markevery=every, color=colors[label],
+            (line,) = cax.plot(p[:, 0], p[:, 1], linestyle=style, linewidth=1.8,
+                               marker=markers[label], markersize=3, markevery=every,
+                               color=colors[label],
                                label=_legend_text(race, label), gid=f"path:{label}", zorder=3)
             end = p[-1:] if len(p) else np.zeros((0, 2))
-            (marker,) = cax.plot(end[:, 0], end[:, 1], linestyle="none", marker="o",
+            (marker,) = cax.plot(end[:, 0], end[:, 1], linestyle="none", marker=markers[label],
                                  markersize=7, color=colors[label], markeredgecolor="black",
                                  markeredgewidth=1.0, label="_nolegend_", gid=f"end:{label}",
                                  zorder=4)
@@ -421,7 +423,8 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
             style = "--" if _is_diverged(race, label) else "-"
             # a race of 0 steps has one point a curve: a marker, or nothing would show
             (line,) = lax.plot(np.arange(len(y)), y, linestyle=style, linewidth=1.6,
-                               marker="o" if race.steps == 0 else None, markersize=6,
+                               marker=markers[label], markevery=max(1, len(y) // 10),
+                               markersize=6 if race.steps == 0 else 4,
                                color=colors[label], gid=f"loss:{label}",
                                label=_legend_text(race, label))
             loss_lines[label] = line

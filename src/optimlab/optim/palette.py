@@ -26,9 +26,9 @@ from types import MappingProxyType
 
 from .registry import available, resolve
 
-__all__ = ["COLORS", "COLOR_FIRST", "LINE_STYLES", "MIN_DELTA_E", "PAIR_GREYS", "PAIR_MARKERS",
-           "PALETTE", "SAM_COLOR", "color", "colors", "label_colors", "pair_styles", "shade",
-           "variant_styles"]
+__all__ = ["COLORS", "COLOR_FIRST", "LINE_MARKERS", "LINE_STYLES", "MIN_DELTA_E", "PAIR_GREYS",
+           "PAIR_MARKERS", "PALETTE", "SAM_COLOR", "color", "colors", "label_colors",
+           "label_markers", "pair_styles", "shade", "variant_styles"]
 
 #: The palette: matplotlib's ``tab10`` first, then darker and other distinct shades, one for
 #: every registry name and a few to spare. Any two differ by at least :data:`MIN_DELTA_E`
@@ -158,6 +158,19 @@ def label_colors(labels: Iterable, names: Mapping | None = None) -> dict:
             out[label] = next(free)
             used.add(out[label])
     return {label: out[label] for label in labels}
+
+
+#: Markers that tell a figure's lines apart without their colours (:func:`label_markers`):
+#: a reader who cannot tell two hues apart matches a line to its legend entry by its marker
+#: (WCAG 2.1, 1.4.1 "use of color"). No ``*``: figures mark a best point with a star.
+LINE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def label_markers(labels: Iterable) -> dict:
+    """A marker of :data:`LINE_MARKERS` per label, in the order given (the figure's legend
+    order), no two the same up to ten labels; the colours stay :func:`label_colors`'."""
+    labels = list(dict.fromkeys(labels))
+    return {label: LINE_MARKERS[i % len(LINE_MARKERS)] for i, label in enumerate(labels)}
 
 
 #: Line styles of the variants of one optimizer in one figure (:func:`variant_styles`).
