@@ -176,3 +176,29 @@ def test_the_loss_chart_tells_optimizers_apart_by_dash_and_legend(page):
     paths = dict(page.evaluate("document.getElementById('map').data.filter((t) => t.meta === 'path')"
                                ".map((t) => [t.name.split(' ')[0], t.line.dash || 'solid'])"))
     assert paths == dict(lines), (paths, lines)
+
+
+def test_each_basins_map_says_in_words_where_its_starts_end(page):
+    """The small maps were pictures only: each is a figure whose label gives its optimizer and
+    every class's share, the same numbers as its row of the table, and points at the note."""
+    _open(page, "?l=two_wells&n=150&o=gd:lr=0.1&o=adam:lr=0.05")
+    page.check("#basins")
+    page.fill("#basins-grid", "6")
+    page.dispatch_event("#basins-grid", "change")
+    page.click("#race")
+    page.wait_for_selector("body[data-basins='1']", timeout=WAIT_S * 1000)
+    maps = page.locator(".basin-plot")
+    rows = page.locator("#basins-table tbody tr")
+    assert maps.count() == rows.count() == 2
+    heads = page.locator("#basins-table thead th").all_text_contents()[2:]  # "→ A", ...
+    for i in range(2):
+        label = maps.nth(i).get_attribute("aria-label")
+        assert maps.nth(i).get_attribute("role") == "figure"
+        assert maps.nth(i).get_attribute("aria-describedby") == "basins-note"
+        assert label.startswith(f"basins of {rows.nth(i).get_attribute('data-label')} (")
+        assert "from 6 × 6 starts: " in label
+        cells = rows.nth(i).locator("td.num").all_text_contents()
+        for head, cell in zip(heads, cells):
+            name = head.replace("→", "").strip()
+            said = f"{cell} {name}" if name in ("diverged", "not settled") else f"{cell} to {name}"
+            assert (said in label) == (cell != "0%"), (said, label)

@@ -71,13 +71,26 @@ function fillTable(answer) {
     + `"not settled" when it ends near none, "diverged" when it ran off. Fixed rates, the same from every start.`;
 }
 
+// what a small map shows, in words, for a screen reader: every class's share, the minima first
+// (the table and the note below say the same in full)
+function mapText(answer, r) {
+  const cls = classes(answer);
+  const shares = [...cls.slice(2), cls[1], cls[0]]
+    .map((c) => ({ name: c.name, share: Math.round(100 * (r.shares[c.name] || 0)) }))
+    .filter((c) => c.share > 0)
+    .map((c) => (c.name === "diverged" || c.name === "not settled" ? `${c.share}% ${c.name}` : `${c.share}% to ${c.name}`));
+  return `basins of ${r.label} (${hpText(lrOnly(r.hparams))}) from ${answer.grid} × ${answer.grid} starts: `
+    + (shares.join(", ") || "no start");
+}
+
 export async function drawBasins() {
   const answer = live.basins;
   const box = $("#basins-maps");
   box.textContent = "";
   if (!answer) return;
   for (const r of answer.results) {
-    const div = el("div", { class: "basin-plot", "data-label": r.label });
+    const div = el("div", { class: "basin-plot", "data-label": r.label, role: "figure",
+      "aria-label": mapText(answer, r), "aria-describedby": "basins-note" });
     box.append(div);
     await basinMap(div, answer, r);
   }
