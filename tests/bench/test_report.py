@@ -861,3 +861,36 @@ def test_each_optimizers_lines_carry_a_marker_of_their_own(swept):
         plt_close(figure)
     assert seen.keys() == {"sgd", "adam"} and all(len(m) == 1 for m in seen.values()), seen
     assert seen["sgd"] != seen["adam"] and "None" not in seen["sgd"] | seen["adam"]
+
+
+def test_runs_stored_without_a_score_are_ranked_by_the_criterion_the_tables_name(tmp_path):
+    """Runs stored before summaries held their tuning score (2026-12-03) were ranked by their
+    final metric while the report said "the worst test metric over the last 25%": the score
+    is computed from the stored test_metric points, equal to the one the sweep stores."""
+    import json
+    import sqlite3
+
+    store = RunStore(tmp_path / "runs.db")
+    spec = SweepSpec(task="digits", optimizers=("sgd", "adam"), lrs=(0.01, 0.1), seeds=1,
+                     config=TrainConfig(steps=40, batch_size=64, eval_every=5))
+    sweep = run_sweep(spec, store)
+    old = tmp_path / "old.db"
+    with sqlite3.connect(store.path) as src, sqlite3.connect(old) as dst:
+        src.backup(dst)
+    scored = {r["run_id"]: r["score"] for r in run_records(store, sweep)}
+    assert len(scored) == 4 and all(math.isfinite(s) for s in scored.values())
+    # the scores differ from the final metrics (or the test could not tell the two apart)
+    assert any(r["score"] != r["metric"] for r in run_records(store, sweep))
+    with sqlite3.connect(old) as db:
+        for run_id, text in db.execute("SELECT id, summary FROM runs").fetchall():
+            summary = json.loads(text)
+            del summary["score"]
+            db.execute("UPDATE runs SET summary = ? WHERE id = ?", (json.dumps(summary), run_id))
+    legacy = RunStore(old)
+    try:
+        assert all("score" not in r for r in run_records(legacy, sweep))  # no direction given
+        assert {r["run_id"]: r["score"] for r in run_records(legacy, sweep, True)} == scored
+        assert summary_rows(legacy, sweep) == summary_rows(store, sweep)
+    finally:
+        legacy.close()
+        store.close()

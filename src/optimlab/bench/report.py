@@ -213,7 +213,7 @@ class _Sweep:
                                                   higher_is_better)
         target = self.config.get("target")
         self.target = float(target) if _finite(target) else None
-        records = [r for r in run_records(store, sweep_id)  # runs still to train left out
+        records = [r for r in run_records(store, sweep_id, self.higher)  # ended runs only
                    if r["status"] in TERMINAL and _finite(r["lr"])]
         # each optimizer's grid, ended or not, so a stopped sweep does not call the highest
         # rate that ended the top of its grid

@@ -701,7 +701,8 @@ def _extend_edges(spec: SweepSpec, store: RunStore, sweep_id: int, task, engine:
     (its rates beyond the base grid, two a time) count, so running a finished sweep again,
     or resuming one, does not extend it further."""
     while True:
-        records = [r for r in run_records(store, sweep_id) if r["status"] != "pending"]
+        records = [r for r in run_records(store, sweep_id, higher_is_better)
+                   if r["status"] != "pending"]
         new = []
         for s in summarize(records, higher_is_better):
             tried = {r["lr"] for r in records if r["optimizer"] == s.optimizer}
@@ -741,10 +742,18 @@ def _extensions(spec: SweepSpec, optimizer: str, rates) -> int:
     return -(-below // 2) + -(-above // 2)
 
 
-def run_records(store: RunStore, sweep_id: int) -> list[dict]:
+def run_records(store: RunStore, sweep_id: int,
+                higher_is_better: bool | None = None) -> list[dict]:
     """One plain record per ended run (finished, diverged or failed: a run still pending or
-    running has no result to count) for :func:`optimlab.bench.analysis.summarize`."""
-    records = []
+    running has no result to count) for :func:`optimlab.bench.analysis.summarize`.
+
+    Runs stored before summaries held their tuning score (optimlab before 2026-12-03) have
+    none: with ``higher_is_better`` given (the sweep's metric's direction), their score is
+    computed from their stored ``test_metric`` points by :func:`~.analysis.tail_score`, as
+    the sweep would have stored it, so that such a sweep is ranked by the criterion its
+    tables name; without it (or for a run with no point stored),
+    :func:`~.analysis.summarize` ranks such runs by their final metric."""
+    records, unscored = [], []
     for run in store.list_runs(sweep_id):
         if run.status not in TERMINAL:
             continue
@@ -753,6 +762,15 @@ def run_records(store: RunStore, sweep_id: int) -> list[dict]:
         records.append({**summary, "optimizer": run.optimizer, "lr": run.hparams.get("lr"),
                         "seed": run.seed, "status": run.status, "error": run.error,
                         "metric": math.nan if metric is None else metric,
-                        "diverged": run.status != "finished"})
+                        "diverged": run.status != "finished", "run_id": run.id})
+        if "score" not in summary:
+            unscored.append(records[-1])
+    if unscored and higher_is_better is not None:
+        points = store.metrics(sweep_id, run_ids=[r["run_id"] for r in unscored])
+        points = points[points["name"] == "test_metric"].sort_values("step")
+        by_run = {int(k): v["value"].to_numpy(dtype=float) for k, v in points.groupby("run_id")}
+        for record in unscored:  # (a run with no point stored keeps its final metric)
+            if record["run_id"] in by_run:
+                record["score"] = tail_score(by_run[record["run_id"]], higher_is_better)
     return records
 

@@ -1098,7 +1098,7 @@ def _sweep_content(store, sweep_id: int) -> dict:
     fixed = config.get("hparams") or {}
     label = lambda name: variant_label(name, fixed.get(name))  # noqa: E731
     metric, higher = resolve_metric(store, sweep_id)
-    records = [r for r in run_records(store, sweep_id)
+    records = [r for r in run_records(store, sweep_id, higher)
                if r["status"] in TERMINAL and is_json_number(r["lr"]) and _finite(r["lr"]) is not None]
     # edges against the whole grid, ended or not, as the report judges them
     summaries = summarize(records, higher, grids_of(store.list_runs(sweep_id)))
