@@ -125,26 +125,59 @@ class ScheduleFree(RuleOptimizer):
     # -- train / eval ----------------------------------------------------------------------
     @torch.no_grad()
     def eval(self) -> None:
-        """Switch the parameters to the average :math:`x` (for evaluation and checkpoints)."""
+        """Switch the parameters to the average :math:`x` (for evaluation and checkpoints).
+
+        The gradient point :math:`y` is kept (a copy of the parameters, until
+        :meth:`train`), so that switching back restores it bit for bit: an evaluation
+        must not change what is trained (``lerp`` to :math:`x` and back rounds, and a run
+        switched after every step would drift by an ulp or so from one never switched)."""
         self._switch(train=False)
 
     @torch.no_grad()
     def train(self) -> None:
-        """Switch the parameters to the gradient point :math:`y` (for training steps)."""
+        """Switch the parameters to the gradient point :math:`y` (for training steps): the
+        :math:`y` that :meth:`eval` left, exactly, where the parameters and :math:`z` are
+        still what it made them; else (new weights or state loaded in eval mode, a changed
+        interpolation weight) recomputed from them, :math:`y = \\mathrm{lerp}(x, z, 1-\\beta)`."""
         self._switch(train=True)
 
     def _switch(self, train: bool) -> None:
-        for group in self.param_groups:
+        # the train points y that eval() replaced, by group index (None: a parameter without
+        # z, which stays where it is); an attribute, not state, so checkpoints do not carry it
+        kept = getattr(self, "_train_points", None)
+        if kept is None:
+            kept = self._train_points = {}
+        for index, group in enumerate(self.param_groups):
             if group["train_mode"] == train:
                 continue
             beta = self._interpolation(group)
             # x -> y: y = lerp(x, z, 1 - beta);  y -> x: x = lerp(y, z, 1 - 1/beta)
-            weight = 1 - beta if train else 1 - 1 / beta
-            for p in group["params"]:
+            to_x = 1 - 1 / beta
+            points = kept.pop(index, None)
+            if train and points is not None and len(points) != len(group["params"]):
+                points = None
+            made: list[Tensor | None] = []
+            for j, p in enumerate(group["params"]):
                 state = self.state[p]
-                if "z" in state:
-                    w = torch.view_as_real(p) if torch.is_complex(p) else p
-                    w.lerp_(state["z"].to(w.device), weight)
+                if "z" not in state:
+                    made.append(None)
+                    continue
+                w = torch.view_as_real(p) if torch.is_complex(p) else p
+                z = state["z"].to(w.device)
+                if not train:
+                    y = w.clone()
+                    torch.lerp(y, z, to_x, out=w)
+                    made.append(y)
+                    continue
+                y = None if points is None else points[j]
+                # y back as it was, unless x is no longer the point eval() made from it and z
+                if y is not None and y.shape == w.shape and y.dtype == w.dtype \
+                        and torch.equal(torch.lerp(y, z, to_x), w):
+                    w.copy_(y)
+                else:
+                    w.lerp_(z, 1 - beta)
+            if not train:
+                kept[index] = made
             group["train_mode"] = train
 
     # -- the step --------------------------------------------------------------------------
