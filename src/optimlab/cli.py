@@ -1383,8 +1383,8 @@ def run_bench(args: argparse.Namespace) -> str:
     if existing is None and args.resume:
         raise CLIError(f"--resume: no sweep in {_masked(db)} has this configuration (task, model, "
                        "optimizers, rates, seeds, steps and training options must be the ones "
-                       "of the killed run; `optimlab runs` lists the sweeps); leave out "
-                       "--resume to start a new one")
+                       "of the killed run; `optimlab runs` lists the sweeps"
+                       f"{_closest_sweep(store, stored)}); leave out --resume to start a new one")
     engine = "sequential" if args.sequential else "population"
     if engine == "population" and _one_by_one(task, args.model):
         engine = "sequential"
@@ -1489,6 +1489,38 @@ def _check_resumable(db: str) -> None:
         return
     raise CLIError(f"--resume: no sweep in {_masked(db)}: {why}; leave out --resume to start a "
                    "new sweep (or pass the --db of the stopped one)")
+
+
+def _closest_sweep(store, config: dict) -> str:
+    """For a refused ``--resume``: the stored sweep of the same task whose configuration
+    differs from ``config`` in the fewest entries, and those entries (at most four), as
+    ``"; the nearest, sweep 3, differs in train.steps (stored 300, given 200)"``; a sweep
+    stored by an older optimlab lacks entries it did not record, and cannot be resumed.
+    Empty where no sweep of the task is stored."""
+    import json
+
+    from .bench.store.jsonio import config_differences
+
+    best = None
+    for sweep_id, text in store.con.execute("SELECT id, config FROM sweeps ORDER BY id"):
+        try:
+            stored = json.loads(text) if text is not None else None
+        except ValueError:
+            continue
+        if not isinstance(stored, dict) or stored.get("task") != config.get("task"):
+            continue
+        differences = config_differences(stored, config)
+        if best is None or len(differences) < len(best[1]):
+            best = (sweep_id, differences)
+    if best is None or not best[1]:
+        return ""
+    sweep_id, differences = best
+    shown = ", ".join(differences[:4]) + (f" and {len(differences) - 4} more"
+                                           if len(differences) > 4 else "")
+    older = any("not stored: an older optimlab" in d for d in differences)
+    return (f"; the nearest, sweep {sweep_id}, differs in {shown}"
+            + (": a sweep an older optimlab stored cannot be resumed by this one, "
+               f"`optimlab report {sweep_id}` still reads it" if older else ""))
 
 
 class _Terminated(KeyboardInterrupt):

@@ -306,3 +306,59 @@ def test_a_full_disk_is_named_where_the_file_system_has_no_room(tmp_path, monkey
         " (the disk is full: 48 KiB left; free space, then go on)"
     monkeypatch.setattr(guard.os, "statvfs", lambda path: Stats(1 << 20, 4096))
     assert guard.full_disk_hint(str(tmp_path / "runs.db")) == ""
+
+
+def _as_stored_by_an_older_optimlab(db, change):
+    """Rewrite sweep 1's stored configuration by ``change`` and key it as an earlier
+    optimlab did: by the configuration as given (:func:`canonical_key`)."""
+    import json
+    import sqlite3
+
+    from optimlab.bench.store.jsonio import canonical_key
+
+    with sqlite3.connect(db) as con:
+        config = json.loads(con.execute("SELECT config FROM sweeps WHERE id = 1").fetchone()[0])
+        config = change(config)
+        con.execute("UPDATE sweeps SET config = ?, key = ? WHERE id = 1",
+                    (json.dumps(config), canonical_key(config)))
+    return config
+
+
+def test_a_sweep_keyed_as_given_is_found_with_its_optimizers_and_rates_in_another_order(tmp_path):
+    """Sweeps stored before the key left out the order of optimizers and rates (before
+    d4b3dd5) were keyed by their configuration as given: `--optimizers adam,sgd` did not find
+    one stored with `sgd,adam` (a back-compatibility audit). A store keyed so is found now."""
+    from optimlab.bench.store import RunStore
+
+    db = tmp_path / "old.db"
+    with RunStore(db) as store:
+        first = store.open_sweep({"task": "digits", "optimizers": ["sgd", "adam"],
+                                  "lrs": [0.1, 0.01], "seeds": 1})
+    _as_stored_by_an_older_optimlab(db, lambda config: config)
+    with RunStore(db) as store:
+        again = {"task": "digits", "optimizers": ["adam", "sgd"], "lrs": [0.01, 0.1], "seeds": 1}
+        assert store.find_sweep(again) == first
+        assert store.open_sweep(again) == first  # no second sweep
+        assert store.find_sweep({**again, "seeds": 2}) is None
+
+
+def test_a_refused_resume_names_the_nearest_sweep_and_how_it_differs(tmp_path, capsys):
+    """`--resume` of a sweep an older optimlab stored (its configuration without the model's
+    architecture digest) said only "no sweep has this configuration", for the very command
+    that stored it: the nearest stored sweep and its differences are named, and why it
+    cannot be resumed."""
+    db = tmp_path / "r.db"
+    argv = ["bench", "digits", "--optimizers", "adam", "--lrs", "0.01", "--seeds", "1",
+            "--steps", "3", "--db", str(db), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv[:-4] + ["--steps", "4"] + argv[-4:] + ["--resume"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "; the nearest, sweep 1, differs in train.steps (stored 3, given 4)); leave out" in err
+    _as_stored_by_an_older_optimlab(db, lambda c: {k: v for k, v in c.items()
+                                                   if k != "architecture"})
+    assert main(argv + ["--resume"]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert ("the nearest, sweep 1, differs in architecture (not stored: an older optimlab did not "
+            "record it): a sweep an older optimlab stored cannot be resumed by this one, "
+            "`optimlab report 1` still reads it") in err, err

@@ -1189,6 +1189,9 @@ class _FakeServer:
     def fetchone(self):
         return None  # no row: "no sweep with id ..."
 
+    def fetchall(self):
+        return []  # no sweep stored
+
 
 def test_a_server_write_that_times_out_on_the_lock_rolls_back():
     """The writers' lock wait past ``lock_timeout`` aborts the transaction on the server:

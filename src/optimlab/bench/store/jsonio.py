@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-__all__ = ["canonical_json", "canonical_key", "is_json_number", "json_data", "strict_json",
-           "sweep_keys"]
+__all__ = ["canonical_json", "canonical_key", "config_differences", "is_json_number", "json_data",
+           "order_free_keys", "strict_json", "sweep_keys"]
 
 
 def json_data(obj: Any, *, finite: bool = False, fallback: Callable[[Any], Any] | None = None) -> Any:
@@ -145,14 +145,86 @@ def sweep_keys(config: Any) -> list[str]:
     data = json_data(config)
     if not isinstance(data, dict):
         return [canonical_key(data)]
+    normal, before = _forms(data)
+    keys = [canonical_key(normal), canonical_key(before)]
+    return keys[:1] if keys[0] == keys[1] else keys
+
+
+def order_free_keys(config: Any, stored: bool = False) -> set[str]:
+    """The keys of ``config`` with the order of its ``optimizers`` and ``lrs`` left out, in
+    each form :func:`sweep_keys` keys it by (``stored=False``: a configuration a command
+    gives), or as stored (``stored=True``: a stored configuration, in the form an earlier
+    optimlab keyed it by). A stored sweep whose key is one of a given configuration's is
+    that configuration's sweep, whatever order either lists its optimizers and rates in.
+
+    >>> given = order_free_keys({"optimizers": ["a", "b"]})
+    >>> order_free_keys({"optimizers": ["b", "a"]}, stored=True) == given
+    True
+    """
+    data = json_data(config)
+    if not isinstance(data, dict):
+        return {canonical_key(data)}
+    forms = [data] if stored else list(_forms(data))
+    return {canonical_key({**form, **{name: _sorted(form[name]) for name in ("optimizers", "lrs")
+                                      if name in form}}) for form in forms}
+
+
+def _forms(data: dict) -> tuple[dict, dict]:
+    """``(normal, before)``: the form :func:`sweep_keys` keys a configuration by now (its
+    optimizers and rates sorted, ``model`` the one that trains) and the form an earlier
+    optimlab keyed it by (as given, ``train`` naming the model as the top-level one)."""
     normal = {**data, **{name: _sorted(data[name]) for name in ("optimizers", "lrs") if name in data}}
     before = data
     train = data.get("train")
     if isinstance(train, dict) and "model" in train and "model" in data:
         normal["model"] = train["model"]
         before = {**data, "train": {**train, "model": data["model"]}}
-    keys = [canonical_key(normal), canonical_key(before)]
-    return keys[:1] if keys[0] == keys[1] else keys
+    return normal, before
+
+
+def config_differences(stored: Any, given: Any) -> list[str]:
+    """How the configuration ``given`` differs from a sweep's ``stored`` one, entry by
+    entry (dotted paths into nested dicts, the order of ``optimizers`` and ``lrs`` left out
+    as :func:`sweep_keys` leaves it out), in words: ``"train.batch_size (stored 64, given
+    100)"``; an entry the stored one lacks is ``"architecture (not stored: an older
+    optimlab did not record it)"``. Empty where the two key alike.
+
+    >>> config_differences({"seeds": 2, "lrs": [0.1, 0.01]}, {"seeds": 3, "lrs": [0.01, 0.1], "data": "ab"})
+    ['data (not stored: an older optimlab did not record it)', 'seeds (stored 2, given 3)']
+    """
+    def flat(value: Any, prefix: str = "") -> dict[str, Any]:
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for key in value:
+                out.update(flat(value[key], f"{prefix}{key}."))
+            return out or {prefix[:-1]: {}}
+        return {prefix[:-1]: value}
+
+    def normal(config: Any) -> dict[str, Any]:
+        data = json_data(config)
+        if not isinstance(data, dict):
+            return {"": data}
+        return flat({**data, **{n: _sorted(data[n]) for n in ("optimizers", "lrs") if n in data}})
+
+    def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+        words = []
+        for path in sorted(old.keys() | new.keys()):
+            if path not in old:
+                words.append(f"{path} (not stored: an older optimlab did not record it)")
+            elif path not in new:
+                words.append(f"{path} (stored {_dumps(old[path])}, not given)")
+            elif _dumps(old[path]) != _dumps(new[path]):
+                words.append(f"{path} (stored {_dumps(old[path])}, given {_dumps(new[path])})")
+        return words
+
+    old, new = json_data(stored), json_data(given)
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return differences(normal(old), normal(new))
+    # in each form sweep_keys keys a configuration by: both now (the model that trains
+    # named at the top), or the stored one as it is against the form an earlier optimlab
+    # keyed by; the closer one
+    return min(differences(normal(_forms(old)[0]), normal(_forms(new)[0])),
+               differences(normal(old), normal(_forms(new)[1])), key=len)
 
 
 def _sorted(value: Any) -> Any:

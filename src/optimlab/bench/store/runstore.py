@@ -66,7 +66,7 @@ from .guard import (
     verify,
     wal_size,
 )
-from .jsonio import _dumps, _loads, canonical_json, canonical_key, json_data, sweep_keys
+from .jsonio import _dumps, _loads, canonical_json, canonical_key, json_data, order_free_keys, sweep_keys
 from .schema import (
     _COLUMNS,
     _OPEN,
@@ -142,13 +142,26 @@ def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any,
     return rows
 
 
-def _sweep_id(con, keys: list[str]) -> int | None:
-    """The id of the sweep stored under the first of ``keys`` that one is stored under
-    (:func:`~.jsonio.sweep_keys`: the current key, then an earlier one), or None."""
-    for key in keys:
+def _sweep_id(con, config: Mapping) -> int | None:
+    """The id of the sweep of ``config``: the one stored under the first of its
+    :func:`~.jsonio.sweep_keys` (the current key, then an earlier one), or None.
+
+    A sweep an earlier optimlab keyed by its configuration as given (before the order of
+    its optimizers and rates was left out of the key) is found by a command that lists them
+    in another order too: where no key matches, the stored configurations are read and
+    compared with the order left out (:func:`~.jsonio.order_free_keys`)."""
+    for key in sweep_keys(config):
         row = con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
         if row is not None:
             return row[0]
+    wanted = order_free_keys(config)
+    for sweep_id, text in con.execute("SELECT id, config FROM sweeps ORDER BY id").fetchall():
+        try:
+            stored = _loads(text)
+        except ValueError:  # a config no JSON reader takes: not this sweep
+            continue
+        if order_free_keys(stored, stored=True) & wanted:
+            return sweep_id
     return None
 
 
@@ -674,7 +687,7 @@ class RunStore(DataFrameReaders):
         """The id of the sweep with this configuration, or None (creates nothing): looked up
         by each of its :func:`~.jsonio.sweep_keys` in turn, so a sweep stored under the
         key of an earlier optimlab is found too."""
-        return _sweep_id(self.con, sweep_keys(config))
+        return _sweep_id(self.con, config)
 
     def sweep(self, sweep_id: int) -> dict:
         """One sweep as a dict: its columns (``config``, ``environment`` decoded) and
@@ -758,14 +771,13 @@ class RunStore(DataFrameReaders):
         if not isinstance(config, Mapping):
             raise TypeError(f"a sweep config is a dict, got {type(config).__name__}")
         config_json = canonical_json(config)
-        keys = sweep_keys(config)
-        key = keys[0]
-        found = _sweep_id(self.con, keys)
+        key = sweep_keys(config)[0]
+        found = _sweep_id(self.con, config)
         if found is not None:
             return found
         env = _dumps(collect_environment() if environment is None else environment)
         with self._write() as con:
-            row = _sweep_id(con, keys)
+            row = _sweep_id(con, config)
             if row is not None:  # created by another process meanwhile
                 return row
             con.execute(
