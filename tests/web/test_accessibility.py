@@ -97,15 +97,37 @@ def test_the_add_start_button_adds_an_extra_start_from_the_keyboard(page):
     assert "add as extra start" in page.text_content(".hint")  # the hint says so
 
 
-def test_the_active_tab_is_said_by_aria_pressed(page):
+def test_the_tabs_are_a_tablist_the_arrow_keys_move_through(page):
+    """The WAI-ARIA tabs pattern: the active tab is said (aria-selected) and is the one Tab
+    reaches; Left/Right (wrapping), Home and End show and focus another; each panel is
+    labelled by its tab."""
     _open(page)
-    pressed = ("['race', 'runs', 'slices'].map((t) => "
-               "document.getElementById('tab-' + t).getAttribute('aria-pressed'))")
-    assert page.evaluate(pressed) == ["true", "false", "false"]
+    said = ("['race', 'runs', 'slices'].map((t) => { const b = document.getElementById('tab-' + t);"
+            " return [b.getAttribute('role'), b.getAttribute('aria-selected'), b.tabIndex,"
+            " document.getElementById(t + '-view').hidden]; })")
+
+    def active():
+        states = page.evaluate(said)
+        assert all(role == "tab" for role, *_ in states)
+        (on,) = [i for i, (_, selected, index, hidden) in enumerate(states)
+                 if selected == "true" and index == 0 and not hidden]
+        assert sum(selected == "true" for _, selected, _, _ in states) == 1
+        return ["race", "runs", "slices"][on]
+
+    assert page.get_attribute("#tab-race", "role") == "tab"
+    assert page.evaluate("document.getElementById('tab-race').parentElement.getAttribute('role')") \
+        == "tablist"
+    assert page.get_attribute("#runs-view", "aria-labelledby") == "tab-runs"
+    assert active() == "race"
     page.click("#tab-runs")
-    assert page.evaluate(pressed) == ["false", "true", "false"]
-    page.click("#tab-slices")
-    assert page.evaluate(pressed) == ["false", "false", "true"]
+    assert active() == "runs"
+    for key, then in (("ArrowRight", "slices"), ("ArrowRight", "race"), ("ArrowLeft", "slices"),
+                      ("Home", "race"), ("End", "slices")):
+        page.keyboard.press(key)
+        assert active() == then, key
+        assert _focused(page)["id"] == f"tab-{then}"
+    page.keyboard.press("Tab")  # out of the tablist: no other tab takes the focus
+    assert not (_focused(page)["id"] or "").startswith("tab-")
 
 
 def test_a_slider_says_the_value_shown_beside_it(page):

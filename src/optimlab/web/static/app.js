@@ -32,7 +32,7 @@ import { buildLandscapeControls, buildLandscapeParams, buildOptimizers } from ".
 import { loadGrid, showStart } from "./js/map.js";
 import { bindPlayer, runRace } from "./js/race.js";
 import { bindAbout, renderInfo } from "./js/info.js";
-import { showTab } from "./js/runs.js";
+import { showTab, tabKeys, TABS } from "./js/runs.js";
 
 // The catalog is fetched at once (this script runs before Plotly is parsed); drawing waits
 // for the page's scripts.
@@ -69,9 +69,10 @@ async function init() {
   showStart();
   bindPlayer();
   bindAbout();
-  $("#tab-race").addEventListener("click", () => showTab("race"));
-  $("#tab-runs").addEventListener("click", () => showTab("runs"));
-  $("#tab-slices").addEventListener("click", () => showTab("slices"));
+  for (const name of TABS) {
+    $(`#tab-${name}`).addEventListener("click", () => showTab(name));
+    $(`#tab-${name}`).addEventListener("keydown", tabKeys);
+  }
   writeUrl();
   if (await loadGrid()) setStatus(READY);
   document.body.dataset.ready = "1";

@@ -11,17 +11,35 @@ import { state, colorOf, dashOf } from "./state.js";
 import { writeUrl } from "./url.js";
 import { loadSlices } from "./slices.js";
 
+export const TABS = ["race", "runs", "slices"];
+
 export function showTab(tab) {
   state.tab = tab;
-  for (const name of ["race", "runs", "slices"]) {
+  for (const name of TABS) {
     $(`#${name}-view`).hidden = tab !== name;
     $(`#tab-${name}`).classList.toggle("active", tab === name);
-    $(`#tab-${name}`).setAttribute("aria-pressed", String(tab === name));  // not by its colour only
+    // the WAI-ARIA tabs pattern: the active tab is said (not by its colour only), and is the
+    // one Tab reaches; the arrow keys move between tabs (tabKeys)
+    $(`#tab-${name}`).setAttribute("aria-selected", String(tab === name));
+    $(`#tab-${name}`).tabIndex = tab === name ? 0 : -1;
   }
   writeUrl();
   if (tab === "runs") loadSweeps();
   else if (tab === "slices") loadSlices();
   else for (const id of ["#map", "#loss"]) if ($(id).data) Plotly.Plots.resize($(id));
+}
+
+// Arrow keys (Left/Right, wrapping), Home and End on a tab: the next tab is shown and focused
+export function tabKeys(event) {
+  const moves = { ArrowRight: 1, ArrowLeft: -1, Home: "first", End: "last" };
+  if (!(event.key in moves)) return;
+  const at = TABS.indexOf(state.tab);
+  const move = moves[event.key];
+  const next = move === "first" ? 0 : move === "last" ? TABS.length - 1
+    : (at + move + TABS.length) % TABS.length;
+  event.preventDefault();
+  showTab(TABS[next]);
+  $(`#tab-${TABS[next]}`).focus();
 }
 
 async function loadSweeps() {
