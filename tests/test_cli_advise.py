@@ -55,9 +55,6 @@ def test_advise_answers_with_evidence_and_keeps_everything(tmp_path, capsys):
     (["--json", "a.txt"], "cannot write .txt files; use one of .json"),
     (["--optimizers", "sparseadam"], "sparseadam takes sparse gradients only"),
     (["--seeds", "101"], "--seeds"),
-    # 100,000 full-batch steps: the final rung's population would draw 4.3e9 indices
-    (["--steps", "100000", "--batch-size", "full"], "the training-example indices drawn up "
-                                                    "front by the advisor's largest stage"),
 ])
 def test_advise_errors_are_one_line(extra, message, tmp_path, capsys):
     argv = ADVISE + ["--db", str(tmp_path / "runs.db"), "--out", str(tmp_path / "a")]

@@ -349,9 +349,6 @@ BENCH_MAX_MEMBERS = 10_000
 """``bench``: runs of a sweep, optimizers x learning rates x seeds."""
 BENCH_MAX_POINTS = 10_000_000
 """``bench``: metric points stored, runs x evaluations (``--eval-every``)."""
-BENCH_MAX_INDICES = 250_000_000
-"""``bench``: training-example indices drawn before training (2 GB of int64): runs per
-optimizer (1 with ``--sequential``) x steps x batch size."""
 ADVISE_MAX_STEPS = BENCH_MAX_STEPS
 """``advise --steps``: the horizon the recommendation is for."""
 ADVISE_MAX_SEEDS = 100
@@ -366,11 +363,8 @@ LIMITS: dict[str, int] = {
     "bench --seeds": BENCH_MAX_SEEDS,
     "bench runs (optimizers x lrs x seeds)": BENCH_MAX_MEMBERS,
     "bench metric points (runs x evaluations)": BENCH_MAX_POINTS,
-    "bench batch indices (runs per optimizer x steps x batch)": BENCH_MAX_INDICES,
     "advise --steps": ADVISE_MAX_STEPS,
     "advise --seeds": ADVISE_MAX_SEEDS,
-    "advise batch indices (the largest stage's runs per optimizer x steps x batch)":
-        BENCH_MAX_INDICES,
 }
 """Every bound, by what it bounds; ``--no-limits`` on ``race``, ``bench`` and ``advise`` lifts
 them."""
@@ -1329,11 +1323,6 @@ def run_bench(args: argparse.Namespace) -> str:
     eval_every = args.eval_every or default_eval_every(steps)
     _within(members * (steps // eval_every + 1), BENCH_MAX_POINTS, "the metric points to "
             "store, runs x evaluations,", args, "raise --eval-every or lower --steps")
-    together = 1 if args.sequential else max(grid.values()) * args.seeds
-    per_step = examples if batch is None else min(batch, examples)
-    _within(together * steps * per_step, BENCH_MAX_INDICES, "the training-example indices "
-            "drawn up front, runs per optimizer x steps x batch,", args,
-            "lower --steps, --batch-size, --seeds or the --lrs count, or pass --sequential")
     config = TrainConfig(steps=steps, batch_size=batch, schedule=args.schedule,
                          clip_norm=args.clip, eval_every=eval_every,
                          model=args.model, averaging=args.average)
@@ -1694,29 +1683,6 @@ def _budget(text: str | None) -> tuple[int | None, float | None]:
                        f"seconds (e.g. 90s), got {_shown(text)}") from None
 
 
-def _check_advise_indices(args: argparse.Namespace, names: list[str], budget: int | None,
-                          task, batch: int | None, one_by_one: bool) -> None:
-    """Bound the training-example indices the advisor's largest population draws up front
-    (members x steps x batch, as ``bench`` bounds its own), before any stage trains: the
-    final rung is reached only after minutes of work. The plan is the one ``budget``
-    member-steps leave (the full plan for a budget in seconds, which can only be larger)."""
-    from .bench.advisor import AdvisorError, plan
-
-    try:
-        the_plan = plan(args.steps, names, budget, args.seeds)
-    except (AdvisorError, ValueError):
-        return  # the advisor itself says what is wrong, in its own words
-    examples = len(task.x_train)
-    per_step = examples if batch is None else min(batch, examples)
-    if one_by_one:  # one member at a time: its steps alone
-        largest = max([the_plan.range_steps, *the_plan.horizons])
-    else:
-        largest = the_plan.largest_group()
-    _within(largest * per_step, BENCH_MAX_INDICES, "the training-example indices drawn up "
-            "front by the advisor's largest stage, runs per optimizer x steps x batch,", args,
-            "lower --steps, --batch-size or --seeds, or give a --budget")
-
-
 def run_advise(args: argparse.Namespace) -> str:
     """``optimlab advise``: which optimizer and learning rate for a task, with evidence."""
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
@@ -1743,7 +1709,6 @@ def run_advise(args: argparse.Namespace) -> str:
     # an optimizer of sparse gradients only trains on the sequential engine and a sparse
     # embedding; refused before any run, as bench refuses it
     _check_dense(names, task, argparse.Namespace(model=args.model, sequential=one_by_one))
-    _check_advise_indices(args, names, budget, task, batch, one_by_one)
     store = _open_store(db)
     bars: list = []
 
@@ -2183,9 +2148,8 @@ _RACE_BOUNDS = (f"Bounds: --steps <= {RACE_MAX_STEPS:,}; --param dim <= {RACE_MA
 _BENCH_BOUNDS = (f"Bounds: --steps (or --epochs x steps per epoch) <= {BENCH_MAX_STEPS:,}; "
                  f"--lrs <= {BENCH_MAX_LRS:,} points; --seeds <= {BENCH_MAX_SEEDS:,}; "
                  f"optimizers x lrs x seeds <= {BENCH_MAX_MEMBERS:,} runs; runs x "
-                 f"evaluations <= {BENCH_MAX_POINTS:,} metric points; runs per optimizer "
-                 f"(1 with --sequential) x steps x batch <= {BENCH_MAX_INDICES:,} example "
-                 "indices. --no-limits lifts them.")
+                 f"evaluations <= {BENCH_MAX_POINTS:,} metric points. --no-limits lifts "
+                 "them.")
 
 
 #: ``--extend``'s help; its numbers are :data:`optimlab.bench.sweep.MAX_EXTENSIONS` and
@@ -2330,8 +2294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("advise", help="which optimizer and learning rate for a task, with "
                                       "evidence (range tests, a tournament, a report)",
                        epilog=f"--steps <= {ADVISE_MAX_STEPS:,}; --seeds <= {ADVISE_MAX_SEEDS:,}; "
-                              f"the largest stage's runs per optimizer x steps x batch <= "
-                              f"{BENCH_MAX_INDICES:,} example indices; --no-limits lifts them.")
+                              f"--no-limits lifts them.")
     p.add_argument("task", type=_text("a task name, or package.module:function"),
                    metavar="TASK",
                    help=_TASK_HELP)

@@ -153,7 +153,7 @@ def test_advice_on_a_small_task_is_complete_stored_and_resumable(tmp_path):
     advice = advise_task(_linear_task(), optimizers=["momentum", "adam"], steps=27,
                          batch_size=32, seeds=2, store=store, progress=ticks.append,
                          on_stage=on_stage)
-    # the bound the command line puts on the indices drawn up front holds every stage
+    # the plan's bound on one optimizer's population holds every stage
     assert groups and max(groups) <= advice.plan.largest_group()
     assert advice.optimizer in ("momentum", "adam")
     assert advice.metric["name"] == "loss" and advice.metric["higher_is_better"] is False

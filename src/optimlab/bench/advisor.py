@@ -343,10 +343,9 @@ class Plan:
 
     def largest_group(self) -> int:
         """An upper bound of one optimizer's population in any stage, as members x that
-        stage's horizon: what the training-example indices a population draws up front
-        grow with (times the batch). A rung counts each candidate's rates (doubled in the
-        final rung by the lower rates) and the reference Adam runs carried along (one, or
-        two in the final rung), at that rung's seeds."""
+        stage's horizon (the member-steps it trains at once). A rung counts each
+        candidate's rates (doubled in the final rung by the lower rates) and the reference
+        Adam runs carried along (one, or two in the final rung), at that rung's seeds."""
         worst = len(self.range_lrs) * self.range_seeds * self.range_steps
         per = len(self.offsets)
         for i, horizon in enumerate(self.horizons):

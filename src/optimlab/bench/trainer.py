@@ -65,7 +65,10 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
 EVAL_ROWS = 8192
 #: ... but a chunk holds at least this many examples: a recurrent model's forward is
 #: hundreds of small operations whatever the chunk, so chunks of one or two sequences
-#: (39 char-rnn members x 64 positions fill 8192 rows with 3) would multiply them
+#: (39 char-rnn members x 64 positions fill 8192 rows with 3) would multiply them. Chunks
+#: are whole numbers of these blocks of examples, and a cross-entropy evaluation adds up the
+#: blocks' sums (:func:`_cross_entropy_sums`), not the chunks': a member's numbers are then
+#: the same however many members are evaluated with it
 EVAL_MIN_EXAMPLES = 16
 #: the seed of the evaluation subset (:func:`eval_indices`): fixed, so that every member,
 #: engine, evaluation and sweep reads the same examples
@@ -292,6 +295,29 @@ def batch_indices(n: int, batch_size: int | None, seed: int, steps: int) -> Tens
     gen = torch.Generator().manual_seed(seed)
     epochs = -(-steps // (n // batch_size))
     return torch.cat([_epoch(n, batch_size, gen) for _ in range(epochs)])[:steps]
+
+
+def _population_batches(n: int, batch_size: int | None, seeds: Sequence[int],
+                        steps: int) -> Iterator[Tensor]:
+    """The training examples of each of ``steps`` steps for members of these ``seeds``,
+    ``[K, B]`` a step: member k's are the steps of :func:`batch_indices` for ``seeds[k]``
+    (the same draws), made an epoch at a time as the steps need them. Every step's indices
+    made up front were ``[steps, K, B]`` int64: 64 members x batch 100 x 10,000 steps, 488
+    MiB; one epoch's are at most ``K x n`` (at full batch one row of every example,
+    expanded, not copied)."""
+    if full_batch(batch_size, n):
+        rows = torch.arange(n).expand(len(seeds), n)
+        for _ in range(steps):
+            yield rows
+        return
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    per_epoch = n // batch_size
+    for start in range(0, steps, per_epoch):
+        take = min(per_epoch, steps - start)
+        block = torch.empty(take, len(seeds), batch_size, dtype=torch.int64)
+        for k, gen in enumerate(gens):  # the epoch drawn whole, as batch_indices draws it
+            block[:, k] = _epoch(n, batch_size, gen)[:take]
+        yield from block
 
 
 def _rows(data: Tensor, idx: Tensor) -> Tensor:
@@ -822,15 +848,11 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     batched_forward, shared_forward = _population_forwards(task, template, params)
     loss_per_member = _cross_entropy_per_member if getattr(task, "loss", None) == \
         "cross_entropy" else torch.vmap(task.loss_fn)
-    n = len(task.x_train)
-    if full_batch(config.batch_size, n):
-        # every member reads every example at every step: one row, expanded (a view), not
-        # the steps x members x examples indices stacking each member's would copy (1000
-        # full-batch steps of 64 members on 60,000 examples: 29 GiB)
-        index = torch.arange(n).expand(config.steps, len(members), n)
-    else:
-        index = torch.stack([batch_indices(n, config.batch_size, m.seed, config.steps)
-                             for m in members], dim=1)
+    # each step's [K, B] examples, drawn an epoch at a time as needed (not every step's up
+    # front: 64 members x batch 100 x 10,000 steps were 488 MiB of indices)
+    batches = _population_batches(len(task.x_train), config.batch_size,
+                                  [m.seed for m in members], config.steps)
+    first = next(batches)
     results = [RunResult(m) for m in members]
     diverged = torch.zeros(len(members), dtype=torch.bool)
     eval_sets = _EvalSets(task, config)
@@ -839,7 +861,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     # blocks, about 0.04-0.25 s that the wall time would charge to the first optimizer
     with torch.random.fork_rng(devices=[]):
         torch.autograd.grad(loss_per_member(batched_forward(
-            params, _rows(task.x_train, index[0])), _rows(task.y_train, index[0])).sum(), trained)
+            params, _rows(task.x_train, first)), _rows(task.y_train, first)).sum(), trained)
     clock = _TrainingClock()
 
     def evaluate(step: int) -> None:
@@ -877,7 +899,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
         if base_lr is not None and config.schedule != "constant":
             factor = schedule_factor(config, step)
             pop.set_hparam("lr", [lr * factor for lr in base_lr])
-        idx = index[step]
+        idx = first if step == 0 else next(batches)
         x, y = _rows(task.x_train, idx), _rows(task.y_train, idx)
 
         def closure(x=x, y=y):
@@ -905,9 +927,64 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
 
 def _eval_chunk(k: int, y: Tensor) -> int:
     """Examples per forward when evaluating ``k`` members on targets ``y``: at most
-    :data:`EVAL_ROWS` (member, position) rows, at least :data:`EVAL_MIN_EXAMPLES` examples."""
+    :data:`EVAL_ROWS` (member, position) rows, at least :data:`EVAL_MIN_EXAMPLES` examples,
+    and a whole number of :data:`EVAL_MIN_EXAMPLES` (the blocks whose sums
+    :func:`_cross_entropy_sums` adds up: so that a block never straddles two chunks)."""
     per_example = max(1, y[:1].numel())  # targets per example: T for a sequence
-    return max(EVAL_MIN_EXAMPLES, EVAL_ROWS // (k * per_example))
+    block = EVAL_MIN_EXAMPLES
+    return max(block, EVAL_ROWS // (k * per_example) // block * block)
+
+
+def _cross_entropy_sums(output: Tensor, target: Tensor, k: int,
+                        accuracy: bool) -> tuple[Tensor, Tensor | None]:
+    """The summed cross entropy of each block of :data:`EVAL_MIN_EXAMPLES` examples (the
+    last one shorter where the chunk ends the set), ``[k, blocks]``, and the number of
+    correct predictions, ``[k]`` (None unless ``accuracy``), of ``k`` members' ``output``
+    ``[k, examples, ..., classes]`` on ``target`` ``[examples, ...]``.
+
+    Sums of fixed blocks, not of the chunk: a chunk's size depends on how many members are
+    evaluated together (:func:`_eval_chunk`), and so did the order of the additions of a
+    chunk's sum: one member's loss stored on a 1-rate and on a 3-rate grid, or with
+    ``--seeds 1`` and ``--seeds 2``, differed by an ulp. A block's sum, and the sum of the
+    blocks in order, are the same whatever the chunk (both engines add them so)."""
+    classes = output.shape[-1]
+    # members x classes x positions: the layout the stacked model's product wrote
+    logits = output.reshape(k, -1, classes).transpose(1, 2)
+    target = target.reshape(1, -1).expand(k, -1)
+    losses = F.cross_entropy(logits, target, reduction="none")
+    width = EVAL_MIN_EXAMPLES * (losses.shape[1] // len(output[0]))  # positions a block
+    whole = losses.shape[1] // width * width
+    sums = losses[:, :whole].reshape(k, -1, width).sum(2)
+    if whole < losses.shape[1]:  # the set's last, shorter block
+        sums = torch.cat([sums, losses[:, whole:].reshape(k, 1, -1).sum(2)], dim=1)
+    if not accuracy:
+        return sums, None
+    # the predicted class as ``max(1).indices`` over the classes' axis (the first of equal
+    # maxima, as ``argmax``): 46 us for 64 members x 128 examples x 10 classes where
+    # ``argmax`` over the same axis took 1.36 ms and a copy to contiguous rows then
+    # ``argmax`` 84 us
+    return sums, (logits.max(1).indices == target).sum(1)
+
+
+def _cross_entropy_scores(task, chunks: Iterable[tuple[Tensor, Tensor]], k: int,
+                          positions: int, metric: bool) -> tuple[Tensor, Tensor | None]:
+    """The mean cross entropy and metric, ``[k]`` each, of ``k`` members' outputs on the
+    ``(output, target)`` chunks of a set of ``positions`` targets, from the sums of its
+    blocks (:func:`_cross_entropy_sums`) added up in order: the same numbers however the
+    set was chunked and however many members were evaluated with each."""
+    accuracy = metric and task.metric == "accuracy"
+    sums, correct = [], 0
+    for output, target in chunks:
+        block_sums, right = _cross_entropy_sums(output, target, k, accuracy)
+        sums.append(block_sums)
+        if accuracy:
+            correct = correct + right
+    loss = torch.cat(sums, dim=1).sum(1) / positions
+    if not metric:
+        return loss, None
+    if accuracy:  # float32, as ``_metric``'s ``.float().mean()``
+        return loss, (correct.float() / positions).to(loss.dtype)
+    return loss, _metric(task, None, None, loss)
 
 
 def _sequential_scores(task, forward: Callable[[Tensor], Tensor], x: Tensor, y: Tensor,
@@ -917,34 +994,22 @@ def _sequential_scores(task, forward: Callable[[Tensor], Tensor], x: Tensor, y: 
     :func:`_eval_chunk` examples (as a population of one), not on the whole set at once:
     60,000 MNIST images through the CNN in one pass peaked at 4.4 GB.
 
-    ``cross_entropy`` and ``mse`` add up each chunk's summed loss (and correct predictions)
-    and divide by the number of targets: the one-pass mean up to the order of the sums. A
-    loss function of the task's own need not be a mean of per-example terms, so it reads
-    the chunks' outputs joined (small beside the activations), as the population engine's.
+    ``cross_entropy`` adds up the sums of fixed blocks of examples (and the correct
+    predictions) and divides by the number of targets, as the population engine does
+    (:func:`_cross_entropy_scores`): the one-pass mean up to the order of the sums, and
+    the population's numbers where the forwards agree. Another loss (``mse``, or a
+    function of the task's own, which need not be a mean of per-example terms) reads the
+    chunks' outputs joined (small beside the activations), as the population engine's.
     """
     chunk = _eval_chunk(1, y)
-    loss_kind = getattr(task, "loss", None)
-    if loss_kind not in ("cross_entropy", "mse"):
-        out = torch.cat([forward(x[i:i + chunk]) for i in range(0, len(x), chunk)])
-        loss = task.loss_fn(out, y)
-        return float(loss), float(_metric(task, out, y, loss)) if metric else None
-    accuracy = metric and task.metric == "accuracy"
-    loss_sum, correct = 0.0, 0
-    for i in range(0, len(x), chunk):
-        out, target = forward(x[i:i + chunk]), y[i:i + chunk]
-        if loss_kind == "cross_entropy":
-            loss_sum = loss_sum + F.cross_entropy(out.reshape(-1, out.shape[-1]),
-                                                  target.reshape(-1), reduction="sum")
-        else:  # outputs of the targets' shape (check_output)
-            loss_sum = loss_sum + F.mse_loss(out, target, reduction="sum")
-        if accuracy:
-            correct = correct + (out.argmax(-1) == target).sum()
-    loss = loss_sum / y.numel()
-    if not metric:
-        return float(loss), None
-    if accuracy:  # float32, as ``_metric``'s ``.float().mean()`` and the population engine
-        return float(loss), float(torch.as_tensor(correct).float() / y.numel())
-    return float(loss), float(_metric(task, None, None, loss))
+    if getattr(task, "loss", None) == "cross_entropy":
+        chunks = ((forward(x[i:i + chunk]).unsqueeze(0), y[i:i + chunk])
+                  for i in range(0, len(x), chunk))
+        loss, value = _cross_entropy_scores(task, chunks, 1, y.numel(), metric)
+        return float(loss[0]), None if value is None else float(value[0])
+    out = torch.cat([forward(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    loss = task.loss_fn(out, y)
+    return float(loss), float(_metric(task, out, y, loss)) if metric else None
 
 
 def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor], x: Tensor,
@@ -953,41 +1018,30 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
     None where ``metric`` is False: the train set's curve keeps its loss alone).
 
     The forward runs in chunks of at most :data:`EVAL_ROWS` (member, position) rows, and at
-    least :data:`EVAL_MIN_EXAMPLES` examples. For a
-    cross-entropy task each chunk is reduced at once (per-member sums of the loss and of the
-    correct predictions), with the classes on the axis ``F.cross_entropy`` reads fastest, and
-    the predicted class as ``max(1).indices`` over that axis (the first of equal maxima, as
-    ``argmax``; 46 us for 64 members x 128 examples x 10 classes where ``argmax`` over the
-    same axis took 1.36 ms and a copy to contiguous rows then ``argmax`` 84 us); the result
-    is what ``task.loss_fn`` and the metric give member by member.
-    Other losses go through ``vmap(task.loss_fn)`` on the whole output.
+    least :data:`EVAL_MIN_EXAMPLES` examples (:func:`_eval_chunk`). A cross-entropy task
+    reduces each chunk at once, with the classes on the axis ``F.cross_entropy`` reads
+    fastest, to the sums of fixed blocks of examples, added up in order at the end
+    (:func:`_cross_entropy_scores`). Other losses read the whole output, member by member
+    (``task.loss_fn`` and the metric on each, as the sequential engine calls them: a
+    ``vmap`` over the members reduced each member's loss in another order for one member
+    than for several). Either way a member's numbers do not depend on how many members
+    are evaluated with it, nor which: its forward's outputs are the same whatever the
+    chunk's size (the matrix products' rows, checked for the MNIST-1D MLP, CNN and GRU),
+    and the chunk's size alone depended on them.
     """
     chunk = _eval_chunk(k, y)
-    if getattr(task, "loss", None) != "cross_entropy":
-        out = torch.cat([shared_forward(weights, x[i:i + chunk])
-                         for i in range(0, len(x), chunk)], dim=1)
-        loss = torch.vmap(task.loss_fn, in_dims=(0, None))(out, y)
-        if not metric:
-            return loss, None
-        return loss, torch.vmap(lambda o, l_: _metric(task, o, y, l_))(out, loss)
-    accuracy = metric and task.metric == "accuracy"
-    loss_sum, correct = 0, 0
-    for i in range(0, len(x), chunk):
-        out = shared_forward(weights, x[i:i + chunk])
-        # members x classes x positions: the layout the stacked model's product wrote
-        logits = out.reshape(k, -1, out.shape[-1]).transpose(1, 2)
-        target = y[i:i + chunk].reshape(1, -1).expand(k, -1)
-        loss_sum = loss_sum + F.cross_entropy(logits, target, reduction="none").sum(1)
-        if accuracy:
-            correct = correct + (logits.max(1).indices == target).sum(1)
-    positions = y.numel()
-    loss = loss_sum / positions
+    if getattr(task, "loss", None) == "cross_entropy":
+        chunks = ((shared_forward(weights, x[i:i + chunk]), y[i:i + chunk])
+                  for i in range(0, len(x), chunk))
+        return _cross_entropy_scores(task, chunks, k, y.numel(), metric)
+    out = torch.cat([shared_forward(weights, x[i:i + chunk])
+                     for i in range(0, len(x), chunk)], dim=1)
+    losses = [task.loss_fn(member_out, y) for member_out in out]
+    loss = torch.stack(losses)
     if not metric:
         return loss, None
-    if accuracy:
-        # float32, as ``_metric``'s ``.float().mean()`` in the sequential engine
-        return loss, (correct.float() / positions).to(loss.dtype)
-    return loss, _metric(task, None, None, loss)
+    return loss, torch.stack([_metric(task, member_out, y, member_loss)
+                              for member_out, member_loss in zip(out, losses)])
 
 
 @one_at_a_time
@@ -1086,7 +1140,8 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
     needs_closure = resolve(member.optimizer).info.needs_closure
     base_lrs = [group["lr"] for group in opt.param_groups] if "lr" in opt.param_groups[0] \
         else None
-    index = batch_indices(len(task.x_train), config.batch_size, member.seed, config.steps)
+    # the steps of batch_indices, an epoch at a time (not [steps, B] up front)
+    batches = batch_stream(len(task.x_train), config.batch_size, member.seed)
     clock = _TrainingClock()
 
     def evaluate(step: int) -> None:
@@ -1128,7 +1183,7 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
             factor = schedule_factor(config, step)
             for group, lr in zip(opt.param_groups, base_lrs):
                 group["lr"] = lr * factor
-        idx = index[step]
+        idx = next(batches)
 
         def closure(idx=idx):
             loss = task.loss_fn(model(task.x_train[idx]), task.y_train[idx])
