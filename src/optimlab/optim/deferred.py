@@ -178,8 +178,10 @@ class Graph:
         numel: the number of elements in the batch (every value is that long).
         device: where the batch lives.
         views: ``views(flat)`` gives a flat buffer's views shaped like the batch's tensors.
-        pool: the batch's scratch buffers (a list the graph appends to; kept across steps, so
-            a step writes the buffers the last one did and pays no fresh allocation).
+        pool: the batch's scratch buffers (a list the graph appends to; kept across steps up
+            to the engine's :data:`~optimlab.optim.engine.SCRATCH_KEPT_BYTES` on a CPU, so a
+            small model's step writes the buffers the last one did and pays no fresh
+            allocation).
         arena: where what runs at once (:meth:`force`) takes its buffers, step after step
             (an :class:`~optimlab.optim.multi_tensor.Arena`), or None to allocate them.
     """

@@ -113,6 +113,7 @@ class Engine:
         ``Adagrad.share_memory``): the tensors step one at a time, fused or copied back.
         """
         if state_precision is not None:
+            self._multi.pop(key, None)  # the moments are kept compact, out of its buffers
             for p in params:
                 self._step_one(p, states[p], hp, maximize, state_precision)
             return
@@ -131,12 +132,17 @@ class Engine:
                 single.append(p)
             else:
                 batched.append(p)
-        if len(batched) == 1:
+        if len(batched) >= 2:
+            retired = self._step_multi(key, batched, states, hp, maximize)
+        else:
+            # no batch this step (the fused path took the tensors the first step batched,
+            # SGD's once its momentum buffer exists): the plan and its buffers go
             single += batched
-        elif batched:
-            self._step_multi(key, batched, states, hp, maximize)
+            retired = self._multi.pop(key, None)
         for p in single:
             self._step_one(p, states[p], hp, maximize, in_place=in_place)
+        if retired is not None and not in_place:  # shared state stays where it is
+            retired.release(states)
 
     def _step_one(self, p: Tensor, state: dict, hp: dict, maximize: bool,
                   state_precision: str | None = None, in_place: bool = False) -> None:
@@ -179,17 +185,21 @@ class Engine:
         return new
 
     def _step_multi(self, key: Any, params: list[Tensor], states: Any, hp: dict,
-                    maximize: bool) -> None:
+                    maximize: bool) -> _MultiPlan | None:
         """The multi-tensor path: one rule call per batch of tensors with the same dtype,
         device, state layout and scalar state (the step, NAdam's product, ...).
 
         The analysis is kept as a plan (:class:`_MultiPlan`) while the parameters, their
-        storage and their state tensors stay the same.
+        storage and their state tensors stay the same. Returns the plan a new one replaced,
+        for the caller to :meth:`~_MultiPlan.release` once the group has stepped.
         """
-        plan = self._multi.get(key)
+        plan = old = self._multi.get(key)
         if plan is None or not plan.fits(params, states) or not plan.uniform():
             plan = self._multi[key] = _MultiPlan(self, params, states, hp)
+        else:
+            old = None
         plan.run(self.update, hp, maximize)
+        return old
 
     # -- the fused path ----------------------------------------------------------------------
     def _step_fused(self, key: Any, params: list[Tensor], states: Any, hp: dict,
@@ -537,6 +547,18 @@ def _layout(weight: Tensor, state: dict) -> tuple:
     return (weight.device, weight.dtype, tuple(kinds))
 
 
+#: the most bytes of scratch (:attr:`_MultiBatch.pool`, its :class:`Arena`'s buffers) a CPU
+#: batch keeps from one step to the next. A fresh CPU buffer costs the operating system's page
+#: faults when first written, about as much as the arithmetic that fills it (RMSprop's and
+#: Adagrad's plain step on 200 tensors of 5,000 numbers took twice as long with none kept, so
+#: ``benchmarks/multi_tensor_speed.py`` fell behind torch's foreach path); kept without bound,
+#: the scratch cost up to 12 times the parameters' memory (LAMB) where torch holds none. Up to
+#: this much the scratch is kept (a small model's step stays fast), beyond it the rest is let
+#: go after each step. Off the CPU (no arena) none is kept: the caching allocator reuses freed
+#: blocks.
+SCRATCH_KEPT_BYTES = 16 << 20
+
+
 class _MultiBatch:
     """Tensors of a group that one rule call steps at once (multi-tensor path).
 
@@ -545,11 +567,12 @@ class _MultiBatch:
     each. The rule runs on :class:`~optimlab.optim.multi_tensor.TensorList` arguments while a
     :class:`~optimlab.optim.deferred.Graph` records it; the graph then computes each result
     where it belongs (a state buffer, the parameters, in place where the old value is no
-    longer read), reading the gradients and parameters where they are. Scratch buffers are
-    kept from step to step (:attr:`pool`), and on a CPU the buffers of what runs eagerly too
-    (:class:`~optimlab.optim.multi_tensor.Arena`). New state is written into the state
-    buffers, so a tensor taken from ``opt.state`` follows the state from step to step as it
-    does with ``torch.optim``, and across a new batch too (a plan formed again after a
+    longer read), reading the gradients and parameters where they are. On a CPU, scratch
+    buffers are kept from step to step (:attr:`pool`), and the buffers of what runs eagerly
+    too (:class:`~optimlab.optim.multi_tensor.Arena`), up to :data:`SCRATCH_KEPT_BYTES`.
+    New state is written into the state buffers, so a tensor taken from ``opt.state``
+    follows the state from step to step as it does with ``torch.optim``, and across a new
+    batch too (a plan formed again after a
     missing gradient, ``add_param_group`` or an edited entry): the state dicts' tensors are
     moved into the new buffers in place (:func:`_move_into`), not replaced.
     """
@@ -582,19 +605,52 @@ class _MultiBatch:
         self.arena = Arena() if w.device.type == "cpu" else None
 
     def views(self, flat: Tensor) -> list[Tensor]:
-        """Views of ``flat`` shaped like the batch's tensors (made once per buffer)."""
+        """Views of ``flat`` shaped like the batch's tensors (made once per buffer and step;
+        a state buffer's are kept from step to step, see :meth:`_forget`).
+
+        An entry holds its buffer, so the ``id`` it is filed under cannot be another
+        tensor's while it is kept (an ``id`` is reused only after its object is freed), and
+        the entry is taken only for that very object."""
         kept = self._views.get(id(flat))
         if kept is None or kept[0] is not flat:
             kept = self._views[id(flat)] = (flat, self.layout.split(flat))
-            if len(self._views) > 64:  # buffers come and go with a rule's branches
-                self._views = {id(flat): kept}
         return kept[1]
 
+    def _forget(self) -> None:
+        """Let go of what one step used and the state does not hold, after the step: the
+        scratch pool's and the arena's buffers beyond :data:`SCRATCH_KEPT_BYTES` (all of
+        them off the CPU), and the views of every buffer but the state's and the scratch
+        kept (an entry holds its whole buffer; without an arena, on a GPU, every step brings
+        new ones)."""
+        budget = SCRATCH_KEPT_BYTES if self.arena is not None else 0
+
+        def fits(buf: Tensor) -> bool:
+            nonlocal budget
+            size = buf.numel() * buf.element_size()
+            if 0 < size <= budget:
+                budget -= size
+                return True
+            return False
+
+        self.pool[:] = [buf for buf in self.pool if fits(buf)]
+        kept = [*self.tensors.values(), *self.pool]
+        if self.arena is not None:
+            slots = self.arena.slots
+            slots[:] = [buf if buf is not None and fits(buf) else None for buf in slots]
+            while slots and slots[-1] is None:
+                slots.pop()
+            kept += [buf for buf in slots if buf is not None]
+        views = self._views
+        self._views = {id(buf): views[id(buf)] for buf in kept
+                       if id(buf) in views and views[id(buf)][0] is buf}
+
     def _adopt(self, name: str, flat: Tensor) -> None:
-        """Make ``flat`` the buffer of state entry ``name``; the state dicts get views."""
+        """Make ``flat`` the buffer of state entry ``name``; the state dicts get views (as
+        :func:`_move_into` gives them: not autograd views, whose base would keep ``flat``
+        alive after the entry moved to other memory)."""
         self.tensors[name] = flat
         for s, view in zip(self.states, self.views(flat)):
-            s[name] = view
+            s[name] = view.detach()
 
     def uniform(self) -> bool:
         """Whether the batch's tensors still hold the same scalar state (the step, NAdam's
@@ -608,7 +664,14 @@ class _MultiBatch:
 
     def run(self, update: Callable, hp: dict, maximize: bool) -> bool:
         """One step of every tensor of the batch; True if it put new tensors in the state
-        dicts (a buffer created on this step, a rebound entry)."""
+        dicts (a buffer created on this step, a rebound entry). What the step used besides
+        the state is let go after it (:meth:`_forget`)."""
+        try:
+            return self._step(update, hp, maximize)
+        finally:
+            self._forget()
+
+    def _step(self, update: Callable, hp: dict, maximize: bool) -> bool:
         layout = self.layout
         grads = [p.grad for p in self.params]
         if self.complex:
@@ -668,13 +731,15 @@ def _move_into(states: list[dict], name: str, homes: Sequence[Tensor], moved: se
     entry is moved there (:func:`_repoint`), so a tensor taken from ``opt.state`` before the
     batch was formed keeps following the state; one that cannot be (:func:`_repoint`, or
     already moved for another entry: ``moved`` holds their ids, one object cannot live at
-    two places) is replaced by the view."""
+    two places) is replaced by the view, detached: an autograd view keeps its base, the
+    whole buffer, alive even once :func:`_repoint` has moved it to memory of its own (a new
+    batch's buffer, :meth:`_MultiPlan.release`), where a detached one lets it go."""
     for state, home in zip(states, homes):
         old = state.get(name)
         if id(old) not in moved and _repoint(old, home):
             moved.add(id(old))
         else:
-            state[name] = home
+            state[name] = home.detach()
 
 
 class _MultiPlan:
@@ -727,6 +792,31 @@ class _MultiPlan:
         built again, which splits them by value)."""
         return all(batch.uniform() for batch in self.batches)
 
+    def release(self, states: Any) -> None:
+        """Let go of this plan's buffers, the plan being replaced or dropped: the state
+        entries still in a buffer that others have left (moved into a new plan's buffers,
+        or stepped alone) get storage of their own, a copy, so the old buffer is freed
+        (a parameter without a gradient since, a frozen head, would keep the whole group's
+        buffer alive, and a checkpoint would save it whole). A buffer still wholly the
+        state's stays as it is (the fused path steps SGD's momentum buffers in place)."""
+        if states is not self.mapping:  # a loaded checkpoint replaced the state
+            return
+        for batch in self.batches:
+            live = [s for p, s in zip(batch.params, batch.states) if states.get(p) is s]
+            for name, flat in (*batch.tensors.items(), *batch.scalars.items()):
+                if not flat.numel() or flat.is_shared():  # other processes may read it there
+                    continue
+                ptr = flat.untyped_storage().data_ptr()
+                inside = [s for s in live if _stored_in(s.get(name), ptr)]
+                if not inside or len(inside) == len(batch.states):
+                    continue
+                for s in inside:
+                    old = s[name]
+                    own = old.clone()
+                    # an autograd view (not one the engine made) keeps its base: replaced
+                    if old._base is not None or not _repoint(old, own):
+                        s[name] = own
+
     def run(self, update: Callable, hp: dict, maximize: bool) -> None:
         """One step of every batch (and of each overlapping parameter on its own)."""
         rebound = [batch.run(update, hp, maximize) for batch in self.batches]
@@ -734,6 +824,12 @@ class _MultiPlan:
             self.engine._step_one(p, self.mapping[p], hp, maximize)
         if any(rebound) or self.apart:  # SGD's momentum buffer, created on the first step
             self.state_key = _state_key(self.mapping, self.params)
+
+
+def _stored_in(value: Any, ptr: int) -> bool:
+    """Whether ``value`` is a dense tensor on the storage at address ``ptr``."""
+    return isinstance(value, Tensor) and value.layout is torch.strided \
+        and value.untyped_storage().data_ptr() == ptr
 
 
 def _tensor_hp_dtypes(hp: dict) -> set:
