@@ -22,6 +22,10 @@ iterate (schedule-free's ``z``, ASGD's average) or a step size needs its full pr
   moments and unsigned (twice the resolution) for second moments. Blocks never cross the
   leading member axis of a population, so a member's state does not depend on another's.
 
+Both forms are encoded and decoded :data:`CHUNK` elements at a time (whole blocks, the dither
+hashing each element's index in its row), into the compact tensors the state already holds
+where they fit: a step needs the moments in full precision for the rule, and little more.
+
 Bytes of state per parameter, and the effect on the training lab's tasks, are measured by
 ``benchmarks/compact_state.py``.
 """
@@ -85,78 +89,146 @@ def _midpoints(signed: bool) -> Tensor:
     return (code[:-1] + code[1:]) / 2
 
 
-def _rows(x: Tensor, rows: int) -> tuple[Tensor, int]:
-    """``x`` as ``[rows, blocks, BLOCK]`` (zero-padded) and the row length before padding."""
-    flat = x.reshape(rows, -1)
-    n = flat.shape[1]
-    pad = -n % BLOCK
+#: elements :func:`encode` and :func:`decode` work on at a time (a multiple of :data:`BLOCK`,
+#: so a block never straddles two chunks): their temporaries (int64 bit patterns and hashes,
+#: search codes) are a few times this, 2 MiB each, not a few times the buffer, and stay in
+#: cache (a 25M-element buffer encodes faster so than whole)
+CHUNK = 1 << 18
+
+
+def _chunks(rows: int, n: int) -> list[tuple[int, int, int, int]]:
+    """``(row_start, row_stop, column_start, column_stop)`` pieces covering a ``[rows, n]``
+    buffer, each at most :data:`CHUNK` elements once its rows are padded to whole blocks: whole
+    rows together where a row is that short, else a row's columns in runs of whole blocks."""
+    chunk = max(BLOCK, CHUNK // BLOCK * BLOCK)
+    padded = n + -n % BLOCK
+    if not padded:
+        return []
+    if padded <= chunk:
+        per = chunk // padded
+        return [(r, min(rows, r + per), 0, n) for r in range(0, rows, per)]
+    return [(r, r + 1, c, min(n, c + chunk)) for r in range(rows) for c in range(0, n, chunk)]
+
+
+def _blocks(x: Tensor) -> Tensor:
+    """``x`` (``[rows, columns]``) as ``[rows, blocks, BLOCK]``, the last block zero-padded."""
+    pad = -x.shape[1] % BLOCK
     if pad:
-        flat = torch.nn.functional.pad(flat, (0, pad))
-    return flat.reshape(rows, -1, BLOCK), n
+        x = torch.nn.functional.pad(x, (0, pad))
+    return x.reshape(x.shape[0], -1, BLOCK)
 
 
-def _hash32(x: Tensor) -> Tensor:
-    """A 32-bit integer mix (in int64) of ``x``'s low 32 bits (an avalanche hash)."""
+def _hash32_(x: Tensor) -> Tensor:
+    """A 32-bit integer mix (in int64, in place) of ``x``'s low 32 bits (an avalanche hash)."""
     mask = 0xFFFFFFFF
-    x = x & mask
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & mask
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & mask
-    return x ^ (x >> 16)
+    x.bitwise_and_(mask)
+    x.bitwise_xor_(x >> 16)
+    x.mul_(0x7FEB352D).bitwise_and_(mask)
+    x.bitwise_xor_(x >> 15)
+    x.mul_(0x846CA68B).bitwise_and_(mask)
+    return x.bitwise_xor_(x >> 16)
 
 
-def _to_bfloat16(x: Tensor, salt: int, rows: int) -> Tensor:
-    """``x`` rounded stochastically to bfloat16 (via float32)."""
-    bits = x.to(torch.float32).reshape(rows, -1).view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    index = torch.arange(bits.shape[1], dtype=torch.int64, device=x.device)
-    noise = _hash32(bits ^ _hash32(index * 0x9E3779B1 + salt)) & 0xFFFF
-    rounded = (bits + noise) & 0xFFFF0000
-    finite = (bits & 0x7F800000) != 0x7F800000  # inf and nan keep their bits
-    rounded = torch.where(finite & (rounded & 0x7F800000 != 0x7F800000), rounded,
-                          bits & 0xFFFF0000)
-    rounded = rounded - ((rounded >> 31) << 32)  # back into int32's range
-    return rounded.to(torch.int32).view(torch.float32).to(torch.bfloat16).reshape(x.shape)
+def _bfloat16_chunk(x: Tensor, salt: int, start: int) -> Tensor:
+    """``x`` (``[rows, columns]``, its columns from ``start`` on in each row) rounded
+    stochastically to bfloat16, returned as float32 (the bfloat16 value, exactly)."""
+    bits = x.to(torch.float32).view(torch.int32).to(torch.int64).bitwise_and_(0xFFFFFFFF)
+    index = torch.arange(start, start + x.shape[1], dtype=torch.int64, device=x.device)
+    rounded = _hash32_(bits ^ _hash32_(index.mul_(0x9E3779B1).add_(salt)))
+    rounded.bitwise_and_(0xFFFF).add_(bits).bitwise_and_(0xFFFF0000)
+    # inf and nan keep their bits, and so does a value that would round up to one
+    keep = (bits & 0x7F800000) == 0x7F800000
+    keep |= (rounded & 0x7F800000) == 0x7F800000
+    bits.bitwise_and_(0xFFFF0000)
+    rounded = torch.where(keep, bits, rounded)
+    rounded -= (rounded >> 31) << 32  # back into int32's range
+    return rounded.to(torch.int32).view(torch.float32)
 
 
-def encode(x: Tensor, precision: str, *, signed: bool, name: str = "",
-           rows: int = 1) -> tuple[Tensor, Tensor | None]:
-    """``x`` in compact form: ``(values, None)`` for bfloat16, ``(codes, scales)`` for int8.
-
-    ``rows``: how many independent rows lead ``x`` (a population's members): blocks and the
-    dither restart at each row, so row ``k`` encodes as it would alone.
-    """
-    salt = zlib.crc32(name.encode())
-    if precision == "bfloat16":
-        return _to_bfloat16(x, salt, rows), None
-    if precision != "int8":
-        raise ValueError(f"state_precision must be one of {PRECISIONS}, got {precision!r}")
-    blocks, n = _rows(x.to(torch.float32), rows)
+def _int8_chunk(x: Tensor, signed: bool) -> tuple[Tensor, Tensor]:
+    """``x`` (``[rows, columns]``, starting on a block) as int32 codes (``[rows, columns]``)
+    and float32 block scales (``[rows, blocks]``)."""
+    blocks = _blocks(x.to(torch.float32))
     scale = blocks.abs().amax(dim=-1)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    normal = (blocks / safe[..., None]).clamp(-1.0 if signed else 0.0, 1.0)
-    codes = torch.searchsorted(_midpoints(signed).to(x.device), normal.contiguous())
+    normal = torch.div(blocks, safe[..., None]).clamp_(-1.0 if signed else 0.0, 1.0)
+    codes = torch.searchsorted(_midpoints(signed).to(x.device), normal, out_int32=True)
     if not signed:
         # a second moment far below its block's largest (under the smallest level's
         # midpoint, 1.6e-7 of it) would read 0 beside a first moment that does not, and
         # the step m / (sqrt(v) + eps) grow by up to 1 / sqrt(1 - beta2) (the zero-point
         # problem of low-bit optimizer states, Li et al. 2023): a positive value keeps the
         # smallest positive level instead (its step then a little shorter, never longer)
-        codes = torch.where((codes == 0) & (normal > 0), torch.ones_like(codes), codes)
-    codes = codes.reshape(rows, -1)[:, :n].to(torch.uint8).reshape(x.shape)
+        codes.masked_fill_((codes == 0) & (normal > 0), 1)
+    return codes.reshape(x.shape[0], -1)[:, :x.shape[1]], scale
+
+
+def _reusable(out: Tensor | None, like: Tensor, dtype: torch.dtype, shape) -> bool:
+    """Whether ``out`` (the buffer's compact form from the last step) can take the new one:
+    a whole, contiguous tensor of that dtype, shape and device, not sharing ``like``'s memory
+    (nor one made under ``torch.inference_mode`` when the step runs outside it)."""
+    return (isinstance(out, Tensor) and out.dtype == dtype and out.shape == shape
+            and out.device == like.device and out.is_contiguous() and not out.requires_grad
+            and (not out.is_inference() or torch.is_inference_mode_enabled())
+            and out.untyped_storage().nbytes() == out.numel() * out.element_size()
+            and out.untyped_storage().data_ptr() != like.untyped_storage().data_ptr())
+
+
+def encode(x: Tensor, precision: str, *, signed: bool, name: str = "", rows: int = 1,
+           out: tuple[Tensor | None, Tensor | None] | None = None) -> tuple[Tensor, Tensor | None]:
+    """``x`` in compact form: ``(values, None)`` for bfloat16, ``(codes, scales)`` for int8.
+
+    ``rows``: how many independent rows lead ``x`` (a population's members): blocks and the
+    dither restart at each row, so row ``k`` encodes as it would alone. ``out``: the
+    ``(values, scales)`` of the last encode of this buffer, written over where they fit (a
+    tensor that does not is left alone and a new one made). The work goes :data:`CHUNK`
+    elements at a time, so nothing of the buffer's size is made but the result.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"state_precision must be one of {PRECISIONS}, got {precision!r}")
+    salt = zlib.crc32(name.encode())
+    kept, kept_scale = out if out is not None else (None, None)
+    n = x.numel() // rows if rows else 0
+    flat = x.reshape(rows, n)
+    pieces = _chunks(rows, n)
+    if precision == "bfloat16":
+        values = kept if _reusable(kept, x, torch.bfloat16, x.shape) \
+            else torch.empty(x.shape, dtype=torch.bfloat16, device=x.device)
+        target = values.view(rows, n)
+        for r0, r1, c0, c1 in pieces:
+            target[r0:r1, c0:c1].copy_(_bfloat16_chunk(flat[r0:r1, c0:c1], salt, c0))
+        return values, None
+    blocks = -(-n // BLOCK)
+    codes = kept if _reusable(kept, x, torch.uint8, x.shape) \
+        else torch.empty(x.shape, dtype=torch.uint8, device=x.device)
+    scale = kept_scale if _reusable(kept_scale, x, torch.float32, (rows, blocks)) \
+        else torch.empty((rows, blocks), dtype=torch.float32, device=x.device)
+    target = codes.view(rows, n)
+    for r0, r1, c0, c1 in pieces:
+        piece, piece_scale = _int8_chunk(flat[r0:r1, c0:c1], signed)
+        target[r0:r1, c0:c1].copy_(piece)
+        scale[r0:r1, c0 // BLOCK:c0 // BLOCK + piece_scale.shape[1]].copy_(piece_scale)
     return codes, scale
 
 
 def decode(values: Tensor, scale: Tensor | None, precision: str, *, signed: bool,
            dtype: torch.dtype, rows: int = 1) -> Tensor:
-    """The buffer :func:`encode` compacted, in ``dtype``."""
+    """The buffer :func:`encode` compacted, in ``dtype`` (8-bit codes :data:`CHUNK` at a time)."""
     if precision == "bfloat16":
         return values.to(dtype)
     code = dynamic_code(signed).to(values.device)
-    levels = code[values.to(torch.int64)]
-    blocks, n = _rows(levels, rows)
-    full = (blocks * scale.to(torch.float32).reshape(rows, -1)[..., None]).reshape(rows, -1)
-    return full[:, :n].reshape(values.shape).to(dtype)
+    n = values.numel() // rows if rows else 0
+    codes = values.reshape(rows, n)
+    scale = scale.to(torch.float32).reshape(rows, -1)
+    full = torch.empty(values.shape, dtype=dtype, device=values.device)
+    target = full.view(rows, n)
+    for r0, r1, c0, c1 in _chunks(rows, n):
+        piece = codes[r0:r1, c0:c1]
+        levels = code.index_select(0, piece.reshape(-1).to(torch.int32)).reshape(piece.shape)
+        blocks = _blocks(levels)
+        blocks *= scale[r0:r1, c0 // BLOCK:c0 // BLOCK + blocks.shape[1], None]
+        target[r0:r1, c0:c1].copy_(blocks.reshape(r1 - r0, -1)[:, :c1 - c0])
+    return full
 
 
 def _compacted(state: dict, moments: dict[str, bool]) -> list[str]:
@@ -183,12 +255,14 @@ def unpack(state: dict, moments: dict[str, bool], dtype: torch.dtype, rows: int 
 
 def pack(state: dict, full: dict, moments: dict[str, bool], precision: str,
          rows: int = 1) -> None:
-    """Write ``full`` (the rule's new state) into ``state``, its moments encoded."""
+    """Write ``full`` (the rule's new state) into ``state``, its moments encoded (over the
+    compact tensors ``state`` holds from the last step, where they fit)."""
+    kept = {name: (state.get(name), state.get(name + SCALE)) for name in moments}
     for key, value in full.items():
         state[key] = value
     for name in _compacted(full, moments):
         values, scale = encode(full[name], precision, signed=moments[name], name=name,
-                               rows=rows)
+                               rows=rows, out=kept.get(name))
         state[name] = values
         if scale is not None:
             state[name + SCALE] = scale
