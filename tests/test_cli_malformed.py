@@ -255,8 +255,6 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
         (f"{BENCH} --eval-every {{huge}}", "--eval-every"),
         ("bench digits --optimizers adam --lrs 1e-3:1:100 --seeds 10 --steps 100000 "
          "--eval-every 1 --db {tmp}/r.db", "metric points"),
-        ("bench digits --optimizers adam --lrs 1e-3:1:100 --seeds 10 --steps 100000 "
-         "--batch-size full --db {tmp}/r.db", "indices"),
         (f"{BENCH} --target nan", "--target"),
         (f"{BENCH} --target inf", "--target"),
         (f"{BENCH} --target abc", "--target"),
