@@ -1491,7 +1491,7 @@ def _closest_sweep(store, config: dict) -> str:
     from .bench.store.jsonio import config_differences
 
     best = None
-    for sweep_id, text in store.con.execute("SELECT id, config FROM sweeps ORDER BY id"):
+    for sweep_id, text in store.con.execute("SELECT id, config FROM sweeps ORDER BY id").fetchall():
         try:
             stored = json.loads(text) if text is not None else None
         except ValueError:

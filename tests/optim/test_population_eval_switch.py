@@ -34,27 +34,10 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
     return torch.sin(3 * p) + 0.1 * p
 
 
-def _population(name: str, every: int | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """A population run of STEPS steps, switched to eval and back after every ``every``-th
-    step (never where None): its parameters in train mode (y) and then in eval mode (x)."""
-    params = [p.clone().requires_grad_() for p in _start()]
-    pop = Population(name, params, {"lr": RATES[name]})
-    for step in range(STEPS):
-        for p in params:
-            p.grad = _grad(p.detach())
-        pop.step()
-        if every is not None and (step + 1) % every == 0:
-            pop.eval()
-            pop.train()
-    trained = [p.detach().clone() for p in params]
-    pop.eval()
-    return trained, [p.detach().clone() for p in params]
-
-
-def _alone(name: str, k: int, every: int | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Member ``k`` run by the optimizer alone, as :func:`_population` runs it."""
-    params = [p[k].clone().requires_grad_() for p in _start()]
-    opt = CLASSES[name](params, lr=RATES[name][k])
+def _run(opt, params: list[torch.Tensor], every: int | None):
+    """STEPS steps of ``opt`` (a population or one optimizer) over ``params``, switched to
+    eval and back after every ``every``-th step (never where None): the parameters in train
+    mode (y), then in eval mode (x)."""
     for step in range(STEPS):
         for p in params:
             p.grad = _grad(p.detach())
@@ -65,6 +48,18 @@ def _alone(name: str, k: int, every: int | None) -> tuple[list[torch.Tensor], li
     trained = [p.detach().clone() for p in params]
     opt.eval()
     return trained, [p.detach().clone() for p in params]
+
+
+def _population(name: str, every: int | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A population run of :func:`_run`."""
+    params = [p.clone().requires_grad_() for p in _start()]
+    return _run(Population(name, params, {"lr": RATES[name]}), params, every)
+
+
+def _alone(name: str, k: int, every: int | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Member ``k`` run by the optimizer alone, as :func:`_population` runs it."""
+    params = [p[k].clone().requires_grad_() for p in _start()]
+    return _run(CLASSES[name](params, lr=RATES[name][k]), params, every)
 
 
 def _assert_identical(got, expected, what: str) -> None:
