@@ -297,27 +297,20 @@ def batch_indices(n: int, batch_size: int | None, seed: int, steps: int) -> Tens
     return torch.cat([_epoch(n, batch_size, gen) for _ in range(epochs)])[:steps]
 
 
-def _population_batches(n: int, batch_size: int | None, seeds: Sequence[int],
-                        steps: int) -> Iterator[Tensor]:
-    """The training examples of each of ``steps`` steps for members of these ``seeds``,
-    ``[K, B]`` a step: member k's are the steps of :func:`batch_indices` for ``seeds[k]``
-    (the same draws), made an epoch at a time as the steps need them. Every step's indices
-    made up front were ``[steps, K, B]`` int64: 64 members x batch 100 x 10,000 steps, 488
-    MiB; one epoch's are at most ``K x n`` (at full batch one row of every example,
-    expanded, not copied)."""
+def _population_batches(n: int, batch_size: int | None,
+                        seeds: Sequence[int]) -> Iterator[Tensor]:
+    """The training examples of each step for members of these ``seeds``, ``[K, B]`` a step,
+    one step after another without end: member k's are its seed's :func:`batch_stream`
+    (the steps of :func:`batch_indices`, drawn an epoch at a time as the steps need them).
+    Every step's indices made up front were ``[steps, K, B]`` int64: 64 members x batch 100
+    x 10,000 steps, 488 MiB (at full batch one row of every example, expanded, not copied)."""
     if full_batch(batch_size, n):
         rows = torch.arange(n).expand(len(seeds), n)
-        for _ in range(steps):
+        while True:
             yield rows
-        return
-    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
-    per_epoch = n // batch_size
-    for start in range(0, steps, per_epoch):
-        take = min(per_epoch, steps - start)
-        block = torch.empty(take, len(seeds), batch_size, dtype=torch.int64)
-        for k, gen in enumerate(gens):  # the epoch drawn whole, as batch_indices draws it
-            block[:, k] = _epoch(n, batch_size, gen)[:take]
-        yield from block
+    streams = [batch_stream(n, batch_size, seed) for seed in seeds]
+    while True:
+        yield torch.stack([next(stream) for stream in streams])
 
 
 def _rows(data: Tensor, idx: Tensor) -> Tensor:
@@ -851,7 +844,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     # each step's [K, B] examples, drawn an epoch at a time as needed (not every step's up
     # front: 64 members x batch 100 x 10,000 steps were 488 MiB of indices)
     batches = _population_batches(len(task.x_train), config.batch_size,
-                                  [m.seed for m in members], config.steps)
+                                  [m.seed for m in members])
     first = next(batches)
     results = [RunResult(m) for m in members]
     diverged = torch.zeros(len(members), dtype=torch.bool)

@@ -165,15 +165,14 @@ def order_free_keys(config: Any, stored: bool = False) -> set[str]:
     if not isinstance(data, dict):
         return {canonical_key(data)}
     forms = [data] if stored else list(_forms(data))
-    return {canonical_key({**form, **{name: _sorted(form[name]) for name in ("optimizers", "lrs")
-                                      if name in form}}) for form in forms}
+    return {canonical_key(_order_free(form)) for form in forms}
 
 
 def _forms(data: dict) -> tuple[dict, dict]:
     """``(normal, before)``: the form :func:`sweep_keys` keys a configuration by now (its
     optimizers and rates sorted, ``model`` the one that trains) and the form an earlier
     optimlab keyed it by (as given, ``train`` naming the model as the top-level one)."""
-    normal = {**data, **{name: _sorted(data[name]) for name in ("optimizers", "lrs") if name in data}}
+    normal = _order_free(data)
     before = data
     train = data.get("train")
     if isinstance(train, dict) and "model" in train and "model" in data:
@@ -204,7 +203,7 @@ def config_differences(stored: Any, given: Any) -> list[str]:
         data = json_data(config)
         if not isinstance(data, dict):
             return {"": data}
-        return flat({**data, **{n: _sorted(data[n]) for n in ("optimizers", "lrs") if n in data}})
+        return flat(_order_free(data))
 
     def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         words = []
@@ -225,6 +224,12 @@ def config_differences(stored: Any, given: Any) -> list[str]:
     # keyed by; the closer one
     return min(differences(normal(_forms(old)[0]), normal(_forms(new)[0])),
                differences(normal(old), normal(_forms(new)[1])), key=len)
+
+
+def _order_free(data: dict) -> dict:
+    """``data`` with its ``optimizers`` and ``lrs`` sorted (:func:`_sorted`): the order a
+    sweep's key leaves out."""
+    return {**data, **{name: _sorted(data[name]) for name in ("optimizers", "lrs") if name in data}}
 
 
 def _sorted(value: Any) -> Any:
