@@ -747,8 +747,8 @@ def run_records(store: RunStore, sweep_id: int,
     """One plain record per ended run (finished, diverged or failed: a run still pending or
     running has no result to count) for :func:`optimlab.bench.analysis.summarize`.
 
-    Runs stored before summaries held their tuning score (optimlab before 2026-12-03) have
-    none: with ``higher_is_better`` given (the sweep's metric's direction), their score is
+    Finished runs stored before summaries held their tuning score (optimlab before
+    2026-12-03) have none: with ``higher_is_better`` given (the metric's direction), it is
     computed from their stored ``test_metric`` points by :func:`~.analysis.tail_score`, as
     the sweep would have stored it, so that such a sweep is ranked by the criterion its
     tables name; without it (or for a run with no point stored),
@@ -763,7 +763,8 @@ def run_records(store: RunStore, sweep_id: int,
                         "seed": run.seed, "status": run.status, "error": run.error,
                         "metric": math.nan if metric is None else metric,
                         "diverged": run.status != "finished", "run_id": run.id})
-        if "score" not in summary:
+        # (a run that did not finish is scored the worst by summarize, whatever it holds)
+        if "score" not in summary and run.status == "finished":
             unscored.append(records[-1])
     if unscored and higher_is_better is not None:
         points = store.metrics(sweep_id, run_ids=[r["run_id"] for r in unscored])
