@@ -162,3 +162,18 @@ def test_compact_state_refuses_an_unknown_optimizer(monkeypatch, capsys):
     # it used to stop with a KeyError after the first task's table header
     err = _refused(monkeypatch, capsys, "compact_state.py", "--optimizers", "adam,adamw")
     assert "unknown optimizer(s) adamw; choose from adam, momentum, lion" in err
+
+
+def test_step_memory_measures_every_case():
+    run = _script("step_memory.py", "--numel", "20000")
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    if not rows:  # no Linux /proc: the script says so and measures nothing
+        assert "nothing measured" in run.stdout
+        return
+    assert len(rows) == 1 + 5 and not any("failed" in row for row in rows), run.stdout
+    for row in rows[1:]:
+        state, first, second = (float(cell) for cell in row.strip("| ").split(" | ")[1:])
+        # a high-water mark is at least the resident set it was reset at (the second step's
+        # is read against the set before the reset: a page or two may go in between)
+        assert state >= 0 and first >= 0 and second >= -1, row
