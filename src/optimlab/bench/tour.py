@@ -137,7 +137,7 @@ RACE_LEADS = {
     ("rosenbrock", False): [
         "Rosenbrock's valley is curved and almost flat along its floor, so the gradient "
         "points across the valley rather than along it: a step that follows it can overshoot "
-        "from wall to wall (a zig-zag), and a rate small enough not to crawls along the floor. "
+        "from wall to wall (a zig-zag), and a rate small enough not to bounce crawls along the floor. "
         "Momentum adds up the steps that agree, and Adam and RMSprop rescale the steep and "
         "the shallow directions. Each optimizer's rate was tuned on a log grid (the rate used "
         "is in the table, flagged where it sits on the grid's edge).",
