@@ -1508,7 +1508,7 @@ def _closest_sweep(store, config: dict) -> str:
                                            if len(differences) > 4 else "")
     older = any("not stored: an older optimlab" in d for d in differences)
     return (f"; the nearest, sweep {sweep_id}, differs in {shown}"
-            + (": a sweep an older optimlab stored cannot be resumed by this one, "
+            + ("; a sweep an older optimlab stored cannot be resumed by this one: "
                f"`optimlab report {sweep_id}` still reads it" if older else ""))
 
 
@@ -1934,10 +1934,11 @@ TOUR_DIR = "optimlab-tour"
 TOUR_DB = os.path.join(TOUR_DIR, "tour-runs.db")
 """Where ``optimlab tour`` (and so ``make demo``) keeps its sweeps, from the folder it ran in."""
 
-_READ_DB_HELP = (f"run store (default {DEFAULT_DB}; when there is none here but there is "
-                 f"{TOUR_DB}, left by `optimlab tour` or `make demo`, that one, with a note; "
-                 "a sweep that only the tour's store holds is an error naming the --db to "
-                 "add)")
+_LIST_DB_HELP = (f"run store (default {DEFAULT_DB}; when there is none here but there is "
+                 f"{TOUR_DB}, left by `optimlab tour` or `make demo`, that one, with a note")
+_READ_DB_HELP = (_LIST_DB_HELP + "; a sweep that only the tour's store holds is an error naming "
+                 "the --db to add)")
+_LIST_DB_HELP += ")"
 
 
 def _read_store(args: argparse.Namespace):
@@ -2197,7 +2198,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=_HP_HELP + " (repeatable; the rate is --lr's or --tune's)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="landscape parameter, e.g. kappa=100 for quadratic")
-    p.add_argument("--out", help="write the race plot (PNG/SVG/PDF; a folder: race-NAME.png)")
+    p.add_argument("--out", help="write the race plot (PNG/SVG/PDF; a folder: race-LANDSCAPE.png)")
     p.add_argument("--gif", help="write an animation (GIF, and MP4 when ffmpeg exists)")
     p.add_argument("--surface", help="write a 3-D surface plot with the paths")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
@@ -2320,7 +2321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=_text("a folder"), help=_DATA_DIR_HELP)
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
     p = sub.add_parser("runs", help="list the stored sweeps")
-    p.add_argument("--db", help=_READ_DB_HELP)
+    p.add_argument("--db", help=_LIST_DB_HELP)
     p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
     p.add_argument("--out", default=TOUR_DIR, help=f"folder (default {TOUR_DIR})")
     p.add_argument("--quick", action="store_true", help="tiny budgets (about 20 s on 2 cores, for a check)")
@@ -2344,7 +2345,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"tab shows; repeatable (default {SLICE_DIR} and the tour's "
                         f"{TOUR_DIR})")
     p = sub.add_parser("report", help="rebuild a sweep's report")
-    p.add_argument("sweep_id", type=_whole(1), help="the sweep (see `optimlab runs`)")
+    p.add_argument("sweep_id", type=_whole(1), metavar="SWEEP_ID", help="the sweep (see `optimlab runs`)")
     p.add_argument("--out", required=True, help="folder for the report")
     p.add_argument("--db", help=_READ_DB_HELP)
     parser.commands = sub.choices  # each command's parser, by name (main's errors)

@@ -360,5 +360,5 @@ def test_a_refused_resume_names_the_nearest_sweep_and_how_it_differs(tmp_path, c
     assert main(argv + ["--resume"]) == 2
     (err,) = capsys.readouterr().err.strip().splitlines()
     assert ("the nearest, sweep 1, differs in architecture (not stored: an older optimlab did not "
-            "record it): a sweep an older optimlab stored cannot be resumed by this one, "
+            "record it); a sweep an older optimlab stored cannot be resumed by this one: "
             "`optimlab report 1` still reads it") in err, err

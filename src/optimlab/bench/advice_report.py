@@ -576,7 +576,7 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         f"median of three rates, among the rates whose run ended below the initial loss, and "
         f"stops reading at the first rate that is not finite or above {STOP_FACTOR:g}x the "
         "lowest loss before it (the grey region), so one noisy or blown-up point can neither "
-        "win nor end the curve. fastai's valley (two thirds of the way down the longest "
+        "win nor end the curve. fastai's valley (about halfway down the longest "
         "descending stretch of the raw curve) and the steepest slope (where the loss falls "
         "fastest per decade of rate) read the same points but pick rates on the way down, "
         "below the valley's bottom; they are shown for comparison only. No pick is final: "

@@ -27,8 +27,9 @@ as not moving. The suggestion
    rate often sits just below the first that diverges, whose median it shares); if no
    run ended below the initial loss, the candidate cannot train here and is dropped.
 
-:func:`fastai_valley` (fastai's default since 2.4: two thirds of the way down the longest
-descending run) and :func:`steepest` (the steepest descent of the loss per decade of rate,
+:func:`fastai_valley` (fastai's default since 2.4: about halfway down the longest
+descending run; fastai's documentation says two thirds, its code takes start + len/3 +
+len/6) and :func:`steepest` (the steepest descent of the loss per decade of rate,
 torch-lr-finder's and Lightning's rule) are computed on the same curve for comparison.
 
 **Stage 2, a short tournament.** Successive halving over candidates x rates around each
@@ -204,8 +205,9 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], initial: float) ->
 
 def fastai_valley(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
     """fastai's ``valley`` rule on the same curve: the longest run of decreasing losses
-    (longest decreasing subsequence ending at each point), and the rate two thirds of the way
-    down it (``start + int(len/3) + int(len/6)``), as fastai's ``lr_find`` suggests."""
+    (longest decreasing subsequence ending at each point), and the rate about halfway down it
+    (``start + int(len/3) + int(len/6)``, fastai's code; its documentation says two thirds),
+    as fastai's ``lr_find`` suggests."""
     n = _truncated(losses)
     if n == 0:
         return None

@@ -20,7 +20,7 @@ every number on the page is computed by that run.
 Each section opens with what to look at and what the numbers mean, and its tables are HTML
 tables that say how learning rates were chosen and which optimizers cannot be told apart.
 
-Everything is computed when it runs (a few minutes on two cores); ``quick=True`` shrinks
+Everything is computed when it runs (about a minute on two cores); ``quick=True`` shrinks
 every budget so the tests can run the whole tour in seconds.
 """
 
@@ -92,7 +92,8 @@ RACES = (
     ("A plateau with vanishing gradients", "plateau", {}, 0.0),
     ("Ill-conditioning: a bowl with condition number 50, axis-aligned and rotated 45 degrees",
      "exhibits.ravine_alignment", {"kappa": 50.0, "angle": 45.0}, 0.0),
-    (f"Noisy gradients: Rosenbrock with gradient noise {NOISE:g}", "rosenbrock", {}, NOISE),
+    (f"Noisy gradients: Rosenbrock with Gaussian gradient noise of standard deviation {NOISE:g}",
+     "rosenbrock", {}, NOISE),
 )
 
 
@@ -160,8 +161,9 @@ RACE_LEADS = {
         "one is unbounded below: there is no minimum value, so the table reports whether "
         "each optimizer escaped and how many steps it took, not a gap to a minimum.",
         "Near the ridge the gradient is tiny, so a step proportional to it (SGD's, and "
-        "momentum's until it gathers speed) is tiny too, while RMSprop and Adam divide by a "
-        "running scale of the gradient and step about their rate from the start. Caveat: "
+        "momentum's until it gathers speed) is tiny too, while Adam divides by a bias-corrected "
+        "running scale of the gradient and steps about its rate from the start (RMSprop, "
+        "with no bias correction, starts at about ten times its rate). Caveat: "
         "tuning on a saddle picks the rate that escapes soonest (the rule under the table), "
         "so the escape steps compare tuned rates, not the methods alone.",
     ],
@@ -169,7 +171,8 @@ RACE_LEADS = {
         "On a plateau the gradient is nearly zero, and SGD's step, proportional to the "
         "gradient, is nearly zero too. RMSprop and Adam divide by a running scale of the "
         "gradient, so their steps stay about as large as the learning rate where the "
-        "gradient vanishes; momentum helps once it has gathered speed.",
+        "gradient vanishes (RMSprop's first steps larger, having no bias correction); "
+        "momentum helps once it has gathered speed.",
     ],
     ("exhibits.ravine_alignment", False): [
         "An ill-conditioned bowl, twice: with its axes along the coordinates, and the same "
@@ -472,9 +475,9 @@ def _to_target_note(headers: list[str]) -> list[str]:
     if not any(h.startswith("steps to ") for h in headers):
         return []
     return ["The to-target columns are read at each optimizer's best lr (the rate whose "
-            "accuracy ends best), the median over seeds; the cross-task profile instead "
-            "takes, per seed, whichever rate reached the target fastest, so its times can "
-            "be shorter than these."]
+            "worst accuracy over the last quarter of training is best), the median over "
+            "seeds; the cross-task profile instead takes, per seed, whichever rate reached "
+            "the target fastest, so its times can be shorter than these."]
 
 
 def _sweep_table(store: RunStore, sweep_id: int, headers: list[str],
@@ -699,9 +702,9 @@ def profile_headers(headers: list[str], basis: dict[str, str] | None) -> list[st
 #: under the profile: the tables and the profile read different rates
 PROFILE_RATE_NOTE = (
     "profile: the task tables read steps to the target at each optimizer's best lr (the "
-    "rate whose accuracy ends best), the median over seeds; the profile takes, per seed, "
-    "whichever rate reached the target fastest, then the median over seeds, so a profile "
-    "time can be shorter than the table's.")
+    "rate whose worst accuracy over the last quarter of training is best), the median "
+    "over seeds; the profile takes, per seed, whichever rate reached the target fastest, "
+    "then the median over seeds, so a profile time can be shorter than the table's.")
 
 
 def profile_ties(store: RunStore, sweeps: list[int], profile) -> dict[str, list[str]]:
@@ -847,8 +850,8 @@ def _variants(say: Callable[[str], None]) -> _Section:
         "the cost that matters, where the cheap noisy updates of the small batches get "
         "close to the minimum first and then wander at a noise floor set by the rate.",
         "The table gives the updates and the gradient evaluations (examples) each needs to "
-        "come within 1% of the way to the minimum. Each variant runs at a fixed rate (the "
-        "table's lr), not a tuned one.",
+        "close 99% of the gap between the starting loss and the minimum. Each variant runs "
+        "at a fixed rate (the table's lr), not a tuned one.",
     ]
     headers, rows = demo.rows()
     return _Section("Batch, mini-batch and stochastic gradient descent", demo.table(),

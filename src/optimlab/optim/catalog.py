@@ -215,7 +215,7 @@ TABLE: list[Info] = [
             sparse="poor: rare features get the same small step",
             rule_text="w = w*(1 - lambd*eta) - eta*g;  ax += mu*(w - ax);  "
             "eta = lr/(1+lambd*lr*t)^alpha;  mu = 1/max(1, t - t0)",
-            tuning="t0 sets when averaging starts (default 1e6: never); lr as for SGD; "
+            tuning="t0 sets when averaging starts (default 1e6: in practice never); lr as for SGD; "
             "evaluate with state['ax'], which is not copied into the parameters",
             strengths="iterate averaging reaches the optimal asymptotic rate for convex "
             "stochastic problems without a hand-tuned decay schedule",
@@ -562,7 +562,8 @@ TABLE: list[Info] = [
             "min(1, 1/|g|_1)*lr) or a strong-Wolfe line search;  up to max_iter per step()",
             tuning="full-batch problems: lr 1 with line_search_fn='strong_wolfe'; history "
             "size 10-100; max_iter sets the inner iterations per step() call",
-            strengths="superlinear convergence on smooth deterministic problems; no "
+            strengths="fast convergence on smooth deterministic problems (R-linear proven for L-BFGS "
+            "on uniformly convex functions, often near-superlinear in practice); no "
             "learning rate to tune with the line search; the classic choice for small "
             "models, physics-informed networks, style transfer and fitting",
             weaknesses="made for deterministic (full-batch) gradients: mini-batch noise "
@@ -1212,7 +1213,7 @@ TABLE: list[Info] = [
             decoupled_weight_decay="yes (scaled by lr, as in torch; default 0.1)",
             sparse="poor: the update is a dense orthogonalized matrix",
             rule_text="B = mu*B + (1-mu)*g;  O = NewtonSchulz5((1-mu)*g + mu*B if nesterov else B) "
-            "(bfloat16);  w = w*(1 - lr*wd) - lr*sqrt(max(1, A/B)) * O",
+            "(bfloat16);  w = w*(1 - lr*wd) - lr*sqrt(max(1, m/n)) * O  (w is m x n)",
             tuning="lr about 0.02 with 'original' scaling; with adjust_lr_fn='match_rms_adamw' "
             "reuse AdamW's lr and weight decay; momentum 0.95, nesterov, 5 NS steps",
             strengths="orthogonalized updates give every direction of a weight matrix an equal "

@@ -56,10 +56,10 @@ def zeropower_via_newtonschulz(g: Tensor, ns_coefficients=(DEFAULT_A, DEFAULT_B,
 
 
 def adjust_lr(lr, adjust_lr_fn: str | None, shape) -> float | Tensor:
-    """The learning rate for a matrix of ``shape`` (A, B) under ``adjust_lr_fn``.
+    """The learning rate for a matrix of ``shape`` (m, n) under ``adjust_lr_fn``.
 
-    ``None``/``"original"``: ``lr * sqrt(max(1, A/B))`` (Keller Jordan);
-    ``"match_rms_adamw"``: ``lr * 0.2 * sqrt(max(A, B))`` (Moonshot AI), so the update has
+    ``None``/``"original"``: ``lr * sqrt(max(1, m/n))`` (Keller Jordan);
+    ``"match_rms_adamw"``: ``lr * 0.2 * sqrt(max(m, n))`` (Moonshot AI), so the update has
     about the RMS of an AdamW update and AdamW's lr and weight decay carry over.
     """
     rows, cols = shape[:2]
@@ -93,7 +93,7 @@ _RULE = r"""
        \begin{aligned}
        &\textbf{input}: \gamma \text{ (lr)}, \lambda \text{ (weight decay)}, \mu
             \text{ (momentum)}, (a, b, c) \text{ (NS coefficients)}, k \text{ (NS steps)},
-            \varepsilon, \theta_0 \in \mathbb{R}^{A\times B}, f(\theta)\\
+            \varepsilon, \theta_0 \in \mathbb{R}^{m\times n}, f(\theta)\\
        &\textbf{init}: B_0 \leftarrow 0\\
        &\textbf{for}\ t = 1, 2, \ldots\\
        &\quad g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1})
@@ -106,8 +106,8 @@ _RULE = r"""
             \quad (\text{in bfloat16})\\
        &\quad \theta_t \leftarrow \theta_{t-1}(1-\gamma\lambda)
             - \gamma' X,\quad \gamma' = \begin{cases}
-            \gamma\sqrt{\max(1, A/B)} & \text{original}\\
-            0.2\,\gamma\sqrt{\max(A, B)} & \text{match\_rms\_adamw}\end{cases}
+            \gamma\sqrt{\max(1, m/n)} & \text{original}\\
+            0.2\,\gamma\sqrt{\max(m, n)} & \text{match\_rms\_adamw}\end{cases}
        \end{aligned}
 """
 

@@ -34,7 +34,7 @@ def _rmsprop_average(a: Tensor, g: Tensor, beta2) -> Tensor:
 
 
 #: where the step size comes from, with the graft's update of its sum of squares
-#: :math:`A`: AdaGrad's or RMSProp's diagonal step :math:`G / (\sqrt{A} + \epsilon_g)`,
+#: :math:`A`: Adagrad's or RMSprop's diagonal step :math:`G / (\sqrt{A} + \epsilon_g)`,
 #: SGD's (the gradient itself), or nowhere (Shampoo's own step, as in the 2018 paper)
 SECOND_MOMENT = {"adagrad": _adagrad_sum, "rmsprop": _rmsprop_average, "sgd": None,
                  "none": None}
@@ -182,17 +182,17 @@ _RULE = r"""
 
 
 class Shampoo(RuleOptimizer):
-    __doc__ = rf"""Shampoo with grafting: Kronecker-factored full-matrix AdaGrad, sized by a graft.
+    __doc__ = rf"""Shampoo with grafting: Kronecker-factored full-matrix Adagrad, sized by a graft.
 
     For a matrix gradient :math:`G`, Shampoo keeps the factors :math:`L = \sum GG^\top`
     and :math:`R = \sum G^\top G` (or their running averages) and steps along
-    :math:`L^{{-1/4}} G R^{{-1/4}}`, the Kronecker approximation of full-matrix AdaGrad's
+    :math:`L^{{-1/4}} G R^{{-1/4}}`, the Kronecker approximation of full-matrix Adagrad's
     :math:`(\sum g g^\top)^{{-1/2}} g`. A tensor of order :math:`k` keeps a factor per
     dimension and takes its :math:`-1/2k` root. Anil et al. made it practical: running
     averages of the factors, roots recomputed only every ``precondition_frequency`` steps,
     the first ``start_preconditioning_step - 1`` steps taken by the graft alone, momentum,
     and *grafting*: each layer's step keeps Shampoo's direction but takes the norm of a
-    diagonal method's step (AdaGrad, RMSProp or SGD), so a learning rate tuned for that
+    diagonal method's step (Adagrad, RMSprop or SGD), so a learning rate tuned for that
     method carries over. Vectors, 0-d tensors and layers with a dimension larger than
     ``max_precondition_dim`` take the graft's step.
 {_RULE}
@@ -213,16 +213,16 @@ class Shampoo(RuleOptimizer):
        decays with :math:`\beta_2`), and no dimension is merged or blocked. The defaults
        ``start_preconditioning_step=5``, ``precondition_frequency=1`` and the limit 4096
        are those of the authors' ``distributed_shampoo`` (``pytorch_optimizer``'s: 25,
-       1000, 8192); both default to SGD grafting, where this class grafts from AdaGrad, the
+       1000, 8192); both default to SGD grafting, where this class grafts from Adagrad, the
        diagonal method of which Shampoo is the Kronecker-factored full-matrix form. Its
        constructor refuses :math:`\beta_2 = 1`, though its code then sums the statistics
-       as here (the oracle sets it after construction); its RMSProp graft then keeps a sum
+       as here (the oracle sets it after construction); its RMSprop graft then keeps a sum
        of squares of weight :math:`1-\beta_2 = 0`, which stays 0, where here it sums too.
        Its step count is per param group, here per parameter, as torch's (the same while
        every parameter gets a gradient on every step).
 
     .. note::
-       Memory: two momentum buffers (Shampoo's and the graft's), AdaGrad's or RMSProp's
+       Memory: two momentum buffers (Shampoo's and the graft's), Adagrad's or RMSprop's
        sum of squares, and a statistic and an inverse root, :math:`d \times d` each, for
        every dimension :math:`d` of a preconditioned tensor. Those of a bfloat16 or float16
        parameter are kept in float32 (a checkpoint loads them back in float32).
@@ -239,15 +239,15 @@ class Shampoo(RuleOptimizer):
             (default: 1e-2).
         betas (tuple[float, float], optional): momentum :math:`\beta_1` (heavy ball, no
             dampening) and decay rate :math:`\beta_2 \in [0, 1]` of the statistics and of
-            RMSProp's graft; :math:`\beta_2 = 1` sums them (the statistics as the 2018
-            paper, RMSProp's graft as AdaGrad's) (default: (0.9, 0.999)).
+            RMSprop's graft; :math:`\beta_2 = 1` sums them (the statistics as the 2018
+            paper, RMSprop's graft as Adagrad's) (default: (0.9, 0.999)).
         eps (float, optional): :math:`\epsilon`, the start :math:`\epsilon I` of every
             statistic, which keeps the roots finite (default: 1e-6).
         graft (str, optional): the step size's source, one of ``"adagrad"``, ``"rmsprop"``,
-            ``"sgd"`` or ``"none"`` (Shampoo's own step). RMSProp's has no bias
+            ``"sgd"`` or ``"none"`` (Shampoo's own step). RMSprop's has no bias
             correction, so its first steps are up to :math:`1/\sqrt{{1-\beta_2}}` (about
             30) times its later ones (default: "adagrad").
-        graft_eps (float, optional): :math:`\epsilon_g`, added to AdaGrad's or RMSProp's
+        graft_eps (float, optional): :math:`\epsilon_g`, added to Adagrad's or RMSprop's
             :math:`\sqrt{{A}}` (default: 1e-10).
         weight_decay (float, optional): weight decay :math:`\lambda` (default: 0).
         decoupled_weight_decay (bool, optional): decay the weights by :math:`\gamma\lambda`
