@@ -307,9 +307,10 @@ _MAXIMIZE_DOC = """\
         maximize (bool, optional): maximize the objective instead of minimizing it
             (default: False)."""
 _FOREACH_DOC = """
-        foreach (bool, optional): as in ``torch.optim``: None (default) or True steps the
-            plain path over all tensors at once (multi-tensor), False tensor by tensor (the
-            same results); True together with ``fused=True`` is refused."""
+        foreach (bool, optional): None (default) or True steps the plain path over all
+            tensors at once (multi-tensor), False tensor by tensor (the same results, which
+            in bfloat16 and float16 are those of ``torch.optim``'s for-loop path, not of its
+            foreach path); True together with ``fused=True`` is refused."""
 _SKIP_NONFINITE_DOC = """
         skip_nonfinite (bool or ProcessGroup, optional): opt-in guard. When any gradient
             holds NaN or inf, skip the whole step (parameters and state untouched) and count it in

@@ -267,9 +267,13 @@ class SOAP(RuleOptimizer):
     """
 
     # eigendecompositions and data-dependent sorting on each tensor's own matrix shape:
-    # one tensor at a time, one instance per population member
+    # one tensor at a time, one instance per population member. Only the second moment may
+    # be kept compact: exp_avg lives in the parameters' basis and is projected onto the
+    # eigenbasis each step, where exp_avg_sq can be nearly zero along some directions, so
+    # its rounding error there is divided by about eps (a float64 quadratic moved 81.8 in
+    # one step with exp_avg in bfloat16, 0.0104 at most without)
     capabilities = Capabilities(batching="member", multi_tensor=False, complex=False,
-                                moments=("exp_avg",), second_moments=("exp_avg_sq",))
+                                second_moments=("exp_avg_sq",))
     init = staticmethod(init)
     update = staticmethod(update)
 
