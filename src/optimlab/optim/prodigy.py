@@ -151,7 +151,7 @@ class Prodigy(RuleOptimizer):
        additions; at their defaults they leave the paper's method.
 
        Parameters in float16 turn to NaN in the first steps, here as in prodigyopt: the
-       second moment starts at :math:`d_0^2 (1-\beta_2) g^2` (1e-9 for the defaults and a
+       second moment starts at :math:`d_0^2 (1-\beta_2) g^2` (1e-15 for the defaults and a
        unit gradient), below float16's smallest number, and so does
        :math:`d_{{k+1}} \epsilon`, so the step divides by zero. bfloat16 parameters stay
        finite but do not train: the first steps, of size about :math:`\gamma d_0`, round

@@ -257,7 +257,7 @@ def _derived(name: str, key: str, value: Any) -> Range | None:
     """What a hyperparameter of ``name`` outside the table accepts, from its default and the
     optimizer's own checks (None: nothing a JSON request could give, e.g. a function).
 
-    A number, or None (the optimizer then chooses: ADEMAMix's ``t_alpha_beta3``, L-BFGS's
+    A number, or None (the optimizer then chooses: AdEMAMix's ``t_alpha_beta3``, L-BFGS's
     ``max_eval``), takes what the optimizer takes (:func:`_takes`: any number, or whole
     numbers only; null too where the default is None); a default of None for which it takes
     no number is a text (a mode's name) or null."""

@@ -69,7 +69,8 @@ class Lookahead(TorchOptimizer):
         optimizer (torch.optim.Optimizer): the inner optimizer instance.
         k (int, optional): synchronisation period, an integer :math:`\ge 1` (default: 5).
         alpha (float, optional): slow-weight step size in :math:`[0, 1]`; 1 gives the inner
-            optimizer, 0 freezes the parameters every ``k`` steps (default: 0.5).
+            optimizer, 0 puts the parameters back to their starting values every ``k`` steps
+            (default: 0.5).
 
     Reference: Zhang, Lucas, Hinton & Ba, "Lookahead Optimizer: k steps forward, 1 step
     back", NeurIPS 2019, https://arxiv.org/abs/1907.08610.
