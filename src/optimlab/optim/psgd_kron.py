@@ -283,7 +283,10 @@ class PSGDKron(RuleOptimizer):
     entries, which leaves :math:`Q` unchanged and keeps their ranges alike. Each tensor draws
     :math:`v` from its own generator, seeded with ``seed`` and kept in its state
     (``rng_state``): a run is reproducible, resumes exactly from a state_dict, and does not
-    depend on how the tensors are grouped or on torch's global generator.
+    depend on how the tensors are grouped or on torch's global generator. The stream is
+    drawn on the CPU (the same numbers on every device) and copied to the parameter's: on a
+    GPU each refit costs a host-to-device copy the size of the parameter (every step for
+    the first 500 steps).
 {_RULE}
     .. warning::
        This is the Kronecker form of Evan Walters' ``kron_torch`` and of the reference,
