@@ -231,6 +231,37 @@ class _SharedGroup:
                         "state_dict() instead")
 
 
+def all_true(flags: Sequence[Tensor]) -> Tensor | None:
+    """The logical and of 0-d bool ``flags`` as one 0-d tensor, None if there are none.
+
+    Flags on several devices (parameters spread over a CPU and accelerators) are reduced on
+    each device, then on the first accelerator's: ``torch.stack`` takes tensors of one
+    device only, and reading one accelerator's answer costs one sync where reading each
+    device's would cost one per device (the CPU's flags cross as a few bytes).
+    """
+    if not flags:
+        return None
+    device = flags[0].device
+    if all(f.device == device for f in flags):
+        return torch.stack(flags).all()
+    by_device: dict[torch.device, list[Tensor]] = {}
+    for f in flags:
+        by_device.setdefault(f.device, []).append(f)
+    home = next((d for d in by_device if d.type != "cpu"), device)
+    return torch.stack([torch.stack(fs).all().to(home) for fs in by_device.values()]).all()
+
+
+def _reduction_device(process_groups: Sequence[Any], flag: Tensor | None) -> torch.device:
+    """Where a flag all-reduced over ``process_groups`` must be: on this process's CUDA
+    device for NCCL (which reduces CUDA tensors only), else where the flag is (the CPU if
+    there is none: gloo reduces CPU tensors)."""
+    import torch.distributed as dist
+
+    if any(dist.get_backend(group) == "nccl" for group in process_groups):
+        return torch.device("cuda", torch.cuda.current_device())
+    return flag.device if flag is not None else torch.device("cpu")
+
+
 def as_items(value: Any) -> list | None:
     """The items of a sequence argument (``betas``, ``etas``, ...) as a list, or None where
     ``value`` is not one: a tuple or list, and as ``torch.optim`` takes them, any other
@@ -288,6 +319,24 @@ def check_torch_flag(cls_name: str, flag: str, value: Any) -> None:
         raise ValueError(f"{cls_name}({flag}=True) is not supported: optimlab's step does not "
                          f"offer {_TORCH_FLAG_USE[flag]}; use torch.optim.{cls_name}"
                          f"({flag}=True) for that")
+
+
+#: ``torch.optim``'s flags optimlab takes at False only (:func:`check_torch_flag`)
+_TORCH_FLAGS = tuple(_TORCH_FLAG_USE)
+
+
+def _check_not_capturing(cls_name: str) -> None:
+    """Raise ``RuntimeError`` if the current CUDA stream is capturing a graph, as
+    ``torch.optim`` does for a step whose ``capturable`` is False: optimlab's step counters
+    are CPU tensors read on the host, which a captured step would leave where they were at
+    capture. Checked as torch checks it (CUDA built and available first): nothing more than
+    a flag read on a CPU-only build."""
+    if torch.backends.cuda.is_built() and torch.cuda.is_available() \
+            and torch.cuda.is_current_stream_capturing():
+        raise RuntimeError(
+            f"Attempting CUDA graph capture of step() for an instance of {cls_name}, which is "
+            "not capturable: optimlab steps with host-side step counters, which a captured "
+            "graph would freeze; run the step outside the capture")
 
 
 def check_betas(betas: Any, name: str = "betas", *, same_kind: bool = False) -> None:
@@ -924,15 +973,24 @@ class RuleOptimizer(TorchOptimizer):
         = "float16"`` became int8, ``group["cautious"] = "no"`` turned masking on,
         ``state_precision`` set beside ``fused=True`` went unfused); and a group whose
         ``state_precision`` was switched off since its last step has its compact moments
-        decoded back to the parameters' dtype (the rule would have read 8-bit codes)."""
+        decoded back to the parameters' dtype (the rule would have read 8-bit codes).
+
+        So is a group given ``capturable=True`` or ``differentiable=True`` since, with the
+        constructor's words (:func:`check_torch_flag`), and a step while a CUDA stream is
+        capturing a graph, as ``torch.optim`` refuses it where ``capturable`` is False: the
+        step counters are CPU tensors read on the host, which a captured step would freeze."""
+        _check_not_capturing(type(self).__name__)
         switches = _switches(type(self))
-        keys = ("state_precision", "fused", "foreach", *switches)
+        keys = ("state_precision", "fused", "foreach", *_TORCH_FLAGS, *switches)
         seen = self.__dict__.setdefault("_flags_seen", {})  # group id -> flags checked
         for i, group in enumerate(self.param_groups):
             flags = tuple(map(group.get, keys))
             if seen.get(id(group)) != flags:  # checked once per change: a step costs 1 us
                 try:
                     _check_fused_flag(type(self), group)
+                    for flag in _TORCH_FLAGS:
+                        if group.get(flag) is not None:
+                            check_torch_flag(type(self).__name__, flag, group[flag])
                     for switch in switches:
                         if switch in group:
                             check_bool(switch, group[switch])
@@ -1130,17 +1188,21 @@ class RuleOptimizer(TorchOptimizer):
                     g = g.to_local()
                 g = g._values() if g.is_sparse else g
                 flags.append(torch.isfinite(g).all())
+        finite = all_true(flags)  # one flag, however many devices the gradients are on
         shared = getattr(self, "_nonfinite_group", None)
         if not meshes and shared is None:
-            return bool(torch.stack(flags).all()) if flags else True
+            return bool(finite) if finite is not None else True
         import torch.distributed as dist
 
-        # a process whose partition holds no gradient still joins the reductions
-        found = (~torch.stack(flags).all()).to(torch.int32) if flags \
-            else torch.zeros((), dtype=torch.int32)
         # the meshes in the order of the parameters, the same on every process
         groups = [group for mesh in meshes for group in mesh.get_all_groups()]
-        for process_group in groups + ([shared.group] if shared is not None else []):
+        groups += [shared.group] if shared is not None else []
+        # a process whose partition holds no gradient still joins the reductions, with a
+        # flag where the backend reduces (NCCL: on the GPU, not the CPU)
+        device = _reduction_device(groups, finite)
+        found = (~finite).to(device=device, dtype=torch.int32) if finite is not None \
+            else torch.zeros((), dtype=torch.int32, device=device)
+        for process_group in groups:
             dist.all_reduce(found, op=dist.ReduceOp.MAX, group=process_group)
         return not bool(found)
 
@@ -1273,6 +1335,7 @@ class RuleOptimizer(TorchOptimizer):
             )
         self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
         self._check_saved_hparams(state_dict)
+        state_dict = self._host_counter_groups(state_dict)
         state_dict = self._real_view_state(state_dict)
         # how the moments are stored is this optimizer's choice, not the checkpoint's
         precisions = [group.get("state_precision") for group in self.param_groups]
@@ -1323,6 +1386,38 @@ class RuleOptimizer(TorchOptimizer):
                     problem = _unusable(name, group[name], default)
                     if problem:
                         raise ValueError(f"param group {index} of this state_dict: {problem}")
+
+    def _host_counter_groups(self, state_dict: dict[str, Any]) -> dict[str, Any]:
+        """``state_dict`` with its param groups' ``capturable: True`` read as False (a warning
+        says so, once per optimizer); a saved ``differentiable: True`` raises ``ValueError``.
+
+        ``torch.optim`` saves ``capturable=True`` for steps captured in CUDA graphs, whose
+        step counters live on the device. optimlab's live on the host and compute the same
+        numbers, so such a checkpoint resumes here as it would in torch; kept True, the
+        next step would refuse the group (:meth:`_check_flags`). ``differentiable=True``
+        asked for gradients through the step, which no load can give. The caller's dicts
+        are not edited."""
+        groups = state_dict["param_groups"]
+        name = type(self).__name__
+        for index, group in enumerate(groups):
+            if group.get("differentiable"):
+                raise ValueError(
+                    f"param group {index} of this state_dict has differentiable=True: "
+                    f"{name}'s step does not offer {_TORCH_FLAG_USE['differentiable']} (it "
+                    "runs under no_grad); load it into torch.optim's class for that")
+        if not any(group.get("capturable") for group in groups):
+            return state_dict
+        if not self.__dict__.get("_warned_capturable"):
+            self._warned_capturable = True
+            warnings.warn(
+                f"{name}.load_state_dict: the state_dict's param groups have capturable=True "
+                "(torch.optim's steps captured in CUDA graphs, with step counters on the "
+                "device); optimlab steps with host step counters and computes the same "
+                "numbers, so they load with capturable=False", UserWarning,
+                stacklevel=_caller_level())
+        return {**state_dict, "param_groups": [{**group, "capturable": False}
+                                               if group.get("capturable") else group
+                                               for group in groups]}
 
     def _kept_codes(self, state_dict: dict[str, Any]) -> dict[str, Any]:
         """``state_dict`` with 8-bit codes saved under ``<moment>_codes`` back under the

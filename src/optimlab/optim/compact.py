@@ -89,6 +89,25 @@ def _midpoints(signed: bool) -> Tensor:
     return (code[:-1] + code[1:]) / 2
 
 
+#: the code's levels and midpoints copied to each device that encodes or decodes, by
+#: ``(table, signed, device)``: a copy per call was 4 host-to-device copies per parameter
+#: and step on an accelerator (encode and decode of each moment)
+_TABLES: dict[tuple[str, bool, torch.device], Tensor] = {}
+
+
+def _table(name: str, signed: bool, device: torch.device) -> Tensor:
+    """:func:`dynamic_code` (``name="code"``) or its midpoints (``"midpoints"``) on
+    ``device``: computed on the CPU, as the CPU uses them (the same bits everywhere), and
+    copied to ``device`` once."""
+    key = (name, signed, device)
+    table = _TABLES.get(key)
+    if table is None:
+        table = (dynamic_code(signed) if name == "code" else _midpoints(signed)).to(device)
+        if type(table) is Tensor:  # not a FakeTensor or other subclass made under a mode
+            _TABLES[key] = table
+    return table
+
+
 #: elements :func:`encode` and :func:`decode` work on at a time (a multiple of :data:`BLOCK`,
 #: so a block never straddles two chunks): their temporaries (int64 bit patterns and hashes,
 #: search codes) are a few times this, 2 MiB each, not a few times the buffer, and stay in
@@ -152,7 +171,7 @@ def _int8_chunk(x: Tensor, signed: bool) -> tuple[Tensor, Tensor]:
     scale = blocks.abs().amax(dim=-1)
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     normal = torch.div(blocks, safe[..., None]).clamp_(-1.0 if signed else 0.0, 1.0)
-    codes = torch.searchsorted(_midpoints(signed).to(x.device), normal, out_int32=True)
+    codes = torch.searchsorted(_table("midpoints", signed, x.device), normal, out_int32=True)
     if not signed:
         # a second moment far below its block's largest (under the smallest level's
         # midpoint, 1.6e-7 of it) would read 0 beside a first moment that does not, and
@@ -216,7 +235,7 @@ def decode(values: Tensor, scale: Tensor | None, precision: str, *, signed: bool
     """The buffer :func:`encode` compacted, in ``dtype`` (8-bit codes :data:`CHUNK` at a time)."""
     if precision == "bfloat16":
         return values.to(dtype)
-    code = dynamic_code(signed).to(values.device)
+    code = _table("code", signed, values.device)
     n = values.numel() // rows if rows else 0
     codes = values.reshape(rows, n)
     scale = scale.to(torch.float32).reshape(rows, -1)

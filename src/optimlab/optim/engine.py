@@ -118,7 +118,14 @@ class Engine:
                 self._step_one(p, states[p], hp, maximize, state_precision)
             return
         if self.capabilities.fusable and fused is not False:
-            params = self._step_fused(key, params, states, hp, maximize, fused is True)
+            if any(p.device.type == "cpu" for p in params):
+                params = self._step_fused(key, params, states, hp, maximize, fused is True)
+            elif key in self.plans:
+                # the kernel steps CPU tensors only: a group with none is not planned (the
+                # plan reads whether a tensor hyperparameter is zero, a host sync per step
+                # for an ``lr`` on an accelerator), and a plan of its earlier tensors goes
+                with self._fused_lock:
+                    self.plans.pop(key, None)
         batched, single = [], []
         for p in params:
             grad = p.grad

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
-from .base import RuleOptimizer, check_betas, check_int, check_range, common_args_doc
+from .base import RuleOptimizer, all_true, check_betas, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
 from .rule import nonzero, scalar_step
@@ -368,7 +368,7 @@ class Sophia(RuleOptimizer):
                 estimate = -estimate  # the curvature of the objective minimized, -L
             estimates.append((entry, estimate))
         if self.skip_nonfinite and (skip or estimates and not bool(
-                torch.stack([torch.isfinite(e).all() for _, e in estimates]).all())):
+                all_true([torch.isfinite(e).all() for _, e in estimates]))):
             self.skipped_steps += 1
             return
         for entry, estimate in estimates:
