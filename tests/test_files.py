@@ -49,3 +49,35 @@ def test_a_link_to_a_missing_folder_is_named_where_mkdir_says_file_exists(tmp_pa
     with pytest.raises(OSError) as caught:
         (blocker / "sub").mkdir(parents=True)
     assert mkdir_failure(blocker / "sub", caught.value) == caught.value.strerror
+
+
+def test_a_user_file_gets_a_new_files_mode_under_the_umask(tmp_path):
+    from optimlab._files import NEW_FILE
+
+    old = os.umask(0o027)
+    try:
+        write_atomically(tmp_path / "report.html", "<p>", mode=NEW_FILE)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o640
+
+
+def test_a_figure_that_fails_to_draw_leaves_the_old_picture(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from optimlab._files import save_figure
+
+    path = tmp_path / "race.svg"
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, path)
+    good = path.read_bytes()
+    assert good.lstrip().startswith(b"<?xml") and os.listdir(tmp_path) == ["race.svg"]
+    ax.set_title("$\\frac{broken$")  # mathtext fails while the figure is drawn
+    with pytest.raises(ValueError):
+        save_figure(fig, path)
+    plt.close(fig)
+    assert path.read_bytes() == good and os.listdir(tmp_path) == ["race.svg"]

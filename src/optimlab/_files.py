@@ -1,6 +1,9 @@
 """Writing a file atomically, for the caches that several processes (and machines sharing a
-folder) read and write: the kernels' sources, the step costs, the tasks' data and the
-catalog's answers; and saying why a folder could not be made. Standard library only.
+folder) read and write (the kernels' sources, the step costs, the tasks' data and the
+catalog's answers) and for the files a command leaves the user (reports, pictures, JSON),
+which an interrupted or failed write must not leave half written over a good one; and
+saying why a folder could not be made. Standard library only (matplotlib is asked for by
+the figures :func:`save_figure` is given).
 """
 
 from __future__ import annotations
@@ -10,20 +13,43 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-__all__ = ["mkdir_failure", "write_atomically"]
+__all__ = ["NEW_FILE", "mkdir_failure", "save_figure", "write_atomically"]
+
+#: ``mode`` for :func:`write_atomically`: the mode any new file gets, 0o666 less the umask
+#: (for the files a command writes for its user, as ``open(path, "w")`` would make them)
+NEW_FILE = "new file"
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux tells it (``os.umask``
+    sets while it reads, which another thread could see); 0o022 if neither says."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    try:
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+    except OSError:  # pragma: no cover - umask does not fail on POSIX
+        return 0o022
 
 
 def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], None], *,
-                     prefix: str | None = None, mode: int | None = 0o644) -> None:
+                     prefix: str | None = None, mode: int | str | None = 0o644) -> None:
     """Write ``content`` (text as UTF-8, bytes, or a function writing to the open binary
     file) to ``path``, which a reader sees whole or not at all.
 
     The data go to a temporary file of this write's own in ``path``'s folder (``mkstemp``:
     a name no other writer has, where process ids repeat across containers sharing a
     folder), which is given ``mode`` (mkstemp's 0600 would hide a shared cache from its
-    other users; None keeps 0600) and renamed into place. On any failure the temporary file
+    other users; None keeps 0600; :data:`NEW_FILE` gives a new file's, 0o666 less the
+    umask) and renamed into place. On any failure the temporary file
     is removed and the error raised (``OSError`` for the disk's): callers for which the file
     is optional catch it. The folder must exist."""
     handle, tmp = tempfile.mkstemp(prefix=prefix if prefix is not None else f"{path.name}.",
@@ -35,12 +61,22 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
             else:
                 out.write(content.encode("utf-8") if isinstance(content, str) else content)
         if mode is not None:
-            os.chmod(tmp, mode)
+            os.chmod(tmp, 0o666 & ~_umask() if mode == NEW_FILE else mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def save_figure(fig: Any, path: Path, **kwargs: Any) -> None:
+    """``fig.savefig`` to ``path`` atomically (:func:`write_atomically`, a new file's mode):
+    a figure whose drawing fails or is interrupted leaves the file that was there. The
+    format is read from ``path``'s suffix, as ``savefig`` reads it from a path (the
+    temporary file's name ends ``.tmp``); keyword arguments go to ``savefig``."""
+    path = Path(path)
+    fmt = path.suffix[1:].lower() or None
+    write_atomically(path, lambda out: fig.savefig(out, format=fmt, **kwargs), mode=NEW_FILE)
 
 
 def mkdir_failure(path: Path, err: OSError) -> str:
