@@ -902,3 +902,20 @@ def test_asgd_takes_a_1_element_tensor_lr_as_torch_does(kwargs):
         assert all(torch.equal(a, b) for a, b in zip(runs[1], runs[0]))
     else:  # the kernel: float64, a few ulps from torch's rounding after 4 steps
         assert_params_close(runs[1], runs[0], rtol=1e-12)
+
+
+def test_dtensor_is_found_where_torch_2_4_kept_it(monkeypatch):
+    """torch 2.4 (the oldest torch the package takes) has DTensor in
+    ``torch.distributed._tensor`` only; FSDP2's parameters are DTensors there too."""
+    import sys
+    import types
+
+    import torch.distributed._tensor as old  # 2.13 still keeps the old name (imported now)
+    import torch.distributed.tensor as public
+
+    from optimlab.optim import base
+
+    package = types.ModuleType("torch.distributed.tensor")  # as 2.4's: no DTensor in it
+    package.__path__ = public.__path__
+    monkeypatch.setitem(sys.modules, "torch.distributed.tensor", package)
+    assert base._dtensor_class() is old.DTensor is public.DTensor

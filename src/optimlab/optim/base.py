@@ -493,9 +493,19 @@ def _is_sharded(p: Tensor) -> bool:
     return placements is not None and any(pl.is_shard() for pl in placements)
 
 
+def _dtensor_class() -> type:
+    """torch's DTensor class: public in ``torch.distributed.tensor`` from torch 2.5, in
+    ``torch.distributed._tensor`` before (torch 2.4's FSDP2 makes DTensor parameters too)."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # torch 2.4
+        from torch.distributed._tensor import DTensor
+    return DTensor
+
+
 def _own_storage(value: Tensor) -> Tensor:
     """A copy of the DTensor ``value`` whose local tensor has a storage of its own."""
-    from torch.distributed.tensor import DTensor
+    DTensor = _dtensor_class()  # noqa: N806 - the class, as torch names it
 
     return DTensor.from_local(value.to_local().clone(), value.device_mesh, value.placements,
                               run_check=False, shape=value.shape, stride=value.stride())
@@ -1134,7 +1144,7 @@ class RuleOptimizer(TorchOptimizer):
         expects), each wrapping the local tensor the engine keeps. A parameter of the group
         that is no DTensor (a module left out of ``fully_shard``) is stepped as it is, beside
         the shards, its state a plain tensor as anywhere else."""
-        from torch.distributed.tensor import DTensor
+        DTensor = _dtensor_class()  # noqa: N806 - the class, as torch names it
 
         local_params, local_states, shards = [], {}, []
         for p in params:
