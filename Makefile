@@ -1,8 +1,10 @@
 # Two entry points, as in the README:
 #   make demo   set up .venv and run the tour (the main job: one HTML report, about a minute on 2 quiet cores once set up)
 #   make test   set up .venv and run the test suite (what .ci/run calls)
-# torch is installed first from an exact CPU version so that the package's own range
-# (torch>=2.4) does not pull a multi-GB CUDA build; override TORCH to use your own build.
+# torch is installed first, an exact version, so that the package's own range (torch>=2.4)
+# does not pull whatever is newest; override TORCH to use your own build (its words go to pip
+# as they are: on plain PyPI torch for Linux x86-64 is the multi-GB CUDA build, and
+# TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" gets the CPU one).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
@@ -13,7 +15,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) "$(TORCH)"
+	$(PIP) $(TORCH)
 	$(PIP) -e ".[test]"
 	# an editable install leaves the sources uncompiled, and where PYTHONDONTWRITEBYTECODE is
 	# set (many containers) every process would compile them again: 0.13 s of each command
