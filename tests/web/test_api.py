@@ -1810,3 +1810,15 @@ def test_a_body_that_does_not_come_in_time_gets_408(monkeypatch):
     assert start["status"] == 408
     body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
     assert "did not come within 0.05 s" in body["message"] and body["detail"][0]["loc"] == ["body"]
+
+
+def test_a_slice_in_a_hidden_folder_is_not_listed(tmp_path, slice_dir):
+    """A tour builds in ``.tour-new`` (hidden) until it completes: its slice is listed once
+    the tour has moved it into ``slice/``, not before."""
+    root = tmp_path / "optimlab-tour"
+    slice_copy(slice_dir[0], root / ".tour-new" / "slice", lambda data: None)
+    with _fresh(slices=[root]) as fresh:
+        assert strict_json(fresh.get("/api/slices")) == []
+    slice_copy(slice_dir[0], root / "slice", lambda data: None)
+    with _fresh(slices=[root]) as fresh:
+        assert [s["name"] for s in strict_json(fresh.get("/api/slices"))] == ["slice"]

@@ -712,7 +712,9 @@ def _slice_paths(folders: Sequence) -> dict[Path, tuple[str, Path]]:
     relative to the first of ``folders`` it was found in (a folder given as a file: its name)
     and its path below that folder as found (links not resolved: what the list names it
     after, never the folder a link points into). A link resolving outside its folder is
-    skipped: the playground shows only what lies in the folders it was given."""
+    skipped: the playground shows only what lies in the folders it was given. So is a file
+    below a hidden folder (a name starting with "."): the tour builds in ``.tour-new`` until
+    it completes, and a half-built tour's slice is not one to show."""
     found: dict[Path, tuple[str, Path]] = {}
     for folder in folders or ():
         folder = Path(folder)
@@ -724,7 +726,8 @@ def _slice_paths(folders: Sequence) -> dict[Path, tuple[str, Path]]:
         for depth in range(SLICE_DEPTH + 1):
             for p in folder.glob("/".join(["*"] * depth + [SLICE_FILE])):
                 real = p.resolve()
-                if p.is_file() and real.is_relative_to(root):
+                hidden = any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])
+                if p.is_file() and real.is_relative_to(root) and not hidden:
                     rel = p.relative_to(folder).as_posix()
                     here[real] = min(here.get(real, (rel, p)), (rel, p))
         for path, entry in here.items():
