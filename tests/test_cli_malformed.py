@@ -293,9 +293,9 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
     ],
     "report": [
         ("report {huge} --out {tmp}/r --db {tmp}/empty.db", "SQLite's largest integer"),
-        ("report 0 --out {tmp}/r --db {tmp}/empty.db", "sweep_id"),
-        ("report -1 --out {tmp}/r --db {tmp}/empty.db", "sweep_id"),
-        ("report abc --out {tmp}/r --db {tmp}/empty.db", "sweep_id"),
+        ("report 0 --out {tmp}/r --db {tmp}/empty.db", "SWEEP_ID"),
+        ("report -1 --out {tmp}/r --db {tmp}/empty.db", "SWEEP_ID"),
+        ("report abc --out {tmp}/r --db {tmp}/empty.db", "SWEEP_ID"),
         ("report 1 --db {tmp}/empty.db", "--out"),
         ("report 7 --out {tmp}/r --db {tmp}/empty.db", "no sweep 7"),
         ("report 1 --out {tmp}/afile --db {tmp}/empty.db", "not a folder"),
