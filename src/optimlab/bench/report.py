@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import mkdir_failure
+from .._files import NEW_FILE, mkdir_failure, write_atomically
 from .._table import one_line, text_table
 from .analysis import (
     CONFIDENCE,
@@ -1116,7 +1116,7 @@ def page_head(title: str) -> list[str]:
 
 
 def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[list[Any]],
-          now: datetime) -> str:
+          now: datetime, store_path: str | None = None) -> str:
     info = sw.info
     task = info["task"] or str(sw.config.get("task"))
     model = info["model"] or "default model"
@@ -1168,7 +1168,8 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         + "</pre>",
         "<h2>Environment</h2>",
         _html_table(["item", "value"], _environment_rows(info["environment"])),
-        f'<p class="meta">Store: {_e(sw.store.path)}, sweep key {_e(info["key"])}.</p>',
+        f'<p class="meta">Store: {_e(store_path or sw.store.path)}, sweep key '
+        f'{_e(info["key"])}.</p>',
         "</body>",
         "</html>",
         "",
@@ -1180,18 +1181,25 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
 
 
 def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (:func:`.write_atomically`): a full
+    disk or an interrupt leaves the file that was there (a previous good report), never a
+    truncated one."""
     try:
-        path.write_bytes(data)
+        write_atomically(path, data, mode=NEW_FILE)
     except OSError as err:
         raise OSError(f"cannot write {path}: {err.strerror or err}") from err
 
 
 def write_report(store: RunStore, sweep_id: int, out_dir, metric_name: str | None = None,
-                 higher_is_better: bool | None = None) -> dict[str, Path]:
+                 higher_is_better: bool | None = None, *,
+                 store_path: str | Path | None = None) -> dict[str, Path]:
     """Write ``results.csv``, ``curves.png``, ``lr_sensitivity.png`` and ``report.html``
     for the sweep ``sweep_id`` into ``out_dir`` (created if missing; files there with
     these names are replaced). Works on any sweep: runs still pending or running are
     listed but not summarized; diverged and failed runs are marked.
+
+    ``store_path``: the store's path as the page names it, where that is not the path it was
+    opened at (the tour builds its store in a staging folder and then moves it into place).
 
     Returns the paths by name: ``results``, ``curves``, ``lr_sensitivity``, ``report``.
 
@@ -1219,7 +1227,8 @@ def write_report(store: RunStore, sweep_id: int, out_dir, metric_name: str | Non
     writer.writerows(rows)
     pngs = {"curves": _png(_curves_figure(sw)),
             "lr_sensitivity": _png(_sensitivity_figure(sw))}
-    page = _html(sw, pngs, columns, rows, datetime.now(timezone.utc))
+    page = _html(sw, pngs, columns, rows, datetime.now(timezone.utc),
+                 None if store_path is None else str(store_path))
     _write(paths["results"], text.getvalue().encode("utf-8"))
     for key, png in pngs.items():
         _write(paths[key], png)

@@ -53,6 +53,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .._files import save_figure
 from ..landscapes.race import check_entry
 from ..optim.base import check_callable, check_int
 from ..optim.registry import rate_used, resolve
@@ -741,7 +742,7 @@ def plot_slice(result: Slice, path=None, title: str | None = None):
     ax.legend(fontsize=7, loc="best", framealpha=0.85)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)  # whole or not at all: a failed save keeps the old file
         plt.close(fig)
     return fig
 
@@ -786,6 +787,6 @@ def plot_interpolation(result: Slice, path=None):
                  fontsize=10)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
         plt.close(fig)
     return fig

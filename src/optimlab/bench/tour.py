@@ -15,7 +15,9 @@
    keeps the tables' rule: optimizers they cannot tell apart, or one seed, are no evidence.
 
 Each tour starts a fresh run store (the previous one kept as ``tour-runs.previous.db``), so
-every number on the page is computed by that run.
+every number on the page is computed by that run. A tour is built in a staging folder
+(``.tour-new`` in its folder) and moved into place only once it has completed: a tour that
+fails or is interrupted leaves the previous one (its page, store, reports and slice) as it was.
 
 Each section opens with what to look at and what the numbers mean, and its tables are HTML
 tables that say how learning rates were chosen and which optimizers cannot be told apart.
@@ -35,12 +37,13 @@ import json
 import math
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._files import mkdir_failure
+from .._files import NEW_FILE, mkdir_failure, write_atomically
 from ..exhibits import gd_variants
 from ..exhibits.basins import BASIN_OPTIMIZERS
 from ..landscapes import get as get_landscape
@@ -391,7 +394,13 @@ def _mnist1d_sweep(store: RunStore, folder: Path, say: Callable[[str], None], mo
                      lrs=lrs, seeds=seeds, target=target, extend=True)
     say(f"{folder.name}: {len(spec.members())} runs of {steps} steps, as batched populations")
     sweep_id = run_sweep(spec, store)
-    return spec, sweep_id, write_report(store, sweep_id, folder)
+    return spec, sweep_id, _report(store, sweep_id, folder)
+
+
+def _report(store: RunStore, sweep_id: int, folder: Path) -> dict[str, Path]:
+    """``write_report`` into ``folder``, its page naming the store where the tour leaves it
+    (:func:`_final`), not the staging folder it is built in."""
+    return write_report(store, sweep_id, folder, store_path=_final(Path(store.path)))
 
 
 def _mnist1d(store: RunStore, out_dir: Path, quick: bool,
@@ -667,7 +676,7 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
                          seeds=1 if quick else 3, target=target, extend=True)
         say(f"{task}: {len(spec.members())} runs of {steps} steps")
         sweep_id = run_sweep(spec, store)
-        write_report(store, sweep_id, out_dir / task)
+        _report(store, sweep_id, out_dir / task)
         sweeps.append(sweep_id)
         headers, rows, sweep_notes = summary_parts(store, sweep_id)
         tables.append(f"<h3>{html.escape(task)}: {html.escape(what)}</h3><p>Batch 32, "
@@ -784,7 +793,7 @@ def _slice(out: Path, quick: bool, say: Callable[[str], None]) -> _Section:
     result = slice_landscape("mnist1d", "mlp", DEFAULT_OPTIMIZERS, steps=60 if quick else 2000,
                              grid=9 if quick else 41, points=10 if quick else 50)
     (out / "slice").mkdir(exist_ok=True)
-    (out / "slice" / "slice.json").write_text(json.dumps(result.to_json()))
+    write_atomically(out / "slice" / "slice.json", json.dumps(result.to_json()), mode=NEW_FILE)
     paths = {p.optimizer: p for p in result.paths}
     lead = [
         "Every optimizer here trains the same MLP from the same initial weights on the same "
@@ -1132,7 +1141,7 @@ QUICK_NOTE = ("This is a quick tour (--quick): every budget is tiny and each tra
 def _page(sections: list[_Section], seconds: float, quick: bool = False,
           previous: bool = False) -> str:
     """The page; ``previous``: whether a previous tour's store was kept aside
-    (:func:`fresh_store`), which the opening paragraph then says."""
+    (:func:`_keep_previous`), which the opening paragraph then says."""
     contents = "".join(f'<li><a href="#{_anchor(s.title)}">{html.escape(s.title)}</a></li>'
                        for s in sections)
     title = QUICK_TITLE if quick else TITLE
@@ -1161,15 +1170,17 @@ def _page(sections: list[_Section], seconds: float, quick: bool = False,
 
 #: the tour's run store in its folder, and where a rerun keeps the one before
 STORE, PREVIOUS = "tour-runs.db", "tour-runs.previous.db"
+#: the tour's page in its folder
+PAGE = "tour.html"
+#: the folder inside the tour's where a tour is built, in the same layout, until it has
+#: completed (:func:`_tour`); hidden, so a listing of the tour's folder shows the tour
+STAGING = ".tour-new"
 
 
-def fresh_store(out: Path) -> RunStore:
-    """A new, empty run store ``out/tour-runs.db`` for one tour, so that every number of the
-    page is computed by this run (``run_sweep`` resumes a stored sweep of the same
-    configuration, and the configuration holds no code version) and its sweeps are 1, 2, 3
-    and 4 (what ``optimlab profile 1 2 3 --db .../tour-runs.db`` reads). A store left by a
-    previous tour is not deleted: it is moved, with its ``-wal`` and ``-shm`` files, to
-    ``tour-runs.previous.db`` (replacing an older one there)."""
+def _keep_previous(out: Path) -> None:
+    """Move the store a previous tour left in ``out``, with its ``-wal`` and ``-shm`` files,
+    to ``tour-runs.previous.db`` (replacing an older one there); nothing where there is none.
+    The store is not deleted: ``optimlab serve --db`` can still read it."""
     current, previous = out / STORE, out / PREVIOUS
     if current.exists():
         for suffix in ("", "-wal", "-shm"):  # a stale -wal beside the moved store would be
@@ -1177,7 +1188,79 @@ def fresh_store(out: Path) -> RunStore:
         for suffix in ("", "-wal", "-shm"):
             if Path(f"{current}{suffix}").exists():
                 os.replace(f"{current}{suffix}", f"{previous}{suffix}")
-    return RunStore(current)
+
+
+def fresh_store(out: Path) -> RunStore:
+    """A new, empty run store ``out/tour-runs.db`` for one tour, so that every number of the
+    page is computed by this run (``run_sweep`` resumes a stored sweep of the same
+    configuration, and the configuration holds no code version) and its sweeps are 1, 2, 3
+    and 4 (what ``optimlab profile 1 2 3 --db .../tour-runs.db`` reads). A store left there
+    is not deleted: it is moved aside (:func:`_keep_previous`). The tour opens its store in
+    its empty staging folder, and its completion (:func:`_publish`) keeps the previous tour's
+    aside the same way."""
+    _keep_previous(out)
+    return RunStore(out / STORE)
+
+
+def _final(path: Path) -> Path:
+    """Where ``path``, a file of a tour's staging folder (:data:`STAGING`: its store), will
+    be once the tour has completed and moved it into place (:func:`_publish`); any other
+    path is itself."""
+    return path.parent.parent / path.name if path.parent.name == STAGING else path
+
+
+def _clear(stage: Path) -> None:
+    """Remove the staging folder ``stage``, if there is one."""
+    if stage.is_symlink() or stage.is_file():
+        stage.unlink()
+    elif stage.exists():
+        shutil.rmtree(stage)
+
+
+def _move(built: Path, place: Path) -> None:
+    """Put the file ``built`` at ``place`` (renamed, so a reader sees the old file or the new
+    one whole); copied atomically where ``place`` is on another disk (a report folder that is
+    a link to one)."""
+    try:
+        os.replace(built, place)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        write_atomically(place, built.read_bytes(), mode=NEW_FILE)
+
+
+def _publish(stage: Path, out: Path) -> None:
+    """Move the tour completed in ``stage`` into ``out``, over the previous one: the folders
+    first (a place that cannot take one, a file of its name, stops the move before anything
+    is replaced), then the previous store aside (:func:`_keep_previous`) and the new one in
+    its place, each file of the report folders and of ``slice/`` (a user's other files
+    there stay), and the page last, so the page is never one whose files are still to
+    come."""
+    files = sorted(p for p in stage.rglob("*") if p.is_file() and p.parent != stage)
+    for folder in sorted({out / f.parent.relative_to(stage) for f in files}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot create {folder}: {mkdir_failure(folder, err)}") \
+                from None
+    _keep_previous(out)
+    for suffix in ("", "-wal", "-shm"):  # a store closed has no -wal left, as a rule
+        if Path(f"{stage / STORE}{suffix}").exists():
+            _move(Path(f"{stage / STORE}{suffix}"), Path(f"{out / STORE}{suffix}"))
+    for f in files:
+        _move(f, out / f.relative_to(stage))
+    _move(stage / PAGE, out / PAGE)
+
+
+def _named_in(err: OSError, stage: Path, out: Path) -> OSError | None:
+    """``err`` with the staging folder ``stage`` in its message replaced by ``out``, where the
+    tour's files will be (a report's "cannot write .../mnist1d/report.html: No space left on
+    device"): the user asked for ``out``; None where its message does not name ``stage``."""
+    text = str(err) if err.errno is None else err.strerror
+    if not text or (str(stage) not in text and os.path.abspath(stage) not in text):
+        return None
+    text = text.replace(os.path.abspath(stage), os.path.abspath(out)).replace(str(stage), str(out))
+    return OSError(text) if err.errno is None else OSError(err.errno, text)
 
 
 #: the file a running tour holds locked in its folder (:func:`_one_tour_at_a_time`)
@@ -1187,11 +1270,11 @@ TOUR_LOCK = ".tour.lock"
 @contextlib.contextmanager
 def _one_tour_at_a_time(out: Path) -> Iterator[None]:
     """Hold ``out/.tour.lock`` (``flock``) while a tour runs there: a second tour in the same
-    folder would move the first one's live run store aside (:func:`fresh_store`), so its
-    writes would land in ``tour-runs.previous.db`` while the second tour's page read the new
-    one. The second is refused instead, with an ``OSError`` saying so. The lock goes with
-    the process (a killed tour leaves only the empty file). Where ``fcntl`` is missing
-    (Windows), nothing is locked."""
+    folder would remove the first one's staging folder as a killed tour's (:func:`_tour`),
+    and the two would move their files over each other's. The second is refused instead,
+    with an ``OSError`` saying so. The lock goes with the process (a killed tour leaves only
+    the empty file, and its staging folder, which the next tour removes). Where ``fcntl``
+    is missing (Windows), nothing is locked."""
     try:
         import fcntl
     except ImportError:
@@ -1214,7 +1297,8 @@ def _one_tour_at_a_time(out: Path) -> Iterator[None]:
 
 def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -> Path:
     """Run the tour and write ``out_dir/tour.html``; returns its path. One tour at a time
-    runs in a folder (:func:`_one_tour_at_a_time`): a second one raises ``OSError``."""
+    runs in a folder (:func:`_one_tour_at_a_time`): a second one raises ``OSError``. Nothing
+    of a previous tour there is replaced until this one has completed (:func:`_tour`)."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -1225,22 +1309,52 @@ def run_tour(out_dir, quick: bool = False, say: Callable[[str], None] = print) -
 
 
 def _tour(out: Path, quick: bool, say: Callable[[str], None]) -> Path:
-    """:func:`run_tour`'s work, the folder's lock held."""
+    """:func:`run_tour`'s work, the folder's lock held. The tour is built in ``out/.tour-new``
+    (:data:`STAGING`, in the layout it has in ``out``) and moved into ``out`` only once it
+    has completed (:func:`_publish`): a tour that fails or is interrupted removes its
+    staging folder and leaves the previous tour's page, store, reports and slice as they
+    were (an interrupted tour used to have moved the previous store aside and written over
+    its reports, under a page that still described them). A staging folder left by a
+    killed tour is removed first: the lock says that no tour is building it."""
     start = time.perf_counter()
-    previous = (out / STORE).exists()  # fresh_store keeps it aside, and the page says so
-    store = fresh_store(out)
+    previous = (out / STORE).exists()  # _publish keeps it aside, and the page says so
+    stage = out / STAGING
+    try:
+        _clear(stage)
+        stage.mkdir()
+    except OSError as err:
+        raise OSError(err.errno, f"cannot prepare {stage}, where the tour is built until it "
+                      f"completes: {err.strerror or err}") from None
+    try:
+        try:
+            _build(stage, quick, say, previous, start)
+        except OSError as err:
+            shown = _named_in(err, stage, out)
+            if shown is None:
+                raise
+            raise shown from err
+        _publish(stage, out)
+    finally:  # what a failed tour wrote, or the store's leftovers (its lock files)
+        with contextlib.suppress(OSError):
+            _clear(stage)
+    return out / PAGE
+
+
+def _build(stage: Path, quick: bool, say: Callable[[str], None], previous: bool,
+           start: float) -> None:
+    """The tour's store, reports, slice and page, written in ``stage`` as they will be in the
+    tour's folder (the page's links are relative; the reports name the store's final path)."""
+    store = fresh_store(stage)  # stage is new: nothing to keep aside
     try:
         sections = _races(quick, say)
         for section, (_, what, _, noise) in zip(sections, RACES):
             section.lead = section.lead or RACE_LEADS.get((what, bool(noise)), [])
-        mnist1d, sweep_id = _mnist1d(store, out, quick, say)
-        across, sweeps, profile, ties = _profile(store, sweep_id, out, quick, say)
-        recurrent, rnn_sweep = _recurrent(store, out, quick, say)
-        sections += [mnist1d, across, recurrent, _slice(out, quick, say), _variants(say),
+        mnist1d, sweep_id = _mnist1d(store, stage, quick, say)
+        across, sweeps, profile, ties = _profile(store, sweep_id, stage, quick, say)
+        recurrent, rnn_sweep = _recurrent(store, stage, quick, say)
+        sections += [mnist1d, across, recurrent, _slice(stage, quick, say), _variants(say),
                      _evidence(store, sweeps, profile, rnn_sweep, ties)]
     finally:
         store.close()
-    page = out / "tour.html"
-    page.write_text(_page(sections, time.perf_counter() - start, quick, previous),
-                    encoding="utf-8")
-    return page
+    write_atomically(stage / PAGE, _page(sections, time.perf_counter() - start, quick, previous),
+                     mode=NEW_FILE)

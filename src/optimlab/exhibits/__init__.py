@@ -49,6 +49,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from .._files import save_figure
 from .base import Demo, pyplot
 from .basins import BasinsDemo, basins
 from .batch_sizes import GDRun, GDVariantsDemo, gd_variants
@@ -119,7 +120,7 @@ def run_demo(name: str, out_dir: str | Path | None = None, **kwargs) -> Demo:
         out.mkdir(parents=True, exist_ok=True)
         fig = result.plot()
         try:
-            fig.savefig(out / f"{key}.png", dpi=100)
+            save_figure(fig, out / f"{key}.png", dpi=100)  # a failed save keeps the old picture
         finally:
             pyplot().close(fig)
     return result

@@ -28,6 +28,7 @@ import re
 import shutil
 from pathlib import Path
 
+from .._files import NEW_FILE, write_atomically
 from ..optim import palette
 from ..optim.catalog import TABLE, Info
 from ..optim.registry import Entry, available, summary_line
@@ -89,17 +90,25 @@ def write_docs(out: str | Path) -> Path:
     is); returns the index page's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    # the vendored files are written over; anything else in katex/ is the user's and stays
-    shutil.copytree(KATEX_DIR, out / "katex", dirs_exist_ok=True)
-    (out / "style.css").write_text(_CSS, encoding="utf-8")
-    (out / "render.js").write_text(_RENDER_JS, encoding="utf-8")
+    # every file is written whole or not at all (write_atomically): a full disk or an
+    # interrupt leaves the previous reference's file, never a truncated page or script.
+    # The vendored files are written over; anything else in katex/ is the user's and stays
+    shutil.copytree(KATEX_DIR, out / "katex", dirs_exist_ok=True, copy_function=_copy)
+    write_atomically(out / "style.css", _CSS, mode=NEW_FILE)
+    write_atomically(out / "render.js", _RENDER_JS, mode=NEW_FILE)
     entries = available()
     for info in TABLE:
         aliases = [e for e in entries if e.alias_of == info.name]
-        (out / page_name(info)).write_text(_page(info, aliases), encoding="utf-8")
-    index = out / "index.html"
-    index.write_text(_index(entries), encoding="utf-8")
+        write_atomically(out / page_name(info), _page(info, aliases), mode=NEW_FILE)
+    index = out / "index.html"  # last: the pages it links to are there
+    write_atomically(index, _index(entries), mode=NEW_FILE)
     return index
+
+
+def _copy(src: str, dst: str) -> str:
+    """``copytree``'s copy of one vendored file, written atomically (:func:`write_atomically`)."""
+    write_atomically(Path(dst), Path(src).read_bytes(), mode=NEW_FILE)
+    return dst
 
 
 # ----------------------------------------------------------------------------- text
