@@ -34,6 +34,12 @@ malformed flags get argparse's usage line and one ``error:`` line, also with exi
 Python traceback reaches the terminal: an unexpected failure is one ``internal error`` line
 and exit 1 (``OPTIMLAB_DEBUG=1`` shows its traceback).
 
+Signals and streams: Ctrl-C exits 130 and SIGTERM 143, each command stopping as it would on
+Ctrl-C (what a sweep or ``advise`` kept, and how to go on, on the one line); a second one
+while it cleans up is ignored. Output whose reader has gone (``| head -1``) ends the command
+quietly with 141, as a shell reports SIGPIPE; a closed stdout (``>&-``) is an error before
+any work; a closed stderr (``2>&-``) changes nothing but the messages, which are lost.
+
 Sizes are bounded (see :data:`LIMITS`): ``race``, ``bench`` and ``advise`` refuse work beyond them
 with a line naming the bound, and ``--no-limits`` lifts them on purpose.
 
@@ -920,10 +926,11 @@ def run_race(args: argparse.Namespace) -> str:
              result.table()]
 
     def save(figure, path):
+        from ._files import save_figure
         from .landscapes.plots import plt_close
 
-        try:
-            figure.savefig(path, dpi=110, bbox_inches="tight")
+        try:  # whole or not at all: a failed or interrupted save keeps the file that was there
+            save_figure(figure, path, dpi=110, bbox_inches="tight")
         finally:
             plt_close(figure)
         return [path]
@@ -940,7 +947,7 @@ def run_race(args: argparse.Namespace) -> str:
                 # the race's results are not lost with a picture, whatever stops it; the
                 # error is then main's one line
                 print(_printable("\n".join(lines)), flush=True)
-                if isinstance(err, OSError):
+                if isinstance(err, OSError) and not isinstance(err, BrokenPipeError):
                     raise CLIError(f"cannot write {path}: {err.strerror or err}") from None
                 raise
     if gif is not None and gif.suffix.lower() == ".mp4" \
@@ -991,6 +998,8 @@ def run_demo(args: argparse.Namespace) -> str:
     folder = None if args.out is None else out_folder(args.out, "--out", "the demo's picture")
     try:
         result = run(args.name, out_dir=folder)
+    except BrokenPipeError:  # the output's reader has gone, not the folder: main() says nothing
+        raise
     except OSError as err:
         raise CLIError(f"cannot write to {args.out}: {err.strerror or err}") from None
     # the title carries the set-up (rates, batch, start) the table leaves out
@@ -1009,6 +1018,8 @@ def _run_every_demo(args: argparse.Namespace, names: Sequence[str], run) -> str:
     for number, name in enumerate(names, 1):
         try:
             result = run(name, out_dir=folder)
+        except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+            raise
         except OSError as err:
             raise CLIError(f"cannot write to {folder}: {err.strerror or err}") from None
         title = f" {result.title}" if result.title else ""
@@ -1432,6 +1443,8 @@ def run_bench(args: argparse.Namespace) -> str:
     if out is not None:
         try:
             written = write_report(store, sweep_id, out)
+        except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+            raise
         except OSError as err:
             print(_printable("\n".join(lines)))  # the results, which are stored all the same
             raise CLIError(f"cannot write the report to {out}: {err.strerror or err} (the "
@@ -1513,19 +1526,51 @@ def _closest_sweep(store, config: dict) -> str:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM while a sweep trains (:func:`_sigterm_stops`): the sweep stops as on Ctrl-C,
-    and the command exits 143."""
+    """SIGTERM while a command runs (:func:`_sigterm_stops`): the command stops as on
+    Ctrl-C (a sweep puts the runs it started back to pending and says what it kept), and
+    exits 143."""
+
+
+#: whether a signal has stopped the command :func:`main` runs: set by the first Ctrl-C or
+#: SIGTERM (:func:`_stop_once`), after which the others are ignored until it returns
+_STOPPING = False
+
+
+def _stop_once(stop: type[KeyboardInterrupt]) -> None:
+    """Raise ``stop`` for the first Ctrl-C or SIGTERM of a command; ignore those after it,
+    until :func:`main` returns. The first one's ``KeyboardInterrupt`` unwinds through the
+    cleanup (a sweep's runs put back to pending, its lock file removed, a half-written file
+    deleted, the stores closed), which a second Ctrl-C would cut short, with a traceback
+    (from ``RunStore.close``, ``threading`` or an ``atexit`` callback) and what it had not
+    done yet left undone. Only :func:`main`'s handlers call it; SIGKILL still ends a
+    cleanup that hangs."""
+    global _STOPPING
+    if _STOPPING:
+        return
+    _STOPPING = True
+    raise stop()
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGINT's handler while :func:`main` runs a command: ``KeyboardInterrupt``, as
+    Python's own handler raises, once (:func:`_stop_once`)."""
+    _stop_once(KeyboardInterrupt)
 
 
 class _sigterm_stops:
-    """While a sweep trains: SIGTERM raises :class:`_Terminated` (a ``KeyboardInterrupt``),
-    so the sweep puts the runs it started back to pending and says what it kept, as on
-    Ctrl-C, rather than dying with them marked running. Only in the main thread and where
-    SIGTERM had its default action (a handler of the caller's is left alone).
+    """While a command runs: SIGTERM raises :class:`_Terminated` (a ``KeyboardInterrupt``),
+    once (:func:`_stop_once`), so the command stops as on Ctrl-C (a sweep puts the runs it
+    started back to pending and says what it kept; a picture being written is removed)
+    rather than dying with them marked running. Only in the main thread and where SIGTERM
+    had its default action, or this handler already (:func:`main` holds it around every
+    command, a sweep again around its training): a handler of the caller's is left alone.
 
     ``before`` is SIGTERM's handler before the command started its executor: a handler set
     since then is the executor's (``ray.init`` installs one that exits with 1 and says only
-    that it got SIGTERM), replaced while the sweep trains and put back after it."""
+    that it got SIGTERM), replaced while the sweep trains and put back after it. On exit,
+    the handler found is put back only where this one is still in place: one set meanwhile
+    (the executor's, put back by a sweep's own ``_sigterm_stops``) stays, as it did when
+    only the sweep held this handler."""
 
     _UNSET = object()
 
@@ -1540,18 +1585,54 @@ class _sigterm_stops:
         self.previous = signal.getsignal(signal.SIGTERM)
         caller = self.previous if self.before is self._UNSET else self.before
         self.installed = (threading.current_thread() is threading.main_thread()
-                          and caller is signal.SIG_DFL)
+                          and (caller is signal.SIG_DFL or caller is _sigterm_stops.stop))
         if self.installed:
             signal.signal(signal.SIGTERM, self.stop)
         return self
 
     @staticmethod
     def stop(signum, frame) -> None:
-        raise _Terminated()
+        _stop_once(_Terminated)
 
     def __exit__(self, *exc) -> None:
-        if self.installed:  # SIG_DFL, or the executor's own handler
-            self.signal.signal(self.signal.SIGTERM, self.previous)
+        if self.installed and self.signal.getsignal(self.signal.SIGTERM) is _sigterm_stops.stop:
+            self.signal.signal(self.signal.SIGTERM, self.previous)  # SIG_DFL, or the executor's
+
+
+class _signals_stop:
+    """:func:`main`'s handlers while a command runs: Ctrl-C (SIGINT) raises
+    ``KeyboardInterrupt`` and SIGTERM :class:`_Terminated`, the first of them only
+    (:func:`_stop_once`: the cleanup it starts is not cut short by another), for every
+    command (``advise``, ``tour``, ``race`` and ``demo`` died by SIGTERM's default action,
+    leaving runs marked running, a sweep's lock file and a 0-byte GIF). Installed in the
+    main thread only, each over Python's default (a caller's handler, a notebook's, is left
+    alone), and put back when the command returns: a program that calls the library keeps
+    Python's behaviour."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        global _STOPPING
+        _STOPPING = False
+        self.signal = signal
+        self.sigint = (threading.current_thread() is threading.main_thread()
+                       and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self.sigint:
+            signal.signal(signal.SIGINT, _interrupt)
+        self.sigterm = _sigterm_stops().__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _STOPPING
+        self.sigterm.__exit__(*exc)
+        if self.sigint and self.signal.getsignal(self.signal.SIGINT) is _interrupt:
+            # the optimlab process (entry) ends next: after a stop, a Ctrl-C while it shuts
+            # down (its threads joined, its atexit callbacks) is ignored too
+            stopped = _COMMAND_PROCESS and _STOPPING
+            self.signal.signal(self.signal.SIGINT, self.signal.SIG_IGN if stopped
+                               else self.signal.default_int_handler)
+        _STOPPING = False
 
 
 def _kept(store, stored: dict, db: str) -> str | None:
@@ -1650,9 +1731,13 @@ def run_slice(args: argparse.Namespace) -> str:
         plot_slice(result, out / "slice.png")
         plot_interpolation(result, out / "interpolation.png")
         # strict JSON: a diverged path's non-finite numbers as null (read back as NaN)
+        from ._files import NEW_FILE, write_atomically
         from .bench.store.jsonio import strict_json
 
-        (out / "slice.json").write_text(strict_json(result.to_json()))
+        # whole or not at all, as the pictures: a full disk keeps the previous slice.json
+        write_atomically(out / "slice.json", strict_json(result.to_json()), mode=NEW_FILE)
+    except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+        raise
     except OSError as err:
         print(_printable("\n".join(lines)))  # the slice's results are not lost with it
         raise CLIError(f"cannot write the slice to {out}: {err.strerror or err}") from None
@@ -1731,18 +1816,24 @@ def run_advise(args: argparse.Namespace) -> str:
 
     tick.extend = extend
 
+    import signal
+
+    # SIGTERM's handler before this command starts Ray (ray.init installs one of its own),
+    # put back while the advisor trains, as bench does
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     executor = _executor(args)
     ended_before = store.count_runs(TERMINAL)
     try:
-        # the engine this command found above: each stage's groups need not ask again
-        advice = advise_task(task, model=args.model, optimizers=names, steps=args.steps,
-                             batch_size=batch, budget=budget, budget_seconds=seconds,
-                             seeds=args.seeds, store=store, progress=tick, on_stage=on_stage,
-                             executor=executor,
-                             engine="sequential" if one_by_one else "population")
+        with _sigterm_stops(sigterm_before):
+            # the engine this command found above: each stage's groups need not ask again
+            advice = advise_task(task, model=args.model, optimizers=names, steps=args.steps,
+                                 batch_size=batch, budget=budget, budget_seconds=seconds,
+                                 seeds=args.seeds, store=store, progress=tick,
+                                 on_stage=on_stage, executor=executor,
+                                 engine="sequential" if one_by_one else "population")
     except GroupsLost as err:
         raise CLIError(f"{err}; run the same command again to finish") from None
-    except KeyboardInterrupt as err:  # Ctrl-C: what was kept, how to go on
+    except KeyboardInterrupt as err:  # Ctrl-C (or SIGTERM): what was kept, how to go on
         raise _advise_stopped(err, store, ended_before, db) from None
     finally:
         executor.close()
@@ -1802,7 +1893,9 @@ def run_advise(args: argparse.Namespace) -> str:
     try:
         written = write_advice_report(advice, store, out)
         if json_path is not None:
-            json_path.write_text(advice_json(advice))
+            _write_text(json_path, advice_json(advice))
+    except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+        raise
     except OSError as err:
         print(_printable("\n".join(lines)))  # the answer, which is not lost with the files
         where = "" if err.filename is None else f" to {err.filename}"
@@ -1812,6 +1905,21 @@ def run_advise(args: argparse.Namespace) -> str:
     if json_path is not None:
         lines.append(f"wrote {_path_shown(json_path)}")
     return "\n".join(lines)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a file the user asked for (``advise --json``) whole or not at all
+    (:func:`optimlab._files.write_atomically`): a full disk or an interrupt leaves the file
+    that was there, and no temporary file. An error names ``path``, not the temporary file
+    the text went to first, as ``Path.write_text``'s did."""
+    from ._files import NEW_FILE, write_atomically
+
+    try:
+        write_atomically(path, text, mode=NEW_FILE)
+    except OSError as err:
+        if err.filename is not None:
+            err.filename, err.filename2 = str(path), None
+        raise
 
 
 def _one_by_one(task, model: str | None) -> bool:
@@ -1999,6 +2107,8 @@ def run_report(args: argparse.Namespace) -> str:
     _sweep(store, args.sweep_id, db, args)
     try:
         written = write_report(store, args.sweep_id, out)
+    except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+        raise
     except OSError as err:
         raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
     heading = f"sweep {args.sweep_id} in {_masked(db)}: " + sweep_heading(store, args.sweep_id)
@@ -2018,11 +2128,14 @@ def run_profile(args: argparse.Namespace) -> str:
     profile = build_profile(store, args.sweep_ids)
     text = profile.table()
     if out is not None:
+        from ._files import save_figure
         from .landscapes.plots import plt_close
 
         fig = profile.plot()
-        try:
-            fig.savefig(out, dpi=110, bbox_inches="tight")
+        try:  # whole or not at all: a failed save keeps the previous profile
+            save_figure(fig, out, dpi=110, bbox_inches="tight")
+        except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+            raise
         except OSError as err:
             print(_printable(text))  # the profile's table all the same
             raise CLIError(f"cannot write {out}: {err.strerror or err}") from None
@@ -2040,6 +2153,8 @@ def run_tour(args: argparse.Namespace) -> str:
     out = out_folder(args.out, "--out", "the tour")
     try:
         page = tour(out, quick=args.quick, say=lambda text: print(text, file=sys.stderr))
+    except BrokenPipeError:  # its progress's reader has gone (`2>&1 | head`), not the folder
+        raise
     except OSError as err:
         raise CLIError(f"cannot write the tour to {out}: {err.strerror or err}") from None
     return f"wrote {_path_shown(page)}"
@@ -2056,6 +2171,8 @@ def run_docs(args: argparse.Namespace) -> str:
     out = out_folder(args.out, "--out", "the reference")
     try:
         index = write_docs(out)
+    except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+        raise
     except OSError as err:
         raise CLIError(f"cannot write the reference to {out}: {err.strerror or err}") from None
     return f"wrote {_path_shown(index)} and a page for each of the {len(TABLE)} optimizers"
@@ -2492,9 +2609,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     damaged run store): each prints one ``optimlab: error: ...`` line on stderr. Anything
     else is an internal error: one line and exit 1 (``OPTIMLAB_DEBUG=1`` re-raises it,
     traceback and all). Ctrl-C exits 130 (``optimlab: interrupted``, and for a sweep or
-    ``advise`` what it kept and how to go on); SIGTERM while a sweep trains stops it alike,
-    exit 143.
+    ``advise`` what it kept and how to go on); SIGTERM stops a command alike, exit 143
+    (``optimlab: terminated``); a second Ctrl-C or SIGTERM does not cut the cleanup short
+    (:class:`_signals_stop`). Output whose reader has gone (``optimlab demo | head -1``)
+    ends the command quietly with 141, as a shell reports a process killed by SIGPIPE; a
+    standard output closed from the start (``optimlab list >&-``) is an error, exit 2,
+    before any work: its output would be lost while the command says it succeeded.
     """
+    if sys.stdout is None:  # Python found no file descriptor 1: print() would drop it all
+        _tell("optimlab: error: standard output is closed; redirect it to /dev/null to "
+              "discard it")
+        return 2
+    with _signals_stop():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    """:func:`main`'s work, its signal handlers in place."""
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -2502,35 +2633,87 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:  # the command's own options are in its --help, not the top one's
             parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as done:  # --help (0), or a malformed command line (2), already printed
+        try:  # argparse drops a write that fails: --help piped into `head` fails on this flush
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _drop_broken_output()
+            return EXIT_BROKEN_PIPE
         return done.code if isinstance(done.code, int) else int(done.code is not None)
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
-            print(_printable(_run(args)))
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
+        try:
+            with warnings.catch_warnings():
+                warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+                print(_printable(_run(args)))
+                # the output is sent now, so that a reader gone shows here, not in the
+                # interpreter's last flush, after the exit status was chosen
+                sys.stdout.flush()
+        finally:  # an interrupt while they close is the command's, reported below
+            _close_stores()
+    except BrokenPipeError:  # output piped into `head` and the like: its reader has gone
+        _drop_broken_output()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as err:
         terminated = isinstance(err, _Terminated)
         said = _one_line(err) if str(err) else ""
-        print(f"optimlab: {'terminated' if terminated else 'interrupted'}"
-              + (f": {said}" if said else ""), file=sys.stderr)
+        _tell(f"optimlab: {'terminated' if terminated else 'interrupted'}"
+              + (f": {said}" if said else ""))
         return 143 if terminated else 130
     except Exception as err:
         if isinstance(err, ModuleNotFoundError) and err.name \
                 and err.name.partition(".")[0] in _EXTRA_OF:  # an extra not installed
-            print(f"optimlab: error: {_missing_extra(args.command, err.name)}", file=sys.stderr)
+            _tell(f"optimlab: error: {_missing_extra(args.command, err.name)}")
             return 2
         if isinstance(err, _user_errors()):
-            print(f"optimlab: error: {_one_line(err)}", file=sys.stderr)
+            _tell(f"optimlab: error: {_one_line(err)}")
             return 2
         if os.environ.get("OPTIMLAB_DEBUG"):
             raise
-        print(f"optimlab: internal error: {type(err).__name__}: {_one_line(err)} (please "
-              "report it; OPTIMLAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        _tell(f"optimlab: internal error: {type(err).__name__}: {_one_line(err)} (please "
+              "report it; OPTIMLAB_DEBUG=1 shows the traceback)")
         return 1
-    finally:
-        _close_stores()
     return 0
+
+
+#: the exit status of a command whose output's reader went away: 128 + SIGPIPE, what a
+#: shell reports for a process SIGPIPE killed (and ``set -o pipefail`` passes on), so that
+#: output lost to a closed pipe does not look like success
+EXIT_BROKEN_PIPE = 141
+
+
+def _tell(text: str) -> None:
+    """One line on stderr; where stderr's reader has gone too (``2>&1 | head -1``), nothing,
+    and the exit status stays the one the line was for. With no stderr at all (a caller's
+    ``sys.stderr = None``), nothing: ``print`` would write the line to stdout."""
+    if sys.stderr is None:
+        return
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        _drop_broken_output()
+
+
+def _drop_broken_output() -> None:
+    """After a ``BrokenPipeError``: point stdout and stderr, where their reader has gone
+    (what they still hold cannot be flushed), at ``os.devnull``, as Python's documentation
+    advises (the signal module's note on SIGPIPE), so that the interpreter's last flush does
+    not fail again with a second error and a traceback on the way out (nobody sees them;
+    they only change the exit status)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+            continue
+        except (AttributeError, ValueError):  # none, or closed
+            continue
+        except OSError:
+            pass
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, stream.fileno())
+            finally:
+                os.close(devnull)
+        except (AttributeError, OSError, ValueError):  # no descriptor (a test's stream)
+            pass
 
 
 def _show_warning(previous, message, category, filename, lineno, file=None, line=None) -> None:
@@ -2572,20 +2755,61 @@ def entry() -> None:
     (timed from the script's last line to the process's end). Reference counting still
     frees them as the modules are torn down; only reference cycles among them are left to
     the operating system, whose finalizers Python does not promise to run at exit anyway
-    (``atexit`` handlers still run). ``faulthandler`` is on: a fatal signal prints the
-    Python stack on stderr.
+    (``atexit`` handlers still run). ``faulthandler`` is on where there is a stderr: a fatal
+    signal prints the Python stack on it. A standard input or error closed by the caller
+    (``2>&-``) is opened on ``os.devnull`` (:func:`_hold_standard_descriptors`), and the
+    command runs as usual. After a command stopped by Ctrl-C or SIGTERM, another Ctrl-C
+    while the interpreter shuts down (its threads joined, its ``atexit`` callbacks) is
+    ignored, as it was while the command cleaned up (:class:`_signals_stop`).
     The long commands also freeze the heap once their imports are loaded
     (:func:`_imports_done`). :func:`main` itself does not freeze: tests and programs call it
     in a process that goes on.
     """
     global _COMMAND_PROCESS
     _COMMAND_PROCESS = True
+    _hold_standard_descriptors()
     # a crash in native code (a compiled kernel, torch, Ray's core) prints the Python stack
-    # it happened under on stderr, for the bug report, instead of a bare exit by signal
-    faulthandler.enable()
+    # it happened under on stderr, for the bug report, instead of a bare exit by signal;
+    # with no stderr (`2>&-`) enable() raised RuntimeError and every command failed silently
+    if _has_descriptor(sys.stderr):
+        faulthandler.enable()
+    if sys.stderr is None:  # print(file=None) would write the notes and errors to stdout
+        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)
+    # an output encoding without the tables' signs ('±', '—' under LC_ALL=C without UTF-8
+    # mode, or PYTHONIOENCODING=ascii) shows them escaped: strict errors failed the command
+    # after its files were written, with an error about a codec
+    if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")
     code = main()
     gc.freeze()
     sys.exit(code)
+
+
+def _has_descriptor(stream) -> bool:
+    """Whether ``stream`` is a file with a working file descriptor (not None, not closed)."""
+    try:
+        os.fstat(stream.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False
+    return True
+
+
+def _hold_standard_descriptors() -> None:
+    """Open standard input and error on ``os.devnull`` where the caller closed them
+    (``<&-``, ``2>&-``): the next file opened would take the number, and what writes to
+    descriptor 2 (a native library's warning, a compiler's errors in a child process) would
+    land in a run store or a picture. Standard output closed is :func:`main`'s error."""
+    for fd in (0, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:  # pragma: no cover - no /dev/null: leave it closed
+                continue
+            if null != fd:  # fd 1 was free too: moved to ``fd``, fd 1 stays closed for main()
+                os.dup2(null, fd)
+                os.close(null)
 
 
 if __name__ == "__main__":
