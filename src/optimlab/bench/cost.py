@@ -57,6 +57,7 @@ import torch
 
 from .._files import write_atomically
 from ..optim.base import check_int
+from ..optim.kernels.build import cache_root
 from ..optim.registry import create, resolve
 from .store.environment import cpu_model
 
@@ -105,9 +106,10 @@ class StepCost:
 
 
 def cache_dir() -> Path:
-    """Where measured step costs are kept (see the module's docstring)."""
-    root = os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab"
-    return Path(root) / "step-costs"
+    """Where measured step costs are kept (see the module's docstring): ``step-costs`` in the
+    folder the fused kernels' cache uses (:func:`~optimlab.optim.kernels.build.cache_root`,
+    which falls back to a temporary folder where there is no home folder)."""
+    return cache_root() / "step-costs"
 
 
 @functools.cache

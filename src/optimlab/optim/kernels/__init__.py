@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,6 +293,7 @@ class Kernel:
                 raise StateNotReady("the rule creates a state buffer on this step")
             return (new, *[state[k] for k in layout.vector], *[state[k] for k in layout.scalar])
 
+        compiler()  # raises first where there is none: tracing costs a second for nothing
         scalar_dtypes = ([torch.float64] if layout.step else []) + list(layout.scalar_dtypes) \
             + [torch.float64] * len(self.slots)
         identity = _identity(update, dtype, layout, hp, slots, zero, maximize)
@@ -374,6 +376,8 @@ class Launch:
 _KERNELS: dict = {}
 _PROBES: dict = {}
 _LOCK = threading.Lock()
+#: whether this process said that no kernel builds here (once: every optimizer would say it)
+_WARNED = False
 
 
 def kernel(update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
@@ -382,7 +386,8 @@ def kernel(update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
 
     Built (traced, generated, compiled or loaded from the disk cache) on first use and kept
     for the process. Raises :class:`Unsupported` or :class:`CompilerUnavailable` when the
-    rule or the machine cannot have one.
+    rule or the machine cannot have one; the first time the machine cannot (no compiler, or
+    a build failed), a ``UserWarning`` says so, once per process.
     """
     if dtype not in DTYPES:
         raise Unsupported(f"the fused path handles float32 and float64, not {dtype}")
@@ -404,8 +409,26 @@ def kernel(update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
                 # A refusal is a property of the key too (SGD's first step with momentum
                 # creates its buffer, on every race), and so is a source the compiler
                 # rejected: remembered, not traced or compiled again by the next optimizer.
+                # (A missing compiler is remembered by build.compiler.)
                 _KERNELS[key] = refusal
+                if isinstance(refusal, BuildFailed):
+                    _warn_unavailable(refusal)
+            except CompilerUnavailable as missing:
+                _warn_unavailable(missing)
+                raise
         found = _KERNELS[key]
     if isinstance(found, (Unsupported, BuildFailed)):
         raise type(found)(*found.args)
     return found
+
+
+def _warn_unavailable(error: CompilerUnavailable) -> None:
+    """Say once per process that the fused path is out of reach here (``fused=None`` fell
+    back without a word, several times slower, and a Mac without OpenMP never knew why)."""
+    global _WARNED
+    if _WARNED:
+        return
+    _WARNED = True
+    warnings.warn("optimlab's fused optimizer step is unavailable here, so fused=None steps on "
+                  "the plain path, more slowly (said once per process; fused=False chooses the "
+                  f"plain path without a word): {error}", UserWarning, stacklevel=2)

@@ -2,11 +2,16 @@
 
 A kernel is compiled with the system C compiler (``$CC``, a command line such as ``ccache gcc``
 or ``gcc -m64``, else ``cc``, ``gcc`` or ``clang``) into ``$OPTIMLAB_CACHE/kernels`` (default
-``~/.cache/optimlab/kernels``) under a name that hashes the source, the compiler's command
-line and version, the flags and the CPU the build targets
-(:func:`cpu_identity`: ``-march=native`` makes a library specific to one instruction set, and
-a cache folder in a network home is shared by machines that differ), so a warm start only
-loads the file.
+``$XDG_CACHE_HOME/optimlab/kernels``, else ``~/.cache/optimlab/kernels``: :func:`cache_root`)
+under a name that hashes the source, the compiler's command line and version, the flags and
+the CPU the build targets (:func:`cpu_identity`: ``-march=native`` makes a library specific to
+one instruction set, and a cache folder in a network home is shared by machines that differ),
+so a warm start only loads the file.
+Not every compiler takes every flag: Apple's clang has no ``-fopenmp``, GCC on POWER no
+``-march=native``. :func:`flag_sets` lists the flags to try, best first (OpenMP threads and
+the CPU's own instruction set, then without one or both); the first set that builds is the
+one used, and its library is named by those flags. The generated C runs serially where it
+is built without OpenMP, with the same results (threads only share out the elements).
 Builds write to a temporary folder of their own and rename the library into place: a killed
 process or two processes building the same kernel (containers sharing the cache often have the
 same process id) never leave a half-written library or remove each other's files. A cached
@@ -30,32 +35,76 @@ from pathlib import Path
 
 from ..._cpuinfo import first_processor
 
-__all__ = ["CompilerUnavailable", "BuildFailed", "compiler", "command", "cpu_identity", "cache_key",
-           "cache_dir", "load"]
+__all__ = ["CompilerUnavailable", "BuildFailed", "compiler", "command", "cpu_flag", "flag_sets",
+           "cpu_identity", "cache_key", "cache_root", "cache_dir", "load"]
 
-#: ``-fno-math-errno`` lets sqrt vectorize; no ``-ffast-math``: NaN and inf keep their meaning
+#: the flags of the best build (:func:`flag_sets` lists those tried, this one first).
+#: ``-fno-math-errno`` lets sqrt vectorize; no ``-ffast-math``: NaN and inf keep their meaning.
 #: ``-ffp-contract=off``: fused multiply-adds only where the generated code asks for one, as
-#: torch's kernels do (``add(alpha=)``, ``addcmul``, ``lerp``), so results follow torch's
+#: torch's kernels do (``add(alpha=)``, ``addcmul``, ``lerp``), so results follow torch's.
+#: ``-march=native`` stands for :func:`cpu_flag`; ``-fopenmp`` makes the loops parallel.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp", "-shared",
          "-fPIC", "-std=gnu11")
 
 
+def cpu_flag() -> str:
+    """The flag that builds for this machine's own CPU: GCC takes ``-march=native`` on x86-64
+    but wants ``-mcpu=native`` on POWER, and clang on 64-bit ARM took only ``-mcpu=native``
+    before version 15 (a compiler that takes neither builds without, see :func:`flag_sets`)."""
+    machine = platform.machine().lower()
+    if machine in ("arm64", "aarch64", "ppc64le", "ppc64", "powerpc64le", "powerpc64"):
+        return "-mcpu=native"
+    return "-march=native"
+
+
+def flag_sets() -> list[tuple[str, ...]]:
+    """The flags a kernel is built with, best first; :func:`load` uses the first that builds.
+
+    :data:`FLAGS` (with :func:`cpu_flag`), then without ``-fopenmp`` (clang without
+    ``libomp``: a serial kernel), without the CPU flag (a portable one), without both. On
+    macOS ``-fopenmp`` is never passed: Apple's clang rejects it, and a Homebrew clang's would
+    load a second OpenMP runtime beside the ``libomp`` torch ships, which aborts the process
+    ("OMP: Error #15").
+    """
+    cpu = cpu_flag()
+    best = tuple(cpu if flag == "-march=native" else flag for flag in FLAGS)
+    dropped = [(), ("-fopenmp",), (cpu,), (cpu, "-fopenmp")]
+    if platform.system() == "Darwin":
+        dropped = [drop for drop in dropped if "-fopenmp" in drop]
+    return [tuple(flag for flag in best if flag not in drop) for drop in dropped]
+
+
 class CompilerUnavailable(RuntimeError):
-    """No working C compiler with OpenMP was found (the fused path needs one on the CPU)."""
+    """No working C compiler was found (the fused path needs one on the CPU)."""
 
 
 class BuildFailed(CompilerUnavailable):
     """The compiler rejected a generated kernel (remembered per kernel for the process)."""
 
 
-@functools.lru_cache(maxsize=None)
+class _Rejected(BuildFailed):
+    """The compiler ran and rejected the source with these flags (another set may build)."""
+
+
 def compiler() -> tuple[str, str]:
     """The C compiler's path and its version line; raises :class:`CompilerUnavailable`.
 
     ``$CC`` is a command line, as make reads it: its first word is looked up on the PATH and
     the other words (:func:`command`) go before the flags, so ``ccache gcc`` or ``gcc -m64``
-    is a compiler too.
+    is a compiler too. Looked for once per process, and so is the lack of one: every
+    optimizer asked again (``cc``, ``gcc`` and ``clang --version`` each time), and on a Mac
+    without the Command Line Tools ``cc`` is a stub that offers to install them.
+    ``compiler.cache_clear()`` looks again (for another ``$CC``).
     """
+    found = _find_compiler()
+    if isinstance(found, CompilerUnavailable):
+        raise CompilerUnavailable(*found.args)
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _find_compiler() -> tuple[str, str] | CompilerUnavailable:
+    """:func:`compiler`'s answer, the error returned (an lru_cache does not keep a raise)."""
     cc = os.environ.get("CC", "")
     try:
         words = shlex.split(cc)
@@ -74,9 +123,12 @@ def compiler() -> tuple[str, str]:
         if out.returncode == 0:
             return path, out.stdout.splitlines()[0] if out.stdout else first
     tried = cc if cc else ", ".join(name for name, in candidates)
-    raise CompilerUnavailable(
-        "the fused optimizer step needs a C compiler with OpenMP (gcc or clang) on the PATH "
+    return CompilerUnavailable(
+        "the fused optimizer step needs a C compiler (gcc or clang) on the PATH "
         f"(tried {tried}); install one, set CC, or pass fused=False")
+
+
+compiler.cache_clear = _find_compiler.cache_clear  # type: ignore[attr-defined]
 
 
 def command() -> list[str]:
@@ -92,10 +144,11 @@ def command() -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def cpu_identity() -> str:
-    """What ``-march=native`` builds for on this machine, as a short hash (once per process).
+    """What the CPU flag (:func:`cpu_flag`, ``-march=native``) builds for on this machine, as a
+    short hash (once per process).
 
-    Preferably the compiler's own expansion of ``-march=native`` (``cc -### -E``: gcc's
-    ``-march=``, ``-mtune=`` and one ``-m``/``-mno-`` flag per instruction-set extension,
+    Preferably the compiler's own expansion of the flag (``cc -### -E``: gcc's ``-march=`` or
+    ``-mcpu=``, ``-mtune=`` and one ``-m``/``-mno-`` flag per instruction-set extension,
     clang's ``-target-cpu`` and ``-target-feature`` list), so machines whose compiler targets
     the same instruction set share a build and any difference in it makes a new one. Where the
     compiler does not say (or says only ``native``), the first CPU's ``/proc/cpuinfo`` model and
@@ -107,10 +160,11 @@ def cpu_identity() -> str:
 
 
 def _native_target(cc: list[str]) -> list[str]:
-    """The options the compiler (its :func:`command`) turns ``-march=native`` into ([] if it
-    does not tell)."""
+    """The options the compiler (its :func:`command`) turns the CPU flag into ([] if it does
+    not tell, or rejects the flag)."""
+    flag = cpu_flag()
     try:
-        out = subprocess.run([*cc, "-march=native", "-###", "-E", "-x", "c", os.devnull],
+        out = subprocess.run([*cc, flag, "-###", "-E", "-x", "c", os.devnull],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return []
@@ -125,9 +179,9 @@ def _native_target(cc: list[str]) -> list[str]:
         for before, word in zip(["", *words], words):
             if before in ("-target-cpu", "-target-feature", "-tune-cpu"):  # clang's cc1
                 target.append(f"{before} {word}")
-            elif word.startswith("-m") and word != "-march=native":  # gcc's cc1
+            elif word.startswith("-m") and word != flag:  # gcc's cc1
                 target.append(word)
-    return target if any(w.startswith(("-march=", "-target-cpu")) for w in target) else []
+    return target if any(w.startswith(("-march=", "-mcpu=", "-target-cpu")) for w in target) else []
 
 
 def _cpuinfo() -> list[str]:
@@ -138,18 +192,43 @@ def _cpuinfo() -> list[str]:
             if key.lower() in keys]
 
 
-def cache_key(source: str) -> str:
-    """The name a build of ``source`` is cached under: the source, the compiler and its
-    version, :data:`FLAGS` and the CPU they target (:func:`cpu_identity`)."""
+def cache_key(source: str, flags: tuple[str, ...] | None = None) -> str:
+    """The name a build of ``source`` with ``flags`` (default: the first of :func:`flag_sets`)
+    is cached under: the source, the compiler and its version, the flags and the CPU they
+    target (:func:`cpu_identity`). A library built without OpenMP or the CPU flag has a name
+    of its own, never loaded for another set of flags."""
     _, version = compiler()
-    return hashlib.sha256("\n".join([source, " ".join(command()), version, " ".join(FLAGS),
+    flags = flag_sets()[0] if flags is None else flags
+    return hashlib.sha256("\n".join([source, " ".join(command()), version, " ".join(flags),
                                      platform.machine(), cpu_identity()]).encode()).hexdigest()[:24]
 
 
+def cache_root() -> Path:
+    """optimlab's cache folder: ``$OPTIMLAB_CACHE``, else ``$XDG_CACHE_HOME/optimlab``, else
+    ``~/.cache/optimlab``; where there is no home either (``$HOME`` unset and a user id without
+    a passwd entry, as containers run under an arbitrary id), a temporary folder of this
+    process's (:func:`pathlib.Path.home` raises there, and a step raised with it)."""
+    if os.environ.get("OPTIMLAB_CACHE"):
+        return Path(os.environ["OPTIMLAB_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):  # the XDG spec: a relative path is ignored
+        return Path(xdg) / "optimlab"
+    try:
+        return Path.home() / ".cache" / "optimlab"
+    except (RuntimeError, KeyError, OSError):
+        return _fallback_root()
+
+
+@functools.lru_cache(maxsize=None)
+def _fallback_root() -> Path:
+    # a folder of this process's own: a fixed name in the shared temporary folder could be
+    # created by another user first, who could then plant a library for this one to load
+    return Path(tempfile.mkdtemp(prefix="optimlab-cache-"))
+
+
 def cache_dir() -> Path:
-    """Where compiled kernels live (created on demand)."""
-    root = os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab"
-    return Path(root) / "kernels"
+    """Where compiled kernels live (created on demand): ``kernels`` in :func:`cache_root`."""
+    return cache_root() / "kernels"
 
 
 @functools.lru_cache(maxsize=None)
@@ -169,28 +248,38 @@ def _writable(folder: Path) -> Path:
 
 
 _LOADED: dict[str, ctypes.CDLL] = {}
+#: flag sets the compiler rejected where a later set built the same source (so the flags
+#: were the trouble, not the source): later kernels of the process skip them
+_UNUSABLE: set[tuple] = set()
 
 
 def load(source: str, symbol: str = "optimlab_step"):
     """Compile ``source`` (or reuse the cached build) and return its C function ``symbol``.
 
-    A cached library that does not load or lacks ``symbol`` (truncated, half-copied) is
-    removed and built once more; if that one does not load either, :class:`BuildFailed`, which
-    the fused path's callers take as "use the plain path", as they take a rejected source.
+    The library is the first of :func:`flag_sets` found in the cache, else the first that
+    builds: one cached there for a set the compiler rejected before is taken without trying
+    that set again. A cached library that does not load or lacks ``symbol`` (truncated,
+    half-copied) is removed and built once more with the same flags; if that one does not
+    load either, :class:`BuildFailed`, which the fused path's callers take as "use the plain
+    path", as they take a source the compiler rejects with every set of flags.
     """
-    key = cache_key(source)
-    if key not in _LOADED:
+    _, version = compiler()
+    compiler_id = (tuple(command()), version)
+    candidates = [(flags, cache_key(source, flags)) for flags in flag_sets()
+                  if (compiler_id, flags) not in _UNUSABLE]
+    key = next((key for _, key in candidates if key in _LOADED), None)
+    if key is None:
         folder = _writable(cache_dir())
+        found = [(flags, key) for flags, key in candidates if (folder / f"step-{key}.so").exists()]
+        flags, key = found[0] if found else _build_first(source, folder, candidates, compiler_id)
         target = folder / f"step-{key}.so"
-        if not target.exists():
-            _build(source, folder, target)
         try:
             library = _open(target, symbol)
         except (OSError, AttributeError):
             with contextlib.suppress(OSError):
                 target.unlink()
             if not target.exists():  # another process may have rebuilt it meanwhile
-                _build(source, folder, target)
+                _build(source, folder, target, flags)
             try:
                 library = _open(target, symbol)
             except (OSError, AttributeError) as error:
@@ -204,6 +293,25 @@ def load(source: str, symbol: str = "optimlab_step"):
     return function
 
 
+def _build_first(source: str, folder: Path, candidates: list[tuple[tuple[str, ...], str]],
+                 compiler_id: tuple) -> tuple[tuple[str, ...], str]:
+    """Build ``source`` with the first of ``candidates`` (flags and cache key) the compiler
+    takes; returns those. Raises the last set's :class:`BuildFailed` if none builds (the
+    plainest flags: the source's own trouble), or any other failure at once."""
+    rejected: list[tuple[str, ...]] = []
+    last = BuildFailed("no flags left to build a fused optimizer kernel with")
+    for flags, key in candidates:
+        try:
+            _build(source, folder, folder / f"step-{key}.so", flags)
+        except _Rejected as error:
+            rejected.append(flags)
+            last = error
+            continue
+        _UNUSABLE.update((compiler_id, bad) for bad in rejected)
+        return flags, key
+    raise BuildFailed(*last.args) from last
+
+
 def _open(path: Path, symbol: str) -> ctypes.CDLL:
     """The library at ``path``, once it is known to have ``symbol`` (else AttributeError)."""
     library = ctypes.CDLL(str(path))
@@ -211,8 +319,9 @@ def _open(path: Path, symbol: str) -> ctypes.CDLL:
     return library
 
 
-def _build(source: str, folder: Path, target: Path) -> None:
-    """Compile ``source`` into ``target``, which appears only once complete (atomic rename).
+def _build(source: str, folder: Path, target: Path, flags: tuple[str, ...]) -> None:
+    """Compile ``source`` with ``flags`` into ``target``, which appears only once complete
+    (atomic rename); :class:`_Rejected` if the compiler says no.
 
     The source and the library are written in a folder of this build's own (``mkdtemp``: a
     name no other process has, where a process id repeats in the next container that shares
@@ -228,12 +337,12 @@ def _build(source: str, folder: Path, target: Path) -> None:
     try:
         c_file, built = work / "step.c", work / "step.so"
         c_file.write_text(source)
-        out = subprocess.run([*cc, *FLAGS, str(c_file), "-o", str(built), "-lm"],
+        out = subprocess.run([*cc, *flags, str(c_file), "-o", str(built), "-lm"],
                              capture_output=True, text=True, timeout=300)
         if out.returncode != 0:
-            raise BuildFailed(
-                f"{shlex.join(cc)} could not build a fused optimizer kernel (pass fused=False "
-                f"to avoid it):\n{out.stderr.strip()[-2000:]}")
+            raise _Rejected(
+                f"{shlex.join(cc)} could not build a fused optimizer kernel with {' '.join(flags)} "
+                f"(pass fused=False to avoid it):\n{out.stderr.strip()[-2000:]}")
         try:
             os.replace(built, target)
         except OSError:
@@ -244,4 +353,3 @@ def _build(source: str, folder: Path, target: Path) -> None:
                           f"fused=False to avoid it): {error}") from error
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
