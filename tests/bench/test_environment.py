@@ -159,3 +159,28 @@ def test_logical_cpus_and_those_this_process_may_use(tmp_path, cpus, total, affi
     env = environment.collect_environment()
     assert env["cpu_count"] == total  # the stored key keeps its meaning
     assert env["cpu_usable"] == usable
+
+
+def test_a_mac_is_named_by_its_chip(tmp_path, monkeypatch):
+    """macOS has no /proc/cpuinfo and ``platform.processor()`` says only "arm": every Apple
+    Silicon Mac shared one name, so one chip's measured step costs served another's."""
+    import subprocess
+
+    calls = []
+
+    def sysctl(argv, **kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout="Apple  M2 Pro\n", stderr="")
+
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    monkeypatch.setattr(subprocess, "run", sysctl)
+    missing = str(tmp_path / "absent")
+    assert environment.cpu_model(missing) == "Apple M2 Pro"
+    assert calls == [["sysctl", "-n", "machdep.cpu.brand_string"]]
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kwargs: subprocess.CompletedProcess(
+        argv, 1, stdout="", stderr="unknown oid"))
+    assert environment.cpu_model(missing) == "arm"  # an older macOS: what it says
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    monkeypatch.setattr(subprocess, "run", sysctl)
+    assert environment.cpu_model(missing) == "arm" and len(calls) == 1  # asked on macOS only

@@ -75,7 +75,24 @@ def _model(fields: dict[str, str]) -> str:
     for key in ("Processor", "cpu", "uarch"):  # 32-bit arm / old arm64, POWER, RISC-V
         if fields.get(key):
             return fields[key]
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return _sysctl_brand() or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _sysctl_brand() -> str:
+    """macOS's name for its CPU (``sysctl -n machdep.cpu.brand_string``: "Apple M2 Pro",
+    "Intel(R) Core(TM) i7-9750H ..."), "" elsewhere or where it does not answer. Without it
+    every Apple Silicon Mac was "arm" (``platform.processor()``), so step costs measured on
+    one chip were taken for another's (:mod:`optimlab.bench.cost` keys them by this name)."""
+    if platform.system() != "Darwin":
+        return ""
+    import subprocess
+
+    try:
+        out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return " ".join(out.stdout.split()) if out.returncode == 0 else ""
 
 
 def _arm_model(fields: dict[str, str]) -> str:
