@@ -3,6 +3,8 @@
 import math
 import re
 
+import pytest
+
 from optimlab.bench.tour import RACES
 from optimlab.cli import main
 
@@ -581,3 +583,25 @@ def test_each_picture_of_the_tour_says_what_it_shows():
     alts = re.findall(r'alt="([^"]*)"', page)
     assert len(alts) == 2 and alts[1] == tour.CURVES_ALT and alts[0] != alts[1]
     assert "sgd (lr=0.001)" in alts[0]
+
+
+@pytest.mark.parametrize("code", ["ENOLCK", "EOPNOTSUPP"])
+def test_a_folder_without_locks_runs_the_tour_unlocked(tmp_path, monkeypatch, code):
+    """An NFS mount without its lock daemon says "No locks available" to ``flock``: the
+    tour ran nowhere there; it now runs unlocked, as on Windows. Other errors still stop it."""
+    import errno
+    import fcntl
+    import os
+
+    from optimlab.bench import tour
+
+    def no_locks(fd, operation):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    monkeypatch.setattr(tour, "_tour", lambda out, quick, say: out / "tour.html")
+    assert tour.run_tour(tmp_path, quick=True) == tmp_path / "tour.html"
+    monkeypatch.setattr(fcntl, "flock", lambda fd, operation: (_ for _ in ()).throw(
+        OSError(errno.EIO, "Input/output error")))
+    with pytest.raises(OSError, match="Input/output error"):
+        tour.run_tour(tmp_path, quick=True)

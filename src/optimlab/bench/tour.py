@@ -1290,6 +1290,12 @@ def _one_tour_at_a_time(out: Path) -> Iterator[None]:
         except BlockingIOError:
             raise OSError(errno.EBUSY, f"another tour is running in {out} now (it holds "
                           f"{TOUR_LOCK}); wait for it to end, or give another --out") from None
+        except OSError as err:
+            # a file system without locks (an NFS mount without its lock daemon: ENOLCK,
+            # some FUSE mounts: EOPNOTSUPP) runs the tour unlocked, as Windows does, rather
+            # than refusing it with "No locks available"
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise
         yield
     finally:
         os.close(fd)
