@@ -81,3 +81,25 @@ def test_a_figure_that_fails_to_draw_leaves_the_old_picture(tmp_path):
         save_figure(fig, path)
     plt.close(fig)
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["race.svg"]
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links")
+def test_a_user_file_keeps_its_mode_and_its_link(tmp_path):
+    """Written in place, a report the user made private stayed private and a link stayed a
+    link; a rename must keep both (the temporary file takes the old file's mode, and the
+    link's target is the file replaced)."""
+    from optimlab._files import NEW_FILE
+
+    private = tmp_path / "results.csv"
+    private.write_text("old")
+    private.chmod(0o600)
+    write_atomically(private, "new", mode=NEW_FILE)
+    assert private.read_text() == "new" and private.stat().st_mode & 0o777 == 0o600
+    target = tmp_path / "kept" / "report.html"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "report.html"
+    link.symlink_to(target)
+    write_atomically(link, "new", mode=NEW_FILE)
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(os.listdir(target.parent)) == ["report.html"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -48,10 +49,23 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
     The data go to a temporary file of this write's own in ``path``'s folder (``mkstemp``:
     a name no other writer has, where process ids repeat across containers sharing a
     folder), which is given ``mode`` (mkstemp's 0600 would hide a shared cache from its
-    other users; None keeps 0600; :data:`NEW_FILE` gives a new file's, 0o666 less the
-    umask) and renamed into place. On any failure the temporary file
+    other users; None keeps 0600) and renamed into place. On any failure the temporary file
     is removed and the error raised (``OSError`` for the disk's): callers for which the file
-    is optional catch it. The folder must exist."""
+    is optional catch it. The folder must exist.
+
+    :data:`NEW_FILE` is for a file a command leaves its user, which should end as writing it
+    in place would have left it: a new file gets 0o666 less the umask; a file that exists
+    keeps its mode (a report the user made private stays private); a symbolic link is
+    followed, the file it names replaced (the link stays a link). A hard link is the one
+    thing a rename cannot keep: the other names keep the old content."""
+    path = Path(path)
+    keep = None
+    if mode == NEW_FILE:
+        path = Path(os.path.realpath(path))
+        try:
+            keep = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:  # a new file
+            keep = 0o666 & ~_umask()
     handle, tmp = tempfile.mkstemp(prefix=prefix if prefix is not None else f"{path.name}.",
                                    suffix=".tmp", dir=path.parent)
     try:
@@ -61,7 +75,7 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
             else:
                 out.write(content.encode("utf-8") if isinstance(content, str) else content)
         if mode is not None:
-            os.chmod(tmp, 0o666 & ~_umask() if mode == NEW_FILE else mode)
+            os.chmod(tmp, keep if mode == NEW_FILE else mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
