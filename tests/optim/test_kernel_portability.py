@@ -138,7 +138,9 @@ def test_a_compiler_that_rejects_the_cpu_flag_builds_without_it(fresh, real_cc, 
                                                                  monkeypatch):
     """GCC on POWER rejects ``-march=native`` (and older clang on ARM64 ``-mcpu=native``):
     every build failed. Now the kernel builds without the CPU flag, cached under a name of
-    those flags (never another set's), which a new process loads without compiling."""
+    those flags (never another set's), which a new process loads once the compiler has
+    refused the better flags again (two quick refusals per process, not per kernel: a
+    failure for a passing reason must not keep every later process on plainer flags)."""
     log = fake_compiler(tmp_path, monkeypatch, real_cc, rejects=["-march=native", "-mcpu=native"])
     assert build.load(source(7))(0, None, None, None, None, 1) == 7
     portable = [flags for flags in build.flag_sets() if build.cpu_flag() not in flags][0]
@@ -153,7 +155,9 @@ def test_a_compiler_that_rejects_the_cpu_flag_builds_without_it(fresh, real_cc, 
     monkeypatch.setattr(build, "_LOADED", {})  # a new process: the library is on disk
     monkeypatch.setattr(build, "_UNUSABLE", set(), raising=False)
     assert build.load(source(7))(0, None, None, None, None, 1) == 7
-    assert builds(log) == 4
+    assert builds(log) == 6  # the two sets with the CPU flag refused again, none built
+    assert build.load(source(8))(0, None, None, None, None, 1) == 8
+    assert builds(log) == 6  # and not tried again in this process
 
 
 def test_no_compiler_is_looked_for_once_and_said_once(fresh, tmp_path, monkeypatch):
@@ -173,7 +177,8 @@ def test_no_compiler_is_looked_for_once_and_said_once(fresh, tmp_path, monkeypat
             train_steps(cls(plain, lr=0.01, fused=False), plain, 2)
             assert all(torch.equal(a, b) for a, b in zip(params, plain, strict=True))
     said = [w for w in caught if UNAVAILABLE in str(w.message)]
-    assert len(said) == 1 and said[0].category is UserWarning
+    assert len(said) == 1 and said[0].category is kernels.FusedUnavailableWarning
+    assert issubclass(kernels.FusedUnavailableWarning, UserWarning)
     assert "needs a C compiler" in str(said[0].message)
     assert calls(log) == 1 and traced == []
     with pytest.raises(RuntimeError, match="needs a C compiler"):
@@ -227,3 +232,40 @@ def test_xdg_cache_home_is_honoured(monkeypatch, tmp_path):
     assert build.cache_dir() == tmp_path / "home" / ".cache" / "optimlab" / "kernels"
     monkeypatch.setenv("OPTIMLAB_CACHE", str(tmp_path / "mine"))
     assert cost.cache_dir() == tmp_path / "mine" / "step-costs"
+
+
+def test_a_passing_failure_does_not_keep_later_processes_on_a_plainer_kernel(
+        fresh, real_cc, tmp_path, monkeypatch):
+    """A compile that fails for a passing reason (a full temporary disk, a compiler out of
+    memory) looks like a rejected flag: the plainer set's library was cached, and every later
+    process, finding it, loaded it without trying the better flags again. A new process now
+    builds with the best flags the compiler takes, cached beside the plainer one."""
+    best, plainer = build.flag_sets()[:2]
+    log = fake_compiler(tmp_path, monkeypatch, real_cc, rejects=["-fopenmp"])  # fails once
+    assert build.load(source(7))(0, None, None, None, None, 0) == 7
+    assert (fresh / f"step-{build.cache_key(source(7), plainer)}.so").exists()
+    # a new process, whose compiler works
+    monkeypatch.setattr(build, "_LOADED", {})
+    monkeypatch.setattr(build, "_UNUSABLE", set())
+    log = fake_compiler(tmp_path, monkeypatch, real_cc)
+    assert build.load(source(7))(0, None, None, None, None, 0) == 7
+    assert (fresh / f"step-{build.cache_key(source(7), best)}.so").exists()
+    assert builds(log) == 1 and calls(log, "-fopenmp") >= 1
+    # and the process after it loads that build, with no compile
+    monkeypatch.setattr(build, "_LOADED", {})
+    log = fake_compiler(tmp_path, monkeypatch, real_cc)
+    assert build.load(source(7))(0, None, None, None, None, 0) == 7 and builds(log) == 0
+
+
+def test_warnings_as_errors_do_not_cut_a_step_in_half(fresh, tmp_path, monkeypatch):
+    """Under ``-W error`` the one warning that the fused path is unavailable was raised from
+    the middle of the first step (its state made, its parameters not moved), which then
+    stepped differently from every later one; it is dropped there, and the steps are the
+    plain path's."""
+    fake_compiler(tmp_path, monkeypatch, None)
+    params, plain = make_params(torch.float32), make_params(torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_steps(optimlab.Adam(params, lr=0.01), params, 3)
+    train_steps(optimlab.Adam(plain, lr=0.01, fused=False), plain, 3)
+    assert all(torch.equal(a, b) for a, b in zip(params, plain, strict=True))

@@ -30,12 +30,12 @@ here:
   evaluations there, with a note).
 
 A step cost is a property of the machine and the model, not of one sweep, so it is
-measured once and kept in a small cache (``$OPTIMLAB_CACHE/step-costs``, default
-``~/.cache/optimlab/step-costs``, beside the fused kernels' cache; key: the machine, the torch
-version, a digest of the code a measured step runs (:func:`code_fingerprint`), the task,
-model, batch size and the optimizer with its hyperparameters other than the learning rate):
-every later sweep on this machine reuses it, and the same
-sweep gets the same costs, ranking and profile however busy the machine is when it runs.
+measured once and kept in a small cache (``step-costs`` in ``$OPTIMLAB_CACHE``, else in
+``$XDG_CACHE_HOME/optimlab`` or ``~/.cache/optimlab``: :func:`cache_dir`, beside the fused
+kernels' cache; key: the machine, the torch version, a digest of the code a measured step
+runs (:func:`code_fingerprint`), the task, model, batch size and the optimizer with its
+hyperparameters other than the learning rate): every later sweep on this machine reuses it,
+and the same sweep gets the same costs, ranking and profile however busy the machine is when it runs.
 ``recalibrate=True`` (``optimlab bench --recalibrate``) measures again. The cost each run
 used is stored in its summary (``seconds_per_step``).
 """

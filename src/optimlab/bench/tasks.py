@@ -454,7 +454,9 @@ class CacheWarning(UserWarning):
 def _cache_root(data_dir) -> Path:
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    return Path(os.environ.get("OPTIMLAB_CACHE") or Path.home() / ".cache" / "optimlab").expanduser()
+    from ..optim.kernels.build import cache_root  # the kernels' and step costs' folder
+
+    return cache_root().expanduser()
 
 
 def _cached_arrays(path: Path, keys: tuple[str, ...],

@@ -41,7 +41,7 @@ from .build import BuildFailed, CompilerUnavailable, cache_dir, compiler, load
 from .codegen import CHUNK, Unsupported, to_c, trace_rule
 
 __all__ = ["Layout", "Kernel", "Launch", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
-           "BuildFailed",
+           "BuildFailed", "FusedUnavailableWarning",
            "cache_dir",
            "compiler", "DTYPES", "DRIVER_KEYS"]
 
@@ -422,13 +422,27 @@ def kernel(update: Callable, dtype: torch.dtype, layout: Layout, hp: dict,
     return found
 
 
+class FusedUnavailableWarning(UserWarning):
+    """The fused step cannot be built on this machine (no C compiler, or it refused every
+    kernel): ``fused=None`` steps on the plain path. Filter it by this class to silence it."""
+
+
 def _warn_unavailable(error: CompilerUnavailable) -> None:
     """Say once per process that the fused path is out of reach here (``fused=None`` fell
-    back without a word, several times slower, and a Mac without OpenMP never knew why)."""
+    back without a word, several times slower, and a Mac without OpenMP never knew why).
+
+    Said in the middle of a step (its state made, its parameters not yet moved): where
+    warnings are errors (``-W error``, pytest's ``filterwarnings = error``) the raised warning
+    is dropped rather than let abort the step half done, as the fallback is what the user's
+    ``fused=None`` asked for."""
     global _WARNED
     if _WARNED:
         return
     _WARNED = True
-    warnings.warn("optimlab's fused optimizer step is unavailable here, so fused=None steps on "
-                  "the plain path, more slowly (said once per process; fused=False chooses the "
-                  f"plain path without a word): {error}", UserWarning, stacklevel=2)
+    try:
+        warnings.warn("optimlab's fused optimizer step is unavailable here, so fused=None steps "
+                      "on the plain path, more slowly (said once per process; fused=False "
+                      f"chooses the plain path without a word): {error}",
+                      FusedUnavailableWarning, stacklevel=2)
+    except Warning:
+        pass

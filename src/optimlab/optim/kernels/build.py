@@ -256,12 +256,16 @@ _UNUSABLE: set[tuple] = set()
 def load(source: str, symbol: str = "optimlab_step"):
     """Compile ``source`` (or reuse the cached build) and return its C function ``symbol``.
 
-    The library is the first of :func:`flag_sets` found in the cache, else the first that
-    builds: one cached there for a set the compiler rejected before is taken without trying
-    that set again. A cached library that does not load or lacks ``symbol`` (truncated,
-    half-copied) is removed and built once more with the same flags; if that one does not
-    load either, :class:`BuildFailed`, which the fused path's callers take as "use the plain
-    path", as they take a source the compiler rejects with every set of flags.
+    The library is that of the first of :func:`flag_sets` that builds: for each set in
+    order, its cached build if there is one, else a build, the next set only where the
+    compiler rejects this one. A process tries the better sets again before it takes a
+    plainer cached build (one compile that failed for a passing reason, a full disk or a
+    compiler out of memory, would otherwise have kept every later process on a serial
+    kernel); a set the compiler rejected where a later one built the same source is not
+    tried again in this process. A cached library that does not load or lacks ``symbol``
+    (truncated, half-copied) is removed and built once more with the same flags; if that
+    one does not load either, :class:`BuildFailed`, which the fused path's callers take as
+    "use the plain path", as they take a source the compiler rejects with every set.
     """
     _, version = compiler()
     compiler_id = (tuple(command()), version)
@@ -270,8 +274,7 @@ def load(source: str, symbol: str = "optimlab_step"):
     key = next((key for _, key in candidates if key in _LOADED), None)
     if key is None:
         folder = _writable(cache_dir())
-        found = [(flags, key) for flags, key in candidates if (folder / f"step-{key}.so").exists()]
-        flags, key = found[0] if found else _build_first(source, folder, candidates, compiler_id)
+        flags, key = _build_first(source, folder, candidates, compiler_id)
         target = folder / f"step-{key}.so"
         try:
             library = _open(target, symbol)
@@ -295,18 +298,21 @@ def load(source: str, symbol: str = "optimlab_step"):
 
 def _build_first(source: str, folder: Path, candidates: list[tuple[tuple[str, ...], str]],
                  compiler_id: tuple) -> tuple[tuple[str, ...], str]:
-    """Build ``source`` with the first of ``candidates`` (flags and cache key) the compiler
-    takes; returns those. Raises the last set's :class:`BuildFailed` if none builds (the
-    plainest flags: the source's own trouble), or any other failure at once."""
+    """The first of ``candidates`` (flags and cache key) that is cached in ``folder`` or
+    that the compiler builds there; returns it. Raises the last set's :class:`BuildFailed`
+    if none builds (the plainest flags: the source's own trouble), or any other failure at
+    once."""
     rejected: list[tuple[str, ...]] = []
     last = BuildFailed("no flags left to build a fused optimizer kernel with")
     for flags, key in candidates:
-        try:
-            _build(source, folder, folder / f"step-{key}.so", flags)
-        except _Rejected as error:
-            rejected.append(flags)
-            last = error
-            continue
+        target = folder / f"step-{key}.so"
+        if not target.exists():
+            try:
+                _build(source, folder, target, flags)
+            except _Rejected as error:
+                rejected.append(flags)
+                last = error
+                continue
         _UNUSABLE.update((compiler_id, bad) for bad in rejected)
         return flags, key
     raise BuildFailed(*last.args) from last
