@@ -269,3 +269,26 @@ def test_warnings_as_errors_do_not_cut_a_step_in_half(fresh, tmp_path, monkeypat
         train_steps(optimlab.Adam(params, lr=0.01), params, 3)
     train_steps(optimlab.Adam(plain, lr=0.01, fused=False), plain, 3)
     assert all(torch.equal(a, b) for a, b in zip(params, plain, strict=True))
+
+
+def test_the_fallback_cache_folder_goes_with_its_process(tmp_path):
+    """Without a home folder each process makes a cache folder of its own in the temporary
+    folder, which nothing else can use: it is removed at exit (every process of such a
+    container had left one behind)."""
+    import subprocess
+    import sys
+
+    script = ("import os, pathlib, sys, tempfile\n"
+              "def home(cls=None): raise RuntimeError('no home')\n"
+              "pathlib.Path.home = classmethod(home)\n"
+              "tempfile.tempdir = sys.argv[1]\n"
+              "from optimlab.optim.kernels import build\n"
+              "root = build.cache_root(); (root / 'kernels').mkdir(parents=True)\n"
+              "print(root)\n")
+    env = {k: v for k, v in __import__("os").environ.items()
+           if k not in ("OPTIMLAB_CACHE", "XDG_CACHE_HOME")}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert pathlib.Path(done.stdout.strip()).parent == tmp_path
+    assert list(tmp_path.iterdir()) == []

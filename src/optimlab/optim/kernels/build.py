@@ -222,8 +222,14 @@ def cache_root() -> Path:
 @functools.lru_cache(maxsize=None)
 def _fallback_root() -> Path:
     # a folder of this process's own: a fixed name in the shared temporary folder could be
-    # created by another user first, who could then plant a library for this one to load
-    return Path(tempfile.mkdtemp(prefix="optimlab-cache-"))
+    # created by another user first, who could then plant a library for this one to load;
+    # removed when the process ends, as nothing else can use it (every process of such a
+    # container had left one behind)
+    import atexit
+
+    root = Path(tempfile.mkdtemp(prefix="optimlab-cache-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root
 
 
 def cache_dir() -> Path:
