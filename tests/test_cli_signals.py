@@ -232,6 +232,43 @@ def test_a_second_ctrl_c_does_not_cut_the_cleanup_short(monkeypatch, capsys):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
 
 
+def test_a_third_ctrl_c_stops_a_command_whose_first_was_swallowed(monkeypatch, capsys):
+    """A first KeyboardInterrupt raised inside code that swallows it (a finalizer, a callback
+    Python reports as "Exception ignored") left every later Ctrl-C and SIGTERM ignored: only
+    SIGKILL stopped the command. The second is still ignored (it may be cutting a cleanup
+    short), the third stops it."""
+    def command(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the KeyboardInterrupt comes first
+        except KeyboardInterrupt:
+            pass  # swallowed, as a finalizer's would be
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)  # the second: ignored
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the third stops the command
+        return "not stopped"
+
+    monkeypatch.setattr(cli, "_run", command)
+    began = time.monotonic()
+    assert main(["list"]) == 130 and time.monotonic() - began < 8
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_another_threads_command_leaves_the_main_threads_count(monkeypatch):
+    """A command run in another thread (a program's, a test's) installs no handler; it
+    reset the module's "a signal has stopped the command" state, re-arming Ctrl-C in the
+    middle of the main thread's cleanup."""
+    import threading
+
+    monkeypatch.setattr(cli, "_run", lambda args: "done")
+    monkeypatch.setattr(cli, "_STOPS", 1)  # the main thread's command is cleaning up
+    worker = threading.Thread(target=main, args=(["list"],))
+    worker.start()
+    worker.join(WAIT)
+    assert cli._STOPS == 1
+
+
 def test_a_second_ctrl_c_while_the_process_shuts_down_is_ignored():
     """After a command stopped by Ctrl-C, another one while the interpreter shut down (an
     atexit callback, a thread joined) printed a KeyboardInterrupt traceback."""

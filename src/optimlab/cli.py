@@ -1531,24 +1531,25 @@ class _Terminated(KeyboardInterrupt):
     exits 143."""
 
 
-#: whether a signal has stopped the command :func:`main` runs: set by the first Ctrl-C or
-#: SIGTERM (:func:`_stop_once`), after which the others are ignored until it returns
-_STOPPING = False
+#: how many Ctrl-C or SIGTERM signals have come while :func:`main` runs its command
+#: (:func:`_stop_once`); back to 0 when it returns
+_STOPS = 0
 
 
 def _stop_once(stop: type[KeyboardInterrupt]) -> None:
-    """Raise ``stop`` for the first Ctrl-C or SIGTERM of a command; ignore those after it,
-    until :func:`main` returns. The first one's ``KeyboardInterrupt`` unwinds through the
-    cleanup (a sweep's runs put back to pending, its lock file removed, a half-written file
-    deleted, the stores closed), which a second Ctrl-C would cut short, with a traceback
-    (from ``RunStore.close``, ``threading`` or an ``atexit`` callback) and what it had not
-    done yet left undone. Only :func:`main`'s handlers call it; SIGKILL still ends a
-    cleanup that hangs."""
-    global _STOPPING
-    if _STOPPING:
-        return
-    _STOPPING = True
-    raise stop()
+    """Raise ``stop`` for the first Ctrl-C or SIGTERM of a command; ignore the second, and
+    raise again from the third on. The first one's ``KeyboardInterrupt`` unwinds through
+    the cleanup (a sweep's runs put back to pending, its lock file removed, a half-written
+    file deleted, the stores closed), which a second Ctrl-C would cut short, with a
+    traceback (from ``RunStore.close``, ``threading`` or an ``atexit`` callback) and what it
+    had not done yet left undone. A third is the user insisting, or the first was swallowed
+    (raised inside a finalizer or a callback that ignores exceptions, which Python reports
+    as "Exception ignored"): the command must still be stoppable without SIGKILL. Only
+    :func:`main`'s handlers call it."""
+    global _STOPS
+    _STOPS += 1
+    if _STOPS != 2:
+        raise stop()
 
 
 def _interrupt(signum, frame) -> None:
@@ -1613,26 +1614,36 @@ class _signals_stop:
         import signal
         import threading
 
-        global _STOPPING
-        _STOPPING = False
+        global _STOPS
         self.signal = signal
-        self.sigint = (threading.current_thread() is threading.main_thread()
-                       and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-        if self.sigint:
-            signal.signal(signal.SIGINT, _interrupt)
-        self.sigterm = _sigterm_stops().__enter__()
+        # the count is the main thread's: a command run by another thread (a program's, a
+        # test's) installs no handler and leaves it alone
+        self.main = threading.current_thread() is threading.main_thread()
+        if self.main:
+            _STOPS = 0
+        self.sigint = self.main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        self.sigterm = _sigterm_stops()
+        try:
+            if self.sigint:
+                signal.signal(signal.SIGINT, _interrupt)
+            self.sigterm.__enter__()
+        except BaseException:  # a Ctrl-C between the two: put back what was installed
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        global _STOPPING
-        self.sigterm.__exit__(*exc)
+        global _STOPS
+        if getattr(self.sigterm, "installed", False):
+            self.sigterm.__exit__(*exc)
         if self.sigint and self.signal.getsignal(self.signal.SIGINT) is _interrupt:
             # the optimlab process (entry) ends next: after a stop, a Ctrl-C while it shuts
             # down (its threads joined, its atexit callbacks) is ignored too
-            stopped = _COMMAND_PROCESS and _STOPPING
+            stopped = _COMMAND_PROCESS and _STOPS > 0
             self.signal.signal(self.signal.SIGINT, self.signal.SIG_IGN if stopped
                                else self.signal.default_int_handler)
-        _STOPPING = False
+        if self.main:
+            _STOPS = 0
 
 
 def _kept(store, stored: dict, db: str) -> str | None:
@@ -2613,13 +2624,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     (``optimlab: terminated``); a second Ctrl-C or SIGTERM does not cut the cleanup short
     (:class:`_signals_stop`). Output whose reader has gone (``optimlab demo | head -1``)
     ends the command quietly with 141, as a shell reports a process killed by SIGPIPE; a
-    standard output closed from the start (``optimlab list >&-``) is an error, exit 2,
-    before any work: its output would be lost while the command says it succeeded.
+    standard output closed from the start (``optimlab list >&-``) is the console script's
+    error (:func:`entry`), exit 2, before any work: its output would be lost while the
+    command says it succeeded (a program calling ``main`` without a ``sys.stdout``, under
+    ``pythonw``, runs the command: its files are what it asked for).
     """
-    if sys.stdout is None:  # Python found no file descriptor 1: print() would drop it all
-        _tell("optimlab: error: standard output is closed; redirect it to /dev/null to "
-              "discard it")
-        return 2
     with _signals_stop():
         return _main(argv)
 
@@ -2780,6 +2789,10 @@ def entry() -> None:
     # after its files were written, with an error about a codec
     if sys.stdout is not None and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="backslashreplace")
+    if sys.stdout is None:  # Python found no file descriptor 1: print() would drop it all
+        _tell("optimlab: error: standard output is closed; redirect it to /dev/null to "
+              "discard it")
+        sys.exit(2)
     code = main()
     gc.freeze()
     sys.exit(code)
