@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["NEW_FILE", "mkdir_failure", "save_figure", "write_atomically"]
+__all__ = ["NEW_FILE", "mkdir_failure", "new_file_mode", "save_figure", "write_atomically"]
 
 #: ``mode`` for :func:`write_atomically`: the mode any new file gets, 0o666 less the umask
 #: (for the files a command writes for its user, as ``open(path, "w")`` would make them)
@@ -39,6 +39,11 @@ def _umask() -> int:
         return mask
     except OSError:  # pragma: no cover - umask does not fail on POSIX
         return 0o022
+
+
+def new_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file here: 0o666 less the umask."""
+    return 0o666 & ~_umask()
 
 
 def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], None], *,
@@ -65,7 +70,7 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
         try:
             keep = stat.S_IMODE(os.stat(path).st_mode)
         except OSError:  # a new file
-            keep = 0o666 & ~_umask()
+            keep = new_file_mode()
     handle, tmp = tempfile.mkstemp(prefix=prefix if prefix is not None else f"{path.name}.",
                                    suffix=".tmp", dir=path.parent)
     try:

@@ -370,3 +370,73 @@ def test_the_reference_on_a_full_disk_leaves_the_previous_pages(tmp_path, monkey
             write_docs(tmp_path / "docs")
     assert _snapshot(tmp_path / "docs") == before
     assert not _leftovers(tmp_path)
+
+
+def test_a_copy_to_another_disk_that_fills_it_replaces_nothing(tmp_path, monkeypatch):
+    """Report folders linked to another disk get copies of the new files; a full disk there
+    stopped the move half way (new store and some reports, old page). Every copy is now made
+    before the first rename: the previous tour is whole, and no copy or staging is left."""
+    out = tmp_path / "tour"
+    _fake_tour(out, "run 1", monkeypatch)
+    before = _snapshot(out)
+    real_ready = tour._ready_beside
+
+    def ready(built, place):  # as if each place were on another disk, the page's full
+        if place.name == "tour.html":
+            raise OSError(ENOSPC.errno, ENOSPC.strerror)
+        copy = place.parent / f".{place.name}.copy.tmp"
+        copy.write_bytes(built.read_bytes())
+        return copy
+
+    monkeypatch.setattr(tour, "_ready_beside", ready)
+    with pytest.raises(OSError) as failed:
+        _fake_tour(out, "run 2", monkeypatch)
+    monkeypatch.setattr(tour, "_ready_beside", real_ready)
+    assert failed.value.errno == errno.ENOSPC
+    assert _snapshot(out) == before and not _leftovers(out)
+
+
+def test_a_rename_that_fails_part_way_says_so_and_keeps_what_was_not_moved(tmp_path,
+                                                                           monkeypatch):
+    """A rename can still fail (a file another program holds open on Windows): the folder
+    then mixes two tours, which the error says, and the files not moved stay in the staging
+    folder rather than being deleted with it."""
+    out = tmp_path / "tour"
+    _fake_tour(out, "run 1", monkeypatch)
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst) == out / "digits" / "report.html":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="failed part way: Permission denied") as failed:
+        _fake_tour(out, "run 2", monkeypatch)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert "now mixes the two tours" in str(failed.value) and STAGING in str(failed.value)
+    assert (out / STAGING / "digits" / "report.html").read_text() == "digits's report of run 2"
+    assert (out / "digits" / "report.html").read_text() == "digits's report of run 1"
+
+
+def test_a_ctrl_c_while_the_tour_moves_into_place_waits_for_the_move(tmp_path, monkeypatch):
+    """Stopped between two renames, the folder mixed two tours: Ctrl-C is held while the
+    files are renamed, then delivered. The tour is whole, the interrupt still comes."""
+    import signal
+
+    out = tmp_path / "tour"
+    _fake_tour(out, "run 1", monkeypatch)
+    real_keep = tour._keep_previous
+
+    def keep(folder):  # the first rename of the move (not the build's fresh store)
+        if folder == out:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C is pressed now
+        real_keep(folder)
+
+    monkeypatch.setattr(tour, "_keep_previous", keep)
+    with pytest.raises(KeyboardInterrupt):
+        _fake_tour(out, "run 2", monkeypatch)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert "mnist1d of run 2" in (out / "tour.html").read_text()
+    assert (out / "digits" / "report.html").read_text() == "digits's report of run 2"
+    assert not _leftovers(out)

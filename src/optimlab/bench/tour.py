@@ -38,12 +38,13 @@ import math
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._files import NEW_FILE, mkdir_failure, write_atomically
+from .._files import NEW_FILE, mkdir_failure, new_file_mode, write_atomically
 from ..exhibits import gd_variants
 from ..exhibits.basins import BASIN_OPTIMIZERS
 from ..landscapes import get as get_landscape
@@ -1217,25 +1218,64 @@ def _clear(stage: Path) -> None:
         shutil.rmtree(stage)
 
 
-def _move(built: Path, place: Path) -> None:
-    """Put the file ``built`` at ``place`` (renamed, so a reader sees the old file or the new
-    one whole); copied atomically where ``place`` is on another disk (a report folder that is
-    a link to one)."""
+def _ready_beside(built: Path, place: Path) -> Path:
+    """``built`` as a file in ``place``'s folder, ready to be renamed over ``place``: itself
+    where both are on one file system, else a copy made there now under a temporary name
+    (a report folder that is a link to another disk), so that a full disk stops the
+    tour's move before anything is replaced rather than in the middle of it."""
+    if os.stat(built).st_dev == os.stat(place.parent).st_dev:
+        return built
+    handle, copy = tempfile.mkstemp(prefix=f".{place.name}.", suffix=".tmp", dir=place.parent)
     try:
-        os.replace(built, place)
-    except OSError as err:
-        if err.errno != errno.EXDEV:
-            raise
-        write_atomically(place, built.read_bytes(), mode=NEW_FILE)
+        with os.fdopen(handle, "wb") as target, open(built, "rb") as source:
+            shutil.copyfileobj(source, target)
+        os.chmod(copy, new_file_mode())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(copy)
+        raise
+    return Path(copy)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back while the tour's files are renamed into place (a few
+    milliseconds), then delivered: stopped halfway, the folder would mix two tours. Only in
+    the main thread, where Python runs signal handlers; elsewhere nothing is held."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    held = [sig for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if sig is not None]
+    before = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+              for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # now, through the handler it was meant for
+
+
+class _PartlyPublished(OSError):
+    """A rename failed while a completed tour was being moved into place."""
 
 
 def _publish(stage: Path, out: Path) -> None:
-    """Move the tour completed in ``stage`` into ``out``, over the previous one: the folders
-    first (a place that cannot take one, a file of its name, stops the move before anything
-    is replaced), then the previous store aside (:func:`_keep_previous`) and the new one in
-    its place, each file of the report folders and of ``slice/`` (a user's other files
-    there stay), and the page last, so the page is never one whose files are still to
-    come."""
+    """Move the tour completed in ``stage`` into ``out``, over the previous one.
+
+    First everything that can fail for want of room or rights: the folders (a place that
+    cannot take one, a file of its name, stops the move before anything is replaced) and a
+    copy beside its place of each file bound for another disk (:func:`_ready_beside`).
+    Then, signals held (:func:`_signals_held`), only renames: the previous store aside
+    (:func:`_keep_previous`) and the new one in its place, each file of the report folders
+    and of ``slice/`` (a user's other files there stay), the page last, so the page is never
+    one whose files are still to come. A rename that fails even so (a file another program
+    holds open on Windows) raises :class:`_PartlyPublished`."""
     files = sorted(p for p in stage.rglob("*") if p.is_file() and p.parent != stage)
     for folder in sorted({out / f.parent.relative_to(stage) for f in files}):
         try:
@@ -1243,13 +1283,28 @@ def _publish(stage: Path, out: Path) -> None:
         except OSError as err:
             raise OSError(err.errno, f"cannot create {folder}: {mkdir_failure(folder, err)}") \
                 from None
-    _keep_previous(out)
-    for suffix in ("", "-wal", "-shm"):  # a store closed has no -wal left, as a rule
-        if Path(f"{stage / STORE}{suffix}").exists():
-            _move(Path(f"{stage / STORE}{suffix}"), Path(f"{out / STORE}{suffix}"))
-    for f in files:
-        _move(f, out / f.relative_to(stage))
-    _move(stage / PAGE, out / PAGE)
+    moves = [(Path(f"{stage / STORE}{suffix}"), Path(f"{out / STORE}{suffix}"))
+             for suffix in ("", "-wal", "-shm")  # a store closed has no -wal left, as a rule
+             if Path(f"{stage / STORE}{suffix}").exists()]
+    moves += [(f, out / f.relative_to(stage)) for f in files] + [(stage / PAGE, out / PAGE)]
+    ready: list[tuple[Path, Path, Path]] = []
+    try:
+        for built, place in moves:
+            ready.append((built, _ready_beside(built, place), place))
+    except BaseException:
+        for built, copy, _ in ready:
+            if copy != built:
+                with contextlib.suppress(OSError):
+                    os.unlink(copy)
+        raise
+    with _signals_held():
+        try:
+            _keep_previous(out)
+            for _, copy, place in ready:
+                os.replace(copy, place)
+        except OSError as err:
+            raise _PartlyPublished(err.errno, f"{err.strerror or err} (moving {copy} to "
+                                   f"{place})") from err
 
 
 def _named_in(err: OSError, stage: Path, out: Path) -> OSError | None:
@@ -1331,6 +1386,7 @@ def _tour(out: Path, quick: bool, say: Callable[[str], None]) -> Path:
     except OSError as err:
         raise OSError(err.errno, f"cannot prepare {stage}, where the tour is built until it "
                       f"completes: {err.strerror or err}") from None
+    keep = False
     try:
         try:
             _build(stage, quick, say, previous, start)
@@ -1339,10 +1395,17 @@ def _tour(out: Path, quick: bool, say: Callable[[str], None]) -> Path:
             if shown is None:
                 raise
             raise shown from err
-        _publish(stage, out)
+        try:
+            _publish(stage, out)
+        except _PartlyPublished as err:
+            keep = True  # what was not moved is the user's only copy of it
+            raise OSError(err.errno, f"the tour completed, but moving it into {out} failed part "
+                          f"way: {err.strerror}; {out} now mixes the two tours, and what was "
+                          f"not moved is in {stage} (the next tour there removes it)") from err
     finally:  # what a failed tour wrote, or the store's leftovers (its lock files)
-        with contextlib.suppress(OSError):
-            _clear(stage)
+        if not keep:
+            with contextlib.suppress(OSError):
+                _clear(stage)
     return out / PAGE
 
 
