@@ -189,6 +189,9 @@ def test_a_process_without_gradients_makes_its_flag_where_the_backend_reduces(mo
     monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
     assert base._reduction_device([object()], None) == torch.device("cuda", 1)
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "xccl")
+    monkeypatch.setattr(torch.xpu, "current_device", lambda: 0)
+    assert base._reduction_device([object()], None) == torch.device("xpu", 0)
     monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
     assert base._reduction_device([object()], None) == torch.device("cpu")
     meta = torch.tensor(True, device="meta")
@@ -322,3 +325,8 @@ def test_the_capture_check_is_asked_only_where_cuda_is(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     opt.step()  # not capturing: steps
     assert asked and opt.state[p]["step"] == 2
+    # inside torch.compile's tracing the check is left to the compiled code, as torch's is
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    asked.clear()
+    opt.step()
+    assert not asked

@@ -253,12 +253,15 @@ def all_true(flags: Sequence[Tensor]) -> Tensor | None:
 
 def _reduction_device(process_groups: Sequence[Any], flag: Tensor | None) -> torch.device:
     """Where a flag all-reduced over ``process_groups`` must be: on this process's CUDA
-    device for NCCL (which reduces CUDA tensors only), else where the flag is (the CPU if
-    there is none: gloo reduces CPU tensors)."""
+    device for NCCL (which reduces CUDA tensors only), its XPU for XCCL, else where the flag
+    is (the CPU if there is none: gloo reduces CPU tensors)."""
     import torch.distributed as dist
 
-    if any(dist.get_backend(group) == "nccl" for group in process_groups):
+    backends = {dist.get_backend(group) for group in process_groups}
+    if "nccl" in backends:
         return torch.device("cuda", torch.cuda.current_device())
+    if "xccl" in backends:  # Intel GPUs' collectives, XPU tensors only
+        return torch.device("xpu", torch.xpu.current_device())
     return flag.device if flag is not None else torch.device("cpu")
 
 
@@ -331,8 +334,8 @@ def _check_not_capturing(cls_name: str) -> None:
     are CPU tensors read on the host, which a captured step would leave where they were at
     capture. Checked as torch checks it (CUDA built and available first): nothing more than
     a flag read on a CPU-only build."""
-    if torch.backends.cuda.is_built() and torch.cuda.is_available() \
-            and torch.cuda.is_current_stream_capturing():
+    if not torch.compiler.is_compiling() and torch.backends.cuda.is_built() \
+            and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
         raise RuntimeError(
             f"Attempting CUDA graph capture of step() for an instance of {cls_name}, which is "
             "not capturable: optimlab steps with host-side step counters, which a captured "
