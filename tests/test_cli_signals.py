@@ -48,6 +48,16 @@ def _until(found, proc: subprocess.Popen, what: str, limit: float = WAIT) -> Non
         time.sleep(0.05)
 
 
+def _terminated_once(found, proc: subprocess.Popen, what: str) -> tuple[str, str]:
+    """SIGTERM to ``proc`` once ``found()`` (:func:`_until`); its stdout and stderr."""
+    try:
+        _until(found, proc, what)
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=WAIT)
+    finally:
+        proc.kill()
+
+
 # -- a closed stderr or stdout ---------------------------------------------------------------
 
 def test_an_ascii_stdout_shows_the_tables_signs_escaped(tmp_path):
@@ -160,12 +170,8 @@ def test_sigterm_stops_advise_as_ctrl_c_does(tmp_path):
                      "--batch-size", "64", "--seeds", "2", "--db", str(db), "--out",
                      str(tmp_path / "a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                      stdin=subprocess.DEVNULL)
-    try:
-        _until(lambda: list(tmp_path.glob("*-sweep*.lock")), proc, "a sweep training")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=WAIT)
-    finally:
-        proc.kill()
+    out, err = _terminated_once(lambda: list(tmp_path.glob("*-sweep*.lock")), proc,
+                                "a sweep training")
     assert proc.returncode == 143, err[-2000:]
     assert err.strip().splitlines()[-1].startswith("optimlab: terminated")
     assert "Traceback" not in err and out == ""
@@ -179,12 +185,8 @@ def test_sigterm_while_a_race_writes_its_gif_leaves_no_partial_file(tmp_path):
     proc = _optimlab("race", "rosenbrock", "--optimizers", "sgd,adam", "--steps", "2000",
                      "--gif", str(tmp_path / "g.gif"), stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        _until(lambda: list(tmp_path.glob(".*.part.gif")), proc, "the GIF being written")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=WAIT)
-    finally:
-        proc.kill()
+    out, err = _terminated_once(lambda: list(tmp_path.glob(".*.part.gif")), proc,
+                                "the GIF being written")
     assert proc.returncode == 143, err[-2000:]
     assert err == "optimlab: terminated\n"
     assert out.startswith("rosenbrock from (")  # the race's table all the same
