@@ -1277,7 +1277,10 @@ def _check_dense(names: Sequence[str], task, args: argparse.Namespace) -> None:
     """Refuse, before anything trains, an optimizer that takes sparse gradients only
     (``Capabilities.sparse_only``: SparseAdam), as ``race`` refuses it: the population engine
     gives dense gradients, and so does a model without a sparse embedding on either engine,
-    where every run would fail the same way."""
+    where every run would fail the same way. A model whose sparse embeddings hold only some
+    of its trained parameters fails every run too (the others' gradients are dense), on the
+    sequential engine as well: ``--sequential`` is suggested only where every parameter
+    belongs to a sparse embedding."""
     from .optim.registry import resolve
 
     sparse = [resolve(name).name for name in names if resolve(name).capabilities.sparse_only]
@@ -1286,12 +1289,26 @@ def _check_dense(names: Sequence[str], task, args: argparse.Namespace) -> None:
     from .bench.trainer import new_model
 
     model = new_model(task, args.model)
-    has_sparse = any(getattr(m, "sparse", False) is True for m in model.modules())
-    if args.sequential and has_sparse:
-        return
-    why = (f", and so does model {args.model or task.default_model} of task {task.name}"
-           if not has_sparse else ": pass --sequential to train it one run at a time on the "
-           "model's sparse embedding")
+    # the parameters whose gradients are sparse: those of a module built with sparse=True
+    # (nn.Embedding, nn.EmbeddingBag), whose parameters are its own
+    embedded = {id(p) for m in model.modules() if getattr(m, "sparse", False) is True
+                for p in m.parameters(recurse=False)}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    dense = [p for p in trained if id(p) not in embedded]
+    named = f"model {args.model or task.default_model} of task {task.name}"
+    if embedded and not dense:
+        if args.sequential:
+            return
+        why = ": pass --sequential to train it one run at a time on the model's sparse embedding"
+    elif embedded:
+        raise CLIError(
+            f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)), and {named} "
+            f"gives dense gradients to {len(dense)} of its {len(trained)} parameters beside its "
+            "sparse embedding's, so every run would fail on either engine; choose an optimizer "
+            "that takes both (adagrad, sgd), or, in Python, step the embedding with SparseAdam "
+            "and the other parameters with another optimizer (e.g. Adam)")
+    else:
+        why = f", and so does {named}"
     raise CLIError(f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)); "
                    f"races, the playground and populations give dense ones{why}")
 

@@ -72,7 +72,9 @@ class Capabilities:
             :class:`~optimlab.optim.multi_tensor.TensorList` (False: tensor by tensor, for
             rules that read values with ``.item()`` or need matrix shapes).
         fusable: the rule can run as a generated fused kernel (``fused=`` is accepted).
-        sparse: ``update`` accepts sparse gradients.
+        sparse: sparse gradients are stepped (``update`` accepts them; a wrapper passes them
+            to a wrapped optimizer that does). Where it is False the engine refuses a sparse
+            gradient before anything of the group steps.
         single_group: it takes one parameter group only (LBFGS: one curvature model of
             all its parameters).
         sparse_only: it takes sparse gradients only (SparseAdam); the consumers whose

@@ -556,7 +556,8 @@ TABLE: list[Info] = [
             momentum=False,
             bias_correction=False,
             decoupled_weight_decay="no (add it to the loss)",
-            sparse="poor: one curvature model of all parameters; dense gradients only",
+            sparse="poor: one curvature model of all parameters; sparse gradients "
+            "(nn.Embedding(sparse=True)) are made dense, as torch.optim.LBFGS does",
             rule_text="d = -H g by the two-loop recursion over the last m pairs "
             "(s = w_k+1 - w_k, y = g_k+1 - g_k);  w += t*d, t = lr (first step "
             "min(1, 1/|g|_1)*lr) or a strong-Wolfe line search;  up to max_iter per step()",
@@ -1238,7 +1239,8 @@ TABLE: list[Info] = [
             momentum=False,
             bias_correction=False,
             decoupled_weight_decay="as the base optimizer",
-            sparse="as the base optimizer",
+            sparse="no: SAM refuses sparse gradients whatever the base optimizer (the "
+            "perturbation needs the whole gradient)",
             rule_text="e = rho * T^2 g / ||T g|| (T = |w| if adaptive else 1);  "
             "base step at w with the gradient at w + e",
             tuning="rho 0.05 with SGD (0.01-0.2; ASAM 0.5-2); keep the base optimizer's "
@@ -1267,7 +1269,8 @@ TABLE: list[Info] = [
             momentum=False,
             bias_correction=False,
             decoupled_weight_decay="as the inner optimizer",
-            sparse="as the inner optimizer",
+            sparse="as the inner optimizer: sparse gradients step through Adagrad or SGD; "
+            "SparseAdam (sparse gradients only) is refused",
             rule_text="inner step every step;  every k steps: slow += alpha*(fast - slow); "
             "fast = slow",
             tuning="k 5-10, alpha 0.5 (the paper's defaults work across tasks); keep the inner "

@@ -275,7 +275,14 @@ def unpack(state: dict, moments: dict[str, bool], dtype: torch.dtype, rows: int 
 def pack(state: dict, full: dict, moments: dict[str, bool], precision: str,
          rows: int = 1) -> None:
     """Write ``full`` (the rule's new state) into ``state``, its moments encoded (over the
-    compact tensors ``state`` holds from the last step, where they fit)."""
+    compact tensors ``state`` holds from the last step, where they fit).
+
+    A moment a sparse gradient left sparse (SGD's momentum buffer, a clone of the first
+    gradient) is encoded as the dense tensor it stands for: the compact forms are laid over
+    every element, and the next step adds its gradient to the decoded, dense buffer. It is
+    made dense before anything is written, so ``state`` never holds it sparse."""
+    full = {key: value.to_dense() if key in moments and isinstance(value, Tensor)
+            and value.layout is not torch.strided else value for key, value in full.items()}
     kept = {name: (state.get(name), state.get(name + SCALE)) for name in moments}
     for key, value in full.items():
         state[key] = value

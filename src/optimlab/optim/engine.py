@@ -41,7 +41,19 @@ from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
 from .rule import Counters, SparseAdd, advance, call, settle
 
-__all__ = ["Engine", "compute_dtype"]
+__all__ = ["Engine", "compute_dtype", "sparse_refusal"]
+
+
+#: the layout of dense tensors, the only one the fused and multi-tensor paths step
+_STRIDED = torch.strided
+
+
+def sparse_refusal(name: str) -> str:
+    """The refusal of a sparse gradient by optimizer ``name``: torch's words for Adam ("Adam
+    does not support sparse gradients, please consider SparseAdam instead"), and the
+    optimizers that take sparse gradients beside dense ones."""
+    return (f"{name} does not support sparse gradients, please consider SparseAdam instead "
+            "(or SGD or Adagrad, which take sparse and dense gradients alike)")
 
 
 def real(t: Tensor) -> Tensor:
@@ -111,7 +123,15 @@ class Engine:
         steps alone, its moments decoded for the rule and encoded after it. With
         ``in_place`` every state tensor keeps its memory (state shared between processes,
         ``Adagrad.share_memory``): the tensors step one at a time, fused or copied back.
+
+        A sparse parameter, and a sparse gradient where the rule takes none, are refused
+        before anything of the group steps or any state is made, as torch refuses them (the
+        fused path would step the group's dense tensors before the loop that meets them).
         """
+        sparse = self.capabilities.sparse
+        for p in params:  # one pass of two attribute reads: the usual group is all strided
+            if p.layout is not _STRIDED or (not sparse and p.grad.layout is not _STRIDED):
+                raise RuntimeError(self._layout_refusal(p))
         if state_precision is not None:
             self._multi.pop(key, None)  # the moments are kept compact, out of its buffers
             for p in params:
@@ -129,9 +149,7 @@ class Engine:
         batched, single = [], []
         for p in params:
             grad = p.grad
-            if grad.is_sparse:
-                if not self.capabilities.sparse:
-                    raise RuntimeError(f"{self.name} does not support sparse gradients")
+            if grad.is_sparse:  # a rule that takes them (refused above where not)
                 single.append(p)
             elif foreach is False or in_place or not self.capabilities.multi_tensor \
                     or p.dim() == 0:
@@ -150,6 +168,16 @@ class Engine:
             self._step_one(p, states[p], hp, maximize, in_place=in_place)
         if retired is not None and not in_place:  # shared state stays where it is
             retired.release(states)
+
+    def _layout_refusal(self, p: Tensor) -> str:
+        """Why :meth:`step_group` refuses ``p`` (a sparse parameter, or a sparse gradient the
+        rule does not take), saying what to do instead, as torch's messages do."""
+        if p.layout is not _STRIDED:
+            return (f"{self.name}: optimlab's optimizers step dense (strided) parameters; got a "
+                    f"sparse one ({p.layout}, shape {tuple(p.shape)}). Keep the parameter dense: "
+                    "nn.Embedding(sparse=True) keeps a dense weight and gives it sparse "
+                    "gradients, which SGD, Adagrad and SparseAdam take")
+        return sparse_refusal(self.name)
 
     def _step_one(self, p: Tensor, state: dict, hp: dict, maximize: bool,
                   state_precision: str | None = None, in_place: bool = False) -> None:
@@ -1070,7 +1098,7 @@ class _MemberPlan:
 def _fit(params: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
     """Whether each gradient is a dense tensor of its parameter's shape, dtype and device."""
     return all(g.dtype == p.dtype and g.shape == p.shape and g.device == p.device
-               and not g.is_sparse for p, g in zip(params, grads))
+               and g.layout is _STRIDED for p, g in zip(params, grads))
 
 
 class _MemberPlans:

@@ -495,9 +495,10 @@ class LBFGS(TorchOptimizer):
         True
     """
 
-    #: one torch-style optimizer per population member; a step calls the closure many times
+    #: one torch-style optimizer per population member; a step calls the closure many times.
+    #: Sparse gradients are made dense into the flat vector, as torch.optim.LBFGS makes them
     capabilities = Capabilities(needs_closure=True, multi_tensor=False, batching="member",
-                                single_group=True)
+                                single_group=True, sparse=True)
 
     def __init__(
         self,

@@ -20,8 +20,15 @@ __all__ = ["add_scaled", "addcmul", "addcdiv", "norm"]
 
 
 def add_scaled(x: Tensor, y: Tensor, alpha) -> Tensor:
-    """``x + alpha * y``, rounded like ``x.add(y, alpha=alpha)``."""
+    """``x + alpha * y``, rounded like ``x.add(y, alpha=alpha)``.
+
+    A sparse ``y`` with a 0-d tensor ``alpha`` (``SGD(lr=torch.tensor(0.1))`` on an
+    embedding's gradient) adds with ``alpha`` read as a number, as torch's
+    ``add_(grad, alpha=-lr)`` reads it: ``addcmul`` takes no sparse tensor. The read syncs
+    with the device, on the sparse path only."""
     if isinstance(alpha, Tensor):
+        if y.layout is not torch.strided and x.layout is torch.strided and alpha.dim() == 0:
+            return torch.add(x, y, alpha=alpha.item())
         return torch.addcmul(x, y, alpha)
     return torch.add(x, y, alpha=alpha)
 

@@ -359,6 +359,7 @@ class Population:
         checked = grads is None  # autograd's gradients match their parameters
         if checked:
             grads = [p.grad for p in self.params]
+            self._check_dense(grads)
         elif self._plan is None or len(grads) != len(self.params):
             self._check_grads(grads)
             checked = True
@@ -388,9 +389,10 @@ class Population:
 
     def _check_grads(self, grads: Sequence) -> None:
         """Refuse gradients passed to :meth:`step` that do not match the parameters (they
-        would broadcast to every member, or be left out)."""
+        would broadcast to every member, or be left out), or that are sparse."""
         if len(grads) != len(self.params):
             raise ValueError(f"step got {len(grads)} gradients for {len(self.params)} parameters")
+        self._check_dense(grads)
         for i, (p, g) in enumerate(zip(self.params, grads)):
             if g is not None and (not isinstance(g, Tensor) or g.shape != p.shape
                                   or g.dtype != p.dtype):
@@ -398,6 +400,18 @@ class Population:
                        else type(g).__name__)
                 raise ValueError(f"gradient {i} has {got}, parameter {i} shape "
                                  f"{tuple(p.shape)} and dtype {p.dtype}")
+
+    def _check_dense(self, grads: Sequence) -> None:
+        """Refuse a sparse gradient before any member steps: every path steps dense
+        gradients (the kernel, broadcasting, vmap, and the member rows each member's optimizer
+        is given), and one met on the way failed with an internal error."""
+        for i, g in enumerate(grads):
+            if isinstance(g, Tensor) and g.layout is not torch.strided:
+                raise RuntimeError(
+                    f"Population steps dense gradients only; {self.cls.__name__} got a sparse "
+                    f"gradient ({g.layout}) for parameter {i} of shape {tuple(g.shape)}. Give "
+                    "it the dense gradient (grad.to_dense()), or step each member with an "
+                    "optimizer of its own (SGD and Adagrad take sparse gradients)")
 
     def _step_fused(self, grads) -> bool | str | None:
         """Step every member with the fused kernel: True if it did; else the plain path runs,
@@ -446,7 +460,10 @@ class Population:
         else:
             if any(not isinstance(g, Tensor) for g in grads):
                 return "a parameter has no gradient"
-            grads = [g if g.is_contiguous() else g.contiguous() for g in grads]
+            # a sparse gradient (given to step() unchecked) is left for the plan to turn
+            # down, and the caller's check then refuses it
+            grads = [g if g.is_contiguous() or g.layout is not torch.strided else g.contiguous()
+                     for g in grads]
         return True if plan.run(self.params, grads, self.state) else \
             "a gradient no longer matches its parameter (sparse, or another dtype or device)"
 

@@ -30,6 +30,10 @@ def update(p, g, state, *, lr, momentum, dampening, weight_decay, nesterov, **_)
         else:
             buf = add_scaled(buf * momentum, g, 1 - dampening)
         state["momentum_buffer"] = buf
+        if nesterov and g.is_sparse and not buf.is_sparse:
+            # a buffer kept compact (state_precision) is decoded dense, and torch adds no
+            # dense tensor to a sparse one: the gradient steps as the dense tensor it stands for
+            g = g.to_dense()
         stepped = add_scaled(g, buf, momentum) if nesterov else buf
         # A tensor momentum (a population's per-member column, or the fused kernel's input)
         # may be 0 for some members: those step with g, as SGD(momentum=0) does alone.

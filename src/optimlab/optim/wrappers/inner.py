@@ -10,7 +10,8 @@ __all__ = ["check_inner", "switch_mode"]
 def check_inner(wrapper: str, cls: type, *, closure: str, sparse: str,
                 nested: str | None = None) -> None:
     """Raise ``ValueError`` naming ``cls`` where ``wrapper`` cannot step it, read from its
-    capability record (``torch.optim.LBFGS``, which has none, needs a closure too): a step
+    capability record (``torch.optim.LBFGS``, which has none, needs a closure too, and
+    ``torch.optim.SparseAdam`` takes sparse gradients only): a step
     that needs a closure, sparse gradients only, or, where ``nested`` is given, a wrapper
     itself (built on an optimizer instance, where SAM builds its base class on parameter
     groups). ``closure``, ``sparse`` and ``nested`` end each message with why the wrapper
@@ -22,7 +23,8 @@ def check_inner(wrapper: str, cls: type, *, closure: str, sparse: str,
     if issubclass(cls, torch.optim.LBFGS) or (caps is not None and caps.needs_closure):
         raise ValueError(f"{wrapper} cannot wrap {cls.__name__}: its step needs a closure, and "
                          f"{closure}")
-    if caps is not None and caps.sparse_only:
+    # torch.optim.SparseAdam, which has no record, takes sparse gradients only too
+    if (caps is not None and caps.sparse_only) or issubclass(cls, torch.optim.SparseAdam):
         raise ValueError(f"{wrapper} cannot wrap {cls.__name__}: it takes sparse gradients only, "
                          f"and {sparse}")
 

@@ -48,9 +48,11 @@ class Lookahead(TorchOptimizer):
     ``param_groups`` *is* the inner optimizer's list (so an lr scheduler attached to the
     Lookahead drives the inner optimizer), and ``defaults`` are (a copy of) the inner optimizer's.
     The inner optimizer must step on the gradient alone: one whose step needs a closure
-    (:class:`~optimlab.SAM`, L-BFGS) or sparse gradients is refused with a ``ValueError``. A
-    closure given to :meth:`step` is optional, as for any such optimizer: it is handed to the
-    inner optimizer's ``step``, which calls it once for the loss it returns.
+    (:class:`~optimlab.SAM`, L-BFGS) or sparse gradients only (SparseAdam) is refused with a
+    ``ValueError``; sparse gradients step through an inner optimizer that takes them beside
+    dense ones (Adagrad, SGD). A closure given to :meth:`step` is optional, as for any such
+    optimizer: it is handed to the inner optimizer's ``step``, which calls it once for the
+    loss it returns.
 
     .. note::
        The slow weights start at the initial parameters (:math:`\phi_0 = \theta_0`, as in
@@ -86,7 +88,9 @@ class Lookahead(TorchOptimizer):
     """
 
     #: one instance per member in a population
-    capabilities = Capabilities(batching="member", wraps="inner")
+    #: sparse gradients step where the inner optimizer takes them (Adagrad, SGD): the slow
+    #: weights are dense and pulled towards the parameters as they are
+    capabilities = Capabilities(batching="member", wraps="inner", sparse=True)
     __getstate__ = optimizer_getstate
 
     @property
@@ -116,8 +120,9 @@ class Lookahead(TorchOptimizer):
         check_inner("Lookahead", type(optimizer),
                     closure="Lookahead is stepped without one (wrap an optimizer that steps on "
                             "the gradient alone)",
-                    sparse="Lookahead is stepped on dense ones (wrap an optimizer for dense "
-                           "gradients)")
+                    sparse="Lookahead's inner optimizer must step the dense gradients races "
+                           "and populations give too (for sparse gradients wrap Adagrad or SGD, "
+                           "which take both)")
         check_int("k", k, 1)
         check_range("alpha", alpha, 0.0, 1.0, high_open=False)
         self.optimizer = optimizer

@@ -211,7 +211,9 @@ class SAM(TorchOptimizer):
         if any(p.grad is not None and p.grad.is_sparse
                for group in self.param_groups for p in group["params"]):
             # refused before anything moves, as every optimizer without sparse support does
-            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients, whatever "
+                               "its base optimizer (the perturbation needs the whole gradient); "
+                               "step them with SGD or Adagrad alone, which take sparse gradients")
         norms = []
         for group in self.param_groups:
             for p in group["params"]:
