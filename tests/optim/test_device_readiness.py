@@ -281,7 +281,16 @@ def test_a_group_given_a_torch_flag_later_is_refused_at_the_step(name, flag):
 
 
 @pytest.fixture
-def capturing(monkeypatch):
+def cuda_asked_again():
+    """Whether CUDA is here is asked once per process (:func:`base._cuda_here`): asked again
+    for a test that pretends, and after it."""
+    base._cuda_here.cache_clear()
+    yield
+    base._cuda_here.cache_clear()
+
+
+@pytest.fixture
+def capturing(monkeypatch, cuda_asked_again):
     """A CUDA stream capturing a graph, as far as the checks can tell."""
     monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -312,7 +321,7 @@ def test_a_sophia_step_under_cuda_graph_capture_is_refused(capturing):
     assert torch.equal(p.detach(), torch.zeros(3))
 
 
-def test_the_capture_check_is_asked_only_where_cuda_is(monkeypatch):
+def test_the_capture_check_is_asked_only_where_cuda_is(monkeypatch, cuda_asked_again):
     asked = []
     monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: asked.append(1))
     monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
@@ -323,6 +332,7 @@ def test_the_capture_check_is_asked_only_where_cuda_is(monkeypatch):
     assert not asked
     monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    base._cuda_here.cache_clear()  # a process that has CUDA
     opt.step()  # not capturing: steps
     assert asked and opt.state[p]["step"] == 2
     # inside torch.compile's tracing the check is left to the compiled code, as torch's is

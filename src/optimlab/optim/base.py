@@ -328,14 +328,21 @@ def check_torch_flag(cls_name: str, flag: str, value: Any) -> None:
 _TORCH_FLAGS = tuple(_TORCH_FLAG_USE)
 
 
+@functools.cache
+def _cuda_here() -> bool:
+    """Whether this torch is built with CUDA and sees a device (once per process: a step
+    asks at every call, :func:`_check_not_capturing`)."""
+    return torch.backends.cuda.is_built() and torch.cuda.is_available()
+
+
 def _check_not_capturing(cls_name: str) -> None:
     """Raise ``RuntimeError`` if the current CUDA stream is capturing a graph, as
     ``torch.optim`` does for a step whose ``capturable`` is False: optimlab's step counters
     are CPU tensors read on the host, which a captured step would leave where they were at
     capture. Checked as torch checks it (CUDA built and available first): nothing more than
     a flag read on a CPU-only build."""
-    if not torch.compiler.is_compiling() and torch.backends.cuda.is_built() \
-            and torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+    if _cuda_here() and not torch.compiler.is_compiling() \
+            and torch.cuda.is_current_stream_capturing():
         raise RuntimeError(
             f"Attempting CUDA graph capture of step() for an instance of {cls_name}, which is "
             "not capturable: optimlab steps with host-side step counters, which a captured "
