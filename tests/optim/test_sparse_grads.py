@@ -67,6 +67,25 @@ def test_every_optimizer_without_sparse_support_names_those_with_it(name):
     assert torch.equal(w, torch.ones(2, 3)) and not opt.state[w]
 
 
+@pytest.mark.parametrize("name", ["Prodigy", "DAdaptAdam", "DAdaptSGD", "Sophia"])
+def test_the_optimizers_with_their_own_step_refuse_as_the_engine_does(name):
+    """Prodigy and D-Adaptation made the state of the group's dense tensors before they met
+    the sparse gradient, and these four said only "does not support sparse gradients": now
+    nothing is made, and the message names what to use, as every other optimizer's does."""
+    w, e = torch.nn.Parameter(torch.ones(2, 3)), torch.nn.Parameter(torch.ones(5, 3))
+    opt = getattr(optimlab, name)([w, e])
+
+    def closure():
+        w.grad, e.grad = torch.ones(2, 3), _sparse()
+        return torch.zeros(())
+
+    closure()
+    with pytest.raises(RuntimeError, match=f"^{name} does not support sparse gradients, please "
+                                           "consider SparseAdam instead"):
+        opt.step(closure)
+    assert torch.equal(w.detach(), torch.ones(2, 3)) and not opt.state
+
+
 @pytest.mark.parametrize("name, hparams", [("adagrad", {"lr": [0.1, 0.2]}),
                                            ("adam", {"lr": [0.1, 0.2]}),
                                            ("momentum", {"lr": [0.1, 0.2]}),

@@ -12,7 +12,7 @@ from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
-from .engine import real
+from .engine import real, sparse_refusal
 from .ops import add_scaled, addcdiv, addcmul
 from .rule import call
 
@@ -171,9 +171,9 @@ class _DAdapt(RuleOptimizer):
 
     def _step_group(self, group: dict, hp: dict) -> None:
         params = [p for p in group["params"] if p.grad is not None]
+        if any(p.grad.is_sparse for p in params):  # refused before any state or estimate moves
+            raise RuntimeError(sparse_refusal(type(self).__name__))
         for p in params:
-            if p.grad.is_sparse:  # refused before any state or estimate moves
-                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             state = self.state[p]
             if not state:  # the state (SGD's x0) is taken at the first gradient, whatever lr
                 state.update(self.init(real(p), **hp))

@@ -12,7 +12,7 @@ from torch.optim.optimizer import ParamsT
 from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc, nonzero
 from .capabilities import Capabilities
 from .dadaptation import starting_at_own_d0
-from .engine import real
+from .engine import real, sparse_refusal
 from .ops import add_scaled, addcdiv, addcmul
 
 # Like prodigyopt.Prodigy: no ``foreach``; no fused kernel (the step size d is estimated from
@@ -319,9 +319,9 @@ class Prodigy(RuleOptimizer):
 
     def _step_group(self, group: dict, hp: dict) -> None:
         params = [p for p in group["params"] if p.grad is not None]
+        if any(p.grad.is_sparse for p in params):  # refused before any state is made
+            raise RuntimeError(sparse_refusal("Prodigy"))
         for p in params:
-            if p.grad.is_sparse:
-                raise RuntimeError("Prodigy does not support sparse gradients")
             state = self.state[p]
             if not state:  # p0 is the parameter at its first gradient, whatever the lr
                 state.update(self.init(real(p), **hp))

@@ -14,6 +14,7 @@ from torch.optim.optimizer import ParamsT
 
 from .base import RuleOptimizer, all_true, check_betas, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
+from .engine import sparse_refusal
 from .ops import add_scaled
 from .rule import nonzero, scalar_step
 
@@ -300,7 +301,7 @@ class Sophia(RuleOptimizer):
         self._check_flags()  # a flag set on a group since: refused before anything moves
         if any(p.grad is not None and p.grad.is_sparse
                for group in self.param_groups for p in group["params"]):
-            raise RuntimeError("Sophia does not support sparse gradients")
+            raise RuntimeError(sparse_refusal("Sophia"))
         skip = self.skip_nonfinite and not self._grads_are_finite()
         probed = []
         index = -1
