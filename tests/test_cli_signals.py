@@ -18,6 +18,7 @@ import pytest
 
 from optimlab import cli
 from optimlab.cli import main
+from tests.disk import fill_disk
 
 pytestmark = pytest.mark.usefixtures("catalog_cache")
 
@@ -289,45 +290,11 @@ def test_a_second_ctrl_c_while_the_process_shuts_down_is_ignored():
 
 # -- files written whole or not at all -------------------------------------------------------
 
-class _FullDisk:
-    """A file on a disk that fills up: half of a write lands, then ENOSPC."""
-
-    def __init__(self, file) -> None:
-        self.file = file
-
-    def write(self, data):
-        self.file.write(data[:len(data) // 2])
-        self.file.flush()
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def __getattr__(self, name):
-        return getattr(self.file, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.file.close()
-
-
 def _disk_full_for(monkeypatch, path: Path) -> None:
     """Every file opened for writing as ``path``, or as a temporary file beside it named
-    after it (``<name>.<random>.tmp``), fills the disk (:class:`_FullDisk`)."""
-    import builtins
-
-    real = io.open
-
-    def opened(file, mode="r", *args, **kwargs):
-        handle = real(file, mode, *args, **kwargs)
-        name = os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else os.fspath(file)
-        name = Path(os.fsdecode(name))
-        if any(c in mode for c in "wax+") and name.parent.resolve() == path.parent.resolve() \
-                and (name.name == path.name or name.name.startswith(path.name + ".")):
-            return _FullDisk(handle)
-        return handle
-
-    monkeypatch.setattr(io, "open", opened)
-    monkeypatch.setattr(builtins, "open", opened)
+    after it (``<name>.<random>.tmp``), fills the disk (:func:`tests.disk.fill_disk`)."""
+    fill_disk(monkeypatch, lambda name: name.parent.resolve() == path.parent.resolve()
+              and (name.name == path.name or name.name.startswith(path.name + ".")))
 
 
 def _kept(path: Path, before: bytes) -> None:

@@ -12,7 +12,6 @@ their steps with small fakes that write into the folder they are given, as the r
 from __future__ import annotations
 
 import errno
-import io
 import os
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 
 from optimlab.bench import tour
 from optimlab.bench.store import RunStore
+from tests.disk import fill_disk
 
 ENOSPC = OSError(errno.ENOSPC, "No space left on device")
 #: the staging folder a tour is built in (``tour.STAGING``), spelled out here so that these
@@ -38,40 +38,6 @@ def _leftovers(folder: Path) -> list[str]:
     """The temporary files of a write and the staging folder, where any remain."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
                   if p.name.endswith(".tmp") or p.name == STAGING)
-
-
-class _FullDisk:
-    """A file opened for writing on a disk that fills up: half of the first write lands,
-    then every write raises ``ENOSPC``."""
-
-    def __init__(self, raw):
-        self._raw = raw
-
-    def write(self, data):
-        self._raw.write(data[:len(data) // 2])
-        self._raw.flush()
-        raise OSError(ENOSPC.errno, ENOSPC.strerror)
-
-    def __getattr__(self, name):
-        return getattr(self._raw, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._raw.close()
-
-
-def _fill_the_disk(monkeypatch) -> None:
-    """From now on, every file opened for writing through ``io.open`` (``Path.write_text``
-    and ``write_bytes``, ``os.fdopen``) runs out of space part way."""
-    real = io.open
-
-    def opened(file, mode="r", *args, **kwargs):
-        handle = real(file, mode, *args, **kwargs)
-        return _FullDisk(handle) if any(c in mode for c in "wax+") else handle
-
-    monkeypatch.setattr(io, "open", opened)
 
 
 def _fill_the_disk_for_figures(monkeypatch) -> None:
@@ -230,7 +196,7 @@ def test_a_tour_whose_page_cannot_be_written_leaves_the_previous_one(tmp_path, m
     real_page = tour._page
 
     def page(*args, **kwargs):  # the page is ready: its write meets a full disk
-        _fill_the_disk(monkeypatch)
+        fill_disk(monkeypatch)
         return real_page(*args, **kwargs)
 
     with monkeypatch.context() as patch:
@@ -262,7 +228,7 @@ def test_a_report_write_that_fails_in_the_staging_folder_names_the_tours_folder(
     with monkeypatch.context() as patch:
         fakes.install(patch)
         patch.setattr(tour, "_mnist1d", mnist1d)
-        _fill_the_disk(patch)
+        fill_disk(patch)
         with pytest.raises(OSError) as failed:
             tour.run_tour(out, say=lambda text: None)
     assert str(failed.value) == (f"cannot write {out / 'mnist1d' / 'report.html'}: "
@@ -306,7 +272,7 @@ def test_a_report_on_a_full_disk_leaves_the_previous_report(tmp_path, monkeypatc
     before = _snapshot(tmp_path / "out")
     assert len(before) == 4
     with monkeypatch.context() as patch:
-        _fill_the_disk(patch)
+        fill_disk(patch)
         with pytest.raises(OSError) as failed:
             write_report(store, sweep, tmp_path / "out")
     store.close()
@@ -365,7 +331,7 @@ def test_the_reference_on_a_full_disk_leaves_the_previous_pages(tmp_path, monkey
     before = _snapshot(tmp_path / "docs")
     assert "index.html" in before and "style.css" in before and "adam.html" in before
     with monkeypatch.context() as patch:
-        _fill_the_disk(patch)
+        fill_disk(patch)
         with pytest.raises(OSError, match="No space left on device"):
             write_docs(tmp_path / "docs")
     assert _snapshot(tmp_path / "docs") == before
