@@ -103,3 +103,20 @@ def test_a_user_file_keeps_its_mode_and_its_link(tmp_path):
     write_atomically(link, "new", mode=NEW_FILE)
     assert link.is_symlink() and target.read_text() == "new"
     assert sorted(os.listdir(target.parent)) == ["report.html"]
+
+
+def test_an_error_names_the_file_asked_for_not_the_temporary_one(tmp_path):
+    """A write that fails names the caller's path, as ``Path.write_text`` would have, not
+    the temporary file beside it (the CLI's "cannot write ... to PATH" quotes it)."""
+    from optimlab._files import NEW_FILE
+
+    missing = tmp_path / "no-folder" / "advice.json"
+    with pytest.raises(FileNotFoundError) as caught:
+        write_atomically(missing, "{}", mode=NEW_FILE)
+    assert (caught.value.filename, caught.value.filename2) == (str(missing), None)
+    folder = tmp_path / "advice.json"
+    folder.mkdir()  # a folder where the file should be: the rename fails
+    with pytest.raises(IsADirectoryError) as caught:
+        write_atomically(folder, "{}")
+    assert (caught.value.filename, caught.value.filename2) == (str(folder), None)
+    assert os.listdir(tmp_path) == ["advice.json"]

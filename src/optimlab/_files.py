@@ -62,8 +62,11 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
     in place would have left it: a new file gets 0o666 less the umask; a file that exists
     keeps its mode (a report the user made private stays private); a symbolic link is
     followed, the file it names replaced (the link stays a link). A hard link is the one
-    thing a rename cannot keep: the other names keep the old content."""
-    path = Path(path)
+    thing a rename cannot keep: the other names keep the old content.
+
+    An error that names a file names ``path`` as given, not the temporary file the data went
+    to first (what a failed ``Path.write_text`` would have said)."""
+    given = path = Path(path)
     keep = None
     if mode == NEW_FILE:
         path = Path(os.path.realpath(path))
@@ -71,8 +74,11 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
             keep = stat.S_IMODE(os.stat(path).st_mode)
         except OSError:  # a new file
             keep = new_file_mode()
-    handle, tmp = tempfile.mkstemp(prefix=prefix if prefix is not None else f"{path.name}.",
-                                   suffix=".tmp", dir=path.parent)
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=prefix if prefix is not None else f"{path.name}.",
+                                       suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _naming(err, given)
     try:
         with os.fdopen(handle, "wb") as out:
             if callable(content):
@@ -82,10 +88,19 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
         if mode is not None:
             os.chmod(tmp, keep if mode == NEW_FILE else mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise _naming(err, given)
         raise
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """``err``, where it names a file, naming ``path`` (the file the caller asked for) alone."""
+    if err.filename is not None:
+        err.filename, err.filename2 = str(path), None
+    return err
 
 
 def save_figure(fig: Any, path: Path, **kwargs: Any) -> None:

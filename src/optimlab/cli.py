@@ -1916,12 +1916,14 @@ def run_advise(args: argparse.Namespace) -> str:
         f"stored in {_masked(db)} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
         f"{advice.answer_sweep_id})",
     ]
+    from ._files import NEW_FILE, write_atomically
     from .bench.advice_report import advice_json, write_advice_report
 
     try:
         written = write_advice_report(advice, store, out)
         if json_path is not None:
-            _write_text(json_path, advice_json(advice))
+            # whole or not at all: a full disk or an interrupt keeps the file that was there
+            write_atomically(json_path, advice_json(advice), mode=NEW_FILE)
     except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
         raise
     except OSError as err:
@@ -1933,21 +1935,6 @@ def run_advise(args: argparse.Namespace) -> str:
     if json_path is not None:
         lines.append(f"wrote {_path_shown(json_path)}")
     return "\n".join(lines)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write a file the user asked for (``advise --json``) whole or not at all
-    (:func:`optimlab._files.write_atomically`): a full disk or an interrupt leaves the file
-    that was there, and no temporary file. An error names ``path``, not the temporary file
-    the text went to first, as ``Path.write_text``'s did."""
-    from ._files import NEW_FILE, write_atomically
-
-    try:
-        write_atomically(path, text, mode=NEW_FILE)
-    except OSError as err:
-        if err.filename is not None:
-            err.filename, err.filename2 = str(path), None
-        raise
 
 
 def _one_by_one(task, model: str | None) -> bool:
