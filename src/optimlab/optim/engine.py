@@ -266,7 +266,7 @@ class Engine:
             if plan is None or not plan.run(states, params, hp, maximize):
                 plan = self.plans[key] = self._plan_fused(params, states, hp, maximize,
                                                           required)
-                plan.run(states, params, hp, maximize, first=True)
+                plan.run(states, params, hp, maximize, first=True, name=self.name)
             return plan.rest
 
     def _plan_fused(self, params: list[Tensor], states: Any, hp: dict, maximize: bool,
@@ -719,41 +719,49 @@ class _MultiBatch:
         if counter is not None:
             counter.add_(1)
             step = counter[0].item()
-        state: dict[str, Any] = {}
-        for name, _ in self.kinds:
-            if name in self.tensors:
-                state[name] = TensorList(flat=self.tensors[name], layout=layout)
-            else:  # the step or a scalar the batch shares, or None
-                state[name] = self.states[0][name]
-        before = dict(state)
-        graph = Graph(layout.numel, self.device, self.views, self.pool, self.arena)
-        weights = TensorList(self.weights, layout=layout)
-        graph.param = graph.list_ref(weights, self.weights, "param")
-        gradients = TensorList(grads, layout=layout)
-        graph.list_ref(gradients, grads, "grad")
-        with self.arena.active() if self.arena is not None else contextlib.nullcontext(), \
-                graph.recording():
-            new = call(update, weights, gradients, state, step, hp, maximize)
-            if not isinstance(new, TensorList):
-                raise TypeError(f"the rule returned {type(new).__name__}, not the new "
-                                "parameters")
-            outputs: dict[str, Any] = {}
-            scalars: dict[str, Any] = {}
-            rebound = False
-            for name, value in state.items():
-                if name == "step" or value is before.get(name, _MISSING):
-                    continue
-                if isinstance(value, TensorList) and not value.scalars:
-                    outputs[name] = value.operand(graph)
-                elif name in self.scalars:
-                    scalars[name] = value.flat() if isinstance(value, TensorList) else value
-                else:
-                    for s in self.states:
-                        s[name] = value
-                    rebound = True
-            param = new.operand(graph)
-            homes = {name: self.tensors[name] for name in outputs if name in self.tensors}
-            created = graph.run(param, outputs, homes, self.weights)
+        try:
+            state: dict[str, Any] = {}
+            for name, _ in self.kinds:
+                if name in self.tensors:
+                    state[name] = TensorList(flat=self.tensors[name], layout=layout)
+                else:  # the step or a scalar the batch shares, or None
+                    state[name] = self.states[0][name]
+            before = dict(state)
+            graph = Graph(layout.numel, self.device, self.views, self.pool, self.arena)
+            weights = TensorList(self.weights, layout=layout)
+            graph.param = graph.list_ref(weights, self.weights, "param")
+            gradients = TensorList(grads, layout=layout)
+            graph.list_ref(gradients, grads, "grad")
+            with self.arena.active() if self.arena is not None else contextlib.nullcontext(), \
+                    graph.recording():
+                new = call(update, weights, gradients, state, step, hp, maximize)
+                if not isinstance(new, TensorList):
+                    raise TypeError(f"the rule returned {type(new).__name__}, not the new "
+                                    "parameters")
+                outputs: dict[str, Any] = {}
+                scalars: dict[str, Any] = {}
+                rebound = False
+                for name, value in state.items():
+                    if name == "step" or value is before.get(name, _MISSING):
+                        continue
+                    if isinstance(value, TensorList) and not value.scalars:
+                        outputs[name] = value.operand(graph)
+                    elif name in self.scalars:
+                        scalars[name] = value.flat() if isinstance(value, TensorList) else value
+                    else:
+                        for s in self.states:
+                            s[name] = value
+                        rebound = True
+                param = new.operand(graph)
+                homes = {name: self.tensors[name] for name in outputs if name in self.tensors}
+                created = graph.run(param, outputs, homes, self.weights)
+        except BaseException:
+            # the rule or the graph raised (a gradient that does not fit its parameter is
+            # met where the graph gathers the gradients, before anything is written): the
+            # counters go back, as the step did not happen (exact wherever the add was)
+            if counter is not None:
+                counter.sub_(1)
+            raise
         for name, flat in created.items():
             self._adopt(name, flat)
             rebound = True
@@ -1019,22 +1027,50 @@ class _FusedPlan:
         return tuple(out)
 
     def run(self, states: Any, params: list[Tensor], hp: dict, maximize: bool,
-            first: bool = False) -> bool:
+            first: bool = False, name: str = "the optimizer") -> bool:
         """Step the planned batches; False (nothing stepped) if the plan no longer fits (the
-        kernels were chosen for this ``maximize`` and these hyperparameters' structure)."""
+        kernels were chosen for this ``maximize`` and these hyperparameters' structure).
+
+        With ``first`` (the plan was just made from these parameters) a gradient that does
+        not fit its parameter (another shape, dtype or device: ``p.grad.data`` replaced)
+        raises, naming it (``name``: the optimizer's), before anything steps."""
         if not first and (maximize != self.maximize or self._key(states, params) != self.key
                           or self._structure(hp) != self.structure):
             return False
         grads = [batch.gradients() for batch in self.batches]
         if any(g is None for g in grads):  # checked for every batch before any steps
-            if first:  # cannot happen: the analysis that built the plan checked them
-                raise RuntimeError("a gradient changed between the fused plan and its step")
+            if first:  # the plan was just made: a gradient does not fit its parameter
+                raise RuntimeError(_misfit(name, self.batches, params))
             return False
         for batch, batch_grads in zip(self.batches, grads):
             batch.run(batch_grads, hp)
         if first:
             self.key = self._key(states, params)  # the 0-d state entries became views
         return True
+
+
+def _misfit(name: str, batches: list[_FusedBatch], params: list[Tensor]) -> str:
+    """Why a fused plan just made cannot step (an error path only): the first parameter
+    whose gradient does not fit it, by its index among ``params`` (the group's parameters
+    with a gradient, in the group's order), with both tensors' shape, dtype and device."""
+    for batch in batches:
+        for p, shape in zip(batch.params, batch.shapes):
+            g = p.grad
+            if g is not None and g.layout is torch.strided and g.shape == shape \
+                    and p.shape == shape and p.is_contiguous() and g.dtype == p.dtype \
+                    and g.device == p.device:
+                continue
+            index = next((i for i, q in enumerate(params) if q is p), None)
+            if g is None:
+                got = "no gradient"
+            else:
+                got = (f"a gradient of shape {tuple(g.shape)}, {g.dtype} on {g.device}"
+                       + ("" if g.layout is torch.strided else f" ({g.layout})"))
+            return (f"{name}: parameter {index} of the group (counting its parameters that "
+                    f"have a gradient) is of shape {tuple(p.shape)}, {p.dtype} on {p.device}, "
+                    f"but has {got}; a gradient must have its parameter's shape, dtype and "
+                    "device (was .grad or .grad.data replaced?); nothing of the group stepped")
+    return f"{name}: a gradient changed between the fused plan and its step"
 
 
 class _MemberPlan:

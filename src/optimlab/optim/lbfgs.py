@@ -549,6 +549,13 @@ class LBFGS(TorchOptimizer):
 
         Returns:
             what the closure returned on its first call (the loss before the step).
+
+        Where anything raises during the step (the closure on a later evaluation, a
+        ``KeyboardInterrupt``), the parameters and the optimizer's state are put back as the
+        step found them and the error goes on: a retried step is the one that would have
+        been taken. This costs one copy of the parameters per step (taken after the first
+        evaluation, where the step iterates at all), beside the ``history_size`` pairs of
+        such vectors the memory holds; the gradients are left as the closure left them.
         """
         if closure is None:
             raise TypeError("LBFGS.step() needs a closure that zeroes the gradients, computes "
@@ -560,16 +567,40 @@ class LBFGS(TorchOptimizer):
         params = group["params"]
         maximize = bool(group.get("maximize", self.defaults.get("maximize", False)))
         objective = _Objective(closure, params, maximize)
-        state = self.state[params[0]]
+        first = params[0]
+        # the state as the step found it (no entry of it is changed in place: the step
+        # replaces them), put back if the step raises
+        kept = dict(self.state[first]) if first in self.state else None
+        state = self.state[first]
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
-
-        returned, value, grad = objective()
-        state["func_evals"] += 1
-        if _is_stationary(grad, group["tolerance_grad"], objective.space):
-            return returned
-        self._iterate(group, state, objective, value, grad)
+        origin = None
+        try:
+            returned, value, grad = objective()
+            state["func_evals"] += 1
+            if _is_stationary(grad, group["tolerance_grad"], objective.space):
+                return returned
+            # the point the step starts from (the first evaluation moved nothing)
+            origin = [p.detach().clone() for p in params]
+            self._iterate(group, state, objective, value, grad)
+        except BaseException:
+            self._put_back(first, kept, params, origin)
+            raise
         return returned
+
+    def _put_back(self, first: Tensor, kept: dict | None, params: list[Tensor],
+                  origin: list[Tensor] | None) -> None:
+        """After a step that raised: the parameters at ``origin`` (where the step started)
+        and the state as it was (``kept``; None: the step found none)."""
+        if origin is not None:
+            for p, x in zip(params, origin):
+                p.copy_(x)
+        if kept is None:
+            self.state.pop(first, None)
+        else:
+            state = self.state[first]
+            state.clear()
+            state.update(kept)
 
     def _iterate(self, group: dict, state: dict, objective: _Objective, value: float,
                  grad: Tensor) -> None:

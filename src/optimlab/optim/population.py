@@ -506,7 +506,12 @@ class Population:
         if not self.capabilities.needs_closure:
             self._each_member(grads, lambda i, opt: opt.step(), failed)
         elif self.capabilities.two_phase:  # SAM: one closure call serves every member
-            self._each_member(grads, lambda i, opt: opt.first_step(), failed)
+            try:
+                self._each_member(grads, lambda i, opt: opt.first_step(), failed)
+            except BaseException:  # KeyboardInterrupt in a member's first phase (which puts
+                # that member back itself): the members before it are put back too
+                self._each_member(None, lambda i, opt: opt.undo_first_step(), {})
+                raise
             if len(failed) < self.members:
                 try:
                     with torch.enable_grad():

@@ -196,10 +196,13 @@ class ScheduleFree(RuleOptimizer):
         return super().step(closure)
 
     def _step_group(self, group: dict, hp: dict) -> None:
-        # warmup and the averaging weight are per group, computed once per step
+        # warmup and the averaging weight are per group, computed once per step; the group's
+        # running fields are written once the step has succeeded, so a step that raises
+        # (a gradient that does not fit, KeyboardInterrupt) leaves them as they were and a
+        # retried step is the one that would have been taken
         lr_t, lr_max, weight_sum, ckp1 = self.schedule(**hp)
-        group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
         super()._step_group(group, {**hp, "lr": lr_t, "ckp1": ckp1})
+        group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
         group["k"] = hp["k"] + 1
 
 

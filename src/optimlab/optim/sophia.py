@@ -296,6 +296,9 @@ class Sophia(RuleOptimizer):
         and the gradient there for :meth:`second_step`).
 
         Returns whether any parameter moved (whether the closure must be evaluated again).
+        Where anything raises part way (``KeyboardInterrupt`` while a probe is drawn), the
+        parameters already moved are put back and the error goes on: nothing is left at
+        the probe point.
         """
         self._restore()  # a step interrupted between the phases leaves nothing behind
         self._check_flags()  # a flag set on a group since: refused before anything moves
@@ -303,23 +306,31 @@ class Sophia(RuleOptimizer):
                for group in self.param_groups for p in group["params"]):
             raise RuntimeError(sparse_refusal("Sophia"))
         skip = self.skip_nonfinite and not self._grads_are_finite()
-        probed = []
-        index = -1
-        for group in self.param_groups:
-            for p in group["params"]:
-                index += 1
-                if p.grad is None:
-                    continue
-                step = self._next_step(p)
-                entry = _Probed(group, p, index, step, p.grad)
-                if not skip and (step - 1) % group["update_interval"] == 0:
-                    entry.origin = p.detach().clone()
-                    entry.delta = difference_step(p)
-                    u = probe(p, seed=group["seed"], index=index, step=step,
-                              distribution=group["distribution"])
-                    p.add_(u * entry.delta)
-                probed.append(entry)
+        probed: list[_Probed] = []
+        # recorded before anything moves and filled as the parameters move, so that
+        # _restore() (here on an exception, or at the next first_step) finds every one
         self._probed = (probed, skip)
+        index = -1
+        try:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    index += 1
+                    if p.grad is None:
+                        continue
+                    step = self._next_step(p)
+                    entry = _Probed(group, p, index, step, p.grad)
+                    if not skip and (step - 1) % group["update_interval"] == 0:
+                        delta = difference_step(p)
+                        u = probe(p, seed=group["seed"], index=index, step=step,
+                                  distribution=group["distribution"])
+                        entry.origin, entry.delta = p.detach().clone(), delta
+                        probed.append(entry)  # recorded (with theta) before p moves
+                        p.add_(u * delta)
+                    else:
+                        probed.append(entry)
+        except BaseException:  # back to theta, every gradient as it was, then on
+            self._restore()
+            raise
         return any(entry.origin is not None for entry in probed)
 
     def _restore(self) -> tuple | None:
@@ -398,6 +409,9 @@ class Sophia(RuleOptimizer):
                 "calls backward() and returns the loss (it is evaluated a second time, at a "
                 "nearby point, every update_interval steps to estimate the curvature); or "
                 "call first_step() and second_step() around your own second pass")
+        # a probe a failed earlier step left pending: undone before the first evaluation,
+        # whose gradient must be taken at theta
+        self._restore()
         rng = _rng_state()
         with torch.enable_grad():
             loss = closure()

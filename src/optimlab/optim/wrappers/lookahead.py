@@ -196,18 +196,32 @@ class Lookahead(TorchOptimizer):
                 if not self.state[p]:
                     del self.state[p]
             raise
-        self.la_steps += 1
-        if self.la_steps % self.k == 0:
+        if (self.la_steps + 1) % self.k == 0:
             self._synchronize()
+        # counted once the step (and its synchronisation) succeeded: a synchronisation
+        # refused is taken again by the next step
+        self.la_steps += 1
         return loss
 
     def _synchronize(self) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                slow: Tensor = self.state[p]["slow_param"]
-                # slow + alpha (fast - slow), exact at alpha = 0 and alpha = 1
-                slow.lerp_(p.detach(), self.alpha)
-                p.copy_(slow)
+        """Pull the slow weights towards the fast ones and put the fast ones there: every
+        pair is checked before any is written, so a refused synchronisation changes none."""
+        pairs = []
+        for i, p in enumerate(p for group in self.param_groups for p in group["params"]):
+            slow: Tensor = self.state[p]["slow_param"]
+            if slow.shape != p.shape or slow.dtype != p.dtype or slow.device != p.device:
+                raise RuntimeError(
+                    f"Lookahead cannot synchronise: parameter {i} (over all groups) is now of "
+                    f"shape {tuple(p.shape)}, {p.dtype} on {p.device}, but its slow weight, "
+                    f"taken at the first step, is of shape {tuple(slow.shape)}, {slow.dtype} "
+                    f"on {slow.device} (was the model cast or moved after stepping? Move it "
+                    "before building the optimizer, or load a state_dict into a new one). "
+                    "Nothing was synchronised")
+            pairs.append((slow, p))
+        for slow, p in pairs:
+            # slow + alpha (fast - slow), exact at alpha = 0 and alpha = 1
+            slow.lerp_(p.detach(), self.alpha)
+            p.copy_(slow)
 
     # -- state_dict ------------------------------------------------------------------------
     @contextlib.contextmanager

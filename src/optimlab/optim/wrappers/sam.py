@@ -232,20 +232,31 @@ class SAM(TorchOptimizer):
         """Move every parameter with a gradient to the perturbed point :math:`\\theta + e`.
 
         Call after the first ``backward()``; the original point is kept for
-        :meth:`second_step`.
+        :meth:`second_step`. A perturbation still pending (a first step without its second:
+        a second pass that raised, a step interrupted) is undone first, as
+        :meth:`undo_first_step` does, so the original point is never overwritten by a
+        perturbed one. Where anything raises part way (a gradient that does not fit its
+        parameter, ``KeyboardInterrupt``), the parameters already moved are put back and
+        the error goes on: nothing is left perturbed.
         """
+        self.undo_first_step()  # a step interrupted between the phases leaves nothing behind
         grad_norm = self._grad_norm()
-        for group in self.param_groups:
-            scale = group["rho"] / (grad_norm + _EPS)
-            if group["maximize"]:
-                scale = -scale
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                self.state[p]["old_p"] = p.detach().clone()
-                w, g = _real(p), _real(p.grad)
-                e_w = (w * w if group["adaptive"] else 1.0) * g * scale.to(w)
-                w.add_(e_w)
+        try:
+            for group in self.param_groups:
+                scale = group["rho"] / (grad_norm + _EPS)
+                if group["maximize"]:
+                    scale = -scale
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    # kept before p moves: an exception from here on is undone with it
+                    self.state[p]["old_p"] = p.detach().clone()
+                    w, g = _real(p), _real(p.grad)
+                    e_w = (w * w if group["adaptive"] else 1.0) * g * scale.to(w)
+                    w.add_(e_w)
+        except BaseException:  # back to the point the step started from, then on
+            self.undo_first_step()
+            raise
         if zero_grad:
             self.zero_grad()
 
@@ -292,7 +303,8 @@ class SAM(TorchOptimizer):
             closure (Callable): zeroes the gradients, computes the loss, calls
                 ``backward()`` and returns the loss. It is evaluated twice; where the second
                 evaluation raises, the parameters are put back where the step found them
-                (nothing stepped) and the error goes on.
+                (nothing stepped) and the error goes on; so they are where anything in
+                :meth:`first_step` raises.
         """
         if closure is None:
             raise RuntimeError(
@@ -300,6 +312,9 @@ class SAM(TorchOptimizer):
                 "calls backward() and returns the loss (SAM evaluates it twice per step); "
                 "or call first_step() and second_step() around your own two passes"
             )
+        # a perturbation a failed earlier step left pending: undone before the first pass,
+        # whose gradient must be taken at the original point
+        self.undo_first_step()
         with torch.enable_grad():
             loss = closure()
         if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
