@@ -897,7 +897,9 @@ class Population:
                                  f"{[len(g['params']) for g in groups]} parameters, this "
                                  f"population's {[len(g['params']) for g in mine]}")
             for name, value in groups[0].items():
-                if name != "params" and name in mine[0]:
+                # the group's running state (a schedule-free member's train_mode) is the
+                # state being loaded, not a switch
+                if name != "params" and name in mine[0] and name not in self.capabilities.running:
                     _check_switch(i, name, mine[0][name], value)
             live = opt.state_dict()["state"]
             for index, entries in saved.get("state", {}).items():

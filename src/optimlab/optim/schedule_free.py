@@ -141,9 +141,58 @@ class ScheduleFree(RuleOptimizer):
         interpolation weight) recomputed from them, :math:`y = \\mathrm{lerp}(x, z, 1-\\beta)`."""
         self._switch(train=True)
 
+    # -- checkpoints taken in eval mode -----------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The state_dict of :class:`~optimlab.optim.base.RuleOptimizer`; in eval mode each
+        parameter's entry also holds the gradient point :math:`y` that :meth:`train` will put
+        back (under ``train_point``), so that a checkpoint taken in eval mode, as the reference
+        recommends, resumes to the same bits: recomputing :math:`y` from :math:`x` and
+        :math:`z` rounds. ``torch.optim`` has no schedule-free class to load it."""
+        kept = getattr(self, "_train_points", None) or {}
+        # read by _saved_entries, which base's state_dict calls for every parameter's entry
+        # before its post-hooks see the dict
+        self._saving = {id(p): y for index, points in kept.items()
+                        if index < len(self.param_groups)
+                        for p, y in zip(self.param_groups[index]["params"], points)
+                        if y is not None}
+        try:
+            return super().state_dict()
+        finally:
+            del self._saving
+
+    def _saved_entries(self, entries: dict, p: Tensor | None, group: dict | None) -> dict:
+        entries = super()._saved_entries(entries, p, group)
+        y = getattr(self, "_saving", {}).get(id(p))
+        return entries if y is None else {**entries, TRAIN_POINT: y}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state_dict; the gradient points a checkpoint taken in eval mode holds
+        (``train_point``, see :meth:`state_dict`) are kept for :meth:`train`, which puts
+        them back where the loaded weights are the average they were saved with, and
+        recomputes :math:`y` otherwise."""
+        points: dict[int, Tensor] = {}
+        if isinstance(state_dict, dict) and isinstance(state_dict.get("state"), dict) \
+                and any(isinstance(e, dict) and TRAIN_POINT in e
+                        for e in state_dict["state"].values()):
+            state = {}
+            for pid, entries in state_dict["state"].items():
+                if isinstance(entries, dict) and TRAIN_POINT in entries:
+                    entries = dict(entries)
+                    points[pid] = entries.pop(TRAIN_POINT)
+                state[pid] = entries
+            state_dict = {**state_dict, "state": state}
+        super().load_state_dict(state_dict)
+        # the points kept before this load belong to other weights; the checkpoint's, by
+        # group, for the groups it left in eval mode
+        self._train_points = {}
+        for index, (saved, group) in enumerate(zip(state_dict["param_groups"], self.param_groups)):
+            if not group["train_mode"]:
+                self._train_points[index] = [
+                    _kept_point(points.get(pid), p) for pid, p in zip(saved["params"], group["params"])]
+
     def _switch(self, train: bool) -> None:
         # the train points y that eval() replaced, by group index (None: a parameter without
-        # z, which stays where it is); an attribute, not state, so checkpoints do not carry it
+        # z, which stays where it is); state_dict() writes them in eval mode
         kept = getattr(self, "_train_points", None)
         if kept is None:
             kept = self._train_points = {}
@@ -204,6 +253,23 @@ class ScheduleFree(RuleOptimizer):
         super()._step_group(group, {**hp, "lr": lr_t, "ckp1": ckp1})
         group["scheduled_lr"], group["lr_max"], group["weight_sum"] = lr_t, lr_max, weight_sum
         group["k"] = hp["k"] + 1
+
+
+#: a parameter's state entry in a checkpoint taken in eval mode: its gradient point y
+TRAIN_POINT = "train_point"
+
+
+def _kept_point(y: Any, p: Tensor) -> Tensor | None:
+    """A loaded gradient point for ``p`` (its real view's shape, on its device), or None
+    where the checkpoint has none that fits (then :meth:`ScheduleFree.train` recomputes it)."""
+    if not isinstance(y, Tensor):
+        return None
+    if torch.is_complex(y):
+        y = torch.view_as_real(y)
+    w = torch.view_as_real(p) if torch.is_complex(p) else p
+    if y.shape != w.shape:
+        return None
+    return y.to(device=w.device, dtype=w.dtype, copy=True)
 
 
 class ScheduleFreeAdamW(ScheduleFree):
