@@ -97,7 +97,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..optim.base import check_int
+from ..optim.base import ArgumentTypeError, check_callable, check_int
 from ..optim.registry import resolve, work_weight
 from .analysis import (
     _ROUNDING,
@@ -156,6 +156,12 @@ EVALUATIONS = 8
 
 class AdvisorError(ValueError):
     """The advisor cannot answer: the model cannot train, or the budget is too small."""
+
+
+class _AdvisorTypeError(AdvisorError, ArgumentTypeError):
+    """An :class:`AdvisorError` about an argument of the wrong kind (``model`` that is no
+    ``nn.Module``): a ``TypeError`` too, as :class:`~optimlab.optim.base.ArgumentTypeError`
+    is, so code that catches either keeps working."""
 
 
 class AdvisorWarning(UserWarning):
@@ -794,14 +800,15 @@ def candidates(optimizers: str | Sequence[str] | None = None) -> list[str]:
         try:
             optimizers = list(optimizers)
         except TypeError:
-            raise ValueError(f"optimizers must be registry names such as ['adam', 'lion'], "
-                             f"got {optimizers!r}") from None
+            raise ArgumentTypeError(f"optimizers must be registry names such as ['adam', "
+                                    f"'lion'], got {optimizers!r}") from None
         if not optimizers:
             raise ValueError("optimizers is empty: name at least one (registry names such as "
                              "['adam', 'lion']), or pass None for the default candidates")
         bad = [n for n in optimizers if not isinstance(n, str)]
         if bad:
-            raise ValueError(f"optimizers must be registry names (strings), got {bad[0]!r}")
+            raise ArgumentTypeError(f"optimizers must be registry names (strings), got "
+                                    f"{bad[0]!r}")
     names = list(dict.fromkeys(resolve(n).name for n in optimizers))
     if REFERENCE not in names:
         names.append(REFERENCE)
@@ -882,6 +889,7 @@ def advise_task(task: str | Task, *, model: str | None = None,
             ``batch_size``: integers, not bools), an empty ``optimizers``.
     """
     _check_request(steps, seeds, budget, batch_size, budget_seconds)
+    check_callable("progress", progress, "called with the number of steps taken")
     if store is not None:
         check_store(store, "advise_task")
     names = candidates(optimizers)
@@ -1538,7 +1546,7 @@ def make_task(model: nn.Module, loss_fn, train_data, val_data=None, metric: str 
     naming ``train_data`` or ``val_data`` (:func:`_check_data`).
     """
     if not isinstance(model, nn.Module):
-        raise AdvisorError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise _AdvisorTypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if not any(p.requires_grad for p in model.parameters()):
         raise AdvisorError("the model has no trainable parameters")
     x, y = _tensors(train_data, "train_data")
@@ -1621,6 +1629,7 @@ def advise(model: nn.Module, loss_fn, train_data, val_data=None, metric: str | N
         :class:`Advice`; ``str(advice)`` says it in words, ``advice.to_json()`` for programs.
     """
     _check_request(steps, seeds, budget, batch_size)
+    check_callable("progress", progress, "called with the number of steps taken")
     if store is not None:  # a path given for the store: refused before the data are read
         check_store(store, "advise")
     candidates(optimizers)  # refused before the data are read

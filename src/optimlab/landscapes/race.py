@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ..optim import registry
-from ..optim.base import check_callable, check_int, python_numbers
+from ..optim.base import ArgumentTypeError, check_bool, check_callable, check_int, python_numbers
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population, is_per_member
 from ..optim.registry import rate_used, resolve, wrapped_class
@@ -97,7 +97,8 @@ def _landscape(landscape: Landscape | str) -> Landscape:
         return landscape
     if isinstance(landscape, str):
         return get(landscape)
-    raise ValueError(f"landscape must be a name or a Landscape, got {type(landscape).__name__}")
+    raise ArgumentTypeError(f"landscape must be a name or a Landscape, got "
+                            f"{type(landscape).__name__}")
 
 
 def _defaults_used(name: str, hparams: Mapping) -> dict:
@@ -192,8 +193,8 @@ def _tune_grid(tune) -> list[float] | None:
     if tune is None or isinstance(tune, (bool, np.bool_)):
         return list(TUNE_GRID) if tune else None
     if isinstance(tune, (str, bytes, Mapping)) or not isinstance(tune, (Sequence, np.ndarray)):
-        raise ValueError(f"tune must be True, False or a sequence of learning rates, "
-                         f"got {tune!r}")
+        raise ArgumentTypeError(f"tune must be True, False or a sequence of learning rates, "
+                                f"got {tune!r}")
     grid = list(np.asarray(tune, dtype=object).ravel()) if isinstance(tune, np.ndarray) \
         else list(tune)
     if not grid or not all(_real(v) and v > 0 for v in grid):
@@ -268,8 +269,8 @@ def check_entry(label, hp, where: str = "race label", lr: float | None = None
     Errors name the label: ``f"{where} {label!r}: ..."``; an unknown name is the
     registry's own ValueError, with suggestions."""
     if hp is not None and not isinstance(hp, Mapping):
-        raise ValueError(f"{where} {label!r}: hyperparameters must be a dict (or None), "
-                         f"got {type(hp).__name__} {hp!r}")
+        raise ArgumentTypeError(f"{where} {label!r}: hyperparameters must be a dict (or "
+                                f"None), got {type(hp).__name__} {hp!r}")
     hp = _plain_hparams(hp or {})
     name = hp.pop("name", label)
     resolve(name)  # unknown names fail here, with suggestions
@@ -283,14 +284,22 @@ def _entries(optimizers: Mapping[str, Mapping], tune) -> list[_Entry]:
     (:func:`check_entry`; a tuned label's values with the grid's first rate in place of
     its own ``lr``, which the tuned rate replaces)."""
     if not isinstance(optimizers, Mapping) or not optimizers:
-        raise ValueError("optimizers must be a non-empty dict: label -> hyperparameters, "
-                         "e.g. {'sgd': {'lr': 1e-3}, 'adam': {'lr': 0.05}}")
+        # a list or a name is the wrong kind of argument; an empty dict a wrong value
+        error = ValueError if isinstance(optimizers, Mapping) else ArgumentTypeError
+        raise error("optimizers must be a non-empty dict: label -> hyperparameters, "
+                    "e.g. {'sgd': {'lr': 1e-3}, 'adam': {'lr': 0.05}}")
     grid = _tune_grid(tune)
     entries = []
     for label, hp in optimizers.items():
         name, hp = check_entry(label, hp, lr=grid[0] if grid else None)
         entries.append(_Entry(str(label), name, hp, grid))
     return entries
+
+
+def _number(value) -> bool:
+    """Whether ``value`` is a real number of any value (Python or NumPy; not a bool): a
+    refusal of anything else is a wrong kind of argument (:class:`ArgumentTypeError`)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _integer(value) -> bool:
@@ -338,7 +347,8 @@ def _members(name: str, hp) -> int:
     its per-member values (:func:`_per_member`), 1 without any; ValueError unless ``hp``
     is a dict whose per-member values are non-empty."""
     if not isinstance(hp, Mapping):
-        raise ValueError(f"{name}: hyperparameters must be a dict, got {type(hp).__name__}")
+        raise ArgumentTypeError(f"{name}: hyperparameters must be a dict, got "
+                                f"{type(hp).__name__}")
     sizes = {len(python_numbers(v)) for v in hp.values() if _per_member(v)}
     if 0 in sizes:
         raise ValueError(f"{name}: a per-member hyperparameter needs at least one value")
@@ -799,11 +809,15 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
     steps = _steps(steps)
     check_callable("progress", progress, "called with 1 after each step")
     if not _real(noise) or not 0 <= noise <= MAX_NOISE:
-        raise ValueError(f"noise must be a number in [0, {MAX_NOISE:g}], got {noise!r}")
+        error = ValueError if _number(noise) else ArgumentTypeError
+        raise error(f"noise must be a number in [0, {MAX_NOISE:g}], got {noise!r}")
     if seed is not None and (not _integer(seed) or not 0 <= seed < 2**63):
-        raise ValueError(f"seed must be an integer in [0, 2**63) or None, got {seed!r}")
+        error = ValueError if _integer(seed) else ArgumentTypeError
+        raise error(f"seed must be an integer in [0, 2**63) or None, got {seed!r}")
     if not _real(tol) or tol < 0:
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+        error = ValueError if _number(tol) else ArgumentTypeError
+        raise error(f"tol must be a finite number >= 0, got {tol!r}")
+    check_bool("extend", extend)
     noise, tol = float(noise), float(tol)
     if noise:
         land = land.with_noise(noise, 0 if seed is None else int(seed))

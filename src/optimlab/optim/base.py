@@ -493,8 +493,19 @@ def _unusable(name: str, value: Any, default: Any) -> str | None:
     return None
 
 
-#: what :meth:`RuleOptimizer.checked_defaults` passes for ``params``: check, build nothing
+#: what :meth:`TorchOptimizer._constructor_defaults` (and so
+#: :meth:`RuleOptimizer.checked_defaults`) passes for ``params``: check, build nothing
 _CHECK_ONLY = object()
+
+
+class _Checked(Exception):
+    """Raised by :class:`TorchOptimizer`'s constructor given :data:`_CHECK_ONLY`: the
+    subclass's checks have passed and built ``defaults``; the rest (torch's constructor, a
+    wrapper's inner optimizer) does not run."""
+
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        super().__init__("checked")
+        self.defaults = defaults
 
 
 def _is_sharded(p: Tensor) -> bool:
@@ -619,6 +630,9 @@ def python_numbers(value: Any) -> Any:
     ``0.8999999761581421``, ``np.int64(7)`` -> ``7``; in tuples and lists too) and a NumPy
     array made a list of them (a population's per-member values); any other sequence (a
     ``ListConfig``) a list of its items, which a checkpoint can pickle without its package.
+    Any other real number (``fractions.Fraction(1, 10)``, which :func:`check_range` takes as
+    the ``numbers.Real`` it is) becomes Python's ``float`` (an integer, Python's ``int``):
+    torch's kernels take ``int`` and ``float`` only, so the step would fail on it.
 
     ``torch.optim`` takes them as they come, and so do the checks here, but a rule's Python
     arithmetic on one would run in its precision (``1 - beta2 ** step`` in float32), a seed
@@ -629,19 +643,46 @@ def python_numbers(value: Any) -> Any:
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
     if isinstance(value, (tuple, list)):
-        if any(isinstance(v, np.generic) for v in value):
-            return type(value)(v.item() if isinstance(v, np.generic) else v for v in value)
+        if any(type(v) not in _PLAIN and isinstance(v, (np.generic, numbers.Real)) for v in value):
+            return type(value)(_python_number(v) for v in value)
         return value
+    if isinstance(value, numbers.Real):  # a Fraction, an int or float subclass
+        return _python_number(value)
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [python_numbers(v) for v in value]  # a ListConfig, say: a list a checkpoint can hold
     return value
 
 
+def _python_number(value: Any) -> Any:
+    """``value`` as Python's number where it is another real one (a NumPy scalar, a
+    ``Fraction``, a subclass of ``int`` or ``float``): an integer as ``int``, any other as
+    ``float``; anything else (a tensor, a bool, a string) as it is."""
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
 def _as_scalar(value: Any) -> Any:
     """A 1-element tensor of one or more dimensions as a 0-d view of it (in-place edits of
-    the group's tensor, a scheduler's ``fill_``, still reach it); anything else as it is."""
-    if isinstance(value, Tensor) and value.dim() and value.numel() == 1:
-        return value.view(())
+    the group's tensor, a scheduler's ``fill_``, still reach it); anything else as it is.
+
+    A tensor of an integer (or bool) dtype, ``lr=torch.tensor(1)``, which :func:`check_range`
+    takes as the number it holds, becomes a copy in torch's default floating dtype, as
+    ``torch.optim`` computes with it (``lr * 0.5`` is a float tensor): a rule that casts its
+    coefficients to the hyperparameter's dtype (NAdam's ``(1 - mu_product).to(lr.dtype)``)
+    would otherwise round them to integers. Read at every step, so an in-place edit of the
+    group's tensor still reaches the rule."""
+    if isinstance(value, Tensor):
+        if value.dim() and value.numel() == 1:
+            value = value.view(())
+        if not (value.is_floating_point() or value.is_complex()):
+            value = value.to(torch.get_default_dtype())
     return value
 
 
@@ -654,13 +695,40 @@ class TorchOptimizer(torch.optim.Optimizer):
     A subclass's ``step`` runs eagerly inside ``torch.compile`` (:func:`_eager_under_compile`).
     """
 
+    #: whether a param group may set ``lr`` to 0 (and freeze its parameters) where the
+    #: constructor asks for a positive ``lr``, as the packages of Prodigy and D-Adaptation do
+    _groups_may_freeze: bool = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         step = cls.__dict__.get("step")
         if step is not None and not getattr(step, "eager_under_compile", False):
             cls.step = _eager_under_compile(step)
 
-    def add_param_group(self, param_group: dict) -> None:  # noqa: D102 (torch's docstring)
+    def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
+        if params is _CHECK_ONLY:  # _constructor_defaults: the subclass's checks have run
+            raise _Checked(defaults)
+        super().__init__(params, defaults)
+
+    @classmethod
+    def _constructor_defaults(cls, **hparams: Any) -> dict[str, Any]:
+        """The ``defaults`` the constructor builds from ``hparams``, checked as it checks
+        them (raising as it raises), without building an optimizer: the constructor runs on
+        a bare instance with no parameters (:data:`_CHECK_ONLY`) and stops where it hands
+        its ``defaults`` to torch's (a :class:`RuleOptimizer` stops there by itself)."""
+        probe = cls.__new__(cls)
+        try:
+            cls.__init__(probe, _CHECK_ONLY, **hparams)
+        except _Checked as checked:
+            return dict(checked.defaults)
+        return dict(probe.defaults)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a param group (torch's ``add_param_group``), checking the hyperparameters it
+        sets as the constructor checks its keyword arguments: a group ``{"params": [...],
+        "lr": -1.0}`` raises the constructor's error, naming the group (``param group 1:
+        lr must be ...``), and is not added, instead of failing (or stepping wrongly)
+        later."""
         _torch_method("add_param_group")(self, param_group)
         group = self.param_groups[-1]
         for key, value in group.items():
@@ -668,6 +736,33 @@ class TorchOptimizer(torch.optim.Optimizer):
                 group[key] = python_numbers(value)
         for key, value in self.defaults.items():
             self.defaults[key] = python_numbers(value)
+        try:
+            self._check_group_hparams(group)
+        except (ValueError, TypeError, RuntimeError) as err:
+            self.param_groups.pop()
+            raise type(err)(f"param group {len(self.param_groups)}: {err}") from None
+        except BaseException:
+            self.param_groups.pop()
+            raise
+
+    def _check_group_hparams(self, group: dict) -> None:
+        """Run the constructor's checks on the hyperparameters ``group`` sets itself (a
+        group that takes every value from ``defaults`` was checked with them): the
+        constructor's own code (:meth:`_constructor_defaults`), so each class's group is
+        checked by the definitions its keyword arguments are."""
+        if "maximize" in group:  # a driver flag, no hyperparameter: checked here
+            check_bool("maximize", group["maximize"])
+        cls = type(self)
+        names = _HPARAM_NAMES.get(cls)
+        if names is None:
+            names = _HPARAM_NAMES[cls] = tuple(hyperparameters(cls))
+        if all(group.get(k) is self.defaults.get(k) for k in names):
+            return
+        hparams = {k: group[k] for k in names if k in group}
+        if self._groups_may_freeze and "lr" in hparams:
+            check_range("lr", hparams["lr"], 0.0)  # 0 leaves the group's parameters as they are
+            hparams["lr"] = self.defaults["lr"]  # for the constructor's other checks
+        cls._constructor_defaults(**hparams)
 
     def zero_grad(self, set_to_none: bool = True) -> None:  # noqa: D102 (torch's docstring)
         _torch_method("zero_grad")(self, set_to_none)
@@ -779,9 +874,6 @@ class RuleOptimizer(TorchOptimizer):
     capabilities: Capabilities = Capabilities()
     #: whether a param group holds a sharded parameter (set by :meth:`add_param_group`)
     _has_shards: bool = False
-    #: whether a param group may set ``lr`` to 0 (and freeze its parameters) where the
-    #: constructor asks for a positive ``lr``, as the packages of Prodigy and D-Adaptation do
-    _groups_may_freeze: bool = False
     #: whether every state tensor must keep its memory from step to step (state shared
     #: between processes: set by ``Adagrad.share_memory``); the engine then steps tensor by
     #: tensor and writes the state back in place
@@ -842,9 +934,7 @@ class RuleOptimizer(TorchOptimizer):
         Raises:
             ValueError, TypeError: as the constructor would.
         """
-        probe = cls.__new__(cls)
-        cls.__init__(probe, _CHECK_ONLY, **hparams)
-        defaults = dict(probe.defaults)
+        defaults = cls._constructor_defaults(**hparams)
         _check_fused_flag(cls, defaults)
         return defaults
 
@@ -966,24 +1056,27 @@ class RuleOptimizer(TorchOptimizer):
         """Add a param group (torch's ``add_param_group``), checking its parameters and the
         hyperparameters it sets as the constructor checks its keyword arguments: a group
         ``{"params": [...], "betas": (1.5, 0.9)}`` raises the same ``ValueError``, naming
-        the group, instead of failing (or stepping wrongly) later."""
-        super().add_param_group(param_group)
+        the group, instead of failing (or stepping wrongly) later. A group refused by any
+        check (its hyperparameters, a parameter, a shard, its ``fused``, ``foreach`` and
+        ``state_precision`` flags) is not added: the optimizer steps as before."""
+        super().add_param_group(param_group)  # its hyperparameters checked there
         group = self.param_groups[-1]
+        index = len(self.param_groups) - 1
         try:
-            self._check_group_hparams(group)
-        except (ValueError, TypeError) as err:
-            self.param_groups.pop()
-            raise type(err)(f"param group {len(self.param_groups)}: {err}") from None
-        for p in group["params"]:
-            problem = self.param_problem(p)
+            for p in group["params"]:
+                problem = self.param_problem(p)
+                if problem:
+                    raise ValueError(problem)
+            problem = self._shard_problem(group)
             if problem:
-                self.param_groups.pop()
                 raise ValueError(problem)
-        problem = self._shard_problem(group)
-        if problem:
+            try:
+                self._check_fused(group)
+            except (ValueError, TypeError, RuntimeError) as err:
+                raise type(err)(f"param group {index}: {err}") from None
+        except BaseException:
             self.param_groups.pop()
-            raise ValueError(problem)
-        self._check_fused(group)
+            raise
         if any(_is_sharded(p) for p in group["params"]):
             self._has_shards = True
 
@@ -1074,23 +1167,6 @@ class RuleOptimizer(TorchOptimizer):
                 if problem:
                     raise ValueError(problem)
 
-    def _check_group_hparams(self, group: dict) -> None:
-        """Run the constructor's checks on the hyperparameters ``group`` sets itself (a
-        group that takes every value from ``defaults`` was checked with them)."""
-        if "maximize" in group:  # a driver flag, no hyperparameter: checked here
-            check_bool("maximize", group["maximize"])
-        cls = type(self)
-        names = _HPARAM_NAMES.get(cls)
-        if names is None:
-            names = _HPARAM_NAMES[cls] = tuple(hyperparameters(cls))
-        if all(group.get(k) is self.defaults.get(k) for k in names):
-            return
-        hparams = {k: group[k] for k in names if k in group}
-        if self._groups_may_freeze and "lr" in hparams:
-            check_range("lr", hparams["lr"], 0.0)  # 0 leaves the group's parameters as they are
-            hparams["lr"] = self.defaults["lr"]  # for the constructor's other checks
-        cls.checked_defaults(**hparams)
-
     def _shard_problem(self, group: dict) -> str | None:
         """Why this optimizer cannot step a sharded parameter of ``group`` (a DTensor with a
         ``Shard`` placement, as FSDP2's ``fully_shard`` makes them), or None.
@@ -1130,9 +1206,11 @@ class RuleOptimizer(TorchOptimizer):
                 "(SGD, Adam, AdamW, Lion, RMSprop, ...) for sharded parameters, or "
                 "leave this one unsharded")
 
-    def _step_group(self, group: dict, hp: dict) -> None:
-        """Step every parameter of one group (a subclass may add group-level bookkeeping)."""
-        params = [p for p in group["params"] if p.grad is not None]
+    def _step_group(self, group: dict, hp: dict, params: list[Tensor] | None = None) -> None:
+        """Step every parameter of one group (a subclass may add group-level bookkeeping):
+        those of ``params`` (by default, every one with a gradient)."""
+        if params is None:
+            params = [p for p in group["params"] if p.grad is not None]
         if self._has_shards and any(_is_sharded(p) for p in params):  # checked by step()
             self._step_shards(group, params, hp)
             return

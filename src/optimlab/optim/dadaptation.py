@@ -170,7 +170,10 @@ class _DAdapt(RuleOptimizer):
         return tuple(total.tolist())
 
     def _step_group(self, group: dict, hp: dict) -> None:
-        params = [p for p in group["params"] if p.grad is not None]
+        # each tensor once: the group's sums (its numerator and the norm of s) read one report
+        # per tensor, which a parameter listed twice (torch warns at construction) would
+        # overwrite, so the group steps as if it were listed once
+        params = list({id(p): p for p in group["params"] if p.grad is not None}.values())
         if any(p.grad.is_sparse for p in params):  # refused before any state or estimate moves
             raise RuntimeError(sparse_refusal(type(self).__name__))
         for p in params:
@@ -188,7 +191,7 @@ class _DAdapt(RuleOptimizer):
         if dlr is None or self._stands_still(group, {**hp, "dlr": dlr}, params):
             return
         try:
-            super()._step_group(group, {**hp, "dlr": dlr})
+            super()._step_group(group, {**hp, "dlr": dlr}, params)
         finally:
             reports = [self.state[p].pop(key, None) for key in _REPORTS for p in params]
         values = _read_back(reports) if params else []

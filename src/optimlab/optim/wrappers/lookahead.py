@@ -16,6 +16,7 @@ from ..base import (
     check_range,
     check_state_dict,
     optimizer_getstate,
+    python_numbers,
     step_without_global_hooks,
 )
 from ..capabilities import Capabilities
@@ -127,7 +128,7 @@ class Lookahead(TorchOptimizer):
         check_range("alpha", alpha, 0.0, 1.0, high_open=False)
         self.optimizer = optimizer
         self.k = k
-        self.alpha = alpha
+        self.alpha = python_numbers(alpha)  # a Fraction as its float: lerp_ takes no other
         self.la_steps = 0
         # torch's constructor sets up hooks and state; the groups it would add are the inner
         # optimizer's, so adding is skipped and the inner list is then shared. The defaults
