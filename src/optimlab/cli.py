@@ -1317,7 +1317,7 @@ def run_bench(args: argparse.Namespace) -> str:
     """``optimlab bench``: a sweep trained as batched populations, stored, summarised."""
     from .bench.executors import GroupsLost
     from .bench.report import summary_table, sweep_options, write_report
-    from .bench.store import StoreError
+    from .bench.store import StoreError, SweepBusy
     from .bench.sweep import SweepSpec, auto_lrs, default_eval_every, run_sweep
     from .bench.trainer import TrainConfig, full_batch
 
@@ -1377,16 +1377,11 @@ def run_bench(args: argparse.Namespace) -> str:
             if found is not None:
                 spec, stored, existing = before, before.stored_config(task), found
     if existing is not None and store.pending_runs(existing):
-        from .bench.store import SweepBusy
-
         try:  # a sweep another process is training now: say so, not "pass --resume"
             with store.lock_sweep(existing):
                 pass
         except SweepBusy as err:
-            # the store's own advice ends "then resume": the other process may well finish
-            # the sweep, so this command's advice replaces it
-            raise CLIError(f"{err.held_by}: wait for it to end (or stop it) before running "
-                           "this command again") from None
+            raise _busy(err) from None
     if existing is not None and store.pending_runs(existing) and not args.resume:
         raise CLIError(f"sweep {existing} in {_masked(db)} has the same configuration and "
                        f"{_count(len(store.pending_runs(existing)), 'unfinished run')}: pass "
@@ -1433,6 +1428,11 @@ def run_bench(args: argparse.Namespace) -> str:
         raise CLIError(f"{err}; run the same command with --resume") from None
     except KeyboardInterrupt as err:  # Ctrl-C (or SIGTERM): what was kept, how to go on
         raise _stopped(err, store, stored, db) from None
+    except SweepBusy as err:
+        # the same sweep started by another command at the same moment (before it stored
+        # runs, so the check above saw none to train): that one trains them, nothing of
+        # this one was lost, and --resume now would be refused the same way
+        raise _busy(err) from None
     except StoreError as err:  # a full disk, say: what was kept, how to go on once mended
         kept = _kept(store, stored, db)
         raise CLIError(f"{err}" + (f"; {kept}" if kept else "")) from None
@@ -1661,6 +1661,14 @@ class _signals_stop:
                                else self.signal.default_int_handler)
         if self.main:
             _STOPS = 0
+
+
+def _busy(err) -> CLIError:
+    """What ``optimlab bench`` says when another process trains its sweep (a
+    :class:`~optimlab.bench.store.SweepBusy`): the store's own advice ends "then resume",
+    but the other process may well finish the sweep, so this command's advice replaces it."""
+    return CLIError(f"{err.held_by}: wait for it to end (or stop it) before running this "
+                    "command again")
 
 
 def _kept(store, stored: dict, db: str) -> str | None:
@@ -2120,15 +2128,17 @@ def run_report(args: argparse.Namespace) -> str:
     out = out_folder(args.out, "--out", "the report")
     store, db = _read_store(args)
     _sweep(store, args.sweep_id, db, args)
-    try:
-        written = write_report(store, args.sweep_id, out)
-    except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
-        raise
-    except OSError as err:
-        raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
-    heading = f"sweep {args.sweep_id} in {_masked(db)}: " + sweep_heading(store, args.sweep_id)
-    return "\n".join([heading, summary_table(store, args.sweep_id)]
-                     + [f"wrote {_path_shown(path)}" for path in written.values()])
+    # the files and the table printed from one state of the store, though a sweep writes it
+    with store.snapshot():
+        try:
+            written = write_report(store, args.sweep_id, out)
+        except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
+            raise
+        except OSError as err:
+            raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
+        heading = f"sweep {args.sweep_id} in {_masked(db)}: " + sweep_heading(store, args.sweep_id)
+        table = summary_table(store, args.sweep_id)
+    return "\n".join([heading, table] + [f"wrote {_path_shown(path)}" for path in written.values()])
 
 
 def run_profile(args: argparse.Namespace) -> str:

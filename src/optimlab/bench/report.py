@@ -200,11 +200,19 @@ def resolve_metric(store: RunStore, sweep_id: int, metric_name: str | None = Non
 
 
 class _Sweep:
-    """Everything the report needs of one sweep, read once."""
+    """Everything the report needs of one sweep, read once, from one state of the store
+    (:meth:`~.store.RunStore.snapshot`: a run that ends meanwhile is in every part of it or
+    in none). What is read later (the curves' points) is of runs that had ended then, which
+    are never written again."""
 
     def __init__(self, store: RunStore, sweep_id: int, metric_name: str | None,
                  higher_is_better: bool | None) -> None:
         check_store(store, "a sweep's report")
+        with store.snapshot():
+            self._read(store, sweep_id, metric_name, higher_is_better)
+
+    def _read(self, store: RunStore, sweep_id: int, metric_name: str | None,
+              higher_is_better: bool | None) -> None:
         self.store, self.id = store, sweep_id
         self.info = store.sweep(sweep_id)  # KeyError for an unknown id
         self.config = self.info["config"] or {}
@@ -663,6 +671,11 @@ def list_sweeps(store: RunStore) -> str:
     finished out of all (with the diverged, failed and unfinished ones noted), and the
     optimizers."""
     check_store(store, "list_sweeps")
+    with store.snapshot():  # every sweep's counts from one state of the store
+        return _list_sweeps(store)
+
+
+def _list_sweeps(store: RunStore) -> str:
     rows = []
     for sweep_id, name, task, model, created, config in store.con.execute(
             "SELECT id, name, task, model, created_at, config FROM sweeps ORDER BY id"):

@@ -870,11 +870,14 @@ class _StoreDeadline:
 
 
 def _open(db_path):
-    """The run store at ``db_path`` read-only (None when there is no file yet), each query of
-    it interrupted once :data:`STORE_DEADLINE_S` have passed (:func:`_reading` says so in
-    the 503); a store whose :data:`STORE_TABLES` are not all tables raises
+    """The run store at ``db_path`` read-only (None when there is no store yet: no file, an
+    empty one, or one whose tables are not created yet, as while ``optimlab bench`` creates
+    the store), each query of it interrupted once :data:`STORE_DEADLINE_S` have passed
+    (:func:`_reading` says so in the 503); a file that is not a run store, or a store whose
+    :data:`STORE_TABLES` are not all tables, raises
     :class:`~optimlab.bench.store.StoreError` (503) saying which."""
     from ..bench.store import RunStore, StoreError
+    from ..bench.store.runstore import NoStoreYet
 
     try:
         import pandas  # noqa: F401  (the store's DataFrame readers need it)
@@ -883,7 +886,10 @@ def _open(db_path):
                                       "pip install 'optimlab[bench]'", status=501) from None
     if db_path is None or not Path(db_path).exists():
         return None
-    store = RunStore(db_path, readonly=True)
+    try:
+        store = RunStore(db_path, readonly=True)
+    except NoStoreYet:  # being created (or never written): no sweeps yet, not an error
+        return None
     try:
         deadline = _StoreDeadline(STORE_DEADLINE_S)
         store.con.set_progress_handler(deadline, 1000)  # (every 1000 SQLite instructions)
@@ -904,12 +910,14 @@ def _open(db_path):
 
 @contextlib.contextmanager
 def _reading(store):
-    """Closes ``store`` at the end; a query :func:`_open`'s deadline interrupted raises
+    """Reads ``store`` in one snapshot (:meth:`~optimlab.bench.store.RunStore.snapshot`: every
+    query of the answer sees one state of it, though a sweep writes it meanwhile) and closes
+    it at the end; a query :func:`_open`'s deadline interrupted raises
     :class:`~optimlab.bench.store.StoreError` (503) saying so, whatever it raised."""
     from ..bench.store import StoreError
 
     try:
-        with store:
+        with store, store.snapshot():
             yield store
     except Exception as err:
         if not store.deadline.passed:

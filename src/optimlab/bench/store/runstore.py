@@ -89,7 +89,14 @@ from .schema import (
 )
 from .views import DataFrameReaders
 
-__all__ = ["RunStore"]
+__all__ = ["NoStoreYet", "RunStore"]
+
+
+class NoStoreYet(StoreError):
+    """A read-only :class:`RunStore` on a file that holds no store yet: an empty file (0
+    bytes) or a database with no tables, as a file is while ``optimlab bench`` creates the
+    store in it (the tables come in one transaction). A file that is not a run store (other
+    tables, or not a SQLite database) raises a plain :class:`StoreError`."""
 
 
 def _member(m: Any) -> tuple[str, dict, int]:
@@ -309,6 +316,10 @@ class RunStore(DataFrameReaders):
     #: module is loaded (the package loads it), so that this module does not import it
     server_class: type | None = None
 
+    # snapshot()'s state (here too for a subclass that sets up its own object)
+    _snapshots = 0  # depth of snapshot() blocks
+    _read_txn = False  # whether the outermost snapshot() holds a read transaction
+
     def __new__(cls, path: str | os.PathLike = DEFAULT_PATH, *args, **kwargs):
         # a PostgreSQL URL opens the server store, a subclass of this one
         if cls is RunStore and _is_server_url(path):
@@ -385,7 +396,7 @@ class RunStore(DataFrameReaders):
             raise StoreError(f"cannot open run store {path} read-only: no such file")
         if exists and is_empty(path):
             if self.readonly:
-                raise StoreError(f"{path} is an empty file (0 bytes), not a run store: "
+                raise NoStoreYet(f"{path} is an empty file (0 bytes), not a run store: "
                                  f"nothing to read (a sweep written to it makes it a store)")
             if not os.access(path, os.W_OK):
                 raise StoreError(f"{path} is an empty read-only file (0 bytes): it is not a "
@@ -482,6 +493,9 @@ class RunStore(DataFrameReaders):
             raise StoreError(f"run store {self.path} is open read-only")
         if self._damage is not None:
             raise StoreError(damaged_message(self.path, self._damage))
+        if self._read_txn:  # BEGIN IMMEDIATE would fail inside the read transaction
+            raise StoreError(f"run store {self.path} cannot be written inside snapshot() (a "
+                             f"read transaction): end the snapshot first")
         con = self.con
         self._begin()
         try:
@@ -494,6 +508,63 @@ class RunStore(DataFrameReaders):
         except BaseException:
             self._rollback()
             raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[RunStore]:
+        """A context manager under which every read of this store sees one state of it: one
+        read transaction, so that an answer made of several queries (a sweep, its runs, its
+        metric points) never mixes states while another process writes the store (a run
+        ending between two queries).
+
+        On a file store in WAL mode (every store optimlab writes) it is ``BEGIN``, a first
+        read that pins the state, and ``COMMIT`` (``ROLLBACK`` on an exception) as the block
+        ends: a WAL reader never blocks a writer, it only keeps the write-ahead log from
+        being checkpointed past its state until it ends, so keep the block to the reads. A
+        store read as ``immutable`` (a read-only directory: nothing can write it), one not
+        in WAL mode (a reader's lock there would stall a writer's commit) and ``:memory:``
+        read without a transaction, as outside the block. On a server store it is a
+        ``REPEATABLE READ`` transaction. Nested blocks share the outer one's state; the
+        store cannot be written inside the block (:class:`StoreError`).
+        """
+        self.con  # noqa: B018  (StoreError on a closed store)
+        began = self._snapshots == 0 and self._begin_read()
+        self._snapshots += 1
+        self._read_txn = self._read_txn or began
+        try:
+            yield self
+        except BaseException:
+            if began:
+                self._rollback()
+            raise
+        finally:
+            self._snapshots -= 1
+            if began:
+                self._read_txn = False
+        if began and self._con is not None:
+            try:
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _begin_read(self) -> bool:
+        """Begin the read transaction of :meth:`snapshot` where one is needed (see there);
+        whether it began."""
+        if self.memory or self.immutable or self.con.in_transaction:
+            return False
+        mode = self.journal_mode
+        if mode == "server":
+            self.con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            return True
+        if mode != "wal":
+            return False
+        self.con.execute("BEGIN")
+        try:  # a deferred BEGIN reads nothing: the state is the one of its first read
+            self.con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            self._rollback()
+            raise
+        return True
 
     def _begin(self) -> None:
         """BEGIN IMMEDIATE: take the file's write lock now (waits up to ``timeout``)."""
@@ -613,7 +684,7 @@ class RunStore(DataFrameReaders):
                                  f"file in a directory this process cannot write; copy the "
                                  f"store with its -wal file somewhere writable")
             if self.readonly and not tables:  # an empty database: nothing was stored yet
-                raise StoreError(f"no optimlab run store in {self.path} yet (run "
+                raise NoStoreYet(f"no optimlab run store in {self.path} yet (run "
                                  f"`optimlab bench --db ...` first)")
             if self.readonly:
                 raise StoreError(f"{self.path} is not an optimlab run store "
