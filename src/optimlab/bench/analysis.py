@@ -270,7 +270,7 @@ def grids_of(runs: Iterable) -> dict[str, list[float]]:
     """Per optimizer, every learning rate (finite, > 0) it has a run at, ended or not: the
     grid :func:`summarize` judges an edge against (a sweep adds the runs of its whole grid
     before training, and an extension's before its own). ``runs`` are the store's
-    (:meth:`RunStore.list_runs`: ``optimizer`` and ``hparams`` are read).
+    (:meth:`.store.RunStore.list_runs`: ``optimizer`` and ``hparams`` are read).
 
     >>> from types import SimpleNamespace as Run
     >>> grids_of([Run(optimizer="sgd", hparams={"lr": 0.1}), Run(optimizer="sgd", hparams={"lr": 0.01})])

@@ -135,7 +135,8 @@ class Landscape:
         """``f(x)`` at points ``[..., dim]``, checked to be one value per point (shape
         ``[...]``): an ``f`` that sums over the batch would give every optimizer, and every
         rate a tuning tries, the same loss, and one that keeps the coordinate axis would
-        fail deep inside torch. Races, plots and :func:`inspect_steps` evaluate through it.
+        fail deep inside torch. Races, plots and :func:`~.inspect.inspect_steps` evaluate
+        through it.
 
         Raises:
             ValueError: ``f`` returned something else.

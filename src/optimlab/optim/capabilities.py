@@ -80,8 +80,8 @@ class Capabilities:
         sparse_only: it takes sparse gradients only (SparseAdam); the consumers whose
             gradients are dense (races, the playground, populations) refuse it by name.
         needs_matrix: every parameter must be a matrix (Muon).
-        needs_closure: :meth:`step` needs a closure (SAM evaluates the loss twice, LBFGS as
-            often as its line search needs).
+        needs_closure: :meth:`~torch.optim.Optimizer.step` needs a closure (SAM evaluates the
+            loss twice, LBFGS as often as its line search needs).
         two_phase: the closure runs between ``first_step()`` and ``second_step()`` (SAM), so
             a population evaluates every member's gradient with one closure call (and where
             it raises, ``undo_first_step()`` puts each member back); a closure optimizer

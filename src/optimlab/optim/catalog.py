@@ -92,7 +92,8 @@ class Info:
 
     @property
     def needs_closure(self) -> bool:
-        """Whether :meth:`step` needs a closure (shorthand for the capability)."""
+        """Whether :meth:`~torch.optim.Optimizer.step` needs a closure (shorthand for the
+        capability)."""
         return self.capabilities.needs_closure
 
     @property

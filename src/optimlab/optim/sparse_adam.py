@@ -88,7 +88,7 @@ class SparseAdam(RuleOptimizer):
     change at the entries the gradient stores and nowhere else.
 {_RULE}
     .. note::
-       How it differs from :class:`Adam`: the moments are *lazy*. Adam decays every
+       How it differs from :class:`.Adam`: the moments are *lazy*. Adam decays every
        coordinate's :math:`m` and :math:`v` on every step, a zero gradient included, so a
        row it has not seen for a while still moves (its momentum carries on) and its
        :math:`v` shrinks. Here an untouched coordinate's moments do not decay and its
@@ -99,7 +99,7 @@ class SparseAdam(RuleOptimizer):
        to :math:`\sqrt{{v_t}}` before the correction :math:`\sqrt{{1-\beta_2^t}}` (the
        paper's efficient form), Adam's after. An entry is touched when the gradient
        *stores* it, even with the value 0. The gradient must be sparse: a dense one raises
-       ``RuntimeError`` (use :class:`Adam`), and sparse or complex parameters raise
+       ``RuntimeError`` (use :class:`.Adam`), and sparse or complex parameters raise
        ``ValueError``, as in torch.
 
     Args:

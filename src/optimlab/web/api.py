@@ -456,7 +456,7 @@ def _blame(run, entries: list, err: Exception) -> RequestError:
 
 
 def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
-    """Run a race request; the answer of ``POST /api/race`` (see :class:`RaceResponse`).
+    """Run a race request; the answer of ``POST /api/race`` (see :class:`~.models.RaceResponse`).
 
     Raises :class:`RequestError` for a request outside the limits (also when an optimizer
     refuses its hyperparameters while the race builds it: ``ValueError``, ``TypeError``
@@ -567,7 +567,7 @@ def _extra_paths(land: Landscape, entries: list, result, starts: list, fan: list
 
 
 def run_inspect(request, control: RaceControl | None = None) -> dict:
-    """``POST /api/inspect``: one optimizer step by step (see :class:`InspectResponse`).
+    """``POST /api/inspect``: one optimizer step by step (see :class:`~.models.InspectResponse`).
 
     Raises :class:`RequestError` for a start outside the domain, hyperparameters the
     optimizer refuses (naming the field) or past the race's work budget (``steps`` x the
@@ -651,7 +651,7 @@ def _heavy(entries, costs) -> str:
 
 def run_basins(request, control: RaceControl | None = None) -> dict:
     """``POST /api/basins``: which minimum each optimizer reaches from each start of a grid
-    (:func:`optimlab.exhibits.basins`, one batch; see :class:`BasinsResponse`).
+    (:func:`optimlab.exhibits.basins`, one batch; see :class:`~.models.BasinsResponse`).
 
     Raises :class:`RequestError` past the work budget (:data:`MAX_BASIN_WORK` member-steps),
     for a landscape without a known minimum, or when an

@@ -174,7 +174,7 @@ def collect_environment() -> dict:
     Versions come from the installed distributions (nothing is imported); the CUDA build
     and devices are added only when torch is already imported and CUDA initialized, so
     calling this never starts a GPU context. Extend the dict (e.g. with the device used)
-    and pass it to :meth:`RunStore.open_sweep`.
+    and pass it to :meth:`.RunStore.open_sweep`.
     """
     cpu = first_processor()
     env: dict[str, Any] = {

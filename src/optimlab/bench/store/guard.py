@@ -396,7 +396,7 @@ class SweepLock:
     symlinked directory) takes the same lock. (A store file with hard links is refused
     for writing before any lock is taken: see :class:`~.runstore.RunStore`.)
 
-    ``flock`` locks belong to one open file: two :class:`RunStore` objects, in one process
+    ``flock`` locks belong to one open file: two :class:`.RunStore` objects, in one process
     or two, exclude each other. Inherited by children forked without exec (they are part
     of the sweep); not by processes started with exec. On NFS, Linux maps ``flock`` to
     NFS byte-range locks, so several hosts exclude each other where the server supports

@@ -596,7 +596,7 @@ class RunStore(DataFrameReaders):
     @contextmanager
     def lock_sweep(self, sweep_id: int) -> Iterator[None]:
         """A context manager that holds the sweep's lock for the ``with`` block: only one
-        process (or store object) at a time trains a sweep; :func:`run_sweep` takes it.
+        process (or store object) at a time trains a sweep; :func:`~.sweep.run_sweep` takes it.
 
         The lock is an OS lock (``flock``) on ``<store>-sweep<id>.lock`` beside the store's
         file (symlinks resolved, so that every path to one file takes one lock), holding the
@@ -804,7 +804,7 @@ class RunStore(DataFrameReaders):
         process's: :meth:`start_run` redoes them from scratch), in the order added.
 
         This only reads: a ``running`` run of a live process would be listed too, which is
-        why a sweep is trained under :meth:`lock_sweep` (as :func:`run_sweep` does).
+        why a sweep is trained under :meth:`lock_sweep` (as :func:`~.sweep.run_sweep` does).
         """
         return self.list_runs(sweep_id, _OPEN)
 

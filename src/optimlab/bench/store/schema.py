@@ -20,13 +20,13 @@ numbers); non-finite floats inside JSON are written as Python's ``NaN``, ``Infin
     the configuration's ``"task"`` and ``"model"`` entries when they are strings (or dicts
     with a ``"name"``), for filtering; ``config TEXT``: the configuration as canonical JSON;
     ``created_at TEXT``; ``environment TEXT``: JSON of where the sweep was created
-    (:func:`collect_environment` by default: python, platform, machine, host, library
+    (:func:`.collect_environment` by default: python, platform, machine, host, library
     versions).
 
 ``runs``: one row per member of a sweep (an optimizer, its hyperparameters, a seed).
     ``id INTEGER PRIMARY KEY`` (in the order members were added);
     ``sweep_id INTEGER`` references ``sweeps(id)``; ``member_key TEXT``:
-    :func:`canonical_key` of ``{"optimizer", "hparams", "seed"}``, unique within its sweep;
+    :func:`.canonical_key` of ``{"optimizer", "hparams", "seed"}``, unique within its sweep;
     ``optimizer TEXT``: registry name; ``hparams TEXT``: JSON object of hyperparameters;
     ``lr REAL``: ``hparams["lr"]`` when it is a number, else NULL (a convenience copy for
     SQL); ``seed INTEGER``; ``status TEXT``: one of ``pending`` (added, not started),
@@ -42,7 +42,7 @@ numbers); non-finite floats inside JSON are written as Python's ``NaN``, ``Infin
     seconds since the run started when the point was taken. Primary key ``(run_id, step,
     name)``: logging the same point twice keeps the last value. SQLite stores a NaN as
     NULL, so ``value`` NULL means NaN (a metric not measured at a step has no row at all;
-    ``None`` values passed to :meth:`~RunStore.log_metrics` are skipped); infinities are
+    ``None`` values passed to :meth:`~.RunStore.log_metrics` are skipped); infinities are
     stored as they are (a ``-0.0`` comes back as ``0.0``). The readers give NaN back.
 
 The SQL is plain (no SQLite-only column types or ``WITHOUT ROWID``; upserts use
@@ -233,7 +233,7 @@ class Run:
 
     @property
     def member(self) -> dict:
-        """``{"optimizer", "hparams", "seed"}``, as given to :meth:`RunStore.add_runs`."""
+        """``{"optimizer", "hparams", "seed"}``, as given to :meth:`.RunStore.add_runs`."""
         return {"optimizer": self.optimizer, "hparams": self.hparams, "seed": self.seed}
 
 

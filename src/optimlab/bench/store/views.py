@@ -1,8 +1,8 @@
 """The run store as pandas DataFrames: :class:`DataFrameReaders`, the ``sweeps``, ``runs``
 and ``metrics`` methods of :class:`~optimlab.bench.store.RunStore`.
 
-The DataFrame readers (:meth:`~RunStore.sweeps`, :meth:`~RunStore.runs`,
-:meth:`~RunStore.metrics`) name ids ``sweep_id`` and ``run_id`` in every frame (so frames
+The DataFrame readers (:meth:`~.RunStore.sweeps`, :meth:`~.RunStore.runs`,
+:meth:`~.RunStore.metrics`) name ids ``sweep_id`` and ``run_id`` in every frame (so frames
 merge on them), and give JSON columns back decoded.
 
 pandas is imported when a reader is called, so the rest of the store needs only the
