@@ -715,7 +715,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         """The ``defaults`` the constructor builds from ``hparams``, checked as it checks
         them (raising as it raises), without building an optimizer: the constructor runs on
         a bare instance with no parameters (:data:`_CHECK_ONLY`) and stops where it hands
-        its ``defaults`` to torch's (a :class:`RuleOptimizer` stops there by itself)."""
+        its ``defaults`` to torch's (raising :class:`_Checked`, which a :class:`RuleOptimizer`
+        raises too, so a subclass's code after ``super().__init__()`` does not run)."""
         probe = cls.__new__(cls)
         try:
             cls.__init__(probe, _CHECK_ONLY, **hparams)
@@ -917,9 +918,9 @@ class RuleOptimizer(TorchOptimizer):
         #: the count this optimizer last wrote into its first param group (see
         #: :meth:`_absorb_skip_count`), or None
         self._skip_count_written: int | None = None
-        if params is _CHECK_ONLY:  # checked_defaults: the constructor's checks, nothing more
-            self.defaults = defaults
-            return
+        # Given _CHECK_ONLY (checked_defaults, a group's check), TorchOptimizer's constructor
+        # stops the probe by raising _Checked: a subclass's code after super().__init__()
+        # (one adding a hyperparameter to self.defaults) never runs on the bare probe.
         super().__init__(params, defaults)
 
     @classmethod

@@ -234,12 +234,41 @@ def closure_evaluations(hparams: dict) -> int:
 
 def hyperparameters(cls: type) -> dict:
     """The rule's own hyperparameters of ``cls`` with their defaults (from its constructor):
-    no driver flag, no per-group running state, not the parameters."""
+    no driver flag, no per-group running state, not the parameters.
+
+    A constructor that passes ``**kwargs`` on (``class MyAdam(Adam): def __init__(self,
+    params, lr=1e-3, **kw)``) has its parent's too, those it does not name itself, up the
+    classes until a constructor without ``**kwargs`` or one of the bases that take a
+    ``defaults`` dict (:class:`~optimlab.optim.base.RuleOptimizer`, ``torch.optim.Optimizer``)."""
     caps: Capabilities = getattr(cls, "capabilities", Capabilities())
     skip = NOT_HYPERPARAMETERS | DRIVER_FLAGS | set(caps.running)
     return {
         name: parameter.default
-        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        for name, parameter in _constructor_parameters(cls).items()
         if name not in skip and parameter.default is not inspect.Parameter.empty
-        and parameter.kind is not inspect.Parameter.VAR_KEYWORD
     }
+
+
+def _constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The named parameters of ``cls``'s constructor, followed through ``**kwargs`` to the
+    constructors of its bases (see :func:`hyperparameters`)."""
+    named: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            break
+        if named and "defaults" in parameters:  # a base: its keywords are no rule's
+            break
+        forwards = False
+        for name, parameter in parameters.items():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                forwards = True
+            elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+                named.setdefault(name, parameter)
+        if not forwards:
+            break
+    return named

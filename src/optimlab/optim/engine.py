@@ -192,7 +192,9 @@ class Engine:
         if state_precision is None:
             step = advance(state)
             before = dict(state)
-            _write(weight, self._run_one(weight, grad, state, step, hp, maximize))
+            new = self._run_one(weight, grad, state, step, hp, maximize)
+            _unshare(state, before, weight, grad)  # before the parameter is overwritten
+            _write(weight, new)
             _keep_objects(state, before, in_place)
             return
         moments = self.capabilities.compact_moments
@@ -206,6 +208,7 @@ class Engine:
         full = compact.unpack(state, moments, weight.dtype)
         step = advance(full)  # the counter is the state's own tensor
         new = self._run_one(weight, grad, full, step, hp, maximize)
+        _unshare(full, {}, weight, grad)
         compact.pack(state, full, moments, state_precision)
         _write(weight, new)
 
@@ -550,6 +553,32 @@ def _repoint(old: Any, new: Tensor, in_place: bool = False) -> bool:
     except (RuntimeError, NotImplementedError):
         return False
     return True
+
+
+def _storage(t: Tensor) -> int | None:
+    """The address of ``t``'s storage, or None where it has none to compare (sparse)."""
+    try:
+        return t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return None
+
+
+def _unshare(state: dict, before: dict, weight: Tensor, grad: Tensor) -> None:
+    """Give a copy of its own to each new state value (not in ``before``) that is the
+    parameter or the gradient the rule was given, or a view of either (``state["prev_g"] =
+    g``, as Adan and MARS keep the last gradient): kept as it is, it would change with the
+    parameter, which the new value is written into next, and with ``.grad``, which the
+    next backward writes into (after ``zero_grad(set_to_none=False)``). The multi-tensor
+    and fused paths write the state into buffers of its own, so this is the per-tensor
+    path's; comparing storage addresses costs a fraction of a microsecond per entry."""
+    shared = None
+    for key, value in state.items():
+        if value is before.get(key) or not isinstance(value, Tensor):
+            continue
+        if shared is None:
+            shared = {_storage(weight), _storage(grad)} - {None, 0}
+        if value is weight or value is grad or _storage(value) in shared:
+            state[key] = value.clone()
 
 
 def _keep_objects(state: dict, before: dict, in_place: bool = False) -> None:

@@ -238,6 +238,21 @@ class TensorList:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __getattr__(self, name: str):
+        # Only for a name no class attribute or slot answers (normal lookups never come
+        # here): a rule run over a whole group asked for what a list does not offer.
+        if name.startswith("__") or name in TensorList.__slots__:
+            raise AttributeError(f"'TensorList' object has no attribute {name!r}")
+        raise AttributeError(
+            f"'TensorList' object has no attribute {name!r}: the optimizer's rule runs over a "
+            "whole param group at once (a TensorList of its tensors), where it may use only "
+            "elementwise arithmetic (+ - * / **, comparisons, torch.lerp, addcmul, addcdiv, "
+            "where, clamp, maximum, sqrt, exp, ...; the methods sqrt, rsqrt, abs, sign, "
+            "reciprocal, square, clone, to) and whole-tensor norms (torch.linalg.vector_norm), "
+            "never .item(), other reductions, in-place operations or Python branches on "
+            "values: see the contract in optimlab.optim.rule. A rule that needs more steps "
+            "tensor by tensor with Capabilities(multi_tensor=False, fusable=False)")
+
     # -- methods ------------------------------------------------------------------------------
     def sqrt(self):
         """``torch.sqrt`` of every tensor of the list."""

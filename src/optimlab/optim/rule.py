@@ -20,6 +20,31 @@ keep that true:
 * Python ``bool`` options (``amsgrad``, ``nesterov``, ...) may branch freely: they are
   structural and shared by every tensor and member.
 
+What a rule of your own (a :class:`~optimlab.optim.base.RuleOptimizer` subclass, written as
+``lion.py`` is) may do, in full:
+
+* **Operations over a group.** With ``Capabilities(multi_tensor=True)`` (the default) ``p``,
+  ``g`` and the state tensors may be :class:`~optimlab.optim.multi_tensor.TensorList` objects:
+  use elementwise arithmetic (``+ - * / **``, comparisons, ``&``), the elementwise torch
+  functions (``torch.lerp``, ``addcmul``, ``addcdiv``, ``where``, ``clamp``, ``maximum``,
+  ``minimum``, ``sqrt``, ``rsqrt``, ``exp``, ``log``, ``sign``, ``abs``, ``zeros_like``, ...;
+  others run tensor by tensor, more slowly), the methods ``sqrt``, ``rsqrt``, ``abs``,
+  ``sign``, ``reciprocal``, ``square``, ``clone`` and ``to``, and whole-tensor norms with
+  ``torch.linalg.vector_norm`` (one per tensor). Not ``.item()``, ``.max()``, ``.all()``,
+  ``.norm()``, other reductions or in-place methods.
+* **Branches.** Call :func:`nonzero` on a hyperparameter itself (``nonzero(weight_decay)``,
+  ``beta1, beta2 = betas; nonzero(beta1)``), not on a value computed from one
+  (``nonzero(1 - beta)``, ``nonzero(lr * wd)``): the fused kernel is specialised on which
+  raw hyperparameters are zero, so it cannot run such a rule (the plain path runs it, and
+  ``fused=True`` raises). ``.item()`` and Python branches on tensor values are for a class
+  whose ``Capabilities`` say ``multi_tensor=False`` and ``fusable=False`` only.
+* **Keeping ``p`` or ``g``.** A rule may keep the parameter or the gradient it was given in
+  its state (``state["prev_g"] = g``, as Adan and MARS do): the engine copies it, so the
+  state does not change with ``.grad`` or with the parameter written after the step.
+* **Purity.** A rule is a pure function of its arguments: no in-place change of ``p``,
+  ``g`` or a state tensor, no global it reads that changes after its first step (a fused
+  kernel is traced once), no random numbers.
+
 A rule for sparse gradients (``capabilities.sparse``: SparseAdam, Adagrad) changes only the
 entries a gradient stores. Where a dense sum would copy the whole tensor on every step, it
 gives the new value as :func:`sparse_add` (``x`` plus a sparse change, not computed); the

@@ -288,7 +288,10 @@ class Kernel:
             if step is not None:
                 state["step"] = step
             numbers = {**constants, **{s: scalars[s] for s in self.slots}}
-            new = rules.call(update, p, g, state, step, _rebuild(hp, slots, numbers), maximize)
+            inputs = {id(a) for a in args}
+            with rules.recording_branches(functools.partial(_raw_only, inputs)):
+                new = rules.call(update, p, g, state, step, _rebuild(hp, slots, numbers),
+                                 maximize)
             if any(state[k] is not None for k in layout.none):
                 raise StateNotReady("the rule creates a state buffer on this step")
             return (new, *[state[k] for k in layout.vector], *[state[k] for k in layout.scalar])
@@ -334,6 +337,18 @@ class Kernel:
         code = self._fn(*addresses, torch.get_num_threads() if threads is None else threads)
         if code != 0:
             raise MemoryError("the fused optimizer step could not allocate its work lists")
+
+
+def _raw_only(inputs: set[int], value) -> None:
+    """While a rule is traced: refuse a :func:`~optimlab.optim.rule.nonzero` asked about a
+    tensor that is no input of the rule (a value derived from a hyperparameter, such as
+    ``nonzero(1 - beta)``). The kernel is specialised only on which raw hyperparameters are
+    zero (:func:`_branched_slots`), so it would always take the "nonzero" branch, where the
+    plain path takes the branch of the actual value: the plain path runs such a rule."""
+    if isinstance(value, Tensor) and id(value) not in inputs:
+        raise Unsupported("the rule calls nonzero() on a value computed from hyperparameters; "
+                          "the fused kernel branches only on a hyperparameter itself "
+                          "(nonzero(beta), not nonzero(1 - beta): see optimlab.optim.rule)")
 
 
 def _addresses(ptrs: Tensor, numel: Tensor, scalars: Tensor, out: Tensor) -> tuple:

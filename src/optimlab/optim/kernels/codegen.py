@@ -498,18 +498,22 @@ def _emit_scalars(k: _CFunction) -> list[str]:
     return lines
 
 
-def _vector_roots(k: _CFunction) -> tuple[dict[Node, int], dict[Node, int]]:
-    """The vector outputs each pass writes (node -> buffer): the first pass those that need
-    no norm, the second those that do. An output that is its own input (state the rule leaves
-    alone) needs no write."""
-    first = {n: k.out_buffer[i] for i, n in enumerate(k.vec_out)
-             if isinstance(n, Node) and k.stage[n] == "vector"
-             and n is not k.vec_in[k.out_buffer[i]]}
-    second = {n: k.out_buffer[i] for i, n in enumerate(k.vec_out)
-              if isinstance(n, Node) and k.stage[n] == "vector2"}
+def _vector_roots(k: _CFunction) -> tuple[dict[Node, list[int]], dict[Node, list[int]]]:
+    """The vector outputs each pass writes (node -> the buffers it goes to): the first pass
+    those that need no norm, the second those that do. An output that is its own input
+    (state the rule leaves alone) needs no write. One value may be several outputs (a rule
+    that keeps the new parameter, ``state["last"] = new; return new``, or puts one value
+    under two keys): it is written to each of them."""
+    first: dict[Node, list[int]] = {}
+    second: dict[Node, list[int]] = {}
     for i, node in enumerate(k.vec_out):
         if not isinstance(node, Node) or k.stage[node] not in ("vector", "vector2"):
             raise Unsupported(f"output {i} of the rule is not an elementwise result")
+        buffer = k.out_buffer[i]
+        if k.stage[node] == "vector2":
+            second.setdefault(node, []).append(buffer)
+        elif node is not k.vec_in[buffer]:
+            first.setdefault(node, []).append(buffer)
     return first, second
 
 
@@ -544,18 +548,18 @@ def _emit_chunk_loop(k: _CFunction) -> list[str]:
             "        (void)keep;"]
 
 
-def _emit_chunk_setup(k: _CFunction, needed: list[Node], roots: dict[Node, int],
-                      written: dict[Node, int], second: bool) -> list[str]:
+def _emit_chunk_setup(k: _CFunction, needed: list[Node], roots: dict[Node, list[int]],
+                      written: dict[Node, list[int]], second: bool) -> list[str]:
     """Per chunk, before the element loop: the buffers it reads or writes and the per-tensor
     scalars (kept or computed after the reductions) it uses."""
     lines = []
     buffers = set()
     for node in needed:
         if node in written and second:
-            buffers.add(written[node])
+            buffers.add(written[node][0])
         elif node.op == "placeholder" and k.stage[node] == "vector":
             buffers.add(k.vec_in.index(node))
-    for b in sorted(buffers | set(roots.values())):
+    for b in sorted(buffers.union(*roots.values())):
         lines.append(f"        {k.elem} *restrict b{b} = ({k.elem} *)ptrs[t * NV + {b}];")
     for node in needed:
         if k.stage.get(node) in ("scalar",) and node in k.slot:
@@ -582,8 +586,9 @@ def _lane_sum(acc: str, lo: int = 0, n: int = LANES) -> str:
     return f"({_lane_sum(acc, lo, half)} + {_lane_sum(acc, lo + half, n - half)})"
 
 
-def _emit_element_loop(k: _CFunction, needed: list[Node], roots: dict[Node, int],
-                       reduce: list[Node], written: dict[Node, int], second: bool) -> list[str]:
+def _emit_element_loop(k: _CFunction, needed: list[Node], roots: dict[Node, list[int]],
+                       reduce: list[Node], written: dict[Node, list[int]],
+                       second: bool) -> list[str]:
     """The vectorized loop over one chunk's elements: load each input once, compute the
     rule in registers, store the outputs, accumulate the norms (in double), then leave the
     chunk's partial norms in ``partial``.
@@ -601,15 +606,16 @@ def _emit_element_loop(k: _CFunction, needed: list[Node], roots: dict[Node, int]
                 continue
             if second and node in written:
                 lines.append(f"{indent}const {k.ctype(node)} {k.names[node]} = "
-                             f"b{written[node]}[i];")
+                             f"b{written[node][0]}[i];")
             elif node.op == "placeholder":
                 lines.append(f"{indent}const {k.elem} {k.names[node]} = "
                              f"b{k.vec_in.index(node)}[i];")
             else:
                 lines.append(f"{indent}const {k.ctype(node)} {k.names[node]} = "
                              f"{k.compute(node)};")
-        for node, buffer in roots.items():
-            lines.append(f"{indent}b{buffer}[i] = ({k.elem}){k.names[node]};")
+        for node, buffers in roots.items():
+            for buffer in buffers:
+                lines.append(f"{indent}b{buffer}[i] = ({k.elem}){k.names[node]};")
         for acc, red in zip(accs, reduce):
             x = k.names[red.args[0]]
             term = {2: f"(double){x} * (double){x}", 1: f"fabs((double){x})"}.get(
@@ -636,11 +642,11 @@ def _emit_element_loop(k: _CFunction, needed: list[Node], roots: dict[Node, int]
     return lines
 
 
-def _emit_pass(k: _CFunction, roots: dict[Node, int], reduce: list[Node],
-               written: dict[Node, int], second: bool) -> list[str]:
-    """One parallel loop computing ``roots`` (output node -> buffer) and the ``reduce`` norms.
+def _emit_pass(k: _CFunction, roots: dict[Node, list[int]], reduce: list[Node],
+               written: dict[Node, list[int]], second: bool) -> list[str]:
+    """One parallel loop computing ``roots`` (output node -> buffers) and the ``reduce`` norms.
 
-    The second pass reads what the first has ``written`` (node -> buffer) back instead of
+    The second pass reads what the first has ``written`` (node -> buffers) back instead of
     recomputing it.
     """
     targets = list(roots) + [r.args[0] for r in reduce]
@@ -694,8 +700,8 @@ def _emit_reductions(k: _CFunction) -> list[str]:
     return lines
 
 
-def _defer_clobbering_writes(k: _CFunction, first: dict[Node, int],
-                             second: dict[Node, int]) -> None:
+def _defer_clobbering_writes(k: _CFunction, first: dict[Node, list[int]],
+                             second: dict[Node, list[int]]) -> None:
     """Move to the second pass the first pass's writes into an input the second pass still
     reads (Lion's momentum, whose old value the cautious step needs after its counts;
     MARS's previous gradient). The second pass reads each element before it writes it, so
@@ -703,20 +709,20 @@ def _defer_clobbering_writes(k: _CFunction, first: dict[Node, int],
     while True:
         needed = _needed(list(second), lambda n: n in first or n.op == "placeholder"
                          or k.stage.get(n) in ("scalar", "post"))
-        clobbered = {k.vec_in[b]: n for n, b in first.items()}
-        moving = [clobbered[n] for n in needed if n in clobbered]
+        clobbered = {k.vec_in[b]: n for n, buffers in first.items() for b in buffers}
+        moving = dict.fromkeys(clobbered[n] for n in needed if n in clobbered)
         if not moving:
             return
         for node in moving:
             second[node] = first.pop(node)
 
 
-def _second_pass_reads(k: _CFunction, first: dict[Node, int],
-                       second: dict[Node, int]) -> dict[Node, int]:
+def _second_pass_reads(k: _CFunction, first: dict[Node, list[int]],
+                       second: dict[Node, list[int]]) -> dict[Node, list[int]]:
     """What the second pass may read back instead of recomputing: the first pass's outputs
-    (node -> buffer). Raises :class:`Unsupported` if it needs an input the first overwrote."""
+    (node -> buffers). Raises :class:`Unsupported` if it needs an input the first overwrote."""
     written = dict(first)
-    overwritten = {k.vec_in[b] for b in first.values()}
+    overwritten = {k.vec_in[b] for buffers in first.values() for b in buffers}
     needed = _needed(list(second), lambda n: n in written or n.op == "placeholder"
                      or k.stage.get(n) in ("scalar", "post"))
     if overwritten & set(needed):
