@@ -46,6 +46,7 @@ _OPTIM_ALL = (
     "Prodigy",
     "PSGDKron",
     "available", "create", "info", "resolve", "Population",
+    "register", "unregister",
 )
 # the subpackages ``import optimlab`` used to import eagerly, and the training lab, which it
 # never did, loaded on first access (``optimlab.bench``, as the README writes it)

@@ -116,9 +116,22 @@ def catalog_table(markdown: bool = False) -> str:
         aliases = [e.name for e in available() if e.alias_of == entry.name]
         name = entry.name + (f" ({', '.join(aliases)})" if aliases else "")
         link = f"[{entry.paper}]({entry.info.url})" if markdown else entry.paper
-        rows.append([name, entry.cls.__name__, entry.family, str(entry.year),
+        rows.append([name, entry.cls.__name__, entry.family, _year(entry),
                      entry.info.memory_note, link])
     return render_table(headers, rows, [22, 18, 12, 4, 24, 60], markdown)
+
+
+def _year(entry) -> str:
+    """An entry's year as the tables show it ("-" for an optimizer registered without one)."""
+    return "-" if entry.year is None else str(entry.year)
+
+
+def _class_path(cls: type) -> str:
+    """How ``explain`` names a class: ``optimlab.Adam`` for optimlab's own, the module path
+    of an optimizer registered from elsewhere (``optimlab.register``)."""
+    if cls.__module__.startswith("optimlab."):
+        return f"optimlab.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 _COMPARE_HEADERS = ["optimizer", "year", "adaptive lr", "momentum", "extra memory",
@@ -184,7 +197,7 @@ def _traits(entry) -> tuple[str, str, str, str]:
 def _compare_row(entry) -> list[str]:
     info = entry.info
     adaptive, momentum, memory, bias = _traits(entry)
-    return [entry.name, str(entry.year), adaptive, momentum, memory, bias, info.sparse,
+    return [entry.name, _year(entry), adaptive, momentum, memory, bias, info.sparse,
             info.typical_use]
 
 
@@ -214,13 +227,14 @@ def explain(name: str) -> str:
     else:
         aliases = ", ".join(e.name for e in available() if e.alias_of == entry.name) or "-"
     adaptive, momentum, memory, bias = _traits(entry)
-    lines = [f"{entry.name}: optimlab.{entry.cls.__name__}"
+    lines = [f"{entry.name}: {_class_path(entry.cls)}"
              + (f" with {entry.preset}" if entry.preset else "")]
     if entry.summary:
         lines.append(entry.summary)
     fields = [
-        ("paper", entry.paper if entry.alias_paper else f"{info.paper}, {info.url}"),
-        ("year", str(entry.year)),
+        ("paper", entry.paper if entry.alias_paper
+         else ", ".join(text for text in (info.paper, info.url) if text) or "-"),
+        ("year", _year(entry)),
         ("family", info.family),
         ("aliases", aliases),
         ("update", info.rule_text + _preset_note(entry)),
@@ -274,6 +288,11 @@ def _cached_catalog() -> dict | None:
     then computes its own answer, and reports what fails)."""
     from . import _catalog_cache as cache
 
+    registry = sys.modules.get("optimlab.optim.registry")  # not loaded: nothing registered
+    if registry is not None and len(registry.available()) != len(registry.available(user=False)):
+        # optimizers registered in this process (optimlab.register): answers computed here,
+        # with them, and never cached, as the cache serves other processes, which have none
+        return None
     try:
         key = cache.fingerprint()
     except Exception:  # pragma: no cover - fingerprint reads files and never raises

@@ -218,6 +218,32 @@ def test_a_zero_dim_parameter_keeps_a_copy_of_g_and_p():
             != p.grad.untyped_storage().data_ptr()
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_a_population_of_a_rule_keeping_g_and_p_steps_each_member_as_alone(fused):
+    """A registered rule reaches populations (optimlab.register): their plain path kept
+    state["prev_g"] = g as the stacked gradient itself (1.6 off after four steps)."""
+    optimlab.register(KeepPrevious, name="keepprevious_population_test")
+    try:
+        lrs = [0.1, 0.2, 0.3]
+        stacked = torch.ones(3, 4, dtype=F64, requires_grad=True)
+        pop = optimlab.Population("keepprevious_population_test", [stacked],
+                                  {"lr": lrs, "fused": fused})
+        alone = [torch.ones(4, dtype=F64, requires_grad=True) for _ in lrs]
+        opts = [KeepPrevious([w], lr=lr, fused=False) for w, lr in zip(alone, lrs)]
+        for step in range(4):
+            pop.zero_grad(set_to_none=False)
+            ((stacked - 2) ** 2 * (step + 1)).sum().backward()
+            pop.step()
+            for w, opt in zip(alone, opts):
+                opt.zero_grad(set_to_none=False)
+                ((w - 2) ** 2 * (step + 1)).sum().backward()
+                opt.step()
+        torch.testing.assert_close(stacked.detach(), torch.stack([w.detach() for w in alone]),
+                                   rtol=1e-12, atol=1e-12)
+    finally:
+        optimlab.unregister("keepprevious_population_test")
+
+
 # -- 3. nonzero() on a value computed from a hyperparameter (fused path) ----------------------
 def _mu_init(p, **_):
     return {"m": torch.zeros_like(p)}

@@ -27,7 +27,7 @@ from .population import Population  # noqa: E402
 from .prodigy import Prodigy
 from .psgd_kron import PSGDKron
 from .radam import RAdam
-from .registry import available, create, info, resolve  # noqa: E402  (reads the catalog)
+from .registry import available, create, info, register, resolve, unregister  # noqa: E402
 from .rmsprop import RMSprop
 from .rprop import Rprop
 from .schedule_free import ScheduleFreeAdamW
@@ -55,6 +55,7 @@ __all__ = [
     "Prodigy",
     "PSGDKron",
     "available", "create", "info", "resolve", "Population",
+    "register", "unregister",
 ]
 
 #: submodules reached as attributes without an import of their own (``optimlab.optim.palette``)

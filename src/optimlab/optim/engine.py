@@ -393,10 +393,12 @@ class Engine:
                 state = _widened(state, weight.dtype, wide)
                 run, grad = weight.to(wide), grad.to(wide)
             step = advance(state)
+            before = dict(state)
             if vmapped:
                 new = self._vmapped(run, grad, state, step, hp, maximize)
             else:
                 new = call(self.update, run, grad, state, step, hp, maximize)
+            _unshare(state, before, run, grad)  # state["prev_g"] = g kept as a copy
             if wide is not None:
                 state = _narrowed(state, wide, weight.dtype,
                                   moments if state_precision is not None else ())

@@ -4,7 +4,9 @@ playground all read it from here.
 Every registry name (classes and aliases: ``gd``, ``momentum`` and ``sgd`` are three
 optimizers on a race plot, so three colours) owns one colour of :data:`COLORS`, no two the
 same. The optimizers raced together most often (:data:`COLOR_FIRST`) take the first, most
-distinct colours; the rest follow in registry (catalog) order. Spellings go through the
+distinct colours; the rest follow in registry (catalog) order, and the optimizers
+:func:`~optimlab.optim.registry.register` adds come after them (the table is built again
+when it adds one, so no built-in's colour moves). Spellings go through the
 registry's :func:`~optimlab.optim.registry.resolve` (``"Adam"`` and ``" adam "`` are
 ``adam``), so :func:`color` of an alias is the alias's own, distinct from its class's.
 
@@ -24,7 +26,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-from .registry import available, resolve
+from .registry import _on_change, available, resolve
 
 __all__ = ["COLORS", "COLOR_FIRST", "LINE_MARKERS", "LINE_STYLES", "MIN_DELTA_E", "PAIR_GREYS",
            "PAIR_MARKERS", "PALETTE", "SAM_COLOR", "color", "colors", "label_colors",
@@ -93,6 +95,11 @@ def _table() -> MappingProxyType:
     extra = _extra()
     return MappingProxyType({name: COLORS[i] if i < len(COLORS) else next(extra)
                              for i, name in enumerate(order)})
+
+
+# built again when register() or unregister() changes the names: the registered ones come
+# after the built-ins, so every built-in keeps its colour
+_on_change(_table.cache_clear)
 
 
 def _spare() -> list[str]:

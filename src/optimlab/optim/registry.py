@@ -3,23 +3,29 @@
 Every class in the catalog is registered under its lowercase class name; the seed
 vocabulary of the tutorials (``gd``, ``momentum``, ``nag``, ``amsgrad``, ...) are aliases
 with preset hyperparameters. Both come from :mod:`optimlab.optim.catalog`.
+
+:func:`register` adds a user's own optimizer class under a name of its own, after the
+built-ins, for this Python process (:func:`unregister` takes it away again).
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import math
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .base import ArgumentTypeError
+from .base import ArgumentTypeError, RuleOptimizer, TorchOptimizer
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
 __all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "rate_used",
-           "resolve", "summary_line", "work_weight", "wrapped_class", "wrapped_name"]
+           "register", "resolve", "summary_line", "unregister", "work_weight", "wrapped_class",
+           "wrapped_name"]
 
 
 @dataclass(frozen=True)
@@ -90,15 +96,37 @@ def _build_entries() -> dict[str, Entry]:
 
 _ENTRIES = _build_entries()
 
+#: the built-in names (the catalog's classes and aliases): :func:`register` never takes one
+_BUILTIN = frozenset(_ENTRIES)
 
-def available(dense: bool = False) -> list[Entry]:
-    """Every registry name with its metadata (classes in catalog order, then aliases).
+#: what runs when :func:`register` or :func:`unregister` changes the names (the palette
+#: clears its colour table; see :func:`_on_change`)
+_LISTENERS: list[Callable[[], None]] = []
+
+
+def _on_change(listener: Callable[[], None]) -> None:
+    """Call ``listener()`` whenever :func:`register` or :func:`unregister` changes the
+    registry: for a module above the registry that keeps something built from its names
+    (the palette's colour table), which this module does not import."""
+    _LISTENERS.append(listener)
+
+
+def _changed() -> None:
+    for listener in _LISTENERS:
+        listener()
+
+
+def available(dense: bool = False, *, user: bool = True) -> list[Entry]:
+    """Every registry name with its metadata (classes in catalog order, then aliases, then
+    the optimizers :func:`register` added, in the order they were added).
 
     ``dense=True`` leaves out the optimizers that take sparse gradients only (SparseAdam,
     ``Capabilities.sparse_only``): the ones a race, the playground or a population, whose
-    gradients are dense, can run.
+    gradients are dense, can run. ``user=False`` leaves out the registered ones: the
+    built-ins alone, what another process (the command line, the playground) knows.
     """
-    return [e for e in _ENTRIES.values() if not (dense and e.capabilities.sparse_only)]
+    return [e for e in _ENTRIES.values() if not (dense and e.capabilities.sparse_only)
+            and (user or e.name in _BUILTIN)]
 
 
 def resolve(name: str) -> Entry:
@@ -229,3 +257,100 @@ def checked_defaults(name: str, **hparams: Any) -> dict[str, Any]:
     if not hasattr(entry.cls, "checked_defaults"):
         raise TypeError(f"{entry.name} is not a rule optimizer; build it with create()")
     return entry.cls.checked_defaults(**{**entry.preset, **hparams})
+
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _registrable(cls: Any) -> None:
+    """Raise ``TypeError`` unless :func:`register` can take ``cls``."""
+    how = ("subclass optimlab.optim.base.RuleOptimizer, with init and update as static "
+           "functions (the rule contract of optimlab.optim.rule) and a Capabilities record: "
+           "populations, races, the multi-tensor and fused paths run that rule through "
+           "optimlab's engine, so an optimizer that has none cannot be run by them")
+    if not isinstance(cls, type):
+        raise TypeError(f"register() takes an optimizer class, got {cls!r}; {how}")
+    if not issubclass(cls, TorchOptimizer):
+        raise TypeError(f"{cls.__module__}.{cls.__qualname__} is not an optimlab optimizer; {how}")
+    if not isinstance(getattr(cls, "capabilities", None), Capabilities):
+        raise TypeError(f"{cls.__qualname__} has no Capabilities record (a class attribute "
+                        f"`capabilities`); {how}")
+    if issubclass(cls, RuleOptimizer) and not all(
+            callable(getattr(cls, rule, None)) for rule in ("init", "update")):
+        raise TypeError(f"{cls.__qualname__} does not set init and update; {how}")
+
+
+def register(cls: type, name: str | None = None, *, family: str = "custom",
+             year: int | None = None, paper: str = "", url: str = "",
+             summary: str | None = None, replace: bool = False) -> Entry:
+    """Add the optimizer class ``cls`` to the registry as ``name``, so that everything that
+    takes an optimizer by name takes it: :func:`create`, :func:`resolve`, :func:`info`,
+    :func:`available` (after the built-ins), ``optimlab.Population(name, ...)``,
+    ``optimlab.race(landscape, {name: {...}})`` (``tune=True`` too),
+    ``optimlab.advise(..., optimizers=[name])``, the bench sweeps' Python API and the
+    palette (a colour of its own). Returns its :class:`Entry`.
+
+    ``cls`` is a subclass of :class:`~optimlab.optim.base.RuleOptimizer` written as the
+    built-ins are (``init`` and ``update`` as static functions, see
+    :mod:`optimlab.optim.rule`, and a :class:`~optimlab.optim.capabilities.Capabilities`
+    record); anything that is not an optimlab optimizer class with such a record
+    (``torch.optim.Adam`` included) raises ``TypeError``. ``name`` defaults to the class's
+    name in lowercase; it is read case-insensitively, as :func:`resolve` reads names, and
+    must look like an identifier (``[a-z_][a-z0-9_]*`` once lowercased), else
+    ``ValueError``. A built-in name (a catalog class or an alias) is never taken
+    (``ValueError``); a name registered before is taken only with ``replace=True``.
+
+    The catalog row (:func:`info`) is built from what is given and from the class:
+    ``family``, ``year``, ``paper`` and ``url`` as given, the summary from ``summary`` or
+    the class docstring's first paragraph, the extra memory, momentum and adaptive-rate
+    cells from its Capabilities record (its ``moments`` and ``second_moments``; the memory
+    is NaN where it names none), bias correction "no", and empty prose ("user-registered"
+    as its typical use): the catalog's rows are written and checked by hand, this one is
+    not. ``available(user=False)`` lists the built-ins alone.
+
+    The registration lives in this Python process: the Python API sees it. The command
+    line (``optimlab list``, ``optimlab race``, ...), the playground (``optimlab serve``)
+    and Ray workers are other processes and know the built-ins only (a sweep that runs on
+    Ray must name built-ins, or register the class in each worker too).
+    """
+    _registrable(cls)
+    if name is None:
+        name = cls.__name__
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"optimizer name must be a string, got {name!r}")
+    key = name.strip().lower()
+    if not _NAME.fullmatch(key):
+        raise ValueError(f"optimizer name {name!r} is not a name: letters, digits and "
+                         f"underscores, not starting with a digit")
+    if key in _BUILTIN:
+        raise ValueError(f"{key!r} is a built-in optimizer's name; register "
+                         f"{cls.__qualname__} under another name")
+    if key in _ENTRIES and not replace:
+        raise ValueError(f"{key!r} is registered already ({_ENTRIES[key].cls.__qualname__}); "
+                         f"pass replace=True to replace it, or unregister({key!r}) first")
+    caps = cls.capabilities
+    moments = list(caps.compact_moments)
+    row = Info(
+        name=key, cls=cls, family=family, year=year, paper=paper, url=url,
+        memory=float(len(moments)) if moments else math.nan,
+        memory_note=f"{len(moments)} ({', '.join(moments)})" if moments else "unknown",
+        adaptive=bool(caps.second_moments), momentum=bool(caps.moments),
+        bias_correction=False, decoupled_weight_decay="", sparse="yes" if caps.sparse else "no",
+        rule_text="", tuning="", strengths="", weaknesses="", typical_use="user-registered",
+        reference="")
+    text = summary_line(cls.__doc__) if summary is None else summary
+    entry = Entry(key, cls, row, summary=text or "user-registered optimizer")
+    _ENTRIES[key] = entry
+    _changed()
+    return entry
+
+
+def unregister(name: str) -> None:
+    """Take away the optimizer :func:`register` added as ``name`` (any spelling, as
+    :func:`resolve` reads it); ``ValueError`` for a built-in or an unknown name."""
+    key = resolve(name).name
+    if key in _BUILTIN:
+        raise ValueError(f"{key!r} is a built-in optimizer; only the ones register() added "
+                         f"can be unregistered")
+    del _ENTRIES[key]
+    _changed()
