@@ -8,7 +8,17 @@ import textwrap
 import traceback
 from collections.abc import Sequence
 
-__all__ = ["text_table", "one_line", "describe_error"]
+__all__ = ["text_table", "one_line", "describe_error", "count"]
+
+
+def count(n: int, noun: str) -> str:
+    """``n`` of ``noun``, singular or plural: ``"1 seed"``, ``"3 seeds"`` (a noun whose
+    plural adds an s).
+
+    >>> count(1, "seed"), count(3, "workload"), count(0, "run")
+    ('1 seed', '3 workloads', '0 runs')
+    """
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def one_line(text: object, limit: int = 300) -> str:

@@ -77,6 +77,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._table import count as _count
 from ._table import text_table
 
 # Nothing at module level imports torch: `optimlab list`, `explain`, `compare` and
@@ -1978,11 +1979,6 @@ def _one_by_one(task, model: str | None) -> bool:
         print(f"optimlab: the population engine cannot batch this model ({why}); its runs "
               "train one by one (the sequential engine)", file=sys.stderr)
     return refusal is not None
-
-
-def _count(n: int, noun: str) -> str:
-    """``"1 seed"``, ``"3 seeds"``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _batch(text: str) -> int | None:

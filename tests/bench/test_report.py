@@ -547,7 +547,7 @@ def test_a_tie_quotes_the_seeds_the_pair_has_in_common(tmp_path):
              for s, v in enumerate(vals)]
     store, sweep = _stored(tmp_path, {"optimizers": ["adam", "sgd", "rmsprop"]}, runs)
     (tie,) = [n for n in summary_notes(store, sweep) if "cannot be told apart" in n]
-    assert tie in (f"{a} and {b} cannot be told apart at 3 seed(s) in common (paired "
+    assert tie in (f"{a} and {b} cannot be told apart at 3 seeds in common (paired "
                    f"comparison over the same seeds, 95%): they share rank 2."
                    for a, b in (("sgd", "rmsprop"), ("rmsprop", "sgd")))
     store.close()

@@ -54,8 +54,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._table import count as _count
 from .._table import one_line, text_table
 from .analysis import (
+    _Z,
     TIMING_RULE,
     fastest_to_target,
     finite_number,
@@ -170,7 +172,7 @@ class Profile:
             measure += " (each workload in its row's measure)"
         ax.set(xlabel=f"tau: {measure}", ylabel="fraction of workloads",
                ylim=(-0.02, 1.02), xlim=(1, 4),
-               title=f"performance profile over {len(self.times)} workload(s)")
+               title=f"performance profile over {_count(len(self.times), 'workload')}")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
         return fig
@@ -242,11 +244,19 @@ def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float], dict
     return "cost", None, spreads, rounds
 
 
+#: how two step costs tie (:func:`~.analysis.costs_tie`), in words: where both
+#: calibrations' rounds are known (2 or more), by the standard errors of their medians;
+#: where one's are not, by their spreads. The notes (:func:`_within`) and the tour's
+#: profile lead say it in these words, so neither can drift from the rule.
+TIE_BY_ERRORS = f"within {_Z:.2f} standard errors of their medians"
+TIE_BY_SPREADS = "within their measured spreads"
+
+
 def _within(rounds: Mapping[str, int], *names: str) -> str:
     """How the calibrations of ``names`` could not tell their costs apart, in words."""
     if all(rounds.get(n, 0) >= 2 for n in names):
-        return "within 1.96 standard errors of their medians"
-    return "within their measured spreads"
+        return TIE_BY_ERRORS
+    return TIE_BY_SPREADS
 
 
 def _failed_note(label: str, name: str, records: list[dict]) -> str:

@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from .._files import NEW_FILE, mkdir_failure, write_atomically
+from .._table import count as _count
 from .._table import one_line, text_table
 from .analysis import (
     CONFIDENCE,
@@ -561,7 +562,7 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
             continue
         common = _common_seeds(tied)
         notes.append(f"{' and '.join(s.optimizer for s in tied)} cannot be told apart at "
-                     f"{common} seed(s) in common (paired comparison over the same seeds, "
+                     f"{_count(common, 'seed')} in common (paired comparison over the same seeds, "
                      f"{CONFIDENCE:.0%}): they share rank {label.lstrip('=')}.")
     bounds = METRIC_RANGES.get(sw.metric)
     if bounds is not None and any(math.isfinite(s.mean) and math.isfinite(s.ci)
@@ -864,7 +865,7 @@ def _curves_figure(sw: _Sweep):
         sub = df[df["run_id"].isin(ids[name])]
         diverged = sum(r.status != "finished" for r in sw.best_runs(name))
         # the best rate as the table says it, its edge flagged: "0.1 (top of grid)"
-        label = f"{name} (lr {sw.summaries[name].lr_text}, {len(ids[name])} seeds"
+        label = f"{name} (lr {sw.summaries[name].lr_text}, {_count(len(ids[name]), 'seed')}"
         label += f", {diverged} diverged)" if diverged else ")"
         for ax, metric in ((max_, "test_metric"), (lax, "train_loss")):
             wide = sub[sub["name"] == metric].pivot_table(
