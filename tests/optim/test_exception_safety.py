@@ -564,3 +564,38 @@ def test_a_keyboard_interrupt_in_one_members_first_phase_puts_every_member_back(
         pop.step(closure)
     for W, start in zip(Ws, starts):
         assert torch.equal(W.detach(), start)
+
+
+class _KeepsTheRate(optimlab.optim.base.RuleOptimizer):
+    """Keeps the last rate it used: a state entry the multi-tensor batch keeps as it is."""
+
+    capabilities = optimlab.optim.capabilities.Capabilities()
+
+    def __init__(self, params, lr=0.1, *, maximize=False, foreach=None, fused=None):
+        super().__init__(params, dict(lr=lr, maximize=maximize, foreach=foreach, fused=fused))
+
+    @staticmethod
+    def init(p, **_):
+        return {"last_lr": None}
+
+    @staticmethod
+    def update(p, g, state, *, lr, **_):
+        state["last_lr"] = lr
+        return p - lr * g
+
+
+def test_a_multi_tensor_step_that_raises_keeps_the_state_entries_and_names_the_misfit():
+    """A gradient that fits no broadcast (shape (5,) on a (4,) parameter): the multi-tensor
+    path raised torch's 'size of tensor a (4) must match' after writing the rule's other
+    state entries (last_lr read the failed step's 0.5)."""
+    a, b = torch.zeros(3, requires_grad=True), torch.zeros(4, requires_grad=True)
+    opt = _KeepsTheRate([a, b], lr=0.1)
+    a.grad, b.grad = torch.ones(3), torch.ones(4)
+    opt.step()
+    opt.param_groups[0]["lr"] = 0.5
+    b.grad.data = torch.ones(5)
+    with pytest.raises(RuntimeError, match=r"parameter 1 of the group .* shape \(4,\).* "
+                                           r"gradient of shape \(5,\)"):
+        opt.step()
+    assert opt.state[a]["last_lr"] == opt.state[b]["last_lr"] == 0.1
+    assert torch.equal(a.detach(), torch.full((3,), -0.1))

@@ -990,6 +990,12 @@ class RuleOptimizer(TorchOptimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Perform one optimization step.
 
+        The groups step one after another, as in ``torch.optim``. Where a group's step
+        raises (a gradient that does not fit its parameter, ``KeyboardInterrupt``), its
+        batch is left as the step found it (parameters, state and step counters) and the
+        error names the parameter; the groups, and the batches of other dtypes or devices,
+        that stepped before it keep their step.
+
         Args:
             closure (Callable, optional): re-evaluates the model and returns the loss.
         """

@@ -239,7 +239,13 @@ class Engine:
             plan = self._multi[key] = _MultiPlan(self, params, states, hp)
         else:
             old = None
-        plan.run(self.update, hp, maximize)
+        try:
+            plan.run(self.update, hp, maximize)
+        except RuntimeError as err:  # torch's "size of tensor a (4) must match ...": say which
+            misfit = _first_misfit(self.name, params)
+            if misfit is None:
+                raise
+            raise RuntimeError(misfit) from err
         return old
 
     # -- the fused path ----------------------------------------------------------------------
@@ -771,7 +777,7 @@ class _MultiBatch:
                                     "parameters")
                 outputs: dict[str, Any] = {}
                 scalars: dict[str, Any] = {}
-                rebound = False
+                others: dict[str, Any] = {}  # entries the batch keeps as they are, set below
                 for name, value in state.items():
                     if name == "step" or value is before.get(name, _MISSING):
                         continue
@@ -780,9 +786,7 @@ class _MultiBatch:
                     elif name in self.scalars:
                         scalars[name] = value.flat() if isinstance(value, TensorList) else value
                     else:
-                        for s in self.states:
-                            s[name] = value
-                        rebound = True
+                        others[name] = value
                 param = new.operand(graph)
                 homes = {name: self.tensors[name] for name in outputs if name in self.tensors}
                 created = graph.run(param, outputs, homes, self.weights)
@@ -793,6 +797,11 @@ class _MultiBatch:
             if counter is not None:
                 counter.sub_(1)
             raise
+        # written once the graph ran: a step that raised leaves the state dicts as they were
+        for name, value in others.items():
+            for s in self.states:
+                s[name] = value
+        rebound = bool(others)
         for name, flat in created.items():
             self._adopt(name, flat)
             rebound = True
@@ -1092,16 +1101,35 @@ def _misfit(name: str, batches: list[_FusedBatch], params: list[Tensor]) -> str:
                     and g.device == p.device:
                 continue
             index = next((i for i, q in enumerate(params) if q is p), None)
-            if g is None:
-                got = "no gradient"
-            else:
-                got = (f"a gradient of shape {tuple(g.shape)}, {g.dtype} on {g.device}"
-                       + ("" if g.layout is torch.strided else f" ({g.layout})"))
-            return (f"{name}: parameter {index} of the group (counting its parameters that "
-                    f"have a gradient) is of shape {tuple(p.shape)}, {p.dtype} on {p.device}, "
-                    f"but has {got}; a gradient must have its parameter's shape, dtype and "
-                    "device (was .grad or .grad.data replaced?); nothing of the group stepped")
+            return _misfit_text(name, index, p, g)
     return f"{name}: a gradient changed between the fused plan and its step"
+
+
+def _misfit_text(name: str, index: int | None, p: Tensor, g: Tensor | None,
+                 stepped: str = "nothing of the group stepped") -> str:
+    """The error for parameter ``index`` of a group whose gradient ``g`` does not fit it,
+    ending with what ``stepped``."""
+    if g is None:
+        got = "no gradient"
+    else:
+        got = (f"a gradient of shape {tuple(g.shape)}, {g.dtype} on {g.device}"
+               + ("" if g.layout is torch.strided else f" ({g.layout})"))
+    return (f"{name}: parameter {index} of the group (counting its parameters that "
+            f"have a gradient) is of shape {tuple(p.shape)}, {p.dtype} on {p.device}, "
+            f"but has {got}; a gradient must have its parameter's shape, dtype and "
+            f"device (was .grad or .grad.data replaced?); {stepped}")
+
+
+def _first_misfit(name: str, params: list[Tensor]) -> str | None:
+    """Why the multi-tensor path could not step ``params`` (an error path only): the first
+    parameter whose gradient has another shape, dtype or device, or None."""
+    for index, p in enumerate(params):
+        g = p.grad
+        if g is not None and (g.shape != p.shape or g.dtype != p.dtype or g.device != p.device):
+            return _misfit_text(name, index, p, g, "its batch did not step (the group's "
+                                "parameters of other dtypes or devices step in batches of "
+                                "their own, and those before it have)")
+    return None
 
 
 class _MemberPlan:
