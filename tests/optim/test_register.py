@@ -334,3 +334,45 @@ def test_a_registration_never_reaches_the_catalog_cache(signmom, tmp_path, monke
     cli._cached_catalog()
     path = _catalog_cache.cache_file()  # not written at all is as good
     assert not path.exists() or json.loads(path.read_text())["data"]["names"] == BUILTIN
+
+
+class Doubled(Plain):
+    """Plain steps of twice the rate: another class to register under a name taken."""
+
+    @staticmethod
+    def update(p, g, state, *, lr, **_):
+        return p - 2 * lr * g
+
+
+def test_the_web_layers_caches_follow_a_replaced_registration():
+    """The playground's hyperparameter defaults and optimizer list, used in this process,
+    read the class registered now, not the one a name had when they were first built."""
+    from optimlab.web import api, hparams
+
+    optimlab.register(Plain, "mine")
+    before = hparams.defaults("mine")
+    assert "mine" in api._optimizers().decode()
+
+    class Slower(Plain):
+        def __init__(self, params, lr=0.5, *, maximize=False):
+            super().__init__(params, lr=lr, maximize=maximize)
+
+    optimlab.register(Slower, "mine", replace=True)
+    assert hparams.defaults("mine")["lr"] == 0.5 != before["lr"]
+    optimlab.unregister("mine")
+    assert '"mine"' not in api._optimizers().decode()
+
+
+def test_the_step_cost_cache_tells_two_classes_under_one_name_apart():
+    """A cost measured for one class registered as "mine" is not read for another."""
+    import types
+
+    from optimlab.bench import cost
+
+    task, shapes = types.SimpleNamespace(name="digits"), [[[64, 10], "torch.float32"]]
+    optimlab.register(Plain, "mine")
+    first = cost._key(task, None, 64, "mine", {"lr": 0.1}, shapes)
+    optimlab.register(Doubled, "mine", replace=True)
+    assert cost._key(task, None, 64, "mine", {"lr": 0.1}, shapes) != first
+    # a built-in's key does not depend on a class path
+    assert cost._identity("adam") == "adam"

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -58,7 +59,7 @@ import torch
 from .._files import write_atomically
 from ..optim.base import check_int
 from ..optim.kernels.build import cache_root
-from ..optim.registry import create, resolve
+from ..optim.registry import available, create, resolve
 from .store.environment import cpu_model
 
 __all__ = ["StepCost", "step_costs", "cache_dir", "code_fingerprint", "ROUNDS", "SPREAD_LIMIT"]
@@ -155,9 +156,29 @@ def _key(task, model: str | None, batch_size: int | None, optimizer: str,
                        "code": code_fingerprint(),
                        "task": task.name, "model": model, "batch": batch_size,
                        "shapes": shapes if shapes is not None else _shapes(task, model),
-                       "optimizer": resolve(optimizer).name, "hparams": fixed},
+                       "optimizer": _identity(optimizer), "hparams": fixed},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _identity(optimizer: str):
+    """What names ``optimizer`` in a cost's key: a built-in's registry name (its code is in
+    :func:`code_fingerprint`); for one registered in this process (``optimlab.register``),
+    its class's path and a hash of its source and its rule's, so that another class under
+    the same name, or the class edited, is measured again instead of read from the cache."""
+    entry = resolve(optimizer)
+    if any(e.name == entry.name for e in available(user=False)):
+        return entry.name
+    cls = entry.cls
+    texts = []
+    for part in (cls, getattr(cls, "init", None), getattr(cls, "update", None)):
+        try:
+            texts.append(inspect.getsource(part))
+        except (OSError, TypeError):  # defined in an interactive session, or a builtin
+            texts.append(repr(part))
+    source = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    return {"name": entry.name, "class": f"{cls.__module__}.{cls.__qualname__}",
+            "source": source}
 
 
 def _load(key: str) -> StepCost | None:

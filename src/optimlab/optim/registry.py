@@ -311,7 +311,8 @@ def register(cls: type, name: str | None = None, *, family: str = "custom",
     The registration lives in this Python process: the Python API sees it. The command
     line (``optimlab list``, ``optimlab race``, ...), the playground (``optimlab serve``)
     and Ray workers are other processes and know the built-ins only (a sweep that runs on
-    Ray must name built-ins, or register the class in each worker too).
+    Ray must name built-ins, or register the class in each worker too). Register at
+    import time, before other threads read the registry: neither function takes a lock.
     """
     _registrable(cls)
     if name is None:

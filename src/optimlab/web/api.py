@@ -39,7 +39,7 @@ from ..landscapes.plots import _grid, _scale_for
 from ..landscapes.race import diverged, run_fan
 from ..optim import palette as _palette
 from ..optim.capabilities import closure_evaluations
-from ..optim.registry import available, resolve, work_weight
+from ..optim.registry import _on_change, available, resolve, work_weight
 from . import hparams as hp
 from .lrs import rates_for
 from .models import (
@@ -1152,3 +1152,7 @@ def _sweep_content(store, sweep_id: int) -> dict:
             "metric_range": list(METRIC_RANGES[metric]) if metric in METRIC_RANGES else None,
             "summary": summary, "curves": curves, "summary_text": summary_table(store, sweep_id),
             "notes": summary_notes(store, sweep_id)}
+
+
+# the optimizer list follows optimlab.register/unregister in this process (the palette too)
+_on_change(_optimizers.cache_clear)

@@ -37,7 +37,7 @@ import torch
 
 from ..bench.store.jsonio import json_data
 from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
-from ..optim.registry import Entry, available, create, resolve
+from ..optim.registry import Entry, _on_change, available, create, resolve
 
 __all__ = ["Range", "RANGES", "OVERRIDES", "ACCEPTED", "NUMBER", "WHOLE", "TEXT",
            "FLOAT32_MAX", "MAX_TEXT", "HIDDEN", "HyperparameterError", "exposed", "accepted", "check",
@@ -486,3 +486,8 @@ def check(name: str, hparams: dict) -> dict:
         key = max(named, key=len, default=None)
         raise HyperparameterError(f"{entry.name}: {message}", key) from None
     return out
+
+
+# what these caches hold comes from the registry: optimlab.register/unregister (in this
+# process) clears them, as it clears the palette's colours
+_on_change(lambda: (inner_names.cache_clear(), _defaults.cache_clear(), _accepted.cache_clear()))

@@ -86,7 +86,7 @@ from ..landscapes import TUNE_GRID
 from ..landscapes import get as _get_landscape
 from ..landscapes import names as _landscape_names
 from ..landscapes.race import EXTEND_POINTS, MAX_EXTENSIONS
-from ..optim.registry import available
+from ..optim.registry import _on_change, available
 from . import hparams as hp
 
 # (also, built on first use: OPTIMIZERS, LANDSCAPES, HYPERPARAMETER_MODELS, OptimizerSpec,
@@ -787,3 +787,7 @@ class LimitsModel(BaseModel):
     max_basin_work: int
     max_body: int
     max_seconds: float
+
+
+# the request models follow optimlab.register/unregister in this process
+_on_change(_built.cache_clear)

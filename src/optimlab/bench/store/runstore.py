@@ -523,8 +523,9 @@ class RunStore(DataFrameReaders):
         store read as ``immutable`` (a read-only directory: nothing can write it), one not
         in WAL mode (a reader's lock there would stall a writer's commit) and ``:memory:``
         read without a transaction, as outside the block. On a server store it is a
-        ``REPEATABLE READ`` transaction. Nested blocks share the outer one's state; the
-        store cannot be written inside the block (:class:`StoreError`).
+        ``REPEATABLE READ`` transaction. Nested blocks share the outer one's state. Where the
+        block holds a read transaction (a WAL file store, a server store), the store cannot
+        be written inside it (:class:`StoreError`); elsewhere writes go through as outside.
         """
         self.con  # noqa: B018  (StoreError on a closed store)
         began = self._snapshots == 0 and self._begin_read()
