@@ -177,9 +177,12 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
 
     Those slots are structural when exactly zero (SGD without momentum keeps no buffer), so
     a kernel is specialised for which of them are zero; every other number is an input.
-    The probe runs the plain rule once on a tiny example with the actual values.
+    The probe runs the plain rule once on a tiny example with the actual values. A tensor
+    hyperparameter goes in as itself: ``nonzero`` calls it "maybe nonzero" whatever it holds
+    now (a schedule may write into it), so it is never a slot branched on, as on the plain path.
     """
-    values = {slot: _probe_value(v, slot) for slot, v in zip(slots, slot_values(hp, slots))}
+    values = {slot: value if isinstance(value := slot_value(hp, slot), Tensor)
+              else _probe_value(float(value), slot) for slot in slots}
     seen: list = []
     # a private generator: a step must not move the process's random numbers (a seeded
     # script's dropout masks would depend on whether a kernel was built earlier)
@@ -280,14 +283,15 @@ class Kernel:
 
         def rule(*args):
             p, g, *vectors = args[:n_vector]
-            scalars = dict(zip(head + self.slots, args[n_vector:]))
+            # by position: a scalar state entry may share a hyperparameter's name ("lr")
+            kept = dict(zip(head, args[n_vector:n_vector + len(head)]))
             state = dict(zip(layout.vector, vectors))
-            state.update({k: scalars[k] for k in layout.scalar})
+            state.update({k: kept[k] for k in layout.scalar})
             state.update({k: None for k in layout.none})
-            step = scalars.get("step")
+            step = kept.get("step")
             if step is not None:
                 state["step"] = step
-            numbers = {**constants, **{s: scalars[s] for s in self.slots}}
+            numbers = {**constants, **dict(zip(self.slots, args[n_vector + len(head):]))}
             inputs = {id(a) for a in args}
             with rules.recording_branches(functools.partial(_raw_only, inputs)):
                 new = rules.call(update, p, g, state, step, _rebuild(hp, slots, numbers),

@@ -156,6 +156,9 @@ _UNARY = {
     aten.clone.default: "({0})", aten.alias.default: "({0})", aten.detach.default: "({0})",
     aten.lift_fresh_copy.default: "({0})", aten._to_copy.default: "({0})",
 }
+#: the powers of a tensor torch computes without pow(): x ** 3 is x * x * x, ...
+_TORCH_POWERS = {3: "(({0}) * ({0})) * ({0})", -2: "({t})1 / (({0}) * ({0}))",
+                 -1: "({t})1 / ({0})", -0.5: "({t})1 / {sqrt}({0})"}
 _MATH = {aten.sqrt.default: "sqrt", aten.abs.default: "fabs", aten.exp.default: "exp",
          aten.log.default: "log"}
 
@@ -232,6 +235,19 @@ def _norm_order(node: Node) -> int | None:
     return int(node.args[1]) if len(node.args) > 1 else 2
 
 
+def _constant(program: Program, node: Node) -> Tensor:
+    """The value of a ``get_attr`` node: a constant tensor the rule made itself
+    (``torch.tensor(1 / 3)``). A 0-d float one is a literal of the C code; any other is
+    refused (one with a shape would broadcast, an integer or bool one promotes otherwise)."""
+    value = getattr(program.graph.owning_module, str(node.target), None)
+    if not isinstance(value, Tensor) or value.dim() != 0 or value.dtype not in (torch.float32,
+                                                                                torch.float64):
+        raise Unsupported("the rule makes a constant tensor the kernel does not take (only 0-d "
+                          f"float32 or float64 ones): {node.target} "
+                          f"{getattr(value, 'dtype', None)} {tuple(getattr(value, 'shape', ()))}")
+    return value
+
+
 def _stages(program: Program) -> dict[Node, str]:
     """Assign every node its stage (see the module docstring)."""
     stage: dict[Node, str] = {}
@@ -239,6 +255,10 @@ def _stages(program: Program) -> dict[Node, str]:
     for i, node in enumerate(placeholders):
         stage[node] = "vector" if i < program.n_vector else "scalar"
     for node in program.graph.nodes:
+        if node.op == "get_attr":  # a constant tensor: a literal (see _analyse)
+            _constant(program, node)
+            stage[node] = "scalar"
+            continue
         if node.op != "call_function":
             continue
         deps = {stage[a] for a in node.all_input_nodes}
@@ -347,6 +367,11 @@ class _CFunction:
             cond = self.operand(node.args[0], "bool")
             return (f"(({cond}) ? ({self.operand(node.args[1], t)}) : "
                     f"({self.operand(node.args[2], t)}))")
+        if node.target is aten.pow.Tensor_Scalar and self.stage[node].startswith("vector") \
+                and node.args[1] in _TORCH_POWERS:
+            # torch's own forms of these powers (a Python float's ** is C's pow: scalars)
+            return _TORCH_POWERS[node.args[1]].format(self.operand(node.args[0], t), t=t,
+                                                      sqrt=_fn(t, "sqrt"))
         if t == "bool":
             # comparisons: compare in the operands' common float type
             kinds = {self.ctype(a) for a in node.all_input_nodes}
@@ -375,6 +400,8 @@ def _scalar_dtypes(nodes: list[Node], sc_in: list[Node],
     for node in sc_in:
         strong[node] = _val(node).dtype if _val(node).dtype != torch.float64 else None
     for node in nodes:
+        if node.op == "get_attr":  # a constant 0-d tensor: strong, of its own dtype
+            strong[node] = _val(node).dtype
         if node.op != "call_function" or stage.get(node) not in ("scalar", "post", "reduce"):
             continue
         if stage[node] == "reduce":
@@ -386,6 +413,29 @@ def _scalar_dtypes(nodes: list[Node], sc_in: list[Node],
             strong[node] = (torch.float64 if torch.float64 in dtypes else
                             torch.float32 if torch.float32 in dtypes else None)
     return strong
+
+
+def _refuse_weak_promotion(nodes: list[Node], stage: dict[Node, str],
+                           strong: dict[Node, torch.dtype | None]) -> None:
+    """Refuse a float result of bool tensors and a hyperparameter (``(g > 0) * lr``,
+    ``torch.where(g > 0, lr, 0.0)``): the plain path passes the hyperparameter as a Python
+    float, and torch computes such a product in the default dtype (float32, rounding ``lr``),
+    where the traced float64 0-d tensor gives float64. (A Python number of the rule itself is
+    traced as the plain path computes it.)"""
+    for node in nodes:
+        val = _val(node)
+        if node.op != "call_function" or not stage.get(node, "").startswith("vector") \
+                or val is None or not val.dtype.is_floating_point \
+                or val.dtype == torch.get_default_dtype():
+            continue
+        inputs = node.all_input_nodes
+        tensors = [a for a in inputs if stage.get(a, "").startswith("vector")]
+        if tensors and not any(_val(a).dtype.is_floating_point for a in tensors) and any(
+                stage.get(a) in ("scalar", "post") and strong.get(a) is None
+                and _val(a).dtype == val.dtype for a in inputs):
+            raise Unsupported(f"{node.target} combines a bool tensor with a hyperparameter, "
+                              "which torch computes in the default dtype (convert the bool "
+                              "tensor first: (g > 0).to(g.dtype) * lr)")
 
 
 def _analyse(program: Program) -> _CFunction:
@@ -400,13 +450,18 @@ def _analyse(program: Program) -> _CFunction:
     scalar_nodes = [n for n in nodes if stage.get(n) == "scalar" and n.op == "call_function"]
     names = {node: f"{'v' if stage.get(node, '').startswith('vector') else 's'}{i}"
              for i, node in enumerate(nodes)}
+    strong = _scalar_dtypes(nodes, sc_in, stage)
+    for node in nodes:
+        if node.op == "get_attr":  # a constant is its literal, in its own type
+            names[node] = f"(({_CTYPE[strong[node]]})({_literal(_constant(program, node).item())}))"
+    _refuse_weak_promotion(nodes, stage, strong)
     return _CFunction(
         program=program, stage=stage, nodes=nodes, elem=_CTYPE[program.dtype],
         vec_in=placeholders[:program.n_vector], sc_in=sc_in, vec_out=vec_out, sc_out=sc_out,
         out_buffer={0: 0, **{k: k + 1 for k in range(1, len(vec_out))}},
         reductions=[n for n in nodes if stage.get(n) == "reduce"],
         scalar_nodes=scalar_nodes, post_nodes=[n for n in nodes if stage.get(n) == "post"],
-        names=names, strong=_scalar_dtypes(nodes, sc_in, stage),
+        names=names, strong=strong,
         slot={node: i for i, node in enumerate(sc_in + scalar_nodes)},
         post_outputs=[(j, n) for j, n in enumerate(sc_out) if stage.get(n) == "post"])
 
