@@ -283,6 +283,7 @@ class Engine:
         rest: list[Tensor] = []
         waiting: list[Tensor] = []
         plain: list[Tensor] = []  # fusable, but the plain path steps them as torch does
+        unlaid: list[Tensor] = []  # those of ``rest`` whose state no kernel lays out
         batches: dict = {}
         # the kernel steps its tensors concurrently: views sharing memory step one by one
         apart = {id(p) for p in _overlapping(params)}
@@ -314,8 +315,9 @@ class Engine:
             if not state:
                 state.update(self.init(weight, **hp))
             layout = kernels.Layout.of(state, weight)
-            if layout is None:
+            if layout is None:  # a state entry of another dtype or shape (a float64 moment)
                 rest.append(p)
+                unlaid.append(p)
                 continue
             batches.setdefault((weight.dtype, layout), []).append(p)
         runs = []
@@ -340,9 +342,15 @@ class Engine:
         # plain path; what a kernel could take but not as it is laid out is refused
         refused = [p for p in rest if p.device.type == "cpu" and real(p).dtype in kernels.DTYPES]
         if required and refused:
+            why = ("dense, contiguous CPU gradients and parameters of float32 or float64"
+                   if len(unlaid) < len(refused) else "")
+            if unlaid:
+                why += ("; and " if why else "") + (
+                    f"a state whose entries are of the parameter's dtype and shape, or 0-d "
+                    f"({len(unlaid)} of them keep an entry of another dtype or shape)")
             raise RuntimeError(
                 f"{self.name}(fused=True) cannot fuse {len(refused)} parameter(s): they need "
-                "dense, contiguous CPU gradients and parameters of float32 or float64")
+                f"{why}")
         # the parameters the kernel does not step, in the group's order: views of one
         # tensor step one after another as torch's loop steps them
         left = {id(p) for p in rest + plain + waiting}
