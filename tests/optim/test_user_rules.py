@@ -93,6 +93,14 @@ def _check(cls, hp: dict, path: str, update=None, init=None, steps: int = 3) -> 
                                        msg=f"state[{key!r}]")
 
 
+class _LrRule(RuleOptimizer):
+    """A user rule's front end taking ``lr`` and the driver's path flags (the rules below
+    set ``init``, ``update`` and ``capabilities``)."""
+
+    def __init__(self, params, lr=0.1, *, foreach=None, fused=None):
+        super().__init__(params, dict(lr=lr, foreach=foreach, fused=fused, maximize=False))
+
+
 # -- 1. one value kept under two names (fused path) --------------------------------------------
 def _dup_init(p, **_):
     return {"a": torch.zeros_like(p), "b": torch.zeros_like(p)}
@@ -105,15 +113,12 @@ def _dup_update(p, g, state, *, lr, **_):
     return p - lr * (state["a"] + state["b"])
 
 
-class DupState(RuleOptimizer):
+class DupState(_LrRule):
     """One traced value is two state entries."""
 
     init = staticmethod(_dup_init)
     update = staticmethod(_dup_update)
     capabilities = Capabilities(fusable=True)
-
-    def __init__(self, params, lr=0.1, *, foreach=None, fused=None):
-        super().__init__(params, dict(lr=lr, foreach=foreach, fused=fused, maximize=False))
 
 
 def _last_init(p, **_):
@@ -126,15 +131,12 @@ def _last_update(p, g, state, *, lr, **_):
     return new
 
 
-class KeepNewParam(RuleOptimizer):
+class KeepNewParam(_LrRule):
     """One traced value is the new parameter and a state entry."""
 
     init = staticmethod(_last_init)
     update = staticmethod(_last_update)
     capabilities = Capabilities(fusable=True)
-
-    def __init__(self, params, lr=0.1, *, foreach=None, fused=None):
-        super().__init__(params, dict(lr=lr, foreach=foreach, fused=fused, maximize=False))
 
 
 def _normed_init(p, **_):
@@ -149,15 +151,12 @@ def _normed_update(p, g, state, *, lr, **_):
     return p - lr * u
 
 
-class DupAfterNorm(RuleOptimizer):
+class DupAfterNorm(_LrRule):
     """One value of the second pass (after a norm) is two state entries."""
 
     init = staticmethod(_normed_init)
     update = staticmethod(_normed_update)
     capabilities = Capabilities(fusable=True)
-
-    def __init__(self, params, lr=0.1, *, foreach=None, fused=None):
-        super().__init__(params, dict(lr=lr, foreach=foreach, fused=fused, maximize=False))
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -180,15 +179,12 @@ def _prev_update(p, g, state, *, lr, **_):
     return out
 
 
-class KeepPrevious(RuleOptimizer):
+class KeepPrevious(_LrRule):
     """Keeps ``g`` and ``p`` themselves in its state."""
 
     init = staticmethod(_prev_init)
     update = staticmethod(_prev_update)
     capabilities = Capabilities(fusable=True)
-
-    def __init__(self, params, lr=0.1, *, foreach=None, fused=None):
-        super().__init__(params, dict(lr=lr, foreach=foreach, fused=fused, maximize=False))
 
 
 class KeepPreviousTensorByTensor(KeepPrevious):
@@ -386,13 +382,10 @@ def _max_update(p, g, state, *, lr, **_):
     return p - lr * state["m"] / (g.abs().max() + 1)  # a reduction a group does not offer
 
 
-class MaxRule(RuleOptimizer):
+class MaxRule(_LrRule):
     init = staticmethod(_mu_init)
     update = staticmethod(_max_update)
     capabilities = Capabilities()
-
-    def __init__(self, params, lr=0.1, *, foreach=None, fused=None):
-        super().__init__(params, dict(lr=lr, foreach=foreach, fused=fused, maximize=False))
 
 
 class MaxRuleTensorByTensor(MaxRule):
