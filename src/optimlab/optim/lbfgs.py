@@ -582,7 +582,7 @@ class LBFGS(TorchOptimizer):
                 return returned
             # the point the step starts from (the first evaluation moved nothing)
             origin = [p.detach().clone() for p in params]
-            self._iterate(group, state, objective, value, grad)
+            self._iterate(group, state, objective, value, grad, origin)
         except BaseException:
             self._put_back(first, kept, params, origin)
             raise
@@ -603,8 +603,10 @@ class LBFGS(TorchOptimizer):
             state.update(kept)
 
     def _iterate(self, group: dict, state: dict, objective: _Objective, value: float,
-                 grad: Tensor) -> None:
-        """The inner iterations of one step, from f = ``value`` and gradient ``grad``."""
+                 grad: Tensor, start: list[Tensor]) -> None:
+        """The inner iterations of one step, from f = ``value`` and gradient ``grad`` at the
+        parameters ``start`` (a copy the line search reads as its first origin, never
+        writes)."""
         lr = _as_scalar(group["lr"])
         max_iter, max_eval = group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]
@@ -634,7 +636,9 @@ class LBFGS(TorchOptimizer):
                 break
 
             if group["line_search_fn"] is not None:
-                origin = [p.clone(memory_format=torch.contiguous_format) for p in params]
+                # the step's own copy of where it started serves the first search
+                origin = start if iteration == 1 else [
+                    p.clone(memory_format=torch.contiguous_format) for p in params]
                 value, grad, step, spent = _strong_wolfe(
                     objective.along(origin, direction), step, direction, value, grad, slope,
                     budget=max_eval - evals, space=space)
