@@ -288,11 +288,16 @@ def _cached_catalog() -> dict | None:
     imports torch) and cached; None when they cannot be computed together (the command
     then computes its own answer, and reports what fails)."""
     from . import _catalog_cache as cache
+    from . import _plugins
 
     registry = sys.modules.get("optimlab.optim.registry")  # not loaded: nothing registered
     if registry is not None and len(registry.available()) != len(registry.available(user=False)):
         # optimizers registered in this process (optimlab.register): answers computed here,
         # with them, and never cached, as the cache serves other processes, which have none
+        return None
+    if _plugins.entry_points():
+        # installed plugins: the registry loads them, so the answers are computed with
+        # them (the cache holds the built-ins alone, and a plugin's code may change)
         return None
     try:
         key = cache.fingerprint()

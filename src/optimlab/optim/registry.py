@@ -5,7 +5,10 @@ vocabulary of the tutorials (``gd``, ``momentum``, ``nag``, ``amsgrad``, ...) ar
 with preset hyperparameters. Both come from :mod:`optimlab.optim.catalog`.
 
 :func:`register` adds a user's own optimizer class under a name of its own, after the
-built-ins, for this Python process (:func:`unregister` takes it away again).
+built-ins, for this Python process (:func:`unregister` takes it away again). Installed
+packages that declare an optimizer in the ``"optimlab.optimizers"`` entry-point group are
+registered in every process, the first time the registry lists its names or meets a name it
+does not know (see :mod:`optimlab._plugins`).
 """
 
 from __future__ import annotations
@@ -13,17 +16,21 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import threading
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from .. import _plugins
+from .._plugins import PluginWarning
 from .base import ArgumentTypeError, RuleOptimizer, TorchOptimizer
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "available", "checked_defaults", "create", "info", "probe", "rate_used",
+__all__ = ["Entry", "PluginWarning", "available", "checked_defaults", "create", "info", "probe", "rate_used",
            "register", "resolve", "summary_line", "unregister", "work_weight", "wrapped_class",
            "wrapped_name"]
 
@@ -116,6 +123,58 @@ def _changed() -> None:
         listener()
 
 
+#: held while the registry's names change (register, unregister, loading the plugins);
+#: reentrant, as a plugin's function calls register() while the plugins load
+_LOCK = threading.RLock()
+#: "pending" until the installed plugins are loaded, "loading" while this happens (a
+#: plugin's own calls into the registry do not load them again), then "done"
+_plugins_state = "pending"
+
+
+def _load_plugins() -> None:
+    """Register the optimizers of the ``"optimlab.optimizers"`` entry points, once per
+    process; the first caller loads them, others wait for it. A plugin that cannot be
+    imported, is not an optimizer class or a function, or whose registration fails is left
+    out with a :class:`PluginWarning`. An interrupt while they load takes away the ones
+    registered so far, so that the next call loads them all again."""
+    global _plugins_state
+    if _plugins_state == "done":
+        return
+    with _LOCK:
+        if _plugins_state != "pending":
+            return  # done meanwhile, or this thread is loading them
+        _plugins_state = "loading"
+        before = dict(_ENTRIES)
+        try:
+            for entry_point in _plugins.entry_points():
+                try:
+                    _load_plugin(entry_point)
+                except Exception as err:  # the plugin's code: anything at all
+                    warnings.warn(f"the optimizer plugin {_plugins.origin(entry_point)} "
+                                  f"was not loaded: {type(err).__name__}: {err}", PluginWarning,
+                                  stacklevel=4)
+        except BaseException:
+            _ENTRIES.clear()
+            _ENTRIES.update(before)
+            _plugins_state = "pending"
+            _changed()
+            raise
+        _plugins_state = "done"
+
+
+def _load_plugin(entry_point) -> None:
+    obj = entry_point.load()
+    if isinstance(obj, type):
+        known = _ENTRIES.get(entry_point.name.strip().lower())
+        if known is None or known.cls is not obj:  # its module may have registered it itself
+            register(obj, entry_point.name)
+    elif callable(obj):
+        obj()
+    else:
+        raise TypeError(f"{entry_point.value} is {type(obj).__name__}, neither an optimizer "
+                        f"class nor a function that registers one")
+
+
 def available(dense: bool = False, *, user: bool = True) -> list[Entry]:
     """Every registry name with its metadata (classes in catalog order, then aliases, then
     the optimizers :func:`register` added, in the order they were added).
@@ -123,8 +182,10 @@ def available(dense: bool = False, *, user: bool = True) -> list[Entry]:
     ``dense=True`` leaves out the optimizers that take sparse gradients only (SparseAdam,
     ``Capabilities.sparse_only``): the ones a race, the playground or a population, whose
     gradients are dense, can run. ``user=False`` leaves out the registered ones: the
-    built-ins alone, what another process (the command line, the playground) knows.
+    built-ins alone. Installed plugins (``"optimlab.optimizers"`` entry points) are loaded
+    first, and count as registered.
     """
+    _load_plugins()
     return [e for e in _ENTRIES.values() if not (dense and e.capabilities.sparse_only)
             and (user or e.name in _BUILTIN)]
 
@@ -134,6 +195,8 @@ def resolve(name: str) -> Entry:
     if not isinstance(name, str):
         raise ArgumentTypeError(f"optimizer name must be a string, got {name!r}")
     key = name.strip().lower()
+    if key not in _ENTRIES:
+        _load_plugins()  # a name a plugin may provide
     if key not in _ENTRIES:
         close = difflib.get_close_matches(key, list(_ENTRIES), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -310,11 +373,20 @@ def register(cls: type, name: str | None = None, *, family: str = "custom",
 
     The registration lives in this Python process: the Python API sees it. The command
     line (``optimlab list``, ``optimlab race``, ...), the playground (``optimlab serve``)
-    and Ray workers are other processes and know the built-ins only (a sweep that runs on
-    Ray must name built-ins, or register the class in each worker too). Register at
-    import time, before other threads read the registry: neither function takes a lock.
+    and Ray workers are other processes: they know the built-ins and the installed plugins.
+    To reach them, declare the class in your package's ``"optimlab.optimizers"`` entry-point
+    group (:mod:`optimlab._plugins`): every process that imports optimlab where that package
+    is installed then registers it. :func:`register` and :func:`unregister` hold a lock,
+    so threads may call them; a registry name read before they return is read as it was.
     """
     _registrable(cls)
+    _load_plugins()  # a plugin's name is taken first, whatever the order of the calls
+    with _LOCK:
+        return _register(cls, name, family, year, paper, url, summary, replace)
+
+
+def _register(cls: type, name: str | None, family: str, year: int | None, paper: str, url: str,
+              summary: str | None, replace: bool) -> Entry:
     if name is None:
         name = cls.__name__
     if not isinstance(name, str):
@@ -349,9 +421,10 @@ def register(cls: type, name: str | None = None, *, family: str = "custom",
 def unregister(name: str) -> None:
     """Take away the optimizer :func:`register` added as ``name`` (any spelling, as
     :func:`resolve` reads it); ``ValueError`` for a built-in or an unknown name."""
-    key = resolve(name).name
-    if key in _BUILTIN:
-        raise ValueError(f"{key!r} is a built-in optimizer; only the ones register() added "
-                         f"can be unregistered")
-    del _ENTRIES[key]
-    _changed()
+    with _LOCK:
+        key = resolve(name).name
+        if key in _BUILTIN:
+            raise ValueError(f"{key!r} is a built-in optimizer; only the ones register() added "
+                             f"can be unregistered")
+        del _ENTRIES[key]
+        _changed()

@@ -1,0 +1,61 @@
+"""Optimizers that other installed packages provide, through the ``"optimlab.optimizers"``
+entry-point group.
+
+A package that wants its optimizer known to every process that imports optimlab (the
+command line, the playground, Ray workers), not only to the one that called
+:func:`optimlab.register`, declares it in its ``pyproject.toml``::
+
+    [project.entry-points."optimlab.optimizers"]
+    signmomentum = "mypackage.optim:SignMomentum"
+
+The entry point's name is the registry name. Its object is either an optimizer class, which
+the registry registers under that name, or a function of no arguments, which the registry
+calls and which registers what it likes (``optimlab.register(..., year=..., paper=...)``).
+The registry loads them the first time it lists its names or is asked for a name it does
+not know (:mod:`optimlab.optim.registry`); one that fails is reported in a warning and left
+out. Setting :data:`DISABLE` in the environment loads none.
+
+Standard library only, and nothing is imported until asked: the command line reads
+:func:`entry_points` to know whether its catalog cache (which holds the built-ins alone) can
+answer, without importing torch.
+"""
+
+from __future__ import annotations
+
+import os
+
+GROUP = "optimlab.optimizers"
+"""The entry-point group optimlab reads."""
+
+DISABLE = "OPTIMLAB_DISABLE_PLUGINS"
+"""An environment variable: set to anything but the empty string, no plugin is loaded."""
+
+
+class PluginWarning(UserWarning):
+    """An installed optimizer plugin could not be loaded (the warning says which and why);
+    the registry goes on without it."""
+
+
+def entry_points() -> list:
+    """The :class:`importlib.metadata.EntryPoint` objects of :data:`GROUP` from the installed
+    distributions, sorted by name (then value, so the order never depends on the path), or
+    none while :data:`DISABLE` is set. Nothing is loaded; a damaged distribution's metadata
+    that cannot be read counts as none (a few tens of milliseconds with a hundred
+    distributions installed)."""
+    if os.environ.get(DISABLE):
+        return []
+    from importlib.metadata import entry_points as installed
+
+    try:
+        found = installed(group=GROUP)
+    except Exception:  # metadata that cannot be parsed: as if nothing were installed
+        return []
+    return sorted(found, key=lambda ep: (ep.name, ep.value))
+
+
+def origin(entry_point) -> str:
+    """Where ``entry_point`` comes from, for messages: ``name = value (distribution
+    version)``."""
+    dist = getattr(entry_point, "dist", None)
+    where = f" ({dist.name} {dist.version})" if dist is not None else ""
+    return f"{entry_point.name} = {entry_point.value}{where}"
