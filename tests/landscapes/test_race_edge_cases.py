@@ -205,3 +205,28 @@ def test_a_one_element_tensor_lr_is_one_value_as_torch_takes_it():
     assert (tensor.paths["adam"] == number.paths["adam"]).all()
     with pytest.raises(ValueError, match="lr must be one value"):
         race("rosenbrock", {"adam": {"lr": torch.tensor([0.01, 0.02])}}, steps=5)
+
+
+def _log_barrier() -> Landscape:
+    # x - log x + y^2: a minimum of 1 at (1, 0), NaN where x < 0
+    return Landscape(name="log barrier", dim=2,
+                     f=lambda x: x[..., 0] - torch.log(x[..., 0]) + x[..., 1] ** 2,
+                     domain=((0.05, 5.0), (-1.0, 1.0)), minima=((1.0, 0.0),), min_value=1.0,
+                     challenges=(), start=(3.9, 0.0), description="x - log x + y^2")
+
+
+def test_a_run_that_descends_then_leaves_fs_domain_is_a_blow_up_where_there_is_a_minimum():
+    """GD at lr 4.2 goes 2.54 -> 1.03 -> 1.30 and then steps below x = 0, where f is NaN.
+    Where f has a minimum it is bounded below, so this is no fall without bound: final loss
+    and gap inf (never -inf, better than any real gap), diverged, and tuning never picks
+    the rate for it."""
+    land = _log_barrier()
+    result = race(land, {"gd": {"lr": 4.2}}, steps=5)
+    assert math.isnan(float(result.losses["gd"][-1]))
+    assert float(result.losses["gd"][1]) < float(result.losses["gd"][0])  # it did descend
+    m = result.metrics["gd"]
+    assert m.final_loss == math.inf and m.gap == math.inf and m.diverged
+    assert "-inf" not in result.table()
+    tuned = race(land, {"gd": {}}, steps=5, tune=[0.5, 4.2], extend=False)
+    assert tuned.tuning["gd"][4.2] == math.inf
+    assert tuned.metrics["gd"].final_loss < 2

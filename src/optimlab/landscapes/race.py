@@ -530,7 +530,7 @@ def typical_gap(landscape: Landscape) -> float:
     landscape of one or two dimensions; more: :data:`TYPICAL_SAMPLE` points drawn uniformly
     over the domain, seed 0), points where f is not finite left out; the grid's lowest
     value stands in for a ``min_value`` that is not finite. 0 where f is finite nowhere
-    there. The scale of :data:`DIVERGENCE_FLOOR` (0.67 on the quadratic, 145 on Rosenbrock,
+    there. The scale of :data:`DIVERGENCE_FLOOR` (6.7 on the quadratic, 145 on Rosenbrock,
     6.9e3 on Goldstein-Price). Read once per landscape and function object (a cache of the
     last few), as :func:`diverged` asks for it once per run."""
     try:
@@ -576,11 +576,14 @@ def _fell_downhill(landscape: Landscape, loss: Tensor) -> bool:
 def _final_loss(landscape: Landscape, loss: Tensor) -> float:
     """A run's final loss as the table and ``race.tuning`` report it: the last loss, its
     sign kept where it is infinite (-inf: the run fell downhill without bound); a NaN one
-    (inf - inf) -inf where the run fell downhill before it (:func:`_fell_downhill`), inf
-    otherwise (it blew up)."""
+    (inf - inf) -inf where the landscape has no minimum and the run fell downhill before it
+    (:func:`_fell_downhill`), inf otherwise: it blew up, or left the domain where f is
+    defined (a log stepped below 0) on a landscape whose minimum bounds f below, where
+    falling without bound cannot happen, whatever the losses before the NaN."""
     final = float(loss[-1])
     if math.isnan(final):
-        return -math.inf if _fell_downhill(landscape, loss) else math.inf
+        fell = not landscape.minima and _fell_downhill(landscape, loss)
+        return -math.inf if fell else math.inf
     return final
 
 
@@ -627,10 +630,11 @@ def diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> 
 def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Tensor,
              tol: float) -> RaceMetrics:
     """One run's :class:`RaceMetrics`. A NaN final loss (a run that blew up: inf - inf)
+    is inf, and so is its gap, on a landscape with a minimum; without one (a saddle) it
     takes its sign from the last loss that was not NaN: -inf where that one is below the
     start or the landscape's ``min_value`` (the run fell downhill without bound, as GD
-    does on the monkey saddle), inf otherwise (it blew up), as in ``race.tuning``
-    (:func:`_final_loss`), and the gap follows; the distance of a final point that is not
+    does on the monkey saddle), inf otherwise, as in ``race.tuning``
+    (:func:`_final_loss`); the distance of a final point that is not
     finite is inf. Only a landscape without a minimum (a saddle) keeps NaN gap and
     distance: there is no minimum to measure them from."""
     final = _final_loss(landscape, loss)
