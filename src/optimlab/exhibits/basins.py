@@ -20,8 +20,8 @@ import torch
 
 from .._table import text_table
 from ..landscapes.base import Landscape, finite_reals
-from ..landscapes.functions import HIMMELBLAU_MINIMA, two_wells_minima
 from ..landscapes.functions import get as get_landscape
+from ..landscapes.functions import two_wells_minima
 from ..landscapes.race import DIVERGENCE_WIDTHS, check_entry, run_starts
 from ..optim.base import check_int
 from ..optim.registry import resolve
@@ -95,14 +95,18 @@ def percentages(shares: Mapping[str, float]) -> dict[str, int]:
 
 def known_minima(landscape: Landscape) -> tuple[tuple[str, tuple[float, ...]], ...]:
     """The minimizers a run can end in, named: for ``two_wells`` the deep (global) and the
-    shallow (local) well, for ``himmelblau`` its four minima, else the landscape's
-    ``minima`` (its global minimizers)."""
+    shallow (local) well, else the landscape's ``minima`` (its global minimizers) and then
+    its ``local_minima``, each named by its point (a local one with "local" after it:
+    ``(1.7, -0.796) local``)."""
     if landscape.name == "two_wells":
         deep, shallow = two_wells_minima()
         return (("deep well", deep), ("shallow well", shallow))
-    points = HIMMELBLAU_MINIMA if landscape.name == "himmelblau" else landscape.minima
-    return tuple((f"({p[0]:.3g}, {p[1]:.3g})" if len(p) == 2 else str(p), tuple(p))
-                 for p in points)
+
+    def named(p, suffix=""):
+        return (f"({p[0]:.3g}, {p[1]:.3g})" if len(p) == 2 else str(p)) + suffix, tuple(p)
+
+    return tuple(named(p) for p in landscape.minima) \
+        + tuple(named(p, " local") for p in landscape.local_minima)
 
 
 def _named_minima(land: Landscape, minima) -> tuple[tuple[str, tuple[float, float]], ...]:

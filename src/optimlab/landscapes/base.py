@@ -77,13 +77,16 @@ class Landscape:
             :math:`-Q \\bar{x}` for a batch mean :math:`\\bar{x}`); see :meth:`with_noise`.
         noise_seed: seed of that noise sequence.
         params: the parameters the function was built with (e.g. ``kappa``).
+        local_minima: minimizers that are not global, where the landscape lists them (the
+            basins exhibit names the minimum each run ends in from ``minima`` and these;
+            an egg crate such as Rastrigin's, with a hundred, lists none).
 
     Landscapes compare equal field by field but ``f`` (the catalog builds a new function
     object each time: ``get("quadratic", kappa=10)`` twice is one landscape, told apart
     from another by its name and ``params``; give a landscape of your own a name of its
     own), and hash by every field but ``f`` and ``params`` (a dict), so one can key a dict
     or a cache; ``domain``, ``minima``, ``challenges`` and ``start`` are stored as tuples
-    whatever sequences they were given as.
+    whatever sequences they were given as (``local_minima`` too).
     """
 
     name: str
@@ -99,6 +102,7 @@ class Landscape:
     noise: float = 0.0
     noise_seed: int = 0
     params: dict = field(default_factory=dict, hash=False)
+    local_minima: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = set(self.challenges) - set(CHALLENGES)
@@ -116,7 +120,7 @@ class Landscape:
             if len(finite_reals(axis)) != 2 or not axis[0] < axis[1]:
                 raise ValueError(f"{self.name}: each domain axis must be finite (low, high) "
                                  f"with low < high, got {axis!r}")
-        for point in self.minima:
+        for point in (*self.minima, *self.local_minima):
             if len(finite_reals(point)) != self.dim:
                 raise ValueError(f"{self.name}: each minimum must be {self.dim} finite numbers, "
                                  f"got {point!r}")
@@ -128,6 +132,7 @@ class Landscape:
         set_field = object.__setattr__  # the dataclass is frozen
         set_field(self, "domain", tuple(tuple(axis) for axis in self.domain))
         set_field(self, "minima", tuple(tuple(point) for point in self.minima))
+        set_field(self, "local_minima", tuple(tuple(point) for point in self.local_minima))
         set_field(self, "challenges", tuple(self.challenges))
         set_field(self, "start", tuple(self.start))
 

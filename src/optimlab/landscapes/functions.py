@@ -348,6 +348,7 @@ def goldstein_price() -> Landscape:
         name="goldstein_price", dim=2, f=_goldstein_price,
         domain=((-2.0, 2.0), (-2.0, 2.0)),
         minima=((0.0, -1.0),), min_value=3.0,
+        local_minima=((-0.6, -0.4), (1.8, 0.2), (1.2, 0.8)),  # values 30, 84 and 840
         challenges=("local-minima",),
         start=(1.0, -1.8),
         description=(
@@ -368,6 +369,14 @@ SIX_HUMP_CAMEL_MINIMA = (
     (-0.08984201310031806, 0.7126564030207396),
 )
 
+#: the four local minimizers (values -0.2155 and 2.1043), Newton-polished in float64
+SIX_HUMP_CAMEL_LOCAL_MINIMA = (
+    (-1.7036067149699807, 0.7960835686726251),
+    (1.7036067149699807, -0.7960835686726251),
+    (1.6071047529201974, 0.5686514548841314),
+    (-1.6071047529201974, -0.5686514548841314),
+)
+
 
 def six_hump_camel() -> Landscape:
     """The six-hump camel function, two global and four local minima."""
@@ -375,6 +384,7 @@ def six_hump_camel() -> Landscape:
         name="six_hump_camel", dim=2, f=_six_hump_camel,
         domain=((-2.5, 2.5), (-1.5, 1.5)),
         minima=SIX_HUMP_CAMEL_MINIMA, min_value=-1.0316284534898774,
+        local_minima=SIX_HUMP_CAMEL_LOCAL_MINIMA,
         challenges=("local-minima", "saddle"),
         start=(2.0, 0.5),
         description=(
@@ -392,6 +402,7 @@ def six_hump_camel() -> Landscape:
 
 
 _ST_ROOT = -2.9035340277711774  # the root of 4t^3 - 32t + 5 = 0 near -2.9
+_ST_OTHER = 2.746802770990837  # its root near 2.75: the local wells
 
 
 def styblinski_tang() -> Landscape:
@@ -400,6 +411,7 @@ def styblinski_tang() -> Landscape:
         name="styblinski_tang", dim=2, f=_styblinski_tang,
         domain=((-5.0, 5.0), (-5.0, 5.0)),
         minima=((_ST_ROOT, _ST_ROOT),), min_value=-78.33233140754282,
+        local_minima=((_ST_ROOT, _ST_OTHER), (_ST_OTHER, _ST_ROOT), (_ST_OTHER, _ST_OTHER)),
         challenges=("local-minima",),
         start=(4.5, 4.5),
         description=(
@@ -550,8 +562,8 @@ def plateau() -> Landscape:
 def two_wells_minima() -> tuple[tuple[float, float], tuple[float, float]]:
     """Both minimizers of :func:`two_wells`: ``(deep, shallow)``, the global one first.
 
-    The catalog entry lists only the global minimizer in ``minima``; the shallow well's
-    local minimizer is here for exhibits that ask which well a run ends in.
+    The catalog entry lists the global minimizer in ``minima`` and the shallow well's in
+    ``local_minima``; this pair names them for exhibits that ask which well a run ends in.
     """
     return _two_wells_minima()
 
@@ -564,7 +576,7 @@ def two_wells() -> Landscape:
     return Landscape(
         name="two_wells", dim=2, f=_two_wells,
         domain=((-4.0, 4.0), (-4.0, 4.0)),
-        minima=(deep,), min_value=deep_value,
+        minima=(deep,), min_value=deep_value, local_minima=(shallow,),
         challenges=("local-minima",),
         start=(3.5, 3.0),
         description=(
@@ -629,8 +641,12 @@ def rastrigin_nd(*, dim: int = 10) -> Landscape:
 def _deep_hessian(seed: int) -> Tensor:
     """The DeepOBS-style Hessian: eigenvalues 90 x U(0, 1) and 10 x U(30, 60), rotated.
 
-    NumPy's legacy ``RandomState`` keeps the stream identical across versions; the
-    rotation is the Q factor of a Gaussian matrix with its signs fixed (Haar-distributed).
+    NumPy's legacy ``RandomState`` keeps the stream identical across versions. The
+    eigenvalues are DeepOBS's own draws (the same stream, in the same order); the rotation
+    is not DeepOBS's: it is the Q factor of a Gaussian matrix with its signs fixed
+    (Haar-distributed too), where DeepOBS uses Diaconis and Shahshahani's subgroup
+    algorithm, so the matrices differ (f at the all-ones start is 335.2 here for seed 42,
+    267.5 in DeepOBS).
     """
     rng = np.random.RandomState(seed)
     eigenvalues = np.concatenate([rng.uniform(0.0, 1.0, 90), rng.uniform(30.0, 60.0, 10)])
@@ -641,7 +657,8 @@ def _deep_hessian(seed: int) -> Tensor:
 
 
 def quadratic_deep(*, seed: int = 42) -> Landscape:
-    """DeepOBS's 100-D quadratic with a deep-learning-like Hessian spectrum."""
+    """A 100-D quadratic with DeepOBS's deep-learning-like Hessian spectrum (its
+    eigenvalues; the rotation is another, see :func:`_deep_hessian`)."""
     seed = _integer("seed", seed, 0, 2**32 - 1)
     hessian = _deep_hessian(seed)
     return Landscape(
@@ -651,11 +668,13 @@ def quadratic_deep(*, seed: int = 42) -> Landscape:
         challenges=("ill-conditioned",),
         start=(1.0,) * 100,
         description=(
-            "The DeepOBS quadratic_deep problem: 0.5 x^T H x in 100 dimensions, where H has "
-            "90 eigenvalues uniform in (0, 1) and 10 uniform in (30, 60), in a random rotation "
-            f"(seed {seed}), mimicking the Hessian spectra reported for neural networks: a "
-            "few sharp directions and a bulk of flat ones. The sharp directions cap a stable "
-            "step at about 2/60, at which the flat directions barely move; because the "
+            "DeepOBS's quadratic_deep spectrum: 0.5 x^T H x in 100 dimensions, where H has "
+            "90 eigenvalues uniform in (0, 1) and 10 uniform in (30, 60) (DeepOBS's draws), "
+            f"in a random rotation of its own (seed {seed}; not DeepOBS's matrix), mimicking "
+            "the Hessian spectra reported for neural networks: a few sharp directions and a "
+            "bulk of flat ones. The sharpest direction caps gradient descent's stable step "
+            f"at 2/lambda_max = {2.0 / float(torch.linalg.eigvalsh(hessian)[-1]):.3f}, at "
+            "which the flat directions barely move; because the "
             "eigenvectors are not aligned with the coordinates, per-coordinate methods gain "
             "less than on an axis-aligned bowl. Minimum 0 at the origin, start at all ones as "
             "in DeepOBS. DeepOBS's stochastic version draws minibatches, so its gradient "
