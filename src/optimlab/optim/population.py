@@ -16,19 +16,37 @@ every member's values in float64, as it reads the optimizer's Python numbers; fl
 float64 parameters side by side, one kernel each, and complex ones as their real view, as
 the optimizer's own fused step takes them), and ``"member"`` mode in any dtype. Not bit
 for bit: vmapped matrix products (Muon's batched products round unlike single ones), NAdam
-with ``fused=None`` (its population takes the plain path, the optimizer alone the fused
-one), a per-member value raised to the step on
-the plain path (per-member ``betas``' bias corrections ``1 - beta**t`` in Adam, AdamW,
-AdaBelief, LaProp, RAdam, Yogi, NAdam, AdEMAMix, LAMB: a float64 tensor power there, a
-Python float power alone, which can differ in the last bit, so in float64 such members
-stay within float64 rounding, about 1e-16 after 20 steps; per-member rates and the fused
-path are exact), and float32 on the plain path, whose rule
+and ASGD with ``fused=None`` (their populations always take the plain path, the optimizer
+alone the fused one: their state holds one value per member, NAdam's ``mu_product``,
+ASGD's ``eta`` and ``mu``, which the member kernel does not take; so in float32 a member
+differs from the optimizer alone as the plain path does, below: ASGD's by 1.2e-7 (a
+float32 spacing at 1) after 20 steps with per-member rates; and ``fused=True`` makes their
+populations' step raise, saying so, though the optimizers alone take it), a per-member
+value raised to the step on the plain path (per-member ``betas``' bias corrections
+``1 - beta**t`` in Adam, AdamW, AdaBelief, LaProp, RAdam, Yogi, NAdam, AdEMAMix, LAMB: a
+float64 tensor power there, a Python float power alone, which can differ in the last bit,
+so in float64 such members stay within float64 rounding, about 1e-16 after 20 steps;
+per-member rates and the fused path are exact), and float32 on the plain path, whose rule
 reads the values as float32 tensors and combines them (``lr / (1 - beta1**t)``) in float32
-where the optimizer alone combines Python floats in float64 and rounds once. That changes a
-step's coefficients by a few units of 2**-24 and its result by at most one float32 spacing
-of the parameter, so after T steps member k is within ``T * 2**-23 * max|p|`` of the
-optimizer alone (measured after 100 steps, in float32 spacings of max|p|: Adam 1, Adamax
-0.5, NAdam 13; SGD, RMSprop, Adagrad, RAdam and Lion bit for bit). bfloat16 and float16
+where the optimizer alone combines Python floats in float64 and rounds once. With values
+far from 1 (rates, shared betas) that changes a step's coefficients by a few units of
+2**-24 and its result by about one float32 spacing of the parameter, so after T steps
+member k is within about ``T * 2**-23 * max|p|`` of the optimizer alone (measured after
+100 steps, in float32 spacings of max|p|: Adam 1, Adamax 0.5, NAdam 13; SGD, RMSprop,
+Adagrad, RAdam and Lion bit for bit). A per-member beta close to 1 loses more: its column
+holds float32(beta), off by up to half a float32 spacing, 2**-25, so ``1 - beta`` (exact
+from float32(beta)) is off by up to ``rho = 2**-25 / (1 - beta)`` relative, and so are
+``1 - beta**t`` and the state the rule averages with them (a second moment, RMSprop's
+``square_avg``): 3e-5 for beta 0.999, 3e-4 for 0.9999, 3e-3 for 0.99999, where the
+optimizer alone rounds ``1 - beta`` once from float64 (2**-24 relative). Each step's
+change is then off by up to about ``rho`` of itself, the same way every step, so after T
+steps member k is within ``T * (2**-23 * max|p| + rho * max|step|)`` of the optimizer
+alone, ``rho`` for the per-member beta closest to 1 and ``max|step|`` the largest change
+of one step (measured after 20 steps: RMSprop with alpha 0.99999 and 0.9999, 0.012 against
+that bound's 0.19 and 290 times ``T * 2**-23 * max|p|``; alpha 0.999 and 0.99, 1.1e-5
+against 2.0e-4 and 1.3 times; Adadelta with rho 0.99999, 2.2e-3 against 0.05). Shared
+betas reach the rule as Python numbers, as alone; the fused path reads the columns in
+float64 and is exact. bfloat16 and float16
 parameters step in float32 (a bfloat16 beta2 of 0.999 would be 1.0), their state kept in
 their own dtype. Hyperparameters are kept as float64 columns (:attr:`Population.hparams`);
 each parameter reads a copy in its step's dtype, made when they are set. The rule runs
@@ -38,7 +56,16 @@ through the one :class:`~optimlab.optim.engine.Engine`, batched as the class's
 * ``"elementwise"``: the rule is called once on the batched tensors, numeric
   hyperparameters becoming tensors of shape ``[K, 1, ...]`` (most optimizers);
 * ``"vmap"``: rules that reduce over a whole tensor (LAMB's trust ratio, Muon's
-  orthogonalisation) are mapped over the member axis with ``torch.func.vmap``;
+  orthogonalisation) are mapped over the member axis with ``torch.func.vmap``. A rule
+  whose class says ``"elementwise"`` (the default of a ``Capabilities`` record, as a
+  registered optimizer of your own has it) but whose ``update`` reduces over a tensor (a
+  norm, a sum, a mean, a max: any operation that is not elementwise) is mapped so too: on
+  the stacked tensor the reduction would take every member's values at once. The
+  population sees it in one step of the rule on small stand-ins when it is built
+  (:meth:`Population._look_at_rule`; cached per class), and refuses, with
+  ``ValueError``, a rule vmap cannot run (one that calls ``.item()``) or whose ``init``
+  reduces: declare ``Capabilities(batching="member")`` for such a rule. The built-ins
+  declare their batching by hand and keep it;
 * ``"member"``: one ordinary optimizer instance per member, on views of its rows (copies,
   refreshed at every step, where a row is not contiguous), so writes to the stacked
   parameters between steps count (the wrappers SAM and Lookahead, Adafactor, the
@@ -57,16 +84,19 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+from torch.utils import _pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import kernels
 from .base import RuleOptimizer, python_numbers
 from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine, compute_dtype, real
 from .registry import checked_defaults, create, probe, resolve
+from .rule import advance, call, recording_branches
 
 __all__ = ["Population", "is_per_member", "has_eval_mode"]
 
@@ -123,6 +153,13 @@ class Population:
             each member's optimizer skips its own step when its gradient holds a non-finite
             value, the others step, and :attr:`skipped_steps` counts each member's skips;
             the batched modes refuse it (the members share one step counter).
+
+    The mode (:attr:`mode`) is the class's ``Capabilities.batching``, except that a rule
+    said to be ``"elementwise"`` whose ``update`` reduces over a tensor (a norm, a sum, a
+    mean, a max, ...: anything not elementwise, seen in one probe step when the population
+    is built) runs in ``"vmap"`` mode, each member's reduction over its own values; a
+    population of such a rule that vmap cannot run (``.item()``), or whose ``init``
+    reduces, is refused with ``ValueError`` (declare ``Capabilities(batching="member")``).
     """
 
     #: rebuilt after a copy (``copy.deepcopy``, ``pickle``): the engine and the fused plan,
@@ -215,6 +252,10 @@ class Population:
         self._plan, self._plan_key = None, None
         self._hp_version = 0
         self._refresh()
+        #: the numeric hyperparameters whose zero leaves state entries as they are (SGD's
+        #: ``momentum``: its buffer), each with those entries (see :meth:`_look_at_rule`)
+        self._gates: dict[str, dict[int | None, frozenset[str]]] = {}
+        self._look_at_rule()
 
     # -- construction ------------------------------------------------------------------------
     def _member_values(self, key: str, value: Any) -> list:
@@ -322,6 +363,98 @@ class Population:
         self._rows_cache.clear()
         self._hp_version += 1
 
+    def _look_at_rule(self) -> None:
+        """Look at one step of the rule on stand-ins for the parameters, as the batched modes
+        call it (:func:`_rule_traits`, cached per class, switches and layout).
+
+        A rule its class batches ``"elementwise"`` (the default of a
+        :class:`~optimlab.optim.capabilities.Capabilities` record) that reduces over a
+        tensor in its ``update`` (a norm, a sum, a mean, a max, a matrix product: any
+        operation that is not elementwise) would reduce over every member's values at once
+        on the stacked tensor: its members are mapped with vmap instead (``mode`` becomes
+        ``"vmap"``), and a rule vmap cannot run is refused here (``ValueError``). So is an
+        ``init`` that reduces: both modes call it on the stacked tensor. The built-ins
+        declare their batching by hand and reduce where they say so, so their modes stay as
+        declared (``tests/optim/test_population_batching.py``).
+
+        It also keeps, for :meth:`set_hparam`, the numeric hyperparameters whose zero leaves
+        state entries as they are (SGD's and RMSprop's ``momentum``: the momentum buffer),
+        see :meth:`_check_gates`.
+        """
+        traits = _rule_traits(self.cls, self.hparams, self.params, self.members,
+                              self.capabilities.shared)
+        if traits is None:  # the rule cannot step a stand-in: its own step will say why
+            return
+        self._gates = traits.gates
+        name = self.cls.__name__
+        if traits.init_reductions:
+            raise ValueError(
+                f"{name}'s init reduces over a tensor ({', '.join(traits.init_reductions)}), "
+                f"which a batched population calls on the stacked members, so every member "
+                f"would start from all members' values; declare Capabilities(batching="
+                f"'member') to give each member an optimizer of its own")
+        if self.mode != "elementwise" or not traits.reductions:
+            return
+        self.mode = "vmap"
+        if self.members < 2:  # one member is never vmapped (Engine._vmapped)
+            return
+        try:
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                for index in _first_of_each_kind(self.params):
+                    weight = _stand_in(self.params[index], self.members)
+                    self.engine.step_members([weight], [torch.full_like(weight, 0.5)], [{}],
+                                             [self._vmap_hps[index]], maximize=self.maximize,
+                                             vmapped=True)
+        except Exception as err:  # noqa: BLE001 - any failure: the rule cannot be vmapped
+            raise ValueError(
+                f"{name}'s update reduces over a tensor ({', '.join(traits.reductions)}), so "
+                f"a population maps its members with torch.func.vmap (on the stacked tensor "
+                f"the reduction would take every member's values at once), and vmap cannot "
+                f"run it: {type(err).__name__}: {err}. Declare Capabilities(batching="
+                f"'member') to give each member an optimizer of its own") from err
+
+    def _check_gates(self, name: str, old: list, new: list) -> None:
+        """Refuse a member's ``name`` (a hyperparameter whose zero leaves state entries as
+        they are, :attr:`_gates`) changing from 0 to nonzero once the population holds that
+        state. The optimizer alone keeps no such entry while the value is 0 (SGD's momentum
+        buffer stays None and starts fresh as the gradient at the first nonzero step;
+        RMSprop built with momentum 0 has none and raises ``KeyError``) or keeps the one it
+        had untouched (and resumes it); the population steps the stacked entry for every
+        member whenever any member's value is nonzero, so the row of a member at 0 does not
+        hold what it would alone, and its path would differ from here. Before the first step
+        (no state yet), and where the entry is None for every parameter (SGD whose members
+        all had momentum 0: each starts fresh, as alone), the change is taken."""
+        if not any(self.state):
+            return
+        for part, entries in self._gates[name].items():
+            label = name if part is None else f"{name}[{part}]"
+            for index, (before, after) in enumerate(zip(old, new)):
+                if part is not None:
+                    before, after = _component(before, part), _component(after, part)
+                if not (_is_zero(before) and not _is_zero(after)):
+                    continue
+                for entry in sorted(entries):
+                    held = [state[entry] for state in self.state if state and entry in state]
+                    if any(state and entry not in state for state in self.state):
+                        raise ValueError(
+                            f"member {index}: {label} cannot change from {before!r} to "
+                            f"{after!r} in this population of {self.cls.__name__}: its state "
+                            f"has no {entry!r} (built while {label} was 0 for every member), "
+                            f"and the optimizer alone raises KeyError({entry!r}) at its next "
+                            f"step after such a change; build a new Population with {label} "
+                            "nonzero")
+                    if any(isinstance(value, Tensor) for value in held):
+                        raise ValueError(
+                            f"member {index}: {label} cannot change from {before!r} to "
+                            f"{after!r} in a population of {self.cls.__name__} "
+                            f"({self.mode} batching) once it has stepped: while {label} is 0 the "
+                            f"optimizer alone leaves its {entry!r} as it was (none, or the one "
+                            f"it had) and starts or resumes it when {label} turns nonzero, "
+                            f"but the population steps the members' stacked {entry!r} for "
+                            f"every member, so this member's row is not what it would hold "
+                            f"alone. Give the member a nonzero {label} from the start, or "
+                            f"build a new Population from here")
+
     # -- stepping ----------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None,
              grads: Sequence[Tensor | None] | None = None) -> Any:
@@ -376,8 +509,14 @@ class Population:
             if not checked:
                 self._check_grads(grads)
             if self.fused and refusal is not None:
+                why = ("; the optimizer alone may fuse this state, a population cannot: the "
+                       "member kernel takes each member's slice of a parameter and its "
+                       "state's, with no 0-d state but the step and none of another shape "
+                       "(ASGD's eta and mu, NAdam's mu_product: one value per member), so "
+                       "populations of ASGD and NAdam always take the plain path"
+                       ) if "state has" in refusal else ""
                 raise RuntimeError(f"{self.cls.__name__}(fused=True) cannot step this population "
-                                   f"fused: {refusal}; use fused=None to take the plain path "
+                                   f"fused: {refusal}{why}; use fused=None to take the plain path "
                                    "where the kernel cannot")
         vmapped = self.mode == "vmap"
         # vmap maps per-member values as [K] columns; broadcasting wants them [K, 1, ...]
@@ -622,7 +761,13 @@ class Population:
         constructor); a switch (a bool, a string, None, an integer hyperparameter) cannot
         change, nor can the driver's flags (``maximize``, ``fused``, ...): build a new
         population for those. In ``"member"`` mode the new value is written into each member
-        optimizer's groups.
+        optimizer's groups. In the batched modes a member's value that gates state (SGD's
+        and RMSprop's ``momentum``: the buffer exists and moves only while it is nonzero)
+        cannot change from 0 to nonzero once the population holds that state
+        (``ValueError``, :meth:`_check_gates`): the optimizer alone would start the buffer
+        afresh, resume the one it kept, or (RMSprop) raise ``KeyError``, where the members'
+        stacked buffer has been stepped for every member. Before the first step, and where
+        every member's was 0 so far (SGD: no buffer yet), the change is taken, as alone.
         """
         value = python_numbers(value)
         values = self._member_values(name, value)
@@ -648,6 +793,8 @@ class Population:
         if not _plain_number(self.hparams[name]) or not all(map(_plain_number, checked)):
             for i, (old, new) in enumerate(zip(self._defaults, checked)):
                 _check_switch(i, name, old[name], new)
+        if name in getattr(self, "_gates", ()):  # momentum: not 0 -> nonzero once stepped
+            self._check_gates(name, [defaults[name] for defaults in self._defaults], checked)
         self.hparams[name] = self._stack(name, checked)
         for hp, defaults, v, new in zip(self.member_hparams, self._defaults, values, checked):
             hp[name], defaults[name] = v, new
@@ -943,6 +1090,193 @@ class Population:
 
     def __repr__(self) -> str:
         return f"Population({self.entry.name!r}, members={self.members}, mode={self.mode!r})"
+
+
+#: aten operations that are not tagged pointwise but treat every element apart: making,
+#: copying and viewing tensors (views that keep the elements' order), reading a 0-d value
+#: (the step counter). With the pointwise ones they step a stacked tensor's members as each
+#: alone; anything else (a norm, a sum, a mean, a max, a matrix product, a slice, a
+#: transpose) on a tensor of more than one element may mix them (:func:`_rule_traits`).
+_ELEMENTWISE_OPS = frozenset(getattr(torch.ops.aten, name) for name in (
+    "_to_copy", "copy_", "copy", "clone", "detach", "alias", "lift_fresh", "lift_fresh_copy",
+    "zeros_like", "ones_like", "empty_like", "full_like", "zeros", "ones", "full", "empty",
+    "empty_strided", "scalar_tensor", "new_zeros", "new_ones", "new_full", "new_empty",
+    "fill_", "fill", "_local_scalar_dense", "view", "_unsafe_view", "unsqueeze", "squeeze",
+    "expand", "view_as_real", "view_as_complex", "resolve_conj", "resolve_neg", "_conj"))
+
+
+class _NotElementwise(TorchDispatchMode):
+    """Records the aten operations called on a tensor of more than one element that are
+    neither pointwise nor in :data:`_ELEMENTWISE_OPS` (their names, in order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: dict[str, None] = {}
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch's hook (see TorchDispatchMode): left True, the mode's __torch_dispatch__ is
+        # wrapped to disable Dynamo, which imports torch._dynamo (about 2 s) on a population's
+        # first probe; nothing here is compiled
+        return False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if torch.Tag.pointwise not in func.tags and func.overloadpacket not in _ELEMENTWISE_OPS \
+                and any(isinstance(t, Tensor) and t.numel() > 1
+                        for t in _pytree.tree_leaves((args, kwargs))):
+            self.found[str(func.overloadpacket)] = None
+        return func(*args, **kwargs)
+
+
+class _Traits(NamedTuple):
+    """What one step of a rule on a stand-in shows (:func:`_rule_traits`)."""
+
+    #: the operations of ``update`` that are not elementwise (``"aten.linalg_vector_norm"``)
+    reductions: tuple[str, ...]
+    #: the same for ``init``
+    init_reductions: tuple[str, ...]
+    #: hyperparameter name -> {component (None, or the index in a tuple such as ``betas``):
+    #: the state entries its zero leaves as they are}
+    gates: dict[str, dict[int | None, frozenset[str]]]
+
+
+#: :func:`_rule_traits`'s answers, by class, switches, parameter layout and K
+_TRAITS: dict[tuple, _Traits] = {}
+
+
+def _rule_traits(cls: type, hparams: dict, params: Sequence[Tensor], members: int,
+                 shared: Sequence[str] = ()) -> _Traits | None:
+    """What ``cls``'s rule does in one batched step, seen on stand-ins for ``params`` (one
+    per number of axes, dtype and device; ``members`` rows; 0.75 everywhere, gradient 0.5):
+    its ``init`` and ``update`` run under a dispatch mode that records the operations that
+    are not elementwise (:class:`_NotElementwise`), and :func:`~optimlab.optim.rule.nonzero`
+    reports the hyperparameters the rule branches on. Every numeric hyperparameter is given
+    as a per-member column (``[K, 1, ...]``; not those in ``shared``, which the rule reads
+    as Python numbers), so that every branch runs, whatever the values; where the rule
+    cannot step so, integers stay numbers, then every value is given as the population
+    gives it. Each hyperparameter the rule branches on is then set to 0 alone: the state
+    entries it rebinds when nonzero and not at 0 are gated by it (SGD's ``momentum``:
+    ``momentum_buffer``). None where the rule steps no stand-in (its own step will say why).
+    The answer is cached by class, switches, layout and K (not where it read values)."""
+    switches = tuple(sorted((k, v) for k, v in hparams.items()
+                            if type(v) in (bool, str, type(None))))
+    kinds = tuple(dict.fromkeys(map(_kind, params)))
+    key = (cls, switches, kinds, members, tuple(shared))
+    traits = _TRAITS.get(key)
+    if traits is not None:
+        return traits
+    reductions: dict[str, None] = {}
+    init_reductions: dict[str, None] = {}
+    gates: dict[str, dict[int | None, frozenset[str]]] = {}
+    cacheable = True
+    for dim, dtype, device in kinds:
+        weight = torch.full((members,) + (2,) * (dim - 1), 0.75, device=device,
+                            dtype=torch.float32 if dtype in (torch.bfloat16, torch.float16)
+                            else dtype)
+        grad = torch.full_like(weight, 0.5)
+        for widen in ("all", "floats", None):
+            names: dict[int, tuple[str, int | None]] = {}
+            hp = {k: _probe_value(v, None if k in shared else widen, weight, k, names)
+                  for k, v in hparams.items()}
+            try:
+                at_init, at_update, asked, first, state = _probe_step(cls, weight, grad, hp)
+            except Exception:  # noqa: BLE001 - try the values as the population gives them
+                continue
+            break
+        else:
+            return None
+        cacheable = cacheable and widen is not None
+        init_reductions.update(dict.fromkeys(at_init))
+        reductions.update(dict.fromkeys(at_update))
+        for where in dict.fromkeys(names[i] for i in asked if i in names):
+            name, part = where
+            zero = dict(hp)
+            zero[name] = 0.0 if part is None else \
+                tuple(0.0 if j == part else x for j, x in enumerate(hp[name]))
+            try:
+                _, _, _, zero_first, zero_state = _probe_step(cls, weight, grad, zero)
+            except Exception:  # noqa: BLE001 - a rule that cannot take 0 there: no gate seen
+                continue
+            entries = _rebound(first, state) - _rebound(zero_first, zero_state)
+            if entries:
+                parts = gates.setdefault(name, {})
+                parts[part] = parts.get(part, frozenset()) | entries
+    traits = _Traits(tuple(reductions), tuple(init_reductions), gates)
+    if cacheable:
+        _TRAITS[key] = traits
+    return traits
+
+
+def _probe_step(cls: type, weight: Tensor, grad: Tensor, hp: dict) -> tuple:
+    """One step of ``cls``'s rule from its ``init``: the operations of ``init`` and of
+    ``update`` that are not elementwise, the ids of the values ``nonzero()`` was asked about,
+    the state ``init`` made and the state after the step."""
+    asked: list[int] = []
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with _NotElementwise() as at_init:
+            state = cls.init(weight, **hp)
+        first = dict(state)
+        with _NotElementwise() as at_update, recording_branches(lambda x: asked.append(id(x))):
+            call(cls.update, weight, grad, state, advance(state), hp)
+    return tuple(at_init.found), tuple(at_update.found), asked, first, state
+
+
+def _probe_value(value: Any, widen: str | None, weight: Tensor, key: str,
+                 names: dict, part: int | None = None) -> Any:
+    """Hyperparameter ``key`` for a probe step on ``weight`` (:func:`_rule_traits`): a
+    column ``[K, 1, ...]`` in ``weight``'s dtype for a per-member value, and with ``widen``
+    for a float (``"floats"``) or any number (``"all"``); else as it is. Each column's id is
+    noted in ``names`` as ``(key, part)``."""
+    if type(value) is tuple:
+        return tuple(_probe_value(x, widen, weight, key, names, j) for j, x in enumerate(value))
+    shape = (weight.shape[0],) + (1,) * (weight.dim() - 1)
+    if widen is not None and (type(value) is float or (widen == "all" and type(value) is int)):
+        column = torch.full(shape, float(value), dtype=weight.dtype, device=weight.device)
+    elif isinstance(value, Tensor) and value.dim() == 1:
+        column = value.to(device=weight.device, dtype=weight.dtype).reshape(shape)
+    else:
+        return value
+    names[id(column)] = (key, part)
+    return column
+
+
+def _rebound(first: dict, state: dict) -> frozenset[str]:
+    """The entries of ``state`` that a step set to a new tensor (``first``: before it)."""
+    return frozenset(k for k, v in state.items()
+                     if isinstance(v, Tensor) and v is not first.get(k))
+
+
+def _kind(p: Tensor) -> tuple:
+    """What a probe of the rule needs of parameter ``p``: its real view's number of axes and
+    dtype, and its device."""
+    weight = real(p)
+    return weight.dim(), weight.dtype, p.device
+
+
+def _first_of_each_kind(params: Sequence[Tensor]) -> list[int]:
+    """The index of the first parameter of each :func:`_kind`."""
+    return list(dict((_kind(p), i) for i, p in reversed(list(enumerate(params)))).values())
+
+
+def _stand_in(p: Tensor, members: int) -> Tensor:
+    """A small tensor standing for ``p`` (its real view): ``members`` rows, 2 elements along
+    every other axis, 0.75 everywhere."""
+    weight = real(p)
+    return torch.full((members,) + (2,) * (weight.dim() - 1), 0.75, dtype=weight.dtype,
+                      device=p.device)
+
+
+def _component(value: Any, part: int) -> Any:
+    """Component ``part`` of a tuple hyperparameter (``betas``)."""
+    return value[part] if isinstance(value, (tuple, list)) and len(value) > part else value
+
+
+def _is_zero(value: Any) -> bool:
+    """Whether a hyperparameter's value is a number equal to 0."""
+    if isinstance(value, Tensor):
+        return value.numel() == 1 and value.device.type != "meta" and value.item() == 0
+    return type(value) in (int, float) and value == 0
 
 
 def _tuple_hint(name: str, given: Mapping, err: object) -> str:
