@@ -1401,7 +1401,10 @@ class RuleOptimizer(TorchOptimizer):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state_dict, refusing one from another optimizer or a mismatched model.
 
-        State saved by the matching ``torch.optim`` class loads too (same keys). The state of
+        State saved by the matching ``torch.optim`` class loads too (same keys). The step
+        counter keeps the dtype it was saved in, as torch keeps it (a float64 ``step`` counts
+        on past 2**24), or the wider one the optimizer counts in (SOAP's, Shampoo's and
+        Sophia's exact float64); a one-element ``step`` of shape ``[1]`` loads 0-d. The state of
         a complex parameter may come in either form: complex, of the parameter's shape (as
         torch and :meth:`state_dict` write it), or its real view (as earlier optimlab versions
         wrote it); it is kept as the real view.
@@ -1572,6 +1575,13 @@ class RuleOptimizer(TorchOptimizer):
         the float32 block scales of 8-bit moments, is taken again from the checkpoint as it
         was saved. 8-bit codes (not floating, never cast) are left to
         :meth:`_compact_loaded_state`.
+
+        The step counter keeps the dtype it was saved in, as torch keeps it (a float64
+        ``step`` goes on counting past 2**24, where float32 stops), widened to the dtype
+        ``init`` makes it in where that is wider (SOAP's, Shampoo's and Sophia's exact
+        float64 counters load a float32 step as float64). An entry that ``init`` makes 0-d
+        and the checkpoint holds as one element of another shape (a ``step`` of shape
+        ``[1]``, as a resharded checkpoint may hold it, which torch steps on) is loaded 0-d.
         """
         saved_ids = [pid for group in state_dict["param_groups"] for pid in group["params"]]
         mine = [(p, group) for group in self.param_groups for p in group["params"]]
@@ -1590,16 +1600,24 @@ class RuleOptimizer(TorchOptimizer):
                     continue
                 if not isinstance(value, Tensor) or not isinstance(state.get(key), Tensor):
                     continue
+                shape = state[key].shape
+                if isinstance(like, Tensor) and like.dim() == 0 and value.numel() == 1:
+                    shape = like.shape  # one element saved as [1]: kept 0-d, as init makes it
                 if key.endswith(compact.SCALE):
                     dtype, device = value.dtype, p.device
-                elif isinstance(fresh.get(key), Tensor) and value.is_floating_point() \
-                        == fresh[key].is_floating_point():
-                    like = fresh[key]
+                elif isinstance(like, Tensor) and value.is_floating_point() \
+                        == like.is_floating_point():
                     dtype, device = like.dtype, p.device if like.is_meta else like.device
+                    if key == "step" and value.is_floating_point():
+                        # torch keeps the counter's saved dtype; an exact counter stays exact
+                        dtype = torch.promote_types(value.dtype, like.dtype)
                 else:
+                    if state[key].shape != shape:
+                        state[key] = state[key].reshape(shape)
                     continue
-                if state[key].dtype != dtype or state[key].device != device:
-                    state[key] = value.to(device, dtype, copy=True)
+                if state[key].dtype != dtype or state[key].device != device \
+                        or state[key].shape != shape:
+                    state[key] = value.reshape(shape).to(device, dtype, copy=True)
 
     def _compact_loaded_state(self, precisions: list) -> None:
         """Bring loaded moments to each group's ``state_precision``: torch's load casts every

@@ -39,7 +39,7 @@ from . import compact, kernels
 from .capabilities import Capabilities
 from .deferred import Graph
 from .multi_tensor import Arena, Layout, TensorList
-from .rule import Counters, SparseAdd, advance, call, settle
+from .rule import Counters, SparseAdd, _not_a_counter, advance, call, settle
 
 __all__ = ["Engine", "compute_dtype", "sparse_refusal"]
 
@@ -314,16 +314,22 @@ class Engine:
             state = states[p]
             if not state:
                 state.update(self.init(weight, **hp))
+            counter = state.get("step")
+            if counter is not None and not isinstance(counter, Tensor):
+                raise _not_a_counter(counter)  # as the plain path raises, before any step
             layout = kernels.Layout.of(state, weight)
             if layout is None:  # a state entry of another dtype or shape (a float64 moment)
                 rest.append(p)
                 unlaid.append(p)
                 continue
-            batches.setdefault((weight.dtype, layout), []).append(p)
+            # float32 and float64 counters (a loaded float64 step) are kept in their dtypes
+            # by batches of their own (a batch's counters are one buffer)
+            batches.setdefault((weight.dtype, layout, None if counter is None else counter.dtype),
+                               []).append(p)
         runs = []
         # every size is fused: a call costs 20-40 us, less than the plain path's operations
         # on a single 2-number tensor (benchmarks/small_step.py)
-        for (dtype, layout), batch in batches.items():
+        for (dtype, layout, _), batch in batches.items():
             # 0-d parameters whose state the kernel cannot tell from a rule's per-tensor
             # scalars (ASGD's eta and mu beside its 0-d average) step on the plain path,
             # which steps them alone, fused=True or not
@@ -614,13 +620,26 @@ def _keep_objects(state: dict, before: dict, in_place: bool = False) -> None:
 
 
 def _layout(weight: Tensor, state: dict) -> tuple:
-    """What a multi-tensor batch shares: device, dtype, and each state entry's kind."""
+    """What a multi-tensor batch shares: device, dtype, and each state entry's kind.
+
+    The step counter is the counter whatever its shape, if it holds one number (a ``[1]``
+    step, which torch steps on), and its dtype and shape are part of its kind (float32 and
+    float64 counters step in batches of their own, each kept in its dtype). A counter that
+    is no tensor (a Python int put there by hand) raises the ``TypeError`` that the
+    per-tensor path raises, before anything steps."""
     kinds = []
     for key, value in state.items():
+        if key == "step" and value is not None:
+            if not isinstance(value, Tensor):
+                raise _not_a_counter(value)
+            if value.numel() == 1:
+                kinds.append((key, "step" if value.dim() == 0 and value.dtype == torch.float32
+                              else f"step:{value.dtype}:{tuple(value.shape)}"))
+                continue
         if value is None:
             kinds.append((key, "none"))
         elif isinstance(value, Tensor) and value.dim() == 0:
-            kinds.append((key, "scalar" if key != "step" else "step"))
+            kinds.append((key, "scalar"))
         elif isinstance(value, Tensor):
             # a state tensor elsewhere than its parameter (or of another dtype) steps apart
             same = value.device == weight.device and value.dtype == weight.dtype
@@ -677,7 +696,7 @@ class _MultiBatch:
                 flat = torch.cat([s[name].reshape(-1) for s in self.states])
                 self.tensors[name] = flat
                 _move_into(self.states, name, self.views(flat), moved)
-            elif kind in ("scalar", "step"):
+            elif kind == "scalar" or kind.startswith("step"):
                 buffer = torch.stack([s[name] for s in self.states])
                 _move_into(self.states, name, buffer.unbind(), moved)
                 self.scalars[name] = buffer
@@ -857,11 +876,11 @@ class _MultiPlan:
             by_layout.setdefault(_layout(weight, state), []).append((p, weight, state))
         self.batches = []
         for layout, members in by_layout.items():
-            scalar_keys = [k for k, kind in layout[2] if kind in ("scalar", "step")]
+            scalar_keys = [k for k, kind in layout[2] if kind == "scalar" or kind.startswith("step")]
             parts = [members]
             if scalar_keys and len(members) > 1:
                 # tensors whose scalar state differs (a group extended later) step apart
-                values = zip(*[torch.stack([m[2][k] for m in members]).tolist()
+                values = zip(*[torch.stack([m[2][k].reshape(()) for m in members]).tolist()
                                for k in scalar_keys])
                 split: dict = {}
                 for member, value in zip(members, values):

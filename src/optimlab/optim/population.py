@@ -1009,7 +1009,10 @@ class Population:
             return
         where = f"state_dict's state of parameter {index}, key {key!r},"
         if isinstance(live, Tensor):
-            if value.shape != live.shape or value.dtype != live.dtype:
+            counter = key == "step" and value.is_floating_point() and live.is_floating_point()
+            if value.shape != live.shape or (value.dtype != live.dtype and not counter):
+                # a step counter of another float dtype loads as an optimizer's does (an
+                # older float32 one into SOAP's exact float64 counter)
                 raise ValueError(f"{where} has shape {tuple(value.shape)} and dtype {value.dtype}; "
                                  f"this population's has {tuple(live.shape)} and {live.dtype}")
             return

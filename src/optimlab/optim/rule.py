@@ -68,8 +68,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["nonzero", "scalar_step", "advance", "Counters", "call", "recording_branches",
-           "SparseAdd", "sparse_add", "settle"]
+__all__ = ["nonzero", "scalar_step", "exact_step", "advance", "Counters", "call",
+           "recording_branches", "SparseAdd", "sparse_add", "settle"]
 
 Hyper = float | Tensor
 
@@ -105,10 +105,22 @@ def scalar_step() -> Tensor:
     return torch.tensor(0.0, dtype=dtype)
 
 
+def exact_step() -> Tensor:
+    """A fresh step counter that counts exactly (float64, to 2**53), for a rule not in
+    ``torch.optim`` that schedules work by the count (``step % frequency``: SOAP's and
+    Shampoo's preconditioner refreshes, Sophia's Hessian estimates), as its reference code's
+    Python int does. :func:`scalar_step`'s float32 counter stops counting at 2**24 (its
+    ``+ 1`` rounds back), which would stop such work, or run it on every step, from there.
+    A float32 counter loaded from an older checkpoint is widened to float64 by
+    :meth:`~optimlab.optim.base.RuleOptimizer.load_state_dict`."""
+    return torch.tensor(0.0, dtype=torch.float64)
+
+
 def advance(state: dict) -> float | None:
     """Count one step in ``state`` (if the rule keeps a counter); the new count, or None.
-    Raises ``TypeError`` where ``state["step"]`` is not a tensor (a user's edit); a deleted
-    counter is a ``KeyError`` from :func:`call`, once the rule asks for the step."""
+    Raises ``TypeError`` where ``state["step"]`` is not a tensor (a user's edit), as the
+    multi-tensor and fused paths raise it before they step; a deleted counter is a
+    ``KeyError`` from :func:`call`, once the rule asks for the step."""
     counter = state.get("step")
     if counter is None:
         return None
@@ -120,7 +132,9 @@ def advance(state: dict) -> float | None:
 
 
 def _not_a_counter(counter: Any) -> TypeError:
-    """The error for a ``state["step"]`` that is not the 0-d tensor :func:`advance` counts."""
+    """The error for a ``state["step"]`` that is not the 0-d tensor :func:`advance` counts
+    (every path raises it: the per-tensor one from :func:`advance`, the multi-tensor and
+    fused ones when they lay out the state)."""
     return TypeError(f"state['step'] is {type(counter).__name__} {counter!r}, not the step "
                      "counter, a 0-d tensor (restore it as torch.tensor(float(steps)))")
 
