@@ -14,10 +14,10 @@ from .base import (
     check_range,
     common_args_doc,
     nonzero,
-    scalar_step,
 )
 from .capabilities import Capabilities
 from .ops import add_scaled, addcmul
+from .rule import exact_step
 
 # Shampoo is not in torch.optim and has no fused kernel (matrix roots).
 _ARGS_DOC = common_args_doc(foreach=False, fused=False)
@@ -56,7 +56,7 @@ def preconditioned(p: Tensor, max_precondition_dim: int) -> bool:
 
 def init(p: Tensor, *, eps=1e-6, graft="adagrad", max_precondition_dim=4096, **_) -> dict:
     state = {
-        "step": scalar_step(),
+        "step": exact_step(),
         "momentum_buffer": torch.zeros_like(p, memory_format=torch.preserve_format),
         "graft_momentum_buffer": torch.zeros_like(p, memory_format=torch.preserve_format),
     }
@@ -219,7 +219,10 @@ class Shampoo(RuleOptimizer):
        as here (the oracle sets it after construction); its RMSprop graft then keeps a sum
        of squares of weight :math:`1-\beta_2 = 0`, which stays 0, where here it sums too.
        Its step count is per param group, here per parameter, as torch's (the same while
-       every parameter gets a gradient on every step).
+       every parameter gets a gradient on every step), a Python int there, an exact
+       float64 counter here (``state["step"]``; torch's float32 one stops counting at
+       2**24, which would stop the root refreshes there; a checkpoint's float32 step is
+       loaded as float64).
 
     .. note::
        Memory: two momentum buffers (Shampoo's and the graft's), Adagrad's or RMSprop's

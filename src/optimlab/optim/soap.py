@@ -11,7 +11,7 @@ from torch.optim.optimizer import ParamsT
 from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range, common_args_doc
 from .capabilities import Capabilities
 from .ops import add_scaled
-from .rule import nonzero, scalar_step
+from .rule import exact_step, nonzero
 
 # SOAP is not in torch.optim and has no fused kernel (eigendecompositions, QR).
 _ARGS_DOC = common_args_doc(foreach=False, fused=False)
@@ -35,7 +35,7 @@ def rotated_dims(p: Tensor, max_precondition_dim: int, precondition_1d: bool) ->
 def init(p: Tensor, *, max_precondition_dim=10000, precondition_1d=False, **_) -> dict:
     dtype = matrix_dtype(p)
     state = {
-        "step": scalar_step(),
+        "step": exact_step(),
         "exp_avg": torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format),
         "exp_avg_sq": torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format),
     }
@@ -205,10 +205,12 @@ class SOAP(RuleOptimizer):
        factor's dtype, so float64 parameters keep float64 bases (both agree in float32; the
        oracle test pins float64 by running its QR in float64). Its step count is per param
        group, here per parameter, as torch's (the same while every parameter gets a
-       gradient on every step). Its ``merge_dims``, ``normalize_gradient`` and
-       ``data_format`` options are not offered (its ``merge_dims`` reshapes a tensor whose
-       dimensions all merge into one, such as (3,), (4, 3) or (2, 2, 2), to ``[1]`` and
-       fails).
+       gradient on every step), a Python int there, an exact float64 counter here
+       (``state["step"]``; torch's float32 one stops counting at 2**24, which would stop
+       the basis refreshes there; a checkpoint's float32 step is loaded as float64). Its
+       ``merge_dims``, ``normalize_gradient`` and ``data_format`` options are not offered
+       (its ``merge_dims`` reshapes a tensor whose dimensions all merge into one, such as
+       (3,), (4, 3) or (2, 2, 2), to ``[1]`` and fails).
 
     .. note::
        Memory: the two Adam moments, plus a :math:`d \times d` factor and a

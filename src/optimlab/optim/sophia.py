@@ -16,7 +16,7 @@ from .base import RuleOptimizer, all_true, check_betas, check_int, check_range, 
 from .capabilities import Capabilities
 from .engine import sparse_refusal
 from .ops import add_scaled
-from .rule import nonzero, scalar_step
+from .rule import exact_step, nonzero
 
 __all__ = ["Sophia", "probe", "difference_step"]
 
@@ -32,7 +32,7 @@ def init(p: Tensor, **_) -> dict:
     # the step counter schedules the Hessian estimates (and seeds their probes); the step
     # itself needs no bias correction
     return {
-        "step": scalar_step(),
+        "step": exact_step(),
         "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
         "hessian": torch.zeros_like(p, memory_format=torch.preserve_format),
     }
@@ -202,7 +202,9 @@ class Sophia(RuleOptimizer):
        With no bias correction the first Hessian average is :math:`(1-\beta_2)\hat h_1`, so
        the first steps are mostly clipped to :math:`\eta\,\mathrm{{sign}}(m)`, as in the
        paper. A parameter that gets no gradient keeps its state and its own step count
-       (which schedules its estimates). The difference step :math:`\delta` is per tensor,
+       (which schedules its estimates), an exact float64 ``state["step"]`` (a float32 one,
+       torch's, stops counting at 2**24, which would stop the estimates; a checkpoint's
+       float32 step is loaded as float64). The difference step :math:`\delta` is per tensor,
        and the estimate is negated to maximize (the curvature of :math:`-L`).
        ``state_precision`` compacts the momentum only: the Hessian average is updated
        outside the rule and stays in the parameter's dtype.
