@@ -53,6 +53,18 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, momentum_decay,
     # ``mu`` is rounded to that dtype first, as torch rounds a Python float operand; spelled
     # out so that a traced rule (the fused kernel) rounds the same way
     product = state["mu_product"]
+    if isinstance(beta1, Tensor) and not isinstance(step, Tensor):
+        # A tensor beta1 (not the fused kernel's trace, whose step is a tensor input too):
+        # torch's mu, mu_next and coefficients are then tensors of beta1's dtype (float32
+        # for ``torch.tensor(0.9)``, on float64 parameters too), formed as it forms them:
+        # ``mu_product *= mu`` in the two's dtype, rounded to the product's; the product
+        # read with ``.item()`` into ``1 - mu_product`` (a Python float, which a tensor
+        # operand rounds to its dtype) and ``mu_product * mu_next`` (likewise)
+        mu_product = state["mu_product"] = (product * mu).to(product.dtype)
+        numerator = -lr * (1.0 - mu)
+        coef_g = numerator / (1.0 - mu_product.to(torch.float64)).to(numerator.dtype)
+        coef_m = (-lr * mu_next) / (1.0 - mu_product.to(mu_next.dtype) * mu_next)
+        return _nadam_step(p, g, state, beta1, beta2, eps, bias_correction2, coef_g, coef_m)
     state["mu_product"] = product * torch.as_tensor(mu, dtype=product.dtype)
     mu_product = state["mu_product"].to(torch.float64)
     mu_product_next = mu_product * mu_next
@@ -67,6 +79,11 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, momentum_decay,
         # a reciprocal and round differently from torch's Python-float arithmetic).
         coef_g = _f64(-lr * (1.0 - mu)) / (1.0 - mu_product)
         coef_m = _f64(-lr * mu_next) / (1.0 - mu_product_next)
+    return _nadam_step(p, g, state, beta1, beta2, eps, bias_correction2, coef_g, coef_m)
+
+
+def _nadam_step(p, g, state, beta1, beta2, eps, bias_correction2, coef_g, coef_m) -> Tensor:
+    """The moments and the parameter's step of :func:`update`, given its coefficients."""
     m = state["exp_avg"] = torch.lerp(state["exp_avg"], g, 1 - beta1)
     v = state["exp_avg_sq"] = addcmul(state["exp_avg_sq"] * beta2, g, g, 1 - beta2)
     denom = (v / bias_correction2).sqrt() + eps

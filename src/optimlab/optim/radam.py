@@ -52,10 +52,15 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, decoupled_weight_
     def adaptive_lr():
         return (bias_correction2**0.5) / (v.sqrt() + eps)
 
-    if isinstance(rho_t, Tensor):
-        # Tensor hyperparameters: select per member instead of branching (the discarded
-        # branch may be NaN, which ``where`` drops).
+    if isinstance(step, Tensor):
+        # the fused kernel's trace (its step is a tensor input): select instead of branching
+        # (the discarded branch may be NaN, which ``where`` drops)
         return p - bias_corrected_m * lr * torch.where(rho_t > 5.0, rect() * adaptive_lr(), 1.0)
+    if isinstance(rho_t, Tensor):
+        # a tensor beta2 (per member in a population): selected as above, each branch
+        # rounded in torch's order, ``((m_hat * lr) * adaptive) * rect``
+        scaled = bias_corrected_m * lr
+        return p - torch.where(rho_t > 5.0, scaled * adaptive_lr() * rect(), scaled)
     if rho_t > 5.0:
         return p - bias_corrected_m * lr * adaptive_lr() * rect()
     return p - bias_corrected_m * lr
