@@ -5,6 +5,9 @@ reference, or is refused clearly."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -414,3 +417,59 @@ def test_the_contract_is_written_down():
     for words in ("vector_norm", ".item()", "nonzero(1 - beta)", 'state["prev_g"] = g',
                   "multi_tensor=False", "pure function"):
         assert words in doc, words
+
+
+_SHARDED_USER_RULES = """
+import os, socket, warnings
+import torch, torch.distributed as dist
+warnings.simplefilter("ignore")
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+dist.init_process_group("gloo", rank=0, world_size=1)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Shard, distribute_tensor
+from optimlab.optim.base import RuleOptimizer
+from optimlab.optim.capabilities import Capabilities
+
+
+def _make(update):
+    class Rule(RuleOptimizer):
+        init = staticmethod(lambda p, **_: {})
+        capabilities = Capabilities()  # the default record: "elementwise", shards
+
+        def __init__(self, params, lr=0.1, *, maximize=False):
+            super().__init__(params, dict(lr=lr, maximize=maximize))
+    Rule.update = staticmethod(update)
+    return Rule
+
+
+Normed = _make(lambda p, g, state, *, lr, **_: p - lr * g / (torch.linalg.vector_norm(g) + 1e-12))
+Plain = _make(lambda p, g, state, *, lr, **_: p - lr * g)
+w = torch.nn.Parameter(distribute_tensor(torch.ones(4, 2), init_device_mesh("cpu", (1,)), [Shard(0)]))
+try:
+    Normed([w])
+    print("normed: taken")
+except ValueError as err:
+    print("normed: refused:", "cannot step the sharded parameter" in str(err))
+opt = Plain([w])
+w.grad = torch.ones_like(w)
+opt.step()
+print("plain:", round(float(w.to_local()[0, 0]), 6))
+dist.destroy_process_group()
+"""
+
+
+def test_a_user_rule_that_takes_a_norm_is_refused_for_sharded_parameters():
+    """A user's rule under the default Capabilities (which says it steps shards) that takes
+    a norm would take it over one process's shard under FSDP2: the probe step sees the
+    norm and the front end refuses the sharded parameter, as it refuses LAMB's; an
+    elementwise user rule steps the shard."""
+    pytest.importorskip("torch.distributed.tensor")
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not built")
+    done = subprocess.run([sys.executable, "-c", _SHARDED_USER_RULES], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["normed: refused: True", "plain: 0.9"], done.stdout

@@ -27,6 +27,7 @@ from torch.optim.optimizer import ParamsT
 from . import compact
 from .capabilities import DRIVER_FLAGS, Capabilities, hyperparameters
 from .engine import Engine, real
+from .probe import rule_traits
 from .rule import nonzero, scalar_step
 
 __all__ = [
@@ -1174,6 +1175,17 @@ class RuleOptimizer(TorchOptimizer):
                 if problem:
                     raise ValueError(problem)
 
+    def _reductions(self, group: dict, p: Tensor) -> tuple[str, ...]:
+        """The operations of the rule's ``update`` that are not elementwise (a norm, a sum),
+        seen in one probe step on a stand-in of ``p`` (:func:`~optimlab.optim.probe.rule_traits`,
+        cached per class, switches and layout): a class that says it steps shards (the default
+        :class:`~optimlab.optim.capabilities.Capabilities`, as a user's registered rule may
+        keep it) but reduces would reduce over one process's shard. Empty where the probe
+        cannot step the rule (its own step says why)."""
+        local = p.to_local() if hasattr(p, "to_local") else p
+        traits = rule_traits(type(self), self._hp(group), [local], 2)
+        return () if traits is None else traits.reductions
+
     def _shard_problem(self, group: dict) -> str | None:
         """Why this optimizer cannot step a sharded parameter of ``group`` (a DTensor with a
         ``Shard`` placement, as FSDP2's ``fully_shard`` makes them), or None.
@@ -1182,17 +1194,19 @@ class RuleOptimizer(TorchOptimizer):
         element's new value needs that element only. A rule that reads a parameter as a whole
         (a norm, a matrix, a sum over the group: LAMB, LARS, Muon, Adafactor, SOAP, cautious
         masking, Prodigy, ...) would compute it on the shard alone, so it is refused, naming
-        the parameter, instead of stepping wrongly. So is ``state_precision``: its int8 blocks
+        the parameter, instead of stepping wrongly; so is a rule whose class says it is
+        elementwise but whose ``update`` reduces (a user's rule taking a norm under the
+        default record, seen by :meth:`_reductions`). So is ``state_precision``: its int8 blocks
         and bfloat16 dither are laid over a whole parameter, which a shard is not (DDP, whose
         parameters are whole, keeps it). Read when a group is added and again before each
         step (:meth:`_check_shards`: a group's switches may be set after).
         """
-        if self.capabilities.shards_for(group):
-            return None
         sharded = next(((i, p) for i, p in enumerate(group["params"]) if _is_sharded(p)), None)
         if sharded is None:
             return None
         i, p = sharded
+        if self.capabilities.shards_for(group) and not self._reductions(group, p):
+            return None
         names = group.get("param_names")
         index = next((k for k, g in enumerate(self.param_groups) if g is group),
                      len(self.param_groups) - 1)
