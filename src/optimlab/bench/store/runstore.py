@@ -68,6 +68,8 @@ from .guard import (
 )
 from .jsonio import _dumps, _loads, canonical_json, canonical_key, json_data, order_free_keys, sweep_keys
 from .schema import (
+    _ADDED,
+    _CHUNK,
     _COLUMNS,
     _OPEN,
     _RUN_COLUMNS,
@@ -149,27 +151,39 @@ def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any,
     return rows
 
 
-def _sweep_id(con, config: Mapping) -> int | None:
-    """The id of the sweep of ``config``: the one stored under the first of its
-    :func:`~.jsonio.sweep_keys` (the current key, then an earlier one), or None.
+def _free_key(config: Any) -> str:
+    """The ``free_key`` of a sweep stored with ``config`` (JSON data): its key with the
+    order of its optimizers and rates left out (:func:`~.jsonio.order_free_keys`, as
+    stored)."""
+    (key,) = order_free_keys(config, stored=True)
+    return key
 
-    A sweep an earlier optimlab keyed by its configuration as given (before the order of
-    its optimizers and rates was left out of the key) is found by a command that lists them
-    in another order too: where no key matches, the stored configurations are read and
-    compared with the order left out (:func:`~.jsonio.order_free_keys`)."""
-    for key in sweep_keys(config):
-        row = con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            return row[0]
-    wanted = order_free_keys(config)
-    for sweep_id, text in con.execute("SELECT id, config FROM sweeps ORDER BY id").fetchall():
-        try:
-            stored = _loads(text)
-        except ValueError:  # a config no JSON reader takes: not this sweep
-            continue
-        if order_free_keys(stored, stored=True) & wanted:
-            return sweep_id
-    return None
+
+def _stored_free_key(text: str | None) -> str:
+    """The ``free_key`` of a stored configuration's text: ``''`` (no key finds it) for a
+    text no JSON reader takes."""
+    try:
+        stored = _loads(text)
+    except ValueError:  # a config no JSON reader takes: no configuration finds it
+        return ""
+    return _free_key(stored)
+
+
+def _fill_free_keys(con) -> None:
+    """Write the ``free_key`` of every sweep that lacks one (NULL: stored by an optimlab
+    without the column), in chunks of :data:`~.schema._CHUNK` configurations, inside the
+    caller's write transaction."""
+    last = None
+    while True:
+        rows = con.execute(
+            "SELECT id, config FROM sweeps WHERE free_key IS NULL"
+            + ("" if last is None else " AND id > ?") + " ORDER BY id LIMIT ?",
+            ([] if last is None else [last]) + [_CHUNK]).fetchall()
+        if not rows:
+            return
+        con.executemany("UPDATE sweeps SET free_key = ? WHERE id = ?",
+                        [(_stored_free_key(text), sweep_id) for sweep_id, text in rows])
+        last = rows[-1][0]
 
 
 def _task_name(value: Any) -> str | None:
@@ -319,6 +333,7 @@ class RunStore(DataFrameReaders):
     # snapshot()'s state (here too for a subclass that sets up its own object)
     _snapshots = 0  # depth of snapshot() blocks
     _read_txn = False  # whether the outermost snapshot() holds a read transaction
+    _free_keyed = False  # whether the sweeps table has its free_key column (_add_columns)
 
     def __new__(cls, path: str | os.PathLike = DEFAULT_PATH, *args, **kwargs):
         # a PostgreSQL URL opens the server store, a subclass of this one
@@ -705,6 +720,30 @@ class RunStore(DataFrameReaders):
         self._check_version(tables)
         if not new and not self.readonly:
             self._use_wal()
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Bring a store an earlier optimlab wrote up to the columns added to the schema
+        since (:data:`~.schema._ADDED`): a writer adds the sweeps' ``free_key`` where it
+        lacks and fills it where NULL (sweeps stored by an optimlab without it), in one write
+        transaction, once: under the writers' lock it looks again, so two processes opening
+        the store at once add it once, and readers see the store before or after, never
+        between. A reader does without: :meth:`_find_sweep` then reads the configurations
+        instead, as before the column."""
+        self._free_keyed = "free_key" in self._columns("sweeps")
+        if self.readonly or (self._free_keyed and self.con.execute(
+                "SELECT 1 FROM sweeps WHERE free_key IS NULL LIMIT 1").fetchone() is None):
+            return
+        with self._write() as con:
+            # another process may have added it between our look and the lock
+            for table, added in _ADDED.items():
+                columns = self._columns(table)
+                for column, statements in added.items():
+                    if column not in columns:
+                        for statement in statements:
+                            con.execute(statement)
+            _fill_free_keys(con)
+        self._free_keyed = True
 
     def _check_version(self, tables: set[str]) -> None:
         """Refuse a file whose ``schema_version`` table is not the store's (no integer
@@ -733,7 +772,8 @@ class RunStore(DataFrameReaders):
                              f"{', '.join(missing)} table{'s' if len(missing) > 1 else ''}")
         for table in (t for t in _TABLES if t != "schema_version"):  # checked above
             columns = self._columns(table)  # a column missing would fail only after training
-            lacking = [c for c in _COLUMNS[table] if c not in columns]
+            lacking = [c for c in _COLUMNS[table]
+                       if c not in columns and c not in _ADDED.get(table, ())]
             if lacking:
                 raise StoreError(f"{self.path} is not an optimlab run store of schema version "
                                  f"{SCHEMA_VERSION}: table {table} lacks column"
@@ -759,7 +799,46 @@ class RunStore(DataFrameReaders):
         """The id of the sweep with this configuration, or None (creates nothing): looked up
         by each of its :func:`~.jsonio.sweep_keys` in turn, so a sweep stored under the
         key of an earlier optimlab is found too."""
-        return _sweep_id(self.con, config)
+        return self._find_sweep(self.con, config)
+
+    def _find_sweep(self, con, config: Mapping, unkeyed: bool = True,
+                    fill: bool = False) -> int | None:
+        """The id of the sweep of ``config``: the one stored under the first of its
+        :func:`~.jsonio.sweep_keys` (the current key, then an earlier one), or None.
+
+        A sweep an earlier optimlab keyed by its configuration as given (before the order of
+        its optimizers and rates was left out of the key) is found by a command that lists
+        them in another order too: where no key matches, the first sweep whose stored
+        configuration keys alike with the order left out (:func:`~.jsonio.order_free_keys`),
+        looked up by its ``free_key`` (indexed: no configuration is read). With ``unkeyed``,
+        the configurations of the sweeps without a ``free_key`` are read and compared (every
+        sweep's, in a store an earlier optimlab wrote and no writer of this one has opened:
+        see :meth:`_add_columns`), once; with ``fill`` (inside a write transaction) their
+        ``free_key`` is written, so that none is read twice."""
+        for key in sweep_keys(config):
+            row = con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return row[0]
+        wanted = sorted(order_free_keys(config))
+        found = []
+        if self._free_keyed:
+            row = con.execute(f"SELECT MIN(id) FROM sweeps WHERE free_key IN "
+                              f"({', '.join('?' * len(wanted))})", wanted).fetchone()
+            if row is not None and row[0] is not None:
+                found.append(row[0])
+        if unkeyed:
+            where = " WHERE free_key IS NULL" if self._free_keyed else ""
+            keys = []
+            for sweep_id, text in con.execute(
+                    f"SELECT id, config FROM sweeps{where} ORDER BY id").fetchall():
+                keys.append((_stored_free_key(text), sweep_id))
+                if keys[-1][0] in wanted:
+                    found.append(sweep_id)
+                    if not fill:
+                        break
+            if fill and keys and self._free_keyed:
+                con.executemany("UPDATE sweeps SET free_key = ? WHERE id = ?", keys)
+        return min(found, default=None)
 
     def sweep(self, sweep_id: int) -> dict:
         """One sweep as a dict: its columns (``config``, ``environment`` decoded) and
@@ -844,19 +923,24 @@ class RunStore(DataFrameReaders):
             raise TypeError(f"a sweep config is a dict, got {type(config).__name__}")
         config_json = canonical_json(config)
         key = sweep_keys(config)[0]
-        found = _sweep_id(self.con, config)
+        # by its keys (indexed) first; the configurations of sweeps without a free_key (an
+        # earlier optimlab's) are read once, under the write lock, which fills their key
+        found = self._find_sweep(self.con, config, unkeyed=self.readonly)
         if found is not None:
             return found
         env = _dumps(collect_environment() if environment is None else environment)
         with self._write() as con:
-            row = _sweep_id(con, config)
+            row = self._find_sweep(con, config, fill=True)
             if row is not None:  # created by another process meanwhile
                 return row
-            con.execute(
-                "INSERT INTO sweeps (key, name, task, model, config, created_at, environment) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, name, _task_name(config.get("task")), _task_name(config.get("model")),
-                 config_json, _now(), env))
+            columns = "key, name, task, model, config, created_at, environment"
+            values = [key, name, _task_name(config.get("task")), _task_name(config.get("model")),
+                      config_json, _now(), env]
+            if self._free_keyed:
+                columns += ", free_key"
+                values.append(_free_key(json_data(config)))
+            con.execute(f"INSERT INTO sweeps ({columns}) VALUES "
+                        f"({', '.join('?' * len(values))})", values)
             # read back rather than lastrowid: the same SQL on every database
             return con.execute("SELECT id FROM sweeps WHERE key = ?", (key,)).fetchone()[0]
 

@@ -21,7 +21,13 @@ numbers); non-finite floats inside JSON are written as Python's ``NaN``, ``Infin
     with a ``"name"``), for filtering; ``config TEXT``: the configuration as canonical JSON;
     ``created_at TEXT``; ``environment TEXT``: JSON of where the sweep was created
     (:func:`.collect_environment` by default: python, platform, machine, host, library
-    versions).
+    versions); ``free_key TEXT`` (indexed): :func:`~.jsonio.order_free_keys` of the stored
+    configuration, how a sweep keyed by an earlier optimlab is found with its optimizers and
+    rates in another order without reading every stored configuration (``''`` for a
+    configuration no JSON reader takes; NULL for a sweep an optimlab without the column
+    wrote: added to such a store, and filled, by the first writer of this one that opens
+    it, see :data:`_ADDED`). Like ``key``, it is derived from ``config`` by the store: SQL
+    that rewrites a ``config`` by hand should set it NULL, and the store derives it again.
 
 ``runs``: one row per member of a sweep (an optimizer, its hyperparameters, a seed).
     ``id INTEGER PRIMARY KEY`` (in the order members were added);
@@ -70,6 +76,9 @@ _OPEN = ("pending", "running")
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 _TABLES = ("schema_version", "sweeps", "runs", "metrics")  # the tables of _SCHEMA
 
+#: finds a sweep by the key of its configuration with the order of its grid left out
+_FREE_KEY_INDEX = "CREATE INDEX sweeps_free_key ON sweeps (free_key)"
+
 _SCHEMA = [
     """CREATE TABLE schema_version (
         version INTEGER NOT NULL
@@ -82,8 +91,10 @@ _SCHEMA = [
         model TEXT,
         config TEXT NOT NULL,
         created_at TEXT NOT NULL,
-        environment TEXT
+        environment TEXT,
+        free_key TEXT
     )""",
+    _FREE_KEY_INDEX,
     """CREATE TABLE runs (
         id INTEGER PRIMARY KEY,
         sweep_id INTEGER NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
@@ -125,8 +136,17 @@ def _table_columns(schema: list[str]) -> dict[str, tuple[str, ...]]:
     return tables
 
 
-#: the columns of each table of :data:`_SCHEMA` (a store's tables must have them all)
+#: the columns of each table of :data:`_SCHEMA` (a store's tables must have them all, but
+#: those of :data:`_ADDED`)
 _COLUMNS = _table_columns(_SCHEMA)
+
+#: columns added to the tables of version 1 after it first shipped, each with the statements
+#: that add it to a store written before. Such a store is still of version 1: an optimlab
+#: without the column reads and writes it as before (extra columns are tolerated; the rows
+#: it adds leave the column NULL), a writer of this one adds what it lacks and fills it when
+#: it opens the store (:meth:`.RunStore._add_columns`), a reader does without it.
+_ADDED = {"sweeps": {"free_key": ("ALTER TABLE sweeps ADD COLUMN free_key TEXT",
+                                  _FREE_KEY_INDEX)}}
 
 
 class StoreWarning(UserWarning):
