@@ -145,8 +145,21 @@ class Profile:
     def table(self) -> str:
         """Seconds to target per workload (steps x calibrated step cost; gradient
         evaluations or steps where a workload is timed in those; the ratio to the best,
-        1.00x for a tie), then the scores, then :meth:`notes`."""
-        return "\n".join([text_table(*self.rows()), *self.notes()])
+        1.00x for a tie), then the scores, then :meth:`notes`.
+
+        A row per workload and a column per optimizer (:meth:`rows`) while that fits
+        :data:`TABLE_WIDTH` characters; past it (ten optimizers take 195), a row per
+        optimizer and a column per workload and for the score, where that is narrower: the
+        table then grows down with the optimizers, not across."""
+        headers, rows = self.rows()
+        text = text_table(headers, rows)
+        if _width(text) > TABLE_WIDTH:
+            turned = text_table(["optimizer"] + [row[0] for row in rows],
+                                [[name] + [row[i] for row in rows]
+                                 for i, name in enumerate(headers[1:], 1)])
+            if _width(turned) < _width(text):
+                text = turned
+        return "\n".join([text, *self.notes()])
 
     def plot(self) -> Figure:
         """rho(tau) for every optimizer (matplotlib figure)."""
@@ -154,7 +167,14 @@ class Profile:
         from ..optim.palette import label_colors, label_markers  # the catalog's colours
 
         plt = _pyplot()
-        fig, ax = plt.subplots(figsize=(7, 4.2))
+        # the legend beside the axes, in as many columns of at most LEGEND_ROWS entries as
+        # it takes, the figure widened (and heightened) for it: inside the axes, 42
+        # optimizers' entries covered the curves and the title
+        entries = len(self.rho)
+        columns = max(1, math.ceil(entries / LEGEND_ROWS))
+        per_column = math.ceil(entries / columns)
+        fig, ax = plt.subplots(figsize=(6.5 + 2.6 * columns, max(4.2, 1.2 + 0.2 * per_column)),
+                               layout="constrained")
         colors, markers = label_colors(list(self.rho)), label_markers(list(self.rho))
         for name, rho in self.rho.items():
             ax.step(self.taus, rho, where="post", color=colors[name], lw=2,
@@ -174,8 +194,19 @@ class Profile:
                ylim=(-0.02, 1.02), xlim=(1, 4),
                title=f"performance profile over {_count(len(self.times), 'workload')}")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, ncol=columns,
+                  fontsize="small" if entries > 10 else None)
         return fig
+
+
+#: the widest :meth:`Profile.table` that keeps a column per optimizer (characters)
+TABLE_WIDTH = 110
+#: the most entries in one column of the profile plot's legend
+LEGEND_ROWS = 22
+
+
+def _width(text: str) -> int:
+    return max((len(line) for line in text.splitlines()), default=0)
 
 
 def _ratio(time: float, best: float, ratio: float | None = None) -> str:
