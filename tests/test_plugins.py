@@ -10,6 +10,7 @@ entry points made by hand, and the registry is put back as it was after each.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ from optimlab import _plugins
 from optimlab.optim import registry
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities
+from optimlab.optim.registry import PluginWarning
 
 PLUGIN = textwrap.dedent('''
     """An installed package with optimizers for optimlab."""
@@ -283,6 +285,10 @@ class _Plain(RuleOptimizer):
         super().__init__(params, dict(lr=lr, maximize=maximize))
 
 
+class _Other(_Plain):
+    """Another class, for a plugin that names a name taken."""
+
+
 class _EntryPoint:
     """An entry point made by hand: ``load()`` runs ``load``."""
 
@@ -308,17 +314,24 @@ def loader(monkeypatch):
     registry._changed()  # the caches built from the names above (palette, web) forget them
 
 
-def test_plugins_load_once_and_after_a_users_registration_call(loader):
+def test_plugins_load_once_and_a_name_registered_first_stays_the_users(loader):
+    """register() does not load the plugins (a plugin module that registers its own class
+    at import calls it while the plugins load); the first listing does, once. A plugin
+    naming a name the user took first is left out with a warning."""
     calls = []
 
     def load():
         calls.append(1)
         return _Plain
 
-    loader([_EntryPoint("plainplug", load)])
-    optimlab.register(_Plain, "mine")  # loads the plugins first
-    assert calls == [1]
-    assert [e.name for e in optimlab.available()][-2:] == ["plainplug", "mine"]
+    loader([_EntryPoint("plainplug", load), _EntryPoint("mine", lambda: _Other)])
+    optimlab.register(_Plain, "mine")
+    assert calls == []
+    with pytest.warns(PluginWarning, match="mine = tests:made_here was not loaded: "
+                                           "ValueError: 'mine' is registered already"):
+        names = [e.name for e in optimlab.available()]
+    assert names[-2:] == ["mine", "plainplug"] and calls == [1]
+    assert optimlab.resolve("mine").cls is _Plain
     with pytest.raises(ValueError, match="unknown optimizer"):
         optimlab.resolve("still_unknown")
     assert calls == [1]
@@ -354,8 +367,9 @@ def test_an_interrupt_while_loading_leaves_none_registered_and_loads_again_later
     assert [e.name for e in optimlab.available()][-2:] == ["first", "second"]
 
 
-def test_a_thread_waits_for_the_plugins_another_thread_is_loading(loader):
-    """Two threads ask at once while the plugin takes a while to import: both see it."""
+def test_two_threads_that_ask_at_once_both_see_the_plugin(loader):
+    """Two threads ask at once while the plugin takes a while to import: both return with
+    it registered, once."""
     started = threading.Event()
 
     def slow():
@@ -375,3 +389,72 @@ def test_a_thread_waits_for_the_plugins_another_thread_is_loading(loader):
     ask("second")  # while the first thread is inside the plugin's import
     first.join(10)
     assert "slowplug" in seen["first"] and "slowplug" in seen["second"]
+    assert [e.name for e in optimlab.available()].count("slowplug") == 1
+
+
+SELF_REGISTERING = """
+import time
+import optimlab
+from tests.test_plugins import _Plain
+
+
+class SelfReg(_Plain):
+    \"\"\"A plugin class its module registers itself, with its catalog data.\"\"\"
+
+
+time.sleep({delay})  # a module that takes a while to import
+optimlab.register(SelfReg, "selfreg", year=2021, paper="Its own paper")
+optimlab.available()  # anything that reads the registry at import time
+"""
+
+
+@pytest.fixture
+def self_registering(loader, tmp_path, monkeypatch):
+    """A module ``selfreg_mod`` on the path that registers its class at import (and lists
+    the registry), which an entry point names too; gone from ``sys.modules`` afterwards."""
+    def make(delay=0.0):
+        (tmp_path / "selfreg_mod.py").write_text(SELF_REGISTERING.format(delay=delay))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.delitem(sys.modules, "selfreg_mod", raising=False)
+        loader([_EntryPoint("selfreg", lambda: importlib.import_module("selfreg_mod").SelfReg,
+                            value="selfreg_mod:SelfReg")])
+    yield make
+    sys.modules.pop("selfreg_mod", None)
+
+
+def test_importing_a_plugin_module_that_registers_itself_keeps_its_catalog_data(self_registering):
+    """The module imported by the user first: its own register() call is not refused by the
+    plugins loading inside it, and its year and paper stay."""
+    self_registering()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.import_module("selfreg_mod")
+        names = [e.name for e in optimlab.available()]
+    assert names.count("selfreg") == 1
+    assert (optimlab.info("selfreg").year, optimlab.info("selfreg").paper) == (2021, "Its own paper")
+
+
+def test_a_thread_importing_a_plugin_module_and_one_listing_the_registry_do_not_deadlock(
+        self_registering):
+    """Thread B imports the plugin's module (which reads the registry at import), thread A
+    lists the registry meanwhile, which imports the same module: no lock of the registry is
+    held across that import, so both finish."""
+    self_registering(delay=0.3)
+    done = {}
+
+    def importer():
+        importlib.import_module("selfreg_mod")
+        done["importer"] = True
+
+    def lister():
+        time.sleep(0.1)  # the importer is inside the module by now
+        done["lister"] = [e.name for e in optimlab.available()]
+
+    threads = [threading.Thread(target=importer, daemon=True),
+               threading.Thread(target=lister, daemon=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert not any(thread.is_alive() for thread in threads), "deadlock"
+    assert done["importer"] and done["lister"].count("selfreg") == 1

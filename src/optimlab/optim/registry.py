@@ -123,53 +123,75 @@ def _changed() -> None:
         listener()
 
 
-#: held while the registry's names change (register, unregister, loading the plugins);
-#: reentrant, as a plugin's function calls register() while the plugins load
+#: held while the registry's names change (register, unregister, a plugin's registration);
+#: never while a plugin's module is imported (Python's import locks order those, and a lock
+#: of ours held across an import deadlocks with a thread importing that module)
 _LOCK = threading.RLock()
-#: "pending" until the installed plugins are loaded, "loading" while this happens (a
-#: plugin's own calls into the registry do not load them again), then "done"
+#: "pending" until one thread has loaded every installed plugin, then "done"
 _plugins_state = "pending"
+#: the plugin functions called so far (their entry points' values): each is called once
+_called: set[str] = set()
+#: whether this thread is loading the plugins (a plugin's own calls do not load them again)
+_loading = threading.local()
 
 
 def _load_plugins() -> None:
     """Register the optimizers of the ``"optimlab.optimizers"`` entry points, once per
-    process; the first caller loads them, others wait for it. A plugin that cannot be
-    imported, is not an optimizer class or a function, or whose registration fails is left
-    out with a :class:`PluginWarning`. An interrupt while they load takes away the ones
-    registered so far, so that the next call loads them all again."""
+    process. A plugin that cannot be imported, is not an optimizer class or a function, or
+    whose registration fails is left out with a :class:`PluginWarning`.
+
+    No lock is held while a plugin's module is imported: a thread that asks while another
+    loads them loads them too (an import another thread has begun waits for it, inside
+    Python's import machinery; a class already registered, by its own module or the other
+    thread, is not registered again; each function is called once), so each caller returns
+    with every plugin's class registered, and none waits on another thread that may be
+    waiting on its import. An interrupt while they load takes away what this call
+    registered, so that the next call loads it again."""
     global _plugins_state
-    if _plugins_state == "done":
+    if _plugins_state == "done" or getattr(_loading, "busy", False):
         return
-    with _LOCK:
-        if _plugins_state != "pending":
-            return  # done meanwhile, or this thread is loading them
-        _plugins_state = "loading"
-        before = dict(_ENTRIES)
-        try:
-            for entry_point in _plugins.entry_points():
-                try:
-                    _load_plugin(entry_point)
-                except Exception as err:  # the plugin's code: anything at all
-                    warnings.warn(f"the optimizer plugin {_plugins.origin(entry_point)} "
-                                  f"was not loaded: {type(err).__name__}: {err}", PluginWarning,
-                                  stacklevel=4)
-        except BaseException:
-            _ENTRIES.clear()
-            _ENTRIES.update(before)
-            _plugins_state = "pending"
+    _loading.busy = True
+    added: list[str] = []
+    called: list[str] = []
+    try:
+        for entry_point in _plugins.entry_points():
+            try:
+                _load_plugin(entry_point, added, called)
+            except Exception as err:  # the plugin's code: anything at all
+                warnings.warn(f"the optimizer plugin {_plugins.origin(entry_point)} "
+                              f"was not loaded: {type(err).__name__}: {err}", PluginWarning,
+                              stacklevel=3)
+    except BaseException:
+        with _LOCK:
+            for name in added:
+                _ENTRIES.pop(name, None)
+            _called.difference_update(called)
             _changed()
-            raise
-        _plugins_state = "done"
+        raise
+    finally:
+        _loading.busy = False
+    _plugins_state = "done"
 
 
-def _load_plugin(entry_point) -> None:
-    obj = entry_point.load()
+def _load_plugin(entry_point, added: list[str], called: list[str]) -> None:
+    """Load one entry point and register what it holds; the names registered go to
+    ``added``, a function called to ``called``."""
+    obj = entry_point.load()  # no lock held (see _load_plugins)
     if isinstance(obj, type):
-        known = _ENTRIES.get(entry_point.name.strip().lower())
-        if known is None or known.cls is not obj:  # its module may have registered it itself
-            register(obj, entry_point.name)
+        with _LOCK:
+            known = _ENTRIES.get(entry_point.name.strip().lower())
+            if known is not None and known.cls is obj:
+                return  # registered already: by its own module, or by another thread
+            added.append(register(obj, entry_point.name).name)
     elif callable(obj):
+        with _LOCK:
+            if entry_point.value in _called:
+                return
+            _called.add(entry_point.value)
+            called.append(entry_point.value)
+            before = set(_ENTRIES)
         obj()
+        added.extend(name for name in _ENTRIES if name not in before)
     else:
         raise TypeError(f"{entry_point.value} is {type(obj).__name__}, neither an optimizer "
                         f"class nor a function that registers one")
@@ -376,11 +398,13 @@ def register(cls: type, name: str | None = None, *, family: str = "custom",
     and Ray workers are other processes: they know the built-ins and the installed plugins.
     To reach them, declare the class in your package's ``"optimlab.optimizers"`` entry-point
     group (:mod:`optimlab._plugins`): every process that imports optimlab where that package
-    is installed then registers it. :func:`register` and :func:`unregister` hold a lock,
-    so threads may call them; a registry name read before they return is read as it was.
+    is installed then registers it, the first time the registry lists its names or meets a
+    name it does not know. A name you register first is yours: a plugin that names it later
+    is left out with a :class:`PluginWarning` (unless it names the same class, as a plugin
+    module that registers its own class at import does, which is kept as registered here).
+    :func:`register` and :func:`unregister` hold a lock, so threads may call them.
     """
     _registrable(cls)
-    _load_plugins()  # a plugin's name is taken first, whatever the order of the calls
     with _LOCK:
         return _register(cls, name, family, year, paper, url, summary, replace)
 
