@@ -53,8 +53,9 @@ def update(p, g, state, *, step, lr, betas, eps, weight_decay, momentum_decay,
     # ``mu`` is rounded to that dtype first, as torch rounds a Python float operand; spelled
     # out so that a traced rule (the fused kernel) rounds the same way
     product = state["mu_product"]
-    if isinstance(beta1, Tensor) and not isinstance(step, Tensor):
-        # A tensor beta1 (not the fused kernel's trace, whose step is a tensor input too):
+    if isinstance(beta1, Tensor) and beta1.dim() == 0 and not isinstance(step, Tensor):
+        # A tensor beta1 (not the fused kernel's trace, whose step is a tensor input too,
+        # nor a population's per-member column, which stands for Python floats):
         # torch's mu, mu_next and coefficients are then tensors of beta1's dtype (float32
         # for ``torch.tensor(0.9)``, on float64 parameters too), formed as it forms them:
         # ``mu_product *= mu`` in the two's dtype, rounded to the product's; the product
