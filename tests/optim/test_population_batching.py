@@ -532,3 +532,45 @@ def test_nadam_members_with_their_own_betas_stay_within_float64_rounding():
             opt.step()
         bound = len(grads) * 4 * 2.0 ** -52 * float(start.abs().max())
         assert float((alone.detach() - pop.params[0][k]).abs().max()) <= bound
+
+
+def _masked_update(p, g, state, *, lr, beta, **_):
+    m = state["m"] = beta * state["m"] + g
+    u = m.clone()
+    u[u.abs() < 0.05] = 0  # a write through a mask of the tensor's own shape: elementwise
+    return p - lr * u
+
+
+class _Masked(RuleOptimizer):
+    """Momentum with its small entries zeroed through a boolean mask."""
+
+    init = staticmethod(_m_init)
+    update = staticmethod(_masked_update)
+    capabilities = Capabilities(multi_tensor=False, fusable=False)
+
+    def __init__(self, params, lr=1e-2, beta=0.9, *, maximize=False):
+        super().__init__(params, dict(lr=lr, beta=beta, maximize=maximize))
+
+
+def test_a_masked_write_is_elementwise_and_steps_each_member_as_alone():
+    """``u[u.abs() < eps] = 0`` (aten.index_put_ through one boolean mask of u's shape)
+    treats every element apart: the rule stays "elementwise" (vmap cannot run a
+    data-dependent mask, and refused it) and each member steps as alone, bit for bit."""
+    torch.manual_seed(0)
+    start = torch.randn(K, 4, 5, dtype=F64)
+    grads = [0.2 * torch.randn(K, 4, 5, dtype=F64) for _ in range(5)]
+    optimlab.register(_Masked, "masked_for_test")
+    try:
+        pop = Population("masked_for_test", [start.clone()], {"lr": [1e-2, 2e-2, 3e-2]})
+        assert pop.mode == "elementwise"
+        for g in grads:
+            pop.step(grads=[g])
+    finally:
+        optimlab.unregister("masked_for_test")
+    for k, lr in enumerate([1e-2, 2e-2, 3e-2]):
+        alone = torch.nn.Parameter(start[k].clone())
+        opt = _Masked([alone], lr=lr)
+        for g in grads:
+            alone.grad = g[k].clone()
+            opt.step()
+        assert torch.equal(alone.detach(), pop.params[0][k])

@@ -93,8 +93,7 @@ from . import kernels
 from .base import RuleOptimizer, python_numbers
 from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine, compute_dtype, real
-from .probe import kind as _kind
-from .probe import rule_traits
+from .probe import first_of_each_kind, kind, rule_traits, stand_in
 from .registry import checked_defaults, create, probe, resolve
 
 __all__ = ["Population", "is_per_member", "has_eval_mode"]
@@ -399,8 +398,8 @@ class Population:
             return
         try:
             with torch.random.fork_rng(devices=[]), torch.no_grad():
-                for index in _first_of_each_kind(self.params):
-                    weight = _stand_in(self.params[index], self.members)
+                for index in first_of_each_kind(self.params):
+                    weight = stand_in(kind(self.params[index]), self.members)
                     self.engine.step_members([weight], [torch.full_like(weight, 0.5)], [{}],
                                              [self._vmap_hps[index]], maximize=self.maximize,
                                              vmapped=True)
@@ -1092,19 +1091,6 @@ class Population:
 
     def __repr__(self) -> str:
         return f"Population({self.entry.name!r}, members={self.members}, mode={self.mode!r})"
-
-
-def _first_of_each_kind(params: Sequence[Tensor]) -> list[int]:
-    """The index of the first parameter of each :func:`_kind`."""
-    return list(dict((_kind(p), i) for i, p in reversed(list(enumerate(params)))).values())
-
-
-def _stand_in(p: Tensor, members: int) -> Tensor:
-    """A small tensor standing for ``p`` (its real view): ``members`` rows, 2 elements along
-    every other axis, 0.75 everywhere."""
-    weight = real(p)
-    return torch.full((members,) + (2,) * (weight.dim() - 1), 0.75, dtype=weight.dtype,
-                      device=p.device)
 
 
 def _component(value: Any, part: int) -> Any:

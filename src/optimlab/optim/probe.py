@@ -24,7 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .engine import real
 from .rule import advance, call, recording_branches
 
-__all__ = ["NotElementwise", "Traits", "kind", "rule_traits"]
+__all__ = ["NotElementwise", "Traits", "first_of_each_kind", "kind", "rule_traits", "stand_in"]
 
 
 #: aten operations that are not tagged pointwise but treat every element apart: making,
@@ -58,10 +58,24 @@ class NotElementwise(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if torch.Tag.pointwise not in func.tags and func.overloadpacket not in _ELEMENTWISE_OPS \
+                and not _masked_write(func, args) \
                 and any(isinstance(t, Tensor) and t.numel() > 1
                         for t in _pytree.tree_leaves((args, kwargs))):
             self.found[str(func.overloadpacket)] = None
         return func(*args, **kwargs)
+
+
+def _masked_write(func, args: tuple) -> bool:
+    """Whether ``func(*args)`` writes through one boolean mask of the tensor's own shape
+    (``u[u.abs() < eps] = 0``, ``index_put_``): each element's value then depends on that
+    element alone."""
+    if func.overloadpacket not in (torch.ops.aten.index_put_, torch.ops.aten.index_put) \
+            or len(args) < 3:
+        return False
+    target, indices, values = args[0], args[1], args[2]
+    return len(indices) == 1 and isinstance(indices[0], Tensor) \
+        and indices[0].dtype == torch.bool and indices[0].shape == target.shape \
+        and isinstance(values, Tensor) and values.numel() == 1
 
 
 class Traits(NamedTuple):
@@ -106,9 +120,7 @@ def rule_traits(cls: type, hparams: dict, params: Sequence[Tensor], members: int
     gates: dict[str, dict[int | None, frozenset[str]]] = {}
     cacheable = True
     for dim, dtype, device in kinds:
-        weight = torch.full((members,) + (2,) * (dim - 1), 0.75, device=device,
-                            dtype=torch.float32 if dtype in (torch.bfloat16, torch.float16)
-                            else dtype)
+        weight = stand_in((dim, dtype, device), members)
         grad = torch.full_like(weight, 0.5)
         for widen in ("all", "floats", None):
             names: dict[int, tuple[str, int | None]] = {}
@@ -187,3 +199,17 @@ def kind(p: Tensor) -> tuple:
     dtype, and its device."""
     weight = real(p)
     return weight.dim(), weight.dtype, p.device
+
+
+def first_of_each_kind(params: Sequence[Tensor]) -> list[int]:
+    """The index of the first parameter of each :func:`kind`."""
+    return list(dict((kind(p), i) for i, p in reversed(list(enumerate(params)))).values())
+
+
+def stand_in(of: tuple, members: int) -> Tensor:
+    """A small tensor standing for parameters of kind ``of`` (:func:`kind`): ``members``
+    rows, 2 elements along every other axis, 0.75 everywhere, in the dtype they step in
+    (bfloat16 and float16 ones step in float32)."""
+    dim, dtype, device = of
+    return torch.full((members,) + (2,) * (dim - 1), 0.75, device=device,
+                      dtype=torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype)
