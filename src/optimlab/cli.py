@@ -2124,11 +2124,16 @@ def _tour_has(sweep_id: int) -> bool:
 
 
 def run_runs(args: argparse.Namespace) -> str:
-    """``optimlab runs``: the stored sweeps as a table."""
+    """``optimlab runs``: the stored sweeps as a table, each sweep's optimizers cut to
+    :data:`RUNS_OPTIMIZERS_WIDTH` characters (``sgd,adam,... (+39)``)."""
     from .bench.report import list_sweeps
 
     store, _ = _read_store(args)
-    return list_sweeps(store)
+    return list_sweeps(store, optimizers_width=RUNS_OPTIMIZERS_WIDTH)
+
+
+#: the widest optimizers cell of ``optimlab runs`` (42 optimizers took 466 characters)
+RUNS_OPTIMIZERS_WIDTH = 64
 
 
 def _sweep(store, sweep_id: int, db: str, args: argparse.Namespace) -> None:

@@ -87,7 +87,8 @@ from .trainer import TrainConfig
 
 __all__ = ["write_report", "sweep_heading", "sweep_options", "summary_table", "summary_rows",
            "summary_notes", "summary_parts", "quoted_error", "list_sweeps", "resolve_metric",
-           "TASK_METRICS", "RESULT_COLUMNS", "METRIC_RANGES", "mean_text", "mean_digits"]
+           "TASK_METRICS", "RESULT_COLUMNS", "METRIC_RANGES", "mean_text", "mean_digits",
+           "thin_indices", "CURVE_POINTS", "CURVE_METRICS"]
 
 #: The metric of each built-in task: (name, higher is better).
 TASK_METRICS: dict[str, tuple[str, bool]] = {
@@ -224,6 +225,7 @@ class _Sweep:
         self.target = float(target) if _finite(target) else None
         records = [r for r in run_records(store, sweep_id, self.higher)  # ended runs only
                    if r["status"] in TERMINAL and _finite(r["lr"])]
+        self.records = records  # (for pages that summarize them their own way)
         # each optimizer's grid, ended or not, so a stopped sweep does not call the highest
         # rate that ended the top of its grid
         self.grids = grids_of(self.runs)
@@ -631,7 +633,7 @@ def summary_rows(store: RunStore, sweep_id: int, metric_name: str | None = None,
     return _summary_rows(_Sweep(store, sweep_id, metric_name, higher_is_better))
 
 
-def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None,
+def summary_table(store: RunStore, sweep_id: int | None = None, metric_name: str | None = None,
                   higher_is_better: bool | None = None) -> str:
     """The summary of a sweep as a text table, best first, one row per optimizer: its rank
     (``=2`` where a paired comparison over seeds cannot tell it from its neighbour), its
@@ -646,8 +648,12 @@ def summary_table(store: RunStore, sweep_id: int, metric_name: str | None = None
         ValueError: ``metric_name`` or ``higher_is_better`` contradicts the metric recorded
             with the sweep (:func:`resolve_metric`).
         TypeError: ``store`` is not a :class:`RunStore`.
+
+    ``store`` may be a sweep already read (``_Sweep``, as :func:`summary_notes` takes one),
+    for a page that shows more of it than the table (the sweep is then read once).
     """
-    sw = _Sweep(store, sweep_id, metric_name, higher_is_better)
+    sw = store if isinstance(store, _Sweep) else \
+        _Sweep(store, sweep_id, metric_name, higher_is_better)
     headers, rows = _summary_rows(sw)
     return text_table(_spelled(headers), rows) + "\n" + "\n".join(
         f"  * {note}" for note in summary_notes(sw))
@@ -661,23 +667,46 @@ def _created(value: Any) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def sweep_heading(store: RunStore, sweep_id: int) -> str:
+def sweep_heading(store: RunStore, sweep_id: int | None = None) -> str:
     """Sweep ``sweep_id`` in one line (:meth:`_Sweep.heading`): ``"digits, 20 steps; sgd
-    with momentum=0.9"``."""
-    return _Sweep(store, sweep_id, None, None).heading()
+    with momentum=0.9"``; ``store`` may be a sweep already read (``_Sweep``)."""
+    sw = store if isinstance(store, _Sweep) else _Sweep(store, sweep_id, None, None)
+    return sw.heading()
 
 
-def list_sweeps(store: RunStore) -> str:
+def list_sweeps(store: RunStore, optimizers_width: int | None = None) -> str:
     """The sweeps of ``store`` as a text table: id, name, task, model, when created, runs
     finished out of all (with the diverged, failed and unfinished ones noted), and the
-    optimizers."""
+    optimizers. With ``optimizers_width`` each optimizers cell keeps the names that fit in
+    that many characters and says how many more (``sgd,adam,adamw,... (+39)``,
+    :func:`shortened`), and a last line says where every one is listed."""
     check_store(store, "list_sweeps")
     with store.snapshot():  # every sweep's counts from one state of the store
-        return _list_sweeps(store)
+        return _list_sweeps(store, optimizers_width)
 
 
-def _list_sweeps(store: RunStore) -> str:
-    rows = []
+def shortened(names: list[str], width: int) -> str:
+    """``names`` joined by commas, cut to the first ones that fit in ``width`` characters
+    with how many more: ``sgd,adam,... (+3)`` (at least one name is kept, however long).
+
+    >>> shortened(["sgd", "adam", "adamw", "lion", "rmsprop"], 20)
+    'sgd,adam,... (+3)'
+    >>> shortened(["sgd", "adam"], 20)
+    'sgd,adam'
+    """
+    shown: list[str] = []
+    for name in names:
+        more = len(names) - len(shown) - 1
+        tail = f",... (+{more})" if more else ""
+        if shown and len(",".join([*shown, name]) + tail) > width:
+            break
+        shown.append(name)
+    left = len(names) - len(shown)
+    return ",".join(shown) + (f",... (+{left})" if left else "")
+
+
+def _list_sweeps(store: RunStore, optimizers_width: int | None = None) -> str:
+    rows, cut = [], False
     for sweep_id, name, task, model, created, config in store.con.execute(
             "SELECT id, name, task, model, created_at, config FROM sweeps ORDER BY id"):
         counts = store.sweep(sweep_id)["counts"]
@@ -688,16 +717,20 @@ def _list_sweeps(store: RunStore) -> str:
             notes.append(f"{open_} to run")
         config = json.loads(config) or {}
         fixed = config.get("hparams") or {}
+        labels = [variant_label(str(o), fixed.get(o)) for o in config.get("optimizers") or []]
+        cell = ",".join(labels) if optimizers_width is None else shortened(labels, optimizers_width)
+        cut = cut or cell != ",".join(labels)
         rows.append([str(sweep_id), name or "", task or "", model or "default",
                      _created(created), _setup(config, store.rates(sweep_id)),
                      f"{counts['finished']}/{total}"
-                     + (f" ({', '.join(notes)})" if notes else ""),
-                     ",".join(variant_label(str(o), fixed.get(o))
-                              for o in config.get("optimizers") or [])])
+                     + (f" ({', '.join(notes)})" if notes else ""), cell])
     if not rows:
         return f"no sweeps in {store.path}"
-    return text_table(["id", "name", "task", "model", "created", "setup", "runs finished",
+    table = text_table(["id", "name", "task", "model", "created", "setup", "runs finished",
                         "optimizers"], rows)
+    if cut:
+        table += "\n(+N): N more optimizers; `optimlab report SWEEP_ID` lists every one"
+    return table
 
 
 #: the training options said apart: steps and batch size first, the model in its own column
@@ -808,6 +841,44 @@ def _result_rows(sw: _Sweep) -> tuple[list[str], list[list[Any]]]:
 # ----------------------------------------------------------------------------- figures
 
 
+#: Most points a report's curve is drawn with (one optimizer, one metric): as many as the
+#: playground's races send (``optimlab.web.models.MAX_POINTS``), some per pixel of the plot.
+CURVE_POINTS = 2001
+#: The metrics the curves show (the report's figure, the playground's sweep page): the test
+#: metric and the train loss; the other points stored are not read for them.
+CURVE_METRICS = ("test_metric", "train_loss")
+
+
+def thin_indices(n: int, most: int, *series) -> np.ndarray:
+    """The indices (ascending) of the points to keep of a curve of ``n`` points to draw or
+    send at most ``most`` of them: all of them where there are no more than ``most``; else
+    the first and the last point and, in each of equal buckets of the points between them,
+    the lowest and the highest point of every one of ``series`` (arrays of ``n`` values
+    sharing the curve's steps; NaN ignored), so that a spike of a loss (or a dip of a
+    metric) is kept, not stepped over or averaged away, and what a plot a few hundred pixels
+    wide shows is unchanged. Without ``series`` (or with ``most`` too small for a bucket
+    each) the points kept are evenly spaced.
+    """
+    if n <= most:
+        return np.arange(n)
+    if most < 2:
+        return np.arange(min(most, 1)) * (n - 1)
+    buckets = (most - 2) // (2 * len(series)) if series else 0
+    if buckets < 1:
+        return np.unique(np.linspace(0, n - 1, most).round().astype(np.int64))
+    edges = np.linspace(1, n - 1, buckets + 1).round().astype(np.int64)
+    keep = [np.array([0, n - 1])]
+    for values in series:
+        values = np.asarray(values, dtype=float)
+        nan = np.isnan(values)
+        low, high = np.where(nan, np.inf, values), np.where(nan, -np.inf, values)
+        for a, b in zip(edges[:-1].tolist(), edges[1:].tolist()):
+            if b > a:
+                keep.append(np.array([a + int(np.argmin(low[a:b])),
+                                      a + int(np.argmax(high[a:b]))]))
+    return np.unique(np.concatenate(keep))
+
+
 def _pyplot():
     from ..landscapes.plots import _pyplot as pyplot
 
@@ -849,20 +920,29 @@ def _no_data(ax, text: str) -> None:
         ax.set_yticks([], minor=minor)
 
 
+def _legend_size(labels: Sequence[str], fontsize: float) -> tuple[float, float]:
+    """About how wide (one entry: its handle and its longest line of text) and how tall (one
+    line) a legend entry of ``labels`` is at ``fontsize`` points, in inches: for choosing
+    the legend's columns and the figure's size before matplotlib lays it out."""
+    chars = max((len(line) for label in labels for line in label.split("\n")), default=0)
+    em = fontsize / 72
+    return 0.6 * em * chars + 3.5 * em, 1.75 * em
+
+
 def _curves_figure(sw: _Sweep):
     plt = _pyplot()
     fig, (max_, lax) = plt.subplots(1, 2, figsize=(11.5, 4.6), layout="constrained")
     colors, markers = _colors(sw.optimizers), _markers(sw.optimizers)
     ids = {n: [r.id for r in sw.best_runs(n)] for n in sw.optimizers}
-    wanted = [i for v in ids.values() for i in v]
-    df = sw.store.metrics(sw.id, run_ids=wanted) if wanted else None
     drawn: dict[str, list[np.ndarray]] = {"test_metric": [], "train_loss": []}
     missing = []
     for name in sw.optimizers:
-        if not ids[name] or df is None:
+        if not ids[name]:
             missing.append(name)
             continue
-        sub = df[df["run_id"].isin(ids[name])]
+        # the points of this optimizer's best runs, of the metrics drawn only (read one
+        # optimizer at a time: long runs hold many)
+        sub = sw.store.metric_points(ids[name], names=CURVE_METRICS)
         diverged = sum(r.status != "finished" for r in sw.best_runs(name))
         # the best rate as the table says it, its edge flagged: "0.1 (top of grid)"
         label = f"{name} (lr {sw.summaries[name].lr_text}, {_count(len(ids[name]), 'seed')}"
@@ -874,6 +954,9 @@ def _curves_figure(sw: _Sweep):
                 continue
             steps = wide.index.to_numpy(dtype=float)
             mean, low, high = _seed_stats(wide.to_numpy(dtype=float))
+            # at most CURVE_POINTS points (a plot this wide shows no more), spikes kept
+            keep = thin_indices(len(steps), CURVE_POINTS, mean, low, high)
+            steps, mean, low, high = steps[keep], mean[keep], low[keep], high[keep]
             ax.fill_between(steps, low, high, color=colors[name], alpha=0.2, linewidth=0)
             ax.plot(steps, mean, color=colors[name], linewidth=1.8, label=label,
                     marker=markers[name], markersize=4, markevery=max(1, len(steps) // 8),
@@ -906,8 +989,17 @@ def _curves_figure(sw: _Sweep):
                                      if sw.any_finished(name) else
                                      "no run finished" if ended else "no run ended yet"))
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4),
-                   frameon=False)
+        # as many columns as fit the figure's width, and the figure taller by each row past
+        # the first, so that the axes keep their size however many optimizers there are
+        from matplotlib.font_manager import FontProperties
+
+        entry, line = _legend_size(labels, FontProperties(
+            size=plt.rcParams["legend.fontsize"]).get_size_in_points())
+        width, height = fig.get_size_inches()
+        ncols = max(1, min(len(labels), int((width - 0.3) // entry)))
+        rows = -(-len(labels) // ncols)
+        fig.set_size_inches(width, height + (rows - 1) * line)
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols, frameon=False)
     fig.suptitle("each optimizer at its best learning rate: mean over seeds, band min to max")
     return fig
 
@@ -940,6 +1032,7 @@ def _sensitivity_figure(sw: _Sweep):
     placed: list[float] = []  # every marker's x
     handles: list = []
     partial = False  # a rate some of whose seeds diverged or failed
+    starred = False  # a best rate drawn (a star)
     for i, name in enumerate(sw.optimizers):
         dodge = 10 ** (0.03 * (i - (n - 1) / 2)) if n > 1 else 1.0  # side by side
         by_lr: dict[float, list[float]] = {}
@@ -965,9 +1058,13 @@ def _sensitivity_figure(sw: _Sweep):
         means = np.array([np.mean(by_lr[lr]) for lr in xs])
         stds = np.array([np.std(by_lr[lr], ddof=1) if len(by_lr[lr]) > 1 else 0.0
                          for lr in xs])
+        best = sw.best_lr(name)
+        star = best is not None and bool(by_lr.get(best))
+        # one legend entry an optimizer: its line, and its best rate where a star marks it
         handles.append(ax.errorbar(np.array(xs) * dodge, means, yerr=stds, color=colors[name],
                                    marker=markers[name], markersize=5, capsize=3, linewidth=1.5,
-                                   label=name, gid=f"sensitivity:{name}"))
+                                   label=f"{name}: best lr {sw.summaries[name].lr_text}"
+                                   if star else name, gid=f"sensitivity:{name}"))
         # a rate where some seeds diverged or failed: its point is the mean of the others,
         # which alone would flatter it; drawn hollow, with how many of its seeds it holds
         for lr, mean in zip(xs, means):
@@ -982,13 +1079,16 @@ def _sensitivity_figure(sw: _Sweep):
                             color=colors[name], gid=f"partial-count:{name}")
                 partial = True
         finite_values += [means - stds, means, means + stds]
-        best = sw.best_lr(name)
-        if best is not None and by_lr.get(best):
-            handles += ax.plot([best * dodge], [np.mean(by_lr[best])], linestyle="none",
-                               marker="*", markersize=16, color=colors[name],
-                               markeredgecolor="black", markeredgewidth=0.8, zorder=4,
-                               label=f"{name}: best lr {sw.summaries[name].lr_text}",
-                               gid=f"best:{name}")
+        if star:
+            ax.plot([best * dodge], [np.mean(by_lr[best])], linestyle="none",
+                    marker="*", markersize=16, color=colors[name],
+                    markeredgecolor="black", markeredgewidth=0.8, zorder=4,
+                    label=f"{name}: best lr {sw.summaries[name].lr_text}", gid=f"best:{name}")
+            starred = True
+    if starred:
+        handles.append(Line2D([], [], color="0.6", linestyle="none", marker="*", markersize=12,
+                              markeredgecolor="black", markeredgewidth=0.8,
+                              label="best lr (colour of its optimizer)"))
     if partial:
         handles.append(Line2D([], [], color="0.3", linestyle="none", marker="o", markersize=8,
                               markerfacecolor="white", markeredgewidth=1.5,
@@ -1042,7 +1142,18 @@ def _sensitivity_figure(sw: _Sweep):
             ax.set_yticks(minor, minor=True)
             ax.set_ylim(*((10 ** lo, 10 ** hi) if log else (lo, hi)))
         ax.grid(True, which="major", alpha=0.3)
-        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+        # beside the axes, in as many columns (up to 3) as its lines need to fit the
+        # figure's height, which grows past that, so no entry runs off the figure
+        labels = [h.get_label() for h in handles]
+        entry, line = _legend_size(labels, 8)
+        lines = sum(label.count("\n") + 1 for label in labels)
+        width, height = fig.get_size_inches()
+        fit = max(1, int((height - 0.4) // line))
+        ncols = min(3, -(-lines // fit))
+        fig.set_size_inches(width + (ncols - 1) * entry,
+                            max(height, 0.4 + -(-lines // ncols) * line))
+        fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False,
+                   ncols=ncols)
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"final test {_metric_label(sw.metric)}")
     ax.set_title(f"final test {_metric_label(sw.metric)} against the learning rate\n"

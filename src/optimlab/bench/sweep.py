@@ -767,8 +767,8 @@ def run_records(store: RunStore, sweep_id: int,
         if "score" not in summary and run.status == "finished":
             unscored.append(records[-1])
     if unscored and higher_is_better is not None:
-        points = store.metrics(sweep_id, run_ids=[r["run_id"] for r in unscored])
-        points = points[points["name"] == "test_metric"].sort_values("step")
+        points = store.metrics(sweep_id, run_ids=[r["run_id"] for r in unscored],
+                               names=["test_metric"]).sort_values("step")
         by_run = {int(k): v["value"].to_numpy(dtype=float) for k, v in points.groupby("run_id")}
         for record in unscored:  # (a run with no point stored keeps its final metric)
             if record["run_id"] in by_run:

@@ -1019,18 +1019,29 @@ def sweeps(db_path) -> list[dict]:
         return [_sweep_row(store, row) for row in store.con.execute(_SWEEP_ROW + " ORDER BY id")]
 
 
-def _curves(store, sweep_id: int, best: dict[str, float]) -> dict:
+def _curves(store, runs, best: dict[str, float]) -> dict:
+    """Each optimizer's mean curves over the seeds at its ``best`` rate, of the ended
+    ``runs`` there (the sweep's :class:`~optimlab.bench.store.Run` list): the metrics the
+    page draws (:data:`~optimlab.bench.report.CURVE_METRICS`), read for those runs only, and
+    at most :data:`MAX_POINTS` steps a curve, as a race's
+    (:func:`~optimlab.bench.report.thin_indices`: the first and the last step and, between
+    them, each bucket's lowest and highest point of every metric, so a spike stays in
+    view)."""
+    from ..bench.report import CURVE_METRICS, thin_indices
     from ..bench.store import TERMINAL
 
-    frame = store.metrics(sweep_id)
     curves = {}
     for name, lr in best.items():
-        rows = frame[(frame["optimizer"] == name) & (frame["lr"] == lr)
-                     & frame["status"].isin(TERMINAL)]
-        if rows.empty:
+        ids = [r.id for r in runs if r.optimizer == name and r.status in TERMINAL
+               and is_json_number(r.hparams.get("lr")) and r.hparams.get("lr") == lr]
+        rows = store.metric_points(ids, names=CURVE_METRICS) if ids else None
+        if rows is None or rows.empty:
             continue
         wide = rows.pivot_table(index="step", columns="name", values="value", aggfunc="mean",
                                 dropna=False)
+        keep = thin_indices(len(wide), MAX_POINTS,
+                            *(wide[metric].to_numpy(dtype=float) for metric in wide.columns))
+        wide = wide.iloc[keep]
         curve = {"lr": lr, "seeds": int(rows["run_id"].nunique()),
                  "step": [int(s) for s in wide.index]}
         for metric in wide.columns:
@@ -1097,22 +1108,23 @@ def _sensitivity(records: list[dict], name: str) -> list[dict]:
 
 def _sweep_content(store, sweep_id: int) -> dict:
     """Everything of :func:`sweep_detail` but the sweep's row (may raise :data:`_DAMAGE`)."""
-    from ..bench.analysis import CONFIDENCE, CRITERION, grids_of, rank, summarize, variant_label
-    from ..bench.report import METRIC_RANGES, resolve_metric, summary_notes, summary_table, sweep_heading
-    from ..bench.store import TERMINAL
-    from ..bench.sweep import run_records
+    from ..bench.analysis import CONFIDENCE, CRITERION, rank, summarize, variant_label
+    from ..bench.report import METRIC_RANGES, _Sweep, summary_notes, summary_table, sweep_heading
 
     info = store.sweep(sweep_id)
     config = info["config"] or {}
     if not isinstance(config, dict):
         raise ValueError("its stored config is not a JSON object")
+    # the sweep read once (its runs, metric, records and grids), for the summary here and
+    # the report's heading, table and notes alike
+    sw = _Sweep(store, sweep_id, None, None)
     fixed = config.get("hparams") or {}
     label = lambda name: variant_label(name, fixed.get(name))  # noqa: E731
-    metric, higher = resolve_metric(store, sweep_id)
-    records = [r for r in run_records(store, sweep_id, higher)
-               if r["status"] in TERMINAL and is_json_number(r["lr"]) and _finite(r["lr"]) is not None]
+    metric, higher = sw.metric, sw.higher
+    records = [r for r in sw.records  # (ended runs)
+               if is_json_number(r["lr"]) and _finite(r["lr"]) is not None]
     # edges against the whole grid, ended or not, as the report judges them
-    summaries = summarize(records, higher, grids_of(store.list_runs(sweep_id)))
+    summaries = summarize(records, higher, sw.grids)
     best = {s.optimizer: s.best_lr for s in summaries if math.isfinite(s.mean)}
     # the command line's ranks ("=1": a paired comparison cannot tell them apart), for the
     # optimizers with a best rate; the others have no rank, as its table says
@@ -1141,17 +1153,17 @@ def _sweep_content(store, sweep_id: int) -> dict:
                  "mean": None, "ci": None, "seeds": 0, "diverged": 0, "edge": None,
                  "sensitivity": [], "note": "no run ended yet"}
                 for name in (str(o) for o in config.get("optimizers") or []) if name not in shown]
-    curves = _curves(store, sweep_id, best)
+    curves = _curves(store, sw.runs, best)
     for name, curve in curves.items():
         curve["label"] = label(name)
-    return {"heading": sweep_heading(store, sweep_id), "config": _jsonable(config),
+    return {"heading": sweep_heading(sw), "config": _jsonable(config),
             "metric": metric, "higher_is_better": bool(higher), "criterion": CRITERION,
             "confidence": CONFIDENCE,
             # a bounded metric's range (an accuracy's [0, 1]): an interval past it is said
             # clipped, as the command line's table says it; null for an unbounded one
             "metric_range": list(METRIC_RANGES[metric]) if metric in METRIC_RANGES else None,
-            "summary": summary, "curves": curves, "summary_text": summary_table(store, sweep_id),
-            "notes": summary_notes(store, sweep_id)}
+            "summary": summary, "curves": curves, "summary_text": summary_table(sw),
+            "notes": summary_notes(sw)}
 
 
 # the optimizer list follows optimlab.register/unregister in this process (the palette too)

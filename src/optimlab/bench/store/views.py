@@ -84,43 +84,168 @@ class DataFrameReaders:
                     df[prefix + n] = pd.to_numeric(df[prefix + n])
         return df
 
-    def metrics(self, sweep_id: int | None = None, run_ids: Iterable[int] | None = None):
+    def metrics(self, sweep_id: int | None = None, run_ids: Iterable[int] | None = None,
+                names: Iterable[str] | None = None):
         """Metric points as a long DataFrame, one row per (run, step, name), ordered by
         run, step and name: ``run_id, sweep_id, optimizer, lr, seed, status, step, name,
-        value, wall_time``. NaN values come back as NaN. Filter by sweep, by runs, or both.
+        value, wall_time``. NaN values come back as NaN. Filter by sweep, by runs, by metric
+        ``names``, or any of them.
 
         For a wide table: ``df.pivot_table(index=["run_id", "step"], columns="name",
         values="value", dropna=False)``; add the hyperparameters with
-        ``df.merge(store.runs(sweep_id), on="run_id")``.
+        ``df.merge(store.runs(sweep_id), on="run_id")``. :meth:`metric_points` reads only
+        the points' own columns, for a reader of many points.
         """
         pd = _pandas()
-        base = ("SELECT m.run_id, r.sweep_id, r.optimizer, r.lr, r.seed, r.status, m.step, "
-                "m.name, m.value, m.wall_time FROM metrics m JOIN runs r ON r.id = m.run_id")
+        import numpy as np
+
         where, params = [], []
         if sweep_id is not None:
             sweep_id = self._require_sweep(sweep_id)
             where.append("r.sweep_id = ?")
             params.append(sweep_id)
+        names = _names(names)
+        if names is not None:
+            where.append(f"m.name IN ({', '.join('?' * len(names))})")
+            params += names
+        base = ("SELECT m.run_id, m.step, m.name, m.value, m.wall_time FROM metrics m "
+                "JOIN runs r ON r.id = m.run_id")
+        order = " ORDER BY m.run_id, m.step, m.name"
         if run_ids is not None:
             run_ids = [_check_id(i, "run", self.path) for i in run_ids]
-        rows: list = []
-        if run_ids is None:
-            sql = base + (" WHERE " + " AND ".join(where) if where else "")
-            rows = self.con.execute(sql + " ORDER BY m.run_id, m.step, m.name", params).fetchall()
+        if names == []:
+            queries = []
+        elif run_ids is None:
+            queries = [(base + (" WHERE " + " AND ".join(where) if where else "") + order,
+                        params)]
         else:
-            for chunk in _chunks(sorted(set(run_ids))):
-                w = where + [f"m.run_id IN ({', '.join('?' * len(chunk))})"]
-                rows += self.con.execute(base + " WHERE " + " AND ".join(w)
-                                         + " ORDER BY m.run_id, m.step, m.name",
-                                         params + chunk).fetchall()
-        columns = ["run_id", "sweep_id", "optimizer", "lr", "seed", "status", "step", "name",
-                   "value", "wall_time"]
-        df = pd.DataFrame([list(r) for r in rows], columns=columns)
-        for c in ("lr", "value", "wall_time"):
-            df[c] = df[c].astype("float64")  # NULL value -> NaN
-        for c in ("run_id", "sweep_id", "seed", "step"):
-            df[c] = df[c].astype("int64")
+            queries = [(base + " WHERE " + " AND ".join(
+                where + [f"m.run_id IN ({', '.join('?' * len(chunk))})"]) + order,
+                params + chunk) for chunk in _chunks(sorted(set(run_ids)))]
+        cols = _point_columns(self.con, queries, 5)
+        # each run's own columns once, looked up by position (not repeated text per point)
+        ids = np.unique(cols["run_id"])
+        info = {}
+        for chunk in _chunks(ids.tolist()):
+            for row in self.con.execute(
+                    "SELECT id, sweep_id, optimizer, lr, seed, status FROM runs WHERE id IN "
+                    f"({', '.join('?' * len(chunk))})", chunk):
+                info[row[0]] = row[1:]
+        if len(info) < len(ids):  # a run deleted meanwhile: its points go, as a join drops them
+            keep = np.isin(cols["run_id"], np.array(list(info), dtype=np.int64))
+            cols = {k: v[keep] for k, v in cols.items()}
+            ids = np.unique(cols["run_id"])
+        at = np.searchsorted(ids, cols["run_id"])
+        runs = [info[i] for i in ids.tolist()]
+
+        def run_column(k, dtype):
+            values = np.empty(len(runs), dtype=object)
+            values[:] = [r[k] for r in runs]
+            return values[at] if dtype is object else values.astype(dtype)[at]
+
+        df = pd.DataFrame({
+            "run_id": cols["run_id"], "sweep_id": run_column(0, np.int64),
+            "optimizer": run_column(1, object), "lr": run_column(2, np.float64),
+            "seed": run_column(3, np.int64), "status": run_column(4, object),
+            "step": cols["step"], "name": cols["name"], "value": cols["value"],
+            "wall_time": cols["wall_time"]})
         return df
+
+    def metric_points(self, run_ids: Iterable[int], names: Iterable[str] | None = None):
+        """The metric points of the runs ``run_ids`` (of those ``names`` only, where given) as
+        a narrow long DataFrame, ordered by run, step and name: ``run_id, step, name, value``
+        (NaN values as NaN). Unlike :meth:`metrics` it joins nothing and repeats no text per
+        point (each name is one shared string), so a reader of the many points of long runs
+        (a report's curves) holds about 30 bytes per point.
+
+        With ``names`` each name is read by a query of its own, of numbers only (the points
+        of ended runs, which are never written again, or read under
+        :meth:`~.RunStore.snapshot`); without, one query reads them all."""
+        pd = _pandas()
+        import numpy as np
+
+        names = _names(names)
+        run_ids = sorted({_check_id(i, "run", self.path) for i in run_ids})
+        if names is None:
+            return pd.DataFrame(_point_columns(self.con, [
+                ("SELECT run_id, step, name, value FROM metrics WHERE run_id IN "
+                 f"({', '.join('?' * len(chunk))}) ORDER BY run_id, step, name", chunk)
+                for chunk in _chunks(run_ids)], 4))
+        names = sorted(names)  # (text order: the order SQLite sorts names in)
+        parts, codes = [], []
+        for code, name in enumerate(names):
+            for chunk in _chunks(run_ids):
+                cur = self.con.execute(
+                    "SELECT run_id, step, value FROM metrics WHERE run_id IN "
+                    f"({', '.join('?' * len(chunk))}) AND name = ? ORDER BY run_id, step",
+                    chunk + [name])
+                while batch := cur.fetchmany(_BATCH):
+                    parts.append(np.array(batch, dtype=_NUMBERS))  # NULL -> NaN
+                    codes.append(np.full(len(batch), code, dtype=np.int64))
+                    del batch
+        points = np.concatenate(parts) if parts else np.array([], dtype=_NUMBERS)
+        code = np.concatenate(codes) if codes else np.array([], dtype=np.int64)
+        order = np.lexsort((code, points["step"], points["run_id"]))
+        labels = np.empty(len(names), dtype=object)
+        labels[:] = names
+        return pd.DataFrame({"run_id": points["run_id"][order], "step": points["step"][order],
+                             "name": labels[code[order]], "value": points["value"][order]})
+
+
+#: a point's numbers, as :meth:`DataFrameReaders.metric_points` reads them
+_NUMBERS = [("run_id", "i8"), ("step", "i8"), ("value", "f8")]
+
+
+#: rows fetched at a time by :func:`_point_columns`
+_BATCH = 50_000
+
+
+def _names(names: Iterable[str] | None) -> list[str] | None:
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [names]
+    names = list(dict.fromkeys(names))
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"a metric name is a string, got {n!r:.80}")
+    return names
+
+
+def _point_columns(con, queries, width: int) -> dict:
+    """The columns ``run_id, step, name, value`` (and ``wall_time`` with ``width`` 5) of the
+    rows ``queries`` select, in their order, as numpy arrays: fetched a batch at a time and
+    turned into columns at once, so no row is copied and each name is one string shared by
+    its points (an object column of references)."""
+    import numpy as np
+
+    pd = _pandas()
+    keys = ("run_id", "step", "name", "value", "wall_time")[:width]
+    parts: dict[str, list] = {k: [] for k in keys}
+    codes: dict[str, int] = {}
+    for sql, params in queries:
+        cur = con.execute(sql, params)
+        while True:
+            batch = cur.fetchmany(_BATCH)
+            if not batch:
+                break
+            cols = list(zip(*batch))
+            del batch
+            parts["run_id"].append(np.array(cols[0], dtype=np.int64))
+            parts["step"].append(np.array(cols[1], dtype=np.int64))
+            local, uniques = pd.factorize(np.array(cols[2], dtype=object))
+            glob = np.array([codes.setdefault(u, len(codes)) for u in uniques], dtype=np.int64)
+            parts["name"].append(glob[local])
+            for k, col in zip(keys[3:], cols[3:]):
+                parts[k].append(np.array(col, dtype=np.float64))  # NULL -> NaN
+    labels = np.empty(len(codes), dtype=object)
+    labels[:] = list(codes)
+    out = {}
+    for k in keys:
+        dtype = np.float64 if k in ("value", "wall_time") else np.int64
+        out[k] = np.concatenate(parts[k]) if parts[k] else np.array([], dtype=dtype)
+    out["name"] = labels[out["name"]] if len(codes) else np.array([], dtype=object)
+    return out
 
 
 def _pandas():
