@@ -20,6 +20,8 @@ import pytest
 
 from optimlab.bench.store import RunStore, canonical_json, canonical_key
 from optimlab.bench.store import runstore as runstore_module
+from optimlab.bench.store import schema as schema_module
+from optimlab.bench.store.schema import StoreWarning
 
 #: 42 optimizer names, as a sweep of the whole catalog lists them
 OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "lion", "nadam", "radam", "adamax",
@@ -228,3 +230,24 @@ def test_optimlab_runs_cuts_a_sweeps_optimizers_to_a_bounded_cell(tmp_path, caps
     assert len(lines[1]) == start + max(len(first), len(second))
     assert lines[-1] == "(+N): N more optimizers; `optimlab report SWEEP_ID` lists every one"
     assert max(len(line) for line in lines[:4]) <= start + 64
+
+
+def test_a_writer_that_may_not_add_the_column_warns_and_works_as_before(tmp_path, monkeypatch,
+                                                                      parsed):
+    """A store whose writer cannot add the column (a PostgreSQL role that may not ALTER the
+    table; here a statement that fails) opens with a StoreWarning and finds its sweeps by
+    reading the configurations, as before the column."""
+    db = str(tmp_path / "runs.db")
+    with RunStore(db) as store:
+        store.open_sweep(_config(0), environment={})
+    legacy = _config(99, optimizers=("sgd", "adam"), lrs=(0.1, 0.01))
+    turned = _config(99, optimizers=("adam", "sgd"), lrs=(0.01, 0.1))
+    _as_an_earlier_optimlab_left_it(db, legacy)
+    monkeypatch.setitem(schema_module._ADDED, "sweeps",
+                        {"free_key": ("ALTER TABLE no_such_table ADD COLUMN free_key TEXT",)})
+    with pytest.warns(StoreWarning, match="free_key column could not be added"):
+        store = RunStore(db)
+    with store:
+        assert "free_key" not in store._columns("sweeps")
+        assert store.open_sweep(turned) == 2  # found by reading the configurations
+        assert store.open_sweep(_config(5), environment={}) == 3

@@ -47,6 +47,7 @@ import numbers
 import os
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -81,6 +82,7 @@ from .schema import (
     TERMINAL,
     Run,
     StoreError,
+    StoreWarning,
     UnknownId,
     _check_id,
     _check_int,
@@ -734,15 +736,25 @@ class RunStore(DataFrameReaders):
         if self.readonly or (self._free_keyed and self.con.execute(
                 "SELECT 1 FROM sweeps WHERE free_key IS NULL LIMIT 1").fetchone() is None):
             return
-        with self._write() as con:
-            # another process may have added it between our look and the lock
-            for table, added in _ADDED.items():
-                columns = self._columns(table)
-                for column, statements in added.items():
-                    if column not in columns:
-                        for statement in statements:
-                            con.execute(statement)
-            _fill_free_keys(con)
+        try:
+            with self._write() as con:
+                # another process may have added it between our look and the lock
+                for table, added in _ADDED.items():
+                    columns = self._columns(table)
+                    for column, statements in added.items():
+                        if column not in columns:
+                            for statement in statements:
+                                con.execute(statement)
+                _fill_free_keys(con)
+        except Exception as err:  # noqa: BLE001 - e.g. a PostgreSQL role that may not ALTER
+            # the table it writes to: the store works without the column, as before it
+            self._free_keyed = "free_key" in self._columns("sweeps")
+            if not self._free_keyed:
+                warnings.warn(f"{self.path}: the sweeps' free_key column could not be added "
+                              f"({type(err).__name__}: {_one_line(err)}); finding a sweep reads "
+                              "every stored configuration, as before it", StoreWarning,
+                              stacklevel=3)
+            return
         self._free_keyed = True
 
     def _check_version(self, tables: set[str]) -> None:
