@@ -221,7 +221,7 @@ class Shampoo(RuleOptimizer):
        Its step count is per param group, here per parameter, as torch's (the same while
        every parameter gets a gradient on every step), a Python int there, an exact
        float64 counter here (``state["step"]``; torch's float32 one stops counting at
-       2**24, which would stop the root refreshes there; a checkpoint's float32 step is
+       ``2**24``, which would stop the root refreshes there; a checkpoint's float32 step is
        loaded as float64).
 
     .. note::

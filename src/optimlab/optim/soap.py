@@ -206,7 +206,7 @@ class SOAP(RuleOptimizer):
        oracle test pins float64 by running its QR in float64). Its step count is per param
        group, here per parameter, as torch's (the same while every parameter gets a
        gradient on every step), a Python int there, an exact float64 counter here
-       (``state["step"]``; torch's float32 one stops counting at 2**24, which would stop
+       (``state["step"]``; torch's float32 one stops counting at ``2**24``, which would stop
        the basis refreshes there; a checkpoint's float32 step is loaded as float64). Its
        ``merge_dims``, ``normalize_gradient`` and ``data_format`` options are not offered
        (its ``merge_dims`` reshapes a tensor whose dimensions all merge into one, such as

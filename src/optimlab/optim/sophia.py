@@ -203,7 +203,7 @@ class Sophia(RuleOptimizer):
        the first steps are mostly clipped to :math:`\eta\,\mathrm{{sign}}(m)`, as in the
        paper. A parameter that gets no gradient keeps its state and its own step count
        (which schedules its estimates), an exact float64 ``state["step"]`` (a float32 one,
-       torch's, stops counting at 2**24, which would stop the estimates; a checkpoint's
+       torch's, stops counting at ``2**24``, which would stop the estimates; a checkpoint's
        float32 step is loaded as float64). The difference step :math:`\delta` is per tensor,
        and the estimate is negated to maximize (the curvature of :math:`-L`).
        ``state_precision`` compacts the momentum only: the Hessian average is updated
