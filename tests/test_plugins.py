@@ -29,6 +29,7 @@ from optimlab.optim import registry
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities
 from optimlab.optim.registry import PluginWarning
+from tests.test_startup import _DRIVER
 
 PLUGIN = textwrap.dedent('''
     """An installed package with optimizers for optimlab."""
@@ -129,19 +130,8 @@ def _run(code: str, *paths: Path, cache: Path | None = None, disable: bool = Fal
 
 
 # Runs command lines through optimlab.cli.main (argv lists as JSON in sys.argv[1]) and prints
-# each one's exit status and output, as JSON.
-_CLI = """
-    import contextlib, io, json, sys
-    from optimlab.cli import main
-
-    results = []
-    for argv in json.loads(sys.argv[1]):
-        out, err = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(argv)
-        results.append([rc, out.getvalue(), err.getvalue()])
-    print(json.dumps({"results": results}))
-"""
+# each one's exit status and output, as JSON (test_startup's driver).
+_CLI = _DRIVER
 
 
 def _cli(commands: list[list[str]], *paths: Path, cache: Path, disable: bool = False) -> list:

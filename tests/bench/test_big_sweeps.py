@@ -19,6 +19,7 @@ import pytest
 
 from optimlab.bench.store import RunStore
 from optimlab.bench.store.guard import GuardedConnection
+from tests.bench.catalog_names import CATALOG_NAMES
 
 #: the playground's cap on a curve's points (its races'): ``optimlab.web.models.MAX_POINTS``
 CAP = 2001
@@ -246,12 +247,7 @@ def test_scoring_an_old_sweep_reads_its_test_metric_only(tmp_path, metric_rows):
 # ----------------------------------------------------------------------------- legends
 
 
-OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "lion", "nadam", "radam", "adamax",
-              "adabelief", "lamb", "yogi", "adopt", "lars", "prodigy", "mars", "laprop",
-              "novograd", "signum", "asgd", "rprop", "adadelta", "momentum", "nag", "amsgrad",
-              "ademamix", "soap", "shampoo", "adafactor", "muon", "sophia", "psgdkron",
-              "dadaptadam", "dadaptsgd", "adammini", "sam", "lookahead", "schedulefreeadamw",
-              "schedulefreesgd", "gd", "sparseadam", "lbfgs"]
+OPTIMIZERS = CATALOG_NAMES
 
 
 def _inside(fig, legend) -> bool:

@@ -22,14 +22,9 @@ from optimlab.bench.store import RunStore, canonical_json, canonical_key
 from optimlab.bench.store import runstore as runstore_module
 from optimlab.bench.store import schema as schema_module
 from optimlab.bench.store.schema import StoreWarning
+from tests.bench.catalog_names import CATALOG_NAMES
 
-#: 42 optimizer names, as a sweep of the whole catalog lists them
-OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "lion", "nadam", "radam", "adamax",
-              "adabelief", "lamb", "yogi", "adopt", "lars", "prodigy", "mars", "laprop",
-              "novograd", "signum", "asgd", "rprop", "adadelta", "momentum", "nag", "amsgrad",
-              "ademamix", "soap", "shampoo", "adafactor", "muon", "sophia", "psgdkron",
-              "dadaptadam", "dadaptsgd", "adammini", "sam", "lookahead", "schedulefreeadamw",
-              "schedulefreesgd", "gd", "sparseadam", "lbfgs"]
+OPTIMIZERS = CATALOG_NAMES
 
 
 def _config(i: int, optimizers=("sgd", "adam"), lrs=(0.01, 0.1)) -> dict:

@@ -186,3 +186,20 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+#: the start of a script run by a fresh interpreter: one rank of gloo on a free local port,
+#: with the DTensor names a sharded parameter needs (``distribute_tensor(t, init_device_mesh(
+#: "cpu", (1,)), [Shard(0)])``)
+ONE_RANK_GLOO = """
+import os, socket, warnings
+import torch, torch.distributed as dist
+warnings.simplefilter("ignore")
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+dist.init_process_group("gloo", rank=0, world_size=1)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Shard, distribute_tensor
+"""

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import optimlab
+from tests.optim.ddp_worker import ONE_RANK_GLOO
 
 
 def _rosenbrock(x):
@@ -101,17 +102,7 @@ def test_complex_parameters_step_as_torchs(line_search_fn):
     assert ours[3] == theirs[3] and ours[3][-1] < 0.1
 
 
-_SHARDED_AND_SPARSE = """
-import os, socket, sys, warnings
-import torch, torch.distributed as dist
-warnings.simplefilter("ignore")
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-dist.init_process_group("gloo", rank=0, world_size=1)
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.tensor import Shard, distribute_tensor
+_SHARDED_AND_SPARSE = ONE_RANK_GLOO + """
 import optimlab
 
 def run(sharded):

@@ -18,6 +18,7 @@ from optimlab.optim import rule as rule_mod
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities, hyperparameters
 from optimlab.optim.rule import nonzero
+from tests.optim.ddp_worker import ONE_RANK_GLOO
 
 F64 = torch.float64
 SHAPES = [(5,), (2, 3)]
@@ -419,17 +420,7 @@ def test_the_contract_is_written_down():
         assert words in doc, words
 
 
-_SHARDED_USER_RULES = """
-import os, socket, warnings
-import torch, torch.distributed as dist
-warnings.simplefilter("ignore")
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-dist.init_process_group("gloo", rank=0, world_size=1)
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.tensor import Shard, distribute_tensor
+_SHARDED_USER_RULES = ONE_RANK_GLOO + """
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities
 
