@@ -160,7 +160,10 @@ class DataFrameReaders:
 
         With ``names`` each name is read by a query of its own, of numbers only (the points
         of ended runs, which are never written again, or read under
-        :meth:`~.RunStore.snapshot`); without, one query reads them all."""
+        :meth:`~.RunStore.snapshot`); without, one query reads them all. The per-name
+        queries pay for their second path: one query with the names filtered in SQL reads
+        and factorizes every point's name, and made ``write_report`` of 24 runs x 100,000
+        steps take 8.0-8.9 s against 4.3-4.9 s (two runs each, this session's review)."""
         pd = _pandas()
         import numpy as np
 
