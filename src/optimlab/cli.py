@@ -2148,7 +2148,7 @@ def _sweep(store, sweep_id: int, db: str, args: argparse.Namespace) -> None:
 
 def run_report(args: argparse.Namespace) -> str:
     """``optimlab report``: rebuild a stored sweep's report in a folder."""
-    from .bench.report import summary_table, sweep_heading, write_report
+    from .bench.report import read_sweep, summary_table, sweep_heading, write_report
 
     out = out_folder(args.out, "--out", "the report")
     store, db = _read_store(args)
@@ -2161,8 +2161,9 @@ def run_report(args: argparse.Namespace) -> str:
             raise
         except OSError as err:
             raise CLIError(f"cannot write the report to {out}: {err.strerror or err}") from None
-        heading = f"sweep {args.sweep_id} in {_masked(db)}: " + sweep_heading(store, args.sweep_id)
-        table = summary_table(store, args.sweep_id)
+        sweep = read_sweep(store, args.sweep_id)  # once, for the heading and the table
+        heading = f"sweep {args.sweep_id} in {_masked(db)}: " + sweep_heading(sweep)
+        table = summary_table(sweep)
     return "\n".join([heading, table] + [f"wrote {_path_shown(path)}" for path in written.values()])
 
 

@@ -88,7 +88,7 @@ from .trainer import TrainConfig
 __all__ = ["write_report", "sweep_heading", "sweep_options", "summary_table", "summary_rows",
            "summary_notes", "summary_parts", "quoted_error", "list_sweeps", "resolve_metric",
            "TASK_METRICS", "RESULT_COLUMNS", "METRIC_RANGES", "mean_text", "mean_digits",
-           "thin_indices", "CURVE_POINTS", "CURVE_METRICS"]
+           "thin_indices", "CURVE_POINTS", "CURVE_METRICS", "read_sweep"]
 
 #: The metric of each built-in task: (name, higher is better).
 TASK_METRICS: dict[str, tuple[str, bool]] = {
@@ -649,8 +649,9 @@ def summary_table(store: RunStore, sweep_id: int | None = None, metric_name: str
             with the sweep (:func:`resolve_metric`).
         TypeError: ``store`` is not a :class:`RunStore`.
 
-    ``store`` may be a sweep already read (``_Sweep``, as :func:`summary_notes` takes one),
-    for a page that shows more of it than the table (the sweep is then read once).
+    ``store`` may be a sweep already read (:func:`read_sweep`, as :func:`summary_notes`
+    takes one), for a page that shows more of it than the table (the sweep is then read
+    once).
     """
     sw = store if isinstance(store, _Sweep) else \
         _Sweep(store, sweep_id, metric_name, higher_is_better)
@@ -667,9 +668,18 @@ def _created(value: Any) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def read_sweep(store: RunStore, sweep_id: int, metric_name: str | None = None,
+               higher_is_better: bool | None = None):
+    """Sweep ``sweep_id`` read once (its runs, metric, ended runs' records and grids), for a
+    caller that shows several parts of it: :func:`sweep_heading`, :func:`summary_table` and
+    :func:`summary_notes` take it in place of ``store`` and read nothing again. Raises as
+    :func:`summary_table` does."""
+    return _Sweep(store, sweep_id, metric_name, higher_is_better)
+
+
 def sweep_heading(store: RunStore, sweep_id: int | None = None) -> str:
     """Sweep ``sweep_id`` in one line (:meth:`_Sweep.heading`): ``"digits, 20 steps; sgd
-    with momentum=0.9"``; ``store`` may be a sweep already read (``_Sweep``)."""
+    with momentum=0.9"``; ``store`` may be a sweep already read (:func:`read_sweep`)."""
     sw = store if isinstance(store, _Sweep) else _Sweep(store, sweep_id, None, None)
     return sw.heading()
 

@@ -1109,7 +1109,7 @@ def _sensitivity(records: list[dict], name: str) -> list[dict]:
 def _sweep_content(store, sweep_id: int) -> dict:
     """Everything of :func:`sweep_detail` but the sweep's row (may raise :data:`_DAMAGE`)."""
     from ..bench.analysis import CONFIDENCE, CRITERION, rank, summarize, variant_label
-    from ..bench.report import METRIC_RANGES, _Sweep, summary_notes, summary_table, sweep_heading
+    from ..bench.report import METRIC_RANGES, read_sweep, summary_notes, summary_table, sweep_heading
 
     info = store.sweep(sweep_id)
     config = info["config"] or {}
@@ -1117,7 +1117,7 @@ def _sweep_content(store, sweep_id: int) -> dict:
         raise ValueError("its stored config is not a JSON object")
     # the sweep read once (its runs, metric, records and grids), for the summary here and
     # the report's heading, table and notes alike
-    sw = _Sweep(store, sweep_id, None, None)
+    sw = read_sweep(store, sweep_id)
     fixed = config.get("hparams") or {}
     label = lambda name: variant_label(name, fixed.get(name))  # noqa: E731
     metric, higher = sw.metric, sw.higher
