@@ -23,6 +23,10 @@ rounding of ``max|p|`` per step: after T steps ``T * ((n + 4) * lr + 2 * max|p|)
 with ``eps = 2**-52`` (float64). The old code missed by 1e-2 and more.
 """
 
+import contextlib
+import gc
+import weakref
+
 import pytest
 import torch
 
@@ -30,6 +34,7 @@ import optimlab
 from optimlab import Population
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities
+from optimlab.optim.probe import keeping_rng
 from optimlab.optim.registry import available
 from optimlab.optim.rule import nonzero
 
@@ -574,3 +579,125 @@ def test_a_masked_write_is_elementwise_and_steps_each_member_as_alone():
             alone.grad = g[k].clone()
             opt.step()
         assert torch.equal(alone.detach(), pop.params[0][k])
+
+
+# -- what the probe steps leave behind ---------------------------------------------------------
+def test_a_rule_class_is_not_kept_alive_by_the_caches_of_its_probe(registered):
+    """The probe's answers (:func:`optimlab.optim.probe.rule_traits`) and the classes'
+    hyperparameter names and switches are cached by class, weakly: a rule made in a
+    function (a test's, a sweep's generated one) is freed with its last optimizer."""
+    for fused in (False, True):
+        cls = _class("norm", Capabilities(moments=("m",), fusable=True))
+        ref = weakref.ref(cls)
+        name = f"freed_rule_{fused}"
+        optimlab.register(cls, name=name)
+        pp = [torch.zeros(K, 4, requires_grad=True)]
+        pop = Population(name, pp, {"lr": LRS, "fused": fused})
+        pp[0].grad = torch.ones(K, 4)
+        pop.step()
+        q = [torch.zeros(4, requires_grad=True)]
+        opt = optimlab.create(name, q, lr=0.1, fused=fused)
+        q[0].grad = torch.ones(4)
+        opt.step()
+        del pop, opt, cls
+        optimlab.unregister(name)
+        gc.collect()
+        assert ref() is None, f"fused={fused}: {gc.get_referrers(ref())}"
+
+
+class _Noisy(RuleOptimizer):
+    """Gradient descent with Gaussian noise (Langevin's, a user's rule that draws)."""
+
+    init = staticmethod(lambda p, **_: {})
+    capabilities = Capabilities(fusable=True)
+
+    @staticmethod
+    def update(p, g, state, *, lr, **_):
+        return p - lr * g + 1e-3 * torch.randn_like(p)
+
+    def __init__(self, params, lr=1e-2, *, maximize=False, fused=None):
+        super().__init__(params, dict(lr=lr, maximize=maximize, fused=fused))
+
+
+def _noisy_step(fused):
+    """One step of :class:`_Noisy` from seed 0: the parameters, then the generator's next
+    number."""
+    ps = [torch.zeros(3, requires_grad=True), torch.zeros(2, 2, requires_grad=True)]
+    opt = _Noisy(ps, lr=0.1, fused=fused)
+    torch.manual_seed(0)
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    return [p.detach().clone() for p in ps], torch.rand(1)
+
+
+def test_a_rule_that_draws_draws_the_same_numbers_on_the_default_path():
+    """fused=None tries a kernel first: the probes of the rule (which branches it takes) and
+    its trace ran it on real tensors and moved the generator, so a noisy rule's first step
+    drew other numbers than on fused=False (and than a loop over the tensors, drawn here)."""
+    torch.manual_seed(0)
+    expected = [-0.1 + 1e-3 * torch.randn(3), -0.1 + 1e-3 * torch.randn(2, 2)]
+    after = torch.rand(1)
+    for fused in (False, None):
+        params, following = _noisy_step(fused)
+        for p, e in zip(params, expected):
+            torch.testing.assert_close(p, e, rtol=0, atol=1e-9)
+        assert torch.equal(following, after), fused
+
+
+def test_a_rule_that_draws_is_refused_by_a_batched_population_and_runs_member_by_member(
+        registered):
+    """One draw for the stacked members is not the draws each member makes alone: refused,
+    saying so (it was called a reduction of ``aten.randn_like``, which vmap then refused);
+    a probe step leaves the caller's generator where it was; ``batching="member"`` runs."""
+    name = registered(_Noisy, "noisy_probe")
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"draws random numbers \(aten.randn_like\).*"
+                                         r"batching='member'"):
+        Population(name, [torch.zeros(K, 4, requires_grad=True)], {"lr": LRS})
+    assert torch.equal(torch.rand(4), expected)
+
+    class MemberNoisy(_Noisy):
+        """The same, one optimizer per member."""
+
+        capabilities = Capabilities(batching="member")
+
+    member = registered(MemberNoisy, "noisy_member")
+    pp = [torch.zeros(K, 4, requires_grad=True)]
+    pop = Population(member, pp, {"lr": LRS})
+    assert pop.mode == "member"
+    pp[0].grad = torch.ones(K, 4)
+    torch.manual_seed(0)
+    pop.step()
+    torch.manual_seed(0)
+    for k, lr in enumerate(LRS):  # member by member, in order, as K optimizers alone
+        torch.testing.assert_close(pp[0].detach()[k], -lr + 1e-3 * torch.randn(4),
+                                   rtol=0, atol=1e-9)
+
+
+def test_keeping_rng_forks_the_generator_of_the_parameters_device(monkeypatch):
+    """On an accelerator the probe's step would move that device's generator (a rule's
+    ``randn_like`` on a CUDA tensor draws there): :func:`keeping_rng` forks it with the
+    CPU's. Checked with torch's ``fork_rng`` recording its arguments (no GPU here)."""
+    calls = []
+
+    def fork_rng(**kwargs):
+        calls.append(kwargs)
+        return contextlib.nullcontext()
+
+    class Module:
+        @staticmethod
+        def current_device():
+            return 2
+
+    monkeypatch.setattr(torch.random, "fork_rng", fork_rng)
+    monkeypatch.setattr(torch, "get_device_module", lambda kind: Module)
+    for device in ("cpu", "meta", torch.device("cuda", 1), "cuda", "xpu:0"):
+        with keeping_rng(device):
+            pass
+    assert calls == [{"devices": []}, {"devices": []},
+                     {"devices": [1], "device_type": "cuda"},
+                     {"devices": [2], "device_type": "cuda"},
+                     {"devices": [0], "device_type": "xpu"}]

@@ -16,6 +16,7 @@ import math
 import numbers
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -608,8 +609,10 @@ def _eager_under_compile(step: Callable) -> Callable:
 
 
 #: each class's hyperparameter names (:func:`~optimlab.optim.capabilities.hyperparameters`)
-_HPARAM_NAMES: dict[type, tuple[str, ...]] = {}
-_SWITCHES: dict[type, tuple[str, ...]] = {}
+#: and switches (:func:`_switches`), held weakly: a class no longer used (a rule made in a
+#: function, a test's) is not kept alive by them
+_HPARAM_NAMES: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
+_SWITCHES: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
 
 
 def _switches(cls: type) -> tuple[str, ...]:
@@ -1176,7 +1179,8 @@ class RuleOptimizer(TorchOptimizer):
                     raise ValueError(problem)
 
     def _reductions(self, group: dict, p: Tensor) -> tuple[str, ...]:
-        """The operations of the rule's ``update`` that are not elementwise (a norm, a sum),
+        """The operations of the rule's ``update`` that are not elementwise (a norm, a sum)
+        or that draw random numbers (a shard's draw is not the whole's),
         seen in one probe step on a stand-in of ``p`` (:func:`~optimlab.optim.probe.rule_traits`,
         cached per class, switches and layout): a class that says it steps shards (the default
         :class:`~optimlab.optim.capabilities.Capabilities`, as a user's registered rule may
@@ -1184,7 +1188,7 @@ class RuleOptimizer(TorchOptimizer):
         cannot step the rule (its own step says why)."""
         local = p.to_local() if hasattr(p, "to_local") else p
         traits = rule_traits(type(self), self._hp(group), [local], 2)
-        return () if traits is None else traits.reductions
+        return () if traits is None else traits.reductions + traits.draws
 
     def _shard_problem(self, group: dict) -> str | None:
         """Why this optimizer cannot step a sharded parameter of ``group`` (a DTensor with a
@@ -1222,8 +1226,8 @@ class RuleOptimizer(TorchOptimizer):
                     "state_precision=None with FSDP2")
         return (f"{type(self).__name__} cannot step {where}: its step reads more "
                 "of a parameter than one element (a norm, a matrix, a sum, a "
-                "curvature probe), and under FSDP2 a process holds only a shard of "
-                "it. Use an elementwise optimizer "
+                "curvature probe) or draws random numbers over it, and under FSDP2 a "
+                "process holds only a shard of it. Use an elementwise optimizer "
                 "(SGD, Adam, AdamW, Lion, RMSprop, ...) for sharded parameters, or "
                 "leave this one unsharded")
 

@@ -93,7 +93,7 @@ from . import kernels
 from .base import RuleOptimizer, python_numbers
 from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine, compute_dtype, real
-from .probe import first_of_each_kind, kind, rule_traits, stand_in
+from .probe import first_of_each_kind, keeping_rng, kind, rule_traits, stand_in
 from .registry import checked_defaults, create, probe, resolve
 
 __all__ = ["Population", "is_per_member", "has_eval_mode"]
@@ -375,6 +375,9 @@ class Population:
         declare their batching by hand and reduce where they say so, so their modes stay as
         declared (``tests/optim/test_population_batching.py``).
 
+        A rule that draws random numbers (``torch.randn_like``) is refused in the batched
+        modes too: one draw for the stacked members is not the draws each makes alone.
+
         It also keeps, for :meth:`set_hparam`, the numeric hyperparameters whose zero leaves
         state entries as they are (SGD's and RMSprop's ``momentum``: the momentum buffer),
         see :meth:`_check_gates`.
@@ -391,15 +394,21 @@ class Population:
                 f"which a batched population calls on the stacked members, so every member "
                 f"would start from all members' values; declare Capabilities(batching="
                 f"'member') to give each member an optimizer of its own")
+        if traits.draws and self.mode != "member" and self.members > 1:
+            raise ValueError(
+                f"{name}'s rule draws random numbers ({', '.join(traits.draws)}), and a batched "
+                f"population would draw them for every member in one call, which is not what "
+                f"each member draws alone (nor what torch.func.vmap runs); declare "
+                f"Capabilities(batching='member') to give each member an optimizer of its own")
         if self.mode != "elementwise" or not traits.reductions:
             return
         self.mode = "vmap"
         if self.members < 2:  # one member is never vmapped (Engine._vmapped)
             return
         try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
-                for index in first_of_each_kind(self.params):
-                    weight = stand_in(kind(self.params[index]), self.members)
+            for index in first_of_each_kind(self.params):
+                weight = stand_in(kind(self.params[index]), self.members)
+                with keeping_rng(weight.device), torch.no_grad():
                     self.engine.step_members([weight], [torch.full_like(weight, 0.5)], [{}],
                                              [self._vmap_hps[index]], maximize=self.maximize,
                                              vmapped=True)
@@ -989,7 +998,7 @@ class Population:
         stand_in = torch.ones(shape, dtype=weight.dtype, device=weight.device)
         state: dict = {}
         try:
-            with torch.random.fork_rng(devices=[]), torch.no_grad():
+            with keeping_rng(stand_in.device), torch.no_grad():
                 self.engine.step_members([stand_in], [torch.full_like(stand_in, 0.5)], [state],
                                          [hp], maximize=self.maximize, vmapped=vmapped)
         except Exception:  # noqa: BLE001 - then only the parameter's own shape and dtype fit

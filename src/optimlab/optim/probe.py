@@ -13,6 +13,7 @@ hyperparameters gate which state entries (SGD's ``momentum``: its buffer).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -24,7 +25,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from .engine import real
 from .rule import advance, call, recording_branches
 
-__all__ = ["NotElementwise", "Traits", "first_of_each_kind", "kind", "rule_traits", "stand_in"]
+__all__ = ["NotElementwise", "Traits", "first_of_each_kind", "keeping_rng", "kind", "rule_traits",
+           "stand_in"]
 
 
 #: aten operations that are not tagged pointwise but treat every element apart: making,
@@ -42,11 +44,15 @@ _ELEMENTWISE_OPS = frozenset(getattr(torch.ops.aten, name) for name in (
 
 class NotElementwise(TorchDispatchMode):
     """Records the aten operations called on a tensor of more than one element that are
-    neither pointwise nor in :data:`_ELEMENTWISE_OPS` (their names, in order)."""
+    neither pointwise nor in :data:`_ELEMENTWISE_OPS` (their names, in order, in
+    :attr:`found`), and apart from them those that draw random numbers (``randn_like``,
+    ``bernoulli``, ...: :attr:`drawn`): each element's draw is its own, but a draw for a
+    stacked tensor is not the draws its members would make one by one."""
 
     def __init__(self) -> None:
         super().__init__()
         self.found: dict[str, None] = {}
+        self.drawn: dict[str, None] = {}
 
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
@@ -57,7 +63,9 @@ class NotElementwise(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if torch.Tag.pointwise not in func.tags and func.overloadpacket not in _ELEMENTWISE_OPS \
+        if torch.Tag.nondeterministic_seeded in func.tags:
+            self.drawn[str(func.overloadpacket)] = None
+        elif torch.Tag.pointwise not in func.tags and func.overloadpacket not in _ELEMENTWISE_OPS \
                 and not _masked_write(func, args) \
                 and any(isinstance(t, Tensor) and t.numel() > 1
                         for t in _pytree.tree_leaves((args, kwargs))):
@@ -88,10 +96,28 @@ class Traits(NamedTuple):
     #: hyperparameter name -> {component (None, or the index in a tuple such as ``betas``):
     #: the state entries its zero leaves as they are}
     gates: dict[str, dict[int | None, frozenset[str]]]
+    #: the operations of ``init`` and ``update`` that draw random numbers
+    #: (``"aten.randn_like"``)
+    draws: tuple[str, ...] = ()
 
 
-#: :func:`rule_traits`'s answers, by class, switches, parameter layout and K
-_TRAITS: dict[tuple, Traits] = {}
+#: :func:`rule_traits`'s answers, by class, then by switches, parameter layout and K: a class
+#: that is no longer used (a rule made in a loop, a test's) is not kept alive by its answers
+_TRAITS: weakref.WeakKeyDictionary[type, dict[tuple, Traits]] = weakref.WeakKeyDictionary()
+
+
+def keeping_rng(device: torch.device):
+    """:func:`torch.random.fork_rng` for a probe step on ``device``: the CPU's generator and,
+    where ``device`` is an accelerator's (CUDA, XPU, ...), that device's, so that a rule that
+    draws random numbers in a probe leaves the caller's streams where they were (a
+    population then draws what its members would alone)."""
+    device = torch.device(device)
+    if device.type in ("cpu", "meta"):
+        return torch.random.fork_rng(devices=[])
+    index = device.index
+    if index is None:
+        index = torch.get_device_module(device.type).current_device()
+    return torch.random.fork_rng(devices=[index], device_type=device.type)
 
 
 def rule_traits(cls: type, hparams: dict, params: Sequence[Tensor], members: int,
@@ -111,12 +137,13 @@ def rule_traits(cls: type, hparams: dict, params: Sequence[Tensor], members: int
     switches = tuple(sorted((k, v) for k, v in hparams.items()
                             if type(v) in (bool, str, type(None))))
     kinds = tuple(dict.fromkeys(map(kind, params)))
-    key = (cls, switches, kinds, members, tuple(shared))
-    traits = _TRAITS.get(key)
+    key = (switches, kinds, members, tuple(shared))
+    traits = _TRAITS.get(cls, {}).get(key)
     if traits is not None:
         return traits
     reductions: dict[str, None] = {}
     init_reductions: dict[str, None] = {}
+    draws: dict[str, None] = {}
     gates: dict[str, dict[int | None, frozenset[str]]] = {}
     cacheable = True
     for dim, dtype, device in kinds:
@@ -127,7 +154,8 @@ def rule_traits(cls: type, hparams: dict, params: Sequence[Tensor], members: int
             hp = {k: _probe_value(v, None if k in shared else widen, weight, k, names)
                   for k, v in hparams.items()}
             try:
-                at_init, at_update, asked, first, state = _probe_step(cls, weight, grad, hp)
+                at_init, at_update, drawn, asked, first, state = _probe_step(cls, weight, grad,
+                                                                             hp)
             except Exception:  # noqa: BLE001 - try the values as the population gives them
                 continue
             break
@@ -136,37 +164,40 @@ def rule_traits(cls: type, hparams: dict, params: Sequence[Tensor], members: int
         cacheable = cacheable and widen is not None
         init_reductions.update(dict.fromkeys(at_init))
         reductions.update(dict.fromkeys(at_update))
+        draws.update(dict.fromkeys(drawn))
         for where in dict.fromkeys(names[i] for i in asked if i in names):
             name, part = where
             zero = dict(hp)
             zero[name] = 0.0 if part is None else \
                 tuple(0.0 if j == part else x for j, x in enumerate(hp[name]))
             try:
-                _, _, _, zero_first, zero_state = _probe_step(cls, weight, grad, zero)
+                _, _, _, _, zero_first, zero_state = _probe_step(cls, weight, grad, zero)
             except Exception:  # noqa: BLE001 - a rule that cannot take 0 there: no gate seen
                 continue
             entries = _rebound(first, state) - _rebound(zero_first, zero_state)
             if entries:
                 parts = gates.setdefault(name, {})
                 parts[part] = parts.get(part, frozenset()) | entries
-    traits = Traits(tuple(reductions), tuple(init_reductions), gates)
+    traits = Traits(tuple(reductions), tuple(init_reductions), gates, tuple(draws))
     if cacheable:
-        _TRAITS[key] = traits
+        _TRAITS.setdefault(cls, {})[key] = traits
     return traits
 
 
 def _probe_step(cls: type, weight: Tensor, grad: Tensor, hp: dict) -> tuple:
     """One step of ``cls``'s rule from its ``init``: the operations of ``init`` and of
-    ``update`` that are not elementwise, the ids of the values ``nonzero()`` was asked about,
-    the state ``init`` made and the state after the step."""
+    ``update`` that are not elementwise, those of both that draw random numbers, the ids of
+    the values ``nonzero()`` was asked about, the state ``init`` made and the state after
+    the step."""
     asked: list[int] = []
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
+    with keeping_rng(weight.device), torch.no_grad():
         with NotElementwise() as at_init:
             state = cls.init(weight, **hp)
         first = dict(state)
         with NotElementwise() as at_update, recording_branches(lambda x: asked.append(id(x))):
             call(cls.update, weight, grad, state, advance(state), hp)
-    return tuple(at_init.found), tuple(at_update.found), asked, first, state
+    return (tuple(at_init.found), tuple(at_update.found),
+            tuple({**at_init.drawn, **at_update.drawn}), asked, first, state)
 
 
 def _probe_value(value: Any, widen: str | None, weight: Tensor, key: str,

@@ -194,7 +194,8 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
     step = 3.0 if layout.step else None
     if layout.step:
         state["step"] = torch.tensor(step, dtype=torch.float64)
-    with rules.recording_branches(seen.append):
+    # and the rule's own draws (a noisy rule's randn_like) come from a forked generator
+    with rules.recording_branches(seen.append), torch.random.fork_rng(devices=[]):
         try:
             update(p, torch.rand(4, dtype=torch.float64, generator=gen), state, step=step,
                    **_rebuild(hp, slots, values))

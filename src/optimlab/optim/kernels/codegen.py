@@ -76,7 +76,11 @@ def trace_rule(fn: Callable, n_vector: int, scalar_dtypes: Sequence[torch.dtype]
     vectors = [torch.rand(8, dtype=dtype, generator=gen) + 0.5 for _ in range(n_vector)]
     scalars = [torch.tensor(0.5 + 0.1 * i, dtype=d) for i, d in enumerate(scalar_dtypes)]
     try:
-        gm = make_fx(fn)(*vectors, *scalars)
+        # the trace runs the rule on real tensors: a rule that draws (randn_like) would move
+        # the caller's generator, and fused=None's first step, which falls back to the plain
+        # path when the rule has no C form, would draw other numbers than fused=False's
+        with torch.random.fork_rng(devices=[]):
+            gm = make_fx(fn)(*vectors, *scalars)
     except Unsupported:
         raise
     except Exception as error:  # data-dependent Python control flow, .item(), ...
