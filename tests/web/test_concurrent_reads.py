@@ -5,6 +5,7 @@ The writer is interleaved between the reader's queries deterministically: a hook
 middle of an answer (a module function wrapped) commits through a second connection."""
 
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -261,3 +262,43 @@ def test_a_file_that_is_not_a_run_store_is_still_an_error(tmp_path):
         with _client(path) as client:
             answer = client.get("/api/sweeps")
             assert answer.status_code == 503 and says in answer.json()["message"], answer.text
+
+
+# ----------------------------------------------------------------------------- 4. answers kept
+
+
+def test_an_ended_sweep_is_read_once_and_requests_together_share_the_read(sweep_db, tmp_path,
+                                                                          monkeypatch):
+    """A sweep of 64 runs x 100,000 steps took 6-16 s to read, and four requests for it at
+    once all answered 503 at the 30 s deadline (an audit). A sweep whose runs have all ended
+    is now read once: requests that come while it is read wait for that answer, later ones
+    get it kept. A change to its runs (a run added, pending) reads it afresh, each time
+    while a run has not ended."""
+    db = store_copy(sweep_db[0], tmp_path / "kept.db")
+    reads, gate = [], threading.Event()
+    content = api._sweep_content
+
+    def counted(*args):
+        reads.append(1)
+        gate.wait(5.0)  # the first read held until the others have asked
+        return content(*args)
+
+    monkeypatch.setattr(api, "_sweep_content", counted)
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(api.sweep_detail_json(db, 1)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    gate.set()
+    for thread in threads:
+        thread.join(20.0)
+    assert len(answers) == 4 and len(set(answers)) == 1
+    assert len(reads) == 1
+    assert api.sweep_detail_json(db, 1) == answers[0] and len(reads) == 1
+    with RunStore(db) as writer:
+        writer.add_runs(1, [{"optimizer": "sgd", "hparams": {"lr": 1.0}, "seed": 9}])
+    first, second = api.sweep_detail(db, 1), api.sweep_detail(db, 1)
+    assert len(reads) == 3  # not kept while a run has not ended
+    assert first == second and first["sweep"]["counts"]["pending"] == 1
+    assert api.dumps(first) != answers[0]

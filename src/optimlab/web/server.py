@@ -741,7 +741,7 @@ def create_app(db_path: str | os.PathLike | None = None, warm: bool = True,
              responses={**_ERRORS, **_STORE_ERRORS}, summary="One stored sweep")
     def get_sweep(sweep_id: Annotated[int, PathParam(ge=1, le=MAX_ID,
                                                      description="a sweep's id")]) -> Response:
-        return _json(api.sweep_detail(app.state.db_path, sweep_id))
+        return _json(api.sweep_detail_json(app.state.db_path, sweep_id))
 
     @app.get("/api/slices", response_model=list[SliceModel], summary="Stored slices")
     def get_slices() -> Response:
