@@ -231,7 +231,8 @@ class _Stepper:
             self.calls += 1
             with torch.enable_grad():
                 loss = self.loss_fn(self.model(self.x_train[idx]), self.y_train[idx])
-                grads = torch.autograd.grad(loss, self.params)
+                # None for a parameter the forward never uses (its grad stays None)
+                grads = torch.autograd.grad(loss, self.params, allow_unused=True)
             for p, g in zip(self.params, grads):
                 p.grad = g
             return loss.detach()

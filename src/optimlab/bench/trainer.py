@@ -642,15 +642,30 @@ def _base_rates(pop: Population, members: Sequence[Member]) -> list | None:
     return None if rates[0] is None else rates
 
 
-def _clip(grads: list[Tensor], config: TrainConfig, batched: bool) -> list[Tensor]:
+def _gradients(loss: Tensor, trained: Sequence[Tensor]) -> list[Tensor | None]:
+    """``d loss / d p`` for each of ``trained``, None for a parameter the loss does not depend
+    on (a head the forward never calls): its ``grad`` stays None and the optimizer skips it,
+    as torch's optimizers do after ``loss.backward()``. Without ``allow_unused`` such a model
+    raised "appears to not have been used in the graph" on every run."""
+    return list(torch.autograd.grad(loss, trained, allow_unused=True))
+
+
+def _clip(grads: list[Tensor | None], config: TrainConfig,
+          batched: bool) -> list[Tensor | None]:
+    """``grads`` clipped by value and then by their total norm (per member where
+    ``batched``), as ``torch.nn.utils.clip_grad_value_`` and ``clip_grad_norm_`` would; a
+    None (an unused parameter's) stays None and adds nothing to the norm."""
     if config.clip_value is not None:
-        grads = [g.clamp(-config.clip_value, config.clip_value) for g in grads]
-    if config.clip_norm is not None:
+        grads = [None if g is None else g.clamp(-config.clip_value, config.clip_value)
+                 for g in grads]
+    present = [g for g in grads if g is not None]
+    if config.clip_norm is not None and present:
         dims = (lambda g: tuple(range(1, g.dim()))) if batched else (lambda g: None)
-        total = sum((g.double() ** 2).sum(dim=dims(g)) for g in grads).sqrt()
+        total = sum((g.double() ** 2).sum(dim=dims(g)) for g in present).sqrt()
         # as torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), at most 1
         coef = (config.clip_norm / (total + 1e-6)).clamp(max=1.0)
-        grads = [g * (coef.reshape((-1,) + (1,) * (g.dim() - 1)) if batched else coef).to(g)
+        grads = [None if g is None else
+                 g * (coef.reshape((-1,) + (1,) * (g.dim() - 1)) if batched else coef).to(g)
                  for g in grads]
     return grads
 
@@ -853,7 +868,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     # a process's first one sets up autograd's and vmap's machinery and the allocator's
     # blocks, about 0.04-0.25 s that the wall time would charge to the first optimizer
     with torch.random.fork_rng(devices=[]):
-        torch.autograd.grad(loss_per_member(batched_forward(
+        _gradients(loss_per_member(batched_forward(
             params, _rows(task.x_train, first)), _rows(task.y_train, first)).sum(), trained)
     clock = _TrainingClock()
 
@@ -897,8 +912,8 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
 
         def closure(x=x, y=y):
             loss = loss_per_member(batched_forward(params, x), y)
-            grads = torch.autograd.grad(loss.sum(), trained)
-            for p, g in zip(trained, _clip(list(grads), config, batched=True)):
+            grads = _gradients(loss.sum(), trained)
+            for p, g in zip(trained, _clip(grads, config, batched=True)):
                 p.grad = g
             return loss.detach()
 
@@ -916,6 +931,15 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     for k, result in enumerate(results):
         result.diverged = bool(diverged[k]) or _blew_up(result, config)
     return results
+
+
+def _wide(values: Tensor) -> Tensor:
+    """``values`` in float32 where they are in a half type (bfloat16, float16), else as they
+    are: an evaluation's loss and metric are means over many examples, which a half type
+    rounds to 8 or 11 bits (a bfloat16 model's accuracy on 1,000 examples came in steps of
+    1/256, and a loss summed in blocks lost its last digits). Training keeps the model's
+    dtype; only the scores are taken wider."""
+    return values.float() if values.dtype in (torch.bfloat16, torch.float16) else values
 
 
 def _eval_chunk(k: int, y: Tensor) -> int:
@@ -942,7 +966,7 @@ def _cross_entropy_sums(output: Tensor, target: Tensor, k: int,
     blocks in order, are the same whatever the chunk (both engines add them so)."""
     classes = output.shape[-1]
     # members x classes x positions: the layout the stacked model's product wrote
-    logits = output.reshape(k, -1, classes).transpose(1, 2)
+    logits = _wide(output).reshape(k, -1, classes).transpose(1, 2)
     target = target.reshape(1, -1).expand(k, -1)
     losses = F.cross_entropy(logits, target, reduction="none")
     width = EVAL_MIN_EXAMPLES * (losses.shape[1] // len(output[0]))  # positions a block
@@ -990,7 +1014,8 @@ def _sequential_scores(task, forward: Callable[[Tensor], Tensor], x: Tensor, y: 
     ``cross_entropy`` adds up the sums of fixed blocks of examples (and the correct
     predictions) and divides by the number of targets, as the population engine does
     (:func:`_cross_entropy_scores`): the one-pass mean up to the order of the sums, and
-    the population's numbers where the forwards agree. Another loss (``mse``, or a
+    the population's numbers where the forwards agree. Outputs in a half type are scored in
+    float32 (:func:`_wide`), as the population's. Another loss (``mse``, or a
     function of the task's own, which need not be a mean of per-example terms) reads the
     chunks' outputs joined (small beside the activations), as the population engine's.
     """
@@ -1000,7 +1025,8 @@ def _sequential_scores(task, forward: Callable[[Tensor], Tensor], x: Tensor, y: 
                   for i in range(0, len(x), chunk))
         loss, value = _cross_entropy_scores(task, chunks, 1, y.numel(), metric)
         return float(loss[0]), None if value is None else float(value[0])
-    out = torch.cat([forward(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    out = _wide(torch.cat([forward(x[i:i + chunk]) for i in range(0, len(x), chunk)]))
+    y = _wide(y)
     loss = task.loss_fn(out, y)
     return float(loss), float(_metric(task, out, y, loss)) if metric else None
 
@@ -1027,8 +1053,9 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
         chunks = ((shared_forward(weights, x[i:i + chunk]), y[i:i + chunk])
                   for i in range(0, len(x), chunk))
         return _cross_entropy_scores(task, chunks, k, y.numel(), metric)
-    out = torch.cat([shared_forward(weights, x[i:i + chunk])
-                     for i in range(0, len(x), chunk)], dim=1)
+    out = _wide(torch.cat([shared_forward(weights, x[i:i + chunk])
+                           for i in range(0, len(x), chunk)], dim=1))
+    y = _wide(y)
     losses = [task.loss_fn(member_out, y) for member_out in out]
     loss = torch.stack(losses)
     if not metric:
@@ -1180,8 +1207,8 @@ def _train_member(task, config: TrainConfig, model: nn.Module, member: Member,
 
         def closure(idx=idx):
             loss = task.loss_fn(model(task.x_train[idx]), task.y_train[idx])
-            grads = torch.autograd.grad(loss, trained)
-            for p, g in zip(trained, _clip(list(grads), config, batched=False)):
+            grads = _gradients(loss, trained)
+            for p, g in zip(trained, _clip(grads, config, batched=False)):
                 p.grad = g
             return loss.detach()
 
