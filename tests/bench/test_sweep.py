@@ -336,6 +336,53 @@ def test_a_group_lost_by_its_workers_stays_unfinished_for_resume(tmp_path):
     assert [r for r in store.list_runs(1) if r.optimizer == "adam"] == finished  # not redone
 
 
+class _WorkerWithoutPlugin(LocalExecutor):
+    """Runs each group as a Ray worker would (``executors._remote_call``) in a process whose
+    registry lacks the optimizer ``name`` (a plugin the cluster's nodes do not have)."""
+
+    def __init__(self, name, cls):
+        self.name_missing, self.cls = name, cls
+
+    def map(self, calls, started, progress=None):
+        import optimlab
+        from optimlab.bench import executors
+
+        for index, call in enumerate(calls):
+            started(index)
+            optimlab.unregister(self.name_missing)
+            try:
+                outcome = executors._remote_call(call.fn, *call.args)
+            finally:
+                optimlab.register(self.cls, name=self.name_missing)
+            yield index, outcome
+
+
+def test_a_group_whose_optimizer_the_worker_lacks_stays_unfinished_for_resume(tmp_path):
+    """A plugin installed where the sweep runs but not on the Ray cluster's nodes: its runs
+    were stored as failed ("unknown optimizer", counted under diverged) and a resume never
+    trained them. Now they are left for --resume, which trains them where the optimizer is
+    known; the other optimizer's group is stored as ever."""
+    import optimlab
+
+    class DriverOnly(optimlab.SGD):
+        """SGD under a name only the driver knows."""
+
+    optimlab.register(DriverOnly, name="driver_only")
+    try:
+        spec = _spec(optimizers=("driver_only", "adam"), lrs=(0.1,), seeds=1, hparams={},
+                     config=TrainConfig(steps=5, batch_size=64, eval_every=5))
+        store = RunStore(tmp_path / "runs.db")
+        with pytest.raises(GroupsLost, match=r"driver_only \(1 runs\): the Ray worker on .* "
+                                             r"does not know the optimizer 'driver_only'"):
+            run_sweep(spec, store, executor=_WorkerWithoutPlugin("driver_only", DriverOnly))
+        statuses = {r.optimizer: r.status for r in store.list_runs(1)}
+        assert statuses == {"driver_only": "running", "adam": "finished"}
+        run_sweep(spec, store)  # resume, the optimizer known: it trains
+        assert {r.status for r in store.list_runs(1)} == {"finished"}
+    finally:
+        optimlab.unregister("driver_only")
+
+
 def test_a_sweep_of_other_data_is_a_sweep_of_its_own(tmp_path):
     """The same spec on other data (another --data-dir, an edited task module) must not find
     the first data's stored results: the data's digest is part of the sweep's identity."""

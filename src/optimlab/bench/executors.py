@@ -14,7 +14,8 @@ resume and locking rules hold unchanged:
   that died never reach the driver, so no run is stored twice;
 * a group that still cannot finish leaves its runs ``running`` and the sweep raises
   :class:`GroupsLost` at the end, after storing every group that did finish:
-  ``--resume`` trains the rest;
+  ``--resume`` trains the rest; so does a group whose optimizer the worker does not know
+  (a plugin the cluster's nodes lack: :func:`unknown_optimizers`);
 * a training error (a broken member) is not the worker's fault: the group's runs are
   stored as ``failed`` with the error, as in a local sweep; so is an error Ray reports for
   the group's task itself (its code cannot be loaded on the worker: a ``RayTaskError``),
@@ -39,14 +40,15 @@ from ..optim.base import check_int
 
 __all__ = ["EXECUTORS", "Call", "Outcome", "LocalExecutor", "RayExecutor", "GroupsLost",
            "make_executor", "require_ray", "keep_on_loopback", "ray_installed",
-           "ray_error_outcome"]
+           "ray_error_outcome", "unknown_optimizers"]
 
 #: the executors ``optimlab bench --executor`` takes
 EXECUTORS = ("local", "ray")
 
 
 class GroupsLost(RuntimeError):
-    """Some groups could not be trained (their workers kept dying); their runs are left
+    """Some groups could not be trained (their workers kept dying, or did not know their
+    optimizer: a plugin the cluster lacks); their runs are left
     ``running`` in the store, for ``--resume``."""
 
 
@@ -276,8 +278,35 @@ def _check_reachable(address: str) -> None:
 
 def _remote_call(fn: Callable, *args) -> Outcome:
     """:func:`run_call` as a Ray task: the arguments come one by one, so that Ray hands the
-    task the objects behind the references of shared ones."""
+    task the objects behind the references of shared ones.
+
+    A group whose optimizer this worker does not know (a plugin installed where the sweep
+    runs but not on the cluster's nodes) is ``"lost"``, not an error: its runs are left for
+    ``--resume`` once the plugin is installed there, where as failed runs they were counted
+    as diverged and never trained again."""
+    unknown = unknown_optimizers(args)
+    if unknown:
+        return Outcome("lost", message=(
+            f"the Ray worker on {socket.gethostname()} does not know the optimizer "
+            f"{', '.join(map(repr, unknown))}: install the package that provides it on every "
+            f"node of the cluster"))
     return run_call(fn, args)
+
+
+def unknown_optimizers(args: tuple) -> list[str]:
+    """The optimizer names of the members in ``args`` (a training call's: a list of
+    :class:`~optimlab.bench.trainer.Member`) that this process's registry does not know."""
+    from ..optim.registry import resolve
+
+    names = dict.fromkeys(m.optimizer for arg in args if isinstance(arg, list)
+                          for m in arg if isinstance(getattr(m, "optimizer", None), str))
+    unknown = []
+    for name in names:
+        try:
+            resolve(name)
+        except ValueError:
+            unknown.append(name)
+    return unknown
 
 
 def require_ray():

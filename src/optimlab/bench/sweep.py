@@ -647,8 +647,8 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
         raise
     if lost:
         raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
-                         f"allow and are left unfinished (resume the sweep to train them): "
-                         + "; ".join(lost))
+                         f"allow, or could not start there, and are left unfinished (resume "
+                         f"the sweep to train them): " + "; ".join(lost))
     return engine
 
 
