@@ -657,6 +657,57 @@ def test_an_edge_an_extension_can_pass_still_advises_extend(tmp_path):
     store.close()
 
 
+def test_optimizers_on_one_edge_share_one_note_and_a_tie_lists_them(tmp_path):
+    """16 optimizers whose best lr was the lowest rate got 16 notes alike, and a tie of 4
+    read "a and b and c and d": one note an edge names them all, "a, b, c and d" (its own
+    rates where their grids differ), and the tie lists them so too."""
+    names = ["p", "q", "r", "s", "t"]
+    grids = {"p": (0.01, 0.1), "q": (0.01, 0.1), "r": (0.01, 0.1), "s": (0.001, 0.01),
+             "t": (0.01, 0.1)}
+    # p, q, r and s alike (best at their lowest rate), t best at its highest
+    runs = [(o, lr, k, "finished", {"final_metric": (0.95 if lr == max(grid) else 0.3)
+                                    if o == "t" else (0.8 if lr == min(grid) else 0.5) + 0.01 * k})
+            for o, grid in grids.items() for lr in grid for k in range(3)]
+    store, sweep = _stored(tmp_path, {"optimizers": names, "lrs": [0.01, 0.1]}, runs)
+    notes = summary_notes(store, sweep)
+    store.close()
+    edges = [n for n in notes if "rate tried" in n]
+    assert len(edges) == 2, edges
+    low, high = sorted(edges, key=lambda n: "highest" in n)
+    assert low.startswith("p, q, r and s: the best lr of each (0.01, 0.01, 0.01 and 0.001 in that "
+                          "order) is the lowest rate tried; their optima may lie outside the "
+                          "grid. Widen --lrs"), low
+    assert high.startswith("t: the best lr 0.1 is the highest rate tried; the optimum may lie "
+                           "outside the grid."), high
+    (tie,) = [n for n in notes if "cannot be told apart" in n]
+    assert tie.startswith("p, q, r and s cannot be told apart at 3 seeds in common"), tie
+    # one grid: the rate they share is said once
+    runs = [(o, lr, k, status, summary) for o, lr, k, status, summary in runs if o in "pqr"]
+    (tmp_path / "one").mkdir()
+    store, sweep = _stored(tmp_path / "one", {"optimizers": ["p", "q", "r"], "lrs": [0.01, 0.1]},
+                           runs)
+    (edge,) = [n for n in summary_notes(store, sweep) if "rate tried" in n]
+    store.close()
+    assert edge.startswith("p, q and r: the best lr 0.01 is the lowest rate tried; their optima "
+                           "may lie outside the grid."), edge
+
+
+def test_the_reports_wide_tables_scroll_in_a_region_of_their_own(tmp_path):
+    """The 18 columns of "All runs" made the report's page scroll sideways on a narrow
+    screen: each table sits in a focusable region that scrolls (named, as the playground's),
+    and the page needs no script for it."""
+    runs = [("sgd", lr, 0, "finished", {"final_metric": 0.5}) for lr in (0.01, 0.1)]
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd"], "lrs": [0.01, 0.1]}, runs)
+    page = write_report(store, sweep, tmp_path / "out")["report"].read_text()
+    store.close()
+    assert "<script" not in page
+    assert ".table-wrap { max-width: 100%; overflow-x: auto; }" in page
+    tables = re.findall(r"(<[^<>]*>)\n<table>", page)
+    assert tables == [f'<div class="table-wrap" tabindex="0" role="region" aria-label="{name}">'
+                      for name in ("summary", "all runs", "environment")], tables
+    assert page.count("<table>") == 3 and page.count("</table>\n</div>") == 3
+
+
 def test_runs_and_the_heading_tell_apart_sweeps_of_other_training_options(tmp_path):
     """Two sweeps that differed in schedule, clipping and averaging (or eval cadence, or
     --extend) read alike in `optimlab runs` and the report's heading; the options that

@@ -500,10 +500,17 @@ def _bound_past(s: OptimizerSummary, grid: Sequence[float] = ()) -> float | None
     return LR_BOUNDS[0] if s.edge == "low" else LR_BOUNDS[1]
 
 
-def _edge_note(sw: _Sweep, s: OptimizerSummary) -> str:
-    """The note on a best rate at the grid's edge, and what would try rates past it: the
+def _listed(names: Sequence[str]) -> str:
+    """``names`` in words: "a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _edge_note(sw: _Sweep, tied: Sequence[OptimizerSummary], bound: float | None) -> str:
+    """The note on best rates at the grid's edge, and what would try rates past it: the
     one wording of that advice (the command line's tables, the reports, the tour and the
-    playground's Runs tab all take it from :func:`summary_notes`).
+    playground's Runs tab all take it from :func:`summary_notes`). ``tied``: the optimizers
+    whose best rate sits on one edge, ``bound`` (:func:`_bound_past`) alike, named in one
+    note (16 optimizers on the lowest rate got 16 notes alike).
 
     ``--extend`` and ``--lrs auto`` are part of a sweep's identity, so the same command
     with either is a new sweep that trains its whole grid (the stored runs are not
@@ -511,11 +518,14 @@ def _edge_note(sw: _Sweep, s: OptimizerSummary) -> str:
     so at a bound the note names it instead of advising either; a sweep that extends
     already stopped extending (:data:`~.sweep.MAX_EXTENSIONS`), so there it advises a wider
     ``--lrs``."""
-    low = s.edge == "low"
-    head = (f"{s.optimizer}: the best lr {s.best_lr:.3g} is the {'lowest' if low else 'highest'} "
-            "rate tried; the optimum may lie outside the grid")
+    low = tied[0].edge == "low"
+    names, rates = _listed([s.optimizer for s in tied]), [f"{s.best_lr:.3g}" for s in tied]
+    # rates that differ: grids of their own (--lrs auto, an extension)
+    best = (f"the best lr {rates[0]}" if len(set(rates)) == 1
+            else f"the best lr of each ({_listed(rates)} in that order)")
+    head = (f"{names}: {best} is the {'lowest' if low else 'highest'} rate tried; "
+            f"{'the optimum' if len(tied) == 1 else 'their optima'} may lie outside the grid")
     more = "lower" if low else "higher"
-    bound = _bound_past(s, sw.grids.get(s.optimizer, ()))
     if bound is not None:
         return (f"{head}, but the grid cannot be extended past {bound:g}, the "
                 f"{'lowest' if bound == LR_BOUNDS[0] else 'highest'} rate an extension tries "
@@ -563,7 +573,7 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         if len(tied) < 2:
             continue
         common = _common_seeds(tied)
-        notes.append(f"{' and '.join(s.optimizer for s in tied)} cannot be told apart at "
+        notes.append(f"{_listed([s.optimizer for s in tied])} cannot be told apart at "
                      f"{_count(common, 'seed')} in common (paired comparison over the same seeds, "
                      f"{CONFIDENCE:.0%}): they share rank {label.lstrip('=')}.")
     bounds = METRIC_RANGES.get(sw.metric)
@@ -585,13 +595,17 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
             notes.append(f"{name}: no rate where every seed finished (a diverged seed counts "
                          "as the worst value), so no best rate and no rank; the lr-sensitivity "
                          "plot shows the seeds that finished.")
+    # one note an edge (and bound): the optimizers on it named together, in rank order
+    edges: dict[tuple[str, float | None], list[OptimizerSummary]] = {}
     for _, s in sw.ranked:
         extra = sw.extension(s.optimizer)
         if extra:
             notes.append(f"{s.optimizer}: a best rate on the grid's edge extended the grid, "
                          f"so {', '.join(f'{lr:.3g}' for lr in extra)} were tried too.")
         if s.edge and math.isfinite(s.mean):
-            notes.append(_edge_note(sw, s))
+            bound = _bound_past(s, sw.grids.get(s.optimizer, ()))
+            edges.setdefault((s.edge, bound), []).append(s)
+    notes += [_edge_note(sw, tied, bound) for (_, bound), tied in edges.items()]
     if sw.target is not None:
         every = (sw.config.get("train") or {}).get("eval_every")
         read = (f"read at the evaluations, every {every} steps (a count is exact to {every} "
@@ -1185,7 +1199,7 @@ def _png(fig) -> bytes:
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
-       max-width: 72em; padding: 0 1em; color: #222; }
+       max-width: 72em; padding: 0 1em; color: #222; overflow-wrap: break-word; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
@@ -1193,6 +1207,9 @@ th { background: #f2f2f2; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+/* the page never scrolls sideways: a wide table scrolls in its region (_html_table's label),
+   a long word (a path, the sweep key) breaks */
+.table-wrap { max-width: 100%; overflow-x: auto; }
 .meta { color: #555; } .warn { color: #a33; }
 """
 
@@ -1213,14 +1230,22 @@ def _e(value: Any) -> str:
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
-                numeric: Sequence[bool] | None = None) -> str:
+                numeric: Sequence[bool] | None = None, label: str | None = None) -> str:
+    """A table of ``headers`` and ``rows`` (``numeric``: the columns aligned as numbers).
+    ``label``: the table sits in a region of that name which scrolls sideways, focusable
+    (its arrow keys scroll it), as the playground's tables do, so a table wider than a
+    narrow screen (the report's 18 columns of every run) does not widen the page."""
     numeric = numeric or [False] * len(headers)
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join(
         "<tr>" + "".join(f'<td class="num">{_e(c)}</td>' if num else f"<td>{_e(c)}</td>"
                          for c, num in zip(row, numeric)) + "</tr>\n"
         for row in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+    table = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+    if label is None:
+        return table
+    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="{html.escape(label)}">'
+            f"\n{table}\n</div>")
 
 
 def _environment_rows(env: Any) -> list[list[str]]:
@@ -1274,7 +1299,7 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         + (f" The target is {_e(f'{sw.target:g}')}; a seed that never reached it counts as "
            "infinitely slow in the medians." if sw.target is not None else "") + "</p>",
         _html_table(_spelled(headers), summary,
-                    [False, False] + [True] * (len(headers) - 2)),
+                    [False, False] + [True] * (len(headers) - 2), label="summary"),
         "<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>"
                                          for n in summary_notes(sw, failures=False))
         + "</ul>",
@@ -1296,13 +1321,14 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         _html_table([f"{c} (s)" if c in _SECONDS else c for c in columns],
                     [[_DASH if c == "" else _num(c, 6) if isinstance(c, float) else c
                       for c in row] for row in rows],
-                    [c not in ("optimizer", "status", "error") for c in columns]),
+                    [c not in ("optimizer", "status", "error") for c in columns], label="all runs"),
         "</details>",
         "<h2>Configuration</h2>",
         "<pre>" + _e(json.dumps(sw.config, indent=2, sort_keys=True, allow_nan=True))
         + "</pre>",
         "<h2>Environment</h2>",
-        _html_table(["item", "value"], _environment_rows(info["environment"])),
+        _html_table(["item", "value"], _environment_rows(info["environment"]),
+                    label="environment"),
         f'<p class="meta">Store: {_e(store_path or sw.store.path)}, sweep key '
         f'{_e(info["key"])}.</p>',
         "</body>",

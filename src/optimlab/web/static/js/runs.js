@@ -61,7 +61,7 @@ async function loadSweeps() {
     // a click anywhere on the row opens it; its id is a button, for the keyboard (whose
     // Enter or Space clicks it, and the click reaches the row)
     const row = el("tr", { "data-sweep": s.id, onclick: () => selectSweep(s.id, true), class: s.error ? "broken" : null },
-      el("td", {}, el("button", { type: "button", class: "row-open", "aria-label": `sweep ${s.id}${s.name ? ` (${s.name})` : ""}` }, String(s.id))), el("td", { text: s.name || "" }), el("td", { text: s.task || "" }),
+      el("td", {}, el("button", { type: "button", class: "row-open", "aria-label": `sweep ${s.id}${s.name ? ` (${clip(s.name)})` : ""}` }, String(s.id))), el("td", { text: s.name || "" }), el("td", { text: s.task || "" }),
       el("td", { text: s.model || "default" }), el("td", { text: s.error ? s.created_at : utcText(s.created_at) }),
       el("td", { text: s.runs }),
       el("td", { text: s.error || (s.labels.length ? s.labels : s.optimizers).join(", ") }));
@@ -78,9 +78,24 @@ async function loadSweeps() {
   }
 }
 
-// No sweep shown: its detail hidden, no row highlighted, no sweep in the state and the URL.
+// A sweep's name in its row button's accessible name: a long one (hundreds of characters)
+// cut to its first 50 characters, with an ellipsis (the label about 60); the row's name cell
+// shows it whole.
+function clip(name, most = 50) {
+  return name.length > most ? `${name.slice(0, most - 1)}…` : name;
+}
+
+// Counts the sweeps asked for (and hideSweep): an answer, or an error, for any but the last
+// one asked comes late (a big sweep takes seconds) and is dropped, so the page shows the
+// sweep its URL names.
+let asked = 0;
+
+// No sweep shown: its detail hidden, no row highlighted, no sweep in the state and the URL;
+// a sweep still on its way is not shown when it comes.
 function hideSweep() {
+  asked += 1;
   $("#sweep-detail").hidden = true;
+  $("#sweep-detail").removeAttribute("aria-busy");
   for (const row of document.querySelectorAll("#sweeps tbody tr")) row.classList.remove("active");
   state.sweep = null;
   writeUrl();
@@ -89,15 +104,21 @@ function hideSweep() {
 
 // `focus`: chosen by the user, the focus goes to the sweep's title (not when a link opens it)
 async function selectSweep(id, focus = false) {
+  const ask = ++asked;
+  // said while it loads (a big sweep takes seconds); the sweep shown before stays until then
+  $("#runs-message").textContent = `Sweep ${id}: loading…`;
+  $("#sweep-detail").setAttribute("aria-busy", "true");
   let d;
   try {
     d = await api(`/api/sweeps/${id}`);
   } catch (err) {
+    if (ask !== asked) return;
     // the sweep shown before is not the one asked for: none is shown
     hideSweep();
     $("#runs-message").textContent = err.message;
     return;
   }
+  if (ask !== asked) return;
   $("#runs-message").textContent = "Click a sweep (or its id) to see its curves and summary.";
   state.sweep = id;
   writeUrl();
@@ -122,12 +143,14 @@ async function selectSweep(id, focus = false) {
     yaxis2: { title: { text: "train loss" }, type: "log", ...logTicks(traces.filter((t) => t.yaxis === "y2").flatMap((t) => t.y)) },
     legend: { orientation: "h", y: -0.2 },
   }, PLOT_CONFIG);
+  if (ask !== asked) return;  // another sweep was asked for while drawing
   const { traces: sens, range } = sensitivityTraces(d);
   await Plotly.react($("#sweep-sensitivity"), sens, {
     margin: { l: 55, r: 10, t: 40, b: 40 }, title: { text: "final test metric vs learning rate", font: { size: 14 } },
     xaxis: { title: { text: "lr" }, type: "log", exponentformat: "e", ...logTicks(sens.flatMap((t) => t.x)) },
     yaxis: { title: { text: esc(metricName(d)) }, ...(range ? { range, autorange: false } : {}) }, showlegend: false,
   }, PLOT_CONFIG);
+  if (ask !== asked) return;
   const head = $("#sweep-summary thead");
   head.textContent = "";
   const level = `${Math.round(100 * (d.confidence ?? 0.95))}%`;
@@ -147,6 +170,7 @@ async function selectSweep(id, focus = false) {
   // the command line's notes under its table: runs not ended, failures, shared ranks, best
   // rates on the grid's edge, an advisor's answer
   $("#sweep-notes").replaceChildren(...(d.notes || []).map((text) => el("li", { text })));
+  $("#sweep-detail").removeAttribute("aria-busy");
   document.body.dataset.sweep = String(id);
 }
 
