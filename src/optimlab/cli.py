@@ -1422,6 +1422,16 @@ def run_bench(args: argparse.Namespace) -> str:
                        "optimizers, rates, seeds, steps and training options must be the ones "
                        "of the killed run; `optimlab runs` lists the sweeps"
                        f"{_closest_sweep(store, stored)}); leave out --resume to start a new one")
+    if existing is None:
+        older = _nearest(store, stored)
+        if older is not None and older[1] and all(_OLDER in d for d in older[1]):
+            # the same command as a stored sweep but for what an older optimlab did not
+            # record: trained again as a new sweep, which a reader of `optimlab runs` would
+            # otherwise take for a duplicate
+            print(f"optimlab: sweep {older[0]} in {_masked(db)} has this configuration as an "
+                  f"older optimlab stored it (without {', '.join(d.split(' (')[0] for d in older[1])}"
+                  f"), which this one cannot check, so this command trains a new sweep; "
+                  f"`optimlab report {older[0]}` still reads the old one", file=sys.stderr)
     engine = "sequential" if args.sequential else "population"
     if engine == "population" and _one_by_one(task, args.model):
         engine = "sequential"
@@ -1535,12 +1545,10 @@ def _check_resumable(db: str) -> None:
                    "new sweep (or pass the --db of the stopped one)")
 
 
-def _closest_sweep(store, config: dict) -> str:
-    """For a refused ``--resume``: the stored sweep of the same task whose configuration
-    differs from ``config`` in the fewest entries, and those entries (at most four), as
-    ``"; the nearest, sweep 3, differs in train.steps (stored 300, given 200)"``; a sweep
-    stored by an older optimlab lacks entries it did not record, and cannot be resumed.
-    Empty where no sweep of the task is stored."""
+def _nearest(store, config: dict) -> tuple[int, list[str]] | None:
+    """The stored sweep of ``config``'s task whose configuration differs from it in the
+    fewest entries, and those entries (:func:`~optimlab.bench.store.jsonio.config_differences`);
+    None where no sweep of the task is stored."""
     import json
 
     from .bench.store.jsonio import config_differences
@@ -1556,12 +1564,27 @@ def _closest_sweep(store, config: dict) -> str:
         differences = config_differences(stored, config)
         if best is None or len(differences) < len(best[1]):
             best = (sweep_id, differences)
+    return best
+
+
+#: how :func:`~optimlab.bench.store.jsonio.config_differences` names an entry a sweep stored
+#: by an older optimlab lacks
+_OLDER = "not stored: an older optimlab"
+
+
+def _closest_sweep(store, config: dict) -> str:
+    """For a refused ``--resume``: the nearest stored sweep (:func:`_nearest`) and the
+    entries it differs in (at most four), as ``"; the nearest, sweep 3, differs in
+    train.steps (stored 300, given 200)"``; a sweep stored by an older optimlab lacks
+    entries it did not record, and cannot be resumed. Empty where no sweep of the task is
+    stored."""
+    best = _nearest(store, config)
     if best is None or not best[1]:
         return ""
     sweep_id, differences = best
     shown = ", ".join(differences[:4]) + (f" and {len(differences) - 4} more"
                                            if len(differences) > 4 else "")
-    older = any("not stored: an older optimlab" in d for d in differences)
+    older = any(_OLDER in d for d in differences)
     return (f"; the nearest, sweep {sweep_id}, differs in {shown}"
             + ("; a sweep an older optimlab stored cannot be resumed by this one: "
                f"`optimlab report {sweep_id}` still reads it" if older else ""))

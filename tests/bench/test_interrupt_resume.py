@@ -362,3 +362,12 @@ def test_a_refused_resume_names_the_nearest_sweep_and_how_it_differs(tmp_path, c
     assert ("the nearest, sweep 1, differs in architecture (not stored: an older optimlab did not "
             "record it); a sweep an older optimlab stored cannot be resumed by this one: "
             "`optimlab report 1` still reads it") in err, err
+    # the same command without --resume trains a new sweep: said, so that `optimlab runs`
+    # listing two alike is not taken for a duplicate (it was silent)
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert ("sweep 1 in " in err and "has this configuration as an older optimlab stored it "
+            "(without architecture), which this one cannot check, so this command trains a new "
+            "sweep; `optimlab report 1` still reads the old one") in err, err
+    assert main(argv) == 0  # run again: the new sweep is found, nothing said
+    assert "older optimlab" not in capsys.readouterr().err
