@@ -39,18 +39,56 @@ class PluginWarning(UserWarning):
 def entry_points() -> list:
     """The :class:`importlib.metadata.EntryPoint` objects of :data:`GROUP` from the installed
     distributions, sorted by name (then value, so the order never depends on the path), or
-    none while :data:`DISABLE` is set. Nothing is loaded; a damaged distribution's metadata
-    that cannot be read counts as none (a few tens of milliseconds with a hundred
-    distributions installed)."""
+    none while :data:`DISABLE` is set. Nothing is loaded (a few tens of milliseconds with a
+    hundred distributions installed). A distribution whose entry points cannot be read (a
+    damaged ``entry_points.txt``) is left out, with a :class:`PluginWarning` naming it once
+    per process; the others are read one by one then."""
     if os.environ.get(DISABLE):
         return []
     from importlib.metadata import entry_points as installed
 
     try:
         found = installed(group=GROUP)
-    except Exception:  # metadata that cannot be parsed: as if nothing were installed
-        return []
+    except Exception:  # one distribution's metadata that cannot be parsed fails them all
+        found = _readable()
     return sorted(found, key=lambda ep: (ep.name, ep.value))
+
+
+#: the damaged distributions warned about (once per process each)
+_warned: set[str] = set()
+
+
+def _readable() -> list:
+    """The entry points of :data:`GROUP` of every installed distribution whose entry points
+    can be read, each distribution counted once (the first on the path, as
+    :func:`importlib.metadata.entry_points` counts them); a :class:`PluginWarning` for each
+    of the others."""
+    import warnings
+    from importlib.metadata import distributions
+
+    found, seen = [], set()
+    for dist in distributions():
+        try:  # what importlib.metadata's own entry_points() tells distributions apart by
+            key = getattr(dist, "_normalized_name", None) or dist.name
+        except Exception:
+            key = None
+        if key is not None and key in seen:
+            continue
+        seen.add(key)
+        try:
+            found.extend(dist.entry_points.select(group=GROUP))
+        except Exception as err:
+            folder = os.path.abspath(dist.locate_file(""))
+            try:
+                where = f"{dist.name} {dist.version} (in {folder})"
+            except Exception:  # its name and version cannot be read either
+                where = folder
+            if where not in _warned:
+                _warned.add(where)
+                warnings.warn(f"the installed distribution {where} has entry points that cannot "
+                              f"be read ({type(err).__name__}: {err}); its optimizer plugins, if "
+                              f"any, are left out", PluginWarning, stacklevel=3)
+    return found
 
 
 def origin(entry_point) -> str:
@@ -59,3 +97,31 @@ def origin(entry_point) -> str:
     dist = getattr(entry_point, "dist", None)
     where = f" ({dist.name} {dist.version})" if dist is not None else ""
     return f"{entry_point.name} = {entry_point.value}{where}"
+
+
+def providing(name: str, module: str, besides=None):
+    """The entry point that provides the registry name ``name``, whose class is defined in
+    ``module``, for messages, or None: one of that name whose object comes from ``module``
+    or a package above it, else one of that name, else one whose object comes from
+    ``module`` itself (a function that registers it); ``besides`` (an entry point) is never
+    the one."""
+    points = [ep for ep in entry_points() if ep is not besides]
+    named = [ep for ep in points if ep.name.strip().lower() == name]
+
+    def source(ep) -> str:
+        return ep.value.partition(":")[0].strip()
+
+    above = [ep for ep in named if module == source(ep) or module.startswith(source(ep) + ".")]
+    same = [ep for ep in points if source(ep) == module]
+    return next(iter(above + named + same), None)
+
+
+def provider(name: str, module: str) -> str:
+    """Who provides the registered optimizer ``name``, whose class is defined in ``module``,
+    for messages: ``plugin DISTRIBUTION VERSION`` (:func:`providing`), else ``registered
+    from MODULE``."""
+    entry_point = providing(name, module)
+    dist = getattr(entry_point, "dist", None)
+    if dist is not None:
+        return f"plugin {dist.name} {dist.version}"
+    return f"plugin {entry_point.value}" if entry_point is not None else f"registered from {module}"

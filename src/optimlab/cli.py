@@ -942,9 +942,14 @@ def run_race(args: argparse.Namespace) -> str:
     _distinct_outputs({**pictures, **({"--gif": gif} if gif is not None else {})})
     spec = {name: {**hparams.get(name, {}), **({"lr": lrs[name]} if name in lrs else {})}
             for name in names}
-    with _race_progress(landscape.name, args.steps, runs) as tick:
-        result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
-                      seed=args.seed, tune=args.tune, progress=tick)
+    try:
+        with _race_progress(landscape.name, args.steps, runs) as tick:
+            result = race(landscape, spec, start=start, steps=args.steps, noise=args.noise,
+                          seed=args.seed, tune=args.tune, progress=tick)
+    except Exception as err:
+        if not isinstance(err, _user_errors()):
+            _unbuilt_plugin(spec)
+        raise
     lines = [f"{landscape.name} from {_point_text(result.start)}, {_count(args.steps, 'step')}"
              + (f", noise {args.noise:g}" if args.noise else "")
              + (", learning rates tuned on a log grid" if args.tune else ""),
@@ -980,6 +985,26 @@ def run_race(args: argparse.Namespace) -> str:
         print("optimlab: note: no MP4 written: it needs ffmpeg, which is not on PATH; the "
               "animation is the GIF only", file=sys.stderr)
     return "\n".join(lines)
+
+
+def _unbuilt_plugin(spec: dict[str, dict]) -> None:
+    """After a race failed with an error that is not the user's: raise a :class:`CLIError`
+    naming the first registered optimizer of ``spec`` (a plugin's: not a built-in) that
+    cannot be built with its hyperparameters, whatever it raises (the plugin's failure, not
+    optimlab's); nothing where each one builds."""
+    from . import _plugins
+    from .optim.registry import _BUILTIN, probe, resolve
+
+    for name, hparams in spec.items():
+        entry = resolve(name)
+        if entry.name in _BUILTIN:
+            continue
+        try:
+            probe(entry.name, **hparams)
+        except Exception as err:
+            where = _plugins.provider(entry.name, entry.cls.__module__)
+            raise CLIError(f"optimizer {entry.name} ({where}) could not be built: "
+                           f"{type(err).__name__}: {_one_line(err)}") from None
 
 
 def _distinct_outputs(paths: dict[str, Path]) -> None:

@@ -182,6 +182,14 @@ def _load_plugin(entry_point, added: list[str], called: list[str]) -> None:
             known = _ENTRIES.get(entry_point.name.strip().lower())
             if known is not None and known.cls is obj:
                 return  # registered already: by its own module, or by another thread
+            if known is not None and known.name not in _BUILTIN:
+                # taken by another plugin or by register(): say by which (register()'s own
+                # advice, replace=True, is not for whoever installs the plugins)
+                first = _plugins.providing(known.name, known.cls.__module__, besides=entry_point)
+                by = (f"by the plugin {_plugins.origin(first)}, which is kept; uninstall one "
+                      f"of the two to choose" if first is not None else
+                      f"({known.cls.__qualname__}, from {known.cls.__module__}), which is kept")
+                raise ValueError(f"{known.name!r} is registered already {by}")
             added.append(register(obj, entry_point.name).name)
     elif callable(obj):
         with _LOCK:

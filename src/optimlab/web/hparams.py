@@ -30,18 +30,20 @@ import functools
 import inspect
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from .. import _plugins
 from ..bench.store.jsonio import json_data
 from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
-from ..optim.registry import Entry, _on_change, available, create, resolve
+from ..optim.registry import _BUILTIN, Entry, _on_change, available, create, resolve, unregister
 
 __all__ = ["Range", "RANGES", "OVERRIDES", "ACCEPTED", "NUMBER", "WHOLE", "TEXT",
            "FLOAT32_MAX", "MAX_TEXT", "HIDDEN", "HyperparameterError", "exposed", "accepted", "check",
-           "check_inner", "defaults", "range_for", "inner_names"]
+           "check_inner", "defaults", "range_for", "inner_names", "leave_out_unbuildable"]
 
 
 class HyperparameterError(ValueError):
@@ -233,6 +235,22 @@ def _fits(rng: Range, value: Any) -> bool:
 #: Values that tell what numbers an optimizer's own argument check takes (:func:`_takes`).
 _FRACTIONS, _WHOLES = (0.5, 1.5, 1000.5), (1, 2, 1000)
 
+#: What a built-in optimizer raises for values it refuses (anything else is a bug, and goes
+#: on up); a registered one's (a plugin's) refusal is any exception (:func:`_refusals`).
+_REFUSALS = (ValueError, TypeError, ArithmeticError)
+
+
+def _refusals(entry: Entry, hparams: dict | None = None) -> type | tuple[type, ...]:
+    """What building ``entry`` with ``hparams`` raises when it refuses them: any
+    ``Exception`` where that runs a registered optimizer's code (``entry``, or the optimizer
+    the wrapper ``entry`` is given to wrap, by name), else :data:`_REFUSALS`."""
+    wraps = entry.capabilities.wraps
+    inner = (hparams or {}).get(wraps) if wraps else None
+    if entry.name not in _BUILTIN or (isinstance(inner, str)
+                                      and resolve(inner).name not in _BUILTIN):
+        return Exception
+    return _REFUSALS
+
 
 def _takes(name: str, key: str) -> str | None:
     """What numbers optimizer ``name`` takes for ``key``, asked of its own argument checks
@@ -240,11 +258,12 @@ def _takes(name: str, key: str) -> str | None:
     ``"int"`` where it takes whole numbers only, None where it takes no number (a mode's
     name, e.g. ``line_search_fn``)."""
     entry = resolve(name)
+    refusals = _refusals(entry)
 
     def accepts(value: float) -> bool:
         try:
             create(entry.name, [_dummy(entry)], **{key: value})
-        except (ValueError, TypeError, ArithmeticError):
+        except refusals:
             return False
         return True
 
@@ -277,6 +296,34 @@ def _derived(name: str, key: str, value: Any) -> Range | None:
     if value is None or isinstance(value, str):
         return TEXT
     return None
+
+
+def leave_out_unbuildable() -> list[str]:
+    """Unregister, in this process, each registered optimizer (a plugin's: not a built-in)
+    the playground offers that cannot be built with its defaults on the playground's dummy
+    parameter, whatever it raises (a licence server unreachable, a GPU it needs), each with
+    a :class:`~optimlab._plugins.PluginWarning` that names it, its distribution and the
+    error; returns their names. The playground's models call it before they list the
+    optimizers, so that such a plugin is left out of its page, its requests and the names a
+    wrapper may wrap, instead of stopping the server. Built-ins are never tried here."""
+    left_out = []
+    for entry in available(dense=True):
+        if entry.name in _BUILTIN:
+            continue
+        try:
+            create(entry.name, [_dummy(entry)])
+        except Exception as err:
+            where = _plugins.provider(entry.name, entry.cls.__module__)
+            warnings.warn(f"the optimizer {entry.name} ({where}) cannot be built, so the "
+                          f"playground leaves it out: {type(err).__name__}: {err}",
+                          _plugins.PluginWarning, stacklevel=2)
+            left_out.append(entry.name)
+    for name in left_out:
+        try:
+            unregister(name)
+        except ValueError:  # unregistered by another thread meanwhile
+            pass
+    return left_out
 
 
 @functools.lru_cache(maxsize=1)
@@ -455,7 +502,8 @@ def check(name: str, hparams: dict) -> dict:
     :data:`RANGES`, and no number beyond float32's range), then the optimizer is built on a
     dummy tensor, so its own checks apply. Raises :class:`HyperparameterError` (a
     ``ValueError``) naming the hyperparameter, also when the optimizer raises
-    ``ValueError``, ``TypeError`` or ``OverflowError``.
+    ``ValueError``, ``TypeError`` or ``ArithmeticError`` (any exception where a registered
+    optimizer's code runs: a plugin's, or the one a wrapper is given to wrap).
     """
     entry = resolve(name)
     takes = accepted(entry.name)
@@ -478,10 +526,11 @@ def check(name: str, hparams: dict) -> dict:
                     kinds = " or ".join(f"{r.kind} ({r.describe()})" for r in ranges)
                     raise HyperparameterError(f"{key} must be a {kinds}, got "
                                               f"{_short(value)}", key) from None
+    refusals = _refusals(entry, out)
     try:
         create(entry.name, [_dummy(entry)], **out)
-    except (ValueError, TypeError, ArithmeticError) as err:
-        message = str(err)
+    except refusals as err:
+        message = str(err) if isinstance(err, _REFUSALS) else f"{type(err).__name__}: {err}"
         named = [k for k in out if re.search(rf"\b{re.escape(k)}\b", message)]
         key = max(named, key=len, default=None)
         raise HyperparameterError(f"{entry.name}: {message}", key) from None

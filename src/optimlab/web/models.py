@@ -337,7 +337,11 @@ def _built() -> dict:
     ``HYPERPARAMETER_MODELS``: each name's hyperparameter model; ``OptimizerSpec``: one
     racer, its model picked by ``name``; ``LANDSCAPES``: the 2-D landscapes a race may run
     on (GET /api/landscapes); ``LandscapeParams``, ``GridQuery``, ``RaceRequest``.
+
+    A plugin's optimizer that cannot be built is unregistered first, with a warning
+    (:func:`optimlab.web.hparams.leave_out_unbuildable`): the playground goes on without it.
     """
+    hp.leave_out_unbuildable()
     optimizers = tuple(e.name for e in available(dense=True))
     hyperparameters = {n: _hyperparameters(n) for n in optimizers}
     racer = Annotated[Union[tuple(_racer(n, hyperparameters[n]) for n in optimizers)],
