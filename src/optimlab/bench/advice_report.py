@@ -159,8 +159,9 @@ def _range_figure(advice: Advice):
         ok = np.isfinite(losses)
         finite = losses[ok]
         if not finite.size:
-            _no_data(ax, "every run raised an error\n(the table says which)" if name in raised
-                     else "every rate diverged")
+            _no_data(ax, "not run: it cannot take this\nmodel's gradients (the table says why)"
+                     if not t.lrs else "every run raised an error\n(the table says which)"
+                     if name in raised else "every rate diverged")
             ax.set_title(name, color=col, fontweight="bold")
             continue
         values = np.concatenate([finite, [t.initial_loss] if _finite(t.initial_loss) else []])
@@ -468,7 +469,9 @@ def _versus_rows(advice: Advice) -> list[list[str]]:
                          "the recommendation is tuned Adam", _DASH, _DASH])
             continue
         if not v:
-            rows.append([what, _DASH, _DASH, "not run", _DASH, _DASH])
+            adam = next((c for c in advice.candidates if c.get("optimizer") == REFERENCE), {})
+            rows.append([what, _DASH, _DASH, "could not run (the table above says why)"
+                         if adam.get("status") == "cannot run" else "not run", _DASH, _DASH])
             continue
         better = v.get("better_by")
         low, high = v.get("low"), v.get("high")
@@ -480,8 +483,12 @@ def _versus_rows(advice: Advice) -> list[list[str]]:
                     abs(advice.metric["value"]) if _finite(advice.metric.get("value")) else 0.0)
         words = difference_words(better, advice.metric["name"], higher, scale) \
             if _finite(better) else ""
-        gain = (f"diverged on {v['reference_diverged']} of {v.get('seeds')} seeds"
-                if not _finite(better) and v.get("reference_diverged") else
+        # a run that raised could not run; one that diverged ran: said apart
+        lost = ([f"could not run on {v['reference_failed']} of {v.get('seeds')} seeds"]
+                if v.get("reference_failed") else []) + \
+            ([f"diverged on {v['reference_diverged']} of {v.get('seeds')} seeds"]
+             if v.get("reference_diverged") else [])
+        gain = (" and ".join(lost) if not _finite(better) and lost else
                 _DASH if not _finite(better) else
                 f"0 ({words})" if words.startswith("the same") else f"{better:+.3g} ({words})")
         rows.append([what, _lr(v.get("lr")), _mean_ci(v.get("value"), None), gain, interval,
@@ -522,6 +529,8 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
     if not edge.startswith("lr="):  # "the range test's suggestion ...": a sentence's start
         edge = edge[:1].upper() + edge[1:]
     planned = f"; the plan allowed at most {plan.cost(names):,}"
+    if _finite(getattr(advice, "seconds", None)):  # a budget in seconds prices the steps alone
+        planned += f"; the advice took {advice.seconds:.1f} s, this report not counted"
     batch = f"batch size {advice.batch_size}" if advice.batch_size else \
         "full batch (every training example at every step)"
     skipped = _skipped_after(advice) is not None

@@ -54,13 +54,21 @@ trains seeds none of the earlier stages trained (:attr:`Plan.final_seeds`), so t
 comparison is not made on the seeds that chose the finalists.
 
 **Stage 3, the answer.** The finalists are ranked as the training lab ranks a sweep
-(:func:`~optimlab.bench.analysis.rank`: paired comparisons over seeds, ties said); the
-recommendation is the first; :class:`Advice` carries how much better it is than Adam at its
-defaults and than tuned Adam, which finalists cannot be told apart, the member-steps spent,
-code to paste and every candidate's summary; :meth:`Advice.to_json` is the machine-readable
-answer. A pick at the top or bottom of the rates searched (the range test's grid, or its
-optimizer's rates in the final rung) is flagged (:attr:`Advice.edge`): the best rate may lie
-outside the search.
+(:func:`~optimlab.bench.analysis.rank`: paired comparisons over seeds, ties said; the
+first-ranked finalists whose means are equal up to float32 rounding in the candidates'
+order, which the statement names); the recommendation is the first; :class:`Advice` carries
+how much better it is than Adam at its defaults and than tuned Adam, which finalists cannot
+be told apart, the member-steps spent, code to paste and every candidate's summary;
+:meth:`Advice.to_json` is the machine-readable answer. A pick at the top or bottom of the
+rates searched (the range test's grid, or its optimizer's rates in the final rung) is
+flagged (:attr:`Advice.edge`): the best rate may lie outside the search; the statement says
+what became of the nearest rate beyond it that the advisor tried (in a rung, or in the range
+test), or that it tried none.
+
+A candidate that cannot take the model's gradients (one of dense gradients only on a model
+with ``nn.Embedding(sparse=True)``, SparseAdam where other parameters get dense ones) is
+"cannot run" before anything trains, and never trained; where that is Adam, the statement
+says Adam could not run, and why, instead of comparing with it.
 
 **What the metric is.** Every rung ranks, and the answer reports, the metric on the
 *validation* set (``val_data``; a task's test split): the set that selected the answer. The
@@ -86,6 +94,7 @@ import copy
 import functools
 import hashlib
 import math
+import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -435,8 +444,8 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
         raise AdvisorError(
             f"a budget of {seconds:g} s ({budget} member-steps at the calibrated step cost) is "
             f"too small for {count} candidates at {steps} steps: the least this advisor spends "
-            f"is {least} member-steps, about {least * seconds / budget:.3g} s (raise --budget, "
-            "or name fewer --optimizers)")
+            f"is {least} member-steps, about {least * seconds / budget:.3g} s of training steps "
+            "alone (the evaluations come on top; raise --budget, or name fewer --optimizers)")
     raise AdvisorError(
         f"a budget of {budget} member-steps is too small for {count} candidates at "
         f"{steps} steps: the least this advisor spends is {least} "
@@ -486,13 +495,19 @@ class Advice:
             weights, nothing random), or that the final rung's seeds came out identical;
             None where seeds differ. Then the spread over seeds says nothing.
         validation_examples: how many examples the validation set holds.
+        seconds: the wall-clock seconds this call took (the calibration of a budget in
+            seconds, the range test, the rungs and their evaluations; not the report):
+            a budget in seconds prices the training steps alone (:func:`steps_for_seconds`).
         versus: ``{"adam_default": ..., "adam_tuned": ...}``: each with the reference's
             ``lr``, ``value`` and the pick's paired difference: ``better_by`` (positive when
             the pick is better, whichever way the metric goes; :func:`difference_words`
             says it by direction), ``low``, ``high`` (the interval of pick - reference),
-            ``distinct``, ``seeds`` (compared) and ``reference_diverged`` (of those, the
+            ``distinct``, ``seeds`` (compared), ``reference_diverged`` (of those, the
             seeds on which the reference diverged and the pick did not: then ``better_by``
-            is None and the statement says so); None where unknown.
+            is None and the statement says so) and, apart from them, ``reference_failed``
+            (the seeds whose run of the reference raised: it could not run) with the first
+            ``reference_error``; None where unknown, or where Adam was not run (it cannot
+            run here: its candidate's ``status`` and ``error`` say why).
         statement: the confidence statement, in words.
         steps, batch_size: the training the recommendation is for.
         range_tests: the stage-1 curves; ``rungs``: per rung, its horizon and every arm's
@@ -528,6 +543,7 @@ class Advice:
     edge: dict | None = None
     seeds_repeat: str | None = None
     validation_examples: int | None = None
+    seconds: float | None = None
 
     @property
     def code(self) -> str:
@@ -576,6 +592,8 @@ class Advice:
                  f"{m['value']:.4g}{ci} ({seeds}, {self.steps} steps; on the set that selected "
                  "it, so optimistic)",
                  self.statement, f"compute spent: {self.compute}"]
+        if self.seconds is not None:
+            lines.append(f"took {self.seconds:.1f} s (training, evaluating and storing the runs)")
         return "\n".join(lines)
 
     @property
@@ -772,19 +790,82 @@ def _default_lr(name: str) -> float:
 
 
 def _check_trainable(task: Task, model: str | None) -> None:
-    """Fail early, with one line, on a model with no parameters or data it rejects."""
+    """Fail early, with one line, on a model with no parameters or data it rejects. Two
+    common mistakes are said with what to change: a forward that returns a tuple or a dict
+    (the loss and the accuracy read one tensor of outputs) and float class labels under a
+    cross entropy (pass ``y.long()``, as :func:`make_task` says of bool labels)."""
     torch.manual_seed(0)
     net = task.make_model(model)
     if not any(p.requires_grad for p in net.parameters()):
         raise AdvisorError(f"the model of task {task.name!r} has no trainable parameters")
+    x, y = task.x_train[:2], task.y_train[:2]
     try:
-        loss = task.loss_fn(net(task.x_train[:2]), task.y_train[:2])
+        out = net(x)
     except Exception as err:
         raise AdvisorError(f"the model of task {task.name!r} rejects its data: "
                            f"{type(err).__name__}: {' '.join(str(err).split())[:300]}") from err
+    try:
+        loss, failure = task.loss_fn(out, y), None
+    except Exception as err:
+        failure = err
+    error = "" if failure is None else \
+        f"{type(failure).__name__}: {' '.join(str(failure).split())[:300]}"
+    said = f" ({error})" if error else ""
+    if not isinstance(out, Tensor) and (failure is not None or task.metric == "accuracy"):
+        part = "[0]" if isinstance(out, (tuple, list)) else \
+            f"[{next(iter(out))!r}]" if isinstance(out, Mapping) and out else "..."
+        raise AdvisorError(
+            f"the model of task {task.name!r} returns a {type(out).__name__}, not a tensor: its "
+            "forward must return one tensor of outputs (the logits, for a cross entropy or "
+            "accuracy); wrap it in an nn.Module whose forward returns that tensor, e.g. return "
+            f"self.model(x){part}{said}") from failure
+    if failure is not None:
+        entropy = task.loss == "cross_entropy" or _is_cross_entropy(task.loss)
+        if entropy and y.is_floating_point() and out.shape != y.shape:
+            raise AdvisorError(
+                f"the targets of task {task.name!r} are {str(y.dtype).removeprefix('torch.')}, "
+                "but a cross entropy takes class labels as integers: pass y.long() for class "
+                f"labels (or, for class probabilities, targets of the output's shape){said}"
+            ) from failure
+        raise AdvisorError(f"the model of task {task.name!r} rejects its data: {error}") \
+            from failure
     if loss.dim() != 0:
         raise AdvisorError(f"the loss of task {task.name!r} must be a scalar, got shape "
                            f"{tuple(loss.shape)}")
+
+
+def _gradient_refusals(task: Task, model: str | None, names: Sequence[str]) -> dict[str, str]:
+    """The built-in candidates that cannot take the model's gradients, with why, found
+    before anything trains (every run of them would raise, as a run of Adam on a sparse
+    embedding raised "Adam does not support sparse gradients"): one that steps dense
+    gradients only (``Capabilities.sparse`` False) where a module of the model built with
+    ``sparse=True`` (``nn.Embedding``, ``nn.EmbeddingBag``) gives its trained parameters
+    sparse ones; one that takes sparse gradients only (SparseAdam) where other trained
+    parameters get dense ones, as the command line refuses it (``_check_dense``). An
+    optimizer registered by the user is left to its runs: its capabilities are its own
+    word."""
+    from ..optim.registry import available
+
+    net = task.make_model(model)
+    embedded = {id(p) for m in net.modules() if getattr(m, "sparse", False) is True
+                for p in m.parameters(recurse=False) if p.requires_grad}
+    trained = [p for p in net.parameters() if p.requires_grad]
+    dense = [p for p in trained if id(p) not in embedded]
+    builtin = {e.name for e in available(user=False)}
+    why = {}
+    for name in names:
+        if name not in builtin:
+            continue
+        caps = resolve(name).capabilities
+        if embedded and not caps.sparse:
+            why[name] = (f"{name} steps dense gradients only, and the model's sparse "
+                         "embedding (sparse=True) gives sparse ones, so it was not run (sgd, "
+                         "momentum and adagrad take both)")
+        elif caps.sparse_only and dense:
+            why[name] = (f"{name} takes sparse gradients only (nn.Embedding(sparse=True)), "
+                         f"and the model gives dense gradients to {len(dense)} of its "
+                         f"{len(trained)} trained parameters, so it was not run")
+    return why
 
 
 def candidates(optimizers: str | Sequence[str] | None = None) -> list[str]:
@@ -823,8 +904,15 @@ def steps_for_seconds(task: Task, model: str | None, batch_size: int | None,
     """A budget in seconds as member-steps: ``seconds`` over the candidates' mean calibrated
     step cost on this model (:func:`~optimlab.bench.cost.step_costs`: one run's step, single
     thread, cached per machine), each divided by its work weight, as member-steps are
-    weighted (:meth:`Plan.cost`). The population engine steps a member in less time than
-    that, so the advisor usually finishes well inside the seconds asked for."""
+    weighted (:meth:`Plan.cost`).
+
+    The seconds price the training steps alone. The evaluations (the range test reads the
+    whole train set at each run's start and end, every rung's runs are evaluated
+    :data:`EVALUATIONS` times), each stage's setup and the report come on top, and on a
+    small model or a short horizon they take longer than the steps: ``optimlab advise
+    mnist1d --steps 90 --budget 3s`` trained 3,350 member-steps (about 2 s of steps at the
+    calibrated cost) and took 39 s, the report not counted, on 2 cores under a load of 5.
+    :attr:`Advice.seconds` says how long the advice took."""
     from .cost import step_costs
 
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
@@ -858,7 +946,9 @@ def advise_task(task: str | Task, *, model: str | None = None,
             always added.
         steps, batch_size: the training the recommendation is for.
         budget: member-steps the advisor may spend in all (None: the full :func:`plan`);
-            or ``budget_seconds``, converted by :func:`steps_for_seconds`. What it trains
+            or ``budget_seconds``, converted by :func:`steps_for_seconds`: seconds of
+            training steps, the evaluations and setup not counted (they can take longer
+            than the steps; :attr:`Advice.seconds` says how long it took). What it trains
             never exceeds it (:attr:`Advice.steps_spent`), ties at a cut included.
         seeds: seeds of the final rung.
         store: where every run is kept (default: ``optimlab-runs.db`` in the working
@@ -924,12 +1014,19 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
     """:func:`advise_task`'s work, its arguments checked and ``optimizers`` resolved;
     ``val_what`` names the validation set in the warning of a small one (None: the task's
     test split)."""
+    started = time.perf_counter()
     task = get_task(task, data_dir=data_dir) if isinstance(task, str) else task
     _check_trainable(task, model)
+    # candidates that cannot take the model's gradients: "cannot run", and never trained
+    refused = _gradient_refusals(task, model, names)
+    if len(refused) == len(names):
+        raise AdvisorError(f"no candidate can run on task {task.name!r}: " + "; ".join(
+            f"{n}: {e}" for n, e in refused.items()))
     if budget_seconds is not None:
         if budget is not None:
             raise ValueError("give budget (member-steps) or budget_seconds, not both")
-        budget = steps_for_seconds(task, model, batch_size, names, budget_seconds)
+        budget = steps_for_seconds(task, model, batch_size,
+                                   [n for n in names if n not in refused], budget_seconds)
     # a batch of at least the training set is the full batch: stored (and said) as None
     if full_batch(batch_size, len(task.x_train)):
         batch_size = None
@@ -963,13 +1060,13 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
 
     # Stage 1: the range tests, one population per candidate
     records = run.train("range test", the_plan.range_steps,
-                        [Member(n, {"lr": lr}, s) for n in names for lr in the_plan.range_lrs
-                         for s in range(the_plan.range_seeds)],
+                        [Member(n, {"lr": lr}, s) for n in names if n not in refused
+                         for lr in the_plan.range_lrs for s in range(the_plan.range_seeds)],
                         evaluations=1,  # its curve reads the losses at the start and end,
                         exact=True)  # both on the whole train set: like with like
     tests = {n: RangeTest.of(n, [r for r in records if r["optimizer"] == n]) for n in names}
     trainable = [n for n in names if tests[n].suggested_lr is not None]
-    errors = _errors(records, names)
+    errors = {**_errors(records, names), **refused}
     if not trainable:
         if len(errors) == len(names):
             raise AdvisorError(f"no candidate can run on task {task.name!r}: " + "; ".join(
@@ -1005,7 +1102,9 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
         last = i == len(horizons) - 1
         # the final rung on seeds no earlier stage trained (Plan.final_seeds)
         seeds_here = the_plan.final_seeds if last else range(the_plan.early_seeds)
-        stage_arms = list(dict.fromkeys(arms + ([reference_default] if last else [])))
+        # Adam at its default rate as a reference, unless no run of Adam can run
+        references = [reference_default] if last and REFERENCE not in errors else []
+        stage_arms = list(dict.fromkeys(arms + references))
         rung_records = run.train(f"rung {i + 1} ({horizon} steps)", horizon,
                                  _members(stage_arms, seeds_here))
         scores = _arm_scores(rung_records, higher)
@@ -1069,7 +1168,7 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
                        if (r["optimizer"], float(r["lr"])) == reference_default]
     tuned = [r for r in final_records if (r["optimizer"], float(r["lr"])) in set(arms)]
     summaries = summarize(tuned, higher)
-    ranked = rank(summaries, higher)
+    ranked = _ranked(summaries, higher, names)
     best_label, best = ranked[0]
     if not math.isfinite(best.mean):
         failed = [r for r in tuned if r["status"] == "failed"]
@@ -1084,7 +1183,8 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
     for label, s in ranked:
         status[s.optimizer] = "final"
     versus = {"adam_default": _versus(best, default_records, higher),
-              "adam_tuned": _versus(best, None, higher, by_name.get(REFERENCE))}
+              "adam_tuned": _versus(best, [r for r in tuned if r["optimizer"] == REFERENCE],
+                                    higher, by_name.get(REFERENCE))}
     rows = []
     ranks = {s.optimizer: label for label, s in ranked}
     sides = {"low": "bottom", "high": "top"}
@@ -1111,10 +1211,24 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
                     tests, rungs, final_records, run.sweep_ids, getattr(store, "path", None),
                     edge=edge, seeds_repeat=repeat, validation_examples=n_val,
                     steps_read_back=int(round(run.steps_read_back)), runs_trained=run.trained,
-                    runs_read_back=run.read_back, runs_failed=run.failed)
+                    runs_read_back=run.read_back, runs_failed=run.failed,
+                    seconds=time.perf_counter() - started)
     advice.statement = _statement(advice, best)
     advice.answer_sweep_id = _store_answer(store, task, base, request, advice)
     return advice
+
+
+def _ranked(summaries: Sequence, higher: bool, names: Sequence[str]) -> list[tuple]:
+    """The finalists ranked (:func:`~optimlab.bench.analysis.rank`), with one tie-break
+    said in words: the first-ranked finalists whose means are equal up to float32 rounding
+    (:func:`~optimlab.bench.analysis.within_rounding`) are put in the candidates' order
+    (``names``), so the pick among equal means is the candidate named first, not whichever
+    the records listed first."""
+    ranked = rank(sorted(summaries, key=lambda s: names.index(s.optimizer)), higher)
+    label, first = ranked[0]
+    equal = [p for p in ranked if p[0] == label and within_rounding(p[1].mean, first.mean)]
+    equal.sort(key=lambda p: names.index(p[1].optimizer))
+    return equal + [p for p in ranked if all(p is not q for q in equal)]
 
 
 def _errors(records: Sequence[Mapping], names: Sequence[str]) -> dict[str, str]:
@@ -1149,7 +1263,11 @@ def _store_answer(store: RunStore, task: Task, base: TrainConfig, request: dict,
 
 def _versus(best, records, higher: bool, reference=None) -> dict | None:
     """The pick against a reference (Adam at its default rate from ``records``, or a given
-    summary): the reference's rate and metric and the paired difference pick - reference."""
+    summary): the reference's rate and metric and the paired difference pick - reference.
+    Of the seeds on which the pick has a value and the reference has none, those whose run
+    of the reference raised (``records`` at its rate with status ``failed``) are counted
+    apart from those that diverged: ``reference_failed`` with the first ``reference_error``
+    (the reference could not run), ``reference_diverged`` (it ran and blew up)."""
     if reference is None:
         if not records:
             return None
@@ -1165,11 +1283,17 @@ def _versus(best, records, higher: bool, reference=None) -> dict | None:
     # seeds on which the reference diverged and the pick did not: no paired difference (it
     # would be infinite), but a result to state rather than leave out
     common = set(best.per_seed or {}) & set(reference.per_seed or {})
-    diverged = sum(1 for s in common if math.isfinite(best.per_seed[s])
-                   and not math.isfinite(reference.per_seed[s]))
+    raised = {int(r["seed"]): r.get("error") or "no error recorded" for r in records or ()
+              if r.get("status") == "failed" and r.get("seed") is not None
+              and math.isclose(float(r["lr"]), reference.best_lr, rel_tol=1e-9)}
+    lost = [s for s in sorted(common) if math.isfinite(best.per_seed[s])
+            and not math.isfinite(reference.per_seed[s])]
+    failed = [s for s in lost if s in raised]
     return {"lr": reference.best_lr, "value": reference.mean, "better_by": better,
             "low": paired.low, "high": paired.high, "distinct": paired.distinct,
-            "seeds": paired.seeds, "reference_diverged": diverged}
+            "seeds": paired.seeds, "reference_diverged": len(lost) - len(failed),
+            "reference_failed": len(failed),
+            "reference_error": raised[failed[0]] if failed else None}
 
 
 def difference_words(better_by: float, metric: str, higher_is_better: bool,
@@ -1212,14 +1336,25 @@ def _statement(advice: Advice, best) -> str:
         basis = "one seed: no comparison possible"
     else:
         basis = f"paired 95% intervals over {best.seeds} seeds"
+    # finalists whose mean equals the pick's up to float32 rounding: no mean is "the best",
+    # and the rule that put the pick first is said (_ranked: the candidates' order)
+    same = [best.optimizer] + [c["optimizer"] for c in finalists if c.get("optimizer") !=
+                               best.optimizer and isinstance(c.get("metric"), float)
+                               and within_rounding(c["metric"], best.mean)]
+    first = f"{best.optimizer} comes first in the candidates' order"
     if len(finalists) > 1 and (no_spread or best.seeds < 2):
         text = f"{best.optimizer} has the best {name} of the {len(finalists)} finalists ({basis})."
+        if len(same) > 1:
+            text = (f"{_and(same)} have the same {name}, the best of the {len(finalists)} "
+                    f"finalists ({basis}); {first}.")
     elif advice.ties:
         tied = [best.optimizer, *advice.ties]
-        who = ", ".join(tied[:-1]) + f" and {tied[-1]}"
+        who = _and(tied)
         either = "either" if len(tied) == 2 else "any of them"
-        text = (f"{who} cannot be told apart here ({name}, {basis}): pick {either}; "
-                f"{best.optimizer} has the best mean.")
+        means = f"{best.optimizer} has the best mean" if len(same) == 1 else \
+            f"their means are equal, and {first}" if set(same) == set(tied) else \
+            f"{_and(same)} have equal means, and {first}"
+        text = f"{who} cannot be told apart here ({name}, {basis}): pick {either}; {means}."
     elif len(finalists) > 1:
         text = f"{best.optimizer} is better than every other finalist on {name} ({basis})."
     else:
@@ -1233,13 +1368,24 @@ def _statement(advice: Advice, best) -> str:
             text = f"{best.optimizer} was the only optimizer left in the final rung"
         text += f" ({basis})." if no_spread or best.seeds < 2 else "."
     parts = []
+    adam = next((c for c in advice.candidates if c.get("optimizer") == REFERENCE), {})
+    if adam.get("status") == "cannot run" and not any(advice.versus.values()):
+        # every run of Adam raised, or none was run: no comparison with it, and why
+        parts.append(f"Adam could not run here: {_one_line(adam.get('error'))}")
     for key, what in (("adam_default", "Adam at its default lr"), ("adam_tuned", "tuned Adam")):
         v = advice.versus.get(key)
         if best.optimizer == REFERENCE and key == "adam_tuned":
             continue
-        if v is not None and v.get("better_by") is None and v.get("reference_diverged"):
-            parts.append(f"{what} diverged on {v['reference_diverged']} of {v['seeds']} "
-                         f"seeds (lr={v['lr']:.3g})")
+        if v is not None and v.get("better_by") is None and (v.get("reference_diverged")
+                                                              or v.get("reference_failed")):
+            # a run that raised could not run; one that diverged ran: said apart
+            lost = [f"could not run on {v['reference_failed']} of {v['seeds']} seeds"]  \
+                if v.get("reference_failed") else []
+            if v.get("reference_diverged"):
+                lost.append(f"diverged on {v['reference_diverged']} of {v['seeds']} seeds")
+            error = f"; {_one_line(v.get('reference_error'))}" if v.get("reference_failed") \
+                else ""
+            parts.append(f"{what} {' and '.join(lost)} (lr={v['lr']:.3g}{error})")
             continue
         if v is None or v.get("better_by") is None:
             continue
@@ -1249,6 +1395,18 @@ def _statement(advice: Advice, best) -> str:
                      f"(lr={v['lr']:.3g}{verdict})")
     text += " " + "; ".join(parts) + "." if parts else ""
     return text + _edge_words(advice)
+
+
+def _and(names: Sequence[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+
+
+def _one_line(error) -> str:
+    """An error message on one line, at most 200 characters (the candidate's table keeps
+    it whole)."""
+    text = " ".join(str(error or "no error recorded").split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _edge_words(advice: Advice) -> str:
@@ -1269,8 +1427,66 @@ def _edge_words(advice: Advice) -> str:
     if not where:
         return ""
     up = (edge.get("final_rung") or edge.get("range_test")) == "top"
-    return (f" At the edge of the search: {' and '.join(where)}; a {'higher' if up else 'lower'} "
-            f"rate may do better, and the advisor did not try one.")
+    return f" At the edge of the search: {' and '.join(where)}; {_beyond_words(advice, up)}."
+
+
+def _beyond_words(advice: Advice, up: bool) -> str:
+    """What became of the rate nearest the pick's beyond it (above it where ``up``, else
+    below) of those the advisor tried for the pick's optimizer: in a rung (the last one it
+    ran, its longest horizon), its score against the pick's there; else in the range test,
+    whether it trained. "A higher rate may do better, and the advisor did not try one"
+    only where it tried none, or where the nearest one did not do worse."""
+    name, lr = advice.optimizer, float(advice.hparams["lr"])
+    side = "higher" if up else "lower"
+    may = f"a {side} rate may do better"
+
+    def beyond(rate) -> bool:
+        return rate > lr * (1 + 1e-9) if up else rate < lr * (1 - 1e-9)
+
+    def finite(x) -> bool:
+        return isinstance(x, (int, float)) and math.isfinite(x)
+
+    def arm(rung: Mapping, rate: float) -> dict | None:
+        return next((a for a in rung["arms"] if a["optimizer"] == name
+                     and math.isclose(float(a["lr"]), rate, rel_tol=1e-9)), None)
+
+    test = advice.range_tests.get(name)
+    tried = [float(a["lr"]) for rung in advice.rungs for a in rung["arms"]
+             if a["optimizer"] == name and beyond(float(a["lr"]))]
+    tried += [float(r) for r in (test.lrs if test else ()) if beyond(float(r))]
+    if not tried:
+        return f"{may}, and the advisor did not try one"
+    rate = min(tried, key=lambda r: abs(math.log(r / lr)))
+    nearest = f"the nearest {side} rate the advisor tried, {rate:.3g},"
+    higher = bool(advice.metric.get("higher_is_better", True))
+    for i in reversed(range(len(advice.rungs))):
+        rung = advice.rungs[i]
+        mine, pick = arm(rung, rate), arm(rung, lr)
+        if mine is None:
+            continue
+        last = i == len(advice.rungs) - 1
+        where = "the final rung" if last else f"rung {i + 1}"
+        cut = "" if last or not str(mine.get("then", "out")).startswith("out") else \
+            " and went no further"
+        score = mine["score"]
+        if not finite(score):
+            return f"{nearest} diverged in {where}{cut}"
+        if pick is None or not finite(pick["score"]):
+            return f"{nearest} scored {score:.4g} in {where} ({rung['horizon']} steps){cut}"
+        worse = not within_rounding(score, pick["score"]) and (score < pick["score"]) == higher
+        verdict = "worse" if worse else "the same" if within_rounding(score, pick["score"]) \
+            else "better"
+        return (f"{nearest} scored {verdict} in {where} ({rung['horizon']} steps: {score:.4g} "
+                f"against {pick['score']:.4g} at lr={lr:.3g}){cut}" + ("" if worse else f"; {may}"))
+    loss, start = test.losses[test.lrs.index(rate)], test.initial_loss
+    steps = f"{advice.plan.range_steps} steps"
+    if not math.isfinite(loss):
+        return f"{nearest} diverged in the range test ({steps})"
+    if not loss < start:
+        return (f"{nearest} did not train in the range test ({steps}: its loss ended at "
+                f"{loss:.3g}, not below the initial {start:.3g})")
+    return (f"{nearest} trained in the range test only ({steps}: its loss fell from {start:.3g} "
+            f"to {loss:.3g}); {may}")
 
 
 # --------------------------------------------------------------------------------------
