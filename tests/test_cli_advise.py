@@ -233,8 +233,14 @@ def test_advise_ctrl_c_says_what_was_kept_and_the_same_command_reads_it_back(
                    "the same command again to read them back and train the rest")
     monkeypatch.undo()
     assert main(argv + ["--db", str(db), "--out", str(tmp_path / "b")]) == 0
+    resumed = capsys.readouterr().out
     assert re.search(rf"; {calls[0]} runs \([\d,]+ member-steps\) read back from the store",
-                     capsys.readouterr().out)
+                     resumed)
+    # the share of a grid is the answer's whole cost, read back or trained: as a fresh run's
+    # (it counted only what the second command trained)
+    assert main(argv + ["--db", str(tmp_path / "whole.db"), "--out", str(tmp_path / "d")]) == 0
+    share = re.compile(r"\((\d+)% of a grid of ")
+    assert share.search(resumed).group(1) == share.search(capsys.readouterr().out).group(1)
     # an interrupt before any run ended is the bare line
     monkeypatch.setattr(advisor, "train_members", lambda *a, **k: (_ for _ in ()).throw(
         KeyboardInterrupt()))

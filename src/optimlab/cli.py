@@ -1980,7 +1980,9 @@ def run_advise(args: argparse.Namespace) -> str:
         f"recommendation: {advice.optimizer}, lr={advice.hparams['lr']:.3g}: validation "
         f"{m['name']} {m['value']:.4g}{ci} ({seeds}; on the set that selected it, so optimistic)",
         advice.statement,
-        f"compute: {advice.compute} ({advice.steps_spent / grid:.0%} of a grid of "
+        # the answer's whole cost (trained now and read back) against a grid's
+        f"compute: {advice.compute} "
+        f"({(advice.steps_spent + advice.steps_read_back) / grid:.0%} of a grid of "
         f"{_count(len(names), 'optimizer')} x 13 rates x {_count(args.seeds, 'seed')} x "
         f"{_count(args.steps, 'step')}, {grid:,}"
         + (", weighted by each optimizer's work per step)" if weight != len(names) else ")"),
@@ -1989,8 +1991,11 @@ def run_advise(args: argparse.Namespace) -> str:
                     f"validation {m['name']}", "rank", "status"], rows),
         "range test: our rule, fastai's valley and the steepest slope on the same curve "
         "(see optimlab.bench.advisor)",
-        *[f"{c['optimizer']}: cannot run here, every run raised: {quoted_error(c['error'])}"
-          for c in advice.candidates if c.get("error")],
+        # refused before training (its error says why), or every run of it raised
+        *[f"{c['optimizer']}: cannot run here"
+          + (", every run raised" if getattr(advice.range_tests.get(c["optimizer"]), "lrs", None)
+             else "")
+          + f": {quoted_error(c['error'])}" for c in advice.candidates if c.get("error")],
         "",
         advice.code,
         "",
