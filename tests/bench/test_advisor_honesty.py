@@ -270,3 +270,26 @@ def test_a_budget_in_seconds_says_it_prices_the_training_steps_alone(tmp_path):
     assert advice.seconds > 0
     assert str(advice).splitlines()[-1] == \
         f"took {advice.seconds:.1f} s (training, evaluating and storing the runs)"
+
+
+def test_the_code_names_a_registered_class_by_its_own_module():
+    """A plugin's or the user's optimizer: the code said ``optimlab.SignPlug(...)``, which
+    optimlab does not have; it names the class's own module, and a built-in stays
+    ``optimlab.Adam``."""
+    from types import SimpleNamespace
+
+    import optimlab
+    from optimlab.bench.advisor import Advice
+
+    class MySign(optimlab.SGD):
+        """SGD under a name of the user's."""
+
+    optimlab.register(MySign, name="mysign_code")
+    try:
+        code = Advice.code.fget(SimpleNamespace(optimizer="mysign_code", hparams={"lr": 0.1}))
+        assert f"# the same: {__name__}.test_the_code_names_a_registered_class_by_its_own_" \
+               "module.<locals>.MySign(model.parameters(), lr=0.1)" in code, code
+        code = Advice.code.fget(SimpleNamespace(optimizer="adam", hparams={"lr": 0.01}))
+        assert "# the same: optimlab.Adam(model.parameters(), lr=0.01)" in code, code
+    finally:
+        optimlab.unregister("mysign_code")

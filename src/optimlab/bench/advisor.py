@@ -553,10 +553,15 @@ class Advice:
                              for k, v in hparams.items())
 
         entry = resolve(self.optimizer)
+        cls = entry.cls
+        # the class by the name optimlab exports it under, else by its own module (a
+        # plugin's, or one registered in the user's code: optimlab has no such attribute)
+        import optimlab
+        where = "optimlab" if getattr(optimlab, cls.__name__, None) is cls else cls.__module__
         return (f"import optimlab\n"
                 f"optimizer = optimlab.create({self.optimizer!r}, model.parameters(), "
                 f"{text(self.hparams)})\n"
-                f"# the same: optimlab.{entry.cls.__name__}(model.parameters(), "
+                f"# the same: {where}.{cls.__qualname__}(model.parameters(), "
                 f"{text({**entry.preset, **self.hparams})})")
 
     def to_json(self) -> dict:
