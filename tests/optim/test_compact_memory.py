@@ -39,12 +39,15 @@ def _rows(x, rows):
     return flat.reshape(rows, -1, BLOCK), n
 
 
-def reference_encode(x, precision, *, signed, name="", rows=1):
+def reference_encode(x, precision, *, signed, name="", rows=1, step=None):
     salt = zlib.crc32(name.encode())
     if precision == "bfloat16":
         bits = x.to(torch.float32).reshape(rows, -1).view(torch.int32).to(torch.int64) & 0xFFFFFFFF
         index = torch.arange(bits.shape[1], dtype=torch.int64)
-        noise = _hash32(bits ^ _hash32(index * 0x9E3779B1 + salt)) & 0xFFFF
+        mix = index * 0x9E3779B1 + salt
+        if step is not None:  # the step counter, mixed into the dither
+            mix = mix + (step.reshape(-1, 1).to(torch.int64) & 0xFFFFFFFF) * 0x85EBCA6B
+        noise = _hash32(bits ^ _hash32(mix)) & 0xFFFF
         rounded = (bits + noise) & 0xFFFF0000
         finite = (bits & 0x7F800000) != 0x7F800000
         rounded = torch.where(finite & ((rounded & 0x7F800000) != 0x7F800000), rounded,
@@ -205,7 +208,8 @@ def test_a_step_writes_over_the_compact_state_it_holds(monkeypatch, precision):
     assert spy.largest()[0] <= chunk
     for name, value in (("exp_avg", m2), ("exp_avg_sq", v2)):
         assert state[name] is kept[name]
-        want = reference_encode(value, precision, signed=moments[name], name=name, rows=3)
+        want = reference_encode(value, precision, signed=moments[name], name=name, rows=3,
+                                step=state["step"])
         assert _same(state[name], want[0])
         if precision == "int8":
             assert state[name + compact.SCALE] is kept[name + compact.SCALE]
