@@ -25,7 +25,9 @@ populations' step raise, saying so, though the optimizers alone take it), a per-
 value raised to the step on the plain path (per-member ``betas``' bias corrections
 ``1 - beta**t`` in Adam, AdamW, AdaBelief, LaProp, RAdam, Yogi, NAdam, AdEMAMix, LAMB: a
 float64 tensor power there, a Python float power alone, which can differ in the last bit,
-so in float64 such members stay within float64 rounding, about 1e-16 after 20 steps;
+so in float64 such members stay within float64 rounding: a few float64 spacings of
+max|p| a step, and it does not build up (an audit's Adam, 8 members: 6.0e-15 at step 10 with
+max|p| 3.9, about 8 spacings, and 8.9e-16 at step 10,000);
 per-member rates and the fused path are exact), and float32 on the plain path, whose rule
 reads the values as float32 tensors and combines them (``lr / (1 - beta1**t)``) in float32
 where the optimizer alone combines Python floats in float64 and rounds once. With values
