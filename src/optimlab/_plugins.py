@@ -97,31 +97,3 @@ def origin(entry_point) -> str:
     dist = getattr(entry_point, "dist", None)
     where = f" ({dist.name} {dist.version})" if dist is not None else ""
     return f"{entry_point.name} = {entry_point.value}{where}"
-
-
-def providing(name: str, module: str, besides=None):
-    """The entry point that provides the registry name ``name``, whose class is defined in
-    ``module``, for messages, or None: one of that name whose object comes from ``module``
-    or a package above it, else one of that name, else one whose object comes from
-    ``module`` itself (a function that registers it); ``besides`` (an entry point) is never
-    the one."""
-    points = [ep for ep in entry_points() if ep is not besides]
-    named = [ep for ep in points if ep.name.strip().lower() == name]
-
-    def source(ep) -> str:
-        return ep.value.partition(":")[0].strip()
-
-    above = [ep for ep in named if module == source(ep) or module.startswith(source(ep) + ".")]
-    same = [ep for ep in points if source(ep) == module]
-    return next(iter(above + named + same), None)
-
-
-def provider(name: str, module: str) -> str:
-    """Who provides the registered optimizer ``name``, whose class is defined in ``module``,
-    for messages: ``plugin DISTRIBUTION VERSION`` (:func:`providing`), else ``registered
-    from MODULE``."""
-    entry_point = providing(name, module)
-    dist = getattr(entry_point, "dist", None)
-    if dist is not None:
-        return f"plugin {dist.name} {dist.version}"
-    return f"plugin {entry_point.value}" if entry_point is not None else f"registered from {module}"

@@ -992,8 +992,7 @@ def _unbuilt_plugin(spec: dict[str, dict]) -> None:
     naming the first registered optimizer of ``spec`` (a plugin's: not a built-in) that
     cannot be built with its hyperparameters, whatever it raises (the plugin's failure, not
     optimlab's); nothing where each one builds."""
-    from . import _plugins
-    from .optim.registry import _BUILTIN, probe, resolve
+    from .optim.registry import _BUILTIN, origin, probe, resolve
 
     for name, hparams in spec.items():
         entry = resolve(name)
@@ -1002,7 +1001,7 @@ def _unbuilt_plugin(spec: dict[str, dict]) -> None:
         try:
             probe(entry.name, **hparams)
         except Exception as err:
-            where = _plugins.provider(entry.name, entry.cls.__module__)
+            where = origin(entry.name)
             raise CLIError(f"optimizer {entry.name} ({where}) could not be built: "
                            f"{type(err).__name__}: {_one_line(err)}") from None
 

@@ -30,7 +30,8 @@ from .base import ArgumentTypeError, RuleOptimizer, TorchOptimizer
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "PluginWarning", "available", "checked_defaults", "create", "info", "probe", "rate_used",
+__all__ = ["Entry", "PluginWarning", "available", "checked_defaults", "create", "info", "origin", "probe",
+           "rate_used",
            "register", "resolve", "summary_line", "unregister", "work_weight", "wrapped_class",
            "wrapped_name"]
 
@@ -131,6 +132,8 @@ _LOCK = threading.RLock()
 _plugins_state = "pending"
 #: the plugin functions called so far (their entry points' values): each is called once
 _called: set[str] = set()
+#: registry name -> the entry point that registered it (a plugin's), for messages
+_PLUGIN_OF: dict[str, object] = {}
 #: whether this thread is loading the plugins (a plugin's own calls do not load them again)
 _loading = threading.local()
 
@@ -165,6 +168,7 @@ def _load_plugins() -> None:
         with _LOCK:
             for name in added:
                 _ENTRIES.pop(name, None)
+                _PLUGIN_OF.pop(name, None)
             _called.difference_update(called)
             _changed()
         raise
@@ -185,12 +189,14 @@ def _load_plugin(entry_point, added: list[str], called: list[str]) -> None:
             if known is not None and known.name not in _BUILTIN:
                 # taken by another plugin or by register(): say by which (register()'s own
                 # advice, replace=True, is not for whoever installs the plugins)
-                first = _plugins.providing(known.name, known.cls.__module__, besides=entry_point)
+                first = _PLUGIN_OF.get(known.name)
                 by = (f"by the plugin {_plugins.origin(first)}, which is kept; uninstall one "
                       f"of the two to choose" if first is not None else
                       f"({known.cls.__qualname__}, from {known.cls.__module__}), which is kept")
                 raise ValueError(f"{known.name!r} is registered already {by}")
-            added.append(register(obj, entry_point.name).name)
+            name = register(obj, entry_point.name).name
+            added.append(name)
+            _PLUGIN_OF[name] = entry_point
     elif callable(obj):
         with _LOCK:
             if entry_point.value in _called:
@@ -199,7 +205,10 @@ def _load_plugin(entry_point, added: list[str], called: list[str]) -> None:
             called.append(entry_point.value)
             before = set(_ENTRIES)
         obj()
-        added.extend(name for name in _ENTRIES if name not in before)
+        new = [name for name in _ENTRIES if name not in before]
+        added.extend(new)
+        for name in new:
+            _PLUGIN_OF[name] = entry_point
     else:
         raise TypeError(f"{entry_point.value} is {type(obj).__name__}, neither an optimizer "
                         f"class nor a function that registers one")
@@ -450,6 +459,20 @@ def _register(cls: type, name: str | None, family: str, year: int | None, paper:
     return entry
 
 
+def origin(name: str) -> str:
+    """Where the registered optimizer ``name`` comes from, for messages: ``plugin
+    DISTRIBUTION VERSION`` where an installed plugin registered it, else ``registered from
+    MODULE`` (its class's module)."""
+    entry = resolve(name)
+    entry_point = _PLUGIN_OF.get(entry.name)
+    dist = getattr(entry_point, "dist", None)
+    if dist is not None:
+        return f"plugin {dist.name} {dist.version}"
+    if entry_point is not None:
+        return f"plugin {entry_point.value}"
+    return f"registered from {entry.cls.__module__}"
+
+
 def unregister(name: str) -> None:
     """Take away the optimizer :func:`register` added as ``name`` (any spelling, as
     :func:`resolve` reads it); ``ValueError`` for a built-in or an unknown name."""
@@ -459,4 +482,5 @@ def unregister(name: str) -> None:
             raise ValueError(f"{key!r} is a built-in optimizer; only the ones register() added "
                              f"can be unregistered")
         del _ENTRIES[key]
+        _PLUGIN_OF.pop(key, None)
         _changed()

@@ -329,7 +329,7 @@ def grid(name: str, params: dict | None = None, n: int = 100) -> dict:
 @functools.lru_cache(maxsize=1)
 def _optimizers() -> bytes:
     out = []
-    for entry in available(dense=True):
+    for entry in hp.offered():
         info = entry.info
         out.append({
             "name": entry.name, "cls": entry.cls.__name__, "alias_of": entry.alias_of,
@@ -1138,9 +1138,9 @@ def sweep_detail_json(db_path, sweep_id: int) -> bytes:
         if key is None:
             return _sweep_answer(store, sweep_id, row)
         flight = _sweep_flight(key)
-        # another request reading this sweep: wait for its answer (then read it here, where
-        # that one failed or the wait ran out)
-        got = flight.acquire(timeout=STORE_DEADLINE_S)
+        # another request reading this sweep: wait for its answer, within this request's
+        # deadline (then read it here, where that one failed or the wait ran out)
+        got = flight.acquire(timeout=max(0.0, store.deadline.until - _wall_clock()))
         try:
             payload = _SWEEPS.get(key)
             if payload is None:
@@ -1150,9 +1150,9 @@ def sweep_detail_json(db_path, sweep_id: int) -> bytes:
         finally:
             if got:
                 flight.release()
-            with _SWEEP_FLIGHTS_LOCK:
-                if not flight.locked():
-                    _SWEEP_FLIGHTS.pop(key, None)
+            with _SWEEP_FLIGHTS_LOCK:  # (a lock another request put there since stays)
+                if _SWEEP_FLIGHTS.get(key) is flight and not flight.locked():
+                    del _SWEEP_FLIGHTS[key]
 
 
 def _sweep_answer(store, sweep_id: int, row) -> bytes:

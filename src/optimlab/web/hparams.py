@@ -39,11 +39,11 @@ import torch
 from .. import _plugins
 from ..bench.store.jsonio import json_data
 from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
-from ..optim.registry import _BUILTIN, Entry, _on_change, available, create, resolve, unregister
+from ..optim.registry import _BUILTIN, Entry, _on_change, available, create, origin, resolve
 
 __all__ = ["Range", "RANGES", "OVERRIDES", "ACCEPTED", "NUMBER", "WHOLE", "TEXT",
            "FLOAT32_MAX", "MAX_TEXT", "HIDDEN", "HyperparameterError", "exposed", "accepted", "check",
-           "check_inner", "defaults", "range_for", "inner_names", "leave_out_unbuildable"]
+           "check_inner", "defaults", "range_for", "inner_names", "offered"]
 
 
 class HyperparameterError(ValueError):
@@ -298,14 +298,13 @@ def _derived(name: str, key: str, value: Any) -> Range | None:
     return None
 
 
-def leave_out_unbuildable() -> list[str]:
-    """Unregister, in this process, each registered optimizer (a plugin's: not a built-in)
-    the playground offers that cannot be built with its defaults on the playground's dummy
-    parameter, whatever it raises (a licence server unreachable, a GPU it needs), each with
-    a :class:`~optimlab._plugins.PluginWarning` that names it, its distribution and the
-    error; returns their names. The playground's models call it before they list the
-    optimizers, so that such a plugin is left out of its page, its requests and the names a
-    wrapper may wrap, instead of stopping the server. Built-ins are never tried here."""
+@functools.lru_cache(maxsize=1)
+def _unbuildable() -> frozenset[str]:
+    """The registered optimizers (not built-ins: a plugin's, or the user's) that cannot be
+    built with their defaults on the playground's dummy parameter, whatever they raise (a
+    licence server unreachable, a GPU they need), each said once in a
+    :class:`~optimlab._plugins.PluginWarning` naming it, where it comes from and the error.
+    Asked again after the registry changes."""
     left_out = []
     for entry in available(dense=True):
         if entry.name in _BUILTIN:
@@ -313,23 +312,27 @@ def leave_out_unbuildable() -> list[str]:
         try:
             create(entry.name, [_dummy(entry)])
         except Exception as err:
-            where = _plugins.provider(entry.name, entry.cls.__module__)
+            where = origin(entry.name)
             warnings.warn(f"the optimizer {entry.name} ({where}) cannot be built, so the "
                           f"playground leaves it out: {type(err).__name__}: {err}",
                           _plugins.PluginWarning, stacklevel=2)
             left_out.append(entry.name)
-    for name in left_out:
-        try:
-            unregister(name)
-        except ValueError:  # unregistered by another thread meanwhile
-            pass
-    return left_out
+    return frozenset(left_out)
+
+
+def offered() -> list[Entry]:
+    """The optimizers the playground offers (its page, its requests, the names a wrapper may
+    wrap): the registry's dense ones, less those that cannot be built (:func:`_unbuildable`),
+    so that such a plugin leaves the playground without it instead of stopping the server.
+    The registry itself is left as it is: the process's own code still has them."""
+    left_out = _unbuildable()
+    return [e for e in available(dense=True) if e.name not in left_out]
 
 
 @functools.lru_cache(maxsize=1)
 def inner_names() -> tuple[str, ...]:
     """The registry names a wrapper may wrap: every optimizer that is not a wrapper."""
-    return tuple(e.name for e in available(dense=True) if not e.info.wrapper)
+    return tuple(e.name for e in offered() if not e.info.wrapper)
 
 
 def _dummy(entry: Entry) -> torch.Tensor:
@@ -483,6 +486,8 @@ def check_inner(key: str, value: Any) -> None:
         raise HyperparameterError(f"{key} must be an optimizer name, got {_short(value)}", key)
     try:
         inner = resolve(value)
+        if inner.name in _unbuildable():  # left out of the playground (it cannot be built)
+            raise ValueError(value)
     except ValueError:
         # (not the registry's message: it echoes the name whole and lists names refused here)
         close = difflib.get_close_matches(value.strip().lower(), inner_names(), n=3)
@@ -539,4 +544,5 @@ def check(name: str, hparams: dict) -> dict:
 
 # what these caches hold comes from the registry: optimlab.register/unregister (in this
 # process) clears them, as it clears the palette's colours
-_on_change(lambda: (inner_names.cache_clear(), _defaults.cache_clear(), _accepted.cache_clear()))
+_on_change(lambda: (inner_names.cache_clear(), _defaults.cache_clear(), _accepted.cache_clear(),
+                    _unbuildable.cache_clear()))

@@ -36,10 +36,9 @@ def _member_closure(name: str) -> bool:
 
 def lr_names() -> list[str]:
     """Every registry name the playground shows that takes a numeric ``lr``."""
-    from ..optim.registry import available
     from . import hparams as hp
 
-    return [e.name for e in available(dense=True)
+    return [e.name for e in hp.offered()
             if isinstance(lr := hp.defaults(e.name).get("lr"), (int, float))
             and not isinstance(lr, bool)]
 

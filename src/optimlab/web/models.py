@@ -86,7 +86,7 @@ from ..landscapes import TUNE_GRID
 from ..landscapes import get as _get_landscape
 from ..landscapes import names as _landscape_names
 from ..landscapes.race import EXTEND_POINTS, MAX_EXTENSIONS
-from ..optim.registry import _on_change, available
+from ..optim.registry import _on_change
 from . import hparams as hp
 
 # (also, built on first use: OPTIMIZERS, LANDSCAPES, HYPERPARAMETER_MODELS, OptimizerSpec,
@@ -338,11 +338,10 @@ def _built() -> dict:
     racer, its model picked by ``name``; ``LANDSCAPES``: the 2-D landscapes a race may run
     on (GET /api/landscapes); ``LandscapeParams``, ``GridQuery``, ``RaceRequest``.
 
-    A plugin's optimizer that cannot be built is unregistered first, with a warning
-    (:func:`optimlab.web.hparams.leave_out_unbuildable`): the playground goes on without it.
+    A registered optimizer that cannot be built is left out, with a warning
+    (:func:`optimlab.web.hparams.offered`): the playground goes on without it.
     """
-    hp.leave_out_unbuildable()
-    optimizers = tuple(e.name for e in available(dense=True))
+    optimizers = tuple(e.name for e in hp.offered())
     hyperparameters = {n: _hyperparameters(n) for n in optimizers}
     racer = Annotated[Union[tuple(_racer(n, hyperparameters[n]) for n in optimizers)],
                       Field(discriminator="name")]
