@@ -293,3 +293,21 @@ def test_the_code_names_a_registered_class_by_its_own_module():
         assert "# the same: optimlab.Adam(model.parameters(), lr=0.01)" in code, code
     finally:
         optimlab.unregister("mysign_code")
+
+
+def test_the_plan_is_sized_for_the_candidates_that_can_run(tmp_path):
+    """Adam refused before training (a sparse embedding): a budget the one runnable
+    candidate fits is taken (the plan was sized for both, and refused it as too small for
+    two candidates; a review of the change that refuses them)."""
+    from optimlab.bench.advisor import AdvisorError, plan
+
+    least = None
+    try:
+        plan(9, ["momentum"], 1)
+    except AdvisorError as err:
+        least = int(re.search(r"the least this advisor spends is (\d+)", str(err)).group(1))
+    assert least is not None
+    x, y = _bag_data()
+    advice = advise(_Bag(), nn.CrossEntropyLoss(), (x, y), optimizers=["momentum"], steps=9,
+                    budget=least, store=RunStore(tmp_path / "runs.db"))
+    assert advice.optimizer == "momentum" and advice.steps_spent <= least

@@ -567,7 +567,9 @@ class Advice:
     def to_json(self) -> dict:
         """The answer in machine-readable form, as plain JSON data (tuples as lists, a
         non-finite number, such as a diverged rate's range-test loss, as None): what
-        ``optimlab advise --json`` writes, ``json.dumps`` of it strict JSON."""
+        ``optimlab advise --json`` writes, ``json.dumps`` of it strict JSON. It leaves out
+        :attr:`seconds` (how long this call took), so the same answer read back from the
+        store gives the same JSON."""
         return json_data({"optimizer": self.optimizer, "hparams": dict(self.hparams),
                 "metric": dict(self.metric), "steps_spent": self.steps_spent,
                 "steps_read_back": self.steps_read_back, "runs_trained": self.runs_trained,
@@ -1027,17 +1029,17 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
     if len(refused) == len(names):
         raise AdvisorError(f"no candidate can run on task {task.name!r}: " + "; ".join(
             f"{n}: {e}" for n, e in refused.items()))
+    runnable = [n for n in names if n not in refused]  # what the plan is sized for
     if budget_seconds is not None:
         if budget is not None:
             raise ValueError("give budget (member-steps) or budget_seconds, not both")
-        budget = steps_for_seconds(task, model, batch_size,
-                                   [n for n in names if n not in refused], budget_seconds)
+        budget = steps_for_seconds(task, model, batch_size, runnable, budget_seconds)
     # a batch of at least the training set is the full batch: stored (and said) as None
     if full_batch(batch_size, len(task.x_train)):
         batch_size = None
     repeat = _seeds_repeat(task, model, batch_size)
     # every seed would train the same run: one seed, not `seeds` copies of it
-    the_plan = plan(steps, names, budget, 1 if repeat else seeds, budget_seconds)
+    the_plan = plan(steps, runnable, budget, 1 if repeat else seeds, budget_seconds)
     n_val = len(task.x_test)
     if n_val < SMALL_VALIDATION:
         what = val_what or f"the test split of task {task.name!r} (its validation set here)"
