@@ -357,6 +357,17 @@ class _WorkerWithoutPlugin(LocalExecutor):
             yield index, outcome
 
 
+def test_a_worker_checks_the_optimizer_a_wrapper_wraps_too():
+    """Lookahead or SAM over a plugin the worker lacks raised "unknown optimizer" inside the
+    run (stored as failed, counted as diverged) where the wrapper itself was known."""
+    from optimlab.bench.executors import unknown_optimizers
+    from optimlab.bench.trainer import Member
+
+    members = [Member("adam", {"lr": 0.1}), Member("lookahead", {"inner": "nosuch", "lr": 0.1}),
+               Member("sam", {"base_optimizer": "sgd", "lr": 0.1}), Member("zzz", {"lr": 0.1})]
+    assert unknown_optimizers(("task", "config", members)) == ["nosuch", "zzz"]
+
+
 def test_a_group_whose_optimizer_the_worker_lacks_stays_unfinished_for_resume(tmp_path):
     """A plugin installed where the sweep runs but not on the Ray cluster's nodes: its runs
     were stored as failed ("unknown optimizer", counted under diverged) and a resume never

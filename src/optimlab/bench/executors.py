@@ -289,24 +289,34 @@ def _remote_call(fn: Callable, *args) -> Outcome:
         return Outcome("lost", message=(
             f"the Ray worker on {socket.gethostname()} does not know the optimizer "
             f"{', '.join(map(repr, unknown))}: install the package that provides it on every "
-            f"node of the cluster"))
+            f"node of the cluster (a name optimlab.register gave in the sweep's own code is "
+            f"not known to the workers: make it a plugin)"))
     return run_call(fn, args)
 
 
 def unknown_optimizers(args: tuple) -> list[str]:
     """The optimizer names of the members in ``args`` (a training call's: a list of
-    :class:`~optimlab.bench.trainer.Member`) that this process's registry does not know."""
+    :class:`~optimlab.bench.trainer.Member`) that this process's registry does not know:
+    a member's own, or the one a wrapper (Lookahead, SAM) is given to wrap by name."""
     from ..optim.registry import resolve
 
-    names = dict.fromkeys(m.optimizer for arg in args if isinstance(arg, list)
-                          for m in arg if isinstance(getattr(m, "optimizer", None), str))
-    unknown = []
-    for name in names:
+    unknown: dict[str, None] = {}
+    for m in (m for arg in args if isinstance(arg, list) for m in arg):
+        name = getattr(m, "optimizer", None)
+        if not isinstance(name, str):
+            continue
         try:
-            resolve(name)
+            wraps = resolve(name).capabilities.wraps
         except ValueError:
-            unknown.append(name)
-    return unknown
+            unknown[name] = None
+            continue
+        inner = (getattr(m, "hparams", None) or {}).get(wraps) if wraps else None
+        if isinstance(inner, str):
+            try:
+                resolve(inner)
+            except ValueError:
+                unknown[inner] = None
+    return list(unknown)
 
 
 def require_ray():
