@@ -918,7 +918,18 @@ def test_a_parameter_the_forward_never_uses_is_skipped_in_both_engines(clip):
 
 
 def test_an_unused_parameter_keeps_its_value_and_the_clipped_norm_leaves_it_out():
+    """The trainer leaves an unused parameter's grad None: a population (as the trainer
+    steps) leaves it bit for bit, weight decay included, and clipping skips it."""
+    from optimlab import Population
     from optimlab.bench.trainer import _clip
+
+    used, unused = torch.ones(2, 3, requires_grad=True), torch.ones(2, 4, requires_grad=True)
+    for name in ("adamw", "sgd", "lion"):
+        pop = Population(name, [used, unused], {"lr": [0.1, 0.2], "weight_decay": 0.1})
+        used.grad, unused.grad = torch.ones(2, 3), None
+        before = unused.detach().clone()
+        pop.step()
+        assert torch.equal(unused.detach(), before), name
 
     g = [torch.full((2,), 3.0), None, torch.full((2,), 4.0)]
     clipped = _clip(g, TrainConfig(steps=1, clip_norm=1.0, clip_value=10.0), batched=False)

@@ -15,9 +15,10 @@ iterate (schedule-free's ``z``, ASGD's average) or a step size needs its full pr
   the value's bits, the element's index, the buffer's name and the step counter where the
   state keeps one: deterministic and resumable, with no generator state to checkpoint. (Without
   the step, a gradient repeated exactly gave the same value and so the same rounding every
-  step: Adam's ``v`` froze at a sixth of ``g**2`` and its steps came out 2.5x too long.) A
-  rule that keeps no step counter (Lion, SGD's momentum) dithers without it, and a moment
-  that stops changing may then stop a fraction of a bfloat16 ulp from where it would be.
+  step: Adam's ``v`` froze at a sixth of ``g**2``, and a run of 20,000 steps moved its
+  parameters 2.4x as far as with float32 state.) A rule that keeps no step counter (Lion,
+  SGD's momentum) dithers without it, and a moment that stops changing may then stop a
+  fraction of a bfloat16 ulp from where it would be.
 * ``"int8"``: 1 byte per element plus one float32 scale per block of :data:`BLOCK` elements
   (1.016 bytes per element), quantised blockwise (Dettmers et al. 2022, "8-bit Optimizers via
   Block-wise Quantization", arXiv 2110.02861): each block is divided by its largest
