@@ -1228,6 +1228,39 @@ def test_a_server_write_that_times_out_on_the_lock_rolls_back():
     assert fake.sent[-1] == "ROLLBACK" and fake.transaction_status == fake.status.IDLE
 
 
+class _ClosedServer:
+    """A psycopg connection the server has closed: every cursor raises."""
+
+    closed = True
+
+    def cursor(self):
+        import psycopg
+
+        raise psycopg.OperationalError("the connection is closed")
+
+
+def test_a_connection_the_server_closed_is_a_store_error_and_frees_the_sweep_lock():
+    """The server stopped mid-sweep: the first statement failed as a StoreError, every later
+    one raised psycopg's OperationalError from ``cursor()`` (outside the driver-error
+    conversion), and the sweep lock's release in a ``finally`` replaced the sweep's error
+    with it: "internal error ... (please report it)" (an audit of the server store)."""
+    pytest.importorskip("psycopg")
+    from optimlab.bench.store.server import ServerConnection, ServerRunStore, _AdvisoryLock
+
+    store = object.__new__(ServerRunStore)
+    store.path = "postgresql+psycopg://optimlab@db.example:5432/runs"
+    store._con = _ClosedServer()
+    store._guarded = ServerConnection(store._con, store._fail)
+    for call in (lambda: store.con.execute("SELECT 1"),
+                 lambda: store.con.executemany("SELECT ?", [(1,)])):
+        with pytest.raises(StoreError, match=r"/runs: the connection is closed$"):
+            call()
+    lock = object.__new__(_AdvisoryLock)
+    lock.store, lock.key, lock.held = store, 7, True
+    lock.release()  # the lock went with the connection: nothing raised
+    assert not lock.held
+
+
 def test_nan_is_null_in_every_database():
     """The store turns NaN into None before a database sees it (what the server module's
     text says, and test_metrics_round_trip_non_finite_values checks on both)."""

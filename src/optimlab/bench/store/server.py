@@ -84,8 +84,8 @@ class ServerConnection:
     def execute(self, sql: str, parameters=()):
         import psycopg
 
-        cur = self._raw.cursor()
-        try:
+        try:  # the cursor too: a connection the server closed raises there
+            cur = self._raw.cursor()
             cur.execute(_driver_sql(sql), tuple(parameters))
         except psycopg.Error as err:
             raise self._fail(err) from err
@@ -94,8 +94,8 @@ class ServerConnection:
     def executemany(self, sql: str, rows):
         import psycopg
 
-        cur = self._raw.cursor()
-        try:
+        try:  # the cursor too: a connection the server closed raises there
+            cur = self._raw.cursor()
             cur.executemany(_driver_sql(sql), [tuple(r) for r in rows])
         except psycopg.Error as err:
             raise self._fail(err) from err
@@ -144,8 +144,8 @@ class _AdvisoryLock:
         if self.store._con is not None:  # a closed connection has released it already
             try:
                 self.store.con.execute("SELECT pg_advisory_unlock(?, ?)", (_SWEEP_LOCK, self.key))
-            except StoreError:  # the connection is gone, and the lock with it
-                pass
+            except Exception:  # the connection is gone, and the lock with it: the error
+                pass  # that ends the sweep (a lost server) says more than this one would
 
 
 class ServerRunStore(RunStore):
