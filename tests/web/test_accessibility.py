@@ -186,6 +186,31 @@ def test_a_400_px_window_scrolls_no_tab_sideways(browser, server):
         context.close()
 
 
+def test_every_docs_page_fits_a_400_px_window(browser, server):
+    """The reference pages (served at /docs/) scrolled sideways at 400 px: every one of them,
+    by its tables (a long argument name in code), the index by 1030 px, and three by a long
+    URL in their references (an audit of the docs). Tables scroll in regions of their own."""
+    from optimlab.optim.catalog import TABLE
+    from optimlab.web.docs import page_name
+
+    context = browser.new_context(viewport={"width": 400, "height": 800})
+    try:
+        narrow = context.new_page()
+        narrow.set_default_timeout(WAIT_S * 1000)
+        wide = {}
+        for name in ["index.html", *(page_name(info) for info in TABLE)]:
+            narrow.goto(f"{server}/docs/{name}")
+            narrow.wait_for_load_state("load")
+            width = _width(narrow)
+            if width["scroll"] > width["inner"]:
+                wide[name] = width["scroll"]
+        assert not wide, wide
+        assert narrow.evaluate("[...document.querySelectorAll('table')].every("
+                               "(t) => t.parentElement.matches('.table-wrap[role=region]'))")
+    finally:
+        context.close()
+
+
 def test_the_loss_chart_tells_optimizers_apart_by_dash_and_legend(page):
     _open(page, "?n=40&o=gd&o=momentum&o=adam")
     page.click("#race")

@@ -51,6 +51,9 @@ h2 { margin-top: 2rem; border-bottom: 1px solid #d9dee6; padding-bottom: .2rem; 
 .swatch { display: inline-block; width: .9em; height: .9em; border-radius: 2px;
           vertical-align: -.1em; margin-right: .35em; }
 table { border-collapse: collapse; margin: .5rem 0; width: 100%; }
+.table-wrap { overflow-x: auto; }
+td code, p a { overflow-wrap: anywhere; }
+p, dd { overflow-wrap: break-word; }
 th, td { border: 1px solid #d9dee6; padding: .3rem .5rem; text-align: left;
          vertical-align: top; }
 th { background: #f0f2f5; }
@@ -162,15 +165,18 @@ def _page_head(title: str) -> str:
 
 
 def _table(headers: list[str] | None, rows: list[list[str]],
-           numeric: frozenset[int] = frozenset()) -> str:
+           numeric: frozenset[int] = frozenset(), label: str = "table") -> str:
     """An HTML table (no header row where ``headers`` is None); cells are HTML already
-    (escape them before)."""
+    (escape them before). It sits in a region named ``label`` that scrolls sideways
+    (focusable, so the keyboard scrolls it too), so a table wider than a narrow window
+    (a phone's 400 px) does not widen the page; a long name in code breaks."""
     head = "" if headers is None else \
         "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers) + "</tr></thead>"
     body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric
                                     else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
                    for row in rows)
-    return f"<table>{head}<tbody>{body}</tbody></table>"
+    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="{_e(label)}">'
+            f"<table>{head}<tbody>{body}</tbody></table></div>")
 
 
 def _admonitions(doc: str) -> list[tuple[str, str]]:
@@ -315,7 +321,7 @@ def _arguments(info: Info) -> str:
             default = f"<code>{_e(_default_text(param.default))}</code>"
         label = f"**{name}" if param is not None and param.kind is param.VAR_KEYWORD else name
         rows.append([f"<code>{_e(label)}</code>", _e(kind), default, rst_inline(text)])
-    return _table(["argument", "type", "default", "what it does"], rows)
+    return _table(["argument", "type", "default", "what it does"], rows, label="arguments")
 
 
 def _source(reference: str) -> str:
@@ -399,14 +405,15 @@ def _page(info: Info, aliases: list[Entry]) -> str:
                         ("weight decay", info.decoupled_weight_decay)):
         parts.append(f"<dt>{_e(label)}</dt><dd>{rst_inline(text)}</dd>")
     parts.append("</dl>")
-    parts.append("<h2>What it can do</h2>" + _table(None, _capabilities(info)))
+    parts.append("<h2>What it can do</h2>" + _table(None, _capabilities(info),
+                                                     label="what it can do"))
     if aliases:
         rows = [[f"<code>{_e(a.name)}</code>",
                  _e(", ".join(f"{k}={v!r}" for k, v in a.preset.items()) or "(none)"),
                  rst_inline(a.summary)] for a in aliases]
         parts.append("<h2>Other names</h2><p>Registry names that build this class with "
                      "preset arguments (<code>optimlab.create(name, params)</code>):</p>"
-                     + _table(["name", "preset", "what it is"], rows))
+                     + _table(["name", "preset", "what it is"], rows, label="names"))
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
@@ -434,8 +441,8 @@ def _index(entries: list[Entry]) -> str:
         "independent implementation (last column; how many each checks in parentheses): "
         f"{_sources_sentence(TABLE)}.</p>",
         _table(["optimizer", "family", "year", "adaptive lr", "momentum", "extra memory",
-                "checked against"], rows, numeric=frozenset({2})),
+                "checked against"], rows, numeric=frozenset({2}), label="the optimizers"),
         "<h2>Other names</h2><p>Registry names for a class with preset arguments:</p>",
-        _table(["name", "class", "preset"], aliases),
+        _table(["name", "class", "preset"], aliases, label="other names"),
         "</body></html>\n",
     ])
