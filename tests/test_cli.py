@@ -1234,3 +1234,18 @@ def test_a_crash_in_native_code_prints_the_python_stack():
                           timeout=120)
     assert done.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in done.stderr and "<lambda>" in done.stderr
+
+
+def test_every_command_help_opens_with_what_it_does_and_race_states_its_defaults():
+    """`optimlab COMMAND --help` had no description line (only `optimlab --help` said what
+    each command does), and race's --seed and --lr left their defaults unsaid (an audit of
+    the docs)."""
+    from optimlab.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command")
+    for name, sub in commands.choices.items():
+        assert sub.description, name
+    text = " ".join(commands.choices["race"].format_help().split())
+    assert "Race optimizers on a landscape." in text
+    assert "default: each optimizer's own default rate" in text and "; default 0)" in text

@@ -2389,22 +2389,30 @@ def build_parser() -> argparse.ArgumentParser:
         "Gradient-based optimizers you can use, see, trust and choose."))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="what to do (`optimlab COMMAND --help` for its options)")
-    p = sub.add_parser("list", help="list every optimizer in the catalog")
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        # `optimlab NAME --help` opens with the line `optimlab --help` gives the command
+        text = kwargs["help"]
+        kwargs.setdefault("description", text[:1].upper() + text[1:] + ".")
+        return sub.add_parser(name, **kwargs)
+
+    p = command("list", help="list every optimizer in the catalog")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    p = sub.add_parser("explain", help="explain one optimizer")
+    p = command("explain", help="explain one optimizer")
     p.add_argument("name", metavar="NAME",
                    help="a registry name, e.g. adam or momentum (see `optimlab list`)")
-    p = sub.add_parser("compare", help="compare optimizers side by side")
+    p = command("compare", help="compare optimizers side by side")
     p.add_argument("names", nargs="+", metavar="NAME",
                    help="registry names, e.g. sgd adagrad rmsprop adam")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    sub.add_parser("landscapes", help="list the test functions")
-    p = sub.add_parser("race", help="race optimizers on a landscape", epilog=_RACE_BOUNDS)
+    command("landscapes", help="list the test functions")
+    p = command("race", help="race optimizers on a landscape", epilog=_RACE_BOUNDS)
     p.add_argument("landscape", metavar="LANDSCAPE", help="a test function, e.g. rosenbrock (see `optimlab "
                                      "landscapes`)")
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
-                   help="learning rate (> 0) of one optimizer (repeat, or comma-separate)")
+                   help="learning rate (> 0) of one optimizer (repeat, or comma-separate; "
+                        "default: each optimizer's own default rate)")
     p.add_argument("--steps", type=_whole(1), default=500,
                    help=f"steps (default 500, at most {RACE_MAX_STEPS:,})")
     p.add_argument("--start", help="start point, e.g. --start=-1.5,2 (with '=' where it begins "
@@ -2412,7 +2420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=_finite(0.0), default=0.0,
                    help="gradient noise std (>= 0; default 0, exact gradients)")
     p.add_argument("--seed", type=_whole(0, SEED_MAX), default=0,
-                   help=f"seed of the noise (0 to {SEED_MAX})")
+                   help=f"seed of the noise (0 to {SEED_MAX}; default 0)")
     p.add_argument("--tune", action="store_true", help="tune each lr on a log grid first")
     p.add_argument("--hp", action="append", default=[], metavar="NAME:KEY=VALUE,...",
                    help=_HP_HELP + " (repeatable; the rate is --lr's or --tune's)")
@@ -2422,7 +2430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", help="write an animation (GIF, and MP4 when ffmpeg exists)")
     p.add_argument("--surface", help="write a 3-D surface plot with the paths")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
-    p = sub.add_parser("demo", help="run the tutorials' exhibits (all of them, or one)",
+    p = command("demo", help="run the tutorials' exhibits (all of them, or one)",
                        description="Run every exhibit of the tutorials, printing each one's "
                        f"table and writing its picture into --out (default {DEMO_DIR}/), or "
                        "run the one NAME (its picture only with --out). --list names them.")
@@ -2431,7 +2439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help=f"folder for the PNGs (created; default {DEMO_DIR}/ when "
                                  "running every exhibit, none for one)")
     p.add_argument("--list", action="store_true", help="list the exhibits' names and exit")
-    p = sub.add_parser("bench", help="compare optimizers on a training task (a stored sweep)",
+    p = command("bench", help="compare optimizers on a training task (a stored sweep)",
                        epilog=_BENCH_BOUNDS)
     p.add_argument("task", type=_text("a task name, or package.module:function"),
                    metavar="TASK",
@@ -2481,7 +2489,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure the optimizers' step costs again (they are measured once "
                    "per machine and model, cached, and turn steps to --target into seconds)")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
-    p = sub.add_parser("slice", help="several optimizers' paths on one plane of a real "
+    p = command("slice", help="several optimizers' paths on one plane of a real "
                                      "network's loss landscape, with sharpness",
                        epilog=f"--steps <= {SLICE_MAX_STEPS:,}, --grid <= {SLICE_MAX_GRID}; "
                               "--no-limits lifts them.")
@@ -2512,7 +2520,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"folder for slice.png, interpolation.png, slice.json "
                         f"(default {SLICE_DIR}/)")
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
-    p = sub.add_parser("advise", help="which optimizer and learning rate for a task, with "
+    p = command("advise", help="which optimizer and learning rate for a task, with "
                                       "evidence (range tests, a tournament, a report)",
                        epilog=f"--steps <= {ADVISE_MAX_STEPS:,}; --seeds <= {ADVISE_MAX_SEEDS:,}; "
                               f"--no-limits lifts them.")
@@ -2540,20 +2548,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=DEFAULT_DB, help=f"run store (default {DEFAULT_DB})")
     p.add_argument("--data-dir", type=_text("a folder"), help=_DATA_DIR_HELP)
     p.add_argument("--no-limits", action="store_true", help=_NO_LIMITS_HELP)
-    p = sub.add_parser("runs", help="list the stored sweeps")
+    p = command("runs", help="list the stored sweeps")
     p.add_argument("--db", help=_LIST_DB_HELP)
-    p = sub.add_parser("tour", help="the tutorials' story end to end, as one HTML page")
+    p = command("tour", help="the tutorials' story end to end, as one HTML page")
     p.add_argument("--out", default=TOUR_DIR, help=f"folder (default {TOUR_DIR})")
     p.add_argument("--quick", action="store_true", help="tiny budgets (about 20 s on 2 cores, for a check)")
-    p = sub.add_parser("docs", help="the optimizer reference: a static HTML page per optimizer "
+    p = command("docs", help="the optimizer reference: a static HTML page per optimizer "
                                     "(update rule, arguments, what it can do), offline")
     p.add_argument("--out", default=DOCS_DIR, help=f"folder (default {DOCS_DIR})")
-    p = sub.add_parser("profile", help="AlgoPerf performance profile across sweeps")
+    p = command("profile", help="AlgoPerf performance profile across sweeps")
     p.add_argument("sweep_ids", nargs="+", type=_whole(1), metavar="SWEEP_ID",
                    help="sweeps of one store with a --target each (see `optimlab runs`)")
     p.add_argument("--out", help="write the profile plot (PNG; a folder: profile.png)")
     p.add_argument("--db", help=_READ_DB_HELP)
-    p = sub.add_parser("serve", help="the playground: race optimizers in a local web page")
+    p = command("serve", help="the playground: race optimizers in a local web page")
     p.add_argument("--host", default="127.0.0.1", type=_text("an address"),
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=_whole(0, 65535), default=8000, help="port (default 8000)")
@@ -2564,7 +2572,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"folder whose slice.json files (optimlab slice --out) the Slices "
                         f"tab shows; repeatable (default {SLICE_DIR} and the tour's "
                         f"{TOUR_DIR})")
-    p = sub.add_parser("report", help="rebuild a sweep's report")
+    p = command("report", help="rebuild a sweep's report")
     p.add_argument("sweep_id", type=_whole(1), metavar="SWEEP_ID", help="the sweep (see `optimlab runs`)")
     p.add_argument("--out", required=True, help="folder for the report")
     p.add_argument("--db", help=_READ_DB_HELP)
