@@ -87,9 +87,10 @@ def _paths(*sites: Path) -> list[Path]:
 
 def test_the_playground_starts_without_a_plugin_that_cannot_be_built(sites):
     """A plugin whose constructor raises a RuntimeError is left out of GET /api/optimizers
-    and of the names a wrapper may wrap (not from the registry), with a PluginWarning naming
-    it and its distribution; the built-ins and the other plugins are there. A plugin that builds but
-    raises a RuntimeError for one value gets a 422 naming the hyperparameter, not a 500."""
+    and of the names a wrapper may wrap (not from the registry), with one PluginWarning
+    naming it and its distribution (not one more each time the registry changes); the
+    built-ins and the other plugins are there. A plugin that builds but raises a
+    RuntimeError for one value gets a 422 naming the hyperparameter, not a 500."""
     out = _run("""
         import json, warnings
         from fastapi.testclient import TestClient
@@ -108,6 +109,14 @@ def test_the_playground_starts_without_a_plugin_that_cannot_be_built(sites):
                 wrapped = client.post("/api/race", json={
                     "landscape": "rosenbrock", "steps": 5, "optimizers": [
                         {"name": "lookahead", "hparams": {"inner": "unlicensed"}}]})
+
+            class Mine(optimlab.SGD):
+                "A registration: it clears the playground's caches."
+
+            optimlab.register(Mine, "mine_churn")
+            hparams.offered()
+            optimlab.unregister("mine_churn")
+            hparams.inner_names()
         print(json.dumps({
             "status": listed.status_code, "names": [o["name"] for o in listed.json()],
             "builtin": [e.name for e in optimlab.available(dense=True, user=False)],
@@ -213,3 +222,52 @@ def test_a_damaged_distribution_leaves_out_only_itself(sites):
     assert message.startswith(f"the installed distribution damagedpkg 0.1 (in {sites['damaged']}) "
                               f"has entry points that cannot be read (TypeError: ")
     assert message.endswith("its optimizer plugins, if any, are left out")
+
+
+SELFREG = textwrap.dedent('''
+    """A plugin module that registers its own class when it is imported."""
+    import optimlab
+
+
+    class SelfReg(optimlab.SGD):
+        """SGD, registered by its own module."""
+
+
+    optimlab.register(SelfReg, "selfreg")
+''')
+
+
+def test_who_registered_a_name_is_the_plugin_whose_package_holds_the_class(sites, tmp_path):
+    """A plugin module that registers its own class at import, imported first by another
+    plugin (``other``, whose entry point offers a subclass under the same name): the name
+    is ``selfreg``'s (the review found it credited to whichever plugin was loading, or to
+    none), ``other`` is told the name is taken by that class, and ``register(...,
+    replace=True)`` over a plugin's name makes it the user's."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "selfreg.py").write_text(SELFREG)
+    (site / "other.py").write_text("from selfreg import SelfReg\n\n\nclass Other(SelfReg):\n"
+                                   "    \"\"\"Another plugin's subclass.\"\"\"\n")
+    _distribution(site, "selfreg", "[optimlab.optimizers]\nselfreg = selfreg:SelfReg\n")
+    _distribution(site, "other", "[optimlab.optimizers]\nselfreg = other:Other\n")
+    out = _run("""
+        import json, warnings
+        import optimlab
+        from optimlab.optim.registry import origin
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            optimlab.available()
+        first = [origin("selfreg"), origin("signplug")]
+
+        class Mine(optimlab.SGD):
+            "The user's class, over the plugin's name."
+
+        optimlab.register(Mine, "signplug", replace=True)
+        print(json.dumps({"origins": first + [origin("signplug")],
+                          "warnings": [str(w.message) for w in caught]}))
+    """, *_paths(site, sites["good"]))
+    assert out["origins"] == ["plugin selfreg 0.1", "plugin signplug 0.1", "registered from __main__"]
+    assert out["warnings"] == ["the optimizer plugin selfreg = other:Other (other 0.1) was not "
+                               "loaded: ValueError: 'selfreg' is registered already (SelfReg, "
+                               "from selfreg), which is kept"]

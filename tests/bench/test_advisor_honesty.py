@@ -298,7 +298,8 @@ def test_the_code_names_a_registered_class_by_its_own_module():
 def test_the_plan_is_sized_for_the_candidates_that_can_run(tmp_path):
     """Adam refused before training (a sparse embedding): a budget the one runnable
     candidate fits is taken (the plan was sized for both, and refused it as too small for
-    two candidates; a review of the change that refuses them)."""
+    two candidates; a review of the change that refuses them), and one candidate's budget
+    that is too small is not told to name fewer."""
     from optimlab.bench.advisor import AdvisorError, plan
 
     least = None
@@ -306,8 +307,17 @@ def test_the_plan_is_sized_for_the_candidates_that_can_run(tmp_path):
         plan(9, ["momentum"], 1)
     except AdvisorError as err:
         least = int(re.search(r"the least this advisor spends is (\d+)", str(err)).group(1))
+        assert "too small for 1 candidate at" in str(err) and "fewer" not in str(err), err
     assert least is not None
     x, y = _bag_data()
+    store = RunStore(tmp_path / "runs.db")
     advice = advise(_Bag(), nn.CrossEntropyLoss(), (x, y), optimizers=["momentum"], steps=9,
-                    budget=least, store=RunStore(tmp_path / "runs.db"))
+                    budget=least, store=store)
     assert advice.optimizer == "momentum" and advice.steps_spent <= least
+    # the report states the plan's cost for what it was sized for (it said 220, over the
+    # budget, counting refused Adam)
+    from optimlab.bench.advice_report import write_advice_report
+
+    page = write_advice_report(advice, store, tmp_path / "out")["report"].read_text(encoding="utf-8")
+    assert f"the plan allowed at most {advice.plan.cost(['momentum']):,}" in page
+    assert advice.plan.cost(["momentum"]) <= least

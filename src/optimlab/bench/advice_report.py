@@ -528,7 +528,9 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
     edge = edge.removeprefix("At the edge of the search: ")
     if not edge.startswith("lr="):  # "the range test's suggestion ...": a sentence's start
         edge = edge[:1].upper() + edge[1:]
-    planned = f"; the plan allowed at most {plan.cost(names):,}"
+    # the plan is sized for the candidates that could run (a refused one has no range test)
+    sized = [n for n in names if getattr(advice.range_tests.get(n), "lrs", None)]
+    planned = f"; the plan allowed at most {plan.cost(sized):,}"
     if _finite(getattr(advice, "seconds", None)):  # a budget in seconds prices the steps alone
         planned += f"; the advice took {advice.seconds:.1f} s, this report not counted"
     batch = f"batch size {advice.batch_size}" if advice.batch_size else \

@@ -440,16 +440,18 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
         if current.cost(candidates) <= budget:
             return current
     least = current.cost(candidates)
+    many = f"{count} candidates" if count != 1 else "1 candidate"
+    fewer = ", or name fewer --optimizers" if count > 1 else ""
     if seconds is not None:
         raise AdvisorError(
             f"a budget of {seconds:g} s ({budget} member-steps at the calibrated step cost) is "
-            f"too small for {count} candidates at {steps} steps: the least this advisor spends "
+            f"too small for {many} at {steps} steps: the least this advisor spends "
             f"is {least} member-steps, about {least * seconds / budget:.3g} s of training steps "
-            "alone (the evaluations come on top; raise --budget, or name fewer --optimizers)")
+            f"alone (the evaluations come on top; raise --budget{fewer})")
     raise AdvisorError(
-        f"a budget of {budget} member-steps is too small for {count} candidates at "
+        f"a budget of {budget} member-steps is too small for {many} at "
         f"{steps} steps: the least this advisor spends is {least} "
-        "member-steps (raise --budget, or name fewer --optimizers)")
+        f"member-steps (raise --budget{fewer})")
 
 
 # --------------------------------------------------------------------------------------

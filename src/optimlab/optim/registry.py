@@ -134,7 +134,8 @@ _plugins_state = "pending"
 _called: set[str] = set()
 #: registry name -> the entry point that registered it (a plugin's), for messages
 _PLUGIN_OF: dict[str, object] = {}
-#: whether this thread is loading the plugins (a plugin's own calls do not load them again)
+#: whether this thread is loading the plugins (a plugin's own calls do not load them again:
+#: ``busy``), and the entry point it loads now with the names registered meanwhile
 _loading = threading.local()
 
 
@@ -179,39 +180,44 @@ def _load_plugins() -> None:
 
 def _load_plugin(entry_point, added: list[str], called: list[str]) -> None:
     """Load one entry point and register what it holds; the names registered go to
-    ``added``, a function called to ``called``."""
-    obj = entry_point.load()  # no lock held (see _load_plugins)
-    if isinstance(obj, type):
-        with _LOCK:
-            known = _ENTRIES.get(entry_point.name.strip().lower())
-            if known is not None and known.cls is obj:
-                return  # registered already: by its own module, or by another thread
-            if known is not None and known.name not in _BUILTIN:
-                # taken by another plugin or by register(): say by which (register()'s own
-                # advice, replace=True, is not for whoever installs the plugins)
-                first = _PLUGIN_OF.get(known.name)
-                by = (f"by the plugin {_plugins.origin(first)}, which is kept; uninstall one "
-                      f"of the two to choose" if first is not None else
-                      f"({known.cls.__qualname__}, from {known.cls.__module__}), which is kept")
-                raise ValueError(f"{known.name!r} is registered already {by}")
-            name = register(obj, entry_point.name).name
-            added.append(name)
-            _PLUGIN_OF[name] = entry_point
-    elif callable(obj):
-        with _LOCK:
-            if entry_point.value in _called:
-                return
-            _called.add(entry_point.value)
-            called.append(entry_point.value)
-            before = set(_ENTRIES)
-        obj()
-        new = [name for name in _ENTRIES if name not in before]
-        added.extend(new)
-        for name in new:
-            _PLUGIN_OF[name] = entry_point
-    else:
-        raise TypeError(f"{entry_point.value} is {type(obj).__name__}, neither an optimizer "
-                        f"class nor a function that registers one")
+    ``added``, a function called to ``called``. Every name registered on this thread while
+    the entry point's module is imported or its function runs (:func:`register`, by the
+    module itself too) goes to ``added``, and is recorded as that plugin's (:func:`origin`)
+    where its class comes from the plugin's package."""
+    _loading.entry_point, _loading.registered = entry_point, []
+    try:
+        obj = entry_point.load()  # no lock held (see _load_plugins)
+        if isinstance(obj, type):
+            with _LOCK:
+                known = _ENTRIES.get(entry_point.name.strip().lower())
+                if known is not None and known.cls is obj:
+                    # registered already (by its own module, or by another thread): this
+                    # entry point names that very class, so it is the plugin's
+                    _PLUGIN_OF.setdefault(known.name, entry_point)
+                    return
+                if known is not None and known.name not in _BUILTIN:
+                    # taken by another plugin or by register(): say by which (register()'s
+                    # own advice, replace=True, is not for whoever installs the plugins)
+                    first = _PLUGIN_OF.get(known.name)
+                    by = (f"by the plugin {_plugins.origin(first)}, which is kept; uninstall "
+                          f"one of the two to choose" if first is not None else
+                          f"({known.cls.__qualname__}, from {known.cls.__module__}), which is "
+                          f"kept")
+                    raise ValueError(f"{known.name!r} is registered already {by}")
+                register(obj, entry_point.name)
+        elif callable(obj):
+            with _LOCK:
+                if entry_point.value in _called:
+                    return
+                _called.add(entry_point.value)
+                called.append(entry_point.value)
+            obj()
+        else:
+            raise TypeError(f"{entry_point.value} is {type(obj).__name__}, neither an "
+                            f"optimizer class nor a function that registers one")
+    finally:
+        added.extend(_loading.registered)
+        _loading.entry_point = None
 
 
 def available(dense: bool = False, *, user: bool = True) -> list[Entry]:
@@ -455,6 +461,16 @@ def _register(cls: type, name: str | None, family: str, year: int | None, paper:
     text = summary_line(cls.__doc__) if summary is None else summary
     entry = Entry(key, cls, row, summary=text or "user-registered optimizer")
     _ENTRIES[key] = entry
+    # whose it is: the plugin this thread is loading (its module's import, its function),
+    # where the class comes from that plugin's package (a plugin may import another's)
+    loading = getattr(_loading, "entry_point", None)
+    if loading is not None:
+        _loading.registered.append(key)
+    package = loading.value.partition(":")[0].strip().split(".")[0] if loading is not None else None
+    if package is not None and cls.__module__.split(".")[0] == package:
+        _PLUGIN_OF[key] = loading
+    else:
+        _PLUGIN_OF.pop(key, None)  # (replace=True over a plugin's name: the user's now)
     _changed()
     return entry
 

@@ -298,6 +298,10 @@ def _derived(name: str, key: str, value: Any) -> Range | None:
     return None
 
 
+#: the optimizers :func:`_unbuildable` has warned about, by name and class
+_SAID: set[tuple[str, type]] = set()
+
+
 @functools.lru_cache(maxsize=1)
 def _unbuildable() -> frozenset[str]:
     """The registered optimizers (not built-ins: a plugin's, or the user's) that cannot be
@@ -312,10 +316,11 @@ def _unbuildable() -> frozenset[str]:
         try:
             create(entry.name, [_dummy(entry)])
         except Exception as err:
-            where = origin(entry.name)
-            warnings.warn(f"the optimizer {entry.name} ({where}) cannot be built, so the "
-                          f"playground leaves it out: {type(err).__name__}: {err}",
-                          _plugins.PluginWarning, stacklevel=2)
+            if (entry.name, entry.cls) not in _SAID:  # once a process, whatever clears the cache
+                _SAID.add((entry.name, entry.cls))
+                warnings.warn(f"the optimizer {entry.name} ({origin(entry.name)}) cannot be "
+                              f"built, so the playground leaves it out: {type(err).__name__}: "
+                              f"{err}", _plugins.PluginWarning, stacklevel=2)
             left_out.append(entry.name)
     return frozenset(left_out)
 
