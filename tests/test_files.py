@@ -120,3 +120,27 @@ def test_an_error_names_the_file_asked_for_not_the_temporary_one(tmp_path):
         write_atomically(folder, "{}")
     assert (caught.value.filename, caught.value.filename2) == (str(folder), None)
     assert os.listdir(tmp_path) == ["advice.json"]
+
+
+def test_signals_deferred_holds_sigterm_until_the_block_ends():
+    """A temporary file is made and its name kept with SIGINT and SIGTERM held back (a
+    SIGTERM just after ``race --gif`` made its .part.gif left the file behind, once in a
+    loaded test suite): the handler runs when the block ends, not inside it."""
+    import os
+    import signal
+
+    from optimlab._files import signals_deferred
+
+    seen = []
+    before = signal.signal(signal.SIGTERM, lambda *_: seen.append("handled"))
+    try:
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # bytecodes where Python would run a pending handler
+                pass
+            seen.append("block ends")
+        for _ in range(1000):
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert seen == ["block ends", "handled"]

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["NEW_FILE", "mkdir_failure", "new_file_mode", "save_figure", "write_atomically"]
+__all__ = ["NEW_FILE", "mkdir_failure", "new_file_mode", "save_figure", "signals_deferred",
+           "write_atomically"]
 
 #: ``mode`` for :func:`write_atomically`: the mode any new file gets, 0o666 less the umask
 #: (for the files a command writes for its user, as ``open(path, "w")`` would make them)
@@ -44,6 +47,31 @@ def _umask() -> int:
 def new_file_mode() -> int:
     """The mode ``open(path, "w")`` gives a new file here: 0o666 less the umask."""
     return 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """SIGINT and SIGTERM held back while the block runs, then handled as they would have
+    been: for making a temporary file and keeping its name where the clean-up will find it,
+    so that an interrupt never comes between the two (a SIGTERM just after ``race --gif``
+    made its file left it behind, once in a test suite run on a loaded machine). Their
+    handlers are replaced by one that notes them, and each signal noted is raised again
+    once the handlers are back; on a thread other than the main one (which alone may set
+    handlers, and alone runs them) the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    kinds = (signal.SIGINT, signal.SIGTERM)
+    before = {kind: signal.signal(kind, lambda signum, _frame: caught.append(signum))
+              for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in before.items():
+            signal.signal(kind, handler)
+        for kind in dict.fromkeys(caught):
+            signal.raise_signal(kind)
 
 
 def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], None], *,
@@ -74,12 +102,15 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
             keep = stat.S_IMODE(os.stat(path).st_mode)
         except OSError:  # a new file
             keep = new_file_mode()
+    tmp = None
     try:
-        handle, tmp = tempfile.mkstemp(prefix=prefix if prefix is not None else f"{path.name}.",
-                                       suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise _naming(err, given)
-    try:
+        with signals_deferred():  # its name kept before an interrupt can come
+            try:
+                handle, tmp = tempfile.mkstemp(
+                    prefix=prefix if prefix is not None else f"{path.name}.", suffix=".tmp",
+                    dir=path.parent)
+            except OSError as err:
+                raise _naming(err, given)
         with os.fdopen(handle, "wb") as out:
             if callable(content):
                 content(out)
@@ -89,8 +120,9 @@ def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], Non
             os.chmod(tmp, keep if mode == NEW_FILE else mode)
         os.replace(tmp, path)
     except BaseException as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         if isinstance(err, OSError):
             raise _naming(err, given)
         raise

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 # absolute: this module also loads on its own, outside the package
+from optimlab._files import signals_deferred
 from optimlab.landscapes.result import Race
 from optimlab.optim import palette as _palette
 from optimlab.optim.base import check_int
@@ -747,7 +748,8 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
     temporaries: dict[Path, Path] = {}
     try:
         for target in targets:
-            temporaries[target] = _temporary_beside(target)
+            with signals_deferred():  # kept here before an interrupt can come (Ctrl-C, SIGTERM)
+                temporaries[target] = _temporary_beside(target)
     except BaseException:
         for temporary in temporaries.values():
             temporary.unlink(missing_ok=True)
