@@ -54,15 +54,16 @@ def signals_deferred():
     """SIGINT and SIGTERM held back while the block runs, then handled as they would have
     been: for making a temporary file and keeping its name where the clean-up will find it,
     so that an interrupt never comes between the two (a SIGTERM just after ``race --gif``
-    made its file left it behind, once in a test suite run on a loaded machine). Their
-    handlers are replaced by one that notes them, and each signal noted is raised again
-    once the handlers are back; on a thread other than the main one (which alone may set
+    made its file left it behind, once in a test suite run on a loaded machine), or for
+    renames that must all be done or none (the tour's files). Their
+    handlers are replaced by one that notes them, and the first signal noted is raised
+    again once the handlers are back; on a thread other than the main one (which alone may set
     handlers, and alone runs them) the block runs as it is."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    kinds = (signal.SIGINT, signal.SIGTERM)
+    kinds = [kind for kind in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if kind is not None]
     before = {kind: signal.signal(kind, lambda signum, _frame: caught.append(signum))
               for kind in kinds}
     try:
@@ -70,8 +71,8 @@ def signals_deferred():
     finally:
         for kind, handler in before.items():
             signal.signal(kind, handler)
-        for kind in dict.fromkeys(caught):
-            signal.raise_signal(kind)
+        if caught:  # the first, through the handler it was meant for (one stop, not two)
+            signal.raise_signal(caught[0])
 
 
 def write_atomically(path: Path, content: str | bytes | Callable[[BinaryIO], None], *,

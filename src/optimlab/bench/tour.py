@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._files import NEW_FILE, mkdir_failure, new_file_mode, write_atomically
+from .._files import NEW_FILE, mkdir_failure, new_file_mode, signals_deferred, write_atomically
 from .._table import count as _count
 from ..exhibits import gd_variants
 from ..exhibits.basins import BASIN_OPTIMIZERS
@@ -1411,30 +1411,6 @@ def _ready_beside(built: Path, place: Path) -> Path:
     return Path(copy)
 
 
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back while the tour's files are renamed into place (a few
-    milliseconds), then delivered: stopped halfway, the folder would mix two tours. Only in
-    the main thread, where Python runs signal handlers; elsewhere nothing is held."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    held = [sig for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)) if sig is not None]
-    before = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
-              for sig in held}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
-        if pending:
-            signal.raise_signal(pending[0])  # now, through the handler it was meant for
-
-
 class _PartlyPublished(OSError):
     """A rename failed while a completed tour was being moved into place."""
 
@@ -1445,7 +1421,7 @@ def _publish(stage: Path, out: Path) -> None:
     First everything that can fail for want of room or rights: the folders (a place that
     cannot take one, a file of its name, stops the move before anything is replaced) and a
     copy beside its place of each file bound for another disk (:func:`_ready_beside`).
-    Then, signals held (:func:`_signals_held`), only renames: the previous store aside
+    Then, signals held (:func:`~optimlab._files.signals_deferred`), only renames: the previous store aside
     (:func:`_keep_previous`) and the new one in its place, each file of the report folders
     and of ``slice/`` (a user's other files there stay), the page last, so the page is never
     one whose files are still to come. A rename that fails even so (a file another program
@@ -1471,7 +1447,7 @@ def _publish(stage: Path, out: Path) -> None:
                 with contextlib.suppress(OSError):
                     os.unlink(copy)
         raise
-    with _signals_held():
+    with signals_deferred():
         try:
             _keep_previous(out)
             for _, copy, place in ready:
