@@ -1261,6 +1261,21 @@ def test_a_connection_the_server_closed_is_a_store_error_and_frees_the_sweep_loc
     assert not lock.held
 
 
+def test_a_server_url_with_a_second_at_sign_is_refused_without_echoing_the_password():
+    """A password with an '@' not written %40 made SQLAlchemy take what follows the first
+    '@' for the host, and the driver's error echoed it ("failed to resolve host 'ss'"; an
+    audit of the server store): such a URL is refused, saying how to write it."""
+    pytest.importorskip("sqlalchemy")
+    from optimlab.bench.store.server import _url
+
+    with pytest.raises(StoreError) as err:
+        _url("postgresql://alice:p@ss/w:rd@127.0.0.1:5432/runs")
+    message = str(err.value)
+    assert "more than one '@'" in message and "%40" in message
+    assert "ss" not in message.replace("password", "").replace("postgresql", "")
+    assert _url("postgresql://alice:p%40ss@127.0.0.1:5432/runs").host == "127.0.0.1"
+
+
 def test_nan_is_null_in_every_database():
     """The store turns NaN into None before a database sees it (what the server module's
     text says, and test_metrics_round_trip_non_finite_values checks on both)."""

@@ -292,6 +292,12 @@ def _url(text: str):
     except ImportError:
         raise StoreError(f"the run store {text.split('@')[-1]} is a database server: "
                          f"pip install 'optimlab[postgres]' (SQLAlchemy and psycopg)") from None
+    # user:password@host: a second '@' (a password's own, not written %40) would make the
+    # host what follows the first, and the driver's message then echoes part of the password
+    if text.partition("://")[2].partition("?")[0].count("@") > 1:
+        raise StoreError("cannot read the run store URL: it holds more than one '@' (in "
+                         "postgresql://USER:PASSWORD@HOST/DATABASE, write an '@' of the "
+                         "password or user as %40, a ':' as %3A and a '/' as %2F)")
     try:
         url = make_url(text)
     except Exception as err:
