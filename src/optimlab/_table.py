@@ -8,7 +8,7 @@ import textwrap
 import traceback
 from collections.abc import Sequence
 
-__all__ = ["text_table", "one_line", "describe_error", "count"]
+__all__ = ["text_table", "one_line", "describe_error", "count", "listed"]
 
 
 def count(n: int, noun: str) -> str:
@@ -19,6 +19,15 @@ def count(n: int, noun: str) -> str:
     ('1 seed', '3 workloads', '0 runs')
     """
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def listed(names: Sequence[str]) -> str:
+    """``names`` in words (at least one).
+
+    >>> listed(["a"]), listed(["a", "b"]), listed(["a", "b", "c"])
+    ('a', 'a and b', 'a, b and c')
+    """
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
 
 
 def one_line(text: object, limit: int = 300) -> str:

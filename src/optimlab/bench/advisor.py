@@ -106,6 +106,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .._table import listed, one_line
 from ..optim.base import ArgumentTypeError, check_callable, check_int
 from ..optim.registry import resolve, work_weight
 from .analysis import (
@@ -1354,15 +1355,15 @@ def _statement(advice: Advice, best) -> str:
     if len(finalists) > 1 and (no_spread or best.seeds < 2):
         text = f"{best.optimizer} has the best {name} of the {len(finalists)} finalists ({basis})."
         if len(same) > 1:
-            text = (f"{_and(same)} have the same {name}, the best of the {len(finalists)} "
+            text = (f"{listed(same)} have the same {name}, the best of the {len(finalists)} "
                     f"finalists ({basis}); {first}.")
     elif advice.ties:
         tied = [best.optimizer, *advice.ties]
-        who = _and(tied)
+        who = listed(tied)
         either = "either" if len(tied) == 2 else "any of them"
         means = f"{best.optimizer} has the best mean" if len(same) == 1 else \
             f"their means are equal, and {first}" if set(same) == set(tied) else \
-            f"{_and(same)} have equal means, and {first}"
+            f"{listed(same)} have equal means, and {first}"
         text = f"{who} cannot be told apart here ({name}, {basis}): pick {either}; {means}."
     elif len(finalists) > 1:
         text = f"{best.optimizer} is better than every other finalist on {name} ({basis})."
@@ -1380,7 +1381,7 @@ def _statement(advice: Advice, best) -> str:
     adam = next((c for c in advice.candidates if c.get("optimizer") == REFERENCE), {})
     if adam.get("status") == "cannot run" and not any(advice.versus.values()):
         # every run of Adam raised, or none was run: no comparison with it, and why
-        parts.append(f"Adam could not run here: {_one_line(adam.get('error'))}")
+        parts.append(f"Adam could not run here: {one_line(adam.get('error') or 'no error recorded', 200)}")
     for key, what in (("adam_default", "Adam at its default lr"), ("adam_tuned", "tuned Adam")):
         v = advice.versus.get(key)
         if best.optimizer == REFERENCE and key == "adam_tuned":
@@ -1392,8 +1393,8 @@ def _statement(advice: Advice, best) -> str:
                 if v.get("reference_failed") else []
             if v.get("reference_diverged"):
                 lost.append(f"diverged on {v['reference_diverged']} of {v['seeds']} seeds")
-            error = f"; {_one_line(v.get('reference_error'))}" if v.get("reference_failed") \
-                else ""
+            error = f"; {one_line(v.get('reference_error') or 'no error recorded', 200)}" \
+                if v.get("reference_failed") else ""
             parts.append(f"{what} {' and '.join(lost)} (lr={v['lr']:.3g}{error})")
             continue
         if v is None or v.get("better_by") is None:
@@ -1404,18 +1405,6 @@ def _statement(advice: Advice, best) -> str:
                      f"(lr={v['lr']:.3g}{verdict})")
     text += " " + "; ".join(parts) + "." if parts else ""
     return text + _edge_words(advice)
-
-
-def _and(names: Sequence[str]) -> str:
-    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
-    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
-
-
-def _one_line(error) -> str:
-    """An error message on one line, at most 200 characters (the candidate's table keeps
-    it whole)."""
-    text = " ".join(str(error or "no error recorded").split())
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _edge_words(advice: Advice) -> str:

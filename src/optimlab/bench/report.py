@@ -62,7 +62,7 @@ import numpy as np
 
 from .._files import NEW_FILE, mkdir_failure, write_atomically
 from .._table import count as _count
-from .._table import one_line, text_table
+from .._table import listed, one_line, text_table
 from .analysis import (
     CONFIDENCE,
     CRITERION,
@@ -500,11 +500,6 @@ def _bound_past(s: OptimizerSummary, grid: Sequence[float] = ()) -> float | None
     return LR_BOUNDS[0] if s.edge == "low" else LR_BOUNDS[1]
 
 
-def _listed(names: Sequence[str]) -> str:
-    """``names`` in words: "a", "a and b", "a, b and c"."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
 def _edge_note(sw: _Sweep, tied: Sequence[OptimizerSummary], bound: float | None) -> str:
     """The note on best rates at the grid's edge, and what would try rates past it: the
     one wording of that advice (the command line's tables, the reports, the tour and the
@@ -519,10 +514,10 @@ def _edge_note(sw: _Sweep, tied: Sequence[OptimizerSummary], bound: float | None
     already stopped extending (:data:`~.sweep.MAX_EXTENSIONS`), so there it advises a wider
     ``--lrs``."""
     low = tied[0].edge == "low"
-    names, rates = _listed([s.optimizer for s in tied]), [f"{s.best_lr:.3g}" for s in tied]
+    names, rates = listed([s.optimizer for s in tied]), [f"{s.best_lr:.3g}" for s in tied]
     # rates that differ: grids of their own (--lrs auto, an extension)
     best = (f"the best lr {rates[0]}" if len(set(rates)) == 1
-            else f"the best lr of each ({_listed(rates)} in that order)")
+            else f"the best lr of each ({listed(rates)} in that order)")
     head = (f"{names}: {best} is the {'lowest' if low else 'highest'} rate tried; "
             f"{'the optimum' if len(tied) == 1 else 'their optima'} may lie outside the grid")
     more = "lower" if low else "higher"
@@ -573,7 +568,7 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         if len(tied) < 2:
             continue
         common = _common_seeds(tied)
-        notes.append(f"{_listed([s.optimizer for s in tied])} cannot be told apart at "
+        notes.append(f"{listed([s.optimizer for s in tied])} cannot be told apart at "
                      f"{_count(common, 'seed')} in common (paired comparison over the same seeds, "
                      f"{CONFIDENCE:.0%}): they share rank {label.lstrip('=')}.")
     bounds = METRIC_RANGES.get(sw.metric)

@@ -54,6 +54,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from .._files import save_figure
+from .._table import listed
 from ..landscapes.race import check_entry
 from ..optim.base import check_callable, check_int
 from ..optim.registry import rate_used, resolve
@@ -191,13 +192,13 @@ class Slice:
         spans = [name for name in self.through if name in diverged]
         notes = []
         if spans:
-            notes.append(f"warning: the plane passes through the endpoint of {_and(spans)}, "
+            notes.append(f"warning: the plane passes through the endpoint of {listed(spans)}, "
                          f"which diverged, so the picture is scaled to weights that blew up "
                          f"(give {'it' if len(spans) == 1 else 'them'} a lower learning rate "
                          f"or leave {'it' if len(spans) == 1 else 'them'} out)")
         rest = [name for name in diverged if name not in spans]
         if rest:
-            notes.append(f"warning: {_and(rest)} diverged, so "
+            notes.append(f"warning: {listed(rest)} diverged, so "
                          f"{'its row describes' if len(rest) == 1 else 'their rows describe'} "
                          f"weights that blew up")
         return notes
@@ -336,11 +337,6 @@ def _score_text(value: float) -> str:
     return f"{value:.4f}" if abs(value) < 1e6 else f"{value:.4g}"
 
 
-def _and(names: Sequence[str]) -> str:
-    """``["a", "b", "c"]`` -> ``"a, b and c"``."""
-    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
-
-
 def _lr_used(name: str, hparams: Mapping) -> float | None:
     """The learning rate ``name`` trains with given ``hparams`` as a float
     (:func:`~optimlab.optim.registry.rate_used`); None where it has none."""
@@ -412,7 +408,7 @@ def _endpoint_plane(origin: Tensor, paths: dict[str, Tensor]) -> tuple[Tensor, t
         if best is None or score < best[0]:
             best = (score, basis, (a, b))
     if best is None:
-        why = (f"{_and(blown)} diverged to non-finite weights: give "
+        why = (f"{listed(blown)} diverged to non-finite weights: give "
                f"{'it' if len(blown) == 1 else 'them'} a lower learning rate or leave "
                f"{'it' if len(blown) == 1 else 'them'} out" if blown else "did they move?")
         raise ValueError(f"no two optimizers' endpoints span a plane with the initial weights "

@@ -466,8 +466,8 @@ def _register(cls: type, name: str | None, family: str, year: int | None, paper:
     loading = getattr(_loading, "entry_point", None)
     if loading is not None:
         _loading.registered.append(key)
-    package = loading.value.partition(":")[0].strip().split(".")[0] if loading is not None else None
-    if package is not None and cls.__module__.split(".")[0] == package:
+    if loading is not None and cls.__module__.split(".")[0] == \
+            loading.value.partition(":")[0].strip().split(".")[0]:
         _PLUGIN_OF[key] = loading
     else:
         _PLUGIN_OF.pop(key, None)  # (replace=True over a plugin's name: the user's now)

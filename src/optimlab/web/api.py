@@ -1072,10 +1072,9 @@ def _sweep_key(store, db_path, sweep_id: int) -> tuple | None:
     from ..bench.store import TERMINAL
 
     row = tuple(store.con.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone())
-    runs = tuple(store.con.execute("SELECT * FROM runs WHERE sweep_id = ? ORDER BY id",
-                                   (sweep_id,)).fetchall())
-    columns = [d[0] for d in store.con.execute("SELECT * FROM runs LIMIT 0").description]
-    status = columns.index("status")
+    cur = store.con.execute("SELECT * FROM runs WHERE sweep_id = ? ORDER BY id", (sweep_id,))
+    status = [d[0] for d in cur.description].index("status")
+    runs = tuple(cur.fetchall())
     if any(run[status] not in TERMINAL for run in runs):
         return None
     path = Path(db_path).resolve()
