@@ -992,11 +992,11 @@ def _unbuilt_plugin(spec: dict[str, dict]) -> None:
     naming the first registered optimizer of ``spec`` (a plugin's: not a built-in) that
     cannot be built with its hyperparameters, whatever it raises (the plugin's failure, not
     optimlab's); nothing where each one builds."""
-    from .optim.registry import _BUILTIN, origin, probe, resolve
+    from .optim.registry import is_builtin, origin, probe, resolve
 
     for name, hparams in spec.items():
         entry = resolve(name)
-        if entry.name in _BUILTIN:
+        if is_builtin(entry.name):
             continue
         try:
             probe(entry.name, **hparams)

@@ -30,10 +30,9 @@ from .base import ArgumentTypeError, RuleOptimizer, TorchOptimizer
 from .capabilities import Capabilities
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "PluginWarning", "available", "checked_defaults", "create", "info", "origin", "probe",
-           "rate_used",
-           "register", "resolve", "summary_line", "unregister", "work_weight", "wrapped_class",
-           "wrapped_name"]
+__all__ = ["Entry", "PluginWarning", "available", "checked_defaults", "create", "info", "is_builtin",
+           "origin", "probe", "rate_used", "register", "resolve", "summary_line", "unregister",
+           "work_weight", "wrapped_class", "wrapped_name"]
 
 
 @dataclass(frozen=True)
@@ -473,6 +472,12 @@ def _register(cls: type, name: str | None, family: str, year: int | None, paper:
         _PLUGIN_OF.pop(key, None)  # (replace=True over a plugin's name: the user's now)
     _changed()
     return entry
+
+
+def is_builtin(name: str) -> bool:
+    """Whether ``name`` (any spelling :func:`resolve` reads) is one of optimlab's own
+    optimizers (a catalog class or alias), not one :func:`register` or a plugin added."""
+    return resolve(name).name in _BUILTIN
 
 
 def origin(name: str) -> str:

@@ -39,7 +39,7 @@ import torch
 from .. import _plugins
 from ..bench.store.jsonio import json_data
 from ..optim.capabilities import DRIVER_FLAGS, NOT_HYPERPARAMETERS
-from ..optim.registry import _BUILTIN, Entry, _on_change, available, create, origin, resolve
+from ..optim.registry import Entry, _on_change, available, create, is_builtin, origin, resolve
 
 __all__ = ["Range", "RANGES", "OVERRIDES", "ACCEPTED", "NUMBER", "WHOLE", "TEXT",
            "FLOAT32_MAX", "MAX_TEXT", "HIDDEN", "HyperparameterError", "exposed", "accepted", "check",
@@ -246,8 +246,7 @@ def _refusals(entry: Entry, hparams: dict | None = None) -> type | tuple[type, .
     the wrapper ``entry`` is given to wrap, by name), else :data:`_REFUSALS`."""
     wraps = entry.capabilities.wraps
     inner = (hparams or {}).get(wraps) if wraps else None
-    if entry.name not in _BUILTIN or (isinstance(inner, str)
-                                      and resolve(inner).name not in _BUILTIN):
+    if not is_builtin(entry.name) or (isinstance(inner, str) and not is_builtin(inner)):
         return Exception
     return _REFUSALS
 
@@ -311,7 +310,7 @@ def _unbuildable() -> frozenset[str]:
     Asked again after the registry changes."""
     left_out = []
     for entry in available(dense=True):
-        if entry.name in _BUILTIN:
+        if is_builtin(entry.name):
             continue
         try:
             create(entry.name, [_dummy(entry)])
