@@ -1335,15 +1335,9 @@ def _check_dense(names: Sequence[str], task, args: argparse.Namespace) -> None:
     sparse = [resolve(name).name for name in names if resolve(name).capabilities.sparse_only]
     if not sparse:
         return
-    from .bench.trainer import new_model
+    from .bench.trainer import gradient_layouts, new_model
 
-    model = new_model(task, args.model)
-    # the parameters whose gradients are sparse: those of a module built with sparse=True
-    # (nn.Embedding, nn.EmbeddingBag), whose parameters are its own
-    embedded = {id(p) for m in model.modules() if getattr(m, "sparse", False) is True
-                for p in m.parameters(recurse=False)}
-    trained = [p for p in model.parameters() if p.requires_grad]
-    dense = [p for p in trained if id(p) not in embedded]
+    embedded, dense = gradient_layouts(new_model(task, args.model))
     named = f"model {args.model or task.default_model} of task {task.name}"
     if embedded and not dense:
         if args.sequential:
@@ -1352,7 +1346,8 @@ def _check_dense(names: Sequence[str], task, args: argparse.Namespace) -> None:
     elif embedded:
         raise CLIError(
             f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)), and {named} "
-            f"gives dense gradients to {len(dense)} of its {len(trained)} parameters beside its "
+            f"gives dense gradients to {len(dense)} of its {len(embedded) + len(dense)} "
+            f"parameters beside its "
             "sparse embedding's, so every run would fail on either engine; choose an optimizer "
             "that takes both (adagrad, sgd), or, in Python, step the embedding with SparseAdam "
             "and the other parameters with another optimizer (e.g. Adam)")

@@ -123,7 +123,7 @@ from .store.jsonio import json_data
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
-from .trainer import Member, TrainConfig, full_batch, one_at_a_time
+from .trainer import Member, TrainConfig, full_batch, gradient_layouts, one_at_a_time
 
 __all__ = ["Advice", "AdvisorError", "AdvisorWarning", "Plan", "RangeTest", "advise", "advise_task",
            "candidates", "make_task", "steps_for_seconds", "DEFAULT_CANDIDATES",
@@ -854,17 +854,12 @@ def _gradient_refusals(task: Task, model: str | None, names: Sequence[str]) -> d
     parameters get dense ones, as the command line refuses it (``_check_dense``). An
     optimizer registered by the user is left to its runs: its capabilities are its own
     word."""
-    from ..optim.registry import available
+    from ..optim.registry import is_builtin
 
-    net = task.make_model(model)
-    embedded = {id(p) for m in net.modules() if getattr(m, "sparse", False) is True
-                for p in m.parameters(recurse=False) if p.requires_grad}
-    trained = [p for p in net.parameters() if p.requires_grad]
-    dense = [p for p in trained if id(p) not in embedded]
-    builtin = {e.name for e in available(user=False)}
+    embedded, dense = gradient_layouts(task.make_model(model))
     why = {}
     for name in names:
-        if name not in builtin:
+        if not is_builtin(name):
             continue
         caps = resolve(name).capabilities
         if embedded and not caps.sparse:
@@ -874,7 +869,7 @@ def _gradient_refusals(task: Task, model: str | None, names: Sequence[str]) -> d
         elif caps.sparse_only and dense:
             why[name] = (f"{name} takes sparse gradients only (nn.Embedding(sparse=True)), "
                          f"and the model gives dense gradients to {len(dense)} of its "
-                         f"{len(trained)} trained parameters, so it was not run")
+                         f"{len(embedded) + len(dense)} trained parameters, so it was not run")
     return why
 
 

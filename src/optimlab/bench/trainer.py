@@ -380,6 +380,17 @@ def new_model(task, model_name: str | None = None) -> nn.Module:
     return model
 
 
+def gradient_layouts(model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
+    """``model``'s trained parameters (``requires_grad``) split by the gradients they get:
+    ``(sparse, dense)``, the sparse ones those of a module built with ``sparse=True``
+    (``nn.Embedding``, ``nn.EmbeddingBag``), whose parameters are its own."""
+    embedded = {id(p) for m in model.modules() if getattr(m, "sparse", False) is True
+                for p in m.parameters(recurse=False)}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    return ([p for p in trained if id(p) in embedded],
+            [p for p in trained if id(p) not in embedded])
+
+
 def _init_model(task, model_name: str | None, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return new_model(task, model_name)
