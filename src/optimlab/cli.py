@@ -167,10 +167,12 @@ def _momentum_and_memory(entry) -> tuple[str, str]:
     ``momentum`` number says otherwise: an alias's own, preset or default (``gd`` is SGD
     with none: "no"), and a class whose momentum is off by default ("optional (default 0)":
     SGD and RMSprop, which ``sgd`` and ``rmsprop`` build without it); an alias's memory note
-    says which case of the class's applies (:func:`_preset_note`)."""
+    says which case of the class's applies (:func:`_preset_note`), unless the alias names
+    its own memory (``momentum``: 1 buffer, where SGD's row says 0)."""
     info = entry.info
     value = {**info.defaults, **entry.preset}.get("momentum")
-    memory = info.memory_note + _preset_note(entry)
+    own = entry.alias_memory_note is not None
+    memory = entry.memory_note + ("" if own else _preset_note(entry))
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return _yes(info.momentum), memory
     if entry.alias_of is None:

@@ -172,3 +172,42 @@ def test_step_cost_follows_the_capability_record_and_the_wrapped_optimizer():
     assert switched
     for name, key in switched:
         assert work_weight(name, {key: True}) == 1.0, name
+
+
+#: entries whose extra memory is not a count of parameter-sized state tensors: a wrapper
+#: keeps its own copy plus its inner optimizer's, L-BFGS a history of ``history_size``
+#: vectors filled over steps, PSGD-Kron one factor per dimension, SparseAdam steps only
+#: sparse gradients
+_MEMORY_NOT_COUNTED = {"sam", "lookahead", "lbfgs", "psgdkron", "sparseadam"}
+
+
+@pytest.mark.parametrize("name", [e.name for e in optimlab.optim.registry.available()
+                                  if optimlab.optim.registry.is_builtin(e.name)])
+def test_the_extra_memory_is_the_state_the_optimizer_keeps(name):
+    """`momentum`, `nag` and `amsgrad` said the memory of their class's defaults (0, 0 and 2)
+    where they keep 1, 1 and 3 buffers: an alias names its own. Counted as the state
+    tensors with as many numbers as the parameter after two steps (Prodigy keeps s and x0
+    flat)."""
+    from optimlab.optim.registry import resolve
+
+    entry = resolve(name)
+    if name in _MEMORY_NOT_COUNTED:
+        pytest.skip("its extra memory is not a count of parameter-sized buffers")
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(6, 5))
+    opt = entry.cls([p], **entry.preset)
+
+    def closure():
+        opt.zero_grad()
+        loss = (p ** 2).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(2):
+        opt.step(closure)
+    kept = sorted(key for key, value in opt.state[p].items()
+                  if torch.is_tensor(value) and value.numel() == p.numel())
+    assert len(kept) == entry.memory, (kept, entry.memory, entry.memory_note)
+    # the words lead with that number where they lead with one (Adafactor's: "sublinear")
+    leading = re.match(r"[0-9.]+", entry.memory_note)
+    assert leading is None or float(leading.group()) == entry.memory, entry.memory_note

@@ -163,7 +163,9 @@ class Alias:
 
     ``year`` and ``paper`` name the work the preset comes from where it is not the class's
     own (heavy-ball momentum is Polyak's 1964 method, not Robbins & Monro's 1951 SGD); by
-    the catalog's rule the year is the venue's. None keeps the class's row."""
+    the catalog's rule the year is the venue's. ``memory`` and ``memory_note`` are the extra
+    state the preset keeps where it differs from the class's defaults (``momentum`` keeps
+    SGD's buffer, which plain SGD does not). None keeps the class's row."""
 
     name: str
     target: str
@@ -171,6 +173,8 @@ class Alias:
     summary: str = ""
     year: int | None = None
     paper: str | None = None
+    memory: float | None = None
+    memory_note: str | None = None
 
 
 TABLE: list[Info] = [
@@ -1342,18 +1346,22 @@ TABLE: list[Info] = [
 
 ALIASES: list[Alias] = [
     Alias("gd", "sgd", {}, "plain gradient descent (SGD without momentum)",
+          memory=0, memory_note="0",
           year=1847, paper="Cauchy, Methode generale pour la resolution des systemes "
           "d'equations simultanees (Comptes rendus de l'Academie des sciences 1847)"),
     Alias("momentum", "sgd", {"momentum": 0.9}, "SGD with heavy-ball momentum 0.9",
+          memory=1, memory_note="1 (the momentum buffer b)",
           year=1964, paper="Polyak, Some methods of speeding up the convergence of iteration "
           "methods (USSR Comput. Math. and Math. Phys. 1964)"),
     Alias("nag", "sgd", {"momentum": 0.9, "nesterov": True},
           "Nesterov accelerated gradient (SGD, Nesterov momentum 0.9)",
+          memory=1, memory_note="1 (the momentum buffer b)",
           year=1983, paper="Nesterov, A method for solving the convex programming problem with "
           "convergence rate O(1/k^2) (Soviet Math. Doklady 1983); Sutskever et al. (ICML 2013) "
           "for deep learning"),
     Alias("amsgrad", "adam", {"amsgrad": True},
           "Adam with the running maximum of v (Reddi et al., ICLR 2018)",
+          memory=3, memory_note="3 (m, v and the running maximum of v)",
           year=2018, paper="Reddi, Kale & Kumar, On the Convergence of Adam and Beyond "
           "(ICLR 2018)"),
 ]

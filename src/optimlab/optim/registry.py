@@ -47,6 +47,8 @@ class Entry:
     summary: str = ""
     alias_year: int | None = None
     alias_paper: str | None = None
+    alias_memory: float | None = None
+    alias_memory_note: str | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -72,8 +74,16 @@ class Entry:
 
     @property
     def memory(self) -> float:
-        """Its extra state per parameter, in copies of the parameter: the catalog's."""
-        return self.info.memory
+        """Its extra state per parameter, in copies of the parameter: the alias's where its
+        preset changes it (``momentum``: 1, where plain SGD keeps none), else the catalog's
+        row."""
+        return self.alias_memory if self.alias_memory is not None else self.info.memory
+
+    @property
+    def memory_note(self) -> str:
+        """What that state is, in words: the alias's where it gives one, else the row's
+        (which says how options change it)."""
+        return self.alias_memory_note if self.alias_memory_note is not None else self.info.memory_note
 
     def __repr__(self) -> str:
         preset = f", preset={self.preset}" if self.preset else ""
@@ -97,7 +107,8 @@ def _build_entries() -> dict[str, Entry]:
     for alias in ALIASES:
         target = entries[alias.target]
         entries[alias.name] = Entry(alias.name, target.cls, target.info, dict(alias.preset),
-                                    alias.target, alias.summary, alias.year, alias.paper)
+                                    alias.target, alias.summary, alias.year, alias.paper,
+                                    alias.memory, alias.memory_note)
     return entries
 
 

@@ -338,7 +338,7 @@ def _optimizers() -> bytes:
             "rule_latex": info.rule_latex, "rule_text": info.rule_text,
             "tuning": info.tuning, "strengths": info.strengths, "weaknesses": info.weaknesses,
             "typical_use": info.typical_use, "adaptive": info.adaptive,
-            "momentum": info.momentum, "memory_note": info.memory_note,
+            "momentum": info.momentum, "memory_note": entry.memory_note,
             "wrapper": info.wrapper, "needs_closure": info.needs_closure,
             "work_weight": work_weight(entry.name), "color": _palette.color(entry.name),
             "hyperparameters": hp.exposed(entry.name),
