@@ -220,8 +220,15 @@ class Lookahead(TorchOptimizer):
                     "Nothing was synchronised")
             pairs.append((slow, p))
         for slow, p in pairs:
-            # slow + alpha (fast - slow), exact at alpha = 0 and alpha = 1
-            slow.lerp_(p.detach(), self.alpha)
+            # slow + alpha (fast - slow), exact at alpha = 0 and alpha = 1; a complex pair as
+            # its real view, as the inner optimizer steps it (torch's complex lerp rounds
+            # unlike the real one: 1.4e-17 apart at alpha 0.8)
+            fast = p.detach()
+            if slow.is_complex():
+                slow_real, fast_real = torch.view_as_real(slow), torch.view_as_real(fast)
+                slow_real.lerp_(fast_real, self.alpha)
+            else:
+                slow.lerp_(fast, self.alpha)
             p.copy_(slow)
 
     # -- state_dict ------------------------------------------------------------------------
