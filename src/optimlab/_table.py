@@ -4,11 +4,12 @@ lab: tables, and messages cut to one line. (The run store keeps its own copy of
 
 from __future__ import annotations
 
+import re
 import textwrap
 import traceback
 from collections.abc import Sequence
 
-__all__ = ["text_table", "one_line", "describe_error", "count", "listed"]
+__all__ = ["text_table", "one_line", "visible", "describe_error", "count", "listed"]
 
 
 def count(n: int, noun: str) -> str:
@@ -30,13 +31,34 @@ def listed(names: Sequence[str]) -> str:
     return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
 
 
+#: the control characters a terminal acts on rather than shows: C0 but tab and line feed
+#: (which the callers lay out), DEL, and C1 (``\x9b`` is an escape sequence's start, CSI)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: object) -> str:
+    r"""``text`` with its control characters written as escapes, ``\x1b`` for ESC, so that
+    printing it cannot move the cursor, clear the screen, set the terminal's title or colour
+    what follows (a run store's names and errors are anyone's text). Tabs and line feeds
+    are kept for the callers that lay them out; a carriage return, which would overwrite a
+    line, is escaped.
+
+    >>> visible("ok\x1b[2Jred\x07\x9b;\ttab")
+    'ok\\x1b[2Jred\\x07\\x9b;\ttab'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
 def one_line(text: object, limit: int = 300) -> str:
-    """``text`` as one line (whitespace runs collapsed), cut to ``limit`` characters.
+    r"""``text`` as one line (whitespace runs collapsed, control characters escaped by
+    :func:`visible`), cut to ``limit`` characters.
 
     >>> one_line("a   b  c", limit=5)
     'a b c'
+    >>> one_line("a\x1b]0;title\x07 b")
+    'a\\x1b]0;title\\x07 b'
     """
-    line = " ".join(str(text).split())
+    line = visible(" ".join(str(text).split()))
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
@@ -53,8 +75,11 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
                widths: Sequence[int | None] | None = None) -> str:
     """Columns padded to their widest cell, a dashed rule under the headers.
 
-    A column given a width in ``widths`` wraps its cells onto more lines instead.
+    A column given a width in ``widths`` wraps its cells onto more lines instead. Control
+    characters in a header or cell are written as escapes (:func:`visible`).
     """
+    headers = [visible(h) for h in headers]
+    rows = [[visible(c) for c in row] for row in rows]
     widths = list(widths or [None] * len(headers))
     for i, header in enumerate(headers):
         if widths[i] is None:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from optimlab.bench.analysis import summarize
 from optimlab.bench.report import (
+    CSP,
     RESULT_COLUMNS,
     TASK_METRICS,
     list_sweeps,
@@ -133,6 +134,10 @@ def test_html_is_one_self_contained_page(swept):
     assert store.sweep(sweep)["environment"]["machine"] in page
     assert "<h1>Sweep" in page and "digits" in page and "accuracy" in page
     without_images = re.sub(r'src="data:image/png;base64,[A-Za-z0-9+/=]+"', "", page)
+    # the page's policy allows its data: images and nothing else from anywhere
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+    assert without_images.count(policy) == 1
+    without_images = without_images.replace(policy, "")
     assert not re.search(r"https?://|<script|<link|<iframe|url\(|src=|href=|data:",
                          without_images)
 

@@ -51,6 +51,7 @@ from .advisor import (
 from .analysis import CONFIDENCE, CRITERION
 from .report import (
     _DASH,
+    _attr,
     _data_uri,
     _e,
     _html_table,
@@ -65,6 +66,7 @@ from .report import (
 )
 from .store import RunStore
 from .store.jsonio import strict_json
+from .store.server import masked_url
 
 __all__ = ["write_advice_report", "advice_json", "FILES"]
 
@@ -632,7 +634,7 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         "band from the worst to the best seed; the thick line is the recommendation. A curve "
         "still moving at the end means a longer run could change the answer.</p>",
         f'<img src="{_data_uri(pngs["tournament"])}" alt="successive-halving scores per rung '
-        f'and the final rung\'s validation {_e(metric)} curves">',
+        f'and the final rung\'s validation {_attr(metric)} curves">',
 
         "<h2>Stage 3: every candidate</h2>",
         f"<p>The finalists are ranked by their final validation {_e(metric)} with paired "
@@ -650,7 +652,8 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
         _html_table(["reference", "lr", f"validation {metric}", "recommendation better by",
                      f"{level} interval", "clear"], _versus_rows(advice),
                     [False, True, True, True, True, False]),
-        f'<p class="meta">Store: {_e(advice.store_path or getattr(store, "path", "?"))}, '
+        f'<p class="meta">Store: '
+        f'{_e(masked_url(str(advice.store_path or getattr(store, "path", "?"))))}, '
         f"sweeps {_e(', '.join(str(s) for s in advice.sweep_ids) or 'none')} (range test "
         f"first, then one per rung). The same answer, machine-readable: "
         f"{FILES['json']}.</p>",

@@ -62,7 +62,7 @@ import numpy as np
 
 from .._files import NEW_FILE, mkdir_failure, write_atomically
 from .._table import count as _count
-from .._table import listed, one_line, text_table
+from .._table import listed, one_line, text_table, visible
 from .analysis import (
     CONFIDENCE,
     CRITERION,
@@ -75,6 +75,7 @@ from .analysis import (
     within_rounding,
 )
 from .store import TERMINAL, Run, RunStore, check_store
+from .store.server import masked_url
 from .sweep import (
     LR_BOUNDS,
     MAX_EXTENSIONS,
@@ -180,7 +181,8 @@ def resolve_metric(store: RunStore, sweep_id: int, metric_name: str | None = Non
     if isinstance(stored, dict) and "name" in stored:  # recorded by run_sweep
         name = stored["name"]
         higher = bool(stored.get("higher_is_better", True))
-        recorded = f"{name} ({'higher' if higher else 'lower'} is better)"
+        # the name is the store's text: its control characters escaped (:func:`visible`)
+        recorded = f"{visible(name)} ({'higher' if higher else 'lower'} is better)"
         if metric_name is not None and metric_name != name:
             raise ValueError(f"sweep {sweep_id} recorded its metric as {recorded}: its values "
                              f"cannot be read as {one_line(repr(metric_name), 80)} (leave the "
@@ -251,8 +253,9 @@ class _Sweep:
         steps = (self.config.get("train") or {}).get("steps")
         options = sweep_options(self.config)
         fixed = fixed_line(self.config.get("hparams"))
-        return (f"{task}{model}" + (f", {steps} steps" if steps else "")
-                + (f", {options}" if options else "") + (f"; {fixed}" if fixed else ""))
+        # the store's text, printed: its control characters escaped (:func:`visible`)
+        return visible(f"{task}{model}" + (f", {steps} steps" if steps else "")
+                       + (f", {options}" if options else "") + (f"; {fixed}" if fixed else ""))
 
     def any_finished(self, name: str) -> bool:
         """Whether any run of ``name`` finished (not diverged, not failed)."""
@@ -665,8 +668,10 @@ def summary_table(store: RunStore, sweep_id: int | None = None, metric_name: str
     sw = store if isinstance(store, _Sweep) else \
         _Sweep(store, sweep_id, metric_name, higher_is_better)
     headers, rows = _summary_rows(sw)
+    # the notes quote the store's text (names, errors): control characters escaped, as the
+    # table's cells are (:func:`visible`)
     return text_table(_spelled(headers), rows) + "\n" + "\n".join(
-        f"  * {note}" for note in summary_notes(sw))
+        f"  * {visible(note)}" for note in summary_notes(sw))
 
 
 def _created(value: Any) -> str:
@@ -1220,8 +1225,17 @@ def _printable(text: str) -> str:
 
 
 def _e(value: Any) -> str:
-    """``value`` as text for an HTML page: escaped, and printable (:func:`_printable`)."""
+    """``value`` as the text of an HTML element: escaped, and printable (:func:`_printable`).
+    Its quotes are kept (a ``<pre>`` of JSON reads as JSON): never put it in an attribute,
+    where :func:`_attr` escapes them."""
     return html.escape(_printable(str(value)), quote=False)
+
+
+def _attr(value: Any) -> str:
+    """``value`` as the text of a double-quoted HTML attribute (an ``alt``): escaped with its
+    quotes, so text of the store (a metric's name) cannot close the attribute and add its
+    own (``onload``); printable (:func:`_printable`)."""
+    return html.escape(_printable(str(value)), quote=True)
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -1239,7 +1253,7 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
     table = f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
     if label is None:
         return table
-    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="{html.escape(label)}">'
+    return (f'<div class="table-wrap" tabindex="0" role="region" aria-label="{_attr(label)}">'
             f"\n{table}\n</div>")
 
 
@@ -1262,10 +1276,20 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+#: the report pages' Content-Security-Policy: they show text of the run store (anyone's, a
+#: store someone sent), so the page runs no script and loads nothing, whatever that text
+#: holds; it needs only its own <style> and inline style attributes, and its figures,
+#: embedded as PNG data URIs. (Links to other files, href, are not fetches: they still work.)
+CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
+       "form-action 'none'")
+
+
 def page_head(title: str) -> list[str]:
-    """The first lines of a report page: doctype, head with the shared style, and the title
-    as its heading (the sweep report's and the advisor's)."""
+    """The first lines of a report page: doctype, head with the Content-Security-Policy
+    (:data:`CSP`) and the shared style, and the title as its heading (the sweep report's
+    and the advisor's)."""
     return ["<!DOCTYPE html>", '<html lang="en">', '<head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
             f"<title>{_e(title)}</title>", f"<style>{_CSS}</style></head>", "<body>",
             f"<h1>{_e(title)}</h1>"]
 
@@ -1306,11 +1330,11 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
             for (opt, err), n in failures.items()) + "</ul>")
     parts += [
         "<h2>Learning curves</h2>",
-        f'<img src="{_data_uri(pngs["curves"])}" alt="test {_e(_metric_label(sw.metric))} '
+        f'<img src="{_data_uri(pngs["curves"])}" alt="test {_attr(_metric_label(sw.metric))} '
         'and train loss against the step, each optimizer at its best learning rate">',
         "<h2>Learning-rate sensitivity</h2>",
         f'<img src="{_data_uri(pngs["lr_sensitivity"])}" alt="final test '
-        f'{_e(_metric_label(sw.metric))} against the learning rate, per optimizer">',
+        f'{_attr(_metric_label(sw.metric))} against the learning rate, per optimizer">',
         f"<h2>All runs ({len(rows)})</h2>",
         f"<details><summary>every run, as in {_FILES['results']}</summary>",
         _html_table([f"{c} (s)" if c in _SECONDS else c for c in columns],
@@ -1324,7 +1348,7 @@ def _html(sw: _Sweep, pngs: dict[str, bytes], columns: list[str], rows: list[lis
         "<h2>Environment</h2>",
         _html_table(["item", "value"], _environment_rows(info["environment"]),
                     label="environment"),
-        f'<p class="meta">Store: {_e(store_path or sw.store.path)}, sweep key '
+        f'<p class="meta">Store: {_e(masked_url(str(store_path or sw.store.path)))}, sweep key '
         f'{_e(info["key"])}.</p>',
         "</body>",
         "</html>",

@@ -275,14 +275,37 @@ def _is_lock_timeout(err: BaseException | None) -> bool:
     return getattr(err, "sqlstate", None) == "55P03"  # lock_not_available
 
 
+#: the connection parameters whose value is a secret, or says where one is: libpq's
+#: ``password``, ``sslpassword`` (the client key's) and ``passfile``
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile"})
+
+
 def masked_url(text: str) -> str:
     """A database URL as messages show it: its password as ``***``
     (``postgresql://u:***@host/db``). The password runs from ``://user:`` to the last ``@``
     before the host, so a ``/``, ``:`` or unencoded ``@`` in it is hidden too (an ``@`` further
-    on hides more, never less); text without a password is returned as it is."""
-    import re
+    on hides more, never less).
 
-    return re.sub(r"(://[^/@:]*:).*@(?=[^@/]*(?:/|$))", r"\1***@", text)
+    A password given as a parameter of the query, as libpq takes it, is hidden too: the
+    value of every ``password``, ``sslpassword`` and ``passfile`` parameter
+    (``postgresql:///db?host=/run/pg&password=***``), its name matched in any case and
+    percent-encoding, the other parameters kept. A parameter's name follows a ``?``, ``&``
+    or ``;``, and its value runs to the next ``?`` or ``&`` (a ``;`` separates nothing for
+    SQLAlchemy), so a value is hidden whole, and a value holding a ``;`` hides more, never
+    less. Text without a password is returned as it is."""
+    import re
+    from urllib.parse import unquote_plus
+
+    text = re.sub(r"(://[^/@:]*:).*@(?=[^@/]*(?:/|$))", r"\1***@", text)
+    out, done = [], 0  # the text up to ``done`` is in ``out``
+    for name in re.finditer(r"(?<=[?&;])([^=?&;]*)=", text):
+        if name.end() <= done or \
+                unquote_plus(name.group(1)).strip().lower() not in _SECRET_PARAMETERS:
+            continue  # inside a value hidden already, or not a secret
+        end = re.compile(r"[?&]").search(text, name.end())
+        out += [text[done:name.end()], "***"]
+        done = end.start() if end else len(text)
+    return "".join(out) + text[done:]
 
 
 def _url(text: str):
@@ -290,7 +313,7 @@ def _url(text: str):
     try:
         from sqlalchemy.engine import make_url
     except ImportError:
-        raise StoreError(f"the run store {text.split('@')[-1]} is a database server: "
+        raise StoreError(f"the run store {masked_url(text).split('@')[-1]} is a database server: "
                          f"pip install 'optimlab[postgres]' (SQLAlchemy and psycopg)") from None
     # user:password@host: a second '@' (a password's own, not written %40) would make the
     # host what follows the first, and the driver's message then echoes part of the password
@@ -303,7 +326,7 @@ def _url(text: str):
     except Exception as err:
         raise StoreError(f"cannot read the run store URL: {_one_line(err)}") from None
     if url.get_backend_name() != "postgresql":
-        raise StoreError(f"unsupported run store URL {url.render_as_string(hide_password=True)}"
+        raise StoreError(f"unsupported run store URL {masked_url(text)}"
                          f": a run store is a SQLite file (or sqlite:///FILE) or a PostgreSQL "
                          f"server (postgresql://user@host:port/database)")
     if url.drivername == "postgresql":  # SQLAlchemy's default would be psycopg2
