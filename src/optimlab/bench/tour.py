@@ -1486,8 +1486,14 @@ def _one_tour_at_a_time(out: Path) -> Iterator[None]:
         yield
         return
     try:
-        fd = os.open(out / TOUR_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        # never through a symbolic link: one planted there (a folder others may write) would
+        # have had the tour create the file it names, or lock a file not its own
+        fd = os.open(out / TOUR_LOCK,
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0), 0o666)
     except OSError as err:
+        if err.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(out / TOUR_LOCK):
+            raise OSError(err.errno, f"cannot create {out / TOUR_LOCK}: it is a symbolic link, "
+                          "not a lock file (remove it if no one should have put it there)") from None
         raise OSError(err.errno, f"cannot create {out / TOUR_LOCK}: {err.strerror}") from None
     try:
         try:

@@ -23,7 +23,9 @@ Sweep locks
     the store's file (its path with symlinks resolved: a store reached through a symlink
     takes the same lock), holding the pid and host of the process that trains the sweep.
     The kernel releases it when that process ends in any way (SIGKILL included), so a dead
-    process never blocks a resume.
+    process never blocks a resume. A lock file that is a symbolic link, a hard link or no
+    regular file is refused, never followed: in a store folder other users may write, such
+    a link would have had the lock truncate a file of their choosing.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import errno
 import os
 import socket
 import sqlite3
+import stat
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -402,9 +405,15 @@ class SweepLock:
     NFS byte-range locks, so several hosts exclude each other where the server supports
     them.
 
+    The lock file is opened without following a symbolic link (``O_NOFOLLOW``) and used
+    only where it is a regular file with one name: a link planted at its path by another
+    user of a shared store folder (to a file of the victim's, or dangling) had the holder
+    line truncate that file, or create it.
+
     Raises:
         SweepBusy: another process (or store object) holds the lock.
-        StoreError: the lock file cannot be created (a read-only directory).
+        StoreError: the lock file cannot be created (a read-only directory), or its path
+            is a symbolic link, a hard link or no regular file.
     """
 
     def __init__(self, store_path: str, sweep_id: int) -> None:
@@ -445,6 +454,7 @@ class SweepLock:
                 stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
                 # a hostname that is not UTF-8 comes back from Python with surrogates
                 line = f"{os.getpid()} {socket.gethostname()} {stamp}\n"
+                _refuse_unsafe_lock_file(fd, self.path, where)  # once more, just before
                 os.ftruncate(fd, 0)
                 os.write(fd, line.encode(errors="backslashreplace"))
         except BaseException as err:  # release the lock: a retry must not meet our own pid
@@ -485,13 +495,21 @@ def _lock_mode(store_path: str) -> int:
         return 0o644
 
 
+#: ``open`` flag that refuses a symbolic link as the last part of the path (POSIX; 0 on Windows)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: and one that keeps opening a FIFO planted there from waiting for a writer (then refused)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
 def _open_lock_file(path: str, mode: int, where: str) -> tuple[int, bool]:
     """Open (or create, with ``mode`` whatever the umask) the lock file: ``(fd, writable)``.
 
     An existing lock file this process may not write (another user's) is opened read-only:
-    ``flock`` needs no write access, only the holder line is then not written."""
+    ``flock`` needs no write access, only the holder line is then not written. A symbolic
+    link is never followed (``O_NOFOLLOW``), and a file that is no regular file, or has a
+    second name (a hard link), is refused: see :func:`_refuse_unsafe_lock_file`."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
     except FileExistsError:
         pass
     except OSError as err:
@@ -503,20 +521,57 @@ def _open_lock_file(path: str, mode: int, where: str) -> tuple[int, bool]:
             pass
         return fd, True
     try:
-        return os.open(path, os.O_RDWR), True
-    except FileNotFoundError:  # its holder deleted it as it released it (or a dangling link)
+        fd, writable = os.open(path, os.O_RDWR | _NOFOLLOW | _NONBLOCK), True
+    except FileNotFoundError:  # its holder deleted it as it released it
         try:
-            return os.open(path, os.O_RDWR | os.O_CREAT, mode), True
+            # a dangling symbolic link is not followed (and so not made a file) either
+            fd, writable = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, mode), True
         except OSError as err:
+            _refuse_link(path, where, err)
             raise StoreError(f"{where}: cannot create {path}: {err.strerror or err}") from None
     except PermissionError:
-        pass
+        try:
+            fd, writable = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK), False
+        except OSError as err:
+            _refuse_link(path, where, err)
+            raise StoreError(f"{where}: cannot open {path}: {err.strerror or err}") from None
     except OSError as err:
+        _refuse_link(path, where, err)
         raise StoreError(f"{where}: cannot open {path}: {err.strerror or err}") from None
     try:
-        return os.open(path, os.O_RDONLY), False
+        _refuse_unsafe_lock_file(fd, path, where)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, writable
+
+
+def _refuse_link(path: str, where: str, err: OSError) -> None:
+    """Raise :class:`StoreError` saying that ``path`` is a symbolic link, where that is why
+    opening it with ``O_NOFOLLOW`` failed (``ELOOP``; ``EMLINK`` on FreeBSD); else nothing."""
+    if err.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+        raise StoreError(f"{where}: {path} is a symbolic link, not a lock file: refused (a "
+                         "link there would have the lock overwrite the file it names; remove "
+                         "it if no one should have put it there)") from None
+
+
+def _refuse_unsafe_lock_file(fd: int, path: str, where: str) -> None:
+    """Raise :class:`StoreError` unless the open lock file ``fd`` (at ``path``) is a regular
+    file with no other name: a device, a FIFO or a hard link to another file (one another
+    user of a shared store folder could plant) is not truncated for the holder line. A
+    file with no name left (its holder deleted it as it released it) passes: the caller
+    finds that and opens the path anew."""
+    try:
+        info = os.fstat(fd)
     except OSError as err:
         raise StoreError(f"{where}: cannot open {path}: {err.strerror or err}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise StoreError(f"{where}: {path} is not a regular file, not a lock file: refused "
+                         "(remove it if no one should have put it there)")
+    if info.st_nlink > 1:
+        raise StoreError(f"{where}: {path} is a hard link (a file with {info.st_nlink} names), "
+                         "not a lock file: refused (the lock would overwrite the file it "
+                         "shares; remove this name if no one should have put it there)")
 
 
 def _lock_or_holder(fd: int, where: str) -> str | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,7 +38,17 @@ from torch import Tensor
 from ..._files import write_atomically
 from .. import rule as rules
 from ..capabilities import DRIVER_FLAGS
-from .build import BuildFailed, CompilerUnavailable, cache_dir, compiler, load
+from .build import (
+    BuildFailed,
+    CompilerUnavailable,
+    _distrusted,
+    _make_private,
+    _untrusted_folder,
+    cache_dir,
+    compiler,
+    load,
+    untrusted,
+)
 from .codegen import CHUNK, Unsupported, to_c, trace_rule
 
 __all__ = ["Layout", "Kernel", "Launch", "kernel", "Unsupported", "StateNotReady", "CompilerUnavailable",
@@ -239,11 +250,23 @@ def _sources_dir() -> Path:
 
 
 def _cached_source(identity: str | None) -> tuple[str, int] | None:
-    """The kept ``(C source, scalar outputs)`` of a kernel, or None (then it is traced)."""
+    """The kept ``(C source, scalar outputs)`` of a kernel, or None (then it is traced).
+
+    A kept source is compiled and loaded as it is, so one that another user could have
+    written (:func:`~optimlab.optim.kernels.build.untrusted`: the file, its folder or the
+    cache folder above it not this user's alone) is not read: a warning says so once."""
     if identity is None:
         return None
+    folder = _sources_dir()
+    path = folder / f"{identity}.json"
+    if not os.path.lexists(path):  # nothing kept (a link counts, to be refused)
+        return None
+    reason = _untrusted_folder(folder) or untrusted(path)
+    if reason is not None:
+        _distrusted(reason)
+        return None
     try:
-        kept = json.loads((_sources_dir() / f"{identity}.json").read_text())
+        kept = json.loads(path.read_text())
         return str(kept["source"]), int(kept["n_scalar_out"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -255,7 +278,11 @@ def _keep_source(identity: str | None, source: str, n_scalar_out: int) -> None:
         return
     folder = _sources_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_private(folder)
+        reason = _untrusted_folder(folder)
+        if reason is not None:  # not read back either: kept for no one
+            _distrusted(reason)
+            return
         write_atomically(folder / f"{identity}.json",
                          json.dumps({"source": source, "n_scalar_out": n_scalar_out}),
                          prefix=f"{identity}.")

@@ -17,6 +17,15 @@ process or two processes building the same kernel (containers sharing the cache 
 same process id) never leave a half-written library or remove each other's files. A cached
 library that does not load (truncated by a full disk, say) is removed and built once more.
 Where the cache folder cannot be written, a per-process temporary folder is used instead.
+
+A cache is used only where the current user owns it and no one else can write it
+(:func:`untrusted`): whoever can write a cache folder can have every process that uses it
+compile and load code of theirs. Its folders are created private (mode 0o700); a folder
+or a cached file that belongs to another user, or that its group or others may write, is
+not used: the process builds in a private temporary folder of its own instead and says
+so once (:class:`UntrustedCacheWarning`). (The cache folder above ``kernels`` may be its
+group's to write, as a umask of 0o002 leaves it, but not everyone's.) So a cache folder is
+not shared between users.
 """
 
 from __future__ import annotations
@@ -29,14 +38,17 @@ import os
 import platform
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
+import warnings
 from pathlib import Path
 
 from ..._cpuinfo import first_processor
 
 __all__ = ["CompilerUnavailable", "BuildFailed", "compiler", "command", "cpu_flag", "flag_sets",
-           "cpu_identity", "cache_key", "cache_root", "cache_dir", "load"]
+           "cpu_identity", "cache_key", "cache_root", "cache_dir", "load", "untrusted",
+           "UntrustedCacheWarning"]
 
 #: the flags of the best build (:func:`flag_sets` lists those tried, this one first).
 #: ``-fno-math-errno`` lets sqrt vectorize; no ``-ffast-math``: NaN and inf keep their meaning.
@@ -242,9 +254,101 @@ def _fallback_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="optimlab-kernels-"))
 
 
-def _writable(folder: Path) -> Path:
+class UntrustedCacheWarning(UserWarning):
+    """A cache folder or file that another user could have written (another user's, or
+    writable by its group or others) is not used: kernels are built in a private temporary
+    folder of the process instead (see :func:`untrusted`). Said once per folder or file."""
+
+
+def untrusted(path: Path, folder: bool = False) -> str | None:
+    """Why the cached file (or, with ``folder``, the cache folder) at ``path`` may not be
+    used, or None where it may: it must belong to this process's user (``os.getuid()``) and
+    be writable by no one else (no group or other write bit), and a file must be a regular
+    file of its own, not a symbolic link. Whoever could write it could have this process
+    compile or load code of theirs. A folder's symbolic link is followed (the folder it
+    names is checked). Always None where there are no user ids (Windows)."""
+    return _untrusted(path, folder, 0o022)
+
+
+def _untrusted(path: Path, folder: bool, writers: int) -> str | None:
+    """:func:`untrusted`, with the write bits (of ``0o022``) that refuse ``path``."""
+    if not hasattr(os, "getuid"):  # pragma: no cover - Windows
+        return None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        info = os.stat(path) if folder else os.lstat(path)
+    except OSError as error:
+        return f"{path} cannot be examined: {error.strerror or error}"
+    if folder and not stat.S_ISDIR(info.st_mode):
+        return f"{path} is not a folder"
+    if not folder and stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link"
+    if not folder and not stat.S_ISREG(info.st_mode):
+        return f"{path} is not a regular file"
+    if info.st_uid != os.getuid():
+        return f"{path} belongs to another user (user id {info.st_uid}, not {os.getuid()})"
+    if info.st_mode & writers:
+        return (f"{path} can be written by users other than its owner "
+                f"(mode {oct(stat.S_IMODE(info.st_mode))})")
+    return None
+
+
+def _untrusted_folder(folder: Path) -> str | None:
+    """:func:`untrusted` for a folder of the cache (``kernels``, ``kernel-sources``), and in
+    part for the cache folder above it (:func:`cache_root`), whose writers could put a
+    folder of theirs in the other's place: that one must be this user's and not writable
+    by all. Its group may write it: other parts of optimlab (the command line's catalog,
+    the step costs) create it as the umask says, 0o775 under the common 0o002, and a folder
+    of the group's put in place of ``kernels`` is not this user's, so refused."""
+    return untrusted(folder, folder=True) or _untrusted(folder.parent, True, 0o002)
+
+
+#: what :func:`_distrusted` has said in this process (each said once)
+_SAID: set[str] = set()
+
+
+def _distrusted(reason: str) -> None:
+    """Warn, once per process for each ``reason``, that a cache folder or file is not used
+    because of it. Where warnings are errors, the raised warning is dropped: the private
+    folder is a safe way on, and a step must not stop half done (as with the warning that
+    the fused path is unavailable)."""
+    if reason in _SAID:
+        return
+    _SAID.add(reason)
+    try:
+        warnings.warn(f"optimlab does not use its kernel cache there: {reason}; another user "
+                      "could have put code there for this process to run. Kernels are built "
+                      "in a private temporary folder instead (said once per process). A cache "
+                      "is used only where it belongs to you and no one else can write it "
+                      "(chmod go-w; or set OPTIMLAB_CACHE to a folder of your own)",
+                      UntrustedCacheWarning, stacklevel=3)
+    except Warning:
+        pass
+
+
+def _make_private(folder: Path) -> None:
+    """Create ``folder`` and any missing folder above it with mode 0o700 (``mkdir -p`` would
+    give the ones above the umask's mode: 0o775 under a umask of 0o002)."""
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except FileNotFoundError:
+        if folder.parent == folder:
+            raise
+        _make_private(folder.parent)
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
+def _writable(folder: Path) -> Path:
+    """``folder`` where it can be written and may be trusted (:func:`_untrusted_folder`),
+    else this process's own temporary folder (after a warning where it may not be)."""
+    try:
+        _make_private(folder)
+    except OSError:
+        return _fallback_dir()
+    reason = _untrusted_folder(folder)
+    if reason is not None:
+        _distrusted(reason)
+        return _fallback_dir()
+    try:
         handle, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)  # unique, as in load()
         os.close(handle)
         os.unlink(probe)
@@ -280,7 +384,7 @@ def load(source: str, symbol: str = "optimlab_step"):
     key = next((key for _, key in candidates if key in _LOADED), None)
     if key is None:
         folder = _writable(cache_dir())
-        flags, key = _build_first(source, folder, candidates, compiler_id)
+        flags, key, folder = _build_first(source, folder, candidates, compiler_id)
         target = folder / f"step-{key}.so"
         try:
             library = _open(target, symbol)
@@ -303,15 +407,22 @@ def load(source: str, symbol: str = "optimlab_step"):
 
 
 def _build_first(source: str, folder: Path, candidates: list[tuple[tuple[str, ...], str]],
-                 compiler_id: tuple) -> tuple[tuple[str, ...], str]:
+                 compiler_id: tuple) -> tuple[tuple[str, ...], str, Path]:
     """The first of ``candidates`` (flags and cache key) that is cached in ``folder`` or
-    that the compiler builds there; returns it. Raises the last set's :class:`BuildFailed`
-    if none builds (the plainest flags: the source's own trouble), or any other failure at
-    once."""
+    that the compiler builds there; returns it and the folder its library is in. A cached
+    library that may not be trusted (:func:`untrusted`) is not used: the process's own
+    temporary folder takes the place of ``folder``. Raises the last set's
+    :class:`BuildFailed` if none builds (the plainest flags: the source's own trouble), or
+    any other failure at once."""
     rejected: list[tuple[str, ...]] = []
     last = BuildFailed("no flags left to build a fused optimizer kernel with")
     for flags, key in candidates:
         target = folder / f"step-{key}.so"
+        reason = untrusted(target) if target.exists() else None
+        if reason is not None:
+            _distrusted(reason)
+            folder = _fallback_dir()
+            target = folder / target.name
         if not target.exists():
             try:
                 _build(source, folder, target, flags)
@@ -320,12 +431,13 @@ def _build_first(source: str, folder: Path, candidates: list[tuple[tuple[str, ..
                 last = error
                 continue
         _UNUSABLE.update((compiler_id, bad) for bad in rejected)
-        return flags, key
+        return flags, key, folder
     raise BuildFailed(*last.args) from last
 
 
 def _open(path: Path, symbol: str) -> ctypes.CDLL:
-    """The library at ``path``, once it is known to have ``symbol`` (else AttributeError)."""
+    """The library at ``path``, once it is known to have ``symbol`` (else AttributeError).
+    A cached one was checked (:func:`untrusted`) by :func:`_build_first`."""
     library = ctypes.CDLL(str(path))
     getattr(library, symbol)
     return library
@@ -337,8 +449,9 @@ def _build(source: str, folder: Path, target: Path, flags: tuple[str, ...]) -> N
 
     The source and the library are written in a folder of this build's own (``mkdtemp``: a
     name no other process has, where a process id repeats in the next container that shares
-    the cache) and the folder is removed afterwards; the linker creates the library there
-    with the usual permissions, so other users of a shared cache can load it.
+    the cache) and the folder is removed afterwards. The library keeps the permissions the
+    linker gives it less the group's and others' write bits (a umask of 0o002 left them),
+    which :func:`untrusted` would refuse.
     """
     cc = command()
     try:
@@ -355,6 +468,7 @@ def _build(source: str, folder: Path, target: Path, flags: tuple[str, ...]) -> N
             raise _Rejected(
                 f"{shlex.join(cc)} could not build a fused optimizer kernel with {' '.join(flags)} "
                 f"(pass fused=False to avoid it):\n{out.stderr.strip()[-2000:]}")
+        os.chmod(built, stat.S_IMODE(os.stat(built).st_mode) & ~0o022)
         try:
             os.replace(built, target)
         except OSError:
