@@ -122,9 +122,13 @@ class Node:
         return f"Node({getattr(self.fn, '__name__', self.fn)})"
 
 
-def _foreach(name: str, kwargs: tuple = ()) -> Callable:
-    """The in-place multi-tensor form of an operation, taking the keyword arguments named."""
-    fn = getattr(torch, f"_foreach_{name}_")
+def _foreach(name: str, kwargs: tuple = ()) -> Callable | None:
+    """The in-place multi-tensor form of an operation, taking the keyword arguments named;
+    None where this torch has none (``_foreach_rsqrt_`` came after torch 2.4): the operation
+    then runs on the flat buffers, as any operation without a list form does."""
+    fn = getattr(torch, f"_foreach_{name}_", None)
+    if fn is None:
+        return None
 
     def run(dest: list, *rest: Any, **kw: Any) -> None:
         fn(dest, *rest, **kw)
@@ -134,7 +138,7 @@ def _foreach(name: str, kwargs: tuple = ()) -> Callable:
 
 #: torch functions whose in-place ``foreach`` form computes exactly what they compute, with
 #: the first argument as the destination (each list element runs the same kernel)
-FOREACH: dict[Callable, Callable] = {
+FOREACH: dict[Callable, Callable] = {fn: form for fn, form in {
     torch.add: _foreach("add", ("alpha",)), torch.sub: _foreach("sub", ("alpha",)),
     torch.mul: _foreach("mul"), torch.div: _foreach("div"), torch.lerp: _foreach("lerp"),
     torch.addcmul: _foreach("addcmul", ("value",)), torch.addcdiv: _foreach("addcdiv", ("value",)),
@@ -143,7 +147,7 @@ FOREACH: dict[Callable, Callable] = {
     torch.abs: _foreach("abs"), torch.sign: _foreach("sign"), torch.neg: _foreach("neg"),
     torch.reciprocal: _foreach("reciprocal"), torch.exp: _foreach("exp"),
     torch.log: _foreach("log"),
-}
+}.items() if form is not None}
 
 
 def _foreachable(node: Node) -> bool:

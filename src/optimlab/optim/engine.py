@@ -986,10 +986,11 @@ def _bump_versions(tensors: Sequence[Tensor]) -> None:
     operation does (its version counter): a graph that saved a parameter before the step
     then refuses to backward through it ("modified by an inplace operation"), as with
     ``torch.optim``, instead of using the new values silently. The kernel writes through raw
-    addresses, which autograd cannot see. (torch before 2.5 takes one tensor at a time.)"""
+    addresses, which autograd cannot see. (torch before 2.5 takes one tensor at a time, and
+    says so with a RuntimeError.)"""
     try:
         torch.autograd.graph.increment_version(tensors)
-    except TypeError:
+    except (TypeError, RuntimeError):
         for t in tensors:
             torch.autograd.graph.increment_version(t)
 
