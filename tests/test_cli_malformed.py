@@ -342,7 +342,7 @@ CASES: dict[str, list[tuple[str | list[str], str | None]]] = {
     ],
 }
 
-TOP_LEVEL = [("", "required"), ("nope", "invalid choice"), ("--version", None)]
+TOP_LEVEL = [("", "required"), ("nope", "invalid choice")]
 GENERIC = [("{cmd} --definitely-not-a-flag", None),
            ("{cmd} --steps=", None)]
 

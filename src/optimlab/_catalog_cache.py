@@ -36,17 +36,16 @@ SOURCES = ("optim", "landscapes", "__init__.py", "_catalog_cache.py", "_table.py
 
 
 def cache_dir() -> Path:
-    """``$OPTIMLAB_CACHE_DIR``, else ``$OPTIMLAB_CACHE/cli`` (the folder the fused kernels'
-    cache uses too), else ``$XDG_CACHE_HOME/optimlab/cli``, else
-    ``~/.cache/optimlab/cli``."""
-    env = os.environ
-    if env.get("OPTIMLAB_CACHE_DIR"):
-        return Path(env["OPTIMLAB_CACHE_DIR"])
-    if env.get("OPTIMLAB_CACHE"):
-        return Path(env["OPTIMLAB_CACHE"]) / "cli"
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]) / "optimlab" / "cli"
-    return Path.home() / ".cache" / "optimlab" / "cli"
+    """``$OPTIMLAB_CACHE_DIR`` (a leading ``~`` expanded), else ``cli`` in optimlab's cache
+    folder (:func:`optimlab._env.cache_root`, which the fused kernels' cache uses too:
+    ``$OPTIMLAB_CACHE``, else an absolute ``$XDG_CACHE_HOME``'s ``optimlab``, else
+    ``~/.cache/optimlab``). Raises :class:`RuntimeError` where there is no home folder to
+    put it in (:func:`load` and :func:`save` then do without the cache)."""
+    from ._env import cache_root
+
+    if os.environ.get("OPTIMLAB_CACHE_DIR"):
+        return Path(os.path.expanduser(os.environ["OPTIMLAB_CACHE_DIR"]))
+    return cache_root() / "cli"
 
 
 def cache_file() -> Path:

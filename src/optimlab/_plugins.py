@@ -13,7 +13,8 @@ the registry registers under that name, or a function of no arguments, which the
 calls and which registers what it likes (``optimlab.register(..., year=..., paper=...)``).
 The registry loads them the first time it lists its names or is asked for a name it does
 not know (:mod:`optimlab.optim.registry`); one that fails is reported in a warning and left
-out. Setting :data:`DISABLE` in the environment loads none.
+out. :data:`DISABLE` set on in the environment (``1``, ``true``, ``yes``, ``on``:
+:func:`optimlab._env.flag`) loads none.
 
 Standard library only, and nothing is imported until asked: the command line reads
 :func:`entry_points` to know whether its catalog cache (which holds the built-ins alone) can
@@ -28,7 +29,9 @@ GROUP = "optimlab.optimizers"
 """The entry-point group optimlab reads."""
 
 DISABLE = "OPTIMLAB_DISABLE_PLUGINS"
-"""An environment variable: set to anything but the empty string, no plugin is loaded."""
+"""An environment variable: on (``1``, ``true``, ``yes``, ``on``, in any case), no plugin is
+loaded; unset, empty or off (``0``, ``false``, ``no``, ``off``), plugins load; any other
+value is on, with a warning (:func:`optimlab._env.flag`)."""
 
 
 class PluginWarning(UserWarning):
@@ -39,11 +42,13 @@ class PluginWarning(UserWarning):
 def entry_points() -> list:
     """The :class:`importlib.metadata.EntryPoint` objects of :data:`GROUP` from the installed
     distributions, sorted by name (then value, so the order never depends on the path), or
-    none while :data:`DISABLE` is set. Nothing is loaded (a few tens of milliseconds with a
+    none while :data:`DISABLE` is on. Nothing is loaded (a few tens of milliseconds with a
     hundred distributions installed). A distribution whose entry points cannot be read (a
     damaged ``entry_points.txt``) is left out, with a :class:`PluginWarning` naming it once
     per process; the others are read one by one then."""
-    if os.environ.get(DISABLE):
+    from ._env import flag
+
+    if flag(DISABLE, False):
         return []
     from importlib.metadata import entry_points as installed
 

@@ -59,7 +59,16 @@ is an error naming the ``--db`` to add.
 Output paths: a path that is an existing folder, or ends with ``/``, gets a named file
 inside it (``race-rosenbrock.png``, ``profile.png``...); the folder a file or report goes
 to must exist (a report folder itself is created) and be writable, checked before any work;
-the path printed after ``wrote`` is the one written.
+the path printed after ``wrote`` is the one written. A FIFO, a device or an open descriptor
+(``/dev/fd/3``, ``/dev/null``) is written as given, in place, never suffixed. ``advise --json
+-`` (or ``/dev/stdout``) writes the JSON alone on standard output, the rest on standard error;
+pictures and report folders refuse ``-``.
+
+Environment: ``OPTIMLAB_DEBUG``, ``CI`` (no progress bars), ``OPTIMLAB_DISABLE_PLUGINS`` and
+``OPTIMLAB_KEEP_FREED_MEMORY`` are on for ``1``, ``true``, ``yes``, ``on`` and off for ``0``,
+``false``, ``no``, ``off`` or empty (:func:`optimlab._env.flag`). Where matplotlib's
+configuration folder cannot be made (a read-only home), ``MPLCONFIGDIR`` is pointed at a
+private temporary folder for the command (:func:`_matplotlib_folder`).
 """
 
 from __future__ import annotations
@@ -77,6 +86,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import _env
 from ._table import count as _count
 from ._table import text_table
 
@@ -465,8 +475,8 @@ _TASK_HELP = (f"a built-in task ({', '.join(TASK_NAMES)}) or package.module:func
               "network), x_train, y_train, x_test, y_test and optionally loss, or a tuple of "
               "those six in that order")
 _DATA_DIR_HELP = ("data folder: the IDX files of mnist and fashion-mnist; the cache mnist1d "
-                  "writes its generated data to (default $OPTIMLAB_CACHE or "
-                  "~/.cache/optimlab); passed as data_dir to a task function of yours")
+                  f"writes its generated data to (default {_env.CACHE_ROOT_TEXT}); passed as "
+                  "data_dir to a task function of yours")
 
 
 def _text(what: str):
@@ -756,18 +766,84 @@ def _figure_suffixes() -> tuple[str, ...]:
     return (".png",) + tuple(f".{kind}" for kind in kinds if kind != "png")
 
 
-def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str]) -> Path:
+#: the path an output flag reads as standard output (``advise --json -``)
+STDOUT = "-"
+
+#: a path naming an open file descriptor: ``/dev/fd/N``, ``/proc/self/fd/N``
+_DESCRIPTOR = re.compile(r"/(?:dev/fd|proc/(self|thread-self|\d+)/fd)/(\d+)")
+
+
+def _descriptor(path: str | os.PathLike) -> int | None:
+    """The file descriptor of this process that ``path`` names, its symbolic links followed
+    one at a time (``/dev/stdout`` -> ``/proc/self/fd/1``: 1; ``/dev/fd/63``, a shell's
+    ``>(...)``: 63), or None: a path of another kind, or another process's descriptor."""
+    current = os.path.abspath(path)
+    for _ in range(40):  # a loop of links ends here
+        match = _DESCRIPTOR.fullmatch(current)
+        if match:
+            pid = match[1]
+            return int(match[2]) if pid is None or not pid.isdigit() \
+                or int(pid) == os.getpid() else None
+        try:
+            target = os.readlink(current)
+        except (OSError, ValueError):  # not a link, or nothing there
+            return None
+        current = os.path.normpath(os.path.join(os.path.dirname(current), target))
+    return None
+
+
+def to_stdout(text: str) -> bool:
+    """Whether an output flag's ``text`` names standard output: ``-``, or a path naming
+    descriptor 1 (``/dev/stdout``, ``/dev/fd/1``)."""
+    return text == STDOUT or ("\0" not in text and _descriptor(text) == 1)
+
+
+def _special_file(path: Path) -> bool:
+    """Whether ``path`` is written in place, as given, never suffixed nor replaced by a
+    renamed file: an open descriptor of this process (``/dev/stderr``, ``/dev/fd/3``), or
+    an existing file that is neither a regular file nor a folder (a FIFO, a character
+    device such as ``/dev/null``)."""
+    import stat
+
+    if _descriptor(path) is not None:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str],
+             in_place: bool = True) -> Path:
     """The file a flag such as ``--out`` writes.
 
     ``text`` that is an existing folder, or ends with a path separator, gets
     ``<text>/<stem><suffixes[0]>`` inside it (a new folder ending with a separator is
     created, in a folder that exists, as ``report --out`` creates its own); otherwise
-    ``text`` is the file, with ``suffixes[0]`` added when it has no suffix. Raises
-    :class:`CLIError` for a folder whose parent does not exist (or is a file), a folder in
-    which no file can be made (checked up front, so that no work is lost to it), a suffix
-    not in ``suffixes``, or a name that is only a suffix (``.png``).
+    ``text`` is the file, with ``suffixes[0]`` added when it has no suffix. A FIFO, a
+    device or an open descriptor (:func:`_special_file`: ``/dev/fd/3``, ``/dev/null``) is
+    the file as given, written in place (:func:`_write_text`, :func:`_save_picture`); with
+    ``in_place`` False (an output that writes more than one file) it is refused. Standard
+    output (``-``, ``/dev/stdout``: :func:`to_stdout`) is refused: the command's own
+    output goes there (a caller that can send a text output there checks it first). Raises
+    :class:`CLIError` for these, a folder whose parent does not exist (or is a file), a
+    folder in which no file can be made (checked up front, so that no work is lost to it),
+    a suffix not in ``suffixes``, or a name that is only a suffix (``.png``).
     """
     path = Path(_no_nul(text, flag))
+    if to_stdout(text):
+        raise CLIError(f"{flag} {text}: {flag} does not write to standard output (the "
+                       f"command prints its own output there); pass a file such as "
+                       f"{stem}{suffixes[0]} (./- for a file named -)")
+    if _special_file(path):
+        if not in_place:
+            raise CLIError(f"cannot write {flag} {text}: it is not a regular file, and {flag} "
+                           "writes files of its own; pass a file or a folder")
+        if not os.access(path, os.W_OK):
+            raise CLIError(f"cannot write {flag} {text}: " + (
+                "it is not writable" if os.path.exists(path) else "no such open descriptor"))
+        return path
     if text.endswith(_SEPARATORS) or path.is_dir():
         if not path.is_dir():
             if not path.exists() and not path.absolute().parent.is_dir():
@@ -816,6 +892,9 @@ def out_folder(text: str, flag: str, what: str) -> Path:
     named like a file the command writes (``demo --out fig.png`` made a folder ``fig.png``
     holding the picture)."""
     path = Path(_no_nul(text, flag))
+    if text == STDOUT:
+        raise CLIError(f"{flag} takes a folder ({what} is written inside it), not standard "
+                       "output (-): pass a folder (./- for a folder named -)")
     if not path.exists() and path.suffix.lower() in _FILE_SUFFIXES:
         raise CLIError(f"{flag} takes a folder ({what} is written inside it), and {text} is "
                        f"named as a {path.suffix} file: pass a folder")
@@ -835,6 +914,37 @@ def out_folder(text: str, flag: str, what: str) -> Path:
                        "(create it first)")
     _check_writable(path if path.exists() else parent, f"{what} to {text}")
     return path
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write the text output ``path`` (from :func:`out_file`): a FIFO, a device or an open
+    descriptor (:func:`_special_file`) in place, appended to (``/dev/stderr`` redirected
+    to a file keeps what is there); a file whole or not at all (a full disk or an interrupt
+    keeps the file that was there)."""
+    if _special_file(path):
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(text)
+        return
+    from ._files import NEW_FILE, write_atomically
+
+    write_atomically(path, text, mode=NEW_FILE)
+
+
+def _save_picture(figure, path: Path, **kwargs) -> None:
+    """Save ``figure`` to the picture ``path`` (from :func:`out_file`) with ``savefig``'s
+    ``kwargs``: a FIFO, a device or an open descriptor in place (in the format its suffix
+    names, else PNG: ``/dev/fd/63``), a file whole or not at all
+    (:func:`optimlab._files.save_figure`)."""
+    if _special_file(path):
+        kind = path.suffix[1:].lower()
+        if kind not in figure.canvas.get_supported_filetypes():
+            kind = "png"
+        with open(path, "ab") as out:
+            figure.savefig(out, format=kind, **kwargs)
+        return
+    from ._files import save_figure
+
+    save_figure(figure, path, **kwargs)
 
 
 def _check_writable(folder: Path, what: str) -> None:
@@ -940,7 +1050,7 @@ def run_race(args: argparse.Namespace) -> str:
             pictures[flag] = out_file(value, flag, f"{stem}-{landscape.name}",
                                       _figure_suffixes())
     gif = None if args.gif is None else out_file(args.gif, "--gif", f"race-{landscape.name}",
-                                                 (".gif", ".mp4"))
+                                                 (".gif", ".mp4"), in_place=False)
     _distinct_outputs({**pictures, **({"--gif": gif} if gif is not None else {})})
     spec = {name: {**hparams.get(name, {}), **({"lr": lrs[name]} if name in lrs else {})}
             for name in names}
@@ -958,11 +1068,10 @@ def run_race(args: argparse.Namespace) -> str:
              result.table()]
 
     def save(figure, path):
-        from ._files import save_figure
         from .landscapes.plots import plt_close
 
         try:  # whole or not at all: a failed or interrupted save keeps the file that was there
-            save_figure(figure, path, dpi=110, bbox_inches="tight")
+            _save_picture(figure, path, dpi=110, bbox_inches="tight")
         finally:
             plt_close(figure)
         return [path]
@@ -1874,7 +1983,23 @@ def _budget(text: str | None) -> tuple[int | None, float | None]:
 
 
 def run_advise(args: argparse.Namespace) -> str:
-    """``optimlab advise``: which optimizer and learning rate for a task, with evidence."""
+    """``optimlab advise``: which optimizer and learning rate for a task, with evidence.
+
+    With ``--json -`` (or ``/dev/stdout``: :func:`to_stdout`) the JSON answer alone is the
+    command's standard output, for a pipe (``| python -m json.tool``): what it prints
+    there otherwise (the answer in words, the table, the ``wrote`` lines) goes to standard
+    error."""
+    if args.json is None or not to_stdout(args.json):
+        return _advise(args, json_to_stdout=False)
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):  # anything printed on the way: stderr
+        return _advise(args, json_to_stdout=True)
+
+
+def _advise(args: argparse.Namespace, json_to_stdout: bool) -> str:
+    """:func:`run_advise`'s work: the text to print, or with ``json_to_stdout`` the JSON
+    answer, the text printed (to ``sys.stdout``, which the caller points at stderr)."""
     from .bench.advisor import DEFAULT_CANDIDATES, advise_task, candidates
     from .bench.executors import GroupsLost
     from .bench.report import quoted_error
@@ -1892,7 +2017,8 @@ def run_advise(args: argparse.Namespace) -> str:
     out = out_folder(args.out, "--out", "the report")
     # a folder (or a path ending with /) gets advice.json inside, as every --out does
     # (checked writable here, before the training, not after it)
-    json_path = None if args.json is None else out_file(args.json, "--json", "advice", (".json",))
+    json_path = None if args.json is None or json_to_stdout else \
+        out_file(args.json, "--json", "advice", (".json",))
     db = db_path(args.db)
     task = _task_with_model(args)
     one_by_one = _one_by_one(task, args.model)
@@ -1998,14 +2124,13 @@ def run_advise(args: argparse.Namespace) -> str:
         f"stored in {_masked(db)} (sweeps {', '.join(map(str, advice.sweep_ids))}; the answer: sweep "
         f"{advice.answer_sweep_id})",
     ]
-    from ._files import NEW_FILE, write_atomically
     from .bench.advice_report import advice_json, write_advice_report
 
     try:
         written = write_advice_report(advice, store, out)
         if json_path is not None:
             # whole or not at all: a full disk or an interrupt keeps the file that was there
-            write_atomically(json_path, advice_json(advice), mode=NEW_FILE)
+            _write_text(json_path, advice_json(advice))
     except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
         raise
     except OSError as err:
@@ -2016,6 +2141,9 @@ def run_advise(args: argparse.Namespace) -> str:
     lines += [f"wrote {_path_shown(path)}" for path in written.values()]
     if json_path is not None:
         lines.append(f"wrote {_path_shown(json_path)}")
+    if json_to_stdout:
+        print(_printable("\n".join(lines)), flush=True)  # to stderr (run_advise)
+        return advice_json(advice)
     return "\n".join(lines)
 
 
@@ -2047,12 +2175,14 @@ def _batch(text: str) -> int | None:
 
 
 def _live() -> bool:
-    """Whether progress is shown: stderr is a terminal and ``CI`` is not set."""
+    """Whether progress is shown: stderr is a terminal and ``CI`` is not on (unset, empty,
+    ``0``, ``false``, ``no`` or ``off``: :func:`optimlab._env.flag`; any other value, as CI
+    services set it, ``true`` or ``woodpecker``, is on)."""
     try:
         tty = sys.stderr.isatty()
     except (AttributeError, ValueError):  # replaced, or closed
         tty = False
-    return tty and not os.environ.get("CI")
+    return tty and not _env.flag("CI", False, warn=False)
 
 
 def _say(text: str) -> None:
@@ -2063,7 +2193,7 @@ def _say(text: str) -> None:
 
 class _progress:
     """A tqdm progress bar on stderr: training steps done, steps/s, time left, and runs done
-    (silent when stderr is not a terminal or ``CI`` is set).
+    (silent when stderr is not a terminal or ``CI`` is on: :func:`_live`).
 
     ``groups`` lists, in training order, each training call's steps and the runs that end
     with it: ``(steps, runs of the optimizer)`` for a population, ``(steps, 1)`` per run
@@ -2228,12 +2358,11 @@ def run_profile(args: argparse.Namespace) -> str:
     profile = build_profile(store, args.sweep_ids)
     text = profile.table()
     if out is not None:
-        from ._files import save_figure
         from .landscapes.plots import plt_close
 
         fig = profile.plot()
         try:  # whole or not at all: a failed save keeps the previous profile
-            save_figure(fig, out, dpi=110, bbox_inches="tight")
+            _save_picture(fig, out, dpi=110, bbox_inches="tight")
         except BrokenPipeError:  # the output's reader has gone, not the folder (see main)
             raise
         except OSError as err:
@@ -2382,8 +2511,12 @@ _EXTEND_HELP = ("with a given --lrs grid, train two more rates past the edge an 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``optimlab`` argument parser, one subparser per command."""
+    from . import __version__
+
     parser = _Parser(prog="optimlab", description=(
         "Gradient-based optimizers you can use, see, trust and choose."))
+    parser.add_argument("--version", action="version", version=f"optimlab {__version__}",
+                        help="print optimlab's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="what to do (`optimlab COMMAND --help` for its options)")
 
@@ -2538,7 +2671,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. 20000) or seconds (e.g. 90s); default: its full plan")
     p.add_argument("--seeds", type=_whole(1), default=3,
                    help="seeds of the final rung (default 3)")
-    p.add_argument("--json", help="write the answer as JSON to this file")
+    p.add_argument("--json", help="write the answer as JSON to this file (- for standard "
+                   "output, the rest of the output then on standard error)")
     _add_executor_arguments(p)
     p.add_argument("--out", default=ADVICE_DIR,
                    help=f"folder for the HTML report and its pictures (default {ADVICE_DIR})")
@@ -2772,7 +2906,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if isinstance(err, _user_errors()):
             _tell(f"optimlab: error: {_one_line(err)}")
             return 2
-        if os.environ.get("OPTIMLAB_DEBUG"):
+        with warnings.catch_warnings():  # a value it does not know: one warning line
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            debug = _env.flag("OPTIMLAB_DEBUG", False)
+        if debug:
             raise
         _tell(f"optimlab: internal error: {type(err).__name__}: {_one_line(err)} (please "
               "report it; OPTIMLAB_DEBUG=1 shows the traceback)")
@@ -2890,9 +3027,56 @@ def entry() -> None:
         _tell("optimlab: error: standard output is closed; redirect it to /dev/null to "
               "discard it")
         sys.exit(2)
+    _matplotlib_folder()
     code = main()
     gc.freeze()
     sys.exit(code)
+
+
+def _matplotlib_folder() -> None:
+    """Where ``MPLCONFIGDIR`` is not set and matplotlib's configuration folder cannot be
+    created or written (a read-only home folder, ``$HOME`` under a file, no home at all),
+    set it to a private temporary folder, removed at exit: matplotlib would otherwise say
+    so in two warning lines on stderr (``mkdir -p failed``, ``Matplotlib created a
+    temporary cache directory``) for any command that draws, and make such a folder itself.
+    The folder is the one matplotlib computes (``$XDG_CONFIG_HOME/matplotlib``, else
+    ``~/.config/matplotlib`` on Linux and FreeBSD; ``~/.matplotlib`` elsewhere), checked
+    with :func:`os.access` on it or the nearest folder above it that exists, without
+    importing matplotlib. A configuration folder that works is left alone, even where
+    matplotlib's cache folder does not (its warning then stands: the user's settings are
+    not lost to a temporary folder)."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    try:
+        home: Path | None = Path.home()
+    except (RuntimeError, KeyError, OSError):  # no $HOME and no passwd entry
+        home = None
+    if sys.platform.startswith(("linux", "freebsd")):
+        base = os.environ.get("XDG_CONFIG_HOME") or (home and home / ".config")
+        folder = None if not base else Path(base) / "matplotlib"
+    else:
+        folder = home and home / ".matplotlib"
+    if folder is not None and _can_make(folder):
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    try:
+        private = tempfile.mkdtemp(prefix="optimlab-matplotlib-")
+    except OSError:  # no writable temporary folder either: matplotlib says what it can
+        return
+    atexit.register(shutil.rmtree, private, True)
+    os.environ["MPLCONFIGDIR"] = private
+
+
+def _can_make(folder: Path) -> bool:
+    """Whether ``folder`` is a folder this process can write, or can be created: the
+    nearest path of it and the folders above it that exists is a folder it may write in."""
+    for above in (folder, *folder.parents):
+        if os.path.exists(above):
+            return os.path.isdir(above) and os.access(above, os.W_OK | os.X_OK)
+    return False
 
 
 def _has_descriptor(stream) -> bool:

@@ -20,7 +20,8 @@ runs under the same allocator, and so does the batched evaluation of any stack o
 (``trainer.population_scores``, a loss landscape's grid). It does nothing where the C
 library is not glibc, where the environment already sets either threshold (the variables
 above, or ``glibc.malloc.mmap_threshold`` or ``glibc.malloc.trim_threshold`` in
-``GLIBC_TUNABLES``), or where ``OPTIMLAB_KEEP_FREED_MEMORY=0``.
+``GLIBC_TUNABLES``), or where ``OPTIMLAB_KEEP_FREED_MEMORY`` is off (``0``, ``false``, ``no``,
+``off`` or empty, in any case: :func:`optimlab._env.flag`; unset, it is on).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import ctypes
 import functools
 import os
 import platform
+
+from .._env import flag
 
 #: Blocks up to this size are served from the heap rather than by ``mmap`` (glibc's own
 #: ceiling for its adaptive threshold on 64-bit systems).
@@ -57,10 +60,9 @@ def keep_freed_memory() -> bool:
 
     Returns whether the thresholds are now set by this module: False where the C library is
     not glibc, the environment sets them itself or opts out with
-    ``OPTIMLAB_KEEP_FREED_MEMORY=0``.
+    ``OPTIMLAB_KEEP_FREED_MEMORY=0`` (or ``false``, ``no``, ``off``: :func:`optimlab._env.flag`).
     """
-    if os.environ.get("OPTIMLAB_KEEP_FREED_MEMORY", "1") == "0" or \
-            _thresholds_set_by_environment():
+    if not flag("OPTIMLAB_KEEP_FREED_MEMORY", True) or _thresholds_set_by_environment():
         return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False

@@ -31,7 +31,8 @@ here:
 
 A step cost is a property of the machine and the model, not of one sweep, so it is
 measured once and kept in a small cache (``step-costs`` in ``$OPTIMLAB_CACHE``, else in
-``$XDG_CACHE_HOME/optimlab`` or ``~/.cache/optimlab``: :func:`cache_dir`, beside the fused
+an absolute ``$XDG_CACHE_HOME``'s ``optimlab`` or ``~/.cache/optimlab``: :func:`cache_dir`,
+:func:`optimlab._env.cache_root`, beside the fused
 kernels' cache; key: the machine, the torch version, a digest of the code a measured step
 runs (:func:`code_fingerprint`), the task, model, batch size and the optimizer with its
 hyperparameters other than the learning rate): every later sweep on this machine reuses it,

@@ -454,9 +454,11 @@ class CacheWarning(UserWarning):
 def _cache_root(data_dir) -> Path:
     if data_dir is not None:
         return Path(data_dir).expanduser()
-    from ..optim.kernels.build import cache_root  # the kernels' and step costs' folder
+    # optimlab's cache folder (optimlab._env.cache_root, ~ expanded), the kernels' and step
+    # costs' too, with the kernels' temporary folder where there is no home
+    from ..optim.kernels.build import cache_root
 
-    return cache_root().expanduser()
+    return cache_root()
 
 
 def _cached_arrays(path: Path, keys: tuple[str, ...],
@@ -1219,11 +1221,12 @@ def get(name: str, data_dir=None, **kwargs) -> Task:
 
     ``data_dir`` is the folder of the IDX files for ``mnist`` and ``fashion-mnist`` (needed
     there; a folder holding both ``x`` and ``x.gz`` is read only if they hold the same
-    data), the cache folder for ``mnist1d`` (default ``$OPTIMLAB_CACHE`` or
-    ``~/.cache/optimlab``), and ignored by the tasks that read no files; a leading ``~`` is
-    expanded. ``kwargs`` go to the task's builder: e.g. ``get("sparse-logreg", seed=1)``,
-    ``get("char-rnn", seq_len=128)``, ``get("mnist1d", disk_cache=False, seed=0)`` (any of
-    mnist1d's dataset arguments; ``num_samples`` a multiple of 10).
+    data), the cache folder for ``mnist1d`` (default ``$OPTIMLAB_CACHE``, else an
+    absolute ``$XDG_CACHE_HOME``'s ``optimlab``, else ``~/.cache/optimlab``), and ignored
+    by the tasks that read no files; a leading ``~`` is expanded. ``kwargs`` go to the
+    task's builder: e.g. ``get("sparse-logreg", seed=1)``, ``get("char-rnn", seq_len=128)``,
+    ``get("mnist1d", disk_cache=False, seed=0)`` (any of mnist1d's dataset arguments;
+    ``num_samples`` a multiple of 10).
 
     A name with a colon, ``"package.module:function"``, imports ``function`` and calls it
     with ``kwargs``, and with ``data_dir=`` when ``data_dir`` is given (``~`` expanded, a

@@ -44,6 +44,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ... import _env
 from ..._cpuinfo import first_processor
 
 __all__ = ["CompilerUnavailable", "BuildFailed", "compiler", "command", "cpu_flag", "flag_sets",
@@ -216,17 +217,14 @@ def cache_key(source: str, flags: tuple[str, ...] | None = None) -> str:
 
 
 def cache_root() -> Path:
-    """optimlab's cache folder: ``$OPTIMLAB_CACHE``, else ``$XDG_CACHE_HOME/optimlab``, else
-    ``~/.cache/optimlab``; where there is no home either (``$HOME`` unset and a user id without
-    a passwd entry, as containers run under an arbitrary id), a temporary folder of this
-    process's (:func:`pathlib.Path.home` raises there, and a step raised with it)."""
-    if os.environ.get("OPTIMLAB_CACHE"):
-        return Path(os.environ["OPTIMLAB_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    if os.path.isabs(xdg):  # the XDG spec: a relative path is ignored
-        return Path(xdg) / "optimlab"
+    """optimlab's cache folder (:func:`optimlab._env.cache_root`: ``$OPTIMLAB_CACHE``, a
+    leading ``~`` expanded, else ``$XDG_CACHE_HOME/optimlab`` for an absolute
+    ``XDG_CACHE_HOME``, else ``~/.cache/optimlab``); where there is no home either (``$HOME``
+    unset and a user id without a passwd entry, as containers run under an arbitrary id), a
+    temporary folder of this process's (:func:`pathlib.Path.home` raises there, and a step
+    raised with it)."""
     try:
-        return Path.home() / ".cache" / "optimlab"
+        return _env.cache_root()
     except (RuntimeError, KeyError, OSError):
         return _fallback_root()
 
