@@ -42,6 +42,8 @@ __all__ = [
     "check_items",
     "check_int",
     "check_state_dict",
+    "saved_name",
+    "takes_saved_name",
     "optimizer_getstate",
     "step_without_global_hooks",
     "scalar_step",
@@ -468,6 +470,47 @@ def check_state_dict(state_dict: Any) -> None:
             for g in groups):
         raise ValueError("not an optimizer state_dict: its 'param_groups' must be a list of "
                          "dicts, each with a 'params' list")
+
+
+def _named_class(cls: type) -> type:
+    """The class whose name a state_dict of a ``cls`` instance carries (:func:`saved_name`)."""
+    mro = cls.__mro__
+    generic = (TorchOptimizer, RuleOptimizer, torch.optim.Optimizer)
+    for index, klass in enumerate(mro):
+        if klass in generic:  # a class of the user's own straight over a base: that class
+            return mro[index - 1] if index else klass
+        module = getattr(klass, "__module__", None) or ""
+        if module.partition(".")[0] == "optimlab" or module.startswith("torch.optim.") \
+                or "init" in vars(klass) or "update" in vars(klass):
+            return klass
+    return cls
+
+
+def saved_name(optimizer: torch.optim.Optimizer) -> str:
+    """The name optimlab's state_dicts give ``optimizer`` (the ``optimizer`` of their
+    ``optimlab`` entry, a wrapper's ``inner_optimizer`` and ``base_optimizer``): the name of
+    the optimizer class it is, not of its type.
+
+    That class is the first in the type's method resolution order that optimlab (or
+    ``torch.optim``) defines, or that defines a rule of its own (``init`` or ``update``):
+    ``"Adam"`` for ``optimlab.Adam``, for a user's ``class MyAdam(optimlab.Adam)`` that keeps
+    Adam's rule, and for what a LightningModule's ``self.optimizers()`` returns over an
+    ``optimlab.Adam`` (an instance of a class ``LightningAdam`` made on the fly, a subclass
+    of both Lightning's wrapper and ``optimlab.Adam``); a user's rule optimizer is named by
+    its own class. So a subclass and its base load each other's state, and Adam's state is
+    still refused by SGD (:func:`takes_saved_name`).
+    """
+    return _named_class(type(optimizer)).__name__
+
+
+def takes_saved_name(optimizer: torch.optim.Optimizer, name: Any) -> bool:
+    """Whether ``optimizer`` loads a state_dict whose ``optimlab`` entry names ``name`` (see
+    :func:`saved_name`): its own saved name, or the name of any class in its type's method
+    resolution order before that one's class, as earlier optimlab versions named a subclass
+    (``"MyAdam"``) or an optimizer seen through Lightning's wrapper (``"LightningAdam"``)."""
+    mro = type(optimizer).__mro__
+    named = _named_class(type(optimizer))
+    return any(klass.__name__ == name for klass in mro[:mro.index(named) + 1])
 
 
 def _unusable(name: str, value: Any, default: Any) -> str | None:
@@ -1378,7 +1421,7 @@ class RuleOptimizer(TorchOptimizer):
                            self._saved_entries(entries, *owners.get(pid, (None, None))), moments)
                        for pid, entries in sd["state"].items()}
         sd["optimlab"] = {
-            "optimizer": type(self).__name__,
+            "optimizer": saved_name(self),
             "skipped_steps": self.skipped_steps,
             # lets a load tell a different model apart even when no state tensor shows it
             "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
@@ -1453,11 +1496,10 @@ class RuleOptimizer(TorchOptimizer):
         check_state_dict(state_dict)
         state_dict = self._kept_codes(state_dict)
         tag = state_dict.get("optimlab")
-        name = type(self).__name__
-        if tag is not None and tag.get("optimizer") != name:
+        if tag is not None and not takes_saved_name(self, tag.get("optimizer")):
             raise ValueError(
                 f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
-                f"it cannot be loaded into optimlab.{name}"
+                f"it cannot be loaded into optimlab.{saved_name(self)}"
             )
         self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
         self._check_saved_hparams(state_dict)

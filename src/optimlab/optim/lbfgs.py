@@ -19,7 +19,15 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
-from .base import TorchOptimizer, check_bool, check_int, check_range, check_state_dict
+from .base import (
+    TorchOptimizer,
+    check_bool,
+    check_int,
+    check_range,
+    check_state_dict,
+    saved_name,
+    takes_saved_name,
+)
 from .capabilities import Capabilities
 
 __all__ = ["LBFGS"]
@@ -678,7 +686,7 @@ class LBFGS(TorchOptimizer):
                              for name, v in entry.items()}
                        for key, entry in sd["state"].items()}
         sd["optimlab"] = {
-            "optimizer": type(self).__name__,
+            "optimizer": saved_name(self),
             "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
         }
         return sd
@@ -688,10 +696,9 @@ class LBFGS(TorchOptimizer):
         another optimizer or for another model."""
         check_state_dict(state_dict)
         tag = state_dict.get("optimlab")
-        name = type(self).__name__
-        if tag is not None and tag.get("optimizer") != name:
+        if tag is not None and not takes_saved_name(self, tag.get("optimizer")):
             raise ValueError(f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
-                             f"it cannot be loaded into optimlab.{name}")
+                             f"it cannot be loaded into optimlab.{saved_name(self)}")
         saved_groups = state_dict["param_groups"]
         params = self.param_groups[0]["params"]
         if len(saved_groups) != 1 or len(saved_groups[0]["params"]) != len(params):

@@ -119,6 +119,31 @@ class ScheduleFree(RuleOptimizer):
                                 running=("k", "train_mode", "weight_sum", "lr_max", "scheduled_lr"))
     schedule = staticmethod(schedule)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The gradient points y that eval() replaced, by group index (see _switch): one dict,
+        # made here and only ever changed in place, never replaced, so that a proxy of this
+        # optimizer (Lightning's LightningOptimizer, what a LightningModule's
+        # ``self.optimizers()`` returns, copies or forwards the attributes and takes the ones
+        # a method sets) keeps them where the optimizer reads them: eval() through the proxy,
+        # then a checkpoint of the optimizer itself (as Lightning saves it) holds them.
+        self._train_points: dict[int, list[Tensor | None]] = {}
+        super().__init__(*args, **kwargs)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a copy (``copy.deepcopy``, ``pickle``), one without the kept gradient
+        points (earlier optimlab versions) too; torch's ``load_state_dict`` calls this with the
+        loaded state."""
+        super().__setstate__(state)
+        if getattr(self, "_train_points", None) is None:
+            self._train_points = {}
+
+    def _points(self) -> dict[int, list[Tensor | None]]:
+        """The gradient points kept by eval(), by group index (the one dict, see __init__)."""
+        kept = getattr(self, "_train_points", None)
+        if kept is None:  # an instance built without ScheduleFree.__init__ (a subclass's own)
+            kept = self._train_points = {}
+        return kept
+
     def _interpolation(self, group: dict) -> float:
         raise NotImplementedError
 
@@ -148,7 +173,7 @@ class ScheduleFree(RuleOptimizer):
         back (under ``train_point``), so that a checkpoint taken in eval mode, as the reference
         recommends, resumes to the same bits: recomputing :math:`y` from :math:`x` and
         :math:`z` rounds. ``torch.optim`` has no schedule-free class to load it."""
-        kept = getattr(self, "_train_points", None) or {}
+        kept = self._points()
         # read by _saved_entries, which base's state_dict calls for every parameter's entry
         # before its post-hooks see the dict
         self._saving = {id(p): y for index, points in kept.items()
@@ -183,19 +208,18 @@ class ScheduleFree(RuleOptimizer):
             state_dict = {**state_dict, "state": state}
         super().load_state_dict(state_dict)
         # the points kept before this load belong to other weights; the checkpoint's, by
-        # group, for the groups it left in eval mode
-        self._train_points = {}
+        # group, for the groups it left in eval mode (the same dict, emptied and filled)
+        kept = self._points()
+        kept.clear()
         for index, (saved, group) in enumerate(zip(state_dict["param_groups"], self.param_groups)):
             if not group["train_mode"]:
-                self._train_points[index] = [
+                kept[index] = [
                     _kept_point(points.get(pid), p) for pid, p in zip(saved["params"], group["params"])]
 
     def _switch(self, train: bool) -> None:
         # the train points y that eval() replaced, by group index (None: a parameter without
         # z, which stays where it is); state_dict() writes them in eval mode
-        kept = getattr(self, "_train_points", None)
-        if kept is None:
-            kept = self._train_points = {}
+        kept = self._points()
         for index, group in enumerate(self.param_groups):
             if group["train_mode"] == train:
                 continue

@@ -17,7 +17,9 @@ from ..base import (
     check_state_dict,
     optimizer_getstate,
     python_numbers,
+    saved_name,
     step_without_global_hooks,
+    takes_saved_name,
 )
 from ..capabilities import Capabilities
 from .inner import check_inner, switch_mode
@@ -94,16 +96,72 @@ class Lookahead(TorchOptimizer):
     capabilities = Capabilities(batching="member", wraps="inner", sparse=True)
     __getstate__ = optimizer_getstate
 
+    # The inner optimizer is kept as ``_inner`` and read as that, never as ``optimizer``:
+    # a proxy of this Lookahead whose class has a property ``optimizer`` of its own
+    # (Lightning's LightningOptimizer, what ``self.optimizers()`` returns, gives the
+    # optimizer it wraps: this Lookahead) would make the Lookahead its own inner optimizer.
+    # ``k``, ``alpha`` and the step counter live in one dict (``_cycle``), which such a proxy
+    # shares with the Lookahead (it copies or forwards the attributes), so the counter it
+    # reads is the one the steps count, not the one the proxy was made with.
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The inner optimizer: what this Lookahead steps through (also :attr:`wrapped`)."""
+        return self._inner
+
+    @optimizer.setter
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        self._inner = optimizer
+
+    @property
+    def k(self) -> int:
+        """The synchronisation period: a synchronisation every ``k`` steps."""
+        return self._cycle["k"]
+
+    @k.setter
+    def k(self, k: int) -> None:
+        self._cycle["k"] = k
+
+    @property
+    def alpha(self) -> float | Tensor:
+        """The slow-weight step size."""
+        return self._cycle["alpha"]
+
+    @alpha.setter
+    def alpha(self, alpha: float | Tensor) -> None:
+        self._cycle["alpha"] = alpha
+
+    @property
+    def la_steps(self) -> int:
+        """The steps taken so far (a synchronisation after step ``la_steps`` where it is a
+        multiple of ``k``)."""
+        return self._cycle["steps"]
+
+    @la_steps.setter
+    def la_steps(self, steps: int) -> None:
+        self._cycle["steps"] = steps
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a copy (``copy.deepcopy``, ``pickle``), one written by an earlier optimlab
+        version too (which kept the inner optimizer, ``k``, ``alpha`` and ``la_steps`` as
+        attributes of their own)."""
+        state = dict(state)
+        if "_inner" not in state and "optimizer" in state:
+            state["_inner"] = state.pop("optimizer")
+        if "_cycle" not in state and "k" in state:
+            state["_cycle"] = {"k": state.pop("k"), "alpha": state.pop("alpha", 0.5),
+                               "steps": state.pop("la_steps", 0)}
+        super().__setstate__(state)
+
     @property
     def skipped_steps(self) -> int:
         """Steps skipped by the wrapped optimizer's non-finite guard (``skip_nonfinite=True``
         on it), as ``opt.skipped_steps`` counts them for any optimlab optimizer."""
-        return getattr(self.optimizer, "skipped_steps", 0)
+        return getattr(self._inner, "skipped_steps", 0)
 
     @property
     def wrapped(self) -> torch.optim.Optimizer:
         """The inner optimizer (``optimizer``): what this Lookahead steps through."""
-        return self.optimizer
+        return self._inner
 
     @classmethod
     def from_registry(cls, params, resolve: Callable, create: Callable, **kwargs) -> Lookahead:
@@ -126,10 +184,9 @@ class Lookahead(TorchOptimizer):
                            "which take both)")
         check_int("k", k, 1)
         check_range("alpha", alpha, 0.0, 1.0, high_open=False)
-        self.optimizer = optimizer
-        self.k = k
-        self.alpha = python_numbers(alpha)  # a Fraction as its float: lerp_ takes no other
-        self.la_steps = 0
+        self._inner = optimizer
+        # a Fraction as its float: lerp_ takes no other
+        self._cycle = {"k": k, "alpha": python_numbers(alpha), "steps": 0}
         # torch's constructor sets up hooks and state; the groups it would add are the inner
         # optimizer's, so adding is skipped and the inner list is then shared. The defaults
         # are a copy: torch's load_state_dict adds keys to ``self.defaults``.
@@ -142,11 +199,11 @@ class Lookahead(TorchOptimizer):
         """Add a parameter group to the inner optimizer (and so to this one)."""
         if getattr(self, "_sharing", False):
             return
-        self.optimizer.add_param_group(param_group)
+        self._inner.add_param_group(param_group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero the gradients through the inner optimizer (torch's ``zero_grad``)."""
-        self.optimizer.zero_grad(set_to_none=set_to_none)
+        self._inner.zero_grad(set_to_none=set_to_none)
 
     # -- train / eval ----------------------------------------------------------------------
     def eval(self) -> None:
@@ -156,13 +213,13 @@ class Lookahead(TorchOptimizer):
         Only the parameters (the fast weights) move: the slow weights stay as they are, and
         the inner optimizer refuses a step until :meth:`train` (a refused step takes no slow
         weights at the evaluation point), so a synchronisation never reads :math:`x`."""
-        switch_mode(self.optimizer, "eval")
+        switch_mode(self._inner, "eval")
 
     def train(self) -> None:
         """Undo :meth:`eval`: the inner optimizer's ``train()`` where it has one (a
         schedule-free optimizer's parameters back at its gradient point :math:`y`), else
         nothing. The slow weights are left as they are."""
-        switch_mode(self.optimizer, "train")
+        switch_mode(self._inner, "train")
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -187,8 +244,8 @@ class Lookahead(TorchOptimizer):
                     state["slow_param"] = p.detach().clone(memory_format=torch.preserve_format)
                     taken.append(p)
         try:
-            loss = step_without_global_hooks(self.optimizer) if closure is None else \
-                step_without_global_hooks(self.optimizer, closure)
+            loss = step_without_global_hooks(self._inner) if closure is None else \
+                step_without_global_hooks(self._inner, closure)
         except Exception:
             # a refused step (a schedule-free inner one in eval mode) takes no slow weights:
             # the first step that runs takes them where it starts
@@ -265,7 +322,7 @@ class Lookahead(TorchOptimizer):
             for pre_hook in hooks["_optimizer_state_dict_pre_hooks"].values():
                 pre_hook(self)
             own = super().state_dict()  # the slow weights, keyed as the inner state is
-        inner = self.optimizer.state_dict()
+        inner = self._inner.state_dict()
         slow, keys = _own_keys(inner)
         state = {pid: dict(entries) for pid, entries in inner["state"].items()}
         for pid, entries in own["state"].items():
@@ -274,8 +331,8 @@ class Lookahead(TorchOptimizer):
         groups = [{**group, **{keys[name]: value for name, value in values.items()}}
                   for group in inner["param_groups"]]
         state_dict = {"state": state, "param_groups": groups,
-                      "optimlab": {"optimizer": type(self).__name__,
-                                   "inner_optimizer": type(self.optimizer).__name__,
+                      "optimlab": {"optimizer": saved_name(self),
+                                   "inner_optimizer": saved_name(self._inner),
                                    "inner": inner.get("optimlab")}}
         for post_hook in self._optimizer_state_dict_post_hooks.values():
             result = post_hook(self, state_dict)
@@ -299,21 +356,21 @@ class Lookahead(TorchOptimizer):
             if result is not None:
                 state_dict = result
         tag = state_dict.get("optimlab")
-        name, inner_name = type(self).__name__, type(self.optimizer).__name__
         nested = all(key in state_dict for key in _NESTED_KEYS)
         slow, keys = _saved_keys(state_dict["param_groups"])
-        if (tag is not None and tag.get("optimizer") != name) or \
+        if (tag is not None and not takes_saved_name(self, tag.get("optimizer"))) or \
                 (nested and tag is None) or (not nested and slow is None):
             saved_by = f"optimlab.{tag.get('optimizer')}" if tag else "another optimizer"
             raise ValueError(
                 f"this state_dict was saved by {saved_by}, it cannot be loaded into "
-                f"optimlab.{name} (load an inner optimizer's state with "
+                f"optimlab.{saved_name(self)} (load an inner optimizer's state with "
                 f"lookahead.optimizer.load_state_dict)"
             )
-        if tag is not None and tag.get("inner_optimizer") not in (None, inner_name):
+        inner_name = tag.get("inner_optimizer") if tag is not None else None
+        if inner_name is not None and not takes_saved_name(self._inner, inner_name):
             raise ValueError(
-                f"this state_dict was saved by Lookahead over {tag.get('inner_optimizer')}, "
-                f"this Lookahead wraps {inner_name}"
+                f"this state_dict was saved by Lookahead over {inner_name}, "
+                f"this Lookahead wraps {saved_name(self._inner)}"
             )
         if nested:
             inner, groups = state_dict["inner"], state_dict["param_groups"]
@@ -337,12 +394,12 @@ class Lookahead(TorchOptimizer):
             values = tuple(first.get(keys[k], default) for k, default in
                            (("k", self.k), ("alpha", self.alpha), ("steps", 0)))
         self._check_slow(groups, slow_state)
-        self.optimizer.load_state_dict(inner)
+        self._inner.load_state_dict(inner)
         # torch's loader casts the slow weights to each parameter's dtype and device; it
         # rebuilds param_groups, so share the inner list again afterwards.
         with self._own_hooks_held():
             super().load_state_dict({"state": slow_state, "param_groups": groups})
-        self.param_groups = self.optimizer.param_groups
+        self.param_groups = self._inner.param_groups
         self.k, self.alpha, self.la_steps = values
         for post_hook in self._optimizer_load_state_dict_post_hooks.values():
             post_hook(self)
@@ -364,7 +421,7 @@ class Lookahead(TorchOptimizer):
                     )
 
     def __repr__(self) -> str:
-        return f"Lookahead(k={self.k}, alpha={self.alpha}, optimizer={self.optimizer!r})"
+        return f"Lookahead(k={self.k}, alpha={self.alpha}, optimizer={self._inner!r})"
 
 
 _SLOW, _GROUP_KEYS = "lookahead_slow_param", ("k", "alpha", "steps")

@@ -15,7 +15,9 @@ from ..base import (
     check_range,
     check_state_dict,
     optimizer_getstate,
+    saved_name,
     step_without_global_hooks,
+    takes_saved_name,
 )
 from ..capabilities import Capabilities
 from ..sgd import SGD
@@ -26,6 +28,21 @@ _EPS = 1e-12
 
 def _real(t: Tensor) -> Tensor:
     return torch.view_as_real(t) if torch.is_complex(t) else t
+
+
+def _version(t: Tensor) -> int | None:
+    """``t``'s version counter (bumped by every in-place write), or None where it keeps none
+    (an inference tensor)."""
+    try:
+        return t._version
+    except (RuntimeError, AttributeError):
+        return None
+
+
+#: what a closure must do, for SAM's refusals of one that does not
+_CLOSURE_CONTRACT = ("SAM evaluates its closure twice per step, at the current point and at "
+                     "the perturbed one, so the closure must zero the gradients, recompute the "
+                     "loss, call backward() and return the loss (as torch.optim.LBFGS's must)")
 
 
 _RULE = r"""
@@ -207,7 +224,7 @@ class SAM(TorchOptimizer):
 
     # -- the two passes --------------------------------------------------------------------
     @torch.no_grad()
-    def _grad_norm(self) -> Tensor:
+    def _grad_norm(self, original: bool = False) -> Tensor:
         if any(p.grad is not None and p.grad.is_sparse
                for group in self.param_groups for p in group["params"]):
             # refused before anything moves, as every optimizer without sparse support does
@@ -220,7 +237,9 @@ class SAM(TorchOptimizer):
                 if p.grad is not None:
                     g = _real(p.grad)
                     if group["adaptive"]:
-                        g = _real(p).abs() * g
+                        # original: |theta| at the point first_step() moved p from
+                        point = self.state.get(p, {}).get("old_p", p) if original else p
+                        g = _real(point).abs() * g
                     norms.append(torch.linalg.vector_norm(g, 2))
         if not norms:
             return torch.zeros(())
@@ -239,6 +258,13 @@ class SAM(TorchOptimizer):
         parameter, ``KeyboardInterrupt``), the parameters already moved are put back and
         the error goes on: nothing is left perturbed.
         """
+        self._perturb()
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def _perturb(self) -> Tensor:
+        """:meth:`first_step`'s move; returns the gradient norm the perturbation was scaled by."""
         self.undo_first_step()  # a step interrupted between the phases leaves nothing behind
         grad_norm = self._grad_norm()
         try:
@@ -257,8 +283,7 @@ class SAM(TorchOptimizer):
         except BaseException:  # back to the point the step started from, then on
             self.undo_first_step()
             raise
-        if zero_grad:
-            self.zero_grad()
+        return grad_norm
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
@@ -305,6 +330,16 @@ class SAM(TorchOptimizer):
                 evaluation raises, the parameters are put back where the step found them
                 (nothing stepped) and the error goes on; so they are where anything in
                 :meth:`first_step` raises.
+
+        Raises:
+            RuntimeError: without a closure; where the closure returns None (refused before
+                anything moves: a closure that computes nothing, such as the one Lightning's
+                manual optimization passes for ``opt.step()``, would leave SAM stepping as
+                its base optimizer alone, without a word), leaves no gradient, or whose
+                second evaluation leaves every gradient as the first left it (a loss
+                computed before the step returned again: the parameters are put back and
+                nothing is stepped). For gradients you compute yourself, call
+                :meth:`first_step` and :meth:`second_step` around your two passes.
         """
         if closure is None:
             raise RuntimeError(
@@ -317,19 +352,60 @@ class SAM(TorchOptimizer):
         self.undo_first_step()
         with torch.enable_grad():
             loss = closure()
+        if loss is None:
+            raise RuntimeError(
+                f"SAM.step(): the closure returned None. {_CLOSURE_CONTRACT}; one that "
+                "computes nothing (what Lightning's manual optimization passes for opt.step() "
+                "called without a closure) would make SAM step as its base optimizer alone. "
+                "Pass a closure that returns the loss, or call first_step() and second_step() "
+                "around your own two passes. Nothing was stepped")
         if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
             raise RuntimeError(
                 "SAM.step(): the closure left no gradient on any parameter: it must call "
                 "backward() on the loss it returns (and the parameters must require grad)")
-        self.first_step()
+        marks = [(p, p.grad, None if p.grad is None else _version(p.grad))
+                 for group in self.param_groups for p in group["params"]]
+        grad_norm = self._perturb()
         try:
             with torch.enable_grad():
                 closure()
         except BaseException:  # the second pass raised: back to the point it started from
             self.undo_first_step()
             raise
+        if self._recomputed_nothing(marks, grad_norm):
+            self.undo_first_step()
+            raise RuntimeError(
+                "SAM.step(): the closure's second evaluation left every gradient as its "
+                f"first left it, so it recomputes nothing. {_CLOSURE_CONTRACT}, not return a "
+                "loss computed before the step; or call first_step() and second_step() "
+                "around your own two passes. Nothing was stepped: the parameters are back "
+                "where the step found them")
         self._second_step(False, lambda: step_without_global_hooks(self.base_optimizer))
         return loss
+
+    @torch.no_grad()
+    def _recomputed_nothing(self, marks: list, grad_norm: Tensor) -> bool:
+        """Whether the second pass of :meth:`step` left the gradients exactly as the first
+        left them (``marks``: each parameter, its gradient and that gradient's version after
+        the first pass), where the perturbation moved a parameter (with none moved, the
+        first pass's gradients are those at the perturbed point).
+
+        Every gradient must be the same tensor, with no in-place write counted on it
+        (``backward()`` writes a new one or adds into it, either of which shows) and the
+        same norm as the perturbation was scaled by: a write no version counter sees (a
+        CUDA graph replayed into the gradients) changes it. Where anything cannot be told,
+        the pass counts as recomputed: this refuses no closure that did its work."""
+        for p, grad, version in marks:
+            if p.grad is not grad or (grad is not None and (
+                    version is None or _version(grad) != version)):
+                return False
+        try:
+            if not torch.equal(self._grad_norm(original=True), grad_norm):
+                return False
+            return any(not torch.equal(state["old_p"], p)
+                       for p, state in self.state.items() if "old_p" in state)
+        except Exception:  # a comparison a tensor subclass does not take: not refused
+            return False
 
     # -- state_dict ------------------------------------------------------------------------
     # The dicts are the base optimizer's, so torch.optim.Optimizer.state_dict and
@@ -346,8 +422,8 @@ class SAM(TorchOptimizer):
         for pre_hook in self._optimizer_state_dict_pre_hooks.values():
             pre_hook(self)
         base = self.base_optimizer.state_dict()
-        tag = {"optimizer": type(self).__name__,
-               "base_optimizer": type(self.base_optimizer).__name__,
+        tag = {"optimizer": saved_name(self),
+               "base_optimizer": saved_name(self.base_optimizer),
                "base": base.get("optimlab")}
         state_dict = {"state": base["state"], "param_groups": base["param_groups"],
                       "optimlab": tag}
@@ -371,17 +447,16 @@ class SAM(TorchOptimizer):
             if result is not None:
                 state_dict = result
         tag = state_dict.get("optimlab")
-        name = type(self).__name__
-        base_name = type(self.base_optimizer).__name__
-        if tag is not None and tag.get("optimizer") != name:
+        if tag is not None and not takes_saved_name(self, tag.get("optimizer")):
             raise ValueError(
                 f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
-                f"it cannot be loaded into optimlab.{name}"
+                f"it cannot be loaded into optimlab.{saved_name(self)}"
             )
-        if tag is not None and tag.get("base_optimizer") not in (None, base_name):
+        base_name = tag.get("base_optimizer") if tag is not None else None
+        if base_name is not None and not takes_saved_name(self.base_optimizer, base_name):
             raise ValueError(
-                f"this state_dict was saved by SAM over {tag.get('base_optimizer')}, "
-                f"this SAM wraps {base_name}"
+                f"this state_dict was saved by SAM over {base_name}, "
+                f"this SAM wraps {saved_name(self.base_optimizer)}"
             )
         if "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("not an optimizer state_dict: missing 'state' or 'param_groups'")
