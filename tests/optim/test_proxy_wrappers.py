@@ -322,18 +322,26 @@ def _sam_and_point():
 
 
 @PROXIES
-def test_sam_refuses_a_closure_that_returns_none(proxy):
+def test_sam_refuses_a_closure_that_computes_nothing(proxy):
     """Lightning's manual optimization calls the optimizer with a do-nothing closure for
-    ``opt.step()``: SAM said nothing and stepped as plain SGD. It now refuses, before
-    anything moves, as torch.optim.LBFGS refuses such a closure."""
+    ``opt.step()``: SAM said nothing and stepped as plain SGD. It now refuses, leaving the
+    parameters where they were; a closure that does its work but returns None (as other
+    SAM packages allow) still steps."""
     w, opt = _sam_and_point()
     (w ** 2).sum().backward()
-    with pytest.raises(RuntimeError, match="the closure returned None.*recompute the loss"):
+    with pytest.raises(RuntimeError, match="second evaluation left every gradient as its first"):
         opt.step(lambda: None)
-    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0])) and not opt.state
-    with pytest.raises(RuntimeError, match="the closure returned None"):
+    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0]))
+    with pytest.raises(RuntimeError, match="second evaluation left every gradient as its first"):
         proxy(opt).step()  # manual optimization's opt.step() without a closure
-    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0])) and not opt.state
+    assert torch.equal(w.detach(), torch.tensor([1.0, -2.0]))
+
+    def works_returns_none():
+        opt.zero_grad()
+        (w ** 2).sum().backward()
+
+    assert opt.step(works_returns_none) is None
+    assert not torch.equal(w.detach(), torch.tensor([1.0, -2.0]))
 
 
 def test_sam_refuses_a_closure_whose_second_pass_recomputes_nothing():

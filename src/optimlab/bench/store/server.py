@@ -290,8 +290,8 @@ def masked_url(text: str) -> str:
     value of every ``password``, ``sslpassword`` and ``passfile`` parameter
     (``postgresql:///db?host=/run/pg&password=***``), its name matched in any case and
     percent-encoding, the other parameters kept. A parameter's name follows a ``?``, ``&``
-    or ``;``, and its value runs to the next ``?`` or ``&`` (a ``;`` separates nothing for
-    SQLAlchemy), so a value is hidden whole, and a value holding a ``;`` hides more, never
+    or ``;``, and its value runs to the next ``&`` (libpq and SQLAlchemy split on nothing
+    else), so a value is hidden whole, and one holding a ``?`` or ``;`` hides more, never
     less. Text without a password is returned as it is."""
     import re
     from urllib.parse import unquote_plus
@@ -302,7 +302,7 @@ def masked_url(text: str) -> str:
         if name.end() <= done or \
                 unquote_plus(name.group(1)).strip().lower() not in _SECRET_PARAMETERS:
             continue  # inside a value hidden already, or not a secret
-        end = re.compile(r"[?&]").search(text, name.end())
+        end = re.compile(r"&").search(text, name.end())  # libpq splits on & only
         out += [text[done:name.end()], "***"]
         done = end.start() if end else len(text)
     return "".join(out) + text[done:]

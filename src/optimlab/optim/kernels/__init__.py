@@ -41,6 +41,7 @@ from ..capabilities import DRIVER_FLAGS
 from .build import (
     BuildFailed,
     CompilerUnavailable,
+    _discard_loose,
     _distrusted,
     _make_private,
     _untrusted_folder,
@@ -261,6 +262,12 @@ def _cached_source(identity: str | None) -> tuple[str, int] | None:
     path = folder / f"{identity}.json"
     if not os.path.lexists(path):  # nothing kept (a link counts, to be refused)
         return None
+    if _discard_loose(path):  # this user's, left writable by an older optimlab: traced anew
+        return None
+    try:
+        _make_private(folder)  # this user's folder, left writable by an older optimlab
+    except OSError:
+        pass  # examined as it is
     reason = _untrusted_folder(folder) or untrusted(path)
     if reason is not None:
         _distrusted(reason)

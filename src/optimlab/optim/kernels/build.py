@@ -249,7 +249,13 @@ def cache_dir() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def _fallback_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="optimlab-kernels-"))
+    """This process's own kernel folder, where the cache cannot be written or trusted:
+    removed when the process ends."""
+    import atexit
+
+    folder = Path(tempfile.mkdtemp(prefix="optimlab-kernels-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 class UntrustedCacheWarning(UserWarning):
@@ -325,7 +331,10 @@ def _distrusted(reason: str) -> None:
 
 def _make_private(folder: Path) -> None:
     """Create ``folder`` and any missing folder above it with mode 0o700 (``mkdir -p`` would
-    give the ones above the umask's mode: 0o775 under a umask of 0o002)."""
+    give the ones above the umask's mode: 0o775 under a umask of 0o002). An existing folder
+    of this user's that its group or others may write (as optimlab before 2026-12-07 made
+    it under such a umask) loses those write bits: what is in it is still checked file by
+    file (:func:`untrusted`), and :func:`_discard_loose` drops this user's loose files."""
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
     except FileNotFoundError:
@@ -333,6 +342,27 @@ def _make_private(folder: Path) -> None:
             raise
         _make_private(folder.parent)
         folder.mkdir(mode=0o700, exist_ok=True)
+    if hasattr(os, "getuid"):
+        info = os.stat(folder)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o022:
+            os.chmod(folder, stat.S_IMODE(info.st_mode) & ~0o022)
+
+
+def _discard_loose(path: Path) -> bool:
+    """Remove ``path`` where it is a regular file of this user's that its group or others
+    may write (a library or kept source an older optimlab left under a umask of 0o002):
+    its content is not to be trusted, and being this user's own it is rebuilt in its place
+    instead of refused on every run. True where it was removed."""
+    if not hasattr(os, "getuid"):  # pragma: no cover - Windows
+        return False
+    try:
+        info = os.lstat(path)
+        if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o022:
+            os.unlink(path)
+            return True
+    except OSError:
+        pass
+    return False
 
 
 def _writable(folder: Path) -> Path:
@@ -416,6 +446,7 @@ def _build_first(source: str, folder: Path, candidates: list[tuple[tuple[str, ..
     last = BuildFailed("no flags left to build a fused optimizer kernel with")
     for flags, key in candidates:
         target = folder / f"step-{key}.so"
+        _discard_loose(target)  # this user's own, left writable by an older optimlab: rebuilt
         reason = untrusted(target) if target.exists() else None
         if reason is not None:
             _distrusted(reason)

@@ -332,13 +332,13 @@ class SAM(TorchOptimizer):
                 :meth:`first_step` raises.
 
         Raises:
-            RuntimeError: without a closure; where the closure returns None (refused before
-                anything moves: a closure that computes nothing, such as the one Lightning's
-                manual optimization passes for ``opt.step()``, would leave SAM stepping as
-                its base optimizer alone, without a word), leaves no gradient, or whose
-                second evaluation leaves every gradient as the first left it (a loss
-                computed before the step returned again: the parameters are put back and
-                nothing is stepped). For gradients you compute yourself, call
+            RuntimeError: without a closure; where the closure leaves no gradient, or
+                its second evaluation leaves every gradient as the first left it (a closure
+                that computes nothing, such as the one Lightning's manual optimization
+                passes for ``opt.step()``, or a loss computed before the step returned
+                again: SAM would step as its base optimizer alone; the parameters are put
+                back and nothing is stepped). A closure that does its work and returns
+                None steps (``step`` then returns None). For gradients you compute yourself, call
                 :meth:`first_step` and :meth:`second_step` around your two passes.
         """
         if closure is None:
@@ -352,13 +352,6 @@ class SAM(TorchOptimizer):
         self.undo_first_step()
         with torch.enable_grad():
             loss = closure()
-        if loss is None:
-            raise RuntimeError(
-                f"SAM.step(): the closure returned None. {_CLOSURE_CONTRACT}; one that "
-                "computes nothing (what Lightning's manual optimization passes for opt.step() "
-                "called without a closure) would make SAM step as its base optimizer alone. "
-                "Pass a closure that returns the loss, or call first_step() and second_step() "
-                "around your own two passes. Nothing was stepped")
         if not any(p.grad is not None for group in self.param_groups for p in group["params"]):
             raise RuntimeError(
                 "SAM.step(): the closure left no gradient on any parameter: it must call "
