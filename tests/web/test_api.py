@@ -369,11 +369,22 @@ def test_inspect_refuses_an_unknown_optimizer_as_a_race_does(client, optimizer, 
     assert "discriminator" not in answer.text and "Input tag" not in answer.text
 
 
+def _json_error(raw: bytes) -> str:
+    """Python's json error for ``raw`` as the API quotes it: ``27: expecting ...``."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as err:
+        return f"{err.pos}: {err.msg[0].lower()}{err.msg[1:]}"
+    raise AssertionError("valid JSON")
+
+
 @pytest.mark.parametrize("raw, message", [
     (b'{"landscape": "rosenbrock", "optimizers": [',
      "the request body is not valid JSON (at character 43: expecting value)"),
-    (b'{"landscape": "rosenbrock",}', "the request body is not valid JSON (at character 27: "
-                                     "expecting property name enclosed in double quotes)"),
+    # Python's own words, which change between its versions (3.13: "illegal trailing comma
+    # before end of object", at character 26)
+    (b'{"landscape": "rosenbrock",}', "the request body is not valid JSON (at character "
+                                     + _json_error(b'{"landscape": "rosenbrock",}') + ")"),
     (b"", "the request has no body: it must be a JSON object"),
 ])
 def test_a_body_that_is_not_json_is_said_so(client, raw, message):
@@ -1716,7 +1727,8 @@ def test_a_json_body_not_sent_as_json_is_refused_saying_how_to_send_it(client, h
 
 @pytest.mark.parametrize("raw, says", [
     (b'{"landscape": "rosenbrock", "steps": ' + b"1" * 5000 + b"}", "a number too long"),
-    (b'{"landscape": ' + b"[" * 3000 + b"]" * 3000 + b"}", "nested too deeply"),
+    # deeper than any Python's json takes (3.13's takes 3,000 levels, 3.11's not)
+    (b'{"landscape": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
 ])
 def test_json_too_deep_or_with_a_number_too_long_is_a_422_saying_so(client, raw, says):
     answer = client.post("/api/race", content=raw, headers={"Content-Type": "application/json"})
