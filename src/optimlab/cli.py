@@ -88,7 +88,7 @@ from pathlib import Path
 
 from . import _env
 from ._table import count as _count
-from ._table import text_table
+from ._table import text_table, visible
 
 # Nothing at module level imports torch: `optimlab list`, `explain`, `compare` and
 # `landscapes` answer from a cache (see _catalog_cache) without it, and the other commands
@@ -2784,8 +2784,10 @@ def _path_shown(path: object) -> str:
 
 def _printable(text: str) -> str:
     """``text`` with what no terminal can encode (the surrogates of undecodable bytes in a
-    path or argument) written as escapes, so printing it cannot fail."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    path or argument) and what a terminal acts on (control characters, from a run store's
+    text, say: :func:`~optimlab._table.visible`) written as escapes, so printing it cannot
+    fail or move the cursor."""
+    return visible(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _one_line(err: BaseException, limit: int = 600) -> str:
@@ -2967,8 +2969,8 @@ def _show_warning(previous, message, category, filename, lineno, file=None, line
     (``previous``)."""
     if category.__module__.startswith("optimlab"):
         print(f"optimlab: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
-    else:
-        previous(message, category, filename, lineno, file, line)
+    else:  # its text escaped: matplotlib names a missing glyph by the character itself
+        previous(visible(str(message)), category, filename, lineno, file, line)
 
 
 #: set by :func:`entry`: this process is the ``optimlab`` command and ends with it

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 
@@ -245,3 +248,16 @@ def test_runs_and_report_text_escape_control_characters(poisoned, capsys):
         with pytest.raises(ValueError) as raised:
             summary_table(store, sweep, metric_name="accuracy")
     assert not CONTROL.findall(str(raised.value))
+
+
+def test_the_report_command_prints_no_control_character_of_the_stores(poisoned, tmp_path):
+    """The figures are labelled with the stored metric name: matplotlib warned of each
+    control character in it as a missing glyph, naming the character itself, and the
+    command passed the warning on as it was (ESC, BEL and DEL reached the terminal)."""
+    db, sweep, _ = poisoned
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "optimlab", "report", str(sweep), "--db",
+                           str(db), "--out", str(tmp_path / "rep")], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-600:]
+    assert not CONTROL.findall(done.stdout + done.stderr), (done.stdout + done.stderr)[-600:]

@@ -337,7 +337,9 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def _metric_label(metric: str) -> str:
-    return metric.replace("_", " ")
+    """A metric's name as a figure labels it: spaced, its control characters escaped (a
+    store's text: matplotlib would warn of each as a missing glyph, printing it raw)."""
+    return visible(metric.replace("_", " "))
 
 
 def _sig(value: float, digits: int) -> str:
