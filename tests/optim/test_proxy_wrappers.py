@@ -425,3 +425,18 @@ def test_schedule_free_eval_through_a_proxy_then_the_optimizers_checkpoint_resum
     _run(proxy(resumed), fresh, range(SAVED_AT, STEPS))
     for a, b in zip(params, fresh):
         assert torch.equal(a, b)
+
+
+def test_a_mixin_with_rule_pieces_does_not_name_the_optimizer():
+    """``class MyAdam(Pieces, optimlab.Adam)`` where the mixin defines ``update``: the state
+    was saved as "Pieces", which any optimizer with the same mixin would have loaded."""
+    from optimlab.optim.base import saved_name
+
+    class Pieces:
+        def update(self, *args, **kwargs):  # pragma: no cover - never called here
+            raise AssertionError
+
+    class MyAdam(Pieces, optimlab.Adam):
+        pass
+
+    assert saved_name(MyAdam([torch.nn.Parameter(torch.zeros(2))])) == "Adam"

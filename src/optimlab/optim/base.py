@@ -479,6 +479,8 @@ def _named_class(cls: type) -> type:
     for index, klass in enumerate(mro):
         if klass in generic:  # a class of the user's own straight over a base: that class
             return mro[index - 1] if index else klass
+        if not issubclass(klass, torch.optim.Optimizer):
+            continue  # a mixin (of a rule's pieces, say) names no optimizer
         module = getattr(klass, "__module__", None) or ""
         if module.partition(".")[0] == "optimlab" or module.startswith("torch.optim.") \
                 or "init" in vars(klass) or "update" in vars(klass):
