@@ -48,7 +48,9 @@ def test_versions_are_bumped_one_tensor_at_a_time_where_torch_takes_no_list(monk
         bump(tensor)
 
     monkeypatch.setattr(torch.autograd.graph, "increment_version", one_at_a_time)
+    monkeypatch.setattr(engine, "_LIST_VERSIONS", True)
     tensors = [torch.zeros(3), torch.zeros(2)]
-    before = [t._version for t in tensors]
-    engine._bump_versions(tensors)
-    assert [t._version for t in tensors] == [v + 1 for v in before]
+    for n in (1, 2):  # the second time without trying the list first
+        engine._bump_versions(tensors)
+        assert [t._version for t in tensors] == [n, n]
+    assert engine._LIST_VERSIONS is False

@@ -981,6 +981,11 @@ def _overlapping(params: list[Tensor]) -> list[Tensor]:
     return [p for p in params if any(p is q for q in apart)]
 
 
+#: whether this torch's ``increment_version`` takes a list (2.5 and later): found at the
+#: first fused step, so torch 2.4 does not raise and catch at every one
+_LIST_VERSIONS = True
+
+
 def _bump_versions(tensors: Sequence[Tensor]) -> None:
     """Tell autograd that the kernel wrote ``tensors`` in place, as an in-place torch
     operation does (its version counter): a graph that saved a parameter before the step
@@ -988,11 +993,15 @@ def _bump_versions(tensors: Sequence[Tensor]) -> None:
     ``torch.optim``, instead of using the new values silently. The kernel writes through raw
     addresses, which autograd cannot see. (torch before 2.5 takes one tensor at a time, and
     says so with a RuntimeError.)"""
-    try:
-        torch.autograd.graph.increment_version(tensors)
-    except (TypeError, RuntimeError):
-        for t in tensors:
-            torch.autograd.graph.increment_version(t)
+    global _LIST_VERSIONS
+    if _LIST_VERSIONS:
+        try:
+            torch.autograd.graph.increment_version(tensors)
+            return
+        except (TypeError, RuntimeError):
+            _LIST_VERSIONS = False
+    for t in tensors:
+        torch.autograd.graph.increment_version(t)
 
 
 class _FusedBatch:
