@@ -986,3 +986,38 @@ def test_extensions_count_whole_extensions_on_each_side():
     assert _extensions(spec, "sgd", {0.001, 0.01, 0.1, 1.0, 10.0}) == 2
     assert _extensions(spec, "sgd", {1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0, 100.0}) == 3
     assert _extensions(spec, "sgd", {0.01, 0.1}) == 0
+
+
+def test_a_loss_is_told_apart_by_its_settings_where_its_name_does_not():
+    """A task's loss was digested by module and name only: every functools.partial was
+    "functools.partial", nn.CrossEntropyLoss(label_smoothing=0.3) the default's, two lambdas
+    one loss; so a sweep with another loss read back the first's stored results. A plain
+    function, and a loss module at its defaults, keep the digest they had."""
+    import dataclasses
+    import functools
+
+    import torch.nn.functional as F
+    from torch import nn
+
+    from optimlab.bench.sweep import _loss_identity, model_digest
+    from optimlab.bench.tasks import get as get_task
+
+    task = get_task("digits")
+
+    def digest(loss):
+        return model_digest(dataclasses.replace(task, loss=loss), "mlp")
+
+    def told_apart(*losses):
+        return len({digest(loss) for loss in losses}) == len(losses)
+
+    assert told_apart(functools.partial(F.cross_entropy, label_smoothing=0.0),
+                      functools.partial(F.cross_entropy, label_smoothing=0.3),
+                      functools.partial(F.nll_loss))
+    assert told_apart(nn.CrossEntropyLoss(), nn.CrossEntropyLoss(label_smoothing=0.3),
+                      nn.CrossEntropyLoss(weight=torch.ones(10)))
+    assert told_apart(lambda o, t: F.cross_entropy(o, t), lambda o, t: 2 * F.cross_entropy(o, t))
+    # the same settings, the same loss; names alone as before
+    assert digest(functools.partial(F.cross_entropy, label_smoothing=0.3)) == \
+        digest(functools.partial(F.cross_entropy, label_smoothing=0.3))
+    assert _loss_identity(F.cross_entropy) == "loss:torch.nn.functional.cross_entropy"
+    assert _loss_identity(nn.CrossEntropyLoss()) == "loss:torch.nn.modules.loss.CrossEntropyLoss"

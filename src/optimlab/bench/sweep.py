@@ -297,8 +297,10 @@ def model_digest(task, model_name: str | None = None) -> str:
     """A digest (BLAKE2b, 16 bytes, hex) of the architecture of ``task``'s model
     ``model_name``: its module tree as ``repr`` prints it, every parameter's and buffer's
     name, shape and dtype, and the task's loss when it is a function of its own (module and
-    name). Not initial values drawn at random: a model drawn from another random source than
-    torch's would get a new digest each time, and its sweep could never be resumed. But a
+    name, and what those do not tell apart: a ``functools.partial``'s arguments, a loss
+    module's settings, a lambda's code: :func:`_loss_settings`). Not initial values drawn
+    at random: a model drawn from another random source than torch's would get a new
+    digest each time, and its sweep could never be resumed. But a
     model whose factory copies given weights (marked with the attribute :data:`GIVEN_WEIGHTS`
     set to True: :func:`optimlab.advise` on your model) has them digested too, so the same
     model with other weights is a sweep of its own, not the stored runs of the first. So are
@@ -328,9 +330,72 @@ def model_digest(task, model_name: str | None = None) -> str:
                 digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
     loss = getattr(task, "loss", None)
     if callable(loss):
-        digest.update(f"loss:{getattr(loss, '__module__', '')}."
-                      f"{getattr(loss, '__qualname__', type(loss).__qualname__)}".encode())
+        digest.update(_loss_identity(loss).encode())
     return digest.hexdigest()
+
+
+def _loss_identity(loss) -> str:
+    """What :func:`model_digest` reads of a task's own loss function: its module and name,
+    and where those do not tell two losses apart, their settings (:func:`_loss_settings`).
+    A loss named by its module and name alone keeps the digest it had before the settings
+    were read."""
+    name = (f"loss:{getattr(loss, '__module__', '')}."
+            f"{getattr(loss, '__qualname__', type(loss).__qualname__)}")
+    settings = _loss_settings(loss)
+    return name + (f"|{settings}" if settings else "")
+
+
+def _loss_settings(loss) -> str:
+    """The settings of a loss that its module and name do not show, as text: a
+    ``functools.partial``'s function and arguments (``partial(F.cross_entropy,
+    label_smoothing=0.3)``: every partial was named "functools.partial"), a loss module's
+    settings that differ from its class's defaults and its buffers
+    (``nn.CrossEntropyLoss(label_smoothing=0.3)``, a class ``weight``), and the code of a
+    lambda or a function defined inside another (two lambdas of a module had one name). A
+    plain function of a module is its name: its globals and an edit of its body are not
+    read (name a new function, or the sweep differently)."""
+    import functools
+    import hashlib
+
+    import torch
+
+    if isinstance(loss, functools.partial):
+        keywords = sorted((key, _setting_text(value)) for key, value in loss.keywords.items())
+        return (f"partial({_loss_identity(loss.func)}, "
+                f"{[_setting_text(a) for a in loss.args]!r}, {keywords!r})")
+    if isinstance(loss, torch.nn.Module):
+        def settings(module) -> dict:
+            return {k: v for k, v in vars(module).items() if not k.startswith("_")
+                    and isinstance(v, (bool, int, float, str, type(None)))}
+        try:
+            defaults = settings(type(loss)())
+        except Exception:  # a class that needs arguments: every setting is its own
+            defaults = {}
+        changed = sorted((k, repr(v)) for k, v in settings(loss).items()
+                         if k not in defaults or repr(defaults[k]) != repr(v))
+        buffers = [f"{name}={_setting_text(buffer)}" for name, buffer in loss.named_buffers()]
+        return repr(changed) + repr(buffers) if changed or buffers else ""
+    code = getattr(loss, "__code__", None)
+    qualname = getattr(loss, "__qualname__", "")
+    if code is not None and ("<lambda>" in qualname or "<locals>" in qualname):
+        text = repr((code.co_code, code.co_consts, code.co_names, code.co_varnames))
+        return "code:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    return ""
+
+
+def _setting_text(value) -> str:
+    """A loss setting as text for its digest: a tensor by its dtype, shape and bytes (its
+    ``repr`` cuts long ones short), anything else by its ``repr``."""
+    import hashlib
+
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        data = value.detach().cpu().contiguous().reshape(-1)
+        raw = data.view(torch.uint8).numpy().tobytes() if data.numel() else b""
+        return f"tensor({value.dtype}, {tuple(value.shape)}, " \
+               f"{hashlib.blake2b(raw, digest_size=8).hexdigest()})"
+    return repr(value)
 
 
 def data_digest(task) -> str:
