@@ -1254,3 +1254,16 @@ def test_every_command_help_opens_with_what_it_does_and_race_states_its_defaults
     text = " ".join(commands.choices["race"].format_help().split())
     assert "Race optimizers on a landscape." in text
     assert "default: each optimizer's own default rate" in text and "; default 0)" in text
+
+
+def test_bench_takes_hp_for_an_optimizer_named_as_listed(tmp_path, capsys):
+    """`--optimizers SGD --hp SGD:momentum=0.9` was refused: "--hp names 'SGD', which is
+    not in --optimizers (sgd)"; race took it. Both map --hp's name as --optimizers does."""
+    assert main(["bench", "digits", "--optimizers", "SGD", "--hp", "SGD:momentum=0.9",
+                 "--lrs", "0.1", "--seeds", "1", "--steps", "1",
+                 "--db", str(tmp_path / "r.db")]) == 0, capsys.readouterr().err
+    from optimlab.bench.store import RunStore
+
+    with RunStore(tmp_path / "r.db", readonly=True) as store:
+        runs = store.runs(1)
+    assert list(runs["optimizer"]) == ["sgd"] and list(runs["hp_momentum"]) == [0.9]

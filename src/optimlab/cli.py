@@ -1480,7 +1480,7 @@ def run_bench(args: argparse.Namespace) -> str:
     _check_executor(args)
 
     names = _names(args.optimizers, "sgd,adagrad,rmsprop,adam")
-    hparams = _parse_hparams(args.hp, names)
+    hparams = _parse_hparams([_hp_listed(item, names) for item in args.hp], names)
     lrs = _lrs(args.lrs, args)
     _within(args.seeds, BENCH_MAX_SEEDS, "--seeds", args, "lower --seeds")
     grid = {name: len(lrs) if lrs else len(auto_lrs(name)) for name in names}
