@@ -72,8 +72,21 @@ def finite_number(value) -> bool:
 
 def repeated_rates(lrs) -> list[float]:
     """The learning rates that occur more than once in ``lrs`` (as floats), sorted: a
-    grid's rate trains once, so a repeat is refused (:func:`parse_lrs`, ``SweepSpec``)."""
-    counts = Counter(float(lr) for lr in lrs)
+    grid's rate trains once, so a repeat is refused (:func:`parse_lrs`, ``SweepSpec``).
+    Rates within a relative 1e-9 of each other are one rate, as the tables take them
+    (``0.1`` and ``0.10000000000000002`` trained the same runs twice); the first of them
+    is named.
+
+    >>> repeated_rates([0.1, 0.3, 0.10000000000000002])
+    [0.1]
+    """
+    firsts: list[float] = []
+    counts: Counter = Counter()
+    for lr in (float(lr) for lr in lrs):
+        first = next((f for f in firsts if math.isclose(lr, f, rel_tol=1e-9)), None)
+        if first is None:
+            firsts.append(first := lr)
+        counts[first] += 1
     return sorted(lr for lr, n in counts.items() if n > 1)
 
 
