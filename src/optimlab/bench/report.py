@@ -614,9 +614,10 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         notes.append(f"To the target: steps and gradient evaluations are {read}; "
                      "cost is steps x the optimizer's calibrated step cost (CPU time of one "
                      "training step, measured once per machine and model), the figure the "
-                     "profiles rank by; wall time is the elapsed time of the run's group (one "
-                     "population, so its runs share it), depends on the machine's load and "
-                     "is shown for information only. A run that reached the target and diverged later "
+                     "profiles rank by; wall time is the elapsed time of the run's training "
+                     "call (the runs of one population share it; with --sequential a run "
+                     "has its own), depends on the machine's load and is shown for "
+                     "information only. A run that reached the target and diverged later "
                      "counts the first time it reached it (AlgoPerf's time to result).")
         noisy = [name for name in sw.optimizers if sw.noisy_cost(name)]
         if noisy:
