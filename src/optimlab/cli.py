@@ -1416,8 +1416,8 @@ def _add_executor_arguments(p: argparse.ArgumentParser) -> None:
                    help="where the groups train: here (default), or as tasks on a Ray "
                         "cluster, each optimizer's runs one task (pip install 'optimlab[ray]')")
     p.add_argument("--address", type=_text("a Ray address"),
-                   help="the Ray cluster's head, HOST:PORT (default: a Ray instance started on "
-                        "this machine for the run)")
+                   help="the Ray cluster's head, HOST:PORT (default: $RAY_ADDRESS where it is "
+                        "set, else a Ray instance started on this machine for the run)")
 
 
 def _check_target(target: float | None, task) -> None:
@@ -1579,7 +1579,7 @@ def run_bench(args: argparse.Namespace) -> str:
     # SIGTERM's handler before this command starts Ray (ray.init installs one of its own)
     sigterm_before = signal.getsignal(signal.SIGTERM)
     executor = _executor(args)
-    where = "" if executor.name == "local" else f" on Ray ({args.address or 'this machine'})"
+    where = "" if executor.name == "local" else f" on Ray ({executor.address or 'this machine'})"
     # a sweep that had ended every run: what it holds now, to tell whether anything trained
     runs_before = sum(store.sweep(existing)["counts"].values()) \
         if existing is not None and not store.pending_runs(existing) else None

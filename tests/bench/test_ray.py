@@ -224,11 +224,14 @@ def test_a_loopback_address_keeps_ray_on_loopback_before_ray_is_imported(monkeyp
     assert seen == ["0" if kept else None]
 
 
+@pytest.mark.parametrize("given", ["--address", "RAY_ADDRESS"])
 def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, capsys,
-                                                                 monkeypatch):
+                                                                 monkeypatch, given):
     """Ray's client retried an unreachable head for over ten minutes, deaf to SIGTERM; the
     address is probed first (no cluster of this module's is needed, nor started): one TCP
-    connection, bounded by CONNECT_TIMEOUT seconds, and Ray's client is never started."""
+    connection, bounded by CONNECT_TIMEOUT seconds, and Ray's client is never started. The
+    same for ``$RAY_ADDRESS``, which ``ray.init`` read unchecked (and retried past two
+    minutes)."""
     ray = pytest.importorskip("ray")
     import socket
     from types import SimpleNamespace
@@ -251,8 +254,11 @@ def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, capsy
     monkeypatch.setattr(executors, "socket", SimpleNamespace(create_connection=create_connection))
     monkeypatch.setattr(ray, "init", init)
     assert not ray.is_initialized()  # or the probe is skipped: this driver is connected
+    where = ["--address", f"127.0.0.1:{port}"] if given == "--address" else []
+    if given == "RAY_ADDRESS":
+        monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
     code = cli.main(["bench", *SWEEP, "--db", str(tmp_path / "runs.db"), "--executor", "ray",
-                     "--address", f"127.0.0.1:{port}"])
+                     *where])
     err = capsys.readouterr().err.strip()
     assert code != 0 and "\n" not in err
     assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}: nothing answers there" in err

@@ -105,7 +105,9 @@ class RayExecutor:
 
     Args:
         address: the cluster's address (``host:port`` of its head, or ``"auto"``); None
-            starts a Ray instance on this machine for the sweep and stops it at the end.
+            takes ``$RAY_ADDRESS`` where it is set, as ``ray.init`` would (checked and
+            named as an address given), else starts a Ray instance on this machine for the
+            sweep and stops it at the end.
         max_retries: how many times a group whose worker died is run again.
         num_cpus: CPUs each group's task asks for (and so its torch threads).
 
@@ -121,6 +123,9 @@ class RayExecutor:
         check_int("max_retries", max_retries, 0)
         if not num_cpus > 0:
             raise ValueError(f"num_cpus must be > 0, got {num_cpus!r}")
+        # ray.init reads $RAY_ADDRESS itself: unchecked, one where nothing listens hung it
+        # retrying, and one on loopback dialled another interface
+        address = ray_address(address)
         keep_on_loopback(address)  # before Ray is imported (require_ray), or it is too late
         self.ray = require_ray()
         self.address, self.max_retries, self.num_cpus = address, max_retries, num_cpus
@@ -195,6 +200,12 @@ def _is_loopback(address: str) -> bool:
     process without the variable keeps dialling the network address.)"""
     host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1")
+
+
+def ray_address(address: str | None) -> str | None:
+    """The Ray cluster a sweep goes to: ``address``, else ``$RAY_ADDRESS`` where it is set
+    (``ray.init`` reads it too), else None (a Ray instance on this machine)."""
+    return address or os.environ.get("RAY_ADDRESS", "").strip() or None
 
 
 def keep_on_loopback(address: str | None) -> None:
