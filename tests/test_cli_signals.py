@@ -385,3 +385,26 @@ def test_advise_json_that_fills_the_disk_keeps_the_previous_one(tmp_path, capsys
     assert err == ("optimlab: error: cannot write the advice: No space left on device (the same "
                    "command again reads the answer back from the store)\n")
     _kept(answer, b'{"the previous": "answer"}')
+
+
+def test_sigterm_is_reported_as_such_when_a_library_raises_it_again_as_ctrl_c(monkeypatch,
+                                                                             capsys):
+    """Ray's wait turns the handler's exception into a plain KeyboardInterrupt: a Ray sweep
+    stopped by SIGTERM said "interrupted" and exited 130, not 143. The first signal's kind
+    is what the command reports."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM has a handler of the test runner's: the command leaves it alone")
+
+    def waits_like_ray(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises in here
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None  # what ray.wait raises instead
+        raise AssertionError("SIGTERM's handler did not run")
+
+    monkeypatch.setattr(cli, "run_list", waits_like_ray)
+    assert cli.main(["list"]) == 143
+    assert capsys.readouterr().err.strip() == "optimlab: terminated"
+    monkeypatch.setattr(cli, "run_list", lambda args: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert cli.main(["list"]) == 130  # a Ctrl-C of the next command is its own

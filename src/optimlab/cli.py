@@ -1729,6 +1729,10 @@ class _Terminated(KeyboardInterrupt):
 #: how many Ctrl-C or SIGTERM signals have come while :func:`main` runs its command
 #: (:func:`_stop_once`); back to 0 when it returns
 _STOPS = 0
+#: the first of them (``KeyboardInterrupt`` or :class:`_Terminated`), None before any: what
+#: the command reports, where a library turned the raised one into a plain
+#: ``KeyboardInterrupt`` on its way out (``ray.wait`` does)
+_FIRST_STOP: type[KeyboardInterrupt] | None = None
 
 
 def _stop_once(stop: type[KeyboardInterrupt]) -> None:
@@ -1741,8 +1745,10 @@ def _stop_once(stop: type[KeyboardInterrupt]) -> None:
     (raised inside a finalizer or a callback that ignores exceptions, which Python reports
     as "Exception ignored"): the command must still be stoppable without SIGKILL. Only
     :func:`main`'s handlers call it."""
-    global _STOPS
+    global _STOPS, _FIRST_STOP
     _STOPS += 1
+    if _STOPS == 1:
+        _FIRST_STOP = stop
     if _STOPS != 2:
         raise stop()
 
@@ -1809,13 +1815,13 @@ class _signals_stop:
         import signal
         import threading
 
-        global _STOPS
+        global _STOPS, _FIRST_STOP
         self.signal = signal
         # the count is the main thread's: a command run by another thread (a program's, a
         # test's) installs no handler and leaves it alone
         self.main = threading.current_thread() is threading.main_thread()
         if self.main:
-            _STOPS = 0
+            _STOPS, _FIRST_STOP = 0, None
         self.sigint = self.main and signal.getsignal(signal.SIGINT) is signal.default_int_handler
         self.sigterm = _sigterm_stops()
         try:
@@ -2895,7 +2901,8 @@ def _main(argv: Sequence[str] | None) -> int:
         _drop_broken_output()
         return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as err:
-        terminated = isinstance(err, _Terminated)
+        # SIGTERM's, though Ray's wait raised it again as a plain KeyboardInterrupt
+        terminated = isinstance(err, _Terminated) or _FIRST_STOP is _Terminated
         said = _one_line(err) if str(err) else ""
         _tell(f"optimlab: {'terminated' if terminated else 'interrupted'}"
               + (f": {said}" if said else ""))
