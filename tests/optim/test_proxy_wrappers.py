@@ -32,12 +32,12 @@ def _do_nothing() -> None:
     return None
 
 
-class CopyingProxy:
-    """Lightning's ``LightningOptimizer`` up to 2.0: the optimizer's ``__dict__`` copied
-    (shallow: the same ``state`` and ``param_groups`` objects), then the class swapped."""
+class _Proxy:
+    """What both of Lightning's ``LightningOptimizer`` forms share: the optimizer kept, the
+    class swapped for one made on the fly (``Lightning<Cls>``, a subclass of the proxy's and
+    the optimizer's), ``optimizer`` a property, and a step that calls the optimizer's own."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
-        self.__dict__ = {k: v for k, v in optimizer.__dict__.items() if k not in ("step", "__del__")}
+    def _wrap(self, optimizer: torch.optim.Optimizer) -> None:
         self._optimizer = optimizer
         self._strategy = None
         self._on_before_step = _do_nothing
@@ -55,24 +55,21 @@ class CopyingProxy:
         return self._optimizer.step(closure if closure is not None else _do_nothing, **kwargs)
 
 
-class ForwardingProxy:
+class CopyingProxy(_Proxy):
+    """Lightning's ``LightningOptimizer`` up to 2.0: the optimizer's ``__dict__`` copied
+    (shallow: the same ``state`` and ``param_groups`` objects), then the class swapped."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.__dict__ = {k: v for k, v in optimizer.__dict__.items() if k not in ("step", "__del__")}
+        self._wrap(optimizer)
+
+
+class ForwardingProxy(_Proxy):
     """Lightning's ``LightningOptimizer`` from 2.1 on (2.6 included): the class swapped, each
     attribute the proxy lacks read from the optimizer (``__getattr__``)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
-        self._optimizer = optimizer
-        self._strategy = None
-        self._on_before_step = _do_nothing
-        self._on_after_step = _do_nothing
-        self.__class__ = type("Lightning" + optimizer.__class__.__name__,
-                              (self.__class__, optimizer.__class__), {})
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        return self._optimizer
-
-    def step(self, closure=None, **kwargs):
-        return self._optimizer.step(closure if closure is not None else _do_nothing, **kwargs)
+        self._wrap(optimizer)
 
     def __getattr__(self, item):
         return getattr(self._optimizer, item)
