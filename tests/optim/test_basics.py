@@ -597,9 +597,14 @@ def test_optimizers_do_not_import_dynamo_until_something_has():
         built = [optimlab.Adam(p, fused=False), optimlab.LBFGS(p),
                  optimlab.SAM(p, optimlab.SGD, lr=0.1, fused=False),
                  optimlab.Lookahead(optimlab.SGD(p, lr=0.1, fused=False))]
+        def closure():  # recomputes the gradient, as SAM's second pass needs
+            p[0].grad = None
+            loss = (p[0] ** 2).sum()
+            loss.backward()
+            return loss
         for opt in built:
             p[0].grad = torch.ones(3)
-            opt.step(lambda: (p[0] ** 2).sum())
+            opt.step(closure)
             opt.zero_grad()
             opt.load_state_dict(opt.state_dict())
         names = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
