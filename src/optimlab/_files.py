@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-__all__ = ["NEW_FILE", "mkdir_failure", "new_file_mode", "save_figure", "signals_deferred",
-           "write_atomically"]
+__all__ = ["NEW_FILE", "mkdir_failure", "new_file_mode", "process_folder", "save_figure",
+           "signals_deferred", "write_atomically"]
 
 #: ``mode`` for :func:`write_atomically`: the mode any new file gets, 0o666 less the umask
 #: (for the files a command writes for its user, as ``open(path, "w")`` would make them)
@@ -42,6 +42,20 @@ def _umask() -> int:
         return mask
     except OSError:  # pragma: no cover - umask does not fail on POSIX
         return 0o022
+
+
+def process_folder(prefix: str) -> Path:
+    """A new folder of this process's own in the temporary folder (``mkdtemp``: mode 0o700,
+    a name no other process has, so no other user can have made it first and planted
+    files in it), removed when the process ends: where a cache of optimlab's cannot be
+    used, or matplotlib has no configuration folder. Raises :class:`OSError` where no
+    folder can be made there."""
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def new_file_mode() -> int:

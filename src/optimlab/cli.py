@@ -3067,16 +3067,13 @@ def _matplotlib_folder() -> None:
         folder = home and home / ".matplotlib"
     if folder is not None and _can_make(folder):
         return
-    import atexit
-    import shutil
-    import tempfile
+    from ._files import process_folder
 
     try:
-        private = tempfile.mkdtemp(prefix="optimlab-matplotlib-")
+        private = process_folder("optimlab-matplotlib-")
     except OSError:  # no writable temporary folder either: matplotlib says what it can
         return
-    atexit.register(shutil.rmtree, private, True)
-    os.environ["MPLCONFIGDIR"] = private
+    os.environ["MPLCONFIGDIR"] = str(private)
 
 
 def _can_make(folder: Path) -> bool:

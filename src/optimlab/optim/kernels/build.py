@@ -46,6 +46,7 @@ from pathlib import Path
 
 from ... import _env
 from ..._cpuinfo import first_processor
+from ..._files import process_folder
 
 __all__ = ["CompilerUnavailable", "BuildFailed", "compiler", "command", "cpu_flag", "flag_sets",
            "cpu_identity", "cache_key", "cache_root", "cache_dir", "load", "untrusted",
@@ -235,11 +236,7 @@ def _fallback_root() -> Path:
     # created by another user first, who could then plant a library for this one to load;
     # removed when the process ends, as nothing else can use it (every process of such a
     # container had left one behind)
-    import atexit
-
-    root = Path(tempfile.mkdtemp(prefix="optimlab-cache-"))
-    atexit.register(shutil.rmtree, root, True)
-    return root
+    return process_folder("optimlab-cache-")
 
 
 def cache_dir() -> Path:
@@ -251,11 +248,7 @@ def cache_dir() -> Path:
 def _fallback_dir() -> Path:
     """This process's own kernel folder, where the cache cannot be written or trusted:
     removed when the process ends."""
-    import atexit
-
-    folder = Path(tempfile.mkdtemp(prefix="optimlab-kernels-"))
-    atexit.register(shutil.rmtree, folder, True)
-    return folder
+    return process_folder("optimlab-kernels-")
 
 
 class UntrustedCacheWarning(UserWarning):
