@@ -42,6 +42,7 @@ __all__ = [
     "check_items",
     "check_int",
     "check_state_dict",
+    "check_saved_name",
     "saved_name",
     "takes_saved_name",
     "optimizer_getstate",
@@ -513,6 +514,15 @@ def takes_saved_name(optimizer: torch.optim.Optimizer, name: Any) -> bool:
     mro = type(optimizer).__mro__
     named = _named_class(type(optimizer))
     return any(klass.__name__ == name for klass in mro[:mro.index(named) + 1])
+
+
+def check_saved_name(optimizer: torch.optim.Optimizer, tag: dict | None) -> None:
+    """Raise ``ValueError`` where a state_dict's ``optimlab`` entry ``tag`` names an optimizer
+    ``optimizer`` does not load (:func:`takes_saved_name`): Adam's state into SGD. A
+    state_dict without the entry (torch's own) is checked by its contents instead."""
+    if tag is not None and not takes_saved_name(optimizer, tag.get("optimizer")):
+        raise ValueError(f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
+                         f"it cannot be loaded into optimlab.{saved_name(optimizer)}")
 
 
 def _unusable(name: str, value: Any, default: Any) -> str | None:
@@ -1498,11 +1508,7 @@ class RuleOptimizer(TorchOptimizer):
         check_state_dict(state_dict)
         state_dict = self._kept_codes(state_dict)
         tag = state_dict.get("optimlab")
-        if tag is not None and not takes_saved_name(self, tag.get("optimizer")):
-            raise ValueError(
-                f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
-                f"it cannot be loaded into optimlab.{saved_name(self)}"
-            )
+        check_saved_name(self, tag)
         self._check_saved_state(state_dict, (tag or {}).get("param_shapes"))
         self._check_saved_hparams(state_dict)
         state_dict = self._host_counter_groups(state_dict)

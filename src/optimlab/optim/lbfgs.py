@@ -24,9 +24,9 @@ from .base import (
     check_bool,
     check_int,
     check_range,
+    check_saved_name,
     check_state_dict,
     saved_name,
-    takes_saved_name,
 )
 from .capabilities import Capabilities
 
@@ -696,9 +696,7 @@ class LBFGS(TorchOptimizer):
         another optimizer or for another model."""
         check_state_dict(state_dict)
         tag = state_dict.get("optimlab")
-        if tag is not None and not takes_saved_name(self, tag.get("optimizer")):
-            raise ValueError(f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
-                             f"it cannot be loaded into optimlab.{saved_name(self)}")
+        check_saved_name(self, tag)
         saved_groups = state_dict["param_groups"]
         params = self.param_groups[0]["params"]
         if len(saved_groups) != 1 or len(saved_groups[0]["params"]) != len(params):

@@ -134,8 +134,7 @@ class ScheduleFree(RuleOptimizer):
         points (earlier optimlab versions) too; torch's ``load_state_dict`` calls this with the
         loaded state."""
         super().__setstate__(state)
-        if getattr(self, "_train_points", None) is None:
-            self._train_points = {}
+        self._points()  # made here, on the optimizer itself, not later through a proxy
 
     def _points(self) -> dict[int, list[Tensor | None]]:
         """The gradient points kept by eval(), by group index (the one dict, see __init__)."""

@@ -13,6 +13,7 @@ from ..base import (
     TorchOptimizer,
     check_bool,
     check_range,
+    check_saved_name,
     check_state_dict,
     optimizer_getstate,
     saved_name,
@@ -440,11 +441,7 @@ class SAM(TorchOptimizer):
             if result is not None:
                 state_dict = result
         tag = state_dict.get("optimlab")
-        if tag is not None and not takes_saved_name(self, tag.get("optimizer")):
-            raise ValueError(
-                f"this state_dict was saved by optimlab.{tag.get('optimizer')}, "
-                f"it cannot be loaded into optimlab.{saved_name(self)}"
-            )
+        check_saved_name(self, tag)
         base_name = tag.get("base_optimizer") if tag is not None else None
         if base_name is not None and not takes_saved_name(self.base_optimizer, base_name):
             raise ValueError(
