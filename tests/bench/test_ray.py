@@ -267,6 +267,77 @@ def test_an_address_where_nothing_listens_is_one_line_in_seconds(tmp_path, capsy
     assert 0 < executors.CONNECT_TIMEOUT <= 10
 
 
+class _NotRay:
+    """A loopback server that is not Ray's, on a thread: it answers each connection with an
+    HTTP/1.1 error and closes it (``"http"``), or accepts and never answers (``"silent"``).
+    ``ray.init`` at such an address waited without end."""
+
+    def __init__(self, kind: str) -> None:
+        import socket
+        import threading
+
+        self.kind, self.held = kind, []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:  # the accept's timeout: look at the stop flag again
+                continue
+            if self.kind == "http":
+                conn.recv(64)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                conn.close()
+            else:
+                self.held.append(conn)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        for conn in self.held:
+            conn.close()
+        self.server.close()
+
+
+@pytest.mark.parametrize("kind", ["http", "silent"])
+def test_an_address_where_another_server_listens_is_one_line_in_seconds(tmp_path, capsys,
+                                                                         monkeypatch, kind):
+    """A server that is not Ray's at the address (a web server or a database on the port):
+    the probe speaks gRPC's first words (an HTTP/2 preface, which Ray's head answers with a
+    SETTINGS frame at once: the module's cluster, used by the sweeps above, passes it), and
+    one that answers otherwise, or not at all within CONNECT_TIMEOUT, is one line; Ray's
+    client, which waited there without end, is never started."""
+    ray = pytest.importorskip("ray")
+    from optimlab.bench import executors
+
+    def init(*args, **kwargs):
+        raise AssertionError("Ray's client started: it waits unbounded on a server not Ray's")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 1.0)
+    assert not ray.is_initialized()
+    server = _NotRay(kind)
+    try:
+        began = time.monotonic()
+        code = cli.main(["bench", *SWEEP, "--db", str(tmp_path / "runs.db"), "--executor", "ray",
+                         "--address", f"127.0.0.1:{server.port}"])
+        took = time.monotonic() - began
+    finally:
+        server.close()
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err, err
+    said = {"http": "the server there is not a Ray cluster (it does not speak gRPC)",
+            "silent": "a server accepts connections there but said nothing in 1 s"}[kind]
+    assert f"cannot connect to the Ray cluster at 127.0.0.1:{server.port}: {said}" in err, err
+    assert took < 30  # the probe's second, and the command's own start
+
+
 def test_a_killed_driver_resumes_and_a_second_driver_is_refused(cluster, tmp_path, pg_server):
     """The driver of a Ray sweep is stopped (SIGSTOP) after its first group is stored: a
     second driver meanwhile is refused (the sweep is locked on the server), and ``--resume`` from

@@ -30,11 +30,13 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._env import flag
 from .._table import describe_error
 from ..optim.base import check_int
 
@@ -271,20 +273,70 @@ def _one_line(text: str) -> str:
     return line if len(line) <= 300 else line[:299] + "…"
 
 
+#: what an HTTP/2 client sends first (its preface, then an empty SETTINGS frame): a Ray
+#: head (its GCS) and a Ray client server (``ray://``) speak gRPC, which is HTTP/2, and
+#: answer with a SETTINGS frame of their own
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(sock: socket.socket, deadline: float) -> bool | None:
+    """Whether the server on ``sock`` answers an HTTP/2 preface with a SETTINGS frame (gRPC,
+    as Ray's head and client server do): True, False (it answered something else or closed),
+    None (it said nothing before ``deadline``, a :func:`time.monotonic` time)."""
+    sock.sendall(_HTTP2_PREFACE)
+    head = b""
+    while len(head) < 9:  # a frame's header: length (3 bytes), type, flags, stream (4)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(9 - len(head))
+        except TimeoutError:
+            return None
+        if not chunk:
+            return False
+        head += chunk
+    return head[3] == 4 and head[5:9] == bytes(4)  # SETTINGS, on stream 0
+
+
 def _check_reachable(address: str) -> None:
-    """Raise ``RuntimeError`` in one line unless something accepts a TCP connection at
-    ``address`` (``host:port`` or ``ray://host:port``; ``"auto"`` is Ray's to resolve),
-    within :data:`CONNECT_TIMEOUT` seconds."""
+    """Raise ``RuntimeError`` in one line unless a server that speaks Ray's protocol answers
+    at ``address`` (``host:port`` or ``ray://host:port``; ``"auto"`` is Ray's to resolve)
+    within :data:`CONNECT_TIMEOUT` seconds: nothing listening, and a server that is not
+    Ray's (a web server or a database on that port, where ``ray.init`` waited unbounded),
+    are each one line. Where Ray's connections use TLS (``RAY_USE_TLS``) only the TCP
+    connection is checked."""
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not port.isdigit():
         return
     host = host.strip("[]")
+    where = f"cannot connect to the Ray cluster at {address}"
+    deadline = time.monotonic() + CONNECT_TIMEOUT
     try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+        sock = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
     except (OSError, OverflowError, ValueError) as err:
-        raise RuntimeError(f"cannot connect to the Ray cluster at {address}: nothing answers "
-                           f"there ({err.strerror or err if isinstance(err, OSError) else err}); "
+        raise RuntimeError(f"{where}: nothing answers there "
+                           f"({err.strerror or err if isinstance(err, OSError) else err}); "
                            "start its head with `ray start --head` or check the address") from None
+    try:
+        if flag("RAY_USE_TLS", False, warn=False):  # a TLS handshake comes first there
+            return
+        try:
+            grpc = _speaks_grpc(sock, deadline)
+        except OSError:  # reset as it read the preface: not an HTTP/2 server
+            grpc = False
+    finally:
+        sock.close()
+    if grpc is None:
+        raise RuntimeError(f"{where}: a server accepts connections there but said nothing in "
+                           f"{CONNECT_TIMEOUT:g} s; a Ray head answers at once: check the "
+                           "address (a head's port is 6379 by default, a Ray client server's "
+                           "10001)")
+    if not grpc:
+        raise RuntimeError(f"{where}: the server there is not a Ray cluster (it does not "
+                           "speak gRPC); check the address (a head's port is 6379 by "
+                           "default, a Ray client server's 10001)")
 
 
 def _remote_call(fn: Callable, *args) -> Outcome:
