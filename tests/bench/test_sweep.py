@@ -326,7 +326,7 @@ class _LosesAGroup(LocalExecutor):
 def test_a_group_lost_by_its_workers_stays_unfinished_for_resume(tmp_path):
     spec = _spec(lrs=(0.1,), seeds=1, config=TrainConfig(steps=5, batch_size=64, eval_every=5))
     store = RunStore(tmp_path / "runs.db")
-    with pytest.raises(GroupsLost, match=r"1 groups lost .* sgd \(1 runs\): WorkerCrashedError"):
+    with pytest.raises(GroupsLost, match=r"^1 group lost .* sgd \(1 run\): WorkerCrashedError"):
         run_sweep(spec, store, executor=_LosesAGroup())
     statuses = {r.optimizer: r.status for r in store.list_runs(1)}
     assert statuses == {"sgd": "running", "adam": "finished"}  # the other group is stored
@@ -383,7 +383,7 @@ def test_a_group_whose_optimizer_the_worker_lacks_stays_unfinished_for_resume(tm
         spec = _spec(optimizers=("driver_only", "adam"), lrs=(0.1,), seeds=1, hparams={},
                      config=TrainConfig(steps=5, batch_size=64, eval_every=5))
         store = RunStore(tmp_path / "runs.db")
-        with pytest.raises(GroupsLost, match=r"driver_only \(1 runs\): the Ray worker on .* "
+        with pytest.raises(GroupsLost, match=r"driver_only \(1 run\): the Ray worker on .* "
                                              r"does not know the optimizer 'driver_only'"):
             run_sweep(spec, store, executor=_WorkerWithoutPlugin("driver_only", DriverOnly))
         statuses = {r.optimizer: r.status for r in store.list_runs(1)}

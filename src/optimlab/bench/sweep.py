@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .._table import count
 from ..optim.base import check_int
 from ..optim.registry import resolve
 from .analysis import finite_number, repeated_rates, summarize, tail_score
@@ -690,7 +691,7 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
     def store_group(index: int, outcome) -> None:
         group = groups[index]
         if outcome.kind == "lost":  # left running: --resume trains it again
-            lost.append(f"{names[index]} ({len(group)} runs): {outcome.message}")
+            lost.append(f"{names[index]} ({count(len(group), 'run')}): {outcome.message}")
         elif outcome.kind == "error":  # a broken member must not stop the sweep
             for run in group:
                 store.finish_run(run.id, "failed", error=outcome.message)
@@ -711,7 +712,7 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
         _reset_started(store, begun, err)
         raise
     if lost:
-        raise GroupsLost(f"{len(lost)} groups lost their workers more often than the retries "
+        raise GroupsLost(f"{count(len(lost), 'group')} lost their workers more often than the retries "
                          f"allow, or could not start there, and are left unfinished (resume "
                          f"the sweep to train them): " + "; ".join(lost))
     return engine
