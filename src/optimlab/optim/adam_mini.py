@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.parameter import is_lazy
 from torch.optim.optimizer import ParamsT
 
 from .base import (
@@ -224,7 +225,8 @@ class AdamMini(RuleOptimizer):
         try:
             check_partition(group["partition"])  # a group may set its own
             for p in group["params"]:
-                num_blocks(p.shape, group["partition"])
+                if not is_lazy(p):  # a LazyModule's before its first forward: no shape yet
+                    num_blocks(p.shape, group["partition"])
         except ValueError:
             self.param_groups.pop()
             raise

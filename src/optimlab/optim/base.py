@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.parameter import is_lazy
 from torch.optim.optimizer import ParamsT
 
 from . import compact
@@ -43,6 +44,7 @@ __all__ = [
     "check_int",
     "check_state_dict",
     "check_saved_name",
+    "saved_shape",
     "saved_name",
     "takes_saved_name",
     "optimizer_getstate",
@@ -514,6 +516,12 @@ def takes_saved_name(optimizer: torch.optim.Optimizer, name: Any) -> bool:
     mro = type(optimizer).__mro__
     named = _named_class(type(optimizer))
     return any(klass.__name__ == name for klass in mro[:mro.index(named) + 1])
+
+
+def saved_shape(p: Tensor) -> list[int] | None:
+    """``p``'s shape as a state_dict records it (``param_shapes``, checked on loading); None
+    for a LazyModule's parameter before its first forward, which has no shape yet."""
+    return None if is_lazy(p) else list(p.shape)
 
 
 def check_saved_name(optimizer: torch.optim.Optimizer, tag: dict | None) -> None:
@@ -1058,6 +1066,8 @@ class RuleOptimizer(TorchOptimizer):
         Args:
             closure (Callable, optional): re-evaluates the model and returns the loss.
         """
+        if self.__dict__.get("_lazy_params"):
+            self._check_materialized()
         self._check_shards()
         self._check_flags()
         loss = None
@@ -1129,10 +1139,16 @@ class RuleOptimizer(TorchOptimizer):
         group = self.param_groups[-1]
         index = len(self.param_groups) - 1
         try:
+            lazy = []
             for p in group["params"]:
+                if is_lazy(p):  # a LazyModule's before its first forward: no shape yet
+                    lazy.append(p)
+                    continue
                 problem = self.param_problem(p)
                 if problem:
                     raise ValueError(problem)
+            if lazy:  # checked at the first step after the forward gives them a shape
+                self.__dict__.setdefault("_lazy_params", []).extend(lazy)
             problem = self._shard_problem(group)
             if problem:
                 raise ValueError(problem)
@@ -1145,6 +1161,21 @@ class RuleOptimizer(TorchOptimizer):
             raise
         if any(_is_sharded(p) for p in group["params"]):
             self._has_shards = True
+
+    def _check_materialized(self) -> None:
+        """Check the parameters that were a LazyModule's uninitialized ones when their group
+        was added (torch's optimizers take them: the first forward gives them their shape
+        and dtype, in place) as :meth:`add_param_group` checks the others, once each, at the
+        first step after they have a shape. One still uninitialized has no gradient, and the
+        step leaves it, as torch's does."""
+        waiting = self.__dict__["_lazy_params"]
+        for p in [p for p in waiting if not is_lazy(p)]:
+            if any(p is q for group in self.param_groups for q in group["params"]):
+                problem = self.param_problem(p)
+                if problem:
+                    raise ValueError(f"{problem} (a lazy module's parameter, checked at the "
+                                     "first step after its first forward)")
+            waiting.remove(p)
 
     def _check_flags(self) -> None:
         """Refuse a step, before any group steps, where a driver flag or switch set on a
@@ -1436,7 +1467,7 @@ class RuleOptimizer(TorchOptimizer):
             "optimizer": saved_name(self),
             "skipped_steps": self.skipped_steps,
             # lets a load tell a different model apart even when no state tensor shows it
-            "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
+            "param_shapes": [[saved_shape(p) for p in g["params"]] for g in self.param_groups],
         }
         # a process group (``skip_nonfinite=dist.group.WORLD``, which ZeroRedundancyOptimizer
         # copies into every group) cannot be pickled: it is written as True, the guard on
@@ -1728,7 +1759,7 @@ class RuleOptimizer(TorchOptimizer):
                 )
             if shapes is not None:
                 for position, (shape, p) in enumerate(zip(shapes[index], group["params"])):
-                    if tuple(shape) != tuple(p.shape):
+                    if None not in (shape, saved_shape(p)) and tuple(shape) != tuple(p.shape):
                         raise ValueError(
                             f"parameter {position} of group {index} has shape {tuple(p.shape)} "
                             f"but the state_dict was saved for shape {tuple(shape)}: was it "

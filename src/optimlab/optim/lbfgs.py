@@ -27,6 +27,7 @@ from .base import (
     check_saved_name,
     check_state_dict,
     saved_name,
+    saved_shape,
 )
 from .capabilities import Capabilities
 
@@ -687,7 +688,7 @@ class LBFGS(TorchOptimizer):
                        for key, entry in sd["state"].items()}
         sd["optimlab"] = {
             "optimizer": saved_name(self),
-            "param_shapes": [[list(p.shape) for p in g["params"]] for g in self.param_groups],
+            "param_shapes": [[saved_shape(p) for p in g["params"]] for g in self.param_groups],
         }
         return sd
 
@@ -703,13 +704,16 @@ class LBFGS(TorchOptimizer):
             raise ValueError("this state_dict was saved for another model: LBFGS has one "
                              f"group of {len(params)} parameters")
         shapes = (tag or {}).get("param_shapes")
-        if shapes is not None and [list(s) for s in shapes[0]] != [list(p.shape) for p in params]:
+        if shapes is not None and any(None not in (s, saved_shape(p)) and list(s) != list(p.shape)
+                                      for s, p in zip(shapes[0], params)):
             raise ValueError(f"this state_dict was saved for parameters of shapes {shapes[0]}, "
                              f"not {[list(p.shape) for p in params]}")
-        size = _Space(params).size()  # this process's vector (its shards under FSDP2)
+        size = None  # this process's vector (its shards under FSDP2), read where a state is
         for entry in state_dict["state"].values():
             for key in ("d", "prev_flat_grad"):
                 value = entry.get(key)
+                if isinstance(value, Tensor) and size is None:
+                    size = _Space(params).size()
                 if isinstance(value, Tensor) and value.numel() != size:
                     raise ValueError(f"state '{key}' has {value.numel()} entries but the "
                                      f"parameters have {size}: was this state_dict saved for "
