@@ -178,6 +178,24 @@ def test_lines_between_two_solutions_take_no_optimizers_colour(small):
         plt_close(fig)
 
 
+def test_the_pictures_keep_the_backend_the_user_chose(small):
+    """A notebook's inline backend (here svg, another one chosen before): plot_slice and
+    plot_interpolation switched every process to Agg, after which no figure of the user's
+    showed in the notebook. Agg is chosen only where no backend is."""
+    import matplotlib
+
+    from optimlab.landscapes.plots import plt_close
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        for draw in (plot_slice, slices.plot_interpolation):
+            plt_close(draw(small))
+            assert matplotlib.get_backend() == "svg", draw.__name__
+    finally:
+        matplotlib.use(before)
+
+
 def test_top_eigenvalue_matches_the_full_hessians_spectrum(digits):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(64, 3), torch.nn.Tanh(), torch.nn.Linear(3, 10))

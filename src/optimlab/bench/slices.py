@@ -691,10 +691,9 @@ def plot_slice(result: Slice, path=None, title: str | None = None):
     the residuals in the legend; saved to ``path`` (PNG) and closed when a path is given.
     A diverged path is drawn up to its last finite point and marked so; where no loss on the
     grid is finite, the paths are drawn without contours. Returns the figure."""
-    import matplotlib
+    from ..landscapes.plots import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()  # Agg only where no backend is chosen: a notebook's inline one stays
 
     from ..optim.palette import color
 
@@ -749,10 +748,9 @@ def plot_interpolation(result: Slice, path=None):
     :func:`~optimlab.optim.palette.pair_styles`: a line between two optimizers is neither's),
     train solid, test dashed; saved to ``path`` and closed when a path is given. Returns the
     figure."""
-    import matplotlib
+    from ..landscapes.plots import _pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()  # Agg only where no backend is chosen: a notebook's inline one stays
 
     from ..optim.palette import color, pair_styles
 
