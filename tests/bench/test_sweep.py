@@ -329,7 +329,8 @@ def test_a_group_lost_by_its_workers_stays_unfinished_for_resume(tmp_path):
     with pytest.raises(GroupsLost, match=r"^1 group lost .* sgd \(1 run\): WorkerCrashedError"):
         run_sweep(spec, store, executor=_LosesAGroup())
     statuses = {r.optimizer: r.status for r in store.list_runs(1)}
-    assert statuses == {"sgd": "running", "adam": "finished"}  # the other group is stored
+    # the other group is stored; the lost one is pending (nothing trains it now), not running
+    assert statuses == {"sgd": "pending", "adam": "finished"}
     finished = store.list_runs(1, "finished")
     run_sweep(spec, store)  # resume: only the lost group trains
     assert {r.status for r in store.list_runs(1)} == {"finished"}
@@ -387,7 +388,7 @@ def test_a_group_whose_optimizer_the_worker_lacks_stays_unfinished_for_resume(tm
                                              r"does not know the optimizer 'driver_only'"):
             run_sweep(spec, store, executor=_WorkerWithoutPlugin("driver_only", DriverOnly))
         statuses = {r.optimizer: r.status for r in store.list_runs(1)}
-        assert statuses == {"driver_only": "running", "adam": "finished"}
+        assert statuses == {"driver_only": "pending", "adam": "finished"}
         run_sweep(spec, store)  # resume, the optimizer known: it trains
         assert {r.status for r in store.list_runs(1)} == {"finished"}
     finally:
@@ -490,7 +491,9 @@ def test_the_order_of_the_optimizers_and_rates_is_no_part_of_a_sweeps_identity(t
         run_sweep(first, store, executor=_LosesAGroup())
     sweep = store.find_sweep(first.stored_config(task))
     before = _ended(store, sweep)
-    assert {k[0]: v[1] for k, v in before.items()} == {"sgd": "running", "adam": "finished"}
+    # pending, not running: nothing trains it now (a report or a second look would take it
+    # for a run in progress)
+    assert {k[0]: v[1] for k, v in before.items()} == {"sgd": "pending", "adam": "finished"}
     for optimizers, lrs in [(("adam", "sgd"), (0.1, 0.01)), (("sgd", "adam"), (0.1, 0.01)),
                             (("adam", "sgd"), (0.01, 0.1))]:
         other = _spec(optimizers=optimizers, lrs=lrs, seeds=1, config=TINY)
@@ -580,7 +583,7 @@ def test_the_command_line_finds_a_sweep_given_in_another_order(tmp_path, capsys)
     store = RunStore(db)
     spec = SweepSpec(task="digits", optimizers=("adam", "sgd"), lrs=(0.01, 0.1), seeds=1,
                      config=TINY)
-    with pytest.raises(GroupsLost):  # adam's group lost: left running
+    with pytest.raises(GroupsLost):  # adam's group lost: left to a resume
         run_sweep(spec, store, executor=_LosesAGroup())
     (sweep,) = store.sweeps()["sweep_id"]
     before = _ended(store, sweep)

@@ -690,8 +690,9 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
 
     def store_group(index: int, outcome) -> None:
         group = groups[index]
-        if outcome.kind == "lost":  # left running: --resume trains it again
+        if outcome.kind == "lost":  # back to pending (nothing trains it now): --resume does
             lost.append(f"{names[index]} ({count(len(group), 'run')}): {outcome.message}")
+            store.reset_runs([run.id for run in group])
         elif outcome.kind == "error":  # a broken member must not stop the sweep
             for run in group:
                 store.finish_run(run.id, "failed", error=outcome.message)
