@@ -743,6 +743,10 @@ def test_the_answer_in_words_says_its_set_selected_it(tmp_path):
     advice = advise_task(_linear_task(), optimizers=["adam"], steps=9, batch_size=32, seeds=2,
                          store=RunStore(tmp_path / "runs.db"))
     assert "steps; on the set that selected it, so optimistic)" in str(advice).splitlines()[0]
+    # a notebook shows the words as the cell's value, not the repr of every field (9 KB)
+    shown = []
+    advice._repr_pretty_(type("Printer", (), {"text": lambda self, t: shown.append(t)})(), False)
+    assert shown == [str(advice)]
 
 
 def test_one_seed_says_no_comparison_and_caps_the_early_seeds(tmp_path):

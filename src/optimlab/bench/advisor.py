@@ -606,6 +606,11 @@ class Advice:
             lines.append(f"took {self.seconds:.1f} s (training, evaluating and storing the runs)")
         return "\n".join(lines)
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """How IPython and Jupyter show the answer as a cell's value: its words
+        (:meth:`__str__`), not the dataclass's repr of every field (about 9 KB)."""
+        printer.text(str(self) if not cycle else "Advice(...)")
+
     @property
     def compute(self) -> str:
         """What this call trained and what it read back from the store, in words:
