@@ -168,9 +168,53 @@ class Engine:
             single += batched
             retired = self._multi.pop(key, None)
         for p in single:
-            self._step_one(p, states[p], hp, maximize, in_place=in_place)
+            try:
+                self._step_one(p, states[p], hp, maximize, in_place=in_place)
+            except RuntimeError as err:  # torch's "size of tensor a ...": say which, and why
+                stale = self.stale_state([p], states, hp)
+                if stale is None:
+                    raise
+                index = next(i for i, q in enumerate(params) if q is p)
+                raise RuntimeError(stale.replace("parameter 0 ", f"parameter {index} ", 1)
+                                   + "; the parameters stepped one at a time before it have "
+                                   "stepped, as in torch's for-loop") from err
         if retired is not None and not in_place:  # shared state stays where it is
             retired.release(states)
+
+    def stale_state(self, params: list[Tensor], states: Any, hp: dict) -> str | None:
+        """Why ``params`` cannot step because a state was made for another shape (an error
+        path, and a fused plan's parameters whose state no kernel lays out): the first
+        parameter with a moment of another shape than its own, as when a parameter's
+        ``.data`` is resized between steps (a vocabulary grown) while its moments keep the
+        old size; or None. A moment is an entry that the capability record names
+        (``moments``, ``second_moments``: SGD's momentum buffer, made at the first step) or
+        that a fresh state (``init`` on a meta tensor of the parameter's shape) makes of the
+        parameter's shape. Entries of other shapes (a factored moment's rows, a history that
+        grows) and int8 codes are not read."""
+        named = self.capabilities.compact_moments
+        for index, p in enumerate(params):
+            state = states.get(p) if hasattr(states, "get") else states[p]
+            if not state:
+                continue
+            weight = real(p)
+            try:
+                fresh = self.init(torch.empty(weight.shape, dtype=weight.dtype, device="meta"),
+                                  **hp)
+            except Exception:  # a rule whose init cannot run on a meta tensor: its names only
+                fresh = {}
+            moments = [k for k in named if k in state] + [
+                k for k, v in fresh.items()
+                if k not in named and isinstance(v, Tensor) and v.shape == weight.shape]
+            for key in moments:
+                kept = state.get(key)
+                if isinstance(kept, Tensor) and kept.is_floating_point() and kept.dim() \
+                        and kept.shape != weight.shape:
+                    return (f"{self.name}: parameter {index} of the group (counting its "
+                            f"parameters that have a gradient) is of shape {tuple(p.shape)}, "
+                            f"but its state {key!r} is of shape {tuple(kept.shape)}, made for "
+                            f"another shape (was the parameter's .data resized?); start its "
+                            f"state afresh with `del optimizer.state[p]`")
+        return None
 
     def _layout_refusal(self, p: Tensor) -> str:
         """Why :meth:`step_group` refuses ``p`` (a sparse parameter, or a sparse gradient the
@@ -235,16 +279,19 @@ class Engine:
         for the caller to :meth:`~_MultiPlan.release` once the group has stepped.
         """
         plan = old = self._multi.get(key)
-        if plan is None or not plan.fits(params, states) or not plan.uniform():
-            plan = self._multi[key] = _MultiPlan(self, params, states, hp)
-        else:
-            old = None
         try:
+            if plan is None or not plan.fits(params, states) or not plan.uniform():
+                plan = self._multi[key] = _MultiPlan(self, params, states, hp)
+            else:
+                old = None
             plan.run(self.update, hp, maximize)
         except RuntimeError as err:  # torch's "size of tensor a (4) must match ...": say which
             misfit = _first_misfit(self.name, params)
             if misfit is None:
-                raise
+                stale = self.stale_state(params, states, hp)
+                if stale is None:
+                    raise
+                misfit = stale + "; its batch did not step"
             raise RuntimeError(misfit) from err
         return old
 
@@ -319,6 +366,13 @@ class Engine:
                 raise _not_a_counter(counter)  # as the plain path raises, before any step
             layout = kernels.Layout.of(state, weight)
             if layout is None:  # a state entry of another dtype or shape (a float64 moment)
+                # one made for another shape fails on the plain path: refused before the
+                # kernel steps the others, and saying which
+                stale = self.stale_state([p], states, hp)
+                if stale is not None:
+                    index = next(i for i, q in enumerate(params) if q is p)
+                    raise RuntimeError(stale.replace("parameter 0 ", f"parameter {index} ", 1)
+                                       + "; nothing of the group stepped")
                 rest.append(p)
                 unlaid.append(p)
                 continue
