@@ -97,7 +97,8 @@ from .models import (
 
 __all__ = ["create_app", "serve", "warm_up", "STATIC_DIR", "plotly_js", "CSP", "HEADERS",
            "LOOPBACK_HOSTS", "allowed_hosts", "is_loopback", "host_allowed", "exposure_warning",
-           "DISCONNECT_POLL_S", "DOCS_PREFIX", "reclaim_docs_folders"]
+           "DISCONNECT_POLL_S", "DOCS_PREFIX", "reclaim_docs_folders", "Playground",
+           "START_TIMEOUT_S", "STOP_TIMEOUT_S"]
 
 #: The page's own files (index.html, app.js, style.css, vendor/katex).
 STATIC_DIR = Path(str(resources.files("optimlab.web") / "static"))
@@ -825,19 +826,201 @@ def reclaim_docs_folders(root: str | os.PathLike | None = None) -> int:
     return removed
 
 
+#: How long (seconds) ``serve(background=True)`` waits for its server to start (the app's
+#: warm-up, :func:`warm_up`, included) before it gives up and says so.
+START_TIMEOUT_S = 60.0
+
+#: How long (seconds) :meth:`Playground.stop` waits by default for the server to finish the
+#: requests it is answering and its thread to end.
+STOP_TIMEOUT_S = 10.0
+
+
+def _running_loop() -> bool:
+    """Whether an asyncio event loop is running in this thread (a notebook's cell runs in one)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _browser_host(host: str) -> str:
+    """The address a browser on this machine uses for a server bound to ``host``: the bound
+    one, bracketed where it is IPv6; loopback for every address (``0.0.0.0``, ``::``)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host in ("::", "[::]"):
+        return "[::1]"
+    return _bracketed(host)
+
+
+def _listen(host: str, port: int):
+    """A socket listening on ``host:port`` (``port`` 0: a free one the system picks), bound
+    as uvicorn binds its own (IPv6 where the host has a colon); an :class:`OSError` that
+    names the address and why when it cannot be (a port in use, a host this machine is
+    not)."""
+    import errno
+    import socket
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be a whole number from 0 to 65535 (0: a free one), "
+                         f"not {port!r}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    except (OSError, UnicodeError) as err:
+        # (socket.create_server adds the address it tried, which the message names already)
+        why = (getattr(err, "strerror", None) or str(err)).split(" (while attempting to bind")[0]
+        if getattr(err, "errno", None) == errno.EADDRINUSE:
+            why += " (another server, perhaps another playground, listens there; pass port=0 " \
+                   "for a free port, or stop that one)"
+        raise OSError(getattr(err, "errno", None), f"cannot listen on {_bracketed(host)}:{port}: "
+                                                   f"{why}") from err
+
+
+class Playground:
+    """A playground served in the background (``serve(background=True)``): its address and
+    the means to stop it.
+
+    ``url`` is the page's address and ``port`` the port it listens on (the free one the
+    system picked for ``port=0``). :meth:`stop` stops the server and frees the port;
+    ``with serve(background=True) as pg:`` stops it at the end of the block. A notebook
+    shows the handle as a link to the page. The server runs on a daemon thread of this
+    process: it also ends when the process (the notebook's kernel) does.
+    """
+
+    def __init__(self, server, thread, host: str, port: int) -> None:
+        self._server = server
+        self._thread = thread
+        self.host = host
+        self.port = port
+        self.url = f"http://{_browser_host(host)}:{port}/"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is still serving (its thread has not ended)."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> bool:
+        """Stop the server: it stops accepting connections at once, finishes the requests
+        it is answering (up to ``timeout`` seconds; past them it drops them), and its thread
+        ends. Returns whether it has ended; calling it again is harmless."""
+        if not self._thread.is_alive():
+            return True
+        self._server.should_exit = True
+        self._thread.join(max(0.0, timeout))
+        if self._thread.is_alive():  # a request still running: drop it rather than wait on
+            self._server.force_exit = True
+            self._thread.join(1.0)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> "Playground":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<optimlab Playground {self.url} {'running' if self.running else 'stopped'}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        url = html.escape(self.url, quote=True)
+        if not self.running:
+            return f"optimlab playground at {url} (stopped)"
+        return (f'optimlab playground: <a href="{url}" target="_blank" rel="noopener">{url}</a> '
+                f"(<code>.stop()</code> stops it)")
+
+
+def _serve_background(host: str, port: int, db_path, log_level: str, slices) -> Playground:
+    """:func:`serve` with ``background=True``: bind, start the server on a thread, wait for
+    it to start (:data:`START_TIMEOUT_S`)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = _listen(host, port)  # before anything else: a port in use costs no warm-up
+    try:
+        port = sock.getsockname()[1]
+        warning = exposure_warning(host, port)
+        if warning:
+            print(warning, file=sys.stderr)
+        app = create_app(db_path, hosts=allowed_hosts(host, port), slices=slices)
+        config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level=log_level,
+                                lifespan="on", limit_concurrency=MAX_CONNECTIONS,
+                                timeout_keep_alive=KEEP_ALIVE_S)
+        server = uvicorn.Server(config)
+    except BaseException:
+        sock.close()
+        raise
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])  # an event loop of this thread's own
+        except BaseException as err:  # SystemExit where the warm-up failed: say so, below
+            failure.append(err)
+        finally:
+            sock.close()
+
+    thread = threading.Thread(target=run, name=f"optimlab-playground-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            thread.join(0.02)
+    except BaseException:  # interrupted while it starts (Ctrl-C): leave no server behind
+        server.should_exit = True
+        raise
+    if server.started and thread.is_alive():
+        return Playground(server, thread, host, port)
+    server.should_exit = True
+    thread.join(5.0)
+    sock.close()
+    where = f"the playground did not start on {_bracketed(host)}:{port}"
+    error = failure[0] if failure else None
+    if error is None and thread.is_alive():
+        raise RuntimeError(f"{where} within {START_TIMEOUT_S:g} s (its warm-up may be stuck)")
+    if error is None or isinstance(error, SystemExit):  # uvicorn's exit: the log says why
+        raise RuntimeError(f"{where}: its warm-up failed (the log above says why)")
+    raise RuntimeError(f"{where}: {type(error).__name__}: {error}") from error
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000,
-          db_path: str | os.PathLike | None = None, log_level: str = "info",
-          slices: Sequence[str | os.PathLike] = ()) -> None:
-    """Serve the playground with uvicorn until interrupted (loopback unless told).
+          db_path: str | os.PathLike | None = None, log_level: str | None = None,
+          slices: Sequence[str | os.PathLike] = (), background: bool = False) -> "Playground | None":
+    """Serve the playground with uvicorn (loopback unless told): until interrupted, or in the
+    background.
+
+    ``db_path`` is the run store the Runs tab reads and ``slices`` the folders the Slices
+    tab shows (see :func:`create_app`); ``log_level`` is uvicorn's (``"info"`` by default,
+    which logs every request; ``"warning"`` by default in the background).
+
+    By default it blocks until interrupted (Ctrl-C), running an event loop of its own, as
+    ``optimlab serve`` does; so it cannot run where one already runs (a notebook's cell, a
+    coroutine), and says so. ``background=True`` is for those: it listens on ``host:port``
+    at once (a port in use is an :class:`OSError` right away, before the app's warm-up;
+    ``port=0`` picks a free port), serves on a thread of its own, and returns once the
+    server answers, with a :class:`Playground`: its ``url``, and ``stop()``. There it logs
+    warnings only, so that requests do not print into whichever cell runs.
 
     On another address it prints a warning to stderr first (:func:`exposure_warning`), and
     answers only the ``Host`` names of the address it listens on (:func:`allowed_hosts`).
     """
+    if background:
+        return _serve_background(host, port, db_path, log_level or "warning", slices)
+    if _running_loop():
+        raise RuntimeError("serve() blocks and runs an event loop of its own, and one is already "
+                           "running here (a notebook's cell, a coroutine); in a notebook use "
+                           "serve(background=True), which returns a handle with .url and .stop()")
     import uvicorn
 
     warning = exposure_warning(host, port)
     if warning:
         print(warning, file=sys.stderr)
     uvicorn.run(create_app(db_path, hosts=allowed_hosts(host, port), slices=slices), host=host,
-                port=port, log_level=log_level, limit_concurrency=MAX_CONNECTIONS,
+                port=port, log_level=log_level or "info", limit_concurrency=MAX_CONNECTIONS,
                 timeout_keep_alive=KEEP_ALIVE_S)
+    return None
