@@ -66,7 +66,8 @@ def test_a_race_counts_one_evaluation_per_step():
     control = api.RaceControl()
     answer = api.run_race(RaceRequest(landscape="rosenbrock", steps=30,
                                       optimizers=[{"name": "adam"}, {"name": "gd"}]), control)
-    assert control.evaluations == 31 and not control.cancelled  # 30 steps, the last point
+    # 30 steps, the last point, and the start's check (f and its gradient finite there)
+    assert control.evaluations == 32 and not control.cancelled
     assert answer["results"][0]["metrics"]["final_loss"] is not None
 
 

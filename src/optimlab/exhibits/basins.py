@@ -22,7 +22,7 @@ from .._table import text_table
 from ..landscapes.base import Landscape, finite_reals
 from ..landscapes.functions import get as get_landscape
 from ..landscapes.functions import two_wells_minima
-from ..landscapes.race import DIVERGENCE_WIDTHS, check_entry, run_starts
+from ..landscapes.race import DIVERGENCE_WIDTHS, _defaults_used, check_entry, run_starts
 from ..optim.base import check_int
 from ..optim.registry import resolve
 from .base import Demo, pyplot
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["BASIN_OPTIMIZERS", "BasinsDemo", "basins", "known_minima", "NOT_SETTLED",
-           "DIVERGED", "BASIN_COLORS", "NOT_SETTLED_COLOR", "DIVERGED_COLOR", "basin_color"]
+           "DIVERGED", "BASIN_COLORS", "NOT_SETTLED_COLOR", "DIVERGED_COLOR", "basin_color",
+           "RESERVED_NAMES"]
 
 #: per landscape: label -> registry name and hyperparameters (rates stable on it, fixed:
 #: a rate tuned from one start says nothing about the others)
@@ -94,25 +95,46 @@ def percentages(shares: Mapping[str, float]) -> dict[str, int]:
 
 
 def known_minima(landscape: Landscape) -> tuple[tuple[str, tuple[float, ...]], ...]:
-    """The minimizers a run can end in, named: for ``two_wells`` the deep (global) and the
-    shallow (local) well, else the landscape's ``minima`` (its global minimizers) and then
-    its ``local_minima``, each named by its point (a local one with "local" after it:
-    ``(1.7, -0.796) local``)."""
-    if landscape.name == "two_wells":
+    """The minimizers a run can end in, named, taken from ``landscape`` itself: its
+    ``minima`` (its global minimizers) and then its ``local_minima``, each named by its
+    point (a local one with "local" after it: ``(1.7, -0.796) local``), with more digits
+    where three would name two apart the same (and ``#2``, ``#3``, ... after a point listed
+    twice). The catalog's ``two_wells`` (its own minima, not only its name: a landscape of
+    one's own called so keeps its own) names them the deep (global) and the shallow
+    (local) well."""
+    points = [(tuple(p), "") for p in landscape.minima] \
+        + [(tuple(p), " local") for p in landscape.local_minima]
+    if landscape.name == "two_wells" and len(points) == 2:
         deep, shallow = two_wells_minima()
-        return (("deep well", deep), ("shallow well", shallow))
+        if np.allclose([p for p, _ in points], [deep, shallow], rtol=0, atol=1e-12):
+            return (("deep well", points[0][0]), ("shallow well", points[1][0]))
 
-    def named(p, suffix=""):
-        return (f"({p[0]:.3g}, {p[1]:.3g})" if len(p) == 2 else str(p)) + suffix, tuple(p)
+    def named(p, suffix, digits):
+        return (f"({p[0]:.{digits}g}, {p[1]:.{digits}g})" if len(p) == 2 else str(p)) + suffix
 
-    return tuple(named(p) for p in landscape.minima) \
-        + tuple(named(p, " local") for p in landscape.local_minima)
+    for digits in (3, 6, 17):
+        names = [named(p, suffix, digits) for p, suffix in points]
+        if len(set(names)) == len(names):
+            break
+    else:  # a point listed twice: numbered in order
+        seen: dict[str, int] = {}
+        for i, name in enumerate(names):
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                names[i] = f"{name} #{seen[name]}"
+    return tuple(zip(names, (p for p, _ in points)))
+
+
+#: the names a basins table gives its own columns, which no minimum may take
+RESERVED_NAMES = ("not settled", "diverged")
 
 
 def _named_minima(land: Landscape, minima) -> tuple[tuple[str, tuple[float, float]], ...]:
     """The ``(name, (x, y))`` pairs to classify by: ``minima`` checked entry by entry (a
-    str name and two finite numbers; ValueError naming the entry), or
-    :func:`known_minima` where it is None (ValueError where the landscape has none)."""
+    str name and two finite numbers; ValueError naming the entry), their names each its
+    own (a share is counted per name: four minima named "well" showed a row of 64%) and
+    none of :data:`RESERVED_NAMES`, or :func:`known_minima` where it is None (ValueError
+    where the landscape has none)."""
     if minima is None:
         named = known_minima(land)
         if not named:
@@ -134,6 +156,14 @@ def _named_minima(land: Landscape, minima) -> tuple[tuple[str, tuple[float, floa
         if len(finite_reals(coords)) != 2:
             raise ValueError(f"minima[{i}] must be a (name, (x, y)) pair: a str and two "
                              f"finite numbers, got {entry!r}")
+        if entry[0] in RESERVED_NAMES:
+            raise ValueError(f"minima[{i}]: {entry[0]!r} names a column of the basins table "
+                             f"of its own; give the minimum another name")
+        for j, (other, _) in enumerate(named):
+            if other == entry[0]:
+                raise ValueError(f"minima[{j}] and minima[{i}] are both named {entry[0]!r}: "
+                                 "each minimum needs a name of its own (the shares are "
+                                 f"counted per name), e.g. '{entry[0]} 1', '{entry[0]} 2'")
         named.append((entry[0], (float(coords[0]), float(coords[1]))))
     return tuple(named)
 
@@ -176,7 +206,8 @@ class BasinsDemo(Demo):
     Attributes:
         landscape: the :class:`~optimlab.landscapes.base.Landscape` raced on.
         minima: ``(name, point)`` of each minimum a run can end in (:func:`known_minima`).
-        hparams: label -> registry name and hyperparameters.
+        hparams: label -> registry name and hyperparameters, the rate included where
+            none was given (the optimizer's default, as a race records it).
         grid: starts per side; ``starts`` holds the ``grid * grid`` cell centres of the
             domain (row by row, y outer), ``xs`` and ``ys`` the centres per axis.
         steps: steps per run; ``radius``: how close to a minimum a run must end to count.
@@ -255,7 +286,7 @@ class BasinsDemo(Demo):
         palette = np.array([basin_color(DIVERGED), basin_color(NOT_SETTLED)] + colors)
         (x0, x1), (y0, y1) = self.landscape.domain
         gx, gy = np.meshgrid(np.linspace(x0, x1, 150), np.linspace(y0, y1, 150))
-        gz = self.landscape.f(torch.from_numpy(np.stack([gx, gy], -1))).numpy()
+        gz = self.landscape.values(torch.from_numpy(np.stack([gx, gy], -1))).detach().numpy()
         edges_x = np.linspace(x0, x1, self.grid + 1)
         edges_y = np.linspace(y0, y1, self.grid + 1)
         shares = self.fractions()
@@ -268,8 +299,11 @@ class BasinsDemo(Demo):
                 ax.plot(point[0], point[1], "*", color="white", mec="black", ms=16, mew=1.2,
                         zorder=5)
             best = max(shares[label], key=shares[label].get)
-            ax.set_title(f"{label} (lr={self.hparams[label].get('lr', 0):g}): "
-                         f"{percentages(shares[label])[best]}% to {best}", fontsize=10)
+            lr = self.hparams[label].get("lr")  # the rate used (a default recorded too)
+            rate = f" (lr={lr:g})" if isinstance(lr, (int, float)) and not isinstance(lr, bool) \
+                else ""
+            ax.set_title(f"{label}{rate}: {percentages(shares[label])[best]}% to {best}",
+                         fontsize=10)
             ax.set_xlim(x0, x1)
             ax.set_ylim(y0, y1)
             ax.set_aspect("equal")
@@ -340,7 +374,10 @@ def basins(landscape: str | Landscape = "two_wells",
     for (label, (name, hp)), (path, _) in zip(specs.items(), runs):
         ends[label] = path[-1].numpy()
         basin[label] = _classify(land, ends[label], points, float(radius))
-        hparams[label] = {"name": name, **resolve(name).preset, **hp}
+        used = {"name": name, **resolve(name).preset, **hp}
+        if "lr" not in used:  # the default rate it ran at, as a race's table shows it
+            used.update(_defaults_used(name, hp))
+        hparams[label] = used
     return BasinsDemo(landscape=land, minima=named, hparams=hparams, grid=grid, steps=steps,
                       radius=float(radius), xs=xs, ys=ys, starts=starts, ends=ends,
                       basin=basin)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .result import Race
 
-__all__ = ["Landscape", "CHALLENGES", "finite_reals"]
+__all__ = ["Landscape", "CHALLENGES", "LandscapeWarning", "finite_reals"]
 
 #: The difficulties a landscape can show, as the tutorials name them.
 CHALLENGES = ("local-minima", "saddle", "plateau", "ravine", "ill-conditioned", "noisy")
@@ -44,6 +44,33 @@ def finite_reals(values) -> tuple:
     return values if all(_real(v) for v in values) else ()
 
 
+class LandscapeWarning(UserWarning):
+    """Something about a landscape the lab can run on but that reads wrong: its ``f``
+    goes below its ``min_value`` (gaps to the minimum are negative), or ``f`` returns
+    float32 or float16 for float64 points (a race then runs at that precision)."""
+
+
+#: What ``f`` must be for races, plots and tuning (said where it fails).
+F_REQUIREMENTS = ("f must be batched: map a tensor of points [..., dim] to one value per "
+                  "point [...], with torch operations that work elementwise over the leading "
+                  "axes (no Python `if` on values, `float(x)` or `.item()`: use torch.where), "
+                  "differentiable by autograd (no NumPy, no .detach()), and floating point")
+
+_WRAPPED_ERRORS = (RuntimeError, TypeError, ValueError, IndexError)
+
+
+def f_failed(landscape: Landscape, x: Tensor, err: Exception, where: str = "") -> Exception:
+    """The error to raise for ``err`` raised by ``landscape.f`` (or its gradient) on points
+    ``x``: the same builtin class (RuntimeError, TypeError, ValueError, IndexError), with a
+    message that names the landscape and says what f must be (:data:`F_REQUIREMENTS`).
+    ``err`` itself (its class not one of those exactly, such as a cancellation) is returned
+    as it is, to be raised unchanged. The caller chains it (``raise ... from err``)."""
+    if type(err) not in _WRAPPED_ERRORS:
+        return err
+    what = where or f"on points of shape {list(x.shape)} ({str(x.dtype).replace('torch.', '')})"
+    return type(err)(f"{landscape.name}: f failed {what}: {err}. {F_REQUIREMENTS}")
+
+
 def _check_noise(scale, seed) -> None:
     if not _real(scale) or scale < 0:
         raise ValueError(f"noise scale must be a finite number >= 0, got {scale!r}")
@@ -58,17 +85,26 @@ class Landscape:
     Attributes:
         name: catalog name (``optimlab.landscapes.get(name)``).
         dim: number of coordinates.
-        f: evaluates a tensor of shape ``[..., dim]`` to shape ``[...]``; differentiable
-            by autograd, any float dtype (races and plots check the shape:
-            :meth:`values`).
+        f: evaluates a tensor of shape ``[..., dim]`` to shape ``[...]``: batched (torch
+            operations elementwise over the leading axes; no Python ``if`` on values, use
+            ``torch.where``), differentiable by autograd and floating point. Races run in
+            float64 and give f float64 points: an f that returns float32 or float16 lowers
+            their precision (a :class:`LandscapeWarning` says so). Races and plots check the
+            shape (:meth:`values`) and name the landscape where f fails.
         domain: per-axis ``(low, high)`` bounds for plotting; a race starts inside them,
             and a run that leaves them far behind is called "diverged".
-        minima: the known global minimizers (possibly several).
-        min_value: the global minimum value.
+        minima: the known global minimizers (possibly several); ``()`` where none is
+            known, or there is none (see "Minima and min_value" below).
+        min_value: the global minimum value (f at ``minima``); see below for a landscape
+            without ``minima``, where it may be None (not known).
         challenges: tags from :data:`CHALLENGES`.
         start: a telling default start point.
         description: one paragraph on what the function shows.
-        log_scale: whether its values span decades (contours on a log scale).
+        log_scale: whether its values span decades: plots then colour the contours by
+            ``log(f - min + eps)``, min the lowest value on the plotted grid (a surface plot
+            takes it as its default height scale), so a deep narrow valley shows; values
+            spanning more than three decades get log colours anyway. Only the pictures
+            change, not the races.
         noise: standard deviation :math:`s` of the gradient noise (0: deterministic).
             The noise is isotropic: each step adds :math:`u \\cdot x` with
             :math:`u \\sim N(0, s^2 I)` drawn afresh, so the gradient gets :math:`u`
@@ -80,6 +116,29 @@ class Landscape:
         local_minima: minimizers that are not global, where the landscape lists them (the
             basins exhibit names the minimum each run ends in from ``minima`` and these;
             an egg crate such as Rastrigin's, with a hundred, lists none).
+
+    Minima and min_value: how a race judges its runs.
+
+    * ``minima`` given: runs are measured by their gap f - ``min_value`` and their distance
+      to the nearest minimizer; ``min_value`` must be a number (f at the minimizers).
+    * ``minima=()`` with the challenge tag ``"saddle"``, or ``min_value=-inf`` (unbounded
+      below): there is no minimum to converge to (the catalog's ``saddle`` and
+      ``monkey_saddle``). Leaving the domain downhill is the goal: a finite ``min_value``
+      is the lowest value on the domain, and a run whose loss falls below it has
+      "escaped"; a run that falls without bound (to -inf) is not diverged
+      (:func:`~optimlab.landscapes.race.diverged`). This is :attr:`unbounded`.
+    * ``minima=()`` otherwise: the function has a minimum, but where is not known. Runs are
+      judged by the rules that need no minimizer: a non-finite loss or point, a gap that
+      grows past ``DIVERGENCE_FACTOR`` and the floor, or leaving the domain by
+      ``DIVERGENCE_WIDTHS`` widths is diverged; the distance to the minimum is not known
+      ("-" in the table). ``min_value`` is the minimum value if known (gaps and steps to
+      the tolerance are measured from it) or None (not known: those columns show "-",
+      and the divergence rule measures from the lowest value f takes on a grid of the
+      domain, or the start's value where that is lower).
+
+    Where f goes below a finite ``min_value`` by more than rounding (on the grid the lab
+    reads f on, :func:`~optimlab.landscapes.race.typical_gap`, or along a race), a
+    :class:`LandscapeWarning` names the value and the point.
 
     Landscapes compare equal field by field but ``f`` (the catalog builds a new function
     object each time: ``get("quadratic", kappa=10)`` twice is one landscape, told apart
@@ -94,7 +153,7 @@ class Landscape:
     f: Callable[[Tensor], Tensor] = field(compare=False)
     domain: tuple[tuple[float, float], ...]
     minima: tuple[tuple[float, ...], ...]
-    min_value: float
+    min_value: float | None
     challenges: tuple[str, ...]
     start: tuple[float, ...]
     description: str
@@ -124,9 +183,15 @@ class Landscape:
             if len(finite_reals(point)) != self.dim:
                 raise ValueError(f"{self.name}: each minimum must be {self.dim} finite numbers, "
                                  f"got {point!r}")
-        if not _real(self.min_value, finite=False):
-            raise ValueError(f"{self.name}: min_value must be a number (not NaN), "
-                             f"got {self.min_value!r}")
+        if self.min_value is None:
+            if self.minima:
+                raise ValueError(f"{self.name}: min_value=None (not known) needs minima=(); "
+                                 f"with minima given, min_value is f at them")
+        elif not _real(self.min_value, finite=False):
+            raise ValueError(f"{self.name}: min_value must be a number (not NaN), got "
+                             f"{self.min_value!r} (or None: not known, with minima=())")
+        elif self.min_value == math.inf:
+            raise ValueError(f"{self.name}: min_value must be below +inf, got inf")
         _check_noise(self.noise, self.noise_seed)
         # checked above; kept as tuples (not lists or arrays), since a landscape hashes them
         set_field = object.__setattr__  # the dataclass is frozen
@@ -145,8 +210,15 @@ class Landscape:
 
         Raises:
             ValueError: ``f`` returned something else.
+            RuntimeError, TypeError, ValueError, IndexError: ``f`` raised one (such as
+                torch's "Boolean value of Tensor with more than one value is ambiguous" for
+                a Python ``if`` on values): the same class, naming the landscape and saying
+                what f must be, with f's own error chained.
         """
-        values = self.f(x)
+        try:
+            values = self.f(x)
+        except _WRAPPED_ERRORS as err:
+            raise f_failed(self, x, err) from err
         if not torch.is_tensor(values) or values.shape != x.shape[:-1]:
             got = f"shape {list(values.shape)}" if torch.is_tensor(values) \
                 else f"a {type(values).__name__}"
@@ -165,8 +237,16 @@ class Landscape:
         subclass that overrides this method changes what it returns, not how they run."""
         with torch.enable_grad():
             x = x.detach().requires_grad_()
-            (g,) = torch.autograd.grad(self.f(x).sum(), x)
-        return g
+            return gradient(self, self.values(x), x)
+
+    @property
+    def unbounded(self) -> bool:
+        """Whether there is no minimum to converge to, so that leaving the domain downhill
+        is the goal: ``minima`` is empty and the landscape is tagged ``"saddle"`` or its
+        ``min_value`` is -inf (see "Minima and min_value" in the class docstring). A
+        landscape whose minimizer is merely not known (``minima=()``, no such tag) is not:
+        a run that blows up on it is diverged."""
+        return not self.minima and ("saddle" in self.challenges or self.min_value == -math.inf)
 
     def with_noise(self, scale: float, seed: int = 0) -> Landscape:
         """The same landscape with seeded isotropic Gaussian gradient noise (see
@@ -198,7 +278,7 @@ class Landscape:
 
     def distance_to_minimum(self, x: Tensor) -> Tensor:
         """Euclidean distance from points ``[..., dim]`` to the nearest known minimizer."""
-        if not self.minima:  # saddles: no minimum to be near
+        if not self.minima:  # saddles, and a minimizer not known: no minimum to be near
             return torch.full(x.shape[:-1], float("nan"), dtype=x.dtype, device=x.device)
         diff = x.unsqueeze(-2) - self.minima_tensor.to(x)
         return torch.linalg.vector_norm(diff, dim=-1).min(dim=-1).values
@@ -229,3 +309,26 @@ class Landscape:
         extra = f", noise={self.noise}" if self.noise else ""
         return (f"Landscape({self.name!r}, dim={self.dim}, min_value={self.min_value}, "
                 f"challenges={list(self.challenges)}{extra})")
+
+
+def gradient(landscape: Landscape, values: Tensor, points: Tensor,
+             weights: Tensor | None = None) -> Tensor:
+    """The gradient of ``(weights * values).sum()`` (weights: ones) at ``points``, where
+    ``values = landscape.values(points)`` was computed with ``points`` requiring grad: one
+    reverse pass. An f whose values autograd cannot differentiate (they do not depend on
+    the points through torch: integers, NumPy, ``.detach()``, a constant) or whose
+    backward pass fails is refused with an error that names the landscape and says what
+    f must be (:func:`f_failed`), f's own error chained."""
+    if not values.requires_grad or not values.is_floating_point():
+        why = (f"it returned {str(values.dtype).replace('torch.', '')} values"
+               if not values.is_floating_point() else
+               "its values do not depend on the points through torch operations (computed "
+               "with NumPy, .item() or .detach(), or not from x at all)")
+        raise ValueError(f"{landscape.name}: autograd cannot differentiate f: {why}. "
+                         f"{F_REQUIREMENTS}")
+    if weights is None:
+        weights = torch.ones_like(values)
+    try:
+        return torch.autograd.grad(values, points, weights)[0]
+    except _WRAPPED_ERRORS as err:
+        raise f_failed(landscape, points, err, "in its backward pass (autograd)") from err

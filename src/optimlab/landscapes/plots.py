@@ -311,13 +311,32 @@ def _legend_text(race, label) -> str:
     return f"{text} (diverged)" if _is_diverged(race, label) else text
 
 
-def _loss_curve(race, label):
-    """``(y, gap)`` for the loss panel: f - f* + tiny where the landscape has a minimum (a
-    saddle's ``min_value`` is only the lowest point of its domain, not an f*), else f (NaN
-    where not finite)."""
+def _gap_panel(race) -> bool:
+    """Whether the loss panel draws f - f*: where the landscape has a minimum (known or not:
+    not :attr:`~optimlab.landscapes.base.Landscape.unbounded`; a saddle's ``min_value`` is
+    only the lowest point of its domain, not an f*) and a finite ``min_value``, which no
+    run's loss goes below by more than rounding (a wrong ``min_value``: the panel draws f
+    then, as a gap below 0 has no place on a log axis; the race warned of it)."""
+    land = race.landscape
+    fstar = land.min_value
+    if land.unbounded or fstar is None or not math.isfinite(float(fstar)):
+        return False
+    hair = 1e-6 * max(1.0, abs(float(fstar)))
+    for label in race.labels:
+        loss = np.asarray(race.losses[label], dtype=float).reshape(-1)
+        if (loss[np.isfinite(loss)] < float(fstar) - hair).any():
+            return False
+    return True
+
+
+def _loss_curve(race, label, as_gap: bool | None = None):
+    """``(y, gap)`` for the loss panel: f - f* + tiny where :func:`_gap_panel` (``as_gap``,
+    read afresh when None), else f (NaN where not finite)."""
     loss = np.asarray(race.losses[label], dtype=float).reshape(-1)
-    fstar = float(race.landscape.min_value)
-    if race.landscape.minima and math.isfinite(fstar):
+    if as_gap is None:
+        as_gap = _gap_panel(race)
+    if as_gap:
+        fstar = float(race.landscape.min_value)
         tiny = 1e-16 * max(1.0, abs(fstar))
         gap = loss - fstar
         # the catalog's f* is rounded: a hair below it still counts as reaching it
@@ -357,9 +376,9 @@ def _loss_limits(race, curves):
     # them) stay within :data:`_LIMIT`, or matplotlib's set_ylim overflows (to infinity)
     lo = float(np.clip(min(values.min(), every.min()), -_LIMIT, _LIMIT))
     hi = float(np.clip(values.max(), -_LIMIT, _LIMIT))
-    if not race.landscape.minima:
-        line = float(race.landscape.min_value)
-        line = line if math.isfinite(line) else min(starts, default=hi)
+    if race.landscape.unbounded:
+        line = race.landscape.min_value
+        line = float(line) if line is not None and math.isfinite(line) else min(starts, default=hi)
         lo = max(lo, line - max(hi - line, 1.0))
     log = lo > 0 and hi / lo > 100
     if log:
@@ -392,10 +411,10 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
     lax = axes[-1] if show_loss else None
 
     path_lines, end_markers, loss_lines, paths, curves = {}, {}, {}, {}, {}
-    is_gap = bool(landscape.minima) and math.isfinite(float(landscape.min_value))
+    is_gap = _gap_panel(race)
     for label in race.labels:
         paths[label] = _finite_path(race.paths[label])
-        curves[label], is_gap = _loss_curve(race, label)
+        curves[label], is_gap = _loss_curve(race, label, is_gap)
 
     if cax is not None:
         _draw_contours(cax, landscape, resolution, levels, RACE_CMAP)
@@ -434,7 +453,8 @@ def _draw_race(fig, race, resolution: int, show_loss: bool, levels: int = 30) ->
             lax.set_yscale("log")
         if limits is not None:
             lax.set_ylim(*limits)
-        if not landscape.minima and math.isfinite(float(landscape.min_value)):
+        if landscape.unbounded and landscape.min_value is not None \
+                and math.isfinite(float(landscape.min_value)):
             # no minimum: a run has escaped once below this line (the table's "escaped")
             lax.axhline(float(landscape.min_value), color="0.4", linestyle=":", linewidth=1,
                         gid="escape")

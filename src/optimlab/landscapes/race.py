@@ -15,6 +15,7 @@ import functools
 import inspect
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,9 +28,10 @@ from ..optim.base import ArgumentTypeError, check_bool, check_callable, check_in
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population, is_per_member
 from ..optim.registry import rate_used, resolve, wrapped_class
-from .base import Landscape, _real
+from .base import Landscape, LandscapeWarning, _real
+from .base import gradient as f_gradient
 from .functions import get
-from .result import Race, RaceMetrics
+from .result import Race, RaceMetrics, below_min_value
 
 __all__ = ["race", "TUNE_GRID", "TUNE_CRITERION", "TUNE_ESCAPE_CRITERION", "check_entry",
            "run_members", "run_starts", "run_fan", "diverged", "typical_gap"]
@@ -311,7 +313,11 @@ def _start(landscape: Landscape, start) -> Tensor:
     """``start`` (None: the landscape's own) as a float64 tensor ``[dim]``: ValueError
     unless it is ``landscape.dim`` finite numbers inside ``landscape.domain`` (as the web
     API asks of a start too: a path from outside the picture is not seen, and one far
-    outside counts as diverged before its first step)."""
+    outside counts as diverged before its first step) where f and its gradient are finite
+    (a log barrier started below 0 would give NaN from the first step, which tuning would
+    then blame on its grid). f is read there as a race reads it (:func:`_probe`): an f
+    that cannot take a batch, or that autograd cannot differentiate, fails here, naming
+    the landscape, and one that returns less than float64 is warned of."""
     point = landscape.start if start is None else start
     if isinstance(point, Tensor):  # one that requires grad cannot become a NumPy array
         point = point.detach().cpu()
@@ -326,13 +332,45 @@ def _start(landscape: Landscape, start) -> Tensor:
             coordinate = "xy"[axis] if landscape.dim == 2 else f"x[{axis}]"
             raise ValueError(f"start {coordinate}={v:g} is outside {landscape.name}'s domain "
                              f"[{low:g}, {high:g}]")
+    value, grad = _probe(landscape, x)
+    if not (math.isfinite(value) and bool(torch.isfinite(grad).all())):
+        where = "(" + ", ".join(f"{v:g}" for v in x.tolist()) + ")"
+        what = f"f is {value:g}" if not math.isfinite(value) else \
+            f"the gradient of f is ({', '.join(f'{v:g}' for v in grad.tolist())})"
+        raise ValueError(f"{landscape.name}: {what} at the start {where}: a race needs a start "
+                         "where f and its gradient are finite (is the start outside where f "
+                         "is defined, as a log's or a square root's argument below 0?)")
     return x
 
 
-def _vjp(values: Tensor, points: Tensor, weights: Tensor) -> Tensor:
+def _probe(landscape: Landscape, x0: Tensor) -> tuple[float, Tensor]:
+    """f and its gradient at point ``x0`` ``[dim]``, read as a race reads them: on a batch
+    (two copies of the point, so an f that cannot take a batch fails whatever the number of
+    runs) through :meth:`Landscape.values` and autograd (:func:`~.base.gradient`), whose
+    errors name the landscape. Warns (:class:`LandscapeWarning`) where f returns less than
+    float64 for float64 points: races run in float64, and such an f lowers their
+    precision."""
+    with torch.enable_grad():
+        points = x0.detach().to(torch.float64).expand(2, landscape.dim).clone().requires_grad_()
+        values = landscape.values(points)
+        g = f_gradient(landscape, values, points)
+    if values.dtype != torch.float64:
+        dtype = str(values.dtype).replace("torch.", "")
+        warnings.warn(f"{landscape.name}: f returned {dtype} for float64 points, so its race "
+                      f"runs at {dtype}'s precision, not float64's; compute f in the dtype of "
+                      "its input to keep it", LandscapeWarning, stacklevel=4)
+    return float(values[0].detach()), g[0].detach()
+
+
+def _vjp(values: Tensor, points: Tensor, weights: Tensor,
+         landscape: Landscape | None = None) -> Tensor:
     """The gradient of ``(weights * values).sum()`` at ``points``: one reverse pass from
     ``values`` with ``weights`` as their gradient (a vector-Jacobian product), which
-    frees the graph and builds none for the result."""
+    frees the graph and builds none for the result. Given the ``landscape`` whose f gave
+    ``values``, an f autograd cannot differentiate (or whose backward pass fails) is
+    refused naming it (:func:`~.base.gradient`)."""
+    if landscape is not None:
+        return f_gradient(landscape, values, points, weights)
     return torch.autograd.grad(values, points, weights)[0]
 
 
@@ -371,6 +409,14 @@ def run_members(landscape: Landscape, entries: Sequence[tuple[str, dict]],
     x0 = _start(landscape, start)
     steps = _steps(steps)
     check_callable("progress", progress, "called with 1 after each step")
+    return _run_from(landscape, entries, x0, steps, progress)
+
+
+def _run_from(landscape: Landscape, entries: Sequence[tuple[str, dict]], x0: Tensor,
+              steps: int,
+              progress: Callable[[int], None] | None = None) -> list[tuple[Tensor, Tensor]]:
+    """:func:`run_members` from a start :func:`_start` has checked already (a race checks
+    its start once, however many batched runs its tuning takes)."""
     for name, _ in entries:
         resolve(name)  # unknown names fail here, with suggestions
     sizes = [_members(name, hp) for name, hp in entries]
@@ -482,7 +528,7 @@ def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[
             values = landscape.values(points)
             same = values.shape == ones.shape and values.dtype == ones.dtype
             weights = ones if same else torch.ones_like(values)
-            g = _vjp(values, points, weights)
+            g = _vjp(values, points, weights, landscape)
         return values.detach(), g if noise is None else g + noise[t]
 
     single = len(groups) == 1
@@ -529,19 +575,50 @@ def typical_gap(landscape: Landscape) -> float:
     median of f - ``min_value`` over a grid of :data:`TYPICAL_GRID` points per axis (a
     landscape of one or two dimensions; more: :data:`TYPICAL_SAMPLE` points drawn uniformly
     over the domain, seed 0), points where f is not finite left out; the grid's lowest
-    value stands in for a ``min_value`` that is not finite. 0 where f is finite nowhere
-    there. The scale of :data:`DIVERGENCE_FLOOR` (6.7 on the quadratic, 145 on Rosenbrock,
-    6.9e3 on Goldstein-Price). Read once per landscape and function object (a cache of the
-    last few), as :func:`diverged` asks for it once per run."""
+    value stands in for a ``min_value`` that is not finite or not known (None). 0 where f
+    is finite nowhere there. The scale of :data:`DIVERGENCE_FLOOR` (6.7 on the quadratic,
+    145 on Rosenbrock, 6.9e3 on Goldstein-Price). Read once per landscape and function
+    object (a cache of the last few), as :func:`diverged` asks for it once per run.
+
+    Where f goes below a finite ``min_value`` on that grid by more than rounding
+    (:func:`_below`), a :class:`~optimlab.landscapes.base.LandscapeWarning` says so once,
+    naming the landscape, the value and the point: ``min_value`` is wrong there, and every
+    gap measured from it too."""
+    return _domain_reading(landscape)[0]
+
+
+def _domain_reading(landscape: Landscape) -> tuple[float, float, tuple[float, ...] | None]:
+    """``(typical gap, lowest finite value of f, the point of it)`` on :func:`typical_gap`'s
+    grid of the domain (``(0, nan, None)`` where f is finite nowhere there), cached."""
     try:
-        return _typical_gap(landscape, id(landscape.f))
+        hash(landscape)
     except TypeError:  # a landscape that does not hash: read afresh
-        return _typical_gap.__wrapped__(landscape, id(landscape.f))
+        return _read_domain.__wrapped__(landscape, id(landscape.f))
+    return _read_domain(landscape, id(landscape.f))
+
+
+def _below(landscape: Landscape, value: float) -> bool:
+    """Whether ``value`` lies below the landscape's finite ``min_value`` by more than
+    rounding (a millionth of its size, at least 1e-6: the catalog's minimum values are
+    rounded to float64, or Newton-polished)."""
+    floor = landscape.min_value
+    if floor is None or not math.isfinite(floor) or not math.isfinite(value):
+        return False
+    return value < floor - 1e-6 * max(1.0, abs(floor))
+
+
+def _point_text(point) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in point) + ")"
+
+
+def _min_value_hint(landscape: Landscape) -> str:
+    return ("give f's minimum value (f at its minimizers)" if landscape.minima else
+            "give f's minimum value, or min_value=None if it is not known")
 
 
 @functools.lru_cache(maxsize=32)
-def _typical_gap(landscape: Landscape, f_id: int) -> float:
-    """:func:`typical_gap`, cached: the key holds the landscape, and so keeps its ``f``
+def _read_domain(landscape: Landscape, f_id: int) -> tuple[float, float, tuple[float, ...] | None]:
+    """:func:`_domain_reading`, cached: the key holds the landscape, and so keeps its ``f``
     (whose ``id`` tells apart landscapes that compare equal but for ``f``) alive."""
     bounds = torch.tensor(landscape.domain, dtype=torch.float64)
     if landscape.dim <= 2:
@@ -554,11 +631,39 @@ def _typical_gap(landscape: Landscape, f_id: int) -> float:
             TYPICAL_SAMPLE, landscape.dim, generator=gen, dtype=torch.float64)
     with torch.no_grad():
         values = landscape.values(points).detach().to("cpu", torch.float64)
-    values = values[torch.isfinite(values)]
+    finite = torch.isfinite(values)
+    values, points = values[finite], points[finite]
     if not len(values):
-        return 0.0
-    low = landscape.min_value if math.isfinite(landscape.min_value) else float(values.min())
-    return max(float(values.median()) - low, 0.0)
+        return 0.0, math.nan, None
+    k = int(values.argmin())
+    lowest, where = float(values[k]), tuple(points[k].tolist())
+    if _below(landscape, lowest):
+        wrong = ("runs count as escaped below it while still on the picture; give the lowest "
+                 "value of f on the domain" if landscape.unbounded else
+                 f"gaps to the minimum measured from min_value read wrong; "
+                 f"{_min_value_hint(landscape)}")
+        warnings.warn(f"{landscape.name}: f reaches {lowest:.6g} at {_point_text(where)} on its "
+                      f"domain, below its min_value {landscape.min_value:g}: {wrong}",
+                      LandscapeWarning, stacklevel=4)  # typical_gap's caller
+    low = landscape.min_value if landscape.min_value is not None \
+        and math.isfinite(landscape.min_value) else lowest
+    return max(float(values.median()) - low, 0.0), lowest, where
+
+
+def _warn_below(landscape: Landscape, runs) -> None:
+    """One :class:`~optimlab.landscapes.base.LandscapeWarning` where a run's loss went
+    below the landscape's finite ``min_value`` by more than rounding at a point inside the
+    domain (:func:`~.result.below_min_value`), naming the lowest such loss, its run, step
+    and point; nothing on a landscape without a minimum (going below is the escape
+    there). ``runs``: ``(what, path [steps + 1, dim], loss [steps + 1])`` triples."""
+    worst = below_min_value(landscape, runs)
+    if worst is not None:
+        value, what, step, point = worst
+        warnings.warn(f"{landscape.name}: the loss of {what} fell to {value:.6g} at step {step}, at "
+                      f"{_point_text(point)}, below the landscape's min_value "
+                      f"{landscape.min_value:g}: its gaps to the minimum are negative and its "
+                      f"steps to the tolerance counted from a wrong floor; "
+                      f"{_min_value_hint(landscape)}", LandscapeWarning, stacklevel=3)
 
 
 def _fell_downhill(landscape: Landscape, loss: Tensor) -> bool:
@@ -570,45 +675,67 @@ def _fell_downhill(landscape: Landscape, loss: Tensor) -> bool:
     if not len(seen):
         return False
     last = float(seen[-1])
-    return last < float(loss[0]) or last < landscape.min_value
+    floor = -math.inf if landscape.min_value is None else landscape.min_value
+    return last < float(loss[0]) or last < floor
 
 
 def _final_loss(landscape: Landscape, loss: Tensor) -> float:
     """A run's final loss as the table and ``race.tuning`` report it: the last loss, its
     sign kept where it is infinite (-inf: the run fell downhill without bound); a NaN one
-    (inf - inf) -inf where the landscape has no minimum and the run fell downhill before it
-    (:func:`_fell_downhill`), inf otherwise: it blew up, or left the domain where f is
-    defined (a log stepped below 0) on a landscape whose minimum bounds f below, where
-    falling without bound cannot happen, whatever the losses before the NaN."""
+    (inf - inf) -inf where the landscape has no minimum (:attr:`~.base.Landscape.unbounded`)
+    and the run fell downhill before it (:func:`_fell_downhill`), inf otherwise: it blew
+    up, or left the domain where f is defined (a log stepped below 0) on a landscape with
+    a minimum (known or not), where falling without bound cannot happen, whatever the
+    losses before the NaN."""
     final = float(loss[-1])
     if math.isnan(final):
-        fell = not landscape.minima and _fell_downhill(landscape, loss)
+        fell = landscape.unbounded and _fell_downhill(landscape, loss)
         return -math.inf if fell else math.inf
     return final
+
+
+def _reference(landscape: Landscape, loss: Tensor) -> float:
+    """The value a run's gaps are measured from by :func:`diverged`: ``min_value`` where it
+    is a number; where it is not known (None), the lowest value f takes on
+    :func:`typical_gap`'s grid of the domain, or the run's start value where that is
+    lower (a start below every grid point has a gap of 0, as a start at the minimum)."""
+    if landscape.min_value is not None:
+        return landscape.min_value
+    lowest = _domain_reading(landscape)[1]
+    start = float(loss[0])
+    return start if math.isnan(lowest) else min(lowest, start)
 
 
 def diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> bool:
     """Whether a run diverged.
 
-    On a landscape with a minimum: a non-finite point of ``path`` or value of ``loss`` (a
-    point where f is not finite, such as a log stepped below 0); a gap to the minimum
-    (f - f*) that ends more than :data:`DIVERGENCE_FACTOR` times the gap at the start
-    and above :data:`DIVERGENCE_FLOOR` times the landscape's :func:`typical_gap` (a descent
-    that ran uphill, such as GD beyond its stability limit on a quadratic: 115.6 to 3.4e4
-    in 30 steps at lr 0.021 and condition 100, far above that floor of 5.3; a noisy run that
-    starts at the minimum, with a gap of 0, and ends at 4e-4 has not); or a point more than
-    :data:`DIVERGENCE_WIDTHS` domain widths outside the domain.
+    Which rules apply is the landscape's to say (``minima`` and ``min_value``, see
+    :class:`~optimlab.landscapes.base.Landscape`):
 
-    On a landscape without a minimum (a saddle, unbounded below: ``minima`` empty) leaving
-    the domain is the goal, running downhill for ever, not a divergence, and a run that
-    fell without bound is not diverged either: one whose loss reached -inf, or ended in NaN
-    (the overflow's inf - inf) or points that are not finite after falling below its start
-    or ``min_value`` (:func:`_fell_downhill`). Only a loss that reached +inf, or a NaN loss
-    or non-finite point that did not come after such a fall, counts there (without
-    ``loss``, any non-finite point)."""
+    On a landscape with a minimum, known (``minima``) or not (``minima=()`` without the
+    ``"saddle"`` tag and a ``min_value`` that is not -inf): a non-finite point of ``path``
+    or value of ``loss`` (a point where f is not finite, such as a log stepped below 0); a
+    gap to the minimum (f - f*) that ends more than :data:`DIVERGENCE_FACTOR` times the gap
+    at the start and above :data:`DIVERGENCE_FLOOR` times the landscape's
+    :func:`typical_gap` (a descent that ran uphill, such as GD beyond its stability limit
+    on a quadratic: 115.6 to 3.4e4 in 30 steps at lr 0.021 and condition 100, far above
+    that floor of 5.3; a noisy run that starts at the minimum, with a gap of 0, and ends at
+    4e-4 has not); or a point more than :data:`DIVERGENCE_WIDTHS` domain widths outside
+    the domain. f* is ``min_value``; where that is not known (None), the lowest value f
+    takes on :func:`typical_gap`'s grid of the domain, or the start's value where lower.
+    None of these rules needs to know where the minimizer is.
+
+    On a landscape without a minimum (:attr:`~.base.Landscape.unbounded`: ``minima`` empty
+    and tagged ``"saddle"``, or ``min_value`` -inf) leaving the domain is the goal, running
+    downhill for ever, not a divergence, and a run that fell without bound is not diverged
+    either: one whose loss reached -inf, or ended in NaN (the overflow's inf - inf) or
+    points that are not finite after falling below its start or ``min_value``
+    (:func:`_fell_downhill`). Only a loss that reached +inf, or a NaN loss or non-finite
+    point that did not come after such a fall, counts there (without ``loss``, any
+    non-finite point)."""
     finite = bool(torch.isfinite(path).all()) \
         and (loss is None or bool(torch.isfinite(loss).all()))
-    if not landscape.minima:
+    if landscape.unbounded:
         if finite:
             return False
         if loss is None or bool((loss == math.inf).any()):
@@ -617,8 +744,9 @@ def diverged(landscape: Landscape, path: Tensor, loss: Tensor | None = None) -> 
     if not finite:
         return True
     if loss is not None and loss.shape[0] > 1:
-        gap = float(loss[-1]) - landscape.min_value
-        if gap > DIVERGENCE_FACTOR * (float(loss[0]) - landscape.min_value) \
+        floor = _reference(landscape, loss)
+        gap = float(loss[-1]) - floor
+        if gap > DIVERGENCE_FACTOR * (float(loss[0]) - floor) \
                 and gap > DIVERGENCE_FLOOR * typical_gap(landscape):
             return True
     bounds = torch.tensor(landscape.domain, dtype=torch.float64)
@@ -635,24 +763,36 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
     start or the landscape's ``min_value`` (the run fell downhill without bound, as GD
     does on the monkey saddle), inf otherwise, as in ``race.tuning``
     (:func:`_final_loss`); the distance of a final point that is not
-    finite is inf. Only a landscape without a minimum (a saddle) keeps NaN gap and
-    distance: there is no minimum to measure them from."""
+    finite is inf. A landscape without a minimum (a saddle) keeps NaN gap and
+    distance: there is no minimum to measure them from; one whose minimizer is not known
+    (``minima=()``, not :attr:`~.base.Landscape.unbounded`) a NaN distance, and a NaN gap
+    and no steps to the tolerance where its ``min_value`` is not known (None) either."""
     final = _final_loss(landscape, loss)
     distance = float(landscape.distance_to_minimum(path[-1]))
     gap, steps_to_tol, escaped, steps_to_escape = math.nan, None, None, None
-    if landscape.minima:  # a saddle's min_value is only the lowest point of its domain
-        if not torch.isfinite(path[-1]).all():
-            distance = math.inf
+    if landscape.minima and not torch.isfinite(path[-1]).all():
+        distance = math.inf
+    if not landscape.unbounded and landscape.min_value is not None:
+        # a saddle's min_value is only the lowest point of its domain: no gap to it
         gap = final - landscape.min_value
         within = torch.nonzero(loss - landscape.min_value <= tol)
         steps_to_tol = int(within[0, 0]) if len(within) else None
-    elif math.isfinite(landscape.min_value):
+    elif landscape.unbounded and landscape.min_value is not None \
+            and math.isfinite(landscape.min_value):
         # no minimum: escaped once below the lowest value of the plotting domain
         below = torch.nonzero(loss < landscape.min_value)
         escaped = bool(len(below))
         steps_to_escape = int(below[0, 0]) if escaped else None
     return RaceMetrics(label, name, final, gap, distance, steps_to_tol,
                        diverged(landscape, path, loss), escaped, steps_to_escape)
+
+
+def _escape_line(landscape: Landscape) -> bool:
+    """Whether a landscape has no minimum (:attr:`~.base.Landscape.unbounded`) but a finite
+    ``min_value`` to escape below (the catalog's saddles): races there report escapes, and
+    tuning ranks by them (:data:`TUNE_ESCAPE_CRITERION`)."""
+    return landscape.unbounded and landscape.min_value is not None \
+        and math.isfinite(landscape.min_value)
 
 
 def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
@@ -678,7 +818,7 @@ def _scores(landscape: Landscape, path: Tensor, loss: Tensor) -> list[float]:
     window = loss[-max(1, math.ceil(TUNE_WINDOW * loss.shape[0])):]
     worst = window.max(dim=0).values  # NaN propagates
     blew_up = _blew_up(loss, loss.shape[0] // 2)
-    escape = not landscape.minima and math.isfinite(landscape.min_value)
+    escape = _escape_line(landscape)
     scores = []
     for k, w in enumerate(worst.tolist()):
         if diverged(landscape, path[:, k], loss[:, k]) or bool(blew_up[k]):
@@ -759,7 +899,12 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
             of rates), with ``lr`` > 0; a refusal names the label. A label that is not a
             registry name needs a ``name`` key: ``{"fast adam": {"name": "adam", "lr": 0.3}}``.
         start: the start point (default: the landscape's ``start``): ``landscape.dim``
-            finite numbers inside ``landscape.domain``.
+            finite numbers inside ``landscape.domain`` where f and its gradient are finite
+            (ValueError naming the start and the value otherwise). f is read there on a
+            batch first, so an f that cannot take one, or that autograd cannot
+            differentiate, fails before anything runs, naming the landscape and what f
+            must be; one that returns float32 or float16 is warned of
+            (:class:`~optimlab.landscapes.base.LandscapeWarning`): races run in float64.
         steps: number of steps (an integer >= 0, NumPy's included).
         noise: std of isotropic Gaussian gradient noise (see :attr:`Landscape.noise`; 0:
             the landscape's own), a number in [0, :data:`MAX_NOISE`].
@@ -799,12 +944,16 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
             or a callable (TypeError otherwise, before anything runs).
 
     A run that diverges is reported in the metrics, never raised (``diverged``, by
-    :func:`diverged`): where there is a minimum, a non-finite loss or point, a gap to it
-    that ends more than :data:`DIVERGENCE_FACTOR` times its start and above
-    :data:`DIVERGENCE_FLOOR` times the landscape's :func:`typical_gap`, or a point more
-    than :data:`DIVERGENCE_WIDTHS` domain widths outside the domain; where there is none
-    (a saddle), a loss that reached +inf, or a NaN loss or non-finite point that did not
-    come after a fall downhill (falling without bound, to -inf, is the escape there).
+    :func:`diverged`): where there is a minimum, known or not (``minima=()`` without the
+    ``"saddle"`` tag), a non-finite loss or point, a gap to it that ends more than
+    :data:`DIVERGENCE_FACTOR` times its start and above :data:`DIVERGENCE_FLOOR` times the
+    landscape's :func:`typical_gap`, or a point more than :data:`DIVERGENCE_WIDTHS` domain
+    widths outside the domain; where there is none (a saddle, or ``min_value`` -inf:
+    :attr:`~optimlab.landscapes.base.Landscape.unbounded`), a loss that reached +inf, or a
+    NaN loss or non-finite point that did not come after a fall downhill (falling without
+    bound, to -inf, is the escape there). A run whose loss goes below a finite
+    ``min_value`` of a landscape with a minimum (by more than rounding) is warned of
+    (:class:`~optimlab.landscapes.base.LandscapeWarning`): that ``min_value`` is wrong.
     ``race.hparams`` records what each run used: the given values, the default rate when
     none is given, and any non-zero default of :data:`FIXED_POINT_KEYS` (AdamW's
     ``weight_decay=0.01``), which keeps a run off the minimum.
@@ -829,8 +978,8 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
         land = land.with_noise(land.noise, int(seed))
     entries = _entries(optimizers, tune)
     x0 = _start(land, start)
-    runs = run_members(land, [(e.name, {**e.hparams, "lr": e.lrs} if e.lrs else e.hparams)
-                              for e in entries], x0, steps, progress)
+    runs = _run_from(land, [(e.name, {**e.hparams, "lr": e.lrs} if e.lrs else e.hparams)
+                            for e in entries], x0, steps, progress)
     # per tuned label: lr -> (path, loss, score) of every rate tried
     tried = {e.label: _tried(land, e.lrs, path, loss)
              for e, (path, loss) in zip(entries, runs) if e.lrs}
@@ -865,10 +1014,14 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
         losses[entry.label] = loss.numpy()
         hparams[entry.label] = used
         metrics[entry.label] = _metrics(land, entry.label, entry.name, path, loss, tol)
+    _warn_below(land, [*((label, paths[label], losses[label]) for label in paths),
+                       *((f"{label} at lr {lr:.3g}", path, loss)
+                         for label, rates in tried.items()
+                         for lr, (path, loss, _) in rates.items())])
     return Race(land, x0.numpy(), steps, paths, losses, hparams, metrics, tol,
                 land.noise, land.noise_seed, tuning,
-                tuned_by=(TUNE_CRITERION if land.minima or not math.isfinite(land.min_value)
-                          else TUNE_ESCAPE_CRITERION) if tuning else "",
+                tuned_by=(TUNE_ESCAPE_CRITERION if _escape_line(land)
+                          else TUNE_CRITERION) if tuning else "",
                 tuning_scores=scores,
                 tuning_edge=edges, tuning_extended=extended)
 
@@ -893,8 +1046,8 @@ def _lone_runs(land: Landscape, entries: list[_Entry], picks: dict[str, float], 
                  {**resolve(e.name).preset, **e.hparams, "lr": picks[e.label]}) == "vmap"]
     if not again:
         return {}
-    runs = run_members(land, [(e.name, {**e.hparams, "lr": picks[e.label]}) for e in again],
-                       x0, steps)
+    runs = _run_from(land, [(e.name, {**e.hparams, "lr": picks[e.label]}) for e in again],
+                     x0, steps)
     return {e.label: (path[:, 0], loss[:, 0]) for e, (path, loss) in zip(again, runs)}
 
 
@@ -920,7 +1073,7 @@ def _extend(land: Landscape, entries: list[_Entry], tried: dict, x0: Tensor,
                 more.append((entry, new))
         if not more:
             return
-        runs = run_members(land, [(e.name, {**e.hparams, "lr": new}) for e, new in more],
-                           x0, steps, progress)
+        runs = _run_from(land, [(e.name, {**e.hparams, "lr": new}) for e, new in more],
+                         x0, steps, progress)
         for (entry, new), (path, loss) in zip(more, runs):
             tried[entry.label].update(_tried(land, new, path, loss))

@@ -15,7 +15,7 @@ from .base import Landscape
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Race", "RaceMetrics"]
+__all__ = ["Race", "RaceMetrics", "below_min_value"]
 
 
 @dataclass(frozen=True)
@@ -34,17 +34,25 @@ class RaceMetrics:
     minimum itself, whose start gap is 0, is not diverged for ending a hair above it), or
     when the path left the plotting domain far behind (by more than ten domain widths).
 
+    On a landscape whose minimizer is not known (``minima=()`` without the ``"saddle"``
+    tag and with a ``min_value`` that is not -inf) the rules are those above but for the
+    distance, which is NaN (not known): ``gap`` and ``steps_to_tol`` are measured from
+    ``min_value``, or, where that is not known either (None), are NaN and None, the
+    divergence rule then measuring from the lowest value f takes on the domain.
+
     On a landscape without a minimum (a saddle that is unbounded below: ``minima`` is
-    empty) ``gap`` and ``distance`` are NaN and ``steps_to_tol`` None, and two fields say
-    what happened instead: ``escaped`` is True once the path's loss fell below the
-    landscape's ``min_value``, the lowest value on its plotting domain (so the path has
-    gone further downhill than any point of the picture: it has left the saddle for good),
-    and ``steps_to_escape`` is the first such step (None if never). On landscapes with a
-    minimum (or without a finite ``min_value``) both are None. There leaving the domain
-    downhill is the goal, so a run that fell without bound is not diverged (its
-    ``final_loss`` is -inf, also where the overflow ended it in NaN): ``diverged`` is set
-    only by a loss that reached +inf, or by a NaN loss or non-finite point that did not
-    come after a fall below the start or ``min_value``.
+    empty and it is tagged ``"saddle"``, or its ``min_value`` is -inf:
+    :attr:`~optimlab.landscapes.base.Landscape.unbounded`) ``gap`` and ``distance`` are
+    NaN and ``steps_to_tol`` None, and two fields say what happened instead: ``escaped``
+    is True once the path's loss fell below the landscape's ``min_value``, the lowest
+    value on its plotting domain (so the path has gone further downhill than any point of
+    the picture: it has left the saddle for good), and ``steps_to_escape`` is the first
+    such step (None if never). On landscapes with a minimum, known or not (or without a
+    finite ``min_value``) both are None. There leaving the domain downhill is the goal, so
+    a run that fell without bound is not diverged (its ``final_loss`` is -inf, also where
+    the overflow ended it in NaN): ``diverged`` is set only by a loss that reached +inf,
+    or by a NaN loss or non-finite point that did not come after a fall below the start
+    or ``min_value``.
     """
 
     label: str
@@ -134,11 +142,12 @@ class Race:
         Landscapes with a minimum get the gap and distance to it and the steps to within
         ``tol`` (the first step within it: ``steps_to_tol``), marked ``(left)`` where the
         run did not stay there, its final gap being above ``tol`` (:data:`LEFT_MARK`, said
-        in :meth:`notes`); landscapes without one (saddles, unbounded below) get whether and
-        when each run escaped instead. A tuned rate at the edge of the rates tried is marked
+        in :meth:`notes`), "-" where they are not known (a landscape whose minimizer, or
+        minimum value, is not given); landscapes without one (saddles, unbounded below) get
+        whether and when each run escaped instead. A tuned rate at the edge of the rates tried is marked
         ``(top of grid)`` or ``(bottom of grid)``.
         """
-        minimum = bool(self.landscape.minima)
+        minimum = not self.landscape.unbounded
         if minimum:
             headers = ["optimizer", "hyperparameters", "final loss", "gap to min",
                        "dist to min", f"steps to gap {self.tol:g}", "diverged"]
@@ -149,7 +158,10 @@ class Race:
         for label, m in self.metrics.items():
             row = [label, self._hparams_text(label), f"{m.final_loss:.4g}"]
             if minimum:
-                row += [f"{m.gap:.3g}", f"{m.distance:.3g}", self.steps_to_tol_text(label)]
+                # NaN: not known (no minimizer given; no min_value given)
+                row += ["-" if math.isnan(m.gap) else f"{m.gap:.3g}",
+                        "-" if math.isnan(m.distance) else f"{m.distance:.3g}",
+                        self.steps_to_tol_text(label)]
             else:
                 row += ["-" if m.escaped is None else "yes" if m.escaped else "no",
                         "-" if m.steps_to_escape is None else str(m.steps_to_escape)]
@@ -169,8 +181,16 @@ class Race:
     def _left(self) -> list[str]:
         """The labels whose "steps to gap" cell is marked :data:`LEFT_MARK`."""
         return [label for label, m in self.metrics.items()
-                if self.landscape.minima and m.steps_to_tol is not None
+                if not self.landscape.unbounded and m.steps_to_tol is not None
                 and not m.gap <= self.tol]
+
+    def _below_min_value(self) -> float | None:
+        """The lowest loss of any run inside the domain where it lies below the landscape's
+        finite ``min_value`` by more than rounding (:func:`below_min_value`): that
+        ``min_value`` is wrong. None otherwise."""
+        worst = below_min_value(self.landscape, ((label, self.paths[label], self.losses[label])
+                                                 for label in self.paths))
+        return None if worst is None else worst[0]
 
     def notes(self) -> list[str]:
         """The lines under :meth:`table`: what "escaped" means where there is no minimum,
@@ -180,20 +200,36 @@ class Race:
         towards), how the learning rates were tuned, which grids were extended beyond an edge, and
         which tuned rates still sit on the edge of the rates tried."""
         lines = []
-        if not self.landscape.minima and math.isfinite(self.landscape.min_value):
+        land = self.landscape
+        if not land.minima and not land.unbounded:
+            lines.append(f"no known minimizer: {land.name} gives minima=() without the "
+                         "\"saddle\" tag, so it has a minimum, somewhere unknown: dist to min "
+                         "is not known (-)" + (
+                             f"; gap to min is measured from its min_value {land.min_value:g}"
+                             if land.min_value is not None else
+                             "; nor is its minimum value (min_value=None), so gap to min and "
+                             "steps to gap are not known (-) either"))
+        elif land.unbounded and land.min_value is not None and math.isfinite(land.min_value):
             lines.append(f"no minimum: {self.landscape.name} has none to converge to; "
                          f"escaped = loss below {self.landscape.min_value:g}, the lowest value "
                          "on the plotted domain, after which a run on a function unbounded "
                          "below keeps falling (its final loss says how far it ran, not how "
                          "well it converged)")
-        elif not self.landscape.minima:  # no lowest value to escape below: no escape column
+        elif land.unbounded:  # no lowest value to escape below: no escape column
             lines.append(f"no minimum: {self.landscape.name} has none to converge to (a run's "
                          "final loss says how far it ran, not how well it converged)")
+        below = self._below_min_value()
+        if below is not None:
+            lines.append(f"gap to min below 0: f went down to {below:.6g}, below "
+                         f"{land.name}'s min_value {land.min_value:g}, which is not f's "
+                         "minimum: gaps and steps to gap are measured from a wrong floor")
         if self._left():
             lines.append(f"{LEFT_MARK} = reached a gap of {self.tol:g} at that step but ended "
                          "above it (the final gap says where it ended)")
         if any(m.diverged for m in self.metrics.values()):
-            lines.append(f"diverged = {_DIVERGED_MINIMUM if self.landscape.minima else _DIVERGED_NONE}")
+            rule = _DIVERGED_NONE if land.unbounded else \
+                _DIVERGED_UNKNOWN if land.min_value is None else _DIVERGED_MINIMUM
+            lines.append(f"diverged = {rule}")
         decayed = [label for label, hp in self.hparams.items() if hp.get("weight_decay")]
         # decay towards 0 cannot move a run off a minimum at the origin (the quadratic's)
         off_origin = any(any(float(x) != 0.0 for x in minimum) for minimum in self.landscape.minima)
@@ -259,6 +295,11 @@ class Race:
 _DIVERGED_MINIMUM = ("a loss or point that is not finite, a gap to the minimum that ends more "
                      "than ten times its start (and above a tenth of the median gap over the "
                      "domain), or a point more than ten domain widths outside the domain")
+_DIVERGED_UNKNOWN = ("a loss or point that is not finite, a loss that ends more than ten times "
+                     "as far above the lowest value of f on the domain (or the start's, if "
+                     "lower) as it started (and above a tenth of the median over the domain "
+                     "of that height), or a point more than ten domain widths outside the "
+                     "domain")
 _DIVERGED_NONE = ("a loss that reached +inf, or a loss or point that is not finite without a "
                   "fall downhill before it (leaving the domain downhill, even to -inf, is the "
                   "escape, not a divergence)")
@@ -266,6 +307,34 @@ _DIVERGED_NONE = ("a loss that reached +inf, or a loss or point that is not fini
 LEFT_MARK = "(left)"
 _EDGE_MARKS = {"low": "bottom of grid", "high": "top of grid", "low and high": "only rate"}
 _EDGE_WORDS = {"low": "smallest", "high": "largest", "low and high": "only"}
+
+
+def below_min_value(landscape: Landscape, runs) -> tuple[float, str, int, list] | None:
+    """``(loss, what, step, point)`` of the lowest loss of ``runs`` (``(what, path
+    [steps + 1, dim], loss [steps + 1])`` triples, arrays or tensors) at a point inside
+    the domain that lies below the landscape's finite ``min_value`` by more than rounding
+    (a millionth of its size, at least 1e-6: the catalog's minimum values are rounded, or
+    Newton-polished); None where there is none, or the landscape has no minimum
+    (:attr:`~optimlab.landscapes.base.Landscape.unbounded`: going below is the escape
+    there) or no finite ``min_value``. Outside the domain a ``min_value`` may be the
+    domain's lowest value only (a log on [0.5, 2]), so going below it there is not
+    counted."""
+    floor = landscape.min_value
+    if landscape.unbounded or floor is None or not math.isfinite(floor):
+        return None
+    bounds = np.asarray(landscape.domain, dtype=float)
+    limit = floor - 1e-6 * max(1.0, abs(floor))
+    worst = None
+    for what, path, loss in runs:
+        path = np.asarray(path, dtype=float).reshape(len(loss), -1)
+        loss = np.asarray(loss, dtype=float).reshape(-1)
+        with np.errstate(invalid="ignore"):
+            inside = ((path >= bounds[:, 0]) & (path <= bounds[:, 1])).all(axis=1)
+            low = np.where(inside & np.isfinite(loss), loss, np.inf)
+        step = int(np.argmin(low)) if low.size else 0
+        if low.size and low[step] < limit and (worst is None or low[step] < worst[0]):
+            worst = (float(low[step]), what, step, path[step].tolist())
+    return worst
 
 
 def _fmt(value) -> str:
