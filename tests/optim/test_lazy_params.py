@@ -12,7 +12,7 @@ from torch import nn
 
 import optimlab
 from tests.optim.cases import CASES
-from tests.problems import sparsify
+from tests.problems import train_steps
 
 FIRST = [cases[0] for cases in CASES.values()]
 X = torch.randn(8, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -30,20 +30,8 @@ def _model(lazy: bool, bias: bool) -> nn.Module:
 
 
 def _train(opt, model: nn.Module, closure_needed: bool, sparse: bool, steps: int = 3) -> None:
-    def closure():
-        opt.zero_grad()
-        loss = model(X).pow(2).mean()
-        loss.backward()
-        return loss
-
-    for _ in range(steps):
-        if closure_needed:
-            opt.step(closure)
-        else:
-            closure()
-            if sparse:
-                sparsify(list(model.parameters()))
-            opt.step()
+    train_steps(opt, list(model.parameters()), steps, use_closure=closure_needed, sparse=sparse,
+                loss=lambda _: model(X).pow(2).mean())
 
 
 @pytest.mark.parametrize("case", FIRST, ids=lambda c: c.id)
