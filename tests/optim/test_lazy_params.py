@@ -6,6 +6,8 @@ and the run is the one of an optimizer built after the forward, bit for bit."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -77,3 +79,37 @@ def test_a_lazy_parameter_the_rule_cannot_step_is_refused_at_the_first_step():
                                          r"parameter of shape \(4,\) .*a lazy module's parameter"):
         opt.step()
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_a_lazy_module_not_yet_run_beside_one_that_has_steps_on():
+    """A head not used yet beside a module that has had its forward: the step checks the one
+    with a shape and leaves the other (``list.remove`` compared them with ``==``, which an
+    uninitialized parameter refuses)."""
+    used, unused = nn.LazyLinear(3, dtype=torch.float64), nn.LazyLinear(2, dtype=torch.float64)
+    opt = optimlab.Adam([*unused.parameters(), *used.parameters()], lr=0.01)
+    used(X).pow(2).mean().backward()
+    before = used.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(used.weight, before)
+    unused(X).pow(2).mean().backward()  # its turn: checked and stepped at the next step
+    opt.step()
+    assert set(opt.state) == set(used.parameters()) | set(unused.parameters())
+
+
+def test_a_checkpoint_loads_into_an_optimizer_on_lazy_parameters_as_torchs_does():
+    """Saved after steps, loaded before the forward (as torch.optim.Adam takes it): the run
+    goes on as the saved one does."""
+    model = _model(lazy=True, bias=True)
+    opt = optimlab.Adam(model.parameters(), lr=0.01)
+    model(X)
+    _train(opt, model, False, False)
+    saved, weights = copy.deepcopy(opt.state_dict()), copy.deepcopy(model.state_dict())
+    _train(opt, model, False, False)
+    again = _model(lazy=True, bias=True)
+    resumed = optimlab.Adam(again.parameters(), lr=0.01)
+    resumed.load_state_dict(saved)  # before the forward: no shape yet
+    again(X)
+    again.load_state_dict(weights)
+    _train(resumed, again, False, False)
+    for p, q in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q)

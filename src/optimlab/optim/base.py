@@ -1175,7 +1175,8 @@ class RuleOptimizer(TorchOptimizer):
                 if problem:
                     raise ValueError(f"{problem} (a lazy module's parameter, checked at the "
                                      "first step after its first forward)")
-            waiting.remove(p)
+        # by identity: == on a parameter still uninitialized raises
+        self.__dict__["_lazy_params"] = [p for p in waiting if is_lazy(p)]
 
     def _check_flags(self) -> None:
         """Refuse a step, before any group steps, where a driver flag or switch set on a
@@ -1647,7 +1648,7 @@ class RuleOptimizer(TorchOptimizer):
         for saved, group in zip(state_dict["param_groups"], self.param_groups):
             for pid, p in zip(saved["params"], group["params"]):
                 entries = state.get(pid)
-                if not entries or not torch.is_complex(p) or _is_sharded(p):
+                if not entries or not p.dtype.is_complex or _is_sharded(p):  # (a lazy one too)
                     continue
                 if any(isinstance(value, Tensor) and value.is_complex() for value in entries.values()):
                     state[pid] = {key: torch.view_as_real(value.resolve_conj())
@@ -1686,7 +1687,7 @@ class RuleOptimizer(TorchOptimizer):
         mine = [(p, group) for group in self.param_groups for p in group["params"]]
         for pid, (p, group) in zip(saved_ids, mine):
             state, kept = self.state.get(p), state_dict["state"].get(pid, {})
-            if not state:
+            if not state or is_lazy(p):  # a lazy one has no shape for init: kept as loaded
                 continue
             fresh = self._fresh_state(p, group)
             for key, value in kept.items():
@@ -1729,7 +1730,7 @@ class RuleOptimizer(TorchOptimizer):
                 self._was_compact = True
             for p in group["params"]:
                 state = self.state.get(p)
-                if not state:
+                if not state or is_lazy(p):  # a lazy one has no shape for init: as loaded
                     continue
                 fresh = self._fresh_state(p, group)
                 dtype = next((fresh[k].dtype for k in moments if isinstance(fresh.get(k), Tensor)),
@@ -1769,7 +1770,7 @@ class RuleOptimizer(TorchOptimizer):
                   for key, value in self.defaults.items() if key not in DRIVER_FLAGS}
             for pid, p in zip(saved["params"], group["params"]):
                 state = state_dict["state"].get(pid)
-                if state:
+                if state and not is_lazy(p):  # a lazy one has no shape to check against
                     self._check_param_state(pid, p, state, hp)
 
     def _check_param_state(self, pid: Any, p: Tensor, state: dict, hp: dict) -> None:
