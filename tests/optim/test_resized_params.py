@@ -74,3 +74,37 @@ def test_a_resized_parameter_is_refused_naming_it_and_its_state(cls, hp, path):
         del opt.state[p]
     opt.step()
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("path", PATHS[:2], ids=["default", "fused=False"])
+def test_the_parameter_is_counted_among_its_group_not_its_batch(path):
+    """A 0-d parameter steps apart from the batch: the resized one is still named by its
+    place in the group (the batched path counted within its batch: 'parameter 2')."""
+    torch.manual_seed(0)
+    scale = nn.Parameter(torch.tensor(1.0))
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3))
+    opt = optimlab.Adam([scale, *model.parameters()], lr=0.01, **path)
+
+    def backward():
+        opt.zero_grad()
+        (scale * model(X)).sum().backward()
+
+    backward()
+    opt.step()
+    last = model[1]
+    last.weight.data = torch.cat([last.weight.data, torch.zeros(1, 4)])
+    last.bias.data = torch.cat([last.bias.data, torch.zeros(1)])
+    backward()
+    with pytest.raises(RuntimeError, match=r"^Adam: parameter 3 of the group .* is of shape \(4, 4\)"):
+        opt.step()
+
+
+def test_a_gradient_that_does_not_fit_is_counted_among_its_group_too():
+    torch.manual_seed(0)
+    scale = nn.Parameter(torch.tensor(1.0))
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 3))
+    opt = optimlab.Adam([scale, *model.parameters()], lr=0.01, fused=False)
+    (scale * model(X)).sum().backward()
+    model[1].weight.grad.data = torch.ones(5, 4)  # (torch refuses it as .grad)
+    with pytest.raises(RuntimeError, match=r"^Adam: parameter 3 of the group .* is of shape \(3, 4\)"):
+        opt.step()

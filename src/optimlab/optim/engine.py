@@ -128,6 +128,7 @@ class Engine:
         before anything of the group steps or any state is made, as torch refuses them (the
         fused path would step the group's dense tensors before the loop that meets them).
         """
+        given = params  # what an error counts a parameter among
         sparse = self.capabilities.sparse
         on_cpu = False  # whether the fused kernel (CPU tensors only) has anything to step
         for p in params:  # one pass, a few attribute reads: a step costs about 1 us for 6
@@ -161,7 +162,7 @@ class Engine:
             else:
                 batched.append(p)
         if len(batched) >= 2:
-            retired = self._step_multi(key, batched, states, hp, maximize)
+            retired = self._step_multi(key, batched, states, hp, maximize, among=given)
         else:
             # no batch this step (the fused path took the tensors the first step batched,
             # SGD's once its momentum buffer exists): the plan and its buffers go
@@ -171,17 +172,16 @@ class Engine:
             try:
                 self._step_one(p, states[p], hp, maximize, in_place=in_place)
             except RuntimeError as err:  # torch's "size of tensor a ...": say which, and why
-                stale = self.stale_state([p], states, hp)
+                stale = self.stale_state([p], states, hp, among=given)
                 if stale is None:
                     raise
-                index = next(i for i, q in enumerate(params) if q is p)
-                raise RuntimeError(stale.replace("parameter 0 ", f"parameter {index} ", 1)
-                                   + "; the parameters stepped one at a time before it have "
-                                   "stepped, as in torch's for-loop") from err
+                raise RuntimeError(stale + "; the parameters stepped one at a time before it "
+                                   "have stepped, as in torch's for-loop") from err
         if retired is not None and not in_place:  # shared state stays where it is
             retired.release(states)
 
-    def stale_state(self, params: list[Tensor], states: Any, hp: dict) -> str | None:
+    def stale_state(self, params: list[Tensor], states: Any, hp: dict,
+                    among: list[Tensor] | None = None) -> str | None:
         """Why ``params`` cannot step because a state was made for another shape (an error
         path, and a fused plan's parameters whose state no kernel lays out): the first
         parameter with a moment of another shape than its own, as when a parameter's
@@ -190,9 +190,10 @@ class Engine:
         (``moments``, ``second_moments``: SGD's momentum buffer, made at the first step) or
         that a fresh state (``init`` on a meta tensor of the parameter's shape) makes of the
         parameter's shape. Entries of other shapes (a factored moment's rows, a history that
-        grows) and int8 codes are not read."""
+        grows) and int8 codes are not read. The parameter is counted among ``among`` (the
+        group's parameters with a gradient; ``params`` where not given)."""
         named = self.capabilities.compact_moments
-        for index, p in enumerate(params):
+        for p in params:
             state = states.get(p) if hasattr(states, "get") else states[p]
             if not state:
                 continue
@@ -209,6 +210,7 @@ class Engine:
                 kept = state.get(key)
                 if isinstance(kept, Tensor) and kept.is_floating_point() and kept.dim() \
                         and kept.shape != weight.shape:
+                    index = next(i for i, q in enumerate(among or params) if q is p)
                     return (f"{self.name}: parameter {index} of the group (counting its "
                             f"parameters that have a gradient) is of shape {tuple(p.shape)}, "
                             f"but its state {key!r} is of shape {tuple(kept.shape)}, made for "
@@ -270,7 +272,7 @@ class Engine:
         return new
 
     def _step_multi(self, key: Any, params: list[Tensor], states: Any, hp: dict,
-                    maximize: bool) -> _MultiPlan | None:
+                    maximize: bool, among: list[Tensor] | None = None) -> _MultiPlan | None:
         """The multi-tensor path: one rule call per batch of tensors with the same dtype,
         device, state layout and scalar state (the step, NAdam's product, ...).
 
@@ -286,9 +288,9 @@ class Engine:
                 old = None
             plan.run(self.update, hp, maximize)
         except RuntimeError as err:  # torch's "size of tensor a (4) must match ...": say which
-            misfit = _first_misfit(self.name, params)
+            misfit = _first_misfit(self.name, params, among)
             if misfit is None:
-                stale = self.stale_state(params, states, hp)
+                stale = self.stale_state(params, states, hp, among=among)
                 if stale is None:
                     raise
                 misfit = stale + "; its batch did not step"
@@ -368,11 +370,9 @@ class Engine:
             if layout is None:  # a state entry of another dtype or shape (a float64 moment)
                 # one made for another shape fails on the plain path: refused before the
                 # kernel steps the others, and saying which
-                stale = self.stale_state([p], states, hp)
+                stale = self.stale_state([p], states, hp, among=params)
                 if stale is not None:
-                    index = next(i for i, q in enumerate(params) if q is p)
-                    raise RuntimeError(stale.replace("parameter 0 ", f"parameter {index} ", 1)
-                                       + "; nothing of the group stepped")
+                    raise RuntimeError(stale + "; nothing of the group stepped")
                 rest.append(p)
                 unlaid.append(p)
                 continue
@@ -1211,12 +1211,15 @@ def _misfit_text(name: str, index: int | None, p: Tensor, g: Tensor | None,
             f"device (was .grad or .grad.data replaced?); {stepped}")
 
 
-def _first_misfit(name: str, params: list[Tensor]) -> str | None:
+def _first_misfit(name: str, params: list[Tensor],
+                  among: list[Tensor] | None = None) -> str | None:
     """Why the multi-tensor path could not step ``params`` (an error path only): the first
-    parameter whose gradient has another shape, dtype or device, or None."""
-    for index, p in enumerate(params):
+    parameter whose gradient has another shape, dtype or device, counted among ``among``
+    (the group's parameters with a gradient; ``params`` where not given), or None."""
+    for p in params:
         g = p.grad
         if g is not None and (g.shape != p.shape or g.dtype != p.dtype or g.device != p.device):
+            index = next(i for i, q in enumerate(among or params) if q is p)
             return _misfit_text(name, index, p, g, "its batch did not step (the group's "
                                 "parameters of other dtypes or devices step in batches of "
                                 "their own, and those before it have)")
