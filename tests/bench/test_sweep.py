@@ -477,6 +477,28 @@ def _ended(store, sweep) -> dict:
             for r in store.list_runs(sweep)}
 
 
+def test_a_lost_group_the_store_cannot_put_back_still_lets_the_others_train(tmp_path,
+                                                                              monkeypatch):
+    """The store refuses the write that puts a lost group's runs back to pending (a lock, a
+    server gone as workers are lost): the other groups still train, and the sweep ends in
+    GroupsLost saying the runs stay running (which a resume trains too)."""
+    import sqlite3
+
+    spec = _spec(lrs=(0.1,), seeds=1, config=TrainConfig(steps=5, batch_size=64, eval_every=5))
+    store = RunStore(tmp_path / "runs.db")
+
+    def locked(ids):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "reset_runs", locked)
+    with pytest.raises(GroupsLost) as caught:
+        run_sweep(spec, store, executor=_LosesAGroup())
+    assert any("left 'running'" in note and "database is locked" in note
+               for note in caught.value.__notes__)
+    assert {r.optimizer: r.status for r in store.list_runs(1)} == {"sgd": "running",
+                                                                   "adam": "finished"}
+
+
 def test_the_order_of_the_optimizers_and_rates_is_no_part_of_a_sweeps_identity(tmp_path):
     """sgd,adam and adam,sgd (and rates 0.01,0.1 and 0.1,0.01) train the same runs: one
     sweep, so a resume in another order trains only the runs left unfinished, and the

@@ -686,13 +686,14 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
             store.start_run(run.id)
             begun.append(run.id)
 
-    lost = []
+    lost: list[str] = []
+    lost_runs: list[int] = []
 
     def store_group(index: int, outcome) -> None:
         group = groups[index]
-        if outcome.kind == "lost":  # back to pending (nothing trains it now): --resume does
+        if outcome.kind == "lost":  # back to pending once the rest has trained: --resume does
             lost.append(f"{names[index]} ({count(len(group), 'run')}): {outcome.message}")
-            store.reset_runs([run.id for run in group])
+            lost_runs.extend(run.id for run in group)
         elif outcome.kind == "error":  # a broken member must not stop the sweep
             for run in group:
                 store.finish_run(run.id, "failed", error=outcome.message)
@@ -713,9 +714,14 @@ def _train_runs(spec: SweepSpec, store: RunStore, sweep_id: int, pending, task, 
         _reset_started(store, begun, err)
         raise
     if lost:
-        raise GroupsLost(f"{count(len(lost), 'group')} lost their workers more often than the retries "
-                         f"allow, or could not start there, and are left unfinished (resume "
-                         f"the sweep to train them): " + "; ".join(lost))
+        err = GroupsLost(f"{count(len(lost), 'group')} lost their workers more often than the "
+                         f"retries allow, or could not start there, and are left unfinished "
+                         f"(resume the sweep to train them): " + "; ".join(lost))
+        # pending, as a stopped sweep leaves its runs (nothing trains them now); where the
+        # store cannot be written (a store losing its server as workers are lost) they stay
+        # running, which a resume trains too, and the error says so
+        _reset_started(store, lost_runs, err)
+        raise err
     return engine
 
 
