@@ -455,3 +455,18 @@ def test_the_readme_example_runs(tmp_path, capsys):
     assert all(m.final_loss == pytest.approx(-0.125, abs=1e-6) for m in tuned.metrics.values())
     printed = capsys.readouterr().out
     assert "gap to min" in printed and "no known minimizer: bumpy" in printed
+
+
+def test_an_untagged_function_unbounded_below_is_warned_of_and_counts_no_steps_to_its_gap():
+    """x**2 - y**2 given as the catalog's saddle is, but without the "saddle" tag: judged as a
+    landscape with a minimum, its fall to -inf is diverged, and a LandscapeWarning says how to
+    declare it unbounded below; the fall past min_value is no "step to the tolerance"."""
+    saddle = _mine(f=lambda x: x[..., 0] ** 2 - x[..., 1] ** 2, name="untagged", minima=(),
+                   min_value=-4.0, domain=((-2.0, 2.0), (-2.0, 2.0)), start=(0.5, 0.1))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = race(saddle, {"gd": {"lr": 0.5}}, steps=200)
+    said = _landscape_warnings(record)
+    assert any("tag the landscape 'saddle' or give min_value=-inf" in text for text in said), said
+    metrics = result.metrics["gd"]
+    assert metrics.diverged and metrics.steps_to_tol is None

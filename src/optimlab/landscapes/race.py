@@ -657,6 +657,19 @@ def _warn_below(landscape: Landscape, runs) -> None:
     and point; nothing on a landscape without a minimum (going below is the escape
     there). ``runs``: ``(what, path [steps + 1, dim], loss [steps + 1])`` triples."""
     worst = below_min_value(landscape, runs)
+    if worst is None and not landscape.minima and not landscape.unbounded:
+        # below min_value only outside the domain, or to -inf: on a landscape the user did
+        # not say is unbounded below, which the saddle rules would judge as an escape
+        fell = next((what for what, _, loss in runs
+                     if _fell_below(landscape, torch.as_tensor(loss, dtype=torch.float64))), None)
+        if fell is not None:
+            warnings.warn(f"{landscape.name}: the loss of {fell} fell below the landscape's "
+                          f"min_value {landscape.min_value:g} outside its domain (or to -inf), "
+                          "where a landscape with a minimum cannot go: if f is unbounded below, "
+                          "tag the landscape 'saddle' or give min_value=-inf (leaving the domain "
+                          f"downhill is then the goal, not a divergence); else "
+                          f"{_min_value_hint(landscape)}", LandscapeWarning, stacklevel=3)
+        return
     if worst is not None:
         value, what, step, point = worst
         warnings.warn(f"{landscape.name}: the loss of {what} fell to {value:.6g} at step {step}, at "
@@ -664,6 +677,15 @@ def _warn_below(landscape: Landscape, runs) -> None:
                       f"{landscape.min_value:g}: its gaps to the minimum are negative and its "
                       f"steps to the tolerance counted from a wrong floor; "
                       f"{_min_value_hint(landscape)}", LandscapeWarning, stacklevel=3)
+
+
+def _fell_below(landscape: Landscape, loss: Tensor) -> bool:
+    """Whether ``loss`` reached -inf or went below a finite ``min_value`` by more than
+    rounding (:func:`_below`) anywhere."""
+    if bool((loss == -math.inf).any()):
+        return True
+    finite = loss[torch.isfinite(loss)]
+    return bool(len(finite)) and _below(landscape, float(finite.min()))
 
 
 def _fell_downhill(landscape: Landscape, loss: Tensor) -> bool:
@@ -775,7 +797,9 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
     if not landscape.unbounded and landscape.min_value is not None:
         # a saddle's min_value is only the lowest point of its domain: no gap to it
         gap = final - landscape.min_value
-        within = torch.nonzero(loss - landscape.min_value <= tol)
+        # within the tolerance, not below the floor (a fall past a wrong min_value)
+        floor = landscape.min_value - 1e-6 * max(1.0, abs(landscape.min_value))
+        within = torch.nonzero((loss - landscape.min_value <= tol) & (loss >= floor))
         steps_to_tol = int(within[0, 0]) if len(within) else None
     elif landscape.unbounded and landscape.min_value is not None \
             and math.isfinite(landscape.min_value):
