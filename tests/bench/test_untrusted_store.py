@@ -282,7 +282,7 @@ def test_results_csv_quotes_text_a_spreadsheet_would_run(tmp_path):
         "SELECT id FROM runs WHERE sweep_id = ? ORDER BY id", (sweep,)))
     con.execute("UPDATE runs SET status = 'failed', error = ? WHERE id = ?", (formula, first))
     con.execute("UPDATE runs SET hparams = ? WHERE id = ?",
-                (json.dumps({"lr": 0.1, "@cmd": "+1+2", "shift": -0.5}), second))
+                (json.dumps({"lr": 0.1, "@cmd": "+1+2", "shift": -0.5, "given": "-0.25"}), second))
     con.commit()
     con.close()
     with RunStore(db, readonly=True) as store:
@@ -303,3 +303,4 @@ def test_results_csv_quotes_text_a_spreadsheet_would_run(tmp_path):
     assert by_id[str(first)]["error"] == "'" + formula
     assert by_id[str(second)]["'@cmd"] == "'+1+2"
     assert float(by_id[str(second)]["shift"]) == -0.5  # a number is not text: left as it is
+    assert by_id[str(second)]["given"] == "-0.25"  # nor text that is a plain number

@@ -62,7 +62,7 @@ def test_a_cancelled_control_stops_the_race_at_its_next_step():
     assert control.evaluations == 0 and control.cancelled
 
 
-def test_a_race_counts_one_evaluation_per_step():
+def test_a_race_counts_one_evaluation_per_step_and_one_for_its_start():
     control = api.RaceControl()
     answer = api.run_race(RaceRequest(landscape="rosenbrock", steps=30,
                                       optimizers=[{"name": "adam"}, {"name": "gd"}]), control)

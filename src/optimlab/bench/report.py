@@ -18,7 +18,8 @@ and writes into ``out_dir``:
     numbers where they are (``12``, not ``12.0``). A text cell that a spreadsheet would read
     as a formula (it begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return: a
     plugin's name or an error message from someone else's store) is written after a ``'``,
-    as spreadsheets themselves quote such text; numbers are written as they are.
+    as spreadsheets themselves quote such text; numbers, and text that is a plain number
+    (``"-0.5"``), are written as they are.
 ``curves.png``
     the test metric and the train loss against the step, for each optimizer at its best
     learning rate: the mean over seeds as a line in a min-max band.
@@ -55,6 +56,7 @@ import html
 import io
 import json
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -854,11 +856,17 @@ def _cell(value: Any, count: bool = False) -> Any:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+#: text that is a plain number (``-0.5``, ``+1e-3``): a spreadsheet reads it as one, no formula
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _csv_text(value: Any) -> Any:
     """``value`` as ``results.csv`` writes it: text that a spreadsheet would run as a
     formula (``=HYPERLINK(...)`` as a stored optimizer's name) after a ``'``, which the
-    spreadsheet shows as the text itself; anything else (numbers included) as it is."""
-    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+    spreadsheet shows as the text itself; anything else (numbers, and text that is a plain
+    number such as ``"-0.5"``) as it is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS) \
+            and not _NUMBER_TEXT.fullmatch(value):
         return "'" + value
     return value
 

@@ -14,7 +14,9 @@ reference (:mod:`optimlab.web.docs`, ``optimlab docs``) needs no extra: it reads
 catalog and the vendored KaTeX.
 """
 
-__all__ = ["create_app", "serve", "Playground"]
+# Playground is reached through __getattr__ (it imports FastAPI): not in __all__, so that
+# `from optimlab.web import *` needs no web extra
+__all__ = ["create_app", "serve"]
 
 
 def create_app(db_path=None, warm: bool = True, hosts=("127.0.0.1", "localhost", "[::1]"),
