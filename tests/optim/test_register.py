@@ -376,3 +376,30 @@ def test_the_step_cost_cache_tells_two_classes_under_one_name_apart():
     assert cost._key(task, None, 64, "mine", {"lr": 0.1}, shapes) != first
     # a built-in's key does not depend on a class path
     assert cost._identity("adam") == "adam"
+
+
+def test_the_same_class_defined_again_replaces_its_registration():
+    """A notebook cell that defines a rule and registers it, run twice: the second class has
+    the first's module and qualified name, and replaces it without replace=True; the rule
+    now stepped is the second's. Another class under the name is still refused."""
+
+    def cell(factor):
+        class Scaled(RuleOptimizer):
+            init = staticmethod(lambda p, **_: {})
+            update = staticmethod(lambda p, g, state, *, lr, **_: p - factor * lr * g)
+            capabilities = Capabilities()
+
+            def __init__(self, params, lr=0.1):
+                super().__init__(params, dict(lr=lr))
+
+        return optimlab.register(Scaled)
+
+    cell(1.0)
+    cell(3.0)  # the cell run again, the rule edited
+    p = torch.ones(2, requires_grad=True)
+    opt = optimlab.create("scaled", [p], lr=0.1)
+    p.grad = torch.ones(2)
+    opt.step()
+    assert torch.allclose(p.detach(), torch.full((2,), 0.7))
+    with pytest.raises(ValueError, match="replace=True"):
+        optimlab.register(Plain, "scaled")

@@ -416,7 +416,9 @@ def register(cls: type, name: str | None = None, *, family: str = "custom",
     name in lowercase; it is read case-insensitively, as :func:`resolve` reads names, and
     must look like an identifier (``[a-z_][a-z0-9_]*`` once lowercased), else
     ``ValueError``. A built-in name (a catalog class or an alias) is never taken
-    (``ValueError``); a name registered before is taken only with ``replace=True``.
+    (``ValueError``); a name registered before is taken only with ``replace=True``, or by
+    the same class defined again (the same module and qualified name: a notebook cell that
+    defines and registers it, run twice, replaces it).
 
     The catalog row (:func:`info`) is built from what is given and from the class:
     ``family``, ``year``, ``paper`` and ``url`` as given, the summary from ``summary`` or
@@ -442,6 +444,13 @@ def register(cls: type, name: str | None = None, *, family: str = "custom",
         return _register(cls, name, family, year, paper, url, summary, replace)
 
 
+def _defined_again(registered: type, cls: type) -> bool:
+    """Whether ``cls`` is ``registered`` defined once more: the same module and qualified
+    name (a notebook cell run again, a module reloaded), so that registering it replaces
+    the older one without ``replace=True``."""
+    return (registered.__module__, registered.__qualname__) == (cls.__module__, cls.__qualname__)
+
+
 def _register(cls: type, name: str | None, family: str, year: int | None, paper: str, url: str,
               summary: str | None, replace: bool) -> Entry:
     if name is None:
@@ -455,7 +464,7 @@ def _register(cls: type, name: str | None, family: str, year: int | None, paper:
     if key in _BUILTIN:
         raise ValueError(f"{key!r} is a built-in optimizer's name; register "
                          f"{cls.__qualname__} under another name")
-    if key in _ENTRIES and not replace:
+    if key in _ENTRIES and not replace and not _defined_again(_ENTRIES[key].cls, cls):
         raise ValueError(f"{key!r} is registered already ({_ENTRIES[key].cls.__qualname__}); "
                          f"pass replace=True to replace it, or unregister({key!r}) first")
     caps = cls.capabilities
