@@ -408,3 +408,27 @@ def test_sigterm_is_reported_as_such_when_a_library_raises_it_again_as_ctrl_c(mo
     assert capsys.readouterr().err.strip() == "optimlab: terminated"
     monkeypatch.setattr(cli, "run_list", lambda args: (_ for _ in ()).throw(KeyboardInterrupt))
     assert cli.main(["list"]) == 130  # a Ctrl-C of the next command is its own
+
+
+def test_sigterm_is_reported_as_such_when_a_library_turns_it_into_an_error(monkeypatch, capsys):
+    """Pillow's C code, interrupted by SIGTERM as it opened a GIF's encoder, raised
+    ValueError("initialization failed"): race --gif said "optimlab: error: initialization
+    failed" and exited 2 (a fresh-clone CI run caught it). A stop that came while the
+    command ran is what it reports."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM has a handler of the test runner's: the command leaves it alone")
+
+    def encodes_like_pillow(args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises in here
+        except KeyboardInterrupt:
+            raise ValueError("initialization failed") from None  # what Pillow's C code raises
+        raise AssertionError("SIGTERM's handler did not run")
+
+    monkeypatch.setattr(cli, "run_list", encodes_like_pillow)
+    assert cli.main(["list"]) == 143
+    assert capsys.readouterr().err.strip() == "optimlab: terminated"
+    monkeypatch.setattr(cli, "run_list", lambda args: (_ for _ in ()).throw(
+        ValueError("a real error")))
+    assert cli.main(["list"]) == 2  # the next command's own error is an error again

@@ -1753,6 +1753,17 @@ def _stop_once(stop: type[KeyboardInterrupt]) -> None:
         raise stop()
 
 
+def _stopped_by() -> type[KeyboardInterrupt] | None:
+    """The first stop (``KeyboardInterrupt`` or :class:`_Terminated`) that came while the
+    command now running in the main thread ran, or None: what an error raised meanwhile
+    really was, where a library caught the stop and raised an error of its own."""
+    import threading
+
+    if _STOPS and threading.current_thread() is threading.main_thread():
+        return _FIRST_STOP
+    return None
+
+
 def _interrupt(signum, frame) -> None:
     """SIGINT's handler while :func:`main` runs a command: ``KeyboardInterrupt``, as
     Python's own handler raises, once (:func:`_stop_once`)."""
@@ -2908,6 +2919,14 @@ def _main(argv: Sequence[str] | None) -> int:
               + (f": {said}" if said else ""))
         return 143 if terminated else 130
     except Exception as err:
+        stop = _stopped_by()
+        if stop is not None:
+            # the stop came inside a library that turned it into an error of its own
+            # (Pillow's C code, interrupted by SIGTERM as it opened a GIF's encoder, raised
+            # "initialization failed"): the command was stopped, and says so
+            terminated = stop is _Terminated
+            _tell(f"optimlab: {'terminated' if terminated else 'interrupted'}")
+            return 143 if terminated else 130
         if isinstance(err, ModuleNotFoundError) and err.name \
                 and err.name.partition(".")[0] in _EXTRA_OF:  # an extra not installed
             _tell(f"optimlab: error: {_missing_extra(args.command, err.name)}")
