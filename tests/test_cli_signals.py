@@ -387,48 +387,33 @@ def test_advise_json_that_fills_the_disk_keeps_the_previous_one(tmp_path, capsys
     _kept(answer, b'{"the previous": "answer"}')
 
 
-def test_sigterm_is_reported_as_such_when_a_library_raises_it_again_as_ctrl_c(monkeypatch,
-                                                                             capsys):
-    """Ray's wait turns the handler's exception into a plain KeyboardInterrupt: a Ray sweep
-    stopped by SIGTERM said "interrupted" and exited 130, not 143. The first signal's kind
-    is what the command reports."""
+@pytest.mark.parametrize("raised, next_code", [
+    # Ray's wait turns the handler's exception into a plain KeyboardInterrupt: a Ray sweep
+    # stopped by SIGTERM said "interrupted" and exited 130, not 143
+    (KeyboardInterrupt, 130),
+    # Pillow's C code, interrupted by SIGTERM as it opened a GIF's encoder, raised
+    # ValueError("initialization failed"): race --gif said "optimlab: error: initialization
+    # failed" and exited 2 (a fresh-clone CI run caught it)
+    (lambda: ValueError("initialization failed"), 2),
+], ids=["as-ctrl-c", "as-an-error"])
+def test_sigterm_is_reported_as_such_whatever_a_library_raises_in_its_place(monkeypatch, capsys,
+                                                                            raised, next_code):
+    """A library catches the handler's exception and raises something else: the first
+    signal's kind is what the command reports; the next command's own exception is its
+    own (a Ctrl-C 130, an error 2)."""
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         pytest.skip("SIGTERM has a handler of the test runner's: the command leaves it alone")
 
-    def waits_like_ray(args):
+    def catches_the_stop(args):
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler raises in here
         except KeyboardInterrupt:
-            raise KeyboardInterrupt from None  # what ray.wait raises instead
+            raise raised() from None  # what the library raises instead
         raise AssertionError("SIGTERM's handler did not run")
 
-    monkeypatch.setattr(cli, "run_list", waits_like_ray)
+    monkeypatch.setattr(cli, "run_list", catches_the_stop)
     assert cli.main(["list"]) == 143
     assert capsys.readouterr().err.strip() == "optimlab: terminated"
-    monkeypatch.setattr(cli, "run_list", lambda args: (_ for _ in ()).throw(KeyboardInterrupt))
-    assert cli.main(["list"]) == 130  # a Ctrl-C of the next command is its own
-
-
-def test_sigterm_is_reported_as_such_when_a_library_turns_it_into_an_error(monkeypatch, capsys):
-    """Pillow's C code, interrupted by SIGTERM as it opened a GIF's encoder, raised
-    ValueError("initialization failed"): race --gif said "optimlab: error: initialization
-    failed" and exited 2 (a fresh-clone CI run caught it). A stop that came while the
-    command ran is what it reports."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        pytest.skip("SIGTERM has a handler of the test runner's: the command leaves it alone")
-
-    def encodes_like_pillow(args):
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)  # the handler raises in here
-        except KeyboardInterrupt:
-            raise ValueError("initialization failed") from None  # what Pillow's C code raises
-        raise AssertionError("SIGTERM's handler did not run")
-
-    monkeypatch.setattr(cli, "run_list", encodes_like_pillow)
-    assert cli.main(["list"]) == 143
-    assert capsys.readouterr().err.strip() == "optimlab: terminated"
-    monkeypatch.setattr(cli, "run_list", lambda args: (_ for _ in ()).throw(
-        ValueError("a real error")))
-    assert cli.main(["list"]) == 2  # the next command's own error is an error again
+    monkeypatch.setattr(cli, "run_list", lambda args: (_ for _ in ()).throw(raised()))
+    assert cli.main(["list"]) == next_code
