@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .result import Race
 
-__all__ = ["Landscape", "CHALLENGES", "LandscapeWarning", "finite_reals"]
+__all__ = ["Landscape", "CHALLENGES", "LandscapeWarning", "finite_reals", "min_value_floor"]
 
 #: The difficulties a landscape can show, as the tutorials name them.
 CHALLENGES = ("local-minima", "saddle", "plateau", "ravine", "ill-conditioned", "noisy")
@@ -32,6 +32,14 @@ def _real(value, finite: bool = True) -> bool:
         return False
     value = float(value)
     return math.isfinite(value) if finite else not math.isnan(value)
+
+
+def min_value_floor(min_value: float) -> float:
+    """The lowest value still taken as ``min_value`` itself: less a millionth of its size,
+    at least 1e-6 (the catalog's minimum values are rounded to float64, or Newton-polished).
+    A loss below it is below the minimum (a wrong ``min_value``, or an escape); one between
+    it and ``min_value`` has reached it."""
+    return min_value - 1e-6 * max(1.0, abs(min_value))
 
 
 def finite_reals(values) -> tuple:

@@ -29,6 +29,7 @@ import torch
 
 # absolute: this module also loads on its own, outside the package
 from optimlab._files import signals_deferred
+from optimlab.landscapes.base import min_value_floor
 from optimlab.landscapes.result import Race
 from optimlab.optim import palette as _palette
 from optimlab.optim.base import check_int
@@ -321,10 +322,10 @@ def _gap_panel(race) -> bool:
     fstar = land.min_value
     if land.unbounded or fstar is None or not math.isfinite(float(fstar)):
         return False
-    hair = 1e-6 * max(1.0, abs(float(fstar)))
+    floor = min_value_floor(float(fstar))
     for label in race.labels:
         loss = np.asarray(race.losses[label], dtype=float).reshape(-1)
-        if (loss[np.isfinite(loss)] < float(fstar) - hair).any():
+        if (loss[np.isfinite(loss)] < floor).any():
             return False
     return True
 
@@ -340,7 +341,7 @@ def _loss_curve(race, label, as_gap: bool | None = None):
         tiny = 1e-16 * max(1.0, abs(fstar))
         gap = loss - fstar
         # the catalog's f* is rounded: a hair below it still counts as reaching it
-        gap = np.where((gap < 0) & (gap > -1e-6 * max(1.0, abs(fstar))), 0.0, gap)
+        gap = np.where((gap < 0) & (loss > min_value_floor(fstar)), 0.0, gap)
         y, is_gap = gap + tiny, True
     else:
         y, is_gap = loss, False

@@ -28,7 +28,7 @@ from ..optim.base import ArgumentTypeError, check_bool, check_callable, check_in
 from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population, is_per_member
 from ..optim.registry import rate_used, resolve, wrapped_class
-from .base import Landscape, LandscapeWarning, _real
+from .base import Landscape, LandscapeWarning, _real, min_value_floor
 from .base import gradient as f_gradient
 from .functions import get
 from .result import Race, RaceMetrics, below_min_value
@@ -599,12 +599,11 @@ def _domain_reading(landscape: Landscape) -> tuple[float, float, tuple[float, ..
 
 def _below(landscape: Landscape, value: float) -> bool:
     """Whether ``value`` lies below the landscape's finite ``min_value`` by more than
-    rounding (a millionth of its size, at least 1e-6: the catalog's minimum values are
-    rounded to float64, or Newton-polished)."""
+    rounding (:func:`~.base.min_value_floor`)."""
     floor = landscape.min_value
     if floor is None or not math.isfinite(floor) or not math.isfinite(value):
         return False
-    return value < floor - 1e-6 * max(1.0, abs(floor))
+    return value < min_value_floor(floor)
 
 
 def _point_text(point) -> str:
@@ -798,7 +797,7 @@ def _metrics(landscape: Landscape, label: str, name: str, path: Tensor, loss: Te
         # a saddle's min_value is only the lowest point of its domain: no gap to it
         gap = final - landscape.min_value
         # within the tolerance, not below the floor (a fall past a wrong min_value)
-        floor = landscape.min_value - 1e-6 * max(1.0, abs(landscape.min_value))
+        floor = min_value_floor(landscape.min_value)
         within = torch.nonzero((loss - landscape.min_value <= tol) & (loss >= floor))
         steps_to_tol = int(within[0, 0]) if len(within) else None
     elif landscape.unbounded and landscape.min_value is not None \

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._table import text_table
-from .base import Landscape
+from .base import Landscape, min_value_floor
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -323,7 +323,7 @@ def below_min_value(landscape: Landscape, runs) -> tuple[float, str, int, list] 
     if landscape.unbounded or floor is None or not math.isfinite(floor):
         return None
     bounds = np.asarray(landscape.domain, dtype=float)
-    limit = floor - 1e-6 * max(1.0, abs(floor))
+    limit = min_value_floor(floor)
     worst = None
     for what, path, loss in runs:
         path = np.asarray(path, dtype=float).reshape(len(loss), -1)
