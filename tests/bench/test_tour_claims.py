@@ -194,16 +194,18 @@ def test_the_curves_legend_says_one_seed(store):
 
 
 def test_counts_are_said_singular_and_plural(store):
-    """"1 seed(s)" in the MNIST-1D and GRU leads and in every tie note, "3 workload(s)" in
-    the profile's title."""
+    """"1 seed(s)" in the MNIST-1D and GRU leads and in every tie note (where one seed in
+    common is no comparison), "3 workload(s)" in the profile's title."""
     from optimlab.bench.profile import Profile
     from optimlab.bench.report import summary_notes
     from optimlab.bench.tour import mnist1d_lead, recurrent_lead
     from optimlab.landscapes.plots import plt_close
 
     notes = summary_notes(store, _one_seed_sweep(store))
-    ties = [n for n in notes if "cannot be told apart" in n]
-    assert ties and all("at 1 seed in common" in n for n in ties)
+    ties = [n for n in notes if "share rank" in n]
+    # one seed in common: no comparison, said so (not "cannot be told apart at 1 seed")
+    assert ties and all("with 1 seed in common no comparison is possible" in n for n in ties)
+    assert not any("cannot be told apart" in n for n in notes)
     assert not any("seed(s)" in n for n in notes)
     for lead in (mnist1d_lead(40, (0.01, 0.1), 1), recurrent_lead(10, (0.01, 0.1), 1)):
         text = " ".join(lead)

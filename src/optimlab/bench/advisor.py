@@ -1330,7 +1330,8 @@ def versus_words(better_by: float, metric: str, higher_is_better: bool, what: st
 
 def _statement(advice: Advice, best) -> str:
     """The confidence statement, from the final rung's seeds, on the validation metric (the
-    set that selected the pick): the finalists compared by paired 95% intervals over two or
+    set that selected the pick): the finalists compared by paired 95% intervals (held to 95%
+    together, Holm's step-down, with more than two finalists: :func:`.analysis.rank`) over two or
     more seeds; "one seed: no comparison possible" with one; "no spread: the seeds repeat
     one run" where every seed trained the same run (:attr:`Advice.seeds_repeat`); then the
     pick against Adam, and the edge of the search its rate sits on (:attr:`Advice.edge`)."""
@@ -1345,7 +1346,8 @@ def _statement(advice: Advice, best) -> str:
     elif best.seeds < 2:
         basis = "one seed: no comparison possible"
     else:
-        basis = f"paired 95% intervals over {best.seeds} seeds"
+        basis = (f"paired 95% intervals over {best.seeds} seeds" if len(finalists) <= 2 else
+                 f"paired comparisons over {best.seeds} seeds, 95% familywise (Holm)")
     # finalists whose mean equals the pick's up to float32 rounding: no mean is "the best",
     # and the rule that put the pick first is said (_ranked: the candidates' order)
     same = [best.optimizer] + [c["optimizer"] for c in finalists if c.get("optimizer") !=

@@ -21,7 +21,9 @@ Three rules keep the answers honest:
   paired comparisons over seeds (:func:`paired_difference`: the same seed means the same
   initial weights and mini-batches) show to be clearly better than it, so two that no
   comparison can tell apart share a rank (``=1``) unless a third is clearly better than one
-  and not the other.
+  and not the other. With more than two optimizers the comparisons are made together at
+  a familywise 95% (Holm's step-down): ten optimizers that are all alike make 45 pairs,
+  and at 95% each, about three in four such tables would rank some pair apart.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 __all__ = ["OptimizerSummary", "Paired", "summarize", "performance_profile", "profile_score",
            "parse_lrs", "repeated_rates", "time_to_target", "mean_ci", "paired_difference",
            "rank", "CRITERION", "CONFIDENCE", "tail_score", "fixed_line", "fixed_text", "variant_label",
-           "fastest_to_target", "profile_ratios", "ratio_score", "TIMING_RULE", "costs_tie",
+           "fastest_to_target", "profile_ratios", "ratio_score", "TIMING_RULE", "costs_tie", "t_p_value",
            "within_rounding", "finite_number", "tidy_rate", "timed_against_fastest", "grids_of"]
 
 #: how a learning rate is chosen (shown under every table that picks one)
@@ -210,11 +212,26 @@ def mean_ci(values: Sequence[float], level: float = CONFIDENCE) -> tuple[float, 
     a = np.asarray(values, dtype=float)
     if a.size == 0:
         return math.nan, math.inf
-    mean = float(a.mean())
+    if a.size >= 3 and np.isfinite(a).all() and float(np.ptp(a)) == 0.0:
+        return float(a[0]), 0.0  # all equal: exactly that value, "± 0" (not 3e-16)
+    # computed on the values scaled by a power of two (exact), so that values near the
+    # ends of the float range neither overflow (1e300: a sum of squares of inf) nor lose
+    # their digits (1e-320)
+    scale = _power_of_two(a)
+    a = a / scale
+    mean = float(a.mean()) * scale
     if a.size < 2 or not np.isfinite(a).all() or (a.size < 3 and _no_spread(a)):
         return mean, math.inf
     return mean, float(_t_quantile(0.5 + level / 2, a.size - 1) * a.std(ddof=1)
-                       / math.sqrt(a.size))
+                       / math.sqrt(a.size)) * scale
+
+
+def _power_of_two(a: np.ndarray) -> float:
+    """The power of two nearest above the largest finite magnitude in ``a`` (1.0 where there
+    is none, or it is 0): dividing by it is exact and brings every value into [-1, 1]."""
+    finite = np.abs(a[np.isfinite(a)])
+    largest = float(finite.max()) if finite.size else 0.0
+    return math.ldexp(1.0, math.frexp(largest)[1]) if largest > 0 else 1.0
 
 
 #: Student's t 0.975-quantiles for 1..30 degrees of freedom (6 digits; a 95% interval)
@@ -237,6 +254,38 @@ def _t_quantile(q: float, df: int) -> float:
     from scipy.stats import t
 
     return float(t.ppf(q, df))
+
+
+def t_p_value(t: float, df: int) -> float:
+    """The two-sided p-value of Student's t statistic ``t`` with ``df`` (a whole number of at
+    least 1) degrees of freedom: P(|T| >= |t|), from the finite series of Abramowitz and
+    Stegun 26.7.3 and 26.7.4 (no SciPy import; checked against ``scipy.stats.t.sf``).
+
+    >>> round(t_p_value(2.776445, 4), 6), round(t_p_value(0.0, 7), 6)
+    (0.05, 1.0)
+    """
+    df = int(df)
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be a whole number >= 1, got {df}")
+    t = abs(float(t))
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 0.0
+    theta = math.atan(t / math.sqrt(df))
+    c2, sin = math.cos(theta) ** 2, math.sin(theta)
+    term = total = 1.0
+    if df % 2:  # odd: (2/pi)(theta + sin cos (1 + 2/3 c2 + 2.4/(3.5) c2^2 + ...))
+        for k in range(1, (df - 3) // 2 + 1):
+            term *= 2 * k / (2 * k + 1) * c2
+            total += term
+        inside = 2 / math.pi * (theta + (sin * math.cos(theta) * total if df > 1 else 0.0))
+    else:  # even: sin (1 + 1/2 c2 + 1.3/(2.4) c2^2 + ...)
+        for k in range(1, (df - 2) // 2 + 1):
+            term *= (2 * k - 1) / (2 * k) * c2
+            total += term
+        inside = sin * total
+    return min(1.0, max(0.0, 1.0 - inside))
 
 
 def fixed_text(fixed: Mapping | None) -> str:
@@ -369,6 +418,10 @@ class Paired:
     low: float
     high: float
     seeds: int
+    #: the two-sided p-value of the paired t test (1.0 where the seeds are no evidence of a
+    #: difference, 0.0 for a difference the same on three or more seeds); :func:`rank`
+    #: orders its comparisons by it (Holm's step-down)
+    p: float = 1.0
 
     @property
     def distinct(self) -> bool:
@@ -403,7 +456,7 @@ def paired_difference(a: OptimizerSummary, b: OptimizerSummary) -> Paired:
                       len(common))
     mean, half = mean_ci(diffs)
     if half == 0.0 and mean == 0.0:
-        return Paired(a.optimizer, b.optimizer, 0.0, 0.0, 0.0, len(common))
+        return Paired(a.optimizer, b.optimizer, 0.0, 0.0, 0.0, len(common), 1.0)
     if abs(mean) <= _ROUNDING * scale:
         # a mean difference of float32 rounding (one value a unit in the last place above
         # the other on every seed) gives a t interval of (nearly) zero width around it at
@@ -412,7 +465,13 @@ def paired_difference(a: OptimizerSummary, b: OptimizerSummary) -> Paired:
     if len(common) > 1 and len({a.per_seed[s] for s in common}) == 1 \
             and len({b.per_seed[s] for s in common}) == 1:  # one run, repeated
         return Paired(a.optimizer, b.optimizer, mean, -math.inf, math.inf, len(common))
-    return Paired(a.optimizer, b.optimizer, mean, mean - half, mean + half, len(common))
+    # the t statistic, from the interval's half-width (mean over the standard error)
+    df = len(diffs) - 1
+    if df < 1 or not math.isfinite(half):
+        p = 1.0
+    else:
+        p = 0.0 if half == 0.0 else t_p_value(mean * _t_quantile(0.5 + CONFIDENCE / 2, df) / half, df)
+    return Paired(a.optimizer, b.optimizer, mean, mean - half, mean + half, len(common), p)
 
 
 def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
@@ -423,6 +482,12 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
     above B, though X and B alone might not be told apart); an optimizer with no finite mean
     (a diverged seed) is below every one that has one. Two or more with the same rank are
     tied, ``"=1"``; one alone is ``"1"``, ``"2"``...
+
+    The comparisons are held to a familywise :data:`CONFIDENCE` together (Holm's step-down
+    over every pair, by :attr:`Paired.p`): with two optimizers that is their one paired
+    comparison; with more, a pair's difference must be clearer than alone, so that
+    optimizers that are all alike are ranked apart in at most 5% of sweeps, not in most
+    of them.
 
     So optimizers that a paired comparison cannot tell apart share a rank unless a third is
     clearly better than one of them and not the other (A clearly better than C, B
@@ -439,18 +504,17 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
                                                      else math.inf)
         return -value if higher_is_better else value
 
-    def better(a: OptimizerSummary, b: OptimizerSummary) -> bool:
-        """Whether ``a`` is clearly better than ``b``."""
-        if not math.isfinite(b.mean):
-            return math.isfinite(a.mean)
-        if not math.isfinite(a.mean):
-            return False
-        pair = paired_difference(a, b)
-        return pair.distinct and (pair.low > 0 if higher_is_better else pair.high < 0)
-
     n = len(summaries)
-    above = [[i != j and better(summaries[i], summaries[j]) for j in range(n)]
-             for i in range(n)]
+    finite = [math.isfinite(s.mean) for s in summaries]
+    # one with a finite mean is above every one without (a diverged seed)
+    above = [[finite[i] and not finite[j] for j in range(n)] for i in range(n)]
+    for i, j, pair in _holm([(i, j, paired_difference(summaries[i], summaries[j]))
+                             for i in range(n) for j in range(i + 1, n)
+                             if finite[i] and finite[j]]):
+        if pair.low > 0 if higher_is_better else pair.high < 0:
+            above[i][j] = True
+        elif pair.high < 0 if higher_is_better else pair.low > 0:
+            above[j][i] = True
     for k in range(n):  # clear differences chain: X above A and A above B puts X above B
         for i in range(n):
             if above[i][k]:
@@ -468,6 +532,23 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
         counts[ranks[id(s)]] += 1
     return [(f"={ranks[id(s)]}" if counts[ranks[id(s)]] > 1 else str(ranks[id(s)]), s)
             for s in ordered]
+
+
+def _holm(pairs: list[tuple[int, int, Paired]]) -> list[tuple[int, int, Paired]]:
+    """The comparisons among ``pairs`` that hold at a familywise :data:`CONFIDENCE` (Holm
+    1979: ordered by p-value, the k-th of m is a difference where its p-value is at most
+    alpha / (m - k + 1) and every one before it was one; the first that is not ends the
+    list). The last step (alpha itself) reads :attr:`Paired.distinct`, the interval's own
+    verdict, so two optimizers alone are ranked as one paired comparison says."""
+    alpha = 1.0 - CONFIDENCE
+    ordered = sorted(pairs, key=lambda ijp: ijp[2].p)
+    held = []
+    for k, (i, j, pair) in enumerate(ordered):
+        left = len(ordered) - k
+        if not pair.distinct or (left > 1 and not pair.p <= alpha / left):
+            break
+        held.append((i, j, pair))
+    return held
 
 
 #: the normal quantile of a two-sided :data:`CONFIDENCE` interval: two step costs are told

@@ -555,7 +555,9 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         _Sweep(sw_or_store, sweep_id, None, None)
     notes = [f"Best lr: {CRITERION} (a rate that spikes late cannot win); the metric shown "
              f"is the final one there, with its {CONFIDENCE:.0%} confidence interval over "
-             "seeds (Student's t)."]
+             "seeds (Student's t). The rate was chosen on these same seeds, which the "
+             "interval does not allow for: it is optimistic, more so for a larger grid "
+             "(`optimlab advise` measures its pick on fresh seeds)."]
     open_runs = sum(run.status not in TERMINAL for run in sw.runs)
     if open_runs:  # stopped (or still training): the table holds the runs that ended
         notes.insert(0, f"Unfinished: {open_runs} of {len(sw.runs)} runs have not ended (the "
@@ -578,9 +580,16 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
         if len(tied) < 2:
             continue
         common = _common_seeds(tied)
-        notes.append(f"{listed([s.optimizer for s in tied])} cannot be told apart at "
-                     f"{_count(common, 'seed')} in common (paired comparison over the same seeds, "
-                     f"{CONFIDENCE:.0%}): they share rank {label.lstrip('=')}.")
+        names = listed([s.optimizer for s in tied])
+        if common < 2:  # nothing to compare: one seed (or none) in common
+            notes.append(f"{names} share rank {label.lstrip('=')}: with "
+                         f"{_count(common, 'seed')} in common no comparison is possible.")
+            continue
+        how = ("paired comparisons over the same seeds, "
+               f"{CONFIDENCE:.0%} familywise, Holm" if len(ranked) > 2 else
+               f"paired comparison over the same seeds, {CONFIDENCE:.0%}")
+        notes.append(f"{names} cannot be told apart at {_count(common, 'seed')} in common "
+                     f"({how}): they share rank {label.lstrip('=')}.")
     bounds = METRIC_RANGES.get(sw.metric)
     if bounds is not None and any(math.isfinite(s.mean) and math.isfinite(s.ci)
                                   and (s.mean - s.ci < bounds[0] or s.mean + s.ci > bounds[1])

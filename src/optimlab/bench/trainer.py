@@ -102,7 +102,8 @@ class TrainConfig:
         clip_norm, clip_value: gradient clipping (None: none).
         model: the task's model by name (None: the task's default).
         divergence_factor: a run whose train loss ends above this multiple of its initial
-            loss, or becomes non-finite, is recorded as diverged.
+            loss (more than factor - 1 times its size above it, for a loss that starts
+            below zero), or becomes non-finite, is recorded as diverged.
         averaging: weight averaging for evaluation: None, ``"ema"`` (``ema_decay``) or
             ``"swa"`` (the plain mean of the iterates from ``swa_start`` x steps on).
         ema_decay, swa_start: the averages' parameters.
@@ -1101,11 +1102,18 @@ def population_refusal(task, model_name: str | None = None) -> str | None:
 def _blew_up(result: RunResult, config: TrainConfig) -> bool:
     """Whether the run's final train loss (of its iterates, not their average: an average
     of oscillating iterates can stay small while they blow up) is non-finite or more than
-    ``divergence_factor`` times its first, or its final test loss is non-finite."""
+    ``divergence_factor`` times its first, or its final test loss is non-finite.
+
+    "More than k times its first" is a rise of more than (k - 1) times the first's size
+    above it, which is the same for a positive first loss and also holds for a task's loss
+    that starts below zero (-100 may rise to 800 with k = 10, not to 900); a first loss of
+    exactly 0 gives no size to measure a rise by, so such a run diverges only where a loss
+    is not finite."""
     first = result.train_loss[0]
     last = result.train_loss[-1] if result.iterate_loss is None else result.iterate_loss
-    return not (math.isfinite(last) and math.isfinite(result.test_loss[-1])
-                and last <= config.divergence_factor * abs(first))
+    if not (math.isfinite(last) and math.isfinite(result.test_loss[-1])):
+        return True
+    return first != 0 and last - first > (config.divergence_factor - 1) * abs(first)
 
 
 @one_at_a_time
