@@ -142,3 +142,26 @@ def test_a_sparse_gradient_beside_a_sharded_parameter():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_a_state_dict_for_other_parameters_is_refused_by_the_shared_check():
+    """LBFGS refuses a state_dict saved for other parameters with the words every optimizer
+    uses (one check, :func:`optimlab.optim.base.check_saved_groups`), counts said singular
+    where they are one."""
+    params = [torch.nn.Parameter(torch.randn(3)), torch.nn.Parameter(torch.randn(2))]
+    opt = optimlab.LBFGS(params)
+
+    def closure():
+        opt.zero_grad()
+        loss = sum((p ** 2).sum() for p in params)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    saved = opt.state_dict()
+    other = [torch.nn.Parameter(torch.randn(4)), torch.nn.Parameter(torch.randn(2))]
+    with pytest.raises(ValueError, match=r"parameter 0 of group 0 has shape \(4,\) but the "
+                                         r"state_dict was saved for shape \(3,\)"):
+        optimlab.LBFGS(other).load_state_dict(saved)
+    with pytest.raises(ValueError, match="group 0 has 1 parameter but the state_dict has 2"):
+        optimlab.LBFGS(other[:1]).load_state_dict(saved)

@@ -533,6 +533,37 @@ def check_saved_name(optimizer: torch.optim.Optimizer, tag: dict | None) -> None
                          f"it cannot be loaded into optimlab.{saved_name(optimizer)}")
 
 
+def check_saved_groups(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any],
+                       shapes: list | None) -> None:
+    """Raise ``ValueError`` unless ``state_dict`` (checked by :func:`check_state_dict`) was
+    saved for ``optimizer``'s parameters: as many groups, as many parameters in each, and,
+    where ``shapes`` (its ``param_shapes``) says, each parameter of the same shape (a lazy
+    one, with no shape yet, passes)."""
+    name = type(optimizer).__name__
+    saved_groups = state_dict["param_groups"]
+    if len(saved_groups) != len(optimizer.param_groups):
+        raise ValueError(
+            f"state_dict has {len(saved_groups)} parameter group"
+            f"{'' if len(saved_groups) == 1 else 's'}, {name} has "
+            f"{len(optimizer.param_groups)}: was it saved for another model?"
+        )
+    for index, (saved, group) in enumerate(zip(saved_groups, optimizer.param_groups)):
+        if len(saved["params"]) != len(group["params"]):
+            have, want = len(group["params"]), len(saved["params"])
+            raise ValueError(
+                f"parameter group {index} has {have} parameter{'' if have == 1 else 's'} but "
+                f"the state_dict has {want}: was it saved for another model?"
+            )
+        if shapes is not None:
+            for position, (shape, p) in enumerate(zip(shapes[index], group["params"])):
+                if None not in (shape, saved_shape(p)) and tuple(shape) != tuple(p.shape):
+                    raise ValueError(
+                        f"parameter {position} of group {index} has shape {tuple(p.shape)} "
+                        f"but the state_dict was saved for shape {tuple(shape)}: was it "
+                        "saved for another model?"
+                    )
+
+
 def _unusable(name: str, value: Any, default: Any) -> str | None:
     """Why ``value`` of hyperparameter ``name`` (whose constructor default is ``default``)
     cannot be stepped with, or None: a number's place takes a finite real number or a
@@ -1743,29 +1774,11 @@ class RuleOptimizer(TorchOptimizer):
                     compact.pack(state, full, moments, precision)
 
     def _check_saved_state(self, state_dict: dict[str, Any], shapes: list | None) -> None:
-        name = type(self).__name__
         saved_groups = state_dict.get("param_groups")
         if saved_groups is None or "state" not in state_dict:
             raise ValueError("not an optimizer state_dict: missing 'state' or 'param_groups'")
-        if len(saved_groups) != len(self.param_groups):
-            raise ValueError(
-                f"state_dict has {len(saved_groups)} parameter groups, "
-                f"{name} has {len(self.param_groups)}: was it saved for another model?"
-            )
-        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
-            if len(saved["params"]) != len(group["params"]):
-                raise ValueError(
-                    f"parameter group {index} has {len(group['params'])} parameters but the "
-                    f"state_dict has {len(saved['params'])}: was it saved for another model?"
-                )
-            if shapes is not None:
-                for position, (shape, p) in enumerate(zip(shapes[index], group["params"])):
-                    if None not in (shape, saved_shape(p)) and tuple(shape) != tuple(p.shape):
-                        raise ValueError(
-                            f"parameter {position} of group {index} has shape {tuple(p.shape)} "
-                            f"but the state_dict was saved for shape {tuple(shape)}: was it "
-                            "saved for another model?"
-                        )
+        check_saved_groups(self, state_dict, shapes)
+        for saved, group in zip(saved_groups, self.param_groups):
             hp = {key: saved.get(key, group.get(key, value))
                   for key, value in self.defaults.items() if key not in DRIVER_FLAGS}
             for pid, p in zip(saved["params"], group["params"]):

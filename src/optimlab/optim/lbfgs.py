@@ -24,6 +24,7 @@ from .base import (
     check_bool,
     check_int,
     check_range,
+    check_saved_groups,
     check_saved_name,
     check_state_dict,
     saved_name,
@@ -698,16 +699,8 @@ class LBFGS(TorchOptimizer):
         check_state_dict(state_dict)
         tag = state_dict.get("optimlab")
         check_saved_name(self, tag)
-        saved_groups = state_dict["param_groups"]
         params = self.param_groups[0]["params"]
-        if len(saved_groups) != 1 or len(saved_groups[0]["params"]) != len(params):
-            raise ValueError("this state_dict was saved for another model: LBFGS has one "
-                             f"group of {len(params)} parameters")
-        shapes = (tag or {}).get("param_shapes")
-        if shapes is not None and any(None not in (s, saved_shape(p)) and list(s) != list(p.shape)
-                                      for s, p in zip(shapes[0], params)):
-            raise ValueError(f"this state_dict was saved for parameters of shapes {shapes[0]}, "
-                             f"not {[list(p.shape) for p in params]}")
+        check_saved_groups(self, state_dict, (tag or {}).get("param_shapes"))
         size = None  # this process's vector (its shards under FSDP2), read where a state is
         for entry in state_dict["state"].values():
             for key in ("d", "prev_flat_grad"):
