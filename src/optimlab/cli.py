@@ -2430,6 +2430,7 @@ def run_serve(args: argparse.Namespace) -> str:
     import errno
     import socket
 
+    named = args.db is not None  # a store named is said missing; the default one need not be
     if args.db is None:  # as runs, report and profile read it: the tour's, where only it is here
         args.db = DEFAULT_DB
         if not os.path.exists(DEFAULT_DB) and os.path.isfile(TOUR_DB):
@@ -2485,9 +2486,17 @@ def run_serve(args: argparse.Namespace) -> str:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: "
                        f"{getattr(err, 'strerror', None) or err}") from None
     folders = args.slices or [SLICE_DIR, TOUR_DIR]
+    if named and not db.exists():  # a mistyped --db served an empty Runs tab without a word
+        print(f"optimlab: note: no run store at {db} yet; the Runs tab is empty until a "
+              "sweep writes it (`optimlab bench ... --db` that file)", file=sys.stderr)
     print(f"optimlab playground: http://{args.host}:{port}/ (run store {db.absolute()}; "
           f"slices from {', '.join(folders)}; Ctrl-C stops it)", file=sys.stderr)
     serve(host=args.host, port=port, db_path=db, slices=folders)
+    stop = _stopped_by()
+    if stop is not None:
+        # uvicorn shut down on Ctrl-C (or SIGTERM) and swallowed the KeyboardInterrupt that
+        # our handler raised when it passed the signal on: exit 130 (143) as every command
+        raise stop("playground stopped")
     return "playground stopped"
 
 

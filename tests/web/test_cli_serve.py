@@ -1,6 +1,7 @@
 """`optimlab serve`: loopback by default, one-line errors (exit 2), a real server answering."""
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -83,9 +84,23 @@ def test_optimlab_serve_answers_until_stopped(tmp_path, sweep_db):
         with urllib.request.urlopen(f"{base}/api/landscapes", timeout=5) as answer:
             assert answer.status == 200  # still answering
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C: exit 130, as every command (uvicorn
+        out, _ = proc.communicate(timeout=30)  # swallowed the KeyboardInterrupt: exit 0)
     assert "http://127.0.0.1:" in out
+    assert proc.returncode == 130 and "optimlab: interrupted: playground stopped" in out, out
+
+
+def test_a_store_named_that_is_not_there_is_said_not_served_silently(monkeypatch, tmp_path,
+                                                                    capsys):
+    """``--db`` mistyped served an empty Runs tab without a word. A store named that is not
+    there yet is said (a sweep may write it while the page is open); the default one is not
+    (the playground's races need no store)."""
+    monkeypatch.setattr("optimlab.web.server.serve", lambda **kw: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve", "--port", "0", "--db", "nonexist.db"]) == 0
+    assert "note: no run store at nonexist.db yet; the Runs tab is empty" in capsys.readouterr().err
+    assert main(["serve", "--port", "0"]) == 0
+    assert "note" not in capsys.readouterr().err
 
 
 def test_serve_without_db_shows_the_tours_sweeps_where_only_they_are_here(monkeypatch, tmp_path,

@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -129,12 +130,14 @@ def test_an_address_not_of_this_machine_fails_at_once(quick_warm):
 def test_stop_frees_the_port_and_ends_the_thread(quick_warm):
     pg = server.serve(port=0, background=True)
     port = pg.port
+    docs = pg._server.config.app.state.docs.name  # the optimizer reference's folder
     try:
         assert quick_warm and get(f"{pg.url}api/landscapes")[0] == 200
-        assert len(serving_threads(port)) == 1
+        assert len(serving_threads(port)) == 1 and os.path.isdir(docs)
     finally:
         assert pg.stop(timeout=10)
     assert refuses(port) and not serving_threads(port) and not pg.running
+    assert not os.path.exists(docs)  # it stayed until the interpreter ended
     started = time.monotonic()
     assert pg.stop() and pg.stop(timeout=0)  # again: nothing left to stop
     assert time.monotonic() - started < 1.0

@@ -912,7 +912,14 @@ class Playground:
         if self._thread.is_alive():  # a request still running: drop it rather than wait on
             self._server.force_exit = True
             self._thread.join(1.0)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        # the optimizer reference's temporary folder goes with the server (it stayed until
+        # the interpreter ended: one more folder, and a ResourceWarning, per serve and stop)
+        docs = getattr(getattr(self._server.config.app, "state", None), "docs", None)
+        if docs is not None:
+            docs.cleanup()
+        return True
 
     def __enter__(self) -> "Playground":
         return self
