@@ -1244,6 +1244,29 @@ class RuleOptimizer(TorchOptimizer):
             if flags[0] is None and self.__dict__.get("_was_compact"):
                 self._decode_compact(group)
 
+    def decoded_state(self, p: Tensor) -> dict[str, Any]:
+        """``p``'s state with its moments as numbers: what ``self.state[p]`` holds where they
+        are kept in full precision, and a decoded copy where ``state_precision`` keeps them
+        compact (``"int8"``: ``state[p]["exp_avg"]`` is then a tensor of uint8 codes, whose
+        norm means nothing; ``"bfloat16"``: bfloat16 values, given in the parameter's
+        dtype). For logging or inspecting moments; the optimizer's own state is unchanged.
+        ``{}`` for a parameter with no state yet.
+
+        Raises:
+            ValueError: ``p`` is not one of this optimizer's parameters.
+        """
+        group = next((g for g in self.param_groups if any(q is p for q in g["params"])), None)
+        if group is None:
+            raise ValueError(f"{type(self).__name__}.decoded_state: this tensor is not one of "
+                             "the optimizer's parameters")
+        state = self.state.get(p)
+        if not state:
+            return {}
+        moments = self.capabilities.compact_moments
+        if not moments or not self._is_compact(p, group, moments):
+            return dict(state)
+        return compact.unpack(state, moments, self._moment_dtype(p, group))
+
     def _decode_compact(self, group: dict) -> None:
         """The moments of ``group``'s parameters in their own dtype again, where a compact
         form (:mod:`~optimlab.optim.compact`) is left from steps taken with
