@@ -130,6 +130,26 @@ def test_a_broken_pipe_is_not_the_folders_error(monkeypatch, capsys, tmp_path):
     assert capsys.readouterr() == ("", "")
 
 
+@pytest.mark.parametrize("before", [False, True])
+def test_an_interrupted_tour_says_what_was_kept(monkeypatch, capsys, tmp_path, before):
+    """An interrupted tour said only "optimlab: interrupted": now what it kept (the previous
+    tour's page, or nothing) and that the next run starts over."""
+    out = tmp_path / "t"
+    if before:
+        out.mkdir()
+        (out / "tour.html").write_text("an earlier tour")
+
+    def tour(out, quick, say):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("optimlab.bench.tour.run_tour", tour)
+    assert main(["tour", "--quick", "--out", str(out)]) == 130
+    kept = "the previous tour there is as it was" if before else "nothing was written there"
+    assert capsys.readouterr().err == (
+        f"optimlab: interrupted: the tour was not completed: {kept} ({out}); its work so far "
+        "is dropped, and the next `optimlab tour` starts over\n")
+
+
 def test_demo_piped_into_head_stops_with_141(tmp_path):
     """`optimlab demo | head -1` stopped after its first exhibit and exited 0."""
     proc = _optimlab("demo", "--out", str(tmp_path / "dm"), stdout=subprocess.PIPE,

@@ -2401,6 +2401,11 @@ def run_tour(args: argparse.Namespace) -> str:
         page = tour(out, quick=args.quick, say=lambda text: print(text, file=sys.stderr))
     except BrokenPipeError:  # its progress's reader has gone (`2>&1 | head`), not the folder
         raise
+    except KeyboardInterrupt as err:  # what was kept, and what the next run does
+        kept = "the previous tour there is as it was" if (Path(out) / "tour.html").exists() \
+            else "nothing was written there"
+        raise type(err)(f"the tour was not completed: {kept} ({_path_shown(out)}); its work "
+                        "so far is dropped, and the next `optimlab tour` starts over") from None
     except OSError as err:
         raise CLIError(f"cannot write the tour to {out}: {err.strerror or err}") from None
     return f"wrote {_path_shown(page)}"
