@@ -2770,8 +2770,15 @@ def _check_needs(command: str) -> None:
             raise CLIError(_missing_extra(command, module))
 
 
+#: the commands that train (or race): where the machine is busy, torch's OpenMP threads
+#: wait passively in them (:func:`optimlab._env.wait_passively_when_busy`)
+TRAINING_COMMANDS = frozenset({"race", "demo", "bench", "advise", "slice", "tour", "profile"})
+
+
 def _run(args: argparse.Namespace) -> str:
     _check_needs(args.command)
+    if args.command in TRAINING_COMMANDS:
+        _env.wait_passively_when_busy()
     if args.command == "list":
         return run_list(args)
     if args.command == "explain":

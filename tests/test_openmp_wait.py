@@ -1,0 +1,82 @@
+"""Where the machine is busy, the training commands set ``OMP_WAIT_POLICY=PASSIVE`` before
+torch loads: torch's idle OpenMP threads spinning beside other processes made a small sweep
+4 to 10 times slower (``optimlab._env.wait_passively_when_busy``)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from optimlab import _env, cli
+
+PROBE = ("from optimlab import _env; import os; "
+         "print(_env.wait_passively_when_busy(), os.environ.get('OMP_WAIT_POLICY'))")
+
+
+@pytest.fixture
+def busy():
+    """A process that keeps a CPU busy while the test runs."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _probe(env_extra: dict) -> str:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in _env.OPENMP_WAIT}
+    done = subprocess.run([sys.executable, "-c", PROBE], env={**env, **env_extra},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_beside_a_busy_process_the_threads_wait_passively(busy):
+    assert _env.others_running() >= 1
+    assert _probe({}) == "True PASSIVE"
+
+
+@pytest.mark.parametrize("name, value", [("OMP_WAIT_POLICY", "ACTIVE"),
+                                         ("GOMP_SPINCOUNT", "100000"), ("KMP_BLOCKTIME", "0")])
+def test_a_users_own_choice_is_left_alone(busy, name, value):
+    assert _probe({name: value}) == ("False ACTIVE" if name == "OMP_WAIT_POLICY" else "False None")
+
+
+def test_once_torch_is_loaded_nothing_is_set(monkeypatch):
+    """The runtime read its variables when torch loaded: setting one after would say
+    something untrue."""
+    import torch  # noqa: F401 (loaded, as in any test process that trained)
+
+    environ: dict = {}
+    monkeypatch.setattr(_env, "others_running", lambda *a, **k: 3)
+    assert _env.wait_passively_when_busy(environ) is False and environ == {}
+
+
+def test_others_running_reads_the_fewest_of_its_samples(monkeypatch, tmp_path):
+    readings = iter(["0.5 0.4 0.3 4/100 123\n", "0.5 0.4 0.3 2/100 123\n",
+                     "0.5 0.4 0.3 5/100 123\n"])
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/loadavg":
+            file = tmp_path / "loadavg"
+            file.write_text(next(readings))
+            return real_open(file, *args, **kwargs)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    assert _env.others_running(samples=3, gap_s=0) == 1  # 2 runnable, less this process
+
+
+def test_only_the_training_commands_choose(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(_env, "wait_passively_when_busy", lambda: calls.append(1))
+    assert cli.main(["list"]) == 0
+    assert calls == []
+    assert {"bench", "tour", "advise", "race", "slice", "demo"} <= cli.TRAINING_COMMANDS
+    assert cli.main(["race", "quadratic", "--optimizers", "sgd", "--steps", "3"]) == 0
+    assert calls == [1]
