@@ -116,16 +116,57 @@ def others_running(samples: int = 3, gap_s: float = 0.005) -> int:
     return max(0, min(counts))
 
 
+def _usable_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity mask; all of them where the platform
+    does not say)."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
+
+
+def _torch_threads(cpus: set[int], environ) -> int:
+    """How many threads torch's parallel regions will use: ``OMP_NUM_THREADS`` where it is a
+    whole number >= 1, else (torch's default) the physical cores among ``cpus``, read from
+    ``/proc/cpuinfo`` (all of ``cpus`` where it does not say)."""
+    try:
+        threads = int(environ.get("OMP_NUM_THREADS", ""))
+        if threads >= 1:
+            return min(threads, len(cpus))
+    except ValueError:
+        pass
+    cores, cpu, socket = set(), None, None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "processor":
+                    cpu, socket = int(value), None
+                elif key == "physical id":
+                    socket = value
+                elif key == "core id" and cpu in cpus:
+                    cores.add((socket, value))
+    except (OSError, ValueError):
+        return len(cpus)
+    return len(cores) or len(cpus)
+
+
 def wait_passively_when_busy(environ: dict | None = None) -> bool:
-    """Before torch is imported: where other processes are running now (:func:`others_running`)
-    and no :data:`OPENMP_WAIT` variable is set, set ``OMP_WAIT_POLICY=PASSIVE``, so that
-    torch's idle OpenMP threads sleep instead of spinning. Spinning threads take the CPU
+    """Before torch is imported: where more other processes are running now
+    (:func:`others_running`) than the CPUs torch's threads leave free (its threads: the
+    physical cores this process may use, or ``OMP_NUM_THREADS``; on a 2-core machine, one
+    other process), and no :data:`OPENMP_WAIT` variable is set, set
+    ``OMP_WAIT_POLICY=PASSIVE``, so that torch's idle OpenMP threads sleep instead of
+    spinning. Spinning threads take the CPU
     from the process that holds the other one, and each parallel region then waits for a
     thread the system has put aside: ``optimlab bench digits --optimizers sgd,adam --lrs
     1e-3:1e-1:4 --seeds 2 --steps 400`` took 19 and 53 s spinning, 5.0 s passive, on a
     2-core machine beside two busy processes. On a quiet machine spinning is faster
     (``optimlab tour --quick``: 19.4 s spinning, 26.7 s passive), so the default stays
-    there. Returns
+    there. The count is the whole system's (a container sees its host's). The policy
+    changes wall times only: the step costs that rank optimizers are calibrated on one
+    thread, which has no idle threads to wait. Returns
     whether it set the policy; a no-op once torch is imported (the runtime read its
     variables when it loaded)."""
     import sys
@@ -133,7 +174,8 @@ def wait_passively_when_busy(environ: dict | None = None) -> bool:
     environ = os.environ if environ is None else environ
     if "torch" in sys.modules or any(name in environ for name in OPENMP_WAIT):
         return False
-    if others_running() < 1:
+    cpus = _usable_cpus()
+    if others_running() <= len(cpus) - _torch_threads(cpus, environ):
         return False
     environ["OMP_WAIT_POLICY"] = "PASSIVE"
     return True

@@ -2772,7 +2772,7 @@ def _check_needs(command: str) -> None:
 
 #: the commands that train (or race): where the machine is busy, torch's OpenMP threads
 #: wait passively in them (:func:`optimlab._env.wait_passively_when_busy`)
-TRAINING_COMMANDS = frozenset({"race", "demo", "bench", "advise", "slice", "tour", "profile"})
+TRAINING_COMMANDS = frozenset({"race", "demo", "bench", "advise", "slice", "tour"})
 
 
 def _run(args: argparse.Namespace) -> str:

@@ -150,3 +150,30 @@ def test_equal_seeds_give_their_value_and_no_width():
 def test_divergence_is_a_rise_by_the_first_losss_size(first, last, diverged):
     run = SimpleNamespace(train_loss=[first, last], iterate_loss=None, test_loss=[0.0, 0.0])
     assert _blew_up(run, TrainConfig()) is diverged
+
+
+def test_the_advisor_does_not_call_tuned_adam_clearly_beaten_where_the_ranks_tie_them():
+    """Lion against tuned Adam alone is a difference (p = 0.02); with a third finalist the
+    ranks, held to 95% together, tie all three, and the answer said both "cannot be told
+    apart" and a clear gain over tuned Adam."""
+    from optimlab.bench.advisor import _versus_tuned
+
+    lion = _summary("lion", [0.60, 0.62, 0.58, 0.61, 0.59])
+    adam = _summary("adam", [0.58, 0.615, 0.57, 0.6, 0.585])
+    sgd = _summary("sgd", [0.50, 0.70, 0.45, 0.72, 0.55])
+    assert paired_difference(lion, adam).distinct
+    ranked = rank([lion, adam, sgd])
+    assert {label for label, _ in ranked} == {"=1"}
+    ties = [s.optimizer for label, s in ranked if s is not lion]
+    assert _versus_tuned(lion, [], True, adam, ties)["distinct"] is False
+    assert _versus_tuned(lion, [], True, adam, [])["distinct"] is True  # the pair alone
+
+
+def test_a_pair_that_cannot_be_compared_is_not_one_of_holms_family():
+    """An optimizer with one seed in common with the others (an unfinished sweep) made three
+    pairs of the family instead of one, and lion (ahead of adam at p = 0.026, alone) tied."""
+    lion, adam = _summary("lion", [0.9, 0.91, 0.93]), _summary("adam", [0.85, 0.87, 0.86])
+    assert 0.0167 < paired_difference(lion, adam).p < 0.05
+    new = OptimizerSummary("new", 0.1, 0.5, 0.0, 1, 0, {0.1: 0.5}, math.inf, None, {0: 0.5})
+    labels = {s.optimizer: label for label, s in rank([lion, adam, new])}
+    assert labels["adam"] == "2" and labels["lion"] == "=1"

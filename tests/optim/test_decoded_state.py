@@ -59,3 +59,10 @@ def test_a_full_precision_state_and_a_parameter_without_one_and_a_stranger():
     assert opt.decoded_state(fresh) == {}
     with pytest.raises(ValueError, match="not one of the optimizer's parameters"):
         opt.decoded_state(torch.zeros(3))
+
+
+def test_the_state_given_is_a_copy():
+    _, _, full, v = _pair(None)
+    before = full.state[v]["exp_avg"].clone()
+    full.decoded_state(v)["exp_avg"].zero_()
+    assert torch.equal(full.state[v]["exp_avg"], before)

@@ -165,3 +165,6 @@ def test_a_state_dict_for_other_parameters_is_refused_by_the_shared_check():
         optimlab.LBFGS(other).load_state_dict(saved)
     with pytest.raises(ValueError, match="group 0 has 1 parameter but the state_dict has 2"):
         optimlab.LBFGS(other[:1]).load_state_dict(saved)
+    damaged = {**saved, "optimlab": {**saved["optimlab"], "param_shapes": []}}
+    with pytest.raises(ValueError, match="param_shapes do not match its param_groups"):
+        optimlab.LBFGS(params).load_state_dict(damaged)  # (an IndexError before)

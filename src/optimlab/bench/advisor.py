@@ -1193,8 +1193,8 @@ def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, pr
     for label, s in ranked:
         status[s.optimizer] = "final"
     versus = {"adam_default": _versus(best, default_records, higher),
-              "adam_tuned": _versus(best, [r for r in tuned if r["optimizer"] == REFERENCE],
-                                    higher, by_name.get(REFERENCE))}
+              "adam_tuned": _versus_tuned(best, [r for r in tuned if r["optimizer"] == REFERENCE],
+                                          higher, by_name.get(REFERENCE), ties)}
     rows = []
     ranks = {s.optimizer: label for label, s in ranked}
     sides = {"low": "bottom", "high": "top"}
@@ -1306,6 +1306,18 @@ def _versus(best, records, higher: bool, reference=None) -> dict | None:
             "reference_error": raised[failed[0]] if failed else None}
 
 
+def _versus_tuned(best, records, higher: bool, reference, ties: Sequence[str]) -> dict | None:
+    """:func:`_versus` against tuned Adam, a finalist: where the ranks (the finalists' pairs
+    held to 95% together, :func:`~optimlab.bench.analysis.rank`) tie it with the pick
+    (``ties``), its difference is not ``distinct`` either, though the pair alone may be: the
+    answer said "cannot be told apart" of the two and, in the same breath, a clear gain over
+    tuned Adam."""
+    versus = _versus(best, records, higher, reference)
+    if versus is not None and REFERENCE in ties:
+        versus["distinct"] = False
+    return versus
+
+
 def difference_words(better_by: float, metric: str, higher_is_better: bool,
                      scale: float = 0.0) -> str:
     """The pick's difference from a reference in words, by its direction rather than by
@@ -1346,7 +1358,10 @@ def _statement(advice: Advice, best) -> str:
     elif best.seeds < 2:
         basis = "one seed: no comparison possible"
     else:
-        basis = (f"paired 95% intervals over {best.seeds} seeds" if len(finalists) <= 2 else
+        # the optimizers Holm's family holds: finalists with a finite metric
+        compared = [c for c in finalists if isinstance(c.get("metric"), float)
+                    and math.isfinite(c["metric"])]
+        basis = (f"paired 95% intervals over {best.seeds} seeds" if len(compared) <= 2 else
                  f"paired comparisons over {best.seeds} seeds, 95% familywise (Holm)")
     # finalists whose mean equals the pick's up to float32 rounding: no mean is "the best",
     # and the rule that put the pick first is said (_ranked: the candidates' order)

@@ -231,7 +231,9 @@ def _power_of_two(a: np.ndarray) -> float:
     is none, or it is 0): dividing by it is exact and brings every value into [-1, 1]."""
     finite = np.abs(a[np.isfinite(a)])
     largest = float(finite.max()) if finite.size else 0.0
-    return math.ldexp(1.0, math.frexp(largest)[1]) if largest > 0 else 1.0
+    # (at most 2^1023: 2^1024 is past the float range, and a value near 1.7e308 then scales
+    # to just under 2, still far from overflowing)
+    return math.ldexp(1.0, min(math.frexp(largest)[1], 1023)) if largest > 0 else 1.0
 
 
 #: Student's t 0.975-quantiles for 1..30 degrees of freedom (6 digits; a 95% interval)
@@ -508,9 +510,11 @@ def rank(summaries: Sequence[OptimizerSummary], higher_is_better: bool = True) \
     finite = [math.isfinite(s.mean) for s in summaries]
     # one with a finite mean is above every one without (a diverged seed)
     above = [[finite[i] and not finite[j] for j in range(n)] for i in range(n)]
-    for i, j, pair in _holm([(i, j, paired_difference(summaries[i], summaries[j]))
-                             for i in range(n) for j in range(i + 1, n)
-                             if finite[i] and finite[j]]):
+    pairs = [(i, j, paired_difference(summaries[i], summaries[j]))
+             for i in range(n) for j in range(i + 1, n) if finite[i] and finite[j]]
+    # a pair with fewer than two seeds in common (an unfinished sweep) cannot be compared at
+    # any level: it is no hypothesis of the family, and would only make the others' stricter
+    for i, j, pair in _holm([(i, j, pair) for i, j, pair in pairs if pair.seeds >= 2]):
         if pair.low > 0 if higher_is_better else pair.high < 0:
             above[i][j] = True
         elif pair.high < 0 if higher_is_better else pair.low > 0:

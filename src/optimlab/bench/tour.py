@@ -934,8 +934,8 @@ PROFILE_LEAD = (
     "gradient evaluations are in the tables too; wall time is shown for information only "
     "(it depends on what else the machine was doing).",
     "Caveat: three small tasks make a small profile. A score difference of about "
-    f"{SCORE_MARGIN:g} is one task's time ratio moving from 1.0x to about 1.9x; a task not "
-    "reached at all, where another optimizer was the fastest, costs 0.33.",
+    f"{SCORE_MARGIN:g} is, {MARGIN_WORDS}; a task not reached at all, where another "
+    "optimizer was the fastest, costs 0.33.",
 )
 
 

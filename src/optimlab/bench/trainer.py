@@ -119,7 +119,8 @@ class TrainConfig:
     clip_norm: float | None = None
     clip_value: float | None = None
     model: str | None = None
-    #: a run whose train loss ends above this multiple of its initial loss, or becomes
+    #: a run whose train loss ends above this multiple of its initial loss (more than
+    #: factor - 1 times its size above it, for a loss that starts below zero), or becomes
     #: non-finite, is recorded as diverged
     divergence_factor: float = 10.0
     #: weight averaging for evaluation: None, "ema" (exponential, ``ema_decay``) or "swa"

@@ -11,6 +11,7 @@ fused) and owns the state, the step counter, ``maximize`` and complex parameters
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import math
 import numbers
@@ -541,6 +542,13 @@ def check_saved_groups(optimizer: torch.optim.Optimizer, state_dict: dict[str, A
     one, with no shape yet, passes)."""
     name = type(optimizer).__name__
     saved_groups = state_dict["param_groups"]
+    if shapes is not None and (not isinstance(shapes, (list, tuple))
+                               or len(shapes) != len(saved_groups)
+                               or any(not isinstance(g, (list, tuple))
+                                      or len(g) != len(saved["params"])
+                                      for g, saved in zip(shapes, saved_groups))):
+        raise ValueError("this state_dict's optimlab param_shapes do not match its "
+                         "param_groups: was it edited or damaged?")
     if len(saved_groups) != len(optimizer.param_groups):
         raise ValueError(
             f"state_dict has {len(saved_groups)} parameter group"
@@ -1245,11 +1253,12 @@ class RuleOptimizer(TorchOptimizer):
                 self._decode_compact(group)
 
     def decoded_state(self, p: Tensor) -> dict[str, Any]:
-        """``p``'s state with its moments as numbers: what ``self.state[p]`` holds where they
-        are kept in full precision, and a decoded copy where ``state_precision`` keeps them
-        compact (``"int8"``: ``state[p]["exp_avg"]`` is then a tensor of uint8 codes, whose
-        norm means nothing; ``"bfloat16"``: bfloat16 values, given in the parameter's
-        dtype). For logging or inspecting moments; the optimizer's own state is unchanged.
+        """A copy of ``p``'s state with its moments as numbers: decoded where
+        ``state_precision`` keeps them compact (``"int8"``: ``state[p]["exp_avg"]`` is then
+        a tensor of uint8 codes, whose norm means nothing; ``"bfloat16"``: bfloat16 values,
+        given in the parameter's dtype). For logging or inspecting moments: its tensors are
+        copies, so changing them leaves the optimizer's state as it was. A complex
+        parameter's moments are kept (and given) as its real view, shape ``[..., 2]``.
         ``{}`` for a parameter with no state yet.
 
         Raises:
@@ -1263,9 +1272,10 @@ class RuleOptimizer(TorchOptimizer):
         if not state:
             return {}
         moments = self.capabilities.compact_moments
-        if not moments or not self._is_compact(p, group, moments):
-            return dict(state)
-        return compact.unpack(state, moments, self._moment_dtype(p, group))
+        if moments and self._is_compact(p, group, moments):
+            state = compact.unpack(state, moments, self._moment_dtype(p, group))
+        return {k: v.clone() if isinstance(v, Tensor) else copy.deepcopy(v)
+                for k, v in state.items()}
 
     def _decode_compact(self, group: dict) -> None:
         """The moments of ``group``'s parameters in their own dtype again, where a compact
