@@ -200,6 +200,10 @@ class Landscape:
                              f"{self.min_value!r} (or None: not known, with minima=())")
         elif self.min_value == math.inf:
             raise ValueError(f"{self.name}: min_value must be below +inf, got inf")
+        elif self.min_value == -math.inf and self.minima:
+            # a converged run's gap was then inf, and it was not diverged
+            raise ValueError(f"{self.name}: min_value=-inf says f is unbounded below, which "
+                             f"needs minima=(); with minima given, min_value is f at them")
         _check_noise(self.noise, self.noise_seed)
         # checked above; kept as tuples (not lists or arrays), since a landscape hashes them
         set_field = object.__setattr__  # the dataclass is frozen
