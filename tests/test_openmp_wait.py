@@ -42,7 +42,7 @@ def _probe(env_extra: dict) -> str:
 def test_beside_a_busy_process_the_threads_wait_passively(busy):
     """Torch's threads on every CPU (``OMP_NUM_THREADS``), one process busy beside them."""
     assert _env.others_running() >= 1
-    assert _probe({"OMP_NUM_THREADS": str(len(_env._usable_cpus()))}) == "True PASSIVE"
+    assert _probe({"OMP_NUM_THREADS": str(len(_env.usable_cpus()))}) == "True PASSIVE"
 
 
 @pytest.mark.parametrize("others, cpus, threads, passive", [
@@ -52,7 +52,7 @@ def test_busy_is_more_running_than_the_cpus_torchs_threads_leave_free(
         monkeypatch, others, cpus, threads, passive):
     monkeypatch.delitem(sys.modules, "torch", raising=False)  # (as before the command loads it)
     monkeypatch.setattr(_env, "others_running", lambda *a, **k: others)
-    monkeypatch.setattr(_env, "_usable_cpus", lambda: set(range(cpus)))
+    monkeypatch.setattr(_env, "usable_cpus", lambda: set(range(cpus)))
     monkeypatch.setattr(_env, "_torch_threads", lambda c, e: threads)
     environ: dict = {}
     assert _env.wait_passively_when_busy(environ) is passive
@@ -60,7 +60,7 @@ def test_busy_is_more_running_than_the_cpus_torchs_threads_leave_free(
 
 
 def test_torchs_threads_are_omp_num_threads_or_the_physical_cores():
-    cpus = _env._usable_cpus()
+    cpus = _env.usable_cpus()
     assert _env._torch_threads(cpus, {"OMP_NUM_THREADS": "1"}) == 1
     assert _env._torch_threads(cpus, {"OMP_NUM_THREADS": "100000"}) == len(cpus)
     physical = _env._torch_threads(cpus, {"OMP_NUM_THREADS": "zero"})

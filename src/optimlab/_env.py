@@ -116,13 +116,16 @@ def others_running(samples: int = 3, gap_s: float = 0.005) -> int:
     return max(0, min(counts))
 
 
-def _usable_cpus() -> set[int]:
-    """The CPUs this process may run on (its affinity mask; all of them where the platform
-    does not say)."""
+def usable_cpus() -> set[int] | None:
+    """The CPUs this process may run on: its affinity mask (``os.sched_getaffinity``), or
+    where the platform has none, all of :func:`os.cpu_count`'s; None where that is unknown
+    too. (A cgroup's CPU quota is :func:`optimlab.bench.store.environment.usable_cpu_count`'s
+    to apply.)"""
     try:
         return set(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return set(range(os.cpu_count() or 1))
+        count = os.cpu_count()
+        return set(range(count)) if count else None
 
 
 def _torch_threads(cpus: set[int], environ) -> int:
@@ -174,7 +177,7 @@ def wait_passively_when_busy(environ: dict | None = None) -> bool:
     environ = os.environ if environ is None else environ
     if "torch" in sys.modules or any(name in environ for name in OPENMP_WAIT):
         return False
-    cpus = _usable_cpus()
+    cpus = usable_cpus() or {0}
     if others_running() <= len(cpus) - _torch_threads(cpus, environ):
         return False
     environ["OMP_WAIT_POLICY"] = "PASSIVE"

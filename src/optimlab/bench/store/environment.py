@@ -24,6 +24,7 @@ from typing import Any
 # absolute: the store also loads by its path alone (the tests' SIGKILLed sweeps do, to skip
 # importing torch); ``optimlab`` itself imports nothing heavy
 from optimlab._cpuinfo import first_processor
+from optimlab._env import usable_cpus
 
 __all__ = ["collect_environment", "cpu_model", "cpu_vector_extensions", "cpu_description",
            "usable_cpu_count"]
@@ -124,10 +125,8 @@ def usable_cpu_count() -> int | None:
     """How many CPUs this process may run on: those of its affinity mask
     (``os.sched_getaffinity``, where the platform has it, else :func:`os.cpu_count`), at
     most the cgroup's CPU quota (:data:`CGROUP_CPU_MAX`, rounded up); None where unknown."""
-    try:
-        count: int | None = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        count = os.cpu_count()
+    cpus = usable_cpus()
+    count = len(cpus) if cpus else None
     quota = _cgroup_cpu_limit()
     if quota is not None and (count is None or quota < count):
         count = quota
