@@ -1807,11 +1807,10 @@ class RuleOptimizer(TorchOptimizer):
                     compact.pack(state, full, moments, precision)
 
     def _check_saved_state(self, state_dict: dict[str, Any], shapes: list | None) -> None:
-        saved_groups = state_dict.get("param_groups")
-        if saved_groups is None or "state" not in state_dict:
-            raise ValueError("not an optimizer state_dict: missing 'state' or 'param_groups'")
+        """``state_dict`` (its form checked by :func:`check_state_dict`) saved for these
+        parameters (:func:`check_saved_groups`), each one's state as this rule keeps it."""
         check_saved_groups(self, state_dict, shapes)
-        for saved, group in zip(saved_groups, self.param_groups):
+        for saved, group in zip(state_dict["param_groups"], self.param_groups):
             hp = {key: saved.get(key, group.get(key, value))
                   for key, value in self.defaults.items() if key not in DRIVER_FLAGS}
             for pid, p in zip(saved["params"], group["params"]):
