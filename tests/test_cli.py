@@ -344,6 +344,39 @@ def test_bench_refuses_to_silently_resume(tmp_path, capsys):
     assert {r.status for r in RunStore(db).list_runs(sweep)} == {"finished"}
 
 
+def test_bench_name_labels_a_new_sweep_and_a_found_sweep_keeps_its_own(tmp_path, capsys):
+    """``--name`` is stored with a new sweep and shown by ``optimlab runs`` and the report;
+    the same configuration under another name finds the stored sweep, which keeps its name,
+    and the command says so. Sweeps without a name leave the listing's column out."""
+    from optimlab.bench.store import RunStore
+
+    db = tmp_path / "runs.db"
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs", "0.01",
+            "--seeds", "1", "--steps", "5", "--batch-size", "64", "--db", str(db)]
+    assert main(argv) == 0  # no name
+    capsys.readouterr()
+    assert main(["runs", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.split()[:3] == ["id", "task", "model"]
+    assert main([*argv[:-4], "--steps", "6", "--db", str(db), "--name", "  first try "]) == 0
+    capsys.readouterr()
+    assert RunStore(db).sweep(2)["name"] == "first try"  # outer spaces dropped
+    assert main(["runs", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["id", "name", "task"]
+    assert lines[3].split()[:4] == ["2", "first", "try", "digits"]
+    assert main([*argv[:-4], "--steps", "6", "--db", str(db), "--name", "again"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing trained: sweep 2" in captured.out
+    assert "note: sweep 2 in" in captured.err and "keeps its name 'first try', not 'again'" \
+        in captured.err
+    assert main([*argv, "--name", "late"]) == 0
+    assert "sweep 1 in" in (err := capsys.readouterr().err) and "keeps no name, not 'late'" in err
+    assert RunStore(db).sweep(1)["name"] is None
+    assert main(["report", "2", "--db", str(db), "--out", str(tmp_path / "r")]) == 0
+    assert "<h1>Sweep 2: digits / logreg (first try)</h1>" in \
+        (tmp_path / "r" / "report.html").read_text()
+
+
 def test_bench_says_when_a_finished_sweep_trains_nothing(tmp_path, capsys):
     """The same command twice: the second finds the sweep ended and shows its stored
     results, saying that nothing trained (it printed the same lines as a fresh run)."""
@@ -495,6 +528,9 @@ def test_every_hyperparameter_default_reads_back_through_hp():
     (["--batch-size", "x"], "--batch-size"),
     (["--model", "resnet"], "no model 'resnet'"),
     (["--out", "/proc/forbidden/report"], "cannot write the report"),
+    (["--name", "  "], "--name: takes one line of printable text of 1 to 80 characters"),
+    (["--name", "two\nlines"], "--name: takes one line of printable text"),
+    (["--name", "x" * 81], "--name: takes one line of printable text"),
 ])
 def test_bench_errors_are_one_line(extra, message, tmp_path, capsys):
     argv = BENCH + ["--db", str(tmp_path / "runs.db")] + extra

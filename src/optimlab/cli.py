@@ -488,6 +488,21 @@ def _text(what: str):
     return text
 
 
+#: the longest ``optimlab bench --name``: a label a table shows in one cell
+SWEEP_NAME_MAX = 80
+
+
+def _label(value: str) -> str:
+    """An argparse type: a sweep's name, one line of printable text of at most
+    :data:`SWEEP_NAME_MAX` characters, without its outer spaces."""
+    text = value.strip()
+    if not text or not text.isprintable() or len(text) > SWEEP_NAME_MAX:
+        raise argparse.ArgumentTypeError(
+            f"takes one line of printable text of 1 to {SWEEP_NAME_MAX} characters, got "
+            f"{_shown(value)}")
+    return text
+
+
 def _number(text: str) -> int | float:
     """``"50"`` -> 50, ``"0.5"`` -> 0.5; ValueError unless finite (an integer beyond int64
     is read as a float)."""
@@ -1562,6 +1577,12 @@ def run_bench(args: argparse.Namespace) -> str:
                   f"older optimlab stored it (without {', '.join(d.split(' (')[0] for d in older[1])}"
                   f"), which this one cannot check, so this command trains a new sweep; "
                   f"`optimlab report {older[0]}` still reads the old one", file=sys.stderr)
+    if existing is not None and args.name is not None:
+        kept = store.sweep(existing)["name"]
+        if kept != args.name:  # a name is given at creation; the sweep found again keeps its own
+            print(f"optimlab: note: sweep {existing} in {_masked(db)} keeps "
+                  + (f"its name {kept!r}" if kept else "no name") + f", not {args.name!r}: a "
+                  "sweep is named when it is created", file=sys.stderr)
     engine = "sequential" if args.sequential else "population"
     if engine == "population" and _one_by_one(task, args.model):
         engine = "sequential"
@@ -1587,7 +1608,7 @@ def run_bench(args: argparse.Namespace) -> str:
         with _progress(f"{task.name}, {engine} engine{where}", groups) as tick, \
                 _sigterm_stops(sigterm_before):
             sweep_id = run_sweep(spec, store, engine=engine, data_dir=args.data_dir,
-                                 progress=tick, recalibrate=args.recalibrate,
+                                 name=args.name, progress=tick, recalibrate=args.recalibrate,
                                  executor=executor, task=task, stored_config=stored)
     except GroupsLost as err:
         raise CLIError(f"{err}; run the same command with --resume") from None
@@ -2645,6 +2666,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the report (curves, sensitivity, HTML, CSV)")
     p.add_argument("--resume", action="store_true",
                    help="finish a killed sweep of this same configuration (refused if none)")
+    p.add_argument("--name", type=_label,
+                   help=f"a label for a new sweep, shown by `optimlab runs`, `optimlab report` and "
+                        f"the playground (one line, at most {SWEEP_NAME_MAX} characters; not part "
+                        "of the sweep's identity: a sweep found again keeps the name it was "
+                        "given)")
     _add_executor_arguments(p)
     p.add_argument("--recalibrate", action="store_true",
                    help="measure the optimizers' step costs again (they are measured once "

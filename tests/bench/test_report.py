@@ -156,7 +156,7 @@ def test_summary_table_and_list_sweeps(swept):
         assert mean_text(s.mean, s.ci, s.seeds) in row and "2/2" in row
     assert any("* Best lr: the worst test metric" in line for line in lines)
     listing = list_sweeps(store).splitlines()
-    assert listing[0].split()[:4] == ["id", "name", "task", "model"]
+    assert listing[0].split()[:4] == ["id", "task", "model", "created"]  # no sweep named
     row = next(line for line in listing if line.startswith(f"{sweep} "))
     assert "digits" in row and "8/8" in row and "sgd,adam" in row and "default" in row
     # what tells this sweep from another of the same task and model

@@ -101,6 +101,9 @@ def test_quick_tour_writes_one_page(tmp_path, capsys):
     assert [store.sweep(i)["task"] for i in (1, 2, 3, 4)] == ["mnist1d", "digits",
                                                               "sparse-logreg", "mnist1d"]
     assert store.sweep(4)["model"] == "gru"
+    # named, so `optimlab runs` and the playground say which section each sweep is
+    assert [store.sweep(i)["name"] for i in (1, 2, 3, 4)] == [
+        "tour: mnist1d", "tour: digits", "tour: sparse-logreg", "tour: mnist1d-gru"]
     store.close()
     # how ranks are given, and which rates are not tuned
     text = page.replace("&#x27;", "'")

@@ -716,11 +716,12 @@ def sweep_heading(store: RunStore, sweep_id: int | None = None) -> str:
 
 
 def list_sweeps(store: RunStore, optimizers_width: int | None = None) -> str:
-    """The sweeps of ``store`` as a text table: id, name, task, model, when created, runs
-    finished out of all (with the diverged, failed and unfinished ones noted), and the
-    optimizers. With ``optimizers_width`` each optimizers cell keeps the names that fit in
-    that many characters and says how many more (``sgd,adam,adamw,... (+39)``,
-    :func:`shortened`), and a last line says where every one is listed."""
+    """The sweeps of ``store`` as a text table: id, name (where any sweep has one), task,
+    model, when created, runs finished out of all (with the diverged, failed and unfinished
+    ones noted), and the optimizers. With ``optimizers_width`` each optimizers cell keeps
+    the names that fit in that many characters and says how many more
+    (``sgd,adam,adamw,... (+39)``, :func:`shortened`), and a last line says where every one
+    is listed."""
     check_store(store, "list_sweeps")
     with store.snapshot():  # every sweep's counts from one state of the store
         return _list_sweeps(store, optimizers_width)
@@ -767,8 +768,10 @@ def _list_sweeps(store: RunStore, optimizers_width: int | None = None) -> str:
                      + (f" ({', '.join(notes)})" if notes else ""), cell])
     if not rows:
         return f"no sweeps in {store.path}"
-    table = text_table(["id", "name", "task", "model", "created", "setup", "runs finished",
-                        "optimizers"], rows)
+    headers = ["id", "name", "task", "model", "created", "setup", "runs finished", "optimizers"]
+    if not any(row[1] for row in rows):  # no sweep named: no empty column
+        headers, rows = headers[:1] + headers[2:], [row[:1] + row[2:] for row in rows]
+    table = text_table(headers, rows)
     if cut:
         table += "\n(+N): N more optimizers; `optimlab report SWEEP_ID` lists every one"
     return table

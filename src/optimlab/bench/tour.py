@@ -460,7 +460,7 @@ def _mnist1d_sweep(store: RunStore, folder: Path, say: Callable[[str], None], mo
                                         eval_every=max(1, steps // evaluations)),
                      lrs=lrs, seeds=seeds, target=target, extend=True)
     say(f"{folder.name}: {len(spec.members())} runs of {steps} steps, as batched populations")
-    sweep_id = run_sweep(spec, store)
+    sweep_id = run_sweep(spec, store, name=f"tour: {folder.name}")
     return spec, sweep_id, _report(store, sweep_id, folder)
 
 
@@ -843,7 +843,7 @@ def _profile(store: RunStore, mnist1d_sweep: int, out_dir: Path, quick: bool,
                          lrs=(1e-2, 1e-1) if quick else (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
                          seeds=1 if quick else 3, target=target, extend=True)
         say(f"{task}: {len(spec.members())} runs of {steps} steps")
-        sweep_id = run_sweep(spec, store)
+        sweep_id = run_sweep(spec, store, name=f"tour: {task}")
         _report(store, sweep_id, out_dir / task)
         sweeps.append(sweep_id)
         headers, rows, sweep_notes = summary_parts(store, sweep_id)
