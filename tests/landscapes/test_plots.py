@@ -267,8 +267,19 @@ def test_surface_with_race_paths(save):
 
 # --------------------------------------------------------------------------- animation
 
+_WHICH = shutil.which
+
+
+def _no_ffmpeg(monkeypatch, instead: str | None = None) -> None:
+    """Hide ffmpeg from the animation (or put ``instead`` in its place), and nothing else:
+    hiding every command hid the C compiler from a race's fused step too, whose lack the
+    process remembers, so later tests in the same worker stepped on the plain path."""
+    monkeypatch.setattr(plots.shutil, "which", lambda name, *args, **kwargs:
+                        instead if name == "ffmpeg" else _WHICH(name, *args, **kwargs))
+
+
 def test_animation_writes_a_growing_gif(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)  # no MP4 here
+    _no_ffmpeg(monkeypatch)  # no MP4 here
     race = _race(steps=20)
     written = race.animate(tmp_path / "race.gif", frames=6, fps=10, dpi=40, resolution=20)
     assert written == [tmp_path / "race.gif"]
@@ -280,6 +291,17 @@ def test_animation_writes_a_growing_gif(tmp_path, monkeypatch):
     assert np.abs(first - last).sum() > 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(written[0], ARTIFACTS / "race_bowl.gif")
+    # a notebook shows the returned list as the GIF itself, read when shown
+    import base64
+
+    page = written._repr_html_()
+    assert page.startswith('<img src="data:image/gif;base64,')
+    inlined = page.split("base64,", 1)[1].split('"', 1)[0]
+    assert base64.b64decode(inlined) == written[0].read_bytes()
+    assert 'alt="race.gif: an optimizer race, step by step"' in page
+    written[0].unlink()
+    assert "race.gif: cannot be read now" in written._repr_html_()
+    assert plots.Animation([tmp_path / "r.mp4"])._repr_html_().startswith("<p>[")
 
 
 def test_every_frame_of_the_gif_has_the_legends_colours(tmp_path, monkeypatch):
@@ -288,7 +310,7 @@ def test_every_frame_of_the_gif_has_the_legends_colours(tmp_path, monkeypatch):
     from optimlab.landscapes import race as run_race
     from optimlab.optim.palette import color
 
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     result = run_race("rosenbrock", {name: {} for name in ("sgd", "momentum", "adam", "lion")},
                       steps=30)
     (gif,) = result.animate(tmp_path / "race.gif", frames=4, fps=10, dpi=80, resolution=30)
@@ -301,7 +323,7 @@ def test_every_frame_of_the_gif_has_the_legends_colours(tmp_path, monkeypatch):
 
 
 def test_animation_of_a_non_2d_race(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     written = plots.animate_race(_race(_bowl(dim=3), steps=10), tmp_path / "r3", frames=4, dpi=30)
     assert written == [tmp_path / "r3.gif"] and _check_image(written[0]) > 1
 
@@ -437,7 +459,7 @@ def test_a_race_whose_every_run_overflows_saves_as_png_and_gif(tmp_path, monkeyp
     from optimlab.landscapes import race
     from optimlab.landscapes.plots import plt_close
 
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)  # no MP4 here
+    _no_ffmpeg(monkeypatch)  # no MP4 here
     diverged = race("quadratic", {"sgd": {"lr": 1e3}}, steps=50)
     assert diverged.metrics["sgd"].diverged
     fig = diverged.plot()
@@ -462,7 +484,7 @@ def test_a_race_whose_every_run_overflows_saves_as_png_and_gif(tmp_path, monkeyp
     ("adam.v2", "adam.v2.gif"),
 ])
 def test_the_gif_is_the_path_with_its_suffix_replaced(tmp_path, monkeypatch, name, written):
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     assert plots.animate_race(_race(steps=4), tmp_path / name, frames=2, dpi=20,
                               resolution=10) == [tmp_path / written]
     assert sorted(p.name for p in tmp_path.iterdir()) == [written]
@@ -470,7 +492,7 @@ def test_the_gif_is_the_path_with_its_suffix_replaced(tmp_path, monkeypatch, nam
 
 def test_a_folder_gets_race_and_the_landscape_name_inside_it(tmp_path, monkeypatch):
     """As ``optimlab race --gif FOLDER`` names it; it used to write FOLDER.gif beside it."""
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     folder = tmp_path / "out"
     folder.mkdir()
     for given in (folder, f"{folder}/"):
@@ -501,7 +523,7 @@ def test_animation_settings_are_checked_before_anything_is_written(tmp_path, kwa
 
 
 def test_animation_takes_numpy_integers(tmp_path, monkeypatch):
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     written = plots.animate_race(_race(steps=4), tmp_path / "r.gif", fps=np.int64(5),
                                  frames=np.int64(3), dpi=np.int64(20), resolution=10)
     assert written == [tmp_path / "r.gif"] and _check_image(written[0]) > 1
@@ -554,7 +576,7 @@ def test_an_interrupted_animation_keeps_the_file_already_there(tmp_path, monkeyp
     """Ctrl-C during an animation used to delete the GIF the user already had (it was
     opened for writing, emptied, then removed): the file is rendered beside it and moved
     over it only when complete, so an interrupt leaves it whole and nothing else behind."""
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     target = tmp_path / "keep.gif"
     target.write_bytes(b"GIF89a-previous-good-animation")
 
@@ -576,7 +598,7 @@ def test_an_interrupted_animation_keeps_the_file_already_there(tmp_path, monkeyp
 def test_an_animation_replaces_the_file_already_there(tmp_path, monkeypatch):
     """A finished animation takes the place of an older file, with the mode a new file
     gets, and leaves no temporary file."""
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     target = tmp_path / "race.gif"
     target.write_bytes(b"old")
     assert plots.animate_race(_race(steps=4), target, frames=2, dpi=20, resolution=10) \
@@ -619,7 +641,7 @@ def test_a_saddle_loss_panel_shows_the_escape():
 @pytest.mark.parametrize("name", ["race.png", "race.webp", "race.PNG", "race.svg", "race.jpg"])
 def test_animate_refuses_another_pictures_suffix(tmp_path, monkeypatch, name):
     """race.webp wrote race.gif, silently; animations are GIF (and MP4)."""
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     with pytest.raises(ValueError, match=r"animations are written as GIF \(and MP4"):
         plots.animate_race(_race(steps=4), tmp_path / name, frames=2, dpi=20, resolution=10)
     assert list(tmp_path.iterdir()) == []
@@ -636,7 +658,7 @@ def test_a_failing_ffmpeg_leaves_the_gif_and_warns(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\ncat > /dev/null\necho 'Unknown encoder libx264' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setattr(plots.shutil, "which", lambda name: str(fake) if name == "ffmpeg" else None)
+    _no_ffmpeg(monkeypatch, instead=str(fake))
     out = tmp_path / "out"
     out.mkdir()
     with pytest.warns(UserWarning, match=r"^no MP4 written: ffmpeg failed: Unknown encoder") as got:
@@ -653,7 +675,7 @@ def test_the_gif_keeps_the_optimizers_exact_colours(tmp_path, monkeypatch):
     """The palette was a median cut of the last frame: sgd's #1f77b4 came out #41789a."""
     from matplotlib import animation
 
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     grabbed = []
     grab = animation.PillowWriter.grab_frame
 
@@ -677,7 +699,7 @@ def test_the_gif_keeps_the_optimizers_exact_colours(tmp_path, monkeypatch):
 
 def test_gif_frame_delays_keep_the_frame_rate(tmp_path, monkeypatch):
     """int(1000 / fps) truncated: 30 fps played at 30 ms a frame, 10% fast."""
-    monkeypatch.setattr(plots.shutil, "which", lambda name: None)
+    _no_ffmpeg(monkeypatch)
     race = _race(steps=20)
     for fps in (30, 20, 7):
         (gif,) = race.animate(tmp_path / f"r{fps}.gif", frames=12, fps=fps, dpi=20,

@@ -34,7 +34,7 @@ from optimlab.landscapes.result import Race
 from optimlab.optim import palette as _palette
 from optimlab.optim.base import check_int
 
-__all__ = ["PlotWarning", "animate_race", "label_colors", "plot_landscape", "plot_race",
+__all__ = ["Animation", "PlotWarning", "animate_race", "label_colors", "plot_landscape", "plot_race",
            "plot_surface", "plt_close", "race_colors"]
 
 #: the catalog's palette (:data:`optimlab.optim.palette.COLORS`)
@@ -711,8 +711,36 @@ def _ffmpeg_reason(err) -> str:
     return str(err) or type(err).__name__
 
 
+class Animation(list):
+    """The files :func:`animate_race` wrote (a list of paths: the GIF, then the MP4 where
+    ffmpeg made one), which a notebook shows as the GIF itself.
+
+    Jupyter calls ``_repr_html_`` on a cell's value: the GIF is read from its file when the
+    cell is shown and inlined as a ``data:`` image, so the notebook keeps it after the file
+    is moved. A GIF no longer there is said in words instead.
+
+    >>> Animation([]) == []
+    True
+    """
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+
+        gif = next((p for p in self if Path(p).suffix.lower() == ".gif"), None)
+        if gif is None:
+            return f"<p>{html.escape(repr(list(self)))}</p>"
+        try:
+            data = Path(gif).read_bytes()
+        except OSError as err:
+            return (f"<p>{html.escape(str(gif))}: cannot be read now "
+                    f"({html.escape(err.strerror or str(err))})</p>")
+        return (f'<img src="data:image/gif;base64,{base64.b64encode(data).decode("ascii")}" '
+                f'alt="{html.escape(Path(gif).name)}: an optimizer race, step by step">')
+
+
 def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
-                 resolution: int = 120, show_loss: bool = True) -> list[Path]:
+                 resolution: int = 120, show_loss: bool = True) -> Animation:
     """Write a GIF in which the paths grow step by step; an MP4 beside it if ffmpeg exists.
 
     ``path`` names the GIF: a ``.gif`` path (any case, kept as spelled), a ``.mp4`` one
@@ -724,7 +752,8 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
     ``.mp4`` path given). The steps are subsampled to at most ``frames`` frames, with a step
     counter, shown at ``fps`` frames a second, ``dpi`` dots per inch. A GIF's frame delays
     are whole hundredths of a second: at an ``fps`` that does not divide 100 they alternate
-    (30 fps: 30 and 40 ms), averaging 1000/``fps`` ms. Returns the written paths.
+    (30 fps: 30 and 40 ms), averaging 1000/``fps`` ms. Returns the written paths as an
+    :class:`Animation` (a list, which a notebook shows as the GIF).
 
     The MP4 is optional: where ffmpeg fails (a build without an h264 encoder, say) the GIF
     is still written and returned, no MP4 (nor a partial one) is left, and a
@@ -828,7 +857,7 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
                 continue
             os.replace(temporaries[target], target)
             written.append(target)
-        return written
+        return Animation(written)
     except BaseException:
         for target in targets:  # no half-written files left behind; the targets untouched
             if target not in written:

@@ -270,7 +270,9 @@ class Race:
         return plot_race(self, **kwargs)
 
     def animate(self, path: str | Path, **kwargs: Any) -> list[Path]:
-        """Write an animation of the race: a GIF, and an MP4 beside it when ffmpeg exists."""
+        """Write an animation of the race: a GIF, and an MP4 beside it when ffmpeg exists
+        (:func:`~optimlab.landscapes.plots.animate_race`). Returns the written paths as a
+        list that a notebook shows as the GIF."""
         from .plots import animate_race
 
         return animate_race(self, path, **kwargs)
