@@ -213,8 +213,8 @@ def test_a_noisier_calibration_gives_the_same_scores(tmp_path, monkeypatch):
     calibration (costs 1% apart, spreads 3%) and a busy one (every cost higher, their order
     reversed, 18% apart, spreads 30%: both within SPREAD_LIMIT) give the same ranking and
     scores, since costs that the calibrations cannot tell apart tie: each the median of 15
-    rounds, they differ by less than 1.96 standard errors of their difference (2% of the
-    cost at spreads of 3%, 20% at 30%; costs they can tell apart do not tie:
+    rounds, they differ by less than Student's t (2.23 at 15 rounds each) standard errors of
+    their difference (2% of the cost at spreads of 3%, 20% at 30%; costs they can tell apart do not tie:
     tests/bench/test_profile.py). One seed at one rate, 24 steps: the step where both reach
     the target."""
     from optimlab.bench import sweep as sweep_module

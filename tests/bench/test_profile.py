@@ -287,8 +287,8 @@ def test_costs_tie_by_the_standard_error_of_their_medians_where_the_rounds_are_s
     profile = build_profile(store, [close])
     assert profile.ratios["3: digits"] == {"adam": 1.0, "sgd": 1.0}
     assert ("sgd took no more steps to the target than the fastest, at a step cost the "
-            "calibrations cannot tell from its (within 1.96 standard errors of their "
-            "medians)") in profile.table()
+            "calibrations cannot tell from its (within a 95% Student's t bound on the "
+            "difference of their medians)") in profile.table()
 
 
 def test_a_run_that_diverged_after_reaching_the_target_keeps_its_first_reach(store):

@@ -73,7 +73,9 @@ def test_the_mnist1d_sweep_ties_rmsprop_with_adagrad_at_the_same_steps(store):
     """The audit's store (`optimlab profile 1`): adagrad, rmsprop and adam 30 steps each,
     sgd 120; rmsprop's cost ties adagrad's (the fastest), and so does sgd's, which anchored
     adagrad's group: adagrad 1.00x, rmsprop and adam 1.07x. rmsprop ties adagrad (1.00x);
-    adam's cost is told apart from adagrad's, so it is its time over adagrad's."""
+    so does adam, whose cost is 6.7% above adagrad's: the difference, 4.99e-5 s, is just
+    within Student's t bound (2.26 standard errors, 5.03e-5 s); the normal's 1.96 (4.36e-5 s),
+    which ignored that the spreads are estimated, told them apart."""
     sweep = _profiled(store, {"sgd": (120, 0.0007112372500017727, 0.08611542773269763, 15),
                               "adagrad": (30, 0.0007473060000033153, 0.07277184089998534, 15),
                               "rmsprop": (30, 0.0007612912500007951, 0.0974035889748115, 15),
@@ -81,15 +83,15 @@ def test_the_mnist1d_sweep_ties_rmsprop_with_adagrad_at_the_same_steps(store):
     profile = build_profile(store, [sweep])
     ratios = profile.ratios["1: digits"]
     assert ratios["adagrad"] == 1.0 and ratios["rmsprop"] == 1.0 and ratios["sgd"] == 4.0
-    assert ratios["adam"] == pytest.approx(0.0007971865999991223 / 0.0007473060000033153)
-    assert profile.rows()[1][0][1:] == ["0.0224 s (1.00x)", "0.0239 s (1.07x)",
+    assert ratios["adam"] == 1.0
+    assert profile.rows()[1][0][1:] == ["0.0224 s (1.00x)", "0.0239 s (1.00x)",
                                         "0.0228 s (1.00x)", "0.0853 s (4.00x)"]
     table = profile.table()
-    assert ("1: digits: rmsprop took no more steps to the target than the fastest, at a step "
-            "cost the calibrations cannot tell from its") in table
+    assert ("1: digits: adam, rmsprop took no more steps to the target than the fastest, at a "
+            "step cost the calibrations cannot tell from its") in table
     assert ("1: digits: sgd (4.00x, time 3.81x): ratio by steps to the target, not by time: "
-            "the calibrations cannot tell the step costs of rmsprop and sgd from adagrad's, "
-            "the fastest's") in table
+            "the calibrations cannot tell the step costs of adam, rmsprop and sgd from "
+            "adagrad's, the fastest's") in table
 
 
 # ----------------------------------------------------------------- 4: times and ratios agree

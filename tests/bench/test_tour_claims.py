@@ -34,7 +34,7 @@ def test_a_lead_within_the_margin_is_not_agreement():
 
 def test_the_profile_lead_says_the_tie_rule_the_profile_uses():
     """The lead said costs tie "within the calibrations' measured spreads"; with the rounds
-    known (every tour run's) they tie within 1.96 standard errors of their medians, as the
+    known (every tour run's) they tie within a Student's t bound on their medians' difference, as the
     profile's own notes say."""
     from optimlab.bench.analysis import costs_tie
     from optimlab.bench.profile import _within
@@ -43,7 +43,7 @@ def test_the_profile_lead_says_the_tie_rule_the_profile_uses():
     lead = " ".join(PROFILE_LEAD)
     assert "within the calibrations' measured spreads" not in lead
     assert _within({"a": 15, "b": 15}, "a", "b") in lead  # the notes' own words
-    assert "within 1.96 standard errors" in lead
+    assert "within a 95% Student's t bound on the difference of their medians" in lead
     # the rule it names: costs 1.3 times apart, within their spreads (0.2 each), do not tie
     # at 15 rounds; without rounds the spreads decide
     assert not costs_tie(1.0, 0.2, 15, 1.3, 0.2, 15)

@@ -22,8 +22,9 @@ here:
   for the clock (a block of steps), the median over rounds. The ``spread`` of the rounds
   (interquartile range over the median) and their number say how far to trust it: the
   median's standard error is about 1.2533 x (IQR / 1.349) / sqrt(rounds), and profiles tie
-  two costs within 1.96 of those of their difference
-  (:func:`~optimlab.bench.analysis.costs_tie`; each run's summary stores ``cost_spread`` and
+  two costs within a 95% Student's t bound on their difference (about 2.2 of its standard
+  errors at 15 rounds each: :func:`~optimlab.bench.analysis.costs_tie`,
+  :func:`~optimlab.bench.analysis.cost_bound`; each run's summary stores ``cost_spread`` and
   ``cost_rounds``). Above :data:`SPREAD_LIMIT` the rounds do not time one thing, and the cost
   is flagged :attr:`StepCost.noisy` (in each run's summary too, ``cost_noisy``): profiles do
   not rank by it (:func:`~optimlab.bench.profile.build_profile` compares gradient

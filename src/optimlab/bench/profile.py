@@ -25,8 +25,9 @@ The time is the robust one: steps to the target times the optimizer's calibrated
 the costs' measurement noise ties, never a difference in steps
 (:func:`~.analysis.profile_ratios`), and each optimizer is compared with the fastest of its
 workload directly (:func:`~.analysis.timed_against_fastest`): one whose step cost the
-calibration cannot tell from the fastest's (they differ by at most 1.96 standard errors of
-the difference of their medians, :func:`~.analysis.costs_tie`) is timed at the fastest's
+calibration cannot tell from the fastest's (they differ by at most a 95% Student's t bound
+on the difference of their medians, about 2.2 of its standard errors at 15 rounds each,
+:func:`~.analysis.costs_tie`) is timed at the fastest's
 cost, so the two compare by their steps alone (the same steps tie; 15% more steps is 1.15
 however noisy the calibration); any other by its own time; then each ratio is time / best
 time, the best exactly 1 (Dolan & Moré; AlgoPerf). So measurement noise cannot reorder
@@ -55,9 +56,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._table import count as _count
-from .._table import one_line, text_table
+from .._table import listed, one_line, text_table
 from .analysis import (
-    _Z,
     TIMING_RULE,
     fastest_to_target,
     finite_number,
@@ -279,7 +279,7 @@ def _basis(records: list[dict]) -> tuple[str, str | None, dict[str, float], dict
 #: calibrations' rounds are known (2 or more), by the standard errors of their medians;
 #: where one's are not, by their spreads. The notes (:func:`_within`) and the tour's
 #: profile lead say it in these words, so neither can drift from the rule.
-TIE_BY_ERRORS = f"within {_Z:.2f} standard errors of their medians"
+TIE_BY_ERRORS = "within a 95% Student's t bound on the difference of their medians"
 TIE_BY_SPREADS = "within their measured spreads"
 
 
@@ -375,7 +375,7 @@ def _tie_notes(label: str, per: Mapping[str, float], raw: Mapping[str, float],
         others = [o for o in group if o != fastest]
         notes.append(f"{label}: {', '.join(cell(o) for o in by_steps)}: ratio by steps to the "
                      f"target, not by time: the calibrations cannot tell the step "
-                     f"{'costs' if len(others) > 1 else 'cost'} of {' and '.join(others)} "
+                     f"{'costs' if len(others) > 1 else 'cost'} of {listed(others)} "
                      f"from {fastest}'s, the fastest's ({within}), so "
                      f"{'each is' if len(others) > 1 else 'it is'} timed at {fastest}'s cost "
                      f"and only the steps tell {'them' if len(others) > 1 else 'the two'} "

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from .._files import NEW_FILE, mkdir_failure, new_file_mode, signals_deferred, write_atomically
 from .._table import count as _count
+from .._table import listed
 from ..exhibits import gd_variants
 from ..exhibits.basins import BASIN_OPTIMIZERS
 from ..landscapes import get as get_landscape
@@ -335,7 +336,7 @@ def _escape_order(metrics: dict) -> str:
         return " Here the rescaling rules left before SGD."
     if not sooner:
         return " Here the rescaling rules did not leave before SGD: the tuned rates decided it."
-    return f" Here only {' and '.join(sooner)} left before SGD."
+    return f" Here only {listed(sooner)} left before SGD."
 
 
 def _race_facts(what: str, result, noise: float = 0.0) -> list[str]:
@@ -754,16 +755,16 @@ def _recommendation_verdict(scores: dict[str, float], seeds: int = 2) -> str:
         if not close:
             return (f"agrees: Adam has the highest profile score, at least {SCORE_MARGIN:g} "
                     f"above every other ({_score(adam)} against {_score(runner)})")
-        return (f"partly: Adam has the highest profile score, but {' and '.join(close)} "
+        return (f"partly: Adam has the highest profile score, but {listed(close)} "
                 f"{'are' if len(close) > 1 else 'is'} within {SCORE_MARGIN:g} of it ({MARGIN_WORDS})")
     if DEFAULT in leaders and len(leaders) == len(scores):
         return "not seen here: every optimizer shares the highest profile score"
     if DEFAULT in leaders:
         return f"partly: Adam shares the highest profile score with {others}"
     if _within_margin(top - adam):
-        return (f"partly: {' and '.join(leaders)} {'score' if len(leaders) > 1 else 'scores'} "
+        return (f"partly: {listed(leaders)} {'score' if len(leaders) > 1 else 'scores'} "
                 f"highest and Adam is within {SCORE_MARGIN:g} of it ({MARGIN_WORDS})")
-    return (f"does not agree: {' and '.join(leaders)} {'score' if len(leaders) > 1 else 'scores'} "
+    return (f"does not agree: {listed(leaders)} {'score' if len(leaders) > 1 else 'scores'} "
             f"highest, Adam at least {SCORE_MARGIN:g} lower")
 
 
