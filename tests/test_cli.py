@@ -377,6 +377,38 @@ def test_bench_name_labels_a_new_sweep_and_a_found_sweep_keeps_its_own(tmp_path,
         (tmp_path / "r" / "report.html").read_text()
 
 
+def test_bench_heading_names_the_engine_that_trained_the_stored_runs(tmp_path, capsys):
+    """The engine is not part of a sweep's identity: the same command with --sequential found
+    a sweep the population engine had trained and headed its stored results "sequential
+    engine", and a --resume --sequential mixed the two without a word. Each run's summary
+    now says which engine trained it, the heading counts them, and a resume on the other
+    engine says so."""
+    import sqlite3
+
+    from optimlab.bench.store import RunStore
+
+    db = tmp_path / "runs.db"
+    argv = ["bench", "digits", "--model", "logreg", "--optimizers", "adam", "--lrs", "0.01",
+            "--seeds", "2", "--steps", "5", "--batch-size", "64", "--db", str(db)]
+    assert main(argv) == 0
+    assert ", population engine, 5 steps" in capsys.readouterr().out.splitlines()[0]
+    assert [r.summary["engine"] for r in RunStore(db).list_runs(1)] == ["population"] * 2
+    assert main(argv + ["--sequential"]) == 0  # nothing trains: the stored runs' engine
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    assert ", population engine, 5 steps" in first and second.startswith("nothing trained")
+    with sqlite3.connect(db) as con:  # one run left unfinished, as a killed command leaves it
+        con.execute("UPDATE runs SET status = 'pending', summary = NULL WHERE id = 2")
+    assert main(argv + ["--resume", "--sequential"]) == 0
+    captured = capsys.readouterr()
+    assert "population engine (1 run) and sequential engine (1 run), 5 steps" in \
+        captured.out.splitlines()[0]
+    assert "note: sweep 1 in " in captured.err
+    assert ("has runs the population engine trained; its unfinished runs train on the "
+            "sequential engine, which agrees with it to rounding, not bit for bit") in captured.err
+    assert [r.summary["engine"] for r in RunStore(db).list_runs(1)] == ["population",
+                                                                       "sequential"]
+
+
 def test_bench_says_when_a_finished_sweep_trains_nothing(tmp_path, capsys):
     """The same command twice: the second finds the sweep ended and shows its stored
     results, saying that nothing trained (it printed the same lines as a fresh run)."""

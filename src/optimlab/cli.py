@@ -503,6 +503,22 @@ def _label(value: str) -> str:
     return text
 
 
+def _engines_text(counts: dict[str, int], engine: str) -> str:
+    """Which engine trained a sweep's ended runs, as its heading says it: ``population
+    engine``, or with both ``population engine (30 runs) and sequential engine (6 runs)``;
+    ``engine`` (this command's) where no run says (ended before runs recorded it).
+
+    >>> _engines_text({"population": 30, "sequential": 6}, "sequential")
+    'population engine (30 runs) and sequential engine (6 runs)'
+    >>> _engines_text({"population": 4}, "sequential"), _engines_text({}, "sequential")
+    ('population engine', 'sequential engine')
+    """
+    if len(counts) > 1:
+        return " and ".join(f"{name} engine ({_count(n, 'run')})" for name, n in sorted(
+            counts.items(), key=lambda item: item[0] != "population"))
+    return f"{next(iter(counts), engine)} engine"
+
+
 def _number(text: str) -> int | float:
     """``"50"`` -> 50, ``"0.5"`` -> 0.5; ValueError unless finite (an integer beyond int64
     is read as a float)."""
@@ -1488,7 +1504,7 @@ def run_bench(args: argparse.Namespace) -> str:
     from .bench.executors import GroupsLost
     from .bench.report import summary_table, sweep_options, write_report
     from .bench.store import StoreError, SweepBusy
-    from .bench.sweep import SweepSpec, auto_lrs, default_eval_every, run_sweep
+    from .bench.sweep import SweepSpec, auto_lrs, default_eval_every, run_sweep, trained_by
     from .bench.trainer import TrainConfig, full_batch
 
     _imports_done()
@@ -1604,6 +1620,13 @@ def run_bench(args: argparse.Namespace) -> str:
     # a sweep that had ended every run: what it holds now, to tell whether anything trained
     runs_before = sum(store.sweep(existing)["counts"].values()) \
         if existing is not None and not store.pending_runs(existing) else None
+    if existing is not None and runs_before is None:
+        other = sorted(set(trained_by(store, existing)) - {engine})
+        if other:  # a resume on the other engine: its runs will not match the ended ones bit for bit
+            print(f"optimlab: note: sweep {existing} in {_masked(db)} has runs the {other[0]} "
+                  f"engine trained; its unfinished runs train on the {engine} engine, which "
+                  "agrees with it to rounding, not bit for bit (the stored runs say which "
+                  "engine trained each)", file=sys.stderr)
     try:
         with _progress(f"{task.name}, {engine} engine{where}", groups) as tick, \
                 _sigterm_stops(sigterm_before):
@@ -1630,7 +1653,8 @@ def run_bench(args: argparse.Namespace) -> str:
     # fixed hyperparameters
     options = sweep_options(stored)
     fixed = fixed_line(hparams)
-    lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, {engine} engine{where}, "
+    lines = [f"sweep {sweep_id} in {_masked(db)}: {task.name}, "
+             f"{_engines_text(trained_by(store, sweep_id), engine)}{where}, "
              f"{_count(steps, 'step')}"
              + (f", {options}" if options else "") + (f"; {fixed}" if fixed else ""),
              summary_table(store, sweep_id)]

@@ -67,7 +67,7 @@ from .trainer import (
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
            "MAX_EXTENSIONS", "LR_BOUNDS", "data_digest", "model_digest", "CalibrationWarning",
-           "GIVEN_WEIGHTS", "EngineWarning", "default_eval_every", "rates_past_edge"]
+           "GIVEN_WEIGHTS", "EngineWarning", "default_eval_every", "rates_past_edge", "trained_by"]
 
 #: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
 #: ``vmap`` rejects) the sequential engine
@@ -443,6 +443,8 @@ def _summary(result: RunResult, target, higher_is_better, cost=None) -> dict:
            "final_metric": result.test_metric[-1],
            "score": tail_score(result.test_metric, higher_is_better),
            "steps_to_target": step, "time_to_target": wall, "wall_time": result.wall_time[-1]}
+    if result.engine is not None:  # which engine trained it (a resumed sweep may mix them)
+        out["engine"] = result.engine
     if cost is not None:
         out.update(seconds_per_step=cost.seconds, gradients_per_step=cost.gradients,
                    cost_spread=cost.spread, cost_noisy=cost.noisy)
@@ -813,6 +815,19 @@ def _extensions(spec: SweepSpec, optimizer: str, rates) -> int:
     below = sum(lr < low for lr in rates)
     above = sum(lr > high for lr in rates)
     return -(-below // 2) + -(-above // 2)
+
+
+def trained_by(store: RunStore, sweep_id: int) -> dict[str, int]:
+    """How many of the sweep's ended runs each engine trained, ``{"population": 30,
+    "sequential": 6}``, from their summaries (runs stored before the summary said, and runs
+    that failed, are not counted). A resumed sweep may mix engines: a ``--sequential``
+    resume, or a batched group that raised and was trained again one run at a time."""
+    counts: dict[str, int] = {}
+    for run in store.list_runs(sweep_id):
+        engine = (run.summary or {}).get("engine")
+        if isinstance(engine, str) and engine in ENGINES:
+            counts[engine] = counts.get(engine, 0) + 1
+    return counts
 
 
 def run_records(store: RunStore, sweep_id: int,

@@ -231,6 +231,9 @@ class RunResult:
     #: themselves, on which divergence is judged (the curves hold the average's, which can
     #: stay small while the iterates blow up); None without averaging
     iterate_loss: float | None = None
+    #: the engine that trained it: ``"population"`` (:func:`train_population`) or
+    #: ``"sequential"`` (:func:`train_sequential`); the two agree to rounding, not bit for bit
+    engine: str | None = None
 
 
 def schedule_factor(config: TrainConfig, step: int) -> float:
@@ -874,7 +877,7 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     batches = _population_batches(len(task.x_train), config.batch_size,
                                   [m.seed for m in members])
     first = next(batches)
-    results = [RunResult(m) for m in members]
+    results = [RunResult(m, engine="population") for m in members]
     diverged = torch.zeros(len(members), dtype=torch.bool)
     eval_sets = _EvalSets(task, config)
     # a forward and backward thrown away before the clock starts (the random state kept):
@@ -1144,7 +1147,7 @@ def train_sequential(task, config: TrainConfig, members: Sequence[Member],
         model = _init_model(task, config.model, member.seed)
         if k == 0:
             check_output(task, model, config.model)
-        result = RunResult(member)
+        result = RunResult(member, engine="sequential")
         done = [0]  # steps ticked, so a member that fails still moves the bar to its end
 
         def tick(n: int) -> None:
