@@ -799,6 +799,41 @@ def test_bench_hints_at_sequential_only_where_batching_failed(tmp_path, capsys, 
     assert "every run of sweep 1 failed" in err and "trains with --sequential" in err
 
 
+_FLOAT64_TASK = '''
+import numpy as np
+from torch import nn
+
+def blobs():
+    x = np.random.default_rng(0).normal(size=(60, 4))
+    y = (x[:, 0] > 0).astype(np.int64)
+    return {"model": lambda: nn.Linear(4, 2).double(), "x_train": x[:50], "y_train": y[:50],
+            "x_test": x[50:], "y_test": y[50:]}
+'''
+
+
+@pytest.mark.parametrize("extra", [[], ["--sequential"]])
+def test_bench_refuses_a_model_that_fails_on_two_examples_on_either_engine(extra, tmp_path,
+                                                                          capsys, monkeypatch):
+    """A float64 model fed the float32 inputs every task gives: the population engine's
+    probe refused it in one line, storing nothing; --sequential skipped the probe and stored
+    a sweep whose every run failed with the same error."""
+    module = "float64_model_task"
+    (tmp_path / f"{module}.py").write_text(_FLOAT64_TASK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    argv = ["bench", f"{module}:blobs", "--optimizers", "adam", "--lrs", "0.01", "--seeds", "1",
+            "--steps", "5", "--db", str(tmp_path / "runs.db")] + extra
+    assert main(argv) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    assert "the model fails on 2 training examples" in err and "Float and Double" in err, err
+    from optimlab.bench.store import RunStore
+
+    store = RunStore(tmp_path / "runs.db")
+    assert store.con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+    store.close()
+
+
 @pytest.mark.parametrize("extra", [[], ["--sequential"]])
 def test_bench_refuses_an_optimizer_for_sparse_gradients_before_training(extra, tmp_path, capsys,
                                                                          monkeypatch):

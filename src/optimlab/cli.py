@@ -1602,6 +1602,8 @@ def run_bench(args: argparse.Namespace) -> str:
     engine = "sequential" if args.sequential else "population"
     if engine == "population" and _one_by_one(task, args.model):
         engine = "sequential"
+    elif engine == "sequential":  # the model check _one_by_one starts with, for this engine too
+        _check_model(task, args.model)
     if existing is not None:  # resumed (or ended): only its unfinished runs train
         pending = [run.optimizer for run in store.pending_runs(existing)]
         counts = {name: pending.count(name) for name in names}
@@ -2207,6 +2209,18 @@ def _advise(args: argparse.Namespace, json_to_stdout: bool) -> str:
         print(_printable("\n".join(lines)), flush=True)  # to stderr (run_advise)
         return advice_json(advice)
     return "\n".join(lines)
+
+
+def _check_model(task, model: str | None) -> None:
+    """CLIError where no engine can train ``task``'s model
+    (:func:`optimlab.bench.trainer.check_model`): a sweep of runs that all fail with it is
+    not stored."""
+    from .bench.trainer import check_model
+
+    try:
+        check_model(task, model)
+    except ValueError as err:
+        raise CLIError(" ".join(str(err).split())) from None
 
 
 def _one_by_one(task, model: str | None) -> bool:

@@ -49,7 +49,7 @@ from .allocator import keep_freed_memory
 
 __all__ = ["TrainConfig", "Member", "RunResult", "schedule_factor", "batch_indices", "batch_stream",
            "check_output", "check_task", "TASK_ATTRIBUTES",
-           "new_model", "eval_indices", "population_refusal", "train_population",
+           "new_model", "eval_indices", "population_refusal", "check_model", "train_population",
            "train_sequential", "SCHEDULES", "full_batch"]
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle", "warmup-cosine")
@@ -1081,6 +1081,14 @@ def _population_scores(task, shared_forward: Callable, weights: Sequence[Tensor]
 
 
 @one_at_a_time
+def check_model(task, model_name: str | None = None) -> None:
+    """``ValueError`` where no engine can train ``task``'s model: its factory returns no
+    module (:func:`new_model`), or the model (seed 0) fails on two training examples or
+    gives an output that does not fit the targets (:func:`check_output`). In a fraction of
+    a second, before a sweep stores runs that would all fail with it."""
+    check_output(task, _init_model(task, model_name, 0), model_name)
+
+
 def population_refusal(task, model_name: str | None = None) -> str | None:
     """Why the population engine cannot train ``task``'s model, or None where it can.
 
@@ -1092,7 +1100,7 @@ def population_refusal(task, model_name: str | None = None) -> str | None:
     examples or whose output does not fit the targets (:func:`check_output`) raises that
     ``ValueError`` instead, before the probe: no engine can train it.
     """
-    check_output(task, _init_model(task, model_name, 0), model_name)
+    check_model(task, model_name)
     members = [Member("sgd", {"lr": 1e-3}, seed) for seed in (0, 1)]
     config = TrainConfig(steps=1, batch_size=min(2, len(task.x_train)), eval_every=1,
                          model=model_name)
