@@ -70,7 +70,15 @@ def test_sam_checks_its_switch_and_says_when_the_closure_left_no_gradient():
     w = torch.ones(2, requires_grad=True)
     with pytest.raises(ValueError, match="adaptive must be a bool"):
         optimlab.SAM([w], adaptive="False", lr=0.1)  # bool("False") is True: ASAM unasked
+    for bad in ("False", 1, None):  # maximize="False" climbed, and a race's table said False
+        with pytest.raises(ValueError, match=r"^maximize must be a bool, got"):
+            optimlab.SAM([w], maximize=bad, lr=0.1)
+    with pytest.raises(ValueError, match=r"maximize must be a bool, got 'False'"):
+        optimlab.race("booth", {"sam": {"maximize": "False", "lr": 0.01}}, steps=3)
     opt = optimlab.SAM([w], lr=0.1)
+    with pytest.raises(ValueError, match=r"^param group 1: maximize must be a bool, got 'no'$"):
+        opt.add_param_group({"params": [torch.ones(1, requires_grad=True)], "maximize": "no"})
+    assert len(opt.param_groups) == 1
     with pytest.raises(RuntimeError, match="closure left no gradient"):
         opt.step(lambda: (w**2).sum())  # backward() forgotten
     assert torch.equal(w, torch.ones(2))

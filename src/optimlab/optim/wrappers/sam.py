@@ -168,6 +168,7 @@ class SAM(TorchOptimizer):
     ) -> None:
         check_range("rho", rho, 0.0)
         check_bool("adaptive", adaptive)
+        check_bool("maximize", maximize)
         if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
             raise TypeError(
                 "base_optimizer must be an optimizer class such as optimlab.SGD or "
@@ -200,8 +201,12 @@ class SAM(TorchOptimizer):
             return
         for key in ("rho", "adaptive", "maximize"):
             param_group.setdefault(key, self.defaults[key])
-        check_range("rho", param_group["rho"], 0.0)
-        check_bool("adaptive", param_group["adaptive"])
+        try:  # named as the base optimizer names its own group's errors
+            check_range("rho", param_group["rho"], 0.0)
+            check_bool("adaptive", param_group["adaptive"])
+            check_bool("maximize", param_group["maximize"])
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"param group {len(self.param_groups)}: {err}") from None
         base.add_param_group(param_group)
 
     # -- train / eval ----------------------------------------------------------------------
