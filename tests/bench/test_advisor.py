@@ -511,6 +511,14 @@ def test_arguments_are_checked_before_anything_trains(tmp_path):
         with pytest.raises(ValueError, match=f"{name} must be"):
             advise_task(_linear_task(), optimizers=["adam"], store=store,
                         **{"steps": 9, name: value})
+    for kwargs, message in (({"executor": 5}, r"^executor must be an executor of "),
+                            ({"on_stage": 5}, r"^on_stage must be a callable"),
+                            ({"task": 5}, r"^task must be a task's name \(optimlab\.bench\.tasks\."
+                                          r"names\(\)\), 'package\.module:function' or a Task, got int")):
+        # AttributeErrors and a bare "'int' object is not callable" until the forty-first session
+        with pytest.raises(TypeError, match=message):
+            advise_task(**{"task": _linear_task(), "optimizers": ["adam"], "store": store,
+                           "steps": 9, **kwargs})
     with pytest.raises(ValueError, match="steps must be"):
         plan(True, 2)
     with pytest.raises(ValueError, match="seeds must be"):

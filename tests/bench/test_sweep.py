@@ -910,6 +910,31 @@ def test_run_sweep_and_auto_lrs_check_their_arguments(tmp_path):
         auto_lrs("adam", -3)
     with pytest.raises(ValueError, match=r"^count must be an integer >= 1, got 0$"):
         auto_lrs("adam", 0)
+    # the callbacks, the executor and the task, before the sweep is stored (executor=5 and
+    # task="digits" raised AttributeErrors after its runs were added)
+    store = RunStore(tmp_path / "checked.db")
+    for kwargs, message in (({"progress": 5}, r"^progress must be a callable"),
+                            ({"executor": 5}, r"^executor must be an executor of "),
+                            ({"task": "digits"}, r"^task must be a Task, not the name 'digits'")):
+        with pytest.raises(TypeError, match=message):
+            run_sweep(_spec(), store, **kwargs)
+    assert store.con.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0
+
+
+def test_an_error_in_the_progress_callback_stops_the_sweep_and_fails_no_run(tmp_path):
+    """progress=lambda: None (a callback of the wrong signature) raised in every group's
+    first tick, which the trainer stored as each run's failure: the sweep returned as if it
+    had run, every run failed for good, and running it again trained none of them. The
+    callback is the caller's code: its error comes out of run_sweep, and the runs it
+    stopped are pending, so the same call with a good callback trains them."""
+    store = RunStore(tmp_path / "runs.db")
+    for engine in ("population", "sequential"):
+        with pytest.raises(TypeError, match=r"takes 0 positional arguments but 1 was given"):
+            run_sweep(_spec(), store, engine=engine, progress=lambda: None)
+        assert {r.status for r in store.list_runs(1)} == {"pending"}
+    ticks = []
+    run_sweep(_spec(), store, progress=ticks.append)
+    assert {r.status for r in store.list_runs(1)} == {"finished"} and sum(ticks) > 0
 
 
 def test_a_model_of_given_weights_is_told_apart_by_them():

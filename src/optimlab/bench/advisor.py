@@ -118,12 +118,20 @@ from .analysis import (
     summarize,
     within_rounding,
 )
+from .executors import check_executor
 from .store import DEFAULT_PATH, TERMINAL, RunStore, check_store
 from .store.jsonio import json_data
 from .sweep import GIVEN_WEIGHTS, SweepSpec, run_records, train_members
 from .tasks import Task
 from .tasks import get as get_task
-from .trainer import Member, TrainConfig, full_batch, gradient_layouts, one_at_a_time
+from .trainer import (
+    TASK_ATTRIBUTES,
+    Member,
+    TrainConfig,
+    full_batch,
+    gradient_layouts,
+    one_at_a_time,
+)
 
 __all__ = ["Advice", "AdvisorError", "AdvisorWarning", "Plan", "RangeTest", "advise", "advise_task",
            "candidates", "make_task", "steps_for_seconds", "DEFAULT_CANDIDATES",
@@ -990,6 +998,12 @@ def advise_task(task: str | Task, *, model: str | None = None,
     """
     _check_request(steps, seeds, budget, batch_size, budget_seconds)
     check_callable("progress", progress, "called with the number of steps taken")
+    check_callable("on_stage", on_stage, "with each stage's label, horizon and members")
+    check_executor(executor)
+    if not isinstance(task, str) and not all(hasattr(task, a) for a in TASK_ATTRIBUTES):
+        raise TypeError(f"task must be a task's name (optimlab.bench.tasks.names()), "
+                        f"'package.module:function' or a Task, got {type(task).__name__} "
+                        f"{one_line(repr(task), 60)}")
     if store is not None:
         check_store(store, "advise_task")
     names = candidates(optimizers)

@@ -42,7 +42,17 @@ from ..optim.base import check_int
 
 __all__ = ["EXECUTORS", "Call", "Outcome", "LocalExecutor", "RayExecutor", "GroupsLost",
            "make_executor", "require_ray", "keep_on_loopback", "ray_installed",
-           "ray_error_outcome", "unknown_optimizers"]
+           "ray_error_outcome", "unknown_optimizers", "check_executor"]
+
+
+def check_executor(executor) -> None:
+    """TypeError unless ``executor`` is None (train here) or an executor: an object whose
+    ``map`` trains :class:`Call` s (:class:`LocalExecutor`, :class:`RayExecutor`). Checked
+    before a sweep is stored: ``executor=5`` raised an ``AttributeError`` after its runs
+    were added."""
+    if executor is not None and not callable(getattr(executor, "map", None)):
+        raise TypeError(f"executor must be an executor of optimlab.bench.executors "
+                        f"(LocalExecutor, RayExecutor) or None, got {type(executor).__name__}")
 
 #: the executors ``optimlab bench --executor`` takes
 EXECUTORS = ("local", "ray")

@@ -36,6 +36,7 @@ rate is inside the grid.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -44,11 +45,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._table import count
-from ..optim.base import check_int
+from ..optim.base import check_callable, check_int
 from ..optim.registry import resolve
 from .analysis import finite_number, repeated_rates, summarize, tail_score
 from .cost import StepCost, step_costs
-from .executors import Call, GroupsLost, LocalExecutor
+from .executors import Call, GroupsLost, LocalExecutor, check_executor
 from .store import TERMINAL, RunStore, check_store
 from .tasks import GIVEN_WEIGHTS, catalog_name
 from .tasks import get as get_task
@@ -57,6 +58,7 @@ from .trainer import (
     Member,
     RunResult,
     TrainConfig,
+    check_task,
     full_batch,
     new_model,
     one_at_a_time,
@@ -513,12 +515,14 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     _check_name(name)
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    progress = _checked_callbacks(progress, executor)
     if task is None:
         task = get_task(spec.task, data_dir=data_dir)
+    check_task(task)
     config = spec.stored_config(task) if stored_config is None else stored_config
     higher_is_better = config["metric"]["higher_is_better"]
     sweep_id = store.open_sweep(config, name=name)
-    with store.lock_sweep(sweep_id):  # a second process resuming it is refused here
+    with store.lock_sweep(sweep_id), _progress_errors():  # a second process is refused here
         # "auto" comes back decided, so the extensions do not ask again
         engine = _train_pending(spec, store, sweep_id, task, engine, higher_is_better,
                                 progress, recalibrate, executor)
@@ -526,6 +530,44 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
             _extend_edges(spec, store, sweep_id, task, engine, higher_is_better, progress,
                           executor)
     return sweep_id
+
+
+class _ProgressFailed(BaseException):
+    """An exception out of the caller's ``progress`` callback, carried past the trainer's
+    and the executors' ``except Exception`` (which store a member's own error as its run's
+    failure): the callback is the caller's code, not the run's, and a run it stopped is put
+    back to pending like one a Ctrl-C stopped. :func:`_progress_errors` raises the
+    original exception again."""
+
+
+def _checked_callbacks(progress, executor):
+    """``progress`` (checked callable) wrapped so that its errors stop the sweep
+    (:class:`_ProgressFailed`) rather than fail the run it ticked for; TypeError, before
+    the sweep is stored, for an ``executor`` without ``map`` (:mod:`.executors`)."""
+    check_callable("progress", progress, "with the training steps done")
+    check_executor(executor)
+    if progress is None:
+        return None
+
+    def tick(n: int) -> None:
+        try:
+            progress(n)
+        except Exception as err:
+            raise _ProgressFailed(err) from err
+
+    if getattr(progress, "extend", None) is not None:  # the command line's growing bar
+        tick.extend = progress.extend  # type: ignore[attr-defined]
+    return tick
+
+
+@contextlib.contextmanager
+def _progress_errors():
+    """Raise the original exception of a :class:`_ProgressFailed` (the runs it stopped are
+    pending again by then: :func:`_train_runs`)."""
+    try:
+        yield
+    except _ProgressFailed as failed:
+        raise failed.__cause__ from None
 
 
 def _check_name(name) -> None:
@@ -632,6 +674,8 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     _check_name(name)
+    check_task(task)
+    progress = _checked_callbacks(progress, executor)
     # each optimizer as the registry spells it, as the spec below stores it
     members = [Member(resolve(m.optimizer).name, m.hparams, m.seed) for m in members]
     optimizers = tuple(dict.fromkeys(m.optimizer for m in members))
@@ -641,7 +685,7 @@ def train_members(store: RunStore, task, config: TrainConfig, members, *,
                           for m in members]}
     higher_is_better = stored["metric"]["higher_is_better"]
     sweep_id = store.open_sweep(stored, name=name)
-    with store.lock_sweep(sweep_id):
+    with store.lock_sweep(sweep_id), _progress_errors():
         store.add_runs(sweep_id, stored["members"])
         _train_runs(spec, store, sweep_id, store.pending_runs(sweep_id), task, engine,
                     higher_is_better, progress, executor=executor)
