@@ -136,7 +136,7 @@ def test_ravine_alignment_with_tuned_rates():
     text = str(demo)
     assert ("lr tuned by: worst loss over the last 25% of steps; a run above its start past "
             "halfway is out") in text
-    assert "RMSprop and Adam rescale each coordinate" in text
+    assert "Adam and RMSprop rescale each coordinate" in text
 
 
 def test_ravine_alignment_figure():

@@ -445,3 +445,85 @@ def test_the_saddle_figure_draws_each_path_as_x_y():
                 np.testing.assert_array_equal(lines[f"path:{label}"].get_ydata(), path[:, 1])
     finally:
         close(fig)
+
+
+# -- defects the same audit found (each test failed before its fix) ----------------------------
+
+
+def test_sparse_takes_numpy_numbers_and_counts_presence_over_the_samples_it_read():
+    demo = sparse_features.sparse(n=np.int64(200), lr=np.float32(0.5),
+                                  presence=np.array([0.9, 0.05]))
+    assert demo.presence.shape == (2,)
+    # 25 samples in batches of 10: one pass reads 20, and presence is counted over those 20
+    demo = sparse_features.sparse(n=25, batch=10)
+    np.testing.assert_array_equal(demo.presence * 20, demo.active.sum(0))
+    with pytest.raises(ValueError, match=r"^noise must be a finite number >= 0, got nan$"):
+        sparse_features.sparse(noise=math.nan)
+    with pytest.raises(ValueError, match=r"^true_w must hold finite numbers"):
+        sparse_features.sparse(true_w=(1.0, math.inf))
+
+
+def test_effective_lr_and_ema_check_their_arguments_before_computing():
+    """grad=0 gave all-NaN rates and a ZeroDivisionError when drawn; steps=2.5, at=5,
+    ema(n=-1) and ema(n=2.5) failed inside torch or NumPy; ema(rows=-1) printed an empty
+    table."""
+    from optimlab.optim.base import ArgumentTypeError
+
+    with pytest.raises(ValueError, match=r"^grad must not be 0"):
+        schedules.effective_lr(grad=0.0)
+    for kwargs, error in (({"steps": 2.5}, ArgumentTypeError), ({"at": 5}, ArgumentTypeError),
+                          ({"at": (1.5,)}, ArgumentTypeError), ({"lr": 0.0}, ValueError)):
+        with pytest.raises(error):
+            schedules.effective_lr(**kwargs)
+    for kwargs, message in (({"n": -1}, r"^n must be an integer >= 1, got -1$"),
+                            ({"n": 2.5}, r"^n must be an integer >= 1, got 2.5$"),
+                            ({"rows": -1}, r"^rows must be an integer >= 1, got -1$"),
+                            ({"betas": 0.9}, r"^betas must be a non-empty sequence"),
+                            ({"betas": ("0.5",)}, r"^beta must be a number, got '0.5'$")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            schedules.ema(**kwargs)
+
+
+def test_the_saddle_refuses_a_threshold_every_run_has_crossed_at_the_start():
+    """threshold=-1 had every run "escape" at step 0, and NaN had none ever escape."""
+    for threshold, message in ((-1.0, r"^threshold must be in \[0, inf\)"),
+                               (math.nan, r"^threshold must be a finite number"),
+                               (1e-7, r"^threshold must be above the start's \|y\| \(1e-06\)")):
+        with pytest.raises(ValueError, match=message):
+            landscape.saddle(steps=3, threshold=threshold)
+
+
+def test_the_ravine_findings_speak_of_the_rules_raced():
+    """The lead sentence named RMSprop and SGD in a race of momentum and Adam."""
+    lead = landscape.ravine_alignment(optimizers=("momentum", "adam"), steps=10).findings()[0]
+    assert lead.startswith("Momentum does not depend on the coordinates, so it does the same "
+                           "on both ravines; Adam rescales each coordinate")
+    assert "RMSprop" not in lead and "SGD" not in lead
+    assert "an Adam step is about lr long" in lead
+    lead = landscape.ravine_alignment(steps=10).findings()[0]
+    assert lead.startswith("SGD and momentum do not depend on the coordinates")
+    assert "Adam and RMSprop rescale each coordinate" in lead
+    assert "RMSprop's rescaling fits the aligned bowl exactly" in lead
+
+
+def test_the_gd_variants_titles_say_what_this_run_shows():
+    """The titles said the full batch makes the most progress per update and small batches
+    per evaluation whatever the variants; they now name the run of least loss after the
+    fewest updates any run took, and after one epoch."""
+    pytest.importorskip("matplotlib")
+    demo = batch_sizes.gd_variants()
+    assert demo.lowest_per_update() == (20, ["batch"])
+    assert demo.lowest_per_epoch() == ["stochastic"]
+    fig = demo.plot()
+    try:
+        assert [a.get_title() for a in fig.axes[:2]] == [
+            "Per update: lowest after 20 updates: batch",
+            "Per gradient evaluation: lowest after one epoch: stochastic"]
+    finally:
+        close(fig)
+    # a full batch at a rate too small to make progress: the claim does not hold, nor say it
+    slow = batch_sizes.gd_variants(epochs=3, variants={"batch": (None, 1e-4),
+                                                       "mini-batch": (32, 0.1)})
+    assert slow.lowest_per_update() == (3, ["mini-batch"])
+    expected = {label: run.loss[3] for label, run in slow.runs.items()}
+    assert expected["mini-batch"] < expected["batch"]

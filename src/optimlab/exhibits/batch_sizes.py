@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .._table import text_table
+from .._table import listed, text_table
 from ..optim.base import check_int
 from ..optim.palette import variant_styles
 from ..optim.population import Population
@@ -108,6 +108,20 @@ class GDVariantsDemo(Demo):
     def table(self) -> str:
         return "\n".join([text_table(*self.rows()), *self.notes()])
 
+    def lowest_per_update(self) -> tuple[int, list[str]]:
+        """``(k, labels)``: after ``k`` updates, the fewest any run took, the runs of least
+        full-data loss (a non-finite loss counts as infinite): which variant does most per
+        update, in this run. The plot's left title says it."""
+        k = min(run.updates for run in self.runs.values())
+        return k, _least({label: run.loss[k] for label, run in self.runs.items()})
+
+    def lowest_per_epoch(self) -> list[str]:
+        """The runs of least full-data loss once they have evaluated ``n`` per-sample
+        gradients (one epoch): which variant does most per gradient evaluation, in this
+        run. The plot's right title says it."""
+        return _least({label: run.loss[int(np.searchsorted(run.samples, self.n))]
+                       for label, run in self.runs.items()})
+
     def notes(self) -> list[str]:
         """The lines under the table: batches capped at the number of samples, and runs
         that diverged (loss non-finite, or above its start at the end)."""
@@ -139,14 +153,25 @@ class GDVariantsDemo(Demo):
             a.grid(True, which="both", alpha=0.3)
         ax.set_xlabel("parameter updates (log)")
         ax.set_ylabel("full-data loss")
-        ax.set_title("Per update: the full batch makes the most progress")
+        k, first = self.lowest_per_update()
+        ax.set_title(f"Per update: lowest after {k} {'update' if k == 1 else 'updates'}: "
+                     f"{listed(first)}")
         bx.set_xlabel(f"epochs = gradient evaluations / {self.n}")
-        bx.set_title("Per gradient evaluation: small batches make the most progress")
+        bx.set_title(f"Per gradient evaluation: lowest after one epoch: "
+                     f"{listed(self.lowest_per_epoch())}")
         secondary = bx.secondary_xaxis("top", functions=(lambda e: e * self.n,
                                                          lambda s: s / self.n))
         secondary.set_xlabel("per-sample gradient evaluations")
         bx.legend(fontsize=8)
         return fig
+
+
+def _least(losses: dict[str, float]) -> list[str]:
+    """The labels of the least loss (ties within float64 rounding kept together)."""
+    finite = {label: float(v) if np.isfinite(v) else math.inf for label, v in losses.items()}
+    least = min(finite.values())
+    return [label for label, v in finite.items()
+            if v == least or (math.isfinite(least) and math.isclose(v, least, rel_tol=1e-12))]
 
 
 #: the variants: label -> (batch size or None for the full batch, constant learning rate).

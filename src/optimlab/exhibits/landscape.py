@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .._table import text_table
+from .._table import listed, text_table
 from ..landscapes.base import Landscape
 from ..landscapes.functions import get as get_landscape
 from ..landscapes.race import race as run_race
 from ..landscapes.result import Race
+from ..optim.base import check_range
 from ..optim.palette import variant_styles
 from ..optim.registry import resolve
 from .base import Demo, check_seed, pyplot, steps_text
@@ -190,11 +191,28 @@ def _findings(aligned: Race, rotated: Race, reference: str | None) -> list[str]:
         return "better aligned" if loss_a < loss_r else "better rotated"
 
     tol = f"{aligned.tol:g}"
-    lines = ["SGD and momentum do not depend on the coordinates, so they do the same on both "
-             "ravines; RMSprop and Adam rescale each coordinate, so turning the ravine "
-             "changes them (real ravines are rarely aligned with the axes). RMSprop's "
-             "rescaling fits the aligned bowl exactly, while an Adam step is about lr long "
-             "whatever the gradient; each line says where the rule did better in this run:"]
+    # what the rules raced here do, said of those alone (the sentence named RMSprop and Adam
+    # in a race of momentum and Adam)
+    names = {aligned.hparams[label]["name"] for label in aligned.labels}
+    plain = [shown for name, shown in (("sgd", "SGD"), ("momentum", "momentum")) if name in names]
+    scaled = sorted({resolve(aligned.hparams[label]["name"]).cls.__name__
+                     for label in aligned.labels if _diagonal(aligned, label)})
+    clauses = []
+    if plain:
+        clauses.append(f"{listed(plain)} {'do' if len(plain) > 1 else 'does'} not depend on "
+                       f"the coordinates, so {'they do' if len(plain) > 1 else 'it does'} the "
+                       "same on both ravines")
+    if scaled:
+        clauses.append(f"{listed(scaled)} {'rescale' if len(scaled) > 1 else 'rescales'} each "
+                       f"coordinate, so turning the ravine changes "
+                       f"{'them' if len(scaled) > 1 else 'it'} (real ravines are rarely "
+                       "aligned with the axes)")
+    known = [text for name, text in (
+        ("RMSprop", "RMSprop's rescaling fits the aligned bowl exactly"),
+        ("Adam", "an Adam step is about lr long whatever the gradient")) if name in scaled]
+    lead = "; ".join(clauses + ([", while ".join(known)] if known else []))
+    lines = [(lead[:1].upper() + lead[1:] + "; " if lead else "")
+             + "each line says where the rule did better in this run:"]
     if reference is not None:
         lines.append(f"f<{tol}, axis-aligned vs rotated: {reference} "
                      f"{said(aligned, reference)} vs {said(rotated, reference)}")
@@ -538,6 +556,10 @@ def saddle(steps: int = 150, start: tuple[float, float] = (1.0, 1e-6), noise: fl
     if len(point) != 2 or not all(math.isfinite(v) for v in point):
         raise ValueError(f"start must be 2 finite numbers (x, y), got {start!r}")
     start = point
+    check_range("threshold", threshold)
+    if not threshold > abs(start[1]):  # every run would "escape" at step 0
+        raise ValueError(f"threshold must be above the start's |y| ({abs(start[1]):g}): a run "
+                         f"escapes when its |y| first exceeds it, got {threshold!r}")
     seed = check_seed(seed)  # the exhibits' one rule (race would also take None)
     clean = run_race(SADDLE, SADDLE_OPTIMIZERS, start=start, steps=steps, seed=seed)
     noisy = run_race(SADDLE, {"gd + noise": {"name": "gd", "lr": 0.1}}, start=start,

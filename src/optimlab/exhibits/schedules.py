@@ -11,6 +11,7 @@ correction :math:`1/(1-\\beta^t)`.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from .._table import text_table
+from ..optim.base import ArgumentTypeError, check_int, check_range
 from ..optim.palette import color as optimizer_color
 from ..optim.population import Population
 from .base import Demo, check_seed, pyplot
@@ -123,6 +125,16 @@ def effective_lr(lr: float = 0.01, grad: float = 0.5, alpha: float = 0.9, steps:
     :math:`t g^2`, so its rate is :math:`\\gamma/(|g|\\sqrt t)`; RMSprop's running mean of
     squares settles at :math:`g^2`, so its rate settles at :math:`\\gamma/|g|`.
     """
+    check_int("steps", steps, 1)
+    check_range("lr", lr, 0.0, low_open=True)
+    check_range("grad", grad, None)  # a finite number; 0 has no rate (the step over it)
+    if grad == 0:
+        raise ValueError("grad must not be 0: the effective rate is the step over the gradient")
+    check_range("alpha", alpha, 0.0, 1.0)
+    if isinstance(at, (str, bytes)) or not isinstance(at, Sequence):
+        raise ArgumentTypeError(f"at must be a sequence of steps to show, got {at!r}")
+    if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in at):
+        raise ArgumentTypeError(f"at must hold whole steps to show, got {tuple(at)!r}")
     at = tuple(int(t) for t in at)
     if not at or min(at) < 1 or max(at) > steps:
         raise ValueError(f"steps to show must lie in 1..{steps}, got {at}")
@@ -206,6 +218,13 @@ def ema(betas: Sequence[float] = (0.5, 0.9, 0.98), n: int = 100, seed: int = 0,
     >>> bool(np.isclose(demo.corrected[0.9][0], demo.series[0]))
     True
     """
+    check_int("n", n, 1)
+    check_int("rows", rows, 1)
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or not betas:
+        raise ArgumentTypeError(f"betas must be a non-empty sequence of numbers, got {betas!r}")
+    for b in betas:
+        check_range("beta", b, 0.0, 1.0)
+    n, rows = int(n), int(rows)
     gen = torch.Generator().manual_seed(check_seed(seed))
     t = torch.arange(1, n + 1, dtype=torch.float64)
     noise = torch.randn(n, generator=gen, dtype=torch.float64)

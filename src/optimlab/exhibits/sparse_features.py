@@ -27,7 +27,8 @@ class SparseDemo(Demo):
     """One pass of SGD and Adagrad over a linear model with a rare and a frequent feature.
 
     Attributes:
-        features: the feature names; ``presence``: fraction of samples where each is 1.
+        features: the feature names; ``presence``: fraction of the samples the pass read
+            (``n // batch`` whole batches) where each is 1.
         true_w: the weights that generated the targets.
         lr, batch: the shared learning rate and the mini-batch size.
         weights: optimizer -> array ``(steps + 1, n_features)``: the weights along training.
@@ -117,21 +118,33 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
     gradients for it stays small and its effective learning rate stays large, while the
     frequent feature's rate shrinks every step. SGD uses the same rate for both, so the
     rare weight, updated only when its feature shows up, is learned slowly.
+
+    The pass reads ``n // batch`` whole batches: the ``n % batch`` samples left over are
+    neither trained on nor counted in ``presence``.
     """
-    def whole(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
+    def number(value) -> bool:  # Python's or NumPy's, not a bool
+        return isinstance(value, (int, float, np.integer, np.floating)) \
+            and not isinstance(value, (bool, np.bool_))
 
     check_int("batch", batch, 1)
-    if not whole(n) or n < batch:
+    batch = int(batch)
+    if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < batch:
         raise ValueError(f"n must be an integer >= batch ({batch}): one batch at least, "
                          f"got {n!r}")
-    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < math.inf):
+    n = int(n)
+    if not (number(lr) and 0 < lr < math.inf):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if len(presence) != len(true_w) or not presence:
+    if not (number(noise) and 0 <= noise < math.inf):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    presence, true_w = np.asarray(presence).tolist(), np.asarray(true_w).tolist()
+    if not isinstance(presence, list) or not isinstance(true_w, list) \
+            or len(presence) != len(true_w) or not presence:
         raise ValueError("presence and true_w need one entry per feature (at least one)")
-    if not all(isinstance(p, (int, float)) and 0 < p < 1 for p in presence):
+    if not all(number(p) and 0 < p < 1 for p in presence):
         raise ValueError(f"presence must hold shares strictly between 0 and 1, got "
                          f"{tuple(presence)!r}")
+    if not all(number(w) and math.isfinite(w) for w in true_w):
+        raise ValueError(f"true_w must hold finite numbers, got {tuple(true_w)!r}")
     gen = torch.Generator().manual_seed(check_seed(seed))
     probs = torch.tensor(presence, dtype=torch.float64)
     X = (torch.rand(n, len(probs), generator=gen, dtype=torch.float64) < probs).double()
@@ -163,7 +176,8 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
                 rates.append(torch.full_like(w, opt.param_groups[0]["lr"]).detach())
         weights[key] = torch.stack(path).numpy()
         eff[key] = torch.stack(rates).numpy()
-    return SparseDemo(features=names, presence=X.mean(0).numpy(), true_w=w_true.numpy(),
+    return SparseDemo(features=names, presence=X[: steps * batch].mean(0).numpy(),
+                      true_w=w_true.numpy(),
                       lr=lr, batch=batch, weights=weights, eff_lr=eff, active=active)
 
 
