@@ -228,3 +228,43 @@ def test_lookahead_takes_a_fraction_alpha_as_its_float():
             opt.step()
         runs.append(w.detach().clone())
     assert torch.equal(runs[0], runs[1])
+
+
+# -- an unknown hyperparameter reads the same in every entry point -----------------------------
+def test_an_unknown_hyperparameter_is_named_with_what_the_optimizer_takes_everywhere():
+    """create() raised Python's bare "unexpected keyword argument", Population the same
+    behind "member 0:", SweepSpec a ValueError with the good message, race its own: one
+    check (registry.check_hparams), a TypeError as torch's is (ArgumentTypeError, also a
+    ValueError), naming what the optimizer takes and the closest name, other libraries'
+    names included (optax's learning_rate, b1, b2)."""
+    from optimlab.bench.sweep import SweepSpec
+    from optimlab.bench.tasks import get
+    from optimlab.bench.trainer import Member, TrainConfig, train_population
+    from optimlab.optim.population import Population
+
+    takes = r"\(it takes lr, betas, eps, weight_decay, amsgrad, decoupled_weight_decay, cautious"
+    for key, meant in (("learning_rate", "lr"), ("b1", "betas"), ("epsilon", "eps"),
+                       ("weight_decy", "weight_decay")):
+        with pytest.raises(TypeError, match=rf"^'{key}' is not a hyperparameter of Adam "
+                                            rf"{takes}; did you mean '{meant}'\?\)$"):
+            optimlab.create("adam", [_param()], **{key: 0.1})
+    with pytest.raises(ArgumentTypeError, match=r"^'zz' is not a hyperparameter of Adam "
+                                                rf"{takes}\)$"):  # nothing close: no guess
+        optimlab.create("adam", [_param()], zz=1)
+    with pytest.raises(ArgumentTypeError, match=r"^'rhoo' is not a hyperparameter of SAM with "
+                                                r"Adam \(it takes base_optimizer, rho, .*did you "
+                                                r"mean 'rho'\?\)$"):
+        optimlab.create("sam", [_param()], base_optimizer="adam", rhoo=0.1)
+    meant = r"'momentun' is not a hyperparameter of SGD .*did you mean 'momentum'\?\)$"
+    with pytest.raises(ArgumentTypeError, match=rf"^member 0: {meant}"):
+        Population("sgd", [torch.zeros(2, 3, requires_grad=True)], {"momentun": 0.9})
+    with pytest.raises(ArgumentTypeError, match=rf"^hparams\['sgd'\]: {meant}"):
+        SweepSpec("digits", ["sgd"], hparams={"sgd": {"momentun": 0.9}})
+    with pytest.raises(ArgumentTypeError, match=rf"^member 0: {meant}"):
+        train_population(get("digits"), TrainConfig(steps=2),
+                         [Member("sgd", {"momentun": 0.9, "lr": 0.1})])
+    with pytest.raises(ArgumentTypeError, match=rf"^race label 'sgd': {meant}"):
+        optimlab.race("booth", {"sgd": {"momentun": 0.9}}, steps=2)
+    # a wrapper of a wrapper is left to the constructors, which build it
+    assert type(optimlab.create("lookahead", [_param()], inner="lookahead", lr=0.1).optimizer) \
+        is optimlab.Lookahead

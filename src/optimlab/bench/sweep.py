@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._table import count
-from ..optim.base import check_callable, check_int
+from ..optim.base import ArgumentTypeError, check_callable, check_int
 from ..optim.registry import resolve
 from .analysis import finite_number, repeated_rates, summarize, tail_score
 from .cost import StepCost, step_costs
@@ -230,8 +230,9 @@ class SweepSpec:
                 raise ValueError(f"hparams[{name!r}] sets lr, which the sweep's lrs set")
             try:
                 probe(name, **hp)
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"hparams[{name!r}]: {' '.join(str(err).split())}") from None
+            except (TypeError, ValueError) as err:  # a wrong kind stays a TypeError too
+                kind = ArgumentTypeError if isinstance(err, ArgumentTypeError) else ValueError
+                raise kind(f"hparams[{name!r}]: {' '.join(str(err).split())}") from None
 
     @property
     def extends(self) -> bool:

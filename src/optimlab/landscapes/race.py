@@ -10,9 +10,7 @@ path of ``optimlab.create(name, [p], **hp)`` stepped by hand (``tests/landscapes
 
 from __future__ import annotations
 
-import difflib
 import functools
-import inspect
 import math
 import numbers
 import warnings
@@ -25,7 +23,6 @@ from torch import Tensor
 
 from ..optim import registry
 from ..optim.base import ArgumentTypeError, check_bool, check_callable, check_int, python_numbers
-from ..optim.capabilities import NOT_HYPERPARAMETERS, hyperparameters
 from ..optim.population import Population, is_per_member
 from ..optim.registry import rate_used, resolve, wrapped_class
 from .base import Landscape, LandscapeWarning, _real, min_value_floor
@@ -155,38 +152,13 @@ def _fixed_point_defaults(name: str, hparams: Mapping) -> dict:
             if isinstance(value, numbers.Real) and not isinstance(value, bool) and value != 0}
 
 
-def _keywords(cls: type) -> tuple[set[str], bool]:
-    """The keyword arguments ``cls``'s constructor names (not its parameters or wrapped
-    optimizer), and whether it takes any other (``**kwargs``)."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    return named - NOT_HYPERPARAMETERS, any(p.kind is p.VAR_KEYWORD for p in params)
-
-
 def _check_hparams(label: str, name: str, hp: Mapping, where: str = "race label") -> None:
-    """ValueError for a key of ``hp`` that optimizer ``name``'s constructor does not take
-    (a wrapper's: its own, its ``wraps`` key and its inner optimizer's), with the closest
-    match; a rule that takes ``**kwargs`` is left to its constructor. The message begins
-    ``f"{where} {label!r}: "``."""
-    entry = resolve(name)
-    wraps = entry.capabilities.wraps
-    rule = wrapped_class(name, hp) if wraps else entry.cls
-    if rule is None:
-        return
-    named, open_ended = _keywords(rule)
-    if open_ended:
-        return
-    accepted, takes, what = named, list(hyperparameters(rule)), rule.__name__
-    if wraps:
-        accepted = accepted | {wraps} | _keywords(entry.cls)[0]
-        takes = list(dict.fromkeys([wraps, *hyperparameters(entry.cls), *takes]))
-        what = f"{entry.cls.__name__} with {rule.__name__}"
-    unknown = [key for key in hp if key not in accepted]
-    if unknown:
-        close = difflib.get_close_matches(str(unknown[0]), sorted(accepted), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{where} {label!r}: {unknown[0]!r} is not a hyperparameter of "
-                         f"{what} (it takes {', '.join(takes)}{hint})")
+    """:func:`~optimlab.optim.registry.check_hparams` (an unknown key, with the closest
+    match), its message beginning ``f"{where} {label!r}: "``."""
+    try:
+        registry.check_hparams(name, dict(hp))
+    except ArgumentTypeError as err:
+        raise ArgumentTypeError(f"{where} {label!r}: {err}") from None
 
 
 def _tune_grid(tune) -> list[float] | None:

@@ -14,6 +14,7 @@ does not know (see :mod:`optimlab._plugins`).
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import re
 import threading
@@ -27,10 +28,11 @@ import torch
 from .. import _plugins
 from .._plugins import PluginWarning
 from .base import ArgumentTypeError, RuleOptimizer, TorchOptimizer
-from .capabilities import Capabilities
+from .capabilities import NOT_HYPERPARAMETERS, Capabilities, hyperparameters
 from .catalog import ALIASES, TABLE, Info
 
-__all__ = ["Entry", "PluginWarning", "available", "checked_defaults", "create", "info", "is_builtin",
+__all__ = ["Entry", "PluginWarning", "available", "check_hparams", "checked_defaults", "create",
+           "info", "is_builtin",
            "origin", "probe", "rate_used", "register", "resolve", "summary_line", "unregister",
            "work_weight", "wrapped_class", "wrapped_name"]
 
@@ -300,10 +302,59 @@ def create(name: str, params: Iterable[torch.Tensor] | Iterable[dict], **hparams
     """
     entry = resolve(name)
     kwargs = {**entry.preset, **hparams}
+    check_hparams(entry.name, kwargs)
     if entry.capabilities.wraps:
         # a wrapper builds what it wraps from a registry name itself
         return entry.cls.from_registry(params, resolve, create, **kwargs)
     return entry.cls(params, **kwargs)
+
+
+def _keywords(cls: type) -> tuple[set[str], bool]:
+    """The keyword arguments ``cls``'s constructor names (not its parameters or wrapped
+    optimizer), and whether it takes any other (``**kwargs``)."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    named = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return named - NOT_HYPERPARAMETERS, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+#: other libraries' names of torch's hyperparameters (optax's learning_rate, b1, b2; Keras's
+#: epsilon), for the "did you mean" of :func:`check_hparams`
+_SYNONYMS = {"learning_rate": "lr", "learningrate": "lr", "step_size": "lr", "b1": "betas",
+             "b2": "betas", "beta1": "betas", "beta2": "betas", "beta_1": "betas",
+             "beta_2": "betas", "epsilon": "eps", "wd": "weight_decay"}
+
+
+def check_hparams(name: str, hparams: dict) -> None:
+    """:class:`~.base.ArgumentTypeError` (a ``TypeError``, as Python's for an unexpected
+    keyword, and a ``ValueError``) for a key of ``hparams`` that optimizer ``name``'s
+    constructor does not take (a wrapper's: its own, its ``wraps`` key and its inner
+    optimizer's), naming what it takes and the closest match: ``'learning_rate' is not a
+    hyperparameter of Adam (it takes lr, betas, ...; did you mean 'lr'?)``. A rule that
+    takes ``**kwargs`` is left to its constructor. :func:`create`, populations, sweeps and
+    races all check their hyperparameters here, so one typo reads the same everywhere."""
+    if not hparams:  # nothing to check (and a wrapper's default is found by building it)
+        return
+    entry = resolve(name)
+    wraps = entry.capabilities.wraps
+    rule = wrapped_class(name, hparams) if wraps else entry.cls
+    if rule is None or (wraps and getattr(getattr(rule, "capabilities", None), "wraps", None)):
+        return  # a wrapper of a wrapper: what the innermost takes is left to the constructors
+    named, open_ended = _keywords(rule)
+    if open_ended:
+        return
+    accepted, takes, what = named, list(hyperparameters(rule)), rule.__name__
+    if wraps:
+        accepted = accepted | {wraps} | _keywords(entry.cls)[0]
+        takes = list(dict.fromkeys([wraps, *hyperparameters(entry.cls), *takes]))
+        what = f"{entry.cls.__name__} with {rule.__name__}"
+    unknown = [key for key in hparams if key not in accepted]
+    if unknown:
+        synonym = _SYNONYMS.get(str(unknown[0]).lower())
+        close = [synonym] if synonym in accepted else difflib.get_close_matches(
+            str(unknown[0]), sorted(accepted), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ArgumentTypeError(f"{unknown[0]!r} is not a hyperparameter of {what} (it takes "
+                                f"{', '.join(takes)}{hint})")
 
 
 def probe(name: str, **hparams: Any):
@@ -374,7 +425,9 @@ def checked_defaults(name: str, **hparams: Any) -> dict[str, Any]:
     entry = resolve(name)
     if not hasattr(entry.cls, "checked_defaults"):
         raise TypeError(f"{entry.name} is not a rule optimizer; build it with create()")
-    return entry.cls.checked_defaults(**{**entry.preset, **hparams})
+    kwargs = {**entry.preset, **hparams}
+    check_hparams(entry.name, kwargs)
+    return entry.cls.checked_defaults(**kwargs)
 
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
