@@ -470,3 +470,26 @@ def test_an_untagged_function_unbounded_below_is_warned_of_and_counts_no_steps_t
     assert any("tag the landscape 'saddle' or give min_value=-inf" in text for text in said), said
     metrics = result.metrics["gd"]
     assert metrics.diverged and metrics.steps_to_tol is None
+
+
+@pytest.mark.parametrize("changed, message", [
+    ({"f": 5}, r"^x: f must be a function of points \[\.\.\., dim\] to values \[\.\.\.\], got int$"),
+    ({"f": None}, r"^x: f must be a function .*got NoneType$"),
+    ({"challenges": "ravine"}, r"^x: challenges must be a sequence of tags, such as \('ravine',\)"),
+    ({"name": 5}, r"^a landscape's name must be a non-empty str, got 5$"),
+    ({"name": " "}, r"^a landscape's name must be a non-empty str, got ' '$"),
+    ({"log_scale": "yes"}, r"^x: log_scale must be a bool, got 'yes'$"),
+    ({"description": None}, r"^x: description must be a str, got None$"),
+])
+def test_a_landscape_of_the_wrong_kinds_is_refused_when_made(changed, message):
+    """f=5 was taken and a race then said f failed on batched points; challenges="ravine"
+    read as six unknown one-letter tags; log_scale="yes" and a name of 5 were kept."""
+    from optimlab.landscapes.base import Landscape
+    from optimlab.optim.base import ArgumentTypeError
+
+    made = dict(name="x", dim=2, f=lambda x: (x ** 2).sum(-1), domain=((-1, 1), (-1, 1)),
+                minima=((0, 0),), min_value=0.0, challenges=("ravine",), start=(0.5, 0.5),
+                description="a bowl")
+    Landscape(**made)
+    with pytest.raises(ArgumentTypeError, match=message):
+        Landscape(**{**made, **changed})

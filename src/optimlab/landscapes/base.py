@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from ..optim.base import check_int
+from ..optim.base import ArgumentTypeError, check_bool, check_int
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -172,6 +172,23 @@ class Landscape:
     local_minima: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
+        # the kinds first: a name of 5, an f of None and log_scale="yes" were taken, and a
+        # race then blamed f's batching; challenges="ravine" read as six unknown letters
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ArgumentTypeError(f"a landscape's name must be a non-empty str, got "
+                                    f"{self.name!r}")
+        if not callable(self.f):
+            raise ArgumentTypeError(f"{self.name}: f must be a function of points [..., dim] "
+                                    f"to values [...], got {type(self.f).__name__}")
+        for name in ("description",):
+            if not isinstance(getattr(self, name), str):
+                raise ArgumentTypeError(f"{self.name}: {name} must be a str, got "
+                                        f"{getattr(self, name)!r}")
+        check_bool(f"{self.name}: log_scale", self.log_scale)
+        if isinstance(self.challenges, str):
+            raise ArgumentTypeError(f"{self.name}: challenges must be a sequence of tags, such "
+                                    f"as ({self.challenges!r},), got the str "
+                                    f"{self.challenges!r}")
         unknown = set(self.challenges) - set(CHALLENGES)
         if unknown:
             raise ValueError(f"unknown challenge tags {sorted(unknown)}; use {CHALLENGES}")
