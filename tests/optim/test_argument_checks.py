@@ -268,3 +268,25 @@ def test_an_unknown_hyperparameter_is_named_with_what_the_optimizer_takes_everyw
     # a wrapper of a wrapper is left to the constructors, which build it
     assert type(optimlab.create("lookahead", [_param()], inner="lookahead", lr=0.1).optimizer) \
         is optimlab.Lookahead
+
+
+def test_a_population_refuses_non_leaf_tensors_and_members_it_does_not_have():
+    """A non-leaf tensor (base * 2) was taken and never trained (its .grad stays None), where
+    torch.optim refuses it; member_optimizer(5) raised a bare IndexError, -1 read from the
+    end and "0" gave None in a batched mode."""
+    from optimlab.optim.population import Population
+
+    base = torch.ones(2, 3, requires_grad=True)
+    with pytest.raises(ValueError, match=r"^parameter 0: can't optimize a non-leaf Tensor"):
+        Population("sgd", [base * 2], {"lr": 0.1})
+    with pytest.raises(ValueError, match="can't optimize a non-leaf Tensor"):
+        torch.optim.SGD([base * 2], lr=0.1)  # torch's own refusal, which this mirrors
+    member = Population("lbfgs", [torch.ones(2, 3, requires_grad=True)])
+    batched = Population("adam", [torch.ones(2, 3, requires_grad=True)])
+    assert member.mode == "member" and batched.mode != "member"
+    assert isinstance(member.member_optimizer(1), optimlab.LBFGS)
+    assert batched.member_optimizer(1) is None
+    for population in (member, batched):
+        for index, error in ((2, ValueError), (-1, ValueError), ("0", TypeError)):
+            with pytest.raises(error, match=r"^index must be an integer in \[0, 1\]"):
+                population.member_optimizer(index)

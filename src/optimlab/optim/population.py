@@ -97,7 +97,7 @@ import torch
 from torch import Tensor
 
 from . import kernels
-from .base import RuleOptimizer, python_numbers
+from .base import RuleOptimizer, check_int, python_numbers
 from .capabilities import DRIVER_FLAGS, Capabilities
 from .engine import Engine, compute_dtype, real
 from .probe import first_of_each_kind, keeping_rng, kind, rule_traits, stand_in
@@ -188,6 +188,10 @@ class Population:
             if not (p.is_floating_point() or p.is_complex()):
                 raise TypeError(f"parameter {i} is {p.dtype}; a population steps floating-point "
                                 "or complex parameters")
+            if not (p.is_leaf or p.retains_grad):  # as torch.optim refuses one
+                raise ValueError(f"parameter {i}: can't optimize a non-leaf Tensor (its .grad "
+                                 "is never filled: pass the tensor that requires grad, or "
+                                 ".detach().requires_grad_() it)")
         self.members = self.params[0].shape[0] if self.params[0].dim() else 0
         for i, p in enumerate(self.params):
             if p.dim() == 0 or p.shape[0] < 1 or p.shape[0] != self.members:
@@ -873,7 +877,11 @@ class Population:
                 group[name] = v
 
     def member_optimizer(self, index: int) -> torch.optim.Optimizer | None:
-        """The per-member optimizer instance (``"member"`` mode only), else None."""
+        """The per-member optimizer instance (``"member"`` mode only), else None.
+
+        ``index`` is a member's, 0 to ``members - 1`` (ValueError otherwise, in every mode: a
+        negative one read from the end, and one past the end raised ``IndexError``)."""
+        check_int("index", index, 0, self.members - 1)
         return self._optimizers[index] if self.mode == "member" else None
 
     # -- train / eval ------------------------------------------------------------------------
