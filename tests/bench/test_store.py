@@ -892,6 +892,16 @@ def test_a_timeout_that_is_no_wait_is_refused(tmp_path, timeout, error, match):
         RunStore("postgresql://optimlab@127.0.0.1:1/runs", timeout=timeout)
 
 
+@pytest.mark.parametrize("readonly", ["False", 1, None])
+def test_readonly_is_a_bool(tmp_path, readonly):
+    """readonly="False" opened the store read-only (a non-empty string is true), and its
+    writes were refused."""
+    with pytest.raises(TypeError, match=r"^RunStore: readonly must be True or False, got "):
+        RunStore(tmp_path / "runs.db", readonly=readonly)
+    with pytest.raises(TypeError, match=r"^RunStore: readonly must be True or False, got "):
+        RunStore("postgresql://optimlab@127.0.0.1:1/runs", readonly=readonly)
+
+
 def test_open_sweep_is_idempotent(store):
     a = store.open_sweep(CONFIG, name="first", environment={"machine": "test"})
     reordered = {"train": {"batch_size": 32, "steps": 100}, "model": "mlp", "task": "two-moons"}

@@ -222,6 +222,14 @@ def sqlite_path(path: str | os.PathLike) -> str | os.PathLike:
     return rest[1:]
 
 
+def _check_readonly(readonly: Any) -> None:
+    """TypeError unless ``readonly`` is a bool: ``readonly="False"`` opened the store read-only
+    (a non-empty string is true), and its writes were then refused."""
+    if not isinstance(readonly, bool):
+        raise TypeError(f"RunStore: readonly must be True or False, got "
+                        f"{type(readonly).__name__} {_one_line(repr(readonly), 80)}")
+
+
 def _check_timeout(timeout: Any) -> None:
     """TypeError unless ``timeout`` is a number, ValueError unless it is finite and >= 0
     (seconds to wait for a lock: a negative or NaN wait was taken without a word, an
@@ -351,6 +359,7 @@ class RunStore(DataFrameReaders):
             raise TypeError(f"RunStore: path must be a file path (str or os.PathLike) or "
                             f"':memory:', got {type(path).__name__} {_one_line(repr(path), 80)}")
         _check_timeout(timeout)
+        _check_readonly(readonly)
         path = sqlite_path(path)
         self.readonly = readonly
         self.timeout = timeout

@@ -35,7 +35,7 @@ import os
 import socket
 from typing import Any
 
-from .runstore import RunStore, _check_timeout
+from .runstore import RunStore, _check_readonly, _check_timeout
 from .schema import _SCHEMA, StoreError, SweepBusy, _one_line
 
 __all__ = ["ServerRunStore"]
@@ -167,6 +167,7 @@ class ServerRunStore(RunStore):
 
     def __init__(self, path: str, *, readonly: bool = False, timeout: float = 30.0) -> None:
         _check_timeout(timeout)  # before any connection: -1 or "30" is no wait
+        _check_readonly(readonly)
         self.readonly = readonly
         self.timeout = timeout
         self.memory = False
