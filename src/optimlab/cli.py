@@ -1472,31 +1472,12 @@ def _check_dense(names: Sequence[str], task, args: argparse.Namespace) -> None:
     of its trained parameters fails every run too (the others' gradients are dense), on the
     sequential engine as well: ``--sequential`` is suggested only where every parameter
     belongs to a sparse embedding."""
-    from .optim.registry import resolve
+    from .bench.sweep import check_sparse_only
 
-    sparse = [resolve(name).name for name in names if resolve(name).capabilities.sparse_only]
-    if not sparse:
-        return
-    from .bench.trainer import gradient_layouts, new_model
-
-    embedded, dense = gradient_layouts(new_model(task, args.model))
-    named = f"model {args.model or task.default_model} of task {task.name}"
-    if embedded and not dense:
-        if args.sequential:
-            return
-        why = ": pass --sequential to train it one run at a time on the model's sparse embedding"
-    elif embedded:
-        raise CLIError(
-            f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)), and {named} "
-            f"gives dense gradients to {len(dense)} of its {len(embedded) + len(dense)} "
-            f"parameters beside its "
-            "sparse embedding's, so every run would fail on either engine; choose an optimizer "
-            "that takes both (adagrad, sgd), or, in Python, step the embedding with SparseAdam "
-            "and the other parameters with another optimizer (e.g. Adam)")
-    else:
-        why = f", and so does {named}"
-    raise CLIError(f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)); "
-                   f"races, the playground and populations give dense ones{why}")
+    try:
+        check_sparse_only(names, task, args.model, args.sequential, "pass --sequential")
+    except ValueError as err:
+        raise CLIError(str(err)) from None
 
 
 def run_bench(args: argparse.Namespace) -> str:

@@ -921,6 +921,19 @@ def test_run_sweep_and_auto_lrs_check_their_arguments(tmp_path):
     assert store.con.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0
 
 
+def test_run_sweep_refuses_an_optimizer_of_sparse_gradients_on_a_dense_model(tmp_path):
+    """SparseAdam on the digits MLP: `optimlab bench` refused it up front, run_sweep stored a
+    sweep whose every run failed. The check is the sweep's now, which the command reads."""
+    store = RunStore(tmp_path / "runs.db")
+    for engine in ("population", "sequential"):
+        with pytest.raises(ValueError, match=r"^sparseadam takes sparse gradients only "
+                                             r"\(nn\.Embedding\(sparse=True\)\); races, the "
+                                             r"playground and populations give dense ones, and so "
+                                             r"does model mlp of task digits$"):
+            run_sweep(_spec(optimizers=("sparseadam",)), store, engine=engine)
+    assert store.con.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0
+
+
 def test_an_error_in_the_progress_callback_stops_the_sweep_and_fails_no_run(tmp_path):
     """progress=lambda: None (a callback of the wrong signature) raised in every group's
     first tick, which the trainer stored as each run's failure: the sweep returned as if it

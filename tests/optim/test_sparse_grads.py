@@ -200,7 +200,7 @@ def test_a_sparse_parameter_is_refused_by_name_before_anything_changes(layout, n
 def _check(model, sequential, monkeypatch):
     from optimlab import cli
 
-    monkeypatch.setattr("optimlab.bench.trainer.new_model", lambda task, name: model)
+    monkeypatch.setattr("optimlab.bench.sweep.new_model", lambda task, name: model)
     task = types.SimpleNamespace(name="mytask", default_model="net")
     cli._check_dense(["adam", "sparseadam"], task,
                      argparse.Namespace(model=None, sequential=sequential))

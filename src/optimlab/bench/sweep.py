@@ -60,6 +60,7 @@ from .trainer import (
     TrainConfig,
     check_task,
     full_batch,
+    gradient_layouts,
     new_model,
     one_at_a_time,
     population_refusal,
@@ -69,7 +70,8 @@ from .trainer import (
 
 __all__ = ["SweepSpec", "auto_lrs", "run_sweep", "run_records", "train_members", "ENGINES",
            "MAX_EXTENSIONS", "LR_BOUNDS", "data_digest", "model_digest", "CalibrationWarning",
-           "GIVEN_WEIGHTS", "EngineWarning", "default_eval_every", "rates_past_edge", "trained_by"]
+           "GIVEN_WEIGHTS", "EngineWarning", "default_eval_every", "rates_past_edge", "trained_by",
+           "check_sparse_only"]
 
 #: ``"auto"``: the population engine, and for a group it cannot batch (BatchNorm, a module
 #: ``vmap`` rejects) the sequential engine
@@ -520,6 +522,8 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     if task is None:
         task = get_task(spec.task, data_dir=data_dir)
     check_task(task)
+    # "auto" trains a model it cannot batch (a sparse embedding's) on the sequential engine
+    check_sparse_only(spec.optimizers, task, spec.config.model, engine != "population")
     config = spec.stored_config(task) if stored_config is None else stored_config
     higher_is_better = config["metric"]["higher_is_better"]
     sweep_id = store.open_sweep(config, name=name)
@@ -569,6 +573,38 @@ def _progress_errors():
         yield
     except _ProgressFailed as failed:
         raise failed.__cause__ from None
+
+
+def check_sparse_only(names: Sequence[str], task, model: str | None, sequential: bool,
+                      how: str = "pass engine='sequential'") -> None:
+    """ValueError, before anything trains, for an optimizer of ``names`` that takes sparse
+    gradients only (``Capabilities.sparse_only``: SparseAdam) where every run of it would
+    fail: the population engine gives dense gradients, and so does a model without a sparse
+    embedding on either engine. A model whose sparse embeddings hold only some of its
+    trained parameters fails every run too (the others' gradients are dense), on the
+    sequential engine as well; only where every parameter belongs to a sparse embedding
+    does the sequential engine (``sequential``) train it, which ``how`` says how to ask for."""
+    sparse = [resolve(name).name for name in names if resolve(name).capabilities.sparse_only]
+    if not sparse:
+        return
+    embedded, dense = gradient_layouts(new_model(task, model))
+    named = f"model {model or task.default_model} of task {task.name}"
+    if embedded and not dense:
+        if sequential:
+            return
+        why = f": {how} to train it one run at a time on the model's sparse embedding"
+    elif embedded:
+        raise ValueError(
+            f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)), and {named} "
+            f"gives dense gradients to {len(dense)} of its {len(embedded) + len(dense)} "
+            f"parameters beside its "
+            "sparse embedding's, so every run would fail on either engine; choose an optimizer "
+            "that takes both (adagrad, sgd), or, in Python, step the embedding with SparseAdam "
+            "and the other parameters with another optimizer (e.g. Adam)")
+    else:
+        why = f", and so does {named}"
+    raise ValueError(f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)); "
+                     f"races, the playground and populations give dense ones{why}")
 
 
 def _check_name(name) -> None:
