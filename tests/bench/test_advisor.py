@@ -527,6 +527,19 @@ def test_arguments_are_checked_before_anything_trains(tmp_path):
         store.sweep(1)
 
 
+def test_a_loss_class_given_for_a_loss_is_said_so(tmp_path):
+    """advise(model, nn.CrossEntropyLoss, ...) (the class, no parentheses) said "the model
+    ... rejects its data: RuntimeError: Boolean value of Tensor ..."."""
+    x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+    with pytest.raises(AdvisorError, match=r"^loss_fn is the class CrossEntropyLoss, not a "
+                                           r"loss: pass an instance, CrossEntropyLoss\(\)$"):
+        advise(nn.Linear(4, 2), nn.CrossEntropyLoss, (x, y), optimizers=["adam"], steps=9,
+               store=RunStore(tmp_path / "runs.db"))
+    with pytest.raises(AdvisorError, match=r"^loss_fn must be callable"):
+        advise(nn.Linear(4, 2), None, (x, y), optimizers=["adam"], steps=9,
+               store=RunStore(tmp_path / "runs.db"))
+
+
 def test_the_callers_random_state_is_left_alone(tmp_path):
     x, y = _regression(64)
     model, store = nn.Linear(8, 1), RunStore(tmp_path / "runs.db")

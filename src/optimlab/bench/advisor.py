@@ -1613,6 +1613,11 @@ def _loss_kind(loss_fn, integer_targets: bool = True) -> str | Callable:
     if not callable(loss_fn):
         raise AdvisorError(f"loss_fn must be callable (output, target) -> scalar, got "
                            f"{type(loss_fn).__name__}")
+    if isinstance(loss_fn, type) and issubclass(loss_fn, nn.Module):
+        # the class itself: calling it builds a module from (output, target) as arguments,
+        # and the message blamed the model for rejecting its data
+        raise AdvisorError(f"loss_fn is the class {loss_fn.__name__}, not a loss: pass an "
+                           f"instance, {loss_fn.__name__}()")
     reduction = _reduction(loss_fn)
     if reduction not in (None, "mean"):
         raise AdvisorError(f"loss_fn {loss_description(loss_fn)} has reduction={reduction!r}: "
