@@ -766,3 +766,21 @@ def test_each_racers_path_and_loss_curve_carry_a_marker_of_their_own():
     plt_close(fig)
     assert all(len(m) == 1 for m in markers.values()) and len(markers) == 3
     assert len({m for ms in markers.values() for m in ms} - {"None", ""}) == 3
+
+
+def test_the_switches_of_the_pictures_are_bools(tmp_path):
+    """race.plot(show_loss="no") drew for 0.3 s and failed in int(); plot_surface(log="yes")
+    and optimlab.available(dense="yes") took any value for true."""
+    import optimlab
+    from optimlab.optim.base import ArgumentTypeError
+
+    race = _race(steps=5)
+    with pytest.raises(ArgumentTypeError, match=r"^show_loss must be a bool, got 'no'$"):
+        race.plot(show_loss="no")
+    with pytest.raises(ArgumentTypeError, match=r"^show_loss must be a bool, got 1$"):
+        race.animate(tmp_path / "r.gif", show_loss=1)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ArgumentTypeError, match=r"^log must be a bool, got 'yes'$"):
+        race.landscape.plot_surface(race, log="yes")
+    with pytest.raises(ArgumentTypeError, match=r"^dense must be a bool, got 'yes'$"):
+        optimlab.available(dense="yes")

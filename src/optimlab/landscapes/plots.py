@@ -32,7 +32,7 @@ from optimlab._files import signals_deferred
 from optimlab.landscapes.base import min_value_floor
 from optimlab.landscapes.result import Race
 from optimlab.optim import palette as _palette
-from optimlab.optim.base import check_int
+from optimlab.optim.base import check_bool, check_int
 
 __all__ = ["Animation", "PlotWarning", "animate_race", "label_colors", "plot_landscape", "plot_race",
            "plot_surface", "plt_close", "race_colors"]
@@ -498,6 +498,7 @@ def plot_race(race, resolution: int = 200, show_loss: bool = True):
     grid's points per side, an integer in [2, :data:`MAX_RESOLUTION`] (ValueError otherwise,
     before anything is drawn).
     """
+    check_bool("show_loss", show_loss)  # "no" was drawn for 0.3 s, then failed in int()
     resolution = _check_resolution(resolution)
     plt = _pyplot()
     two_d = race.landscape.dim == 2
@@ -777,6 +778,7 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
                         f"{type(path).__name__}")
     for name, value, low in (("fps", fps, 1), ("frames", frames, 2), ("dpi", dpi, 1)):
         check_int(name, value, low)
+    check_bool("show_loss", show_loss)
     fps, frames, dpi = int(fps), int(frames), int(dpi)
     if fps > MAX_GIF_FPS:
         raise ValueError(f"fps must be an integer in [1, {MAX_GIF_FPS}], got {fps}: a GIF's "
@@ -883,6 +885,8 @@ def plot_surface(landscape, race=None, resolution: int = 80, log: bool | None = 
     """
     _check_race(landscape, race, "plot_surface")
     _require_2d(landscape, "plot_surface")
+    if log is not None:
+        check_bool("log", log)  # "yes" was read as true, "False" too
     resolution = _check_resolution(resolution)
     plt = _pyplot()
     from matplotlib import colors as mcolors

@@ -27,7 +27,7 @@ import torch
 
 from .. import _plugins
 from .._plugins import PluginWarning
-from .base import ArgumentTypeError, RuleOptimizer, TorchOptimizer
+from .base import ArgumentTypeError, RuleOptimizer, TorchOptimizer, check_bool
 from .capabilities import NOT_HYPERPARAMETERS, Capabilities, hyperparameters
 from .catalog import ALIASES, TABLE, Info
 
@@ -242,6 +242,8 @@ def available(dense: bool = False, *, user: bool = True) -> list[Entry]:
     built-ins alone. Installed plugins (``"optimlab.optimizers"`` entry points) are loaded
     first, and count as registered.
     """
+    check_bool("dense", dense)
+    check_bool("user", user)
     _load_plugins()
     return [e for e in _ENTRIES.values() if not (dense and e.capabilities.sparse_only)
             and (user or e.name in _BUILTIN)]
