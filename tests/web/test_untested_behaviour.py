@@ -517,3 +517,37 @@ def test_a_classs_page_lists_the_registry_names_that_preset_it(tmp_path):
     assert all(f"<code>{name}</code>" in sgd for name in ("gd", "momentum", "nag"))
     index = (tmp_path / "index.html").read_text()
     assert "or a NumPy transcription of the paper written for the tests (" in index
+
+
+# ----------------------------------------------------------------------------- plugins
+
+
+def test_a_plugins_refusal_of_any_kind_is_the_users_error_also_inside_a_wrapper():
+    """A registered optimizer's constructor may refuse a value with any exception (here a
+    RuntimeError): the playground answers 422 naming it, also where a built-in wrapper (SAM)
+    builds it by name, rather than a 500 for a built-in's bug."""
+    import optimlab
+    from optimlab.optim.base import RuleOptimizer
+    from optimlab.optim.capabilities import Capabilities
+    from optimlab.web import hparams
+
+    class Touchy(RuleOptimizer):
+        init = staticmethod(lambda p, **_: {})
+        update = staticmethod(lambda p, g, state, *, lr, **_: p - lr * g)
+        capabilities = Capabilities()
+
+        def __init__(self, params, lr=0.1, beta=0.1, *, maximize=False):
+            if beta > 0.5:
+                raise RuntimeError("beta too large for this plugin")
+            super().__init__(params, dict(lr=lr, beta=beta, maximize=maximize))
+
+    optimlab.register(Touchy)
+    try:
+        for name, given in (("touchy", {"beta": 0.7}),
+                            ("sam", {"base_optimizer": "touchy", "beta": 0.7})):
+            with pytest.raises(hparams.HyperparameterError,
+                               match=rf"^{name}: RuntimeError: beta too large for this plugin$"):
+                hparams.check(name, given)
+        assert hparams.check("sam", {"base_optimizer": "touchy", "beta": 0.2})["beta"] == 0.2
+    finally:
+        optimlab.unregister("touchy")
