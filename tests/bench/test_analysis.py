@@ -428,6 +428,22 @@ def test_equal_costs_are_told_apart_at_most_about_5_percent_of_the_time(rounds):
     assert apart / len(medians) <= 0.06, apart
 
 
+def test_the_tie_rule_takes_spreads_at_the_ends_of_the_float_range():
+    """Student's t's degrees of freedom raised on a NaN spread (math.floor(nan)) and
+    overflowed at 1e200; a NaN spread ties nothing, an infinite one (nothing known) ties,
+    and the bound does not depend on the scale of the costs."""
+    from optimlab.bench.analysis import cost_bound, costs_tie, timed_against_fastest
+
+    assert not costs_tie(1.0, math.nan, 5, 1.1, 0.1, 5)
+    assert costs_tie(1.0, math.inf, 5, 1.1, 0.1, 5)
+    for scale in (1e-200, 1.0, 1e200):
+        assert cost_bound(scale, 15, scale, 15) == pytest.approx(2.228139)
+        assert costs_tie(scale, 0.1, 15, 1.0001 * scale, 0.1, 15)
+        assert not costs_tie(scale, 0.01, 15, 1.5 * scale, 0.01, 15)
+    assert timed_against_fastest({"a": 10.0, "b": 10.5}, {"a": 10, "b": 10},
+                                 {"a": math.nan, "b": 0.1}, {"a": 15, "b": 15})[1] == []
+
+
 def test_a_mean_difference_of_float32_rounding_is_no_difference_at_any_seeds():
     """b one float32 unit in the last place above a on every seed: with two seeds the
     rounding test said so, from three on the paired interval (of zero width) excluded 0,

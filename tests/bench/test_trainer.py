@@ -853,6 +853,19 @@ def test_a_model_with_nothing_to_train_is_refused_by_both_engines():
             train(AllFrozen(), config, [Member("adam", {"lr": 1e-2}, 0)])
 
 
+def test_every_entry_point_that_seeds_the_generator_holds_the_lab_lock_throughout():
+    """population_refusal seeds torch's generator (its model's weights) and then probes a
+    population step: each piece took the lock, but another thread could run between them
+    when a helper inserted above it took its decorator (forty-first session). The lab's
+    entry points are one_at_a_time's wrapper itself."""
+    from optimlab.bench import trainer
+
+    wrapper = trainer.one_at_a_time(len).__code__
+    for fn in (trainer.population_refusal, trainer.check_model, trainer.train_population,
+               trainer.train_sequential):
+        assert fn.__code__ is wrapper, fn.__name__
+
+
 def test_training_calls_from_two_threads_take_turns():
     """The lab seeds torch's process-wide generator per run: two sweeps in two threads of
     one process drew from each other's streams and stored other numbers than alone. A

@@ -475,6 +475,10 @@ def test_effective_lr_and_ema_check_their_arguments_before_computing():
                           ({"at": (1.5,)}, ArgumentTypeError), ({"lr": 0.0}, ValueError)):
         with pytest.raises(error):
             schedules.effective_lr(**kwargs)
+    # NumPy's arrays and ranges, as before the checks (and as sparse() takes them)
+    assert schedules.effective_lr(steps=10, at=np.array([1, 10])).at == (1, 10)
+    assert schedules.effective_lr(steps=5, at=range(1, 4)).at == (1, 2, 3)
+    assert schedules.ema(betas=np.array([0.5, 0.9])).betas == (0.5, 0.9)
     for kwargs, message in (({"n": -1}, r"^n must be an integer >= 1, got -1$"),
                             ({"n": 2.5}, r"^n must be an integer >= 1, got 2.5$"),
                             ({"rows": -1}, r"^rows must be an integer >= 1, got -1$"),

@@ -277,10 +277,16 @@ def test_a_population_refuses_non_leaf_tensors_and_members_it_does_not_have():
     from optimlab.optim.population import Population
 
     base = torch.ones(2, 3, requires_grad=True)
-    with pytest.raises(ValueError, match=r"^parameter 0: can't optimize a non-leaf Tensor"):
-        Population("sgd", [base * 2], {"lr": 0.1})
+    population = Population("sgd", [base * 2], {"lr": 0.1})
+    (population.params[0] ** 2).sum().backward()
+    with pytest.raises(ValueError, match=r"^parameter 0: can't step a non-leaf Tensor from its "
+                                         r"\.grad, which autograd never fills"):
+        population.step()
     with pytest.raises(ValueError, match="can't optimize a non-leaf Tensor"):
         torch.optim.SGD([base * 2], lr=0.1)  # torch's own refusal, which this mirrors
+    # its gradients given: a non-leaf tensor steps (the step reads no .grad)
+    population.step(grads=[torch.ones(2, 3)])
+    assert torch.allclose(population.params[0], torch.full((2, 3), 1.9))
     member = Population("lbfgs", [torch.ones(2, 3, requires_grad=True)])
     batched = Population("adam", [torch.ones(2, 3, requires_grad=True)])
     assert member.mode == "member" and batched.mode != "member"

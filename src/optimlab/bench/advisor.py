@@ -108,6 +108,7 @@ from torch.nn import functional as F
 
 from .._table import listed, one_line
 from ..optim.base import ArgumentTypeError, check_callable, check_int
+from ..optim.capabilities import SPARSE_ONLY
 from ..optim.registry import resolve, work_weight
 from .analysis import (
     _ROUNDING,
@@ -880,7 +881,7 @@ def _gradient_refusals(task: Task, model: str | None, names: Sequence[str]) -> d
                          "embedding (sparse=True) gives sparse ones, so it was not run (sgd, "
                          "momentum and adagrad take both)")
         elif caps.sparse_only and dense:
-            why[name] = (f"{name} takes sparse gradients only (nn.Embedding(sparse=True)), "
+            why[name] = (f"{name} {SPARSE_ONLY}, "
                          f"and the model gives dense gradients to {len(dense)} of its "
                          f"{len(embedded) + len(dense)} trained parameters, so it was not run")
     return why

@@ -612,10 +612,13 @@ def cost_bound(se: float, rounds: int, se_other: float, other_rounds: int) -> fl
     """
     df_one = (rounds - 1) * _IQR_DF_PER_ROUND
     df_other = (other_rounds - 1) * _IQR_DF_PER_ROUND
-    variance = se * se + se_other * se_other
-    if variance == 0:
+    scale = max(abs(se), abs(se_other))
+    if scale == 0:
         return _t_quantile(0.975, 10**9)
-    df = variance * variance / (se**4 / df_one + se_other**4 / df_other)
+    if not math.isfinite(scale):  # a spread of inf or NaN: the widest bound (NaN ties nothing)
+        return _t_quantile(0.975, 1)
+    a, b = se / scale, se_other / scale  # in ratios: no overflow at 1e200, no underflow at 1e-200
+    df = (a * a + b * b) ** 2 / (a**4 / df_one + b**4 / df_other)
     return _t_quantile(0.975, max(1, math.floor(df)))
 
 

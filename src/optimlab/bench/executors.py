@@ -187,9 +187,9 @@ class RayExecutor:
                 outcome = ray.get(done[0])
             except ray.exceptions.RayError as err:
                 outcome = ray_error_outcome(err)
+            yield index, outcome  # stored first: a progress callback that raises loses nothing
             if progress is not None and call.ticks:
                 progress(call.ticks)
-            yield index, outcome
 
     def close(self) -> None:
         """Disconnect from the cluster (and stop the Ray instance this executor started)."""

@@ -46,6 +46,7 @@ import numpy as np
 
 from .._table import count
 from ..optim.base import ArgumentTypeError, check_callable, check_int
+from ..optim.capabilities import DENSE_HERE, SPARSE_ONLY
 from ..optim.registry import resolve
 from .analysis import finite_number, repeated_rates, summarize, tail_score
 from .cost import StepCost, step_costs
@@ -498,7 +499,8 @@ def run_sweep(spec: SweepSpec, store: RunStore, engine: str = "population",
     are failed. Ctrl-C (``KeyboardInterrupt``), or another exception out of the training
     loop (the store's), puts the runs this call started and did not end back to ``pending``
     (their partial points deleted) and goes on: the ended runs are kept, and the same call
-    again trains the rest.
+    again trains the rest. An exception out of ``progress`` (the caller's code, not a
+    run's) does the same and comes out of this call as it was raised: it fails no run.
 
     ``recalibrate`` measures every optimizer of the sweep's step cost again, together (see
     the module's docstring): the runs trained now take the new costs unless ended runs of
@@ -572,7 +574,10 @@ def _progress_errors():
     try:
         yield
     except _ProgressFailed as failed:
-        raise failed.__cause__ from None
+        error = failed.__cause__
+        for note in getattr(failed, "__notes__", ()):  # what the reset could not do, say
+            error.add_note(note)
+        raise error from None
 
 
 def check_sparse_only(names: Sequence[str], task, model: str | None, sequential: bool,
@@ -595,7 +600,7 @@ def check_sparse_only(names: Sequence[str], task, model: str | None, sequential:
         why = f": {how} to train it one run at a time on the model's sparse embedding"
     elif embedded:
         raise ValueError(
-            f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)), and {named} "
+            f"{sparse[0]} {SPARSE_ONLY}, and {named} "
             f"gives dense gradients to {len(dense)} of its {len(embedded) + len(dense)} "
             f"parameters beside its "
             "sparse embedding's, so every run would fail on either engine; choose an optimizer "
@@ -603,8 +608,7 @@ def check_sparse_only(names: Sequence[str], task, model: str | None, sequential:
             "and the other parameters with another optimizer (e.g. Adam)")
     else:
         why = f", and so does {named}"
-    raise ValueError(f"{sparse[0]} takes sparse gradients only (nn.Embedding(sparse=True)); "
-                     f"races, the playground and populations give dense ones{why}")
+    raise ValueError(f"{sparse[0]} {SPARSE_ONLY}; {DENSE_HERE}{why}")
 
 
 def _check_name(name) -> None:

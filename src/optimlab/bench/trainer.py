@@ -1089,6 +1089,7 @@ def check_model(task, model_name: str | None = None) -> None:
     check_output(task, _init_model(task, model_name, 0), model_name)
 
 
+@one_at_a_time
 def population_refusal(task, model_name: str | None = None) -> str | None:
     """Why the population engine cannot train ``task``'s model, or None where it can.
 

@@ -4,7 +4,6 @@ least-squares problem, per update and per gradient evaluation."""
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -16,7 +15,7 @@ from .._table import listed, text_table
 from ..optim.base import check_int
 from ..optim.palette import variant_styles
 from ..optim.population import Population
-from .base import Demo, check_seed, pyplot, steps_text
+from .base import Demo, check_seed, finite_number, pyplot, steps_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -194,8 +193,7 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
     """
     for name, value in (("n", n), ("d", d), ("epochs", epochs)):
         check_int(name, value, 1)
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) \
-            or not (math.isfinite(noise) and noise >= 0):
+    if not (finite_number(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     variants = GD_VARIANTS if variants is None else variants
     if not isinstance(variants, Mapping) or not variants:
@@ -208,8 +206,7 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
         batch, lr = spec
         if batch is not None:
             check_int(f"variants[{label!r}] batch", batch, 1)
-        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) \
-                or not (math.isfinite(lr) and lr > 0):
+        if not (finite_number(lr) and lr > 0):
             raise ValueError(f"variants[{label!r}] lr must be a finite number > 0, "
                              f"got {lr!r}")
     n, d, epochs = int(n), int(d), int(epochs)

@@ -131,6 +131,8 @@ def effective_lr(lr: float = 0.01, grad: float = 0.5, alpha: float = 0.9, steps:
     if grad == 0:
         raise ValueError("grad must not be 0: the effective rate is the step over the gradient")
     check_range("alpha", alpha, 0.0, 1.0)
+    if isinstance(at, np.ndarray):  # NumPy's steps, as Python's
+        at = at.tolist() if at.ndim == 1 else at
     if isinstance(at, (str, bytes)) or not isinstance(at, Sequence):
         raise ArgumentTypeError(f"at must be a sequence of steps to show, got {at!r}")
     if not all(isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in at):
@@ -220,6 +222,8 @@ def ema(betas: Sequence[float] = (0.5, 0.9, 0.98), n: int = 100, seed: int = 0,
     """
     check_int("n", n, 1)
     check_int("rows", rows, 1)
+    if isinstance(betas, np.ndarray):  # NumPy's numbers, as Python's
+        betas = betas.tolist() if betas.ndim == 1 else betas
     if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or not betas:
         raise ArgumentTypeError(f"betas must be a non-empty sequence of numbers, got {betas!r}")
     for b in betas:

@@ -3,7 +3,6 @@ frequent one, where SGD gives both the same."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,7 @@ from .._table import text_table
 from ..optim import SGD, Adagrad
 from ..optim.base import check_int
 from ..optim.palette import LINE_STYLES, color, shade
-from .base import Demo, check_seed, pyplot
+from .base import Demo, check_seed, finite_number, pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -122,28 +121,24 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
     The pass reads ``n // batch`` whole batches: the ``n % batch`` samples left over are
     neither trained on nor counted in ``presence``.
     """
-    def number(value) -> bool:  # Python's or NumPy's, not a bool
-        return isinstance(value, (int, float, np.integer, np.floating)) \
-            and not isinstance(value, (bool, np.bool_))
-
     check_int("batch", batch, 1)
     batch = int(batch)
     if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < batch:
         raise ValueError(f"n must be an integer >= batch ({batch}): one batch at least, "
                          f"got {n!r}")
     n = int(n)
-    if not (number(lr) and 0 < lr < math.inf):
+    if not (finite_number(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if not (number(noise) and 0 <= noise < math.inf):
+    if not (finite_number(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     presence, true_w = np.asarray(presence).tolist(), np.asarray(true_w).tolist()
     if not isinstance(presence, list) or not isinstance(true_w, list) \
             or len(presence) != len(true_w) or not presence:
         raise ValueError("presence and true_w need one entry per feature (at least one)")
-    if not all(number(p) and 0 < p < 1 for p in presence):
+    if not all(finite_number(p) and 0 < p < 1 for p in presence):
         raise ValueError(f"presence must hold shares strictly between 0 and 1, got "
                          f"{tuple(presence)!r}")
-    if not all(number(w) and math.isfinite(w) for w in true_w):
+    if not all(finite_number(w) for w in true_w):
         raise ValueError(f"true_w must hold finite numbers, got {tuple(true_w)!r}")
     gen = torch.Generator().manual_seed(check_seed(seed))
     probs = torch.tensor(presence, dtype=torch.float64)

@@ -180,10 +180,9 @@ class Landscape:
         if not callable(self.f):
             raise ArgumentTypeError(f"{self.name}: f must be a function of points [..., dim] "
                                     f"to values [...], got {type(self.f).__name__}")
-        for name in ("description",):
-            if not isinstance(getattr(self, name), str):
-                raise ArgumentTypeError(f"{self.name}: {name} must be a str, got "
-                                        f"{getattr(self, name)!r}")
+        if not isinstance(self.description, str):
+            raise ArgumentTypeError(f"{self.name}: description must be a str, got "
+                                    f"{self.description!r}")
         check_bool(f"{self.name}: log_scale", self.log_scale)
         if isinstance(self.challenges, str):
             raise ArgumentTypeError(f"{self.name}: challenges must be a sequence of tags, such "

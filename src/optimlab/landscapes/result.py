@@ -15,6 +15,8 @@ from .base import Landscape, min_value_floor
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from .plots import Animation
+
 __all__ = ["Race", "RaceMetrics", "below_min_value"]
 
 
@@ -269,7 +271,7 @@ class Race:
 
         return plot_race(self, **kwargs)
 
-    def animate(self, path: str | Path, **kwargs: Any) -> list[Path]:
+    def animate(self, path: str | Path, **kwargs: Any) -> Animation:
         """Write an animation of the race: a GIF, and an MP4 beside it when ffmpeg exists
         (:func:`~optimlab.landscapes.plots.animate_race`). Returns the written paths as a
         list that a notebook shows as the GIF."""

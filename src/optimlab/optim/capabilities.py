@@ -60,6 +60,12 @@ DRIVER_FLAGS = frozenset({"maximize", "foreach", "fused", "differentiable", "cap
 #: constructor arguments that are no hyperparameter at all
 NOT_HYPERPARAMETERS = frozenset({"self", "params", "optimizer"})
 
+#: how a refusal of an optimizer of sparse gradients only (``Capabilities.sparse_only``)
+#: says what it takes, and why the lab's batched runs cannot give it that: one wording for
+#: populations, sweeps and the advisor
+SPARSE_ONLY = "takes sparse gradients only (nn.Embedding(sparse=True))"
+DENSE_HERE = "races, the playground and populations give dense ones"
+
 
 @dataclass(frozen=True)
 class Capabilities:

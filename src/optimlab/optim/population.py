@@ -98,7 +98,7 @@ from torch import Tensor
 
 from . import kernels
 from .base import RuleOptimizer, check_int, python_numbers
-from .capabilities import DRIVER_FLAGS, Capabilities
+from .capabilities import DENSE_HERE, DRIVER_FLAGS, SPARSE_ONLY, Capabilities
 from .engine import Engine, compute_dtype, real
 from .probe import first_of_each_kind, keeping_rng, kind, rule_traits, stand_in
 from .registry import checked_defaults, create, probe, resolve
@@ -188,10 +188,6 @@ class Population:
             if not (p.is_floating_point() or p.is_complex()):
                 raise TypeError(f"parameter {i} is {p.dtype}; a population steps floating-point "
                                 "or complex parameters")
-            if not (p.is_leaf or p.retains_grad):  # as torch.optim refuses one
-                raise ValueError(f"parameter {i}: can't optimize a non-leaf Tensor (its .grad "
-                                 "is never filled: pass the tensor that requires grad, or "
-                                 ".detach().requires_grad_() it)")
         self.members = self.params[0].shape[0] if self.params[0].dim() else 0
         for i, p in enumerate(self.params):
             if p.dim() == 0 or p.shape[0] < 1 or p.shape[0] != self.members:
@@ -210,9 +206,7 @@ class Population:
                                for i in range(self.members)]
         self.capabilities: Capabilities = self.entry.capabilities
         if self.capabilities.sparse_only:
-            raise ValueError(f"{self.entry.name} takes sparse gradients only (nn.Embedding("
-                             f"sparse=True)); races, the playground and populations give "
-                             f"dense ones")
+            raise ValueError(f"{self.entry.name} {SPARSE_ONLY}; {DENSE_HERE}")
         # a switch is the same for every member (checked when the values are stacked)
         self.mode = self.capabilities.batching_for(self.member_hparams[0])
         if not issubclass(self.cls, RuleOptimizer):
@@ -509,6 +503,12 @@ class Population:
                 loss = closure()
         checked = grads is None  # autograd's gradients match their parameters
         if checked:
+            for i, p in enumerate(self.params):
+                if not (p.is_leaf or p.retains_grad):  # as torch.optim refuses one
+                    raise ValueError(
+                        f"parameter {i}: can't step a non-leaf Tensor from its .grad, which "
+                        "autograd never fills: pass the tensor that requires grad (or "
+                        ".detach().requires_grad_() it), or its gradients with step(grads=...)")
             grads = [p.grad for p in self.params]
             self._check_dense(grads)
         elif self._plan is None or len(grads) != len(self.params):
