@@ -798,20 +798,18 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
     # each file is rendered into a temporary one beside it, which replaces it only once
     # complete: a failed or interrupted render leaves the file that was there as it was
     temporaries: dict[Path, Path] = {}
+    written: list[Path] = []
+    fig = None
+    # one try from the first temporary on: an interrupt (Ctrl-C, SIGTERM) anywhere after it,
+    # while the figure is made too, removes every temporary not moved into place (one
+    # arriving as the figure was made left a .part.gif)
     try:
         for target in targets:
-            with signals_deferred():  # kept here before an interrupt can come (Ctrl-C, SIGTERM)
+            with signals_deferred():  # kept here before an interrupt can come
                 temporaries[target] = _temporary_beside(target)
-    except BaseException:
-        for temporary in temporaries.values():
-            temporary.unlink(missing_ok=True)
-        raise
-
-    two_d = race.landscape.dim == 2
-    panels = int(two_d) + int(show_loss or not two_d)
-    fig = plt.figure(figsize=(5.6 * panels + 0.8, 5.2), layout="constrained")
-    written: list[Path] = []
-    try:
+        two_d = race.landscape.dim == 2
+        panels = int(two_d) + int(show_loss or not two_d)
+        fig = plt.figure(figsize=(5.6 * panels + 0.8, 5.2), layout="constrained")
         art = _draw_race(fig, race, resolution, show_loss)
         counter_ax = art.contour_ax if art.contour_ax is not None else art.loss_ax
         counter = counter_ax.text(0.02, 0.97, "", transform=counter_ax.transAxes, va="top",
@@ -857,16 +855,18 @@ def animate_race(race, path, fps: int = 20, frames: int = 100, dpi: int = 80,
                 warnings.warn(f"no MP4 written: ffmpeg failed: {_ffmpeg_reason(err)}",
                               PlotWarning, stacklevel=2)
                 continue
-            os.replace(temporaries[target], target)
-            written.append(target)
+            with signals_deferred():  # moved and counted as written together
+                os.replace(temporaries[target], target)
+                written.append(target)
         return Animation(written)
     except BaseException:
-        for target in targets:  # no half-written files left behind; the targets untouched
+        for target, temporary in temporaries.items():  # no half-written files left behind
             if target not in written:
-                temporaries[target].unlink(missing_ok=True)
+                temporary.unlink(missing_ok=True)
         raise
     finally:
-        plt.close(fig)
+        if fig is not None:
+            plt.close(fig)
 
 
 # --------------------------------------------------------------------------- surface
