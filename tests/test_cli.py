@@ -791,7 +791,7 @@ def test_bench_hints_at_sequential_only_where_batching_failed(tmp_path, capsys, 
     (tmp_path / f"{module}.py").write_text(_BATCHNORM_TASK)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delitem(sys.modules, module, raising=False)
-    monkeypatch.setattr(cli, "_one_by_one", lambda task, model: False)
+    monkeypatch.setattr(cli, "_one_by_one", lambda task, model, sequential=False: sequential)
     argv = ["bench", f"{module}:batchnorm", "--optimizers", "adam", "--lrs", "0.01", "--seeds",
             "1", "--steps", "5", "--db", str(tmp_path / "runs.db")]
     assert main(argv) == 2

@@ -1580,11 +1580,7 @@ def run_bench(args: argparse.Namespace) -> str:
             print(f"optimlab: note: sweep {existing} in {_masked(db)} keeps "
                   + (f"its name {kept!r}" if kept else "no name") + f", not {args.name!r}: a "
                   "sweep is named when it is created", file=sys.stderr)
-    engine = "sequential" if args.sequential else "population"
-    if engine == "population" and _one_by_one(task, args.model):
-        engine = "sequential"
-    elif engine == "sequential":  # the model check _one_by_one starts with, for this engine too
-        _check_model(task, args.model)
+    engine = "sequential" if _one_by_one(task, args.model, args.sequential) else "population"
     if existing is not None:  # resumed (or ended): only its unfinished runs train
         pending = [run.optimizer for run in store.pending_runs(existing)]
         counts = {name: pending.count(name) for name in names}
@@ -2192,26 +2188,21 @@ def _advise(args: argparse.Namespace, json_to_stdout: bool) -> str:
     return "\n".join(lines)
 
 
-def _check_model(task, model: str | None) -> None:
-    """CLIError where no engine can train ``task``'s model
-    (:func:`optimlab.bench.trainer.check_model`): a sweep of runs that all fail with it is
-    not stored."""
-    from .bench.trainer import check_model
+def _one_by_one(task, model: str | None, sequential: bool = False) -> bool:
+    """Whether ``task``'s model trains one run at a time: asked for (``sequential``), or
+    because the population engine cannot batch it
+    (:func:`optimlab.bench.trainer.population_refusal`), said on stderr once. Either way a
+    model no engine can train (:func:`optimlab.bench.trainer.check_model`: it fails on two
+    examples, or its output does not fit the data) is a CLIError first, so no sweep of runs
+    that all fail with it is stored."""
+    from .bench.trainer import check_model, population_refusal
 
     try:
-        check_model(task, model)
+        if sequential:
+            check_model(task, model)
+            return True
+        refusal = population_refusal(task, model)  # checks the model first
     except ValueError as err:
-        raise CLIError(" ".join(str(err).split())) from None
-
-
-def _one_by_one(task, model: str | None) -> bool:
-    """Whether the population engine cannot batch ``task``'s model, so its runs train one
-    by one (:func:`optimlab.bench.trainer.population_refusal`), said on stderr once."""
-    from .bench.trainer import population_refusal
-
-    try:
-        refusal = population_refusal(task, model)
-    except ValueError as err:  # the model's output does not fit the data
         raise CLIError(" ".join(str(err).split())) from None
     if refusal is not None:  # BatchNorm, dropout, a module vmap cannot batch
         why = refusal if len(refusal) <= 160 else refusal[:160] + "..."
