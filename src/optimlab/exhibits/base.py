@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import TYPE_CHECKING, Any
 
 from ..optim.base import check_int
@@ -11,18 +9,7 @@ from ..optim.base import check_int
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Demo", "check_seed", "finite_number", "pyplot", "steps_text"]
-
-
-def finite_number(value: Any) -> bool:
-    """Whether ``value`` is a finite real number: Python's or NumPy's (``np.float32``,
-    ``np.int64``), a ``Fraction``; not a bool. What the exhibits take for a number.
-
-    >>> finite_number(0.5), finite_number(True), finite_number(float("nan"))
-    (True, False, False)
-    """
-    return not isinstance(value, bool) and isinstance(value, numbers.Real) \
-        and math.isfinite(value)
+__all__ = ["Demo", "check_seed", "pyplot", "steps_text"]
 
 
 def check_seed(seed: Any) -> int:

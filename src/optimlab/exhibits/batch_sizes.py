@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from .._table import listed, text_table
+from ..landscapes.base import _real  # a finite real number: NumPy's too, not a bool
 from ..optim.base import check_int
 from ..optim.palette import variant_styles
 from ..optim.population import Population
-from .base import Demo, check_seed, finite_number, pyplot, steps_text
+from .base import Demo, check_seed, pyplot, steps_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -193,7 +194,7 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
     """
     for name, value in (("n", n), ("d", d), ("epochs", epochs)):
         check_int(name, value, 1)
-    if not (finite_number(noise) and noise >= 0):
+    if not (_real(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     variants = GD_VARIANTS if variants is None else variants
     if not isinstance(variants, Mapping) or not variants:
@@ -206,7 +207,7 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
         batch, lr = spec
         if batch is not None:
             check_int(f"variants[{label!r}] batch", batch, 1)
-        if not (finite_number(lr) and lr > 0):
+        if not (_real(lr) and lr > 0):
             raise ValueError(f"variants[{label!r}] lr must be a finite number > 0, "
                              f"got {lr!r}")
     n, d, epochs = int(n), int(d), int(epochs)
