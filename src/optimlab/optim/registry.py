@@ -14,12 +14,12 @@ does not know (see :mod:`optimlab._plugins`).
 from __future__ import annotations
 
 import difflib
-import functools
 import inspect
 import math
 import re
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -312,14 +312,24 @@ def create(name: str, params: Iterable[torch.Tensor] | Iterable[dict], **hparams
     return entry.cls(params, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+#: :func:`_keywords`' answers, by class: weakly, so that a rule class that is gone (an
+#: unregistered plugin's) is not kept alive by them, as base's ``_HPARAM_NAMES`` keeps its own
+_KEYWORDS: weakref.WeakKeyDictionary[type, tuple[frozenset[str], bool]] = \
+    weakref.WeakKeyDictionary()
+
+
 def _keywords(cls: type) -> tuple[frozenset[str], bool]:
     """The keyword arguments ``cls``'s constructor names (not its parameters or wrapped
     optimizer), and whether it takes any other (``**kwargs``). Read once per class: every
     :func:`create` asks (``inspect.signature`` was most of a check's 56 us)."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    named = frozenset(p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
-    return named - NOT_HYPERPARAMETERS, any(p.kind is p.VAR_KEYWORD for p in params)
+    found = _KEYWORDS.get(cls)
+    if found is None:
+        params = inspect.signature(cls.__init__).parameters.values()
+        named = frozenset(p.name for p in params
+                          if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        found = _KEYWORDS[cls] = (named - NOT_HYPERPARAMETERS,
+                                  any(p.kind is p.VAR_KEYWORD for p in params))
+    return found
 
 
 #: other libraries' names of torch's hyperparameters (optax's learning_rate, b1, b2; Keras's
