@@ -128,12 +128,49 @@ def test_global_step_hooks_fire_once_per_wrapper_step(kind, inner):
     assert calls == [("pre", opt), ("inner pre", base), ("inner post", base), ("post", opt)] * 2
 
 
-def test_sams_second_step_called_alone_fires_the_global_hooks_once():
-    """With your own two passes, the base optimizer's step is the one step taken."""
+@pytest.mark.parametrize("kind", ["alone", "Lookahead", "SAM"])
+@pytest.mark.parametrize("inner", [torch.optim.Adam, optimlab.Adam], ids=["torch", "optimlab"])
+def test_the_inner_optimizers_own_hooks_see_its_arguments_as_torch_passes_them(kind, inner):
+    """torch calls a step hook with ``args`` that start with the optimizer, and a pre hook may
+    return them rebuilt: inside a wrapper they lacked it (a hook reading ``args[0]`` raised
+    IndexError, one returning ``((args[0],), kwargs)`` stepped another object)."""
+    w = torch.randn(3, requires_grad=True)
+    if kind == "SAM":
+        opt = optimlab.SAM([w], base_optimizer=inner, lr=0.1)
+        base = opt.base_optimizer
+    else:
+        base = inner([w], lr=0.1)
+        opt = base if kind == "alone" else optimlab.Lookahead(base, k=2)
+    seen = []
+
+    def pre(o, args, kwargs):
+        seen.append(("pre", args[0] is o is base))
+        return (args[0], *args[1:]), dict(kwargs)  # rebuilt, as torch lets a pre hook
+
+    base.register_step_pre_hook(pre)
+    base.register_step_post_hook(lambda o, args, kwargs: seen.append(("post", args[0] is o)))
+    before = w.detach().clone()
+    if kind == "SAM":
+        opt.step(_sam_closure(opt, w))
+    else:
+        opt.zero_grad()
+        (w**2).sum().backward()
+        opt.step()
+    assert seen == [("pre", True), ("post", True)]
+    assert not torch.equal(w, before)  # the rebuilt arguments stepped the optimizer
+
+
+def test_sams_second_step_called_alone_is_sams_step_for_every_hook():
+    """With your own two passes, the second is SAM's step, as step() is: torch's global
+    hooks fire once, with SAM (they saw the base optimizer), SAM's own hooks fire (they
+    did not at all), and the base optimizer's own around its step inside."""
     w = torch.randn(3, requires_grad=True)
     opt = optimlab.SAM([w], lr=0.1)
     calls = []
-    handle = register_optimizer_step_pre_hook(lambda o, args, kwargs: calls.append(o))
+    opt.register_step_pre_hook(lambda o, args, kwargs: calls.append(("pre", args == (o, False))))
+    opt.register_step_post_hook(lambda o, args, kwargs: calls.append(("post", o)))
+    opt.base_optimizer.register_step_post_hook(lambda o, args, kwargs: calls.append(("base", o)))
+    handle = register_optimizer_step_pre_hook(lambda o, args, kwargs: calls.append(("global", o)))
     try:
         closure = _sam_closure(opt, w)
         closure()
@@ -142,7 +179,7 @@ def test_sams_second_step_called_alone_fires_the_global_hooks_once():
         opt.second_step()
     finally:
         handle.remove()
-    assert calls == [opt.base_optimizer]
+    assert calls == [("global", opt), ("pre", True), ("base", opt.base_optimizer), ("post", opt)]
 
 
 def test_a_scheduler_on_sam_sees_the_two_pass_step():

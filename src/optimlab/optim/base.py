@@ -923,6 +923,9 @@ def step_without_global_hooks(optimizer: torch.optim.Optimizer, *args: Any, **kw
         return optimizer.step(*args, **kwargs)
     if own is not None:  # torch.optim.lr_scheduler's patch: it marks the step as taken
         optimizer._opt_called = True  # type: ignore[attr-defined]
+    # the hooks see the step's arguments as torch passes them, the optimizer first:
+    # (optimizer, closure) or (optimizer,), and a pre hook's new args keep it first
+    args = (optimizer, *args)
     with torch.autograd.profiler.record_function(f"Optimizer.step#{type(optimizer).__name__}.step"):
         for pre_hook in list(getattr(optimizer, "_optimizer_step_pre_hooks", {}).values()):
             result = pre_hook(optimizer, args, kwargs)
@@ -931,7 +934,7 @@ def step_without_global_hooks(optimizer: torch.optim.Optimizer, *args: Any, **kw
                     raise RuntimeError(f"{plain} must return None or a tuple of (new_args, "
                                        f"new_kwargs), but got {result}.")
                 args, kwargs = result
-        out = plain(optimizer, *args, **kwargs)
+        out = plain(*args, **kwargs)
         optimizer._optimizer_step_code()
         for post_hook in list(getattr(optimizer, "_optimizer_step_post_hooks", {}).values()):
             post_hook(optimizer, args, kwargs)

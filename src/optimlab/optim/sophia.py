@@ -358,11 +358,23 @@ class Sophia(RuleOptimizer):
         pending."""
         return self._restore() is not None
 
-    @torch.no_grad()
     def second_step(self) -> None:
         """After the second evaluation: move back to :math:`\\theta`, average the estimate
         :math:`u \\odot (\\nabla L(\\theta + \\delta u) - \\nabla L(\\theta)) / \\delta` into the
-        Hessian, and take the step with the gradient at :math:`\\theta`."""
+        Hessian, and take the step with the gradient at :math:`\\theta`.
+
+        Called by itself (your own two passes, as under a ``GradScaler``), this is the one
+        optimizer step taken: the step hooks fire around it as around :meth:`step` (torch's
+        global ones and this optimizer's own, with ``args == (self,)``), and an lr scheduler
+        built on this optimizer sees the step (no "``lr_scheduler.step()`` before
+        ``optimizer.step()``" warning). Within :meth:`step` they fire around :meth:`step`.
+        """
+        torch.optim.Optimizer.profile_hook_step(type(self)._second_step)(self)
+        if getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False):
+            self._opt_called = True  # what the scheduler's wrapper of step would set
+
+    @torch.no_grad()
+    def _second_step(self) -> None:
         kept = self._restore()
         if kept is None:
             raise RuntimeError("Sophia.second_step() called without first_step()")
@@ -427,5 +439,5 @@ class Sophia(RuleOptimizer):
             except BaseException:
                 self._restore()
                 raise
-        self.second_step()
+        self._second_step()  # step's own hooks fire around it (torch's wrapper of step)
         return loss

@@ -296,14 +296,18 @@ class SAM(TorchOptimizer):
         """Restore the original point and let the base optimizer step with the current
         gradient (the one taken at the perturbed point).
 
-        Called by itself (your own two passes), this is the one optimizer step taken, so
-        torch's global step hooks fire around the base optimizer's step; within :meth:`step`
-        they fire around SAM's instead. An lr scheduler built on this SAM sees it as SAM's
+        Called by itself (your own two passes), this is SAM's step, as :meth:`step` is:
+        the step hooks fire around it as around :meth:`step` (torch's global ones, once, and
+        this SAM's own, with ``args == (self, zero_grad)``), those registered on the base
+        optimizer around its step inside; and an lr scheduler built on this SAM sees the
         step (no "``lr_scheduler.step()`` before ``optimizer.step()``" warning).
         """
-        self._second_step(zero_grad, self.base_optimizer.step)
+        torch.optim.Optimizer.profile_hook_step(type(self)._second_step_alone)(self, zero_grad)
         if getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False):
             self._opt_called = True  # what the scheduler's wrapper of SAM.step would set
+
+    def _second_step_alone(self, zero_grad: bool) -> None:
+        self._second_step(zero_grad, lambda: step_without_global_hooks(self.base_optimizer))
 
     def _second_step(self, zero_grad: bool, base_step: Callable[[], Any]) -> None:
         if not self.undo_first_step():
