@@ -313,3 +313,41 @@ def test_a_sweep_stored_with_a_drifted_range_is_found_by_the_same_command(tmp_pa
     assert "nothing trained: sweep 1 had ended every run" in capsys.readouterr().out
     with RunStore(db, readonly=True) as store, pytest.raises(KeyError):
         store.sweep(2)  # no second sweep of the same grid
+
+
+# ------------------------------------------- 3: one state of a store another process writes
+
+
+def test_a_profile_reads_one_state_of_a_sweep_still_training(store, monkeypatch):
+    """A run ending between the profile's reads of a sweep (its counts, then its runs) was
+    noted "unfinished (1 runs not ended)" beside times that counted it. Read under one
+    snapshot, the profile shows the state before it ended, in every part."""
+    import optimlab.bench.profile as profile_module
+
+    sweep = _profiled(store, {"adam": (20, 0.001, 0.05, 15), "sgd": (40, 0.001, 0.05, 15)})
+    (late,) = store.add_runs(sweep, [{"optimizer": "adam", "hparams": {"lr": 0.1}, "seed": 1}])
+    store.start_run(late)
+    writer = RunStore(store.path)  # the sweep's own process, on a connection of its own
+    reads = profile_module.run_records
+
+    def the_run_ends_meanwhile(*args, **kwargs):
+        if not writer.get_run(late).status == "finished":
+            writer.finish_run(late, "finished", summary={
+                "final_metric": 0.9, "score": 0.9, "steps_to_target": 10,
+                "gradients_to_target": 10, "seconds_per_step": 0.001, "gradients_per_step": 1.0,
+                "cost_to_target": 0.01, "cost_spread": 0.05, "cost_rounds": 15,
+                "cost_noisy": False, "wall_time": 1.0})
+        return reads(*args, **kwargs)
+
+    before = build_profile(RunStore(store.path, readonly=True), [sweep])
+    monkeypatch.setattr(profile_module, "run_records", the_run_ends_meanwhile)
+    during = build_profile(RunStore(store.path, readonly=True), [sweep])
+    monkeypatch.setattr(profile_module, "run_records", reads)
+    after = build_profile(RunStore(store.path, readonly=True), [sweep])
+    writer.close()
+    # during: the state before the run ended, in the note and in the times alike
+    assert any("unfinished (1 runs not ended)" in note for note in during.notes())
+    assert (during.table(), during.notes()) == (before.table(), before.notes())
+    # after: it ended and its 10 steps are adam's best, with no such note
+    assert not any("unfinished" in note for note in after.notes())
+    assert after.table() != before.table()

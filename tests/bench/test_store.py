@@ -1653,3 +1653,34 @@ def test_a_lock_file_left_by_another_user_is_locked_read_only(tmp_path, monkeypa
                     pass
             assert "cannot create" not in str(err.value)
             _one_line_naming(err, path)
+
+
+def test_metrics_read_one_state_while_another_connection_ends_a_run(tmp_path, monkeypatch):
+    """metrics() reads the points, then their runs' columns: a run that ended between the two
+    showed "finished" without its last points, where a finished run's points are complete.
+    Under one snapshot it shows the state before: running, with the points it had."""
+    from optimlab.bench.store import views
+
+    path = tmp_path / "runs.db"
+    writer = RunStore(path)
+    sweep = writer.open_sweep({"task": "t"})
+    (run,) = writer.add_runs(sweep, [{"optimizer": "sgd", "hparams": {"lr": 0.1}, "seed": 0}])
+    writer.start_run(run)
+    writer.log_metrics(run, 0, {"loss": 1.0})
+    reader = RunStore(path, readonly=True)
+    points = views._point_columns
+
+    def the_run_ends_meanwhile(*args, **kwargs):
+        out = points(*args, **kwargs)
+        if writer.get_run(run).status == "running":
+            writer.finish_run(run, "finished", summary={}, points=[(1, {"loss": 0.5}, None)])
+        return out
+
+    monkeypatch.setattr(views, "_point_columns", the_run_ends_meanwhile)
+    during = reader.metrics(sweep)
+    assert list(during.status) == ["running"] and list(during.step) == [0]
+    monkeypatch.setattr(views, "_point_columns", points)
+    after = reader.metrics(sweep)
+    assert list(after.status) == ["finished", "finished"] and list(after.step) == [0, 1]
+    reader.close()
+    writer.close()

@@ -420,37 +420,41 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
         raise ValueError(f"sweep {', '.join(map(str, twice))} is given more than once: a "
                          f"workload counts once in a profile")
     workloads, ran, pending = [], {}, {}
-    for sweep_id in sweep_ids:
-        info = store.sweep(sweep_id)
-        config = info["config"] or {}
-        if config.get("target") is None:
-            raise ValueError(f"sweep {sweep_id} has no target: run it with --target")
-        label = f"{sweep_id}: {info['task']}" + (f"/{info['model']}" if info["model"] else "")
-        # runs still pending or running have no result: an optimizer with none ended is
-        # "not finished" here, not "not reached"
-        records = run_records(store, sweep_id)
-        if not records:
-            raise ValueError(f"sweep {sweep_id} has no run that ended yet (resume it with "
-                             f"--resume, or leave it out)")
-        # the same optimizer with other fixed hyperparameters is another optimizer here
-        fixed = config.get("hparams") or {}
-        for record in records:
-            record["optimizer"] = variant_label(record["optimizer"],
-                                                fixed.get(record["optimizer"]))
-        where = f"sweep {sweep_id}"
-        ran[where] = {r["optimizer"] for r in records}
-        pending[where] = {variant_label(run.optimizer, fixed.get(run.optimizer))
-                          for run in store.list_runs(sweep_id)} - ran[where]
-        notes = []
-        open_runs = sum(info["counts"][k] for k in ("pending", "running"))
-        if open_runs:
-            notes.append(f"{label}: unfinished ({open_runs} runs not ended); its times are "
-                         f"those of the runs that ended")
-        every = (config.get("train") or {}).get("eval_every")
-        if isinstance(every, int) and every > 1:
-            notes.append(f"{label}: the target is checked at evaluations, every {every} "
-                         f"steps, so a time to target is exact to {every} steps")
-        workloads.append((label, records, notes))
+    # one state of the store for every read: a run ending meanwhile (a sweep still
+    # training) would otherwise be counted open by one query and ended by the next
+    with store.snapshot():
+        for sweep_id in sweep_ids:
+            info = store.sweep(sweep_id)
+            config = info["config"] or {}
+            if config.get("target") is None:
+                raise ValueError(f"sweep {sweep_id} has no target: run it with one (SweepSpec's "
+                                 f"target, --target on the command line)")
+            label = f"{sweep_id}: {info['task']}" + (f"/{info['model']}" if info["model"] else "")
+            # runs still pending or running have no result: an optimizer with none ended is
+            # "not finished" here, not "not reached"
+            records = run_records(store, sweep_id)
+            if not records:
+                raise ValueError(f"sweep {sweep_id} has no run that ended yet (resume it with "
+                                 f"--resume, or leave it out)")
+            # the same optimizer with other fixed hyperparameters is another optimizer here
+            fixed = config.get("hparams") or {}
+            for record in records:
+                record["optimizer"] = variant_label(record["optimizer"],
+                                                    fixed.get(record["optimizer"]))
+            where = f"sweep {sweep_id}"
+            ran[where] = {r["optimizer"] for r in records}
+            pending[where] = {variant_label(run.optimizer, fixed.get(run.optimizer))
+                              for run in store.list_runs(sweep_id)} - ran[where]
+            notes = []
+            open_runs = sum(info["counts"][k] for k in ("pending", "running"))
+            if open_runs:
+                notes.append(f"{label}: unfinished ({open_runs} runs not ended); its times are "
+                             f"those of the runs that ended")
+            every = (config.get("train") or {}).get("eval_every")
+            if isinstance(every, int) and every > 1:
+                notes.append(f"{label}: the target is checked at evaluations, every {every} "
+                             f"steps, so a time to target is exact to {every} steps")
+            workloads.append((label, records, notes))
     every = set.intersection(*ran.values())
     left_out = {name: [s for s, names in ran.items() if name not in names]
                 for name in sorted(set.union(*ran.values()) - every)}

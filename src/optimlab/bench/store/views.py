@@ -11,6 +11,7 @@ standard library.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from .jsonio import _loads
@@ -19,12 +20,25 @@ from .schema import STATUSES, _check_id, _chunks
 __all__ = ["DataFrameReaders"]
 
 
+def _one_state(reader):
+    """``reader`` run under the store's :meth:`~.RunStore.snapshot`: its queries (the points,
+    then their runs' columns; one per name or chunk of ids) see one state of the store, so
+    a run that ends while they read is shown running with the points it had, or ended with
+    all of them, never ended without its last points."""
+    @functools.wraps(reader)
+    def read(self, *args, **kwargs):
+        with self.snapshot():
+            return reader(self, *args, **kwargs)
+    return read
+
+
 class DataFrameReaders:
     """The DataFrame readers of :class:`~optimlab.bench.store.RunStore`, which mixes them in.
 
     They read through ``self.con`` (the store's connection, which raises
-    :class:`~.schema.StoreError` for any SQLite error) and check sweep ids with
-    ``self._require_sweep``, both defined by the store class. Ids beyond SQLite's integers
+    :class:`~.schema.StoreError` for any SQLite error), check sweep ids with
+    ``self._require_sweep`` and read one state under ``self.snapshot()``, all defined by
+    the store class. Ids beyond SQLite's integers
     raise KeyError, as unknown sweeps do.
     """
 
@@ -49,6 +63,7 @@ class DataFrameReaders:
         df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
         return df
 
+    @_one_state
     def runs(self, sweep_id: int | None = None):
         """Runs as a DataFrame (of one sweep, or all), one row each, in the order added.
 
@@ -84,6 +99,7 @@ class DataFrameReaders:
                     df[prefix + n] = pd.to_numeric(df[prefix + n])
         return df
 
+    @_one_state
     def metrics(self, sweep_id: int | None = None, run_ids: Iterable[int] | None = None,
                 names: Iterable[str] | None = None):
         """Metric points as a long DataFrame, one row per (run, step, name), ordered by
@@ -151,6 +167,7 @@ class DataFrameReaders:
             "wall_time": cols["wall_time"]})
         return df
 
+    @_one_state
     def metric_points(self, run_ids: Iterable[int], names: Iterable[str] | None = None):
         """The metric points of the runs ``run_ids`` (of those ``names`` only, where given) as
         a narrow long DataFrame, ordered by run, step and name: ``run_id, step, name, value``
