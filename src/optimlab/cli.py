@@ -1166,7 +1166,7 @@ DEMO_DIR = "optimlab-demos"
 
 def run_demo(args: argparse.Namespace) -> str:
     """``optimlab demo [NAME]``: run every exhibit (or one), or ``--list`` their names."""
-    from .exhibits import DEMO_NAMES
+    from .exhibits import DEMO_NAMES, demo_key
     from .exhibits import run_demo as run
 
     _imports_done()
@@ -1179,13 +1179,10 @@ def run_demo(args: argparse.Namespace) -> str:
     if not args.name.strip():  # an unset shell variable, most likely: not "every exhibit"
         raise CLIError(f"demo takes an exhibit's name ({', '.join(DEMO_NAMES)}), got an empty "
                        "one; leave NAME out to run every exhibit")
-    key = args.name.strip().lower().replace("_", "-")  # as the exhibits read a name
-    if key not in DEMO_NAMES:
-        import difflib
-
-        close = difflib.get_close_matches(key, DEMO_NAMES, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise CLIError(f"unknown demo {args.name!r}{hint} (known: {', '.join(DEMO_NAMES)})")
+    try:
+        demo_key(args.name)  # before the folder is made
+    except ValueError as err:
+        raise CLIError(str(err)) from None
     folder = None if args.out is None else out_folder(args.out, "--out", "the demo's picture")
     try:
         result = run(args.name, out_dir=folder)
@@ -1377,7 +1374,7 @@ def _check_user_task(spec: str, data_dir: str | None) -> None:
     if not module_name.strip() or not function_name.isidentifier():
         raise CLIError(f"a task of your own is {shape}, got {_shown(spec)}")
     _check_not_stdlib(spec, module_name.split(".")[0], shape)
-    from .bench.tasks import import_from_here
+    from ._userfunc import import_from_here
 
     try:
         module = import_from_here(module_name)  # the current folder first, as python -m
@@ -2599,8 +2596,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     command("landscapes", help="list the test functions")
     p = command("race", help="race optimizers on a landscape", epilog=_RACE_BOUNDS)
-    p.add_argument("landscape", metavar="LANDSCAPE", help="a test function, e.g. rosenbrock (see `optimlab "
-                                     "landscapes`)")
+    p.add_argument("landscape", metavar="LANDSCAPE",
+                   help="a test function, e.g. rosenbrock (see `optimlab landscapes`), or one of "
+                        "yours: package.module:function returning an optimlab.landscapes.Landscape "
+                        "(--param pairs are its keyword arguments)")
     p.add_argument("--optimizers", required=True, help="comma-separated registry names")
     p.add_argument("--lr", action="append", default=[], metavar="NAME=LR",
                    help="learning rate (> 0) of one optimizer (repeat, or comma-separate; "

@@ -50,6 +50,15 @@ def test_unknown_demo():
         assert name in str(err.value)
 
 
+def test_a_misspelt_demo_gets_close_matches_and_a_non_string_a_type_error():
+    # the Python function says what `optimlab demo` says (one check, exhibits.demo_key)
+    with pytest.raises(ValueError, match="unknown demo 'sadle'; did you mean saddle\\?"):
+        run_demo("sadle")
+    with pytest.raises(TypeError, match="a demo's name must be a string"):
+        run_demo(5)  # it ran str(5) and said "unknown demo '5'"
+    assert exhibits.demo_key(" Effective_LR ") == "effective-lr"
+
+
 def _imports(package: Path):
     """(module file, absolute module imported) for every import in the package's files."""
     for path in sorted(package.glob("*.py")):

@@ -2,6 +2,7 @@
 start at the minimum with noise, a race drawn on another landscape, and a run that reached
 the tolerance and left it."""
 
+import importlib
 import math
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 from optimlab.landscapes import Landscape, get, race
 from optimlab.landscapes.race import diverged
+
+race_module = importlib.import_module("optimlab.landscapes.race")  # the name race is the function
 
 # --------------------------------------------------------------- falling without bound
 
@@ -230,3 +233,16 @@ def test_a_run_that_descends_then_leaves_fs_domain_is_a_blow_up_where_there_is_a
     tuned = race(land, {"gd": {}}, steps=5, tune=[0.5, 4.2], extend=False)
     assert tuned.tuning["gd"][4.2] == math.inf
     assert tuned.metrics["gd"].final_loss < 2
+
+
+def test_a_race_too_long_to_record_is_refused_before_it_allocates(monkeypatch):
+    # 1e11 steps would ask torch for 2.2 TB of paths: refused in one line, with the most
+    # steps that fit, instead of torch's allocator error (or, at 1e9, hours and swap)
+    with pytest.raises(ValueError, match=r"2\.24e\+03 GiB .* at most 89478484 steps"):
+        race("rosenbrock", {"adam": None}, steps=10**11)
+    # at the bound exactly: (steps + 1) x 2 members x (2 dimensions + 1) x 8 bytes
+    monkeypatch.setattr(race_module, "MAX_PATH_BYTES", 48 * 11)
+    both = {"adam": {"lr": 0.1}, "sgd": {"lr": 0.001}}
+    assert len(race("rosenbrock", both, steps=10).losses["adam"]) == 11
+    with pytest.raises(ValueError, match="at most 10 steps"):
+        race("rosenbrock", both, steps=11)

@@ -493,3 +493,68 @@ def test_a_landscape_of_the_wrong_kinds_is_refused_when_made(changed, message):
     Landscape(**made)
     with pytest.raises(ArgumentTypeError, match=message):
         Landscape(**{**made, **changed})
+
+
+# ------------------------------------ a landscape of one's own, by "package.module:function"
+
+_USER_LANDSCAPE = '''
+from optimlab.landscapes import Landscape
+
+def bowl(centre=1.0):
+    return Landscape(name="my bowl", dim=2, f=lambda x: ((x - centre) ** 2).sum(-1),
+                     domain=((-3.0, 3.0), (-3.0, 3.0)), minima=((centre, centre),),
+                     min_value=0.0, challenges=(), start=(-1.5, -1.5), description="")
+
+def not_one():
+    return 42
+
+VALUE = 3
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """A module of the user's in the current folder (fresh each test), as `python -m` sees it."""
+    import sys
+
+    name = f"my_landscapes_{tmp_path.name}"
+    (tmp_path / f"{name}.py").write_text(_USER_LANDSCAPE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return name
+
+
+def test_get_builds_a_landscape_of_ones_own_by_module_and_function(user_module):
+    land = get(f"{user_module}:bowl", centre=0.5)
+    assert isinstance(land, Landscape) and land.name == "my bowl"
+    assert tuple(land.minima[0]) == (0.5, 0.5)
+    result = race(f"{user_module}:bowl", {"adam": {"lr": 0.1}}, steps=200)
+    assert result.metrics["adam"].final_loss < 1e-3
+
+
+@pytest.mark.parametrize("suffix, params, message", [
+    (":not_one", {}, r":not_one must return a Landscape, got int"),
+    (":missing", {}, r"has no function 'missing' .*; expected a function returning an "
+                     r"optimlab.landscapes.Landscape"),
+    (":VALUE", {}, r":VALUE is not a function \(it is the int 3\)"),
+    (":bowl", {"radius": 2}, r":bowl cannot be called with radius"),
+    (":", {}, r"is not 'package.module:function'"),
+])
+def test_a_landscape_name_that_cannot_make_a_landscape_says_why(user_module, suffix, params,
+                                                                message):
+    with pytest.raises(ValueError, match=message):
+        get(user_module + suffix, **params)
+
+
+def test_a_landscape_module_that_does_not_import_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="cannot import landscape module 'no_such_module_42'"):
+        get("no_such_module_42:bowl")
+
+
+def test_optimlab_race_takes_a_landscape_of_ones_own(user_module, capsys):
+    from optimlab.cli import main
+
+    assert main(["race", f"{user_module}:bowl", "--optimizers", "adam", "--lr", "adam=0.1",
+                 "--steps", "50", "--param", "centre=0.5"]) == 0
+    assert "my bowl" in capsys.readouterr().out

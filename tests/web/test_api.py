@@ -394,6 +394,30 @@ def test_a_body_that_is_not_json_is_said_so(client, raw, message):
     assert answer.json()["detail"][0]["loc"] == ["body"]
 
 
+def test_a_landscape_named_as_a_users_function_is_unknown_and_imports_nothing(client,
+                                                                               monkeypatch):
+    """optimlab.landscapes.get takes "package.module:function" (a landscape of one's own);
+    a request's name must not: "os:abort" would have imported os and called abort, killing
+    the server. Every place the API reads a landscape's name goes by the catalog alone."""
+    import optimlab._userfunc
+
+    imported = []
+
+    def refuse(module_name):  # recorded: an error raised here would read as a bad module
+        imported.append(module_name)
+        raise ImportError(f"the playground imported {module_name!r} for a request")
+
+    monkeypatch.setattr(optimlab._userfunc, "import_from_here", refuse)
+    for name in ("os:abort", "sys:exit", "os.path:sep"):
+        for answer in (client.post("/api/race", json=race_body(landscape=name)),
+                       client.get(f"/api/landscapes/{name}/grid"),
+                       client.post("/api/inspect", json={"landscape": name, "optimizer": "adam",
+                                                         "steps": 3})):
+            assert answer.status_code == 422, (name, answer.status_code, answer.text)
+            assert f"unknown landscape {name!r}" in answer.json()["message"], answer.text
+    assert imported == []
+
+
 def test_unknown_names_list_only_what_the_api_takes(client):
     for answer in (client.post("/api/race", json=race_body(landscape="nope")),
                    client.get("/api/landscapes/nope/grid")):

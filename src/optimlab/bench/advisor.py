@@ -107,7 +107,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from .._table import listed, one_line
-from ..optim.base import ArgumentTypeError, check_callable, check_int
+from ..optim.base import ArgumentTypeError, argument_error, check_callable, check_int, is_real
 from ..optim.capabilities import SPARSE_ONLY
 from ..optim.registry import resolve, work_weight
 from .analysis import (
@@ -398,7 +398,8 @@ def _check_budget(budget) -> None:
     """Refuse a budget that is not None or a whole number of member-steps >= 1."""
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
                                or budget < 1):
-        raise ValueError(f"budget must be a number of member-steps >= 1, got {budget!r}")
+        whole = not isinstance(budget, bool) and isinstance(budget, int)
+        raise argument_error(whole)(f"budget must be a number of member-steps >= 1, got {budget!r}")
 
 
 def _horizons(steps: int) -> tuple[int, ...]:
@@ -451,17 +452,19 @@ def plan(steps: int, candidates: int | Sequence[str], budget: int | None = None,
             return current
     least = current.cost(candidates)
     many = f"{count} candidates" if count != 1 else "1 candidate"
-    fewer = ", or name fewer --optimizers" if count > 1 else ""
+    fewer = ", or name fewer optimizers" if count > 1 else ""
+    # both spellings: plan() is called from Python as well as by `optimlab advise`
+    raise_it = f"raise budget= (--budget on the command line){fewer}"
     if seconds is not None:
         raise AdvisorError(
             f"a budget of {seconds:g} s ({budget} member-steps at the calibrated step cost) is "
             f"too small for {many} at {steps} steps: the least this advisor spends "
             f"is {least} member-steps, about {least * seconds / budget:.3g} s of training steps "
-            f"alone (the evaluations come on top; raise --budget{fewer})")
+            f"alone (the evaluations come on top; {raise_it})")
     raise AdvisorError(
         f"a budget of {budget} member-steps is too small for {many} at "
         f"{steps} steps: the least this advisor spends is {least} "
-        f"member-steps (raise --budget{fewer})")
+        f"member-steps ({raise_it})")
 
 
 # --------------------------------------------------------------------------------------
@@ -935,7 +938,7 @@ def steps_for_seconds(task: Task, model: str | None, batch_size: int | None,
     from .cost import step_costs
 
     if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"a budget in seconds must be > 0, got {seconds!r}")
+        raise argument_error(is_real(seconds))(f"a budget in seconds must be > 0, got {seconds!r}")
     costs = step_costs(task, model, batch_size, {n: {"lr": _default_lr(n)} for n in optimizers})
     if not costs:
         raise ValueError(f"no candidate can step this model ({', '.join(optimizers)}), so a "
@@ -1031,7 +1034,8 @@ def _check_request(steps, seeds, budget, batch_size, budget_seconds=None) -> Non
     _check_budget(budget)
     if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(
             budget_seconds, (int, float))):
-        raise ValueError(f"budget_seconds must be a number of seconds, got {budget_seconds!r}")
+        raise ArgumentTypeError(f"budget_seconds must be a number of seconds, got "
+                                f"{budget_seconds!r}")
 
 
 def _advise_task(task, model, names, steps, batch_size, budget, seeds, store, progress,

@@ -57,6 +57,7 @@ import numpy as np
 
 from .._table import count as _count
 from .._table import listed, one_line, text_table
+from ..optim.base import ArgumentTypeError
 from .analysis import (
     TIMING_RULE,
     fastest_to_target,
@@ -407,8 +408,8 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
     """
     check_store(store, "build_profile")
     if isinstance(sweep_ids, (str, bytes, Mapping)) or not isinstance(sweep_ids, Iterable):
-        raise ValueError(f"build_profile needs a list of sweep ids (such as [1, 2], or [1] "
-                         f"for one sweep), not {one_line(repr(sweep_ids), 80)}")
+        raise ArgumentTypeError(f"build_profile needs a list of sweep ids (such as [1, 2], or "
+                                f"[1] for one sweep), not {one_line(repr(sweep_ids), 80)}")
     sweep_ids = list(sweep_ids)  # a generator is read once
     if not sweep_ids:
         raise ValueError("a profile needs at least one sweep")

@@ -56,7 +56,7 @@ from torch.func import functional_call
 from .._files import save_figure
 from .._table import listed
 from ..landscapes.race import check_entry
-from ..optim.base import check_callable, check_int
+from ..optim.base import argument_error, check_callable, check_int, is_real
 from ..optim.registry import rate_used, resolve
 from .store.jsonio import is_json_number
 from .tasks import Task
@@ -469,7 +469,7 @@ def top_hessian_eigenvalue(task, template: nn.Module, flat: Tensor, x: Tensor, y
     does not depend on the weights (a loss linear in them) counts as a zero curvature."""
     check_int("iters", iters, 1)
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-        raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+        raise argument_error(is_real(tol))(f"tol must be a number >= 0, got {tol!r}")
     shapes = [(name, p.shape, p.numel()) for name, p in template.named_parameters()]
     buffers = dict(template.named_buffers())
 

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._table import count
-from ..optim.base import ArgumentTypeError, check_callable, check_int
+from ..optim.base import ArgumentTypeError, argument_error, check_callable, check_int, is_real
 from ..optim.capabilities import DENSE_HERE, SPARSE_ONLY
 from ..optim.registry import resolve
 from .analysis import finite_number, repeated_rates, summarize, tail_score
@@ -175,11 +175,11 @@ class SweepSpec:
             raise ValueError(f"task must name a task (one of {', '.join(task_names())}, or "
                              f"'package.module:function'), got {self.task!r}")
         if self.extend is not None and not isinstance(self.extend, bool):
-            raise ValueError(f"extend must be True, False or None, got {self.extend!r}")
+            raise ArgumentTypeError(f"extend must be True, False or None, got {self.extend!r}")
         given = tuple(self.optimizers) if isinstance(self.optimizers, Iterable) \
             and not isinstance(self.optimizers, str) else None  # a generator is read once
         if given is None or not all(isinstance(name, str) for name in given):
-            raise ValueError(f"optimizers must be a sequence of registry names such as "
+            raise ArgumentTypeError(f"optimizers must be a sequence of registry names such as "
                              f"('adam', 'sgd'), got {self.optimizers!r}")
         # registry names as the registry spells them ("Adam " is "adam"): one sweep, one
         # group, and the same optimizer in two sweeps' profiles
@@ -195,14 +195,15 @@ class SweepSpec:
             if len(set(spelled)) == len(spelled):
                 object.__setattr__(self, "hparams", dict(zip(spelled, self.hparams.values())))
         if not isinstance(self.config, TrainConfig):
-            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+            raise ArgumentTypeError(f"config must be a TrainConfig, got {type(self.config).__name__}")
         if self.lrs is not None:
             # any sequence of numbers (a NumPy array, a list), kept as a tuple of floats:
             # lrs=(1,) and (1.0,) are one sweep
             lrs = None if isinstance(self.lrs, str) or not isinstance(self.lrs, Iterable) \
                 else list(self.lrs)
             if not lrs or not all(finite_number(lr) and lr > 0 for lr in lrs):
-                raise ValueError(f"learning rates must be finite numbers > 0 and the grid "
+                right_kind = lrs is not None and all(is_real(lr) for lr in lrs)
+                raise argument_error(right_kind)(f"learning rates must be finite numbers > 0 and the grid "
                                  f"non-empty, got {self.lrs!r}")
             repeated = repeated_rates(lrs)
             if repeated:  # one run each would train, and the grid's size and key would lie
@@ -212,7 +213,8 @@ class SweepSpec:
         check_int("seeds", self.seeds, 1)
         object.__setattr__(self, "seeds", int(self.seeds))  # NumPy's as Python's (stored as JSON)
         if self.target is not None and not finite_number(self.target):
-            raise ValueError(f"target must be a finite number or None, got {self.target!r}")
+            raise argument_error(is_real(self.target))(
+                f"target must be a finite number or None, got {self.target!r}")
         self._check_hparams()
 
     def _check_hparams(self) -> None:
@@ -221,14 +223,14 @@ class SweepSpec:
         from ..optim.registry import probe
 
         if not isinstance(self.hparams, dict):
-            raise ValueError(f"hparams must be a dict (optimizer -> {{name: value}}), got "
+            raise ArgumentTypeError(f"hparams must be a dict (optimizer -> {{name: value}}), got "
                              f"{self.hparams!r}")
         for name, hp in self.hparams.items():
             if name not in self.optimizers:
                 raise ValueError(f"hparams names {name!r}, which is not among the optimizers "
                                  f"({', '.join(self.optimizers)})")
             if not isinstance(hp, dict):
-                raise ValueError(f"hparams[{name!r}] must be a dict, got {hp!r}")
+                raise ArgumentTypeError(f"hparams[{name!r}] must be a dict, got {hp!r}")
             if "lr" in hp:
                 raise ValueError(f"hparams[{name!r}] sets lr, which the sweep's lrs set")
             try:

@@ -41,7 +41,6 @@ import difflib
 import functools
 import gzip
 import hashlib
-import importlib
 import inspect
 import json
 import math
@@ -63,7 +62,8 @@ from torch import Tensor, nn
 
 from .._files import write_atomically
 from .._table import one_line
-from ..optim.base import check_int, check_range
+from .._userfunc import user_function
+from ..optim.base import ArgumentTypeError, check_int, check_range
 
 __all__ = ["Task", "GRU", "get", "names", "catalog_name", "read_idx", "CacheWarning"]
 
@@ -355,7 +355,7 @@ def _whole(task: str, name: str, value, minimum: int, maximum: int = 2**63 - 1) 
     try:
         check_int(name, value, minimum, maximum)
     except ValueError as err:
-        raise ValueError(f"task {task!r}: {err}") from None
+        raise type(err)(f"task {task!r}: {err}") from None
     return int(value)
 
 
@@ -368,7 +368,7 @@ def _real(task: str, name: str, value, low: float, high: float | None = None, *,
     try:
         check_range(name, value, low, high, low_open=low_open)
     except ValueError as err:
-        raise ValueError(f"task {task!r}: {err}") from None
+        raise type(err)(f"task {task!r}: {err}") from None
     return float(value)
 
 
@@ -1076,57 +1076,12 @@ _EXPECTED = ("a function returning a Task, a dict or a tuple "
              f"({', '.join(_BYO_KEYS)})")
 
 
-def import_from_here(module_name: str):
-    """Import ``module_name`` as ``python -m`` would: the current folder first. The
-    ``optimlab`` console script's ``sys.path`` starts with its own folder (the environment's
-    ``bin``), so ``optimlab bench mymod:task`` in the folder of ``mymod.py`` found nothing
-    where ``python -m optimlab`` did."""
-    here = os.getcwd()
-    if here in sys.path or "" in sys.path:
-        return importlib.import_module(module_name)
-    sys.path.insert(0, here)
-    try:
-        return importlib.import_module(module_name)
-    finally:
-        sys.path.remove(here)
-
-
 def _user_task(spec: str, data_dir, kwargs: dict) -> Task:
-    module_name, _, function_name = spec.partition(":")
-    module_name, function_name = module_name.strip(), function_name.strip()
-    if not module_name or not function_name or ":" in function_name:
-        raise ValueError(f"task {spec!r} is not 'package.module:function': expected "
-                         f"{_EXPECTED}")
-    try:
-        module = import_from_here(module_name)
-    except ImportError as err:
-        raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
-                         f"{one_line(err)} (looked in the current folder and on "
-                         "PYTHONPATH)") from err
-    except Exception as err:  # the module itself fails: say so in one line
-        raise ValueError(f"cannot import task module {module_name!r} (from {spec!r}): "
-                         f"{type(err).__name__}: {one_line(err)}") from err
-    missing = object()
-    function = getattr(module, function_name, missing)
-    if function is missing:
-        raise ValueError(f"module {module_name!r} has no function {function_name!r} (from "
-                         f"{spec!r}); expected {_EXPECTED}")
-    if not callable(function):
-        raise ValueError(f"{spec} is not a function (it is the {type(function).__name__} "
-                         f"{one_line(repr(function), 60)}); expected {_EXPECTED}")
     if data_dir is not None:  # "~/data" expanded, a str or a Path kept as given
         data_dir = data_dir.expanduser() if isinstance(data_dir, Path) else \
             os.path.expanduser(data_dir) if isinstance(data_dir, str) else data_dir
         kwargs = {**kwargs, "data_dir": data_dir}
-    try:
-        inspect.signature(function).bind(**kwargs)
-    except TypeError as err:
-        given = ", ".join(kwargs) or "no arguments"
-        raise ValueError(f"{spec} cannot be called with {given} ({one_line(err)}); expected "
-                         f"{_EXPECTED}, taking the task's keyword arguments (and data_dir "
-                         f"when given)") from err
-    except ValueError:  # no signature to inspect (some builtins): let the call tell
-        pass
+    function = user_function(spec, "task", _EXPECTED, kwargs, " (and data_dir when given)")
     try:
         result = function(**kwargs)
     except TypeError as err:
@@ -1260,7 +1215,7 @@ def get(name: str, data_dir=None, **kwargs) -> Task:
     a task's optional package (scikit-learn for ``digits``, mnist1d) is missing.
     """
     if not isinstance(name, str):
-        raise ValueError(f"task name must be a string, got {name!r}")
+        raise ArgumentTypeError(f"task name must be a string, got {name!r}")
     if ":" in name:
         return _user_task(name, data_dir, kwargs)
     key = _key(name)

@@ -26,7 +26,6 @@ import contextlib
 import copy
 import functools
 import math
-import numbers
 import operator
 import threading
 import time
@@ -42,7 +41,7 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from .._table import describe_error, one_line
-from ..optim.base import check_callable, check_int
+from ..optim.base import ArgumentTypeError, argument_error, check_callable, check_int, is_real
 from ..optim.population import Population, has_eval_mode
 from ..optim.registry import checked_defaults, create, resolve
 from .allocator import keep_freed_memory
@@ -139,8 +138,8 @@ class TrainConfig:
                 continue
             try:
                 check_int(name, value, 1)
-            except ValueError as err:
-                raise ValueError(f"{err}{none}") from None
+            except ValueError as err:  # ArgumentTypeError stays one (a TypeError too)
+                raise type(err)(f"{err}{none}") from None
             # NumPy's integers as Python's: the config is stored as JSON and compared
             object.__setattr__(self, name, int(value))
         check_int("warmup_steps", self.warmup_steps, 0)
@@ -148,7 +147,7 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.model is not None and not isinstance(self.model, str):
-            raise ValueError(f"model must be None (the task's default) or one of the task's "
+            raise ArgumentTypeError(f"model must be None (the task's default) or one of the task's "
                              f"model names, got {self.model!r}")
         if self.averaging not in (None, "ema", "swa"):
             raise ValueError(f"averaging must be None, 'ema' or 'swa', got {self.averaging!r}")
@@ -161,9 +160,9 @@ class TrainConfig:
             value = getattr(self, name)
             if value is None and name.startswith("clip"):
                 continue  # no clipping
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                    or not holds(value):
-                raise ValueError(f"{name} must be a number {interval}, got {value!r}")
+            if not is_real(value) or not holds(value):
+                raise argument_error(is_real(value))(
+                    f"{name} must be a number {interval}, got {value!r}")
             if not isinstance(value, (int, float)):  # a Fraction, NumPy's integers: tensors
                 object.__setattr__(self, name, float(value))  # refuse them mid-run
         if self.warmup_steps and self.schedule != "warmup-cosine":

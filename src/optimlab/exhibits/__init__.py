@@ -46,10 +46,12 @@ the exhibits.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from pathlib import Path
 
 from .._files import save_figure
+from ..optim.base import ArgumentTypeError
 from .base import Demo, pyplot
 from .basins import BasinsDemo, basins
 from .batch_sizes import GDRun, GDVariantsDemo, gd_variants
@@ -67,6 +69,7 @@ from .sparse_features import SparseDemo, sparse
 __all__ = [
     "DEMOS",
     "DEMO_NAMES",
+    "demo_key",
     "run_demo",
     "effective_lr",
     "ema",
@@ -103,17 +106,36 @@ DEMOS: dict[str, Callable[..., Demo]] = {
 DEMO_NAMES: tuple[str, ...] = tuple(DEMOS)
 
 
+def demo_key(name: str) -> str:
+    """The exhibit ``name`` as :data:`DEMOS` spells it: case-insensitive, ``_`` for ``-``.
+
+    >>> demo_key("Ill_Conditioned")
+    'ill-conditioned'
+    >>> demo_key("sadle")
+    Traceback (most recent call last):
+    ValueError: unknown demo 'sadle'; did you mean saddle? (known: ...)
+    """
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"a demo's name must be a string such as {next(iter(DEMOS))!r}, "
+                                f"got {name!r}")
+    key = name.strip().lower().replace("_", "-")
+    if key not in DEMOS:
+        close = difflib.get_close_matches(key, list(DEMOS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown demo {name!r}{hint} (known: {', '.join(DEMOS)})")
+    return key
+
+
 def run_demo(name: str, out_dir: str | Path | None = None, **kwargs) -> Demo:
     """Run the exhibit ``name`` (see :data:`DEMOS`); write ``<out_dir>/<name>.png`` if given.
 
     Names are case-insensitive and ``_`` stands for ``-``.
 
     Raises:
-        ValueError: for an unknown name, listing the exhibits.
+        ValueError: for an unknown name, with close matches and the exhibits' names
+            (:func:`demo_key`); ``TypeError`` for a name that is not a string.
     """
-    key = str(name).strip().lower().replace("_", "-")
-    if key not in DEMOS:
-        raise ValueError(f"unknown demo {name!r}; available demos: {', '.join(DEMOS)}")
+    key = demo_key(name)
     result = DEMOS[key](**kwargs)
     if out_dir is not None:
         out = Path(out_dir)

@@ -23,7 +23,7 @@ from ..landscapes.base import Landscape, finite_reals
 from ..landscapes.functions import get as get_landscape
 from ..landscapes.functions import two_wells_minima
 from ..landscapes.race import DIVERGENCE_WIDTHS, _defaults_used, check_entry, run_starts
-from ..optim.base import check_int
+from ..optim.base import argument_error, check_int, is_real
 from ..optim.registry import resolve
 from .base import Demo, pyplot
 
@@ -353,14 +353,15 @@ def basins(landscape: str | Landscape = "two_wells",
     grid, steps = int(grid), int(steps)
     if isinstance(radius, bool) or not isinstance(radius, (int, float)) \
             or not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"radius must be a positive number, got {radius!r}")
+        raise argument_error(is_real(radius))(f"radius must be a positive number, got {radius!r}")
     if optimizers is None:
         if land.name not in BASIN_OPTIMIZERS:
             raise ValueError(f"no default optimizers for {land.name!r}; pass optimizers "
                              f"(defaults exist for {', '.join(BASIN_OPTIMIZERS)})")
         optimizers = BASIN_OPTIMIZERS[land.name]
     if not isinstance(optimizers, Mapping) or not optimizers:
-        raise ValueError("optimizers must be a non-empty dict: label -> hyperparameters")
+        raise argument_error(isinstance(optimizers, Mapping))(
+            "optimizers must be a non-empty dict: label -> hyperparameters")
     named = _named_minima(land, minima)
     specs = {}
     for label, hp in optimizers.items():

@@ -13,7 +13,7 @@ import torch
 
 from .._table import listed, text_table
 from ..landscapes.base import _real  # a finite real number: NumPy's too, not a bool
-from ..optim.base import check_int
+from ..optim.base import argument_error, check_int, is_real
 from ..optim.palette import variant_styles
 from ..optim.population import Population
 from .base import Demo, check_seed, pyplot, steps_text
@@ -195,20 +195,22 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
     for name, value in (("n", n), ("d", d), ("epochs", epochs)):
         check_int(name, value, 1)
     if not (_real(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+        raise argument_error(is_real(noise))(f"noise must be a finite number >= 0, got {noise!r}")
     variants = GD_VARIANTS if variants is None else variants
     if not isinstance(variants, Mapping) or not variants:
-        raise ValueError("variants must be a non-empty dict: label -> (batch size or None, "
-                         f"learning rate), got {variants!r}")
+        raise argument_error(isinstance(variants, Mapping))(
+            f"variants must be a non-empty dict: label -> (batch size or None, learning "
+            f"rate), got {variants!r}")
     for label, spec in variants.items():
         if not isinstance(spec, (tuple, list)) or len(spec) != 2:
-            raise ValueError(f"variants[{label!r}] must be a pair (batch size or None, "
-                             f"learning rate), got {spec!r}")
+            raise argument_error(isinstance(spec, (tuple, list)))(
+                f"variants[{label!r}] must be a pair (batch size or None, learning rate), "
+                f"got {spec!r}")
         batch, lr = spec
         if batch is not None:
             check_int(f"variants[{label!r}] batch", batch, 1)
         if not (_real(lr) and lr > 0):
-            raise ValueError(f"variants[{label!r}] lr must be a finite number > 0, "
+            raise argument_error(is_real(lr))(f"variants[{label!r}] lr must be a finite number > 0, "
                              f"got {lr!r}")
     n, d, epochs = int(n), int(d), int(epochs)
     gen = torch.Generator().manual_seed(check_seed(seed))

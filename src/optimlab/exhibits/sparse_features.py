@@ -12,7 +12,7 @@ import torch
 from .._table import text_table
 from ..landscapes.base import _real  # a finite real number: NumPy's too, not a bool
 from ..optim import SGD, Adagrad
-from ..optim.base import check_int
+from ..optim.base import argument_error, check_int, is_real
 from ..optim.palette import LINE_STYLES, color, shade
 from .base import Demo, check_seed, pyplot
 
@@ -124,23 +124,25 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
     """
     check_int("batch", batch, 1)
     batch = int(batch)
-    if not isinstance(n, (int, np.integer)) or isinstance(n, (bool, np.bool_)) or n < batch:
-        raise ValueError(f"n must be an integer >= batch ({batch}): one batch at least, "
+    whole = isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+    if not whole or n < batch:
+        raise argument_error(whole)(f"n must be an integer >= batch ({batch}): one batch at least, "
                          f"got {n!r}")
     n = int(n)
     if not (_real(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        raise argument_error(is_real(lr))(f"lr must be a finite number > 0, got {lr!r}")
     if not (_real(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+        raise argument_error(is_real(noise))(f"noise must be a finite number >= 0, got {noise!r}")
     presence, true_w = np.asarray(presence).tolist(), np.asarray(true_w).tolist()
     if not isinstance(presence, list) or not isinstance(true_w, list) \
             or len(presence) != len(true_w) or not presence:
         raise ValueError("presence and true_w need one entry per feature (at least one)")
     if not all(_real(p) and 0 < p < 1 for p in presence):
-        raise ValueError(f"presence must hold shares strictly between 0 and 1, got "
-                         f"{tuple(presence)!r}")
+        raise argument_error(all(map(is_real, presence)))(
+            f"presence must hold shares strictly between 0 and 1, got {tuple(presence)!r}")
     if not all(_real(w) for w in true_w):
-        raise ValueError(f"true_w must hold finite numbers, got {tuple(true_w)!r}")
+        raise argument_error(all(map(is_real, true_w)))(
+            f"true_w must hold finite numbers, got {tuple(true_w)!r}")
     gen = torch.Generator().manual_seed(check_seed(seed))
     probs = torch.tensor(presence, dtype=torch.float64)
     X = (torch.rand(n, len(probs), generator=gen, dtype=torch.float64) < probs).double()

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from ..optim.base import ArgumentTypeError, check_bool, check_int
+from ..optim.base import ArgumentTypeError, argument_error, check_bool, check_int, is_real
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -81,9 +81,11 @@ def f_failed(landscape: Landscape, x: Tensor, err: Exception, where: str = "") -
 
 def _check_noise(scale, seed) -> None:
     if not _real(scale) or scale < 0:
-        raise ValueError(f"noise scale must be a finite number >= 0, got {scale!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
-        raise ValueError(f"noise seed must be an integer in [0, 2**63), got {seed!r}")
+        raise argument_error(is_real(scale))(
+            f"noise scale must be a finite number >= 0, got {scale!r}")
+    whole = not isinstance(seed, bool) and isinstance(seed, numbers.Integral)
+    if not whole or not 0 <= seed < 2**63:
+        raise argument_error(whole)(f"noise seed must be an integer in [0, 2**63), got {seed!r}")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._userfunc import is_spec, user_function
+from ..optim.base import ArgumentTypeError, argument_error, is_real
 from .base import Landscape
 
 __all__ = [
@@ -164,7 +166,7 @@ def _quadratic_form(x: Tensor, hessian: Tensor) -> Tensor:
 
 def _positive(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be a positive number, got {value!r}")
     value = float(value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
@@ -173,11 +175,11 @@ def _positive(name: str, value) -> float:
 
 def _integer(name: str, value, low: int, high: int | None = None) -> int:
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be an integer, got {value!r}")
     try:
         value = operator.index(value)
     except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+        raise ArgumentTypeError(f"{name} must be an integer, got {value!r}") from None
     if value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be {bound}, got {value}")
@@ -511,7 +513,8 @@ def rotated_quadratic(*, kappa: float = 10.0, angle: float = 45.0) -> Landscape:
     kappa = _positive("kappa", kappa)
     if isinstance(angle, bool) or not isinstance(angle, (int, float, np.integer, np.floating)) \
             or not -180.0 <= float(angle) <= 180.0:
-        raise ValueError(f"angle must be a number of degrees in [-180, 180], got {angle!r}")
+        raise argument_error(is_real(angle))(
+            f"angle must be a number of degrees in [-180, 180], got {angle!r}")
     angle = float(angle)
     condition = max(kappa, 1 / kappa)
     return Landscape(
@@ -704,15 +707,37 @@ def names() -> list[str]:
     return list(_CATALOG)
 
 
+#: what a landscape of one's own is, for the messages of :func:`get`
+_EXPECTED = "a function returning an optimlab.landscapes.Landscape"
+
+
 def get(name: str, **params) -> Landscape:
     """The landscape ``name`` (case-insensitive; ``-`` and spaces read as ``_``).
 
     ``params`` go to its builder, e.g. ``get("quadratic", kappa=100)`` or
     ``get("rosenbrock_nd", dim=50)``. Raises ``ValueError`` for an unknown name (with
     the known names and close matches) and for unknown or invalid parameters.
+
+    A name with a colon, ``"package.module:function"``, is a landscape of one's own: the
+    function (imported from the current folder first, as ``python -m`` does) is called
+    with ``params`` and must return a :class:`Landscape`: ``optimlab race mymod:bowl`` and
+    :func:`~optimlab.exhibits.basins` take such a name too.
     """
+    if isinstance(name, str) and is_spec(name):
+        made = user_function(name, "landscape", _EXPECTED, params)(**params)
+        if not isinstance(made, Landscape):
+            raise ValueError(f"{name.strip()} must return a Landscape, got "
+                             f"{type(made).__name__}")
+        return made
+    return from_catalog(name, **params)
+
+
+def from_catalog(name: str, **params) -> Landscape:
+    """The catalog's landscape ``name`` as :func:`get` builds it, and never a function of
+    one's own: a name with a colon is unknown here, and nothing is imported. For names
+    that come from outside the process (the playground's requests)."""
     if not isinstance(name, str):
-        raise ValueError(f"landscape name must be a string, got {name!r}")
+        raise ArgumentTypeError(f"landscape name must be a string, got {name!r}")
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
     if key not in _CATALOG:
         close = difflib.get_close_matches(key, list(_CATALOG), n=3)

@@ -80,6 +80,10 @@ DIVERGENCE_FLOOR = 0.1
 #: two dimensions); a landscape of more reads f at :data:`TYPICAL_SAMPLE` points drawn
 #: uniformly over its domain (seed 0).
 TYPICAL_GRID = 101
+#: the most memory a race's recorded paths and losses may take (every member's point and
+#: loss at every step, float64): 2 GiB, a million steps of 16 members on a 2-D landscape,
+#: refused before allocation rather than found when the machine runs out of memory
+MAX_PATH_BYTES = 2**31
 TYPICAL_SAMPLE = 4096
 
 
@@ -466,12 +470,25 @@ def run_fan(landscape: Landscape, entries: Sequence[tuple[str, dict]], starts,
     return _run(landscape, members, [size] * len(entries), x, steps)
 
 
+def _check_path_memory(steps: int, members: int, dim: int) -> None:
+    """ValueError unless ``steps`` steps of ``members`` points in ``dim`` dimensions can be
+    recorded within :data:`MAX_PATH_BYTES` (paths and losses, float64)."""
+    need = (steps + 1) * members * (dim + 1) * 8
+    if need > MAX_PATH_BYTES:
+        most = MAX_PATH_BYTES // (members * (dim + 1) * 8) - 1
+        raise ValueError(f"a race of {steps} steps of {members} member(s) in {dim} "
+                         f"dimension(s) would record {need / 2**30:.3g} GiB of paths and "
+                         f"losses, above the {MAX_PATH_BYTES / 2**30:g} GiB allowed: at most "
+                         f"{most} steps here (or fewer members)")
+
+
 def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[int],
          x: Tensor, steps: int,
          progress: Callable[[int], None] | None = None) -> list[tuple[Tensor, Tensor]]:
     """The step loop: entry ``i`` owns the next ``sizes[i]`` rows of ``x`` (its members'
     start points, stepped in place); ``progress(1)`` after each step, if given."""
     dim = landscape.dim
+    _check_path_memory(steps, x.shape[0], dim)
     noise = landscape.noise_sequence(steps) if landscape.noise else None
     # All members of all optimizers live in one tensor; each population steps a view of
     # its rows, so one gradient evaluation per step serves every optimizer.

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..optim.base import check_int
+from ..optim.base import ArgumentTypeError, check_int
 from .base import Landscape
 from .functions import get as get_landscape
 from .race import _scores, run_fan
@@ -83,7 +83,8 @@ def lr_scores(landscape: Landscape | str, names: Sequence[str] | str, steps: int
     """
     land = get_landscape(landscape) if isinstance(landscape, str) else landscape
     if not isinstance(land, Landscape):
-        raise ValueError(f"landscape must be a Landscape or a catalog name, got {landscape!r}")
+        raise ArgumentTypeError(f"landscape must be a Landscape or a catalog name, got "
+                                f"{landscape!r}")
     check_int("steps", steps, 1)
     rates = [float(v) for v in grid]
     if not rates or not all(math.isfinite(v) and v > 0 for v in rates):

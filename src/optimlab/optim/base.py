@@ -35,6 +35,8 @@ from .rule import nonzero, scalar_step
 
 __all__ = [
     "ArgumentTypeError",
+    "argument_error",
+    "is_real",
     "TorchOptimizer",
     "RuleOptimizer",
     "nonzero",
@@ -74,6 +76,24 @@ class ArgumentTypeError(TypeError, ValueError):
     Traceback (most recent call last):
     optimlab.optim.base.ArgumentTypeError: lr must be a number, got '0.1'
     """
+
+
+def argument_error(right_kind: bool) -> type[ValueError]:
+    """The exception to raise for a refused argument: ``ValueError`` where the argument is
+    of the right kind with a wrong value (``steps=0``), :class:`ArgumentTypeError` (a
+    ``TypeError`` too) where it is not of the right kind at all (``steps="3"``).
+
+    >>> argument_error(is_real(-1.0)).__name__, argument_error(is_real("1")).__name__
+    ('ValueError', 'ArgumentTypeError')
+    """
+    return ValueError if right_kind else ArgumentTypeError
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number of any size, inf and NaN included: Python's or
+    NumPy's int or float (or another ``numbers.Real``), not a bool. The kind check that
+    :func:`argument_error` takes; whether the value is allowed is the caller's."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:

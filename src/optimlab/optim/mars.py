@@ -7,7 +7,16 @@ from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
 from .adam import bias_corrected_step
-from .base import RuleOptimizer, check_betas, check_bool, check_range, common_args_doc, nonzero, scalar_step
+from .base import (
+    RuleOptimizer,
+    argument_error,
+    check_betas,
+    check_bool,
+    check_range,
+    common_args_doc,
+    nonzero,
+    scalar_step,
+)
 from .capabilities import Capabilities
 from .lion import _sign
 from .ops import add_scaled, addcmul, norm
@@ -180,8 +189,8 @@ class MARS(RuleOptimizer):
         check_betas(betas)
         check_range("gamma", gamma, 0.0)
         if not isinstance(mars_type, str) or mars_type not in MARS_TYPES:
-            raise ValueError(f"mars_type must be one of {', '.join(map(repr, MARS_TYPES))}, "
-                             f"got {mars_type!r}")
+            raise argument_error(isinstance(mars_type, str))(
+                f"mars_type must be one of {', '.join(map(repr, MARS_TYPES))}, got {mars_type!r}")
         check_range("eps", eps, 0.0)
         check_range("weight_decay", weight_decay, 0.0)
         check_bool("amsgrad", amsgrad)

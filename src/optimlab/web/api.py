@@ -32,12 +32,13 @@ import numpy as np
 
 from ..bench.store.jsonio import is_json_number, json_data
 from ..landscapes import Landscape, race
-from ..landscapes import get as get_landscape_by_name
 from ..landscapes import names as landscape_names
+from ..landscapes.functions import from_catalog as get_landscape_by_name  # no user modules
 from ..landscapes.inspect import inspect_steps
 from ..landscapes.plots import _grid, _scale_for
 from ..landscapes.race import diverged, run_fan
 from ..optim import palette as _palette
+from ..optim.base import argument_error, is_real
 from ..optim.capabilities import closure_evaluations
 from ..optim.registry import _on_change, available, resolve, work_weight
 from . import hparams as hp
@@ -108,7 +109,8 @@ class RaceControl:
     def __init__(self, seconds: float | None = None) -> None:
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
                                     or not 0 < seconds < math.inf):
-            raise ValueError(f"seconds must be a number > 0 or None, got {seconds!r}")
+            raise argument_error(is_real(seconds))(
+                f"seconds must be a number > 0 or None, got {seconds!r}")
         self._stop = threading.Event()
         self.evaluations = 0
         self.seconds = seconds

@@ -83,8 +83,8 @@ from pydantic import (
 )
 
 from ..landscapes import TUNE_GRID
-from ..landscapes import get as _get_landscape
 from ..landscapes import names as _landscape_names
+from ..landscapes.functions import from_catalog as _get_landscape
 from ..landscapes.race import EXTEND_POINTS, MAX_EXTENSIONS
 from ..optim.registry import _on_change
 from . import hparams as hp

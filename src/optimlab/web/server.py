@@ -73,7 +73,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 
 from ..bench.store import StoreError
-from ..landscapes import get as get_landscape_by_name
+from ..landscapes.functions import from_catalog as get_landscape_by_name  # no user modules
+from ..optim.base import argument_error
 from ..optim.registry import resolve
 from . import api, models
 from . import hparams as hp
@@ -863,7 +864,8 @@ def _listen(host: str, port: int):
     import socket
 
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ValueError(f"port must be a whole number from 0 to 65535 (0: a free one), "
+        whole = not isinstance(port, bool) and isinstance(port, int)
+        raise argument_error(whole)(f"port must be a whole number from 0 to 65535 (0: a free one), "
                          f"not {port!r}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:

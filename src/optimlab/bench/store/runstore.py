@@ -118,11 +118,20 @@ def _member(m: Any) -> tuple[str, dict, int]:
     else:
         raise TypeError(f"a member is a dict with 'optimizer', 'hparams', 'seed', got {m!r}")
     if not isinstance(optimizer, str) or not optimizer:
-        raise ValueError(f"member optimizer must be a non-empty string, got {optimizer!r}")
+        raise _argument_error(isinstance(optimizer, str))(
+            f"member optimizer must be a non-empty string, got {optimizer!r}")
     hparams = json_data(hparams if hparams is not None else {})
     if not isinstance(hparams, dict):
-        raise ValueError(f"member hparams must be a dict, got {hparams!r}")
+        raise _argument_error(False)(f"member hparams must be a dict, got {hparams!r}")
     return optimizer, hparams, _check_int(seed, "member seed")
+
+
+def _argument_error(right_kind: bool) -> type[ValueError]:
+    """:func:`optimlab.optim.base.argument_error`, imported when an argument is refused:
+    the store reads and writes without torch."""
+    from ...optim.base import argument_error
+
+    return argument_error(right_kind)
 
 
 def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any,
@@ -136,7 +145,8 @@ def _points(run_id: int, step: Any, values: Mapping[str, Any], wall_time: Any,
     rows = []
     for name, value in values.items():
         if not isinstance(name, str) or not name:
-            raise ValueError(f"metric names must be non-empty strings, got {name!r}")
+            raise _argument_error(isinstance(name, str))(
+                f"metric names must be non-empty strings, got {name!r}")
         if value is None:
             continue
         try:
