@@ -23,7 +23,6 @@ rounding of ``max|p|`` per step: after T steps ``T * ((n + 4) * lr + 2 * max|p|)
 with ``eps = 2**-52`` (float64). The old code missed by 1e-2 and more.
 """
 
-import contextlib
 import gc
 import weakref
 
@@ -34,7 +33,6 @@ import optimlab
 from optimlab import Population
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities
-from optimlab.optim.probe import keeping_rng
 from optimlab.optim.registry import available
 from optimlab.optim.rule import nonzero
 
@@ -676,28 +674,3 @@ def test_a_rule_that_draws_is_refused_by_a_batched_population_and_runs_member_by
         torch.testing.assert_close(pp[0].detach()[k], -lr + 1e-3 * torch.randn(4),
                                    rtol=0, atol=1e-9)
 
-
-def test_keeping_rng_forks_the_generator_of_the_parameters_device(monkeypatch):
-    """On an accelerator the probe's step would move that device's generator (a rule's
-    ``randn_like`` on a CUDA tensor draws there): :func:`keeping_rng` forks it with the
-    CPU's. Checked with torch's ``fork_rng`` recording its arguments (no GPU here)."""
-    calls = []
-
-    def fork_rng(**kwargs):
-        calls.append(kwargs)
-        return contextlib.nullcontext()
-
-    class Module:
-        @staticmethod
-        def current_device():
-            return 2
-
-    monkeypatch.setattr(torch.random, "fork_rng", fork_rng)
-    monkeypatch.setattr(torch, "get_device_module", lambda kind: Module)
-    for device in ("cpu", "meta", torch.device("cuda", 1), "cuda", "xpu:0"):
-        with keeping_rng(device):
-            pass
-    assert calls == [{"devices": []}, {"devices": []},
-                     {"devices": [1], "device_type": "cuda"},
-                     {"devices": [2], "device_type": "cuda"},
-                     {"devices": [0], "device_type": "xpu"}]

@@ -100,8 +100,9 @@ from . import kernels
 from .base import RuleOptimizer, check_int, python_numbers
 from .capabilities import DENSE_HERE, DRIVER_FLAGS, SPARSE_ONLY, Capabilities
 from .engine import Engine, compute_dtype, real
-from .probe import first_of_each_kind, keeping_rng, kind, rule_traits, stand_in
+from .probe import first_of_each_kind, kind, rule_traits, stand_in
 from .registry import checked_defaults, create, probe, resolve
+from .rng import keeping_rng
 
 __all__ = ["Population", "is_per_member", "has_eval_mode"]
 

@@ -23,6 +23,7 @@ from torch.utils import _pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .engine import real
+from .rng import draws, keeping_rng
 from .rule import advance, call, recording_branches
 
 __all__ = ["NotElementwise", "Traits", "first_of_each_kind", "keeping_rng", "kind", "rule_traits",
@@ -63,7 +64,7 @@ class NotElementwise(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if torch.Tag.nondeterministic_seeded in func.tags:
+        if draws(func):
             self.drawn[str(func.overloadpacket)] = None
         elif torch.Tag.pointwise not in func.tags and func.overloadpacket not in _ELEMENTWISE_OPS \
                 and not _masked_write(func, args) \
@@ -104,20 +105,6 @@ class Traits(NamedTuple):
 #: :func:`rule_traits`'s answers, by class, then by switches, parameter layout and K: a class
 #: that is no longer used (a rule made in a loop, a test's) is not kept alive by its answers
 _TRAITS: weakref.WeakKeyDictionary[type, dict[tuple, Traits]] = weakref.WeakKeyDictionary()
-
-
-def keeping_rng(device: torch.device):
-    """:func:`torch.random.fork_rng` for a probe step on ``device``: the CPU's generator and,
-    where ``device`` is an accelerator's (CUDA, XPU, ...), that device's, so that a rule that
-    draws random numbers in a probe leaves the caller's streams where they were (a
-    population then draws what its members would alone)."""
-    device = torch.device(device)
-    if device.type in ("cpu", "meta"):
-        return torch.random.fork_rng(devices=[])
-    index = device.index
-    if index is None:
-        index = torch.get_device_module(device.type).current_device()
-    return torch.random.fork_rng(devices=[index], device_type=device.type)
 
 
 def rule_traits(cls: type, hparams: dict, params: Sequence[Tensor], members: int,

@@ -38,6 +38,7 @@ from torch import Tensor
 from ..._files import write_atomically
 from .. import rule as rules
 from ..capabilities import DRIVER_FLAGS
+from ..rng import keeping_rng
 from .build import (
     BuildFailed,
     CompilerUnavailable,
@@ -206,8 +207,8 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
     step = 3.0 if layout.step else None
     if layout.step:
         state["step"] = torch.tensor(step, dtype=torch.float64)
-    # and the rule's own draws (a noisy rule's randn_like) come from a forked generator
-    with rules.recording_branches(seen.append), torch.random.fork_rng(devices=[]):
+    # and the rule's own draws (a noisy rule's randn_like) are undone (not another thread's)
+    with rules.recording_branches(seen.append), keeping_rng():
         try:
             update(p, torch.rand(4, dtype=torch.float64, generator=gen), state, step=step,
                    **_rebuild(hp, slots, values))

@@ -31,6 +31,8 @@ from torch import Tensor
 from torch.fx import Graph, Node
 from torch.fx.experimental.proxy_tensor import make_fx
 
+from ..rng import keeping_rng
+
 __all__ = ["Unsupported", "Program", "trace_rule", "to_c"]
 
 aten = torch.ops.aten
@@ -78,8 +80,9 @@ def trace_rule(fn: Callable, n_vector: int, scalar_dtypes: Sequence[torch.dtype]
     try:
         # the trace runs the rule on real tensors: a rule that draws (randn_like) would move
         # the caller's generator, and fused=None's first step, which falls back to the plain
-        # path when the rule has no C form, would draw other numbers than fused=False's
-        with torch.random.fork_rng(devices=[]):
+        # path when the rule has no C form, would draw other numbers than fused=False's; its
+        # draws are undone, and no other thread's (the trace takes seconds)
+        with keeping_rng():
             gm = make_fx(fn)(*vectors, *scalars)
     except Unsupported:
         raise
