@@ -40,8 +40,8 @@ while it cleans up is ignored. Output whose reader has gone (``| head -1``) ends
 quietly with 141, as a shell reports SIGPIPE; a closed stdout (``>&-``) is an error before
 any work; a closed stderr (``2>&-``) changes nothing but the messages, which are lost.
 
-Sizes are bounded (see :data:`LIMITS`): ``race``, ``bench`` and ``advise`` refuse work beyond them
-with a line naming the bound, and ``--no-limits`` lifts them on purpose.
+Sizes are bounded (see :data:`LIMITS`): ``race``, ``bench``, ``advise`` and ``slice`` refuse work
+beyond them with a line naming the bound, and ``--no-limits`` lifts them on purpose.
 
 Start-up: this module imports no torch. ``list``, ``explain``, ``compare`` and
 ``landscapes`` answer from a cache of the catalog (:mod:`optimlab._catalog_cache`, written
@@ -397,6 +397,11 @@ ADVISE_MAX_STEPS = BENCH_MAX_STEPS
 ADVISE_MAX_SEEDS = 100
 """``advise --seeds``: seeds of the final rung (each finalist trains this many)."""
 
+SLICE_MAX_GRID = 201
+"""``slice --grid``: points per axis of the plane (its loss is evaluated grid x grid times)."""
+SLICE_MAX_STEPS = 100_000
+"""``slice --steps``: training steps of each optimizer."""
+
 LIMITS: dict[str, int] = {
     "race --steps": RACE_MAX_STEPS,
     "race --param dim": RACE_MAX_DIM,
@@ -408,9 +413,11 @@ LIMITS: dict[str, int] = {
     "bench metric points (runs x evaluations)": BENCH_MAX_POINTS,
     "advise --steps": ADVISE_MAX_STEPS,
     "advise --seeds": ADVISE_MAX_SEEDS,
+    "slice --steps": SLICE_MAX_STEPS,
+    "slice --grid": SLICE_MAX_GRID,
 }
-"""Every bound, by what it bounds; ``--no-limits`` on ``race``, ``bench`` and ``advise`` lifts
-them."""
+"""Every bound, by what it bounds; ``--no-limits`` on ``race``, ``bench``, ``advise`` and
+``slice`` lifts them."""
 
 _NO_LIMITS_HELP = "lift the bounds on sizes (listed below) on purpose"
 
@@ -1932,8 +1939,6 @@ def _advise_stopped(err: KeyboardInterrupt, store, ended_before: int,
 
 
 SLICE_DIR = "optimlab-slice"
-SLICE_MAX_GRID = 201
-SLICE_MAX_STEPS = 100_000
 
 
 def run_slice(args: argparse.Namespace) -> str:
@@ -1948,10 +1953,10 @@ def run_slice(args: argparse.Namespace) -> str:
         raise CLIError("the endpoints plane needs at least two --optimizers (or pass "
                        "--plane random)")
     _within(args.steps, SLICE_MAX_STEPS, "--steps", args, "lower --steps")
-    _within(args.grid, SLICE_MAX_GRID, "--grid", args, "lower --grid")
-    if args.grid < 2:
-        raise CLIError(f"--grid needs at least 2 points per axis, got {args.grid}")
-    lrs = _parse_pairs(args.lr, "--lr", positive=True)
+    _within(args.grid, SLICE_MAX_GRID, "--grid", args, "lower --grid")  # >= 2: its type's
+    # --lr names optimizers as --optimizers does, in any case (Adam=0.01 is adam's), as race's
+    lrs = _parse_pairs(args.lr, "--lr", positive=True,
+                       key=functools.partial(_as_listed, names=names))
     unknown = sorted(set(lrs) - set(names))
     if unknown:
         raise CLIError(f"--lr names {', '.join(unknown)}, not among the optimizers "
@@ -2494,7 +2499,9 @@ def run_serve(args: argparse.Namespace) -> str:
             raise CLIError(f"--slices {folder}: " + ("not a folder" if Path(folder).exists()
                                                      else "no such folder"))
     try:  # say so in one line rather than in uvicorn's traceback
-        with socket.create_server((args.host, args.port)) as probe:  # what uvicorn binds
+        # what uvicorn binds: IPv6 where the host has a colon (::1), as the server listens
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.create_server((args.host.strip("[]"), args.port), family=family) as probe:
             port = probe.getsockname()[1]  # --port 0: the free port the system picked
             # every other address of the name (localhost: [::1] too, which uvicorn does not
             # bind): a server already there would get the browser's requests for this URL
@@ -2522,7 +2529,10 @@ def run_serve(args: argparse.Namespace) -> str:
     if named and not db.exists():  # a mistyped --db served an empty Runs tab without a word
         print(f"optimlab: note: no run store at {db} yet; the Runs tab is empty until a "
               "sweep writes it (`optimlab bench ... --db` that file)", file=sys.stderr)
-    print(f"optimlab playground: http://{args.host}:{port}/ (run store {db.absolute()}; "
+    from .web.server import browser_url
+
+    # the address a browser opens: bracketed where it is IPv6 (http://[::1]:8000/)
+    print(f"optimlab playground: {browser_url(args.host, port)} (run store {db.absolute()}; "
           f"slices from {', '.join(folders)}; Ctrl-C stops it)", file=sys.stderr)
     serve(host=args.host, port=port, db_path=db, slices=folders)
     stop = _stopped_by()

@@ -99,7 +99,7 @@ from .models import (
 __all__ = ["create_app", "serve", "warm_up", "STATIC_DIR", "plotly_js", "CSP", "HEADERS",
            "LOOPBACK_HOSTS", "allowed_hosts", "is_loopback", "host_allowed", "exposure_warning",
            "DISCONNECT_POLL_S", "DOCS_PREFIX", "reclaim_docs_folders", "Playground",
-           "START_TIMEOUT_S", "STOP_TIMEOUT_S"]
+           "START_TIMEOUT_S", "STOP_TIMEOUT_S", "browser_url"]
 
 #: The page's own files (index.html, app.js, style.css, vendor/katex).
 STATIC_DIR = Path(str(resources.files("optimlab.web") / "static"))
@@ -855,6 +855,16 @@ def _browser_host(host: str) -> str:
     return _bracketed(host)
 
 
+def browser_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server bound to ``host:port``
+    (``http://[::1]:8000/`` for ``::1``; loopback for ``0.0.0.0`` and ``::``).
+
+    >>> browser_url("::1", 8000), browser_url("0.0.0.0", 80)
+    ('http://[::1]:8000/', 'http://127.0.0.1:80/')
+    """
+    return f"http://{_browser_host(host)}:{port}/"
+
+
 def _listen(host: str, port: int):
     """A socket listening on ``host:port`` (``port`` 0: a free one the system picks), bound
     as uvicorn binds its own (IPv6 where the host has a colon); an :class:`OSError` that
@@ -896,7 +906,7 @@ class Playground:
         self._thread = thread
         self.host = host
         self.port = port
-        self.url = f"http://{_browser_host(host)}:{port}/"
+        self.url = browser_url(host, port)
 
     @property
     def running(self) -> bool:
