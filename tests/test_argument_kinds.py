@@ -129,3 +129,11 @@ def test_argument_error_chooses_by_kind():
     assert argument_error(False) is ArgumentTypeError
     assert all(map(is_real, (1, 1.5, float("inf"), float("nan"), __import__("numpy").float32(2))))
     assert not any(map(is_real, (True, "1", None, 1j, __import__("numpy").bool_(True))))
+
+
+def test_numpy_numbers_are_numbers_where_a_number_goes():
+    # refused before as "must be a positive number" (they checked int and float only)
+    import numpy as np
+
+    assert RaceControl(seconds=np.float32(2)).seconds == 2.0
+    assert basins("himmelblau", radius=np.float32(0.5), grid=2, steps=2).radius == 0.5

@@ -157,3 +157,20 @@ def test_serve_on_an_ipv6_host_probes_ipv6_and_prints_a_bracketed_url(monkeypatc
     assert main(["serve", "--host", "::1", "--port", "0", "--db", str(tmp_path / "r.db")]) == 0
     assert families == [(("::1", 0), socket.AF_INET6)]
     assert "http://[::1]:8123/" in capsys.readouterr().err
+
+
+def test_race_refuses_a_standard_library_function_as_a_landscape_without_importing_it(capsys):
+    """``optimlab race os:abort`` imported os and called abort (the process died), where
+    ``optimlab bench os:abort`` refuses a standard module for a task."""
+    for spec in ("os:abort", "antigravity:fly"):
+        assert main(["race", spec, "--optimizers", "adam"]) == 2
+        err = capsys.readouterr().err
+        assert f"{spec} is in Python's standard library, not a landscape" in err
+    assert "antigravity" not in __import__("sys").modules
+
+
+def test_a_default_output_name_is_one_file_whatever_the_landscapes_name(tmp_path):
+    """A landscape of one's own named "my/bowl:v2" made race-my/bowl:v2.png: a folder that
+    does not exist (found after the race ran), and on Windows a colon's NTFS stream."""
+    path = cli.out_file(str(tmp_path) + "/", "--out", "race-my/bowl:v2", (".png",))
+    assert path == tmp_path / "race-my-bowl-v2.png"

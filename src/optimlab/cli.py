@@ -852,13 +852,25 @@ def _special_file(path: Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
+def _file_stem(stem: str) -> str:
+    """``stem`` (a landscape's or task's name in it: one of yours may be anything) as one
+    file name on any system: path separators, the characters Windows refuses in a name
+    (``<>:"|?*``: a colon there writes an NTFS stream) and control characters become ``-``.
+
+    >>> _file_stem("race-my/bowl:v2")
+    'race-my-bowl-v2'
+    """
+    return "".join("-" if ch in '<>:"/\\|?*' or ord(ch) < 32 else ch for ch in stem)
+
+
 def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str],
              in_place: bool = True) -> Path:
     """The file a flag such as ``--out`` writes.
 
     ``text`` that is an existing folder, or ends with a path separator, gets
-    ``<text>/<stem><suffixes[0]>`` inside it (a new folder ending with a separator is
-    created, in a folder that exists, as ``report --out`` creates its own); otherwise
+    ``<text>/<stem><suffixes[0]>`` inside it, the stem made one file name
+    (:func:`_file_stem`; a new folder ending with a separator is created, in a folder that
+    exists, as ``report --out`` creates its own); otherwise
     ``text`` is the file, with ``suffixes[0]`` added when it has no suffix. A FIFO, a
     device or an open descriptor (:func:`_special_file`: ``/dev/fd/3``, ``/dev/null``) is
     the file as given, written in place (:func:`_write_text`, :func:`_save_picture`); with
@@ -898,7 +910,7 @@ def out_file(text: str, flag: str, stem: str, suffixes: Sequence[str],
 
                 raise CLIError(f"cannot create {flag} {text}: {mkdir_failure(path, err)}") from None
         _check_writable(path, f"{flag} {text}")
-        return path / f"{stem}{suffixes[0]}"
+        return path / f"{_file_stem(stem)}{suffixes[0]}"
     folder = path.absolute().parent
     if not folder.is_dir():
         _not_a_folder(folder, f"{flag} {text}")
@@ -1060,6 +1072,10 @@ def run_race(args: argparse.Namespace) -> str:
     params = _parse_pairs(args.param, "--param")
     if isinstance(params.get("dim"), int):
         _within(params["dim"], RACE_MAX_DIM, "--param dim", args, "lower dim")
+    if ":" in args.landscape:  # a function of yours: refused, not imported, where it is Python's
+        _check_not_stdlib(args.landscape, args.landscape.partition(":")[0].strip().split(".")[0],
+                          "package.module:function (a function of yours that returns a "
+                          "Landscape)", what="landscape")
     landscape = get(args.landscape, **params)
     names = _names(args.optimizers, "sgd,momentum,adam")
     # --lr and --hp name optimizers as --optimizers does, in any case (SGD=0.01 is sgd's)
@@ -1353,11 +1369,11 @@ def _in_stdlib(path: str | None) -> bool:
     return any(path.startswith(p) for p in inside) and not any(path.startswith(p) for p in installed)
 
 
-def _check_not_stdlib(spec: str, top: str, shape: str) -> None:
-    """Refuse, without importing it (``antigravity`` opens a browser), a task module that
-    would be Python's standard library's; a file of yours that shares a standard module's
-    name (``profile.py``) is imported, unless the standard one was imported first and would
-    be read in its place."""
+def _check_not_stdlib(spec: str, top: str, shape: str, what: str = "task") -> None:
+    """Refuse, without importing it (``antigravity`` opens a browser, ``os:abort`` ends the
+    process), a ``what`` (task or landscape) module that would be Python's standard
+    library's; a file of yours that shares a standard module's name (``profile.py``) is
+    imported, unless the standard one was imported first and would be read in its place."""
     if top not in sys.stdlib_module_names:
         return
     import importlib.machinery
@@ -1365,7 +1381,7 @@ def _check_not_stdlib(spec: str, top: str, shape: str) -> None:
     found = importlib.machinery.PathFinder.find_spec(top, [os.getcwd(), *sys.path])
     origin = found.origin if found is not None and found.has_location else None
     if origin is None or _in_stdlib(origin):
-        raise CLIError(f"{spec} is in Python's standard library, not a task: pass {shape}")
+        raise CLIError(f"{spec} is in Python's standard library, not a {what}: pass {shape}")
     loaded = sys.modules.get(top)
     if loaded is not None and _in_stdlib(getattr(loaded, "__file__", None)):
         raise CLIError(f"{spec}: your {os.path.relpath(origin)} has the name of Python's standard "

@@ -246,3 +246,7 @@ def test_a_race_too_long_to_record_is_refused_before_it_allocates(monkeypatch):
     assert len(race("rosenbrock", both, steps=10).losses["adam"]) == 11
     with pytest.raises(ValueError, match="at most 10 steps"):
         race("rosenbrock", both, steps=11)
+    # where not one step fits (a start and a step: 2 x 2 x 3 x 8 = 96 bytes > 48)
+    monkeypatch.setattr(race_module, "MAX_PATH_BYTES", 48)
+    with pytest.raises(ValueError, match="not one step fits: fewer members or dimensions"):
+        race("rosenbrock", both, steps=1)

@@ -12,6 +12,7 @@ import threading
 import pytest
 import torch
 
+from optimlab.optim import kernels
 from optimlab.optim.base import RuleOptimizer
 from optimlab.optim.capabilities import Capabilities
 from optimlab.optim.kernels import codegen
@@ -56,10 +57,13 @@ def test_a_block_that_raises_still_puts_back_what_it_drew():
     assert torch.equal(torch.rand(4), expected)
 
 
-def test_an_accelerators_generator_is_kept_with_the_cpus(monkeypatch):
-    """On an accelerator a rule's ``randn_like`` draws from that device's generator: it is
-    saved and put back with the CPU's (its index as given, else the current device's).
-    Checked with a stand-in device module (no GPU here)."""
+def test_an_accelerators_generator_is_kept_where_it_was_drawn_from(monkeypatch):
+    """On an accelerator a rule's ``randn_like`` draws from that device's generator: its
+    state (at the index given, else the current device's) is saved and put back where the
+    block drew on that device, and the CPU's where it drew there, each alone. Checked with
+    a stand-in device module (no GPU here)."""
+    from optimlab.optim import rng
+
     calls = []
 
     class Module:
@@ -78,35 +82,47 @@ def test_an_accelerators_generator_is_kept_with_the_cpus(monkeypatch):
 
     monkeypatch.setattr(torch, "get_device_module", lambda kind: Module)
     for device in (torch.device("cuda", 1), "cuda", "xpu:0"):
+        torch.manual_seed(7)
+        expected = torch.rand(2)
+        torch.manual_seed(7)
         with keeping_rng(device):
-            torch.rand(1)  # a draw (on the CPU here): the states go back
-        with keeping_rng(device):
-            pass  # none: nothing is put back
-    assert calls == [("get", 1), ("set", "state 1", 1), ("get", 1),
-                     ("get", 2), ("set", "state 2", 2), ("get", 2),
-                     ("get", 0), ("set", "state 0", 0), ("get", 0)]
-    with keeping_rng("meta"):
-        torch.rand(1)
-    assert len(calls) == 9  # the CPU's alone
+            torch.rand(1)  # a CPU draw: the CPU's state goes back, the device's stays
+        assert torch.equal(torch.rand(2), expected)
+    assert calls == [("get", 1), ("get", 2), ("get", 0)]
+    calls.clear()
+
+    class DrewOnTheDevice(rng._Draws):  # what a draw on a CUDA tensor records
+        def __exit__(self, *exc):
+            self.drew.add("cuda")
+            return super().__exit__(*exc)
+
+    monkeypatch.setattr(rng, "_Draws", DrewOnTheDevice)
+    with keeping_rng("cuda:1"):
+        _draw_in_another_thread()  # the CPU's generator moves, by a draw this block did not make
+    assert calls == [("get", 1), ("set", "state 1", 1)]  # the device's state goes back
+    assert torch.equal(torch.rand(3), _seed_zero(6)[3:])  # the CPU's is left where it went
 
 
-class _Fresh(RuleOptimizer):
-    """A rule no kernel cache holds (a class of this test's own): its first fused step
-    traces it."""
+def _fresh_rule():
+    """A rule class no kernel cache or probe cache holds (new each call): its first fused
+    step traces and probes it."""
 
-    capabilities = Capabilities(fusable=True)
+    class Fresh(RuleOptimizer):
+        capabilities = Capabilities(fusable=True)
 
-    @staticmethod
-    def init(p, **_):
-        return {"m": torch.zeros_like(p)}
+        @staticmethod
+        def init(p, **_):
+            return {"m": torch.zeros_like(p)}
 
-    @staticmethod
-    def update(p, g, state, *, lr, **_):
-        state["m"] = state["m"] * 0.9 + g
-        return p - lr * state["m"]
+        @staticmethod
+        def update(p, g, state, *, lr, **_):
+            state["m"] = state["m"] * 0.9 + g
+            return p - lr * state["m"]
 
-    def __init__(self, params, lr=0.1):
-        super().__init__(params, dict(lr=lr, fused=None, maximize=False))
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr, fused=None, maximize=False))
+
+    return Fresh
 
 
 def test_a_first_fused_step_in_one_thread_leaves_another_threads_draws(monkeypatch):
@@ -125,7 +141,7 @@ def test_a_first_fused_step_in_one_thread_leaves_another_threads_draws(monkeypat
     monkeypatch.setattr(codegen, "make_fx", held_trace)
     w = torch.ones(3, requires_grad=True)
     w.grad = torch.ones(3)
-    opt = _Fresh([w])
+    opt = _fresh_rule()([w])
     errors = []
 
     def first_step():
@@ -146,3 +162,35 @@ def test_a_first_fused_step_in_one_thread_leaves_another_threads_draws(monkeypat
     assert torch.equal(first, _seed_zero(3))
     assert torch.equal(torch.rand(3), _seed_zero(6)[3:])  # not rewound by the trace's end
     assert torch.allclose(w.detach(), torch.full((3,), 0.9))  # it stepped: 1 - 0.1 x 1
+
+
+def test_a_draw_from_a_generator_of_ones_own_is_not_undone_nor_undoes_others():
+    """The probes make their stand-ins with a generator of their own: such a draw inside the
+    block is not a draw from the process's generator, so nothing is put back (the review
+    found a first fused step of SGD rewinding another thread's draws so)."""
+    torch.manual_seed(123)
+    with keeping_rng():
+        torch.rand(4, generator=torch.Generator().manual_seed(5))
+        torch.ones(3).normal_(generator=torch.Generator())
+        _draw_in_another_thread()
+    assert torch.equal(torch.rand(3), _seed_zero(6)[3:])
+
+
+def test_the_kernels_probe_of_a_first_fused_step_leaves_another_threads_draws(monkeypatch):
+    """Another thread seeds and draws while the kernel's probe (which slots the rule
+    branches on) runs: its draws stand."""
+    rebuild, calls = kernels._rebuild, []
+
+    def rebuild_beside_a_draw(*args):
+        if not calls:
+            _draw_in_another_thread()
+        calls.append(1)
+        return rebuild(*args)
+
+    monkeypatch.setattr(kernels, "_rebuild", rebuild_beside_a_draw)
+    w = torch.ones(3, requires_grad=True)
+    w.grad = torch.ones(3)
+    torch.manual_seed(123)
+    _fresh_rule()([w], lr=0.2).step()  # a rule no probe has seen: its slots are probed
+    assert calls, "the probe did not run"
+    assert torch.equal(torch.rand(3), _seed_zero(6)[3:])

@@ -61,3 +61,23 @@ def test_step_fires_the_hooks_once_not_again_for_its_second_phase():
 
     opt.step(closure)
     assert calls == [2]  # (opt, closure): step's own call, not second_step's (opt,)
+
+
+def test_the_hooks_of_a_second_step_by_hand_see_what_it_steps_with():
+    """Its pre hooks saw the probe point theta + delta u and the gradient there (the one the
+    curvature estimate reads), not theta and the gradient the step uses."""
+    w = torch.zeros(3, requires_grad=True)
+    opt = optimlab.Sophia([w], lr=0.1, update_interval=1)
+    seen = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: seen.append(
+        (w.detach().clone(), w.grad.clone())))
+    opt.zero_grad()
+    _loss(w).backward()
+    at_theta = w.grad.clone()
+    assert opt.first_step()
+    assert not torch.equal(w.detach(), torch.zeros(3))  # at the probe point
+    w.grad = None
+    _loss(w).backward()
+    opt.second_step()
+    ((weights, grad),) = seen
+    assert torch.equal(weights, torch.zeros(3)) and torch.equal(grad, at_theta)

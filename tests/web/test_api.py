@@ -412,7 +412,8 @@ def test_a_landscape_named_as_a_users_function_is_unknown_and_imports_nothing(cl
         for answer in (client.post("/api/race", json=race_body(landscape=name)),
                        client.get(f"/api/landscapes/{name}/grid"),
                        client.post("/api/inspect", json={"landscape": name, "optimizer": "adam",
-                                                         "steps": 3})):
+                                                         "steps": 3}),
+                       client.post("/api/basins", json=basins_body(landscape=name))):
             assert answer.status_code == 422, (name, answer.status_code, answer.text)
             assert f"unknown landscape {name!r}" in answer.json()["message"], answer.text
     assert imported == []

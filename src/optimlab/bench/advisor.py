@@ -937,7 +937,7 @@ def steps_for_seconds(task: Task, model: str | None, batch_size: int | None,
     :attr:`Advice.seconds` says how long the advice took."""
     from .cost import step_costs
 
-    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+    if not (is_real(seconds) and math.isfinite(seconds) and seconds > 0):
         raise argument_error(is_real(seconds))(f"a budget in seconds must be > 0, got {seconds!r}")
     costs = step_costs(task, model, batch_size, {n: {"lr": _default_lr(n)} for n in optimizers})
     if not costs:
@@ -1032,8 +1032,7 @@ def _check_request(steps, seeds, budget, batch_size, budget_seconds=None) -> Non
     if batch_size is not None:  # None: the whole training set
         check_int("batch_size", batch_size, 1)
     _check_budget(budget)
-    if budget_seconds is not None and (isinstance(budget_seconds, bool) or not isinstance(
-            budget_seconds, (int, float))):
+    if budget_seconds is not None and not is_real(budget_seconds):
         raise ArgumentTypeError(f"budget_seconds must be a number of seconds, got "
                                 f"{budget_seconds!r}")
 

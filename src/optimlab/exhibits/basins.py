@@ -351,8 +351,7 @@ def basins(landscape: str | Landscape = "two_wells",
     check_int("grid", grid, 2, 40)  # NumPy's integers too, as race takes them
     check_int("steps", steps, 1, 5000)
     grid, steps = int(grid), int(steps)
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) \
-            or not (math.isfinite(radius) and radius > 0):
+    if not is_real(radius) or not (math.isfinite(radius) and radius > 0):
         raise argument_error(is_real(radius))(f"radius must be a positive number, got {radius!r}")
     if optimizers is None:
         if land.name not in BASIN_OPTIMIZERS:

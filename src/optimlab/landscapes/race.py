@@ -81,8 +81,8 @@ DIVERGENCE_FLOOR = 0.1
 #: uniformly over its domain (seed 0).
 TYPICAL_GRID = 101
 #: the most memory a race's recorded paths and losses may take (every member's point and
-#: loss at every step, float64): 2 GiB, a million steps of 16 members on a 2-D landscape,
-#: refused before allocation rather than found when the machine runs out of memory
+#: loss at every step, float64): 2 GiB, about 5.6 million steps of 16 members on a 2-D
+#: landscape, refused before allocation rather than found when the machine runs out of memory
 MAX_PATH_BYTES = 2**31
 TYPICAL_SAMPLE = 4096
 
@@ -476,10 +476,11 @@ def _check_path_memory(steps: int, members: int, dim: int) -> None:
     need = (steps + 1) * members * (dim + 1) * 8
     if need > MAX_PATH_BYTES:
         most = MAX_PATH_BYTES // (members * (dim + 1) * 8) - 1
+        fewer = f"at most {most} steps here (or fewer members)" if most >= 1 else \
+            "not one step fits: fewer members or dimensions"
         raise ValueError(f"a race of {steps} steps of {members} member(s) in {dim} "
                          f"dimension(s) would record {need / 2**30:.3g} GiB of paths and "
-                         f"losses, above the {MAX_PATH_BYTES / 2**30:g} GiB allowed: at most "
-                         f"{most} steps here (or fewer members)")
+                         f"losses, above the {MAX_PATH_BYTES / 2**30:g} GiB allowed: {fewer}")
 
 
 def _run(landscape: Landscape, entries: Sequence[tuple[str, dict]], sizes: list[int],

@@ -368,16 +368,29 @@ class Sophia(RuleOptimizer):
         global ones and this optimizer's own, with ``args == (self,)``), and an lr scheduler
         built on this optimizer sees the step (no "``lr_scheduler.step()`` before
         ``optimizer.step()``" warning). Within :meth:`step` they fire around :meth:`step`.
+        The hooks see what the step steps with: the parameters back at :math:`\\theta`, each
+        gradient the one taken there (the second evaluation's, at the probe point, goes to
+        the curvature estimate alone).
         """
-        torch.optim.Optimizer.profile_hook_step(type(self)._second_step)(self)
+        with torch.no_grad():
+            kept = self._restore()  # before the hooks: they see theta and its gradients
+        if kept is None:
+            raise RuntimeError("Sophia.second_step() called without first_step()")
+        torch.optim.Optimizer.profile_hook_step(
+            lambda optimizer: optimizer._apply_second_step(kept))(self)
         if getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False):
             self._opt_called = True  # what the scheduler's wrapper of step would set
 
     @torch.no_grad()
     def _second_step(self) -> None:
+        """:meth:`second_step` within :meth:`step`, whose hooks fire around the whole step."""
         kept = self._restore()
         if kept is None:
             raise RuntimeError("Sophia.second_step() called without first_step()")
+        self._apply_second_step(kept)
+
+    @torch.no_grad()
+    def _apply_second_step(self, kept: tuple) -> None:
         probed, moved, skip = kept
         estimates = []
         for entry, grad in zip(probed, moved):

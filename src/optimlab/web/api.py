@@ -107,13 +107,12 @@ class RaceControl:
     """
 
     def __init__(self, seconds: float | None = None) -> None:
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-                                    or not 0 < seconds < math.inf):
+        if seconds is not None and (not is_real(seconds) or not 0 < seconds < math.inf):
             raise argument_error(is_real(seconds))(
                 f"seconds must be a number > 0 or None, got {seconds!r}")
         self._stop = threading.Event()
         self.evaluations = 0
-        self.seconds = seconds
+        self.seconds = None if seconds is None else float(seconds)  # NumPy's as Python's
         self._deadline = None if seconds is None else time.monotonic() + seconds
 
     def cancel(self) -> None:

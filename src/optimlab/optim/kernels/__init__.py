@@ -207,11 +207,11 @@ def _branched_slots(update: Callable, layout: Layout, hp: dict, slots: list[str]
     step = 3.0 if layout.step else None
     if layout.step:
         state["step"] = torch.tensor(step, dtype=torch.float64)
+    grad = torch.rand(4, dtype=torch.float64, generator=gen)
     # and the rule's own draws (a noisy rule's randn_like) are undone (not another thread's)
     with rules.recording_branches(seen.append), keeping_rng():
         try:
-            update(p, torch.rand(4, dtype=torch.float64, generator=gen), state, step=step,
-                   **_rebuild(hp, slots, values))
+            update(p, grad, state, step=step, **_rebuild(hp, slots, values))
         except Exception as error:
             raise Unsupported(f"the rule did not run on a probe: {error}") from error
     return frozenset(x.slot for x in seen if isinstance(x, _Probe))

@@ -300,7 +300,9 @@ class SAM(TorchOptimizer):
         the step hooks fire around it as around :meth:`step` (torch's global ones, once, and
         this SAM's own, with ``args == (self, zero_grad)``), those registered on the base
         optimizer around its step inside; and an lr scheduler built on this SAM sees the
-        step (no "``lr_scheduler.step()`` before ``optimizer.step()``" warning).
+        step (no "``lr_scheduler.step()`` before ``optimizer.step()``" warning). Its pre
+        hooks see the parameters at the perturbed point and the gradients taken there, the
+        ones the base optimizer steps with once they are put back.
         """
         torch.optim.Optimizer.profile_hook_step(type(self)._second_step_alone)(self, zero_grad)
         if getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False):
