@@ -95,7 +95,9 @@ def test_a_broken_cached_library_is_built_again(cache):
 
 def test_a_library_that_never_loads_is_a_failed_build(cache, monkeypatch):
     """A library that does not load even when freshly built is BuildFailed, which the fused
-    path's callers take as "use the plain path" (an OSError crashed fused=None)."""
+    path's callers take as "use the plain path" (an OSError crashed fused=None), once every
+    set of flags was built and failed so (a set whose library does not load gives way to
+    the next); and no set is given up for the process's other kernels."""
     text = source(14)
     real_cdll = ctypes.CDLL
     opened = []
@@ -107,9 +109,13 @@ def test_a_library_that_never_loads_is_a_failed_build(cache, monkeypatch):
         return real_cdll(name, *args, **kwargs)
 
     monkeypatch.setattr(build.ctypes, "CDLL", cdll)
+    monkeypatch.setattr(build, "_UNUSABLE", set())
     with pytest.raises(build.BuildFailed, match="does not load even after a rebuild"):
         build.load(text)
-    assert len(opened) == 2  # the cached library, then one rebuild
+    # each set's library, then one rebuild of it
+    sets = build.flag_sets()
+    assert len(opened) == 2 * len(sets) and len(set(opened)) == len(sets)
+    assert not build._UNUSABLE  # the source's trouble, not the flags': none given up
 
 
 def test_keeping_a_source_is_best_effort_where_the_cache_is_a_file(monkeypatch, tmp_path):

@@ -7,6 +7,7 @@ calls and hand the rest to the real compiler. Each test keeps its own ``OPTIMLAB
 builds at most two generated kernels (a second or so each).
 """
 
+import os
 import pathlib
 import shlex
 import shutil
@@ -292,3 +293,64 @@ def test_the_fallback_cache_folder_goes_with_its_process(tmp_path):
     assert done.returncode == 0, done.stderr
     assert pathlib.Path(done.stdout.strip()).parent == tmp_path
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_build_that_does_not_load_gives_way_to_the_next_flags(fresh, real_cc, tmp_path,
+                                                                 monkeypatch):
+    """A compiler whose OpenMP builds link a runtime the loader cannot find (MinGW's
+    libgomp on Windows, a clang's libomp off the library path): the -fopenmp library
+    compiled, failed to load, was rebuilt with the same flags and the fused path given up
+    (a warning, the plain path, a broken library left in the cache). Now the next set,
+    without -fopenmp, builds a kernel that loads, and no warning is given."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    lib = tmp_path / "empty.c"
+    lib.write_text("int optimlab_fake_omp(void) { return 0; }\n")
+    assert os.system(f"{shlex.quote(real_cc)} -shared -fPIC {shlex.quote(str(lib))} -o "
+                     f"{shlex.quote(str(hidden / 'libfakeomp.so'))}") == 0
+    log, script = tmp_path / "cc.log", tmp_path / "ompcc"
+    script.write_text("\n".join([
+        "#!/bin/sh", f'echo "$*" >> {shlex.quote(str(log))}',
+        'for a in "$@"; do [ "$a" = "-fopenmp" ] && exec '
+        f'{shlex.quote(real_cc)} "$@" -Wl,--no-as-needed -L{shlex.quote(str(hidden))} -lfakeomp; done',
+        f'exec {shlex.quote(real_cc)} "$@"']) + "\n")
+    script.chmod(0o755)
+    log.write_text("")
+    monkeypatch.setenv("CC", str(script))
+    build.compiler.cache_clear()
+    build.cpu_identity.cache_clear()
+    if not any("-fopenmp" in flags for flags in build.flag_sets()):
+        pytest.skip("no -fopenmp set on this platform")
+    params, plain = make_params(torch.float64), make_params(torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no FusedUnavailableWarning
+        train_steps(optimlab.Adam(params, lr=0.01, fused=True), params, 2)
+        train_steps(optimlab.Adam(plain, lr=0.01, fused=False), plain, 2)
+    assert_params_close(params, plain, 1e-10)
+    (kernel,) = [k for k in kernels._KERNELS.values() if isinstance(k, kernels.Kernel)]
+    serial = [flags for flags in build.flag_sets() if "-fopenmp" not in flags][0]
+    # the OpenMP build was tried twice (built, then rebuilt once), then the serial one
+    assert (calls(log, "-fopenmp"), builds(log)) == (2, 3)
+    # the broken library removed, the working one kept, named by its flags
+    assert sorted(p.name for p in fresh.glob("step-*.so")) == [
+        f"step-{build.cache_key(kernel.source, serial)}.so"]
+    train_steps(optimlab.Adam(params, lr=0.01, fused=True), params, 1)  # the same kernel
+    assert (calls(log, "-fopenmp"), builds(log)) == (2, 3)
+
+
+def test_cc_naming_a_compilers_path_with_a_backslash_or_a_space_is_one_word(fresh, real_cc,
+                                                                            tmp_path, monkeypatch):
+    """Every Windows path has backslashes, which POSIX splitting takes for escapes:
+    ``C:\\msys64\\mingw64\\bin\\gcc.exe`` became ``C:msys64mingw64bingcc.exe`` and no compiler
+    was found. A $CC that is a file is that file."""
+    folder = tmp_path / "dir with\\back"
+    folder.mkdir()
+    (folder / "gcc").symlink_to(real_cc)
+    monkeypatch.setenv("CC", str(folder / "gcc"))
+    build.compiler.cache_clear()
+    assert build.compiler()[0] == str(folder / "gcc")
+    assert build.command() == [str(folder / "gcc")]
+    # a command line still splits as a shell's; Windows' rules keep backslashes, not quotes
+    assert build._cc_words('ccache "/opt/my cc/gcc" -m64') == ["ccache", "/opt/my cc/gcc", "-m64"]
+    monkeypatch.setattr(os, "name", "nt")
+    assert build._cc_words('"C:\\my cc\\gcc.exe" -m64') == ["C:\\my cc\\gcc.exe", "-m64"]

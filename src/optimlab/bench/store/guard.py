@@ -37,7 +37,7 @@ import sqlite3
 import stat
 import warnings
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from .schema import StoreError, StoreWarning, SweepBusy, _one_line
 
@@ -291,6 +291,22 @@ def is_empty(path: str) -> bool:
         return False
 
 
+def sqlite_uri(path: PurePath) -> str:
+    r"""The ``file:`` URI SQLite opens ``path`` (absolute) by: percent-encoded, with an empty
+    authority. ``Path.as_uri()`` puts a Windows share's server there
+    (``file://server/share/runs.db``), which SQLite refuses ("invalid uri authority");
+    ``file:////server/share/runs.db`` names the same file.
+
+    >>> from pathlib import PurePosixPath, PureWindowsPath
+    >>> sqlite_uri(PurePosixPath("/tmp/a b#1.db"))
+    'file:///tmp/a%20b%231.db'
+    >>> sqlite_uri(PureWindowsPath(r"\\srv\sh\runs.db"))
+    'file:////srv/sh/runs.db'
+    """
+    uri = path.as_uri()
+    return uri if uri.startswith("file:///") else "file:////" + uri[len("file://"):]
+
+
 def connect_readonly(path: str, timeout: float) -> tuple[sqlite3.Connection, bool]:
     """A read-only connection to ``path`` and whether it is ``immutable``.
 
@@ -301,7 +317,7 @@ def connect_readonly(path: str, timeout: float) -> tuple[sqlite3.Connection, boo
     still only in a ``-wal`` file are then not seen (a warning says so), and a process
     writing the file meanwhile could show as damage.
     """
-    uri = Path(path).as_uri()
+    uri = sqlite_uri(Path(path))
     con = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout, isolation_level=None)
     try:
         con.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # opens the file

@@ -116,15 +116,26 @@ def compiler() -> tuple[str, str]:
     return found
 
 
+def _cc_words(cc: str) -> list[str]:
+    """``$CC`` as words: a command line (``ccache gcc``, ``"/opt/my cc/gcc" -m64``) split as
+    a POSIX shell splits it; but a value that is itself a compiler's path is one word,
+    whatever it holds (a Windows path's backslashes, which the shell's rules would eat:
+    ``C:\\msys64\\mingw64\\bin\\gcc.exe``; a space). An unbalanced quote: no words."""
+    if os.path.isfile(cc) or (os.sep not in cc and "/" not in cc and shutil.which(cc)):
+        return [cc]
+    try:
+        words = shlex.split(cc, posix=os.name != "nt")
+    except ValueError:  # an unbalanced quote: no command line at all
+        return []
+    # Windows' rules keep a quoted word's quotes ("C:\\my cc\\gcc.exe"): dropped
+    return [w[1:-1] if len(w) > 1 and w[0] == w[-1] and w[0] in "\"'" else w for w in words]
+
+
 @functools.lru_cache(maxsize=None)
 def _find_compiler() -> tuple[str, str] | CompilerUnavailable:
     """:func:`compiler`'s answer, the error returned (an lru_cache does not keep a raise)."""
     cc = os.environ.get("CC", "")
-    try:
-        words = shlex.split(cc)
-    except ValueError:  # an unbalanced quote: no command line at all
-        words = []
-    candidates = [words] if cc else [["cc"], ["gcc"], ["clang"]]
+    candidates = [_cc_words(cc)] if cc else [["cc"], ["gcc"], ["clang"]]
     for first, *rest in filter(None, candidates):
         path = shutil.which(first)
         if path is None:
@@ -150,10 +161,7 @@ def command() -> list[str]:
     ``$CC`` has after its first (``ccache gcc`` runs ``/usr/bin/ccache gcc``)."""
     path, _ = compiler()
     cc = os.environ.get("CC", "")
-    try:
-        return [path, *shlex.split(cc)[1:]]
-    except ValueError:  # compiler() found no $CC in it: one of its defaults
-        return [path]
+    return [path, *_cc_words(cc)[1:]] if cc else [path]
 
 
 @functools.lru_cache(maxsize=None)
@@ -395,15 +403,18 @@ def load(source: str, symbol: str = "optimlab_step"):
     kernel); a set the compiler rejected where a later one built the same source is not
     tried again in this process. A cached library that does not load or lacks ``symbol``
     (truncated, half-copied) is removed and built once more with the same flags; if that
-    one does not load either, :class:`BuildFailed`, which the fused path's callers take as
-    "use the plain path", as they take a source the compiler rejects with every set.
+    one does not load either, it is removed and the next set is tried, as if the compiler
+    had rejected this one (a build with ``-fopenmp`` whose runtime the loader cannot find);
+    where none loads, :class:`BuildFailed`, which the fused path's callers take as "use the
+    plain path", as they take a source the compiler rejects with every set.
     """
     _, version = compiler()
     compiler_id = (tuple(command()), version)
     candidates = [(flags, cache_key(source, flags)) for flags in flag_sets()
                   if (compiler_id, flags) not in _UNUSABLE]
     key = next((key for _, key in candidates if key in _LOADED), None)
-    if key is None:
+    unloadable: list[tuple[str, ...]] = []
+    while key is None:
         folder = _writable(cache_dir())
         flags, key, folder = _build_first(source, folder, candidates, compiler_id)
         target = folder / f"step-{key}.so"
@@ -417,8 +428,22 @@ def load(source: str, symbol: str = "optimlab_step"):
             try:
                 library = _open(target, symbol)
             except (OSError, AttributeError) as error:
-                raise BuildFailed(f"the fused optimizer kernel {target} does not load even after a "
-                                  f"rebuild (pass fused=False to avoid it): {error}") from error
+                # built but not loadable with these flags (an OpenMP runtime the loader
+                # does not find: MinGW's libgomp, a clang's libomp off the library path):
+                # the next, plainer set is tried; where one loads, this one is not tried
+                # again in this process (where none does, the source's own trouble: no set
+                # is given up for the other kernels)
+                with contextlib.suppress(OSError):
+                    target.unlink()
+                unloadable.append(flags)
+                candidates = [(f, k) for f, k in candidates if f != flags]
+                if not candidates:
+                    raise BuildFailed(f"the fused optimizer kernel {target} does not load even "
+                                      f"after a rebuild (pass fused=False to avoid it): "
+                                      f"{error}") from error
+                key = None
+                continue
+        _UNUSABLE.update((compiler_id, bad) for bad in unloadable)
         _LOADED[key] = library
     function = getattr(_LOADED[key], symbol)
     function.restype = ctypes.c_int
