@@ -1,5 +1,6 @@
 """What every exhibit's figure and table must be (shared by the tests of this folder)."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +22,34 @@ def check_png(path):
     assert len(np.unique(rgb)) > 50  # lines, text, colours
 
 
-def check_figure(demo):
-    """``demo.plot()`` is a Figure (saved as ``<name>.png``); its table and title print."""
+@contextlib.contextmanager
+def drawn(demo):
+    """``demo.plot()``'s figure, closed when the block ends (the test is skipped without
+    matplotlib)."""
     pytest.importorskip("matplotlib")
     import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
 
     fig = demo.plot()
     try:
+        yield fig
+    finally:
+        plt.close(fig)
+
+
+def lines_by_gid(fig) -> dict:
+    """``gid -> line`` of the lines of ``fig`` that have a gid."""
+    return {line.get_gid(): line for ax in fig.axes for line in ax.lines if line.get_gid()}
+
+
+def check_figure(demo):
+    """``demo.plot()`` is a Figure (saved as ``<name>.png``); its table and title print."""
+    with drawn(demo) as fig:
+        from matplotlib.figure import Figure
+
         assert isinstance(fig, Figure)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         target = ARTIFACTS / f"{demo.name}.png"
         fig.savefig(target, dpi=100)
-    finally:
-        plt.close(fig)
     check_png(target)
     assert isinstance(demo.table(), str) and demo.table().count("\n") >= 2
     assert demo.title in str(demo)

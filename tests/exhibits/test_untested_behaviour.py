@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from optimlab.exhibits import batch_sizes, landscape, schedules, sparse_features
+from tests.exhibits.figures import drawn, lines_by_gid
 
 
 def table_cells(text: str, rows: int | None = None) -> tuple[list[str], list[list[str]]]:
@@ -28,16 +29,6 @@ def table_cells(text: str, rows: int | None = None) -> tuple[list[str], list[lis
 
     body = [line for line in lines[rule + 1:] if line.strip()]
     return cells(lines[rule - 1]), [cells(line) for line in body[:rows]]
-
-
-def lines_by_gid(fig) -> dict:
-    return {line.get_gid(): line for ax in fig.axes for line in ax.lines if line.get_gid()}
-
-
-def close(fig) -> None:
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 # -- gd-variants ----------------------------------------------------------------------------
@@ -103,10 +94,8 @@ def test_the_gd_variants_table_cells_are_each_runs_numbers():
 
 
 def test_the_gd_variants_figure_draws_each_runs_losses_on_its_axes():
-    pytest.importorskip("matplotlib")
     demo = batch_sizes.gd_variants(n=64, d=3, epochs=3)
-    fig = demo.plot()
-    try:
+    with drawn(demo) as fig:
         lines = lines_by_gid(fig)
         for label, run in demo.runs.items():
             per_update, per_eval = lines[f"updates:{label}"], lines[f"evals:{label}"]
@@ -117,8 +106,6 @@ def test_the_gd_variants_figure_draws_each_runs_losses_on_its_axes():
         for ax in fig.axes[:2]:
             minimum = [line for line in ax.lines if line.get_label() == "least-squares minimum"]
             assert len(minimum) == 1 and minimum[0].get_ydata()[0] == demo.optimum
-    finally:
-        close(fig)
 
 
 def test_a_batch_of_exactly_the_samples_is_not_said_to_be_capped():
@@ -174,17 +161,13 @@ def test_the_effective_lr_table_puts_each_rate_in_its_column():
 
 
 def test_the_effective_lr_figure_draws_each_optimizers_rates():
-    pytest.importorskip("matplotlib")
     demo = schedules.effective_lr(lr=0.1, grad=-2.0, steps=50, at=(1, 50))
-    fig = demo.plot()
-    try:
+    with drawn(demo) as fig:
         lines = {line.get_label().split(" ")[0]: line for line in fig.axes[0].lines}
         np.testing.assert_array_equal(lines["Adagrad"].get_ydata(), demo.adagrad)
         np.testing.assert_array_equal(lines["RMSprop"].get_ydata(), demo.rmsprop)
         # the reference lr/|g| is positive for a negative gradient (a log axis)
         assert lines["lr/|g|"].get_ydata()[0] == pytest.approx(0.05)
-    finally:
-        close(fig)
 
 
 def test_effective_lr_refuses_step_0():
@@ -212,10 +195,8 @@ def test_the_ema_table_shows_uncorrected_and_corrected_in_their_columns():
 
 
 def test_the_ema_figure_draws_each_average_under_its_label():
-    pytest.importorskip("matplotlib")
     demo = schedules.ema(n=20)
-    fig = demo.plot()
-    try:
+    with drawn(demo) as fig:
         left = {line.get_label(): line for line in fig.axes[0].lines}
         right = {line.get_label(): line for line in fig.axes[1].lines}
         t = np.arange(1, 21)
@@ -225,8 +206,6 @@ def test_the_ema_figure_draws_each_average_under_its_label():
             np.testing.assert_array_equal(left[f"beta={b:g}, uncorrected"].get_ydata(),
                                           demo.raw[b])
             np.testing.assert_allclose(right[f"beta={b:g}"].get_ydata(), 1 - b ** t)
-    finally:
-        close(fig)
 
 
 # -- sparse -----------------------------------------------------------------------------------
@@ -284,10 +263,8 @@ def test_the_sparse_table_cells_are_each_features_numbers():
 
 
 def test_the_sparse_figure_labels_each_optimizers_lines_with_its_name():
-    pytest.importorskip("matplotlib")
     demo = sparse_features.sparse(n=200)
-    fig = demo.plot()
-    try:
+    with drawn(demo) as fig:
         lines = lines_by_gid(fig)
         names = {"sgd": "SGD", "adagrad": "Adagrad"}
         for opt, name in names.items():
@@ -299,8 +276,6 @@ def test_the_sparse_figure_labels_each_optimizers_lines_with_its_name():
         dotted = sorted(line.get_ydata()[0] for line in fig.axes[0].lines
                         if line.get_linestyle() == ":")
         assert dotted == sorted(demo.true_w.tolist())
-    finally:
-        close(fig)
 
 
 def test_sparse_refuses_a_presence_of_zero():
@@ -349,10 +324,8 @@ def test_the_ill_conditioned_arguments_reach_both_ravines():
 def test_the_ill_conditioned_figure_draws_each_ravines_runs():
     """Axis-aligned solid and rotated dashed (as the y label says), each panel its own
     race's paths."""
-    pytest.importorskip("matplotlib")
     demo = landscape.ill_conditioned(steps=30)
-    fig = demo.plot()
-    try:
+    with drawn(demo) as fig:
         for label in demo.race.labels:
             for race, name, style in ((demo.race, "aligned", "-"),
                                       (demo.rotated, "rotated", "--")):
@@ -365,8 +338,6 @@ def test_the_ill_conditioned_figure_draws_each_ravines_runs():
                 path = np.asarray(race.paths[label])
                 np.testing.assert_array_equal(line.get_xdata(), path[:, 0])
                 np.testing.assert_array_equal(line.get_ydata(), path[:, 1])
-    finally:
-        close(fig)
 
 
 def test_a_rate_at_the_grid_edge_on_either_bowl_is_marked():
@@ -433,18 +404,14 @@ def test_the_saddle_landscapes_minima_and_rates_are_as_described():
 
 
 def test_the_saddle_figure_draws_each_path_as_x_y():
-    pytest.importorskip("matplotlib")
     demo = landscape.saddle(steps=20)
-    fig = demo.plot()
-    try:
+    with drawn(demo) as fig:
         lines = lines_by_gid(fig)
         for race in demo.races:
             for label, path in race.paths.items():
                 path = np.asarray(path)
                 np.testing.assert_array_equal(lines[f"path:{label}"].get_xdata(), path[:, 0])
                 np.testing.assert_array_equal(lines[f"path:{label}"].get_ydata(), path[:, 1])
-    finally:
-        close(fig)
 
 
 # -- defects the same audit found (each test failed before its fix) ----------------------------
@@ -514,17 +481,13 @@ def test_the_gd_variants_titles_say_what_this_run_shows():
     """The titles said the full batch makes the most progress per update and small batches
     per evaluation whatever the variants; they now name the run of least loss after the
     fewest updates any run took, and after one epoch."""
-    pytest.importorskip("matplotlib")
     demo = batch_sizes.gd_variants()
     assert demo.lowest_per_update() == (20, ["batch"])
     assert demo.lowest_per_epoch() == ["stochastic"]
-    fig = demo.plot()
-    try:
+    with drawn(demo) as fig:
         assert [a.get_title() for a in fig.axes[:2]] == [
             "Per update: lowest after 20 updates: batch",
             "Per gradient evaluation: lowest after one epoch: stochastic"]
-    finally:
-        close(fig)
     # a full batch at a rate too small to make progress: the claim does not hold, nor say it
     slow = batch_sizes.gd_variants(epochs=3, variants={"batch": (None, 1e-4),
                                                        "mini-batch": (32, 0.1)})
