@@ -52,6 +52,7 @@ __all__ = [
     "takes_saved_name",
     "optimizer_getstate",
     "step_without_global_hooks",
+    "step_by_hand",
     "scalar_step",
     "COMMON_ARGS_DOC",
     "check_torch_flag",
@@ -958,6 +959,18 @@ def step_without_global_hooks(optimizer: torch.optim.Optimizer, *args: Any, **kw
         optimizer._optimizer_step_code()
         for post_hook in list(getattr(optimizer, "_optimizer_step_post_hooks", {}).values()):
             post_hook(optimizer, args, kwargs)
+    return out
+
+
+def step_by_hand(optimizer: torch.optim.Optimizer, apply: Callable[..., Any], *args: Any) -> Any:
+    """``apply(optimizer, *args)`` as ``optimizer``'s step, where it is called by hand
+    outside :meth:`step` (a two-phase rule's ``second_step`` after your own passes): torch's
+    step hooks fire around it as around ``step`` (the global ones and the optimizer's own,
+    with ``args == (optimizer, *args)``), and an lr scheduler built on ``optimizer`` sees
+    the step (its ``_opt_called`` flag, as its wrapper of ``step`` would set it)."""
+    out = torch.optim.Optimizer.profile_hook_step(apply)(optimizer, *args)
+    if getattr(optimizer.__dict__.get("step"), "_wrapped_by_lr_sched", False):
+        optimizer._opt_called = True  # type: ignore[attr-defined]
     return out
 
 

@@ -12,7 +12,15 @@ import torch
 from torch import Tensor
 from torch.optim.optimizer import ParamsT
 
-from .base import RuleOptimizer, all_true, check_betas, check_int, check_range, common_args_doc
+from .base import (
+    RuleOptimizer,
+    all_true,
+    check_betas,
+    check_int,
+    check_range,
+    common_args_doc,
+    step_by_hand,
+)
 from .capabilities import Capabilities
 from .engine import sparse_refusal
 from .ops import add_scaled
@@ -376,10 +384,7 @@ class Sophia(RuleOptimizer):
             kept = self._restore()  # before the hooks: they see theta and its gradients
         if kept is None:
             raise RuntimeError("Sophia.second_step() called without first_step()")
-        torch.optim.Optimizer.profile_hook_step(
-            lambda optimizer: optimizer._apply_second_step(kept))(self)
-        if getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False):
-            self._opt_called = True  # what the scheduler's wrapper of step would set
+        step_by_hand(self, lambda optimizer: optimizer._apply_second_step(kept))  # args: (self,)
 
     @torch.no_grad()
     def _second_step(self) -> None:

@@ -17,6 +17,7 @@ from ..base import (
     check_state_dict,
     optimizer_getstate,
     saved_name,
+    step_by_hand,
     step_without_global_hooks,
     takes_saved_name,
 )
@@ -304,9 +305,7 @@ class SAM(TorchOptimizer):
         hooks see the parameters at the perturbed point and the gradients taken there, the
         ones the base optimizer steps with once they are put back.
         """
-        torch.optim.Optimizer.profile_hook_step(type(self)._second_step_alone)(self, zero_grad)
-        if getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False):
-            self._opt_called = True  # what the scheduler's wrapper of SAM.step would set
+        step_by_hand(self, type(self)._second_step_alone, zero_grad)
 
     def _second_step_alone(self, zero_grad: bool) -> None:
         self._second_step(zero_grad, lambda: step_without_global_hooks(self.base_optimizer))
