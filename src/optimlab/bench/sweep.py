@@ -179,8 +179,9 @@ class SweepSpec:
         given = tuple(self.optimizers) if isinstance(self.optimizers, Iterable) \
             and not isinstance(self.optimizers, str) else None  # a generator is read once
         if given is None or not all(isinstance(name, str) for name in given):
-            raise ArgumentTypeError(f"optimizers must be a sequence of registry names such as "
-                             f"('adam', 'sgd'), got {self.optimizers!r}")
+            raise ArgumentTypeError(
+                f"optimizers must be a sequence of registry names such as "
+                f"('adam', 'sgd'), got {self.optimizers!r}")
         # registry names as the registry spells them ("Adam " is "adam"): one sweep, one
         # group, and the same optimizer in two sweeps' profiles
         names = tuple(resolve(name).name for name in given)
@@ -203,8 +204,9 @@ class SweepSpec:
                 else list(self.lrs)
             if not lrs or not all(finite_number(lr) and lr > 0 for lr in lrs):
                 right_kind = lrs is not None and all(is_real(lr) for lr in lrs)
-                raise argument_error(right_kind)(f"learning rates must be finite numbers > 0 and the grid "
-                                 f"non-empty, got {self.lrs!r}")
+                raise argument_error(right_kind)(
+                    f"learning rates must be finite numbers > 0 and the grid "
+                    f"non-empty, got {self.lrs!r}")
             repeated = repeated_rates(lrs)
             if repeated:  # one run each would train, and the grid's size and key would lie
                 raise ValueError(f"SweepSpec: lrs must differ, got {', '.join(map(repr, repeated))} "
@@ -223,8 +225,9 @@ class SweepSpec:
         from ..optim.registry import probe
 
         if not isinstance(self.hparams, dict):
-            raise ArgumentTypeError(f"hparams must be a dict (optimizer -> {{name: value}}), got "
-                             f"{self.hparams!r}")
+            raise ArgumentTypeError(
+                f"hparams must be a dict (optimizer -> {{name: value}}), got "
+                f"{self.hparams!r}")
         for name, hp in self.hparams.items():
             if name not in self.optimizers:
                 raise ValueError(f"hparams names {name!r}, which is not among the optimizers "

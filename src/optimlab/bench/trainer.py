@@ -147,8 +147,9 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.model is not None and not isinstance(self.model, str):
-            raise ArgumentTypeError(f"model must be None (the task's default) or one of the task's "
-                             f"model names, got {self.model!r}")
+            raise ArgumentTypeError(
+                f"model must be None (the task's default) or one of the task's "
+                f"model names, got {self.model!r}")
         if self.averaging not in (None, "ema", "swa"):
             raise ValueError(f"averaging must be None, 'ema' or 'swa', got {self.averaging!r}")
         for name, holds, interval in (("ema_decay", lambda v: 0 <= v < 1, "in [0, 1)"),

@@ -210,8 +210,9 @@ def gd_variants(n: int = 512, d: int = 10, epochs: int = 20, noise: float = 0.1,
         if batch is not None:
             check_int(f"variants[{label!r}] batch", batch, 1)
         if not (_real(lr) and lr > 0):
-            raise argument_error(is_real(lr))(f"variants[{label!r}] lr must be a finite number > 0, "
-                             f"got {lr!r}")
+            raise argument_error(is_real(lr))(
+                f"variants[{label!r}] lr must be a finite number > 0, "
+                f"got {lr!r}")
     n, d, epochs = int(n), int(d), int(epochs)
     gen = torch.Generator().manual_seed(check_seed(seed))
     X = torch.randn(n, d, generator=gen, dtype=torch.float64)

@@ -126,8 +126,9 @@ def sparse(n: int = 2000, batch: int = 10, lr: float = 0.5, presence=(0.9, 0.02)
     batch = int(batch)
     whole = isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
     if not whole or n < batch:
-        raise argument_error(whole)(f"n must be an integer >= batch ({batch}): one batch at least, "
-                         f"got {n!r}")
+        raise argument_error(whole)(
+            f"n must be an integer >= batch ({batch}): one batch at least, "
+            f"got {n!r}")
     n = int(n)
     if not (_real(lr) and lr > 0):
         raise argument_error(is_real(lr))(f"lr must be a finite number > 0, got {lr!r}")
