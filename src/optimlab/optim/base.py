@@ -964,7 +964,7 @@ def step_without_global_hooks(optimizer: torch.optim.Optimizer, *args: Any, **kw
 
 def step_by_hand(optimizer: torch.optim.Optimizer, apply: Callable[..., Any], *args: Any) -> Any:
     """``apply(optimizer, *args)`` as ``optimizer``'s step, where it is called by hand
-    outside :meth:`step` (a two-phase rule's ``second_step`` after your own passes): torch's
+    outside ``step()`` (a two-phase rule's ``second_step`` after your own passes): torch's
     step hooks fire around it as around ``step`` (the global ones and the optimizer's own,
     with ``args == (optimizer, *args)``), and an lr scheduler built on ``optimizer`` sees
     the step (its ``_opt_called`` flag, as its wrapper of ``step`` would set it)."""
