@@ -1,6 +1,6 @@
 """Rules that round where torch rounds in the cases the parity table does not run (a float32
-``lr`` tensor on float64 parameters, bfloat16 and float16 parameters), and the step counter's
-errors when a user edits it."""
+``lr`` tensor on float64 parameters, bfloat16 and float16 parameters, 0-d parameters), and
+the step counter's errors when a user edits it."""
 
 import warnings
 
@@ -8,6 +8,8 @@ import pytest
 import torch
 
 import optimlab
+from optimlab.optim.catalog import TABLE
+from tests.optim.cases import CASES
 
 #: the optimlab paths: the default (fused where it can), the plain multi-tensor and the
 #: plain per-tensor one
@@ -60,6 +62,12 @@ def test_nadam_with_a_float32_lr_tensor_is_torchs(hp, param_dtype, mode):
 
 
 NARROW_CASES = [
+    # momentum's intermediate (buf * momentum, a weight-decayed gradient) is a flat buffer on
+    # the multi-tensor path: add(..., alpha=) on it ran at the buffer's positions, whose
+    # vectorized body and remainder are not a tensor's (1-8 elements 1 ulp off)
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.3}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),
     ("RMSprop", {"lr": 0.01}),
     ("RMSprop", {"lr": 0.01, "centered": True}),
     ("RMSprop", {"lr": 0.01, "momentum": 0.9}),
@@ -149,3 +157,38 @@ def test_sophia_steps_finite_float32_parameters_beyond_the_squares_range(fused):
     for _ in range(3):
         opt.step(closure)
     assert torch.isfinite(x).all() and torch.isfinite(opt.state[x]["hessian"]).all()
+
+
+def _scalar_run(case, shape, dtype):
+    """``case`` on one parameter of ``shape`` filled with 1.5, six steps of a cubic, on the
+    plain per-tensor path; the parameter's values, flattened."""
+    w = torch.nn.Parameter(torch.full(shape, 1.5, dtype=dtype))
+    opt = case.build([w], **({"fused": False} if case.capabilities.fusable else {}))
+    for i in range(6):
+        def closure(i=i):
+            opt.zero_grad()
+            loss = ((w - 0.3) ** 2).sum() * (0.7 + 0.1 * i) + (w ** 3).sum() * 0.1
+            loss.backward()
+            return loss
+        if case.capabilities.needs_closure:
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+    return w.detach().reshape(-1)
+
+
+SCALAR_CASES = [pytest.param(case, id=case.id) for info in TABLE
+                for case in CASES[info.cls.__name__]
+                if not case.capabilities.needs_matrix and not case.capabilities.sparse_only]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", SCALAR_CASES)
+def test_a_0d_parameter_steps_as_a_one_element_one_does(case, dtype):
+    """A scalar ``nn.Parameter`` and the same number shaped ``(1,)`` step alike, bit for bit
+    (torch's do). NAdam's float64 coefficients are 0-d tensors: against a 0-d float32
+    parameter they promoted its step to float64 (two 0-d tensors promote to the wider
+    dtype), one ulp off torch's step after three steps (:func:`optimlab.optim.ops._coefficient`)."""
+    assert torch.equal(_scalar_run(case, (), dtype), _scalar_run(case, (1,), dtype))
+

@@ -170,8 +170,10 @@ def _foreachable(node: Node) -> bool:
 #: dtypes whose CPU kernels round differently by position: ``x.add(y, alpha=a)`` in float16
 #: rounds ``a * y`` first in a tensor's remainder past its vectorized body, not in the body
 #: (torch 2.13), so these lists are not gathered into flat buffers
-#: (:meth:`Graph._lists_to_gather`): their operations run tensor by tensor, at the positions
-#: torch's own per-tensor step runs them
+#: (:meth:`Graph._lists_to_gather`), and an operation with a ``foreach`` form runs over the
+#: tensors' views of a flat buffer (an intermediate value: SGD's ``buf * momentum``), not
+#: over the buffer (:meth:`Graph._execute`): tensor by tensor, at the positions torch's own
+#: per-tensor step runs them
 _NARROW = (torch.bfloat16, torch.float16)
 
 
@@ -441,7 +443,10 @@ class Graph:
         args = [self._resolve(a, where, weights) for a in node.args]
         lists = any(isinstance(a, list) for a in args)
         flat_dest = dest is not weights
-        if flat_dest and not lists:
+        # a narrow dtype's operation runs over each tensor's view (see _NARROW), on the
+        # buffers of intermediate values too, where it has a list form
+        by_tensor = node.dtype in _NARROW and _foreachable(node)
+        if flat_dest and not lists and not by_tensor:
             node.fn(*args, **node.kwargs, out=dest)
             return
         if not _foreachable(node):
@@ -460,7 +465,7 @@ class Graph:
             else:
                 torch._foreach_copy_(dest_list, first if isinstance(first, list)
                                      else self.views(first))
-        if flat_dest and not any(isinstance(a, list) for a in rest):
+        if flat_dest and not by_tensor and not any(isinstance(a, list) for a in rest):
             node.fn(dest, *rest, **node.kwargs, out=dest)
             return
         FOREACH[node.fn](dest_list, *[self.views(a) if isinstance(a, Tensor) and a.dim()

@@ -29,7 +29,7 @@ def add_scaled(x: Tensor, y: Tensor, alpha) -> Tensor:
     if isinstance(alpha, Tensor):
         if y.layout is not torch.strided and x.layout is torch.strided and alpha.dim() == 0:
             return torch.add(x, y, alpha=alpha.item())
-        return torch.addcmul(x, y, alpha)
+        return torch.addcmul(x, y, _coefficient(alpha, y))
     return torch.add(x, y, alpha=alpha)
 
 
@@ -37,15 +37,32 @@ def addcmul(x: Tensor, t1: Tensor, t2: Tensor, value) -> Tensor:
     """``x + value * t1 * t2``, rounded like ``x.addcmul(t1, t2, value=value)``."""
     if isinstance(value, Tensor):
         # torch computes fma(value * t1, t2, x); this rounds the same way
-        return torch.addcmul(x, value * t1, t2)
+        return torch.addcmul(x, _coefficient(value, t1) * t1, t2)
     return torch.addcmul(x, t1, t2, value=value)
 
 
 def addcdiv(x: Tensor, t1: Tensor, t2: Tensor, value) -> Tensor:
     """``x + value * t1 / t2``, rounded like ``x.addcdiv(t1, t2, value=value)``."""
     if isinstance(value, Tensor):
-        return x + (value * t1) / t2  # torch's order: x + (value * t1) / t2
+        return x + (_coefficient(value, t1) * t1) / t2  # torch's order: x + (value * t1) / t2
     return torch.addcdiv(x, t1, t2, value=value)
+
+
+def _coefficient(value: Tensor, t) -> Tensor:
+    """A 0-d tensor coefficient as it applies to ``t``: in ``t``'s dtype where ``t`` is a 0-d
+    float32 or float64 tensor too.
+
+    Against a tensor with dimensions a 0-d coefficient does not promote (a float64 one
+    multiplies a float32 tensor in float32), but between two 0-d tensors the wider dtype
+    wins: a 0-d float32 parameter (a scalar ``nn.Parameter``) would take NAdam's float64
+    coefficients and round its step once in float64, one unit in the last place away from
+    torch's step, and from the same parameter shaped ``(1,)``. Cast here, it steps as a
+    one-element tensor does. (bfloat16 and float16 are left alone: the kernels compute
+    them in float32, and the rules that need it read their coefficients as numbers.)"""
+    if value.dim() == 0 and isinstance(t, Tensor) and t.dim() == 0 and value.dtype != t.dtype \
+            and value.dtype.is_floating_point and t.dtype in (torch.float32, torch.float64):
+        return value.to(t.dtype)
+    return value
 
 
 def norm(x: Tensor) -> Tensor:
