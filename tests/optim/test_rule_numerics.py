@@ -2,6 +2,7 @@
 ``lr`` tensor on float64 parameters, bfloat16 and float16 parameters, 0-d parameters), and
 the step counter's errors when a user edits it."""
 
+import math
 import warnings
 
 import pytest
@@ -192,3 +193,32 @@ def test_a_0d_parameter_steps_as_a_one_element_one_does(case, dtype):
     dtype), one ulp off torch's step after three steps (:func:`optimlab.optim.ops._coefficient`)."""
     assert torch.equal(_scalar_run(case, (), dtype), _scalar_run(case, (1,), dtype))
 
+
+@pytest.mark.parametrize("entry", [math.inf, math.nan, 1e20], ids=["inf", "nan", "1e20"])
+@pytest.mark.parametrize("name, what", [("Shampoo", "the SVD"), ("SOAP", "eigh")])
+def test_a_preconditioner_factor_that_is_not_finite_is_said_to_be_so(name, what, entry):
+    """An inf or NaN gradient, or finite entries whose products overflow float32 (1e20 each:
+    G G^T holds 1.2e40), filled the factor with inf/NaN and LAPACK's words came out: "failed
+    to converge because the input matrix is ill-conditioned". The error (of the same kind)
+    now says why and what to do; with ``skip_nonfinite`` a non-finite gradient is skipped."""
+    w = torch.nn.Parameter(torch.ones(4, 3))
+    opt = getattr(optimlab, name)([w], lr=0.01)
+    w.grad = torch.full((4, 3), entry)
+    with pytest.raises(torch.linalg.LinAlgError,
+                       match=rf"^{what} of a preconditioner factor failed: the factor holds inf "
+                             r"or NaN, .* overflow float32\. skip_nonfinite=True skips"):
+        opt.step()
+    assert torch.equal(w, torch.ones(4, 3))
+    if not math.isfinite(entry):
+        guarded = getattr(optimlab, name)([w], lr=0.01, skip_nonfinite=True)
+        guarded.step()
+        assert torch.equal(w, torch.ones(4, 3))
+
+
+def test_a_failed_decomposition_of_a_finite_factor_keeps_its_own_error():
+    from optimlab.optim.shampoo import raise_for_factor
+
+    err = torch.linalg.LinAlgError("did not converge")
+    with pytest.raises(torch.linalg.LinAlgError) as raised:
+        raise_for_factor(torch.eye(3), err, "the SVD")
+    assert raised.value is err

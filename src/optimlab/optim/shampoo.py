@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import torch
 from torch import Tensor
 from torch.optim.optimizer import ParamsT
@@ -71,13 +73,32 @@ def init(p: Tensor, *, eps=1e-6, graft="adagrad", max_precondition_dim=4096, **_
     return state
 
 
+def raise_for_factor(matrix: Tensor, err: Exception, what: str) -> NoReturn:
+    """Raise ``err``, a decomposition of the preconditioner factor ``matrix`` that failed
+    (Shampoo's SVD, SOAP's eigh): as it is where the factor is finite, else an error of its
+    kind that says why. A gradient with inf or NaN entries, or finite entries whose products
+    overflow the factor's dtype (past about 1.8e19 in float32), fills the factor with inf or
+    NaN, and LAPACK's own words ("the input matrix is ill-conditioned") named neither."""
+    if bool(torch.isfinite(matrix).all()):
+        raise err
+    raise type(err)(
+        f"{what} of a preconditioner factor failed: the factor holds inf or NaN, from a "
+        f"gradient with inf or NaN entries or with entries whose products overflow "
+        f"{str(matrix.dtype).removeprefix('torch.')}. skip_nonfinite=True skips the steps "
+        "whose gradients are not finite; scale the loss down where they are finite but "
+        "this large") from err
+
+
 def inverse_root(matrix: Tensor, power: int) -> Tensor:
     r""":math:`A^{-1/p}` of a symmetric positive definite matrix, through its SVD.
 
     A singular value that rounds to zero (a statistic whose :math:`\epsilon I` start has
     decayed away along a direction no gradient took) is raised to the dtype's smallest
     normal number, so the root stays finite instead of turning the step into NaN."""
-    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+    try:
+        u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+    except torch.linalg.LinAlgError as err:
+        raise_for_factor(matrix, err, "the SVD")
     s = s.clamp_min(torch.finfo(s.dtype).tiny)
     return (u * s.pow(-1.0 / power).unsqueeze(-2)) @ vh
 

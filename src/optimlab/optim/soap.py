@@ -12,6 +12,7 @@ from .base import RuleOptimizer, check_betas, check_bool, check_int, check_range
 from .capabilities import Capabilities
 from .ops import add_scaled
 from .rule import exact_step, nonzero
+from .shampoo import raise_for_factor
 
 # SOAP is not in torch.optim and has no fused kernel (eigendecompositions, QR).
 _ARGS_DOC = common_args_doc(foreach=False, fused=False)
@@ -84,7 +85,10 @@ def _eigenbasis(gg: Tensor) -> Tensor:
     try:
         _, q = torch.linalg.eigh(gg + 1e-30 * eye)
     except torch.linalg.LinAlgError:  # did not converge: retry in float64, as the authors do
-        _, q = torch.linalg.eigh(gg.double() + 1e-30 * eye.double())
+        try:
+            _, q = torch.linalg.eigh(gg.double() + 1e-30 * eye.double())
+        except torch.linalg.LinAlgError as err:
+            raise_for_factor(gg, err, "eigh")
         q = q.to(gg.dtype)
     return torch.flip(q, dims=[1])
 
