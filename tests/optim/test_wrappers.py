@@ -280,3 +280,21 @@ def test_lookahead_steps_a_complex_parameter_as_its_real_view(fused):
     assert torch.equal(real.detach(), torch.view_as_real(cplx.detach()))
     slow = opts[1].state[cplx]["slow_param"]
     assert torch.equal(opts[0].state[real]["slow_param"], torch.view_as_real(slow))
+
+
+@pytest.mark.parametrize("dtype, entry", [(torch.float16, 1e4), (torch.bfloat16, 1e19),
+                                          (torch.float32, 1e20)], ids=["fp16", "bf16", "f32"])
+def test_sams_perturbation_holds_where_the_gradients_norm_is_past_its_dtypes_range(dtype, entry):
+    """100 entries of ``entry``: the global norm (10 * entry) is past the dtype's range
+    (float16's 65504; float32's squares past 3.4e38), its true value is not. The norm was
+    summed in the gradient's dtype: inf, and the perturbation rho * g / inf silently 0 (SAM
+    stepped as its base optimizer). Now e = rho / sqrt(100) = 0.005 in every entry, to the
+    dtype's rounding: the scale is formed in float32 or wider (one rounding, below float16's
+    and bfloat16's) and the product rounded once to the dtype, so within two of its ulps.
+    (Squares are summed in float64, so entries past 1e154 still overflow.)"""
+    w = torch.nn.Parameter(torch.zeros(100, dtype=dtype))
+    opt = optimlab.SAM([w], optimlab.SGD, rho=0.05, lr=0.1)
+    w.grad = torch.full((100,), entry, dtype=dtype)
+    opt.first_step()
+    assert torch.allclose(w.double(), torch.full((100,), 0.005, dtype=torch.float64),
+                          rtol=2 * torch.finfo(dtype).eps, atol=0)

@@ -247,9 +247,12 @@ class SAM(TorchOptimizer):
                         # original: |theta| at the point first_step() moved p from
                         point = self.state.get(p, {}).get("old_p", p) if original else p
                         g = _real(point).abs() * g
-                    norms.append(torch.linalg.vector_norm(g, 2))
+                    # squares summed in float64, as ops.norm sums them: in the gradient's
+                    # dtype a norm past its range (65504 in float16, 1.8e19 for float32
+                    # entries) was inf and the perturbation rho * g / inf silently 0
+                    norms.append(torch.linalg.vector_norm(g, 2, dtype=torch.float64))
         if not norms:
-            return torch.zeros(())
+            return torch.zeros((), dtype=torch.float64)
         device = norms[0].device
         return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]), 2)
 
@@ -285,7 +288,10 @@ class SAM(TorchOptimizer):
                     # kept before p moves: an exception from here on is undone with it
                     self.state[p]["old_p"] = p.detach().clone()
                     w, g = _real(p), _real(p.grad)
-                    e_w = (w * w if group["adaptive"] else 1.0) * g * scale.to(w)
+                    # the scale in float32 at least: rho / |g| is often below float16's
+                    # normal range (5e-7 kept 3 significant bits there)
+                    e_w = (w * w if group["adaptive"] else 1.0) * g * scale.to(
+                        device=w.device, dtype=torch.promote_types(w.dtype, torch.float32))
                     w.add_(e_w)
         except BaseException:  # back to the point the step started from, then on
             self.undo_first_step()
