@@ -218,7 +218,10 @@ def test_fused_true_refuses_what_it_cannot_fuse():
     w = torch.zeros(3, 4).t().requires_grad_()
     opt = optimlab.Adam([w], fused=True)
     w.grad = torch.ones(4, 3)
-    with pytest.raises(RuntimeError, match="cannot fuse 1 parameter"):
+    with pytest.raises(RuntimeError, match=r"cannot fuse 1 parameter.*\. The first is parameter 0 "
+                                           r"of those stepped in its group, shape \(4, 3\), "
+                                           r"strides \(1, 4\), float32; fused=None \(the "
+                                           r"default\) steps what cannot be fused"):
         opt.step()
     # fused=None takes the plain path for the same tensor
     opt = optimlab.Adam([w], lr=0.1)

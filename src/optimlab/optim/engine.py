@@ -408,9 +408,14 @@ class Engine:
                 why += ("; and " if why else "") + (
                     f"a state whose entries are of the parameter's dtype and shape, or 0-d "
                     f"({len(unlaid)} of them keep an entry of another dtype or shape)")
+            first = refused[0]
+            where = next(i for i, q in enumerate(params) if q is first)
             raise RuntimeError(
                 f"{self.name}(fused=True) cannot fuse {len(refused)} parameter(s): they need "
-                f"{why}")
+                f"{why}. The first is parameter {where} of those stepped in its group, "
+                f"shape {tuple(first.shape)}, strides {first.stride()}, "
+                f"{str(first.dtype).removeprefix('torch.')}; fused=None (the default) steps "
+                "what cannot be fused on the plain path")
         # the parameters the kernel does not step, in the group's order: views of one
         # tensor step one after another as torch's loop steps them
         left = {id(p) for p in rest + plain + waiting}
