@@ -171,7 +171,9 @@ def test_the_bounds_are_generous_for_real_use():
     members = 4 * 5 * 3
     assert members <= cli.BENCH_MAX_MEMBERS and args.steps <= cli.BENCH_MAX_STEPS
     assert members * (args.steps // 100 + 1) <= cli.BENCH_MAX_POINTS
-    assert 17 * 6 * 501 * 2 <= cli.RACE_MAX_VALUES  # six tuned optimizers, 500 steps
+    from optimlab.landscapes.race import TUNE_MOST_RATES
+
+    assert TUNE_MOST_RATES * 6 * 501 * 2 <= cli.RACE_MAX_VALUES  # six tuned optimizers, 500 steps
 
 
 # --------------------------------------------------------------------------------------

@@ -101,6 +101,19 @@ def test_the_race_path_bound_counts_the_start_point(monkeypatch, capsys):
     assert main(["race", "rosenbrock", "--optimizers", "sgd", "--steps", "14"]) == 0  # 30
 
 
+def test_a_tuned_race_path_bound_counts_the_grids_extension(monkeypatch, capsys):
+    """--tune was counted as the 17 grid points, while each optimizer's grid may grow by 12
+    rates past an edge (three rounds of four), all of whose paths are kept: (10 + 1) x 29 x 2
+    = 638 path values, above a bound of 500 that 17 points (374) fit."""
+    monkeypatch.setattr(cli, "RACE_MAX_VALUES", 500)
+    assert main(["race", "rosenbrock", "--optimizers", "sgd", "--steps", "10", "--tune"]) == 2
+    err = capsys.readouterr().err
+    assert "(with --tune 29 runs an optimizer: its grid and the extension's rates)" in err
+    assert "500" in err
+    monkeypatch.setattr(cli, "RACE_MAX_VALUES", 638)
+    assert main(["race", "rosenbrock", "--optimizers", "sgd", "--steps", "10", "--tune"]) == 0
+
+
 def test_a_gif_to_a_device_is_refused(capsys):
     # mutant: a device, FIFO or descriptor written to as a file
     assert main(["race", "rosenbrock", "--optimizers", "sgd", "--steps", "2",

@@ -381,7 +381,8 @@ RACE_MAX_DIM = 10_000
 """``race --param dim=N`` (rosenbrock_nd, rastrigin_nd)."""
 RACE_MAX_VALUES = 50_000_000
 """``race``: path values kept, (steps + 1) x runs x dim (400 MB of float64); a run is one
-optimizer, or one of the 17 grid points per optimizer with ``--tune``."""
+optimizer, or with ``--tune`` one of the most rates an optimizer's grid may run (the 17
+grid points, and 12 more its extension may add: ``landscapes.race.TUNE_MOST_RATES``)."""
 BENCH_MAX_STEPS = 100_000
 """``bench --steps`` (or ``--epochs`` times the steps of an epoch)."""
 BENCH_MAX_LRS = 1_000
@@ -1066,6 +1067,7 @@ def _race_progress(landscape: str, steps: int, runs: int):
 def run_race(args: argparse.Namespace) -> str:
     """``optimlab race``: the metrics table, and the pictures asked for."""
     from .landscapes import TUNE_GRID, get, race
+    from .landscapes.race import TUNE_MOST_RATES
 
     _imports_done()
     _within(args.steps, RACE_MAX_STEPS, "--steps", args, "lower --steps")
@@ -1090,8 +1092,10 @@ def run_race(args: argparse.Namespace) -> str:
         raise CLIError("--lr and --tune do not go together: --tune picks each learning rate "
                        "from a grid; drop one of them")
     runs = len(names) * (len(TUNE_GRID) if args.tune else 1)
-    _within((args.steps + 1) * runs * landscape.dim, RACE_MAX_VALUES,
-            "the race's path values, (--steps + 1) x runs x dim,", args,
+    most = len(names) * (TUNE_MOST_RATES if args.tune else 1)  # a grid with its extensions
+    _within((args.steps + 1) * most * landscape.dim, RACE_MAX_VALUES,
+            f"the race's path values, (--steps + 1) x runs x dim (with --tune {TUNE_MOST_RATES} "
+            "runs an optimizer: its grid and the extension's rates),", args,
             "lower --steps, race fewer optimizers or drop --tune")
     if args.surface and landscape.dim != 2:
         raise CLIError(f"--surface needs a 2-D landscape; {landscape.name} has "
@@ -2573,7 +2577,8 @@ class _Parser(argparse.ArgumentParser):
 
 _RACE_BOUNDS = (f"Bounds: --steps <= {RACE_MAX_STEPS:,}; --param dim <= {RACE_MAX_DIM:,}; "
                 f"(steps + 1) x runs x dim <= {RACE_MAX_VALUES:,} path values (a run is an "
-                "optimizer, or each of its 17 grid points with --tune). --no-limits lifts "
+                "optimizer, or with --tune each of its 17 grid points and the 12 rates its "
+                "grid's extension may add). --no-limits lifts "
                 "them. --out, --surface and --gif take a file, or a folder (an existing one, "
                 "or a path ending with /) to write race-LANDSCAPE.png (.gif) or "
                 "surface-LANDSCAPE.png in.")

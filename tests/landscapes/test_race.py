@@ -847,6 +847,20 @@ def test_a_tuned_race_reports_the_run_at_its_chosen_rate(name):
     np.testing.assert_array_equal(tuned.paths[name], plain.paths[name])
 
 
+def test_a_tuned_races_paths_do_not_hold_the_grids_buffer():
+    """The path shown for a tuned optimizer was a column (a view) of the buffer every rate of
+    the grid ran in: a race keeping four tuned paths of 29,000 steps kept 1.5 GB of paths no
+    one sees, 17 times what it showed. Each array now owns its rows: laid out as one path
+    of [steps + 1, dim] (a view's rows stride over every member's)."""
+    tuned = race("rosenbrock", {"adam": {}, "sgd": {}}, steps=30, tune=[1e-3, 1e-2, 3e-2],
+                 extend=False)
+    for label in ("adam", "sgd"):
+        path, loss = tuned.paths[label], tuned.losses[label]
+        assert path.shape == (31, 2)
+        assert path.strides == (2 * path.itemsize, path.itemsize)
+        assert loss.strides == (loss.itemsize,)
+
+
 def test_a_non_zero_default_weight_decay_is_recorded_and_shown():
     """AdamW (0.01) and Muon (0.1) decay by default, which keeps them off the minimum: the
     race records it, the table and the legend show it, and a note says what it does; Adam

@@ -250,3 +250,18 @@ def test_a_race_too_long_to_record_is_refused_before_it_allocates(monkeypatch):
     monkeypatch.setattr(race_module, "MAX_PATH_BYTES", 48)
     with pytest.raises(ValueError, match="not one step fits: fewer members or dimensions"):
         race("rosenbrock", both, steps=1)
+
+
+def test_a_tuned_race_counts_the_rates_its_grid_may_be_extended_by(monkeypatch):
+    """The bound was checked per batch: a three-rate grid (3 members) fitted, and each of up
+    to three extensions (4 rates each) fitted too, while every batch stays alive until the
+    race ends: 15 members' paths, past the bound. Counted whole before anything runs;
+    without ``extend`` the grid alone is counted."""
+    # 11 rows x 15 members x (2 dims + 1) x 8 bytes = 3960 > 2000 >= 11 x 3 x 3 x 8 = 792
+    monkeypatch.setattr(race_module, "MAX_PATH_BYTES", 2000)
+    grid = [1e-3, 1e-2, 3e-2]
+    with pytest.raises(ValueError, match="10 steps of 15 member"):
+        race("rosenbrock", {"adam": {}}, steps=10, tune=grid)
+    assert race("rosenbrock", {"adam": {}}, steps=10, tune=grid, extend=False).steps == 10
+    assert race_module.MAX_EXTENSIONS * race_module.EXTEND_POINTS == 12
+    assert race_module.TUNE_MOST_RATES == len(race_module.TUNE_GRID) + 12

@@ -57,6 +57,9 @@ TUNE_ESCAPE_CRITERION = ("the step it escaped at, sooner is better (a run that n
 EXTEND_POINTS = 4
 #: At most this many extension rounds per optimizer.
 MAX_EXTENSIONS = 3
+#: The most learning rates one optimizer tuned on :data:`TUNE_GRID` runs: the grid's, and
+#: those its extensions may add (one edge holds the best rate at a time).
+TUNE_MOST_RATES = len(TUNE_GRID) + MAX_EXTENSIONS * EXTEND_POINTS
 #: Extensions never go below or above these learning rates.
 LR_LIMITS = (1e-8, 1e2)
 #: How far outside its domain (in domain widths) a path may go before it counts as diverged.
@@ -990,6 +993,10 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
     elif land.noise and seed is not None:
         land = land.with_noise(land.noise, int(seed))
     entries = _entries(optimizers, tune)
+    # the paths every grid may record, extensions included, within the bound: each round's
+    # buffer stays alive (its rates are scored and kept) while the next is recorded
+    _check_path_memory(steps, sum(len(e.lrs) + (MAX_EXTENSIONS * EXTEND_POINTS if extend else 0)
+                                  if e.lrs else 1 for e in entries), land.dim)
     x0 = _start(land, start)
     runs = _run_from(land, [(e.name, {**e.hparams, "lr": e.lrs} if e.lrs else e.hparams)
                             for e in entries], x0, steps, progress)
@@ -1009,7 +1016,9 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
             lrs = sorted(tried[entry.label])
             score = [tried[entry.label][lr][2] for lr in lrs]
             best = picks[entry.label]
-            path, loss = lone.get(entry.label, tried[entry.label][best][:2])
+            # copies: the rate picked is a column of the whole grid's buffer, all of which
+            # (every rate tried, extended grids too) the result would keep alive
+            path, loss = (t.clone() for t in lone.get(entry.label, tried[entry.label][best][:2]))
             tuning[entry.label] = {lr: _final_loss(land, tried[entry.label][lr][1]) for lr in lrs}
             scores[entry.label] = dict(zip(lrs, score))
             edge = _edges(lrs, score)
