@@ -969,3 +969,31 @@ def test_a_half_precision_model_is_scored_in_float32(train, dtype):
     counts = [a * 300 for a in run.test_metric]
     assert all(abs(c - round(c)) < 1e-3 for c in counts), run.test_metric
     assert all(isinstance(v, float) and math.isfinite(v) for v in run.test_loss)
+
+
+def test_a_population_lets_its_members_modules_go_once_their_parameters_are_stacked(
+        monkeypatch):
+    """Each member's module was kept through the whole run beside the stacked parameters:
+    a second copy of every member's weights (+25% of an Adam population's memory). While
+    the population trains, only the template (the first member's module, for the forwards)
+    is alive."""
+    import gc
+    import weakref
+
+    from optimlab.bench import trainer
+
+    made = []
+    original = trainer._init_model
+    monkeypatch.setattr(trainer, "_init_model",
+                        lambda *a: made.append(weakref.ref(m := original(*a))) or m)
+    alive = []
+
+    def count(*_):
+        gc.collect()
+        alive.append(sum(ref() is not None for ref in made))
+
+    task = ToyTask()
+    members = [Member("adam", {"lr": 1e-2}, seed) for seed in range(4)]
+    train_population(task, TrainConfig(steps=4, batch_size=16, eval_every=2), members,
+                     progress=count)
+    assert len(made) == 4 and alive and set(alive) == {1}

@@ -846,10 +846,9 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     # Buffers (a fixed Hessian, say) are shared by every member; ones that differ between
     # members or change in training (BatchNorm statistics) have no batched form here.
     buffers = dict(template.named_buffers())
-    for model in models[1:]:
-        if any(not torch.equal(b, buffers[n]) for n, b in model.named_buffers()):
-            raise ValueError("the population engine needs buffers that are the same for "
-                             "every member; use the sequential engine for this model")
+    if any(not torch.equal(b, buffers[n]) for model in models[1:] for n, b in model.named_buffers()):
+        raise ValueError("the population engine needs buffers that are the same for "
+                         "every member; use the sequential engine for this model")
     # every parameter is stacked (the forward reads them all), but only those that require
     # grad train: a frozen one (``requires_grad=False``) stays its initial value, outside the
     # optimizer and the gradient; where none is frozen ``trained`` is ``params`` itself
@@ -857,6 +856,9 @@ def train_population(task, config: TrainConfig, members: Sequence[Member],
     frozen = {name for name, p in template.named_parameters() if not p.requires_grad}
     params = [torch.stack([dict(m.named_parameters())[name].detach() for m in models])
               .requires_grad_(name not in frozen) for name in names]
+    # the members' own modules are let go (the template stays, for the forwards): kept,
+    # they held a second copy of every member's parameters through the whole run
+    del models
     trained = [p for p in params if p.requires_grad] if frozen else params
     if not trained:
         raise ValueError(f"{_where(task, config.model)}the model has no trainable parameters "
