@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._table import count
+from .._table import count, one_line
 from ..optim.base import ArgumentTypeError, argument_error, check_callable, check_int, is_real
 from ..optim.capabilities import DENSE_HERE, SPARSE_ONLY
 from ..optim.registry import resolve
@@ -835,18 +835,21 @@ def _train_groups(executor, calls: list, groups: list, names: list, started, sto
                   progress, batched: bool) -> None:
     """Train ``calls`` on ``executor``, storing each group as it comes back (``store_group``),
     and a batched group that raised again one member at a time (see :func:`_train_runs`)."""
-    apart = []
+    apart, causes = [], []
     for index, outcome in executor.map(calls, started, progress):
         if outcome.kind == "error" and batched and len(groups[index]) > 1:
             apart.append(index)  # one member's error stops a batched group: train them apart
+            causes.append(f"{names[index]}'s: {one_line(outcome.message, 200)}")
         else:
             store_group(index, outcome)
     if apart:
+        # the error is said: a group too big for memory fails as a whole and is trained
+        # apart, which a broken member's error would not tell from
         warnings.warn(
             f"{', '.join(names[i] for i in apart)}: an error stopped the batched group, so its "
             f"{sum(len(groups[i]) for i in apart)} runs are trained again one at a time on the "
-            "sequential engine (only the members that raise fail)", EngineWarning,
-            stacklevel=5)
+            "sequential engine (only the members that raise fail); the error, "
+            f"{'; '.join(causes)}", EngineWarning, stacklevel=5)
         # each retry trains its group's members one after another: steps times members
         retries = [Call(_one_by_one, calls[i].args, calls[i].ticks * len(groups[i]))
                    for i in apart]
