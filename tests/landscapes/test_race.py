@@ -861,6 +861,37 @@ def test_a_tuned_races_paths_do_not_hold_the_grids_buffer():
         assert loss.strides == (loss.itemsize,)
 
 
+def test_a_tuned_race_where_every_rate_is_out_says_so_instead_of_naming_a_winner():
+    """On a steep quadratic GD diverges at both rates: every score is inf, the smallest rate
+    is shown, and the table said "lr=0.5 (bottom of grid)" and "the best rate may lie beyond
+    it" right under "a diverged run never wins". It now says no rate won."""
+    result = race(get("quadratic", kappa=100), {"gd": {}, "adam": {}}, steps=100,
+                  tune=[0.5, 1.0], extend=False)
+    assert all(score == math.inf for score in result.tuning_scores["gd"].values())
+    table = result.table()
+    row = next(line for line in table.splitlines() if line.startswith("gd "))
+    assert "lr=0.5 (every rate out)" in row and "grid" not in row
+    assert "(a diverged run never wins, unless every rate is out: then the smallest is shown)" \
+        in table
+    assert "gd: every rate tried (0.5 to 1) is out by that criterion; the lr shown, the " \
+        "smallest, won nothing" in table
+    assert "gd: the tuned lr is" not in table
+    assert "adam: the tuned lr is the smallest rate tried" in table  # a winner on its edge
+    adam = race(get("quadratic", kappa=100), {"adam": {}}, steps=100, tune=[0.5, 1.0],
+                extend=False).table()
+    assert "unless every rate is out" not in adam and "every rate out" not in adam
+
+
+def test_a_one_rate_grid_is_said_as_one_rate():
+    # "the tuned lr is the only rate tried (tried 0.1 to 0.1)"
+    table = race("rosenbrock", {"adam": {}}, steps=20, tune=[0.1], extend=False).table()
+    assert "adam: the tuned lr is the only rate tried; the best rate may lie beyond it" in table
+    assert "tried 0.1 to 0.1" not in table
+    out = race(get("quadratic", kappa=100), {"gd": {}}, steps=100, tune=[1.0],
+               extend=False).table()
+    assert "gd: the one rate tried (1) is out by that criterion; the lr shown won nothing" in out
+
+
 def test_a_non_zero_default_weight_decay_is_recorded_and_shown():
     """AdamW (0.01) and Muon (0.1) decay by default, which keeps them off the minimum: the
     race records it, the table and the legend show it, and a note says what it does; Adam

@@ -231,11 +231,23 @@ def test_a_tuned_pick_on_the_grids_edge_is_extended_or_flagged(client):
         assert gd["tuning_extended"] == [] and len(gd["tuning"]) == len(TUNE_GRID)
 
 
+def test_a_tuned_race_where_every_rate_is_out_says_so(client):
+    """From the minimum with noise every run ends above its start, so every rate is out by
+    the criterion and the rate shown (the smallest tried) won nothing: the answer said only
+    that it sat on the grid's low edge, under "a diverged run never wins"."""
+    body = race_body(landscape="quadratic", params={"kappa": 1}, start=[0.0, 0.0], noise=0.5,
+                     tune=True, steps=60, optimizers=[{"name": "gd"}])
+    result = strict_json(client.post("/api/race", json=body))
+    (gd,) = result["results"]
+    assert gd["every_rate_out"] is True
+    assert gd["hparams"]["lr"] == min(t["lr"] for t in gd["tuning"])
+
+
 def test_an_untuned_race_says_nothing_of_tuning(client):
     result = strict_json(client.post("/api/race", json=race_body(steps=20)))
     assert result["tuned_by"] == "" and not result["extend"]
     assert all(r["tuning"] is None and r["tuning_edge"] is None and r["tuning_extended"] == []
-               for r in result["results"])
+               and r["every_rate_out"] is False for r in result["results"])
 
 
 def test_long_races_come_back_sampled(client):
@@ -1480,7 +1492,7 @@ def test_an_unfinished_advised_sweep_says_so_and_a_row_without_a_mean_has_no_see
     with _fresh(db) as fresh:
         detail = strict_json(fresh.get("/api/sweeps/1"))
     notes = detail["notes"]
-    assert notes[0].startswith("Unfinished: 1 of 8 runs have not ended")
+    assert notes[0].startswith("Unfinished: 1 of 8 runs has not ended")
     assert any(n.startswith("This sweep keeps `optimlab advise`'s answer") for n in notes)
     assert any(n.startswith("adam: no rate where every seed finished") for n in notes)
     rows = {r["optimizer"]: r for r in detail["summary"]}

@@ -371,6 +371,24 @@ def test_a_mean_over_seeds_says_why_it_has_no_interval(page):
                      "0.5 (3 seeds, all alike: no interval)", "–"]
 
 
+def test_the_tuning_note_says_when_every_rate_is_out(page):
+    """The race tab's note under a tuned race, as the command line's table says it: a label
+    whose every rate is out won nothing (not "on the grid's low edge"), and the criterion's
+    line says the smallest is then shown."""
+    _open(page)
+    notes = page.evaluate("""async () => {
+        const { tuningNote } = await import('/static/js/race.js');
+        const race = (out) => ({tune: true, extend: true, tuned_by: "worst loss",
+            results: [{label: "gd", every_rate_out: out, tuning_edge: "low", tuning_extended: []}]});
+        return [tuningNote(race(true)), tuningNote(race(false))];
+    }""")
+    assert notes[0] == ("lr tuned by: worst loss (a diverged run never wins, unless every rate "
+                        "is out: then the smallest is shown). gd: every rate tried is out by "
+                        "that criterion; the lr shown, the smallest, won nothing.")
+    assert notes[1] == ("lr tuned by: worst loss (a diverged run never wins). gd: the tuned lr "
+                        "is on the grid's low edge; a better rate may lie beyond it.")
+
+
 def test_the_runs_tab_shows_the_store(page, sweep_db):
     _open(page)
     page.click("#tab-runs")

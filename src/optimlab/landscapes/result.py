@@ -239,8 +239,16 @@ class Race:
             lines.append(f"weight_decay (given, or the optimizer's default) pulls towards 0, so "
                          f"{', '.join(decayed)} settle{'s' if len(decayed) == 1 else ''} off "
                          "the minimum: part of the gap is the decay's")
+        none_kept = self.every_rate_out()
         if self.tuned_by:
-            lines.append(f"lr tuned by: {self.tuned_by} (a diverged run never wins)")
+            lines.append(f"lr tuned by: {self.tuned_by} (a diverged run never wins"
+                         f"{', unless every rate is out: then the smallest is shown' if none_kept else ''})")
+        for label in none_kept:
+            tried = sorted(self.tuning_scores[label])
+            rates = f"every rate tried ({tried[0]:.3g} to {tried[-1]:.3g}) is" if len(tried) > 1 \
+                else f"the one rate tried ({tried[0]:.3g}) is"
+            lines.append(f"{label}: {rates} out by that criterion; the lr shown"
+                         f"{', the smallest,' if len(tried) > 1 else ''} won nothing")
         for label, extra in self.tuning_extended.items():
             where = "still on its edge" if label in self.tuning_edge else \
                 "now inside the rates tried"
@@ -248,11 +256,20 @@ class Race:
                          f"{', '.join(f'{v:.3g}' for v in extra)} were tried too; the tuned "
                          f"lr {_fmt(self.hparams[label].get('lr'))} is {where}")
         for label, edge in self.tuning_edge.items():
+            if label in none_kept:
+                continue  # said above: no rate won, so no edge holds the best
             tried = sorted(self.tuning.get(label, ()))
-            span = f" (tried {tried[0]:.3g} to {tried[-1]:.3g})" if tried else ""
+            span = "" if len(tried) < 2 else f" (tried {tried[0]:.3g} to {tried[-1]:.3g})"
             lines.append(f"{label}: the tuned lr is the {_EDGE_WORDS.get(edge, edge)} rate "
                          f"tried{span}; the best rate may lie beyond it")
         return lines
+
+    def every_rate_out(self) -> list[str]:
+        """The tuned labels whose every rate tried is out by the criterion (every score inf):
+        the rate shown is the smallest, no winner, and the table (and the playground) says
+        so instead of marking it as the grid's best on an edge."""
+        return [label for label, scores in self.tuning_scores.items()
+                if scores and all(v == math.inf for v in scores.values())]
 
     def _hparams_text(self, label: str) -> str:
         parts = []
@@ -260,7 +277,9 @@ class Race:
             if k == "name":
                 continue
             text = f"{k}={_fmt(v)}"
-            if k == "lr" and label in self.tuning_edge:
+            if k == "lr" and label in self.every_rate_out():
+                text += " (every rate out)"
+            elif k == "lr" and label in self.tuning_edge:
                 text += f" ({_EDGE_MARKS.get(self.tuning_edge[label], 'grid edge')})"
             parts.append(text)
         return ", ".join(parts)

@@ -507,6 +507,7 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
         raise RequestError(("fan",), f"the fan's rates failed ({type(err).__name__}: {err}); "
                                      f"use smaller factors") from None
     results = []
+    out = set(result.every_rate_out())
     for label, name, _ in entries:
         path, loss, m = result.paths[label][index], result.losses[label][index], \
             result.metrics[label]
@@ -525,6 +526,7 @@ def run_race(request: RaceRequest, control: RaceControl | None = None) -> dict:
             "tuning": None if tuning is None else [
                 {"lr": float(lr), "final_loss": _finite(v)} for lr, v in tuning.items()],
             "tuning_edge": result.tuning_edge.get(label),
+            "every_rate_out": label in out,
             "tuning_extended": [float(lr) for lr in result.tuning_extended.get(label, ())],
             "extra": extra.get(label, []),
         })

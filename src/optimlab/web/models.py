@@ -504,6 +504,9 @@ class RaceResultModel(BaseModel):
     tuning: list[dict] | None = None
     #: the grid edge ("low", "high") the tuned rate still sits on, if any
     tuning_edge: str | None = None
+    #: every rate tried is out by the tuning criterion: the rate shown (the smallest) won
+    #: nothing (:meth:`~optimlab.landscapes.Race.every_rate_out`)
+    every_rate_out: bool = False
     #: the rates the race added beyond the grid's edge (``race``'s ``extend``)
     tuning_extended: list[float] = []
     extra: list[ExtraPathModel] = []

@@ -178,12 +178,16 @@ function raceSummary(race, minimum) {
 // every pick still on an edge (a better rate may lie beyond it)
 export function tuningNote(race) {
   if (!race.tune) return "";
-  const lines = [`lr tuned by: ${race.tuned_by} (a diverged run never wins).`];
+  const out = race.results.filter((r) => r.every_rate_out);
+  const unless = out.length ? ", unless every rate is out: then the smallest is shown" : "";
+  const lines = [`lr tuned by: ${race.tuned_by} (a diverged run never wins${unless}).`];
   for (const r of race.results) {
     if (r.tuning_extended && r.tuning_extended.length) {
       lines.push(`${r.label}: the grid was extended to ${r.tuning_extended.map((v) => fmt(v)).join(", ")}.`);
     }
-    if (r.tuning_edge) {
+    if (r.every_rate_out) {
+      lines.push(`${r.label}: every rate tried is out by that criterion; the lr shown, the smallest, won nothing.`);
+    } else if (r.tuning_edge) {
       const why = race.extend ? "" : " (not extended: the race's work would pass the limit)";
       lines.push(`${r.label}: the tuned lr is on the grid's ${r.tuning_edge} edge${why}; a better rate may lie beyond it.`);
     }
