@@ -321,3 +321,35 @@ def test_the_plan_is_sized_for_the_candidates_that_can_run(tmp_path):
     page = write_advice_report(advice, store, tmp_path / "out")["report"].read_text(encoding="utf-8")
     assert f"the plan allowed at most {advice.plan.cost(['momentum']):,}" in page
     assert advice.plan.cost(["momentum"]) <= least
+
+
+def test_the_clear_column_against_tuned_adam_says_when_the_ranking_ties_the_two():
+    """Four finalists over four seeds, all ranked =1 (the pairs held to 95% together), while
+    the pick's pair with Adam alone excludes zero: the row showed that interval
+    ([+0.00164, +0.0144]) beside "no" under a caption saying "clear: whether that interval
+    excludes zero". The row now says why, and the caption says what clear holds to."""
+    from optimlab.bench.advisor import _ranked, _versus_tuned
+    from optimlab.bench.analysis import paired_difference, summarize
+
+    lion = [0.93, 0.95, 0.94, 0.96]
+    values = {"lion": lion, "adam": [v - d for v, d in zip(lion, (0.002, 0.01, 0.01, 0.01))],
+              "rmsprop": [0.90, 0.97, 0.93, 0.95], "adagrad": [0.92, 0.96, 0.91, 0.955]}
+    records = [{"optimizer": name, "lr": 0.01, "seed": seed, "metric": x, "score": x,
+                "status": "finished"} for name, xs in values.items() for seed, x in enumerate(xs)]
+    summaries = summarize(records, True)
+    ranked = _ranked(summaries, True, list(values))
+    by = {s.optimizer: s for s in summaries}
+    best = ranked[0][1]
+    ties = [s.optimizer for label, s in ranked if label == ranked[0][0] and s is not best]
+    assert best.optimizer == "lion" and "adam" in ties
+    assert paired_difference(by["lion"], by["adam"]).distinct  # the pair alone: apart
+    versus = _versus_tuned(best, [r for r in records if r["optimizer"] == "adam"], True,
+                           by["adam"], ties)
+    assert versus["distinct"] is False and versus["tied_in_ranking"] is True
+    advice = SimpleNamespace(metric={"name": "accuracy", "higher_is_better": True,
+                                     "value": best.mean},
+                             optimizer="lion", versus={"adam_default": None,
+                                                       "adam_tuned": versus}, candidates=[])
+    row = _versus_rows(advice)[1]
+    assert row[0] == "tuned Adam" and row[-1] == "no: tied in the ranking"
+    assert row[-2].startswith("[+") and "-" not in row[-2]  # the interval excludes zero

@@ -480,7 +480,8 @@ def _versus_rows(advice: Advice) -> list[list[str]]:
         if _finite(low) and _finite(high) and not higher:  # pick - reference: flip for lower
             low, high = -high, -low
         interval = f"[{low:+.3g}, {high:+.3g}]" if _finite(low) and _finite(high) else _DASH
-        clear = _DASH if better is None else ("yes" if v.get("distinct") else "no")
+        clear = _DASH if better is None else "yes" if v.get("distinct") else \
+            "no: tied in the ranking" if v.get("tied_in_ranking") else "no"
         scale = max(abs(v["value"]) if _finite(v.get("value")) else 0.0,
                     abs(advice.metric["value"]) if _finite(advice.metric.get("value")) else 0.0)
         words = difference_words(better, advice.metric["name"], higher, scale) \
@@ -648,7 +649,9 @@ def _html(advice: Advice, store: RunStore, pngs: dict[str, bytes], now: datetime
                     [False, False, False, True, True, True, True, True]),
         "<p>Against Adam: how much better the recommendation is (positive: better), with the "
         f"paired {level} interval of the difference over the same seeds; <em>clear</em> says "
-        "whether that interval excludes zero.</p>",
+        "whether that interval excludes zero and, against tuned Adam, the finalists' ranking "
+        "(their pairs held to the level together) tells the two apart as well: "
+        "<em>tied in the ranking</em> where the pair's interval alone excludes zero.</p>",
         _html_table(["reference", "lr", f"validation {metric}", "recommendation better by",
                      f"{level} interval", "clear"], _versus_rows(advice),
                     [False, True, True, True, True, False]),

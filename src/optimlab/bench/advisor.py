@@ -517,7 +517,9 @@ class Advice:
             ``lr``, ``value`` and the pick's paired difference: ``better_by`` (positive when
             the pick is better, whichever way the metric goes; :func:`difference_words`
             says it by direction), ``low``, ``high`` (the interval of pick - reference),
-            ``distinct``, ``seeds`` (compared), ``reference_diverged`` (of those, the
+            ``distinct`` (against tuned Adam, False where the finalists' ranking ties the
+            two; ``tied_in_ranking`` True where that alone made it so, the pair's own
+            interval excluding zero), ``seeds`` (compared), ``reference_diverged`` (of those, the
             seeds on which the reference diverged and the pick did not: then ``better_by``
             is None and the statement says so) and, apart from them, ``reference_failed``
             (the seeds whose run of the reference raised: it could not run) with the first
@@ -1332,6 +1334,8 @@ def _versus_tuned(best, records, higher: bool, reference, ties: Sequence[str]) -
     tuned Adam."""
     versus = _versus(best, records, higher, reference)
     if versus is not None and REFERENCE in ties:
+        # said where the pair's own interval excludes zero: the table shows that interval
+        versus["tied_in_ranking"] = bool(versus["distinct"])
         versus["distinct"] = False
     return versus
 
