@@ -320,7 +320,7 @@ def test_a_sweep_stored_with_a_drifted_range_is_found_by_the_same_command(tmp_pa
 
 def test_a_profile_reads_one_state_of_a_sweep_still_training(store, monkeypatch):
     """A run ending between the profile's reads of a sweep (its counts, then its runs) was
-    noted "unfinished (1 runs not ended)" beside times that counted it. Read under one
+    noted "unfinished (1 run not ended)" beside times that counted it. Read under one
     snapshot, the profile shows the state before it ended, in every part."""
     import optimlab.bench.profile as profile_module
 
@@ -348,7 +348,7 @@ def test_a_profile_reads_one_state_of_a_sweep_still_training(store, monkeypatch)
     reader.close()
     writer.close()
     # during: the state before the run ended, in the note and in the times alike
-    assert any("unfinished (1 runs not ended)" in note for note in during.notes())
+    assert any("unfinished (1 run not ended)" in note for note in during.notes())
     assert (during.table(), during.notes()) == (before.table(), before.notes())
     # after: it ended and its 10 steps are adam's best, with no such note
     assert not any("unfinished" in note for note in after.notes())

@@ -951,3 +951,45 @@ def test_runs_stored_without_a_score_are_ranked_by_the_criterion_the_tables_name
     finally:
         legacy.close()
         store.close()
+
+
+def test_an_optimizer_with_one_seed_ended_is_said_apart_from_the_tie_of_the_others(tmp_path):
+    """An unfinished sweep: rmsprop has one seed ended, adam and sgd three each, all three
+    ranked =1. The note said "rmsprop, adam and sgd share rank 1: with 1 seed in common no
+    comparison is possible", though adam and sgd were compared over 3 seeds and could not
+    be told apart; each is now said as it is."""
+    store = RunStore(tmp_path / "runs.db")
+    sweep = store.open_sweep({"task": "digits", "optimizers": ["adam", "sgd", "rmsprop"],
+                              "lrs": [0.1], "seeds": 3,
+                              "metric": {"name": "accuracy", "higher_is_better": True}})
+    values = {"adam": [0.90, 0.92, 0.91], "sgd": [0.91, 0.90, 0.92], "rmsprop": [0.95]}
+    ids = store.add_runs(sweep, [{"optimizer": o, "hparams": {"lr": 0.1}, "seed": s}
+                                 for o in values for s in range(3)])
+    for run, (o, s) in zip(ids, [(o, s) for o in values for s in range(3)]):
+        if s < len(values[o]):
+            store.finish_run(run, "finished", summary={"final_metric": values[o][s],
+                                                       "score": values[o][s]})
+    notes = summary_notes(store, sweep)
+    assert "rmsprop has fewer than 2 seeds ended at its best rate: no comparison with it is " \
+        "possible, so it shares rank 1." in notes
+    assert any(note.startswith("adam and sgd cannot be told apart at 3 seeds in common")
+               for note in notes)
+    assert not any("no comparison is possible." in note and "adam" in note for note in notes)
+    store.close()
+
+
+def test_optimizers_whose_every_run_diverged_are_said_to_have(tmp_path):
+    """Every run of sgd and adam diverged: their rows were dashes with "seeds 0" and no note
+    said why, while lion (which trained) is ranked as before."""
+    runs = [(o, lr, s, "diverged", None) for o in ("sgd", "adam") for lr in (1e3, 1e4)
+            for s in range(2)]
+    runs += [("lion", 1e-3, s, "finished", {"final_metric": 0.8, "score": 0.8})
+             for s in range(2)]
+    store, sweep = _stored(tmp_path, {"optimizers": ["sgd", "adam", "lion"], "lrs": [1e-3, 1e3, 1e4]},
+                           runs)
+    notes = summary_notes(store, sweep)
+    assert "sgd and adam: every run that ended diverged or failed (4 runs of sgd, 4 runs of " \
+        "adam), so no best rate, no metric and no rank (seeds counts those that finished at " \
+        "the best rate: none); smaller rates may train." in notes
+    assert not any(note.startswith("lion") for note in notes)
+    store.close()

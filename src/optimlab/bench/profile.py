@@ -449,7 +449,7 @@ def build_profile(store: RunStore, sweep_ids: Sequence[int]) -> Profile:
             notes = []
             open_runs = sum(info["counts"][k] for k in ("pending", "running"))
             if open_runs:
-                notes.append(f"{label}: unfinished ({open_runs} runs not ended); its times are "
+                notes.append(f"{label}: unfinished ({_count(open_runs, 'run')} not ended); its times are "
                              f"those of the runs that ended")
             every = (config.get("train") or {}).get("eval_every")
             if isinstance(every, int) and every > 1:

@@ -560,7 +560,8 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
              "(`optimlab advise` measures its pick on fresh seeds)."]
     open_runs = sum(run.status not in TERMINAL for run in sw.runs)
     if open_runs:  # stopped (or still training): the table holds the runs that ended
-        notes.insert(0, f"Unfinished: {open_runs} of {len(sw.runs)} runs have not ended (the "
+        notes.insert(0, f"Unfinished: {open_runs} of {_count(len(sw.runs), 'run')} "
+                        f"{'has' if open_runs == 1 else 'have'} not ended (the "
                         "sweep was stopped, or is training now). The table ranks the runs "
                         "that ended and each best lr is the best of the rates that ended, so "
                         "an edge of the grid may not be flagged; the same `optimlab bench` "
@@ -579,6 +580,19 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
     for label, tied in groups.items():
         if len(tied) < 2:
             continue
+        # an optimizer with one seed ended (an unfinished sweep) cannot be compared with
+        # any other: said of it alone, not of the others, which were compared among them
+        short = [s for s in tied if _common_seeds([s]) < 2]
+        if short and len(short) < len(tied):
+            one = len(short) == 1
+            notes.append(f"{listed([s.optimizer for s in short])} "
+                         f"{'has' if one else 'have'} fewer than 2 seeds ended at "
+                         f"{'its' if one else 'their'} best rate: no comparison with "
+                         f"{'it' if one else 'them'} is possible, so {'it shares' if one else 'they share'} "
+                         f"rank {label.lstrip('=')}.")
+            tied = [s for s in tied if s not in short]
+            if len(tied) < 2:
+                continue
         common = _common_seeds(tied)
         names = listed([s.optimizer for s in tied])
         if common < 2:  # nothing to compare: one seed (or none) in common
@@ -609,6 +623,16 @@ def summary_notes(sw_or_store, sweep_id: int | None = None, failures: bool = Tru
             notes.append(f"{name}: no rate where every seed finished (a diverged seed counts "
                          "as the worst value), so no best rate and no rank; the lr-sensitivity "
                          "plot shows the seeds that finished.")
+    # every run that ended diverged or failed: a row of dashes and "seeds 0" said nothing of
+    # why (a smaller rate may train)
+    lost = [name for name in sw.optimizers if sw.best_lr(name) is None
+            and sw.summaries.get(name) is not None and not sw.any_finished(name)]
+    if lost:
+        ended = ", ".join(_count(sum(r.optimizer == name and r.status in TERMINAL
+                                     for r in sw.runs), "run") + f" of {name}" for name in lost)
+        notes.append(f"{listed(lost)}: every run that ended diverged or failed ({ended}), "
+                     "so no best rate, no metric and no rank (seeds counts those that finished "
+                     "at the best rate: none); smaller rates may train.")
     # one note an edge (and bound): the optimizers on it named together, in rank order
     edges: dict[tuple[str, float | None], list[OptimizerSummary]] = {}
     for _, s in sw.ranked:
