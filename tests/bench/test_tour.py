@@ -202,6 +202,9 @@ def test_the_stability_verdict_needs_more_than_a_one_task_edge():
         "agrees: Adam is more forgiving than SGD here (Adam's share of close rates against "
         "SGD's: larger on 2, smaller on 0 of 3 tasks")
     assert stability_verdict({0: 0.1, 1: 0.1}, {0: 0.5, 1: 0.5}).startswith("does not agree")
+    # one task in common: "of 1 task", not "of 1 tasks"
+    assert "larger on 1, smaller on 0 of 1 task tested for both" in \
+        stability_verdict({0: 0.6}, {0: 0.2})
 
 
 def test_race_facts_say_what_this_run_measured():
@@ -608,3 +611,42 @@ def test_a_folder_without_locks_runs_the_tour_unlocked(tmp_path, monkeypatch, co
         OSError(errno.EIO, "Input/output error")))
     with pytest.raises(OSError, match="Input/output error"):
         tour.run_tour(tmp_path, quick=True)
+
+
+def test_race_facts_hold_where_no_one_leads():
+    """The fifth audit's edge cases: nobody left the saddle (it said "the tuned rates decided
+    it"), all left at one step, a tie in zig-zag share (the first listed "zig-zags most"),
+    equal printed losses and two infinite ones ("RMSprop ends behind Adam (0.00123 against
+    0.00123)", "it ends at inf, Adam at inf"), and a profile of Adam alone ("0.500 against
+    0.000")."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from optimlab.bench.tour import _race_facts, _recommendation_verdict
+
+    def saddle(*steps):
+        return SimpleNamespace(steps=60, metrics={
+            name: SimpleNamespace(escaped=step is not None, steps_to_escape=step)
+            for name, step in zip(("sgd", "rmsprop", "adam"), steps)})
+
+    assert _race_facts("saddle", saddle(None, None, None))[0].endswith(
+        " Here none of them left it, so this run cannot say which leaves first.")
+    assert _race_facts("saddle", saddle(5, 5, 5))[0].endswith(
+        " Here rmsprop and adam left at the step SGD left: not before it.")
+    assert _race_facts("saddle", saddle(5, 5, 9))[0].endswith(
+        " Here rmsprop left at the step SGD left and adam after it: not before it.")
+    path = np.array([[0, 0], [1, 0], [0, 0], [1, 0], [2, 0]], dtype=float)  # 2 of 3 turn back
+    facts = _race_facts("rosenbrock", SimpleNamespace(metrics={}, paths={"a": path, "b": path}))
+    assert facts[0].endswith("is a 67%, b 67%; a and b zig-zag alike, the most.")
+
+    def rosenbrock(rms, adam):
+        return _race_facts("rosenbrock", SimpleNamespace(
+            metrics={"rmsprop": SimpleNamespace(final_loss=rms),
+                     "adam": SimpleNamespace(final_loss=adam)}, paths={}), noise=2)[-1]
+
+    assert rosenbrock(1.2341e-3, 1.2339e-3).endswith(" Here they end level (final loss 0.00123 each).")
+    assert rosenbrock(math.inf, math.nan).endswith(
+        " Here neither finished the race (final loss inf and nan): it says nothing of the first step.")
+    assert _recommendation_verdict({"adam": 0.5}, 3) == \
+        "not tested: only adam was profiled, so there is no other to lead"

@@ -331,10 +331,17 @@ def _escape_order(metrics: dict) -> str:
         return m.steps_to_escape if m.escaped and m.steps_to_escape is not None else math.inf
     sgd = when(metrics["sgd"])
     rescaled = {n: when(metrics[n]) for n in ("rmsprop", "adam") if n in metrics}
+    if sgd == math.inf and all(t == math.inf for t in rescaled.values()):
+        return " Here none of them left it, so this run cannot say which leaves first."
     sooner = [n for n, t in rescaled.items() if t < sgd]
     if len(sooner) == len(rescaled):
         return " Here the rescaling rules left before SGD."
     if not sooner:
+        together = [n for n, t in rescaled.items() if t == sgd]
+        later = [n for n, t in rescaled.items() if t > sgd]
+        if together:  # left at SGD's step: no one led
+            return (f" Here {listed(together)} left at the step SGD left"
+                    f"{f' and {listed(later)} after it' if later else ''}: not before it.")
         return " Here the rescaling rules did not leave before SGD: the tuned rates decided it."
     return f" Here only {listed(sooner)} left before SGD."
 
@@ -361,17 +368,25 @@ def _race_facts(what: str, result, noise: float = 0.0) -> list[str]:
         share = {label: turn_backs(path) for label, path in paths.items()}
         share = {label: v for label, v in share.items() if math.isfinite(v)}
         if share:
-            most = max(share, key=share.get)
+            top = max(share.values())
+            most = [label for label, v in share.items() if f"{v:.0%}" == f"{top:.0%}"]
             facts.append("In this run the share of steps that turn back on the step before "
                          "(more than 90 degrees: the zig-zag in the picture) is "
                          + ", ".join(f"{label} {v:.0%}" for label, v in share.items())
-                         + (f"; {most}'s path zig-zags most." if share[most] > 0 else
-                            "; no path zig-zags."))
+                         + ("; no path zig-zags." if top <= 0 else
+                            f"; {most[0]}'s path zig-zags most." if len(most) == 1 else
+                            f"; {listed(most)} zig-zag alike, the most."))
     if what == "rosenbrock" and {"rmsprop", "adam"} <= set(metrics):
         rms, adam = metrics["rmsprop"], metrics["adam"]
         first = ("RMSprop has no bias correction: its running average of squared gradients "
                  "starts at zero, so its first step is 1/sqrt(1 - alpha) = 10 times its rate "
                  "(alpha = 0.99), where Adam's bias correction starts Adam at the rate itself.")
+        shown = (f"{rms.final_loss:.3g}", f"{adam.final_loss:.3g}")
+        if not (math.isfinite(rms.final_loss) or math.isfinite(adam.final_loss)):
+            return facts + [first + f" Here neither finished the race (final loss {shown[0]} "
+                                    f"and {shown[1]}): it says nothing of the first step."]
+        if shown[0] == shown[1]:
+            return facts + [first + f" Here they end level (final loss {shown[0]} each)."]
         if rms.final_loss > adam.final_loss:
             # what the run measured, not why: RMSprop started as Adam does (no 10x first
             # step) still ended far behind Adam in the audit's rerun of the full tour
@@ -643,7 +658,7 @@ def stability_verdict(adam: dict[int, float], sgd: dict[int, float], seeds: int 
     wins = sum(adam[k] > sgd[k] for k in common)
     losses = sum(adam[k] < sgd[k] for k in common)
     tally = f"Adam's share of close rates against SGD's: larger on {wins}, smaller on " \
-            f"{losses} of {len(common)} tasks tested for both"
+            f"{losses} of {_count(len(common), 'task')} tested for both"
     if (said := one_seed(seeds, tally)) is not None:
         return said
     if wins > losses and wins >= 2 and wins > len(common) / 2:
@@ -748,9 +763,11 @@ def _recommendation_verdict(scores: dict[str, float], seeds: int = 2) -> str:
     others = ", ".join(n for n in leaders if n != DEFAULT)
     if (said := one_seed(seeds, "each time to the target is one run's")) is not None:
         return said
+    if len(scores) < 2:  # nothing to lead: a score "against 0.000" of no optimizer
+        return f"not tested: only {listed(list(scores))} was profiled, so there is no other to lead"
     adam = scores.get(DEFAULT, 0.0)
     if leaders == [DEFAULT]:
-        runner = max(v for n, v in scores.items() if n != DEFAULT) if len(scores) > 1 else 0.0
+        runner = max(v for n, v in scores.items() if n != DEFAULT)
         close = [n for n, v in scores.items() if n != DEFAULT and _within_margin(adam - v)]
         if not close:
             return (f"agrees: Adam has the highest profile score, at least {SCORE_MARGIN:g} "
