@@ -239,8 +239,11 @@ def test_advise_ctrl_c_says_what_was_kept_and_the_same_command_reads_it_back(
     # the share of a grid is the answer's whole cost, read back or trained: as a fresh run's
     # (it counted only what the second command trained)
     assert main(argv + ["--db", str(tmp_path / "whole.db"), "--out", str(tmp_path / "d")]) == 0
-    share = re.compile(r"\((\d+)% of a grid of ")
-    assert share.search(resumed).group(1) == share.search(capsys.readouterr().out).group(1)
+    share = re.compile(r"\((all told, )?(\d+)% of a grid of ")
+    fresh = share.search(capsys.readouterr().out)
+    # the resumed share counts what was read back: "all told" says so beside what it trained
+    assert share.search(resumed).groups() == ("all told, ", fresh.group(2))
+    assert fresh.group(1) is None
     # an interrupt before any run ended is the bare line
     monkeypatch.setattr(advisor, "train_members", lambda *a, **k: (_ for _ in ()).throw(
         KeyboardInterrupt()))

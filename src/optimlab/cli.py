@@ -2167,7 +2167,8 @@ def _advise(args: argparse.Namespace, json_to_stdout: bool) -> str:
         advice.statement,
         # the answer's whole cost (trained now and read back) against a grid's
         f"compute: {advice.compute} "
-        f"({(advice.steps_spent + advice.steps_read_back) / grid:.0%} of a grid of "
+        f"({'all told, ' if advice.steps_read_back else ''}"
+        f"{(advice.steps_spent + advice.steps_read_back) / grid:.0%} of a grid of "
         f"{_count(len(names), 'optimizer')} x 13 rates x {_count(args.seeds, 'seed')} x "
         f"{_count(args.steps, 'step')}, {grid:,}"
         + (", weighted by each optimizer's work per step)" if weight != len(names) else ")"),
