@@ -30,6 +30,28 @@ def test_dispatch_count_covers_every_dense_class_and_passes():
     assert "PASS" in run.stdout
 
 
+def test_dispatch_count_counts_scratch_allocations_apart(monkeypatch):
+    """Scratch beyond what a group keeps between steps is allocated each step (``empty``,
+    no kernel): counted with the operations, it made LAMB's plain path grow 19 -> 29 from 10
+    to 1000 tensors of 2,048 numbers (the default run printed FAIL from 2026-12-06 on, which
+    the small run above does not reach). With nothing kept the operations are the same and
+    the allocations are counted apart."""
+    import importlib.util
+
+    from optimlab.optim import engine
+
+    spec = importlib.util.spec_from_file_location("dispatch_count",
+                                                  ROOT / "benchmarks" / "dispatch_count.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    build = script._builders(optimlab.resolve("lamb"))["optimlab plain"]
+    ops, allocations = script._count(build, 3, 64, False, False)
+    assert allocations == 0
+    monkeypatch.setattr(engine, "SCRATCH_KEPT_BYTES", 0)
+    again, allocated = script._count(build, 3, 64, False, False)
+    assert again == ops and allocated > 0
+
+
 def test_population_breakdown_accounts_for_the_step():
     run = _script("population_breakdown.py", "--steps", "3", "--rounds", "1")
     assert run.returncode == 0, run.stderr[-2000:]

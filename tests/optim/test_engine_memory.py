@@ -231,3 +231,42 @@ def test_sgd_momentum_fused_drops_its_first_plain_step():
         pytest.skip("no fused kernel here (no C compiler)")
     assert not opt.engine._multi
     assert held(opt, params) <= state_numel_bytes(opt) + SLACK == _param_bytes(params) + SLACK
+
+
+@pytest.mark.parametrize("name,kw", PLAIN)
+def test_a_large_group_steps_in_batches_of_bounded_size(monkeypatch, name, kw):
+    """A group larger than ``BATCH_BYTES`` steps in batches of consecutive whole tensors
+    (a tensor larger than the bound alone): a batch of the whole model wrote scratch of the
+    whole model (a 20M-number ASGD step peaked at 8 times the parameters, where torch's
+    foreach holds 1). The steps are those of one batch, bit for bit (float64: every
+    operation is elementwise or per tensor, so a batch's bounds change no number), and the
+    scratch kept between steps is ``SCRATCH_KEPT_BYTES`` for the group, not per batch."""
+    params, _ = _params(n=7, size=1000, dtype=torch.float64)
+    params.insert(3, torch.randn(3000, dtype=torch.float64, requires_grad=True))  # > bound
+    params[3].grad = torch.randn(3000, dtype=torch.float64)
+
+    def run(bound, kept):
+        monkeypatch.setattr(engine, "BATCH_BYTES", bound)
+        monkeypatch.setattr(engine, "SCRATCH_KEPT_BYTES", kept)
+        ours = [p.detach().clone().requires_grad_() for p in params]
+        for p, q in zip(ours, params):
+            p.grad = q.grad.clone()
+        opt = _plain(name, ours, **kw)
+        for _ in range(4):
+            opt.step()
+        (plan,) = opt.engine._multi.values()
+        return opt, ours, [len(batch.params) for batch in plan.batches]
+
+    whole, whole_params, sizes = run(1 << 40, 1 << 40)
+    assert sizes == [8]
+    bound = 2 * 1000 * 8  # two of the small tensors
+    kept = _param_bytes(whole_params) // 4
+    split, split_params, sizes = run(bound, kept)
+    assert sizes == [2, 1, 1, 2, 2]  # 2 small, the small one the large one would pass, the
+    # large one alone, then the rest in twos
+    for p, q in zip(split_params, whole_params):
+        assert torch.equal(p, q)
+    for p, q in zip(split_params, whole_params):
+        for key, value in whole.state[q].items():
+            assert torch.equal(split.state[p][key], value), key
+    assert held(split, split_params) - state_numel_bytes(split) <= kept + SLACK

@@ -719,6 +719,19 @@ def _layout(weight: Tensor, state: dict) -> tuple:
 #: blocks.
 SCRATCH_KEPT_BYTES = 16 << 20
 
+#: the most bytes of parameters one multi-tensor batch steps at once on a CPU: a larger group
+#: steps in batches of about this size, each tensor whole (one larger than this is a batch
+#: alone). The scratch a step writes is a few of its batch's buffers, so a batch of the whole
+#: model wrote buffers of the whole model: a 20M-number model's plain step peaked at 8 times
+#: the parameters' memory for ASGD and 7 for NAdam where torch's foreach path holds 1, and
+#: took 3 times as long, its fresh buffers faulting in page by page. In batches of this size
+#: the scratch is a few batches' worth and the allocator reuses it batch after batch
+#: (``benchmarks/step_memory.py --plain``, docs/performance-log.md). Below
+#: it (``benchmarks/dispatch_count.py``'s 1,000 tensors of 2,048 numbers, 8 MB) a group is
+#: one batch, and the operations dispatched do not grow with its tensors. Off the CPU a group
+#: is one batch: each operation there is a kernel launch per batch.
+BATCH_BYTES = 16 << 20
+
 
 class _MultiBatch:
     """Tensors of a group that one rule call steps at once (multi-tensor path).
@@ -777,19 +790,21 @@ class _MultiBatch:
             kept = self._views[id(flat)] = (flat, self.layout.split(flat))
         return kept[1]
 
-    def _forget(self) -> None:
+    def _forget(self, budget: list[int] | None = None) -> None:
         """Let go of what one step used and the state does not hold, after the step: the
         scratch pool's and the arena's buffers beyond :data:`SCRATCH_KEPT_BYTES` (all of
         them off the CPU), and the views of every buffer but the state's and the scratch
         kept (an entry holds its whole buffer; without an arena, on a GPU, every step brings
         new ones)."""
-        budget = SCRATCH_KEPT_BYTES if self.arena is not None else 0
+        if budget is None:
+            budget = [SCRATCH_KEPT_BYTES]
+        if self.arena is None:
+            budget = [0]
 
         def fits(buf: Tensor) -> bool:
-            nonlocal budget
             size = buf.numel() * buf.element_size()
-            if 0 < size <= budget:
-                budget -= size
+            if 0 < size <= budget[0]:
+                budget[0] -= size
                 return True
             return False
 
@@ -823,14 +838,17 @@ class _MultiBatch:
         return all(torch.equal(buffer, buffer[:1].expand_as(buffer))
                    for buffer in self.scalars.values())
 
-    def run(self, update: Callable, hp: dict, maximize: bool) -> bool:
+    def run(self, update: Callable, hp: dict, maximize: bool,
+            budget: list[int] | None = None) -> bool:
         """One step of every tensor of the batch; True if it put new tensors in the state
         dicts (a buffer created on this step, a rebound entry). What the step used besides
-        the state is let go after it (:meth:`_forget`)."""
+        the state is let go after it (:meth:`_forget`), but for the scratch ``budget``
+        allows (``[bytes]``, shared by the batches of a group and decreased by what this
+        one keeps; :data:`SCRATCH_KEPT_BYTES` by default)."""
         try:
             return self._step(update, hp, maximize)
         finally:
-            self._forget()
+            self._forget(budget)
 
     def _step(self, update: Callable, hp: dict, maximize: bool) -> bool:
         layout = self.layout
@@ -945,7 +963,8 @@ class _MultiPlan:
                 for member, value in zip(members, values):
                     split.setdefault(value, []).append(member)
                 parts = list(split.values())
-            self.batches += [_MultiBatch(part, layout[2]) for part in parts]
+            self.batches += [_MultiBatch(chunk, layout[2]) for part in parts
+                             for chunk in _chunks(part)]
         self.mapping, self.params = states, params
         self.ptrs = [p.data_ptr() for p in params]
         self.state_key = _state_key(states, params)
@@ -990,8 +1009,10 @@ class _MultiPlan:
                         s[name] = own
 
     def run(self, update: Callable, hp: dict, maximize: bool) -> None:
-        """One step of every batch (and of each overlapping parameter on its own)."""
-        rebound = [batch.run(update, hp, maximize) for batch in self.batches]
+        """One step of every batch (and of each overlapping parameter on its own). The
+        batches keep :data:`SCRATCH_KEPT_BYTES` of scratch between steps in all."""
+        budget = [SCRATCH_KEPT_BYTES]
+        rebound = [batch.run(update, hp, maximize, budget) for batch in self.batches]
         for p in self.apart:
             self.engine._step_one(p, self.mapping[p], hp, maximize)
         if any(rebound) or self.apart:  # SGD's momentum buffer, created on the first step
@@ -1014,6 +1035,25 @@ def _tensor_hp_dtypes(hp: dict) -> set:
             if isinstance(v, Tensor):
                 found.add(v.dtype)
     return found
+
+
+def _chunks(members: list) -> list[list]:
+    """``members`` (``(p, weight, state)`` of one batch's layout) in runs of consecutive
+    tensors of at most :data:`BATCH_BYTES` of weights each (a larger tensor alone), on a
+    CPU; one run elsewhere."""
+    if members[0][1].device.type != "cpu":
+        return [members]
+    chunks: list[list] = [[]]
+    size = 0
+    for member in members:
+        weight = member[1]
+        nbytes = weight.numel() * weight.element_size()
+        if chunks[-1] and size + nbytes > BATCH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(member)
+        size += nbytes
+    return chunks
 
 
 def _overlapping(params: list[Tensor]) -> list[Tensor]:
