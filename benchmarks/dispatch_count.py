@@ -17,7 +17,11 @@ kernel is one call outside aten and counts zero). An operation counts when one o
 arguments or results has at least a parameter's size (``--numel``: a parameter, or a flat
 buffer of the whole group) or is a list holding one; views
 (``view``, ``split``, ``unbind``, ...: they move no data and launch no kernel) are left out
-and counted apart. The step measured is the third (the state exists by then).
+and counted apart, and so are allocations (``empty``: no kernel either, and torch's foreach
+operations allocate their results inside, where no dispatch mode sees them; optimlab's
+plain path allocates the scratch it does not keep between steps, beyond 16 MiB a group,
+in the open, and the script prints those counts below the table). The step measured is the
+third (the state exists by then).
 
 It prints one row per optimizer: the counts at 10 and 1000 tensors and the growth ratio of the
 plain path, and checks issue 11's acceptance: from 10 to 1000 tensors the plain path's count
@@ -49,7 +53,7 @@ class OpCounter(TorchDispatchMode):
 
     def __init__(self, numel: int):
         super().__init__()
-        self.numel, self.ops, self.views = numel, 0, 0
+        self.numel, self.ops, self.views, self.allocations = numel, 0, 0, 0
         self.names: dict[str, int] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -58,6 +62,8 @@ class OpCounter(TorchDispatchMode):
         if any(t.numel() >= self.numel for t in tensors):
             if func.is_view or func.__name__.startswith(("split", "unbind", "alias", "detach")):
                 self.views += 1
+            elif func.__name__.split(".")[0] in ALLOCATIONS:
+                self.allocations += 1
             else:
                 self.ops += 1
                 name = func.__name__.split(".")[0]
@@ -66,6 +72,8 @@ class OpCounter(TorchDispatchMode):
 
 
 DEVICE = "cpu"
+#: operations that only allocate (no data moved, no kernel launched): counted apart
+ALLOCATIONS = frozenset({"empty", "empty_strided", "empty_like", "new_empty", "new_empty_strided"})
 
 
 def _model(n_tensors: int, numel: int, matrix: bool) -> list[torch.Tensor]:
@@ -74,7 +82,9 @@ def _model(n_tensors: int, numel: int, matrix: bool) -> list[torch.Tensor]:
     return [torch.randn(shape, device=DEVICE, requires_grad=True) for _ in range(n_tensors)]
 
 
-def _count(build, n_tensors: int, numel: int, matrix: bool, closure: bool) -> int | None:
+def _count(build, n_tensors: int, numel: int, matrix: bool,
+           closure: bool) -> tuple[int, int] | None:
+    """(operations, allocations) of one steady-state step, or None where ``build`` refuses."""
     params = _model(n_tensors, numel, matrix)
     try:
         opt = build(params)
@@ -98,7 +108,7 @@ def _count(build, n_tensors: int, numel: int, matrix: bool, closure: bool) -> in
             opt.step(loss)
         else:
             opt.step()
-    return counter.ops
+    return counter.ops, counter.allocations
 
 
 def _builders(entry) -> dict[str, object]:
@@ -142,14 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     columns = ["optimlab plain", "optimlab fused", "torch foreach", "torch fused"]
     header = ["optimizer"] + [f"{c} {n}" for c in columns for n in (args.small, args.large)] \
         + ["plain growth"]
-    rows, failures = [], []
+    rows, failures, allocated = [], [], []
     for entry in entries:
         caps = entry.capabilities
         matrix, closure = caps.needs_matrix, caps.needs_closure
-        counts = {}
+        counts, allocations = {}, {}
         for label, build in _builders(entry).items():
-            counts[label] = [_count(build, n, args.numel, matrix, closure)
-                             for n in (args.small, args.large)]
+            both = [_count(build, n, args.numel, matrix, closure) for n in (args.small, args.large)]
+            counts[label] = [None if b is None else b[0] for b in both]
+            allocations[label] = [None if b is None else b[1] for b in both]
+        if any(allocations["optimlab plain"]):
+            allocated.append(f"{entry.name} {allocations['optimlab plain'][0]} -> "
+                             f"{allocations['optimlab plain'][1]}")
         small, large = counts["optimlab plain"]
         growth = large / small if small else (1.0 if not large else float("inf"))
         elementwise = caps.multi_tensor and caps.batching in ("elementwise", "vmap") \
@@ -170,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
           f"(views apart), {args.small} and {args.large} tensors of {args.numel} numbers")
     print("* not held to the 1.5x bound: a rule that reads values per tensor (Adafactor), "
           "needs matrices one at a time (Muon) or wraps another optimizer")
+    if allocated:
+        print("allocations of parameter-sized scratch by the plain path, counted apart (no "
+              "kernel; the scratch beyond what a group keeps between steps, 16 MiB, is "
+              f"allocated each step), {args.small} -> {args.large} tensors: "
+              + ", ".join(allocated))
     if failures:
         print("FAIL: the plain path grows by more than 1.5x for " + "; ".join(failures))
         return 1

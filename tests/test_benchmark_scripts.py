@@ -194,6 +194,13 @@ def test_step_memory_measures_every_case():
         assert "nothing measured" in run.stdout
         return
     assert len(rows) == 1 + 5 and not any("failed" in row for row in rows), run.stdout
+    plain = _script("step_memory.py", "--numel", "20000", "--plain", "--tensors", "4")
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert plain.stdout.startswith("4 parameters of 20,000 float32 numbers")
+    labels = [line.split(" | ")[0].lstrip("| ") for line in plain.stdout.splitlines()
+              if line.startswith("| ") and "---" not in line][1:]
+    assert labels == [f"{who} {name}, {path}" for name in ("ASGD", "NAdam", "RMSprop", "Adam")
+                      for who, path in (("optimlab", "plain path"), ("torch", "foreach"))]
     for row in rows[1:]:
         state, first, second = (float(cell) for cell in row.strip("| ").split(" | ")[1:])
         # a high-water mark is at least the resident set it was reset at (the second step's
