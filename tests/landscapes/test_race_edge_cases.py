@@ -255,13 +255,20 @@ def test_a_race_too_long_to_record_is_refused_before_it_allocates(monkeypatch):
 def test_a_tuned_race_counts_the_rates_its_grid_may_be_extended_by(monkeypatch):
     """The bound was checked per batch: a three-rate grid (3 members) fitted, and each of up
     to three extensions (4 rates each) fitted too, while every batch stays alive until the
-    race ends: 15 members' paths, past the bound. Counted whole before anything runs;
-    without ``extend`` the grid alone is counted."""
-    # 11 rows x 15 members x (2 dims + 1) x 8 bytes = 3960 > 2000 >= 11 x 3 x 3 x 8 = 792
+    race ends: 15 members' paths, and the pick run again alone beside them, past the bound.
+    Counted whole before anything runs; without ``extend`` the grid alone (and the pick). A
+    one-rate grid's best rate is on both its edges: its first round adds 8 rates, not 4 (the
+    review found 17 paths alive where 13 were counted)."""
+    # 11 rows x 16 members x (2 dims + 1) x 8 bytes = 4224 > 2000 >= 11 x 4 x 3 x 8 = 1056
     monkeypatch.setattr(race_module, "MAX_PATH_BYTES", 2000)
     grid = [1e-3, 1e-2, 3e-2]
-    with pytest.raises(ValueError, match="10 steps of 15 member"):
+    with pytest.raises(ValueError, match="10 steps of 16 member"):
         race("rosenbrock", {"adam": {}}, steps=10, tune=grid)
     assert race("rosenbrock", {"adam": {}}, steps=10, tune=grid, extend=False).steps == 10
-    assert race_module.MAX_EXTENSIONS * race_module.EXTEND_POINTS == 12
+    # one rate: 1 + 4 + 4 (the first round, both edges) + 4 + 4 and the pick: 18 members
+    monkeypatch.setattr(race_module, "MAX_PATH_BYTES", 11 * 17 * 3 * 8)
+    with pytest.raises(ValueError, match="10 steps of 18 member"):
+        race("rosenbrock", {"sgd": {}}, steps=10, tune=[1e-6])
+    monkeypatch.setattr(race_module, "MAX_PATH_BYTES", 11 * 18 * 3 * 8)
+    assert race("rosenbrock", {"sgd": {}}, steps=10, tune=[1e-6]).steps == 10
     assert race_module.TUNE_MOST_RATES == len(race_module.TUNE_GRID) + 12

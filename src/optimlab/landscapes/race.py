@@ -57,9 +57,20 @@ TUNE_ESCAPE_CRITERION = ("the step it escaped at, sooner is better (a run that n
 EXTEND_POINTS = 4
 #: At most this many extension rounds per optimizer.
 MAX_EXTENSIONS = 3
+
+
+def _most_rates(points: int, extend: bool = True) -> int:
+    """The most learning rates a tuned grid of ``points`` rates runs: its own, and those its
+    extensions may add: :data:`EXTEND_POINTS` a round beyond the edge holding the best rate
+    (both edges of a one-rate grid in its first round)."""
+    if not extend:
+        return points
+    return points + MAX_EXTENSIONS * EXTEND_POINTS + (EXTEND_POINTS if points == 1 else 0)
+
+
 #: The most learning rates one optimizer tuned on :data:`TUNE_GRID` runs: the grid's, and
-#: those its extensions may add (one edge holds the best rate at a time).
-TUNE_MOST_RATES = len(TUNE_GRID) + MAX_EXTENSIONS * EXTEND_POINTS
+#: those its extensions may add.
+TUNE_MOST_RATES = _most_rates(len(TUNE_GRID))
 #: Extensions never go below or above these learning rates.
 LR_LIMITS = (1e-8, 1e2)
 #: How far outside its domain (in domain widths) a path may go before it counts as diverged.
@@ -994,9 +1005,10 @@ def race(landscape: Landscape | str, optimizers: Mapping[str, Mapping | None], s
         land = land.with_noise(land.noise, int(seed))
     entries = _entries(optimizers, tune)
     # the paths every grid may record, extensions included, within the bound: each round's
-    # buffer stays alive (its rates are scored and kept) while the next is recorded
-    _check_path_memory(steps, sum(len(e.lrs) + (MAX_EXTENSIONS * EXTEND_POINTS if extend else 0)
-                                  if e.lrs else 1 for e in entries), land.dim)
+    # buffer stays alive (its rates are scored and kept) while the next is recorded, and the
+    # pick run again alone (_lone_runs) beside them
+    _check_path_memory(steps, sum(_most_rates(len(e.lrs), extend) + 1 if e.lrs else 1
+                                  for e in entries), land.dim)
     x0 = _start(land, start)
     runs = _run_from(land, [(e.name, {**e.hparams, "lr": e.lrs} if e.lrs else e.hparams)
                             for e in entries], x0, steps, progress)
