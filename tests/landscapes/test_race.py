@@ -1,5 +1,6 @@
 """Races: batched paths equal hand-run optimizer loops; tuning, divergence and bad input."""
 
+import importlib
 import math
 
 import numpy as np
@@ -880,6 +881,22 @@ def test_a_tuned_race_where_every_rate_is_out_says_so_instead_of_naming_a_winner
     adam = race(get("quadratic", kappa=100), {"adam": {}}, steps=100, tune=[0.5, 1.0],
                 extend=False).table()
     assert "unless every rate is out" not in adam and "every rate out" not in adam
+
+
+def test_an_extended_grid_whose_every_rate_is_out_is_not_said_to_hold_a_best_rate(
+        monkeypatch):
+    """Every score inf (scored by a criterion that rules every run out): the extension note
+    said "the grid's best rate was on its edge ... the tuned lr 0.000122 is still on its
+    edge" beside "every rate tried ... won nothing" (the review's case)."""
+    race_module = importlib.import_module("optimlab.landscapes.race")
+    scores = race_module._scores
+    monkeypatch.setattr(race_module, "_scores",
+                        lambda *a: [math.inf] * len(scores(*a)))
+    result = race(get("quadratic", kappa=100), {"gd": {}}, steps=20, tune=[0.5, 1.0])
+    table = result.table()
+    assert result.every_rate_out() == ["gd"] and result.tuning_extended["gd"]
+    assert "gd: every rate of the grid was out, so 0.000122, " in table
+    assert "best rate was on its edge" not in table and "still on its edge" not in table
 
 
 def test_a_one_rate_grid_is_said_as_one_rate():

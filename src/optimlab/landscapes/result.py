@@ -250,11 +250,16 @@ class Race:
             lines.append(f"{label}: {rates} out by that criterion; the lr shown"
                          f"{', the smallest,' if len(tried) > 1 else ''} won nothing")
         for label, extra in self.tuning_extended.items():
+            rates = ", ".join(f"{v:.3g}" for v in extra)
+            if label in none_kept:  # no best rate: every one was out, these too
+                lines.append(f"{label}: every rate of the grid was out, so {rates} were tried "
+                             "too")
+                continue
             where = "still on its edge" if label in self.tuning_edge else \
                 "now inside the rates tried"
-            lines.append(f"{label}: the grid's best rate was on its edge, so "
-                         f"{', '.join(f'{v:.3g}' for v in extra)} were tried too; the tuned "
-                         f"lr {_fmt(self.hparams[label].get('lr'))} is {where}")
+            lines.append(f"{label}: the grid's best rate was on its edge, so {rates} were "
+                         f"tried too; the tuned lr {_fmt(self.hparams[label].get('lr'))} is "
+                         f"{where}")
         for label, edge in self.tuning_edge.items():
             if label in none_kept:
                 continue  # said above: no rate won, so no edge holds the best
