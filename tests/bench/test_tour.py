@@ -383,7 +383,8 @@ def test_race_prose_is_read_from_the_run():
                                                 "adam": left(1)})
     assert _race_facts("saddle", saddle)[0].endswith("the rescaling rules left before SGD.")
     saddle.metrics = {"sgd": left(8), "rmsprop": left(20), "adam": left(None)}
-    assert "did not leave before SGD" in _race_facts("saddle", saddle)[0]
+    assert _race_facts("saddle", saddle)[0].endswith(
+        " Here rmsprop left after it; adam never left it: the rescaling rules did not lead here.")
 
 
 def test_each_tour_starts_a_fresh_store_and_keeps_the_previous(tmp_path):
@@ -633,9 +634,16 @@ def test_race_facts_hold_where_no_one_leads():
     assert _race_facts("saddle", saddle(None, None, None))[0].endswith(
         " Here none of them left it, so this run cannot say which leaves first.")
     assert _race_facts("saddle", saddle(5, 5, 5))[0].endswith(
-        " Here rmsprop and adam left at the step SGD left: not before it.")
+        " Here rmsprop and adam left at the step SGD left: the rescaling rules did not lead here.")
     assert _race_facts("saddle", saddle(5, 5, 9))[0].endswith(
-        " Here rmsprop left at the step SGD left and adam after it: not before it.")
+        " Here rmsprop left at the step SGD left; adam left after it: the rescaling rules did "
+        "not lead here.")
+    # one that never left is not said to have left "after it" (the review's case)
+    assert _race_facts("saddle", saddle(40, None, 40))[0].endswith(
+        " Here adam left at the step SGD left; rmsprop never left it: the rescaling rules did "
+        "not lead here.")
+    assert _race_facts("saddle", saddle(None, 3, None))[0].endswith(
+        " Here only rmsprop left before SGD; adam never left it.")
     path = np.array([[0, 0], [1, 0], [0, 0], [1, 0], [2, 0]], dtype=float)  # 2 of 3 turn back
     facts = _race_facts("rosenbrock", SimpleNamespace(metrics={}, paths={"a": path, "b": path}))
     assert facts[0].endswith("is a 67%, b 67%; a and b zig-zag alike, the most.")
@@ -648,5 +656,9 @@ def test_race_facts_hold_where_no_one_leads():
     assert rosenbrock(1.2341e-3, 1.2339e-3).endswith(" Here they end level (final loss 0.00123 each).")
     assert rosenbrock(math.inf, math.nan).endswith(
         " Here neither finished the race (final loss inf and nan): it says nothing of the first step.")
+    # NaN compares false with everything: it read as "does not cost RMSprop the race"
+    assert " Here RMSprop ends behind Adam (final loss nan against 0.001)" in rosenbrock(math.nan, 1e-3)
+    assert rosenbrock(1e-3, math.nan).endswith(
+        " Here it does not cost RMSprop the race: it ends at 0.001, Adam at nan.")
     assert _recommendation_verdict({"adam": 0.5}, 3) == \
         "not tested: only adam was profiled, so there is no other to lead"

@@ -336,14 +336,16 @@ def _escape_order(metrics: dict) -> str:
     sooner = [n for n, t in rescaled.items() if t < sgd]
     if len(sooner) == len(rescaled):
         return " Here the rescaling rules left before SGD."
-    if not sooner:
-        together = [n for n, t in rescaled.items() if t == sgd]
-        later = [n for n, t in rescaled.items() if t > sgd]
-        if together:  # left at SGD's step: no one led
-            return (f" Here {listed(together)} left at the step SGD left"
-                    f"{f' and {listed(later)} after it' if later else ''}: not before it.")
-        return " Here the rescaling rules did not leave before SGD: the tuned rates decided it."
-    return f" Here only {listed(sooner)} left before SGD."
+    # each rule said as it went: before SGD, at its step, after it, or never
+    parts = [f"only {listed(sooner)} left before SGD"] if sooner else []
+    if same := [n for n, t in rescaled.items() if t == sgd < math.inf]:
+        parts.append(f"{listed(same)} left at the step SGD left")
+    if later := [n for n, t in rescaled.items() if sgd < t < math.inf]:
+        parts.append(f"{listed(later)} left after it")
+    if never := [n for n, t in rescaled.items() if t == math.inf]:
+        parts.append(f"{listed(never)} never left it")
+    lead = "" if sooner else ": the rescaling rules did not lead here"
+    return f" Here {'; '.join(parts)}{lead}."
 
 
 def _race_facts(what: str, result, noise: float = 0.0) -> list[str]:
@@ -382,12 +384,14 @@ def _race_facts(what: str, result, noise: float = 0.0) -> list[str]:
                  "starts at zero, so its first step is 1/sqrt(1 - alpha) = 10 times its rate "
                  "(alpha = 0.99), where Adam's bias correction starts Adam at the rate itself.")
         shown = (f"{rms.final_loss:.3g}", f"{adam.final_loss:.3g}")
-        if not (math.isfinite(rms.final_loss) or math.isfinite(adam.final_loss)):
+        finished = (math.isfinite(rms.final_loss), math.isfinite(adam.final_loss))
+        if not any(finished):
             return facts + [first + f" Here neither finished the race (final loss {shown[0]} "
                                     f"and {shown[1]}): it says nothing of the first step."]
-        if shown[0] == shown[1]:
+        if all(finished) and shown[0] == shown[1]:
             return facts + [first + f" Here they end level (final loss {shown[0]} each)."]
-        if rms.final_loss > adam.final_loss:
+        # a loss that is not finite (inf, or NaN from an overflow) did not finish: behind
+        if not finished[0] or (finished[1] and rms.final_loss > adam.final_loss):
             # what the run measured, not why: RMSprop started as Adam does (no 10x first
             # step) still ended far behind Adam in the audit's rerun of the full tour
             return facts + [first + f" Here RMSprop ends behind Adam (final loss "
