@@ -84,9 +84,10 @@ def raise_for_factor(matrix: Tensor, err: Exception, what: str) -> NoReturn:
     raise type(err)(
         f"{what} of a preconditioner factor failed: the factor holds inf or NaN, from a "
         f"gradient with inf or NaN entries or with entries whose products overflow "
-        f"{str(matrix.dtype).removeprefix('torch.')}. skip_nonfinite=True skips the steps "
-        "whose gradients are not finite; scale the loss down where they are finite but "
-        "this large") from err
+        f"{str(matrix.dtype).removeprefix('torch.')}, this step's or an earlier one's (the "
+        "factor keeps it until the parameter's state is reset: del opt.state[p]). "
+        "skip_nonfinite=True skips the steps whose gradients are not finite; scale the loss "
+        "down where they are finite but this large") from err
 
 
 def inverse_root(matrix: Tensor, power: int) -> Tensor:
