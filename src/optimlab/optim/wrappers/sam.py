@@ -288,10 +288,13 @@ class SAM(TorchOptimizer):
                     # kept before p moves: an exception from here on is undone with it
                     self.state[p]["old_p"] = p.detach().clone()
                     w, g = _real(p), _real(p.grad)
-                    # the scale in float32 at least: rho / |g| is often below float16's
-                    # normal range (5e-7 kept 3 significant bits there)
-                    e_w = (w * w if group["adaptive"] else 1.0) * g * scale.to(
-                        device=w.device, dtype=torch.promote_types(w.dtype, torch.float32))
+                    # formed in float32 at least and rounded once, by the add: rho / |g| is
+                    # often below float16's normal range (5e-7 kept 3 significant bits
+                    # there), and a 0-d scale on a GPU is cast to the operand's dtype
+                    # (float32 and float64 parameters compute as before: the casts are no-ops)
+                    wide = torch.promote_types(w.dtype, torch.float32)
+                    e_w = (w.to(wide) * w.to(wide) if group["adaptive"] else 1.0) \
+                        * g.to(wide) * scale.to(device=w.device, dtype=wide)
                     w.add_(e_w)
         except BaseException:  # back to the point the step started from, then on
             self.undo_first_step()
