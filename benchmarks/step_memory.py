@@ -93,7 +93,8 @@ def _case(index: int, numel: int, tensors: int = 1, plain: bool = False) -> dict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--numel", type=int, default=25_000_000,
-                        help="numbers in the one parameter (default 25,000,000)")
+                        help="numbers in the one parameter, or with --plain in all the "
+                             "tensors (default 25,000,000)")
     parser.add_argument("--plain", action="store_true",
                         help="the plain path's cases (ASGD, NAdam, RMSprop, Adam) against "
                              "torch's foreach, on --tensors tensors")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.numel < 1:
         parser.error("--numel takes a whole number >= 1")
-    if args.tensors < 1 or args.tensors > args.numel:
+    if args.plain and not 1 <= args.tensors <= args.numel:
         parser.error("--tensors takes a whole number from 1 to --numel")
     tensors = args.tensors if args.plain else 1
     if args.case is not None:

@@ -709,8 +709,9 @@ def _layout(weight: Tensor, state: dict) -> tuple:
 
 
 #: the most bytes of scratch (:attr:`_MultiBatch.pool`, its :class:`Arena`'s buffers) a CPU
-#: batch keeps from one step to the next. A fresh CPU buffer costs the operating system's page
-#: faults when first written, about as much as the arithmetic that fills it (RMSprop's and
+#: group keeps from one step to the next, its batches (:data:`BATCH_BYTES`) together. A fresh
+#: CPU buffer costs the operating system's page faults when first written, about as much as
+#: the arithmetic that fills it (RMSprop's and
 #: Adagrad's plain step on 200 tensors of 5,000 numbers took twice as long with none kept, so
 #: ``benchmarks/multi_tensor_speed.py`` fell behind torch's foreach path); kept without bound,
 #: the scratch cost up to 12 times the parameters' memory (LAMB) where torch holds none. Up to
