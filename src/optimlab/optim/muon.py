@@ -34,7 +34,7 @@ def zeropower_via_newtonschulz(g: Tensor, ns_coefficients=(DEFAULT_A, DEFAULT_B,
 
     Like torch (and the reference implementation), the iteration runs in **bfloat16**
     whatever the input dtype, and the result is returned in bfloat16: that keeps Muon's
-    numerics identical to ``torch.optim.Muon`` in float32 and float64. (Not on bfloat16
+    numerics identical to ``torch.optim.Muon`` in float32, float64 and float16. (Not on bfloat16
     parameters with ``nesterov=False``: there torch's ``grad.bfloat16()`` returns its own
     momentum buffer, which its scaling then divides in place, so torch's buffer loses its
     norm every step; optimlab keeps the buffer, as the algorithm asks.) The wide side is
@@ -84,8 +84,13 @@ def update(p, g, state, *, lr, weight_decay, momentum, nesterov, ns_coefficients
     o = zeropower_via_newtonschulz(u, ns_coefficients, ns_steps, eps)
     # torch decays unconditionally (a factor of 1 when weight_decay is 0)
     p = p * (1 - lr * weight_decay)
-    # upcast before scaling, as torch's ``param.add_(o, alpha=-lr')`` does
-    return add_scaled(p, o.to(p.dtype), -adjust_lr(lr, adjust_lr_fn, p.shape))
+    # upcast before scaling, as torch's ``param.add_(o, alpha=-lr')`` does; on float16
+    # parameters torch's add of a bfloat16 ``o`` computes in float32 (the two promote to it)
+    # and rounds once: ``o`` is kept bfloat16 so that the sum is formed as torch forms it
+    # (cast to float16 first, an entry below float16's normal range lost bits), and the
+    # float32 result is rounded to float16 where it is written back
+    o = o if p.dtype == torch.float16 else o.to(p.dtype)
+    return add_scaled(p, o, -adjust_lr(lr, adjust_lr_fn, p.shape))
 
 
 _RULE = r"""
