@@ -449,7 +449,7 @@ class Graph:
         if flat_dest and not lists and not by_tensor:
             node.fn(*args, **node.kwargs, out=dest)
             return
-        if not _foreachable(node):
+        if not (by_tensor or _foreachable(node)):
             # no list form: gather the lists into fresh buffers, compute, write back
             args = [torch.cat([t.reshape(-1) for t in a]) if isinstance(a, list) else a
                     for a in args]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["add_scaled", "addcmul", "addcdiv", "norm"]
+__all__ = ["add_scaled", "addcmul", "addcdiv", "norm", "wide_norm"]
 
 
 def add_scaled(x: Tensor, y: Tensor, alpha) -> Tensor:
@@ -77,5 +77,13 @@ def norm(x: Tensor) -> Tensor:
     (one ``torch._foreach_norm`` with ``dtype``), fused and population paths agree. A
     float64 tensor's norm is ``torch.linalg.vector_norm``'s own.
     """
-    return torch.linalg.vector_norm(x, dtype=torch.float64).to(x.dtype)
+    return wide_norm(x).to(x.dtype)
+
+
+def wide_norm(x: Tensor) -> Tensor:
+    r""":math:`\|x\|_2` of the whole tensor as a float64 tensor, its squares summed in float64
+    (:func:`norm` gives it back in ``x``'s dtype): where the norm itself may pass ``x``'s
+    range (SAM's global norm of float16 gradients past 65504) or feeds a float64 formula
+    (Sophia's finite-difference step)."""
+    return torch.linalg.vector_norm(x, dtype=torch.float64)
 

@@ -23,7 +23,7 @@ from .base import (
 )
 from .capabilities import Capabilities
 from .engine import sparse_refusal
-from .ops import add_scaled
+from .ops import add_scaled, wide_norm
 from .rule import exact_step, nonzero
 
 __all__ = ["Sophia", "probe", "difference_step"]
@@ -95,7 +95,7 @@ def difference_step(p: Tensor) -> Tensor:
     of parameter ``p`` (a 0-d tensor of its dtype). The squares are summed in float64: in
     float32 those of entries beyond about 1.8e19 overflow, and an infinite step turned the
     Hessian estimate (inf / inf) and then the parameter into NaN."""
-    rms = torch.linalg.vector_norm(p, dtype=torch.float64) / math.sqrt(max(p.numel(), 1))
+    rms = wide_norm(p) / math.sqrt(max(p.numel(), 1))
     return (rms.clamp(min=1.0) * math.sqrt(torch.finfo(p.dtype).eps)).to(p.dtype)
 
 

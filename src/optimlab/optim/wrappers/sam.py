@@ -22,6 +22,7 @@ from ..base import (
     takes_saved_name,
 )
 from ..capabilities import Capabilities
+from ..ops import wide_norm
 from ..sgd import SGD
 from .inner import check_inner, switch_mode
 
@@ -247,10 +248,10 @@ class SAM(TorchOptimizer):
                         # original: |theta| at the point first_step() moved p from
                         point = self.state.get(p, {}).get("old_p", p) if original else p
                         g = _real(point).abs() * g
-                    # squares summed in float64, as ops.norm sums them: in the gradient's
-                    # dtype a norm past its range (65504 in float16, 1.8e19 for float32
-                    # entries) was inf and the perturbation rho * g / inf silently 0
-                    norms.append(torch.linalg.vector_norm(g, 2, dtype=torch.float64))
+                    # squares summed in float64: in the gradient's dtype a norm past its
+                    # range (65504 in float16, 1.8e19 for float32 entries) was inf and the
+                    # perturbation rho * g / inf silently 0
+                    norms.append(wide_norm(g))
         if not norms:
             return torch.zeros((), dtype=torch.float64)
         device = norms[0].device
@@ -293,7 +294,8 @@ class SAM(TorchOptimizer):
                     # there), and a 0-d scale on a GPU is cast to the operand's dtype
                     # (float32 and float64 parameters compute as before: the casts are no-ops)
                     wide = torch.promote_types(w.dtype, torch.float32)
-                    e_w = (w.to(wide) * w.to(wide) if group["adaptive"] else 1.0) \
+                    ww = w.to(wide)
+                    e_w = (ww * ww if group["adaptive"] else 1.0) \
                         * g.to(wide) * scale.to(device=w.device, dtype=wide)
                     w.add_(e_w)
         except BaseException:  # back to the point the step started from, then on
